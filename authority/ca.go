@@ -1,0 +1,169 @@
+package authority
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
+)
+
+// IdempotencyWindow is how long an idempotency token returns the result of
+// its first use.
+const IdempotencyWindow = 5 * time.Minute
+
+// CreateCertificateAuthority creates a CA: its key pair, generated and
+// sealed here, and its CSR, signed with that key.
+//
+// AWS creates the key asynchronously and shows the CA as CREATING until it
+// is ready. OpenPCA generates the key within the request, so the CA it
+// returns is already PENDING_CERTIFICATE and its CSR is ready at once.
+func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.CreateCertificateAuthorityRequest) (*openpca.CreateCertificateAuthorityResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg := in.CertificateAuthorityConfiguration
+	if _, err := pki.SignatureAlgorithm(cfg.KeyAlgorithm, cfg.SigningAlgorithm); err != nil {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
+	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	if err := checkRevocation(in.RevocationConfiguration); err != nil {
+		return nil, err
+	}
+	key, err := pki.GenerateKey(cfg.KeyAlgorithm)
+	if err != nil {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
+	}
+	csr, err := pki.CreateCSR(key, cfg)
+	if err != nil {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: %v.", err)
+	}
+	now := s.now().UTC()
+	id := uuid.NewString()
+	ca := &openpca.CA{
+		ID:                         id,
+		AccountID:                  c.AccountID,
+		ARN:                        openpca.CAARN(s.region, c.AccountID, id),
+		Type:                       in.CertificateAuthorityType,
+		Status:                     openpca.CertificateAuthorityStatusPendingCertificate,
+		CreatedAt:                  now,
+		LastStateChangeAt:          now,
+		Config:                     *cfg,
+		Revocation:                 in.RevocationConfiguration,
+		KeyStorageSecurityStandard: in.KeyStorageSecurityStandard,
+		UsageMode:                  in.UsageMode,
+		CSR:                        csr,
+		Tags:                       in.Tags,
+	}
+	if ca.KeyStorageSecurityStandard == "" {
+		ca.KeyStorageSecurityStandard = openpca.KeyStorageSecurityStandardFips1402Level3OrHigher
+	}
+	if ca.UsageMode == "" {
+		ca.UsageMode = openpca.CertificateAuthorityUsageModeGeneralPurpose
+	}
+	der, err := pki.MarshalPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if ca.SealedKey, err = s.sealer.Seal(der, []byte(ca.ARN)); err != nil {
+		return nil, err
+	}
+	token := openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: in.IdempotencyToken, Now: now, Since: now.Add(-IdempotencyWindow)}
+	created, err := s.store.CreateCA(ctx, ca, token, s.maxCAs)
+	if errors.Is(err, openpca.ErrLimitExceeded) {
+		return nil, openpca.Errorf(openpca.CodeLimitExceeded, "Account %s already has %d certificate authorities, the most it may have (deleted ones count until their restoration period ends).", c.AccountID, s.maxCAs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if created.ID == ca.ID {
+		s.logger.InfoContext(ctx, "certificate authority created", "ca", ca.ARN, "type", ca.Type, "key_algorithm", cfg.KeyAlgorithm)
+	}
+	return &openpca.CreateCertificateAuthorityResponse{CertificateAuthorityArn: created.ARN}, nil
+}
+
+// DescribeCertificateAuthority describes a CA in any status.
+func (s *Service) DescribeCertificateAuthority(ctx context.Context, in *openpca.DescribeCertificateAuthorityRequest) (*openpca.DescribeCertificateAuthorityResponse, error) {
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	if err != nil {
+		return nil, err
+	}
+	return &openpca.DescribeCertificateAuthorityResponse{CertificateAuthority: ca.Describe()}, nil
+}
+
+// DefaultMaxResults is the page size of list operations without MaxResults.
+const DefaultMaxResults = 100
+
+// ListCertificateAuthorities lists the caller's CAs in creation order.
+// ResourceOwner OTHER_ACCOUNTS lists CAs shared with the caller by other
+// accounts through resource policies, which this server does not have yet:
+// the list is empty.
+func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.ListCertificateAuthoritiesRequest) (*openpca.ListCertificateAuthoritiesResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeCursor(in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	out := &openpca.ListCertificateAuthoritiesResponse{CertificateAuthorities: []openpca.CertificateAuthority{}}
+	if in.ResourceOwner == openpca.ResourceOwnerOtherAccounts {
+		return out, nil
+	}
+	limit := int(in.MaxResults)
+	if limit == 0 {
+		limit = DefaultMaxResults
+	}
+	// One more than asked tells whether there is a next page.
+	cas, err := s.store.ListCAs(ctx, c.AccountID, after, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	if len(cas) > limit {
+		cas = cas[:limit]
+		last := cas[limit-1]
+		out.NextToken = encodeCursor(openpca.CACursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	now := s.now()
+	for _, ca := range cas {
+		if !ca.Age(now) {
+			out.CertificateAuthorities = append(out.CertificateAuthorities, *ca.Describe())
+		}
+	}
+	return out, nil
+}
+
+// cursorToken is the content of a NextToken.
+type cursorToken struct {
+	CreatedAt int64  `json:"t"`
+	ID        string `json:"i"`
+}
+
+func encodeCursor(c openpca.CACursor) string {
+	b, _ := json.Marshal(cursorToken{c.CreatedAt.UnixMicro(), c.ID})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(token string) (openpca.CACursor, error) {
+	if token == "" {
+		return openpca.CACursor{}, nil
+	}
+	var c cursorToken
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.ID == "" {
+		return openpca.CACursor{}, openpca.Errorf(openpca.CodeInvalidNextToken, "The NextToken is not one this server returned.")
+	}
+	return openpca.CACursor{CreatedAt: time.UnixMicro(c.CreatedAt), ID: c.ID}, nil
+}

@@ -1,0 +1,222 @@
+package authority
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
+)
+
+// GetCertificateAuthorityCsr returns the CSR made when the CA was created,
+// PEM-encoded.
+func (s *Service) GetCertificateAuthorityCsr(ctx context.Context, in *openpca.GetCertificateAuthorityCsrRequest) (*openpca.GetCertificateAuthorityCsrResponse, error) {
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	if err != nil {
+		return nil, err
+	}
+	switch ca.Status {
+	case openpca.CertificateAuthorityStatusCreating:
+		return nil, openpca.Errorf(openpca.CodeRequestInProgress, "The CSR of %s is being created; try again shortly.", ca.ARN)
+	case openpca.CertificateAuthorityStatusDeleted, openpca.CertificateAuthorityStatusFailed:
+		return nil, invalidState(ca, "its CSR is not available")
+	}
+	return &openpca.GetCertificateAuthorityCsrResponse{Csr: pemString("CERTIFICATE REQUEST", ca.CSR)}, nil
+}
+
+// GetCertificateAuthorityCertificate returns the CA's certificate and,
+// for a subordinate CA, the chain above it (issuer first, root last).
+func (s *Service) GetCertificateAuthorityCertificate(ctx context.Context, in *openpca.GetCertificateAuthorityCertificateRequest) (*openpca.GetCertificateAuthorityCertificateResponse, error) {
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case ca.Status == openpca.CertificateAuthorityStatusDeleted, ca.Status == openpca.CertificateAuthorityStatusFailed:
+		return nil, invalidState(ca, "its certificate is not available")
+	case len(ca.Certificate) == 0:
+		return nil, invalidState(ca, "it has no certificate yet: import one with ImportCertificateAuthorityCertificate")
+	}
+	return &openpca.GetCertificateAuthorityCertificateResponse{
+		Certificate:      pemString("CERTIFICATE", ca.Certificate),
+		CertificateChain: strings.TrimSpace(string(ca.CertificateChain)),
+	}, nil
+}
+
+// ImportCertificateAuthorityCertificate installs the CA's certificate: a
+// self-signed one for a root CA, or one signed by the first certificate of
+// the chain for a subordinate CA. Importing again renews the certificate;
+// an EXPIRED or PENDING_CERTIFICATE CA becomes ACTIVE.
+func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in *openpca.ImportCertificateAuthorityCertificateRequest) error {
+	cert, err := parseOneCertificate(in.Certificate)
+	if err != nil {
+		return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate is malformed: %v.", err)
+	}
+	chain, err := parseChain(in.CertificateChain)
+	if err != nil {
+		return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate chain is malformed: %v.", err)
+	}
+	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
+		switch ca.Status {
+		case openpca.CertificateAuthorityStatusPendingCertificate, openpca.CertificateAuthorityStatusActive,
+			openpca.CertificateAuthorityStatusDisabled, openpca.CertificateAuthorityStatusExpired:
+		default:
+			return invalidState(ca, "a certificate can be imported only while it is PENDING_CERTIFICATE, ACTIVE, DISABLED or EXPIRED")
+		}
+		csr, err := x509.ParseCertificateRequest(ca.CSR)
+		if err != nil {
+			return err
+		}
+		if !publicKeysEqual(cert.PublicKey, csr.PublicKey) {
+			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate's public key does not match the private key of %s.", ca.ARN)
+		}
+		now := s.now()
+		if err := checkCACertificate(ca.Type, cert, chain, now); err != nil {
+			return err
+		}
+		ca.Certificate = cert.Raw
+		ca.CertificateChain = nil
+		if len(chain) > 0 {
+			var b bytes.Buffer
+			for _, c := range chain {
+				pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+			}
+			ca.CertificateChain = b.Bytes()
+		}
+		ca.Serial = pki.FormatSerial(cert.SerialNumber)
+		ca.NotBefore, ca.NotAfter = cert.NotBefore.UTC(), cert.NotAfter.UTC()
+		if ca.Status == openpca.CertificateAuthorityStatusPendingCertificate || ca.Status == openpca.CertificateAuthorityStatusExpired {
+			ca.SetStatus(openpca.CertificateAuthorityStatusActive, now.UTC())
+		}
+		return nil
+	})
+	if err == nil {
+		s.logger.InfoContext(ctx, "certificate authority certificate imported", "ca", ca.ARN, "serial", ca.Serial, "not_after", ca.NotAfter, "status", ca.Status)
+	}
+	return err
+}
+
+// checkCACertificate enforces what AWS Private CA requires of an imported CA
+// certificate and its chain.
+func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Certificate, chain []*x509.Certificate, now time.Time) error {
+	invalid := func(format string, args ...any) error {
+		return openpca.Errorf(openpca.CodeInvalidRequest, format, args...)
+	}
+	for i, c := range append([]*x509.Certificate{cert}, chain...) {
+		what := "The certificate"
+		if i > 0 {
+			what = fmt.Sprintf("Certificate %d of the chain", i)
+		}
+		if !c.BasicConstraintsValid || !c.IsCA {
+			return invalid("%s is not a CA certificate: its basic constraints must be present, critical and say CA:TRUE.", what)
+		}
+		if err := pki.CheckCriticalExtensions(c); err != nil {
+			return invalid("%s: %v.", what, err)
+		}
+		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+			return invalid("%s is not valid now: it is valid from %s to %s.", what, c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	selfSigned := bytes.Equal(cert.RawIssuer, cert.RawSubject) && cert.CheckSignatureFrom(cert) == nil
+	if caType == openpca.CertificateAuthorityTypeRoot {
+		if !selfSigned {
+			return invalid("A root certificate authority needs a self-signed certificate.")
+		}
+		if len(chain) > 0 {
+			return invalid("A root certificate authority takes no certificate chain.")
+		}
+		return nil
+	}
+	if selfSigned {
+		return invalid("A self-signed certificate cannot be imported for a subordinate certificate authority.")
+	}
+	if len(chain) == 0 {
+		return invalid("A subordinate certificate authority needs the certificate chain of its issuer, the root certificate last.")
+	}
+	for _, c := range chain {
+		if c.Equal(cert) {
+			return invalid("The certificate chain must not contain the certificate being imported.")
+		}
+	}
+	prev := cert
+	for i, c := range chain {
+		if err := prev.CheckSignatureFrom(c); err != nil || !bytes.Equal(prev.RawIssuer, c.RawSubject) {
+			return invalid("Certificate %d of the chain did not sign the certificate before it: the chain must start with the issuer and end with the root.", i+1)
+		}
+		prev = c
+	}
+	root := chain[len(chain)-1]
+	if !bytes.Equal(root.RawIssuer, root.RawSubject) || root.CheckSignatureFrom(root) != nil {
+		return invalid("The last certificate of the chain must be a self-signed root certificate.")
+	}
+	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	for _, c := range chain[:len(chain)-1] {
+		intermediates.AddCert(c)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return invalid("The certificate does not verify against its chain: %v.", err)
+	}
+	return nil
+}
+
+// parseOneCertificate parses a PEM blob holding exactly one certificate.
+func parseOneCertificate(b []byte) (*x509.Certificate, error) {
+	certs, err := parsePEMCertificates(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(certs) != 1 {
+		return nil, fmt.Errorf("expected one PEM certificate, found %d", len(certs))
+	}
+	return certs[0], nil
+}
+
+// parseChain parses a PEM chain, which may be empty.
+func parseChain(b []byte) ([]*x509.Certificate, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, nil
+	}
+	return parsePEMCertificates(b)
+}
+
+func parsePEMCertificates(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := b
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block %d is a %q, not a CERTIFICATE", len(certs)+1, block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("PEM block %d: %v", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, fmt.Errorf("it is not PEM: found data outside PEM blocks")
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("it contains no PEM certificate")
+	}
+	return certs, nil
+}
+
+func publicKeysEqual(a, b any) bool {
+	k, ok := a.(interface{ Equal(any) bool })
+	return ok && k.Equal(b)
+}
+
+func pemString(typ string, der []byte) string {
+	return strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})))
+}

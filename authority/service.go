@@ -1,0 +1,139 @@
+// Package authority implements the operations of AWS Private CA on the
+// domain: the lifecycle of certificate authorities, their keys, CSRs,
+// certificates and tags. It reaches storage only through openpca.Store and
+// keys at rest only through openpca.KeySealer.
+package authority
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
+)
+
+// Config holds the settings of a Service.
+type Config struct {
+	Store  openpca.Store
+	Sealer openpca.KeySealer
+	Logger *slog.Logger
+	// Region is the region in the ARNs of the CAs this server creates.
+	Region string
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// MaxCAsPerAccount bounds how many CAs an account may have, including
+	// deleted ones still restorable; 0 means DefaultMaxCAsPerAccount.
+	MaxCAsPerAccount int
+}
+
+// DefaultMaxCAsPerAccount is AWS Private CA's default quota of CAs per
+// account and region.
+const DefaultMaxCAsPerAccount = 200
+
+// Service implements openpca.PrivateCA. Operations it does not serve
+// answer NotImplementedException.
+type Service struct {
+	openpca.Unimplemented
+	store  openpca.Store
+	sealer openpca.KeySealer
+	logger *slog.Logger
+	region string
+	now    func() time.Time
+	maxCAs int
+}
+
+var _ openpca.PrivateCA = (*Service)(nil)
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	s := &Service{
+		store: cfg.Store, sealer: cfg.Sealer, logger: cfg.Logger, region: cfg.Region,
+		now: cfg.Now, maxCAs: cfg.MaxCAsPerAccount,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxCAs == 0 {
+		s.maxCAs = DefaultMaxCAsPerAccount
+	}
+	return s
+}
+
+// caller returns the account a request acts for. Every request reaching
+// the service has been authenticated, so a missing caller is a server bug.
+func caller(ctx context.Context) (openpca.Caller, error) {
+	c, ok := openpca.CallerFrom(ctx)
+	if !ok || c.AccountID == "" {
+		return openpca.Caller{}, errors.New("authority: request without a caller")
+	}
+	return c, nil
+}
+
+// findCA returns the caller's CA named by arn. A CA of another account or
+// region, or one deleted for good, is not found: the API does not reveal
+// that it exists.
+func (s *Service) findCA(ctx context.Context, arn string) (*openpca.CA, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := openpca.ParseCAARN(arn)
+	if err != nil {
+		return nil, err
+	}
+	notFound := openpca.Errorf(openpca.CodeResourceNotFound, "Could not find certificate authority %s.", arn)
+	if p.AccountID != c.AccountID || p.Region != s.region {
+		return nil, notFound
+	}
+	ca, err := s.store.FindCA(ctx, c.AccountID, p.CAID)
+	if errors.Is(err, openpca.ErrNotFound) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ca.Age(s.now()) {
+		return nil, notFound
+	}
+	return ca, nil
+}
+
+// updateCA finds the CA named by arn, applies change to it and stores it,
+// starting over if another request changed the CA meanwhile.
+func (s *Service) updateCA(ctx context.Context, arn string, change func(*openpca.CA) error) (*openpca.CA, error) {
+	const attempts = 5
+	for i := 0; ; i++ {
+		ca, err := s.findCA(ctx, arn)
+		if err != nil {
+			return nil, err
+		}
+		if err := change(ca); err != nil {
+			return nil, err
+		}
+		err = s.store.UpdateCA(ctx, ca)
+		if errors.Is(err, openpca.ErrConflict) && i+1 < attempts {
+			continue
+		}
+		if errors.Is(err, openpca.ErrNotFound) {
+			return nil, openpca.Errorf(openpca.CodeResourceNotFound, "Could not find certificate authority %s.", arn)
+		}
+		return ca, err
+	}
+}
+
+// signer opens the sealed private key of ca.
+func (s *Service) signer(ca *openpca.CA) (crypto.Signer, error) {
+	der, err := s.sealer.Open(ca.SealedKey, []byte(ca.ARN))
+	if err != nil {
+		return nil, err
+	}
+	return pki.ParsePrivateKey(der)
+}
+
+// invalidState is the error for an operation the CA's status forbids.
+func invalidState(ca *openpca.CA, what string) error {
+	return openpca.Errorf(openpca.CodeInvalidState, "The certificate authority %s is in the %s state; %s.", ca.ARN, ca.Status, what)
+}

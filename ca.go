@@ -1,0 +1,165 @@
+package openpca
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// CA is a certificate authority as the server keeps it: the description the
+// API shows, plus its sealed private key, CSR, certificate and tags.
+type CA struct {
+	ID        string // the UUID that ends the ARN
+	AccountID string
+	ARN       string
+	Type      CertificateAuthorityType
+	Status    CertificateAuthorityStatus
+	// StatusBeforeDeletion is where RestoreCertificateAuthority returns to.
+	StatusBeforeDeletion CertificateAuthorityStatus
+	CreatedAt            time.Time
+	LastStateChangeAt    time.Time
+	RestorableUntil      time.Time // set while DELETED
+	FailureReason        FailureReason
+
+	Config                     CertificateAuthorityConfiguration
+	Revocation                 *RevocationConfiguration
+	KeyStorageSecurityStandard KeyStorageSecurityStandard
+	UsageMode                  CertificateAuthorityUsageMode
+
+	SealedKey []byte // the private key, PKCS #8, sealed with the master key
+	CSR       []byte // DER
+
+	// Certificate (DER) and CertificateChain (PEM, issuer first) are set by
+	// ImportCertificateAuthorityCertificate.
+	Certificate      []byte
+	CertificateChain []byte
+	Serial           string // of Certificate, as colon-separated hex
+	NotBefore        time.Time
+	NotAfter         time.Time
+
+	Tags []Tag
+
+	// Version counts the record's updates; UpdateCA refuses a stale one.
+	Version int64
+}
+
+// Describe renders ca as the API's CertificateAuthority.
+func (ca *CA) Describe() *CertificateAuthority {
+	cfg := ca.Config
+	return &CertificateAuthority{
+		Arn:                               ca.ARN,
+		OwnerAccount:                      ca.AccountID,
+		CreatedAt:                         NewTimestamp(ca.CreatedAt),
+		LastStateChangeAt:                 NewTimestamp(ca.LastStateChangeAt),
+		Type:                              ca.Type,
+		Serial:                            ca.Serial,
+		Status:                            ca.Status,
+		NotBefore:                         NewTimestamp(ca.NotBefore),
+		NotAfter:                          NewTimestamp(ca.NotAfter),
+		FailureReason:                     ca.FailureReason,
+		CertificateAuthorityConfiguration: &cfg,
+		RevocationConfiguration:           ca.Revocation,
+		RestorableUntil:                   NewTimestamp(ca.RestorableUntil),
+		KeyStorageSecurityStandard:        ca.KeyStorageSecurityStandard,
+		UsageMode:                         ca.UsageMode,
+	}
+}
+
+// SetStatus moves ca to status at now.
+func (ca *CA) SetStatus(status CertificateAuthorityStatus, now time.Time) {
+	ca.Status = status
+	ca.LastStateChangeAt = now
+}
+
+// Age brings ca's status up to date with the clock: a CA whose certificate
+// has expired becomes EXPIRED, and a DELETED CA past its restoration period
+// is gone for good (reported as true; it must be treated as not found).
+func (ca *CA) Age(now time.Time) (gone bool) {
+	switch ca.Status {
+	case CertificateAuthorityStatusActive, CertificateAuthorityStatusDisabled:
+		if !ca.NotAfter.IsZero() && now.After(ca.NotAfter) {
+			ca.SetStatus(CertificateAuthorityStatusExpired, ca.NotAfter)
+		}
+	case CertificateAuthorityStatusDeleted:
+		return !now.Before(ca.RestorableUntil)
+	}
+	return false
+}
+
+// ARNs. AWS Private CA names a CA
+// arn:<partition>:acm-pca:<region>:<account>:certificate-authority/<uuid>
+// and a certificate <ca-arn>/certificate/<serial in lowercase hex>.
+const (
+	caResource   = "certificate-authority/"
+	certResource = "/certificate/"
+)
+
+// CAARN returns the ARN of the CA id of account in region.
+func CAARN(region, accountID, id string) string {
+	return fmt.Sprintf("arn:aws:acm-pca:%s:%s:%s%s", region, accountID, caResource, id)
+}
+
+// ParsedARN is a CA ARN taken apart.
+type ParsedARN struct {
+	Region    string
+	AccountID string
+	CAID      string
+	// CertificateSerial is the lowercase hex serial of a certificate ARN.
+	CertificateSerial string
+}
+
+// ParseCAARN parses the ARN of a certificate authority. A string that is not
+// one is an InvalidArnException.
+func ParseCAARN(arn string) (ParsedARN, error) {
+	p, err := parseARN(arn)
+	if err == nil && p.CertificateSerial != "" {
+		err = fmt.Errorf("it names a certificate, not a certificate authority")
+	}
+	if err != nil {
+		return ParsedARN{}, Errorf(CodeInvalidArn, "The ARN %s is not a valid certificate authority ARN: %v.", arn, err)
+	}
+	return p, nil
+}
+
+// ParseCertificateARN parses the ARN of a certificate issued by a CA.
+func ParseCertificateARN(arn string) (ParsedARN, error) {
+	p, err := parseARN(arn)
+	if err == nil && p.CertificateSerial == "" {
+		err = fmt.Errorf("it names a certificate authority, not a certificate")
+	}
+	if err != nil {
+		return ParsedARN{}, Errorf(CodeInvalidArn, "The ARN %s is not a valid certificate ARN: %v.", arn, err)
+	}
+	return p, nil
+}
+
+func parseARN(arn string) (ParsedARN, error) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "acm-pca" {
+		return ParsedARN{}, fmt.Errorf("it is not an acm-pca ARN")
+	}
+	p := ParsedARN{Region: parts[3], AccountID: parts[4]}
+	resource, ok := strings.CutPrefix(parts[5], caResource)
+	if !ok {
+		return ParsedARN{}, fmt.Errorf("its resource is not %q", strings.TrimSuffix(caResource, "/"))
+	}
+	id, serial, hasCert := strings.Cut(resource, certResource)
+	if u, err := uuid.Parse(id); err != nil || u.String() != id {
+		return ParsedARN{}, fmt.Errorf("%q is not a certificate authority id", id)
+	}
+	p.CAID = id
+	if hasCert {
+		if serial == "" || strings.Trim(serial, "0123456789abcdef") != "" {
+			return ParsedARN{}, fmt.Errorf("%q is not a certificate serial in lowercase hex", serial)
+		}
+		p.CertificateSerial = serial
+	} else if strings.Contains(resource, "/") {
+		return ParsedARN{}, fmt.Errorf("unexpected path after the certificate authority id")
+	}
+	if p.Region == "" || len(p.AccountID) != 12 {
+		return ParsedARN{}, fmt.Errorf("it lacks a region or a 12-digit account")
+	}
+	return p, nil
+}

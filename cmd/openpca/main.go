@@ -1,0 +1,145 @@
+// Command openpca is a private certificate authority that speaks the AWS
+// Private CA API. "openpca serve" runs the server; the other subcommands are
+// tools for its operator.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/openpca/openpca/app"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "openpca:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage: openpca <command> [flags]
+
+commands:
+  serve   run the AWS Private CA API server
+
+Run "openpca <command> -h" for a command's flags. Every flag can also be set
+with an environment variable: --data-dir is OPENPCA_DATA_DIR.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr, lookupEnv)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// parseFlags sets each flag from its OPENPCA_* environment variable, then
+// from the command line, which wins.
+func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "OPENPCA_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		f.Usage += " (env " + name + ")"
+		if v, ok := lookupEnv(name); ok && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s: %w", name, e)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return fs.Parse(args)
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	fs := flag.NewFlagSet("openpca serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg             app.Config
+		listen          string
+		logLevel        slog.Level
+		logFormat       string
+		shutdownTimeout time.Duration
+	)
+	fs.StringVar(&listen, "listen", app.DefaultListen, "address to serve the API on")
+	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "folder for the database, the master key and local buckets")
+	fs.StringVar(&cfg.Region, "region", app.DefaultRegion, "region in the ARNs of new CAs")
+	fs.StringVar(&cfg.AccountID, "account-id", app.DefaultAccountID, "12-digit id of the default account")
+	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key that seals CA keys; created if missing (default <data-dir>/master.key)")
+	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself, instead of a file; prefer the environment variable")
+	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", 200, "most CAs an account may have, deleted ones included until purged")
+	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
+	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
+	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on SIGINT or SIGTERM")
+	if err := parseFlags(fs, args, lookupEnv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if len(cfg.AccountID) != 12 || strings.Trim(cfg.AccountID, "0123456789") != "" {
+		return fmt.Errorf("--account-id must be 12 digits, not %q", cfg.AccountID)
+	}
+	opts := &slog.HandlerOptions{Level: logLevel}
+	switch logFormat {
+	case "json":
+		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, opts))
+	case "text":
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, opts))
+	default:
+		return fmt.Errorf("--log-format must be json or text, not %q", logFormat)
+	}
+
+	a, err := app.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		a.Close()
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(l) }()
+	select {
+	case err := <-served:
+		a.Close()
+		return err
+	case <-ctx.Done():
+	}
+	cfg.Logger.Info("shutting down: finishing requests in flight", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err = a.Shutdown(sctx)
+	if serr := <-served; serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err == nil {
+		cfg.Logger.Info("stopped")
+	}
+	return err
+}

@@ -1,0 +1,66 @@
+package openpca
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Each is the name of the AWS exception a client receives.
+const (
+	CodeCertificateMismatch        = "CertificateMismatchException"
+	CodeConcurrentModification     = "ConcurrentModificationException"
+	CodeInvalidArgs                = "InvalidArgsException"
+	CodeInvalidArn                 = "InvalidArnException"
+	CodeInvalidNextToken           = "InvalidNextTokenException"
+	CodeInvalidPolicy              = "InvalidPolicyException"
+	CodeInvalidRequest             = "InvalidRequestException"
+	CodeInvalidState               = "InvalidStateException"
+	CodeInvalidTag                 = "InvalidTagException"
+	CodeLimitExceeded              = "LimitExceededException"
+	CodeMalformedCertificate       = "MalformedCertificateException"
+	CodeMalformedCSR               = "MalformedCSRException"
+	CodeRequestAlreadyProcessed    = "RequestAlreadyProcessedException"
+	CodeRequestFailed              = "RequestFailedException"
+	CodeRequestInProgress          = "RequestInProgressException"
+	CodeResourceNotFound           = "ResourceNotFoundException"
+	CodeTooManyTags                = "TooManyTagsException"
+	CodeAccessDenied               = "AccessDeniedException"
+	CodeNotImplemented             = "NotImplementedException"
+	CodeInternalFailure            = "InternalFailure"
+	CodeValidation                 = "ValidationException"
+	CodeSerialization              = "SerializationException"
+	CodeUnknownOperation           = "UnknownOperationException"
+	CodeRequestEntityTooLarge      = "RequestEntityTooLargeException"
+	CodeServiceUnavailable         = "ServiceUnavailableException"
+	CodeMissingAuthenticationToken = "MissingAuthenticationTokenException"
+	CodeIncompleteSignature        = "IncompleteSignatureException"
+	CodeUnrecognizedClient         = "UnrecognizedClientException"
+	CodeInvalidSignature           = "InvalidSignatureException"
+)
+
+// Error is a failure a client should see, carrying the AWS error code it maps
+// to and a message a person can act on. Any other error is internal.
+type Error struct {
+	Code    string
+	Message string
+}
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// ErrorCode is the AWS error code of err, or CodeInternalFailure when err is
+// not an *Error.
+func ErrorCode(err error) string {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return CodeInternalFailure
+}
+
+func notImplemented(op string) error {
+	return Errorf(CodeNotImplemented, "%s is not implemented by this server", op)
+}

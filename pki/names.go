@@ -1,0 +1,192 @@
+package pki
+
+import (
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"net/netip"
+
+	"github.com/openpca/openpca"
+)
+
+// GeneralName tags (RFC 5280, 4.2.1.6).
+const (
+	tagOtherName     = 0
+	tagRFC822Name    = 1
+	tagDNSName       = 2
+	tagDirectoryName = 4
+	tagEDIPartyName  = 5
+	tagURI           = 6
+	tagIPAddress     = 7
+	tagRegisteredID  = 8
+)
+
+// MarshalGeneralName encodes a GeneralName, of which exactly one member
+// must be set.
+func MarshalGeneralName(g openpca.GeneralName) (asn1.RawValue, error) {
+	var out []asn1.RawValue
+	ctx := func(tag int, compound bool, b []byte) {
+		out = append(out, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, IsCompound: compound, Bytes: b})
+	}
+	if g.OtherName != nil {
+		oid, err := ParseOID(g.OtherName.TypeId)
+		if err != nil {
+			return asn1.RawValue{}, fmt.Errorf("OtherName.TypeId: %w", err)
+		}
+		value, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true,
+			Bytes: mustMarshal(asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(g.OtherName.Value)})})
+		if err != nil {
+			return asn1.RawValue{}, err
+		}
+		ctx(tagOtherName, true, append(mustMarshal(oid), value...))
+	}
+	if g.Rfc822Name != "" {
+		if !isIA5(g.Rfc822Name) {
+			return asn1.RawValue{}, fmt.Errorf("Rfc822Name %q must be ASCII", g.Rfc822Name)
+		}
+		ctx(tagRFC822Name, false, []byte(g.Rfc822Name))
+	}
+	if g.DnsName != "" {
+		if !isIA5(g.DnsName) {
+			return asn1.RawValue{}, fmt.Errorf("DnsName %q must be ASCII", g.DnsName)
+		}
+		ctx(tagDNSName, false, []byte(g.DnsName))
+	}
+	if g.DirectoryName != nil {
+		name, err := MarshalSubject(g.DirectoryName)
+		if err != nil {
+			return asn1.RawValue{}, fmt.Errorf("DirectoryName: %w", err)
+		}
+		ctx(tagDirectoryName, true, name)
+	}
+	if g.EdiPartyName != nil {
+		var b []byte
+		if g.EdiPartyName.NameAssigner != "" {
+			b = append(b, explicitUTF8(0, g.EdiPartyName.NameAssigner)...)
+		}
+		b = append(b, explicitUTF8(1, g.EdiPartyName.PartyName)...)
+		ctx(tagEDIPartyName, true, b)
+	}
+	if g.UniformResourceIdentifier != "" {
+		if !isIA5(g.UniformResourceIdentifier) {
+			return asn1.RawValue{}, fmt.Errorf("UniformResourceIdentifier %q must be ASCII", g.UniformResourceIdentifier)
+		}
+		ctx(tagURI, false, []byte(g.UniformResourceIdentifier))
+	}
+	if g.IpAddress != "" {
+		ip, err := netip.ParseAddr(g.IpAddress)
+		if err != nil || ip.Zone() != "" {
+			return asn1.RawValue{}, fmt.Errorf("IpAddress %q is not an IPv4 or IPv6 address", g.IpAddress)
+		}
+		ctx(tagIPAddress, false, ip.AsSlice())
+	}
+	if g.RegisteredId != "" {
+		oid, err := ParseOID(g.RegisteredId)
+		if err != nil {
+			return asn1.RawValue{}, fmt.Errorf("RegisteredId: %w", err)
+		}
+		var raw asn1.RawValue
+		if _, err := asn1.Unmarshal(mustMarshal(oid), &raw); err != nil {
+			return asn1.RawValue{}, err
+		}
+		ctx(tagRegisteredID, false, raw.Bytes)
+	}
+	if len(out) != 1 {
+		return asn1.RawValue{}, fmt.Errorf("a GeneralName must have exactly one member set, not %d", len(out))
+	}
+	return out[0], nil
+}
+
+func explicitUTF8(tag int, s string) []byte {
+	return mustMarshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, IsCompound: true,
+		Bytes: mustMarshal(asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)})})
+}
+
+// mustMarshal encodes values that cannot fail to encode: object identifiers
+// already parsed and raw values.
+func mustMarshal(v any) []byte {
+	b, err := asn1.Marshal(v)
+	if err != nil {
+		panic("pki: " + err.Error())
+	}
+	return b
+}
+
+func isIA5(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	oidExtKeyUsage                 = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtSubjectInformationAccess = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 11}
+)
+
+// Access methods for AccessMethodType (RFC 5280, RFC 6487, RFC 8182).
+var accessMethods = map[openpca.AccessMethodType]asn1.ObjectIdentifier{
+	openpca.AccessMethodTypeCaRepository:        {1, 3, 6, 1, 5, 5, 7, 48, 5},
+	openpca.AccessMethodTypeResourcePkiManifest: {1, 3, 6, 1, 5, 5, 7, 48, 10},
+	openpca.AccessMethodTypeResourcePkiNotify:   {1, 3, 6, 1, 5, 5, 7, 48, 13},
+}
+
+// KeyUsageExtension encodes a KeyUsage as a critical X.509 extension.
+func KeyUsageExtension(ku *openpca.KeyUsage) (pkix.Extension, error) {
+	bits := []bool{ku.DigitalSignature, ku.NonRepudiation, ku.KeyEncipherment, ku.DataEncipherment,
+		ku.KeyAgreement, ku.KeyCertSign, ku.CRLSign, ku.EncipherOnly, ku.DecipherOnly}
+	n := 0 // bits up to the last one set: DER drops trailing zero bits
+	for i, set := range bits {
+		if set {
+			n = i + 1
+		}
+	}
+	if n == 0 {
+		return pkix.Extension{}, fmt.Errorf("KeyUsage sets no usage")
+	}
+	bs := asn1.BitString{Bytes: make([]byte, (n+7)/8), BitLength: n}
+	for i := 0; i < n; i++ {
+		if bits[i] {
+			bs.Bytes[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	v, err := asn1.Marshal(bs)
+	return pkix.Extension{Id: oidExtKeyUsage, Critical: true, Value: v}, err
+}
+
+// SubjectInformationAccessExtension encodes access descriptions as the
+// subject information access extension.
+func SubjectInformationAccessExtension(list []openpca.AccessDescription) (pkix.Extension, error) {
+	type accessDescription struct {
+		Method   asn1.ObjectIdentifier
+		Location asn1.RawValue
+	}
+	var ads []accessDescription
+	for i, ad := range list {
+		var method asn1.ObjectIdentifier
+		switch {
+		case ad.AccessMethod == nil || (ad.AccessMethod.CustomObjectIdentifier == "") == (ad.AccessMethod.AccessMethodType == ""):
+			return pkix.Extension{}, fmt.Errorf("access description %d: AccessMethod must set exactly one of CustomObjectIdentifier and AccessMethodType", i+1)
+		case ad.AccessMethod.CustomObjectIdentifier != "":
+			oid, err := ParseOID(ad.AccessMethod.CustomObjectIdentifier)
+			if err != nil {
+				return pkix.Extension{}, fmt.Errorf("access description %d: %w", i+1, err)
+			}
+			method = oid
+		default:
+			method = accessMethods[ad.AccessMethod.AccessMethodType]
+		}
+		if ad.AccessLocation == nil {
+			return pkix.Extension{}, fmt.Errorf("access description %d: AccessLocation is missing", i+1)
+		}
+		loc, err := MarshalGeneralName(*ad.AccessLocation)
+		if err != nil {
+			return pkix.Extension{}, fmt.Errorf("access description %d: %w", i+1, err)
+		}
+		ads = append(ads, accessDescription{method, loc})
+	}
+	v, err := asn1.Marshal(ads)
+	return pkix.Extension{Id: oidExtSubjectInformationAccess, Value: v}, err
+}

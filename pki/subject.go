@@ -1,0 +1,146 @@
+package pki
+
+import (
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/openpca/openpca"
+)
+
+// Attribute types of the ASN1Subject members (RFC 5280, X.520).
+var (
+	oidCountry             = asn1.ObjectIdentifier{2, 5, 4, 6}
+	oidOrganization        = asn1.ObjectIdentifier{2, 5, 4, 10}
+	oidOrganizationalUnit  = asn1.ObjectIdentifier{2, 5, 4, 11}
+	oidDNQualifier         = asn1.ObjectIdentifier{2, 5, 4, 46}
+	oidState               = asn1.ObjectIdentifier{2, 5, 4, 8}
+	oidCommonName          = asn1.ObjectIdentifier{2, 5, 4, 3}
+	oidSerialNumber        = asn1.ObjectIdentifier{2, 5, 4, 5}
+	oidLocality            = asn1.ObjectIdentifier{2, 5, 4, 7}
+	oidTitle               = asn1.ObjectIdentifier{2, 5, 4, 12}
+	oidSurname             = asn1.ObjectIdentifier{2, 5, 4, 4}
+	oidGivenName           = asn1.ObjectIdentifier{2, 5, 4, 42}
+	oidInitials            = asn1.ObjectIdentifier{2, 5, 4, 43}
+	oidPseudonym           = asn1.ObjectIdentifier{2, 5, 4, 65}
+	oidGenerationQualifier = asn1.ObjectIdentifier{2, 5, 4, 44}
+)
+
+// subjectAttributes lists the standard members of an ASN1Subject in the
+// order they are encoded, least specific first, and whether the attribute is
+// a PrintableString (the others are DirectoryStrings, encoded as UTF8String).
+func subjectAttributes(s *openpca.ASN1Subject) []struct {
+	oid       asn1.ObjectIdentifier
+	value     string
+	printable bool
+} {
+	return []struct {
+		oid       asn1.ObjectIdentifier
+		value     string
+		printable bool
+	}{
+		{oidCountry, s.Country, true},
+		{oidState, s.State, false},
+		{oidLocality, s.Locality, false},
+		{oidOrganization, s.Organization, false},
+		{oidOrganizationalUnit, s.OrganizationalUnit, false},
+		{oidDNQualifier, s.DistinguishedNameQualifier, true},
+		{oidSerialNumber, s.SerialNumber, true},
+		{oidTitle, s.Title, false},
+		{oidSurname, s.Surname, false},
+		{oidGivenName, s.GivenName, false},
+		{oidInitials, s.Initials, false},
+		{oidPseudonym, s.Pseudonym, false},
+		{oidGenerationQualifier, s.GenerationQualifier, false},
+		{oidCommonName, s.CommonName, false},
+	}
+}
+
+// MarshalSubject encodes an ASN1Subject as a DER distinguished name, one
+// attribute per relative distinguished name. CustomAttributes, when given,
+// replace the standard attributes entirely and keep their order.
+func MarshalSubject(s *openpca.ASN1Subject) ([]byte, error) {
+	rdns, err := subjectRDNs(s)
+	if err != nil {
+		return nil, err
+	}
+	return asn1.Marshal(rdns)
+}
+
+func subjectRDNs(s *openpca.ASN1Subject) (pkix.RDNSequence, error) {
+	if s == nil {
+		return nil, fmt.Errorf("the subject is empty")
+	}
+	var rdns pkix.RDNSequence
+	for _, a := range subjectAttributes(s) {
+		if a.value == "" {
+			continue
+		}
+		v := asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(a.value)}
+		if a.printable {
+			if !isPrintable(a.value) {
+				return nil, fmt.Errorf("subject attribute %s must be a PrintableString", a.oid)
+			}
+			v.Tag = asn1.TagPrintableString
+		}
+		rdns = append(rdns, []pkix.AttributeTypeAndValue{{Type: a.oid, Value: v}})
+	}
+	if len(s.CustomAttributes) > 0 {
+		if len(rdns) > 0 {
+			return nil, fmt.Errorf("the subject's CustomAttributes cannot be combined with standard attributes")
+		}
+		for _, ca := range s.CustomAttributes {
+			oid, err := ParseOID(ca.ObjectIdentifier)
+			if err != nil {
+				return nil, fmt.Errorf("custom attribute: %w", err)
+			}
+			v := asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(ca.Value)}
+			if oid.Equal(oidCountry) || oid.Equal(oidSerialNumber) || oid.Equal(oidDNQualifier) {
+				if !isPrintable(ca.Value) {
+					return nil, fmt.Errorf("custom attribute %s must be a PrintableString", oid)
+				}
+				v.Tag = asn1.TagPrintableString
+			}
+			rdns = append(rdns, []pkix.AttributeTypeAndValue{{Type: oid, Value: v}})
+		}
+	}
+	if len(rdns) == 0 {
+		return nil, fmt.Errorf("the subject has no attributes; set at least one, such as CommonName")
+	}
+	return rdns, nil
+}
+
+// ParseOID parses a dotted object identifier such as 1.3.6.1.4.1.
+func ParseOID(s string) (asn1.ObjectIdentifier, error) {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 {
+		return nil, fmt.Errorf("%q is not an object identifier", s)
+	}
+	oid := make(asn1.ObjectIdentifier, len(parts))
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 31)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an object identifier", s)
+		}
+		oid[i] = int(n)
+	}
+	if oid[0] > 2 || (oid[0] < 2 && oid[1] > 39) {
+		return nil, fmt.Errorf("%q is not an object identifier", s)
+	}
+	return oid, nil
+}
+
+// isPrintable reports whether s fits an ASN.1 PrintableString.
+func isPrintable(s string) bool {
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case strings.ContainsRune(" '()+,-./:=?", r):
+		default:
+			return false
+		}
+	}
+	return true
+}

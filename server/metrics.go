@@ -1,0 +1,69 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/awsjson"
+)
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(r prometheus.Registerer, store openpca.CAStore, logger *slog.Logger) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "openpca_requests_total",
+			Help: "API requests by operation and AWS error code (none for success).",
+		}, []string{"operation", "error_code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "openpca_request_duration_seconds",
+			Help:    "Latency of API requests by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"operation"}),
+	}
+	r.MustRegister(m.requests, m.latency, &caCollector{store: store, logger: logger})
+	return m
+}
+
+func (m *metrics) observe(o awsjson.Outcome) {
+	op, code := o.Operation, o.Code
+	if op == "" {
+		op = "unknown"
+	}
+	if code == "" {
+		code = "none"
+	}
+	m.requests.WithLabelValues(op, code).Inc()
+	m.latency.WithLabelValues(op).Observe(o.Duration.Seconds())
+}
+
+// caCollector reports the number of CAs by status, read from the store
+// when Prometheus scrapes.
+type caCollector struct {
+	store  openpca.CAStore
+	logger *slog.Logger
+}
+
+var caDesc = prometheus.NewDesc("openpca_certificate_authorities", "Certificate authorities by status.", []string{"status"}, nil)
+
+func (c *caCollector) Describe(ch chan<- *prometheus.Desc) { ch <- caDesc }
+
+func (c *caCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.store.CountCAs(ctx)
+	if err != nil {
+		c.logger.Error("counting CAs for metrics", "error", err)
+		return
+	}
+	for _, status := range openpca.CertificateAuthorityStatus("").Values() {
+		ch <- prometheus.MustNewConstMetric(caDesc, prometheus.GaugeValue, float64(counts[status]), string(status))
+	}
+}

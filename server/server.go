@@ -1,0 +1,111 @@
+// Package server assembles OpenPCA's HTTP server: the AWS Private CA API on
+// POST /, a readiness check on GET /healthz and Prometheus metrics on
+// GET /metrics, with one structured log line per API request.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/awsjson"
+)
+
+// Config holds what a Server serves.
+type Config struct {
+	Service       openpca.PrivateCA
+	Store         openpca.CAStore
+	Authenticator awsjson.Authenticator
+	Logger        *slog.Logger
+}
+
+// Timeouts of the HTTP server. A request body is at most a few MiB, so a
+// minute to read it is generous even on a slow link.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	writeTimeout      = 2 * time.Minute
+	idleTimeout       = 2 * time.Minute
+)
+
+// Server is an OpenPCA HTTP server.
+type Server struct {
+	http     *http.Server
+	logger   *slog.Logger
+	draining atomic.Bool
+}
+
+// New returns a Server for cfg; Serve starts it.
+func New(cfg Config) *Server {
+	s := &Server{logger: cfg.Logger}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(registry, cfg.Store, cfg.Logger)
+
+	api := &awsjson.Handler{
+		Service:       cfg.Service,
+		Authenticator: cfg.Authenticator,
+		Logger:        cfg.Logger,
+		Observe: func(r *http.Request, o awsjson.Outcome) {
+			m.observe(o)
+			level := slog.LevelInfo
+			if o.Status >= 500 {
+				level = slog.LevelError
+			}
+			s.logger.LogAttrs(r.Context(), level, "request",
+				slog.String("request_id", o.RequestID),
+				slog.String("operation", o.Operation),
+				slog.String("account", o.AccountID),
+				slog.Int("status", o.Status),
+				slog.String("error_code", o.Code),
+				slog.Float64("latency_ms", float64(o.Duration.Microseconds())/1000),
+				slog.String("remote", r.RemoteAddr),
+			)
+		},
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Serve answers requests on l until Shutdown. It returns nil after a
+// graceful shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting requests, reports not ready, and waits for the
+// requests in flight to finish or ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	return s.http.Shutdown(ctx)
+}

@@ -1,0 +1,213 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/openpca/openpca"
+)
+
+var _ openpca.Store = (*DB)(nil)
+
+const caColumns = `id, account_id, arn, type, status, status_before_deletion, created_at, last_state_change_at,
+	restorable_until, failure_reason, config, revocation, key_storage, usage_mode, sealed_key, csr,
+	certificate, certificate_chain, serial, not_before, not_after, tags, version`
+
+// caRow is a CA in the form of its row.
+type caRow struct {
+	ca         *openpca.CA
+	config     []byte
+	revocation []byte
+	tags       []byte
+}
+
+func toRow(ca *openpca.CA) (*caRow, error) {
+	r := &caRow{ca: ca}
+	var err error
+	if r.config, err = json.Marshal(ca.Config); err != nil {
+		return nil, err
+	}
+	if ca.Revocation != nil {
+		if r.revocation, err = json.Marshal(ca.Revocation); err != nil {
+			return nil, err
+		}
+	}
+	tags := ca.Tags
+	if tags == nil {
+		tags = []openpca.Tag{}
+	}
+	if r.tags, err = json.Marshal(tags); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanCA(s scanner) (*openpca.CA, error) {
+	var (
+		ca                                                openpca.CA
+		created, changed, restorable, notBefore, notAfter sql.NullInt64
+		config, revocation, tags                          []byte
+	)
+	err := s.Scan(&ca.ID, &ca.AccountID, &ca.ARN, &ca.Type, &ca.Status, &ca.StatusBeforeDeletion, &created, &changed,
+		&restorable, &ca.FailureReason, &config, &revocation, &ca.KeyStorageSecurityStandard, &ca.UsageMode, &ca.SealedKey, &ca.CSR,
+		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version)
+	if err != nil {
+		return nil, err
+	}
+	ca.CreatedAt, ca.LastStateChangeAt, ca.RestorableUntil = fromMicros(created), fromMicros(changed), fromMicros(restorable)
+	ca.NotBefore, ca.NotAfter = fromMicros(notBefore), fromMicros(notAfter)
+	if err := json.Unmarshal(config, &ca.Config); err != nil {
+		return nil, fmt.Errorf("CA %s: config: %w", ca.ID, err)
+	}
+	if len(revocation) > 0 {
+		ca.Revocation = new(openpca.RevocationConfiguration)
+		if err := json.Unmarshal(revocation, ca.Revocation); err != nil {
+			return nil, fmt.Errorf("CA %s: revocation configuration: %w", ca.ID, err)
+		}
+	}
+	if err := json.Unmarshal(tags, &ca.Tags); err != nil {
+		return nil, fmt.Errorf("CA %s: tags: %w", ca.ID, err)
+	}
+	return &ca, nil
+}
+
+// CreateCA implements openpca.CAStore.
+func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, token openpca.IdempotencyToken, limit int) (*openpca.CA, error) {
+	r, err := toRow(ca)
+	if err != nil {
+		return nil, err
+	}
+	var existing string
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if token.Token != "" {
+			var created int64
+			err := tx.QueryRowContext(ctx, `SELECT result, created_at FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ?`,
+				ca.AccountID, token.Operation, token.Token).Scan(&existing, &created)
+			if err == nil && created >= token.Since.UnixMicro() {
+				return nil
+			}
+			existing = ""
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (account_id, operation, token) DO UPDATE SET created_at = excluded.created_at, result = excluded.result`,
+				ca.AccountID, token.Operation, token.Token, token.Now.UnixMicro(), ca.ID); err != nil {
+				return err
+			}
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificate_authorities WHERE account_id = ?`, ca.AccountID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= limit {
+			return openpca.ErrLimitExceeded
+		}
+		ca.Version = 1
+		_, err := tx.ExecContext(ctx, `INSERT INTO certificate_authorities (`+caColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ca.ID, ca.AccountID, ca.ARN, ca.Type, ca.Status, ca.StatusBeforeDeletion, micros(ca.CreatedAt), micros(ca.LastStateChangeAt),
+			micros(ca.RestorableUntil), ca.FailureReason, r.config, r.revocation, ca.KeyStorageSecurityStandard, ca.UsageMode, ca.SealedKey, ca.CSR,
+			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version)
+		return err
+	})
+	if errors.Is(err, openpca.ErrLimitExceeded) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: creating CA: %w", err)
+	}
+	if existing != "" {
+		return db.FindCA(ctx, ca.AccountID, existing)
+	}
+	return ca, nil
+}
+
+// FindCA implements openpca.CAStore.
+func (db *DB) FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error) {
+	ca, err := scanCA(db.read.QueryRowContext(ctx, `SELECT `+caColumns+` FROM certificate_authorities WHERE account_id = ? AND id = ?`, accountID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, openpca.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reading CA: %w", err)
+	}
+	return ca, nil
+}
+
+// ListCAs implements openpca.CAStore.
+func (db *DB) ListCAs(ctx context.Context, accountID string, after openpca.CACursor, limit int) ([]*openpca.CA, error) {
+	at := after.CreatedAt.UnixMicro()
+	if after.CreatedAt.IsZero() {
+		at = -1
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT `+caColumns+` FROM certificate_authorities
+		WHERE account_id = ? AND (created_at > ? OR (created_at = ? AND id > ?))
+		ORDER BY created_at, id LIMIT ?`, accountID, at, at, after.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: listing CAs: %w", err)
+	}
+	defer rows.Close()
+	var cas []*openpca.CA
+	for rows.Next() {
+		ca, err := scanCA(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: listing CAs: %w", err)
+		}
+		cas = append(cas, ca)
+	}
+	return cas, rows.Err()
+}
+
+// UpdateCA implements openpca.CAStore.
+func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
+	r, err := toRow(ca)
+	if err != nil {
+		return err
+	}
+	res, err := db.write.ExecContext(ctx, `UPDATE certificate_authorities SET
+		status = ?, status_before_deletion = ?, last_state_change_at = ?, restorable_until = ?, failure_reason = ?,
+		revocation = ?, certificate = ?, certificate_chain = ?, serial = ?, not_before = ?, not_after = ?, tags = ?,
+		version = version + 1
+		WHERE id = ? AND version = ?`,
+		ca.Status, ca.StatusBeforeDeletion, micros(ca.LastStateChangeAt), micros(ca.RestorableUntil), ca.FailureReason,
+		r.revocation, ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags,
+		ca.ID, ca.Version)
+	if err != nil {
+		return fmt.Errorf("sqlite: updating CA: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		if _, err := db.FindCA(ctx, ca.AccountID, ca.ID); err != nil {
+			return err
+		}
+		return openpca.ErrConflict
+	}
+	ca.Version++
+	return nil
+}
+
+// CountCAs implements openpca.CAStore.
+func (db *DB) CountCAs(ctx context.Context) (map[openpca.CertificateAuthorityStatus]int, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT status, COUNT(*) FROM certificate_authorities GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: counting CAs: %w", err)
+	}
+	defer rows.Close()
+	counts := make(map[openpca.CertificateAuthorityStatus]int)
+	for rows.Next() {
+		var status openpca.CertificateAuthorityStatus
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, err
+		}
+		counts[status] = n
+	}
+	return counts, rows.Err()
+}

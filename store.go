@@ -1,0 +1,70 @@
+package openpca
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps the server's records. The embedded implementation is package
+// sqlite; package postgres serves several nodes. Implementations return
+// ErrNotFound and ErrConflict as they are, so callers can test for them.
+type Store interface {
+	CAStore
+	Close() error
+}
+
+// CAStore keeps certificate authorities.
+type CAStore interface {
+	// CreateCA stores a new CA. When token is set and the same account used
+	// the same token for the same operation at or after token.Since, nothing
+	// is stored and the CA created then is returned instead. If the account
+	// already has limit CAs, it returns ErrLimitExceeded.
+	CreateCA(ctx context.Context, ca *CA, token IdempotencyToken, limit int) (*CA, error)
+
+	// FindCA returns the CA with id owned by accountID, or ErrNotFound.
+	FindCA(ctx context.Context, accountID, id string) (*CA, error)
+
+	// ListCAs returns up to limit CAs of accountID in creation order,
+	// starting after the cursor (the zero cursor starts at the first).
+	ListCAs(ctx context.Context, accountID string, after CACursor, limit int) ([]*CA, error)
+
+	// UpdateCA writes ca if the stored record still has ca.Version, and then
+	// increments ca.Version. It returns ErrConflict if another update came
+	// first.
+	UpdateCA(ctx context.Context, ca *CA) error
+
+	// CountCAs counts the CAs of every account by status.
+	CountCAs(ctx context.Context) (map[CertificateAuthorityStatus]int, error)
+}
+
+// CACursor is a position in the creation order of an account's CAs.
+type CACursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// IdempotencyToken makes a create operation safe to retry: the same token
+// from the same account within the window returns what the first call made.
+type IdempotencyToken struct {
+	Operation string
+	Token     string    // empty: no idempotency
+	Now       time.Time // when this request was made
+	Since     time.Time // tokens used before this have expired
+}
+
+// Sentinel store errors. They carry a code, but services usually replace
+// them with a message that names what was not found.
+var (
+	ErrNotFound      = &Error{Code: CodeResourceNotFound, Message: "The resource was not found."}
+	ErrConflict      = &Error{Code: CodeConcurrentModification, Message: "The resource was changed by another request; retry."}
+	ErrLimitExceeded = &Error{Code: CodeLimitExceeded, Message: "A quota was reached."}
+)
+
+// KeySealer seals private keys with a key that lives outside the store, so
+// that a copy of the store alone reveals no private key. The associated data
+// binds a sealed key to its owner: a key opens only with the data it was
+// sealed with.
+type KeySealer interface {
+	Seal(plaintext, associatedData []byte) ([]byte, error)
+	Open(sealed, associatedData []byte) ([]byte, error)
+}
