@@ -47,7 +47,13 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: %v.", err)
 	}
 	now := s.now().UTC()
-	id := uuid.NewString()
+	// A version 7 UUID grows with time, so that CAs created in the same
+	// instant still list in creation order.
+	uid, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	id := uid.String()
 	ca := &openpca.CA{
 		ID:                         id,
 		AccountID:                  c.AccountID,
@@ -99,8 +105,8 @@ func (s *Service) DescribeCertificateAuthority(ctx context.Context, in *openpca.
 	return &openpca.DescribeCertificateAuthorityResponse{CertificateAuthority: ca.Describe()}, nil
 }
 
-// DefaultMaxResults is the page size of list operations without MaxResults.
-const DefaultMaxResults = 100
+// MaxCAsPerPage is the most CAs ListCertificateAuthorities returns at once.
+const MaxCAsPerPage = 100
 
 // ListCertificateAuthorities lists the caller's CAs in creation order.
 // ResourceOwner OTHER_ACCOUNTS lists CAs shared with the caller by other
@@ -119,9 +125,10 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 	if in.ResourceOwner == openpca.ResourceOwnerOtherAccounts {
 		return out, nil
 	}
-	limit := int(in.MaxResults)
+	// AWS returns at most 100 CAs a page, whatever MaxResults says.
+	limit := min(int(in.MaxResults), MaxCAsPerPage)
 	if limit == 0 {
-		limit = DefaultMaxResults
+		limit = MaxCAsPerPage
 	}
 	// One more than asked tells whether there is a next page.
 	cas, err := s.store.ListCAs(ctx, c.AccountID, after, limit+1)

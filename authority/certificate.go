@@ -3,6 +3,7 @@ package authority
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -212,8 +213,8 @@ func parsePEMCertificates(b []byte) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-func publicKeysEqual(a, b any) bool {
-	k, ok := a.(interface{ Equal(any) bool })
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && k.Equal(b)
 }
 

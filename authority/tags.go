@@ -101,7 +101,7 @@ func (s *Service) ListTags(ctx context.Context, in *openpca.ListTagsRequest) (*o
 	}
 	limit := int(in.MaxResults)
 	if limit == 0 {
-		limit = DefaultMaxResults
+		limit = MaxTags
 	}
 	out := &openpca.ListTagsResponse{Tags: tags}
 	if len(tags) > limit {

@@ -1,0 +1,347 @@
+package authority_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// activateSubordinate signs a subordinate CA's CSR with an external root
+// and imports the result.
+func activateSubordinate(t *testing.T, env *testenv.Env, arn string, root *testenv.ExternalCA) *testenv.ExternalCA {
+	t.Helper()
+	cert := root.Sign(t, "Sub", env.CSR(t, arn).PublicKey, time.Now().AddDate(5, 0, 0))
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &arn, Certificate: cert.PEM, CertificateChain: root.PEM,
+	}); err != nil {
+		t.Fatalf("ImportCertificateAuthorityCertificate: %v", err)
+	}
+	return cert
+}
+
+func TestImportSubordinateWithExternalRoot(t *testing.T) {
+	env := testenv.Start(t)
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
+	_, err := env.Client.GetCertificateAuthorityCertificate(ctx, &acmpca.GetCertificateAuthorityCertificateInput{CertificateAuthorityArn: &arn})
+	testenv.WantError(t, err, "InvalidStateException")
+
+	root := testenv.NewExternalRoot(t, "External Root")
+	cert := activateSubordinate(t, env, arn, root)
+
+	d, err := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := d.CertificateAuthority
+	if ca.Status != types.CertificateAuthorityStatusActive {
+		t.Errorf("status %s after import, want ACTIVE", ca.Status)
+	}
+	if !ca.NotAfter.Equal(cert.Cert.NotAfter.Truncate(time.Second)) || !ca.NotBefore.Equal(cert.Cert.NotBefore.Truncate(time.Second)) {
+		t.Errorf("validity %v–%v, want %v–%v", ca.NotBefore, ca.NotAfter, cert.Cert.NotBefore, cert.Cert.NotAfter)
+	}
+	if ca.Serial == nil || strings.ReplaceAll(*ca.Serial, ":", "") != cert.Cert.SerialNumber.Text(16) {
+		t.Errorf("serial %v, want %x", ca.Serial, cert.Cert.SerialNumber)
+	}
+
+	got, err := env.Client.GetCertificateAuthorityCertificate(ctx, &acmpca.GetCertificateAuthorityCertificateInput{CertificateAuthorityArn: &arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if block, _ := pem.Decode([]byte(*got.Certificate)); block == nil || !bytes.Equal(block.Bytes, cert.Cert.Raw) {
+		t.Errorf("certificate is not the imported one")
+	}
+	if block, _ := pem.Decode([]byte(*got.CertificateChain)); block == nil || !bytes.Equal(block.Bytes, root.Cert.Raw) {
+		t.Errorf("chain is not the external root")
+	}
+
+	// Renewal: a new certificate for the same key replaces the old one.
+	renewed := root.Sign(t, "Sub", env.CSR(t, arn).PublicKey, time.Now().AddDate(8, 0, 0))
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &arn, Certificate: renewed.PEM, CertificateChain: root.PEM,
+	}); err != nil {
+		t.Fatalf("re-import: %v", err)
+	}
+	d, _ = env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+	if !d.CertificateAuthority.NotAfter.Equal(renewed.Cert.NotAfter.Truncate(time.Second)) {
+		t.Errorf("NotAfter %v after renewal, want %v", d.CertificateAuthority.NotAfter, renewed.Cert.NotAfter)
+	}
+}
+
+func TestImportThreeLevelChain(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	// An intermediate needs a key of its own: borrow a fresh root's.
+	inter := testenv.NewExternalRoot(t, "Intermediate key")
+	interCert := root.Sign(t, "Intermediate", inter.Key.Public(), time.Now().AddDate(9, 0, 0))
+	interCert.Key = inter.Key
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Leafward")
+	cert := interCert.Sign(t, "Issuing", env.CSR(t, arn).PublicKey, time.Now().AddDate(5, 0, 0))
+	chain := append(append([]byte{}, interCert.PEM...), root.PEM...)
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &arn, Certificate: cert.PEM, CertificateChain: chain,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := env.Client.GetCertificateAuthorityCertificate(ctx, &acmpca.GetCertificateAuthorityCertificateInput{CertificateAuthorityArn: &arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(*got.CertificateChain, "BEGIN CERTIFICATE"); n != 2 {
+		t.Errorf("chain has %d certificates, want 2", n)
+	}
+	// Root last in the wrong order is refused.
+	reversed := append(append([]byte{}, root.PEM...), interCert.PEM...)
+	arn2 := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Other")
+	cert2 := interCert.Sign(t, "Issuing 2", env.CSR(t, arn2).PublicKey, time.Now().AddDate(5, 0, 0))
+	_, err = env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &arn2, Certificate: cert2.PEM, CertificateChain: reversed,
+	})
+	testenv.WantError(t, err, "InvalidRequestException")
+}
+
+func TestImportCertificateAuthorityCertificateErrors(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
+	rootCA := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Root on server")
+	subKey := env.CSR(t, sub).PublicKey
+	good := root.Sign(t, "Sub", subKey, time.Now().AddDate(5, 0, 0))
+	stranger := root.Sign(t, "Stranger", root.Key.Public(), time.Now().AddDate(5, 0, 0))
+	expired := root.Sign(t, "Sub", subKey, time.Now().Add(-time.Minute))
+
+	tests := []struct {
+		name        string
+		arn         string
+		cert, chain []byte
+		code        string
+	}{
+		{"not PEM", sub, []byte("hello"), root.PEM, "MalformedCertificateException"},
+		{"two certificates", sub, append(append([]byte{}, good.PEM...), good.PEM...), root.PEM, "MalformedCertificateException"},
+		{"a CSR", sub, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: env.CSR(t, sub).Raw}), root.PEM, "MalformedCertificateException"},
+		{"garbage DER", sub, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1, 2, 3}}), root.PEM, "MalformedCertificateException"},
+		{"malformed chain", sub, good.PEM, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), "MalformedCertificateException"},
+		{"another key", sub, stranger.PEM, root.PEM, "CertificateMismatchException"},
+		{"subordinate without chain", sub, good.PEM, nil, "InvalidRequestException"},
+		{"self-signed for subordinate", sub, root.PEM, nil, "CertificateMismatchException"},
+		{"chain with the certificate itself", sub, good.PEM, append(append([]byte{}, good.PEM...), root.PEM...), "InvalidRequestException"},
+		{"chain that did not sign it", sub, good.PEM, testenv.NewExternalRoot(t, "Other Root").PEM, "InvalidRequestException"},
+		{"expired certificate", sub, expired.PEM, root.PEM, "InvalidRequestException"},
+		{"root CA with a certificate signed by another", rootCA, root.Sign(t, "R", env.CSR(t, rootCA).PublicKey, time.Now().AddDate(1, 0, 0)).PEM, root.PEM, "InvalidRequestException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+				CertificateAuthorityArn: aws.String(tt.arn), Certificate: tt.cert, CertificateChain: tt.chain,
+			})
+			testenv.WantError(t, err, tt.code)
+		})
+	}
+	if s := env.Status(t, sub); s != types.CertificateAuthorityStatusPendingCertificate {
+		t.Errorf("refused imports changed the status to %s", s)
+	}
+
+	// A certificate for the right key that is not a CA certificate.
+	notCA := root.Sign(t, "Sub", subKey, time.Now().AddDate(1, 0, 0))
+	c := *notCA.Cert
+	c.IsCA = false
+	_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &sub, Certificate: reissue(t, root, &c), CertificateChain: root.PEM,
+	})
+	testenv.WantError(t, err, "InvalidRequestException")
+}
+
+// reissue signs a modified copy of a certificate template with root.
+func reissue(t *testing.T, root *testenv.ExternalCA, c *x509.Certificate) []byte {
+	t.Helper()
+	tmpl := *c
+	tmpl.Raw, tmpl.RawTBSCertificate, tmpl.Extensions = nil, nil, nil
+	der, err := x509.CreateCertificate(nil, &tmpl, root.Cert, c.PublicKey, root.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestStatusLifecycle(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Lifecycle")
+	update := func(status types.CertificateAuthorityStatus) error {
+		_, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &arn, Status: status})
+		return err
+	}
+	del := func(days int32) error {
+		in := &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn}
+		if days > 0 {
+			in.PermanentDeletionTimeInDays = &days
+		}
+		_, err := env.Client.DeleteCertificateAuthority(ctx, in)
+		return err
+	}
+	restore := func() error {
+		_, err := env.Client.RestoreCertificateAuthority(ctx, &acmpca.RestoreCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+		return err
+	}
+	want := func(s types.CertificateAuthorityStatus) {
+		t.Helper()
+		if got := env.Status(t, arn); got != s {
+			t.Fatalf("status %s, want %s", got, s)
+		}
+	}
+
+	testenv.WantError(t, update(types.CertificateAuthorityStatusActive), "InvalidStateException")
+	testenv.WantError(t, update(types.CertificateAuthorityStatusDisabled), "InvalidStateException")
+	testenv.WantError(t, restore(), "InvalidStateException")
+
+	// PENDING_CERTIFICATE → DELETED → restored to PENDING_CERTIFICATE.
+	if err := del(7); err != nil {
+		t.Fatal(err)
+	}
+	want(types.CertificateAuthorityStatusDeleted)
+	d, _ := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+	if wantUntil := env.Clock.Now().Add(7 * 24 * time.Hour).Truncate(time.Second); d.CertificateAuthority.RestorableUntil == nil || d.CertificateAuthority.RestorableUntil.Truncate(time.Second).Sub(wantUntil).Abs() > time.Second {
+		t.Errorf("RestorableUntil %v, want %v", d.CertificateAuthority.RestorableUntil, wantUntil)
+	}
+	testenv.WantError(t, del(0), "InvalidStateException")
+	testenv.WantError(t, update(types.CertificateAuthorityStatusActive), "InvalidStateException")
+	_, err := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &arn})
+	testenv.WantError(t, err, "InvalidStateException")
+	_, err = env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: &arn})
+	testenv.WantError(t, err, "InvalidStateException")
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	want(types.CertificateAuthorityStatusPendingCertificate)
+
+	// ACTIVE cannot be deleted; DISABLED can, and comes back DISABLED.
+	activateSubordinate(t, env, arn, root)
+	want(types.CertificateAuthorityStatusActive)
+	testenv.WantError(t, del(0), "InvalidStateException")
+	testenv.WantError(t, update(types.CertificateAuthorityStatusPendingCertificate), "InvalidArgsException")
+	if err := update(types.CertificateAuthorityStatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	want(types.CertificateAuthorityStatusDisabled)
+	if err := update(types.CertificateAuthorityStatusActive); err != nil {
+		t.Fatal(err)
+	}
+	want(types.CertificateAuthorityStatusActive)
+	if err := update(types.CertificateAuthorityStatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	if err := del(0); err != nil {
+		t.Fatal(err)
+	}
+	want(types.CertificateAuthorityStatusDeleted)
+	env.Clock.Advance(29 * 24 * time.Hour)
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	want(types.CertificateAuthorityStatusDisabled)
+
+	// Past the restoration period the CA is gone.
+	if err := del(7); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(7*24*time.Hour + time.Second)
+	testenv.WantError(t, restore(), "ResourceNotFoundException")
+	_, err = env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+	testenv.WantError(t, err, "ResourceNotFoundException")
+	list, err := env.Client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.CertificateAuthorities) != 0 {
+		t.Errorf("a CA deleted for good is still listed")
+	}
+}
+
+func TestExpiredCertificateAuthority(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Short")
+	activateSubordinate(t, env, arn, root)
+	env.Clock.Advance(6 * 365 * 24 * time.Hour)
+	if s := env.Status(t, arn); s != types.CertificateAuthorityStatusExpired {
+		t.Fatalf("status %s after the certificate expired, want EXPIRED", s)
+	}
+	_, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &arn, Status: types.CertificateAuthorityStatusActive})
+	testenv.WantError(t, err, "InvalidStateException")
+	// An expired CA can be deleted.
+	if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTags(t *testing.T) {
+	env := testenv.Start(t)
+	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Tagged"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+		Tags:                              []types.Tag{{Key: aws.String("team"), Value: aws.String("pki")}, {Key: aws.String("env")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := out.CertificateAuthorityArn
+	tags := func() map[string]string {
+		t.Helper()
+		m := map[string]string{}
+		p := acmpca.NewListTagsPaginator(env.Client, &acmpca.ListTagsInput{CertificateAuthorityArn: arn, MaxResults: aws.Int32(2)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tag := range page.Tags {
+				m[*tag.Key] = aws.ToString(tag.Value)
+			}
+		}
+		return m
+	}
+	if got := tags(); len(got) != 2 || got["team"] != "pki" {
+		t.Fatalf("tags %v", got)
+	}
+	if _, err := env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: arn,
+		Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("security")}, {Key: aws.String("cost"), Value: aws.String("42")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tags(); len(got) != 3 || got["team"] != "security" || got["cost"] != "42" {
+		t.Fatalf("tags after tagging %v", got)
+	}
+	// A value that does not match keeps the tag; no value removes it.
+	if _, err := env.Client.UntagCertificateAuthority(ctx, &acmpca.UntagCertificateAuthorityInput{CertificateAuthorityArn: arn,
+		Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("pki")}, {Key: aws.String("cost")}, {Key: aws.String("absent")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tags(); len(got) != 2 || got["team"] != "security" {
+		t.Fatalf("tags after untagging %v", got)
+	}
+	var many []types.Tag
+	for i := range 49 {
+		many = append(many, types.Tag{Key: aws.String("k" + string(rune('a'+i%26)) + string(rune('a'+i/26)))})
+	}
+	_, err = env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: arn, Tags: many})
+	testenv.WantError(t, err, "TooManyTagsException")
+	if got := tags(); len(got) != 2 {
+		t.Errorf("a refused tagging changed the tags to %v", got)
+	}
+	_, err = env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: arn, Tags: []types.Tag{{Key: aws.String("aws:x")}}})
+	testenv.WantError(t, err, "InvalidTagException")
+	_, err = env.Client.UntagCertificateAuthority(ctx, &acmpca.UntagCertificateAuthorityInput{CertificateAuthorityArn: arn, Tags: []types.Tag{{Key: aws.String("aws:x")}}})
+	testenv.WantError(t, err, "InvalidTagException")
+	missing := strings.Replace(*arn, (*arn)[len(*arn)-4:], "0000", 1)
+	_, err = env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &missing, Tags: []types.Tag{{Key: aws.String("a")}}})
+	testenv.WantError(t, err, "ResourceNotFoundException")
+	_, err = env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: arn, NextToken: aws.String("%%%")})
+	testenv.WantError(t, err, "InvalidNextTokenException")
+}

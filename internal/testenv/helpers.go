@@ -1,0 +1,157 @@
+package testenv
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"github.com/aws/smithy-go"
+)
+
+// ErrorCode returns the AWS error code of err and the HTTP status it came
+// with, or "" and 0 for an error without one.
+func ErrorCode(err error) (code string, status int) {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	return code, status
+}
+
+// WantError fails the test unless err is an AWS error with code.
+func WantError(t testing.TB, err error, code string) {
+	t.Helper()
+	got, _ := ErrorCode(err)
+	if got != code {
+		t.Fatalf("got error %v; want %s", err, code)
+	}
+}
+
+// Config returns a CA configuration with the given key algorithm, its
+// SHA-256 signing algorithm and a subject with common name cn.
+func Config(keyAlg types.KeyAlgorithm, cn string) *types.CertificateAuthorityConfiguration {
+	sig := types.SigningAlgorithmSha256withecdsa
+	switch keyAlg {
+	case types.KeyAlgorithmRsa2048, types.KeyAlgorithmRsa3072, types.KeyAlgorithmRsa4096:
+		sig = types.SigningAlgorithmSha256withrsa
+	}
+	return &types.CertificateAuthorityConfiguration{
+		KeyAlgorithm:     keyAlg,
+		SigningAlgorithm: sig,
+		Subject:          &types.ASN1Subject{CommonName: aws.String(cn), Organization: aws.String("OpenPCA Tests"), Country: aws.String("US")},
+	}
+}
+
+// CreateCA creates a P-256 CA of the given type and returns its ARN.
+func (e *Env) CreateCA(t testing.TB, caType types.CertificateAuthorityType, cn string) string {
+	t.Helper()
+	out, err := e.Client.CreateCertificateAuthority(context.Background(), &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: Config(types.KeyAlgorithmEcPrime256v1, cn),
+		CertificateAuthorityType:          caType,
+	})
+	if err != nil {
+		t.Fatalf("CreateCertificateAuthority: %v", err)
+	}
+	return *out.CertificateAuthorityArn
+}
+
+// CSR returns the parsed CSR of a CA.
+func (e *Env) CSR(t testing.TB, arn string) *x509.CertificateRequest {
+	t.Helper()
+	out, err := e.Client.GetCertificateAuthorityCsr(context.Background(), &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &arn})
+	if err != nil {
+		t.Fatalf("GetCertificateAuthorityCsr: %v", err)
+	}
+	block, _ := pem.Decode([]byte(*out.Csr))
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		t.Fatalf("CSR is not PEM: %q", *out.Csr)
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csr
+}
+
+// Status returns the status of a CA.
+func (e *Env) Status(t testing.TB, arn string) types.CertificateAuthorityStatus {
+	t.Helper()
+	out, err := e.Client.DescribeCertificateAuthority(context.Background(), &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+	if err != nil {
+		t.Fatalf("DescribeCertificateAuthority: %v", err)
+	}
+	return out.CertificateAuthority.Status
+}
+
+// ExternalCA is a CA outside the server, made in the test, that signs the
+// CSRs of subordinate CAs on the server.
+type ExternalCA struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+	PEM  []byte
+}
+
+// NewExternalRoot makes a self-signed root CA valid from an hour ago for
+// ten years.
+func NewExternalRoot(t testing.TB, cn string) *ExternalCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().AddDate(10, 0, 0),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	return newExternal(t, tmpl, tmpl, key.Public(), key, key)
+}
+
+// Sign issues a CA certificate for pub, signed by c, valid until notAfter.
+func (c *ExternalCA) Sign(t testing.TB, cn string, pub crypto.PublicKey, notAfter time.Time) *ExternalCA {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              notAfter,
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	return newExternal(t, tmpl, c.Cert, pub, c.Key, nil)
+}
+
+func newExternal(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer, key crypto.Signer) *ExternalCA {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ExternalCA{Cert: cert, Key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}

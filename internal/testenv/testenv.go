@@ -1,0 +1,126 @@
+// Package testenv starts real OpenPCA servers for tests: a SQLite file in a
+// temporary folder, an HTTP listener on 127.0.0.1, and the AWS SDK's acmpca
+// client pointed at it.
+package testenv
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+
+	"github.com/openpca/openpca/app"
+)
+
+// Env is a running server and a client for it.
+type Env struct {
+	URL    string
+	Client *acmpca.Client
+	Clock  *Clock
+	Config app.Config
+	app    *app.App
+	served chan error
+}
+
+// Option changes the configuration of a server before it starts.
+type Option func(*app.Config)
+
+// Start starts a server with a fresh data folder and stops it when the test
+// ends.
+func Start(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	clock := &Clock{now: time.Now().UTC()}
+	cfg := app.Config{
+		DataDir: t.TempDir(),
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:     clock.Now,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e := &Env{Clock: clock, Config: cfg}
+	e.start(t)
+	t.Cleanup(func() { e.Stop(t) })
+	return e
+}
+
+func (e *Env) start(t testing.TB) {
+	t.Helper()
+	a, err := app.Open(context.Background(), e.Config)
+	if err != nil {
+		t.Fatalf("starting server: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	e.app, e.served = a, make(chan error, 1)
+	go func() { e.served <- a.Serve(l) }()
+	e.URL = "http://" + l.Addr().String()
+	e.Client = NewClient(e.URL)
+}
+
+// Stop shuts the server down gracefully; it is safe to call twice.
+func (e *Env) Stop(t testing.TB) {
+	t.Helper()
+	if e.app == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.app.Shutdown(ctx); err != nil {
+		t.Errorf("shutting down: %v", err)
+	}
+	if err := <-e.served; err != nil {
+		t.Errorf("serving: %v", err)
+	}
+	e.app = nil
+}
+
+// Restart stops the server and starts it again on the same data folder.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	e.Stop(t)
+	e.start(t)
+}
+
+// NewClient returns an acmpca client for the server at url, with retries
+// off so that a test sees each error as the server sent it.
+func NewClient(url string) *acmpca.Client {
+	return acmpca.New(acmpca.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""),
+		Retryer:      aws.NopRetryer{},
+		HTTPClient:   &http.Client{Timeout: time.Minute},
+	})
+}
+
+// Clock is a clock a test can move forward.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
