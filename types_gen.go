@@ -494,7 +494,7 @@ type ListCertificateAuthoritiesRequest struct {
 // ListCertificateAuthoritiesResponse is a structure of the model.
 type ListCertificateAuthoritiesResponse struct {
 	NextToken              string                 `json:"NextToken,omitempty"`
-	CertificateAuthorities []CertificateAuthority `json:"CertificateAuthorities,omitempty"`
+	CertificateAuthorities []CertificateAuthority `json:"CertificateAuthorities"`
 }
 
 // ListPermissionsRequest is a structure of the model.
@@ -507,7 +507,7 @@ type ListPermissionsRequest struct {
 // ListPermissionsResponse is a structure of the model.
 type ListPermissionsResponse struct {
 	NextToken   string       `json:"NextToken,omitempty"`
-	Permissions []Permission `json:"Permissions,omitempty"`
+	Permissions []Permission `json:"Permissions"`
 }
 
 // ListTagsRequest is a structure of the model.
@@ -520,7 +520,7 @@ type ListTagsRequest struct {
 // ListTagsResponse is a structure of the model.
 type ListTagsResponse struct {
 	NextToken string `json:"NextToken,omitempty"`
-	Tags      []Tag  `json:"Tags,omitempty"`
+	Tags      []Tag  `json:"Tags"`
 }
 
 // OcspConfiguration is a structure of the model.

@@ -14,6 +14,7 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	inFlight prometheus.Gauge
 }
 
 func newMetrics(r prometheus.Registerer, store openpca.CAStore, logger *slog.Logger) *metrics {
@@ -27,8 +28,12 @@ func newMetrics(r prometheus.Registerer, store openpca.CAStore, logger *slog.Log
 			Help:    "Latency of API requests by operation.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"operation"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "openpca_requests_in_flight",
+			Help: "API requests being served.",
+		}),
 	}
-	r.MustRegister(m.requests, m.latency, &caCollector{store: store, logger: logger})
+	r.MustRegister(m.requests, m.latency, m.inFlight, &caCollector{store: store, logger: logger})
 	return m
 }
 

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,9 +38,8 @@ const (
 
 // Server is an OpenPCA HTTP server.
 type Server struct {
-	http     *http.Server
-	logger   *slog.Logger
-	draining atomic.Bool
+	http   *http.Server
+	logger *slog.Logger
 }
 
 // New returns a Server for cfg; Serve starts it.
@@ -73,12 +71,10 @@ func New(cfg Config) *Server {
 		},
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", api)
+	mux.Handle("/", promhttp.InstrumentHandlerInFlight(m.inFlight, api))
+	// The server listens only once the store is open and migrated, so
+	// answering at all means ready.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if s.draining.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
@@ -103,9 +99,8 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting requests, reports not ready, and waits for the
-// requests in flight to finish or ctx to end.
+// Shutdown stops accepting requests and waits for the requests in flight
+// to finish or ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
 	return s.http.Shutdown(ctx)
 }

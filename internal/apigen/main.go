@@ -280,6 +280,12 @@ func (g *generator) types(b *bytes.Buffer) error {
 	b.WriteString("// APIVersion is the model's API version.\nconst APIVersion = \"" + g.m.Metadata.APIVersion + "\"\n\n")
 	b.WriteString("// TargetPrefix prefixes every operation name in the X-Amz-Target header.\nconst TargetPrefix = \"" + g.m.Metadata.TargetPrefix + "\"\n\n")
 	b.WriteString("// SigningName is the service name in SigV4 credential scopes.\nconst SigningName = \"" + g.m.Metadata.SigningName + "\"\n\n")
+	outputs := map[string]bool{}
+	for _, op := range g.m.Operations {
+		if op.Output != nil {
+			outputs[op.Output.Shape] = true
+		}
+	}
 	for _, name := range g.sortedShapes() {
 		s := g.m.Shapes[name]
 		switch {
@@ -301,7 +307,13 @@ func (g *generator) types(b *bytes.Buffer) error {
 		case s.Type == "structure" && !s.Exception:
 			fmt.Fprintf(b, "// %s is a structure of the model.\ntype %s struct {\n", name, name)
 			for _, mn := range g.order[name] {
-				fmt.Fprintf(b, "\t%s %s `json:\"%s,omitempty\"`\n", mn, g.goType(s.Members[mn]), mn)
+				// An operation's output lists its list members even when
+				// they are empty, as AWS does.
+				tag := mn + ",omitempty"
+				if outputs[name] && g.m.Shapes[s.Members[mn].Shape].Type == "list" {
+					tag = mn
+				}
+				fmt.Fprintf(b, "\t%s %s `json:\"%s\"`\n", mn, g.goType(s.Members[mn]), tag)
 			}
 			b.WriteString("}\n\n")
 		}

@@ -1,0 +1,222 @@
+package awsjson_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+type response struct {
+	status    int
+	header    http.Header
+	errorType string
+	message   string
+	body      string
+}
+
+func post(t *testing.T, url, target, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", awsjson.ContentType)
+	if target != "" {
+		req.Header.Set("X-Amz-Target", target)
+	}
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) response {
+	t.Helper()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := response{status: res.StatusCode, header: res.Header, body: string(b)}
+	var e struct {
+		Type    string `json:"__type"`
+		Message string `json:"message"`
+	}
+	if res.StatusCode != http.StatusOK {
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("error body %q is not JSON: %v", b, err)
+		}
+		if got := res.Header.Get("X-Amzn-ErrorType"); got != e.Type {
+			t.Errorf("X-Amzn-ErrorType %q, __type %q", got, e.Type)
+		}
+	}
+	if res.Header.Get("x-amzn-RequestId") == "" {
+		t.Errorf("response without x-amzn-RequestId")
+	}
+	r.errorType, r.message = e.Type, e.Message
+	return r
+}
+
+const (
+	validArn  = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/00000000-0000-0000-0000-000000000000"
+	createCfg = `"CertificateAuthorityConfiguration":{"KeyAlgorithm":"EC_prime256v1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"CommonName":"x"}}`
+)
+
+func TestProtocolErrors(t *testing.T) {
+	env := testenv.Start(t)
+	tests := []struct {
+		name, target, body string
+		status             int
+		errorType          string
+		message            []string // each must appear in the message
+	}{
+		{"no target", "", `{}`, 400, "UnknownOperationException", []string{"X-Amz-Target"}},
+		{"unknown operation", "ACMPrivateCA.MakeCoffee", `{}`, 400, "UnknownOperationException", []string{"MakeCoffee"}},
+		{"wrong service", "CertificateManager.ListCertificates", `{}`, 400, "UnknownOperationException", nil},
+		{"not JSON", "ACMPrivateCA.ListCertificateAuthorities", `{"MaxResults":`, 400, "SerializationException", []string{"not valid JSON"}},
+		{"JSON array", "ACMPrivateCA.ListCertificateAuthorities", `[]`, 400, "SerializationException", []string{"object"}},
+		{"trailing data", "ACMPrivateCA.ListCertificateAuthorities", `{} {}`, 400, "SerializationException", nil},
+		{"string for integer", "ACMPrivateCA.ListCertificateAuthorities", `{"MaxResults":"5"}`, 400, "SerializationException", []string{"maxResults", "integer"}},
+		{"fraction for integer", "ACMPrivateCA.ListCertificateAuthorities", `{"MaxResults":1.5}`, 400, "SerializationException", []string{"maxResults"}},
+		{"number for string", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":5}`, 400, "SerializationException", []string{"certificateAuthorityArn", "string"}},
+		{"object for list", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":{}}`, 400, "SerializationException", []string{"tags"}},
+		{"string for boolean", "ACMPrivateCA.UpdateCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","RevocationConfiguration":{"CrlConfiguration":{"Enabled":"yes"}}}`, 400, "SerializationException", []string{"revocationConfiguration.crlConfiguration.enabled", "boolean"}},
+		{"bad base64", "ACMPrivateCA.ImportCertificateAuthorityCertificate", `{"CertificateAuthorityArn":"` + validArn + `","Certificate":"***"}`, 400, "SerializationException", []string{"certificate", "base64"}},
+		{"missing required", "ACMPrivateCA.DescribeCertificateAuthority", `{}`, 400, "ValidationException", []string{"1 validation error detected", "Value null at 'certificateAuthorityArn'", "must not be null"}},
+		{"missing nested required", "ACMPrivateCA.CreateCertificateAuthority", `{"CertificateAuthorityType":"ROOT","CertificateAuthorityConfiguration":{"KeyAlgorithm":"RSA_2048"}}`, 400, "ValidationException", []string{"2 validation errors detected", "certificateAuthorityConfiguration.signingAlgorithm", "certificateAuthorityConfiguration.subject"}},
+		{"too short", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"arn"}`, 400, "ValidationException", []string{"'arn'", "length greater than or equal to 5"}},
+		{"too long", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/` + strings.Repeat("a", 200) + `"}`, 400, "ValidationException", []string{"length less than or equal to 200"}},
+		{"pattern", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"arn:aws:s3:::bucket"}`, 400, "ValidationException", []string{"regular expression pattern"}},
+		{"enum", "ACMPrivateCA.CreateCertificateAuthority", `{"CertificateAuthorityType":"LEAF",` + createCfg + `}`, 400, "ValidationException", []string{"certificateAuthorityType", "enum value set: [ROOT, SUBORDINATE]"}},
+		{"range low", "ACMPrivateCA.ListCertificateAuthorities", `{"MaxResults":0}`, 400, "ValidationException", []string{"maxResults", "greater than or equal to 1"}},
+		{"range high", "ACMPrivateCA.DeleteCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","PermanentDeletionTimeInDays":31}`, 400, "ValidationException", []string{"permanentDeletionTimeInDays", "less than or equal to 30"}},
+		{"list too long", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":[` + strings.TrimSuffix(strings.Repeat(`{"Key":"k"},`, 51), ",") + `]}`, 400, "ValidationException", []string{"tags", "length less than or equal to 50"}},
+		{"list member", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":[{"Key":"ok"},{"Value":"v"}]}`, 400, "ValidationException", []string{"tags.2.member.key"}},
+		{"blob too long", "ACMPrivateCA.ImportCertificateAuthorityCertificate", `{"CertificateAuthorityArn":"` + validArn + `","Certificate":"` + strings.Repeat("AAAA", 10923) + `"}`, 400, "ValidationException", []string{"certificate", "less than or equal to 32768"}},
+		{"country length", "ACMPrivateCA.CreateCertificateAuthority", `{"CertificateAuthorityType":"ROOT","CertificateAuthorityConfiguration":{"KeyAlgorithm":"EC_prime256v1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"Country":"USA"}}}`, 400, "ValidationException", []string{"certificateAuthorityConfiguration.subject.country"}},
+		{"tag pattern", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":[{"Key":"a*b"}]}`, 400, "ValidationException", []string{"tags.1.member.key", "pattern"}},
+		{"semantic error after validation", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `"}`, 400, "ResourceNotFoundException", []string{validArn}},
+		{"not implemented", "ACMPrivateCA.GetPolicy", `{"ResourceArn":"` + validArn + `"}`, 501, "NotImplementedException", []string{"GetPolicy"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := post(t, env.URL, tt.target, tt.body)
+			if r.status != tt.status || r.errorType != tt.errorType {
+				t.Fatalf("got %d %s (%s); want %d %s", r.status, r.errorType, r.message, tt.status, tt.errorType)
+			}
+			for _, m := range tt.message {
+				if !strings.Contains(r.message, m) {
+					t.Errorf("message %q does not contain %q", r.message, m)
+				}
+			}
+		})
+	}
+}
+
+func TestProtocolSuccess(t *testing.T) {
+	env := testenv.Start(t)
+	// An empty body is an empty input; unknown members are ignored.
+	for _, body := range []string{``, `{}`, `{"Unknown":1}`, `{"NextToken":null}`} {
+		r := post(t, env.URL, "ACMPrivateCA.ListCertificateAuthorities", body)
+		if r.status != 200 || r.body != `{"CertificateAuthorities":[]}` {
+			t.Errorf("body %q: got %d %q", body, r.status, r.body)
+		}
+		if ct := r.header.Get("Content-Type"); ct != awsjson.ContentType {
+			t.Errorf("Content-Type %q", ct)
+		}
+	}
+	r := post(t, env.URL, "ACMPrivateCA.CreateCertificateAuthority", `{"CertificateAuthorityType":"ROOT",`+createCfg+`}`)
+	if r.status != 200 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var created struct{ CertificateAuthorityArn string }
+	json.Unmarshal([]byte(r.body), &created)
+	r = post(t, env.URL, "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"`+created.CertificateAuthorityArn+`"}`)
+	var described struct {
+		CertificateAuthority map[string]any
+	}
+	if err := json.Unmarshal([]byte(r.body), &described); err != nil {
+		t.Fatal(err)
+	}
+	// Timestamps are epoch seconds, as numbers.
+	if _, ok := described.CertificateAuthority["CreatedAt"].(float64); !ok {
+		t.Errorf("CreatedAt is %T, want a number", described.CertificateAuthority["CreatedAt"])
+	}
+	// Operations without output answer 200 with an empty body.
+	r = post(t, env.URL, "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"`+created.CertificateAuthorityArn+`","Tags":[{"Key":"a"}]}`)
+	if r.status != 200 || r.body != "" {
+		t.Errorf("tag: %d %q", r.status, r.body)
+	}
+}
+
+func TestProtocolLimits(t *testing.T) {
+	env := testenv.Start(t)
+	r := post(t, env.URL, "ACMPrivateCA.ImportCertificateAuthorityCertificate", `{"Certificate":"`+strings.Repeat("A", awsjson.DefaultMaxBodyBytes)+`"}`)
+	if r.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: %d %s", r.status, r.errorType)
+	}
+	req, _ := http.NewRequest(http.MethodGet, env.URL, nil)
+	if r := do(t, req); r.status != 400 || r.errorType != "UnknownOperationException" {
+		t.Errorf("GET /: %d %s", r.status, r.errorType)
+	}
+	res, err := http.Get(env.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("healthz %d", res.StatusCode)
+	}
+}
+
+// failing is a service whose operations fail in ways clients must never
+// see in detail.
+type failing struct{ openpca.Unimplemented }
+
+func (failing) ListCertificateAuthorities(context.Context, *openpca.ListCertificateAuthoritiesRequest) (*openpca.ListCertificateAuthoritiesResponse, error) {
+	panic("secret panic text")
+}
+
+func (failing) DescribeCertificateAuthority(context.Context, *openpca.DescribeCertificateAuthorityRequest) (*openpca.DescribeCertificateAuthorityResponse, error) {
+	return nil, errors.New("database is on fire at /var/secret")
+}
+
+func TestInternalFailuresRevealNothing(t *testing.T) {
+	var logs strings.Builder
+	h := &awsjson.Handler{
+		Service:       failing{},
+		Authenticator: awsjson.StaticAuthenticator{AccountID: "111122223333"},
+		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, tt := range []struct{ target, body string }{
+		{"ACMPrivateCA.ListCertificateAuthorities", `{}`},
+		{"ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `"}`},
+	} {
+		r := post(t, srv.URL, tt.target, tt.body)
+		if r.status != 500 || r.errorType != "InternalFailure" {
+			t.Errorf("%s: %d %s", tt.target, r.status, r.errorType)
+		}
+		if strings.Contains(r.body, "secret") || strings.Contains(r.body, "goroutine") {
+			t.Errorf("%s: response reveals internals: %s", tt.target, r.body)
+		}
+		if id := r.header.Get("x-amzn-RequestId"); !strings.Contains(r.message, id) {
+			t.Errorf("%s: message %q lacks the request id %s", tt.target, r.message, id)
+		}
+	}
+	if !strings.Contains(logs.String(), "secret panic text") || !strings.Contains(logs.String(), "database is on fire") {
+		t.Errorf("internal failures were not logged: %s", logs.String())
+	}
+}

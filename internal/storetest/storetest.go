@@ -1,0 +1,293 @@
+// Package storetest is the contract every openpca.Store must keep. Each
+// store's tests run it unchanged against a real database.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/openpca/openpca"
+)
+
+// Open returns a new, empty store; the test closes it.
+type Open func(t *testing.T) openpca.Store
+
+// Run runs the contract against stores from open.
+func Run(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, openpca.Store)
+	}{
+		{"CreateFind", testCreateFind},
+		{"Isolation", testIsolation},
+		{"List", testList},
+		{"Update", testUpdate},
+		{"UpdateConflict", testUpdateConflict},
+		{"Idempotency", testIdempotency},
+		{"IdempotencyConcurrent", testIdempotencyConcurrent},
+		{"Limit", testLimit},
+		{"Count", testCount},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			tt.fn(t, s)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+const account = "111122223333"
+
+// newCA returns a CA record with every field set.
+func newCA(accountID string, created time.Time) *openpca.CA {
+	id := uuid.Must(uuid.NewV7()).String()
+	enabled := true
+	return &openpca.CA{
+		ID:                id,
+		AccountID:         accountID,
+		ARN:               openpca.CAARN("us-east-1", accountID, id),
+		Type:              openpca.CertificateAuthorityTypeRoot,
+		Status:            openpca.CertificateAuthorityStatusPendingCertificate,
+		CreatedAt:         created,
+		LastStateChangeAt: created,
+		Config: openpca.CertificateAuthorityConfiguration{
+			KeyAlgorithm:     openpca.KeyAlgorithmEcPrime256v1,
+			SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa,
+			Subject:          &openpca.ASN1Subject{CommonName: "Test CA", Country: "US"},
+		},
+		Revocation:                 &openpca.RevocationConfiguration{OcspConfiguration: &openpca.OcspConfiguration{Enabled: &enabled}},
+		KeyStorageSecurityStandard: openpca.KeyStorageSecurityStandardFips1402Level3OrHigher,
+		UsageMode:                  openpca.CertificateAuthorityUsageModeGeneralPurpose,
+		SealedKey:                  []byte{1, 2, 3},
+		CSR:                        []byte{4, 5, 6},
+		Tags:                       []openpca.Tag{{Key: "team", Value: "pki"}},
+	}
+}
+
+var noToken openpca.IdempotencyToken
+
+func create(t *testing.T, s openpca.Store, ca *openpca.CA) *openpca.CA {
+	t.Helper()
+	got, err := s.CreateCA(ctx, ca, noToken, 1000)
+	if err != nil {
+		t.Fatalf("CreateCA: %v", err)
+	}
+	return got
+}
+
+func equalCA(t *testing.T, got, want *openpca.CA) {
+	t.Helper()
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if string(g) != string(w) {
+		t.Errorf("stored CA differs:\n got %s\nwant %s", g, w)
+	}
+}
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func testCreateFind(t *testing.T, s openpca.Store) {
+	ca := newCA(account, now())
+	create(t, s, ca)
+	if ca.Version != 1 {
+		t.Errorf("version %d after create, want 1", ca.Version)
+	}
+	got, err := s.FindCA(ctx, account, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalCA(t, got, ca)
+	if _, err := s.FindCA(ctx, account, uuid.NewString()); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("FindCA of a missing CA: %v, want ErrNotFound", err)
+	}
+}
+
+func testIsolation(t *testing.T, s openpca.Store) {
+	ca := newCA(account, now())
+	create(t, s, ca)
+	if _, err := s.FindCA(ctx, "999999999999", ca.ID); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("another account found the CA: %v", err)
+	}
+	list, err := s.ListCAs(ctx, "999999999999", openpca.CACursor{}, 10)
+	if err != nil || len(list) != 0 {
+		t.Errorf("another account lists %d CAs (%v)", len(list), err)
+	}
+}
+
+func testList(t *testing.T, s openpca.Store) {
+	base := now()
+	var ids []string
+	for i := range 5 {
+		ca := newCA(account, base.Add(time.Duration(i%3)*time.Second)) // ties on created_at
+		create(t, s, ca)
+		ids = append(ids, ca.ID)
+	}
+	create(t, s, newCA("999999999999", base))
+	var got []string
+	var cursor openpca.CACursor
+	for {
+		page, err := s.ListCAs(ctx, account, cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ca := range page {
+			got = append(got, ca.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		last := page[len(page)-1]
+		cursor = openpca.CACursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	// Order: created_at, then id.
+	want := []string{ids[0], ids[3], ids[1], ids[4], ids[2]}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+}
+
+func testUpdate(t *testing.T, s openpca.Store) {
+	ca := newCA(account, now())
+	create(t, s, ca)
+	ca.SetStatus(openpca.CertificateAuthorityStatusActive, now())
+	ca.Certificate, ca.CertificateChain, ca.Serial = []byte{7}, []byte("chain"), "01:02"
+	ca.NotBefore, ca.NotAfter = now(), now().Add(time.Hour)
+	ca.Tags = append(ca.Tags, openpca.Tag{Key: "k", Value: "v"})
+	ca.Revocation = nil
+	if err := s.UpdateCA(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	if ca.Version != 2 {
+		t.Errorf("version %d after update, want 2", ca.Version)
+	}
+	got, err := s.FindCA(ctx, account, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != ca.Status || got.Serial != "01:02" || got.Revocation != nil || len(got.Tags) != 2 || !got.NotAfter.Equal(ca.NotAfter) || got.Version != 2 {
+		t.Errorf("stored after update: %+v", got)
+	}
+	missing := newCA(account, now())
+	if err := s.UpdateCA(ctx, missing); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("updating a missing CA: %v, want ErrNotFound", err)
+	}
+}
+
+func testUpdateConflict(t *testing.T, s openpca.Store) {
+	ca := newCA(account, now())
+	create(t, s, ca)
+	a, _ := s.FindCA(ctx, account, ca.ID)
+	b, _ := s.FindCA(ctx, account, ca.ID)
+	a.Tags = nil
+	if err := s.UpdateCA(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	b.SetStatus(openpca.CertificateAuthorityStatusDeleted, now())
+	if err := s.UpdateCA(ctx, b); !errors.Is(err, openpca.ErrConflict) {
+		t.Fatalf("stale update: %v, want ErrConflict", err)
+	}
+	got, _ := s.FindCA(ctx, account, ca.ID)
+	if got.Status == openpca.CertificateAuthorityStatusDeleted {
+		t.Error("a stale update was written")
+	}
+}
+
+func testIdempotency(t *testing.T, s openpca.Store) {
+	t0 := now()
+	token := func(at time.Time) openpca.IdempotencyToken {
+		return openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: "tok", Now: at, Since: at.Add(-5 * time.Minute)}
+	}
+	first := newCA(account, t0)
+	got, err := s.CreateCA(ctx, first, token(t0), 1000)
+	if err != nil || got.ID != first.ID {
+		t.Fatalf("first create: %v, %v", got, err)
+	}
+	second := newCA(account, t0.Add(time.Minute))
+	got, err = s.CreateCA(ctx, second, token(t0.Add(time.Minute)), 1000)
+	if err != nil || got.ID != first.ID {
+		t.Fatalf("retry within the window returned %v (%v), want the first CA", got, err)
+	}
+	if _, err := s.FindCA(ctx, account, second.ID); !errors.Is(err, openpca.ErrNotFound) {
+		t.Error("the retry stored a second CA")
+	}
+	other := newCA("999999999999", t0)
+	if got, err := s.CreateCA(ctx, other, token(t0), 1000); err != nil || got.ID != other.ID {
+		t.Errorf("another account's same token: %v, %v", got, err)
+	}
+	late := newCA(account, t0.Add(6*time.Minute))
+	if got, err := s.CreateCA(ctx, late, token(t0.Add(6*time.Minute)), 1000); err != nil || got.ID != late.ID {
+		t.Errorf("a token past its window: %v, %v", got, err)
+	}
+}
+
+func testIdempotencyConcurrent(t *testing.T, s openpca.Store) {
+	t0 := now()
+	tok := openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: "race", Now: t0, Since: t0.Add(-5 * time.Minute)}
+	const n = 10
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			got, err := s.CreateCA(ctx, newCA(account, t0), tok, 1000)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = got.ID
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("concurrent creates with one token returned %v", ids)
+		}
+	}
+	list, _ := s.ListCAs(ctx, account, openpca.CACursor{}, 100)
+	if len(list) != 1 {
+		t.Errorf("%d CAs stored, want 1", len(list))
+	}
+}
+
+func testLimit(t *testing.T, s openpca.Store) {
+	for range 3 {
+		if _, err := s.CreateCA(ctx, newCA(account, now()), noToken, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateCA(ctx, newCA(account, now()), noToken, 3); !errors.Is(err, openpca.ErrLimitExceeded) {
+		t.Errorf("fourth CA with a limit of 3: %v, want ErrLimitExceeded", err)
+	}
+	if _, err := s.CreateCA(ctx, newCA("999999999999", now()), noToken, 3); err != nil {
+		t.Errorf("the limit is per account: %v", err)
+	}
+}
+
+func testCount(t *testing.T, s openpca.Store) {
+	for range 2 {
+		create(t, s, newCA(account, now()))
+	}
+	ca := newCA("999999999999", now())
+	ca.Status = openpca.CertificateAuthorityStatusActive
+	create(t, s, ca)
+	counts, err := s.CountCAs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[openpca.CertificateAuthorityStatusPendingCertificate] != 2 || counts[openpca.CertificateAuthorityStatusActive] != 1 {
+		t.Errorf("counts %v", counts)
+	}
+}

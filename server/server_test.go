@@ -1,0 +1,128 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+var ctx = context.Background()
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func metrics(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+func TestMetricsAndRequestLog(t *testing.T) {
+	var logs syncBuffer
+	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Metrics")
+	_, err := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{
+		CertificateAuthorityArn: aws.String(arn[:len(arn)-4] + "0000")})
+	testenv.WantError(t, err, "ResourceNotFoundException")
+
+	m := metrics(t, env.URL)
+	for _, want := range []string{
+		`openpca_requests_total{error_code="none",operation="CreateCertificateAuthority"} 1`,
+		`openpca_requests_total{error_code="ResourceNotFoundException",operation="DescribeCertificateAuthority"} 1`,
+		`openpca_request_duration_seconds_count{operation="CreateCertificateAuthority"} 1`,
+		`openpca_certificate_authorities{status="PENDING_CERTIFICATE"} 1`,
+		`openpca_certificate_authorities{status="ACTIVE"} 0`,
+		`openpca_requests_in_flight 0`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	var lines []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	for sc.Scan() {
+		var l map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("log line %q is not JSON", sc.Text())
+		}
+		if l["msg"] == "request" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d request log lines, want 2:\n%s", len(lines), logs.String())
+	}
+	if l := lines[1]; l["operation"] != "DescribeCertificateAuthority" || l["status"] != float64(400) ||
+		l["error_code"] != "ResourceNotFoundException" || l["latency_ms"] == nil || l["request_id"] == "" {
+		t.Errorf("request log line %v", l)
+	}
+}
+
+// TestGracefulShutdown stops the server while a request is in flight: the
+// request completes, and what it wrote is there after a restart.
+func TestGracefulShutdown(t *testing.T) {
+	env := testenv.Start(t)
+	done := make(chan error, 1)
+	var arn string
+	go func() {
+		out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+			// RSA-4096 key generation keeps the request busy for a while.
+			CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmRsa4096, "Slow"),
+			CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+		})
+		if err == nil {
+			arn = *out.CertificateAuthorityArn
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(metrics(t, env.URL), "openpca_requests_in_flight 1") {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never showed as in flight")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	env.Stop(t)
+	if err := <-done; err != nil {
+		t.Fatalf("request in flight during shutdown: %v", err)
+	}
+	env.Restart(t)
+	if s := env.Status(t, arn); s != types.CertificateAuthorityStatusPendingCertificate {
+		t.Errorf("after restart the CA is %s", s)
+	}
+}
