@@ -15,7 +15,10 @@ type CA struct {
 	AccountID string
 	ARN       string
 	Type      CertificateAuthorityType
-	Status    CertificateAuthorityStatus
+	// Status is the stored status. It is never EXPIRED: expiry is derived
+	// from the certificate by StatusAt, so that a renewed CA returns to the
+	// ACTIVE or DISABLED it had before.
+	Status CertificateAuthorityStatus
 	// StatusBeforeDeletion is where RestoreCertificateAuthority returns to.
 	StatusBeforeDeletion CertificateAuthorityStatus
 	CreatedAt            time.Time
@@ -45,8 +48,8 @@ type CA struct {
 	Version int64
 }
 
-// Describe renders ca as the API's CertificateAuthority.
-func (ca *CA) Describe() *CertificateAuthority {
+// Describe renders ca as the API's CertificateAuthority at time now.
+func (ca *CA) Describe(now time.Time) *CertificateAuthority {
 	cfg := ca.Config
 	return &CertificateAuthority{
 		Arn:                               ca.ARN,
@@ -55,7 +58,7 @@ func (ca *CA) Describe() *CertificateAuthority {
 		LastStateChangeAt:                 NewTimestamp(ca.LastStateChangeAt),
 		Type:                              ca.Type,
 		Serial:                            ca.Serial,
-		Status:                            ca.Status,
+		Status:                            ca.StatusAt(now),
 		NotBefore:                         NewTimestamp(ca.NotBefore),
 		NotAfter:                          NewTimestamp(ca.NotAfter),
 		FailureReason:                     ca.FailureReason,
@@ -73,19 +76,22 @@ func (ca *CA) SetStatus(status CertificateAuthorityStatus, now time.Time) {
 	ca.LastStateChangeAt = now
 }
 
-// Age brings ca's status up to date with the clock: a CA whose certificate
-// has expired becomes EXPIRED, and a DELETED CA past its restoration period
-// is gone for good (reported as true; it must be treated as not found).
-func (ca *CA) Age(now time.Time) (gone bool) {
+// StatusAt is the status of ca at time now: an ACTIVE or DISABLED CA whose
+// certificate has expired is EXPIRED.
+func (ca *CA) StatusAt(now time.Time) CertificateAuthorityStatus {
 	switch ca.Status {
 	case CertificateAuthorityStatusActive, CertificateAuthorityStatusDisabled:
 		if !ca.NotAfter.IsZero() && now.After(ca.NotAfter) {
-			ca.SetStatus(CertificateAuthorityStatusExpired, ca.NotAfter)
+			return CertificateAuthorityStatusExpired
 		}
-	case CertificateAuthorityStatusDeleted:
-		return !now.Before(ca.RestorableUntil)
 	}
-	return false
+	return ca.Status
+}
+
+// Gone reports whether ca was deleted and its restoration period is over:
+// it is deleted for good and must be treated as not found.
+func (ca *CA) Gone(now time.Time) bool {
+	return ca.Status == CertificateAuthorityStatusDeleted && !now.Before(ca.RestorableUntil)
 }
 
 // ARNs. AWS Private CA names a CA

@@ -18,7 +18,8 @@ type CAStore interface {
 	// CreateCA stores a new CA. When token is set and the same account used
 	// the same token for the same operation at or after token.Since, nothing
 	// is stored and the CA created then is returned instead. If the account
-	// already has limit CAs, it returns ErrLimitExceeded.
+	// already has limit CAs (deleted ones count until their restoration
+	// period ends at token.Now), it returns ErrLimitExceeded.
 	CreateCA(ctx context.Context, ca *CA, token IdempotencyToken, limit int) (*CA, error)
 
 	// FindCA returns the CA with id owned by accountID, or ErrNotFound.
@@ -33,8 +34,13 @@ type CAStore interface {
 	// first.
 	UpdateCA(ctx context.Context, ca *CA) error
 
-	// CountCAs counts the CAs of every account by status.
-	CountCAs(ctx context.Context) (map[CertificateAuthorityStatus]int, error)
+	// CountCAs counts the CAs of every account by their status at now, as
+	// CA.StatusAt gives it.
+	CountCAs(ctx context.Context, now time.Time) (map[CertificateAuthorityStatus]int, error)
+
+	// PurgeCAs removes the CAs deleted for good at now (see CA.Gone), with
+	// their sealed keys, and reports how many it removed.
+	PurgeCAs(ctx context.Context, now time.Time) (int, error)
 }
 
 // CACursor is a position in the creation order of an account's CAs.

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/seal"
@@ -50,7 +49,15 @@ type App struct {
 	server *server.Server
 	store  *sqlite.DB
 	logger *slog.Logger
+	now    func() time.Time
+
+	stopJanitor context.CancelFunc
+	janitorDone chan struct{}
 }
+
+// janitorInterval is how often deleted CAs past their restoration period
+// are purged. Until then the service already treats them as gone.
+const janitorInterval = time.Minute
 
 // Open prepares an App: it creates the data folder, opens the database and
 // applies its migrations, and loads (or creates) the master key.
@@ -92,7 +99,39 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Authenticator: awsjson.StaticAuthenticator{AccountID: cfg.AccountID, Principal: "account:" + cfg.AccountID},
 		Logger:        logger,
 	})
-	return &App{server: srv, store: store, logger: logger}, nil
+	a := &App{server: srv, store: store, logger: logger, now: cfg.Now, janitorDone: make(chan struct{})}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.purge(ctx)
+	jctx, cancel := context.WithCancel(context.Background())
+	a.stopJanitor = cancel
+	go a.janitor(jctx)
+	return a, nil
+}
+
+// janitor purges CAs deleted for good every janitorInterval, until ctx ends.
+func (a *App) janitor(ctx context.Context) {
+	defer close(a.janitorDone)
+	t := time.NewTicker(janitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.purge(ctx)
+		}
+	}
+}
+
+func (a *App) purge(ctx context.Context) {
+	n, err := a.store.PurgeCAs(ctx, a.now())
+	if err != nil && ctx.Err() == nil {
+		a.logger.Error("purging deleted certificate authorities", "error", err)
+	} else if n > 0 {
+		a.logger.Info("purged certificate authorities past their restoration period", "count", n)
+	}
 }
 
 func openSealer(cfg Config, logger *slog.Logger) (*seal.Sealer, error) {
@@ -123,10 +162,13 @@ func (a *App) Serve(l net.Listener) error {
 // the database.
 func (a *App) Shutdown(ctx context.Context) error {
 	err := a.server.Shutdown(ctx)
-	return errors.Join(err, a.store.Close())
+	return errors.Join(err, a.Close())
 }
 
-// Close closes the database of an App that never served.
-func (a *App) Close() error { return a.store.Close() }
-
-var _ openpca.Store = (*sqlite.DB)(nil)
+// Close stops the background work and closes the database; Shutdown calls
+// it after the requests in flight have finished.
+func (a *App) Close() error {
+	a.stopJanitor()
+	<-a.janitorDone
+	return a.store.Close()
+}

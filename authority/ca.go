@@ -102,7 +102,7 @@ func (s *Service) DescribeCertificateAuthority(ctx context.Context, in *openpca.
 	if err != nil {
 		return nil, err
 	}
-	return &openpca.DescribeCertificateAuthorityResponse{CertificateAuthority: ca.Describe()}, nil
+	return &openpca.DescribeCertificateAuthorityResponse{CertificateAuthority: ca.Describe(s.now())}, nil
 }
 
 // MaxCAsPerPage is the most CAs ListCertificateAuthorities returns at once.
@@ -142,8 +142,8 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 	}
 	now := s.now()
 	for _, ca := range cas {
-		if !ca.Age(now) {
-			out.CertificateAuthorities = append(out.CertificateAuthorities, *ca.Describe())
+		if !ca.Gone(now) {
+			out.CertificateAuthorities = append(out.CertificateAuthorities, *ca.Describe(now))
 		}
 	}
 	return out, nil

@@ -15,17 +15,17 @@ import (
 )
 
 // GetCertificateAuthorityCsr returns the CSR made when the CA was created,
-// PEM-encoded.
+// PEM-encoded. It stays available after activation, for renewals.
 func (s *Service) GetCertificateAuthorityCsr(ctx context.Context, in *openpca.GetCertificateAuthorityCsrRequest) (*openpca.GetCertificateAuthorityCsrResponse, error) {
 	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
 	if err != nil {
 		return nil, err
 	}
-	switch ca.Status {
+	switch st := ca.StatusAt(s.now()); st {
 	case openpca.CertificateAuthorityStatusCreating:
 		return nil, openpca.Errorf(openpca.CodeRequestInProgress, "The CSR of %s is being created; try again shortly.", ca.ARN)
 	case openpca.CertificateAuthorityStatusDeleted, openpca.CertificateAuthorityStatusFailed:
-		return nil, invalidState(ca, "its CSR is not available")
+		return nil, invalidState("The certificate authority %s is not in the correct state to have a certificate signing request: it is %s.", ca.ARN, st)
 	}
 	return &openpca.GetCertificateAuthorityCsrResponse{Csr: pemString("CERTIFICATE REQUEST", ca.CSR)}, nil
 }
@@ -37,11 +37,12 @@ func (s *Service) GetCertificateAuthorityCertificate(ctx context.Context, in *op
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case ca.Status == openpca.CertificateAuthorityStatusDeleted, ca.Status == openpca.CertificateAuthorityStatusFailed:
-		return nil, invalidState(ca, "its certificate is not available")
+	// AWS's message for both cases speaks of a certificate signing request.
+	switch st := ca.StatusAt(s.now()); {
+	case st == openpca.CertificateAuthorityStatusDeleted, st == openpca.CertificateAuthorityStatusFailed:
+		return nil, invalidState("The certificate authority %s is not in the correct state to have a certificate signing request: it is %s.", ca.ARN, st)
 	case len(ca.Certificate) == 0:
-		return nil, invalidState(ca, "it has no certificate yet: import one with ImportCertificateAuthorityCertificate")
+		return nil, invalidState("The certificate authority %s is not in the correct state to have a certificate signing request: it is %s and has no certificate yet; import one with ImportCertificateAuthorityCertificate.", ca.ARN, st)
 	}
 	return &openpca.GetCertificateAuthorityCertificateResponse{
 		Certificate:      pemString("CERTIFICATE", ca.Certificate),
@@ -51,8 +52,9 @@ func (s *Service) GetCertificateAuthorityCertificate(ctx context.Context, in *op
 
 // ImportCertificateAuthorityCertificate installs the CA's certificate: a
 // self-signed one for a root CA, or one signed by the first certificate of
-// the chain for a subordinate CA. Importing again renews the certificate;
-// an EXPIRED or PENDING_CERTIFICATE CA becomes ACTIVE.
+// the chain for a subordinate CA. A PENDING_CERTIFICATE CA becomes ACTIVE.
+// Importing again renews the certificate and keeps the status, so an
+// EXPIRED CA returns to the ACTIVE or DISABLED it had.
 func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in *openpca.ImportCertificateAuthorityCertificateRequest) error {
 	cert, err := parseOneCertificate(in.Certificate)
 	if err != nil {
@@ -63,20 +65,20 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 		return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate chain is malformed: %v.", err)
 	}
 	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
-		switch ca.Status {
+		now := s.now()
+		switch st := ca.StatusAt(now); st {
 		case openpca.CertificateAuthorityStatusPendingCertificate, openpca.CertificateAuthorityStatusActive,
 			openpca.CertificateAuthorityStatusDisabled, openpca.CertificateAuthorityStatusExpired:
 		default:
-			return invalidState(ca, "a certificate can be imported only while it is PENDING_CERTIFICATE, ACTIVE, DISABLED or EXPIRED")
+			return invalidState("The certificate authority %s is %s; a certificate can be imported only while it is PENDING_CERTIFICATE, ACTIVE, DISABLED or EXPIRED.", ca.ARN, st)
 		}
 		csr, err := x509.ParseCertificateRequest(ca.CSR)
 		if err != nil {
 			return err
 		}
 		if !publicKeysEqual(cert.PublicKey, csr.PublicKey) {
-			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate's public key does not match the private key of %s.", ca.ARN)
+			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate's public key does not match the private key of %s: sign the CSR from GetCertificateAuthorityCsr.", ca.ARN)
 		}
-		now := s.now()
 		if err := checkCACertificate(ca.Type, cert, chain, now); err != nil {
 			return err
 		}
@@ -89,9 +91,9 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 			}
 			ca.CertificateChain = b.Bytes()
 		}
-		ca.Serial = pki.FormatSerial(cert.SerialNumber)
+		ca.Serial = cert.SerialNumber.String() // Describe shows it in decimal, as AWS does
 		ca.NotBefore, ca.NotAfter = cert.NotBefore.UTC(), cert.NotAfter.UTC()
-		if ca.Status == openpca.CertificateAuthorityStatusPendingCertificate || ca.Status == openpca.CertificateAuthorityStatusExpired {
+		if ca.Status == openpca.CertificateAuthorityStatusPendingCertificate {
 			ca.SetStatus(openpca.CertificateAuthorityStatusActive, now.UTC())
 		}
 		return nil
@@ -103,7 +105,10 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 }
 
 // checkCACertificate enforces what AWS Private CA requires of an imported CA
-// certificate and its chain.
+// certificate and its chain. A field the certificate must not carry is a
+// MalformedCertificateException, a chain that does not lead from the
+// certificate to a root is an InvalidRequestException, and a certificate
+// that breaks its issuer's constraints is a CertificateMismatchException.
 func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Certificate, chain []*x509.Certificate, now time.Time) error {
 	invalid := func(format string, args ...any) error {
 		return openpca.Errorf(openpca.CodeInvalidRequest, format, args...)
@@ -114,10 +119,10 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 			what = fmt.Sprintf("Certificate %d of the chain", i)
 		}
 		if !c.BasicConstraintsValid || !c.IsCA {
-			return invalid("%s is not a CA certificate: its basic constraints must be present, critical and say CA:TRUE.", what)
+			return openpca.Errorf(openpca.CodeMalformedCertificate, "%s is not a CA certificate: it needs critical basic constraints with CA:TRUE.", what)
 		}
 		if err := pki.CheckCriticalExtensions(c); err != nil {
-			return invalid("%s: %v.", what, err)
+			return openpca.Errorf(openpca.CodeMalformedCertificate, "%s: %v.", what, err)
 		}
 		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
 			return invalid("%s is not valid now: it is valid from %s to %s.", what, c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
@@ -126,7 +131,7 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 	selfSigned := bytes.Equal(cert.RawIssuer, cert.RawSubject) && cert.CheckSignatureFrom(cert) == nil
 	if caType == openpca.CertificateAuthorityTypeRoot {
 		if !selfSigned {
-			return invalid("A root certificate authority needs a self-signed certificate.")
+			return invalid("Only a self-signed certificate can be imported for a root certificate authority.")
 		}
 		if len(chain) > 0 {
 			return invalid("A root certificate authority takes no certificate chain.")
@@ -137,7 +142,7 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 		return invalid("A self-signed certificate cannot be imported for a subordinate certificate authority.")
 	}
 	if len(chain) == 0 {
-		return invalid("A subordinate certificate authority needs the certificate chain of its issuer, the root certificate last.")
+		return invalid("A subordinate certificate authority needs the certificate chain of its issuer, issuer first and root last.")
 	}
 	for _, c := range chain {
 		if c.Equal(cert) {
@@ -148,6 +153,16 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 	for i, c := range chain {
 		if err := prev.CheckSignatureFrom(c); err != nil || !bytes.Equal(prev.RawIssuer, c.RawSubject) {
 			return invalid("Certificate %d of the chain did not sign the certificate before it: the chain must start with the issuer and end with the root.", i+1)
+		}
+		// The certificate will issue certificates of its own, so c's path
+		// length must allow it and every CA certificate between them.
+		if c.MaxPathLen >= 0 && (c.MaxPathLen > 0 || c.MaxPathLenZero) && c.MaxPathLen < i+1 {
+			return openpca.Errorf(openpca.CodeCertificateMismatch, "Certificate %d of the chain allows a path length of %d, too short for a certificate authority %d level(s) below it.",
+				i+1, c.MaxPathLen, i+1)
+		}
+		if prev.NotAfter.After(c.NotAfter) {
+			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate before certificate %d of the chain is valid until %s, after its issuer (%s).",
+				i+1, prev.NotAfter.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
 		}
 		prev = c
 	}
@@ -160,8 +175,10 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 	for _, c := range chain[:len(chain)-1] {
 		intermediates.AddCert(c)
 	}
+	// Signatures and order are checked above; what Verify adds is the
+	// issuers' constraints: path length, name constraints, key usage.
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return invalid("The certificate does not verify against its chain: %v.", err)
+		return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/openpca/openpca"
@@ -13,22 +14,23 @@ const DefaultPermanentDeletionTimeInDays = 30
 
 // UpdateCertificateAuthority changes a CA's status between ACTIVE and
 // DISABLED, or its revocation configuration. The CA must be ACTIVE or
-// DISABLED.
+// DISABLED (an EXPIRED CA needs a new certificate first).
 func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.UpdateCertificateAuthorityRequest) error {
 	switch in.Status {
 	case "", openpca.CertificateAuthorityStatusActive, openpca.CertificateAuthorityStatusDisabled:
 	default:
-		return openpca.Errorf(openpca.CodeInvalidArgs, "Status %s cannot be set; a certificate authority can be set only to ACTIVE or DISABLED.", in.Status)
+		return openpca.Errorf(openpca.CodeInvalidArgs, "Status %s cannot be set: UpdateCertificateAuthority sets a certificate authority only to ACTIVE or DISABLED.", in.Status)
 	}
 	if err := checkRevocation(in.RevocationConfiguration); err != nil {
 		return err
 	}
 	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
-		if ca.Status != openpca.CertificateAuthorityStatusActive && ca.Status != openpca.CertificateAuthorityStatusDisabled {
-			return invalidState(ca, "only an ACTIVE or DISABLED certificate authority can be updated")
+		now := s.now().UTC()
+		if st := ca.StatusAt(now); st != openpca.CertificateAuthorityStatusActive && st != openpca.CertificateAuthorityStatusDisabled {
+			return invalidState("The certificate authority must be in the ACTIVE or DISABLED state to be updated; %s is %s.", ca.ARN, st)
 		}
 		if in.Status != "" && in.Status != ca.Status {
-			ca.SetStatus(in.Status, s.now().UTC())
+			ca.SetStatus(in.Status, now)
 		}
 		if in.RevocationConfiguration != nil {
 			ca.Revocation = in.RevocationConfiguration
@@ -52,11 +54,11 @@ func (s *Service) DeleteCertificateAuthority(ctx context.Context, in *openpca.De
 	}
 	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
 		now := s.now().UTC()
-		switch ca.Status {
+		switch st := ca.StatusAt(now); st {
 		case openpca.CertificateAuthorityStatusActive:
-			return invalidState(ca, "disable it with UpdateCertificateAuthority before deleting it")
+			return invalidState("The certificate authority is not in a valid state for deletion: %s is ACTIVE; disable it with UpdateCertificateAuthority first.", ca.ARN)
 		case openpca.CertificateAuthorityStatusDeleted:
-			return invalidState(ca, "it is already deleted")
+			return invalidState("The certificate authority is not in a valid state for deletion: %s is already DELETED.", ca.ARN)
 		case openpca.CertificateAuthorityStatusCreating, openpca.CertificateAuthorityStatusFailed:
 			ca.RestorableUntil = now
 		default:
@@ -73,18 +75,17 @@ func (s *Service) DeleteCertificateAuthority(ctx context.Context, in *openpca.De
 }
 
 // RestoreCertificateAuthority restores a DELETED CA within its restoration
-// period to the status it had when it was deleted.
+// period to the status it had when it was deleted (EXPIRED if its
+// certificate has expired meanwhile).
 func (s *Service) RestoreCertificateAuthority(ctx context.Context, in *openpca.RestoreCertificateAuthorityRequest) error {
 	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
-		if ca.Status != openpca.CertificateAuthorityStatusDeleted {
-			return invalidState(ca, "only a DELETED certificate authority can be restored")
-		}
 		now := s.now().UTC()
+		if st := ca.StatusAt(now); st != openpca.CertificateAuthorityStatusDeleted {
+			return invalidState("The certificate authority %s is %s; only a DELETED certificate authority can be restored.", ca.ARN, st)
+		}
 		ca.SetStatus(ca.StatusBeforeDeletion, now)
 		ca.StatusBeforeDeletion = ""
 		ca.RestorableUntil = time.Time{}
-		// A CA whose certificate expired while it was deleted comes back EXPIRED.
-		ca.Age(now)
 		return nil
 	})
 	if err == nil {
@@ -96,19 +97,50 @@ func (s *Service) RestoreCertificateAuthority(ctx context.Context, in *openpca.R
 // checkTaggable refuses tag operations on a deleted CA.
 func checkTaggable(ca *openpca.CA) error {
 	if ca.Status == openpca.CertificateAuthorityStatusDeleted {
-		return invalidState(ca, "restore it before changing or listing its tags")
+		return invalidState("The certificate authority %s is DELETED; restore it before changing or listing its tags.", ca.ARN)
 	}
 	return nil
 }
 
 // checkRevocation checks a revocation configuration beyond what the model
-// constrains.
+// constrains, as AWS documents: a disabled block carries nothing but
+// Enabled, an enabled CRL names its bucket, a CNAME has no scheme, and
+// the CRL distribution point cannot be both omitted and given a CNAME.
 func checkRevocation(rc *openpca.RevocationConfiguration) error {
 	if rc == nil {
 		return nil
 	}
-	if crl := rc.CrlConfiguration; crl != nil && crl.Enabled != nil && *crl.Enabled && crl.S3BucketName == "" {
-		return openpca.Errorf(openpca.CodeInvalidArgs, "CrlConfiguration.S3BucketName is required when the CRL is enabled.")
+	invalid := func(format string, args ...any) error {
+		return openpca.Errorf(openpca.CodeInvalidArgs, format, args...)
+	}
+	if crl := rc.CrlConfiguration; crl != nil {
+		if crl.Enabled == nil || !*crl.Enabled {
+			if crl.ExpirationInDays != 0 || crl.CustomCname != "" || crl.S3BucketName != "" || crl.S3ObjectAcl != "" ||
+				crl.CrlDistributionPointExtensionConfiguration != nil || crl.CrlType != "" || crl.CustomPath != "" {
+				return invalid("CrlConfiguration: a disabled CRL takes no settings other than Enabled.")
+			}
+		} else if crl.S3BucketName == "" {
+			return invalid("CrlConfiguration.S3BucketName is required when the CRL is enabled.")
+		}
+		if hasScheme(crl.CustomCname) {
+			return invalid("CrlConfiguration.CustomCname %q must be a name, without http:// or https://.", crl.CustomCname)
+		}
+		if omit := crl.CrlDistributionPointExtensionConfiguration; omit != nil && omit.OmitExtension != nil && *omit.OmitExtension && crl.CustomCname != "" {
+			return invalid("CrlConfiguration: CustomCname cannot be set when the CRL distribution point extension is omitted.")
+		}
+	}
+	if ocsp := rc.OcspConfiguration; ocsp != nil {
+		if (ocsp.Enabled == nil || !*ocsp.Enabled) && ocsp.OcspCustomCname != "" {
+			return invalid("OcspConfiguration: a disabled OCSP configuration takes no OcspCustomCname.")
+		}
+		if hasScheme(ocsp.OcspCustomCname) {
+			return invalid("OcspConfiguration.OcspCustomCname %q must be a name, without http:// or https://.", ocsp.OcspCustomCname)
+		}
 	}
 	return nil
+}
+
+func hasScheme(cname string) bool {
+	lower := strings.ToLower(cname)
+	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://")
 }

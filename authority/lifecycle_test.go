@@ -3,7 +3,11 @@ package authority_test
 import (
 	"bytes"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/asn1"
 	"encoding/pem"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -48,8 +52,9 @@ func TestImportSubordinateWithExternalRoot(t *testing.T) {
 	if !ca.NotAfter.Equal(cert.Cert.NotAfter.Truncate(time.Second)) || !ca.NotBefore.Equal(cert.Cert.NotBefore.Truncate(time.Second)) {
 		t.Errorf("validity %v–%v, want %v–%v", ca.NotBefore, ca.NotAfter, cert.Cert.NotBefore, cert.Cert.NotAfter)
 	}
-	if ca.Serial == nil || strings.ReplaceAll(*ca.Serial, ":", "") != cert.Cert.SerialNumber.Text(16) {
-		t.Errorf("serial %v, want %x", ca.Serial, cert.Cert.SerialNumber)
+	// AWS shows the CA's serial in decimal.
+	if ca.Serial == nil || *ca.Serial != cert.Cert.SerialNumber.String() {
+		t.Errorf("serial %v, want %s", aws.ToString(ca.Serial), cert.Cert.SerialNumber)
 	}
 
 	got, err := env.Client.GetCertificateAuthorityCertificate(ctx, &acmpca.GetCertificateAuthorityCertificateInput{CertificateAuthorityArn: &arn})
@@ -79,10 +84,7 @@ func TestImportSubordinateWithExternalRoot(t *testing.T) {
 func TestImportThreeLevelChain(t *testing.T) {
 	env := testenv.Start(t)
 	root := testenv.NewExternalRoot(t, "Root")
-	// An intermediate needs a key of its own: borrow a fresh root's.
-	inter := testenv.NewExternalRoot(t, "Intermediate key")
-	interCert := root.Sign(t, "Intermediate", inter.Key.Public(), time.Now().AddDate(9, 0, 0))
-	interCert.Key = inter.Key
+	interCert := root.NewIntermediate(t, "Intermediate")
 	arn := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Leafward")
 	cert := interCert.Sign(t, "Issuing", env.CSR(t, arn).PublicKey, time.Now().AddDate(5, 0, 0))
 	chain := append(append([]byte{}, interCert.PEM...), root.PEM...)
@@ -149,26 +151,79 @@ func TestImportCertificateAuthorityCertificateErrors(t *testing.T) {
 		t.Errorf("refused imports changed the status to %s", s)
 	}
 
-	// A certificate for the right key that is not a CA certificate.
-	notCA := root.Sign(t, "Sub", subKey, time.Now().AddDate(1, 0, 0))
-	c := *notCA.Cert
-	c.IsCA = false
-	_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
-		CertificateAuthorityArn: &sub, Certificate: reissue(t, root, &c), CertificateChain: root.PEM,
-	})
-	testenv.WantError(t, err, "InvalidRequestException")
 }
 
-// reissue signs a modified copy of a certificate template with root.
-func reissue(t *testing.T, root *testenv.ExternalCA, c *x509.Certificate) []byte {
-	t.Helper()
-	tmpl := *c
-	tmpl.Raw, tmpl.RawTBSCertificate, tmpl.Extensions = nil, nil, nil
-	der, err := x509.CreateCertificate(nil, &tmpl, root.Cert, c.PublicKey, root.Key)
-	if err != nil {
+// TestImportChecksCertificateFields covers certificates for the right key
+// whose fields or issuers AWS Private CA refuses.
+func TestImportChecksCertificateFields(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
+	subKey := env.CSR(t, sub).PublicKey
+	years := func(n int) time.Time { return time.Now().AddDate(n, 0, 0) }
+	pathLen0 := root.NewIntermediate(t, "PathLen0", func(c *x509.Certificate) { c.MaxPathLen, c.MaxPathLenZero = 0, true })
+	constrained := root.NewIntermediate(t, "Constrained", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"example.com"} })
+
+	tests := []struct {
+		name  string
+		cert  *testenv.ExternalCA
+		chain []byte
+		code  string
+	}{
+		{"not a CA", root.Sign(t, "Sub", subKey, years(1), func(c *x509.Certificate) { c.IsCA = false }), root.PEM, "MalformedCertificateException"},
+		{"no basic constraints", root.Sign(t, "Sub", subKey, years(1), func(c *x509.Certificate) { c.BasicConstraintsValid, c.IsCA = false, false }), root.PEM, "MalformedCertificateException"},
+		{"critical CRL distribution point", root.Sign(t, "Sub", subKey, years(1), func(c *x509.Certificate) {
+			c.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 31}, Critical: true, Value: []byte{0x30, 0}}}
+		}), root.PEM, "MalformedCertificateException"},
+		{"outlives its issuer", root.Sign(t, "Sub", subKey, years(20)), root.PEM, "CertificateMismatchException"},
+		{"issuer allows no sub-CA", pathLen0.Sign(t, "Sub", subKey, years(1)), append(append([]byte{}, pathLen0.PEM...), root.PEM...), "CertificateMismatchException"},
+		{"issuer's name constraints", constrained.Sign(t, "Sub", subKey, years(1), func(c *x509.Certificate) { c.DNSNames = []string{"evil.test"} }),
+			append(append([]byte{}, constrained.PEM...), root.PEM...), "CertificateMismatchException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+				CertificateAuthorityArn: &sub, Certificate: tt.cert.PEM, CertificateChain: tt.chain,
+			})
+			testenv.WantError(t, err, tt.code)
+		})
+	}
+	if s := env.Status(t, sub); s != types.CertificateAuthorityStatusPendingCertificate {
+		t.Errorf("refused imports changed the status to %s", s)
+	}
+}
+
+// TestRenewalKeepsStatus: importing a new certificate keeps DISABLED, and
+// brings an EXPIRED CA back to the status it had.
+func TestRenewalKeepsStatus(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Renewed")
+	key := env.CSR(t, arn).PublicKey
+	importCert := func(notAfter time.Time) {
+		t.Helper()
+		c := root.Sign(t, "Renewed", key, notAfter)
+		if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+			CertificateAuthorityArn: &arn, Certificate: c.PEM, CertificateChain: root.PEM,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	importCert(time.Now().AddDate(0, 0, 10))
+	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &arn, Status: types.CertificateAuthorityStatusDisabled}); err != nil {
 		t.Fatal(err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	env.Clock.Advance(11 * 24 * time.Hour)
+	if s := env.Status(t, arn); s != types.CertificateAuthorityStatusExpired {
+		t.Fatalf("status %s, want EXPIRED", s)
+	}
+	// The test's external CA signs with the real clock; move the server's
+	// clock back so the new certificate is valid to it.
+	env.Clock.Advance(-11 * 24 * time.Hour)
+	importCert(time.Now().AddDate(1, 0, 0))
+	if s := env.Status(t, arn); s != types.CertificateAuthorityStatusDisabled {
+		t.Errorf("status %s after renewing an expired DISABLED CA, want DISABLED", s)
+	}
 }
 
 func TestStatusLifecycle(t *testing.T) {
@@ -344,4 +399,36 @@ func TestTags(t *testing.T) {
 	testenv.WantError(t, err, "ResourceNotFoundException")
 	_, err = env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: arn, NextToken: aws.String("%%%")})
 	testenv.WantError(t, err, "InvalidNextTokenException")
+}
+
+// TestPurgeAfterRestorationPeriod: the janitor removes a CA deleted for
+// good, key and all, from the database.
+func TestPurgeAfterRestorationPeriod(t *testing.T) {
+	env := testenv.Start(t)
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Purged")
+	keep := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Kept")
+	if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn, PermanentDeletionTimeInDays: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(8 * 24 * time.Hour)
+	env.Restart(t) // the janitor runs when the server starts
+	env.Stop(t)
+	db, err := sql.Open("sqlite", filepath.Join(env.Config.DataDir, "openpca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var arns []string
+	rows, err := db.Query(`SELECT arn FROM certificate_authorities`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var a string
+		rows.Scan(&a)
+		arns = append(arns, a)
+	}
+	if len(arns) != 1 || arns[0] != keep {
+		t.Errorf("CAs in the database after purging: %v, want only %s", arns, keep)
+	}
 }

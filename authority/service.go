@@ -84,7 +84,7 @@ func (s *Service) findCA(ctx context.Context, arn string) (*openpca.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	notFound := openpca.Errorf(openpca.CodeResourceNotFound, "Could not find certificate authority %s.", arn)
+	notFound := caNotFound(arn)
 	if p.AccountID != c.AccountID || p.Region != s.region {
 		return nil, notFound
 	}
@@ -95,7 +95,7 @@ func (s *Service) findCA(ctx context.Context, arn string) (*openpca.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ca.Age(s.now()) {
+	if ca.Gone(s.now()) {
 		return nil, notFound
 	}
 	return ca, nil
@@ -118,7 +118,7 @@ func (s *Service) updateCA(ctx context.Context, arn string, change func(*openpca
 			continue
 		}
 		if errors.Is(err, openpca.ErrNotFound) {
-			return nil, openpca.Errorf(openpca.CodeResourceNotFound, "Could not find certificate authority %s.", arn)
+			return nil, caNotFound(arn)
 		}
 		return ca, err
 	}
@@ -133,7 +133,14 @@ func (s *Service) signer(ca *openpca.CA) (crypto.Signer, error) {
 	return pki.ParsePrivateKey(der)
 }
 
-// invalidState is the error for an operation the CA's status forbids.
-func invalidState(ca *openpca.CA, what string) error {
-	return openpca.Errorf(openpca.CodeInvalidState, "The certificate authority %s is in the %s state; %s.", ca.ARN, ca.Status, what)
+// caNotFound is the error for a CA that does not exist for the caller.
+func caNotFound(arn string) error {
+	return openpca.Errorf(openpca.CodeResourceNotFound, "Could not find Certificate Authority with ARN %s.", arn)
+}
+
+// invalidState is the error for an operation the CA's status forbids. Where
+// AWS's wording is known, the message starts with it, since tools match
+// on it.
+func invalidState(format string, args ...any) error {
+	return openpca.Errorf(openpca.CodeInvalidState, format, args...)
 }

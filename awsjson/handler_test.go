@@ -106,6 +106,7 @@ func TestProtocolErrors(t *testing.T) {
 		{"blob too long", "ACMPrivateCA.ImportCertificateAuthorityCertificate", `{"CertificateAuthorityArn":"` + validArn + `","Certificate":"` + strings.Repeat("AAAA", 10923) + `"}`, 400, "ValidationException", []string{"certificate", "less than or equal to 32768"}},
 		{"country length", "ACMPrivateCA.CreateCertificateAuthority", `{"CertificateAuthorityType":"ROOT","CertificateAuthorityConfiguration":{"KeyAlgorithm":"EC_prime256v1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"Country":"USA"}}}`, 400, "ValidationException", []string{"certificateAuthorityConfiguration.subject.country"}},
 		{"tag pattern", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":[{"Key":"a*b"}]}`, 400, "ValidationException", []string{"tags.1.member.key", "pattern"}},
+		{"pattern with \\u escapes", "ACMPrivateCA.CreateCertificateAuthority", `{"CertificateAuthorityType":"ROOT",` + createCfg + `,"IdempotencyToken":"Ā"}`, 400, "ValidationException", []string{"idempotencyToken", "pattern"}},
 		{"semantic error after validation", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `"}`, 400, "ResourceNotFoundException", []string{validArn}},
 		{"not implemented", "ACMPrivateCA.GetPolicy", `{"ResourceArn":"` + validArn + `"}`, 501, "NotImplementedException", []string{"GetPolicy"}},
 	}

@@ -5,13 +5,15 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"fmt"
 
 	"github.com/openpca/openpca"
 )
 
 // CreateCSR builds and signs the certificate signing request of a CA: its
-// configured subject, and the extensions of CsrExtensions.
+// configured subject, critical basic constraints with CA:TRUE (as AWS's CA
+// CSRs have), and the extensions of CsrExtensions.
 func CreateCSR(key crypto.Signer, cfg *openpca.CertificateAuthorityConfiguration) ([]byte, error) {
 	sigAlg, err := SignatureAlgorithm(cfg.KeyAlgorithm, cfg.SigningAlgorithm)
 	if err != nil {
@@ -21,7 +23,13 @@ func CreateCSR(key crypto.Signer, cfg *openpca.CertificateAuthorityConfiguration
 	if err != nil {
 		return nil, err
 	}
-	var exts []pkix.Extension
+	bc, err := asn1.Marshal(struct {
+		IsCA bool `asn1:"optional"`
+	}{true})
+	if err != nil {
+		return nil, err
+	}
+	exts := []pkix.Extension{{Id: oidBasicConstraints, Critical: true, Value: bc}}
 	if e := cfg.CsrExtensions; e != nil {
 		if e.KeyUsage != nil {
 			ext, err := KeyUsageExtension(e.KeyUsage)

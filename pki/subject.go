@@ -29,8 +29,9 @@ var (
 )
 
 // subjectAttributes lists the standard members of an ASN1Subject in the
-// order they are encoded, least specific first, and whether the attribute is
-// a PrintableString (the others are DirectoryStrings, encoded as UTF8String).
+// order they are encoded, which is the order of the API's ASN1Subject (AWS
+// encodes subjects this way), and whether the attribute is a
+// PrintableString; the others are DirectoryStrings, encoded as UTF8String.
 func subjectAttributes(s *openpca.ASN1Subject) []struct {
 	oid       asn1.ObjectIdentifier
 	value     string
@@ -42,19 +43,19 @@ func subjectAttributes(s *openpca.ASN1Subject) []struct {
 		printable bool
 	}{
 		{oidCountry, s.Country, true},
-		{oidState, s.State, false},
-		{oidLocality, s.Locality, false},
 		{oidOrganization, s.Organization, false},
 		{oidOrganizationalUnit, s.OrganizationalUnit, false},
 		{oidDNQualifier, s.DistinguishedNameQualifier, true},
+		{oidState, s.State, false},
+		{oidCommonName, s.CommonName, false},
 		{oidSerialNumber, s.SerialNumber, true},
+		{oidLocality, s.Locality, false},
 		{oidTitle, s.Title, false},
 		{oidSurname, s.Surname, false},
 		{oidGivenName, s.GivenName, false},
 		{oidInitials, s.Initials, false},
 		{oidPseudonym, s.Pseudonym, false},
 		{oidGenerationQualifier, s.GenerationQualifier, false},
-		{oidCommonName, s.CommonName, false},
 	}
 }
 

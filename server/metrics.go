@@ -63,7 +63,7 @@ func (c *caCollector) Describe(ch chan<- *prometheus.Desc) { ch <- caDesc }
 func (c *caCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	counts, err := c.store.CountCAs(ctx)
+	counts, err := c.store.CountCAs(ctx, time.Now())
 	if err != nil {
 		c.logger.Error("counting CAs for metrics", "error", err)
 		return

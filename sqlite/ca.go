@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/openpca/openpca"
 )
@@ -102,7 +103,8 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, token openpca.Idempo
 			}
 		}
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificate_authorities WHERE account_id = ?`, ca.AccountID).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificate_authorities
+			WHERE account_id = ? AND NOT (status = 'DELETED' AND restorable_until <= ?)`, ca.AccountID, token.Now.UnixMicro()).Scan(&n); err != nil {
 			return err
 		}
 		if n >= limit {
@@ -194,8 +196,10 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 }
 
 // CountCAs implements openpca.CAStore.
-func (db *DB) CountCAs(ctx context.Context) (map[openpca.CertificateAuthorityStatus]int, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT status, COUNT(*) FROM certificate_authorities GROUP BY status`)
+func (db *DB) CountCAs(ctx context.Context, now time.Time) (map[openpca.CertificateAuthorityStatus]int, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT
+		CASE WHEN status IN ('ACTIVE', 'DISABLED') AND not_after < ? THEN 'EXPIRED' ELSE status END AS s, COUNT(*)
+		FROM certificate_authorities WHERE NOT (status = 'DELETED' AND restorable_until <= ?) GROUP BY s`, now.UnixMicro(), now.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: counting CAs: %w", err)
 	}
@@ -210,4 +214,14 @@ func (db *DB) CountCAs(ctx context.Context) (map[openpca.CertificateAuthoritySta
 		counts[status] = n
 	}
 	return counts, rows.Err()
+}
+
+// PurgeCAs implements openpca.CAStore.
+func (db *DB) PurgeCAs(ctx context.Context, now time.Time) (int, error) {
+	res, err := db.write.ExecContext(ctx, `DELETE FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`, now.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purging CAs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }

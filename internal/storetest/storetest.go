@@ -34,6 +34,7 @@ func Run(t *testing.T, open Open) {
 		{"IdempotencyConcurrent", testIdempotencyConcurrent},
 		{"Limit", testLimit},
 		{"Count", testCount},
+		{"Purge", testPurge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,11 +79,9 @@ func newCA(accountID string, created time.Time) *openpca.CA {
 	}
 }
 
-var noToken openpca.IdempotencyToken
-
 func create(t *testing.T, s openpca.Store, ca *openpca.CA) *openpca.CA {
 	t.Helper()
-	got, err := s.CreateCA(ctx, ca, noToken, 1000)
+	got, err := s.CreateCA(ctx, ca, openpca.IdempotencyToken{Now: ca.CreatedAt}, 1000)
 	if err != nil {
 		t.Fatalf("CreateCA: %v", err)
 	}
@@ -263,31 +262,68 @@ func testIdempotencyConcurrent(t *testing.T, s openpca.Store) {
 }
 
 func testLimit(t *testing.T, s openpca.Store) {
+	at := openpca.IdempotencyToken{Now: now()}
 	for range 3 {
-		if _, err := s.CreateCA(ctx, newCA(account, now()), noToken, 3); err != nil {
+		if _, err := s.CreateCA(ctx, newCA(account, now()), at, 3); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.CreateCA(ctx, newCA(account, now()), noToken, 3); !errors.Is(err, openpca.ErrLimitExceeded) {
+	if _, err := s.CreateCA(ctx, newCA(account, now()), at, 3); !errors.Is(err, openpca.ErrLimitExceeded) {
 		t.Errorf("fourth CA with a limit of 3: %v, want ErrLimitExceeded", err)
 	}
-	if _, err := s.CreateCA(ctx, newCA("999999999999", now()), noToken, 3); err != nil {
+	if _, err := s.CreateCA(ctx, newCA("999999999999", now()), at, 3); err != nil {
 		t.Errorf("the limit is per account: %v", err)
 	}
 }
 
 func testCount(t *testing.T, s openpca.Store) {
+	t0 := now()
 	for range 2 {
-		create(t, s, newCA(account, now()))
+		create(t, s, newCA(account, t0))
 	}
-	ca := newCA("999999999999", now())
-	ca.Status = openpca.CertificateAuthorityStatusActive
-	create(t, s, ca)
-	counts, err := s.CountCAs(ctx)
+	withStatus := func(status openpca.CertificateAuthorityStatus, notAfter, restorableUntil time.Time) {
+		ca := newCA("999999999999", t0)
+		ca.Status, ca.NotAfter, ca.RestorableUntil = status, notAfter, restorableUntil
+		create(t, s, ca)
+	}
+	withStatus(openpca.CertificateAuthorityStatusActive, t0.Add(time.Hour), time.Time{})
+	withStatus(openpca.CertificateAuthorityStatusDisabled, t0.Add(-time.Hour), time.Time{})  // expired
+	withStatus(openpca.CertificateAuthorityStatusDeleted, time.Time{}, t0.Add(time.Hour))    // restorable
+	withStatus(openpca.CertificateAuthorityStatusDeleted, time.Time{}, t0.Add(-time.Minute)) // gone
+	counts, err := s.CountCAs(ctx, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if counts[openpca.CertificateAuthorityStatusPendingCertificate] != 2 || counts[openpca.CertificateAuthorityStatusActive] != 1 {
-		t.Errorf("counts %v", counts)
+	want := map[openpca.CertificateAuthorityStatus]int{
+		openpca.CertificateAuthorityStatusPendingCertificate: 2,
+		openpca.CertificateAuthorityStatusActive:             1,
+		openpca.CertificateAuthorityStatusExpired:            1,
+		openpca.CertificateAuthorityStatusDeleted:            1,
+	}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("counts %v, want %v", counts, want)
+	}
+}
+
+func testPurge(t *testing.T, s openpca.Store) {
+	t0 := now()
+	keep, gone := newCA(account, t0), newCA(account, t0)
+	keep.Status, keep.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, t0.Add(time.Second)
+	gone.Status, gone.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, t0
+	create(t, s, keep)
+	create(t, s, gone)
+	// A CA deleted for good no longer counts toward the limit.
+	if _, err := s.CreateCA(ctx, newCA(account, t0), openpca.IdempotencyToken{Now: t0}, 2); err != nil {
+		t.Errorf("creating beside a CA deleted for good: %v", err)
+	}
+	n, err := s.PurgeCAs(ctx, t0)
+	if err != nil || n != 1 {
+		t.Fatalf("PurgeCAs = %d, %v; want 1", n, err)
+	}
+	if _, err := s.FindCA(ctx, account, gone.ID); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a purged CA is still found: %v", err)
+	}
+	if _, err := s.FindCA(ctx, account, keep.ID); err != nil {
+		t.Errorf("a restorable CA was purged: %v", err)
 	}
 }

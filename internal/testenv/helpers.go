@@ -129,7 +129,8 @@ func NewExternalRoot(t testing.TB, cn string) *ExternalCA {
 }
 
 // Sign issues a CA certificate for pub, signed by c, valid until notAfter.
-func (c *ExternalCA) Sign(t testing.TB, cn string, pub crypto.PublicKey, notAfter time.Time) *ExternalCA {
+// Options change the certificate before it is signed.
+func (c *ExternalCA) Sign(t testing.TB, cn string, pub crypto.PublicKey, notAfter time.Time, opts ...func(*x509.Certificate)) *ExternalCA {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
@@ -140,7 +141,22 @@ func (c *ExternalCA) Sign(t testing.TB, cn string, pub crypto.PublicKey, notAfte
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
+	for _, o := range opts {
+		o(tmpl)
+	}
 	return newExternal(t, tmpl, c.Cert, pub, c.Key, nil)
+}
+
+// NewIntermediate makes a CA certificate with a key of its own, signed by c.
+func (c *ExternalCA) NewIntermediate(t testing.TB, cn string, opts ...func(*x509.Certificate)) *ExternalCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter := c.Sign(t, cn, key.Public(), c.Cert.NotAfter.Add(-time.Hour), opts...)
+	inter.Key = key
+	return inter
 }
 
 func newExternal(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer, key crypto.Signer) *ExternalCA {

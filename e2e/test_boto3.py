@@ -1,0 +1,145 @@
+"""boto3 against the openpca binary: client methods, paginators, waiters
+and the errors it raises."""
+
+import json
+import subprocess
+import tempfile
+import unittest
+import urllib.request
+
+import boto3
+import botocore.config
+from botocore.exceptions import ClientError
+
+import harness
+
+CONFIG = {
+    "KeyAlgorithm": "EC_prime256v1",
+    "SigningAlgorithm": "SHA256WITHECDSA",
+    "Subject": {"CommonName": "boto3 CA", "Country": "US"},
+}
+
+
+def client(url, **config):
+    return boto3.client(
+        "acm-pca", endpoint_url=url, region_name=harness.REGION,
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+        config=botocore.config.Config(retries={"max_attempts": 1}, **config))
+
+
+class Boto3Tests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server().start()
+        cls.pca = client(cls.server.url)
+        cls.work = tempfile.mkdtemp(prefix="openpca-boto3-")
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        if code != 0:
+            raise AssertionError(f"server exited with {code}:\n{cls.server.logs()}")
+        cls.server.close()
+
+    def create(self, ca_type="ROOT", **kw):
+        return self.pca.create_certificate_authority(
+            CertificateAuthorityConfiguration=CONFIG, CertificateAuthorityType=ca_type, **kw)["CertificateAuthorityArn"]
+
+    def test_lifecycle_with_waiter(self):
+        arn = self.create("SUBORDINATE", IdempotencyToken="boto3")
+        self.pca.get_waiter("certificate_authority_csr_created").wait(CertificateAuthorityArn=arn)
+        csr = self.pca.get_certificate_authority_csr(CertificateAuthorityArn=arn)["Csr"]
+        root = harness.ExternalRoot(self.work)
+        cert = root.sign(csr, "boto3-sub")
+        with open(cert, "rb") as c, open(root.pem, "rb") as chain:
+            self.pca.import_certificate_authority_certificate(
+                CertificateAuthorityArn=arn, Certificate=c.read(), CertificateChain=chain.read())
+        ca = self.pca.describe_certificate_authority(CertificateAuthorityArn=arn)["CertificateAuthority"]
+        self.assertEqual(ca["Status"], "ACTIVE")
+        self.assertLess(ca["NotBefore"], ca["NotAfter"])  # parsed into datetimes
+        self.assertEqual(ca["OwnerAccount"], harness.ACCOUNT)
+
+    def test_paginators(self):
+        arns = [self.create(Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(5)]) for _ in range(4)]
+        pages = self.pca.get_paginator("list_certificate_authorities").paginate(PaginationConfig={"PageSize": 3})
+        listed = [ca["Arn"] for page in pages for ca in page["CertificateAuthorities"]]
+        for arn in arns:
+            self.assertIn(arn, listed)
+        self.assertEqual(len(listed), len(set(listed)))
+        tags = self.pca.get_paginator("list_tags").paginate(
+            CertificateAuthorityArn=arns[0], PaginationConfig={"PageSize": 2}).build_full_result()["Tags"]
+        self.assertEqual(sorted(t["Key"] for t in tags), [f"k{i}" for i in range(5)])
+
+    def test_errors(self):
+        missing = f"arn:aws:acm-pca:us-east-1:{harness.ACCOUNT}:certificate-authority/00000000-0000-0000-0000-000000000000"
+        with self.assertRaises(self.pca.exceptions.ResourceNotFoundException) as cm:
+            self.pca.describe_certificate_authority(CertificateAuthorityArn=missing)
+        meta = cm.exception.response["ResponseMetadata"]
+        self.assertEqual(meta["HTTPStatusCode"], 400)
+        self.assertTrue(meta["RequestId"])
+        self.assertIn(missing, cm.exception.response["Error"]["Message"])
+
+        with self.assertRaises(self.pca.exceptions.InvalidArgsException):
+            self.pca.create_certificate_authority(
+                CertificateAuthorityConfiguration=dict(CONFIG, KeyAlgorithm="SM2", SigningAlgorithm="SM3WITHSM2"),
+                CertificateAuthorityType="ROOT")
+        with self.assertRaises(self.pca.exceptions.InvalidNextTokenException):
+            self.pca.list_certificate_authorities(NextToken="bogus")
+        arn = self.create()
+        with self.assertRaises(self.pca.exceptions.InvalidStateException):
+            self.pca.get_certificate_authority_certificate(CertificateAuthorityArn=arn)
+        with self.assertRaises(self.pca.exceptions.MalformedCertificateException):
+            self.pca.import_certificate_authority_certificate(CertificateAuthorityArn=arn, Certificate=b"not a certificate")
+
+    def test_server_side_validation(self):
+        # With the client's own checks off, the server must still refuse.
+        raw = client(self.server.url, parameter_validation=False)
+        with self.assertRaises(ClientError) as cm:
+            raw.describe_certificate_authority(CertificateAuthorityArn="arn")
+        err = cm.exception.response["Error"]
+        self.assertEqual(err["Code"], "ValidationException")
+        self.assertIn("certificateAuthorityArn", err["Message"])
+        with self.assertRaises(ClientError) as cm:
+            raw.list_certificate_authorities(MaxResults=0)
+        self.assertEqual(cm.exception.response["Error"]["Code"], "ValidationException")
+
+    def test_metrics_and_health(self):
+        with urllib.request.urlopen(self.server.url + "/healthz") as r:
+            self.assertEqual(r.status, 200)
+        with urllib.request.urlopen(self.server.url + "/metrics") as r:
+            body = r.read().decode()
+        self.assertIn("openpca_requests_total", body)
+        self.assertIn("openpca_certificate_authorities", body)
+
+
+class ShutdownTests(unittest.TestCase):
+    def test_sigterm_exits_cleanly_and_keeps_data(self):
+        server = harness.Server().start()
+        try:
+            arn = client(server.url).create_certificate_authority(
+                CertificateAuthorityConfiguration=CONFIG, CertificateAuthorityType="ROOT")["CertificateAuthorityArn"]
+            self.assertEqual(server.stop(), 0, server.logs())
+            self.assertIn('"msg":"stopped"', server.logs())
+            server.start()
+            ca = client(server.url).describe_certificate_authority(CertificateAuthorityArn=arn)["CertificateAuthority"]
+            self.assertEqual(ca["Status"], "PENDING_CERTIFICATE")
+        finally:
+            server.close()
+
+    def test_env_variables_configure_the_server(self):
+        server = harness.Server(env={"OPENPCA_ACCOUNT_ID": "123456789012", "OPENPCA_REGION": "eu-west-1"}).start()
+        try:
+            arn = client(server.url).create_certificate_authority(
+                CertificateAuthorityConfiguration=CONFIG, CertificateAuthorityType="ROOT")["CertificateAuthorityArn"]
+            self.assertTrue(arn.startswith("arn:aws:acm-pca:eu-west-1:123456789012:certificate-authority/"), arn)
+        finally:
+            server.close()
+
+    def test_bad_flags_fail_at_start(self):
+        p = subprocess.run([harness.Server().binary, "serve", "--account-id", "12"], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("account-id", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,145 @@
+"""The AWS CLI, v1 (pip) and v2 (Debian), against the openpca binary,
+used exactly as its documentation shows."""
+
+import json
+import os
+import tempfile
+import unittest
+
+import harness
+
+CLIS = harness.aws_clis()
+
+CONFIG = {
+    "KeyAlgorithm": "EC_prime256v1",
+    "SigningAlgorithm": "SHA256WITHECDSA",
+    "Subject": {"CommonName": "E2E Subordinate", "Organization": "OpenPCA", "Country": "US"},
+}
+
+
+class CLITests:
+    cli_name = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server().start()
+        cls.cli = harness.CLI(CLIS[cls.cli_name], cls.server.url)
+        cls.work = tempfile.mkdtemp(prefix="openpca-cli-")
+        cls.root = harness.ExternalRoot(cls.work)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        if code != 0:
+            raise AssertionError(f"server exited with {code}:\n{cls.server.logs()}")
+        cls.server.close()
+
+    def create(self, ca_type="SUBORDINATE", **extra):
+        args = ["create-certificate-authority", "--certificate-authority-type", ca_type,
+                "--certificate-authority-configuration", json.dumps(CONFIG)]
+        for k, v in extra.items():
+            args += ["--" + k.replace("_", "-"), v]
+        return self.cli.json(*args)["CertificateAuthorityArn"]
+
+    def describe(self, arn):
+        return self.cli.json("describe-certificate-authority", "--certificate-authority-arn", arn)["CertificateAuthority"]
+
+    def test_subordinate_lifecycle(self):
+        arn = self.create(idempotency_token="cli-" + self.cli_name)
+        self.assertEqual(arn, self.create(idempotency_token="cli-" + self.cli_name), "idempotency token ignored")
+        self.cli.run("wait", "certificate-authority-csr-created", "--certificate-authority-arn", arn)
+        status = self.cli.run("describe-certificate-authority", "--certificate-authority-arn", arn,
+                              "--query", "CertificateAuthority.Status", output="text").stdout.strip()
+        self.assertEqual(status, "PENDING_CERTIFICATE")
+
+        csr = self.cli.run("get-certificate-authority-csr", "--certificate-authority-arn", arn, output="text").stdout
+        self.assertIn("BEGIN CERTIFICATE REQUEST", csr)
+        cert = self.root.sign(csr, "sub-" + self.cli_name)
+        self.cli.run("import-certificate-authority-certificate", "--certificate-authority-arn", arn,
+                     "--certificate", "fileb://" + cert, "--certificate-chain", "fileb://" + self.root.pem)
+        ca = self.describe(arn)
+        self.assertEqual(ca["Status"], "ACTIVE")
+        # v1 prints timestamps as sent (epoch seconds), v2 as ISO 8601.
+        self.assertIsInstance(ca["NotAfter"], (int, float) if self.cli_name == "v1" else str)
+
+        got = self.cli.json("get-certificate-authority-certificate", "--certificate-authority-arn", arn)
+        with open(cert) as f:
+            self.assertEqual(got["Certificate"].strip(), f.read().strip())
+        with open(self.root.pem) as f:
+            self.assertEqual(got["CertificateChain"].strip(), f.read().strip())
+
+        self.cli.run("update-certificate-authority", "--certificate-authority-arn", arn, "--status", "DISABLED")
+        self.assertEqual(self.describe(arn)["Status"], "DISABLED")
+        self.cli.run("delete-certificate-authority", "--certificate-authority-arn", arn,
+                     "--permanent-deletion-time-in-days", "7")
+        ca = self.describe(arn)
+        self.assertEqual(ca["Status"], "DELETED")
+        self.assertIn("RestorableUntil", ca)
+        self.cli.run("restore-certificate-authority", "--certificate-authority-arn", arn)
+        self.assertEqual(self.describe(arn)["Status"], "DISABLED")
+
+    def test_cli_input_json(self):
+        path = os.path.join(self.work, f"input-{self.cli_name}.json")
+        with open(path, "w") as f:
+            json.dump({"CertificateAuthorityConfiguration": CONFIG, "CertificateAuthorityType": "ROOT",
+                       "Tags": [{"Key": "team", "Value": "pki"}]}, f)
+        arn = self.cli.json("create-certificate-authority", "--cli-input-json", "file://" + path)["CertificateAuthorityArn"]
+        tags = self.cli.json("list-tags", "--certificate-authority-arn", arn)["Tags"]
+        self.assertEqual(tags, [{"Key": "team", "Value": "pki"}])
+        self.cli.run("tag-certificate-authority", "--certificate-authority-arn", arn, "--tags", "Key=env,Value=test")
+        self.cli.run("untag-certificate-authority", "--certificate-authority-arn", arn, "--tags", "Key=team")
+        tags = self.cli.json("list-tags", "--certificate-authority-arn", arn)["Tags"]
+        self.assertEqual(tags, [{"Key": "env", "Value": "test"}])
+
+    def test_pagination(self):
+        for _ in range(5):
+            self.create("ROOT")
+        all_arns = self.cli.run("list-certificate-authorities", "--query", "CertificateAuthorities[].Arn",
+                                output="json").stdout
+        every = json.loads(all_arns)
+        # The CLI follows NextToken on its own with a small page size.
+        paged = json.loads(self.cli.run("list-certificate-authorities", "--page-size", "2",
+                                        "--query", "CertificateAuthorities[].Arn").stdout)
+        self.assertEqual(paged, every)
+        first = self.cli.json("list-certificate-authorities", "--max-items", "2")
+        self.assertEqual(len(first["CertificateAuthorities"]), 2)
+        self.assertIn("NextToken", first)
+        rest = self.cli.json("list-certificate-authorities", "--starting-token", first["NextToken"])
+        self.assertEqual([c["Arn"] for c in first["CertificateAuthorities"] + rest["CertificateAuthorities"]], every)
+
+    def test_output_formats(self):
+        arn = self.create("ROOT")
+        table = self.cli.run("describe-certificate-authority", "--certificate-authority-arn", arn, output="table").stdout
+        self.assertIn("DescribeCertificateAuthority", table)
+        self.assertIn("PENDING_CERTIFICATE", table)
+        text = self.cli.run("list-certificate-authorities", output="text").stdout
+        self.assertIn(arn, text)
+        if self.cli_name == "v2":
+            yaml = self.cli.run("describe-certificate-authority", "--certificate-authority-arn", arn, output="yaml").stdout
+            self.assertIn("Status: PENDING_CERTIFICATE", yaml)
+
+    def test_errors(self):
+        missing = f"arn:aws:acm-pca:us-east-1:{harness.ACCOUNT}:certificate-authority/00000000-0000-0000-0000-000000000000"
+        p = self.cli.run("describe-certificate-authority", "--certificate-authority-arn", missing, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("(ResourceNotFoundException)", p.stderr)
+        self.assertIn("DescribeCertificateAuthority", p.stderr)
+
+        p = self.cli.run("describe-certificate-authority", "--certificate-authority-arn",
+                         f"arn:aws:acm-pca:us-east-1:{harness.ACCOUNT}:certificate-authority/nope", check=False)
+        self.assertIn("(InvalidArnException)", p.stderr)
+
+        arn = self.create("ROOT")
+        p = self.cli.run("update-certificate-authority", "--certificate-authority-arn", arn, "--status", "ACTIVE", check=False)
+        self.assertIn("(InvalidStateException)", p.stderr)
+        p = self.cli.run("create-certificate-authority", "--certificate-authority-type", "ROOT",
+                         "--certificate-authority-configuration",
+                         json.dumps(dict(CONFIG, SigningAlgorithm="SHA256WITHRSA")), check=False)
+        self.assertIn("(InvalidArgsException)", p.stderr)
+
+
+for _name in CLIS:
+    globals()[f"TestCLI{_name.upper()}"] = type(f"TestCLI{_name.upper()}", (CLITests, unittest.TestCase), {"cli_name": _name})
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,174 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"math/big"
+	"strings"
+	"testing"
+
+	"github.com/openpca/openpca"
+)
+
+func TestMarshalSubjectOrderAndTypes(t *testing.T) {
+	der, err := MarshalSubject(&openpca.ASN1Subject{
+		CommonName: "www.example.com", Locality: "Seattle", State: "WA", OrganizationalUnit: "Sales",
+		Organization: "Example Corp", Country: "US", SerialNumber: "A1", GenerationQualifier: "Jr",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rdns pkix.RDNSequence
+	if _, err := asn1.Unmarshal(der, &rdns); err != nil {
+		t.Fatal(err)
+	}
+	// The order of the API's ASN1Subject, as AWS's example CSR shows.
+	var order []string
+	for _, rdn := range rdns {
+		order = append(order, rdn[0].Type.String())
+	}
+	if got, want := strings.Join(order, " "), "2.5.4.6 2.5.4.10 2.5.4.11 2.5.4.8 2.5.4.3 2.5.4.5 2.5.4.7 2.5.4.44"; got != want {
+		t.Errorf("attribute order %s, want %s", got, want)
+	}
+	// Country and serial number are PrintableString, the rest UTF8String.
+	type atv struct {
+		Type  asn1.ObjectIdentifier
+		Value asn1.RawValue
+	}
+	type rawRDNSET []atv
+	var raw []rawRDNSET
+	if _, err := asn1.Unmarshal(der, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, rdn := range raw {
+		want := asn1.TagUTF8String
+		if rdn[0].Type.Equal(oidCountry) || rdn[0].Type.Equal(oidSerialNumber) {
+			want = asn1.TagPrintableString
+		}
+		if rdn[0].Value.Tag != want {
+			t.Errorf("attribute %s has tag %d, want %d", rdn[0].Type, rdn[0].Value.Tag, want)
+		}
+	}
+}
+
+func TestMarshalSubjectErrors(t *testing.T) {
+	tests := map[string]*openpca.ASN1Subject{
+		"nil":          nil,
+		"empty":        {},
+		"mixed":        {CommonName: "x", CustomAttributes: []openpca.CustomAttribute{{ObjectIdentifier: "2.5.4.3", Value: "y"}}},
+		"bad OID":      {CustomAttributes: []openpca.CustomAttribute{{ObjectIdentifier: "3.1", Value: "y"}}},
+		"huge OID arc": {CustomAttributes: []openpca.CustomAttribute{{ObjectIdentifier: "1.2.99999999999999", Value: "y"}}},
+		"country UTF8": {Country: "Ü1"},
+	}
+	for name, s := range tests {
+		if _, err := MarshalSubject(s); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	der, err := MarshalSubject(&openpca.ASN1Subject{CustomAttributes: []openpca.CustomAttribute{
+		{ObjectIdentifier: "2.5.4.3", Value: "custom cn"}, {ObjectIdentifier: "1.3.6.1.4.1.99.1", Value: "v"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(der, []byte("custom cn")) {
+		t.Error("custom attribute missing")
+	}
+}
+
+func TestMarshalGeneralName(t *testing.T) {
+	tests := []struct {
+		name string
+		in   openpca.GeneralName
+		hex  string // DER of the GeneralName
+	}{
+		{"dns", openpca.GeneralName{DnsName: "a.io"}, "820461" + hex.EncodeToString([]byte(".io"))},
+		{"email", openpca.GeneralName{Rfc822Name: "a@b"}, "8103614062"},
+		{"uri", openpca.GeneralName{UniformResourceIdentifier: "u:x"}, "8603753a78"},
+		{"ipv4", openpca.GeneralName{IpAddress: "10.0.0.1"}, "87040a000001"},
+		{"ipv6", openpca.GeneralName{IpAddress: "::1"}, "871000000000000000000000000000000001"},
+		{"registered id", openpca.GeneralName{RegisteredId: "1.2.3"}, "88022a03"},
+		{"other name", openpca.GeneralName{OtherName: &openpca.OtherName{TypeId: "1.2.3", Value: "v"}}, "a00906022a03a0030c0176"},
+		{"edi party", openpca.GeneralName{EdiPartyName: &openpca.EdiPartyName{PartyName: "p"}}, "a505a1030c0170"},
+		{"directory", openpca.GeneralName{DirectoryName: &openpca.ASN1Subject{CommonName: "c"}}, "a40e300c310a300806035504030c0163"},
+	}
+	for _, tt := range tests {
+		raw, err := MarshalGeneralName(tt.in)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		der, _ := asn1.Marshal(raw)
+		if got := hex.EncodeToString(der); got != tt.hex {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.hex)
+		}
+	}
+	// x509 reads back what a certificate would carry.
+	for _, bad := range []openpca.GeneralName{{}, {DnsName: "a", IpAddress: "1.2.3.4"}, {IpAddress: "300.1.1.1"}, {DnsName: "ü.example"}, {RegisteredId: "9.9"}} {
+		if _, err := MarshalGeneralName(bad); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
+	}
+}
+
+func TestKeyUsageExtension(t *testing.T) {
+	tests := []struct {
+		ku   openpca.KeyUsage
+		want x509.KeyUsage
+	}{
+		{openpca.KeyUsage{DigitalSignature: true}, x509.KeyUsageDigitalSignature},
+		{openpca.KeyUsage{KeyCertSign: true, CRLSign: true}, x509.KeyUsageCertSign | x509.KeyUsageCRLSign},
+		{openpca.KeyUsage{DecipherOnly: true, KeyAgreement: true}, x509.KeyUsageDecipherOnly | x509.KeyUsageKeyAgreement},
+	}
+	for _, tt := range tests {
+		ext, err := KeyUsageExtension(&tt.ku)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Round-trip through a certificate parse.
+		var bs asn1.BitString
+		if _, err := asn1.Unmarshal(ext.Value, &bs); err != nil {
+			t.Fatal(err)
+		}
+		var got x509.KeyUsage
+		for i := 0; i < 9; i++ {
+			if bs.At(i) != 0 {
+				got |= 1 << i
+			}
+		}
+		if got != tt.want || !ext.Critical {
+			t.Errorf("%+v: got %v (critical %v), want %v", tt.ku, got, ext.Critical, tt.want)
+		}
+		if bs.BitLength > 0 && bs.At(bs.BitLength-1) == 0 {
+			t.Errorf("%+v: trailing zero bits are not DER", tt.ku)
+		}
+	}
+	if _, err := KeyUsageExtension(&openpca.KeyUsage{}); err == nil {
+		t.Error("empty key usage accepted")
+	}
+}
+
+func TestFormatSerial(t *testing.T) {
+	n, _ := new(big.Int).SetString("822e39aae54044e551010e64919961d2", 16)
+	if got := FormatSerial(n); got != "82:2e:39:aa:e5:40:44:e5:51:01:0e:64:91:99:61:d2" {
+		t.Errorf("FormatSerial = %s", got)
+	}
+	if got := FormatSerial(big.NewInt(0)); got != "00" {
+		t.Errorf("FormatSerial(0) = %s", got)
+	}
+}
+
+func TestSignatureAlgorithm(t *testing.T) {
+	for _, key := range openpca.KeyAlgorithm("").Values() {
+		for _, sig := range openpca.SigningAlgorithm("").Values() {
+			_, err := SignatureAlgorithm(key, sig)
+			rsaKey, ecKey := strings.HasPrefix(string(key), "RSA"), strings.HasPrefix(string(key), "EC_")
+			fits := (rsaKey && strings.HasSuffix(string(sig), "WITHRSA")) || (ecKey && strings.HasSuffix(string(sig), "WITHECDSA"))
+			if fits != (err == nil) {
+				t.Errorf("%s with %s: %v", key, sig, err)
+			}
+		}
+	}
+}
