@@ -3,13 +3,11 @@ package authority_test
 import (
 	"crypto"
 	"crypto/x509"
-	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
-	_ "modernc.org/sqlite"
 
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/seal"
@@ -24,13 +22,8 @@ func TestCopiedDatabaseRevealsNoKey(t *testing.T) {
 	csr := env.CSR(t, arn)
 	env.Stop(t)
 
-	db, err := sql.Open("sqlite", filepath.Join(env.Config.DataDir, "openpca.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var sealed []byte
-	if err := db.QueryRow(`SELECT sealed_key FROM certificate_authorities WHERE arn = ?`, arn).Scan(&sealed); err != nil {
+	if err := env.DB(t).QueryRow(`SELECT sealed_key FROM certificate_authorities WHERE arn = ?`, arn).Scan(&sealed); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := x509.ParsePKCS8PrivateKey(sealed); err == nil {

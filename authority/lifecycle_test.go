@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"database/sql"
 	"encoding/asn1"
 	"encoding/pem"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -413,13 +411,8 @@ func TestPurgeAfterRestorationPeriod(t *testing.T) {
 	env.Clock.Advance(8 * 24 * time.Hour)
 	env.Restart(t) // the janitor runs when the server starts
 	env.Stop(t)
-	db, err := sql.Open("sqlite", filepath.Join(env.Config.DataDir, "openpca.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var arns []string
-	rows, err := db.Query(`SELECT arn FROM certificate_authorities`)
+	rows, err := env.DB(t).Query(`SELECT arn FROM certificate_authorities`)
 	if err != nil {
 		t.Fatal(err)
 	}

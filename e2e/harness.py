@@ -84,6 +84,14 @@ class Server:
         self.log.close()
         return code
 
+    def stop_cleanly(self):
+        """Stops the server, fails unless it exited with 0, and removes its
+        folder."""
+        code = self.stop()
+        if code != 0:
+            raise AssertionError(f"server exited with {code}:\n{self.logs()}")
+        self.close()
+
     def logs(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")

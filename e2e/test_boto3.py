@@ -36,10 +36,7 @@ class Boto3Tests(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.server.stop()
-        if code != 0:
-            raise AssertionError(f"server exited with {code}:\n{cls.server.logs()}")
-        cls.server.close()
+        cls.server.stop_cleanly()
 
     def create(self, ca_type="ROOT", **kw):
         return self.pca.create_certificate_authority(

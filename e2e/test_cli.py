@@ -29,10 +29,7 @@ class CLITests:
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.server.stop()
-        if code != 0:
-            raise AssertionError(f"server exited with {code}:\n{cls.server.logs()}")
-        cls.server.close()
+        cls.server.stop_cleanly()
 
     def create(self, ca_type="SUBORDINATE", **extra):
         args = ["create-certificate-authority", "--certificate-authority-type", ca_type,

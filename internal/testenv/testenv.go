@@ -5,10 +5,12 @@ package testenv
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	_ "modernc.org/sqlite" // for DB
 
 	"github.com/openpca/openpca/app"
 )
@@ -91,6 +94,18 @@ func (e *Env) Restart(t testing.TB) {
 	t.Helper()
 	e.Stop(t)
 	e.start(t)
+}
+
+// DB opens the server's SQLite database directly, as someone holding a
+// copy of the data folder would; stop the server first.
+func (e *Env) DB(t testing.TB) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(e.Config.DataDir, "openpca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // NewClient returns an acmpca client for the server at url, with retries
