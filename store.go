@@ -10,17 +10,19 @@ import (
 // ErrNotFound and ErrConflict as they are, so callers can test for them.
 type Store interface {
 	CAStore
+	CertificateStore
 	Close() error
 }
 
 // CAStore keeps certificate authorities.
 type CAStore interface {
-	// CreateCA stores a new CA. When token is set and the same account used
+	// CreateCA stores a new CA, and its first key use (ca.CSR's signing)
+	// as entry 0 of its key-use log. When token is set and the same account used
 	// the same token for the same operation at or after token.Since, nothing
 	// is stored and the CA created then is returned instead. If the account
 	// already has limit CAs (deleted ones count until their restoration
 	// period ends at token.Now), it returns ErrLimitExceeded.
-	CreateCA(ctx context.Context, ca *CA, token IdempotencyToken, limit int) (*CA, error)
+	CreateCA(ctx context.Context, ca *CA, csrUse *KeyUse, token IdempotencyToken, limit int) (*CA, error)
 
 	// FindCA returns the CA with id owned by accountID, or ErrNotFound.
 	FindCA(ctx context.Context, accountID, id string) (*CA, error)
@@ -61,9 +63,11 @@ type IdempotencyToken struct {
 // Sentinel store errors. They carry a code, but services usually replace
 // them with a message that names what was not found.
 var (
-	ErrNotFound      = &Error{Code: CodeResourceNotFound, Message: "The resource was not found."}
-	ErrConflict      = &Error{Code: CodeConcurrentModification, Message: "The resource was changed by another request; retry."}
-	ErrLimitExceeded = &Error{Code: CodeLimitExceeded, Message: "A quota was reached."}
+	ErrNotFound       = &Error{Code: CodeResourceNotFound, Message: "The resource was not found."}
+	ErrConflict       = &Error{Code: CodeConcurrentModification, Message: "The resource was changed by another request; retry."}
+	ErrLimitExceeded  = &Error{Code: CodeLimitExceeded, Message: "A quota was reached."}
+	ErrAlreadyRevoked = &Error{Code: CodeRequestAlreadyProcessed, Message: "The certificate is already revoked."}
+	ErrCAState        = &Error{Code: CodeInvalidState, Message: "The certificate authority is not in a valid state for this request."}
 )
 
 // KeySealer seals private keys with a key that lives outside the store, so

@@ -83,7 +83,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		return nil, err
 	}
 	token := openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: in.IdempotencyToken, Now: now, Since: now.Add(-IdempotencyWindow)}
-	created, err := s.store.CreateCA(ctx, ca, token, s.maxCAs)
+	created, err := s.store.CreateCA(ctx, ca, openpca.CSRUse(ca, c.Principal, openpca.RequestIDFrom(ctx)), token, s.maxCAs)
 	if errors.Is(err, openpca.ErrLimitExceeded) {
 		return nil, openpca.Errorf(openpca.CodeLimitExceeded, "Account %s already has %d certificate authorities, the most it may have (deleted ones count until their restoration period ends).", c.AccountID, s.maxCAs)
 	}

@@ -5,10 +5,14 @@
 package authority
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/openpca/openpca"
@@ -43,6 +47,12 @@ type Service struct {
 	region string
 	now    func() time.Time
 	maxCAs int
+
+	// signers caches opened CA keys by CA id: a key never changes, and
+	// opening and parsing it costs more than a signature. certs caches
+	// parsed CA certificates by CA id, checked against the stored DER.
+	signers sync.Map // string → crypto.Signer
+	certs   sync.Map // string → *x509.Certificate
 }
 
 var _ openpca.PrivateCA = (*Service)(nil)
@@ -126,11 +136,32 @@ func (s *Service) updateCA(ctx context.Context, arn string, change func(*openpca
 
 // signer opens the sealed private key of ca.
 func (s *Service) signer(ca *openpca.CA) (crypto.Signer, error) {
+	if k, ok := s.signers.Load(ca.ID); ok {
+		return k.(crypto.Signer), nil
+	}
 	der, err := s.sealer.Open(ca.SealedKey, []byte(ca.ARN))
+	if err != nil {
+		return nil, fmt.Errorf("opening the key of %s: %w", ca.ARN, err)
+	}
+	key, err := pki.ParsePrivateKey(der)
 	if err != nil {
 		return nil, err
 	}
-	return pki.ParsePrivateKey(der)
+	s.signers.Store(ca.ID, key)
+	return key, nil
+}
+
+// caCertificate returns the parsed certificate of ca.
+func (s *Service) caCertificate(ca *openpca.CA) (*x509.Certificate, error) {
+	if c, ok := s.certs.Load(ca.ID); ok && bytes.Equal(c.(*x509.Certificate).Raw, ca.Certificate) {
+		return c.(*x509.Certificate), nil
+	}
+	c, err := x509.ParseCertificate(ca.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the certificate of %s: %w", ca.ARN, err)
+	}
+	s.certs.Store(ca.ID, c)
+	return c, nil
 }
 
 // caNotFound is the error for a CA that does not exist for the caller.

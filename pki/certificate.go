@@ -2,7 +2,6 @@ package pki
 
 import (
 	"crypto/x509"
-	"encoding/asn1"
 	"fmt"
 	"math/big"
 	"strings"
@@ -40,14 +39,12 @@ var allowedCritical = map[string]bool{
 	"1.3.6.1.5.5.7.1.11": true, // subject information access
 }
 
-var oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
-
 // CheckCriticalExtensions refuses a CA certificate whose basic constraints
 // are not critical, or which marks critical an extension AWS Private CA does
 // not allow to be.
 func CheckCriticalExtensions(c *x509.Certificate) error {
 	for _, e := range c.Extensions {
-		if e.Id.Equal(oidBasicConstraints) && !e.Critical {
+		if e.Id.Equal(OIDBasicConstraints) && !e.Critical {
 			return fmt.Errorf("its basic constraints extension must be critical")
 		}
 		if e.Critical && !allowedCritical[e.Id.String()] {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"fmt"
 
 	"github.com/openpca/openpca"
@@ -23,13 +22,7 @@ func CreateCSR(key crypto.Signer, cfg *openpca.CertificateAuthorityConfiguration
 	if err != nil {
 		return nil, err
 	}
-	bc, err := asn1.Marshal(struct {
-		IsCA bool `asn1:"optional"`
-	}{true})
-	if err != nil {
-		return nil, err
-	}
-	exts := []pkix.Extension{{Id: oidBasicConstraints, Critical: true, Value: bc}}
+	exts := []pkix.Extension{BasicConstraintsExtension(true, -1, true)}
 	if e := cfg.CsrExtensions; e != nil {
 		if e.KeyUsage != nil {
 			ext, err := KeyUsageExtension(e.KeyUsage)

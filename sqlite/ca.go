@@ -78,7 +78,7 @@ func scanCA(s scanner) (*openpca.CA, error) {
 }
 
 // CreateCA implements openpca.CAStore.
-func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, token openpca.IdempotencyToken, limit int) (*openpca.CA, error) {
+func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyUse, token openpca.IdempotencyToken, limit int) (*openpca.CA, error) {
 	r, err := toRow(ca)
 	if err != nil {
 		return nil, err
@@ -111,12 +111,15 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, token openpca.Idempo
 			return openpca.ErrLimitExceeded
 		}
 		ca.Version = 1
-		_, err := tx.ExecContext(ctx, `INSERT INTO certificate_authorities (`+caColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_authorities (`+caColumns+`, log_size)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
 			ca.ID, ca.AccountID, ca.ARN, ca.Type, ca.Status, ca.StatusBeforeDeletion, micros(ca.CreatedAt), micros(ca.LastStateChangeAt),
 			micros(ca.RestorableUntil), ca.FailureReason, r.config, r.revocation, ca.KeyStorageSecurityStandard, ca.UsageMode, ca.SealedKey, ca.CSR,
-			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version)
-		return err
+			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version); err != nil {
+			return err
+		}
+		csrUse.Seq = 0
+		return insertKeyUse(ctx, tx, csrUse)
 	})
 	if errors.Is(err, openpca.ErrLimitExceeded) {
 		return nil, err
@@ -216,12 +219,23 @@ func (db *DB) CountCAs(ctx context.Context, now time.Time) (map[openpca.Certific
 	return counts, rows.Err()
 }
 
-// PurgeCAs implements openpca.CAStore.
+// PurgeCAs implements openpca.CAStore. A CA deleted for good takes its
+// certificates and key-use log with it.
 func (db *DB) PurgeCAs(ctx context.Context, now time.Time) (int, error) {
-	res, err := db.write.ExecContext(ctx, `DELETE FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`, now.UnixMicro())
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: purging CAs: %w", err)
-	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	var n int64
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		const gone = `SELECT id FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`
+		for _, table := range []string{"certificates", "key_uses"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE ca_id IN (`+gone+`)`, now.UnixMicro()); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM certificate_authorities WHERE id IN (`+gone+`)`, now.UnixMicro())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), wrap("purging CAs", err)
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/openpca/openpca/groupcommit"
 )
 
 //go:embed migrations/*.sql
@@ -25,9 +27,13 @@ var migrations embed.FS
 // allows one writer at a time; reads use a pool of their own, which WAL
 // mode lets run beside the writer.
 type DB struct {
-	write *sql.DB
-	read  *sql.DB
+	write   *sql.DB
+	read    *sql.DB
+	commits *groupcommit.Committer
 }
+
+// maxBatch bounds how many writes share one transaction.
+const maxBatch = 256
 
 // readers is the size of the read connection pool.
 const readers = 4
@@ -54,15 +60,17 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	read.SetMaxOpenConns(readers)
 	db := &DB{write: write, read: read}
 	if err := db.migrate(ctx); err != nil {
-		db.Close()
+		errors.Join(read.Close(), write.Close())
 		return nil, fmt.Errorf("sqlite: migrating %s: %w", path, err)
 	}
+	db.commits = groupcommit.New(write, maxBatch)
 	return db, nil
 }
 
 // Close closes the database; in WAL mode the last connection to close
 // checkpoints the log into the database file.
 func (db *DB) Close() error {
+	db.commits.Close()
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 

@@ -35,6 +35,11 @@ func Run(t *testing.T, open Open) {
 		{"Limit", testLimit},
 		{"Count", testCount},
 		{"Purge", testPurge},
+		{"Issue", testIssue},
+		{"IssueRefused", testIssueRefused},
+		{"IssueIdempotency", testIssueIdempotency},
+		{"IssueConcurrent", testIssueConcurrent},
+		{"Revoke", testRevoke},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,9 +84,14 @@ func newCA(accountID string, created time.Time) *openpca.CA {
 	}
 }
 
+// createCA creates ca with its CSR's key use.
+func createCA(s openpca.Store, ca *openpca.CA, token openpca.IdempotencyToken, limit int) (*openpca.CA, error) {
+	return s.CreateCA(ctx, ca, openpca.CSRUse(ca, "tester", "request-1"), token, limit)
+}
+
 func create(t *testing.T, s openpca.Store, ca *openpca.CA) *openpca.CA {
 	t.Helper()
-	got, err := s.CreateCA(ctx, ca, openpca.IdempotencyToken{Now: ca.CreatedAt}, 1000)
+	got, err := createCA(s, ca, openpca.IdempotencyToken{Now: ca.CreatedAt}, 1000)
 	if err != nil {
 		t.Fatalf("CreateCA: %v", err)
 	}
@@ -211,12 +221,12 @@ func testIdempotency(t *testing.T, s openpca.Store) {
 		return openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: "tok", Now: at, Since: at.Add(-5 * time.Minute)}
 	}
 	first := newCA(account, t0)
-	got, err := s.CreateCA(ctx, first, token(t0), 1000)
+	got, err := createCA(s, first, token(t0), 1000)
 	if err != nil || got.ID != first.ID {
 		t.Fatalf("first create: %v, %v", got, err)
 	}
 	second := newCA(account, t0.Add(time.Minute))
-	got, err = s.CreateCA(ctx, second, token(t0.Add(time.Minute)), 1000)
+	got, err = createCA(s, second, token(t0.Add(time.Minute)), 1000)
 	if err != nil || got.ID != first.ID {
 		t.Fatalf("retry within the window returned %v (%v), want the first CA", got, err)
 	}
@@ -224,11 +234,11 @@ func testIdempotency(t *testing.T, s openpca.Store) {
 		t.Error("the retry stored a second CA")
 	}
 	other := newCA("999999999999", t0)
-	if got, err := s.CreateCA(ctx, other, token(t0), 1000); err != nil || got.ID != other.ID {
+	if got, err := createCA(s, other, token(t0), 1000); err != nil || got.ID != other.ID {
 		t.Errorf("another account's same token: %v, %v", got, err)
 	}
 	late := newCA(account, t0.Add(6*time.Minute))
-	if got, err := s.CreateCA(ctx, late, token(t0.Add(6*time.Minute)), 1000); err != nil || got.ID != late.ID {
+	if got, err := createCA(s, late, token(t0.Add(6*time.Minute)), 1000); err != nil || got.ID != late.ID {
 		t.Errorf("a token past its window: %v, %v", got, err)
 	}
 }
@@ -241,7 +251,7 @@ func testIdempotencyConcurrent(t *testing.T, s openpca.Store) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			got, err := s.CreateCA(ctx, newCA(account, t0), tok, 1000)
+			got, err := createCA(s, newCA(account, t0), tok, 1000)
 			if err != nil {
 				t.Error(err)
 				return
@@ -264,14 +274,14 @@ func testIdempotencyConcurrent(t *testing.T, s openpca.Store) {
 func testLimit(t *testing.T, s openpca.Store) {
 	at := openpca.IdempotencyToken{Now: now()}
 	for range 3 {
-		if _, err := s.CreateCA(ctx, newCA(account, now()), at, 3); err != nil {
+		if _, err := createCA(s, newCA(account, now()), at, 3); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.CreateCA(ctx, newCA(account, now()), at, 3); !errors.Is(err, openpca.ErrLimitExceeded) {
+	if _, err := createCA(s, newCA(account, now()), at, 3); !errors.Is(err, openpca.ErrLimitExceeded) {
 		t.Errorf("fourth CA with a limit of 3: %v, want ErrLimitExceeded", err)
 	}
-	if _, err := s.CreateCA(ctx, newCA("999999999999", now()), at, 3); err != nil {
+	if _, err := createCA(s, newCA("999999999999", now()), at, 3); err != nil {
 		t.Errorf("the limit is per account: %v", err)
 	}
 }
@@ -307,13 +317,20 @@ func testCount(t *testing.T, s openpca.Store) {
 
 func testPurge(t *testing.T, s openpca.Store) {
 	t0 := now()
-	keep, gone := newCA(account, t0), newCA(account, t0)
+	keep, gone := newCA(account, t0), activeCA(t, s)
 	keep.Status, keep.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, t0.Add(time.Second)
-	gone.Status, gone.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, t0
 	create(t, s, keep)
-	create(t, s, gone)
+	c := newCertificate(gone)
+	if _, err := s.RecordIssuance(ctx, issuance(gone, c)); err != nil {
+		t.Fatal(err)
+	}
+	gone.SetStatus(openpca.CertificateAuthorityStatusDeleted, t0)
+	gone.RestorableUntil = t0
+	if err := s.UpdateCA(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
 	// A CA deleted for good no longer counts toward the limit.
-	if _, err := s.CreateCA(ctx, newCA(account, t0), openpca.IdempotencyToken{Now: t0}, 2); err != nil {
+	if _, err := createCA(s, newCA(account, t0), openpca.IdempotencyToken{Now: t0}, 2); err != nil {
 		t.Errorf("creating beside a CA deleted for good: %v", err)
 	}
 	n, err := s.PurgeCAs(ctx, t0)
@@ -325,5 +342,224 @@ func testPurge(t *testing.T, s openpca.Store) {
 	}
 	if _, err := s.FindCA(ctx, account, keep.ID); err != nil {
 		t.Errorf("a restorable CA was purged: %v", err)
+	}
+	if _, err := s.FindCertificate(ctx, gone.ID, c.Serial); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a purged CA's certificate is still found: %v", err)
+	}
+	if uses, _ := s.KeyUses(ctx, gone.ID, 0, 10); len(uses) != 0 {
+		t.Errorf("a purged CA's log has %d entries", len(uses))
+	}
+}
+
+var active = []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
+
+// activeCA stores an ACTIVE CA whose certificate is valid for a year.
+func activeCA(t *testing.T, s openpca.Store) *openpca.CA {
+	t.Helper()
+	ca := newCA(account, now())
+	ca.Status, ca.NotBefore, ca.NotAfter = openpca.CertificateAuthorityStatusActive, now().Add(-time.Hour), now().AddDate(1, 0, 0)
+	return create(t, s, ca)
+}
+
+var serials int
+
+func newCertificate(ca *openpca.CA) *openpca.Certificate {
+	serials++
+	serial := fmt.Sprintf("%032x", serials)
+	at := now()
+	return &openpca.Certificate{
+		CAID: ca.ID, AccountID: ca.AccountID, Serial: serial, ARN: ca.ARN + "/certificate/" + serial,
+		DER: []byte{0x30, byte(serials)}, Subject: "CN=leaf,O=Test", NotBefore: at.Add(-time.Hour), NotAfter: at.Add(24 * time.Hour),
+		IssuedAt: at, TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1", RequestedBy: "tester", RequestID: "request-2",
+	}
+}
+
+func issuance(ca *openpca.CA, c *openpca.Certificate) *openpca.Issuance {
+	return &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(ca.ARN, c), Statuses: active}
+}
+
+func logKinds(t *testing.T, s openpca.Store, ca *openpca.CA) string {
+	t.Helper()
+	uses, err := s.KeyUses(ctx, ca.ID, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for i, u := range uses {
+		if u.Seq != int64(i) || u.CAID != ca.ID {
+			t.Errorf("log entry %d has seq %d of CA %s", i, u.Seq, u.CAID)
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(u.Record, &rec); err != nil || rec["kind"] != u.Kind {
+			t.Errorf("log entry %d: record %s", i, u.Record)
+		}
+		kinds = append(kinds, u.Kind)
+	}
+	return fmt.Sprint(kinds)
+}
+
+func testIssue(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	c := newCertificate(ca)
+	got, err := s.RecordIssuance(ctx, issuance(ca, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != c {
+		t.Errorf("RecordIssuance returned another certificate")
+	}
+	found, err := s.FindCertificate(ctx, ca.ID, c.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := json.Marshal(found)
+	w, _ := json.Marshal(c)
+	if string(g) != string(w) {
+		t.Errorf("stored certificate differs:\n got %s\nwant %s", g, w)
+	}
+	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE]" {
+		t.Errorf("log %s, want [CSR ISSUE]", kinds)
+	}
+	other := activeCA(t, s)
+	if _, err := s.FindCertificate(ctx, other.ID, c.Serial); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("another CA's certificate found: %v", err)
+	}
+}
+
+func testIssueRefused(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	c := newCertificate(ca)
+	if _, err := s.RecordIssuance(ctx, issuance(ca, c)); err != nil {
+		t.Fatal(err)
+	}
+	dup := newCertificate(ca)
+	dup.Serial = c.Serial
+	if _, err := s.RecordIssuance(ctx, issuance(ca, dup)); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("a second certificate with one serial: %v, want ErrConflict", err)
+	}
+
+	disabled := activeCA(t, s)
+	disabled.SetStatus(openpca.CertificateAuthorityStatusDisabled, now())
+	if err := s.UpdateCA(ctx, disabled); err != nil {
+		t.Fatal(err)
+	}
+	refused := newCertificate(disabled)
+	if _, err := s.RecordIssuance(ctx, issuance(disabled, refused)); !errors.Is(err, openpca.ErrCAState) {
+		t.Errorf("issuing from a DISABLED CA: %v, want ErrCAState", err)
+	}
+	late := newCertificate(ca)
+	late.IssuedAt = ca.NotAfter.Add(time.Second)
+	if _, err := s.RecordIssuance(ctx, issuance(ca, late)); !errors.Is(err, openpca.ErrCAState) {
+		t.Errorf("issuing after the CA certificate expired: %v, want ErrCAState", err)
+	}
+	for _, serial := range []string{refused.Serial, late.Serial} {
+		if _, err := s.FindCertificate(ctx, refused.CAID, serial); !errors.Is(err, openpca.ErrNotFound) {
+			t.Errorf("a refused issuance stored certificate %s", serial)
+		}
+	}
+	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE]" {
+		t.Errorf("refused issuances changed the log: %s", kinds)
+	}
+	if kinds := logKinds(t, s, disabled); kinds != "[CSR]" {
+		t.Errorf("refused issuances changed the log: %s", kinds)
+	}
+}
+
+func testIssueIdempotency(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	t0 := now()
+	token := openpca.IdempotencyToken{Operation: "IssueCertificate:" + ca.ID, Token: "tok", Now: t0, Since: t0.Add(-5 * time.Minute)}
+	first := issuance(ca, newCertificate(ca))
+	first.Token = token
+	if _, err := s.RecordIssuance(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	retry := issuance(ca, newCertificate(ca))
+	retry.Token = token
+	got, err := s.RecordIssuance(ctx, retry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Serial != first.Certificate.Serial {
+		t.Errorf("retry returned %s, want the first certificate %s", got.Serial, first.Certificate.Serial)
+	}
+	if serial, err := s.FindIdempotent(ctx, account, token.Operation, "tok", token.Since); err != nil || serial != first.Certificate.Serial {
+		t.Errorf("FindIdempotent = %q, %v", serial, err)
+	}
+	if _, err := s.FindIdempotent(ctx, account, token.Operation, "tok", t0.Add(time.Second)); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("FindIdempotent of an expired token: %v", err)
+	}
+	if _, err := s.FindCertificate(ctx, ca.ID, retry.Certificate.Serial); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("the retry stored its certificate")
+	}
+	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE]" {
+		t.Errorf("log %s after a retry", kinds)
+	}
+}
+
+func testIssueConcurrent(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	const n = 200
+	certs := make([]*openpca.Certificate, n)
+	for i := range certs {
+		certs[i] = newCertificate(ca)
+	}
+	var wg sync.WaitGroup
+	for _, c := range certs {
+		wg.Go(func() {
+			if _, err := s.RecordIssuance(ctx, issuance(ca, c)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	uses, err := s.KeyUses(ctx, ca.ID, 0, 2*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(uses) != n+1 {
+		t.Fatalf("%d log entries, want %d", len(uses), n+1)
+	}
+	seen := map[string]bool{}
+	for i, u := range uses {
+		if u.Seq != int64(i) {
+			t.Fatalf("entry %d has seq %d: the log has a gap or a duplicate", i, u.Seq)
+		}
+		seen[u.Serial] = true
+	}
+	for _, c := range certs {
+		if !seen[c.Serial] {
+			t.Errorf("certificate %s has no log entry", c.Serial)
+		}
+	}
+}
+
+func testRevoke(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	c := newCertificate(ca)
+	if _, err := s.RecordIssuance(ctx, issuance(ca, c)); err != nil {
+		t.Fatal(err)
+	}
+	revocation := func(serial string) *openpca.Revocation {
+		at := now()
+		return &openpca.Revocation{CAID: ca.ID, Serial: serial, At: at, Reason: openpca.RevocationReasonKeyCompromise,
+			Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonKeyCompromise, "tester", "request-3"), Statuses: active}
+	}
+	if err := s.RecordRevocation(ctx, revocation("ffff")); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("revoking an unknown serial: %v", err)
+	}
+	r := revocation(c.Serial)
+	if err := s.RecordRevocation(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.FindCertificate(ctx, ca.ID, c.Serial)
+	if !got.RevokedAt.Equal(r.At) || got.RevocationReason != openpca.RevocationReasonKeyCompromise {
+		t.Errorf("revoked certificate: %v %s", got.RevokedAt, got.RevocationReason)
+	}
+	if err := s.RecordRevocation(ctx, revocation(c.Serial)); !errors.Is(err, openpca.ErrAlreadyRevoked) {
+		t.Errorf("second revocation: %v, want ErrAlreadyRevoked", err)
+	}
+	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE REVOKE]" {
+		t.Errorf("log %s", kinds)
 	}
 }

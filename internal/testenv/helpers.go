@@ -171,3 +171,106 @@ func newExternal(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.Public
 	}
 	return &ExternalCA{Cert: cert, Key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
+
+// Leaf is a key and CSR made by the test for a certificate to be issued.
+type Leaf struct {
+	Key    crypto.Signer
+	CSRPEM []byte
+}
+
+// NewLeaf makes a P-256 key and a CSR for it with the given template.
+func NewLeaf(t testing.TB, tmpl *x509.CertificateRequest) *Leaf {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Leaf{Key: key, CSRPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})}
+}
+
+// Issue issues a certificate and returns its ARN.
+func (e *Env) Issue(t testing.TB, in *acmpca.IssueCertificateInput) string {
+	t.Helper()
+	if in.SigningAlgorithm == "" {
+		in.SigningAlgorithm = types.SigningAlgorithmSha256withecdsa
+	}
+	if in.Validity == nil {
+		in.Validity = &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(30)}
+	}
+	out, err := e.Client.IssueCertificate(context.Background(), in)
+	if err != nil {
+		t.Fatalf("IssueCertificate: %v", err)
+	}
+	return *out.CertificateArn
+}
+
+// Certificate fetches an issued certificate and its chain, parsed.
+func (e *Env) Certificate(t testing.TB, caARN, certARN string) (*x509.Certificate, []*x509.Certificate) {
+	t.Helper()
+	out, err := e.Client.GetCertificate(context.Background(), &acmpca.GetCertificateInput{CertificateAuthorityArn: &caARN, CertificateArn: &certARN})
+	if err != nil {
+		t.Fatalf("GetCertificate: %v", err)
+	}
+	certs := ParsePEM(t, aws.ToString(out.Certificate))
+	if len(certs) != 1 {
+		t.Fatalf("GetCertificate returned %d certificates", len(certs))
+	}
+	return certs[0], ParsePEM(t, aws.ToString(out.CertificateChain))
+}
+
+// ParsePEM parses every certificate in a PEM string.
+func ParsePEM(t testing.TB, s string) []*x509.Certificate {
+	t.Helper()
+	var certs []*x509.Certificate
+	rest := []byte(s)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return certs
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, c)
+	}
+}
+
+// ActivateRoot activates a ROOT CA the way the AWS documentation shows:
+// it issues the CA's own CSR with RootCACertificate/V1, fetches the
+// certificate and imports it. It returns the root certificate.
+func (e *Env) ActivateRoot(t testing.TB, arn string) *x509.Certificate {
+	t.Helper()
+	ctx := context.Background()
+	csr, err := e.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certARN := e.Issue(t, &acmpca.IssueCertificateInput{
+		CertificateAuthorityArn: &arn, Csr: []byte(*csr.Csr),
+		TemplateArn: aws.String("arn:aws:acm-pca:::template/RootCACertificate/V1"),
+		Validity:    &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(10)},
+	})
+	got, err := e.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &arn, CertificateArn: &certARN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &arn, Certificate: []byte(*got.Certificate),
+	}); err != nil {
+		t.Fatalf("importing the root certificate: %v", err)
+	}
+	return ParsePEM(t, *got.Certificate)[0]
+}
+
+// NewActiveRoot creates and activates a P-256 root CA.
+func (e *Env) NewActiveRoot(t testing.TB, cn string) (string, *x509.Certificate) {
+	t.Helper()
+	arn := e.CreateCA(t, types.CertificateAuthorityTypeRoot, cn)
+	return arn, e.ActivateRoot(t, arn)
+}

@@ -1,0 +1,311 @@
+package authority
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
+	"github.com/openpca/openpca/template"
+)
+
+// shortLivedMaxValidity is the longest validity a CA in
+// SHORT_LIVED_CERTIFICATE mode issues.
+const shortLivedMaxValidity = 7 * 24 * time.Hour
+
+// serialAttempts bounds how often issuance draws a new serial number when
+// the store finds the drawn one taken.
+const serialAttempts = 3
+
+// IssueCertificate signs a certificate for a CSR with a template. Only an
+// ACTIVE CA issues, except that a ROOT CA waiting for its certificate
+// issues that certificate itself, self-signed, with a root template.
+//
+// The certificate is recorded, with the use of the key, before its ARN is
+// returned; if the record cannot be written the certificate is discarded
+// and the request fails.
+func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertificateRequest) (*openpca.IssueCertificateResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	if err != nil {
+		return nil, err
+	}
+	templateARN := in.TemplateArn
+	if templateARN == "" {
+		templateARN = template.DefaultARN
+	}
+	tmpl, ok := template.Lookup(templateARN)
+	if !ok {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "TemplateArn %s is not a template this server knows; see the AWS Private CA template list.", templateARN)
+	}
+	issued := s.now().UTC()
+	statuses := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
+	if tmpl.Root {
+		statuses = append(statuses, openpca.CertificateAuthorityStatusPendingCertificate)
+	}
+	if st := ca.StatusAt(issued); !containsStatus(statuses, st) {
+		return nil, invalidState("The certificate authority is not in a valid state for issuing certificates: %s is %s.", ca.ARN, st)
+	}
+	if tmpl.Root && ca.Type != openpca.CertificateAuthorityTypeRoot {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Template %s makes a root CA's self-signed certificate; %s is a SUBORDINATE certificate authority.", tmpl.Name, ca.ARN)
+	}
+	sigAlg, err := pki.SignatureAlgorithm(ca.Config.KeyAlgorithm, in.SigningAlgorithm)
+	if err != nil {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "SigningAlgorithm: %v.", err)
+	}
+	csr, err := parseCSR(in.Csr)
+	if err != nil {
+		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR is malformed: %v.", err)
+	}
+
+	var token openpca.IdempotencyToken
+	if in.IdempotencyToken != "" {
+		token = openpca.IdempotencyToken{Operation: "IssueCertificate:" + ca.ID, Token: in.IdempotencyToken, Now: issued, Since: issued.Add(-IdempotencyWindow)}
+		serial, err := s.store.FindIdempotent(ctx, c.AccountID, token.Operation, token.Token, token.Since)
+		if err == nil {
+			return &openpca.IssueCertificateResponse{CertificateArn: certificateARN(ca, serial)}, nil
+		}
+		if !errors.Is(err, openpca.ErrNotFound) {
+			return nil, err
+		}
+	}
+
+	signer, err := s.signer(ca)
+	if err != nil {
+		return nil, err
+	}
+	var parent *x509.Certificate // nil: self-signed
+	if tmpl.Root {
+		if !publicKeysEqual(csr.PublicKey, signer.Public()) {
+			return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Template %s makes the self-signed certificate of %s: the CSR must be the CA's own, from GetCertificateAuthorityCsr.", tmpl.Name, ca.ARN)
+		}
+	} else if parent, err = s.caCertificate(ca); err != nil {
+		return nil, err
+	}
+	nb, na, err := s.validity(ca, parent, in, issued)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPathLen(tmpl, parent); err != nil {
+		return nil, err
+	}
+
+	for attempt := 1; ; attempt++ {
+		cert, err := s.sign(tmpl, csr, in.ApiPassthrough, parent, signer, sigAlg, nb, na)
+		if err != nil {
+			return nil, err
+		}
+		cert.CAID, cert.AccountID, cert.IssuedAt, cert.TemplateARN = ca.ID, ca.AccountID, issued, tmpl.ARN
+		cert.ARN = certificateARN(ca, cert.Serial)
+		cert.RequestedBy, cert.RequestID = c.Principal, openpca.RequestIDFrom(ctx)
+		stored, err := s.store.RecordIssuance(ctx, &openpca.Issuance{Certificate: cert, Use: openpca.IssueUse(ca.ARN, cert), Token: token, Statuses: statuses})
+		switch {
+		case errors.Is(err, openpca.ErrConflict) && attempt < serialAttempts:
+			continue // the serial is taken: draw another
+		case errors.Is(err, openpca.ErrCAState):
+			return nil, invalidState("The certificate authority is not in a valid state for issuing certificates: %s changed state during the request.", ca.ARN)
+		case err != nil:
+			return nil, err
+		}
+		return &openpca.IssueCertificateResponse{CertificateArn: stored.ARN}, nil
+	}
+}
+
+// sign builds the certificate a template asks for and signs it.
+func (s *Service) sign(tmpl *template.Template, csr *x509.CertificateRequest, api *openpca.ApiPassthrough, parent *x509.Certificate,
+	signer crypto.Signer, sigAlg x509.SignatureAlgorithm, nb, na time.Time) (*openpca.Certificate, error) {
+	serial, err := pki.NewSerial()
+	if err != nil {
+		return nil, err
+	}
+	certTmpl, err := tmpl.Build(template.Request{CSR: csr, API: api, Serial: serial, NotBefore: nb, NotAfter: na, SignatureAlgorithm: sigAlg})
+	if template.ErrNoName(err) {
+		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR must provide a subject name or a subject alternative name.")
+	}
+	if err != nil {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
+	}
+	if parent == nil {
+		parent = certTmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, certTmpl, parent, csr.PublicKey, signer)
+	if err != nil {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "The certificate cannot be made: %v.", err)
+	}
+	subject, err := pki.FormatSubject(certTmpl.RawSubject)
+	if err != nil {
+		return nil, err
+	}
+	return &openpca.Certificate{Serial: pki.SerialHex(serial), DER: der, Subject: subject, NotBefore: nb, NotAfter: na}, nil
+}
+
+// validity computes the validity period a request asks for and checks it
+// against the CA's.
+func (s *Service) validity(ca *openpca.CA, parent *x509.Certificate, in *openpca.IssueCertificateRequest, issued time.Time) (nb, na time.Time, err error) {
+	if na, err = notAfter(in.Validity, issued); err == nil {
+		nb, err = notBefore(in.ValidityNotBefore, issued)
+	}
+	if err != nil {
+		return nb, na, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
+	}
+	if !na.After(issued) {
+		return nb, na, openpca.Errorf(openpca.CodeInvalidArgs, "Validity ends at %s, which is not after the time of issuance.", na.Format(time.RFC3339))
+	}
+	if !na.After(nb) {
+		return nb, na, openpca.Errorf(openpca.CodeInvalidArgs, "ValidityNotBefore %s is not before the end of validity %s.", nb.Format(time.RFC3339), na.Format(time.RFC3339))
+	}
+	// AWS refuses a validity beyond the CA's with a ValidationException.
+	if parent != nil && na.After(parent.NotAfter) {
+		return nb, na, openpca.Errorf(openpca.CodeValidation, "The certificate validity specified exceeds the certificate authority validity: it would end at %s, after %s ends at %s.",
+			na.Format(time.RFC3339), ca.ARN, parent.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if ca.UsageMode == openpca.CertificateAuthorityUsageModeShortLivedCertificate && na.Sub(issued) > shortLivedMaxValidity {
+		return nb, na, openpca.Errorf(openpca.CodeValidation, "%s issues short-lived certificates only: their validity is at most 7 days.", ca.ARN)
+	}
+	return nb, na, nil
+}
+
+// checkPathLen refuses a CA certificate deeper than the issuing CA's path
+// length allows.
+func checkPathLen(tmpl *template.Template, parent *x509.Certificate) error {
+	if !tmpl.CA || parent == nil || parent.MaxPathLen < 0 || (parent.MaxPathLen == 0 && !parent.MaxPathLenZero) {
+		return nil
+	}
+	if parent.MaxPathLen == 0 || tmpl.PathLen > parent.MaxPathLen-1 {
+		return openpca.Errorf(openpca.CodeInvalidArgs, "Template %s makes a CA certificate with path length %d, but the issuing CA's certificate allows at most %d CA levels below it.",
+			tmpl.Name, tmpl.PathLen, parent.MaxPathLen)
+	}
+	return nil
+}
+
+// GetCertificate returns a certificate the CA issued, revoked or not, with
+// the chain above it: the issuing CA's certificate first, the root last.
+// A self-signed root certificate has no chain.
+func (s *Service) GetCertificate(ctx context.Context, in *openpca.GetCertificateRequest) (*openpca.GetCertificateResponse, error) {
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	if err != nil {
+		return nil, err
+	}
+	p, err := openpca.ParseCertificateARN(in.CertificateArn)
+	if err != nil {
+		return nil, err
+	}
+	if p.CAID != ca.ID || p.AccountID != ca.AccountID || p.Region != s.region {
+		return nil, openpca.Errorf(openpca.CodeResourceNotFound, "The certificate %s was not issued by %s.", in.CertificateArn, ca.ARN)
+	}
+	if st := ca.StatusAt(s.now()); st == openpca.CertificateAuthorityStatusDeleted || st == openpca.CertificateAuthorityStatusFailed {
+		return nil, invalidState("The certificate authority %s is not in the correct state to have issued certificates: it is %s.", ca.ARN, st)
+	}
+	cert, err := s.store.FindCertificate(ctx, ca.ID, p.CertificateSerial)
+	if errors.Is(err, openpca.ErrNotFound) {
+		return nil, openpca.Errorf(openpca.CodeResourceNotFound, "Could not find certificate %s.", in.CertificateArn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := &openpca.GetCertificateResponse{Certificate: pemString("CERTIFICATE", cert.DER)}
+	parsed, err := x509.ParseCertificate(cert.DER)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(parsed.RawIssuer, parsed.RawSubject) && len(ca.Certificate) > 0 {
+		out.CertificateChain = pemString("CERTIFICATE", ca.Certificate)
+		if len(ca.CertificateChain) > 0 {
+			out.CertificateChain += "\n" + strings.TrimSpace(string(ca.CertificateChain))
+		}
+	}
+	return out, nil
+}
+
+// RevokeCertificate revokes a certificate the CA issued. An ACTIVE or
+// DISABLED CA revokes; a root CA's own self-signed certificate cannot be
+// revoked.
+func (s *Service) RevokeCertificate(ctx context.Context, in *openpca.RevokeCertificateRequest) error {
+	c, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	if err != nil {
+		return err
+	}
+	at := s.now().UTC()
+	statuses := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive, openpca.CertificateAuthorityStatusDisabled}
+	if st := ca.StatusAt(at); !containsStatus(statuses, st) {
+		return invalidState("The certificate authority is not in a valid state for revoking certificates: %s is %s.", ca.ARN, st)
+	}
+	serial, err := pki.ParseSerial(in.CertificateSerial)
+	if err != nil {
+		return openpca.Errorf(openpca.CodeInvalidRequest, "CertificateSerial: %v.", err)
+	}
+	cert, err := s.store.FindCertificate(ctx, ca.ID, serial)
+	if errors.Is(err, openpca.ErrNotFound) {
+		return openpca.Errorf(openpca.CodeResourceNotFound, "%s has issued no certificate with serial %s.", ca.ARN, in.CertificateSerial)
+	}
+	if err != nil {
+		return err
+	}
+	if parsed, err := x509.ParseCertificate(cert.DER); err == nil && bytes.Equal(parsed.RawIssuer, parsed.RawSubject) && parsed.CheckSignatureFrom(parsed) == nil {
+		return openpca.Errorf(openpca.CodeInvalidRequest, "You cannot revoke a root CA self-signed certificate (serial %s of %s).", in.CertificateSerial, ca.ARN)
+	}
+	err = s.store.RecordRevocation(ctx, &openpca.Revocation{
+		CAID: ca.ID, Serial: serial, At: at, Reason: in.RevocationReason, Statuses: statuses,
+		Use: openpca.RevokeUse(ca.ARN, cert, at, in.RevocationReason, c.Principal, openpca.RequestIDFrom(ctx)),
+	})
+	switch {
+	case errors.Is(err, openpca.ErrAlreadyRevoked):
+		return openpca.Errorf(openpca.CodeRequestAlreadyProcessed, "The certificate with serial %s is already revoked.", in.CertificateSerial)
+	case errors.Is(err, openpca.ErrCAState):
+		return invalidState("The certificate authority is not in a valid state for revoking certificates: %s changed state during the request.", ca.ARN)
+	case err != nil:
+		return err
+	}
+	s.logger.InfoContext(ctx, "certificate revoked", "ca", ca.ARN, "serial", serial, "reason", in.RevocationReason)
+	return nil
+}
+
+// parseCSR parses and verifies a PEM certificate signing request.
+func parseCSR(b []byte) (*x509.CertificateRequest, error) {
+	block, rest := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("it is not PEM")
+	}
+	if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
+		return nil, fmt.Errorf("the PEM block is a %q, not a CERTIFICATE REQUEST", block.Type)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, fmt.Errorf("there is data after the CSR")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("its signature does not verify: %v", err)
+	}
+	return csr, nil
+}
+
+func certificateARN(ca *openpca.CA, serial string) string {
+	return ca.ARN + "/certificate/" + serial
+}
+
+func containsStatus(list []openpca.CertificateAuthorityStatus, s openpca.CertificateAuthorityStatus) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,569 @@
+package authority_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/template"
+)
+
+const tmplPrefix = "arn:aws:acm-pca:::template/"
+
+func TestRootActivationAsDocumented(t *testing.T) {
+	env := testenv.Start(t)
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Documented Root")
+	csr := env.CSR(t, arn)
+	root := env.ActivateRoot(t, arn)
+
+	if s := env.Status(t, arn); s != types.CertificateAuthorityStatusActive {
+		t.Fatalf("status %s after activation", s)
+	}
+	if !bytes.Equal(root.RawSubject, root.RawIssuer) || root.CheckSignatureFrom(root) != nil {
+		t.Error("the root certificate is not self-signed")
+	}
+	if !root.IsCA || root.MaxPathLen != -1 || !criticalExt(root, "2.5.29.19") {
+		t.Errorf("basic constraints: CA %v, path length %d", root.IsCA, root.MaxPathLen)
+	}
+	if root.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageCertSign|x509.KeyUsageCRLSign {
+		t.Errorf("key usage %v", root.KeyUsage)
+	}
+	if len(root.ExtKeyUsage) != 0 || len(root.AuthorityKeyId) != 0 || len(root.SubjectKeyId) == 0 {
+		t.Errorf("EKU %v, AKI %x, SKI %x", root.ExtKeyUsage, root.AuthorityKeyId, root.SubjectKeyId)
+	}
+	if !bytes.Equal(root.RawSubject, csr.RawSubject) {
+		t.Error("the root's subject is not the CSR's")
+	}
+	d, _ := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+	if *d.CertificateAuthority.Serial != root.SerialNumber.String() {
+		t.Errorf("described serial %s, want %s", *d.CertificateAuthority.Serial, root.SerialNumber)
+	}
+	// The root's own certificate comes back without a chain.
+	certARN := arn + "/certificate/" + fmt.Sprintf("%032x", root.SerialNumber)
+	if _, chain := env.Certificate(t, arn, certARN); len(chain) != 0 {
+		t.Errorf("the self-signed root has a chain of %d", len(chain))
+	}
+	// Only root templates work while the root is pending.
+	pending := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Pending")
+	_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{
+		CertificateAuthorityArn: &pending, Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}}).CSRPEM,
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+	})
+	testenv.WantError(t, err, "InvalidStateException")
+	if !strings.Contains(err.Error(), "The certificate authority is not in a valid state for issuing certificates") {
+		t.Errorf("message %q lacks AWS's wording", err)
+	}
+}
+
+func TestSubordinateActivationOnSameServer(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, root := env.NewActiveRoot(t, "Root")
+	subARN := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Issuing")
+	subCSR, _ := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &subARN})
+	subCertARN := env.Issue(t, &acmpca.IssueCertificateInput{
+		CertificateAuthorityArn: &rootARN, Csr: []byte(*subCSR.Csr),
+		TemplateArn: aws.String(tmplPrefix + "SubordinateCACertificate_PathLen0/V1"),
+		Validity:    &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(5)},
+	})
+	subCert, chain := env.Certificate(t, rootARN, subCertARN)
+	if len(chain) != 1 || !chain[0].Equal(root) {
+		t.Fatalf("the subordinate's chain is %d certificates, want the root", len(chain))
+	}
+	if !subCert.IsCA || subCert.MaxPathLen != 0 || !subCert.MaxPathLenZero {
+		t.Errorf("subordinate basic constraints: CA %v pathlen %d", subCert.IsCA, subCert.MaxPathLen)
+	}
+	if !bytes.Equal(subCert.AuthorityKeyId, root.SubjectKeyId) {
+		t.Errorf("AKI %x, want the root's SKI %x", subCert.AuthorityKeyId, root.SubjectKeyId)
+	}
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &subARN, Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: subCert.Raw}),
+		CertificateChain: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	leafARN := env.Issue(t, &acmpca.IssueCertificateInput{
+		CertificateAuthorityArn: &subARN,
+		Csr:                     testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "svc.example"}, DNSNames: []string{"svc.example"}}).CSRPEM,
+	})
+	leaf, chain := env.Certificate(t, subARN, leafARN)
+	// AWS order: the issuer first, the root last (tools take the last PEM as the root).
+	if len(chain) != 2 || !chain[0].Equal(subCert) || !chain[1].Equal(root) {
+		t.Fatalf("leaf chain of %d certificates is not [issuing CA, root]", len(chain))
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	inter.AddCert(subCert)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: "svc.example"}); err != nil {
+		t.Errorf("the leaf does not verify: %v", err)
+	}
+	// The PathLen0 subordinate cannot issue CA certificates.
+	other := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Too deep")
+	otherCSR, _ := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &other})
+	_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{
+		CertificateAuthorityArn: &subARN, Csr: []byte(*otherCSR.Csr), SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
+		TemplateArn: aws.String(tmplPrefix + "SubordinateCACertificate_PathLen0/V1"),
+		Validity:    &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(1)},
+	})
+	testenv.WantError(t, err, "InvalidArgsException")
+}
+
+func criticalExt(c *x509.Certificate, oid string) bool {
+	for _, e := range c.Extensions {
+		if e.Id.String() == oid {
+			return e.Critical
+		}
+	}
+	return false
+}
+
+func ext(c *x509.Certificate, oid string) *pkix.Extension {
+	for i, e := range c.Extensions {
+		if e.Id.String() == oid {
+			return &c.Extensions[i]
+		}
+	}
+	return nil
+}
+
+// TestEveryTemplate issues a certificate with each of AWS's templates and
+// checks the extensions it must produce, and which of the CSR's and the
+// API passthrough's values it takes.
+func TestEveryTemplate(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, root := env.NewActiveRoot(t, "Template Root")
+	rootCSR, _ := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &rootARN})
+	csrExt := pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: []byte{0x05, 0x00}}
+	leafCSR := testenv.NewLeaf(t, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "from-csr", Organization: []string{"CSR Org"}}, DNSNames: []string{"csr.example"},
+		ExtraExtensions: []pkix.Extension{csrExt},
+	}).CSRPEM
+	api := &types.ApiPassthrough{
+		Subject: &types.ASN1Subject{CommonName: aws.String("from-api")},
+		Extensions: &types.Extensions{
+			SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("api.example")}},
+			KeyUsage:                &types.KeyUsage{DigitalSignature: true, NonRepudiation: true},
+			ExtendedKeyUsage:        []types.ExtendedKeyUsage{{ExtendedKeyUsageType: types.ExtendedKeyUsageTypeEmailProtection}},
+			CustomExtensions:        []types.CustomExtension{{ObjectIdentifier: aws.String("1.3.6.1.4.1.99999.2"), Value: aws.String("BQA="), Critical: aws.Bool(false)}},
+			CertificatePolicies:     []types.PolicyInformation{{CertPolicyId: aws.String("2.23.140.1.2.1")}},
+		},
+	}
+	arns := template.ARNs()
+	if len(arns) != 61 {
+		t.Errorf("%d templates, want the 61 AWS documents", len(arns))
+	}
+	for _, arn := range arns {
+		tmpl, _ := template.Lookup(arn)
+		t.Run(tmpl.Name, func(t *testing.T) {
+			csr := leafCSR
+			if tmpl.Root {
+				csr = []byte(*rootCSR.Csr)
+			}
+			validity := &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(30)}
+			certARN := env.Issue(t, &acmpca.IssueCertificateInput{
+				CertificateAuthorityArn: &rootARN, Csr: csr, TemplateArn: aws.String(arn), Validity: validity, ApiPassthrough: api,
+			})
+			c, _ := env.Certificate(t, rootARN, certARN)
+
+			if c.IsCA != tmpl.CA || !c.BasicConstraintsValid || criticalExt(c, "2.5.29.19") != tmpl.BCCritical {
+				t.Errorf("basic constraints: CA %v critical %v", c.IsCA, criticalExt(c, "2.5.29.19"))
+			}
+			if tmpl.CA && tmpl.PathLen >= 0 && (c.MaxPathLen != tmpl.PathLen || (tmpl.PathLen == 0 && !c.MaxPathLenZero)) {
+				t.Errorf("path length %d, want %d", c.MaxPathLen, tmpl.PathLen)
+			}
+			if tmpl.PathLen < 0 && c.MaxPathLen != -1 {
+				t.Errorf("path length %d, want none", c.MaxPathLen)
+			}
+			usesAPI, usesCSR := tmpl.UsesAPI(), tmpl.UsesCSR()
+			wantKU := tmpl.KeyUsage
+			if tmpl.Blank {
+				wantKU = 0
+				if usesAPI {
+					wantKU = x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment
+				}
+			}
+			if c.KeyUsage != wantKU || (wantKU != 0 && !criticalExt(c, "2.5.29.15")) {
+				t.Errorf("key usage %v, want %v (critical)", c.KeyUsage, wantKU)
+			}
+			var gotEKU []string
+			for _, e := range c.ExtKeyUsage {
+				gotEKU = append(gotEKU, fmt.Sprint(e))
+			}
+			var wantEKU []asn1.ObjectIdentifier
+			switch {
+			case !tmpl.Blank:
+				wantEKU = tmpl.ExtKeyUsage
+			case usesAPI:
+				wantEKU = []asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 4}}
+			}
+			if e := ext(c, "2.5.29.37"); len(wantEKU) == 0 && e != nil || len(wantEKU) > 0 && (e == nil || e.Critical != tmpl.EKUCritical) {
+				t.Errorf("EKU extension %+v, want %v critical %v", e, wantEKU, tmpl.EKUCritical)
+			} else if e != nil {
+				var oids []asn1.ObjectIdentifier
+				asn1.Unmarshal(e.Value, &oids)
+				if fmt.Sprint(oids) != fmt.Sprint(wantEKU) {
+					t.Errorf("EKU %v, want %v", oids, wantEKU)
+				}
+			}
+			if len(c.SubjectKeyId) == 0 {
+				t.Error("no subject key identifier")
+			}
+			if tmpl.Root != (len(c.AuthorityKeyId) == 0) || (!tmpl.Root && !bytes.Equal(c.AuthorityKeyId, root.SubjectKeyId)) {
+				t.Errorf("AKI %x (root template %v)", c.AuthorityKeyId, tmpl.Root)
+			}
+			// Subject and SAN: the API's for API templates, else the CSR's.
+			wantCN, wantDNS := "from-csr", "csr.example"
+			if tmpl.Root {
+				wantCN, wantDNS = "Template Root", ""
+			}
+			if usesAPI {
+				wantCN, wantDNS = "from-api", "api.example"
+			}
+			if c.Subject.CommonName != wantCN || strings.Join(c.DNSNames, ",") != wantDNS {
+				t.Errorf("subject CN %q SAN %v, want %q %q", c.Subject.CommonName, c.DNSNames, wantCN, wantDNS)
+			}
+			if got := ext(c, csrExt.Id.String()) != nil; got != (usesCSR && !tmpl.Root) {
+				t.Errorf("CSR extension copied: %v", got)
+			}
+			if got := ext(c, "1.3.6.1.4.1.99999.2") != nil; got != usesAPI {
+				t.Errorf("API custom extension copied: %v", got)
+			}
+			if got := len(c.PolicyIdentifiers) == 1; got != usesAPI {
+				t.Errorf("API certificate policies copied: %v", got)
+			}
+			if tmpl.Root && !bytes.Equal(c.RawIssuer, c.RawSubject) {
+				t.Error("a root template's certificate is not self-signed")
+			}
+		})
+	}
+}
+
+func TestValidity(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, root := env.NewActiveRoot(t, "Validity Root")
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "v"}}).CSRPEM
+	now := env.Clock.Now().Truncate(time.Second)
+	abs := now.AddDate(1, 2, 3).Add(4 * time.Hour)
+	tests := []struct {
+		name      string
+		validity  types.Validity
+		notBefore *types.Validity
+		wantEnd   time.Time
+		wantStart time.Time
+	}{
+		{"days", types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(90)}, nil, now.AddDate(0, 0, 90), now.Add(-time.Hour)},
+		{"months", types.Validity{Type: types.ValidityPeriodTypeMonths, Value: aws.Int64(13)}, nil, now.AddDate(0, 13, 0), now.Add(-time.Hour)},
+		{"years", types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(2)}, nil, now.AddDate(2, 0, 0), now.Add(-time.Hour)},
+		{"absolute", types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(abs.Unix())}, nil, abs, now.Add(-time.Hour)},
+		{"end date UTCTime", types.Validity{Type: types.ValidityPeriodTypeEndDate, Value: aws.Int64(endDate(abs, "060102150405"))}, nil, abs, now.Add(-time.Hour)},
+		{"end date GeneralizedTime", types.Validity{Type: types.ValidityPeriodTypeEndDate, Value: aws.Int64(endDate(abs, "20060102150405"))}, nil, abs, now.Add(-time.Hour)},
+		{"not before", types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(10)},
+			&types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(now.Add(48 * time.Hour).Unix())}, now.AddDate(0, 0, 10), now.Add(48 * time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr, Validity: &tt.validity, ValidityNotBefore: tt.notBefore})
+			c, _ := env.Certificate(t, rootARN, arn)
+			if c.NotAfter.Sub(tt.wantEnd).Abs() > time.Second || c.NotBefore.Sub(tt.wantStart).Abs() > time.Second {
+				t.Errorf("valid %v to %v, want %v to %v", c.NotBefore, c.NotAfter, tt.wantStart, tt.wantEnd)
+			}
+		})
+	}
+	refused := []struct {
+		name      string
+		validity  types.Validity
+		notBefore *types.Validity
+		code      string
+	}{
+		{"beyond the CA", types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(root.NotAfter.Add(time.Hour).Unix())}, nil, "ValidationException"},
+		{"in the past", types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(now.Add(-time.Hour).Unix())}, nil, "InvalidArgsException"},
+		{"bad end date", types.Validity{Type: types.ValidityPeriodTypeEndDate, Value: aws.Int64(20261399000000)}, nil, "InvalidArgsException"},
+		{"end date of the wrong length", types.Validity{Type: types.ValidityPeriodTypeEndDate, Value: aws.Int64(2026123)}, nil, "InvalidArgsException"},
+		{"after the year 9999", types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(1 << 40)}, nil, "InvalidArgsException"},
+		{"relative not before", types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}, &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}, "InvalidArgsException"},
+		{"not before after the end", types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+			&types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(now.AddDate(0, 0, 2).Unix())}, "InvalidArgsException"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr,
+				SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &tt.validity, ValidityNotBefore: tt.notBefore})
+			testenv.WantError(t, err, tt.code)
+		})
+	}
+}
+
+func endDate(t time.Time, layout string) int64 {
+	var n int64
+	fmt.Sscan(t.UTC().Format(layout), &n)
+	return n
+}
+
+func TestIssueCertificateErrors(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, _ := env.NewActiveRoot(t, "Errors Root")
+	good := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ok"}}).CSRPEM
+	tampered := bytes.Replace(good, good[len(good)/2:len(good)/2+4], []byte("AAAA"), 1)
+	block, _ := pem.Decode(good)
+	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
+	subCSR, _ := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &sub})
+	days := &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}
+	tests := []struct {
+		name string
+		in   acmpca.IssueCertificateInput
+		code string
+	}{
+		{"unknown template", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "NoSuchTemplate/V1")}, "InvalidArgsException"},
+		{"unknown template version", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate/V2")}, "InvalidArgsException"},
+		{"RSA signing for an EC key", acmpca.IssueCertificateInput{Csr: good, SigningAlgorithm: types.SigningAlgorithmSha256withrsa}, "InvalidArgsException"},
+		{"not PEM", acmpca.IssueCertificateInput{Csr: []byte("hello")}, "MalformedCSRException"},
+		{"DER", acmpca.IssueCertificateInput{Csr: block.Bytes}, "MalformedCSRException"},
+		{"tampered", acmpca.IssueCertificateInput{Csr: tampered}, "MalformedCSRException"},
+		{"a certificate", acmpca.IssueCertificateInput{Csr: []byte(strings.ReplaceAll(string(good), "CERTIFICATE REQUEST", "CERTIFICATE"))}, "MalformedCSRException"},
+		{"no name at all", acmpca.IssueCertificateInput{Csr: testenv.NewLeaf(t, &x509.CertificateRequest{}).CSRPEM}, "MalformedCSRException"},
+		{"root template for another key", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "RootCACertificate/V1")}, "InvalidArgsException"},
+		{"API passthrough with two names in one GeneralName", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
+			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("a"), IpAddress: aws.String("10.0.0.1")}}}}}, "InvalidArgsException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in
+			in.CertificateAuthorityArn = &rootARN
+			if in.SigningAlgorithm == "" {
+				in.SigningAlgorithm = types.SigningAlgorithmSha256withecdsa
+			}
+			in.Validity = days
+			_, err := env.Client.IssueCertificate(ctx, &in)
+			testenv.WantError(t, err, tt.code)
+		})
+	}
+	// A root template on a subordinate CA.
+	_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub, Csr: []byte(*subCSR.Csr),
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: days, TemplateArn: aws.String(tmplPrefix + "RootCACertificate/V1")})
+	testenv.WantError(t, err, "InvalidArgsException")
+	// DISABLED, EXPIRED and DELETED CAs do not issue.
+	issue := func() error {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: good, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: days})
+		return err
+	}
+	env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &rootARN, Status: types.CertificateAuthorityStatusDisabled})
+	testenv.WantError(t, issue(), "InvalidStateException")
+	env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &rootARN})
+	testenv.WantError(t, issue(), "InvalidStateException")
+	env.Client.RestoreCertificateAuthority(ctx, &acmpca.RestoreCertificateAuthorityInput{CertificateAuthorityArn: &rootARN})
+	env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &rootARN, Status: types.CertificateAuthorityStatusActive})
+	if err := issue(); err != nil {
+		t.Fatalf("the restored and reactivated CA does not issue: %v", err)
+	}
+	env.Clock.Advance(11 * 365 * 24 * time.Hour)
+	err = issue()
+	testenv.WantError(t, err, "InvalidStateException")
+	if !strings.Contains(err.Error(), "EXPIRED") {
+		t.Errorf("message %q does not say the CA expired", err)
+	}
+}
+
+func TestIssueIdempotencyAndWaiter(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, _ := env.NewActiveRoot(t, "Idem Root")
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "idem"}}).CSRPEM
+	issue := func(token string) string {
+		return env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr, IdempotencyToken: aws.String(token)})
+	}
+	first := issue("t1")
+	env.Clock.Advance(4 * time.Minute)
+	if again := issue("t1"); again != first {
+		t.Errorf("same token within 5 minutes: %s, want %s", again, first)
+	}
+	if other := issue("t2"); other == first {
+		t.Error("another token returned the same certificate")
+	}
+	env.Clock.Advance(2 * time.Minute)
+	if later := issue("t1"); later == first {
+		t.Error("the token still held after 5 minutes")
+	}
+	w := acmpca.NewCertificateIssuedWaiter(env.Client)
+	if err := w.Wait(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &rootARN, CertificateArn: &first}, 10*time.Second); err != nil {
+		t.Errorf("CertificateIssued waiter: %v", err)
+	}
+}
+
+func TestConcurrentIssuance(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, _ := env.NewActiveRoot(t, "Busy Root")
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "busy"}}).CSRPEM
+	const n = 64
+	arns := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			arns[i] = env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr})
+		})
+	}
+	wg.Wait()
+	slices.Sort(arns)
+	if len(slices.Compact(arns)) != n {
+		t.Errorf("%d concurrent issuances gave duplicate ARNs", n)
+	}
+	for _, a := range arns {
+		c, _ := env.Certificate(t, rootARN, a)
+		if !strings.HasSuffix(a, "/certificate/"+fmt.Sprintf("%032x", c.SerialNumber)) || c.SerialNumber.Sign() <= 0 {
+			t.Errorf("ARN %s does not end with the serial %x", a, c.SerialNumber)
+		}
+	}
+}
+
+func TestRevokeCertificate(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, root := env.NewActiveRoot(t, "Revoking Root")
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "revoked"}}).CSRPEM
+	revoke := func(serial string, reason types.RevocationReason) error {
+		_, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &rootARN, CertificateSerial: &serial, RevocationReason: reason})
+		return err
+	}
+	colons := func(hex string) string {
+		var parts []string
+		for i := 0; i < len(hex); i += 2 {
+			parts = append(parts, hex[i:i+2])
+		}
+		return strings.Join(parts, ":")
+	}
+	forms := []func(string) string{colons, strings.ToUpper, func(s string) string { return strings.ToUpper(colons(s)) }, func(s string) string { return s }}
+	for i, reason := range types.RevocationReason("").Values() {
+		arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr})
+		serial := arn[strings.LastIndex(arn, "/")+1:]
+		if err := revoke(forms[i%len(forms)](serial), reason); err != nil {
+			t.Fatalf("revoking with %s: %v", reason, err)
+		}
+		testenv.WantError(t, revoke(serial, reason), "RequestAlreadyProcessedException")
+		// A revoked certificate stays retrievable.
+		env.Certificate(t, rootARN, arn)
+	}
+	testenv.WantError(t, revoke("0123456789abcdef", types.RevocationReasonUnspecified), "ResourceNotFoundException")
+	testenv.WantError(t, revoke("not-hex", types.RevocationReasonUnspecified), "InvalidRequestException")
+	testenv.WantError(t, revoke(root.SerialNumber.Text(16), types.RevocationReasonKeyCompromise), "InvalidRequestException")
+
+	// A DISABLED CA still revokes; a DELETED one does not.
+	arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr})
+	serial := arn[strings.LastIndex(arn, "/")+1:]
+	env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &rootARN, Status: types.CertificateAuthorityStatusDisabled})
+	if err := revoke(serial, types.RevocationReasonSuperseded); err != nil {
+		t.Errorf("a DISABLED CA did not revoke: %v", err)
+	}
+	env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &rootARN})
+	testenv.WantError(t, revoke(serial, types.RevocationReasonSuperseded), "InvalidStateException")
+	_, err := env.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &rootARN, CertificateArn: &arn})
+	testenv.WantError(t, err, "InvalidStateException")
+}
+
+func TestGetCertificateErrors(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, _ := env.NewActiveRoot(t, "Root A")
+	otherARN, _ := env.NewActiveRoot(t, "Root B")
+	arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "x"}}).CSRPEM})
+	tests := []struct{ ca, cert, code string }{
+		{otherARN, arn, "ResourceNotFoundException"},
+		{rootARN, rootARN + "/certificate/0123abcd", "ResourceNotFoundException"},
+		{rootARN, rootARN + "/certificate/XYZ", "InvalidArnException"},
+		{rootARN, rootARN, "InvalidArnException"},
+	}
+	for _, tt := range tests {
+		_, err := env.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &tt.ca, CertificateArn: &tt.cert})
+		testenv.WantError(t, err, tt.code)
+	}
+}
+
+// TestAuditRecord checks what an issuance and a revocation leave behind
+// for the audit report: the certificate row, and the key-use log.
+func TestAuditRecord(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, _ := env.NewActiveRoot(t, "Audit Root")
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{
+		CommonName: "www.example.com", OrganizationalUnit: []string{"Sales"}, Organization: []string{"Example, Inc."}, Country: []string{"US"},
+		ExtraNames: []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 5}, Value: "1234"}},
+	}})
+	out, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: leaf.CSRPEM,
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(7)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requestID, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	serial := (*out.CertificateArn)[strings.LastIndex(*out.CertificateArn, "/")+1:]
+	if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &rootARN, CertificateSerial: &serial,
+		RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+		t.Fatal(err)
+	}
+	env.Stop(t)
+	db := env.DB(t)
+	var subject, template, requestedBy, reqID, reason string
+	var revokedAt *int64
+	if err := db.QueryRow(`SELECT subject, template_arn, requested_by, request_id, revoked_at, revocation_reason FROM certificates WHERE serial = ?`, serial).
+		Scan(&subject, &template, &requestedBy, &reqID, &revokedAt, &reason); err != nil {
+		t.Fatal(err)
+	}
+	// AWS prints subjects most specific first, with types RFC 2253 does
+	// not name as OID=#hex.
+	if want := `2.5.4.5=#130431323334,CN=www.example.com,OU=Sales,O=Example\, Inc.,C=US`; subject != want {
+		t.Errorf("subject %q, want %q", subject, want)
+	}
+	if template != tmplPrefix+"EndEntityCertificate/V1" || requestedBy == "" || reqID != requestID || revokedAt == nil || reason != "KEY_COMPROMISE" {
+		t.Errorf("row: template %s, requested by %q, request %q (response %q), revoked %v %s", template, requestedBy, reqID, requestID, revokedAt, reason)
+	}
+	rows, err := db.Query(`SELECT seq, kind, serial FROM key_uses WHERE ca_id = ? ORDER BY seq`, rootARN[strings.LastIndex(rootARN, "/")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log []string
+	for rows.Next() {
+		var seq int
+		var kind, s string
+		rows.Scan(&seq, &kind, &s)
+		log = append(log, fmt.Sprintf("%d:%s", seq, kind))
+	}
+	if got := strings.Join(log, " "); got != "0:CSR 1:ISSUE 2:ISSUE 3:REVOKE" {
+		t.Errorf("key-use log %s", got)
+	}
+}
+
+// TestFailClosed makes the key-use log refuse writes, and checks that no
+// certificate is then returned or kept.
+func TestFailClosed(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, _ := env.NewActiveRoot(t, "Closed Root")
+	db := env.DB(t)
+	count := func() (certs, uses int) {
+		db.QueryRow(`SELECT COUNT(*) FROM certificates`).Scan(&certs)
+		db.QueryRow(`SELECT COUNT(*) FROM key_uses`).Scan(&uses)
+		return
+	}
+	certs, uses := count()
+	if _, err := db.Exec(`CREATE TRIGGER refuse_key_uses BEFORE INSERT ON key_uses BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN,
+		Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "never"}}).CSRPEM,
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+	if code, status := testenv.ErrorCode(err); code != "InternalFailure" || status != 500 {
+		t.Fatalf("issuing with the audit log down: %v (%v), want InternalFailure", err, out)
+	}
+	if c, u := count(); c != certs || u != uses {
+		t.Errorf("certificates %d→%d, key uses %d→%d: a certificate was kept without its record", certs, c, uses, u)
+	}
+	if _, err := db.Exec(`DROP TRIGGER refuse_key_uses`); err != nil {
+		t.Fatal(err)
+	}
+	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "later"}}).CSRPEM})
+}

@@ -1,0 +1,102 @@
+package openpca
+
+import (
+	"context"
+	"time"
+)
+
+// Certificate is a certificate a CA issued, with what the audit report
+// shows of it.
+type Certificate struct {
+	CAID      string
+	AccountID string
+	// Serial is the serial number in lowercase hex without colons, as the
+	// certificate's ARN ends.
+	Serial      string
+	ARN         string
+	DER         []byte
+	Subject     string // as AWS prints it: most specific RDN first
+	NotBefore   time.Time
+	NotAfter    time.Time
+	IssuedAt    time.Time
+	TemplateARN string
+	RevokedAt   time.Time // zero unless revoked
+	// RevocationReason is set when RevokedAt is.
+	RevocationReason RevocationReason
+	// RequestedBy is the principal that asked for the certificate;
+	// RequestID the request that issued it.
+	RequestedBy string
+	RequestID   string
+}
+
+// Kinds of key use: every time a CA's private key signs, or the state its
+// signatures vouch for changes, one of these is logged.
+const (
+	KeyUseCSR    = "CSR"    // the CA signed its certificate signing request
+	KeyUseIssue  = "ISSUE"  // the CA signed a certificate
+	KeyUseRevoke = "REVOKE" // the CA revoked a certificate it signed
+)
+
+// KeyUse is one entry of a CA's key-use log, which is append-only: entry
+// Seq is the Seq-th use of the CA's key.
+type KeyUse struct {
+	CAID   string
+	Seq    int64
+	Kind   string
+	At     time.Time
+	Serial string // the certificate concerned, for ISSUE and REVOKE
+	// Record is the entry as it is kept, a JSON document that the log's
+	// integrity covers byte for byte.
+	Record []byte
+}
+
+// Issuance is a certificate to record together with its key use.
+type Issuance struct {
+	Certificate *Certificate
+	Use         *KeyUse
+	// Token, when set, makes the issuance idempotent (see CAStore.CreateCA).
+	Token IdempotencyToken
+	// Statuses are those the CA must still be in, with a certificate still
+	// valid at the certificate's IssuedAt, when the issuance is recorded;
+	// otherwise it is refused with ErrCAState.
+	Statuses []CertificateAuthorityStatus
+}
+
+// Revocation is the revocation of a certificate, to record together with
+// its key use.
+type Revocation struct {
+	CAID     string
+	Serial   string
+	At       time.Time
+	Reason   RevocationReason
+	Use      *KeyUse
+	Statuses []CertificateAuthorityStatus // as for Issuance
+}
+
+// CertificateStore keeps issued certificates and the key-use log.
+// Recording methods are safe for concurrent use and durable when they
+// return; implementations share one transaction among concurrent calls.
+type CertificateStore interface {
+	// RecordIssuance stores a certificate and appends its key use to the
+	// CA's log, atomically. It returns the stored certificate, which is an
+	// earlier one if the idempotency token was used within its window. It
+	// returns ErrConflict if the CA already has a certificate with that
+	// serial, and ErrCAState if the CA's status no longer allows issuing.
+	RecordIssuance(ctx context.Context, is *Issuance) (*Certificate, error)
+
+	// RecordRevocation marks a certificate revoked and appends the key use
+	// to the CA's log, atomically. It returns ErrNotFound for an unknown
+	// serial, ErrAlreadyRevoked, or ErrCAState.
+	RecordRevocation(ctx context.Context, r *Revocation) error
+
+	// FindCertificate returns a CA's certificate by serial, or ErrNotFound.
+	FindCertificate(ctx context.Context, caID, serial string) (*Certificate, error)
+
+	// FindIdempotent returns the result of an idempotent operation that
+	// the account made with token at or after since, or ErrNotFound.
+	FindIdempotent(ctx context.Context, accountID, operation, token string, since time.Time) (string, error)
+
+	// KeyUses returns the entries of a CA's key-use log from seq on, at
+	// most limit of them.
+	KeyUses(ctx context.Context, caID string, from int64, limit int) ([]*KeyUse, error)
+}

@@ -1,0 +1,70 @@
+package openpca
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// keyUseRecord is the JSON document a key-use log entry keeps. Its fields
+// are those of an audit report row and the request behind it, plus a hash
+// of what was signed, so that the log alone tells what the key vouched for.
+type keyUseRecord struct {
+	Kind             string `json:"kind"`
+	CertificateAuth  string `json:"certificateAuthorityArn"`
+	At               string `json:"at"`
+	Account          string `json:"awsAccountId"`
+	RequestedBy      string `json:"requestedBy,omitempty"`
+	RequestID        string `json:"requestId,omitempty"`
+	CertificateArn   string `json:"certificateArn,omitempty"`
+	Serial           string `json:"serial,omitempty"`
+	Subject          string `json:"subject,omitempty"`
+	NotBefore        string `json:"notBefore,omitempty"`
+	NotAfter         string `json:"notAfter,omitempty"`
+	TemplateArn      string `json:"templateArn,omitempty"`
+	RevocationReason string `json:"revocationReason,omitempty"`
+	SignedSHA256     string `json:"signedSha256,omitempty"` // of the DER the key signed
+}
+
+func newKeyUse(caID string, r keyUseRecord, at time.Time, serial string) *KeyUse {
+	r.At = at.UTC().Format(time.RFC3339Nano)
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic("openpca: encoding a key-use record: " + err.Error()) // only strings: cannot fail
+	}
+	return &KeyUse{CAID: caID, Kind: r.Kind, At: at, Serial: serial, Record: b}
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// CSRUse is the key use of a CA signing its certificate signing request.
+func CSRUse(ca *CA, requestedBy, requestID string) *KeyUse {
+	return newKeyUse(ca.ID, keyUseRecord{
+		Kind: KeyUseCSR, CertificateAuth: ca.ARN, Account: ca.AccountID,
+		RequestedBy: requestedBy, RequestID: requestID, SignedSHA256: sha256Hex(ca.CSR),
+	}, ca.CreatedAt, "")
+}
+
+// IssueUse is the key use of a CA signing certificate c.
+func IssueUse(caARN string, c *Certificate) *KeyUse {
+	return newKeyUse(c.CAID, keyUseRecord{
+		Kind: KeyUseIssue, CertificateAuth: caARN, Account: c.AccountID,
+		RequestedBy: c.RequestedBy, RequestID: c.RequestID,
+		CertificateArn: c.ARN, Serial: c.Serial, Subject: c.Subject,
+		NotBefore: c.NotBefore.UTC().Format(time.RFC3339), NotAfter: c.NotAfter.UTC().Format(time.RFC3339),
+		TemplateArn: c.TemplateARN, SignedSHA256: sha256Hex(c.DER),
+	}, c.IssuedAt, c.Serial)
+}
+
+// RevokeUse is the key use of a CA revoking its certificate c at at.
+func RevokeUse(caARN string, c *Certificate, at time.Time, reason RevocationReason, requestedBy, requestID string) *KeyUse {
+	return newKeyUse(c.CAID, keyUseRecord{
+		Kind: KeyUseRevoke, CertificateAuth: caARN, Account: c.AccountID,
+		RequestedBy: requestedBy, RequestID: requestID,
+		CertificateArn: c.ARN, Serial: c.Serial, RevocationReason: string(reason),
+	}, at, c.Serial)
+}

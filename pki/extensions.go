@@ -1,0 +1,146 @@
+package pki
+
+import (
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+
+	"github.com/openpca/openpca"
+)
+
+// Extension identifiers (RFC 5280).
+var (
+	OIDBasicConstraints       = asn1.ObjectIdentifier{2, 5, 29, 19}
+	OIDKeyUsage               = oidExtKeyUsage
+	OIDExtKeyUsage            = asn1.ObjectIdentifier{2, 5, 29, 37}
+	OIDSubjectAltName         = asn1.ObjectIdentifier{2, 5, 29, 17}
+	OIDCertificatePolicies    = asn1.ObjectIdentifier{2, 5, 29, 32}
+	OIDSubjectKeyIdentifier   = asn1.ObjectIdentifier{2, 5, 29, 14}
+	OIDAuthorityKeyIdentifier = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidCPS                    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 2, 1}
+)
+
+// ExtKeyUsageOIDs maps the API's extended key usage types to their OIDs.
+var ExtKeyUsageOIDs = map[openpca.ExtendedKeyUsageType]asn1.ObjectIdentifier{
+	openpca.ExtendedKeyUsageTypeServerAuth:              {1, 3, 6, 1, 5, 5, 7, 3, 1},
+	openpca.ExtendedKeyUsageTypeClientAuth:              {1, 3, 6, 1, 5, 5, 7, 3, 2},
+	openpca.ExtendedKeyUsageTypeCodeSigning:             {1, 3, 6, 1, 5, 5, 7, 3, 3},
+	openpca.ExtendedKeyUsageTypeEmailProtection:         {1, 3, 6, 1, 5, 5, 7, 3, 4},
+	openpca.ExtendedKeyUsageTypeTimeStamping:            {1, 3, 6, 1, 5, 5, 7, 3, 8},
+	openpca.ExtendedKeyUsageTypeOcspSigning:             {1, 3, 6, 1, 5, 5, 7, 3, 9},
+	openpca.ExtendedKeyUsageTypeSmartCardLogin:          {1, 3, 6, 1, 4, 1, 311, 20, 2, 2},
+	openpca.ExtendedKeyUsageTypeDocumentSigning:         {1, 3, 6, 1, 5, 5, 7, 3, 36},
+	openpca.ExtendedKeyUsageTypeCertificateTransparency: {1, 3, 6, 1, 4, 1, 11129, 2, 4, 4},
+}
+
+// BasicConstraintsExtension encodes basic constraints; pathLen < 0 sets no
+// path length.
+func BasicConstraintsExtension(ca bool, pathLen int, critical bool) pkix.Extension {
+	type basicConstraints struct {
+		IsCA       bool `asn1:"optional"`
+		MaxPathLen int  `asn1:"optional,default:-1"`
+	}
+	return pkix.Extension{Id: OIDBasicConstraints, Critical: critical, Value: mustMarshal(basicConstraints{ca, pathLen})}
+}
+
+// KeyUsageBitsExtension encodes an x509.KeyUsage as a critical extension.
+func KeyUsageBitsExtension(ku x509.KeyUsage) (pkix.Extension, error) {
+	return KeyUsageExtension(&openpca.KeyUsage{
+		DigitalSignature: ku&x509.KeyUsageDigitalSignature != 0, NonRepudiation: ku&x509.KeyUsageContentCommitment != 0,
+		KeyEncipherment: ku&x509.KeyUsageKeyEncipherment != 0, DataEncipherment: ku&x509.KeyUsageDataEncipherment != 0,
+		KeyAgreement: ku&x509.KeyUsageKeyAgreement != 0, KeyCertSign: ku&x509.KeyUsageCertSign != 0, CRLSign: ku&x509.KeyUsageCRLSign != 0,
+		EncipherOnly: ku&x509.KeyUsageEncipherOnly != 0, DecipherOnly: ku&x509.KeyUsageDecipherOnly != 0,
+	})
+}
+
+// ExtKeyUsageExtension encodes extended key usages.
+func ExtKeyUsageExtension(oids []asn1.ObjectIdentifier, critical bool) pkix.Extension {
+	return pkix.Extension{Id: OIDExtKeyUsage, Critical: critical, Value: mustMarshal(oids)}
+}
+
+// APIExtKeyUsages turns the API's extended key usage list into OIDs.
+func APIExtKeyUsages(list []openpca.ExtendedKeyUsage) ([]asn1.ObjectIdentifier, error) {
+	var oids []asn1.ObjectIdentifier
+	for i, e := range list {
+		switch {
+		case (e.ExtendedKeyUsageType == "") == (e.ExtendedKeyUsageObjectIdentifier == ""):
+			return nil, fmt.Errorf("ExtendedKeyUsage %d must set exactly one of ExtendedKeyUsageType and ExtendedKeyUsageObjectIdentifier", i+1)
+		case e.ExtendedKeyUsageType != "":
+			oid, ok := ExtKeyUsageOIDs[e.ExtendedKeyUsageType]
+			if !ok {
+				return nil, fmt.Errorf("ExtendedKeyUsage %d: unknown type %s", i+1, e.ExtendedKeyUsageType)
+			}
+			oids = append(oids, oid)
+		default:
+			oid, err := ParseOID(e.ExtendedKeyUsageObjectIdentifier)
+			if err != nil {
+				return nil, fmt.Errorf("ExtendedKeyUsage %d: %w", i+1, err)
+			}
+			oids = append(oids, oid)
+		}
+	}
+	return oids, nil
+}
+
+// SubjectAltNameExtension encodes general names as the subject alternative
+// name extension. It must be critical when the subject is empty.
+func SubjectAltNameExtension(names []openpca.GeneralName, critical bool) (pkix.Extension, error) {
+	raws := make([]asn1.RawValue, len(names))
+	for i, n := range names {
+		raw, err := MarshalGeneralName(n)
+		if err != nil {
+			return pkix.Extension{}, fmt.Errorf("subject alternative name %d: %w", i+1, err)
+		}
+		raws[i] = raw
+	}
+	return pkix.Extension{Id: OIDSubjectAltName, Critical: critical, Value: mustMarshal(raws)}, nil
+}
+
+// CertificatePoliciesExtension encodes policy information terms.
+func CertificatePoliciesExtension(policies []openpca.PolicyInformation) (pkix.Extension, error) {
+	type qualifierInfo struct {
+		ID        asn1.ObjectIdentifier
+		Qualifier string `asn1:"ia5"`
+	}
+	type policyInformation struct {
+		ID         asn1.ObjectIdentifier
+		Qualifiers []qualifierInfo `asn1:"optional,omitempty"`
+	}
+	var out []policyInformation
+	for i, p := range policies {
+		oid, err := ParseOID(p.CertPolicyId)
+		if err != nil {
+			return pkix.Extension{}, fmt.Errorf("certificate policy %d: %w", i+1, err)
+		}
+		pi := policyInformation{ID: oid}
+		for _, q := range p.PolicyQualifiers {
+			if q.Qualifier == nil || !isIA5(q.Qualifier.CpsUri) {
+				return pkix.Extension{}, fmt.Errorf("certificate policy %d: a CPS qualifier needs an ASCII CpsUri", i+1)
+			}
+			pi.Qualifiers = append(pi.Qualifiers, qualifierInfo{oidCPS, q.Qualifier.CpsUri})
+		}
+		out = append(out, pi)
+	}
+	v, err := asn1.Marshal(out)
+	return pkix.Extension{Id: OIDCertificatePolicies, Value: v}, err
+}
+
+// SubjectKeyID derives a subject key identifier from a public key: the
+// SHA-1 hash of its subjectPublicKey bits (RFC 5280, 4.2.1.2, method 1).
+func SubjectKeyID(pub any) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		return nil, err
+	}
+	h := sha1.Sum(spki.PublicKey.Bytes)
+	return h[:], nil
+}

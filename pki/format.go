@@ -1,0 +1,134 @@
+package pki
+
+import (
+	"crypto/rand"
+	"encoding/asn1"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"strings"
+	"unicode/utf16"
+)
+
+// rfc2253Keywords are the attribute types that RFC 2253 (and Java's
+// X500Principal, which AWS Private CA's reports follow) print by name. Any
+// other type is printed as its dotted OID with the value as #hex DER.
+var rfc2253Keywords = map[string]string{
+	"2.5.4.3":                    "CN",
+	"2.5.4.6":                    "C",
+	"2.5.4.7":                    "L",
+	"2.5.4.8":                    "ST",
+	"2.5.4.10":                   "O",
+	"2.5.4.11":                   "OU",
+	"2.5.4.9":                    "STREET",
+	"0.9.2342.19200300.100.1.25": "DC",
+	"0.9.2342.19200300.100.1.1":  "UID",
+}
+
+type attribute struct {
+	Type  asn1.ObjectIdentifier
+	Value asn1.RawValue
+}
+
+type rdnSET []attribute
+
+// FormatSubject prints a DER distinguished name as AWS Private CA's audit
+// reports do (RFC 2253): most specific RDN first, comma-separated, values
+// of the types RFC 2253 names as escaped strings, and of other types as
+// OID=#hex of their DER encoding.
+func FormatSubject(der []byte) (string, error) {
+	var rdns []rdnSET
+	rest, err := asn1.Unmarshal(der, &rdns)
+	if err != nil {
+		return "", err
+	}
+	if len(rest) > 0 {
+		return "", fmt.Errorf("trailing data after the name")
+	}
+	parts := make([]string, 0, len(rdns))
+	for i := len(rdns) - 1; i >= 0; i-- {
+		avas := make([]string, len(rdns[i]))
+		for j, a := range rdns[i] {
+			avas[j] = formatAttribute(a)
+		}
+		parts = append(parts, strings.Join(avas, "+"))
+	}
+	return strings.Join(parts, ","), nil
+}
+
+func formatAttribute(a attribute) string {
+	if name, ok := rfc2253Keywords[a.Type.String()]; ok {
+		if s, ok := directoryString(a.Value); ok {
+			return name + "=" + escapeRFC2253(s)
+		}
+		return name + "=#" + hex.EncodeToString(a.Value.FullBytes)
+	}
+	return a.Type.String() + "=#" + hex.EncodeToString(a.Value.FullBytes)
+}
+
+// directoryString decodes the string types a DirectoryString may take.
+func directoryString(v asn1.RawValue) (string, bool) {
+	if v.Class != asn1.ClassUniversal {
+		return "", false
+	}
+	switch v.Tag {
+	case asn1.TagUTF8String, asn1.TagPrintableString, asn1.TagIA5String, asn1.TagT61String:
+		return string(v.Bytes), true
+	case asn1.TagBMPString:
+		if len(v.Bytes)%2 != 0 {
+			return "", false
+		}
+		u := make([]uint16, len(v.Bytes)/2)
+		for i := range u {
+			u[i] = uint16(v.Bytes[2*i])<<8 | uint16(v.Bytes[2*i+1])
+		}
+		return string(utf16.Decode(u)), true
+	}
+	return "", false
+}
+
+// escapeRFC2253 escapes a value as RFC 2253, section 2.4, requires.
+func escapeRFC2253(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case strings.ContainsRune(`,+"\<>;`, r),
+			i == 0 && (r == ' ' || r == '#'),
+			i == len(s)-1 && r == ' ':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// NewSerial returns a random serial number of 16 bytes, positive and with
+// a non-zero first byte, so that its hex form always has 32 digits.
+func NewSerial() (*big.Int, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	b[0] &= 0x7f
+	if b[0] == 0 {
+		b[0] = 1
+	}
+	return new(big.Int).SetBytes(b), nil
+}
+
+// SerialHex writes a serial number as AWS certificate ARNs end: lowercase
+// hex without colons.
+func SerialHex(n *big.Int) string {
+	return hex.EncodeToString(n.Bytes())
+}
+
+// ParseSerial reads a serial number written in hex, with or without colons
+// between bytes, in either case, and returns it in SerialHex form.
+func ParseSerial(s string) (string, error) {
+	h := strings.ToLower(strings.ReplaceAll(s, ":", ""))
+	n, ok := new(big.Int).SetString(h, 16)
+	if !ok || h == "" || strings.HasPrefix(h, "-") || strings.HasPrefix(h, "+") {
+		return "", fmt.Errorf("%q is not a hexadecimal serial number", s)
+	}
+	return SerialHex(n), nil
+}

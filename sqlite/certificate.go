@@ -1,0 +1,178 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/openpca/openpca"
+)
+
+const certificateColumns = `ca_id, serial, account_id, arn, certificate, subject, not_before, not_after, issued_at,
+	template_arn, revoked_at, revocation_reason, requested_by, request_id`
+
+func scanCertificate(s scanner) (*openpca.Certificate, error) {
+	var (
+		c                                        openpca.Certificate
+		notBefore, notAfter, issuedAt, revokedAt sql.NullInt64
+	)
+	if err := s.Scan(&c.CAID, &c.Serial, &c.AccountID, &c.ARN, &c.DER, &c.Subject, &notBefore, &notAfter, &issuedAt,
+		&c.TemplateARN, &revokedAt, &c.RevocationReason, &c.RequestedBy, &c.RequestID); err != nil {
+		return nil, err
+	}
+	c.NotBefore, c.NotAfter, c.IssuedAt, c.RevokedAt = fromMicros(notBefore), fromMicros(notAfter), fromMicros(issuedAt), fromMicros(revokedAt)
+	return &c, nil
+}
+
+// appendKeyUse appends use to its CA's log as the next entry, if the CA is
+// still in one of statuses with a certificate valid at at (or none yet).
+func appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus, at time.Time) error {
+	args := []any{use.CAID, at.UnixMicro()}
+	for _, s := range statuses {
+		args = append(args, s)
+	}
+	var size int64
+	err := tx.QueryRowContext(ctx, `UPDATE certificate_authorities SET log_size = log_size + 1
+		WHERE id = ? AND (not_after IS NULL OR not_after > ?) AND status IN (?`+strings.Repeat(", ?", len(statuses)-1)+`)
+		RETURNING log_size`, args...).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return openpca.ErrCAState
+	}
+	if err != nil {
+		return err
+	}
+	use.Seq = size - 1
+	return insertKeyUse(ctx, tx, use)
+}
+
+func insertKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record) VALUES (?, ?, ?, ?, ?, ?)`,
+		use.CAID, use.Seq, use.Kind, use.At.UnixMicro(), use.Serial, use.Record)
+	return err
+}
+
+// RecordIssuance implements openpca.CertificateStore.
+func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpca.Certificate, error) {
+	c := is.Certificate
+	var existing *openpca.Certificate
+	err := db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		existing = nil
+		if is.Token.Token != "" {
+			var serial string
+			var created int64
+			err := tx.QueryRowContext(ctx, `SELECT result, created_at FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ?`,
+				c.AccountID, is.Token.Operation, is.Token.Token).Scan(&serial, &created)
+			if err == nil && created >= is.Token.Since.UnixMicro() {
+				existing, err = scanCertificate(tx.QueryRowContext(ctx, `SELECT `+certificateColumns+` FROM certificates WHERE ca_id = ? AND serial = ?`, c.CAID, serial))
+				return err
+			}
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (account_id, operation, token) DO UPDATE SET created_at = excluded.created_at, result = excluded.result`,
+				c.AccountID, is.Token.Operation, is.Token.Token, is.Token.Now.UnixMicro(), c.Serial); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO certificates (`+certificateColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ca_id, serial) DO NOTHING`,
+			c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
+			c.TemplateARN, micros(c.RevokedAt), c.RevocationReason, c.RequestedBy, c.RequestID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return openpca.ErrConflict
+		}
+		return appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt)
+	})
+	if err != nil {
+		return nil, wrap("recording issuance", err)
+	}
+	if existing != nil {
+		return existing, nil
+	}
+	return c, nil
+}
+
+// RecordRevocation implements openpca.CertificateStore.
+func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error {
+	err := db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var revoked sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM certificates WHERE ca_id = ? AND serial = ?`, r.CAID, r.Serial).Scan(&revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return openpca.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if revoked.Valid {
+			return openpca.ErrAlreadyRevoked
+		}
+		if err := appendKeyUse(ctx, tx, r.Use, r.Statuses, r.At); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE ca_id = ? AND serial = ?`,
+			r.At.UnixMicro(), r.Reason, r.CAID, r.Serial)
+		return err
+	})
+	return wrap("recording revocation", err)
+}
+
+// FindCertificate implements openpca.CertificateStore.
+func (db *DB) FindCertificate(ctx context.Context, caID, serial string) (*openpca.Certificate, error) {
+	c, err := scanCertificate(db.read.QueryRowContext(ctx, `SELECT `+certificateColumns+` FROM certificates WHERE ca_id = ? AND serial = ?`, caID, serial))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, openpca.ErrNotFound
+	}
+	return c, wrap("reading certificate", err)
+}
+
+// FindIdempotent implements openpca.CertificateStore.
+func (db *DB) FindIdempotent(ctx context.Context, accountID, operation, token string, since time.Time) (string, error) {
+	var result string
+	err := db.read.QueryRowContext(ctx, `SELECT result FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ? AND created_at >= ?`,
+		accountID, operation, token, since.UnixMicro()).Scan(&result)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", openpca.ErrNotFound
+	}
+	return result, wrap("reading idempotency token", err)
+}
+
+// KeyUses implements openpca.CertificateStore.
+func (db *DB) KeyUses(ctx context.Context, caID string, from int64, limit int) ([]*openpca.KeyUse, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT ca_id, seq, kind, at, serial, record FROM key_uses WHERE ca_id = ? AND seq >= ? ORDER BY seq LIMIT ?`, caID, from, limit)
+	if err != nil {
+		return nil, wrap("reading key uses", err)
+	}
+	defer rows.Close()
+	var uses []*openpca.KeyUse
+	for rows.Next() {
+		var u openpca.KeyUse
+		var at int64
+		if err := rows.Scan(&u.CAID, &u.Seq, &u.Kind, &at, &u.Serial, &u.Record); err != nil {
+			return nil, wrap("reading key uses", err)
+		}
+		u.At = time.UnixMicro(at).UTC()
+		uses = append(uses, &u)
+	}
+	return uses, wrap("reading key uses", rows.Err())
+}
+
+// wrap adds context to an error, leaving the domain's own errors as they
+// are so that callers can test for them.
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*openpca.Error](err); ok {
+		return err
+	}
+	return fmt.Errorf("sqlite: %s: %w", what, err)
+}

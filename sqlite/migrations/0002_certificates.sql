@@ -1,0 +1,35 @@
+-- How many entries each CA's key-use log has; the next entry's seq.
+ALTER TABLE certificate_authorities ADD COLUMN log_size INTEGER NOT NULL DEFAULT 0;
+
+-- Certificates the CAs issued. serial is lowercase hex without colons.
+CREATE TABLE certificates (
+    ca_id             TEXT NOT NULL,
+    serial            TEXT NOT NULL,
+    account_id        TEXT NOT NULL,
+    arn               TEXT NOT NULL,
+    certificate       BLOB NOT NULL,
+    subject           TEXT NOT NULL,
+    not_before        INTEGER NOT NULL,
+    not_after         INTEGER NOT NULL,
+    issued_at         INTEGER NOT NULL,
+    template_arn      TEXT NOT NULL,
+    revoked_at        INTEGER,
+    revocation_reason TEXT NOT NULL DEFAULT '',
+    requested_by      TEXT NOT NULL,
+    request_id        TEXT NOT NULL,
+    PRIMARY KEY (ca_id, serial)
+);
+
+-- Audit reports list a CA's certificates in issue order.
+CREATE INDEX certificates_by_issue ON certificates (ca_id, issued_at, serial);
+
+-- The append-only log of each CA's key uses: entry seq of CA ca_id.
+CREATE TABLE key_uses (
+    ca_id  TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    at     INTEGER NOT NULL,
+    serial TEXT NOT NULL DEFAULT '',
+    record BLOB NOT NULL,
+    PRIMARY KEY (ca_id, seq)
+);

@@ -1,0 +1,184 @@
+package template
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
+)
+
+// Request is what an issuance asks of a template.
+type Request struct {
+	CSR *x509.CertificateRequest
+	// API is the request's ApiPassthrough; it counts only for templates
+	// that take it.
+	API                *openpca.ApiPassthrough
+	Serial             *big.Int
+	NotBefore          time.Time
+	NotAfter           time.Time
+	SignatureAlgorithm x509.SignatureAlgorithm
+}
+
+// Build returns the certificate to sign for r. Each extension comes from
+// the first of these that defines it: the template, the API passthrough
+// (for API templates), the CSR (for CSR templates). Subject and subject
+// alternative names come from the API passthrough when it gives them (for
+// API templates) and from the CSR otherwise, whatever the template.
+func (t *Template) Build(r Request) (*x509.Certificate, error) {
+	subject := r.CSR.RawSubject
+	if t.UsesAPI() && r.API != nil && r.API.Subject != nil {
+		s, err := pki.MarshalSubject(r.API.Subject)
+		if err != nil {
+			return nil, fmt.Errorf("ApiPassthrough.Subject: %w", err)
+		}
+		subject = s
+	}
+	emptySubject := bytes.Equal(subject, []byte{0x30, 0})
+
+	var exts extensions
+	for _, e := range r.CSR.Extensions {
+		if e.Id.Equal(pki.OIDSubjectAltName) || t.UsesCSR() {
+			exts.set(e)
+		}
+	}
+	if t.UsesAPI() && r.API != nil && r.API.Extensions != nil {
+		if err := exts.setAPI(r.API.Extensions); err != nil {
+			return nil, fmt.Errorf("ApiPassthrough.Extensions: %w", err)
+		}
+	}
+	if err := t.setOwn(&exts); err != nil {
+		return nil, err
+	}
+	if san := exts.get(pki.OIDSubjectAltName); san != nil {
+		san.Critical = emptySubject // RFC 5280, 4.2.1.6
+	} else if emptySubject {
+		return nil, errNoName
+	}
+
+	ski, err := pki.SubjectKeyID(r.CSR.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return &x509.Certificate{
+		SerialNumber:       r.Serial,
+		RawSubject:         subject,
+		NotBefore:          r.NotBefore,
+		NotAfter:           r.NotAfter,
+		SignatureAlgorithm: r.SignatureAlgorithm,
+		SubjectKeyId:       ski,
+		ExtraExtensions:    exts.list,
+	}, nil
+}
+
+// errNoName refuses a certificate that would name nobody.
+var errNoName = fmt.Errorf("the certificate would have neither a subject nor a subject alternative name")
+
+// ErrNoName reports whether err is the refusal of a nameless certificate,
+// which AWS answers as a malformed CSR.
+func ErrNoName(err error) bool { return err == errNoName }
+
+// setOwn sets the extensions the template itself defines.
+func (t *Template) setOwn(exts *extensions) error {
+	exts.set(pki.BasicConstraintsExtension(t.CA, t.PathLen, t.BCCritical))
+	exts.remove(pki.OIDSubjectKeyIdentifier) // derived from the CSR key
+	exts.remove(pki.OIDAuthorityKeyIdentifier)
+	if t.Blank {
+		return nil
+	}
+	ku, err := pki.KeyUsageBitsExtension(t.KeyUsage)
+	if err != nil {
+		return err
+	}
+	exts.set(ku)
+	if t.ExtKeyUsage == nil {
+		exts.remove(pki.OIDExtKeyUsage) // CA certificates must not serve TLS
+	} else {
+		exts.set(pki.ExtKeyUsageExtension(t.ExtKeyUsage, t.EKUCritical))
+	}
+	return nil
+}
+
+// extensions is an ordered set of extensions, one per OID; setting an OID
+// again replaces it in place.
+type extensions struct{ list []pkix.Extension }
+
+func (x *extensions) index(id asn1.ObjectIdentifier) int {
+	for i, e := range x.list {
+		if e.Id.Equal(id) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (x *extensions) get(id asn1.ObjectIdentifier) *pkix.Extension {
+	if i := x.index(id); i >= 0 {
+		return &x.list[i]
+	}
+	return nil
+}
+
+func (x *extensions) set(e pkix.Extension) {
+	if i := x.index(e.Id); i >= 0 {
+		x.list[i] = e
+		return
+	}
+	x.list = append(x.list, e)
+}
+
+func (x *extensions) remove(id asn1.ObjectIdentifier) {
+	if i := x.index(id); i >= 0 {
+		x.list = append(x.list[:i], x.list[i+1:]...)
+	}
+}
+
+// setAPI sets the extensions an ApiPassthrough gives.
+func (x *extensions) setAPI(api *openpca.Extensions) error {
+	for i, c := range api.CustomExtensions {
+		oid, err := pki.ParseOID(c.ObjectIdentifier)
+		if err != nil {
+			return fmt.Errorf("CustomExtensions %d: %w", i+1, err)
+		}
+		v, err := base64.StdEncoding.DecodeString(c.Value)
+		if err != nil {
+			return fmt.Errorf("CustomExtensions %d: the value is not base64", i+1)
+		}
+		x.set(pkix.Extension{Id: oid, Critical: c.Critical != nil && *c.Critical, Value: v})
+	}
+	if api.KeyUsage != nil {
+		e, err := pki.KeyUsageExtension(api.KeyUsage)
+		if err != nil {
+			return err
+		}
+		x.set(e)
+	}
+	if len(api.ExtendedKeyUsage) > 0 {
+		oids, err := pki.APIExtKeyUsages(api.ExtendedKeyUsage)
+		if err != nil {
+			return err
+		}
+		x.set(pki.ExtKeyUsageExtension(oids, false))
+	}
+	if len(api.SubjectAlternativeNames) > 0 {
+		e, err := pki.SubjectAltNameExtension(api.SubjectAlternativeNames, false)
+		if err != nil {
+			return err
+		}
+		x.set(e)
+	}
+	if len(api.CertificatePolicies) > 0 {
+		e, err := pki.CertificatePoliciesExtension(api.CertificatePolicies)
+		if err != nil {
+			return err
+		}
+		x.set(e)
+	}
+	return nil
+}
