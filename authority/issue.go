@@ -215,11 +215,7 @@ func (s *Service) GetCertificate(ctx context.Context, in *openpca.GetCertificate
 		return nil, err
 	}
 	out := &openpca.GetCertificateResponse{Certificate: pemString("CERTIFICATE", cert.DER)}
-	parsed, err := x509.ParseCertificate(cert.DER)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(parsed.RawIssuer, parsed.RawSubject) && len(ca.Certificate) > 0 {
+	if !selfSigned(cert) && len(ca.Certificate) > 0 {
 		out.CertificateChain = pemString("CERTIFICATE", ca.Certificate)
 		if len(ca.CertificateChain) > 0 {
 			out.CertificateChain += "\n" + strings.TrimSpace(string(ca.CertificateChain))
@@ -256,7 +252,7 @@ func (s *Service) RevokeCertificate(ctx context.Context, in *openpca.RevokeCerti
 	if err != nil {
 		return err
 	}
-	if parsed, err := x509.ParseCertificate(cert.DER); err == nil && bytes.Equal(parsed.RawIssuer, parsed.RawSubject) && parsed.CheckSignatureFrom(parsed) == nil {
+	if selfSigned(cert) {
 		return openpca.Errorf(openpca.CodeInvalidRequest, "You cannot revoke a root CA self-signed certificate (serial %s of %s).", in.CertificateSerial, ca.ARN)
 	}
 	err = s.store.RecordRevocation(ctx, &openpca.Revocation{
@@ -295,6 +291,13 @@ func parseCSR(b []byte) (*x509.CertificateRequest, error) {
 		return nil, fmt.Errorf("its signature does not verify: %v", err)
 	}
 	return csr, nil
+}
+
+// selfSigned reports whether a CA issued c to itself: the root templates,
+// and only they, make self-signed certificates.
+func selfSigned(c *openpca.Certificate) bool {
+	t, ok := template.Lookup(c.TemplateARN)
+	return ok && t.Root
 }
 
 func certificateARN(ca *openpca.CA, serial string) string {

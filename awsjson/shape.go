@@ -135,8 +135,9 @@ func typeError(path, want string, v any) error {
 // check walks v, reporting a type mismatch as an error and appending every
 // constraint violation to violations.
 func (s *shape) check(v any, path string, violations *[]string) error {
-	violate := func(shown, constraint string) {
-		*violations = append(*violations, fmt.Sprintf("Value %s at '%s' failed to satisfy constraint: Member must %s", shown, path, constraint))
+	// shown renders the value for a message; it runs only on a violation.
+	violate := func(shown func() string, constraint string) {
+		*violations = append(*violations, fmt.Sprintf("Value %s at '%s' failed to satisfy constraint: Member must %s", shown(), path, constraint))
 	}
 	switch s.kind {
 	case kindString:
@@ -144,9 +145,8 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 		if !ok {
 			return typeError(path, "a string", v)
 		}
-		shown := quote(str)
-		n := int64(len(utf16.Encode([]rune(str))))
-		s.checkLength(n, shown, violate)
+		shown := func() string { return quote(str) }
+		s.checkLength(utf16Len(str), shown, violate)
 		if s.re != nil && !s.re.MatchString(str) {
 			violate(shown, "satisfy regular expression pattern: "+s.pattern)
 		}
@@ -170,7 +170,7 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 		if err != nil {
 			return openpca.Errorf(openpca.CodeSerialization, "member '%s' must be a %d-bit integer, not %s", path, bits, num)
 		}
-		shown := quote(num.String())
+		shown := func() string { return quote(num.String()) }
 		if s.min != nil && n < *s.min {
 			violate(shown, fmt.Sprintf("have value greater than or equal to %d", *s.min))
 		}
@@ -194,13 +194,13 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 		if err != nil {
 			return openpca.Errorf(openpca.CodeSerialization, "member '%s' is not valid base64: %v", path, err)
 		}
-		s.checkLength(int64(len(raw)), "(blob)", violate)
+		s.checkLength(int64(len(raw)), func() string { return "(blob)" }, violate)
 	case kindList:
 		list, ok := v.([]any)
 		if !ok {
 			return typeError(path, "an array", v)
 		}
-		s.checkLength(int64(len(list)), shortJSON(list), violate)
+		s.checkLength(int64(len(list)), func() string { return shortJSON(list) }, violate)
 		for i, elem := range list {
 			if elem == nil {
 				continue
@@ -216,14 +216,13 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 		}
 		for _, m := range s.members {
 			mv := obj[m.name]
-			mp := memberPath(path, m.name)
 			if mv == nil {
 				if m.required {
-					*violations = append(*violations, fmt.Sprintf("Value null at '%s' failed to satisfy constraint: Member must not be null", mp))
+					*violations = append(*violations, fmt.Sprintf("Value null at '%s' failed to satisfy constraint: Member must not be null", memberPath(path, m.name)))
 				}
 				continue
 			}
-			if err := m.shape.check(mv, mp, violations); err != nil {
+			if err := m.shape.check(mv, memberPath(path, m.name), violations); err != nil {
 				return err
 			}
 		}
@@ -231,7 +230,17 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 	return nil
 }
 
-func (s *shape) checkLength(n int64, shown string, violate func(shown, constraint string)) {
+// utf16Len is the length of s in UTF-16 code units, as the model's
+// length constraints count it.
+func utf16Len(s string) int64 {
+	var n int64
+	for _, r := range s {
+		n += int64(utf16.RuneLen(r))
+	}
+	return n
+}
+
+func (s *shape) checkLength(n int64, shown func() string, violate func(shown func() string, constraint string)) {
 	if s.min != nil && n < *s.min {
 		violate(shown, fmt.Sprintf("have length greater than or equal to %d", *s.min))
 	}

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Write is one caller's work inside a shared transaction. It must use ctx
@@ -26,11 +28,28 @@ type Write func(ctx context.Context, tx *sql.Tx) error
 type Committer struct {
 	db       *sql.DB
 	maxBatch int
-	queue    chan *request
-	done     chan struct{}
+	// Savepoint statements, prepared once.
+	savepoint, rollbackTo, release *sql.Stmt
+	queue                          chan *request
+	done                           chan struct{}
 
 	mu     sync.RWMutex // held for reading while sending on queue
 	closed bool
+
+	writes, batches atomic.Uint64
+	commitNanos     atomic.Int64
+}
+
+// Stats counts a Committer's work since it started.
+type Stats struct {
+	Writes  uint64        // writes committed or refused
+	Batches uint64        // transactions
+	Commit  time.Duration // time spent in transactions
+}
+
+// Stats returns the Committer's counters.
+func (c *Committer) Stats() Stats {
+	return Stats{Writes: c.writes.Load(), Batches: c.batches.Load(), Commit: time.Duration(c.commitNanos.Load())}
 }
 
 type request struct {
@@ -41,10 +60,20 @@ type request struct {
 
 // New starts a Committer writing to db with at most maxBatch writes per
 // transaction. Close stops it.
-func New(db *sql.DB, maxBatch int) *Committer {
+func New(ctx context.Context, db *sql.DB, maxBatch int) (*Committer, error) {
 	c := &Committer{db: db, maxBatch: maxBatch, queue: make(chan *request, maxBatch), done: make(chan struct{})}
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{{&c.savepoint, "SAVEPOINT write"}, {&c.rollbackTo, "ROLLBACK TO SAVEPOINT write"}, {&c.release, "RELEASE SAVEPOINT write"}} {
+		st, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return nil, fmt.Errorf("groupcommit: %w", err)
+		}
+		*p.st = st
+	}
 	go c.run()
-	return c
+	return c, nil
 }
 
 // ErrClosed is returned for writes submitted after Close.
@@ -81,6 +110,9 @@ func (c *Committer) Close() {
 	}
 	c.mu.Unlock()
 	<-c.done
+	c.savepoint.Close()
+	c.rollbackTo.Close()
+	c.release.Close()
 }
 
 func (c *Committer) run() {
@@ -103,9 +135,12 @@ func (c *Committer) run() {
 	}
 }
 
-// commit runs a batch in one transaction. If the transaction itself fails
-// (not one write, which its savepoint contains), each write is retried in
-// a transaction of its own, so that one bad write cannot fail the others.
+// commit runs a batch in one transaction. Writes rarely fail, so the batch
+// first runs without savepoints; if a write fails, the transaction is
+// rolled back and the batch runs again with a savepoint around each write,
+// so that the failed one is undone alone. If the transaction itself fails,
+// each write is retried in a transaction of its own, so that one bad write
+// cannot fail the others.
 func (c *Committer) commit(batch []*request) {
 	var live []*request
 	for _, r := range batch {
@@ -118,11 +153,20 @@ func (c *Committer) commit(batch []*request) {
 	if len(live) == 0 {
 		return
 	}
-	errs, err := c.tx(live)
+	start := time.Now()
+	defer func() {
+		c.batches.Add(1)
+		c.writes.Add(uint64(len(live)))
+		c.commitNanos.Add(int64(time.Since(start)))
+	}()
+	errs, err := c.tx(live, false)
+	if errors.Is(err, errWriteFailed) {
+		errs, err = c.tx(live, true)
+	}
 	if err != nil && len(live) > 1 {
 		for _, r := range live {
-			errs, err := c.tx([]*request{r})
-			if err != nil {
+			errs, err := c.tx([]*request{r}, false)
+			if err != nil && !errors.Is(err, errWriteFailed) {
 				errs[0] = err
 			}
 			r.result <- errs[0]
@@ -130,36 +174,56 @@ func (c *Committer) commit(batch []*request) {
 		return
 	}
 	for i, r := range live {
-		if err != nil {
+		if err != nil && !errors.Is(err, errWriteFailed) {
 			errs[i] = err
 		}
 		r.result <- errs[i]
 	}
 }
 
+// errWriteFailed reports that tx, without savepoints, rolled back because
+// a write failed.
+var errWriteFailed = errors.New("groupcommit: a write failed")
+
 // tx runs writes in one transaction and returns each write's own error,
-// and the error of the transaction as a whole.
-func (c *Committer) tx(writes []*request) ([]error, error) {
+// and the error of the transaction as a whole. With savepoints, a failed
+// write is undone alone; without, it rolls the transaction back and tx
+// returns errWriteFailed.
+func (c *Committer) tx(writes []*request, savepoints bool) ([]error, error) {
 	errs := make([]error, len(writes))
 	ctx := context.Background()
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return errs, fmt.Errorf("groupcommit: begin: %w", err)
 	}
-	for i, r := range writes {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT write"); err != nil {
+	savepoint, rollbackTo, release := tx.StmtContext(ctx, c.savepoint), tx.StmtContext(ctx, c.rollbackTo), tx.StmtContext(ctx, c.release)
+	exec := func(st *sql.Stmt, what string) error {
+		if _, err := st.ExecContext(ctx); err != nil {
 			tx.Rollback()
-			return errs, fmt.Errorf("groupcommit: savepoint: %w", err)
+			return fmt.Errorf("groupcommit: %s: %w", what, err)
 		}
-		if errs[i] = r.write(ctx, tx); errs[i] != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT write"); err != nil {
-				tx.Rollback()
-				return errs, fmt.Errorf("groupcommit: rollback to savepoint: %w", err)
+		return nil
+	}
+	for i, r := range writes {
+		if savepoints {
+			if err := exec(savepoint, "savepoint"); err != nil {
+				return errs, err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT write"); err != nil {
+		errs[i] = r.write(ctx, tx)
+		switch {
+		case errs[i] != nil && !savepoints:
 			tx.Rollback()
-			return errs, fmt.Errorf("groupcommit: release savepoint: %w", err)
+			return errs, errWriteFailed
+		case errs[i] != nil:
+			if err := exec(rollbackTo, "rollback to savepoint"); err != nil {
+				return errs, err
+			}
+		}
+		if savepoints {
+			if err := exec(release, "release savepoint"); err != nil {
+				return errs, err
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {

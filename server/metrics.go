@@ -9,6 +9,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/groupcommit"
 )
 
 type metrics struct {
@@ -34,6 +35,9 @@ func newMetrics(r prometheus.Registerer, store openpca.CAStore, logger *slog.Log
 		}),
 	}
 	r.MustRegister(m.requests, m.latency, m.inFlight, &caCollector{store: store, logger: logger})
+	if cs, ok := store.(commitStatser); ok {
+		r.MustRegister(commitCollector{cs})
+	}
 	return m
 }
 
@@ -71,4 +75,30 @@ func (c *caCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, status := range openpca.CertificateAuthorityStatus("").Values() {
 		ch <- prometheus.MustNewConstMetric(caDesc, prometheus.GaugeValue, float64(counts[status]), string(status))
 	}
+}
+
+// commitStatser is a store that batches writes with group commit.
+type commitStatser interface{ CommitStats() groupcommit.Stats }
+
+// commitCollector reports how the store batches durable writes: writes
+// per transaction is their ratio.
+type commitCollector struct{ store commitStatser }
+
+var (
+	commitWritesDesc  = prometheus.NewDesc("openpca_store_commit_writes_total", "Writes (issuances, revocations) committed through group commit.", nil, nil)
+	commitBatchesDesc = prometheus.NewDesc("openpca_store_commit_transactions_total", "Transactions group commit ran; each is one durable commit.", nil, nil)
+	commitSecondsDesc = prometheus.NewDesc("openpca_store_commit_seconds_total", "Time spent in group commit transactions.", nil, nil)
+)
+
+func (c commitCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- commitWritesDesc
+	ch <- commitBatchesDesc
+	ch <- commitSecondsDesc
+}
+
+func (c commitCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.store.CommitStats()
+	ch <- prometheus.MustNewConstMetric(commitWritesDesc, prometheus.CounterValue, float64(s.Writes))
+	ch <- prometheus.MustNewConstMetric(commitBatchesDesc, prometheus.CounterValue, float64(s.Batches))
+	ch <- prometheus.MustNewConstMetric(commitSecondsDesc, prometheus.CounterValue, s.Commit.Seconds())
 }

@@ -46,9 +46,7 @@ func toRow(ca *openpca.CA) (*caRow, error) {
 	return r, nil
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanCA(s scanner) (*openpca.CA, error) {
+func scanCA(s rowScanner) (*openpca.CA, error) {
 	var (
 		ca                                                openpca.CA
 		created, changed, restorable, notBefore, notAfter sql.NullInt64
@@ -111,15 +109,18 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return openpca.ErrLimitExceeded
 		}
 		ca.Version = 1
-		if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_authorities (`+caColumns+`, log_size)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_use_logs (ca_id, size) VALUES (?, 1)`, ca.ID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_authorities (`+caColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ca.ID, ca.AccountID, ca.ARN, ca.Type, ca.Status, ca.StatusBeforeDeletion, micros(ca.CreatedAt), micros(ca.LastStateChangeAt),
 			micros(ca.RestorableUntil), ca.FailureReason, r.config, r.revocation, ca.KeyStorageSecurityStandard, ca.UsageMode, ca.SealedKey, ca.CSR,
 			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version); err != nil {
 			return err
 		}
 		csrUse.Seq = 0
-		return insertKeyUse(ctx, tx, csrUse)
+		return db.insertKeyUse(ctx, tx, csrUse)
 	})
 	if errors.Is(err, openpca.ErrLimitExceeded) {
 		return nil, err
@@ -133,16 +134,29 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 	return ca, nil
 }
 
-// FindCA implements openpca.CAStore.
+// FindCA implements openpca.CAStore. It reads the CA's version, and the
+// whole record only when the cache does not hold that version.
 func (db *DB) FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error) {
-	ca, err := scanCA(db.read.QueryRowContext(ctx, `SELECT `+caColumns+` FROM certificate_authorities WHERE account_id = ? AND id = ?`, accountID, id))
+	var version int64
+	err := db.r.queryRow(ctx, `SELECT version FROM certificate_authorities WHERE account_id = ? AND id = ?`, accountID, id).Scan(&version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading CA: %w", err)
 	}
-	return ca, nil
+	if ca := db.cas.get(id, version); ca != nil {
+		return ca, nil
+	}
+	ca, err := scanCA(db.r.queryRow(ctx, `SELECT `+caColumns+` FROM certificate_authorities WHERE account_id = ? AND id = ?`, accountID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, openpca.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reading CA: %w", err)
+	}
+	db.cas.put(ca)
+	return db.cas.clone(ca), nil
 }
 
 // ListCAs implements openpca.CAStore.
@@ -225,7 +239,7 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) (int, error) {
 	var n int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		const gone = `SELECT id FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`
-		for _, table := range []string{"certificates", "key_uses"} {
+		for _, table := range []string{"certificates", "key_uses", "key_use_logs"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE ca_id IN (`+gone+`)`, now.UnixMicro()); err != nil {
 				return err
 			}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/openpca/openpca"
@@ -14,7 +13,7 @@ import (
 const certificateColumns = `ca_id, serial, account_id, arn, certificate, subject, not_before, not_after, issued_at,
 	template_arn, revoked_at, revocation_reason, requested_by, request_id`
 
-func scanCertificate(s scanner) (*openpca.Certificate, error) {
+func scanCertificate(s rowScanner) (*openpca.Certificate, error) {
 	var (
 		c                                        openpca.Certificate
 		notBefore, notAfter, issuedAt, revokedAt sql.NullInt64
@@ -27,30 +26,51 @@ func scanCertificate(s scanner) (*openpca.Certificate, error) {
 	return &c, nil
 }
 
+// Queries of the group commit's writes, prepared when the store opens.
+const (
+	qCAMaySign = `SELECT 1 FROM certificate_authorities
+		WHERE id = ? AND (not_after IS NULL OR not_after > ?) AND status IN (?, ?, ?)`
+	qAppendKeyUse = `UPDATE key_use_logs SET size = size + 1 WHERE ca_id = ? RETURNING size`
+	qInsertKeyUse = `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record) VALUES (?, ?, ?, ?, ?, ?)`
+	qFindToken    = `SELECT result, created_at FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ?`
+	qUpsertToken  = `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, operation, token) DO UPDATE SET created_at = excluded.created_at, result = excluded.result`
+	qFindCertificate   = `SELECT ` + certificateColumns + ` FROM certificates WHERE ca_id = ? AND serial = ?`
+	qInsertCertificate = `INSERT INTO certificates (` + certificateColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ca_id, serial) DO NOTHING`
+	qRevokedAt = `SELECT revoked_at FROM certificates WHERE ca_id = ? AND serial = ?`
+	qRevoke    = `UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE ca_id = ? AND serial = ?`
+)
+
+var writeQueries = []string{qCAMaySign, qAppendKeyUse, qInsertKeyUse, qFindToken, qUpsertToken, qFindCertificate, qInsertCertificate, qRevokedAt, qRevoke}
+
 // appendKeyUse appends use to its CA's log as the next entry, if the CA is
 // still in one of statuses with a certificate valid at at (or none yet).
-func appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus, at time.Time) error {
-	args := []any{use.CAID, at.UnixMicro()}
-	for _, s := range statuses {
-		args = append(args, s)
+func (db *DB) appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus, at time.Time) error {
+	if len(statuses) == 0 || len(statuses) > 3 {
+		return fmt.Errorf("sqlite: between 1 and 3 allowed statuses, not %d", len(statuses))
 	}
-	var size int64
-	err := tx.QueryRowContext(ctx, `UPDATE certificate_authorities SET log_size = log_size + 1
-		WHERE id = ? AND (not_after IS NULL OR not_after > ?) AND status IN (?`+strings.Repeat(", ?", len(statuses)-1)+`)
-		RETURNING log_size`, args...).Scan(&size)
+	args := []any{use.CAID, at.UnixMicro()}
+	for i := range 3 { // the query takes three; repeat the last to fill
+		args = append(args, statuses[min(i, len(statuses)-1)])
+	}
+	var one, size int64
+	err := db.w.txQueryRow(ctx, tx, qCAMaySign, args...).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return openpca.ErrCAState
 	}
 	if err != nil {
 		return err
 	}
+	if err := db.w.txQueryRow(ctx, tx, qAppendKeyUse, use.CAID).Scan(&size); err != nil {
+		return err
+	}
 	use.Seq = size - 1
-	return insertKeyUse(ctx, tx, use)
+	return db.insertKeyUse(ctx, tx, use)
 }
 
-func insertKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record) VALUES (?, ?, ?, ?, ?, ?)`,
-		use.CAID, use.Seq, use.Kind, use.At.UnixMicro(), use.Serial, use.Record)
+func (db *DB) insertKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse) error {
+	_, err := db.w.txExec(ctx, tx, qInsertKeyUse, use.CAID, use.Seq, use.Kind, use.At.UnixMicro(), use.Serial, use.Record)
 	return err
 }
 
@@ -63,24 +83,19 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 		if is.Token.Token != "" {
 			var serial string
 			var created int64
-			err := tx.QueryRowContext(ctx, `SELECT result, created_at FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ?`,
-				c.AccountID, is.Token.Operation, is.Token.Token).Scan(&serial, &created)
+			err := db.w.txQueryRow(ctx, tx, qFindToken, c.AccountID, is.Token.Operation, is.Token.Token).Scan(&serial, &created)
 			if err == nil && created >= is.Token.Since.UnixMicro() {
-				existing, err = scanCertificate(tx.QueryRowContext(ctx, `SELECT `+certificateColumns+` FROM certificates WHERE ca_id = ? AND serial = ?`, c.CAID, serial))
+				existing, err = scanCertificate(db.w.txQueryRow(ctx, tx, qFindCertificate, c.CAID, serial))
 				return err
 			}
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT (account_id, operation, token) DO UPDATE SET created_at = excluded.created_at, result = excluded.result`,
-				c.AccountID, is.Token.Operation, is.Token.Token, is.Token.Now.UnixMicro(), c.Serial); err != nil {
+			if _, err := db.w.txExec(ctx, tx, qUpsertToken, c.AccountID, is.Token.Operation, is.Token.Token, is.Token.Now.UnixMicro(), c.Serial); err != nil {
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO certificates (`+certificateColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ca_id, serial) DO NOTHING`,
-			c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
+		res, err := db.w.txExec(ctx, tx, qInsertCertificate, c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
 			c.TemplateARN, micros(c.RevokedAt), c.RevocationReason, c.RequestedBy, c.RequestID)
 		if err != nil {
 			return err
@@ -90,7 +105,7 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 		} else if n == 0 {
 			return openpca.ErrConflict
 		}
-		return appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt)
+		return db.appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt)
 	})
 	if err != nil {
 		return nil, wrap("recording issuance", err)
@@ -105,7 +120,7 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error {
 	err := db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var revoked sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM certificates WHERE ca_id = ? AND serial = ?`, r.CAID, r.Serial).Scan(&revoked)
+		err := db.w.txQueryRow(ctx, tx, qRevokedAt, r.CAID, r.Serial).Scan(&revoked)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound
 		}
@@ -115,11 +130,10 @@ func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error
 		if revoked.Valid {
 			return openpca.ErrAlreadyRevoked
 		}
-		if err := appendKeyUse(ctx, tx, r.Use, r.Statuses, r.At); err != nil {
+		if err := db.appendKeyUse(ctx, tx, r.Use, r.Statuses, r.At); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE ca_id = ? AND serial = ?`,
-			r.At.UnixMicro(), r.Reason, r.CAID, r.Serial)
+		_, err = db.w.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.CAID, r.Serial)
 		return err
 	})
 	return wrap("recording revocation", err)
@@ -127,7 +141,7 @@ func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error
 
 // FindCertificate implements openpca.CertificateStore.
 func (db *DB) FindCertificate(ctx context.Context, caID, serial string) (*openpca.Certificate, error) {
-	c, err := scanCertificate(db.read.QueryRowContext(ctx, `SELECT `+certificateColumns+` FROM certificates WHERE ca_id = ? AND serial = ?`, caID, serial))
+	c, err := scanCertificate(db.r.queryRow(ctx, qFindCertificate, caID, serial))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
 	}
@@ -137,7 +151,7 @@ func (db *DB) FindCertificate(ctx context.Context, caID, serial string) (*openpc
 // FindIdempotent implements openpca.CertificateStore.
 func (db *DB) FindIdempotent(ctx context.Context, accountID, operation, token string, since time.Time) (string, error) {
 	var result string
-	err := db.read.QueryRowContext(ctx, `SELECT result FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ? AND created_at >= ?`,
+	err := db.r.queryRow(ctx, `SELECT result FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ? AND created_at >= ?`,
 		accountID, operation, token, since.UnixMicro()).Scan(&result)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", openpca.ErrNotFound

@@ -27,9 +27,14 @@ var migrations embed.FS
 // allows one writer at a time; reads use a pool of their own, which WAL
 // mode lets run beside the writer.
 type DB struct {
-	write   *sql.DB
-	read    *sql.DB
-	commits *groupcommit.Committer
+	write      *sql.DB
+	read       *sql.DB
+	checkpoint *sql.DB
+	stop       chan struct{} // closed by Close
+	stopped    chan struct{} // closed when checkpoints returns
+	w, r       *statements   // prepared on write and read
+	commits    *groupcommit.Committer
+	cas        caCache
 }
 
 // maxBatch bounds how many writes share one transaction.
@@ -46,7 +51,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		pragmas.Add("_pragma", p)
 	}
 	base := "file:" + path + "?" + pragmas.Encode()
-	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	// The writer never checkpoints: a checkpoint fsyncs the database file
+	// and would stall the commits waiting behind it. A connection of its
+	// own checkpoints in the background instead (see checkpoints).
+	write, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, err
 	}
@@ -57,21 +65,66 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		write.Close()
 		return nil, err
 	}
+	// Keep every reader open: a new connection starts with a cold page
+	// cache and unprepared statements.
 	read.SetMaxOpenConns(readers)
-	db := &DB{write: write, read: read}
+	read.SetMaxIdleConns(readers)
+	checkpoint, err := sql.Open("sqlite", base)
+	if err != nil {
+		errors.Join(read.Close(), write.Close())
+		return nil, err
+	}
+	checkpoint.SetMaxOpenConns(1)
+	db := &DB{write: write, read: read, checkpoint: checkpoint, stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := db.migrate(ctx); err != nil {
 		errors.Join(read.Close(), write.Close())
 		return nil, fmt.Errorf("sqlite: migrating %s: %w", path, err)
 	}
-	db.commits = groupcommit.New(write, maxBatch)
+	if db.w, err = newStatements(ctx, write, false, writeQueries...); err != nil {
+		errors.Join(read.Close(), write.Close())
+		return nil, err
+	}
+	if db.r, err = newStatements(ctx, read, true); err != nil {
+		errors.Join(read.Close(), write.Close())
+		return nil, err
+	}
+	if db.commits, err = groupcommit.New(ctx, write, maxBatch); err != nil {
+		errors.Join(read.Close(), write.Close())
+		return nil, err
+	}
+	go db.checkpoints()
 	return db, nil
+}
+
+// checkpointInterval is how often the log is copied into the database.
+const checkpointInterval = 500 * time.Millisecond
+
+// checkpoints copies the write-ahead log into the database file until
+// Close. A passive checkpoint runs beside readers and writers; it resets
+// the log once every reader has moved past it.
+func (db *DB) checkpoints() {
+	defer close(db.stopped)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-t.C:
+			db.checkpoint.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
 }
 
 // Close closes the database; in WAL mode the last connection to close
 // checkpoints the log into the database file.
 func (db *DB) Close() error {
+	close(db.stop)
+	<-db.stopped
 	db.commits.Close()
-	return errors.Join(db.read.Close(), db.write.Close())
+	db.w.close()
+	db.r.close()
+	return errors.Join(db.read.Close(), db.checkpoint.Close(), db.write.Close())
 }
 
 // migrate applies, in order, each migration not yet recorded.
@@ -138,3 +191,6 @@ func fromMicros(n sql.NullInt64) time.Time {
 	}
 	return time.UnixMicro(n.Int64).UTC()
 }
+
+// CommitStats reports how the store batches its writes.
+func (db *DB) CommitStats() groupcommit.Stats { return db.commits.Stats() }

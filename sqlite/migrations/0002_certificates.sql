@@ -1,5 +1,10 @@
--- How many entries each CA's key-use log has; the next entry's seq.
-ALTER TABLE certificate_authorities ADD COLUMN log_size INTEGER NOT NULL DEFAULT 0;
+-- How many entries each CA's key-use log has: the next entry's seq. It
+-- lives apart from the CA's row so that an issuance rewrites this small
+-- row, not the CA's large one.
+CREATE TABLE key_use_logs (
+    ca_id TEXT PRIMARY KEY,
+    size  INTEGER NOT NULL
+) WITHOUT ROWID;
 
 -- Certificates the CAs issued. serial is lowercase hex without colons.
 CREATE TABLE certificates (
@@ -32,4 +37,4 @@ CREATE TABLE key_uses (
     serial TEXT NOT NULL DEFAULT '',
     record BLOB NOT NULL,
     PRIMARY KEY (ca_id, seq)
-);
+) WITHOUT ROWID;

@@ -1,0 +1,165 @@
+package authority_test
+
+import (
+	"bufio"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/seal"
+)
+
+// BenchmarkIssueAndGet measures IssueCertificate followed by GetCertificate
+// over HTTP with the SDK client, against a P-256 CA, with the client and
+// the server sharing the machine and the server's garbage collector set
+// as openpca serve sets it. Each certificate is durable (SQLite,
+// synchronous=FULL) before IssueCertificate returns. It reports
+// certificates per second and the p50 and p99 latency of the pair.
+func BenchmarkIssueAndGet(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(400)) // as openpca serve runs
+	env := testenv.Start(b)
+	rootARN, _ := env.NewActiveRoot(b, "Bench Root")
+	csr := testenv.NewLeaf(b, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "bench.example"}, DNSNames: []string{"bench.example"}}).CSRPEM
+	for _, conc := range []int{1, 4, 16, 64} {
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
+			lat := make([]time.Duration, b.N)
+			w0, t0, s0 := commitStats(b, env.URL)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range conc {
+				wg.Go(func() {
+					for {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						t0 := time.Now()
+						out, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{
+							CertificateAuthorityArn: &rootARN, Csr: csr, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
+							Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(7)},
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if _, err := env.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &rootARN, CertificateArn: out.CertificateArn}); err != nil {
+							b.Error(err)
+							return
+						}
+						lat[i] = time.Since(t0)
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			slices.Sort(lat)
+			writes, txs, secs := commitStats(b, env.URL)
+			b.ReportMetric((writes-w0)/max(txs-t0, 1), "writes/commit")
+			b.ReportMetric((secs-s0)*1000/max(txs-t0, 1), "ms/commit")
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "certs/s")
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+
+	// The ceiling: x509.CreateCertificate alone, with the same CA key and
+	// certificate template, on every core.
+	env.Stop(b)
+	key := caKey(b, env, rootARN)
+	b.Run("ceiling=x509.CreateCertificate", func(b *testing.B) {
+		parentKey := key.Public()
+		parent := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Bench Root"}, PublicKey: parentKey,
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, SubjectKeyId: []byte{1, 2, 3}}
+		leafKey := testenv.NewLeaf(b, &x509.CertificateRequest{}).Key.Public()
+		b.ResetTimer()
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "bench.example"}, DNSNames: []string{"bench.example"},
+					NotBefore: time.Now(), NotAfter: time.Now().AddDate(0, 0, 7), KeyUsage: x509.KeyUsageDigitalSignature,
+					ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+				if _, err := x509.CreateCertificate(rand.Reader, tmpl, parent, leafKey, key); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "certs/s")
+	})
+}
+
+// commitStats reads the group commit counters from the server's metrics.
+func commitStats(b *testing.B, url string) (writes, txs, seconds float64) {
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		var v float64
+		switch f := strings.Fields(sc.Text()); {
+		case len(f) != 2:
+		case f[0] == "openpca_store_commit_writes_total":
+			fmt.Sscan(f[1], &v)
+			writes = v
+		case f[0] == "openpca_store_commit_transactions_total":
+			fmt.Sscan(f[1], &v)
+			txs = v
+		case f[0] == "openpca_store_commit_seconds_total":
+			fmt.Sscan(f[1], &v)
+			seconds = v
+		}
+	}
+	return
+}
+
+// caKey opens a CA's private key from a stopped server's data folder, as
+// only a test may.
+func caKey(b *testing.B, env *testenv.Env, arn string) crypto.Signer {
+	b.Helper()
+	var sealed []byte
+	if err := env.DB(b).QueryRow(`SELECT sealed_key FROM certificate_authorities WHERE arn = ?`, arn).Scan(&sealed); err != nil {
+		b.Fatal(err)
+	}
+	keyFile, err := os.ReadFile(filepath.Join(env.Config.DataDir, "master.key"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	master, err := seal.ParseKey(string(keyFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, _ := seal.New(master)
+	der, err := s.Open(sealed, []byte(arn))
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return key.(crypto.Signer)
+}

@@ -1,0 +1,138 @@
+package groupcommit_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/openpca/openpca/groupcommit"
+)
+
+func setup(t *testing.T) (*sql.DB, *groupcommit.Committer) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "gc.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	c, err := groupcommit.New(context.Background(), db, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return db, c
+}
+
+func insert(k int) groupcommit.Write {
+	return func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO t (k) VALUES (?)`, k)
+		return err
+	}
+}
+
+func keys(t *testing.T, db *sql.DB) map[int]bool {
+	t.Helper()
+	rows, err := db.Query(`SELECT k FROM t`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m := map[int]bool{}
+	for rows.Next() {
+		var k int
+		rows.Scan(&k)
+		m[k] = true
+	}
+	return m
+}
+
+// TestBatchesAndIsolatesFailures runs many concurrent writes, some of
+// which fail: every other write commits, the failed ones leave nothing,
+// and writes share transactions.
+func TestBatchesAndIsolatesFailures(t *testing.T) {
+	db, c := setup(t)
+	const n = 400
+	fail := errors.New("refused")
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if i%7 == 0 {
+				errs[i] = c.Do(t.Context(), func(ctx context.Context, tx *sql.Tx) error {
+					// Write, then fail: the write must be undone.
+					if err := insert(-i-1)(ctx, tx); err != nil {
+						return err
+					}
+					return fail
+				})
+				return
+			}
+			errs[i] = c.Do(t.Context(), insert(i))
+		})
+	}
+	wg.Wait()
+	got := keys(t, db)
+	for i, err := range errs {
+		switch {
+		case i%7 == 0 && !errors.Is(err, fail):
+			t.Errorf("write %d: %v, want its own error", i, err)
+		case i%7 == 0 && got[-i-1]:
+			t.Errorf("failed write %d left its row", i)
+		case i%7 != 0 && (err != nil || !got[i]):
+			t.Errorf("write %d: %v, row present %v", i, err, got[i])
+		}
+	}
+	if s := c.Stats(); s.Writes != n || s.Batches >= n {
+		t.Errorf("stats %+v: %d writes should share fewer than %d transactions", s, n, n)
+	}
+}
+
+// TestFailingTransaction: a write that breaks a constraint fails alone.
+func TestConstraintFailure(t *testing.T) {
+	db, c := setup(t)
+	if err := c.Do(t.Context(), insert(1)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 10)
+	for i := range 10 {
+		wg.Go(func() { errs[i] = c.Do(t.Context(), insert(1+i)) }) // i == 0 duplicates key 1
+	}
+	wg.Wait()
+	if errs[0] == nil {
+		t.Error("a duplicate key was accepted")
+	}
+	for i := 1; i < 10; i++ {
+		if errs[i] != nil {
+			t.Errorf("write %d failed beside the bad one: %v", i, errs[i])
+		}
+	}
+	if len(keys(t, db)) != 10 {
+		t.Errorf("%d rows, want 10", len(keys(t, db)))
+	}
+}
+
+func TestCanceledAndClosed(t *testing.T) {
+	db, c := setup(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := c.Do(ctx, insert(5)); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled write: %v", err)
+	}
+	c.Close()
+	if err := c.Do(t.Context(), insert(6)); !errors.Is(err, groupcommit.ErrClosed) {
+		t.Errorf("write after Close: %v", err)
+	}
+	if len(keys(t, db)) != 0 {
+		t.Error("a canceled or late write was committed")
+	}
+}
