@@ -25,9 +25,9 @@ import (
 
 // Env is a running server and a client for it.
 type Env struct {
-	URL    string
-	Client *acmpca.Client
-	Clock  *Clock
+	URL       string
+	Client    *acmpca.Client
+	Clock     *Clock
 	Config    app.Config
 	app       *app.App
 	served    chan error
