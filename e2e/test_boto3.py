@@ -56,6 +56,42 @@ class Boto3Tests(unittest.TestCase):
         self.assertLess(ca["NotBefore"], ca["NotAfter"])  # parsed into datetimes
         self.assertEqual(ca["OwnerAccount"], harness.ACCOUNT)
 
+    def test_issue_get_revoke(self):
+        arn = self.create()
+        csr = self.pca.get_certificate_authority_csr(CertificateAuthorityArn=arn)["Csr"]
+        root_arn = self.pca.issue_certificate(
+            CertificateAuthorityArn=arn, Csr=csr.encode(), SigningAlgorithm="SHA256WITHECDSA",
+            TemplateArn="arn:aws:acm-pca:::template/RootCACertificate/V1",
+            Validity={"Type": "YEARS", "Value": 5})["CertificateArn"]
+        root = self.pca.get_certificate(CertificateAuthorityArn=arn, CertificateArn=root_arn)
+        self.assertNotIn("CertificateChain", root)
+        self.pca.import_certificate_authority_certificate(CertificateAuthorityArn=arn, Certificate=root["Certificate"].encode())
+
+        d = tempfile.mkdtemp(dir=self.work)
+        harness.openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.csr",
+                        "-subj", "/CN=boto3.example", cwd=d)
+        with open(d + "/c.csr", "rb") as f:
+            leaf_csr = f.read()
+        leaf_arn = self.pca.issue_certificate(
+            CertificateAuthorityArn=arn, Csr=leaf_csr, SigningAlgorithm="SHA384WITHECDSA",
+            Validity={"Type": "DAYS", "Value": 10}, IdempotencyToken="boto3-leaf")["CertificateArn"]
+        self.assertEqual(leaf_arn, self.pca.issue_certificate(
+            CertificateAuthorityArn=arn, Csr=leaf_csr, SigningAlgorithm="SHA384WITHECDSA",
+            Validity={"Type": "DAYS", "Value": 10}, IdempotencyToken="boto3-leaf")["CertificateArn"])
+        self.pca.get_waiter("certificate_issued").wait(CertificateAuthorityArn=arn, CertificateArn=leaf_arn)
+        leaf = self.pca.get_certificate(CertificateAuthorityArn=arn, CertificateArn=leaf_arn)
+        self.assertEqual(leaf["CertificateChain"].strip(), root["Certificate"].strip())
+        serial = leaf_arn.rsplit("/", 1)[1]
+        self.pca.revoke_certificate(CertificateAuthorityArn=arn, CertificateSerial=serial.upper(), RevocationReason="SUPERSEDED")
+        with self.assertRaises(self.pca.exceptions.RequestAlreadyProcessedException):
+            self.pca.revoke_certificate(CertificateAuthorityArn=arn, CertificateSerial=serial, RevocationReason="SUPERSEDED")
+        with self.assertRaises(self.pca.exceptions.MalformedCSRException):
+            self.pca.issue_certificate(CertificateAuthorityArn=arn, Csr=b"garbage", SigningAlgorithm="SHA256WITHECDSA",
+                                       Validity={"Type": "DAYS", "Value": 1})
+        with self.assertRaises(self.pca.exceptions.InvalidArgsException):
+            self.pca.issue_certificate(CertificateAuthorityArn=arn, Csr=leaf_csr, SigningAlgorithm="SHA256WITHRSA",
+                                       Validity={"Type": "DAYS", "Value": 1})
+
     def test_paginators(self):
         arns = [self.create(Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(5)]) for _ in range(4)]
         pages = self.pca.get_paginator("list_certificate_authorities").paginate(PaginationConfig={"PageSize": 3})

@@ -3,6 +3,7 @@ used exactly as its documentation shows."""
 
 import json
 import os
+import subprocess
 import tempfile
 import unittest
 
@@ -74,6 +75,50 @@ class CLITests:
         self.assertIn("RestorableUntil", ca)
         self.cli.run("restore-certificate-authority", "--certificate-authority-arn", arn)
         self.assertEqual(self.describe(arn)["Status"], "DISABLED")
+
+    def test_root_activation_and_issuance_as_documented(self):
+        """The AWS CLI steps of the AWS Private CA user guide: self-sign the
+        root, import it, then issue, fetch and revoke a certificate."""
+        arn = self.create("ROOT")
+        d = tempfile.mkdtemp(dir=self.work)
+        csr = self.cli.run("get-certificate-authority-csr", "--certificate-authority-arn", arn, output="text").stdout
+        with open(os.path.join(d, "ca.csr"), "w") as f:
+            f.write(csr)
+        cert_arn = self.cli.json(
+            "issue-certificate", "--certificate-authority-arn", arn, "--csr", "fileb://" + os.path.join(d, "ca.csr"),
+            "--signing-algorithm", "SHA256WITHECDSA", "--template-arn", "arn:aws:acm-pca:::template/RootCACertificate/V1",
+            "--validity", "Value=3650,Type=DAYS")["CertificateArn"]
+        self.cli.run("wait", "certificate-issued", "--certificate-authority-arn", arn, "--certificate-arn", cert_arn)
+        pem = self.cli.run("get-certificate", "--certificate-authority-arn", arn, "--certificate-arn", cert_arn, output="text").stdout
+        with open(os.path.join(d, "ca.pem"), "w") as f:
+            f.write(pem)
+        self.cli.run("import-certificate-authority-certificate", "--certificate-authority-arn", arn,
+                     "--certificate", "fileb://" + os.path.join(d, "ca.pem"))
+        self.assertEqual(self.describe(arn)["Status"], "ACTIVE")
+
+        harness.openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=leaf.example/O=E2E", cwd=d)
+        leaf_arn = self.cli.json(
+            "issue-certificate", "--certificate-authority-arn", arn, "--csr", "fileb://" + os.path.join(d, "leaf.csr"),
+            "--signing-algorithm", "SHA256WITHECDSA", "--validity", "Value=30,Type=DAYS",
+            "--idempotency-token", "leaf-" + self.cli_name)["CertificateArn"]
+        got = self.cli.json("get-certificate", "--certificate-authority-arn", arn, "--certificate-arn", leaf_arn)
+        with open(os.path.join(d, "leaf.pem"), "w") as f:
+            f.write(got["Certificate"])
+        with open(os.path.join(d, "chain.pem"), "w") as f:
+            f.write(got["CertificateChain"])
+        verify = subprocess.run(["openssl", "verify", "-CAfile", "chain.pem", "leaf.pem"], cwd=d, capture_output=True, text=True)
+        self.assertEqual(verify.returncode, 0, verify.stdout + verify.stderr)
+
+        serial = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", "leaf.pem"], cwd=d, capture_output=True,
+                                text=True, check=True).stdout.strip().split("=")[1]
+        self.assertTrue(leaf_arn.endswith("/certificate/" + serial.lower()), (leaf_arn, serial))
+        colons = ":".join(serial[i:i + 2] for i in range(0, len(serial), 2)).lower()
+        self.cli.run("revoke-certificate", "--certificate-authority-arn", arn, "--certificate-serial", colons,
+                     "--revocation-reason", "KEY_COMPROMISE")
+        p = self.cli.run("revoke-certificate", "--certificate-authority-arn", arn, "--certificate-serial", serial,
+                         "--revocation-reason", "KEY_COMPROMISE", check=False)
+        self.assertIn("(RequestAlreadyProcessedException)", p.stderr)
 
     def test_cli_input_json(self):
         path = os.path.join(self.work, f"input-{self.cli_name}.json")
