@@ -11,6 +11,7 @@ import (
 type Store interface {
 	CAStore
 	CertificateStore
+	AuditStore
 	Close() error
 }
 

@@ -1,6 +1,7 @@
-// Package app wires OpenPCA together: it opens the store and the master
-// key, builds the service and the HTTP server, and closes them in order.
-// The openpca command and the tests both start servers through it.
+// Package app wires OpenPCA together: it opens the store, the object store
+// and the master key, builds the service, the audit report generator and
+// the HTTP server, and stops them in order. The openpca command and the
+// tests both start servers through it.
 package app
 
 import (
@@ -11,10 +12,19 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/localfs"
+	"github.com/openpca/openpca/s3"
 	"github.com/openpca/openpca/seal"
 	"github.com/openpca/openpca/server"
 	"github.com/openpca/openpca/sqlite"
@@ -31,36 +41,51 @@ type Config struct {
 	MasterKeyFile string
 	// MaxCAsPerAccount bounds the CAs of one account.
 	MaxCAsPerAccount int
-	Logger           *slog.Logger
+	// ObjectStore is where audit reports go: "local" (folders under
+	// <data-dir>/s3) or "s3". S3Endpoint, if set, is an S3-compatible
+	// server, and implies "s3".
+	ObjectStore string
+	S3Endpoint  string
+	// AuditReportInterval is the least time between two reports of a CA.
+	AuditReportInterval time.Duration
+	// ReportWorkers is how many reports are generated at once; 0 means
+	// DefaultReportWorkers, and a negative number none: the server then
+	// only serves the API, and other servers sharing its store generate.
+	ReportWorkers int
+	Logger        *slog.Logger
 	// Now overrides the clock, for tests.
 	Now func() time.Time
 }
 
 // Defaults.
 const (
-	DefaultDataDir   = "openpca-data"
-	DefaultRegion    = "us-east-1"
-	DefaultAccountID = "111122223333"
-	DefaultListen    = "127.0.0.1:8080"
+	DefaultDataDir       = "openpca-data"
+	DefaultRegion        = "us-east-1"
+	DefaultAccountID     = "111122223333"
+	DefaultListen        = "127.0.0.1:8080"
+	DefaultReportWorkers = 2
 )
 
 // App is a running OpenPCA.
 type App struct {
-	server *server.Server
-	store  *sqlite.DB
-	logger *slog.Logger
-	now    func() time.Time
+	server  *server.Server
+	store   *sqlite.DB
+	objects openpca.ObjectStore
+	logger  *slog.Logger
+	now     func() time.Time
+	lock    *os.File // the data folder's lock, held while the App runs
 
-	stopJanitor context.CancelFunc
-	janitorDone chan struct{}
+	stop       context.CancelFunc // stops the background work
+	background sync.WaitGroup
 }
 
 // janitorInterval is how often deleted CAs past their restoration period
 // are purged. Until then the service already treats them as gone.
 const janitorInterval = time.Minute
 
-// Open prepares an App: it creates the data folder, opens the database and
-// applies its migrations, and loads (or creates) the master key.
+// Open prepares an App: it locks the data folder, opens the database and
+// applies its migrations, loads (or creates) the master key, and starts
+// the background work: the janitor and the audit report generator.
 func Open(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir
@@ -74,6 +99,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.MasterKeyFile == "" {
 		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
 	}
+	if cfg.ReportWorkers == 0 {
+		cfg.ReportWorkers = DefaultReportWorkers
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -81,38 +109,115 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data folder: %w", err)
 	}
-	sealer, err := openSealer(cfg, logger)
-	if err != nil {
-		return nil, err
-	}
-	store, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"))
-	if err != nil {
-		return nil, err
-	}
-	svc := authority.New(authority.Config{
-		Store: store, Sealer: sealer, Logger: logger, Region: cfg.Region,
-		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
-	})
-	srv := server.New(server.Config{
-		Service:       svc,
-		Store:         store,
-		Authenticator: awsjson.StaticAuthenticator{AccountID: cfg.AccountID, Principal: "account:" + cfg.AccountID},
-		Logger:        logger,
-	})
-	a := &App{server: srv, store: store, logger: logger, now: cfg.Now, janitorDone: make(chan struct{})}
+	a := &App{logger: logger, now: cfg.Now}
 	if a.now == nil {
 		a.now = time.Now
 	}
+	var err error
+	if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*App, error) {
+		if a.store != nil {
+			a.store.Close()
+		}
+		a.lock.Close()
+		return nil, err
+	}
+	sealer, err := openSealer(cfg, logger)
+	if err != nil {
+		return fail(err)
+	}
+	if a.objects, err = openObjectStore(ctx, cfg); err != nil {
+		return fail(err)
+	}
+	nodeID, err := readOrCreate(filepath.Join(cfg.DataDir, "node-id"), uuid.NewString)
+	if err != nil {
+		return fail(err)
+	}
+	if a.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db")); err != nil {
+		return fail(err)
+	}
+	reports := audit.NewGenerator(a.store, a.objects, logger, nodeID, max(cfg.ReportWorkers, 0))
+	svc := authority.New(authority.Config{
+		Store: a.store, Sealer: sealer, Logger: logger, Region: cfg.Region,
+		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
+		Objects: a.objects, Reports: reports, AuditReportInterval: cfg.AuditReportInterval,
+	})
+	a.server = server.New(server.Config{
+		Service:       svc,
+		Store:         a.store,
+		Authenticator: awsjson.StaticAuthenticator{AccountID: cfg.AccountID, Principal: "account:" + cfg.AccountID},
+		Logger:        logger,
+	})
+
 	a.purge(ctx)
-	jctx, cancel := context.WithCancel(context.Background())
-	a.stopJanitor = cancel
-	go a.janitor(jctx)
+	bctx, stop := context.WithCancel(context.Background())
+	a.stop = stop
+	a.background.Go(func() { a.janitor(bctx) })
+	a.background.Go(func() { reports.Run(bctx) })
 	return a, nil
+}
+
+// lockDataDir takes an exclusive lock on the data folder: one SQLite
+// database serves one process.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the data folder %s is in use by another openpca serve", dir)
+	}
+	return f, nil
+}
+
+// readOrCreate returns the trimmed content of the file at path, creating
+// it with make() first if it does not exist.
+func readOrCreate(path string, make func() string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		v := make()
+		return v, os.WriteFile(path, []byte(v+"\n"), 0o600)
+	}
+	return strings.TrimSpace(string(b)), err
+}
+
+func openObjectStore(ctx context.Context, cfg Config) (openpca.ObjectStore, error) {
+	kind := cfg.ObjectStore
+	if kind == "" && cfg.S3Endpoint != "" {
+		kind = "s3"
+	}
+	switch kind {
+	case "", "local":
+		return localfs.New(filepath.Join(cfg.DataDir, "s3"))
+	case "s3":
+		return s3.Open(ctx, cfg.S3Endpoint, cfg.Region)
+	}
+	return nil, fmt.Errorf("unknown object store %q: use local or s3", cfg.ObjectStore)
+}
+
+func openSealer(cfg Config, logger *slog.Logger) (*seal.Sealer, error) {
+	if cfg.MasterKey != "" {
+		key, err := seal.ParseKey(cfg.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		return seal.New(key)
+	}
+	key, created, err := seal.LoadOrCreateKeyFile(cfg.MasterKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if created {
+		logger.Warn("created a new master key; back it up: without it no CA private key can be opened", "path", cfg.MasterKeyFile)
+	}
+	return seal.New(key)
 }
 
 // janitor purges CAs deleted for good every janitorInterval, until ctx ends.
 func (a *App) janitor(ctx context.Context) {
-	defer close(a.janitorDone)
 	t := time.NewTicker(janitorInterval)
 	defer t.Stop()
 	for {
@@ -134,24 +239,6 @@ func (a *App) purge(ctx context.Context) {
 	}
 }
 
-func openSealer(cfg Config, logger *slog.Logger) (*seal.Sealer, error) {
-	if cfg.MasterKey != "" {
-		key, err := seal.ParseKey(cfg.MasterKey)
-		if err != nil {
-			return nil, err
-		}
-		return seal.New(key)
-	}
-	key, created, err := seal.LoadOrCreateKeyFile(cfg.MasterKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("master key: %w", err)
-	}
-	if created {
-		logger.Warn("created a new master key; back it up: without it no CA private key can be opened", "path", cfg.MasterKeyFile)
-	}
-	return seal.New(key)
-}
-
 // Serve answers requests on l until Shutdown.
 func (a *App) Serve(l net.Listener) error {
 	a.logger.Info("serving the AWS Private CA API", "address", l.Addr().String())
@@ -159,16 +246,18 @@ func (a *App) Serve(l net.Listener) error {
 }
 
 // Shutdown lets requests in flight finish (until ctx ends) and then closes
-// the database.
+// the App.
 func (a *App) Shutdown(ctx context.Context) error {
 	err := a.server.Shutdown(ctx)
 	return errors.Join(err, a.Close())
 }
 
-// Close stops the background work and closes the database; Shutdown calls
-// it after the requests in flight have finished.
+// Close stops the background work (a report being generated stays
+// CREATING and resumes at the next start), closes the database and
+// releases the data folder.
 func (a *App) Close() error {
-	a.stopJanitor()
-	<-a.janitorDone
-	return a.store.Close()
+	a.stop()
+	a.background.Wait()
+	err := a.store.Close()
+	return errors.Join(err, a.lock.Close())
 }

@@ -31,6 +31,13 @@ type Config struct {
 	// MaxCAsPerAccount bounds how many CAs an account may have, including
 	// deleted ones still restorable; 0 means DefaultMaxCAsPerAccount.
 	MaxCAsPerAccount int
+	// Objects holds the buckets audit reports go to.
+	Objects openpca.ObjectStore
+	// Reports, if set, is woken when a report is requested.
+	Reports interface{ Wake() }
+	// AuditReportInterval is the least time between two reports of a CA;
+	// 0 means DefaultAuditReportInterval.
+	AuditReportInterval time.Duration
 }
 
 // DefaultMaxCAsPerAccount is AWS Private CA's default quota of CAs per
@@ -48,6 +55,10 @@ type Service struct {
 	now    func() time.Time
 	maxCAs int
 
+	objects        openpca.ObjectStore
+	reports        interface{ Wake() }
+	reportInterval time.Duration
+
 	// signers caches opened CA keys by CA id: a key never changes, and
 	// opening and parsing it costs more than a signature. certs caches
 	// parsed CA certificates by CA id, checked against the stored DER.
@@ -62,6 +73,10 @@ func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, sealer: cfg.Sealer, logger: cfg.Logger, region: cfg.Region,
 		now: cfg.Now, maxCAs: cfg.MaxCAsPerAccount,
+		objects: cfg.Objects, reports: cfg.Reports, reportInterval: cfg.AuditReportInterval,
+	}
+	if s.reportInterval == 0 {
+		s.reportInterval = DefaultAuditReportInterval
 	}
 	if s.now == nil {
 		s.now = time.Now

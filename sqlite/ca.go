@@ -239,7 +239,7 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) (int, error) {
 	var n int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		const gone = `SELECT id FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`
-		for _, table := range []string{"certificates", "key_uses", "key_use_logs"} {
+		for _, table := range []string{"certificates", "key_uses", "key_use_logs", "audit_reports"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE ca_id IN (`+gone+`)`, now.UnixMicro()); err != nil {
 				return err
 			}

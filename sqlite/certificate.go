@@ -36,10 +36,10 @@ const (
 	qUpsertToken  = `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (account_id, operation, token) DO UPDATE SET created_at = excluded.created_at, result = excluded.result`
 	qFindCertificate   = `SELECT ` + certificateColumns + ` FROM certificates WHERE ca_id = ? AND serial = ?`
-	qInsertCertificate = `INSERT INTO certificates (` + certificateColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ca_id, serial) DO NOTHING`
+	qInsertCertificate = `INSERT INTO certificates (` + certificateColumns + `, issue_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ca_id, serial) DO NOTHING`
 	qRevokedAt = `SELECT revoked_at FROM certificates WHERE ca_id = ? AND serial = ?`
-	qRevoke    = `UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE ca_id = ? AND serial = ?`
+	qRevoke    = `UPDATE certificates SET revoked_at = ?, revocation_reason = ?, revoke_seq = ? WHERE ca_id = ? AND serial = ?`
 )
 
 var writeQueries = []string{qCAMaySign, qAppendKeyUse, qInsertKeyUse, qFindToken, qUpsertToken, qFindCertificate, qInsertCertificate, qRevokedAt, qRevoke}
@@ -95,8 +95,11 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 				return err
 			}
 		}
+		if err := db.appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt); err != nil {
+			return err
+		}
 		res, err := db.w.txExec(ctx, tx, qInsertCertificate, c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
-			c.TemplateARN, micros(c.RevokedAt), c.RevocationReason, c.RequestedBy, c.RequestID)
+			c.TemplateARN, micros(c.RevokedAt), c.RevocationReason, c.RequestedBy, c.RequestID, is.Use.Seq)
 		if err != nil {
 			return err
 		}
@@ -105,7 +108,7 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 		} else if n == 0 {
 			return openpca.ErrConflict
 		}
-		return db.appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt)
+		return nil
 	})
 	if err != nil {
 		return nil, wrap("recording issuance", err)
@@ -133,7 +136,7 @@ func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error
 		if err := db.appendKeyUse(ctx, tx, r.Use, r.Statuses, r.At); err != nil {
 			return err
 		}
-		_, err = db.w.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.CAID, r.Serial)
+		_, err = db.w.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.Use.Seq, r.CAID, r.Serial)
 		return err
 	})
 	return wrap("recording revocation", err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/authority"
 )
 
 // gcPercent is the garbage collector's target unless GOGC is set. The
@@ -100,7 +101,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(
 	fs.StringVar(&cfg.AccountID, "account-id", app.DefaultAccountID, "12-digit id of the default account")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key that seals CA keys; created if missing (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself, instead of a file; prefer the environment variable")
-	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", 200, "most CAs an account may have, deleted ones included until purged")
+	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", authority.DefaultMaxCAsPerAccount, "most CAs an account may have, deleted ones included until purged")
+	fs.StringVar(&cfg.ObjectStore, "object-store", "local", "where audit reports go: local (bucket B is the folder <data-dir>/s3/B) or s3")
+	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "URL of an S3-compatible server for audit reports (implies --object-store s3); credentials come from the standard AWS configuration")
+	fs.DurationVar(&cfg.AuditReportInterval, "audit-report-interval", authority.DefaultAuditReportInterval, "least time between two audit reports of one CA")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on SIGINT or SIGTERM")
@@ -109,6 +113,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if cfg.S3Endpoint != "" && cfg.ObjectStore == "local" {
+		cfg.ObjectStore = "s3"
 	}
 	if len(cfg.AccountID) != 12 || strings.Trim(cfg.AccountID, "0123456789") != "" {
 		return fmt.Errorf("--account-id must be 12 digits, not %q", cfg.AccountID)

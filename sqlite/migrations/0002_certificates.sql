@@ -22,11 +22,15 @@ CREATE TABLE certificates (
     revocation_reason TEXT NOT NULL DEFAULT '',
     requested_by      TEXT NOT NULL,
     request_id        TEXT NOT NULL,
+    -- The key-use log entries of the issuance and the revocation: an audit
+    -- report cut at log size n lists what happened before entry n.
+    issue_seq         INTEGER NOT NULL,
+    revoke_seq        INTEGER,
     PRIMARY KEY (ca_id, serial)
 );
 
 -- Audit reports list a CA's certificates in issue order.
-CREATE INDEX certificates_by_issue ON certificates (ca_id, issued_at, serial);
+CREATE INDEX certificates_by_issue ON certificates (ca_id, issued_at, issue_seq);
 
 -- The append-only log of each CA's key uses: entry seq of CA ca_id.
 CREATE TABLE key_uses (

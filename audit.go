@@ -1,0 +1,106 @@
+package openpca
+
+import (
+	"context"
+	"io"
+	"strings"
+	"time"
+)
+
+// AuditReport is a request for a report of a CA's key uses, and its
+// progress.
+type AuditReport struct {
+	ID        string // lowercase UUID
+	CAID      string
+	AccountID string
+	Bucket    string
+	Key       string // audit-report/<ca-id>/<id>.json or .csv
+	Format    AuditReportResponseFormat
+	Status    AuditReportStatus
+	CreatedAt time.Time
+	// LogSize is the size of the CA's key-use log when the report was
+	// requested: the report covers exactly the entries before it.
+	LogSize int64
+	// Failure says why a FAILED report failed.
+	Failure string
+}
+
+// AuditStore keeps audit reports, and reads what they list.
+type AuditStore interface {
+	// CreateAuditReport stores r as CREATING, with LogSize set to the CA's
+	// log size now, unless the CA has a report that has not failed created
+	// after since: then it returns ErrTooSoon and that report.
+	CreateAuditReport(ctx context.Context, r *AuditReport, since time.Time) (*AuditReport, error)
+
+	// FindAuditReport returns the report id of CA caID, or ErrNotFound.
+	FindAuditReport(ctx context.Context, caID, id string) (*AuditReport, error)
+
+	// ClaimAuditReport gives owner the oldest CREATING report that no
+	// other owner holds (its lease has run out, or it is owner's own), for
+	// lease; ErrNotFound if there is none.
+	ClaimAuditReport(ctx context.Context, owner string, now time.Time, lease time.Duration) (*AuditReport, error)
+
+	// RenewAuditReport extends owner's lease on a report; ErrConflict if
+	// owner no longer holds it.
+	RenewAuditReport(ctx context.Context, id, owner string, until time.Time) error
+
+	// FinishAuditReport sets a report SUCCESS or FAILED if owner still
+	// holds it; ErrConflict otherwise.
+	FinishAuditReport(ctx context.Context, id, owner string, status AuditReportStatus, failure string) error
+
+	// AuditRows calls fn for each certificate CA caID issued within the
+	// first logSize entries of its key-use log, in order of issue, with
+	// the revocation only if it too is within them. The certificate passed
+	// to fn (without its DER) is reused for the next row.
+	AuditRows(ctx context.Context, caID string, logSize int64, fn func(*Certificate) error) error
+}
+
+// ErrTooSoon refuses a report requested within the interval of the last.
+var ErrTooSoon = &Error{Code: CodeRequestInProgress, Message: "An audit report was created recently."}
+
+// ObjectStore holds objects in buckets: a local folder per bucket, or S3.
+type ObjectStore interface {
+	// CheckBucket reports whether bucket exists and can be written to:
+	// nil, ErrBucketNotFound, ErrBucketAccess, or another error for a
+	// store that cannot be reached.
+	CheckBucket(ctx context.Context, bucket string) error
+
+	// Put stores what r yields as the object key of bucket, whole or not
+	// at all: a reader never sees a partial object.
+	Put(ctx context.Context, bucket, key, contentType string, r io.Reader) error
+}
+
+// Errors of ObjectStore.CheckBucket.
+var (
+	ErrBucketNotFound = &Error{Code: CodeResourceNotFound, Message: "The S3 bucket does not exist."}
+	ErrBucketAccess   = &Error{Code: CodeInvalidArgs, Message: "The S3 bucket cannot be written to."}
+)
+
+// CheckBucketName checks the S3 naming rules for general purpose buckets:
+// 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending
+// with a letter or digit, without two adjacent dots, and not an IPv4
+// address.
+func CheckBucketName(name string) error {
+	invalid := func(why string) error {
+		return Errorf(CodeInvalidArgs, "%q is not a valid S3 bucket name: %s.", name, why)
+	}
+	if len(name) < 3 || len(name) > 63 {
+		return invalid("it must have 3 to 63 characters")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return invalid("it may hold only lowercase letters, digits, dots and hyphens")
+		}
+	}
+	if first, last := name[0], name[len(name)-1]; first == '.' || first == '-' || last == '.' || last == '-' {
+		return invalid("it must start and end with a letter or digit")
+	}
+	if strings.Contains(name, "..") {
+		return invalid("it must not hold two adjacent dots")
+	}
+	if parts := strings.Split(name, "."); len(parts) == 4 && strings.Trim(name, "0123456789.") == "" {
+		return invalid("it must not look like an IP address")
+	}
+	return nil
+}

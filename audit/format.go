@@ -1,0 +1,177 @@
+// Package audit writes audit reports: it formats a CA's certificates as
+// AWS Private CA's JSON or CSV report, and generates requested reports in
+// the background, streaming rows from the store into the object store.
+package audit
+
+import (
+	"bufio"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/openpca/openpca"
+)
+
+// Fields are the columns of a report, in order.
+var Fields = []string{
+	"awsAccountId", "requestedByServicePrincipal", "certificateArn", "serial", "subject",
+	"notBefore", "notAfter", "issuedAt", "revokedAt", "revocationReason", "templateArn",
+}
+
+// TimeLayout is how reports write times: in UTC, with the offset +0000.
+const TimeLayout = "2006-01-02T15:04:05-0700"
+
+// RowWriter writes the rows of a report.
+type RowWriter interface {
+	// Write adds one certificate's row.
+	Write(c *openpca.Certificate) error
+	// Close ends the report and flushes it; it does not close the
+	// underlying writer.
+	Close() error
+}
+
+// NewWriter returns a RowWriter of the given format and the media type of
+// what it writes.
+func NewWriter(format openpca.AuditReportResponseFormat, w io.Writer) (RowWriter, string, error) {
+	switch format {
+	case openpca.AuditReportResponseFormatJson:
+		return &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}, "application/json", nil
+	case openpca.AuditReportResponseFormatCsv:
+		cw := csv.NewWriter(w)
+		cw.UseCRLF = true // RFC 4180
+		return &csvWriter{w: cw}, "text/csv", cw.Write(Fields)
+	}
+	return nil, "", fmt.Errorf("audit: unknown report format %q", format)
+}
+
+// values returns a certificate's fields in the order of Fields; "" is no
+// value.
+func values(c *openpca.Certificate, out []string) []string {
+	revokedAt := ""
+	if !c.RevokedAt.IsZero() {
+		revokedAt = c.RevokedAt.UTC().Format(TimeLayout)
+	}
+	return append(out[:0],
+		c.AccountID,
+		"", // requestedByServicePrincipal: only ACM issues on an owner's behalf
+		c.ARN,
+		colonSerial(c.Serial),
+		c.Subject,
+		c.NotBefore.UTC().Format(TimeLayout),
+		c.NotAfter.UTC().Format(TimeLayout),
+		c.IssuedAt.UTC().Format(TimeLayout),
+		revokedAt,
+		string(c.RevocationReason),
+		c.TemplateARN,
+	)
+}
+
+// colonSerial writes a hex serial as lowercase bytes joined by colons.
+func colonSerial(hex string) string {
+	if len(hex)%2 == 1 {
+		hex = "0" + hex
+	}
+	var b strings.Builder
+	b.Grow(len(hex) * 3 / 2)
+	for i := 0; i < len(hex); i += 2 {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(strings.ToLower(hex[i : i+2]))
+	}
+	return b.String()
+}
+
+type csvWriter struct {
+	w   *csv.Writer
+	row []string
+}
+
+func (c *csvWriter) Write(cert *openpca.Certificate) error {
+	c.row = values(cert, c.row)
+	return c.w.Write(c.row)
+}
+
+func (c *csvWriter) Close() error {
+	c.w.Flush()
+	return c.w.Error()
+}
+
+// jsonWriter writes one top-level array of objects, leaving out members
+// without a value.
+type jsonWriter struct {
+	w    *bufio.Writer
+	row  []string
+	rows int
+	buf  []byte
+}
+
+func (j *jsonWriter) Write(c *openpca.Certificate) error {
+	j.row = values(c, j.row)
+	b := j.buf[:0]
+	if j.rows == 0 {
+		b = append(b, '[')
+	} else {
+		b = append(b, ',')
+	}
+	b = append(b, '{')
+	first := true
+	for i, v := range j.row {
+		if v == "" {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, Fields[i])
+		b = append(b, ':')
+		b = appendJSONString(b, v)
+	}
+	b = append(b, '}')
+	j.buf = b
+	j.rows++
+	_, err := j.w.Write(b)
+	return err
+}
+
+func (j *jsonWriter) Close() error {
+	end := "]"
+	if j.rows == 0 {
+		end = "[]"
+	}
+	if _, err := j.w.WriteString(end); err != nil {
+		return err
+	}
+	return j.w.Flush()
+}
+
+// appendJSONString appends s as a JSON string (RFC 8259).
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+		default:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, s[i:i+size]...)
+			}
+			i += size
+			continue
+		}
+		i++
+	}
+	return append(b, '"')
+}

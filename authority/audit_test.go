@@ -1,0 +1,428 @@
+package authority_test
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/pki"
+)
+
+// issued is what a test knows of a certificate it had issued.
+type issued struct {
+	arn      string
+	cert     *x509.Certificate
+	template string
+	revoked  types.RevocationReason
+}
+
+// auditFixture activates a root, issues leaves (one revoked) and returns
+// what the report must list, in issue order.
+func auditFixture(t *testing.T, env *testenv.Env) (string, []issued) {
+	t.Helper()
+	rootARN, root := env.NewActiveRoot(t, "Audit Root")
+	list := []issued{{arn: rootARN + "/certificate/" + fmt.Sprintf("%032x", root.SerialNumber), cert: root, template: tmplPrefix + "RootCACertificate/V1"}}
+	for i, subject := range []pkix.Name{
+		{CommonName: "a.example", Organization: []string{"Example, Inc."}, Country: []string{"US"}},
+		{CommonName: `quote "b"`, OrganizationalUnit: []string{"Ops"}},
+		{CommonName: "c.example", ExtraNames: []pkix.AttributeTypeAndValue{{Type: []int{2, 5, 4, 5}, Value: "42"}}},
+	} {
+		env.Clock.Advance(time.Second)
+		tmpl := tmplPrefix + "EndEntityCertificate/V1"
+		if i == 2 {
+			tmpl = tmplPrefix + "EndEntityServerAuthCertificate/V1"
+		}
+		arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, TemplateArn: aws.String(tmpl),
+			Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: subject}).CSRPEM})
+		c, _ := env.Certificate(t, rootARN, arn)
+		list = append(list, issued{arn: arn, cert: c, template: tmpl})
+	}
+	env.Clock.Advance(time.Second)
+	serial := list[2].arn[strings.LastIndex(list[2].arn, "/")+1:]
+	if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &rootARN,
+		CertificateSerial: &serial, RevocationReason: types.RevocationReasonAffiliationChanged}); err != nil {
+		t.Fatal(err)
+	}
+	list[2].revoked = types.RevocationReasonAffiliationChanged
+	return rootARN, list
+}
+
+// wantRows is what a report must say of each certificate.
+func wantRows(t *testing.T, list []issued) []map[string]string {
+	var rows []map[string]string
+	for _, c := range list {
+		subject, err := pki.FormatSubject(c.cert.RawSubject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := map[string]string{
+			"awsAccountId": app.DefaultAccountID, "certificateArn": c.arn, "serial": pki.FormatSerial(c.cert.SerialNumber),
+			"subject": subject, "notBefore": c.cert.NotBefore.UTC().Format(audit.TimeLayout), "notAfter": c.cert.NotAfter.UTC().Format(audit.TimeLayout),
+			"templateArn": c.template,
+		}
+		if c.revoked != "" {
+			row["revocationReason"] = string(c.revoked)
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// checkRows compares report rows with what was issued; issuedAt and
+// revokedAt must be times in the report's format, in order.
+func checkRows(t *testing.T, got, want []map[string]string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d:\n%v", len(got), len(want), got)
+	}
+	timeRE := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000$`)
+	prev := ""
+	for i := range want {
+		g := got[i]
+		if !timeRE.MatchString(g["issuedAt"]) || g["issuedAt"] < prev {
+			t.Errorf("row %d issuedAt %q is not a time after the row before", i, g["issuedAt"])
+		}
+		prev = g["issuedAt"]
+		if (want[i]["revocationReason"] != "") != timeRE.MatchString(g["revokedAt"]) {
+			t.Errorf("row %d revokedAt %q", i, g["revokedAt"])
+		}
+		for k, v := range want[i] {
+			if g[k] != v {
+				t.Errorf("row %d %s = %q, want %q", i, k, g[k], v)
+			}
+		}
+		for k, v := range g {
+			if v == "" && k != "requestedByServicePrincipal" && k != "revokedAt" && k != "revocationReason" {
+				t.Errorf("row %d has no %s", i, k)
+			}
+		}
+	}
+}
+
+func makeLocalBucket(t *testing.T, env *testenv.Env, name string) string {
+	t.Helper()
+	dir := filepath.Join(env.Config.DataDir, "s3", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func createReport(env *testenv.Env, caARN, bucket string, format types.AuditReportResponseFormat) (*acmpca.CreateCertificateAuthorityAuditReportOutput, error) {
+	return env.Client.CreateCertificateAuthorityAuditReport(ctx, &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &caARN, S3BucketName: &bucket, AuditReportResponseFormat: format})
+}
+
+func waitReport(t *testing.T, env *testenv.Env, caARN, id string) error {
+	t.Helper()
+	return acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 100*time.Millisecond
+	}).Wait(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: &id}, 30*time.Second)
+}
+
+func TestAuditReportLocal(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, list := auditFixture(t, env)
+	caID := caARN[strings.LastIndex(caARN, "/")+1:]
+	dir := makeLocalBucket(t, env, "audit-bucket")
+	want := wantRows(t, list)
+
+	out, err := createReport(env, caARN, "audit-bucket", types.AuditReportResponseFormatJson)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := *out.AuditReportId
+	if !regexp.MustCompile(`^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$`).MatchString(id) {
+		t.Errorf("report id %q is not a lowercase UUID", id)
+	}
+	if *out.S3Key != "audit-report/"+caID+"/"+id+".json" {
+		t.Errorf("S3 key %s", *out.S3Key)
+	}
+	if err := waitReport(t, env, caARN, id); err != nil {
+		t.Fatalf("AuditReportCreated waiter: %v", err)
+	}
+	d, err := env.Client.DescribeCertificateAuthorityAuditReport(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: &id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.AuditReportStatus != types.AuditReportStatusSuccess || *d.S3BucketName != "audit-bucket" || *d.S3Key != *out.S3Key || d.CreatedAt.Sub(env.Clock.Now()).Abs() > time.Second {
+		t.Errorf("described %s %s %s %v", d.AuditReportStatus, *d.S3BucketName, *d.S3Key, d.CreatedAt)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, *out.S3Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatalf("the JSON report does not parse: %v\n%s", err, b)
+	}
+	checkRows(t, rows, want)
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, "audit-report", caID, ".tmp-*")); len(leftovers) > 0 {
+		t.Errorf("temporary files left behind: %v", leftovers)
+	}
+
+	// A second report inside the window is refused, and says when.
+	_, err = createReport(env, caARN, "audit-bucket", types.AuditReportResponseFormatCsv)
+	testenv.WantError(t, err, "RequestInProgressException")
+	if !strings.Contains(err.Error(), "next one can be created after") {
+		t.Errorf("message %q does not say when", err)
+	}
+	env.Clock.Advance(31 * time.Minute)
+	out, err = createReport(env, caARN, "audit-bucket", types.AuditReportResponseFormatCsv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, *out.S3Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	records, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(records[0], ",") != strings.Join(audit.Fields, ",") {
+		t.Errorf("CSV header %v", records[0])
+	}
+	rows = nil
+	for _, rec := range records[1:] {
+		row := map[string]string{}
+		for i, f := range audit.Fields {
+			row[f] = rec[i]
+		}
+		rows = append(rows, row)
+	}
+	checkRows(t, rows, want)
+}
+
+func TestAuditReportErrors(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Errors")
+	otherARN, _ := env.NewActiveRoot(t, "Other")
+	pending := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Pending")
+	makeLocalBucket(t, env, "reports")
+	tests := []struct {
+		name, arn, bucket string
+		format            types.AuditReportResponseFormat
+		code              string
+	}{
+		{"certificate ARN", caARN + "/certificate/0a", "reports", "JSON", "InvalidArnException"},
+		{"unknown CA", caARN[:len(caARN)-4] + "0000", "reports", "JSON", "ResourceNotFoundException"},
+		{"pending CA", pending, "reports", "JSON", "InvalidStateException"},
+		{"missing bucket", caARN, "no-such-bucket", "JSON", "ResourceNotFoundException"},
+		{"invalid bucket name", caARN, "Bad_Bucket", "JSON", "InvalidArgsException"},
+		{"bucket name too short", caARN, "ab", "JSON", "ValidationException"},
+		{"unknown format", caARN, "reports", "XML", "ValidationException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := createReport(env, tt.arn, tt.bucket, tt.format)
+			testenv.WantError(t, err, tt.code)
+		})
+	}
+	out, err := createReport(env, caARN, "reports", "JSON")
+	if err != nil {
+		t.Fatal(err)
+	}
+	describe := func(ca, id string) error {
+		_, err := env.Client.DescribeCertificateAuthorityAuditReport(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &ca, AuditReportId: &id})
+		return err
+	}
+	testenv.WantError(t, describe(otherARN, *out.AuditReportId), "ResourceNotFoundException")
+	testenv.WantError(t, describe(caARN, "00000000-0000-0000-0000-000000000000"), "ResourceNotFoundException")
+	testenv.WantError(t, describe(caARN, "not-a-report-id"), "ValidationException")
+	testenv.WantError(t, describe(caARN+"/certificate/01", *out.AuditReportId), "InvalidArnException")
+
+	// DISABLED CAs report; DELETED ones do not.
+	env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &otherARN, Status: types.CertificateAuthorityStatusDisabled})
+	if _, err := createReport(env, otherARN, "reports", "CSV"); err != nil {
+		t.Errorf("a DISABLED CA: %v", err)
+	}
+	env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &otherARN})
+	env.Clock.Advance(time.Hour)
+	_, err = createReport(env, otherARN, "reports", "CSV")
+	testenv.WantError(t, err, "InvalidStateException")
+}
+
+func TestAuditReportConcurrentRequests(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Racing")
+	makeLocalBucket(t, env, "reports")
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { _, errs[i] = createReport(env, caARN, "reports", "JSON") })
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+		} else {
+			testenv.WantError(t, err, "RequestInProgressException")
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d concurrent requests won, want exactly 1", won, n)
+	}
+}
+
+func noWorkers(c *app.Config) { c.ReportWorkers = -1 }
+
+// TestAuditReportResumesAfterRestart: a report left CREATING when the
+// server stopped is finished by the next start.
+func TestAuditReportResumesAfterRestart(t *testing.T) {
+	env := testenv.Start(t, noWorkers)
+	caARN, list := auditFixture(t, env)
+	dir := makeLocalBucket(t, env, "reports")
+	out, err := createReport(env, caARN, "reports", "JSON")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := env.Client.DescribeCertificateAuthorityAuditReport(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: out.AuditReportId})
+	if d.AuditReportStatus != types.AuditReportStatusCreating {
+		t.Fatalf("status %s before any worker ran", d.AuditReportStatus)
+	}
+	env.Config.ReportWorkers = 0
+	env.Restart(t)
+	if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]string
+	b, _ := os.ReadFile(filepath.Join(dir, *out.S3Key))
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, rows, wantRows(t, list))
+}
+
+// TestAuditReportFailureFreesWindow: a report that cannot be written ends
+// FAILED, with nothing left in the bucket, and a new report may be made
+// at once.
+func TestAuditReportFailureFreesWindow(t *testing.T) {
+	env := testenv.Start(t, noWorkers)
+	caARN, _ := env.NewActiveRoot(t, "Failing")
+	dir := makeLocalBucket(t, env, "reports")
+	out, err := createReport(env, caARN, "reports", "JSON")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A folder where the report must go: the final rename fails.
+	if err := os.MkdirAll(filepath.Join(dir, *out.S3Key, "blocker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env.Config.ReportWorkers = 0
+	env.Restart(t)
+	if err := waitReport(t, env, caARN, *out.AuditReportId); err == nil {
+		t.Fatal("the waiter succeeded on a report that cannot be written")
+	}
+	d, _ := env.Client.DescribeCertificateAuthorityAuditReport(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: out.AuditReportId})
+	if d.AuditReportStatus != types.AuditReportStatusFailed {
+		t.Fatalf("status %s, want FAILED", d.AuditReportStatus)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Join(dir, *out.S3Key)), ".tmp-*")); len(leftovers) > 0 {
+		t.Errorf("a failed report left %v", leftovers)
+	}
+	again, err := createReport(env, caARN, "reports", "JSON")
+	if err != nil {
+		t.Fatalf("a FAILED report used up the window: %v", err)
+	}
+	if err := waitReport(t, env, caARN, *again.AuditReportId); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuditReportS3 sends reports to a real S3-compatible server.
+func TestAuditReportS3(t *testing.T) {
+	s3 := testenv.StartS3(t)
+	s3.CreateBucket(t, "pca-reports")
+	env := testenv.Start(t, s3.Use(t, s3.AccessKey, s3.SecretKey))
+	caARN, list := auditFixture(t, env)
+	want := wantRows(t, list)
+
+	out, err := createReport(env, caARN, "pca-reports", "JSON")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal(s3.Get(t, "pca-reports", *out.S3Key), &rows); err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, rows, want)
+
+	_, err = createReport(env, caARN, "no-such-bucket", "JSON")
+	testenv.WantError(t, err, "ResourceNotFoundException")
+
+	// The S3 server is down while the report is generated: FAILED. Once
+	// it is back, a new report succeeds at once.
+	env.Stop(t)
+	env.Config.ReportWorkers = -1
+	env.Clock.Advance(31 * time.Minute)
+	env.Restart(t)
+	out, err = createReport(env, caARN, "pca-reports", "CSV")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3.Stop(t)
+	env.Config.ReportWorkers = 0
+	env.Restart(t)
+	err = waitReport(t, env, caARN, *out.AuditReportId)
+	if err == nil {
+		t.Fatal("a report succeeded with the S3 server down")
+	}
+	d, _ := env.Client.DescribeCertificateAuthorityAuditReport(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: out.AuditReportId})
+	if d.AuditReportStatus != types.AuditReportStatusFailed {
+		t.Fatalf("status %s with the S3 server down, want FAILED", d.AuditReportStatus)
+	}
+	_, err = createReport(env, caARN, "pca-reports", "CSV")
+	testenv.WantError(t, err, "RequestFailedException")
+	s3.Start(t)
+	out, err = createReport(env, caARN, "pca-reports", "CSV")
+	if err != nil {
+		t.Fatalf("after the S3 server came back: %v", err)
+	}
+	if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
+		t.Fatal(err)
+	}
+	records, err := csv.NewReader(strings.NewReader(string(s3.Get(t, "pca-reports", *out.S3Key)))).ReadAll()
+	if err != nil || len(records) != len(want)+1 {
+		t.Fatalf("CSV report: %d records, %v", len(records), err)
+	}
+}
+
+// TestAuditReportS3Forbidden: a bucket the server's credentials cannot
+// write to is refused when the report is requested.
+func TestAuditReportS3Forbidden(t *testing.T) {
+	s3 := testenv.StartS3(t)
+	s3.CreateBucket(t, "locked")
+	env := testenv.Start(t, s3.Use(t, s3.AccessKey, "not-the-secret"))
+	caARN, _ := env.NewActiveRoot(t, "Forbidden")
+	_, err := createReport(env, caARN, "locked", "JSON")
+	testenv.WantError(t, err, "InvalidArgsException")
+	if !strings.Contains(err.Error(), "Permission error") {
+		t.Errorf("message %q", err)
+	}
+}

@@ -1,0 +1,147 @@
+// Package localfs is the embedded object store: bucket B is the folder
+// <root>/B, and object K of it the file <root>/B/K. A bucket exists when
+// its folder does; OpenPCA never creates one.
+package localfs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/openpca/openpca"
+)
+
+// Store keeps buckets as folders under a root folder.
+type Store struct {
+	root string
+}
+
+var _ openpca.ObjectStore = (*Store)(nil)
+
+// New returns a Store rooted at root, creating the root if needed.
+func New(root string) (*Store, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	return &Store{root: root}, nil
+}
+
+// Root is the folder that holds the buckets.
+func (s *Store) Root() string { return s.root }
+
+// CheckBucket implements openpca.ObjectStore.
+func (s *Store) CheckBucket(ctx context.Context, bucket string) error {
+	dir, err := s.bucketDir(bucket)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
+		return openpca.ErrBucketNotFound
+	}
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".openpca-permission-test-*")
+	if err != nil {
+		return openpca.ErrBucketAccess
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// Put implements openpca.ObjectStore: it writes a temporary file beside
+// the object, syncs it, and renames it into place.
+func (s *Store) Put(ctx context.Context, bucket, key, contentType string, r io.Reader) (err error) {
+	dir, err := s.bucketDir(bucket)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("localfs: bucket %s: %w", bucket, err)
+	}
+	path, err := objectPath(dir, key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(f, 256<<10)
+	if _, err := io.Copy(w, contextReader{ctx, r}); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// bucketDir is the folder of a bucket; a name that is not a valid S3
+// bucket name cannot be a bucket (and cannot escape the root).
+func (s *Store) bucketDir(bucket string) (string, error) {
+	if err := openpca.CheckBucketName(bucket); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, bucket), nil
+}
+
+// objectPath is the file of key in dir; a key that would leave the bucket
+// is refused.
+func objectPath(dir, key string) (string, error) {
+	clean := filepath.Clean("/" + key)
+	if key == "" || strings.HasSuffix(key, "/") || clean != "/"+key {
+		return "", fmt.Errorf("localfs: %q is not an object key this store can hold", key)
+	}
+	return filepath.Join(dir, clean), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// contextReader stops a copy when its context ends.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,93 @@
+package localfs_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/localfs"
+)
+
+func TestPutAndCheck(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "s3")
+	st, err := localfs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CheckBucket(t.Context(), "missing"); !errors.Is(err, openpca.ErrBucketNotFound) {
+		t.Errorf("missing bucket: %v", err)
+	}
+	os.WriteFile(filepath.Join(root, "a-file"), nil, 0o644)
+	if err := st.CheckBucket(t.Context(), "a-file"); !errors.Is(err, openpca.ErrBucketNotFound) {
+		t.Errorf("a file is not a bucket: %v", err)
+	}
+	os.Mkdir(filepath.Join(root, "bucket"), 0o755)
+	if err := st.CheckBucket(t.Context(), "bucket"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(t.Context(), "bucket", "audit-report/ca/r.json", "application/json", strings.NewReader("[1]")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "bucket", "audit-report", "ca", "r.json")); string(b) != "[1]" {
+		t.Errorf("object holds %q", b)
+	}
+	// Replacing an object is atomic: readers see the old or the new one.
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	if err := st.Put(t.Context(), "bucket", "audit-report/ca/r.json", "application/json", bytes.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "bucket", "audit-report", "ca", "r.json")); !bytes.Equal(b, big) {
+		t.Error("object not replaced")
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, "bucket", "audit-report", "ca"))
+	if len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+}
+
+func TestRefusesEscapes(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "s3")
+	st, _ := localfs.New(root)
+	os.Mkdir(filepath.Join(root, "bucket"), 0o755)
+	for _, key := range []string{"../outside", "a/../../outside", "/abs", "a//b", "dir/", ""} {
+		if err := st.Put(t.Context(), "bucket", key, "text/plain", strings.NewReader("x")); err == nil {
+			t.Errorf("key %q was accepted", key)
+		}
+	}
+	for _, bucket := range []string{"..", "../etc", "a/b", "UPPER", "ab", "192.168.1.1", "-dash", "dots..dots"} {
+		if err := st.CheckBucket(t.Context(), bucket); err == nil || errors.Is(err, openpca.ErrBucketNotFound) {
+			t.Errorf("bucket %q: %v, want an invalid name", bucket, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(root), "outside")); err == nil {
+		t.Error("a key escaped the bucket")
+	}
+}
+
+func TestFailedPutLeavesNothing(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "s3")
+	st, _ := localfs.New(root)
+	os.Mkdir(filepath.Join(root, "bucket"), 0o755)
+	err := st.Put(t.Context(), "bucket", "k", "text/plain", &failing{})
+	if err == nil {
+		t.Fatal("a failing reader was stored")
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, "bucket"))
+	if len(entries) != 0 {
+		t.Errorf("a failed Put left %v", entries)
+	}
+}
+
+type failing struct{ sent bool }
+
+func (f *failing) Read(p []byte) (int, error) {
+	if !f.sent {
+		f.sent = true
+		return copy(p, "partial"), nil
+	}
+	return 0, errors.New("broken")
+}

@@ -1,0 +1,199 @@
+// Package s3 keeps objects in an S3-compatible store through the AWS SDK
+// for Go's S3 client.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/openpca/openpca"
+)
+
+// PartSize is the size of the parts of a multipart upload. Put holds
+// three at most, whatever the size of the object.
+const PartSize = 8 << 20
+
+// ProbeKey is the object CheckBucket writes to prove it may write to a
+// bucket; AWS Private CA writes an object of the same name.
+const ProbeKey = "acm-pca-permission-test-key"
+
+// Store is an openpca.ObjectStore on S3.
+type Store struct {
+	client *awss3.Client
+}
+
+var _ openpca.ObjectStore = (*Store)(nil)
+
+// Open returns a Store configured from the standard AWS configuration
+// (environment, shared files, instance roles), in region unless the
+// configuration names one, and at endpoint if it is set, with path-style
+// addressing as S3-compatible servers expect.
+func Open(ctx context.Context, endpoint, region string) (*Store, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("s3: loading the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = region
+	}
+	client := awss3.NewFromConfig(cfg, func(o *awss3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+			o.UsePathStyle = true
+		}
+		o.RetryMaxAttempts = 3
+		// Checksums only where S3 requires them: not every S3-compatible
+		// server accepts the newer ones.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(5 * time.Minute)
+	})
+	return &Store{client: client}, nil
+}
+
+// CheckBucket implements openpca.ObjectStore: the bucket must answer
+// HeadBucket and accept a small probe object.
+func (s *Store) CheckBucket(ctx context.Context, bucket string) error {
+	if _, err := s.client.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		return classify(err)
+	}
+	_, err := s.client.PutObject(ctx, &awss3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(ProbeKey), Body: bytes.NewReader(nil), ContentLength: aws.Int64(0),
+	})
+	return classify(err)
+}
+
+// classify maps S3's answers about a bucket to the domain's errors.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var nf *types.NotFound
+	var nsb *types.NoSuchBucket
+	if errors.As(err, &nf) || errors.As(err, &nsb) {
+		return openpca.ErrBucketNotFound
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case http.StatusNotFound:
+			return openpca.ErrBucketNotFound
+		case http.StatusForbidden:
+			return openpca.ErrBucketAccess
+		}
+	}
+	return fmt.Errorf("s3: %w", err)
+}
+
+// Put implements openpca.ObjectStore. An object that fits in one part is
+// one PutObject; a larger one is a multipart upload, which S3 shows only
+// once it is complete, and which is aborted if anything fails.
+func (s *Store) Put(ctx context.Context, bucket, key, contentType string, r io.Reader) error {
+	first := make([]byte, PartSize)
+	n, err := io.ReadFull(r, first)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		_, err := s.client.PutObject(ctx, &awss3.PutObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String(key), ContentType: aws.String(contentType),
+			Body: bytes.NewReader(first[:n]), ContentLength: aws.Int64(int64(n)),
+		})
+		return classify(err)
+	}
+	if err != nil {
+		return err
+	}
+	up, err := s.client.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), ContentType: aws.String(contentType),
+	})
+	if err != nil {
+		return classify(err)
+	}
+	parts, err := s.uploadParts(ctx, bucket, key, up.UploadId, first, r)
+	if err == nil {
+		_, err = s.client.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{
+			Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		})
+	}
+	if err != nil {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		s.client.AbortMultipartUpload(actx, &awss3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId})
+		return classify(err)
+	}
+	return nil
+}
+
+// uploadParts uploads first and then the rest of r, part by part. While
+// one part uploads, the next is read, so that the producer keeps going.
+// If an upload fails it returns at once; the reading goroutine stops when
+// the caller closes r.
+func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *string, first []byte, r io.Reader) ([]types.CompletedPart, error) {
+	type part struct {
+		n   int32
+		buf []byte
+	}
+	free := make(chan []byte, 3) // room for every buffer, first included
+	free <- make([]byte, PartSize)
+	free <- make([]byte, PartSize)
+	full := make(chan part, 1)
+	readErr := make(chan error, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(full)
+		full <- part{1, first}
+		for n := int32(2); ; n++ {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				readErr <- ctx.Err()
+				return
+			}
+			m, err := io.ReadFull(r, buf)
+			if m > 0 {
+				select {
+				case full <- part{n, buf[:m]}:
+				case <-ctx.Done():
+					readErr <- ctx.Err()
+					return
+				}
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				readErr <- nil
+				return
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	var parts []types.CompletedPart
+	for p := range full {
+		out, err := s.client.UploadPart(ctx, &awss3.UploadPartInput{
+			Bucket: aws.String(bucket), Key: aws.String(key), UploadId: uploadID, PartNumber: aws.Int32(p.n),
+			Body: bytes.NewReader(p.buf), ContentLength: aws.Int64(int64(len(p.buf))),
+		})
+		if err != nil {
+			// The reader stops at its next part; the caller closes r.
+			return nil, err
+		}
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(p.n)})
+		if cap(p.buf) == PartSize {
+			free <- p.buf[:PartSize]
+		}
+	}
+	return parts, <-readErr
+}

@@ -1,0 +1,102 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/s3"
+)
+
+func open(t *testing.T, srv *testenv.S3, secret string) *s3.Store {
+	t.Helper()
+	srv.Use(t, srv.AccessKey, secret)
+	st, err := s3.Open(t.Context(), srv.URL, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestPutSizes(t *testing.T) {
+	srv := testenv.StartS3(t)
+	srv.CreateBucket(t, "objects")
+	st := open(t, srv, srv.SecretKey)
+	for _, size := range []int{0, 1000, s3.PartSize, s3.PartSize + 1, 2*s3.PartSize + 12345} {
+		data := make([]byte, size)
+		rand.Read(data)
+		key := "dir/obj"
+		if err := st.Put(t.Context(), "objects", key, "application/octet-stream", bytes.NewReader(data)); err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if got := srv.Get(t, "objects", key); !bytes.Equal(got, data) {
+			t.Errorf("size %d: read back %d bytes that differ", size, len(got))
+		}
+	}
+}
+
+// failingReader fails after n bytes, as a report whose rows cannot be
+// read would.
+type failingReader struct{ n int }
+
+var errRows = errors.New("rows unavailable")
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errRows
+	}
+	n := min(len(p), f.n)
+	f.n -= n
+	return n, nil
+}
+
+func TestPutFailureLeavesNothing(t *testing.T) {
+	srv := testenv.StartS3(t)
+	srv.CreateBucket(t, "objects")
+	st := open(t, srv, srv.SecretKey)
+	err := st.Put(t.Context(), "objects", "partial", "text/csv", &failingReader{n: 2*s3.PartSize + 10})
+	if !errors.Is(err, errRows) {
+		t.Fatalf("Put = %v, want the reader's error", err)
+	}
+	c := srv.Client()
+	if _, err := c.HeadObject(context.Background(), &awss3.HeadObjectInput{Bucket: aws.String("objects"), Key: aws.String("partial")}); err == nil {
+		t.Error("a failed upload left an object")
+	}
+	ups, err := c.ListMultipartUploads(context.Background(), &awss3.ListMultipartUploadsInput{Bucket: aws.String("objects")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Errorf("a failed upload was not aborted: %d uploads open", len(ups.Uploads))
+	}
+}
+
+func TestCheckBucket(t *testing.T) {
+	srv := testenv.StartS3(t)
+	srv.CreateBucket(t, "present")
+	st := open(t, srv, srv.SecretKey)
+	if err := st.CheckBucket(t.Context(), "present"); err != nil {
+		t.Errorf("existing bucket: %v", err)
+	}
+	if got := srv.Get(t, "present", s3.ProbeKey); len(got) != 0 {
+		t.Errorf("probe object holds %d bytes", len(got))
+	}
+	if err := st.CheckBucket(t.Context(), "absent"); !errors.Is(err, openpca.ErrBucketNotFound) {
+		t.Errorf("missing bucket: %v", err)
+	}
+	wrong := open(t, srv, "wrong-secret")
+	if err := wrong.CheckBucket(t.Context(), "present"); !errors.Is(err, openpca.ErrBucketAccess) {
+		t.Errorf("bad credentials: %v", err)
+	}
+	srv.Stop(t)
+	if err := st.CheckBucket(t.Context(), "present"); err == nil || errors.Is(err, openpca.ErrBucketNotFound) || errors.Is(err, openpca.ErrBucketAccess) {
+		t.Errorf("server down: %v, want a plain error", err)
+	}
+}
