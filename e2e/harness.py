@@ -48,6 +48,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(self.dir, "server.log")
+        self.data_dir = os.path.join(self.dir, "data")
         self.extra_args = list(extra_args)
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
@@ -56,7 +57,7 @@ class Server:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}",
-             "--data-dir", os.path.join(self.dir, "data")] + self.extra_args,
+             "--data-dir", self.data_dir] + self.extra_args,
             stdout=self.log, stderr=self.log, env=self.env)
         deadline = time.time() + 30
         while time.time() < deadline:

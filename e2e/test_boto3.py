@@ -1,7 +1,9 @@
 """boto3 against the openpca binary: client methods, paginators, waiters
 and the errors it raises."""
 
+import csv
 import json
+import os
 import subprocess
 import tempfile
 import unittest
@@ -91,6 +93,33 @@ class Boto3Tests(unittest.TestCase):
         with self.assertRaises(self.pca.exceptions.InvalidArgsException):
             self.pca.issue_certificate(CertificateAuthorityArn=arn, Csr=leaf_csr, SigningAlgorithm="SHA256WITHRSA",
                                        Validity={"Type": "DAYS", "Value": 1})
+
+    def test_audit_report(self):
+        arn = self.create()
+        csr = self.pca.get_certificate_authority_csr(CertificateAuthorityArn=arn)["Csr"]
+        root = self.pca.issue_certificate(CertificateAuthorityArn=arn, Csr=csr.encode(), SigningAlgorithm="SHA256WITHECDSA",
+                                          TemplateArn="arn:aws:acm-pca:::template/RootCACertificate/V1",
+                                          Validity={"Type": "YEARS", "Value": 5})["CertificateArn"]
+        pem = self.pca.get_certificate(CertificateAuthorityArn=arn, CertificateArn=root)["Certificate"]
+        self.pca.import_certificate_authority_certificate(CertificateAuthorityArn=arn, Certificate=pem.encode())
+        os.makedirs(os.path.join(self.server.data_dir, "s3", "boto3-reports"))
+        out = self.pca.create_certificate_authority_audit_report(
+            CertificateAuthorityArn=arn, S3BucketName="boto3-reports", AuditReportResponseFormat="CSV")
+        self.pca.get_waiter("audit_report_created").wait(
+            CertificateAuthorityArn=arn, AuditReportId=out["AuditReportId"], WaiterConfig={"Delay": 1})
+        d = self.pca.describe_certificate_authority_audit_report(CertificateAuthorityArn=arn, AuditReportId=out["AuditReportId"])
+        self.assertEqual(d["AuditReportStatus"], "SUCCESS")
+        self.assertEqual(d["S3Key"], out["S3Key"])
+        self.assertTrue(d["CreatedAt"].tzinfo)
+        with open(os.path.join(self.server.data_dir, "s3", "boto3-reports", out["S3Key"]), newline="") as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual([r["certificateArn"] for r in rows], [root])
+        with self.assertRaises(self.pca.exceptions.RequestInProgressException):
+            self.pca.create_certificate_authority_audit_report(
+                CertificateAuthorityArn=arn, S3BucketName="boto3-reports", AuditReportResponseFormat="JSON")
+        with self.assertRaises(self.pca.exceptions.ResourceNotFoundException):
+            self.pca.describe_certificate_authority_audit_report(
+                CertificateAuthorityArn=arn, AuditReportId="00000000-0000-0000-0000-000000000000")
 
     def test_paginators(self):
         arns = [self.create(Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(5)]) for _ in range(4)]

@@ -120,6 +120,60 @@ class CLITests:
                          "--revocation-reason", "KEY_COMPROMISE", check=False)
         self.assertIn("(RequestAlreadyProcessedException)", p.stderr)
 
+    def test_audit_report_as_documented(self):
+        """The audit report commands of the AWS CLI documentation, with a
+        bucket that is a folder of the embedded object store."""
+        arn = self.create("ROOT")
+        d = tempfile.mkdtemp(dir=self.work)
+        csr = self.cli.run("get-certificate-authority-csr", "--certificate-authority-arn", arn, output="text").stdout
+        with open(os.path.join(d, "ca.csr"), "w") as f:
+            f.write(csr)
+        root = self.cli.json("issue-certificate", "--certificate-authority-arn", arn, "--csr", "fileb://" + os.path.join(d, "ca.csr"),
+                             "--signing-algorithm", "SHA256WITHECDSA", "--template-arn",
+                             "arn:aws:acm-pca:::template/RootCACertificate/V1", "--validity", "Value=5,Type=YEARS")["CertificateArn"]
+        pem = self.cli.run("get-certificate", "--certificate-authority-arn", arn, "--certificate-arn", root, output="text").stdout
+        with open(os.path.join(d, "ca.pem"), "w") as f:
+            f.write(pem)
+        self.cli.run("import-certificate-authority-certificate", "--certificate-authority-arn", arn,
+                     "--certificate", "fileb://" + os.path.join(d, "ca.pem"))
+        bucket = "cli-" + self.cli_name + "-reports"
+        os.makedirs(os.path.join(self.server.data_dir, "s3", bucket))
+
+        p = self.cli.run("create-certificate-authority-audit-report", "--certificate-authority-arn", arn,
+                         "--s3-bucket-name", "no-such-bucket", "--audit-report-response-format", "JSON", check=False)
+        self.assertIn("(ResourceNotFoundException)", p.stderr)
+
+        out = self.cli.json("create-certificate-authority-audit-report", "--certificate-authority-arn", arn,
+                            "--s3-bucket-name", bucket, "--audit-report-response-format", "JSON")
+        report_id, key = out["AuditReportId"], out["S3Key"]
+        self.assertEqual(key, "audit-report/%s/%s.json" % (arn.rsplit("/", 1)[1], report_id))
+        self.cli.run("wait", "audit-report-created", "--certificate-authority-arn", arn, "--audit-report-id", report_id)
+        status = self.cli.run("describe-certificate-authority-audit-report", "--certificate-authority-arn", arn,
+                              "--audit-report-id", report_id, "--query", "AuditReportStatus", output="text").stdout.strip()
+        self.assertEqual(status, "SUCCESS")
+        table = self.cli.run("describe-certificate-authority-audit-report", "--certificate-authority-arn", arn,
+                             "--audit-report-id", report_id, output="table").stdout
+        self.assertIn(bucket, table)
+        text = self.cli.run("describe-certificate-authority-audit-report", "--certificate-authority-arn", arn,
+                            "--audit-report-id", report_id, output="text").stdout
+        self.assertIn("SUCCESS", text)
+        if self.cli_name == "v2":
+            yaml = self.cli.run("describe-certificate-authority-audit-report", "--certificate-authority-arn", arn,
+                                "--audit-report-id", report_id, output="yaml").stdout
+            self.assertIn("AuditReportStatus: SUCCESS", yaml)
+        with open(os.path.join(self.server.data_dir, "s3", bucket, key)) as f:
+            rows = json.load(f)
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0]["certificateArn"], root)
+        self.assertEqual(rows[0]["templateArn"], "arn:aws:acm-pca:::template/RootCACertificate/V1")
+
+        # A second report within 30 minutes, asked for with --cli-input-json.
+        path = os.path.join(d, "report.json")
+        with open(path, "w") as f:
+            json.dump({"CertificateAuthorityArn": arn, "S3BucketName": bucket, "AuditReportResponseFormat": "CSV"}, f)
+        p = self.cli.run("create-certificate-authority-audit-report", "--cli-input-json", "file://" + path, check=False)
+        self.assertIn("(RequestInProgressException)", p.stderr)
+
     def test_cli_input_json(self):
         path = os.path.join(self.work, f"input-{self.cli_name}.json")
         with open(path, "w") as f:
