@@ -20,9 +20,9 @@ import (
 	"github.com/openpca/openpca"
 )
 
-// PartSize is the size of the parts of a multipart upload. Put holds
-// three at most, whatever the size of the object.
-const PartSize = 8 << 20
+// PartSize is the size of the parts of a multipart upload, the least S3
+// allows. Put holds two at once, whatever the size of the object.
+const PartSize = 5 << 20
 
 // ProbeKey is the object CheckBucket writes to prove it may write to a
 // bucket; AWS Private CA writes an object of the same name.
@@ -143,8 +143,7 @@ func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *s
 		n   int32
 		buf []byte
 	}
-	free := make(chan []byte, 3) // room for every buffer, first included
-	free <- make([]byte, PartSize)
+	free := make(chan []byte, 2) // room for both buffers, first included
 	free <- make([]byte, PartSize)
 	full := make(chan part, 1)
 	readErr := make(chan error, 1)

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/sqlite"
+)
+
+// BenchmarkAuditReport measures audit reports of a CA with many issued
+// certificates (OPENPCA_BENCH_CERTS, default 1,000,000), seeded through
+// the store: the time from the request to SUCCESS, for JSON and CSV, and
+// the peak resident memory of the server process, which runs as its own
+// process so that its memory is its own. With the local folder store and
+// with S3 (versitygw).
+func BenchmarkAuditReport(b *testing.B) {
+	n := 1_000_000
+	if v := os.Getenv("OPENPCA_BENCH_CERTS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	bin := filepath.Join(b.TempDir(), "openpca")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("building openpca: %v\n%s", err, out)
+	}
+	for _, store := range []string{"local", "s3"} {
+		b.Run(fmt.Sprintf("store=%s/certificates=%d", store, n), func(b *testing.B) {
+			var extra []string
+			var s3srv *testenv.S3
+			if store == "s3" {
+				s3srv = testenv.StartS3(b)
+				s3srv.CreateBucket(b, "reports")
+				s3srv.Use(b, s3srv.AccessKey, s3srv.SecretKey)
+				extra = []string{"--s3-endpoint", s3srv.URL}
+			}
+			data := b.TempDir()
+			srv := startServer(b, bin, data, extra)
+			env := &testenv.Env{Client: testenv.NewClient(srv.url, &http.Transport{})}
+			caARN, _ := env.NewActiveRoot(b, "Bench Root")
+			srv.stop(b)
+			seed(b, filepath.Join(data, "openpca.db"), caARN, n)
+			if store == "local" {
+				os.MkdirAll(filepath.Join(data, "s3", "reports"), 0o755)
+			}
+			srv = startServer(b, bin, data, extra)
+			defer srv.stop(b)
+			env.Client = testenv.NewClient(srv.url, &http.Transport{})
+			b.ResetTimer()
+			for _, format := range []types.AuditReportResponseFormat{types.AuditReportResponseFormatJson, types.AuditReportResponseFormatCsv} {
+				start := time.Now()
+				out, err := env.Client.CreateCertificateAuthorityAuditReport(context.Background(), &acmpca.CreateCertificateAuthorityAuditReportInput{
+					CertificateAuthorityArn: &caARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: format})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					d, err := env.Client.DescribeCertificateAuthorityAuditReport(context.Background(), &acmpca.DescribeCertificateAuthorityAuditReportInput{
+						CertificateAuthorityArn: &caARN, AuditReportId: out.AuditReportId})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if d.AuditReportStatus == types.AuditReportStatusFailed {
+						b.Fatalf("report FAILED:\n%s", srv.logs())
+					}
+					if d.AuditReportStatus == types.AuditReportStatusSuccess {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				b.ReportMetric(time.Since(start).Seconds(), strings.ToLower(string(format))+"-seconds")
+			}
+			b.ReportMetric(float64(srv.peakRSS(b))/(1<<20), "peak-MiB")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+type server struct {
+	cmd *exec.Cmd
+	url string
+	log string
+}
+
+// startServer runs openpca serve on data with a report interval short
+// enough for two reports in a row.
+func startServer(b *testing.B, bin, data string, extra []string) *server {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	s := &server{url: "http://" + addr, log: filepath.Join(data, "server.log")}
+	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--data-dir", data, "--audit-report-interval", "1ms"}, extra...)...)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if res, err := http.Get(s.url + "/healthz"); err == nil {
+			res.Body.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("openpca did not start:\n%s", s.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) stop(b *testing.B) {
+	if s.cmd.Process == nil || s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.cmd.Wait(); err != nil {
+		b.Errorf("openpca exited: %v\n%s", err, s.logs())
+	}
+}
+
+func (s *server) logs() string {
+	b, _ := os.ReadFile(s.log)
+	return string(b)
+}
+
+// peakRSS reads the process's peak resident set size (VmHWM).
+func (s *server) peakRSS(b *testing.B) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
+// seed records n issuances of the CA through the store, as many at once
+// as the group commit takes.
+func seed(b *testing.B, path, caARN string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	p, err := openpca.ParseCAARN(caARN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	der := make([]byte, 650) // the size of a P-256 end-entity certificate; reports do not read it
+	rand.Read(der)
+	active := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 256 {
+		wg.Go(func() {
+			serial := make([]byte, 16)
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				rand.Read(serial)
+				serial[0] = serial[0]&0x7f | 0x01
+				s := hex.EncodeToString(serial)
+				at := time.Now().UTC()
+				c := &openpca.Certificate{CAID: p.CAID, AccountID: p.AccountID, Serial: s, ARN: caARN + "/certificate/" + s, DER: der,
+					Subject: fmt.Sprintf("CN=host-%d.example.com,OU=Engineering,O=Example Corp,L=Seattle,ST=Washington,C=US", i),
+					NotBefore: at.Add(-time.Hour), NotAfter: at.AddDate(0, 0, 30), IssuedAt: at,
+					TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1", RequestedBy: "account:" + p.AccountID, RequestID: s}
+				if _, err := db.RecordIssuance(ctx, &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(caARN, c), Statuses: active}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.Logf("seeded %d certificates in %v", n, time.Since(start).Round(time.Millisecond))
+}
