@@ -199,7 +199,7 @@ func seed(b *testing.B, path, caARN string, n int) {
 				s := hex.EncodeToString(serial)
 				at := time.Now().UTC()
 				c := &openpca.Certificate{CAID: p.CAID, AccountID: p.AccountID, Serial: s, ARN: caARN + "/certificate/" + s, DER: der,
-					Subject: fmt.Sprintf("CN=host-%d.example.com,OU=Engineering,O=Example Corp,L=Seattle,ST=Washington,C=US", i),
+					Subject:   fmt.Sprintf("CN=host-%d.example.com,OU=Engineering,O=Example Corp,L=Seattle,ST=Washington,C=US", i),
 					NotBefore: at.Add(-time.Hour), NotAfter: at.AddDate(0, 0, 30), IssuedAt: at,
 					TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1", RequestedBy: "account:" + p.AccountID, RequestID: s}
 				if _, err := db.RecordIssuance(ctx, &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(caARN, c), Statuses: active}); err != nil {
