@@ -12,6 +12,7 @@ type Store interface {
 	CAStore
 	CertificateStore
 	AuditStore
+	AccountStore
 	Close() error
 }
 

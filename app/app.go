@@ -6,8 +6,10 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -21,12 +23,14 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/localfs"
 	"github.com/openpca/openpca/s3"
 	"github.com/openpca/openpca/seal"
 	"github.com/openpca/openpca/server"
+	"github.com/openpca/openpca/sigv4"
 	"github.com/openpca/openpca/sqlite"
 )
 
@@ -48,6 +52,23 @@ type Config struct {
 	S3Endpoint  string
 	// AuditReportInterval is the least time between two reports of a CA.
 	AuditReportInterval time.Duration
+	// RootAccessKeyID and RootSecretAccessKey, if set, are an access key of
+	// the default account (from OPENPCA_ROOT_ACCESS_KEY_ID and
+	// OPENPCA_ROOT_SECRET_ACCESS_KEY). Without them, the first start makes
+	// a key and prints it to Stdout, once.
+	RootAccessKeyID     string
+	RootSecretAccessKey string
+	// InsecureNoAuth accepts unsigned requests, for the default account.
+	InsecureNoAuth bool
+	// TLSCertFile and TLSKeyFile serve HTTPS with a certificate of the
+	// operator's; TLSSelfSigned with one from a CA the server makes in
+	// <data-dir>/tls.
+	TLSCertFile   string
+	TLSKeyFile    string
+	TLSSelfSigned bool
+	// Stdout receives what the operator must see once: a new root key, the
+	// TLS CA bundle path.
+	Stdout io.Writer
 	// ReportWorkers is how many reports are generated at once; 0 means
 	// DefaultReportWorkers, and a negative number none: the server then
 	// only serves the API, and other servers sharing its store generate.
@@ -68,6 +89,8 @@ const (
 
 // App is a running OpenPCA.
 type App struct {
+	cfg     Config
+	sealer  *seal.Sealer
 	server  *server.Server
 	store   *sqlite.DB
 	objects openpca.ObjectStore
@@ -109,7 +132,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data folder: %w", err)
 	}
-	a := &App{logger: logger, now: cfg.Now}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	a := &App{cfg: cfg, logger: logger, now: cfg.Now}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -128,6 +154,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
+	a.sealer = sealer
 	if a.objects, err = openObjectStore(ctx, cfg); err != nil {
 		return fail(err)
 	}
@@ -136,6 +163,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return fail(err)
 	}
 	if a.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db")); err != nil {
+		return fail(err)
+	}
+	authenticator, err := a.authenticator(ctx)
+	if err != nil {
 		return fail(err)
 	}
 	reports := audit.NewGenerator(a.store, a.objects, logger, nodeID, max(cfg.ReportWorkers, 0))
@@ -147,7 +178,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.server = server.New(server.Config{
 		Service:       svc,
 		Store:         a.store,
-		Authenticator: awsjson.StaticAuthenticator{AccountID: cfg.AccountID, Principal: "account:" + cfg.AccountID},
+		Authenticator: authenticator,
 		Logger:        logger,
 	})
 
@@ -157,6 +188,30 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.background.Go(func() { a.janitor(bctx) })
 	a.background.Go(func() { reports.Run(bctx) })
 	return a, nil
+}
+
+// authenticator makes sure the default account exists with a key, and
+// returns what authenticates requests: SigV4 verification, or with
+// InsecureNoAuth nothing at all.
+func (a *App) authenticator(ctx context.Context) (awsjson.Authenticator, error) {
+	cfg := a.cfg
+	key, secret, err := auth.Bootstrap(ctx, a.store, a.sealer, cfg.AccountID, cfg.RootAccessKeyID, cfg.RootSecretAccessKey, time.Now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	if secret != "" {
+		fmt.Fprintf(cfg.Stdout, "Created an access key for the default account %s. It is shown this once; keep it:\n"+
+			"  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n", cfg.AccountID, key.ID, secret)
+	}
+	if cfg.InsecureNoAuth {
+		a.logger.Warn("INSECURE: --insecure-no-auth is set: requests are not authenticated, and anyone who can reach this server acts as the default account",
+			"account", cfg.AccountID)
+		return awsjson.StaticAuthenticator{AccountID: cfg.AccountID, Principal: "unauthenticated"}, nil
+	}
+	return &auth.Authenticator{
+		Verifier: &sigv4.Verifier{Service: openpca.SigningName, Region: cfg.Region, Keys: auth.Keys{Store: a.store, Sealer: a.sealer}, Now: time.Now},
+		Store:    a.store,
+	}, nil
 }
 
 // lockDataDir takes an exclusive lock on the data folder: one SQLite
@@ -239,9 +294,18 @@ func (a *App) purge(ctx context.Context) {
 	}
 }
 
-// Serve answers requests on l until Shutdown.
+// Serve answers requests on l until Shutdown, over TLS if the Config asks.
 func (a *App) Serve(l net.Listener) error {
-	a.logger.Info("serving the AWS Private CA API", "address", l.Addr().String())
+	tc, err := a.tlsConfig(l.Addr())
+	if err != nil {
+		l.Close()
+		return err
+	}
+	scheme := "http"
+	if tc != nil {
+		l, scheme = tls.NewListener(l, tc), "https"
+	}
+	a.logger.Info("serving the AWS Private CA API", "url", scheme+"://"+l.Addr().String())
 	return a.server.Serve(l)
 }
 
@@ -261,3 +325,52 @@ func (a *App) Close() error {
 	err := a.store.Close()
 	return errors.Join(err, a.lock.Close())
 }
+
+// Admin is the store and master key of a data folder, opened for an
+// operator's command; a server may be running on the same folder.
+type Admin struct {
+	Store  *sqlite.DB
+	Sealer *seal.Sealer
+}
+
+// OpenAdmin opens the data folder of cfg for an operator's command. Unlike
+// Open, it creates no master key: the one a server made must be used.
+func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.MasterKeyFile == "" {
+		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+	}
+	var key []byte
+	if cfg.MasterKey != "" {
+		k, err := seal.ParseKey(cfg.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	} else {
+		b, err := os.ReadFile(cfg.MasterKeyFile)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no master key at %s: start openpca serve on this data folder first, or give the master key", cfg.MasterKeyFile)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if key, err = seal.ParseKey(string(b)); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.MasterKeyFile, err)
+		}
+	}
+	sealer, err := seal.New(key)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"))
+	if err != nil {
+		return nil, err
+	}
+	return &Admin{Store: db, Sealer: sealer}, nil
+}
+
+// Close closes the store.
+func (a *Admin) Close() error { return a.Store.Close() }

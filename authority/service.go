@@ -110,7 +110,7 @@ func (s *Service) findCA(ctx context.Context, arn string) (*openpca.CA, error) {
 		return nil, err
 	}
 	notFound := caNotFound(arn)
-	if p.AccountID != c.AccountID || p.Region != s.region {
+	if !visible(c, p.AccountID) || p.Region != s.region {
 		return nil, notFound
 	}
 	ca, err := s.store.FindCA(ctx, c.AccountID, p.CAID)
@@ -177,6 +177,13 @@ func (s *Service) caCertificate(ca *openpca.CA) (*x509.Certificate, error) {
 	}
 	s.certs.Store(ca.ID, c)
 	return c, nil
+}
+
+// visible reports whether the caller may use the CAs of account owner:
+// only the owner may, until resource policies let an owner share a CA
+// with other accounts (PutPolicy, CreatePermission).
+func visible(c openpca.Caller, owner string) bool {
+	return c.AccountID == owner
 }
 
 // caNotFound is the error for a CA that does not exist for the caller.

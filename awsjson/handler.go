@@ -142,9 +142,6 @@ var statusOf = map[string]int{
 	openpca.CodeNotImplemented:             http.StatusNotImplemented,
 	openpca.CodeRequestEntityTooLarge:      http.StatusRequestEntityTooLarge,
 	openpca.CodeMissingAuthenticationToken: http.StatusForbidden,
-	openpca.CodeIncompleteSignature:        http.StatusForbidden,
-	openpca.CodeUnrecognizedClient:         http.StatusForbidden,
-	openpca.CodeInvalidSignature:           http.StatusForbidden,
 }
 
 // writeError answers with err as an AWS error. An error that is not an

@@ -34,6 +34,7 @@ func post(t *testing.T, url, target, body string) response {
 	if target != "" {
 		req.Header.Set("X-Amz-Target", target)
 	}
+	testenv.Sign(t, req, []byte(body))
 	return do(t, req)
 }
 
@@ -168,6 +169,7 @@ func TestProtocolLimits(t *testing.T) {
 		t.Errorf("oversized body: %d %s", r.status, r.errorType)
 	}
 	req, _ := http.NewRequest(http.MethodGet, env.URL, nil)
+	testenv.Sign(t, req, nil)
 	if r := do(t, req); r.status != 400 || r.errorType != "UnknownOperationException" {
 		t.Errorf("GET /: %d %s", r.status, r.errorType)
 	}

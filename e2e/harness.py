@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,14 +47,19 @@ class Server:
             raise RuntimeError("set OPENPCA_BIN to the built openpca binary")
         self.dir = tempfile.mkdtemp(prefix="openpca-e2e-")
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = None
         self.log_path = os.path.join(self.dir, "server.log")
         self.data_dir = os.path.join(self.dir, "data")
         self.extra_args = list(extra_args)
-        self.env = dict(os.environ, **(env or {}))
+        # The default account's key is the one the clients use.
+        self.env = dict(os.environ, OPENPCA_ROOT_ACCESS_KEY_ID=CLIENT_ENV["AWS_ACCESS_KEY_ID"],
+                        OPENPCA_ROOT_SECRET_ACCESS_KEY=CLIENT_ENV["AWS_SECRET_ACCESS_KEY"])
+        self.env.update(env or {})
+        self.scheme = "https" if "--tls-self-signed" in self.extra_args else "http"
         self.proc = None
 
     def start(self):
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}"
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}",
@@ -64,12 +70,29 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"openpca exited with {self.proc.returncode}:\n{self.logs()}")
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1, context=self.ssl_context()) as r:
                     if r.status == 200:
                         return self
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("openpca did not become ready:\n" + self.logs())
+
+    @property
+    def ca_bundle(self):
+        return os.path.join(self.data_dir, "tls", "ca.pem")
+
+    def ssl_context(self):
+        if self.scheme != "https" or not os.path.exists(self.ca_bundle):
+            return None
+        return ssl.create_default_context(cafile=self.ca_bundle)
+
+    def openpca(self, command, subcommand, *args):
+        """Runs an operator command of the binary on this server's data."""
+        p = subprocess.run([self.binary, command, subcommand, "--data-dir", self.data_dir] + list(args),
+                           capture_output=True, text=True, env=self.env)
+        if p.returncode != 0:
+            raise AssertionError(f"openpca {command} {subcommand} {' '.join(args)} failed: {p.stderr}")
+        return p.stdout
 
     def stop(self):
         """Stops the server with SIGTERM and returns its exit code."""
@@ -118,14 +141,16 @@ def aws_clis():
 
 
 class CLI:
-    """Runs one AWS CLI against a server."""
+    """Runs one AWS CLI against a server, with the default account's key
+    unless another is given."""
 
-    def __init__(self, cmd, url):
-        self.cmd, self.url = cmd, url
+    def __init__(self, cmd, url, env=None, ca_bundle=None):
+        self.cmd, self.url, self.env = cmd, url, dict(CLIENT_ENV, **(env or {}))
+        self.extra = ["--ca-bundle", ca_bundle] if ca_bundle else []
 
     def run(self, *args, check=True, output="json"):
-        argv = self.cmd + ["--endpoint-url", self.url, "--output", output, "acm-pca"] + list(args)
-        p = subprocess.run(argv, capture_output=True, text=True, env=CLIENT_ENV, timeout=120)
+        argv = self.cmd + ["--endpoint-url", self.url, "--output", output] + self.extra + ["acm-pca"] + list(args)
+        p = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=120)
         if check and p.returncode != 0:
             raise AssertionError(f"{' '.join(args[:1])} failed ({p.returncode}): {p.stderr}")
         return p

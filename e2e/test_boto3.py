@@ -22,10 +22,10 @@ CONFIG = {
 }
 
 
-def client(url, **config):
+def client(url, region=harness.REGION, **config):
     return boto3.client(
-        "acm-pca", endpoint_url=url, region_name=harness.REGION,
-        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+        "acm-pca", endpoint_url=url, region_name=region,
+        aws_access_key_id=harness.CLIENT_ENV["AWS_ACCESS_KEY_ID"], aws_secret_access_key=harness.CLIENT_ENV["AWS_SECRET_ACCESS_KEY"],
         config=botocore.config.Config(retries={"max_attempts": 1}, **config))
 
 
@@ -191,9 +191,30 @@ class ShutdownTests(unittest.TestCase):
     def test_env_variables_configure_the_server(self):
         server = harness.Server(env={"OPENPCA_ACCOUNT_ID": "123456789012", "OPENPCA_REGION": "eu-west-1"}).start()
         try:
-            arn = client(server.url).create_certificate_authority(
+            # Clients sign for the server's region.
+            arn = client(server.url, region="eu-west-1").create_certificate_authority(
                 CertificateAuthorityConfiguration=CONFIG, CertificateAuthorityType="ROOT")["CertificateAuthorityArn"]
             self.assertTrue(arn.startswith("arn:aws:acm-pca:eu-west-1:123456789012:certificate-authority/"), arn)
+        finally:
+            server.close()
+
+    def test_first_start_prints_a_key(self):
+        server = harness.Server(env={"OPENPCA_ROOT_ACCESS_KEY_ID": "", "OPENPCA_ROOT_SECRET_ACCESS_KEY": ""})
+        server.env.pop("OPENPCA_ROOT_ACCESS_KEY_ID")
+        server.env.pop("OPENPCA_ROOT_SECRET_ACCESS_KEY")
+        server.start()
+        try:
+            logs = server.logs()
+            key = logs.split("AWS_ACCESS_KEY_ID=")[1].split()[0]
+            secret = logs.split("AWS_SECRET_ACCESS_KEY=")[1].split()[0]
+            pca = boto3.client("acm-pca", endpoint_url=server.url, region_name=harness.REGION,
+                               aws_access_key_id=key, aws_secret_access_key=secret)
+            with self.assertRaises(ClientError):  # the usual key was never made
+                client(server.url).list_certificate_authorities()
+            self.assertEqual(pca.list_certificate_authorities()["CertificateAuthorities"], [])
+            server.stop()
+            server.start()
+            self.assertEqual(server.logs().count("AWS_SECRET_ACCESS_KEY="), 1)
         finally:
             server.close()
 

@@ -44,7 +44,9 @@ func main() {
 const usage = `usage: openpca <command> [flags]
 
 commands:
-  serve   run the AWS Private CA API server
+  serve     run the AWS Private CA API server
+  accounts  create or list accounts (create, list)
+  keys      create, list or revoke access keys (create, list, revoke)
 
 Run "openpca <command> -h" for a command's flags. Every flag can also be set
 with an environment variable: --data-dir is OPENPCA_DATA_DIR.
@@ -57,7 +59,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], stderr, lookupEnv)
+		return serve(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "accounts":
+		return accounts(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "keys":
+		return keys(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -85,7 +91,7 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 	return fs.Parse(args)
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("openpca serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -104,6 +110,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(
 	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", authority.DefaultMaxCAsPerAccount, "most CAs an account may have, deleted ones included until purged")
 	fs.StringVar(&cfg.ObjectStore, "object-store", "local", "where audit reports go: local (bucket B is the folder <data-dir>/s3/B) or s3")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "URL of an S3-compatible server for audit reports (implies --object-store s3); credentials come from the standard AWS configuration")
+	fs.StringVar(&cfg.RootAccessKeyID, "root-access-key-id", "", "access key id of the default account; without it the first start makes one and prints it")
+	fs.StringVar(&cfg.RootSecretAccessKey, "root-secret-access-key", "", "its secret; prefer the environment variable")
+	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "accept unsigned requests, for the default account (development only)")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	fs.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls, whose bundle path is printed")
 	fs.DurationVar(&cfg.AuditReportInterval, "audit-report-interval", authority.DefaultAuditReportInterval, "least time between two audit reports of one CA")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
@@ -114,6 +126,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
+	cfg.Stdout = stdout
 	if cfg.S3Endpoint != "" && cfg.ObjectStore == "local" {
 		cfg.ObjectStore = "s3"
 	}

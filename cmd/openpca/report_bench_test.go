@@ -117,6 +117,7 @@ func startServer(b *testing.B, bin, data string, extra []string) *server {
 		b.Fatal(err)
 	}
 	s.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--data-dir", data, "--audit-report-interval", "1ms"}, extra...)...)
+	s.cmd.Env = append(os.Environ(), "OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
 		b.Fatal(err)

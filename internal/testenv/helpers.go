@@ -6,15 +6,19 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
@@ -273,4 +277,15 @@ func (e *Env) NewActiveRoot(t testing.TB, cn string) (string, *x509.Certificate)
 	t.Helper()
 	arn := e.CreateCA(t, types.CertificateAuthorityTypeRoot, cn)
 	return arn, e.ActivateRoot(t, arn)
+}
+
+// Sign signs a raw request with the default account's key, as an SDK
+// would, so that tests can send requests the SDK would refuse to build.
+func Sign(t testing.TB, r *http.Request, body []byte) {
+	t.Helper()
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey},
+		r, hex.EncodeToString(sum[:]), "acm-pca", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
 }

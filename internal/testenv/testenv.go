@@ -5,11 +5,14 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -20,7 +23,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	_ "modernc.org/sqlite" // for DB
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/auth"
 )
 
 // Env is a running server and a client for it.
@@ -43,9 +48,12 @@ func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
 	clock := &Clock{now: time.Now().UTC()}
 	cfg := app.Config{
-		DataDir: t.TempDir(),
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:     clock.Now,
+		DataDir:             t.TempDir(),
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:                 clock.Now,
+		RootAccessKeyID:     AccessKeyID,
+		RootSecretAccessKey: SecretAccessKey,
+		Stdout:              io.Discard,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -71,7 +79,56 @@ func (e *Env) start(t testing.TB) {
 	go func() { e.served <- a.Serve(l) }()
 	e.URL = "http://" + l.Addr().String()
 	e.transport = newTransport()
+	if e.Config.TLSSelfSigned {
+		e.URL = "https://" + l.Addr().String()
+		e.transport.TLSClientConfig = &tls.Config{RootCAs: e.waitTLSCA(t)}
+	}
 	e.Client = NewClient(e.URL, e.transport)
+}
+
+// waitTLSCA waits for the server to write its TLS CA bundle, and returns
+// a pool that trusts it.
+func (e *Env) waitTLSCA(t testing.TB) *x509.CertPool {
+	t.Helper()
+	path := filepath.Join(e.Config.DataDir, "tls", "ca.pem")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			pool := x509.NewCertPool()
+			if pool.AppendCertsFromPEM(b) {
+				return pool
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server wrote no TLS CA bundle at %s", path)
+		}
+	}
+}
+
+// Transport is the HTTP transport of the Env's client, for other clients
+// of the same server.
+func (e *Env) Transport() *http.Transport { return e.transport }
+
+// NewAccount creates an account and an access key for it, as an operator
+// would with openpca accounts create and openpca keys create, and returns
+// a client that signs with the key.
+func (e *Env) NewAccount(t testing.TB, accountID string) (*acmpca.Client, string) {
+	t.Helper()
+	a, err := app.OpenAdmin(context.Background(), e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Store.CreateAccount(context.Background(), &openpca.Account{ID: accountID, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	key, secret, err := auth.NewAccessKey(a.Sealer, accountID, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store.PutAccessKey(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	return NewClientWith(e.URL, e.transport, key.ID, secret), key.ID
 }
 
 // Stop shuts the server down gracefully; it is safe to call twice.
@@ -113,13 +170,25 @@ func (e *Env) DB(t testing.TB) *sql.DB {
 	return db
 }
 
-// NewClient returns an acmpca client for the server at url, with retries
-// off so that a test sees each error as the server sent it.
+// The default account's access key in test servers.
+const (
+	AccessKeyID     = "AKIDEXAMPLE"
+	SecretAccessKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+)
+
+// NewClient returns an acmpca client for the server at url, signing with
+// the default account's key, with retries off so that a test sees each
+// error as the server sent it.
 func NewClient(url string, transport *http.Transport) *acmpca.Client {
+	return NewClientWith(url, transport, AccessKeyID, SecretAccessKey)
+}
+
+// NewClientWith returns an acmpca client that signs with the given key.
+func NewClientWith(url string, transport *http.Transport, keyID, secret string) *acmpca.Client {
 	return acmpca.New(acmpca.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
 		Retryer:      aws.NopRetryer{},
 		HTTPClient:   &http.Client{Timeout: time.Minute, Transport: transport},
 	})

@@ -1,0 +1,152 @@
+// Package auth authenticates API requests: access keys belong to accounts,
+// their secrets are sealed with the master key, and requests are signed
+// with AWS Signature Version 4.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/sigv4"
+)
+
+// Keys gives access keys' secrets to the signature verifier, reading each
+// key from the store at every request, so that a revocation takes effect at
+// once.
+type Keys struct {
+	Store  openpca.AccountStore
+	Sealer openpca.KeySealer
+}
+
+// associatedData binds a sealed secret to its key id.
+func associatedData(keyID string) []byte { return []byte("access-key:" + keyID) }
+
+// Secret implements sigv4.KeyStore.
+func (k Keys) Secret(ctx context.Context, id string) (string, error) {
+	key, err := k.Store.FindAccessKey(ctx, id)
+	if errors.Is(err, openpca.ErrNotFound) {
+		return "", sigv4.ErrUnknownKey
+	}
+	if err != nil {
+		return "", err
+	}
+	if !key.RevokedAt.IsZero() {
+		return "", sigv4.ErrUnknownKey
+	}
+	secret, err := k.Sealer.Open(key.SealedSecret, associatedData(id))
+	if err != nil {
+		return "", fmt.Errorf("auth: opening the secret of %s: %w", id, err)
+	}
+	return string(secret), nil
+}
+
+// Authenticator verifies SigV4 signatures and makes the signing key's
+// account the caller.
+type Authenticator struct {
+	Verifier *sigv4.Verifier
+	Store    openpca.AccountStore
+}
+
+// Authenticate implements awsjson.Authenticator.
+func (a *Authenticator) Authenticate(r *http.Request, body []byte) (openpca.Caller, error) {
+	keyID, err := a.Verifier.Verify(r, body)
+	if err != nil {
+		return openpca.Caller{}, err
+	}
+	key, err := a.Store.FindAccessKey(r.Context(), keyID)
+	if err != nil {
+		return openpca.Caller{}, err
+	}
+	return openpca.Caller{AccountID: key.AccountID, Principal: keyID}, nil
+}
+
+// NewAccessKey makes a key for an account: an id of "OPCA" and 16
+// characters of base32, and a secret of 30 random bytes in base64 (40
+// characters), shaped like AWS's. It returns the key, its secret sealed
+// in it, and the secret itself, to be shown once.
+func NewAccessKey(sealer openpca.KeySealer, accountID string, now time.Time) (*openpca.AccessKey, string, error) {
+	id := make([]byte, 10)
+	secret := make([]byte, 30)
+	if _, err := rand.Read(id); err != nil {
+		return nil, "", err
+	}
+	if _, err := rand.Read(secret); err != nil {
+		return nil, "", err
+	}
+	key := &openpca.AccessKey{ID: "OPCA" + base32.StdEncoding.EncodeToString(id), AccountID: accountID, CreatedAt: now}
+	s := base64.StdEncoding.EncodeToString(secret)
+	return key, s, Seal(sealer, key, s)
+}
+
+// Seal seals a secret into a key.
+func Seal(sealer openpca.KeySealer, key *openpca.AccessKey, secret string) error {
+	sealed, err := sealer.Seal([]byte(secret), associatedData(key.ID))
+	if err != nil {
+		return err
+	}
+	key.SealedSecret = sealed
+	return nil
+}
+
+// NewAccountID makes a random 12-digit account id.
+func NewAccountID() (string, error) {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	for i := range b {
+		b[i] = '0' + b[i]%10
+	}
+	if b[0] == '0' {
+		b[0] = '1'
+	}
+	return string(b), nil
+}
+
+// Bootstrap makes sure the default account exists and has a key. A key
+// given (from OPENPCA_ROOT_ACCESS_KEY_ID and OPENPCA_ROOT_SECRET_ACCESS_KEY)
+// is stored, replacing an older secret of that id. Without one, if the
+// account has no active key, Bootstrap makes one and returns its secret,
+// which the caller shows once; otherwise it returns "".
+func Bootstrap(ctx context.Context, store openpca.AccountStore, sealer openpca.KeySealer, accountID, keyID, secret string, now time.Time) (*openpca.AccessKey, string, error) {
+	if err := store.CreateAccount(ctx, &openpca.Account{ID: accountID, Name: "default", CreatedAt: now}); err != nil && !errors.Is(err, openpca.ErrConflict) {
+		return nil, "", err
+	}
+	if keyID != "" || secret != "" {
+		if keyID == "" || secret == "" {
+			return nil, "", errors.New("auth: set both the root access key id and its secret, or neither")
+		}
+		key := &openpca.AccessKey{ID: keyID, AccountID: accountID, CreatedAt: now}
+		if old, err := store.FindAccessKey(ctx, keyID); err == nil {
+			if old.AccountID != accountID {
+				return nil, "", fmt.Errorf("auth: access key %s belongs to account %s, not the default account %s", keyID, old.AccountID, accountID)
+			}
+			key.CreatedAt = old.CreatedAt
+		}
+		if err := Seal(sealer, key, secret); err != nil {
+			return nil, "", err
+		}
+		return key, "", store.PutAccessKey(ctx, key)
+	}
+	keys, err := store.ListAccessKeys(ctx, accountID)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, k := range keys {
+		if k.RevokedAt.IsZero() {
+			return k, "", nil
+		}
+	}
+	key, newSecret, err := NewAccessKey(sealer, accountID, now)
+	if err != nil {
+		return nil, "", err
+	}
+	return key, newSecret, store.PutAccessKey(ctx, key)
+}

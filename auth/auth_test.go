@@ -1,0 +1,262 @@
+package auth_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+var ctx = context.Background()
+
+// TestSignatureFailures sends requests the SDK signs wrongly, or not at
+// all, through a real server.
+func TestSignatureFailures(t *testing.T) {
+	env := testenv.Start(t)
+	list := func(c *acmpca.Client) error {
+		_, err := c.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
+		return err
+	}
+	if err := list(env.Client); err != nil {
+		t.Fatalf("the default key: %v", err)
+	}
+	tests := []struct {
+		name   string
+		client *acmpca.Client
+		code   string
+		status int
+	}{
+		{"unknown key", testenv.NewClientWith(env.URL, env.Transport(), "OPCANOSUCHKEY", "x"), "UnrecognizedClientException", 400},
+		{"wrong secret", testenv.NewClientWith(env.URL, env.Transport(), testenv.AccessKeyID, "not-the-secret"), "InvalidSignatureException", 400},
+		{"anonymous", acmpca.New(acmpca.Options{Region: "us-east-1", BaseEndpoint: aws.String(env.URL), Credentials: aws.AnonymousCredentials{}, Retryer: aws.NopRetryer{}}),
+			"MissingAuthenticationTokenException", 403},
+		{"another region", acmpca.New(acmpca.Options{Region: "eu-west-1", BaseEndpoint: aws.String(env.URL), Retryer: aws.NopRetryer{},
+			Credentials: testenv.NewClient(env.URL, env.Transport()).Options().Credentials}), "InvalidSignatureException", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := list(tt.client)
+			code, status := testenv.ErrorCode(err)
+			if code != tt.code || status != tt.status {
+				t.Errorf("got %s %d (%v), want %s %d", code, status, err, tt.code, tt.status)
+			}
+			if strings.Contains(err.Error(), testenv.SecretAccessKey) {
+				t.Error("the error reveals the secret")
+			}
+		})
+	}
+	// A request signed for another body is refused.
+	body := []byte(`{}`)
+	req, _ := http.NewRequest(http.MethodPost, env.URL, bytes.NewReader(body))
+	req.Header.Set("X-Amz-Target", "ACMPrivateCA.ListCertificateAuthorities")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	testenv.Sign(t, req, []byte(`{"MaxResults":1}`))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 400 || res.Header.Get("X-Amzn-ErrorType") != "InvalidSignatureException" {
+		t.Errorf("tampered body: %d %s", res.StatusCode, res.Header.Get("X-Amzn-ErrorType"))
+	}
+}
+
+// TestAccountIsolation: neither of two accounts can see or use the
+// other's CA, certificates or reports.
+func TestAccountIsolation(t *testing.T) {
+	env := testenv.Start(t)
+	a := env.Client
+	b, bKey := env.NewAccount(t, "222233334444")
+	aCA, _ := env.NewActiveRoot(t, "A's root")
+	bEnv := &testenv.Env{Client: b}
+	bCA, _ := bEnv.NewActiveRoot(t, "B's root")
+	if !strings.Contains(bCA, ":222233334444:") {
+		t.Fatalf("B's CA %s is not in B's account", bCA)
+	}
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}}).CSRPEM
+	aCert := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &aCA, Csr: csr})
+	serial := aCert[strings.LastIndex(aCert, "/")+1:]
+
+	attempts := map[string]func(c *acmpca.Client, ca, cert string) error{
+		"describe": func(c *acmpca.Client, ca, _ string) error {
+			_, err := c.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &ca})
+			return err
+		},
+		"issue": func(c *acmpca.Client, ca, _ string) error {
+			_, err := c.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: csr, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
+				Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+			return err
+		},
+		"get certificate": func(c *acmpca.Client, ca, cert string) error {
+			_, err := c.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &ca, CertificateArn: &cert})
+			return err
+		},
+		"revoke": func(c *acmpca.Client, ca, _ string) error {
+			_, err := c.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &ca, CertificateSerial: &serial, RevocationReason: types.RevocationReasonUnspecified})
+			return err
+		},
+		"report": func(c *acmpca.Client, ca, _ string) error {
+			_, err := c.CreateCertificateAuthorityAuditReport(ctx, &acmpca.CreateCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &ca,
+				S3BucketName: aws.String("any-bucket"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+			return err
+		},
+		"describe report": func(c *acmpca.Client, ca, _ string) error {
+			_, err := c.DescribeCertificateAuthorityAuditReport(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &ca,
+				AuditReportId: aws.String("00000000-0000-0000-0000-000000000000")})
+			return err
+		},
+		"tag": func(c *acmpca.Client, ca, _ string) error {
+			_, err := c.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &ca, Tags: []types.Tag{{Key: aws.String("k")}}})
+			return err
+		},
+		"disable": func(c *acmpca.Client, ca, _ string) error {
+			_, err := c.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca, Status: types.CertificateAuthorityStatusDisabled})
+			return err
+		},
+	}
+	for name, attempt := range attempts {
+		t.Run("B on A's: "+name, func(t *testing.T) {
+			testenv.WantError(t, attempt(b, aCA, aCert), "ResourceNotFoundException")
+		})
+		t.Run("A on B's: "+name, func(t *testing.T) {
+			testenv.WantError(t, attempt(a, bCA, bCA+"/certificate/01"), "ResourceNotFoundException")
+		})
+	}
+	for client, own := range map[*acmpca.Client]string{a: aCA, b: bCA} {
+		out, err := client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.CertificateAuthorities) != 1 || *out.CertificateAuthorities[0].Arn != own {
+			t.Errorf("an account lists %d CAs, want only its own", len(out.CertificateAuthorities))
+		}
+	}
+	if s := env.Status(t, aCA); s != types.CertificateAuthorityStatusActive {
+		t.Errorf("B's attempts changed A's CA to %s", s)
+	}
+
+	// The caller is recorded: B's own certificate names B's key.
+	bCert := bEnv.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &bCA, Csr: csr})
+	env.Stop(t)
+	var requestedBy string
+	if err := env.DB(t).QueryRow(`SELECT requested_by FROM certificates WHERE arn = ?`, bCert).Scan(&requestedBy); err != nil {
+		t.Fatal(err)
+	}
+	if requestedBy != bKey {
+		t.Errorf("requested_by %q, want B's key %s", requestedBy, bKey)
+	}
+	var record string
+	if err := env.DB(t).QueryRow(`SELECT record FROM key_uses WHERE serial = ?`, bCert[strings.LastIndex(bCert, "/")+1:]).Scan(&record); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(record, `"requestedBy":"`+bKey+`"`) {
+		t.Errorf("the key-use record does not name the caller: %s", record)
+	}
+}
+
+// TestRevokedKeyStopsAtOnce: a key revoked by the operator fails its next
+// request.
+func TestRevokedKeyStopsAtOnce(t *testing.T) {
+	env := testenv.Start(t)
+	c, keyID := env.NewAccount(t, "555566667777")
+	if _, err := c.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.OpenAdmin(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store.RevokeAccessKey(ctx, keyID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	_, err = c.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
+	testenv.WantError(t, err, "UnrecognizedClientException")
+}
+
+// TestFirstStartMakesKeyOnce: without a root key given, the first start
+// prints a new key, later starts print nothing, and the key works.
+func TestFirstStartMakesKeyOnce(t *testing.T) {
+	var out bytes.Buffer
+	env := testenv.Start(t, func(c *app.Config) { c.RootAccessKeyID, c.RootSecretAccessKey, c.Stdout = "", "", &out })
+	printed := out.String()
+	var keyID, secret string
+	for _, line := range strings.Split(printed, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "AWS_ACCESS_KEY_ID="); ok {
+			keyID = v
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "AWS_SECRET_ACCESS_KEY="); ok {
+			secret = v
+		}
+	}
+	if keyID == "" || len(secret) != 40 {
+		t.Fatalf("first start printed %q", printed)
+	}
+	out.Reset()
+	env.Restart(t)
+	if out.Len() != 0 {
+		t.Errorf("a later start printed %q", out.String())
+	}
+	c := testenv.NewClientWith(env.URL, env.Transport(), keyID, secret)
+	if _, err := c.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
+		t.Errorf("the printed key does not work: %v", err)
+	}
+	// The secret is sealed in the database, never stored in clear.
+	env.Stop(t)
+	var sealed []byte
+	if err := env.DB(t).QueryRow(`SELECT sealed_secret FROM access_keys WHERE id = ?`, keyID).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte(secret)) {
+		t.Error("the secret is stored in clear")
+	}
+}
+
+func TestHTTPS(t *testing.T) {
+	var out bytes.Buffer
+	env := testenv.Start(t, func(c *app.Config) { c.TLSSelfSigned, c.Stdout = true, &out })
+	if !strings.HasPrefix(env.URL, "https://") {
+		t.Fatalf("URL %s", env.URL)
+	}
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Over TLS")
+	if s := env.Status(t, arn); s != types.CertificateAuthorityStatusPendingCertificate {
+		t.Errorf("status %s", s)
+	}
+	if !strings.Contains(out.String(), "tls/ca.pem") {
+		t.Errorf("the CA bundle path was not printed: %q", out.String())
+	}
+	// Plain HTTP gets no answer but a TLS alert.
+	if res, err := http.Get(strings.Replace(env.URL, "https://", "http://", 1) + "/healthz"); err == nil && res.StatusCode == 200 {
+		t.Error("plain HTTP was served")
+	}
+	// The CA stays across restarts, so clients keep trusting the server.
+	env.Restart(t)
+	if s := env.Status(t, arn); s != types.CertificateAuthorityStatusPendingCertificate {
+		t.Errorf("after restart: status %s", s)
+	}
+}
+
+func TestInsecureNoAuth(t *testing.T) {
+	env := testenv.Start(t, func(c *app.Config) { c.InsecureNoAuth = true })
+	req, _ := http.NewRequest(http.MethodPost, env.URL, strings.NewReader(`{}`))
+	req.Header.Set("X-Amz-Target", "ACMPrivateCA.ListCertificateAuthorities")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("unsigned request in --insecure-no-auth: %d", res.StatusCode)
+	}
+}

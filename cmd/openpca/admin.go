@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/auth"
+)
+
+// adminFlags are the flags every operator command takes: where the data
+// folder and the master key are.
+func adminFlags(fs *flag.FlagSet, cfg *app.Config) {
+	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "the server's data folder")
+	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key (default <data-dir>/master.key)")
+	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself; prefer the environment variable")
+}
+
+// accounts runs "openpca accounts create|list".
+func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: openpca accounts create [--id ID] [--name NAME] | list")
+		return flag.ErrHelp
+	}
+	fs := flag.NewFlagSet("openpca accounts "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg app.Config
+	adminFlags(fs, &cfg)
+	var id, name string
+	if args[0] == "create" {
+		fs.StringVar(&id, "id", "", "the new account's 12-digit id (default: a random one)")
+		fs.StringVar(&name, "name", "", "a name for the account")
+	}
+	if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
+		return err
+	}
+	a, err := app.OpenAdmin(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	switch args[0] {
+	case "create":
+		if id == "" {
+			if id, err = auth.NewAccountID(); err != nil {
+				return err
+			}
+		}
+		if len(id) != 12 || !allDigits(id) {
+			return fmt.Errorf("--id must be 12 digits, not %q", id)
+		}
+		err := a.Store.CreateAccount(ctx, &openpca.Account{ID: id, Name: name, CreatedAt: time.Now().UTC()})
+		if errors.Is(err, openpca.ErrConflict) {
+			return fmt.Errorf("account %s already exists", id)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, id)
+		return nil
+	case "list":
+		list, err := a.Store.ListAccounts(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ACCOUNT\tNAME\tCREATED")
+		for _, acc := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", acc.ID, acc.Name, acc.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("unknown accounts command %q", args[0])
+}
+
+// keys runs "openpca keys create|list|revoke".
+func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: openpca keys create --account ID | list [--account ID] | revoke KEY-ID")
+		return flag.ErrHelp
+	}
+	fs := flag.NewFlagSet("openpca keys "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg app.Config
+	adminFlags(fs, &cfg)
+	var account string
+	if args[0] == "create" || args[0] == "list" {
+		fs.StringVar(&account, "account", "", "the account of the keys")
+	}
+	if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
+		return err
+	}
+	a, err := app.OpenAdmin(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	now := time.Now().UTC()
+	switch args[0] {
+	case "create":
+		if account == "" {
+			return errors.New("--account is required")
+		}
+		key, secret, err := auth.NewAccessKey(a.Sealer, account, now)
+		if err != nil {
+			return err
+		}
+		if err := a.Store.PutAccessKey(ctx, key); errors.Is(err, openpca.ErrNotFound) {
+			return fmt.Errorf("there is no account %s; create it with openpca accounts create", account)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", key.ID, secret)
+		return nil
+	case "list":
+		list, err := a.Store.ListAccessKeys(ctx, account)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ACCESS KEY\tACCOUNT\tCREATED\tSTATUS")
+		for _, k := range list {
+			status := "active"
+			if !k.RevokedAt.IsZero() {
+				status = "revoked " + k.RevokedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.AccountID, k.CreatedAt.Format(time.RFC3339), status)
+		}
+		return tw.Flush()
+	case "revoke":
+		if fs.NArg() != 1 {
+			return errors.New("usage: openpca keys revoke KEY-ID")
+		}
+		if err := a.Store.RevokeAccessKey(ctx, fs.Arg(0), now); errors.Is(err, openpca.ErrNotFound) {
+			return fmt.Errorf("there is no access key %s", fs.Arg(0))
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %s\n", fs.Arg(0))
+		return nil
+	}
+	return fmt.Errorf("unknown keys command %q", args[0])
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,322 @@
+// Package sigv4 verifies AWS Signature Version 4 on requests to a server
+// that speaks an AWS API: it rebuilds the canonical request, the string to
+// sign and the signing key, and compares signatures in constant time.
+package sigv4
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openpca/openpca"
+)
+
+// Algorithm is the only signing algorithm accepted.
+const Algorithm = "AWS4-HMAC-SHA256"
+
+// MaxSkew is how far a request's time may be from the server's clock, as
+// AWS allows: older requests, replays included, are refused.
+const MaxSkew = 5 * time.Minute
+
+const amzDateLayout = "20060102T150405Z"
+
+// ErrUnknownKey is what a KeyStore returns for an access key it does not
+// know, or that was revoked.
+var ErrUnknownKey = errors.New("sigv4: unknown access key")
+
+// KeyStore gives the secret of an access key.
+type KeyStore interface {
+	Secret(ctx context.Context, accessKeyID string) (string, error)
+}
+
+// Verifier checks the signatures of requests to one service in one region.
+type Verifier struct {
+	Service string
+	Region  string
+	Keys    KeyStore
+	Now     func() time.Time
+
+	mu   sync.Mutex
+	keys map[signingKeyID][]byte // derived signing keys; see signingKey
+}
+
+// Authorization is a parsed Authorization header.
+type Authorization struct {
+	AccessKeyID   string
+	Date          string // YYYYMMDD of the credential scope
+	Region        string
+	Service       string
+	SignedHeaders []string // lowercase, sorted
+	Signature     []byte
+}
+
+func incomplete(format string, args ...any) error {
+	return openpca.Errorf(openpca.CodeIncompleteSignature, format, args...)
+}
+
+func invalid(format string, args ...any) error {
+	return openpca.Errorf(openpca.CodeInvalidSignature, format, args...)
+}
+
+// ParseAuthorization parses an AWS4-HMAC-SHA256 Authorization header.
+// Errors are IncompleteSignatureException.
+func ParseAuthorization(h string) (*Authorization, error) {
+	alg, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || alg != Algorithm {
+		return nil, incomplete("Authorization header requires the %s algorithm followed by Credential, SignedHeaders and Signature.", Algorithm)
+	}
+	var a Authorization
+	var credential, signedHeaders, signature string
+	seen := map[string]bool{}
+	for _, part := range strings.Split(rest, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || seen[k] {
+			return nil, incomplete("Authorization header has a malformed or repeated component %q.", truncate(part))
+		}
+		seen[k] = true
+		switch k {
+		case "Credential":
+			credential = v
+		case "SignedHeaders":
+			signedHeaders = v
+		case "Signature":
+			signature = v
+		default:
+			return nil, incomplete("Authorization header has an unknown component %q.", truncate(k))
+		}
+	}
+	for name, v := range map[string]string{"Credential": credential, "SignedHeaders": signedHeaders, "Signature": signature} {
+		if v == "" {
+			return nil, incomplete("Authorization header requires the '%s' parameter.", name)
+		}
+	}
+	scope := strings.Split(credential, "/")
+	if len(scope) != 5 || scope[4] != "aws4_request" || scope[0] == "" {
+		return nil, incomplete("Credential must be <access key>/<date>/<region>/<service>/aws4_request.")
+	}
+	if _, err := time.Parse("20060102", scope[1]); err != nil {
+		return nil, incomplete("Credential has a malformed date %q.", truncate(scope[1]))
+	}
+	a.AccessKeyID, a.Date, a.Region, a.Service = scope[0], scope[1], scope[2], scope[3]
+	a.SignedHeaders = strings.Split(signedHeaders, ";")
+	if !sort.StringsAreSorted(a.SignedHeaders) {
+		return nil, incomplete("SignedHeaders must be sorted.")
+	}
+	for i, sh := range a.SignedHeaders {
+		if sh == "" || sh != strings.ToLower(sh) || (i > 0 && sh == a.SignedHeaders[i-1]) {
+			return nil, incomplete("SignedHeaders must be distinct lowercase header names separated by semicolons.")
+		}
+	}
+	sig, err := hex.DecodeString(signature)
+	if err != nil || len(sig) != sha256.Size {
+		return nil, incomplete("Signature must be 64 hexadecimal characters.")
+	}
+	a.Signature = sig
+	return &a, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// Verify checks the signature of r, whose body is body, and returns the
+// access key that signed it. Its errors carry the AWS error code a client
+// must see; none reveals a secret.
+func (v *Verifier) Verify(r *http.Request, body []byte) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", openpca.Errorf(openpca.CodeMissingAuthenticationToken, "Missing Authentication Token: requests must be signed with AWS Signature Version 4.")
+	}
+	a, err := ParseAuthorization(h)
+	if err != nil {
+		return "", err
+	}
+	for _, required := range []string{"host", "x-amz-date"} {
+		if !contains(a.SignedHeaders, required) {
+			return "", incomplete("SignedHeaders must include %s.", required)
+		}
+	}
+	amzDate := r.Header.Get("X-Amz-Date")
+	t, err := time.Parse(amzDateLayout, amzDate)
+	if err != nil {
+		return "", incomplete("X-Amz-Date must be a date and time in the form YYYYMMDDTHHMMSSZ.")
+	}
+	if amzDate[:8] != a.Date {
+		return "", invalid("Date in Credential scope does not match YYYYMMDD from the X-Amz-Date header.")
+	}
+	now := v.Now().UTC()
+	if t.Before(now.Add(-MaxSkew)) {
+		return "", invalid("Signature expired: %s is now earlier than %s (%s - 5 min.)", amzDate, now.Add(-MaxSkew).Format(amzDateLayout), now.Format(amzDateLayout))
+	}
+	if t.After(now.Add(MaxSkew)) {
+		return "", invalid("Signature not yet current: %s is still later than %s (%s + 5 min.)", amzDate, now.Add(MaxSkew).Format(amzDateLayout), now.Format(amzDateLayout))
+	}
+	if a.Region != v.Region {
+		return "", invalid("Credential should be scoped to a valid region, not '%s'; this server's region is '%s'.", truncate(a.Region), v.Region)
+	}
+	if a.Service != v.Service {
+		return "", invalid("Credential should be scoped to correct service: '%s'.", v.Service)
+	}
+	if r.Header.Get("X-Amz-Security-Token") != "" {
+		return "", openpca.Errorf(openpca.CodeUnrecognizedClient, "The security token included in the request is invalid: this server issues no temporary credentials.")
+	}
+	secret, err := v.Keys.Secret(r.Context(), a.AccessKeyID)
+	if errors.Is(err, ErrUnknownKey) {
+		return "", openpca.Errorf(openpca.CodeUnrecognizedClient, "The security token included in the request is invalid.")
+	}
+	if err != nil {
+		return "", err
+	}
+	payloadHash := sha256.Sum256(body)
+	payload := hex.EncodeToString(payloadHash[:])
+	if declared := r.Header.Get("X-Amz-Content-Sha256"); declared != "" && declared != payload {
+		return "", invalid("The provided 'x-amz-content-sha256' header does not match what was computed.")
+	}
+	canonical, err := canonicalRequest(r, a.SignedHeaders, payload)
+	if err != nil {
+		return "", err
+	}
+	scope := a.Date + "/" + a.Region + "/" + a.Service + "/aws4_request"
+	crHash := sha256.Sum256([]byte(canonical))
+	stringToSign := Algorithm + "\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(crHash[:])
+	want := hmacSHA256(v.signingKey(a, secret), stringToSign)
+	if !hmac.Equal(want, a.Signature) {
+		return "", invalid("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+	}
+	return a.AccessKeyID, nil
+}
+
+// canonicalRequest builds the canonical request of SigV4.
+func canonicalRequest(r *http.Request, signed []string, payloadHash string) (string, error) {
+	var b strings.Builder
+	b.WriteString(r.Method)
+	b.WriteByte('\n')
+	b.WriteString(canonicalURI(r.URL))
+	b.WriteByte('\n')
+	b.WriteString(canonicalQuery(r.URL.Query()))
+	b.WriteByte('\n')
+	for _, name := range signed {
+		var values []string
+		switch name {
+		case "host":
+			values = []string{r.Host}
+		case "content-length":
+			values = []string{strconv.FormatInt(r.ContentLength, 10)}
+		default:
+			values = r.Header.Values(name)
+		}
+		if len(values) == 0 {
+			return "", invalid("The signed header '%s' is missing from the request.", truncate(name))
+		}
+		for i, v := range values {
+			values[i] = strings.Join(strings.Fields(v), " ")
+		}
+		b.WriteString(name)
+		b.WriteByte(':')
+		b.WriteString(strings.Join(values, ","))
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	b.WriteString(strings.Join(signed, ";"))
+	b.WriteByte('\n')
+	b.WriteString(payloadHash)
+	return b.String(), nil
+}
+
+// canonicalURI encodes each segment of the path once, as AWS services
+// other than S3 expect.
+func canonicalURI(u *url.URL) string {
+	p := u.EscapedPath()
+	if p == "" {
+		return "/"
+	}
+	segments := strings.Split(p, "/")
+	for i, s := range segments {
+		unescaped, err := url.PathUnescape(s)
+		if err != nil {
+			unescaped = s
+		}
+		segments[i] = uriEncode(unescaped)
+	}
+	return strings.Join(segments, "/")
+}
+
+func canonicalQuery(q url.Values) string {
+	var pairs []string
+	for k, vs := range q {
+		for _, v := range vs {
+			pairs = append(pairs, uriEncode(k)+"="+uriEncode(v))
+		}
+	}
+	sort.Strings(pairs)
+	return strings.Join(pairs, "&")
+}
+
+// uriEncode escapes every byte but the unreserved characters of RFC 3986.
+func uriEncode(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+type signingKeyID struct {
+	accessKeyID, date, region, service string
+	secret                             [sha256.Size]byte // so a changed secret is a new key
+}
+
+// signingKey derives (or recalls) the key of a scope; deriving costs four
+// HMACs, and a client signs many requests a day with one.
+func (v *Verifier) signingKey(a *Authorization, secret string) []byte {
+	id := signingKeyID{a.AccessKeyID, a.Date, a.Region, a.Service, sha256.Sum256([]byte(secret))}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if k, ok := v.keys[id]; ok {
+		return k
+	}
+	k := hmacSHA256([]byte("AWS4"+secret), a.Date)
+	k = hmacSHA256(k, a.Region)
+	k = hmacSHA256(k, a.Service)
+	k = hmacSHA256(k, "aws4_request")
+	if v.keys == nil || len(v.keys) > 10000 {
+		v.keys = make(map[signingKeyID][]byte)
+	}
+	v.keys[id] = k
+	return k
+}
+
+func hmacSHA256(key []byte, data string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(data))
+	return m.Sum(nil)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,219 @@
+package sigv4
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/openpca/openpca"
+)
+
+type keys map[string]string
+
+func (k keys) Secret(_ context.Context, id string) (string, error) {
+	if s, ok := k[id]; ok {
+		return s, nil
+	}
+	return "", ErrUnknownKey
+}
+
+var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func verifier() *Verifier {
+	return &Verifier{Service: "acm-pca", Region: "us-east-1", Keys: keys{"AKIDOPENPCA": "secret-one"}, Now: func() time.Time { return now }}
+}
+
+// signed builds a request signed by the AWS SDK's own signer.
+func signed(t *testing.T, body, akid, secret, region, service string, at time.Time) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:8080/", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	r.Header.Set("X-Amz-Target", "ACMPrivateCA.ListCertificateAuthorities")
+	sum := sha256.Sum256([]byte(body))
+	err = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret},
+		r, hex.EncodeToString(sum[:]), service, region, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestVerify(t *testing.T) {
+	body := `{"MaxResults":10}`
+	tests := []struct {
+		name   string
+		req    func(t *testing.T) *http.Request
+		body   string // what the server receives, if not body
+		code   string
+		secret string // must not appear in the message
+	}{
+		{"good", func(t *testing.T) *http.Request {
+			return signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+		}, "", "", ""},
+		{"four minutes old", func(t *testing.T) *http.Request {
+			return signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now.Add(-4*time.Minute))
+		}, "", "", ""},
+		{"no Authorization header", func(t *testing.T) *http.Request {
+			r := signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+			r.Header.Del("Authorization")
+			return r
+		}, "", openpca.CodeMissingAuthenticationToken, ""},
+		{"malformed header", func(t *testing.T) *http.Request {
+			r := signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+			r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDOPENPCA")
+			return r
+		}, "", openpca.CodeIncompleteSignature, ""},
+		{"unknown algorithm", func(t *testing.T) *http.Request {
+			r := signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1", 1))
+			return r
+		}, "", openpca.CodeIncompleteSignature, ""},
+		{"no X-Amz-Date", func(t *testing.T) *http.Request {
+			r := signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+			r.Header.Del("X-Amz-Date")
+			return r
+		}, "", openpca.CodeIncompleteSignature, ""},
+		{"unknown key", func(t *testing.T) *http.Request {
+			return signed(t, body, "AKIDSTRANGER", "secret-one", "us-east-1", "acm-pca", now)
+		}, "", openpca.CodeUnrecognizedClient, ""},
+		{"wrong secret", func(t *testing.T) *http.Request {
+			return signed(t, body, "AKIDOPENPCA", "secret-two", "us-east-1", "acm-pca", now)
+		}, "", openpca.CodeInvalidSignature, "secret"},
+		{"tampered body", func(t *testing.T) *http.Request {
+			return signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+		},
+			`{"MaxResults":11}`, openpca.CodeInvalidSignature, ""},
+		{"tampered signed header", func(t *testing.T) *http.Request {
+			r := signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+			r.Header.Set("X-Amz-Target", "ACMPrivateCA.DeleteCertificateAuthority")
+			return r
+		}, "", openpca.CodeInvalidSignature, ""},
+		{"tampered host", func(t *testing.T) *http.Request {
+			r := signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+			r.Host = "evil.example"
+			return r
+		}, "", openpca.CodeInvalidSignature, ""},
+		{"wrong region", func(t *testing.T) *http.Request {
+			return signed(t, body, "AKIDOPENPCA", "secret-one", "eu-west-1", "acm-pca", now)
+		}, "", openpca.CodeInvalidSignature, ""},
+		{"wrong service", func(t *testing.T) *http.Request {
+			return signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm", now)
+		}, "", openpca.CodeInvalidSignature, ""},
+		{"stale date", func(t *testing.T) *http.Request {
+			return signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now.Add(-6*time.Minute))
+		}, "", openpca.CodeInvalidSignature, ""},
+		{"future date", func(t *testing.T) *http.Request {
+			return signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now.Add(6*time.Minute))
+		}, "", openpca.CodeInvalidSignature, ""},
+		{"scope date differs from X-Amz-Date", func(t *testing.T) *http.Request {
+			r := signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/20261123/", "/20261122/", 1))
+			return r
+		}, "", openpca.CodeInvalidSignature, ""},
+		{"session token", func(t *testing.T) *http.Request {
+			r := signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+			r.Header.Set("X-Amz-Security-Token", "token")
+			return r
+		}, "", openpca.CodeUnrecognizedClient, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.req(t)
+			b := tt.body
+			if b == "" {
+				b = body
+			}
+			akid, err := verifier().Verify(r, []byte(b))
+			code := ""
+			if err != nil {
+				code = openpca.ErrorCode(err)
+			}
+			if code != tt.code {
+				t.Fatalf("Verify = %q, %v; want code %q", akid, err, tt.code)
+			}
+			if tt.code == "" && akid != "AKIDOPENPCA" {
+				t.Errorf("access key %q", akid)
+			}
+			if err != nil && (strings.Contains(err.Error(), "secret-one") || strings.Contains(err.Error(), "secret-two")) {
+				t.Errorf("the error reveals a secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestSignedHeadersMustIncludeHostAndDate(t *testing.T) {
+	r := signed(t, "{}", "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", now)
+	h := r.Header.Get("Authorization")
+	start := strings.Index(h, "SignedHeaders=") + len("SignedHeaders=")
+	end := strings.Index(h[start:], ",") + start
+	for _, drop := range []string{"host", "x-amz-date"} {
+		var kept []string
+		for _, sh := range strings.Split(h[start:end], ";") {
+			if sh != drop {
+				kept = append(kept, sh)
+			}
+		}
+		r.Header.Set("Authorization", h[:start]+strings.Join(kept, ";")+h[end:])
+		if _, err := verifier().Verify(r, []byte("{}")); openpca.ErrorCode(err) != openpca.CodeIncompleteSignature {
+			t.Errorf("without %s signed: %v", drop, err)
+		}
+	}
+}
+
+func TestParseAuthorization(t *testing.T) {
+	sig := strings.Repeat("ab", 32)
+	good := "AWS4-HMAC-SHA256 Credential=AKID/20261123/us-east-1/acm-pca/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=" + sig
+	a, err := ParseAuthorization(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.AccessKeyID != "AKID" || a.Date != "20261123" || a.Region != "us-east-1" || a.Service != "acm-pca" ||
+		strings.Join(a.SignedHeaders, ";") != "content-type;host;x-amz-date" || hex.EncodeToString(a.Signature) != sig {
+		t.Errorf("parsed %+v", a)
+	}
+	for _, bad := range []string{
+		"", "AWS4-HMAC-SHA256", "Basic dXNlcjpwYXNz",
+		strings.Replace(good, "Signature="+sig, "Signature=xyz", 1),
+		strings.Replace(good, "/aws4_request", "/aws5_request", 1),
+		strings.Replace(good, "/20261123/", "/2026-11-23/", 1),
+		strings.Replace(good, "content-type;host", "host;content-type", 1),
+		strings.Replace(good, "content-type;host", "Content-Type;host", 1),
+		strings.Replace(good, "SignedHeaders=content-type;host;x-amz-date, ", "", 1),
+		good + ", Signature=" + sig,
+		good + ", Extra=1",
+	} {
+		if _, err := ParseAuthorization(bad); openpca.ErrorCode(err) != openpca.CodeIncompleteSignature {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// FuzzParseAuthorization checks that any header parses without panicking,
+// and that what parses is well formed.
+func FuzzParseAuthorization(f *testing.F) {
+	f.Add("AWS4-HMAC-SHA256 Credential=AKID/20261123/us-east-1/acm-pca/aws4_request, SignedHeaders=host;x-amz-date, Signature=" + strings.Repeat("0", 64))
+	f.Add("AWS4-HMAC-SHA256 Credential=a/b/c/d/e")
+	f.Add("AWS4-HMAC-SHA256 ,,,==")
+	f.Fuzz(func(t *testing.T, h string) {
+		a, err := ParseAuthorization(h)
+		if err != nil {
+			if openpca.ErrorCode(err) != openpca.CodeIncompleteSignature {
+				t.Fatalf("error without its code: %v", err)
+			}
+			return
+		}
+		if a.AccessKeyID == "" || len(a.Signature) != sha256.Size || len(a.SignedHeaders) == 0 || strings.Contains(a.AccessKeyID, "/") {
+			t.Fatalf("accepted a malformed header %q as %+v", h, a)
+		}
+	})
+}
