@@ -14,12 +14,23 @@ import (
 	"github.com/openpca/openpca/auth"
 )
 
-// adminFlags are the flags every operator command takes: where the data
-// folder and the master key are.
-func adminFlags(fs *flag.FlagSet, cfg *app.Config) {
+// openAdmin parses the flags of an operator command (where the data folder
+// and the master key are, and the command's own, which more defines) and
+// opens the data folder.
+func openAdmin(ctx context.Context, name string, args []string, stderr io.Writer, lookupEnv func(string) (string, bool),
+	more func(*flag.FlagSet)) (*app.Admin, *flag.FlagSet, error) {
+	fs := flag.NewFlagSet("openpca "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg app.Config
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "the server's data folder")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself; prefer the environment variable")
+	more(fs)
+	if err := parseFlags(fs, args, lookupEnv); err != nil {
+		return nil, nil, err
+	}
+	a, err := app.OpenAdmin(ctx, cfg)
+	return a, fs, err
 }
 
 // accounts runs "openpca accounts create|list".
@@ -28,19 +39,13 @@ func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, look
 		fmt.Fprintln(stderr, "usage: openpca accounts create [--id ID] [--name NAME] | list")
 		return flag.ErrHelp
 	}
-	fs := flag.NewFlagSet("openpca accounts "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg app.Config
-	adminFlags(fs, &cfg)
 	var id, name string
-	if args[0] == "create" {
-		fs.StringVar(&id, "id", "", "the new account's 12-digit id (default: a random one)")
-		fs.StringVar(&name, "name", "", "a name for the account")
-	}
-	if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
-		return err
-	}
-	a, err := app.OpenAdmin(ctx, cfg)
+	a, _, err := openAdmin(ctx, "accounts "+args[0], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
+		if args[0] == "create" {
+			fs.StringVar(&id, "id", "", "the new account's 12-digit id (default: a random one)")
+			fs.StringVar(&name, "name", "", "a name for the account")
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -85,18 +90,12 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		fmt.Fprintln(stderr, "usage: openpca keys create --account ID | list [--account ID] | revoke KEY-ID")
 		return flag.ErrHelp
 	}
-	fs := flag.NewFlagSet("openpca keys "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg app.Config
-	adminFlags(fs, &cfg)
 	var account string
-	if args[0] == "create" || args[0] == "list" {
-		fs.StringVar(&account, "account", "", "the account of the keys")
-	}
-	if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
-		return err
-	}
-	a, err := app.OpenAdmin(ctx, cfg)
+	a, fs, err := openAdmin(ctx, "keys "+args[0], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
+		if args[0] == "create" || args[0] == "list" {
+			fs.StringVar(&account, "account", "", "the account of the keys")
+		}
+	})
 	if err != nil {
 		return err
 	}
