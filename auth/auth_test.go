@@ -3,9 +3,18 @@ package auth_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -259,4 +268,38 @@ func TestInsecureNoAuth(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Errorf("unsigned request in --insecure-no-auth: %d", res.StatusCode)
 	}
+}
+
+// TestHTTPSWithOperatorCertificate serves HTTPS with a certificate and key
+// the operator gives.
+func TestHTTPSWithOperatorCertificate(t *testing.T) {
+	ca := testenv.NewExternalRoot(t, "Operator TLS CA")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "tls.pem"), filepath.Join(dir, "tls.key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+
+	env := testenv.Start(t, func(c *app.Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile })
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	url := strings.Replace(env.URL, "http://", "https://", 1)
+	c := testenv.NewClientWith(url, transport, testenv.AccessKeyID, testenv.SecretAccessKey)
+	if _, err := c.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
+		t.Fatalf("over the operator's TLS certificate: %v", err)
+	}
+	transport.CloseIdleConnections()
 }
