@@ -32,6 +32,7 @@ import (
 	"github.com/openpca/openpca/server"
 	"github.com/openpca/openpca/sigv4"
 	"github.com/openpca/openpca/sqlite"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // Config is how a server is set up. Zero values take the defaults below.
@@ -92,7 +93,7 @@ type App struct {
 	cfg     Config
 	sealer  *seal.Sealer
 	server  *server.Server
-	store   *sqlite.DB
+	store   *sqlstore.DB
 	objects openpca.ObjectStore
 	logger  *slog.Logger
 	now     func() time.Time
@@ -329,7 +330,7 @@ func (a *App) Close() error {
 // Admin is the store and master key of a data folder, opened for an
 // operator's command; a server may be running on the same folder.
 type Admin struct {
-	Store  *sqlite.DB
+	Store  *sqlstore.DB
 	Sealer *seal.Sealer
 }
 

@@ -1,17 +1,18 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+	"database/sql"
+)
 
-// SchemaVersion returns the highest migration applied.
-func (db *DB) SchemaVersion(ctx context.Context) int {
-	var v int
-	db.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
-	return v
-}
-
-// JournalMode returns the journal mode of the database.
-func (db *DB) JournalMode(ctx context.Context) string {
+// JournalMode returns the journal mode of the database at path.
+func JournalMode(ctx context.Context, path string) string {
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return err.Error()
+	}
+	defer db.Close()
 	var mode string
-	db.read.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode)
+	db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode)
 	return mode
 }

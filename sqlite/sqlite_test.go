@@ -8,9 +8,10 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/storetest"
 	"github.com/openpca/openpca/sqlite"
+	"github.com/openpca/openpca/sqlstore"
 )
 
-func open(t testing.TB, path string) *sqlite.DB {
+func open(t testing.TB, path string) *sqlstore.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), path)
 	if err != nil {
@@ -33,10 +34,10 @@ func TestReopenKeepsDataAndMigratesOnce(t *testing.T) {
 	}
 	db = open(t, path)
 	defer db.Close()
-	if got := db.SchemaVersion(t.Context()); got < 1 {
-		t.Errorf("schema version %d after reopening", got)
+	if got, err := db.SchemaVersion(t.Context()); err != nil || got < 4 {
+		t.Errorf("schema version %d (%v) after reopening", got, err)
 	}
-	if mode := db.JournalMode(t.Context()); mode != "wal" {
+	if mode := sqlite.JournalMode(t.Context(), path); mode != "wal" {
 		t.Errorf("journal mode %q, want wal", mode)
 	}
 }

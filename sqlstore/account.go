@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -11,13 +11,13 @@ import (
 
 // CreateAccount implements openpca.AccountStore.
 func (db *DB) CreateAccount(ctx context.Context, a *openpca.Account) error {
-	res, err := db.write.ExecContext(ctx, `INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+	res, err := db.exec(ctx, `INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 		a.ID, a.Name, a.CreatedAt.UnixMicro())
 	if err != nil {
-		return wrap("creating account", err)
+		return db.wrap("creating account", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return wrap("creating account", err)
+		return db.wrap("creating account", err)
 	} else if n == 0 {
 		return openpca.ErrConflict
 	}
@@ -36,46 +36,46 @@ func scanAccount(s rowScanner) (*openpca.Account, error) {
 
 // FindAccount implements openpca.AccountStore.
 func (db *DB) FindAccount(ctx context.Context, id string) (*openpca.Account, error) {
-	a, err := scanAccount(db.r.queryRow(ctx, `SELECT id, name, created_at FROM accounts WHERE id = ?`, id))
+	a, err := scanAccount(db.queryRow(ctx, `SELECT id, name, created_at FROM accounts WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
 	}
-	return a, wrap("reading account", err)
+	return a, db.wrap("reading account", err)
 }
 
 // ListAccounts implements openpca.AccountStore.
 func (db *DB) ListAccounts(ctx context.Context) ([]*openpca.Account, error) {
-	rows, err := db.r.query(ctx, `SELECT id, name, created_at FROM accounts ORDER BY id`)
+	rows, err := db.query(ctx, `SELECT id, name, created_at FROM accounts ORDER BY id`)
 	if err != nil {
-		return nil, wrap("listing accounts", err)
+		return nil, db.wrap("listing accounts", err)
 	}
 	defer rows.Close()
 	var list []*openpca.Account
 	for rows.Next() {
 		a, err := scanAccount(rows)
 		if err != nil {
-			return nil, wrap("listing accounts", err)
+			return nil, db.wrap("listing accounts", err)
 		}
 		list = append(list, a)
 	}
-	return list, wrap("listing accounts", rows.Err())
+	return list, db.wrap("listing accounts", rows.Err())
 }
 
 // PutAccessKey implements openpca.AccountStore.
 func (db *DB) PutAccessKey(ctx context.Context, k *openpca.AccessKey) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE id = ?`, k.AccountID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		if err := db.txQueryRow(ctx, tx, `SELECT 1 FROM accounts WHERE id = ?{FOR_SHARE}`, k.AccountID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound
 		} else if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO access_keys (id, account_id, sealed_secret, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)
+		_, err := db.txExec(ctx, tx, `INSERT INTO access_keys (id, account_id, sealed_secret, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, sealed_secret = excluded.sealed_secret, revoked_at = excluded.revoked_at`,
 			k.ID, k.AccountID, k.SealedSecret, k.CreatedAt.UnixMicro(), micros(k.RevokedAt))
 		return err
 	})
-	return wrap("storing access key", err)
+	return db.wrap("storing access key", err)
 }
 
 const accessKeyColumns = `id, account_id, sealed_secret, created_at, revoked_at`
@@ -93,39 +93,39 @@ func scanAccessKey(s rowScanner) (*openpca.AccessKey, error) {
 
 // FindAccessKey implements openpca.AccountStore.
 func (db *DB) FindAccessKey(ctx context.Context, id string) (*openpca.AccessKey, error) {
-	k, err := scanAccessKey(db.r.queryRow(ctx, `SELECT `+accessKeyColumns+` FROM access_keys WHERE id = ?`, id))
+	k, err := scanAccessKey(db.queryRow(ctx, `SELECT `+accessKeyColumns+` FROM access_keys WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
 	}
-	return k, wrap("reading access key", err)
+	return k, db.wrap("reading access key", err)
 }
 
 // ListAccessKeys implements openpca.AccountStore.
 func (db *DB) ListAccessKeys(ctx context.Context, accountID string) ([]*openpca.AccessKey, error) {
-	rows, err := db.r.query(ctx, `SELECT `+accessKeyColumns+` FROM access_keys WHERE ? = '' OR account_id = ? ORDER BY created_at, id`, accountID, accountID)
+	rows, err := db.query(ctx, `SELECT `+accessKeyColumns+` FROM access_keys WHERE ? = '' OR account_id = ? ORDER BY created_at, id`, accountID, accountID)
 	if err != nil {
-		return nil, wrap("listing access keys", err)
+		return nil, db.wrap("listing access keys", err)
 	}
 	defer rows.Close()
 	var list []*openpca.AccessKey
 	for rows.Next() {
 		k, err := scanAccessKey(rows)
 		if err != nil {
-			return nil, wrap("listing access keys", err)
+			return nil, db.wrap("listing access keys", err)
 		}
 		list = append(list, k)
 	}
-	return list, wrap("listing access keys", rows.Err())
+	return list, db.wrap("listing access keys", rows.Err())
 }
 
 // RevokeAccessKey implements openpca.AccountStore.
 func (db *DB) RevokeAccessKey(ctx context.Context, id string, at time.Time) error {
-	res, err := db.write.ExecContext(ctx, `UPDATE access_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, at.UnixMicro(), id)
+	res, err := db.exec(ctx, `UPDATE access_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, at.UnixMicro(), id)
 	if err != nil {
-		return wrap("revoking access key", err)
+		return db.wrap("revoking access key", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return wrap("revoking access key", err)
+		return db.wrap("revoking access key", err)
 	} else if n == 0 {
 		return openpca.ErrNotFound
 	}

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -26,43 +26,51 @@ func scanCertificate(s rowScanner) (*openpca.Certificate, error) {
 	return &c, nil
 }
 
-// Queries of the group commit's writes, prepared when the store opens.
+// The queries of the group commit's writes, prepared when the store opens.
 const (
+	// qCAMaySign checks that a CA may still sign, and keeps it so (on a
+	// database with row locks) until the transaction ends: a concurrent
+	// change of its status waits, and comes after the signature.
 	qCAMaySign = `SELECT 1 FROM certificate_authorities
-		WHERE id = ? AND (not_after IS NULL OR not_after > ?) AND status IN (?, ?, ?)`
+		WHERE id = ? AND (not_after IS NULL OR not_after > ?) AND status IN (?, ?, ?){FOR_SHARE}`
+	// qAppendKeyUse takes the next entry of a CA's log; its row lock
+	// orders concurrent appends, so entries are numbered without gaps.
 	qAppendKeyUse = `UPDATE key_use_logs SET size = size + 1 WHERE ca_id = ? RETURNING size`
 	qInsertKeyUse = `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record) VALUES (?, ?, ?, ?, ?, ?)`
-	qFindToken    = `SELECT result, created_at FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ?`
-	qUpsertToken  = `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (account_id, operation, token) DO UPDATE SET created_at = excluded.created_at, result = excluded.result`
+	// qClaimToken records a token, or replaces one past its window; it
+	// returns a row only if it did.
+	qClaimToken = `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, operation, token) DO UPDATE SET created_at = excluded.created_at, result = excluded.result
+		WHERE idempotency_tokens.created_at < ? RETURNING result`
+	qTokenResult       = `SELECT result FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ?`
 	qFindCertificate   = `SELECT ` + certificateColumns + ` FROM certificates WHERE ca_id = ? AND serial = ?`
 	qInsertCertificate = `INSERT INTO certificates (` + certificateColumns + `, issue_seq)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ca_id, serial) DO NOTHING`
-	qRevokedAt = `SELECT revoked_at FROM certificates WHERE ca_id = ? AND serial = ?`
+	qRevokedAt = `SELECT revoked_at FROM certificates WHERE ca_id = ? AND serial = ?{FOR_UPDATE}`
 	qRevoke    = `UPDATE certificates SET revoked_at = ?, revocation_reason = ?, revoke_seq = ? WHERE ca_id = ? AND serial = ?`
 )
 
-var writeQueries = []string{qCAMaySign, qAppendKeyUse, qInsertKeyUse, qFindToken, qUpsertToken, qFindCertificate, qInsertCertificate, qRevokedAt, qRevoke}
+var hotQueries = []string{qCAMaySign, qAppendKeyUse, qInsertKeyUse, qClaimToken, qTokenResult, qFindCertificate, qInsertCertificate, qRevokedAt, qRevoke}
 
 // appendKeyUse appends use to its CA's log as the next entry, if the CA is
 // still in one of statuses with a certificate valid at at (or none yet).
 func (db *DB) appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus, at time.Time) error {
 	if len(statuses) == 0 || len(statuses) > 3 {
-		return fmt.Errorf("sqlite: between 1 and 3 allowed statuses, not %d", len(statuses))
+		return fmt.Errorf("sqlstore: between 1 and 3 allowed statuses, not %d", len(statuses))
 	}
 	args := []any{use.CAID, at.UnixMicro()}
 	for i := range 3 { // the query takes three; repeat the last to fill
 		args = append(args, statuses[min(i, len(statuses)-1)])
 	}
 	var one, size int64
-	err := db.w.txQueryRow(ctx, tx, qCAMaySign, args...).Scan(&one)
+	err := db.txQueryRow(ctx, tx, qCAMaySign, args...).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return openpca.ErrCAState
 	}
 	if err != nil {
 		return err
 	}
-	if err := db.w.txQueryRow(ctx, tx, qAppendKeyUse, use.CAID).Scan(&size); err != nil {
+	if err := db.txQueryRow(ctx, tx, qAppendKeyUse, use.CAID).Scan(&size); err != nil {
 		return err
 	}
 	use.Seq = size - 1
@@ -70,7 +78,7 @@ func (db *DB) appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse,
 }
 
 func (db *DB) insertKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse) error {
-	_, err := db.w.txExec(ctx, tx, qInsertKeyUse, use.CAID, use.Seq, use.Kind, use.At.UnixMicro(), use.Serial, use.Record)
+	_, err := db.txExec(ctx, tx, qInsertKeyUse, use.CAID, use.Seq, use.Kind, use.At.UnixMicro(), use.Serial, use.Record)
 	return err
 }
 
@@ -81,24 +89,19 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 	err := db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		existing = nil
 		if is.Token.Token != "" {
-			var serial string
-			var created int64
-			err := db.w.txQueryRow(ctx, tx, qFindToken, c.AccountID, is.Token.Operation, is.Token.Token).Scan(&serial, &created)
-			if err == nil && created >= is.Token.Since.UnixMicro() {
-				existing, err = scanCertificate(db.w.txQueryRow(ctx, tx, qFindCertificate, c.CAID, serial))
+			serial, err := db.claimToken(ctx, tx, c.AccountID, is.Token, c.Serial)
+			if err != nil {
 				return err
 			}
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			if _, err := db.w.txExec(ctx, tx, qUpsertToken, c.AccountID, is.Token.Operation, is.Token.Token, is.Token.Now.UnixMicro(), c.Serial); err != nil {
+			if serial != "" {
+				existing, err = scanCertificate(db.txQueryRow(ctx, tx, qFindCertificate, c.CAID, serial))
 				return err
 			}
 		}
 		if err := db.appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt); err != nil {
 			return err
 		}
-		res, err := db.w.txExec(ctx, tx, qInsertCertificate, c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
+		res, err := db.txExec(ctx, tx, qInsertCertificate, c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
 			c.TemplateARN, micros(c.RevokedAt), c.RevocationReason, c.RequestedBy, c.RequestID, is.Use.Seq)
 		if err != nil {
 			return err
@@ -111,7 +114,7 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 		return nil
 	})
 	if err != nil {
-		return nil, wrap("recording issuance", err)
+		return nil, db.wrap("recording issuance", err)
 	}
 	if existing != nil {
 		return existing, nil
@@ -119,11 +122,13 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 	return c, nil
 }
 
-// RecordRevocation implements openpca.CertificateStore.
+// RecordRevocation implements openpca.CertificateStore. The certificate's
+// row is locked until the revocation commits, so that of two concurrent
+// revocations the second finds the first.
 func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error {
 	err := db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var revoked sql.NullInt64
-		err := db.w.txQueryRow(ctx, tx, qRevokedAt, r.CAID, r.Serial).Scan(&revoked)
+		err := db.txQueryRow(ctx, tx, qRevokedAt, r.CAID, r.Serial).Scan(&revoked)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound
 		}
@@ -136,37 +141,37 @@ func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error
 		if err := db.appendKeyUse(ctx, tx, r.Use, r.Statuses, r.At); err != nil {
 			return err
 		}
-		_, err = db.w.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.Use.Seq, r.CAID, r.Serial)
+		_, err = db.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.Use.Seq, r.CAID, r.Serial)
 		return err
 	})
-	return wrap("recording revocation", err)
+	return db.wrap("recording revocation", err)
 }
 
 // FindCertificate implements openpca.CertificateStore.
 func (db *DB) FindCertificate(ctx context.Context, caID, serial string) (*openpca.Certificate, error) {
-	c, err := scanCertificate(db.r.queryRow(ctx, qFindCertificate, caID, serial))
+	c, err := scanCertificate(db.queryRow(ctx, qFindCertificate, caID, serial))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
 	}
-	return c, wrap("reading certificate", err)
+	return c, db.wrap("reading certificate", err)
 }
 
 // FindIdempotent implements openpca.CertificateStore.
 func (db *DB) FindIdempotent(ctx context.Context, accountID, operation, token string, since time.Time) (string, error) {
 	var result string
-	err := db.r.queryRow(ctx, `SELECT result FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ? AND created_at >= ?`,
+	err := db.queryRow(ctx, `SELECT result FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ? AND created_at >= ?`,
 		accountID, operation, token, since.UnixMicro()).Scan(&result)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", openpca.ErrNotFound
 	}
-	return result, wrap("reading idempotency token", err)
+	return result, db.wrap("reading idempotency token", err)
 }
 
 // KeyUses implements openpca.CertificateStore.
 func (db *DB) KeyUses(ctx context.Context, caID string, from int64, limit int) ([]*openpca.KeyUse, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT ca_id, seq, kind, at, serial, record FROM key_uses WHERE ca_id = ? AND seq >= ? ORDER BY seq LIMIT ?`, caID, from, limit)
+	rows, err := db.query(ctx, `SELECT ca_id, seq, kind, at, serial, record FROM key_uses WHERE ca_id = ? AND seq >= ? ORDER BY seq LIMIT ?`, caID, from, limit)
 	if err != nil {
-		return nil, wrap("reading key uses", err)
+		return nil, db.wrap("reading key uses", err)
 	}
 	defer rows.Close()
 	var uses []*openpca.KeyUse
@@ -174,22 +179,10 @@ func (db *DB) KeyUses(ctx context.Context, caID string, from int64, limit int) (
 		var u openpca.KeyUse
 		var at int64
 		if err := rows.Scan(&u.CAID, &u.Seq, &u.Kind, &at, &u.Serial, &u.Record); err != nil {
-			return nil, wrap("reading key uses", err)
+			return nil, db.wrap("reading key uses", err)
 		}
 		u.At = time.UnixMicro(at).UTC()
 		uses = append(uses, &u)
 	}
-	return uses, wrap("reading key uses", rows.Err())
-}
-
-// wrap adds context to an error, leaving the domain's own errors as they
-// are so that callers can test for them.
-func wrap(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := errors.AsType[*openpca.Error](err); ok {
-		return err
-	}
-	return fmt.Errorf("sqlite: %s: %w", what, err)
+	return uses, db.wrap("reading key uses", rows.Err())
 }

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -10,8 +10,6 @@ import (
 
 	"github.com/openpca/openpca"
 )
-
-var _ openpca.Store = (*DB)(nil)
 
 const caColumns = `id, account_id, arn, type, status, status_before_deletion, created_at, last_state_change_at,
 	restorable_until, failure_reason, config, revocation, key_storage, usage_mode, sealed_key, csr,
@@ -75,7 +73,8 @@ func scanCA(s rowScanner) (*openpca.CA, error) {
 	return &ca, nil
 }
 
-// CreateCA implements openpca.CAStore.
+// CreateCA implements openpca.CAStore. A lock on the account serializes
+// creations, so that the quota holds however many servers share the store.
 func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyUse, token openpca.IdempotencyToken, limit int) (*openpca.CA, error) {
 	r, err := toRow(ca)
 	if err != nil {
@@ -83,25 +82,17 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 	}
 	var existing string
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.lockKey(ctx, tx, "account:"+ca.AccountID); err != nil {
+			return err
+		}
 		if token.Token != "" {
-			var created int64
-			err := tx.QueryRowContext(ctx, `SELECT result, created_at FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ?`,
-				ca.AccountID, token.Operation, token.Token).Scan(&existing, &created)
-			if err == nil && created >= token.Since.UnixMicro() {
-				return nil
-			}
-			existing = ""
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT (account_id, operation, token) DO UPDATE SET created_at = excluded.created_at, result = excluded.result`,
-				ca.AccountID, token.Operation, token.Token, token.Now.UnixMicro(), ca.ID); err != nil {
+			existing, err = db.claimToken(ctx, tx, ca.AccountID, token, ca.ID)
+			if err != nil || existing != "" {
 				return err
 			}
 		}
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificate_authorities
+		if err := db.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM certificate_authorities
 			WHERE account_id = ? AND NOT (status = 'DELETED' AND restorable_until <= ?)`, ca.AccountID, token.Now.UnixMicro()).Scan(&n); err != nil {
 			return err
 		}
@@ -109,10 +100,10 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return openpca.ErrLimitExceeded
 		}
 		ca.Version = 1
-		if _, err := tx.ExecContext(ctx, `INSERT INTO key_use_logs (ca_id, size) VALUES (?, 1)`, ca.ID); err != nil {
+		if _, err := db.txExec(ctx, tx, `INSERT INTO key_use_logs (ca_id, size) VALUES (?, 1)`, ca.ID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_authorities (`+caColumns+`)
+		if _, err := db.txExec(ctx, tx, `INSERT INTO certificate_authorities (`+caColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ca.ID, ca.AccountID, ca.ARN, ca.Type, ca.Status, ca.StatusBeforeDeletion, micros(ca.CreatedAt), micros(ca.LastStateChangeAt),
 			micros(ca.RestorableUntil), ca.FailureReason, r.config, r.revocation, ca.KeyStorageSecurityStandard, ca.UsageMode, ca.SealedKey, ca.CSR,
@@ -122,11 +113,8 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 		csrUse.Seq = 0
 		return db.insertKeyUse(ctx, tx, csrUse)
 	})
-	if errors.Is(err, openpca.ErrLimitExceeded) {
-		return nil, err
-	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: creating CA: %w", err)
+		return nil, db.wrap("creating CA", err)
 	}
 	if existing != "" {
 		return db.FindCA(ctx, ca.AccountID, existing)
@@ -134,26 +122,45 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 	return ca, nil
 }
 
+// claimToken records that an idempotent operation with token produces
+// result, unless the token was used within its window: then it returns
+// the result recorded then. Two transactions claiming one token at once
+// meet on its unique key: the second waits for the first to commit, and
+// then finds its result.
+func (db *DB) claimToken(ctx context.Context, tx *sql.Tx, accountID string, token openpca.IdempotencyToken, result string) (string, error) {
+	var claimed string
+	err := db.txQueryRow(ctx, tx, qClaimToken, accountID, token.Operation, token.Token, token.Now.UnixMicro(), result, token.Since.UnixMicro()).Scan(&claimed)
+	if err == nil {
+		return "", nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", err
+	}
+	var existing string
+	err = db.txQueryRow(ctx, tx, qTokenResult, accountID, token.Operation, token.Token).Scan(&existing)
+	return existing, err
+}
+
 // FindCA implements openpca.CAStore. It reads the CA's version, and the
 // whole record only when the cache does not hold that version.
 func (db *DB) FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error) {
 	var version int64
-	err := db.r.queryRow(ctx, `SELECT version FROM certificate_authorities WHERE account_id = ? AND id = ?`, accountID, id).Scan(&version)
+	err := db.queryRow(ctx, `SELECT version FROM certificate_authorities WHERE account_id = ? AND id = ?`, accountID, id).Scan(&version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: reading CA: %w", err)
+		return nil, db.wrap("reading CA", err)
 	}
 	if ca := db.cas.get(id, version); ca != nil {
 		return ca, nil
 	}
-	ca, err := scanCA(db.r.queryRow(ctx, `SELECT `+caColumns+` FROM certificate_authorities WHERE account_id = ? AND id = ?`, accountID, id))
+	ca, err := scanCA(db.queryRow(ctx, `SELECT `+caColumns+` FROM certificate_authorities WHERE account_id = ? AND id = ?`, accountID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: reading CA: %w", err)
+		return nil, db.wrap("reading CA", err)
 	}
 	db.cas.put(ca)
 	return db.cas.clone(ca), nil
@@ -165,18 +172,18 @@ func (db *DB) ListCAs(ctx context.Context, accountID string, after openpca.CACur
 	if after.CreatedAt.IsZero() {
 		at = -1
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT `+caColumns+` FROM certificate_authorities
+	rows, err := db.query(ctx, `SELECT `+caColumns+` FROM certificate_authorities
 		WHERE account_id = ? AND (created_at > ? OR (created_at = ? AND id > ?))
 		ORDER BY created_at, id LIMIT ?`, accountID, at, at, after.ID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: listing CAs: %w", err)
+		return nil, db.wrap("listing CAs", err)
 	}
 	defer rows.Close()
 	var cas []*openpca.CA
 	for rows.Next() {
 		ca, err := scanCA(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: listing CAs: %w", err)
+			return nil, db.wrap("listing CAs", err)
 		}
 		cas = append(cas, ca)
 	}
@@ -189,7 +196,7 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 	if err != nil {
 		return err
 	}
-	res, err := db.write.ExecContext(ctx, `UPDATE certificate_authorities SET
+	res, err := db.exec(ctx, `UPDATE certificate_authorities SET
 		status = ?, status_before_deletion = ?, last_state_change_at = ?, restorable_until = ?, failure_reason = ?,
 		revocation = ?, certificate = ?, certificate_chain = ?, serial = ?, not_before = ?, not_after = ?, tags = ?,
 		version = version + 1
@@ -198,7 +205,7 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 		r.revocation, ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags,
 		ca.ID, ca.Version)
 	if err != nil {
-		return fmt.Errorf("sqlite: updating CA: %w", err)
+		return db.wrap("updating CA", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return err
@@ -214,11 +221,11 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 
 // CountCAs implements openpca.CAStore.
 func (db *DB) CountCAs(ctx context.Context, now time.Time) (map[openpca.CertificateAuthorityStatus]int, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT
+	rows, err := db.query(ctx, `SELECT
 		CASE WHEN status IN ('ACTIVE', 'DISABLED') AND not_after < ? THEN 'EXPIRED' ELSE status END AS s, COUNT(*)
 		FROM certificate_authorities WHERE NOT (status = 'DELETED' AND restorable_until <= ?) GROUP BY s`, now.UnixMicro(), now.UnixMicro())
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: counting CAs: %w", err)
+		return nil, db.wrap("counting CAs", err)
 	}
 	defer rows.Close()
 	counts := make(map[openpca.CertificateAuthorityStatus]int)
@@ -240,16 +247,16 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) (int, error) {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		const gone = `SELECT id FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`
 		for _, table := range []string{"certificates", "key_uses", "key_use_logs", "audit_reports"} {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE ca_id IN (`+gone+`)`, now.UnixMicro()); err != nil {
+			if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id IN (`+gone+`)`, now.UnixMicro()); err != nil {
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM certificate_authorities WHERE id IN (`+gone+`)`, now.UnixMicro())
+		res, err := db.txExec(ctx, tx, `DELETE FROM certificate_authorities WHERE id IN (`+gone+`)`, now.UnixMicro())
 		if err != nil {
 			return err
 		}
 		n, err = res.RowsAffected()
 		return err
 	})
-	return int(n), wrap("purging CAs", err)
+	return int(n), db.wrap("purging CAs", err)
 }

@@ -1,0 +1,258 @@
+// Package sqlstore is the store of OpenPCA on a SQL database through
+// database/sql: the queries and the transactions that keep its invariants.
+// Packages sqlite and postgres open it on their database with the Dialect
+// that says how that database writes placeholders, takes locks and runs
+// migrations.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/groupcommit"
+)
+
+// Dialect is what differs between the databases the store runs on.
+type Dialect struct {
+	Name string
+	// Numbered writes placeholders as $1, $2, ... instead of ?.
+	Numbered bool
+	// Row locks, appended to a SELECT where the queries say {FOR_SHARE},
+	// {FOR_UPDATE} and {SKIP_LOCKED}. A database whose write transactions
+	// run one at a time (SQLite) needs none.
+	ForShare, ForUpdate, SkipLocked string
+	// LockKey, if set, is a statement taking a lock on a text key (its one
+	// argument) until the transaction ends.
+	LockKey string
+	// SnapshotReads runs a long read in a repeatable-read transaction, so
+	// that it sees one state of the database.
+	SnapshotReads bool
+	// LockMigrations, if set, serializes migrations among the processes
+	// that start at once, holding a lock on conn until unlock.
+	LockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
+	// Migrations holds the numbered schema migrations, NNNN_name.sql.
+	Migrations fs.FS
+}
+
+// Config is how to open a DB.
+type Config struct {
+	Dialect Dialect
+	// Write runs the transactions; Read the reads, and may be Write.
+	Write, Read *sql.DB
+	// MaxBatch bounds how many writes share a group-commit transaction.
+	MaxBatch int
+	// Close closes what Open was given; the DB calls it last.
+	Close func() error
+}
+
+// DB is the store.
+type DB struct {
+	dialect Dialect
+	write   *sql.DB
+	read    *sql.DB
+	w, r    *statements
+	commits *groupcommit.Committer
+	cas     caCache
+	close   func() error
+}
+
+var _ openpca.Store = (*DB)(nil)
+
+// Open brings the schema up to date and returns the store.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, close: cfg.Close}
+	if err := db.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
+	}
+	var err error
+	if db.w, err = newStatements(ctx, cfg.Write, db.rewrite, hotQueries...); err != nil {
+		return nil, err
+	}
+	if db.r, err = newStatements(ctx, cfg.Read, db.rewrite); err != nil {
+		db.w.close()
+		return nil, err
+	}
+	if db.commits, err = groupcommit.New(ctx, cfg.Write, cfg.MaxBatch); err != nil {
+		db.w.close()
+		db.r.close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close finishes the queued writes and closes the database.
+func (db *DB) Close() error {
+	db.commits.Close()
+	db.w.close()
+	db.r.close()
+	return db.close()
+}
+
+// CommitStats reports how the store batches its writes.
+func (db *DB) CommitStats() groupcommit.Stats { return db.commits.Stats() }
+
+// rewrite turns a query as this package writes it into the dialect's.
+func (db *DB) rewrite(q string) string {
+	q = strings.NewReplacer("{FOR_SHARE}", db.dialect.ForShare, "{FOR_UPDATE}", db.dialect.ForUpdate, "{SKIP_LOCKED}", db.dialect.SkipLocked).Replace(q)
+	if !db.dialect.Numbered {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// exec runs a statement on the write pool.
+func (db *DB) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return db.w.exec(ctx, q, args...)
+}
+
+// queryRow and query run reads on the read pool.
+func (db *DB) queryRow(ctx context.Context, q string, args ...any) rowScanner {
+	return db.r.queryRow(ctx, q, args...)
+}
+
+func (db *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return db.r.query(ctx, q, args...)
+}
+
+// txExec and txQueryRow run a statement inside a transaction.
+func (db *DB) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	return db.w.txExec(ctx, tx, q, args...)
+}
+
+func (db *DB) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) rowScanner {
+	return db.w.txQueryRow(ctx, tx, q, args...)
+}
+
+// lockKey takes the dialect's transaction lock on key, if it has one.
+func (db *DB) lockKey(ctx context.Context, tx *sql.Tx, key string) error {
+	if db.dialect.LockKey == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, db.rewrite(db.dialect.LockKey), key)
+	return err
+}
+
+// migrate applies, in order, each migration not yet recorded.
+func (db *DB) migrate(ctx context.Context) error {
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if db.dialect.LockMigrations != nil {
+		unlock, err := db.dialect.LockMigrations(ctx, conn)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(db.dialect.Migrations, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with its number", name)
+		}
+		body, err := fs.ReadFile(db.dialect.Migrations, name)
+		if err != nil {
+			return err
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, db.rewrite(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if n > 0 {
+			tx.Rollback()
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, db.rewrite(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, time.Now().UnixMicro()); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest migration applied.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := db.queryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// inTx runs fn in a write transaction, committing if it returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// micros and fromMicros convert times to and from the stored form; the zero
+// time is stored as NULL.
+func micros(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+func fromMicros(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(n.Int64).UTC()
+}
+
+// wrap adds context to an error, leaving the domain's own errors as they
+// are so that callers can test for them.
+func (db *DB) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*openpca.Error](err); ok {
+		return err
+	}
+	return fmt.Errorf("%s: %s: %w", db.dialect.Name, what, err)
+}
