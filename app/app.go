@@ -27,6 +27,7 @@ import (
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/localfs"
+	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/s3"
 	"github.com/openpca/openpca/seal"
 	"github.com/openpca/openpca/server"
@@ -37,7 +38,11 @@ import (
 
 // Config is how a server is set up. Zero values take the defaults below.
 type Config struct {
-	DataDir   string
+	DataDir string
+	// Database is where the store is: "" for SQLite in the data folder, or
+	// a postgres:// address for PostgreSQL, shared by several servers
+	// (which must then share the master key).
+	Database  string
 	Region    string
 	AccountID string
 	// MasterKey is the base64 master key; if empty, the key is read from
@@ -70,6 +75,9 @@ type Config struct {
 	// Stdout receives what the operator must see once: a new root key, the
 	// TLS CA bundle path.
 	Stdout io.Writer
+	// AuditReportLease is how long a server holds a report it generates
+	// without renewing; another takes the report over after it.
+	AuditReportLease time.Duration
 	// ReportWorkers is how many reports are generated at once; 0 means
 	// DefaultReportWorkers, and a negative number none: the server then
 	// only serves the API, and other servers sharing its store generate.
@@ -163,14 +171,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if a.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db")); err != nil {
+	if a.store, err = openStore(ctx, cfg); err != nil {
 		return fail(err)
 	}
 	authenticator, err := a.authenticator(ctx)
 	if err != nil {
 		return fail(err)
 	}
-	reports := audit.NewGenerator(a.store, a.objects, logger, nodeID, max(cfg.ReportWorkers, 0))
+	reports := audit.NewGenerator(a.store, a.objects, logger, nodeID, max(cfg.ReportWorkers, 0), cfg.AuditReportLease)
 	svc := authority.New(authority.Config{
 		Store: a.store, Sealer: sealer, Logger: logger, Region: cfg.Region,
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
@@ -213,6 +221,17 @@ func (a *App) authenticator(ctx context.Context) (awsjson.Authenticator, error) 
 		Verifier: &sigv4.Verifier{Service: openpca.SigningName, Region: cfg.Region, Keys: auth.Keys{Store: a.store, Sealer: a.sealer}, Now: time.Now},
 		Store:    a.store,
 	}, nil
+}
+
+// openStore opens the database of cfg.
+func openStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
+	switch {
+	case cfg.Database == "":
+		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"))
+	case strings.HasPrefix(cfg.Database, "postgres://"), strings.HasPrefix(cfg.Database, "postgresql://"):
+		return postgres.Open(ctx, cfg.Database)
+	}
+	return nil, fmt.Errorf("--database must be a postgres:// address, or empty for SQLite in the data folder")
 }
 
 // lockDataDir takes an exclusive lock on the data folder: one SQLite
@@ -366,7 +385,7 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"))
+	db, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -23,21 +23,26 @@ type Generator struct {
 	logger  *slog.Logger
 	owner   string
 	workers int
+	lease   time.Duration
 	wake    chan struct{}
 }
 
-// Lease is how long a worker holds a report without renewing; it renews
-// every third of it.
-const Lease = 15 * time.Second
+// DefaultLease is how long a worker holds a report without renewing; it
+// renews every third of its lease.
+const DefaultLease = 15 * time.Second
 
 // pollInterval is how often idle workers look for reports whose worker
 // died, without being woken.
 const pollInterval = 5 * time.Second
 
 // NewGenerator returns a Generator; owner names this server among those
-// sharing the store, and must stay the same across its restarts.
-func NewGenerator(store openpca.AuditStore, objects openpca.ObjectStore, logger *slog.Logger, owner string, workers int) *Generator {
-	return &Generator{store: store, objects: objects, logger: logger, owner: owner, workers: workers, wake: make(chan struct{}, 1)}
+// sharing the store, and must stay the same across its restarts. A lease
+// of 0 is DefaultLease.
+func NewGenerator(store openpca.AuditStore, objects openpca.ObjectStore, logger *slog.Logger, owner string, workers int, lease time.Duration) *Generator {
+	if lease == 0 {
+		lease = DefaultLease
+	}
+	return &Generator{store: store, objects: objects, logger: logger, owner: owner, workers: workers, lease: lease, wake: make(chan struct{}, 1)}
 }
 
 // Wake tells the workers that a report is waiting.
@@ -62,7 +67,7 @@ func (g *Generator) work(ctx context.Context, owner string) {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for ctx.Err() == nil {
-		r, err := g.store.ClaimAuditReport(ctx, owner, time.Now(), Lease)
+		r, err := g.store.ClaimAuditReport(ctx, owner, time.Now(), g.lease)
 		if err == nil {
 			g.run(ctx, owner, r)
 			continue
@@ -111,14 +116,14 @@ func (g *Generator) run(ctx context.Context, owner string, r *openpca.AuditRepor
 // renew extends the lease on a report until ctx ends; if the lease is
 // lost, it stops the generation.
 func (g *Generator) renew(ctx context.Context, cancel context.CancelCauseFunc, owner, id string) {
-	t := time.NewTicker(Lease / 3)
+	t := time.NewTicker(g.lease / 3)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			err := g.store.RenewAuditReport(ctx, id, owner, time.Now().Add(Lease))
+			err := g.store.RenewAuditReport(ctx, id, owner, time.Now().Add(g.lease))
 			if errors.Is(err, openpca.ErrConflict) {
 				cancel(errors.New("another server took the report over"))
 				return

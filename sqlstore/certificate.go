@@ -86,32 +86,10 @@ func (db *DB) insertKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse)
 func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpca.Certificate, error) {
 	c := is.Certificate
 	var existing *openpca.Certificate
-	err := db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		existing = nil
-		if is.Token.Token != "" {
-			serial, err := db.claimToken(ctx, tx, c.AccountID, is.Token, c.Serial)
-			if err != nil {
-				return err
-			}
-			if serial != "" {
-				existing, err = scanCertificate(db.txQueryRow(ctx, tx, qFindCertificate, c.CAID, serial))
-				return err
-			}
-		}
-		if err := db.appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt); err != nil {
-			return err
-		}
-		res, err := db.txExec(ctx, tx, qInsertCertificate, c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
-			c.TemplateARN, micros(c.RevokedAt), c.RevocationReason, c.RequestedBy, c.RequestID, is.Use.Seq)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return openpca.ErrConflict
-		}
-		return nil
+	err := db.retry(ctx, func() error {
+		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			return db.issue(ctx, tx, is, &existing)
+		})
 	})
 	if err != nil {
 		return nil, db.wrap("recording issuance", err)
@@ -122,27 +100,60 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 	return c, nil
 }
 
+// issue is the write of RecordIssuance; it sets *existing to the
+// certificate of an idempotency token used before.
+func (db *DB) issue(ctx context.Context, tx *sql.Tx, is *openpca.Issuance, existing **openpca.Certificate) error {
+	c := is.Certificate
+	*existing = nil
+	if is.Token.Token != "" {
+		serial, err := db.claimToken(ctx, tx, c.AccountID, is.Token, c.Serial)
+		if err != nil {
+			return err
+		}
+		if serial != "" {
+			*existing, err = scanCertificate(db.txQueryRow(ctx, tx, qFindCertificate, c.CAID, serial))
+			return err
+		}
+	}
+	if err := db.appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt); err != nil {
+		return err
+	}
+	res, err := db.txExec(ctx, tx, qInsertCertificate, c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
+		c.TemplateARN, micros(c.RevokedAt), c.RevocationReason, c.RequestedBy, c.RequestID, is.Use.Seq)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return openpca.ErrConflict
+	}
+	return nil
+}
+
 // RecordRevocation implements openpca.CertificateStore. The certificate's
 // row is locked until the revocation commits, so that of two concurrent
 // revocations the second finds the first.
 func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error {
-	err := db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var revoked sql.NullInt64
-		err := db.txQueryRow(ctx, tx, qRevokedAt, r.CAID, r.Serial).Scan(&revoked)
-		if errors.Is(err, sql.ErrNoRows) {
-			return openpca.ErrNotFound
-		}
-		if err != nil {
+	err := db.retry(ctx, func() error {
+		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			var revoked sql.NullInt64
+			err := db.txQueryRow(ctx, tx, qRevokedAt, r.CAID, r.Serial).Scan(&revoked)
+			if errors.Is(err, sql.ErrNoRows) {
+				return openpca.ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			if revoked.Valid {
+				return openpca.ErrAlreadyRevoked
+			}
+			if err := db.appendKeyUse(ctx, tx, r.Use, r.Statuses, r.At); err != nil {
+				return err
+			}
+			_, err = db.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.Use.Seq, r.CAID, r.Serial)
 			return err
-		}
-		if revoked.Valid {
-			return openpca.ErrAlreadyRevoked
-		}
-		if err := db.appendKeyUse(ctx, tx, r.Use, r.Statuses, r.At); err != nil {
-			return err
-		}
-		_, err = db.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.Use.Seq, r.CAID, r.Serial)
-		return err
+		})
 	})
 	return db.wrap("recording revocation", err)
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ type Dialect struct {
 	// SnapshotReads runs a long read in a repeatable-read transaction, so
 	// that it sees one state of the database.
 	SnapshotReads bool
+	// Retryable, if set, reports errors of a transaction the database
+	// aborted (to break a deadlock, say) that may succeed if run again.
+	Retryable func(error) bool
 	// LockMigrations, if set, serializes migrations among the processes
 	// that start at once, holding a lock on conn until unlock.
 	LockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
@@ -218,15 +222,37 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 
 // inTx runs fn in a write transaction, committing if it returns nil.
 func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	return db.retry(ctx, func() error {
+		tx, err := db.write.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// retryAttempts bounds how often a transaction the database aborted runs
+// again.
+const retryAttempts = 5
+
+// retry runs fn, and again while it fails with an error the dialect says
+// is worth retrying, after a short random pause that grows each time.
+func (db *DB) retry(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || db.dialect.Retryable == nil || !db.dialect.Retryable(err) || attempt == retryAttempts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(10*time.Millisecond)))):
+		}
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }
 
 // micros and fromMicros convert times to and from the stored form; the zero

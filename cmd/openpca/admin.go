@@ -23,6 +23,7 @@ func openAdmin(ctx context.Context, name string, args []string, stderr io.Writer
 	fs.SetOutput(stderr)
 	var cfg app.Config
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "the server's data folder")
+	fs.StringVar(&cfg.Database, "database", "", "the server's postgres:// address, if it keeps its store in PostgreSQL")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself; prefer the environment variable")
 	more(fs)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/authority"
 )
 
@@ -100,9 +101,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		logLevel        slog.Level
 		logFormat       string
 		shutdownTimeout time.Duration
+		reportWorkers   int
 	)
 	fs.StringVar(&listen, "listen", app.DefaultListen, "address to serve the API on")
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "folder for the database, the master key and local buckets")
+	fs.StringVar(&cfg.Database, "database", "", "a postgres:// address to keep the store in PostgreSQL, shared by several servers (default: SQLite in the data folder)")
 	fs.StringVar(&cfg.Region, "region", app.DefaultRegion, "region in the ARNs of new CAs")
 	fs.StringVar(&cfg.AccountID, "account-id", app.DefaultAccountID, "12-digit id of the default account")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key that seals CA keys; created if missing (default <data-dir>/master.key)")
@@ -117,6 +120,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls, whose bundle path is printed")
 	fs.DurationVar(&cfg.AuditReportInterval, "audit-report-interval", authority.DefaultAuditReportInterval, "least time between two audit reports of one CA")
+	fs.DurationVar(&cfg.AuditReportLease, "audit-report-lease", audit.DefaultLease, "how long a server holds a report it generates without renewing; another server takes it over after")
+	fs.IntVar(&reportWorkers, "report-workers", app.DefaultReportWorkers, "audit reports this server generates at once; 0 for none (other servers sharing the database generate)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on SIGINT or SIGTERM")
@@ -127,6 +132,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
 	cfg.Stdout = stdout
+	cfg.ReportWorkers = reportWorkers
+	if reportWorkers <= 0 {
+		cfg.ReportWorkers = -1
+	}
 	if cfg.S3Endpoint != "" && cfg.ObjectStore == "local" {
 		cfg.ObjectStore = "s3"
 	}

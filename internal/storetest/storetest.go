@@ -46,6 +46,7 @@ func Run(t *testing.T, open Open) {
 		{"AuditReportWindowConcurrent", testAuditReportWindowConcurrent},
 		{"AuditReportLease", testAuditReportLease},
 		{"AuditRows", testAuditRows},
+		{"AccountsAndKeys", testAccountsAndKeys},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -737,5 +738,62 @@ func testAuditRows(t *testing.T, s openpca.Store) {
 	stop := errors.New("stop")
 	if err := s.AuditRows(ctx, ca.ID, r.LogSize, func(*openpca.Certificate) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("AuditRows did not pass fn's error on: %v", err)
+	}
+}
+
+func testAccountsAndKeys(t *testing.T, s openpca.Store) {
+	t0 := now()
+	if err := s.CreateAccount(ctx, &openpca.Account{ID: "222233334444", Name: "b", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount(ctx, &openpca.Account{ID: "111122223333", Name: "a", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount(ctx, &openpca.Account{ID: "111122223333", CreatedAt: t0}); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("a second account with one id: %v", err)
+	}
+	if a, err := s.FindAccount(ctx, "111122223333"); err != nil || a.Name != "a" || !a.CreatedAt.Equal(t0) {
+		t.Errorf("FindAccount = %+v, %v", a, err)
+	}
+	if _, err := s.FindAccount(ctx, "999999999999"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a missing account: %v", err)
+	}
+	if list, err := s.ListAccounts(ctx); err != nil || len(list) != 2 || list[0].ID != "111122223333" {
+		t.Errorf("ListAccounts = %v, %v", list, err)
+	}
+	key := &openpca.AccessKey{ID: "OPCATESTKEY1", AccountID: "111122223333", SealedSecret: []byte{1, 2}, CreatedAt: t0}
+	if err := s.PutAccessKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutAccessKey(ctx, &openpca.AccessKey{ID: "OPCATESTKEY2", AccountID: "999999999999", SealedSecret: []byte{3}, CreatedAt: t0}); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a key of a missing account: %v", err)
+	}
+	key.SealedSecret = []byte{9}
+	if err := s.PutAccessKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.FindAccessKey(ctx, key.ID); err != nil || string(got.SealedSecret) != "\x09" || got.AccountID != "111122223333" || !got.RevokedAt.IsZero() {
+		t.Errorf("FindAccessKey after replacing = %+v, %v", got, err)
+	}
+	if err := s.PutAccessKey(ctx, &openpca.AccessKey{ID: "OPCATESTKEY3", AccountID: "222233334444", SealedSecret: []byte{4}, CreatedAt: t0.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.ListAccessKeys(ctx, "111122223333"); len(list) != 1 {
+		t.Errorf("keys of one account: %d", len(list))
+	}
+	if list, _ := s.ListAccessKeys(ctx, ""); len(list) != 2 {
+		t.Errorf("keys of every account: %d", len(list))
+	}
+	if err := s.RevokeAccessKey(ctx, key.ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeAccessKey(ctx, key.ID, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.FindAccessKey(ctx, key.ID); !got.RevokedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("revoked at %v, want the first revocation's time", got.RevokedAt)
+	}
+	if err := s.RevokeAccessKey(ctx, "OPCANOSUCHKEY", t0); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("revoking a missing key: %v", err)
 	}
 }

@@ -1,0 +1,156 @@
+package testenv
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+)
+
+// Postgres is a throwaway PostgreSQL cluster on 127.0.0.1, in a temporary
+// folder, run as the postgres user when the tests run as root (initdb
+// refuses root).
+type Postgres struct {
+	dir  string
+	bin  string
+	port int
+	as   string // user to run the server as; "" for the current one
+	dbs  atomic.Int64
+}
+
+// postgres is the cluster of this test process, started by
+// RunWithPostgres; tests reach it through NewPostgresDB.
+var postgres *Postgres
+
+// RunWithPostgres starts a cluster, runs the tests of m, stops the cluster
+// and returns m's exit code. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(testenv.RunWithPostgres(m)) }
+func RunWithPostgres(m *testing.M) int {
+	pg, err := StartPostgres()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting PostgreSQL:", err)
+		return 1
+	}
+	postgres = pg
+	defer pg.Stop()
+	return m.Run()
+}
+
+// pgBinDir finds the PostgreSQL server binaries of the machine, the
+// newest version if there are several.
+func pgBinDir() (string, error) {
+	if d := os.Getenv("OPENPCA_PG_BIN"); d != "" {
+		return d, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return vi < vj
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if _, err := os.Stat(filepath.Join(dirs[i], "initdb")); err == nil {
+			return dirs[i], nil
+		}
+	}
+	return "", fmt.Errorf("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: install the postgresql package (scripts/test needs it)")
+}
+
+// StartPostgres makes a cluster in a temporary folder and starts it.
+func StartPostgres() (*Postgres, error) {
+	bin, err := pgBinDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "openpca-pg-")
+	if err != nil {
+		return nil, err
+	}
+	pg := &Postgres{dir: dir, bin: bin}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root needs the postgres user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return nil, err
+		}
+		pg.as = "postgres"
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	pg.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	data := filepath.Join(dir, "data")
+	if out, err := pg.run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"); err != nil {
+		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c max_connections=300 -c shared_buffers=128MB", pg.port, dir)
+	if out, err := pg.run("pg_ctl", "-D", data, "-w", "-l", filepath.Join(dir, "log"), "-o", opts, "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		return nil, fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, log)
+	}
+	return pg, nil
+}
+
+func (pg *Postgres) run(name string, args ...string) ([]byte, error) {
+	cmd := exec.Command(filepath.Join(pg.bin, name), args...)
+	if pg.as != "" {
+		cmd = exec.Command("runuser", append([]string{"-u", pg.as, "--", filepath.Join(pg.bin, name)}, args...)...)
+	}
+	return cmd.CombinedOutput()
+}
+
+// Stop stops the cluster and removes its folder.
+func (pg *Postgres) Stop() {
+	pg.run("pg_ctl", "-D", filepath.Join(pg.dir, "data"), "-m", "immediate", "stop")
+	os.RemoveAll(pg.dir)
+}
+
+// DSN is the address of database name.
+func (pg *Postgres) DSN(name string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", pg.port, name)
+}
+
+// NewDB creates an empty database and returns its address.
+func (pg *Postgres) NewDB() (string, error) {
+	name := fmt.Sprintf("openpca_test_%d", pg.dbs.Add(1))
+	db, err := sql.Open("pgx", pg.DSN("postgres"))
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(context.Background(), "CREATE DATABASE "+name); err != nil {
+		return "", err
+	}
+	return pg.DSN(name), nil
+}
+
+// NewPostgresDB returns the address of a new, empty database in the
+// cluster of RunWithPostgres.
+func NewPostgresDB(t testing.TB) string {
+	t.Helper()
+	if postgres == nil {
+		t.Fatal("no PostgreSQL cluster: the package's TestMain must call testenv.RunWithPostgres")
+	}
+	dsn, err := postgres.NewDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsn
+}

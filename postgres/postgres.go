@@ -1,0 +1,84 @@
+// Package postgres opens the store on PostgreSQL, through pgx, for several
+// servers sharing one database. Row locks and transaction-scoped advisory
+// locks keep the store's invariants across servers.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+
+	"github.com/openpca/openpca/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Tuning.
+const (
+	maxBatch = 256 // writes per group-commit transaction, at most
+	maxConns = 16  // connections of a server
+)
+
+// migrationLock is the advisory lock that servers starting at once take
+// in turn to migrate the schema.
+const migrationLock = 0x6f70656e706361 // "openpca"
+
+// Open connects to the database at dsn (postgres://...) and brings its
+// schema up to date.
+func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	m, _ := fs.Sub(migrations, "migrations")
+	store, err := sqlstore.Open(ctx, sqlstore.Config{
+		Dialect: sqlstore.Dialect{
+			Name:          "postgres",
+			Numbered:      true,
+			ForShare:      " FOR SHARE",
+			ForUpdate:     " FOR UPDATE",
+			SkipLocked:    " SKIP LOCKED",
+			LockKey:       `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
+			SnapshotReads: true,
+			Retryable:     retryable,
+			LockMigrations: func(ctx context.Context, conn *sql.Conn) (func(), error) {
+				if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+					return nil, err
+				}
+				return func() { conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock) }, nil
+			},
+			Migrations: m,
+		},
+		Write:    db,
+		Read:     db,
+		MaxBatch: maxBatch,
+		Close:    db.Close,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+// retryable reports the errors of a transaction that PostgreSQL aborted to
+// break a deadlock or keep transactions serializable: run again, it may
+// well succeed.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
