@@ -1,0 +1,381 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// binary is the openpca command the tests of this package run, built by
+// TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "openpca-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "openpca")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building openpca: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := testenv.RunWithPostgres(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cluster is several openpca serve processes sharing one PostgreSQL
+// database, one master key and one S3-compatible object store.
+type cluster struct {
+	t         *testing.T
+	dsn       string
+	masterKey string
+	s3        *testenv.S3
+}
+
+func newCluster(t *testing.T) *cluster {
+	key := make([]byte, 32)
+	rand.Read(key)
+	c := &cluster{t: t, dsn: testenv.NewPostgresDB(t), masterKey: base64.StdEncoding.EncodeToString(key), s3: testenv.StartS3(t)}
+	c.s3.CreateBucket(t, "reports")
+	return c
+}
+
+// node is one server of a cluster.
+type node struct {
+	cmd    *exec.Cmd
+	url    string
+	data   string
+	log    string
+	client *acmpca.Client
+	env    *testenv.Env
+}
+
+// start starts a node with extra flags.
+func (c *cluster) start(extra ...string) *node {
+	return c.startWith(c.s3.URL, extra...)
+}
+
+// startWith starts a node whose object store is at s3URL.
+func (c *cluster) startWith(s3URL string, extra ...string) *node {
+	t := c.t
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	n := &node{url: "http://" + addr, data: t.TempDir()}
+	n.log = filepath.Join(n.data, "server.log")
+	logf, err := os.Create(n.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"serve", "--listen", addr, "--data-dir", n.data, "--database", c.dsn, "--s3-endpoint", s3URL, "--log-format", "text"}, extra...)
+	n.cmd = exec.Command(binary, args...)
+	n.cmd.Env = append(os.Environ(), "OPENPCA_MASTER_KEY="+c.masterKey,
+		"OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID="+c.s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+c.s3.SecretKey, "AWS_REGION=us-east-1",
+		"AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull)
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.kill() })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if res, err := http.Get(n.url + "/healthz"); err == nil {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) || n.cmd.ProcessState != nil {
+			t.Fatalf("node did not start:\n%s", n.logs())
+		}
+	}
+	n.client = testenv.NewClient(n.url, &http.Transport{MaxIdleConnsPerHost: 64})
+	n.env = &testenv.Env{Client: n.client}
+	return n
+}
+
+func (n *node) logs() string {
+	b, _ := os.ReadFile(n.log)
+	return string(b)
+}
+
+// kill stops the node at once, as a crash would.
+func (n *node) kill() {
+	if n.cmd.ProcessState == nil {
+		n.cmd.Process.Kill()
+		n.cmd.Wait()
+	}
+}
+
+var ctx = context.Background()
+
+func csr(t *testing.T) []byte {
+	return testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cluster.example"}}).CSRPEM
+}
+
+// TestClusterIssuance issues from two nodes at once: every serial is
+// distinct, every certificate is found on either node, and the CA's key-use
+// log has one entry per certificate, without gaps.
+func TestClusterIssuance(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.start(), c.start()
+	rootARN, _ := a.env.NewActiveRoot(t, "Cluster Root")
+	leaf := csr(t)
+	const perNode = 60
+	arns := make([]string, 2*perNode)
+	var wg sync.WaitGroup
+	for i := range arns {
+		n := []*node{a, b}[i%2]
+		wg.Go(func() { arns[i] = n.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: leaf}) })
+	}
+	wg.Wait()
+	sorted := slices.Clone(arns)
+	slices.Sort(sorted)
+	if len(slices.Compact(sorted)) != len(arns) {
+		t.Fatal("two nodes issued the same serial")
+	}
+	for i, arn := range arns {
+		other := []*node{b, a}[i%2] // the node that did not issue it
+		other.env.Certificate(t, rootARN, arn)
+	}
+	db, err := sql.Open("pgx", c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n, maxSeq int
+	if err := db.QueryRow(`SELECT COUNT(*), MAX(seq) FROM key_uses WHERE ca_id = $1`, rootARN[strings.LastIndex(rootARN, "/")+1:]).Scan(&n, &maxSeq); err != nil {
+		t.Fatal(err)
+	}
+	// The CSR, the root's own certificate, and the leaves.
+	if want := 2 + len(arns); n != want || maxSeq != want-1 {
+		t.Errorf("the log has %d entries up to seq %d, want %d without gaps", n, maxSeq, want)
+	}
+}
+
+// TestClusterIdempotency: a retry with the same token returns the first
+// result whichever node gets it, even when both get it at once.
+func TestClusterIdempotency(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.start(), c.start()
+	rootARN, _ := a.env.NewActiveRoot(t, "Idem Root")
+	leaf := csr(t)
+	issue := func(n *node, token string) string {
+		return n.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: leaf, IdempotencyToken: aws.String(token)})
+	}
+	if first, retry := issue(a, "retry"), issue(b, "retry"); first != retry {
+		t.Errorf("the retry on another node issued %s, want %s", retry, first)
+	}
+	results := make([]string, 10)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i] = issue([]*node{a, b}[i%2], "race") })
+	}
+	wg.Wait()
+	for _, r := range results[1:] {
+		if r != results[0] {
+			t.Fatalf("concurrent requests with one token on two nodes issued %v", results)
+		}
+	}
+	createCA := func(n *node) string {
+		out, err := n.client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+			CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Idem CA"),
+			CertificateAuthorityType:          types.CertificateAuthorityTypeRoot, IdempotencyToken: aws.String("ca-token")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *out.CertificateAuthorityArn
+	}
+	if x, y := createCA(a), createCA(b); x != y {
+		t.Errorf("CreateCertificateAuthority retried on another node made %s, want %s", y, x)
+	}
+}
+
+func createReport(n *node, caARN string) error {
+	_, err := n.client.CreateCertificateAuthorityAuditReport(ctx, &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &caARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	return err
+}
+
+// TestClusterReportWindow: requests for a report reaching both nodes at
+// the same moment: exactly one is accepted.
+func TestClusterReportWindow(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.start(), c.start()
+	rootARN, _ := a.env.NewActiveRoot(t, "Window Root")
+	errs := make([]error, 16)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range errs {
+		wg.Go(func() {
+			<-start
+			errs[i] = createReport([]*node{a, b}[i%2], rootARN)
+		})
+	}
+	close(start)
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+		} else {
+			testenv.WantError(t, err, "RequestInProgressException")
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d requests accepted across two nodes, want exactly 1", won)
+	}
+}
+
+func waitReport(t *testing.T, n *node, caARN, id string) types.AuditReportStatus {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		d, err := n.client.DescribeCertificateAuthorityAuditReport(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: &id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.AuditReportStatus != types.AuditReportStatusCreating {
+			return d.AuditReportStatus
+		}
+	}
+	t.Fatal("the report stayed CREATING")
+	return ""
+}
+
+// TestClusterReportOneGenerator: with every node generating reports, each
+// report is written by exactly one.
+func TestClusterReportOneGenerator(t *testing.T) {
+	c := newCluster(t)
+	nodes := []*node{c.start(), c.start(), c.start()}
+	var cas, ids []string
+	for i := range 4 {
+		arn, _ := nodes[i%3].env.NewActiveRoot(t, fmt.Sprintf("Root %d", i))
+		out, err := nodes[(i+1)%3].client.CreateCertificateAuthorityAuditReport(ctx, &acmpca.CreateCertificateAuthorityAuditReportInput{
+			CertificateAuthorityArn: &arn, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatCsv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cas, ids = append(cas, arn), append(ids, *out.AuditReportId)
+	}
+	for i, id := range ids {
+		if s := waitReport(t, nodes[2], cas[i], id); s != types.AuditReportStatusSuccess {
+			t.Fatalf("report %s: %s", id, s)
+		}
+		writers := 0
+		for _, n := range nodes {
+			for _, line := range strings.Split(n.logs(), "\n") {
+				if strings.Contains(line, "audit report written") && strings.Contains(line, "report="+id) {
+					writers++
+				}
+			}
+		}
+		if writers != 1 {
+			t.Errorf("report %s was written %d times", id, writers)
+		}
+	}
+}
+
+// TestClusterReportTakeover: a node killed while it writes a report leaves
+// it to another node, which finishes it.
+func TestClusterReportTakeover(t *testing.T) {
+	c := newCluster(t)
+	// A black hole: an S3 endpoint that accepts connections and never
+	// answers, so that the first node is stuck writing when it is killed.
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	var held []net.Conn
+	go func() {
+		for {
+			conn, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, conn)
+		}
+	}()
+	api := c.start("--report-workers", "0", "--audit-report-lease", "2s")
+	stuck := c.startWith("http://"+hole.Addr().String(), "--report-workers", "1", "--audit-report-lease", "2s")
+	rootARN, _ := api.env.NewActiveRoot(t, "Takeover Root")
+	out, err := api.client.CreateCertificateAuthorityAuditReport(ctx, &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &rootARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var owner string
+		db.QueryRow(`SELECT owner FROM audit_reports WHERE id = $1`, *out.AuditReportId).Scan(&owner)
+		if owner != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no node took the report")
+		}
+	}
+	stuck.kill()
+	c.start("--report-workers", "1", "--audit-report-lease", "2s")
+	if s := waitReport(t, api, rootARN, *out.AuditReportId); s != types.AuditReportStatusSuccess {
+		t.Fatalf("the report ended %s after its node died", s)
+	}
+	if len(c.s3.Get(t, "reports", "audit-report/"+rootARN[strings.LastIndex(rootARN, "/")+1:]+"/"+*out.AuditReportId+".json")) == 0 {
+		t.Error("the report object is empty")
+	}
+}
+
+// TestClusterStatusChanges: a CA disabled or deleted through one node is
+// so at once on the others.
+func TestClusterStatusChanges(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.start(), c.start()
+	rootARN, _ := a.env.NewActiveRoot(t, "Status Root")
+	b.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr(t)}) // B has it cached
+	if _, err := a.client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &rootARN, Status: types.CertificateAuthorityStatusDisabled}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr(t),
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+	testenv.WantError(t, err, "InvalidStateException")
+	if _, err := a.client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &rootARN}); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.env.Status(t, rootARN); s != types.CertificateAuthorityStatusDeleted {
+		t.Errorf("the other node sees %s, want DELETED", s)
+	}
+	if _, err := b.client.RestoreCertificateAuthority(ctx, &acmpca.RestoreCertificateAuthorityInput{CertificateAuthorityArn: &rootARN}); err != nil {
+		t.Fatal(err)
+	}
+	if s := a.env.Status(t, rootARN); s != types.CertificateAuthorityStatusDisabled {
+		t.Errorf("after a restore on the other node: %s, want DISABLED", s)
+	}
+}
