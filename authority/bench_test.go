@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/seal"
 )
@@ -30,12 +31,24 @@ import (
 // BenchmarkIssueAndGet measures IssueCertificate followed by GetCertificate
 // over HTTP with the SDK client, against a P-256 CA, with the client and
 // the server sharing the machine and the server's garbage collector set
-// as openpca serve sets it. Each certificate is durable (SQLite,
-// synchronous=FULL) before IssueCertificate returns. It reports
-// certificates per second and the p50 and p99 latency of the pair.
+// as openpca serve sets it. Each certificate is durable (SQLite with
+// synchronous=FULL, or PostgreSQL with fsync) before IssueCertificate
+// returns. It reports certificates per second and the p50 and p99 latency
+// of the pair, on each store, and the ceiling of x509.CreateCertificate.
 func BenchmarkIssueAndGet(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400)) // as openpca serve runs
-	env := testenv.Start(b)
+	b.Run("store=postgres", func(b *testing.B) {
+		dsn := testenv.NewPostgresDB(b)
+		benchmarkIssueAndGet(b, testenv.Start(b, func(c *app.Config) { c.Database = dsn }))
+	})
+	b.Run("store=sqlite", func(b *testing.B) {
+		env := testenv.Start(b)
+		rootARN := benchmarkIssueAndGet(b, env)
+		benchmarkCeiling(b, env, rootARN)
+	})
+}
+
+func benchmarkIssueAndGet(b *testing.B, env *testenv.Env) string {
 	rootARN, _ := env.NewActiveRoot(b, "Bench Root")
 	csr := testenv.NewLeaf(b, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "bench.example"}, DNSNames: []string{"bench.example"}}).CSRPEM
 	for _, conc := range []int{1, 4, 16, 64} {
@@ -84,8 +97,12 @@ func BenchmarkIssueAndGet(b *testing.B) {
 		})
 	}
 
-	// The ceiling: x509.CreateCertificate alone, with the same CA key and
-	// certificate template, on every core.
+	return rootARN
+}
+
+// benchmarkCeiling measures x509.CreateCertificate alone, with the same CA
+// key and certificate template, on every core.
+func benchmarkCeiling(b *testing.B, env *testenv.Env, rootARN string) {
 	env.Stop(b)
 	key := caKey(b, env, rootARN)
 	b.Run("ceiling=x509.CreateCertificate", func(b *testing.B) {

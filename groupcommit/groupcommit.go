@@ -3,8 +3,10 @@
 // one each, while every caller still returns only once its own write is
 // committed.
 //
-// Each write runs inside a savepoint of the shared transaction: a write
-// that fails is rolled back alone and the others still commit.
+// A Batcher hands the items of a batch to one function, which may write
+// them together (one multi-row INSERT for all, say). A Committer runs
+// arbitrary writes one after the other in the shared transaction, each in
+// a savepoint, so that a failed write is undone alone.
 package groupcommit
 
 import (
@@ -17,83 +19,80 @@ import (
 	"time"
 )
 
-// Write is one caller's work inside a shared transaction. It must use ctx
-// for its queries, not a context of its own: the batch's context outlives
-// any one caller.
-type Write func(ctx context.Context, tx *sql.Tx) error
+// BatchFunc writes a batch of items in tx and returns each item's own
+// error (an item that failed must have left nothing in tx), or an error of
+// the batch as a whole, which rolls the transaction back: then each item of
+// a batch of several runs again in a transaction of its own, and the error
+// of a batch of one is its item's. It must use ctx for its queries: the
+// batch's context outlives any one caller.
+type BatchFunc[T any] func(ctx context.Context, tx *sql.Tx, items []T) ([]error, error)
 
-// Committer runs Writes in batches. While one batch commits, new writes
+// Batcher writes items in batches. While one batch commits, new items
 // queue up and form the next batch, so batches grow with the load without
 // any timer adding latency when the load is light.
-type Committer struct {
+type Batcher[T any] struct {
 	db       *sql.DB
 	maxBatch int
-	// Savepoint statements, prepared once.
-	savepoint, rollbackTo, release *sql.Stmt
-	queue                          chan *request
-	done                           chan struct{}
+	write    BatchFunc[T]
+	queue    chan *request[T]
+	done     chan struct{}
 
 	mu     sync.RWMutex // held for reading while sending on queue
 	closed bool
 
-	writes, batches atomic.Uint64
-	commitNanos     atomic.Int64
+	items, batches atomic.Uint64
+	commitNanos    atomic.Int64
 }
 
-// Stats counts a Committer's work since it started.
+// Stats counts a Batcher's work since it started.
 type Stats struct {
-	Writes  uint64        // writes committed or refused
+	Writes  uint64        // items committed or refused
 	Batches uint64        // transactions
 	Commit  time.Duration // time spent in transactions
 }
 
-// Stats returns the Committer's counters.
-func (c *Committer) Stats() Stats {
-	return Stats{Writes: c.writes.Load(), Batches: c.batches.Load(), Commit: time.Duration(c.commitNanos.Load())}
+// Add sums two Stats.
+func (s Stats) Add(o Stats) Stats {
+	return Stats{Writes: s.Writes + o.Writes, Batches: s.Batches + o.Batches, Commit: s.Commit + o.Commit}
 }
 
-type request struct {
+// Stats returns the Batcher's counters.
+func (b *Batcher[T]) Stats() Stats {
+	return Stats{Writes: b.items.Load(), Batches: b.batches.Load(), Commit: time.Duration(b.commitNanos.Load())}
+}
+
+type request[T any] struct {
 	ctx    context.Context
-	write  Write
+	item   T
 	result chan error
 }
 
-// New starts a Committer writing to db with at most maxBatch writes per
+// NewBatcher starts a Batcher writing to db with at most maxBatch items per
 // transaction. Close stops it.
-func New(ctx context.Context, db *sql.DB, maxBatch int) (*Committer, error) {
-	c := &Committer{db: db, maxBatch: maxBatch, queue: make(chan *request, maxBatch), done: make(chan struct{})}
-	for _, p := range []struct {
-		st  **sql.Stmt
-		sql string
-	}{{&c.savepoint, "SAVEPOINT write"}, {&c.rollbackTo, "ROLLBACK TO SAVEPOINT write"}, {&c.release, "RELEASE SAVEPOINT write"}} {
-		st, err := db.PrepareContext(ctx, p.sql)
-		if err != nil {
-			return nil, fmt.Errorf("groupcommit: %w", err)
-		}
-		*p.st = st
-	}
-	go c.run()
-	return c, nil
+func NewBatcher[T any](db *sql.DB, maxBatch int, write BatchFunc[T]) *Batcher[T] {
+	b := &Batcher[T]{db: db, maxBatch: maxBatch, write: write, queue: make(chan *request[T], maxBatch), done: make(chan struct{})}
+	go b.run()
+	return b
 }
 
-// ErrClosed is returned for writes submitted after Close.
+// ErrClosed is returned for items submitted after Close.
 var ErrClosed = errors.New("groupcommit: closed")
 
-// Do runs w in the next batch and returns once the batch has committed:
-// nil means w's effects are durable. An error from w is returned as is,
-// with w's effects rolled back.
-func (c *Committer) Do(ctx context.Context, w Write) error {
-	r := &request{ctx: ctx, write: w, result: make(chan error, 1)}
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
+// Do writes item in the next batch and returns once the batch has
+// committed: nil means the item's write is durable. The item's own error
+// is returned as is, with its write rolled back.
+func (b *Batcher[T]) Do(ctx context.Context, item T) error {
+	r := &request[T]{ctx: ctx, item: item, result: make(chan error, 1)}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
 		return ErrClosed
 	}
 	select {
-	case c.queue <- r:
-		c.mu.RUnlock()
+	case b.queue <- r:
+		b.mu.RUnlock()
 	case <-ctx.Done():
-		c.mu.RUnlock()
+		b.mu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued, wait for the outcome even if ctx ends: the write may
@@ -101,28 +100,25 @@ func (c *Committer) Do(ctx context.Context, w Write) error {
 	return <-r.result
 }
 
-// Close stops accepting writes, finishes the queued ones and returns.
-func (c *Committer) Close() {
-	c.mu.Lock()
-	if !c.closed {
-		c.closed = true
-		close(c.queue)
+// Close stops accepting items, finishes the queued ones and returns.
+func (b *Batcher[T]) Close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.queue)
 	}
-	c.mu.Unlock()
-	<-c.done
-	c.savepoint.Close()
-	c.rollbackTo.Close()
-	c.release.Close()
+	b.mu.Unlock()
+	<-b.done
 }
 
-func (c *Committer) run() {
-	defer close(c.done)
-	for first := range c.queue {
-		batch := []*request{first}
+func (b *Batcher[T]) run() {
+	defer close(b.done)
+	for first := range b.queue {
+		batch := []*request[T]{first}
 	fill:
-		for len(batch) < c.maxBatch {
+		for len(batch) < b.maxBatch {
 			select {
-			case r, ok := <-c.queue:
+			case r, ok := <-b.queue:
 				if !ok {
 					break fill
 				}
@@ -131,18 +127,15 @@ func (c *Committer) run() {
 				break fill
 			}
 		}
-		c.commit(batch)
+		b.commit(batch)
 	}
 }
 
-// commit runs a batch in one transaction. Writes rarely fail, so the batch
-// first runs without savepoints; if a write fails, the transaction is
-// rolled back and the batch runs again with a savepoint around each write,
-// so that the failed one is undone alone. If the transaction itself fails,
-// each write is retried in a transaction of its own, so that one bad write
-// cannot fail the others.
-func (c *Committer) commit(batch []*request) {
-	var live []*request
+// commit writes a batch in one transaction. If the transaction itself
+// fails, each item is retried in a transaction of its own, so that one bad
+// item cannot fail the others.
+func (b *Batcher[T]) commit(batch []*request[T]) {
+	var live []*request[T]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.result <- err // the caller gave up before its write started
@@ -155,18 +148,15 @@ func (c *Committer) commit(batch []*request) {
 	}
 	start := time.Now()
 	defer func() {
-		c.batches.Add(1)
-		c.writes.Add(uint64(len(live)))
-		c.commitNanos.Add(int64(time.Since(start)))
+		b.batches.Add(1)
+		b.items.Add(uint64(len(live)))
+		b.commitNanos.Add(int64(time.Since(start)))
 	}()
-	errs, err := c.tx(live, false)
-	if errors.Is(err, errWriteFailed) {
-		errs, err = c.tx(live, true)
-	}
+	errs, err := b.tx(live)
 	if err != nil && len(live) > 1 {
 		for _, r := range live {
-			errs, err := c.tx([]*request{r}, false)
-			if err != nil && !errors.Is(err, errWriteFailed) {
+			errs, err := b.tx([]*request[T]{r})
+			if err != nil {
 				errs[0] = err
 			}
 			r.result <- errs[0]
@@ -174,60 +164,105 @@ func (c *Committer) commit(batch []*request) {
 		return
 	}
 	for i, r := range live {
-		if err != nil && !errors.Is(err, errWriteFailed) {
+		if err != nil {
 			errs[i] = err
 		}
 		r.result <- errs[i]
 	}
 }
 
-// errWriteFailed reports that tx, without savepoints, rolled back because
-// a write failed.
-var errWriteFailed = errors.New("groupcommit: a write failed")
-
-// tx runs writes in one transaction and returns each write's own error,
-// and the error of the transaction as a whole. With savepoints, a failed
-// write is undone alone; without, it rolls the transaction back and tx
-// returns errWriteFailed.
-func (c *Committer) tx(writes []*request, savepoints bool) ([]error, error) {
-	errs := make([]error, len(writes))
+// tx writes items in one transaction, and returns each item's error and
+// the transaction's.
+func (b *Batcher[T]) tx(batch []*request[T]) ([]error, error) {
 	ctx := context.Background()
-	tx, err := c.db.BeginTx(ctx, nil)
+	items := make([]T, len(batch))
+	for i, r := range batch {
+		items[i] = r.item
+	}
+	noErrs := make([]error, len(batch))
+	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
-		return errs, fmt.Errorf("groupcommit: begin: %w", err)
+		return noErrs, fmt.Errorf("groupcommit: begin: %w", err)
 	}
-	savepoint, rollbackTo, release := tx.StmtContext(ctx, c.savepoint), tx.StmtContext(ctx, c.rollbackTo), tx.StmtContext(ctx, c.release)
-	exec := func(st *sql.Stmt, what string) error {
-		if _, err := st.ExecContext(ctx); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("groupcommit: %s: %w", what, err)
-		}
-		return nil
-	}
-	for i, r := range writes {
-		if savepoints {
-			if err := exec(savepoint, "savepoint"); err != nil {
-				return errs, err
-			}
-		}
-		errs[i] = r.write(ctx, tx)
-		switch {
-		case errs[i] != nil && !savepoints:
-			tx.Rollback()
-			return errs, errWriteFailed
-		case errs[i] != nil:
-			if err := exec(rollbackTo, "rollback to savepoint"); err != nil {
-				return errs, err
-			}
-		}
-		if savepoints {
-			if err := exec(release, "release savepoint"); err != nil {
-				return errs, err
-			}
-		}
+	errs, err := b.write(ctx, tx, items)
+	if err != nil {
+		tx.Rollback()
+		return noErrs, err
 	}
 	if err := tx.Commit(); err != nil {
-		return errs, fmt.Errorf("groupcommit: commit: %w", err)
+		return noErrs, fmt.Errorf("groupcommit: commit: %w", err)
+	}
+	return errs, nil
+}
+
+// Write is one caller's work inside a shared transaction. It must use ctx
+// for its queries, not a context of its own.
+type Write func(ctx context.Context, tx *sql.Tx) error
+
+// Committer runs Writes in batches, one after the other in the shared
+// transaction, each inside a savepoint so that a write that fails is
+// undone alone and the others still commit. A batch of one needs no
+// savepoint: its transaction holds nothing else.
+type Committer struct {
+	*Batcher[Write]
+	savepoint, rollbackTo, release *sql.Stmt // prepared once
+}
+
+// New starts a Committer writing to db with at most maxBatch writes per
+// transaction. Close stops it.
+func New(ctx context.Context, db *sql.DB, maxBatch int) (*Committer, error) {
+	c := &Committer{}
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{{&c.savepoint, "SAVEPOINT write"}, {&c.rollbackTo, "ROLLBACK TO SAVEPOINT write"}, {&c.release, "RELEASE SAVEPOINT write"}} {
+		st, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			c.closeStatements()
+			return nil, fmt.Errorf("groupcommit: %w", err)
+		}
+		*p.st = st
+	}
+	c.Batcher = NewBatcher(db, maxBatch, c.writes)
+	return c, nil
+}
+
+// Close stops accepting writes, finishes the queued ones and returns.
+func (c *Committer) Close() {
+	c.Batcher.Close()
+	c.closeStatements()
+}
+
+func (c *Committer) closeStatements() {
+	for _, st := range []*sql.Stmt{c.savepoint, c.rollbackTo, c.release} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// writes runs writes one after the other, each in a savepoint.
+func (c *Committer) writes(ctx context.Context, tx *sql.Tx, writes []Write) ([]error, error) {
+	errs := make([]error, len(writes))
+	if len(writes) == 1 {
+		if errs[0] = writes[0](ctx, tx); errs[0] != nil {
+			return nil, errs[0] // roll back what it did
+		}
+		return errs, nil
+	}
+	savepoint, rollbackTo, release := tx.StmtContext(ctx, c.savepoint), tx.StmtContext(ctx, c.rollbackTo), tx.StmtContext(ctx, c.release)
+	for i, w := range writes {
+		if _, err := savepoint.ExecContext(ctx); err != nil {
+			return nil, fmt.Errorf("groupcommit: savepoint: %w", err)
+		}
+		if errs[i] = w(ctx, tx); errs[i] != nil {
+			if _, err := rollbackTo.ExecContext(ctx); err != nil {
+				return nil, fmt.Errorf("groupcommit: rollback to savepoint: %w", err)
+			}
+		}
+		if _, err := release.ExecContext(ctx); err != nil {
+			return nil, fmt.Errorf("groupcommit: release savepoint: %w", err)
+		}
 	}
 	return errs, nil
 }

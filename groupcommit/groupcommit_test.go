@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -134,5 +136,46 @@ func TestCanceledAndClosed(t *testing.T) {
 	}
 	if len(keys(t, db)) != 0 {
 		t.Error("a canceled or late write was committed")
+	}
+}
+
+// TestBatcher writes each batch with one multi-row INSERT: batches form
+// under concurrency, and a batch that fails on one bad item (a duplicate
+// key) runs again item by item, so that only the bad item fails.
+func TestBatcher(t *testing.T) {
+	db, _ := setup(t)
+	var sizes []int // only the batcher's goroutine appends
+	b := groupcommit.NewBatcher(db, 64, func(ctx context.Context, tx *sql.Tx, ks []int) ([]error, error) {
+		sizes = append(sizes, len(ks))
+		q, args := `INSERT INTO t (k) VALUES (?)`+strings.Repeat(`, (?)`, len(ks)-1), make([]any, len(ks))
+		for i, k := range ks {
+			args[i] = k
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return nil, err
+		}
+		return make([]error, len(ks)), nil
+	})
+	if err := b.Do(t.Context(), 7); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = b.Do(t.Context(), i) }) // 7 is taken
+	}
+	wg.Wait()
+	b.Close()
+	for i, err := range errs {
+		if (err != nil) != (i == 7) {
+			t.Errorf("item %d: %v", i, err)
+		}
+	}
+	if got := len(keys(t, db)); got != n {
+		t.Errorf("%d rows, want %d", got, n)
+	}
+	if s := b.Stats(); s.Batches >= n || slices.Max(sizes) == 1 {
+		t.Errorf("stats %+v, batch sizes %v: items should share transactions", s, sizes)
 	}
 }

@@ -33,10 +33,10 @@ const (
 	// change of its status waits, and comes after the signature.
 	qCAMaySign = `SELECT 1 FROM certificate_authorities
 		WHERE id = ? AND (not_after IS NULL OR not_after > ?) AND status IN (?, ?, ?){FOR_SHARE}`
-	// qAppendKeyUse takes the next entry of a CA's log; its row lock
+	// qAppendKeyUses takes the next entries of a CA's log; its row lock
 	// orders concurrent appends, so entries are numbered without gaps.
-	qAppendKeyUse = `UPDATE key_use_logs SET size = size + 1 WHERE ca_id = ? RETURNING size`
-	qInsertKeyUse = `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record) VALUES (?, ?, ?, ?, ?, ?)`
+	qAppendKeyUses = `UPDATE key_use_logs SET size = size + ? WHERE ca_id = ? RETURNING size`
+	qInsertKeyUse  = `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record) VALUES (?, ?, ?, ?, ?, ?)`
 	// qClaimToken records a token, or replaces one past its window; it
 	// returns a row only if it did.
 	qClaimToken = `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
@@ -50,41 +50,69 @@ const (
 	qRevoke    = `UPDATE certificates SET revoked_at = ?, revocation_reason = ?, revoke_seq = ? WHERE ca_id = ? AND serial = ?`
 )
 
-var hotQueries = []string{qCAMaySign, qAppendKeyUse, qInsertKeyUse, qClaimToken, qTokenResult, qFindCertificate, qInsertCertificate, qRevokedAt, qRevoke}
+var hotQueries = []string{qCAMaySign, qAppendKeyUses, qInsertKeyUse, qClaimToken, qTokenResult, qFindCertificate, qInsertCertificate, qRevokedAt, qRevoke}
 
-// appendKeyUse appends use to its CA's log as the next entry, if the CA is
-// still in one of statuses with a certificate valid at at (or none yet).
-func (db *DB) appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus, at time.Time) error {
+// caMaySign returns ErrCAState unless the CA is in one of statuses with a
+// certificate valid at at (or none yet).
+func (db *DB) caMaySign(ctx context.Context, tx *sql.Tx, caID string, statuses []openpca.CertificateAuthorityStatus, at time.Time) error {
 	if len(statuses) == 0 || len(statuses) > 3 {
 		return fmt.Errorf("sqlstore: between 1 and 3 allowed statuses, not %d", len(statuses))
 	}
-	args := []any{use.CAID, at.UnixMicro()}
+	args := []any{caID, at.UnixMicro()}
 	for i := range 3 { // the query takes three; repeat the last to fill
 		args = append(args, statuses[min(i, len(statuses)-1)])
 	}
-	var one, size int64
+	var one int64
 	err := db.txQueryRow(ctx, tx, qCAMaySign, args...).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return openpca.ErrCAState
 	}
+	return err
+}
+
+// reserveKeyUses takes the next n entries of a CA's log and returns the
+// first one's number.
+func (db *DB) reserveKeyUses(ctx context.Context, tx *sql.Tx, caID string, n int) (int64, error) {
+	var size int64
+	err := db.txQueryRow(ctx, tx, qAppendKeyUses, n, caID).Scan(&size)
+	return size - int64(n), err
+}
+
+// appendKeyUse appends use to its CA's log as the next entry, if the CA
+// may sign (see caMaySign).
+func (db *DB) appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus, at time.Time) error {
+	if err := db.caMaySign(ctx, tx, use.CAID, statuses, at); err != nil {
+		return err
+	}
+	seq, err := db.reserveKeyUses(ctx, tx, use.CAID, 1)
 	if err != nil {
 		return err
 	}
-	if err := db.txQueryRow(ctx, tx, qAppendKeyUse, use.CAID).Scan(&size); err != nil {
-		return err
-	}
-	use.Seq = size - 1
+	use.Seq = seq
 	return db.insertKeyUse(ctx, tx, use)
 }
 
 func (db *DB) insertKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse) error {
-	_, err := db.txExec(ctx, tx, qInsertKeyUse, use.CAID, use.Seq, use.Kind, use.At.UnixMicro(), use.Serial, use.Record)
+	_, err := db.txExec(ctx, tx, qInsertKeyUse, keyUseRow(use)...)
 	return err
 }
 
-// RecordIssuance implements openpca.CertificateStore.
+func keyUseRow(use *openpca.KeyUse) []any {
+	return []any{use.CAID, use.Seq, use.Kind, use.At.UnixMicro(), use.Serial, use.Record}
+}
+
+// RecordIssuance implements openpca.CertificateStore. Issuances without an
+// idempotency token, the bulk of them, are written together (see
+// issueBatch); one with a token is written alone, as its token may name
+// another issuance of the same batch.
 func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpca.Certificate, error) {
-	c := is.Certificate
+	if is.Token.Token == "" {
+		err := db.retry(ctx, func() error { return db.issuances.Do(ctx, is) })
+		if err != nil {
+			return nil, db.wrap("recording issuance", err)
+		}
+		return is.Certificate, nil
+	}
 	var existing *openpca.Certificate
 	err := db.retry(ctx, func() error {
 		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -97,29 +125,26 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 	if existing != nil {
 		return existing, nil
 	}
-	return c, nil
+	return is.Certificate, nil
 }
 
-// issue is the write of RecordIssuance; it sets *existing to the
+// issue is the write of an idempotent issuance; it sets *existing to the
 // certificate of an idempotency token used before.
 func (db *DB) issue(ctx context.Context, tx *sql.Tx, is *openpca.Issuance, existing **openpca.Certificate) error {
 	c := is.Certificate
 	*existing = nil
-	if is.Token.Token != "" {
-		serial, err := db.claimToken(ctx, tx, c.AccountID, is.Token, c.Serial)
-		if err != nil {
-			return err
-		}
-		if serial != "" {
-			*existing, err = scanCertificate(db.txQueryRow(ctx, tx, qFindCertificate, c.CAID, serial))
-			return err
-		}
+	serial, err := db.claimToken(ctx, tx, c.AccountID, is.Token, c.Serial)
+	if err != nil {
+		return err
+	}
+	if serial != "" {
+		*existing, err = scanCertificate(db.txQueryRow(ctx, tx, qFindCertificate, c.CAID, serial))
+		return err
 	}
 	if err := db.appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt); err != nil {
 		return err
 	}
-	res, err := db.txExec(ctx, tx, qInsertCertificate, c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
-		c.TemplateARN, micros(c.RevokedAt), c.RevocationReason, c.RequestedBy, c.RequestID, is.Use.Seq)
+	res, err := db.txExec(ctx, tx, qInsertCertificate, certificateRow(c, is.Use.Seq)...)
 	if err != nil {
 		return err
 	}
@@ -129,6 +154,11 @@ func (db *DB) issue(ctx context.Context, tx *sql.Tx, is *openpca.Issuance, exist
 		return openpca.ErrConflict
 	}
 	return nil
+}
+
+func certificateRow(c *openpca.Certificate, seq int64) []any {
+	return []any{c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
+		c.TemplateARN, micros(c.RevokedAt), c.RevocationReason, c.RequestedBy, c.RequestID, seq}
 }
 
 // RecordRevocation implements openpca.CertificateStore. The certificate's

@@ -63,9 +63,12 @@ type DB struct {
 	write   *sql.DB
 	read    *sql.DB
 	w, r    *statements
-	commits *groupcommit.Committer
-	cas     caCache
-	close   func() error
+	// commits batches writes of every kind; issuances batches the
+	// issuances without a token, most writes, more tightly.
+	commits   *groupcommit.Committer
+	issuances *groupcommit.Batcher[*openpca.Issuance]
+	cas       caCache
+	close     func() error
 }
 
 var _ openpca.Store = (*DB)(nil)
@@ -89,19 +92,23 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.r.close()
 		return nil, err
 	}
+	db.issuances = groupcommit.NewBatcher(cfg.Write, cfg.MaxBatch, db.issueBatch)
 	return db, nil
 }
 
 // Close finishes the queued writes and closes the database.
 func (db *DB) Close() error {
 	db.commits.Close()
+	db.issuances.Close()
 	db.w.close()
 	db.r.close()
 	return db.close()
 }
 
 // CommitStats reports how the store batches its writes.
-func (db *DB) CommitStats() groupcommit.Stats { return db.commits.Stats() }
+func (db *DB) CommitStats() groupcommit.Stats {
+	return db.commits.Stats().Add(db.issuances.Stats())
+}
 
 // rewrite turns a query as this package writes it into the dialect's.
 func (db *DB) rewrite(q string) string {

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 		{"IssueRefused", testIssueRefused},
 		{"IssueIdempotency", testIssueIdempotency},
 		{"IssueConcurrent", testIssueConcurrent},
+		{"IssueConcurrentFailures", testIssueConcurrentFailures},
 		{"Revoke", testRevoke},
 		{"AuditReportWindow", testAuditReportWindow},
 		{"AuditReportWindowConcurrent", testAuditReportWindowConcurrent},
@@ -538,6 +539,99 @@ func testIssueConcurrent(t *testing.T, s openpca.Store) {
 		if !seen[c.Serial] {
 			t.Errorf("certificate %s has no log entry", c.Serial)
 		}
+	}
+}
+
+// testIssueConcurrentFailures sends, at once, issuances that succeed and
+// issuances that must fail (a taken serial, a disabled CA) or return an
+// earlier certificate (a token used before): each gets its own outcome,
+// and only the successes reach the certificates and the log.
+func testIssueConcurrentFailures(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	taken := newCertificate(ca)
+	if _, err := s.RecordIssuance(ctx, issuance(ca, taken)); err != nil {
+		t.Fatal(err)
+	}
+	t0 := now()
+	token := openpca.IdempotencyToken{Operation: "IssueCertificate:" + ca.ID, Token: "used", Now: t0, Since: t0.Add(-5 * time.Minute)}
+	first := issuance(ca, newCertificate(ca))
+	first.Token = token
+	if _, err := s.RecordIssuance(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	disabled := activeCA(t, s)
+	disabled.SetStatus(openpca.CertificateAuthorityStatusDisabled, now())
+	if err := s.UpdateCA(ctx, disabled); err != nil {
+		t.Fatal(err)
+	}
+
+	type want struct {
+		is     *openpca.Issuance
+		err    error
+		serial string // of the certificate returned
+	}
+	var cases []want
+	for i := range 300 {
+		switch c := newCertificate(ca); i % 6 {
+		case 1:
+			c.Serial = taken.Serial
+			cases = append(cases, want{is: issuance(ca, c), err: openpca.ErrConflict})
+		case 3:
+			cases = append(cases, want{is: issuance(disabled, newCertificate(disabled)), err: openpca.ErrCAState})
+		case 5:
+			is := issuance(ca, c)
+			is.Token = token
+			cases = append(cases, want{is: is, serial: first.Certificate.Serial})
+		default:
+			cases = append(cases, want{is: issuance(ca, c), serial: c.Serial})
+		}
+	}
+	var wg sync.WaitGroup
+	for i, w := range cases {
+		wg.Go(func() {
+			got, err := s.RecordIssuance(ctx, w.is)
+			switch {
+			case w.err != nil && !errors.Is(err, w.err):
+				t.Errorf("issuance %d: %v, want %v", i, err, w.err)
+			case w.err == nil && err != nil:
+				t.Errorf("issuance %d: %v", i, err)
+			case w.err == nil && got.Serial != w.serial:
+				t.Errorf("issuance %d returned %s, want %s", i, got.Serial, w.serial)
+			}
+		})
+	}
+	wg.Wait()
+
+	logged := map[string]int{}
+	uses, err := s.KeyUses(ctx, ca.ID, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range uses {
+		if u.Seq != int64(i) {
+			t.Fatalf("entry %d has seq %d: the log has a gap or a duplicate", i, u.Seq)
+		}
+		logged[u.Serial]++
+	}
+	if want := 3 + 300/6*3; len(uses) != want { // CSR, taken, first, then the new ones
+		t.Errorf("%d log entries, want %d", len(uses), want)
+	}
+	for i, w := range cases {
+		if w.err != nil || w.is.Token.Token != "" {
+			continue
+		}
+		if logged[w.serial] != 1 {
+			t.Errorf("issuance %d is logged %d times", i, logged[w.serial])
+		}
+		if _, err := s.FindCertificate(ctx, ca.ID, w.serial); err != nil {
+			t.Errorf("issuance %d: %v", i, err)
+		}
+	}
+	if logged[taken.Serial] != 1 || logged[first.Certificate.Serial] != 1 {
+		t.Errorf("a refused or repeated issuance was logged: %d, %d", logged[taken.Serial], logged[first.Certificate.Serial])
+	}
+	if kinds := logKinds(t, s, disabled); kinds != "[CSR]" {
+		t.Errorf("refused issuances changed the disabled CA's log: %s", kinds)
 	}
 }
 

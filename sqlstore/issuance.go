@@ -1,0 +1,104 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"strings"
+
+	"github.com/openpca/openpca"
+)
+
+// issueBatch records a batch of issuances without idempotency tokens in
+// few statements whatever its size: per CA, one check that it may sign and
+// one reservation of log entries; then multi-row inserts of the key uses
+// and the certificates. On PostgreSQL this saves a round trip per
+// statement and certificate.
+//
+// Any failure fails the batch: the batcher then records each issuance
+// alone, and the one that failed gets its own error (ErrCAState,
+// ErrConflict) from a batch of one.
+func (db *DB) issueBatch(ctx context.Context, tx *sql.Tx, batch []*openpca.Issuance) ([]error, error) {
+	type group struct {
+		caID     string
+		statuses []openpca.CertificateAuthorityStatus
+		items    []*openpca.Issuance
+	}
+	var groups []*group
+	for _, is := range batch {
+		i := slices.IndexFunc(groups, func(g *group) bool {
+			return g.caID == is.Use.CAID && slices.Equal(g.statuses, is.Statuses)
+		})
+		if i < 0 {
+			groups = append(groups, &group{caID: is.Use.CAID, statuses: is.Statuses})
+			i = len(groups) - 1
+		}
+		groups[i].items = append(groups[i].items, is)
+	}
+	for _, g := range groups {
+		// The latest issue time of the group is the strictest check of
+		// the CA certificate's end.
+		last := g.items[0].Certificate.IssuedAt
+		for _, is := range g.items[1:] {
+			if is.Certificate.IssuedAt.After(last) {
+				last = is.Certificate.IssuedAt
+			}
+		}
+		if err := db.caMaySign(ctx, tx, g.caID, g.statuses, last); err != nil {
+			return nil, err
+		}
+		first, err := db.reserveKeyUses(ctx, tx, g.caID, len(g.items))
+		if err != nil {
+			return nil, err
+		}
+		for i, is := range g.items {
+			is.Use.Seq = first + int64(i)
+		}
+	}
+	uses := make([][]any, len(batch))
+	certs := make([][]any, len(batch))
+	for i, is := range batch {
+		uses[i] = keyUseRow(is.Use)
+		certs[i] = certificateRow(is.Certificate, is.Use.Seq)
+	}
+	if _, err := db.insertRows(ctx, tx, `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record) VALUES `, ``, uses); err != nil {
+		return nil, err
+	}
+	n, err := db.insertRows(ctx, tx, `INSERT INTO certificates (`+certificateColumns+`, issue_seq) VALUES `, ` ON CONFLICT (ca_id, serial) DO NOTHING`, certs)
+	if err != nil {
+		return nil, err
+	}
+	if n < int64(len(batch)) {
+		return nil, openpca.ErrConflict // a serial is taken
+	}
+	return make([]error, len(batch)), nil
+}
+
+// insertRowsChunk bounds the rows of one INSERT, and so the number of
+// statement texts a connection prepares and caches.
+const insertRowsChunk = 32
+
+// insertRows inserts rows, all with the same number of columns, with as
+// few statements insert ... values (...), (...) suffix as it can, and
+// returns how many rows were inserted.
+func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, insert, suffix string, rows [][]any) (int64, error) {
+	var inserted int64
+	for chunk := range slices.Chunk(rows, insertRowsChunk) {
+		tuple := "(" + strings.Repeat("?, ", len(chunk[0])-1) + "?)"
+		q := insert + strings.Repeat(tuple+", ", len(chunk)-1) + tuple + suffix
+		args := make([]any, 0, len(chunk)*len(chunk[0]))
+		for _, row := range chunk {
+			args = append(args, row...)
+		}
+		res, err := db.txExec(ctx, tx, q, args...)
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		inserted += n
+	}
+	return inserted, nil
+}
