@@ -13,7 +13,16 @@ type Store interface {
 	CertificateStore
 	AuditStore
 	AccountStore
+	SettingStore
 	Close() error
+}
+
+// SettingStore keeps server-wide values that every server sharing the store
+// must agree on, such as a check of the master key.
+type SettingStore interface {
+	// InitSetting stores value under name unless a value is stored there
+	// already, and returns the value stored: the first writer wins.
+	InitSetting(ctx context.Context, name string, value []byte) ([]byte, error)
 }
 
 // CAStore keeps certificate authorities.

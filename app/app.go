@@ -174,6 +174,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if a.store, err = openStore(ctx, cfg); err != nil {
 		return fail(err)
 	}
+	if err := checkMasterKey(ctx, a.store, sealer); err != nil {
+		return fail(err)
+	}
 	authenticator, err := a.authenticator(ctx)
 	if err != nil {
 		return fail(err)
@@ -289,6 +292,30 @@ func openSealer(cfg Config, logger *slog.Logger) (*seal.Sealer, error) {
 		logger.Warn("created a new master key; back it up: without it no CA private key can be opened", "path", cfg.MasterKeyFile)
 	}
 	return seal.New(key)
+}
+
+// masterKeyCheck names the setting that holds a value sealed with the
+// master key the database was set up with, and is that value.
+const masterKeyCheck = "master-key-check"
+
+// checkMasterKey refuses a master key other than the one the store's keys
+// are sealed with: a server given the wrong one (a node of a cluster
+// started without the shared key, say) would otherwise serve, and fail
+// every request that needs a key.
+func checkMasterKey(ctx context.Context, store openpca.SettingStore, sealer *seal.Sealer) error {
+	check, err := sealer.Seal([]byte(masterKeyCheck), []byte(masterKeyCheck))
+	if err != nil {
+		return err
+	}
+	stored, err := store.InitSetting(ctx, masterKeyCheck, check)
+	if err != nil {
+		return err
+	}
+	if _, err := sealer.Open(stored, []byte(masterKeyCheck)); err != nil {
+		return errors.New("the master key is not the one this database was set up with: " +
+			"servers sharing a database must share its master key (--master-key-file or OPENPCA_MASTER_KEY)")
+	}
+	return nil
 }
 
 // janitor purges CAs deleted for good every janitorInterval, until ctx ends.

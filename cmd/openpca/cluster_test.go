@@ -150,7 +150,9 @@ func TestClusterIssuance(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range arns {
 		n := []*node{a, b}[i%2]
-		wg.Go(func() { arns[i] = n.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: leaf}) })
+		wg.Go(func() {
+			arns[i] = n.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: leaf})
+		})
 	}
 	wg.Wait()
 	sorted := slices.Clone(arns)
@@ -377,5 +379,23 @@ func TestClusterStatusChanges(t *testing.T) {
 	}
 	if s := a.env.Status(t, rootARN); s != types.CertificateAuthorityStatusDisabled {
 		t.Errorf("after a restore on the other node: %s, want DISABLED", s)
+	}
+}
+
+// TestClusterRefusesOtherMasterKey: a node started with a master key other
+// than the cluster's stops at once, saying why, rather than serving
+// requests it cannot sign.
+func TestClusterRefusesOtherMasterKey(t *testing.T) {
+	c := newCluster(t)
+	c.start()
+	other := make([]byte, 32)
+	rand.Read(other)
+	run, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(run, binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--database", c.dsn)
+	cmd.Env = append(os.Environ(), "OPENPCA_MASTER_KEY="+base64.StdEncoding.EncodeToString(other))
+	out, err := cmd.CombinedOutput()
+	if err == nil || run.Err() != nil || !strings.Contains(string(out), "master key is not the one this database was set up with") {
+		t.Errorf("a node with another master key: %v\n%s", err, out)
 	}
 }

@@ -25,44 +25,50 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/sqlite"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // BenchmarkAuditReport measures audit reports of a CA with many issued
 // certificates (OPENPCA_BENCH_CERTS, default 1,000,000), seeded through
 // the store: the time from the request to SUCCESS, for JSON and CSV, and
 // the peak resident memory of the server process, which runs as its own
-// process so that its memory is its own. With the local folder store and
-// with S3 (versitygw).
+// process so that its memory is its own. On SQLite with the local folder
+// store and with S3 (versitygw), and on PostgreSQL with the local folder
+// store.
 func BenchmarkAuditReport(b *testing.B) {
 	n := 1_000_000
 	if v := os.Getenv("OPENPCA_BENCH_CERTS"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	bin := filepath.Join(b.TempDir(), "openpca")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("building openpca: %v\n%s", err, out)
-	}
-	for _, store := range []string{"local", "s3"} {
-		b.Run(fmt.Sprintf("store=%s/certificates=%d", store, n), func(b *testing.B) {
+	for _, tc := range []struct{ db, objects string }{{"sqlite", "local"}, {"sqlite", "s3"}, {"postgres", "local"}} {
+		b.Run(fmt.Sprintf("db=%s/objects=%s/certificates=%d", tc.db, tc.objects, n), func(b *testing.B) {
 			var extra []string
-			var s3srv *testenv.S3
-			if store == "s3" {
-				s3srv = testenv.StartS3(b)
+			if tc.objects == "s3" {
+				s3srv := testenv.StartS3(b)
 				s3srv.CreateBucket(b, "reports")
 				s3srv.Use(b, s3srv.AccessKey, s3srv.SecretKey)
-				extra = []string{"--s3-endpoint", s3srv.URL}
+				extra = append(extra, "--s3-endpoint", s3srv.URL)
 			}
 			data := b.TempDir()
-			srv := startServer(b, bin, data, extra)
+			open := func(ctx context.Context) (*sqlstore.DB, error) {
+				return sqlite.Open(ctx, filepath.Join(data, "openpca.db"))
+			}
+			if tc.db == "postgres" {
+				dsn := testenv.NewPostgresDB(b)
+				extra = append(extra, "--database", dsn)
+				open = func(ctx context.Context) (*sqlstore.DB, error) { return postgres.Open(ctx, dsn) }
+			}
+			srv := startServer(b, data, extra)
 			env := &testenv.Env{Client: testenv.NewClient(srv.url, &http.Transport{})}
 			caARN, _ := env.NewActiveRoot(b, "Bench Root")
 			srv.stop(b)
-			seed(b, filepath.Join(data, "openpca.db"), caARN, n)
-			if store == "local" {
+			seed(b, open, caARN, n)
+			if tc.objects == "local" {
 				os.MkdirAll(filepath.Join(data, "s3", "reports"), 0o755)
 			}
-			srv = startServer(b, bin, data, extra)
+			srv = startServer(b, data, extra)
 			defer srv.stop(b)
 			env.Client = testenv.NewClient(srv.url, &http.Transport{})
 			b.ResetTimer()
@@ -103,7 +109,7 @@ type server struct {
 
 // startServer runs openpca serve on data with a report interval short
 // enough for two reports in a row.
-func startServer(b *testing.B, bin, data string, extra []string) *server {
+func startServer(b *testing.B, data string, extra []string) *server {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -116,7 +122,7 @@ func startServer(b *testing.B, bin, data string, extra []string) *server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--data-dir", data, "--audit-report-interval", "1ms"}, extra...)...)
+	s.cmd = exec.Command(binary, append([]string{"serve", "--listen", addr, "--data-dir", data, "--audit-report-interval", "1ms"}, extra...)...)
 	s.cmd.Env = append(os.Environ(), "OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
@@ -169,10 +175,10 @@ func (s *server) peakRSS(b *testing.B) int64 {
 
 // seed records n issuances of the CA through the store, as many at once
 // as the group commit takes.
-func seed(b *testing.B, path, caARN string, n int) {
+func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN string, n int) {
 	b.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, path)
+	db, err := open(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}

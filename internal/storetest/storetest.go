@@ -48,6 +48,7 @@ func Run(t *testing.T, open Open) {
 		{"AuditReportLease", testAuditReportLease},
 		{"AuditRows", testAuditRows},
 		{"AccountsAndKeys", testAccountsAndKeys},
+		{"Settings", testSettings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -889,5 +890,32 @@ func testAccountsAndKeys(t *testing.T, s openpca.Store) {
 	}
 	if err := s.RevokeAccessKey(ctx, "OPCANOSUCHKEY", t0); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("revoking a missing key: %v", err)
+	}
+}
+
+// testSettings: of concurrent first writers of a setting, one wins and all
+// read its value; later writers read it too.
+func testSettings(t *testing.T, s openpca.Store) {
+	got := make([][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			var err error
+			if got[i], err = s.InitSetting(ctx, "check", []byte{byte(i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range got {
+		if len(got[i]) != 1 || got[i][0] != got[0][0] {
+			t.Fatalf("writers read different values: %v", got)
+		}
+	}
+	if later, err := s.InitSetting(ctx, "check", []byte("other")); err != nil || string(later) != string(got[0]) {
+		t.Errorf("a later writer read %q, %v", later, err)
+	}
+	if other, err := s.InitSetting(ctx, "other", []byte("x")); err != nil || string(other) != "x" {
+		t.Errorf("another setting: %q, %v", other, err)
 	}
 }

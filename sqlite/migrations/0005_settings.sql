@@ -1,0 +1,6 @@
+-- Server-wide values, written once by the first server (see
+-- openpca.SettingStore).
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
