@@ -99,4 +99,18 @@ type CertificateStore interface {
 	// KeyUses returns the entries of a CA's key-use log from seq on, at
 	// most limit of them.
 	KeyUses(ctx context.Context, caID string, from int64, limit int) ([]*KeyUse, error)
+
+	// CertificateKeyUses returns the entries of a CA's key-use log about
+	// one certificate (its issuance, and its revocation if any), in order;
+	// ErrNotFound if the CA has no certificate with that serial.
+	CertificateKeyUses(ctx context.Context, caID, serial string) ([]*KeyUse, error)
+
+	// LogSize returns the number of entries in a CA's key-use log.
+	LogSize(ctx context.Context, caID string) (int64, error)
+
+	// LogHashes returns hashes of the Merkle tree over a CA's key-use log,
+	// whose leaves are the entries' records in order (RFC 6962 hashing),
+	// by their stored-hash index as golang.org/x/mod/sumdb/tlog numbers
+	// them. The store keeps them as it appends entries.
+	LogHashes(ctx context.Context, caID string, indexes []int64) ([][32]byte, error)
 }

@@ -7,10 +7,12 @@ import (
 	"time"
 )
 
-// keyUseRecord is the JSON document a key-use log entry keeps. Its fields
+// KeyUseRecord is the JSON document a key-use log entry keeps. Its fields
 // are those of an audit report row and the request behind it, plus a hash
 // of what was signed, so that the log alone tells what the key vouched for.
-type keyUseRecord struct {
+// Times are RFC 3339 in UTC: At to the microsecond, as stored; the
+// certificate's validity to the second, as in the certificate.
+type KeyUseRecord struct {
 	Kind             string `json:"kind"`
 	CertificateAuth  string `json:"certificateAuthorityArn"`
 	At               string `json:"at"`
@@ -27,7 +29,7 @@ type keyUseRecord struct {
 	SignedSHA256     string `json:"signedSha256,omitempty"` // of the DER the key signed
 }
 
-func newKeyUse(caID string, r keyUseRecord, at time.Time, serial string) *KeyUse {
+func newKeyUse(caID string, r KeyUseRecord, at time.Time, serial string) *KeyUse {
 	r.At = at.UTC().Format(time.RFC3339Nano)
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -43,7 +45,7 @@ func sha256Hex(b []byte) string {
 
 // CSRUse is the key use of a CA signing its certificate signing request.
 func CSRUse(ca *CA, requestedBy, requestID string) *KeyUse {
-	return newKeyUse(ca.ID, keyUseRecord{
+	return newKeyUse(ca.ID, KeyUseRecord{
 		Kind: KeyUseCSR, CertificateAuth: ca.ARN, Account: ca.AccountID,
 		RequestedBy: requestedBy, RequestID: requestID, SignedSHA256: sha256Hex(ca.CSR),
 	}, ca.CreatedAt, "")
@@ -51,7 +53,7 @@ func CSRUse(ca *CA, requestedBy, requestID string) *KeyUse {
 
 // IssueUse is the key use of a CA signing certificate c.
 func IssueUse(caARN string, c *Certificate) *KeyUse {
-	return newKeyUse(c.CAID, keyUseRecord{
+	return newKeyUse(c.CAID, KeyUseRecord{
 		Kind: KeyUseIssue, CertificateAuth: caARN, Account: c.AccountID,
 		RequestedBy: c.RequestedBy, RequestID: c.RequestID,
 		CertificateArn: c.ARN, Serial: c.Serial, Subject: c.Subject,
@@ -62,7 +64,7 @@ func IssueUse(caARN string, c *Certificate) *KeyUse {
 
 // RevokeUse is the key use of a CA revoking its certificate c at at.
 func RevokeUse(caARN string, c *Certificate, at time.Time, reason RevocationReason, requestedBy, requestID string) *KeyUse {
-	return newKeyUse(c.CAID, keyUseRecord{
+	return newKeyUse(c.CAID, KeyUseRecord{
 		Kind: KeyUseRevoke, CertificateAuth: caARN, Account: c.AccountID,
 		RequestedBy: requestedBy, RequestID: requestID,
 		CertificateArn: c.ARN, Serial: c.Serial, RevocationReason: string(reason),

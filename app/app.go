@@ -23,6 +23,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/awsjson"
@@ -181,14 +182,23 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	reports := audit.NewGenerator(a.store, a.objects, logger, nodeID, max(cfg.ReportWorkers, 0), cfg.AuditReportLease)
+	auditKey, verifierKey, err := auditlog.LoadKey(ctx, a.store, sealer)
+	if err != nil {
+		return fail(err)
+	}
+	log := auditlog.NewLog(a.store, auditKey, verifierKey, cfg.Now)
+	reports := audit.NewGenerator(audit.GeneratorConfig{
+		Store: a.store, Objects: a.objects, Log: log, Logger: logger,
+		Owner: nodeID, Workers: max(cfg.ReportWorkers, 0), Lease: cfg.AuditReportLease,
+	})
 	svc := authority.New(authority.Config{
 		Store: a.store, Sealer: sealer, Logger: logger, Region: cfg.Region,
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
-		Objects: a.objects, Reports: reports, AuditReportInterval: cfg.AuditReportInterval,
+		Objects: a.objects, Reports: reports, AuditReportInterval: cfg.AuditReportInterval, Log: log,
 	})
 	a.server = server.New(server.Config{
 		Service:       svc,
+		AuditLog:      svc,
 		Store:         a.store,
 		Authenticator: authenticator,
 		Logger:        logger,

@@ -32,18 +32,25 @@ type RowWriter interface {
 	Close() error
 }
 
-// NewWriter returns a RowWriter of the given format and the media type of
-// what it writes.
-func NewWriter(format openpca.AuditReportResponseFormat, w io.Writer) (RowWriter, string, error) {
+// NewWriter returns a RowWriter of the given format.
+func NewWriter(format openpca.AuditReportResponseFormat, w io.Writer) (RowWriter, error) {
 	switch format {
 	case openpca.AuditReportResponseFormatJson:
-		return &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}, "application/json", nil
+		return &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}, nil
 	case openpca.AuditReportResponseFormatCsv:
 		cw := csv.NewWriter(w)
 		cw.UseCRLF = true // RFC 4180
-		return &csvWriter{w: cw}, "text/csv", cw.Write(Fields)
+		return &csvWriter{w: cw}, cw.Write(Fields)
 	}
-	return nil, "", fmt.Errorf("audit: unknown report format %q", format)
+	return nil, fmt.Errorf("audit: unknown report format %q", format)
+}
+
+// ContentType is the media type of reports of a format.
+func ContentType(format openpca.AuditReportResponseFormat) string {
+	if format == openpca.AuditReportResponseFormatCsv {
+		return "text/csv"
+	}
+	return "application/json"
 }
 
 // values returns a certificate's fields in the order of Fields; "" is no

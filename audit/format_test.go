@@ -26,7 +26,7 @@ func rows() []*openpca.Certificate {
 func write(t *testing.T, format openpca.AuditReportResponseFormat, certs []*openpca.Certificate) (string, string) {
 	t.Helper()
 	var b bytes.Buffer
-	w, contentType, err := NewWriter(format, &b)
+	w, err := NewWriter(format, &b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func write(t *testing.T, format openpca.AuditReportResponseFormat, certs []*open
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return b.String(), contentType
+	return b.String(), ContentType(format)
 }
 
 func TestJSON(t *testing.T) {

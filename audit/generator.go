@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
 )
 
 // Generator writes requested reports in the background. Each worker claims
@@ -18,13 +19,25 @@ import (
 // A worker that dies leaves the lease to run out, and another (or the same
 // server, restarted with the same owner name) takes the report over.
 type Generator struct {
-	store   openpca.AuditStore
-	objects openpca.ObjectStore
-	logger  *slog.Logger
-	owner   string
-	workers int
-	lease   time.Duration
-	wake    chan struct{}
+	GeneratorConfig
+	wake chan struct{}
+}
+
+// GeneratorConfig is what a Generator works with.
+type GeneratorConfig struct {
+	Store   openpca.Store
+	Objects openpca.ObjectStore
+	// Log signs the checkpoint each report's proof file holds.
+	Log    *auditlog.Log
+	Logger *slog.Logger
+	// Owner names this server among those sharing the store, and must stay
+	// the same across its restarts.
+	Owner string
+	// Workers is how many reports the server generates at once.
+	Workers int
+	// Lease is how long a worker holds a report without renewing; 0 is
+	// DefaultLease.
+	Lease time.Duration
 }
 
 // DefaultLease is how long a worker holds a report without renewing; it
@@ -35,14 +48,12 @@ const DefaultLease = 15 * time.Second
 // died, without being woken.
 const pollInterval = 5 * time.Second
 
-// NewGenerator returns a Generator; owner names this server among those
-// sharing the store, and must stay the same across its restarts. A lease
-// of 0 is DefaultLease.
-func NewGenerator(store openpca.AuditStore, objects openpca.ObjectStore, logger *slog.Logger, owner string, workers int, lease time.Duration) *Generator {
-	if lease == 0 {
-		lease = DefaultLease
+// NewGenerator returns a Generator.
+func NewGenerator(cfg GeneratorConfig) *Generator {
+	if cfg.Lease == 0 {
+		cfg.Lease = DefaultLease
 	}
-	return &Generator{store: store, objects: objects, logger: logger, owner: owner, workers: workers, lease: lease, wake: make(chan struct{}, 1)}
+	return &Generator{GeneratorConfig: cfg, wake: make(chan struct{}, 1)}
 }
 
 // Wake tells the workers that a report is waiting.
@@ -57,8 +68,8 @@ func (g *Generator) Wake() {
 // stays CREATING, to be taken over.
 func (g *Generator) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for i := range g.workers {
-		wg.Go(func() { g.work(ctx, fmt.Sprintf("%s/%d", g.owner, i)) })
+	for i := range g.Workers {
+		wg.Go(func() { g.work(ctx, fmt.Sprintf("%s/%d", g.Owner, i)) })
 	}
 	wg.Wait()
 }
@@ -67,13 +78,13 @@ func (g *Generator) work(ctx context.Context, owner string) {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for ctx.Err() == nil {
-		r, err := g.store.ClaimAuditReport(ctx, owner, time.Now(), g.lease)
+		r, err := g.Store.ClaimAuditReport(ctx, owner, time.Now(), g.Lease)
 		if err == nil {
 			g.run(ctx, owner, r)
 			continue
 		}
 		if !errors.Is(err, openpca.ErrNotFound) && ctx.Err() == nil {
-			g.logger.Error("claiming an audit report", "error", err)
+			g.Logger.Error("claiming an audit report", "error", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -85,7 +96,7 @@ func (g *Generator) work(ctx context.Context, owner string) {
 
 // run generates one report and records how it ended.
 func (g *Generator) run(ctx context.Context, owner string, r *openpca.AuditReport) {
-	log := g.logger.With("report", r.ID, "ca", r.CAID, "bucket", r.Bucket, "key", r.Key)
+	log := g.Logger.With("report", r.ID, "ca", r.CAID, "bucket", r.Bucket, "key", r.Key)
 	start := time.Now()
 	gctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -102,7 +113,7 @@ func (g *Generator) run(ctx context.Context, owner string, r *openpca.AuditRepor
 	if err != nil {
 		status, failure = openpca.AuditReportStatusFailed, err.Error()
 	}
-	if err := g.store.FinishAuditReport(context.WithoutCancel(ctx), r.ID, owner, status, failure); err != nil {
+	if err := g.Store.FinishAuditReport(context.WithoutCancel(ctx), r.ID, owner, status, failure); err != nil {
 		log.Error("recording the end of an audit report", "error", err)
 		return
 	}
@@ -116,50 +127,104 @@ func (g *Generator) run(ctx context.Context, owner string, r *openpca.AuditRepor
 // renew extends the lease on a report until ctx ends; if the lease is
 // lost, it stops the generation.
 func (g *Generator) renew(ctx context.Context, cancel context.CancelCauseFunc, owner, id string) {
-	t := time.NewTicker(g.lease / 3)
+	t := time.NewTicker(g.Lease / 3)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			err := g.store.RenewAuditReport(ctx, id, owner, time.Now().Add(g.lease))
+			err := g.Store.RenewAuditReport(ctx, id, owner, time.Now().Add(g.Lease))
 			if errors.Is(err, openpca.ErrConflict) {
 				cancel(errors.New("another server took the report over"))
 				return
 			}
 			if err != nil && ctx.Err() == nil {
-				g.logger.Warn("renewing an audit report lease", "report", id, "error", err)
+				g.Logger.Warn("renewing an audit report lease", "report", id, "error", err)
 			}
 		}
 	}
 }
 
-// Generate streams the rows of report r into its object and returns how
-// many rows it wrote. The object appears whole or not at all.
+// Generate streams the rows of report r into its object, then writes its
+// proof file beside it, and returns how many rows it wrote. Each object
+// appears whole or not at all; the report is not done until both are.
 func (g *Generator) Generate(ctx context.Context, r *openpca.AuditReport) (int, error) {
-	pr, pw := io.Pipe()
-	rw, contentType, err := NewWriter(r.Format, pw)
-	if err != nil {
-		return 0, err
-	}
 	rows := 0
+	err := g.put(ctx, r.Bucket, r.Key, ContentType(r.Format), func(w io.Writer) error {
+		out, err := NewWriter(r.Format, w)
+		if err != nil {
+			return err
+		}
+		err = g.Store.AuditRows(ctx, r.CAID, r.LogSize, func(c *openpca.Certificate) error {
+			rows++
+			return out.Write(c)
+		})
+		if err != nil {
+			return err
+		}
+		return out.Close()
+	})
+	if err != nil {
+		return rows, err
+	}
+	return rows, g.writeProof(ctx, r)
+}
+
+// writeProof writes the proof file of report r: a checkpoint of the log
+// entries the report covers, signed now, and their records.
+func (g *Generator) writeProof(ctx context.Context, r *openpca.AuditReport) error {
+	ca, err := g.Store.FindCA(ctx, r.AccountID, r.CAID)
+	if err != nil {
+		return fmt.Errorf("audit: reading the report's CA: %w", err)
+	}
+	checkpoint, _, err := g.Log.Checkpoint(ctx, ca.ARN, ca.ID, r.LogSize)
+	if err != nil {
+		return fmt.Errorf("audit: signing the checkpoint: %w", err)
+	}
+	h := &auditlog.ProofHeader{
+		Format: auditlog.ProofFormat, CertificateAuthorityArn: ca.ARN, AuditReportID: r.ID,
+		S3Key: r.Key, ReportFormat: string(r.Format), Checkpoint: string(checkpoint),
+	}
+	return g.put(ctx, r.Bucket, r.Key+auditlog.ProofSuffix, auditlog.ProofContentType, func(w io.Writer) error {
+		return auditlog.WriteProof(w, h, func(yield func([]byte) error) error {
+			for next := int64(0); next < r.LogSize; {
+				uses, err := g.Store.KeyUses(ctx, r.CAID, next, int(min(r.LogSize-next, proofPage)))
+				if err != nil {
+					return err
+				}
+				if len(uses) == 0 {
+					return fmt.Errorf("audit: the CA's log ends at %d entries, before the report's %d", next, r.LogSize)
+				}
+				for _, u := range uses {
+					if err := yield(u.Record); err != nil {
+						return err
+					}
+				}
+				next += int64(len(uses))
+			}
+			return nil
+		})
+	})
+}
+
+// proofPage is how many log entries a proof file reads at once.
+const proofPage = 10000
+
+// put stores what write writes as an object, streaming it: write runs
+// beside the upload.
+func (g *Generator) put(ctx context.Context, bucket, key, contentType string, write func(io.Writer) error) error {
+	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := g.store.AuditRows(ctx, r.CAID, r.LogSize, func(c *openpca.Certificate) error {
-			rows++
-			return rw.Write(c)
-		})
-		if err == nil {
-			err = rw.Close()
-		}
+		err := write(pw)
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	err = g.objects.Put(ctx, r.Bucket, r.Key, contentType, pr)
-	pr.CloseWithError(errors.New("audit: the object store stopped reading")) // unblocks the rows
-	if rowsErr := <-done; err == nil {
-		err = rowsErr
+	err := g.Objects.Put(ctx, bucket, key, contentType, pr)
+	pr.CloseWithError(errors.New("audit: the object store stopped reading")) // unblocks write
+	if writeErr := <-done; err == nil {
+		err = writeErr
 	}
-	return rows, err
+	return err
 }

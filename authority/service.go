@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/pki"
 )
 
@@ -38,6 +39,9 @@ type Config struct {
 	// AuditReportInterval is the least time between two reports of a CA;
 	// 0 means DefaultAuditReportInterval.
 	AuditReportInterval time.Duration
+	// Log signs checkpoints of the CAs' key-use logs and proves what they
+	// hold.
+	Log *auditlog.Log
 }
 
 // DefaultMaxCAsPerAccount is AWS Private CA's default quota of CAs per
@@ -58,6 +62,7 @@ type Service struct {
 	objects        openpca.ObjectStore
 	reports        interface{ Wake() }
 	reportInterval time.Duration
+	log            *auditlog.Log
 
 	// signers caches opened CA keys by CA id: a key never changes, and
 	// opening and parsing it costs more than a signature. certs caches
@@ -72,15 +77,20 @@ var _ openpca.PrivateCA = (*Service)(nil)
 func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, sealer: cfg.Sealer, logger: cfg.Logger, region: cfg.Region,
-		now: cfg.Now, maxCAs: cfg.MaxCAsPerAccount,
-		objects: cfg.Objects, reports: cfg.Reports, reportInterval: cfg.AuditReportInterval,
+		maxCAs:  cfg.MaxCAsPerAccount,
+		objects: cfg.Objects, reports: cfg.Reports, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
 	}
 	if s.reportInterval == 0 {
 		s.reportInterval = DefaultAuditReportInterval
 	}
-	if s.now == nil {
-		s.now = time.Now
+	clock := cfg.Now
+	if clock == nil {
+		clock = time.Now
 	}
+	// Times are stored to the microsecond: one that the key-use log
+	// records must be the one the store keeps, or an audit report could
+	// not be checked against the log.
+	s.now = func() time.Time { return clock().Truncate(time.Microsecond) }
 	if s.maxCAs == 0 {
 		s.maxCAs = DefaultMaxCAsPerAccount
 	}

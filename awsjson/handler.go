@@ -73,7 +73,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p := recover(); p != nil {
 			h.Logger.Error("panic serving request", "request_id", out.RequestID, "operation", out.Operation,
 				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			out.Status, out.Code = h.writeError(w, out.RequestID, fmt.Errorf("panic: %v", p))
+			out.Status, out.Code = WriteError(w, h.Logger, out.RequestID, fmt.Errorf("panic: %v", p))
 		}
 		out.Duration = time.Since(start)
 		if h.Observe != nil {
@@ -85,7 +85,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if op, ok := operations[out.Operation]; ok && !commonErrors[openpca.ErrorCode(err)] && !contains(op.errors, openpca.ErrorCode(err)) {
 			h.Logger.Warn("error code not modelled for operation", "operation", out.Operation, "code", openpca.ErrorCode(err))
 		}
-		out.Status, out.Code = h.writeError(w, out.RequestID, err)
+		out.Status, out.Code = WriteError(w, h.Logger, out.RequestID, err)
 		return
 	}
 	w.Header().Set("Content-Type", ContentType)
@@ -96,7 +96,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := encodeJSON(result)
 	if err != nil {
-		out.Status, out.Code = h.writeError(w, out.RequestID, err)
+		out.Status, out.Code = WriteError(w, h.Logger, out.RequestID, err)
 		return
 	}
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
@@ -144,13 +144,13 @@ var statusOf = map[string]int{
 	openpca.CodeMissingAuthenticationToken: http.StatusForbidden,
 }
 
-// writeError answers with err as an AWS error. An error that is not an
+// WriteError answers with err as an AWS error. An error that is not an
 // *openpca.Error is internal: it is logged, and the client sees only
 // InternalFailure and the request id.
-func (h *Handler) writeError(w http.ResponseWriter, requestID string, err error) (status int, code string) {
+func WriteError(w http.ResponseWriter, logger *slog.Logger, requestID string, err error) (status int, code string) {
 	e, ok := errors.AsType[*openpca.Error](err)
 	if !ok {
-		h.Logger.Error("internal failure", "request_id", requestID, "error", err)
+		logger.Error("internal failure", "request_id", requestID, "error", err)
 		e = openpca.Errorf(openpca.CodeInternalFailure, "The server encountered an internal error (request id %s).", requestID)
 	}
 	status = http.StatusBadRequest

@@ -1,6 +1,7 @@
 // Package server assembles OpenPCA's HTTP server: the AWS Private CA API on
-// POST /, a readiness check on GET /healthz and Prometheus metrics on
-// GET /metrics, with one structured log line per API request.
+// POST /, the audit log's checkpoints and proofs under /audit-log/, a
+// readiness check on GET /healthz and Prometheus metrics on GET /metrics,
+// with one structured log line per API request.
 package server
 
 import (
@@ -21,7 +22,9 @@ import (
 
 // Config holds what a Server serves.
 type Config struct {
-	Service       openpca.PrivateCA
+	Service openpca.PrivateCA
+	// AuditLog, if set, is served at /audit-log/.
+	AuditLog      AuditLog
 	Store         openpca.CAStore
 	Authenticator awsjson.Authenticator
 	Logger        *slog.Logger
@@ -55,19 +58,7 @@ func New(cfg Config) *Server {
 		Logger:        cfg.Logger,
 		Observe: func(r *http.Request, o awsjson.Outcome) {
 			m.observe(o)
-			level := slog.LevelInfo
-			if o.Status >= 500 {
-				level = slog.LevelError
-			}
-			s.logger.LogAttrs(r.Context(), level, "request",
-				slog.String("request_id", o.RequestID),
-				slog.String("operation", o.Operation),
-				slog.String("account", o.AccountID),
-				slog.Int("status", o.Status),
-				slog.String("error_code", o.Code),
-				slog.Float64("latency_ms", float64(o.Duration.Microseconds())/1000),
-				slog.String("remote", r.RemoteAddr),
-			)
+			s.logRequest(r, o)
 		},
 	}
 	mux := http.NewServeMux()
@@ -78,6 +69,9 @@ func New(cfg Config) *Server {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	if cfg.AuditLog != nil {
+		s.handleAuditLog(mux, cfg.AuditLog, cfg.Authenticator, m)
+	}
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -87,6 +81,23 @@ func New(cfg Config) *Server {
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return s
+}
+
+// logRequest writes a request's log line.
+func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
+	level := slog.LevelInfo
+	if o.Status >= 500 {
+		level = slog.LevelError
+	}
+	s.logger.LogAttrs(r.Context(), level, "request",
+		slog.String("request_id", o.RequestID),
+		slog.String("operation", o.Operation),
+		slog.String("account", o.AccountID),
+		slog.Int("status", o.Status),
+		slog.String("error_code", o.Code),
+		slog.Float64("latency_ms", float64(o.Duration.Microseconds())/1000),
+		slog.String("remote", r.RemoteAddr),
+	)
 }
 
 // Serve answers requests on l until Shutdown. It returns nil after a

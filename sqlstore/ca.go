@@ -111,7 +111,7 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return err
 		}
 		csrUse.Seq = 0
-		return db.insertKeyUse(ctx, tx, csrUse)
+		return db.insertKeyUses(ctx, tx, ca.ID, 0, []*openpca.KeyUse{csrUse})
 	})
 	if err != nil {
 		return nil, db.wrap("creating CA", err)

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
 )
 
 const certificateColumns = `ca_id, serial, account_id, arn, certificate, subject, not_before, not_after, issued_at,
@@ -36,21 +39,26 @@ const (
 	// qAppendKeyUses takes the next entries of a CA's log; its row lock
 	// orders concurrent appends, so entries are numbered without gaps.
 	qAppendKeyUses = `UPDATE key_use_logs SET size = size + ? WHERE ca_id = ? RETURNING size`
-	qInsertKeyUse  = `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record) VALUES (?, ?, ?, ?, ?, ?)`
 	// qClaimToken records a token, or replaces one past its window; it
 	// returns a row only if it did.
 	qClaimToken = `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (account_id, operation, token) DO UPDATE SET created_at = excluded.created_at, result = excluded.result
 		WHERE idempotency_tokens.created_at < ? RETURNING result`
-	qTokenResult       = `SELECT result FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ?`
-	qFindCertificate   = `SELECT ` + certificateColumns + ` FROM certificates WHERE ca_id = ? AND serial = ?`
-	qInsertCertificate = `INSERT INTO certificates (` + certificateColumns + `, issue_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ca_id, serial) DO NOTHING`
-	qRevokedAt = `SELECT revoked_at FROM certificates WHERE ca_id = ? AND serial = ?{FOR_UPDATE}`
-	qRevoke    = `UPDATE certificates SET revoked_at = ?, revocation_reason = ?, revoke_seq = ? WHERE ca_id = ? AND serial = ?`
+	qTokenResult     = `SELECT result FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ?`
+	qFindCertificate = `SELECT ` + certificateColumns + ` FROM certificates WHERE ca_id = ? AND serial = ?`
+	qRevokedAt       = `SELECT revoked_at FROM certificates WHERE ca_id = ? AND serial = ?{FOR_UPDATE}`
+	qRevoke          = `UPDATE certificates SET revoked_at = ?, revocation_reason = ?, revoke_seq = ? WHERE ca_id = ? AND serial = ?`
 )
 
-var hotQueries = []string{qCAMaySign, qAppendKeyUses, qInsertKeyUse, qClaimToken, qTokenResult, qFindCertificate, qInsertCertificate, qRevokedAt, qRevoke}
+// Multi-row inserts of key uses and certificates (see insertRows).
+var (
+	keyUseInserts      = rowInsert{insert: `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record, hashes) VALUES `, columns: 7}
+	certificateInserts = rowInsert{insert: `INSERT INTO certificates (` + certificateColumns + `, issue_seq) VALUES `,
+		suffix: ` ON CONFLICT (ca_id, serial) DO NOTHING`, columns: 15}
+)
+
+var hotQueries = []string{qCAMaySign, qAppendKeyUses, qClaimToken, qTokenResult, qFindCertificate, qRevokedAt, qRevoke,
+	keyUseInserts.query(1), certificateInserts.query(1)}
 
 // caMaySign returns ErrCAState unless the CA is in one of statuses with a
 // certificate valid at at (or none yet).
@@ -89,16 +97,37 @@ func (db *DB) appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse,
 		return err
 	}
 	use.Seq = seq
-	return db.insertKeyUse(ctx, tx, use)
+	return db.insertKeyUses(ctx, tx, use.CAID, seq, []*openpca.KeyUse{use})
 }
 
-func (db *DB) insertKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse) error {
-	_, err := db.txExec(ctx, tx, qInsertKeyUse, keyUseRow(use)...)
+// insertKeyUses inserts a CA's log entries first, first+1, ..., already
+// reserved, with the hashes that add them to the log's Merkle tree.
+func (db *DB) insertKeyUses(ctx context.Context, tx *sql.Tx, caID string, first int64, uses []*openpca.KeyUse) error {
+	indexes := auditlog.Frontier(first)
+	frontier, err := db.logHashes(ctx, caID, indexes, func(q string, args ...any) (*sql.Rows, error) {
+		return tx.QueryContext(ctx, db.rewrite(q), args...)
+	})
+	if err != nil {
+		return err
+	}
+	known := make(map[int64]tlog.Hash, len(indexes))
+	for i, index := range indexes {
+		known[index] = frontier[i]
+	}
+	records := make([][]byte, len(uses))
+	for i, u := range uses {
+		records[i] = u.Record
+	}
+	hashes, err := auditlog.Append(first, records, known)
+	if err != nil {
+		return err
+	}
+	rows := make([][]any, len(uses))
+	for i, u := range uses {
+		rows[i] = []any{u.CAID, u.Seq, u.Kind, u.At.UnixMicro(), u.Serial, u.Record, hashes[i]}
+	}
+	_, err = db.insertRows(ctx, tx, keyUseInserts, rows)
 	return err
-}
-
-func keyUseRow(use *openpca.KeyUse) []any {
-	return []any{use.CAID, use.Seq, use.Kind, use.At.UnixMicro(), use.Serial, use.Record}
 }
 
 // RecordIssuance implements openpca.CertificateStore. Issuances without an
@@ -144,16 +173,11 @@ func (db *DB) issue(ctx context.Context, tx *sql.Tx, is *openpca.Issuance, exist
 	if err := db.appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt); err != nil {
 		return err
 	}
-	res, err := db.txExec(ctx, tx, qInsertCertificate, certificateRow(c, is.Use.Seq)...)
-	if err != nil {
-		return err
+	n, err := db.insertRows(ctx, tx, certificateInserts, [][]any{certificateRow(c, is.Use.Seq)})
+	if err == nil && n == 0 {
+		err = openpca.ErrConflict
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return openpca.ErrConflict
-	}
-	return nil
+	return err
 }
 
 func certificateRow(c *openpca.Certificate, seq int64) []any {
@@ -206,24 +230,4 @@ func (db *DB) FindIdempotent(ctx context.Context, accountID, operation, token st
 		return "", openpca.ErrNotFound
 	}
 	return result, db.wrap("reading idempotency token", err)
-}
-
-// KeyUses implements openpca.CertificateStore.
-func (db *DB) KeyUses(ctx context.Context, caID string, from int64, limit int) ([]*openpca.KeyUse, error) {
-	rows, err := db.query(ctx, `SELECT ca_id, seq, kind, at, serial, record FROM key_uses WHERE ca_id = ? AND seq >= ? ORDER BY seq LIMIT ?`, caID, from, limit)
-	if err != nil {
-		return nil, db.wrap("reading key uses", err)
-	}
-	defer rows.Close()
-	var uses []*openpca.KeyUse
-	for rows.Next() {
-		var u openpca.KeyUse
-		var at int64
-		if err := rows.Scan(&u.CAID, &u.Seq, &u.Kind, &at, &u.Serial, &u.Record); err != nil {
-			return nil, db.wrap("reading key uses", err)
-		}
-		u.At = time.UnixMicro(at).UTC()
-		uses = append(uses, &u)
-	}
-	return uses, db.wrap("reading key uses", rows.Err())
 }

@@ -10,9 +10,10 @@ import (
 )
 
 // issueBatch records a batch of issuances without idempotency tokens in
-// few statements whatever its size: per CA, one check that it may sign and
-// one reservation of log entries; then multi-row inserts of the key uses
-// and the certificates. On PostgreSQL this saves a round trip per
+// few statements whatever its size: per CA, one check that it may sign,
+// one reservation of log entries, one read of the hashes the log's tree
+// needs to grow, and a multi-row insert of the key uses; then a multi-row
+// insert of the certificates. On PostgreSQL this saves a round trip per
 // statement and certificate.
 //
 // Any failure fails the batch: the batcher then records each issuance
@@ -51,20 +52,20 @@ func (db *DB) issueBatch(ctx context.Context, tx *sql.Tx, batch []*openpca.Issua
 		if err != nil {
 			return nil, err
 		}
+		uses := make([]*openpca.KeyUse, len(g.items))
 		for i, is := range g.items {
 			is.Use.Seq = first + int64(i)
+			uses[i] = is.Use
+		}
+		if err := db.insertKeyUses(ctx, tx, g.caID, first, uses); err != nil {
+			return nil, err
 		}
 	}
-	uses := make([][]any, len(batch))
 	certs := make([][]any, len(batch))
 	for i, is := range batch {
-		uses[i] = keyUseRow(is.Use)
 		certs[i] = certificateRow(is.Certificate, is.Use.Seq)
 	}
-	if _, err := db.insertRows(ctx, tx, `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record) VALUES `, ``, uses); err != nil {
-		return nil, err
-	}
-	n, err := db.insertRows(ctx, tx, `INSERT INTO certificates (`+certificateColumns+`, issue_seq) VALUES `, ` ON CONFLICT (ca_id, serial) DO NOTHING`, certs)
+	n, err := db.insertRows(ctx, tx, certificateInserts, certs)
 	if err != nil {
 		return nil, err
 	}
@@ -74,23 +75,33 @@ func (db *DB) issueBatch(ctx context.Context, tx *sql.Tx, batch []*openpca.Issua
 	return make([]error, len(batch)), nil
 }
 
+// rowInsert is a multi-row INSERT: insert, then as many tuples of
+// columns placeholders as rows, then suffix.
+type rowInsert struct {
+	insert, suffix string
+	columns        int
+}
+
+// query returns the statement for n rows.
+func (r rowInsert) query(n int) string {
+	tuple := "(" + strings.Repeat("?, ", r.columns-1) + "?)"
+	return r.insert + strings.Repeat(tuple+", ", n-1) + tuple + r.suffix
+}
+
 // insertRowsChunk bounds the rows of one INSERT, and so the number of
 // statement texts a connection prepares and caches.
 const insertRowsChunk = 32
 
-// insertRows inserts rows, all with the same number of columns, with as
-// few statements insert ... values (...), (...) suffix as it can, and
-// returns how many rows were inserted.
-func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, insert, suffix string, rows [][]any) (int64, error) {
+// insertRows inserts rows with as few statements as it can, and returns
+// how many rows were inserted.
+func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, r rowInsert, rows [][]any) (int64, error) {
 	var inserted int64
 	for chunk := range slices.Chunk(rows, insertRowsChunk) {
-		tuple := "(" + strings.Repeat("?, ", len(chunk[0])-1) + "?)"
-		q := insert + strings.Repeat(tuple+", ", len(chunk)-1) + tuple + suffix
-		args := make([]any, 0, len(chunk)*len(chunk[0]))
+		args := make([]any, 0, len(chunk)*r.columns)
 		for _, row := range chunk {
 			args = append(args, row...)
 		}
-		res, err := db.txExec(ctx, tx, q, args...)
+		res, err := db.txExec(ctx, tx, r.query(len(chunk)), args...)
 		if err != nil {
 			return 0, err
 		}

@@ -21,17 +21,23 @@ func openAdmin(ctx context.Context, name string, args []string, stderr io.Writer
 	more func(*flag.FlagSet)) (*app.Admin, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet("openpca "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cfg := adminFlags(fs)
+	more(fs)
+	if err := parseFlags(fs, args, lookupEnv); err != nil {
+		return nil, nil, err
+	}
+	a, err := app.OpenAdmin(ctx, *cfg)
+	return a, fs, err
+}
+
+// adminFlags defines the flags that say where a server's data is.
+func adminFlags(fs *flag.FlagSet) *app.Config {
 	var cfg app.Config
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "the server's data folder")
 	fs.StringVar(&cfg.Database, "database", "", "the server's postgres:// address, if it keeps its store in PostgreSQL")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself; prefer the environment variable")
-	more(fs)
-	if err := parseFlags(fs, args, lookupEnv); err != nil {
-		return nil, nil, err
-	}
-	a, err := app.OpenAdmin(ctx, cfg)
-	return a, fs, err
+	return &cfg
 }
 
 // accounts runs "openpca accounts create|list".

@@ -38,6 +38,9 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "openpca:", err)
 		}
+		if errors.Is(err, errVerification) {
+			os.Exit(1)
+		}
 		os.Exit(2)
 	}
 }
@@ -48,6 +51,7 @@ commands:
   serve     run the AWS Private CA API server
   accounts  create or list accounts (create, list)
   keys      create, list or revoke access keys (create, list, revoke)
+  audit     the tamper-evident audit log: public-key, verify, proof
 
 Run "openpca <command> -h" for a command's flags. Every flag can also be set
 with an environment variable: --data-dir is OPENPCA_DATA_DIR.
@@ -65,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return accounts(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "keys":
 		return keys(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "audit":
+		return auditCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/postgres"
+	"github.com/openpca/openpca/server"
 	"github.com/openpca/openpca/sqlite"
 	"github.com/openpca/openpca/sqlstore"
 )
@@ -36,7 +38,8 @@ import (
 // the peak resident memory of the server process, which runs as its own
 // process so that its memory is its own. On SQLite with the local folder
 // store and with S3 (versitygw), and on PostgreSQL with the local folder
-// store.
+// store; with the local folder store, it also times openpca audit verify
+// of the JSON report.
 func BenchmarkAuditReport(b *testing.B) {
 	n := 1_000_000
 	if v := os.Getenv("OPENPCA_BENCH_CERTS"); v != "" {
@@ -94,6 +97,10 @@ func BenchmarkAuditReport(b *testing.B) {
 					time.Sleep(20 * time.Millisecond)
 				}
 				b.ReportMetric(time.Since(start).Seconds(), strings.ToLower(string(format))+"-seconds")
+				if tc.objects == "local" && format == types.AuditReportResponseFormatJson {
+					report := filepath.Join(data, "s3", "reports", *out.S3Key)
+					b.ReportMetric(verifySeconds(b, srv.url, report), "verify-seconds")
+				}
 			}
 			b.ReportMetric(float64(srv.peakRSS(b))/(1<<20), "peak-MiB")
 			b.ReportMetric(0, "ns/op")
@@ -101,7 +108,23 @@ func BenchmarkAuditReport(b *testing.B) {
 	}
 }
 
-type server struct {
+// verifySeconds times openpca audit verify of a report, offline, with the
+// server's public key.
+func verifySeconds(b *testing.B, url, report string) float64 {
+	res, err := http.Get(url + server.PathPublicKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	start := time.Now()
+	if out, err := exec.Command(binary, "audit", "verify", "--report", report, "--key", strings.TrimSpace(string(key))).CombinedOutput(); err != nil {
+		b.Fatalf("openpca audit verify: %v\n%s", err, out)
+	}
+	return time.Since(start).Seconds()
+}
+
+type benchServer struct {
 	cmd *exec.Cmd
 	url string
 	log string
@@ -109,7 +132,7 @@ type server struct {
 
 // startServer runs openpca serve on data with a report interval short
 // enough for two reports in a row.
-func startServer(b *testing.B, data string, extra []string) *server {
+func startServer(b *testing.B, data string, extra []string) *benchServer {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -117,7 +140,7 @@ func startServer(b *testing.B, data string, extra []string) *server {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	s := &server{url: "http://" + addr, log: filepath.Join(data, "server.log")}
+	s := &benchServer{url: "http://" + addr, log: filepath.Join(data, "server.log")}
 	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		b.Fatal(err)
@@ -140,7 +163,7 @@ func startServer(b *testing.B, data string, extra []string) *server {
 	}
 }
 
-func (s *server) stop(b *testing.B) {
+func (s *benchServer) stop(b *testing.B) {
 	if s.cmd.Process == nil || s.cmd.ProcessState != nil {
 		return
 	}
@@ -150,13 +173,13 @@ func (s *server) stop(b *testing.B) {
 	}
 }
 
-func (s *server) logs() string {
+func (s *benchServer) logs() string {
 	b, _ := os.ReadFile(s.log)
 	return string(b)
 }
 
 // peakRSS reads the process's peak resident set size (VmHWM).
-func (s *server) peakRSS(b *testing.B) int64 {
+func (s *benchServer) peakRSS(b *testing.B) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
@@ -204,7 +227,7 @@ func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN 
 				rand.Read(serial)
 				serial[0] = serial[0]&0x7f | 0x01
 				s := hex.EncodeToString(serial)
-				at := time.Now().UTC()
+				at := time.Now().UTC().Truncate(time.Microsecond) // as the service stores times
 				c := &openpca.Certificate{CAID: p.CAID, AccountID: p.AccountID, Serial: s, ARN: caARN + "/certificate/" + s, DER: der,
 					Subject:   fmt.Sprintf("CN=host-%d.example.com,OU=Engineering,O=Example Corp,L=Seattle,ST=Washington,C=US", i),
 					NotBefore: at.Add(-time.Hour), NotAfter: at.AddDate(0, 0, 30), IssuedAt: at,

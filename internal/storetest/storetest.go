@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
 )
 
 // Open returns a new, empty store; the test closes it.
@@ -541,6 +543,64 @@ func testIssueConcurrent(t *testing.T, s openpca.Store) {
 			t.Errorf("certificate %s has no log entry", c.Serial)
 		}
 	}
+	checkTree(t, s, ca)
+}
+
+// checkTree checks the Merkle tree the store keeps over a CA's log against
+// one built from the log's records: the same root at every size, and
+// inclusion and consistency proofs from the store's hashes that hold.
+func checkTree(t *testing.T, s openpca.Store, ca *openpca.CA) {
+	t.Helper()
+	size, err := s.LogSize(ctx, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses, err := s.KeyUses(ctx, ca.ID, 0, int(size)+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(uses)) != size {
+		t.Fatalf("log size %d, %d entries", size, len(uses))
+	}
+	var tree auditlog.Tree
+	for _, u := range uses {
+		if err := tree.Add(u.Record); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		hs, err := s.LogHashes(ctx, ca.ID, indexes)
+		out := make([]tlog.Hash, len(hs))
+		for i, h := range hs {
+			out[i] = h
+		}
+		return out, err
+	})
+	for n := int64(1); n <= size; n++ {
+		want, _ := tree.Root(n)
+		got, err := tlog.TreeHash(n, stored)
+		if err != nil || got != want {
+			t.Fatalf("root of the first %d entries: %v, %v; built from the records: %v", n, got, err, want)
+		}
+	}
+	root, _ := tree.Root(size)
+	for _, n := range []int64{0, size / 3, size - 1} {
+		p, err := tlog.ProveRecord(size, n, stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckRecord(p, size, root, n, tlog.RecordHash(uses[n].Record)); err != nil {
+			t.Errorf("inclusion of entry %d: %v", n, err)
+		}
+		old, _ := tree.Root(n + 1)
+		tp, err := tlog.ProveTree(size, n+1, stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckTree(tp, size, root, n+1, old); err != nil {
+			t.Errorf("consistency of %d with %d entries: %v", n+1, size, err)
+		}
+	}
 }
 
 // testIssueConcurrentFailures sends, at once, issuances that succeed and
@@ -634,6 +694,8 @@ func testIssueConcurrentFailures(t *testing.T, s openpca.Store) {
 	if kinds := logKinds(t, s, disabled); kinds != "[CSR]" {
 		t.Errorf("refused issuances changed the disabled CA's log: %s", kinds)
 	}
+	checkTree(t, s, ca)
+	checkTree(t, s, disabled)
 }
 
 func testRevoke(t *testing.T, s openpca.Store) {
@@ -663,6 +725,14 @@ func testRevoke(t *testing.T, s openpca.Store) {
 	}
 	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE REVOKE]" {
 		t.Errorf("log %s", kinds)
+	}
+	checkTree(t, s, ca)
+	uses, err := s.CertificateKeyUses(ctx, ca.ID, c.Serial)
+	if err != nil || len(uses) != 2 || uses[0].Kind != openpca.KeyUseIssue || uses[1].Kind != openpca.KeyUseRevoke {
+		t.Errorf("CertificateKeyUses = %v, %v; want its ISSUE and REVOKE entries", uses, err)
+	}
+	if _, err := s.CertificateKeyUses(ctx, ca.ID, "0abc"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("CertificateKeyUses of an unknown serial: %v", err)
 	}
 }
 

@@ -74,6 +74,9 @@ CREATE TABLE key_uses (
     at     BIGINT NOT NULL,
     serial TEXT NOT NULL DEFAULT '',
     record BYTEA NOT NULL,
+    -- The Merkle tree hashes this entry's append stored: its leaf's, then
+    -- those of the subtrees it completed (see package auditlog).
+    hashes BYTEA NOT NULL,
     PRIMARY KEY (ca_id, seq)
 );
 

@@ -40,5 +40,8 @@ CREATE TABLE key_uses (
     at     INTEGER NOT NULL,
     serial TEXT NOT NULL DEFAULT '',
     record BLOB NOT NULL,
+    -- The Merkle tree hashes this entry's append stored: its leaf's, then
+    -- those of the subtrees it completed (see package auditlog).
+    hashes BLOB NOT NULL,
     PRIMARY KEY (ca_id, seq)
 ) WITHOUT ROWID;

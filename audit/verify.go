@@ -1,0 +1,267 @@
+package audit
+
+import (
+	"cmp"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
+)
+
+// Verification is what Verify found.
+type Verification struct {
+	Header *auditlog.ProofHeader // nil if the proof file has none
+	// Checkpoint is the proof file's checkpoint, once its signature holds.
+	Checkpoint *auditlog.Checkpoint
+	// Tree is the CA's log tree rebuilt from the proof file's records.
+	Tree         auditlog.Tree
+	Rows         int // of the report
+	Certificates int // issuances among the log entries
+	Problems     []Problem
+}
+
+// Problem is one check that failed.
+type Problem struct {
+	Check  string // what was checked: input, checkpoint, log, row, missing, order
+	Row    int    // the report's row, counted from 1 after any header; 0 if none
+	Detail string
+}
+
+func (p Problem) String() string {
+	if p.Row > 0 {
+		return fmt.Sprintf("row %d: %s", p.Row, p.Detail)
+	}
+	return fmt.Sprintf("%s: %s", p.Check, p.Detail)
+}
+
+func (v *Verification) problem(check string, row int, format string, args ...any) {
+	v.Problems = append(v.Problems, Problem{Check: check, Row: row, Detail: fmt.Sprintf(format, args...)})
+}
+
+// Verify checks an audit report against its proof file, offline, with the
+// server's audit public key (a note verifier key):
+//
+//   - the checkpoint is signed by that key, and is of the report's CA;
+//   - the proof file's records are the checkpoint's log: as many as it
+//     says, hashing to its root;
+//   - every row of the report is an issuance in that log, field for field
+//     (with its revocation if the log has one), in the log's order by issue
+//     time, once; and every issuance in the log has its row.
+//
+// Whatever fails is listed in Problems; the report is verified when there
+// is none.
+func Verify(report, proof io.Reader, verifierKey string) *Verification {
+	v := &Verification{}
+	type issuance struct {
+		seq    int64
+		at     time.Time
+		record openpca.KeyUseRecord
+	}
+	var issued []issuance
+	revocations := map[string]openpca.KeyUseRecord{} // by hex serial
+	cas := map[string]int64{}                        // CA ARN → first entry naming it
+	h, err := auditlog.ReadProof(proof, func(seq int64, record []byte) error {
+		if err := v.Tree.Add(record); err != nil {
+			return err
+		}
+		var r openpca.KeyUseRecord
+		if err := json.Unmarshal(record, &r); err != nil {
+			v.problem("log", 0, "entry %d is not a key-use record: %v", seq, err)
+			return nil
+		}
+		if _, ok := cas[r.CertificateAuth]; !ok {
+			cas[r.CertificateAuth] = seq
+		}
+		switch r.Kind {
+		case openpca.KeyUseIssue:
+			at, err := time.Parse(time.RFC3339Nano, r.At)
+			if err != nil {
+				v.problem("log", 0, "entry %d has the time %q", seq, r.At)
+			}
+			// Reports order by issue time as stored, to the microsecond,
+			// then by entry.
+			issued = append(issued, issuance{seq: seq, at: at.Truncate(time.Microsecond), record: r})
+		case openpca.KeyUseRevoke:
+			revocations[r.Serial] = r
+		}
+		return nil
+	})
+	v.Header = h
+	if err != nil {
+		v.problem("log", 0, "%v", err)
+	}
+	if h == nil {
+		return v
+	}
+	v.checkCheckpoint(verifierKey)
+	for arn, seq := range cas {
+		if arn != h.CertificateAuthorityArn {
+			v.problem("log", 0, "entry %d is of the CA %s, not of the report's %s", seq, arn, h.CertificateAuthorityArn)
+		}
+	}
+
+	// The rows the log says the report has, in the report's order.
+	slices.SortFunc(issued, func(a, b issuance) int {
+		return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.seq, b.seq))
+	})
+	v.Certificates = len(issued)
+	want := make([][]string, len(issued))
+	bySerial := make(map[string]int, len(issued)) // colon serial → index in want
+	for i, is := range issued {
+		c, err := certificateOf(&is.record, revocations)
+		if err != nil {
+			v.problem("log", 0, "entry %d: %v", is.seq, err)
+			continue
+		}
+		want[i] = values(c, nil)
+		bySerial[want[i][serialField]] = i
+	}
+
+	seenAt := make([]int, len(issued)) // report row of each issuance, 0 if none
+	last := -1
+	err = readRows(report, openpca.AuditReportResponseFormat(h.ReportFormat), func(row int, got []string) {
+		v.Rows = row
+		serial := got[serialField]
+		i, ok := bySerial[serial]
+		switch {
+		case !ok:
+			v.problem("row", row, "certificate %s is not in the log: the row was added, or its serial changed", serial)
+			return
+		case seenAt[i] != 0:
+			v.problem("row", row, "certificate %s is listed again (first on row %d)", serial, seenAt[i])
+			return
+		}
+		seenAt[i] = row
+		for f, name := range Fields {
+			if got[f] != want[i][f] {
+				v.problem("row", row, "certificate %s: %s is %q, the log says %q", serial, name, got[f], want[i][f])
+			}
+		}
+		if i < last {
+			v.problem("order", row, "certificate %s is out of order: it was issued before the row above it", serial)
+		}
+		last = max(last, i)
+	})
+	if err != nil {
+		v.problem("input", 0, "the report: %v", err)
+	}
+	for i, row := range seenAt {
+		if row == 0 && want[i] != nil {
+			v.problem("missing", 0, "certificate %s (log entry %d, issued %s) is missing from the report", want[i][serialField], issued[i].seq, want[i][issuedAtField])
+		}
+	}
+	return v
+}
+
+// checkCheckpoint checks the proof file's checkpoint against the key and
+// the records.
+func (v *Verification) checkCheckpoint(verifierKey string) {
+	c, err := auditlog.OpenCheckpoint([]byte(v.Header.Checkpoint), verifierKey)
+	if err != nil {
+		v.problem("checkpoint", 0, "%v", err)
+		return
+	}
+	v.Checkpoint = &c
+	if want := auditlog.Origin(v.Header.CertificateAuthorityArn); c.Origin != want {
+		v.problem("checkpoint", 0, "the checkpoint is of the log %q, not %q", c.Origin, want)
+	}
+	switch n := v.Tree.Size(); {
+	case n < c.Size:
+		v.problem("log", 0, "the proof file has %d log entries, the checkpoint %d: entries were removed (the log was truncated)", n, c.Size)
+	case n > c.Size:
+		v.problem("log", 0, "the proof file has %d log entries, the checkpoint %d: entries were added", n, c.Size)
+	default:
+		if root, err := v.Tree.Root(n); err != nil || root != c.Root {
+			v.problem("log", 0, "the log entries do not hash to the checkpoint's root: an entry was changed, added, removed or reordered")
+		}
+	}
+}
+
+// Indexes of fields the checks name.
+var (
+	serialField   = slices.Index(Fields, "serial")
+	issuedAtField = slices.Index(Fields, "issuedAt")
+)
+
+// certificateOf returns what a report row shows of an issuance record,
+// with its revocation if revocations has it.
+func certificateOf(r *openpca.KeyUseRecord, revocations map[string]openpca.KeyUseRecord) (*openpca.Certificate, error) {
+	c := &openpca.Certificate{AccountID: r.Account, ARN: r.CertificateArn, Serial: r.Serial, Subject: r.Subject, TemplateARN: r.TemplateArn}
+	var errs []error
+	parse := func(s string, layout string, t *time.Time) {
+		var err error
+		if *t, err = time.Parse(layout, s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	parse(r.NotBefore, time.RFC3339, &c.NotBefore)
+	parse(r.NotAfter, time.RFC3339, &c.NotAfter)
+	parse(r.At, time.RFC3339Nano, &c.IssuedAt)
+	if rev, ok := revocations[r.Serial]; ok {
+		parse(rev.At, time.RFC3339Nano, &c.RevokedAt)
+		c.RevocationReason = openpca.RevocationReason(rev.RevocationReason)
+	}
+	return c, errors.Join(errs...)
+}
+
+// readRows calls fn with each row of a report, numbered from 1, as its
+// values in the order of Fields ("" where JSON has no member).
+func readRows(r io.Reader, format openpca.AuditReportResponseFormat, fn func(row int, values []string)) error {
+	vals := make([]string, len(Fields))
+	switch format {
+	case openpca.AuditReportResponseFormatCsv:
+		cr := csv.NewReader(r)
+		header, err := cr.Read()
+		if err != nil {
+			return fmt.Errorf("no header line: %w", err)
+		}
+		if !slices.Equal(header, Fields) {
+			return fmt.Errorf("the header line is %q, not %q", header, Fields)
+		}
+		for row := 1; ; row++ {
+			rec, err := cr.Read()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fn(row, rec)
+		}
+	case openpca.AuditReportResponseFormatJson:
+		dec := json.NewDecoder(r)
+		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+			return errors.New("a JSON report is one array of objects")
+		}
+		index := make(map[string]int, len(Fields))
+		for i, f := range Fields {
+			index[f] = i
+		}
+		for row := 1; dec.More(); row++ {
+			var m map[string]string
+			if err := dec.Decode(&m); err != nil {
+				return fmt.Errorf("row %d: %w", row, err)
+			}
+			clear(vals)
+			for k, val := range m {
+				i, ok := index[k]
+				if !ok {
+					return fmt.Errorf("row %d has the member %q, which reports do not have", row, k)
+				}
+				vals[i] = val
+			}
+			fn(row, vals)
+		}
+		if t, err := dec.Token(); err != nil || t != json.Delim(']') {
+			return errors.New("the report's array does not end")
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown report format %q", format)
+}

@@ -1,0 +1,252 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
+)
+
+// logFixture is a CA's key-use log, and the report and proof file a
+// server would write of it. Tests tamper with its parts before writing.
+type logFixture struct {
+	ca      *openpca.CA
+	records [][]byte               // the log, in order
+	rows    []*openpca.Certificate // the report's rows, in order
+	signer  note.Signer
+	vkey    string
+	format  openpca.AuditReportResponseFormat
+	// checkpoint, if set, replaces the signed checkpoint of records.
+	checkpoint []byte
+}
+
+func newKey(t testing.TB) (note.Signer, string) {
+	skey, vkey, err := note.GenerateKey(rand.Reader, auditlog.KeyName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, vkey
+}
+
+// newLogFixture logs a CSR and n issuances, and revokes every fifth
+// certificate.
+func newLogFixture(t testing.TB, n int, format openpca.AuditReportResponseFormat) *logFixture {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	ca := &openpca.CA{ID: "11111111-2222-3333-4444-555555555555", AccountID: "111122223333", CreatedAt: at, CSR: []byte("csr")}
+	ca.ARN = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/" + ca.ID
+	f := &logFixture{ca: ca, format: format}
+	f.signer, f.vkey = newKey(t)
+	f.records = append(f.records, openpca.CSRUse(ca, "account:111122223333", "req-0").Record)
+	for i := range n {
+		issued := at.Add(time.Duration(i) * 1500 * time.Microsecond)
+		serial := fmt.Sprintf("%032x", i+1)
+		c := &openpca.Certificate{
+			CAID: ca.ID, AccountID: ca.AccountID, Serial: serial, ARN: ca.ARN + "/certificate/" + serial, DER: []byte{byte(i)},
+			Subject: fmt.Sprintf("CN=host-%d.example.com,O=Example", i), NotBefore: issued.Truncate(time.Second),
+			NotAfter: issued.Truncate(time.Second).AddDate(0, 0, 30), IssuedAt: issued, TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1",
+		}
+		f.records = append(f.records, openpca.IssueUse(ca.ARN, c).Record)
+		f.rows = append(f.rows, c)
+	}
+	for i := 0; i < n; i += 5 {
+		c := f.rows[i]
+		c.RevokedAt, c.RevocationReason = c.IssuedAt.Add(time.Hour), openpca.RevocationReasonKeyCompromise
+		f.records = append(f.records, openpca.RevokeUse(ca.ARN, c, c.RevokedAt, c.RevocationReason, "account:111122223333", "req-r").Record)
+	}
+	return f
+}
+
+// signedCheckpoint signs the checkpoint of records with signer.
+func signedCheckpoint(t testing.TB, arn string, records [][]byte, signer note.Signer) []byte {
+	var tree auditlog.Tree
+	for _, r := range records {
+		if err := tree.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, _ := tree.Root(tree.Size())
+	signed, err := auditlog.Checkpoint{Origin: auditlog.Origin(arn), Size: tree.Size(), Root: root, Time: time.Now().UTC().Truncate(time.Second)}.Sign(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+// write returns the report and its proof file.
+func (f *logFixture) write(t testing.TB) (report, proof []byte) {
+	var rb, pb bytes.Buffer
+	w, err := NewWriter(f.format, &rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range f.rows {
+		if err := w.Write(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkpoint := f.checkpoint
+	if checkpoint == nil {
+		checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+	}
+	h := &auditlog.ProofHeader{Format: auditlog.ProofFormat, CertificateAuthorityArn: f.ca.ARN, AuditReportID: "r",
+		S3Key: "audit-report/x/r.json", ReportFormat: string(f.format), Checkpoint: string(checkpoint)}
+	err = auditlog.WriteProof(&pb, h, func(yield func([]byte) error) error {
+		for _, r := range f.records {
+			if err := yield(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rb.Bytes(), pb.Bytes()
+}
+
+// forged returns a certificate the CA never issued.
+func forged(f *logFixture) *openpca.Certificate {
+	c := *f.rows[len(f.rows)-1]
+	c.Serial = "0bad"
+	c.ARN = f.ca.ARN + "/certificate/0bad"
+	c.IssuedAt = c.IssuedAt.Add(time.Second)
+	return &c
+}
+
+// TestVerify tampers with a report, its proof file or the key, in each way
+// the issue lists and a few more, and expects the exact check that fails.
+func TestVerify(t *testing.T) {
+	_, otherKey := newKey(t)
+	tests := []struct {
+		name   string
+		tamper func(f *logFixture)
+		cut    int    // bytes cut from the end of the proof file
+		key    string // verify with this key instead
+		want   []string
+	}{
+		{name: "clean"},
+		{name: "row deleted", tamper: func(f *logFixture) { f.rows = slices.Delete(f.rows, 3, 4) },
+			want: []string{"missing: certificate 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:04 (log entry 4, issued 2026-11-23T10:00:00+0000) is missing from the report"}},
+		{name: "field changed", tamper: func(f *logFixture) { f.rows[1].Subject = "CN=evil.example.com" },
+			want: []string{`row 2: certificate 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:02: subject is "CN=evil.example.com", the log says "CN=host-1.example.com,O=Example"`}},
+		{name: "revocation hidden", tamper: func(f *logFixture) { f.rows[5].RevokedAt, f.rows[5].RevocationReason = time.Time{}, "" },
+			want: []string{`row 6: certificate 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:06: revokedAt is "", the log says "2026-11-23T11:00:00+0000"`,
+				`row 6: certificate 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:06: revocationReason is "", the log says "KEY_COMPROMISE"`}},
+		{name: "rows reordered", tamper: func(f *logFixture) { f.rows[2], f.rows[3] = f.rows[3], f.rows[2] },
+			want: []string{"row 4: certificate 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:03 is out of order"}},
+		{name: "row repeated", tamper: func(f *logFixture) { f.rows = append(f.rows, f.rows[7]) },
+			want: []string{"certificate 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:08 is listed again (first on row 8)"}},
+		{name: "forged row", tamper: func(f *logFixture) { f.rows = append(f.rows, forged(f)) },
+			want: []string{"row 21: certificate 0b:ad is not in the log"}},
+		{name: "forged row and log entry", tamper: func(f *logFixture) {
+			c := forged(f)
+			f.rows = append(f.rows, c)
+			f.records = append(f.records, openpca.IssueUse(f.ca.ARN, c).Record)
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records[:len(f.records)-1], f.signer)
+		}, want: []string{"log: the proof file has 26 log entries, the checkpoint 25: entries were added"}},
+		{name: "log truncated", tamper: func(f *logFixture) {
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+			f.records = f.records[:len(f.records)-4]
+		}, want: []string{"entries were removed (the log was truncated)"}},
+		{name: "proof file cut", cut: 10, want: []string{"the file ends within a line: it was cut short"}},
+		{name: "history rewritten", tamper: func(f *logFixture) {
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+			f.rows[0].Subject = "CN=other"
+			f.records[1] = openpca.IssueUse(f.ca.ARN, f.rows[0]).Record
+		}, want: []string{"log: the log entries do not hash to the checkpoint's root"}},
+		{name: "log entries reordered", tamper: func(f *logFixture) {
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+			f.records[1], f.records[2] = f.records[2], f.records[1]
+		}, want: []string{"log: the log entries do not hash to the checkpoint's root"}},
+		{name: "another server's key", key: otherKey, want: []string{"checkpoint: the checkpoint is not signed by the key " + otherKey}},
+		{name: "re-signed by another key", tamper: func(f *logFixture) {
+			other, _ := newKey(t)
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, other)
+		}, want: []string{"checkpoint: the checkpoint is not signed by the key"}},
+		{name: "checkpoint altered", tamper: func(f *logFixture) {
+			f.checkpoint = bytes.Replace(signedCheckpoint(t, f.ca.ARN, f.records, f.signer), []byte("\n25\n"), []byte("\n24\n"), 1)
+		}, want: []string{"checkpoint: the checkpoint's signature is not valid"}},
+		{name: "another CA's log", tamper: func(f *logFixture) {
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN+"0", f.records, f.signer)
+		}, want: []string{"the checkpoint is of the log"}},
+	}
+	for _, format := range []openpca.AuditReportResponseFormat{openpca.AuditReportResponseFormatJson, openpca.AuditReportResponseFormatCsv} {
+		for _, tt := range tests {
+			t.Run(string(format)+"/"+tt.name, func(t *testing.T) {
+				f := newLogFixture(t, 20, format)
+				if tt.tamper != nil {
+					tt.tamper(f)
+				}
+				report, proof := f.write(t)
+				proof = proof[:len(proof)-tt.cut]
+				key := f.vkey
+				if tt.key != "" {
+					key = tt.key
+				}
+				v := Verify(bytes.NewReader(report), bytes.NewReader(proof), key)
+				var got []string
+				for _, p := range v.Problems {
+					got = append(got, p.String())
+				}
+				if len(tt.want) == 0 {
+					if len(got) > 0 || v.Rows != 20 || v.Certificates != 20 || v.Checkpoint == nil || v.Checkpoint.Size != 25 {
+						t.Fatalf("clean report: rows %d, certificates %d, checkpoint %+v, problems:\n%s", v.Rows, v.Certificates, v.Checkpoint, strings.Join(got, "\n"))
+					}
+					return
+				}
+				for _, w := range tt.want {
+					if !slices.ContainsFunc(got, func(g string) bool { return strings.Contains(g, w) }) {
+						t.Errorf("no problem says %q; got:\n%s", w, strings.Join(got, "\n"))
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkVerify verifies a clean JSON report of 100,000 certificates
+// and its proof file.
+func BenchmarkVerify(b *testing.B) {
+	f := newLogFixture(b, 100_000, openpca.AuditReportResponseFormatJson)
+	report, proof := f.write(b)
+	b.SetBytes(int64(len(report) + len(proof)))
+	for b.Loop() {
+		if v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey); len(v.Problems) > 0 || v.Rows != 100_000 {
+			b.Fatalf("%d rows, problems %v", v.Rows, v.Problems)
+		}
+	}
+}
+
+// TestVerifyOrdersAsStored: the store orders a report by issue time to the
+// microsecond, then by log entry; two certificates issued within one
+// microsecond, the later entry at the earlier nanosecond, keep the store's
+// order.
+func TestVerifyOrdersAsStored(t *testing.T) {
+	f := newLogFixture(t, 2, openpca.AuditReportResponseFormatJson)
+	base := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	f.records = f.records[:1]
+	for i, c := range f.rows {
+		c.IssuedAt = base.Add(time.Duration(500-100*i) * time.Nanosecond)
+		c.RevokedAt, c.RevocationReason = time.Time{}, ""
+		f.records = append(f.records, openpca.IssueUse(f.ca.ARN, c).Record)
+	}
+	report, proof := f.write(t)
+	if v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey); len(v.Problems) > 0 {
+		t.Errorf("problems: %v", v.Problems)
+	}
+}

@@ -1,0 +1,154 @@
+package auditlog
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+func records(n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = fmt.Appendf(nil, `{"kind":"ISSUE","n":%d}`, i)
+	}
+	return out
+}
+
+// TestAppendInBatches grows a tree in batches of every size from 1 to 9,
+// keeping only what the store keeps (each entry's hashes) and reading only
+// the Frontier: every root and every stored hash is the one a tree built
+// entry by entry has.
+func TestAppendInBatches(t *testing.T) {
+	recs := records(300)
+	var whole Tree
+	for _, r := range recs {
+		if err := whole.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for batch := 1; batch <= 9; batch++ {
+		stored := map[int64][]byte{} // entry → its hashes, as the store keeps them
+		read := func(indexes []int64) map[int64]tlog.Hash {
+			m := map[int64]tlog.Hash{}
+			for _, i := range indexes {
+				seq, pos := Producer(i)
+				h, err := HashAt(stored[seq], pos)
+				if err != nil {
+					t.Fatalf("batch %d: hash %d: %v", batch, i, err)
+				}
+				m[i] = h
+			}
+			return m
+		}
+		for first := 0; first < len(recs); first += batch {
+			end := min(first+batch, len(recs))
+			hashes, err := Append(int64(first), recs[first:end], read(Frontier(int64(first))))
+			if err != nil {
+				t.Fatalf("batch %d at %d: %v", batch, first, err)
+			}
+			for i, h := range hashes {
+				stored[int64(first+i)] = h
+			}
+			root, err := tlog.TreeHash(int64(end), tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+				m := read(indexes)
+				out := make([]tlog.Hash, len(indexes))
+				for i, index := range indexes {
+					out[i] = m[index]
+				}
+				return out, nil
+			}))
+			want, _ := whole.Root(int64(end))
+			if err != nil || root != want {
+				t.Fatalf("batch %d: root of %d entries %v (%v), want %v", batch, end, root, err, want)
+			}
+		}
+	}
+	if _, err := Append(5, recs[5:6], nil); err == nil {
+		t.Error("Append without the frontier it needs succeeded")
+	}
+}
+
+func TestCheckpoint(t *testing.T) {
+	skey, vkey, err := note.GenerateKey(rand.Reader, KeyName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := note.NewSigner(skey)
+	_, otherKey, _ := note.GenerateKey(rand.Reader, KeyName)
+	c := Checkpoint{Origin: Origin("arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/x"), Size: 42,
+		Root: tlog.RecordHash([]byte("x")), Time: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	signed, err := c.Sign(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := OpenCheckpoint(signed, vkey); err != nil || got != c {
+		t.Fatalf("OpenCheckpoint = %+v, %v; want %+v", got, err, c)
+	}
+	for _, tt := range []struct {
+		name   string
+		signed []byte
+		key    string
+		want   string
+	}{
+		{"other key", signed, otherKey, "signed by another key"},
+		{"altered", bytes.Replace(signed, []byte("\n42\n"), []byte("\n43\n"), 1), vkey, "signature is not valid"},
+		{"not a note", []byte("hello\n"), vkey, "not a signed note"},
+		{"not a key", signed, "nonsense", "not an audit verifier key"},
+	} {
+		if _, err := OpenCheckpoint(tt.signed, tt.key); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error saying %q", tt.name, err, tt.want)
+		}
+	}
+	for _, text := range []string{"o\n1\nAAAA\ntime 2026-11-23T10:00:00Z\n", "o\n01\n" + strings.Repeat("A", 43) + "=\ntime x\n", "o\n1\n"} {
+		if _, err := ParseCheckpoint(text); err == nil {
+			t.Errorf("ParseCheckpoint(%q) succeeded", text)
+		}
+	}
+}
+
+func TestProofFile(t *testing.T) {
+	h := &ProofHeader{Format: ProofFormat, CertificateAuthorityArn: "arn", Checkpoint: "c"}
+	recs := append(records(2), bytes.Repeat([]byte("x"), 100<<10)) // longer than the reader's buffer
+	var b bytes.Buffer
+	err := WriteProof(&b, h, func(yield func([]byte) error) error {
+		for _, r := range recs {
+			if err := yield(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][]byte
+	read := func(data []byte) (*ProofHeader, error) {
+		got = nil
+		return ReadProof(bytes.NewReader(data), func(seq int64, r []byte) error {
+			if seq != int64(len(got)) {
+				t.Errorf("record %d numbered %d", len(got), seq)
+			}
+			got = append(got, bytes.Clone(r))
+			return nil
+		})
+	}
+	if gh, err := read(b.Bytes()); err != nil || *gh != *h || len(got) != 3 || !bytes.Equal(got[2], recs[2]) {
+		t.Fatalf("read back %+v, %d records, %v", gh, len(got), err)
+	}
+	if _, err := read(b.Bytes()[:b.Len()-1]); err == nil || !strings.Contains(err.Error(), "cut short") {
+		t.Errorf("a cut file: %v", err)
+	}
+	if _, err := read([]byte("{}\n")); err == nil {
+		t.Error("a file without the header's format was read")
+	}
+	err = WriteProof(&b, h, func(yield func([]byte) error) error { return yield([]byte("a\nb")) })
+	if err == nil {
+		t.Error("a record spanning lines was written")
+	}
+}

@@ -1,0 +1,89 @@
+package auditlog
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Checkpoint is the head of one CA's log tree at a size: the body of a
+// signed note in the C2SP tlog-checkpoint format, whose one extension line
+// says when the server signed it.
+//
+//	openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/…
+//	1024
+//	<base64 root hash>
+//	time 2026-11-23T10:00:00Z
+type Checkpoint struct {
+	Origin string // Origin(the CA's ARN)
+	Size   int64
+	Root   tlog.Hash
+	Time   time.Time
+}
+
+// Origin is the origin line of the checkpoints of a CA's log.
+func Origin(caARN string) string { return "openpca/" + caARN }
+
+// KeyName is the name of the server's audit signing key in its notes.
+const KeyName = "openpca-audit"
+
+// Text formats the checkpoint as a note's text.
+func (c Checkpoint) Text() string {
+	return fmt.Sprintf("%s\n%d\n%s\ntime %s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]), c.Time.UTC().Format(time.RFC3339))
+}
+
+// ParseCheckpoint parses a note's text as a Checkpoint.
+func ParseCheckpoint(text string) (Checkpoint, error) {
+	var c Checkpoint
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if !strings.HasSuffix(text, "\n") || len(lines) != 4 {
+		return c, errors.New("a checkpoint has four lines: origin, size, root hash, time")
+	}
+	c.Origin = lines[0]
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
+		return c, fmt.Errorf("checkpoint size %q is not a number", lines[1])
+	}
+	c.Size = size
+	root, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(root) != tlog.HashSize {
+		return c, fmt.Errorf("checkpoint root %q is not a base64 SHA-256 hash", lines[2])
+	}
+	copy(c.Root[:], root)
+	at, ok := strings.CutPrefix(lines[3], "time ")
+	if c.Time, err = time.Parse(time.RFC3339, at); !ok || err != nil {
+		return c, fmt.Errorf("checkpoint time line %q is not \"time <RFC 3339>\"", lines[3])
+	}
+	return c, nil
+}
+
+// Sign signs the checkpoint with the server's audit key.
+func (c Checkpoint) Sign(s note.Signer) ([]byte, error) {
+	return note.Sign(&note.Note{Text: c.Text()}, s)
+}
+
+// OpenCheckpoint checks that signed is a checkpoint signed by the key of
+// verifierKey, and parses it.
+func OpenCheckpoint(signed []byte, verifierKey string) (Checkpoint, error) {
+	v, err := note.NewVerifier(verifierKey)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("the public key %q is not an audit verifier key: %v", verifierKey, err)
+	}
+	n, err := note.Open(signed, note.VerifierList(v))
+	if err != nil {
+		if _, ok := errors.AsType[*note.UnverifiedNoteError](err); ok {
+			return Checkpoint{}, fmt.Errorf("the checkpoint is not signed by the key %s (it was signed by another key)", verifierKey)
+		}
+		if _, ok := errors.AsType[*note.InvalidSignatureError](err); ok {
+			return Checkpoint{}, errors.New("the checkpoint's signature is not valid: the checkpoint was altered")
+		}
+		return Checkpoint{}, fmt.Errorf("the checkpoint is not a signed note: %v", err)
+	}
+	return ParseCheckpoint(n.Text)
+}

@@ -1,0 +1,123 @@
+package auditlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Store is what a Log reads of the store (see openpca.CertificateStore).
+type Store interface {
+	LogSize(ctx context.Context, caID string) (int64, error)
+	LogHashes(ctx context.Context, caID string, indexes []int64) ([][32]byte, error)
+}
+
+// Log signs checkpoints of CAs' logs and proves what they hold, from the
+// hashes the store keeps.
+type Log struct {
+	store       Store
+	signer      note.Signer
+	verifierKey string
+	now         func() time.Time
+}
+
+// NewLog returns a Log that signs with signer, whose public key is
+// verifierKey; now nil means time.Now.
+func NewLog(store Store, signer note.Signer, verifierKey string, now func() time.Time) *Log {
+	if now == nil {
+		now = time.Now
+	}
+	return &Log{store: store, signer: signer, verifierKey: verifierKey, now: now}
+}
+
+// VerifierKey returns the public key that checks the Log's checkpoints.
+func (l *Log) VerifierKey() string { return l.verifierKey }
+
+// hashes reads a CA's stored hashes.
+func (l *Log) hashes(ctx context.Context, caID string) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		hs, err := l.store.LogHashes(ctx, caID, indexes)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(hs))
+		for i, h := range hs {
+			out[i] = h
+		}
+		return out, nil
+	})
+}
+
+// Checkpoint signs the checkpoint of the first size entries of a CA's
+// log; size < 0 means all of them now.
+func (l *Log) Checkpoint(ctx context.Context, caARN, caID string, size int64) ([]byte, Checkpoint, error) {
+	if size < 0 {
+		var err error
+		if size, err = l.store.LogSize(ctx, caID); err != nil {
+			return nil, Checkpoint{}, err
+		}
+	}
+	root, err := tlog.TreeHash(size, l.hashes(ctx, caID))
+	if err != nil {
+		return nil, Checkpoint{}, err
+	}
+	c := Checkpoint{Origin: Origin(caARN), Size: size, Root: root, Time: l.now().UTC().Truncate(time.Second)}
+	signed, err := c.Sign(l.signer)
+	return signed, c, err
+}
+
+// ConsistencyProof proves that the tree of a CA's first to entries
+// extends the tree of its first from.
+func (l *Log) ConsistencyProof(ctx context.Context, caID string, from, to int64) (tlog.TreeProof, error) {
+	return tlog.ProveTree(to, from, l.hashes(ctx, caID))
+}
+
+// InclusionProof proves that entry seq is in the tree of a CA's first
+// size entries.
+func (l *Log) InclusionProof(ctx context.Context, caID string, seq, size int64) (tlog.RecordProof, error) {
+	return tlog.ProveRecord(size, seq, l.hashes(ctx, caID))
+}
+
+// InclusionProof shows that the log entries about one certificate are in
+// a CA's log as of a checkpoint.
+type InclusionProof struct {
+	CertificateAuthorityArn string        `json:"certificateAuthorityArn"`
+	Serial                  string        `json:"serial"`
+	Checkpoint              string        `json:"checkpoint"` // a signed note
+	Entries                 []ProvenEntry `json:"entries"`
+}
+
+// ProvenEntry is a log entry with its inclusion proof (RFC 6962's audit
+// path, base64 hashes).
+type ProvenEntry struct {
+	Index int64 `json:"index"`
+	// Record is the entry's JSON text, as the tree hashes it, byte for
+	// byte: a string, so that no reformatting of the proof changes it.
+	Record string           `json:"record"`
+	Proof  tlog.RecordProof `json:"proof"`
+}
+
+// Check checks each entry's proof against the checkpoint, whose signature
+// it checks with verifierKey.
+func (p *InclusionProof) Check(verifierKey string) error {
+	c, err := OpenCheckpoint([]byte(p.Checkpoint), verifierKey)
+	if err != nil {
+		return err
+	}
+	if c.Origin != Origin(p.CertificateAuthorityArn) {
+		return fmt.Errorf("the checkpoint is of the log %q, not of %s", c.Origin, p.CertificateAuthorityArn)
+	}
+	if len(p.Entries) == 0 {
+		return errors.New("the proof has no entries")
+	}
+	for _, e := range p.Entries {
+		if err := tlog.CheckRecord(e.Proof, c.Size, c.Root, e.Index, tlog.RecordHash([]byte(e.Record))); err != nil {
+			return fmt.Errorf("entry %d is not in the log of the checkpoint (size %d): %v", e.Index, c.Size, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+// Package auditlog makes each CA's key-use log tamper-evident, the way
+// Certificate Transparency makes its logs so. The entries of a CA's log are
+// the leaves of an append-only Merkle tree (RFC 6962 hashing, through
+// golang.org/x/mod/sumdb/tlog); the server signs checkpoints of the tree
+// (C2SP tlog-checkpoint, as signed notes) with an audit key of its own; an
+// audit report comes with a proof file that ties its rows to a checkpoint;
+// and proofs show that one entry is in the tree, or that a later tree
+// extends an earlier one.
+package auditlog
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// The store keeps the tree's hashes with the entries that completed them:
+// appending entry n stores tlog.StoredHashes(n), the leaf's hash and then
+// the hash of each subtree the leaf completes, level by level. So the
+// stored hash at index i is, for tlog.SplitStoredHashIndex(i) = (level, k),
+// the level-th hash entry ((k+1) << level) - 1 stored.
+
+// Producer returns the entry whose append stored the hash at index, and
+// the hash's position among that entry's hashes.
+func Producer(index int64) (seq int64, pos int) {
+	level, k := tlog.SplitStoredHashIndex(index)
+	return (k+1)<<level - 1, level
+}
+
+// Frontier returns the stored-hash indexes of the complete subtrees that
+// make up a tree of n entries, largest first: all that appending to it, or
+// hashing its root, needs of the entries before.
+func Frontier(n int64) []int64 {
+	var indexes []int64
+	var start int64
+	for level := 62; level >= 0; level-- {
+		if n&(1<<level) != 0 {
+			indexes = append(indexes, tlog.StoredHashIndex(level, start>>level))
+			start += 1 << level
+		}
+	}
+	return indexes
+}
+
+// Append returns the hashes to store with each of records, appended to a
+// tree of first entries whose Frontier hashes frontier holds (by index),
+// as each entry's hashes concatenated.
+func Append(first int64, records [][]byte, frontier map[int64]tlog.Hash) ([][]byte, error) {
+	known := make(map[int64]tlog.Hash, len(frontier)+2*len(records))
+	for i, h := range frontier {
+		known[i] = h
+	}
+	reader := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		hashes := make([]tlog.Hash, len(indexes))
+		for i, index := range indexes {
+			h, ok := known[index]
+			if !ok {
+				return nil, fmt.Errorf("auditlog: appending at %d needs stored hash %d, which was not given", first, index)
+			}
+			hashes[i] = h
+		}
+		return hashes, nil
+	})
+	out := make([][]byte, len(records))
+	for i, rec := range records {
+		n := first + int64(i)
+		hashes, err := tlog.StoredHashes(n, rec, reader)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = make([]byte, 0, len(hashes)*tlog.HashSize)
+		base := tlog.StoredHashIndex(0, n)
+		for j, h := range hashes {
+			known[base+int64(j)] = h
+			out[i] = append(out[i], h[:]...)
+		}
+	}
+	return out, nil
+}
+
+// HashAt returns the hash at position pos of an entry's stored hashes.
+func HashAt(stored []byte, pos int) (tlog.Hash, error) {
+	var h tlog.Hash
+	if (pos+1)*tlog.HashSize > len(stored) {
+		return h, fmt.Errorf("auditlog: an entry stored %d hashes, not %d", len(stored)/tlog.HashSize, pos+1)
+	}
+	copy(h[:], stored[pos*tlog.HashSize:])
+	return h, nil
+}
+
+// StoredHashCount is how many hashes entry n stores.
+func StoredHashCount(n int64) int { return 1 + bits.TrailingZeros64(uint64(n+1)) }
+
+// Tree is a whole tree in memory, built entry by entry: what a verifier
+// rebuilds from a proof file.
+type Tree struct {
+	hashes []tlog.Hash // by stored-hash index
+	n      int64
+}
+
+// Add appends an entry.
+func (t *Tree) Add(record []byte) error {
+	hashes, err := tlog.StoredHashes(t.n, record, t)
+	if err != nil {
+		return err
+	}
+	t.hashes = append(t.hashes, hashes...)
+	t.n++
+	return nil
+}
+
+// Size is the number of entries.
+func (t *Tree) Size() int64 { return t.n }
+
+// ReadHashes implements tlog.HashReader.
+func (t *Tree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, index := range indexes {
+		if index < 0 || index >= int64(len(t.hashes)) {
+			return nil, errors.New("auditlog: hash beyond the tree")
+		}
+		out[i] = t.hashes[index]
+	}
+	return out, nil
+}
+
+// Root returns the hash of the tree of its first n entries.
+func (t *Tree) Root(n int64) (tlog.Hash, error) { return tlog.TreeHash(n, t) }

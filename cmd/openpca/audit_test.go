@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// runOpenpca runs the command in this process, as a user would run it, and
+// returns what it printed.
+func runOpenpca(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), args, &stdout, &stderr, func(string) (string, bool) { return "", false })
+	return stdout.String() + stderr.String(), err
+}
+
+// auditServer is a server with a CA that has issued and revoked
+// certificates, and a JSON audit report of it in a local bucket.
+type auditServer struct {
+	env                        *testenv.Env
+	caARN, report, proof, vkey string
+	serials                    []string // hex, colon-free; the first is revoked
+}
+
+func newAuditServer(t *testing.T) *auditServer {
+	// The command signs its requests with the standard AWS configuration.
+	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	s := &auditServer{env: testenv.Start(t)}
+	env := s.env
+	s.caARN, _ = env.NewActiveRoot(t, "Audit Root")
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "audited.example", Organization: []string{"Example"}}}).CSRPEM
+	for range 12 {
+		arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &s.caARN, Csr: leaf})
+		s.serials = append(s.serials, arn[strings.LastIndex(arn, "/")+1:])
+	}
+	if _, err := env.Client.RevokeCertificate(t.Context(), &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &s.caARN,
+		CertificateSerial: &s.serials[0], RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+		t.Fatal(err)
+	}
+	bucket := filepath.Join(env.Config.DataDir, "s3", "reports")
+	if err := os.MkdirAll(bucket, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &s.caARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 100*time.Millisecond
+	}).Wait(t.Context(), &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &s.caARN, AuditReportId: out.AuditReportId}, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.report = filepath.Join(bucket, *out.S3Key)
+	s.proof = s.report + auditlog.ProofSuffix
+	key, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.vkey = strings.TrimSpace(key)
+	return s
+}
+
+func (s *auditServer) verify(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	return runOpenpca(t, append([]string{"audit", "verify", "--report", s.report, "--key", s.vkey}, args...)...)
+}
+
+// TestAuditVerify checks a real report with openpca audit verify: clean, it
+// verifies, offline and against the server; tampered with, or against
+// another key, it fails and says what is wrong.
+func TestAuditVerify(t *testing.T) {
+	s := newAuditServer(t)
+	if !strings.HasPrefix(s.vkey, auditlog.KeyName+"+") {
+		t.Fatalf("public key %q", s.vkey)
+	}
+	if fromData, err := runOpenpca(t, "audit", "public-key", "--data-dir", s.env.Config.DataDir); err != nil || strings.TrimSpace(fromData) != s.vkey {
+		t.Errorf("the data folder's public key %q (%v) is not the server's %q", fromData, err, s.vkey)
+	}
+
+	out, err := s.verify(t)
+	if err != nil || !strings.Contains(out, "its 13 rows are the 13 certificates of the first 15 entries") {
+		t.Fatalf("clean report: %v\n%s", err, out)
+	}
+	keyFile := filepath.Join(t.TempDir(), "audit.pub")
+	os.WriteFile(keyFile, []byte(s.vkey+"\n"), 0o644)
+	if out, err := runOpenpca(t, "audit", "verify", "--report", s.report, "--key", keyFile, "--server", s.env.URL); err != nil || !strings.Contains(out, "OK the server's current log extends it") {
+		t.Fatalf("clean report against the server: %v\n%s", err, out)
+	}
+
+	// A field changed in the report.
+	report, _ := os.ReadFile(s.report)
+	var rows []map[string]string
+	if err := json.Unmarshal(report, &rows); err != nil {
+		t.Fatal(err)
+	}
+	rows[4]["notAfter"] = "2099-01-01T00:00:00+0000"
+	tampered, _ := json.Marshal(rows)
+	tamperedPath := filepath.Join(t.TempDir(), "report.json")
+	os.WriteFile(tamperedPath, tampered, 0o644)
+	out, err = runOpenpca(t, "audit", "verify", "--report", tamperedPath, "--proof", s.proof, "--key", s.vkey)
+	if !errors.Is(err, errVerification) || !strings.Contains(out, `FAIL row 5: certificate `) || !strings.Contains(out, `notAfter is "2099-01-01T00:00:00+0000", the log says`) {
+		t.Errorf("a changed notAfter: %v\n%s", err, out)
+	}
+
+	// Another server's key.
+	other := testenv.Start(t)
+	otherKey, _ := runOpenpca(t, "audit", "public-key", "--server", other.URL)
+	out, err = runOpenpca(t, "audit", "verify", "--report", s.report, "--key", strings.TrimSpace(otherKey))
+	if !errors.Is(err, errVerification) || !strings.Contains(out, "FAIL checkpoint: the checkpoint is not signed by the key") {
+		t.Errorf("another server's key: %v\n%s", err, out)
+	}
+
+	// The log grows: the server's log still extends the report's.
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "later.example"}}).CSRPEM
+	for range 5 {
+		s.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &s.caARN, Csr: leaf})
+	}
+	if out, err := s.verify(t, "--server", s.env.URL); err != nil {
+		t.Fatalf("after more issuances: %v\n%s", err, out)
+	}
+
+	// An operator rewrites an entry of the log, and every hash after it,
+	// in the database: the report alone still verifies (it was cut before),
+	// but the server's log no longer extends it.
+	db := openDB(t, s.env)
+	caID := s.caARN[strings.LastIndex(s.caARN, "/")+1:]
+	rewriteLog(t, db, caID, func(records [][]byte) [][]byte {
+		records[3] = bytes.Replace(records[3], []byte("audited.example"), []byte("rewritten.example"), 1)
+		return records
+	})
+	out, err = s.verify(t, "--server", s.env.URL)
+	if !errors.Is(err, errVerification) || !strings.Contains(out, "FAIL server: the server's current log (20 entries) does not extend the report's (15 entries): its history was rewritten") {
+		t.Errorf("a rewritten history: %v\n%s", err, out)
+	}
+	// ... or truncates it.
+	rewriteLog(t, db, caID, func(records [][]byte) [][]byte { return records[:10] })
+	out, err = s.verify(t, "--server", s.env.URL)
+	if !errors.Is(err, errVerification) || !strings.Contains(out, "the server's log has 10 entries, fewer than the 15 of the report's checkpoint: it was truncated") {
+		t.Errorf("a truncated log: %v\n%s", err, out)
+	}
+}
+
+// TestAuditProof prints inclusion proofs of a revoked certificate, from the
+// server and from a proof file, and checks them with the key.
+func TestAuditProof(t *testing.T) {
+	s := newAuditServer(t)
+	colons := strings.ToUpper(s.serials[0][:2]) + ":" + s.serials[0][2:4] // any case, with colons
+	for len(colons) < len(s.serials[0])*3/2-1 {
+		i := len(strings.ReplaceAll(colons, ":", ""))
+		colons += ":" + s.serials[0][i:i+2]
+	}
+	for _, args := range [][]string{
+		{"--server", s.env.URL, "--ca", s.caARN, "--serial", colons},
+		{"--proof", s.proof, "--serial", s.serials[0]},
+	} {
+		out, err := runOpenpca(t, append([]string{"audit", "proof", "--key", s.vkey}, args...)...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		var p auditlog.InclusionProof
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		if len(p.Entries) != 2 || !strings.Contains(p.Entries[0].Record, `"kind":"ISSUE"`) || !strings.Contains(p.Entries[1].Record, `"kind":"REVOKE"`) {
+			t.Errorf("%v: entries %s", args, out)
+		}
+		if err := p.Check(s.vkey); err != nil {
+			t.Errorf("%v: the printed proof does not check: %v", args, err)
+		}
+		p.Entries[0].Record = strings.Replace(p.Entries[0].Record, "audited", "forged", 1)
+		if err := p.Check(s.vkey); err == nil {
+			t.Errorf("%v: a proof of an altered record checks", args)
+		}
+	}
+	out, err := runOpenpca(t, "audit", "proof", "--server", s.env.URL, "--ca", s.caARN, "--serial", "0badbad")
+	if err == nil || !strings.Contains(out+err.Error(), "ResourceNotFoundException") {
+		t.Errorf("an unknown serial: %v\n%s", err, out)
+	}
+}
+
+func openDB(t *testing.T, env *testenv.Env) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(env.Config.DataDir, "openpca.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// rewriteLog replaces a CA's log in the database with what change makes
+// of its records, hashes and all, as an operator with the database could.
+func rewriteLog(t *testing.T, db *sql.DB, caID string, change func([][]byte) [][]byte) {
+	t.Helper()
+	rows, err := db.Query(`SELECT kind, at, serial, record FROM key_uses WHERE ca_id = ? ORDER BY seq`, caID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uses []*openpca.KeyUse
+	for rows.Next() {
+		u := &openpca.KeyUse{CAID: caID}
+		var at int64
+		if err := rows.Scan(&u.Kind, &at, &u.Serial, &u.Record); err != nil {
+			t.Fatal(err)
+		}
+		uses = append(uses, u)
+	}
+	rows.Close()
+	records := make([][]byte, len(uses))
+	for i, u := range uses {
+		records[i] = u.Record
+	}
+	records = change(records)
+	hashes, err := auditlog.Append(0, records, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`DELETE FROM key_uses WHERE ca_id = ? AND seq >= ?`, caID, len(records)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range records {
+		if _, err := tx.Exec(`UPDATE key_uses SET record = ?, hashes = ? WHERE ca_id = ? AND seq = ?`, records[i], hashes[i], caID, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tx.Exec(`UPDATE key_use_logs SET size = ? WHERE ca_id = ?`, len(records), caID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}

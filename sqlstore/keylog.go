@@ -1,0 +1,133 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
+)
+
+// KeyUses implements openpca.CertificateStore.
+func (db *DB) KeyUses(ctx context.Context, caID string, from int64, limit int) ([]*openpca.KeyUse, error) {
+	rows, err := db.query(ctx, `SELECT ca_id, seq, kind, at, serial, record FROM key_uses WHERE ca_id = ? AND seq >= ? ORDER BY seq LIMIT ?`, caID, from, limit)
+	if err != nil {
+		return nil, db.wrap("reading key uses", err)
+	}
+	defer rows.Close()
+	var uses []*openpca.KeyUse
+	for rows.Next() {
+		var u openpca.KeyUse
+		var at int64
+		if err := rows.Scan(&u.CAID, &u.Seq, &u.Kind, &at, &u.Serial, &u.Record); err != nil {
+			return nil, db.wrap("reading key uses", err)
+		}
+		u.At = time.UnixMicro(at).UTC()
+		uses = append(uses, &u)
+	}
+	return uses, db.wrap("reading key uses", rows.Err())
+}
+
+// CertificateKeyUses implements openpca.CertificateStore.
+func (db *DB) CertificateKeyUses(ctx context.Context, caID, serial string) ([]*openpca.KeyUse, error) {
+	var issueSeq int64
+	var revokeSeq sql.NullInt64
+	err := db.queryRow(ctx, `SELECT issue_seq, revoke_seq FROM certificates WHERE ca_id = ? AND serial = ?`, caID, serial).Scan(&issueSeq, &revokeSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, openpca.ErrNotFound
+	}
+	if err != nil {
+		return nil, db.wrap("reading a certificate's key uses", err)
+	}
+	var uses []*openpca.KeyUse
+	for _, seq := range []sql.NullInt64{{Int64: issueSeq, Valid: true}, revokeSeq} {
+		if !seq.Valid {
+			continue
+		}
+		u, err := db.KeyUses(ctx, caID, seq.Int64, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(u) != 1 || u[0].Seq != seq.Int64 {
+			return nil, fmt.Errorf("sqlstore: key use %d of CA %s is missing", seq.Int64, caID)
+		}
+		uses = append(uses, u[0])
+	}
+	return uses, nil
+}
+
+// LogSize implements openpca.CertificateStore.
+func (db *DB) LogSize(ctx context.Context, caID string) (int64, error) {
+	var size int64
+	err := db.queryRow(ctx, `SELECT size FROM key_use_logs WHERE ca_id = ?`, caID).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, openpca.ErrNotFound
+	}
+	return size, db.wrap("reading log size", err)
+}
+
+// LogHashes implements openpca.CertificateStore.
+func (db *DB) LogHashes(ctx context.Context, caID string, indexes []int64) ([][32]byte, error) {
+	hashes, err := db.logHashes(ctx, caID, indexes, func(q string, args ...any) (*sql.Rows, error) { return db.query(ctx, q, args...) })
+	return hashes, db.wrap("reading log hashes", err)
+}
+
+// logHashesChunk bounds the entries one query reads hashes from.
+const logHashesChunk = 256
+
+// logHashes reads the stored hashes at indexes of a CA's log tree from
+// the entries that stored them (see auditlog.Producer), with query.
+func (db *DB) logHashes(ctx context.Context, caID string, indexes []int64, query func(q string, args ...any) (*sql.Rows, error)) ([][32]byte, error) {
+	seqs := make([]int64, len(indexes))
+	for i, index := range indexes {
+		seqs[i], _ = auditlog.Producer(index)
+	}
+	wanted := slices.Clone(seqs)
+	slices.Sort(wanted)
+	wanted = slices.Compact(wanted)
+	stored := make(map[int64][]byte, len(wanted))
+	for chunk := range slices.Chunk(wanted, logHashesChunk) {
+		args := []any{caID}
+		for _, seq := range chunk {
+			args = append(args, seq)
+		}
+		rows, err := query(`SELECT seq, hashes FROM key_uses WHERE ca_id = ? AND seq IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var seq int64
+			var hashes []byte
+			if err := rows.Scan(&seq, &hashes); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			stored[seq] = hashes
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][32]byte, len(indexes))
+	for i, index := range indexes {
+		hashes, ok := stored[seqs[i]]
+		if !ok {
+			return nil, fmt.Errorf("sqlstore: log entry %d of CA %s is missing", seqs[i], caID)
+		}
+		_, pos := auditlog.Producer(index)
+		h, err := auditlog.HashAt(hashes, pos)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = h
+	}
+	return out, nil
+}
