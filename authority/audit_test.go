@@ -1,11 +1,14 @@
 package authority_test
 
 import (
+	"bytes"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,8 +23,10 @@ import (
 
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/pki"
+	"github.com/openpca/openpca/server"
 )
 
 // issued is what a test knows of a certificate it had issued.
@@ -368,10 +373,16 @@ func TestAuditReportS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rows []map[string]string
-	if err := json.Unmarshal(s3.Get(t, "pca-reports", *out.S3Key), &rows); err != nil {
+	report := s3.Get(t, "pca-reports", *out.S3Key)
+	if err := json.Unmarshal(report, &rows); err != nil {
 		t.Fatal(err)
 	}
 	checkRows(t, rows, want)
+	// Its proof file is beside it, and proves it.
+	proof := s3.Get(t, "pca-reports", *out.S3Key+auditlog.ProofSuffix)
+	if v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), publicKey(t, env)); len(v.Problems) > 0 || v.Rows != len(want) {
+		t.Errorf("the report does not verify against its proof file: %d rows, %v", v.Rows, v.Problems)
+	}
 
 	_, err = createReport(env, caARN, "no-such-bucket", "JSON")
 	testenv.WantError(t, err, "ResourceNotFoundException")
@@ -425,4 +436,19 @@ func TestAuditReportS3Forbidden(t *testing.T) {
 	if !strings.Contains(err.Error(), "Permission error") {
 		t.Errorf("message %q", err)
 	}
+}
+
+// publicKey returns the server's audit public key, from its endpoint.
+func publicKey(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	res, err := http.Get(env.URL + server.PathPublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("public key: %d %v", res.StatusCode, err)
+	}
+	return strings.TrimSpace(string(b))
 }

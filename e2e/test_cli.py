@@ -167,6 +167,25 @@ class CLITests:
         self.assertEqual(rows[0]["certificateArn"], root)
         self.assertEqual(rows[0]["templateArn"], "arn:aws:acm-pca:::template/RootCACertificate/V1")
 
+        # The report proves itself: openpca audit verify checks it against
+        # its proof file and the server's public key, and against the
+        # server's current log; a changed row fails it, with exit code 1.
+        report = os.path.join(self.server.data_dir, "s3", bucket, key)
+        self.assertTrue(os.path.exists(report + ".proof.jsonl"))
+        public_key = self.server.openpca("audit", "public-key").strip()
+        verify = [self.server.binary, "audit", "verify", "--report", report, "--key", public_key]
+        p = subprocess.run(verify + ["--server", self.server.url], capture_output=True, text=True, env=harness.CLIENT_ENV)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("OK the server's current log extends it", p.stdout)
+        rows[0]["subject"] = "CN=Someone Else"
+        tampered = os.path.join(d, "tampered.json")
+        with open(tampered, "w") as f:
+            json.dump(rows, f)
+        p = subprocess.run([self.server.binary, "audit", "verify", "--report", tampered, "--proof", report + ".proof.jsonl",
+                            "--key", public_key], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn('subject is "CN=Someone Else", the log says', p.stdout)
+
         # A second report within 30 minutes, asked for with --cli-input-json.
         path = os.path.join(d, "report.json")
         with open(path, "w") as f:

@@ -8,8 +8,10 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +25,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/server"
 )
 
 // binary is the openpca command the tests of this package run, built by
@@ -177,6 +181,53 @@ func TestClusterIssuance(t *testing.T) {
 	if want := 2 + len(arns); n != want || maxSeq != want-1 {
 		t.Errorf("the log has %d entries up to seq %d, want %d without gaps", n, maxSeq, want)
 	}
+
+	// Both nodes sign with one audit key, and the tree they grew together
+	// is the tree of the log's records.
+	keyA, keyB := fetch(t, a.url+server.PathPublicKey, false), fetch(t, b.url+server.PathPublicKey, false)
+	if keyA != keyB {
+		t.Fatalf("the nodes' audit keys differ: %s, %s", keyA, keyB)
+	}
+	checkpoint, err := auditlog.OpenCheckpoint([]byte(fetch(t, b.url+server.PathCheckpoint+"?certificateAuthorityArn="+url.QueryEscape(rootARN), true)), strings.TrimSpace(keyA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(`SELECT record FROM key_uses WHERE ca_id = $1 ORDER BY seq`, rootARN[strings.LastIndex(rootARN, "/")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var tree auditlog.Tree
+	for rows.Next() {
+		var record []byte
+		rows.Scan(&record)
+		tree.Add(record)
+	}
+	if root, _ := tree.Root(tree.Size()); checkpoint.Size != tree.Size() || checkpoint.Root != root {
+		t.Errorf("checkpoint of %d entries, root %v; the records make %d, root %v", checkpoint.Size, checkpoint.Root, tree.Size(), root)
+	}
+}
+
+// fetch GETs url, signed as the SDK signs if signed, and returns the body.
+func fetch(t *testing.T, url string, signed bool) string {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if signed {
+		testenv.Sign(t, r, nil)
+	}
+	res, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, res.StatusCode, b)
+	}
+	return string(b)
 }
 
 // TestClusterIdempotency: a retry with the same token returns the first
