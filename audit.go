@@ -65,9 +65,20 @@ type ObjectStore interface {
 	// store that cannot be reached.
 	CheckBucket(ctx context.Context, bucket string) error
 
-	// Put stores what r yields as the object key of bucket, whole or not
-	// at all: a reader never sees a partial object.
-	Put(ctx context.Context, bucket, key, contentType string, r io.Reader) error
+	// Put stores what r yields as object o, whole or not at all: a reader
+	// never sees a partial object.
+	Put(ctx context.Context, o Object, r io.Reader) error
+
+	// URL is where a relying party fetches an object the store made
+	// public, such as a CRL.
+	URL(bucket, key string) string
+}
+
+// Object names an object to store and says how.
+type Object struct {
+	Bucket, Key, ContentType string
+	// ACL is the canned ACL of the object; "" leaves the bucket's default.
+	ACL S3ObjectAcl
 }
 
 // Errors of ObjectStore.CheckBucket.

@@ -33,6 +33,9 @@ type CA struct {
 
 	SealedKey []byte // the private key, PKCS #8, sealed with the master key
 	CSR       []byte // DER
+	// KeyID is the SHA-1 hash of the public key's bits, in hex: the
+	// CA's subject key identifier, and how OCSP requests name it.
+	KeyID string
 
 	// Certificate (DER) and CertificateChain (PEM, issuer first) are set by
 	// ImportCertificateAuthorityCertificate.
@@ -63,11 +66,28 @@ func (ca *CA) Describe(now time.Time) *CertificateAuthority {
 		NotAfter:                          NewTimestamp(ca.NotAfter),
 		FailureReason:                     ca.FailureReason,
 		CertificateAuthorityConfiguration: &cfg,
-		RevocationConfiguration:           ca.Revocation,
+		RevocationConfiguration:           ca.describeRevocation(),
 		RestorableUntil:                   NewTimestamp(ca.RestorableUntil),
 		KeyStorageSecurityStandard:        ca.KeyStorageSecurityStandard,
 		UsageMode:                         ca.UsageMode,
 	}
+}
+
+// describeRevocation is the revocation configuration as AWS describes it:
+// each of CRL and OCSP disabled unless configured.
+func (ca *CA) describeRevocation() *RevocationConfiguration {
+	rc := RevocationConfiguration{}
+	if ca.Revocation != nil {
+		rc = *ca.Revocation
+	}
+	disabled := false
+	if rc.CrlConfiguration == nil {
+		rc.CrlConfiguration = &CrlConfiguration{Enabled: &disabled}
+	}
+	if rc.OcspConfiguration == nil {
+		rc.OcspConfiguration = &OcspConfiguration{Enabled: &disabled}
+	}
+	return &rc
 }
 
 // SetStatus moves ca to status at now.

@@ -35,6 +35,8 @@ const (
 	KeyUseCSR    = "CSR"    // the CA signed its certificate signing request
 	KeyUseIssue  = "ISSUE"  // the CA signed a certificate
 	KeyUseRevoke = "REVOKE" // the CA revoked a certificate it signed
+	KeyUseCRL    = "CRL"    // the CA signed a certificate revocation list
+	KeyUseOCSP   = "OCSP"   // the CA signed an OCSP response
 )
 
 // KeyUse is one entry of a CA's key-use log, which is append-only: entry
@@ -83,6 +85,11 @@ type CertificateStore interface {
 	// returns ErrConflict if the CA already has a certificate with that
 	// serial, and ErrCAState if the CA's status no longer allows issuing.
 	RecordIssuance(ctx context.Context, is *Issuance) (*Certificate, error)
+
+	// RecordKeyUse appends a key use that changes nothing else (an OCSP
+	// response's signing) to the CA's log, if the CA is in one of statuses
+	// with a certificate valid at the use's time (ErrCAState otherwise).
+	RecordKeyUse(ctx context.Context, use *KeyUse, statuses []CertificateAuthorityStatus) error
 
 	// RecordRevocation marks a certificate revoked and appends the key use
 	// to the CA's log, atomically. It returns ErrNotFound for an unknown

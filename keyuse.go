@@ -26,7 +26,16 @@ type KeyUseRecord struct {
 	NotAfter         string `json:"notAfter,omitempty"`
 	TemplateArn      string `json:"templateArn,omitempty"`
 	RevocationReason string `json:"revocationReason,omitempty"`
-	SignedSHA256     string `json:"signedSha256,omitempty"` // of the DER the key signed
+	// CRLNumber, ThisUpdate and NextUpdate describe a signed CRL;
+	// Revoked is how many certificates it lists.
+	CRLNumber  int64  `json:"crlNumber,omitempty"`
+	ThisUpdate string `json:"thisUpdate,omitempty"`
+	NextUpdate string `json:"nextUpdate,omitempty"`
+	Revoked    *int   `json:"revokedCertificates,omitempty"`
+	// CertStatus is the status an OCSP response gives the certificate of
+	// Serial: good, revoked or unknown.
+	CertStatus   string `json:"certStatus,omitempty"`
+	SignedSHA256 string `json:"signedSha256,omitempty"` // of the DER the key signed
 }
 
 func newKeyUse(caID string, r KeyUseRecord, at time.Time, serial string) *KeyUse {
@@ -69,4 +78,23 @@ func RevokeUse(caARN string, c *Certificate, at time.Time, reason RevocationReas
 		RequestedBy: requestedBy, RequestID: requestID,
 		CertificateArn: c.ARN, Serial: c.Serial, RevocationReason: string(reason),
 	}, at, c.Serial)
+}
+
+// CRLUse is the key use of a CA signing CRL number, listing revoked
+// certificates, DER-encoded as der.
+func CRLUse(ca *CA, number int64, thisUpdate, nextUpdate time.Time, revoked int, der []byte) *KeyUse {
+	return newKeyUse(ca.ID, KeyUseRecord{
+		Kind: KeyUseCRL, CertificateAuth: ca.ARN, Account: ca.AccountID, CRLNumber: number,
+		ThisUpdate: thisUpdate.UTC().Format(time.RFC3339), NextUpdate: nextUpdate.UTC().Format(time.RFC3339),
+		Revoked: &revoked, SignedSHA256: sha256Hex(der),
+	}, thisUpdate, "")
+}
+
+// OCSPUse is the key use of a CA signing an OCSP response, DER-encoded as
+// der, that gives the certificate of serial the status certStatus.
+func OCSPUse(ca *CA, serial, certStatus string, at time.Time, der []byte) *KeyUse {
+	return newKeyUse(ca.ID, KeyUseRecord{
+		Kind: KeyUseOCSP, CertificateAuth: ca.ARN, Account: ca.AccountID, Serial: serial, CertStatus: certStatus,
+		SignedSHA256: sha256Hex(der),
+	}, at, serial)
 }

@@ -14,6 +14,7 @@ type Store interface {
 	AuditStore
 	AccountStore
 	SettingStore
+	CRLStore
 	Close() error
 }
 
@@ -37,6 +38,10 @@ type CAStore interface {
 
 	// FindCA returns the CA with id owned by accountID, or ErrNotFound.
 	FindCA(ctx context.Context, accountID, id string) (*CA, error)
+
+	// FindCAByKeyID returns the CA, of any account, whose key has the
+	// KeyID, or ErrNotFound: an OCSP request names its issuer so.
+	FindCAByKeyID(ctx context.Context, keyID string) (*CA, error)
 
 	// ListCAs returns up to limit CAs of accountID in creation order,
 	// starting after the cursor (the zero cursor starts at the first).

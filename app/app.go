@@ -57,6 +57,10 @@ type Config struct {
 	// server, and implies "s3".
 	ObjectStore string
 	S3Endpoint  string
+	// PublicURL is where relying parties reach the server: the OCSP
+	// responder's address in certificates, and the CRL distribution
+	// points of local buckets. Default http://DefaultListen.
+	PublicURL string
 	// AuditReportInterval is the least time between two reports of a CA.
 	AuditReportInterval time.Duration
 	// RootAccessKeyID and RootSecretAccessKey, if set, are an access key of
@@ -135,6 +139,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.ReportWorkers == 0 {
 		cfg.ReportWorkers = DefaultReportWorkers
 	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + DefaultListen
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -195,10 +202,17 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Store: a.store, Sealer: sealer, Logger: logger, Region: cfg.Region,
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
 		Objects: a.objects, Reports: reports, AuditReportInterval: cfg.AuditReportInterval, Log: log,
+		PublicURL: cfg.PublicURL,
 	})
+	var local server.LocalObjects
+	if l, ok := a.objects.(*localfs.Store); ok {
+		local = l
+	}
 	a.server = server.New(server.Config{
 		Service:       svc,
 		AuditLog:      svc,
+		OCSP:          svc,
+		LocalObjects:  local,
 		Store:         a.store,
 		Authenticator: authenticator,
 		Logger:        logger,
@@ -209,6 +223,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.stop = stop
 	a.background.Go(func() { a.janitor(bctx) })
 	a.background.Go(func() { reports.Run(bctx) })
+	a.background.Go(func() { svc.PublishCRLs(bctx, nodeID) })
 	return a, nil
 }
 
@@ -279,7 +294,7 @@ func openObjectStore(ctx context.Context, cfg Config) (openpca.ObjectStore, erro
 	}
 	switch kind {
 	case "", "local":
-		return localfs.New(filepath.Join(cfg.DataDir, "s3"))
+		return localfs.New(filepath.Join(cfg.DataDir, "s3"), strings.TrimSuffix(cfg.PublicURL, "/")+"/s3")
 	case "s3":
 		return s3.Open(ctx, cfg.S3Endpoint, cfg.Region)
 	}

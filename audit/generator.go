@@ -221,7 +221,7 @@ func (g *Generator) put(ctx context.Context, bucket, key, contentType string, wr
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	err := g.Objects.Put(ctx, bucket, key, contentType, pr)
+	err := g.Objects.Put(ctx, openpca.Object{Bucket: bucket, Key: key, ContentType: contentType}, pr)
 	pr.CloseWithError(errors.New("audit: the object store stopped reading")) // unblocks write
 	if writeErr := <-done; err == nil {
 		err = writeErr

@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -38,6 +39,9 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if err := checkRevocation(in.RevocationConfiguration); err != nil {
 		return nil, err
 	}
+	if err := s.checkCRLBucket(ctx, in.RevocationConfiguration); err != nil {
+		return nil, err
+	}
 	key, err := pki.GenerateKey(cfg.KeyAlgorithm)
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
@@ -45,6 +49,10 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	csr, err := pki.CreateCSR(key, cfg)
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: %v.", err)
+	}
+	keyID, err := pki.SubjectKeyID(key.Public())
+	if err != nil {
+		return nil, err
 	}
 	now := s.now().UTC()
 	// A version 7 UUID grows with time, so that CAs created in the same
@@ -67,6 +75,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		KeyStorageSecurityStandard: in.KeyStorageSecurityStandard,
 		UsageMode:                  in.UsageMode,
 		CSR:                        csr,
+		KeyID:                      hex.EncodeToString(keyID),
 		Tags:                       in.Tags,
 	}
 	if ca.KeyStorageSecurityStandard == "" {

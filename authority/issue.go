@@ -102,7 +102,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 	}
 
 	for attempt := 1; ; attempt++ {
-		cert, err := s.sign(tmpl, csr, in.ApiPassthrough, parent, signer, sigAlg, nb, na)
+		cert, err := s.sign(ca, tmpl, csr, in.ApiPassthrough, parent, signer, sigAlg, nb, na)
 		if err != nil {
 			return nil, err
 		}
@@ -122,8 +122,10 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 	}
 }
 
-// sign builds the certificate a template asks for and signs it.
-func (s *Service) sign(tmpl *template.Template, csr *x509.CertificateRequest, api *openpca.ApiPassthrough, parent *x509.Certificate,
+// sign builds the certificate a template asks for and signs it. A
+// certificate the CA issues (not its own self-signed one) says where its
+// revocation is published.
+func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.CertificateRequest, api *openpca.ApiPassthrough, parent *x509.Certificate,
 	signer crypto.Signer, sigAlg x509.SignatureAlgorithm, nb, na time.Time) (*openpca.Certificate, error) {
 	serial, err := pki.NewSerial()
 	if err != nil {
@@ -138,6 +140,8 @@ func (s *Service) sign(tmpl *template.Template, csr *x509.CertificateRequest, ap
 	}
 	if parent == nil {
 		parent = certTmpl
+	} else {
+		s.addRevocationInfo(ca, certTmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, certTmpl, parent, csr.PublicKey, signer)
 	if err != nil {
@@ -268,6 +272,7 @@ func (s *Service) RevokeCertificate(ctx context.Context, in *openpca.RevokeCerti
 		return err
 	}
 	s.logger.InfoContext(ctx, "certificate revoked", "ca", ca.ARN, "serial", serial, "reason", in.RevocationReason)
+	s.WakeCRLs()
 	return nil
 }
 

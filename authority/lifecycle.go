@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.Up
 	if err := checkRevocation(in.RevocationConfiguration); err != nil {
 		return err
 	}
+	if err := s.checkCRLBucket(ctx, in.RevocationConfiguration); err != nil {
+		return err
+	}
 	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
 		now := s.now().UTC()
 		if st := ca.StatusAt(now); st != openpca.CertificateAuthorityStatusActive && st != openpca.CertificateAuthorityStatusDisabled {
@@ -32,13 +36,27 @@ func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.Up
 		if in.Status != "" && in.Status != ca.Status {
 			ca.SetStatus(in.Status, now)
 		}
-		if in.RevocationConfiguration != nil {
-			ca.Revocation = in.RevocationConfiguration
+		if rc := in.RevocationConfiguration; rc != nil {
+			// Each of CRL and OCSP left out keeps its configuration: an
+			// update that names one does not silently turn the other off
+			// (our reading; AWS does not document it).
+			merged := openpca.RevocationConfiguration{}
+			if ca.Revocation != nil {
+				merged = *ca.Revocation
+			}
+			if rc.CrlConfiguration != nil {
+				merged.CrlConfiguration = rc.CrlConfiguration
+			}
+			if rc.OcspConfiguration != nil {
+				merged.OcspConfiguration = rc.OcspConfiguration
+			}
+			ca.Revocation = &merged
 		}
 		return nil
 	})
 	if err == nil {
 		s.logger.InfoContext(ctx, "certificate authority updated", "ca", ca.ARN, "status", ca.Status)
+		s.WakeCRLs()
 	}
 	return err
 }
@@ -136,6 +154,28 @@ func checkRevocation(rc *openpca.RevocationConfiguration) error {
 		if hasScheme(ocsp.OcspCustomCname) {
 			return invalid("OcspConfiguration.OcspCustomCname %q must be a name, without http:// or https://.", ocsp.OcspCustomCname)
 		}
+	}
+	return nil
+}
+
+// checkCRLBucket checks that the bucket of an enabled CRL configuration
+// exists and can be written to, as AWS does when the configuration is set.
+func (s *Service) checkCRLBucket(ctx context.Context, rc *openpca.RevocationConfiguration) error {
+	if rc == nil || rc.CrlConfiguration == nil || rc.CrlConfiguration.Enabled == nil || !*rc.CrlConfiguration.Enabled {
+		return nil
+	}
+	bucket := rc.CrlConfiguration.S3BucketName
+	if err := openpca.CheckBucketName(bucket); err != nil {
+		return err
+	}
+	switch err := s.objects.CheckBucket(ctx, bucket); {
+	case errors.Is(err, openpca.ErrBucketNotFound):
+		return openpca.Errorf(openpca.CodeInvalidArgs, "CrlConfiguration.S3BucketName: the S3 bucket %s does not exist.", bucket)
+	case errors.Is(err, openpca.ErrBucketAccess):
+		return openpca.Errorf(openpca.CodeInvalidArgs, "Permission error with your S3 bucket '%s': the server cannot write to it. Check the bucket's permissions and try again.", bucket)
+	case err != nil:
+		s.logger.ErrorContext(ctx, "checking a CRL bucket", "bucket", bucket, "error", err)
+		return openpca.Errorf(openpca.CodeInvalidArgs, "CrlConfiguration.S3BucketName: the S3 bucket %s could not be reached; try again later.", bucket)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,9 @@ type Config struct {
 	// Log signs checkpoints of the CAs' key-use logs and proves what they
 	// hold.
 	Log *auditlog.Log
+	// PublicURL is where relying parties reach this server (its OCSP
+	// responder, and local buckets' CRLs), as http(s)://host[:port].
+	PublicURL string
 }
 
 // DefaultMaxCAsPerAccount is AWS Private CA's default quota of CAs per
@@ -63,6 +67,9 @@ type Service struct {
 	reports        interface{ Wake() }
 	reportInterval time.Duration
 	log            *auditlog.Log
+	publicURL      string
+	crlWake        chan struct{}
+	ocsp           ocspCache
 
 	// signers caches opened CA keys by CA id: a key never changes, and
 	// opening and parsing it costs more than a signature. certs caches
@@ -79,6 +86,7 @@ func New(cfg Config) *Service {
 		store: cfg.Store, sealer: cfg.Sealer, logger: cfg.Logger, region: cfg.Region,
 		maxCAs:  cfg.MaxCAsPerAccount,
 		objects: cfg.Objects, reports: cfg.Reports, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
+		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), crlWake: make(chan struct{}, 1),
 	}
 	if s.reportInterval == 0 {
 		s.reportInterval = DefaultAuditReportInterval

@@ -19,17 +19,34 @@ import (
 
 // Store keeps buckets as folders under a root folder.
 type Store struct {
-	root string
+	root, baseURL string
 }
 
 var _ openpca.ObjectStore = (*Store)(nil)
 
-// New returns a Store rooted at root, creating the root if needed.
-func New(root string) (*Store, error) {
+// New returns a Store rooted at root, creating the root if needed, whose
+// public objects are served at baseURL/<bucket>/<key>.
+func New(root, baseURL string) (*Store, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
-	return &Store{root: root}, nil
+	return &Store{root: root, baseURL: strings.TrimSuffix(baseURL, "/")}, nil
+}
+
+// URL implements openpca.ObjectStore.
+func (s *Store) URL(bucket, key string) string { return s.baseURL + "/" + bucket + "/" + key }
+
+// Open opens an object for reading.
+func (s *Store) Open(bucket, key string) (*os.File, error) {
+	dir, err := s.bucketDir(bucket)
+	if err != nil {
+		return nil, err
+	}
+	path, err := objectPath(dir, key)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(path)
 }
 
 // Root is the folder that holds the buckets.
@@ -57,8 +74,10 @@ func (s *Store) CheckBucket(ctx context.Context, bucket string) error {
 }
 
 // Put implements openpca.ObjectStore: it writes a temporary file beside
-// the object, syncs it, and renames it into place.
-func (s *Store) Put(ctx context.Context, bucket, key, contentType string, r io.Reader) (err error) {
+// the object, syncs it, and renames it into place. Files have no ACL: every
+// object is as readable as the folder.
+func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) (err error) {
+	bucket, key := o.Bucket, o.Key
 	dir, err := s.bucketDir(bucket)
 	if err != nil {
 		return err

@@ -14,9 +14,12 @@ import (
 
 func TestPutAndCheck(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "s3")
-	st, err := localfs.New(root)
+	st, err := localfs.New(root, "http://pca.example/s3/")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if u := st.URL("bucket", "crl/x.crl"); u != "http://pca.example/s3/bucket/crl/x.crl" {
+		t.Errorf("URL %s", u)
 	}
 	if err := st.CheckBucket(t.Context(), "missing"); !errors.Is(err, openpca.ErrBucketNotFound) {
 		t.Errorf("missing bucket: %v", err)
@@ -29,7 +32,7 @@ func TestPutAndCheck(t *testing.T) {
 	if err := st.CheckBucket(t.Context(), "bucket"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Put(t.Context(), "bucket", "audit-report/ca/r.json", "application/json", strings.NewReader("[1]")); err != nil {
+	if err := st.Put(t.Context(), openpca.Object{Bucket: "bucket", Key: "audit-report/ca/r.json", ContentType: "application/json"}, strings.NewReader("[1]")); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "bucket", "audit-report", "ca", "r.json")); string(b) != "[1]" {
@@ -37,7 +40,7 @@ func TestPutAndCheck(t *testing.T) {
 	}
 	// Replacing an object is atomic: readers see the old or the new one.
 	big := bytes.Repeat([]byte("x"), 1<<20)
-	if err := st.Put(t.Context(), "bucket", "audit-report/ca/r.json", "application/json", bytes.NewReader(big)); err != nil {
+	if err := st.Put(t.Context(), openpca.Object{Bucket: "bucket", Key: "audit-report/ca/r.json", ContentType: "application/json"}, bytes.NewReader(big)); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "bucket", "audit-report", "ca", "r.json")); !bytes.Equal(b, big) {
@@ -51,10 +54,10 @@ func TestPutAndCheck(t *testing.T) {
 
 func TestRefusesEscapes(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "s3")
-	st, _ := localfs.New(root)
+	st, _ := localfs.New(root, "http://pca.example/s3/")
 	os.Mkdir(filepath.Join(root, "bucket"), 0o755)
 	for _, key := range []string{"../outside", "a/../../outside", "/abs", "a//b", "dir/", ""} {
-		if err := st.Put(t.Context(), "bucket", key, "text/plain", strings.NewReader("x")); err == nil {
+		if err := st.Put(t.Context(), openpca.Object{Bucket: "bucket", Key: key, ContentType: "text/plain"}, strings.NewReader("x")); err == nil {
 			t.Errorf("key %q was accepted", key)
 		}
 	}
@@ -70,9 +73,9 @@ func TestRefusesEscapes(t *testing.T) {
 
 func TestFailedPutLeavesNothing(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "s3")
-	st, _ := localfs.New(root)
+	st, _ := localfs.New(root, "http://pca.example/s3/")
 	os.Mkdir(filepath.Join(root, "bucket"), 0o755)
-	err := st.Put(t.Context(), "bucket", "k", "text/plain", &failing{})
+	err := st.Put(t.Context(), openpca.Object{Bucket: "bucket", Key: "k", ContentType: "text/plain"}, &failing{})
 	if err == nil {
 		t.Fatal("a failing reader was stored")
 	}

@@ -37,7 +37,7 @@ func TestConcurrentMigrations(t *testing.T) {
 				errs[i] = err
 				return
 			}
-			if v, err := db.SchemaVersion(t.Context()); err != nil || v != 2 {
+			if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
 				t.Errorf("schema version %d, %v", v, err)
 			}
 			errs[i] = db.Close()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,7 +31,9 @@ const ProbeKey = "acm-pca-permission-test-key"
 
 // Store is an openpca.ObjectStore on S3.
 type Store struct {
-	client *awss3.Client
+	client   *awss3.Client
+	endpoint string // "" for AWS's S3
+	region   string
 }
 
 var _ openpca.ObjectStore = (*Store)(nil)
@@ -59,7 +62,17 @@ func Open(ctx context.Context, endpoint, region string) (*Store, error) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(5 * time.Minute)
 	})
-	return &Store{client: client}, nil
+	return &Store{client: client, endpoint: strings.TrimSuffix(endpoint, "/"), region: cfg.Region}, nil
+}
+
+// URL implements openpca.ObjectStore: on AWS, the virtual-hosted address
+// over http, as AWS Private CA writes CRL distribution points; elsewhere
+// the path-style address at the endpoint.
+func (s *Store) URL(bucket, key string) string {
+	if s.endpoint == "" {
+		return "http://" + bucket + ".s3." + s.region + ".amazonaws.com/" + key
+	}
+	return s.endpoint + "/" + bucket + "/" + key
 }
 
 // CheckBucket implements openpca.ObjectStore: the bucket must answer
@@ -96,15 +109,22 @@ func classify(err error) error {
 	return fmt.Errorf("s3: %w", err)
 }
 
+// cannedACLs maps the API's ACLs to S3's.
+var cannedACLs = map[openpca.S3ObjectAcl]types.ObjectCannedACL{
+	openpca.S3ObjectAclPublicRead:             types.ObjectCannedACLPublicRead,
+	openpca.S3ObjectAclBucketOwnerFullControl: types.ObjectCannedACLBucketOwnerFullControl,
+}
+
 // Put implements openpca.ObjectStore. An object that fits in one part is
 // one PutObject; a larger one is a multipart upload, which S3 shows only
 // once it is complete, and which is aborted if anything fails.
-func (s *Store) Put(ctx context.Context, bucket, key, contentType string, r io.Reader) error {
+func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
+	bucket, key, contentType, acl := o.Bucket, o.Key, o.ContentType, cannedACLs[o.ACL]
 	first := make([]byte, PartSize)
 	n, err := io.ReadFull(r, first)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		_, err := s.client.PutObject(ctx, &awss3.PutObjectInput{
-			Bucket: aws.String(bucket), Key: aws.String(key), ContentType: aws.String(contentType),
+			Bucket: aws.String(bucket), Key: aws.String(key), ContentType: aws.String(contentType), ACL: acl,
 			Body: bytes.NewReader(first[:n]), ContentLength: aws.Int64(int64(n)),
 		})
 		return classify(err)
@@ -113,7 +133,7 @@ func (s *Store) Put(ctx context.Context, bucket, key, contentType string, r io.R
 		return err
 	}
 	up, err := s.client.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{
-		Bucket: aws.String(bucket), Key: aws.String(key), ContentType: aws.String(contentType),
+		Bucket: aws.String(bucket), Key: aws.String(key), ContentType: aws.String(contentType), ACL: acl,
 	})
 	if err != nil {
 		return classify(err)

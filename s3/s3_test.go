@@ -33,7 +33,7 @@ func TestPutSizes(t *testing.T) {
 		data := make([]byte, size)
 		rand.Read(data)
 		key := "dir/obj"
-		if err := st.Put(t.Context(), "objects", key, "application/octet-stream", bytes.NewReader(data)); err != nil {
+		if err := st.Put(t.Context(), openpca.Object{Bucket: "objects", Key: key, ContentType: "application/octet-stream"}, bytes.NewReader(data)); err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
 		if got := srv.Get(t, "objects", key); !bytes.Equal(got, data) {
@@ -61,7 +61,7 @@ func TestPutFailureLeavesNothing(t *testing.T) {
 	srv := testenv.StartS3(t)
 	srv.CreateBucket(t, "objects")
 	st := open(t, srv, srv.SecretKey)
-	err := st.Put(t.Context(), "objects", "partial", "text/csv", &failingReader{n: 2*s3.PartSize + 10})
+	err := st.Put(t.Context(), openpca.Object{Bucket: "objects", Key: "partial", ContentType: "text/csv"}, &failingReader{n: 2*s3.PartSize + 10})
 	if !errors.Is(err, errRows) {
 		t.Fatalf("Put = %v, want the reader's error", err)
 	}

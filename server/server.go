@@ -1,5 +1,6 @@
 // Package server assembles OpenPCA's HTTP server: the AWS Private CA API on
-// POST /, the audit log's checkpoints and proofs under /audit-log/, a
+// POST /, the audit log's checkpoints and proofs under /audit-log/, the
+// OCSP responder at /ocsp, the embedded object store's CRLs under /s3/, a
 // readiness check on GET /healthz and Prometheus metrics on GET /metrics,
 // with one structured log line per API request.
 package server
@@ -24,7 +25,12 @@ import (
 type Config struct {
 	Service openpca.PrivateCA
 	// AuditLog, if set, is served at /audit-log/.
-	AuditLog      AuditLog
+	AuditLog AuditLog
+	// OCSP, if set, answers OCSP requests at /ocsp.
+	OCSP OCSPResponder
+	// LocalObjects, if set, is the embedded object store, whose CRLs are
+	// served at /s3/<bucket>/<key>.
+	LocalObjects  LocalObjects
 	Store         openpca.CAStore
 	Authenticator awsjson.Authenticator
 	Logger        *slog.Logger
@@ -71,6 +77,12 @@ func New(cfg Config) *Server {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	if cfg.AuditLog != nil {
 		s.handleAuditLog(mux, cfg.AuditLog, cfg.Authenticator, m)
+	}
+	if cfg.OCSP != nil {
+		s.handleOCSP(mux, cfg.OCSP)
+	}
+	if cfg.LocalObjects != nil {
+		s.handleLocalCRLs(mux, cfg.LocalObjects)
 	}
 	s.http = &http.Server{
 		Handler:           mux,

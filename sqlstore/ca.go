@@ -13,7 +13,7 @@ import (
 
 const caColumns = `id, account_id, arn, type, status, status_before_deletion, created_at, last_state_change_at,
 	restorable_until, failure_reason, config, revocation, key_storage, usage_mode, sealed_key, csr,
-	certificate, certificate_chain, serial, not_before, not_after, tags, version`
+	certificate, certificate_chain, serial, not_before, not_after, tags, version, key_id`
 
 // caRow is a CA in the form of its row.
 type caRow struct {
@@ -52,7 +52,7 @@ func scanCA(s rowScanner) (*openpca.CA, error) {
 	)
 	err := s.Scan(&ca.ID, &ca.AccountID, &ca.ARN, &ca.Type, &ca.Status, &ca.StatusBeforeDeletion, &created, &changed,
 		&restorable, &ca.FailureReason, &config, &revocation, &ca.KeyStorageSecurityStandard, &ca.UsageMode, &ca.SealedKey, &ca.CSR,
-		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version)
+		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version, &ca.KeyID)
 	if err != nil {
 		return nil, err
 	}
@@ -104,14 +104,17 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return err
 		}
 		if _, err := db.txExec(ctx, tx, `INSERT INTO certificate_authorities (`+caColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ca.ID, ca.AccountID, ca.ARN, ca.Type, ca.Status, ca.StatusBeforeDeletion, micros(ca.CreatedAt), micros(ca.LastStateChangeAt),
 			micros(ca.RestorableUntil), ca.FailureReason, r.config, r.revocation, ca.KeyStorageSecurityStandard, ca.UsageMode, ca.SealedKey, ca.CSR,
-			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version); err != nil {
+			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version, ca.KeyID); err != nil {
 			return err
 		}
 		csrUse.Seq = 0
-		return db.insertKeyUses(ctx, tx, ca.ID, 0, []*openpca.KeyUse{csrUse})
+		if err := db.insertKeyUses(ctx, tx, ca.ID, 0, []*openpca.KeyUse{csrUse}); err != nil {
+			return err
+		}
+		return db.wantCRL(ctx, tx, ca)
 	})
 	if err != nil {
 		return nil, db.wrap("creating CA", err)
@@ -196,24 +199,33 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 	if err != nil {
 		return err
 	}
-	res, err := db.exec(ctx, `UPDATE certificate_authorities SET
-		status = ?, status_before_deletion = ?, last_state_change_at = ?, restorable_until = ?, failure_reason = ?,
-		revocation = ?, certificate = ?, certificate_chain = ?, serial = ?, not_before = ?, not_after = ?, tags = ?,
-		version = version + 1
-		WHERE id = ? AND version = ?`,
-		ca.Status, ca.StatusBeforeDeletion, micros(ca.LastStateChangeAt), micros(ca.RestorableUntil), ca.FailureReason,
-		r.revocation, ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags,
-		ca.ID, ca.Version)
-	if err != nil {
-		return db.wrap("updating CA", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := db.txExec(ctx, tx, `UPDATE certificate_authorities SET
+			status = ?, status_before_deletion = ?, last_state_change_at = ?, restorable_until = ?, failure_reason = ?,
+			revocation = ?, certificate = ?, certificate_chain = ?, serial = ?, not_before = ?, not_after = ?, tags = ?,
+			version = version + 1
+			WHERE id = ? AND version = ?`,
+			ca.Status, ca.StatusBeforeDeletion, micros(ca.LastStateChangeAt), micros(ca.RestorableUntil), ca.FailureReason,
+			r.revocation, ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags,
+			ca.ID, ca.Version)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return openpca.ErrConflict
+		}
+		return db.wantCRL(ctx, tx, ca)
+	})
+	if errors.Is(err, openpca.ErrConflict) {
 		if _, err := db.FindCA(ctx, ca.AccountID, ca.ID); err != nil {
 			return err
 		}
 		return openpca.ErrConflict
+	}
+	if err != nil {
+		return db.wrap("updating CA", err)
 	}
 	ca.Version++
 	return nil
@@ -246,7 +258,7 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) (int, error) {
 	var n int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		const gone = `SELECT id FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`
-		for _, table := range []string{"certificates", "key_uses", "key_use_logs", "audit_reports"} {
+		for _, table := range []string{"certificates", "key_uses", "key_use_logs", "audit_reports", "crl_publications"} {
 			if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id IN (`+gone+`)`, now.UnixMicro()); err != nil {
 				return err
 			}
@@ -259,4 +271,13 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) (int, error) {
 		return err
 	})
 	return int(n), db.wrap("purging CAs", err)
+}
+
+// FindCAByKeyID implements openpca.CAStore.
+func (db *DB) FindCAByKeyID(ctx context.Context, keyID string) (*openpca.CA, error) {
+	ca, err := scanCA(db.queryRow(ctx, `SELECT `+caColumns+` FROM certificate_authorities WHERE key_id = ? ORDER BY created_at LIMIT 1`, keyID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, openpca.ErrNotFound
+	}
+	return ca, db.wrap("reading CA", err)
 }

@@ -57,7 +57,7 @@ var (
 		suffix: ` ON CONFLICT (ca_id, serial) DO NOTHING`, columns: 15}
 )
 
-var hotQueries = []string{qCAMaySign, qAppendKeyUses, qClaimToken, qTokenResult, qFindCertificate, qRevokedAt, qRevoke,
+var hotQueries = []string{qCAMaySign, qAppendKeyUses, qClaimToken, qTokenResult, qFindCertificate, qRevokedAt, qRevoke, qRevokedWantsCRL,
 	keyUseInserts.query(1), certificateInserts.query(1)}
 
 // caMaySign returns ErrCAState unless the CA is in one of statuses with a
@@ -205,11 +205,24 @@ func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error
 			if err := db.appendKeyUse(ctx, tx, r.Use, r.Statuses, r.At); err != nil {
 				return err
 			}
-			_, err = db.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.Use.Seq, r.CAID, r.Serial)
+			if _, err := db.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.Use.Seq, r.CAID, r.Serial); err != nil {
+				return err
+			}
+			_, err = db.txExec(ctx, tx, qRevokedWantsCRL, r.CAID)
 			return err
 		})
 	})
 	return db.wrap("recording revocation", err)
+}
+
+// RecordKeyUse implements openpca.CertificateStore.
+func (db *DB) RecordKeyUse(ctx context.Context, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus) error {
+	err := db.retry(ctx, func() error {
+		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			return db.appendKeyUse(ctx, tx, use, statuses, use.At)
+		})
+	})
+	return db.wrap("recording key use", err)
 }
 
 // FindCertificate implements openpca.CertificateStore.

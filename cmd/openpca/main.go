@@ -110,6 +110,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		reportWorkers   int
 	)
 	fs.StringVar(&listen, "listen", app.DefaultListen, "address to serve the API on")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "where relying parties reach this server, for the OCSP responder and local CRLs in certificates (default http(s)://<listen>)")
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "folder for the database, the master key and local buckets")
 	fs.StringVar(&cfg.Database, "database", "", "a postgres:// address to keep the store in PostgreSQL, shared by several servers (default: SQLite in the data folder)")
 	fs.StringVar(&cfg.Region, "region", app.DefaultRegion, "region in the ARNs of new CAs")
@@ -138,6 +139,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
 	cfg.Stdout = stdout
+	if cfg.PublicURL == "" {
+		scheme := "http"
+		if cfg.TLSCertFile != "" || cfg.TLSSelfSigned {
+			scheme = "https"
+		}
+		cfg.PublicURL = scheme + "://" + listen
+	}
 	cfg.ReportWorkers = reportWorkers
 	if reportWorkers <= 0 {
 		cfg.ReportWorkers = -1

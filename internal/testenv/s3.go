@@ -128,16 +128,21 @@ func (s *S3) CreateBucket(t testing.TB, name string) {
 // Get reads an object.
 func (s *S3) Get(t testing.TB, bucket, key string) []byte {
 	t.Helper()
-	out, err := s.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	b, err := s.TryGet(t, bucket, key)
 	if err != nil {
 		t.Fatalf("getting s3://%s/%s: %v", bucket, key, err)
 	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(out.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	return b
+}
+
+// TryGet reads an object that may not be there yet.
+func (s *S3) TryGet(t testing.TB, bucket, key string) ([]byte, error) {
+	out, err := s.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, err
+	}
+	defer out.Body.Close()
+	return io.ReadAll(out.Body)
 }
 
 // Use returns an Option that sends a server's reports to s, with the

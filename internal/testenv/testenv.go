@@ -66,21 +66,26 @@ func Start(t testing.TB, opts ...Option) *Env {
 
 func (e *Env) start(t testing.TB) {
 	t.Helper()
-	a, err := app.Open(context.Background(), e.Config)
-	if err != nil {
-		t.Fatalf("starting server: %v", err)
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		a.Close()
 		t.Fatal(err)
+	}
+	e.URL = "http://" + l.Addr().String()
+	if e.Config.TLSSelfSigned {
+		e.URL = "https://" + l.Addr().String()
+	}
+	// The server says where it is in the certificates it issues.
+	cfg := e.Config
+	cfg.PublicURL = e.URL
+	a, err := app.Open(context.Background(), cfg)
+	if err != nil {
+		l.Close()
+		t.Fatalf("starting server: %v", err)
 	}
 	e.app, e.served = a, make(chan error, 1)
 	go func() { e.served <- a.Serve(l) }()
-	e.URL = "http://" + l.Addr().String()
 	e.transport = newTransport()
 	if e.Config.TLSSelfSigned {
-		e.URL = "https://" + l.Addr().String()
 		e.transport.TLSClientConfig = &tls.Config{RootCAs: e.waitTLSCA(t)}
 	}
 	e.Client = NewClient(e.URL, e.transport)

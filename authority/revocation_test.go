@@ -1,0 +1,413 @@
+package authority_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// revocationCA creates and activates a root CA with rc, and returns its ARN
+// and certificate.
+func revocationCA(t *testing.T, env *testenv.Env, rc *types.RevocationConfiguration) (string, *x509.Certificate) {
+	t.Helper()
+	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Revocation Root"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+		RevocationConfiguration:           rc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *out.CertificateAuthorityArn, env.ActivateRoot(t, *out.CertificateAuthorityArn)
+}
+
+// waitCRL waits for a CRL newer than number from fetch, and returns it.
+func waitCRL(t *testing.T, number int64, fetch func() ([]byte, error)) (*x509.RevocationList, []byte) {
+	t.Helper()
+	var last error
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		der, err := fetch()
+		if err != nil {
+			last = err
+			continue
+		}
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatalf("the published CRL does not parse: %v", err)
+		}
+		if crl.Number.Int64() > number {
+			return crl, der
+		}
+	}
+	t.Fatalf("no CRL newer than number %d within 15 s (last error: %v)", number, last)
+	return nil, nil
+}
+
+func httpGet(url string) ([]byte, error) {
+	res, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, &url404{res.StatusCode}
+	}
+	return io.ReadAll(res.Body)
+}
+
+type url404 struct{ status int }
+
+func (e *url404) Error() string { return http.StatusText(e.status) }
+
+// writePEM writes DER blocks as a PEM file in dir.
+func writePEM(t *testing.T, dir, name, typ string, ders ...[]byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	for _, d := range ders {
+		pem.Encode(&b, &pem.Block{Type: typ, Bytes: d})
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// openssl runs Debian's openssl and returns its output and whether it
+// succeeded.
+func openssl(t *testing.T, dir string, args ...string) (string, bool) {
+	t.Helper()
+	cmd := exec.Command("openssl", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatalf("running openssl: %v", err)
+	}
+	return string(out), err == nil
+}
+
+// logKinds returns the kinds of a CA's key uses, in order.
+func logKinds(t *testing.T, env *testenv.Env, caARN string) []string {
+	t.Helper()
+	a, err := app.OpenAdmin(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	uses, err := a.Store.KeyUses(ctx, caARN[strings.LastIndex(caARN, "/")+1:], 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, u := range uses {
+		kinds = append(kinds, u.Kind)
+	}
+	return kinds
+}
+
+func count(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if x == s {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCRLAndOCSP follows a certificate from good to revoked through what
+// relying parties see: the CRL in a local bucket, served at the
+// distribution point the certificate names, and the OCSP responder the
+// certificate names, both checked with Debian's openssl.
+func TestCRLAndOCSP(t *testing.T) {
+	env := testenv.Start(t)
+	bucket := makeLocalBucket(t, env, "crls")
+	caARN, root := revocationCA(t, env, &types.RevocationConfiguration{
+		CrlConfiguration:  &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)},
+		OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)},
+	})
+	caID := caARN[strings.LastIndex(caARN, "/")+1:]
+	crlPath := filepath.Join(bucket, "crl", caID+".crl")
+	fromFile := func() ([]byte, error) { return os.ReadFile(crlPath) }
+
+	// A CRL with no revocations is published once the CA has its
+	// certificate.
+	crl, _ := waitCRL(t, 0, fromFile)
+	if len(crl.RevokedCertificateEntries) != 0 || crl.NextUpdate.Sub(crl.ThisUpdate) != 72*time.Hour {
+		t.Errorf("first CRL: %d entries, valid %v", len(crl.RevokedCertificateEntries), crl.NextUpdate.Sub(crl.ThisUpdate))
+	}
+	if err := crl.CheckSignatureFrom(root); err != nil {
+		t.Errorf("the CRL is not signed by the CA: %v", err)
+	}
+
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "revoked.example"}, DNSNames: []string{"revoked.example"}})
+	other := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "kept.example"}})
+	leafARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM})
+	otherARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: other.CSRPEM})
+	cert, _ := env.Certificate(t, caARN, leafARN)
+	otherCert, _ := env.Certificate(t, caARN, otherARN)
+	wantCDP := env.URL + "/s3/crls/crl/" + caID + ".crl"
+	if len(cert.CRLDistributionPoints) != 1 || cert.CRLDistributionPoints[0] != wantCDP {
+		t.Errorf("CRL distribution points %v, want %s", cert.CRLDistributionPoints, wantCDP)
+	}
+	if len(cert.OCSPServer) != 1 || cert.OCSPServer[0] != env.URL+"/ocsp" {
+		t.Errorf("OCSP servers %v, want %s/ocsp", cert.OCSPServer, env.URL)
+	}
+	if len(root.CRLDistributionPoints) != 0 {
+		t.Errorf("the root's self-signed certificate names a CRL: %v", root.CRLDistributionPoints)
+	}
+	served, err := httpGet(wantCDP)
+	if onDisk, _ := os.ReadFile(crlPath); err != nil || !bytes.Equal(served, onDisk) {
+		t.Fatalf("the distribution point does not serve the CRL: %v", err)
+	}
+	if _, err := httpGet(env.URL + "/s3/crls/audit-report/x.json"); err == nil {
+		t.Error("the local bucket serves more than CRLs")
+	}
+
+	dir := t.TempDir()
+	rootPEM := writePEM(t, dir, "root.pem", "CERTIFICATE", root.Raw)
+	writePEM(t, dir, "leaf.pem", "CERTIFICATE", cert.Raw)
+	writePEM(t, dir, "other.pem", "CERTIFICATE", otherCert.Raw)
+	checkCRL := func(der []byte) {
+		t.Helper()
+		writePEM(t, dir, "crl.pem", "X509 CRL", der)
+		if out, ok := openssl(t, dir, "crl", "-in", "crl.pem", "-noout", "-text", "-CAfile", rootPEM); !ok || !strings.Contains(out, "verify OK") {
+			t.Fatalf("openssl crl refuses the CRL:\n%s", out)
+		}
+	}
+	verify := func(name string) (string, bool) {
+		return openssl(t, dir, "verify", "-crl_check", "-CAfile", rootPEM, "-CRLfile", "crl.pem", name)
+	}
+	askOCSP := func(name string) string {
+		t.Helper()
+		out, ok := openssl(t, dir, "ocsp", "-issuer", rootPEM, "-cert", name, "-url", env.URL+"/ocsp", "-CAfile", rootPEM, "-no_nonce", "-resp_text")
+		if !ok {
+			t.Fatalf("openssl ocsp failed:\n%s", out)
+		}
+		return out
+	}
+	_, der := waitCRL(t, 0, fromFile)
+	checkCRL(der)
+	if out, ok := verify("leaf.pem"); !ok {
+		t.Fatalf("openssl verify -crl_check refuses a good certificate:\n%s", out)
+	}
+	if out := askOCSP("leaf.pem"); !strings.Contains(out, "leaf.pem: good") || !strings.Contains(out, "Response verify OK") {
+		t.Fatalf("OCSP for a good certificate:\n%s", out)
+	}
+	before := logKinds(t, env, caARN)
+	if out := askOCSP("leaf.pem"); !strings.Contains(out, "leaf.pem: good") {
+		t.Fatalf("OCSP again:\n%s", out)
+	}
+	if after := logKinds(t, env, caARN); count(after, openpca.KeyUseOCSP) != count(before, openpca.KeyUseOCSP) {
+		t.Errorf("a second request was signed again instead of answered from the cache: %v", after)
+	}
+
+	// Revoke: a new CRL within seconds lists it, and OCSP says revoked.
+	_, err = env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+		CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, der = waitCRL(t, crl.Number.Int64(), fromFile)
+	if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Cmp(cert.SerialNumber) != 0 ||
+		crl.RevokedCertificateEntries[0].ReasonCode != 1 {
+		t.Fatalf("CRL after the revocation: %+v", crl.RevokedCertificateEntries)
+	}
+	checkCRL(der)
+	if out, ok := verify("leaf.pem"); ok || !strings.Contains(out, "certificate revoked") {
+		t.Errorf("openssl verify -crl_check accepts a revoked certificate:\n%s", out)
+	}
+	if out, ok := verify("other.pem"); !ok {
+		t.Errorf("openssl verify -crl_check refuses a certificate not revoked:\n%s", out)
+	}
+	if out := askOCSP("leaf.pem"); !strings.Contains(out, "leaf.pem: revoked") || !strings.Contains(out, "Reason: keyCompromise") {
+		t.Errorf("OCSP for a revoked certificate:\n%s", out)
+	}
+
+	// The same by GET, with the request in the path.
+	req, err := ocsp.CreateRequest(cert, root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := httpGet(env.URL + "/ocsp/" + url.PathEscape(base64.StdEncoding.EncodeToString(req)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := ocsp.ParseResponseForCert(body, cert, root); err != nil || resp.Status != ocsp.Revoked || resp.RevocationReason != ocsp.KeyCompromise {
+		t.Errorf("OCSP by GET: %+v, %v", resp, err)
+	}
+	// A serial the CA never issued is unknown.
+	req, _ = ocsp.CreateRequest(&x509.Certificate{SerialNumber: big.NewInt(0xbadbad)}, root, nil)
+	body, err = post(env.URL+"/ocsp", req)
+	if resp, perr := ocsp.ParseResponse(body, root); err != nil || perr != nil || resp.Status != ocsp.Unknown {
+		t.Errorf("OCSP for an unknown serial: %+v, %v, %v", resp, err, perr)
+	}
+	// Malformed requests get malformedRequest, never a server error.
+	for _, bad := range [][]byte{nil, []byte("not DER"), bytes.Repeat([]byte{0x30}, 70000)} {
+		if body, err := post(env.URL+"/ocsp", bad); err != nil || !bytes.Equal(body, ocsp.MalformedRequestErrorResponse) {
+			t.Errorf("POST %q...: %x, %v", bad[:min(len(bad), 8)], body, err)
+		}
+	}
+	if body, err := httpGet(env.URL + "/ocsp/not-base64!"); err != nil || !bytes.Equal(body, ocsp.MalformedRequestErrorResponse) {
+		t.Errorf("GET of a bad path: %x, %v", body, err)
+	}
+
+	kinds := logKinds(t, env, caARN)
+	if count(kinds, openpca.KeyUseCRL) < 2 || count(kinds, openpca.KeyUseOCSP) < 3 {
+		t.Errorf("the key-use log lacks the CRL and OCSP signings: %v", kinds)
+	}
+
+	// Describe shows the configuration back; disabling CRLs stops their
+	// publication.
+	d, err := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &caARN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := d.CertificateAuthority.RevocationConfiguration; rc == nil || !*rc.CrlConfiguration.Enabled || *rc.CrlConfiguration.S3BucketName != "crls" ||
+		*rc.CrlConfiguration.ExpirationInDays != 3 || !*rc.OcspConfiguration.Enabled {
+		t.Errorf("described revocation configuration %+v", rc)
+	}
+	_, err = env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &caARN,
+		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(false)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+		CertificateSerial: aws.String(otherCert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonSuperseded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // past the publisher's poll
+	if last, _ := waitCRL(t, 0, fromFile); last.Number.Cmp(crl.Number) != 0 {
+		t.Errorf("CRL %v was published after CRLs were disabled", last.Number)
+	}
+	later := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "later.example"}})
+	laterCert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: later.CSRPEM}))
+	if len(laterCert.CRLDistributionPoints) != 0 || len(laterCert.OCSPServer) != 1 {
+		t.Errorf("after disabling CRLs: distribution points %v, OCSP %v", laterCert.CRLDistributionPoints, laterCert.OCSPServer)
+	}
+}
+
+func post(url string, body []byte) ([]byte, error) {
+	res, err := http.Post(url, "application/ocsp-request", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, &url404{res.StatusCode}
+	}
+	return io.ReadAll(res.Body)
+}
+
+// TestCRLS3 publishes to an S3-compatible server, with its distribution
+// point at the bucket's address there.
+func TestCRLS3(t *testing.T) {
+	s3 := testenv.StartS3(t)
+	s3.CreateBucket(t, "pca-crls")
+	env := testenv.Start(t, s3.Use(t, s3.AccessKey, s3.SecretKey))
+	caARN, root := revocationCA(t, env, &types.RevocationConfiguration{
+		CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("pca-crls"), S3ObjectAcl: types.S3ObjectAclBucketOwnerFullControl},
+	})
+	caID := caARN[strings.LastIndex(caARN, "/")+1:]
+	crl, _ := waitCRL(t, 0, func() ([]byte, error) { return s3.TryGet(t, "pca-crls", "crl/"+caID+".crl") })
+	if err := crl.CheckSignatureFrom(root); err != nil {
+		t.Fatal(err)
+	}
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "s3.example"}})
+	cert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM}))
+	if want := s3.URL + "/pca-crls/crl/" + caID + ".crl"; len(cert.CRLDistributionPoints) != 1 || cert.CRLDistributionPoints[0] != want {
+		t.Errorf("distribution points %v, want %s", cert.CRLDistributionPoints, want)
+	}
+	if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+		CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonCessationOfOperation}); err != nil {
+		t.Fatal(err)
+	}
+	crl, _ = waitCRL(t, crl.Number.Int64(), func() ([]byte, error) { return s3.TryGet(t, "pca-crls", "crl/"+caID+".crl") })
+	if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].ReasonCode != 5 {
+		t.Errorf("CRL after the revocation: %+v", crl.RevokedCertificateEntries)
+	}
+}
+
+// TestCRLConfiguration: the bucket must exist; CustomPath, CustomCname,
+// OmitExtension and PARTITIONED shape where the CRL goes and what
+// certificates and CRLs say.
+func TestCRLConfiguration(t *testing.T) {
+	env := testenv.Start(t)
+	bucket := makeLocalBucket(t, env, "crls")
+	_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "No Bucket"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+			Enabled: aws.Bool(true), S3BucketName: aws.String("no-such-bucket")}},
+	})
+	testenv.WantError(t, err, "InvalidArgsException")
+	if err == nil || !strings.Contains(err.Error(), "no-such-bucket does not exist") {
+		t.Errorf("a missing CRL bucket: %v", err)
+	}
+
+	caARN, root := revocationCA(t, env, &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+		Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), CustomPath: aws.String("pki/revoked"),
+		CustomCname: aws.String("crl.example.com"), CrlType: types.CrlTypePartitioned}})
+	caID := caARN[strings.LastIndex(caARN, "/")+1:]
+	crl, _ := waitCRL(t, 0, func() ([]byte, error) { return os.ReadFile(filepath.Join(bucket, "pki", "revoked", caID+".crl")) })
+	wantCDP := "http://crl.example.com/pki/revoked/" + caID + ".crl"
+	var idp *pkix.Extension
+	for _, e := range crl.Extensions {
+		if e.Id.String() == "2.5.29.28" {
+			idp = &e
+		}
+	}
+	if idp == nil || !idp.Critical || !bytes.Contains(idp.Value, []byte(wantCDP)) {
+		t.Errorf("a PARTITIONED CRL's issuing distribution point: %+v", idp)
+	}
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cname.example"}})
+	cert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM}))
+	if len(cert.CRLDistributionPoints) != 1 || cert.CRLDistributionPoints[0] != wantCDP || len(cert.OCSPServer) != 0 {
+		t.Errorf("distribution points %v (want %s), OCSP %v", cert.CRLDistributionPoints, wantCDP, cert.OCSPServer)
+	}
+	writePEM(t, bucket, "root.pem", "CERTIFICATE", root.Raw)
+
+	omitted, _ := revocationCA(t, env, &types.RevocationConfiguration{
+		CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"),
+			CrlDistributionPointExtensionConfiguration: &types.CrlDistributionPointExtensionConfiguration{OmitExtension: aws.Bool(true)}},
+		OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true), OcspCustomCname: aws.String("ocsp.example.com")},
+	})
+	cert, _ = env.Certificate(t, omitted, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &omitted, Csr: leaf.CSRPEM}))
+	if len(cert.CRLDistributionPoints) != 0 || len(cert.OCSPServer) != 1 || cert.OCSPServer[0] != "http://ocsp.example.com/ocsp" {
+		t.Errorf("with the extension omitted: distribution points %v, OCSP %v", cert.CRLDistributionPoints, cert.OCSPServer)
+	}
+
+	// A CA without revocation configuration describes both as disabled.
+	plain := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Plain")
+	d, err := env.Client.DescribeCertificateAuthority(context.Background(), &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := d.CertificateAuthority.RevocationConfiguration; rc == nil || rc.CrlConfiguration == nil || *rc.CrlConfiguration.Enabled ||
+		rc.OcspConfiguration == nil || *rc.OcspConfiguration.Enabled {
+		t.Errorf("a CA without revocation describes %+v", rc)
+	}
+}

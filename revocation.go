@@ -1,0 +1,76 @@
+package openpca
+
+import (
+	"context"
+	"time"
+)
+
+// CRL returns the CA's CRL configuration if CRLs are enabled, else nil.
+func (ca *CA) CRL() *CrlConfiguration {
+	if ca.Revocation == nil || ca.Revocation.CrlConfiguration == nil {
+		return nil
+	}
+	if c := ca.Revocation.CrlConfiguration; c.Enabled != nil && *c.Enabled {
+		return c
+	}
+	return nil
+}
+
+// OCSP returns the CA's OCSP configuration if OCSP is enabled, else nil.
+func (ca *CA) OCSP() *OcspConfiguration {
+	if ca.Revocation == nil || ca.Revocation.OcspConfiguration == nil {
+		return nil
+	}
+	if o := ca.Revocation.OcspConfiguration; o.Enabled != nil && *o.Enabled {
+		return o
+	}
+	return nil
+}
+
+// CRLJob is a CA whose next CRL a server has claimed to publish.
+type CRLJob struct {
+	CAID      string
+	AccountID string
+	// Wanted is the CA's request count the CRL answers: each revocation,
+	// and each change of a CA whose CRLs are enabled, asks for a new CRL.
+	Wanted int64
+	// Number is the last CRL number the CA signed; the next is Number+1.
+	Number int64
+	// LastThisUpdate is the thisUpdate of the last CRL published; zero if
+	// none was.
+	LastThisUpdate time.Time
+}
+
+// RevokedCertificate is an entry of a CRL.
+type RevokedCertificate struct {
+	Serial    string // hex
+	RevokedAt time.Time
+	Reason    RevocationReason
+}
+
+// CRLStore keeps the state of each CA's CRL publication: which CAs want a
+// new CRL, which server publishes it, and the last CRL's number.
+type CRLStore interface {
+	// ClaimCRL gives owner, for lease, a CA that wants a new CRL (one was
+	// asked for since the last was published, or the last is due for
+	// refresh at now) and that no other owner holds; ErrNotFound if none.
+	ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*CRLJob, error)
+
+	// RecordCRL records that the CA of job signed CRL number job.Number+1,
+	// and appends use to its log, atomically, if owner still holds the job
+	// (ErrConflict otherwise) and the CA is in one of statuses (ErrCAState
+	// otherwise). Only then may the CRL be published.
+	RecordCRL(ctx context.Context, job *CRLJob, owner string, use *KeyUse, statuses []CertificateAuthorityStatus) error
+
+	// FinishCRL records that the CRL answering wanted is published (or
+	// that none is needed), and when it must be refreshed (zero: never);
+	// it releases owner's hold.
+	FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate, refreshAt time.Time) error
+
+	// ReleaseCRL gives up owner's hold after a failure, until retryAt.
+	ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time) error
+
+	// RevokedCertificates calls fn for each certificate of the CA that is
+	// revoked and expires after expiresAfter, in order of revocation.
+	RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, fn func(*RevokedCertificate) error) error
+}

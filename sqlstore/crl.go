@@ -1,0 +1,105 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/openpca/openpca"
+)
+
+// qWantCRL asks for a new CRL of a CA whose CRLs are enabled, making its
+// publication row the first time.
+const qWantCRL = `INSERT INTO crl_publications (ca_id, wanted) VALUES (?, 1)
+	ON CONFLICT (ca_id) DO UPDATE SET wanted = crl_publications.wanted + 1`
+
+// qRevokedWantsCRL asks for a new CRL after a revocation, if the CA has
+// ever had CRLs enabled.
+const qRevokedWantsCRL = `UPDATE crl_publications SET wanted = wanted + 1 WHERE ca_id = ?`
+
+// wantCRL asks, in tx, for a new CRL of ca if its CRLs are enabled: its
+// configuration, certificate or status may have changed.
+func (db *DB) wantCRL(ctx context.Context, tx *sql.Tx, ca *openpca.CA) error {
+	if ca.CRL() == nil {
+		return nil
+	}
+	_, err := db.txExec(ctx, tx, qWantCRL, ca.ID)
+	return err
+}
+
+// ClaimCRL implements openpca.CRLStore.
+func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.CRLJob, error) {
+	var job openpca.CRLJob
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var thisUpdate sql.NullInt64
+		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update
+			FROM crl_publications
+			WHERE (published < wanted OR refresh_at <= ?) AND (lease_until IS NULL OR lease_until <= ? OR owner = ?)
+			ORDER BY refresh_at LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), now.UnixMicro(), owner).
+			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate)
+		if errors.Is(err, sql.ErrNoRows) {
+			return openpca.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		job.LastThisUpdate = fromMicros(thisUpdate)
+		_, err = db.txExec(ctx, tx, `UPDATE crl_publications SET owner = ?, lease_until = ? WHERE ca_id = ?`, owner, now.Add(lease).UnixMicro(), job.CAID)
+		return err
+	})
+	if err != nil {
+		return nil, db.wrap("claiming a CRL", err)
+	}
+	return &job, nil
+}
+
+// RecordCRL implements openpca.CRLStore.
+func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus) error {
+	err := db.retry(ctx, func() error {
+		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			res, err := db.txExec(ctx, tx, `UPDATE crl_publications SET number = ? WHERE ca_id = ? AND owner = ? AND number = ?`,
+				job.Number+1, job.CAID, owner, job.Number)
+			if err := db.held(res, err, "recording a CRL"); err != nil {
+				return err
+			}
+			return db.appendKeyUse(ctx, tx, use, statuses, use.At)
+		})
+	})
+	return db.wrap("recording a CRL", err)
+}
+
+// FinishCRL implements openpca.CRLStore.
+func (db *DB) FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate, refreshAt time.Time) error {
+	res, err := db.exec(ctx, `UPDATE crl_publications SET published = ?, this_update = COALESCE(?, this_update), refresh_at = ?, owner = NULL, lease_until = NULL
+		WHERE ca_id = ? AND owner = ?`, wanted, micros(thisUpdate), micros(refreshAt), caID, owner)
+	return db.held(res, err, "finishing a CRL")
+}
+
+// ReleaseCRL implements openpca.CRLStore.
+func (db *DB) ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time) error {
+	res, err := db.exec(ctx, `UPDATE crl_publications SET owner = NULL, lease_until = ? WHERE ca_id = ? AND owner = ?`, retryAt.UnixMicro(), caID, owner)
+	return db.held(res, err, "releasing a CRL")
+}
+
+// RevokedCertificates implements openpca.CRLStore.
+func (db *DB) RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, fn func(*openpca.RevokedCertificate) error) error {
+	rows, err := db.query(ctx, `SELECT serial, revoked_at, revocation_reason FROM certificates
+		WHERE ca_id = ? AND revoke_seq IS NOT NULL AND not_after > ? ORDER BY revoke_seq`, caID, expiresAfter.UnixMicro())
+	if err != nil {
+		return db.wrap("reading revoked certificates", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r openpca.RevokedCertificate
+		var at int64
+		if err := rows.Scan(&r.Serial, &at, &r.Reason); err != nil {
+			return db.wrap("reading revoked certificates", err)
+		}
+		r.RevokedAt = time.UnixMicro(at).UTC()
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return db.wrap("reading revoked certificates", rows.Err())
+}
