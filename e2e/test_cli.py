@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 
 import harness
@@ -192,6 +193,47 @@ class CLITests:
             json.dump({"CertificateAuthorityArn": arn, "S3BucketName": bucket, "AuditReportResponseFormat": "CSV"}, f)
         p = self.cli.run("create-certificate-authority-audit-report", "--cli-input-json", "file://" + path, check=False)
         self.assertIn("(RequestInProgressException)", p.stderr)
+
+    def test_revocation_configuration(self):
+        """A CA with a CRL and OCSP, configured with the CLI as its
+        documentation shows: the CRL appears in the bucket, and Describe shows
+        the configuration back; a CNAME with a scheme is refused."""
+        bucket = "cli-" + self.cli_name + "-crls"
+        os.makedirs(os.path.join(self.server.data_dir, "s3", bucket))
+        path = os.path.join(self.work, "revoke_config_%s.txt" % self.cli_name)
+        with open(path, "w") as f:
+            json.dump({"CrlConfiguration": {"Enabled": True, "ExpirationInDays": 7, "S3BucketName": bucket},
+                       "OcspConfiguration": {"Enabled": True}}, f)
+        arn = self.create("ROOT", revocation_configuration="file://" + path)
+        rc = self.describe(arn)["RevocationConfiguration"]
+        self.assertEqual(rc["CrlConfiguration"]["S3BucketName"], bucket)
+        self.assertTrue(rc["OcspConfiguration"]["Enabled"])
+
+        d = tempfile.mkdtemp(dir=self.work)
+        csr = self.cli.run("get-certificate-authority-csr", "--certificate-authority-arn", arn, output="text").stdout
+        with open(os.path.join(d, "ca.csr"), "w") as f:
+            f.write(csr)
+        root = self.cli.json("issue-certificate", "--certificate-authority-arn", arn, "--csr", "fileb://" + os.path.join(d, "ca.csr"),
+                             "--signing-algorithm", "SHA256WITHECDSA", "--template-arn",
+                             "arn:aws:acm-pca:::template/RootCACertificate/V1", "--validity", "Value=5,Type=YEARS")["CertificateArn"]
+        pem = self.cli.run("get-certificate", "--certificate-authority-arn", arn, "--certificate-arn", root, output="text").stdout
+        with open(os.path.join(d, "ca.pem"), "w") as f:
+            f.write(pem)
+        self.cli.run("import-certificate-authority-certificate", "--certificate-authority-arn", arn,
+                     "--certificate", "fileb://" + os.path.join(d, "ca.pem"))
+        crl = os.path.join(self.server.data_dir, "s3", bucket, "crl", arn.rsplit("/", 1)[1] + ".crl")
+        for _ in range(100):
+            if os.path.exists(crl):
+                break
+            time.sleep(0.1)
+        p = subprocess.run(["openssl", "crl", "-inform", "DER", "-in", crl, "-noout", "-CAfile", os.path.join(d, "ca.pem")],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("verify OK", p.stdout + p.stderr)
+
+        p = self.cli.run("update-certificate-authority", "--certificate-authority-arn", arn, "--revocation-configuration",
+                         json.dumps({"OcspConfiguration": {"Enabled": True, "OcspCustomCname": "http://ocsp.example.com"}}), check=False)
+        self.assertIn("(InvalidArgsException)", p.stderr)
 
     def test_cli_input_json(self):
         path = os.path.join(self.work, f"input-{self.cli_name}.json")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -24,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
@@ -448,5 +450,68 @@ func TestClusterRefusesOtherMasterKey(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || run.Err() != nil || !strings.Contains(string(out), "master key is not the one this database was set up with") {
 		t.Errorf("a node with another master key: %v\n%s", err, out)
+	}
+}
+
+// TestClusterRevocation: a revocation through one node shows at once in
+// the OCSP answers of another (which had a response for the certificate
+// cached), and in a CRL in the bucket within seconds, whichever node
+// publishes it.
+func TestClusterRevocation(t *testing.T) {
+	c := newCluster(t)
+	c.s3.CreateBucket(t, "crls")
+	a, b := c.start(), c.start()
+	out, err := a.client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Cluster Revocation"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+		RevocationConfiguration: &types.RevocationConfiguration{
+			CrlConfiguration:  &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls")},
+			OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caARN := *out.CertificateAuthorityArn
+	root := a.env.ActivateRoot(t, caARN)
+	cert, _ := b.env.Certificate(t, caARN, b.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr(t)}))
+	status := func(n *node) int {
+		t.Helper()
+		req, err := ocsp.CreateRequest(cert, root, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.Post(n.url+"/ocsp", "application/ocsp-request", bytes.NewReader(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		resp, err := ocsp.ParseResponseForCert(body, cert, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Status
+	}
+	if status(a) != ocsp.Good {
+		t.Fatal("a new certificate is not good")
+	}
+	if _, err := b.client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+		CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+		t.Fatal(err)
+	}
+	if status(a) != ocsp.Revoked {
+		t.Error("the other node still says good")
+	}
+	key := "crl/" + caARN[strings.LastIndex(caARN, "/")+1:] + ".crl"
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if der, err := c.s3.TryGet(t, "crls", key); err == nil {
+			if crl, err := x509.ParseRevocationList(der); err == nil && len(crl.RevokedCertificateEntries) == 1 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no CRL lists the revocation within 15 s")
+		}
 	}
 }

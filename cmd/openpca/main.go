@@ -118,7 +118,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key that seals CA keys; created if missing (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself, instead of a file; prefer the environment variable")
 	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", authority.DefaultMaxCAsPerAccount, "most CAs an account may have, deleted ones included until purged")
-	fs.StringVar(&cfg.ObjectStore, "object-store", "local", "where audit reports go: local (bucket B is the folder <data-dir>/s3/B) or s3")
+	fs.StringVar(&cfg.ObjectStore, "object-store", "local", "where audit reports and CRLs go: local (bucket B is the folder <data-dir>/s3/B) or s3")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "URL of an S3-compatible server for audit reports (implies --object-store s3); credentials come from the standard AWS configuration")
 	fs.StringVar(&cfg.RootAccessKeyID, "root-access-key-id", "", "access key id of the default account; without it the first start makes one and prints it")
 	fs.StringVar(&cfg.RootSecretAccessKey, "root-secret-access-key", "", "its secret; prefer the environment variable")
