@@ -2,7 +2,6 @@ package authority_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,20 +19,7 @@ import (
 // account's key unless unsigned.
 func getLog(t *testing.T, env *testenv.Env, path string, q url.Values, signed bool) (int, string, []byte) {
 	t.Helper()
-	r, err := http.NewRequest(http.MethodGet, env.URL+path+"?"+q.Encode(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if signed {
-		testenv.Sign(t, r, nil)
-	}
-	res, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	return res.StatusCode, res.Header.Get("X-Amzn-ErrorType"), body
+	return testenv.Get(t, env.URL+path+"?"+q.Encode(), signed)
 }
 
 // TestAuditLogEndpoints: the checkpoint and proofs of a CA's log are the

@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -65,21 +66,29 @@ func waitCRL(t *testing.T, number int64, fetch func() ([]byte, error)) (*x509.Re
 	return nil, nil
 }
 
-func httpGet(url string) ([]byte, error) {
-	res, err := http.Get(url)
+func httpGet(url string) ([]byte, error) { return send(http.MethodGet, url, nil) }
+
+func post(url string, body []byte) ([]byte, error) { return send(http.MethodPost, url, body) }
+
+// send sends a request and returns the body of a 200 answer.
+func send(method, url string, body []byte) ([]byte, error) {
+	r, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		r.Header.Set("Content-Type", "application/ocsp-request")
+	}
+	res, err := http.DefaultClient.Do(r)
 	if err != nil {
 		return nil, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, &url404{res.StatusCode}
+		return nil, errors.New(res.Status)
 	}
 	return io.ReadAll(res.Body)
 }
-
-type url404 struct{ status int }
-
-func (e *url404) Error() string { return http.StatusText(e.status) }
 
 // writePEM writes DER blocks as a PEM file in dir.
 func writePEM(t *testing.T, dir, name, typ string, ders ...[]byte) string {
@@ -308,18 +317,6 @@ func TestCRLAndOCSP(t *testing.T) {
 	if len(laterCert.CRLDistributionPoints) != 0 || len(laterCert.OCSPServer) != 1 {
 		t.Errorf("after disabling CRLs: distribution points %v, OCSP %v", laterCert.CRLDistributionPoints, laterCert.OCSPServer)
 	}
-}
-
-func post(url string, body []byte) ([]byte, error) {
-	res, err := http.Post(url, "application/ocsp-request", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, &url404{res.StatusCode}
-	}
-	return io.ReadAll(res.Body)
 }
 
 // TestCRLS3 publishes to an S3-compatible server, with its distribution

@@ -40,6 +40,23 @@ class CLITests:
             args += ["--" + k.replace("_", "-"), v]
         return self.cli.json(*args)["CertificateAuthorityArn"]
 
+    def activate_root(self, arn):
+        """Self-signs a root CA's certificate and imports it; returns a
+        folder holding ca.pem, and the certificate's ARN."""
+        d = tempfile.mkdtemp(dir=self.work)
+        csr = self.cli.run("get-certificate-authority-csr", "--certificate-authority-arn", arn, output="text").stdout
+        with open(os.path.join(d, "ca.csr"), "w") as f:
+            f.write(csr)
+        root = self.cli.json("issue-certificate", "--certificate-authority-arn", arn, "--csr", "fileb://" + os.path.join(d, "ca.csr"),
+                             "--signing-algorithm", "SHA256WITHECDSA", "--template-arn",
+                             "arn:aws:acm-pca:::template/RootCACertificate/V1", "--validity", "Value=5,Type=YEARS")["CertificateArn"]
+        pem = self.cli.run("get-certificate", "--certificate-authority-arn", arn, "--certificate-arn", root, output="text").stdout
+        with open(os.path.join(d, "ca.pem"), "w") as f:
+            f.write(pem)
+        self.cli.run("import-certificate-authority-certificate", "--certificate-authority-arn", arn,
+                     "--certificate", "fileb://" + os.path.join(d, "ca.pem"))
+        return d, root
+
     def describe(self, arn):
         return self.cli.json("describe-certificate-authority", "--certificate-authority-arn", arn)["CertificateAuthority"]
 
@@ -125,18 +142,7 @@ class CLITests:
         """The audit report commands of the AWS CLI documentation, with a
         bucket that is a folder of the embedded object store."""
         arn = self.create("ROOT")
-        d = tempfile.mkdtemp(dir=self.work)
-        csr = self.cli.run("get-certificate-authority-csr", "--certificate-authority-arn", arn, output="text").stdout
-        with open(os.path.join(d, "ca.csr"), "w") as f:
-            f.write(csr)
-        root = self.cli.json("issue-certificate", "--certificate-authority-arn", arn, "--csr", "fileb://" + os.path.join(d, "ca.csr"),
-                             "--signing-algorithm", "SHA256WITHECDSA", "--template-arn",
-                             "arn:aws:acm-pca:::template/RootCACertificate/V1", "--validity", "Value=5,Type=YEARS")["CertificateArn"]
-        pem = self.cli.run("get-certificate", "--certificate-authority-arn", arn, "--certificate-arn", root, output="text").stdout
-        with open(os.path.join(d, "ca.pem"), "w") as f:
-            f.write(pem)
-        self.cli.run("import-certificate-authority-certificate", "--certificate-authority-arn", arn,
-                     "--certificate", "fileb://" + os.path.join(d, "ca.pem"))
+        d, root = self.activate_root(arn)
         bucket = "cli-" + self.cli_name + "-reports"
         os.makedirs(os.path.join(self.server.data_dir, "s3", bucket))
 
@@ -209,18 +215,7 @@ class CLITests:
         self.assertEqual(rc["CrlConfiguration"]["S3BucketName"], bucket)
         self.assertTrue(rc["OcspConfiguration"]["Enabled"])
 
-        d = tempfile.mkdtemp(dir=self.work)
-        csr = self.cli.run("get-certificate-authority-csr", "--certificate-authority-arn", arn, output="text").stdout
-        with open(os.path.join(d, "ca.csr"), "w") as f:
-            f.write(csr)
-        root = self.cli.json("issue-certificate", "--certificate-authority-arn", arn, "--csr", "fileb://" + os.path.join(d, "ca.csr"),
-                             "--signing-algorithm", "SHA256WITHECDSA", "--template-arn",
-                             "arn:aws:acm-pca:::template/RootCACertificate/V1", "--validity", "Value=5,Type=YEARS")["CertificateArn"]
-        pem = self.cli.run("get-certificate", "--certificate-authority-arn", arn, "--certificate-arn", root, output="text").stdout
-        with open(os.path.join(d, "ca.pem"), "w") as f:
-            f.write(pem)
-        self.cli.run("import-certificate-authority-certificate", "--certificate-authority-arn", arn,
-                     "--certificate", "fileb://" + os.path.join(d, "ca.pem"))
+        d, _ = self.activate_root(arn)
         crl = os.path.join(self.server.data_dir, "s3", bucket, "crl", arn.rsplit("/", 1)[1] + ".crl")
         for _ in range(100):
             if os.path.exists(crl):

@@ -213,23 +213,11 @@ func TestClusterIssuance(t *testing.T) {
 // fetch GETs url, signed as the SDK signs if signed, and returns the body.
 func fetch(t *testing.T, url string, signed bool) string {
 	t.Helper()
-	r, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
+	status, _, body := testenv.Get(t, url, signed)
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, status, body)
 	}
-	if signed {
-		testenv.Sign(t, r, nil)
-	}
-	res, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, res.StatusCode, b)
-	}
-	return string(b)
+	return string(body)
 }
 
 // TestClusterIdempotency: a retry with the same token returns the first

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net/http"
 	"testing"
@@ -288,4 +289,28 @@ func Sign(t testing.TB, r *http.Request, body []byte) {
 		r, hex.EncodeToString(sum[:]), "acm-pca", "us-east-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Get sends a GET to url, signed with the default account's key as an SDK
+// would sign it if signed, and returns the status, the X-Amzn-ErrorType
+// header and the body.
+func Get(t testing.TB, url string, signed bool) (int, string, []byte) {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if signed {
+		Sign(t, r, nil)
+	}
+	res, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, res.Header.Get("X-Amzn-ErrorType"), body
 }
