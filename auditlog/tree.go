@@ -11,7 +11,6 @@ package auditlog
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -89,9 +88,6 @@ func HashAt(stored []byte, pos int) (tlog.Hash, error) {
 	copy(h[:], stored[pos*tlog.HashSize:])
 	return h, nil
 }
-
-// StoredHashCount is how many hashes entry n stores.
-func StoredHashCount(n int64) int { return 1 + bits.TrailingZeros64(uint64(n+1)) }
 
 // Tree is a whole tree in memory, built entry by entry: what a verifier
 // rebuilds from a proof file.
