@@ -53,6 +53,11 @@ type AuditStore interface {
 	// the revocation only if it too is within them. The certificate passed
 	// to fn (without its DER) is reused for the next row.
 	AuditRows(ctx context.Context, caID string, logSize int64, fn func(*Certificate) error) error
+
+	// LogRecords calls fn with the record of each of the first logSize
+	// entries of CA caID's key-use log, in order. A record is valid only
+	// until fn returns. A log shorter than logSize is an error.
+	LogRecords(ctx context.Context, caID string, logSize int64, fn func(record []byte) error) error
 }
 
 // ErrTooSoon refuses a report requested within the interval of the last.

@@ -61,6 +61,9 @@ type Config struct {
 	// responder's address in certificates, and the CRL distribution
 	// points of local buckets. Default http://DefaultListen.
 	PublicURL string
+	// OCSPUnknownRate bounds the OCSP responses per second signed for
+	// serials no CA issued; 0 means authority.DefaultOCSPUnknownRate.
+	OCSPUnknownRate float64
 	// AuditReportInterval is the least time between two reports of a CA.
 	AuditReportInterval time.Duration
 	// RootAccessKeyID and RootSecretAccessKey, if set, are an access key of
@@ -202,7 +205,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Store: a.store, Sealer: sealer, Logger: logger, Region: cfg.Region,
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
 		Objects: a.objects, Reports: reports, AuditReportInterval: cfg.AuditReportInterval, Log: log,
-		PublicURL: cfg.PublicURL,
+		PublicURL: cfg.PublicURL, OCSPUnknownRate: cfg.OCSPUnknownRate,
 	})
 	var local server.LocalObjects
 	if l, ok := a.objects.(*localfs.Store); ok {

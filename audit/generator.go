@@ -11,6 +11,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
+	"golang.org/x/sync/errgroup"
 )
 
 // Generator writes requested reports in the background. Each worker claims
@@ -146,29 +147,33 @@ func (g *Generator) renew(ctx context.Context, cancel context.CancelCauseFunc, o
 	}
 }
 
-// Generate streams the rows of report r into its object, then writes its
-// proof file beside it, and returns how many rows it wrote. Each object
-// appears whole or not at all; the report is not done until both are.
+// Generate streams the rows of report r into its object and, side by side,
+// its proof file into another, and returns how many rows it wrote. Each
+// object appears whole or not at all; the report is not done until both
+// are. The two are written at once because each is a pass over the CA's
+// log that keeps about one core busy.
 func (g *Generator) Generate(ctx context.Context, r *openpca.AuditReport) (int, error) {
+	grp, ctx := errgroup.WithContext(ctx)
 	rows := 0
-	err := g.put(ctx, r.Bucket, r.Key, ContentType(r.Format), func(w io.Writer) error {
-		out, err := NewWriter(r.Format, w)
-		if err != nil {
-			return err
-		}
-		err = g.Store.AuditRows(ctx, r.CAID, r.LogSize, func(c *openpca.Certificate) error {
-			rows++
-			return out.Write(c)
+	grp.Go(func() error {
+		return g.put(ctx, r.Bucket, r.Key, ContentType(r.Format), func(w io.Writer) error {
+			out, err := NewWriter(r.Format, w)
+			if err != nil {
+				return err
+			}
+			err = g.Store.AuditRows(ctx, r.CAID, r.LogSize, func(c *openpca.Certificate) error {
+				rows++
+				return out.Write(c)
+			})
+			if err != nil {
+				return err
+			}
+			return out.Close()
 		})
-		if err != nil {
-			return err
-		}
-		return out.Close()
 	})
-	if err != nil {
-		return rows, err
-	}
-	return rows, g.writeProof(ctx, r)
+	grp.Go(func() error { return g.writeProof(ctx, r) })
+	err := grp.Wait()
+	return rows, err
 }
 
 // writeProof writes the proof file of report r: a checkpoint of the log
@@ -188,28 +193,10 @@ func (g *Generator) writeProof(ctx context.Context, r *openpca.AuditReport) erro
 	}
 	return g.put(ctx, r.Bucket, r.Key+auditlog.ProofSuffix, auditlog.ProofContentType, func(w io.Writer) error {
 		return auditlog.WriteProof(w, h, func(yield func([]byte) error) error {
-			for next := int64(0); next < r.LogSize; {
-				uses, err := g.Store.KeyUses(ctx, r.CAID, next, int(min(r.LogSize-next, proofPage)))
-				if err != nil {
-					return err
-				}
-				if len(uses) == 0 {
-					return fmt.Errorf("audit: the CA's log ends at %d entries, before the report's %d", next, r.LogSize)
-				}
-				for _, u := range uses {
-					if err := yield(u.Record); err != nil {
-						return err
-					}
-				}
-				next += int64(len(uses))
-			}
-			return nil
+			return g.Store.LogRecords(ctx, r.CAID, r.LogSize, yield)
 		})
 	})
 }
-
-// proofPage is how many log entries a proof file reads at once.
-const proofPage = 10000
 
 // put stores what write writes as an object, streaming it: write runs
 // beside the upload.

@@ -29,6 +29,14 @@ const (
 	ocspCacheSize = 100_000
 )
 
+// DefaultOCSPUnknownRate is how many OCSP responses per second a server
+// signs, at most, for serials no CA issued. Anyone may ask about any
+// serial, and each answer is a signing the CA's log keeps for good: past
+// this rate the responder answers tryLater (RFC 6960) instead, so that
+// made-up serials cannot grow the logs without bound. Certificates that
+// were issued are never held back.
+const DefaultOCSPUnknownRate = 50
+
 // ocspCache keeps signed responses by CA and serial.
 type ocspCache struct {
 	mu sync.Mutex
@@ -73,6 +81,9 @@ func (s *Service) OCSP(ctx context.Context, request []byte) []byte {
 	if errors.Is(err, errOCSPUnauthorized) {
 		return ocsp.UnauthorizedErrorResponse
 	}
+	if errors.Is(err, errOCSPTryLater) {
+		return ocsp.TryLaterErrorResponse
+	}
 	if err != nil {
 		s.logger.ErrorContext(ctx, "answering an OCSP request", "error", err)
 		return ocsp.InternalErrorErrorResponse
@@ -83,6 +94,10 @@ func (s *Service) OCSP(ctx context.Context, request []byte) []byte {
 // errOCSPUnauthorized is a request for a CA this server does not answer
 // for: unknown, without OCSP, or not signing.
 var errOCSPUnauthorized = errors.New("authority: OCSP request for a CA this server does not answer for")
+
+// errOCSPTryLater is a request for an unknown serial past
+// DefaultOCSPUnknownRate.
+var errOCSPTryLater = errors.New("authority: too many OCSP requests for unknown serials")
 
 func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, error) {
 	if req.HashAlgorithm != crypto.SHA1 {
@@ -121,6 +136,9 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	key := ocspKey{ca.ID, serial}
 	if e := s.ocsp.get(key); e != nil && e.status == template.Status && e.revokedAt.Equal(template.RevokedAt) && now.Sub(e.signedAt) < ocspRefresh {
 		return e.der, nil
+	}
+	if template.Status == ocsp.Unknown && !s.ocspUnknown.AllowN(s.now(), 1) {
+		return nil, errOCSPTryLater
 	}
 
 	signer, err := s.signer(ca)

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/pki"
@@ -46,6 +48,9 @@ type Config struct {
 	// PublicURL is where relying parties reach this server (its OCSP
 	// responder, and local buckets' CRLs), as http(s)://host[:port].
 	PublicURL string
+	// OCSPUnknownRate bounds how many OCSP responses per second the server
+	// signs for serials no CA issued; 0 means DefaultOCSPUnknownRate.
+	OCSPUnknownRate float64
 }
 
 // DefaultMaxCAsPerAccount is AWS Private CA's default quota of CAs per
@@ -70,6 +75,7 @@ type Service struct {
 	publicURL      string
 	crlWake        chan struct{}
 	ocsp           ocspCache
+	ocspUnknown    *rate.Limiter
 
 	// signers caches opened CA keys by CA id: a key never changes, and
 	// opening and parsing it costs more than a signature. certs caches
@@ -102,6 +108,11 @@ func New(cfg Config) *Service {
 	if s.maxCAs == 0 {
 		s.maxCAs = DefaultMaxCAsPerAccount
 	}
+	unknown := cfg.OCSPUnknownRate
+	if unknown == 0 {
+		unknown = DefaultOCSPUnknownRate
+	}
+	s.ocspUnknown = rate.NewLimiter(rate.Limit(unknown), max(1, int(unknown)))
 	return s
 }
 

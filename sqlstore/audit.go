@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/openpca/openpca"
@@ -120,25 +121,9 @@ func (db *DB) AuditRows(ctx context.Context, caID string, logSize int64, fn func
 	const q = `SELECT account_id, arn, serial, subject, not_before, not_after, issued_at, template_arn,
 		CASE WHEN revoke_seq < ? THEN revoked_at END, CASE WHEN revoke_seq < ? THEN revocation_reason ELSE '' END
 		FROM certificates WHERE ca_id = ? AND issue_seq < ? ORDER BY issued_at, issue_seq`
-	var rows *sql.Rows
-	var err error
-	if db.dialect.SnapshotReads {
-		tx, terr := db.read.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-		if terr != nil {
-			return db.wrap("reading audit rows", terr)
-		}
-		defer tx.Rollback()
-		rows, err = tx.QueryContext(ctx, db.rewrite(q), logSize, logSize, caID, logSize)
-	} else {
-		rows, err = db.query(ctx, q, logSize, logSize, caID, logSize)
-	}
-	if err != nil {
-		return db.wrap("reading audit rows", err)
-	}
-	defer rows.Close()
 	var c openpca.Certificate
 	c.CAID = caID
-	for rows.Next() {
+	return db.longRead(ctx, "reading audit rows", func(rows *sql.Rows) error {
 		var notBefore, notAfter, issuedAt int64
 		var revokedAt sql.NullInt64
 		if err := rows.Scan(&c.AccountID, &c.ARN, &c.Serial, &c.Subject, &notBefore, &notAfter, &issuedAt, &c.TemplateARN, &revokedAt, &c.RevocationReason); err != nil {
@@ -146,9 +131,52 @@ func (db *DB) AuditRows(ctx context.Context, caID string, logSize int64, fn func
 		}
 		c.NotBefore, c.NotAfter, c.IssuedAt = time.UnixMicro(notBefore).UTC(), time.UnixMicro(notAfter).UTC(), time.UnixMicro(issuedAt).UTC()
 		c.RevokedAt = fromMicros(revokedAt)
-		if err := fn(&c); err != nil {
+		return fn(&c)
+	}, q, logSize, logSize, caID, logSize)
+}
+
+// LogRecords implements openpca.AuditStore.
+func (db *DB) LogRecords(ctx context.Context, caID string, logSize int64, fn func(record []byte) error) error {
+	var n int64
+	err := db.longRead(ctx, "reading key-use records", func(rows *sql.Rows) error {
+		var record sql.RawBytes // read in place: a report's log can be millions of entries
+		if err := rows.Scan(&record); err != nil {
+			return db.wrap("reading key-use records", err)
+		}
+		n++
+		return fn(record)
+	}, `SELECT record FROM key_uses WHERE ca_id = ? AND seq < ? ORDER BY seq`, caID, logSize)
+	if err == nil && n != logSize {
+		err = fmt.Errorf("sqlstore: read %d entries of the key-use log of CA %s, want %d", n, caID, logSize)
+	}
+	return err
+}
+
+// longRead runs query q, which may read a large part of the database, and
+// calls fn for each row; fn's errors come back as they are, the database's
+// wrapped with what. Where the database has SnapshotReads, the query runs
+// in a repeatable-read transaction.
+func (db *DB) longRead(ctx context.Context, what string, fn func(*sql.Rows) error, q string, args ...any) error {
+	var rows *sql.Rows
+	var err error
+	if db.dialect.SnapshotReads {
+		tx, terr := db.read.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+		if terr != nil {
+			return db.wrap(what, terr)
+		}
+		defer tx.Rollback()
+		rows, err = tx.QueryContext(ctx, db.rewrite(q), args...)
+	} else {
+		rows, err = db.query(ctx, q, args...)
+	}
+	if err != nil {
+		return db.wrap(what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
 			return err
 		}
 	}
-	return db.wrap("reading audit rows", rows.Err())
+	return db.wrap(what, rows.Err())
 }

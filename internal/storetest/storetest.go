@@ -3,6 +3,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -562,6 +563,24 @@ func checkTree(t *testing.T, s openpca.Store, ca *openpca.CA) {
 	}
 	if int64(len(uses)) != size {
 		t.Fatalf("log size %d, %d entries", size, len(uses))
+	}
+	for _, n := range []int64{size, size - 1} {
+		var records [][]byte
+		err := s.LogRecords(ctx, ca.ID, n, func(r []byte) error {
+			records = append(records, bytes.Clone(r))
+			return nil
+		})
+		if err != nil || int64(len(records)) != n {
+			t.Fatalf("LogRecords(%d): %d records, %v", n, len(records), err)
+		}
+		for i, r := range records {
+			if !bytes.Equal(r, uses[i].Record) {
+				t.Fatalf("LogRecords(%d): record %d is %s, the log's is %s", n, i, r, uses[i].Record)
+			}
+		}
+	}
+	if err := s.LogRecords(ctx, ca.ID, size+1, func([]byte) error { return nil }); err == nil {
+		t.Errorf("LogRecords past the log's end (%d) succeeded", size+1)
 	}
 	var tree auditlog.Tree
 	for _, u := range uses {
