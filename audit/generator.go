@@ -9,9 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
-	"golang.org/x/sync/errgroup"
 )
 
 // Generator writes requested reports in the background. Each worker claims

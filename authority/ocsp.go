@@ -95,8 +95,8 @@ func (s *Service) OCSP(ctx context.Context, request []byte) []byte {
 // for: unknown, without OCSP, or not signing.
 var errOCSPUnauthorized = errors.New("authority: OCSP request for a CA this server does not answer for")
 
-// errOCSPTryLater is a request for an unknown serial past
-// DefaultOCSPUnknownRate.
+// errOCSPTryLater is a request for an unknown serial past the server's
+// rate of them (Config.OCSPUnknownRate).
 var errOCSPTryLater = errors.New("authority: too many OCSP requests for unknown serials")
 
 func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, error) {
