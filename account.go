@@ -20,6 +20,8 @@ type AccessKey struct {
 	SealedSecret []byte
 	CreatedAt    time.Time
 	RevokedAt    time.Time // zero while the key is active
+	// ReadOnly keys may only read (openpca.Authorize).
+	ReadOnly bool
 }
 
 // AccountStore keeps accounts and their access keys.

@@ -1,6 +1,9 @@
 package openpca
 
-import "context"
+import (
+	"context"
+	"strings"
+)
 
 // Caller is who made a request: the account it acts for and the principal
 // that signed it.
@@ -9,6 +12,26 @@ type Caller struct {
 	// Principal identifies the signer, such as an access key id; it is what
 	// the audit log records as the requester.
 	Principal string
+	// ReadOnly callers may only read: see Authorize.
+	ReadOnly bool
+}
+
+// Authorize returns AccessDeniedException if the caller may not perform
+// operation (an API operation's name, as in X-Amz-Target) at all. A
+// read-only caller may perform only the operations that change nothing,
+// those named Describe*, Get* and List*, which is how AWS's managed
+// read-only policy for Private CA reads too. Whether the caller may use a
+// given CA is decided with the CA (see authority).
+func Authorize(c Caller, operation string) error {
+	if !c.ReadOnly {
+		return nil
+	}
+	for _, read := range []string{"Describe", "Get", "List"} {
+		if strings.HasPrefix(operation, read) {
+			return nil
+		}
+	}
+	return Errorf(CodeAccessDenied, "User: %s is not authorized to perform: acm-pca:%s because its access key is read-only", c.Principal, operation)
 }
 
 type callerKey struct{}

@@ -64,7 +64,7 @@ func (a *Authenticator) Authenticate(r *http.Request, body []byte) (openpca.Call
 	if err != nil {
 		return openpca.Caller{}, err
 	}
-	return openpca.Caller{AccountID: key.AccountID, Principal: keyID}, nil
+	return openpca.Caller{AccountID: key.AccountID, Principal: keyID, ReadOnly: key.ReadOnly}, nil
 }
 
 // NewAccessKey makes a key for an account: an id of "OPCA" and 16

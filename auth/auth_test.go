@@ -174,6 +174,108 @@ func TestAccountIsolation(t *testing.T) {
 	}
 }
 
+// TestReadOnlyKey: a read-only key reads its account's CAs, certificates
+// and reports; every operation that would change something answers
+// AccessDeniedException (HTTP 400, as AWS's JSON services send it) and
+// changes nothing.
+func TestReadOnlyKey(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Root")
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}}).CSRPEM
+	cert := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr})
+	serial := cert[strings.LastIndex(cert, "/")+1:]
+	ro, keyID := env.NewReadOnlyKey(t, app.DefaultAccountID)
+
+	reads := map[string]func() error{
+		"DescribeCertificateAuthority": func() error {
+			_, err := ro.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &caARN})
+			return err
+		},
+		"ListCertificateAuthorities": func() error {
+			out, err := ro.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
+			if err == nil && len(out.CertificateAuthorities) != 1 {
+				t.Errorf("the read-only key lists %d CAs of its account, want 1", len(out.CertificateAuthorities))
+			}
+			return err
+		},
+		"GetCertificate": func() error {
+			_, err := ro.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &caARN, CertificateArn: &cert})
+			return err
+		},
+		"GetCertificateAuthorityCertificate": func() error {
+			_, err := ro.GetCertificateAuthorityCertificate(ctx, &acmpca.GetCertificateAuthorityCertificateInput{CertificateAuthorityArn: &caARN})
+			return err
+		},
+		"ListTags": func() error {
+			_, err := ro.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: &caARN})
+			return err
+		},
+	}
+	for name, call := range reads {
+		if err := call(); err != nil {
+			t.Errorf("%s with a read-only key: %v", name, err)
+		}
+	}
+
+	writes := map[string]func() error{
+		"CreateCertificateAuthority": func() error {
+			_, err := ro.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+				CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Not made"), CertificateAuthorityType: types.CertificateAuthorityTypeRoot})
+			return err
+		},
+		"IssueCertificate": func() error {
+			_, err := ro.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
+				Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+			return err
+		},
+		"RevokeCertificate": func() error {
+			_, err := ro.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN, CertificateSerial: &serial, RevocationReason: types.RevocationReasonUnspecified})
+			return err
+		},
+		"UpdateCertificateAuthority": func() error {
+			_, err := ro.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &caARN, Status: types.CertificateAuthorityStatusDisabled})
+			return err
+		},
+		"DeleteCertificateAuthority": func() error {
+			_, err := ro.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &caARN})
+			return err
+		},
+		"TagCertificateAuthority": func() error {
+			_, err := ro.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &caARN, Tags: []types.Tag{{Key: aws.String("k")}}})
+			return err
+		},
+		"CreateCertificateAuthorityAuditReport": func() error {
+			_, err := ro.CreateCertificateAuthorityAuditReport(ctx, &acmpca.CreateCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN,
+				S3BucketName: aws.String("any-bucket"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+			return err
+		},
+	}
+	for name, call := range writes {
+		err := call()
+		code, status := testenv.ErrorCode(err)
+		if code != "AccessDeniedException" || status != http.StatusBadRequest {
+			t.Errorf("%s with a read-only key: %s (HTTP %d), want AccessDeniedException (HTTP 400): %v", name, code, status, err)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, keyID) || !strings.Contains(msg, "acm-pca:"+name) {
+			t.Errorf("%s: the message does not name the key and the action: %s", name, msg)
+		}
+	}
+
+	// Nothing changed.
+	d, err := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &caARN})
+	if err != nil || d.CertificateAuthority.Status != types.CertificateAuthorityStatusActive {
+		t.Errorf("the CA after the refused writes: %+v, %v", d, err)
+	}
+	if tags, err := env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: &caARN}); err != nil || len(tags.Tags) != 0 {
+		t.Errorf("tags after a refused TagCertificateAuthority: %+v, %v", tags, err)
+	}
+	_, err = env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN, CertificateSerial: &serial, RevocationReason: types.RevocationReasonUnspecified})
+	if err != nil {
+		t.Errorf("revoking after a refused revocation: %v", err)
+	}
+}
+
 // TestRevokedKeyStopsAtOnce: a key revoked by the operator fails its next
 // request.
 func TestRevokedKeyStopsAtOnce(t *testing.T) {

@@ -131,6 +131,9 @@ func (h *Handler) serve(r *http.Request, out *Outcome) (any, error) {
 		return nil, err
 	}
 	out.AccountID = caller.AccountID
+	if err := openpca.Authorize(caller, name); err != nil {
+		return nil, err
+	}
 	ctx := openpca.WithRequestID(openpca.WithCaller(r.Context(), caller), out.RequestID)
 	return op.invoke(ctx, h.Service, func(in any) error { return decodeInput(op.input, body, in) })
 }

@@ -58,7 +58,18 @@ class AuthTests(unittest.TestCase):
                 self.assertIn("(InvalidSignatureException)", p.stderr)
                 self.assertNotIn(secret, p.stderr)
 
-                self.assertIn(key, self.server.openpca("keys", "list", "--account", account))
+                ro_key, ro_secret = parse_key(self.server.openpca("keys", "create", "--account", account, "--read-only"))
+                reader = harness.CLI(cmd, self.server.url, ca_bundle=self.server.ca_bundle,
+                                     env={"AWS_ACCESS_KEY_ID": ro_key, "AWS_SECRET_ACCESS_KEY": ro_secret})
+                self.assertEqual(reader.json("list-certificate-authorities")["CertificateAuthorities"], [])
+                p = reader.run("create-certificate-authority", "--certificate-authority-type", "ROOT",
+                               "--certificate-authority-configuration", json.dumps(CONFIG), check=False)
+                self.assertIn("(AccessDeniedException)", p.stderr)
+                self.assertEqual(other.json("list-certificate-authorities")["CertificateAuthorities"], [])
+
+                keys = self.server.openpca("keys", "list", "--account", account)
+                self.assertRegex(keys, key + r"\s+" + account + r"\s+\S+\s+full\s+active")
+                self.assertRegex(keys, ro_key + r"\s+" + account + r"\s+\S+\s+read-only\s+active")
                 self.server.openpca("keys", "revoke", key)
                 p = other.run("list-certificate-authorities", check=False)
                 self.assertIn("(UnrecognizedClientException)", p.stderr)

@@ -70,21 +70,22 @@ func (db *DB) PutAccessKey(ctx context.Context, k *openpca.AccessKey) error {
 		} else if err != nil {
 			return err
 		}
-		_, err := db.txExec(ctx, tx, `INSERT INTO access_keys (id, account_id, sealed_secret, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, sealed_secret = excluded.sealed_secret, revoked_at = excluded.revoked_at`,
-			k.ID, k.AccountID, k.SealedSecret, k.CreatedAt.UnixMicro(), micros(k.RevokedAt))
+		_, err := db.txExec(ctx, tx, `INSERT INTO access_keys (id, account_id, sealed_secret, created_at, revoked_at, read_only) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, sealed_secret = excluded.sealed_secret, revoked_at = excluded.revoked_at,
+				read_only = excluded.read_only`,
+			k.ID, k.AccountID, k.SealedSecret, k.CreatedAt.UnixMicro(), micros(k.RevokedAt), k.ReadOnly)
 		return err
 	})
 	return db.wrap("storing access key", err)
 }
 
-const accessKeyColumns = `id, account_id, sealed_secret, created_at, revoked_at`
+const accessKeyColumns = `id, account_id, sealed_secret, created_at, revoked_at, read_only`
 
 func scanAccessKey(s rowScanner) (*openpca.AccessKey, error) {
 	var k openpca.AccessKey
 	var created int64
 	var revoked sql.NullInt64
-	if err := s.Scan(&k.ID, &k.AccountID, &k.SealedSecret, &created, &revoked); err != nil {
+	if err := s.Scan(&k.ID, &k.AccountID, &k.SealedSecret, &created, &revoked, &k.ReadOnly); err != nil {
 		return nil, err
 	}
 	k.CreatedAt, k.RevokedAt = time.UnixMicro(created).UTC(), fromMicros(revoked)

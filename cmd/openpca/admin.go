@@ -94,13 +94,17 @@ func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, look
 // keys runs "openpca keys create|list|revoke".
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: openpca keys create --account ID | list [--account ID] | revoke KEY-ID")
+		fmt.Fprintln(stderr, "usage: openpca keys create --account ID [--read-only] | list [--account ID] | revoke KEY-ID")
 		return flag.ErrHelp
 	}
 	var account string
+	var readOnly bool
 	a, fs, err := openAdmin(ctx, "keys "+args[0], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
 		if args[0] == "create" || args[0] == "list" {
 			fs.StringVar(&account, "account", "", "the account of the keys")
+		}
+		if args[0] == "create" {
+			fs.BoolVar(&readOnly, "read-only", false, "the key may only call Describe*, Get* and List* operations")
 		}
 	})
 	if err != nil {
@@ -117,6 +121,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		if err != nil {
 			return err
 		}
+		key.ReadOnly = readOnly
 		if err := a.Store.PutAccessKey(ctx, key); errors.Is(err, openpca.ErrNotFound) {
 			return fmt.Errorf("there is no account %s; create it with openpca accounts create", account)
 		} else if err != nil {
@@ -130,13 +135,16 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ACCESS KEY\tACCOUNT\tCREATED\tSTATUS")
+		fmt.Fprintln(tw, "ACCESS KEY\tACCOUNT\tCREATED\tACCESS\tSTATUS")
 		for _, k := range list {
-			status := "active"
+			access, status := "full", "active"
+			if k.ReadOnly {
+				access = "read-only"
+			}
 			if !k.RevokedAt.IsZero() {
 				status = "revoked " + k.RevokedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.AccountID, k.CreatedAt.Format(time.RFC3339), status)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.AccountID, k.CreatedAt.Format(time.RFC3339), access, status)
 		}
 		return tw.Flush()
 	case "revoke":

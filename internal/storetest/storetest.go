@@ -960,8 +960,14 @@ func testAccountsAndKeys(t *testing.T, s openpca.Store) {
 	if got, err := s.FindAccessKey(ctx, key.ID); err != nil || string(got.SealedSecret) != "\x09" || got.AccountID != "111122223333" || !got.RevokedAt.IsZero() {
 		t.Errorf("FindAccessKey after replacing = %+v, %v", got, err)
 	}
-	if err := s.PutAccessKey(ctx, &openpca.AccessKey{ID: "OPCATESTKEY3", AccountID: "222233334444", SealedSecret: []byte{4}, CreatedAt: t0.Add(time.Second)}); err != nil {
+	if err := s.PutAccessKey(ctx, &openpca.AccessKey{ID: "OPCATESTKEY3", AccountID: "222233334444", SealedSecret: []byte{4}, CreatedAt: t0.Add(time.Second), ReadOnly: true}); err != nil {
 		t.Fatal(err)
+	}
+	if got, err := s.FindAccessKey(ctx, "OPCATESTKEY3"); err != nil || !got.ReadOnly {
+		t.Errorf("a read-only key reads back as %+v, %v", got, err)
+	}
+	if got, _ := s.FindAccessKey(ctx, key.ID); got.ReadOnly {
+		t.Errorf("a key with all rights reads back read-only")
 	}
 	if list, _ := s.ListAccessKeys(ctx, "111122223333"); len(list) != 1 {
 		t.Errorf("keys of one account: %d", len(list))

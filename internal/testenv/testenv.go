@@ -126,10 +126,29 @@ func (e *Env) NewAccount(t testing.TB, accountID string) (*acmpca.Client, string
 	if err := a.Store.CreateAccount(context.Background(), &openpca.Account{ID: accountID, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	return e.newKey(t, a, accountID, false)
+}
+
+// NewReadOnlyKey creates a read-only access key of an existing account, as
+// openpca keys create --read-only does, and returns a client that signs
+// with it.
+func (e *Env) NewReadOnlyKey(t testing.TB, accountID string) (*acmpca.Client, string) {
+	t.Helper()
+	a, err := app.OpenAdmin(context.Background(), e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	return e.newKey(t, a, accountID, true)
+}
+
+func (e *Env) newKey(t testing.TB, a *app.Admin, accountID string, readOnly bool) (*acmpca.Client, string) {
+	t.Helper()
 	key, secret, err := auth.NewAccessKey(a.Sealer, accountID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	key.ReadOnly = readOnly
 	if err := a.Store.PutAccessKey(context.Background(), key); err != nil {
 		t.Fatal(err)
 	}
