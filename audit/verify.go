@@ -58,14 +58,16 @@ func (v *Verification) problem(check string, row int, format string, args ...any
 // is none.
 func Verify(report, proof io.Reader, verifierKey string) *Verification {
 	v := &Verification{}
+	// Each issuance is kept as the row it should be, not as its record:
+	// a report can have millions.
 	type issuance struct {
-		seq    int64
-		at     time.Time
-		record openpca.KeyUseRecord
+		seq int64
+		at  time.Time
+		row []string // nil if its record is broken
 	}
 	var issued []issuance
-	revocations := map[string]openpca.KeyUseRecord{} // by hex serial
-	cas := map[string]int64{}                        // CA ARN → first entry naming it
+	revocations := map[string][]string{} // hex serial → revokedAt, revocationReason
+	cas := map[string]int64{}            // CA ARN → first entry naming it
 	h, err := auditlog.ReadProof(proof, func(seq int64, record []byte) error {
 		if err := v.Tree.Add(record); err != nil {
 			return err
@@ -80,15 +82,21 @@ func Verify(report, proof io.Reader, verifierKey string) *Verification {
 		}
 		switch r.Kind {
 		case openpca.KeyUseIssue:
+			c, err := certificateOf(&r)
+			if err != nil {
+				v.problem("log", 0, "entry %d: %v", seq, err)
+				issued = append(issued, issuance{seq: seq})
+				return nil
+			}
+			// Reports order by issue time as stored, to the microsecond,
+			// then by entry.
+			issued = append(issued, issuance{seq: seq, at: c.IssuedAt.Truncate(time.Microsecond), row: values(c, nil)})
+		case openpca.KeyUseRevoke:
 			at, err := time.Parse(time.RFC3339Nano, r.At)
 			if err != nil {
 				v.problem("log", 0, "entry %d has the time %q", seq, r.At)
 			}
-			// Reports order by issue time as stored, to the microsecond,
-			// then by entry.
-			issued = append(issued, issuance{seq: seq, at: at.Truncate(time.Microsecond), record: r})
-		case openpca.KeyUseRevoke:
-			revocations[r.Serial] = r
+			revocations[r.Serial] = []string{at.UTC().Format(TimeLayout), r.RevocationReason}
 		}
 		return nil
 	})
@@ -106,21 +114,22 @@ func Verify(report, proof io.Reader, verifierKey string) *Verification {
 		}
 	}
 
-	// The rows the log says the report has, in the report's order.
+	// The rows the log says the report has, in the report's order, with
+	// their revocations.
 	slices.SortFunc(issued, func(a, b issuance) int {
 		return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.seq, b.seq))
 	})
 	v.Certificates = len(issued)
-	want := make([][]string, len(issued))
-	bySerial := make(map[string]int, len(issued)) // colon serial → index in want
+	bySerial := make(map[string]int, len(issued)) // colon serial → index in issued
 	for i, is := range issued {
-		c, err := certificateOf(&is.record, revocations)
-		if err != nil {
-			v.problem("log", 0, "entry %d: %v", is.seq, err)
-			continue
+		if is.row != nil {
+			bySerial[is.row[serialField]] = i
 		}
-		want[i] = values(c, nil)
-		bySerial[want[i][serialField]] = i
+	}
+	for serial, rev := range revocations {
+		if i, ok := bySerial[colonSerial(serial)]; ok {
+			copy(issued[i].row[revokedAtField:], rev)
+		}
 	}
 
 	seenAt := make([]int, len(issued)) // report row of each issuance, 0 if none
@@ -139,8 +148,8 @@ func Verify(report, proof io.Reader, verifierKey string) *Verification {
 		}
 		seenAt[i] = row
 		for f, name := range Fields {
-			if got[f] != want[i][f] {
-				v.problem("row", row, "certificate %s: %s is %q, the log says %q", serial, name, got[f], want[i][f])
+			if got[f] != issued[i].row[f] {
+				v.problem("row", row, "certificate %s: %s is %q, the log says %q", serial, name, got[f], issued[i].row[f])
 			}
 		}
 		if i < last {
@@ -152,8 +161,8 @@ func Verify(report, proof io.Reader, verifierKey string) *Verification {
 		v.problem("input", 0, "the report: %v", err)
 	}
 	for i, row := range seenAt {
-		if row == 0 && want[i] != nil {
-			v.problem("missing", 0, "certificate %s (log entry %d, issued %s) is missing from the report", want[i][serialField], issued[i].seq, want[i][issuedAtField])
+		if row == 0 && issued[i].row != nil {
+			v.problem("missing", 0, "certificate %s (log entry %d, issued %s) is missing from the report", issued[i].row[serialField], issued[i].seq, issued[i].row[issuedAtField])
 		}
 	}
 	return v
@@ -185,13 +194,13 @@ func (v *Verification) checkCheckpoint(verifierKey string) {
 
 // Indexes of fields the checks name.
 var (
-	serialField   = slices.Index(Fields, "serial")
-	issuedAtField = slices.Index(Fields, "issuedAt")
+	serialField    = slices.Index(Fields, "serial")
+	issuedAtField  = slices.Index(Fields, "issuedAt")
+	revokedAtField = slices.Index(Fields, "revokedAt") // revocationReason follows
 )
 
-// certificateOf returns what a report row shows of an issuance record,
-// with its revocation if revocations has it.
-func certificateOf(r *openpca.KeyUseRecord, revocations map[string]openpca.KeyUseRecord) (*openpca.Certificate, error) {
+// certificateOf returns what a report row shows of an issuance record.
+func certificateOf(r *openpca.KeyUseRecord) (*openpca.Certificate, error) {
 	c := &openpca.Certificate{AccountID: r.Account, ARN: r.CertificateArn, Serial: r.Serial, Subject: r.Subject, TemplateARN: r.TemplateArn}
 	var errs []error
 	parse := func(s string, layout string, t *time.Time) {
@@ -203,10 +212,6 @@ func certificateOf(r *openpca.KeyUseRecord, revocations map[string]openpca.KeyUs
 	parse(r.NotBefore, time.RFC3339, &c.NotBefore)
 	parse(r.NotAfter, time.RFC3339, &c.NotAfter)
 	parse(r.At, time.RFC3339Nano, &c.IssuedAt)
-	if rev, ok := revocations[r.Serial]; ok {
-		parse(rev.At, time.RFC3339Nano, &c.RevokedAt)
-		c.RevocationReason = openpca.RevocationReason(rev.RevocationReason)
-	}
 	return c, errors.Join(errs...)
 }
 
