@@ -136,7 +136,7 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 	}
 	// AWS returns at most 100 CAs a page, whatever MaxResults says.
 	limit := min(int(in.MaxResults), MaxCAsPerPage)
-	if limit == 0 {
+	if limit <= 0 { // unset; the wire layer refuses negative values
 		limit = MaxCAsPerPage
 	}
 	// One more than asked tells whether there is a next page.

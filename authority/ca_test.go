@@ -135,6 +135,18 @@ func TestCreateCertificateAuthorityInvalidArgs(t *testing.T) {
 		{"CRL enabled without bucket", func(in *acmpca.CreateCertificateAuthorityInput) {
 			in.RevocationConfiguration = &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true)}}
 		}, "InvalidArgsException", "S3BucketName"},
+		{"CRL custom path climbing out", func(in *acmpca.CreateCertificateAuthorityInput) {
+			in.RevocationConfiguration = &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+				Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), CustomPath: aws.String("pki/../..")}}
+		}, "InvalidArgsException", "CustomPath"},
+		{"CRL custom path of a dot", func(in *acmpca.CreateCertificateAuthorityInput) {
+			in.RevocationConfiguration = &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+				Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), CustomPath: aws.String(".")}}
+		}, "InvalidArgsException", "CustomPath"},
+		{"CNAME with a scheme", func(in *acmpca.CreateCertificateAuthorityInput) {
+			in.RevocationConfiguration = &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{
+				Enabled: aws.Bool(true), OcspCustomCname: aws.String("https://ocsp.example.com")}}
+		}, "InvalidArgsException", "without http"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

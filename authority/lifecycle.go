@@ -124,6 +124,8 @@ func checkTaggable(ca *openpca.CA) error {
 // constrains, as AWS documents: a disabled block carries nothing but
 // Enabled, an enabled CRL names its bucket, a CNAME has no scheme, and
 // the CRL distribution point cannot be both omitted and given a CNAME.
+// A CustomPath with "." or ".." segments, which the model's pattern
+// allows, is refused too (our choice): no object store holds such a key.
 func checkRevocation(rc *openpca.RevocationConfiguration) error {
 	if rc == nil {
 		return nil
@@ -142,6 +144,11 @@ func checkRevocation(rc *openpca.RevocationConfiguration) error {
 		}
 		if hasScheme(crl.CustomCname) {
 			return invalid("CrlConfiguration.CustomCname %q must be a name, without http:// or https://.", crl.CustomCname)
+		}
+		for seg := range strings.SplitSeq(crl.CustomPath, "/") {
+			if seg == "." || seg == ".." {
+				return invalid("CrlConfiguration.CustomPath %q must not have . or .. segments.", crl.CustomPath)
+			}
 		}
 		if omit := crl.CrlDistributionPointExtensionConfiguration; omit != nil && omit.OmitExtension != nil && *omit.OmitExtension && crl.CustomCname != "" {
 			return invalid("CrlConfiguration: CustomCname cannot be set when the CRL distribution point extension is omitted.")

@@ -6,7 +6,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -332,6 +334,37 @@ func TestExpiredCertificateAuthority(t *testing.T) {
 	// An expired CA can be deleted.
 	if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConcurrentTagging: requests changing one CA's tags at once all
+// succeed (the model lists no ConcurrentModificationException for them),
+// and none of their changes is lost.
+func TestConcurrentTagging(t *testing.T) {
+	env := testenv.Start(t)
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Tagged at once")
+	const n = 16
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			key := aws.String(fmt.Sprintf("k%02d", i))
+			if _, err := env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &arn,
+				Tags: []types.Tag{{Key: key}, {Key: aws.String("gone")}}}); err != nil {
+				t.Error(err)
+			}
+			if _, err := env.Client.UntagCertificateAuthority(ctx, &acmpca.UntagCertificateAuthorityInput{CertificateAuthorityArn: &arn,
+				Tags: []types.Tag{{Key: aws.String("gone")}}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	tags, err := env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: &arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tags.Tags) != n || *tags.Tags[0].Key != "k00" {
+		t.Errorf("%d tags after %d concurrent taggings: %v", len(tags.Tags), n, tags.Tags)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -158,8 +159,17 @@ func (s *Service) findCA(ctx context.Context, arn string) (*openpca.CA, error) {
 // updateCA finds the CA named by arn, applies change to it and stores it,
 // starting over if another request changed the CA meanwhile.
 func (s *Service) updateCA(ctx context.Context, arn string, change func(*openpca.CA) error) (*openpca.CA, error) {
-	const attempts = 5
+	const attempts = 20
 	for i := 0; ; i++ {
+		if i > 0 {
+			// Writers of one CA that collided retry at random times, so
+			// that one of them gets through each round.
+			select {
+			case <-time.After(time.Duration(rand.Int64N(int64(time.Millisecond) << min(i, 6)))):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		ca, err := s.findCA(ctx, arn)
 		if err != nil {
 			return nil, err

@@ -100,7 +100,7 @@ func (s *Service) ListTags(ctx context.Context, in *openpca.ListTagsRequest) (*o
 		tags = tags[i:]
 	}
 	limit := int(in.MaxResults)
-	if limit == 0 {
+	if limit <= 0 { // unset; the wire layer refuses negative values
 		limit = MaxTags
 	}
 	out := &openpca.ListTagsResponse{Tags: tags}

@@ -104,6 +104,8 @@ func TestProtocolErrors(t *testing.T) {
 		{"range high", "ACMPrivateCA.DeleteCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","PermanentDeletionTimeInDays":31}`, 400, "ValidationException", []string{"permanentDeletionTimeInDays", "less than or equal to 30"}},
 		{"list too long", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":[` + strings.TrimSuffix(strings.Repeat(`{"Key":"k"},`, 51), ",") + `]}`, 400, "ValidationException", []string{"tags", "length less than or equal to 50"}},
 		{"list member", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":[{"Key":"ok"},{"Value":"v"}]}`, 400, "ValidationException", []string{"tags.2.member.key"}},
+		{"null list member", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":[{"Key":"ok"},null]}`, 400, "ValidationException", []string{"Value null at 'tags.2.member'", "must not be null"}},
+		{"required member in another case", "ACMPrivateCA.DescribeCertificateAuthority", `{"certificateAuthorityArn":"` + validArn + `"}`, 400, "ValidationException", []string{"Value null at 'certificateAuthorityArn'"}},
 		{"blob too long", "ACMPrivateCA.ImportCertificateAuthorityCertificate", `{"CertificateAuthorityArn":"` + validArn + `","Certificate":"` + strings.Repeat("AAAA", 10923) + `"}`, 400, "ValidationException", []string{"certificate", "less than or equal to 32768"}},
 		{"country length", "ACMPrivateCA.CreateCertificateAuthority", `{"CertificateAuthorityType":"ROOT","CertificateAuthorityConfiguration":{"KeyAlgorithm":"EC_prime256v1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"Country":"USA"}}}`, 400, "ValidationException", []string{"certificateAuthorityConfiguration.subject.country"}},
 		{"tag pattern", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":[{"Key":"a*b"}]}`, 400, "ValidationException", []string{"tags.1.member.key", "pattern"}},
@@ -128,8 +130,10 @@ func TestProtocolErrors(t *testing.T) {
 
 func TestProtocolSuccess(t *testing.T) {
 	env := testenv.Start(t)
-	// An empty body is an empty input; unknown members are ignored.
-	for _, body := range []string{``, `{}`, `{"Unknown":1}`, `{"NextToken":null}`} {
+	// An empty body is an empty input; unknown members are ignored, also
+	// those that differ from a known one only in case (encoding/json would
+	// take them for it, unchecked).
+	for _, body := range []string{``, `{}`, `{"Unknown":1}`, `{"NextToken":null}`, `{"maxResults":-1}`, `{"MaxResults":5,"maxResults":-1}`} {
 		r := post(t, env.URL, "ACMPrivateCA.ListCertificateAuthorities", body)
 		if r.status != 200 || r.body != `{"CertificateAuthorities":[]}` {
 			t.Errorf("body %q: got %d %q", body, r.status, r.body)
@@ -159,6 +163,25 @@ func TestProtocolSuccess(t *testing.T) {
 	r = post(t, env.URL, "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"`+created.CertificateAuthorityArn+`","Tags":[{"Key":"a"}]}`)
 	if r.status != 200 || r.body != "" {
 		t.Errorf("tag: %d %q", r.status, r.body)
+	}
+
+	// Members in another case are dropped at every depth before decoding.
+	r = post(t, env.URL, "ACMPrivateCA.CreateCertificateAuthority", `{"CertificateAuthorityType":"ROOT","certificateAuthorityType":"BOGUS",`+createCfg+
+		`,"certificateAuthorityConfiguration":null,"Tags":[{"Key":"k","key":""}],"usageMode":"BOGUS"}`)
+	if r.status != 200 {
+		t.Fatalf("create with members in another case: %d %s %s", r.status, r.errorType, r.message)
+	}
+	json.Unmarshal([]byte(r.body), &created)
+	r = post(t, env.URL, "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"`+created.CertificateAuthorityArn+`"}`)
+	if err := json.Unmarshal([]byte(r.body), &described); err != nil {
+		t.Fatal(err)
+	}
+	if ca := described.CertificateAuthority; ca["Type"] != "ROOT" || ca["UsageMode"] != "GENERAL_PURPOSE" {
+		t.Errorf("created from members in another case: type %v, usage mode %v", ca["Type"], ca["UsageMode"])
+	}
+	r = post(t, env.URL, "ACMPrivateCA.ListTags", `{"CertificateAuthorityArn":"`+created.CertificateAuthorityArn+`","maxResults":-1}`)
+	if r.status != 200 || r.body != `{"Tags":[{"Key":"k"}]}` {
+		t.Errorf("tags: %d %s", r.status, r.body)
 	}
 }
 

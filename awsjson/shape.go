@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -67,7 +68,8 @@ const maxViolations = 10
 // decodeInput checks body against sh and, when it conforms, decodes it
 // into in. A body that is not JSON or has members of the wrong type is a
 // SerializationException; members that break the model's constraints are a
-// ValidationException naming each member and constraint.
+// ValidationException naming each member and constraint. Members the
+// model does not have are ignored, as AWS ignores them.
 func decodeInput(sh *shape, body []byte, in any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
@@ -98,6 +100,15 @@ func decodeInput(sh *shape, body []byte, in any) error {
 			shown = shown[:maxViolations]
 		}
 		return openpca.Errorf(openpca.CodeValidation, "%d validation %s detected: %s", len(violations), noun, strings.Join(shown, "; "))
+	}
+	// encoding/json matches member names regardless of case, so an unknown
+	// member such as "validity" would overwrite the checked "Validity":
+	// only what was checked may be decoded.
+	if sh.dropUnknown(v) {
+		var err error
+		if body, err = json.Marshal(v); err != nil {
+			return err
+		}
 	}
 	if err := json.Unmarshal(body, in); err != nil {
 		return openpca.Errorf(openpca.CodeSerialization, "cannot decode request body: %v", err)
@@ -203,6 +214,7 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 		s.checkLength(int64(len(list)), func() string { return shortJSON(list) }, violate)
 		for i, elem := range list {
 			if elem == nil {
+				*violations = append(*violations, fmt.Sprintf("Value null at '%s.%d.member' failed to satisfy constraint: Member must not be null", path, i+1))
 				continue
 			}
 			if err := s.member.check(elem, fmt.Sprintf("%s.%d.member", path, i+1), violations); err != nil {
@@ -228,6 +240,31 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 		}
 	}
 	return nil
+}
+
+// dropUnknown removes from v, which conforms to s, every member of an
+// object that s does not have, and reports whether it removed any.
+func (s *shape) dropUnknown(v any) bool {
+	dropped := false
+	switch s.kind {
+	case kindList:
+		for _, elem := range v.([]any) {
+			dropped = s.member.dropUnknown(elem) || dropped
+		}
+	case kindStructure:
+		obj := v.(map[string]any)
+		for name, mv := range obj {
+			i := slices.IndexFunc(s.members, func(m member) bool { return m.name == name })
+			switch {
+			case i < 0:
+				delete(obj, name)
+				dropped = true
+			case mv != nil:
+				dropped = s.members[i].shape.dropUnknown(mv) || dropped
+			}
+		}
+	}
+	return dropped
 }
 
 // utf16Len is the length of s in UTF-16 code units, as the model's
