@@ -159,7 +159,7 @@ func (s *Service) findCA(ctx context.Context, arn string) (*openpca.CA, error) {
 // updateCA finds the CA named by arn, applies change to it and stores it,
 // starting over if another request changed the CA meanwhile.
 func (s *Service) updateCA(ctx context.Context, arn string, change func(*openpca.CA) error) (*openpca.CA, error) {
-	const attempts = 20
+	const attempts = 50
 	for i := 0; ; i++ {
 		if i > 0 {
 			// Writers of one CA that collided retry at random times, so

@@ -328,11 +328,16 @@ func TestClusterReportOneGenerator(t *testing.T) {
 		if s := waitReport(t, nodes[2], cas[i], id); s != types.AuditReportStatusSuccess {
 			t.Fatalf("report %s: %s", id, s)
 		}
+		// The writer logs once it has recorded SUCCESS, so its line may
+		// come a moment after the status.
 		writers := 0
-		for _, n := range nodes {
-			for _, line := range strings.Split(n.logs(), "\n") {
-				if strings.Contains(line, "audit report written") && strings.Contains(line, "report="+id) {
-					writers++
+		for deadline := time.Now().Add(5 * time.Second); writers == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			writers = 0
+			for _, n := range nodes {
+				for _, line := range strings.Split(n.logs(), "\n") {
+					if strings.Contains(line, "audit report written") && strings.Contains(line, "report="+id) {
+						writers++
+					}
 				}
 			}
 		}

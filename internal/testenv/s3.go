@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ type S3 struct {
 	addr      string
 	dir       string
 	cmd       *exec.Cmd
+	exited    chan struct{} // closed once cmd has exited
 }
 
 // versitygw finds the versitygw binary: $OPENPCA_VERSITYGW, the PATH, or
@@ -61,41 +63,89 @@ func fileExists(p string) bool {
 // the test ends.
 func StartS3(t testing.TB) *S3 {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := &S3{URL: "http://" + addr, AccessKey: "openpcatest", SecretKey: "openpca-test-secret", binary: versitygw(t), addr: addr, dir: t.TempDir()}
-	s.Start(t)
+	s := &S3{AccessKey: "openpcatest", SecretKey: "openpca-test-secret", binary: versitygw(t), dir: t.TempDir()}
 	t.Cleanup(func() { s.Stop(t) })
-	return s
+	// A port found free is not reserved: another test's server may take it
+	// before versitygw binds it, and versitygw then exits. Pick another.
+	for attempt := 1; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.addr = l.Addr().String()
+		s.URL = "http://" + s.addr
+		l.Close()
+		out, ok := s.start(t)
+		if ok {
+			return s
+		}
+		if attempt == 5 {
+			t.Fatalf("versitygw did not start: %s", out)
+		}
+	}
 }
 
-// Start starts the server (again).
+// Start starts the server again, on the same port and folder.
 func (s *S3) Start(t testing.TB) {
+	t.Helper()
+	if out, ok := s.start(t); !ok {
+		t.Fatalf("versitygw did not start again on %s: %s", s.addr, out)
+	}
+}
+
+// start runs versitygw and waits until it answers an S3 request: a TCP
+// connection alone could reach another process that took the port. It
+// returns versitygw's output if it exited or never answered.
+func (s *S3) start(t testing.TB) (string, bool) {
 	t.Helper()
 	s.cmd = exec.Command(s.binary, "--port", s.addr, "posix", s.dir)
 	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-	var out bytes.Buffer
-	s.cmd.Stdout, s.cmd.Stderr = &out, &out
+	out := &lockedBuffer{}
+	s.cmd.Stdout, s.cmd.Stderr = out, out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.Dial("tcp", s.addr)
+	exited := make(chan struct{})
+	go func(cmd *exec.Cmd) {
+		cmd.Wait()
+		close(exited)
+	}(s.cmd)
+	s.exited = exited
+	client := s.Client()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-exited:
+			s.cmd = nil
+			return out.String(), false
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := client.ListBuckets(ctx, &s3.ListBucketsInput{})
+		cancel()
 		if err == nil {
-			c.Close()
-			return
+			return "", true
 		}
-		if time.Now().After(deadline) {
-			s.cmd.Process.Kill()
-			t.Fatalf("versitygw did not start: %s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	s.Stop(t)
+	return out.String(), false
+}
+
+// lockedBuffer collects a process's output while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // Stop stops the server; it is safe to call twice.
@@ -105,7 +155,7 @@ func (s *S3) Stop(t testing.TB) {
 		return
 	}
 	s.cmd.Process.Kill()
-	s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
