@@ -279,17 +279,7 @@ func TestAuditReportConcurrentRequests(t *testing.T) {
 		wg.Go(func() { _, errs[i] = createReport(env, caARN, "reports", "JSON") })
 	}
 	wg.Wait()
-	won := 0
-	for _, err := range errs {
-		if err == nil {
-			won++
-		} else {
-			testenv.WantError(t, err, "RequestInProgressException")
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d of %d concurrent requests won, want exactly 1", won, n)
-	}
+	testenv.WantOneWinner(t, errs, "RequestInProgressException")
 }
 
 func noWorkers(c *app.Config) { c.ReportWorkers = -1 }

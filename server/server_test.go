@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,24 +21,6 @@ import (
 
 var ctx = context.Background()
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func metrics(t *testing.T, url string) string {
 	t.Helper()
 	res, err := http.Get(url + "/metrics")
@@ -52,7 +33,7 @@ func metrics(t *testing.T, url string) string {
 }
 
 func TestMetricsAndRequestLog(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Metrics")
 	_, err := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -15,6 +16,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -313,4 +315,41 @@ func Get(t testing.TB, url string, signed bool) (int, string, []byte) {
 		t.Fatal(err)
 	}
 	return res.StatusCode, res.Header.Get("X-Amzn-ErrorType"), body
+}
+
+// SyncBuffer is a buffer safe for concurrent writes and reads, such as a
+// log sink or a running process's output.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// WantOneWinner fails the test unless exactly one of errs is nil and every
+// other is an AWS error with code: of concurrent requests that race for
+// one thing, one gets it.
+func WantOneWinner(t testing.TB, errs []error, code string) {
+	t.Helper()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+		} else {
+			WantError(t, err, code)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d concurrent requests won, want exactly 1", won, len(errs))
+	}
 }

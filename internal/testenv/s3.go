@@ -1,14 +1,12 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -100,7 +98,7 @@ func (s *S3) start(t testing.TB) (string, bool) {
 	t.Helper()
 	s.cmd = exec.Command(s.binary, "--port", s.addr, "posix", s.dir)
 	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-	out := &lockedBuffer{}
+	out := &SyncBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = out, out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -128,24 +126,6 @@ func (s *S3) start(t testing.TB) (string, bool) {
 	}
 	s.Stop(t)
 	return out.String(), false
-}
-
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // Stop stops the server; it is safe to call twice.

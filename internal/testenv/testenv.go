@@ -122,11 +122,12 @@ func (e *Env) NewAccount(t testing.TB, accountID string) (*acmpca.Client, string
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
-	if err := a.Store.CreateAccount(context.Background(), &openpca.Account{ID: accountID, CreatedAt: time.Now()}); err != nil {
+	err = a.Store.CreateAccount(context.Background(), &openpca.Account{ID: accountID, CreatedAt: time.Now()})
+	a.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return e.newKey(t, a, accountID, false)
+	return e.newKey(t, accountID, false)
 }
 
 // NewReadOnlyKey creates a read-only access key of an existing account, as
@@ -134,16 +135,18 @@ func (e *Env) NewAccount(t testing.TB, accountID string) (*acmpca.Client, string
 // with it.
 func (e *Env) NewReadOnlyKey(t testing.TB, accountID string) (*acmpca.Client, string) {
 	t.Helper()
+	return e.newKey(t, accountID, true)
+}
+
+// newKey creates an access key of an account and returns a client that
+// signs with it.
+func (e *Env) newKey(t testing.TB, accountID string, readOnly bool) (*acmpca.Client, string) {
+	t.Helper()
 	a, err := app.OpenAdmin(context.Background(), e.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	return e.newKey(t, a, accountID, true)
-}
-
-func (e *Env) newKey(t testing.TB, a *app.Admin, accountID string, readOnly bool) (*acmpca.Client, string) {
-	t.Helper()
 	key, secret, err := auth.NewAccessKey(a.Sealer, accountID, time.Now())
 	if err != nil {
 		t.Fatal(err)
