@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/sigv4"
 )
 
@@ -54,17 +55,24 @@ type Authenticator struct {
 	Store    openpca.AccountStore
 }
 
-// Authenticate implements awsjson.Authenticator.
-func (a *Authenticator) Authenticate(r *http.Request, body []byte) (openpca.Caller, error) {
-	keyID, err := a.Verifier.Verify(r, body)
+// Authenticate implements awsjson.Authenticator: the headers are checked
+// first, and the signature over the body after.
+func (a *Authenticator) Authenticate(r *http.Request) (awsjson.BodyCheck, error) {
+	signed, err := a.Verifier.Begin(r)
 	if err != nil {
-		return openpca.Caller{}, err
+		return nil, err
 	}
-	key, err := a.Store.FindAccessKey(r.Context(), keyID)
-	if err != nil {
-		return openpca.Caller{}, err
-	}
-	return openpca.Caller{AccountID: key.AccountID, Principal: keyID, ReadOnly: key.ReadOnly}, nil
+	return func(body []byte) (openpca.Caller, error) {
+		keyID, err := signed.Verify(body)
+		if err != nil {
+			return openpca.Caller{}, err
+		}
+		key, err := a.Store.FindAccessKey(r.Context(), keyID)
+		if err != nil {
+			return openpca.Caller{}, err
+		}
+		return openpca.Caller{AccountID: key.AccountID, Principal: keyID, ReadOnly: key.ReadOnly}, nil
+	}, nil
 }
 
 // NewAccessKey makes a key for an account: an id of "OPCA" and 16

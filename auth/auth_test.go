@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -10,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -404,4 +406,77 @@ func TestHTTPSWithOperatorCertificate(t *testing.T) {
 		t.Fatalf("over the operator's TLS certificate: %v", err)
 	}
 	transport.CloseIdleConnections()
+}
+
+// TestUnsignedTargetCannotBeSwapped resends a signed request whose
+// signature leaves X-Amz-Target out, naming another operation, as someone
+// in the path could: the server refuses it, and the CA is untouched.
+func TestUnsignedTargetCannotBeSwapped(t *testing.T) {
+	env := testenv.Start(t)
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Swapped")
+	body := []byte(`{"CertificateAuthorityArn":"` + arn + `"}`)
+	// Signed over host and x-amz-date only: the target is set after.
+	req, _ := http.NewRequest(http.MethodPost, env.URL, bytes.NewReader(body))
+	testenv.Sign(t, req, body)
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "ACMPrivateCA.DeleteCertificateAuthority")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 400 || res.Header.Get("X-Amzn-ErrorType") != "IncompleteSignatureException" {
+		t.Errorf("an unsigned X-Amz-Target: %d %s", res.StatusCode, res.Header.Get("X-Amzn-ErrorType"))
+	}
+	if s := env.Status(t, arn); s != types.CertificateAuthorityStatusPendingCertificate {
+		t.Errorf("the CA is %s after the swapped request", s)
+	}
+}
+
+// TestBodyReadOnlyAfterHeadersCheck sends requests that announce a 4 MiB
+// body and then send none of it: those whose headers already show they
+// cannot be genuine are answered at once, without waiting for the body,
+// which the server never reads.
+func TestBodyReadOnlyAfterHeadersCheck(t *testing.T) {
+	env := testenv.Start(t)
+	host := strings.TrimPrefix(env.URL, "http://")
+	stale := time.Now().UTC().Add(-time.Hour).Format("20060102T150405Z")
+	tests := []struct {
+		name, authorization, date, code string
+	}{
+		{"unsigned", "", "", "MissingAuthenticationTokenException"},
+		{"malformed", "AWS4-HMAC-SHA256 Credential=x", "", "IncompleteSignatureException"},
+		{"unknown key", "AWS4-HMAC-SHA256 Credential=OPCANOSUCHKEY/" + time.Now().UTC().Format("20060102") + "/us-east-1/acm-pca/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + strings.Repeat("0", 64),
+			time.Now().UTC().Format("20060102T150405Z"), "UnrecognizedClientException"},
+		{"stale", "AWS4-HMAC-SHA256 Credential=" + testenv.AccessKeyID + "/" + stale[:8] + "/us-east-1/acm-pca/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + strings.Repeat("0", 64),
+			stale, "InvalidSignatureException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			head := "POST / HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/x-amz-json-1.1\r\n" +
+				"X-Amz-Target: ACMPrivateCA.ImportCertificateAuthorityCertificate\r\nContent-Length: 4194000\r\n"
+			if tt.authorization != "" {
+				head += "Authorization: " + tt.authorization + "\r\nX-Amz-Date: " + tt.date + "\r\n"
+			}
+			if _, err := io.WriteString(conn, head+"\r\n{\"Certificate\":\""); err != nil {
+				t.Fatal(err)
+			}
+			// A server that waited for the body would answer only at its
+			// read timeout, a minute later.
+			conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer before the body: %v", err)
+			}
+			res.Body.Close()
+			if got := res.Header.Get("X-Amzn-ErrorType"); got != tt.code {
+				t.Errorf("%d %s, want %s", res.StatusCode, got, tt.code)
+			}
+		})
+	}
 }

@@ -6,17 +6,13 @@ package awsjson
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/openpca/openpca"
 )
@@ -28,29 +24,12 @@ const ContentType = "application/x-amz-json-1.1"
 // certificate chain, is under 3 MiB once base64-encoded.
 const DefaultMaxBodyBytes = 4 << 20
 
-// Authenticator establishes who sent a request. It sees the body so that it
-// can check a signature over it.
-type Authenticator interface {
-	Authenticate(r *http.Request, body []byte) (openpca.Caller, error)
-}
-
-// Outcome describes one request once it has been answered.
-type Outcome struct {
-	RequestID string
-	Operation string // "" when the target named no operation
-	AccountID string
-	Status    int
-	Code      string // AWS error code; "" on success
-	Duration  time.Duration
-}
-
-// Handler answers AWS JSON 1.1 requests by calling the service.
+// Handler answers AWS JSON 1.1 requests by calling the service, through an
+// Envelope.
 type Handler struct {
-	Service       openpca.PrivateCA
-	Authenticator Authenticator
-	Logger        *slog.Logger
-	// Observe, if set, is told the outcome of every request.
-	Observe func(*http.Request, Outcome)
+	Service  openpca.PrivateCA
+	Envelope *Envelope
+	Logger   *slog.Logger
 	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 }
@@ -66,45 +45,11 @@ var commonErrors = map[string]bool{
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	out := Outcome{RequestID: uuid.NewString(), Status: http.StatusOK}
-	w.Header().Set("x-amzn-RequestId", out.RequestID)
-	defer func() {
-		if p := recover(); p != nil {
-			h.Logger.Error("panic serving request", "request_id", out.RequestID, "operation", out.Operation,
-				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			out.Status, out.Code = WriteError(w, h.Logger, out.RequestID, fmt.Errorf("panic: %v", p))
-		}
-		out.Duration = time.Since(start)
-		if h.Observe != nil {
-			h.Observe(r, out)
-		}
-	}()
-	result, err := h.serve(r, &out)
-	if err != nil {
-		if op, ok := operations[out.Operation]; ok && !commonErrors[openpca.ErrorCode(err)] && !contains(op.errors, openpca.ErrorCode(err)) {
-			h.Logger.Warn("error code not modelled for operation", "operation", out.Operation, "code", openpca.ErrorCode(err))
-		}
-		out.Status, out.Code = WriteError(w, h.Logger, out.RequestID, err)
-		return
-	}
-	w.Header().Set("Content-Type", ContentType)
-	if result == nil {
-		w.Header().Set("Content-Length", "0")
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	body, err := encodeJSON(result)
-	if err != nil {
-		out.Status, out.Code = WriteError(w, h.Logger, out.RequestID, err)
-		return
-	}
-	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	h.Envelope.Serve(w, r, h.route)
 }
 
-func (h *Handler) serve(r *http.Request, out *Outcome) (any, error) {
+// route chooses the operation X-Amz-Target names.
+func (h *Handler) route(r *http.Request) (*Call, error) {
 	if r.Method != http.MethodPost {
 		return nil, openpca.Errorf(openpca.CodeUnknownOperation, "%s is not supported: send AWS JSON 1.1 requests with POST", r.Method)
 	}
@@ -114,28 +59,24 @@ func (h *Handler) serve(r *http.Request, out *Outcome) (any, error) {
 	if !ok || op == nil {
 		return nil, openpca.Errorf(openpca.CodeUnknownOperation, "unknown operation %q: X-Amz-Target must be %s.<Operation>", target, openpca.TargetPrefix)
 	}
-	out.Operation = name
 	limit := h.MaxBodyBytes
 	if limit == 0 {
 		limit = DefaultMaxBodyBytes
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
-	if maxErr, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return nil, openpca.Errorf(openpca.CodeRequestEntityTooLarge, "request body exceeds %d bytes", maxErr.Limit)
-	}
-	if err != nil {
-		return nil, openpca.Errorf(openpca.CodeSerialization, "cannot read request body: %v", err)
-	}
-	caller, err := h.Authenticator.Authenticate(r, body)
-	if err != nil {
-		return nil, err
-	}
-	out.AccountID = caller.AccountID
-	if err := openpca.Authorize(caller, name); err != nil {
-		return nil, err
-	}
-	ctx := openpca.WithRequestID(openpca.WithCaller(r.Context(), caller), out.RequestID)
-	return op.invoke(ctx, h.Service, func(in any) error { return decodeInput(op.input, body, in) })
+	return &Call{Operation: name, MaxBody: limit, Run: func(ctx context.Context, body []byte) (Reply, error) {
+		result, err := op.invoke(ctx, h.Service, func(in any) error { return decodeInput(op.input, body, in) })
+		if err != nil {
+			if code := openpca.ErrorCode(err); !commonErrors[code] && !contains(op.errors, code) {
+				h.Logger.Warn("error code not modelled for operation", "operation", name, "code", code)
+			}
+			return Reply{}, err
+		}
+		if result == nil {
+			return Reply{ContentType: ContentType}, nil
+		}
+		b, err := encodeJSON(result)
+		return Reply{ContentType: ContentType, Body: b}, err
+	}}, nil
 }
 
 // statusOf maps error codes to HTTP statuses; every other code is 400.

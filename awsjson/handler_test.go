@@ -220,10 +220,11 @@ func (failing) DescribeCertificateAuthority(context.Context, *openpca.DescribeCe
 
 func TestInternalFailuresRevealNothing(t *testing.T) {
 	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	h := &awsjson.Handler{
-		Service:       failing{},
-		Authenticator: awsjson.StaticAuthenticator{AccountID: "111122223333"},
-		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
+		Service:  failing{},
+		Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, logger, nil, 0),
+		Logger:   logger,
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()

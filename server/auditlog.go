@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
-	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/openpca/openpca"
@@ -35,78 +33,73 @@ const (
 	PathInclusion   = "/audit-log/inclusion"   // &serial=S
 )
 
-// handleAuditLog adds the audit log's endpoints to mux.
-func (s *Server) handleAuditLog(mux *http.ServeMux, log AuditLog, authn awsjson.Authenticator, m *metrics) {
+// Operations of the audit log's signed endpoints, as authorization, logs
+// and metrics name them. They change nothing, so read-only keys may call
+// them.
+const (
+	OpAuditCheckpoint  = "GetAuditLogCheckpoint"
+	OpAuditConsistency = "GetAuditLogConsistencyProof"
+	OpAuditInclusion   = "GetAuditLogInclusionProof"
+)
+
+// handleAuditLog adds the audit log's endpoints to mux; the signed ones go
+// through the API's envelope.
+func handleAuditLog(mux *http.ServeMux, log AuditLog, envelope *awsjson.Envelope) {
 	mux.HandleFunc("GET "+PathPublicKey, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, log.AuditVerifierKey())
 	})
-	// serve authenticates a request, runs fn for the CA it names, and
-	// logs and counts it as the API's requests are.
-	serve := func(operation string, fn func(ctx context.Context, caARN string, q queryParams) (contentType string, body []byte, err error)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			out := awsjson.Outcome{RequestID: uuid.NewString(), Operation: operation, Status: http.StatusOK}
-			w.Header().Set("x-amzn-RequestId", out.RequestID)
-			contentType, body, err := func() (string, []byte, error) {
-				caller, err := authn.Authenticate(r, nil)
-				if err != nil {
-					return "", nil, err
-				}
-				out.AccountID = caller.AccountID
-				ctx := openpca.WithRequestID(openpca.WithCaller(r.Context(), caller), out.RequestID)
+	// signed serves operation with fn, for the CA the query names.
+	signed := func(operation string, fn func(ctx context.Context, caARN string, q queryParams) (awsjson.Reply, error)) http.HandlerFunc {
+		call := func(r *http.Request) (*awsjson.Call, error) {
+			return &awsjson.Call{Operation: operation, Run: func(ctx context.Context, _ []byte) (awsjson.Reply, error) {
 				q := queryParams(r.URL.Query())
 				arn, err := q.required("certificateAuthorityArn")
 				if err != nil {
-					return "", nil, err
+					return awsjson.Reply{}, err
 				}
 				return fn(ctx, arn, q)
-			}()
-			if err != nil {
-				out.Status, out.Code = awsjson.WriteError(w, s.logger, out.RequestID, err)
-			} else {
-				w.Header().Set("Content-Type", contentType)
-				w.Write(body)
-			}
-			out.Duration = time.Since(start)
-			m.observe(out)
-			s.logRequest(r, out)
+			}}, nil
 		}
+		return func(w http.ResponseWriter, r *http.Request) { envelope.Serve(w, r, call) }
 	}
-	mux.HandleFunc("GET "+PathCheckpoint, serve("AuditLog.Checkpoint", func(ctx context.Context, arn string, _ queryParams) (string, []byte, error) {
+	mux.HandleFunc("GET "+PathCheckpoint, signed(OpAuditCheckpoint, func(ctx context.Context, arn string, _ queryParams) (awsjson.Reply, error) {
 		note, err := log.AuditCheckpoint(ctx, arn)
-		return "text/plain; charset=utf-8", note, err
+		return awsjson.Reply{ContentType: "text/plain; charset=utf-8", Body: note}, err
 	}))
-	mux.HandleFunc("GET "+PathConsistency, serve("AuditLog.Consistency", func(ctx context.Context, arn string, q queryParams) (string, []byte, error) {
+	mux.HandleFunc("GET "+PathConsistency, signed(OpAuditConsistency, func(ctx context.Context, arn string, q queryParams) (awsjson.Reply, error) {
 		from, err := q.integer("from")
 		if err != nil {
-			return "", nil, err
+			return awsjson.Reply{}, err
 		}
 		to, err := q.integer("to")
 		if err != nil {
-			return "", nil, err
+			return awsjson.Reply{}, err
 		}
 		proof, err := log.AuditConsistencyProof(ctx, arn, from, to)
 		if err != nil {
-			return "", nil, err
+			return awsjson.Reply{}, err
 		}
-		body, err := json.Marshal(struct {
+		return jsonReply(struct {
 			Proof tlog.TreeProof `json:"proof"`
 		}{proof})
-		return "application/json", body, err
 	}))
-	mux.HandleFunc("GET "+PathInclusion, serve("AuditLog.Inclusion", func(ctx context.Context, arn string, q queryParams) (string, []byte, error) {
+	mux.HandleFunc("GET "+PathInclusion, signed(OpAuditInclusion, func(ctx context.Context, arn string, q queryParams) (awsjson.Reply, error) {
 		serial, err := q.required("serial")
 		if err != nil {
-			return "", nil, err
+			return awsjson.Reply{}, err
 		}
 		proof, err := log.AuditInclusionProof(ctx, arn, serial)
 		if err != nil {
-			return "", nil, err
+			return awsjson.Reply{}, err
 		}
-		body, err := json.Marshal(proof)
-		return "application/json", body, err
+		return jsonReply(proof)
 	}))
+}
+
+func jsonReply(v any) (awsjson.Reply, error) {
+	b, err := json.Marshal(v)
+	return awsjson.Reply{ContentType: "application/json", Body: b}, err
 }
 
 type queryParams map[string][]string

@@ -34,7 +34,10 @@ func newMetrics(r prometheus.Registerer, store openpca.CAStore, logger *slog.Log
 			Help: "API requests being served.",
 		}),
 	}
-	r.MustRegister(m.requests, m.latency, m.inFlight, &caCollector{store: store, logger: logger})
+	r.MustRegister(m.requests, m.latency, m.inFlight)
+	if store != nil {
+		r.MustRegister(&caCollector{store: store, logger: logger})
+	}
 	if cs, ok := store.(commitStatser); ok {
 		r.MustRegister(commitCollector{cs})
 	}

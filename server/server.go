@@ -30,7 +30,8 @@ type Config struct {
 	OCSP OCSPResponder
 	// LocalObjects, if set, is the embedded object store, whose CRLs are
 	// served at /s3/<bucket>/<key>.
-	LocalObjects  LocalObjects
+	LocalObjects LocalObjects
+	// Store, if set, is where the metrics count CAs.
 	Store         openpca.CAStore
 	Authenticator awsjson.Authenticator
 	Logger        *slog.Logger
@@ -58,15 +59,11 @@ func New(cfg Config) *Server {
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(registry, cfg.Store, cfg.Logger)
 
-	api := &awsjson.Handler{
-		Service:       cfg.Service,
-		Authenticator: cfg.Authenticator,
-		Logger:        cfg.Logger,
-		Observe: func(r *http.Request, o awsjson.Outcome) {
-			m.observe(o)
-			s.logRequest(r, o)
-		},
-	}
+	envelope := awsjson.NewEnvelope(cfg.Authenticator, cfg.Logger, func(r *http.Request, o awsjson.Outcome) {
+		m.observe(o)
+		s.logRequest(r, o)
+	}, 0)
+	api := &awsjson.Handler{Service: cfg.Service, Envelope: envelope, Logger: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.Handle("/", promhttp.InstrumentHandlerInFlight(m.inFlight, api))
 	// The server listens only once the store is open and migrated, so
@@ -76,7 +73,7 @@ func New(cfg Config) *Server {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	if cfg.AuditLog != nil {
-		s.handleAuditLog(mux, cfg.AuditLog, cfg.Authenticator, m)
+		handleAuditLog(mux, cfg.AuditLog, envelope)
 	}
 	if cfg.OCSP != nil {
 		s.handleOCSP(mux, cfg.OCSP)

@@ -131,71 +131,114 @@ func truncate(s string) string {
 	return s
 }
 
-// Verify checks the signature of r, whose body is body, and returns the
-// access key that signed it. Its errors carry the AWS error code a client
-// must see; none reveals a secret.
-func (v *Verifier) Verify(r *http.Request, body []byte) (string, error) {
+// Signed is a request whose headers passed every check that needs no body:
+// Begin returns it, and Verify finishes the check over the body. A server
+// reads a request's body only after Begin, so that a request that cannot be
+// genuine costs it no memory for its body.
+type Signed struct {
+	v       *Verifier
+	r       *http.Request
+	auth    *Authorization
+	amzDate string
+	secret  string
+}
+
+// Begin checks what the headers of r tell without its body: that it is
+// signed with a well-formed Authorization header, by a known access key,
+// within MaxSkew of now, for this service and region, over every header
+// that must be signed. Its errors carry the AWS error code a client must
+// see; none reveals a secret.
+func (v *Verifier) Begin(r *http.Request) (*Signed, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return "", openpca.Errorf(openpca.CodeMissingAuthenticationToken, "Missing Authentication Token: requests must be signed with AWS Signature Version 4.")
+		return nil, openpca.Errorf(openpca.CodeMissingAuthenticationToken, "Missing Authentication Token: requests must be signed with AWS Signature Version 4.")
 	}
 	a, err := ParseAuthorization(h)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	for _, required := range []string{"host", "x-amz-date"} {
-		if !contains(a.SignedHeaders, required) {
-			return "", incomplete("SignedHeaders must include %s.", required)
-		}
+	if r.Header.Get("X-Amz-Security-Token") != "" {
+		return nil, openpca.Errorf(openpca.CodeUnrecognizedClient, "The security token included in the request is invalid: this server issues no temporary credentials.")
+	}
+	if err := checkSignedHeaders(r, a.SignedHeaders); err != nil {
+		return nil, err
 	}
 	amzDate := r.Header.Get("X-Amz-Date")
 	t, err := time.Parse(amzDateLayout, amzDate)
 	if err != nil {
-		return "", incomplete("X-Amz-Date must be a date and time in the form YYYYMMDDTHHMMSSZ.")
+		return nil, incomplete("X-Amz-Date must be a date and time in the form YYYYMMDDTHHMMSSZ.")
 	}
 	if amzDate[:8] != a.Date {
-		return "", invalid("Date in Credential scope does not match YYYYMMDD from the X-Amz-Date header.")
+		return nil, invalid("Date in Credential scope does not match YYYYMMDD from the X-Amz-Date header.")
 	}
 	now := v.Now().UTC()
 	if t.Before(now.Add(-MaxSkew)) {
-		return "", invalid("Signature expired: %s is now earlier than %s (%s - 5 min.)", amzDate, now.Add(-MaxSkew).Format(amzDateLayout), now.Format(amzDateLayout))
+		return nil, invalid("Signature expired: %s is now earlier than %s (%s - 5 min.)", amzDate, now.Add(-MaxSkew).Format(amzDateLayout), now.Format(amzDateLayout))
 	}
 	if t.After(now.Add(MaxSkew)) {
-		return "", invalid("Signature not yet current: %s is still later than %s (%s + 5 min.)", amzDate, now.Add(MaxSkew).Format(amzDateLayout), now.Format(amzDateLayout))
+		return nil, invalid("Signature not yet current: %s is still later than %s (%s + 5 min.)", amzDate, now.Add(MaxSkew).Format(amzDateLayout), now.Format(amzDateLayout))
 	}
 	if a.Region != v.Region {
-		return "", invalid("Credential should be scoped to a valid region, not '%s'; this server's region is '%s'.", truncate(a.Region), v.Region)
+		return nil, invalid("Credential should be scoped to a valid region, not '%s'; this server's region is '%s'.", truncate(a.Region), v.Region)
 	}
 	if a.Service != v.Service {
-		return "", invalid("Credential should be scoped to correct service: '%s'.", v.Service)
-	}
-	if r.Header.Get("X-Amz-Security-Token") != "" {
-		return "", openpca.Errorf(openpca.CodeUnrecognizedClient, "The security token included in the request is invalid: this server issues no temporary credentials.")
+		return nil, invalid("Credential should be scoped to correct service: '%s'.", v.Service)
 	}
 	secret, err := v.Keys.Secret(r.Context(), a.AccessKeyID)
 	if errors.Is(err, ErrUnknownKey) {
-		return "", openpca.Errorf(openpca.CodeUnrecognizedClient, "The security token included in the request is invalid.")
+		return nil, openpca.Errorf(openpca.CodeUnrecognizedClient, "The security token included in the request is invalid.")
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	return &Signed{v: v, r: r, auth: a, amzDate: amzDate, secret: secret}, nil
+}
+
+// AccessKeyID is the access key the request claims to be signed with; it
+// is proven only once Verify succeeds.
+func (s *Signed) AccessKeyID() string { return s.auth.AccessKeyID }
+
+// Verify checks the signature over the request and its body, and returns
+// the access key that signed it.
+func (s *Signed) Verify(body []byte) (string, error) {
 	payloadHash := sha256.Sum256(body)
 	payload := hex.EncodeToString(payloadHash[:])
-	if declared := r.Header.Get("X-Amz-Content-Sha256"); declared != "" && declared != payload {
+	if declared := s.r.Header.Get("X-Amz-Content-Sha256"); declared != "" && declared != payload {
 		return "", invalid("The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}
-	canonical, err := canonicalRequest(r, a.SignedHeaders, payload)
+	a := s.auth
+	canonical, err := canonicalRequest(s.r, a.SignedHeaders, payload)
 	if err != nil {
 		return "", err
 	}
 	scope := a.Date + "/" + a.Region + "/" + a.Service + "/aws4_request"
 	crHash := sha256.Sum256([]byte(canonical))
-	stringToSign := Algorithm + "\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(crHash[:])
-	want := hmacSHA256(v.signingKey(a, secret), stringToSign)
+	stringToSign := Algorithm + "\n" + s.amzDate + "\n" + scope + "\n" + hex.EncodeToString(crHash[:])
+	want := hmacSHA256(s.v.signingKey(a, s.secret), stringToSign)
 	if !hmac.Equal(want, a.Signature) {
 		return "", invalid("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
 	return a.AccessKeyID, nil
+}
+
+// checkSignedHeaders refuses a request whose signature leaves out a header
+// that must be signed: host and x-amz-date always, and content-type and
+// every x-amz-* header whenever the request carries them, as AWS requires.
+// An unsigned X-Amz-Target could otherwise be changed in flight, turning a
+// signed Describe into a Delete.
+func checkSignedHeaders(r *http.Request, signed []string) error {
+	for _, required := range []string{"host", "x-amz-date"} {
+		if !contains(signed, required) {
+			return incomplete("'%s' must be a 'SignedHeader' in the AWS Authorization.", http.CanonicalHeaderKey(required))
+		}
+	}
+	for name := range r.Header {
+		lower := strings.ToLower(name)
+		if (lower == "content-type" || strings.HasPrefix(lower, "x-amz-")) && !contains(signed, lower) {
+			return incomplete("'%s' must be a 'SignedHeader' in the AWS Authorization: every x-amz-* header, and Content-Type, that a request carries must be signed.", truncate(name))
+		}
+	}
+	return nil
 }
 
 // canonicalRequest builds the canonical request of SigV4.

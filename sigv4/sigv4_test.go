@@ -48,6 +48,15 @@ func signed(t *testing.T, body, akid, secret, region, service string, at time.Ti
 	return r
 }
 
+// verify runs both steps of a verification, as a server does.
+func verify(v *Verifier, r *http.Request, body []byte) (string, error) {
+	s, err := v.Begin(r)
+	if err != nil {
+		return "", err
+	}
+	return s.Verify(body)
+}
+
 func TestVerify(t *testing.T) {
 	body := `{"MaxResults":10}`
 	tests := []struct {
@@ -133,7 +142,7 @@ func TestVerify(t *testing.T) {
 			if b == "" {
 				b = body
 			}
-			akid, err := verifier().Verify(r, []byte(b))
+			akid, err := verify(verifier(), r, []byte(b))
 			code := ""
 			if err != nil {
 				code = openpca.ErrorCode(err)
@@ -164,7 +173,7 @@ func TestSignedHeadersMustIncludeHostAndDate(t *testing.T) {
 			}
 		}
 		r.Header.Set("Authorization", h[:start]+strings.Join(kept, ";")+h[end:])
-		if _, err := verifier().Verify(r, []byte("{}")); openpca.ErrorCode(err) != openpca.CodeIncompleteSignature {
+		if _, err := verify(verifier(), r, []byte("{}")); openpca.ErrorCode(err) != openpca.CodeIncompleteSignature {
 			t.Errorf("without %s signed: %v", drop, err)
 		}
 	}
@@ -216,4 +225,47 @@ func FuzzParseAuthorization(f *testing.F) {
 			t.Fatalf("accepted a malformed header %q as %+v", h, a)
 		}
 	})
+}
+
+// TestHeadersThatMustBeSigned adds headers to a request after the SDK
+// signed it, as someone in the path could: the signature still matches
+// what it covers, but a header that AWS requires to be signed is not.
+func TestHeadersThatMustBeSigned(t *testing.T) {
+	tests := []struct {
+		header, value string
+		code          string
+	}{
+		{"X-Amz-Target", "ACMPrivateCA.DeleteCertificateAuthority", openpca.CodeIncompleteSignature},
+		{"Content-Type", "application/x-amz-json-1.1", openpca.CodeIncompleteSignature},
+		{"X-Amz-Meta-Anything", "1", openpca.CodeIncompleteSignature},
+		{"x-amz-content-sha256", "UNSIGNED-PAYLOAD", openpca.CodeIncompleteSignature},
+		// Headers clients leave unsigned on purpose stay accepted.
+		{"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793", ""},
+		{"User-Agent", "aws-cli/2.9.19", ""},
+		{"Amz-Sdk-Request", "attempt=1; max=3", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.header, func(t *testing.T) {
+			r, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:8080/", strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256([]byte("{}"))
+			if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIDOPENPCA", SecretAccessKey: "secret-one"},
+				r, hex.EncodeToString(sum[:]), "acm-pca", "us-east-1", now); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := verify(verifier(), r, []byte("{}")); err != nil {
+				t.Fatalf("as signed: %v", err)
+			}
+			r.Header.Set(tt.header, tt.value)
+			_, err = verify(verifier(), r, []byte("{}"))
+			if code := openpca.ErrorCode(err); (err == nil) != (tt.code == "") || (err != nil && code != tt.code) {
+				t.Fatalf("with %s added unsigned: %v, want %q", tt.header, err, tt.code)
+			}
+			if err != nil && !strings.Contains(err.Error(), http.CanonicalHeaderKey(tt.header)) {
+				t.Errorf("the error does not name %s: %v", tt.header, err)
+			}
+		})
+	}
 }

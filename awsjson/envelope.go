@@ -1,0 +1,203 @@
+package awsjson
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/openpca/openpca"
+)
+
+// Authenticator establishes who sent a request, in two steps, so that a
+// request that cannot be genuine costs no memory for its body:
+// Authenticate checks what the headers prove before the body is read, and
+// the BodyCheck it returns finishes with the body.
+type Authenticator interface {
+	Authenticate(r *http.Request) (BodyCheck, error)
+}
+
+// BodyCheck finishes authenticating a request over its body, and returns
+// who made it.
+type BodyCheck func(body []byte) (openpca.Caller, error)
+
+// Outcome describes one request once it has been answered.
+type Outcome struct {
+	RequestID string
+	Operation string // "" when the request named no operation
+	AccountID string
+	Status    int
+	Code      string // AWS error code; "" on success
+	Duration  time.Duration
+}
+
+// Call is one operation of an authenticated endpoint, as Envelope.Serve
+// runs it.
+type Call struct {
+	// Operation names the action, for authorization, logs and metrics.
+	Operation string
+	// MaxBody bounds the request body; 0 means the request has none, and
+	// its body is never read.
+	MaxBody int64
+	// Run answers the request of the authenticated, authorized caller
+	// that ctx carries.
+	Run func(ctx context.Context, body []byte) (Reply, error)
+}
+
+// Reply is a successful answer.
+type Reply struct {
+	ContentType string
+	Body        []byte
+}
+
+// DefaultBodyBudget bounds the bytes of request bodies that a server holds
+// at once. A body is read only once its request's headers are known to be
+// signed by a known key; this caps what requests that pass that check and
+// then fail (or are merely large) can pin in memory together.
+const DefaultBodyBudget = 32 << 20
+
+// bodyWait is how long a request waits for room in the body budget before
+// it is answered ServiceUnavailableException, which clients retry.
+const bodyWait = 10 * time.Second
+
+// Envelope is what every authenticated endpoint of the server shares: a
+// request id, authentication before the body is read, a bounded body,
+// authorization of the operation, the caller in the context, recovery from
+// panics, errors written the AWS way, and the outcome reported.
+type Envelope struct {
+	authn   Authenticator
+	logger  *slog.Logger
+	observe func(*http.Request, Outcome)
+	bodies  *semaphore.Weighted
+}
+
+// NewEnvelope returns an Envelope. observe, if set, is told the outcome of
+// every request; bodyBudget bounds the request bodies held at once (0
+// means DefaultBodyBudget).
+func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Request, Outcome), bodyBudget int64) *Envelope {
+	if bodyBudget == 0 {
+		bodyBudget = DefaultBodyBudget
+	}
+	return &Envelope{authn: authn, logger: logger, observe: observe, bodies: semaphore.NewWeighted(bodyBudget)}
+}
+
+// Serve answers r with the Call that route chooses for it. An error from
+// route (an unknown operation, say) is answered before authentication.
+func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*http.Request) (*Call, error)) {
+	start := time.Now()
+	out := Outcome{RequestID: uuid.NewString(), Status: http.StatusOK}
+	w.Header().Set("x-amzn-RequestId", out.RequestID)
+	defer func() {
+		if p := recover(); p != nil {
+			e.logger.Error("panic serving request", "request_id", out.RequestID, "operation", out.Operation,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			out.Status, out.Code = WriteError(w, e.logger, out.RequestID, fmt.Errorf("panic: %v", p))
+		}
+		out.Duration = time.Since(start)
+		if e.observe != nil {
+			e.observe(r, out)
+		}
+	}()
+	reply, err := e.serve(r, &out, route)
+	if err != nil {
+		out.Status, out.Code = WriteError(w, e.logger, out.RequestID, err)
+		return
+	}
+	if reply.ContentType != "" {
+		w.Header().Set("Content-Type", reply.ContentType)
+	}
+	w.Header().Set("Content-Length", fmt.Sprint(len(reply.Body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(reply.Body)
+}
+
+func (e *Envelope) serve(r *http.Request, out *Outcome, route func(*http.Request) (*Call, error)) (Reply, error) {
+	call, err := route(r)
+	if err != nil {
+		return Reply{}, err
+	}
+	out.Operation = call.Operation
+	check, err := e.authn.Authenticate(r)
+	if err != nil {
+		return Reply{}, err
+	}
+	release, err := e.reserve(r, call.MaxBody)
+	if err != nil {
+		return Reply{}, err
+	}
+	defer release()
+	body, err := readBody(r, call.MaxBody)
+	if err != nil {
+		return Reply{}, err
+	}
+	caller, err := check(body)
+	if err != nil {
+		return Reply{}, err
+	}
+	out.AccountID = caller.AccountID
+	if err := openpca.Authorize(caller, call.Operation); err != nil {
+		return Reply{}, err
+	}
+	ctx := openpca.WithRequestID(openpca.WithCaller(r.Context(), caller), out.RequestID)
+	return call.Run(ctx, body)
+}
+
+// reserve takes room in the body budget for the body of r, which may hold
+// up to limit bytes, and returns what gives it back once the request is
+// answered: the body stays in memory until then.
+func (e *Envelope) reserve(r *http.Request, limit int64) (func(), error) {
+	n := r.ContentLength
+	switch {
+	case limit == 0 || n == 0:
+		return func() {}, nil
+	case n > limit:
+		return nil, tooLarge(limit)
+	case n < 0: // unknown until read
+		n = limit
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), bodyWait)
+	defer cancel()
+	if err := e.bodies.Acquire(ctx, n); err != nil {
+		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry.")
+	}
+	return func() { e.bodies.Release(n) }, nil
+}
+
+// readBody reads the body of r, at most limit bytes of it.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if limit == 0 {
+		return nil, nil
+	}
+	size := limit
+	if r.ContentLength >= 0 {
+		size = r.ContentLength
+	}
+	buf := make([]byte, 0, size+1) // +1: room to see that the body is not longer than it said
+	for {
+		if len(buf) == cap(buf) {
+			return nil, tooLarge(limit)
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, tooLarge(limit)
+		}
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, openpca.Errorf(openpca.CodeSerialization, "cannot read request body: %v", err)
+		}
+	}
+}
+
+func tooLarge(limit int64) error {
+	return openpca.Errorf(openpca.CodeRequestEntityTooLarge, "request body exceeds %d bytes", limit)
+}
