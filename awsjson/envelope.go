@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -76,6 +77,7 @@ type Envelope struct {
 	logger  *slog.Logger
 	observe func(*http.Request, Outcome)
 	bodies  *semaphore.Weighted
+	large   sync.Pool // *[]byte: buffers for bodies larger than smallBody
 }
 
 // NewEnvelope returns an Envelope. observe, if set, is told the outcome of
@@ -128,15 +130,11 @@ func (e *Envelope) serve(r *http.Request, out *Outcome, route func(*http.Request
 	if err != nil {
 		return Reply{}, err
 	}
-	release, err := e.reserve(r, call.MaxBody)
+	body, done, err := e.readBody(r, call.MaxBody)
 	if err != nil {
 		return Reply{}, err
 	}
-	defer release()
-	body, err := readBody(r, call.MaxBody)
-	if err != nil {
-		return Reply{}, err
-	}
+	defer done()
 	caller, err := check(body)
 	if err != nil {
 		return Reply{}, err
@@ -149,42 +147,60 @@ func (e *Envelope) serve(r *http.Request, out *Outcome, route func(*http.Request
 	return call.Run(ctx, body)
 }
 
-// reserve takes room in the body budget for the body of r, which may hold
-// up to limit bytes, and returns what gives it back once the request is
-// answered: the body stays in memory until then.
-func (e *Envelope) reserve(r *http.Request, limit int64) (func(), error) {
+// smallBody is the size up to which a body is read into a buffer of its
+// own. Larger ones are read into buffers the envelope keeps for them, so
+// that a flood of large requests reuses the same memory instead of leaving
+// garbage for the collector to find late.
+const smallBody = 64 << 10
+
+// readBody reads the body of r, at most limit bytes, within the body
+// budget. done gives the budget back, and the body's buffer with it: the
+// body must not be used after.
+func (e *Envelope) readBody(r *http.Request, limit int64) (body []byte, done func(), err error) {
 	n := r.ContentLength
 	switch {
 	case limit == 0 || n == 0:
-		return func() {}, nil
+		return nil, func() {}, nil
 	case n > limit:
-		return nil, tooLarge(limit)
-	case n < 0: // unknown until read
+		return nil, nil, tooLarge(limit)
+	case n < 0 || n > smallBody: // a large buffer, or unknown until read
 		n = limit
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), bodyWait)
 	defer cancel()
 	if err := e.bodies.Acquire(ctx, n); err != nil {
-		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry.")
+		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry.")
 	}
-	return func() { e.bodies.Release(n) }, nil
+	var buf []byte
+	if n == limit {
+		if b, ok := e.large.Get().(*[]byte); ok && int64(cap(*b)) > limit {
+			buf = (*b)[:0]
+		} else {
+			buf = make([]byte, 0, limit+1)
+		}
+	} else {
+		buf = make([]byte, 0, n+1) // +1: room to see that the body is not longer than it said
+	}
+	done = func() {
+		if n == limit {
+			e.large.Put(&buf)
+		}
+		e.bodies.Release(n)
+	}
+	if body, err = read(r.Body, buf, limit); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return body, done, nil
 }
 
-// readBody reads the body of r, at most limit bytes of it.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	if limit == 0 {
-		return nil, nil
-	}
-	size := limit
-	if r.ContentLength >= 0 {
-		size = r.ContentLength
-	}
-	buf := make([]byte, 0, size+1) // +1: room to see that the body is not longer than it said
+// read reads all of r into buf, refusing more than limit bytes.
+func read(r io.Reader, buf []byte, limit int64) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
 			return nil, tooLarge(limit)
 		}
-		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if int64(len(buf)) > limit {
 			return nil, tooLarge(limit)

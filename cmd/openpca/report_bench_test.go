@@ -132,7 +132,7 @@ type benchServer struct {
 
 // startServer runs openpca serve on data with a report interval short
 // enough for two reports in a row.
-func startServer(b *testing.B, data string, extra []string) *benchServer {
+func startServer(b testing.TB, data string, extra []string) *benchServer {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -163,7 +163,7 @@ func startServer(b *testing.B, data string, extra []string) *benchServer {
 	}
 }
 
-func (s *benchServer) stop(b *testing.B) {
+func (s *benchServer) stop(b testing.TB) {
 	if s.cmd.Process == nil || s.cmd.ProcessState != nil {
 		return
 	}
@@ -179,7 +179,7 @@ func (s *benchServer) logs() string {
 }
 
 // peakRSS reads the process's peak resident set size (VmHWM).
-func (s *benchServer) peakRSS(b *testing.B) int64 {
+func (s *benchServer) peakRSS(b testing.TB) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
