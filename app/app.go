@@ -64,6 +64,9 @@ type Config struct {
 	// OCSPUnknownRate bounds the OCSP responses per second signed for
 	// serials no CA issued; 0 means authority.DefaultOCSPUnknownRate.
 	OCSPUnknownRate float64
+	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
+	// key-use log per hour; 0 means authority.DefaultOCSPUnknownBudget.
+	OCSPUnknownBudget int
 	// AuditReportInterval is the least time between two reports of a CA.
 	AuditReportInterval time.Duration
 	// RootAccessKeyID and RootSecretAccessKey, if set, are an access key of
@@ -205,7 +208,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Store: a.store, Sealer: sealer, Logger: logger, Region: cfg.Region,
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
 		Objects: a.objects, Reports: reports, AuditReportInterval: cfg.AuditReportInterval, Log: log,
-		PublicURL: cfg.PublicURL, OCSPUnknownRate: cfg.OCSPUnknownRate,
+		PublicURL: cfg.PublicURL, OCSPUnknownRate: cfg.OCSPUnknownRate, OCSPUnknownBudget: cfg.OCSPUnknownBudget,
 	})
 	var local server.LocalObjects
 	if l, ok := a.objects.(*localfs.Store); ok {

@@ -31,7 +31,7 @@ import (
 
 // revocationCA creates and activates a root CA with rc, and returns its ARN
 // and certificate.
-func revocationCA(t *testing.T, env *testenv.Env, rc *types.RevocationConfiguration) (string, *x509.Certificate) {
+func revocationCA(t testing.TB, env *testenv.Env, rc *types.RevocationConfiguration) (string, *x509.Certificate) {
 	t.Helper()
 	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
 		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Revocation Root"),
@@ -118,7 +118,7 @@ func openssl(t *testing.T, dir string, args ...string) (string, bool) {
 }
 
 // logKinds returns the kinds of a CA's key uses, in order.
-func logKinds(t *testing.T, env *testenv.Env, caARN string) []string {
+func logKinds(t testing.TB, env *testenv.Env, caARN string) []string {
 	t.Helper()
 	a, err := app.OpenAdmin(ctx, env.Config)
 	if err != nil {
@@ -321,51 +321,6 @@ func TestCRLAndOCSP(t *testing.T) {
 
 // TestCRLS3 publishes to an S3-compatible server, with its distribution
 // point at the bucket's address there.
-// TestOCSPUnknownRate checks that made-up serials cannot make the
-// responder sign without bound, while issued certificates are still
-// answered.
-func TestOCSPUnknownRate(t *testing.T) {
-	env := testenv.Start(t, func(c *app.Config) { c.OCSPUnknownRate = 1 })
-	caARN, root := revocationCA(t, env, &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
-	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "issued.example"}})
-	cert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM}))
-	ask := func(c *x509.Certificate) []byte {
-		t.Helper()
-		req, err := ocsp.CreateRequest(c, root, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := post(env.URL+"/ocsp", req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return body
-	}
-	before := count(logKinds(t, env, caARN), openpca.KeyUseOCSP)
-	unknown, later := 0, 0
-	for i := range 5 {
-		body := ask(&x509.Certificate{SerialNumber: big.NewInt(int64(0xbad000 + i))})
-		if bytes.Equal(body, ocsp.TryLaterErrorResponse) {
-			later++
-			continue
-		}
-		if resp, err := ocsp.ParseResponse(body, root); err != nil || resp.Status != ocsp.Unknown {
-			t.Fatalf("OCSP for an unknown serial: %+v, %v", resp, err)
-		}
-		unknown++
-	}
-	// At one a second, five requests in a row cannot all be signed.
-	if unknown == 0 || later == 0 {
-		t.Errorf("%d unknown and %d tryLater answers to 5 made-up serials, want both", unknown, later)
-	}
-	if resp, err := ocsp.ParseResponseForCert(ask(cert), cert, root); err != nil || resp.Status != ocsp.Good {
-		t.Errorf("OCSP for an issued certificate past the limit: %+v, %v", resp, err)
-	}
-	if signed := count(logKinds(t, env, caARN), openpca.KeyUseOCSP) - before; signed != unknown+1 {
-		t.Errorf("%d OCSP signings logged, want %d", signed, unknown+1)
-	}
-}
-
 func TestCRLS3(t *testing.T) {
 	s3 := testenv.StartS3(t)
 	s3.CreateBucket(t, "pca-crls")

@@ -6,6 +6,7 @@ package authority
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -52,6 +53,9 @@ type Config struct {
 	// OCSPUnknownRate bounds how many OCSP responses per second the server
 	// signs for serials no CA issued; 0 means DefaultOCSPUnknownRate.
 	OCSPUnknownRate float64
+	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
+	// key-use log per hour; 0 means DefaultOCSPUnknownBudget.
+	OCSPUnknownBudget int
 }
 
 // DefaultMaxCAsPerAccount is AWS Private CA's default quota of CAs per
@@ -77,6 +81,7 @@ type Service struct {
 	crlWake        chan struct{}
 	ocsp           ocspCache
 	ocspUnknown    *rate.Limiter
+	ocspBudgets    ocspBudgets
 
 	// signers caches opened CA keys by CA id: a key never changes, and
 	// opening and parsing it costs more than a signature. certs caches
@@ -114,6 +119,8 @@ func New(cfg Config) *Service {
 		unknown = DefaultOCSPUnknownRate
 	}
 	s.ocspUnknown = rate.NewLimiter(rate.Limit(unknown), max(1, int(unknown)))
+	s.ocspBudgets.perHour = cmp.Or(cfg.OCSPUnknownBudget, DefaultOCSPUnknownBudget)
+	s.ocsp.limit = ocspCacheBytes
 	return s
 }
 

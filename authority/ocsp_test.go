@@ -1,0 +1,342 @@
+package authority_test
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// ocspEnv is a server with a root CA that answers OCSP, and a
+// certificate it issued.
+type ocspEnv struct {
+	env   *testenv.Env
+	caARN string
+	root  *x509.Certificate
+	cert  *x509.Certificate
+}
+
+func newOCSPEnv(t testing.TB, opts ...testenv.Option) *ocspEnv {
+	t.Helper()
+	env := testenv.Start(t, opts...)
+	e := &ocspEnv{env: env}
+	e.caARN, e.root = revocationCA(t, env, &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "issued.example"}})
+	e.cert, _ = env.Certificate(t, e.caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &e.caARN, Csr: leaf.CSRPEM}))
+	return e
+}
+
+// ask sends a request about serial, from the CA's issuer name and key,
+// and returns the answer.
+func (e *ocspEnv) ask(t testing.TB, serial *big.Int) []byte {
+	t.Helper()
+	return e.post(t, ocspRequest(t, e.root, serial))
+}
+
+func (e *ocspEnv) post(t testing.TB, req []byte) []byte {
+	t.Helper()
+	body, err := post(e.env.URL+"/ocsp", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// ocspRequest builds an OCSP request (RFC 6960, with SHA-1 as RFC 5019
+// asks) for any serial, negative and overlong ones included, which
+// x509.Certificate cannot hold.
+func ocspRequest(t testing.TB, issuer *x509.Certificate, serial *big.Int) []byte {
+	t.Helper()
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(issuer.RawSubjectPublicKeyInfo, &spki); err != nil {
+		t.Fatal(err)
+	}
+	nameHash, keyHash := sha1.Sum(issuer.RawSubject), sha1.Sum(spki.PublicKey.RightAlign())
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // OCSPRequest
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // TBSRequest
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // requestList
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // Request
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // CertID
+						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddASN1ObjectIdentifier(asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26})
+							b.AddASN1NULL()
+						})
+						b.AddASN1OctetString(nameHash[:])
+						b.AddASN1OctetString(keyHash[:])
+						b.AddASN1BigInt(serial)
+					})
+				})
+			})
+		})
+	})
+	return b.BytesOrPanic()
+}
+
+// certID is the CertID of the single response of an OCSP response.
+type certID struct {
+	hash              asn1.ObjectIdentifier
+	nameHash, keyHash []byte
+	serial            *big.Int
+}
+
+// responseCertID reads the CertID a successful OCSP response answers; ok
+// is false for an error response.
+func responseCertID(t testing.TB, der []byte) (id certID, ok bool) {
+	t.Helper()
+	s := cryptobyte.String(der)
+	var resp, bytesField, respBytes, basic, tbs, responderID, responses, single, cid, alg cryptobyte.String
+	var responderTag cbasn1.Tag // the responder id is a choice of two tags
+	var status int
+	var respType asn1.ObjectIdentifier
+	var basicDER []byte
+	if !s.ReadASN1(&resp, cbasn1.SEQUENCE) || !resp.ReadASN1Enum(&status) {
+		t.Fatalf("not an OCSP response: %x", der)
+	}
+	if status != 0 {
+		return id, false
+	}
+	id.serial = new(big.Int)
+	if !resp.ReadASN1(&bytesField, cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!bytesField.ReadASN1(&respBytes, cbasn1.SEQUENCE) || !respBytes.ReadASN1ObjectIdentifier(&respType) ||
+		!respBytes.ReadASN1Bytes(&basicDER, cbasn1.OCTET_STRING) {
+		t.Fatalf("malformed responseBytes: %x", der)
+	}
+	b := cryptobyte.String(basicDER)
+	if !b.ReadASN1(&basic, cbasn1.SEQUENCE) || !basic.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) || !tbs.ReadAnyASN1(&responderID, &responderTag) ||
+		!tbs.SkipASN1(cbasn1.GeneralizedTime) || !tbs.ReadASN1(&responses, cbasn1.SEQUENCE) ||
+		!responses.ReadASN1(&single, cbasn1.SEQUENCE) || !single.ReadASN1(&cid, cbasn1.SEQUENCE) ||
+		!cid.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&id.hash) ||
+		!cid.ReadASN1Bytes(&id.nameHash, cbasn1.OCTET_STRING) || !cid.ReadASN1Bytes(&id.keyHash, cbasn1.OCTET_STRING) ||
+		!cid.ReadASN1Integer(id.serial) {
+		t.Fatalf("malformed BasicOCSPResponse: %x", der)
+	}
+	if !responses.Empty() {
+		t.Fatalf("the response answers more than one certificate")
+	}
+	return id, true
+}
+
+// requestCertID reads the CertID of the first request of an OCSP request.
+func requestCertID(req *ocsp.Request) certID {
+	return certID{hash: asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}, nameHash: req.IssuerNameHash, keyHash: req.IssuerKeyHash, serial: req.SerialNumber}
+}
+
+func (a certID) equal(b certID) bool {
+	return a.hash.Equal(b.hash) && bytes.Equal(a.nameHash, b.nameHash) && bytes.Equal(a.keyHash, b.keyHash) && a.serial.Cmp(b.serial) == 0
+}
+
+// TestOCSPSerials: a serial RFC 5280 does not allow (not positive, or
+// longer than 20 octets) is malformedRequest, and is never signed, logged
+// or kept; the longest allowed one is answered.
+func TestOCSPSerials(t *testing.T) {
+	e := newOCSPEnv(t)
+	before := count(logKinds(t, e.env, e.caARN), openpca.KeyUseOCSP)
+	huge := new(big.Int).Lsh(big.NewInt(1), 60000*8-9) // a 60,000-octet serial
+	for name, serial := range map[string]*big.Int{
+		"60,000 octets":       huge,
+		"21 octets":           new(big.Int).Lsh(big.NewInt(1), 20*8-1),
+		"zero":                big.NewInt(0),
+		"negative":            new(big.Int).Neg(e.cert.SerialNumber),
+		"negative, 20 octets": new(big.Int).Neg(new(big.Int).Lsh(big.NewInt(1), 150)),
+	} {
+		if body := e.ask(t, serial); !bytes.Equal(body, ocsp.MalformedRequestErrorResponse) {
+			t.Errorf("%s: %x, want malformedRequest", name, body[:min(len(body), 16)])
+		}
+	}
+	if n := count(logKinds(t, e.env, e.caARN), openpca.KeyUseOCSP) - before; n != 0 {
+		t.Errorf("%d OCSP signings logged for malformed serials", n)
+	}
+	longest := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 20*8-1), big.NewInt(1)) // 20 octets
+	if resp, err := ocsp.ParseResponse(e.ask(t, longest), e.root); err != nil || resp.Status != ocsp.Unknown || resp.SerialNumber.Cmp(longest) != 0 {
+		t.Errorf("a 20-octet serial: %+v, %v", resp, err)
+	}
+}
+
+// TestOCSPAnswersTheCertIDAsked revokes a certificate, asks about the
+// negation of its serial, then about the serial: the first is malformed,
+// and the answer to the second is the revocation, for exactly the CertID
+// asked, so that no kept answer for one CertID is served for another.
+func TestOCSPAnswersTheCertIDAsked(t *testing.T) {
+	e := newOCSPEnv(t)
+	_, err := e.env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &e.caARN,
+		CertificateSerial: aws.String(e.cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := e.ask(t, new(big.Int).Neg(e.cert.SerialNumber)); !bytes.Equal(body, ocsp.MalformedRequestErrorResponse) {
+		t.Errorf("the negated serial: %x, want malformedRequest", body)
+	}
+	for range 2 { // signed, then kept
+		req := ocspRequest(t, e.root, e.cert.SerialNumber)
+		body := e.post(t, req)
+		resp, err := ocsp.ParseResponseForCert(body, e.cert, e.root)
+		if err != nil || resp.Status != ocsp.Revoked {
+			t.Fatalf("the revoked certificate: %+v, %v", resp, err)
+		}
+		parsed, err := ocsp.ParseRequest(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := responseCertID(t, body); !ok || !got.equal(requestCertID(parsed)) {
+			t.Errorf("answered CertID %+v, asked %+v", got, requestCertID(parsed))
+		}
+	}
+	dir := t.TempDir()
+	writePEM(t, dir, "root.pem", "CERTIFICATE", e.root.Raw)
+	writePEM(t, dir, "leaf.pem", "CERTIFICATE", e.cert.Raw)
+	if out, _ := openssl(t, dir, "ocsp", "-issuer", "root.pem", "-cert", "leaf.pem", "-url", e.env.URL+"/ocsp", "-CAfile", "root.pem", "-no_nonce"); !strings.Contains(out, "leaf.pem: revoked") {
+		t.Errorf("openssl ocsp:\n%s", out)
+	}
+}
+
+// TestOCSPUnknownBudget exhausts what answers for made-up serials may add
+// to a CA's log in an hour: past it they get tryLater, an issued
+// certificate is still answered, what was logged stays within the budget,
+// and an hour later the budget has refilled.
+func TestOCSPUnknownBudget(t *testing.T) {
+	const budget = 16 << 10
+	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 1e6; c.OCSPUnknownBudget = budget })
+	size := func() (entries, bytes int) {
+		a, err := app.OpenAdmin(ctx, e.env.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		uses, err := a.Store.KeyUses(ctx, e.caARN[strings.LastIndex(e.caARN, "/")+1:], 0, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range uses {
+			if u.Kind == openpca.KeyUseOCSP {
+				entries++
+				bytes += len(u.Record)
+			}
+		}
+		return entries, bytes
+	}
+	flood := func(base int64) (answered int) {
+		for i := int64(0); ; i++ {
+			body := e.ask(t, big.NewInt(base+i))
+			if bytes.Equal(body, ocsp.TryLaterErrorResponse) {
+				return answered
+			}
+			if resp, err := ocsp.ParseResponse(body, e.root); err != nil || resp.Status != ocsp.Unknown {
+				t.Fatalf("a made-up serial: %+v, %v", resp, err)
+			}
+			answered++
+			if answered > budget {
+				t.Fatal("the budget never ran out")
+			}
+		}
+	}
+	answered := flood(0xbad0000)
+	entries, logged := size()
+	t.Logf("%d answers for made-up serials within a budget of %d bytes: %d bytes of records", answered, budget, logged)
+	if answered == 0 || entries != answered || logged > budget {
+		t.Errorf("%d answered, %d logged in %d bytes; want all logged within %d bytes", answered, entries, logged, budget)
+	}
+	if resp, err := ocsp.ParseResponseForCert(e.ask(t, e.cert.SerialNumber), e.cert, e.root); err != nil || resp.Status != ocsp.Good {
+		t.Errorf("an issued certificate past the budget: %+v, %v", resp, err)
+	}
+	e.env.Clock.Advance(time.Hour)
+	if again := flood(0xbad1000); again < answered-1 || again > answered+1 {
+		t.Errorf("an hour later, %d answers, want about %d", again, answered)
+	}
+}
+
+// TestOCSPUnknownRate checks that made-up serials cannot make the
+// responder sign without bound, while issued certificates are still
+// answered.
+func TestOCSPUnknownRate(t *testing.T) {
+	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 1 })
+	before := count(logKinds(t, e.env, e.caARN), openpca.KeyUseOCSP)
+	unknown, later := 0, 0
+	for i := range 5 {
+		body := e.ask(t, big.NewInt(int64(0xbad000+i)))
+		if bytes.Equal(body, ocsp.TryLaterErrorResponse) {
+			later++
+			continue
+		}
+		if resp, err := ocsp.ParseResponse(body, e.root); err != nil || resp.Status != ocsp.Unknown {
+			t.Fatalf("OCSP for an unknown serial: %+v, %v", resp, err)
+		}
+		unknown++
+	}
+	// At one a second, five requests in a row cannot all be signed.
+	if unknown == 0 || later == 0 {
+		t.Errorf("%d unknown and %d tryLater answers to 5 made-up serials, want both", unknown, later)
+	}
+	if resp, err := ocsp.ParseResponseForCert(e.ask(t, e.cert.SerialNumber), e.cert, e.root); err != nil || resp.Status != ocsp.Good {
+		t.Errorf("OCSP for an issued certificate past the limit: %+v, %v", resp, err)
+	}
+	if signed := count(logKinds(t, e.env, e.caARN), openpca.KeyUseOCSP) - before; signed != unknown+1 {
+		t.Errorf("%d OCSP signings logged, want %d", signed, unknown+1)
+	}
+}
+
+// FuzzOCSP sends whatever the fuzzer makes to a running responder whose CA
+// has issued and revoked certificates. Every answer is an OCSP response;
+// a successful one answers exactly the CertID asked, for a request that
+// parses and whose serial RFC 5280 allows; nothing else is ever signed.
+func FuzzOCSP(f *testing.F) {
+	e := newOCSPEnv(f, func(c *app.Config) { c.OCSPUnknownRate = 1e6 })
+	_, err := e.env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &e.caARN,
+		CertificateSerial: aws.String(e.cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonSuperseded})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, serial := range []*big.Int{e.cert.SerialNumber, new(big.Int).Neg(e.cert.SerialNumber), big.NewInt(1), big.NewInt(0), new(big.Int).Lsh(big.NewInt(1), 200)} {
+		f.Add(ocspRequest(f, e.root, serial))
+	}
+	f.Add([]byte{})
+	errorResponses := [][]byte{ocsp.MalformedRequestErrorResponse, ocsp.UnauthorizedErrorResponse, ocsp.TryLaterErrorResponse, ocsp.InternalErrorErrorResponse}
+	f.Fuzz(func(t *testing.T, req []byte) {
+		body := e.post(t, req)
+		if bytes.Equal(body, ocsp.InternalErrorErrorResponse) {
+			t.Fatalf("internalError for %x", req)
+		}
+		id, ok := responseCertID(t, body)
+		if !ok {
+			for _, r := range errorResponses {
+				if bytes.Equal(body, r) {
+					return
+				}
+			}
+			t.Fatalf("an error response that is none of RFC 6960's: %x", body)
+		}
+		parsed, err := ocsp.ParseRequest(req)
+		if err != nil {
+			t.Fatalf("signed an answer to a request that does not parse: %x", req)
+		}
+		if s := parsed.SerialNumber; s.Sign() <= 0 || s.BitLen() >= 160 {
+			t.Fatalf("signed an answer for serial %v", s)
+		}
+		if !id.equal(requestCertID(parsed)) {
+			t.Fatalf("answered CertID %+v, asked %+v", id, requestCertID(parsed))
+		}
+		if _, err := ocsp.ParseResponse(body, e.root); err != nil {
+			t.Fatalf("the answer does not verify: %v", err)
+		}
+	})
+}
