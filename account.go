@@ -32,8 +32,9 @@ type AccountStore interface {
 	FindAccount(ctx context.Context, id string) (*Account, error)
 	// ListAccounts returns every account, by id.
 	ListAccounts(ctx context.Context) ([]*Account, error)
-	// PutAccessKey stores a key, replacing one with the same id; the
-	// account must exist (ErrNotFound otherwise).
+	// PutAccessKey stores a key, replacing one with the same id, except
+	// that a revoked key stays revoked; the account must exist
+	// (ErrNotFound otherwise).
 	PutAccessKey(ctx context.Context, k *AccessKey) error
 	// FindAccessKey returns a key, revoked or not, or ErrNotFound.
 	FindAccessKey(ctx context.Context, id string) (*AccessKey, error)

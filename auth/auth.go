@@ -120,9 +120,11 @@ func NewAccountID() (string, error) {
 
 // Bootstrap makes sure the default account exists and has a key. A key
 // given (from OPENPCA_ROOT_ACCESS_KEY_ID and OPENPCA_ROOT_SECRET_ACCESS_KEY)
-// is stored, replacing an older secret of that id. Without one, if the
-// account has no active key, Bootstrap makes one and returns its secret,
-// which the caller shows once; otherwise it returns "".
+// is stored, replacing an older secret of that id but nothing else about
+// it: a key the operator revoked stays revoked, and Bootstrap refuses to
+// go on with it, and one made read-only stays so. Without a key given, if
+// the account has no active key, Bootstrap makes one and returns its
+// secret, which the caller shows once; otherwise it returns "".
 func Bootstrap(ctx context.Context, store openpca.AccountStore, sealer openpca.KeySealer, accountID, keyID, secret string, now time.Time) (*openpca.AccessKey, string, error) {
 	if err := store.CreateAccount(ctx, &openpca.Account{ID: accountID, Name: "default", CreatedAt: now}); err != nil && !errors.Is(err, openpca.ErrConflict) {
 		return nil, "", err
@@ -132,11 +134,17 @@ func Bootstrap(ctx context.Context, store openpca.AccountStore, sealer openpca.K
 			return nil, "", errors.New("auth: set both the root access key id and its secret, or neither")
 		}
 		key := &openpca.AccessKey{ID: keyID, AccountID: accountID, CreatedAt: now}
-		if old, err := store.FindAccessKey(ctx, keyID); err == nil {
-			if old.AccountID != accountID {
-				return nil, "", fmt.Errorf("auth: access key %s belongs to account %s, not the default account %s", keyID, old.AccountID, accountID)
-			}
-			key.CreatedAt = old.CreatedAt
+		old, err := store.FindAccessKey(ctx, keyID)
+		switch {
+		case err == nil && old.AccountID != accountID:
+			return nil, "", fmt.Errorf("auth: access key %s belongs to account %s, not the default account %s", keyID, old.AccountID, accountID)
+		case err == nil && !old.RevokedAt.IsZero():
+			return nil, "", fmt.Errorf("auth: the root access key %s was revoked at %s; it stays revoked: remove it from OPENPCA_ROOT_ACCESS_KEY_ID (or --root-access-key-id) and use another key",
+				keyID, old.RevokedAt.Format(time.RFC3339))
+		case err == nil:
+			key = old
+		case !errors.Is(err, openpca.ErrNotFound):
+			return nil, "", err
 		}
 		if err := Seal(sealer, key, secret); err != nil {
 			return nil, "", err

@@ -480,3 +480,55 @@ func TestBodyReadOnlyAfterHeadersCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestRootKeyBootstrap: the key given in the environment is stored at
+// each start, but what the operator did to it holds: a read-only key stays
+// read-only, and a revoked key stays revoked, the server refusing to start
+// with it and saying why.
+func TestRootKeyBootstrap(t *testing.T) {
+	env := testenv.Start(t)
+	admin := func(fn func(*app.Admin)) {
+		a, err := app.OpenAdmin(ctx, env.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		fn(a)
+	}
+	admin(func(a *app.Admin) {
+		key, err := a.Store.FindAccessKey(ctx, testenv.AccessKeyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key.ReadOnly = true
+		if err := a.Store.PutAccessKey(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	})
+	env.Restart(t)
+	_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Refused"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+	})
+	testenv.WantError(t, err, "AccessDeniedException")
+
+	admin(func(a *app.Admin) {
+		if err := a.Store.RevokeAccessKey(ctx, testenv.AccessKeyID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	env.Stop(t)
+	a, err := app.Open(ctx, env.Config)
+	if err == nil {
+		a.Close()
+		t.Fatal("the server started with a revoked root key")
+	}
+	if !strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), testenv.AccessKeyID) {
+		t.Errorf("the refusal does not say why: %v", err)
+	}
+	admin(func(a *app.Admin) {
+		if key, err := a.Store.FindAccessKey(ctx, testenv.AccessKeyID); err != nil || key.RevokedAt.IsZero() {
+			t.Errorf("after the refused start the key is %+v, %v", key, err)
+		}
+	})
+}

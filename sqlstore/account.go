@@ -71,8 +71,8 @@ func (db *DB) PutAccessKey(ctx context.Context, k *openpca.AccessKey) error {
 			return err
 		}
 		_, err := db.txExec(ctx, tx, `INSERT INTO access_keys (id, account_id, sealed_secret, created_at, revoked_at, read_only) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, sealed_secret = excluded.sealed_secret, revoked_at = excluded.revoked_at,
-				read_only = excluded.read_only`,
+			ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, sealed_secret = excluded.sealed_secret,
+				revoked_at = COALESCE(access_keys.revoked_at, excluded.revoked_at), read_only = excluded.read_only`,
 			k.ID, k.AccountID, k.SealedSecret, k.CreatedAt.UnixMicro(), micros(k.RevokedAt), k.ReadOnly)
 		return err
 	})

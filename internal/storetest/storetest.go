@@ -984,6 +984,16 @@ func testAccountsAndKeys(t *testing.T, s openpca.Store) {
 	if got, _ := s.FindAccessKey(ctx, key.ID); !got.RevokedAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("revoked at %v, want the first revocation's time", got.RevokedAt)
 	}
+	// Storing the key again, as an unrevoked key with a new secret, leaves
+	// it revoked.
+	unrevoked := *key
+	unrevoked.RevokedAt, unrevoked.SealedSecret = time.Time{}, []byte{9}
+	if err := s.PutAccessKey(ctx, &unrevoked); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.FindAccessKey(ctx, key.ID); !got.RevokedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("a revoked key stored again is revoked at %v, want %v", got.RevokedAt, t0.Add(time.Minute))
+	}
 	if err := s.RevokeAccessKey(ctx, "OPCANOSUCHKEY", t0); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("revoking a missing key: %v", err)
 	}
