@@ -447,6 +447,12 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A key sealed with a master key other than the database's would be
+	// stored, and then fail every request.
+	if err := checkMasterKey(ctx, db, sealer); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Admin{Store: db, Sealer: sealer}, nil
 }
 
