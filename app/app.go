@@ -155,6 +155,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data folder: %w", err)
 	}
+	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		logger.Warn("the data folder can be read by users other than its owner; the files the server makes in it are its owner's alone, but make the folder 0700 (chmod 700)",
+			"path", cfg.DataDir, "mode", fi.Mode().Perm().String())
+	}
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
 	}

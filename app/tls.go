@@ -140,7 +140,7 @@ func (a *App) makeTLSCA(dir, caPath, keyPath string) (*x509.Certificate, *ecdsa.
 	if err := os.WriteFile(keyPath, sealed, 0o600); err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		return nil, nil, err
 	}
 	ca, err := x509.ParseCertificate(der)

@@ -27,7 +27,7 @@ var _ openpca.ObjectStore = (*Store)(nil)
 // New returns a Store rooted at root, creating the root if needed, whose
 // public objects are served at baseURL/<bucket>/<key>.
 func New(root, baseURL string) (*Store, error) {
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
 	return &Store{root: root, baseURL: strings.TrimSuffix(baseURL, "/")}, nil
@@ -74,8 +74,9 @@ func (s *Store) CheckBucket(ctx context.Context, bucket string) error {
 }
 
 // Put implements openpca.ObjectStore: it writes a temporary file beside
-// the object, syncs it, and renames it into place. Files have no ACL: every
-// object is as readable as the folder.
+// the object, syncs it, and renames it into place. Files have no ACL: each
+// is readable by the server's user alone (0600, in folders it makes 0700),
+// and the server serves CRLs itself.
 func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) (err error) {
 	bucket, key := o.Bucket, o.Key
 	dir, err := s.bucketDir(bucket)
@@ -89,7 +90,7 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) (err err
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
@@ -107,9 +108,6 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) (err err
 		return err
 	}
 	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/url"
+	"os"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -32,6 +33,9 @@ const (
 // Open opens (creating if needed) the database at path and brings its
 // schema up to date.
 func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
+	if err := restrictFiles(path); err != nil {
+		return nil, err
+	}
 	pragmas := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
 		pragmas.Add("_pragma", p)
@@ -83,6 +87,27 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	}
 	go checkpoints(checkpoint, stop, stopped)
 	return db, nil
+}
+
+// restrictFiles makes the database at path, creating it if needed, and
+// its -wal and -shm files readable by their owner alone: they hold the CAs'
+// records and sealed keys. SQLite gives the -wal and -shm files the mode
+// of the database file, so a new database's are 0600 too, whatever the
+// umask; files of older versions are tightened here.
+func restrictFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkpoints copies the write-ahead log into the database file until

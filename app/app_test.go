@@ -1,0 +1,113 @@
+package app_test
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// TestFileModes starts a server with no umask at all, on a data folder
+// that others may read, and has it write everything it writes there: the
+// database, keys, its TLS CA, an audit report and CRLs in a local bucket.
+// Every file it made is its owner's alone, and it warns about the folder.
+func TestFileModes(t *testing.T) {
+	defer syscall.Umask(syscall.Umask(0))
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bucket := filepath.Join(data, "s3", "modes")
+	if err := os.MkdirAll(bucket, 0o755); err != nil { // the operator's
+		t.Fatal(err)
+	}
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) {
+		c.DataDir, c.TLSSelfSigned = data, true
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	if !strings.Contains(logs.String(), "the data folder can be read by users other than its owner") {
+		t.Errorf("no warning about the data folder:\n%s", logs.String())
+	}
+	ctx := context.Background()
+	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Modes"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+			Enabled: aws.Bool(true), S3BucketName: aws.String("modes")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := *out.CertificateAuthorityArn
+	env.ActivateRoot(t, arn)
+	report, err := env.Client.CreateCertificateAuthorityAuditReport(ctx, &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &arn, S3BucketName: aws.String("modes"), AuditReportResponseFormat: types.AuditReportResponseFormatCsv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 100*time.Millisecond
+	}).Wait(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &arn, AuditReportId: report.AuditReportId}, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl := filepath.Join(bucket, "crl", arn[strings.LastIndex(arn, "/")+1:]+".crl")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(crl); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no CRL was published")
+		}
+	}
+	// The write-ahead log and its index exist while the server runs.
+	for _, name := range []string{"openpca.db-wal", "openpca.db-shm"} {
+		if fi, err := os.Stat(filepath.Join(data, name)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want 0600", name, fi.Mode().Perm(), err)
+		}
+	}
+	env.Stop(t)
+
+	made := map[string]bool{}
+	err = filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == data || path == bucket || path == filepath.Dir(bucket) {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(data, path)
+		made[filepath.Base(path)] = true
+		if want := os.FileMode(0o600); d.IsDir() {
+			want = 0o700
+			if fi.Mode().Perm() != want {
+				t.Errorf("folder %s is %v, want %v", rel, fi.Mode().Perm(), want)
+			}
+		} else if fi.Mode().Perm() != want {
+			t.Errorf("%s is %v, want %v", rel, fi.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"openpca.db", "master.key", "node-id", "lock", "ca.pem", "ca.key.sealed"} {
+		if !made[name] {
+			t.Errorf("the server made no %s; it made %v", name, made)
+		}
+	}
+}
