@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/openpca/openpca"
 )
 
@@ -36,17 +38,43 @@ func New(root, baseURL string) (*Store, error) {
 // URL implements openpca.ObjectStore.
 func (s *Store) URL(bucket, key string) string { return s.baseURL + "/" + bucket + "/" + key }
 
-// Open opens an object for reading.
+// Open opens an object for reading. It follows no symbolic link, in the
+// bucket's folder or on the key's path, and opens regular files only: a
+// link someone left in a bucket must not serve a file from elsewhere, such
+// as the master key.
 func (s *Store) Open(bucket, key string) (*os.File, error) {
-	dir, err := s.bucketDir(bucket)
+	if err := openpca.CheckBucketName(bucket); err != nil {
+		return nil, err
+	}
+	path, err := objectPath(bucket, key)
 	if err != nil {
 		return nil, err
 	}
-	path, err := objectPath(dir, key)
+	fd, err := unix.Open(s.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: s.root, Err: err}
 	}
-	return os.Open(path)
+	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for i, name := range parts {
+		flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+		if i < len(parts)-1 {
+			flags |= unix.O_DIRECTORY
+		} else {
+			flags |= unix.O_NONBLOCK // a FIFO must not block the open
+		}
+		next, err := unix.Openat(fd, name, flags, 0)
+		unix.Close(fd)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: filepath.Join(s.root, path), Err: err}
+		}
+		fd = next
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(s.root, path))
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: f.Name(), Err: fs.ErrNotExist}
+	}
+	return f, nil
 }
 
 // Root is the folder that holds the buckets.

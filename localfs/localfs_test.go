@@ -3,9 +3,11 @@ package localfs_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/openpca/openpca"
@@ -93,4 +95,52 @@ func (f *failing) Read(p []byte) (int, error) {
 		return copy(p, "partial"), nil
 	}
 	return 0, errors.New("broken")
+}
+
+// TestOpenFollowsNoLink: links in a bucket, to a file outside it, to a
+// folder, or as the bucket itself, are not followed; only regular files
+// are opened.
+func TestOpenFollowsNoLink(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "s3")
+	st, err := localfs.New(root, "http://pca.example/s3/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "master.key")
+	os.WriteFile(secret, []byte("secret"), 0o600)
+	bucket := filepath.Join(root, "bucket")
+	os.MkdirAll(filepath.Join(bucket, "crl"), 0o700)
+	os.WriteFile(filepath.Join(bucket, "crl", "real.crl"), []byte("crl"), 0o600)
+	outside := filepath.Join(dir, "outside")
+	os.MkdirAll(outside, 0o700)
+	os.WriteFile(filepath.Join(outside, "x.crl"), []byte("secret"), 0o600)
+	for _, link := range []struct{ target, name string }{
+		{secret, filepath.Join(bucket, "crl", "key.crl")},
+		{filepath.Join(bucket, "crl", "real.crl"), filepath.Join(bucket, "crl", "inside.crl")},
+		{outside, filepath.Join(bucket, "linked")},
+		{bucket, filepath.Join(root, "linked-bucket")},
+	} {
+		if err := os.Symlink(link.target, link.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(bucket, "crl", "fifo.crl"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := st.Open("bucket", "crl/real.crl")
+	if err != nil {
+		t.Fatalf("a regular file: %v", err)
+	}
+	f.Close()
+	for _, o := range []struct{ bucket, key string }{
+		{"bucket", "crl/key.crl"}, {"bucket", "crl/inside.crl"}, {"bucket", "linked/x.crl"},
+		{"linked-bucket", "crl/real.crl"}, {"bucket", "crl"}, {"bucket", "crl/fifo.crl"}, {"bucket", "crl/missing.crl"},
+	} {
+		if f, err := st.Open(o.bucket, o.key); err == nil {
+			b, _ := io.ReadAll(f)
+			f.Close()
+			t.Errorf("opened %s/%s: %q", o.bucket, o.key, b)
+		}
+	}
 }

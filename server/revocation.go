@@ -15,7 +15,8 @@ type OCSPResponder interface {
 	OCSP(ctx context.Context, request []byte) []byte
 }
 
-// LocalObjects opens objects of the embedded object store.
+// LocalObjects opens objects of the embedded object store: regular files
+// only, never through a symbolic link.
 type LocalObjects interface {
 	Open(bucket, key string) (*os.File, error)
 }
@@ -72,7 +73,7 @@ func (s *Server) handleLocalCRLs(mux *http.ServeMux, objects LocalObjects) {
 		}
 		defer f.Close()
 		fi, err := f.Stat()
-		if err != nil || fi.IsDir() {
+		if err != nil {
 			http.NotFound(w, r)
 			return
 		}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +107,27 @@ func TestGracefulShutdown(t *testing.T) {
 	env.Restart(t)
 	if s := env.Status(t, arn); s != types.CertificateAuthorityStatusPendingCertificate {
 		t.Errorf("after restart the CA is %s", s)
+	}
+}
+
+// TestLocalCRLsFollowNoLink: a link in a local bucket to the master key is
+// not served, while a real CRL file is.
+func TestLocalCRLsFollowNoLink(t *testing.T) {
+	env := testenv.Start(t)
+	crlDir := filepath.Join(env.Config.DataDir, "s3", "crls", "crl")
+	if err := os.MkdirAll(crlDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(crlDir, "real.crl"), []byte("not really a CRL"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(env.Config.DataDir, "master.key"), filepath.Join(crlDir, "key.crl")); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, body := testenv.Get(t, env.URL+"/s3/crls/crl/real.crl", false); status != 200 || string(body) != "not really a CRL" {
+		t.Errorf("a CRL file: %d %q", status, body)
+	}
+	if status, _, body := testenv.Get(t, env.URL+"/s3/crls/crl/key.crl", false); status != 404 {
+		t.Errorf("a link to the master key: %d %q", status, body)
 	}
 }
