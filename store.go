@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Store keeps the server's records. The embedded implementation is package
-// sqlite; package postgres serves several nodes. Implementations return
+// Store keeps the server's records. Package sqlstore implements it on the
+// embedded SQLite database (package sqlite) and on PostgreSQL (package
+// postgres), which serves several nodes. Implementations return
 // ErrNotFound and ErrConflict as they are, so callers can test for them.
 type Store interface {
 	CAStore
@@ -15,6 +16,7 @@ type Store interface {
 	AccountStore
 	SettingStore
 	CRLStore
+	BucketStore
 	Close() error
 }
 

@@ -209,7 +209,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Owner: nodeID, Workers: max(cfg.ReportWorkers, 0), Lease: cfg.AuditReportLease,
 	})
 	svc := authority.New(authority.Config{
-		Store: a.store, Sealer: sealer, Logger: logger, Region: cfg.Region,
+		Store: a.store, Sealer: sealer, Logger: logger, Region: cfg.Region, DefaultAccountID: cfg.AccountID,
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
 		Objects: a.objects, Reports: reports, AuditReportInterval: cfg.AuditReportInterval, Log: log,
 		PublicURL: cfg.PublicURL, OCSPUnknownRate: cfg.OCSPUnknownRate, OCSPUnknownBudget: cfg.OCSPUnknownBudget,
@@ -411,8 +411,9 @@ func (a *App) Close() error {
 // Admin is the store and master key of a data folder, opened for an
 // operator's command; a server may be running on the same folder.
 type Admin struct {
-	Store  *sqlstore.DB
-	Sealer *seal.Sealer
+	Store   *sqlstore.DB
+	Sealer  *seal.Sealer
+	DataDir string
 }
 
 // OpenAdmin opens the data folder of cfg for an operator's command. Unlike
@@ -457,7 +458,7 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Admin{Store: db, Sealer: sealer}, nil
+	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir}, nil
 }
 
 // Close closes the store.

@@ -29,17 +29,8 @@ func (s *Service) CreateCertificateAuthorityAuditReport(ctx context.Context, in 
 	if st := ca.StatusAt(now); st != openpca.CertificateAuthorityStatusActive && st != openpca.CertificateAuthorityStatusDisabled {
 		return nil, invalidState("The certificate authority %s is %s; audit reports can be created only for ACTIVE and DISABLED certificate authorities.", ca.ARN, st)
 	}
-	if err := openpca.CheckBucketName(in.S3BucketName); err != nil {
+	if err := s.checkBucket(ctx, ca.AccountID, in.S3BucketName, reportBucket); err != nil {
 		return nil, err
-	}
-	switch err := s.objects.CheckBucket(ctx, in.S3BucketName); {
-	case errors.Is(err, openpca.ErrBucketNotFound):
-		return nil, openpca.Errorf(openpca.CodeResourceNotFound, "The S3 bucket %s does not exist.", in.S3BucketName)
-	case errors.Is(err, openpca.ErrBucketAccess):
-		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Permission error with your S3 bucket '%s': the server cannot write to it. Check the bucket's permissions and try again.", in.S3BucketName)
-	case err != nil:
-		s.logger.ErrorContext(ctx, "checking an audit report bucket", "bucket", in.S3BucketName, "error", err)
-		return nil, openpca.Errorf(openpca.CodeRequestFailed, "The S3 bucket %s could not be reached; try again later.", in.S3BucketName)
 	}
 	id := uuid.NewString()
 	ext := ".json"

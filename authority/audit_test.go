@@ -6,6 +6,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
@@ -441,4 +443,74 @@ func publicKey(t *testing.T, env *testenv.Env) string {
 		t.Fatalf("public key: %d %v", res.StatusCode, err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestBucketOwnership: a bucket belongs to one account. Another account
+// that names it, for an audit report or for CRLs, is refused exactly as
+// if it did not exist; a folder given to no account belongs to the default
+// account; the operator gives a bucket to an account with openpca buckets
+// create.
+func TestBucketOwnership(t *testing.T) {
+	env := testenv.Start(t)
+	makeLocalBucket(t, env, "default-reports") // given to no account
+	b, _ := env.NewAccount(t, "222233334444")
+	bEnv := &testenv.Env{Client: b, Clock: env.Clock}
+	aCA, _ := env.NewActiveRoot(t, "A's root")
+	bCA, _ := bEnv.NewActiveRoot(t, "B's root")
+	a, err := app.OpenAdmin(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Store.PutBucket(ctx, &openpca.Bucket{Name: "team-b-reports", AccountID: "222233334444", CreatedAt: time.Now()})
+	a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	makeLocalBucket(t, env, "team-b-reports")
+
+	// refused returns what a request naming bucket gets, with the bucket's
+	// name taken out.
+	refused := func(t *testing.T, e *testenv.Env, ca, bucket string, crl bool) string {
+		t.Helper()
+		var err error
+		if crl {
+			_, err = e.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca,
+				RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: &bucket}}})
+		} else {
+			_, err = createReport(e, ca, bucket, types.AuditReportResponseFormatJson)
+		}
+		if err == nil {
+			t.Fatalf("%s was accepted", bucket)
+		}
+		code, status := testenv.ErrorCode(err)
+		var apiErr interface{ ErrorMessage() string }
+		if !errors.As(err, &apiErr) {
+			t.Fatalf("%v is not an API error", err)
+		}
+		return fmt.Sprint(code, status, strings.ReplaceAll(apiErr.ErrorMessage(), bucket, "BUCKET"))
+	}
+	for _, crl := range []bool{false, true} {
+		t.Run(fmt.Sprint("crl=", crl), func(t *testing.T) {
+			missing := refused(t, bEnv, bCA, "no-such-bucket", crl)
+			if other := refused(t, bEnv, bCA, "default-reports", crl); other != missing {
+				t.Errorf("B naming the default account's bucket: %s; naming a missing one: %s", other, missing)
+			}
+			if other := refused(t, env, aCA, "team-b-reports", crl); other != missing {
+				t.Errorf("the default account naming B's bucket: %s; naming a missing one: %s", other, missing)
+			}
+		})
+	}
+	for _, own := range []struct {
+		env    *testenv.Env
+		ca     string
+		bucket string
+	}{{env, aCA, "default-reports"}, {bEnv, bCA, "team-b-reports"}} {
+		out, err := createReport(own.env, own.ca, own.bucket, types.AuditReportResponseFormatCsv)
+		if err != nil {
+			t.Fatalf("a report in its own bucket %s: %v", own.bucket, err)
+		}
+		if err := waitReport(t, own.env, own.ca, *out.AuditReportId); err != nil {
+			t.Errorf("the report in %s: %v", own.bucket, err)
+		}
+	}
 }

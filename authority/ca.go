@@ -39,7 +39,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if err := checkRevocation(in.RevocationConfiguration); err != nil {
 		return nil, err
 	}
-	if err := s.checkCRLBucket(ctx, in.RevocationConfiguration); err != nil {
+	if err := s.checkCRLBucket(ctx, c.AccountID, in.RevocationConfiguration); err != nil {
 		return nil, err
 	}
 	key, err := pki.GenerateKey(cfg.KeyAlgorithm)

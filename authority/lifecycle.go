@@ -25,7 +25,11 @@ func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.Up
 	if err := checkRevocation(in.RevocationConfiguration); err != nil {
 		return err
 	}
-	if err := s.checkCRLBucket(ctx, in.RevocationConfiguration); err != nil {
+	c, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.checkCRLBucket(ctx, c.AccountID, in.RevocationConfiguration); err != nil {
 		return err
 	}
 	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
@@ -166,23 +170,51 @@ func checkRevocation(rc *openpca.RevocationConfiguration) error {
 }
 
 // checkCRLBucket checks that the bucket of an enabled CRL configuration
-// exists and can be written to, as AWS does when the configuration is set.
-func (s *Service) checkCRLBucket(ctx context.Context, rc *openpca.RevocationConfiguration) error {
+// exists, can be written to and belongs to account, as AWS checks the
+// bucket when the configuration is set.
+func (s *Service) checkCRLBucket(ctx context.Context, account string, rc *openpca.RevocationConfiguration) error {
 	if rc == nil || rc.CrlConfiguration == nil || rc.CrlConfiguration.Enabled == nil || !*rc.CrlConfiguration.Enabled {
 		return nil
 	}
-	bucket := rc.CrlConfiguration.S3BucketName
+	return s.checkBucket(ctx, account, rc.CrlConfiguration.S3BucketName, crlBucket)
+}
+
+// bucketUse says how a request names a bucket, and which errors AWS gives
+// for it.
+type bucketUse struct {
+	field                 string // the request's member
+	notFound, unreachable string // error codes
+}
+
+var (
+	reportBucket = bucketUse{"S3BucketName", openpca.CodeResourceNotFound, openpca.CodeRequestFailed}
+	crlBucket    = bucketUse{"CrlConfiguration.S3BucketName", openpca.CodeInvalidArgs, openpca.CodeInvalidArgs}
+)
+
+// checkBucket checks that bucket exists, that the server can write to it,
+// and that it belongs to account. A bucket of another account is refused
+// exactly as a missing one is, so that no account learns which names the
+// others use.
+func (s *Service) checkBucket(ctx context.Context, account, bucket string, use bucketUse) error {
 	if err := openpca.CheckBucketName(bucket); err != nil {
 		return err
 	}
-	switch err := s.objects.CheckBucket(ctx, bucket); {
+	owner, err := openpca.BucketOwner(ctx, s.store, bucket, s.defaultAccount)
+	if err != nil {
+		return err
+	}
+	err = openpca.ErrBucketNotFound
+	if owner == account {
+		err = s.objects.CheckBucket(ctx, bucket)
+	}
+	switch {
 	case errors.Is(err, openpca.ErrBucketNotFound):
-		return openpca.Errorf(openpca.CodeInvalidArgs, "CrlConfiguration.S3BucketName: the S3 bucket %s does not exist.", bucket)
+		return openpca.Errorf(use.notFound, "%s: the S3 bucket %s does not exist.", use.field, bucket)
 	case errors.Is(err, openpca.ErrBucketAccess):
 		return openpca.Errorf(openpca.CodeInvalidArgs, "Permission error with your S3 bucket '%s': the server cannot write to it. Check the bucket's permissions and try again.", bucket)
 	case err != nil:
-		s.logger.ErrorContext(ctx, "checking a CRL bucket", "bucket", bucket, "error", err)
-		return openpca.Errorf(openpca.CodeInvalidArgs, "CrlConfiguration.S3BucketName: the S3 bucket %s could not be reached; try again later.", bucket)
+		s.logger.ErrorContext(ctx, "checking a bucket", "bucket", bucket, "error", err)
+		return openpca.Errorf(use.unreachable, "%s: the S3 bucket %s could not be reached; try again later.", use.field, bucket)
 	}
 	return nil
 }

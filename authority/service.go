@@ -32,6 +32,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Region is the region in the ARNs of the CAs this server creates.
 	Region string
+	// DefaultAccountID is the default account, which owns the buckets no
+	// account was given.
+	DefaultAccountID string
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// MaxCAsPerAccount bounds how many CAs an account may have, including
@@ -70,8 +73,10 @@ type Service struct {
 	sealer openpca.KeySealer
 	logger *slog.Logger
 	region string
-	now    func() time.Time
-	maxCAs int
+	// defaultAccount owns the buckets no account was given.
+	defaultAccount string
+	now            func() time.Time
+	maxCAs         int
 
 	objects        openpca.ObjectStore
 	reports        interface{ Wake() }
@@ -95,7 +100,7 @@ var _ openpca.PrivateCA = (*Service)(nil)
 // New returns a Service.
 func New(cfg Config) *Service {
 	s := &Service{
-		store: cfg.Store, sealer: cfg.Sealer, logger: cfg.Logger, region: cfg.Region,
+		store: cfg.Store, sealer: cfg.Sealer, logger: cfg.Logger, region: cfg.Region, defaultAccount: cfg.DefaultAccountID,
 		maxCAs:  cfg.MaxCAsPerAccount,
 		objects: cfg.Objects, reports: cfg.Reports, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
 		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), crlWake: make(chan struct{}, 1),

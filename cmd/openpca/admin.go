@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -160,6 +162,85 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		return nil
 	}
 	return fmt.Errorf("unknown keys command %q", args[0])
+}
+
+// buckets runs "openpca buckets create|list|remove".
+func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: openpca buckets create NAME --account ID [--object-store local|s3] | list | remove NAME")
+		return flag.ErrHelp
+	}
+	var account, objectStore string
+	a, fs, err := openAdmin(ctx, "buckets "+args[0], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
+		if args[0] == "create" {
+			fs.StringVar(&account, "account", "", "the account that owns the bucket")
+			fs.StringVar(&objectStore, "object-store", "local", "the server's object store: local (the bucket's folder is made in the data folder) or s3 (the bucket must exist there)")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	name := func() (string, error) {
+		if fs.NArg() != 1 {
+			return "", fmt.Errorf("usage: openpca buckets %s NAME", args[0])
+		}
+		return fs.Arg(0), openpca.CheckBucketName(fs.Arg(0))
+	}
+	switch args[0] {
+	case "create":
+		bucket, err := name()
+		if err != nil {
+			return err
+		}
+		if account == "" {
+			return errors.New("--account is required")
+		}
+		if objectStore != "local" && objectStore != "s3" {
+			return fmt.Errorf("--object-store must be local or s3, not %q", objectStore)
+		}
+		err = a.Store.PutBucket(ctx, &openpca.Bucket{Name: bucket, AccountID: account, CreatedAt: time.Now().UTC()})
+		switch {
+		case errors.Is(err, openpca.ErrNotFound):
+			return fmt.Errorf("there is no account %s; create it with openpca accounts create", account)
+		case errors.Is(err, openpca.ErrConflict):
+			b, _ := a.Store.FindBucket(ctx, bucket)
+			return fmt.Errorf("bucket %s belongs to account %s; openpca buckets remove %s first to give it to another", bucket, b.AccountID, bucket)
+		case err != nil:
+			return err
+		}
+		if objectStore == "local" {
+			if err := os.MkdirAll(filepath.Join(a.DataDir, "s3", bucket), 0o700); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(stdout, "bucket %s belongs to account %s\n", bucket, account)
+		return nil
+	case "list":
+		list, err := a.Store.ListBuckets(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "BUCKET\tACCOUNT\tSINCE")
+		for _, b := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Name, b.AccountID, b.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "remove":
+		bucket, err := name()
+		if err != nil {
+			return err
+		}
+		if err := a.Store.DeleteBucket(ctx, bucket); errors.Is(err, openpca.ErrNotFound) {
+			return fmt.Errorf("bucket %s has no owner recorded", bucket)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "bucket %s belongs to the default account again; its objects stay where they are\n", bucket)
+		return nil
+	}
+	return fmt.Errorf("unknown buckets command %q", args[0])
 }
 
 func allDigits(s string) bool {

@@ -3,6 +3,9 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -39,5 +42,40 @@ func TestAdminRefusesForeignMasterKey(t *testing.T) {
 	}
 	if out, _ := runOpenpca(t, "accounts", "list", "--data-dir", data); strings.Contains(out, "999988887777") {
 		t.Errorf("an account was created with a foreign master key:\n%s", out)
+	}
+}
+
+// TestBucketsCommand gives a bucket to an account, with its flags after
+// its argument as the README writes it, and takes it back.
+func TestBucketsCommand(t *testing.T) {
+	env := testenv.Start(t)
+	data := env.Config.DataDir
+	if _, err := runOpenpca(t, "accounts", "create", "--id", "222233334444", "--data-dir", data); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runOpenpca(t, "buckets", "create", "team-b", "--account", "222233334444", "--data-dir", data); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if fi, err := os.Stat(filepath.Join(data, "s3", "team-b")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the bucket's folder: %v, %v", fi, err)
+	}
+	if out, err := runOpenpca(t, "buckets", "create", "team-b", "--account", app.DefaultAccountID, "--data-dir", data); err == nil || !strings.Contains(err.Error(), "belongs to account 222233334444") {
+		t.Errorf("giving another account's bucket: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, "buckets", "create", "s3-only", "--account", "222233334444", "--object-store", "s3", "--data-dir", data); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(data, "s3", "s3-only")); !os.IsNotExist(err) {
+		t.Errorf("a bucket of an S3 server got a local folder: %v", err)
+	}
+	out, err := runOpenpca(t, "buckets", "list", "--data-dir", data)
+	if err != nil || !regexp.MustCompile(`(?m)^s3-only\s+222233334444\s`).MatchString(out) || !regexp.MustCompile(`(?m)^team-b\s+222233334444\s`).MatchString(out) {
+		t.Errorf("buckets list: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, "buckets", "remove", "team-b", "--data-dir", data); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, "buckets", "create", "Not_A_Bucket", "--account", "222233334444", "--data-dir", data); err == nil {
+		t.Errorf("an invalid bucket name was accepted:\n%s", out)
 	}
 }

@@ -51,6 +51,7 @@ commands:
   serve     run the AWS Private CA API server
   accounts  create or list accounts (create, list)
   keys      create, list or revoke access keys (create, list, revoke)
+  buckets   give buckets to accounts (create, list, remove)
   audit     the tamper-evident audit log: public-key, verify, proof
 
 Run "openpca <command> -h" for a command's flags. Every flag can also be set
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return accounts(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "keys":
 		return keys(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "buckets":
+		return buckets(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "audit":
 		return auditCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "-h", "-help", "--help", "help":
@@ -95,7 +98,20 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 	if err != nil {
 		return err
 	}
-	return fs.Parse(args)
+	// Flags may follow the arguments too, as in "buckets create NAME
+	// --account ID": the flag package stops at the first argument.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {

@@ -52,6 +52,7 @@ func Run(t *testing.T, open Open) {
 		{"AuditRows", testAuditRows},
 		{"AccountsAndKeys", testAccountsAndKeys},
 		{"Settings", testSettings},
+		{"Buckets", testBuckets},
 		{"CRLPublication", testCRLPublication},
 	}
 	for _, tt := range tests {
@@ -996,6 +997,53 @@ func testAccountsAndKeys(t *testing.T, s openpca.Store) {
 	}
 	if err := s.RevokeAccessKey(ctx, "OPCANOSUCHKEY", t0); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("revoking a missing key: %v", err)
+	}
+}
+
+// testBuckets: a bucket belongs to at most one account, which must
+// exist; its record can be forgotten.
+func testBuckets(t *testing.T, s openpca.Store) {
+	t0 := now()
+	for _, id := range []string{"111122223333", "222233334444"} {
+		if err := s.CreateAccount(ctx, &openpca.Account{ID: id, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.FindBucket(ctx, "reports"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a bucket without an owner: %v", err)
+	}
+	if err := s.PutBucket(ctx, &openpca.Bucket{Name: "reports", AccountID: "999999999999", CreatedAt: t0}); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a bucket of a missing account: %v", err)
+	}
+	if err := s.PutBucket(ctx, &openpca.Bucket{Name: "reports", AccountID: "222233334444", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBucket(ctx, &openpca.Bucket{Name: "reports", AccountID: "222233334444", CreatedAt: t0.Add(time.Hour)}); err != nil {
+		t.Errorf("the owner's bucket again: %v", err)
+	}
+	if err := s.PutBucket(ctx, &openpca.Bucket{Name: "reports", AccountID: "111122223333", CreatedAt: t0}); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("another account's bucket: %v", err)
+	}
+	if err := s.PutBucket(ctx, &openpca.Bucket{Name: "crls", AccountID: "111122223333", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.FindBucket(ctx, "reports"); err != nil || b.AccountID != "222233334444" || !b.CreatedAt.Equal(t0) {
+		t.Errorf("FindBucket = %+v, %v", b, err)
+	}
+	if list, err := s.ListBuckets(ctx); err != nil || len(list) != 2 || list[0].Name != "crls" || list[1].Name != "reports" {
+		t.Errorf("ListBuckets = %v, %v", list, err)
+	}
+	if owner, err := openpca.BucketOwner(ctx, s, "unrecorded", "111122223333"); err != nil || owner != "111122223333" {
+		t.Errorf("the owner of a bucket without a record: %q, %v", owner, err)
+	}
+	if err := s.DeleteBucket(ctx, "reports"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteBucket(ctx, "reports"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("deleting again: %v", err)
+	}
+	if _, err := s.FindBucket(ctx, "reports"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a deleted bucket record: %v", err)
 	}
 }
 
