@@ -1,0 +1,318 @@
+// Package policy reads IAM policy documents and decides requests with
+// them, as AWS Identity and Access Management documents its evaluation:
+// an explicit Deny wins, then an Allow, and anything else is an implicit
+// deny. It holds the grammar (Version, Statement, Sid, Effect,
+// Principal, Action/NotAction, Resource/NotResource, Condition) and the
+// condition operators, and nothing of the server: callers give it the
+// request's action, resource and condition values.
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Effect is what a statement does to the requests it applies to.
+type Effect string
+
+// Effects.
+const (
+	Allow Effect = "Allow"
+	Deny  Effect = "Deny"
+)
+
+// Kind says where a policy is attached, which changes its grammar: an
+// identity policy (on an access key) names no principal, a resource
+// policy (on a CA) must.
+type Kind int
+
+// Kinds of policies.
+const (
+	Identity Kind = iota
+	Resource
+)
+
+// MaxSize bounds a policy document, as the API's AWSPolicy shape does.
+const MaxSize = 81920
+
+// Policy is a parsed policy document.
+type Policy struct {
+	Version    string
+	ID         string
+	Statements []*Statement
+}
+
+// Statement is one statement of a policy.
+type Statement struct {
+	Sid    string
+	Effect Effect
+	// Principals are the accounts a resource policy's statement applies
+	// to; All is "*".
+	Principals    []string
+	AllPrincipals bool
+	// Exactly one of Actions and NotActions is set, and one of Resources
+	// and NotResources.
+	Actions, NotActions     []string
+	Resources, NotResources []string
+	Conditions              []*Condition
+	// Index is the statement's place in its policy, from 0.
+	Index int
+}
+
+// Name is how a decision names the statement: its Sid, or its index.
+func (s *Statement) Name() string {
+	if s.Sid != "" {
+		return s.Sid
+	}
+	return fmt.Sprintf("statement %d", s.Index+1)
+}
+
+// Error is a policy that is not valid; its message says where.
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error { return &Error{Msg: fmt.Sprintf(format, args...)} }
+
+// Parse reads a policy document of the given kind. Its errors are *Error.
+func Parse(doc []byte, kind Kind) (*Policy, error) {
+	if len(doc) > MaxSize {
+		return nil, invalid("the policy is %d bytes long; at most %d are allowed", len(doc), MaxSize)
+	}
+	var raw map[string]json.RawMessage
+	if err := decodeStrict(doc, &raw); err != nil || raw == nil {
+		return nil, invalid("the policy is not a JSON object: %v", errText(err))
+	}
+	p := &Policy{}
+	for k, v := range raw {
+		var err error
+		switch k {
+		case "Version":
+			err = json.Unmarshal(v, &p.Version)
+			if err == nil && p.Version != "2012-10-17" && p.Version != "2008-10-17" {
+				err = fmt.Errorf("%q is not a policy language version: use 2012-10-17", p.Version)
+			}
+		case "Id":
+			err = json.Unmarshal(v, &p.ID)
+		case "Statement":
+			p.Statements, err = parseStatements(v, kind)
+		default:
+			err = fmt.Errorf("unknown element")
+		}
+		if err != nil {
+			return nil, invalid("%s: %v", k, err)
+		}
+	}
+	if len(p.Statements) == 0 {
+		return nil, invalid("the policy has no Statement")
+	}
+	return p, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "null"
+	}
+	return err.Error()
+}
+
+// decodeStrict decodes one JSON value, and nothing after it.
+func decodeStrict(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return fmt.Errorf("data after the JSON value")
+	}
+	return nil
+}
+
+func parseStatements(v json.RawMessage, kind Kind) ([]*Statement, error) {
+	var list []json.RawMessage
+	if bytes.HasPrefix(bytes.TrimSpace(v), []byte("[")) {
+		if err := json.Unmarshal(v, &list); err != nil {
+			return nil, err
+		}
+	} else {
+		list = []json.RawMessage{v}
+	}
+	var out []*Statement
+	sids := map[string]bool{}
+	for i, raw := range list {
+		s, err := parseStatement(raw, kind)
+		if err != nil {
+			return nil, fmt.Errorf("statement %d: %v", i+1, err)
+		}
+		if s.Sid != "" {
+			if sids[s.Sid] {
+				return nil, fmt.Errorf("statement %d: the Sid %q is used twice", i+1, s.Sid)
+			}
+			sids[s.Sid] = true
+		}
+		s.Index = i
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func parseStatement(v json.RawMessage, kind Kind) (*Statement, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(v, &raw); err != nil || raw == nil {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	s := &Statement{}
+	for k, v := range raw {
+		var err error
+		switch k {
+		case "Sid":
+			err = json.Unmarshal(v, &s.Sid)
+		case "Effect":
+			err = json.Unmarshal(v, &s.Effect)
+			if err == nil && s.Effect != Allow && s.Effect != Deny {
+				err = fmt.Errorf("%q is neither Allow nor Deny", s.Effect)
+			}
+		case "Principal":
+			if kind == Identity {
+				err = fmt.Errorf("a policy attached to an access key names no principal")
+				break
+			}
+			s.Principals, s.AllPrincipals, err = parsePrincipal(v)
+		case "NotPrincipal":
+			err = fmt.Errorf("NotPrincipal is not supported")
+		case "Action":
+			s.Actions, err = parseActions(v)
+		case "NotAction":
+			s.NotActions, err = parseActions(v)
+		case "Resource":
+			s.Resources, err = parseResources(v)
+		case "NotResource":
+			s.NotResources, err = parseResources(v)
+		case "Condition":
+			s.Conditions, err = parseConditions(v)
+		default:
+			err = fmt.Errorf("unknown element")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", k, err)
+		}
+	}
+	switch {
+	case s.Effect == "":
+		return nil, fmt.Errorf("Effect is required")
+	case (s.Actions == nil) == (s.NotActions == nil):
+		return nil, fmt.Errorf("exactly one of Action and NotAction is required")
+	case s.Resources != nil && s.NotResources != nil:
+		return nil, fmt.Errorf("Resource and NotResource cannot both be given")
+	case s.Resources == nil && s.NotResources == nil && kind == Identity:
+		return nil, fmt.Errorf("Resource or NotResource is required")
+	case kind == Resource && s.Principals == nil && !s.AllPrincipals:
+		return nil, fmt.Errorf("Principal is required in a policy attached to a certificate authority")
+	}
+	return s, nil
+}
+
+// stringList reads a string or a non-empty list of strings.
+func stringList(v json.RawMessage) ([]string, error) {
+	var one string
+	if err := json.Unmarshal(v, &one); err == nil {
+		return []string{one}, nil
+	}
+	var list []string
+	if err := json.Unmarshal(v, &list); err != nil {
+		return nil, fmt.Errorf("must be a string or a list of strings")
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("must not be empty")
+	}
+	return list, nil
+}
+
+func parseActions(v json.RawMessage) ([]string, error) {
+	list, err := stringList(v)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range list {
+		if a == "*" {
+			continue
+		}
+		if service, name, ok := strings.Cut(a, ":"); !ok || service == "" || name == "" || strings.ContainsAny(service, "*?") {
+			return nil, fmt.Errorf("%q is not an action: write service:Action, such as acm-pca:IssueCertificate", a)
+		}
+	}
+	return list, nil
+}
+
+func parseResources(v json.RawMessage) ([]string, error) {
+	list, err := stringList(v)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range list {
+		if r != "*" && strings.Count(r, ":") < 5 || r != "*" && !strings.HasPrefix(r, "arn:") {
+			return nil, fmt.Errorf("%q is neither * nor an ARN", r)
+		}
+	}
+	return list, nil
+}
+
+// parsePrincipal reads the principals of a resource policy's statement:
+// accounts of this server, as "AWS": "123456789012" or
+// "arn:aws:iam::123456789012:root", or "*".
+func parsePrincipal(v json.RawMessage) (accounts []string, all bool, err error) {
+	var star string
+	if json.Unmarshal(v, &star) == nil {
+		if star != "*" {
+			return nil, false, fmt.Errorf("must be * or {\"AWS\": accounts}")
+		}
+		return nil, true, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(v, &m); err != nil {
+		return nil, false, fmt.Errorf("must be * or {\"AWS\": accounts}")
+	}
+	for k, v := range m {
+		if k != "AWS" {
+			return nil, false, fmt.Errorf("%s principals are not supported: name accounts with \"AWS\"", k)
+		}
+		list, err := stringList(v)
+		if err != nil {
+			return nil, false, fmt.Errorf("AWS: %v", err)
+		}
+		for _, p := range list {
+			if p == "*" {
+				all = true
+				continue
+			}
+			account, ok := AccountOf(p)
+			if !ok {
+				return nil, false, fmt.Errorf("%q is not an account: use its 12-digit id or arn:aws:iam::<id>:root", p)
+			}
+			accounts = append(accounts, account)
+		}
+	}
+	if accounts == nil && !all {
+		return nil, false, fmt.Errorf("names no principal")
+	}
+	return accounts, all, nil
+}
+
+// AccountOf returns the account a principal names: a 12-digit id, or the
+// account's root ARN, arn:<partition>:iam::<id>:root.
+func AccountOf(p string) (string, bool) {
+	if rest, ok := strings.CutPrefix(p, "arn:"); ok {
+		parts := strings.Split(rest, ":")
+		if len(parts) != 5 || parts[0] == "" || parts[1] != "iam" || parts[2] != "" || parts[4] != "root" {
+			return "", false
+		}
+		p = parts[3]
+	}
+	if len(p) != 12 || strings.Trim(p, "0123456789") != "" {
+		return "", false
+	}
+	return p, true
+}
