@@ -20,8 +20,18 @@ type AccessKey struct {
 	SealedSecret []byte
 	CreatedAt    time.Time
 	RevokedAt    time.Time // zero while the key is active
-	// ReadOnly keys may only read (openpca.Authorize).
-	ReadOnly bool
+	// Policies limit what the key may do, as IAM identity policies do. A
+	// key without any may do everything in its account.
+	Policies []KeyPolicy
+}
+
+// KeyPolicy is a policy attached to an access key: a document of its own,
+// or one of the server's managed policies, by name.
+type KeyPolicy struct {
+	Name    string `json:"name"`
+	Managed bool   `json:"managed,omitempty"`
+	// Document is the policy's JSON; "" for a managed policy.
+	Document string `json:"document,omitempty"`
 }
 
 // AccountStore keeps accounts and their access keys.
@@ -43,4 +53,7 @@ type AccountStore interface {
 	ListAccessKeys(ctx context.Context, accountID string) ([]*AccessKey, error)
 	// RevokeAccessKey revokes a key at at; ErrNotFound if it does not exist.
 	RevokeAccessKey(ctx context.Context, id string, at time.Time) error
+	// SetKeyPolicies replaces the policies of a key; ErrNotFound if it
+	// does not exist.
+	SetKeyPolicies(ctx context.Context, id string, policies []KeyPolicy) error
 }

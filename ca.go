@@ -47,6 +47,11 @@ type CA struct {
 
 	Tags []Tag
 
+	// Policy is the CA's resource policy (PutPolicy), "" if it has none,
+	// and SharedWith the accounts its statements name.
+	Policy     string
+	SharedWith []string
+
 	// Version counts the record's updates; UpdateCA refuses a stale one.
 	Version int64
 }

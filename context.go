@@ -2,40 +2,40 @@ package openpca
 
 import (
 	"context"
-	"strings"
+
+	"github.com/openpca/openpca/policy"
 )
 
-// Caller is who made a request: the account it acts for and the principal
-// that signed it.
+// Caller is who made a request: the account it acts for, the principal
+// that signed it, what its policies let it do, and where it came from.
 type Caller struct {
 	AccountID string
 	// Principal identifies the signer, such as an access key id; it is what
 	// the audit log records as the requester.
 	Principal string
-	// ReadOnly callers may only read: see Authorize.
-	ReadOnly bool
+	// Policies are the identity policies of the principal. Nil means it has
+	// none: it may do everything in its own account, as before policies
+	// existed. Non-nil (even empty), they decide (see authority).
+	Policies []policy.Named
+	// SourceIP is the address the request came from, and SecureTransport
+	// whether it came over TLS: the values of aws:SourceIp and
+	// aws:SecureTransport.
+	SourceIP        string
+	SecureTransport bool
 }
 
-// Authorize returns AccessDeniedException if the caller may not perform
-// operation (an API operation's name, as in X-Amz-Target) at all. A
-// read-only caller may perform only the operations that change nothing,
-// those named Describe*, Get* and List*, which is how AWS's managed
-// read-only policy for Private CA reads too. Whether the caller may use a
-// given CA is decided with the CA (see authority).
-func Authorize(c Caller, operation string) error {
-	if !c.ReadOnly {
-		return nil
-	}
-	for _, read := range []string{"Describe", "Get", "List"} {
-		if strings.HasPrefix(operation, read) {
-			return nil
-		}
-	}
-	return Errorf(CodeAccessDenied, "User: %s is not authorized to perform: acm-pca:%s because its access key is read-only", c.Principal, operation)
-}
+// Operations of the audit log's endpoints, OpenPCA's own beside the AWS
+// API's: as actions, acm-pca:GetAuditLogCheckpoint and so on. They change
+// nothing, so the managed ReadOnly policy allows them.
+const (
+	OperationAuditCheckpoint  = "GetAuditLogCheckpoint"
+	OperationAuditConsistency = "GetAuditLogConsistencyProof"
+	OperationAuditInclusion   = "GetAuditLogInclusionProof"
+)
 
 type callerKey struct{}
 type requestIDKey struct{}
+type operationKey struct{}
 
 // WithCaller returns a context carrying the caller of a request.
 func WithCaller(ctx context.Context, c Caller) context.Context {
@@ -57,4 +57,17 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 func RequestIDFrom(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
+}
+
+// WithOperation returns a context carrying the operation a request calls,
+// such as IssueCertificate: the action its authorization decides, as
+// acm-pca:<operation>.
+func WithOperation(ctx context.Context, operation string) context.Context {
+	return context.WithValue(ctx, operationKey{}, operation)
+}
+
+// OperationFrom returns the operation a context carries, or "".
+func OperationFrom(ctx context.Context) string {
+	op, _ := ctx.Value(operationKey{}).(string)
+	return op
 }

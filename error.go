@@ -19,6 +19,7 @@ const (
 	CodeLimitExceeded              = "LimitExceededException"
 	CodeMalformedCertificate       = "MalformedCertificateException"
 	CodeMalformedCSR               = "MalformedCSRException"
+	CodePermissionAlreadyExists    = "PermissionAlreadyExistsException"
 	CodeRequestAlreadyProcessed    = "RequestAlreadyProcessedException"
 	CodeRequestFailed              = "RequestFailedException"
 	CodeRequestInProgress          = "RequestInProgressException"

@@ -17,7 +17,38 @@ type Store interface {
 	SettingStore
 	CRLStore
 	BucketStore
+	PermissionStore
 	Close() error
+}
+
+// CAPermission is what CreatePermission gave an AWS service principal
+// (acm.amazonaws.com) on a CA. No such service stands behind this server,
+// so a permission grants nothing here; it is kept so that the tools that
+// manage permissions find them as they left them.
+type CAPermission struct {
+	CAID          string
+	Principal     string
+	SourceAccount string
+	Actions       []ActionType
+	CreatedAt     time.Time
+}
+
+// PermissionStore keeps the permissions of CAs.
+type PermissionStore interface {
+	// CreatePermission stores p; ErrConflict if the CA already gave its
+	// principal a permission for the source account, ErrLimitExceeded if
+	// the CA has limit permissions already.
+	CreatePermission(ctx context.Context, p *CAPermission, limit int) error
+	// ListPermissions returns up to limit permissions of a CA, ordered by
+	// principal and source account, after the pair of the cursor.
+	ListPermissions(ctx context.Context, caID string, after PermissionCursor, limit int) ([]*CAPermission, error)
+	// DeletePermission removes a permission; ErrNotFound if there is none.
+	DeletePermission(ctx context.Context, caID, principal, sourceAccount string) error
+}
+
+// PermissionCursor is a position in a CA's permissions.
+type PermissionCursor struct {
+	Principal, SourceAccount string
 }
 
 // SettingStore keeps server-wide values that every server sharing the store
@@ -49,7 +80,12 @@ type CAStore interface {
 	// starting after the cursor (the zero cursor starts at the first).
 	ListCAs(ctx context.Context, accountID string, after CACursor, limit int) ([]*CA, error)
 
-	// UpdateCA writes ca if the stored record still has ca.Version, and then
+	// ListSharedCAs is ListCAs for the CAs of other accounts whose policy
+	// names accountID (CA.SharedWith).
+	ListSharedCAs(ctx context.Context, accountID string, after CACursor, limit int) ([]*CA, error)
+
+	// UpdateCA writes ca (its status, configuration, certificate, tags and
+	// policy) if the stored record still has ca.Version, and then
 	// increments ca.Version. It returns ErrConflict if another update came
 	// first.
 	UpdateCA(ctx context.Context, ca *CA) error
@@ -59,7 +95,8 @@ type CAStore interface {
 	CountCAs(ctx context.Context, now time.Time) (map[CertificateAuthorityStatus]int, error)
 
 	// PurgeCAs removes the CAs deleted for good at now (see CA.Gone), with
-	// their sealed keys, and reports how many it removed.
+	// their sealed keys, certificates, logs, policies and permissions, and
+	// reports how many it removed.
 	PurgeCAs(ctx context.Context, now time.Time) (int, error)
 }
 

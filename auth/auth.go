@@ -15,6 +15,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/policy"
 	"github.com/openpca/openpca/sigv4"
 )
 
@@ -49,10 +50,12 @@ func (k Keys) Secret(ctx context.Context, id string) (string, error) {
 }
 
 // Authenticator verifies SigV4 signatures and makes the signing key's
-// account the caller.
+// account the caller, with the key's policies.
 type Authenticator struct {
 	Verifier *sigv4.Verifier
 	Store    openpca.AccountStore
+
+	parsed policy.Cache
 }
 
 // Authenticate implements awsjson.Authenticator: the headers are checked
@@ -71,8 +74,43 @@ func (a *Authenticator) Authenticate(r *http.Request) (awsjson.BodyCheck, error)
 		if err != nil {
 			return openpca.Caller{}, err
 		}
-		return openpca.Caller{AccountID: key.AccountID, Principal: keyID, ReadOnly: key.ReadOnly}, nil
+		policies, err := resolve(&a.parsed, key.Policies)
+		if err != nil {
+			// Attached policies were checked; one that no longer reads
+			// (written by hand in the database, say) denies everything.
+			return openpca.Caller{}, openpca.Errorf(openpca.CodeAccessDenied, "User: %s is not authorized to perform any action: %v.", keyID, err)
+		}
+		return openpca.Caller{AccountID: key.AccountID, Principal: keyID, Policies: policies}, nil
 	}, nil
+}
+
+// ResolvePolicies parses a key's policies: its own documents, and the
+// managed policies it names. A key without policies resolves to nil.
+func ResolvePolicies(attached []openpca.KeyPolicy) ([]policy.Named, error) {
+	return resolve(new(policy.Cache), attached)
+}
+
+func resolve(c *policy.Cache, attached []openpca.KeyPolicy) ([]policy.Named, error) {
+	if len(attached) == 0 {
+		return nil, nil
+	}
+	out := make([]policy.Named, 0, len(attached))
+	for _, kp := range attached {
+		if kp.Managed {
+			p, ok := policy.Managed(kp.Name)
+			if !ok {
+				return nil, fmt.Errorf("there is no managed policy %s", kp.Name)
+			}
+			out = append(out, policy.Named{Name: kp.Name, Policy: p})
+			continue
+		}
+		p, err := c.Parse(kp.Document, policy.Identity)
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: %w", kp.Name, err)
+		}
+		out = append(out, policy.Named{Name: kp.Name, Policy: p})
+	}
+	return out, nil
 }
 
 // NewAccessKey makes a key for an account: an id of "OPCA" and 16

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 )
@@ -500,7 +501,7 @@ func TestRootKeyBootstrap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		key.ReadOnly = true
+		key.Policies = []openpca.KeyPolicy{{Name: "ReadOnly", Managed: true}}
 		if err := a.Store.PutAccessKey(ctx, key); err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ const DefaultAuditReportInterval = 30 * time.Minute
 // does not count); the check and the new report are one transaction, so
 // of two concurrent requests exactly one is accepted.
 func (s *Service) CreateCertificateAuthorityAuditReport(ctx context.Context, in *openpca.CreateCertificateAuthorityAuditReportRequest) (*openpca.CreateCertificateAuthorityAuditReportResponse, error) {
-	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (s *Service) CreateCertificateAuthorityAuditReport(ctx context.Context, in 
 
 // DescribeCertificateAuthorityAuditReport tells the status of a report.
 func (s *Service) DescribeCertificateAuthorityAuditReport(ctx context.Context, in *openpca.DescribeCertificateAuthorityAuditReportRequest) (*openpca.DescribeCertificateAuthorityAuditReportResponse, error) {
-	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ func (s *Service) AuditVerifierKey() string { return s.log.VerifierKey() }
 
 // AuditCheckpoint signs a checkpoint of the whole log of the caller's CA.
 func (s *Service) AuditCheckpoint(ctx context.Context, caARN string) ([]byte, error) {
-	ca, err := s.findCA(ctx, caARN)
+	ca, err := s.findCA(ctx, caARN, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +31,7 @@ func (s *Service) AuditCheckpoint(ctx context.Context, caARN string) ([]byte, er
 // AuditConsistencyProof proves that the first to entries of the log of the
 // caller's CA extend its first from entries.
 func (s *Service) AuditConsistencyProof(ctx context.Context, caARN string, from, to int64) (tlog.TreeProof, error) {
-	ca, err := s.findCA(ctx, caARN)
+	ca, err := s.findCA(ctx, caARN, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (s *Service) AuditConsistencyProof(ctx context.Context, caARN string, from,
 // the caller's CA (its issuance, and its revocation if any) are in the
 // log, as of a checkpoint signed now.
 func (s *Service) AuditInclusionProof(ctx context.Context, caARN, serial string) (*auditlog.InclusionProof, error) {
-	ca, err := s.findCA(ctx, caARN)
+	ca, err := s.findCA(ctx, caARN, nil)
 	if err != nil {
 		return nil, err
 	}

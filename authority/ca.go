@@ -29,6 +29,11 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if err != nil {
 		return nil, err
 	}
+	// The resource of a creation is every CA of the account, as AWS names
+	// it in its denials.
+	if err := s.authorize(ctx, c, nil, openpca.CAARN(s.region, c.AccountID, "*"), requestTags(in.Tags, true)); err != nil {
+		return nil, err
+	}
 	cfg := in.CertificateAuthorityConfiguration
 	if _, err := pki.SignatureAlgorithm(cfg.KeyAlgorithm, cfg.SigningAlgorithm); err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
@@ -107,7 +112,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 
 // DescribeCertificateAuthority describes a CA in any status.
 func (s *Service) DescribeCertificateAuthority(ctx context.Context, in *openpca.DescribeCertificateAuthorityRequest) (*openpca.DescribeCertificateAuthorityResponse, error) {
-	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -117,13 +122,15 @@ func (s *Service) DescribeCertificateAuthority(ctx context.Context, in *openpca.
 // MaxCAsPerPage is the most CAs ListCertificateAuthorities returns at once.
 const MaxCAsPerPage = 100
 
-// ListCertificateAuthorities lists the caller's CAs in creation order.
-// ResourceOwner OTHER_ACCOUNTS lists CAs shared with the caller by other
-// accounts through resource policies, which this server does not have yet:
-// the list is empty.
+// ListCertificateAuthorities lists the caller's CAs in creation order, or
+// with ResourceOwner OTHER_ACCOUNTS the CAs other accounts shared with the
+// caller's by their policies.
 func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.ListCertificateAuthoritiesRequest) (*openpca.ListCertificateAuthoritiesResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, c, nil, "*", nil); err != nil {
 		return nil, err
 	}
 	after, err := decodeCursor(in.NextToken)
@@ -131,16 +138,17 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 		return nil, err
 	}
 	out := &openpca.ListCertificateAuthoritiesResponse{CertificateAuthorities: []openpca.CertificateAuthority{}}
-	if in.ResourceOwner == openpca.ResourceOwnerOtherAccounts {
-		return out, nil
-	}
 	// AWS returns at most 100 CAs a page, whatever MaxResults says.
 	limit := min(int(in.MaxResults), MaxCAsPerPage)
 	if limit <= 0 { // unset; the wire layer refuses negative values
 		limit = MaxCAsPerPage
 	}
+	list := s.store.ListCAs
+	if in.ResourceOwner == openpca.ResourceOwnerOtherAccounts {
+		list = s.store.ListSharedCAs
+	}
 	// One more than asked tells whether there is a next page.
-	cas, err := s.store.ListCAs(ctx, c.AccountID, after, limit+1)
+	cas, err := list(ctx, c.AccountID, after, limit+1)
 	if err != nil {
 		return nil, err
 	}

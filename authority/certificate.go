@@ -17,7 +17,7 @@ import (
 // GetCertificateAuthorityCsr returns the CSR made when the CA was created,
 // PEM-encoded. It stays available after activation, for renewals.
 func (s *Service) GetCertificateAuthorityCsr(ctx context.Context, in *openpca.GetCertificateAuthorityCsrRequest) (*openpca.GetCertificateAuthorityCsrResponse, error) {
-	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +33,7 @@ func (s *Service) GetCertificateAuthorityCsr(ctx context.Context, in *openpca.Ge
 // GetCertificateAuthorityCertificate returns the CA's certificate and,
 // for a subordinate CA, the chain above it (issuer first, root last).
 func (s *Service) GetCertificateAuthorityCertificate(ctx context.Context, in *openpca.GetCertificateAuthorityCertificateRequest) (*openpca.GetCertificateAuthorityCertificateResponse, error) {
-	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 	if err != nil {
 		return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate chain is malformed: %v.", err)
 	}
-	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
+	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, nil, func(ca *openpca.CA) error {
 		now := s.now()
 		switch st := ca.StatusAt(now); st {
 		case openpca.CertificateAuthorityStatusPendingCertificate, openpca.CertificateAuthorityStatusActive,

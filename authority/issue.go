@@ -37,13 +37,15 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 	if err != nil {
 		return nil, err
 	}
-	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
-	if err != nil {
-		return nil, err
-	}
 	templateARN := in.TemplateArn
 	if templateARN == "" {
 		templateARN = template.DefaultARN
+	}
+	// acm-pca:TemplateArn is the template the certificate is made with:
+	// the default one when the request names none.
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, conditions{keyTemplateArn: {templateARN}})
+	if err != nil {
+		return nil, err
 	}
 	tmpl, ok := template.Lookup(templateARN)
 	if !ok {
@@ -197,7 +199,7 @@ func checkPathLen(tmpl *template.Template, parent *x509.Certificate) error {
 // the chain above it: the issuing CA's certificate first, the root last.
 // A self-signed root certificate has no chain.
 func (s *Service) GetCertificate(ctx context.Context, in *openpca.GetCertificateRequest) (*openpca.GetCertificateResponse, error) {
-	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +238,7 @@ func (s *Service) RevokeCertificate(ctx context.Context, in *openpca.RevokeCerti
 	if err != nil {
 		return err
 	}
-	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, nil)
 	if err != nil {
 		return err
 	}

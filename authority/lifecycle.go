@@ -32,7 +32,7 @@ func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.Up
 	if err := s.checkCRLBucket(ctx, c.AccountID, in.RevocationConfiguration); err != nil {
 		return err
 	}
-	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
+	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, nil, func(ca *openpca.CA) error {
 		now := s.now().UTC()
 		if st := ca.StatusAt(now); st != openpca.CertificateAuthorityStatusActive && st != openpca.CertificateAuthorityStatusDisabled {
 			return invalidState("The certificate authority must be in the ACTIVE or DISABLED state to be updated; %s is %s.", ca.ARN, st)
@@ -74,7 +74,7 @@ func (s *Service) DeleteCertificateAuthority(ctx context.Context, in *openpca.De
 	if days == 0 {
 		days = DefaultPermanentDeletionTimeInDays
 	}
-	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
+	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, nil, func(ca *openpca.CA) error {
 		now := s.now().UTC()
 		switch st := ca.StatusAt(now); st {
 		case openpca.CertificateAuthorityStatusActive:
@@ -100,7 +100,7 @@ func (s *Service) DeleteCertificateAuthority(ctx context.Context, in *openpca.De
 // period to the status it had when it was deleted (EXPIRED if its
 // certificate has expired meanwhile).
 func (s *Service) RestoreCertificateAuthority(ctx context.Context, in *openpca.RestoreCertificateAuthorityRequest) error {
-	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
+	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, nil, func(ca *openpca.CA) error {
 		now := s.now().UTC()
 		if st := ca.StatusAt(now); st != openpca.CertificateAuthorityStatusDeleted {
 			return invalidState("The certificate authority %s is %s; only a DELETED certificate authority can be restored.", ca.ARN, st)

@@ -23,6 +23,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/pki"
+	"github.com/openpca/openpca/policy"
 )
 
 // Config holds the settings of a Service.
@@ -65,10 +66,8 @@ type Config struct {
 // account and region.
 const DefaultMaxCAsPerAccount = 200
 
-// Service implements openpca.PrivateCA. Operations it does not serve
-// answer NotImplementedException.
+// Service implements openpca.PrivateCA: every operation of the model.
 type Service struct {
-	openpca.Unimplemented
 	store  openpca.Store
 	sealer openpca.KeySealer
 	logger *slog.Logger
@@ -87,6 +86,7 @@ type Service struct {
 	ocsp           ocspCache
 	ocspUnknown    *rate.Limiter
 	ocspBudgets    ocspBudgets
+	policies       policy.Cache // of CAs' resource policies
 
 	// signers caches opened CA keys by CA id: a key never changes, and
 	// opening and parsing it costs more than a signature. certs caches
@@ -139,10 +139,12 @@ func caller(ctx context.Context) (openpca.Caller, error) {
 	return c, nil
 }
 
-// findCA returns the caller's CA named by arn. A CA of another account or
-// region, or one deleted for good, is not found: the API does not reveal
-// that it exists.
-func (s *Service) findCA(ctx context.Context, arn string) (*openpca.CA, error) {
+// findCA returns the CA named by arn, if the caller may perform the
+// request's operation on it, with the request's own condition values (see
+// authorize). A CA of another account that did not share it with the
+// caller's, of another region, or deleted for good, is not found: the API
+// does not reveal that it exists.
+func (s *Service) findCA(ctx context.Context, arn string, values conditions) (*openpca.CA, error) {
 	c, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -152,10 +154,10 @@ func (s *Service) findCA(ctx context.Context, arn string) (*openpca.CA, error) {
 		return nil, err
 	}
 	notFound := caNotFound(arn)
-	if !visible(c, p.AccountID) || p.Region != s.region {
+	if p.Region != s.region {
 		return nil, notFound
 	}
-	ca, err := s.store.FindCA(ctx, c.AccountID, p.CAID)
+	ca, err := s.store.FindCA(ctx, p.AccountID, p.CAID)
 	if errors.Is(err, openpca.ErrNotFound) {
 		return nil, notFound
 	}
@@ -165,12 +167,16 @@ func (s *Service) findCA(ctx context.Context, arn string) (*openpca.CA, error) {
 	if ca.Gone(s.now()) {
 		return nil, notFound
 	}
+	if err := s.authorize(ctx, c, ca, "", values); err != nil {
+		return nil, err
+	}
 	return ca, nil
 }
 
-// updateCA finds the CA named by arn, applies change to it and stores it,
-// starting over if another request changed the CA meanwhile.
-func (s *Service) updateCA(ctx context.Context, arn string, change func(*openpca.CA) error) (*openpca.CA, error) {
+// updateCA finds the CA named by arn as findCA does, applies change to it
+// and stores it, starting over if another request changed the CA
+// meanwhile.
+func (s *Service) updateCA(ctx context.Context, arn string, values conditions, change func(*openpca.CA) error) (*openpca.CA, error) {
 	const attempts = 50
 	for i := 0; ; i++ {
 		if i > 0 {
@@ -182,7 +188,7 @@ func (s *Service) updateCA(ctx context.Context, arn string, change func(*openpca
 				return nil, ctx.Err()
 			}
 		}
-		ca, err := s.findCA(ctx, arn)
+		ca, err := s.findCA(ctx, arn, values)
 		if err != nil {
 			return nil, err
 		}
@@ -228,13 +234,6 @@ func (s *Service) caCertificate(ca *openpca.CA) (*x509.Certificate, error) {
 	}
 	s.certs.Store(ca.ID, c)
 	return c, nil
-}
-
-// visible reports whether the caller may use the CAs of account owner:
-// only the owner may, until resource policies let an owner share a CA
-// with other accounts (PutPolicy, CreatePermission).
-func visible(c openpca.Caller, owner string) bool {
-	return c.AccountID == owner
 }
 
 // caNotFound is the error for a CA that does not exist for the caller.

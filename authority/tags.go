@@ -34,7 +34,7 @@ func (s *Service) TagCertificateAuthority(ctx context.Context, in *openpca.TagCe
 	if err := checkTags(in.Tags); err != nil {
 		return err
 	}
-	_, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
+	_, err := s.updateCA(ctx, in.CertificateAuthorityArn, requestTags(in.Tags, true), func(ca *openpca.CA) error {
 		if err := checkTaggable(ca); err != nil {
 			return err
 		}
@@ -63,7 +63,7 @@ func (s *Service) UntagCertificateAuthority(ctx context.Context, in *openpca.Unt
 	if err := checkTags(in.Tags); err != nil {
 		return err
 	}
-	_, err := s.updateCA(ctx, in.CertificateAuthorityArn, func(ca *openpca.CA) error {
+	_, err := s.updateCA(ctx, in.CertificateAuthorityArn, requestTags(in.Tags, false), func(ca *openpca.CA) error {
 		if err := checkTaggable(ca); err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func (s *Service) UntagCertificateAuthority(ctx context.Context, in *openpca.Unt
 
 // ListTags lists a CA's tags in key order.
 func (s *Service) ListTags(ctx context.Context, in *openpca.ListTagsRequest) (*openpca.ListTagsResponse, error) {
-	ca, err := s.findCA(ctx, in.CertificateAuthorityArn)
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"sync"
@@ -69,9 +70,10 @@ const DefaultBodyBudget = 32 << 20
 const bodyWait = 10 * time.Second
 
 // Envelope is what every authenticated endpoint of the server shares: a
-// request id, authentication before the body is read, a bounded body,
-// authorization of the operation, the caller in the context, recovery from
-// panics, errors written the AWS way, and the outcome reported.
+// request id, authentication before the body is read, a bounded body, the
+// caller and the operation in the context (for the service to authorize),
+// recovery from panics, errors written the AWS way, and the outcome
+// reported.
 type Envelope struct {
 	authn   Authenticator
 	logger  *slog.Logger
@@ -140,10 +142,15 @@ func (e *Envelope) serve(r *http.Request, out *Outcome, route func(*http.Request
 		return Reply{}, err
 	}
 	out.AccountID = caller.AccountID
-	if err := openpca.Authorize(caller, call.Operation); err != nil {
-		return Reply{}, err
+	// What the connection tells, for the aws:SourceIp and
+	// aws:SecureTransport condition keys. A proxy's X-Forwarded-For is not
+	// believed: any client can send one.
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		caller.SourceIP = host
 	}
-	ctx := openpca.WithRequestID(openpca.WithCaller(r.Context(), caller), out.RequestID)
+	caller.SecureTransport = r.TLS != nil
+	ctx := openpca.WithCaller(r.Context(), caller)
+	ctx = openpca.WithOperation(openpca.WithRequestID(ctx, out.RequestID), call.Operation)
 	return call.Run(ctx, body)
 }
 

@@ -37,7 +37,7 @@ func FuzzAPI(f *testing.F) {
 		"ListCertificateAuthorities": map[string]any{"MaxResults": 1, "ResourceOwner": "SELF"},
 		"UpdateCertificateAuthority": map[string]any{"CertificateAuthorityArn": caARN, "RevocationConfiguration": map[string]any{
 			"OcspConfiguration": map[string]any{"Enabled": true}}},
-		"RevokeCertificate": map[string]any{"CertificateAuthorityArn": caARN, "CertificateSerial": "01", "RevocationReason": "UNSPECIFIED"},
+		"RevokeCertificate":       map[string]any{"CertificateAuthorityArn": caARN, "CertificateSerial": "01", "RevocationReason": "UNSPECIFIED"},
 		"TagCertificateAuthority": map[string]any{"CertificateAuthorityArn": caARN, "Tags": []any{map[string]any{"Key": "k"}}},
 	}
 	for i, op := range ops {
@@ -80,7 +80,7 @@ func FuzzAPI(f *testing.F) {
 		if err := json.Unmarshal(out, &e); err != nil || e.Type == "" || e.Type != res.Header.Get("X-Amzn-ErrorType") {
 			t.Fatalf("%s answered %d with %q", op, res.StatusCode, out)
 		}
-		if res.StatusCode >= 500 && e.Type != openpca.CodeNotImplemented || strings.Contains(e.Message, "internal error") {
+		if res.StatusCode >= 500 || strings.Contains(e.Message, "internal error") {
 			t.Fatalf("%s for %q: %d %s: %s", op, body, res.StatusCode, e.Type, e.Message)
 		}
 	})

@@ -111,7 +111,6 @@ func TestProtocolErrors(t *testing.T) {
 		{"tag pattern", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":[{"Key":"a*b"}]}`, 400, "ValidationException", []string{"tags.1.member.key", "pattern"}},
 		{"pattern with \\u escapes", "ACMPrivateCA.CreateCertificateAuthority", `{"CertificateAuthorityType":"ROOT",` + createCfg + `,"IdempotencyToken":"Ā"}`, 400, "ValidationException", []string{"idempotencyToken", "pattern"}},
 		{"semantic error after validation", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `"}`, 400, "ResourceNotFoundException", []string{validArn}},
-		{"not implemented", "ACMPrivateCA.GetPolicy", `{"ResourceArn":"` + validArn + `"}`, 501, "NotImplementedException", []string{"GetPolicy"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -62,6 +62,17 @@ func Evaluate(policies []Named, r *Request) Decision {
 	return Decision{}
 }
 
+// Names reports whether a statement of the resource policy p names
+// account as a principal, whatever it allows.
+func (p *Policy) Names(account string) bool {
+	for _, s := range p.Statements {
+		if s.AllPrincipals || contains(s.Principals, account) {
+			return true
+		}
+	}
+	return false
+}
+
 // applies reports whether the statement is about r: its principal, action,
 // resource and every condition.
 func (s *Statement) applies(r *Request) bool {

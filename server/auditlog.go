@@ -33,15 +33,6 @@ const (
 	PathInclusion   = "/audit-log/inclusion"   // &serial=S
 )
 
-// Operations of the audit log's signed endpoints, as authorization, logs
-// and metrics name them. They change nothing, so read-only keys may call
-// them.
-const (
-	OpAuditCheckpoint  = "GetAuditLogCheckpoint"
-	OpAuditConsistency = "GetAuditLogConsistencyProof"
-	OpAuditInclusion   = "GetAuditLogInclusionProof"
-)
-
 // handleAuditLog adds the audit log's endpoints to mux; the signed ones go
 // through the API's envelope.
 func handleAuditLog(mux *http.ServeMux, log AuditLog, envelope *awsjson.Envelope) {
@@ -63,11 +54,11 @@ func handleAuditLog(mux *http.ServeMux, log AuditLog, envelope *awsjson.Envelope
 		}
 		return func(w http.ResponseWriter, r *http.Request) { envelope.Serve(w, r, call) }
 	}
-	mux.HandleFunc("GET "+PathCheckpoint, signed(OpAuditCheckpoint, func(ctx context.Context, arn string, _ queryParams) (awsjson.Reply, error) {
+	mux.HandleFunc("GET "+PathCheckpoint, signed(openpca.OperationAuditCheckpoint, func(ctx context.Context, arn string, _ queryParams) (awsjson.Reply, error) {
 		note, err := log.AuditCheckpoint(ctx, arn)
 		return awsjson.Reply{ContentType: "text/plain; charset=utf-8", Body: note}, err
 	}))
-	mux.HandleFunc("GET "+PathConsistency, signed(OpAuditConsistency, func(ctx context.Context, arn string, q queryParams) (awsjson.Reply, error) {
+	mux.HandleFunc("GET "+PathConsistency, signed(openpca.OperationAuditConsistency, func(ctx context.Context, arn string, q queryParams) (awsjson.Reply, error) {
 		from, err := q.integer("from")
 		if err != nil {
 			return awsjson.Reply{}, err
@@ -84,7 +75,7 @@ func handleAuditLog(mux *http.ServeMux, log AuditLog, envelope *awsjson.Envelope
 			Proof tlog.TreeProof `json:"proof"`
 		}{proof})
 	}))
-	mux.HandleFunc("GET "+PathInclusion, signed(OpAuditInclusion, func(ctx context.Context, arn string, q queryParams) (awsjson.Reply, error) {
+	mux.HandleFunc("GET "+PathInclusion, signed(openpca.OperationAuditInclusion, func(ctx context.Context, arn string, q queryParams) (awsjson.Reply, error) {
 		serial, err := q.required("serial")
 		if err != nil {
 			return awsjson.Reply{}, err

@@ -68,7 +68,7 @@ func TestAuditLogEnvelope(t *testing.T) {
 	}
 	m, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	for _, op := range []string{server.OpAuditCheckpoint, server.OpAuditConsistency, server.OpAuditInclusion} {
+	for _, op := range []string{openpca.OperationAuditCheckpoint, openpca.OperationAuditConsistency, openpca.OperationAuditInclusion} {
 		if want := `openpca_requests_total{error_code="InternalFailure",operation="` + op + `"} 1`; !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %s:\n%s", want, m)
 		}

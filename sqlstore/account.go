@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/openpca/openpca"
@@ -70,26 +72,64 @@ func (db *DB) PutAccessKey(ctx context.Context, k *openpca.AccessKey) error {
 		} else if err != nil {
 			return err
 		}
-		_, err := db.txExec(ctx, tx, `INSERT INTO access_keys (id, account_id, sealed_secret, created_at, revoked_at, read_only) VALUES (?, ?, ?, ?, ?, ?)
+		policies, err := encodePolicies(k.Policies)
+		if err != nil {
+			return err
+		}
+		_, err = db.txExec(ctx, tx, `INSERT INTO access_keys (id, account_id, sealed_secret, created_at, revoked_at, policies) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, sealed_secret = excluded.sealed_secret,
-				revoked_at = COALESCE(access_keys.revoked_at, excluded.revoked_at), read_only = excluded.read_only`,
-			k.ID, k.AccountID, k.SealedSecret, k.CreatedAt.UnixMicro(), micros(k.RevokedAt), k.ReadOnly)
+				revoked_at = COALESCE(access_keys.revoked_at, excluded.revoked_at), policies = excluded.policies`,
+			k.ID, k.AccountID, k.SealedSecret, k.CreatedAt.UnixMicro(), micros(k.RevokedAt), policies)
 		return err
 	})
 	return db.wrap("storing access key", err)
 }
 
-const accessKeyColumns = `id, account_id, sealed_secret, created_at, revoked_at, read_only`
+const accessKeyColumns = `id, account_id, sealed_secret, created_at, revoked_at, policies`
 
 func scanAccessKey(s rowScanner) (*openpca.AccessKey, error) {
 	var k openpca.AccessKey
 	var created int64
 	var revoked sql.NullInt64
-	if err := s.Scan(&k.ID, &k.AccountID, &k.SealedSecret, &created, &revoked, &k.ReadOnly); err != nil {
+	var policies string
+	if err := s.Scan(&k.ID, &k.AccountID, &k.SealedSecret, &created, &revoked, &policies); err != nil {
 		return nil, err
 	}
 	k.CreatedAt, k.RevokedAt = time.UnixMicro(created).UTC(), fromMicros(revoked)
+	if err := json.Unmarshal([]byte(policies), &k.Policies); err != nil {
+		return nil, fmt.Errorf("the policies of access key %s: %w", k.ID, err)
+	}
+	if len(k.Policies) == 0 {
+		k.Policies = nil
+	}
 	return &k, nil
+}
+
+// encodePolicies writes a key's policies as they are stored: a JSON list.
+func encodePolicies(policies []openpca.KeyPolicy) (string, error) {
+	if policies == nil {
+		policies = []openpca.KeyPolicy{}
+	}
+	b, err := json.Marshal(policies)
+	return string(b), err
+}
+
+// SetKeyPolicies implements openpca.AccountStore.
+func (db *DB) SetKeyPolicies(ctx context.Context, id string, policies []openpca.KeyPolicy) error {
+	doc, err := encodePolicies(policies)
+	if err != nil {
+		return err
+	}
+	res, err := db.exec(ctx, `UPDATE access_keys SET policies = ? WHERE id = ?`, doc, id)
+	if err != nil {
+		return db.wrap("setting a key's policies", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return db.wrap("setting a key's policies", err)
+	} else if n == 0 {
+		return openpca.ErrNotFound
+	}
+	return nil
 }
 
 // FindAccessKey implements openpca.AccountStore.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/openpca/openpca"
@@ -13,7 +14,7 @@ import (
 
 const caColumns = `id, account_id, arn, type, status, status_before_deletion, created_at, last_state_change_at,
 	restorable_until, failure_reason, config, revocation, key_storage, usage_mode, sealed_key, csr,
-	certificate, certificate_chain, serial, not_before, not_after, tags, version, key_id`
+	certificate, certificate_chain, serial, not_before, not_after, tags, version, key_id, policy`
 
 // caRow is a CA in the form of its row.
 type caRow struct {
@@ -52,7 +53,7 @@ func scanCA(s rowScanner) (*openpca.CA, error) {
 	)
 	err := s.Scan(&ca.ID, &ca.AccountID, &ca.ARN, &ca.Type, &ca.Status, &ca.StatusBeforeDeletion, &created, &changed,
 		&restorable, &ca.FailureReason, &config, &revocation, &ca.KeyStorageSecurityStandard, &ca.UsageMode, &ca.SealedKey, &ca.CSR,
-		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version, &ca.KeyID)
+		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version, &ca.KeyID, &ca.Policy)
 	if err != nil {
 		return nil, err
 	}
@@ -104,10 +105,10 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return err
 		}
 		if _, err := db.txExec(ctx, tx, `INSERT INTO certificate_authorities (`+caColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ca.ID, ca.AccountID, ca.ARN, ca.Type, ca.Status, ca.StatusBeforeDeletion, micros(ca.CreatedAt), micros(ca.LastStateChangeAt),
 			micros(ca.RestorableUntil), ca.FailureReason, r.config, r.revocation, ca.KeyStorageSecurityStandard, ca.UsageMode, ca.SealedKey, ca.CSR,
-			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version, ca.KeyID); err != nil {
+			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version, ca.KeyID, ca.Policy); err != nil {
 			return err
 		}
 		csrUse.Seq = 0
@@ -171,13 +172,19 @@ func (db *DB) FindCA(ctx context.Context, accountID, id string) (*openpca.CA, er
 
 // ListCAs implements openpca.CAStore.
 func (db *DB) ListCAs(ctx context.Context, accountID string, after openpca.CACursor, limit int) ([]*openpca.CA, error) {
+	return db.listCAs(ctx, `certificate_authorities c WHERE c.account_id = ?`, accountID, after, limit)
+}
+
+// listCAs lists, in creation order, the CAs that from (a table expression
+// naming them c, with one parameter: the account) gives.
+func (db *DB) listCAs(ctx context.Context, from, accountID string, after openpca.CACursor, limit int) ([]*openpca.CA, error) {
 	at := after.CreatedAt.UnixMicro()
 	if after.CreatedAt.IsZero() {
 		at = -1
 	}
-	rows, err := db.query(ctx, `SELECT `+caColumns+` FROM certificate_authorities
-		WHERE account_id = ? AND (created_at > ? OR (created_at = ? AND id > ?))
-		ORDER BY created_at, id LIMIT ?`, accountID, at, at, after.ID, limit)
+	rows, err := db.query(ctx, `SELECT `+caColumnsOf("c")+` FROM `+from+`
+		AND (c.created_at > ? OR (c.created_at = ? AND c.id > ?))
+		ORDER BY c.created_at, c.id LIMIT ?`, accountID, at, at, after.ID, limit)
 	if err != nil {
 		return nil, db.wrap("listing CAs", err)
 	}
@@ -193,6 +200,15 @@ func (db *DB) ListCAs(ctx context.Context, accountID string, after openpca.CACur
 	return cas, rows.Err()
 }
 
+// caColumnsOf is caColumns of the table named alias.
+func caColumnsOf(alias string) string {
+	cols := strings.Split(caColumns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
 // UpdateCA implements openpca.CAStore.
 func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 	r, err := toRow(ca)
@@ -200,14 +216,22 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 		return err
 	}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		var oldPolicy string
+		err := db.txQueryRow(ctx, tx, `SELECT policy FROM certificate_authorities WHERE id = ? AND version = ?{FOR_UPDATE}`, ca.ID, ca.Version).Scan(&oldPolicy)
+		if errors.Is(err, sql.ErrNoRows) {
+			return openpca.ErrConflict
+		}
+		if err != nil {
+			return err
+		}
 		res, err := db.txExec(ctx, tx, `UPDATE certificate_authorities SET
 			status = ?, status_before_deletion = ?, last_state_change_at = ?, restorable_until = ?, failure_reason = ?,
 			revocation = ?, certificate = ?, certificate_chain = ?, serial = ?, not_before = ?, not_after = ?, tags = ?,
-			version = version + 1
+			policy = ?, version = version + 1
 			WHERE id = ? AND version = ?`,
 			ca.Status, ca.StatusBeforeDeletion, micros(ca.LastStateChangeAt), micros(ca.RestorableUntil), ca.FailureReason,
 			r.revocation, ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags,
-			ca.ID, ca.Version)
+			ca.Policy, ca.ID, ca.Version)
 		if err != nil {
 			return err
 		}
@@ -215,6 +239,11 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 			return err
 		} else if n == 0 {
 			return openpca.ErrConflict
+		}
+		if ca.Policy != oldPolicy {
+			if err := db.shareCA(ctx, tx, ca); err != nil {
+				return err
+			}
 		}
 		return db.wantCRL(ctx, tx, ca)
 	})
@@ -229,6 +258,24 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 	}
 	ca.Version++
 	return nil
+}
+
+// shareCA records the accounts the CA's new policy names.
+func (db *DB) shareCA(ctx context.Context, tx *sql.Tx, ca *openpca.CA) error {
+	if _, err := db.txExec(ctx, tx, `DELETE FROM ca_shares WHERE ca_id = ?`, ca.ID); err != nil {
+		return err
+	}
+	for _, account := range ca.SharedWith {
+		if _, err := db.txExec(ctx, tx, `INSERT INTO ca_shares (account_id, ca_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, account, ca.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListSharedCAs implements openpca.CAStore.
+func (db *DB) ListSharedCAs(ctx context.Context, accountID string, after openpca.CACursor, limit int) ([]*openpca.CA, error) {
+	return db.listCAs(ctx, `certificate_authorities c JOIN ca_shares s ON s.ca_id = c.id WHERE s.account_id = ?`, accountID, after, limit)
 }
 
 // CountCAs implements openpca.CAStore.
@@ -258,7 +305,7 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) (int, error) {
 	var n int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		const gone = `SELECT id FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`
-		for _, table := range []string{"certificates", "key_uses", "key_use_logs", "audit_reports", "crl_publications"} {
+		for _, table := range []string{"certificates", "key_uses", "key_use_logs", "audit_reports", "crl_publications", "ca_shares", "ca_permissions"} {
 			if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id IN (`+gone+`)`, now.UnixMicro()); err != nil {
 				return err
 			}

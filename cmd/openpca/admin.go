@@ -96,17 +96,23 @@ func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, look
 // keys runs "openpca keys create|list|revoke".
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: openpca keys create --account ID [--read-only] | list [--account ID] | revoke KEY-ID")
+		fmt.Fprintln(stderr, "usage: openpca keys create --account ID [--read-only] [--policy FILE]... | list [--account ID] | revoke KEY-ID")
 		return flag.ErrHelp
 	}
 	var account string
 	var readOnly bool
+	var policies []openpca.KeyPolicy
 	a, fs, err := openAdmin(ctx, "keys "+args[0], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
 		if args[0] == "create" || args[0] == "list" {
 			fs.StringVar(&account, "account", "", "the account of the keys")
 		}
 		if args[0] == "create" {
-			fs.BoolVar(&readOnly, "read-only", false, "the key may only call Describe*, Get* and List* operations")
+			fs.BoolVar(&readOnly, "read-only", false, "attach the managed ReadOnly policy: the key may only call Describe*, Get* and List* operations")
+			fs.Func("policy", "attach the IAM policy in this JSON file, named after the file (repeatable)", func(path string) error {
+				kp, err := readPolicyFile(path, "")
+				policies = append(policies, kp)
+				return err
+			})
 		}
 	})
 	if err != nil {
@@ -123,7 +129,13 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		if err != nil {
 			return err
 		}
-		key.ReadOnly = readOnly
+		if readOnly {
+			policies = append(policies, openpca.KeyPolicy{Name: "ReadOnly", Managed: true})
+		}
+		if err := checkKeyPolicies(policies); err != nil {
+			return err
+		}
+		key.Policies = policies
 		if err := a.Store.PutAccessKey(ctx, key); errors.Is(err, openpca.ErrNotFound) {
 			return fmt.Errorf("there is no account %s; create it with openpca accounts create", account)
 		} else if err != nil {
@@ -139,10 +151,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ACCESS KEY\tACCOUNT\tCREATED\tACCESS\tSTATUS")
 		for _, k := range list {
-			access, status := "full", "active"
-			if k.ReadOnly {
-				access = "read-only"
-			}
+			access, status := policyNames(k.Policies), "active"
 			if !k.RevokedAt.IsZero() {
 				status = "revoked " + k.RevokedAt.Format(time.RFC3339)
 			}

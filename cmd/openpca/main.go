@@ -52,6 +52,7 @@ commands:
   accounts  create or list accounts (create, list)
   keys      create, list or revoke access keys (create, list, revoke)
   buckets   give buckets to accounts (create, list, remove)
+  policy    the IAM policies of access keys (attach, detach, list, simulate)
   audit     the tamper-evident audit log: public-key, verify, proof
 
 Run "openpca <command> -h" for a command's flags. Every flag can also be set
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return keys(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "buckets":
 		return buckets(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "policy":
+		return policyCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "audit":
 		return auditCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "-h", "-help", "--help", "help":

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,7 @@ func Run(t *testing.T, open Open) {
 		{"AccountsAndKeys", testAccountsAndKeys},
 		{"Settings", testSettings},
 		{"Buckets", testBuckets},
+		{"SharingAndPermissions", testSharingAndPermissions},
 		{"CRLPublication", testCRLPublication},
 	}
 	for _, tt := range tests {
@@ -961,14 +963,25 @@ func testAccountsAndKeys(t *testing.T, s openpca.Store) {
 	if got, err := s.FindAccessKey(ctx, key.ID); err != nil || string(got.SealedSecret) != "\x09" || got.AccountID != "111122223333" || !got.RevokedAt.IsZero() {
 		t.Errorf("FindAccessKey after replacing = %+v, %v", got, err)
 	}
-	if err := s.PutAccessKey(ctx, &openpca.AccessKey{ID: "OPCATESTKEY3", AccountID: "222233334444", SealedSecret: []byte{4}, CreatedAt: t0.Add(time.Second), ReadOnly: true}); err != nil {
+	readOnly := []openpca.KeyPolicy{{Name: "ReadOnly", Managed: true}}
+	if err := s.PutAccessKey(ctx, &openpca.AccessKey{ID: "OPCATESTKEY3", AccountID: "222233334444", SealedSecret: []byte{4}, CreatedAt: t0.Add(time.Second), Policies: readOnly}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.FindAccessKey(ctx, "OPCATESTKEY3"); err != nil || !got.ReadOnly {
-		t.Errorf("a read-only key reads back as %+v, %v", got, err)
+	if got, err := s.FindAccessKey(ctx, "OPCATESTKEY3"); err != nil || !reflect.DeepEqual(got.Policies, readOnly) {
+		t.Errorf("a key with a policy reads back as %+v, %v", got, err)
 	}
-	if got, _ := s.FindAccessKey(ctx, key.ID); got.ReadOnly {
-		t.Errorf("a key with all rights reads back read-only")
+	if got, _ := s.FindAccessKey(ctx, key.ID); got.Policies != nil {
+		t.Errorf("a key without policies reads back with %v", got.Policies)
+	}
+	inline := []openpca.KeyPolicy{{Name: "issue", Document: `{"Statement":[]}`}, {Name: "ReadOnly", Managed: true}}
+	if err := s.SetKeyPolicies(ctx, "OPCATESTKEY3", inline); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.FindAccessKey(ctx, "OPCATESTKEY3"); !reflect.DeepEqual(got.Policies, inline) {
+		t.Errorf("after SetKeyPolicies the key has %+v", got.Policies)
+	}
+	if err := s.SetKeyPolicies(ctx, "OPCANOSUCHKEY", inline); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("policies of a missing key: %v", err)
 	}
 	if list, _ := s.ListAccessKeys(ctx, "111122223333"); len(list) != 1 {
 		t.Errorf("keys of one account: %d", len(list))
@@ -997,6 +1010,89 @@ func testAccountsAndKeys(t *testing.T, s openpca.Store) {
 	}
 	if err := s.RevokeAccessKey(ctx, "OPCANOSUCHKEY", t0); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("revoking a missing key: %v", err)
+	}
+}
+
+// testSharingAndPermissions: a CA's policy and the accounts it names are
+// kept with it, and other accounts list it; permissions are kept, listed
+// in pages and removed; purging the CA removes both.
+func testSharingAndPermissions(t *testing.T, s openpca.Store) {
+	t0 := now()
+	shared, other := create(t, s, newCA(account, t0)), create(t, s, newCA(account, t0.Add(time.Second)))
+	shared.Policy, shared.SharedWith = `{"Statement":[]}`, []string{"222233334444", "333344445555"}
+	if err := s.UpdateCA(ctx, shared); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.FindCA(ctx, account, shared.ID); err != nil || got.Policy != shared.Policy {
+		t.Errorf("the CA's policy reads back as %q, %v", got.Policy, err)
+	}
+	for acct, want := range map[string]int{"222233334444": 1, "333344445555": 1, "444455556666": 0, account: 0} {
+		if list, err := s.ListSharedCAs(ctx, acct, openpca.CACursor{}, 10); err != nil || len(list) != want || want == 1 && list[0].ID != shared.ID {
+			t.Errorf("CAs shared with %s: %d, %v; want %d", acct, len(list), err, want)
+		}
+	}
+	// An update that keeps the policy keeps the sharing, though the record
+	// read back does not carry the accounts.
+	again, _ := s.FindCA(ctx, account, shared.ID)
+	again.Tags = []openpca.Tag{{Key: "k", Value: "v"}}
+	if err := s.UpdateCA(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.ListSharedCAs(ctx, "222233334444", openpca.CACursor{}, 10); len(list) != 1 {
+		t.Errorf("after a tag change, %d CAs are shared", len(list))
+	}
+	again.Policy, again.SharedWith = "", nil
+	if err := s.UpdateCA(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.ListSharedCAs(ctx, "222233334444", openpca.CACursor{}, 10); len(list) != 0 {
+		t.Errorf("after the policy was removed, %d CAs are shared", len(list))
+	}
+
+	perm := func(principal, source string) *openpca.CAPermission {
+		return &openpca.CAPermission{CAID: other.ID, Principal: principal, SourceAccount: source,
+			Actions: []openpca.ActionType{openpca.ActionTypeIssueCertificate, openpca.ActionTypeGetCertificate}, CreatedAt: t0}
+	}
+	for _, p := range []*openpca.CAPermission{perm("b", "1"), perm("a", "2"), perm("a", "1")} {
+		if err := s.CreatePermission(ctx, p, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreatePermission(ctx, perm("a", "1"), 10); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("a permission again: %v", err)
+	}
+	if err := s.CreatePermission(ctx, perm("c", "1"), 3); !errors.Is(err, openpca.ErrLimitExceeded) {
+		t.Errorf("a permission past the limit: %v", err)
+	}
+	page, err := s.ListPermissions(ctx, other.ID, openpca.PermissionCursor{}, 2)
+	if err != nil || len(page) != 2 || page[0].Principal != "a" || page[0].SourceAccount != "1" || page[1].SourceAccount != "2" ||
+		!reflect.DeepEqual(page[0].Actions, perm("a", "1").Actions) || !page[0].CreatedAt.Equal(t0) {
+		t.Fatalf("first page %+v, %v", page, err)
+	}
+	if rest, _ := s.ListPermissions(ctx, other.ID, openpca.PermissionCursor{Principal: "a", SourceAccount: "2"}, 2); len(rest) != 1 || rest[0].Principal != "b" {
+		t.Errorf("second page %+v", rest)
+	}
+	if err := s.DeletePermission(ctx, other.ID, "a", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePermission(ctx, other.ID, "a", "2"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("deleting again: %v", err)
+	}
+
+	other.Policy, other.SharedWith = `{"Statement":[]}`, []string{"222233334444"}
+	other.SetStatus(openpca.CertificateAuthorityStatusDeleted, t0)
+	other.RestorableUntil = t0
+	if err := s.UpdateCA(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PurgeCAs(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.ListSharedCAs(ctx, "222233334444", openpca.CACursor{}, 10); len(list) != 0 {
+		t.Errorf("a purged CA is still shared")
+	}
+	if list, _ := s.ListPermissions(ctx, other.ID, openpca.PermissionCursor{}, 10); len(list) != 0 {
+		t.Errorf("a purged CA still has %d permissions", len(list))
 	}
 }
 

@@ -127,20 +127,21 @@ func (e *Env) NewAccount(t testing.TB, accountID string) (*acmpca.Client, string
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e.newKey(t, accountID, false)
+	return e.NewKey(t, accountID)
 }
 
-// NewReadOnlyKey creates a read-only access key of an existing account, as
-// openpca keys create --read-only does, and returns a client that signs
-// with it.
+// NewReadOnlyKey creates an access key of an existing account with the
+// managed ReadOnly policy, as openpca keys create --read-only does, and
+// returns a client that signs with it.
 func (e *Env) NewReadOnlyKey(t testing.TB, accountID string) (*acmpca.Client, string) {
 	t.Helper()
-	return e.newKey(t, accountID, true)
+	return e.NewKey(t, accountID, openpca.KeyPolicy{Name: "ReadOnly", Managed: true})
 }
 
-// newKey creates an access key of an account and returns a client that
-// signs with it.
-func (e *Env) newKey(t testing.TB, accountID string, readOnly bool) (*acmpca.Client, string) {
+// NewKey creates an access key of an existing account with policies (none:
+// full access to the account), as openpca keys create does, and returns a
+// client that signs with it.
+func (e *Env) NewKey(t testing.TB, accountID string, policies ...openpca.KeyPolicy) (*acmpca.Client, string) {
 	t.Helper()
 	a, err := app.OpenAdmin(context.Background(), e.Config)
 	if err != nil {
@@ -151,7 +152,7 @@ func (e *Env) newKey(t testing.TB, accountID string, readOnly bool) (*acmpca.Cli
 	if err != nil {
 		t.Fatal(err)
 	}
-	key.ReadOnly = readOnly
+	key.Policies = policies
 	if err := a.Store.PutAccessKey(context.Background(), key); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,161 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/policy"
+)
+
+// ActionPrefix prefixes the actions policies name: acm-pca:<operation>,
+// for the API's operations and the audit log's.
+const ActionPrefix = "acm-pca:"
+
+// shareable are the actions a CA's policy may grant another account: those
+// AWS Private CA documents for cross-account access, and the audit log's
+// checkpoints and proofs, OpenPCA's own, so that an auditor's account can
+// check reports against the server.
+var shareable = []string{
+	"DescribeCertificateAuthority", "GetCertificate", "GetCertificateAuthorityCertificate",
+	"ListPermissions", "ListTags", "IssueCertificate",
+	"GetAuditLogCheckpoint", "GetAuditLogConsistencyProof", "GetAuditLogInclusionProof",
+}
+
+// Condition keys the server sets, besides aws:ResourceTag/<key> and
+// aws:RequestTag/<key>. Keys are in lower case: they match regardless of
+// case.
+const (
+	keyTemplateArn     = "acm-pca:templatearn"
+	keyTagKeys         = "aws:tagkeys"
+	keyCurrentTime     = "aws:currenttime"
+	keyPrincipalAcct   = "aws:principalaccount"
+	keySourceIP        = "aws:sourceip"
+	keySecureTransport = "aws:securetransport"
+	prefixResourceTag  = "aws:resourcetag/"
+	prefixRequestTag   = "aws:requesttag/"
+)
+
+// conditions are the values of condition keys a request sets itself,
+// such as the template of an IssueCertificate, by key in lower case.
+type conditions map[string][]string
+
+// requestTags are the condition values of tags a request sets.
+func requestTags(tags []openpca.Tag, withValues bool) conditions {
+	c := conditions{keyTagKeys: {}}
+	for _, t := range tags {
+		c[keyTagKeys] = append(c[keyTagKeys], t.Key)
+		if withValues {
+			c[prefixRequestTag+strings.ToLower(t.Key)] = []string{t.Value}
+		}
+	}
+	return c
+}
+
+// authorize decides whether the caller may perform the request's
+// operation on resource: the ARN of ca, or, with ca nil, the resource of
+// an operation on no CA (see Decide). A CA of another account that did not
+// share it with the caller's is not found, as if it did not exist; other
+// refusals are AccessDeniedException, and are logged.
+func (s *Service) authorize(ctx context.Context, c openpca.Caller, ca *openpca.CA, resource string, values conditions) error {
+	op := openpca.OperationFrom(ctx)
+	if op == "" {
+		return errors.New("authority: request without an operation")
+	}
+	v := Decide(&s.policies, c, ActionPrefix+op, ca, resource, ConditionValues(c, ca, values, s.now()))
+	switch {
+	case v.NotShared:
+		return caNotFound(ca.ARN)
+	case !v.Allowed:
+		s.logger.WarnContext(ctx, "access denied", "key", c.Principal, "account", c.AccountID, "action", v.Action, "resource", v.Resource, "reason", v.Reason)
+		return openpca.Errorf(openpca.CodeAccessDenied, "User: %s is not authorized to perform: %s on resource: %s %s", c.Principal, v.Action, v.Resource, v.Reason)
+	}
+	return nil
+}
+
+// Verdict is what Decide decided, and why.
+type Verdict struct {
+	Action, Resource string
+	Allowed          bool
+	// NotShared is set when the CA is another account's, which has not
+	// shared it with the caller's account at all.
+	NotShared bool
+	// Reason says why, as AWS words its denials ("because no
+	// identity-based policy allows the ... action"), or which statement
+	// allowed.
+	Reason string
+}
+
+// Decide decides whether caller c may perform action on resource (the ARN
+// of ca, or, with ca nil, the resource of an operation on no CA), with the
+// condition keys' values in context (see ConditionValues). As IAM decides
+// across accounts: on another account's CA, the CA's policy must allow it
+// for the caller's account; and the caller's identity policies, if it has
+// any, must allow it too. An explicit Deny in them wins. A caller without
+// identity policies may do anything its account may.
+func Decide(cache *policy.Cache, c openpca.Caller, action string, ca *openpca.CA, resource string, context map[string][]string) Verdict {
+	if ca != nil {
+		resource = ca.ARN
+	}
+	v := Verdict{Action: action, Resource: resource}
+	r := &policy.Request{Action: action, Resource: resource, Account: c.AccountID, Context: context}
+	if ca != nil && ca.AccountID != c.AccountID {
+		var p *policy.Policy
+		var err error
+		if ca.Policy != "" {
+			p, err = cache.Parse(ca.Policy, policy.Resource)
+		}
+		if p == nil || err != nil || !p.Names(c.AccountID) {
+			v.NotShared, v.Reason = true, "because "+ca.ARN+" is not shared with account "+c.AccountID
+			return v
+		}
+		d := policy.Evaluate([]policy.Named{{Name: "the policy of " + ca.ARN, Policy: p}}, r)
+		if !d.Allowed {
+			v.Reason = fmt.Sprintf("because no resource-based policy allows the %s action", action)
+			return v
+		}
+		v.Reason = fmt.Sprintf("allowed by %s (%s)", d.Policy, d.Statement)
+	}
+	if c.Policies == nil {
+		v.Allowed = true
+		if v.Reason == "" {
+			v.Reason = "allowed: the key has no policy, and may do everything in its account"
+		}
+		return v
+	}
+	switch d := policy.Evaluate(c.Policies, r); {
+	case d.Denied:
+		v.Reason = fmt.Sprintf("with an explicit deny in an identity-based policy (%s, %s)", d.Policy, d.Statement)
+	case !d.Allowed:
+		v.Reason = fmt.Sprintf("because no identity-based policy allows the %s action", action)
+	default:
+		v.Allowed = true
+		v.Reason = strings.TrimPrefix(v.Reason+"; ", "; ") + fmt.Sprintf("allowed by %s (%s)", d.Policy, d.Statement)
+	}
+	return v
+}
+
+// ConditionValues are the values of the condition keys for a request of
+// c on ca (nil for none) at now, with the request's own values.
+func ConditionValues(c openpca.Caller, ca *openpca.CA, values map[string][]string, now time.Time) map[string][]string {
+	m := map[string][]string{
+		keyCurrentTime:     {now.UTC().Format(time.RFC3339)},
+		keyPrincipalAcct:   {c.AccountID},
+		keySecureTransport: {fmt.Sprint(c.SecureTransport)},
+	}
+	if c.SourceIP != "" {
+		m[keySourceIP] = []string{c.SourceIP}
+	}
+	if ca != nil {
+		for _, t := range ca.Tags {
+			m[prefixResourceTag+strings.ToLower(t.Key)] = []string{t.Value}
+		}
+	}
+	for k, v := range values {
+		m[k] = v
+	}
+	return m
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auth"
+	"github.com/openpca/openpca/authority"
+	"github.com/openpca/openpca/policy"
+)
+
+// readPolicyFile reads a policy document for a key, named name, or after
+// the file without its extension.
+func readPolicyFile(path, name string) (openpca.KeyPolicy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return openpca.KeyPolicy{}, err
+	}
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	kp := openpca.KeyPolicy{Name: name, Document: string(b)}
+	if _, err := policy.Parse(b, policy.Identity); err != nil {
+		return kp, fmt.Errorf("%s: %v", path, err)
+	}
+	return kp, nil
+}
+
+// checkKeyPolicies refuses two policies of one name, and a policy of a
+// key named as a managed policy.
+func checkKeyPolicies(policies []openpca.KeyPolicy) error {
+	seen := map[string]bool{}
+	for _, kp := range policies {
+		if seen[kp.Name] {
+			return fmt.Errorf("two policies are named %s", kp.Name)
+		}
+		seen[kp.Name] = true
+		if _, managed := policy.Managed(kp.Name); managed != kp.Managed {
+			return fmt.Errorf("%s is the name of a managed policy; name your own another way", kp.Name)
+		}
+	}
+	_, err := auth.ResolvePolicies(policies)
+	return err
+}
+
+// policyNames says what a key may do, for listings.
+func policyNames(policies []openpca.KeyPolicy) string {
+	if len(policies) == 0 {
+		return "full"
+	}
+	names := make([]string, len(policies))
+	for i, p := range policies {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ",")
+}
+
+const policyUsage = `usage:
+  openpca policy attach KEY-ID --file FILE [--name NAME]   attach an IAM policy document
+  openpca policy attach KEY-ID --managed NAME              attach a managed policy (` + "ReadOnly, FullAccess" + `)
+  openpca policy detach KEY-ID NAME [--leave-full-access]
+  openpca policy list KEY-ID
+  openpca policy simulate KEY-ID --action ACTION [--resource ARN] [--context KEY=VALUE]...`
+
+// policyCommand runs "openpca policy attach|detach|list|simulate".
+func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, policyUsage)
+		return flag.ErrHelp
+	}
+	var file, name, managed, action, resource string
+	var leaveFull bool
+	values := map[string][]string{}
+	a, fs, err := openAdmin(ctx, "policy "+args[0], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
+		switch args[0] {
+		case "attach":
+			fs.StringVar(&file, "file", "", "a JSON file holding the policy document")
+			fs.StringVar(&name, "name", "", "the policy's name (default: the file's, without its extension)")
+			fs.StringVar(&managed, "managed", "", "the managed policy to attach instead: "+strings.Join(policy.ManagedNames(), ", "))
+		case "detach":
+			fs.BoolVar(&leaveFull, "leave-full-access", false, "detach the key's last policy, which leaves it with full access to its account")
+		case "simulate":
+			fs.StringVar(&action, "action", "", "the action, such as IssueCertificate or acm-pca:IssueCertificate")
+			fs.StringVar(&resource, "resource", "*", "the ARN of the CA acted on (* for ListCertificateAuthorities)")
+			fs.Func("context", "a condition key's value, KEY=VALUE, such as acm-pca:TemplateArn=arn:aws:acm-pca:::template/EndEntityCertificate/V1 (repeatable)", func(kv string) error {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("%q is not KEY=VALUE", kv)
+				}
+				values[strings.ToLower(k)] = append(values[strings.ToLower(k)], v)
+				return nil
+			})
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if fs.NArg() < 1 {
+		return errors.New(policyUsage)
+	}
+	key, err := a.Store.FindAccessKey(ctx, fs.Arg(0))
+	if errors.Is(err, openpca.ErrNotFound) {
+		return fmt.Errorf("there is no access key %s", fs.Arg(0))
+	} else if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "attach":
+		var kp openpca.KeyPolicy
+		switch {
+		case managed != "" && file == "":
+			if _, ok := policy.Managed(managed); !ok {
+				return fmt.Errorf("there is no managed policy %s; there are %s", managed, strings.Join(policy.ManagedNames(), ", "))
+			}
+			kp = openpca.KeyPolicy{Name: managed, Managed: true}
+		case file != "" && managed == "":
+			if kp, err = readPolicyFile(file, name); err != nil {
+				return err
+			}
+		default:
+			return errors.New("give --file or --managed")
+		}
+		// Attaching under a name the key already has replaces that policy.
+		policies := slices.DeleteFunc(slices.Clone(key.Policies), func(p openpca.KeyPolicy) bool { return p.Name == kp.Name })
+		policies = append(policies, kp)
+		if err := checkKeyPolicies(policies); err != nil {
+			return err
+		}
+		if err := a.Store.SetKeyPolicies(ctx, key.ID, policies); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "attached %s to %s; its policies: %s\n", kp.Name, key.ID, policyNames(policies))
+		return nil
+	case "detach":
+		if fs.NArg() != 2 {
+			return errors.New("usage: openpca policy detach KEY-ID NAME")
+		}
+		policies := slices.DeleteFunc(slices.Clone(key.Policies), func(p openpca.KeyPolicy) bool { return p.Name == fs.Arg(1) })
+		if len(policies) == len(key.Policies) {
+			return fmt.Errorf("%s has no policy %s; it has %s", key.ID, fs.Arg(1), policyNames(key.Policies))
+		}
+		if len(policies) == 0 && !leaveFull {
+			return fmt.Errorf("%s is the last policy of %s: without a policy the key may do everything in its account. "+
+				"Attach another first, or pass --leave-full-access", fs.Arg(1), key.ID)
+		}
+		if err := a.Store.SetKeyPolicies(ctx, key.ID, policies); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "detached %s from %s; its policies: %s\n", fs.Arg(1), key.ID, policyNames(policies))
+		return nil
+	case "list":
+		if len(key.Policies) == 0 {
+			fmt.Fprintf(stdout, "%s has no policy: it may do everything in account %s\n", key.ID, key.AccountID)
+		}
+		for _, kp := range key.Policies {
+			doc, kind := kp.Document, "inline"
+			if kp.Managed {
+				doc, _ = policy.ManagedDocument(kp.Name)
+				kind = "managed"
+			}
+			fmt.Fprintf(stdout, "%s (%s)\n%s\n\n", kp.Name, kind, strings.TrimSpace(doc))
+		}
+		return nil
+	case "simulate":
+		return simulate(ctx, a.Store, key, action, resource, values, stdout)
+	}
+	return fmt.Errorf("unknown policy command %q", args[0])
+}
+
+// simulate answers whether key may perform action on resource with the
+// given condition values, and which statement decided, as the server
+// would decide it now.
+func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, action, resource string, values map[string][]string, stdout io.Writer) error {
+	if action == "" {
+		return errors.New("--action is required")
+	}
+	if !strings.Contains(action, ":") {
+		action = authority.ActionPrefix + action
+	}
+	policies, err := auth.ResolvePolicies(key.Policies)
+	if err != nil {
+		return err
+	}
+	c := openpca.Caller{AccountID: key.AccountID, Principal: key.ID, Policies: policies}
+	var ca *openpca.CA
+	if resource != "*" {
+		p, err := openpca.ParseCAARN(resource)
+		if err != nil {
+			return err
+		}
+		ca, err = store.FindCA(ctx, p.AccountID, p.CAID)
+		if errors.Is(err, openpca.ErrNotFound) {
+			return fmt.Errorf("there is no certificate authority %s", resource)
+		} else if err != nil {
+			return err
+		}
+	}
+	if !key.RevokedAt.IsZero() {
+		fmt.Fprintf(stdout, "note: %s was revoked at %s; the server refuses every request signed with it\n", key.ID, key.RevokedAt.Format(time.RFC3339))
+	}
+	v := authority.Decide(new(policy.Cache), c, action, ca, resource, authority.ConditionValues(c, ca, values, time.Now()))
+	decision := "denied"
+	if v.Allowed {
+		decision = "allowed"
+	} else if v.NotShared {
+		decision = "denied (the server answers ResourceNotFoundException)"
+	}
+	fmt.Fprintf(stdout, "%s: %s on %s by %s\n%s\n", decision, v.Action, v.Resource, key.ID, v.Reason)
+	return nil
+}
