@@ -56,15 +56,16 @@ func (s *Service) GetCertificateAuthorityCertificate(ctx context.Context, in *op
 // Importing again renews the certificate and keeps the status, so an
 // EXPIRED CA returns to the ACTIVE or DISABLED it had.
 func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in *openpca.ImportCertificateAuthorityCertificateRequest) error {
-	cert, err := parseOneCertificate(in.Certificate)
-	if err != nil {
-		return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate is malformed: %v.", err)
-	}
-	chain, err := parseChain(in.CertificateChain)
-	if err != nil {
-		return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate chain is malformed: %v.", err)
-	}
+	// Parsed before, refused only once the caller may import at all.
+	cert, certErr := parseOneCertificate(in.Certificate)
+	chain, chainErr := parseChain(in.CertificateChain)
 	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, nil, func(ca *openpca.CA) error {
+		if certErr != nil {
+			return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate is malformed: %v.", certErr)
+		}
+		if chainErr != nil {
+			return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate chain is malformed: %v.", chainErr)
+		}
 		now := s.now()
 		switch st := ca.StatusAt(now); st {
 		case openpca.CertificateAuthorityStatusPendingCertificate, openpca.CertificateAuthorityStatusActive,

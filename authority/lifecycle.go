@@ -17,22 +17,18 @@ const DefaultPermanentDeletionTimeInDays = 30
 // DISABLED, or its revocation configuration. The CA must be ACTIVE or
 // DISABLED (an EXPIRED CA needs a new certificate first).
 func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.UpdateCertificateAuthorityRequest) error {
-	switch in.Status {
-	case "", openpca.CertificateAuthorityStatusActive, openpca.CertificateAuthorityStatusDisabled:
-	default:
-		return openpca.Errorf(openpca.CodeInvalidArgs, "Status %s cannot be set: UpdateCertificateAuthority sets a certificate authority only to ACTIVE or DISABLED.", in.Status)
-	}
-	if err := checkRevocation(in.RevocationConfiguration); err != nil {
-		return err
-	}
-	c, err := caller(ctx)
-	if err != nil {
-		return err
-	}
-	if err := s.checkCRLBucket(ctx, c.AccountID, in.RevocationConfiguration); err != nil {
-		return err
-	}
 	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, nil, func(ca *openpca.CA) error {
+		switch in.Status {
+		case "", openpca.CertificateAuthorityStatusActive, openpca.CertificateAuthorityStatusDisabled:
+		default:
+			return openpca.Errorf(openpca.CodeInvalidArgs, "Status %s cannot be set: UpdateCertificateAuthority sets a certificate authority only to ACTIVE or DISABLED.", in.Status)
+		}
+		if err := checkRevocation(in.RevocationConfiguration); err != nil {
+			return err
+		}
+		if err := s.checkCRLBucket(ctx, ca.AccountID, in.RevocationConfiguration); err != nil {
+			return err
+		}
 		now := s.now().UTC()
 		if st := ca.StatusAt(now); st != openpca.CertificateAuthorityStatusActive && st != openpca.CertificateAuthorityStatusDisabled {
 			return invalidState("The certificate authority must be in the ACTIVE or DISABLED state to be updated; %s is %s.", ca.ARN, st)

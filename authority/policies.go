@@ -33,11 +33,11 @@ func Actions() []string {
 // CA (see shareable), on that CA. The accounts it names then reach the CA
 // as far as the policy and their own identity policies both allow.
 func (s *Service) PutPolicy(ctx context.Context, in *openpca.PutPolicyRequest) error {
-	p, err := policy.Parse([]byte(in.Policy), policy.Resource)
-	if err != nil {
-		return openpca.Errorf(openpca.CodeInvalidPolicy, "The policy is invalid: %v.", err)
-	}
 	ca, err := s.updateCA(ctx, in.ResourceArn, nil, func(ca *openpca.CA) error {
+		p, err := policy.Parse([]byte(in.Policy), policy.Resource)
+		if err != nil {
+			return openpca.Errorf(openpca.CodeInvalidPolicy, "The policy is invalid: %v.", err)
+		}
 		if err := checkPolicyState(ca, s.now()); err != nil {
 			return err
 		}

@@ -31,10 +31,10 @@ func checkTags(tags []openpca.Tag) error {
 // TagCertificateAuthority adds tags to a CA, replacing the value of a key
 // it already has.
 func (s *Service) TagCertificateAuthority(ctx context.Context, in *openpca.TagCertificateAuthorityRequest) error {
-	if err := checkTags(in.Tags); err != nil {
-		return err
-	}
 	_, err := s.updateCA(ctx, in.CertificateAuthorityArn, requestTags(in.Tags, true), func(ca *openpca.CA) error {
+		if err := checkTags(in.Tags); err != nil {
+			return err
+		}
 		if err := checkTaggable(ca); err != nil {
 			return err
 		}
@@ -60,10 +60,10 @@ func (s *Service) TagCertificateAuthority(ctx context.Context, in *openpca.TagCe
 // value is removed only if the CA's tag has that value; a tag given
 // without one is removed whatever its value.
 func (s *Service) UntagCertificateAuthority(ctx context.Context, in *openpca.UntagCertificateAuthorityRequest) error {
-	if err := checkTags(in.Tags); err != nil {
-		return err
-	}
 	_, err := s.updateCA(ctx, in.CertificateAuthorityArn, requestTags(in.Tags, false), func(ca *openpca.CA) error {
+		if err := checkTags(in.Tags); err != nil {
+			return err
+		}
 		if err := checkTaggable(ca); err != nil {
 			return err
 		}

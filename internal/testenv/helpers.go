@@ -298,12 +298,34 @@ func Sign(t testing.TB, r *http.Request, body []byte) {
 // header and the body.
 func Get(t testing.TB, url string, signed bool) (int, string, []byte) {
 	t.Helper()
+	var creds *aws.Credentials
+	if signed {
+		creds = &aws.Credentials{AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey}
+	}
+	return get(t, url, creds)
+}
+
+// GetAs is Get signed with the key a client signs with.
+func GetAs(t testing.TB, c *acmpca.Client, url string) (int, string, []byte) {
+	t.Helper()
+	creds, err := c.Options().Credentials.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return get(t, url, &creds)
+}
+
+func get(t testing.TB, url string, creds *aws.Credentials) (int, string, []byte) {
+	t.Helper()
 	r, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if signed {
-		Sign(t, r, nil)
+	if creds != nil {
+		sum := sha256.Sum256(nil)
+		if err := v4.NewSigner().SignHTTP(context.Background(), *creds, r, hex.EncodeToString(sum[:]), "acm-pca", "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	res, err := http.DefaultClient.Do(r)
 	if err != nil {

@@ -1,0 +1,356 @@
+package authority_test
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/authority"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// A request's outcome, as authorization decided it.
+const (
+	allowed = "allowed" // authorization let it through, whatever came of it after
+	denied  = "denied"  // AccessDeniedException
+	hidden  = "hidden"  // ResourceNotFoundException for the CA: not shared
+)
+
+// outcome classifies what a request got.
+func outcome(err error) string {
+	var apiErr smithy.APIError
+	if err == nil || !errors.As(err, &apiErr) {
+		return allowed
+	}
+	switch {
+	case apiErr.ErrorCode() == "AccessDeniedException":
+		return denied
+	case apiErr.ErrorCode() == "ResourceNotFoundException" && strings.Contains(apiErr.ErrorMessage(), "Could not find Certificate Authority"):
+		return hidden
+	}
+	return allowed
+}
+
+// authzFixture is account A's CAs and a certificate, and the inputs every
+// operation needs.
+type authzFixture struct {
+	env                   *testenv.Env
+	ca, otherCA, sharedCA string            // A's CAs: sharedCA's policy names B
+	serials               map[string]string // of a certificate each CA issued
+	csr                   []byte
+	bucket                string
+}
+
+const (
+	accountB  = "222233334444"
+	accountC  = "333344445555"
+	endEntity = "arn:aws:acm-pca:::template/EndEntityCertificate/V1"
+	subCA     = "arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1"
+)
+
+func sharePolicyFor(caARN, account string) string {
+	return `{"Version":"2012-10-17","Statement":[
+		{"Sid":"Read","Effect":"Allow","Principal":{"AWS":"` + account + `"},"Resource":"` + caARN + `",
+		 "Action":["acm-pca:DescribeCertificateAuthority","acm-pca:GetCertificate","acm-pca:GetCertificateAuthorityCertificate","acm-pca:ListPermissions","acm-pca:ListTags"]},
+		{"Sid":"Issue","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + account + `:root"},"Resource":"` + caARN + `","Action":"acm-pca:IssueCertificate",
+		 "Condition":{"StringEquals":{"acm-pca:TemplateArn":"` + endEntity + `"}}}]}`
+}
+
+// operations calls each operation of the API on a CA, with inputs it
+// accepts when authorization lets it through; template is the template
+// IssueCertificate names ("" for the default).
+func (f *authzFixture) operations(template string) map[string]func(c *acmpca.Client, ca string) error {
+	cert := func(ca string) string { return ca + "/certificate/" + f.serials[ca] }
+	return map[string]func(c *acmpca.Client, ca string) error{
+		"CreateCertificateAuthority": func(c *acmpca.Client, _ string) error {
+			_, err := c.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{CertificateAuthorityType: types.CertificateAuthorityTypeRoot,
+				CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Made")})
+			return err
+		},
+		"CreateCertificateAuthorityAuditReport": func(c *acmpca.Client, ca string) error {
+			_, err := c.CreateCertificateAuthorityAuditReport(ctx, &acmpca.CreateCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &ca,
+				S3BucketName: &f.bucket, AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+			return err
+		},
+		"CreatePermission": func(c *acmpca.Client, ca string) error {
+			_, err := c.CreatePermission(ctx, &acmpca.CreatePermissionInput{CertificateAuthorityArn: &ca, Principal: aws.String("acm.amazonaws.com"),
+				Actions: []types.ActionType{types.ActionTypeIssueCertificate}})
+			return err
+		},
+		"DeleteCertificateAuthority": func(c *acmpca.Client, ca string) error { // refused: the CA is ACTIVE
+			_, err := c.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &ca})
+			return err
+		},
+		"DeletePermission": func(c *acmpca.Client, ca string) error {
+			_, err := c.DeletePermission(ctx, &acmpca.DeletePermissionInput{CertificateAuthorityArn: &ca, Principal: aws.String("acm.amazonaws.com")})
+			return err
+		},
+		"DeletePolicy": func(c *acmpca.Client, ca string) error {
+			_, err := c.DeletePolicy(ctx, &acmpca.DeletePolicyInput{ResourceArn: &ca})
+			return err
+		},
+		"DescribeCertificateAuthority": func(c *acmpca.Client, ca string) error {
+			_, err := c.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &ca})
+			return err
+		},
+		"DescribeCertificateAuthorityAuditReport": func(c *acmpca.Client, ca string) error {
+			_, err := c.DescribeCertificateAuthorityAuditReport(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &ca,
+				AuditReportId: aws.String("11111111-2222-3333-4444-555555555555")})
+			return err
+		},
+		"GetCertificate": func(c *acmpca.Client, ca string) error {
+			_, err := c.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &ca, CertificateArn: aws.String(cert(ca))})
+			return err
+		},
+		"GetCertificateAuthorityCertificate": func(c *acmpca.Client, ca string) error {
+			_, err := c.GetCertificateAuthorityCertificate(ctx, &acmpca.GetCertificateAuthorityCertificateInput{CertificateAuthorityArn: &ca})
+			return err
+		},
+		"GetCertificateAuthorityCsr": func(c *acmpca.Client, ca string) error {
+			_, err := c.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &ca})
+			return err
+		},
+		"GetPolicy": func(c *acmpca.Client, ca string) error {
+			_, err := c.GetPolicy(ctx, &acmpca.GetPolicyInput{ResourceArn: &ca})
+			return err
+		},
+		"ImportCertificateAuthorityCertificate": func(c *acmpca.Client, ca string) error { // refused: not a certificate
+			_, err := c.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{CertificateAuthorityArn: &ca, Certificate: []byte("x")})
+			return err
+		},
+		"IssueCertificate": func(c *acmpca.Client, ca string) error {
+			in := &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: f.csr, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
+				Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}}
+			if template != "" {
+				in.TemplateArn = aws.String(template)
+			}
+			_, err := c.IssueCertificate(ctx, in)
+			return err
+		},
+		"ListCertificateAuthorities": func(c *acmpca.Client, _ string) error {
+			_, err := c.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
+			return err
+		},
+		"ListPermissions": func(c *acmpca.Client, ca string) error {
+			_, err := c.ListPermissions(ctx, &acmpca.ListPermissionsInput{CertificateAuthorityArn: &ca})
+			return err
+		},
+		"ListTags": func(c *acmpca.Client, ca string) error {
+			_, err := c.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: &ca})
+			return err
+		},
+		"PutPolicy": func(c *acmpca.Client, ca string) error { // shares with C, whom no case calls as
+			_, err := c.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: aws.String(sharePolicyFor(ca, accountC))})
+			return err
+		},
+		"RestoreCertificateAuthority": func(c *acmpca.Client, ca string) error { // refused: not DELETED
+			_, err := c.RestoreCertificateAuthority(ctx, &acmpca.RestoreCertificateAuthorityInput{CertificateAuthorityArn: &ca})
+			return err
+		},
+		"RevokeCertificate": func(c *acmpca.Client, ca string) error {
+			_, err := c.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &ca, CertificateSerial: aws.String(f.serials[ca]),
+				RevocationReason: types.RevocationReasonSuperseded})
+			return err
+		},
+		"TagCertificateAuthority": func(c *acmpca.Client, ca string) error {
+			_, err := c.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &ca,
+				Tags: []types.Tag{{Key: aws.String("touched"), Value: aws.String("yes")}}})
+			return err
+		},
+		"UntagCertificateAuthority": func(c *acmpca.Client, ca string) error {
+			_, err := c.UntagCertificateAuthority(ctx, &acmpca.UntagCertificateAuthorityInput{CertificateAuthorityArn: &ca,
+				Tags: []types.Tag{{Key: aws.String("touched")}}})
+			return err
+		},
+		"UpdateCertificateAuthority": func(c *acmpca.Client, ca string) error { // ACTIVE again: changes nothing
+			_, err := c.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca, Status: types.CertificateAuthorityStatusActive})
+			return err
+		},
+	}
+}
+
+func newAuthzFixture(t *testing.T) *authzFixture {
+	env := testenv.Start(t, func(c *app.Config) { c.MaxCAsPerAccount = 1000 })
+	f := &authzFixture{env: env, bucket: "authz-reports"}
+	makeLocalBucket(t, env, f.bucket)
+	f.ca, _ = env.NewActiveRoot(t, "A's root")
+	f.otherCA, _ = env.NewActiveRoot(t, "A's other root")
+	f.sharedCA, _ = env.NewActiveRoot(t, "A's shared root")
+	for _, ca := range []string{f.ca, f.sharedCA} {
+		if _, err := env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: aws.String(ca),
+			Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("pki")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.csr = testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}}).CSRPEM
+	f.serials = map[string]string{}
+	for _, ca := range []string{f.ca, f.otherCA, f.sharedCA} {
+		arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: f.csr})
+		f.serials[ca] = arn[strings.LastIndex(arn, "/")+1:]
+	}
+	if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &f.sharedCA, Policy: aws.String(sharePolicyFor(f.sharedCA, accountB))}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// state is what a denied request must not change of a CA.
+func (f *authzFixture) state(t *testing.T, ca string) string {
+	t.Helper()
+	d, err := f.env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags, err := f.env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: &ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := f.env.Client.GetPolicy(ctx, &acmpca.GetPolicyInput{ResourceArn: &ca})
+	perms, _ := f.env.Client.ListPermissions(ctx, &acmpca.ListPermissionsInput{CertificateAuthorityArn: &ca})
+	s := fmt.Sprint(d.CertificateAuthority.Status, *d.CertificateAuthority.LastStateChangeAt, len(tags.Tags), len(perms.Permissions))
+	if p != nil {
+		s += *p.Policy
+	}
+	return s
+}
+
+func policyKey(name, doc string) openpca.KeyPolicy {
+	return openpca.KeyPolicy{Name: name, Document: doc}
+}
+
+func allowDoc(actions, resource string) string {
+	return `{"Version":"2012-10-17","Statement":[{"Sid":"Allow","Effect":"Allow","Action":` + actions + `,"Resource":"` + resource + `"}]}`
+}
+
+// authzCase is a key, a CA it acts on, and what it may do there.
+type authzCase struct {
+	name     string
+	account  string // the key's; "" for the CA's own
+	policies []openpca.KeyPolicy
+	ca       string
+	template string // that IssueCertificate names
+	want     func(op string) string
+}
+
+// TestAuthorizationMatrix calls every operation of the API with keys of
+// different policies, of the CA's account and of another, and checks that
+// each is let through, denied, or does not find the CA, as IAM's rules and
+// the CA's policy say; a request refused changes nothing.
+func TestAuthorizationMatrix(t *testing.T) {
+	f := newAuthzFixture(t)
+	env := f.env
+	env.NewAccount(t, accountB)
+	noCA := func(op string) bool { return op == "CreateCertificateAuthority" || op == "ListCertificateAuthorities" }
+	always := func(o string) func(string) string { return func(string) string { return o } }
+	shared := []string{"DescribeCertificateAuthority", "GetCertificate", "GetCertificateAuthorityCertificate", "ListPermissions", "ListTags", "IssueCertificate"}
+	allowAll := policyKey("all", allowDoc(`"acm-pca:*"`, "*"))
+	cases := []authzCase{
+		{name: "no policy", ca: f.ca, want: always(allowed)},
+		{name: "managed FullAccess", policies: []openpca.KeyPolicy{{Name: "FullAccess", Managed: true}}, ca: f.ca, want: always(allowed)},
+		{name: "managed ReadOnly", policies: []openpca.KeyPolicy{{Name: "ReadOnly", Managed: true}}, ca: f.ca, want: func(op string) string {
+			if strings.HasPrefix(op, "Describe") || strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "List") {
+				return allowed
+			}
+			return denied
+		}},
+		{name: "resource wildcard", policies: []openpca.KeyPolicy{policyKey("ca", allowDoc(`"acm-pca:*"`, "arn:aws:acm-pca:*:111122223333:certificate-authority/*"))}, ca: f.ca,
+			want: func(op string) string {
+				if op == "ListCertificateAuthorities" { // its resource is *, which the pattern does not match
+					return denied
+				}
+				return allowed
+			}},
+		{name: "another CA only", policies: []openpca.KeyPolicy{policyKey("other", allowDoc(`"acm-pca:*"`, f.otherCA))}, ca: f.ca, want: always(denied)},
+		{name: "explicit deny beats allow", policies: []openpca.KeyPolicy{allowAll, policyKey("no-writes", `{"Statement":{"Effect":"Deny","NotAction":["acm-pca:Describe*","acm-pca:Get*","acm-pca:List*"],"Resource":"*"}}`)},
+			ca: f.ca, want: func(op string) string {
+				if strings.HasPrefix(op, "Describe") || strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "List") {
+					return allowed
+				}
+				return denied
+			}},
+		{name: "template condition met", policies: []openpca.KeyPolicy{policyKey("issue", `{"Statement":{"Effect":"Allow","Action":"acm-pca:IssueCertificate","Resource":"`+f.ca+`",
+			"Condition":{"StringEquals":{"acm-pca:TemplateArn":"`+endEntity+`"}}}}`)}, ca: f.ca, template: endEntity,
+			want: func(op string) string { return map[bool]string{true: allowed, false: denied}[op == "IssueCertificate"] }},
+		{name: "template condition met by the default", policies: []openpca.KeyPolicy{policyKey("issue", `{"Statement":{"Effect":"Allow","Action":"acm-pca:IssueCertificate","Resource":"`+f.ca+`",
+			"Condition":{"StringEquals":{"acm-pca:TemplateArn":"`+endEntity+`"}}}}`)}, ca: f.ca,
+			want: func(op string) string { return map[bool]string{true: allowed, false: denied}[op == "IssueCertificate"] }},
+		{name: "template condition not met", policies: []openpca.KeyPolicy{policyKey("issue", `{"Statement":{"Effect":"Allow","Action":"acm-pca:IssueCertificate","Resource":"`+f.ca+`",
+			"Condition":{"StringEquals":{"acm-pca:TemplateArn":"`+endEntity+`"}}}}`)}, ca: f.ca, template: subCA, want: always(denied)},
+		{name: "tag condition on the CA", policies: []openpca.KeyPolicy{policyKey("team", `{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*",
+			"Condition":{"StringEquals":{"aws:ResourceTag/team":"pki"}}}}`)}, ca: f.ca,
+			want: func(op string) string { return map[bool]string{true: denied, false: allowed}[noCA(op)] }},
+		{name: "another account, not shared", account: accountB, ca: f.ca,
+			want: func(op string) string { return map[bool]string{true: allowed, false: hidden}[noCA(op)] }},
+		{name: "another account, shared", account: accountB, ca: f.sharedCA, want: func(op string) string {
+			if noCA(op) || slices.Contains(shared, op) {
+				return allowed
+			}
+			return denied
+		}},
+		{name: "another account, shared, template not granted", account: accountB, ca: f.sharedCA, template: subCA, want: func(op string) string {
+			if noCA(op) || slices.Contains(shared, op) && op != "IssueCertificate" {
+				return allowed
+			}
+			return denied
+		}},
+		{name: "another account, shared, its own policy denies", account: accountB, ca: f.sharedCA,
+			policies: []openpca.KeyPolicy{allowAll, policyKey("no-issue", `{"Statement":{"Effect":"Deny","Action":"acm-pca:IssueCertificate","Resource":"*"}}`)},
+			want: func(op string) string {
+				if noCA(op) || slices.Contains(shared, op) && op != "IssueCertificate" {
+					return allowed
+				}
+				return denied
+			}},
+	}
+	// Each operation allowed alone, and denied alone.
+	for op := range f.operations("") {
+		resource := f.ca
+		if noCA(op) {
+			resource = "*"
+		}
+		cases = append(cases,
+			authzCase{name: "only " + op, policies: []openpca.KeyPolicy{policyKey("only", allowDoc(`"acm-pca:`+op+`"`, resource))}, ca: f.ca,
+				want: func(o string) string { return map[bool]string{true: allowed, false: denied}[o == op] }},
+			authzCase{name: "all but " + op, policies: []openpca.KeyPolicy{allowAll, policyKey("not", `{"Statement":{"Effect":"Deny","Action":"acm-pca:`+op+`","Resource":"*"}}`)}, ca: f.ca,
+				want: func(o string) string { return map[bool]string{true: denied, false: allowed}[o == op] }})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			account := tc.account
+			if account == "" {
+				account = app.DefaultAccountID
+			}
+			client, _ := env.NewKey(t, account, tc.policies...)
+			ops := f.operations(tc.template)
+			names := slices.Sorted(maps.Keys(ops))
+			for _, op := range names {
+				want := tc.want(op)
+				before := f.state(t, tc.ca)
+				err := ops[op](client, tc.ca)
+				if got := outcome(err); got != want {
+					t.Errorf("%s: %s (%v), want %s", op, got, err, want)
+				}
+				if want != allowed {
+					if after := f.state(t, tc.ca); after != before {
+						t.Errorf("%s was refused but changed the CA:\n%s\n%s", op, before, after)
+					}
+				}
+			}
+		})
+	}
+	if len(authority.Actions()) != len(f.operations(""))+3 {
+		t.Errorf("the matrix calls %d operations; policies know %d actions, 3 of them the audit log's", len(f.operations("")), len(authority.Actions()))
+	}
+}

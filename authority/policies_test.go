@@ -1,0 +1,212 @@
+package authority_test
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/server"
+)
+
+// TestPolicyRoundTrip: a CA's policy reads back as it was put; one without
+// is ResourceNotFoundException; deleting it twice is fine; a policy that
+// does not parse, or grants what a CA may not, is InvalidPolicyException
+// and changes nothing.
+func TestPolicyRoundTrip(t *testing.T) {
+	env := testenv.Start(t)
+	ca, _ := env.NewActiveRoot(t, "Shared")
+	get := func() (string, error) {
+		out, err := env.Client.GetPolicy(ctx, &acmpca.GetPolicyInput{ResourceArn: &ca})
+		if err != nil {
+			return "", err
+		}
+		return *out.Policy, nil
+	}
+	if _, err := get(); err == nil {
+		t.Fatal("a CA without a policy has one")
+	} else {
+		testenv.WantError(t, err, "ResourceNotFoundException")
+	}
+	doc := sharePolicyFor(ca, accountB)
+	if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: &doc}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := get(); err != nil || got != doc {
+		t.Errorf("GetPolicy = %q, %v", got, err)
+	}
+	stmt := func(body string) string { return `{"Version":"2012-10-17","Statement":[` + body + `]}` }
+	principal := `"Principal":{"AWS":"` + accountB + `"},`
+	for name, bad := range map[string]string{
+		"not JSON":           "{",
+		"deny":               stmt(`{"Effect":"Deny",` + principal + `"Action":"acm-pca:GetCertificate","Resource":"` + ca + `"}`),
+		"any principal":      stmt(`{"Effect":"Allow","Principal":"*","Action":"acm-pca:GetCertificate","Resource":"` + ca + `"}`),
+		"a service":          stmt(`{"Effect":"Allow","Principal":{"Service":"acm.amazonaws.com"},"Action":"acm-pca:GetCertificate","Resource":"` + ca + `"}`),
+		"no principal":       stmt(`{"Effect":"Allow","Action":"acm-pca:GetCertificate","Resource":"` + ca + `"}`),
+		"every action":       stmt(`{"Effect":"Allow",` + principal + `"Action":"acm-pca:*","Resource":"` + ca + `"}`),
+		"Get* is too much":   stmt(`{"Effect":"Allow",` + principal + `"Action":"acm-pca:Get*","Resource":"` + ca + `"}`),
+		"deletion":           stmt(`{"Effect":"Allow",` + principal + `"Action":"acm-pca:DeleteCertificateAuthority","Resource":"` + ca + `"}`),
+		"NotAction":          stmt(`{"Effect":"Allow",` + principal + `"NotAction":"acm-pca:DeleteCertificateAuthority","Resource":"` + ca + `"}`),
+		"another resource":   stmt(`{"Effect":"Allow",` + principal + `"Action":"acm-pca:GetCertificate","Resource":"*"}`),
+		"an unknown action":  stmt(`{"Effect":"Allow",` + principal + `"Action":"acm-pca:Frobnicate","Resource":"` + ca + `"}`),
+		"a partial account":  stmt(`{"Effect":"Allow","Principal":{"AWS":"2222"},"Action":"acm-pca:GetCertificate","Resource":"` + ca + `"}`),
+		"unknown conditions": stmt(`{"Effect":"Allow",` + principal + `"Action":"acm-pca:GetCertificate","Resource":"` + ca + `","Condition":{"Sometimes":{"a":"b"}}}`),
+	} {
+		_, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: aws.String(bad)})
+		if code, _ := testenv.ErrorCode(err); code != "InvalidPolicyException" {
+			t.Errorf("%s: %v, want InvalidPolicyException", name, err)
+		}
+	}
+	if got, _ := get(); got != doc {
+		t.Errorf("after the refused policies, the CA has %q", got)
+	}
+	for range 2 {
+		if _, err := env.Client.DeletePolicy(ctx, &acmpca.DeletePolicyInput{ResourceArn: &ca}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := get(); err == nil {
+		t.Error("the deleted policy is still there")
+	}
+}
+
+// TestSharing: account B lists the CAs shared with it, page by page, uses
+// them as far as their policy allows, and loses them when the policy goes.
+func TestSharing(t *testing.T) {
+	env := testenv.Start(t)
+	b, _ := env.NewAccount(t, accountB)
+	var shared []string
+	for i := range 3 {
+		ca, _ := env.NewActiveRoot(t, "Shared "+string(rune('A'+i)))
+		doc := sharePolicyFor(ca, accountB)
+		if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: &doc}); err != nil {
+			t.Fatal(err)
+		}
+		shared = append(shared, ca)
+	}
+	env.NewActiveRoot(t, "Not shared")
+	var listed []string
+	p := acmpca.NewListCertificateAuthoritiesPaginator(b, &acmpca.ListCertificateAuthoritiesInput{ResourceOwner: types.ResourceOwnerOtherAccounts, MaxResults: aws.Int32(2)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ca := range page.CertificateAuthorities {
+			listed = append(listed, *ca.Arn)
+			if *ca.OwnerAccount != app.DefaultAccountID {
+				t.Errorf("owner %s", *ca.OwnerAccount)
+			}
+		}
+	}
+	if strings.Join(listed, " ") != strings.Join(shared, " ") {
+		t.Errorf("B lists %v, want %v", listed, shared)
+	}
+	own, err := b.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
+	if err != nil || len(own.CertificateAuthorities) != 0 {
+		t.Errorf("B's own CAs: %v, %v", own, err)
+	}
+	// B issues from a shared CA with the end-entity template, and fetches
+	// the certificate; the issuance is recorded as B's.
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "b.example"}}).CSRPEM
+	bEnv := &testenv.Env{Client: b}
+	cert := bEnv.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &shared[0], Csr: leaf})
+	bEnv.Certificate(t, shared[0], cert)
+	if _, err := env.Client.DeletePolicy(ctx, &acmpca.DeletePolicyInput{ResourceArn: &shared[0]}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &shared[0]})
+	testenv.WantError(t, err, "ResourceNotFoundException")
+	if out, _ := b.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{ResourceOwner: types.ResourceOwnerOtherAccounts}); len(out.CertificateAuthorities) != 2 {
+		t.Errorf("after one policy was deleted, B lists %d shared CAs", len(out.CertificateAuthorities))
+	}
+}
+
+// TestPermissions: permissions for ACM round-trip as AWS shapes them, with
+// AWS's errors, and page with the SDK's paginator.
+func TestPermissions(t *testing.T) {
+	env := testenv.Start(t)
+	ca, _ := env.NewActiveRoot(t, "Permissions")
+	create := func(principal, source string) error {
+		in := &acmpca.CreatePermissionInput{CertificateAuthorityArn: &ca, Principal: &principal,
+			Actions: []types.ActionType{types.ActionTypeIssueCertificate, types.ActionTypeGetCertificate, types.ActionTypeListPermissions}}
+		if source != "" {
+			in.SourceAccount = &source
+		}
+		_, err := env.Client.CreatePermission(ctx, in)
+		return err
+	}
+	if err := create("acm.amazonaws.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WantError(t, create("acm.amazonaws.com", app.DefaultAccountID), "PermissionAlreadyExistsException")
+	testenv.WantError(t, create("s3.amazonaws.com", ""), "ValidationException")
+	testenv.WantError(t, create("acm.amazonaws.com", accountB), "ValidationException")
+	var perms []types.Permission
+	p := acmpca.NewListPermissionsPaginator(env.Client, &acmpca.ListPermissionsInput{CertificateAuthorityArn: &ca, MaxResults: aws.Int32(1)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		perms = append(perms, page.Permissions...)
+	}
+	if len(perms) != 1 {
+		t.Fatalf("%d permissions", len(perms))
+	}
+	got := perms[0]
+	if *got.CertificateAuthorityArn != ca || *got.Principal != "acm.amazonaws.com" || *got.SourceAccount != app.DefaultAccountID ||
+		len(got.Actions) != 3 || got.CreatedAt == nil || !strings.Contains(aws.ToString(got.Policy), `"Service":"acm.amazonaws.com"`) {
+		t.Errorf("permission %+v", got)
+	}
+	if _, err := env.Client.DeletePermission(ctx, &acmpca.DeletePermissionInput{CertificateAuthorityArn: &ca, Principal: aws.String("acm.amazonaws.com")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := env.Client.DeletePermission(ctx, &acmpca.DeletePermissionInput{CertificateAuthorityArn: &ca, Principal: aws.String("acm.amazonaws.com")})
+	testenv.WantError(t, err, "ResourceNotFoundException")
+}
+
+// TestAuditLogAuthorization: the audit log's endpoints answer only those
+// the CA's account and its policy let through: a key whose policy lacks
+// the action is denied, another account the CA was not shared with does
+// not find it, and one it was shared with (with the audit log's actions)
+// reads it.
+func TestAuditLogAuthorization(t *testing.T) {
+	env := testenv.Start(t)
+	b, _ := env.NewAccount(t, accountB)
+	ca, _ := env.NewActiveRoot(t, "Audited")
+	checkpoint := env.URL + server.PathCheckpoint + "?certificateAuthorityArn=" + url.QueryEscape(ca)
+	noAudit, _ := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "describe", Document: allowDoc(`"acm-pca:Describe*"`, "*")})
+	readOnly, _ := env.NewReadOnlyKey(t, app.DefaultAccountID)
+	for _, tt := range []struct {
+		name   string
+		client *acmpca.Client
+		status int
+		code   string
+	}{
+		{"the owner", env.Client, 200, ""},
+		{"a read-only key", readOnly, 200, ""},
+		{"a key without the action", noAudit, 400, "AccessDeniedException"},
+		{"another account", b, 400, "ResourceNotFoundException"},
+	} {
+		if status, code, body := testenv.GetAs(t, tt.client, checkpoint); status != tt.status || code != tt.code {
+			t.Errorf("%s: %d %s %s", tt.name, status, code, body)
+		}
+	}
+	doc := `{"Version":"2012-10-17","Statement":[{"Sid":"Auditor","Effect":"Allow","Principal":{"AWS":"` + accountB + `"},"Resource":"` + ca + `",
+		"Action":["acm-pca:GetAuditLog*","acm-pca:DescribeCertificateAuthority"]}]}`
+	if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: &doc}); err != nil {
+		t.Fatal(err)
+	}
+	if status, code, body := testenv.GetAs(t, b, checkpoint); status != 200 {
+		t.Errorf("another account the audit log was shared with: %d %s %s", status, code, body)
+	}
+}
