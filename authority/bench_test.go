@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/seal"
@@ -35,21 +36,31 @@ import (
 // synchronous=FULL, or PostgreSQL with fsync) before IssueCertificate
 // returns. It reports certificates per second and the p50 and p99 latency
 // of the pair, on each store, and the ceiling of x509.CreateCertificate.
+// On SQLite it runs twice: with a key without a policy, and with a key
+// whose three-statement policy the server evaluates at each request.
 func BenchmarkIssueAndGet(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400)) // as openpca serve runs
 	b.Run("store=postgres", func(b *testing.B) {
 		dsn := testenv.NewPostgresDB(b)
-		benchmarkIssueAndGet(b, testenv.Start(b, func(c *app.Config) { c.Database = dsn }))
+		env := testenv.Start(b, func(c *app.Config) { c.Database = dsn })
+		rootARN, _ := env.NewActiveRoot(b, "Bench Root")
+		benchmarkIssueAndGet(b, env, env.Client, rootARN)
 	})
 	b.Run("store=sqlite", func(b *testing.B) {
 		env := testenv.Start(b)
-		rootARN := benchmarkIssueAndGet(b, env)
+		rootARN, _ := env.NewActiveRoot(b, "Bench Root")
+		b.Run("key=full", func(b *testing.B) { benchmarkIssueAndGet(b, env, env.Client, rootARN) })
+		client, _ := env.NewKey(b, app.DefaultAccountID, openpca.KeyPolicy{Name: "issuer", Document: `{"Version":"2012-10-17","Statement":[
+			{"Sid":"Issue","Effect":"Allow","Action":"acm-pca:IssueCertificate","Resource":"` + rootARN + `",
+			 "Condition":{"StringEquals":{"acm-pca:TemplateArn":"arn:aws:acm-pca:::template/EndEntityCertificate/V1"}}},
+			{"Sid":"Fetch","Effect":"Allow","Action":"acm-pca:GetCertificate","Resource":"` + rootARN + `"},
+			{"Sid":"NoDeletes","Effect":"Deny","Action":"acm-pca:Delete*","Resource":"*"}]}`})
+		b.Run("key=policy", func(b *testing.B) { benchmarkIssueAndGet(b, env, client, rootARN) })
 		benchmarkCeiling(b, env, rootARN)
 	})
 }
 
-func benchmarkIssueAndGet(b *testing.B, env *testenv.Env) string {
-	rootARN, _ := env.NewActiveRoot(b, "Bench Root")
+func benchmarkIssueAndGet(b *testing.B, env *testenv.Env, client *acmpca.Client, rootARN string) {
 	csr := testenv.NewLeaf(b, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "bench.example"}, DNSNames: []string{"bench.example"}}).CSRPEM
 	for _, conc := range []int{1, 4, 16, 64} {
 		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
@@ -67,7 +78,7 @@ func benchmarkIssueAndGet(b *testing.B, env *testenv.Env) string {
 							return
 						}
 						t0 := time.Now()
-						out, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{
+						out, err := client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{
 							CertificateAuthorityArn: &rootARN, Csr: csr, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
 							Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(7)},
 						})
@@ -75,7 +86,7 @@ func benchmarkIssueAndGet(b *testing.B, env *testenv.Env) string {
 							b.Error(err)
 							return
 						}
-						if _, err := env.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &rootARN, CertificateArn: out.CertificateArn}); err != nil {
+						if _, err := client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &rootARN, CertificateArn: out.CertificateArn}); err != nil {
 							b.Error(err)
 							return
 						}
@@ -96,8 +107,6 @@ func benchmarkIssueAndGet(b *testing.B, env *testenv.Env) string {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
-
-	return rootARN
 }
 
 // benchmarkCeiling measures x509.CreateCertificate alone, with the same CA

@@ -69,7 +69,7 @@ class AuthTests(unittest.TestCase):
 
                 keys = self.server.openpca("keys", "list", "--account", account)
                 self.assertRegex(keys, key + r"\s+" + account + r"\s+\S+\s+full\s+active")
-                self.assertRegex(keys, ro_key + r"\s+" + account + r"\s+\S+\s+read-only\s+active")
+                self.assertRegex(keys, ro_key + r"\s+" + account + r"\s+\S+\s+ReadOnly\s+active")
                 self.server.openpca("keys", "revoke", key)
                 p = other.run("list-certificate-authorities", check=False)
                 self.assertIn("(UnrecognizedClientException)", p.stderr)

@@ -21,6 +21,7 @@ type Condition struct {
 	Key    string
 	Values []string
 
+	lowerKey string
 	match    matcher
 	negated  bool // the operator is a Not... one
 	set      setQualifier
@@ -107,7 +108,7 @@ func parseConditions(v json.RawMessage) ([]*Condition, error) {
 }
 
 func parseCondition(op, key string, raw json.RawMessage) (*Condition, error) {
-	c := &Condition{Operator: op, Key: key}
+	c := &Condition{Operator: op, Key: key, lowerKey: strings.ToLower(key)}
 	if key == "" {
 		return nil, fmt.Errorf("the condition key is empty")
 	}

@@ -88,7 +88,7 @@ func (s *Statement) applies(r *Request) bool {
 		return false
 	}
 	for _, c := range s.Conditions {
-		values, present := r.Context[strings.ToLower(c.Key)]
+		values, present := r.Context[c.lowerKey]
 		if !c.holds(values, present) {
 			return false
 		}
@@ -134,20 +134,29 @@ func MatchFold(pattern, s string) bool { return match(pattern, s, true) }
 // match is the classic glob matcher with one backtracking point: each *
 // retries only from the latest one, so that it runs in time proportional
 // to len(pattern)*len(s) at worst, whatever the pattern. It compares
-// characters, not bytes.
+// characters, not bytes; ASCII, by far the usual case, takes a path that
+// allocates nothing.
 func match(pattern, s string, fold bool) bool {
+	if isASCII(pattern) && isASCII(s) {
+		return glob(len(pattern), len(s), func(p int) byte { return pattern[p] }, func(i int) byte { return s[i] },
+			func(a, b byte) bool { return a == b || fold && lowerASCII(a) == lowerASCII(b) })
+	}
 	if fold {
 		pattern, s = strings.ToLower(pattern), strings.ToLower(s)
 	}
 	pr, sr := []rune(pattern), []rune(s)
+	return glob(len(pr), len(sr), func(p int) rune { return pr[p] }, func(i int) rune { return sr[i] }, func(a, b rune) bool { return a == b })
+}
+
+func glob[C byte | rune](np, ns int, pat, str func(int) C, eq func(C, C) bool) bool {
 	p, i := 0, 0
 	star, mark := -1, 0
-	for i < len(sr) {
+	for i < ns {
 		switch {
-		case p < len(pr) && pr[p] == '*':
+		case p < np && pat(p) == '*':
 			star, mark = p, i
 			p++
-		case p < len(pr) && (pr[p] == '?' || pr[p] == sr[i]):
+		case p < np && (pat(p) == '?' || eq(pat(p), str(i))):
 			p++
 			i++
 		case star >= 0:
@@ -158,10 +167,26 @@ func match(pattern, s string, fold bool) bool {
 			return false
 		}
 	}
-	for p < len(pr) && pr[p] == '*' {
+	for p < np && pat(p) == '*' {
 		p++
 	}
-	return p == len(pr)
+	return p == np
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // MatchARN matches an ARN against a pattern as IAM does: each of the six

@@ -214,3 +214,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkEvaluate decides an IssueCertificate with a three-statement
+// policy, as the server does at each request of a key that has one.
+func BenchmarkEvaluate(b *testing.B) {
+	p, err := Parse([]byte(`{"Version":"2012-10-17","Statement":[
+		{"Sid":"Issue","Effect":"Allow","Action":"acm-pca:IssueCertificate","Resource":"`+ca+`",
+		 "Condition":{"StringEquals":{"acm-pca:TemplateArn":"arn:aws:acm-pca:::template/EndEntityCertificate/V1"}}},
+		{"Sid":"Fetch","Effect":"Allow","Action":"acm-pca:GetCertificate","Resource":"`+ca+`"},
+		{"Sid":"NoDeletes","Effect":"Deny","Action":"acm-pca:Delete*","Resource":"*"}]}`), Identity)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &Request{Action: "acm-pca:IssueCertificate", Resource: ca, Account: "111122223333", Context: map[string][]string{
+		"acm-pca:templatearn": {"arn:aws:acm-pca:::template/EndEntityCertificate/V1"}, "aws:sourceip": {"127.0.0.1"},
+		"aws:currenttime": {"2026-11-30T12:00:00Z"}, "aws:securetransport": {"false"}, "aws:principalaccount": {"111122223333"}}}
+	named := []Named{{Name: "issuer", Policy: p}}
+	for b.Loop() {
+		if d := Evaluate(named, r); !d.Allowed {
+			b.Fatal(d)
+		}
+	}
+}
