@@ -3,8 +3,10 @@ package authority_test
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -353,4 +355,25 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if len(authority.Actions()) != len(f.operations(""))+3 {
 		t.Errorf("the matrix calls %d operations; policies know %d actions, 3 of them the audit log's", len(f.operations("")), len(authority.Actions()))
 	}
+}
+
+// TestDenialsAreLogged: a denial leaves a log line with the key, the
+// action and the resource.
+func TestDenialsAreLogged(t *testing.T) {
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	ca, _ := env.NewActiveRoot(t, "Logged")
+	reader, key := env.NewReadOnlyKey(t, app.DefaultAccountID)
+	_, err := reader.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &ca})
+	testenv.WantError(t, err, "AccessDeniedException")
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) == nil && l["msg"] == "access denied" {
+			if l["key"] != key || l["action"] != "acm-pca:DeleteCertificateAuthority" || l["resource"] != ca || l["level"] != "WARN" {
+				t.Errorf("denial logged as %v", l)
+			}
+			return
+		}
+	}
+	t.Errorf("no denial was logged:\n%s", logs.String())
 }

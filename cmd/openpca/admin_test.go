@@ -79,3 +79,49 @@ func TestBucketsCommand(t *testing.T) {
 		t.Errorf("an invalid bucket name was accepted:\n%s", out)
 	}
 }
+
+// TestPolicyCommands attaches, lists and detaches a key's policies, and
+// refuses what would leave a key other than the operator meant.
+func TestPolicyCommands(t *testing.T) {
+	env := testenv.Start(t)
+	data := env.Config.DataDir
+	dir := t.TempDir()
+	issuer := filepath.Join(dir, "issuer.json")
+	os.WriteFile(issuer, []byte(`{"Version":"2012-10-17","Statement":{"Sid":"Issue","Effect":"Allow","Action":"acm-pca:IssueCertificate","Resource":"*"}}`), 0o600)
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"Statement":{"Effect":"Allow","Action":"acm-pca:*"}}`), 0o600)
+
+	out, err := runOpenpca(t, "keys", "create", "--account", app.DefaultAccountID, "--policy", issuer, "--read-only", "--data-dir", data)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	key := strings.TrimPrefix(strings.Split(out, "\n")[0], "AWS_ACCESS_KEY_ID=")
+	run := func(args ...string) (string, error) { return runOpenpca(t, append(args, "--data-dir", data)...) }
+	if out, _ := run("keys", "list"); !regexp.MustCompile(key + `\s.*\sissuer,ReadOnly\s+active`).MatchString(out) {
+		t.Errorf("keys list:\n%s", out)
+	}
+	if _, err := run("keys", "create", "--account", app.DefaultAccountID, "--policy", bad); err == nil || !strings.Contains(err.Error(), "Resource or NotResource is required") {
+		t.Errorf("a key with an invalid policy: %v", err)
+	}
+	if out, err := run("policy", "list", key); err != nil || !strings.Contains(out, "issuer (inline)") || !strings.Contains(out, "ReadOnly (managed)") || !strings.Contains(out, `"acm-pca:Get*"`) {
+		t.Errorf("policy list: %v\n%s", err, out)
+	}
+	if _, err := run("policy", "attach", key, "--managed", "NoSuchPolicy"); err == nil {
+		t.Error("attached a managed policy that does not exist")
+	}
+	if _, err := run("policy", "attach", key, "--file", issuer, "--name", "ReadOnly"); err == nil {
+		t.Error("an inline policy took a managed policy's name")
+	}
+	if out, err := run("policy", "detach", key, "issuer"); err != nil || !strings.Contains(out, "its policies: ReadOnly") {
+		t.Errorf("detach: %v\n%s", err, out)
+	}
+	if _, err := run("policy", "detach", key, "ReadOnly"); err == nil || !strings.Contains(err.Error(), "--leave-full-access") {
+		t.Errorf("detaching the last policy: %v", err)
+	}
+	if out, err := run("policy", "detach", key, "ReadOnly", "--leave-full-access"); err != nil || !strings.Contains(out, "its policies: full") {
+		t.Errorf("detaching the last policy, on purpose: %v\n%s", err, out)
+	}
+	if out, err := run("policy", "simulate", key, "--action", "DeleteCertificateAuthority", "--resource", "*"); err != nil || !strings.HasPrefix(out, "allowed") {
+		t.Errorf("simulate for a key without policies: %v\n%s", err, out)
+	}
+}
