@@ -31,7 +31,12 @@ type CA struct {
 	KeyStorageSecurityStandard KeyStorageSecurityStandard
 	UsageMode                  CertificateAuthorityUsageMode
 
-	SealedKey []byte // the private key, PKCS #8, sealed with the master key
+	// KeyStore names the key store that holds the CA's private key
+	// (KeyStore.Name), and KeyHandle is how that store finds it: the
+	// sealed key in the software store, the token object's id, the KMS
+	// key's ARN.
+	KeyStore  string
+	KeyHandle []byte
 	CSR       []byte // DER
 	// KeyID is the SHA-1 hash of the public key's bits, in hex: the
 	// CA's subject key identifier, and how OCSP requests name it.

@@ -91,13 +91,19 @@ type CAStore interface {
 	UpdateCA(ctx context.Context, ca *CA) error
 
 	// CountCAs counts the CAs of every account by their status at now, as
-	// CA.StatusAt gives it.
-	CountCAs(ctx context.Context, now time.Time) (map[CertificateAuthorityStatus]int, error)
+	// CA.StatusAt gives it, and the key store that keeps their keys.
+	CountCAs(ctx context.Context, now time.Time) (map[CAKind]int, error)
 
 	// PurgeCAs removes the CAs deleted for good at now (see CA.Gone), with
-	// their sealed keys, certificates, logs, policies and permissions, and
-	// reports how many it removed.
-	PurgeCAs(ctx context.Context, now time.Time) (int, error)
+	// their certificates, logs, policies and permissions, and returns them,
+	// so that their keys can leave their stores.
+	PurgeCAs(ctx context.Context, now time.Time) ([]*CA, error)
+}
+
+// CAKind is what CountCAs counts CAs by.
+type CAKind struct {
+	Status   CertificateAuthorityStatus
+	KeyStore string
 }
 
 // CACursor is a position in the creation order of an account's CAs.

@@ -28,6 +28,7 @@ import (
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/localfs"
+	"github.com/openpca/openpca/pkcs11"
 	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/s3"
 	"github.com/openpca/openpca/seal"
@@ -77,6 +78,25 @@ type Config struct {
 	RootSecretAccessKey string
 	// InsecureNoAuth accepts unsigned requests, for the default account.
 	InsecureNoAuth bool
+	// KeyStore is where the keys of new CAs are kept: "software" (the
+	// default, sealed with the master key), "pkcs11" or "kms".
+	KeyStore string
+	// PKCS11 is the token of the pkcs11 store, which is configured when
+	// PKCS11.Module is set; PKCS11Standard is the key storage security
+	// standard the operator declares the token meets ("" for none).
+	PKCS11         pkcs11.Config
+	PKCS11Standard string
+	// KMSEndpoint is a KMS-compatible server for the kms store; without
+	// it, KeyStore "kms" uses AWS KMS. KMSStandard is the standard the
+	// operator declares it meets: by default FIPS_140_2_LEVEL_3_OR_HIGHER
+	// for AWS KMS, and none for another server.
+	KMSEndpoint string
+	KMSStandard string
+	// RequireHardwareKeys refuses to create CAs in the software store.
+	RequireHardwareKeys bool
+	// AllowUnmetKeyStandard accepts a requested KeyStorageSecurityStandard
+	// no store is declared to meet (see authority.Config).
+	AllowUnmetKeyStandard bool
 	// TLSCertFile and TLSKeyFile serve HTTPS with a certificate of the
 	// operator's; TLSSelfSigned with one from a CA the server makes in
 	// <data-dir>/tls.
@@ -109,14 +129,16 @@ const (
 
 // App is a running OpenPCA.
 type App struct {
-	cfg     Config
-	sealer  *seal.Sealer
-	server  *server.Server
-	store   *sqlstore.DB
-	objects openpca.ObjectStore
-	logger  *slog.Logger
-	now     func() time.Time
-	lock    *os.File // the data folder's lock, held while the App runs
+	cfg       Config
+	sealer    *seal.Sealer
+	keyStores []authority.KeyStore
+	closeKeys func() error // of the stores that hold sessions
+	server    *server.Server
+	store     *sqlstore.DB
+	objects   openpca.ObjectStore
+	logger    *slog.Logger
+	now       func() time.Time
+	lock      *os.File // the data folder's lock, held while the App runs
 
 	stop       context.CancelFunc // stops the background work
 	background sync.WaitGroup
@@ -170,10 +192,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	a.closeKeys = func() error { return nil }
 	fail := func(err error) (*App, error) {
 		if a.store != nil {
 			a.store.Close()
 		}
+		a.closeKeys()
 		a.lock.Close()
 		return nil, err
 	}
@@ -195,6 +219,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := checkMasterKey(ctx, a.store, sealer); err != nil {
 		return fail(err)
 	}
+	if err := a.openKeyStores(ctx); err != nil {
+		return fail(err)
+	}
 	authenticator, err := a.authenticator(ctx)
 	if err != nil {
 		return fail(err)
@@ -209,7 +236,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Owner: nodeID, Workers: max(cfg.ReportWorkers, 0), Lease: cfg.AuditReportLease,
 	})
 	svc := authority.New(authority.Config{
-		Store: a.store, Sealer: sealer, Logger: logger, Region: cfg.Region, DefaultAccountID: cfg.AccountID,
+		Store: a.store, KeyStores: a.keyStores, RequireHardware: cfg.RequireHardwareKeys, AllowUnmetStandard: cfg.AllowUnmetKeyStandard,
+		Logger: logger, Region: cfg.Region, DefaultAccountID: cfg.AccountID,
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
 		Objects: a.objects, Reports: reports, AuditReportInterval: cfg.AuditReportInterval, Log: log,
 		PublicURL: cfg.PublicURL, OCSPUnknownRate: cfg.OCSPUnknownRate, OCSPUnknownBudget: cfg.OCSPUnknownBudget,
@@ -224,14 +252,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		OCSP:          svc,
 		LocalObjects:  local,
 		Store:         a.store,
+		KeyStores:     a.keyStoreNames(),
 		Authenticator: authenticator,
 		Logger:        logger,
 	})
 
-	a.purge(ctx)
+	a.purge(ctx, svc)
 	bctx, stop := context.WithCancel(context.Background())
 	a.stop = stop
-	a.background.Go(func() { a.janitor(bctx) })
+	a.background.Go(func() { a.janitor(bctx, svc) })
 	a.background.Go(func() { reports.Run(bctx) })
 	a.background.Go(func() { svc.PublishCRLs(bctx, nodeID) })
 	return a, nil
@@ -354,7 +383,7 @@ func checkMasterKey(ctx context.Context, store openpca.SettingStore, sealer *sea
 }
 
 // janitor purges CAs deleted for good every janitorInterval, until ctx ends.
-func (a *App) janitor(ctx context.Context) {
+func (a *App) janitor(ctx context.Context, svc *authority.Service) {
 	t := time.NewTicker(janitorInterval)
 	defer t.Stop()
 	for {
@@ -362,17 +391,19 @@ func (a *App) janitor(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			a.purge(ctx)
+			a.purge(ctx, svc)
 		}
 	}
 }
 
-func (a *App) purge(ctx context.Context) {
-	n, err := a.store.PurgeCAs(ctx, a.now())
+// purge removes the CAs deleted for good, and then their keys.
+func (a *App) purge(ctx context.Context, svc *authority.Service) {
+	purged, err := a.store.PurgeCAs(ctx, a.now())
 	if err != nil && ctx.Err() == nil {
 		a.logger.Error("purging deleted certificate authorities", "error", err)
-	} else if n > 0 {
-		a.logger.Info("purged certificate authorities past their restoration period", "count", n)
+	} else if len(purged) > 0 {
+		a.logger.Info("purged certificate authorities past their restoration period", "count", len(purged))
+		svc.DestroyKeys(ctx, purged)
 	}
 }
 
@@ -405,7 +436,7 @@ func (a *App) Close() error {
 	a.stop()
 	a.background.Wait()
 	err := a.store.Close()
-	return errors.Join(err, a.lock.Close())
+	return errors.Join(err, a.closeKeys(), a.lock.Close())
 }
 
 // Admin is the store and master key of a data folder, opened for an

@@ -167,7 +167,7 @@ func commitStats(b *testing.B, url string) (writes, txs, seconds float64) {
 func caKey(b *testing.B, env *testenv.Env, arn string) crypto.Signer {
 	b.Helper()
 	var sealed []byte
-	if err := env.DB(b).QueryRow(`SELECT sealed_key FROM certificate_authorities WHERE arn = ?`, arn).Scan(&sealed); err != nil {
+	if err := env.DB(b).QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, arn).Scan(&sealed); err != nil {
 		b.Fatal(err)
 	}
 	keyFile, err := os.ReadFile(filepath.Join(env.Config.DataDir, "master.key"))

@@ -47,17 +47,12 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if err := s.checkCRLBucket(ctx, c.AccountID, in.RevocationConfiguration); err != nil {
 		return nil, err
 	}
-	key, err := pki.GenerateKey(cfg.KeyAlgorithm)
-	if err != nil {
-		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
-	}
-	csr, err := pki.CreateCSR(key, cfg)
-	if err != nil {
-		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: %v.", err)
-	}
-	keyID, err := pki.SubjectKeyID(key.Public())
+	ks, standard, err := s.keyStoreFor(in.KeyStorageSecurityStandard)
 	if err != nil {
 		return nil, err
+	}
+	if s.requireHardware && !ks.Hardware() {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "This server keeps CA keys only in hardware, and its %s key store is not.", ks.Name())
 	}
 	now := s.now().UTC()
 	// A version 7 UUID grows with time, so that CAs created in the same
@@ -77,25 +72,39 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		LastStateChangeAt:          now,
 		Config:                     *cfg,
 		Revocation:                 in.RevocationConfiguration,
-		KeyStorageSecurityStandard: in.KeyStorageSecurityStandard,
+		KeyStorageSecurityStandard: standard,
 		UsageMode:                  in.UsageMode,
-		CSR:                        csr,
-		KeyID:                      hex.EncodeToString(keyID),
+		KeyStore:                   ks.Name(),
 		Tags:                       in.Tags,
-	}
-	if ca.KeyStorageSecurityStandard == "" {
-		ca.KeyStorageSecurityStandard = openpca.KeyStorageSecurityStandardFips1402Level3OrHigher
 	}
 	if ca.UsageMode == "" {
 		ca.UsageMode = openpca.CertificateAuthorityUsageModeGeneralPurpose
 	}
-	der, err := pki.MarshalPrivateKey(key)
+	// The key is made in its store, and signs its CSR there.
+	handle, key, err := ks.GenerateKey(ctx, ca, cfg.KeyAlgorithm)
 	if err != nil {
 		return nil, err
 	}
-	if ca.SealedKey, err = s.sealer.Seal(der, []byte(ca.ARN)); err != nil {
+	ca.KeyHandle = handle
+	// A key no CA came to hold (the request failed, or its idempotency
+	// token returned an earlier CA) leaves its store.
+	kept := false
+	defer func() {
+		if !kept {
+			s.DestroyKeys(context.WithoutCancel(ctx), []*openpca.CA{ca})
+		}
+	}()
+	if ca.CSR, err = pki.CreateCSR(key, cfg); err != nil {
+		if _, ok := errors.AsType[*openpca.Error](err); ok {
+			return nil, err
+		}
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: %v.", err)
+	}
+	keyID, err := pki.SubjectKeyID(key.Public())
+	if err != nil {
 		return nil, err
 	}
+	ca.KeyID = hex.EncodeToString(keyID)
 	token := openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: in.IdempotencyToken, Now: now, Since: now.Add(-IdempotencyWindow)}
 	created, err := s.store.CreateCA(ctx, ca, openpca.CSRUse(ca, c.Principal, openpca.RequestIDFrom(ctx)), token, s.maxCAs)
 	if errors.Is(err, openpca.ErrLimitExceeded) {
@@ -104,8 +113,8 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if err != nil {
 		return nil, err
 	}
-	if created.ID == ca.ID {
-		s.logger.InfoContext(ctx, "certificate authority created", "ca", ca.ARN, "type", ca.Type, "key_algorithm", cfg.KeyAlgorithm)
+	if kept = created.ID == ca.ID; kept {
+		s.logger.InfoContext(ctx, "certificate authority created", "ca", ca.ARN, "type", ca.Type, "key_algorithm", cfg.KeyAlgorithm, "key_store", ca.KeyStore)
 	}
 	return &openpca.CreateCertificateAuthorityResponse{CertificateAuthorityArn: created.ARN}, nil
 }

@@ -185,7 +185,7 @@ func (s *Service) signCRL(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlC
 	if err != nil {
 		return nil, time.Time{}, 0, err
 	}
-	signer, err := s.signer(ca)
+	signer, err := s.signer(ctx, ca)
 	if err != nil {
 		return nil, time.Time{}, 0, err
 	}

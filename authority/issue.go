@@ -83,7 +83,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 		}
 	}
 
-	signer, err := s.signer(ca)
+	signer, err := s.signer(ctx, ca)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +146,9 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 		s.addRevocationInfo(ca, certTmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, certTmpl, parent, csr.PublicKey, signer)
+	if _, ok := errors.AsType[*openpca.Error](err); ok {
+		return nil, err // the key store's: it could not sign
+	}
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "The certificate cannot be made: %v.", err)
 	}

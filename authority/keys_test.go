@@ -23,7 +23,7 @@ func TestCopiedDatabaseRevealsNoKey(t *testing.T) {
 	env.Stop(t)
 
 	var sealed []byte
-	if err := env.DB(t).QueryRow(`SELECT sealed_key FROM certificate_authorities WHERE arn = ?`, arn).Scan(&sealed); err != nil {
+	if err := env.DB(t).QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, arn).Scan(&sealed); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := x509.ParsePKCS8PrivateKey(sealed); err == nil {

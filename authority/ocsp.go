@@ -163,7 +163,8 @@ func (s *Service) OCSP(ctx context.Context, request []byte) []byte {
 	if errors.Is(err, errOCSPUnauthorized) {
 		return ocsp.UnauthorizedErrorResponse
 	}
-	if errors.Is(err, errOCSPTryLater) {
+	// A key store that cannot sign now is a reason to ask again later.
+	if errors.Is(err, errOCSPTryLater) || openpca.ErrorCode(err) == openpca.CodeServiceUnavailable {
 		return ocsp.TryLaterErrorResponse
 	}
 	if err != nil {
@@ -236,7 +237,7 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 		}
 	}
 
-	signer, err := s.signer(ca)
+	signer, err := s.signer(ctx, ca)
 	if err != nil {
 		return nil, err
 	}

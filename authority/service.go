@@ -1,7 +1,7 @@
 // Package authority implements the operations of AWS Private CA on the
 // domain: the lifecycle of certificate authorities, their keys, CSRs,
 // certificates and tags. It reaches storage only through openpca.Store and
-// keys at rest only through openpca.KeySealer.
+// CA keys only through openpca.KeyStore.
 package authority
 
 import (
@@ -22,15 +22,23 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
-	"github.com/openpca/openpca/pki"
 	"github.com/openpca/openpca/policy"
 )
 
 // Config holds the settings of a Service.
 type Config struct {
-	Store  openpca.Store
-	Sealer openpca.KeySealer
-	Logger *slog.Logger
+	Store openpca.Store
+	// KeyStores are where CA keys can be kept; the first holds the keys
+	// of new CAs unless a request's KeyStorageSecurityStandard asks for
+	// another (see keyStoreFor).
+	KeyStores []KeyStore
+	// RequireHardware refuses to create CAs whose keys would be kept in
+	// software.
+	RequireHardware bool
+	// AllowUnmetStandard accepts a KeyStorageSecurityStandard that no key
+	// store is declared to meet, and reports it: the operator's claim.
+	AllowUnmetStandard bool
+	Logger             *slog.Logger
 	// Region is the region in the ARNs of the CAs this server creates.
 	Region string
 	// DefaultAccountID is the default account, which owns the buckets no
@@ -68,9 +76,11 @@ const DefaultMaxCAsPerAccount = 200
 
 // Service implements openpca.PrivateCA: every operation of the model.
 type Service struct {
-	store  openpca.Store
-	sealer openpca.KeySealer
-	logger *slog.Logger
+	store     openpca.Store
+	keyStores []KeyStore
+	// requireHardware and allowUnmet are Config's.
+	requireHardware, allowUnmet bool
+	logger                      *slog.Logger
 	region string
 	// defaultAccount owns the buckets no account was given.
 	defaultAccount string
@@ -100,7 +110,8 @@ var _ openpca.PrivateCA = (*Service)(nil)
 // New returns a Service.
 func New(cfg Config) *Service {
 	s := &Service{
-		store: cfg.Store, sealer: cfg.Sealer, logger: cfg.Logger, region: cfg.Region, defaultAccount: cfg.DefaultAccountID,
+		store: cfg.Store, keyStores: cfg.KeyStores, requireHardware: cfg.RequireHardware, allowUnmet: cfg.AllowUnmetStandard,
+		logger: cfg.Logger, region: cfg.Region, defaultAccount: cfg.DefaultAccountID,
 		maxCAs:  cfg.MaxCAsPerAccount,
 		objects: cfg.Objects, reports: cfg.Reports, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
 		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), crlWake: make(chan struct{}, 1),
@@ -206,16 +217,16 @@ func (s *Service) updateCA(ctx context.Context, arn string, values conditions, c
 	}
 }
 
-// signer opens the sealed private key of ca.
-func (s *Service) signer(ca *openpca.CA) (crypto.Signer, error) {
+// signer returns a signer of ca's key, from the store that keeps it.
+func (s *Service) signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
 	if k, ok := s.signers.Load(ca.ID); ok {
 		return k.(crypto.Signer), nil
 	}
-	der, err := s.sealer.Open(ca.SealedKey, []byte(ca.ARN))
+	ks, err := s.keyStore(ca)
 	if err != nil {
-		return nil, fmt.Errorf("opening the key of %s: %w", ca.ARN, err)
+		return nil, err
 	}
-	key, err := pki.ParsePrivateKey(der)
+	key, err := ks.Signer(ctx, ca)
 	if err != nil {
 		return nil, err
 	}

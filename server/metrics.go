@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +19,7 @@ type metrics struct {
 	inFlight prometheus.Gauge
 }
 
-func newMetrics(r prometheus.Registerer, store openpca.CAStore, logger *slog.Logger) *metrics {
+func newMetrics(r prometheus.Registerer, store openpca.CAStore, keyStores []string, logger *slog.Logger) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "openpca_requests_total",
@@ -36,7 +37,7 @@ func newMetrics(r prometheus.Registerer, store openpca.CAStore, logger *slog.Log
 	}
 	r.MustRegister(m.requests, m.latency, m.inFlight)
 	if store != nil {
-		r.MustRegister(&caCollector{store: store, logger: logger})
+		r.MustRegister(&caCollector{store: store, keyStores: keyStores, logger: logger})
 	}
 	if cs, ok := store.(commitStatser); ok {
 		r.MustRegister(commitCollector{cs})
@@ -56,14 +57,17 @@ func (m *metrics) observe(o awsjson.Outcome) {
 	m.latency.WithLabelValues(op).Observe(o.Duration.Seconds())
 }
 
-// caCollector reports the number of CAs by status, read from the store
-// when Prometheus scrapes.
+// caCollector reports the number of CAs by status and key store, read
+// from the store when Prometheus scrapes: an operator sees at a glance
+// where the keys really are.
 type caCollector struct {
-	store  openpca.CAStore
-	logger *slog.Logger
+	store     openpca.CAStore
+	keyStores []string // the server's, each reported even without CAs
+	logger    *slog.Logger
 }
 
-var caDesc = prometheus.NewDesc("openpca_certificate_authorities", "Certificate authorities by status.", []string{"status"}, nil)
+var caDesc = prometheus.NewDesc("openpca_certificate_authorities", "Certificate authorities by status and the key store that keeps their keys.",
+	[]string{"status", "key_store"}, nil)
 
 func (c *caCollector) Describe(ch chan<- *prometheus.Desc) { ch <- caDesc }
 
@@ -75,8 +79,16 @@ func (c *caCollector) Collect(ch chan<- prometheus.Metric) {
 		c.logger.Error("counting CAs for metrics", "error", err)
 		return
 	}
-	for _, status := range openpca.CertificateAuthorityStatus("").Values() {
-		ch <- prometheus.MustNewConstMetric(caDesc, prometheus.GaugeValue, float64(counts[status]), string(status))
+	stores := slices.Clone(c.keyStores)
+	for k := range counts {
+		if !slices.Contains(stores, k.KeyStore) {
+			stores = append(stores, k.KeyStore) // a store the server no longer has
+		}
+	}
+	for _, store := range stores {
+		for _, status := range openpca.CertificateAuthorityStatus("").Values() {
+			ch <- prometheus.MustNewConstMetric(caDesc, prometheus.GaugeValue, float64(counts[openpca.CAKind{Status: status, KeyStore: store}]), string(status), store)
+		}
 	}
 }
 

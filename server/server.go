@@ -31,8 +31,10 @@ type Config struct {
 	// LocalObjects, if set, is the embedded object store, whose CRLs are
 	// served at /s3/<bucket>/<key>.
 	LocalObjects LocalObjects
-	// Store, if set, is where the metrics count CAs.
+	// Store, if set, is where the metrics count CAs, by status and by
+	// key store, KeyStores naming those the server has.
 	Store         openpca.CAStore
+	KeyStores     []string
 	Authenticator awsjson.Authenticator
 	Logger        *slog.Logger
 }
@@ -57,7 +59,7 @@ func New(cfg Config) *Server {
 	s := &Server{logger: cfg.Logger}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := newMetrics(registry, cfg.Store, cfg.Logger)
+	m := newMetrics(registry, cfg.Store, cfg.KeyStores, cfg.Logger)
 
 	envelope := awsjson.NewEnvelope(cfg.Authenticator, cfg.Logger, func(r *http.Request, o awsjson.Outcome) {
 		m.observe(o)

@@ -47,8 +47,8 @@ func TestMetricsAndRequestLog(t *testing.T) {
 		`openpca_requests_total{error_code="none",operation="CreateCertificateAuthority"} 1`,
 		`openpca_requests_total{error_code="ResourceNotFoundException",operation="DescribeCertificateAuthority"} 1`,
 		`openpca_request_duration_seconds_count{operation="CreateCertificateAuthority"} 1`,
-		`openpca_certificate_authorities{status="PENDING_CERTIFICATE"} 1`,
-		`openpca_certificate_authorities{status="ACTIVE"} 0`,
+		`openpca_certificate_authorities{key_store="software",status="PENDING_CERTIFICATE"} 1`,
+		`openpca_certificate_authorities{key_store="software",status="ACTIVE"} 0`,
 		`openpca_requests_in_flight 0`,
 	} {
 		if !strings.Contains(m, want) {

@@ -21,7 +21,7 @@ func BenchmarkRecordIssuance(b *testing.B) {
 			db := open(b, filepath.Join(b.TempDir(), "bench.db"))
 			defer db.Close()
 			ca := &openpca.CA{ID: uuid.NewString(), AccountID: "111122223333", Status: openpca.CertificateAuthorityStatusActive,
-				CreatedAt: time.Now(), LastStateChangeAt: time.Now(), NotAfter: time.Now().AddDate(1, 0, 0), SealedKey: []byte{1}, CSR: []byte{2}}
+				CreatedAt: time.Now(), LastStateChangeAt: time.Now(), NotAfter: time.Now().AddDate(1, 0, 0), KeyStore: "software", KeyHandle: []byte{1}, CSR: []byte{2}}
 			ca.ARN = openpca.CAARN("us-east-1", ca.AccountID, ca.ID)
 			if _, err := db.CreateCA(b.Context(), ca, openpca.CSRUse(ca, "b", "r"), openpca.IdempotencyToken{Now: time.Now()}, 10); err != nil {
 				b.Fatal(err)

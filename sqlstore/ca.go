@@ -13,8 +13,8 @@ import (
 )
 
 const caColumns = `id, account_id, arn, type, status, status_before_deletion, created_at, last_state_change_at,
-	restorable_until, failure_reason, config, revocation, key_storage, usage_mode, sealed_key, csr,
-	certificate, certificate_chain, serial, not_before, not_after, tags, version, key_id, policy`
+	restorable_until, failure_reason, config, revocation, key_storage, usage_mode, key_handle, csr,
+	certificate, certificate_chain, serial, not_before, not_after, tags, version, key_id, policy, key_store`
 
 // caRow is a CA in the form of its row.
 type caRow struct {
@@ -52,8 +52,8 @@ func scanCA(s rowScanner) (*openpca.CA, error) {
 		config, revocation, tags                          []byte
 	)
 	err := s.Scan(&ca.ID, &ca.AccountID, &ca.ARN, &ca.Type, &ca.Status, &ca.StatusBeforeDeletion, &created, &changed,
-		&restorable, &ca.FailureReason, &config, &revocation, &ca.KeyStorageSecurityStandard, &ca.UsageMode, &ca.SealedKey, &ca.CSR,
-		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version, &ca.KeyID, &ca.Policy)
+		&restorable, &ca.FailureReason, &config, &revocation, &ca.KeyStorageSecurityStandard, &ca.UsageMode, &ca.KeyHandle, &ca.CSR,
+		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version, &ca.KeyID, &ca.Policy, &ca.KeyStore)
 	if err != nil {
 		return nil, err
 	}
@@ -105,10 +105,10 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return err
 		}
 		if _, err := db.txExec(ctx, tx, `INSERT INTO certificate_authorities (`+caColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ca.ID, ca.AccountID, ca.ARN, ca.Type, ca.Status, ca.StatusBeforeDeletion, micros(ca.CreatedAt), micros(ca.LastStateChangeAt),
-			micros(ca.RestorableUntil), ca.FailureReason, r.config, r.revocation, ca.KeyStorageSecurityStandard, ca.UsageMode, ca.SealedKey, ca.CSR,
-			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version, ca.KeyID, ca.Policy); err != nil {
+			micros(ca.RestorableUntil), ca.FailureReason, r.config, r.revocation, ca.KeyStorageSecurityStandard, ca.UsageMode, ca.KeyHandle, ca.CSR,
+			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version, ca.KeyID, ca.Policy, ca.KeyStore); err != nil {
 			return err
 		}
 		csrUse.Seq = 0
@@ -279,45 +279,57 @@ func (db *DB) ListSharedCAs(ctx context.Context, accountID string, after openpca
 }
 
 // CountCAs implements openpca.CAStore.
-func (db *DB) CountCAs(ctx context.Context, now time.Time) (map[openpca.CertificateAuthorityStatus]int, error) {
+func (db *DB) CountCAs(ctx context.Context, now time.Time) (map[openpca.CAKind]int, error) {
 	rows, err := db.query(ctx, `SELECT
-		CASE WHEN status IN ('ACTIVE', 'DISABLED') AND not_after < ? THEN 'EXPIRED' ELSE status END AS s, COUNT(*)
-		FROM certificate_authorities WHERE NOT (status = 'DELETED' AND restorable_until <= ?) GROUP BY s`, now.UnixMicro(), now.UnixMicro())
+		CASE WHEN status IN ('ACTIVE', 'DISABLED') AND not_after < ? THEN 'EXPIRED' ELSE status END AS s, key_store, COUNT(*)
+		FROM certificate_authorities WHERE NOT (status = 'DELETED' AND restorable_until <= ?) GROUP BY s, key_store`, now.UnixMicro(), now.UnixMicro())
 	if err != nil {
 		return nil, db.wrap("counting CAs", err)
 	}
 	defer rows.Close()
-	counts := make(map[openpca.CertificateAuthorityStatus]int)
+	counts := make(map[openpca.CAKind]int)
 	for rows.Next() {
-		var status openpca.CertificateAuthorityStatus
+		var k openpca.CAKind
 		var n int
-		if err := rows.Scan(&status, &n); err != nil {
+		if err := rows.Scan(&k.Status, &k.KeyStore, &n); err != nil {
 			return nil, err
 		}
-		counts[status] = n
+		counts[k] = n
 	}
 	return counts, rows.Err()
 }
 
 // PurgeCAs implements openpca.CAStore. A CA deleted for good takes its
 // certificates and key-use log with it.
-func (db *DB) PurgeCAs(ctx context.Context, now time.Time) (int, error) {
-	var n int64
+func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error) {
+	var purged []*openpca.CA
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		purged = nil
 		const gone = `SELECT id FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`
+		rows, err := tx.QueryContext(ctx, db.rewrite(`SELECT `+caColumns+` FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`), now.UnixMicro())
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			ca, err := scanCA(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			purged = append(purged, ca)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
 		for _, table := range []string{"certificates", "key_uses", "key_use_logs", "audit_reports", "crl_publications", "ca_shares", "ca_permissions"} {
 			if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id IN (`+gone+`)`, now.UnixMicro()); err != nil {
 				return err
 			}
 		}
-		res, err := db.txExec(ctx, tx, `DELETE FROM certificate_authorities WHERE id IN (`+gone+`)`, now.UnixMicro())
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+		_, err = db.txExec(ctx, tx, `DELETE FROM certificate_authorities WHERE id IN (`+gone+`)`, now.UnixMicro())
 		return err
 	})
-	return int(n), db.wrap("purging CAs", err)
+	return purged, db.wrap("purging CAs", err)
 }
 
 // FindCAByKeyID implements openpca.CAStore.

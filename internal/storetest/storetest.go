@@ -94,7 +94,8 @@ func newCA(accountID string, created time.Time) *openpca.CA {
 		Revocation:                 &openpca.RevocationConfiguration{OcspConfiguration: &openpca.OcspConfiguration{Enabled: &enabled}},
 		KeyStorageSecurityStandard: openpca.KeyStorageSecurityStandardFips1402Level3OrHigher,
 		UsageMode:                  openpca.CertificateAuthorityUsageModeGeneralPurpose,
-		SealedKey:                  []byte{1, 2, 3},
+		KeyStore:                   "software",
+		KeyHandle:                  []byte{1, 2, 3},
 		CSR:                        []byte{4, 5, 6},
 		Tags:                       []openpca.Tag{{Key: "team", Value: "pki"}},
 	}
@@ -320,11 +321,11 @@ func testCount(t *testing.T, s openpca.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[openpca.CertificateAuthorityStatus]int{
-		openpca.CertificateAuthorityStatusPendingCertificate: 2,
-		openpca.CertificateAuthorityStatusActive:             1,
-		openpca.CertificateAuthorityStatusExpired:            1,
-		openpca.CertificateAuthorityStatusDeleted:            1,
+	want := map[openpca.CAKind]int{
+		{Status: openpca.CertificateAuthorityStatusPendingCertificate, KeyStore: "software"}: 2,
+		{Status: openpca.CertificateAuthorityStatusActive, KeyStore: "software"}:             1,
+		{Status: openpca.CertificateAuthorityStatusExpired, KeyStore: "software"}:            1,
+		{Status: openpca.CertificateAuthorityStatusDeleted, KeyStore: "software"}:            1,
 	}
 	if fmt.Sprint(counts) != fmt.Sprint(want) {
 		t.Errorf("counts %v, want %v", counts, want)
@@ -349,9 +350,9 @@ func testPurge(t *testing.T, s openpca.Store) {
 	if _, err := createCA(s, newCA(account, t0), openpca.IdempotencyToken{Now: t0}, 2); err != nil {
 		t.Errorf("creating beside a CA deleted for good: %v", err)
 	}
-	n, err := s.PurgeCAs(ctx, t0)
-	if err != nil || n != 1 {
-		t.Fatalf("PurgeCAs = %d, %v; want 1", n, err)
+	purged, err := s.PurgeCAs(ctx, t0)
+	if err != nil || len(purged) != 1 || purged[0].ID != gone.ID || string(purged[0].KeyHandle) != string(gone.KeyHandle) {
+		t.Fatalf("PurgeCAs = %v, %v; want %s with its key handle", purged, err, gone.ID)
 	}
 	if _, err := s.FindCA(ctx, account, gone.ID); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("a purged CA is still found: %v", err)

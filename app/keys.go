@@ -1,0 +1,89 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/authority"
+	"github.com/openpca/openpca/kms"
+	"github.com/openpca/openpca/pkcs11"
+	"github.com/openpca/openpca/seal"
+)
+
+// openKeyStores opens the stores CA keys can be kept in: the software
+// store always, a PKCS#11 token and KMS when configured, with the default
+// store for new CAs first.
+func (a *App) openKeyStores(ctx context.Context) error {
+	cfg := a.cfg
+	stores := []authority.KeyStore{{KeyStore: seal.NewKeyStore(a.sealer)}}
+	if cfg.PKCS11.Module != "" {
+		standard, err := keyStandard(cfg.PKCS11Standard, "--pkcs11-standard")
+		if err != nil {
+			return err
+		}
+		token, err := pkcs11.Open(cfg.PKCS11)
+		if err != nil {
+			return err
+		}
+		a.closeKeys = token.Close
+		stores = append(stores, authority.KeyStore{KeyStore: token, Standard: standard})
+	}
+	if cfg.KMSEndpoint != "" || cfg.KeyStore == kms.Name {
+		declared := cfg.KMSStandard
+		if declared == "" && cfg.KMSEndpoint == "" {
+			// AWS KMS keeps keys in HSMs validated at FIPS 140 level 3.
+			declared = string(openpca.KeyStorageSecurityStandardFips1402Level3OrHigher)
+		}
+		standard, err := keyStandard(declared, "--kms-standard")
+		if err != nil {
+			return err
+		}
+		store, err := kms.Open(ctx, cfg.KMSEndpoint, cfg.Region)
+		if err != nil {
+			return err
+		}
+		stores = append(stores, authority.KeyStore{KeyStore: store, Standard: standard})
+	}
+	name := cfg.KeyStore
+	if name == "" {
+		name = seal.SoftwareStore
+	}
+	for i, ks := range stores {
+		if ks.Name() == name {
+			stores[0], stores[i] = stores[i], stores[0]
+			a.keyStores = stores
+			if !ks.Hardware() {
+				if cfg.RequireHardwareKeys {
+					return fmt.Errorf("--require-hardware-keys: the default key store, %s, keeps keys in software; use --key-store pkcs11 or kms", name)
+				}
+				a.logger.Info("CA keys are kept in software, sealed with the master key: they meet no FIPS level, and DescribeCertificateAuthority reports none",
+					"key_store", name)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("--key-store %s is not configured: pkcs11 needs --pkcs11-module, and software, pkcs11 and kms are the stores", name)
+}
+
+// keyStandard checks a declared key storage security standard.
+func keyStandard(s, flag string) (openpca.KeyStorageSecurityStandard, error) {
+	if s == "" {
+		return "", nil
+	}
+	for _, v := range openpca.KeyStorageSecurityStandard("").Values() {
+		if string(v) == s {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("%s must be one of %v, not %q", flag, openpca.KeyStorageSecurityStandard("").Values(), s)
+}
+
+// keyStoreNames names the server's key stores, for metrics.
+func (a *App) keyStoreNames() []string {
+	names := make([]string, len(a.keyStores))
+	for i, ks := range a.keyStores {
+		names[i] = ks.Name()
+	}
+	return names
+}

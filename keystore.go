@@ -1,0 +1,34 @@
+package openpca
+
+import (
+	"context"
+	"crypto"
+)
+
+// KeyStore keeps the private keys of CAs and signs with them: the sealed
+// software store (package seal), a PKCS#11 token (package pkcs11) or a
+// key management service (package kms). Each CA records the store its key
+// is in, so that it keeps signing whatever the server's default becomes.
+type KeyStore interface {
+	// Name names the store in CA records: software, pkcs11 or kms.
+	Name() string
+	// Hardware reports whether keys never leave the store: a token or a
+	// key management service, rather than the server's memory.
+	Hardware() bool
+	// GenerateKey makes a new key pair of alg for CA ca inside the store.
+	// It returns the handle the CA keeps to find the key again (a sealed
+	// key, a token object's id, a key's ARN) and a signer of the new key.
+	// A store that cannot hold keys of alg returns an *Error with
+	// CodeInvalidArgs.
+	GenerateKey(ctx context.Context, ca *CA, alg KeyAlgorithm) (handle []byte, signer crypto.Signer, err error)
+	// Signer returns a signer of the key of ca, which ca.KeyHandle names.
+	// Its signatures are made in the store. When the store cannot sign,
+	// they fail closed, with an *Error: CodeServiceUnavailable for a store
+	// that cannot be reached now (a token removed, a service down), which
+	// clients retry, and CodeInvalidState for a key the store refuses to
+	// use (disabled, or deleted).
+	Signer(ctx context.Context, ca *CA) (crypto.Signer, error)
+	// DestroyKey removes the key of a CA deleted for good; a key
+	// management service schedules its deletion.
+	DestroyKey(ctx context.Context, ca *CA) error
+}

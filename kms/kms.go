@@ -1,0 +1,183 @@
+// Package kms keeps CA keys in AWS Key Management Service, or any server
+// that speaks its API, through the AWS SDK's KMS client: each key is an
+// asymmetric SIGN_VERIFY key made in KMS, which never lets it out and
+// signs there. A CA records its key's ARN.
+package kms
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/openpca/openpca"
+)
+
+// Name of the store in CA records.
+const Name = "kms"
+
+// signTimeout bounds one signature: crypto.Signer gives no context.
+const signTimeout = 30 * time.Second
+
+// Store keeps CA keys in KMS. It implements openpca.KeyStore.
+type Store struct {
+	client *awskms.Client
+}
+
+var _ openpca.KeyStore = (*Store)(nil)
+
+// Open returns a store on KMS in region, or on the KMS-compatible server at
+// endpoint. Credentials come from the standard AWS configuration.
+func Open(ctx context.Context, endpoint, region string) (*Store, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kms: loading the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = region
+	}
+	return &Store{client: awskms.NewFromConfig(cfg, func(o *awskms.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		o.RetryMaxAttempts = 3
+	})}, nil
+}
+
+// Client is the store's KMS client, for a master key it wraps.
+func (s *Store) Client() *awskms.Client { return s.client }
+
+// Name implements openpca.KeyStore.
+func (*Store) Name() string { return Name }
+
+// Hardware implements openpca.KeyStore.
+func (*Store) Hardware() bool { return true }
+
+// keySpecs are the key algorithms the store makes keys of.
+var keySpecs = map[openpca.KeyAlgorithm]types.KeySpec{
+	openpca.KeyAlgorithmEcPrime256v1: types.KeySpecEccNistP256,
+	openpca.KeyAlgorithmEcSecp384r1:  types.KeySpecEccNistP384,
+	openpca.KeyAlgorithmEcSecp521r1:  types.KeySpecEccNistP521,
+	openpca.KeyAlgorithmRsa2048:      types.KeySpecRsa2048,
+	openpca.KeyAlgorithmRsa3072:      types.KeySpecRsa3072,
+	openpca.KeyAlgorithmRsa4096:      types.KeySpecRsa4096,
+}
+
+// GenerateKey implements openpca.KeyStore: a SIGN_VERIFY key, described and
+// tagged with the CA's ARN; its ARN is the handle.
+func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.KeyAlgorithm) ([]byte, crypto.Signer, error) {
+	spec, ok := keySpecs[alg]
+	if !ok {
+		return nil, nil, openpca.Errorf(openpca.CodeInvalidArgs, "KeyAlgorithm %s: this server's KMS key store makes EC P-256, P-384 and P-521 and RSA 2048, 3072 and 4096 keys only.", alg)
+	}
+	out, err := s.client.CreateKey(ctx, &awskms.CreateKeyInput{
+		KeySpec: spec, KeyUsage: types.KeyUsageTypeSignVerify,
+		Description: aws.String("OpenPCA key of " + ca.ARN),
+		Tags:        []types.Tag{{TagKey: aws.String("openpca:certificate-authority"), TagValue: aws.String(ca.ARN)}},
+	})
+	if err != nil {
+		return nil, nil, refusal(ca, err)
+	}
+	arn := aws.ToString(out.KeyMetadata.Arn)
+	key, err := s.signer(ctx, ca, arn)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []byte(arn), key, nil
+}
+
+// Signer implements openpca.KeyStore.
+func (s *Store) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
+	return s.signer(ctx, ca, string(ca.KeyHandle))
+}
+
+func (s *Store) signer(ctx context.Context, ca *openpca.CA, arn string) (*signer, error) {
+	out, err := s.client.GetPublicKey(ctx, &awskms.GetPublicKeyInput{KeyId: &arn})
+	if err != nil {
+		return nil, refusal(ca, err)
+	}
+	pub, err := x509.ParsePKIXPublicKey(out.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("kms: the public key of %s: %w", arn, err)
+	}
+	return &signer{client: s.client, ca: ca, arn: arn, pub: pub}, nil
+}
+
+// DestroyKey implements openpca.KeyStore: KMS deletes the key after the
+// shortest waiting period it allows, seven days.
+func (s *Store) DestroyKey(ctx context.Context, ca *openpca.CA) error {
+	_, err := s.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: aws.String(string(ca.KeyHandle)), PendingWindowInDays: aws.Int32(7)})
+	return err
+}
+
+// signer signs with a KMS key.
+type signer struct {
+	client *awskms.Client
+	ca     *openpca.CA
+	arn    string
+	pub    crypto.PublicKey
+}
+
+func (s *signer) Public() crypto.PublicKey { return s.pub }
+
+// Sign asks KMS to sign digest, as the key's type and opts say: ECDSA, RSA
+// PKCS #1 v1.5, or RSA-PSS with a salt the length of the hash, as KMS
+// makes it and Go's x509 asks for it.
+func (s *signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	alg, err := algorithm(s.pub, opts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), signTimeout)
+	defer cancel()
+	out, err := s.client.Sign(ctx, &awskms.SignInput{KeyId: &s.arn, Message: digest, MessageType: types.MessageTypeDigest, SigningAlgorithm: alg})
+	if err != nil {
+		return nil, refusal(s.ca, err)
+	}
+	return out.Signature, nil
+}
+
+func algorithm(pub crypto.PublicKey, opts crypto.SignerOpts) (types.SigningAlgorithmSpec, error) {
+	names := map[crypto.Hash]string{crypto.SHA256: "SHA_256", crypto.SHA384: "SHA_384", crypto.SHA512: "SHA_512"}
+	h, ok := names[opts.HashFunc()]
+	if !ok {
+		return "", fmt.Errorf("kms: KMS does not sign %v digests", opts.HashFunc())
+	}
+	switch pub.(type) {
+	case *ecdsa.PublicKey:
+		return types.SigningAlgorithmSpec("ECDSA_" + h), nil
+	case *rsa.PublicKey:
+		if pss, ok := opts.(*rsa.PSSOptions); ok {
+			if pss.SaltLength != rsa.PSSSaltLengthEqualsHash && pss.SaltLength != opts.HashFunc().Size() {
+				return "", fmt.Errorf("kms: KMS makes RSA-PSS signatures with a salt the length of the hash only")
+			}
+			return types.SigningAlgorithmSpec("RSASSA_PSS_" + h), nil
+		}
+		return types.SigningAlgorithmSpec("RSASSA_PKCS1_V1_5_" + h), nil
+	}
+	return "", fmt.Errorf("kms: a key of type %T", pub)
+}
+
+// refusal says why KMS did not do what was asked, in AWS's terms: a key it
+// refuses to use (disabled, pending deletion, deleted) is InvalidState;
+// anything else, KMS being unreachable, is ServiceUnavailable, which
+// clients retry.
+func refusal(ca *openpca.CA, err error) error {
+	var disabled *types.DisabledException
+	var state *types.KMSInvalidStateException
+	var notFound *types.NotFoundException
+	if errors.As(err, &disabled) || errors.As(err, &state) || errors.As(err, &notFound) {
+		return openpca.Errorf(openpca.CodeInvalidState, "The KMS key of %s cannot sign: it is disabled, pending deletion or deleted (%v).", ca.ARN, err)
+	}
+	return openpca.Errorf(openpca.CodeServiceUnavailable, "KMS, which keeps the key of %s, cannot be reached: %v.", ca.ARN, err)
+}

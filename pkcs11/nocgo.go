@@ -1,0 +1,29 @@
+//go:build !cgo
+
+package pkcs11
+
+import (
+	"errors"
+
+	"github.com/openpca/openpca"
+)
+
+// Config says which token to use.
+type Config struct {
+	Module, TokenLabel, PIN string
+	MaxSessions             int
+}
+
+// Store is a PKCS#11 key store, which this build cannot open.
+type Store struct{ openpca.KeyStore }
+
+// Name of the store in CA records.
+const Name = "pkcs11"
+
+// Open says that PKCS#11 needs a cgo build.
+func Open(Config) (*Store, error) {
+	return nil, errors.New("pkcs11: this openpca was built without cgo, and PKCS#11 tokens need a cgo build (CGO_ENABLED=1 and a C compiler)")
+}
+
+// Close closes nothing.
+func (*Store) Close() error { return nil }
