@@ -81,7 +81,7 @@ type Service struct {
 	// requireHardware and allowUnmet are Config's.
 	requireHardware, allowUnmet bool
 	logger                      *slog.Logger
-	region string
+	region                      string
 	// defaultAccount owns the buckets no account was given.
 	defaultAccount string
 	now            func() time.Time
