@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -73,12 +74,23 @@ var keySpecs = map[openpca.KeyAlgorithm]types.KeySpec{
 	openpca.KeyAlgorithmRsa4096:      types.KeySpecRsa4096,
 }
 
+// ecdsaHashes are the only hashes KMS signs with for each EC key.
+var ecdsaHashes = map[openpca.KeyAlgorithm]string{
+	openpca.KeyAlgorithmEcPrime256v1: "SHA256",
+	openpca.KeyAlgorithmEcSecp384r1:  "SHA384",
+	openpca.KeyAlgorithmEcSecp521r1:  "SHA512",
+}
+
 // GenerateKey implements openpca.KeyStore: a SIGN_VERIFY key, described and
 // tagged with the CA's ARN; its ARN is the handle.
 func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.KeyAlgorithm) ([]byte, crypto.Signer, error) {
 	spec, ok := keySpecs[alg]
 	if !ok {
 		return nil, nil, openpca.Errorf(openpca.CodeInvalidArgs, "KeyAlgorithm %s: this server's KMS key store makes EC P-256, P-384 and P-521 and RSA 2048, 3072 and 4096 keys only.", alg)
+	}
+	if want, ok := ecdsaHashes[alg]; ok && !strings.HasPrefix(string(ca.Config.SigningAlgorithm), want) {
+		return nil, nil, openpca.Errorf(openpca.CodeInvalidArgs, "SigningAlgorithm %s: KMS signs with %s keys using %s only; use %sWITHECDSA.",
+			ca.Config.SigningAlgorithm, alg, want, want)
 	}
 	out, err := s.client.CreateKey(ctx, &awskms.CreateKeyInput{
 		KeySpec: spec, KeyUsage: types.KeyUsageTypeSignVerify,
@@ -169,15 +181,20 @@ func algorithm(pub crypto.PublicKey, opts crypto.SignerOpts) (types.SigningAlgor
 }
 
 // refusal says why KMS did not do what was asked, in AWS's terms: a key it
-// refuses to use (disabled, pending deletion, deleted) is InvalidState;
-// anything else, KMS being unreachable, is ServiceUnavailable, which
-// clients retry.
+// refuses to use (disabled, pending deletion, deleted) is InvalidState; a
+// use the key does not allow (a hash KMS does not sign with for its curve)
+// is InvalidArgs; anything else, KMS being unreachable, is
+// ServiceUnavailable, which clients retry.
 func refusal(ca *openpca.CA, err error) error {
 	var disabled *types.DisabledException
 	var state *types.KMSInvalidStateException
 	var notFound *types.NotFoundException
-	if errors.As(err, &disabled) || errors.As(err, &state) || errors.As(err, &notFound) {
+	var usage *types.InvalidKeyUsageException
+	switch {
+	case errors.As(err, &disabled) || errors.As(err, &state) || errors.As(err, &notFound):
 		return openpca.Errorf(openpca.CodeInvalidState, "The KMS key of %s cannot sign: it is disabled, pending deletion or deleted (%v).", ca.ARN, err)
+	case errors.As(err, &usage):
+		return openpca.Errorf(openpca.CodeInvalidArgs, "The KMS key of %s cannot make this signature: %v.", ca.ARN, usage.ErrorMessage())
 	}
 	return openpca.Errorf(openpca.CodeServiceUnavailable, "KMS, which keeps the key of %s, cannot be reached: %v.", ca.ARN, err)
 }

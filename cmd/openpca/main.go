@@ -127,6 +127,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		logFormat       string
 		shutdownTimeout time.Duration
 		reportWorkers   int
+		pinFile         string
 	)
 	fs.StringVar(&listen, "listen", app.DefaultListen, "address to serve the API on")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "where relying parties reach this server, for the OCSP responder and local CRLs in certificates (default http(s)://<listen>)")
@@ -142,6 +143,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.RootAccessKeyID, "root-access-key-id", "", "access key id of the default account; without it the first start makes one and prints it")
 	fs.StringVar(&cfg.RootSecretAccessKey, "root-secret-access-key", "", "its secret; prefer the environment variable")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "accept unsigned requests, for the default account (development only)")
+	fs.StringVar(&cfg.KeyStore, "key-store", "software", "where the keys of new CAs are kept: software (sealed with the master key), pkcs11 or kms")
+	fs.StringVar(&cfg.PKCS11.Module, "pkcs11-module", "", "the PKCS#11 library of the token that keeps CA keys, such as /usr/lib/softhsm/libsofthsm2.so")
+	fs.StringVar(&cfg.PKCS11.TokenLabel, "pkcs11-token-label", "", "the label of that token")
+	fs.StringVar(&pinFile, "pkcs11-pin-file", "", "a file holding the token's user PIN; without it, the PIN is read from OPENPCA_PKCS11_PIN")
+	fs.StringVar(&cfg.PKCS11Standard, "pkcs11-standard", "", "the KeyStorageSecurityStandard the token is certified to meet, such as FIPS_140_2_LEVEL_3_OR_HIGHER (default none)")
+	fs.StringVar(&cfg.KMSEndpoint, "kms-endpoint", "", "URL of a KMS-compatible server for the kms key store (default AWS KMS); credentials come from the standard AWS configuration")
+	fs.StringVar(&cfg.KMSStandard, "kms-standard", "", "the KeyStorageSecurityStandard the kms store meets (default FIPS_140_2_LEVEL_3_OR_HIGHER on AWS KMS, none with --kms-endpoint)")
+	fs.BoolVar(&cfg.RequireHardwareKeys, "require-hardware-keys", false, "refuse to create CAs whose keys would be kept in software")
+	fs.BoolVar(&cfg.AllowUnmetKeyStandard, "allow-unmet-key-standard", false, "accept a KeyStorageSecurityStandard no key store is declared to meet, and report it as asked")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls, whose bundle path is printed")
@@ -159,6 +169,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
 	cfg.Stdout = stdout
+	// The PIN comes from a file or the environment, never from a flag that
+	// ps would show.
+	if pinFile != "" {
+		b, err := os.ReadFile(pinFile)
+		if err != nil {
+			return fmt.Errorf("--pkcs11-pin-file: %w", err)
+		}
+		cfg.PKCS11.PIN = strings.TrimSpace(string(b))
+	} else if pin, ok := lookupEnv("OPENPCA_PKCS11_PIN"); ok {
+		cfg.PKCS11.PIN = pin
+	}
 	if cfg.PublicURL == "" {
 		scheme := "http"
 		if cfg.TLSCertFile != "" || cfg.TLSSelfSigned {

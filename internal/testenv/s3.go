@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -32,24 +31,12 @@ type S3 struct {
 }
 
 // versitygw finds the versitygw binary: $OPENPCA_VERSITYGW, the PATH, or
-// $GOPATH/bin where scripts/test installs it.
+// $GOPATH/bin where .ci/run installs it.
 func versitygw(t testing.TB) string {
 	if p := os.Getenv("OPENPCA_VERSITYGW"); p != "" {
 		return p
 	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		home, _ := os.UserHomeDir()
-		gopath = filepath.Join(home, "go")
-	}
-	if p := filepath.Join(gopath, "bin", "versitygw"); fileExists(p) {
-		return p
-	}
-	t.Fatal("versitygw is not installed: scripts/test installs it (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
-	return ""
+	return goBinary(t, "versitygw", "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
 }
 
 func fileExists(p string) bool {

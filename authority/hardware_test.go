@@ -1,0 +1,194 @@
+package authority_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/pkcs11"
+	"github.com/openpca/openpca/pki"
+)
+
+// hardware are the key stores in hardware a test runs on, each set up
+// for the test: a SoftHSM2 token, and local-kms.
+func hardware(t *testing.T) map[string]func(t *testing.T) testenv.Option {
+	return map[string]func(t *testing.T) testenv.Option{
+		"pkcs11": func(t *testing.T) testenv.Option { return testenv.NewSoftHSM(t).Use() },
+		"kms":    func(t *testing.T) testenv.Option { return testenv.StartKMS(t).Use(t) },
+	}
+}
+
+// TestKeyAlgorithmsInHardware makes a CA of every key algorithm the
+// hardware stores hold: each key is made in the store and signs the CA's
+// CSR there. An algorithm a store does not hold is InvalidArgsException.
+func TestKeyAlgorithmsInHardware(t *testing.T) {
+	for name, use := range hardware(t) {
+		t.Run(name, func(t *testing.T) {
+			env := testenv.Start(t, use(t))
+			for _, alg := range []types.KeyAlgorithm{types.KeyAlgorithmEcPrime256v1, types.KeyAlgorithmEcSecp384r1, types.KeyAlgorithmEcSecp521r1,
+				types.KeyAlgorithmRsa2048, types.KeyAlgorithmRsa3072, types.KeyAlgorithmRsa4096} {
+				cfg := testenv.Config(alg, string(alg))
+				// KMS signs with the hash of an EC key's size only.
+				cfg.SigningAlgorithm = map[types.KeyAlgorithm]types.SigningAlgorithm{types.KeyAlgorithmEcSecp384r1: types.SigningAlgorithmSha384withecdsa,
+					types.KeyAlgorithmEcSecp521r1: types.SigningAlgorithmSha512withecdsa}[alg]
+				if cfg.SigningAlgorithm == "" {
+					cfg.SigningAlgorithm = testenv.Config(alg, "").SigningAlgorithm
+				}
+				out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+					CertificateAuthorityType: types.CertificateAuthorityTypeRoot, CertificateAuthorityConfiguration: cfg})
+				if err != nil {
+					t.Fatalf("%s: %v", alg, err)
+				}
+				arn := *out.CertificateAuthorityArn
+				csr := env.CSR(t, arn)
+				if err := csr.CheckSignature(); err != nil {
+					t.Errorf("%s: the CSR made in the store does not verify: %v", alg, err)
+				}
+				if got := pki.KeyAlgorithmOf(csr.PublicKey); string(got) != string(alg) {
+					t.Errorf("%s: the CSR's key is %s", alg, got)
+				}
+				d, err := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.CertificateAuthority.KeyStorageSecurityStandard != "" {
+					t.Errorf("%s: a store declared to meet no standard reports %s", alg, d.CertificateAuthority.KeyStorageSecurityStandard)
+				}
+			}
+			_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{CertificateAuthorityType: types.CertificateAuthorityTypeRoot,
+				CertificateAuthorityConfiguration: &types.CertificateAuthorityConfiguration{KeyAlgorithm: types.KeyAlgorithmSm2,
+					SigningAlgorithm: types.SigningAlgorithmSm3withsm2, Subject: &types.ASN1Subject{CommonName: aws.String("SM2")}}})
+			testenv.WantError(t, err, "InvalidArgsException")
+			if name == "kms" { // a hash KMS does not sign with for the curve
+				_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{CertificateAuthorityType: types.CertificateAuthorityTypeRoot,
+					CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcSecp384r1, "P-384 with SHA-256")})
+				testenv.WantError(t, err, "InvalidArgsException")
+			}
+			if m := metrics(t, env.URL); !strings.Contains(m, `openpca_certificate_authorities{key_store="`+name+`",status="PENDING_CERTIFICATE"} 6`) {
+				t.Errorf("the metrics do not count 6 CAs in the %s store", name)
+			}
+		})
+	}
+}
+
+func metrics(t *testing.T, url string) string {
+	t.Helper()
+	b, err := httpGet(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestLifecycleInHardware runs a CA whose key is in hardware through its
+// life: self-signed activation, issuance, revocation, a CRL, OCSP answers
+// and an audit report that verifies, every signature made in the store.
+func TestLifecycleInHardware(t *testing.T) {
+	for name, use := range hardware(t) {
+		t.Run(name, func(t *testing.T) {
+			env := testenv.Start(t, use(t))
+			bucket := makeLocalBucket(t, env, "hardware")
+			caARN, root := revocationCA(t, env, &types.RevocationConfiguration{
+				CrlConfiguration:  &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("hardware")},
+				OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
+			if err := root.CheckSignatureFrom(root); err != nil {
+				t.Fatalf("the self-signed certificate: %v", err)
+			}
+			leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "hw.example"}})
+			cert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM}))
+			if err := cert.CheckSignatureFrom(root); err != nil {
+				t.Fatalf("the issued certificate: %v", err)
+			}
+			if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+				CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+				t.Fatal(err)
+			}
+			crlPath := filepath.Join(bucket, "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl")
+			crl, _ := waitCRL(t, 1, func() ([]byte, error) { return os.ReadFile(crlPath) })
+			if err := crl.CheckSignatureFrom(root); err != nil || len(crl.RevokedCertificateEntries) != 1 {
+				t.Errorf("the CRL: %v, %d entries", err, len(crl.RevokedCertificateEntries))
+			}
+			req, err := ocsp.CreateRequest(cert, root, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := post(env.URL+"/ocsp", req)
+			if resp, perr := ocsp.ParseResponseForCert(body, cert, root); err != nil || perr != nil || resp.Status != ocsp.Revoked {
+				t.Errorf("OCSP: %+v, %v, %v", resp, err, perr)
+			}
+			reportBucket := makeLocalBucket(t, env, "hardware-reports")
+			out, err := createReport(env, caARN, "hardware-reports", types.AuditReportResponseFormatJson)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
+				t.Fatal(err)
+			}
+			report, _ := os.ReadFile(filepath.Join(reportBucket, *out.S3Key))
+			proof, _ := os.ReadFile(filepath.Join(reportBucket, *out.S3Key+".proof.jsonl"))
+			if v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), publicKey(t, env)); len(v.Problems) > 0 || v.Rows != 2 {
+				t.Errorf("the audit report: %d rows, %v", v.Rows, v.Problems)
+			}
+		})
+	}
+}
+
+// TestTokenKeysStayInside checks what the token says of a CA's key (it
+// cannot be extracted, and is sensitive), and that the database holds no
+// key material for it, only the key's id.
+func TestTokenKeysStayInside(t *testing.T) {
+	hsm := testenv.NewSoftHSM(t)
+	env := testenv.Start(t, hsm.Use())
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Inside")
+	env.Stop(t)
+	var store string
+	var handle []byte
+	if err := env.DB(t).QueryRow(`SELECT key_store, key_handle FROM certificate_authorities WHERE arn = ?`, arn).Scan(&store, &handle); err != nil {
+		t.Fatal(err)
+	}
+	id := arn[strings.LastIndex(arn, "/")+1:]
+	if store != "pkcs11" || string(handle) != id {
+		t.Errorf("the CA records key store %q and handle %q, want pkcs11 and its id", store, handle)
+	}
+	token, err := pkcs11.Open(hsm.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer token.Close()
+	extractable, sensitive, err := token.Extractable(caRecord(id, arn))
+	if err != nil || extractable || !sensitive {
+		t.Errorf("CKA_EXTRACTABLE %v, CKA_SENSITIVE %v (%v); want false, true", extractable, sensitive, err)
+	}
+	db, err := os.ReadFile(filepath.Join(env.Config.DataDir, "openpca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A PKCS #8 private key starts with its version and an algorithm
+	// identifier: no such structure is in the database file.
+	for _, prefix := range [][]byte{{0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01}} {
+		if bytes.Contains(db, prefix) {
+			t.Error("the database holds what looks like a plain EC private key")
+		}
+	}
+	env.Restart(t)
+	// The key keeps working after a restart: the CA activates.
+	env.ActivateRoot(t, arn)
+}
+
+// caRecord is as much of a CA's record as a key store needs to find its
+// key in a token.
+func caRecord(id, arn string) *openpca.CA {
+	return &openpca.CA{ID: id, ARN: arn, KeyStore: pkcs11.Name, KeyHandle: []byte(id)}
+}

@@ -1,0 +1,195 @@
+package testenv
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/pkcs11"
+)
+
+// SoftHSMModule is the PKCS#11 library of Debian's softhsm2 package, which
+// .ci/run installs.
+const SoftHSMModule = "/usr/lib/softhsm/libsofthsm2.so"
+
+// SoftHSM is a SoftHSM2 token of the test's own, its objects files in a
+// temporary folder.
+type SoftHSM struct {
+	Label, PIN string
+	// TokenDir holds the token's files: removing it takes the token away.
+	TokenDir string
+}
+
+// NewSoftHSM initializes a token for the test. SoftHSM reads where its
+// tokens are from SOFTHSM2_CONF, which the test sets for the whole
+// process: tests that use tokens do not run in parallel.
+func NewSoftHSM(t testing.TB) *SoftHSM {
+	t.Helper()
+	if !fileExists(SoftHSMModule) {
+		t.Fatalf("SoftHSM2 is not installed (%s): .ci/run installs Debian's softhsm2", SoftHSMModule)
+	}
+	dir := t.TempDir()
+	h := &SoftHSM{Label: "openpca-test", PIN: "1234", TokenDir: filepath.Join(dir, "tokens")}
+	if err := os.Mkdir(h.TokenDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "softhsm2.conf")
+	if err := os.WriteFile(conf, []byte("directories.tokendir = "+h.TokenDir+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SOFTHSM2_CONF", conf)
+	out, err := exec.Command("softhsm2-util", "--init-token", "--free", "--label", h.Label, "--pin", h.PIN, "--so-pin", "5678").CombinedOutput()
+	if err != nil {
+		t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
+	}
+	return h
+}
+
+// Config is the token as a server's configuration names it.
+func (h *SoftHSM) Config() pkcs11.Config {
+	return pkcs11.Config{Module: SoftHSMModule, TokenLabel: h.Label, PIN: h.PIN}
+}
+
+// Use returns an Option that keeps the keys of new CAs in the token.
+func (h *SoftHSM) Use() Option {
+	return func(c *app.Config) {
+		c.KeyStore, c.PKCS11 = pkcs11.Name, h.Config()
+	}
+}
+
+// KMS is a KMS-compatible server (local-kms) for the test, its keys in a
+// temporary folder. It can be stopped and started again on the same port
+// and folder.
+type KMS struct {
+	URL    string
+	port   string
+	dir    string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartKMS starts local-kms, which .ci/run installs with go install, and
+// stops it when the test ends.
+func StartKMS(t testing.TB) *KMS {
+	t.Helper()
+	k := &KMS{dir: t.TempDir()}
+	t.Cleanup(func() { k.Stop(t) })
+	// local-kms listens on every address of the port it is given; a port
+	// found free may be taken before it binds it: pick another.
+	for attempt := 1; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, k.port, _ = net.SplitHostPort(l.Addr().String())
+		k.URL = "http://127.0.0.1:" + k.port
+		l.Close()
+		out, ok := k.start(t)
+		if ok {
+			return k
+		}
+		if attempt == 5 {
+			t.Fatalf("local-kms did not start: %s", out)
+		}
+	}
+}
+
+// Start starts the server again, on the same port and folder.
+func (k *KMS) Start(t testing.TB) {
+	t.Helper()
+	if out, ok := k.start(t); !ok {
+		t.Fatalf("local-kms did not start again on port %s: %s", k.port, out)
+	}
+}
+
+func (k *KMS) start(t testing.TB) (string, bool) {
+	t.Helper()
+	k.cmd = exec.Command(goBinary(t, "local-kms", "go install github.com/nsmithuk/local-kms@v0.0.0-20260228092603-2a5e92d09ab6"))
+	k.cmd.Env = append(os.Environ(), "PORT="+k.port, "KMS_DATA_PATH="+k.dir, "KMS_REGION=us-east-1", "KMS_ACCOUNT_ID=111122223333")
+	out := &SyncBuffer{}
+	k.cmd.Stdout, k.cmd.Stderr = out, out
+	if err := k.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func(cmd *exec.Cmd) {
+		cmd.Wait()
+		close(exited)
+	}(k.cmd)
+	k.exited = exited
+	client := k.Client()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-exited:
+			k.cmd = nil
+			return out.String(), false
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := client.ListKeys(ctx, &awskms.ListKeysInput{})
+		cancel()
+		if err == nil {
+			return "", true
+		}
+	}
+	k.Stop(t)
+	return out.String(), false
+}
+
+// Stop stops the server; it is safe to call twice.
+func (k *KMS) Stop(t testing.TB) {
+	t.Helper()
+	if k.cmd == nil {
+		return
+	}
+	k.cmd.Process.Kill()
+	<-k.exited
+	k.cmd = nil
+}
+
+// Client returns a KMS client for the server.
+func (k *KMS) Client() *awskms.Client {
+	return awskms.New(awskms.Options{Region: "us-east-1", BaseEndpoint: aws.String(k.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("openpcatest", "openpca-test-secret", "")})
+}
+
+// Use returns an Option that keeps the keys of new CAs in this KMS, with
+// credentials in the environment, as the standard AWS configuration would
+// find them, unless the test set some already (local-kms takes any).
+func (k *KMS) Use(t testing.TB) Option {
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+		t.Setenv("AWS_ACCESS_KEY_ID", "openpcatest")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "openpca-test-secret")
+		t.Setenv("AWS_REGION", "us-east-1")
+		t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+		t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	}
+	return func(c *app.Config) { c.KeyStore, c.KMSEndpoint = "kms", k.URL }
+}
+
+// goBinary finds a command that .ci/run installs with go install: on the
+// PATH, or in $GOPATH/bin.
+func goBinary(t testing.TB, name, install string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		home, _ := os.UserHomeDir()
+		gopath = filepath.Join(home, "go")
+	}
+	if p := filepath.Join(gopath, "bin", name); fileExists(p) {
+		return p
+	}
+	t.Fatalf("%s is not installed: .ci/run installs it (%s)", name, install)
+	return ""
+}
