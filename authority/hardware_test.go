@@ -7,11 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/openpca/openpca"
@@ -191,4 +194,141 @@ func TestTokenKeysStayInside(t *testing.T) {
 // key in a token.
 func caRecord(id, arn string) *openpca.CA {
 	return &openpca.CA{ID: id, ARN: arn, KeyStore: pkcs11.Name, KeyHandle: []byte(id)}
+}
+
+// TestKMSKeyDisabledFailsClosed disables the CA's key in KMS: issuance
+// fails with a clear InvalidStateException and leaves no certificate,
+// and works again once the key is enabled.
+func TestKMSKeyDisabledFailsClosed(t *testing.T) {
+	k := testenv.StartKMS(t)
+	env := testenv.Start(t, k.Use(t))
+	caARN, _ := env.NewActiveRoot(t, "Disabled in KMS")
+	keys, err := k.Client().ListKeys(ctx, &awskms.ListKeysInput{})
+	if err != nil || len(keys.Keys) != 1 {
+		t.Fatalf("KMS keys: %v, %v", keys, err)
+	}
+	keyID := keys.Keys[0].KeyArn
+	issues := func() int { return count(logKinds(t, env, caARN), openpca.KeyUseIssue) }
+	before := issues()
+	if _, err := k.Client().DisableKey(ctx, &awskms.DisableKeyInput{KeyId: keyID}); err != nil {
+		t.Fatal(err)
+	}
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "refused.example"}}).CSRPEM
+	_, err = env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf,
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+	testenv.WantError(t, err, "InvalidStateException")
+	if err == nil || !strings.Contains(err.Error(), "KMS key") {
+		t.Errorf("the error does not say what failed: %v", err)
+	}
+	if n := issues(); n != before {
+		t.Errorf("%d issuances recorded while the key was disabled", n-before)
+	}
+	if _, err := k.Client().EnableKey(ctx, &awskms.EnableKeyInput{KeyId: keyID}); err != nil {
+		t.Fatal(err)
+	}
+	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf})
+}
+
+// TestKeyStoreOutage takes the key store away while clients issue
+// certificates, and brings it back: while it is away requests fail with
+// ServiceUnavailableException, every certificate a client got is recorded
+// and fetched, no failure left one, and issuance resumes.
+func TestKeyStoreOutage(t *testing.T) {
+	outages := map[string]func(t *testing.T) (testenv.Option, func(), func()){
+		"kms": func(t *testing.T) (testenv.Option, func(), func()) {
+			k := testenv.StartKMS(t)
+			return k.Use(t), func() { k.Stop(t) }, func() { k.Start(t) }
+		},
+		"pkcs11": func(t *testing.T) (testenv.Option, func(), func()) {
+			h := testenv.NewSoftHSM(t)
+			away := h.TokenDir + ".away"
+			return h.Use(), func() {
+					if err := os.Rename(h.TokenDir, away); err != nil {
+						t.Fatal(err)
+					}
+				}, func() {
+					if err := os.Rename(away, h.TokenDir); err != nil {
+						t.Fatal(err)
+					}
+				}
+		},
+	}
+	for name, setup := range outages {
+		t.Run(name, func(t *testing.T) {
+			use, kill, revive := setup(t)
+			env := testenv.Start(t, use)
+			caARN, _ := env.NewActiveRoot(t, "Outage")
+			leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "load.example"}}).CSRPEM
+			var mu sync.Mutex
+			var issued []string
+			failures, successes := 0, 0
+			var lastErr error
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						out, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf,
+							SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+						mu.Lock()
+						if err == nil {
+							issued = append(issued, *out.CertificateArn)
+							successes++
+						} else {
+							if code, status := testenv.ErrorCode(err); code != "ServiceUnavailableException" || status != 503 {
+								t.Errorf("while the store was away: %v", err)
+							}
+							failures++
+							lastErr = err
+						}
+						mu.Unlock()
+					}
+				})
+			}
+			waitFor := func(what string, cond func() bool) {
+				t.Helper()
+				for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					mu.Lock()
+					ok := cond()
+					mu.Unlock()
+					if ok {
+						return
+					}
+					if time.Now().After(deadline) {
+						close(stop)
+						wg.Wait()
+						t.Fatalf("waiting for %s: %d successes, %d failures, the last %v", what, successes, failures, lastErr)
+					}
+				}
+			}
+			waitFor("issuance", func() bool { return successes >= 20 })
+			kill()
+			waitFor("failures", func() bool { return failures >= 20 })
+			revive()
+			resumed := 0
+			waitFor("issuance to resume", func() bool {
+				if resumed == 0 {
+					resumed = successes
+				}
+				return successes >= resumed+20
+			})
+			close(stop)
+			wg.Wait()
+			for _, arn := range issued {
+				if _, err := env.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &caARN, CertificateArn: aws.String(arn)}); err != nil {
+					t.Fatalf("a certificate a client got is not there: %v", err)
+				}
+			}
+			// The root's own certificate is the first issuance.
+			if n := count(logKinds(t, env, caARN), openpca.KeyUseIssue); n != len(issued)+1 {
+				t.Errorf("%d issuances recorded besides the root's own, %d certificates returned", n-1, len(issued))
+			}
+			t.Logf("%d certificates issued, %d requests refused while the %s store was away", len(issued), failures, name)
+		})
+	}
 }

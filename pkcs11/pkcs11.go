@@ -13,10 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/ThalesGroup/crypto11"
-	p11 "github.com/miekg/pkcs11"
 
 	"github.com/openpca/openpca"
 )
@@ -37,7 +37,11 @@ type Config struct {
 
 // Store keeps CA keys in one token. It implements openpca.KeyStore.
 type Store struct {
-	ctx *crypto11.Context
+	cfg Config
+
+	mu     sync.RWMutex
+	ctx    *crypto11.Context // nil while the token cannot be reached
+	opened time.Time         // of the last login attempt
 }
 
 var _ openpca.KeyStore = (*Store)(nil)
@@ -50,16 +54,68 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.MaxSessions == 0 {
 		cfg.MaxSessions = 64
 	}
-	c, err := crypto11.Configure(&crypto11.Config{Path: cfg.Module, TokenLabel: cfg.TokenLabel, Pin: cfg.PIN,
-		MaxSessions: cfg.MaxSessions, PoolWaitTimeout: 30 * time.Second})
+	s := &Store{cfg: cfg}
+	c, err := s.login()
 	if err != nil {
-		return nil, fmt.Errorf("pkcs11: opening token %q with %s: %w", cfg.TokenLabel, cfg.Module, err)
+		return nil, err
 	}
-	return &Store{ctx: c}, nil
+	s.ctx, s.opened = c, time.Now()
+	return s, nil
+}
+
+func (s *Store) login() (*crypto11.Context, error) {
+	c, err := crypto11.Configure(&crypto11.Config{Path: s.cfg.Module, TokenLabel: s.cfg.TokenLabel, Pin: s.cfg.PIN,
+		MaxSessions: s.cfg.MaxSessions, PoolWaitTimeout: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: opening token %q with %s: %w", s.cfg.TokenLabel, s.cfg.Module, err)
+	}
+	return c, nil
+}
+
+// context returns the token's context, nil if it cannot be reached.
+func (s *Store) context() *crypto11.Context {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ctx
+}
+
+// relogin logs in to the token again, after failed (the context that
+// failed, or nil) did: a token taken away and brought back shows its
+// objects only to a new login. It tries at most once a second, and
+// returns the context to use.
+func (s *Store) relogin(failed *crypto11.Context) (*crypto11.Context, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx != failed && s.ctx != nil {
+		return s.ctx, nil // another request logged in again meanwhile
+	}
+	if time.Since(s.opened) < time.Second {
+		return nil, errors.New("the token cannot be reached")
+	}
+	s.opened = time.Now()
+	if s.ctx != nil {
+		s.ctx.Close() // waits for the operations in flight
+		s.ctx = nil
+	}
+	c, err := s.login()
+	if err != nil {
+		return nil, err
+	}
+	s.ctx = c
+	return c, nil
 }
 
 // Close logs out and closes the token's sessions.
-func (s *Store) Close() error { return s.ctx.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		return nil
+	}
+	err := s.ctx.Close()
+	s.ctx = nil
+	return err
+}
 
 // Name implements openpca.KeyStore.
 func (*Store) Name() string { return Name }
@@ -85,37 +141,69 @@ var (
 // id, which is also its handle, and its label names the CA.
 func (s *Store) GenerateKey(_ context.Context, ca *openpca.CA, alg openpca.KeyAlgorithm) ([]byte, crypto.Signer, error) {
 	id, label := []byte(ca.ID), []byte("openpca "+ca.ARN)
+	curve, isEC := curves[alg]
+	bits, isRSA := rsaBits[alg]
+	if !isEC && !isRSA {
+		return nil, nil, openpca.Errorf(openpca.CodeInvalidArgs, "KeyAlgorithm %s: this server's PKCS#11 key store makes EC P-256, P-384 and P-521 and RSA 2048, 3072 and 4096 keys only.", alg)
+	}
+	c := s.context()
+	if c == nil {
+		var err error
+		if c, err = s.relogin(nil); err != nil {
+			return nil, nil, unavailable(ca, err)
+		}
+	}
 	var key crypto11.Signer
 	var err error
-	if curve, ok := curves[alg]; ok {
-		key, err = s.ctx.GenerateECDSAKeyPairWithLabel(id, label, curve)
-	} else if bits, ok := rsaBits[alg]; ok {
-		key, err = s.ctx.GenerateRSAKeyPairWithLabel(id, label, bits)
+	if isEC {
+		key, err = c.GenerateECDSAKeyPairWithLabel(id, label, curve)
 	} else {
-		return nil, nil, openpca.Errorf(openpca.CodeInvalidArgs, "KeyAlgorithm %s: this server's PKCS#11 key store makes EC P-256, P-384 and P-521 and RSA 2048, 3072 and 4096 keys only.", alg)
+		key, err = c.GenerateRSAKeyPairWithLabel(id, label, bits)
 	}
 	if err != nil {
 		return nil, nil, unavailable(ca, err)
 	}
-	return id, signer{key, ca}, nil
+	return id, &signer{store: s, ca: ca, key: key}, nil
 }
 
 // Signer implements openpca.KeyStore.
 func (s *Store) Signer(_ context.Context, ca *openpca.CA) (crypto.Signer, error) {
-	key, err := s.ctx.FindKeyPair(ca.KeyHandle, nil)
+	key, err := s.find(ca, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &signer{store: s, ca: ca, key: key}, nil
+}
+
+// find finds the key pair of ca in the token, logging in again if the
+// token failed (or failed, a signer of it, did).
+func (s *Store) find(ca *openpca.CA, failed crypto11.Signer) (crypto11.Signer, error) {
+	c := s.context()
+	if c != nil && failed == nil {
+		if key, err := c.FindKeyPair(ca.KeyHandle, nil); err == nil && key != nil {
+			return key, nil
+		}
+	}
+	c, err := s.relogin(c)
+	if err != nil {
+		return nil, unavailable(ca, err)
+	}
+	key, err := c.FindKeyPair(ca.KeyHandle, nil)
 	if err != nil {
 		return nil, unavailable(ca, err)
 	}
 	if key == nil {
-		return nil, openpca.Errorf(openpca.CodeInvalidState, "The key of %s is not in the PKCS#11 token: it was deleted, or the server uses another token.", ca.ARN)
+		// A token taken away shows no objects either: retrying is the
+		// right answer to both.
+		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The key of %s is not in the PKCS#11 token: the token is away, or the key was deleted.", ca.ARN)
 	}
-	return signer{key, ca}, nil
+	return key, nil
 }
 
 // DestroyKey implements openpca.KeyStore.
 func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
-	key, err := s.ctx.FindKeyPair(ca.KeyHandle, nil)
-	if err != nil || key == nil {
+	key, err := s.find(ca, nil)
+	if err != nil {
 		return err
 	}
 	return key.Delete()
@@ -124,11 +212,11 @@ func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 // Extractable reports the CKA_EXTRACTABLE and CKA_SENSITIVE attributes of
 // the private key of ca, as the token keeps them.
 func (s *Store) Extractable(ca *openpca.CA) (extractable, sensitive bool, err error) {
-	key, err := s.ctx.FindKeyPair(ca.KeyHandle, nil)
-	if err != nil || key == nil {
-		return false, false, fmt.Errorf("pkcs11: the key of %s: %v", ca.ARN, err)
+	key, err := s.find(ca, nil)
+	if err != nil {
+		return false, false, err
 	}
-	attrs, err := s.ctx.GetAttributes(key, []crypto11.AttributeType{crypto11.CkaExtractable, crypto11.CkaSensitive})
+	attrs, err := s.context().GetAttributes(key, []crypto11.AttributeType{crypto11.CkaExtractable, crypto11.CkaSensitive})
 	if err != nil {
 		return false, false, err
 	}
@@ -139,28 +227,45 @@ func (s *Store) Extractable(ca *openpca.CA) (extractable, sensitive bool, err er
 	return flag(crypto11.CkaExtractable), flag(crypto11.CkaSensitive), nil
 }
 
-// signer signs in the token, and says what failed in AWS's terms.
+// signer signs in the token, and says what failed in AWS's terms. A token
+// that failed (taken away and brought back, say) is logged in to again and
+// the key found anew, once per signature.
 type signer struct {
+	store *Store
+	ca    *openpca.CA
+
+	mu  sync.Mutex
 	key crypto11.Signer
-	ca  *openpca.CA
 }
 
-func (s signer) Public() crypto.PublicKey { return s.key.Public() }
+func (s *signer) Public() crypto.PublicKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.key.Public()
+}
 
-func (s signer) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	sig, err := s.key.Sign(rand, digest, opts)
-	if err != nil {
+func (s *signer) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	s.mu.Lock()
+	key := s.key
+	s.mu.Unlock()
+	sig, err := key.Sign(rand, digest, opts)
+	if err == nil {
+		return sig, nil
+	}
+	if key, err = s.store.find(s.ca, key); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.key = key
+	s.mu.Unlock()
+	if sig, err = key.Sign(rand, digest, opts); err != nil {
 		return nil, unavailable(s.ca, err)
 	}
 	return sig, nil
 }
 
 // unavailable is the error of a token that failed: ServiceUnavailable,
-// which clients retry, unless the token says the key is gone.
+// which clients retry.
 func unavailable(ca *openpca.CA, err error) error {
-	var pe p11.Error
-	if errors.As(err, &pe) && (pe == p11.CKR_KEY_HANDLE_INVALID || pe == p11.CKR_OBJECT_HANDLE_INVALID) {
-		return openpca.Errorf(openpca.CodeInvalidState, "The key of %s is no longer in the PKCS#11 token: %v.", ca.ARN, err)
-	}
 	return openpca.Errorf(openpca.CodeServiceUnavailable, "The PKCS#11 token that keeps the key of %s cannot sign now: %v.", ca.ARN, err)
 }
