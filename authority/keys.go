@@ -25,8 +25,9 @@ func meets(have, want openpca.KeyStorageSecurityStandard) bool {
 // keyStoreFor chooses the store of a new CA's key, and the standard the CA
 // reports. A request that names no standard (AWS's default) gets the
 // default store, and the standard that store is declared to meet, if any.
-// One that names a standard gets the first store declared to meet it;
-// if none is, it is refused, unless the operator allows the claim.
+// One that names a standard gets the first store declared to meet it, and
+// reports it as asked; if no store meets it, it is refused, unless the
+// operator allows the claim.
 func (s *Service) keyStoreFor(want openpca.KeyStorageSecurityStandard) (KeyStore, openpca.KeyStorageSecurityStandard, error) {
 	def := s.keyStores[0]
 	if want == "" {
@@ -34,7 +35,7 @@ func (s *Service) keyStoreFor(want openpca.KeyStorageSecurityStandard) (KeyStore
 	}
 	for _, ks := range s.keyStores {
 		if meets(ks.Standard, want) && (ks.Hardware() || !s.requireHardware) {
-			return ks, ks.Standard, nil
+			return ks, want, nil // true, and what the request said
 		}
 	}
 	if s.allowUnmet {
