@@ -14,6 +14,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auth"
+	"github.com/openpca/openpca/seal"
 )
 
 // openAdmin parses the flags of an operator command (where the data folder
@@ -259,4 +260,59 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// cas runs "openpca cas list": every CA with where its key really is.
+func cas(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	if len(args) == 0 || args[0] != "list" {
+		fmt.Fprintln(stderr, "usage: openpca cas list [--account ID]")
+		return flag.ErrHelp
+	}
+	var account string
+	a, _, err := openAdmin(ctx, "cas list", args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
+		fs.StringVar(&account, "account", "", "list only this account's CAs")
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	accounts := []string{account}
+	if account == "" {
+		list, err := a.Store.ListAccounts(ctx)
+		if err != nil {
+			return err
+		}
+		accounts = accounts[:0]
+		for _, acc := range list {
+			accounts = append(accounts, acc.ID)
+		}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CERTIFICATE AUTHORITY\tSTATUS\tKEY STORE\tKEY\tSTANDARD")
+	now := time.Now()
+	for _, acc := range accounts {
+		var after openpca.CACursor
+		for {
+			page, err := a.Store.ListCAs(ctx, acc, after, 100)
+			if err != nil {
+				return err
+			}
+			for _, ca := range page {
+				key := string(ca.KeyHandle)
+				if ca.KeyStore == seal.SoftwareStore {
+					key = "sealed with the master key"
+				}
+				standard := string(ca.KeyStorageSecurityStandard)
+				if standard == "" {
+					standard = "none"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ca.ARN, ca.StatusAt(now), ca.KeyStore, key, standard)
+			}
+			if len(page) < 100 {
+				break
+			}
+			after = openpca.CACursor{CreatedAt: page[len(page)-1].CreatedAt, ID: page[len(page)-1].ID}
+		}
+	}
+	return tw.Flush()
 }

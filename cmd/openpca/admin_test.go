@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 )
@@ -123,5 +125,24 @@ func TestPolicyCommands(t *testing.T) {
 	}
 	if out, err := run("policy", "simulate", key, "--action", "DeleteCertificateAuthority", "--resource", "*"); err != nil || !strings.HasPrefix(out, "allowed") {
 		t.Errorf("simulate for a key without policies: %v\n%s", err, out)
+	}
+}
+
+// TestCasList shows where each CA's key is: in software, or in a token.
+func TestCasList(t *testing.T) {
+	hsm := testenv.NewSoftHSM(t)
+	env := testenv.Start(t, func(c *app.Config) { c.PKCS11 = hsm.Config() })
+	soft := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "In software")
+	env.Stop(t)
+	env.Config.KeyStore = "pkcs11"
+	env.Restart(t)
+	hard := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "In the token")
+	out, err := runOpenpca(t, "cas", "list", "--data-dir", env.Config.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(regexp.QuoteMeta(soft)+`\s+PENDING_CERTIFICATE\s+software\s+sealed with the master key\s+none`).MatchString(out) ||
+		!regexp.MustCompile(regexp.QuoteMeta(hard)+`\s+PENDING_CERTIFICATE\s+pkcs11\s+`+hard[strings.LastIndex(hard, "/")+1:]+`\s+none`).MatchString(out) {
+		t.Errorf("openpca cas list:\n%s", out)
 	}
 }

@@ -52,6 +52,7 @@ commands:
   accounts  create or list accounts (create, list)
   keys      create, list or revoke access keys (create, list, revoke)
   buckets   give buckets to accounts (create, list, remove)
+  cas       list every CA with where its key is kept (list)
   policy    the IAM policies of access keys (attach, detach, list, simulate)
   audit     the tamper-evident audit log: public-key, verify, proof
 
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return keys(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "buckets":
 		return buckets(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "cas":
+		return cas(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "policy":
 		return policyCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "audit":
