@@ -18,7 +18,35 @@ type Store interface {
 	CRLStore
 	BucketStore
 	PermissionStore
+	ResealStore
 	Close() error
+}
+
+// SealedValue is a value the store keeps, sealed with the master key, or
+// holding such a value.
+type SealedValue struct {
+	// Kind says what the value is: SealedCAKey (a CA's key in the software
+	// store, ID its ARN, the associated data it is sealed with),
+	// SealedAccessKey (an access key's secret, ID the key's id), or
+	// SealedSetting (a setting, ID its name: whether and how it holds a
+	// sealed value is its owner's to say).
+	Kind, ID string
+	Value    []byte
+}
+
+// Kinds of SealedValue.
+const (
+	SealedCAKey     = "ca-key"
+	SealedAccessKey = "access-key"
+	SealedSetting   = "setting"
+)
+
+// ResealStore rewrites what the master key seals, when it changes.
+type ResealStore interface {
+	// Reseal calls fn with every sealed value the store keeps (and every
+	// setting), and stores what fn returns in its place, all in one
+	// transaction: every value is rewritten, or none.
+	Reseal(ctx context.Context, fn func(*SealedValue) ([]byte, error)) error
 }
 
 // CAPermission is what CreatePermission gave an AWS service principal

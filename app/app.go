@@ -51,6 +51,10 @@ type Config struct {
 	// MasterKeyFile, which is created on first start.
 	MasterKey     string
 	MasterKeyFile string
+	// PreviousMasterKeys are base64 master keys the server still opens
+	// values with, but never seals with: servers sharing a database run
+	// with the new key and the old one while it is rotated.
+	PreviousMasterKeys []string
 	// MaxCAsPerAccount bounds the CAs of one account.
 	MaxCAsPerAccount int
 	// ObjectStore is where audit reports go: "local" (folders under
@@ -201,11 +205,6 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
-	sealer, err := openSealer(cfg, logger)
-	if err != nil {
-		return fail(err)
-	}
-	a.sealer = sealer
 	if a.objects, err = openObjectStore(ctx, cfg); err != nil {
 		return fail(err)
 	}
@@ -216,9 +215,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if a.store, err = openStore(ctx, cfg); err != nil {
 		return fail(err)
 	}
-	if err := checkMasterKey(ctx, a.store, sealer); err != nil {
+	keys, err := loadMasterKeys(ctx, cfg, a.store, true, logger)
+	if err != nil {
 		return fail(err)
 	}
+	if a.sealer, err = keys.sealer(); err != nil {
+		return fail(err)
+	}
+	sealer := a.sealer
 	if err := a.openKeyStores(ctx); err != nil {
 		return fail(err)
 	}
@@ -340,48 +344,6 @@ func openObjectStore(ctx context.Context, cfg Config) (openpca.ObjectStore, erro
 	return nil, fmt.Errorf("unknown object store %q: use local or s3", cfg.ObjectStore)
 }
 
-func openSealer(cfg Config, logger *slog.Logger) (*seal.Sealer, error) {
-	if cfg.MasterKey != "" {
-		key, err := seal.ParseKey(cfg.MasterKey)
-		if err != nil {
-			return nil, err
-		}
-		return seal.New(key)
-	}
-	key, created, err := seal.LoadOrCreateKeyFile(cfg.MasterKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("master key: %w", err)
-	}
-	if created {
-		logger.Warn("created a new master key; back it up: without it no CA private key can be opened", "path", cfg.MasterKeyFile)
-	}
-	return seal.New(key)
-}
-
-// masterKeyCheck names the setting that holds a value sealed with the
-// master key the database was set up with, and is that value.
-const masterKeyCheck = "master-key-check"
-
-// checkMasterKey refuses a master key other than the one the store's keys
-// are sealed with: a server given the wrong one (a node of a cluster
-// started without the shared key, say) would otherwise serve, and fail
-// every request that needs a key.
-func checkMasterKey(ctx context.Context, store openpca.SettingStore, sealer *seal.Sealer) error {
-	check, err := sealer.Seal([]byte(masterKeyCheck), []byte(masterKeyCheck))
-	if err != nil {
-		return err
-	}
-	stored, err := store.InitSetting(ctx, masterKeyCheck, check)
-	if err != nil {
-		return err
-	}
-	if _, err := sealer.Open(stored, []byte(masterKeyCheck)); err != nil {
-		return errors.New("the master key is not the one this database was set up with: " +
-			"servers sharing a database must share its master key (--master-key-file or OPENPCA_MASTER_KEY)")
-	}
-	return nil
-}
-
 // janitor purges CAs deleted for good every janitorInterval, until ctx ends.
 func (a *App) janitor(ctx context.Context, svc *authority.Service) {
 	t := time.NewTicker(janitorInterval)
@@ -450,46 +412,35 @@ type Admin struct {
 // OpenAdmin opens the data folder of cfg for an operator's command. Unlike
 // Open, it creates no master key: the one a server made must be used.
 func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
-	if cfg.DataDir == "" {
-		cfg.DataDir = DefaultDataDir
-	}
-	if cfg.MasterKeyFile == "" {
-		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
-	}
-	var key []byte
-	if cfg.MasterKey != "" {
-		k, err := seal.ParseKey(cfg.MasterKey)
-		if err != nil {
-			return nil, err
-		}
-		key = k
-	} else {
-		b, err := os.ReadFile(cfg.MasterKeyFile)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("no master key at %s: start openpca serve on this data folder first, or give the master key", cfg.MasterKeyFile)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if key, err = seal.ParseKey(string(b)); err != nil {
-			return nil, fmt.Errorf("%s: %w", cfg.MasterKeyFile, err)
-		}
-	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		return nil, err
-	}
+	cfg = adminDefaults(cfg)
 	db, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	// A key sealed with a master key other than the database's would be
 	// stored, and then fail every request.
-	if err := checkMasterKey(ctx, db, sealer); err != nil {
+	keys, err := loadMasterKeys(ctx, cfg, db, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	sealer, err := keys.sealer()
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir}, nil
+}
+
+// adminDefaults fills in where an operator command finds the data.
+func adminDefaults(cfg Config) Config {
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.MasterKeyFile == "" {
+		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+	}
+	return cfg
 }
 
 // Close closes the store.

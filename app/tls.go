@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/openpca/openpca/seal"
 )
 
 // tlsConfig returns the TLS configuration to serve addr with, or nil to
@@ -99,8 +102,14 @@ func (a *App) loadTLSCA(caPath, keyPath string) (*x509.Certificate, *ecdsa.Priva
 	if err != nil {
 		return nil, nil, err
 	}
-	der, err := a.sealer.Open(sealed, []byte("tls-ca"))
+	der, err := a.sealer.Open(sealed, []byte(tlsKeyData))
 	if err != nil {
+		return nil, nil, err
+	}
+	// A key sealed with a previous master key (this node's, while the
+	// servers of a database roll to a new one) is sealed again with the
+	// current one.
+	if err := resealTLSKey(a.cfg.DataDir, a.sealer); err != nil {
 		return nil, nil, err
 	}
 	key, err := x509.ParseECPrivateKey(der)
@@ -133,7 +142,7 @@ func (a *App) makeTLSCA(dir, caPath, keyPath string) (*x509.Certificate, *ecdsa.
 	if err != nil {
 		return nil, nil, err
 	}
-	sealed, err := a.sealer.Seal(keyDER, []byte("tls-ca"))
+	sealed, err := a.sealer.Seal(keyDER, []byte(tlsKeyData))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -145,4 +154,25 @@ func (a *App) makeTLSCA(dir, caPath, keyPath string) (*x509.Certificate, *ecdsa.
 	}
 	ca, err := x509.ParseCertificate(der)
 	return ca, key, err
+}
+
+// tlsKeyData is the associated data the TLS CA's key is sealed with.
+const tlsKeyData = "tls-ca"
+
+// resealTLSKey seals the data folder's TLS CA key, if it has one, with the
+// sealer's master key, replacing its file whole.
+func resealTLSKey(dataDir string, sealer *seal.Sealer) error {
+	path := filepath.Join(dataDir, "tls", "ca.key.sealed")
+	sealed, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	resealed, err := sealer.Reseal(sealed, []byte(tlsKeyData))
+	if err != nil || bytes.Equal(resealed, sealed) {
+		return err
+	}
+	return seal.WriteFile(path, resealed)
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/openpca/openpca"
 )
 
-// keySetting names the setting that holds the server's audit key, shared
+// KeySetting names the setting that holds the server's audit key, shared
 // by every server of the store.
-const keySetting = "audit-signing-key"
+const KeySetting = "audit-signing-key"
 
 // storedKey is the setting's value: the public key, and the private key
 // sealed with the master key.
@@ -30,7 +30,7 @@ func LoadKey(ctx context.Context, settings openpca.SettingStore, sealer openpca.
 	if err != nil {
 		return nil, "", err
 	}
-	sealed, err := sealer.Seal([]byte(skey), []byte(keySetting))
+	sealed, err := sealer.Seal([]byte(skey), []byte(KeySetting))
 	if err != nil {
 		return nil, "", err
 	}
@@ -38,14 +38,14 @@ func LoadKey(ctx context.Context, settings openpca.SettingStore, sealer openpca.
 	if err != nil {
 		return nil, "", err
 	}
-	if value, err = settings.InitSetting(ctx, keySetting, value); err != nil {
+	if value, err = settings.InitSetting(ctx, KeySetting, value); err != nil {
 		return nil, "", err
 	}
 	var stored storedKey
 	if err := json.Unmarshal(value, &stored); err != nil {
 		return nil, "", fmt.Errorf("auditlog: the stored audit key: %w", err)
 	}
-	opened, err := sealer.Open(stored.SealedKey, []byte(keySetting))
+	opened, err := sealer.Open(stored.SealedKey, []byte(KeySetting))
 	if err != nil {
 		return nil, "", fmt.Errorf("auditlog: opening the audit key: %w", err)
 	}
@@ -54,4 +54,21 @@ func LoadKey(ctx context.Context, settings openpca.SettingStore, sealer openpca.
 		return nil, "", fmt.Errorf("auditlog: the stored audit key: %w", err)
 	}
 	return signer, stored.VerifierKey, nil
+}
+
+// ResealKey seals the audit key in the setting value again, with the
+// sealer's master key, for a rotation of it.
+func ResealKey(value []byte, sealer interface {
+	Reseal(sealed, associatedData []byte) ([]byte, error)
+}) ([]byte, error) {
+	var stored storedKey
+	if err := json.Unmarshal(value, &stored); err != nil {
+		return nil, fmt.Errorf("auditlog: the stored audit key: %w", err)
+	}
+	resealed, err := sealer.Reseal(stored.SealedKey, []byte(KeySetting))
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: resealing the audit key: %w", err)
+	}
+	stored.SealedKey = resealed
+	return json.Marshal(stored)
 }

@@ -27,8 +27,8 @@ type Keys struct {
 	Sealer openpca.KeySealer
 }
 
-// associatedData binds a sealed secret to its key id.
-func associatedData(keyID string) []byte { return []byte("access-key:" + keyID) }
+// AssociatedData binds a sealed secret to its key id.
+func AssociatedData(keyID string) []byte { return []byte("access-key:" + keyID) }
 
 // Secret implements sigv4.KeyStore.
 func (k Keys) Secret(ctx context.Context, id string) (string, error) {
@@ -42,7 +42,7 @@ func (k Keys) Secret(ctx context.Context, id string) (string, error) {
 	if !key.RevokedAt.IsZero() {
 		return "", sigv4.ErrUnknownKey
 	}
-	secret, err := k.Sealer.Open(key.SealedSecret, associatedData(id))
+	secret, err := k.Sealer.Open(key.SealedSecret, AssociatedData(id))
 	if err != nil {
 		return "", fmt.Errorf("auth: opening the secret of %s: %w", id, err)
 	}
@@ -133,7 +133,7 @@ func NewAccessKey(sealer openpca.KeySealer, accountID string, now time.Time) (*o
 
 // Seal seals a secret into a key.
 func Seal(sealer openpca.KeySealer, key *openpca.AccessKey, secret string) error {
-	sealed, err := sealer.Seal([]byte(secret), associatedData(key.ID))
+	sealed, err := sealer.Seal([]byte(secret), AssociatedData(key.ID))
 	if err != nil {
 		return err
 	}

@@ -20,14 +20,33 @@ const KeySize = 32
 // version prefixes every sealed value, so that the format can change.
 const version byte = 1
 
-// Sealer seals and opens values with one master key. It implements
-// openpca.KeySealer.
+// Sealer seals values with one master key, and opens values sealed with
+// it or with previous master keys, as a server does while the master key
+// is being rotated. It implements openpca.KeySealer.
 type Sealer struct {
-	aead cipher.AEAD
+	aead     cipher.AEAD
+	previous []cipher.AEAD
 }
 
-// New returns a Sealer for a 32-byte master key.
-func New(key []byte) (*Sealer, error) {
+// New returns a Sealer for a 32-byte master key, which also opens values
+// sealed with the previous keys.
+func New(key []byte, previous ...[]byte) (*Sealer, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealer{aead: aead}
+	for _, p := range previous {
+		a, err := newAEAD(p)
+		if err != nil {
+			return nil, fmt.Errorf("previous %w", err)
+		}
+		s.previous = append(s.previous, a)
+	}
+	return s, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("master key must be %d bytes, not %d", KeySize, len(key))
 	}
@@ -35,11 +54,7 @@ func New(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &Sealer{aead: aead}, nil
+	return cipher.NewGCM(block)
 }
 
 // Seal encrypts plaintext, authenticating associatedData with it. The result
@@ -53,17 +68,35 @@ func (s *Sealer) Seal(plaintext, associatedData []byte) ([]byte, error) {
 	return s.aead.Seal(out, out[1:], plaintext, associatedData), nil
 }
 
-// Open decrypts what Seal returned for the same associated data.
+// Open decrypts what Seal returned for the same associated data, with the
+// master key or a previous one.
 func (s *Sealer) Open(sealed, associatedData []byte) ([]byte, error) {
+	plain, _, err := s.open(sealed, associatedData)
+	return plain, err
+}
+
+// open is Open, and tells whether the current master key opened the value.
+func (s *Sealer) open(sealed, associatedData []byte) (plain []byte, current bool, err error) {
 	n := s.aead.NonceSize()
 	if len(sealed) < 1+n || sealed[0] != version {
-		return nil, errors.New("seal: not a sealed value of a known version")
+		return nil, false, errors.New("seal: not a sealed value of a known version")
 	}
-	plain, err := s.aead.Open(nil, sealed[1:1+n], sealed[1+n:], associatedData)
-	if err != nil {
-		return nil, errors.New("seal: cannot open: wrong master key, or the value was altered or belongs to another owner")
+	for i, aead := range append([]cipher.AEAD{s.aead}, s.previous...) {
+		if plain, err := aead.Open(nil, sealed[1:1+n], sealed[1+n:], associatedData); err == nil {
+			return plain, i == 0, nil
+		}
 	}
-	return plain, nil
+	return nil, false, errors.New("seal: cannot open: wrong master key, or the value was altered or belongs to another owner")
+}
+
+// Reseal opens a value sealed with the master key or a previous one, and
+// seals it again with the master key.
+func (s *Sealer) Reseal(sealed, associatedData []byte) ([]byte, error) {
+	plain, current, err := s.open(sealed, associatedData)
+	if err != nil || current {
+		return sealed, err
+	}
+	return s.Seal(plain, associatedData)
 }
 
 // ParseKey decodes a base64 master key.
@@ -76,6 +109,52 @@ func ParseKey(s string) ([]byte, error) {
 		return nil, fmt.Errorf("master key must decode to %d bytes, not %d", KeySize, len(key))
 	}
 	return key, nil
+}
+
+// WriteKeyFile writes a master key, in base64, to path, readable only by
+// its owner, replacing the file whole (never partly) if it exists.
+func WriteKeyFile(path string, key []byte) error {
+	return WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
+}
+
+// WriteFile writes data to path, readable only by its owner, durably, and
+// replacing the file whole (never partly) if it exists.
+func WriteFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".seal-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := writeSynced(f, data); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// writeSynced writes data to f, readable only by its owner, syncs and
+// closes it.
+func writeSynced(f *os.File, data []byte) error {
+	err := f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+// SyncDir makes the entries of a folder durable, as a renamed file's.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // LoadOrCreateKeyFile reads the base64 master key in path. If the file does
@@ -108,19 +187,7 @@ func LoadOrCreateKeyFile(path string) (key []byte, created bool, err error) {
 		return nil, false, err
 	}
 	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return nil, false, err
-	}
-	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
-		f.Close()
-		return nil, false, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, false, err
-	}
-	if err := f.Close(); err != nil {
+	if err := writeSynced(f, []byte(base64.StdEncoding.EncodeToString(key)+"\n")); err != nil {
 		return nil, false, err
 	}
 	if err := os.Link(f.Name(), path); errors.Is(err, os.ErrExist) {

@@ -36,6 +36,13 @@ func (c *caCache) put(ca *openpca.CA) {
 	c.m[ca.ID] = c.clone(ca)
 }
 
+// clear forgets every record.
+func (c *caCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = nil
+}
+
 // clone copies a record deeply enough that callers may change it: they
 // replace fields, and edit only the tag list in place.
 func (c *caCache) clone(ca *openpca.CA) *openpca.CA {

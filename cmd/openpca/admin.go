@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -24,23 +25,101 @@ func openAdmin(ctx context.Context, name string, args []string, stderr io.Writer
 	more func(*flag.FlagSet)) (*app.Admin, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet("openpca "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := adminFlags(fs)
+	cfg, previous := adminFlags(fs)
 	more(fs)
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
+		return nil, nil, err
+	}
+	if err := previous(cfg, lookupEnv); err != nil {
 		return nil, nil, err
 	}
 	a, err := app.OpenAdmin(ctx, *cfg)
 	return a, fs, err
 }
 
-// adminFlags defines the flags that say where a server's data is.
-func adminFlags(fs *flag.FlagSet) *app.Config {
+// adminFlags defines the flags that say where a server's data is, and
+// returns what reads the previous master key once they are parsed.
+func adminFlags(fs *flag.FlagSet) (*app.Config, func(*app.Config, func(string) (string, bool)) error) {
 	var cfg app.Config
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "the server's data folder")
 	fs.StringVar(&cfg.Database, "database", "", "the server's postgres:// address, if it keeps its store in PostgreSQL")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself; prefer the environment variable")
-	return &cfg
+	return &cfg, previousMasterKeyFlag(fs)
+}
+
+// previousMasterKeyFlag defines --previous-master-key-file, and returns
+// what sets the previous master key, from that file or from
+// OPENPCA_PREVIOUS_MASTER_KEY, once the flags are parsed.
+func previousMasterKeyFlag(fs *flag.FlagSet) func(*app.Config, func(string) (string, bool)) error {
+	var file string
+	fs.StringVar(&file, "previous-master-key-file", "", "a file holding the master key being rotated away from, which still opens what it sealed (or set OPENPCA_PREVIOUS_MASTER_KEY)")
+	return func(cfg *app.Config, lookupEnv func(string) (string, bool)) error {
+		if file != "" {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("--previous-master-key-file: %w", err)
+			}
+			cfg.PreviousMasterKeys = append(cfg.PreviousMasterKeys, string(b))
+		} else if k, ok := lookupEnv("OPENPCA_PREVIOUS_MASTER_KEY"); ok {
+			cfg.PreviousMasterKeys = append(cfg.PreviousMasterKeys, k)
+		}
+		return nil
+	}
+}
+
+// masterKeyCommand runs "openpca master-key new|rotate".
+func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	usage := "usage: openpca master-key new | rotate [--new-master-key-file FILE] [--data-dir DIR] [--database URL] [--master-key-file FILE]"
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "new":
+		key, err := app.NewMasterKey()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, key)
+		return nil
+	case "rotate":
+		fs := flag.NewFlagSet("openpca master-key rotate", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfg, previous := adminFlags(fs)
+		var newFile string
+		fs.StringVar(&newFile, "new-master-key-file", "", "a file holding the new master key (default: a new random key, which replaces the master key's file)")
+		if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
+			return err
+		}
+		if err := previous(cfg, lookupEnv); err != nil {
+			return err
+		}
+		var newKey string
+		if newFile != "" {
+			b, err := os.ReadFile(newFile)
+			if err != nil {
+				return err
+			}
+			newKey = strings.TrimSpace(string(b))
+		} else {
+			var err error
+			if newKey, err = app.NewMasterKey(); err != nil {
+				return err
+			}
+			if cfg.MasterKey != "" {
+				// There is no file to put it in: the operator keeps it.
+				fmt.Fprintf(stdout, "The new master key is shown this once; the servers need it (OPENPCA_MASTER_KEY):\n%s\n", newKey)
+			}
+		}
+		if err := app.RotateMasterKey(ctx, *cfg, newKey); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "Everything the master key sealed is sealed with the new one. Start the servers with it, without a previous master key.")
+		return nil
+	}
+	fmt.Fprintln(stderr, usage)
+	return fmt.Errorf("unknown master-key command %q", args[0])
 }
 
 // accounts runs "openpca accounts create|list".

@@ -65,10 +65,13 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer, 
 func auditPublicKey(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("openpca audit public-key", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := adminFlags(fs)
+	cfg, previous := adminFlags(fs)
 	var c client
 	c.flags(fs)
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
+		return err
+	}
+	if err := previous(cfg, lookupEnv); err != nil {
 		return err
 	}
 	if c.server != "" {

@@ -53,6 +53,7 @@ commands:
   keys      create, list or revoke access keys (create, list, revoke)
   buckets   give buckets to accounts (create, list, remove)
   cas       list every CA with where its key is kept (list)
+  master-key  make a master key, or rotate to a new one (new, rotate)
   policy    the IAM policies of access keys (attach, detach, list, simulate)
   audit     the tamper-evident audit log: public-key, verify, proof
 
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return buckets(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "cas":
 		return cas(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "master-key":
+		return masterKeyCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "policy":
 		return policyCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "audit":
@@ -140,6 +143,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.AccountID, "account-id", app.DefaultAccountID, "12-digit id of the default account")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key that seals CA keys; created if missing (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself, instead of a file; prefer the environment variable")
+	previous := previousMasterKeyFlag(fs)
 	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", authority.DefaultMaxCAsPerAccount, "most CAs an account may have, deleted ones included until purged")
 	fs.StringVar(&cfg.ObjectStore, "object-store", "local", "where audit reports and CRLs go: local (bucket B is the folder <data-dir>/s3/B) or s3")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "URL of an S3-compatible server for audit reports (implies --object-store s3); credentials come from the standard AWS configuration")
@@ -172,6 +176,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
 	cfg.Stdout = stdout
+	if err := previous(&cfg, lookupEnv); err != nil {
+		return err
+	}
 	// The PIN comes from a file or the environment, never from a flag that
 	// ps would show.
 	if pinFile != "" {

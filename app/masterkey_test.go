@@ -1,0 +1,178 @@
+package app_test
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// rotationFixture is a server over HTTPS with a CA in the software store,
+// a second account's key, and what must still work after a rotation.
+type rotationFixture struct {
+	env    *testenv.Env
+	ca     string
+	other  aws.Credentials // of the other account's key
+	audit  string // the audit log's public key
+	tlsCA  string // the local TLS CA's bundle
+	leaf   []byte
+	master string // the master key file
+}
+
+func newRotationFixture(t *testing.T, opts ...testenv.Option) *rotationFixture {
+	f := &rotationFixture{env: testenv.Start(t, append(opts, func(c *app.Config) { c.TLSSelfSigned = true })...)}
+	f.master = filepath.Join(f.env.Config.DataDir, "master.key")
+	f.ca, _ = f.env.NewActiveRoot(t, "Rotated")
+	client, _ := f.env.NewAccount(t, "222233334444")
+	var err error
+	if f.other, err = client.Options().Credentials.Retrieve(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.leaf = testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "rotated.example"}}).CSRPEM
+	f.audit = auditKey(t, f.env)
+	f.tlsCA = readFile(t, filepath.Join(f.env.Config.DataDir, "tls", "ca.pem"))
+	return f
+}
+
+func auditKey(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	res, err := (&http.Client{Transport: env.Transport()}).Get(env.URL + "/audit-log/public-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return string(body)
+}
+
+// works checks that everything the master key seals still opens: the CA's
+// key signs, both accounts' keys authenticate, HTTPS serves with the same
+// local CA, and the audit key is the same.
+func (f *rotationFixture) works(t *testing.T) {
+	t.Helper()
+	f.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &f.ca, Csr: f.leaf})
+	other := testenv.NewClientWith(f.env.URL, f.env.Transport(), f.other.AccessKeyID, f.other.SecretAccessKey)
+	if _, err := other.ListCertificateAuthorities(context.Background(), &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
+		t.Errorf("the other account's key: %v", err)
+	}
+	if got := auditKey(t, f.env); got != f.audit {
+		t.Errorf("the audit key changed: %s, was %s", got, f.audit)
+	}
+	if readFile(t, filepath.Join(f.env.Config.DataDir, "tls", "ca.pem")) != f.tlsCA {
+		t.Error("the local TLS CA was made anew")
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestMasterKeyRotation rotates the master key of a stopped server: it
+// starts again with the new key, everything works, and the old key no
+// longer opens the database. A running server keeps the rotation out.
+func TestMasterKeyRotation(t *testing.T) {
+	f := newRotationFixture(t)
+	old := readFile(t, f.master)
+	next, err := app.NewMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err == nil {
+		t.Fatal("rotated the master key under a running server")
+	}
+	f.env.Stop(t)
+	if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, f.master); got == old || got != next+"\n" {
+		t.Fatalf("the master key file holds %q after the rotation", got)
+	}
+	f.env.Restart(t)
+	f.works(t)
+	oldCfg := f.env.Config
+	oldCfg.MasterKey = old
+	if a, err := app.OpenAdmin(context.Background(), oldCfg); err == nil {
+		a.Close()
+		t.Error("the old master key still opens the database")
+	}
+}
+
+// TestInterruptedMasterKeyRotation leaves a rotation as a crash would at
+// each point where it could, and starts the server: it settles on the key
+// the database is sealed with, and loses nothing.
+func TestInterruptedMasterKeyRotation(t *testing.T) {
+	t.Run("before the database was resealed", func(t *testing.T) {
+		f := newRotationFixture(t)
+		f.env.Stop(t)
+		old := readFile(t, f.master)
+		next, _ := app.NewMasterKey()
+		os.WriteFile(f.master+".new", []byte(next+"\n"), 0o600)
+		f.env.Restart(t)
+		f.works(t)
+		if got := readFile(t, f.master); got != old {
+			t.Error("the master key changed")
+		}
+		if _, err := os.Stat(f.master + ".new"); !os.IsNotExist(err) {
+			t.Errorf("the new key's file is still there: %v", err)
+		}
+	})
+	t.Run("after the database was resealed, before the key file was renamed", func(t *testing.T) {
+		f := newRotationFixture(t)
+		f.env.Stop(t)
+		old := readFile(t, f.master)
+		next, _ := app.NewMasterKey()
+		if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err != nil {
+			t.Fatal(err)
+		}
+		// Put the files back as they were before the rename.
+		os.Rename(f.master, f.master+".new")
+		os.WriteFile(f.master, []byte(old), 0o600)
+		f.env.Restart(t)
+		f.works(t)
+		if got := readFile(t, f.master); got != next+"\n" {
+			t.Errorf("the master key file holds %q, want the new key", got)
+		}
+	})
+}
+
+// TestRollingMasterKeyRotation rotates the master key of a PostgreSQL
+// database while a server runs on it, as servers sharing one roll: each is
+// started with the new key and the old one as previous, the database is
+// resealed, and the servers restart with the new key alone.
+func TestRollingMasterKeyRotation(t *testing.T) {
+	old, _ := app.NewMasterKey()
+	next, _ := app.NewMasterKey()
+	dsn := testenv.NewPostgresDB(t)
+	f := newRotationFixture(t, func(c *app.Config) { c.Database, c.MasterKey = dsn, old })
+	cfg := f.env.Config
+	// 1. The server runs with the new key, the old one as previous.
+	f.env.Config.MasterKey, f.env.Config.PreviousMasterKeys = next, []string{old}
+	f.env.Restart(t)
+	f.works(t)
+	// 2. The database is resealed, from another data folder (the
+	// operator's), while the server runs.
+	cfg.DataDir = t.TempDir()
+	if err := app.RotateMasterKey(context.Background(), cfg, next); err != nil {
+		t.Fatal(err)
+	}
+	f.works(t)
+	// 3. The server restarts with the new key alone.
+	f.env.Config.PreviousMasterKeys = nil
+	f.env.Restart(t)
+	f.works(t)
+}

@@ -1,0 +1,58 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+
+	"github.com/openpca/openpca"
+)
+
+// Reseal implements openpca.ResealStore. A CA whose key is rewritten gets a
+// new version, so that no cached record keeps the old one.
+func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte, error)) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []struct {
+			kind, read, write string
+		}{
+			{openpca.SealedCAKey, `SELECT arn, key_handle FROM certificate_authorities WHERE key_store = 'software'{FOR_UPDATE}`,
+				`UPDATE certificate_authorities SET key_handle = ?, version = version + 1 WHERE arn = ?`},
+			{openpca.SealedAccessKey, `SELECT id, sealed_secret FROM access_keys{FOR_UPDATE}`, `UPDATE access_keys SET sealed_secret = ? WHERE id = ?`},
+			{openpca.SealedSetting, `SELECT name, value FROM settings{FOR_UPDATE}`, `UPDATE settings SET value = ? WHERE name = ?`},
+		} {
+			var values []*openpca.SealedValue
+			rows, err := tx.QueryContext(ctx, db.rewrite(q.read))
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				v := &openpca.SealedValue{Kind: q.kind}
+				if err := rows.Scan(&v.ID, &v.Value); err != nil {
+					rows.Close()
+					return err
+				}
+				values = append(values, v)
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			for _, v := range values {
+				resealed, err := fn(v)
+				if err != nil {
+					return err
+				}
+				if bytes.Equal(resealed, v.Value) {
+					continue
+				}
+				if _, err := db.txExec(ctx, tx, q.write, resealed, v.ID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		db.cas.clear()
+	}
+	return db.wrap("resealing", err)
+}
