@@ -23,8 +23,8 @@ type rotationFixture struct {
 	env    *testenv.Env
 	ca     string
 	other  aws.Credentials // of the other account's key
-	audit  string // the audit log's public key
-	tlsCA  string // the local TLS CA's bundle
+	audit  string          // the audit log's public key
+	tlsCA  string          // the local TLS CA's bundle
 	leaf   []byte
 	master string // the master key file
 }
