@@ -36,8 +36,9 @@ import (
 // synchronous=FULL, or PostgreSQL with fsync) before IssueCertificate
 // returns. It reports certificates per second and the p50 and p99 latency
 // of the pair, on each store, and the ceiling of x509.CreateCertificate.
-// On SQLite it runs twice: with a key without a policy, and with a key
-// whose three-statement policy the server evaluates at each request.
+// On SQLite it runs with a key without a policy and with a key whose
+// three-statement policy the server evaluates at each request, and with
+// the CA's key in a SoftHSM2 token instead of the software store.
 func BenchmarkIssueAndGet(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400)) // as openpca serve runs
 	b.Run("store=postgres", func(b *testing.B) {
@@ -57,6 +58,11 @@ func BenchmarkIssueAndGet(b *testing.B) {
 			{"Sid":"NoDeletes","Effect":"Deny","Action":"acm-pca:Delete*","Resource":"*"}]}`})
 		b.Run("key=policy", func(b *testing.B) { benchmarkIssueAndGet(b, env, client, rootARN) })
 		benchmarkCeiling(b, env, rootARN)
+	})
+	b.Run("store=sqlite/keys=pkcs11", func(b *testing.B) {
+		env := testenv.Start(b, testenv.NewSoftHSM(b).Use())
+		rootARN, _ := env.NewActiveRoot(b, "Bench Root in SoftHSM")
+		benchmarkIssueAndGet(b, env, env.Client, rootARN)
 	})
 }
 

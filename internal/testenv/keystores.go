@@ -37,7 +37,13 @@ func NewSoftHSM(t testing.TB) *SoftHSM {
 	if !fileExists(SoftHSMModule) {
 		t.Fatalf("SoftHSM2 is not installed (%s): .ci/run installs Debian's softhsm2", SoftHSMModule)
 	}
-	dir := t.TempDir()
+	// Not t.TempDir: a test's name may hold an "=", which SoftHSM's
+	// configuration file cannot hold in a path.
+	dir, err := os.MkdirTemp("", "openpca-softhsm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	h := &SoftHSM{Label: "openpca-test", PIN: "1234", TokenDir: filepath.Join(dir, "tokens")}
 	if err := os.Mkdir(h.TokenDir, 0o700); err != nil {
 		t.Fatal(err)
