@@ -51,6 +51,10 @@ type Config struct {
 	// MasterKeyFile, which is created on first start.
 	MasterKey     string
 	MasterKeyFile string
+	// MasterKeyKMSKey, if set, is a symmetric KMS key (at KMSEndpoint, or
+	// AWS KMS) that wraps the master key in its file: the data folder then
+	// holds no usable key material.
+	MasterKeyKMSKey string
 	// PreviousMasterKeys are base64 master keys the server still opens
 	// values with, but never seals with: servers sharing a database run
 	// with the new key and the old one while it is rotated.
@@ -436,6 +440,9 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 func adminDefaults(cfg Config) Config {
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
 	}
 	if cfg.MasterKeyFile == "" {
 		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")

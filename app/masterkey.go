@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/auth"
+	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/seal"
 )
 
@@ -44,25 +46,96 @@ func loadMasterKeys(ctx context.Context, cfg Config, store openpca.SettingStore,
 		}
 		keys.previous = append(keys.previous, k)
 	}
+	files := &keyFiles{ctx: ctx, cfg: cfg}
 	var err error
 	switch pending := cfg.MasterKeyFile + pendingSuffix; {
 	case cfg.MasterKey != "":
 		keys.current, err = seal.ParseKey(cfg.MasterKey)
 	case fileExists(pending):
-		return finishRotation(ctx, cfg, store, keys, logger)
-	case create:
-		var created bool
-		keys.current, created, err = seal.LoadOrCreateKeyFile(cfg.MasterKeyFile)
-		if created {
-			logger.Warn("created a new master key; back it up: without it no CA private key can be opened", "path", cfg.MasterKeyFile)
+		return finishRotation(ctx, files, store, keys, logger)
+	case create && !fileExists(cfg.MasterKeyFile):
+		if keys.current, err = files.create(cfg.MasterKeyFile); err == nil {
+			logger.Warn("created a new master key; back it up: without it no CA private key can be opened",
+				"path", cfg.MasterKeyFile, "wrapped_by", cfg.MasterKeyKMSKey)
 		}
 	default:
-		keys.current, err = readKeyFile(cfg.MasterKeyFile)
+		keys.current, err = files.read(cfg.MasterKeyFile)
 	}
 	if err != nil {
 		return keys, fmt.Errorf("master key: %w", err)
 	}
 	return keys, checkMasterKey(ctx, store, keys)
+}
+
+// keyFiles reads and writes master key files: the key in base64, or
+// wrapped by KMS (kms.WrapPrefix and its ciphertext) when the
+// configuration names a KMS key to wrap it with.
+type keyFiles struct {
+	ctx context.Context
+	cfg Config
+	kms *kms.Store
+}
+
+func (f *keyFiles) store() (*kms.Store, error) {
+	if f.kms == nil {
+		s, err := kms.Open(f.ctx, f.cfg.KMSEndpoint, f.cfg.Region)
+		if err != nil {
+			return nil, err
+		}
+		f.kms = s
+	}
+	return f.kms, nil
+}
+
+func (f *keyFiles) read(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no master key at %s: start openpca serve on this data folder first, or give the master key", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(string(b), kms.WrapPrefix) {
+		s, err := f.store()
+		if err != nil {
+			return nil, err
+		}
+		return s.Unwrap(f.ctx, string(b))
+	}
+	key, err := seal.ParseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return key, nil
+}
+
+// write writes key to path, whole or not at all.
+func (f *keyFiles) write(path string, key []byte) error {
+	if f.cfg.MasterKeyKMSKey == "" {
+		return seal.WriteKeyFile(path, key)
+	}
+	s, err := f.store()
+	if err != nil {
+		return err
+	}
+	wrapped, err := s.Wrap(f.ctx, f.cfg.MasterKeyKMSKey, key)
+	if err != nil {
+		return err
+	}
+	return seal.WriteFile(path, []byte(wrapped+"\n"))
+}
+
+// create makes a new master key and its file. Only a server makes it, with
+// the data folder locked.
+func (f *keyFiles) create(path string) ([]byte, error) {
+	key := make([]byte, seal.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return key, f.write(path, key)
 }
 
 // pendingSuffix names the file a rotation writes the new master key to
@@ -72,13 +145,14 @@ const pendingSuffix = ".new"
 // finishRotation settles a rotation interrupted between writing the new
 // key's file and renaming it into place: the database is sealed with one
 // of the two keys, all of it, and that one becomes the master key.
-func finishRotation(ctx context.Context, cfg Config, store openpca.SettingStore, keys masterKeys, logger *slog.Logger) (masterKeys, error) {
+func finishRotation(ctx context.Context, files *keyFiles, store openpca.SettingStore, keys masterKeys, logger *slog.Logger) (masterKeys, error) {
+	cfg := files.cfg
 	pending := cfg.MasterKeyFile + pendingSuffix
-	old, err := readKeyFile(cfg.MasterKeyFile)
+	old, err := files.read(cfg.MasterKeyFile)
 	if err != nil {
 		return keys, fmt.Errorf("master key: %w", err)
 	}
-	newKey, err := readKeyFile(pending)
+	newKey, err := files.read(pending)
 	if err != nil {
 		return keys, fmt.Errorf("master key: %w", err)
 	}
@@ -96,21 +170,6 @@ func finishRotation(ctx context.Context, cfg Config, store openpca.SettingStore,
 		return keys, err
 	}
 	return keys, seal.SyncDir(filepath.Dir(cfg.MasterKeyFile))
-}
-
-func readKeyFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no master key at %s: start openpca serve on this data folder first, or give the master key", path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	key, err := seal.ParseKey(string(b))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return key, nil
 }
 
 func fileExists(path string) bool {
@@ -184,7 +243,8 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	}
 	ownFile := cfg.MasterKey == ""
 	if ownFile {
-		if err := seal.WriteKeyFile(cfg.MasterKeyFile+pendingSuffix, next); err != nil {
+		files := &keyFiles{ctx: ctx, cfg: cfg}
+		if err := files.write(cfg.MasterKeyFile+pendingSuffix, next); err != nil {
 			return err
 		}
 	}
@@ -217,4 +277,20 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		return seal.SyncDir(filepath.Dir(cfg.MasterKeyFile))
 	}
 	return nil
+}
+
+// WrapMasterKey wraps the master key's file with the KMS key cfg names, in
+// place: the key stays the same, and its file no longer holds it in the
+// clear.
+func WrapMasterKey(ctx context.Context, cfg Config) error {
+	cfg = adminDefaults(cfg)
+	if cfg.MasterKeyKMSKey == "" {
+		return errors.New("name the KMS key to wrap the master key with (--master-key-kms-key)")
+	}
+	files := &keyFiles{ctx: ctx, cfg: cfg}
+	key, err := files.read(cfg.MasterKeyFile)
+	if err != nil {
+		return err
+	}
+	return files.write(cfg.MasterKeyFile, key)
 }

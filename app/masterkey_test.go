@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
@@ -175,4 +177,62 @@ func TestRollingMasterKeyRotation(t *testing.T) {
 	f.env.Config.PreviousMasterKeys = nil
 	f.env.Restart(t)
 	f.works(t)
+}
+
+// TestMasterKeyWrappedByKMS keeps the master key wrapped by a KMS key: the
+// data folder holds no usable key, the server unwraps it at each start,
+// and cannot start while KMS cannot be reached. An existing key is wrapped
+// in place, and a rotation keeps the new key wrapped.
+func TestMasterKeyWrappedByKMS(t *testing.T) {
+	ctx := context.Background()
+	k := testenv.StartKMS(t)
+	k.Credentials(t)
+	out, err := k.Client().CreateKey(ctx, &awskms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kmsKey := *out.KeyMetadata.Arn
+	wrapped := func(c *app.Config) { c.MasterKeyKMSKey, c.KMSEndpoint = kmsKey, k.URL }
+	isWrapped := func(t *testing.T, path string) {
+		t.Helper()
+		if b := readFile(t, path); !strings.HasPrefix(b, "kms:") || len(b) < 100 {
+			t.Errorf("the master key file holds %q, not a wrapped key", b)
+		}
+	}
+
+	f := newRotationFixture(t, wrapped)
+	isWrapped(t, f.master)
+	f.env.Stop(t)
+	k.Stop(t)
+	if a, err := app.Open(ctx, f.env.Config); err == nil {
+		a.Close()
+		t.Fatal("the server started without KMS to unwrap its master key")
+	} else if !strings.Contains(err.Error(), "unwrapping the master key") {
+		t.Errorf("the refusal does not say why: %v", err)
+	}
+	k.Start(t)
+	f.env.Restart(t)
+	f.works(t)
+
+	f.env.Stop(t)
+	next, _ := app.NewMasterKey()
+	if err := app.RotateMasterKey(ctx, f.env.Config, next); err != nil {
+		t.Fatal(err)
+	}
+	isWrapped(t, f.master)
+	f.env.Restart(t)
+	f.works(t)
+
+	// A plain key file, wrapped in place.
+	plain := newRotationFixture(t)
+	plain.env.Stop(t)
+	cfg := plain.env.Config
+	wrapped(&cfg)
+	if err := app.WrapMasterKey(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	isWrapped(t, plain.master)
+	plain.env.Config = cfg
+	plain.env.Restart(t)
+	plain.works(t)
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -55,8 +56,37 @@ func Open(ctx context.Context, endpoint, region string) (*Store, error) {
 	})}, nil
 }
 
-// Client is the store's KMS client, for a master key it wraps.
-func (s *Store) Client() *awskms.Client { return s.client }
+// WrapPrefix starts a master key wrapped by KMS, as its file keeps it.
+const WrapPrefix = "kms:"
+
+// wrapContext binds a wrapped master key to its use: KMS unwraps it only
+// with the same context.
+var wrapContext = map[string]string{"purpose": "openpca-master-key"}
+
+// Wrap encrypts a master key with the symmetric KMS key keyID (envelope
+// encryption, as Vault's auto-unseal does), and returns it as its file
+// keeps it: WrapPrefix and the ciphertext in base64. The key then exists
+// in the clear only in the memory of a server that KMS lets unwrap it.
+func (s *Store) Wrap(ctx context.Context, keyID string, key []byte) (string, error) {
+	out, err := s.client.Encrypt(ctx, &awskms.EncryptInput{KeyId: &keyID, Plaintext: key, EncryptionContext: wrapContext})
+	if err != nil {
+		return "", fmt.Errorf("kms: wrapping the master key with %s: %w", keyID, err)
+	}
+	return WrapPrefix + base64.StdEncoding.EncodeToString(out.CiphertextBlob), nil
+}
+
+// Unwrap decrypts a master key Wrap returned.
+func (s *Store) Unwrap(ctx context.Context, wrapped string) ([]byte, error) {
+	blob, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(strings.TrimSpace(wrapped), WrapPrefix))
+	if err != nil {
+		return nil, fmt.Errorf("kms: the wrapped master key is not base64: %w", err)
+	}
+	out, err := s.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: blob, EncryptionContext: wrapContext})
+	if err != nil {
+		return nil, fmt.Errorf("kms: unwrapping the master key: %w", err)
+	}
+	return out.Plaintext, nil
+}
 
 // Name implements openpca.KeyStore.
 func (*Store) Name() string { return Name }

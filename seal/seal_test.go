@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 )
 
@@ -64,47 +63,55 @@ func TestNewRefusesShortKeys(t *testing.T) {
 	}
 }
 
-func TestLoadOrCreateKeyFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "master.key")
-	key, created, err := LoadOrCreateKeyFile(path)
-	if err != nil || !created || len(key) != KeySize {
-		t.Fatalf("first load: %d bytes, created %v, %v", len(key), created, err)
+// TestWriteKeyFile writes a key file, readable by its owner alone, and
+// replaces it with another, whole.
+func TestWriteKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "master.key")
+	for _, key := range [][]byte{bytes.Repeat([]byte{1}, KeySize), bytes.Repeat([]byte{2}, KeySize)} {
+		if err := WriteKeyFile(path, key); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := ParseKey(string(b)); err != nil || !bytes.Equal(got, key) {
+			t.Errorf("the file holds %x, %v; want %x", got, err, key)
+		}
+		if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+			t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+		}
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
-	}
-	again, created, err := LoadOrCreateKeyFile(path)
-	if err != nil || created || !bytes.Equal(again, key) {
-		t.Fatalf("second load: created %v, same key %v, %v", created, bytes.Equal(again, key), err)
-	}
-	os.WriteFile(path, []byte("garbage"), 0o600)
-	if _, _, err := LoadOrCreateKeyFile(path); err == nil {
-		t.Error("a corrupt key file was accepted")
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
 	}
 }
 
-func TestLoadOrCreateKeyFileRace(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "master.key")
-	const n = 8
-	keys := make([][]byte, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			k, _, err := LoadOrCreateKeyFile(path)
-			if err != nil {
-				t.Error(err)
-			}
-			keys[i] = k
-		})
+// TestPreviousKeys: a sealer opens what its previous keys sealed, seals
+// with its own, and reseals to it.
+func TestPreviousKeys(t *testing.T) {
+	oldKey, newKey := bytes.Repeat([]byte{1}, KeySize), bytes.Repeat([]byte{2}, KeySize)
+	old, _ := New(oldKey)
+	both, err := New(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	for _, k := range keys[1:] {
-		if !bytes.Equal(k, keys[0]) {
-			t.Fatal("concurrent first starts ended with different master keys")
-		}
+	sealed, _ := old.Seal([]byte("secret"), []byte("ad"))
+	if plain, err := both.Open(sealed, []byte("ad")); err != nil || string(plain) != "secret" {
+		t.Fatalf("a previous key's value: %q, %v", plain, err)
+	}
+	resealed, err := both.Reseal(sealed, []byte("ad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyNew, _ := New(newKey)
+	if plain, err := onlyNew.Open(resealed, []byte("ad")); err != nil || string(plain) != "secret" {
+		t.Errorf("the resealed value: %q, %v", plain, err)
+	}
+	if again, _ := both.Reseal(resealed, []byte("ad")); !bytes.Equal(again, resealed) {
+		t.Error("a value sealed with the current key was sealed again")
+	}
+	if _, err := old.Open(resealed, []byte("ad")); err == nil {
+		t.Error("the old key opens the resealed value")
 	}
 }

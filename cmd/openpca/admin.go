@@ -45,6 +45,8 @@ func adminFlags(fs *flag.FlagSet) (*app.Config, func(*app.Config, func(string) (
 	fs.StringVar(&cfg.Database, "database", "", "the server's postgres:// address, if it keeps its store in PostgreSQL")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself; prefer the environment variable")
+	fs.StringVar(&cfg.KMSEndpoint, "kms-endpoint", "", "a KMS-compatible server that unwraps a master key wrapped by KMS (default AWS KMS)")
+	fs.StringVar(&cfg.MasterKeyKMSKey, "master-key-kms-key", "", "the symmetric KMS key that wraps the master key in its file")
 	return &cfg, previousMasterKeyFlag(fs)
 }
 
@@ -70,7 +72,7 @@ func previousMasterKeyFlag(fs *flag.FlagSet) func(*app.Config, func(string) (str
 
 // masterKeyCommand runs "openpca master-key new|rotate".
 func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	usage := "usage: openpca master-key new | rotate [--new-master-key-file FILE] [--data-dir DIR] [--database URL] [--master-key-file FILE]"
+	usage := "usage: openpca master-key new | rotate [--new-master-key-file FILE] | wrap --master-key-kms-key KEY  [--data-dir DIR] [--database URL] [--master-key-file FILE]"
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return flag.ErrHelp
@@ -82,6 +84,18 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 			return err
 		}
 		fmt.Fprintln(stdout, key)
+		return nil
+	case "wrap":
+		fs := flag.NewFlagSet("openpca master-key wrap", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfg, _ := adminFlags(fs)
+		if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
+			return err
+		}
+		if err := app.WrapMasterKey(ctx, *cfg); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "The master key's file is wrapped by KMS key %s; start the servers with --master-key-kms-key %s.\n", cfg.MasterKeyKMSKey, cfg.MasterKeyKMSKey)
 		return nil
 	case "rotate":
 		fs := flag.NewFlagSet("openpca master-key rotate", flag.ContinueOnError)

@@ -53,7 +53,7 @@ commands:
   keys      create, list or revoke access keys (create, list, revoke)
   buckets   give buckets to accounts (create, list, remove)
   cas       list every CA with where its key is kept (list)
-  master-key  make a master key, or rotate to a new one (new, rotate)
+  master-key  make a master key, rotate to a new one, or wrap it by KMS (new, rotate, wrap)
   policy    the IAM policies of access keys (attach, detach, list, simulate)
   audit     the tamper-evident audit log: public-key, verify, proof
 
@@ -143,6 +143,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.AccountID, "account-id", app.DefaultAccountID, "12-digit id of the default account")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key that seals CA keys; created if missing (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself, instead of a file; prefer the environment variable")
+	fs.StringVar(&cfg.MasterKeyKMSKey, "master-key-kms-key", "", "a symmetric KMS key (at --kms-endpoint, or AWS KMS) that wraps the master key in its file, so that the data folder holds no usable key")
 	previous := previousMasterKeyFlag(fs)
 	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", authority.DefaultMaxCAsPerAccount, "most CAs an account may have, deleted ones included until purged")
 	fs.StringVar(&cfg.ObjectStore, "object-store", "local", "where audit reports and CRLs go: local (bucket B is the folder <data-dir>/s3/B) or s3")

@@ -169,9 +169,16 @@ func (k *KMS) Client() *awskms.Client {
 }
 
 // Use returns an Option that keeps the keys of new CAs in this KMS, with
-// credentials in the environment, as the standard AWS configuration would
-// find them, unless the test set some already (local-kms takes any).
+// its Credentials.
 func (k *KMS) Use(t testing.TB) Option {
+	k.Credentials(t)
+	return func(c *app.Config) { c.KeyStore, c.KMSEndpoint = "kms", k.URL }
+}
+
+// Credentials puts credentials for the KMS in the environment, as the
+// standard AWS configuration would find them, unless the test set some
+// already (local-kms takes any).
+func (k *KMS) Credentials(t testing.TB) {
 	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
 		t.Setenv("AWS_ACCESS_KEY_ID", "openpcatest")
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "openpca-test-secret")
@@ -179,7 +186,6 @@ func (k *KMS) Use(t testing.TB) Option {
 		t.Setenv("AWS_CONFIG_FILE", os.DevNull)
 		t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 	}
-	return func(c *app.Config) { c.KeyStore, c.KMSEndpoint = "kms", k.URL }
 }
 
 // goBinary finds a command that .ci/run installs with go install: on the
