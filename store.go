@@ -85,6 +85,8 @@ type SettingStore interface {
 	// InitSetting stores value under name unless a value is stored there
 	// already, and returns the value stored: the first writer wins.
 	InitSetting(ctx context.Context, name string, value []byte) ([]byte, error)
+	// Setting returns the value stored under name, nil for none.
+	Setting(ctx context.Context, name string) ([]byte, error)
 }
 
 // CAStore keeps certificate authorities.

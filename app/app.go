@@ -94,6 +94,10 @@ type Config struct {
 	// standard the operator declares the token meets ("" for none).
 	PKCS11         pkcs11.Config
 	PKCS11Standard string
+	// AuditKeyInToken makes the audit log's key in the PKCS#11 token
+	// rather than sealed in the database. It decides only when the store has
+	// no audit key yet: a key, once made, stays where it is.
+	AuditKeyInToken bool
 	// KMSEndpoint is a KMS-compatible server for the kms store; without
 	// it, KeyStore "kms" uses AWS KMS. KMSStandard is the standard the
 	// operator declares it meets: by default FIPS_140_2_LEVEL_3_OR_HIGHER
@@ -141,6 +145,7 @@ type App struct {
 	sealer    *seal.Sealer
 	keyStores []authority.KeyStore
 	closeKeys func() error // of the stores that hold sessions
+	token     *pkcs11.Store
 	server    *server.Server
 	store     *sqlstore.DB
 	objects   openpca.ObjectStore
@@ -226,7 +231,6 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if a.sealer, err = keys.sealer(); err != nil {
 		return fail(err)
 	}
-	sealer := a.sealer
 	if err := a.openKeyStores(ctx); err != nil {
 		return fail(err)
 	}
@@ -234,7 +238,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	auditKey, verifierKey, err := auditlog.LoadKey(ctx, a.store, sealer)
+	auditKey, verifierKey, err := auditlog.LoadKey(ctx, a.store, a.auditKeys())
 	if err != nil {
 		return fail(err)
 	}

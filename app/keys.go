@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/pkcs11"
@@ -27,6 +28,7 @@ func (a *App) openKeyStores(ctx context.Context) error {
 			return err
 		}
 		a.closeKeys = token.Close
+		a.token = token
 		stores = append(stores, authority.KeyStore{KeyStore: token, Standard: standard})
 	}
 	if cfg.KMSEndpoint != "" || cfg.KeyStore == kms.Name {
@@ -44,6 +46,9 @@ func (a *App) openKeyStores(ctx context.Context) error {
 			return err
 		}
 		stores = append(stores, authority.KeyStore{KeyStore: store, Standard: standard})
+	}
+	if cfg.AuditKeyInToken && a.token == nil {
+		return fmt.Errorf("--audit-key-store pkcs11 needs a token: --pkcs11-module")
 	}
 	name := cfg.KeyStore
 	if name == "" {
@@ -86,4 +91,13 @@ func (a *App) keyStoreNames() []string {
 		names[i] = ks.Name()
 	}
 	return names
+}
+
+// auditKeys says where the audit log's key may be.
+func (a *App) auditKeys() auditlog.Keys {
+	keys := auditlog.Keys{Sealer: a.sealer, InToken: a.cfg.AuditKeyInToken}
+	if a.token != nil {
+		keys.Token = a.token
+	}
+	return keys
 }

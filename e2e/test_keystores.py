@@ -46,8 +46,10 @@ class SoftHSM:
             f.write("1234\n")
 
     def server_args(self):
-        return ["--key-store", "pkcs11", "--pkcs11-module", SOFTHSM_MODULE, "--pkcs11-token-label", "e2e",
-                "--pkcs11-pin-file", self.pin_file]
+        # The audit log's key is made in the token too: the report's
+        # checkpoints are signed there.
+        return ["--key-store", "pkcs11", "--audit-key-store", "pkcs11", "--pkcs11-module", SOFTHSM_MODULE,
+                "--pkcs11-token-label", "e2e", "--pkcs11-pin-file", self.pin_file]
 
     def close(self):
         shutil.rmtree(self.dir, ignore_errors=True)

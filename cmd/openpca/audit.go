@@ -87,7 +87,7 @@ func auditPublicKey(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer a.Close()
-	_, vkey, err := auditlog.LoadKey(ctx, a.Store, a.Sealer)
+	vkey, err := auditlog.PublicKey(ctx, a.Store)
 	if err != nil {
 		return err
 	}

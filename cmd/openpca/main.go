@@ -134,6 +134,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		shutdownTimeout time.Duration
 		reportWorkers   int
 		pinFile         string
+		auditKeyStore   string
 	)
 	fs.StringVar(&listen, "listen", app.DefaultListen, "address to serve the API on")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "where relying parties reach this server, for the OCSP responder and local CRLs in certificates (default http(s)://<listen>)")
@@ -155,6 +156,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.PKCS11.Module, "pkcs11-module", "", "the PKCS#11 library of the token that keeps CA keys, such as /usr/lib/softhsm/libsofthsm2.so")
 	fs.StringVar(&cfg.PKCS11.TokenLabel, "pkcs11-token-label", "", "the label of that token")
 	fs.StringVar(&pinFile, "pkcs11-pin-file", "", "a file holding the token's user PIN; without it, the PIN is read from OPENPCA_PKCS11_PIN")
+	fs.StringVar(&auditKeyStore, "audit-key-store", "software", "where a new database's audit log key is made: software (sealed with the master key) or pkcs11; once made, it stays there")
 	fs.StringVar(&cfg.PKCS11Standard, "pkcs11-standard", "", "the KeyStorageSecurityStandard the token is certified to meet, such as FIPS_140_2_LEVEL_3_OR_HIGHER (default none)")
 	fs.StringVar(&cfg.KMSEndpoint, "kms-endpoint", "", "URL of a KMS-compatible server for the kms key store (default AWS KMS); credentials come from the standard AWS configuration")
 	fs.StringVar(&cfg.KMSStandard, "kms-standard", "", "the KeyStorageSecurityStandard the kms store meets (default FIPS_140_2_LEVEL_3_OR_HIGHER on AWS KMS, none with --kms-endpoint)")
@@ -190,6 +192,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		cfg.PKCS11.PIN = strings.TrimSpace(string(b))
 	} else if pin, ok := lookupEnv("OPENPCA_PKCS11_PIN"); ok {
 		cfg.PKCS11.PIN = pin
+	}
+	switch auditKeyStore {
+	case "software":
+	case "pkcs11":
+		cfg.AuditKeyInToken = true
+	default:
+		return fmt.Errorf("--audit-key-store must be software or pkcs11, not %q (the audit key cannot be kept in KMS yet)", auditKeyStore)
 	}
 	if cfg.PublicURL == "" {
 		scheme := "http"

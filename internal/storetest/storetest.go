@@ -1145,8 +1145,11 @@ func testBuckets(t *testing.T, s openpca.Store) {
 }
 
 // testSettings: of concurrent first writers of a setting, one wins and all
-// read its value; later writers read it too.
+// read its value; later writers and readers read it too.
 func testSettings(t *testing.T, s openpca.Store) {
+	if none, err := s.Setting(ctx, "check"); err != nil || none != nil {
+		t.Fatalf("a setting never written: %q, %v", none, err)
+	}
 	got := make([][]byte, 8)
 	var wg sync.WaitGroup
 	for i := range got {
@@ -1165,6 +1168,9 @@ func testSettings(t *testing.T, s openpca.Store) {
 	}
 	if later, err := s.InitSetting(ctx, "check", []byte("other")); err != nil || string(later) != string(got[0]) {
 		t.Errorf("a later writer read %q, %v", later, err)
+	}
+	if read, err := s.Setting(ctx, "check"); err != nil || string(read) != string(got[0]) {
+		t.Errorf("a reader read %q, %v", read, err)
 	}
 	if other, err := s.InitSetting(ctx, "other", []byte("x")); err != nil || string(other) != "x" {
 		t.Errorf("another setting: %q, %v", other, err)

@@ -302,7 +302,7 @@ func Get(t testing.TB, url string, signed bool) (int, string, []byte) {
 	if signed {
 		creds = &aws.Credentials{AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey}
 	}
-	return get(t, url, creds)
+	return get(t, http.DefaultClient, url, creds)
 }
 
 // GetAs is Get signed with the key a client signs with.
@@ -312,10 +312,17 @@ func GetAs(t testing.TB, c *acmpca.Client, url string) (int, string, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return get(t, url, &creds)
+	return get(t, http.DefaultClient, url, &creds)
 }
 
-func get(t testing.TB, url string, creds *aws.Credentials) (int, string, []byte) {
+// Get sends a GET to the server's path, signed with the default account's
+// key, over the server's transport (HTTPS too); it returns what Get does.
+func (e *Env) Get(t testing.TB, path string) (int, string, []byte) {
+	t.Helper()
+	return get(t, &http.Client{Transport: e.transport}, e.URL+path, &aws.Credentials{AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey})
+}
+
+func get(t testing.TB, client *http.Client, url string, creds *aws.Credentials) (int, string, []byte) {
 	t.Helper()
 	r, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -327,7 +334,7 @@ func get(t testing.TB, url string, creds *aws.Credentials) (int, string, []byte)
 			t.Fatal(err)
 		}
 	}
-	res, err := http.DefaultClient.Do(r)
+	res, err := client.Do(r)
 	if err != nil {
 		t.Fatal(err)
 	}

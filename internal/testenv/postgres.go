@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -28,23 +29,29 @@ type Postgres struct {
 	dbs  atomic.Int64
 }
 
-// postgres is the cluster of this test process, started by
-// RunWithPostgres; tests reach it through NewPostgresDB.
-var postgres *Postgres
+// postgres is the cluster of this test process: RunWithPostgres allows
+// one, and the first test that asks NewPostgresDB for a database starts it.
+// A process that never asks starts none: a fuzz worker, which the fuzzing
+// coordinator may kill, leaves no server behind holding its pipes open.
+var postgres struct {
+	allowed bool
+	once    sync.Once
+	pg      *Postgres
+	err     error
+}
 
-// RunWithPostgres starts a cluster, runs the tests of m, stops the cluster
-// and returns m's exit code. Call it from TestMain:
+// RunWithPostgres runs the tests of m with a cluster, started when a test
+// first needs it, stops the cluster and returns m's exit code. Call it
+// from TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(testenv.RunWithPostgres(m)) }
 func RunWithPostgres(m *testing.M) int {
-	pg, err := StartPostgres()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting PostgreSQL:", err)
-		return 1
+	postgres.allowed = true
+	code := m.Run()
+	if postgres.pg != nil {
+		postgres.pg.Stop()
 	}
-	postgres = pg
-	defer pg.Stop()
-	return m.Run()
+	return code
 }
 
 // pgBinDir finds the PostgreSQL server binaries of the machine, the
@@ -145,10 +152,14 @@ func (pg *Postgres) NewDB() (string, error) {
 // cluster of RunWithPostgres.
 func NewPostgresDB(t testing.TB) string {
 	t.Helper()
-	if postgres == nil {
+	if !postgres.allowed {
 		t.Fatal("no PostgreSQL cluster: the package's TestMain must call testenv.RunWithPostgres")
 	}
-	dsn, err := postgres.NewDB()
+	postgres.once.Do(func() { postgres.pg, postgres.err = StartPostgres() })
+	if postgres.err != nil {
+		t.Fatalf("starting PostgreSQL: %v", postgres.err)
+	}
+	dsn, err := postgres.pg.NewDB()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,207 @@
+//go:build cgo
+
+package pkcs11
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	p11 "github.com/miekg/pkcs11"
+)
+
+// Ed25519 mechanisms and key type of PKCS#11 3.0, which crypto11 does not
+// speak: the audit log's key is an Ed25519 key (the signed-note format
+// takes no other), so the store reaches it through miekg/pkcs11 directly,
+// beside crypto11, on the same token.
+const (
+	ckmECEdwardsKeyPairGen = 0x1055
+	ckmEdDSA               = 0x1057
+	ckkECEdwards           = 0x40
+)
+
+// oidEd25519 names the curve of an Ed25519 key (RFC 8410).
+var oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
+
+// Ed25519 returns the token's Ed25519 key labelled label as a signer,
+// making it first (not extractable, sensitive) if create is set and there
+// is none. It signs messages whole, as Ed25519 does.
+func (s *Store) Ed25519(label string, create bool) (crypto.Signer, error) {
+	k := &edKey{cfg: s.cfg, label: label}
+	if err := k.open(create); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// edKey is an Ed25519 key of the token, with a session of its own.
+type edKey struct {
+	cfg   Config
+	label string
+
+	mu      sync.Mutex
+	ctx     *p11.Ctx
+	session p11.SessionHandle
+	priv    p11.ObjectHandle
+	pub     ed25519.PublicKey
+}
+
+// open opens a session on the token, logs in, and finds (or makes) the
+// key. crypto11 may have initialized the library already, or logged in:
+// both are fine.
+func (k *edKey) open(create bool) error {
+	if k.ctx == nil {
+		if k.ctx = p11.New(k.cfg.Module); k.ctx == nil {
+			return fmt.Errorf("pkcs11: cannot load %s", k.cfg.Module)
+		}
+	}
+	if err := k.ctx.Initialize(); err != nil && !is(err, p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		return fmt.Errorf("pkcs11: %w", err)
+	}
+	slot, err := k.slot()
+	if err != nil {
+		return err
+	}
+	if k.session, err = k.ctx.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION); err != nil {
+		return fmt.Errorf("pkcs11: %w", err)
+	}
+	if err := k.ctx.Login(k.session, p11.CKU_USER, k.cfg.PIN); err != nil && !is(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
+		return fmt.Errorf("pkcs11: logging in: %w", err)
+	}
+	pub, priv, err := k.find()
+	if err == nil && priv == 0 && create {
+		pub, priv, err = k.generate()
+	}
+	if err != nil {
+		return err
+	}
+	if priv == 0 {
+		return fmt.Errorf("pkcs11: the token has no Ed25519 key %q", k.label)
+	}
+	k.priv = priv
+	k.pub, err = k.publicKey(pub)
+	return err
+}
+
+func is(err error, code p11.Error) bool {
+	var pe p11.Error
+	return errors.As(err, &pe) && pe == code
+}
+
+// slot finds the slot of the token with the configured label.
+func (k *edKey) slot() (uint, error) {
+	slots, err := k.ctx.GetSlotList(true)
+	if err != nil {
+		return 0, fmt.Errorf("pkcs11: %w", err)
+	}
+	for _, slot := range slots {
+		if info, err := k.ctx.GetTokenInfo(slot); err == nil && info.Label == k.cfg.TokenLabel {
+			return slot, nil
+		}
+	}
+	return 0, fmt.Errorf("pkcs11: no token is labelled %q", k.cfg.TokenLabel)
+}
+
+// find returns the key's objects, 0 for none.
+func (k *edKey) find() (pub, priv p11.ObjectHandle, err error) {
+	for _, class := range []uint{p11.CKO_PUBLIC_KEY, p11.CKO_PRIVATE_KEY} {
+		template := []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, class), p11.NewAttribute(p11.CKA_KEY_TYPE, ckkECEdwards),
+			p11.NewAttribute(p11.CKA_LABEL, k.label)}
+		if err := k.ctx.FindObjectsInit(k.session, template); err != nil {
+			return 0, 0, fmt.Errorf("pkcs11: %w", err)
+		}
+		found, _, err := k.ctx.FindObjects(k.session, 1)
+		k.ctx.FindObjectsFinal(k.session)
+		if err != nil {
+			return 0, 0, fmt.Errorf("pkcs11: %w", err)
+		}
+		if len(found) == 1 {
+			if class == p11.CKO_PUBLIC_KEY {
+				pub = found[0]
+			} else {
+				priv = found[0]
+			}
+		}
+	}
+	return pub, priv, nil
+}
+
+func (k *edKey) generate() (pub, priv p11.ObjectHandle, err error) {
+	params, _ := asn1.Marshal(oidEd25519)
+	common := []*p11.Attribute{p11.NewAttribute(p11.CKA_TOKEN, true), p11.NewAttribute(p11.CKA_LABEL, k.label), p11.NewAttribute(p11.CKA_ID, []byte(k.label))}
+	pub, priv, err = k.ctx.GenerateKeyPair(k.session, []*p11.Mechanism{p11.NewMechanism(ckmECEdwardsKeyPairGen, nil)},
+		append(common, p11.NewAttribute(p11.CKA_VERIFY, true), p11.NewAttribute(p11.CKA_EC_PARAMS, params)),
+		append(common, p11.NewAttribute(p11.CKA_SIGN, true), p11.NewAttribute(p11.CKA_PRIVATE, true),
+			p11.NewAttribute(p11.CKA_SENSITIVE, true), p11.NewAttribute(p11.CKA_EXTRACTABLE, false)))
+	if err != nil {
+		return 0, 0, fmt.Errorf("pkcs11: making an Ed25519 key (the token must support CKM_EC_EDWARDS_KEY_PAIR_GEN): %w", err)
+	}
+	return pub, priv, nil
+}
+
+// publicKey reads the public key's point: an OCTET STRING of 32 bytes, or
+// the 32 bytes bare, as tokens differ.
+func (k *edKey) publicKey(pub p11.ObjectHandle) (ed25519.PublicKey, error) {
+	attrs, err := k.ctx.GetAttributeValue(k.session, pub, []*p11.Attribute{p11.NewAttribute(p11.CKA_EC_POINT, nil)})
+	if err != nil || len(attrs) != 1 {
+		return nil, fmt.Errorf("pkcs11: the Ed25519 public key: %v", err)
+	}
+	point := attrs[0].Value
+	var inner []byte
+	if rest, err := asn1.Unmarshal(point, &inner); err == nil && len(rest) == 0 {
+		point = inner
+	}
+	if len(point) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("pkcs11: the Ed25519 public key has %d bytes", len(point))
+	}
+	return ed25519.PublicKey(point), nil
+}
+
+func (k *edKey) Public() crypto.PublicKey { return k.pub }
+
+// Sign signs message (whole: opts must say so, as for ed25519) in the
+// token. A session the token dropped (crypto11 logged in again, say) is
+// opened again, once.
+func (k *edKey) Sign(_ io.Reader, message []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts.HashFunc() != 0 {
+		return nil, errors.New("pkcs11: an Ed25519 key signs messages, not digests")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	sig, err := k.sign(message)
+	if err == nil {
+		return sig, nil
+	}
+	if err := k.open(false); err != nil {
+		return nil, err
+	}
+	return k.sign(message)
+}
+
+func (k *edKey) sign(message []byte) ([]byte, error) {
+	if err := k.ctx.SignInit(k.session, []*p11.Mechanism{p11.NewMechanism(ckmEdDSA, nil)}, k.priv); err != nil {
+		return nil, fmt.Errorf("pkcs11: %w", err)
+	}
+	sig, err := k.ctx.Sign(k.session, message)
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: %w", err)
+	}
+	return sig, nil
+}
+
+// Extractable reports the CKA_EXTRACTABLE and CKA_SENSITIVE attributes of
+// the key, as the token keeps them.
+func (k *edKey) Extractable() (extractable, sensitive bool, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	attrs, err := k.ctx.GetAttributeValue(k.session, k.priv, []*p11.Attribute{p11.NewAttribute(p11.CKA_EXTRACTABLE, nil), p11.NewAttribute(p11.CKA_SENSITIVE, nil)})
+	if err != nil || len(attrs) != 2 {
+		return false, false, fmt.Errorf("pkcs11: %v", err)
+	}
+	flag := func(a *p11.Attribute) bool { return len(a.Value) == 1 && a.Value[0] != 0 }
+	return flag(attrs[0]), flag(attrs[1]), nil
+}
