@@ -113,6 +113,9 @@ func (keys Keys) make() ([]byte, error) {
 		}
 		return json.Marshal(storedKey{VerifierKey: vkey, SealedKey: sealed})
 	}
+	if keys.Token == nil {
+		return nil, errors.New("auditlog: the audit key is to be made in a token, and there is none")
+	}
 	// A label of its own: a token may keep the keys of earlier databases.
 	label := "openpca-audit-" + rand.Text()
 	key, err := keys.Token.Ed25519(label, true)
