@@ -27,6 +27,11 @@ func (ca *CA) OCSP() *OcspConfiguration {
 	return nil
 }
 
+// RevocationStatuses are the statuses of a CA that signs CRLs and OCSP
+// answers: a disabled CA still revokes, and its relying parties still need
+// to learn of it.
+var RevocationStatuses = []CertificateAuthorityStatus{CertificateAuthorityStatusActive, CertificateAuthorityStatusDisabled}
+
 // CRLJob is a CA whose next CRL a server has claimed to publish.
 type CRLJob struct {
 	CAID      string
@@ -55,6 +60,10 @@ type CRLStore interface {
 	// asked for since the last was published, or the last is due for
 	// refresh at now) and that no other owner holds; ErrNotFound if none.
 	ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*CRLJob, error)
+
+	// RenewCRL extends owner's lease on a CA's CRL until until;
+	// ErrConflict if owner no longer holds it.
+	RenewCRL(ctx context.Context, caID, owner string, until time.Time) error
 
 	// RecordCRL records that the CA of job signed CRL number job.Number+1,
 	// and appends use to its log, atomically, if owner still holds the job

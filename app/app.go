@@ -27,6 +27,7 @@ import (
 	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/crl"
 	"github.com/openpca/openpca/localfs"
 	"github.com/openpca/openpca/pkcs11"
 	"github.com/openpca/openpca/postgres"
@@ -153,7 +154,9 @@ type App struct {
 	now       func() time.Time
 	lock      *os.File // the data folder's lock, held while the App runs
 
-	stop       context.CancelFunc // stops the background work
+	reports    *audit.Generator
+	crls       *crl.Publisher
+	stop       context.CancelFunc // stops the janitor
 	background sync.WaitGroup
 }
 
@@ -243,15 +246,17 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return fail(err)
 	}
 	log := auditlog.NewLog(a.store, auditKey, verifierKey, cfg.Now)
-	reports := audit.NewGenerator(audit.GeneratorConfig{
+	caKeys := authority.NewKeys(a.keyStores)
+	a.reports = audit.StartGenerator(audit.GeneratorConfig{
 		Store: a.store, Objects: a.objects, Log: log, Logger: logger,
-		Owner: nodeID, Workers: max(cfg.ReportWorkers, 0), Lease: cfg.AuditReportLease,
+		Owner: nodeID, Workers: max(cfg.ReportWorkers, 0), Lease: cfg.AuditReportLease, Now: cfg.Now,
 	})
+	a.crls = crl.Start(crl.Config{Store: a.store, Objects: a.objects, Keys: caKeys, Logger: logger, Owner: nodeID, Now: cfg.Now})
 	svc := authority.New(authority.Config{
-		Store: a.store, KeyStores: a.keyStores, RequireHardware: cfg.RequireHardwareKeys, AllowUnmetStandard: cfg.AllowUnmetKeyStandard,
+		Store: a.store, Keys: caKeys, RequireHardware: cfg.RequireHardwareKeys, AllowUnmetStandard: cfg.AllowUnmetKeyStandard,
 		Logger: logger, Region: cfg.Region, DefaultAccountID: cfg.AccountID,
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
-		Objects: a.objects, Reports: reports, AuditReportInterval: cfg.AuditReportInterval, Log: log,
+		Objects: a.objects, Reports: a.reports, CRLs: a.crls, AuditReportInterval: cfg.AuditReportInterval, Log: log,
 		PublicURL: cfg.PublicURL, OCSPUnknownRate: cfg.OCSPUnknownRate, OCSPUnknownBudget: cfg.OCSPUnknownBudget,
 	})
 	var local server.LocalObjects
@@ -273,8 +278,6 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	bctx, stop := context.WithCancel(context.Background())
 	a.stop = stop
 	a.background.Go(func() { a.janitor(bctx, svc) })
-	a.background.Go(func() { reports.Run(bctx) })
-	a.background.Go(func() { svc.PublishCRLs(bctx, nodeID) })
 	return a, nil
 }
 
@@ -405,6 +408,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 func (a *App) Close() error {
 	a.stop()
 	a.background.Wait()
+	a.reports.Close()
+	a.crls.Close()
 	err := a.store.Close()
 	return errors.Join(err, a.closeKeys(), a.lock.Close())
 }

@@ -101,7 +101,7 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 	})
 	if err == nil {
 		s.logger.InfoContext(ctx, "certificate authority certificate imported", "ca", ca.ARN, "serial", ca.Serial, "not_after", ca.NotAfter, "status", ca.Status)
-		s.WakeCRLs()
+		s.wakeCRLs()
 	}
 	return err
 }

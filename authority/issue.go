@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,7 +57,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 	if tmpl.Root {
 		statuses = append(statuses, openpca.CertificateAuthorityStatusPendingCertificate)
 	}
-	if st := ca.StatusAt(issued); !containsStatus(statuses, st) {
+	if st := ca.StatusAt(issued); !slices.Contains(statuses, st) {
 		return nil, invalidState("The certificate authority is not in a valid state for issuing certificates: %s is %s.", ca.ARN, st)
 	}
 	if tmpl.Root && ca.Type != openpca.CertificateAuthorityTypeRoot {
@@ -83,7 +84,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 		}
 	}
 
-	signer, err := s.signer(ctx, ca)
+	signer, err := s.keys.Signer(ctx, ca)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +93,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 		if !publicKeysEqual(csr.PublicKey, signer.Public()) {
 			return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Template %s makes the self-signed certificate of %s: the CSR must be the CA's own, from GetCertificateAuthorityCsr.", tmpl.Name, ca.ARN)
 		}
-	} else if parent, err = s.caCertificate(ca); err != nil {
+	} else if parent, err = s.keys.Certificate(ca); err != nil {
 		return nil, err
 	}
 	nb, na, err := s.validity(ca, parent, in, issued)
@@ -247,7 +248,7 @@ func (s *Service) RevokeCertificate(ctx context.Context, in *openpca.RevokeCerti
 	}
 	at := s.now().UTC()
 	statuses := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive, openpca.CertificateAuthorityStatusDisabled}
-	if st := ca.StatusAt(at); !containsStatus(statuses, st) {
+	if st := ca.StatusAt(at); !slices.Contains(statuses, st) {
 		return invalidState("The certificate authority is not in a valid state for revoking certificates: %s is %s.", ca.ARN, st)
 	}
 	serial, err := pki.ParseSerial(in.CertificateSerial)
@@ -277,7 +278,7 @@ func (s *Service) RevokeCertificate(ctx context.Context, in *openpca.RevokeCerti
 		return err
 	}
 	s.logger.InfoContext(ctx, "certificate revoked", "ca", ca.ARN, "serial", serial, "reason", in.RevocationReason)
-	s.WakeCRLs()
+	s.wakeCRLs()
 	return nil
 }
 
@@ -312,13 +313,4 @@ func selfSigned(c *openpca.Certificate) bool {
 
 func certificateARN(ca *openpca.CA, serial string) string {
 	return ca.ARN + "/certificate/" + serial
-}
-
-func containsStatus(list []openpca.CertificateAuthorityStatus, s openpca.CertificateAuthorityStatus) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

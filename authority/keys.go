@@ -1,9 +1,14 @@
 package authority
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
 	"fmt"
 	"strings"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/openpca/openpca"
 )
@@ -22,6 +27,66 @@ func meets(have, want openpca.KeyStorageSecurityStandard) bool {
 	return have == want || have == openpca.KeyStorageSecurityStandardFips1402Level3OrHigher && want == openpca.KeyStorageSecurityStandardFips1402Level2OrHigher
 }
 
+// Keys opens CA keys from the stores that keep them and keeps the most
+// recently used open, with their CA certificates parsed: opening a key
+// costs more than a signature. The service and the CRL publisher share
+// one.
+type Keys struct {
+	stores  []KeyStore
+	signers *lru.Cache[string, crypto.Signer]     // by CA id
+	certs   *lru.Cache[string, *x509.Certificate] // by CA id
+}
+
+// KeyCacheSize is how many CA keys a server keeps open at most.
+const KeyCacheSize = 1024
+
+// NewKeys returns Keys over stores, the first of which keeps the keys of
+// new CAs by default.
+func NewKeys(stores []KeyStore) *Keys {
+	signers, _ := lru.New[string, crypto.Signer](KeyCacheSize)
+	certs, _ := lru.New[string, *x509.Certificate](KeyCacheSize)
+	return &Keys{stores: stores, signers: signers, certs: certs}
+}
+
+// Signer returns a signer of ca's key, from the store that keeps it.
+func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
+	if key, ok := k.signers.Get(ca.ID); ok {
+		return key, nil
+	}
+	ks, err := k.store(ca)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ks.Signer(ctx, ca)
+	if err != nil {
+		return nil, err
+	}
+	k.signers.Add(ca.ID, key)
+	return key, nil
+}
+
+// Certificate returns the parsed certificate of ca.
+func (k *Keys) Certificate(ca *openpca.CA) (*x509.Certificate, error) {
+	if c, ok := k.certs.Get(ca.ID); ok && bytes.Equal(c.Raw, ca.Certificate) {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(ca.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the certificate of %s: %w", ca.ARN, err)
+	}
+	k.certs.Add(ca.ID, c)
+	return c, nil
+}
+
+// Forget drops what is kept open of a CA's key, once the CA is deleted.
+func (k *Keys) Forget(caID string) {
+	k.signers.Remove(caID)
+	k.certs.Remove(caID)
+}
+
+// Open reports how many CA keys are kept open.
+func (k *Keys) Open() int { return k.signers.Len() }
+
 // keyStoreFor chooses the store of a new CA's key, and the standard the CA
 // reports. A request that names no standard (AWS's default) gets the
 // default store, and the standard that store is declared to meet, if any.
@@ -29,11 +94,11 @@ func meets(have, want openpca.KeyStorageSecurityStandard) bool {
 // reports it as asked; if no store meets it, it is refused, unless the
 // operator allows the claim.
 func (s *Service) keyStoreFor(want openpca.KeyStorageSecurityStandard) (KeyStore, openpca.KeyStorageSecurityStandard, error) {
-	def := s.keyStores[0]
+	def := s.keys.stores[0]
 	if want == "" {
 		return def, def.Standard, nil
 	}
-	for _, ks := range s.keyStores {
+	for _, ks := range s.keys.stores {
 		if meets(ks.Standard, want) && (ks.Hardware() || !s.requireHardware) {
 			return ks, want, nil // true, and what the request said
 		}
@@ -42,7 +107,7 @@ func (s *Service) keyStoreFor(want openpca.KeyStorageSecurityStandard) (KeyStore
 		return def, want, nil
 	}
 	var declared []string
-	for _, ks := range s.keyStores {
+	for _, ks := range s.keys.stores {
 		d := string(ks.Standard)
 		if d == "" {
 			d = "none"
@@ -54,9 +119,9 @@ func (s *Service) keyStoreFor(want openpca.KeyStorageSecurityStandard) (KeyStore
 			"omit the field to use the server's default store.", want, strings.Join(declared, ", "))
 }
 
-// keyStore returns the store that keeps ca's key.
-func (s *Service) keyStore(ca *openpca.CA) (KeyStore, error) {
-	for _, ks := range s.keyStores {
+// store returns the store that keeps ca's key.
+func (k *Keys) store(ca *openpca.CA) (KeyStore, error) {
+	for _, ks := range k.stores {
 		if ks.Name() == ca.KeyStore {
 			return ks, nil
 		}
@@ -70,8 +135,8 @@ func (s *Service) keyStore(ca *openpca.CA) (KeyStore, error) {
 // operator to remove by hand.
 func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 	for _, ca := range cas {
-		s.signers.Delete(ca.ID)
-		ks, err := s.keyStore(ca)
+		s.keys.Forget(ca.ID)
+		ks, err := s.keys.store(ca)
 		if err == nil {
 			err = ks.DestroyKey(ctx, ca)
 		}

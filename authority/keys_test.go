@@ -3,12 +3,15 @@ package authority_test
 import (
 	"crypto"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/seal"
 )
@@ -50,5 +53,34 @@ func TestCopiedDatabaseRevealsNoKey(t *testing.T) {
 	pub := key.(crypto.Signer).Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !pub.Equal(csr.PublicKey) {
 		t.Error("the sealed key is not the CA's key")
+	}
+}
+
+// TestKeysAreBounded opens more CA keys than a server keeps open: no more
+// than KeyCacheSize stay open, and a forgotten CA's key is closed at once.
+func TestKeysAreBounded(t *testing.T) {
+	sealer, err := seal.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := seal.NewKeyStore(sealer)
+	keys := authority.NewKeys([]authority.KeyStore{{KeyStore: store}})
+	cas := make([]*openpca.CA, authority.KeyCacheSize+100)
+	for i := range cas {
+		ca := &openpca.CA{ID: fmt.Sprint(i), KeyStore: store.Name()}
+		if ca.KeyHandle, _, err = store.GenerateKey(ctx, ca, openpca.KeyAlgorithmEcPrime256v1); err != nil {
+			t.Fatal(err)
+		}
+		cas[i] = ca
+		if _, err := keys.Signer(ctx, ca); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := keys.Open(); n != authority.KeyCacheSize {
+		t.Errorf("%d keys open, want at most %d", n, authority.KeyCacheSize)
+	}
+	keys.Forget(cas[len(cas)-1].ID)
+	if n := keys.Open(); n != authority.KeyCacheSize-1 {
+		t.Errorf("%d keys open after forgetting one of %d", n, authority.KeyCacheSize)
 	}
 }

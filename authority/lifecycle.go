@@ -56,7 +56,7 @@ func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.Up
 	})
 	if err == nil {
 		s.logger.InfoContext(ctx, "certificate authority updated", "ca", ca.ARN, "status", ca.Status)
-		s.WakeCRLs()
+		s.wakeCRLs()
 	}
 	return err
 }
@@ -87,6 +87,7 @@ func (s *Service) DeleteCertificateAuthority(ctx context.Context, in *openpca.De
 		return nil
 	})
 	if err == nil {
+		s.keys.Forget(ca.ID)
 		s.logger.InfoContext(ctx, "certificate authority deleted", "ca", ca.ARN, "restorable_until", ca.RestorableUntil)
 	}
 	return err

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 
@@ -201,10 +202,10 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 		return nil, err
 	}
 	now := s.now().UTC().Truncate(time.Second)
-	if ca.OCSP() == nil || len(ca.Certificate) == 0 || !containsStatus(crlStatuses, ca.StatusAt(now)) {
+	if ca.OCSP() == nil || len(ca.Certificate) == 0 || !slices.Contains(openpca.RevocationStatuses, ca.StatusAt(now)) {
 		return nil, errOCSPUnauthorized
 	}
-	issuer, err := s.caCertificate(ca)
+	issuer, err := s.keys.Certificate(ca)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +222,7 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	case err != nil:
 		return nil, err
 	case !cert.RevokedAt.IsZero():
-		template.Status, template.RevokedAt, template.RevocationReason = ocsp.Revoked, cert.RevokedAt, crlReasons[cert.RevocationReason]
+		template.Status, template.RevokedAt, template.RevocationReason = ocsp.Revoked, cert.RevokedAt, pki.CRLReason(cert.RevocationReason)
 	}
 	id := ocspCertID{hash: req.HashAlgorithm, nameHash: string(req.IssuerNameHash), keyHash: string(req.IssuerKeyHash), serial: string(req.SerialNumber.Bytes())}
 	if e := s.ocsp.get(id); e != nil && e.status == template.Status && e.revokedAt.Equal(template.RevokedAt) && now.Sub(e.signedAt) < ocspRefresh {
@@ -237,11 +238,11 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 		}
 	}
 
-	signer, err := s.signer(ctx, ca)
+	signer, err := s.keys.Signer(ctx, ca)
 	if err != nil {
 		return nil, err
 	}
-	if template.SignatureAlgorithm, err = caSignatureAlgorithm(ca); err != nil {
+	if template.SignatureAlgorithm, err = pki.SignatureAlgorithm(ca.Config.KeyAlgorithm, ca.Config.SigningAlgorithm); err != nil {
 		return nil, err
 	}
 	template.ThisUpdate, template.NextUpdate, template.ProducedAt = now, now.Add(ocspValidity), now
@@ -251,7 +252,7 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	}
 	// The response leaves only once its signing is in the CA's log.
 	use := openpca.OCSPUse(ca, serial, status, now, der)
-	if err := s.store.RecordKeyUse(ctx, use, crlStatuses); err != nil {
+	if err := s.store.RecordKeyUse(ctx, use, openpca.RevocationStatuses); err != nil {
 		if errors.Is(err, openpca.ErrCAState) {
 			return nil, errOCSPUnauthorized
 		}

@@ -5,17 +5,12 @@
 package authority
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"crypto"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -28,10 +23,10 @@ import (
 // Config holds the settings of a Service.
 type Config struct {
 	Store openpca.Store
-	// KeyStores are where CA keys can be kept; the first holds the keys
-	// of new CAs unless a request's KeyStorageSecurityStandard asks for
-	// another (see keyStoreFor).
-	KeyStores []KeyStore
+	// Keys are the CA keys, in the stores where they can be kept; the
+	// first store holds the keys of new CAs unless a request's
+	// KeyStorageSecurityStandard asks for another (see keyStoreFor).
+	Keys *Keys
 	// RequireHardware refuses to create CAs whose keys would be kept in
 	// software.
 	RequireHardware bool
@@ -53,6 +48,8 @@ type Config struct {
 	Objects openpca.ObjectStore
 	// Reports, if set, is woken when a report is requested.
 	Reports interface{ Wake() }
+	// CRLs, if set, is woken when a CA may want a new CRL.
+	CRLs interface{ Wake() }
 	// AuditReportInterval is the least time between two reports of a CA;
 	// 0 means DefaultAuditReportInterval.
 	AuditReportInterval time.Duration
@@ -76,8 +73,8 @@ const DefaultMaxCAsPerAccount = 200
 
 // Service implements openpca.PrivateCA: every operation of the model.
 type Service struct {
-	store     openpca.Store
-	keyStores []KeyStore
+	store openpca.Store
+	keys  *Keys
 	// requireHardware and allowUnmet are Config's.
 	requireHardware, allowUnmet bool
 	logger                      *slog.Logger
@@ -89,20 +86,14 @@ type Service struct {
 
 	objects        openpca.ObjectStore
 	reports        interface{ Wake() }
+	crls           interface{ Wake() }
 	reportInterval time.Duration
 	log            *auditlog.Log
 	publicURL      string
-	crlWake        chan struct{}
 	ocsp           ocspCache
 	ocspUnknown    *rate.Limiter
 	ocspBudgets    ocspBudgets
 	policies       policy.Cache // of CAs' resource policies
-
-	// signers caches opened CA keys by CA id: a key never changes, and
-	// opening and parsing it costs more than a signature. certs caches
-	// parsed CA certificates by CA id, checked against the stored DER.
-	signers sync.Map // string → crypto.Signer
-	certs   sync.Map // string → *x509.Certificate
 }
 
 var _ openpca.PrivateCA = (*Service)(nil)
@@ -110,11 +101,11 @@ var _ openpca.PrivateCA = (*Service)(nil)
 // New returns a Service.
 func New(cfg Config) *Service {
 	s := &Service{
-		store: cfg.Store, keyStores: cfg.KeyStores, requireHardware: cfg.RequireHardware, allowUnmet: cfg.AllowUnmetStandard,
+		store: cfg.Store, keys: cfg.Keys, requireHardware: cfg.RequireHardware, allowUnmet: cfg.AllowUnmetStandard,
 		logger: cfg.Logger, region: cfg.Region, defaultAccount: cfg.DefaultAccountID,
 		maxCAs:  cfg.MaxCAsPerAccount,
-		objects: cfg.Objects, reports: cfg.Reports, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
-		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), crlWake: make(chan struct{}, 1),
+		objects: cfg.Objects, reports: cfg.Reports, crls: cfg.CRLs, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
+		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"),
 	}
 	if s.reportInterval == 0 {
 		s.reportInterval = DefaultAuditReportInterval
@@ -215,36 +206,6 @@ func (s *Service) updateCA(ctx context.Context, arn string, values conditions, c
 		}
 		return ca, err
 	}
-}
-
-// signer returns a signer of ca's key, from the store that keeps it.
-func (s *Service) signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
-	if k, ok := s.signers.Load(ca.ID); ok {
-		return k.(crypto.Signer), nil
-	}
-	ks, err := s.keyStore(ca)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ks.Signer(ctx, ca)
-	if err != nil {
-		return nil, err
-	}
-	s.signers.Store(ca.ID, key)
-	return key, nil
-}
-
-// caCertificate returns the parsed certificate of ca.
-func (s *Service) caCertificate(ca *openpca.CA) (*x509.Certificate, error) {
-	if c, ok := s.certs.Load(ca.ID); ok && bytes.Equal(c.(*x509.Certificate).Raw, ca.Certificate) {
-		return c.(*x509.Certificate), nil
-	}
-	c, err := x509.ParseCertificate(ca.Certificate)
-	if err != nil {
-		return nil, fmt.Errorf("parsing the certificate of %s: %w", ca.ARN, err)
-	}
-	s.certs.Store(ca.ID, c)
-	return c, nil
 }
 
 // caNotFound is the error for a CA that does not exist for the caller.

@@ -54,6 +54,12 @@ func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease t
 	return &job, nil
 }
 
+// RenewCRL implements openpca.CRLStore.
+func (db *DB) RenewCRL(ctx context.Context, caID, owner string, until time.Time) error {
+	res, err := db.exec(ctx, `UPDATE crl_publications SET lease_until = ? WHERE ca_id = ? AND owner = ?`, until.UnixMicro(), caID, owner)
+	return db.held(res, err, "renewing a CRL's lease")
+}
+
 // RecordCRL implements openpca.CRLStore.
 func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus) error {
 	err := db.retry(ctx, func() error {

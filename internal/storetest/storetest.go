@@ -1198,6 +1198,16 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if _, err := s.ClaimCRL(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Fatalf("a second owner claimed a held CRL: %v", err)
 	}
+	// A renewed lease holds past its first end; another owner cannot renew.
+	if err := s.RenewCRL(ctx, ca.ID, "a", t0.Add(3*lease)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimCRL(ctx, "b", t0.Add(2*lease), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("a renewed CRL lease was claimed: %v", err)
+	}
+	if err := s.RenewCRL(ctx, ca.ID, "b", t0.Add(3*lease)); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("an owner renewed a lease it does not hold: %v", err)
+	}
 	use := openpca.CRLUse(ca, 1, t0, t0.AddDate(0, 0, 7), 0, []byte("crl"))
 	if err := s.RecordCRL(ctx, job, "b", use, active); !errors.Is(err, openpca.ErrConflict) {
 		t.Errorf("a CRL recorded by a server that does not hold it: %v", err)

@@ -1,0 +1,138 @@
+// Package crl publishes the certificate revocation lists of CAs: it signs
+// each CA's CRL when a revocation or a change of the CA asks for one, and
+// again at half its life, records the signing in the CA's key-use log, and
+// writes the CRL to the CA's bucket.
+package crl
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
+)
+
+// DefaultExpirationInDays is the life of a CRL when the configuration sets
+// none, as the AWS console proposes.
+const DefaultExpirationInDays = 7
+
+// Key is the key of a CA's CRL in its bucket: crl/<ca-id>.crl, as AWS
+// writes it, or <CustomPath>/<ca-id>.crl (our reading of CustomPath,
+// which AWS documents only by example).
+func Key(ca *openpca.CA, cfg *openpca.CrlConfiguration) string {
+	prefix := "crl"
+	if cfg.CustomPath != "" {
+		prefix = cfg.CustomPath
+	}
+	return prefix + "/" + ca.ID + ".crl"
+}
+
+// URL is the distribution point of a CA's CRL: at the CNAME if set, else
+// where the object store serves the bucket.
+func URL(objects openpca.ObjectStore, ca *openpca.CA, cfg *openpca.CrlConfiguration) string {
+	if cfg.CustomCname != "" {
+		return "http://" + cfg.CustomCname + "/" + Key(ca, cfg)
+	}
+	return objects.URL(cfg.S3BucketName, Key(ca, cfg))
+}
+
+// OmitDistributionPoint reports whether the CA's certificates leave out
+// the CRL distribution point extension.
+func OmitDistributionPoint(cfg *openpca.CrlConfiguration) bool {
+	o := cfg.CrlDistributionPointExtensionConfiguration
+	return o != nil && o.OmitExtension != nil && *o.OmitExtension
+}
+
+// acl is the ACL of CRL objects: PUBLIC_READ unless the configuration says
+// otherwise, as AWS.
+func acl(cfg *openpca.CrlConfiguration) openpca.S3ObjectAcl {
+	if cfg.S3ObjectAcl == "" {
+		return openpca.S3ObjectAclPublicRead
+	}
+	return cfg.S3ObjectAcl
+}
+
+// sign signs CRL number job.Number+1 of a CA at now, and returns it, its
+// nextUpdate and how many certificates it lists. A revoked certificate is
+// listed until it expires, and in one more CRL after: those that expired
+// after the last CRL are still listed.
+func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlConfiguration, job *openpca.CRLJob, now time.Time) ([]byte, time.Time, int, error) {
+	issuer, err := p.cfg.Keys.Certificate(ca)
+	if err != nil {
+		return nil, time.Time{}, 0, err
+	}
+	signer, err := p.cfg.Keys.Signer(ctx, ca)
+	if err != nil {
+		return nil, time.Time{}, 0, err
+	}
+	sigAlg, err := pki.SignatureAlgorithm(ca.Config.KeyAlgorithm, ca.Config.SigningAlgorithm)
+	if err != nil {
+		return nil, time.Time{}, 0, err
+	}
+	days := int(cfg.ExpirationInDays)
+	if days == 0 {
+		days = DefaultExpirationInDays
+	}
+	next := now.AddDate(0, 0, days)
+	cutoff := job.LastThisUpdate
+	if cutoff.IsZero() {
+		cutoff = now
+	}
+	list := &x509.RevocationList{Number: big.NewInt(job.Number + 1), ThisUpdate: now, NextUpdate: next, SignatureAlgorithm: sigAlg}
+	err = p.cfg.Store.RevokedCertificates(ctx, ca.ID, cutoff, func(r *openpca.RevokedCertificate) error {
+		serial, ok := new(big.Int).SetString(r.Serial, 16)
+		if !ok {
+			return fmt.Errorf("serial %q of %s is not hexadecimal", r.Serial, ca.ARN)
+		}
+		list.RevokedCertificateEntries = append(list.RevokedCertificateEntries, x509.RevocationListEntry{
+			SerialNumber: serial, RevocationTime: r.RevokedAt, ReasonCode: pki.CRLReason(r.Reason),
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, time.Time{}, 0, err
+	}
+	if cfg.CrlType == openpca.CrlTypePartitioned && !OmitDistributionPoint(cfg) {
+		idp, err := issuingDistributionPoint(URL(p.cfg.Objects, ca, cfg))
+		if err != nil {
+			return nil, time.Time{}, 0, err
+		}
+		list.ExtraExtensions = append(list.ExtraExtensions, idp)
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, list, issuer, signer)
+	if err != nil {
+		return nil, time.Time{}, 0, fmt.Errorf("signing the CRL of %s: %w", ca.ARN, err)
+	}
+	return der, next, len(list.RevokedCertificateEntries), nil
+}
+
+var oidIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
+
+// issuingDistributionPoint is the critical extension that binds a CRL to
+// the distribution point its certificates name (RFC 5280, 5.2.5): with
+// PARTITIONED CRLs, a relying party must check that they match.
+func issuingDistributionPoint(uri string) (pkix.Extension, error) {
+	// IssuingDistributionPoint ::= SEQUENCE { distributionPoint [0]
+	// DistributionPointName OPTIONAL, ... }, DistributionPointName ::=
+	// CHOICE { fullName [0] GeneralNames, ... }, and a URI is
+	// GeneralName [6] IA5String.
+	type distributionPointName struct {
+		FullName []asn1.RawValue `asn1:"optional,tag:0"`
+	}
+	type idp struct {
+		DistributionPoint distributionPointName `asn1:"optional,tag:0"`
+	}
+	value, err := asn1.Marshal(idp{DistributionPoint: distributionPointName{
+		FullName: []asn1.RawValue{{Tag: 6, Class: asn1.ClassContextSpecific, Bytes: []byte(uri)}},
+	}})
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	return pkix.Extension{Id: oidIssuingDistributionPoint, Critical: true, Value: value}, nil
+}

@@ -1,0 +1,129 @@
+package crl
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/worker"
+)
+
+// Publication timing. A new CRL is wanted at once after a revocation: the
+// server that revokes wakes its publisher, and the others look every Poll.
+// A failed publication is retried after Retry.
+const (
+	Poll  = 2 * time.Second
+	Lease = time.Minute
+	Retry = 30 * time.Second
+)
+
+// Store is what the publisher keeps and reads.
+type Store interface {
+	openpca.CRLStore
+	FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error)
+}
+
+// Keys gives the publisher CA keys and certificates.
+type Keys interface {
+	Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error)
+	Certificate(ca *openpca.CA) (*x509.Certificate, error)
+}
+
+// Config is what a Publisher works with.
+type Config struct {
+	Store   Store
+	Objects openpca.ObjectStore
+	Keys    Keys
+	Logger  *slog.Logger
+	// Owner names this server among those sharing the store.
+	Owner string
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Publisher publishes the CRLs the store says are wanted or due, in the
+// background, until it is closed.
+type Publisher struct {
+	cfg  Config
+	pool *worker.Pool[*openpca.CRLJob]
+}
+
+// Start starts a Publisher.
+func Start(cfg Config) *Publisher {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	p := &Publisher{cfg: cfg}
+	p.pool = worker.Start(worker.Config{Name: "CRL", Owner: cfg.Owner, Workers: 1, Lease: Lease, Poll: Poll, Logger: cfg.Logger, Now: cfg.Now},
+		queue{p})
+	return p
+}
+
+// Wake tells the publisher that a CRL is wanted.
+func (p *Publisher) Wake() { p.pool.Wake() }
+
+// Close stops the publisher; a CRL being published is taken over later.
+func (p *Publisher) Close() { p.pool.Close() }
+
+// queue is the publisher's side of the workers.
+type queue struct{ p *Publisher }
+
+func (q queue) Claim(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.CRLJob, error) {
+	return q.p.cfg.Store.ClaimCRL(ctx, owner, now, lease)
+}
+
+func (q queue) Renew(ctx context.Context, job *openpca.CRLJob, owner string, until time.Time) error {
+	return q.p.cfg.Store.RenewCRL(ctx, job.CAID, owner, until)
+}
+
+func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
+	p := q.p
+	if err := p.publish(ctx, job, owner); err != nil && ctx.Err() == nil {
+		p.cfg.Logger.Error("publishing a CRL", "ca", job.CAID, "error", err)
+		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, p.cfg.Now().Add(Retry)); err != nil {
+			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
+		}
+	}
+}
+
+// publish signs the CRL a job asks for, records the key use, and writes
+// the CRL to the CA's bucket. A CA that no longer publishes CRLs (disabled
+// configuration, no certificate yet, deleted or expired) gets none, and
+// the job is done.
+func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner string) error {
+	store := p.cfg.Store
+	ca, err := store.FindCA(ctx, job.AccountID, job.CAID)
+	if err != nil {
+		return err
+	}
+	now := p.cfg.Now().UTC().Truncate(time.Second)
+	cfg := ca.CRL()
+	if cfg == nil || len(ca.Certificate) == 0 || !slices.Contains(openpca.RevocationStatuses, ca.StatusAt(now)) {
+		return store.FinishCRL(ctx, ca.ID, owner, job.Wanted, time.Time{}, time.Time{})
+	}
+	der, next, revoked, err := p.sign(ctx, ca, cfg, job, now)
+	if err != nil {
+		return err
+	}
+	use := openpca.CRLUse(ca, job.Number+1, now, next, revoked, der)
+	if err := store.RecordCRL(ctx, job, owner, use, openpca.RevocationStatuses); err != nil {
+		return fmt.Errorf("recording the CRL's key use: %w", err)
+	}
+	err = p.cfg.Objects.Put(ctx, openpca.Object{Bucket: cfg.S3BucketName, Key: Key(ca, cfg), ContentType: "application/pkix-crl", ACL: acl(cfg)},
+		bytes.NewReader(der))
+	if err != nil {
+		return fmt.Errorf("writing the CRL to bucket %s: %w", cfg.S3BucketName, err)
+	}
+	// Refresh at half the CRL's life, as AWS does.
+	if err := store.FinishCRL(ctx, ca.ID, owner, job.Wanted, now, now.Add(next.Sub(now)/2)); err != nil {
+		return err
+	}
+	p.cfg.Logger.InfoContext(ctx, "CRL published", "ca", ca.ARN, "number", job.Number+1, "revoked", revoked, "bucket", cfg.S3BucketName, "key", Key(ca, cfg))
+	return nil
+}

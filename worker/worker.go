@@ -1,0 +1,149 @@
+// Package worker runs the background work that servers sharing a store
+// take turns at, such as audit reports and CRLs: a worker claims a job
+// under a lease, renews the lease while it works, and looks for the next
+// job when it is woken or at each tick. A server that dies leaves its
+// leases to run out, and another server (or the same one, restarted with
+// the same owner name) takes its jobs over.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/openpca/openpca"
+)
+
+// Queue is where workers find jobs of one kind, and what they do with them.
+type Queue[J any] interface {
+	// Claim returns a waiting job for owner, leased until now+lease, or an
+	// error wrapping openpca.ErrNotFound if none waits.
+	Claim(ctx context.Context, owner string, now time.Time, lease time.Duration) (J, error)
+	// Renew extends owner's lease on job until until, or returns an error
+	// wrapping openpca.ErrConflict if another owner took the job over.
+	Renew(ctx context.Context, job J, owner string, until time.Time) error
+	// Do does the job. Its context ends when the pool closes or the lease is
+	// lost (context.Cause then wraps ErrLeaseLost); a job so interrupted is
+	// taken over later, by this server or another.
+	Do(ctx context.Context, job J, owner string)
+}
+
+// ErrLeaseLost is the cause of a job's context ending when another owner
+// took the job over.
+var ErrLeaseLost = errors.New("worker: another server took the job over")
+
+// Config is what a Pool works with.
+type Config struct {
+	// Name says what the jobs are, in logs: "audit report", "CRL".
+	Name string
+	// Owner names this server among those sharing the store; worker i
+	// claims as Owner/i.
+	Owner   string
+	Workers int
+	// Lease is how long a worker holds a job without renewing; it renews
+	// every third of it.
+	Lease time.Duration
+	// Poll is how often idle workers look for jobs without being woken:
+	// jobs other servers asked for, and jobs whose worker died.
+	Poll   time.Duration
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Pool is a set of workers doing the jobs of one queue until it is closed.
+type Pool[J any] struct {
+	cfg   Config
+	queue Queue[J]
+	wake  chan struct{}
+	stop  context.CancelFunc
+	done  sync.WaitGroup
+}
+
+// Start starts cfg.Workers workers on queue.
+func Start[J any](cfg Config, queue Queue[J]) *Pool[J] {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	p := &Pool[J]{cfg: cfg, queue: queue, wake: make(chan struct{}, 1), stop: stop}
+	for i := range cfg.Workers {
+		p.done.Go(func() { p.work(ctx, fmt.Sprintf("%s/%d", cfg.Owner, i)) })
+	}
+	return p
+}
+
+// Wake tells the workers that a job waits. It never blocks: a wake that
+// no worker has taken yet stands for any number.
+func (p *Pool[J]) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the workers and waits for them. A job in progress is
+// interrupted, to be taken over.
+func (p *Pool[J]) Close() {
+	p.stop()
+	p.done.Wait()
+}
+
+func (p *Pool[J]) work(ctx context.Context, owner string) {
+	t := time.NewTicker(p.cfg.Poll)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		job, err := p.queue.Claim(ctx, owner, p.cfg.Now(), p.cfg.Lease)
+		if err == nil {
+			p.do(ctx, job, owner)
+			continue
+		}
+		if !errors.Is(err, openpca.ErrNotFound) && ctx.Err() == nil {
+			p.cfg.Logger.Error("claiming a job", "job", p.cfg.Name, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-p.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// do does one job while renewing its lease.
+func (p *Pool[J]) do(ctx context.Context, job J, owner string) {
+	jctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		p.renew(jctx, cancel, job, owner)
+	}()
+	p.queue.Do(jctx, job, owner)
+	cancel(nil)
+	<-renewed
+}
+
+// renew extends the lease on job until ctx ends; if the lease is lost, it
+// ends the job's context.
+func (p *Pool[J]) renew(ctx context.Context, cancel context.CancelCauseFunc, job J, owner string) {
+	t := time.NewTicker(p.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := p.queue.Renew(ctx, job, owner, p.cfg.Now().Add(p.cfg.Lease))
+			if errors.Is(err, openpca.ErrConflict) {
+				cancel(ErrLeaseLost)
+				return
+			}
+			if err != nil && ctx.Err() == nil {
+				p.cfg.Logger.Warn("renewing a job's lease", "job", p.cfg.Name, "error", err)
+			}
+		}
+	}
+}
