@@ -2,24 +2,15 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/openpca/openpca"
@@ -66,7 +57,7 @@ func auditPublicKey(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs := flag.NewFlagSet("openpca audit public-key", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg, previous := adminFlags(fs)
-	var c client
+	var c serverFlags
 	c.flags(fs)
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
 		return err
@@ -74,12 +65,16 @@ func auditPublicKey(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := previous(cfg, lookupEnv); err != nil {
 		return err
 	}
-	if c.server != "" {
-		key, err := c.get(ctx, server.PathPublicKey, nil, "")
+	client, err := c.client()
+	if err != nil {
+		return err
+	}
+	if client != nil {
+		key, err := client.PublicKey(ctx)
 		if err != nil {
 			return err
 		}
-		_, err = stdout.Write(key)
+		_, err = fmt.Fprintln(stdout, key)
 		return err
 	}
 	a, err := app.OpenAdmin(ctx, *cfg)
@@ -100,7 +95,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	fs := flag.NewFlagSet("openpca audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var reportPath, proofPath, key string
-	var c client
+	var c serverFlags
 	fs.StringVar(&reportPath, "report", "", "the audit report, as downloaded (JSON or CSV)")
 	fs.StringVar(&proofPath, "proof", "", "its proof file (default: the report's path + "+auditlog.ProofSuffix+")")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it (openpca audit public-key prints it)")
@@ -110,6 +105,10 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	if reportPath == "" || key == "" {
 		return errors.New("--report and --key are required")
+	}
+	client, err := c.client()
+	if err != nil {
+		return err
 	}
 	if proofPath == "" {
 		proofPath = reportPath + auditlog.ProofSuffix
@@ -131,8 +130,8 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 
 	start := time.Now()
 	v := audit.Verify(report, proof, vkey)
-	if len(v.Problems) == 0 && c.server != "" {
-		if err := checkConsistency(ctx, &c, v, vkey); err != nil {
+	if len(v.Problems) == 0 && client != nil {
+		if err := checkConsistency(ctx, client, v, vkey); err != nil {
 			v.Problems = append(v.Problems, audit.Problem{Check: "server", Detail: err.Error()})
 		}
 	}
@@ -149,7 +148,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	fmt.Fprintf(stdout, "OK %s: its %d rows are the %d certificates of the first %d entries of the key-use log of %s, checkpoint signed %s\n",
 		reportPath, v.Rows, v.Certificates, v.Checkpoint.Size, v.Header.CertificateAuthorityArn, v.Checkpoint.Time.Format(time.RFC3339))
-	if c.server != "" {
+	if client != nil {
 		fmt.Fprintf(stdout, "OK the server's current log extends it\n")
 	}
 	fmt.Fprintf(stderr, "verified in %v\n", time.Since(start).Round(time.Millisecond))
@@ -158,10 +157,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 
 // checkConsistency checks that the server's current log of the report's
 // CA extends the log of the report's checkpoint.
-func checkConsistency(ctx context.Context, c *client, v *audit.Verification, vkey string) error {
+func checkConsistency(ctx context.Context, c *server.AuditLogClient, v *audit.Verification, vkey string) error {
 	arn := v.Header.CertificateAuthorityArn
-	q := url.Values{"certificateAuthorityArn": {arn}}
-	signed, err := c.get(ctx, server.PathCheckpoint, q, arn)
+	signed, err := c.Checkpoint(ctx, arn)
 	if err != nil {
 		return err
 	}
@@ -180,19 +178,11 @@ func checkConsistency(ctx context.Context, c *client, v *audit.Verification, vke
 	case now.Size == old.Size:
 		return nil
 	}
-	q.Set("from", strconv.FormatInt(old.Size, 10))
-	q.Set("to", strconv.FormatInt(now.Size, 10))
-	body, err := c.get(ctx, server.PathConsistency, q, arn)
+	proof, err := c.Consistency(ctx, arn, old.Size, now.Size)
 	if err != nil {
 		return err
 	}
-	var res struct {
-		Proof tlog.TreeProof `json:"proof"`
-	}
-	if err := json.Unmarshal(body, &res); err != nil {
-		return fmt.Errorf("the server's consistency proof: %v", err)
-	}
-	if err := tlog.CheckTree(res.Proof, now.Size, now.Root, old.Size, old.Root); err != nil {
+	if err := tlog.CheckTree(proof, now.Size, now.Root, old.Size, old.Root); err != nil {
 		return fmt.Errorf("the server's current log (%d entries) does not extend the report's (%d entries): its history was rewritten", now.Size, old.Size)
 	}
 	return nil
@@ -204,7 +194,7 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	fs := flag.NewFlagSet("openpca audit proof", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var serial, caARN, proofPath, key string
-	var c client
+	var c serverFlags
 	fs.StringVar(&serial, "serial", "", "the certificate's serial number, hex, with or without colons")
 	fs.StringVar(&caARN, "ca", "", "the ARN of the CA that issued it (with --server)")
 	fs.StringVar(&proofPath, "proof", "", "a report's proof file, to prove from instead of a server")
@@ -216,15 +206,13 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if serial == "" || (c.server == "") == (proofPath == "") || (c.server != "" && caARN == "") {
 		return errors.New("--serial is required, with either --server and --ca, or --proof")
 	}
+	client, err := c.client()
+	if err != nil {
+		return err
+	}
 	var p *auditlog.InclusionProof
-	var err error
-	if c.server != "" {
-		var body []byte
-		body, err = c.get(ctx, server.PathInclusion, url.Values{"certificateAuthorityArn": {caARN}, "serial": {serial}}, caARN)
-		if err == nil {
-			p = new(auditlog.InclusionProof)
-			err = json.Unmarshal(body, p)
-		}
+	if client != nil {
+		p, err = client.Inclusion(ctx, caARN, serial)
 	} else {
 		p, err = proveFromFile(proofPath, serial)
 	}
@@ -295,76 +283,21 @@ func verifierKey(key string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// client asks an OpenPCA server for its audit log, signing its requests
-// as the AWS SDK signs the API's, with the standard AWS configuration.
-type client struct {
+// serverFlags name the OpenPCA server whose audit log a command asks.
+type serverFlags struct {
 	server   string
 	caBundle string
 }
 
-func (c *client) flags(fs *flag.FlagSet) {
+func (c *serverFlags) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.server, "server", "", "the OpenPCA server's URL, e.g. http://127.0.0.1:8080")
 	fs.StringVar(&c.caBundle, "ca-bundle", "", "PEM bundle of the CAs to trust for an https:// server")
 }
 
-// get fetches path?query; signed for the region of arn unless arn is "".
-func (c *client) get(ctx context.Context, path string, query url.Values, arn string) ([]byte, error) {
-	u := strings.TrimSuffix(c.server, "/") + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
+// client returns a client of the server, nil if none is named.
+func (c *serverFlags) client() (*server.AuditLogClient, error) {
+	if c.server == "" {
+		return nil, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	if arn != "" {
-		p, err := openpca.ParseCAARN(arn)
-		if err != nil {
-			return nil, err
-		}
-		cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(p.Region))
-		if err != nil {
-			return nil, err
-		}
-		creds, err := cfg.Credentials.Retrieve(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("AWS credentials to sign with: %w", err)
-		}
-		empty := sha256.Sum256(nil)
-		if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(empty[:]), openpca.SigningName, p.Region, time.Now()); err != nil {
-			return nil, err
-		}
-	}
-	hc := &http.Client{Timeout: time.Minute}
-	if c.caBundle != "" {
-		pem, err := os.ReadFile(c.caBundle)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", c.caBundle)
-		}
-		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
-	}
-	res, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if res.StatusCode != http.StatusOK {
-		var e struct {
-			Type    string `json:"__type"`
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Type != "" {
-			return nil, fmt.Errorf("%s: %s: %s", path, e.Type, e.Message)
-		}
-		return nil, fmt.Errorf("%s: HTTP %d", path, res.StatusCode)
-	}
-	return body, nil
+	return server.NewAuditLogClient(c.server, c.caBundle)
 }
