@@ -2,6 +2,7 @@ package openpca
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -10,6 +11,11 @@ type Account struct {
 	ID        string
 	Name      string
 	CreatedAt time.Time
+}
+
+// ValidAccountID reports whether id is an account id: 12 digits, as AWS's.
+func ValidAccountID(id string) bool {
+	return len(id) == 12 && strings.Trim(id, "0123456789") == ""
 }
 
 // AccessKey is a credential of an account: requests signed with its secret

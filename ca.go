@@ -194,7 +194,7 @@ func parseARN(arn string) (ParsedARN, error) {
 	} else if strings.Contains(resource, "/") {
 		return ParsedARN{}, fmt.Errorf("unexpected path after the certificate authority id")
 	}
-	if p.Region == "" || len(p.AccountID) != 12 {
+	if p.Region == "" || !ValidAccountID(p.AccountID) {
 		return ParsedARN{}, fmt.Errorf("it lacks a region or a 12-digit account")
 	}
 	return p, nil

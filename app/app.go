@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -37,107 +36,6 @@ import (
 	"github.com/openpca/openpca/sigv4"
 	"github.com/openpca/openpca/sqlite"
 	"github.com/openpca/openpca/sqlstore"
-)
-
-// Config is how a server is set up. Zero values take the defaults below.
-type Config struct {
-	DataDir string
-	// Database is where the store is: "" for SQLite in the data folder, or
-	// a postgres:// address for PostgreSQL, shared by several servers
-	// (which must then share the master key).
-	Database  string
-	Region    string
-	AccountID string
-	// MasterKey is the base64 master key; if empty, the key is read from
-	// MasterKeyFile, which is created on first start.
-	MasterKey     string
-	MasterKeyFile string
-	// MasterKeyKMSKey, if set, is a symmetric KMS key (at KMSEndpoint, or
-	// AWS KMS) that wraps the master key in its file: the data folder then
-	// holds no usable key material.
-	MasterKeyKMSKey string
-	// PreviousMasterKeys are base64 master keys the server still opens
-	// values with, but never seals with: servers sharing a database run
-	// with the new key and the old one while it is rotated.
-	PreviousMasterKeys []string
-	// MaxCAsPerAccount bounds the CAs of one account.
-	MaxCAsPerAccount int
-	// ObjectStore is where audit reports go: "local" (folders under
-	// <data-dir>/s3) or "s3". S3Endpoint, if set, is an S3-compatible
-	// server, and implies "s3".
-	ObjectStore string
-	S3Endpoint  string
-	// PublicURL is where relying parties reach the server: the OCSP
-	// responder's address in certificates, and the CRL distribution
-	// points of local buckets. Default http://DefaultListen.
-	PublicURL string
-	// OCSPUnknownRate bounds the OCSP responses per second signed for
-	// serials no CA issued; 0 means authority.DefaultOCSPUnknownRate.
-	OCSPUnknownRate float64
-	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
-	// key-use log per hour; 0 means authority.DefaultOCSPUnknownBudget.
-	OCSPUnknownBudget int
-	// AuditReportInterval is the least time between two reports of a CA.
-	AuditReportInterval time.Duration
-	// RootAccessKeyID and RootSecretAccessKey, if set, are an access key of
-	// the default account (from OPENPCA_ROOT_ACCESS_KEY_ID and
-	// OPENPCA_ROOT_SECRET_ACCESS_KEY). Without them, the first start makes
-	// a key and prints it to Stdout, once.
-	RootAccessKeyID     string
-	RootSecretAccessKey string
-	// InsecureNoAuth accepts unsigned requests, for the default account.
-	InsecureNoAuth bool
-	// KeyStore is where the keys of new CAs are kept: "software" (the
-	// default, sealed with the master key), "pkcs11" or "kms".
-	KeyStore string
-	// PKCS11 is the token of the pkcs11 store, which is configured when
-	// PKCS11.Module is set; PKCS11Standard is the key storage security
-	// standard the operator declares the token meets ("" for none).
-	PKCS11         pkcs11.Config
-	PKCS11Standard string
-	// AuditKeyInToken makes the audit log's key in the PKCS#11 token
-	// rather than sealed in the database. It decides only when the store has
-	// no audit key yet: a key, once made, stays where it is.
-	AuditKeyInToken bool
-	// KMSEndpoint is a KMS-compatible server for the kms store; without
-	// it, KeyStore "kms" uses AWS KMS. KMSStandard is the standard the
-	// operator declares it meets: by default FIPS_140_2_LEVEL_3_OR_HIGHER
-	// for AWS KMS, and none for another server.
-	KMSEndpoint string
-	KMSStandard string
-	// RequireHardwareKeys refuses to create CAs in the software store.
-	RequireHardwareKeys bool
-	// AllowUnmetKeyStandard accepts a requested KeyStorageSecurityStandard
-	// no store is declared to meet (see authority.Config).
-	AllowUnmetKeyStandard bool
-	// TLSCertFile and TLSKeyFile serve HTTPS with a certificate of the
-	// operator's; TLSSelfSigned with one from a CA the server makes in
-	// <data-dir>/tls.
-	TLSCertFile   string
-	TLSKeyFile    string
-	TLSSelfSigned bool
-	// Stdout receives what the operator must see once: a new root key, the
-	// TLS CA bundle path.
-	Stdout io.Writer
-	// AuditReportLease is how long a server holds a report it generates
-	// without renewing; another takes the report over after it.
-	AuditReportLease time.Duration
-	// ReportWorkers is how many reports are generated at once; 0 means
-	// DefaultReportWorkers, and a negative number none: the server then
-	// only serves the API, and other servers sharing its store generate.
-	ReportWorkers int
-	Logger        *slog.Logger
-	// Now overrides the clock, for tests.
-	Now func() time.Time
-}
-
-// Defaults.
-const (
-	DefaultDataDir       = "openpca-data"
-	DefaultRegion        = "us-east-1"
-	DefaultAccountID     = "111122223333"
-	DefaultListen        = "127.0.0.1:8080"
-	DefaultReportWorkers = 2
 )
 
 // App is a running OpenPCA.
@@ -168,26 +66,8 @@ const janitorInterval = time.Minute
 // applies its migrations, loads (or creates) the master key, and starts
 // the background work: the janitor and the audit report generator.
 func Open(ctx context.Context, cfg Config) (*App, error) {
-	if cfg.DataDir == "" {
-		cfg.DataDir = DefaultDataDir
-	}
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
-	}
-	if cfg.AccountID == "" {
-		cfg.AccountID = DefaultAccountID
-	}
-	if cfg.MasterKeyFile == "" {
-		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
-	}
-	if cfg.ReportWorkers == 0 {
-		cfg.ReportWorkers = DefaultReportWorkers
-	}
-	if cfg.PublicURL == "" {
-		cfg.PublicURL = "http://" + DefaultListen
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	logger := cfg.Logger
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -196,9 +76,6 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		logger.Warn("the data folder can be read by users other than its owner; the files the server makes in it are its owner's alone, but make the folder 0700 (chmod 700)",
 			"path", cfg.DataDir, "mode", fi.Mode().Perm().String())
-	}
-	if cfg.Stdout == nil {
-		cfg.Stdout = os.Stdout
 	}
 	a := &App{cfg: cfg, logger: logger, now: cfg.Now}
 	if a.now == nil {
@@ -249,7 +126,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	caKeys := authority.NewKeys(a.keyStores)
 	a.reports = audit.StartGenerator(audit.GeneratorConfig{
 		Store: a.store, Objects: a.objects, Log: log, Logger: logger,
-		Owner: nodeID, Workers: max(cfg.ReportWorkers, 0), Lease: cfg.AuditReportLease, Now: cfg.Now,
+		Owner: nodeID, Workers: cfg.ReportWorkers, Lease: cfg.AuditReportLease, Now: cfg.Now,
 	})
 	a.crls = crl.Start(crl.Config{Store: a.store, Objects: a.objects, Keys: caKeys, Logger: logger, Owner: nodeID, Now: cfg.Now})
 	svc := authority.New(authority.Config{
@@ -342,12 +219,8 @@ func readOrCreate(path string, make func() string) (string, error) {
 }
 
 func openObjectStore(ctx context.Context, cfg Config) (openpca.ObjectStore, error) {
-	kind := cfg.ObjectStore
-	if kind == "" && cfg.S3Endpoint != "" {
-		kind = "s3"
-	}
-	switch kind {
-	case "", "local":
+	switch cfg.ObjectStore {
+	case "local":
 		return localfs.New(filepath.Join(cfg.DataDir, "s3"), strings.TrimSuffix(cfg.PublicURL, "/")+"/s3")
 	case "s3":
 		return s3.Open(ctx, cfg.S3Endpoint, cfg.Region)
@@ -425,7 +298,9 @@ type Admin struct {
 // OpenAdmin opens the data folder of cfg for an operator's command. Unlike
 // Open, it creates no master key: the one a server made must be used.
 func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
-	cfg = adminDefaults(cfg)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	db, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -443,20 +318,6 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 		return nil, err
 	}
 	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir}, nil
-}
-
-// adminDefaults fills in where an operator command finds the data.
-func adminDefaults(cfg Config) Config {
-	if cfg.DataDir == "" {
-		cfg.DataDir = DefaultDataDir
-	}
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
-	}
-	if cfg.MasterKeyFile == "" {
-		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
-	}
-	return cfg
 }
 
 // Close closes the store.

@@ -24,7 +24,7 @@ import (
 // make another key.
 func TestAuditKeyInToken(t *testing.T) {
 	hsm := testenv.NewSoftHSM(t)
-	inToken := func(c *app.Config) { c.AuditKeyInToken = true }
+	inToken := func(c *app.Config) { c.AuditKeyStore = pkcs11.Name }
 	f := newRotationFixture(t, hsm.Use(), inToken)
 	checkpoint := func(size int64) {
 		t.Helper()
@@ -78,7 +78,7 @@ func TestAuditKeyInToken(t *testing.T) {
 	f.env.Stop(t)
 
 	without := f.env.Config
-	without.KeyStore, without.PKCS11, without.AuditKeyInToken = "", pkcs11.Config{}, false
+	without.KeyStore, without.PKCS11, without.AuditKeyStore = "software", pkcs11.Config{}, "software"
 	if a, err := app.Open(context.Background(), without); err == nil {
 		a.Close()
 		t.Fatal("a server without the token started")
@@ -94,7 +94,7 @@ func TestAuditKeyStaysWhereItIs(t *testing.T) {
 	hsm := testenv.NewSoftHSM(t)
 	f := newRotationFixture(t, hsm.Use())
 	f.env.Stop(t)
-	f.env.Config.AuditKeyInToken = true
+	f.env.Config.AuditKeyStore = pkcs11.Name
 	f.env.Restart(t)
 	f.works(t)
 }

@@ -47,13 +47,7 @@ func (a *App) openKeyStores(ctx context.Context) error {
 		}
 		stores = append(stores, authority.KeyStore{KeyStore: store, Standard: standard})
 	}
-	if cfg.AuditKeyInToken && a.token == nil {
-		return fmt.Errorf("--audit-key-store pkcs11 needs a token: --pkcs11-module")
-	}
 	name := cfg.KeyStore
-	if name == "" {
-		name = seal.SoftwareStore
-	}
 	for i, ks := range stores {
 		if ks.Name() == name {
 			stores[0], stores[i] = stores[i], stores[0]
@@ -95,7 +89,7 @@ func (a *App) keyStoreNames() []string {
 
 // auditKeys says where the audit log's key may be.
 func (a *App) auditKeys() auditlog.Keys {
-	keys := auditlog.Keys{Sealer: a.sealer, InToken: a.cfg.AuditKeyInToken}
+	keys := auditlog.Keys{Sealer: a.sealer, InToken: a.cfg.AuditKeyStore == pkcs11.Name}
 	if a.token != nil {
 		keys.Token = a.token
 	}

@@ -218,7 +218,9 @@ func NewMasterKey() (string, error) {
 // Servers on the data folder must be stopped; servers sharing a database
 // roll with PreviousMasterKeys instead (see the README).
 func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
-	cfg = adminDefaults(cfg)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("%w: stop it before rotating the master key", err)
@@ -283,7 +285,9 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 // place: the key stays the same, and its file no longer holds it in the
 // clear.
 func WrapMasterKey(ctx context.Context, cfg Config) error {
-	cfg = adminDefaults(cfg)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	if cfg.MasterKeyKMSKey == "" {
 		return errors.New("name the KMS key to wrap the master key with (--master-key-kms-key)")
 	}

@@ -284,7 +284,7 @@ func TestAuditReportConcurrentRequests(t *testing.T) {
 	testenv.WantOneWinner(t, errs, "RequestInProgressException")
 }
 
-func noWorkers(c *app.Config) { c.ReportWorkers = -1 }
+func noWorkers(c *app.Config) { c.ReportWorkers = 0 }
 
 // TestAuditReportResumesAfterRestart: a report left CREATING when the
 // server stopped is finished by the next start.
@@ -300,7 +300,7 @@ func TestAuditReportResumesAfterRestart(t *testing.T) {
 	if d.AuditReportStatus != types.AuditReportStatusCreating {
 		t.Fatalf("status %s before any worker ran", d.AuditReportStatus)
 	}
-	env.Config.ReportWorkers = 0
+	env.Config.ReportWorkers = app.DefaultReportWorkers
 	env.Restart(t)
 	if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
 		t.Fatal(err)
@@ -328,7 +328,7 @@ func TestAuditReportFailureFreesWindow(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, *out.S3Key, "blocker"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	env.Config.ReportWorkers = 0
+	env.Config.ReportWorkers = app.DefaultReportWorkers
 	env.Restart(t)
 	if err := waitReport(t, env, caARN, *out.AuditReportId); err == nil {
 		t.Fatal("the waiter succeeded on a report that cannot be written")
@@ -382,7 +382,7 @@ func TestAuditReportS3(t *testing.T) {
 	// The S3 server is down while the report is generated: FAILED. Once
 	// it is back, a new report succeeds at once.
 	env.Stop(t)
-	env.Config.ReportWorkers = -1
+	env.Config.ReportWorkers = 0
 	env.Clock.Advance(31 * time.Minute)
 	env.Restart(t)
 	out, err = createReport(env, caARN, "pca-reports", "CSV")
@@ -390,7 +390,7 @@ func TestAuditReportS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	s3.Stop(t)
-	env.Config.ReportWorkers = 0
+	env.Config.ReportWorkers = app.DefaultReportWorkers
 	env.Restart(t)
 	err = waitReport(t, env, caARN, *out.AuditReportId)
 	if err == nil {

@@ -311,6 +311,8 @@ func AccountOf(p string) (string, bool) {
 		}
 		p = parts[3]
 	}
+	// 12 digits, as openpca.ValidAccountID checks: the domain imports this
+	// package, which therefore cannot import the domain.
 	if len(p) != 12 || strings.Trim(p, "0123456789") != "" {
 		return "", false
 	}

@@ -40,8 +40,8 @@ func openAdmin(ctx context.Context, name string, args []string, stderr io.Writer
 // adminFlags defines the flags that say where a server's data is, and
 // returns what reads the previous master key once they are parsed.
 func adminFlags(fs *flag.FlagSet) (*app.Config, func(*app.Config, func(string) (string, bool)) error) {
-	var cfg app.Config
-	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "the server's data folder")
+	cfg := app.DefaultConfig()
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "the server's data folder")
 	fs.StringVar(&cfg.Database, "database", "", "the server's postgres:// address, if it keeps its store in PostgreSQL")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself; prefer the environment variable")
@@ -160,7 +160,7 @@ func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, look
 				return err
 			}
 		}
-		if len(id) != 12 || !allDigits(id) {
+		if !openpca.ValidAccountID(id) {
 			return fmt.Errorf("--id must be 12 digits, not %q", id)
 		}
 		err := a.Store.CreateAccount(ctx, &openpca.Account{ID: id, Name: name, CreatedAt: time.Now().UTC()})
@@ -344,15 +344,6 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 		return nil
 	}
 	return fmt.Errorf("unknown buckets command %q", args[0])
-}
-
-func allDigits(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // cas runs "openpca cas list": every CA with where its key really is.

@@ -19,8 +19,6 @@ import (
 	"time"
 
 	"github.com/openpca/openpca/app"
-	"github.com/openpca/openpca/audit"
-	"github.com/openpca/openpca/authority"
 )
 
 // gcPercent is the garbage collector's target unless GOGC is set. The
@@ -126,37 +124,34 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("openpca serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cfg := app.DefaultConfig()
 	var (
-		cfg             app.Config
-		listen          string
 		logLevel        slog.Level
 		logFormat       string
 		shutdownTimeout time.Duration
-		reportWorkers   int
 		pinFile         string
-		auditKeyStore   string
 	)
-	fs.StringVar(&listen, "listen", app.DefaultListen, "address to serve the API on")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve the API on")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "where relying parties reach this server, for the OCSP responder and local CRLs in certificates (default http(s)://<listen>)")
-	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "folder for the database, the master key and local buckets")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for the database, the master key and local buckets")
 	fs.StringVar(&cfg.Database, "database", "", "a postgres:// address to keep the store in PostgreSQL, shared by several servers (default: SQLite in the data folder)")
-	fs.StringVar(&cfg.Region, "region", app.DefaultRegion, "region in the ARNs of new CAs")
-	fs.StringVar(&cfg.AccountID, "account-id", app.DefaultAccountID, "12-digit id of the default account")
+	fs.StringVar(&cfg.Region, "region", cfg.Region, "region in the ARNs of new CAs")
+	fs.StringVar(&cfg.AccountID, "account-id", cfg.AccountID, "12-digit id of the default account")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key that seals CA keys; created if missing (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself, instead of a file; prefer the environment variable")
 	fs.StringVar(&cfg.MasterKeyKMSKey, "master-key-kms-key", "", "a symmetric KMS key (at --kms-endpoint, or AWS KMS) that wraps the master key in its file, so that the data folder holds no usable key")
 	previous := previousMasterKeyFlag(fs)
-	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", authority.DefaultMaxCAsPerAccount, "most CAs an account may have, deleted ones included until purged")
-	fs.StringVar(&cfg.ObjectStore, "object-store", "local", "where audit reports and CRLs go: local (bucket B is the folder <data-dir>/s3/B) or s3")
+	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", cfg.MaxCAsPerAccount, "most CAs an account may have, deleted ones included until purged")
+	fs.StringVar(&cfg.ObjectStore, "object-store", cfg.ObjectStore, "where audit reports and CRLs go: local (bucket B is the folder <data-dir>/s3/B) or s3 (default local, or s3 with --s3-endpoint)")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "URL of an S3-compatible server for audit reports (implies --object-store s3); credentials come from the standard AWS configuration")
 	fs.StringVar(&cfg.RootAccessKeyID, "root-access-key-id", "", "access key id of the default account; without it the first start makes one and prints it")
 	fs.StringVar(&cfg.RootSecretAccessKey, "root-secret-access-key", "", "its secret; prefer the environment variable")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "accept unsigned requests, for the default account (development only)")
-	fs.StringVar(&cfg.KeyStore, "key-store", "software", "where the keys of new CAs are kept: software (sealed with the master key), pkcs11 or kms")
+	fs.StringVar(&cfg.KeyStore, "key-store", cfg.KeyStore, "where the keys of new CAs are kept: software (sealed with the master key), pkcs11 or kms")
 	fs.StringVar(&cfg.PKCS11.Module, "pkcs11-module", "", "the PKCS#11 library of the token that keeps CA keys, such as /usr/lib/softhsm/libsofthsm2.so")
 	fs.StringVar(&cfg.PKCS11.TokenLabel, "pkcs11-token-label", "", "the label of that token")
 	fs.StringVar(&pinFile, "pkcs11-pin-file", "", "a file holding the token's user PIN; without it, the PIN is read from OPENPCA_PKCS11_PIN")
-	fs.StringVar(&auditKeyStore, "audit-key-store", "software", "where a new database's audit log key is made: software (sealed with the master key) or pkcs11; once made, it stays there")
+	fs.StringVar(&cfg.AuditKeyStore, "audit-key-store", cfg.AuditKeyStore, "where a new database's audit log key is made: software (sealed with the master key) or pkcs11; once made, it stays there")
 	fs.StringVar(&cfg.PKCS11Standard, "pkcs11-standard", "", "the KeyStorageSecurityStandard the token is certified to meet, such as FIPS_140_2_LEVEL_3_OR_HIGHER (default none)")
 	fs.StringVar(&cfg.KMSEndpoint, "kms-endpoint", "", "URL of a KMS-compatible server for the kms key store (default AWS KMS); credentials come from the standard AWS configuration")
 	fs.StringVar(&cfg.KMSStandard, "kms-standard", "", "the KeyStorageSecurityStandard the kms store meets (default FIPS_140_2_LEVEL_3_OR_HIGHER on AWS KMS, none with --kms-endpoint)")
@@ -165,10 +160,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls, whose bundle path is printed")
-	fs.IntVar(&cfg.OCSPUnknownBudget, "ocsp-unknown-budget", authority.DefaultOCSPUnknownBudget, "bytes that OCSP answers for serials a CA never issued may add to its key-use log per hour; past it they get tryLater")
-	fs.DurationVar(&cfg.AuditReportInterval, "audit-report-interval", authority.DefaultAuditReportInterval, "least time between two audit reports of one CA")
-	fs.DurationVar(&cfg.AuditReportLease, "audit-report-lease", audit.DefaultLease, "how long a server holds a report it generates without renewing; another server takes it over after")
-	fs.IntVar(&reportWorkers, "report-workers", app.DefaultReportWorkers, "audit reports this server generates at once; 0 for none (other servers sharing the database generate)")
+	fs.IntVar(&cfg.OCSPUnknownBudget, "ocsp-unknown-budget", cfg.OCSPUnknownBudget, "bytes that OCSP answers for serials a CA never issued may add to its key-use log per hour; past it they get tryLater")
+	fs.DurationVar(&cfg.AuditReportInterval, "audit-report-interval", cfg.AuditReportInterval, "least time between two audit reports of one CA")
+	fs.DurationVar(&cfg.AuditReportLease, "audit-report-lease", cfg.AuditReportLease, "how long a server holds a report it generates without renewing; another server takes it over after")
+	fs.IntVar(&cfg.ReportWorkers, "report-workers", cfg.ReportWorkers, "audit reports this server generates at once; 0 for none (other servers sharing the database generate)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on SIGINT or SIGTERM")
@@ -193,30 +188,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	} else if pin, ok := lookupEnv("OPENPCA_PKCS11_PIN"); ok {
 		cfg.PKCS11.PIN = pin
 	}
-	switch auditKeyStore {
-	case "software":
-	case "pkcs11":
-		cfg.AuditKeyInToken = true
-	default:
-		return fmt.Errorf("--audit-key-store must be software or pkcs11, not %q (the audit key cannot be kept in KMS yet)", auditKeyStore)
-	}
-	if cfg.PublicURL == "" {
-		scheme := "http"
-		if cfg.TLSCertFile != "" || cfg.TLSSelfSigned {
-			scheme = "https"
-		}
-		cfg.PublicURL = scheme + "://" + listen
-	}
-	cfg.ReportWorkers = reportWorkers
-	if reportWorkers <= 0 {
-		cfg.ReportWorkers = -1
-	}
-	if cfg.S3Endpoint != "" && cfg.ObjectStore == "local" {
-		cfg.ObjectStore = "s3"
-	}
-	if len(cfg.AccountID) != 12 || strings.Trim(cfg.AccountID, "0123456789") != "" {
-		return fmt.Errorf("--account-id must be 12 digits, not %q", cfg.AccountID)
-	}
 	opts := &slog.HandlerOptions{Level: logLevel}
 	switch logFormat {
 	case "json":
@@ -231,7 +202,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	if err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", listen)
+	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		a.Close()
 		return err

@@ -47,14 +47,12 @@ type Option func(*app.Config)
 func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
 	clock := &Clock{now: time.Now().UTC()}
-	cfg := app.Config{
-		DataDir:             t.TempDir(),
-		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:                 clock.Now,
-		RootAccessKeyID:     AccessKeyID,
-		RootSecretAccessKey: SecretAccessKey,
-		Stdout:              io.Discard,
-	}
+	cfg := app.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Now = clock.Now
+	cfg.RootAccessKeyID, cfg.RootSecretAccessKey = AccessKeyID, SecretAccessKey
+	cfg.Stdout = io.Discard
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -1,0 +1,216 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/authority"
+	"github.com/openpca/openpca/kms"
+	"github.com/openpca/openpca/pkcs11"
+	"github.com/openpca/openpca/seal"
+)
+
+// Config is how a server is set up. Start from DefaultConfig: Validate
+// checks a Config and fills in what follows from the rest of it.
+type Config struct {
+	DataDir string
+	// Listen is the address the server is meant to serve on; the openpca
+	// command listens there, and the public URL defaults to it.
+	Listen string
+	// Database is where the store is: "" for SQLite in the data folder, or
+	// a postgres:// address for PostgreSQL, shared by several servers
+	// (which must then share the master key).
+	Database  string
+	Region    string
+	AccountID string
+	// MasterKey is the base64 master key; if empty, the key is read from
+	// MasterKeyFile, which is created on first start.
+	MasterKey     string
+	MasterKeyFile string
+	// MasterKeyKMSKey, if set, is a symmetric KMS key (at KMSEndpoint, or
+	// AWS KMS) that wraps the master key in its file: the data folder then
+	// holds no usable key material.
+	MasterKeyKMSKey string
+	// PreviousMasterKeys are base64 master keys the server still opens
+	// values with, but never seals with: servers sharing a database run
+	// with the new key and the old one while it is rotated.
+	PreviousMasterKeys []string
+	// MaxCAsPerAccount bounds the CAs of one account.
+	MaxCAsPerAccount int
+	// ObjectStore is where audit reports and CRLs go: "local" (folders
+	// under <data-dir>/s3) or "s3"; "" means "s3" if S3Endpoint, an
+	// S3-compatible server, is set, else "local".
+	ObjectStore string
+	S3Endpoint  string
+	// PublicURL is where relying parties reach the server: the OCSP
+	// responder's address in certificates, and the CRL distribution
+	// points of local buckets. Default http(s)://Listen.
+	PublicURL string
+	// OCSPUnknownRate bounds the OCSP responses per second signed for
+	// serials no CA issued; 0 means authority.DefaultOCSPUnknownRate.
+	OCSPUnknownRate float64
+	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
+	// key-use log per hour; 0 means authority.DefaultOCSPUnknownBudget.
+	OCSPUnknownBudget int
+	// AuditReportInterval is the least time between two reports of a CA.
+	AuditReportInterval time.Duration
+	// RootAccessKeyID and RootSecretAccessKey, if set, are an access key of
+	// the default account (from OPENPCA_ROOT_ACCESS_KEY_ID and
+	// OPENPCA_ROOT_SECRET_ACCESS_KEY). Without them, the first start makes
+	// a key and prints it to Stdout, once.
+	RootAccessKeyID     string
+	RootSecretAccessKey string
+	// InsecureNoAuth accepts unsigned requests, for the default account.
+	InsecureNoAuth bool
+	// KeyStore is where the keys of new CAs are kept: "software" (the
+	// default, sealed with the master key), "pkcs11" or "kms".
+	KeyStore string
+	// PKCS11 is the token of the pkcs11 store, which is configured when
+	// PKCS11.Module is set; PKCS11Standard is the key storage security
+	// standard the operator declares the token meets ("" for none).
+	PKCS11         pkcs11.Config
+	PKCS11Standard string
+	// AuditKeyStore is where the audit log's key is made: "software"
+	// (sealed in the database) or "pkcs11" (in the token). It decides only
+	// when the store has no audit key yet: a key, once made, stays where it
+	// is.
+	AuditKeyStore string
+	// KMSEndpoint is a KMS-compatible server for the kms store; without
+	// it, KeyStore "kms" uses AWS KMS. KMSStandard is the standard the
+	// operator declares it meets: by default FIPS_140_2_LEVEL_3_OR_HIGHER
+	// for AWS KMS, and none for another server.
+	KMSEndpoint string
+	KMSStandard string
+	// RequireHardwareKeys refuses to create CAs in the software store.
+	RequireHardwareKeys bool
+	// AllowUnmetKeyStandard accepts a requested KeyStorageSecurityStandard
+	// no store is declared to meet (see authority.Config).
+	AllowUnmetKeyStandard bool
+	// TLSCertFile and TLSKeyFile serve HTTPS with a certificate of the
+	// operator's; TLSSelfSigned with one from a CA the server makes in
+	// <data-dir>/tls.
+	TLSCertFile   string
+	TLSKeyFile    string
+	TLSSelfSigned bool
+	// Stdout receives what the operator must see once: a new root key, the
+	// TLS CA bundle path.
+	Stdout io.Writer
+	// AuditReportLease is how long a server holds a report it generates
+	// without renewing; another takes the report over after it.
+	AuditReportLease time.Duration
+	// ReportWorkers is how many reports are generated at once; with none
+	// the server only serves the API, and other servers sharing its store
+	// generate.
+	ReportWorkers int
+	// Logger defaults to JSON on the standard error.
+	Logger *slog.Logger
+	// Now overrides the clock, for tests.
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultDataDir       = "openpca-data"
+	DefaultRegion        = "us-east-1"
+	DefaultAccountID     = "111122223333"
+	DefaultListen        = "127.0.0.1:8080"
+	DefaultReportWorkers = 2
+)
+
+// DefaultConfig returns the configuration of a server started with no
+// flags: everything in the data folder, SQLite and local buckets.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:             DefaultDataDir,
+		Listen:              DefaultListen,
+		Region:              DefaultRegion,
+		AccountID:           DefaultAccountID,
+		MaxCAsPerAccount:    authority.DefaultMaxCAsPerAccount,
+		OCSPUnknownRate:     authority.DefaultOCSPUnknownRate,
+		OCSPUnknownBudget:   authority.DefaultOCSPUnknownBudget,
+		AuditReportInterval: authority.DefaultAuditReportInterval,
+		AuditReportLease:    audit.DefaultLease,
+		ReportWorkers:       DefaultReportWorkers,
+		KeyStore:            seal.SoftwareStore,
+		AuditKeyStore:       seal.SoftwareStore,
+	}
+}
+
+// region is what a region in an ARN may be.
+var region = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+
+// Validate checks cfg, naming the flag of what is wrong, and fills in what
+// follows from the rest: the master key file in the data folder, the
+// object store from the S3 endpoint, the public URL from the listen
+// address.
+func (cfg *Config) Validate() error {
+	switch {
+	case cfg.DataDir == "":
+		return fmt.Errorf("--data-dir must name a folder")
+	case !region.MatchString(cfg.Region):
+		return fmt.Errorf("--region must be a region such as us-east-1, not %q", cfg.Region)
+	case !openpca.ValidAccountID(cfg.AccountID):
+		return fmt.Errorf("--account-id must be 12 digits, not %q", cfg.AccountID)
+	case cfg.ReportWorkers < 0:
+		return fmt.Errorf("--report-workers must be 0 or more, not %d", cfg.ReportWorkers)
+	case cfg.MaxCAsPerAccount <= 0 || cfg.OCSPUnknownBudget <= 0 || cfg.OCSPUnknownRate <= 0:
+		return fmt.Errorf("--max-cas-per-account, --ocsp-unknown-budget and the OCSP rate must be positive")
+	case cfg.AuditReportInterval < 0 || cfg.AuditReportLease <= 0:
+		return fmt.Errorf("--audit-report-interval must not be negative, and --audit-report-lease must be positive")
+	case (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == ""):
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	case cfg.TLSSelfSigned && cfg.TLSCertFile != "":
+		return fmt.Errorf("--tls-self-signed and --tls-cert exclude each other")
+	}
+	if cfg.MasterKeyFile == "" {
+		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+	}
+	switch cfg.ObjectStore {
+	case "":
+		cfg.ObjectStore = "local"
+		if cfg.S3Endpoint != "" {
+			cfg.ObjectStore = "s3"
+		}
+	case "local", "s3":
+	default:
+		return fmt.Errorf("--object-store must be local or s3, not %q", cfg.ObjectStore)
+	}
+	if cfg.ObjectStore == "local" && cfg.S3Endpoint != "" {
+		return fmt.Errorf("--s3-endpoint needs --object-store s3")
+	}
+	switch cfg.KeyStore {
+	case seal.SoftwareStore, pkcs11.Name, kms.Name:
+	default:
+		return fmt.Errorf("--key-store must be software, pkcs11 or kms, not %q", cfg.KeyStore)
+	}
+	switch cfg.AuditKeyStore {
+	case seal.SoftwareStore:
+	case pkcs11.Name:
+		if cfg.PKCS11.Module == "" {
+			return fmt.Errorf("--audit-key-store pkcs11 needs a token: --pkcs11-module")
+		}
+	default:
+		return fmt.Errorf("--audit-key-store must be software or pkcs11, not %q (the audit key cannot be kept in KMS yet)", cfg.AuditKeyStore)
+	}
+	if cfg.PublicURL == "" {
+		scheme := "http"
+		if cfg.TLSCertFile != "" || cfg.TLSSelfSigned {
+			scheme = "https"
+		}
+		cfg.PublicURL = scheme + "://" + cfg.Listen
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	return nil
+}
