@@ -33,6 +33,7 @@ type BatchFunc[T any] func(ctx context.Context, tx *sql.Tx, items []T) ([]error,
 type Batcher[T any] struct {
 	db       *sql.DB
 	maxBatch int
+	timeout  time.Duration
 	write    BatchFunc[T]
 	queue    chan *request[T]
 	done     chan struct{}
@@ -67,10 +68,19 @@ type request[T any] struct {
 	result chan error
 }
 
+// DefaultTimeout bounds a batch's transaction: a database that hangs fails
+// the batch's writes rather than holding their callers, and the batches
+// queued behind it, for good.
+const DefaultTimeout = 30 * time.Second
+
 // NewBatcher starts a Batcher writing to db with at most maxBatch items per
-// transaction. Close stops it.
-func NewBatcher[T any](db *sql.DB, maxBatch int, write BatchFunc[T]) *Batcher[T] {
-	b := &Batcher[T]{db: db, maxBatch: maxBatch, write: write, queue: make(chan *request[T], maxBatch), done: make(chan struct{})}
+// transaction, each transaction given at most timeout (0 for
+// DefaultTimeout). Close stops it.
+func NewBatcher[T any](db *sql.DB, maxBatch int, timeout time.Duration, write BatchFunc[T]) *Batcher[T] {
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	b := &Batcher[T]{db: db, maxBatch: maxBatch, timeout: timeout, write: write, queue: make(chan *request[T], maxBatch), done: make(chan struct{})}
 	go b.run()
 	return b
 }
@@ -78,9 +88,15 @@ func NewBatcher[T any](db *sql.DB, maxBatch int, write BatchFunc[T]) *Batcher[T]
 // ErrClosed is returned for items submitted after Close.
 var ErrClosed = errors.New("groupcommit: closed")
 
+// ErrAbandoned wraps the error of a caller that stopped waiting for its
+// write: the write may still commit.
+var ErrAbandoned = errors.New("groupcommit: stopped waiting; the write may still commit")
+
 // Do writes item in the next batch and returns once the batch has
 // committed: nil means the item's write is durable. The item's own error
-// is returned as is, with its write rolled back.
+// is returned as is, with its write rolled back. If ctx ends first, Do
+// returns at once: with ctx's error if the write had not started, and
+// with ErrAbandoned once it may have, since it may still commit.
 func (b *Batcher[T]) Do(ctx context.Context, item T) error {
 	r := &request[T]{ctx: ctx, item: item, result: make(chan error, 1)}
 	b.mu.RLock()
@@ -95,9 +111,12 @@ func (b *Batcher[T]) Do(ctx context.Context, item T) error {
 		b.mu.RUnlock()
 		return ctx.Err()
 	}
-	// Once queued, wait for the outcome even if ctx ends: the write may
-	// already be committed, and the caller must not be told otherwise.
-	return <-r.result
+	select {
+	case err := <-r.result:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrAbandoned, ctx.Err())
+	}
 }
 
 // Close stops accepting items, finishes the queued ones and returns.
@@ -153,7 +172,9 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 		b.commitNanos.Add(int64(time.Since(start)))
 	}()
 	errs, err := b.tx(live)
-	if err != nil && len(live) > 1 {
+	// A batch that failed on its own may have failed for one item: each
+	// runs again alone. One that ran out of time would only do so again.
+	if err != nil && len(live) > 1 && !errors.Is(err, context.DeadlineExceeded) {
 		for _, r := range live {
 			errs, err := b.tx([]*request[T]{r})
 			if err != nil {
@@ -174,7 +195,8 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 // tx writes items in one transaction, and returns each item's error and
 // the transaction's.
 func (b *Batcher[T]) tx(batch []*request[T]) ([]error, error) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	defer cancel()
 	items := make([]T, len(batch))
 	for i, r := range batch {
 		items[i] = r.item
@@ -182,17 +204,26 @@ func (b *Batcher[T]) tx(batch []*request[T]) ([]error, error) {
 	noErrs := make([]error, len(batch))
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
-		return noErrs, fmt.Errorf("groupcommit: begin: %w", err)
+		return noErrs, b.timedOut(ctx, fmt.Errorf("groupcommit: begin: %w", err))
 	}
 	errs, err := b.write(ctx, tx, items)
 	if err != nil {
 		tx.Rollback()
-		return noErrs, err
+		return noErrs, b.timedOut(ctx, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return noErrs, fmt.Errorf("groupcommit: commit: %w", err)
+		return noErrs, b.timedOut(ctx, fmt.Errorf("groupcommit: commit: %w", err))
 	}
 	return errs, nil
+}
+
+// timedOut says that err came of the batch's deadline, if it did: a
+// driver may report an interrupted query in words of its own.
+func (b *Batcher[T]) timedOut(ctx context.Context, err error) error {
+	if ctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("groupcommit: the batch took longer than %v: %w (%w)", b.timeout, context.DeadlineExceeded, err)
+	}
+	return err
 }
 
 // Write is one caller's work inside a shared transaction. It must use ctx
@@ -209,8 +240,9 @@ type Committer struct {
 }
 
 // New starts a Committer writing to db with at most maxBatch writes per
-// transaction. Close stops it.
-func New(ctx context.Context, db *sql.DB, maxBatch int) (*Committer, error) {
+// transaction, each given at most timeout (0 for DefaultTimeout). Close
+// stops it.
+func New(ctx context.Context, db *sql.DB, maxBatch int, timeout time.Duration) (*Committer, error) {
 	c := &Committer{}
 	for _, p := range []struct {
 		st  **sql.Stmt
@@ -223,7 +255,7 @@ func New(ctx context.Context, db *sql.DB, maxBatch int) (*Committer, error) {
 		}
 		*p.st = st
 	}
-	c.Batcher = NewBatcher(db, maxBatch, c.writes)
+	c.Batcher = NewBatcher(db, maxBatch, timeout, c.writes)
 	return c, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 
@@ -17,7 +18,12 @@ import (
 
 func setup(t *testing.T) (*sql.DB, *groupcommit.Committer) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "gc.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
+	return setupWith(t, filepath.Join(t.TempDir(), "gc.db"), 0)
+}
+
+func setupWith(t *testing.T, path string, timeout time.Duration) (*sql.DB, *groupcommit.Committer) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(60000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +32,7 @@ func setup(t *testing.T) (*sql.DB, *groupcommit.Committer) {
 	if _, err := db.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
-	c, err := groupcommit.New(context.Background(), db, 64)
+	c, err := groupcommit.New(context.Background(), db, 64, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,13 +145,60 @@ func TestCanceledAndClosed(t *testing.T) {
 	}
 }
 
+// TestHungDatabase holds the database's write lock from elsewhere, as a
+// hung database would: the batch fails with DeadlineExceeded once its
+// time is up, rather than holding its writers for good; a writer whose
+// request ends meanwhile stops waiting; and once the lock is released,
+// writes commit again.
+func TestHungDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gc.db")
+	db, c := setupWith(t, path, 300*time.Millisecond)
+	other, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(`INSERT INTO t (k) VALUES (-1)`); err != nil { // takes the write lock
+		t.Fatal(err)
+	}
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { errs[i] = c.Do(t.Context(), insert(i)) })
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	abandoned := make(chan error, 1)
+	go func() { abandoned <- c.Do(ctx, insert(10)) }()
+	cancel()
+	if err := <-abandoned; !errors.Is(err, context.Canceled) {
+		t.Errorf("a writer whose request ended: %v", err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("write %d under a held lock: %v, want DeadlineExceeded", i, err)
+		}
+	}
+	lock.Rollback()
+	if err := c.Do(t.Context(), insert(20)); err != nil {
+		t.Fatalf("a write once the lock is released: %v", err)
+	}
+	if got := keys(t, db); len(got) != 1 || !got[20] {
+		t.Errorf("rows %v, want only the last write's", got)
+	}
+}
+
 // TestBatcher writes each batch with one multi-row INSERT: batches form
 // under concurrency, and a batch that fails on one bad item (a duplicate
 // key) runs again item by item, so that only the bad item fails.
 func TestBatcher(t *testing.T) {
 	db, _ := setup(t)
 	var sizes []int // only the batcher's goroutine appends
-	b := groupcommit.NewBatcher(db, 64, func(ctx context.Context, tx *sql.Tx, ks []int) ([]error, error) {
+	b := groupcommit.NewBatcher(db, 64, 0, func(ctx context.Context, tx *sql.Tx, ks []int) ([]error, error) {
 		sizes = append(sizes, len(ks))
 		q, args := `INSERT INTO t (k) VALUES (?)`+strings.Repeat(`, (?)`, len(ks)-1), make([]any, len(ks))
 		for i, k := range ks {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -48,7 +49,7 @@ func TestReadOnlyKeysMigrate(t *testing.T) {
 	}
 	raw.Close()
 
-	db, err := Open(ctx, path)
+	db, err := Open(ctx, path, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"embed"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"time"
@@ -31,8 +32,9 @@ const (
 )
 
 // Open opens (creating if needed) the database at path and brings its
-// schema up to date.
-func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
+// schema up to date. What goes wrong in the background (checkpoints of the
+// write-ahead log) goes to logger.
+func Open(ctx context.Context, path string, logger *slog.Logger) (*sqlstore.DB, error) {
 	if err := restrictFiles(path); err != nil {
 		return nil, err
 	}
@@ -85,7 +87,7 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 		closeAll()
 		return nil, err
 	}
-	go checkpoints(checkpoint, stop, stopped)
+	go checkpoints(checkpoint, logger, stop, stopped)
 	return db, nil
 }
 
@@ -112,17 +114,27 @@ func restrictFiles(path string) error {
 
 // checkpoints copies the write-ahead log into the database file until
 // stop is closed. A passive checkpoint runs beside readers and writers; it
-// resets the log once every reader has moved past it.
-func checkpoints(db *sql.DB, stop <-chan struct{}, stopped chan<- struct{}) {
+// resets the log once every reader has moved past it. A failure is logged
+// when checkpoints start failing and when they work again, not at every
+// attempt.
+func checkpoints(db *sql.DB, logger *slog.Logger, stop <-chan struct{}, stopped chan<- struct{}) {
 	defer close(stopped)
 	t := time.NewTicker(checkpointInterval)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
-			db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			_, err := db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			switch {
+			case err != nil && !failing:
+				logger.Error("checkpointing the SQLite write-ahead log failed; it grows until a checkpoint works", "error", err)
+			case err == nil && failing:
+				logger.Info("checkpointing the SQLite write-ahead log works again")
+			}
+			failing = err != nil
 		}
 	}
 }

@@ -51,8 +51,10 @@ type Config struct {
 	Dialect Dialect
 	// Write runs the transactions; Read the reads, and may be Write.
 	Write, Read *sql.DB
-	// MaxBatch bounds how many writes share a group-commit transaction.
-	MaxBatch int
+	// MaxBatch bounds how many writes share a group-commit transaction;
+	// BatchTimeout how long one may take (0: groupcommit.DefaultTimeout).
+	MaxBatch     int
+	BatchTimeout time.Duration
 	// Close closes what Open was given; the DB calls it last.
 	Close func() error
 }
@@ -87,12 +89,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.w.close()
 		return nil, err
 	}
-	if db.commits, err = groupcommit.New(ctx, cfg.Write, cfg.MaxBatch); err != nil {
+	if db.commits, err = groupcommit.New(ctx, cfg.Write, cfg.MaxBatch, cfg.BatchTimeout); err != nil {
 		db.w.close()
 		db.r.close()
 		return nil, err
 	}
-	db.issuances = groupcommit.NewBatcher(cfg.Write, cfg.MaxBatch, db.issueBatch)
+	db.issuances = groupcommit.NewBatcher(cfg.Write, cfg.MaxBatch, cfg.BatchTimeout, db.issueBatch)
 	return db, nil
 }
 

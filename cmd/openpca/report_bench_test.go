@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -56,7 +57,7 @@ func BenchmarkAuditReport(b *testing.B) {
 			}
 			data := b.TempDir()
 			open := func(ctx context.Context) (*sqlstore.DB, error) {
-				return sqlite.Open(ctx, filepath.Join(data, "openpca.db"))
+				return sqlite.Open(ctx, filepath.Join(data, "openpca.db"), slog.New(slog.DiscardHandler))
 			}
 			if tc.db == "postgres" {
 				dsn := testenv.NewPostgresDB(b)
