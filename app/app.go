@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/audit"
@@ -145,8 +146,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		AuditLog:      svc,
 		OCSP:          svc,
 		LocalObjects:  local,
-		Store:         a.store,
-		KeyStores:     a.keyStoreNames(),
+		Collectors:    []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector()},
 		Authenticator: authenticator,
 		Logger:        logger,
 	})

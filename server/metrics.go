@@ -10,7 +10,6 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/awsjson"
-	"github.com/openpca/openpca/groupcommit"
 )
 
 type metrics struct {
@@ -19,7 +18,7 @@ type metrics struct {
 	inFlight prometheus.Gauge
 }
 
-func newMetrics(r prometheus.Registerer, store openpca.CAStore, keyStores []string, logger *slog.Logger) *metrics {
+func newMetrics(r prometheus.Registerer, collectors []prometheus.Collector) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "openpca_requests_total",
@@ -36,12 +35,7 @@ func newMetrics(r prometheus.Registerer, store openpca.CAStore, keyStores []stri
 		}),
 	}
 	r.MustRegister(m.requests, m.latency, m.inFlight)
-	if store != nil {
-		r.MustRegister(&caCollector{store: store, keyStores: keyStores, logger: logger})
-	}
-	if cs, ok := store.(commitStatser); ok {
-		r.MustRegister(commitCollector{cs})
-	}
+	r.MustRegister(collectors...)
 	return m
 }
 
@@ -57,12 +51,22 @@ func (m *metrics) observe(o awsjson.Outcome) {
 	m.latency.WithLabelValues(op).Observe(o.Duration.Seconds())
 }
 
-// caCollector reports the number of CAs by status and key store, read
-// from the store when Prometheus scrapes: an operator sees at a glance
-// where the keys really are.
+// CACounter counts CAs by status and key store.
+type CACounter interface {
+	CountCAs(ctx context.Context, now time.Time) (map[openpca.CAKind]int, error)
+}
+
+// CACollector reports the number of CAs by status and key store, read
+// from store when Prometheus scrapes: an operator sees at a glance where
+// the keys really are. Each of keyStores, the server's, is reported even
+// without CAs.
+func CACollector(store CACounter, keyStores []string, logger *slog.Logger) prometheus.Collector {
+	return &caCollector{store: store, keyStores: keyStores, logger: logger}
+}
+
 type caCollector struct {
-	store     openpca.CAStore
-	keyStores []string // the server's, each reported even without CAs
+	store     CACounter
+	keyStores []string
 	logger    *slog.Logger
 }
 
@@ -90,30 +94,4 @@ func (c *caCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(caDesc, prometheus.GaugeValue, float64(counts[openpca.CAKind{Status: status, KeyStore: store}]), string(status), store)
 		}
 	}
-}
-
-// commitStatser is a store that batches writes with group commit.
-type commitStatser interface{ CommitStats() groupcommit.Stats }
-
-// commitCollector reports how the store batches durable writes: writes
-// per transaction is their ratio.
-type commitCollector struct{ store commitStatser }
-
-var (
-	commitWritesDesc  = prometheus.NewDesc("openpca_store_commit_writes_total", "Writes (issuances, revocations) committed through group commit.", nil, nil)
-	commitBatchesDesc = prometheus.NewDesc("openpca_store_commit_transactions_total", "Transactions group commit ran; each is one durable commit.", nil, nil)
-	commitSecondsDesc = prometheus.NewDesc("openpca_store_commit_seconds_total", "Time spent in group commit transactions.", nil, nil)
-)
-
-func (c commitCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- commitWritesDesc
-	ch <- commitBatchesDesc
-	ch <- commitSecondsDesc
-}
-
-func (c commitCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.store.CommitStats()
-	ch <- prometheus.MustNewConstMetric(commitWritesDesc, prometheus.CounterValue, float64(s.Writes))
-	ch <- prometheus.MustNewConstMetric(commitBatchesDesc, prometheus.CounterValue, float64(s.Batches))
-	ch <- prometheus.MustNewConstMetric(commitSecondsDesc, prometheus.CounterValue, s.Commit.Seconds())
 }

@@ -31,10 +31,9 @@ type Config struct {
 	// LocalObjects, if set, is the embedded object store, whose CRLs are
 	// served at /s3/<bucket>/<key>.
 	LocalObjects LocalObjects
-	// Store, if set, is where the metrics count CAs, by status and by
-	// key store, KeyStores naming those the server has.
-	Store         openpca.CAStore
-	KeyStores     []string
+	// Collectors report metrics of their own at /metrics, beside the
+	// requests' (see CACollector).
+	Collectors    []prometheus.Collector
 	Authenticator awsjson.Authenticator
 	Logger        *slog.Logger
 }
@@ -59,7 +58,7 @@ func New(cfg Config) *Server {
 	s := &Server{logger: cfg.Logger}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := newMetrics(registry, cfg.Store, cfg.KeyStores, cfg.Logger)
+	m := newMetrics(registry, cfg.Collectors)
 
 	envelope := awsjson.NewEnvelope(cfg.Authenticator, cfg.Logger, func(r *http.Request, o awsjson.Outcome) {
 		m.observe(o)

@@ -50,6 +50,7 @@ func TestMetricsAndRequestLog(t *testing.T) {
 		`openpca_certificate_authorities{key_store="software",status="PENDING_CERTIFICATE"} 1`,
 		`openpca_certificate_authorities{key_store="software",status="ACTIVE"} 0`,
 		`openpca_requests_in_flight 0`,
+		`openpca_store_commit_transactions_total `,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)

@@ -107,11 +107,6 @@ func (db *DB) Close() error {
 	return db.close()
 }
 
-// CommitStats reports how the store batches its writes.
-func (db *DB) CommitStats() groupcommit.Stats {
-	return db.commits.Stats().Add(db.issuances.Stats())
-}
-
 // rewrite turns a query as this package writes it into the dialect's.
 func (db *DB) rewrite(q string) string {
 	q = strings.NewReplacer("{FOR_SHARE}", db.dialect.ForShare, "{FOR_UPDATE}", db.dialect.ForUpdate, "{SKIP_LOCKED}", db.dialect.SkipLocked).Replace(q)

@@ -1,0 +1,37 @@
+package sqlstore
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/openpca/openpca/groupcommit"
+)
+
+// CommitStats reports how the store batches its writes.
+func (db *DB) CommitStats() groupcommit.Stats {
+	return db.commits.Stats().Add(db.issuances.Stats())
+}
+
+// Collector reports how the store batches durable writes: writes per
+// transaction is their ratio.
+func (db *DB) Collector() prometheus.Collector { return commitCollector{db} }
+
+type commitCollector struct{ db *DB }
+
+var (
+	commitWritesDesc  = prometheus.NewDesc("openpca_store_commit_writes_total", "Writes (issuances, revocations) committed through group commit.", nil, nil)
+	commitBatchesDesc = prometheus.NewDesc("openpca_store_commit_transactions_total", "Transactions group commit ran; each is one durable commit.", nil, nil)
+	commitSecondsDesc = prometheus.NewDesc("openpca_store_commit_seconds_total", "Time spent in group commit transactions.", nil, nil)
+)
+
+func (c commitCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- commitWritesDesc
+	ch <- commitBatchesDesc
+	ch <- commitSecondsDesc
+}
+
+func (c commitCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.db.CommitStats()
+	ch <- prometheus.MustNewConstMetric(commitWritesDesc, prometheus.CounterValue, float64(s.Writes))
+	ch <- prometheus.MustNewConstMetric(commitBatchesDesc, prometheus.CounterValue, float64(s.Batches))
+	ch <- prometheus.MustNewConstMetric(commitSecondsDesc, prometheus.CounterValue, s.Commit.Seconds())
+}
