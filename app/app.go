@@ -177,6 +177,8 @@ func (a *App) authenticator(ctx context.Context) (awsjson.Authenticator, error) 
 		return awsjson.StaticAuthenticator{AccountID: cfg.AccountID, Principal: "unauthenticated"}, nil
 	}
 	return &auth.Authenticator{
+		// Signatures are checked against the wall clock, which clients
+		// sign with, even where tests move the service's clock (cfg.Now).
 		Verifier: &sigv4.Verifier{Service: openpca.SigningName, Region: cfg.Region, Keys: auth.Keys{Store: a.store, Sealer: a.sealer}, Now: time.Now},
 		Store:    a.store,
 	}, nil

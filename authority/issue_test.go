@@ -198,10 +198,6 @@ func TestEveryTemplate(t *testing.T) {
 			if c.KeyUsage != wantKU || (wantKU != 0 && !criticalExt(c, "2.5.29.15")) {
 				t.Errorf("key usage %v, want %v (critical)", c.KeyUsage, wantKU)
 			}
-			var gotEKU []string
-			for _, e := range c.ExtKeyUsage {
-				gotEKU = append(gotEKU, fmt.Sprint(e))
-			}
 			var wantEKU []asn1.ObjectIdentifier
 			switch {
 			case !tmpl.Blank:

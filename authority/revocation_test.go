@@ -308,7 +308,24 @@ func TestCRLAndOCSP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // past the publisher's poll
+	// The revocation asks for a CRL; the publisher takes the request and,
+	// CRLs being disabled, settles it without one.
+	db := env.DB(t)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var published, wanted int64
+		if err := db.QueryRow(`SELECT published, wanted FROM crl_publications WHERE ca_id = ?`, caID).Scan(&published, &wanted); err != nil {
+			t.Fatal(err)
+		}
+		if published == wanted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the CRL the revocation asked for was never settled (published %d, wanted %d)", published, wanted)
+		}
+	}
+	if n := count(logKinds(t, env, caARN), openpca.KeyUseCRL); n != count(kinds, openpca.KeyUseCRL) {
+		t.Errorf("a CRL was signed after CRLs were disabled: %d CRLs in the log, %d before", n, count(kinds, openpca.KeyUseCRL))
+	}
 	if last, _ := waitCRL(t, 0, fromFile); last.Number.Cmp(crl.Number) != 0 {
 		t.Errorf("CRL %v was published after CRLs were disabled", last.Number)
 	}

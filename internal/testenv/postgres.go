@@ -75,7 +75,7 @@ func pgBinDir() (string, error) {
 }
 
 // StartPostgres makes a cluster in a temporary folder and starts it.
-func StartPostgres() (*Postgres, error) {
+func StartPostgres() (_ *Postgres, err error) {
 	bin, err := pgBinDir()
 	if err != nil {
 		return nil, err
@@ -84,6 +84,11 @@ func StartPostgres() (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	pg := &Postgres{dir: dir, bin: bin}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
@@ -97,22 +102,30 @@ func StartPostgres() (*Postgres, error) {
 		}
 		pg.as = "postgres"
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	pg.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	data := filepath.Join(dir, "data")
 	if out, err := pg.run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"); err != nil {
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c max_connections=300 -c shared_buffers=128MB", pg.port, dir)
-	if out, err := pg.run("pg_ctl", "-D", data, "-w", "-l", filepath.Join(dir, "log"), "-o", opts, "start"); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
-		return nil, fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, log)
+	// A port found free is not reserved: another process may take it
+	// before the server binds it, and the server then fails to start.
+	// Pick another.
+	for attempt := 1; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		pg.port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c max_connections=300 -c shared_buffers=128MB", pg.port, dir)
+		out, err := pg.run("pg_ctl", "-D", data, "-w", "-l", filepath.Join(dir, "log"), "-o", opts, "start")
+		if err == nil {
+			return pg, nil
+		}
+		if attempt == 5 {
+			log, _ := os.ReadFile(filepath.Join(dir, "log"))
+			return nil, fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, log)
+		}
 	}
-	return pg, nil
 }
 
 func (pg *Postgres) run(name string, args ...string) ([]byte, error) {

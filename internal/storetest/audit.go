@@ -1,0 +1,185 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/openpca/openpca"
+)
+
+func newReport(ca *openpca.CA, at time.Time) *openpca.AuditReport {
+	id := uuid.NewString()
+	return &openpca.AuditReport{ID: id, CAID: ca.ID, AccountID: ca.AccountID, Bucket: "bucket", Key: "audit-report/" + ca.ID + "/" + id + ".json",
+		Format: openpca.AuditReportResponseFormatJson, Status: openpca.AuditReportStatusCreating, CreatedAt: at}
+}
+
+func testAuditReportWindow(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	t0 := now()
+	first := newReport(ca, t0)
+	if _, err := s.CreateAuditReport(ctx, first, t0.Add(-30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if first.LogSize != 1 {
+		t.Errorf("log size %d, want 1 (the CSR)", first.LogSize)
+	}
+	last, err := s.CreateAuditReport(ctx, newReport(ca, t0.Add(time.Minute)), t0.Add(-29*time.Minute))
+	if !errors.Is(err, openpca.ErrTooSoon) || last == nil || last.ID != first.ID {
+		t.Fatalf("second report within the window: %v, %v", last, err)
+	}
+	// A failed report frees the window.
+	owner := "node/0"
+	if _, err := s.ClaimAuditReport(ctx, owner, time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishAuditReport(ctx, first.ID, owner, openpca.AuditReportStatusFailed, "bucket gone"); err != nil {
+		t.Fatal(err)
+	}
+	second := newReport(ca, t0.Add(2*time.Minute))
+	if _, err := s.CreateAuditReport(ctx, second, t0.Add(-28*time.Minute)); err != nil {
+		t.Fatalf("after a failed report: %v", err)
+	}
+	got, err := s.FindAuditReport(ctx, ca.ID, first.ID)
+	if err != nil || got.Status != openpca.AuditReportStatusFailed || got.Failure != "bucket gone" {
+		t.Errorf("failed report: %+v, %v", got, err)
+	}
+	// Past the window, a new report is accepted.
+	if _, err := s.CreateAuditReport(ctx, newReport(ca, t0.Add(33*time.Minute)), t0.Add(3*time.Minute)); err != nil {
+		t.Errorf("after the window: %v", err)
+	}
+	other := activeCA(t, s)
+	if _, err := s.FindAuditReport(ctx, other.ID, second.ID); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("another CA's report was found: %v", err)
+	}
+	if _, err := s.CreateAuditReport(ctx, newReport(other, t0), t0.Add(-time.Hour)); err != nil {
+		t.Errorf("the window is per CA: %v", err)
+	}
+}
+
+func testAuditReportWindowConcurrent(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	t0 := now()
+	const n = 10
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			_, err := s.CreateAuditReport(ctx, newReport(ca, t0), t0.Add(-30*time.Minute))
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case !errors.Is(err, openpca.ErrTooSoon):
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Errorf("%d of %d concurrent requests were accepted, want exactly 1", ok.Load(), n)
+	}
+}
+
+func testAuditReportLease(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	r := newReport(ca, now())
+	if _, err := s.CreateAuditReport(ctx, r, now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	got, err := s.ClaimAuditReport(ctx, "a/0", t0, time.Minute)
+	if err != nil || got.ID != r.ID {
+		t.Fatalf("claim: %v, %v", got, err)
+	}
+	if _, err := s.ClaimAuditReport(ctx, "b/0", t0.Add(30*time.Second), time.Minute); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a held report was claimed by another: %v", err)
+	}
+	if got, err := s.ClaimAuditReport(ctx, "a/0", t0.Add(30*time.Second), time.Minute); err != nil || got.ID != r.ID {
+		t.Errorf("its owner, restarted, cannot reclaim it: %v", err)
+	}
+	if err := s.RenewAuditReport(ctx, r.ID, "a/0", t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimAuditReport(ctx, "b/0", t0.Add(90*time.Second), time.Minute); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a renewed lease was taken: %v", err)
+	}
+	// The lease runs out: b takes over, and a can no longer finish.
+	if got, err := s.ClaimAuditReport(ctx, "b/0", t0.Add(3*time.Minute), time.Minute); err != nil || got.ID != r.ID {
+		t.Fatalf("an expired lease was not taken over: %v", err)
+	}
+	if err := s.FinishAuditReport(ctx, r.ID, "a/0", openpca.AuditReportStatusSuccess, ""); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("a former owner finished the report: %v", err)
+	}
+	if err := s.RenewAuditReport(ctx, r.ID, "a/0", t0.Add(5*time.Minute)); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("a former owner renewed the lease: %v", err)
+	}
+	if err := s.FinishAuditReport(ctx, r.ID, "b/0", openpca.AuditReportStatusSuccess, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimAuditReport(ctx, "c/0", t0.Add(time.Hour), time.Minute); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a finished report was claimed: %v", err)
+	}
+}
+
+func testAuditRows(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	t0 := now()
+	var certs []*openpca.Certificate
+	for i := range 5 {
+		c := newCertificate(ca)
+		c.IssuedAt = t0.Add(time.Duration(5-i) * time.Second) // recorded out of issue order
+		if _, err := s.RecordIssuance(ctx, issuance(ca, c)); err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, c)
+	}
+	revoke := func(c *openpca.Certificate) {
+		t.Helper()
+		at := now()
+		if err := s.RecordRevocation(ctx, &openpca.Revocation{CAID: ca.ID, Serial: c.Serial, At: at, Reason: openpca.RevocationReasonSuperseded,
+			Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonSuperseded, "t", "r"), Statuses: active}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoke(certs[1])
+	r := newReport(ca, t0)
+	if _, err := s.CreateAuditReport(ctx, r, t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// After the report: a new certificate and a revocation it must not show.
+	late := newCertificate(ca)
+	if _, err := s.RecordIssuance(ctx, issuance(ca, late)); err != nil {
+		t.Fatal(err)
+	}
+	revoke(certs[2])
+
+	var got []string
+	err := s.AuditRows(ctx, ca.ID, r.LogSize, func(c *openpca.Certificate) error {
+		revoked := ""
+		if !c.RevokedAt.IsZero() {
+			revoked = "revoked:" + string(c.RevocationReason)
+		}
+		got = append(got, c.Serial+revoked)
+		if c.Subject != "CN=leaf,O=Test" || c.AccountID != account || !strings.HasSuffix(c.ARN, c.Serial) || c.TemplateARN == "" {
+			t.Errorf("row %+v", c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{certs[4].Serial, certs[3].Serial, certs[2].Serial, certs[1].Serial + "revoked:SUPERSEDED", certs[0].Serial}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rows\n got %v\nwant %v (issue order, snapshot at the report)", got, want)
+	}
+	stop := errors.New("stop")
+	if err := s.AuditRows(ctx, ca.ID, r.LogSize, func(*openpca.Certificate) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("AuditRows did not pass fn's error on: %v", err)
+	}
+}

@@ -1,0 +1,255 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/openpca/openpca"
+)
+
+func testCreateFind(t *testing.T, s openpca.Store) {
+	ca := newCA(account, now())
+	create(t, s, ca)
+	if ca.Version != 1 {
+		t.Errorf("version %d after create, want 1", ca.Version)
+	}
+	got, err := s.FindCA(ctx, account, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalCA(t, got, ca)
+	if _, err := s.FindCA(ctx, account, uuid.NewString()); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("FindCA of a missing CA: %v, want ErrNotFound", err)
+	}
+}
+
+func testIsolation(t *testing.T, s openpca.Store) {
+	ca := newCA(account, now())
+	create(t, s, ca)
+	if _, err := s.FindCA(ctx, "999999999999", ca.ID); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("another account found the CA: %v", err)
+	}
+	list, err := s.ListCAs(ctx, "999999999999", openpca.CACursor{}, 10)
+	if err != nil || len(list) != 0 {
+		t.Errorf("another account lists %d CAs (%v)", len(list), err)
+	}
+}
+
+func testList(t *testing.T, s openpca.Store) {
+	base := now()
+	var ids []string
+	for i := range 5 {
+		ca := newCA(account, base.Add(time.Duration(i%3)*time.Second)) // ties on created_at
+		create(t, s, ca)
+		ids = append(ids, ca.ID)
+	}
+	create(t, s, newCA("999999999999", base))
+	var got []string
+	var cursor openpca.CACursor
+	for {
+		page, err := s.ListCAs(ctx, account, cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ca := range page {
+			got = append(got, ca.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		last := page[len(page)-1]
+		cursor = openpca.CACursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	// Order: created_at, then id.
+	want := []string{ids[0], ids[3], ids[1], ids[4], ids[2]}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+}
+
+func testUpdate(t *testing.T, s openpca.Store) {
+	ca := newCA(account, now())
+	create(t, s, ca)
+	ca.SetStatus(openpca.CertificateAuthorityStatusActive, now())
+	ca.Certificate, ca.CertificateChain, ca.Serial = []byte{7}, []byte("chain"), "01:02"
+	ca.NotBefore, ca.NotAfter = now(), now().Add(time.Hour)
+	ca.Tags = append(ca.Tags, openpca.Tag{Key: "k", Value: "v"})
+	ca.Revocation = nil
+	if err := s.UpdateCA(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	if ca.Version != 2 {
+		t.Errorf("version %d after update, want 2", ca.Version)
+	}
+	got, err := s.FindCA(ctx, account, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != ca.Status || got.Serial != "01:02" || got.Revocation != nil || len(got.Tags) != 2 || !got.NotAfter.Equal(ca.NotAfter) || got.Version != 2 {
+		t.Errorf("stored after update: %+v", got)
+	}
+	missing := newCA(account, now())
+	if err := s.UpdateCA(ctx, missing); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("updating a missing CA: %v, want ErrNotFound", err)
+	}
+}
+
+func testUpdateConflict(t *testing.T, s openpca.Store) {
+	ca := newCA(account, now())
+	create(t, s, ca)
+	a, _ := s.FindCA(ctx, account, ca.ID)
+	b, _ := s.FindCA(ctx, account, ca.ID)
+	a.Tags = nil
+	if err := s.UpdateCA(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	b.SetStatus(openpca.CertificateAuthorityStatusDeleted, now())
+	if err := s.UpdateCA(ctx, b); !errors.Is(err, openpca.ErrConflict) {
+		t.Fatalf("stale update: %v, want ErrConflict", err)
+	}
+	got, _ := s.FindCA(ctx, account, ca.ID)
+	if got.Status == openpca.CertificateAuthorityStatusDeleted {
+		t.Error("a stale update was written")
+	}
+}
+
+func testIdempotency(t *testing.T, s openpca.Store) {
+	t0 := now()
+	token := func(at time.Time) openpca.IdempotencyToken {
+		return openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: "tok", Now: at, Since: at.Add(-5 * time.Minute)}
+	}
+	first := newCA(account, t0)
+	got, err := createCA(s, first, token(t0), 1000)
+	if err != nil || got.ID != first.ID {
+		t.Fatalf("first create: %v, %v", got, err)
+	}
+	second := newCA(account, t0.Add(time.Minute))
+	got, err = createCA(s, second, token(t0.Add(time.Minute)), 1000)
+	if err != nil || got.ID != first.ID {
+		t.Fatalf("retry within the window returned %v (%v), want the first CA", got, err)
+	}
+	if _, err := s.FindCA(ctx, account, second.ID); !errors.Is(err, openpca.ErrNotFound) {
+		t.Error("the retry stored a second CA")
+	}
+	other := newCA("999999999999", t0)
+	if got, err := createCA(s, other, token(t0), 1000); err != nil || got.ID != other.ID {
+		t.Errorf("another account's same token: %v, %v", got, err)
+	}
+	late := newCA(account, t0.Add(6*time.Minute))
+	if got, err := createCA(s, late, token(t0.Add(6*time.Minute)), 1000); err != nil || got.ID != late.ID {
+		t.Errorf("a token past its window: %v, %v", got, err)
+	}
+}
+
+func testIdempotencyConcurrent(t *testing.T, s openpca.Store) {
+	t0 := now()
+	tok := openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: "race", Now: t0, Since: t0.Add(-5 * time.Minute)}
+	const n = 10
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			got, err := createCA(s, newCA(account, t0), tok, 1000)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = got.ID
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("concurrent creates with one token returned %v", ids)
+		}
+	}
+	list, _ := s.ListCAs(ctx, account, openpca.CACursor{}, 100)
+	if len(list) != 1 {
+		t.Errorf("%d CAs stored, want 1", len(list))
+	}
+}
+
+func testLimit(t *testing.T, s openpca.Store) {
+	at := openpca.IdempotencyToken{Now: now()}
+	for range 3 {
+		if _, err := createCA(s, newCA(account, now()), at, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := createCA(s, newCA(account, now()), at, 3); !errors.Is(err, openpca.ErrLimitExceeded) {
+		t.Errorf("fourth CA with a limit of 3: %v, want ErrLimitExceeded", err)
+	}
+	if _, err := createCA(s, newCA("999999999999", now()), at, 3); err != nil {
+		t.Errorf("the limit is per account: %v", err)
+	}
+}
+
+func testCount(t *testing.T, s openpca.Store) {
+	t0 := now()
+	for range 2 {
+		create(t, s, newCA(account, t0))
+	}
+	withStatus := func(status openpca.CertificateAuthorityStatus, notAfter, restorableUntil time.Time) {
+		ca := newCA("999999999999", t0)
+		ca.Status, ca.NotAfter, ca.RestorableUntil = status, notAfter, restorableUntil
+		create(t, s, ca)
+	}
+	withStatus(openpca.CertificateAuthorityStatusActive, t0.Add(time.Hour), time.Time{})
+	withStatus(openpca.CertificateAuthorityStatusDisabled, t0.Add(-time.Hour), time.Time{})  // expired
+	withStatus(openpca.CertificateAuthorityStatusDeleted, time.Time{}, t0.Add(time.Hour))    // restorable
+	withStatus(openpca.CertificateAuthorityStatusDeleted, time.Time{}, t0.Add(-time.Minute)) // gone
+	counts, err := s.CountCAs(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[openpca.CAKind]int{
+		{Status: openpca.CertificateAuthorityStatusPendingCertificate, KeyStore: "software"}: 2,
+		{Status: openpca.CertificateAuthorityStatusActive, KeyStore: "software"}:             1,
+		{Status: openpca.CertificateAuthorityStatusExpired, KeyStore: "software"}:            1,
+		{Status: openpca.CertificateAuthorityStatusDeleted, KeyStore: "software"}:            1,
+	}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("counts %v, want %v", counts, want)
+	}
+}
+
+func testPurge(t *testing.T, s openpca.Store) {
+	t0 := now()
+	keep, gone := newCA(account, t0), activeCA(t, s)
+	keep.Status, keep.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, t0.Add(time.Second)
+	create(t, s, keep)
+	c := newCertificate(gone)
+	if _, err := s.RecordIssuance(ctx, issuance(gone, c)); err != nil {
+		t.Fatal(err)
+	}
+	gone.SetStatus(openpca.CertificateAuthorityStatusDeleted, t0)
+	gone.RestorableUntil = t0
+	if err := s.UpdateCA(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	// A CA deleted for good no longer counts toward the limit.
+	if _, err := createCA(s, newCA(account, t0), openpca.IdempotencyToken{Now: t0}, 2); err != nil {
+		t.Errorf("creating beside a CA deleted for good: %v", err)
+	}
+	purged, err := s.PurgeCAs(ctx, t0)
+	if err != nil || len(purged) != 1 || purged[0].ID != gone.ID || string(purged[0].KeyHandle) != string(gone.KeyHandle) {
+		t.Fatalf("PurgeCAs = %v, %v; want %s with its key handle", purged, err, gone.ID)
+	}
+	if _, err := s.FindCA(ctx, account, gone.ID); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a purged CA is still found: %v", err)
+	}
+	if _, err := s.FindCA(ctx, account, keep.ID); err != nil {
+		t.Errorf("a restorable CA was purged: %v", err)
+	}
+	if _, err := s.FindCertificate(ctx, gone.ID, c.Serial); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a purged CA's certificate is still found: %v", err)
+	}
+	if uses, _ := s.KeyUses(ctx, gone.ID, 0, 10); len(uses) != 0 {
+		t.Errorf("a purged CA's log has %d entries", len(uses))
+	}
+}

@@ -1,0 +1,105 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/openpca/openpca"
+)
+
+// testCRLPublication: enabling CRLs, revocations and changes of the CA ask
+// for a new CRL; one owner at a time publishes it; a recorded CRL takes the
+// next number and logs its key use; refreshes come due.
+func testCRLPublication(t *testing.T, s openpca.Store) {
+	t0 := now()
+	lease := time.Minute
+	if _, err := s.ClaimCRL(ctx, "a", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("a claim with no CRL enabled: %v", err)
+	}
+	ca := activeCA(t, s)
+	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
+	if err := s.UpdateCA(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	job, err := s.ClaimCRL(ctx, "a", t0, lease)
+	if err != nil || job.CAID != ca.ID || job.AccountID != ca.AccountID || job.Number != 0 || !job.LastThisUpdate.IsZero() {
+		t.Fatalf("claim after enabling CRLs: %+v, %v", job, err)
+	}
+	if _, err := s.ClaimCRL(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("a second owner claimed a held CRL: %v", err)
+	}
+	// A renewed lease holds past its first end; another owner cannot renew.
+	if err := s.RenewCRL(ctx, ca.ID, "a", t0.Add(3*lease)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimCRL(ctx, "b", t0.Add(2*lease), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("a renewed CRL lease was claimed: %v", err)
+	}
+	if err := s.RenewCRL(ctx, ca.ID, "b", t0.Add(3*lease)); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("an owner renewed a lease it does not hold: %v", err)
+	}
+	use := openpca.CRLUse(ca, 1, t0, t0.AddDate(0, 0, 7), 0, []byte("crl"))
+	if err := s.RecordCRL(ctx, job, "b", use, active); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("a CRL recorded by a server that does not hold it: %v", err)
+	}
+	if err := s.RecordCRL(ctx, job, "a", use, active); err != nil {
+		t.Fatal(err)
+	}
+	if kinds := logKinds(t, s, ca); kinds != "[CSR CRL]" {
+		t.Errorf("log %s after a CRL", kinds)
+	}
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimCRL(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("a claim with the CRL published: %v", err)
+	}
+
+	// A revocation asks for a new CRL, which lists it.
+	c := newCertificate(ca)
+	if _, err := s.RecordIssuance(ctx, issuance(ca, c)); err != nil {
+		t.Fatal(err)
+	}
+	at := now()
+	if err := s.RecordRevocation(ctx, &openpca.Revocation{CAID: ca.ID, Serial: c.Serial, At: at, Reason: openpca.RevocationReasonSuperseded,
+		Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonSuperseded, "t", "r"), Statuses: active}); err != nil {
+		t.Fatal(err)
+	}
+	job, err = s.ClaimCRL(ctx, "b", t0, lease)
+	if err != nil || job.Number != 1 || !job.LastThisUpdate.Equal(t0) {
+		t.Fatalf("claim after a revocation: %+v, %v", job, err)
+	}
+	var revoked []*openpca.RevokedCertificate
+	collect := func(r *openpca.RevokedCertificate) error { revoked = append(revoked, r); return nil }
+	if err := s.RevokedCertificates(ctx, ca.ID, t0, collect); err != nil || len(revoked) != 1 ||
+		revoked[0].Serial != c.Serial || !revoked[0].RevokedAt.Equal(at) || revoked[0].Reason != openpca.RevocationReasonSuperseded {
+		t.Fatalf("revoked certificates %v, %v", revoked, err)
+	}
+	revoked = nil
+	if err := s.RevokedCertificates(ctx, ca.ID, c.NotAfter, collect); err != nil || len(revoked) != 0 {
+		t.Errorf("a certificate expired before the cutoff is listed: %v, %v", revoked, err)
+	}
+
+	// A failure releases the claim until the retry time; then it is
+	// claimed again, and after publishing, comes due for refresh.
+	if err := s.ReleaseCRL(ctx, ca.ID, "b", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimCRL(ctx, "a", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("claimed before the retry time: %v", err)
+	}
+	job, err = s.ClaimCRL(ctx, "a", t0.Add(2*time.Minute), lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0.Add(2*time.Minute), t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimCRL(ctx, "a", t0.Add(30*time.Minute), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("claimed before the refresh time: %v", err)
+	}
+	if job, err := s.ClaimCRL(ctx, "a", t0.Add(time.Hour), lease); err != nil || job.Number != 1 {
+		t.Errorf("refresh: %+v, %v", job, err)
+	}
+}
