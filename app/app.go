@@ -1,6 +1,7 @@
-// Package app wires OpenPCA together: it opens the store, the object store
-// and the master key, builds the service, the audit report generator and
-// the HTTP server, and stops them in order. The openpca command and the
+// Package app wires OpenPCA together: it opens the store, the object store,
+// the master key and the key stores, builds the service, the background
+// workers (audit reports, CRLs, the janitor) and the HTTP server, and stops
+// them in order. The openpca command and the
 // tests both start servers through it.
 package app
 
@@ -65,7 +66,8 @@ const janitorInterval = time.Minute
 
 // Open prepares an App: it locks the data folder, opens the database and
 // applies its migrations, loads (or creates) the master key, and starts
-// the background work: the janitor and the audit report generator.
+// the background work: the janitor, the audit report generator and the CRL
+// publisher.
 func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -44,7 +44,7 @@ type Config struct {
 	// MaxCAsPerAccount bounds how many CAs an account may have, including
 	// deleted ones still restorable; 0 means DefaultMaxCAsPerAccount.
 	MaxCAsPerAccount int
-	// Objects holds the buckets audit reports go to.
+	// Objects holds the buckets audit reports and CRLs go to.
 	Objects openpca.ObjectStore
 	// Reports, if set, is woken when a report is requested.
 	Reports interface{ Wake() }
