@@ -1,8 +1,8 @@
 // Package app wires OpenPCA together: it opens the store, the object store,
 // the master key and the key stores, builds the service, the background
 // workers (audit reports, CRLs, the janitor) and the HTTP server, and stops
-// them in order. The openpca command and the
-// tests both start servers through it.
+// them in order. The openpca command and the tests both start servers
+// through it.
 package app
 
 import (
