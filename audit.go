@@ -49,8 +49,8 @@ type AuditStore interface {
 	FinishAuditReport(ctx context.Context, id, owner string, status AuditReportStatus, failure string) error
 
 	// AuditRows calls fn for each certificate CA caID issued within the
-	// first logSize entries of its key-use log, in order of issue, with
-	// the revocation only if it too is within them. The certificate passed
+	// first logSize entries of its key-use log, in the order of those
+	// entries, with the revocation only if it too is within them. The certificate passed
 	// to fn (without its DER) is reused for the next row.
 	AuditRows(ctx context.Context, caID string, logSize int64, fn func(*Certificate) error) error
 

@@ -137,6 +137,12 @@ func CAARN(region, accountID, id string) string {
 	return fmt.Sprintf("arn:aws:acm-pca:%s:%s:%s%s", region, accountID, caResource, id)
 }
 
+// CertificateARN is the ARN of the certificate of serial (lowercase hex)
+// that the CA caARN issued.
+func CertificateARN(caARN, serial string) string {
+	return caARN + "/certificate/" + serial
+}
+
 // ParsedARN is a CA ARN taken apart.
 type ParsedARN struct {
 	Region    string

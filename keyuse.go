@@ -62,13 +62,26 @@ func CSRUse(ca *CA, requestedBy, requestID string) *KeyUse {
 
 // IssueUse is the key use of a CA signing certificate c.
 func IssueUse(caARN string, c *Certificate) *KeyUse {
-	return newKeyUse(c.CAID, KeyUseRecord{
+	h := sha256.Sum256(c.DER)
+	return newKeyUse(c.CAID, issueRecord(caARN, c, h[:]), c.IssuedAt, c.Serial)
+}
+
+func issueRecord(caARN string, c *Certificate, signedSHA256 []byte) KeyUseRecord {
+	return KeyUseRecord{
 		Kind: KeyUseIssue, CertificateAuth: caARN, Account: c.AccountID,
 		RequestedBy: c.RequestedBy, RequestID: c.RequestID,
 		CertificateArn: c.ARN, Serial: c.Serial, Subject: c.Subject,
 		NotBefore: c.NotBefore.UTC().Format(time.RFC3339), NotAfter: c.NotAfter.UTC().Format(time.RFC3339),
-		TemplateArn: c.TemplateARN, SignedSHA256: sha256Hex(c.DER),
-	}, c.IssuedAt, c.Serial)
+		TemplateArn: c.TemplateARN, SignedSHA256: hex.EncodeToString(signedSHA256),
+	}
+}
+
+// IssueRecord makes again the record of IssueUse(caARN, c), from c
+// without its DER but with the DER's SHA-256: a store keeps an issuance's
+// record as the certificate's fields rather than twice, and the log's
+// hashes prove the record made again is the one logged.
+func IssueRecord(caARN string, c *Certificate, signedSHA256 []byte) []byte {
+	return newKeyUse(c.CAID, issueRecord(caARN, c, signedSHA256), c.IssuedAt, c.Serial).Record
 }
 
 // RevokeUse is the key use of a CA revoking its certificate c at at.

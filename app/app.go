@@ -190,7 +190,7 @@ func (a *App) authenticator(ctx context.Context) (awsjson.Authenticator, error) 
 func openStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
 	switch {
 	case cfg.Database == "":
-		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"), cfg.Logger)
+		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"), sqlite.Options{Logger: cfg.Logger})
 	case strings.HasPrefix(cfg.Database, "postgres://"), strings.HasPrefix(cfg.Database, "postgresql://"):
 		return postgres.Open(ctx, cfg.Database)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/sqlite"
 )
 
 var ctx = context.Background()
@@ -162,18 +163,23 @@ func TestAccountIsolation(t *testing.T) {
 	bCert := bEnv.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &bCA, Csr: csr})
 	env.Stop(t)
 	var requestedBy string
-	if err := env.DB(t).QueryRow(`SELECT requested_by FROM certificates WHERE arn = ?`, bCert).Scan(&requestedBy); err != nil {
+	if err := env.DB(t).QueryRow(`SELECT requested_by FROM certificates WHERE serial = ?`, bCert[strings.LastIndex(bCert, "/")+1:]).Scan(&requestedBy); err != nil {
 		t.Fatal(err)
 	}
 	if requestedBy != bKey {
 		t.Errorf("requested_by %q, want B's key %s", requestedBy, bKey)
 	}
-	var record string
-	if err := env.DB(t).QueryRow(`SELECT record FROM key_uses WHERE serial = ?`, bCert[strings.LastIndex(bCert, "/")+1:]).Scan(&record); err != nil {
+	store, err := sqlite.Open(t.Context(), filepath.Join(env.Config.DataDir, "openpca.db"), sqlite.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(record, `"requestedBy":"`+bKey+`"`) {
-		t.Errorf("the key-use record does not name the caller: %s", record)
+	defer store.Close()
+	uses, err := store.CertificateKeyUses(t.Context(), bCA[strings.LastIndex(bCA, "/")+1:], bCert[strings.LastIndex(bCert, "/")+1:])
+	if err != nil || len(uses) != 1 {
+		t.Fatalf("the certificate's key uses: %v, %v", uses, err)
+	}
+	if !strings.Contains(string(uses[0].Record), `"requestedBy":"`+bKey+`"`) {
+		t.Errorf("the key-use record does not name the caller: %s", uses[0].Record)
 	}
 }
 

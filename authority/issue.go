@@ -77,7 +77,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 		token = openpca.IdempotencyToken{Operation: "IssueCertificate:" + ca.ID, Token: in.IdempotencyToken, Now: issued, Since: issued.Add(-IdempotencyWindow)}
 		serial, err := s.store.FindIdempotent(ctx, c.AccountID, token.Operation, token.Token, token.Since)
 		if err == nil {
-			return &openpca.IssueCertificateResponse{CertificateArn: certificateARN(ca, serial)}, nil
+			return &openpca.IssueCertificateResponse{CertificateArn: openpca.CertificateARN(ca.ARN, serial)}, nil
 		}
 		if !errors.Is(err, openpca.ErrNotFound) {
 			return nil, err
@@ -110,7 +110,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 			return nil, err
 		}
 		cert.CAID, cert.AccountID, cert.IssuedAt, cert.TemplateARN = ca.ID, ca.AccountID, issued, tmpl.ARN
-		cert.ARN = certificateARN(ca, cert.Serial)
+		cert.ARN = openpca.CertificateARN(ca.ARN, cert.Serial)
 		cert.RequestedBy, cert.RequestID = c.Principal, openpca.RequestIDFrom(ctx)
 		stored, err := s.store.RecordIssuance(ctx, &openpca.Issuance{Certificate: cert, Use: openpca.IssueUse(ca.ARN, cert), Token: token, Statuses: statuses})
 		switch {
@@ -309,8 +309,4 @@ func parseCSR(b []byte) (*x509.CertificateRequest, error) {
 func selfSigned(c *openpca.Certificate) bool {
 	t, ok := template.Lookup(c.TemplateARN)
 	return ok && t.Root
-}
-
-func certificateARN(ca *openpca.CA, serial string) string {
-	return ca.ARN + "/certificate/" + serial
 }

@@ -47,14 +47,13 @@ func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
 	m, _ := fs.Sub(migrations, "migrations")
 	store, err := sqlstore.Open(ctx, sqlstore.Config{
 		Dialect: sqlstore.Dialect{
-			Name:          "postgres",
-			Numbered:      true,
-			ForShare:      " FOR SHARE",
-			ForUpdate:     " FOR UPDATE",
-			SkipLocked:    " SKIP LOCKED",
-			LockKey:       `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
-			SnapshotReads: true,
-			Retryable:     retryable,
+			Name:       "postgres",
+			Numbered:   true,
+			ForShare:   " FOR SHARE",
+			ForUpdate:  " FOR UPDATE",
+			SkipLocked: " SKIP LOCKED",
+			LockKey:    `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
+			Retryable:  retryable,
 			LockMigrations: func(ctx context.Context, conn *sql.Conn) (func(), error) {
 				if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
 					return nil, err

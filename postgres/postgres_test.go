@@ -1,7 +1,10 @@
 package postgres_test
 
 import (
+	"database/sql"
 	"os"
+	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 
@@ -53,4 +56,58 @@ func TestConcurrentMigrations(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// TestCertificatesMigrate opens a database of the version that kept each
+// certificate's DER and fields in one wide row beside its issuance's whole
+// record: after the migration, the certificate reads back the same, its
+// log entry keeps its record, and the log's tree still holds.
+func TestCertificatesMigrate(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	names, _ := filepath.Glob("migrations/*.sql")
+	sort.Strings(names)
+	if _, err := raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range names[:8] { // up to 0008, the last with wide certificates
+		body, _ := os.ReadFile(name)
+		if _, err := raw.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := raw.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := storetest.NewOldCertificate(t)
+	ca, c := o.CA, o.Certificate
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO certificate_authorities (id, account_id, arn, type, status, created_at, last_state_change_at, config, key_storage, usage_mode,
+			key_handle, csr, tags, version) VALUES ($1, $2, $3, 'ROOT', 'ACTIVE', 0, 0, '{}', '', 'GENERAL_PURPOSE', '\x00', '\x00', '[]', 1)`,
+			[]any{ca.ID, ca.AccountID, ca.ARN}},
+		{`INSERT INTO key_use_logs (ca_id, size) VALUES ($1, 2)`, []any{ca.ID}},
+		{`INSERT INTO key_uses (ca_id, seq, kind, at, serial, record, hashes) VALUES ($1, 0, $2, 0, '', $3, $4), ($5, 1, $6, $7, $8, $9, $10)`,
+			[]any{ca.ID, o.CSR.Kind, o.CSR.Record, o.Hashes[0], ca.ID, o.Issue.Kind, c.IssuedAt.UnixMicro(), c.Serial, o.Issue.Record, o.Hashes[1]}},
+		{`INSERT INTO certificates (ca_id, serial, account_id, arn, certificate, subject, not_before, not_after, issued_at, template_arn,
+			requested_by, request_id, issue_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)`,
+			[]any{ca.ID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, c.NotBefore.UnixMicro(), c.NotAfter.UnixMicro(), c.IssuedAt.UnixMicro(),
+				c.TemplateARN, c.RequestedBy, c.RequestID}},
+	} {
+		if _, err := raw.Exec(q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	o.Check(t, db)
 }

@@ -6,11 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/google/uuid"
-
-	"github.com/openpca/openpca"
 )
 
 // BenchmarkRecordIssuance measures the durable write path of issuance
@@ -20,13 +15,7 @@ func BenchmarkRecordIssuance(b *testing.B) {
 		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
 			db := open(b, filepath.Join(b.TempDir(), "bench.db"))
 			defer db.Close()
-			ca := &openpca.CA{ID: uuid.NewString(), AccountID: "111122223333", Status: openpca.CertificateAuthorityStatusActive,
-				CreatedAt: time.Now(), LastStateChangeAt: time.Now(), NotAfter: time.Now().AddDate(1, 0, 0), KeyStore: "software", KeyHandle: []byte{1}, CSR: []byte{2}}
-			ca.ARN = openpca.CAARN("us-east-1", ca.AccountID, ca.ID)
-			if _, err := db.CreateCA(b.Context(), ca, openpca.CSRUse(ca, "b", "r"), openpca.IdempotencyToken{Now: time.Now()}, 10); err != nil {
-				b.Fatal(err)
-			}
-			der := make([]byte, 600)
+			ca := newActiveCA(b, db)
 			var n atomic.Int64
 			var wg sync.WaitGroup
 			b.ResetTimer()
@@ -37,12 +26,7 @@ func BenchmarkRecordIssuance(b *testing.B) {
 						if i > int64(b.N) {
 							return
 						}
-						c := &openpca.Certificate{CAID: ca.ID, AccountID: ca.AccountID, Serial: fmt.Sprintf("%032x", i), DER: der,
-							Subject: "CN=bench", NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IssuedAt: time.Now(),
-							TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1", RequestedBy: "b", RequestID: "r"}
-						c.ARN = ca.ARN + "/certificate/" + c.Serial
-						if _, err := db.RecordIssuance(b.Context(), &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(ca.ARN, c),
-							Statuses: []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}}); err != nil {
+						if err := recordIssuance(b.Context(), db, ca, i); err != nil {
 							b.Error(err)
 							return
 						}

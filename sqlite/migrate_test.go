@@ -4,13 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
-	"log/slog"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"testing"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/storetest"
 )
 
 // TestReadOnlyKeysMigrate opens a database of the version before key
@@ -20,24 +20,7 @@ import (
 func TestReadOnlyKeysMigrate(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
-	raw, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, _ := fs.Glob(migrations, "migrations/*.sql")
-	sort.Strings(names)
-	if _, err := raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for i, name := range names[:9] { // up to 0009, the last without key policies
-		body, _ := fs.ReadFile(migrations, name)
-		if _, err := raw.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, err := raw.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, i+1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	raw := oldDatabase(t, path, 9) // up to 0009, the last without key policies
 	for _, q := range []string{
 		`INSERT INTO accounts (id, name, created_at) VALUES ('111122223333', 'a', 0)`,
 		`INSERT INTO access_keys (id, account_id, sealed_secret, created_at, read_only) VALUES ('OPCAREADER', '111122223333', x'00', 0, TRUE)`,
@@ -49,7 +32,7 @@ func TestReadOnlyKeysMigrate(t *testing.T) {
 	}
 	raw.Close()
 
-	db, err := Open(ctx, path, slog.New(slog.DiscardHandler))
+	db, err := Open(ctx, path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,4 +44,64 @@ func TestReadOnlyKeysMigrate(t *testing.T) {
 	if writer, err := db.FindAccessKey(ctx, "OPCAWRITER"); err != nil || writer.Policies != nil {
 		t.Errorf("the key with every right: %+v, %v", writer, err)
 	}
+}
+
+// oldDatabase makes a database at path with the first n migrations.
+func oldDatabase(t *testing.T, path string, n int) *sql.DB {
+	t.Helper()
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	sort.Strings(names)
+	if _, err := raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range names[:n] {
+		body, _ := fs.ReadFile(migrations, name)
+		if _, err := raw.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := raw.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return raw
+}
+
+// TestCertificatesMigrate opens a database of the version that kept each
+// certificate's DER and fields in one wide row beside its issuance's whole
+// record: after the migration, the certificate reads back the same, its
+// log entry keeps its record, and the log's tree still holds.
+func TestCertificatesMigrate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw := oldDatabase(t, path, 11) // up to 0011, the last with wide certificates
+	o := storetest.NewOldCertificate(t)
+	ca, c := o.CA, o.Certificate
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO certificate_authorities (id, account_id, arn, type, status, created_at, last_state_change_at, config, key_storage, usage_mode,
+			key_handle, csr, version) VALUES (?, ?, ?, 'ROOT', 'ACTIVE', 0, 0, '{}', '', 'GENERAL_PURPOSE', x'00', x'00', 1)`, []any{ca.ID, ca.AccountID, ca.ARN}},
+		{`INSERT INTO key_use_logs (ca_id, size) VALUES (?, 2)`, []any{ca.ID}},
+		{`INSERT INTO key_uses (ca_id, seq, kind, at, serial, record, hashes) VALUES (?, 0, ?, 0, '', ?, ?), (?, 1, ?, ?, ?, ?, ?)`,
+			[]any{ca.ID, o.CSR.Kind, o.CSR.Record, o.Hashes[0], ca.ID, o.Issue.Kind, c.IssuedAt.UnixMicro(), c.Serial, o.Issue.Record, o.Hashes[1]}},
+		{`INSERT INTO certificates (ca_id, serial, account_id, arn, certificate, subject, not_before, not_after, issued_at, template_arn,
+			requested_by, request_id, issue_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+			[]any{ca.ID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, c.NotBefore.UnixMicro(), c.NotAfter.UnixMicro(), c.IssuedAt.UnixMicro(),
+				c.TemplateARN, c.RequestedBy, c.RequestID}},
+	} {
+		if _, err := raw.Exec(q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	db, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	o.Check(t, db)
 }

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -28,24 +29,47 @@ var migrations embed.FS
 const (
 	maxBatch           = 256                    // writes per group-commit transaction, at most
 	readers            = 4                      // read connections
-	checkpointInterval = 500 * time.Millisecond // how often the log is copied into the database
+	checkpointInterval = 100 * time.Millisecond // how often the log is copied into the database
+	walCheckInterval   = 10 * time.Millisecond  // how often the log's size is looked at
+	// truncateWait bounds how long a truncating checkpoint waits for
+	// readers still on the log, holding up writers meanwhile; past it, the
+	// next tick tries again.
+	truncateWait = 200 * time.Millisecond
+	busyTimeout  = 10 * time.Second // how long a connection waits for a lock another holds
 )
 
+// DefaultTruncateAt is the size of the write-ahead log at which it is
+// checkpointed in full and truncated.
+const DefaultTruncateAt = 16 << 20
+
+// Options tune a database; the zero value takes the defaults.
+type Options struct {
+	// Logger receives what goes wrong in the background (checkpoints of
+	// the write-ahead log); nil discards it.
+	Logger *slog.Logger
+	// TruncateAt is the size of the write-ahead log at which it is
+	// checkpointed in full and truncated; 0 means DefaultTruncateAt.
+	TruncateAt int64
+}
+
 // Open opens (creating if needed) the database at path and brings its
-// schema up to date. What goes wrong in the background (checkpoints of the
-// write-ahead log) goes to logger.
-func Open(ctx context.Context, path string, logger *slog.Logger) (*sqlstore.DB, error) {
+// schema up to date.
+func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.TruncateAt == 0 {
+		opts.TruncateAt = DefaultTruncateAt
+	}
 	if err := restrictFiles(path); err != nil {
 		return nil, err
 	}
 	pragmas := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
+	for _, p := range []string{fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
 		pragmas.Add("_pragma", p)
 	}
 	base := "file:" + path + "?" + pragmas.Encode()
-	// The writer never checkpoints: a checkpoint fsyncs the database file
-	// and would stall the commits waiting behind it. A connection of its
-	// own checkpoints in the background instead.
+	// The writer never checkpoints on its own (see checkpointer).
 	write, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, err
@@ -87,7 +111,8 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*sqlstore.DB, 
 		closeAll()
 		return nil, err
 	}
-	go checkpoints(checkpoint, logger, stop, stopped)
+	c := &checkpointer{write: write, passive: checkpoint, wal: path + "-wal", opts: opts}
+	go c.run(stop, stopped)
 	return db, nil
 }
 
@@ -112,29 +137,71 @@ func restrictFiles(path string) error {
 	return nil
 }
 
-// checkpoints copies the write-ahead log into the database file until
-// stop is closed. A passive checkpoint runs beside readers and writers; it
-// resets the log once every reader has moved past it. A failure is logged
-// when checkpoints start failing and when they work again, not at every
-// attempt.
-func checkpoints(db *sql.DB, logger *slog.Logger, stop <-chan struct{}, stopped chan<- struct{}) {
+// checkpointer keeps the write-ahead log bounded. The writer never
+// checkpoints on its own: a checkpoint fsyncs the database file and would
+// stall the commits waiting behind it. Instead, a connection of its own
+// copies the log into the database with passive checkpoints, beside readers
+// and writers; but a log that is written all the time never gets copied in
+// full, and only a log copied in full starts over. So once the log passes
+// TruncateAt, a truncating checkpoint on the writer's own connection,
+// between two group commits, copies what is left (little, after the
+// passive ones), waits briefly for the readers still on the log, and
+// truncates it.
+type checkpointer struct {
+	write, passive *sql.DB
+	wal            string
+	opts           Options
+	failing        bool
+}
+
+func (c *checkpointer) run(stop <-chan struct{}, stopped chan<- struct{}) {
 	defer close(stopped)
-	t := time.NewTicker(checkpointInterval)
+	t := time.NewTicker(walCheckInterval)
 	defer t.Stop()
-	failing := false
+	lastPassive := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
-			_, err := db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
-			switch {
-			case err != nil && !failing:
-				logger.Error("checkpointing the SQLite write-ahead log failed; it grows until a checkpoint works", "error", err)
-			case err == nil && failing:
-				logger.Info("checkpointing the SQLite write-ahead log works again")
+		case now := <-t.C:
+			if fi, err := os.Stat(c.wal); err == nil && fi.Size() >= c.opts.TruncateAt {
+				c.report(c.truncate())
+			} else if now.Sub(lastPassive) >= checkpointInterval {
+				_, err := c.passive.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+				c.report(err)
+				lastPassive = now
 			}
-			failing = err != nil
 		}
 	}
+}
+
+// truncate checkpoints the log in full and truncates it, on the writer's
+// connection, waiting truncateWait at most for readers.
+func (c *checkpointer) truncate() error {
+	ctx := context.Background()
+	conn, err := c.write.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, truncateWait.Milliseconds())); err != nil {
+		return err
+	}
+	defer conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeout.Milliseconds()))
+	// A reader still on the log makes the checkpoint give up (busy = 1):
+	// the next tick tries again.
+	var busy, logFrames, copied int
+	return conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &copied)
+}
+
+// report logs when checkpoints start failing and when they work again,
+// not at every attempt.
+func (c *checkpointer) report(err error) {
+	switch {
+	case err != nil && !c.failing:
+		c.opts.Logger.Error("checkpointing the SQLite write-ahead log failed; it grows until a checkpoint works", "error", err)
+	case err == nil && c.failing:
+		c.opts.Logger.Info("checkpointing the SQLite write-ahead log works again")
+	}
+	c.failing = err != nil
 }

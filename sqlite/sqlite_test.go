@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
 	"testing"
 
@@ -14,7 +13,7 @@ import (
 
 func open(t testing.TB, path string) *sqlstore.DB {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), path, slog.New(slog.DiscardHandler))
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,69 +114,99 @@ func (db *DB) held(res sql.Result, err error, what string) error {
 	return nil
 }
 
-// AuditRows implements openpca.AuditStore. The rows are one snapshot of
-// the database, however long the scan: in SQLite a query is one read
-// transaction; elsewhere the scan runs in a repeatable-read transaction.
+// readChunk is how many rows one query of a long scan reads. A scan of a
+// whole log is many short reads rather than one long one: a long read
+// holds a snapshot, and SQLite's write-ahead log cannot start over while
+// a reader is on it. The rows of the first n entries of a log do not
+// change but for revocations, which each query reads only if they are of
+// those entries: the reads agree without a snapshot.
+const readChunk = 10000
+
+// AuditRows implements openpca.AuditStore.
 func (db *DB) AuditRows(ctx context.Context, caID string, logSize int64, fn func(*openpca.Certificate) error) error {
-	const q = `SELECT account_id, arn, serial, subject, not_before, not_after, issued_at, template_arn,
+	const q = `SELECT issue_seq, serial, subject, not_before, not_after, issued_at, template_arn,
 		CASE WHEN revoke_seq < ? THEN revoked_at END, CASE WHEN revoke_seq < ? THEN revocation_reason ELSE '' END
-		FROM certificates WHERE ca_id = ? AND issue_seq < ? ORDER BY issued_at, issue_seq`
-	var c openpca.Certificate
-	c.CAID = caID
-	return db.longRead(ctx, "reading audit rows", func(rows *sql.Rows) error {
-		var notBefore, notAfter, issuedAt int64
-		var revokedAt sql.NullInt64
-		if err := rows.Scan(&c.AccountID, &c.ARN, &c.Serial, &c.Subject, &notBefore, &notAfter, &issuedAt, &c.TemplateARN, &revokedAt, &c.RevocationReason); err != nil {
+		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq LIMIT ?`
+	ca, err := db.signerOf(ctx, caID)
+	if err != nil {
+		return db.wrap("reading audit rows", err)
+	}
+	c := openpca.Certificate{CAID: caID, AccountID: ca.accountID}
+	for from := int64(0); from < logSize; {
+		rows, err := db.query(ctx, q, logSize, logSize, caID, from, logSize, readChunk)
+		if err != nil {
 			return db.wrap("reading audit rows", err)
 		}
-		c.NotBefore, c.NotAfter, c.IssuedAt = time.UnixMicro(notBefore).UTC(), time.UnixMicro(notAfter).UTC(), time.UnixMicro(issuedAt).UTC()
-		c.RevokedAt = fromMicros(revokedAt)
-		return fn(&c)
-	}, q, logSize, logSize, caID, logSize)
+		n := 0
+		for rows.Next() {
+			var seq, notBefore, notAfter, issuedAt int64
+			var revokedAt sql.NullInt64
+			if err := rows.Scan(&seq, &c.Serial, &c.Subject, &notBefore, &notAfter, &issuedAt, &c.TemplateARN, &revokedAt, &c.RevocationReason); err != nil {
+				rows.Close()
+				return db.wrap("reading audit rows", err)
+			}
+			c.ARN = openpca.CertificateARN(ca.arn, c.Serial)
+			c.NotBefore, c.NotAfter, c.IssuedAt = time.UnixMicro(notBefore).UTC(), time.UnixMicro(notAfter).UTC(), time.UnixMicro(issuedAt).UTC()
+			c.RevokedAt = fromMicros(revokedAt)
+			if err := fn(&c); err != nil {
+				rows.Close()
+				return err
+			}
+			n, from = n+1, seq+1
+		}
+		if err := rows.Close(); err != nil {
+			return db.wrap("reading audit rows", err)
+		}
+		if err := rows.Err(); err != nil {
+			return db.wrap("reading audit rows", err)
+		}
+		if n < readChunk {
+			return nil
+		}
+	}
+	return nil
 }
 
 // LogRecords implements openpca.AuditStore.
 func (db *DB) LogRecords(ctx context.Context, caID string, logSize int64, fn func(record []byte) error) error {
-	var n int64
-	err := db.longRead(ctx, "reading key-use records", func(rows *sql.Rows) error {
-		var record sql.RawBytes // read in place: a report's log can be millions of entries
-		if err := rows.Scan(&record); err != nil {
+	ca, err := db.signerOf(ctx, caID)
+	if err != nil {
+		return db.wrap("reading key-use records", err)
+	}
+	var next int64
+	for next < logSize {
+		rows, err := db.query(ctx, entrySelect+` WHERE k.ca_id = ? AND k.seq >= ? AND k.seq < ? ORDER BY k.seq`, caID, next, min(next+readChunk, logSize))
+		if err != nil {
 			return db.wrap("reading key-use records", err)
 		}
-		n++
-		return fn(record)
-	}, `SELECT record FROM key_uses WHERE ca_id = ? AND seq < ? ORDER BY seq`, caID, logSize)
-	if err == nil && n != logSize {
-		err = fmt.Errorf("sqlstore: read %d entries of the key-use log of CA %s, want %d", n, caID, logSize)
-	}
-	return err
-}
-
-// longRead runs query q, which may read a large part of the database, and
-// calls fn for each row; fn's errors come back as they are, the database's
-// wrapped with what. Where the database has SnapshotReads, the query runs
-// in a repeatable-read transaction.
-func (db *DB) longRead(ctx context.Context, what string, fn func(*sql.Rows) error, q string, args ...any) error {
-	var rows *sql.Rows
-	var err error
-	if db.dialect.SnapshotReads {
-		tx, terr := db.read.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-		if terr != nil {
-			return db.wrap(what, terr)
+		e := entry{ca: ca, caID: caID}
+		start := next
+		for rows.Next() {
+			if err := e.scan(rows); err != nil {
+				rows.Close()
+				return db.wrap("reading key-use records", err)
+			}
+			if e.use.Seq != next {
+				break
+			}
+			if err := fn(e.use.Record); err != nil {
+				rows.Close()
+				return err
+			}
+			next++
 		}
-		defer tx.Rollback()
-		rows, err = tx.QueryContext(ctx, db.rewrite(q), args...)
-	} else {
-		rows, err = db.query(ctx, q, args...)
-	}
-	if err != nil {
-		return db.wrap(what, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows); err != nil {
-			return err
+		if err := rows.Close(); err != nil {
+			return db.wrap("reading key-use records", err)
+		}
+		if err := rows.Err(); err != nil {
+			return db.wrap("reading key-use records", err)
+		}
+		if next == start || next < min(start+readChunk, logSize) {
+			break
 		}
 	}
-	return db.wrap(what, rows.Err())
+	if next != logSize {
+		return fmt.Errorf("sqlstore: read %d entries of the key-use log of CA %s, want %d", next, caID, logSize)
+	}
+	return nil
 }

@@ -112,7 +112,7 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return err
 		}
 		csrUse.Seq = 0
-		if err := db.insertKeyUses(ctx, tx, ca.ID, 0, []*openpca.KeyUse{csrUse}); err != nil {
+		if err := db.insertKeyUses(ctx, tx, ca.ID, 0, []*openpca.KeyUse{csrUse}, [][]byte{csrUse.Record}); err != nil {
 			return err
 		}
 		return db.wantCRL(ctx, tx, ca)
@@ -321,7 +321,7 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return err
 		}
-		for _, table := range []string{"certificates", "key_uses", "key_use_logs", "audit_reports", "crl_publications", "ca_shares", "ca_permissions"} {
+		for _, table := range []string{"certificates", "certificate_ders", "key_uses", "key_use_logs", "audit_reports", "crl_publications", "ca_shares", "ca_permissions"} {
 			if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id IN (`+gone+`)`, now.UnixMicro()); err != nil {
 				return err
 			}

@@ -1,7 +1,9 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -13,18 +15,24 @@ import (
 	"github.com/openpca/openpca/auditlog"
 )
 
-const certificateColumns = `ca_id, serial, account_id, arn, certificate, subject, not_before, not_after, issued_at,
-	template_arn, revoked_at, revocation_reason, requested_by, request_id`
+// certificateSelect reads certificates whole: their narrow rows, their
+// CA's ARN and account, which are theirs too, and their DER.
+const certificateSelect = `SELECT c.ca_id, c.serial, a.account_id, a.arn, d.der, c.subject, c.not_before, c.not_after, c.issued_at,
+	c.template_arn, c.revoked_at, c.revocation_reason, c.requested_by, c.request_id
+	FROM certificates c JOIN certificate_authorities a ON a.id = c.ca_id
+	JOIN certificate_ders d ON d.ca_id = c.ca_id AND d.issue_seq = c.issue_seq`
 
 func scanCertificate(s rowScanner) (*openpca.Certificate, error) {
 	var (
 		c                                        openpca.Certificate
+		caARN                                    string
 		notBefore, notAfter, issuedAt, revokedAt sql.NullInt64
 	)
-	if err := s.Scan(&c.CAID, &c.Serial, &c.AccountID, &c.ARN, &c.DER, &c.Subject, &notBefore, &notAfter, &issuedAt,
+	if err := s.Scan(&c.CAID, &c.Serial, &c.AccountID, &caARN, &c.DER, &c.Subject, &notBefore, &notAfter, &issuedAt,
 		&c.TemplateARN, &revokedAt, &c.RevocationReason, &c.RequestedBy, &c.RequestID); err != nil {
 		return nil, err
 	}
+	c.ARN = openpca.CertificateARN(caARN, c.Serial)
 	c.NotBefore, c.NotAfter, c.IssuedAt, c.RevokedAt = fromMicros(notBefore), fromMicros(notAfter), fromMicros(issuedAt), fromMicros(revokedAt)
 	return &c, nil
 }
@@ -34,7 +42,7 @@ const (
 	// qCAMaySign checks that a CA may still sign, and keeps it so (on a
 	// database with row locks) until the transaction ends: a concurrent
 	// change of its status waits, and comes after the signature.
-	qCAMaySign = `SELECT 1 FROM certificate_authorities
+	qCAMaySign = `SELECT arn, account_id FROM certificate_authorities
 		WHERE id = ? AND (not_after IS NULL OR not_after > ?) AND status IN (?, ?, ?){FOR_SHARE}`
 	// qAppendKeyUses takes the next entries of a CA's log; its row lock
 	// orders concurrent appends, so entries are numbered without gaps.
@@ -45,7 +53,7 @@ const (
 		ON CONFLICT (account_id, operation, token) DO UPDATE SET created_at = excluded.created_at, result = excluded.result
 		WHERE idempotency_tokens.created_at < ? RETURNING result`
 	qTokenResult     = `SELECT result FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ?`
-	qFindCertificate = `SELECT ` + certificateColumns + ` FROM certificates WHERE ca_id = ? AND serial = ?`
+	qFindCertificate = certificateSelect + ` WHERE c.ca_id = ? AND c.serial = ?`
 	qRevokedAt       = `SELECT revoked_at FROM certificates WHERE ca_id = ? AND serial = ?{FOR_UPDATE}`
 	qRevoke          = `UPDATE certificates SET revoked_at = ?, revocation_reason = ?, revoke_seq = ? WHERE ca_id = ? AND serial = ?`
 )
@@ -53,29 +61,33 @@ const (
 // Multi-row inserts of key uses and certificates (see insertRows).
 var (
 	keyUseInserts      = rowInsert{insert: `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record, hashes) VALUES `, columns: 7}
-	certificateInserts = rowInsert{insert: `INSERT INTO certificates (` + certificateColumns + `, issue_seq) VALUES `,
-		suffix: ` ON CONFLICT (ca_id, serial) DO NOTHING`, columns: 15}
+	certificateInserts = rowInsert{insert: `INSERT INTO certificates (ca_id, issue_seq, serial, subject, not_before, not_after, issued_at,
+		template_arn, requested_by, request_id, signed_sha256) VALUES `, suffix: ` ON CONFLICT (ca_id, serial) DO NOTHING`, columns: 11}
+	derInserts = rowInsert{insert: `INSERT INTO certificate_ders (ca_id, issue_seq, der) VALUES `, columns: 3}
 )
 
 var hotQueries = []string{qCAMaySign, qAppendKeyUses, qClaimToken, qTokenResult, qFindCertificate, qRevokedAt, qRevoke, qRevokedWantsCRL,
-	keyUseInserts.query(1), certificateInserts.query(1)}
+	keyUseInserts.query(1), certificateInserts.query(1), derInserts.query(1)}
+
+// signer is what the log's records say of the CA that signs.
+type signer struct{ arn, accountID string }
 
 // caMaySign returns ErrCAState unless the CA is in one of statuses with a
 // certificate valid at at (or none yet).
-func (db *DB) caMaySign(ctx context.Context, tx *sql.Tx, caID string, statuses []openpca.CertificateAuthorityStatus, at time.Time) error {
+func (db *DB) caMaySign(ctx context.Context, tx *sql.Tx, caID string, statuses []openpca.CertificateAuthorityStatus, at time.Time) (signer, error) {
 	if len(statuses) == 0 || len(statuses) > 3 {
-		return fmt.Errorf("sqlstore: between 1 and 3 allowed statuses, not %d", len(statuses))
+		return signer{}, fmt.Errorf("sqlstore: between 1 and 3 allowed statuses, not %d", len(statuses))
 	}
 	args := []any{caID, at.UnixMicro()}
 	for i := range 3 { // the query takes three; repeat the last to fill
 		args = append(args, statuses[min(i, len(statuses)-1)])
 	}
-	var one int64
-	err := db.txQueryRow(ctx, tx, qCAMaySign, args...).Scan(&one)
+	var ca signer
+	err := db.txQueryRow(ctx, tx, qCAMaySign, args...).Scan(&ca.arn, &ca.accountID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return openpca.ErrCAState
+		return signer{}, openpca.ErrCAState
 	}
-	return err
+	return ca, err
 }
 
 // reserveKeyUses takes the next n entries of a CA's log and returns the
@@ -89,7 +101,7 @@ func (db *DB) reserveKeyUses(ctx context.Context, tx *sql.Tx, caID string, n int
 // appendKeyUse appends use to its CA's log as the next entry, if the CA
 // may sign (see caMaySign).
 func (db *DB) appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus, at time.Time) error {
-	if err := db.caMaySign(ctx, tx, use.CAID, statuses, at); err != nil {
+	if _, err := db.caMaySign(ctx, tx, use.CAID, statuses, at); err != nil {
 		return err
 	}
 	seq, err := db.reserveKeyUses(ctx, tx, use.CAID, 1)
@@ -97,12 +109,14 @@ func (db *DB) appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse,
 		return err
 	}
 	use.Seq = seq
-	return db.insertKeyUses(ctx, tx, use.CAID, seq, []*openpca.KeyUse{use})
+	return db.insertKeyUses(ctx, tx, use.CAID, seq, []*openpca.KeyUse{use}, [][]byte{use.Record})
 }
 
 // insertKeyUses inserts a CA's log entries first, first+1, ..., already
-// reserved, with the hashes that add them to the log's Merkle tree.
-func (db *DB) insertKeyUses(ctx context.Context, tx *sql.Tx, caID string, first int64, uses []*openpca.KeyUse) error {
+// reserved, with the hashes that add them to the log's Merkle tree, and
+// their records as stored: nil for a record made again from its
+// certificate (see storedRecord).
+func (db *DB) insertKeyUses(ctx context.Context, tx *sql.Tx, caID string, first int64, uses []*openpca.KeyUse, stored [][]byte) error {
 	indexes := auditlog.Frontier(first)
 	frontier, err := db.logHashes(ctx, caID, indexes, func(q string, args ...any) (*sql.Rows, error) {
 		return tx.QueryContext(ctx, db.rewrite(q), args...)
@@ -124,7 +138,11 @@ func (db *DB) insertKeyUses(ctx context.Context, tx *sql.Tx, caID string, first 
 	}
 	rows := make([][]any, len(uses))
 	for i, u := range uses {
-		rows[i] = []any{u.CAID, u.Seq, u.Kind, u.At.UnixMicro(), u.Serial, u.Record, hashes[i]}
+		serial := u.Serial
+		if stored[i] == nil {
+			serial = "" // the certificate's row has it
+		}
+		rows[i] = []any{u.CAID, u.Seq, u.Kind, u.At.UnixMicro(), serial, stored[i], hashes[i]}
 	}
 	_, err = db.insertRows(ctx, tx, keyUseInserts, rows)
 	return err
@@ -170,19 +188,59 @@ func (db *DB) issue(ctx context.Context, tx *sql.Tx, is *openpca.Issuance, exist
 		*existing, err = scanCertificate(db.txQueryRow(ctx, tx, qFindCertificate, c.CAID, serial))
 		return err
 	}
-	if err := db.appendKeyUse(ctx, tx, is.Use, is.Statuses, c.IssuedAt); err != nil {
+	ca, err := db.caMaySign(ctx, tx, c.CAID, is.Statuses, c.IssuedAt)
+	if err != nil {
 		return err
 	}
-	n, err := db.insertRows(ctx, tx, certificateInserts, [][]any{certificateRow(c, is.Use.Seq)})
-	if err == nil && n == 0 {
-		err = openpca.ErrConflict
+	seq, err := db.reserveKeyUses(ctx, tx, c.CAID, 1)
+	if err != nil {
+		return err
 	}
+	is.Use.Seq = seq
+	return db.insertIssuances(ctx, tx, c.CAID, seq, []*openpca.Issuance{is}, ca)
+}
+
+// insertIssuances inserts issuances of CA caID, ca, whose log entries are
+// first, first+1, ..., already reserved: the entries, and the certificates'
+// rows and DER. A serial taken already is ErrConflict.
+func (db *DB) insertIssuances(ctx context.Context, tx *sql.Tx, caID string, first int64, issuances []*openpca.Issuance, ca signer) error {
+	uses := make([]*openpca.KeyUse, len(issuances))
+	stored := make([][]byte, len(issuances))
+	certs := make([][]any, len(issuances))
+	ders := make([][]any, len(issuances))
+	for i, is := range issuances {
+		c := is.Certificate
+		sum := sha256.Sum256(c.DER)
+		uses[i], stored[i] = is.Use, storedRecord(ca, is, sum[:])
+		certs[i] = []any{c.CAID, is.Use.Seq, c.Serial, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
+			c.TemplateARN, c.RequestedBy, c.RequestID, sum[:]}
+		ders[i] = []any{c.CAID, is.Use.Seq, c.DER}
+	}
+	if err := db.insertKeyUses(ctx, tx, caID, first, uses, stored); err != nil {
+		return err
+	}
+	n, err := db.insertRows(ctx, tx, certificateInserts, certs)
+	if err != nil {
+		return err
+	}
+	if n < int64(len(certs)) {
+		return openpca.ErrConflict // a serial is taken
+	}
+	_, err = db.insertRows(ctx, tx, derInserts, ders)
 	return err
 }
 
-func certificateRow(c *openpca.Certificate, seq int64) []any {
-	return []any{c.CAID, c.Serial, c.AccountID, c.ARN, c.DER, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
-		c.TemplateARN, micros(c.RevokedAt), c.RevocationReason, c.RequestedBy, c.RequestID, seq}
+// storedRecord is what the log keeps of an issuance's record: nil if the
+// certificate's row makes it again byte for byte (as it does unless the
+// certificate names another account or ARN than its CA's), else the
+// record itself.
+func storedRecord(ca signer, is *openpca.Issuance, signedSHA256 []byte) []byte {
+	c := *is.Certificate
+	c.AccountID, c.ARN = ca.accountID, openpca.CertificateARN(ca.arn, c.Serial)
+	if bytes.Equal(openpca.IssueRecord(ca.arn, &c, signedSHA256), is.Use.Record) {
+		return nil
+	}
+	return is.Use.Record
 }
 
 // RecordRevocation implements openpca.CertificateStore. The certificate's

@@ -12,8 +12,8 @@ import (
 // issueBatch records a batch of issuances without idempotency tokens in
 // few statements whatever its size: per CA, one check that it may sign,
 // one reservation of log entries, one read of the hashes the log's tree
-// needs to grow, and a multi-row insert of the key uses; then a multi-row
-// insert of the certificates. On PostgreSQL this saves a round trip per
+// needs to grow, and multi-row inserts of the key uses, the certificates
+// and their DER. On PostgreSQL this saves a round trip per
 // statement and certificate.
 //
 // Any failure fails the batch: the batcher then records each issuance
@@ -45,32 +45,20 @@ func (db *DB) issueBatch(ctx context.Context, tx *sql.Tx, batch []*openpca.Issua
 				last = is.Certificate.IssuedAt
 			}
 		}
-		if err := db.caMaySign(ctx, tx, g.caID, g.statuses, last); err != nil {
+		ca, err := db.caMaySign(ctx, tx, g.caID, g.statuses, last)
+		if err != nil {
 			return nil, err
 		}
 		first, err := db.reserveKeyUses(ctx, tx, g.caID, len(g.items))
 		if err != nil {
 			return nil, err
 		}
-		uses := make([]*openpca.KeyUse, len(g.items))
 		for i, is := range g.items {
 			is.Use.Seq = first + int64(i)
-			uses[i] = is.Use
 		}
-		if err := db.insertKeyUses(ctx, tx, g.caID, first, uses); err != nil {
+		if err := db.insertIssuances(ctx, tx, g.caID, first, g.items, ca); err != nil {
 			return nil, err
 		}
-	}
-	certs := make([][]any, len(batch))
-	for i, is := range batch {
-		certs[i] = certificateRow(is.Certificate, is.Use.Seq)
-	}
-	n, err := db.insertRows(ctx, tx, certificateInserts, certs)
-	if err != nil {
-		return nil, err
-	}
-	if n < int64(len(batch)) {
-		return nil, openpca.ErrConflict // a serial is taken
 	}
 	return make([]error, len(batch)), nil
 }

@@ -13,21 +13,78 @@ import (
 	"github.com/openpca/openpca/auditlog"
 )
 
+// entrySelect reads log entries with what makes an entry's record again
+// when the store keeps none (an issuance's): its certificate's row.
+const entrySelect = `SELECT k.seq, k.kind, k.at, k.serial, k.record, c.serial, c.subject, c.not_before, c.not_after, c.issued_at,
+	c.template_arn, c.requested_by, c.request_id, c.signed_sha256
+	FROM key_uses k LEFT JOIN certificates c ON c.ca_id = k.ca_id AND c.issue_seq = k.seq`
+
+// entry reads the log entries of one CA, whose record says ca of it.
+type entry struct {
+	ca   signer
+	caID string
+	use  openpca.KeyUse
+}
+
+// scan reads the next entry into e.use, making its record again if the
+// store keeps none.
+func (e *entry) scan(rows *sql.Rows) error {
+	var (
+		at                                                int64
+		serial, subject, template, requestedBy, requestID sql.NullString
+		notBefore, notAfter, issuedAt                     sql.NullInt64
+		signedSHA256                                      []byte
+	)
+	e.use = openpca.KeyUse{CAID: e.caID}
+	if err := rows.Scan(&e.use.Seq, &e.use.Kind, &at, &e.use.Serial, &e.use.Record, &serial, &subject, &notBefore, &notAfter, &issuedAt,
+		&template, &requestedBy, &requestID, &signedSHA256); err != nil {
+		return err
+	}
+	e.use.At = time.UnixMicro(at).UTC()
+	if e.use.Record != nil {
+		return nil
+	}
+	if !serial.Valid || signedSHA256 == nil {
+		return fmt.Errorf("sqlstore: log entry %d of CA %s has no record, and no certificate to make it again", e.use.Seq, e.caID)
+	}
+	c := openpca.Certificate{CAID: e.caID, AccountID: e.ca.accountID, Serial: serial.String, ARN: openpca.CertificateARN(e.ca.arn, serial.String),
+		Subject: subject.String, NotBefore: fromMicros(notBefore), NotAfter: fromMicros(notAfter), IssuedAt: fromMicros(issuedAt),
+		TemplateARN: template.String, RequestedBy: requestedBy.String, RequestID: requestID.String}
+	e.use.Serial, e.use.Record = c.Serial, openpca.IssueRecord(e.ca.arn, &c, signedSHA256)
+	return nil
+}
+
+// signerOf returns what the log's records say of CA caID.
+func (db *DB) signerOf(ctx context.Context, caID string) (signer, error) {
+	var ca signer
+	err := db.queryRow(ctx, `SELECT arn, account_id FROM certificate_authorities WHERE id = ?`, caID).Scan(&ca.arn, &ca.accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return signer{}, openpca.ErrNotFound
+	}
+	return ca, err
+}
+
 // KeyUses implements openpca.CertificateStore.
 func (db *DB) KeyUses(ctx context.Context, caID string, from int64, limit int) ([]*openpca.KeyUse, error) {
-	rows, err := db.query(ctx, `SELECT ca_id, seq, kind, at, serial, record FROM key_uses WHERE ca_id = ? AND seq >= ? ORDER BY seq LIMIT ?`, caID, from, limit)
+	ca, err := db.signerOf(ctx, caID)
+	if errors.Is(err, openpca.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, db.wrap("reading key uses", err)
+	}
+	rows, err := db.query(ctx, entrySelect+` WHERE k.ca_id = ? AND k.seq >= ? ORDER BY k.seq LIMIT ?`, caID, from, limit)
 	if err != nil {
 		return nil, db.wrap("reading key uses", err)
 	}
 	defer rows.Close()
 	var uses []*openpca.KeyUse
+	e := entry{ca: ca, caID: caID}
 	for rows.Next() {
-		var u openpca.KeyUse
-		var at int64
-		if err := rows.Scan(&u.CAID, &u.Seq, &u.Kind, &at, &u.Serial, &u.Record); err != nil {
+		if err := e.scan(rows); err != nil {
 			return nil, db.wrap("reading key uses", err)
 		}
-		u.At = time.UnixMicro(at).UTC()
+		u := e.use
 		uses = append(uses, &u)
 	}
 	return uses, db.wrap("reading key uses", rows.Err())

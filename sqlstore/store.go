@@ -33,9 +33,6 @@ type Dialect struct {
 	// LockKey, if set, is a statement taking a lock on a text key (its one
 	// argument) until the transaction ends.
 	LockKey string
-	// SnapshotReads runs a long read in a repeatable-read transaction, so
-	// that it sees one state of the database.
-	SnapshotReads bool
 	// Retryable, if set, reports errors of a transaction the database
 	// aborted (to break a deadlock, say) that may succeed if run again.
 	Retryable func(error) bool

@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
-	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/sqlite"
 )
 
 // runOpenpca runs the command in this process, as a user would run it, and
@@ -146,7 +146,8 @@ func TestAuditVerify(t *testing.T) {
 	// but the server's log no longer extends it.
 	db := openDB(t, s.env)
 	caID := s.caARN[strings.LastIndex(s.caARN, "/")+1:]
-	rewriteLog(t, db, caID, func(records [][]byte) [][]byte {
+	path := filepath.Join(s.env.Config.DataDir, "openpca.db")
+	rewriteLog(t, db, path, caID, func(records [][]byte) [][]byte {
 		records[3] = bytes.Replace(records[3], []byte("audited.example"), []byte("rewritten.example"), 1)
 		return records
 	})
@@ -155,7 +156,7 @@ func TestAuditVerify(t *testing.T) {
 		t.Errorf("a rewritten history: %v\n%s", err, out)
 	}
 	// ... or truncates it.
-	rewriteLog(t, db, caID, func(records [][]byte) [][]byte { return records[:10] })
+	rewriteLog(t, db, path, caID, func(records [][]byte) [][]byte { return records[:10] })
 	out, err = s.verify(t, "--server", s.env.URL)
 	if !errors.Is(err, errVerification) || !strings.Contains(out, "the server's log has 10 entries, fewer than the 15 of the report's checkpoint: it was truncated") {
 		t.Errorf("a truncated log: %v\n%s", err, out)
@@ -212,25 +213,20 @@ func openDB(t *testing.T, env *testenv.Env) *sql.DB {
 
 // rewriteLog replaces a CA's log in the database with what change makes
 // of its records, hashes and all, as an operator with the database could.
-func rewriteLog(t *testing.T, db *sql.DB, caID string, change func([][]byte) [][]byte) {
+func rewriteLog(t *testing.T, db *sql.DB, path, caID string, change func([][]byte) [][]byte) {
 	t.Helper()
-	rows, err := db.Query(`SELECT kind, at, serial, record FROM key_uses WHERE ca_id = ? ORDER BY seq`, caID)
+	store, err := sqlite.Open(t.Context(), path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var uses []*openpca.KeyUse
-	for rows.Next() {
-		u := &openpca.KeyUse{CAID: caID}
-		var at int64
-		if err := rows.Scan(&u.Kind, &at, &u.Serial, &u.Record); err != nil {
-			t.Fatal(err)
-		}
-		uses = append(uses, u)
+	defer store.Close()
+	size, err := store.LogSize(t.Context(), caID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	rows.Close()
-	records := make([][]byte, len(uses))
-	for i, u := range uses {
-		records[i] = u.Record
+	var records [][]byte
+	if err := store.LogRecords(t.Context(), caID, size, func(r []byte) error { records = append(records, bytes.Clone(r)); return nil }); err != nil {
+		t.Fatal(err)
 	}
 	records = change(records)
 	hashes, err := auditlog.Append(0, records, nil)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/server"
 )
 
@@ -194,16 +195,14 @@ func TestClusterIssuance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.Query(`SELECT record FROM key_uses WHERE ca_id = $1 ORDER BY seq`, rootARN[strings.LastIndex(rootARN, "/")+1:])
+	store, err := postgres.Open(t.Context(), c.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
+	defer store.Close()
 	var tree auditlog.Tree
-	for rows.Next() {
-		var record []byte
-		rows.Scan(&record)
-		tree.Add(record)
+	if err := store.LogRecords(t.Context(), rootARN[strings.LastIndex(rootARN, "/")+1:], checkpoint.Size, tree.Add); err != nil {
+		t.Fatal(err)
 	}
 	if root, _ := tree.Root(tree.Size()); checkpoint.Size != tree.Size() || checkpoint.Root != root {
 		t.Errorf("checkpoint of %d entries, root %v; the records make %d, root %v", checkpoint.Size, checkpoint.Root, tree.Size(), root)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -57,7 +56,7 @@ func BenchmarkAuditReport(b *testing.B) {
 			}
 			data := b.TempDir()
 			open := func(ctx context.Context) (*sqlstore.DB, error) {
-				return sqlite.Open(ctx, filepath.Join(data, "openpca.db"), slog.New(slog.DiscardHandler))
+				return sqlite.Open(ctx, filepath.Join(data, "openpca.db"), sqlite.Options{})
 			}
 			if tc.db == "postgres" {
 				dsn := testenv.NewPostgresDB(b)

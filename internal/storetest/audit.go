@@ -133,7 +133,7 @@ func testAuditRows(t *testing.T, s openpca.Store) {
 	var certs []*openpca.Certificate
 	for i := range 5 {
 		c := newCertificate(ca)
-		c.IssuedAt = t0.Add(time.Duration(5-i) * time.Second) // recorded out of issue order
+		c.IssuedAt = t0.Add(time.Duration(5-i) * time.Second) // logged out of the order of issue times
 		if _, err := s.RecordIssuance(ctx, issuance(ca, c)); err != nil {
 			t.Fatal(err)
 		}
@@ -174,9 +174,9 @@ func testAuditRows(t *testing.T, s openpca.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{certs[4].Serial, certs[3].Serial, certs[2].Serial, certs[1].Serial + "revoked:SUPERSEDED", certs[0].Serial}
+	want := []string{certs[0].Serial, certs[1].Serial + "revoked:SUPERSEDED", certs[2].Serial, certs[3].Serial, certs[4].Serial}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("rows\n got %v\nwant %v (issue order, snapshot at the report)", got, want)
+		t.Errorf("rows\n got %v\nwant %v (log order, as of the report)", got, want)
 	}
 	stop := errors.New("stop")
 	if err := s.AuditRows(ctx, ca.ID, r.LogSize, func(*openpca.Certificate) error { return stop }); !errors.Is(err, stop) {

@@ -40,6 +40,20 @@ func testIssue(t *testing.T, s openpca.Store) {
 	if _, err := s.FindCertificate(ctx, other.ID, c.Serial); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("another CA's certificate found: %v", err)
 	}
+
+	// A store may keep an issuance's record as its certificate's fields;
+	// one those fields would not make again (the certificate names an
+	// account other than its CA's) comes back all the same.
+	odd := newCertificate(ca)
+	odd.AccountID = "444455556666"
+	is := issuance(ca, odd)
+	if _, err := s.RecordIssuance(ctx, is); err != nil {
+		t.Fatal(err)
+	}
+	if uses, err := s.KeyUses(ctx, ca.ID, is.Use.Seq, 1); err != nil || len(uses) != 1 || !bytes.Equal(uses[0].Record, is.Use.Record) {
+		t.Errorf("the log's entry of an issuance: %v, %v; want the record %s", uses, err, is.Use.Record)
+	}
+	checkTree(t, s, ca)
 }
 
 func testIssueRefused(t *testing.T, s openpca.Store) {

@@ -1,0 +1,102 @@
+package sqlite_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/sqlite"
+)
+
+// TestWALStaysBounded issues certificates through the store from many
+// writers at once, beside readers that look certificates up and scan the
+// CA's audit rows, and samples the size of the write-ahead log all along:
+// it stays near TruncateAt, never past twice it, although the writes put
+// many times that through the log.
+func TestWALStaysBounded(t *testing.T) {
+	const truncateAt = 4 << 20
+	path := filepath.Join(t.TempDir(), "wal.db")
+	db, err := sqlite.Open(t.Context(), path, sqlite.Options{TruncateAt: truncateAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ca := newActiveCA(t, db)
+
+	var peak atomic.Int64
+	sampled := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > peak.Load() {
+				peak.Store(fi.Size())
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	const n = 10000
+	var issued atomic.Int64
+	var writers, readers sync.WaitGroup
+	for range 32 {
+		writers.Go(func() {
+			for i := issued.Add(1); i <= n; i = issued.Add(1) {
+				if err := recordIssuance(t.Context(), db, ca, i); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for range 3 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				serial := fmt.Sprintf("%032x", 1+rand.Int64N(max(issued.Load(), 1)))
+				if _, err := db.FindCertificate(t.Context(), ca.ID, serial); err != nil && err != openpca.ErrNotFound {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	readers.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err := db.AuditRows(t.Context(), ca.ID, n+1, func(*openpca.Certificate) error { return nil }); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	writers.Wait()
+	close(done)
+	readers.Wait()
+	<-sampled
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d certificates: database %d KiB, write-ahead log at most %d KiB", n, fi.Size()>>10, peak.Load()>>10)
+	if p := peak.Load(); p > 2*truncateAt {
+		t.Errorf("the write-ahead log reached %d KiB, more than twice the %d KiB it is truncated at", p>>10, truncateAt>>10)
+	}
+}
