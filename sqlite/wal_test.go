@@ -45,7 +45,10 @@ func TestWALStaysBounded(t *testing.T) {
 			}
 		}
 	}()
-	const n = 10000
+	n := int64(10000)
+	if raceEnabled {
+		n = 2500
+	}
 	var issued atomic.Int64
 	var writers, readers sync.WaitGroup
 	for range 32 {

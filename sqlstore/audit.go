@@ -120,7 +120,7 @@ func (db *DB) held(res sql.Result, err error, what string) error {
 // a reader is on it. The rows of the first n entries of a log do not
 // change but for revocations, which each query reads only if they are of
 // those entries: the reads agree without a snapshot.
-const readChunk = 10000
+const readChunk = 2000
 
 // AuditRows implements openpca.AuditStore.
 func (db *DB) AuditRows(ctx context.Context, caID string, logSize int64, fn func(*openpca.Certificate) error) error {
