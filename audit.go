@@ -74,6 +74,11 @@ type ObjectStore interface {
 	// never sees a partial object.
 	Put(ctx context.Context, o Object, r io.Reader) error
 
+	// DiscardPartial removes what Puts of the object that never finished
+	// (the server died) left behind: a temporary file, an incomplete
+	// multipart upload. The object itself, if any, stays.
+	DiscardPartial(ctx context.Context, bucket, key string) error
+
 	// URL is where a relying party fetches an object the store made
 	// public, such as a CRL.
 	URL(bucket, key string) string

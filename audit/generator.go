@@ -125,6 +125,12 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 // are. The two are written at once because each is a pass over the CA's
 // log that keeps about one core busy.
 func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, error) {
+	// A report taken over may have left unfinished writes of its objects.
+	for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix} {
+		if err := g.cfg.Objects.DiscardPartial(ctx, r.Bucket, key); err != nil {
+			return 0, fmt.Errorf("audit: discarding what an interrupted generation left: %w", err)
+		}
+	}
 	grp, ctx := errgroup.WithContext(ctx)
 	rows := 0
 	grp.Go(func() error {

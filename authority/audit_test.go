@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -287,7 +288,8 @@ func TestAuditReportConcurrentRequests(t *testing.T) {
 func noWorkers(c *app.Config) { c.ReportWorkers = 0 }
 
 // TestAuditReportResumesAfterRestart: a report left CREATING when the
-// server stopped is finished by the next start.
+// server stopped is finished by the next start, and what its unfinished
+// writes left in the bucket is gone.
 func TestAuditReportResumesAfterRestart(t *testing.T) {
 	env := testenv.Start(t, noWorkers)
 	caARN, list := auditFixture(t, env)
@@ -300,10 +302,21 @@ func TestAuditReportResumesAfterRestart(t *testing.T) {
 	if d.AuditReportStatus != types.AuditReportStatusCreating {
 		t.Fatalf("status %s before any worker ran", d.AuditReportStatus)
 	}
+	// The temporary file of a generation the server died in.
+	partial := filepath.Join(dir, filepath.Dir(*out.S3Key), ".tmp-"+filepath.Base(*out.S3Key)+"-1234")
+	if err := os.MkdirAll(filepath.Dir(partial), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(partial, []byte(`[{"partial`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env.Config.ReportWorkers = app.DefaultReportWorkers
 	env.Restart(t)
 	if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(partial); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("an unfinished write's temporary file outlived the generation: %v", err)
 	}
 	var rows []map[string]string
 	b, _ := os.ReadFile(filepath.Join(dir, *out.S3Key))

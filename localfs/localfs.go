@@ -27,12 +27,51 @@ type Store struct {
 var _ openpca.ObjectStore = (*Store)(nil)
 
 // New returns a Store rooted at root, creating the root if needed, whose
-// public objects are served at baseURL/<bucket>/<key>.
+// public objects are served at baseURL/<bucket>/<key>. The root is the
+// server's alone: temporary files found in it are what Puts left when the
+// server died, and go.
 func New(root, baseURL string) (*Store, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && strings.HasPrefix(d.Name(), tempPrefix) {
+			err = os.Remove(path)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("localfs: removing the temporary files of unfinished writes: %w", err)
+	}
 	return &Store{root: root, baseURL: strings.TrimSuffix(baseURL, "/")}, nil
+}
+
+// tempPrefix starts the names of the temporary files objects are written
+// to, beside them, before they are renamed into place.
+const tempPrefix = ".tmp-"
+
+// DiscardPartial implements openpca.ObjectStore.
+func (s *Store) DiscardPartial(_ context.Context, bucket, key string) error {
+	dir, err := s.bucketDir(bucket)
+	if err != nil {
+		return err
+	}
+	path, err := objectPath(dir, key)
+	if err != nil {
+		return err
+	}
+	temps, err := filepath.Glob(filepath.Join(filepath.Dir(path), tempPrefix+globEscape(filepath.Base(path))+"-*"))
+	for _, t := range temps {
+		if rerr := os.Remove(t); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
+}
+
+// globEscape escapes the characters filepath.Match gives a meaning.
+func globEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`).Replace(s)
 }
 
 // URL implements openpca.ObjectStore.
@@ -121,7 +160,7 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) (err err
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
 	}

@@ -144,3 +144,45 @@ func TestOpenFollowsNoLink(t *testing.T) {
 		}
 	}
 }
+
+// TestUnfinishedWritesGo: the temporary files of writes a dead server
+// never finished go when the store opens, and when the object is written
+// again; nothing else goes.
+func TestUnfinishedWritesGo(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "s3")
+	dir := filepath.Join(root, "bucket", "audit-report", "ca")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{".tmp-r.json-123", ".tmp-r.json.proof.jsonl-456", "r.json", "other.json"} {
+		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600)
+	}
+	st, err := localfs.New(root, "http://pca.example/s3/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, dir); got != "other.json r.json" {
+		t.Errorf("after opening the store: %s", got)
+	}
+	os.WriteFile(filepath.Join(dir, ".tmp-r.json-789"), []byte("x"), 0o600)
+	os.WriteFile(filepath.Join(dir, ".tmp-other.json-789"), []byte("x"), 0o600)
+	if err := st.DiscardPartial(t.Context(), "bucket", "audit-report/ca/r.json"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, dir); got != ".tmp-other.json-789 other.json r.json" {
+		t.Errorf("after discarding r.json's unfinished writes: %s", got)
+	}
+}
+
+func names(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return strings.Join(out, " ")
+}

@@ -154,6 +154,27 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
 	return nil
 }
 
+// DiscardPartial implements openpca.ObjectStore: it aborts the multipart
+// uploads of the key that were never completed.
+func (s *Store) DiscardPartial(ctx context.Context, bucket, key string) error {
+	p := awss3.NewListMultipartUploadsPaginator(s.client, &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return classify(err)
+		}
+		for _, u := range page.Uploads {
+			if aws.ToString(u.Key) != key {
+				continue
+			}
+			if _, err := s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId}); err != nil {
+				return classify(err)
+			}
+		}
+	}
+	return nil
+}
+
 // uploadParts uploads first and then the rest of r, part by part. While
 // one part uploads, the next is read, so that the producer keeps going.
 // If an upload fails it returns at once; the reading goroutine stops when

@@ -100,3 +100,27 @@ func TestCheckBucket(t *testing.T) {
 		t.Errorf("server down: %v, want a plain error", err)
 	}
 }
+
+// TestDiscardPartial aborts the multipart upload a dead server left open
+// for a key, and not another key's.
+func TestDiscardPartial(t *testing.T) {
+	srv := testenv.StartS3(t)
+	srv.CreateBucket(t, "objects")
+	st := open(t, srv, srv.SecretKey)
+	c := srv.Client()
+	for _, key := range []string{"report.json", "report.json.proof.jsonl"} {
+		if _, err := c.CreateMultipartUpload(t.Context(), &awss3.CreateMultipartUploadInput{Bucket: aws.String("objects"), Key: aws.String(key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.DiscardPartial(t.Context(), "objects", "report.json"); err != nil {
+		t.Fatal(err)
+	}
+	ups, err := c.ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String("objects")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 1 || aws.ToString(ups.Uploads[0].Key) != "report.json.proof.jsonl" {
+		t.Errorf("uploads left open: %d (%v)", len(ups.Uploads), ups.Uploads)
+	}
+}
