@@ -149,6 +149,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		OCSP:          svc,
 		LocalObjects:  local,
 		Collectors:    []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector()},
+		Ready:         a.store.Ready,
 		Authenticator: authenticator,
 		Logger:        logger,
 	})

@@ -1,13 +1,15 @@
 // Package server assembles OpenPCA's HTTP server: the AWS Private CA API on
 // POST /, the audit log's checkpoints and proofs under /audit-log/, the
 // OCSP responder at /ocsp, the embedded object store's CRLs under /s3/, a
-// readiness check on GET /healthz and Prometheus metrics on GET /metrics,
+// liveness check on GET /healthz, a readiness check on GET /readyz and
+// Prometheus metrics on GET /metrics,
 // with one structured log line per API request.
 package server
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,7 +35,10 @@ type Config struct {
 	LocalObjects LocalObjects
 	// Collectors report metrics of their own at /metrics, beside the
 	// requests' (see CACollector).
-	Collectors    []prometheus.Collector
+	Collectors []prometheus.Collector
+	// Ready, if set, reports whether the server can serve writes, for
+	// /readyz: nil if the store makes them durable.
+	Ready         func(context.Context) error
 	Authenticator awsjson.Authenticator
 	Logger        *slog.Logger
 }
@@ -45,6 +50,9 @@ const (
 	readTimeout       = time.Minute
 	writeTimeout      = 2 * time.Minute
 	idleTimeout       = 2 * time.Minute
+	// readyTimeout bounds the readiness check: a store that hangs is not
+	// ready either.
+	readyTimeout = 5 * time.Second
 )
 
 // Server is an OpenPCA HTTP server.
@@ -67,10 +75,25 @@ func New(cfg Config) *Server {
 	api := &awsjson.Handler{Service: cfg.Service, Envelope: envelope, Logger: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.Handle("/", promhttp.InstrumentHandlerInFlight(m.inFlight, api))
-	// The server listens only once the store is open and migrated, so
-	// answering at all means ready.
+	// Liveness: the process answers. Restarting it would not help a
+	// store that fails, so it says nothing of the store.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
+	})
+	// Readiness: whether requests that write can succeed here now; a load
+	// balancer sends them elsewhere while not.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+			defer cancel()
+			if err := cfg.Ready(ctx); err != nil {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, "not ready: %v\n", err)
+				return
+			}
+		}
+		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	if cfg.AuditLog != nil {

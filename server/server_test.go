@@ -132,3 +132,50 @@ func TestLocalCRLsFollowNoLink(t *testing.T) {
 		t.Errorf("a link to the master key: %d %q", status, body)
 	}
 }
+
+// TestReadiness: /readyz says whether the store makes writes durable, and
+// /healthz only that the process answers. A store that refuses writes (as
+// a full disk would) makes the server not ready, with the reason, until it
+// takes writes again.
+func TestReadiness(t *testing.T) {
+	env := testenv.Start(t)
+	get := func(path string) (int, string) {
+		t.Helper()
+		res, err := http.Get(env.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	waitFor := func(want int) string {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			status, body := get("/readyz")
+			if status == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz answers %d %q, want %d", status, body, want)
+			}
+		}
+	}
+	waitFor(http.StatusOK)
+	db := env.DB(t)
+	for _, trigger := range []string{"insert", "update"} {
+		if _, err := db.Exec(`CREATE TRIGGER refuse_` + trigger + ` BEFORE ` + trigger + ` ON settings BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if body := waitFor(http.StatusServiceUnavailable); !strings.Contains(body, "disk is full") {
+		t.Errorf("/readyz does not say why: %q", body)
+	}
+	if status, _ := get("/healthz"); status != http.StatusOK {
+		t.Errorf("/healthz answers %d while the store refuses writes; the process is alive", status)
+	}
+	for _, trigger := range []string{"insert", "update"} {
+		db.Exec(`DROP TRIGGER refuse_` + trigger)
+	}
+	waitFor(http.StatusOK)
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"sync"
+	"time"
 )
 
 // InitSetting implements openpca.SettingStore.
@@ -26,4 +28,34 @@ func (db *DB) Setting(ctx context.Context, name string) ([]byte, error) {
 		return nil, nil
 	}
 	return stored, db.wrap("reading setting "+name, err)
+}
+
+// readyEvery is how often Ready writes to find out; between two writes
+// it answers what the last found.
+const readyEvery = time.Second
+
+// readiness is the outcome of Ready's last write.
+type readiness struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+// Ready reports whether the store makes writes durable now: it makes one,
+// through the group commit as every write, at most once per readyEvery.
+// A disk that is full, a database that is gone or hangs, fail it.
+func (db *DB) Ready(ctx context.Context) error {
+	r := &db.readiness
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.at.IsZero() && time.Since(r.at) < readyEvery {
+		return r.err
+	}
+	err := db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := db.txExec(ctx, tx, `INSERT INTO settings (name, value) VALUES ('readiness-probe', ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+		return err
+	})
+	r.at, r.err = time.Now(), db.wrap("writing", err)
+	return r.err
 }

@@ -67,6 +67,7 @@ type DB struct {
 	commits   *groupcommit.Committer
 	issuances *groupcommit.Batcher[*openpca.Issuance]
 	cas       caCache
+	readiness readiness
 	close     func() error
 }
 
