@@ -1,7 +1,8 @@
 package audit
 
 import (
-	"cmp"
+	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -51,29 +52,23 @@ func (v *Verification) problem(check string, row int, format string, args ...any
 //   - the proof file's records are the checkpoint's log: as many as it
 //     says, hashing to its root;
 //   - every row of the report is an issuance in that log, field for field
-//     (with its revocation if the log has one), in the log's order by issue
-//     time, once; and every issuance in the log has its row.
+//     (with its revocation if the log has one), in the log's order, once;
+//     and every issuance in the log has its row.
 //
 // Whatever fails is listed in Problems; the report is verified when there
-// is none.
-func Verify(report, proof io.Reader, verifierKey string) *Verification {
+// is none. It reads the proof file twice and, unless the report differs
+// from what the log says it should be, the report once, keeping no more
+// than the log's revocations in memory.
+func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	v := &Verification{}
-	// Each issuance is kept as the row it should be, not as its record:
-	// a report can have millions.
-	type issuance struct {
-		seq int64
-		at  time.Time
-		row []string // nil if its record is broken
-	}
-	var issued []issuance
-	revocations := map[string][]string{} // hex serial → revokedAt, revocationReason
-	cas := map[string]int64{}            // CA ARN → first entry naming it
+	revocations := map[string][2]string{} // hex serial → revokedAt, revocationReason
+	cas := map[string]int64{}             // CA ARN → first entry naming it
 	h, err := auditlog.ReadProof(proof, func(seq int64, record []byte) error {
 		if err := v.Tree.Add(record); err != nil {
 			return err
 		}
 		var r openpca.KeyUseRecord
-		if err := json.Unmarshal(record, &r); err != nil {
+		if err := parseRecord(record, &r); err != nil {
 			v.problem("log", 0, "entry %d is not a key-use record: %v", seq, err)
 			return nil
 		}
@@ -82,21 +77,13 @@ func Verify(report, proof io.Reader, verifierKey string) *Verification {
 		}
 		switch r.Kind {
 		case openpca.KeyUseIssue:
-			c, err := certificateOf(&r)
-			if err != nil {
-				v.problem("log", 0, "entry %d: %v", seq, err)
-				issued = append(issued, issuance{seq: seq})
-				return nil
-			}
-			// Reports order by issue time as stored, to the microsecond,
-			// then by entry.
-			issued = append(issued, issuance{seq: seq, at: c.IssuedAt.Truncate(time.Microsecond), row: values(c, nil)})
+			v.Certificates++
 		case openpca.KeyUseRevoke:
 			at, err := time.Parse(time.RFC3339Nano, r.At)
 			if err != nil {
 				v.problem("log", 0, "entry %d has the time %q", seq, r.At)
 			}
-			revocations[r.Serial] = []string{at.UTC().Format(TimeLayout), r.RevocationReason}
+			revocations[r.Serial] = [2]string{at.UTC().Format(TimeLayout), r.RevocationReason}
 		}
 		return nil
 	})
@@ -113,28 +100,137 @@ func Verify(report, proof io.Reader, verifierKey string) *Verification {
 			v.problem("log", 0, "entry %d is of the CA %s, not of the report's %s", seq, arn, h.CertificateAuthorityArn)
 		}
 	}
+	format := openpca.AuditReportResponseFormat(h.ReportFormat)
+	if err := rewind(report, proof); err != nil {
+		v.problem("input", 0, "%v", err)
+		return v
+	}
+	// The report the log says there should be, written as a server writes
+	// it, is the report byte for byte, unless something is amiss: only
+	// then does the report need reading row by row, to say what.
+	if same, err := sameReport(report, proof, format, revocations); err == nil && same {
+		v.Rows = v.Certificates
+		return v
+	}
+	if err := rewind(report, proof); err != nil {
+		v.problem("input", 0, "%v", err)
+		return v
+	}
+	v.compareRows(report, proof, format, revocations)
+	return v
+}
 
-	// The rows the log says the report has, in the report's order, with
-	// their revocations.
-	slices.SortFunc(issued, func(a, b issuance) int {
-		return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.seq, b.seq))
+func rewind(files ...io.Seeker) error {
+	for _, f := range files {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("reading a file again: %w", err)
+		}
+	}
+	return nil
+}
+
+// expectedRows calls fn with each issuance of the proof file's log as the
+// report's row should show it, in the log's order, with its revocation.
+func expectedRows(proof io.Reader, revocations map[string][2]string, fn func(seq int64, c *openpca.Certificate, err error) error) error {
+	_, err := auditlog.ReadProof(proof, func(seq int64, record []byte) error {
+		var r openpca.KeyUseRecord
+		if parseRecord(record, &r) != nil || r.Kind != openpca.KeyUseIssue {
+			return nil
+		}
+		c, err := certificateOf(&r)
+		if err == nil {
+			if rev, ok := revocations[r.Serial]; ok {
+				c.RevokedAt, _ = time.Parse(TimeLayout, rev[0])
+				c.RevocationReason = openpca.RevocationReason(rev[1])
+			}
+		}
+		return fn(seq, c, err)
 	})
-	v.Certificates = len(issued)
+	return err
+}
+
+// sameReport reports whether the report is byte for byte the one a server
+// writes of the log.
+func sameReport(report, proof io.Reader, format openpca.AuditReportResponseFormat, revocations map[string][2]string) (bool, error) {
+	cmp := &comparer{r: bufio.NewReaderSize(report, 64<<10), same: true}
+	w, err := NewWriter(format, cmp)
+	if err != nil {
+		return false, err
+	}
+	errDiffers := errors.New("the report differs")
+	err = expectedRows(proof, revocations, func(_ int64, c *openpca.Certificate, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := w.Write(c); err != nil {
+			return err
+		}
+		if !cmp.same {
+			return errDiffers
+		}
+		return nil
+	})
+	if err != nil {
+		return false, nil
+	}
+	if err := w.Close(); err != nil || !cmp.same {
+		return false, err
+	}
+	_, err = cmp.r.ReadByte()
+	return errors.Is(err, io.EOF), nil
+}
+
+// comparer is a writer that compares what it is written with what r
+// reads next.
+type comparer struct {
+	r    *bufio.Reader
+	buf  []byte
+	same bool
+}
+
+func (c *comparer) Write(p []byte) (int, error) {
+	if !c.same {
+		return len(p), nil
+	}
+	if cap(c.buf) < len(p) {
+		c.buf = make([]byte, len(p))
+	}
+	b := c.buf[:len(p)]
+	if _, err := io.ReadFull(c.r, b); err != nil || !bytes.Equal(b, p) {
+		c.same = false
+	}
+	return len(p), nil
+}
+
+// compareRows reads the report row by row and says how it differs from
+// the log's issuances. It keeps each issuance's row in memory.
+func (v *Verification) compareRows(report, proof io.Reader, format openpca.AuditReportResponseFormat, revocations map[string][2]string) {
+	type issuance struct {
+		seq int64
+		row []string // nil if its record is broken
+	}
+	var issued []issuance
+	err := expectedRows(proof, revocations, func(seq int64, c *openpca.Certificate, err error) error {
+		if err != nil {
+			v.problem("log", 0, "entry %d: %v", seq, err)
+			issued = append(issued, issuance{seq: seq})
+			return nil
+		}
+		issued = append(issued, issuance{seq: seq, row: values(c, nil)})
+		return nil
+	})
+	if err != nil {
+		v.problem("log", 0, "%v", err)
+	}
 	bySerial := make(map[string]int, len(issued)) // colon serial → index in issued
 	for i, is := range issued {
 		if is.row != nil {
 			bySerial[is.row[serialField]] = i
 		}
 	}
-	for serial, rev := range revocations {
-		if i, ok := bySerial[colonSerial(serial)]; ok {
-			copy(issued[i].row[revokedAtField:], rev)
-		}
-	}
-
 	seenAt := make([]int, len(issued)) // report row of each issuance, 0 if none
 	last := -1
-	err = readRows(report, openpca.AuditReportResponseFormat(h.ReportFormat), func(row int, got []string) {
+	err = readRows(report, format, func(row int, got []string) {
 		v.Rows = row
 		serial := got[serialField]
 		i, ok := bySerial[serial]
@@ -153,7 +249,7 @@ func Verify(report, proof io.Reader, verifierKey string) *Verification {
 			}
 		}
 		if i < last {
-			v.problem("order", row, "certificate %s is out of order: it was issued before the row above it", serial)
+			v.problem("order", row, "certificate %s is out of order: the log has it before the row above it", serial)
 		}
 		last = max(last, i)
 	})
@@ -165,7 +261,6 @@ func Verify(report, proof io.Reader, verifierKey string) *Verification {
 			v.problem("missing", 0, "certificate %s (log entry %d, issued %s) is missing from the report", issued[i].row[serialField], issued[i].seq, issued[i].row[issuedAtField])
 		}
 	}
-	return v
 }
 
 // checkCheckpoint checks the proof file's checkpoint against the key and
@@ -194,9 +289,8 @@ func (v *Verification) checkCheckpoint(verifierKey string) {
 
 // Indexes of fields the checks name.
 var (
-	serialField    = slices.Index(Fields, "serial")
-	issuedAtField  = slices.Index(Fields, "issuedAt")
-	revokedAtField = slices.Index(Fields, "revokedAt") // revocationReason follows
+	serialField   = slices.Index(Fields, "serial")
+	issuedAtField = slices.Index(Fields, "issuedAt")
 )
 
 // certificateOf returns what a report row shows of an issuance record.

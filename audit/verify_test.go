@@ -3,7 +3,9 @@ package audit
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -232,16 +234,16 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
-// TestVerifyOrdersAsStored: the store orders a report by issue time to the
-// microsecond, then by log entry; two certificates issued within one
-// microsecond, the later entry at the earlier nanosecond, keep the store's
-// order.
-func TestVerifyOrdersAsStored(t *testing.T) {
-	f := newLogFixture(t, 2, openpca.AuditReportResponseFormatJson)
+// TestVerifyOrdersByLog: a report lists certificates in the order of
+// their log entries, whatever their issue times (which group commits can
+// log slightly out of order); the same rows sorted by issue time are out
+// of order.
+func TestVerifyOrdersByLog(t *testing.T) {
+	f := newLogFixture(t, 3, openpca.AuditReportResponseFormatJson)
 	base := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	f.records = f.records[:1]
 	for i, c := range f.rows {
-		c.IssuedAt = base.Add(time.Duration(500-100*i) * time.Nanosecond)
+		c.IssuedAt = base.Add(time.Duration(3-i) * time.Millisecond)
 		c.RevokedAt, c.RevocationReason = time.Time{}, ""
 		f.records = append(f.records, openpca.IssueUse(f.ca.ARN, c).Record)
 	}
@@ -249,4 +251,35 @@ func TestVerifyOrdersAsStored(t *testing.T) {
 	if v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey); len(v.Problems) > 0 {
 		t.Errorf("problems: %v", v.Problems)
 	}
+	slices.Reverse(f.rows)
+	report, proof = f.write(t)
+	v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+	if len(v.Problems) == 0 || !strings.Contains(v.Problems[0].String(), "out of order") {
+		t.Errorf("rows sorted by issue time: %v", v.Problems)
+	}
+}
+
+// FuzzParseRecord: whatever a record is, the fast path decodes it as
+// encoding/json does, or leaves it to encoding/json.
+func FuzzParseRecord(f *testing.F) {
+	fx := newLogFixture(f, 5, openpca.AuditReportResponseFormatJson)
+	for _, r := range fx.records {
+		f.Add(r)
+	}
+	f.Add([]byte(`{"kind":"CRL","crlNumber":12,"revokedCertificates":0}`))
+	f.Add([]byte(`{"kind":"ISSUE","Kind":"OCSP"}`))
+	f.Add([]byte(`{"subject":"CN=a\u0026b"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast openpca.KeyUseRecord
+		if !parseFlatRecord(b, &fast) {
+			return
+		}
+		var slow openpca.KeyUseRecord
+		if err := json.Unmarshal(b, &slow); err != nil {
+			t.Fatalf("the fast path took %q, which encoding/json refuses: %v", b, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q:\n fast %+v\n json %+v", b, fast, slow)
+		}
+	})
 }
