@@ -2,6 +2,7 @@ package openpca
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"time"
@@ -48,17 +49,36 @@ type AuditStore interface {
 	// holds it; ErrConflict otherwise.
 	FinishAuditReport(ctx context.Context, id, owner string, status AuditReportStatus, failure string) error
 
-	// AuditRows calls fn for each certificate CA caID issued within the
-	// first logSize entries of its key-use log, in the order of those
-	// entries, with the revocation only if it too is within them. The certificate passed
-	// to fn (without its DER) is reused for the next row.
-	AuditRows(ctx context.Context, caID string, logSize int64, fn func(*Certificate) error) error
+	// AuditEntries calls fn with entries from to to-1 (to at most
+	// logSize) of CA caID's key-use log, in order, as a report cut at the
+	// log's first logSize entries sees them: each entry's record and, for
+	// an issuance, its certificate (without its DER), with its revocation
+	// only if that is among the first logSize entries too. Each record is
+	// checked against the hash the log stored for it: one that does not
+	// match is an error wrapping ErrLogIntegrity, as is a missing entry.
+	// What fn is given is valid only until it returns.
+	AuditEntries(ctx context.Context, caID string, logSize, from, to int64, fn func(*AuditEntry) error) error
 
 	// LogRecords calls fn with the record of each of the first logSize
 	// entries of CA caID's key-use log, in order. A record is valid only
 	// until fn returns. A log shorter than logSize is an error.
 	LogRecords(ctx context.Context, caID string, logSize int64, fn func(record []byte) error) error
 }
+
+// AuditEntry is an entry of a CA's key-use log, as an audit report sees
+// it.
+type AuditEntry struct {
+	Seq    int64
+	Record []byte
+	// Certificate is the certificate an issuance signed, nil for another
+	// entry.
+	Certificate *Certificate
+}
+
+// ErrLogIntegrity says that what the store keeps of a CA's key-use log
+// does not agree with the log's hashes: entries were changed or removed
+// under the server.
+var ErrLogIntegrity = errors.New("the key-use log does not match its hashes")
 
 // ErrTooSoon refuses a report requested within the interval of the last.
 var ErrTooSoon = &Error{Code: CodeRequestInProgress, Message: "An audit report was created recently."}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -40,12 +41,72 @@ type KeyUseRecord struct {
 
 func newKeyUse(caID string, r KeyUseRecord, at time.Time, serial string) *KeyUse {
 	r.At = at.UTC().Format(time.RFC3339Nano)
-	b, err := json.Marshal(r)
-	if err != nil {
-		panic("openpca: encoding a key-use record: " + err.Error()) // only strings: cannot fail
-	}
-	return &KeyUse{CAID: caID, Kind: r.Kind, At: at, Serial: serial, Record: b}
+	return &KeyUse{CAID: caID, Kind: r.Kind, At: at, Serial: serial, Record: appendRecord(nil, &r)}
 }
+
+// appendRecord appends r as encoding/json marshals it, byte for byte (a
+// test holds them to it), without reflection: a report's log has millions
+// of records to make again.
+func appendRecord(b []byte, r *KeyUseRecord) []byte {
+	b = append(b, '{')
+	b = appendMember(b, `"kind":`, r.Kind)
+	b = appendMember(b, `,"certificateAuthorityArn":`, r.CertificateAuth)
+	b = appendMember(b, `,"at":`, r.At)
+	b = appendMember(b, `,"awsAccountId":`, r.Account)
+	for _, m := range []struct{ name, value string }{
+		{`,"requestedBy":`, r.RequestedBy}, {`,"requestId":`, r.RequestID}, {`,"certificateArn":`, r.CertificateArn},
+		{`,"serial":`, r.Serial}, {`,"subject":`, r.Subject}, {`,"notBefore":`, r.NotBefore}, {`,"notAfter":`, r.NotAfter},
+		{`,"templateArn":`, r.TemplateArn}, {`,"revocationReason":`, r.RevocationReason},
+	} {
+		if m.value != "" {
+			b = appendMember(b, m.name, m.value)
+		}
+	}
+	if r.CRLNumber != 0 {
+		b = strconv.AppendInt(append(b, `,"crlNumber":`...), r.CRLNumber, 10)
+	}
+	for _, m := range []struct{ name, value string }{{`,"thisUpdate":`, r.ThisUpdate}, {`,"nextUpdate":`, r.NextUpdate}} {
+		if m.value != "" {
+			b = appendMember(b, m.name, m.value)
+		}
+	}
+	if r.Revoked != nil {
+		b = strconv.AppendInt(append(b, `,"revokedCertificates":`...), int64(*r.Revoked), 10)
+	}
+	for _, m := range []struct{ name, value string }{{`,"certStatus":`, r.CertStatus}, {`,"signedSha256":`, r.SignedSHA256}} {
+		if m.value != "" {
+			b = appendMember(b, m.name, m.value)
+		}
+	}
+	return append(b, '}')
+}
+
+// appendMember appends a member's name (quoted, with its colon) and its
+// string value, escaped as encoding/json escapes it: a string of printable
+// ASCII without the characters it escapes goes as it is; any other, through
+// encoding/json itself.
+func appendMember(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	for i := 0; i < len(value); i++ {
+		if !plainJSON[value[i]] {
+			quoted, _ := json.Marshal(value) // a string: cannot fail
+			return append(b, quoted...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, value...)
+	return append(b, '"')
+}
+
+// plainJSON says which bytes encoding/json writes in a string as they
+// are: printable ASCII but the quote, the backslash and the three it
+// escapes for HTML.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 func sha256Hex(b []byte) string {
 	h := sha256.Sum256(b)
@@ -81,7 +142,14 @@ func issueRecord(caARN string, c *Certificate, signedSHA256 []byte) KeyUseRecord
 // record as the certificate's fields rather than twice, and the log's
 // hashes prove the record made again is the one logged.
 func IssueRecord(caARN string, c *Certificate, signedSHA256 []byte) []byte {
-	return newKeyUse(c.CAID, issueRecord(caARN, c, signedSHA256), c.IssuedAt, c.Serial).Record
+	return AppendIssueRecord(nil, caARN, c, signedSHA256)
+}
+
+// AppendIssueRecord appends IssueRecord(caARN, c, signedSHA256) to b.
+func AppendIssueRecord(b []byte, caARN string, c *Certificate, signedSHA256 []byte) []byte {
+	r := issueRecord(caARN, c, signedSHA256)
+	r.At = c.IssuedAt.UTC().Format(time.RFC3339Nano)
+	return appendRecord(b, &r)
 }
 
 // RevokeUse is the key use of a CA revoking its certificate c at at.

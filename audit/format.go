@@ -5,6 +5,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -123,9 +124,18 @@ func (j *jsonWriter) Write(c *openpca.Certificate) error {
 	} else {
 		b = append(b, ',')
 	}
+	j.buf = appendJSONRow(b, j.row)
+	j.rows++
+	_, err := j.w.Write(j.buf)
+	return err
+}
+
+// appendJSONRow appends a row as a JSON object, leaving out members
+// without a value.
+func appendJSONRow(b []byte, row []string) []byte {
 	b = append(b, '{')
 	first := true
-	for i, v := range j.row {
+	for i, v := range row {
 		if v == "" {
 			continue
 		}
@@ -137,11 +147,68 @@ func (j *jsonWriter) Write(c *openpca.Certificate) error {
 		b = append(b, ':')
 		b = appendJSONString(b, v)
 	}
-	b = append(b, '}')
-	j.buf = b
-	j.rows++
-	_, err := j.w.Write(b)
-	return err
+	return append(b, '}')
+}
+
+// chunkWriter formats a run of a report's rows, apart from the rest, in
+// a report's exact bytes: CSV lines, or JSON objects each after a comma
+// (the report's first row goes without; see trim).
+type chunkWriter struct {
+	format openpca.AuditReportResponseFormat
+	buf    bytes.Buffer
+	csv    *csv.Writer
+	row    []string
+	line   []byte
+	rows   int
+}
+
+func newChunkWriter(format openpca.AuditReportResponseFormat) *chunkWriter {
+	w := &chunkWriter{format: format}
+	if format == openpca.AuditReportResponseFormatCsv {
+		w.csv = csv.NewWriter(&w.buf)
+		w.csv.UseCRLF = true
+	}
+	return w
+}
+
+// reset empties the writer, keeping its buffer.
+func (w *chunkWriter) reset() {
+	w.buf.Reset()
+	w.rows = 0
+}
+
+func (w *chunkWriter) write(c *openpca.Certificate) error {
+	w.row = values(c, w.row)
+	w.rows++
+	if w.csv != nil {
+		return w.csv.Write(w.row)
+	}
+	w.line = appendJSONRow(append(w.line[:0], ','), w.row)
+	w.buf.Write(w.line)
+	return nil
+}
+
+// bytes returns the rows formatted.
+func (w *chunkWriter) bytes() ([]byte, error) {
+	if w.csv != nil {
+		w.csv.Flush()
+		return w.buf.Bytes(), w.csv.Error()
+	}
+	return w.buf.Bytes(), nil
+}
+
+// reportFrame returns what a report of a format holds before its rows
+// and after them: "[" and "]" around JSON's, the header line before CSV's.
+func reportFrame(format openpca.AuditReportResponseFormat) (head, tail []byte, err error) {
+	if format == openpca.AuditReportResponseFormatJson {
+		return []byte("["), []byte("]"), nil
+	}
+	var b bytes.Buffer
+	w, err := NewWriter(format, &b)
+	if err == nil {
+		err = w.Close()
+	}
+	return b.Bytes(), nil, err
 }
 
 func (j *jsonWriter) Close() error {

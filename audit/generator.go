@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -30,8 +31,7 @@ type Store interface {
 	ClaimAuditReport(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.AuditReport, error)
 	RenewAuditReport(ctx context.Context, id, owner string, until time.Time) error
 	FinishAuditReport(ctx context.Context, id, owner string, status openpca.AuditReportStatus, failure string) error
-	AuditRows(ctx context.Context, caID string, logSize int64, fn func(*openpca.Certificate) error) error
-	LogRecords(ctx context.Context, caID string, logSize int64, fn func(record []byte) error) error
+	AuditEntries(ctx context.Context, caID string, logSize, from, to int64, fn func(*openpca.AuditEntry) error) error
 	FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error)
 }
 
@@ -119,11 +119,15 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	log.Info("audit report written", "rows", rows, "seconds", g.cfg.Now().Sub(start).Seconds())
 }
 
-// generate streams the rows of report r into its object and, side by side,
-// its proof file into another, and returns how many rows it wrote. Each
-// object appears whole or not at all; the report is not done until both
-// are. The two are written at once because each is a pass over the CA's
-// log that keeps about one core busy.
+// chunkEntries is how many log entries one worker reads and formats at
+// a time.
+const chunkEntries = 1000
+
+// generate writes report r and, side by side, its proof file, in one pass
+// over the entries of the CA's log the report covers, and returns how many
+// rows it wrote. Workers each read and format a chunk of entries at once;
+// a writer puts the chunks out in order, into both objects. Each object
+// appears whole or not at all; the report is not done until both are.
 func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, error) {
 	// A report taken over may have left unfinished writes of its objects.
 	for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix} {
@@ -131,65 +135,170 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 			return 0, fmt.Errorf("audit: discarding what an interrupted generation left: %w", err)
 		}
 	}
-	grp, ctx := errgroup.WithContext(ctx)
-	rows := 0
-	grp.Go(func() error {
-		return g.put(ctx, r.Bucket, r.Key, ContentType(r.Format), func(w io.Writer) error {
-			out, err := NewWriter(r.Format, w)
-			if err != nil {
-				return err
-			}
-			err = g.cfg.Store.AuditRows(ctx, r.CAID, r.LogSize, func(c *openpca.Certificate) error {
-				rows++
-				return out.Write(c)
-			})
-			if err != nil {
-				return err
-			}
-			return out.Close()
-		})
-	})
-	grp.Go(func() error { return g.writeProof(ctx, r) })
-	err := grp.Wait()
-	return rows, err
-}
-
-// writeProof writes the proof file of report r: a checkpoint of the log
-// entries the report covers, signed now, and their records.
-func (g *Generator) writeProof(ctx context.Context, r *openpca.AuditReport) error {
 	ca, err := g.cfg.Store.FindCA(ctx, r.AccountID, r.CAID)
 	if err != nil {
-		return fmt.Errorf("audit: reading the report's CA: %w", err)
+		return 0, fmt.Errorf("audit: reading the report's CA: %w", err)
 	}
 	checkpoint, _, err := g.cfg.Log.Checkpoint(ctx, ca.ARN, ca.ID, r.LogSize)
 	if err != nil {
-		return fmt.Errorf("audit: signing the checkpoint: %w", err)
+		return 0, fmt.Errorf("audit: signing the checkpoint: %w", err)
 	}
-	h := &auditlog.ProofHeader{
+	proofHead, err := (&auditlog.ProofHeader{
 		Format: auditlog.ProofFormat, CertificateAuthorityArn: ca.ARN, AuditReportID: r.ID,
 		S3Key: r.Key, ReportFormat: string(r.Format), Checkpoint: string(checkpoint),
+	}).Line()
+	if err != nil {
+		return 0, err
 	}
-	return g.put(ctx, r.Bucket, r.Key+auditlog.ProofSuffix, auditlog.ProofContentType, func(w io.Writer) error {
-		return auditlog.WriteProof(w, h, func(yield func([]byte) error) error {
-			return g.cfg.Store.LogRecords(ctx, r.CAID, r.LogSize, yield)
-		})
+	reportHead, reportTail, err := reportFrame(r.Format)
+	if err != nil {
+		return 0, err
+	}
+
+	grp, ctx := errgroup.WithContext(ctx)
+	report := g.pipe(ctx, grp, r.Bucket, r.Key, ContentType(r.Format))
+	proof := g.pipe(ctx, grp, r.Bucket, r.Key+auditlog.ProofSuffix, auditlog.ProofContentType)
+	// The chunks go to the workers in order, and their results, each on a
+	// channel of its own, to the writer in the same order: at most
+	// inFlight chunks are held at once.
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	inFlight := workers + 2
+	jobs := make(chan *chunk, inFlight)
+	results := make(chan *chunk, inFlight)
+	free := make(chan *chunk, inFlight) // chunks written, whose buffers serve again
+	for range inFlight {
+		free <- &chunk{rows: newChunkWriter(r.Format)}
+	}
+	grp.Go(func() error {
+		defer close(jobs)
+		defer close(results)
+		for from := int64(0); from < r.LogSize; from += chunkEntries {
+			var c *chunk
+			select {
+			case c = <-free:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			c.from, c.to, c.done, c.err = from, min(from+chunkEntries, r.LogSize), make(chan struct{}), nil
+			for _, send := range []chan *chunk{results, jobs} {
+				select {
+				case send <- c:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		return nil
 	})
+	for range workers {
+		grp.Go(func() error {
+			for c := range jobs {
+				err := g.format(ctx, r, c)
+				close(c.done)
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	rows := 0
+	grp.Go(func() error {
+		if err := errors.Join(report.write(reportHead), proof.write(proofHead)); err != nil {
+			return err
+		}
+		for c := range results {
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if c.err != nil {
+				return c.err
+			}
+			b, err := c.rows.bytes()
+			if err != nil {
+				return err
+			}
+			if rows == 0 && r.Format == openpca.AuditReportResponseFormatJson && len(b) > 0 {
+				b = b[1:] // the first row goes without a comma
+			}
+			rows += c.rows.rows
+			if err := errors.Join(report.write(b), proof.write(c.proof)); err != nil {
+				return err
+			}
+			free <- c
+		}
+		if err := report.write(reportTail); err != nil {
+			return err
+		}
+		return errors.Join(report.close(), proof.close())
+	})
+	err = grp.Wait()
+	return rows, err
 }
 
-// put stores what write writes as an object, streaming it: write runs
-// beside the upload.
-func (g *Generator) put(ctx context.Context, bucket, key, contentType string, write func(io.Writer) error) error {
+// chunk is a run of a report's log entries, from to to-1, and once a
+// worker has formatted it (done is closed), its rows and its lines of the
+// proof file. Its buffers serve chunk after chunk.
+type chunk struct {
+	from, to int64
+	done     chan struct{}
+	rows     *chunkWriter
+	proof    []byte
+	err      error
+}
+
+// format reads the entries of c and formats them.
+func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk) error {
+	c.rows.reset()
+	c.proof = c.proof[:0]
+	c.err = g.cfg.Store.AuditEntries(ctx, r.CAID, r.LogSize, c.from, c.to, func(e *openpca.AuditEntry) error {
+		var err error
+		if c.proof, err = auditlog.AppendRecordLine(c.proof, e.Record); err != nil {
+			return err
+		}
+		if e.Certificate != nil {
+			return c.rows.write(e.Certificate)
+		}
+		return nil
+	})
+	return c.err
+}
+
+// object is an object being put, whose bytes are written through a pipe.
+type object struct {
+	w      *io.PipeWriter
+	closed chan struct{} // once its bytes are all written
+}
+
+// pipe starts putting an object.
+func (g *Generator) pipe(ctx context.Context, grp *errgroup.Group, bucket, key, contentType string) *object {
 	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := write(pw)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	err := g.cfg.Objects.Put(ctx, openpca.Object{Bucket: bucket, Key: key, ContentType: contentType}, pr)
-	pr.CloseWithError(errors.New("audit: the object store stopped reading")) // unblocks write
-	if writeErr := <-done; err == nil {
-		err = writeErr
-	}
+	o := &object{w: pw, closed: make(chan struct{})}
+	grp.Go(func() error {
+		err := g.cfg.Objects.Put(ctx, openpca.Object{Bucket: bucket, Key: key, ContentType: contentType}, pr)
+		pr.CloseWithError(errors.New("audit: the object store stopped reading")) // unblocks the writer
+		if err != nil {
+			return err
+		}
+		select { // a Put that ends before all was written has not stored it all
+		case <-o.closed:
+			return nil
+		default:
+			return errors.New("audit: the object store stopped reading")
+		}
+	})
+	return o
+}
+
+func (o *object) write(b []byte) error {
+	_, err := o.w.Write(b)
 	return err
+}
+
+// close ends the object's bytes.
+func (o *object) close() error {
+	close(o.closed)
+	return o.w.Close()
 }

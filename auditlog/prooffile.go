@@ -37,23 +37,38 @@ type ProofHeader struct {
 // WriteProof writes a proof file: h, then each record that records yields.
 func WriteProof(w io.Writer, h *ProofHeader, records func(yield func(record []byte) error) error) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	line, err := json.Marshal(h)
+	line, err := h.Line()
 	if err != nil {
 		return err
 	}
 	bw.Write(line)
-	bw.WriteByte('\n')
+	var buf []byte
 	err = records(func(record []byte) error {
-		if bytes.IndexByte(record, '\n') >= 0 {
-			return errors.New("auditlog: a record spans lines")
+		if buf, err = AppendRecordLine(buf[:0], record); err != nil {
+			return err
 		}
-		bw.Write(record)
-		return bw.WriteByte('\n')
+		_, err := bw.Write(buf)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	return bw.Flush()
+}
+
+// Line returns the header's line of a proof file, its newline included.
+func (h *ProofHeader) Line() ([]byte, error) {
+	line, err := json.Marshal(h)
+	return append(line, '\n'), err
+}
+
+// AppendRecordLine appends a record's line of a proof file to b.
+func AppendRecordLine(b, record []byte) ([]byte, error) {
+	if bytes.IndexByte(record, '\n') >= 0 {
+		return b, errors.New("auditlog: a record spans lines")
+	}
+	b = append(b, record...)
+	return append(b, '\n'), nil
 }
 
 // ReadProof reads a proof file's header, then calls fn with each record in

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 const auditColumns = `id, ca_id, account_id, bucket, s3_key, format, status, created_at, log_size, failure`
@@ -114,99 +116,122 @@ func (db *DB) held(res sql.Result, err error, what string) error {
 	return nil
 }
 
-// readChunk is how many rows one query of a long scan reads. A scan of a
-// whole log is many short reads rather than one long one: a long read
-// holds a snapshot, and SQLite's write-ahead log cannot start over while
-// a reader is on it. The rows of the first n entries of a log do not
+// readChunk is how many log entries one query of a long scan reads. A
+// scan of a whole log is many short reads rather than one long one: a long
+// read holds a snapshot, and SQLite's write-ahead log cannot start over
+// while a reader is on it. The rows of the first n entries of a log do not
 // change but for revocations, which each query reads only if they are of
 // those entries: the reads agree without a snapshot.
 const readChunk = 2000
 
-// AuditRows implements openpca.AuditStore.
-func (db *DB) AuditRows(ctx context.Context, caID string, logSize int64, fn func(*openpca.Certificate) error) error {
-	const q = `SELECT issue_seq, serial, subject, not_before, not_after, issued_at, template_arn,
-		CASE WHEN revoke_seq < ? THEN revoked_at END, CASE WHEN revoke_seq < ? THEN revocation_reason ELSE '' END
-		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq LIMIT ?`
+// AuditEntries implements openpca.AuditStore. It reads the range two
+// ways at once, each in the log's order: the entries (their records, if
+// kept, and hashes) and the certificates issued in it, and merges them.
+func (db *DB) AuditEntries(ctx context.Context, caID string, logSize, from, to int64, fn func(*openpca.AuditEntry) error) error {
+	if to > logSize {
+		return fmt.Errorf("sqlstore: audit entries up to %d of a log cut at %d", to, logSize)
+	}
 	ca, err := db.signerOf(ctx, caID)
 	if err != nil {
-		return db.wrap("reading audit rows", err)
+		return db.wrap("reading audit entries", err)
 	}
-	c := openpca.Certificate{CAID: caID, AccountID: ca.accountID}
-	for from := int64(0); from < logSize; {
-		rows, err := db.query(ctx, q, logSize, logSize, caID, from, logSize, readChunk)
-		if err != nil {
-			return db.wrap("reading audit rows", err)
+	for ; from < to; from += readChunk {
+		if err := db.auditChunk(ctx, caID, ca, logSize, from, min(from+readChunk, to), fn); err != nil {
+			return err
 		}
-		n := 0
-		for rows.Next() {
-			var seq, notBefore, notAfter, issuedAt int64
-			var revokedAt sql.NullInt64
-			if err := rows.Scan(&seq, &c.Serial, &c.Subject, &notBefore, &notAfter, &issuedAt, &c.TemplateARN, &revokedAt, &c.RevocationReason); err != nil {
-				rows.Close()
-				return db.wrap("reading audit rows", err)
+	}
+	return nil
+}
+
+// auditChunk is AuditEntries for at most readChunk entries: it reads the
+// certificates issued in the range, then its entries.
+func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, from, to int64, fn func(*openpca.AuditEntry) error) error {
+	type issued struct {
+		seq          int64
+		c            openpca.Certificate
+		signedSHA256 []byte
+	}
+	certs := make([]issued, 0, to-from)
+	rows, err := db.query(ctx, `SELECT issue_seq, serial, subject, not_before, not_after, issued_at, template_arn, requested_by, request_id, signed_sha256,
+		CASE WHEN revoke_seq < ? THEN revoked_at END, CASE WHEN revoke_seq < ? THEN revocation_reason ELSE '' END
+		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq`, logSize, logSize, caID, from, to)
+	if err != nil {
+		return db.wrap("reading audit entries", err)
+	}
+	for rows.Next() {
+		certs = append(certs, issued{c: openpca.Certificate{CAID: caID, AccountID: ca.accountID}})
+		is := &certs[len(certs)-1]
+		var notBefore, notAfter, issuedAt int64
+		var revokedAt sql.NullInt64
+		c := &is.c
+		if err := rows.Scan(&is.seq, &c.Serial, &c.Subject, &notBefore, &notAfter, &issuedAt, &c.TemplateARN, &c.RequestedBy, &c.RequestID,
+			&is.signedSHA256, &revokedAt, &c.RevocationReason); err != nil {
+			rows.Close()
+			return db.wrap("reading audit entries", err)
+		}
+		c.ARN = openpca.CertificateARN(ca.arn, c.Serial)
+		c.NotBefore, c.NotAfter, c.IssuedAt = time.UnixMicro(notBefore).UTC(), time.UnixMicro(notAfter).UTC(), time.UnixMicro(issuedAt).UTC()
+		c.RevokedAt = fromMicros(revokedAt)
+	}
+	if err := errors.Join(rows.Close(), rows.Err()); err != nil {
+		return db.wrap("reading audit entries", err)
+	}
+
+	rows, err = db.query(ctx, `SELECT seq, record, hashes FROM key_uses WHERE ca_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, caID, from, to)
+	if err != nil {
+		return db.wrap("reading audit entries", err)
+	}
+	defer rows.Close()
+	var (
+		e              openpca.AuditEntry
+		record, hashes sql.RawBytes // read in place: a log can have millions
+		rebuilt        []byte
+	)
+	next := from
+	for rows.Next() {
+		if err := rows.Scan(&e.Seq, &record, &hashes); err != nil {
+			return db.wrap("reading audit entries", err)
+		}
+		if e.Seq != next {
+			return fmt.Errorf("sqlstore: log entry %d of CA %s is missing: %w", next, caID, openpca.ErrLogIntegrity)
+		}
+		e.Record, e.Certificate = record, nil
+		if len(certs) > 0 && certs[0].seq == e.Seq {
+			is := &certs[0]
+			certs = certs[1:]
+			e.Certificate = &is.c
+			if record == nil {
+				if is.signedSHA256 == nil {
+					return fmt.Errorf("sqlstore: log entry %d of CA %s has no record, and no certificate to make it again: %w", e.Seq, caID, openpca.ErrLogIntegrity)
+				}
+				rebuilt = openpca.AppendIssueRecord(rebuilt[:0], ca.arn, &is.c, is.signedSHA256)
+				e.Record = rebuilt
 			}
-			c.ARN = openpca.CertificateARN(ca.arn, c.Serial)
-			c.NotBefore, c.NotAfter, c.IssuedAt = time.UnixMicro(notBefore).UTC(), time.UnixMicro(notAfter).UTC(), time.UnixMicro(issuedAt).UTC()
-			c.RevokedAt = fromMicros(revokedAt)
-			if err := fn(&c); err != nil {
-				rows.Close()
-				return err
-			}
-			n, from = n+1, seq+1
 		}
-		if err := rows.Close(); err != nil {
-			return db.wrap("reading audit rows", err)
+		if e.Record == nil {
+			return fmt.Errorf("sqlstore: log entry %d of CA %s has no record: %w", e.Seq, caID, openpca.ErrLogIntegrity)
 		}
-		if err := rows.Err(); err != nil {
-			return db.wrap("reading audit rows", err)
+		if leaf, err := auditlog.HashAt(hashes, 0); err != nil || leaf != tlog.RecordHash(e.Record) {
+			return fmt.Errorf("sqlstore: log entry %d of CA %s does not match the hash the log stored for it: %w", e.Seq, caID, openpca.ErrLogIntegrity)
 		}
-		if n < readChunk {
-			return nil
+		if err := fn(&e); err != nil {
+			return err
 		}
+		next++
+	}
+	if err := rows.Err(); err != nil {
+		return db.wrap("reading audit entries", err)
+	}
+	if next != to {
+		return fmt.Errorf("sqlstore: the key-use log of CA %s has %d entries, not %d: %w", caID, next, to, openpca.ErrLogIntegrity)
+	}
+	if len(certs) > 0 {
+		return fmt.Errorf("sqlstore: certificate %s of CA %s names log entry %d, which is not its issuance: %w", certs[0].c.Serial, caID, certs[0].seq, openpca.ErrLogIntegrity)
 	}
 	return nil
 }
 
 // LogRecords implements openpca.AuditStore.
 func (db *DB) LogRecords(ctx context.Context, caID string, logSize int64, fn func(record []byte) error) error {
-	ca, err := db.signerOf(ctx, caID)
-	if err != nil {
-		return db.wrap("reading key-use records", err)
-	}
-	var next int64
-	for next < logSize {
-		rows, err := db.query(ctx, entrySelect+` WHERE k.ca_id = ? AND k.seq >= ? AND k.seq < ? ORDER BY k.seq`, caID, next, min(next+readChunk, logSize))
-		if err != nil {
-			return db.wrap("reading key-use records", err)
-		}
-		e := entry{ca: ca, caID: caID}
-		start := next
-		for rows.Next() {
-			if err := e.scan(rows); err != nil {
-				rows.Close()
-				return db.wrap("reading key-use records", err)
-			}
-			if e.use.Seq != next {
-				break
-			}
-			if err := fn(e.use.Record); err != nil {
-				rows.Close()
-				return err
-			}
-			next++
-		}
-		if err := rows.Close(); err != nil {
-			return db.wrap("reading key-use records", err)
-		}
-		if err := rows.Err(); err != nil {
-			return db.wrap("reading key-use records", err)
-		}
-		if next == start || next < min(start+readChunk, logSize) {
-			break
-		}
-	}
-	if next != logSize {
-		return fmt.Errorf("sqlstore: read %d entries of the key-use log of CA %s, want %d", next, caID, logSize)
-	}
-	return nil
+	return db.AuditEntries(ctx, caID, logSize, 0, logSize, func(e *openpca.AuditEntry) error { return fn(e.Record) })
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -127,7 +128,7 @@ func testAuditReportLease(t *testing.T, s openpca.Store) {
 	}
 }
 
-func testAuditRows(t *testing.T, s openpca.Store) {
+func testAuditEntries(t *testing.T, s openpca.Store) {
 	ca := activeCA(t, s)
 	t0 := now()
 	var certs []*openpca.Certificate
@@ -159,8 +160,19 @@ func testAuditRows(t *testing.T, s openpca.Store) {
 	}
 	revoke(certs[2])
 
+	uses, err := s.KeyUses(ctx, ca.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var got []string
-	err := s.AuditRows(ctx, ca.ID, r.LogSize, func(c *openpca.Certificate) error {
+	err = s.AuditEntries(ctx, ca.ID, r.LogSize, 0, r.LogSize, func(e *openpca.AuditEntry) error {
+		if !bytes.Equal(e.Record, uses[e.Seq].Record) {
+			t.Errorf("entry %d: record %s, the log's is %s", e.Seq, e.Record, uses[e.Seq].Record)
+		}
+		c := e.Certificate
+		if c == nil {
+			return nil
+		}
 		revoked := ""
 		if !c.RevokedAt.IsZero() {
 			revoked = "revoked:" + string(c.RevocationReason)
@@ -178,8 +190,17 @@ func testAuditRows(t *testing.T, s openpca.Store) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rows\n got %v\nwant %v (log order, as of the report)", got, want)
 	}
+	// A part of the log is read alike.
+	var part []int64
+	if err := s.AuditEntries(ctx, ca.ID, r.LogSize, 2, 4, func(e *openpca.AuditEntry) error { part = append(part, e.Seq); return nil }); err != nil ||
+		fmt.Sprint(part) != "[2 3]" {
+		t.Errorf("entries 2 to 3: %v, %v", part, err)
+	}
 	stop := errors.New("stop")
-	if err := s.AuditRows(ctx, ca.ID, r.LogSize, func(*openpca.Certificate) error { return stop }); !errors.Is(err, stop) {
-		t.Errorf("AuditRows did not pass fn's error on: %v", err)
+	if err := s.AuditEntries(ctx, ca.ID, r.LogSize, 0, r.LogSize, func(*openpca.AuditEntry) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("AuditEntries did not pass fn's error on: %v", err)
+	}
+	if err := s.AuditEntries(ctx, ca.ID, r.LogSize+100, 0, r.LogSize+100, func(*openpca.AuditEntry) error { return nil }); !errors.Is(err, openpca.ErrLogIntegrity) {
+		t.Errorf("entries past the log's end: %v, want ErrLogIntegrity", err)
 	}
 }

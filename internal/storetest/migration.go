@@ -63,8 +63,13 @@ func (o *OldCertificate) Check(t *testing.T, s openpca.Store) {
 		t.Errorf("the issuance's leaf hash: %x, %v", stored, err)
 	}
 	var rows []string
-	if err := s.AuditRows(ctx, c.CAID, 2, func(c *openpca.Certificate) error { rows = append(rows, c.ARN+" "+c.Subject); return nil }); err != nil ||
-		len(rows) != 1 || rows[0] != c.ARN+" "+c.Subject {
+	err = s.AuditEntries(ctx, c.CAID, 2, 0, 2, func(e *openpca.AuditEntry) error {
+		if e.Certificate != nil {
+			rows = append(rows, e.Certificate.ARN+" "+e.Certificate.Subject)
+		}
+		return nil
+	})
+	if err != nil || len(rows) != 1 || rows[0] != c.ARN+" "+c.Subject {
 		t.Errorf("audit rows after the migration: %v, %v", rows, err)
 	}
 }

@@ -42,7 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"AuditReportWindow", testAuditReportWindow},
 		{"AuditReportWindowConcurrent", testAuditReportWindowConcurrent},
 		{"AuditReportLease", testAuditReportLease},
-		{"AuditRows", testAuditRows},
+		{"AuditEntries", testAuditEntries},
 		{"AccountsAndKeys", testAccountsAndKeys},
 		{"Settings", testSettings},
 		{"Buckets", testBuckets},
