@@ -203,7 +203,13 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		})
 	}
 	rows := 0
-	grp.Go(func() error {
+	grp.Go(func() (err error) {
+		defer func() {
+			if err != nil { // the objects' readers must not wait for more
+				report.w.CloseWithError(err)
+				proof.w.CloseWithError(err)
+			}
+		}()
 		if err := errors.Join(report.write(reportHead), proof.write(proofHead)); err != nil {
 			return err
 		}

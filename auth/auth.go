@@ -30,7 +30,8 @@ type Keys struct {
 // AssociatedData binds a sealed secret to its key id.
 func AssociatedData(keyID string) []byte { return []byte("access-key:" + keyID) }
 
-// Secret implements sigv4.KeyStore.
+// Secret implements sigv4.KeyStore. The key it finds is kept for the
+// request's authenticator, if ctx has a place for it (see found).
 func (k Keys) Secret(ctx context.Context, id string) (string, error) {
 	key, err := k.Store.FindAccessKey(ctx, id)
 	if errors.Is(err, openpca.ErrNotFound) {
@@ -46,8 +47,17 @@ func (k Keys) Secret(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("auth: opening the secret of %s: %w", id, err)
 	}
+	if f, ok := ctx.Value(foundKey{}).(*found); ok {
+		f.key = key
+	}
 	return string(secret), nil
 }
+
+// found is where Secret leaves the key a request is signed with, so that
+// the authenticator reads it once per request, not twice.
+type found struct{ key *openpca.AccessKey }
+
+type foundKey struct{}
 
 // Authenticator verifies SigV4 signatures and makes the signing key's
 // account the caller, with the key's policies.
@@ -61,7 +71,8 @@ type Authenticator struct {
 // Authenticate implements awsjson.Authenticator: the headers are checked
 // first, and the signature over the body after.
 func (a *Authenticator) Authenticate(r *http.Request) (awsjson.BodyCheck, error) {
-	signed, err := a.Verifier.Begin(r)
+	f := new(found)
+	signed, err := a.Verifier.Begin(r.WithContext(context.WithValue(r.Context(), foundKey{}, f)))
 	if err != nil {
 		return nil, err
 	}
@@ -70,9 +81,11 @@ func (a *Authenticator) Authenticate(r *http.Request) (awsjson.BodyCheck, error)
 		if err != nil {
 			return openpca.Caller{}, err
 		}
-		key, err := a.Store.FindAccessKey(r.Context(), keyID)
-		if err != nil {
-			return openpca.Caller{}, err
+		key := f.key
+		if key == nil || key.ID != keyID { // a KeyStore other than Keys
+			if key, err = a.Store.FindAccessKey(r.Context(), keyID); err != nil {
+				return openpca.Caller{}, err
+			}
 		}
 		policies, err := resolve(&a.parsed, key.Policies)
 		if err != nil {

@@ -527,3 +527,38 @@ func TestBucketOwnership(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditReportOfTamperedLog: a log whose stored entries no longer match
+// their hashes (one was changed under the server) makes its report FAILED,
+// with nothing in the bucket, rather than a report of a forged history;
+// and the generation ends, however far it had gone.
+func TestAuditReportOfTamperedLog(t *testing.T) {
+	for _, tamper := range []struct{ name, sql string }{
+		{"a record rewritten", `UPDATE key_uses SET record = CAST(REPLACE(CAST(record AS TEXT), '"kind":"CSR"', '"kind":"CRL"') AS BLOB) WHERE ca_id = ? AND seq = 0`},
+		{"an entry deleted", `DELETE FROM key_uses WHERE ca_id = ? AND seq = 2`},
+		{"a certificate rewritten", `UPDATE certificates SET subject = 'CN=forged.example' WHERE ca_id = ? AND issue_seq = 3`},
+	} {
+		t.Run(tamper.name, func(t *testing.T) {
+			env := testenv.Start(t)
+			caARN, _ := auditFixture(t, env)
+			dir := makeLocalBucket(t, env, "reports")
+			if _, err := env.DB(t).Exec(tamper.sql, caARN[strings.LastIndex(caARN, "/")+1:]); err != nil {
+				t.Fatal(err)
+			}
+			out, err := createReport(env, caARN, "reports", types.AuditReportResponseFormatJson)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := waitReport(t, env, caARN, *out.AuditReportId); err == nil {
+				t.Fatal("a report of a tampered log succeeded")
+			}
+			d, err := env.Client.DescribeCertificateAuthorityAuditReport(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: out.AuditReportId})
+			if err != nil || d.AuditReportStatus != types.AuditReportStatusFailed {
+				t.Fatalf("the report: %+v, %v", d, err)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(dir, filepath.Dir(*out.S3Key))); len(entries) != 0 {
+				t.Errorf("a failed report left %v", entries)
+			}
+		})
+	}
+}

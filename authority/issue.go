@@ -121,6 +121,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 		case err != nil:
 			return nil, err
 		}
+		s.issued.Add(stored.ARN, stored)
 		return &openpca.IssueCertificateResponse{CertificateArn: stored.ARN}, nil
 	}
 }
@@ -217,12 +218,17 @@ func (s *Service) GetCertificate(ctx context.Context, in *openpca.GetCertificate
 	if st := ca.StatusAt(s.now()); st == openpca.CertificateAuthorityStatusDeleted || st == openpca.CertificateAuthorityStatusFailed {
 		return nil, invalidState("The certificate authority %s is not in the correct state to have issued certificates: it is %s.", ca.ARN, st)
 	}
-	cert, err := s.store.FindCertificate(ctx, ca.ID, p.CertificateSerial)
-	if errors.Is(err, openpca.ErrNotFound) {
-		return nil, openpca.Errorf(openpca.CodeResourceNotFound, "Could not find certificate %s.", in.CertificateArn)
-	}
-	if err != nil {
-		return nil, err
+	// A client fetches a certificate just after it is issued, most often
+	// from the server that issued it.
+	cert, ok := s.issued.Get(in.CertificateArn)
+	if !ok {
+		cert, err = s.store.FindCertificate(ctx, ca.ID, p.CertificateSerial)
+		if errors.Is(err, openpca.ErrNotFound) {
+			return nil, openpca.Errorf(openpca.CodeResourceNotFound, "Could not find certificate %s.", in.CertificateArn)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	out := &openpca.GetCertificateResponse{Certificate: pemString("CERTIFICATE", cert.DER)}
 	if !selfSigned(cert) && len(ca.Certificate) > 0 {

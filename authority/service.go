@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/policy"
@@ -94,7 +95,14 @@ type Service struct {
 	ocspUnknown    *rate.Limiter
 	ocspBudgets    ocspBudgets
 	policies       policy.Cache // of CAs' resource policies
+	// issued keeps the certificates issued last, by ARN, for
+	// GetCertificate: a certificate never changes once recorded.
+	issued *lru.Cache[string, *openpca.Certificate]
 }
+
+// issuedCacheSize is how many recently issued certificates the service
+// keeps for GetCertificate.
+const issuedCacheSize = 4096
 
 var _ openpca.PrivateCA = (*Service)(nil)
 
@@ -128,6 +136,7 @@ func New(cfg Config) *Service {
 	s.ocspUnknown = rate.NewLimiter(rate.Limit(unknown), max(1, int(unknown)))
 	s.ocspBudgets.perHour = cmp.Or(cfg.OCSPUnknownBudget, DefaultOCSPUnknownBudget)
 	s.ocsp.limit = ocspCacheBytes
+	s.issued, _ = lru.New[string, *openpca.Certificate](issuedCacheSize)
 	return s
 }
 

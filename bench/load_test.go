@@ -21,8 +21,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,12 +45,18 @@ type client interface {
 	certificate(ctx context.Context, csr *csr) error
 }
 
-// server is a server under load: a process whose CPU time is counted.
+// server is a server under load: a process whose CPU time is counted,
+// and whose CPU profile is at profile, if it serves one.
 type server struct {
-	name   string
-	pid    int
-	client client
+	name    string
+	pid     int
+	client  client
+	profile string
 }
+
+// profileEnv names a folder to keep the servers' CPU profiles in, one per
+// leg and concurrency, taken over the middle of each run.
+const profileEnv = "OPENPCA_BENCH_PROFILE"
 
 // csr is a CSR in the forms the servers take it.
 type csr struct {
@@ -104,6 +113,10 @@ func load(b *testing.B, s *server, req *csr, c int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	cpu0 := cpuTime(b, s.pid)
+	if dir := os.Getenv(profileEnv); dir != "" && s.profile != "" {
+		name := filepath.Join(dir, strings.NewReplacer("/", "-", "=", "-").Replace(b.Name())+".pprof")
+		go saveProfile(b, s.profile+"?seconds=3", name)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	for range c {
@@ -184,4 +197,16 @@ func ceiling(b *testing.B, req *csr) {
 	// Every core was busy all along.
 	b.ReportMetric(ms(elapsed)*float64(runtimeCPUs())/float64(b.N), "cpu-ms/cert")
 	b.ReportMetric(0, "ns/op")
+}
+
+// saveProfile fetches a CPU profile from url into file.
+func saveProfile(b *testing.B, url, file string) {
+	res, err := http.Get(url)
+	if err != nil {
+		b.Log(err)
+		return
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	os.WriteFile(file, data, 0o644)
 }

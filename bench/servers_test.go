@@ -132,6 +132,12 @@ func startOpenPCA(b *testing.B, dsn string) *server {
 	if dsn != "" {
 		args = append(args, "--database", dsn)
 	}
+	var pprofURL string
+	if os.Getenv(profileEnv) != "" {
+		pprofAddr := freeAddr(b)
+		args = append(args, "--pprof-listen", pprofAddr)
+		pprofURL = "http://" + pprofAddr + "/debug/pprof/profile"
+	}
 	cmd := run(b, dir, []string{"OPENPCA_ROOT_ACCESS_KEY_ID=" + testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY=" + testenv.SecretAccessKey},
 		openpcaBinary(b), args...)
 	url := "http://" + addr
@@ -141,7 +147,7 @@ func startOpenPCA(b *testing.B, dsn string) *server {
 	caARN, _ := env.NewActiveRoot(b, "Bench Root")
 	c := &openpcaClient{url: url + "/", caARN: caARN, http: &http.Client{Transport: transport}, signer: v4.NewSigner(),
 		creds: aws.Credentials{AccessKeyID: testenv.AccessKeyID, SecretAccessKey: testenv.SecretAccessKey}}
-	return &server{name: "openpca", pid: cmd.Process.Pid, client: c}
+	return &server{name: "openpca", pid: cmd.Process.Pid, client: c, profile: pprofURL}
 }
 
 // openpcaClient speaks the AWS JSON protocol itself, signing as the SDK

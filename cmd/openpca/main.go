@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -129,6 +131,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		logLevel        slog.Level
 		logFormat       string
 		shutdownTimeout time.Duration
+		pprofListen     string
 		pinFile         string
 	)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve the API on")
@@ -166,6 +169,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.IntVar(&cfg.ReportWorkers, "report-workers", cfg.ReportWorkers, "audit reports this server generates at once; 0 for none (other servers sharing the database generate)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&pprofListen, "pprof-listen", "", "an address to serve Go's profiler on (/debug/pprof/), for finding where time goes; off by default, and never for the outside")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on SIGINT or SIGTERM")
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
 		return err
@@ -198,6 +202,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		return fmt.Errorf("--log-format must be json or text, not %q", logFormat)
 	}
 
+	if pprofListen != "" {
+		pl, err := net.Listen("tcp", pprofListen)
+		if err != nil {
+			return fmt.Errorf("--pprof-listen: %w", err)
+		}
+		defer pl.Close()
+		go http.Serve(pl, profiler())
+	}
 	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -226,4 +238,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		cfg.Logger.Info("stopped")
 	}
 	return err
+}
+
+// profiler serves Go's profiles, as net/http/pprof does on its default
+// mux, on a mux of its own.
+func profiler() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
