@@ -131,7 +131,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 // revocation is published.
 func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.CertificateRequest, api *openpca.ApiPassthrough, parent *x509.Certificate,
 	signer crypto.Signer, sigAlg x509.SignatureAlgorithm, nb, na time.Time) (*openpca.Certificate, error) {
-	serial, err := pki.NewSerial()
+	serial, err := pki.NewSerial(s.now())
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"time"
 	"unicode/utf16"
 )
 
@@ -102,12 +103,21 @@ func escapeRFC2253(s string) string {
 	return b.String()
 }
 
-// NewSerial returns a random serial number of 16 bytes, positive and with
-// a non-zero first byte, so that its hex form always has 32 digits.
-func NewSerial() (*big.Int, error) {
+// NewSerial returns a serial number of 16 bytes: the time now, in
+// milliseconds since 1970 in 6 bytes, then 80 random bits (more than the
+// 64 the CA/Browser Forum asks for, so that no one can foresee a serial).
+// Serials so ordered by time are written to the end of the store's index
+// of them rather than anywhere in it. The first byte is not zero from
+// 2005 on, and below 0x80 until the year 6400: the number is positive,
+// and its hex form has 32 digits.
+func NewSerial(now time.Time) (*big.Int, error) {
 	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
+	if _, err := rand.Read(b[6:]); err != nil {
 		return nil, err
+	}
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i], ms = byte(ms), ms>>8
 	}
 	b[0] &= 0x7f
 	if b[0] == 0 {

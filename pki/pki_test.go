@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openpca/openpca"
 )
@@ -170,5 +171,27 @@ func TestSignatureAlgorithm(t *testing.T) {
 				t.Errorf("%s with %s: %v", key, sig, err)
 			}
 		}
+	}
+}
+
+// TestNewSerial: serials are positive, 32 hex digits long, ordered by the
+// time they are made, and differ within one millisecond.
+func TestNewSerial(t *testing.T) {
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	var last string
+	seen := map[string]bool{}
+	for i := range 1000 {
+		n, err := NewSerial(at.Add(time.Duration(i/10) * time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := SerialHex(n)
+		if n.Sign() <= 0 || len(h) != 32 || seen[h] {
+			t.Fatalf("serial %s", h)
+		}
+		if i%10 == 0 && h <= last {
+			t.Errorf("serial %s made after %s sorts before it", h, last)
+		}
+		seen[h], last = true, h
 	}
 }
