@@ -121,7 +121,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 
 // chunkEntries is how many log entries one worker reads and formats at
 // a time.
-const chunkEntries = 1000
+const chunkEntries = 500
 
 // generate writes report r and, side by side, its proof file, in one pass
 // over the entries of the CA's log the report covers, and returns how many
@@ -162,7 +162,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	// channel of its own, to the writer in the same order: at most
 	// inFlight chunks are held at once.
 	workers := min(runtime.GOMAXPROCS(0), 4)
-	inFlight := workers + 2
+	inFlight := workers + 1
 	jobs := make(chan *chunk, inFlight)
 	results := make(chan *chunk, inFlight)
 	free := make(chan *chunk, inFlight) // chunks written, whose buffers serve again
