@@ -2,15 +2,10 @@ package authority_test
 
 import (
 	"bufio"
-	"crypto"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -26,7 +21,6 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
-	"github.com/openpca/openpca/seal"
 )
 
 // BenchmarkIssueAndGet measures IssueCertificate followed by GetCertificate
@@ -35,10 +29,11 @@ import (
 // as openpca serve sets it. Each certificate is durable (SQLite with
 // synchronous=FULL, or PostgreSQL with fsync) before IssueCertificate
 // returns. It reports certificates per second and the p50 and p99 latency
-// of the pair, on each store, and the ceiling of x509.CreateCertificate.
-// On SQLite it runs with a key without a policy and with a key whose
-// three-statement policy the server evaluates at each request, and with
-// the CA's key in a SoftHSM2 token instead of the software store.
+// of the pair, on each store. On SQLite it runs with a key without a
+// policy and with a key whose three-statement policy the server evaluates
+// at each request, and with the CA's key in a SoftHSM2 token instead of
+// the software store. The whole server runs in this process, beside the
+// SDK client: package bench measures a server process on its own.
 func BenchmarkIssueAndGet(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400)) // as openpca serve runs
 	b.Run("store=postgres", func(b *testing.B) {
@@ -57,7 +52,6 @@ func BenchmarkIssueAndGet(b *testing.B) {
 			{"Sid":"Fetch","Effect":"Allow","Action":"acm-pca:GetCertificate","Resource":"` + rootARN + `"},
 			{"Sid":"NoDeletes","Effect":"Deny","Action":"acm-pca:Delete*","Resource":"*"}]}`})
 		b.Run("key=policy", func(b *testing.B) { benchmarkIssueAndGet(b, env, client, rootARN) })
-		benchmarkCeiling(b, env, rootARN)
 	})
 	b.Run("store=sqlite/keys=pkcs11", func(b *testing.B) {
 		env := testenv.Start(b, testenv.NewSoftHSM(b).Use())
@@ -115,33 +109,6 @@ func benchmarkIssueAndGet(b *testing.B, env *testenv.Env, client *acmpca.Client,
 	}
 }
 
-// benchmarkCeiling measures x509.CreateCertificate alone, with the same CA
-// key and certificate template, on every core.
-func benchmarkCeiling(b *testing.B, env *testenv.Env, rootARN string) {
-	env.Stop(b)
-	key := caKey(b, env, rootARN)
-	b.Run("ceiling=x509.CreateCertificate", func(b *testing.B) {
-		parentKey := key.Public()
-		parent := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Bench Root"}, PublicKey: parentKey,
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, SubjectKeyId: []byte{1, 2, 3}}
-		leafKey := testenv.NewLeaf(b, &x509.CertificateRequest{}).Key.Public()
-		b.ResetTimer()
-		start := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "bench.example"}, DNSNames: []string{"bench.example"},
-					NotBefore: time.Now(), NotAfter: time.Now().AddDate(0, 0, 7), KeyUsage: x509.KeyUsageDigitalSignature,
-					ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-				if _, err := x509.CreateCertificate(rand.Reader, tmpl, parent, leafKey, key); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "certs/s")
-	})
-}
-
 // commitStats reads the group commit counters from the server's metrics.
 func commitStats(b *testing.B, url string) (writes, txs, seconds float64) {
 	res, err := http.Get(url + "/metrics")
@@ -166,32 +133,4 @@ func commitStats(b *testing.B, url string) (writes, txs, seconds float64) {
 		}
 	}
 	return
-}
-
-// caKey opens a CA's private key from a stopped server's data folder, as
-// only a test may.
-func caKey(b *testing.B, env *testenv.Env, arn string) crypto.Signer {
-	b.Helper()
-	var sealed []byte
-	if err := env.DB(b).QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, arn).Scan(&sealed); err != nil {
-		b.Fatal(err)
-	}
-	keyFile, err := os.ReadFile(filepath.Join(env.Config.DataDir, "master.key"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	master, err := seal.ParseKey(string(keyFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, _ := seal.New(master)
-	der, err := s.Open(sealed, []byte(arn))
-	if err != nil {
-		b.Fatal(err)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return key.(crypto.Signer)
 }
