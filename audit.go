@@ -3,6 +3,7 @@ package openpca
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -35,6 +36,10 @@ type AuditStore interface {
 
 	// FindAuditReport returns the report id of CA caID, or ErrNotFound.
 	FindAuditReport(ctx context.Context, caID, id string) (*AuditReport, error)
+
+	// AuditReports returns CA caID's latest reports, at most limit, the
+	// newest first.
+	AuditReports(ctx context.Context, caID string, limit int) ([]*AuditReport, error)
 
 	// ClaimAuditReport gives owner the oldest CREATING report that no
 	// other owner holds (its lease has run out, or it is owner's own), for
@@ -77,8 +82,37 @@ type AuditEntry struct {
 
 // ErrLogIntegrity says that what the store keeps of a CA's key-use log
 // does not agree with the log's hashes: entries were changed or removed
-// under the server.
+// under the server. Stores return it as a *LogIntegrityError.
 var ErrLogIntegrity = errors.New("the key-use log does not match its hashes")
+
+// LogIntegrityError says which entry of which CA's key-use log does not
+// agree with the log's hashes, and how. It is ErrLogIntegrity.
+type LogIntegrityError struct {
+	CAID string
+	// Entry is the entry found wrong, or the first one missing.
+	Entry int64
+	// Problem says what is wrong with it: "is missing", "does not match
+	// the hash the log stored for it".
+	Problem string
+}
+
+func (e *LogIntegrityError) Error() string {
+	return fmt.Sprintf("%v: entry %d of the log of CA %s %s", ErrLogIntegrity, e.Entry, e.CAID, e.Problem)
+}
+
+// Is makes a *LogIntegrityError ErrLogIntegrity.
+func (e *LogIntegrityError) Is(target error) bool { return target == ErrLogIntegrity }
+
+// IntegrityAlarm is told of every key-use log found not to match its
+// hashes, wherever that is found; nil tells no one.
+type IntegrityAlarm func(context.Context, *LogIntegrityError)
+
+// Check raises the alarm if err is a *LogIntegrityError.
+func (a IntegrityAlarm) Check(ctx context.Context, err error) {
+	if li, ok := errors.AsType[*LogIntegrityError](err); ok && a != nil {
+		a(ctx, li)
+	}
+}
 
 // ErrTooSoon refuses a report requested within the interval of the last.
 var ErrTooSoon = &Error{Code: CodeRequestInProgress, Message: "An audit report was created recently."}

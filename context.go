@@ -31,6 +31,7 @@ const (
 	OperationAuditCheckpoint  = "GetAuditLogCheckpoint"
 	OperationAuditConsistency = "GetAuditLogConsistencyProof"
 	OperationAuditInclusion   = "GetAuditLogInclusionProof"
+	OperationAuditReports     = "ListAuditReports"
 )
 
 type callerKey struct{}

@@ -3,6 +3,7 @@ module github.com/openpca/openpca
 go 1.26.8
 
 require (
+	filippo.io/torchwood v0.6.1
 	github.com/ThalesGroup/crypto11 v1.6.2
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/config v1.33.15

@@ -19,6 +19,7 @@ type Store interface {
 	BucketStore
 	PermissionStore
 	ResealStore
+	WitnessStore
 	Close() error
 }
 

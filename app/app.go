@@ -38,6 +38,7 @@ import (
 	"github.com/openpca/openpca/sigv4"
 	"github.com/openpca/openpca/sqlite"
 	"github.com/openpca/openpca/sqlstore"
+	"github.com/openpca/openpca/witnessing"
 )
 
 // App is a running OpenPCA.
@@ -56,9 +57,15 @@ type App struct {
 
 	reports    *audit.Generator
 	crls       *crl.Publisher
-	stop       context.CancelFunc // stops the janitor
+	witnessing *witnessing.Witnessing // nil without witnesses
+	stop       context.CancelFunc     // stops the janitor
 	background sync.WaitGroup
 }
+
+// DefaultReportWitnessWait is how long an audit report waits for
+// witnesses to cosign a checkpoint of its log, when the server has
+// witnesses: a few of their rounds (see witnessing.Interval and Retry).
+const DefaultReportWitnessWait = 30 * time.Second
 
 // janitorInterval is how often deleted CAs past their restoration period
 // are purged. Until then the service already treats them as gone.
@@ -127,9 +134,33 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	log := auditlog.NewLog(a.store, auditKey, verifierKey, cfg.Now)
 	caKeys := authority.NewKeys(a.keyStores)
+	alarms := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "openpca_audit_log_integrity_alarms_total",
+		Help: "Times a CA's key-use log was found not to match its hashes (entries changed or removed under the server), by a report, a proof or witnessing.",
+	})
+	alarm := func(ctx context.Context, e *openpca.LogIntegrityError) {
+		alarms.Inc()
+		logger.ErrorContext(ctx, "integrity alarm: a CA's key-use log does not match its hashes; it was changed under the server",
+			"ca", e.CAID, "entry", e.Entry, "problem", e.Problem)
+	}
+	collectors := []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector(), alarms}
+	var witnessed func(ctx context.Context, caID string, size int64) (*openpca.WitnessedCheckpoint, error)
+	var latestWitnessed func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
+	if len(cfg.Witnesses) > 0 {
+		// Witnessing keeps the wall clock's pace, whatever the tests do
+		// to the service's.
+		a.witnessing = witnessing.Start(witnessing.Config{Store: a.store, Log: log, Witnesses: cfg.witnesses, Quorum: cfg.WitnessQuorum,
+			Owner: nodeID, Logger: logger, Alarm: alarm})
+		collectors = append(collectors, a.witnessing.Collector())
+		witnessed = func(ctx context.Context, caID string, size int64) (*openpca.WitnessedCheckpoint, error) {
+			return a.witnessing.AtLeast(ctx, caID, size, cfg.ReportWitnessWait)
+		}
+		latestWitnessed = a.store.WitnessedCheckpoint
+	}
 	a.reports = audit.StartGenerator(audit.GeneratorConfig{
 		Store: a.store, Objects: a.objects, Log: log, Logger: logger,
-		Owner: nodeID, Workers: cfg.ReportWorkers, Lease: cfg.AuditReportLease, Now: cfg.Now,
+		Owner: nodeID, Workers: cfg.ReportWorkers, Lease: cfg.AuditReportLease, Now: cfg.Now, Witnessed: witnessed,
+		Alarm: alarm,
 	})
 	a.crls = crl.Start(crl.Config{Store: a.store, Objects: a.objects, Keys: caKeys, Logger: logger, Owner: nodeID, Now: cfg.Now})
 	svc := authority.New(authority.Config{
@@ -138,6 +169,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
 		Objects: a.objects, Reports: a.reports, CRLs: a.crls, AuditReportInterval: cfg.AuditReportInterval, Log: log,
 		PublicURL: cfg.PublicURL, OCSPUnknownRate: cfg.OCSPUnknownRate, OCSPUnknownBudget: cfg.OCSPUnknownBudget,
+		Witnessed: latestWitnessed, Alarm: alarm,
 	})
 	var local server.LocalObjects
 	if l, ok := a.objects.(*localfs.Store); ok {
@@ -148,7 +180,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		AuditLog:      svc,
 		OCSP:          svc,
 		LocalObjects:  local,
-		Collectors:    []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector()},
+		Collectors:    collectors,
 		Ready:         a.store.Ready,
 		Authenticator: authenticator,
 		Logger:        logger,
@@ -288,6 +320,9 @@ func (a *App) Close() error {
 	a.background.Wait()
 	a.reports.Close()
 	a.crls.Close()
+	if a.witnessing != nil {
+		a.witnessing.Close()
+	}
 	err := a.store.Close()
 	return errors.Join(err, a.closeKeys(), a.lock.Close())
 }

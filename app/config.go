@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/openpca/openpca"
@@ -15,6 +17,8 @@ import (
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/pkcs11"
 	"github.com/openpca/openpca/seal"
+	"github.com/openpca/openpca/witness"
+	"github.com/openpca/openpca/witnessing"
 )
 
 // Config is how a server is set up. Start from DefaultConfig: Validate
@@ -109,6 +113,17 @@ type Config struct {
 	// the server only serves the API, and other servers sharing its store
 	// generate.
 	ReportWorkers int
+	// Witnesses are the witnesses the server asks to cosign its checkpoints
+	// (c2sp.org/tlog-witness), each "URL=KEY": the witness's submission
+	// prefix and its public key. WitnessQuorum is how many must cosign a
+	// checkpoint for the server to count it witnessed; 0 means all.
+	Witnesses     []string
+	WitnessQuorum int
+	witnesses     []witnessing.Witness // Witnesses, parsed by Validate
+	// ReportWitnessWait is how long an audit report waits for witnesses to
+	// cosign a checkpoint of its log; past it the report goes without their
+	// cosignatures.
+	ReportWitnessWait time.Duration
 	// Logger defaults to JSON on the standard error.
 	Logger *slog.Logger
 	// Now overrides the clock, for tests.
@@ -138,6 +153,7 @@ func DefaultConfig() Config {
 		AuditReportInterval: authority.DefaultAuditReportInterval,
 		AuditReportLease:    audit.DefaultLease,
 		ReportWorkers:       DefaultReportWorkers,
+		ReportWitnessWait:   DefaultReportWitnessWait,
 		KeyStore:            seal.SoftwareStore,
 		AuditKeyStore:       seal.SoftwareStore,
 	}
@@ -162,6 +178,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--report-workers must be 0 or more, not %d", cfg.ReportWorkers)
 	case cfg.MaxCAsPerAccount <= 0 || cfg.OCSPUnknownBudget <= 0 || cfg.OCSPUnknownRate <= 0:
 		return fmt.Errorf("--max-cas-per-account, --ocsp-unknown-budget and the OCSP rate must be positive")
+	case cfg.ReportWitnessWait < 0:
+		return fmt.Errorf("--report-witness-wait must not be negative")
 	case cfg.AuditReportInterval < 0 || cfg.AuditReportLease <= 0:
 		return fmt.Errorf("--audit-report-interval must not be negative, and --audit-report-lease must be positive")
 	case (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == ""):
@@ -199,6 +217,9 @@ func (cfg *Config) Validate() error {
 	default:
 		return fmt.Errorf("--audit-key-store must be software or pkcs11, not %q (the audit key cannot be kept in KMS yet)", cfg.AuditKeyStore)
 	}
+	if err := cfg.parseWitnesses(); err != nil {
+		return err
+	}
 	if cfg.PublicURL == "" {
 		scheme := "http"
 		if cfg.TLSCertFile != "" || cfg.TLSSelfSigned {
@@ -211,6 +232,30 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
+	}
+	return nil
+}
+
+// parseWitnesses reads Witnesses into witnesses, and checks the quorum.
+func (cfg *Config) parseWitnesses() error {
+	cfg.witnesses = nil
+	for _, w := range cfg.Witnesses {
+		rawURL, key, ok := strings.Cut(w, "=")
+		u, err := url.Parse(rawURL)
+		if !ok || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--witness must be URL=KEY, the witness's http(s) address and its public key, not %q", w)
+		}
+		v, err := witness.NewVerifier(key)
+		if err != nil {
+			return fmt.Errorf("--witness %s: %w", rawURL, err)
+		}
+		cfg.witnesses = append(cfg.witnesses, witnessing.Witness{Key: key, Client: &witness.Client{URL: rawURL, Verifier: v}})
+	}
+	switch {
+	case cfg.WitnessQuorum == 0:
+		cfg.WitnessQuorum = len(cfg.witnesses)
+	case cfg.WitnessQuorum < 0 || cfg.WitnessQuorum > len(cfg.witnesses):
+		return fmt.Errorf("--witness-quorum must be between 1 and the %d witnesses given, not %d", len(cfg.witnesses), cfg.WitnessQuorum)
 	}
 	return nil
 }

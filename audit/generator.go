@@ -52,6 +52,12 @@ type GeneratorConfig struct {
 	Lease time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Witnessed, if the server has witnesses, returns the CA's witnessed
+	// checkpoint of at least size entries, waiting a while for one.
+	Witnessed func(ctx context.Context, caID string, size int64) (*openpca.WitnessedCheckpoint, error)
+	// Alarm, if set, is told of every CA's key-use log found not to
+	// match its hashes: its report fails, saying which entry.
+	Alarm openpca.IntegrityAlarm
 }
 
 // DefaultLease is how long a worker holds a report without renewing; it
@@ -108,6 +114,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	if err != nil {
 		status, failure = openpca.AuditReportStatusFailed, err.Error()
 	}
+	g.cfg.Alarm.Check(ctx, err)
 	if err := g.cfg.Store.FinishAuditReport(context.WithoutCancel(ctx), r.ID, owner, status, failure); err != nil {
 		log.Error("recording the end of an audit report", "error", err)
 		return
@@ -143,10 +150,14 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	if err != nil {
 		return 0, fmt.Errorf("audit: signing the checkpoint: %w", err)
 	}
-	proofHead, err := (&auditlog.ProofHeader{
+	header := &auditlog.ProofHeader{
 		Format: auditlog.ProofFormat, CertificateAuthorityArn: ca.ARN, AuditReportID: r.ID,
 		S3Key: r.Key, ReportFormat: string(r.Format), Checkpoint: string(checkpoint),
-	}).Line()
+	}
+	if err := g.witness(ctx, r, header); err != nil {
+		return 0, err
+	}
+	proofHead, err := header.Line()
 	if err != nil {
 		return 0, err
 	}
@@ -242,6 +253,29 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	})
 	err = grp.Wait()
 	return rows, err
+}
+
+// witness puts in the proof file's header a witnessed checkpoint that
+// covers the report, and the proof that it extends the report's, if the
+// server has witnesses. A report whose log no witnessed checkpoint covers
+// in time goes without: `openpca audit verify --witness` then refuses it.
+func (g *Generator) witness(ctx context.Context, r *openpca.AuditReport, h *auditlog.ProofHeader) error {
+	if g.cfg.Witnessed == nil {
+		return nil
+	}
+	w, err := g.cfg.Witnessed(ctx, r.CAID, r.LogSize)
+	if err != nil {
+		g.cfg.Logger.Warn("the audit report goes without witnesses' cosignatures", "report", r.ID, "ca", r.CAID, "error", err)
+		h.NotWitnessed = err.Error()
+		return nil
+	}
+	if w.Size > r.LogSize {
+		if h.WitnessProof, err = g.cfg.Log.ConsistencyProof(ctx, r.CAID, r.LogSize, w.Size); err != nil {
+			return fmt.Errorf("audit: proving the witnessed checkpoint extends the report's: %w", err)
+		}
+	}
+	h.WitnessedCheckpoint = string(w.Note)
+	return nil
 }
 
 // chunk is a run of a report's log entries, from to to-1, and once a

@@ -13,6 +13,8 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Verification is what Verify found.
@@ -284,6 +286,62 @@ func (v *Verification) checkCheckpoint(verifierKey string) {
 		if root, err := v.Tree.Root(n); err != nil || root != c.Root {
 			v.problem("log", 0, "the log entries do not hash to the checkpoint's root: an entry was changed, added, removed or reordered")
 		}
+	}
+}
+
+// CheckWitnesses checks, beside Verify's checks, that witnesses vouch for
+// the report's log: its proof file holds a checkpoint of at least as many
+// entries, signed by the server's key (verifierKey) and cosigned by at
+// least quorum of witnesses, and a proof that it extends the report's
+// checkpoint. A log shown to the witnesses is one history: the server
+// could not have shown them another, and this report's, unseen.
+func (v *Verification) CheckWitnesses(verifierKey string, witnesses []note.Verifier, quorum int) {
+	if v.Header == nil || v.Checkpoint == nil {
+		return // Verify has said why
+	}
+	if v.Header.WitnessedCheckpoint == "" {
+		why := ""
+		if v.Header.NotWitnessed != "" {
+			why = " (the server says: " + v.Header.NotWitnessed + ")"
+		}
+		v.problem("witness", 0, "the report's log is not witnessed: its proof file has no checkpoint cosigned by witnesses%s", why)
+		return
+	}
+	server, err := note.NewVerifier(verifierKey)
+	if err != nil {
+		v.problem("witness", 0, "the server's key: %v", err)
+		return
+	}
+	n, err := note.Open([]byte(v.Header.WitnessedCheckpoint), note.VerifierList(append([]note.Verifier{server}, witnesses...)...))
+	if err != nil {
+		v.problem("witness", 0, "the witnessed checkpoint: %v", err)
+		return
+	}
+	signedByServer, cosigners := false, map[string]bool{}
+	for _, sig := range n.Sigs {
+		if sig.Hash == server.KeyHash() && sig.Name == server.Name() {
+			signedByServer = true
+		} else {
+			cosigners[fmt.Sprintf("%s+%08x", sig.Name, sig.Hash)] = true
+		}
+	}
+	if !signedByServer {
+		v.problem("witness", 0, "the witnessed checkpoint is not signed by the key %s", verifierKey)
+	}
+	if len(cosigners) < quorum {
+		v.problem("witness", 0, "%d of the witnesses given cosigned the report's log, and %d must", len(cosigners), quorum)
+	}
+	c, err := auditlog.ParseCheckpoint(n.Text)
+	switch {
+	case err != nil:
+		v.problem("witness", 0, "the witnessed checkpoint: %v", err)
+	case c.Origin != v.Checkpoint.Origin:
+		v.problem("witness", 0, "the witnessed checkpoint is of the log %q, not %q", c.Origin, v.Checkpoint.Origin)
+	case c.Size < v.Checkpoint.Size:
+		v.problem("witness", 0, "the witnessed checkpoint has %d entries, fewer than the report's %d", c.Size, v.Checkpoint.Size)
+	case c.Size == v.Checkpoint.Size && c.Root != v.Checkpoint.Root,
+		c.Size > v.Checkpoint.Size && tlog.CheckTree(v.Header.WitnessProof, c.Size, c.Root, v.Checkpoint.Size, v.Checkpoint.Root) != nil:
+		v.problem("witness", 0, "the witnessed log (%d entries) does not extend the report's (%d entries): the server showed the witnesses another history", c.Size, v.Checkpoint.Size)
 	}
 }
 

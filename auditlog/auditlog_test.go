@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -138,7 +139,7 @@ func TestProofFile(t *testing.T) {
 			return nil
 		})
 	}
-	if gh, err := read(b.Bytes()); err != nil || *gh != *h || len(got) != 3 || !bytes.Equal(got[2], recs[2]) {
+	if gh, err := read(b.Bytes()); err != nil || !reflect.DeepEqual(gh, h) || len(got) != 3 || !bytes.Equal(got[2], recs[2]) {
 		t.Fatalf("read back %+v, %d records, %v", gh, len(got), err)
 	}
 	if _, err := read(b.Bytes()[:b.Len()-1]); err == nil || !strings.Contains(err.Error(), "cut short") {

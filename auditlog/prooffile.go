@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // A report's proof file sits beside it in the bucket, at the report's key
@@ -32,6 +34,15 @@ type ProofHeader struct {
 	// Checkpoint is the signed note of the log's first entries that the
 	// report covers.
 	Checkpoint string `json:"checkpoint"`
+	// WitnessedCheckpoint, if the server has witnesses, is a checkpoint of
+	// the log of at least as many entries, cosigned by witnesses, and
+	// WitnessProof proves that it extends Checkpoint (RFC 6962's
+	// consistency proof, empty when the two are of one size).
+	WitnessedCheckpoint string         `json:"witnessedCheckpoint,omitempty"`
+	WitnessProof        tlog.TreeProof `json:"witnessProof,omitempty"`
+	// NotWitnessed says why a server with witnesses wrote no
+	// WitnessedCheckpoint: too few of them cosigned in time.
+	NotWitnessed string `json:"notWitnessed,omitempty"`
 }
 
 // WriteProof writes a proof file: h, then each record that records yields.

@@ -18,14 +18,25 @@ import (
 // checkpoints.
 func (s *Service) AuditVerifierKey() string { return s.log.VerifierKey() }
 
-// AuditCheckpoint signs a checkpoint of the whole log of the caller's CA.
+// AuditCheckpoint returns the latest checkpoint of the log of the caller's
+// CA that witnesses cosigned, if the server has witnesses and they have;
+// else it signs a checkpoint of the whole log.
 func (s *Service) AuditCheckpoint(ctx context.Context, caARN string) ([]byte, error) {
 	ca, err := s.findCA(ctx, caARN, nil)
 	if err != nil {
 		return nil, err
 	}
+	if s.witnessed != nil {
+		w, err := s.witnessed(ctx, ca.ID)
+		if err == nil {
+			return w.Note, nil
+		}
+		if !errors.Is(err, openpca.ErrNotFound) {
+			return nil, err
+		}
+	}
 	signed, _, err := s.log.Checkpoint(ctx, ca.ARN, ca.ID, -1)
-	return signed, err
+	return signed, s.logIntegrity(ctx, ca, err)
 }
 
 // AuditConsistencyProof proves that the first to entries of the log of the
@@ -42,12 +53,14 @@ func (s *Service) AuditConsistencyProof(ctx context.Context, caARN string, from,
 	if from < 1 || to < from || to > size {
 		return nil, openpca.Errorf(openpca.CodeInvalidRequest, "from and to must satisfy 1 <= from <= to <= %d, the size of the log of %s.", size, ca.ARN)
 	}
-	return s.log.ConsistencyProof(ctx, ca.ID, from, to)
+	proof, err := s.log.ConsistencyProof(ctx, ca.ID, from, to)
+	return proof, s.logIntegrity(ctx, ca, err)
 }
 
 // AuditInclusionProof proves that the log entries about a certificate of
 // the caller's CA (its issuance, and its revocation if any) are in the
-// log, as of a checkpoint signed now.
+// log, as of a checkpoint signed now. It checks each entry against the
+// checkpoint first: the server never hands out a proof that fails.
 func (s *Service) AuditInclusionProof(ctx context.Context, caARN, serial string) (*auditlog.InclusionProof, error) {
 	ca, err := s.findCA(ctx, caARN, nil)
 	if err != nil {
@@ -57,10 +70,15 @@ func (s *Service) AuditInclusionProof(ctx context.Context, caARN, serial string)
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidRequest, "serial: %v.", err)
 	}
-	uses, err := s.store.CertificateKeyUses(ctx, ca.ID, hexSerial)
+	p, err := s.inclusionProof(ctx, ca, hexSerial)
 	if errors.Is(err, openpca.ErrNotFound) {
 		return nil, openpca.Errorf(openpca.CodeResourceNotFound, "%s has issued no certificate with serial %s.", ca.ARN, serial)
 	}
+	return p, s.logIntegrity(ctx, ca, err)
+}
+
+func (s *Service) inclusionProof(ctx context.Context, ca *openpca.CA, serial string) (*auditlog.InclusionProof, error) {
+	uses, err := s.store.CertificateKeyUses(ctx, ca.ID, serial)
 	if err != nil {
 		return nil, err
 	}
@@ -68,13 +86,44 @@ func (s *Service) AuditInclusionProof(ctx context.Context, caARN, serial string)
 	if err != nil {
 		return nil, err
 	}
-	out := &auditlog.InclusionProof{CertificateAuthorityArn: ca.ARN, Serial: hexSerial, Checkpoint: string(signed)}
+	out := &auditlog.InclusionProof{CertificateAuthorityArn: ca.ARN, Serial: serial, Checkpoint: string(signed)}
 	for _, u := range uses {
 		proof, err := s.log.InclusionProof(ctx, ca.ID, u.Seq, checkpoint.Size)
 		if err != nil {
 			return nil, err
 		}
+		if tlog.CheckRecord(proof, checkpoint.Size, checkpoint.Root, u.Seq, tlog.RecordHash(u.Record)) != nil {
+			return nil, &openpca.LogIntegrityError{CAID: ca.ID, Entry: u.Seq, Problem: "does not match the hash the log stored for it"}
+		}
 		out.Entries = append(out.Entries, auditlog.ProvenEntry{Index: u.Seq, Record: string(u.Record), Proof: proof})
 	}
 	return out, nil
+}
+
+// maxAuditReports bounds how many of a CA's reports AuditReports lists.
+const maxAuditReports = 100
+
+// AuditReports lists the latest audit reports of the caller's CA, the
+// newest first, with the reason each failed report failed: Describe has no
+// place for it in the AWS API.
+func (s *Service) AuditReports(ctx context.Context, caARN string) ([]*openpca.AuditReport, error) {
+	ca, err := s.findCA(ctx, caARN, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.AuditReports(ctx, ca.ID, maxAuditReports)
+}
+
+// logIntegrity turns a CA's key-use log that does not match its hashes
+// into an error naming the CA and the entry, and raises the alarm; it
+// returns any other error as it is.
+func (s *Service) logIntegrity(ctx context.Context, ca *openpca.CA, err error) error {
+	li, ok := errors.AsType[*openpca.LogIntegrityError](err)
+	if !ok {
+		return err
+	}
+	s.alarm.Check(ctx, err)
+	return openpca.Errorf(openpca.CodeInternalFailure,
+		"Integrity alarm: entry %d of the key-use log of %s %s. The log was changed under the server, and no longer matches what the server signed.",
+		li.Entry, ca.ARN, li.Problem)
 }

@@ -352,8 +352,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		})
 	}
-	if len(authority.Actions()) != len(f.operations(""))+3 {
-		t.Errorf("the matrix calls %d operations; policies know %d actions, 3 of them the audit log's", len(f.operations("")), len(authority.Actions()))
+	if len(authority.Actions()) != len(f.operations(""))+4 {
+		t.Errorf("the matrix calls %d operations; policies know %d actions, 4 of them the audit log's", len(f.operations("")), len(authority.Actions()))
 	}
 }
 

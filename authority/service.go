@@ -66,6 +66,12 @@ type Config struct {
 	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
 	// key-use log per hour; 0 means DefaultOCSPUnknownBudget.
 	OCSPUnknownBudget int
+	// Witnessed, if the server has witnesses, returns the latest
+	// checkpoint of a CA's log they cosigned, which the audit log serves.
+	Witnessed func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
+	// Alarm, if set, is told of every CA's key-use log found not to
+	// match its hashes.
+	Alarm openpca.IntegrityAlarm
 }
 
 // DefaultMaxCAsPerAccount is AWS Private CA's default quota of CAs per
@@ -95,6 +101,8 @@ type Service struct {
 	ocspUnknown    *rate.Limiter
 	ocspBudgets    ocspBudgets
 	policies       policy.Cache // of CAs' resource policies
+	witnessed      func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
+	alarm          openpca.IntegrityAlarm
 	// issued keeps the certificates issued last, by ARN, for
 	// GetCertificate: a certificate never changes once recorded.
 	issued *lru.Cache[string, *openpca.Certificate]
@@ -111,8 +119,10 @@ func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, keys: cfg.Keys, requireHardware: cfg.RequireHardware, allowUnmet: cfg.AllowUnmetStandard,
 		logger: cfg.Logger, region: cfg.Region, defaultAccount: cfg.DefaultAccountID,
-		maxCAs:  cfg.MaxCAsPerAccount,
-		objects: cfg.Objects, reports: cfg.Reports, crls: cfg.CRLs, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
+		maxCAs:    cfg.MaxCAsPerAccount,
+		witnessed: cfg.Witnessed,
+		alarm:     cfg.Alarm,
+		objects:   cfg.Objects, reports: cfg.Reports, crls: cfg.CRLs, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
 		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"),
 	}
 	if s.reportInterval == 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -21,6 +22,20 @@ type AuditLog interface {
 	AuditCheckpoint(ctx context.Context, caARN string) ([]byte, error)
 	AuditConsistencyProof(ctx context.Context, caARN string, from, to int64) (tlog.TreeProof, error)
 	AuditInclusionProof(ctx context.Context, caARN, serial string) (*auditlog.InclusionProof, error)
+	AuditReports(ctx context.Context, caARN string) ([]*openpca.AuditReport, error)
+}
+
+// AuditReportInfo is an audit report as PathReports lists it.
+type AuditReportInfo struct {
+	AuditReportID string    `json:"auditReportId"`
+	Status        string    `json:"status"`
+	Format        string    `json:"format"`
+	S3BucketName  string    `json:"s3BucketName"`
+	S3Key         string    `json:"s3Key"`
+	CreatedAt     time.Time `json:"createdAt"`
+	LogSize       int64     `json:"logSize"`
+	// Failure says why a FAILED report failed.
+	Failure string `json:"failure,omitempty"`
 }
 
 // The audit log's endpoints. The public key is public; the others are
@@ -31,6 +46,7 @@ const (
 	PathCheckpoint  = "/audit-log/checkpoint"
 	PathConsistency = "/audit-log/consistency" // &from=N&to=M
 	PathInclusion   = "/audit-log/inclusion"   // &serial=S
+	PathReports     = "/audit-log/reports"
 )
 
 // handleAuditLog adds the audit log's endpoints to mux; the signed ones go
@@ -85,6 +101,20 @@ func handleAuditLog(mux *http.ServeMux, log AuditLog, envelope *awsjson.Envelope
 			return awsjson.Reply{}, err
 		}
 		return jsonReply(proof)
+	}))
+	mux.HandleFunc("GET "+PathReports, signed(openpca.OperationAuditReports, func(ctx context.Context, arn string, _ queryParams) (awsjson.Reply, error) {
+		reports, err := log.AuditReports(ctx, arn)
+		if err != nil {
+			return awsjson.Reply{}, err
+		}
+		out := struct {
+			Reports []AuditReportInfo `json:"reports"`
+		}{Reports: []AuditReportInfo{}}
+		for _, r := range reports {
+			out.Reports = append(out.Reports, AuditReportInfo{AuditReportID: r.ID, Status: string(r.Status), Format: string(r.Format),
+				S3BucketName: r.Bucket, S3Key: r.Key, CreatedAt: r.CreatedAt, LogSize: r.LogSize, Failure: r.Failure})
+		}
+		return jsonReply(out)
 	}))
 }
 

@@ -31,6 +31,9 @@ func (panicking) AuditConsistencyProof(context.Context, string, int64, int64) (t
 func (panicking) AuditInclusionProof(context.Context, string, string) (*auditlog.InclusionProof, error) {
 	panic("secret panic text")
 }
+func (panicking) AuditReports(context.Context, string) ([]*openpca.AuditReport, error) {
+	panic("secret panic text")
+}
 
 // TestAuditLogEnvelope: the audit log's signed endpoints share the API's
 // envelope, so a panic behind them is an InternalFailure with the request
@@ -56,6 +59,7 @@ func TestAuditLogEnvelope(t *testing.T) {
 		server.PathCheckpoint + "?certificateAuthorityArn=" + arn,
 		server.PathConsistency + "?certificateAuthorityArn=" + arn + "&from=1&to=2",
 		server.PathInclusion + "?certificateAuthorityArn=" + arn + "&serial=01",
+		server.PathReports + "?certificateAuthorityArn=" + arn,
 	} {
 		status, code, body := testenv.Get(t, url+path, false)
 		if status != 500 || code != "InternalFailure" || strings.Contains(string(body), "secret") {
@@ -68,7 +72,7 @@ func TestAuditLogEnvelope(t *testing.T) {
 	}
 	m, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	for _, op := range []string{openpca.OperationAuditCheckpoint, openpca.OperationAuditConsistency, openpca.OperationAuditInclusion} {
+	for _, op := range []string{openpca.OperationAuditCheckpoint, openpca.OperationAuditConsistency, openpca.OperationAuditInclusion, openpca.OperationAuditReports} {
 		if want := `openpca_requests_total{error_code="InternalFailure",operation="` + op + `"} 1`; !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %s:\n%s", want, m)
 		}

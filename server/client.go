@@ -95,6 +95,21 @@ func (c *AuditLogClient) Inclusion(ctx context.Context, caARN, serial string) (*
 	return p, nil
 }
 
+// Reports lists the CA's latest audit reports, the newest first.
+func (c *AuditLogClient) Reports(ctx context.Context, caARN string) ([]AuditReportInfo, error) {
+	body, err := c.get(ctx, PathReports, url.Values{"certificateAuthorityArn": {caARN}}, caARN)
+	if err != nil {
+		return nil, err
+	}
+	var res struct {
+		Reports []AuditReportInfo `json:"reports"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		return nil, fmt.Errorf("the server's list of audit reports: %v", err)
+	}
+	return res.Reports, nil
+}
+
 // get fetches path?query; signed for the region of arn unless arn is "".
 func (c *AuditLogClient) get(ctx context.Context, path string, query url.Values, arn string) ([]byte, error) {
 	u := c.url + path

@@ -67,6 +67,24 @@ func (db *DB) FindAuditReport(ctx context.Context, caID, id string) (*openpca.Au
 	return r, db.wrap("reading audit report", err)
 }
 
+// AuditReports implements openpca.AuditStore.
+func (db *DB) AuditReports(ctx context.Context, caID string, limit int) ([]*openpca.AuditReport, error) {
+	rows, err := db.query(ctx, `SELECT `+auditColumns+` FROM audit_reports WHERE ca_id = ? ORDER BY created_at DESC, id LIMIT ?`, caID, limit)
+	if err != nil {
+		return nil, db.wrap("listing audit reports", err)
+	}
+	defer rows.Close()
+	var out []*openpca.AuditReport
+	for rows.Next() {
+		r, err := scanAuditReport(rows)
+		if err != nil {
+			return nil, db.wrap("listing audit reports", err)
+		}
+		out = append(out, r)
+	}
+	return out, db.wrap("listing audit reports", rows.Err())
+}
+
 // ClaimAuditReport implements openpca.AuditStore.
 func (db *DB) ClaimAuditReport(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.AuditReport, error) {
 	var r *openpca.AuditReport
@@ -193,7 +211,7 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 			return db.wrap("reading audit entries", err)
 		}
 		if e.Seq != next {
-			return fmt.Errorf("sqlstore: log entry %d of CA %s is missing: %w", next, caID, openpca.ErrLogIntegrity)
+			return &openpca.LogIntegrityError{CAID: caID, Entry: next, Problem: "is missing"}
 		}
 		e.Record, e.Certificate = record, nil
 		if len(certs) > 0 && certs[0].seq == e.Seq {
@@ -202,17 +220,17 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 			e.Certificate = &is.c
 			if record == nil {
 				if is.signedSHA256 == nil {
-					return fmt.Errorf("sqlstore: log entry %d of CA %s has no record, and no certificate to make it again: %w", e.Seq, caID, openpca.ErrLogIntegrity)
+					return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "has no record, and no certificate to make it again"}
 				}
 				rebuilt = openpca.AppendIssueRecord(rebuilt[:0], ca.arn, &is.c, is.signedSHA256)
 				e.Record = rebuilt
 			}
 		}
 		if e.Record == nil {
-			return fmt.Errorf("sqlstore: log entry %d of CA %s has no record: %w", e.Seq, caID, openpca.ErrLogIntegrity)
+			return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "has no record"}
 		}
 		if leaf, err := auditlog.HashAt(hashes, 0); err != nil || leaf != tlog.RecordHash(e.Record) {
-			return fmt.Errorf("sqlstore: log entry %d of CA %s does not match the hash the log stored for it: %w", e.Seq, caID, openpca.ErrLogIntegrity)
+			return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "does not match the hash the log stored for it"}
 		}
 		if err := fn(&e); err != nil {
 			return err
@@ -223,10 +241,10 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		return db.wrap("reading audit entries", err)
 	}
 	if next != to {
-		return fmt.Errorf("sqlstore: the key-use log of CA %s has %d entries, not %d: %w", caID, next, to, openpca.ErrLogIntegrity)
+		return &openpca.LogIntegrityError{CAID: caID, Entry: next, Problem: fmt.Sprintf("is missing: the log has %d entries, not %d", next, to)}
 	}
 	if len(certs) > 0 {
-		return fmt.Errorf("sqlstore: certificate %s of CA %s names log entry %d, which is not its issuance: %w", certs[0].c.Serial, caID, certs[0].seq, openpca.ErrLogIntegrity)
+		return &openpca.LogIntegrityError{CAID: caID, Entry: certs[0].seq, Problem: fmt.Sprintf("is not the issuance of certificate %s, which names it", certs[0].c.Serial)}
 	}
 	return nil
 }

@@ -111,7 +111,7 @@ func (db *DB) CertificateKeyUses(ctx context.Context, caID, serial string) ([]*o
 			return nil, err
 		}
 		if len(u) != 1 || u[0].Seq != seq.Int64 {
-			return nil, fmt.Errorf("sqlstore: key use %d of CA %s is missing", seq.Int64, caID)
+			return nil, &openpca.LogIntegrityError{CAID: caID, Entry: seq.Int64, Problem: "is missing"}
 		}
 		uses = append(uses, u[0])
 	}
@@ -177,12 +177,12 @@ func (db *DB) logHashes(ctx context.Context, caID string, indexes []int64, query
 	for i, index := range indexes {
 		hashes, ok := stored[seqs[i]]
 		if !ok {
-			return nil, fmt.Errorf("sqlstore: log entry %d of CA %s is missing", seqs[i], caID)
+			return nil, &openpca.LogIntegrityError{CAID: caID, Entry: seqs[i], Problem: "is missing"}
 		}
 		_, pos := auditlog.Producer(index)
 		h, err := auditlog.HashAt(hashes, pos)
 		if err != nil {
-			return nil, err
+			return nil, &openpca.LogIntegrityError{CAID: caID, Entry: seqs[i], Problem: fmt.Sprintf("has hashes the log cannot read: %v", err)}
 		}
 		out[i] = h
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/openpca/openpca"
@@ -18,6 +19,7 @@ import (
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/server"
+	"github.com/openpca/openpca/witness"
 )
 
 // errVerification ends a verification that found problems: the command
@@ -31,9 +33,10 @@ commands:
   verify      check an audit report against its proof file, offline, and
               with --server against the server's current log
   proof       print an inclusion proof of one certificate's log entries
+  reports     list a CA's latest audit reports, with why each failed one failed
 `
 
-// auditCommand runs "openpca audit public-key|verify|proof".
+// auditCommand runs "openpca audit public-key|verify|proof|reports".
 func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, auditUsage)
@@ -46,6 +49,8 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return auditVerify(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "proof":
 		return auditProof(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "reports":
+		return auditReports(ctx, args[1:], stdout, stderr, lookupEnv)
 	}
 	fmt.Fprint(stderr, auditUsage)
 	return fmt.Errorf("unknown audit command %q", args[0])
@@ -90,12 +95,55 @@ func auditPublicKey(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
+// auditReports lists a CA's latest reports from a server, one a line:
+// id, status, creation time, log size, where it is, and why it failed.
+func auditReports(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	fs := flag.NewFlagSet("openpca audit reports", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var caARN string
+	var c serverFlags
+	fs.StringVar(&caARN, "ca", "", "the CA's ARN")
+	c.flags(fs)
+	if err := parseFlags(fs, args, lookupEnv); err != nil {
+		return err
+	}
+	if c.server == "" || caARN == "" {
+		return errors.New("--server and --ca are required")
+	}
+	client, err := c.client()
+	if err != nil {
+		return err
+	}
+	reports, err := client.Reports(ctx, caARN)
+	if err != nil {
+		return err
+	}
+	for _, r := range reports {
+		line := fmt.Sprintf("%s  %-8s  %s  %d entries  s3://%s/%s", r.AuditReportID, r.Status, r.CreatedAt.Format(time.RFC3339), r.LogSize, r.S3BucketName, r.S3Key)
+		if r.Failure != "" {
+			line += "\n    failed: " + r.Failure
+		}
+		if _, err := fmt.Fprintln(stdout, line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // auditVerify checks a report.
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("openpca audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var reportPath, proofPath, key string
 	var c serverFlags
+	var witnesses []note.Verifier
+	var quorum int
+	fs.Func("witness", "the public key of a witness that must have cosigned the report's log; repeat for each", func(v string) error {
+		w, err := witness.NewVerifier(v)
+		witnesses = append(witnesses, w)
+		return err
+	})
+	fs.IntVar(&quorum, "witness-quorum", 0, "how many of the witnesses given must have cosigned it (default all)")
 	fs.StringVar(&reportPath, "report", "", "the audit report, as downloaded (JSON or CSV)")
 	fs.StringVar(&proofPath, "proof", "", "its proof file (default: the report's path + "+auditlog.ProofSuffix+")")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it (openpca audit public-key prints it)")
@@ -128,8 +176,17 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	defer proof.Close()
 
+	if quorum < 0 || quorum > len(witnesses) {
+		return fmt.Errorf("--witness-quorum must be between 1 and the %d witnesses given", len(witnesses))
+	}
+	if quorum == 0 {
+		quorum = len(witnesses)
+	}
 	start := time.Now()
 	v := audit.Verify(report, proof, vkey)
+	if len(witnesses) > 0 {
+		v.CheckWitnesses(vkey, witnesses, quorum)
+	}
 	if len(v.Problems) == 0 && client != nil {
 		if err := checkConsistency(ctx, client, v, vkey); err != nil {
 			v.Problems = append(v.Problems, audit.Problem{Check: "server", Detail: err.Error()})

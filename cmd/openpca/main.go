@@ -56,6 +56,7 @@ commands:
   master-key  make a master key, rotate to a new one, or wrap it by KMS (new, rotate, wrap)
   policy    the IAM policies of access keys (attach, detach, list, simulate)
   audit     the tamper-evident audit log: public-key, verify, proof
+  witness   run a witness that cosigns audit logs' checkpoints (serve, public-key)
 
 Run "openpca <command> -h" for a command's flags. Every flag can also be set
 with an environment variable: --data-dir is OPENPCA_DATA_DIR.
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return policyCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "audit":
 		return auditCommand(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "witness":
+		return witnessCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -169,6 +172,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.IntVar(&cfg.ReportWorkers, "report-workers", cfg.ReportWorkers, "audit reports this server generates at once; 0 for none (other servers sharing the database generate)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
+	fs.Func("witness", "a witness to ask for cosignatures of the audit log's checkpoints: URL=KEY, its address and public key; repeat for each", func(v string) error {
+		cfg.Witnesses = append(cfg.Witnesses, v)
+		return nil
+	})
+	fs.IntVar(&cfg.WitnessQuorum, "witness-quorum", 0, "how many witnesses must cosign a checkpoint for it to count (default all)")
+	fs.DurationVar(&cfg.ReportWitnessWait, "report-witness-wait", cfg.ReportWitnessWait, "how long an audit report waits for witnesses to cosign its log; past it, it goes without")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "an address to serve Go's profiler on (/debug/pprof/), for finding where time goes; off by default, and never for the outside")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on SIGINT or SIGTERM")
 	if err := parseFlags(fs, args, lookupEnv); err != nil {

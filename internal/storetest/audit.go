@@ -62,6 +62,14 @@ func testAuditReportWindow(t *testing.T, s openpca.Store) {
 	if _, err := s.CreateAuditReport(ctx, newReport(other, t0), t0.Add(-time.Hour)); err != nil {
 		t.Errorf("the window is per CA: %v", err)
 	}
+	// The CA's reports, the newest first, the failed one with its reason.
+	reports, err := s.AuditReports(ctx, ca.ID, 10)
+	if err != nil || len(reports) != 3 || reports[1].ID != second.ID || reports[2].ID != first.ID || reports[2].Failure != "bucket gone" {
+		t.Errorf("the CA's reports: %+v, %v", reports, err)
+	}
+	if reports, err := s.AuditReports(ctx, ca.ID, 2); err != nil || len(reports) != 2 || reports[1].ID != second.ID {
+		t.Errorf("the CA's latest 2 reports: %+v, %v", reports, err)
+	}
 }
 
 func testAuditReportWindowConcurrent(t *testing.T, s openpca.Store) {

@@ -48,6 +48,7 @@ func Run(t *testing.T, open Open) {
 		{"Buckets", testBuckets},
 		{"SharingAndPermissions", testSharingAndPermissions},
 		{"CRLPublication", testCRLPublication},
+		{"Witnessing", testWitnessing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

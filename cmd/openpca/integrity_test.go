@@ -1,0 +1,102 @@
+package main
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// TestLogIntegrityAlarm: entries of a CA's key-use log removed or changed
+// under the server raise an integrity alarm that names the CA and the
+// entry, in what "audit proof" answers, in the reason "audit reports"
+// gives for the failed report, in an ERROR log line and in a metric.
+func TestLogIntegrityAlarm(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	caARN, _ := env.NewActiveRoot(t, "Tampered Root")
+	caID := caARN[strings.LastIndex(caARN, "/")+1:]
+	var serials []string
+	for i := range 4 {
+		csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprintf("leaf%d.example", i)}}).CSRPEM
+		arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr})
+		serials = append(serials, arn[strings.LastIndex(arn, "/")+1:])
+	}
+	db := env.DB(t)
+	issueSeq := func(serial string) int64 {
+		var seq int64
+		if err := db.QueryRow(`SELECT issue_seq FROM certificates WHERE ca_id = ? AND serial = ?`, caID, strings.ToLower(serial)).Scan(&seq); err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	proof := func(serial, want string) {
+		t.Helper()
+		out, err := runOpenpca(t, "audit", "proof", "--server", env.URL, "--ca", caARN, "--serial", serial)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("the proof of an untouched entry: %v\n%s", err, out)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("the proof of serial %s: %v, want an error with %q\n%s", serial, err, want, out)
+		}
+	}
+	// A certificate changed: its issuance's entry, made again from it, no
+	// longer matches its hash; the other entries still prove.
+	changed := issueSeq(serials[2])
+	if _, err := db.Exec(`UPDATE certificates SET subject = 'CN=forged.example' WHERE ca_id = ? AND issue_seq = ?`, caID, changed); err != nil {
+		t.Fatal(err)
+	}
+	proof(serials[2], fmt.Sprintf("InternalFailure: Integrity alarm: entry %d of the key-use log of %s does not match the hash the log stored for it.", changed, caARN))
+	proof(serials[0], "")
+	// An entry removed: with it went hashes of the log's tree, so no
+	// checkpoint of the log can be signed.
+	removed := issueSeq(serials[1])
+	if _, err := db.Exec(`DELETE FROM key_uses WHERE ca_id = ? AND seq = ?`, caID, removed); err != nil {
+		t.Fatal(err)
+	}
+	proof(serials[0], fmt.Sprintf("InternalFailure: Integrity alarm: entry %d of the key-use log of %s is missing.", removed, caARN))
+
+	bucket := "reports"
+	if err := os.MkdirAll(env.Config.DataDir+"/s3/"+bucket, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &caARN, S3BucketName: aws.String(bucket), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = acmpca.NewAuditReportCreatedWaiter(env.Client).Wait(t.Context(),
+		&acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: rep.AuditReportId}, time.Minute)
+	if err == nil {
+		t.Fatal("a report of a tampered log succeeded")
+	}
+	out, err := runOpenpca(t, "audit", "reports", "--server", env.URL, "--ca", caARN)
+	if want := regexp.MustCompile(*rep.AuditReportId + `  FAILED .*\n    failed: .*entry ` + fmt.Sprint(removed) + ` of the log of CA ` + caID + ` is missing`); err != nil || !want.MatchString(out) {
+		t.Errorf("audit reports: %v\n%s\nwant a match of %s", err, out, want)
+	}
+
+	if m := metricsText(t, env.URL); !strings.Contains(m, "openpca_audit_log_integrity_alarms_total 3") {
+		t.Errorf("the metrics do not count the three alarms:\n%s", m)
+	}
+	for _, entry := range []int64{changed, removed} {
+		if want := fmt.Sprintf(`level=ERROR msg="integrity alarm: a CA's key-use log does not match its hashes; it was changed under the server" ca=%s entry=%d`, caID, entry); !strings.Contains(logs.String(), want) {
+			t.Errorf("no log line %s:\n%s", want, logs.String())
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/openpca/openpca/seal"
+	"github.com/openpca/openpca/witness"
+)
+
+const witnessUsage = `usage: openpca witness serve --name NAME --log ORIGIN=KEY... [--listen ADDR] [--data-dir DIR]
+       openpca witness public-key [--data-dir DIR]
+
+A witness cosigns the checkpoints of the audit logs it is told to trust,
+once it has checked that each extends the last it cosigned of the same
+log (c2sp.org/tlog-witness). Run it apart from the OpenPCA server, on a
+machine its operator does not control, and give its public key and
+address to the server (--witness) and to auditors (openpca audit verify
+--witness).
+`
+
+// witnessCommand runs "openpca witness serve|public-key".
+func witnessCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, witnessUsage)
+		return flag.ErrHelp
+	}
+	fs := flag.NewFlagSet("openpca witness "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data-dir", "openpca-witness", "the witness's folder: its key and its database")
+	switch args[0] {
+	case "public-key":
+		if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
+			return err
+		}
+		skey, err := os.ReadFile(filepath.Join(*dir, witnessKeyFile))
+		if err != nil {
+			return fmt.Errorf("the witness's key: %w (openpca witness serve --name makes it)", err)
+		}
+		vkey, err := witness.PublicKey(strings.TrimSpace(string(skey)))
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, vkey)
+		return err
+	case "serve":
+		name := fs.String("name", "", "the witness's name, in its cosignatures and public key, such as witness.example.com/w1 (needed when its key is made)")
+		listen := fs.String("listen", "127.0.0.1:8081", "address to serve the witness on")
+		var logs []witness.Log
+		fs.Func("log", "a log to cosign: ORIGIN=KEY, its checkpoints' origin (a final * takes every origin it starts: openpca/arn:aws:acm-pca:us-east-1:111122223333:* for an OpenPCA account's CAs) and the audit public key that signs them; repeat for each", func(v string) error {
+			origin, key, ok := strings.Cut(v, "=")
+			if !ok || origin == "" {
+				return fmt.Errorf("not ORIGIN=KEY: %q", v)
+			}
+			verifier, err := note.NewVerifier(key)
+			if err != nil {
+				return err
+			}
+			logs = append(logs, witness.Log{Origin: origin, Keys: []note.Verifier{verifier}})
+			return nil
+		})
+		if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
+			return err
+		}
+		if len(logs) == 0 {
+			return errors.New("--log is required: the witness cosigns only the logs it is told to trust")
+		}
+		return serveWitness(ctx, *dir, *name, *listen, logs, stdout, stderr)
+	}
+	fmt.Fprint(stderr, witnessUsage)
+	return fmt.Errorf("unknown witness command %q", args[0])
+}
+
+// witnessKeyFile holds the witness's private key in its folder.
+const witnessKeyFile = "witness.key"
+
+func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.Log, stdout, stderr io.Writer) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	keyPath := filepath.Join(dir, witnessKeyFile)
+	skey, err := os.ReadFile(keyPath)
+	if errors.Is(err, os.ErrNotExist) {
+		if name == "" {
+			return errors.New("--name is required to make the witness's key")
+		}
+		var vkey string
+		s, vk, err := witness.NewKey(name)
+		if err != nil {
+			return err
+		}
+		skey, vkey = []byte(s), vk
+		if err := seal.WriteFile(keyPath, append(skey, '\n')); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Made the witness's key. Its public key, for the servers and auditors that trust it:\n  %s\n", vkey)
+	} else if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	w, err := witness.NewServer(ctx, witness.Config{Key: strings.TrimSpace(string(skey)), Logs: logs, Database: filepath.Join(dir, "witness.db"), Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: w, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	logger.Info("serving the witness", "url", "http://"+l.Addr().String(), "key", w.VerifierKey())
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/server"
+	"github.com/openpca/openpca/witness"
+)
+
+// witnessProc is "openpca witness serve" running in this process.
+type witnessProc struct {
+	url, key, dir string
+	stop          func()
+	logs          *testenv.SyncBuffer
+}
+
+// startWitness runs a witness named name in dir, on addr ("" for any
+// free port), that trusts the logs of the default account's CAs under the
+// server's audit key.
+func startWitness(t *testing.T, dir, addr, name, auditKey string) *witnessProc {
+	t.Helper()
+	if addr == "" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = l.Addr().String()
+		l.Close()
+	}
+	w := &witnessProc{url: "http://" + addr, dir: dir, logs: &testenv.SyncBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := run(ctx, []string{"witness", "serve", "--data-dir", dir, "--name", name, "--listen", addr,
+			"--log", "openpca/arn:aws:acm-pca:us-east-1:" + app.DefaultAccountID + ":*=" + auditKey},
+			w.logs, w.logs, func(string) (string, bool) { return "", false })
+		if err != nil {
+			fmt.Fprintln(w.logs, "openpca witness serve:", err)
+		}
+	}()
+	w.stop = func() {
+		cancel()
+		<-done
+	}
+	t.Cleanup(w.stop)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if res, err := http.Get(w.url + "/"); err == nil {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the witness did not start:\n%s", w.logs)
+		}
+	}
+	key, err := runOpenpca(t, "witness", "public-key", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.key = strings.TrimSpace(key)
+	return w
+}
+
+// TestWitnessedAuditLog runs a server with two witnesses on 127.0.0.1: its
+// checkpoints are cosigned by both and its reports verify with a quorum of
+// 2; a witness that stops delays nothing but cosignatures; and a log forked
+// under the server is refused by both witnesses, flagged by the server,
+// and its report fails verification with the witnesses' keys.
+func TestWitnessedAuditLog(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	auditKey, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditKey = strings.TrimSpace(auditKey)
+	w1 := startWitness(t, t.TempDir(), "", "witness.example/one", auditKey)
+	w2 := startWitness(t, t.TempDir(), "", "witness.example/two", auditKey)
+	env.Stop(t)
+	env.Config.Witnesses = []string{w1.url + "=" + w1.key, w2.url + "=" + w2.key}
+	env.Config.ReportWitnessWait = 3 * time.Second
+	env.Restart(t)
+
+	caARN, _ := env.NewActiveRoot(t, "Witnessed Root")
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "witnessed.example"}}).CSRPEM
+	issue := func(n int) {
+		for range n {
+			env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf})
+		}
+	}
+	issue(5)
+	verifiers := func(ws ...*witnessProc) []note.Verifier {
+		var out []note.Verifier
+		for _, w := range ws {
+			v, err := witness.NewVerifier(w.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	serverKey, _ := note.NewVerifier(auditKey)
+	// The audit log serves the checkpoint both witnesses cosigned.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		signed := fetch(t, env.URL+server.PathCheckpoint+"?certificateAuthorityArn="+url.QueryEscape(caARN), true)
+		n, err := note.Open([]byte(signed), note.VerifierList(append([]note.Verifier{serverKey}, verifiers(w1, w2)...)...))
+		if err == nil && len(n.Sigs) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint cosigned by both witnesses: %v\n%s", err, signed)
+		}
+	}
+	witnessed := []string{"--witness", w1.key, "--witness", w2.key, "--witness-quorum", "2"}
+	report := newReport(t, env, caARN)
+	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey}, witnessed...)...); err != nil {
+		t.Fatalf("a witnessed report: %v\n%s", err, out)
+	}
+
+	// A witness stops: issuance goes on, and a report goes without the
+	// cosignatures a quorum of 2 needs.
+	w2.stop()
+	env.Clock.Advance(31 * time.Minute)
+	issue(3)
+	report = newReport(t, env, caARN)
+	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey}, witnessed...)...); !errors.Is(err, errVerification) ||
+		!strings.Contains(out, "not witnessed: its proof file has no checkpoint cosigned by witnesses (the server says: witnessing: too few witnesses have cosigned a checkpoint of the log that far, in the 3s a report waits)") {
+		t.Errorf("a report while a witness is down: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, "audit", "verify", "--report", report, "--key", auditKey); err != nil {
+		t.Errorf("the same report, without asking for witnesses: %v\n%s", err, out)
+	}
+	if m := metricsText(t, env.URL); !strings.Contains(m, `openpca_witness_submissions_total{outcome="unreachable",witness="witness.example/two"}`) {
+		t.Errorf("the metrics do not show the stopped witness:\n%s", m)
+	}
+	w2 = startWitness(t, w2.dir, strings.TrimPrefix(w2.url, "http://"), "witness.example/two", auditKey) // its database remembers the log
+	env.Clock.Advance(31 * time.Minute)
+	report = newReport(t, env, caARN)
+	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey}, witnessed...)...); err != nil {
+		t.Fatalf("a report once the witness is back: %v\n%s\n%s", err, out, logs.String())
+	}
+
+	// The operator forks the log: the last three issuances taken out of
+	// it and out of the certificates, in the database under the server,
+	// which then signs the forked log as its own and grows it past what the
+	// witnesses cosigned.
+	env.Stop(t)
+	db := openDB(t, env)
+	caID := caARN[strings.LastIndex(caARN, "/")+1:]
+	var kept int
+	rewriteLog(t, db, filepath.Join(env.Config.DataDir, "openpca.db"), caID, func(records [][]byte) [][]byte {
+		kept = len(records) - 3
+		return records[:kept]
+	})
+	for _, table := range []string{"certificates", "certificate_ders"} {
+		if _, err := db.Exec(`DELETE FROM `+table+` WHERE ca_id = ? AND issue_seq >= ?`, caID, kept); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.Restart(t)
+	issue(4)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		m := metricsText(t, env.URL)
+		if strings.Contains(m, `openpca_witness_submissions_total{outcome="inconsistent",witness="witness.example/one"}`) &&
+			strings.Contains(m, `openpca_witness_submissions_total{outcome="inconsistent",witness="witness.example/two"}`) &&
+			strings.Contains(logs.String(), "a witness refuses the checkpoint: it does not extend") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not flag both witnesses' refusals:\n%s", m)
+		}
+	}
+	for _, w := range []*witnessProc{w1, w2} {
+		if !strings.Contains(w.logs.String(), "inconsistent with the one this witness cosigned") {
+			t.Errorf("witness %s did not log the fork:\n%s", w.key, w.logs)
+		}
+	}
+	// The forked log's report verifies under the server's key alone: only
+	// the witnesses tell it apart.
+	env.Clock.Advance(31 * time.Minute)
+	report = newReport(t, env, caARN)
+	if out, err := runOpenpca(t, "audit", "verify", "--report", report, "--key", auditKey); err != nil {
+		t.Errorf("the forked log's report, without asking for witnesses: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey}, witnessed...)...); !errors.Is(err, errVerification) ||
+		!strings.Contains(out, "not witnessed") {
+		t.Errorf("the forked log's report, with the witnesses' keys: %v\n%s", err, out)
+	}
+}
+
+// newReport asks for a JSON report of the CA in a local bucket, waits for
+// it, and returns its path.
+func newReport(t *testing.T, env *testenv.Env, caARN string) string {
+	t.Helper()
+	bucket := filepath.Join(env.Config.DataDir, "s3", "reports")
+	if err := os.MkdirAll(bucket, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &caARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
+	}).Wait(t.Context(), &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: out.AuditReportId}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(bucket, *out.S3Key)
+}
+
+func metricsText(t *testing.T, base string) string {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}

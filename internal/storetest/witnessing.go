@@ -1,0 +1,84 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/openpca/openpca"
+)
+
+// testWitnessing: a CA whose log grew past its witnessed checkpoint is
+// claimed by one owner at a time, once due; what the witnesses cosigned is
+// kept, and a smaller checkpoint never replaces a larger one.
+func testWitnessing(t *testing.T, s openpca.Store) {
+	t0 := now()
+	lease := time.Minute
+	if _, err := s.ClaimWitnessing(ctx, "a", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("a claim with no log: %v", err)
+	}
+	ca := activeCA(t, s) // its log holds its CSR's signing
+	job, err := s.ClaimWitnessing(ctx, "a", t0, lease)
+	if err != nil || job.CAID != ca.ID || job.AccountID != ca.AccountID || len(job.Sizes) != 0 {
+		t.Fatalf("the first claim: %+v, %v", job, err)
+	}
+	if _, err := s.ClaimWitnessing(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("a second owner claimed a held log: %v", err)
+	}
+	if err := s.RenewWitnessing(ctx, ca.ID, "b", t0.Add(lease)); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("an owner renewed a lease it does not hold: %v", err)
+	}
+	if err := s.RenewWitnessing(ctx, ca.ID, "a", t0.Add(2*lease)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WitnessedCheckpoint(ctx, ca.ID); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a witnessed checkpoint before any: %v", err)
+	}
+	witnessed := &openpca.WitnessedCheckpoint{Size: 1, Note: []byte("note of 1"), Cosigners: 2}
+	if err := s.FinishWitnessing(ctx, ca.ID, "b", nil, witnessed, t0); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("a server that does not hold the log finished it: %v", err)
+	}
+	if err := s.FinishWitnessing(ctx, ca.ID, "a", map[string]int64{"w1": 1, "w2": 1}, witnessed, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := s.WitnessedCheckpoint(ctx, ca.ID); err != nil || w.Size != 1 || string(w.Note) != "note of 1" || w.Cosigners != 2 {
+		t.Errorf("the witnessed checkpoint: %+v, %v", w, err)
+	}
+	if _, err := s.ClaimWitnessing(ctx, "b", t0.Add(time.Hour), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a log witnessed to its end was claimed: %v", err)
+	}
+
+	// The log grows: it is claimed again once due, with what each witness
+	// cosigned.
+	if err := s.RecordKeyUse(ctx, openpca.OCSPUse(ca, "01", "unknown", t0, []byte("ocsp")), active); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimWitnessing(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a log was claimed before it was due: %v", err)
+	}
+	job, err = s.ClaimWitnessing(ctx, "b", t0.Add(2*time.Second), lease)
+	if err != nil || job.Sizes["w1"] != 1 || job.Sizes["w2"] != 1 {
+		t.Fatalf("the claim of the grown log: %+v, %v", job, err)
+	}
+	// Only w1 cosigns this time, too few: the witnessed checkpoint stays.
+	if err := s.FinishWitnessing(ctx, ca.ID, "b", map[string]int64{"w1": 2}, nil, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimWitnessing(ctx, "a", t0.Add(3*time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a log was claimed before its retry: %v", err)
+	}
+	// A report waits for a witnessed checkpoint: the retry comes sooner.
+	if err := s.WitnessSoon(ctx, ca.ID, t0.Add(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	job, err = s.ClaimWitnessing(ctx, "a", t0.Add(3*time.Second), lease)
+	if err != nil || job.Sizes["w1"] != 2 || job.Sizes["w2"] != 1 {
+		t.Fatalf("the claim after w1 alone cosigned: %+v, %v", job, err)
+	}
+	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 0, Note: []byte("older"), Cosigners: 2}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := s.WitnessedCheckpoint(ctx, ca.ID); err != nil || w.Size != 1 {
+		t.Errorf("a smaller checkpoint replaced the witnessed one: %+v, %v", w, err)
+	}
+}

@@ -1,0 +1,281 @@
+package witness_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/witness"
+)
+
+// logFixture is a log: its entries' tree, and the key that signs its
+// checkpoints.
+type logFixture struct {
+	origin string
+	label  string // in its entries
+	tree   auditlog.Tree
+	signer note.Signer
+	vkey   string
+}
+
+func newLog(t testing.TB, origin string, entries int) *logFixture {
+	skey, vkey, err := note.GenerateKey(rand.Reader, "log.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := note.NewSigner(skey)
+	l := &logFixture{origin: origin, signer: s, vkey: vkey}
+	l.grow(t, entries)
+	return l
+}
+
+func (l *logFixture) grow(t testing.TB, n int) {
+	for range n {
+		if err := l.tree.Add(fmt.Appendf(nil, "entry %d of %s%s", l.tree.Size(), l.origin, l.label)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkpoint signs the checkpoint of the log's first size entries.
+func (l *logFixture) checkpoint(t testing.TB, size int64) []byte {
+	root, err := l.tree.Root(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := auditlog.Checkpoint{Origin: l.origin, Size: size, Root: root, Time: time.Now().UTC().Truncate(time.Second)}.Sign(l.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+func (l *logFixture) proof(t testing.TB, from, to int64) tlog.TreeProof {
+	if from == 0 {
+		return nil
+	}
+	p, err := tlog.ProveTree(to, from, &l.tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startWitness runs a witness on 127.0.0.1 that trusts logs.
+func startWitness(t *testing.T, logs ...witness.Log) (*witness.Client, *witness.Server) {
+	skey, vkey, err := witness.NewKey("witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: logs, Database: filepath.Join(t.TempDir(), "witness.db"),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.VerifierKey() != vkey {
+		t.Fatalf("the witness's key %s is not the one made, %s", s.VerifierKey(), vkey)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	v, err := witness.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &witness.Client{URL: srv.URL, Verifier: v}, s
+}
+
+func trust(t testing.TB, origin string, l *logFixture) witness.Log {
+	v, err := note.NewVerifier(l.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return witness.Log{Origin: origin, Keys: []note.Verifier{v}}
+}
+
+// TestWitness: a witness cosigns a log's first checkpoint and each that
+// extends the last it cosigned; it answers a stale old size with the size
+// it knows, and refuses a fork, an unknown log, a checkpoint signed by
+// another key, and malformed requests, as c2sp.org/tlog-witness says.
+func TestWitness(t *testing.T) {
+	l := newLog(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a", 10)
+	c, _ := startWitness(t, trust(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:*", l))
+	ctx := t.Context()
+
+	cosigned, err := c.AddCheckpoint(ctx, 0, nil, l.checkpoint(t, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCosignature(t, cosigned, l, c)
+	l.grow(t, 5)
+	if _, err := c.AddCheckpoint(ctx, 10, l.proof(t, 10, 15), l.checkpoint(t, 15)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AddCheckpoint(ctx, 15, nil, l.checkpoint(t, 15)); err != nil {
+		t.Errorf("the same checkpoint again: %v", err)
+	}
+	var conflict *witness.ConflictError
+	if _, err := c.AddCheckpoint(ctx, 10, l.proof(t, 10, 15), l.checkpoint(t, 15)); !errors.As(err, &conflict) || conflict.Size != 15 {
+		t.Errorf("a stale old size: %v, want a conflict at 15", err)
+	}
+
+	// A fork: the log shows another history of 16 entries.
+	fork := &logFixture{origin: l.origin, label: ", rewritten", signer: l.signer, vkey: l.vkey}
+	fork.grow(t, 16)
+	refusal := func(err error) int {
+		var r *witness.RefusedError
+		if errors.As(err, &r) {
+			return r.Status
+		}
+		return 0
+	}
+	if _, err := c.AddCheckpoint(ctx, 15, fork.proof(t, 15, 16), fork.checkpoint(t, 16)); refusal(err) != http.StatusUnprocessableEntity {
+		t.Errorf("a fork: %v, want 422", err)
+	}
+	if _, err := c.AddCheckpoint(ctx, 15, nil, fork.checkpoint(t, 15)); refusal(err) != http.StatusUnprocessableEntity {
+		t.Errorf("another root at the cosigned size: %v, want 422", err)
+	}
+	other := newLog(t, "other.example/log", 3)
+	if _, err := c.AddCheckpoint(ctx, 0, nil, other.checkpoint(t, 3)); refusal(err) != http.StatusNotFound {
+		t.Errorf("an unknown log: %v, want 404", err)
+	}
+	impostor := newLog(t, l.origin+"x", 3) // an origin the prefix covers, another key
+	if _, err := c.AddCheckpoint(ctx, 0, nil, impostor.checkpoint(t, 3)); refusal(err) != http.StatusForbidden {
+		t.Errorf("a checkpoint signed by another key: %v, want 403", err)
+	}
+	if _, err := c.AddCheckpoint(ctx, 16, nil, l.checkpoint(t, 15)); refusal(err) != http.StatusBadRequest {
+		t.Errorf("an old size past the checkpoint: %v, want 400", err)
+	}
+	for _, body := range []string{"", "old 1", "old -1\n\nx", "old 01\n\n" + string(l.checkpoint(t, 1)), "old 0\nnot a hash\n\n" + string(l.checkpoint(t, 1))} {
+		res, err := http.Post(c.URL+"/add-checkpoint", "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("%q: %d, want 400", body, res.StatusCode)
+		}
+	}
+	// The state survived all that: the log goes on.
+	l.grow(t, 1)
+	if _, err := c.AddCheckpoint(ctx, 15, l.proof(t, 15, 16), l.checkpoint(t, 16)); err != nil {
+		t.Errorf("the log after the refusals: %v", err)
+	}
+}
+
+// checkCosignature checks a cosigned checkpoint with the reference code of
+// the formats: x/mod's note for the log's signature and torchwood for the
+// witness's cosignature and its timestamp.
+func checkCosignature(t *testing.T, cosigned []byte, l *logFixture, c *witness.Client) {
+	t.Helper()
+	logKey, _ := note.NewVerifier(l.vkey)
+	n, err := note.Open(cosigned, note.VerifierList(logKey, c.Verifier))
+	if err != nil || len(n.Sigs) != 2 {
+		t.Fatalf("the cosigned checkpoint: %v, %d signatures", err, len(n.Sigs))
+	}
+	if _, ok := c.Verifier.(*torchwood.CosignatureVerifier); !ok {
+		t.Errorf("the witness's key is not a torchwood cosignature verifier: %T", c.Verifier)
+	}
+	for _, sig := range n.Sigs {
+		if sig.Name != c.Verifier.Name() {
+			continue
+		}
+		ts, err := torchwood.CosignatureTimestamp(sig)
+		if err != nil || time.Since(time.Unix(ts, 0)) > time.Minute {
+			t.Errorf("the cosignature's time: %d, %v", ts, err)
+		}
+	}
+	if _, err := torchwood.ParseCheckpoint(n.Text); err != nil {
+		t.Errorf("torchwood does not parse the checkpoint: %v", err)
+	}
+	if !bytes.HasPrefix(cosigned, []byte(n.Text)) {
+		t.Error("the cosigned checkpoint's text changed")
+	}
+}
+
+// TestKeys: a witness's keys read back, whatever characters their base64
+// holds, and a key of another kind is refused.
+func TestKeys(t *testing.T) {
+	for range 50 {
+		skey, vkey, err := witness.NewKey("witness.example/k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := witness.PublicKey(skey); err != nil || got != vkey {
+			t.Fatalf("the public key of %s: %s, %v; made with it %s", skey, got, err, vkey)
+		}
+		if _, err := witness.NewVerifier(vkey); err != nil {
+			t.Fatalf("%s: %v", vkey, err)
+		}
+	}
+	_, logKey, _ := note.GenerateKey(rand.Reader, "log.example")
+	if _, err := witness.NewVerifier(logKey); err == nil {
+		t.Error("a log's Ed25519 note key was taken for a witness's cosignature key")
+	}
+	if _, err := witness.PublicKey("PRIVATE+KEY+x+00000000+AAAA"); err == nil {
+		t.Error("a malformed private key was taken")
+	}
+}
+
+// FuzzAddCheckpoint feeds a witness requests from anyone: it answers each
+// with one of the protocol's statuses, never fails inside, and whatever it
+// cosigns is a checkpoint the log's key signed, with a cosignature that
+// verifies.
+func FuzzAddCheckpoint(f *testing.F) {
+	l := newLog(f, "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/fuzz", 9)
+	skey, vkey, err := witness.NewKey("witness.example/fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := witness.NewServer(f.Context(), witness.Config{Key: skey, Logs: []witness.Log{trust(f, "openpca/arn:aws:acm-pca:*", l)},
+		Database: filepath.Join(f.TempDir(), "witness.db"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	cosigner, err := witness.NewVerifier(vkey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	logKey, _ := note.NewVerifier(l.vkey)
+	request := func(old, size int64) []byte {
+		b := fmt.Appendf(nil, "old %d\n", old)
+		for _, h := range l.proof(f, old, size) {
+			b = fmt.Appendf(b, "%s\n", h)
+		}
+		return append(append(b, '\n'), l.checkpoint(f, size)...)
+	}
+	f.Add(request(0, 3))
+	f.Add(request(3, 9))
+	f.Add(request(3, 3))
+	f.Add([]byte("old 0\n\nnot a note\n"))
+	f.Add([]byte("old -1\n\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/add-checkpoint", bytes.NewReader(body)))
+		switch w.Code {
+		case http.StatusOK:
+			_, signed, _ := bytes.Cut(body, []byte("\n\n"))
+			if _, err := note.Open(append(bytes.Clone(signed), w.Body.Bytes()...), note.VerifierList(logKey, cosigner)); err != nil {
+				t.Fatalf("the witness cosigned %q: %v", body, err)
+			}
+		case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		default:
+			t.Fatalf("status %d for %q: %s", w.Code, body, w.Body)
+		}
+	})
+}

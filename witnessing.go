@@ -1,0 +1,52 @@
+package openpca
+
+import (
+	"context"
+	"time"
+)
+
+// WitnessJob is a CA whose key-use log has grown past the checkpoint
+// witnesses last cosigned, which a server has claimed, to have them cosign
+// a new one.
+type WitnessJob struct {
+	CAID, AccountID string
+	// Sizes are what each witness, by its public key, last cosigned of
+	// the CA's log: its next consistency proof starts there.
+	Sizes map[string]int64
+}
+
+// WitnessedCheckpoint is the latest checkpoint of a CA's log that enough
+// witnesses cosigned: a signed note with the server's signature and
+// theirs.
+type WitnessedCheckpoint struct {
+	Size      int64
+	Note      []byte
+	Cosigners int
+}
+
+// WitnessStore keeps what witnesses cosigned of each CA's log.
+type WitnessStore interface {
+	// ClaimWitnessing gives owner, for lease, a CA whose log has entries
+	// past its witnessed checkpoint, that is due at now and that no other
+	// owner holds; ErrNotFound if none.
+	ClaimWitnessing(ctx context.Context, owner string, now time.Time, lease time.Duration) (*WitnessJob, error)
+
+	// RenewWitnessing extends owner's lease; ErrConflict if owner no
+	// longer holds it.
+	RenewWitnessing(ctx context.Context, caID, owner string, until time.Time) error
+
+	// FinishWitnessing records what the witnesses now know of the CA's
+	// log (sizes, by witness) and, if enough cosigned, the new witnessed
+	// checkpoint; it releases owner's hold until nextAt. ErrConflict if
+	// owner no longer holds it.
+	FinishWitnessing(ctx context.Context, caID, owner string, sizes map[string]int64, witnessed *WitnessedCheckpoint, nextAt time.Time) error
+
+	// WitnessSoon makes the CA due at at if it is due later: a round that
+	// got too few cosignatures waits before the next, unless something
+	// such as a report is waiting for one.
+	WitnessSoon(ctx context.Context, caID string, at time.Time) error
+
+	// WitnessedCheckpoint returns the CA's witnessed checkpoint, or
+	// ErrNotFound if it has none.
+	WitnessedCheckpoint(ctx context.Context, caID string) (*WitnessedCheckpoint, error)
+}

@@ -1,0 +1,260 @@
+// Package witnessing has the server's checkpoints cosigned by witnesses
+// (c2sp.org/tlog-witness): as each CA's key-use log grows, a worker signs
+// a checkpoint of it, sends it to every witness with a proof that it
+// extends the one the witness cosigned last, and keeps the checkpoint that
+// enough of them cosigned. A witness that is down or refuses delays
+// nothing but its cosignature: it shows in the logs and the metrics.
+package witnessing
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/witness"
+	"github.com/openpca/openpca/worker"
+)
+
+// Timing. A CA's log goes to the witnesses at most once per Interval, so
+// that a burst of issuances costs one round trip per witness, not one per
+// certificate: a checkpoint is cosigned about a second after the entries it
+// ends with. A round that got too few cosignatures is tried again after
+// Retry.
+const (
+	Interval = time.Second
+	Retry    = 10 * time.Second
+	poll     = 500 * time.Millisecond
+	lease    = 30 * time.Second
+)
+
+// Store is what witnessing reads and keeps.
+type Store interface {
+	openpca.WitnessStore
+	FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error)
+}
+
+// Witness is a witness the server asks for cosignatures.
+type Witness struct {
+	// Key is the witness's public key, which names it in the store.
+	Key    string
+	Client *witness.Client
+}
+
+// Config is what witnessing works with.
+type Config struct {
+	Store Store
+	// Log signs the checkpoints and proves their consistency.
+	Log       *auditlog.Log
+	Witnesses []Witness
+	// Quorum is how many witnesses must cosign a checkpoint for it to be
+	// the witnessed one.
+	Quorum int
+	// Owner names this server among those sharing the store.
+	Owner  string
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Alarm, if set, is told of every CA's key-use log found not to
+	// match its hashes.
+	Alarm openpca.IntegrityAlarm
+}
+
+// Witnessing has checkpoints cosigned in the background, until closed.
+type Witnessing struct {
+	cfg         Config
+	pool        *worker.Pool[*openpca.WitnessJob]
+	submissions *prometheus.CounterVec
+}
+
+// Start starts witnessing.
+func Start(cfg Config) *Witnessing {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	w := &Witnessing{cfg: cfg, submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "openpca_witness_submissions_total",
+		Help: "Checkpoints sent to witnesses, by witness and outcome: cosigned, unreachable (or answering wrong), refused (a 403 or 404: the witness does not trust this server's key for the log), inconsistent (a 422: the checkpoint does not extend what the witness cosigned, as a forked log's would not), rolled-back (the witness cosigned more of the log than the server has).",
+	}, []string{"witness", "outcome"})}
+	w.pool = worker.Start(worker.Config{Name: "witnessing", Owner: cfg.Owner, Workers: 1, Lease: lease, Poll: poll, Logger: cfg.Logger, Now: cfg.Now},
+		queue{w})
+	return w
+}
+
+// Wake tells witnessing that a log has grown.
+func (w *Witnessing) Wake() { w.pool.Wake() }
+
+// Close stops witnessing.
+func (w *Witnessing) Close() { w.pool.Close() }
+
+// Collector reports the submissions to witnesses.
+func (w *Witnessing) Collector() prometheus.Collector { return w.submissions }
+
+// ErrNotWitnessed says that no witnessed checkpoint covers the entries
+// asked for in time.
+var ErrNotWitnessed = errors.New("witnessing: too few witnesses have cosigned a checkpoint of the log that far")
+
+// AtLeast returns the CA's witnessed checkpoint once it has at least size
+// entries, waiting for witnesses to cosign one for at most wait.
+func (w *Witnessing) AtLeast(ctx context.Context, caID string, size int64, wait time.Duration) (*openpca.WitnessedCheckpoint, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	// A round that got too few cosignatures waits Retry before the next;
+	// a report waiting is worth one sooner.
+	if err := w.cfg.Store.WitnessSoon(ctx, caID, w.cfg.Now()); err != nil {
+		return nil, err
+	}
+	t := time.NewTicker(poll / 5)
+	defer t.Stop()
+	for {
+		c, err := w.cfg.Store.WitnessedCheckpoint(ctx, caID)
+		switch {
+		case err == nil && c.Size >= size && c.Cosigners >= w.cfg.Quorum:
+			return c, nil
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("%w, in the %s a report waits", ErrNotWitnessed, wait)
+		case err != nil && !errors.Is(err, openpca.ErrNotFound):
+			return nil, err
+		}
+		w.Wake()
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w, in the %s a report waits", ErrNotWitnessed, wait)
+		case <-t.C:
+		}
+	}
+}
+
+// queue is witnessing's side of the workers.
+type queue struct{ w *Witnessing }
+
+func (q queue) Claim(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.WitnessJob, error) {
+	return q.w.cfg.Store.ClaimWitnessing(ctx, owner, now, lease)
+}
+
+func (q queue) Renew(ctx context.Context, job *openpca.WitnessJob, owner string, until time.Time) error {
+	return q.w.cfg.Store.RenewWitnessing(ctx, job.CAID, owner, until)
+}
+
+func (q queue) Do(ctx context.Context, job *openpca.WitnessJob, owner string) {
+	w := q.w
+	sizes, witnessed, err := w.round(ctx, job)
+	if ctx.Err() != nil {
+		return
+	}
+	next := w.cfg.Now().Add(Interval)
+	if err != nil {
+		w.cfg.Logger.Error("witnessing a CA's log", "ca", job.CAID, "error", err)
+		w.cfg.Alarm.Check(ctx, err)
+	}
+	if witnessed == nil {
+		next = w.cfg.Now().Add(Retry)
+	}
+	if err := w.cfg.Store.FinishWitnessing(context.WithoutCancel(ctx), job.CAID, owner, sizes, witnessed, next); err != nil {
+		w.cfg.Logger.Error("recording what witnesses cosigned", "ca", job.CAID, "error", err)
+	}
+}
+
+// round sends a checkpoint of the CA's whole log to every witness at once,
+// and returns what each now knows of the log and, if enough cosigned, the
+// checkpoint with their cosignatures.
+func (w *Witnessing) round(ctx context.Context, job *openpca.WitnessJob) (map[string]int64, *openpca.WitnessedCheckpoint, error) {
+	ca, err := w.cfg.Store.FindCA(ctx, job.AccountID, job.CAID)
+	if err != nil {
+		return nil, nil, err
+	}
+	signed, c, err := w.cfg.Log.Checkpoint(ctx, ca.ARN, ca.ID, -1)
+	if err != nil {
+		return nil, nil, err
+	}
+	type result struct {
+		size  int64  // what the witness now knows of the log; -1 if unknown
+		cosig []byte // its cosignature's line, if it cosigned
+	}
+	results := make([]result, len(w.cfg.Witnesses))
+	var wg sync.WaitGroup
+	for i, wit := range w.cfg.Witnesses {
+		wg.Go(func() {
+			size, cosig := w.submit(ctx, ca, wit, job.Sizes[wit.Key], c, signed)
+			results[i] = result{size, cosig}
+		})
+	}
+	wg.Wait()
+	sizes := map[string]int64{}
+	cosigned := bytes.Clone(signed)
+	count := 0
+	for i, r := range results {
+		if r.size >= 0 {
+			sizes[w.cfg.Witnesses[i].Key] = r.size
+		}
+		if r.cosig != nil {
+			cosigned = append(cosigned, r.cosig...)
+			count++
+		}
+	}
+	if count < w.cfg.Quorum {
+		return sizes, nil, nil
+	}
+	return sizes, &openpca.WitnessedCheckpoint{Size: c.Size, Note: cosigned, Cosigners: count}, nil
+}
+
+// submit asks one witness to cosign the checkpoint c (signed), starting
+// from old, what the store says it cosigned last. It returns what the
+// witness knows of the log afterwards (-1 if that is unknown) and its
+// cosignature's line, if it cosigned.
+func (w *Witnessing) submit(ctx context.Context, ca *openpca.CA, wit Witness, old int64, c auditlog.Checkpoint, signed []byte) (int64, []byte) {
+	name := wit.Client.Verifier.Name()
+	log := w.cfg.Logger.With("ca", ca.ARN, "witness", name, "size", c.Size)
+	for attempt := 1; ; attempt++ {
+		if old > c.Size {
+			log.Error("a witness cosigned more of this CA's log than the server has: the log lost entries (a database restored from a backup?) or was rewritten",
+				"witness_size", old)
+			w.submissions.WithLabelValues(name, "rolled-back").Inc()
+			return old, nil
+		}
+		var proof tlog.TreeProof
+		if old > 0 && old < c.Size {
+			var err error
+			if proof, err = w.cfg.Log.ConsistencyProof(ctx, ca.ID, old, c.Size); err != nil {
+				log.Error("proving a checkpoint's consistency for a witness", "from", old, "error", err)
+				w.cfg.Alarm.Check(ctx, err)
+				return -1, nil
+			}
+		}
+		cosigned, err := wit.Client.AddCheckpoint(ctx, old, proof, signed)
+		var conflict *witness.ConflictError
+		var refused *witness.RefusedError
+		switch {
+		case err == nil:
+			w.submissions.WithLabelValues(name, "cosigned").Inc()
+			return c.Size, cosigned[len(signed):]
+		case errors.As(err, &conflict) && attempt == 1 && conflict.Size != old:
+			old = conflict.Size // the witness knows more, or less, than the store said
+			continue
+		case errors.As(err, &conflict):
+			log.Warn("a witness's record of this CA's log keeps changing: another server may be sending it checkpoints", "witness_size", conflict.Size)
+			w.submissions.WithLabelValues(name, "unreachable").Inc()
+			return conflict.Size, nil
+		case errors.As(err, &refused) && refused.Status == http.StatusUnprocessableEntity:
+			log.Error("a witness refuses the checkpoint: it does not extend what the witness cosigned of this CA's log, which a forked log would not either",
+				"witness_size", old, "error", err)
+			w.submissions.WithLabelValues(name, "inconsistent").Inc()
+		case errors.As(err, &refused):
+			log.Error("a witness refuses the checkpoint: it does not trust this server's audit key for this CA's log", "error", err)
+			w.submissions.WithLabelValues(name, "refused").Inc()
+		default:
+			log.Warn("a witness did not cosign the checkpoint", "error", err)
+			w.submissions.WithLabelValues(name, "unreachable").Inc()
+		}
+		return old, nil
+	}
+}
