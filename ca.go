@@ -2,6 +2,8 @@ package openpca
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,7 +128,8 @@ func (ca *CA) Gone(now time.Time) bool {
 
 // ARNs. AWS Private CA names a CA
 // arn:<partition>:acm-pca:<region>:<account>:certificate-authority/<uuid>
-// and a certificate <ca-arn>/certificate/<serial in lowercase hex>.
+// and a certificate <ca-arn>/certificate/<serial in lowercase hex>; the
+// partition is the region's (see Partition).
 const (
 	caResource   = "certificate-authority/"
 	certResource = "/certificate/"
@@ -134,7 +137,42 @@ const (
 
 // CAARN returns the ARN of the CA id of account in region.
 func CAARN(region, accountID, id string) string {
-	return fmt.Sprintf("arn:aws:acm-pca:%s:%s:%s%s", region, accountID, caResource, id)
+	return fmt.Sprintf("arn:%s:acm-pca:%s:%s:%s%s", Partition(region), region, accountID, caResource, id)
+}
+
+// partitions are AWS's partitions other than aws, with the regions of
+// each, as the endpoint data of the AWS SDKs (botocore's partitions.json)
+// defines them.
+var partitions = []partition{
+	{"aws-cn", regexp.MustCompile(`^cn-\w+-\d+$`)},
+	{"aws-eusc", regexp.MustCompile(`^eusc-(de)-\w+-\d+$`)},
+	{"aws-iso", regexp.MustCompile(`^us-iso-\w+-\d+$`)},
+	{"aws-iso-b", regexp.MustCompile(`^us-isob-\w+-\d+$`)},
+	{"aws-iso-e", regexp.MustCompile(`^eu-isoe-\w+-\d+$`)},
+	{"aws-iso-f", regexp.MustCompile(`^us-isof-\w+-\d+$`)},
+	{"aws-us-gov", regexp.MustCompile(`^us-gov-\w+-\d+$`)},
+}
+
+// Partition returns the partition of region, as its ARNs name it: aws-cn
+// for cn-north-1, aws-us-gov for us-gov-west-1, and so on; aws for the
+// regions of no other partition, and for names that are no AWS region.
+func Partition(region string) string {
+	for _, p := range partitions {
+		if p.regions.MatchString(region) {
+			return p.id
+		}
+	}
+	return "aws"
+}
+
+type partition struct {
+	id      string
+	regions *regexp.Regexp
+}
+
+// IsPartition reports whether id names an AWS partition.
+func IsPartition(id string) bool {
+	return id == "aws" || slices.ContainsFunc(partitions, func(p partition) bool { return p.id == id })
 }
 
 // CertificateARN is the ARN of the certificate of serial (lowercase hex)
@@ -145,6 +183,7 @@ func CertificateARN(caARN, serial string) string {
 
 // ParsedARN is a CA ARN taken apart.
 type ParsedARN struct {
+	Partition string
 	Region    string
 	AccountID string
 	CAID      string
@@ -182,7 +221,7 @@ func parseARN(arn string) (ParsedARN, error) {
 	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "acm-pca" {
 		return ParsedARN{}, fmt.Errorf("it is not an acm-pca ARN")
 	}
-	p := ParsedARN{Region: parts[3], AccountID: parts[4]}
+	p := ParsedARN{Partition: parts[1], Region: parts[3], AccountID: parts[4]}
 	resource, ok := strings.CutPrefix(parts[5], caResource)
 	if !ok {
 		return ParsedARN{}, fmt.Errorf("its resource is not %q", strings.TrimSuffix(caResource, "/"))
@@ -202,6 +241,9 @@ func parseARN(arn string) (ParsedARN, error) {
 	}
 	if p.Region == "" || !ValidAccountID(p.AccountID) {
 		return ParsedARN{}, fmt.Errorf("it lacks a region or a 12-digit account")
+	}
+	if want := Partition(p.Region); p.Partition != want {
+		return ParsedARN{}, fmt.Errorf("the partition of region %s is %s, not %q", p.Region, want, p.Partition)
 	}
 	return p, nil
 }

@@ -160,7 +160,7 @@ func DefaultConfig() Config {
 }
 
 // region is what a region in an ARN may be.
-var region = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+var region = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]+$`)
 
 // Validate checks cfg, naming the flag of what is wrong, and fills in what
 // follows from the rest: the master key file in the data folder, the

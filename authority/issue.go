@@ -38,9 +38,12 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 	if err != nil {
 		return nil, err
 	}
+	// A template's ARN names the partition of the CA's region, as AWS's
+	// do: arn:aws-us-gov:acm-pca:::template/... in us-gov-west-1.
+	partition := openpca.Partition(s.region)
 	templateARN := in.TemplateArn
 	if templateARN == "" {
-		templateARN = template.DefaultARN
+		templateARN = template.InPartition(template.DefaultARN, partition)
 	}
 	// acm-pca:TemplateArn is the template the certificate is made with:
 	// the default one when the request names none.
@@ -51,6 +54,9 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 	tmpl, ok := template.Lookup(templateARN)
 	if !ok {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "TemplateArn %s is not a template this server knows; see the AWS Private CA template list.", templateARN)
+	}
+	if templateARN != template.InPartition(tmpl.ARN, partition) {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "TemplateArn %s is not in the partition of %s: use %s.", templateARN, ca.ARN, template.InPartition(tmpl.ARN, partition))
 	}
 	issued := s.now().UTC()
 	statuses := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
@@ -109,7 +115,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 		if err != nil {
 			return nil, err
 		}
-		cert.CAID, cert.AccountID, cert.IssuedAt, cert.TemplateARN = ca.ID, ca.AccountID, issued, tmpl.ARN
+		cert.CAID, cert.AccountID, cert.IssuedAt, cert.TemplateARN = ca.ID, ca.AccountID, issued, templateARN
 		cert.ARN = openpca.CertificateARN(ca.ARN, cert.Serial)
 		cert.RequestedBy, cert.RequestID = c.Principal, openpca.RequestIDFrom(ctx)
 		stored, err := s.store.RecordIssuance(ctx, &openpca.Issuance{Certificate: cert, Use: openpca.IssueUse(ca.ARN, cert), Token: token, Statuses: statuses})

@@ -9,6 +9,9 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"slices"
+	"strings"
+
+	"github.com/openpca/openpca"
 )
 
 // Variety says which sources besides the template a template draws on.
@@ -120,10 +123,23 @@ var byARN = func() map[string]*Template {
 	return m
 }()
 
-// Lookup returns the template with the given ARN.
+// Lookup returns the template with the given ARN, in any partition: the
+// ARN field and ARNs say arn:aws:acm-pca:::template/..., and the same
+// template in aws-us-gov is arn:aws-us-gov:acm-pca:::template/...
 func Lookup(arn string) (*Template, bool) {
-	t, ok := byARN[arn]
+	rest, ok := strings.CutPrefix(arn, "arn:")
+	partition, rest, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok2 || !openpca.IsPartition(partition) {
+		return nil, false
+	}
+	t, ok := byARN["arn:aws:"+rest]
 	return t, ok
+}
+
+// InPartition returns the ARN of the template arn names (in partition aws)
+// in partition.
+func InPartition(arn, partition string) string {
+	return "arn:" + partition + strings.TrimPrefix(arn, "arn:aws")
 }
 
 // ARNs lists the ARNs of every template, sorted.

@@ -26,6 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/openpca/openpca"
 )
 
 // ErrorCode returns the AWS error code of err and the HTTP status it came
@@ -260,7 +262,7 @@ func (e *Env) ActivateRoot(t testing.TB, arn string) *x509.Certificate {
 	}
 	certARN := e.Issue(t, &acmpca.IssueCertificateInput{
 		CertificateAuthorityArn: &arn, Csr: []byte(*csr.Csr),
-		TemplateArn: aws.String("arn:aws:acm-pca:::template/RootCACertificate/V1"),
+		TemplateArn: aws.String("arn:" + openpca.Partition(e.Config.Region) + ":acm-pca:::template/RootCACertificate/V1"),
 		Validity:    &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(10)},
 	})
 	got, err := e.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &arn, CertificateArn: &certARN})
