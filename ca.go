@@ -86,13 +86,17 @@ func (ca *CA) Describe(now time.Time) *CertificateAuthority {
 }
 
 // describeRevocation is the revocation configuration as AWS describes it:
-// each of CRL and OCSP disabled unless configured.
+// each of CRL and OCSP disabled unless configured, an enabled CRL with its
+// defaults.
 func (ca *CA) describeRevocation() *RevocationConfiguration {
 	rc := RevocationConfiguration{}
 	if ca.Revocation != nil {
 		rc = *ca.Revocation
 	}
 	disabled := false
+	if crl := ca.CRL(); crl != nil {
+		rc.CrlConfiguration = crl
+	}
 	if rc.CrlConfiguration == nil {
 		rc.CrlConfiguration = &CrlConfiguration{Enabled: &disabled}
 	}

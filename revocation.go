@@ -5,15 +5,32 @@ import (
 	"time"
 )
 
-// CRL returns the CA's CRL configuration if CRLs are enabled, else nil.
+// DefaultCRLExpirationInDays is the life of a CRL when the configuration
+// sets none, as the AWS console proposes; the model documents none.
+const DefaultCRLExpirationInDays = 7
+
+// CRL returns the CA's CRL configuration if CRLs are enabled, else nil, as
+// it takes effect: what the configuration leaves out is the default, as
+// the model documents it (S3ObjectAcl PUBLIC_READ, CrlType COMPLETE), and
+// DefaultCRLExpirationInDays. DescribeCertificateAuthority reports it so.
 func (ca *CA) CRL() *CrlConfiguration {
 	if ca.Revocation == nil || ca.Revocation.CrlConfiguration == nil {
 		return nil
 	}
-	if c := ca.Revocation.CrlConfiguration; c.Enabled != nil && *c.Enabled {
-		return c
+	c := *ca.Revocation.CrlConfiguration
+	if c.Enabled == nil || !*c.Enabled {
+		return nil
 	}
-	return nil
+	if c.S3ObjectAcl == "" {
+		c.S3ObjectAcl = S3ObjectAclPublicRead
+	}
+	if c.CrlType == "" {
+		c.CrlType = CrlTypeComplete
+	}
+	if c.ExpirationInDays == 0 {
+		c.ExpirationInDays = DefaultCRLExpirationInDays
+	}
+	return &c
 }
 
 // OCSP returns the CA's OCSP configuration if OCSP is enabled, else nil.

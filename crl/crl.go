@@ -18,10 +18,6 @@ import (
 	"github.com/openpca/openpca/pki"
 )
 
-// DefaultExpirationInDays is the life of a CRL when the configuration sets
-// none, as the AWS console proposes.
-const DefaultExpirationInDays = 7
-
 // Key is the key of a CA's CRL in its bucket: crl/<ca-id>.crl, as AWS
 // writes it, or <CustomPath>/<ca-id>.crl (our reading of CustomPath,
 // which AWS documents only by example).
@@ -49,15 +45,6 @@ func OmitDistributionPoint(cfg *openpca.CrlConfiguration) bool {
 	return o != nil && o.OmitExtension != nil && *o.OmitExtension
 }
 
-// acl is the ACL of CRL objects: PUBLIC_READ unless the configuration says
-// otherwise, as AWS.
-func acl(cfg *openpca.CrlConfiguration) openpca.S3ObjectAcl {
-	if cfg.S3ObjectAcl == "" {
-		return openpca.S3ObjectAclPublicRead
-	}
-	return cfg.S3ObjectAcl
-}
-
 // sign signs CRL number job.Number+1 of a CA at now, and returns it, its
 // nextUpdate and how many certificates it lists. A revoked certificate is
 // listed until it expires, and in one more CRL after: those that expired
@@ -75,11 +62,7 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 	if err != nil {
 		return nil, time.Time{}, 0, err
 	}
-	days := int(cfg.ExpirationInDays)
-	if days == 0 {
-		days = DefaultExpirationInDays
-	}
-	next := now.AddDate(0, 0, days)
+	next := now.AddDate(0, 0, int(cfg.ExpirationInDays))
 	cutoff := job.LastThisUpdate
 	if cutoff.IsZero() {
 		cutoff = now

@@ -115,7 +115,7 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	if err := store.RecordCRL(ctx, job, owner, use, openpca.RevocationStatuses); err != nil {
 		return fmt.Errorf("recording the CRL's key use: %w", err)
 	}
-	err = p.cfg.Objects.Put(ctx, openpca.Object{Bucket: cfg.S3BucketName, Key: Key(ca, cfg), ContentType: "application/pkix-crl", ACL: acl(cfg)},
+	err = p.cfg.Objects.Put(ctx, openpca.Object{Bucket: cfg.S3BucketName, Key: Key(ca, cfg), ContentType: "application/pkix-crl", ACL: cfg.S3ObjectAcl},
 		bytes.NewReader(der))
 	if err != nil {
 		return fmt.Errorf("writing the CRL to bucket %s: %w", cfg.S3BucketName, err)
