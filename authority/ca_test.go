@@ -103,10 +103,16 @@ func TestCreateCertificateAuthorityInvalidArgs(t *testing.T) {
 		{"RSA key with ECDSA signing", func(in *acmpca.CreateCertificateAuthorityInput) {
 			in.CertificateAuthorityConfiguration.KeyAlgorithm = types.KeyAlgorithmRsa2048
 		}, "InvalidArgsException", "does not fit"},
-		{"ML-DSA", func(in *acmpca.CreateCertificateAuthorityInput) {
+		{"ML-DSA key with ECDSA signing", func(in *acmpca.CreateCertificateAuthorityInput) {
 			in.CertificateAuthorityConfiguration.KeyAlgorithm = types.KeyAlgorithmMlDsa65
+		}, "InvalidArgsException", "does not fit"},
+		{"ML-DSA key with another scheme's signing", func(in *acmpca.CreateCertificateAuthorityInput) {
+			in.CertificateAuthorityConfiguration.KeyAlgorithm = types.KeyAlgorithmMlDsa65
+			in.CertificateAuthorityConfiguration.SigningAlgorithm = types.SigningAlgorithmMlDsa44
+		}, "InvalidArgsException", "does not fit"},
+		{"EC key with ML-DSA signing", func(in *acmpca.CreateCertificateAuthorityInput) {
 			in.CertificateAuthorityConfiguration.SigningAlgorithm = types.SigningAlgorithmMlDsa65
-		}, "InvalidArgsException", "not supported"},
+		}, "InvalidArgsException", "does not fit"},
 		{"SM2", func(in *acmpca.CreateCertificateAuthorityInput) {
 			in.CertificateAuthorityConfiguration.KeyAlgorithm = types.KeyAlgorithmSm2
 			in.CertificateAuthorityConfiguration.SigningAlgorithm = types.SigningAlgorithmSm3withsm2

@@ -74,6 +74,10 @@ func TestKeyAlgorithmsInHardware(t *testing.T) {
 				CertificateAuthorityConfiguration: &types.CertificateAuthorityConfiguration{KeyAlgorithm: types.KeyAlgorithmSm2,
 					SigningAlgorithm: types.SigningAlgorithmSm3withsm2, Subject: &types.ASN1Subject{CommonName: aws.String("SM2")}}})
 			testenv.WantError(t, err, "InvalidArgsException")
+			// ML-DSA: neither SoftHSM2 nor local-kms makes such keys.
+			_, err = env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{CertificateAuthorityType: types.CertificateAuthorityTypeRoot,
+				CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmMlDsa65, "ML-DSA")})
+			testenv.WantError(t, err, "InvalidArgsException")
 			if name == "kms" { // a hash KMS does not sign with for the curve
 				_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{CertificateAuthorityType: types.CertificateAuthorityTypeRoot,
 					CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcSecp384r1, "P-384 with SHA-256")})

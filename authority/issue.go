@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -153,7 +152,7 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	} else {
 		s.addRevocationInfo(ca, certTmpl)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, certTmpl, parent, csr.PublicKey, signer)
+	der, err := pki.CreateCertificate(certTmpl, parent, csr.PublicKey, signer)
 	if _, ok := errors.AsType[*openpca.Error](err); ok {
 		return nil, err // the key store's: it could not sign
 	}
@@ -306,12 +305,9 @@ func parseCSR(b []byte) (*x509.CertificateRequest, error) {
 	if len(bytes.TrimSpace(rest)) > 0 {
 		return nil, fmt.Errorf("there is data after the CSR")
 	}
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	csr, err := pki.ParseCSR(block.Bytes)
 	if err != nil {
 		return nil, err
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("its signature does not verify: %v", err)
 	}
 	return csr, nil
 }

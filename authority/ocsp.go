@@ -246,7 +246,7 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 		return nil, err
 	}
 	template.ThisUpdate, template.NextUpdate, template.ProducedAt = now, now.Add(ocspValidity), now
-	der, err := ocsp.CreateResponse(issuer, issuer, template, signer)
+	der, err := pki.CreateOCSPResponse(issuer, template, signer)
 	if err != nil {
 		return nil, err
 	}

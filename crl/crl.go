@@ -6,7 +6,6 @@ package crl
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -88,7 +87,7 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 		}
 		list.ExtraExtensions = append(list.ExtraExtensions, idp)
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, list, issuer, signer)
+	der, err := pki.CreateRevocationList(list, issuer, signer)
 	if err != nil {
 		return nil, time.Time{}, 0, fmt.Errorf("signing the CRL of %s: %w", ca.ARN, err)
 	}

@@ -2,7 +2,6 @@ package pki
 
 import (
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
@@ -39,7 +38,7 @@ func CreateCSR(key crypto.Signer, cfg *openpca.CertificateAuthorityConfiguration
 			exts = append(exts, ext)
 		}
 	}
-	return x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+	return createCSR(&x509.CertificateRequest{
 		RawSubject:         subject,
 		SignatureAlgorithm: sigAlg,
 		ExtraExtensions:    exts,

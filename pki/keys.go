@@ -13,12 +13,17 @@ import (
 	"crypto/x509"
 	"fmt"
 
+	"github.com/cloudflare/circl/sign"
+
 	"github.com/openpca/openpca"
 )
 
-// GenerateKey creates a private key of the given algorithm. Algorithms the
-// Go standard library cannot use for X.509 (ML-DSA, SM2) are refused.
+// GenerateKey creates a private key of the given algorithm. SM2 is
+// refused.
 func GenerateKey(alg openpca.KeyAlgorithm) (crypto.Signer, error) {
+	if s, ok := mldsaSchemes[alg]; ok {
+		return generateMLDSA(s)
+	}
 	switch alg {
 	case openpca.KeyAlgorithmRsa2048:
 		return rsa.GenerateKey(rand.Reader, 2048)
@@ -36,8 +41,12 @@ func GenerateKey(alg openpca.KeyAlgorithm) (crypto.Signer, error) {
 	return nil, fmt.Errorf("key algorithm %s is not supported by this server", alg)
 }
 
-// keyFamily is RSA or EC, which decides the signing algorithms a key fits.
+// keyFamily is RSA, EC or the ML-DSA scheme, which decides the signing
+// algorithms a key fits.
 func keyFamily(alg openpca.KeyAlgorithm) string {
+	if IsMLDSA(alg) {
+		return string(alg)
+	}
 	switch alg {
 	case openpca.KeyAlgorithmRsa2048, openpca.KeyAlgorithmRsa3072, openpca.KeyAlgorithmRsa4096:
 		return "RSA"
@@ -57,6 +66,11 @@ var signingAlgorithms = map[openpca.SigningAlgorithm]struct {
 	openpca.SigningAlgorithmSha256withecdsa: {"EC", x509.ECDSAWithSHA256},
 	openpca.SigningAlgorithmSha384withecdsa: {"EC", x509.ECDSAWithSHA384},
 	openpca.SigningAlgorithmSha512withecdsa: {"EC", x509.ECDSAWithSHA512},
+	// Go's crypto/x509 has no ML-DSA algorithms: CreateCertificate and the
+	// others of this package sign with the key's own.
+	openpca.SigningAlgorithmMlDsa44: {string(openpca.KeyAlgorithmMlDsa44), x509.UnknownSignatureAlgorithm},
+	openpca.SigningAlgorithmMlDsa65: {string(openpca.KeyAlgorithmMlDsa65), x509.UnknownSignatureAlgorithm},
+	openpca.SigningAlgorithmMlDsa87: {string(openpca.KeyAlgorithmMlDsa87), x509.UnknownSignatureAlgorithm},
 }
 
 // SignatureAlgorithm returns the x509 signature algorithm for signing with
@@ -64,11 +78,14 @@ var signingAlgorithms = map[openpca.SigningAlgorithm]struct {
 func SignatureAlgorithm(keyAlg openpca.KeyAlgorithm, sigAlg openpca.SigningAlgorithm) (x509.SignatureAlgorithm, error) {
 	family := keyFamily(keyAlg)
 	if family == "" {
-		return 0, fmt.Errorf("key algorithm %s is not supported by this server; use one of RSA_2048, RSA_3072, RSA_4096, EC_prime256v1, EC_secp384r1, EC_secp521r1", keyAlg)
+		return 0, fmt.Errorf("key algorithm %s is not supported by this server; use one of RSA_2048, RSA_3072, RSA_4096, EC_prime256v1, EC_secp384r1, EC_secp521r1, ML_DSA_44, ML_DSA_65, ML_DSA_87", keyAlg)
 	}
 	sa, ok := signingAlgorithms[sigAlg]
 	if !ok {
 		return 0, fmt.Errorf("signing algorithm %s is not supported by this server", sigAlg)
+	}
+	if sa.family != family && IsMLDSA(keyAlg) {
+		return 0, fmt.Errorf("signing algorithm %s does not fit key algorithm %s: an %s key signs with %s", sigAlg, keyAlg, keyAlg, keyAlg)
 	}
 	if sa.family != family {
 		return 0, fmt.Errorf("signing algorithm %s does not fit key algorithm %s: an %s key signs with SHA256WITH%s, SHA384WITH%s or SHA512WITH%s", sigAlg, keyAlg, family, suffix(family), suffix(family), suffix(family))
@@ -86,6 +103,9 @@ func suffix(family string) string {
 // KeyAlgorithmOf names the algorithm of a public key as the API does, or
 // returns "" for a key the server does not support.
 func KeyAlgorithmOf(pub crypto.PublicKey) openpca.KeyAlgorithm {
+	if alg := mldsaKeyAlgorithm(pub); alg != "" {
+		return alg
+	}
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		switch k.N.BitLen() {
@@ -111,11 +131,17 @@ func KeyAlgorithmOf(pub crypto.PublicKey) openpca.KeyAlgorithm {
 
 // MarshalPrivateKey encodes a key as PKCS #8.
 func MarshalPrivateKey(key crypto.Signer) ([]byte, error) {
+	if ml, ok := key.(sign.PrivateKey); ok {
+		return marshalMLDSAPrivateKey(ml)
+	}
 	return x509.MarshalPKCS8PrivateKey(key)
 }
 
 // ParsePrivateKey decodes a PKCS #8 key.
 func ParsePrivateKey(der []byte) (crypto.Signer, error) {
+	if key, ok, err := parseMLDSAPrivateKey(der); ok {
+		return key, err
+	}
 	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
 		return nil, err

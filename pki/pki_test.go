@@ -166,7 +166,8 @@ func TestSignatureAlgorithm(t *testing.T) {
 		for _, sig := range openpca.SigningAlgorithm("").Values() {
 			_, err := SignatureAlgorithm(key, sig)
 			rsaKey, ecKey := strings.HasPrefix(string(key), "RSA"), strings.HasPrefix(string(key), "EC_")
-			fits := (rsaKey && strings.HasSuffix(string(sig), "WITHRSA")) || (ecKey && strings.HasSuffix(string(sig), "WITHECDSA"))
+			fits := (rsaKey && strings.HasSuffix(string(sig), "WITHRSA")) || (ecKey && strings.HasSuffix(string(sig), "WITHECDSA")) ||
+				(strings.HasPrefix(string(key), "ML_DSA") && string(sig) == string(key))
 			if fits != (err == nil) {
 				t.Errorf("%s with %s: %v", key, sig, err)
 			}

@@ -60,6 +60,8 @@ func Config(keyAlg types.KeyAlgorithm, cn string) *types.CertificateAuthorityCon
 	switch keyAlg {
 	case types.KeyAlgorithmRsa2048, types.KeyAlgorithmRsa3072, types.KeyAlgorithmRsa4096:
 		sig = types.SigningAlgorithmSha256withrsa
+	case types.KeyAlgorithmMlDsa44, types.KeyAlgorithmMlDsa65, types.KeyAlgorithmMlDsa87:
+		sig = types.SigningAlgorithm(keyAlg) // ML-DSA keys sign with their own scheme
 	}
 	return &types.CertificateAuthorityConfiguration{
 		KeyAlgorithm:     keyAlg,
@@ -260,8 +262,12 @@ func (e *Env) ActivateRoot(t testing.TB, arn string) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
+	d, err := e.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+	if err != nil {
+		t.Fatal(err)
+	}
 	certARN := e.Issue(t, &acmpca.IssueCertificateInput{
-		CertificateAuthorityArn: &arn, Csr: []byte(*csr.Csr),
+		CertificateAuthorityArn: &arn, Csr: []byte(*csr.Csr), SigningAlgorithm: d.CertificateAuthority.CertificateAuthorityConfiguration.SigningAlgorithm,
 		TemplateArn: aws.String("arn:" + openpca.Partition(e.Config.Region) + ":acm-pca:::template/RootCACertificate/V1"),
 		Validity:    &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(10)},
 	})

@@ -1,0 +1,153 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cloudflare/circl/sign"
+
+	"github.com/openpca/openpca"
+)
+
+// TestMLDSA: for each ML-DSA scheme, a key survives PKCS #8 in the seed
+// form; its CSR, a root certificate it signs for itself, a certificate it
+// signs for an EC key and one an EC CA signs for it, and its CRL all
+// verify, and carry the pure ML-DSA algorithm identifiers with absent
+// parameters and the raw public key.
+func TestMLDSA(t *testing.T) {
+	ecKey, err := GenerateKey(openpca.KeyAlgorithmEcPrime256v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	for _, alg := range []openpca.KeyAlgorithm{openpca.KeyAlgorithmMlDsa44, openpca.KeyAlgorithmMlDsa65, openpca.KeyAlgorithmMlDsa87} {
+		t.Run(string(alg), func(t *testing.T) {
+			key, err := GenerateKey(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if KeyAlgorithmOf(key.Public()) != alg {
+				t.Errorf("KeyAlgorithmOf says %s", KeyAlgorithmOf(key.Public()))
+			}
+			der, err := MarshalPrivateKey(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := ParsePrivateKey(der)
+			if err != nil || !back.Public().(sign.PublicKey).Equal(key.Public()) {
+				t.Fatalf("the key read back: %v", err)
+			}
+			if _, err := ParsePrivateKey(der[:len(der)-1]); err == nil {
+				t.Error("a cut key was read")
+			}
+
+			csrDER, err := CreateCSR(key, &openpca.CertificateAuthorityConfiguration{KeyAlgorithm: alg, SigningAlgorithm: openpca.SigningAlgorithm(alg),
+				Subject: &openpca.ASN1Subject{CommonName: "ML-DSA Root"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			csr, err := ParseCSR(csrDER)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !csr.PublicKey.(sign.PublicKey).Equal(key.Public()) {
+				t.Error("the CSR's key is not the CA's")
+			}
+			forged := bytes.Clone(csrDER)
+			forged[len(forged)-10] ^= 1
+			if _, err := ParseCSR(forged); err == nil {
+				t.Error("a CSR with a broken signature was accepted")
+			}
+
+			ski, _ := SubjectKeyID(key.Public())
+			rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ML-DSA Root"}, NotBefore: now, NotAfter: now.AddDate(1, 0, 0),
+				IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: ski}
+			rootDER, err := CreateCertificate(rootTmpl, rootTmpl, key.Public(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			root, err := x509.ParseCertificate(rootDER)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := CheckSignatureFrom(root, root); err != nil {
+				t.Errorf("the root's own signature: %v", err)
+			}
+			if pub, err := ParsePublicKey(root.RawSubjectPublicKeyInfo); err != nil || !pub.(sign.PublicKey).Equal(key.Public()) {
+				t.Errorf("the root's public key: %v", err)
+			}
+			wantAlgID := algorithmIdentifier(key.(sign.PrivateKey).Scheme())
+			if algID, _, _ := signatureParts(rootDER); !bytes.Equal(algID, wantAlgID) {
+				t.Errorf("the root's signature algorithm %x, want %x", algID, wantAlgID)
+			}
+
+			leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "leaf.example"}, NotBefore: now, NotAfter: now.AddDate(0, 1, 0)}
+			leafDER, err := CreateCertificate(leafTmpl, root, ecKey.Public(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, _ := x509.ParseCertificate(leafDER)
+			if err := CheckSignatureFrom(leaf, root); err != nil {
+				t.Errorf("an EC leaf of the ML-DSA root: %v", err)
+			}
+			other, _ := GenerateKey(alg)
+			otherDER, _ := CreateCertificate(leafTmpl, root, ecKey.Public(), other)
+			if c, _ := x509.ParseCertificate(otherDER); CheckSignatureFrom(c, root) == nil {
+				t.Error("a certificate signed by another key verified")
+			}
+
+			// An EC CA certifies an ML-DSA key.
+			ecTmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "EC CA"}, NotBefore: now, NotAfter: now.AddDate(1, 0, 0),
+				IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, SignatureAlgorithm: x509.ECDSAWithSHA256}
+			ecDER, _ := x509.CreateCertificate(nil, ecTmpl, ecTmpl, ecKey.Public(), ecKey)
+			ecCA, _ := x509.ParseCertificate(ecDER)
+			mlLeafTmpl := &x509.Certificate{SerialNumber: big.NewInt(4), Subject: pkix.Name{CommonName: "ml.example"}, NotBefore: now, NotAfter: now.AddDate(0, 1, 0),
+				SignatureAlgorithm: x509.ECDSAWithSHA256}
+			mlLeafDER, err := CreateCertificate(mlLeafTmpl, ecCA, key.Public(), ecKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mlLeaf, _ := x509.ParseCertificate(mlLeafDER)
+			if err := mlLeaf.CheckSignatureFrom(ecCA); err != nil {
+				t.Errorf("the EC CA's certificate of an ML-DSA key: %v", err)
+			}
+			if pub, err := ParsePublicKey(mlLeaf.RawSubjectPublicKeyInfo); err != nil || !pub.(sign.PublicKey).Equal(key.Public()) {
+				t.Errorf("the certified key: %v", err)
+			}
+
+			crlDER, err := CreateRevocationList(&x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now, NextUpdate: now.AddDate(0, 0, 7),
+				RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: big.NewInt(2), RevocationTime: now}}}, root, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			crl, err := x509.ParseRevocationList(crlDER)
+			if err != nil {
+				t.Fatal(err)
+			}
+			algID, sig, _ := signatureParts(crlDER)
+			if err := checkMLDSASignature(key.Public().(sign.PublicKey), algID, crl.RawTBSRevocationList, sig); err != nil {
+				t.Errorf("the CRL's signature: %v", err)
+			}
+			if len(crl.RevokedCertificateEntries) != 1 {
+				t.Errorf("the CRL lists %d certificates", len(crl.RevokedCertificateEntries))
+			}
+
+			// OpenSSL parses what Go made (3.0 cannot check ML-DSA
+			// signatures; it shows the algorithm's OID).
+			if openssl, err := exec.LookPath("openssl"); err == nil {
+				path := filepath.Join(t.TempDir(), "root.der")
+				os.WriteFile(path, rootDER, 0o600)
+				if out, err := exec.Command(openssl, "x509", "-inform", "DER", "-in", path, "-noout", "-text").CombinedOutput(); err != nil {
+					t.Errorf("openssl x509: %v\n%s", err, out)
+				}
+			}
+		})
+	}
+}
