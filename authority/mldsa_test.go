@@ -133,7 +133,9 @@ func TestMLDSA(t *testing.T) {
 		subID := subARN[strings.LastIndex(subARN, "/")+1:]
 		var crlDER []byte
 		for number := int64(0); ; {
-			crl, der := waitCRL(t, number, func() ([]byte, error) { return os.ReadFile(filepath.Join(env.Config.DataDir, "s3", "crls", "crl", subID+".crl")) })
+			crl, der := waitCRL(t, number, func() ([]byte, error) {
+				return os.ReadFile(filepath.Join(env.Config.DataDir, "s3", "crls", "crl", subID+".crl"))
+			})
 			if number = crl.Number.Int64(); len(crl.RevokedCertificateEntries) == 1 && crl.RevokedCertificateEntries[0].SerialNumber.Cmp(leaves[0].SerialNumber) == 0 {
 				crlDER = der
 				break
