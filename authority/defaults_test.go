@@ -81,7 +81,7 @@ func TestDescribeDefaults(t *testing.T) {
 	}
 	cert, _ := env.Certificate(t, caARN, *certARN.CertificateArn)
 	if cert.IsCA || !slices.Equal(cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}) ||
-		cert.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment {
+		cert.KeyUsage != x509.KeyUsageDigitalSignature { // an EC key: no key encipherment (RFC 8813)
 		t.Errorf("not an EndEntityCertificate/V1 certificate: CA %v, EKU %v, key usage %v", cert.IsCA, cert.ExtKeyUsage, cert.KeyUsage)
 	}
 	if d := before.Add(-time.Hour).Sub(cert.NotBefore); d < 0 || d > 2*time.Second {

@@ -38,9 +38,9 @@ func CreateCSR(key crypto.Signer, cfg *openpca.CertificateAuthorityConfiguration
 			exts = append(exts, ext)
 		}
 	}
-	return createCSR(&x509.CertificateRequest{
+	return CreateCertificateRequest(key, &x509.CertificateRequest{
 		RawSubject:         subject,
 		SignatureAlgorithm: sigAlg,
 		ExtraExtensions:    exts,
-	}, key)
+	})
 }

@@ -254,8 +254,9 @@ func CreateRevocationList(list *x509.RevocationList, issuer *x509.Certificate, s
 	})
 }
 
-// createCSR is x509.CreateCertificateRequest, with an ML-DSA key too.
-func createCSR(req *x509.CertificateRequest, key crypto.Signer) ([]byte, error) {
+// CreateCertificateRequest is x509.CreateCertificateRequest, with an
+// ML-DSA key too.
+func CreateCertificateRequest(key crypto.Signer, req *x509.CertificateRequest) ([]byte, error) {
 	ml, ok := key.(sign.PrivateKey)
 	if !ok {
 		return x509.CreateCertificateRequest(rand.Reader, req, key)

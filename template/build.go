@@ -2,6 +2,7 @@ package template
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -53,7 +54,7 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 			return nil, fmt.Errorf("ApiPassthrough.Extensions: %w", err)
 		}
 	}
-	if err := t.setOwn(&exts); err != nil {
+	if err := t.setOwn(&exts, r.CSR.PublicKey); err != nil {
 		return nil, err
 	}
 	if san := exts.get(pki.OIDSubjectAltName); san != nil {
@@ -84,15 +85,22 @@ var errNoName = fmt.Errorf("the certificate would have neither a subject nor a s
 // which AWS answers as a malformed CSR.
 func ErrNoName(err error) bool { return err == errNoName }
 
-// setOwn sets the extensions the template itself defines.
-func (t *Template) setOwn(exts *extensions) error {
+// setOwn sets the extensions the template itself defines for a
+// certificate of the key pub. An EC or ML-DSA key cannot encipher: the
+// key encipherment that AWS's templates name (for RSA keys) is left out
+// of their certificates, as RFC 8813 and RFC 9881 require.
+func (t *Template) setOwn(exts *extensions, pub any) error {
 	exts.set(pki.BasicConstraintsExtension(t.CA, t.PathLen, t.BCCritical))
 	exts.remove(pki.OIDSubjectKeyIdentifier) // derived from the CSR key
 	exts.remove(pki.OIDAuthorityKeyIdentifier)
 	if t.Blank {
 		return nil
 	}
-	ku, err := pki.KeyUsageBitsExtension(t.KeyUsage)
+	usage := t.KeyUsage
+	if _, isRSA := pub.(*rsa.PublicKey); !isRSA {
+		usage &^= x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment
+	}
+	ku, err := pki.KeyUsageBitsExtension(usage)
 	if err != nil {
 		return err
 	}
