@@ -116,7 +116,7 @@ func TestCreateCertificateAuthorityInvalidArgs(t *testing.T) {
 		{"SM2", func(in *acmpca.CreateCertificateAuthorityInput) {
 			in.CertificateAuthorityConfiguration.KeyAlgorithm = types.KeyAlgorithmSm2
 			in.CertificateAuthorityConfiguration.SigningAlgorithm = types.SigningAlgorithmSm3withsm2
-		}, "InvalidArgsException", "not supported"},
+		}, "InvalidArgsException", "China regions"},
 		{"empty subject", func(in *acmpca.CreateCertificateAuthorityInput) {
 			in.CertificateAuthorityConfiguration.Subject = &types.ASN1Subject{}
 		}, "InvalidArgsException", "no attributes"},

@@ -180,11 +180,9 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 	}
 	// Signatures and order are checked above; what Verify adds is the
 	// issuers' constraints: path length, name constraints, key usage. It
-	// knows no ML-DSA signature, so a chain with one has only the checks
-	// above (our limit, in the README).
-	if slices.ContainsFunc(append([]*x509.Certificate{cert}, chain...), func(c *x509.Certificate) bool {
-		return c.SignatureAlgorithm == x509.UnknownSignatureAlgorithm
-	}) {
+	// knows no ML-DSA or SM2 signature, so a chain with one has only the
+	// checks above (our limit, in the README).
+	if slices.ContainsFunc(append([]*x509.Certificate{cert}, chain...), pki.ForeignSignature) {
 		return nil
 	}
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
@@ -225,7 +223,7 @@ func parsePEMCertificates(b []byte) ([]*x509.Certificate, error) {
 		if block.Type != "CERTIFICATE" {
 			return nil, fmt.Errorf("PEM block %d is a %q, not a CERTIFICATE", len(certs)+1, block.Type)
 		}
-		c, err := x509.ParseCertificate(block.Bytes)
+		c, err := pki.ParseCertificate(block.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("PEM block %d: %v", len(certs)+1, err)
 		}

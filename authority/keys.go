@@ -11,6 +11,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
 )
 
 // KeyStore is a store CA keys can be kept in, with the key storage
@@ -70,7 +71,7 @@ func (k *Keys) Certificate(ca *openpca.CA) (*x509.Certificate, error) {
 	if c, ok := k.certs.Get(ca.ID); ok && bytes.Equal(c.Raw, ca.Certificate) {
 		return c, nil
 	}
-	c, err := x509.ParseCertificate(ca.Certificate)
+	c, err := pki.ParseCertificate(ca.Certificate)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the certificate of %s: %w", ca.ARN, err)
 	}

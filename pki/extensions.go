@@ -8,8 +8,6 @@ import (
 	"fmt"
 
 	"github.com/openpca/openpca"
-
-	"github.com/cloudflare/circl/sign"
 )
 
 // Extension identifiers (RFC 5280).
@@ -132,12 +130,7 @@ func CertificatePoliciesExtension(policies []openpca.PolicyInformation) (pkix.Ex
 // SubjectKeyID derives a subject key identifier from a public key: the
 // SHA-1 hash of its subjectPublicKey bits (RFC 5280, 4.2.1.2, method 1).
 func SubjectKeyID(pub any) ([]byte, error) {
-	if ml, ok := pub.(sign.PublicKey); ok {
-		raw, err := ml.MarshalBinary()
-		h := sha1.Sum(raw)
-		return h[:], err
-	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	der, err := marshalPublicKey(pub)
 	if err != nil {
 		return nil, err
 	}

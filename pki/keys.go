@@ -14,17 +14,19 @@ import (
 	"fmt"
 
 	"github.com/cloudflare/circl/sign"
+	"github.com/emmansun/gmsm/sm2"
 
 	"github.com/openpca/openpca"
 )
 
-// GenerateKey creates a private key of the given algorithm. SM2 is
-// refused.
+// GenerateKey creates a private key of the given algorithm.
 func GenerateKey(alg openpca.KeyAlgorithm) (crypto.Signer, error) {
 	if s, ok := mldsaSchemes[alg]; ok {
 		return generateMLDSA(s)
 	}
 	switch alg {
+	case openpca.KeyAlgorithmSm2:
+		return sm2.GenerateKey(rand.Reader)
 	case openpca.KeyAlgorithmRsa2048:
 		return rsa.GenerateKey(rand.Reader, 2048)
 	case openpca.KeyAlgorithmRsa3072:
@@ -41,10 +43,10 @@ func GenerateKey(alg openpca.KeyAlgorithm) (crypto.Signer, error) {
 	return nil, fmt.Errorf("key algorithm %s is not supported by this server", alg)
 }
 
-// keyFamily is RSA, EC or the ML-DSA scheme, which decides the signing
-// algorithms a key fits.
+// keyFamily is RSA, EC, SM2 or the ML-DSA scheme, which decides the
+// signing algorithms a key fits.
 func keyFamily(alg openpca.KeyAlgorithm) string {
-	if IsMLDSA(alg) {
+	if IsMLDSA(alg) || alg == openpca.KeyAlgorithmSm2 {
 		return string(alg)
 	}
 	switch alg {
@@ -68,9 +70,10 @@ var signingAlgorithms = map[openpca.SigningAlgorithm]struct {
 	openpca.SigningAlgorithmSha512withecdsa: {"EC", x509.ECDSAWithSHA512},
 	// Go's crypto/x509 has no ML-DSA algorithms: CreateCertificate and the
 	// others of this package sign with the key's own.
-	openpca.SigningAlgorithmMlDsa44: {string(openpca.KeyAlgorithmMlDsa44), x509.UnknownSignatureAlgorithm},
-	openpca.SigningAlgorithmMlDsa65: {string(openpca.KeyAlgorithmMlDsa65), x509.UnknownSignatureAlgorithm},
-	openpca.SigningAlgorithmMlDsa87: {string(openpca.KeyAlgorithmMlDsa87), x509.UnknownSignatureAlgorithm},
+	openpca.SigningAlgorithmMlDsa44:    {string(openpca.KeyAlgorithmMlDsa44), x509.UnknownSignatureAlgorithm},
+	openpca.SigningAlgorithmMlDsa65:    {string(openpca.KeyAlgorithmMlDsa65), x509.UnknownSignatureAlgorithm},
+	openpca.SigningAlgorithmMlDsa87:    {string(openpca.KeyAlgorithmMlDsa87), x509.UnknownSignatureAlgorithm},
+	openpca.SigningAlgorithmSm3withsm2: {string(openpca.KeyAlgorithmSm2), x509.UnknownSignatureAlgorithm},
 }
 
 // SignatureAlgorithm returns the x509 signature algorithm for signing with
@@ -78,7 +81,7 @@ var signingAlgorithms = map[openpca.SigningAlgorithm]struct {
 func SignatureAlgorithm(keyAlg openpca.KeyAlgorithm, sigAlg openpca.SigningAlgorithm) (x509.SignatureAlgorithm, error) {
 	family := keyFamily(keyAlg)
 	if family == "" {
-		return 0, fmt.Errorf("key algorithm %s is not supported by this server; use one of RSA_2048, RSA_3072, RSA_4096, EC_prime256v1, EC_secp384r1, EC_secp521r1, ML_DSA_44, ML_DSA_65, ML_DSA_87", keyAlg)
+		return 0, fmt.Errorf("key algorithm %s is not supported by this server; use one of RSA_2048, RSA_3072, RSA_4096, EC_prime256v1, EC_secp384r1, EC_secp521r1, ML_DSA_44, ML_DSA_65, ML_DSA_87, SM2", keyAlg)
 	}
 	sa, ok := signingAlgorithms[sigAlg]
 	if !ok {
@@ -86,6 +89,9 @@ func SignatureAlgorithm(keyAlg openpca.KeyAlgorithm, sigAlg openpca.SigningAlgor
 	}
 	if sa.family != family && IsMLDSA(keyAlg) {
 		return 0, fmt.Errorf("signing algorithm %s does not fit key algorithm %s: an %s key signs with %s", sigAlg, keyAlg, keyAlg, keyAlg)
+	}
+	if sa.family != family && keyAlg == openpca.KeyAlgorithmSm2 {
+		return 0, fmt.Errorf("signing algorithm %s does not fit key algorithm SM2: an SM2 key signs with SM3WITHSM2", sigAlg)
 	}
 	if sa.family != family {
 		return 0, fmt.Errorf("signing algorithm %s does not fit key algorithm %s: an %s key signs with SHA256WITH%s, SHA384WITH%s or SHA512WITH%s", sigAlg, keyAlg, family, suffix(family), suffix(family), suffix(family))
@@ -105,6 +111,9 @@ func suffix(family string) string {
 func KeyAlgorithmOf(pub crypto.PublicKey) openpca.KeyAlgorithm {
 	if alg := mldsaKeyAlgorithm(pub); alg != "" {
 		return alg
+	}
+	if isSM2(pub) {
+		return openpca.KeyAlgorithmSm2
 	}
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
@@ -131,8 +140,11 @@ func KeyAlgorithmOf(pub crypto.PublicKey) openpca.KeyAlgorithm {
 
 // MarshalPrivateKey encodes a key as PKCS #8.
 func MarshalPrivateKey(key crypto.Signer) ([]byte, error) {
-	if ml, ok := key.(sign.PrivateKey); ok {
-		return marshalMLDSAPrivateKey(ml)
+	switch k := key.(type) {
+	case sign.PrivateKey:
+		return marshalMLDSAPrivateKey(k)
+	case *sm2.PrivateKey:
+		return marshalSM2PrivateKey(k)
 	}
 	return x509.MarshalPKCS8PrivateKey(key)
 }
@@ -141,6 +153,9 @@ func MarshalPrivateKey(key crypto.Signer) ([]byte, error) {
 func ParsePrivateKey(der []byte) (crypto.Signer, error) {
 	if key, ok, err := parseMLDSAPrivateKey(der); ok {
 		return key, err
+	}
+	if key, ok := parseSM2PrivateKey(der); ok {
+		return key, nil
 	}
 	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {

@@ -84,7 +84,7 @@ func TestMLDSA(t *testing.T) {
 				t.Errorf("the root's public key: %v", err)
 			}
 			wantAlgID := algorithmIdentifier(key.(sign.PrivateKey).Scheme())
-			if algID, _, _ := signatureParts(rootDER); !bytes.Equal(algID, wantAlgID) {
+			if algID, _, _ := SignatureParts(rootDER); !bytes.Equal(algID, wantAlgID) {
 				t.Errorf("the root's signature algorithm %x, want %x", algID, wantAlgID)
 			}
 
@@ -131,7 +131,7 @@ func TestMLDSA(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			algID, sig, _ := signatureParts(crlDER)
+			algID, sig, _ := SignatureParts(crlDER)
 			if err := checkMLDSASignature(key.Public().(sign.PublicKey), algID, crl.RawTBSRevocationList, sig); err != nil {
 				t.Errorf("the CRL's signature: %v", err)
 			}

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
 )
 
 // ErrorCode returns the AWS error code of err and the HTTP status it came
@@ -62,6 +63,8 @@ func Config(keyAlg types.KeyAlgorithm, cn string) *types.CertificateAuthorityCon
 		sig = types.SigningAlgorithmSha256withrsa
 	case types.KeyAlgorithmMlDsa44, types.KeyAlgorithmMlDsa65, types.KeyAlgorithmMlDsa87:
 		sig = types.SigningAlgorithm(keyAlg) // ML-DSA keys sign with their own scheme
+	case types.KeyAlgorithmSm2:
+		sig = types.SigningAlgorithmSm3withsm2
 	}
 	return &types.CertificateAuthorityConfiguration{
 		KeyAlgorithm:     keyAlg,
@@ -176,7 +179,7 @@ func newExternal(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.Public
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := pki.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +247,7 @@ func ParsePEM(t testing.TB, s string) []*x509.Certificate {
 		if block == nil {
 			return certs
 		}
-		c, err := x509.ParseCertificate(block.Bytes)
+		c, err := pki.ParseCertificate(block.Bytes)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,412 @@
+package pki
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+
+	"github.com/cloudflare/circl/sign"
+	"github.com/emmansun/gmsm/smx509"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+	"golang.org/x/crypto/ocsp"
+)
+
+// Keys Go's crypto/x509 cannot use, ML-DSA and SM2 ("foreign" keys), go
+// through it all the same: Go makes each object with a stand-in key in
+// their place, and the parts it could not write (the certified public key,
+// the signature algorithm) are put in place before the object is signed
+// again with the real key (see resign). Everything else about the object
+// (names, extensions, their order) stays Go's.
+
+// foreign reports whether key, public or private, is one Go's crypto/x509
+// cannot use.
+func foreign(key any) bool {
+	return mldsaKeyAlgorithm(key) != "" || isSM2(key)
+}
+
+// standIn is a key to make an object with in place of a foreign one.
+func standIn() (*ecdsa.PrivateKey, error) {
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+// ParsePublicKey parses a DER SubjectPublicKeyInfo of any key this
+// package knows: ML-DSA, SM2, RSA, EC, Ed25519.
+func ParsePublicKey(spki []byte) (crypto.PublicKey, error) {
+	in := cryptobyte.String(spki)
+	var info, alg cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	var raw asn1.BitString
+	if !in.ReadASN1(&info, cbasn1.SEQUENCE) || !in.Empty() || !info.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) {
+		return nil, errors.New("not a SubjectPublicKeyInfo")
+	}
+	_, s, ok := mldsaByOID(oid)
+	if !ok {
+		return smx509.ParsePKIXPublicKey(spki)
+	}
+	if !alg.Empty() {
+		return nil, fmt.Errorf("an %s key's algorithm identifier has parameters", s.Name())
+	}
+	if !info.ReadASN1BitString(&raw) || !info.Empty() || raw.BitLength%8 != 0 {
+		return nil, fmt.Errorf("not an %s public key", s.Name())
+	}
+	return s.UnmarshalBinaryPublicKey(raw.Bytes)
+}
+
+// marshalPublicKey is the DER SubjectPublicKeyInfo of any key this
+// package knows.
+func marshalPublicKey(pub any) ([]byte, error) {
+	if ml, ok := pub.(sign.PublicKey); ok {
+		return marshalMLDSAPublicKey(ml)
+	}
+	return smx509.MarshalPKIXPublicKey(pub)
+}
+
+// ownAlgorithmIdentifier is the AlgorithmIdentifier of a foreign key's
+// signatures.
+func ownAlgorithmIdentifier(signer crypto.Signer) []byte {
+	if ml, ok := signer.(sign.PrivateKey); ok {
+		return algorithmIdentifier(ml.Scheme())
+	}
+	return sm2AlgorithmIdentifier()
+}
+
+// ParseCertificate is x509.ParseCertificate, for certificates of SM2 keys
+// too. (Go parses ML-DSA ones, leaving their key out.)
+func ParseCertificate(der []byte) (*x509.Certificate, error) {
+	c, err := x509.ParseCertificate(der)
+	if err == nil {
+		return c, nil
+	}
+	if sm, smErr := smx509.ParseCertificate(der); smErr == nil {
+		return sm.ToX509(), nil
+	}
+	return nil, err
+}
+
+// CreateCertificate is x509.CreateCertificate, with foreign keys as signer
+// or as the certified key too.
+func CreateCertificate(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) ([]byte, error) {
+	pubForeign, signerForeign := foreign(pub), foreign(signer)
+	if !pubForeign && !signerForeign {
+		return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	}
+	key, err := standIn()
+	if err != nil {
+		return nil, err
+	}
+	t, p := *tmpl, *parent
+	goPub, goSigner := pub, signer
+	if pubForeign {
+		goPub = key.Public()
+		if len(t.SubjectKeyId) == 0 && t.IsCA {
+			// Go would derive it from the stand-in key.
+			if t.SubjectKeyId, err = SubjectKeyID(pub); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if signerForeign {
+		goSigner, t.SignatureAlgorithm = key, x509.ECDSAWithSHA256
+		p.PublicKey = nil // Go checks that the signer's key is the parent's
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &t, &p, goPub, goSigner)
+	if err != nil {
+		return nil, err
+	}
+	var spki []byte
+	if pubForeign {
+		if spki, err = marshalPublicKey(pub); err != nil {
+			return nil, err
+		}
+	}
+	// TBSCertificate: [0] version, serial, signature, issuer, validity,
+	// subject, subjectPublicKeyInfo, [3] extensions.
+	return resign(der, signer, t.SignatureAlgorithm, func(tbs [][]byte) error {
+		if len(tbs) < 7 || tbs[0][0] != 0xa0 {
+			return errors.New("pki: Go made a TBSCertificate without a version")
+		}
+		if signerForeign {
+			tbs[2] = ownAlgorithmIdentifier(signer)
+		}
+		if spki != nil {
+			tbs[6] = spki
+		}
+		return nil
+	})
+}
+
+// CreateRevocationList is x509.CreateRevocationList, with a foreign
+// signer too.
+func CreateRevocationList(list *x509.RevocationList, issuer *x509.Certificate, signer crypto.Signer) ([]byte, error) {
+	if !foreign(signer) {
+		return x509.CreateRevocationList(rand.Reader, list, issuer, signer)
+	}
+	key, err := standIn()
+	if err != nil {
+		return nil, err
+	}
+	l := *list
+	l.SignatureAlgorithm = x509.ECDSAWithSHA256
+	der, err := x509.CreateRevocationList(rand.Reader, &l, issuer, key)
+	if err != nil {
+		return nil, err
+	}
+	// TBSCertList: version, signature, issuer, thisUpdate, ...
+	return resign(der, signer, 0, func(tbs [][]byte) error {
+		if len(tbs) < 4 || tbs[0][0] != byte(cbasn1.INTEGER) {
+			return errors.New("pki: Go made a TBSCertList without a version")
+		}
+		tbs[1] = ownAlgorithmIdentifier(signer)
+		return nil
+	})
+}
+
+// CreateCertificateRequest is x509.CreateCertificateRequest, with a
+// foreign key too.
+func CreateCertificateRequest(key crypto.Signer, req *x509.CertificateRequest) ([]byte, error) {
+	if !foreign(key) {
+		return x509.CreateCertificateRequest(rand.Reader, req, key)
+	}
+	stand, err := standIn()
+	if err != nil {
+		return nil, err
+	}
+	r := *req
+	r.SignatureAlgorithm = x509.ECDSAWithSHA256
+	der, err := x509.CreateCertificateRequest(rand.Reader, &r, stand)
+	if err != nil {
+		return nil, err
+	}
+	spki, err := marshalPublicKey(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	// CertificationRequestInfo: version, subject, subjectPKInfo, [0]
+	// attributes.
+	return resign(der, key, 0, func(cri [][]byte) error {
+		if len(cri) != 4 {
+			return errors.New("pki: Go made an unexpected CertificationRequestInfo")
+		}
+		cri[2] = spki
+		return nil
+	})
+}
+
+// CreateOCSPResponse is ocsp.CreateResponse for an issuer that signs its
+// own answers, with a foreign issuer key too.
+func CreateOCSPResponse(issuer *x509.Certificate, tmpl ocsp.Response, signer crypto.Signer) ([]byte, error) {
+	if !foreign(signer) {
+		return ocsp.CreateResponse(issuer, issuer, tmpl, signer)
+	}
+	key, err := standIn()
+	if err != nil {
+		return nil, err
+	}
+	tmpl.SignatureAlgorithm = x509.ECDSAWithSHA256
+	der, err := ocsp.CreateResponse(issuer, issuer, tmpl, key)
+	if err != nil {
+		return nil, err
+	}
+	// OCSPResponse { responseStatus, [0] { responseType, OCTET STRING {
+	// BasicOCSPResponse } } }, and the BasicOCSPResponse a signed object
+	// (with no certificates: the issuer signs).
+	in := cryptobyte.String(der)
+	var resp, status, explicit, responseBytes, responseType, basic cryptobyte.String
+	if !in.ReadASN1(&resp, cbasn1.SEQUENCE) || !resp.ReadASN1Element(&status, cbasn1.ENUM) ||
+		!resp.ReadASN1(&explicit, cbasn1.Tag(0).Constructed().ContextSpecific()) || !explicit.ReadASN1(&responseBytes, cbasn1.SEQUENCE) ||
+		!responseBytes.ReadASN1Element(&responseType, cbasn1.OBJECT_IDENTIFIER) || !responseBytes.ReadASN1(&basic, cbasn1.OCTET_STRING) {
+		return nil, errors.New("pki: an unexpected OCSP response")
+	}
+	basicDER, err := resign(basic, signer, 0, func([][]byte) error { return nil })
+	if err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(status)
+		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddBytes(responseType)
+				b.AddASN1OctetString(basicDER)
+			})
+		})
+	})
+	return b.Bytes()
+}
+
+// resign takes a signed object, SEQUENCE { tbs, AlgorithmIdentifier, BIT
+// STRING }, lets change rewrite the elements of its tbs SEQUENCE, and signs
+// the new tbs with signer (see signBytes).
+func resign(der []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, change func(elements [][]byte) error) ([]byte, error) {
+	in := cryptobyte.String(der)
+	var outer, tbs, algID cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !in.Empty() || !outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&algID, cbasn1.SEQUENCE) {
+		return nil, errors.New("pki: not a signed object")
+	}
+	var body cryptobyte.String
+	if !tbs.ReadASN1(&body, cbasn1.SEQUENCE) {
+		return nil, errors.New("pki: not a signed object")
+	}
+	var elements [][]byte
+	for !body.Empty() {
+		var e cryptobyte.String
+		var tag cbasn1.Tag
+		if !body.ReadAnyASN1Element(&e, &tag) {
+			return nil, errors.New("pki: a malformed element in a signed object")
+		}
+		elements = append(elements, e)
+	}
+	if err := change(elements); err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, e := range elements {
+			b.AddBytes(e)
+		}
+	})
+	newTBS, err := b.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	newAlgID, sig, err := signBytes(newTBS, signer, sigAlg, algID)
+	if err != nil {
+		return nil, err
+	}
+	b = cryptobyte.Builder{}
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(newTBS)
+		b.AddBytes(newAlgID)
+		b.AddASN1BitString(sig)
+	})
+	return b.Bytes()
+}
+
+// signBytes signs tbs with signer and returns the AlgorithmIdentifier of
+// the signature. An ML-DSA key signs tbs whole, an SM2 key with SM3; any
+// other hashes it for sigAlg first, and goAlgID, which Go wrote for
+// sigAlg, names the signature.
+func signBytes(tbs []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, goAlgID []byte) ([]byte, []byte, error) {
+	if _, ok := signer.(sign.PrivateKey); ok {
+		sig, err := signer.Sign(rand.Reader, tbs, crypto.Hash(0))
+		return ownAlgorithmIdentifier(signer), sig, err
+	}
+	if isSM2(signer) {
+		sig, err := signSM2(signer, tbs)
+		return ownAlgorithmIdentifier(signer), sig, err
+	}
+	var h crypto.Hash
+	switch sigAlg {
+	case x509.SHA256WithRSA, x509.ECDSAWithSHA256:
+		h = crypto.SHA256
+	case x509.SHA384WithRSA, x509.ECDSAWithSHA384:
+		h = crypto.SHA384
+	case x509.SHA512WithRSA, x509.ECDSAWithSHA512:
+		h = crypto.SHA512
+	default:
+		return nil, nil, fmt.Errorf("pki: signature algorithm %v cannot sign for a key Go does not know", sigAlg)
+	}
+	d := h.New()
+	d.Write(tbs)
+	sig, err := signer.Sign(rand.Reader, d.Sum(nil), h)
+	return goAlgID, sig, err
+}
+
+// checkForeignSignature checks a foreign key's signature over signed,
+// made with the algorithm identifier algID.
+func checkForeignSignature(pub crypto.PublicKey, algID, signed, sig []byte) error {
+	switch k := pub.(type) {
+	case sign.PublicKey:
+		return checkMLDSASignature(k, algID, signed, sig)
+	case *ecdsa.PublicKey:
+		return checkSM2Signature(k, algID, signed, sig)
+	}
+	return fmt.Errorf("pki: a %T is not a foreign key", pub)
+}
+
+// SignatureParts returns the AlgorithmIdentifier and the signature of a
+// signed object, SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING }.
+func SignatureParts(der []byte) (algID, sig []byte, err error) {
+	in := cryptobyte.String(der)
+	var outer, tbs, alg cryptobyte.String
+	var bits asn1.BitString
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&alg, cbasn1.SEQUENCE) ||
+		!outer.ReadASN1BitString(&bits) || bits.BitLength%8 != 0 {
+		return nil, nil, errors.New("not a signed object")
+	}
+	return alg, bits.Bytes, nil
+}
+
+// CheckSignatureFrom checks that parent signed c, as c.CheckSignatureFrom
+// does, with foreign parents too.
+func CheckSignatureFrom(c, parent *x509.Certificate) error {
+	pub, err := ParsePublicKey(parent.RawSubjectPublicKeyInfo)
+	if err != nil || !foreign(pub) {
+		return c.CheckSignatureFrom(parent)
+	}
+	if parent.BasicConstraintsValid && !parent.IsCA || parent.KeyUsage != 0 && parent.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return x509.ConstraintViolationError{}
+	}
+	algID, sig, err := SignatureParts(c.Raw)
+	if err != nil {
+		return err
+	}
+	return checkForeignSignature(pub, algID, c.RawTBSCertificate, sig)
+}
+
+// ParseCSR parses a DER certificate signing request and checks its
+// signature. A foreign key comes out in PublicKey: an ML-DSA key as its
+// circl public key, an SM2 key as an *ecdsa.PublicKey on the SM2 curve.
+func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		sm, smErr := smx509.ParseCertificateRequest(der)
+		if smErr != nil {
+			return nil, err
+		}
+		csr = sm.ToX509()
+	}
+	pub, err := ParsePublicKey(csr.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return nil, fmt.Errorf("its public key is of an algorithm this server does not support")
+	}
+	if !foreign(pub) {
+		if err := csr.CheckSignature(); err != nil {
+			return nil, fmt.Errorf("its signature does not verify: %v", err)
+		}
+		return csr, nil
+	}
+	algID, sig, err := SignatureParts(csr.Raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkForeignSignature(pub, algID, csr.RawTBSCertificateRequest, sig); err != nil {
+		return nil, fmt.Errorf("its signature does not verify: %v", err)
+	}
+	csr.PublicKey = pub
+	return csr, nil
+}
+
+// ForeignSignature reports whether c is signed with a foreign key, whose
+// signature Go's crypto/x509 cannot check (CheckSignatureFrom can).
+func ForeignSignature(c *x509.Certificate) bool {
+	algID, _, err := SignatureParts(c.Raw)
+	if err != nil {
+		return false
+	}
+	if string(algID) == string(sm2AlgorithmIdentifier()) {
+		return true
+	}
+	for _, s := range mldsaSchemes {
+		if string(algID) == string(algorithmIdentifier(s)) {
+			return true
+		}
+	}
+	return false
+}
