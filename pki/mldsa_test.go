@@ -151,3 +151,33 @@ func TestMLDSA(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseCSR feeds ParseCSR, which reads every CSR a client sends, DER
+// it never saw: it returns a request or an error, never panics, and a
+// request it returns has a key this package knows and a signature that
+// holds.
+func FuzzParseCSR(f *testing.F) {
+	for _, alg := range []openpca.KeyAlgorithm{openpca.KeyAlgorithmEcPrime256v1, openpca.KeyAlgorithmRsa2048, openpca.KeyAlgorithmMlDsa44, openpca.KeyAlgorithmSm2} {
+		key, err := GenerateKey(alg)
+		if err != nil {
+			f.Fatal(err)
+		}
+		der, err := CreateCertificateRequest(key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "fuzz.example"}, DNSNames: []string{"fuzz.example"}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	f.Fuzz(func(t *testing.T, der []byte) {
+		csr, err := ParseCSR(der)
+		if err != nil {
+			return
+		}
+		if KeyAlgorithmOf(csr.PublicKey) == "" && csr.PublicKeyAlgorithm == x509.UnknownPublicKeyAlgorithm {
+			t.Fatalf("a CSR of an unknown key was accepted: %T", csr.PublicKey)
+		}
+		if _, err := ParseCSR(csr.Raw); err != nil {
+			t.Fatalf("a CSR accepted once is refused again: %v", err)
+		}
+	})
+}
