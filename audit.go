@@ -128,6 +128,9 @@ type ObjectStore interface {
 	// never sees a partial object.
 	Put(ctx context.Context, o Object, r io.Reader) error
 
+	// Get opens an object for reading; ErrNotFound if there is none.
+	Get(ctx context.Context, bucket, key string) (io.ReadCloser, error)
+
 	// DiscardPartial removes what Puts of the object that never finished
 	// (the server died) left behind: a temporary file, an incomplete
 	// multipart upload. The object itself, if any, stays.

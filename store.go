@@ -20,6 +20,7 @@ type Store interface {
 	PermissionStore
 	ResealStore
 	WitnessStore
+	ConsoleStore
 	Close() error
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/crl"
 	"github.com/openpca/openpca/localfs"
 	"github.com/openpca/openpca/pkcs11"
@@ -175,7 +177,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if l, ok := a.objects.(*localfs.Store); ok {
 		local = l
 	}
+	var web http.Handler
+	if signIn, ok := authenticator.(console.Authenticator); ok && !cfg.NoConsole {
+		if web, err = console.New(console.Config{Service: svc, AuditLog: svc, Store: a.store, Objects: a.objects, Auth: signIn, Logger: logger, Now: cfg.Now}); err != nil {
+			return fail(err)
+		}
+	}
 	a.server = server.New(server.Config{
+		Console:       web,
 		Service:       svc,
 		AuditLog:      svc,
 		OCSP:          svc,

@@ -73,6 +73,10 @@ type Config struct {
 	RootSecretAccessKey string
 	// InsecureNoAuth accepts unsigned requests, for the default account.
 	InsecureNoAuth bool
+	// NoConsole turns the web console (/console/) off. Without
+	// authentication (InsecureNoAuth) there is no console either: it
+	// signs in with access keys.
+	NoConsole bool
 	// KeyStore is where the keys of new CAs are kept: "software" (the
 	// default, sealed with the master key), "pkcs11" or "kms".
 	KeyStore string

@@ -6,6 +6,7 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
 	"errors"
@@ -87,14 +88,50 @@ func (a *Authenticator) Authenticate(r *http.Request) (awsjson.BodyCheck, error)
 				return openpca.Caller{}, err
 			}
 		}
-		policies, err := resolve(&a.parsed, key.Policies)
-		if err != nil {
-			// Attached policies were checked; one that no longer reads
-			// (written by hand in the database, say) denies everything.
-			return openpca.Caller{}, openpca.Errorf(openpca.CodeAccessDenied, "User: %s is not authorized to perform any action: %v.", keyID, err)
-		}
-		return openpca.Caller{AccountID: key.AccountID, Principal: keyID, Policies: policies}, nil
+		return a.callerOf(key)
 	}, nil
+}
+
+// callerOf is the caller of requests signed with key.
+func (a *Authenticator) callerOf(key *openpca.AccessKey) (openpca.Caller, error) {
+	policies, err := resolve(&a.parsed, key.Policies)
+	if err != nil {
+		// Attached policies were checked; one that no longer reads
+		// (written by hand in the database, say) denies everything.
+		return openpca.Caller{}, openpca.Errorf(openpca.CodeAccessDenied, "User: %s is not authorized to perform any action: %v.", key.ID, err)
+	}
+	return openpca.Caller{AccountID: key.AccountID, Principal: key.ID, Policies: policies}, nil
+}
+
+// SignIn checks an access key's secret, as the web console's sign-in
+// does, and returns the key's caller. A wrong secret, an unknown key and a
+// revoked one are all ErrSignIn, so that the answer tells an attacker
+// nothing.
+func (a *Authenticator) SignIn(ctx context.Context, keyID, secret string) (openpca.Caller, error) {
+	want, err := a.Verifier.Keys.Secret(ctx, keyID)
+	if errors.Is(err, sigv4.ErrUnknownKey) || err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(secret)) != 1 {
+		return openpca.Caller{}, ErrSignIn
+	}
+	if err != nil {
+		return openpca.Caller{}, err
+	}
+	return a.Caller(ctx, keyID)
+}
+
+// ErrSignIn refuses a sign-in.
+var ErrSignIn = errors.New("auth: the access key or its secret is wrong")
+
+// Caller returns the caller of an access key that is still valid, as a
+// request signed with it would have: ErrSignIn once it is revoked.
+func (a *Authenticator) Caller(ctx context.Context, keyID string) (openpca.Caller, error) {
+	key, err := a.Store.FindAccessKey(ctx, keyID)
+	if errors.Is(err, openpca.ErrNotFound) || err == nil && !key.RevokedAt.IsZero() {
+		return openpca.Caller{}, ErrSignIn
+	}
+	if err != nil {
+		return openpca.Caller{}, err
+	}
+	return a.callerOf(key)
 }
 
 // ResolvePolicies parses a key's policies: its own documents, and the

@@ -130,3 +130,19 @@ func encodeJSON(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
+
+// Invoke runs operation on svc with the request in (a request struct of
+// the model), checked against the model's constraints exactly as a request
+// on the wire is, and returns its response. The web console's actions go
+// through it, so that they are checked as the API's are.
+func Invoke(ctx context.Context, svc openpca.PrivateCA, operation string, in any) (any, error) {
+	op := operations[operation]
+	if op == nil {
+		return nil, fmt.Errorf("awsjson: no operation %q", operation)
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	return op.invoke(openpca.WithOperation(ctx, operation), svc, func(v any) error { return decodeInput(op.input, body, v) })
+}

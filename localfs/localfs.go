@@ -116,6 +116,15 @@ func (s *Store) Open(bucket, key string) (*os.File, error) {
 	return f, nil
 }
 
+// Get implements openpca.ObjectStore, with Open.
+func (s *Store) Get(_ context.Context, bucket, key string) (io.ReadCloser, error) {
+	f, err := s.Open(bucket, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, openpca.ErrNotFound
+	}
+	return f, err
+}
+
 // Root is the folder that holds the buckets.
 func (s *Store) Root() string { return s.root }
 

@@ -52,6 +52,18 @@ func TestPutAndCheck(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("temporary files left: %v", entries)
 	}
+	r, err := st.Get(t.Context(), "bucket", "audit-report/ca/r.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if !bytes.Equal(got, big) {
+		t.Error("Get reads another object")
+	}
+	if _, err := st.Get(t.Context(), "bucket", "audit-report/ca/none.json"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("Get of a missing object: %v", err)
+	}
 }
 
 func TestRefusesEscapes(t *testing.T) {

@@ -115,6 +115,18 @@ var cannedACLs = map[openpca.S3ObjectAcl]types.ObjectCannedACL{
 	openpca.S3ObjectAclBucketOwnerFullControl: types.ObjectCannedACLBucketOwnerFullControl,
 }
 
+// Get implements openpca.ObjectStore.
+func (s *Store) Get(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
+	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if _, ok := errors.AsType[*types.NoSuchKey](err); ok {
+		return nil, openpca.ErrNotFound
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	return out.Body, nil
+}
+
 // Put implements openpca.ObjectStore. An object that fits in one part is
 // one PutObject; a larger one is a multipart upload, which S3 shows only
 // once it is complete, and which is aborted if anything fails.

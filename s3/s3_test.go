@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,6 +40,18 @@ func TestPutSizes(t *testing.T) {
 		if got := srv.Get(t, "objects", key); !bytes.Equal(got, data) {
 			t.Errorf("size %d: read back %d bytes that differ", size, len(got))
 		}
+		r, err := st.Get(t.Context(), "objects", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("size %d: Get read back %d bytes that differ: %v", size, len(got), err)
+		}
+	}
+	if _, err := st.Get(t.Context(), "objects", "no/such/key"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("Get of a missing object: %v", err)
 	}
 }
 

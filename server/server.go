@@ -1,8 +1,8 @@
 // Package server assembles OpenPCA's HTTP server: the AWS Private CA API on
 // POST /, the audit log's checkpoints and proofs under /audit-log/, the
 // OCSP responder at /ocsp, the embedded object store's CRLs under /s3/, a
-// liveness check on GET /healthz, a readiness check on GET /readyz and
-// Prometheus metrics on GET /metrics,
+// liveness check on GET /healthz, a readiness check on GET /readyz,
+// Prometheus metrics on GET /metrics and the web console under /console/,
 // with one structured log line per API request.
 package server
 
@@ -40,7 +40,9 @@ type Config struct {
 	// /readyz: nil if the store makes them durable.
 	Ready         func(context.Context) error
 	Authenticator awsjson.Authenticator
-	Logger        *slog.Logger
+	// Console, if set, is the web console, served under /console/.
+	Console http.Handler
+	Logger  *slog.Logger
 }
 
 // Timeouts of the HTTP server. A request body is at most a few MiB, so a
@@ -96,6 +98,9 @@ func New(cfg Config) *Server {
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	if cfg.Console != nil {
+		mux.Handle("/console/", cfg.Console)
+	}
 	if cfg.AuditLog != nil {
 		handleAuditLog(mux, cfg.AuditLog, envelope)
 	}

@@ -153,6 +153,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.RootAccessKeyID, "root-access-key-id", "", "access key id of the default account; without it the first start makes one and prints it")
 	fs.StringVar(&cfg.RootSecretAccessKey, "root-secret-access-key", "", "its secret; prefer the environment variable")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "accept unsigned requests, for the default account (development only)")
+	fs.BoolVar(&cfg.NoConsole, "no-console", false, "do not serve the web console under /console/")
 	fs.StringVar(&cfg.KeyStore, "key-store", cfg.KeyStore, "where the keys of new CAs are kept: software (sealed with the master key), pkcs11 or kms")
 	fs.StringVar(&cfg.PKCS11.Module, "pkcs11-module", "", "the PKCS#11 library of the token that keeps CA keys, such as /usr/lib/softhsm/libsofthsm2.so")
 	fs.StringVar(&cfg.PKCS11.TokenLabel, "pkcs11-token-label", "", "the label of that token")

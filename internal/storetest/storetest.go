@@ -49,6 +49,8 @@ func Run(t *testing.T, open Open) {
 		{"SharingAndPermissions", testSharingAndPermissions},
 		{"CRLPublication", testCRLPublication},
 		{"Witnessing", testWitnessing},
+		{"ConsoleSessions", testConsoleSessions},
+		{"ConsoleQueries", testConsoleQueries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

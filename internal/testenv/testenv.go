@@ -184,11 +184,12 @@ func (e *Env) Restart(t testing.TB) {
 	e.start(t)
 }
 
-// DB opens the server's SQLite database directly, as someone holding a
-// copy of the data folder would; stop the server first.
+// DB opens the server's SQLite database directly, as someone with the
+// data folder in hand would. Beside a running server, a write waits for
+// the server's writer to let go (a busy timeout) rather than fail.
 func (e *Env) DB(t testing.TB) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(e.Config.DataDir, "openpca.db"))
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.Config.DataDir, "openpca.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,234 @@
+package console_test
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"github.com/chromedp/chromedp"
+
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// chromium returns the path of Debian's chromium, which .ci/run installs;
+// without it the browser tests are skipped, except in CI.
+func chromium(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI has no chromium: .ci/run installs Debian's package")
+		}
+		t.Skip("no chromium to drive")
+	}
+	return path
+}
+
+// screenshots is where the browser tests keep their screenshots: the
+// folder OPENPCA_TEST_ARTIFACTS names, else a temporary one (logged).
+func screenshots(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("OPENPCA_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "openpca-console-screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", dir)
+	return dir
+}
+
+// TestConsoleInBrowser drives the console in headless Chromium: sign in,
+// see a root and its two subordinates as a tree, find a certificate by its
+// serial, revoke it and see it in the next CRL, request an audit report and
+// watch it reach SUCCESS, verify the report in the browser, then tamper
+// with one row and see the browser name it.
+func TestConsoleInBrowser(t *testing.T) {
+	exe := chromium(t)
+	shots := screenshots(t)
+	env := testenv.Start(t)
+	bucketDir := filepath.Join(env.Config.DataDir, "s3", "reports")
+	if err := os.MkdirAll(bucketDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rootARN, _ := env.NewActiveRoot(t, "Console Root")
+	var subs []string
+	for _, name := range []string{"Issuing CA East", "Issuing CA West"} {
+		out, err := env.Client.CreateCertificateAuthority(t.Context(), &acmpca.CreateCertificateAuthorityInput{
+			CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, name), CertificateAuthorityType: types.CertificateAuthorityTypeSubordinate,
+			RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("reports")}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		arn := *out.CertificateAuthorityArn
+		csr, err := env.Client.GetCertificateAuthorityCsr(t.Context(), &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &arn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		certARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: []byte(*csr.Csr),
+			TemplateArn: aws.String("arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1"),
+			Validity:    &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(3)}})
+		cert, err := env.Client.GetCertificate(t.Context(), &acmpca.GetCertificateInput{CertificateAuthorityArn: &rootARN, CertificateArn: &certARN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Client.ImportCertificateAuthorityCertificate(t.Context(), &acmpca.ImportCertificateAuthorityCertificateInput{
+			CertificateAuthorityArn: &arn, Certificate: []byte(*cert.Certificate), CertificateChain: []byte(*cert.CertificateChain)}); err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, arn)
+	}
+	var serials []string
+	for i := range 3 {
+		arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &subs[0],
+			Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprintf("service-%d.example", i)}}).CSRPEM})
+		serials = append(serials, arn[strings.LastIndex(arn, "/")+1:])
+	}
+	creds, err := env.Client.Options().Credentials.Retrieve(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1200, 900))
+	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	shot := func(name string) chromedp.Action {
+		return chromedp.ActionFunc(func(ctx context.Context) error {
+			var png []byte
+			if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644)
+		})
+	}
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+
+	// Sign in, and see the hierarchy.
+	var subCount int
+	run("signing in", chromedp.Navigate(env.URL+"/console/"),
+		chromedp.SendKeys(`input[name=access_key_id]`, creds.AccessKeyID),
+		chromedp.SendKeys(`input[name=secret_access_key]`, creds.SecretAccessKey),
+		chromedp.Click(`#sign-in`),
+		chromedp.WaitVisible(`#ca-tree`),
+		chromedp.Evaluate(`document.querySelectorAll('#ca-tree li[data-ca="Console Root"] > ul > li').length`, &subCount),
+		shot("console-cas"))
+	if subCount != 2 {
+		t.Errorf("the root has %d subordinates in the tree, want 2", subCount)
+	}
+
+	// Find a certificate by its serial, and revoke it.
+	var found string
+	run("finding a certificate", chromedp.Click(`a[href*="`+subs[0][strings.LastIndex(subs[0], "/")+1:]+`"]`, chromedp.NodeVisible),
+		chromedp.WaitVisible(`#search`),
+		chromedp.SendKeys(`#search input[name=serial]`, serials[1]),
+		chromedp.Submit(`#search input[name=serial]`),
+		chromedp.WaitVisible(`#certificates`),
+		chromedp.Text(`#certificates`, &found))
+	if !strings.Contains(found, serials[1]) || strings.Contains(found, serials[0]) {
+		t.Fatalf("the search for %s found:\n%s", serials[1], found)
+	}
+	var badge string
+	run("revoking it", chromedp.Click(`#certificates a`),
+		chromedp.WaitVisible(`#revoke`),
+		chromedp.SetValue(`#revoke select[name=reason]`, "KEY_COMPROMISE"),
+		chromedp.Click(`#revoke button`),
+		chromedp.WaitVisible(`#revoked`),
+		chromedp.Text(`#revoked`, &badge))
+	if !strings.Contains(badge, "KEY_COMPROMISE") {
+		t.Errorf("the revoked badge says %q", badge)
+	}
+	var expiring, revokedBars int
+	run("the charts", chromedp.Navigate(env.URL+"/console/ca/charts?arn="+subs[0]),
+		chromedp.WaitVisible(`#expiry-chart`),
+		chromedp.Evaluate(`document.querySelectorAll('#expiry-chart rect').length`, &expiring),
+		chromedp.Evaluate(`document.querySelectorAll('#activity-chart rect.revoked').length`, &revokedBars),
+		shot("console-charts"))
+	if expiring != 1 || revokedBars != 1 { // two unrevoked certificates expire on one day; one revocation today
+		t.Errorf("the charts: %d expiry bars, %d revocation bars", expiring, revokedBars)
+	}
+	crlPath := filepath.Join(bucketDir, "crl", subs[0][strings.LastIndex(subs[0], "/")+1:]+".crl")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if der, err := os.ReadFile(crlPath); err == nil {
+			if crl, err := x509.ParseRevocationList(der); err == nil && len(crl.RevokedCertificateEntries) == 1 &&
+				fmt.Sprintf("%032x", crl.RevokedCertificateEntries[0].SerialNumber) == serials[1] {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the next CRL does not list the certificate revoked in the console")
+		}
+	}
+
+	// Request a report, and watch it reach SUCCESS.
+	caURL := env.URL + "/console/ca?arn=" + subs[0]
+	run("requesting a report", chromedp.Navigate(caURL),
+		chromedp.SendKeys(`#request-report input[name=bucket]`, "reports"),
+		chromedp.SetValue(`#request-report select[name=format]`, "JSON"),
+		chromedp.Click(`#request-report button`),
+		chromedp.WaitVisible(`#report-list`))
+	var status string
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(status, "SUCCESS"); {
+		run("reloading the CA page", chromedp.Sleep(100*time.Millisecond), chromedp.Reload(), chromedp.Text(`#report-list`, &status))
+		if time.Now().After(deadline) {
+			t.Fatalf("the report did not reach SUCCESS:\n%s", status)
+		}
+	}
+
+	// Verify it in the browser, then a copy with one row changed.
+	reports, _ := filepath.Glob(filepath.Join(bucketDir, "audit-report", "*", "*.json"))
+	if len(reports) != 1 {
+		t.Fatalf("reports in the bucket: %v", reports)
+	}
+	report, proof := reports[0], reports[0]+".proof.jsonl"
+	var result string
+	run("verifying the report", chromedp.Navigate(env.URL+"/console/verify"),
+		chromedp.SetUploadFiles(`#report`, []string{report}),
+		chromedp.SetUploadFiles(`#proof`, []string{proof}),
+		chromedp.Click(`#verify`),
+		chromedp.WaitVisible(`#result .ok`),
+		chromedp.Text(`#result`, &result))
+	if !strings.Contains(result, "Verified: 3 rows") {
+		t.Errorf("the verify page says %q", result)
+	}
+	var rows []map[string]any
+	b, _ := os.ReadFile(report)
+	if err := json.Unmarshal(b, &rows); err != nil || len(rows) != 3 {
+		t.Fatalf("the report: %v", err)
+	}
+	rows[1]["subject"] = "CN=forged.example"
+	tampered := filepath.Join(t.TempDir(), filepath.Base(report))
+	b, _ = json.Marshal(rows)
+	os.WriteFile(tampered, b, 0o600)
+	run("verifying a tampered copy", chromedp.Navigate(env.URL+"/console/verify"),
+		chromedp.SetUploadFiles(`#report`, []string{tampered}),
+		chromedp.SetUploadFiles(`#proof`, []string{proof}),
+		chromedp.Click(`#verify`),
+		chromedp.WaitVisible(`#problems`),
+		chromedp.Text(`#result`, &result),
+		shot("console-verify-tampered"))
+	if !strings.Contains(result, "row 2") || !strings.Contains(result, "forged.example") {
+		t.Errorf("the verify page does not name the tampered row:\n%s", result)
+	}
+}

@@ -1,0 +1,290 @@
+// Package console serves the web console under /console/: the CA
+// hierarchy, certificates, expiries, activity and audit reports of the
+// signed-in account, a few actions, and a page where an auditor checks a
+// report in the browser. Pages are rendered on the server and read without
+// JavaScript; only the verify page runs code, the audit verifier compiled
+// to WebAssembly (cmd/verify-wasm).
+//
+// Sign-in takes an access key and its secret, as the API does. A session
+// lives in an HttpOnly, SameSite=Strict cookie (Secure under TLS) holding a
+// random token whose hash the store keeps; it ends after SessionLife or at
+// sign-out. Every action is a POST carrying the session's CSRF token,
+// from the console's own origin, and goes through the same operations, so
+// the same authorization and logs, as the API.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/openpca/openpca"
+)
+
+//go:generate sh -c "GOOS=js GOARCH=wasm go build -trimpath -ldflags=-s -o static/verify.wasm ../cmd/verify-wasm"
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// Authenticator checks access keys for the console.
+type Authenticator interface {
+	// SignIn checks a key's secret and returns its caller.
+	SignIn(ctx context.Context, keyID, secret string) (openpca.Caller, error)
+	// Caller returns the caller of a key that is still valid.
+	Caller(ctx context.Context, keyID string) (openpca.Caller, error)
+}
+
+// AuditLog is what the console shows of the CAs' logs and reports.
+type AuditLog interface {
+	AuditVerifierKey() string
+	AuditCheckpoint(ctx context.Context, caARN string) ([]byte, error)
+	AuditReports(ctx context.Context, caARN string) ([]*openpca.AuditReport, error)
+}
+
+// Config is what the console works with.
+type Config struct {
+	Service  openpca.PrivateCA
+	AuditLog AuditLog
+	Store    openpca.ConsoleStore
+	Objects  openpca.ObjectStore
+	Auth     Authenticator
+	Logger   *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// SessionLife is how long a session lasts after sign-in.
+const SessionLife = 8 * time.Hour
+
+// maxForm bounds what a form may send.
+const maxForm = 64 << 10
+
+const cookieName = "openpca_console"
+
+// Console is the console's HTTP handler.
+type Console struct {
+	cfg    Config
+	pages  map[string]*template.Template
+	mux    *http.ServeMux
+	origin *http.CrossOriginProtection
+}
+
+// New returns the console, to be served under /console/.
+func New(cfg Config) (*Console, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection()}
+	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
+		if err != nil {
+			return nil, err
+		}
+		c.pages[page] = t
+	}
+	static, err := fs.Sub(staticFiles, "static")
+	if err != nil {
+		return nil, err
+	}
+	c.mux.HandleFunc("GET /console/{$}", c.home)
+	c.mux.HandleFunc("POST /console/sign-in", c.signIn)
+	c.mux.Handle("POST /console/sign-out", c.session(c.signOut))
+	c.mux.Handle("GET /console/cas", c.session(c.listCAs))
+	c.mux.Handle("GET /console/ca", c.session(c.showCA))
+	c.mux.Handle("GET /console/ca/certificates", c.session(c.listCertificates))
+	c.mux.Handle("GET /console/ca/certificate", c.session(c.showCertificate))
+	c.mux.Handle("GET /console/ca/charts", c.session(c.showCharts))
+	c.mux.Handle("GET /console/ca/report", c.session(c.downloadReport))
+	c.mux.Handle("POST /console/ca/revoke", c.session(c.revoke))
+	c.mux.Handle("POST /console/ca/report", c.session(c.requestReport))
+	c.mux.Handle("POST /console/ca/status", c.session(c.setStatus))
+	c.mux.Handle("GET /console/verify", c.session(c.verifyPage))
+	c.mux.Handle("GET /console/static/", c.session(func(w http.ResponseWriter, r *http.Request, _ *signedIn) {
+		http.StripPrefix("/console/static/", http.FileServerFS(static)).ServeHTTP(w, r)
+	}))
+	return c, nil
+}
+
+// ServeHTTP serves the console, with the headers every answer carries: no
+// caching, no framing, no referrer, and only the console's own scripts.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	if r.Method == http.MethodPost {
+		// Forms come from the console's own pages: a cross-origin POST is
+		// refused before it reaches a handler, CSRF token or not.
+		if err := c.origin.Check(r); err != nil {
+			c.fail(w, r, http.StatusForbidden, "This request came from another site, and is refused.")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	}
+	c.mux.ServeHTTP(w, r)
+}
+
+// signedIn is the session and caller of a request.
+type signedIn struct {
+	session *openpca.ConsoleSession
+	caller  openpca.Caller
+	ctx     context.Context // carries the caller, a request id and the operation
+}
+
+// session wraps a handler that needs a session: without one, the request
+// goes to the sign-in page; a POST must carry the session's CSRF token.
+func (c *Console) session(h func(http.ResponseWriter, *http.Request, *signedIn)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := c.findSession(r)
+		if err != nil {
+			if !errors.Is(err, openpca.ErrNotFound) {
+				c.cfg.Logger.ErrorContext(r.Context(), "console: reading a session", "error", err)
+			}
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/console/", http.StatusSeeOther)
+				return
+			}
+			c.fail(w, r, http.StatusUnauthorized, "Sign in first.")
+			return
+		}
+		caller, err := c.cfg.Auth.Caller(r.Context(), s.KeyID)
+		if err != nil { // the key was revoked since sign-in
+			c.endSession(w, r, s)
+			http.Redirect(w, r, "/console/", http.StatusSeeOther)
+			return
+		}
+		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
+			c.fail(w, r, http.StatusForbidden, "The form's CSRF token is missing or wrong: reload the page and try again.")
+			return
+		}
+		caller.SourceIP, caller.SecureTransport = remoteIP(r), r.TLS != nil
+		ctx := openpca.WithRequestID(openpca.WithCaller(r.Context(), caller), uuid.NewString())
+		h(w, r, &signedIn{session: s, caller: caller, ctx: ctx})
+	})
+}
+
+func (c *Console) findSession(r *http.Request) (*openpca.ConsoleSession, error) {
+	cookie, err := r.Cookie(cookieName)
+	if err != nil || len(cookie.Value) > 64 {
+		return nil, openpca.ErrNotFound
+	}
+	return c.cfg.Store.FindConsoleSession(r.Context(), hashToken(cookie.Value), c.cfg.Now())
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// home is the sign-in page, or the CAs once signed in.
+func (c *Console) home(w http.ResponseWriter, r *http.Request) {
+	if _, err := c.findSession(r); err == nil {
+		http.Redirect(w, r, "/console/cas", http.StatusSeeOther)
+		return
+	}
+	c.render(w, r, http.StatusOK, "signin", nil, map[string]any{})
+}
+
+func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
+	keyID, secret := r.PostFormValue("access_key_id"), r.PostFormValue("secret_access_key")
+	caller, err := c.cfg.Auth.SignIn(r.Context(), keyID, secret)
+	if err != nil {
+		c.cfg.Logger.WarnContext(r.Context(), "console: a sign-in was refused", "key", truncate(keyID, 32), "remote", r.RemoteAddr)
+		c.render(w, r, http.StatusUnauthorized, "signin", nil, map[string]any{"Error": "The access key or its secret is wrong.", "KeyID": truncate(keyID, 32)})
+		return
+	}
+	token, now := randomToken(), c.cfg.Now().UTC()
+	s := &openpca.ConsoleSession{IDHash: hashToken(token), KeyID: keyID, CSRF: randomToken(), CreatedAt: now, ExpiresAt: now.Add(SessionLife)}
+	if err := c.cfg.Store.CreateConsoleSession(r.Context(), s); err != nil {
+		c.internal(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: token, Path: "/console/", Expires: s.ExpiresAt,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	c.cfg.Logger.InfoContext(r.Context(), "console: signed in", "key", keyID, "account", caller.AccountID, "remote", r.RemoteAddr)
+	http.Redirect(w, r, "/console/cas", http.StatusSeeOther)
+}
+
+func (c *Console) signOut(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	c.endSession(w, r, in.session)
+	c.cfg.Logger.InfoContext(r.Context(), "console: signed out", "key", in.session.KeyID)
+	http.Redirect(w, r, "/console/", http.StatusSeeOther)
+}
+
+func (c *Console) endSession(w http.ResponseWriter, r *http.Request, s *openpca.ConsoleSession) {
+	if err := c.cfg.Store.DeleteConsoleSession(r.Context(), s.IDHash, c.cfg.Now()); err != nil {
+		c.cfg.Logger.ErrorContext(r.Context(), "console: ending a session", "error", err)
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+}
+
+// render writes page with the layout; in is the signed-in user, if any.
+func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, page string, in *signedIn, data map[string]any) {
+	if in != nil {
+		data["CSRF"] = in.session.CSRF
+		data["Key"] = in.caller.Principal
+		data["Account"] = in.caller.AccountID
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := c.pages[page].Execute(w, data); err != nil {
+		c.cfg.Logger.ErrorContext(r.Context(), "console: rendering a page", "page", page, "error", err)
+	}
+}
+
+// fail answers with a message page.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, message string) {
+	c.render(w, r, status, "message", nil, map[string]any{"Title": http.StatusText(status), "Message": message})
+}
+
+func (c *Console) internal(w http.ResponseWriter, r *http.Request, err error) {
+	c.cfg.Logger.ErrorContext(r.Context(), "console: internal failure", "error", err)
+	c.fail(w, r, http.StatusInternalServerError, "The server could not answer; its log says why.")
+}
+
+// apiError answers with what an operation refused, as the API would have
+// said it, with the status the API would have used.
+func (c *Console) apiError(w http.ResponseWriter, r *http.Request, err error) {
+	e, ok := errors.AsType[*openpca.Error](err)
+	if !ok {
+		c.internal(w, r, err)
+		return
+	}
+	status := http.StatusBadRequest
+	switch e.Code {
+	case openpca.CodeResourceNotFound, openpca.CodeInvalidArn:
+		status = http.StatusNotFound
+	case openpca.CodeAccessDenied:
+		status = http.StatusForbidden
+	}
+	c.fail(w, r, status, e.Code+": "+e.Message)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,231 @@
+package console_test
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// browser is an HTTP client with cookies, as a browser without JavaScript
+// is; it follows no redirect, so that tests see each.
+type browser struct {
+	t      *testing.T
+	base   string
+	client *http.Client
+	csrf   string
+}
+
+func newBrowser(t *testing.T, env *testenv.Env) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: env.URL, client: &http.Client{Jar: jar, Transport: env.Transport(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (b *browser) do(method, path string, form url.Values, header ...string) (int, string, *http.Response) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.base+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	page, _ := io.ReadAll(res.Body)
+	if m := csrfField.FindSubmatch(page); m != nil {
+		b.csrf = string(m[1])
+	}
+	return res.StatusCode, string(page), res
+}
+
+func (b *browser) get(path string) (int, string) {
+	b.t.Helper()
+	status, page, _ := b.do(http.MethodGet, path, nil)
+	return status, page
+}
+
+func (b *browser) post(path string, form url.Values) (int, string) {
+	b.t.Helper()
+	status, page, _ := b.do(http.MethodPost, path, form)
+	return status, page
+}
+
+// signIn signs in with the key of client.
+func (b *browser) signIn(client *acmpca.Client) {
+	b.t.Helper()
+	creds, err := client.Options().Credentials.Retrieve(context.Background())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	status, _, res := b.do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}})
+	if status != http.StatusSeeOther || res.Header.Get("Location") != "/console/cas" {
+		b.t.Fatalf("signing in: %d %s", status, res.Header.Get("Location"))
+	}
+	if status, _ := b.get("/console/cas"); status != http.StatusOK {
+		b.t.Fatalf("the CAs page: %d", status)
+	}
+}
+
+func caPage(arn string) string { return "/console/ca?" + url.Values{"arn": {arn}}.Encode() }
+
+// TestConsoleSecurity: without a session only the sign-in page is served;
+// a session's cookie is HttpOnly and SameSite=Strict; an action without
+// the session's CSRF token, or from another origin, is refused; another
+// account's CA is not found; a read-only key changes nothing; signing out
+// and revoking the key end the session.
+func TestConsoleSecurity(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Console Root")
+	leafARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
+		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}}).CSRPEM})
+	serial := leafARN[strings.LastIndex(leafARN, "/")+1:]
+	revoke := url.Values{"arn": {caARN}, "serial": {serial}, "reason": {"KEY_COMPROMISE"}}
+
+	anon := newBrowser(t, env)
+	if status, page := anon.get("/console/"); status != http.StatusOK || !strings.Contains(page, `action="/console/sign-in"`) {
+		t.Errorf("the sign-in page: %d", status)
+	}
+	for _, path := range []string{"/console/cas", caPage(caARN), "/console/ca/certificates?arn=" + url.QueryEscape(caARN), "/console/verify",
+		"/console/static/verify.js", "/console/static/verify.wasm", "/console/ca/report?arn=x&id=y"} {
+		if status, _, res := anon.do(http.MethodGet, path, nil); status != http.StatusSeeOther || res.Header.Get("Location") != "/console/" {
+			t.Errorf("GET %s without a session: %d, want a redirect to the sign-in page", path, status)
+		}
+	}
+	if status, _ := anon.post("/console/ca/revoke", revoke); status != http.StatusUnauthorized {
+		t.Errorf("an action without a session: %d", status)
+	}
+	if status, page := anon.post("/console/sign-in", url.Values{"access_key_id": {testenv.AccessKeyID}, "secret_access_key": {"wrong"}}); status != http.StatusUnauthorized ||
+		!strings.Contains(page, "The access key or its secret is wrong") {
+		t.Errorf("a wrong secret: %d", status)
+	}
+
+	b := newBrowser(t, env)
+	creds, _ := env.Client.Options().Credentials.Retrieve(context.Background())
+	_, _, res := b.do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}})
+	cookie := res.Cookies()
+	if len(cookie) != 1 || !cookie[0].HttpOnly || cookie[0].SameSite != http.SameSiteStrictMode || cookie[0].Path != "/console/" {
+		t.Fatalf("the session cookie: %+v", cookie)
+	}
+	if status, page := b.get(caPage(caARN)); status != http.StatusOK || !strings.Contains(page, "Console Root") {
+		t.Fatalf("the CA page: %d", status)
+	}
+	for _, tc := range []struct {
+		name   string
+		form   url.Values
+		header []string
+	}{
+		{"no CSRF token", revoke, nil},
+		{"a wrong CSRF token", withCSRF(revoke, "forged"), nil},
+		{"another origin", withCSRF(revoke, b.csrf), []string{"Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site"}},
+	} {
+		if status, _, _ := b.do(http.MethodPost, "/console/ca/revoke", tc.form, tc.header...); status != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403", tc.name, status)
+		}
+	}
+	if c, err := env.Client.GetCertificate(t.Context(), &acmpca.GetCertificateInput{CertificateAuthorityArn: &caARN, CertificateArn: &leafARN}); err != nil || c == nil {
+		t.Fatal(err)
+	}
+
+	// Another account's CA is not found, for reading and for acting.
+	other, _ := env.NewAccount(t, "444455556666")
+	otherARN, _ := env.NewActiveRoot(t, "Default Account Root")
+	o := newBrowser(t, env)
+	o.signIn(other)
+	if status, _ := o.get(caPage(otherARN)); status != http.StatusNotFound {
+		t.Errorf("another account's CA: %d, want 404", status)
+	}
+	if status, _ := o.post("/console/ca/revoke", withCSRF(revoke, o.csrf)); status != http.StatusNotFound {
+		t.Errorf("revoking in another account's CA: %d, want 404", status)
+	}
+
+	// A read-only key sees, and changes nothing.
+	reader, _ := env.NewReadOnlyKey(t, app.DefaultAccountID)
+	ro := newBrowser(t, env)
+	ro.signIn(reader)
+	if status, _ := ro.get(caPage(caARN)); status != http.StatusOK {
+		t.Errorf("a read-only key's view of the CA: %d", status)
+	}
+	if status, page := ro.post("/console/ca/revoke", withCSRF(revoke, ro.csrf)); status != http.StatusForbidden || !strings.Contains(page, "AccessDeniedException") {
+		t.Errorf("a read-only key's revocation: %d", status)
+	}
+	if status, _ := ro.post("/console/ca/status", withCSRF(url.Values{"arn": {caARN}, "status": {"DISABLED"}}, ro.csrf)); status != http.StatusForbidden {
+		t.Errorf("a read-only key disabling the CA: %d", status)
+	}
+
+	// The right token revokes.
+	if status, _ := b.post("/console/ca/revoke", withCSRF(revoke, b.csrf)); status != http.StatusSeeOther {
+		t.Fatalf("a revocation: %d", status)
+	}
+	if status, page := b.get("/console/ca/certificate?" + url.Values{"arn": {caARN}, "serial": {serial}}.Encode()); status != http.StatusOK || !strings.Contains(page, "KEY_COMPROMISE") {
+		t.Errorf("the revoked certificate's page: %d", status)
+	}
+	// A value the model does not allow is refused as the API refuses it.
+	if status, page := b.post("/console/ca/status", withCSRF(url.Values{"arn": {caARN}, "status": {"BOGUS"}}, b.csrf)); status != http.StatusBadRequest || !strings.Contains(page, "ValidationException") {
+		t.Errorf("a status the model does not have: %d", status)
+	}
+
+	// Signing out ends the session, even for a copy of its cookie.
+	if status, _ := b.post("/console/sign-out", url.Values{"csrf": {b.csrf}}); status != http.StatusSeeOther {
+		t.Errorf("signing out: %d", status)
+	}
+	replay := newBrowser(t, env)
+	replay.client.Jar.SetCookies(mustURL(env.URL+"/console/"), cookie)
+	if status, _ := replay.get("/console/cas"); status != http.StatusSeeOther {
+		t.Errorf("the cookie of an ended session: %d", status)
+	}
+
+	// Revoking the key ends its sessions.
+	k := newBrowser(t, env)
+	k.signIn(reader)
+	readerKey, _ := reader.Options().Credentials.Retrieve(context.Background())
+	a, err := app.OpenAdmin(context.Background(), env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Store.RevokeAccessKey(context.Background(), readerKey.AccessKeyID, env.Clock.Now())
+	a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := k.get("/console/cas"); status != http.StatusSeeOther {
+		t.Errorf("a revoked key's session: %d", status)
+	}
+}
+
+func withCSRF(form url.Values, token string) url.Values {
+	out := url.Values{"csrf": {token}}
+	for k, v := range form {
+		out[k] = v
+	}
+	return out
+}
+
+func mustURL(s string) *url.URL {
+	u, _ := url.Parse(s)
+	return u
+}

@@ -1,0 +1,538 @@
+package console
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/crl"
+	"github.com/openpca/openpca/pki"
+)
+
+// pageSize is how many certificates a page lists.
+const pageSize = 50
+
+// call runs an operation of the API as the signed-in caller.
+func call[Out any](in *signedIn, svc openpca.PrivateCA, operation string, req any) (*Out, error) {
+	out, err := awsjson.Invoke(in.ctx, svc, operation, req)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return nil, nil
+	}
+	return out.(*Out), nil
+}
+
+// caNode is a CA in the hierarchy, with what the pages show of it.
+type caNode struct {
+	openpca.CertificateAuthority
+	Name     string
+	Cert     *x509.Certificate
+	Children []*caNode
+	// Left is the share of its validity still to come, 0 to 100.
+	Left int
+}
+
+func (c *Console) node(ca openpca.CertificateAuthority, cert *x509.Certificate) *caNode {
+	n := &caNode{CertificateAuthority: ca, Cert: cert, Name: caName(ca)}
+	if ca.NotBefore != nil && ca.NotAfter != nil {
+		total, left := ca.NotAfter.Sub(ca.NotBefore.Time), ca.NotAfter.Sub(c.cfg.Now())
+		if total > 0 {
+			n.Left = int(max(0, min(100, 100*left.Seconds()/total.Seconds())))
+		}
+	}
+	return n
+}
+
+func caName(ca openpca.CertificateAuthority) string {
+	if cfg := ca.CertificateAuthorityConfiguration; cfg != nil && cfg.Subject != nil && cfg.Subject.CommonName != "" {
+		return cfg.Subject.CommonName
+	}
+	return ca.Arn[strings.LastIndex(ca.Arn, "/")+1:]
+}
+
+// listCAs shows the caller's CAs, and those shared with it, as a tree:
+// each under the CA whose key signed its certificate.
+func (c *Console) listCAs(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	var all []openpca.CertificateAuthority
+	for _, owner := range []openpca.ResourceOwner{openpca.ResourceOwnerSelf, openpca.ResourceOwnerOtherAccounts} {
+		for next := ""; ; {
+			out, err := call[openpca.ListCertificateAuthoritiesResponse](in, c.cfg.Service, "ListCertificateAuthorities",
+				&openpca.ListCertificateAuthoritiesRequest{ResourceOwner: owner, NextToken: next, MaxResults: 100})
+			if err != nil {
+				c.apiError(w, r, err)
+				return
+			}
+			all = append(all, out.CertificateAuthorities...)
+			if next = out.NextToken; next == "" {
+				break
+			}
+		}
+	}
+	var nodes []*caNode
+	bySKI := map[string]*caNode{}
+	for _, ca := range all {
+		var cert *x509.Certificate
+		if ca.Status != openpca.CertificateAuthorityStatusPendingCertificate && ca.Status != openpca.CertificateAuthorityStatusDeleted {
+			if out, err := call[openpca.GetCertificateAuthorityCertificateResponse](in, c.cfg.Service, "GetCertificateAuthorityCertificate",
+				&openpca.GetCertificateAuthorityCertificateRequest{CertificateAuthorityArn: ca.Arn}); err == nil {
+				cert, _ = parsePEM(out.Certificate)
+			}
+		}
+		n := c.node(ca, cert)
+		nodes = append(nodes, n)
+		if cert != nil && len(cert.SubjectKeyId) > 0 {
+			bySKI[string(cert.SubjectKeyId)] = n
+		}
+	}
+	var roots []*caNode
+	var expiring []*caNode
+	for _, n := range nodes {
+		parent := (*caNode)(nil)
+		if n.Cert != nil && !bytes.Equal(n.Cert.RawIssuer, n.Cert.RawSubject) {
+			parent = bySKI[string(n.Cert.AuthorityKeyId)]
+		}
+		if parent != nil && parent != n {
+			parent.Children = append(parent.Children, n)
+		} else {
+			roots = append(roots, n)
+		}
+		if n.NotAfter != nil && n.NotAfter.Before(c.cfg.Now().AddDate(1, 0, 0)) {
+			expiring = append(expiring, n)
+		}
+	}
+	slices.SortFunc(expiring, func(a, b *caNode) int { return a.NotAfter.Compare(b.NotAfter.Time) })
+	c.render(w, r, http.StatusOK, "cas", in, map[string]any{"Roots": roots, "Expiring": expiring, "Count": len(nodes)})
+}
+
+// describe finds the CA a page names with its arn parameter, as the
+// caller may see it.
+func (c *Console) describe(w http.ResponseWriter, r *http.Request, in *signedIn) (*openpca.CertificateAuthority, bool) {
+	out, err := call[openpca.DescribeCertificateAuthorityResponse](in, c.cfg.Service, "DescribeCertificateAuthority",
+		&openpca.DescribeCertificateAuthorityRequest{CertificateAuthorityArn: r.FormValue("arn")})
+	if err != nil {
+		c.apiError(w, r, err)
+		return nil, false
+	}
+	return out.CertificateAuthority, true
+}
+
+func (c *Console) showCA(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	ca, ok := c.describe(w, r, in)
+	if !ok {
+		return
+	}
+	data := map[string]any{"CA": c.node(*ca, nil), "Formats": openpca.AuditReportResponseFormat("").Values(), "Reasons": openpca.RevocationReason("").Values()}
+	if tags, err := call[openpca.ListTagsResponse](in, c.cfg.Service, "ListTags", &openpca.ListTagsRequest{CertificateAuthorityArn: ca.Arn}); err == nil {
+		data["Tags"] = tags.Tags
+	}
+	if crlCfg := ca.RevocationConfiguration.CrlConfiguration; crlCfg != nil && crlCfg.Enabled != nil && *crlCfg.Enabled {
+		data["LatestCRL"] = c.latestCRL(in, ca)
+	}
+	// The audit log's operations are authorized as its endpoints' are.
+	if reports, err := c.cfg.AuditLog.AuditReports(openpca.WithOperation(in.ctx, openpca.OperationAuditReports), ca.Arn); err == nil {
+		data["Reports"] = reports
+	} else {
+		data["ReportsError"] = errorMessage(err)
+	}
+	if signed, err := c.cfg.AuditLog.AuditCheckpoint(openpca.WithOperation(in.ctx, openpca.OperationAuditCheckpoint), ca.Arn); err == nil {
+		data["Checkpoint"] = checkpointOf(signed)
+	} else {
+		data["CheckpointError"] = errorMessage(err)
+	}
+	c.render(w, r, http.StatusOK, "ca", in, data)
+}
+
+// latestCRL is the thisUpdate of the CA's CRL in its bucket, if any.
+func (c *Console) latestCRL(in *signedIn, ca *openpca.CertificateAuthority) *time.Time {
+	id := ca.Arn[strings.LastIndex(ca.Arn, "/")+1:]
+	cfg := ca.RevocationConfiguration.CrlConfiguration
+	f, err := c.cfg.Objects.Get(in.ctx, cfg.S3BucketName, crl.Key(&openpca.CA{ID: id}, cfg))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	der, err := io.ReadAll(io.LimitReader(f, 64<<20))
+	if err != nil {
+		return nil
+	}
+	list, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil
+	}
+	return &list.ThisUpdate
+}
+
+// checkpoint is what the CA page shows of a signed checkpoint.
+type checkpoint struct {
+	auditlog.Checkpoint
+	Note string
+	// Signers names the note's signatures: the server's, and witnesses'.
+	Signers []string
+}
+
+func checkpointOf(signed []byte) *checkpoint {
+	text, sigs, _ := strings.Cut(string(signed), "\n\n")
+	cp, err := auditlog.ParseCheckpoint(text + "\n")
+	if err != nil {
+		return nil
+	}
+	out := &checkpoint{Checkpoint: cp, Note: string(signed)}
+	for line := range strings.SplitSeq(strings.TrimSpace(sigs), "\n") {
+		if name, ok := strings.CutPrefix(line, "— "); ok {
+			out.Signers = append(out.Signers, strings.Fields(name)[0])
+		}
+	}
+	return out
+}
+
+// certificateQuery reads a search from a request.
+func (c *Console) certificateQuery(r *http.Request) (openpca.CertificateQuery, error) {
+	q := openpca.CertificateQuery{Text: truncate(strings.TrimSpace(r.FormValue("q")), 200), Status: r.FormValue("status"), Now: c.cfg.Now(), Limit: pageSize}
+	if s := strings.TrimSpace(r.FormValue("serial")); s != "" {
+		serial, err := pki.ParseSerial(s)
+		if err != nil {
+			return q, fmt.Errorf("the serial %q: %v", truncate(s, 80), err)
+		}
+		q.Serial = serial
+	}
+	if !slices.Contains([]string{"", "issued", "revoked", "expired"}, q.Status) {
+		return q, fmt.Errorf("there is no status %q", truncate(q.Status, 20))
+	}
+	if b := r.FormValue("before"); b != "" {
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n < 0 {
+			return q, fmt.Errorf("the page cursor %q is not one", truncate(b, 20))
+		}
+		q.Before = n
+	}
+	return q, nil
+}
+
+func (c *Console) listCertificates(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	ca, ok := c.describe(w, r, in)
+	if !ok {
+		return
+	}
+	q, err := c.certificateQuery(r)
+	if err != nil {
+		c.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	list, err := c.cfg.Store.ListCertificates(in.ctx, caID(ca.Arn), q)
+	if err != nil {
+		c.internal(w, r, err)
+		return
+	}
+	data := map[string]any{"CA": c.node(*ca, nil), "Certificates": list, "Query": q, "Now": c.cfg.Now(), "Serial": r.FormValue("serial")}
+	if len(list) == pageSize {
+		next := url.Values{"arn": {ca.Arn}, "q": {q.Text}, "status": {q.Status}, "serial": {r.FormValue("serial")},
+			"before": {strconv.FormatInt(list[len(list)-1].IssueSeq, 10)}}
+		data["Next"] = "/console/ca/certificates?" + next.Encode()
+	}
+	c.render(w, r, http.StatusOK, "certificates", in, data)
+}
+
+func caID(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
+
+// extension is an extension as the certificate page shows it.
+type extension struct {
+	OID, Name string
+	Critical  bool
+}
+
+var extensionNames = map[string]string{
+	"2.5.29.14": "Subject key identifier", "2.5.29.15": "Key usage", "2.5.29.17": "Subject alternative name",
+	"2.5.29.19": "Basic constraints", "2.5.29.31": "CRL distribution points", "2.5.29.32": "Certificate policies",
+	"2.5.29.35": "Authority key identifier", "2.5.29.37": "Extended key usage", "1.3.6.1.5.5.7.1.1": "Authority information access",
+}
+
+func (c *Console) showCertificate(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	ca, ok := c.describe(w, r, in)
+	if !ok {
+		return
+	}
+	serial, err := pki.ParseSerial(r.FormValue("serial"))
+	if err != nil {
+		c.fail(w, r, http.StatusBadRequest, "The serial is not one: "+err.Error())
+		return
+	}
+	out, err := call[openpca.GetCertificateResponse](in, c.cfg.Service, "GetCertificate",
+		&openpca.GetCertificateRequest{CertificateAuthorityArn: ca.Arn, CertificateArn: openpca.CertificateARN(ca.Arn, serial)})
+	if err != nil {
+		c.apiError(w, r, err)
+		return
+	}
+	cert, err := parsePEM(out.Certificate)
+	if err != nil {
+		c.internal(w, r, err)
+		return
+	}
+	var exts []extension
+	for _, e := range cert.Extensions {
+		exts = append(exts, extension{OID: e.Id.String(), Name: extensionNames[e.Id.String()], Critical: e.Critical})
+	}
+	var chain []*x509.Certificate
+	for rest := []byte(out.CertificateChain); ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if c, err := pki.ParseCertificate(block.Bytes); err == nil {
+			chain = append(chain, c)
+		}
+	}
+	listed, _ := c.cfg.Store.ListCertificates(in.ctx, caID(ca.Arn), openpca.CertificateQuery{Serial: serial, Limit: 1})
+	data := map[string]any{"CA": c.node(*ca, nil), "Cert": cert, "Serial": serial, "PEM": out.Certificate, "Chain": chain, "Extensions": exts,
+		"KeyAlgorithm": pki.KeyAlgorithmOf(cert.PublicKey), "Reasons": openpca.RevocationReason("").Values()}
+	if len(listed) == 1 {
+		data["Listed"] = listed[0]
+	}
+	c.render(w, r, http.StatusOK, "certificate", in, data)
+}
+
+// chartDays is how far the expiry chart looks ahead, and the activity
+// chart back.
+const chartDays = 90
+
+// bar is a day of a chart.
+type bar struct {
+	Day         time.Time
+	Count       int
+	X, Y, H     int
+	Label, Tone string
+}
+
+// chart lays out daily counts from from as SVG bars, 6 pixels a day, at
+// most 120 high.
+func chart(from time.Time, days int, series map[string][]openpca.DayCount) ([]bar, int) {
+	peak := 1
+	for _, counts := range series {
+		for _, d := range counts {
+			peak = max(peak, d.Count)
+		}
+	}
+	var bars []bar
+	for tone, counts := range series {
+		for _, d := range counts {
+			i := int(d.Day.Sub(from.Truncate(24*time.Hour)) / (24 * time.Hour))
+			if i < 0 || i >= days {
+				continue
+			}
+			h := max(1, d.Count*120/peak)
+			x := i * 6
+			if tone == "revoked" {
+				x += 3
+			}
+			bars = append(bars, bar{Day: d.Day, Count: d.Count, X: x, Y: 120 - h, H: h, Tone: tone,
+				Label: fmt.Sprintf("%s: %d %s", d.Day.Format("2006-01-02"), d.Count, tone)})
+		}
+	}
+	return bars, peak
+}
+
+func (c *Console) showCharts(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	ca, ok := c.describe(w, r, in)
+	if !ok {
+		return
+	}
+	now := c.cfg.Now().UTC()
+	expiries, err := c.cfg.Store.ExpiryCounts(in.ctx, caID(ca.Arn), now, now.AddDate(0, 0, chartDays))
+	if err != nil {
+		c.internal(w, r, err)
+		return
+	}
+	since := now.AddDate(0, 0, -chartDays+1).Truncate(24 * time.Hour)
+	issued, revoked, err := c.cfg.Store.ActivityCounts(in.ctx, caID(ca.Arn), since)
+	if err != nil {
+		c.internal(w, r, err)
+		return
+	}
+	expiryBars, expiryPeak := chart(now, chartDays, map[string][]openpca.DayCount{"expiring": expiries})
+	activityBars, activityPeak := chart(since, chartDays, map[string][]openpca.DayCount{"issued": issued, "revoked": revoked})
+	c.render(w, r, http.StatusOK, "charts", in, map[string]any{"CA": c.node(*ca, nil), "Days": chartDays, "Width": chartDays * 6,
+		"Expiry": expiryBars, "ExpiryPeak": expiryPeak, "Activity": activityBars, "ActivityPeak": activityPeak,
+		"ExpiryTotal": total(expiries), "IssuedTotal": total(issued), "RevokedTotal": total(revoked)})
+}
+
+func total(counts []openpca.DayCount) int {
+	n := 0
+	for _, d := range counts {
+		n += d.Count
+	}
+	return n
+}
+
+// downloadReport streams a report, or its proof file, from its bucket.
+func (c *Console) downloadReport(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	ca, ok := c.describe(w, r, in)
+	if !ok {
+		return
+	}
+	out, err := call[openpca.DescribeCertificateAuthorityAuditReportResponse](in, c.cfg.Service, "DescribeCertificateAuthorityAuditReport",
+		&openpca.DescribeCertificateAuthorityAuditReportRequest{CertificateAuthorityArn: ca.Arn, AuditReportId: r.FormValue("id")})
+	if err != nil {
+		c.apiError(w, r, err)
+		return
+	}
+	if out.AuditReportStatus != openpca.AuditReportStatusSuccess {
+		c.fail(w, r, http.StatusNotFound, "The report is "+string(out.AuditReportStatus)+", not SUCCESS: there is nothing to download.")
+		return
+	}
+	key := out.S3Key
+	if r.FormValue("proof") != "" {
+		key += auditlog.ProofSuffix
+	}
+	f, err := c.cfg.Objects.Get(in.ctx, out.S3BucketName, key)
+	if errors.Is(err, openpca.ErrNotFound) {
+		c.fail(w, r, http.StatusNotFound, "The object "+key+" is no longer in bucket "+out.S3BucketName+".")
+		return
+	}
+	if err != nil {
+		c.internal(w, r, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", key[strings.LastIndex(key, "/")+1:]))
+	io.Copy(w, f)
+}
+
+// act runs an action's operation and goes back to the CA's page, or says
+// why it was refused; the log line names the key, the operation and the
+// CA, as the API's request log does.
+func (c *Console) act(w http.ResponseWriter, r *http.Request, in *signedIn, operation, back string, req any) {
+	_, err := awsjson.Invoke(in.ctx, c.cfg.Service, operation, req)
+	c.cfg.Logger.InfoContext(in.ctx, "console action", "request_id", openpca.RequestIDFrom(in.ctx), "operation", operation, "key", in.caller.Principal,
+		"account", in.caller.AccountID, "ca", r.FormValue("arn"), "error_code", errorCode(err))
+	if err != nil {
+		c.apiError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// errorMessage is what a page says of an error: an operation's refusal,
+// or that the server failed (its log says how).
+func errorMessage(err error) string {
+	if e, ok := errors.AsType[*openpca.Error](err); ok {
+		return e.Code + ": " + e.Message
+	}
+	return "The server could not answer; its log says why."
+}
+
+func errorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	return openpca.ErrorCode(err)
+}
+
+func (c *Console) caPage(arn string) string {
+	return "/console/ca?" + url.Values{"arn": {arn}}.Encode()
+}
+
+func (c *Console) revoke(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	arn, serial := r.PostFormValue("arn"), r.PostFormValue("serial")
+	back := "/console/ca/certificate?" + url.Values{"arn": {arn}, "serial": {serial}}.Encode()
+	c.act(w, r, in, "RevokeCertificate", back, &openpca.RevokeCertificateRequest{CertificateAuthorityArn: arn,
+		CertificateSerial: serial, RevocationReason: openpca.RevocationReason(r.PostFormValue("reason"))})
+}
+
+func (c *Console) requestReport(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	arn := r.PostFormValue("arn")
+	c.act(w, r, in, "CreateCertificateAuthorityAuditReport", c.caPage(arn)+"#reports", &openpca.CreateCertificateAuthorityAuditReportRequest{
+		CertificateAuthorityArn: arn, S3BucketName: r.PostFormValue("bucket"), AuditReportResponseFormat: openpca.AuditReportResponseFormat(r.PostFormValue("format"))})
+}
+
+func (c *Console) setStatus(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	arn := r.PostFormValue("arn")
+	c.act(w, r, in, "UpdateCertificateAuthority", c.caPage(arn), &openpca.UpdateCertificateAuthorityRequest{
+		CertificateAuthorityArn: arn, Status: openpca.CertificateAuthorityStatus(r.PostFormValue("status"))})
+}
+
+func (c *Console) verifyPage(w http.ResponseWriter, r *http.Request, in *signedIn) {
+	c.render(w, r, http.StatusOK, "verify", in, map[string]any{"Key": in.caller.Principal, "AuditKey": c.cfg.AuditLog.AuditVerifierKey()})
+}
+
+func parsePEM(s string) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return nil, errors.New("console: not PEM")
+	}
+	return pki.ParseCertificate(block.Bytes)
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// funcs are the templates' helpers.
+var funcs = template.FuncMap{
+	"date": func(t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			if v.IsZero() {
+				return ""
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		case *time.Time:
+			if v == nil {
+				return ""
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		case *openpca.Timestamp:
+			if v == nil {
+				return ""
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		return ""
+	},
+	"hex":       func(b []byte) string { return hex.EncodeToString(b) },
+	"serialHex": func(c *x509.Certificate) string { return pki.SerialHex(c.SerialNumber) },
+	"colons":    pki.FormatSerial,
+	"caPage":    func(arn string) string { return "/console/ca?" + url.Values{"arn": {arn}}.Encode() },
+	"certPage": func(arn, serial string) string {
+		return "/console/ca/certificate?" + url.Values{"arn": {arn}, "serial": {serial}}.Encode()
+	},
+	"page": func(path, arn string) string { return path + "?" + url.Values{"arn": {arn}}.Encode() },
+	"reportLink": func(arn, id string, proof bool) string {
+		v := url.Values{"arn": {arn}, "id": {id}}
+		if proof {
+			v.Set("proof", "1")
+		}
+		return "/console/ca/report?" + v.Encode()
+	},
+	"status": func(l *openpca.ListedCertificate, now time.Time) string {
+		switch {
+		case !l.RevokedAt.IsZero():
+			return "revoked"
+		case !l.NotAfter.After(now):
+			return "expired"
+		}
+		return "issued"
+	},
+	"on":   func(b *bool) bool { return b != nil && *b },
+	"list": func(s ...string) []string { return s },
+}
