@@ -12,10 +12,13 @@ type Certificate struct {
 	AccountID string
 	// Serial is the serial number in lowercase hex without colons, as the
 	// certificate's ARN ends.
-	Serial      string
-	ARN         string
-	DER         []byte
-	Subject     string // as AWS prints it: most specific RDN first
+	Serial  string
+	ARN     string
+	DER     []byte
+	Subject string // as AWS prints it: most specific RDN first
+	// Names are the subject alternative names (DNS names, emails, URIs,
+	// IP addresses), space-separated, for searching.
+	Names       string
 	NotBefore   time.Time
 	NotAfter    time.Time
 	IssuedAt    time.Time

@@ -23,7 +23,8 @@ type CertificateQuery struct {
 	// Serial, if set, is the lowercase hex serial of the one certificate
 	// wanted.
 	Serial string
-	// Text, if set, is a substring of the subject wanted.
+	// Text, if set, is a substring of the subject or of a subject
+	// alternative name wanted.
 	Text string
 	// Status is "", "issued" (neither revoked nor expired at Now),
 	// "revoked" or "expired".

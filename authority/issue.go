@@ -163,7 +163,13 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	if err != nil {
 		return nil, err
 	}
-	return &openpca.Certificate{Serial: pki.SerialHex(serial), DER: der, Subject: subject, NotBefore: nb, NotAfter: na}, nil
+	var names string
+	for _, e := range certTmpl.ExtraExtensions {
+		if e.Id.Equal(pki.OIDSubjectAltName) {
+			names = pki.AltNames(e.Value)
+		}
+	}
+	return &openpca.Certificate{Serial: pki.SerialHex(serial), DER: der, Subject: subject, Names: names, NotBefore: nb, NotAfter: na}, nil
 }
 
 // validity computes the validity period a request asks for and checks it

@@ -177,6 +177,14 @@ func TestConsoleSecurity(t *testing.T) {
 		t.Errorf("a read-only key disabling the CA: %d", status)
 	}
 
+	// Certificates are found by their subject alternative names too.
+	sanARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
+		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "by-cn"}, DNSNames: []string{"only-in-the-san.example"}}).CSRPEM})
+	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}, "q": {"ONLY-in-the-san"}}.Encode()); status != http.StatusOK ||
+		!strings.Contains(page, sanARN[strings.LastIndex(sanARN, "/")+1:]) || strings.Contains(page, serial) {
+		t.Errorf("the search by alternative name: %d\n%s", status, page)
+	}
+
 	// The right token revokes.
 	if status, _ := b.post("/console/ca/revoke", withCSRF(revoke, b.csrf)); status != http.StatusSeeOther {
 		t.Fatalf("a revocation: %d", status)

@@ -4,9 +4,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/openpca/openpca"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // GeneralName tags (RFC 5280, 4.2.1.6).
@@ -189,4 +193,32 @@ func SubjectInformationAccessExtension(list []openpca.AccessDescription) (pkix.E
 	}
 	v, err := asn1.Marshal(ads)
 	return pkix.Extension{Id: oidExtSubjectInformationAccess, Value: v}, err
+}
+
+// AltNames lists the DNS names, email addresses, URIs and IP addresses of
+// a subject alternative name extension's value, space-separated, for
+// searching: the console finds certificates by them.
+func AltNames(value []byte) string {
+	in := cryptobyte.String(value)
+	var seq cryptobyte.String
+	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) {
+		return ""
+	}
+	var names []string
+	for !seq.Empty() {
+		var v cryptobyte.String
+		var tag cbasn1.Tag
+		if !seq.ReadAnyASN1(&v, &tag) {
+			break
+		}
+		switch tag {
+		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific(), cbasn1.Tag(6).ContextSpecific(): // rfc822Name, dNSName, URI
+			names = append(names, string(v))
+		case cbasn1.Tag(7).ContextSpecific(): // iPAddress
+			if len(v) == net.IPv4len || len(v) == net.IPv6len {
+				names = append(names, net.IP(v).String())
+			}
+		}
+	}
+	return strings.Join(names, " ")
 }

@@ -62,7 +62,7 @@ const (
 var (
 	keyUseInserts      = rowInsert{insert: `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record, hashes) VALUES `, columns: 7}
 	certificateInserts = rowInsert{insert: `INSERT INTO certificates (ca_id, issue_seq, serial, subject, not_before, not_after, issued_at,
-		template_arn, requested_by, request_id, signed_sha256) VALUES `, suffix: ` ON CONFLICT (ca_id, serial) DO NOTHING`, columns: 11}
+		template_arn, requested_by, request_id, signed_sha256, names) VALUES `, suffix: ` ON CONFLICT (ca_id, serial) DO NOTHING`, columns: 12}
 	derInserts = rowInsert{insert: `INSERT INTO certificate_ders (ca_id, issue_seq, der) VALUES `, columns: 3}
 )
 
@@ -213,7 +213,7 @@ func (db *DB) insertIssuances(ctx context.Context, tx *sql.Tx, caID string, firs
 		sum := sha256.Sum256(c.DER)
 		uses[i], stored[i] = is.Use, storedRecord(ca, is, sum[:])
 		certs[i] = []any{c.CAID, is.Use.Seq, c.Serial, c.Subject, micros(c.NotBefore), micros(c.NotAfter), micros(c.IssuedAt),
-			c.TemplateARN, c.RequestedBy, c.RequestID, sum[:]}
+			c.TemplateARN, c.RequestedBy, c.RequestID, sum[:], c.Names}
 		ders[i] = []any{c.CAID, is.Use.Seq, c.DER}
 	}
 	if err := db.insertKeyUses(ctx, tx, caID, first, uses, stored); err != nil {

@@ -53,20 +53,21 @@ func (db *DB) ListCertificates(ctx context.Context, caID string, q openpca.Certi
 		where, args = append(where, "c.serial = ?"), append(args, q.Serial)
 	}
 	if q.Text != "" {
-		where, args = append(where, `lower(c.subject) LIKE ? ESCAPE '\'`), append(args, "%"+likeEscaper.Replace(strings.ToLower(q.Text))+"%")
+		pattern := "%" + likeEscaper.Replace(strings.ToLower(q.Text)) + "%"
+		where, args = append(where, `(lower(c.subject) LIKE ? ESCAPE '\' OR lower(c.names) LIKE ? ESCAPE '\')`), append(args, pattern, pattern)
 	}
 	switch q.Status {
 	case "issued":
 		where, args = append(where, "c.revoked_at IS NULL AND c.not_after > ?"), append(args, q.Now.UnixMicro())
 	case "revoked":
-		where = append(where, "c.revoked_at IS NOT NULL")
+		where = append(where, "c.revoke_seq IS NOT NULL") // as the partial index of revoked certificates says it
 	case "expired":
 		where, args = append(where, "c.revoked_at IS NULL AND c.not_after <= ?"), append(args, q.Now.UnixMicro())
 	}
 	if q.Before > 0 {
 		where, args = append(where, "c.issue_seq < ?"), append(args, q.Before)
 	}
-	rows, err := db.query(ctx, `SELECT c.issue_seq, c.serial, a.account_id, a.arn, c.subject, c.not_before, c.not_after, c.issued_at,
+	rows, err := db.query(ctx, `SELECT c.issue_seq, c.serial, a.account_id, a.arn, c.subject, c.names, c.not_before, c.not_after, c.issued_at,
 		c.template_arn, c.revoked_at, c.revocation_reason, c.requested_by, c.request_id
 		FROM certificates c JOIN certificate_authorities a ON a.id = c.ca_id
 		WHERE `+strings.Join(where, " AND ")+` ORDER BY c.issue_seq DESC LIMIT ?`, append(args, q.Limit)...)
@@ -79,7 +80,7 @@ func (db *DB) ListCertificates(ctx context.Context, caID string, q openpca.Certi
 		l := &openpca.ListedCertificate{Certificate: openpca.Certificate{CAID: caID}}
 		var caARN string
 		var notBefore, notAfter, issuedAt, revokedAt sql.NullInt64
-		if err := rows.Scan(&l.IssueSeq, &l.Serial, &l.AccountID, &caARN, &l.Subject, &notBefore, &notAfter, &issuedAt,
+		if err := rows.Scan(&l.IssueSeq, &l.Serial, &l.AccountID, &caARN, &l.Subject, &l.Names, &notBefore, &notAfter, &issuedAt,
 			&l.TemplateARN, &revokedAt, &l.RevocationReason, &l.RequestedBy, &l.RequestID); err != nil {
 			return nil, db.wrap("listing certificates", err)
 		}

@@ -53,6 +53,9 @@ func testConsoleQueries(t *testing.T, s openpca.Store) {
 		if i == 4 {
 			c.NotAfter = t0.Add(-time.Hour) // expired
 		}
+		if i == 0 {
+			c.Names = "api.internal.example 10.0.0.1"
+		}
 		if _, err := s.RecordIssuance(ctx, issuance(ca, c)); err != nil {
 			t.Fatal(err)
 		}
@@ -98,6 +101,7 @@ func testConsoleQueries(t *testing.T, s openpca.Store) {
 		{"by subject, whatever the case", openpca.CertificateQuery{Text: "ALPHA"}, want(3, 0)},
 		{"wildcards are text", openpca.CertificateQuery{Text: "0%_"}, want(2)},
 		{"a % alone is no wildcard", openpca.CertificateQuery{Text: "%"}, want(2)},
+		{"by alternative name", openpca.CertificateQuery{Text: "10.0.0"}, want(0)},
 		{"issued", openpca.CertificateQuery{Status: "issued"}, want(3, 2, 0)},
 		{"revoked", openpca.CertificateQuery{Status: "revoked"}, want(1)},
 		{"expired", openpca.CertificateQuery{Status: "expired"}, want(4)},
