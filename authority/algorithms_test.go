@@ -110,15 +110,7 @@ func newHierarchy(t *testing.T, env *testenv.Env, alg types.KeyAlgorithm, csrs .
 		CertificateSerial: aws.String(h.leaves[0].SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
 		t.Fatal(err)
 	}
-	subID := subARN[strings.LastIndex(subARN, "/")+1:]
-	for number := int64(0); h.crl == nil; {
-		crl, der := waitCRL(t, number, func() ([]byte, error) {
-			return os.ReadFile(filepath.Join(env.Config.DataDir, "s3", "crls", "crl", subID+".crl"))
-		})
-		if number = crl.Number.Int64(); len(crl.RevokedCertificateEntries) == 1 && crl.RevokedCertificateEntries[0].SerialNumber.Cmp(h.leaves[0].SerialNumber) == 0 {
-			h.crl = der
-		}
-	}
+	h.crl = crlListing(t, env, "crls", subARN, h.leaves[0].SerialNumber)
 	for i, want := range []int{ocsp.Revoked, ocsp.Good} {
 		der, err := post(env.URL+"/ocsp", ocspRequest(t, h.sub, h.leaves[i].SerialNumber))
 		if err != nil {

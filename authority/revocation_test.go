@@ -66,6 +66,19 @@ func waitCRL(t *testing.T, number int64, fetch func() ([]byte, error)) (*x509.Re
 	return nil, nil
 }
 
+// crlListing waits for the CRL of caARN in local bucket bucket to list
+// serial alone, and returns it.
+func crlListing(t *testing.T, env *testenv.Env, bucket, caARN string, serial *big.Int) []byte {
+	t.Helper()
+	path := filepath.Join(env.Config.DataDir, "s3", bucket, "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl")
+	for number := int64(0); ; {
+		crl, der := waitCRL(t, number, func() ([]byte, error) { return os.ReadFile(path) })
+		if number = crl.Number.Int64(); len(crl.RevokedCertificateEntries) == 1 && crl.RevokedCertificateEntries[0].SerialNumber.Cmp(serial) == 0 {
+			return der
+		}
+	}
+}
+
 func httpGet(url string) ([]byte, error) { return send(http.MethodGet, url, nil) }
 
 func post(url string, body []byte) ([]byte, error) { return send(http.MethodPost, url, body) }

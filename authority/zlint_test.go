@@ -8,8 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -183,17 +181,7 @@ func TestZlint(t *testing.T) {
 				CertificateSerial: aws.String(first.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
 				t.Fatal(err)
 			}
-			caID := caARN[strings.LastIndex(caARN, "/")+1:]
-			var crlDER []byte
-			for number := int64(0); crlDER == nil; {
-				crl, der := waitCRL(t, number, func() ([]byte, error) {
-					return os.ReadFile(filepath.Join(env.Config.DataDir, "s3", "crls", "crl", caID+".crl"))
-				})
-				if number = crl.Number.Int64(); len(crl.RevokedCertificateEntries) == 1 {
-					crlDER = der
-				}
-			}
-			crl, err := zx509.ParseRevocationList(crlDER)
+			crl, err := zx509.ParseRevocationList(crlListing(t, env, "crls", caARN, first.SerialNumber))
 			if err != nil {
 				t.Fatalf("zcrypto does not parse the CRL: %v", err)
 			}
