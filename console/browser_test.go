@@ -138,6 +138,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the root has %d subordinates in the tree, want 2", subCount)
 	}
 
+	// At a phone's width, the pages fit: nothing overflows sideways.
+	for _, page := range []string{"/console/cas", "/console/ca?arn=" + subs[0], "/console/ca/certificates?arn=" + subs[0], "/console/verify"} {
+		var fits bool
+		run("a page at a phone's width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(env.URL+page),
+			chromedp.Evaluate(`document.documentElement.scrollWidth <= window.innerWidth`, &fits))
+		if !fits {
+			t.Errorf("%s overflows a phone's width", page)
+		}
+	}
+	run("back to a desktop's width", chromedp.EmulateViewport(1200, 900), chromedp.Navigate(env.URL+"/console/cas"), chromedp.WaitVisible(`#ca-tree`))
+
 	// Find a certificate by its serial, and revoke it.
 	var found string
 	run("finding a certificate", chromedp.Click(`a[href*="`+subs[0][strings.LastIndex(subs[0], "/")+1:]+`"]`, chromedp.NodeVisible),
