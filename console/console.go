@@ -55,11 +55,19 @@ type AuditLog interface {
 	AuditReports(ctx context.Context, caARN string) ([]*openpca.AuditReport, error)
 }
 
+// Store is what the console reads beside the API: its sessions, its
+// queries, and which key store holds a CA's key, which the API does not
+// describe.
+type Store interface {
+	openpca.ConsoleStore
+	FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error)
+}
+
 // Config is what the console works with.
 type Config struct {
 	Service  openpca.PrivateCA
 	AuditLog AuditLog
-	Store    openpca.ConsoleStore
+	Store    Store
 	Objects  openpca.ObjectStore
 	Auth     Authenticator
 	Logger   *slog.Logger

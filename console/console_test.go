@@ -131,8 +131,8 @@ func TestConsoleSecurity(t *testing.T) {
 	if len(cookie) != 1 || !cookie[0].HttpOnly || cookie[0].SameSite != http.SameSiteStrictMode || cookie[0].Path != "/console/" {
 		t.Fatalf("the session cookie: %+v", cookie)
 	}
-	if status, page := b.get(caPage(caARN)); status != http.StatusOK || !strings.Contains(page, "Console Root") {
-		t.Fatalf("the CA page: %d", status)
+	if status, page := b.get(caPage(caARN)); status != http.StatusOK || !strings.Contains(page, "Console Root") || !strings.Contains(page, "<th>Key store</th><td>software") {
+		t.Fatalf("the CA page: %d\n%s", status, page)
 	}
 	for _, tc := range []struct {
 		name   string

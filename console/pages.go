@@ -47,6 +47,19 @@ type caNode struct {
 	Children []*caNode
 	// Left is the share of its validity still to come, 0 to 100.
 	Left int
+	// KeyStore names the store of the CA's key: software, pkcs11, kms.
+	KeyStore string
+}
+
+// withKeyStore sets n's key store, from the store: the caller has seen the
+// CA through the API first.
+func (c *Console) withKeyStore(in *signedIn, n *caNode) *caNode {
+	if p, err := openpca.ParseCAARN(n.Arn); err == nil {
+		if ca, err := c.cfg.Store.FindCA(in.ctx, p.AccountID, p.CAID); err == nil {
+			n.KeyStore = ca.KeyStore
+		}
+	}
+	return n
 }
 
 func (c *Console) node(ca openpca.CertificateAuthority, cert *x509.Certificate) *caNode {
@@ -95,7 +108,7 @@ func (c *Console) listCAs(w http.ResponseWriter, r *http.Request, in *signedIn) 
 				cert, _ = parsePEM(out.Certificate)
 			}
 		}
-		n := c.node(ca, cert)
+		n := c.withKeyStore(in, c.node(ca, cert))
 		nodes = append(nodes, n)
 		if cert != nil && len(cert.SubjectKeyId) > 0 {
 			bySKI[string(cert.SubjectKeyId)] = n
@@ -138,7 +151,7 @@ func (c *Console) showCA(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	if !ok {
 		return
 	}
-	data := map[string]any{"CA": c.node(*ca, nil), "Formats": openpca.AuditReportResponseFormat("").Values(), "Reasons": openpca.RevocationReason("").Values()}
+	data := map[string]any{"CA": c.withKeyStore(in, c.node(*ca, nil)), "Formats": openpca.AuditReportResponseFormat("").Values(), "Reasons": openpca.RevocationReason("").Values()}
 	if tags, err := call[openpca.ListTagsResponse](in, c.cfg.Service, "ListTags", &openpca.ListTagsRequest{CertificateAuthorityArn: ca.Arn}); err == nil {
 		data["Tags"] = tags.Tags
 	}
