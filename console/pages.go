@@ -457,9 +457,8 @@ func errorCode(err error) string {
 	return openpca.ErrorCode(err)
 }
 
-func (c *Console) caPage(arn string) string {
-	return "/console/ca?" + url.Values{"arn": {arn}}.Encode()
-}
+// caPage is the address of a CA's page.
+func caPage(arn string) string { return "/console/ca?" + url.Values{"arn": {arn}}.Encode() }
 
 func (c *Console) revoke(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	arn, serial := r.PostFormValue("arn"), r.PostFormValue("serial")
@@ -470,13 +469,13 @@ func (c *Console) revoke(w http.ResponseWriter, r *http.Request, in *signedIn) {
 
 func (c *Console) requestReport(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	arn := r.PostFormValue("arn")
-	c.act(w, r, in, "CreateCertificateAuthorityAuditReport", c.caPage(arn)+"#reports", &openpca.CreateCertificateAuthorityAuditReportRequest{
+	c.act(w, r, in, "CreateCertificateAuthorityAuditReport", caPage(arn)+"#reports", &openpca.CreateCertificateAuthorityAuditReportRequest{
 		CertificateAuthorityArn: arn, S3BucketName: r.PostFormValue("bucket"), AuditReportResponseFormat: openpca.AuditReportResponseFormat(r.PostFormValue("format"))})
 }
 
 func (c *Console) setStatus(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	arn := r.PostFormValue("arn")
-	c.act(w, r, in, "UpdateCertificateAuthority", c.caPage(arn), &openpca.UpdateCertificateAuthorityRequest{
+	c.act(w, r, in, "UpdateCertificateAuthority", caPage(arn), &openpca.UpdateCertificateAuthorityRequest{
 		CertificateAuthorityArn: arn, Status: openpca.CertificateAuthorityStatus(r.PostFormValue("status"))})
 }
 
@@ -525,7 +524,7 @@ var funcs = template.FuncMap{
 	"hex":       func(b []byte) string { return hex.EncodeToString(b) },
 	"serialHex": func(c *x509.Certificate) string { return pki.SerialHex(c.SerialNumber) },
 	"colons":    pki.FormatSerial,
-	"caPage":    func(arn string) string { return "/console/ca?" + url.Values{"arn": {arn}}.Encode() },
+	"caPage":    caPage,
 	"certPage": func(arn, serial string) string {
 		return "/console/ca/certificate?" + url.Values{"arn": {arn}, "serial": {serial}}.Encode()
 	},
