@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/openpca/openpca"
 )
@@ -78,6 +79,14 @@ type Config struct {
 // SessionLife is how long a session lasts after sign-in.
 const SessionLife = 8 * time.Hour
 
+// Sign-in attempts are what anyone can send: a server takes at most
+// signInRate a second (signInBurst at once), each a read of the store and
+// a log line; past that, 429 without either.
+const (
+	signInRate  = 10
+	signInBurst = 20
+)
+
 // maxForm bounds what a form may send.
 const maxForm = 64 << 10
 
@@ -85,10 +94,11 @@ const cookieName = "openpca_console"
 
 // Console is the console's HTTP handler.
 type Console struct {
-	cfg    Config
-	pages  map[string]*template.Template
-	mux    *http.ServeMux
-	origin *http.CrossOriginProtection
+	cfg     Config
+	pages   map[string]*template.Template
+	mux     *http.ServeMux
+	origin  *http.CrossOriginProtection
+	signIns *rate.Limiter
 }
 
 // New returns the console, to be served under /console/.
@@ -96,7 +106,8 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection()}
+	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
+		signIns: rate.NewLimiter(signInRate, signInBurst)}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
@@ -216,6 +227,10 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
+	if !c.signIns.Allow() {
+		c.fail(w, r, http.StatusTooManyRequests, "Too many sign-in attempts: try again in a few seconds.")
+		return
+	}
 	keyID, secret := r.PostFormValue("access_key_id"), r.PostFormValue("secret_access_key")
 	caller, err := c.cfg.Auth.SignIn(r.Context(), keyID, secret)
 	if err != nil {

@@ -97,7 +97,7 @@ func caPage(arn string) string { return "/console/ca?" + url.Values{"arn": {arn}
 // a session's cookie is HttpOnly and SameSite=Strict; an action without
 // the session's CSRF token, or from another origin, is refused; another
 // account's CA is not found; a read-only key changes nothing; signing out
-// and revoking the key end the session.
+// and revoking the key end the session; a flood of sign-ins is cut short.
 func TestConsoleSecurity(t *testing.T) {
 	env := testenv.Start(t)
 	caARN, _ := env.NewActiveRoot(t, "Console Root")
@@ -222,6 +222,18 @@ func TestConsoleSecurity(t *testing.T) {
 	}
 	if status, _ := k.get("/console/cas"); status != http.StatusSeeOther {
 		t.Errorf("a revoked key's session: %d", status)
+	}
+
+	// A flood of sign-ins is cut short: past a burst, 429 without a look
+	// at the store.
+	limited := 0
+	for range 60 {
+		if status, _ := anon.post("/console/sign-in", url.Values{"access_key_id": {"OPCAGUESS"}, "secret_access_key": {"guess"}}); status == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Error("60 sign-ins at once were all let through")
 	}
 }
 

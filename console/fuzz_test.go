@@ -53,7 +53,7 @@ func FuzzConsole(f *testing.F) {
 				t.Fatalf("%s /console/%s served a page without a session:\n%s", method, path, page[:n])
 			}
 		case http.StatusSeeOther, http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusBadRequest, http.StatusUnauthorized,
-			http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge:
+			http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
 		default:
 			t.Fatalf("%s /console/%s: status %d", method, path, res.StatusCode)
 		}
