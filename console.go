@@ -52,6 +52,8 @@ type DayCount struct {
 // ConsoleStore keeps console sessions and answers the console's
 // questions that the AWS API has no operation for.
 type ConsoleStore interface {
+	// CreateConsoleSession stores a session, and drops those that expired
+	// before it was created.
 	CreateConsoleSession(ctx context.Context, s *ConsoleSession) error
 	// FindConsoleSession returns the session with this hash if it has not
 	// expired at now; ErrNotFound otherwise.

@@ -12,8 +12,14 @@ import (
 
 // CreateConsoleSession implements openpca.ConsoleStore.
 func (db *DB) CreateConsoleSession(ctx context.Context, s *openpca.ConsoleSession) error {
-	_, err := db.exec(ctx, `INSERT INTO console_sessions (id_hash, key_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		s.IDHash, s.KeyID, s.CSRF, s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro())
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := db.txExec(ctx, tx, `DELETE FROM console_sessions WHERE expires_at <= ?`, s.CreatedAt.UnixMicro()); err != nil {
+			return err
+		}
+		_, err := db.txExec(ctx, tx, `INSERT INTO console_sessions (id_hash, key_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+			s.IDHash, s.KeyID, s.CSRF, s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro())
+		return err
+	})
 	return db.wrap("creating a console session", err)
 }
 

@@ -36,6 +36,18 @@ func testConsoleSessions(t *testing.T, s openpca.Store) {
 			t.Errorf("session %s outlived its end or expiry: %v", sess.IDHash, err)
 		}
 	}
+	// A new session sweeps the expired ones too.
+	old := &openpca.ConsoleSession{IDHash: []byte("hash-old"), KeyID: "OPCAKEY", CSRF: "c", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+	if err := s.CreateConsoleSession(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	later := &openpca.ConsoleSession{IDHash: []byte("hash-new"), KeyID: "OPCAKEY", CSRF: "c", CreatedAt: t0.Add(time.Hour), ExpiresAt: t0.Add(2 * time.Hour)}
+	if err := s.CreateConsoleSession(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FindConsoleSession(ctx, old.IDHash, t0); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("an expired session outlived the creation of another: %v", err)
+	}
 }
 
 // testConsoleQueries: a CA's certificates are listed newest first, by
