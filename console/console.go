@@ -33,7 +33,7 @@ import (
 	"github.com/openpca/openpca"
 )
 
-//go:generate sh -c "GOOS=js GOARCH=wasm go build -trimpath -ldflags=-s -o static/verify.wasm ../cmd/verify-wasm"
+//go:generate sh -c "GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -buildid=' -o static/verify.wasm ../cmd/verify-wasm"
 
 //go:embed templates/*.html
 var templateFiles embed.FS
