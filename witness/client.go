@@ -22,8 +22,10 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("the witness last cosigned a checkpoint of %d entries", e.Size)
 }
 
-// RefusedError is a witness's refusal: Status 422 says the checkpoint is
-// not consistent with what the witness cosigned before.
+// RefusedError is a witness's refusal, a 4xx status: 422 says the
+// checkpoint is not consistent with what the witness cosigned before; 403
+// and 404, that the witness does not trust the log's key or know its
+// origin; 400, that the request is malformed.
 type RefusedError struct {
 	Status  int
 	Message string
@@ -83,6 +85,9 @@ func (c *Client) AddCheckpoint(ctx context.Context, oldSize int64, proof tlog.Tr
 			return nil, fmt.Errorf("the witness answered 409 without a size: %q", answer)
 		}
 		return nil, &ConflictError{Size: size}
+	case res.StatusCode >= 500:
+		// A witness that fails is one that did not answer, not a refusal.
+		return nil, fmt.Errorf("the witness failed: %s: %s", res.Status, strings.TrimSpace(string(answer)))
 	case res.StatusCode != http.StatusOK:
 		return nil, &RefusedError{Status: res.StatusCode, Message: strings.TrimSpace(string(answer))}
 	}

@@ -279,3 +279,39 @@ func FuzzAddCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// TestClientStatuses: a witness's 4xx is a refusal the caller can tell
+// apart (a RefusedError with the status); a 5xx is a failure, not a
+// refusal; a 409 says the size the witness knows.
+func TestClientStatuses(t *testing.T) {
+	l := newLog(t, "openpca/test", 2)
+	v, _ := note.NewVerifier(l.vkey)
+	for _, tc := range []struct {
+		status  int
+		body    string
+		refused bool
+	}{
+		{http.StatusUnprocessableEntity, "inconsistent", true},
+		{http.StatusForbidden, "unknown key", true},
+		{http.StatusInternalServerError, "disk full", false},
+		{http.StatusServiceUnavailable, "", false},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, tc.body, tc.status) }))
+		c := &witness.Client{URL: srv.URL, Verifier: v}
+		_, err := c.AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 2))
+		var refused *witness.RefusedError
+		if err == nil || errors.As(err, &refused) != tc.refused || (tc.refused && refused.Status != tc.status) {
+			t.Errorf("status %d: %v", tc.status, err)
+		}
+		srv.Close()
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusConflict)
+		fmt.Fprintln(w, "7")
+	}))
+	defer srv.Close()
+	var conflict *witness.ConflictError
+	if _, err := (&witness.Client{URL: srv.URL, Verifier: v}).AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 2)); !errors.As(err, &conflict) || conflict.Size != 7 {
+		t.Errorf("a 409: %v", err)
+	}
+}

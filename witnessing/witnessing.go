@@ -249,7 +249,11 @@ func (w *Witnessing) submit(ctx context.Context, ca *openpca.CA, wit Witness, ol
 				"witness_size", old, "error", err)
 			w.submissions.WithLabelValues(name, "inconsistent").Inc()
 		case errors.As(err, &refused):
-			log.Error("a witness refuses the checkpoint: it does not trust this server's audit key for this CA's log", "error", err)
+			why := "it does not trust this server's audit key for this CA's log"
+			if refused.Status == http.StatusBadRequest {
+				why = "it finds the request malformed, and may speak another version of the protocol"
+			}
+			log.Error("a witness refuses the checkpoint: "+why, "error", err)
 			w.submissions.WithLabelValues(name, "refused").Inc()
 		default:
 			log.Warn("a witness did not cosign the checkpoint", "error", err)
