@@ -243,8 +243,13 @@ func (cfg *Config) Validate() error {
 // parseWitnesses reads Witnesses into witnesses, and checks the quorum.
 func (cfg *Config) parseWitnesses() error {
 	cfg.witnesses = nil
+	seen := map[string]bool{}
 	for _, w := range cfg.Witnesses {
-		rawURL, key, ok := strings.Cut(w, "=")
+		// A witness key has no "=" (its base64 needs no padding); the URL
+		// may, in its query.
+		i := strings.LastIndex(w, "=")
+		ok := i > 0
+		rawURL, key := w[:max(i, 0)], w[i+1:]
 		u, err := url.Parse(rawURL)
 		if !ok || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--witness must be URL=KEY, the witness's http(s) address and its public key, not %q", w)
@@ -253,6 +258,10 @@ func (cfg *Config) parseWitnesses() error {
 		if err != nil {
 			return fmt.Errorf("--witness %s: %w", rawURL, err)
 		}
+		if seen[key] {
+			return fmt.Errorf("--witness: the key %s is given twice; a witness counts once toward the quorum", key)
+		}
+		seen[key] = true
 		cfg.witnesses = append(cfg.witnesses, witnessing.Witness{Key: key, Client: &witness.Client{URL: rawURL, Verifier: v}})
 	}
 	switch {

@@ -6,7 +6,15 @@ import (
 	"testing"
 
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/witness"
 )
+
+// Two witnesses' public keys (witness.NewKey).
+var witness1, witness2 = func() (string, string) {
+	_, a, _ := witness.NewKey("w1.example")
+	_, b, _ := witness.NewKey("w2.example")
+	return a, b
+}()
 
 // TestConfigValidate: the defaults are valid; each wrong setting is
 // refused naming its flag; what follows from other settings is filled in.
@@ -39,6 +47,17 @@ func TestConfigValidate(t *testing.T) {
 		{"TLS key without a certificate", func(c *app.Config) { c.TLSKeyFile = "key.pem" }, "--tls-cert", nil},
 		{"two kinds of TLS", func(c *app.Config) { c.TLSSelfSigned, c.TLSCertFile, c.TLSKeyFile = true, "c.pem", "k.pem" }, "--tls-self-signed", nil},
 		{"CA quota", func(c *app.Config) { c.MaxCAsPerAccount = 0 }, "--max-cas-per-account", nil},
+		{"witnesses, the quorum all of them by default", func(c *app.Config) {
+			c.Witnesses = []string{"https://w1.example/a?b=c=" + witness1, "http://w2.example=" + witness2}
+		}, "",
+			func(c *app.Config) bool { return c.WitnessQuorum == 2 }},
+		{"a witness without a key", func(c *app.Config) { c.Witnesses = []string{"https://w1.example"} }, "--witness", nil},
+		{"a witness key that is not one", func(c *app.Config) { c.Witnesses = []string{"https://w1.example=" + witness1 + "x"} }, "--witness", nil},
+		{"one witness twice", func(c *app.Config) {
+			c.Witnesses = []string{"https://w1.example=" + witness1, "https://w2.example=" + witness1}
+		}, "--witness", nil},
+		{"a quorum larger than the witnesses", func(c *app.Config) { c.Witnesses, c.WitnessQuorum = []string{"https://w1.example=" + witness1}, 2 }, "--witness-quorum", nil},
+		{"a negative report witness wait", func(c *app.Config) { c.ReportWitnessWait = -1 }, "--report-witness-wait", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := app.DefaultConfig()
