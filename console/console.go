@@ -31,6 +31,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auth"
 )
 
 //go:generate sh -c "GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -buildid=' -o static/verify.wasm ../cmd/verify-wasm"
@@ -45,7 +46,8 @@ var staticFiles embed.FS
 type Authenticator interface {
 	// SignIn checks a key's secret and returns its caller.
 	SignIn(ctx context.Context, keyID, secret string) (openpca.Caller, error)
-	// Caller returns the caller of a key that is still valid.
+	// Caller returns the caller of a key that is still valid;
+	// auth.ErrSignIn once it is not.
 	Caller(ctx context.Context, keyID string) (openpca.Caller, error)
 }
 
@@ -183,9 +185,13 @@ func (c *Console) session(h func(http.ResponseWriter, *http.Request, *signedIn))
 			return
 		}
 		caller, err := c.cfg.Auth.Caller(r.Context(), s.KeyID)
-		if err != nil { // the key was revoked since sign-in
+		if errors.Is(err, auth.ErrSignIn) { // the key was revoked since sign-in
 			c.endSession(w, r, s)
 			http.Redirect(w, r, "/console/", http.StatusSeeOther)
+			return
+		}
+		if err != nil {
+			c.internal(w, r, err)
 			return
 		}
 		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
