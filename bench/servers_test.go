@@ -188,19 +188,29 @@ func (c *openpcaClient) call(ctx context.Context, op string, body []byte, out an
 	if err := c.signer.SignHTTP(ctx, c.creds, r, hex.EncodeToString(sum[:]), "acm-pca", "us-east-1", time.Now()); err != nil {
 		return err
 	}
-	res, err := c.http.Do(r)
+	b, err := send(c.http, r, http.StatusOK, op)
 	if err != nil {
 		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+// send sends r with hc and returns the answer's body, or an error naming
+// what if the status is not want.
+func send(hc *http.Client, r *http.Request, want int, what string) ([]byte, error) {
+	res, err := hc.Do(r)
+	if err != nil {
+		return nil, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %d %s", op, res.StatusCode, b)
+	if res.StatusCode != want {
+		return nil, fmt.Errorf("%s: %d %s", what, res.StatusCode, b)
 	}
-	return json.Unmarshal(b, out)
+	return b, nil
 }
 
 // stepCA is the step-ca the benchmark runs against.
@@ -322,17 +332,6 @@ func (c *stepClient) certificate(ctx context.Context, req *csr) error {
 		return err
 	}
 	r.Header.Set("Content-Type", "application/json")
-	res, err := c.http.Do(r)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusCreated {
-		return fmt.Errorf("step-ca sign: %d %s", res.StatusCode, b)
-	}
-	return nil
+	_, err = send(c.http, r, http.StatusCreated, "step-ca sign")
+	return err
 }
