@@ -372,9 +372,13 @@ func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
 		}
 		csr = sm.ToX509()
 	}
-	pub, err := ParsePublicKey(csr.RawSubjectPublicKeyInfo)
-	if err != nil {
-		return nil, fmt.Errorf("its public key is of an algorithm this server does not support")
+	// Go parsed the key unless it is ML-DSA: issuance, which parses every
+	// CSR, reads the key once.
+	pub := csr.PublicKey
+	if pub == nil {
+		if pub, err = ParsePublicKey(csr.RawSubjectPublicKeyInfo); err != nil {
+			return nil, fmt.Errorf("its public key is of an algorithm this server does not support")
+		}
 	}
 	if !foreign(pub) {
 		if err := csr.CheckSignature(); err != nil {
