@@ -47,12 +47,21 @@ func TestAppendInBatches(t *testing.T) {
 			}
 			return m
 		}
+		var last Edge
 		for first := 0; first < len(recs); first += batch {
 			end := min(first+batch, len(recs))
-			hashes, err := Append(int64(first), recs[first:end], read(Frontier(int64(first))))
+			edge := Edge{Size: int64(first)}
+			for _, index := range Frontier(edge.Size) {
+				edge.Hashes = append(edge.Hashes, read([]int64{index})[index])
+			}
+			if first > 0 && !reflect.DeepEqual(edge, last) {
+				t.Fatalf("batch %d: the edge Append returned at %d is not the one the stored hashes give", batch, first)
+			}
+			hashes, next, err := Append(edge, recs[first:end])
 			if err != nil {
 				t.Fatalf("batch %d at %d: %v", batch, first, err)
 			}
+			last = next
 			for i, h := range hashes {
 				stored[int64(first+i)] = h
 			}
@@ -70,8 +79,34 @@ func TestAppendInBatches(t *testing.T) {
 			}
 		}
 	}
-	if _, err := Append(5, recs[5:6], nil); err == nil {
+	if _, _, err := Append(Edge{Size: 5}, recs[5:6]); err == nil {
 		t.Error("Append without the frontier it needs succeeded")
+	}
+}
+
+// TestEdgeEncoding reads back every edge of a growing tree, and refuses
+// encodings whose hashes do not fit their size.
+func TestEdgeEncoding(t *testing.T) {
+	var edge Edge
+	recs := records(70)
+	for i := range recs {
+		b, err := edge.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseEdge(b)
+		if err != nil || !reflect.DeepEqual(back, edge) {
+			t.Fatalf("edge of %d: read back %+v, %v", edge.Size, back, err)
+		}
+		if _, edge, err = Append(edge, recs[i:i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := edge.MarshalBinary() // 70 entries: three hashes
+	for _, bad := range [][]byte{nil, b[:7], b[:len(b)-1], append(b, 0), append([]byte{0x80}, b[1:]...)} {
+		if e, err := ParseEdge(bad); err == nil {
+			t.Errorf("ParseEdge(%x) = %+v, want an error", bad, e)
+		}
 	}
 }
 

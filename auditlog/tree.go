@@ -9,6 +9,7 @@
 package auditlog
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -43,13 +44,52 @@ func Frontier(n int64) []int64 {
 	return indexes
 }
 
-// Append returns the hashes to store with each of records, appended to a
-// tree of first entries whose Frontier hashes frontier holds (by index),
-// as each entry's hashes concatenated.
-func Append(first int64, records [][]byte, frontier map[int64]tlog.Hash) ([][]byte, error) {
-	known := make(map[int64]tlog.Hash, len(frontier)+2*len(records))
-	for i, h := range frontier {
-		known[i] = h
+// An Edge is what appending to a tree of Size entries needs of the entries
+// before: the hashes at its Frontier(Size), in that order. A store may keep
+// the edge its last append left, and so append without reading any entry.
+type Edge struct {
+	Size   int64
+	Hashes []tlog.Hash
+}
+
+// MarshalBinary encodes the edge: its size, 8 bytes big-endian, then its
+// hashes.
+func (e Edge) MarshalBinary() ([]byte, error) {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(e.Hashes)*tlog.HashSize), uint64(e.Size))
+	for _, h := range e.Hashes {
+		b = append(b, h[:]...)
+	}
+	return b, nil
+}
+
+// ParseEdge decodes an edge MarshalBinary encoded, checking that it holds
+// as many hashes as its size's frontier.
+func ParseEdge(b []byte) (Edge, error) {
+	if len(b) < 8 || int64(binary.BigEndian.Uint64(b)) < 0 {
+		return Edge{}, errors.New("auditlog: an edge is shorter than its size")
+	}
+	e := Edge{Size: int64(binary.BigEndian.Uint64(b))}
+	n := len(Frontier(e.Size))
+	if len(b) != 8+n*tlog.HashSize {
+		return Edge{}, fmt.Errorf("auditlog: the edge of %d entries has %d bytes of hashes, not %d", e.Size, len(b)-8, n*tlog.HashSize)
+	}
+	for i := range n {
+		e.Hashes = append(e.Hashes, tlog.Hash(b[8+i*tlog.HashSize:]))
+	}
+	return e, nil
+}
+
+// Append returns the hashes to store with each of records, appended to the
+// tree edge ends, as each entry's hashes concatenated, and the edge of the
+// tree with them.
+func Append(edge Edge, records [][]byte) ([][]byte, Edge, error) {
+	first, indexes := edge.Size, Frontier(edge.Size)
+	if len(edge.Hashes) != len(indexes) {
+		return nil, Edge{}, fmt.Errorf("auditlog: appending at %d needs %d hashes, not %d", first, len(indexes), len(edge.Hashes))
+	}
+	known := make(map[int64]tlog.Hash, len(indexes)+2*len(records))
+	for i, index := range indexes {
+		known[index] = edge.Hashes[i]
 	}
 	reader := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 		hashes := make([]tlog.Hash, len(indexes))
@@ -67,7 +107,7 @@ func Append(first int64, records [][]byte, frontier map[int64]tlog.Hash) ([][]by
 		n := first + int64(i)
 		hashes, err := tlog.StoredHashes(n, rec, reader)
 		if err != nil {
-			return nil, err
+			return nil, Edge{}, err
 		}
 		out[i] = make([]byte, 0, len(hashes)*tlog.HashSize)
 		base := tlog.StoredHashIndex(0, n)
@@ -76,7 +116,12 @@ func Append(first int64, records [][]byte, frontier map[int64]tlog.Hash) ([][]by
 			out[i] = append(out[i], h[:]...)
 		}
 	}
-	return out, nil
+	next := Edge{Size: first + int64(len(records))}
+	var err error
+	if next.Hashes, err = reader.ReadHashes(Frontier(next.Size)); err != nil {
+		return nil, Edge{}, err
+	}
+	return out, next, nil
 }
 
 // HashAt returns the hash at position pos of an entry's stored hashes.

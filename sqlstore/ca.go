@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
 )
 
 const caColumns = `id, account_id, arn, type, status, status_before_deletion, created_at, last_state_change_at,
@@ -112,7 +113,7 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return err
 		}
 		csrUse.Seq = 0
-		if err := db.insertKeyUses(ctx, tx, ca.ID, 0, []*openpca.KeyUse{csrUse}, [][]byte{csrUse.Record}); err != nil {
+		if err := db.insertKeyUses(ctx, tx, ca.ID, auditlog.Edge{}, []*openpca.KeyUse{csrUse}, [][]byte{csrUse.Record}); err != nil {
 			return err
 		}
 		return db.wantCRL(ctx, tx, ca)

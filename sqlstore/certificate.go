@@ -7,9 +7,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
-
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
@@ -46,7 +45,10 @@ const (
 		WHERE id = ? AND (not_after IS NULL OR not_after > ?) AND status IN (?, ?, ?){FOR_SHARE}`
 	// qAppendKeyUses takes the next entries of a CA's log; its row lock
 	// orders concurrent appends, so entries are numbered without gaps.
-	qAppendKeyUses = `UPDATE key_use_logs SET size = size + ? WHERE ca_id = ? RETURNING size`
+	qAppendKeyUses = `UPDATE key_use_logs SET size = size + ? WHERE ca_id = ? RETURNING size, tree_edge`
+	// qSetTreeEdge keeps the edge of a CA's log tree that its last append
+	// left, so that the next one reads no entry (see auditlog.Edge).
+	qSetTreeEdge = `UPDATE key_use_logs SET tree_edge = ? WHERE ca_id = ?`
 	// qClaimToken records a token, or replaces one past its window; it
 	// returns a row only if it did.
 	qClaimToken = `INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result) VALUES (?, ?, ?, ?, ?)
@@ -60,14 +62,14 @@ const (
 
 // Multi-row inserts of key uses and certificates (see insertRows).
 var (
-	keyUseInserts      = rowInsert{insert: `INSERT INTO key_uses (ca_id, seq, kind, at, serial, record, hashes) VALUES `, columns: 7}
-	certificateInserts = rowInsert{insert: `INSERT INTO certificates (ca_id, issue_seq, serial, subject, not_before, not_after, issued_at,
-		template_arn, requested_by, request_id, signed_sha256, names) VALUES `, suffix: ` ON CONFLICT (ca_id, serial) DO NOTHING`, columns: 12}
-	derInserts = rowInsert{insert: `INSERT INTO certificate_ders (ca_id, issue_seq, der) VALUES `, columns: 3}
+	keyUseInserts      = newRowInsert(`INSERT INTO key_uses (ca_id, seq, kind, at, serial, record, hashes) VALUES `, 7, "")
+	certificateInserts = newRowInsert(`INSERT INTO certificates (ca_id, issue_seq, serial, subject, not_before, not_after, issued_at,
+		template_arn, requested_by, request_id, signed_sha256, names) VALUES `, 12, ` ON CONFLICT (ca_id, serial) DO NOTHING`)
+	derInserts = newRowInsert(`INSERT INTO certificate_ders (ca_id, issue_seq, der) VALUES `, 3, "")
 )
 
-var hotQueries = []string{qCAMaySign, qAppendKeyUses, qClaimToken, qTokenResult, qFindCertificate, qRevokedAt, qRevoke, qRevokedWantsCRL,
-	keyUseInserts.query(1), certificateInserts.query(1), derInserts.query(1)}
+var hotQueries = slices.Concat([]string{qCAMaySign, qAppendKeyUses, qSetTreeEdge, qClaimToken, qTokenResult, qFindCertificate, qRevokedAt, qRevoke, qRevokedWantsCRL},
+	keyUseInserts.queries, certificateInserts.queries, derInserts.queries)
 
 // signer is what the log's records say of the CA that signs.
 type signer struct{ arn, accountID string }
@@ -91,11 +93,30 @@ func (db *DB) caMaySign(ctx context.Context, tx *sql.Tx, caID string, statuses [
 }
 
 // reserveKeyUses takes the next n entries of a CA's log and returns the
-// first one's number.
-func (db *DB) reserveKeyUses(ctx context.Context, tx *sql.Tx, caID string, n int) (int64, error) {
+// edge of the tree before them, whose size is the first one's number: the
+// edge the last append kept, or else (a log of an older version, or one
+// changed by hand) the one its entries give.
+func (db *DB) reserveKeyUses(ctx context.Context, tx *sql.Tx, caID string, n int) (auditlog.Edge, error) {
 	var size int64
-	err := db.txQueryRow(ctx, tx, qAppendKeyUses, n, caID).Scan(&size)
-	return size - int64(n), err
+	var kept []byte
+	if err := db.txQueryRow(ctx, tx, qAppendKeyUses, n, caID).Scan(&size, &kept); err != nil {
+		return auditlog.Edge{}, err
+	}
+	first := size - int64(n)
+	if edge, err := auditlog.ParseEdge(kept); err == nil && edge.Size == first {
+		return edge, nil
+	}
+	hashes, err := db.logHashes(ctx, caID, auditlog.Frontier(first), func(q string, args ...any) (*sql.Rows, error) {
+		return tx.QueryContext(ctx, db.rewrite(q), args...)
+	})
+	if err != nil {
+		return auditlog.Edge{}, err
+	}
+	edge := auditlog.Edge{Size: first}
+	for _, h := range hashes {
+		edge.Hashes = append(edge.Hashes, h)
+	}
+	return edge, nil
 }
 
 // appendKeyUse appends use to its CA's log as the next entry, if the CA
@@ -104,36 +125,32 @@ func (db *DB) appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse,
 	if _, err := db.caMaySign(ctx, tx, use.CAID, statuses, at); err != nil {
 		return err
 	}
-	seq, err := db.reserveKeyUses(ctx, tx, use.CAID, 1)
+	edge, err := db.reserveKeyUses(ctx, tx, use.CAID, 1)
 	if err != nil {
 		return err
 	}
-	use.Seq = seq
-	return db.insertKeyUses(ctx, tx, use.CAID, seq, []*openpca.KeyUse{use}, [][]byte{use.Record})
+	use.Seq = edge.Size
+	return db.insertKeyUses(ctx, tx, use.CAID, edge, []*openpca.KeyUse{use}, [][]byte{use.Record})
 }
 
-// insertKeyUses inserts a CA's log entries first, first+1, ..., already
+// insertKeyUses inserts a CA's log entries after the tree's edge, already
 // reserved, with the hashes that add them to the log's Merkle tree, and
 // their records as stored: nil for a record made again from its
 // certificate (see storedRecord).
-func (db *DB) insertKeyUses(ctx context.Context, tx *sql.Tx, caID string, first int64, uses []*openpca.KeyUse, stored [][]byte) error {
-	indexes := auditlog.Frontier(first)
-	frontier, err := db.logHashes(ctx, caID, indexes, func(q string, args ...any) (*sql.Rows, error) {
-		return tx.QueryContext(ctx, db.rewrite(q), args...)
-	})
-	if err != nil {
-		return err
-	}
-	known := make(map[int64]tlog.Hash, len(indexes))
-	for i, index := range indexes {
-		known[index] = frontier[i]
-	}
+func (db *DB) insertKeyUses(ctx context.Context, tx *sql.Tx, caID string, edge auditlog.Edge, uses []*openpca.KeyUse, stored [][]byte) error {
 	records := make([][]byte, len(uses))
 	for i, u := range uses {
 		records[i] = u.Record
 	}
-	hashes, err := auditlog.Append(first, records, known)
+	hashes, next, err := auditlog.Append(edge, records)
 	if err != nil {
+		return err
+	}
+	kept, err := next.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if _, err := db.txExec(ctx, tx, qSetTreeEdge, kept, caID); err != nil {
 		return err
 	}
 	rows := make([][]any, len(uses))
@@ -192,18 +209,18 @@ func (db *DB) issue(ctx context.Context, tx *sql.Tx, is *openpca.Issuance, exist
 	if err != nil {
 		return err
 	}
-	seq, err := db.reserveKeyUses(ctx, tx, c.CAID, 1)
+	edge, err := db.reserveKeyUses(ctx, tx, c.CAID, 1)
 	if err != nil {
 		return err
 	}
-	is.Use.Seq = seq
-	return db.insertIssuances(ctx, tx, c.CAID, seq, []*openpca.Issuance{is}, ca)
+	is.Use.Seq = edge.Size
+	return db.insertIssuances(ctx, tx, c.CAID, edge, []*openpca.Issuance{is}, ca)
 }
 
-// insertIssuances inserts issuances of CA caID, ca, whose log entries are
-// first, first+1, ..., already reserved: the entries, and the certificates'
-// rows and DER. A serial taken already is ErrConflict.
-func (db *DB) insertIssuances(ctx context.Context, tx *sql.Tx, caID string, first int64, issuances []*openpca.Issuance, ca signer) error {
+// insertIssuances inserts issuances of CA caID, ca, whose log entries
+// follow the tree's edge, already reserved: the entries, and the
+// certificates' rows and DER. A serial taken already is ErrConflict.
+func (db *DB) insertIssuances(ctx context.Context, tx *sql.Tx, caID string, edge auditlog.Edge, issuances []*openpca.Issuance, ca signer) error {
 	uses := make([]*openpca.KeyUse, len(issuances))
 	stored := make([][]byte, len(issuances))
 	certs := make([][]any, len(issuances))
@@ -216,7 +233,7 @@ func (db *DB) insertIssuances(ctx context.Context, tx *sql.Tx, caID string, firs
 			c.TemplateARN, c.RequestedBy, c.RequestID, sum[:], c.Names}
 		ders[i] = []any{c.CAID, is.Use.Seq, c.DER}
 	}
-	if err := db.insertKeyUses(ctx, tx, caID, first, uses, stored); err != nil {
+	if err := db.insertKeyUses(ctx, tx, caID, edge, uses, stored); err != nil {
 		return err
 	}
 	n, err := db.insertRows(ctx, tx, certificateInserts, certs)

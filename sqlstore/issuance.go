@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -11,10 +12,10 @@ import (
 
 // issueBatch records a batch of issuances without idempotency tokens in
 // few statements whatever its size: per CA, one check that it may sign,
-// one reservation of log entries, one read of the hashes the log's tree
-// needs to grow, and multi-row inserts of the key uses, the certificates
-// and their DER. On PostgreSQL this saves a round trip per
-// statement and certificate.
+// one reservation of log entries (which also reads the edge of the log's
+// tree, all that growing it needs), multi-row inserts of the key uses, the
+// certificates and their DER, and one write of the tree's new edge. On
+// PostgreSQL this saves a round trip per statement and certificate.
 //
 // Any failure fails the batch: the batcher then records each issuance
 // alone, and the one that failed gets its own error (ErrCAState,
@@ -49,55 +50,64 @@ func (db *DB) issueBatch(ctx context.Context, tx *sql.Tx, batch []*openpca.Issua
 		if err != nil {
 			return nil, err
 		}
-		first, err := db.reserveKeyUses(ctx, tx, g.caID, len(g.items))
+		edge, err := db.reserveKeyUses(ctx, tx, g.caID, len(g.items))
 		if err != nil {
 			return nil, err
 		}
 		for i, is := range g.items {
-			is.Use.Seq = first + int64(i)
+			is.Use.Seq = edge.Size + int64(i)
 		}
-		if err := db.insertIssuances(ctx, tx, g.caID, first, g.items, ca); err != nil {
+		if err := db.insertIssuances(ctx, tx, g.caID, edge, g.items, ca); err != nil {
 			return nil, err
 		}
 	}
 	return make([]error, len(batch)), nil
 }
 
-// rowInsert is a multi-row INSERT: insert, then as many tuples of
-// columns placeholders as rows, then suffix.
+// maxInsertRows bounds the rows of one INSERT. insertRows sends rows in
+// chunks of powers of two up to it, so each insert has a few statements,
+// prepared once (see hotQueries): parsing an insert of many rows costs
+// SQLite more than running it.
+const maxInsertRows = 32
+
+// rowInsert is a multi-row INSERT: queries[i] inserts 2^i rows.
 type rowInsert struct {
-	insert, suffix string
-	columns        int
+	columns int
+	queries []string
 }
 
-// query returns the statement for n rows.
-func (r rowInsert) query(n int) string {
-	tuple := "(" + strings.Repeat("?, ", r.columns-1) + "?)"
-	return r.insert + strings.Repeat(tuple+", ", n-1) + tuple + r.suffix
+// newRowInsert returns the INSERT of insert, then as many tuples of
+// columns placeholders as rows, then suffix.
+func newRowInsert(insert string, columns int, suffix string) rowInsert {
+	r := rowInsert{columns: columns}
+	tuple := "(" + strings.Repeat("?, ", columns-1) + "?)"
+	for n := 1; n <= maxInsertRows; n *= 2 {
+		r.queries = append(r.queries, insert+strings.Repeat(tuple+", ", n-1)+tuple+suffix)
+	}
+	return r
 }
-
-// insertRowsChunk bounds the rows of one INSERT, and so the number of
-// statement texts a connection prepares and caches.
-const insertRowsChunk = 32
 
 // insertRows inserts rows with as few statements as it can, and returns
 // how many rows were inserted.
 func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, r rowInsert, rows [][]any) (int64, error) {
 	var inserted int64
-	for chunk := range slices.Chunk(rows, insertRowsChunk) {
-		args := make([]any, 0, len(chunk)*r.columns)
-		for _, row := range chunk {
+	for len(rows) > 0 {
+		i := bits.Len(uint(min(len(rows), maxInsertRows))) - 1
+		n := 1 << i
+		args := make([]any, 0, n*r.columns)
+		for _, row := range rows[:n] {
 			args = append(args, row...)
 		}
-		res, err := db.txExec(ctx, tx, r.query(len(chunk)), args...)
+		rows = rows[n:]
+		res, err := db.txExec(ctx, tx, r.queries[i], args...)
 		if err != nil {
 			return 0, err
 		}
-		n, err := res.RowsAffected()
+		affected, err := res.RowsAffected()
 		if err != nil {
 			return 0, err
 		}
-		inserted += n
+		inserted += affected
 	}
 	return inserted, nil
 }

@@ -229,7 +229,7 @@ func rewriteLog(t *testing.T, db *sql.DB, path, caID string, change func([][]byt
 		t.Fatal(err)
 	}
 	records = change(records)
-	hashes, err := auditlog.Append(0, records, nil)
+	hashes, _, err := auditlog.Append(auditlog.Edge{}, records)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func rewriteLog(t *testing.T, db *sql.DB, path, caID string, change func([][]byt
 			t.Fatal(err)
 		}
 	}
-	if _, err := tx.Exec(`UPDATE key_use_logs SET size = ? WHERE ca_id = ?`, len(records), caID); err != nil {
+	if _, err := tx.Exec(`UPDATE key_use_logs SET size = ?, tree_edge = NULL WHERE ca_id = ?`, len(records), caID); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {

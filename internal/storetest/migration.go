@@ -35,15 +35,15 @@ func NewOldCertificate(t *testing.T) *OldCertificate {
 		TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1", RequestedBy: "arn:aws:iam::111122223333:root", RequestID: "req-1"}
 	o := &OldCertificate{CA: ca, Certificate: c, CSR: openpca.CSRUse(ca, "p", "r"), Issue: openpca.IssueUse(ca.ARN, c)}
 	var err error
-	if o.Hashes, err = auditlog.Append(0, [][]byte{o.CSR.Record, o.Issue.Record}, nil); err != nil {
+	if o.Hashes, _, err = auditlog.Append(auditlog.Edge{}, [][]byte{o.CSR.Record, o.Issue.Record}); err != nil {
 		t.Fatal(err)
 	}
 	return o
 }
 
 // Check checks that the migrated store reads the certificate back the
-// same, keeps the log's records and hashes, and lists the certificate in
-// audit rows.
+// same, keeps the log's records and hashes, lists the certificate in audit
+// rows, and appends to the log.
 func (o *OldCertificate) Check(t *testing.T, s openpca.Store) {
 	t.Helper()
 	c := o.Certificate
@@ -72,4 +72,12 @@ func (o *OldCertificate) Check(t *testing.T, s openpca.Store) {
 	if err != nil || len(rows) != 1 || rows[0] != c.ARN+" "+c.Subject {
 		t.Errorf("audit rows after the migration: %v, %v", rows, err)
 	}
+	// The log, written before the store kept its tree's edge, grows on
+	// from the hashes of its entries.
+	for range 3 {
+		if _, err := s.RecordIssuance(ctx, issuance(o.CA, newCertificate(o.CA))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkTree(t, s, o.CA)
 }
