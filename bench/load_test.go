@@ -3,11 +3,15 @@
 // loop of clients, each getting certificates for P-256 CSRs one after the
 // other, over HTTP(S), from servers that make every certificate durable
 // before they return it. It reports certificates per second, p50 and p99
-// latency, the server process's CPU time per certificate, and the ceiling:
-// what checking the CSR and signing the certificate alone cost, in this
-// process, on every core.
+// latency, the server process's CPU time per certificate, OpenPCA's
+// certificates per durable commit (group commit's batch size), and the
+// ceiling: what checking the CSR and signing the certificate alone cost,
+// in this process, on every core.
 //
 //	go test -run XXX -bench Load -benchtime 20000x -timeout 60m ./bench
+//
+// OPENPCA_BENCH_BINARY=path measures that openpca binary instead of this
+// tree's, so that two builds can be compared run for run.
 //
 // The step-ca leg installs step-ca with go install if it is not on the
 // PATH or in GOPATH/bin.
@@ -46,12 +50,13 @@ type client interface {
 }
 
 // server is a server under load: a process whose CPU time is counted,
-// and whose CPU profile is at profile, if it serves one.
+// whose CPU profile is at profile, and whose Prometheus metrics are at
+// metrics, if it serves them.
 type server struct {
-	name    string
-	pid     int
-	client  client
-	profile string
+	name             string
+	pid              int
+	client           client
+	profile, metrics string
 }
 
 // profileEnv names a folder to keep the servers' CPU profiles in, one per
@@ -113,6 +118,7 @@ func load(b *testing.B, s *server, req *csr, c int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	cpu0, self0 := cpuTime(b, s.pid), cpuTime(b, os.Getpid())
+	writes0, commits0 := commits(b, s)
 	if dir := os.Getenv(profileEnv); dir != "" && s.profile != "" {
 		name := filepath.Join(dir, strings.NewReplacer("/", "-", "=", "-").Replace(b.Name())+".pprof")
 		go saveProfile(b, s.profile+"?seconds=3", name)
@@ -135,6 +141,9 @@ func load(b *testing.B, s *server, req *csr, c int) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	cpu, self := cpuTime(b, s.pid)-cpu0, cpuTime(b, os.Getpid())-self0
+	if writes, commits := commits(b, s); commits > commits0 {
+		b.ReportMetric((writes-writes0)/(commits-commits0), "certs/commit")
+	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "certs/s")
 	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
@@ -142,6 +151,34 @@ func load(b *testing.B, s *server, req *csr, c int) {
 	b.ReportMetric(ms(cpu)/float64(b.N), "server-cpu-ms/cert")
 	b.ReportMetric(ms(self)/float64(b.N), "client-cpu-ms/cert")
 	b.ReportMetric(0, "ns/op")
+}
+
+// commits reads how many writes and durable commits a server's group
+// commit has made, if it says.
+func commits(b *testing.B, s *server) (writes, commits float64) {
+	if s.metrics == "" {
+		return 0, 0
+	}
+	res, err := http.Get(s.metrics)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		name, value, _ := strings.Cut(strings.TrimSpace(line), " ")
+		v, _ := strconv.ParseFloat(value, 64)
+		switch name {
+		case "openpca_store_commit_writes_total":
+			writes = v
+		case "openpca_store_commit_transactions_total":
+			commits = v
+		}
+	}
+	return writes, commits
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

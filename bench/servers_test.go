@@ -104,8 +104,16 @@ var (
 	buildErr  error
 )
 
-// openpcaBinary builds the openpca command, once.
+// binaryEnv names an openpca binary to measure instead of this tree's, to
+// compare two builds side by side.
+const binaryEnv = "OPENPCA_BENCH_BINARY"
+
+// openpcaBinary builds the openpca command, once, unless binaryEnv names
+// one.
 func openpcaBinary(b *testing.B) string {
+	if bin := os.Getenv(binaryEnv); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "openpca-bench-")
 		if err != nil {
@@ -147,7 +155,7 @@ func startOpenPCA(b *testing.B, dsn string) *server {
 	caARN, _ := env.NewActiveRoot(b, "Bench Root")
 	c := &openpcaClient{url: url + "/", caARN: caARN, http: &http.Client{Transport: transport}, signer: v4.NewSigner(),
 		creds: aws.Credentials{AccessKeyID: testenv.AccessKeyID, SecretAccessKey: testenv.SecretAccessKey}}
-	return &server{name: "openpca", pid: cmd.Process.Pid, client: c, profile: pprofURL}
+	return &server{name: "openpca", pid: cmd.Process.Pid, client: c, profile: pprofURL, metrics: url + "/metrics"}
 }
 
 // openpcaClient speaks the AWS JSON protocol itself, signing as the SDK

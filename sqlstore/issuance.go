@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"math/bits"
 	"slices"
 	"strings"
 
@@ -64,13 +63,13 @@ func (db *DB) issueBatch(ctx context.Context, tx *sql.Tx, batch []*openpca.Issua
 	return make([]error, len(batch)), nil
 }
 
-// maxInsertRows bounds the rows of one INSERT. insertRows sends rows in
-// chunks of powers of two up to it, so each insert has a few statements,
-// prepared once (see hotQueries): parsing an insert of many rows costs
-// SQLite more than running it.
-const maxInsertRows = 32
+// maxInsertRows bounds the rows of one INSERT. An insert has a statement
+// for each number of rows up to it, each prepared once (see hotQueries):
+// parsing an insert of many rows costs SQLite more than running it, and a
+// batch of rows is one round trip to PostgreSQL.
+const maxInsertRows = 16
 
-// rowInsert is a multi-row INSERT: queries[i] inserts 2^i rows.
+// rowInsert is a multi-row INSERT: queries[n-1] inserts n rows.
 type rowInsert struct {
 	columns int
 	queries []string
@@ -81,7 +80,7 @@ type rowInsert struct {
 func newRowInsert(insert string, columns int, suffix string) rowInsert {
 	r := rowInsert{columns: columns}
 	tuple := "(" + strings.Repeat("?, ", columns-1) + "?)"
-	for n := 1; n <= maxInsertRows; n *= 2 {
+	for n := 1; n <= maxInsertRows; n++ {
 		r.queries = append(r.queries, insert+strings.Repeat(tuple+", ", n-1)+tuple+suffix)
 	}
 	return r
@@ -92,14 +91,13 @@ func newRowInsert(insert string, columns int, suffix string) rowInsert {
 func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, r rowInsert, rows [][]any) (int64, error) {
 	var inserted int64
 	for len(rows) > 0 {
-		i := bits.Len(uint(min(len(rows), maxInsertRows))) - 1
-		n := 1 << i
+		n := min(len(rows), maxInsertRows)
 		args := make([]any, 0, n*r.columns)
 		for _, row := range rows[:n] {
 			args = append(args, row...)
 		}
 		rows = rows[n:]
-		res, err := db.txExec(ctx, tx, r.queries[i], args...)
+		res, err := db.txExec(ctx, tx, r.queries[n-1], args...)
 		if err != nil {
 			return 0, err
 		}
