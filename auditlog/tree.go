@@ -66,7 +66,7 @@ func (e Edge) MarshalBinary() ([]byte, error) {
 // as many hashes as its size's frontier.
 func ParseEdge(b []byte) (Edge, error) {
 	if len(b) < 8 || int64(binary.BigEndian.Uint64(b)) < 0 {
-		return Edge{}, errors.New("auditlog: an edge is shorter than its size")
+		return Edge{}, errors.New("auditlog: an edge does not start with a size")
 	}
 	e := Edge{Size: int64(binary.BigEndian.Uint64(b))}
 	n := len(Frontier(e.Size))

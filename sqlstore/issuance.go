@@ -90,22 +90,20 @@ func newRowInsert(insert string, columns int, suffix string) rowInsert {
 // how many rows were inserted.
 func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, r rowInsert, rows [][]any) (int64, error) {
 	var inserted int64
-	for len(rows) > 0 {
-		n := min(len(rows), maxInsertRows)
-		args := make([]any, 0, n*r.columns)
-		for _, row := range rows[:n] {
+	for chunk := range slices.Chunk(rows, maxInsertRows) {
+		args := make([]any, 0, len(chunk)*r.columns)
+		for _, row := range chunk {
 			args = append(args, row...)
 		}
-		rows = rows[n:]
-		res, err := db.txExec(ctx, tx, r.queries[n-1], args...)
+		res, err := db.txExec(ctx, tx, r.queries[len(chunk)-1], args...)
 		if err != nil {
 			return 0, err
 		}
-		affected, err := res.RowsAffected()
+		n, err := res.RowsAffected()
 		if err != nil {
 			return 0, err
 		}
-		inserted += affected
+		inserted += n
 	}
 	return inserted, nil
 }
