@@ -48,7 +48,7 @@ type Batcher[T any] struct {
 // Stats counts a Batcher's work since it started.
 type Stats struct {
 	Writes  uint64        // items committed or refused
-	Batches uint64        // transactions
+	Batches uint64        // transactions, a failed batch's reruns included
 	Commit  time.Duration // time spent in transactions
 }
 
@@ -167,7 +167,6 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 	}
 	start := time.Now()
 	defer func() {
-		b.batches.Add(1)
 		b.items.Add(uint64(len(live)))
 		b.commitNanos.Add(int64(time.Since(start)))
 	}()
@@ -195,6 +194,7 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 // tx writes items in one transaction, and returns each item's error and
 // the transaction's.
 func (b *Batcher[T]) tx(batch []*request[T]) ([]error, error) {
+	b.batches.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
 	defer cancel()
 	items := make([]T, len(batch))

@@ -28,10 +28,13 @@ func newActiveCA(t testing.TB, db *sqlstore.DB) *openpca.CA {
 // der is as long as a P-256 end-entity certificate.
 var der = make([]byte, 650)
 
+// serial is the serial of certificate i (see recordIssuance).
+func serial(i int64) string { return fmt.Sprintf("%032x", i) }
+
 // recordIssuance records certificate i of ca.
 func recordIssuance(ctx context.Context, db *sqlstore.DB, ca *openpca.CA, i int64) error {
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	c := &openpca.Certificate{CAID: ca.ID, AccountID: ca.AccountID, Serial: fmt.Sprintf("%032x", i), DER: der,
+	c := &openpca.Certificate{CAID: ca.ID, AccountID: ca.AccountID, Serial: serial(i), DER: der,
 		Subject: fmt.Sprintf("CN=host-%d.example.com", i), NotBefore: now.Truncate(time.Second), NotAfter: now.Add(time.Hour).Truncate(time.Second), IssuedAt: now,
 		TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1", RequestedBy: "arn:aws:iam::111122223333:root", RequestID: uuid.NewString()}
 	c.ARN = ca.ARN + "/certificate/" + c.Serial

@@ -19,7 +19,7 @@ type commitCollector struct{ db *DB }
 
 var (
 	commitWritesDesc  = prometheus.NewDesc("openpca_store_commit_writes_total", "Writes (issuances, revocations) committed through group commit.", nil, nil)
-	commitBatchesDesc = prometheus.NewDesc("openpca_store_commit_transactions_total", "Transactions group commit ran; each is one durable commit.", nil, nil)
+	commitBatchesDesc = prometheus.NewDesc("openpca_store_commit_transactions_total", "Transactions group commit ran, with the reruns one write at a time of a batch that failed; each that succeeds is one durable commit.", nil, nil)
 	commitSecondsDesc = prometheus.NewDesc("openpca_store_commit_seconds_total", "Time spent in group commit transactions.", nil, nil)
 )
 

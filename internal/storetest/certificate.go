@@ -53,7 +53,7 @@ func testIssue(t *testing.T, s openpca.Store) {
 	if uses, err := s.KeyUses(ctx, ca.ID, is.Use.Seq, 1); err != nil || len(uses) != 1 || !bytes.Equal(uses[0].Record, is.Use.Record) {
 		t.Errorf("the log's entry of an issuance: %v, %v; want the record %s", uses, err, is.Use.Record)
 	}
-	checkTree(t, s, ca)
+	CheckTree(t, s, ca)
 }
 
 func testIssueRefused(t *testing.T, s openpca.Store) {
@@ -162,13 +162,13 @@ func testIssueConcurrent(t *testing.T, s openpca.Store) {
 			t.Errorf("certificate %s has no log entry", c.Serial)
 		}
 	}
-	checkTree(t, s, ca)
+	CheckTree(t, s, ca)
 }
 
-// checkTree checks the Merkle tree the store keeps over a CA's log against
+// CheckTree checks the Merkle tree the store keeps over a CA's log against
 // one built from the log's records: the same root at every size, and
 // inclusion and consistency proofs from the store's hashes that hold.
-func checkTree(t *testing.T, s openpca.Store, ca *openpca.CA) {
+func CheckTree(t *testing.T, s openpca.Store, ca *openpca.CA) {
 	t.Helper()
 	size, err := s.LogSize(ctx, ca.ID)
 	if err != nil {
@@ -331,8 +331,8 @@ func testIssueConcurrentFailures(t *testing.T, s openpca.Store) {
 	if kinds := logKinds(t, s, disabled); kinds != "[CSR]" {
 		t.Errorf("refused issuances changed the disabled CA's log: %s", kinds)
 	}
-	checkTree(t, s, ca)
-	checkTree(t, s, disabled)
+	CheckTree(t, s, ca)
+	CheckTree(t, s, disabled)
 }
 
 func testRevoke(t *testing.T, s openpca.Store) {
@@ -363,7 +363,7 @@ func testRevoke(t *testing.T, s openpca.Store) {
 	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE REVOKE]" {
 		t.Errorf("log %s", kinds)
 	}
-	checkTree(t, s, ca)
+	CheckTree(t, s, ca)
 	uses, err := s.CertificateKeyUses(ctx, ca.ID, c.Serial)
 	if err != nil || len(uses) != 2 || uses[0].Kind != openpca.KeyUseIssue || uses[1].Kind != openpca.KeyUseRevoke {
 		t.Errorf("CertificateKeyUses = %v, %v; want its ISSUE and REVOKE entries", uses, err)

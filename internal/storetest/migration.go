@@ -79,5 +79,5 @@ func (o *OldCertificate) Check(t *testing.T, s openpca.Store) {
 			t.Fatal(err)
 		}
 	}
-	checkTree(t, s, o.CA)
+	CheckTree(t, s, o.CA)
 }
