@@ -9,7 +9,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/openpca/openpca"
@@ -55,41 +55,59 @@ func ContentType(format openpca.AuditReportResponseFormat) string {
 }
 
 // values returns a certificate's fields in the order of Fields; "" is no
-// value.
+// value. The fields it formats share one string: a report has millions of
+// rows.
 func values(c *openpca.Certificate, out []string) []string {
-	revokedAt := ""
-	if !c.RevokedAt.IsZero() {
-		revokedAt = c.RevokedAt.UTC().Format(TimeLayout)
+	var b [4*len(TimeLayout) + 3*64]byte
+	buf := appendColonSerial(b[:0], c.Serial)
+	ends := [5]int{len(buf)}
+	for i, t := range []time.Time{c.NotBefore, c.NotAfter, c.IssuedAt, c.RevokedAt} {
+		if !t.IsZero() {
+			buf = appendTime(buf, t)
+		}
+		ends[i+1] = len(buf)
 	}
+	s := string(buf)
 	return append(out[:0],
 		c.AccountID,
 		"", // requestedByServicePrincipal: only ACM issues on an owner's behalf
 		c.ARN,
-		colonSerial(c.Serial),
+		s[:ends[0]],
 		c.Subject,
-		c.NotBefore.UTC().Format(TimeLayout),
-		c.NotAfter.UTC().Format(TimeLayout),
-		c.IssuedAt.UTC().Format(TimeLayout),
-		revokedAt,
+		s[ends[0]:ends[1]],
+		s[ends[1]:ends[2]],
+		s[ends[2]:ends[3]],
+		s[ends[3]:ends[4]],
 		string(c.RevocationReason),
 		c.TemplateARN,
 	)
 }
 
-// colonSerial writes a hex serial as lowercase bytes joined by colons.
-func colonSerial(hex string) string {
+// appendTime appends t as reports write times, in TimeLayout in UTC.
+func appendTime(b []byte, t time.Time) []byte {
+	// RFC 3339 in UTC, which the time package writes on a fast path,
+	// differs from TimeLayout only in its zone: "Z" for "+0000".
+	b = t.UTC().AppendFormat(b, time.RFC3339)
+	return append(b[:len(b)-1], "+0000"...)
+}
+
+// appendColonSerial appends a hex serial as lowercase bytes joined by
+// colons.
+func appendColonSerial(b []byte, hex string) []byte {
 	if len(hex)%2 == 1 {
-		hex = "0" + hex
+		b = append(b, '0')
 	}
-	var b strings.Builder
-	b.Grow(len(hex) * 3 / 2)
-	for i := 0; i < len(hex); i += 2 {
-		if i > 0 {
-			b.WriteByte(':')
+	for i := 0; i < len(hex); i++ {
+		if i > 0 && (len(hex)-i)%2 == 0 {
+			b = append(b, ':')
 		}
-		b.WriteString(strings.ToLower(hex[i : i+2]))
+		c := hex[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
 	}
-	return b.String()
+	return b
 }
 
 type csvWriter struct {
@@ -227,14 +245,20 @@ func appendJSONString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		run := i
+		for run < len(s) && s[run] >= 0x20 && s[run] < utf8.RuneSelf && s[run] != '"' && s[run] != '\\' {
+			run++
+		}
+		b = append(b, s[i:run]...)
+		if i = run; i == len(s) {
+			break
+		}
 		c := s[i]
 		switch {
 		case c == '"' || c == '\\':
 			b = append(b, '\\', c)
 		case c < 0x20:
 			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		case c < utf8.RuneSelf:
-			b = append(b, c)
 		default:
 			r, size := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError && size == 1 {

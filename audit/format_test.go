@@ -111,3 +111,24 @@ func TestAppendJSONString(t *testing.T) {
 		}
 	}
 }
+
+// TestFormatFields checks the report's own formatting of times and serials
+// against what the time package's layout and the documented form give.
+func TestFormatFields(t *testing.T) {
+	for _, at := range []time.Time{
+		time.Date(2026, 3, 2, 21, 43, 57, 123456789, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 12, 31, 23, 30, 0, 0, time.FixedZone("ahead", -90*60)),
+		time.Date(2050, 6, 1, 0, 0, 1, 0, time.FixedZone("behind", 14*3600)),
+	} {
+		if got, want := string(appendTime(nil, at)), at.UTC().Format(TimeLayout); got != want {
+			t.Errorf("%v: %s, want %s", at, got, want)
+		}
+	}
+	for serial, want := range map[string]string{"": "", "a": "0a", "0A1b": "0a:1b", "FFEE01": "ff:ee:01", "123": "01:23"} {
+		if got := string(appendColonSerial(nil, serial)); got != want {
+			t.Errorf("serial %q: %q, want %q", serial, got, want)
+		}
+	}
+}
