@@ -240,13 +240,22 @@ func (j *jsonWriter) Close() error {
 	return j.w.Flush()
 }
 
+// jsonPlain says which bytes a JSON string holds as they are: ASCII but
+// the control characters, the quote and the backslash.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONString appends s as a JSON string (RFC 8259).
 func appendJSONString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
 		run := i
-		for run < len(s) && s[run] >= 0x20 && s[run] < utf8.RuneSelf && s[run] != '"' && s[run] != '\\' {
+		for run < len(s) && jsonPlain[s[run]] {
 			run++
 		}
 		b = append(b, s[i:run]...)
