@@ -58,11 +58,11 @@ func ContentType(format openpca.AuditReportResponseFormat) string {
 // value. The fields it formats share one string: a report has millions of
 // rows.
 func values(c *openpca.Certificate, out []string) []string {
-	var b [4*len(TimeLayout) + 3*64]byte
+	var b [64 + 4*len(TimeLayout)]byte // a serial of 20 bytes (RFC 5280) and four times
 	buf := appendColonSerial(b[:0], c.Serial)
 	ends := [5]int{len(buf)}
 	for i, t := range []time.Time{c.NotBefore, c.NotAfter, c.IssuedAt, c.RevokedAt} {
-		if !t.IsZero() {
+		if i < 3 || !t.IsZero() { // a certificate not revoked has no revokedAt
 			buf = appendTime(buf, t)
 		}
 		ends[i+1] = len(buf)

@@ -179,7 +179,7 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) (err err
 			os.Remove(f.Name())
 		}
 	}()
-	w := bufio.NewWriterSize(&writeback{f: f}, 256<<10)
+	w := bufio.NewWriterSize(f, 256<<10)
 	if _, err := io.Copy(w, contextReader{ctx, r}); err != nil {
 		return err
 	}
