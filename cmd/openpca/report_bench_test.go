@@ -69,7 +69,7 @@ func BenchmarkAuditReport(b *testing.B) {
 			srv.stop(b)
 			seed(b, open, caARN, n)
 			// The disk's writing back of the seeded database is not the
-X
+			// report's work: it made the first report seconds slower.
 			syscall.Sync()
 			if tc.objects == "local" {
 				os.MkdirAll(filepath.Join(data, "s3", "reports"), 0o755)
