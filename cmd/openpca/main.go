@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"github.com/openpca/openpca/app"
 )
 
@@ -27,6 +29,25 @@ import (
 // server's live heap is small, and collecting less often is worth a
 // quarter more certificates per second under load.
 const gcPercent = 400
+
+// limitMemory gives the garbage collector a soft memory limit of 90% of
+// the container's (its cgroup's), unless GOMEMLIMIT is set or AUTOMEMLIMIT
+// is "off". At gcPercent the heap may grow to five times what is live (an
+// audit report to S3 peaked at 210 MiB): under a tight limit the collector
+// must work harder rather than the server be killed.
+func limitMemory(logger *slog.Logger) {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		return // the runtime has it already
+	}
+	limit, err := memlimit.Set(memlimit.WithProvider(memlimit.FromCgroup))
+	switch {
+	case errors.Is(err, memlimit.ErrNoCgroup), errors.Is(err, memlimit.ErrCgroupsNotSupported):
+	case err != nil:
+		logger.Warn("the container's memory limit could not be read; the garbage collector has no soft limit", "error", err)
+	case limit < 1<<62: // a cgroup without a limit gives about 2^63
+		logger.Info("the garbage collector's soft memory limit comes from the container's", "bytes", limit)
+	}
+}
 
 func main() {
 	if _, ok := os.LookupEnv("GOGC"); !ok {
@@ -211,6 +232,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	default:
 		return fmt.Errorf("--log-format must be json or text, not %q", logFormat)
 	}
+
+	limitMemory(cfg.Logger)
 
 	if pprofListen != "" {
 		pl, err := net.Listen("tcp", pprofListen)
