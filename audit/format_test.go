@@ -119,8 +119,8 @@ func TestFormatFields(t *testing.T) {
 		time.Date(2026, 3, 2, 21, 43, 57, 123456789, time.UTC),
 		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
-		time.Date(2026, 12, 31, 23, 30, 0, 0, time.FixedZone("ahead", -90*60)),
-		time.Date(2050, 6, 1, 0, 0, 1, 0, time.FixedZone("behind", 14*3600)),
+		time.Date(2026, 12, 31, 23, 30, 0, 0, time.FixedZone("-0130", -90*60)),
+		time.Date(2050, 6, 1, 0, 0, 1, 0, time.FixedZone("+1400", 14*3600)),
 	} {
 		if got, want := string(appendTime(nil, at)), at.UTC().Format(TimeLayout); got != want {
 			t.Errorf("%v: %s, want %s", at, got, want)
