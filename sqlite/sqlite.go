@@ -97,7 +97,9 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	}
 	checkpoint.SetMaxOpenConns(1)
 	stop, stopped := make(chan struct{}), make(chan struct{})
+	scan := &scanner{path: path}
 	closeAll := func() error {
+		scan.close()
 		return errors.Join(read.Close(), checkpoint.Close(), write.Close())
 	}
 	m, _ := fs.Sub(migrations, "migrations")
@@ -105,6 +107,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 		Dialect:  sqlstore.Dialect{Name: "sqlite", Migrations: m},
 		Write:    write,
 		Read:     read,
+		Scan:     scan,
 		MaxBatch: maxBatch,
 		Close: func() error {
 			close(stop)

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -170,55 +171,47 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		signedSHA256 []byte
 	}
 	certs := make([]issued, 0, to-from)
-	rows, err := db.query(ctx, `SELECT issue_seq, serial, subject, not_before, not_after, issued_at, template_arn, requested_by, request_id, signed_sha256,
+	err := db.scan(ctx, `SELECT issue_seq, serial, subject, not_before, not_after, issued_at, template_arn, requested_by, request_id, signed_sha256,
 		CASE WHEN revoke_seq < ? THEN revoked_at END, CASE WHEN revoke_seq < ? THEN revocation_reason ELSE '' END
-		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq`, logSize, logSize, caID, from, to)
-	if err != nil {
-		return db.wrap("reading audit entries", err)
-	}
-	for rows.Next() {
-		certs = append(certs, issued{c: openpca.Certificate{CAID: caID, AccountID: ca.accountID}})
-		is := &certs[len(certs)-1]
-		var notBefore, notAfter, issuedAt int64
-		var revokedAt sql.NullInt64
-		c := &is.c
-		if err := rows.Scan(&is.seq, &c.Serial, &c.Subject, &notBefore, &notAfter, &issuedAt, &c.TemplateARN, &c.RequestedBy, &c.RequestID,
-			&is.signedSHA256, &revokedAt, &c.RevocationReason); err != nil {
-			rows.Close()
-			return db.wrap("reading audit entries", err)
-		}
+		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq`, []any{logSize, logSize, caID, from, to}, func(row Row) error {
+		certs = append(certs, issued{
+			seq: row.Int64(0),
+			c: openpca.Certificate{
+				CAID: caID, AccountID: ca.accountID,
+				Serial: row.Text(1), Subject: row.Text(2),
+				NotBefore: time.UnixMicro(row.Int64(3)).UTC(), NotAfter: time.UnixMicro(row.Int64(4)).UTC(), IssuedAt: time.UnixMicro(row.Int64(5)).UTC(),
+				TemplateARN: row.Text(6), RequestedBy: row.Text(7), RequestID: row.Text(8),
+				RevocationReason: openpca.RevocationReason(row.Text(11)),
+			},
+			signedSHA256: bytes.Clone(row.Bytes(9)),
+		})
+		c := &certs[len(certs)-1].c
 		c.ARN = openpca.CertificateARN(ca.arn, c.Serial)
-		c.NotBefore, c.NotAfter, c.IssuedAt = time.UnixMicro(notBefore).UTC(), time.UnixMicro(notAfter).UTC(), time.UnixMicro(issuedAt).UTC()
-		c.RevokedAt = fromMicros(revokedAt)
-	}
-	if err := errors.Join(rows.Close(), rows.Err()); err != nil {
+		if !row.IsNull(10) {
+			c.RevokedAt = time.UnixMicro(row.Int64(10)).UTC()
+		}
+		return nil
+	})
+	if err != nil {
 		return db.wrap("reading audit entries", err)
 	}
 
-	rows, err = db.query(ctx, `SELECT seq, record, hashes FROM key_uses WHERE ca_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, caID, from, to)
-	if err != nil {
-		return db.wrap("reading audit entries", err)
-	}
-	defer rows.Close()
 	var (
-		e              openpca.AuditEntry
-		record, hashes sql.RawBytes // read in place: a log can have millions
-		rebuilt        []byte
+		e       openpca.AuditEntry
+		rebuilt []byte
 	)
 	next := from
-	for rows.Next() {
-		if err := rows.Scan(&e.Seq, &record, &hashes); err != nil {
-			return db.wrap("reading audit entries", err)
-		}
+	err = db.scan(ctx, `SELECT seq, record, hashes FROM key_uses WHERE ca_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, []any{caID, from, to}, func(row Row) error {
+		// The record and hashes are read in place: a log can have millions.
+		e.Seq, e.Record, e.Certificate = row.Int64(0), row.Bytes(1), nil
 		if e.Seq != next {
 			return &openpca.LogIntegrityError{CAID: caID, Entry: next, Problem: "is missing"}
 		}
-		e.Record, e.Certificate = record, nil
 		if len(certs) > 0 && certs[0].seq == e.Seq {
 			is := &certs[0]
 			certs = certs[1:]
 			e.Certificate = &is.c
-			if record == nil {
+			if e.Record == nil {
 				if is.signedSHA256 == nil {
 					return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "has no record, and no certificate to make it again"}
 				}
@@ -229,15 +222,13 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		if e.Record == nil {
 			return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "has no record"}
 		}
-		if leaf, err := auditlog.HashAt(hashes, 0); err != nil || leaf != tlog.RecordHash(e.Record) {
+		if leaf, err := auditlog.HashAt(row.Bytes(2), 0); err != nil || leaf != tlog.RecordHash(e.Record) {
 			return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "does not match the hash the log stored for it"}
 		}
-		if err := fn(&e); err != nil {
-			return err
-		}
 		next++
-	}
-	if err := rows.Err(); err != nil {
+		return fn(&e)
+	})
+	if err != nil {
 		return db.wrap("reading audit entries", err)
 	}
 	if next != to {

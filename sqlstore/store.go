@@ -52,6 +52,8 @@ type Config struct {
 	// BatchTimeout how long one may take (0: groupcommit.DefaultTimeout).
 	MaxBatch     int
 	BatchTimeout time.Duration
+	// Scan, if set, runs the long reads instead of Read.
+	Scan Scanner
 	// Close closes what Open was given; the DB calls it last.
 	Close func() error
 }
@@ -61,6 +63,7 @@ type DB struct {
 	dialect Dialect
 	write   *sql.DB
 	read    *sql.DB
+	scanner Scanner
 	w, r    *statements
 	// commits batches writes of every kind; issuances batches the
 	// issuances without a token, most writes, more tightly.
@@ -75,7 +78,7 @@ var _ openpca.Store = (*DB)(nil)
 
 // Open brings the schema up to date and returns the store.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, close: cfg.Close}
+	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, close: cfg.Close}
 	if err := db.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
 	}
