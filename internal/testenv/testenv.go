@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	_ "modernc.org/sqlite" // for DB
@@ -204,8 +206,11 @@ const (
 )
 
 // NewClient returns an acmpca client for the server at url, signing with
-// the default account's key, with retries off so that a test sees each
-// error as the server sent it.
+// the default account's key. It does not retry what the server answers, so
+// that a test sees each error as the server sent it; it retries only a
+// request whose connection broke, as the SDK's default retryer does (a
+// reset can reach the client as "use of closed network connection",
+// aws/aws-sdk-go-v2#2737).
 func NewClient(url string, transport *http.Transport) *acmpca.Client {
 	return NewClientWith(url, transport, AccessKeyID, SecretAccessKey)
 }
@@ -216,8 +221,11 @@ func NewClientWith(url string, transport *http.Transport, keyID, secret string) 
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(url),
 		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
-		Retryer:      aws.NopRetryer{},
-		HTTPClient:   &http.Client{Timeout: time.Minute, Transport: transport},
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
+			o.RateLimiter = ratelimit.None
+		}),
+		HTTPClient: &http.Client{Timeout: time.Minute, Transport: transport},
 	})
 }
 
