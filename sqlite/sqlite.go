@@ -15,10 +15,12 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/openpca/openpca/internal/sqliteuri"
 	"github.com/openpca/openpca/sqlstore"
 )
 
@@ -66,6 +68,12 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	if opts.TruncateAt == 0 {
 		opts.TruncateAt = DefaultTruncateAt
 	}
+	// Connections open as they are needed: by an absolute path, which a
+	// change of working folder cannot move.
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
 	if err := restrictFiles(path); err != nil {
 		return nil, err
 	}
@@ -73,7 +81,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	for _, p := range []string{fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
 		pragmas.Add("_pragma", p)
 	}
-	base := "file:" + path + "?" + pragmas.Encode()
+	base := sqliteuri.File(path) + "?" + pragmas.Encode()
 	// The writer never checkpoints on its own (see checkpointer).
 	write, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
 	if err != nil {

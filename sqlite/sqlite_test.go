@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -39,5 +40,49 @@ func TestReopenKeepsDataAndMigratesOnce(t *testing.T) {
 	}
 	if mode := sqlite.JournalMode(t.Context(), path); mode != "wal" {
 		t.Errorf("journal mode %q, want wal", mode)
+	}
+}
+
+// TestPathWithURICharacters opens databases in a folder whose name holds
+// what a URI gives a meaning to: each is made in that folder, not beside
+// it, and the store keeps its contract there, long reads included.
+func TestPathWithURICharacters(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) openpca.Store {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "a?b#c%41 d")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "test.db")
+		db := open(t, path)
+		if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+			t.Fatalf("the database is not at %s: %v", path, err)
+		}
+		if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+			t.Fatalf("files beside the database's folder: %v", entries)
+		}
+		return db
+	})
+}
+
+// TestRelativePath opens a database by a path relative to the working
+// folder, as `openpca serve --data-dir data` does.
+func TestRelativePath(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("data", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db := open(t, filepath.Join("data", "test.db"))
+	defer db.Close()
+	ca := newActiveCA(t, db)
+	if err := recordIssuance(t.Context(), db, ca, 1); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	if err := db.LogRecords(t.Context(), ca.ID, 2, func([]byte) error { rows++; return nil }); err != nil || rows != 2 {
+		t.Fatalf("LogRecords read %d records, %v; want 2", rows, err)
+	}
+	if fi, err := os.Stat(filepath.Join("data", "test.db")); err != nil || fi.Size() == 0 {
+		t.Fatalf("the database is not in data: %v", err)
 	}
 }

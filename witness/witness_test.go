@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,12 +82,22 @@ func startWitness(t *testing.T, logs ...witness.Log) (*witness.Client, *witness.
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: logs, Database: filepath.Join(t.TempDir(), "witness.db"),
+	// A folder named with what a URI gives a meaning to: the database
+	// must still be made in it.
+	dir := filepath.Join(t.TempDir(), "w?1#%41")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "witness.db")
+	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: logs, Database: db,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	if _, err := os.Stat(db); err != nil {
+		t.Fatalf("the witness's database is not where it was told: %v", err)
+	}
 	if s.VerifierKey() != vkey {
 		t.Fatalf("the witness's key %s is not the one made, %s", s.VerifierKey(), vkey)
 	}
