@@ -142,27 +142,33 @@ func (s *scanner) close() {
 
 func openScanConn(path string) (*scanConn, error) {
 	c := &scanConn{tls: libc.NewTLS(), stmts: make(map[string]uintptr)}
+	if err := c.open(path); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *scanConn) open(path string) error {
 	name, err := libc.CString(path)
 	if err != nil {
-		c.tls.Close()
-		return nil, err
+		return err
 	}
 	defer libc.Xfree(c.tls, name)
 	out := libc.Xmalloc(c.tls, 8)
 	if out == 0 {
-		c.tls.Close()
-		return nil, errors.New("sqlite: out of memory")
+		return errors.New("sqlite: out of memory")
 	}
 	defer libc.Xfree(c.tls, out)
+	// Even when it fails, sqlite3_open_v2 may make a handle, which close
+	// closes.
 	rc := lib.Xsqlite3_open_v2(c.tls, name, out, lib.SQLITE_OPEN_READONLY|lib.SQLITE_OPEN_NOMUTEX, 0)
 	c.db = libc.AtomicLoadPUintptr(out)
 	if rc != lib.SQLITE_OK {
-		err := c.err(rc)
-		c.close()
-		return nil, err
+		return c.err(rc)
 	}
 	lib.Xsqlite3_busy_timeout(c.tls, c.db, int32(busyTimeout.Milliseconds()))
-	return c, nil
+	return nil
 }
 
 // prepare returns query prepared on c, preparing it on first use.

@@ -122,6 +122,15 @@ func TestScanner(t *testing.T) {
 		}
 	})
 
+	t.Run("no database", func(t *testing.T) {
+		missing := &scanner{path: filepath.Join(t.TempDir(), "missing.db")}
+		defer missing.close()
+		err := missing.Scan(t.Context(), `SELECT 1`, nil, func(sqlstore.Row) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), "unable to open") {
+			t.Fatalf("a scan of a missing database returned %v", err)
+		}
+	})
+
 	t.Run("closed", func(t *testing.T) {
 		s.close()
 		if _, err := read(t.Context(), `SELECT n, s, b, m FROM t`); err == nil {

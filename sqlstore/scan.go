@@ -13,8 +13,8 @@ type Scanner interface {
 	Scan(ctx context.Context, query string, args []any, fn func(Row) error) error
 }
 
-// Row is the row a scan is on, its columns read by position. A column read
-// as what it does not hold comes out as the zero value, as a NULL does.
+// Row is the row a scan is on, its columns read by position, each as what
+// it holds; a NULL reads as the zero value.
 type Row interface {
 	Int64(col int) int64
 	Text(col int) string
