@@ -12,9 +12,10 @@ import (
 	"github.com/openpca/openpca/sqlstore"
 )
 
-// scanner runs the store's long reads (an audit report reads every row of
-// a CA's log) on connections of its own, through SQLite's C interface as
-// modernc.org/sqlite translates it rather than through database/sql.
+// scanner runs the store's costliest reads (an audit report reads every
+// row of a CA's log; every request reads its access key) on connections of
+// its own, through SQLite's C interface as modernc.org/sqlite translates
+// it rather than through database/sql.
 //
 // Why: database/sql and the driver cost more than SQLite's own work on a
 // scan. Each column of each row goes through sqlite3_column_type and one
@@ -25,10 +26,15 @@ import (
 // SQLITE_OPEN_NOMUTEX, which is safe because each is used by one goroutine
 // at a time, and read-only.
 type scanner struct {
-	path string
-	mu   sync.Mutex
-	idle []*scanConn // at most readers are kept
-	done bool
+	path  string
+	slots chan struct{} // one per connection in use: at most readers
+	mu    sync.Mutex
+	idle  []*scanConn
+	done  bool
+}
+
+func newScanner(path string) *scanner {
+	return &scanner{path: path, slots: make(chan struct{}, readers)}
 }
 
 // scanConn is a connection of the scanner with the statements it has
@@ -41,14 +47,14 @@ type scanConn struct {
 
 // Scan implements sqlstore.Scanner. A scan is meant to be short (the store
 // reads a long range in chunks), and the context is looked at before it
-// starts, not during it. Its statement is reset when it ends, which ends
+// starts and while it waits for a connection, not during it. Its statement is reset when it ends, which ends
 // its read transaction: a reader left on the write-ahead log would keep the
 // log from being truncated.
 func (s *scanner) Scan(ctx context.Context, query string, args []any, fn func(sqlstore.Row) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c, err := s.get()
+	c, err := s.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -99,11 +105,19 @@ func (s *scanner) Scan(ctx context.Context, query string, args []any, fn func(sq
 	}
 }
 
-// get takes an idle connection or opens one.
-func (s *scanner) get() (*scanConn, error) {
+// get waits for a slot, then takes an idle connection or opens one: at
+// most readers are open, so that reads under load wait for one rather
+// than open and close connections, which costs more than most reads.
+func (s *scanner) get(ctx context.Context) (*scanConn, error) {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	s.mu.Lock()
 	if s.done {
 		s.mu.Unlock()
+		<-s.slots
 		return nil, errors.New("sqlite: the database is closed")
 	}
 	if n := len(s.idle); n > 0 {
@@ -113,13 +127,17 @@ func (s *scanner) get() (*scanConn, error) {
 		return c, nil
 	}
 	s.mu.Unlock()
-	return openScanConn(s.path)
+	c, err := openScanConn(s.path)
+	if err != nil {
+		<-s.slots
+	}
+	return c, err
 }
 
-// put keeps c for the next scan, or closes it if enough are kept.
+// put keeps c for the next read, or closes it once the scanner is closed.
 func (s *scanner) put(c *scanConn) {
 	s.mu.Lock()
-	if !s.done && len(s.idle) < readers {
+	if !s.done {
 		s.idle = append(s.idle, c)
 		c = nil
 	}
@@ -127,6 +145,7 @@ func (s *scanner) put(c *scanConn) {
 	if c != nil {
 		c.close()
 	}
+	<-s.slots
 }
 
 // close closes the idle connections; those in use close when put back.

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/openpca/openpca/sqlstore"
 )
@@ -36,7 +39,7 @@ func TestScanner(t *testing.T) {
 		}
 	}
 
-	s := &scanner{path: path}
+	s := newScanner(path)
 	defer s.close()
 	type row struct {
 		n    int64
@@ -122,8 +125,35 @@ func TestScanner(t *testing.T) {
 		}
 	})
 
+	t.Run("at most readers at once", func(t *testing.T) {
+		var running, most atomic.Int32
+		var wg sync.WaitGroup
+		for range 3 * readers {
+			wg.Go(func() {
+				err := s.Scan(t.Context(), `SELECT n FROM t LIMIT 1`, nil, func(sqlstore.Row) error {
+					n := running.Add(1)
+					for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+					}
+					time.Sleep(5 * time.Millisecond)
+					running.Add(-1)
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if most.Load() > readers {
+			t.Errorf("%d scans ran at once, more than the %d connections", most.Load(), readers)
+		}
+		if len(s.idle) > readers {
+			t.Errorf("%d connections kept", len(s.idle))
+		}
+	})
+
 	t.Run("no database", func(t *testing.T) {
-		missing := &scanner{path: filepath.Join(t.TempDir(), "missing.db")}
+		missing := newScanner(filepath.Join(t.TempDir(), "missing.db"))
 		defer missing.close()
 		err := missing.Scan(t.Context(), `SELECT 1`, nil, func(sqlstore.Row) error { return nil })
 		if err == nil || !strings.Contains(err.Error(), "unable to open") {

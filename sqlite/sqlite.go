@@ -105,7 +105,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	}
 	checkpoint.SetMaxOpenConns(1)
 	stop, stopped := make(chan struct{}), make(chan struct{})
-	scan := &scanner{path: path}
+	scan := newScanner(path)
 	closeAll := func() error {
 		scan.close()
 		return errors.Join(read.Close(), checkpoint.Close(), write.Close())

@@ -138,7 +138,7 @@ func (db *DB) SetKeyPolicies(ctx context.Context, id string, policies []openpca.
 
 // FindAccessKey implements openpca.AccountStore.
 func (db *DB) FindAccessKey(ctx context.Context, id string) (*openpca.AccessKey, error) {
-	k, err := scanAccessKey(db.queryRow(ctx, `SELECT `+accessKeyColumns+` FROM access_keys WHERE id = ?`, id))
+	k, err := scanAccessKey(db.readRow(ctx, `SELECT `+accessKeyColumns+` FROM access_keys WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
 	}

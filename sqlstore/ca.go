@@ -150,7 +150,7 @@ func (db *DB) claimToken(ctx context.Context, tx *sql.Tx, accountID string, toke
 // whole record only when the cache does not hold that version.
 func (db *DB) FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error) {
 	var version int64
-	err := db.queryRow(ctx, `SELECT version FROM certificate_authorities WHERE account_id = ? AND id = ?`, accountID, id).Scan(&version)
+	err := db.readRow(ctx, `SELECT version FROM certificate_authorities WHERE account_id = ? AND id = ?`, accountID, id).Scan(&version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
 	}

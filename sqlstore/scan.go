@@ -1,14 +1,18 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 )
 
-// Scanner runs the store's long reads, those of an audit report: a query
-// of many rows, each handed to fn in turn. A dialect may give one that
-// reads faster than database/sql does (Config.Scan); without one, the
-// scans go through the read pool.
+// Scanner runs the reads that cost the most through database/sql: the long
+// ones of an audit report, and the point reads every request makes (its
+// access key, its CA's version). It runs a query and hands each row to fn
+// in turn. A dialect may give one that reads faster than database/sql does
+// (Config.Scan); without one, the reads go through the read pool.
 type Scanner interface {
 	Scan(ctx context.Context, query string, args []any, fn func(Row) error) error
 }
@@ -51,6 +55,52 @@ func (db *DB) scan(ctx context.Context, q string, args []any, fn func(Row) error
 		}
 	}
 	return errors.Join(rows.Err(), rows.Close())
+}
+
+// readRow runs a query of one row through the dialect's scanner, or the
+// read pool, and reads it into Scan's destinations: those the store's scan
+// functions use. Without a row, Scan returns sql.ErrNoRows.
+func (db *DB) readRow(ctx context.Context, q string, args ...any) rowScanner {
+	if db.scanner == nil {
+		return db.queryRow(ctx, q, args...)
+	}
+	return scannedRow{db, ctx, q, args}
+}
+
+type scannedRow struct {
+	db   *DB
+	ctx  context.Context
+	q    string
+	args []any
+}
+
+func (r scannedRow) Scan(dest ...any) error {
+	found := false
+	err := r.db.scanner.Scan(r.ctx, r.db.rewrite(r.q), r.args, func(row Row) error {
+		if found {
+			return nil // as QueryRow, the first row
+		}
+		found = true
+		for i, d := range dest {
+			switch d := d.(type) {
+			case *string:
+				*d = row.Text(i)
+			case *int64:
+				*d = row.Int64(i)
+			case *[]byte:
+				*d = bytes.Clone(row.Bytes(i))
+			case *sql.NullInt64:
+				*d = sql.NullInt64{Int64: row.Int64(i), Valid: !row.IsNull(i)}
+			default:
+				return fmt.Errorf("sqlstore: column %d read into a %T", i, d)
+			}
+		}
+		return nil
+	})
+	if err == nil && !found {
+		return sql.ErrNoRows
+	}
+	return err
 }
 
 // anyRow is a row as database/sql gives it to an *any.

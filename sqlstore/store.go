@@ -61,6 +61,7 @@ type Config struct {
 // DB is the store.
 type DB struct {
 	dialect Dialect
+	locks   *strings.Replacer // of the queries' lock placeholders, by the dialect's
 	write   *sql.DB
 	read    *sql.DB
 	scanner Scanner
@@ -78,7 +79,8 @@ var _ openpca.Store = (*DB)(nil)
 
 // Open brings the schema up to date and returns the store.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, close: cfg.Close}
+	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, close: cfg.Close,
+		locks: strings.NewReplacer("{FOR_SHARE}", cfg.Dialect.ForShare, "{FOR_UPDATE}", cfg.Dialect.ForUpdate, "{SKIP_LOCKED}", cfg.Dialect.SkipLocked)}
 	if err := db.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
 	}
@@ -110,7 +112,7 @@ func (db *DB) Close() error {
 
 // rewrite turns a query as this package writes it into the dialect's.
 func (db *DB) rewrite(q string) string {
-	q = strings.NewReplacer("{FOR_SHARE}", db.dialect.ForShare, "{FOR_UPDATE}", db.dialect.ForUpdate, "{SKIP_LOCKED}", db.dialect.SkipLocked).Replace(q)
+	q = db.locks.Replace(q)
 	if !db.dialect.Numbered {
 		return q
 	}
