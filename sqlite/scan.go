@@ -47,9 +47,9 @@ type scanConn struct {
 
 // Scan implements sqlstore.Scanner. A scan is meant to be short (the store
 // reads a long range in chunks), and the context is looked at before it
-// starts and while it waits for a connection, not during it. Its statement is reset when it ends, which ends
-// its read transaction: a reader left on the write-ahead log would keep the
-// log from being truncated.
+// starts and while it waits for a connection, not during it. Its statement
+// is reset when it ends, which ends its read transaction: a reader left on
+// the write-ahead log would keep the log from being truncated.
 func (s *scanner) Scan(ctx context.Context, query string, args []any, fn func(sqlstore.Row) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

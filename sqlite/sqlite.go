@@ -30,7 +30,7 @@ var migrations embed.FS
 // Tuning.
 const (
 	maxBatch           = 256                    // writes per group-commit transaction, at most
-	readers            = 4                      // read connections
+	readers            = 4                      // read connections, and scan connections in use
 	checkpointInterval = 100 * time.Millisecond // how often the log is copied into the database
 	walCheckInterval   = 10 * time.Millisecond  // how often the log's size is looked at
 	// truncateWait bounds how long a truncating checkpoint waits for
