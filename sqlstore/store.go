@@ -52,7 +52,7 @@ type Config struct {
 	// BatchTimeout how long one may take (0: groupcommit.DefaultTimeout).
 	MaxBatch     int
 	BatchTimeout time.Duration
-	// Scan, if set, runs the long reads instead of Read.
+	// Scan, if set, runs the reads Scanner names instead of Read.
 	Scan Scanner
 	// Close closes what Open was given; the DB calls it last.
 	Close func() error
