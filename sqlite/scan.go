@@ -49,7 +49,7 @@ type scanConn struct {
 // reads a long range in chunks), and the context is looked at before it
 // starts and while it waits for a connection, not during it. Its statement
 // is reset when it ends, which ends its read transaction: a reader left on
-// the write-ahead log would keep the log from being truncated.
+// the write-ahead log would keep the log from starting over.
 func (s *scanner) Scan(ctx context.Context, query string, args []any, fn func(sqlstore.Row) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -17,12 +17,13 @@ import (
 // TestWALStaysBounded issues certificates through the store from many
 // writers at once, beside readers that look certificates up and scan the
 // CA's audit rows, and samples the size of the write-ahead log all along:
-// it stays near TruncateAt, never past twice it, although the writes put
-// many times that through the log.
+// it stays near RestartAt, never past twice it, although the writes put
+// many times that through the log. Once the file has reached RestartAt,
+// it is reused: it never shrinks back.
 func TestWALStaysBounded(t *testing.T) {
-	const truncateAt = 4 << 20
+	const restartAt = 4 << 20
 	path := filepath.Join(t.TempDir(), "wal.db")
-	db, err := sqlite.Open(t.Context(), path, sqlite.Options{TruncateAt: truncateAt})
+	db, err := sqlite.Open(t.Context(), path, sqlite.Options{RestartAt: restartAt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,13 +31,15 @@ func TestWALStaysBounded(t *testing.T) {
 	ca := newActiveCA(t, db)
 
 	var peak atomic.Int64
+	shrank := false // after the file reached restartAt; read after sampled
 	sampled := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(sampled)
 		for {
-			if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > peak.Load() {
-				peak.Store(fi.Size())
+			if fi, err := os.Stat(path + "-wal"); err == nil {
+				shrank = shrank || peak.Load() >= restartAt && fi.Size() < restartAt
+				peak.Store(max(peak.Load(), fi.Size()))
 			}
 			select {
 			case <-done:
@@ -103,7 +106,10 @@ func TestWALStaysBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d certificates: database %d KiB, write-ahead log at most %d KiB", n, fi.Size()>>10, peak.Load()>>10)
-	if p := peak.Load(); p > 2*truncateAt {
-		t.Errorf("the write-ahead log reached %d KiB, more than twice the %d KiB it is truncated at", p>>10, truncateAt>>10)
+	if p := peak.Load(); p > 2*restartAt {
+		t.Errorf("the write-ahead log reached %d KiB, more than twice the %d KiB it is restarted at", p>>10, restartAt>>10)
+	}
+	if shrank {
+		t.Error("the write-ahead log's file shrank below the size it is restarted at: it was truncated, not reused")
 	}
 }
