@@ -137,7 +137,7 @@ const chunkEntries = 500
 // appears whole or not at all; the report is not done until both are.
 func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, error) {
 	// A report taken over may have left unfinished writes of its objects.
-	for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix} {
+	for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix, r.Key + auditlog.LegacyProofSuffix} {
 		if err := g.cfg.Objects.DiscardPartial(ctx, r.Bucket, key); err != nil {
 			return 0, fmt.Errorf("audit: discarding what an interrupted generation left: %w", err)
 		}
@@ -158,6 +158,9 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		return 0, err
 	}
 	proofHead, err := header.Line()
+	if err == nil {
+		proofHead, err = auditlog.NewProofCompressor().Compress(proofHead)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -178,7 +181,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	results := make(chan *chunk, inFlight)
 	free := make(chan *chunk, inFlight) // chunks written, whose buffers serve again
 	for range inFlight {
-		free <- &chunk{rows: newChunkWriter(r.Format)}
+		free <- &chunk{rows: newChunkWriter(r.Format), compressor: auditlog.NewProofCompressor()}
 	}
 	grp.Go(func() error {
 		defer close(jobs)
@@ -280,22 +283,24 @@ func (g *Generator) witness(ctx context.Context, r *openpca.AuditReport, h *audi
 
 // chunk is a run of a report's log entries, from to to-1, and once a
 // worker has formatted it (done is closed), its rows and its lines of the
-// proof file. Its buffers serve chunk after chunk.
+// proof file, compressed. Its buffers serve chunk after chunk.
 type chunk struct {
-	from, to int64
-	done     chan struct{}
-	rows     *chunkWriter
-	proof    []byte
-	err      error
+	from, to   int64
+	done       chan struct{}
+	rows       *chunkWriter
+	lines      []byte // of the proof file
+	compressor *auditlog.ProofCompressor
+	proof      []byte // lines, compressed
+	err        error
 }
 
 // format reads the entries of c and formats them.
 func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk) error {
 	c.rows.reset()
-	c.proof = c.proof[:0]
+	c.lines = c.lines[:0]
 	c.err = g.cfg.Store.AuditEntries(ctx, r.CAID, r.LogSize, c.from, c.to, func(e *openpca.AuditEntry) error {
 		var err error
-		if c.proof, err = auditlog.AppendRecordLine(c.proof, e.Record); err != nil {
+		if c.lines, err = auditlog.AppendRecordLine(c.lines, e.Record); err != nil {
 			return err
 		}
 		if e.Certificate != nil {
@@ -303,6 +308,9 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk
 		}
 		return nil
 	})
+	if c.err == nil {
+		c.proof, c.err = c.compressor.Compress(c.lines)
+	}
 	return c.err
 }
 

@@ -174,11 +174,31 @@ func TestProofFile(t *testing.T) {
 			return nil
 		})
 	}
-	if gh, err := read(b.Bytes()); err != nil || !reflect.DeepEqual(gh, h) || len(got) != 3 || !bytes.Equal(got[2], recs[2]) {
-		t.Fatalf("read back %+v, %d records, %v", gh, len(got), err)
+	if !bytes.HasPrefix(b.Bytes(), []byte{0x1f, 0x8b}) {
+		t.Fatalf("the proof file is not compressed: %q", b.Bytes()[:10])
 	}
-	if _, err := read(b.Bytes()[:b.Len()-1]); err == nil || !strings.Contains(err.Error(), "cut short") {
-		t.Errorf("a cut file: %v", err)
+	// The lines themselves, as proof files of earlier versions hold them.
+	line, _ := h.Line()
+	legacy := bytes.NewBuffer(line)
+	for _, r := range recs {
+		legacy.Write(append(r, '\n'))
+	}
+	for name, data := range map[string][]byte{"compressed": b.Bytes(), "legacy": legacy.Bytes()} {
+		if gh, err := read(data); err != nil || !reflect.DeepEqual(gh, h) || len(got) != 3 || !bytes.Equal(got[2], recs[2]) {
+			t.Fatalf("%s: read back %+v, %d records, %v", name, gh, len(got), err)
+		}
+		if _, err := read(data[:len(data)-1]); err == nil || !strings.Contains(err.Error(), "cut short") {
+			t.Errorf("%s: a cut file: %v", name, err)
+		}
+	}
+	damaged := bytes.Clone(b.Bytes())
+	damaged[len(damaged)/2] ^= 0xff
+	if _, err := read(damaged); err == nil {
+		t.Error("a damaged compressed file was read")
+	}
+	long := append(bytes.Clone(line), bytes.Repeat([]byte("x"), 2<<20)...)
+	if _, err := read(append(long, '\n')); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("a line of 2 MiB: %v", err)
 	}
 	if _, err := read([]byte("{}\n")); err == nil {
 		t.Error("a file without the header's format was read")

@@ -8,19 +8,30 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/klauspost/compress/gzip"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
 // A report's proof file sits beside it in the bucket, at the report's key
-// plus ProofSuffix. It is JSON Lines: a header (ProofHeader), then the
-// record of each entry of the CA's log that the checkpoint covers, one per
-// line, in order, byte for byte as the tree hashes them. A verifier
-// rebuilds the tree from the records, checks that its root is the signed
-// checkpoint's, and compares the report's rows with the records.
+// plus ProofSuffix. It is JSON Lines, compressed with gzip: a header
+// (ProofHeader), then the record of each entry of the CA's log that the
+// checkpoint covers, one per line, in order, byte for byte as the tree
+// hashes them. A verifier rebuilds the tree from the records, checks that
+// its root is the signed checkpoint's, and compares the report's rows with
+// the records.
+//
+// The lines are compressed in runs, each a gzip member of its own: RFC 1952
+// lets a file hold several, and gzip, zcat and Go's readers read them as
+// one stream. So runs can be compressed side by side and written in order.
+// Compressed, a proof file is a twentieth of its lines (41 MB for a million
+// issuances, against 814 MB); proof files of earlier versions, at the
+// report's key plus LegacyProofSuffix, are the lines alone, and ReadProof
+// reads both.
 const (
-	ProofSuffix      = ".proof.jsonl"
-	ProofFormat      = "openpca-audit-proof/v1"
-	ProofContentType = "application/jsonl"
+	ProofSuffix       = ".proof.jsonl.gz"
+	LegacyProofSuffix = ".proof.jsonl"
+	ProofFormat       = "openpca-audit-proof/v1"
+	ProofContentType  = "application/gzip"
 )
 
 // ProofHeader is the first line of a proof file.
@@ -45,26 +56,69 @@ type ProofHeader struct {
 	NotWitnessed string `json:"notWitnessed,omitempty"`
 }
 
+// A ProofCompressor compresses runs of a proof file's lines, each into a
+// gzip member. One is used by one goroutine at a time.
+type ProofCompressor struct {
+	out bytes.Buffer
+	zw  *gzip.Writer
+}
+
+// NewProofCompressor returns a ProofCompressor.
+func NewProofCompressor() *ProofCompressor {
+	c := &ProofCompressor{}
+	// Stateless: a writer keeps no tables between calls (70 KB, against
+	// 800 KB at BestSpeed, which the collector's target multiplies by
+	// five). The lines repeat each other so much that it compresses them
+	// as well as the other levels, at 1.2 GB/s here.
+	c.zw, _ = gzip.NewWriterLevel(&c.out, gzip.StatelessCompression)
+	return c
+}
+
+// Compress returns lines as one gzip member, valid until the next call.
+func (c *ProofCompressor) Compress(lines []byte) ([]byte, error) {
+	c.out.Reset()
+	c.zw.Reset(&c.out)
+	if _, err := c.zw.Write(lines); err != nil {
+		return nil, err
+	}
+	if err := c.zw.Close(); err != nil {
+		return nil, err
+	}
+	return c.out.Bytes(), nil
+}
+
+// proofRun is how many records WriteProof compresses at a time.
+const proofRun = 500
+
 // WriteProof writes a proof file: h, then each record that records yields.
 func WriteProof(w io.Writer, h *ProofHeader, records func(yield func(record []byte) error) error) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	line, err := h.Line()
+	c := NewProofCompressor()
+	lines, err := h.Line()
 	if err != nil {
 		return err
 	}
-	bw.Write(line)
-	var buf []byte
+	n := 0
+	flush := func() error {
+		member, err := c.Compress(lines)
+		if err == nil {
+			_, err = w.Write(member)
+		}
+		lines, n = lines[:0], 0
+		return err
+	}
 	err = records(func(record []byte) error {
-		if buf, err = AppendRecordLine(buf[:0], record); err != nil {
+		if lines, err = AppendRecordLine(lines, record); err != nil {
 			return err
 		}
-		_, err := bw.Write(buf)
-		return err
+		if n++; n == proofRun {
+			return flush()
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return bw.Flush()
+	return flush()
 }
 
 // Line returns the header's line of a proof file, its newline included.
@@ -83,9 +137,17 @@ func AppendRecordLine(b, record []byte) ([]byte, error) {
 }
 
 // ReadProof reads a proof file's header, then calls fn with each record in
-// order. A record is valid only until fn returns.
+// order. A record is valid only until fn returns. The file may be
+// compressed (ProofSuffix) or not (LegacyProofSuffix).
 func ReadProof(r io.Reader, fn func(seq int64, record []byte) error) (*ProofHeader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
+	if magic, _ := br.Peek(len(gzipMagic)); bytes.Equal(magic, gzipMagic) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("the proof file's gzip header: %w", err)
+		}
+		br = bufio.NewReaderSize(zr, 64<<10)
+	}
 	line, err := readLine(br)
 	if err != nil {
 		return nil, fmt.Errorf("the proof file's header: %w", err)
@@ -108,25 +170,41 @@ func ReadProof(r io.Reader, fn func(seq int64, record []byte) error) (*ProofHead
 	}
 }
 
+// gzipMagic begins every gzip member (RFC 1952); a line of JSON cannot.
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// maxLine bounds a line of a proof file, so that a file without newlines,
+// or one that decompresses to one, cannot take all memory. A record is a
+// few hundred bytes; the header, with a witness's consistency proof, a few
+// kilobytes.
+const maxLine = 1 << 20
+
 // readLine returns the next line without its newline; io.EOF at the end;
-// an error for a last line without a newline, which a cut file has.
+// an error for a last line without a newline, which a cut file has, and
+// for a line longer than maxLine.
 func readLine(br *bufio.Reader) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		full := append([]byte(nil), line...)
-		rest, err := br.ReadBytes('\n')
-		line = append(full, rest...)
-		if err != nil {
-			return nil, cut(line, err)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(full) > maxLine {
+				return nil, fmt.Errorf("a line longer than %d bytes", maxLine)
+			}
+			line, err = br.ReadSlice('\n')
+			full = append(full, line...)
 		}
-	} else if err != nil {
+		line = full
+	}
+	if err != nil {
 		return nil, cut(line, err)
 	}
 	return line[:len(line)-1], nil
 }
 
+// cut names the errors of a file that ends too soon: within a line, or,
+// compressed, within a gzip member.
 func cut(line []byte, err error) error {
-	if errors.Is(err, io.EOF) && len(line) > 0 {
+	if errors.Is(err, io.EOF) && len(line) > 0 || errors.Is(err, io.ErrUnexpectedEOF) {
 		return errors.New("the file ends within a line: it was cut short")
 	}
 	return err

@@ -24,6 +24,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/pki"
 )
@@ -135,7 +136,7 @@ func newHierarchy(t *testing.T, env *testenv.Env, alg types.KeyAlgorithm, csrs .
 		t.Fatal(err)
 	}
 	defer report.Close()
-	proof, err := os.Open(filepath.Join(env.Config.DataDir, "s3", "crls", *rep.S3Key+".proof.jsonl"))
+	proof, err := os.Open(filepath.Join(env.Config.DataDir, "s3", "crls", *rep.S3Key+auditlog.ProofSuffix))
 	if err != nil {
 		t.Fatal(err)
 	}

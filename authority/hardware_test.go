@@ -19,6 +19,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/pkcs11"
 	"github.com/openpca/openpca/pki"
@@ -144,7 +145,7 @@ func TestLifecycleInHardware(t *testing.T) {
 				t.Fatal(err)
 			}
 			report, _ := os.ReadFile(filepath.Join(reportBucket, *out.S3Key))
-			proof, _ := os.ReadFile(filepath.Join(reportBucket, *out.S3Key+".proof.jsonl"))
+			proof, _ := os.ReadFile(filepath.Join(reportBucket, *out.S3Key+auditlog.ProofSuffix))
 			if v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), publicKey(t, env)); len(v.Problems) > 0 || v.Rows != 2 {
 				t.Errorf("the audit report: %d rows, %v", v.Rows, v.Problems)
 			}

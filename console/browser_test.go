@@ -1,14 +1,18 @@
 package console_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +20,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -212,7 +218,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if len(reports) != 1 {
 		t.Fatalf("reports in the bucket: %v", reports)
 	}
-	report, proof := reports[0], reports[0]+".proof.jsonl"
+	report, proof := reports[0], reports[0]+auditlog.ProofSuffix
 	var result string
 	run("verifying the report", chromedp.Navigate(env.URL+"/console/verify"),
 		chromedp.SetUploadFiles(`#report`, []string{report}),
@@ -241,5 +247,34 @@ func TestConsoleInBrowser(t *testing.T) {
 		shot("console-verify-tampered"))
 	if !strings.Contains(result, "row 2") || !strings.Contains(result, "forged.example") {
 		t.Errorf("the verify page does not name the tampered row:\n%s", result)
+	}
+
+	// The CA page's link downloads the proof file; for a report of an
+	// earlier version, the one beside it (its lines, uncompressed).
+	var link string
+	run("the proof file's link", chromedp.Navigate(caURL), chromedp.AttributeValue(`#report-list a[href*="proof=1"]`, "href", &link, nil))
+	download := func(what string) []byte {
+		var got []int
+		run(what, chromedp.Evaluate(`fetch(`+strconv.Quote(link)+`).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)))`, &got,
+			func(p *cdpruntime.EvaluateParams) *cdpruntime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		b := make([]byte, len(got))
+		for i, v := range got {
+			b[i] = byte(v)
+		}
+		return b
+	}
+	gz, _ := os.ReadFile(proof)
+	if got := download("downloading the proof file"); !bytes.Equal(got, gz) {
+		t.Errorf("the proof file's link gave %d bytes, not the %d of %s", len(got), len(gz), proof)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, _ := io.ReadAll(zr)
+	os.Remove(proof)
+	os.WriteFile(report+auditlog.LegacyProofSuffix, lines, 0o600)
+	if got := download("downloading the proof file of an earlier version"); !bytes.Equal(got, lines) {
+		t.Errorf("the proof file's link gave %d bytes, not the %d of the earlier version's", len(got), len(lines))
 	}
 }

@@ -413,6 +413,10 @@ func (c *Console) downloadReport(w http.ResponseWriter, r *http.Request, in *sig
 		key += auditlog.ProofSuffix
 	}
 	f, err := c.cfg.Objects.Get(in.ctx, out.S3BucketName, key)
+	if errors.Is(err, openpca.ErrNotFound) && r.FormValue("proof") != "" { // a report of an earlier version
+		key = out.S3Key + auditlog.LegacyProofSuffix
+		f, err = c.cfg.Objects.Get(in.ctx, out.S3BucketName, key)
+	}
 	if errors.Is(err, openpca.ErrNotFound) {
 		c.fail(w, r, http.StatusNotFound, "The object "+key+" is no longer in bucket "+out.S3BucketName+".")
 		return

@@ -1,6 +1,7 @@
 """The AWS CLI, v1 (pip) and v2 (Debian), against the openpca binary,
 used exactly as its documentation shows."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -178,7 +179,12 @@ class CLITests:
         # its proof file and the server's public key, and against the
         # server's current log; a changed row fails it, with exit code 1.
         report = os.path.join(self.server.data_dir, "s3", bucket, key)
-        self.assertTrue(os.path.exists(report + ".proof.jsonl"))
+        # The proof file is gzip'd JSON Lines, which any gzip reader reads:
+        # the header, then one record per entry of the CA's log.
+        with gzip.open(report + ".proof.jsonl.gz", "rt") as f:
+            lines = f.read().splitlines()
+        self.assertEqual(json.loads(lines[0])["format"], "openpca-audit-proof/v1")
+        self.assertEqual([json.loads(l)["kind"] for l in lines[1:]], ["CSR", "ISSUE"])
         public_key = self.server.openpca("audit", "public-key").strip()
         verify = [self.server.binary, "audit", "verify", "--report", report, "--key", public_key]
         p = subprocess.run(verify + ["--server", self.server.url], capture_output=True, text=True, env=harness.CLIENT_ENV)
@@ -188,7 +194,7 @@ class CLITests:
         tampered = os.path.join(d, "tampered.json")
         with open(tampered, "w") as f:
             json.dump(rows, f)
-        p = subprocess.run([self.server.binary, "audit", "verify", "--report", tampered, "--proof", report + ".proof.jsonl",
+        p = subprocess.run([self.server.binary, "audit", "verify", "--report", tampered, "--proof", report + ".proof.jsonl.gz",
                             "--key", public_key], capture_output=True, text=True)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn('subject is "CN=Someone Else", the log says', p.stdout)

@@ -145,7 +145,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	})
 	fs.IntVar(&quorum, "witness-quorum", 0, "how many of the witnesses given must have cosigned it (default all)")
 	fs.StringVar(&reportPath, "report", "", "the audit report, as downloaded (JSON or CSV)")
-	fs.StringVar(&proofPath, "proof", "", "its proof file (default: the report's path + "+auditlog.ProofSuffix+")")
+	fs.StringVar(&proofPath, "proof", "", "its proof file (default: the report's path + "+auditlog.ProofSuffix+", or + "+auditlog.LegacyProofSuffix+" for a report of an earlier version)")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it (openpca audit public-key prints it)")
 	c.flags(fs)
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
@@ -159,7 +159,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 		return err
 	}
 	if proofPath == "" {
-		proofPath = reportPath + auditlog.ProofSuffix
+		proofPath = proofBeside(reportPath)
 	}
 	vkey, err := verifierKey(key)
 	if err != nil {
@@ -291,6 +291,16 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", out)
 	return err
+}
+
+// proofBeside returns the path of the proof file beside a report: that of
+// this version, unless only one of an earlier version is there.
+func proofBeside(report string) string {
+	_, err := os.Stat(report + auditlog.ProofSuffix)
+	if _, legacy := os.Stat(report + auditlog.LegacyProofSuffix); errors.Is(err, os.ErrNotExist) && legacy == nil {
+		return report + auditlog.LegacyProofSuffix
+	}
+	return report + auditlog.ProofSuffix
 }
 
 // proveFromFile proves a certificate's entries from a proof file.

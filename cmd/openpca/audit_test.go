@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,8 +111,26 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatalf("clean report against the server: %v\n%s", err, out)
 	}
 
-	// A field changed in the report.
+	// A report of an earlier version, beside its proof file of that
+	// version: the lines alone, as Go's own gzip reader reads them.
 	report, _ := os.ReadFile(s.report)
+	proof, _ := os.ReadFile(s.proof)
+	zr, err := gzip.NewReader(bytes.NewReader(proof))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := io.ReadAll(zr)
+	if err != nil || !bytes.HasPrefix(lines, []byte(`{"format":"openpca-audit-proof/v1"`)) {
+		t.Fatalf("the proof file, decompressed: %v\n%.100s", err, lines)
+	}
+	legacy := filepath.Join(t.TempDir(), filepath.Base(s.report))
+	os.WriteFile(legacy, report, 0o644)
+	os.WriteFile(legacy+auditlog.LegacyProofSuffix, lines, 0o644)
+	if out, err := runOpenpca(t, "audit", "verify", "--report", legacy, "--key", s.vkey); err != nil || !strings.Contains(out, "its 13 rows") {
+		t.Errorf("a report beside a proof file of an earlier version: %v\n%s", err, out)
+	}
+
+	// A field changed in the report.
 	var rows []map[string]string
 	if err := json.Unmarshal(report, &rows); err != nil {
 		t.Fatal(err)
