@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"math/bits"
 	"reflect"
 	"strings"
 	"testing"
@@ -86,6 +87,32 @@ func TestAppendInBatches(t *testing.T) {
 
 // TestEdgeEncoding reads back every edge of a growing tree, and refuses
 // encodings whose hashes do not fit their size.
+// TestHasher checks the root a Hasher keeps against a whole Tree's, at
+// every size from 0 to 300, across several powers of two, and that it
+// keeps no more hashes than the size has 1 bits.
+func TestHasher(t *testing.T) {
+	var tree Tree
+	var h Hasher
+	for i, rec := range append([][]byte{nil}, records(300)...) {
+		if i > 0 {
+			if err := tree.Add(rec); err != nil {
+				t.Fatal(err)
+			}
+			h.Add(rec)
+		}
+		want, err := tree.Root(tree.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Size() != tree.Size() || h.Root() != want {
+			t.Fatalf("at %d entries: the hasher's root %v, the tree's %v", i, h.Root(), want)
+		}
+		if len(h.subtrees) != bits.OnesCount64(uint64(i)) {
+			t.Fatalf("at %d entries the hasher keeps %d hashes", i, len(h.subtrees))
+		}
+	}
+}
+
 func TestEdgeEncoding(t *testing.T) {
 	var edge Edge
 	recs := records(70)

@@ -169,3 +169,43 @@ func (t *Tree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 
 // Root returns the hash of the tree of its first n entries.
 func (t *Tree) Root(n int64) (tlog.Hash, error) { return tlog.TreeHash(n, t) }
+
+// A Hasher hashes a tree entry by entry and keeps only the hashes of its
+// complete subtrees, as many as the ones in the binary form of its size:
+// what checking a checkpoint's root needs, in memory that does not grow
+// with the log (a Tree of ten million entries holds 640 MB of hashes).
+type Hasher struct {
+	n        int64
+	subtrees []tlog.Hash // largest first, as Frontier orders them
+}
+
+// Add appends an entry.
+func (h *Hasher) Add(record []byte) {
+	h.subtrees = append(h.subtrees, tlog.RecordHash(record))
+	// Each low 1 bit of the size before it is a subtree of the new
+	// entry's size, to be joined with it, as a binary counter carries.
+	for k := h.n; k&1 == 1; k >>= 1 {
+		last := len(h.subtrees) - 1
+		h.subtrees[last-1] = tlog.NodeHash(h.subtrees[last-1], h.subtrees[last])
+		h.subtrees = h.subtrees[:last]
+	}
+	h.n++
+}
+
+// Size is the number of entries.
+func (h *Hasher) Size() int64 { return h.n }
+
+// Root returns the hash of the tree's root: RFC 6962 splits a tree at its
+// largest complete subtree, so the root joins the subtrees from the
+// smallest up.
+func (h *Hasher) Root() tlog.Hash {
+	if len(h.subtrees) == 0 {
+		root, _ := tlog.TreeHash(0, nil)
+		return root
+	}
+	root := h.subtrees[len(h.subtrees)-1]
+	for i := len(h.subtrees) - 2; i >= 0; i-- {
+		root = tlog.NodeHash(h.subtrees[i], root)
+	}
+	return root
+}
