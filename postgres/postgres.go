@@ -64,6 +64,7 @@ func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
 		},
 		Write:    db,
 		Read:     db,
+		Scan:     scanner{db},
 		MaxBatch: maxBatch,
 		Close:    db.Close,
 	})
