@@ -92,7 +92,8 @@ func TestAppendInBatches(t *testing.T) {
 // keeps no more hashes than the size has 1 bits.
 func TestHasher(t *testing.T) {
 	var tree Tree
-	var h Hasher
+	stored := map[int64]tlog.Hash{}
+	h := Hasher{Stored: func(i int64, hash tlog.Hash) { stored[i] = hash }}
 	for i, rec := range append([][]byte{nil}, records(300)...) {
 		if i > 0 {
 			if err := tree.Add(rec); err != nil {
@@ -110,6 +111,52 @@ func TestHasher(t *testing.T) {
 		if len(h.subtrees) != bits.OnesCount64(uint64(i)) {
 			t.Fatalf("at %d entries the hasher keeps %d hashes", i, len(h.subtrees))
 		}
+	}
+	if len(stored) != len(tree.hashes) {
+		t.Fatalf("the hasher told of %d stored hashes, the tree has %d", len(stored), len(tree.hashes))
+	}
+	for i, want := range tree.hashes {
+		if stored[int64(i)] != want {
+			t.Fatalf("stored hash %d: the hasher's %v, the tree's %v", i, stored[int64(i)], want)
+		}
+	}
+}
+
+// TestProve proves entries of trees of several sizes, as a whole Tree
+// proves them, and checks the proofs against the trees' roots.
+func TestProve(t *testing.T) {
+	recs := records(300)
+	for _, n := range []int64{1, 2, 7, 64, 65, 300} {
+		var tree Tree
+		for _, r := range recs[:n] {
+			tree.Add(r)
+		}
+		root, _ := tree.Root(n)
+		indexes := []int64{0, n / 2, n - 1}
+		proofs, err := Prove(n, indexes, func(yield func([]byte) error) error {
+			for _, r := range recs[:n] {
+				if err := yield(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, i := range indexes {
+			want, _ := tlog.ProveRecord(n, i, &tree)
+			if !reflect.DeepEqual(proofs[j], want) {
+				t.Errorf("entry %d of %d: proof %v, the tree's %v", i, n, proofs[j], want)
+			}
+			if err := tlog.CheckRecord(proofs[j], n, root, i, tlog.RecordHash(recs[i])); err != nil {
+				t.Errorf("entry %d of %d: %v", i, n, err)
+			}
+		}
+	}
+	_, err := Prove(5, []int64{1}, func(yield func([]byte) error) error { return yield(recs[0]) })
+	if err == nil {
+		t.Error("a proof in a tree of 5 from 1 record")
 	}
 }
 

@@ -177,19 +177,34 @@ func (t *Tree) Root(n int64) (tlog.Hash, error) { return tlog.TreeHash(n, t) }
 type Hasher struct {
 	n        int64
 	subtrees []tlog.Hash // largest first, as Frontier orders them
+	// Stored, if set, is called with each hash a store keeps (see
+	// tlog.StoredHashes) as the entries make it: by stored-hash index.
+	Stored func(index int64, h tlog.Hash)
 }
 
 // Add appends an entry.
 func (h *Hasher) Add(record []byte) {
 	h.subtrees = append(h.subtrees, tlog.RecordHash(record))
+	h.stored(0)
 	// Each low 1 bit of the size before it is a subtree of the new
 	// entry's size, to be joined with it, as a binary counter carries.
+	level := 0
 	for k := h.n; k&1 == 1; k >>= 1 {
 		last := len(h.subtrees) - 1
 		h.subtrees[last-1] = tlog.NodeHash(h.subtrees[last-1], h.subtrees[last])
 		h.subtrees = h.subtrees[:last]
+		level++
+		h.stored(level)
 	}
 	h.n++
+}
+
+// stored tells Stored of the hash of the level-th subtree the entry being
+// added completes, the last of subtrees.
+func (h *Hasher) stored(level int) {
+	if h.Stored != nil {
+		h.Stored(tlog.StoredHashIndex(level, h.n>>level), h.subtrees[len(h.subtrees)-1])
+	}
 }
 
 // Size is the number of entries.
@@ -208,4 +223,49 @@ func (h *Hasher) Root() tlog.Hash {
 		root = tlog.NodeHash(h.subtrees[i], root)
 	}
 	return root
+}
+
+// Prove returns the inclusion proofs of the entries at indexes in the tree
+// of the n records that records yields, in order. It keeps only the hashes
+// the proofs need, which it learns from the tree's shape alone, so its
+// memory does not grow with the tree.
+func Prove(n int64, indexes []int64, records func(yield func(record []byte) error) error) ([]tlog.RecordProof, error) {
+	needed := map[int64]tlog.Hash{}
+	shape := tlog.HashReaderFunc(func(stored []int64) ([]tlog.Hash, error) {
+		for _, i := range stored {
+			needed[i] = tlog.Hash{}
+		}
+		return make([]tlog.Hash, len(stored)), nil
+	})
+	for _, i := range indexes {
+		if _, err := tlog.ProveRecord(n, i, shape); err != nil {
+			return nil, err
+		}
+	}
+	h := Hasher{Stored: func(index int64, hash tlog.Hash) {
+		if _, ok := needed[index]; ok {
+			needed[index] = hash
+		}
+	}}
+	if err := records(func(record []byte) error { h.Add(record); return nil }); err != nil {
+		return nil, err
+	}
+	if h.Size() != n {
+		return nil, fmt.Errorf("auditlog: %d records, not the %d to prove in", h.Size(), n)
+	}
+	read := tlog.HashReaderFunc(func(stored []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(stored))
+		for j, i := range stored {
+			out[j] = needed[i]
+		}
+		return out, nil
+	})
+	proofs := make([]tlog.RecordProof, len(indexes))
+	for j, i := range indexes {
+		var err error
+		if proofs[j], err = tlog.ProveRecord(n, i, read); err != nil {
+			return nil, err
+		}
+	}
+	return proofs, nil
 }

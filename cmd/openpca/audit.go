@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -303,7 +304,9 @@ func proofBeside(report string) string {
 	return report + auditlog.ProofSuffix
 }
 
-// proveFromFile proves a certificate's entries from a proof file.
+// proveFromFile proves a certificate's entries from a proof file. It reads
+// the file twice: to find the entries, then to hash the tree, keeping only
+// the hashes their proofs need.
 func proveFromFile(path, serial string) (*auditlog.InclusionProof, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -311,14 +314,13 @@ func proveFromFile(path, serial string) (*auditlog.InclusionProof, error) {
 	}
 	defer f.Close()
 	want := strings.ToLower(strings.ReplaceAll(serial, ":", ""))
-	var tree auditlog.Tree
+	digits := []byte(strings.TrimLeft(want, "0")) // in every record that names it
+	var n int64
 	var entries []auditlog.ProvenEntry
 	h, err := auditlog.ReadProof(f, func(seq int64, record []byte) error {
-		if err := tree.Add(record); err != nil {
-			return err
-		}
+		n++
 		var r openpca.KeyUseRecord
-		if json.Unmarshal(record, &r) == nil && strings.TrimLeft(r.Serial, "0") == strings.TrimLeft(want, "0") &&
+		if bytes.Contains(record, digits) && json.Unmarshal(record, &r) == nil && strings.TrimLeft(r.Serial, "0") == string(digits) &&
 			(r.Kind == openpca.KeyUseIssue || r.Kind == openpca.KeyUseRevoke) {
 			entries = append(entries, auditlog.ProvenEntry{Index: seq, Record: string(record)})
 		}
@@ -330,10 +332,22 @@ func proveFromFile(path, serial string) (*auditlog.InclusionProof, error) {
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("%s has no log entry about the certificate %s", path, serial)
 	}
+	indexes := make([]int64, len(entries))
 	for i, e := range entries {
-		if entries[i].Proof, err = tlog.ProveRecord(tree.Size(), e.Index, &tree); err != nil {
-			return nil, err
+		indexes[i] = e.Index
+	}
+	proofs, err := auditlog.Prove(n, indexes, func(yield func([]byte) error) error {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
 		}
+		_, err := auditlog.ReadProof(f, func(_ int64, record []byte) error { return yield(record) })
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range entries {
+		entries[i].Proof = proofs[i]
 	}
 	return &auditlog.InclusionProof{CertificateAuthorityArn: h.CertificateAuthorityArn, Serial: want, Checkpoint: h.Checkpoint, Entries: entries}, nil
 }
