@@ -26,14 +26,16 @@ import (
 )
 
 // gcPercent is the garbage collector's target unless GOGC is set. The
-// server's live heap is small, and collecting less often is worth a
-// quarter more certificates per second under load.
+// server's live heap is small, and collecting less often saves 3 to 7% of
+// the CPU per certificate under load against 100, and makes audit reports
+// 10% faster, for 22 MiB more memory at a report's peak (measured at 16
+// clients, and on a million-certificate report).
 const gcPercent = 400
 
 // limitMemory gives the garbage collector a soft memory limit of 90% of
 // the container's (its cgroup's), unless GOMEMLIMIT is set or AUTOMEMLIMIT
 // is "off". At gcPercent the heap may grow to five times what is live (an
-// audit report to S3 peaked at 210 MiB): under a tight limit the collector
+// audit report to S3 peaked at 214 MiB): under a tight limit the collector
 // must work harder rather than the server be killed.
 func limitMemory(logger *slog.Logger) {
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
