@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/openpca/openpca/internal/testenv"
@@ -25,23 +26,24 @@ func TestScanner(t *testing.T) {
 	s := postgres.NewScanner(db)
 
 	type got struct {
-		i8, i4, i2, null int64
-		isNull           bool
-		text             string
-		bytes            []byte
+		i8, i4, i2, null, yes, no, numeric int64
+		isNull                             bool
+		text                               string
+		bytes                              []byte
 	}
 	var rows []got
-	err = s.Scan(t.Context(), `SELECT $1::int8, $2::int4, $3::int2, NULL::int8, t, decode(b, 'hex') FROM (VALUES ($4, $5), ('', '')) AS v(t, b)`,
+	err = s.Scan(t.Context(), `SELECT $1::int8, $2::int4, $3::int2, NULL::int8, true, false, 12::numeric, t, decode(b, 'hex')
+		FROM (VALUES ($4, $5), ('', '')) AS v(t, b)`,
 		[]any{int64(-1) << 40, int64(-70000), int64(-300), "sujet é", "00ff10"}, func(r sqlstore.Row) error {
-			rows = append(rows, got{r.Int64(0), r.Int64(1), r.Int64(2), r.Int64(3), r.IsNull(3), r.Text(4), bytes.Clone(r.Bytes(5))})
+			rows = append(rows, got{r.Int64(0), r.Int64(1), r.Int64(2), r.Int64(3), r.Int64(4), r.Int64(5), r.Int64(6), r.IsNull(3),
+				r.Text(7), bytes.Clone(r.Bytes(8))})
 			return nil
 		})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := got{-1 << 40, -70000, -300, 0, true, "sujet é", []byte{0, 0xff, 0x10}}
-	if len(rows) != 2 || rows[0].i8 != want.i8 || rows[0].i4 != want.i4 || rows[0].i2 != want.i2 || rows[0].null != 0 || !rows[0].isNull ||
-		rows[0].text != want.text || !bytes.Equal(rows[0].bytes, want.bytes) || rows[1].text != "" || len(rows[1].bytes) != 0 {
+	want := got{-1 << 40, -70000, -300, 0, 1, 0, 12, true, "sujet é", []byte{0, 0xff, 0x10}}
+	if len(rows) != 2 || !reflect.DeepEqual(rows[0], want) || rows[1].text != "" || len(rows[1].bytes) != 0 {
 		t.Fatalf("read %+v, want %+v first", rows, want)
 	}
 
