@@ -51,6 +51,8 @@ func TestMetricsAndRequestLog(t *testing.T) {
 		`openpca_certificate_authorities{key_store="software",status="ACTIVE"} 0`,
 		`openpca_requests_in_flight 0`,
 		`openpca_store_commit_transactions_total `,
+		`openpca_sqlite_wal_bytes `,
+		`openpca_sqlite_checkpoint_failures_total 0`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/sqlite"
 )
@@ -111,5 +113,22 @@ func TestWALStaysBounded(t *testing.T) {
 	}
 	if shrank {
 		t.Error("the write-ahead log's file shrank below the size it is restarted at: it was truncated, not reused")
+	}
+
+	// What /metrics says of the log.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(db.Collector())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := map[string]float64{}
+	for _, f := range families {
+		m := f.GetMetric()[0]
+		metrics[f.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+	}
+	if metrics["openpca_sqlite_wal_restarts_total"] < 1 || metrics["openpca_sqlite_checkpoint_failures_total"] != 0 ||
+		metrics["openpca_sqlite_wal_bytes"] < restartAt || metrics["openpca_sqlite_wal_bytes"] > float64(peak.Load()) {
+		t.Errorf("the metrics of the write-ahead log: %v", metrics)
 	}
 }

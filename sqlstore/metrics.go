@@ -11,8 +11,8 @@ func (db *DB) CommitStats() groupcommit.Stats {
 	return db.commits.Stats().Add(db.issuances.Stats())
 }
 
-// Collector reports how the store batches durable writes: writes per
-// transaction is their ratio.
+// Collector reports how the store batches durable writes (writes per
+// transaction is their ratio), and the dialect's own metrics.
 func (db *DB) Collector() prometheus.Collector { return commitCollector{db} }
 
 type commitCollector struct{ db *DB }
@@ -27,6 +27,9 @@ func (c commitCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- commitWritesDesc
 	ch <- commitBatchesDesc
 	ch <- commitSecondsDesc
+	if c.db.metrics != nil {
+		c.db.metrics.Describe(ch)
+	}
 }
 
 func (c commitCollector) Collect(ch chan<- prometheus.Metric) {
@@ -34,4 +37,7 @@ func (c commitCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(commitWritesDesc, prometheus.CounterValue, float64(s.Writes))
 	ch <- prometheus.MustNewConstMetric(commitBatchesDesc, prometheus.CounterValue, float64(s.Batches))
 	ch <- prometheus.MustNewConstMetric(commitSecondsDesc, prometheus.CounterValue, s.Commit.Seconds())
+	if c.db.metrics != nil {
+		c.db.metrics.Collect(ch)
+	}
 }

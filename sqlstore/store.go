@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/groupcommit"
 )
@@ -54,6 +56,9 @@ type Config struct {
 	BatchTimeout time.Duration
 	// Scan, if set, runs the reads Scanner names instead of Read.
 	Scan Scanner
+	// Metrics, if set, are the dialect's own, which the store's Collector
+	// reports beside its own.
+	Metrics prometheus.Collector
 	// Close closes what Open was given; the DB calls it last.
 	Close func() error
 }
@@ -65,6 +70,7 @@ type DB struct {
 	write   *sql.DB
 	read    *sql.DB
 	scanner Scanner
+	metrics prometheus.Collector
 	w, r    *statements
 	// commits batches writes of every kind; issuances batches the
 	// issuances without a token, most writes, more tightly.
@@ -79,7 +85,7 @@ var _ openpca.Store = (*DB)(nil)
 
 // Open brings the schema up to date and returns the store.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, close: cfg.Close,
+	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, close: cfg.Close,
 		locks: strings.NewReplacer("{FOR_SHARE}", cfg.Dialect.ForShare, "{FOR_UPDATE}", cfg.Dialect.ForUpdate, "{SKIP_LOCKED}", cfg.Dialect.SkipLocked)}
 	if err := db.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
