@@ -282,3 +282,64 @@ func TestProofFile(t *testing.T) {
 		t.Error("a record spanning lines was written")
 	}
 }
+
+// FuzzReadProof: whatever a proof file holds (an auditor reads what the
+// operator hands over), ReadProof neither panics nor hands out a line
+// longer than maxLine, and what it reads, written again by WriteProof,
+// reads back the same.
+func FuzzReadProof(f *testing.F) {
+	h := &ProofHeader{Format: ProofFormat, CertificateAuthorityArn: "arn", Checkpoint: "c"}
+	write := func(recs [][]byte) []byte {
+		var b bytes.Buffer
+		err := WriteProof(&b, h, func(yield func([]byte) error) error {
+			for _, r := range recs {
+				if err := yield(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	f.Add(write(records(3)))
+	line, _ := h.Line()
+	f.Add(append(line, "{\"kind\":\"ISSUE\"}\n"...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		read := func(data []byte) (*ProofHeader, [][]byte, error) {
+			var recs [][]byte
+			h, err := ReadProof(bytes.NewReader(data), func(_ int64, r []byte) error {
+				if len(r) > maxLine {
+					t.Fatalf("a record of %d bytes", len(r))
+				}
+				recs = append(recs, bytes.Clone(r))
+				return nil
+			})
+			return h, recs, err
+		}
+		h, recs, err := read(data)
+		if err != nil {
+			return
+		}
+		var b bytes.Buffer
+		err = WriteProof(&b, h, func(yield func([]byte) error) error {
+			for _, r := range recs {
+				if err := yield(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("writing again what was read: %v", err)
+		}
+		h2, recs2, err := read(b.Bytes())
+		line, _ := h.Line()
+		line2, _ := h2.Line()
+		if err != nil || !bytes.Equal(line, line2) || !reflect.DeepEqual(recs, recs2) {
+			t.Fatalf("read back %s with %d records (%v), not %s with %d", line2, len(recs2), err, line, len(recs))
+		}
+	})
+}
