@@ -14,6 +14,18 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
+// yieldEach yields each of recs, as WriteProof and Prove take records.
+func yieldEach(recs [][]byte) func(yield func([]byte) error) error {
+	return func(yield func([]byte) error) error {
+		for _, r := range recs {
+			if err := yield(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 func records(n int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
@@ -133,14 +145,7 @@ func TestProve(t *testing.T) {
 		}
 		root, _ := tree.Root(n)
 		indexes := []int64{0, n / 2, n - 1}
-		proofs, err := Prove(n, indexes, func(yield func([]byte) error) error {
-			for _, r := range recs[:n] {
-				if err := yield(r); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		proofs, err := Prove(n, indexes, yieldEach(recs[:n]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,14 +231,7 @@ func TestProofFile(t *testing.T) {
 	h := &ProofHeader{Format: ProofFormat, CertificateAuthorityArn: "arn", Checkpoint: "c"}
 	recs := append(records(2), bytes.Repeat([]byte("x"), 100<<10)) // longer than the reader's buffer
 	var b bytes.Buffer
-	err := WriteProof(&b, h, func(yield func([]byte) error) error {
-		for _, r := range recs {
-			if err := yield(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := WriteProof(&b, h, yieldEach(recs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,14 +289,7 @@ func FuzzReadProof(f *testing.F) {
 	h := &ProofHeader{Format: ProofFormat, CertificateAuthorityArn: "arn", Checkpoint: "c"}
 	write := func(recs [][]byte) []byte {
 		var b bytes.Buffer
-		err := WriteProof(&b, h, func(yield func([]byte) error) error {
-			for _, r := range recs {
-				if err := yield(r); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err := WriteProof(&b, h, yieldEach(recs))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -324,14 +315,7 @@ func FuzzReadProof(f *testing.F) {
 			return
 		}
 		var b bytes.Buffer
-		err = WriteProof(&b, h, func(yield func([]byte) error) error {
-			for _, r := range recs {
-				if err := yield(r); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err = WriteProof(&b, h, yieldEach(recs))
 		if err != nil {
 			t.Fatalf("writing again what was read: %v", err)
 		}
