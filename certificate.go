@@ -104,7 +104,7 @@ type CertificateStore interface {
 
 	// FindIdempotent returns the result of an idempotent operation that
 	// the account made with token at or after since, or ErrNotFound.
-	FindIdempotent(ctx context.Context, accountID, operation, token string, since time.Time) (string, error)
+	FindIdempotent(ctx context.Context, token IdempotencyToken) (string, error)
 
 	// KeyUses returns the entries of a CA's key-use log from seq on, at
 	// most limit of them.

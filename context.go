@@ -34,6 +34,13 @@ const (
 	OperationAuditReports     = "ListAuditReports"
 )
 
+// OperationListCertificates is the console's own operation, as the action
+// acm-pca:ListCertificates: listing, searching and counting a CA's
+// certificates, with who requested each. A CA's policy cannot share it:
+// like an audit report, it shows everything the CA issued, which AWS gives
+// no other account.
+const OperationListCertificates = "ListCertificates"
+
 type callerKey struct{}
 type requestIDKey struct{}
 type operationKey struct{}

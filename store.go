@@ -147,6 +147,11 @@ type CACursor struct {
 // IdempotencyToken makes a create operation safe to retry: the same token
 // from the same account within the window returns what the first call made.
 type IdempotencyToken struct {
+	// AccountID is the caller's account, whose tokens these are. For a CA
+	// shared with other accounts it is not the CA's: each account's tokens
+	// are its own, and one account's token never returns what another's
+	// request made.
+	AccountID string
 	Operation string
 	Token     string    // empty: no idempotency
 	Now       time.Time // when this request was made

@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"errors"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -12,7 +13,8 @@ import (
 )
 
 // The operations below are OpenPCA's own, beside the AWS API: they serve
-// the tamper-evident key-use logs (package auditlog) to the CA's account.
+// the tamper-evident key-use logs (package auditlog) to the CA's account,
+// and what the console shows of a CA's certificates.
 
 // AuditVerifierKey returns the public key that checks the server's
 // checkpoints.
@@ -126,4 +128,30 @@ func (s *Service) logIntegrity(ctx context.Context, ca *openpca.CA, err error) e
 	return openpca.Errorf(openpca.CodeInternalFailure,
 		"Integrity alarm: entry %d of the key-use log of %s %s. The log was changed under the server, and no longer matches what the server signed.",
 		li.Entry, ca.ARN, li.Problem)
+}
+
+// ListCertificates lists the certificates of the caller's CA that q asks
+// for, the newest first (the action acm-pca:ListCertificates).
+func (s *Service) ListCertificates(ctx context.Context, caARN string, q openpca.CertificateQuery) ([]*openpca.ListedCertificate, error) {
+	ca, err := s.findCA(openpca.WithOperation(ctx, openpca.OperationListCertificates), caARN, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListCertificates(ctx, ca.ID, q)
+}
+
+// CertificateCounts counts the certificates of the caller's CA by day:
+// those unrevoked that expire from now to until, and the issuances and
+// revocations its key-use log recorded since since. They are what
+// ListCertificates lists, and are authorized as it is.
+func (s *Service) CertificateCounts(ctx context.Context, caARN string, now, until, since time.Time) (expiring, issued, revoked []openpca.DayCount, err error) {
+	ca, err := s.findCA(openpca.WithOperation(ctx, openpca.OperationListCertificates), caARN, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if expiring, err = s.store.ExpiryCounts(ctx, ca.ID, now, until); err != nil {
+		return nil, nil, nil, err
+	}
+	issued, revoked, err = s.store.ActivityCounts(ctx, ca.ID, since)
+	return expiring, issued, revoked, err
 }

@@ -109,7 +109,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		return nil, err
 	}
 	ca.KeyID = hex.EncodeToString(keyID)
-	token := openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: in.IdempotencyToken, Now: now, Since: now.Add(-IdempotencyWindow)}
+	token := openpca.IdempotencyToken{AccountID: c.AccountID, Operation: "CreateCertificateAuthority", Token: in.IdempotencyToken, Now: now, Since: now.Add(-IdempotencyWindow)}
 	created, err := s.store.CreateCA(ctx, ca, openpca.CSRUse(ca, c.Principal, openpca.RequestIDFrom(ctx)), token, s.maxCAs)
 	if errors.Is(err, openpca.ErrLimitExceeded) {
 		return nil, openpca.Errorf(openpca.CodeLimitExceeded, "Account %s already has %d certificate authorities, the most it may have (deleted ones count until their restoration period ends).", c.AccountID, s.maxCAs)

@@ -79,8 +79,8 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 
 	var token openpca.IdempotencyToken
 	if in.IdempotencyToken != "" {
-		token = openpca.IdempotencyToken{Operation: "IssueCertificate:" + ca.ID, Token: in.IdempotencyToken, Now: issued, Since: issued.Add(-IdempotencyWindow)}
-		serial, err := s.store.FindIdempotent(ctx, c.AccountID, token.Operation, token.Token, token.Since)
+		token = openpca.IdempotencyToken{AccountID: c.AccountID, Operation: "IssueCertificate:" + ca.ID, Token: in.IdempotencyToken, Now: issued, Since: issued.Add(-IdempotencyWindow)}
+		serial, err := s.store.FindIdempotent(ctx, token)
 		if err == nil {
 			return &openpca.IssueCertificateResponse{CertificateArn: openpca.CertificateARN(ca.ARN, serial)}, nil
 		}

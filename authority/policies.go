@@ -19,7 +19,7 @@ import (
 // prefix: the API's operations, and the audit log's.
 func Actions() []string {
 	t := reflect.TypeFor[openpca.PrivateCA]()
-	actions := []string{openpca.OperationAuditCheckpoint, openpca.OperationAuditConsistency, openpca.OperationAuditInclusion, openpca.OperationAuditReports}
+	actions := []string{openpca.OperationAuditCheckpoint, openpca.OperationAuditConsistency, openpca.OperationAuditInclusion, openpca.OperationAuditReports, openpca.OperationListCertificates}
 	for i := range t.NumMethod() {
 		actions = append(actions, t.Method(i).Name)
 	}

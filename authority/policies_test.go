@@ -130,6 +130,42 @@ func TestSharing(t *testing.T) {
 	}
 }
 
+// TestSharedCATokens: an idempotency token is its account's own, also on a
+// CA shared between accounts. Whoever uses a token first, the other
+// account's request with the same token gets a certificate for its own
+// CSR, and each account's retry gets back its own certificate.
+func TestSharedCATokens(t *testing.T) {
+	env := testenv.Start(t)
+	b, _ := env.NewAccount(t, accountB)
+	ca, _ := env.NewActiveRoot(t, "Shared tokens")
+	doc := sharePolicyFor(ca, accountB)
+	if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: &doc}); err != nil {
+		t.Fatal(err)
+	}
+	accounts := map[string]*testenv.Env{"owner": env, "sharee": {Client: b}}
+	for _, order := range [][2]string{{"owner", "sharee"}, {"sharee", "owner"}} {
+		t.Run(order[0]+" first", func(t *testing.T) {
+			token := "deploy-" + order[0]
+			arns := map[string]string{}
+			for _, who := range []string{order[0], order[1], order[0], order[1]} {
+				e := accounts[who]
+				arn := e.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, IdempotencyToken: &token,
+					Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: who + ".example"}}).CSRPEM})
+				if first, ok := arns[who]; ok && arn != first {
+					t.Errorf("%s's retry got %s, want its first certificate %s", who, arn, first)
+				}
+				arns[who] = arn
+				if cert, _ := e.Certificate(t, ca, arn); cert.Subject.CommonName != who+".example" {
+					t.Errorf("%s got a certificate for %s", who, cert.Subject.CommonName)
+				}
+			}
+			if arns["owner"] == arns["sharee"] {
+				t.Errorf("both accounts got %s", arns["owner"])
+			}
+		})
+	}
+}
+
 // TestPermissions: permissions for ACM round-trip as AWS shapes them, with
 // AWS's errors, and page with the SDK's paginator.
 func TestPermissions(t *testing.T) {

@@ -58,22 +58,32 @@ type AuditLog interface {
 	AuditReports(ctx context.Context, caARN string) ([]*openpca.AuditReport, error)
 }
 
-// Store is what the console reads beside the API: its sessions, its
-// queries, and which key store holds a CA's key, which the API does not
-// describe.
+// Certificates lists and counts a CA's certificates, which the API has
+// no operation for, as far as the caller may (acm-pca:ListCertificates).
+type Certificates interface {
+	ListCertificates(ctx context.Context, caARN string, q openpca.CertificateQuery) ([]*openpca.ListedCertificate, error)
+	CertificateCounts(ctx context.Context, caARN string, now, until, since time.Time) (expiring, issued, revoked []openpca.DayCount, err error)
+}
+
+// Store is what the console reads beside the API: its sessions, and which
+// key store holds a CA's key, which the API does not describe. Nothing it
+// reads of a CA is shown before the API has shown the CA to the caller.
 type Store interface {
-	openpca.ConsoleStore
+	CreateConsoleSession(ctx context.Context, s *openpca.ConsoleSession) error
+	FindConsoleSession(ctx context.Context, idHash []byte, now time.Time) (*openpca.ConsoleSession, error)
+	DeleteConsoleSession(ctx context.Context, idHash []byte, now time.Time) error
 	FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error)
 }
 
 // Config is what the console works with.
 type Config struct {
-	Service  openpca.PrivateCA
-	AuditLog AuditLog
-	Store    Store
-	Objects  openpca.ObjectStore
-	Auth     Authenticator
-	Logger   *slog.Logger
+	Service      openpca.PrivateCA
+	AuditLog     AuditLog
+	Certificates Certificates
+	Store        Store
+	Objects      openpca.ObjectStore
+	Auth         Authenticator
+	Logger       *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 )
@@ -234,6 +235,69 @@ func TestConsoleSecurity(t *testing.T) {
 	}
 	if limited == 0 {
 		t.Error("60 sign-ins at once were all let through")
+	}
+}
+
+// TestConsoleCertificateLists: a CA's list of certificates, its charts
+// and who requested a certificate are shown only to a key that may
+// acm-pca:ListCertificates on the CA: never to another account the CA is
+// shared with, nor to a key of its own account that may only describe it
+// or get a certificate, whatever else the console shows those.
+func TestConsoleCertificateLists(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Listed Root")
+	leafARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
+		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "secret-host.example"}}).CSRPEM})
+	serial := leafARN[strings.LastIndex(leafARN, "/")+1:]
+	const sharee = "444455556666"
+	other, _ := env.NewAccount(t, sharee)
+	share := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + sharee + `"},"Resource":"` + caARN + `",
+		"Action":["acm-pca:DescribeCertificateAuthority","acm-pca:GetCertificate"]}]}`
+	if _, err := env.Client.PutPolicy(t.Context(), &acmpca.PutPolicyInput{ResourceArn: &caARN, Policy: &share}); err != nil {
+		t.Fatal(err)
+	}
+	allow := func(actions string) openpca.KeyPolicy {
+		return openpca.KeyPolicy{Name: "p", Document: `{"Statement":{"Effect":"Allow","Action":[` + actions + `],"Resource":"*"}}`}
+	}
+	reader, _ := env.NewReadOnlyKey(t, app.DefaultAccountID)
+	describer, _ := env.NewKey(t, app.DefaultAccountID, allow(`"acm-pca:ListCertificateAuthorities","acm-pca:DescribeCertificateAuthority","acm-pca:GetCertificate"`))
+	lister, _ := env.NewKey(t, app.DefaultAccountID, allow(`"acm-pca:ListCertificateAuthorities","acm-pca:DescribeCertificateAuthority","acm-pca:GetCertificate","acm-pca:ListCertificates"`))
+	for _, tc := range []struct {
+		name   string
+		client *acmpca.Client
+		lists  bool
+	}{
+		{"the CA's account", env.Client, true},
+		{"a read-only key", reader, true},
+		{"a key allowed ListCertificates", lister, true},
+		{"a key that may only describe the CA and get certificates", describer, false},
+		{"another account the CA is shared with", other, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBrowser(t, env)
+			b.signIn(tc.client)
+			want := http.StatusForbidden
+			if tc.lists {
+				want = http.StatusOK
+			}
+			arn := url.Values{"arn": {caARN}}.Encode()
+			for _, path := range []string{"/console/ca/certificates?" + arn, "/console/ca/certificates?q=secret&" + arn, "/console/ca/charts?" + arn} {
+				status, page := b.get(path)
+				if status != want {
+					t.Errorf("GET %s: %d, want %d", path, status, want)
+				}
+				if !tc.lists && (strings.Contains(page, "secret-host") || !strings.Contains(page, "acm-pca:ListCertificates")) {
+					t.Errorf("GET %s showed what it must not, or not why:\n%s", path, page)
+				}
+			}
+			status, page := b.get("/console/ca/certificate?" + url.Values{"arn": {caARN}, "serial": {serial}}.Encode())
+			if status != http.StatusOK || !strings.Contains(page, "secret-host.example") {
+				t.Fatalf("the certificate's page: %d", status)
+			}
+			if got := strings.Contains(page, "Requested by"); got != tc.lists {
+				t.Errorf("the certificate's page shows who requested it: %v, want %v", got, tc.lists)
+			}
+		})
 	}
 }
 

@@ -248,9 +248,9 @@ func (c *Console) listCertificates(w http.ResponseWriter, r *http.Request, in *s
 		c.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	list, err := c.cfg.Store.ListCertificates(in.ctx, caID(ca.Arn), q)
+	list, err := c.cfg.Certificates.ListCertificates(in.ctx, ca.Arn, q)
 	if err != nil {
-		c.internal(w, r, err)
+		c.apiError(w, r, err)
 		return
 	}
 	data := map[string]any{"CA": c.node(*ca, nil), "Certificates": list, "Query": q, "Now": c.cfg.Now(), "Serial": r.FormValue("serial")}
@@ -261,8 +261,6 @@ func (c *Console) listCertificates(w http.ResponseWriter, r *http.Request, in *s
 	}
 	c.render(w, r, http.StatusOK, "certificates", in, data)
 }
-
-func caID(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 
 // extension is an extension as the certificate page shows it.
 type extension struct {
@@ -311,10 +309,11 @@ func (c *Console) showCertificate(w http.ResponseWriter, r *http.Request, in *si
 			chain = append(chain, c)
 		}
 	}
-	listed, _ := c.cfg.Store.ListCertificates(in.ctx, caID(ca.Arn), openpca.CertificateQuery{Serial: serial, Limit: 1})
 	data := map[string]any{"CA": c.node(*ca, nil), "Cert": cert, "Serial": serial, "PEM": out.Certificate, "Chain": chain, "Extensions": exts,
 		"KeyAlgorithm": pki.KeyAlgorithmOf(cert.PublicKey), "Reasons": openpca.RevocationReason("").Values()}
-	if len(listed) == 1 {
+	// Its status and who requested it, only to a caller who may list the
+	// CA's certificates.
+	if listed, err := c.cfg.Certificates.ListCertificates(in.ctx, ca.Arn, openpca.CertificateQuery{Serial: serial, Limit: 1}); err == nil && len(listed) == 1 {
 		data["Listed"] = listed[0]
 	}
 	c.render(w, r, http.StatusOK, "certificate", in, data)
@@ -366,15 +365,10 @@ func (c *Console) showCharts(w http.ResponseWriter, r *http.Request, in *signedI
 		return
 	}
 	now := c.cfg.Now().UTC()
-	expiries, err := c.cfg.Store.ExpiryCounts(in.ctx, caID(ca.Arn), now, now.AddDate(0, 0, chartDays))
-	if err != nil {
-		c.internal(w, r, err)
-		return
-	}
 	since := now.AddDate(0, 0, -chartDays+1).Truncate(24 * time.Hour)
-	issued, revoked, err := c.cfg.Store.ActivityCounts(in.ctx, caID(ca.Arn), since)
+	expiries, issued, revoked, err := c.cfg.Certificates.CertificateCounts(in.ctx, ca.Arn, now, now.AddDate(0, 0, chartDays), since)
 	if err != nil {
-		c.internal(w, r, err)
+		c.apiError(w, r, err)
 		return
 	}
 	expiryBars, expiryPeak := chart(now, chartDays, map[string][]openpca.DayCount{"expiring": expiries})

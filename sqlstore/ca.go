@@ -88,7 +88,7 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return err
 		}
 		if token.Token != "" {
-			existing, err = db.claimToken(ctx, tx, ca.AccountID, token, ca.ID)
+			existing, err = db.claimToken(ctx, tx, token, ca.ID)
 			if err != nil || existing != "" {
 				return err
 			}
@@ -132,9 +132,9 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 // the result recorded then. Two transactions claiming one token at once
 // meet on its unique key: the second waits for the first to commit, and
 // then finds its result.
-func (db *DB) claimToken(ctx context.Context, tx *sql.Tx, accountID string, token openpca.IdempotencyToken, result string) (string, error) {
+func (db *DB) claimToken(ctx context.Context, tx *sql.Tx, token openpca.IdempotencyToken, result string) (string, error) {
 	var claimed string
-	err := db.txQueryRow(ctx, tx, qClaimToken, accountID, token.Operation, token.Token, token.Now.UnixMicro(), result, token.Since.UnixMicro()).Scan(&claimed)
+	err := db.txQueryRow(ctx, tx, qClaimToken, token.AccountID, token.Operation, token.Token, token.Now.UnixMicro(), result, token.Since.UnixMicro()).Scan(&claimed)
 	if err == nil {
 		return "", nil
 	}
@@ -142,7 +142,7 @@ func (db *DB) claimToken(ctx context.Context, tx *sql.Tx, accountID string, toke
 		return "", err
 	}
 	var existing string
-	err = db.txQueryRow(ctx, tx, qTokenResult, accountID, token.Operation, token.Token).Scan(&existing)
+	err = db.txQueryRow(ctx, tx, qTokenResult, token.AccountID, token.Operation, token.Token).Scan(&existing)
 	return existing, err
 }
 

@@ -197,7 +197,7 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 func (db *DB) issue(ctx context.Context, tx *sql.Tx, is *openpca.Issuance, existing **openpca.Certificate) error {
 	c := is.Certificate
 	*existing = nil
-	serial, err := db.claimToken(ctx, tx, c.AccountID, is.Token, c.Serial)
+	serial, err := db.claimToken(ctx, tx, is.Token, c.Serial)
 	if err != nil {
 		return err
 	}
@@ -310,10 +310,10 @@ func (db *DB) FindCertificate(ctx context.Context, caID, serial string) (*openpc
 }
 
 // FindIdempotent implements openpca.CertificateStore.
-func (db *DB) FindIdempotent(ctx context.Context, accountID, operation, token string, since time.Time) (string, error) {
+func (db *DB) FindIdempotent(ctx context.Context, token openpca.IdempotencyToken) (string, error) {
 	var result string
 	err := db.queryRow(ctx, `SELECT result FROM idempotency_tokens WHERE account_id = ? AND operation = ? AND token = ? AND created_at >= ?`,
-		accountID, operation, token, since.UnixMicro()).Scan(&result)
+		token.AccountID, token.Operation, token.Token, token.Since.UnixMicro()).Scan(&result)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", openpca.ErrNotFound
 	}

@@ -120,16 +120,16 @@ func testUpdateConflict(t *testing.T, s openpca.Store) {
 
 func testIdempotency(t *testing.T, s openpca.Store) {
 	t0 := now()
-	token := func(at time.Time) openpca.IdempotencyToken {
-		return openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: "tok", Now: at, Since: at.Add(-5 * time.Minute)}
+	token := func(accountID string, at time.Time) openpca.IdempotencyToken {
+		return openpca.IdempotencyToken{AccountID: accountID, Operation: "CreateCertificateAuthority", Token: "tok", Now: at, Since: at.Add(-5 * time.Minute)}
 	}
 	first := newCA(account, t0)
-	got, err := createCA(s, first, token(t0), 1000)
+	got, err := createCA(s, first, token(account, t0), 1000)
 	if err != nil || got.ID != first.ID {
 		t.Fatalf("first create: %v, %v", got, err)
 	}
 	second := newCA(account, t0.Add(time.Minute))
-	got, err = createCA(s, second, token(t0.Add(time.Minute)), 1000)
+	got, err = createCA(s, second, token(account, t0.Add(time.Minute)), 1000)
 	if err != nil || got.ID != first.ID {
 		t.Fatalf("retry within the window returned %v (%v), want the first CA", got, err)
 	}
@@ -137,18 +137,18 @@ func testIdempotency(t *testing.T, s openpca.Store) {
 		t.Error("the retry stored a second CA")
 	}
 	other := newCA("999999999999", t0)
-	if got, err := createCA(s, other, token(t0), 1000); err != nil || got.ID != other.ID {
+	if got, err := createCA(s, other, token("999999999999", t0), 1000); err != nil || got.ID != other.ID {
 		t.Errorf("another account's same token: %v, %v", got, err)
 	}
 	late := newCA(account, t0.Add(6*time.Minute))
-	if got, err := createCA(s, late, token(t0.Add(6*time.Minute)), 1000); err != nil || got.ID != late.ID {
+	if got, err := createCA(s, late, token(account, t0.Add(6*time.Minute)), 1000); err != nil || got.ID != late.ID {
 		t.Errorf("a token past its window: %v, %v", got, err)
 	}
 }
 
 func testIdempotencyConcurrent(t *testing.T, s openpca.Store) {
 	t0 := now()
-	tok := openpca.IdempotencyToken{Operation: "CreateCertificateAuthority", Token: "race", Now: t0, Since: t0.Add(-5 * time.Minute)}
+	tok := openpca.IdempotencyToken{AccountID: account, Operation: "CreateCertificateAuthority", Token: "race", Now: t0, Since: t0.Add(-5 * time.Minute)}
 	const n = 10
 	ids := make([]string, n)
 	var wg sync.WaitGroup

@@ -98,7 +98,7 @@ func testIssueRefused(t *testing.T, s openpca.Store) {
 func testIssueIdempotency(t *testing.T, s openpca.Store) {
 	ca := activeCA(t, s)
 	t0 := now()
-	token := openpca.IdempotencyToken{Operation: "IssueCertificate:" + ca.ID, Token: "tok", Now: t0, Since: t0.Add(-5 * time.Minute)}
+	token := openpca.IdempotencyToken{AccountID: account, Operation: "IssueCertificate:" + ca.ID, Token: "tok", Now: t0, Since: t0.Add(-5 * time.Minute)}
 	first := issuance(ca, newCertificate(ca))
 	first.Token = token
 	if _, err := s.RecordIssuance(ctx, first); err != nil {
@@ -113,17 +113,43 @@ func testIssueIdempotency(t *testing.T, s openpca.Store) {
 	if got.Serial != first.Certificate.Serial {
 		t.Errorf("retry returned %s, want the first certificate %s", got.Serial, first.Certificate.Serial)
 	}
-	if serial, err := s.FindIdempotent(ctx, account, token.Operation, "tok", token.Since); err != nil || serial != first.Certificate.Serial {
+	if serial, err := s.FindIdempotent(ctx, token); err != nil || serial != first.Certificate.Serial {
 		t.Errorf("FindIdempotent = %q, %v", serial, err)
 	}
-	if _, err := s.FindIdempotent(ctx, account, token.Operation, "tok", t0.Add(time.Second)); !errors.Is(err, openpca.ErrNotFound) {
+	expired := token
+	expired.Since = t0.Add(time.Second)
+	if _, err := s.FindIdempotent(ctx, expired); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("FindIdempotent of an expired token: %v", err)
+	}
+
+	// Another account the CA is shared with has tokens of its own: the
+	// same token gets it its own certificate, and neither account finds
+	// the other's.
+	sharee := token
+	sharee.AccountID = "999999999999"
+	if _, err := s.FindIdempotent(ctx, sharee); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("FindIdempotent under another account = %v, want ErrNotFound", err)
+	}
+	theirs := issuance(ca, newCertificate(ca))
+	theirs.Token = sharee
+	got, err = s.RecordIssuance(ctx, theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Serial != theirs.Certificate.Serial {
+		t.Errorf("another account's request with the same token returned %s, want its own certificate %s", got.Serial, theirs.Certificate.Serial)
+	}
+	if serial, err := s.FindIdempotent(ctx, sharee); err != nil || serial != theirs.Certificate.Serial {
+		t.Errorf("FindIdempotent under the other account = %q, %v", serial, err)
+	}
+	if serial, err := s.FindIdempotent(ctx, token); err != nil || serial != first.Certificate.Serial {
+		t.Errorf("FindIdempotent after the other account's use = %q, %v", serial, err)
 	}
 	if _, err := s.FindCertificate(ctx, ca.ID, retry.Certificate.Serial); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("the retry stored its certificate")
 	}
-	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE]" {
-		t.Errorf("log %s after a retry", kinds)
+	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE ISSUE]" {
+		t.Errorf("log %s after a retry and another account's issuance", kinds)
 	}
 }
 
@@ -251,7 +277,7 @@ func testIssueConcurrentFailures(t *testing.T, s openpca.Store) {
 		t.Fatal(err)
 	}
 	t0 := now()
-	token := openpca.IdempotencyToken{Operation: "IssueCertificate:" + ca.ID, Token: "used", Now: t0, Since: t0.Add(-5 * time.Minute)}
+	token := openpca.IdempotencyToken{AccountID: account, Operation: "IssueCertificate:" + ca.ID, Token: "used", Now: t0, Since: t0.Add(-5 * time.Minute)}
 	first := issuance(ca, newCertificate(ca))
 	first.Token = token
 	if _, err := s.RecordIssuance(ctx, first); err != nil {
