@@ -9,10 +9,10 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,19 +84,7 @@ func New(cfg Config) *Server {
 	})
 	// Readiness: whether requests that write can succeed here now; a load
 	// balancer sends them elsewhere while not.
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if cfg.Ready != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-			defer cancel()
-			if err := cfg.Ready(ctx); err != nil {
-				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, "not ready: %v\n", err)
-				return
-			}
-		}
-		w.Write([]byte("ready\n"))
-	})
+	mux.Handle("GET /readyz", &readiness{check: cfg.Ready, logger: cfg.Logger})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	if cfg.Console != nil {
 		mux.Handle("/console/", cfg.Console)
@@ -152,4 +140,50 @@ func (s *Server) Serve(l net.Listener) error {
 // to finish or ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
 	return s.http.Shutdown(ctx)
+}
+
+// readiness answers /readyz. Why the store is not ready goes to the log,
+// once each time the reason changes, and not to whoever asks: the reason
+// can name the database, its user and its address.
+type readiness struct {
+	check  func(context.Context) error // nil: always ready
+	logger *slog.Logger
+
+	mu   sync.Mutex
+	last string // the reason logged last; "" while ready
+}
+
+func (h *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var err error
+	if h.check != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		err = h.check(ctx)
+	}
+	h.note(err)
+	if err != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("not ready: the store does not make writes durable; the server's log says why\n"))
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// note logs a change of readiness.
+func (h *readiness) note(err error) {
+	reason := ""
+	if err != nil {
+		reason = err.Error()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if reason == h.last {
+		return
+	}
+	if h.last = reason; err != nil {
+		h.logger.Warn("not ready: the store does not make writes durable", "err", err)
+	} else {
+		h.logger.Info("ready: the store makes writes durable again")
+	}
 }

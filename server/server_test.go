@@ -137,10 +137,11 @@ func TestLocalCRLsFollowNoLink(t *testing.T) {
 
 // TestReadiness: /readyz says whether the store makes writes durable, and
 // /healthz only that the process answers. A store that refuses writes (as
-// a full disk would) makes the server not ready, with the reason, until it
-// takes writes again.
+// a full disk would) makes the server not ready until it takes writes
+// again; the reason goes to the log, once, and not to whoever asks.
 func TestReadiness(t *testing.T) {
-	env := testenv.Start(t)
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	get := func(path string) (int, string) {
 		t.Helper()
 		res, err := http.Get(env.URL + path)
@@ -170,8 +171,12 @@ func TestReadiness(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if body := waitFor(http.StatusServiceUnavailable); !strings.Contains(body, "disk is full") {
-		t.Errorf("/readyz does not say why: %q", body)
+	if body := waitFor(http.StatusServiceUnavailable); strings.Contains(body, "disk is full") || !strings.Contains(body, "not ready") {
+		t.Errorf("/readyz answers %q: it must say not ready, and keep the reason to the log", body)
+	}
+	get("/readyz")
+	if n := strings.Count(logs.String(), "disk is full"); n != 1 {
+		t.Errorf("the log says why %d times, want once:\n%s", n, logs.String())
 	}
 	if status, _ := get("/healthz"); status != http.StatusOK {
 		t.Errorf("/healthz answers %d while the store refuses writes; the process is alive", status)
@@ -180,4 +185,7 @@ func TestReadiness(t *testing.T) {
 		db.Exec(`DROP TRIGGER refuse_` + trigger)
 	}
 	waitFor(http.StatusOK)
+	if !strings.Contains(logs.String(), "ready: the store makes writes durable again") {
+		t.Error("the log does not say the server is ready again")
+	}
 }
