@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -190,6 +191,10 @@ func TestParseAuthorization(t *testing.T) {
 		strings.Join(a.SignedHeaders, ";") != "content-type;host;x-amz-date" || hex.EncodeToString(a.Signature) != sig {
 		t.Errorf("parsed %+v", a)
 	}
+	most := strings.Replace(good, "content-type;host;x-amz-date", "content-type;host;x-amz-date;"+strings.Join(manyHeaders(MaxSignedHeaders-3), ";"), 1)
+	if a, err := ParseAuthorization(most); err != nil || len(a.SignedHeaders) != MaxSignedHeaders {
+		t.Errorf("%d signed headers: %v", MaxSignedHeaders, err)
+	}
 	for _, bad := range []string{
 		"", "AWS4-HMAC-SHA256", "Basic dXNlcjpwYXNz",
 		strings.Replace(good, "Signature="+sig, "Signature=xyz", 1),
@@ -200,11 +205,21 @@ func TestParseAuthorization(t *testing.T) {
 		strings.Replace(good, "SignedHeaders=content-type;host;x-amz-date, ", "", 1),
 		good + ", Signature=" + sig,
 		good + ", Extra=1",
+		strings.Replace(good, "content-type;host;x-amz-date", "content-type;host;x-amz-date;"+strings.Join(manyHeaders(MaxSignedHeaders-2), ";"), 1),
 	} {
 		if _, err := ParseAuthorization(bad); openpca.ErrorCode(err) != openpca.CodeIncompleteSignature {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
+}
+
+// manyHeaders returns n distinct header names, sorted after x-amz-date.
+func manyHeaders(n int) []string {
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("x-amz-extra-%04d", i))
+	}
+	return names
 }
 
 // FuzzParseAuthorization checks that any header parses without panicking,
