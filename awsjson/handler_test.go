@@ -205,6 +205,64 @@ func TestProtocolLimits(t *testing.T) {
 	}
 }
 
+// TestProtocolBounds: what a body costs the server before it is refused
+// is bounded by its size, not multiplied by what decoding makes of it; and
+// a message repeats little of it.
+func TestProtocolBounds(t *testing.T) {
+	env := testenv.Start(t)
+	tags := func(n int) string { return strings.TrimSuffix(strings.Repeat(`{},`, n), ",") }
+	tests := []struct {
+		name, target, body string
+		errorType          string
+		message            string // the message must begin with it
+	}{
+		{"many violations, ten listed", "ACMPrivateCA.TagCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Tags":[` + tags(5000) + `]}`,
+			"ValidationException", "5001 validation errors detected: "},
+		{"too many values", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Unknown":[` + tags(20001) + `]}`,
+			"SerializationException", "request body has more than 20000 objects"},
+		{"commas in strings are not values", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `","Unknown":"` + strings.Repeat(",[{", 30000) + `"}`,
+			"ResourceNotFoundException", "Could not find Certificate Authority"},
+		{"a long number", "ACMPrivateCA.ListCertificateAuthorities", `{"MaxResults":` + strings.Repeat("9", 100000) + `}`,
+			"SerializationException", "member 'maxResults' must be a 32-bit integer, not '999"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := post(t, env.URL, tt.target, tt.body)
+			if r.errorType != tt.errorType || !strings.HasPrefix(r.message, tt.message) {
+				t.Errorf("got %d %s %.300q; want %s %q...", r.status, r.errorType, r.message, tt.errorType, tt.message)
+			}
+			if len(r.message) > 4096 {
+				t.Errorf("a message of %d bytes", len(r.message))
+			}
+			if n := strings.Count(r.message, "failed to satisfy constraint"); n > 10 {
+				t.Errorf("the message lists %d violations", n)
+			}
+		})
+	}
+}
+
+// TestDuplicateMembers: of a member given twice, the value checked, the
+// last, is the one the operation gets, whole: nothing of the first, which
+// was never checked, is merged into it.
+func TestDuplicateMembers(t *testing.T) {
+	env := testenv.Start(t)
+	unchecked := `"CertificateAuthorityConfiguration":{"KeyAlgorithm":"EC_prime256v1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"CommonName":"` + strings.Repeat("A", 300) + `","Country":"ZZZZ"}},` +
+		`"RevocationConfiguration":{"CrlConfiguration":{"Enabled":false,"ExpirationInDays":-30}},`
+	checked := createCfg + `,"RevocationConfiguration":{"CrlConfiguration":{"Enabled":false}}`
+	r := post(t, env.URL, "ACMPrivateCA.CreateCertificateAuthority", `{"CertificateAuthorityType":"ROOT",`+unchecked+checked+`}`)
+	if r.status != http.StatusOK {
+		t.Fatalf("CreateCertificateAuthority: %d %s %s", r.status, r.errorType, r.message)
+	}
+	var created struct{ CertificateAuthorityArn string }
+	if err := json.Unmarshal([]byte(r.body), &created); err != nil {
+		t.Fatal(err)
+	}
+	r = post(t, env.URL, "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"`+created.CertificateAuthorityArn+`"}`)
+	if r.status != http.StatusOK || strings.Contains(r.body, "ZZZZ") || strings.Contains(r.body, "AAAA") || strings.Contains(r.body, "-30") {
+		t.Errorf("the CA has members of the unchecked copy: %d %s", r.status, r.body)
+	}
+}
+
 // failing is a service whose operations fail in ways clients must never
 // see in detail.
 type failing struct{ openpca.Unimplemented }

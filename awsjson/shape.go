@@ -65,6 +65,53 @@ func ptr[T any](v T) *T { return &v }
 // maxViolations bounds how many constraint violations one message lists.
 const maxViolations = 10
 
+// violations counts a body's constraint violations, and keeps the first
+// maxViolations to list: a body of a million bad elements is a million
+// violations, but only ten messages.
+type violations struct {
+	n     int
+	shown []string
+}
+
+func (v *violations) add(format string, args ...any) {
+	v.n++
+	if len(v.shown) < maxViolations {
+		v.shown = append(v.shown, fmt.Sprintf(format, args...))
+	}
+}
+
+// maxStructure bounds the objects, arrays and commas of a request body.
+// The value decodeInput checks costs tens of bytes of memory for each
+// JSON value, so that a 4 MiB body of "{}," would take hundreds of MiB;
+// requests that AWS clients send have at most a few hundred.
+const maxStructure = 20000
+
+// structure counts the objects, arrays and commas of a JSON text outside
+// its strings, or returns early with a count past limit.
+func structure(body []byte, limit int) int {
+	// Counting them inside strings too is a bound, and fast.
+	if n := bytes.Count(body, []byte("{")) + bytes.Count(body, []byte("[")) + bytes.Count(body, []byte(",")); n <= limit {
+		return n
+	}
+	n, inString, escaped := 0, false, false
+	for _, c := range body {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			escaped = c == '\\'
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[' || c == ',':
+			if n++; n > limit {
+				return n
+			}
+		}
+	}
+	return n
+}
+
 // decodeInput checks body against sh and, when it conforms, decodes it
 // into in. A body that is not JSON or has members of the wrong type is a
 // SerializationException; members that break the model's constraints are a
@@ -73,6 +120,9 @@ const maxViolations = 10
 func decodeInput(sh *shape, body []byte, in any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
+	}
+	if structure(body, maxStructure) > maxStructure {
+		return openpca.Errorf(openpca.CodeSerialization, "request body has more than %d objects, arrays and elements; no request needs as many", maxStructure)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -86,29 +136,27 @@ func decodeInput(sh *shape, body []byte, in any) error {
 	if _, ok := v.(map[string]any); !ok {
 		return openpca.Errorf(openpca.CodeSerialization, "request body must be a JSON object")
 	}
-	var violations []string
-	if err := sh.check(v, "", &violations); err != nil {
+	var vs violations
+	if err := sh.check(v, "", &vs); err != nil {
 		return err
 	}
-	if len(violations) > 0 {
+	if vs.n > 0 {
 		noun := "error"
-		if len(violations) > 1 {
+		if vs.n > 1 {
 			noun = "errors"
 		}
-		shown := violations
-		if len(shown) > maxViolations {
-			shown = shown[:maxViolations]
-		}
-		return openpca.Errorf(openpca.CodeValidation, "%d validation %s detected: %s", len(violations), noun, strings.Join(shown, "; "))
+		return openpca.Errorf(openpca.CodeValidation, "%d validation %s detected: %s", vs.n, noun, strings.Join(vs.shown, "; "))
 	}
-	// encoding/json matches member names regardless of case, so an unknown
-	// member such as "validity" would overwrite the checked "Validity":
-	// only what was checked may be decoded.
-	if sh.dropUnknown(v) {
-		var err error
-		if body, err = json.Marshal(v); err != nil {
-			return err
-		}
+	// Only what was checked may be decoded, so the request is decoded from
+	// the checked value, not from the body again. encoding/json matches
+	// member names regardless of case, so that an unknown member such as
+	// "validity" would overwrite the checked "Validity"; and of a member
+	// given twice, the value checked is the last, while decoding the body
+	// again would merge the first's members into it, unchecked.
+	sh.dropUnknown(v)
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(body, in); err != nil {
 		return openpca.Errorf(openpca.CodeSerialization, "cannot decode request body: %v", err)
@@ -145,10 +193,15 @@ func typeError(path, want string, v any) error {
 
 // check walks v, reporting a type mismatch as an error and appending every
 // constraint violation to violations.
-func (s *shape) check(v any, path string, violations *[]string) error {
-	// shown renders the value for a message; it runs only on a violation.
+func (s *shape) check(v any, path string, vs *violations) error {
+	// shown renders the value for a message; it runs only on a violation
+	// that the message lists.
 	violate := func(shown func() string, constraint string) {
-		*violations = append(*violations, fmt.Sprintf("Value %s at '%s' failed to satisfy constraint: Member must %s", shown(), path, constraint))
+		if len(vs.shown) == maxViolations {
+			vs.n++
+			return
+		}
+		vs.add("Value %s at '%s' failed to satisfy constraint: Member must %s", shown(), path, constraint)
 	}
 	switch s.kind {
 	case kindString:
@@ -179,7 +232,7 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 		}
 		n, err := strconv.ParseInt(num.String(), 10, bits)
 		if err != nil {
-			return openpca.Errorf(openpca.CodeSerialization, "member '%s' must be a %d-bit integer, not %s", path, bits, num)
+			return openpca.Errorf(openpca.CodeSerialization, "member '%s' must be a %d-bit integer, not %s", path, bits, quote(num.String()))
 		}
 		shown := func() string { return quote(num.String()) }
 		if s.min != nil && n < *s.min {
@@ -214,10 +267,10 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 		s.checkLength(int64(len(list)), func() string { return shortJSON(list) }, violate)
 		for i, elem := range list {
 			if elem == nil {
-				*violations = append(*violations, fmt.Sprintf("Value null at '%s.%d.member' failed to satisfy constraint: Member must not be null", path, i+1))
+				vs.add("Value null at '%s.%d.member' failed to satisfy constraint: Member must not be null", path, i+1)
 				continue
 			}
-			if err := s.member.check(elem, fmt.Sprintf("%s.%d.member", path, i+1), violations); err != nil {
+			if err := s.member.check(elem, fmt.Sprintf("%s.%d.member", path, i+1), vs); err != nil {
 				return err
 			}
 		}
@@ -230,11 +283,11 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 			mv := obj[m.name]
 			if mv == nil {
 				if m.required {
-					*violations = append(*violations, fmt.Sprintf("Value null at '%s' failed to satisfy constraint: Member must not be null", memberPath(path, m.name)))
+					vs.add("Value null at '%s' failed to satisfy constraint: Member must not be null", memberPath(path, m.name))
 				}
 				continue
 			}
-			if err := m.shape.check(mv, memberPath(path, m.name), violations); err != nil {
+			if err := m.shape.check(mv, memberPath(path, m.name), vs); err != nil {
 				return err
 			}
 		}
@@ -243,13 +296,12 @@ func (s *shape) check(v any, path string, violations *[]string) error {
 }
 
 // dropUnknown removes from v, which conforms to s, every member of an
-// object that s does not have, and reports whether it removed any.
-func (s *shape) dropUnknown(v any) bool {
-	dropped := false
+// object that s does not have.
+func (s *shape) dropUnknown(v any) {
 	switch s.kind {
 	case kindList:
 		for _, elem := range v.([]any) {
-			dropped = s.member.dropUnknown(elem) || dropped
+			s.member.dropUnknown(elem)
 		}
 	case kindStructure:
 		obj := v.(map[string]any)
@@ -258,13 +310,11 @@ func (s *shape) dropUnknown(v any) bool {
 			switch {
 			case i < 0:
 				delete(obj, name)
-				dropped = true
 			case mv != nil:
-				dropped = s.members[i].shape.dropUnknown(mv) || dropped
+				s.members[i].shape.dropUnknown(mv)
 			}
 		}
 	}
-	return dropped
 }
 
 // utf16Len is the length of s in UTF-16 code units, as the model's
