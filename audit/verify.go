@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/openpca/openpca"
@@ -216,7 +217,17 @@ func (v *Verification) compareRows(report, proof io.Reader, format openpca.Audit
 			issued = append(issued, issuance{seq: seq})
 			return nil
 		}
-		issued = append(issued, issuance{seq: seq, row: values(c, nil)})
+		row := values(c, nil)
+		if format == openpca.AuditReportResponseFormatCsv {
+			// A CSV report keeps no carriage return within a field:
+			// encoding/csv drops them when it writes with CRLF line ends
+			// (RFC 4180's), and reads a CRLF within a field as LF. A
+			// subject can hold one.
+			for f := range row {
+				row[f] = strings.ReplaceAll(row[f], "\r", "")
+			}
+		}
+		issued = append(issued, issuance{seq: seq, row: row})
 		return nil
 	})
 	if err != nil {
@@ -367,6 +378,38 @@ func certificateOf(r *openpca.KeyUseRecord) (*openpca.Certificate, error) {
 
 // readRows calls fn with each row of a report, numbered from 1, as its
 // values in the order of Fields ("" where JSON has no member).
+// readRow reads a row of a JSON report into vals, in the order of Fields.
+// A member given twice is refused: which of the two a reader shows is up
+// to the reader, and only one was checked.
+func readRow(dec *json.Decoder, index map[string]int, vals []string, seen []bool) error {
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("it is not an object")
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := t.(string)
+		i, ok := index[k]
+		switch {
+		case !ok:
+			return fmt.Errorf("it has the member %q, which reports do not have", k)
+		case seen[i]:
+			return fmt.Errorf("it has the member %q twice", k)
+		}
+		if t, err = dec.Token(); err != nil {
+			return err
+		}
+		if vals[i], ok = t.(string); !ok {
+			return fmt.Errorf("its member %q is not a string", k)
+		}
+		seen[i] = true
+	}
+	_, err := dec.Token() // the object's end
+	return err
+}
+
 func readRows(r io.Reader, format openpca.AuditReportResponseFormat, fn func(row int, values []string)) error {
 	vals := make([]string, len(Fields))
 	switch format {
@@ -398,23 +441,22 @@ func readRows(r io.Reader, format openpca.AuditReportResponseFormat, fn func(row
 		for i, f := range Fields {
 			index[f] = i
 		}
+		seen := make([]bool, len(Fields))
 		for row := 1; dec.More(); row++ {
-			var m map[string]string
-			if err := dec.Decode(&m); err != nil {
-				return fmt.Errorf("row %d: %w", row, err)
-			}
 			clear(vals)
-			for k, val := range m {
-				i, ok := index[k]
-				if !ok {
-					return fmt.Errorf("row %d has the member %q, which reports do not have", row, k)
-				}
-				vals[i] = val
+			clear(seen)
+			if err := readRow(dec, index, vals, seen); err != nil {
+				return fmt.Errorf("row %d: %w", row, err)
 			}
 			fn(row, vals)
 		}
 		if t, err := dec.Token(); err != nil || t != json.Delim(']') {
 			return errors.New("the report's array does not end")
+		}
+		// What follows the array is no part of the report that verified,
+		// but readers that take it (jq, say) would show it.
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return errors.New("the report has more after its array")
 		}
 		return nil
 	}

@@ -224,6 +224,62 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// TestVerifyJSONText: a JSON report verifies only as the one array of rows
+// that was checked, with nothing after it and no member given twice: other
+// readers would show what verification never saw.
+func TestVerifyJSONText(t *testing.T) {
+	f := newLogFixture(t, 5, openpca.AuditReportResponseFormatJson)
+	report, proof := f.write(t)
+	first := bytes.Index(report, []byte(`"subject":`))
+	tests := []struct {
+		name   string
+		report []byte
+		want   string
+	}{
+		{"clean", report, ""},
+		{"trailing whitespace", append(bytes.Clone(report), " \n"...), ""},
+		{"another array after it", append(bytes.Clone(report), `[{"serial":"0b:ad","subject":"CN=hidden.example"}]`...), "more after its array"},
+		{"text after it", append(bytes.Clone(report), " this is not json"...), "more after its array"},
+		{"a member twice", slices.Concat(report[:first], []byte(`"subject":"CN=evil.example",`), report[first:]), `row 1: it has the member "subject" twice`},
+		{"a member that is not a string", bytes.Replace(report, []byte(`"subject":"`), []byte(`"subject":7,"x":"`), 1), `row 1: its member "subject" is not a string`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Verify(bytes.NewReader(tt.report), bytes.NewReader(proof), f.vkey)
+			var got []string
+			for _, p := range v.Problems {
+				got = append(got, p.String())
+			}
+			if tt.want == "" {
+				if len(got) > 0 || v.Rows != 5 {
+					t.Errorf("%d rows, problems:\n%s", v.Rows, strings.Join(got, "\n"))
+				}
+				return
+			}
+			if !slices.ContainsFunc(got, func(g string) bool { return strings.Contains(g, tt.want) }) {
+				t.Errorf("no problem says %q; got:\n%s", tt.want, strings.Join(got, "\n"))
+			}
+		})
+	}
+}
+
+// TestVerifyCSVCarriageReturns: a subject with carriage returns, which a
+// CSV report cannot keep, verifies, also once the report is read row by
+// row (here because its line ends were changed to LF, which changes no
+// value).
+func TestVerifyCSVCarriageReturns(t *testing.T) {
+	f := newLogFixture(t, 5, openpca.AuditReportResponseFormatCsv)
+	f.rows[1].Subject = "CN=cr\rhere,O=two\r\nlines"
+	f.records[2] = openpca.IssueUse(f.ca.ARN, f.rows[1]).Record
+	report, proof := f.write(t)
+	for name, r := range map[string][]byte{"as written": report, "with LF line ends": bytes.ReplaceAll(report, []byte("\r\n"), []byte("\n"))} {
+		v := Verify(bytes.NewReader(r), bytes.NewReader(proof), f.vkey)
+		if len(v.Problems) > 0 || v.Rows != 5 {
+			t.Errorf("%s: %d rows, problems %v", name, v.Rows, v.Problems)
+		}
+	}
+}
+
 // BenchmarkVerify verifies a clean JSON report of 100,000 certificates
 // and its proof file.
 func BenchmarkVerify(b *testing.B) {
