@@ -286,6 +286,18 @@ func TestCRLAndOCSP(t *testing.T) {
 	if resp, perr := ocsp.ParseResponse(body, root); err != nil || perr != nil || resp.Status != ocsp.Unknown {
 		t.Errorf("OCSP for an unknown serial: %+v, %v, %v", resp, err, perr)
 	}
+	// A request whose base64 has "//", left unescaped as some clients
+	// leave '/', is the request sent: no redirect to a cleaned path.
+	for n := int64(1); ; n++ {
+		req, _ = ocsp.CreateRequest(&x509.Certificate{SerialNumber: big.NewInt(n)}, root, nil)
+		if b64 := base64.StdEncoding.EncodeToString(req); strings.Contains(b64, "//") {
+			body, err = httpGet(env.URL + "/ocsp/" + b64)
+			if resp, perr := ocsp.ParseResponse(body, root); err != nil || perr != nil || resp.Status != ocsp.Unknown || resp.SerialNumber.Int64() != n {
+				t.Errorf("OCSP by GET of %s: %+v, %v, %v", b64, resp, err, perr)
+			}
+			break
+		}
+	}
 	// Malformed requests get malformedRequest, never a server error.
 	for _, bad := range [][]byte{nil, []byte("not DER"), bytes.Repeat([]byte{0x30}, 70000)} {
 		if body, err := post(env.URL+"/ocsp", bad); err != nil || !bytes.Equal(body, ocsp.MalformedRequestErrorResponse) {

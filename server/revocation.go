@@ -31,7 +31,9 @@ const maxOCSPRequest = 64 << 10
 
 // handleOCSP serves the OCSP responder. Every answer is an OCSP response,
 // an error response (malformedRequest, ...) for a request that is not one.
-func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) {
+// It returns the handler of GET requests, which must see their path
+// before the mux cleans it (see New).
+func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.HandlerFunc {
 	answer := func(w http.ResponseWriter, r *http.Request, request []byte) {
 		resp := responder.OCSP(r.Context(), request)
 		w.Header().Set("Content-Type", "application/ocsp-response")
@@ -44,7 +46,7 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) {
 		}
 		answer(w, r, body)
 	})
-	mux.HandleFunc("GET "+PathOCSP+"/", func(w http.ResponseWriter, r *http.Request) {
+	get := func(w http.ResponseWriter, r *http.Request) {
 		// The request is base64 in the path, URL-escaped; some clients
 		// leave '/' and '+' as they are.
 		raw, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), PathOCSP+"/"))
@@ -53,7 +55,9 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) {
 			request, _ = base64.StdEncoding.DecodeString(raw)
 		}
 		answer(w, r, request)
-	})
+	}
+	mux.HandleFunc("GET "+PathOCSP+"/", get)
+	return get
 }
 
 // handleLocalCRLs serves the CRLs of the embedded object store's buckets

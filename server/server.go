@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,14 +93,25 @@ func New(cfg Config) *Server {
 	if cfg.AuditLog != nil {
 		handleAuditLog(mux, cfg.AuditLog, envelope)
 	}
+	var handler http.Handler = mux
 	if cfg.OCSP != nil {
-		s.handleOCSP(mux, cfg.OCSP)
+		get := s.handleOCSP(mux, cfg.OCSP)
+		// The mux cleans a path with "//" in it by redirecting to it
+		// without, and base64 that a client left unescaped can have "//":
+		// the redirect would ask about another certificate, or none.
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.EscapedPath(), PathOCSP+"/") {
+				get(w, r)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
 	}
 	if cfg.LocalObjects != nil {
 		s.handleLocalCRLs(mux, cfg.LocalObjects)
 	}
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
