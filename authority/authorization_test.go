@@ -359,6 +359,37 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 }
 
+// TestMissingCAs: a key of the CA's account is denied what its policies
+// do not allow whether the CA exists or not, so that its answers do not
+// tell which CAs exist; a key they allow, or one without policies, finds
+// that the CA does not exist.
+func TestMissingCAs(t *testing.T) {
+	f := newAuthzFixture(t)
+	missing := f.ca[:strings.LastIndex(f.ca, "/")+1] + "00000000-0000-7000-8000-000000000000"
+	anyCA := "arn:aws:acm-pca:*:" + app.DefaultAccountID + ":certificate-authority/*"
+	for _, tc := range []struct {
+		name     string
+		policies []openpca.KeyPolicy
+		want     string
+	}{
+		{"no policy", nil, hidden},
+		{"every CA", []openpca.KeyPolicy{policyKey("all", allowDoc(`"acm-pca:DescribeCertificateAuthority"`, anyCA))}, hidden},
+		{"another CA only", []openpca.KeyPolicy{policyKey("other", allowDoc(`"acm-pca:*"`, f.otherCA))}, denied},
+		{"tagged CAs only", []openpca.KeyPolicy{policyKey("team", `{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*",
+			"Condition":{"StringEquals":{"aws:ResourceTag/team":"pki"}}}}`)}, denied},
+		{"denied explicitly", []openpca.KeyPolicy{policyKey("all", allowDoc(`"acm-pca:*"`, "*")),
+			policyKey("deny", `{"Statement":{"Effect":"Deny","Action":"acm-pca:DescribeCertificateAuthority","Resource":"`+missing+`"}}`)}, denied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, _ := f.env.NewKey(t, app.DefaultAccountID, tc.policies...)
+			_, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &missing})
+			if got := outcome(err); got != tc.want {
+				t.Errorf("a CA that does not exist: %s (%v), want %s", got, err, tc.want)
+			}
+		})
+	}
+}
+
 // TestDenialsAreLogged: a denial leaves a log line with the key, the
 // action and the resource.
 func TestDenialsAreLogged(t *testing.T) {

@@ -137,7 +137,10 @@ const MaxCAsPerPage = 100
 
 // ListCertificateAuthorities lists the caller's CAs in creation order, or
 // with ResourceOwner OTHER_ACCOUNTS the CAs other accounts shared with the
-// caller's by their policies.
+// caller's by their policies, those the caller may describe: a CA shared
+// for IssueCertificate alone is not described to its users (on AWS, every
+// permission that shares a CA lets the other account describe it). A page
+// can then have fewer CAs than asked for, and still a NextToken.
 func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.ListCertificateAuthoritiesRequest) (*openpca.ListCertificateAuthoritiesResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
@@ -172,9 +175,14 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 	}
 	now := s.now()
 	for _, ca := range cas {
-		if !ca.Gone(now) {
-			out.CertificateAuthorities = append(out.CertificateAuthorities, *ca.Describe(now))
+		if ca.Gone(now) {
+			continue
 		}
+		if in.ResourceOwner == openpca.ResourceOwnerOtherAccounts &&
+			!Decide(&s.policies, c, ActionPrefix+"DescribeCertificateAuthority", ca, "", ConditionValues(c, ca, nil, now)).Allowed {
+			continue
+		}
+		out.CertificateAuthorities = append(out.CertificateAuthorities, *ca.Describe(now))
 	}
 	return out, nil
 }

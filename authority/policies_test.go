@@ -128,6 +128,17 @@ func TestSharing(t *testing.T) {
 	if out, _ := b.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{ResourceOwner: types.ResourceOwnerOtherAccounts}); len(out.CertificateAuthorities) != 2 {
 		t.Errorf("after one policy was deleted, B lists %d shared CAs", len(out.CertificateAuthorities))
 	}
+	// A CA shared for issuance alone is described to B nowhere, in a list
+	// neither; B still issues from it.
+	issueOnly := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + accountB + `"},"Resource":"` + shared[1] + `","Action":"acm-pca:IssueCertificate"}]}`
+	if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &shared[1], Policy: &issueOnly}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := b.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{ResourceOwner: types.ResourceOwnerOtherAccounts}); err != nil ||
+		len(out.CertificateAuthorities) != 1 || *out.CertificateAuthorities[0].Arn != shared[2] {
+		t.Errorf("B lists %v (%v), want only %s", out, err, shared[2])
+	}
+	bEnv.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &shared[1], Csr: leaf})
 }
 
 // TestSharedCATokens: an idempotency token is its account's own, also on a

@@ -164,7 +164,9 @@ func caller(ctx context.Context) (openpca.Caller, error) {
 // request's operation on it, with the request's own condition values (see
 // authorize). A CA of another account that did not share it with the
 // caller's, of another region, or deleted for good, is not found: the API
-// does not reveal that it exists.
+// does not reveal that it exists. Nor does it reveal to a key of the CA's
+// own account what its policies keep it from: on a CA that does not exist,
+// such a key is denied as it is on one that does.
 func (s *Service) findCA(ctx context.Context, arn string, values conditions) (*openpca.CA, error) {
 	c, err := caller(ctx)
 	if err != nil {
@@ -179,14 +181,18 @@ func (s *Service) findCA(ctx context.Context, arn string, values conditions) (*o
 		return nil, notFound
 	}
 	ca, err := s.store.FindCA(ctx, p.AccountID, p.CAID)
-	if errors.Is(err, openpca.ErrNotFound) {
+	if errors.Is(err, openpca.ErrNotFound) || err == nil && ca.Gone(s.now()) {
+		// IAM decides before the service looks: the caller's own policies
+		// are asked about the ARN, which has no tags to condition on.
+		if p.AccountID == c.AccountID {
+			if err := s.authorize(ctx, c, nil, arn, values); err != nil {
+				return nil, err
+			}
+		}
 		return nil, notFound
 	}
 	if err != nil {
 		return nil, err
-	}
-	if ca.Gone(s.now()) {
-		return nil, notFound
 	}
 	if err := s.authorize(ctx, c, ca, "", values); err != nil {
 		return nil, err
