@@ -21,9 +21,11 @@ import (
 // Authenticator establishes who sent a request, in two steps, so that a
 // request that cannot be genuine costs no memory for its body:
 // Authenticate checks what the headers prove before the body is read, and
-// the BodyCheck it returns finishes with the body.
+// the BodyCheck it returns finishes with the body. It also returns who the
+// headers claim sent the request (an access key id), which the body
+// budget is shared out by: a claim that the body may yet disprove.
 type Authenticator interface {
-	Authenticate(r *http.Request) (BodyCheck, error)
+	Authenticate(r *http.Request) (claimed string, check BodyCheck, err error)
 }
 
 // BodyCheck finishes authenticating a request over its body, and returns
@@ -59,15 +61,77 @@ type Reply struct {
 	Body        []byte
 }
 
-// DefaultBodyBudget bounds the bytes of request bodies that a server holds
-// at once. A body is read only once its request's headers are known to be
-// signed by a known key; this caps what requests that pass that check and
-// then fail (or are merely large) can pin in memory together.
+// DefaultBodyBudget bounds the bytes of large request bodies (see
+// smallBody) that a server holds at once; small ones have a quarter of it
+// of their own, so that they never wait behind a large one. A body is read
+// only once its request's headers are known to be signed by a known key;
+// the budgets cap what requests that pass that check and then fail (or
+// are merely large) can pin in memory together.
 const DefaultBodyBudget = 32 << 20
 
 // bodyWait is how long a request waits for room in the body budget before
 // it is answered ServiceUnavailableException, which clients retry.
 const bodyWait = 10 * time.Second
+
+// A body must keep coming once it has room in the budget: bodyGrace, and
+// then at least minBodyRate. One that trickles, to hold its room, is cut
+// off (4 MiB within 42 s).
+const (
+	bodyGrace   = 10 * time.Second
+	minBodyRate = 128 << 10 // bytes a second
+)
+
+// bodyPool is a budget of bytes for request bodies, shared out among the
+// access keys that requests claim: none holds or awaits more than a
+// quarter of it (or one body, if that is more). An access key id is no
+// secret, and the headers of a request that names one pass before its
+// body is read; requests that name a key they cannot sign with leave
+// three quarters to everyone else.
+type bodyPool struct {
+	sem  *semaphore.Weighted
+	size int64
+
+	mu   sync.Mutex
+	held map[string]int64 // held or awaited, by claimed key
+}
+
+func newBodyPool(size int64) *bodyPool {
+	return &bodyPool{sem: semaphore.NewWeighted(size), size: size, held: map[string]int64{}}
+}
+
+// acquire makes room for n bytes of who's, waiting at most bodyWait; it
+// reports whether it did.
+func (p *bodyPool) acquire(ctx context.Context, who string, n int64) bool {
+	p.mu.Lock()
+	ok := p.held[who] == 0 || p.held[who]+n <= p.size/4
+	if ok {
+		p.held[who] += n
+	}
+	p.mu.Unlock()
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, bodyWait)
+	defer cancel()
+	if err := p.sem.Acquire(ctx, n); err != nil {
+		p.forget(who, n)
+		return false
+	}
+	return true
+}
+
+func (p *bodyPool) release(who string, n int64) {
+	p.sem.Release(n)
+	p.forget(who, n)
+}
+
+func (p *bodyPool) forget(who string, n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held[who] -= n; p.held[who] == 0 {
+		delete(p.held, who)
+	}
+}
 
 // Envelope is what every authenticated endpoint of the server shares: a
 // request id, authentication before the body is read, a bounded body, the
@@ -78,18 +142,19 @@ type Envelope struct {
 	authn   Authenticator
 	logger  *slog.Logger
 	observe func(*http.Request, Outcome)
-	bodies  *semaphore.Weighted
-	large   sync.Pool // *[]byte: buffers for bodies larger than smallBody
+	small   *bodyPool // for bodies of at most smallBody
+	large   *bodyPool
+	buffers sync.Pool // *[]byte: buffers for bodies larger than smallBody
 }
 
 // NewEnvelope returns an Envelope. observe, if set, is told the outcome of
-// every request; bodyBudget bounds the request bodies held at once (0
-// means DefaultBodyBudget).
+// every request; bodyBudget bounds the large request bodies held at once
+// (0 means DefaultBodyBudget).
 func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Request, Outcome), bodyBudget int64) *Envelope {
 	if bodyBudget == 0 {
 		bodyBudget = DefaultBodyBudget
 	}
-	return &Envelope{authn: authn, logger: logger, observe: observe, bodies: semaphore.NewWeighted(bodyBudget)}
+	return &Envelope{authn: authn, logger: logger, observe: observe, small: newBodyPool(bodyBudget / 4), large: newBodyPool(bodyBudget)}
 }
 
 // Serve answers r with the Call that route chooses for it. An error from
@@ -109,7 +174,7 @@ func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*htt
 			e.observe(r, out)
 		}
 	}()
-	reply, err := e.serve(r, &out, route)
+	reply, err := e.serve(w, r, &out, route)
 	if err != nil {
 		out.Status, out.Code = WriteError(w, e.logger, out.RequestID, err)
 		return
@@ -122,17 +187,17 @@ func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*htt
 	w.Write(reply.Body)
 }
 
-func (e *Envelope) serve(r *http.Request, out *Outcome, route func(*http.Request) (*Call, error)) (Reply, error) {
+func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, route func(*http.Request) (*Call, error)) (Reply, error) {
 	call, err := route(r)
 	if err != nil {
 		return Reply{}, err
 	}
 	out.Operation = call.Operation
-	check, err := e.authn.Authenticate(r)
+	claimed, check, err := e.authn.Authenticate(r)
 	if err != nil {
 		return Reply{}, err
 	}
-	body, done, err := e.readBody(r, call.MaxBody)
+	body, done, err := e.readBody(w, r, claimed, call.MaxBody)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -161,9 +226,10 @@ func (e *Envelope) serve(r *http.Request, out *Outcome, route func(*http.Request
 const smallBody = 64 << 10
 
 // readBody reads the body of r, at most limit bytes, within the body
-// budget. done gives the budget back, and the body's buffer with it: the
-// body must not be used after.
-func (e *Envelope) readBody(r *http.Request, limit int64) (body []byte, done func(), err error) {
+// budget, in the share of who the request claims to come from. done gives
+// the budget back, and the body's buffer with it: the body must not be
+// used after.
+func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, claimed string, limit int64) (body []byte, done func(), err error) {
 	n := r.ContentLength
 	switch {
 	case limit == 0 || n == 0:
@@ -173,14 +239,19 @@ func (e *Envelope) readBody(r *http.Request, limit int64) (body []byte, done fun
 	case n < 0 || n > smallBody: // a large buffer, or unknown until read
 		n = limit
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), bodyWait)
-	defer cancel()
-	if err := e.bodies.Acquire(ctx, n); err != nil {
+	pool := e.large
+	if n <= smallBody {
+		pool = e.small
+	}
+	if !pool.acquire(r.Context(), claimed, n) {
 		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry.")
 	}
+	// Not every ResponseWriter can (a test's recorder): then the server's
+	// own read timeout still ends a trickle.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyGrace + time.Duration(n)*time.Second/minBodyRate))
 	var buf []byte
 	if n == limit {
-		if b, ok := e.large.Get().(*[]byte); ok && int64(cap(*b)) > limit {
+		if b, ok := e.buffers.Get().(*[]byte); ok && int64(cap(*b)) > limit {
 			buf = (*b)[:0]
 		} else {
 			buf = make([]byte, 0, limit+1)
@@ -190,9 +261,9 @@ func (e *Envelope) readBody(r *http.Request, limit int64) (body []byte, done fun
 	}
 	done = func() {
 		if n == limit {
-			e.large.Put(&buf)
+			e.buffers.Put(&buf)
 		}
-		e.bodies.Release(n)
+		pool.release(claimed, n)
 	}
 	if body, err = read(r.Body, buf, limit); err != nil {
 		done()

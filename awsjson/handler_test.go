@@ -1,15 +1,22 @@
 package awsjson_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/awsjson"
@@ -260,6 +267,86 @@ func TestDuplicateMembers(t *testing.T) {
 	r = post(t, env.URL, "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"`+created.CertificateAuthorityArn+`"}`)
 	if r.status != http.StatusOK || strings.Contains(r.body, "ZZZZ") || strings.Contains(r.body, "AAAA") || strings.Contains(r.body, "-30") {
 		t.Errorf("the CA has members of the unchecked copy: %d %s", r.status, r.body)
+	}
+}
+
+// holdBody sends a request that names the default key, with headers that
+// pass and a body of n bytes that it never sends, and returns a channel
+// that gets the answer's status (0 if the connection closed without one).
+func holdBody(t *testing.T, url string, n int64) <-chan int {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	req, _ := http.NewRequest(http.MethodPost, url, nil)
+	req.Header.Set("Content-Type", awsjson.ContentType)
+	req.Header.Set("X-Amz-Target", "ACMPrivateCA.ImportCertificateAuthorityCertificate")
+	testenv.Sign(t, req, nil) // over no body: the signature would fail, once the body came
+	req.ContentLength = n
+	body, never := io.Pipe()
+	t.Cleanup(func() { never.Close() })
+	req.Body = body
+	go req.Write(conn)
+	status := make(chan int, 1)
+	go func() {
+		res, err := http.ReadResponse(bufio.NewReader(conn), req)
+		if err != nil {
+			status <- 0
+			return
+		}
+		res.Body.Close()
+		status <- res.StatusCode
+	}()
+	return status
+}
+
+// TestBodyBudgetShares: requests that name an access key (whose id is no
+// secret) and then hold their bodies back cannot take the body budget
+// from other keys' requests, large or small: one key holds at most a
+// quarter of it, and is refused more at once; and a body that does not
+// come is cut off.
+func TestBodyBudgetShares(t *testing.T) {
+	env := testenv.Start(t)
+	trickle := holdBody(t, env.URL, 100) // small: its grace is bodyGrace
+	held := make([]<-chan int, 8)
+	for i := range held {
+		held[i] = holdBody(t, env.URL, 4<<20) // the default budget, 32 MiB, eight times over
+	}
+	refused := 0
+	for _, h := range held[2:] {
+		select {
+		case status := <-h:
+			if status != http.StatusServiceUnavailable {
+				t.Errorf("a request past its key's share: %d, want 503", status)
+			}
+			refused++
+		case <-time.After(5 * time.Second):
+		}
+	}
+	if refused != len(held)-2 {
+		t.Errorf("%d of the requests past the key's share were refused at once, want %d", refused, len(held)-2)
+	}
+
+	// Another key's requests, small and large, get through meanwhile.
+	other, _ := env.NewKey(t, "111122223333")
+	if _, err := other.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
+		t.Errorf("a small request of another key: %v", err)
+	}
+	_, err := other.ImportCertificateAuthorityCertificate(t.Context(), &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: aws.String(validArn), Certificate: []byte("x"), CertificateChain: bytes.Repeat([]byte("x"), 1<<20)})
+	if code, _ := testenv.ErrorCode(err); code == "ServiceUnavailableException" || code == "" {
+		t.Errorf("a large request of another key: %v", err)
+	}
+	// A body that does not come is cut off, and its room given back.
+	select {
+	case status := <-trickle:
+		if status != http.StatusBadRequest && status != 0 {
+			t.Errorf("a body that never came: %d", status)
+		}
+	case <-time.After(time.Minute):
+		t.Error("a body that never came still holds its room after a minute")
 	}
 }
 
