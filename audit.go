@@ -75,6 +75,9 @@ type AuditStore interface {
 type AuditEntry struct {
 	Seq    int64
 	Record []byte
+	// Hash is Record's as a leaf of the log (RFC 6962), which the store
+	// checked against the one it keeps.
+	Hash [32]byte
 	// Certificate is the certificate an issuance signed, nil for another
 	// entry.
 	Certificate *Certificate

@@ -1,14 +1,19 @@
 package audit
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"runtime"
+	"slices"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/openpca/openpca"
@@ -146,7 +151,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	if err != nil {
 		return 0, fmt.Errorf("audit: reading the report's CA: %w", err)
 	}
-	checkpoint, _, err := g.cfg.Log.Checkpoint(ctx, ca.ARN, ca.ID, r.LogSize)
+	checkpoint, signed, err := g.cfg.Log.Checkpoint(ctx, ca.ARN, ca.ID, r.LogSize)
 	if err != nil {
 		return 0, fmt.Errorf("audit: signing the checkpoint: %w", err)
 	}
@@ -217,6 +222,15 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		})
 	}
 	rows := 0
+	// The writer checks, as an auditor's verify would, that the report's
+	// rows are what the log says: the records hash to the root it signs,
+	// and each row's revocation is the log's. The store checks each record
+	// against its hash, but the checkpoint's root comes from the other
+	// hashes it keeps, and a row's revocation from the certificate's row:
+	// changed under the server, they would make a report that fails to
+	// verify, without an alarm.
+	var tree auditlog.Hasher
+	revoked := revocations{}
 	grp.Go(func() (err error) {
 		defer func() {
 			if err != nil { // the objects' readers must not wait for more
@@ -236,6 +250,12 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 			if c.err != nil {
 				return c.err
 			}
+			for _, leaf := range c.leaves {
+				tree.AddHash(leaf)
+			}
+			if err := revoked.check(r.CAID, c.revocations); err != nil {
+				return err
+			}
 			b, err := c.rows.bytes()
 			if err != nil {
 				return err
@@ -248,6 +268,13 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 				return err
 			}
 			free <- c
+		}
+		if err := revoked.rest(r.CAID); err != nil {
+			return err
+		}
+		if tree.Root() != signed.Root {
+			return &openpca.LogIntegrityError{CAID: r.CAID, Entry: r.LogSize - 1,
+				Problem: "and those before it do not hash to the root that the log's stored hashes give: the stored hashes were changed"}
 		}
 		if err := report.write(reportTail); err != nil {
 			return err
@@ -285,33 +312,97 @@ func (g *Generator) witness(ctx context.Context, r *openpca.AuditReport, h *audi
 // worker has formatted it (done is closed), its rows and its lines of the
 // proof file, compressed. Its buffers serve chunk after chunk.
 type chunk struct {
-	from, to   int64
-	done       chan struct{}
-	rows       *chunkWriter
-	lines      []byte // of the proof file
-	compressor *auditlog.ProofCompressor
-	proof      []byte // lines, compressed
-	err        error
+	from, to    int64
+	done        chan struct{}
+	rows        *chunkWriter
+	lines       []byte // of the proof file
+	compressor  *auditlog.ProofCompressor
+	proof       []byte // lines, compressed
+	leaves      []tlog.Hash
+	revocations []revocation // in the log's order
+	err         error
 }
 
 // format reads the entries of c and formats them.
 func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk) error {
 	c.rows.reset()
-	c.lines = c.lines[:0]
+	c.lines, c.leaves, c.revocations = c.lines[:0], c.leaves[:0], c.revocations[:0]
 	c.err = g.cfg.Store.AuditEntries(ctx, r.CAID, r.LogSize, c.from, c.to, func(e *openpca.AuditEntry) error {
 		var err error
 		if c.lines, err = auditlog.AppendRecordLine(c.lines, e.Record); err != nil {
 			return err
 		}
-		if e.Certificate != nil {
+		c.leaves = append(c.leaves, e.Hash)
+		if cert := e.Certificate; cert != nil {
+			if !cert.RevokedAt.IsZero() {
+				c.revocations = append(c.revocations, revocation{seq: e.Seq, row: true, serial: cert.Serial,
+					at: cert.RevokedAt.UTC().Format(TimeLayout), reason: string(cert.RevocationReason)})
+			}
 			return c.rows.write(e.Certificate)
 		}
+		// A record can say REVOKE only with the word, or with an escape.
+		if !bytes.Contains(e.Record, []byte(openpca.KeyUseRevoke)) && bytes.IndexByte(e.Record, '\\') < 0 {
+			return nil
+		}
+		var rec openpca.KeyUseRecord
+		if parseRecord(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseRevoke {
+			return nil // verify tells which entries are not records
+		}
+		at, err := time.Parse(time.RFC3339Nano, rec.At)
+		if err != nil {
+			return &openpca.LogIntegrityError{CAID: r.CAID, Entry: e.Seq, Problem: fmt.Sprintf("has the time %q", rec.At)}
+		}
+		c.revocations = append(c.revocations, revocation{seq: e.Seq, serial: rec.Serial, at: at.UTC().Format(TimeLayout), reason: rec.RevocationReason})
 		return nil
 	})
 	if c.err == nil {
 		c.proof, c.err = c.compressor.Compress(c.lines)
 	}
 	return c.err
+}
+
+// revocation is a revocation as a report shows it: a row's, or a
+// revocation entry's of the log.
+type revocation struct {
+	seq        int64
+	row        bool // a row's: seq is the certificate's issuance
+	serial     string
+	at, reason string
+}
+
+// revocations are the rows' revocations that no entry of the log has
+// matched yet, by serial. A certificate's revocation comes after its
+// issuance in the log, so in the log's order each revocation entry finds
+// its row's.
+type revocations map[string]revocation
+
+// check matches revocations, in the log's order, with those before.
+func (m revocations) check(caID string, list []revocation) error {
+	for _, v := range list {
+		if v.row {
+			m[v.serial] = v
+			continue
+		}
+		row, ok := m[v.serial]
+		switch {
+		case !ok:
+			return &openpca.LogIntegrityError{CAID: caID, Entry: v.seq, Problem: "revokes certificate " + v.serial + ", which the certificates' table shows as not revoked"}
+		case row.at != v.at || row.reason != v.reason:
+			return &openpca.LogIntegrityError{CAID: caID, Entry: v.seq, Problem: fmt.Sprintf("revokes certificate %s at %s (%s), and the certificates' table says at %s (%s)", v.serial, v.at, v.reason, row.at, row.reason)}
+		}
+		delete(m, v.serial)
+	}
+	return nil
+}
+
+// rest refuses rows revoked by no entry of the report's log, naming the
+// first.
+func (m revocations) rest(caID string) error {
+	if len(m) == 0 {
+		return nil
+	}
+	row := slices.MinFunc(slices.Collect(maps.Values(m)), func(a, b revocation) int { return cmp.Compare(a.seq, b.seq) })
+	return &openpca.LogIntegrityError{CAID: caID, Entry: row.seq, Problem: "issued certificate " + row.serial + ", which the certificates' table shows as revoked, and no entry of the log revokes it"}
 }
 
 // object is an object being put, whose bytes are written through a pipe.

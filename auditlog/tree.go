@@ -183,8 +183,11 @@ type Hasher struct {
 }
 
 // Add appends an entry.
-func (h *Hasher) Add(record []byte) {
-	h.subtrees = append(h.subtrees, tlog.RecordHash(record))
+func (h *Hasher) Add(record []byte) { h.AddHash(tlog.RecordHash(record)) }
+
+// AddHash appends an entry whose record hashes to leaf.
+func (h *Hasher) AddHash(leaf tlog.Hash) {
+	h.subtrees = append(h.subtrees, leaf)
 	h.stored(0)
 	// Each low 1 bit of the size before it is a subtree of the new
 	// entry's size, to be joined with it, as a binary counter carries.

@@ -100,3 +100,73 @@ func TestLogIntegrityAlarm(t *testing.T) {
 		}
 	}
 }
+
+// TestReportIntegrity: a report whose rows would not be what the log
+// says, because what the store keeps beside the log's records was changed
+// under the server, fails with an integrity alarm instead of succeeding
+// and then failing to verify: a revocation hidden from the certificates'
+// table, one added to it, and a stored hash of the log's tree changed.
+func TestReportIntegrity(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	tests := []struct {
+		name   string
+		tamper string // SQL, with the CA's id and a serial for arguments
+		want   string
+	}{
+		{"revocation hidden", `UPDATE certificates SET revoked_at = NULL, revocation_reason = '', revoke_seq = NULL WHERE ca_id = ? AND serial = ?`,
+			"revokes certificate %s, which the certificates' table shows as not revoked"},
+		{"revocation added", `UPDATE certificates SET revoked_at = 1, revocation_reason = 'KEY_COMPROMISE', revoke_seq = 1 WHERE ca_id = ? AND serial <> ?`,
+			"which the certificates' table shows as revoked, and no entry of the log revokes it"},
+		{"stored hash changed", `UPDATE key_uses SET hashes = substr(hashes, 1, 64) || zeroblob(32) WHERE ca_id = ? AND seq = 3 AND ? <> ''`,
+			"do not hash to the root that the log's stored hashes give"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := testenv.Start(t)
+			caARN, _ := env.NewActiveRoot(t, "Reported Root")
+			caID := caARN[strings.LastIndex(caARN, "/")+1:]
+			var serial string
+			for i := range 3 {
+				csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprintf("leaf%d.example", i)}}).CSRPEM
+				arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr})
+				serial = arn[strings.LastIndex(arn, "/")+1:]
+			}
+			if _, err := env.Client.RevokeCertificate(t.Context(), &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+				CertificateSerial: aws.String(serial), RevocationReason: types.RevocationReasonSuperseded}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := env.DB(t).Exec(tt.tamper, caID, strings.ToLower(serial))
+			if n, _ := res.RowsAffected(); err != nil || n == 0 {
+				t.Fatalf("tampering: %d rows, %v", n, err)
+			}
+			bucket := "reports"
+			if err := os.MkdirAll(env.Config.DataDir+"/s3/"+bucket, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
+				CertificateAuthorityArn: &caARN, S3BucketName: aws.String(bucket), AuditReportResponseFormat: types.AuditReportResponseFormatCsv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = acmpca.NewAuditReportCreatedWaiter(env.Client).Wait(t.Context(),
+				&acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: rep.AuditReportId}, time.Minute)
+			if err == nil {
+				t.Fatal("the report succeeded")
+			}
+			want := tt.want
+			if strings.Contains(want, "%s") {
+				want = fmt.Sprintf(want, strings.ToLower(serial))
+			}
+			out, err := runOpenpca(t, "audit", "reports", "--server", env.URL, "--ca", caARN)
+			if err != nil || !strings.Contains(out, *rep.AuditReportId+"  FAILED") || !strings.Contains(out, "does not match its hashes") || !strings.Contains(out, want) {
+				t.Errorf("audit reports: %v\n%s\nwant the report FAILED, with %q", err, out, want)
+			}
+			if m := metricsText(t, env.URL); !strings.Contains(m, "openpca_audit_log_integrity_alarms_total 1") {
+				t.Errorf("no integrity alarm")
+			}
+		})
+	}
+}

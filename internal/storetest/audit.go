@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/openpca/openpca"
 )
@@ -176,6 +177,9 @@ func testAuditEntries(t *testing.T, s openpca.Store) {
 	err = s.AuditEntries(ctx, ca.ID, r.LogSize, 0, r.LogSize, func(e *openpca.AuditEntry) error {
 		if !bytes.Equal(e.Record, uses[e.Seq].Record) {
 			t.Errorf("entry %d: record %s, the log's is %s", e.Seq, e.Record, uses[e.Seq].Record)
+		}
+		if e.Hash != tlog.RecordHash(e.Record) {
+			t.Errorf("entry %d: hash %x, its record's is %x", e.Seq, e.Hash, tlog.RecordHash(e.Record))
 		}
 		c := e.Certificate
 		if c == nil {
