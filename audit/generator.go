@@ -159,6 +159,11 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		Format: auditlog.ProofFormat, CertificateAuthorityArn: ca.ARN, AuditReportID: r.ID,
 		S3Key: r.Key, ReportFormat: string(r.Format), Checkpoint: string(checkpoint),
 	}
+	statement, err := g.cfg.Log.SignReport(auditlog.NewReportStatement(r.ID, r.Key, string(r.Format), checkpoint))
+	if err != nil {
+		return 0, fmt.Errorf("audit: signing the report's statement: %w", err)
+	}
+	header.Report = string(statement)
 	if err := g.witness(ctx, r, header); err != nil {
 		return 0, err
 	}

@@ -23,6 +23,10 @@ type Verification struct {
 	Header *auditlog.ProofHeader // nil if the proof file has none
 	// Checkpoint is the proof file's checkpoint, once its signature holds.
 	Checkpoint *auditlog.Checkpoint
+	// Statement says which report the proof file is of, once its
+	// signature holds and it agrees with the header; nil when the proof
+	// file has none (versions before it wrote none).
+	Statement *auditlog.ReportStatement
 	// Log hashes the CA's log tree from the proof file's records.
 	Log          auditlog.Hasher
 	Rows         int // of the report
@@ -96,6 +100,7 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		return v
 	}
 	v.checkCheckpoint(verifierKey)
+	v.checkStatement(verifierKey)
 	for arn, seq := range cas {
 		if arn != h.CertificateAuthorityArn {
 			v.problem("log", 0, "entry %d is of the CA %s, not of the report's %s", seq, arn, h.CertificateAuthorityArn)
@@ -296,6 +301,25 @@ func (v *Verification) checkCheckpoint(verifierKey string) {
 			v.problem("log", 0, "the log entries do not hash to the checkpoint's root: an entry was changed, added, removed or reordered")
 		}
 	}
+}
+
+// checkStatement checks that the report statement, if the proof file has
+// one, is signed by the key and names what the header does.
+func (v *Verification) checkStatement(verifierKey string) {
+	if v.Header.Report == "" {
+		return
+	}
+	s, err := auditlog.OpenReportStatement([]byte(v.Header.Report), verifierKey)
+	if err != nil {
+		v.problem("report", 0, "%v", err)
+		return
+	}
+	if !s.Of(v.Header) {
+		v.problem("report", 0, "the signed statement is of report %s (key %s, %s, and another checkpoint or the same), not of the report the header names, %s (key %s, %s)",
+			s.ID, s.S3Key, s.Format, v.Header.AuditReportID, v.Header.S3Key, v.Header.ReportFormat)
+		return
+	}
+	v.Statement = &s
 }
 
 // CheckWitnesses checks, beside Verify's checks, that witnesses vouch for

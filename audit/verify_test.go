@@ -31,6 +31,8 @@ type logFixture struct {
 	format  openpca.AuditReportResponseFormat
 	// checkpoint, if set, replaces the signed checkpoint of records.
 	checkpoint []byte
+	// header, if set, changes the proof file's header once it is signed.
+	header func(h *auditlog.ProofHeader)
 }
 
 func newKey(t testing.TB) (note.Signer, string) {
@@ -110,6 +112,14 @@ func (f *logFixture) write(t testing.TB) (report, proof []byte) {
 	}
 	h := &auditlog.ProofHeader{Format: auditlog.ProofFormat, CertificateAuthorityArn: f.ca.ARN, AuditReportID: "r",
 		S3Key: "audit-report/x/r.json", ReportFormat: string(f.format), Checkpoint: string(checkpoint)}
+	statement, err := auditlog.NewReportStatement(h.AuditReportID, h.S3Key, h.ReportFormat, checkpoint).Sign(f.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Report = string(statement)
+	if f.header != nil {
+		f.header(h)
+	}
 	err = auditlog.WriteProof(&pb, h, func(yield func([]byte) error) error {
 		for _, r := range f.records {
 			if err := yield(r); err != nil {
@@ -189,6 +199,29 @@ func TestVerify(t *testing.T) {
 		{name: "another CA's log", tamper: func(f *logFixture) {
 			f.checkpoint = signedCheckpoint(t, f.ca.ARN+"0", f.records, f.signer)
 		}, want: []string{"the checkpoint is of the log"}},
+		{name: "header names another report", tamper: func(f *logFixture) {
+			f.header = func(h *auditlog.ProofHeader) { h.AuditReportID, h.S3Key = "r2", "audit-report/x/r2.json" }
+		}, want: []string{"report: the signed statement is of report r (key audit-report/x/r.json, ", "not of the report the header names, r2 (key audit-report/x/r2.json"}},
+		{name: "statement of another checkpoint", tamper: func(f *logFixture) {
+			f.header = func(h *auditlog.ProofHeader) {
+				other := signedCheckpoint(t, f.ca.ARN, f.records[:3], f.signer)
+				s, _ := auditlog.NewReportStatement(h.AuditReportID, h.S3Key, h.ReportFormat, other).Sign(f.signer)
+				h.Report = string(s)
+			}
+		}, want: []string{"report: the signed statement is of report r"}},
+		{name: "statement signed by another key", tamper: func(f *logFixture) {
+			f.header = func(h *auditlog.ProofHeader) {
+				other, _ := newKey(t)
+				s, _ := auditlog.NewReportStatement(h.AuditReportID, h.S3Key, h.ReportFormat, []byte(h.Checkpoint)).Sign(other)
+				h.Report = string(s)
+			}
+		}, want: []string{"report: the report statement is not signed by the key"}},
+		{name: "a checkpoint for a statement", tamper: func(f *logFixture) {
+			f.header = func(h *auditlog.ProofHeader) { h.Report = h.Checkpoint }
+		}, want: []string{"report: the report statement is not one"}},
+		{name: "no statement, as versions before it", tamper: func(f *logFixture) {
+			f.header = func(h *auditlog.ProofHeader) { h.Report = "" }
+		}},
 	}
 	for _, format := range []openpca.AuditReportResponseFormat{openpca.AuditReportResponseFormatJson, openpca.AuditReportResponseFormatCsv} {
 		for _, tt := range tests {
@@ -211,6 +244,9 @@ func TestVerify(t *testing.T) {
 				if len(tt.want) == 0 {
 					if len(got) > 0 || v.Rows != 20 || v.Certificates != 20 || v.Checkpoint == nil || v.Checkpoint.Size != 25 {
 						t.Fatalf("clean report: rows %d, certificates %d, checkpoint %+v, problems:\n%s", v.Rows, v.Certificates, v.Checkpoint, strings.Join(got, "\n"))
+					}
+					if signed := v.Statement != nil && v.Statement.ID == "r"; signed != (v.Header.Report != "") {
+						t.Errorf("statement %+v of a header with %q", v.Statement, v.Header.Report)
 					}
 					return
 				}

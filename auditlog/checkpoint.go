@@ -71,19 +71,29 @@ func (c Checkpoint) Sign(s note.Signer) ([]byte, error) {
 // OpenCheckpoint checks that signed is a checkpoint signed by the key of
 // verifierKey, and parses it.
 func OpenCheckpoint(signed []byte, verifierKey string) (Checkpoint, error) {
+	text, err := openNote(signed, verifierKey, "the checkpoint")
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	return ParseCheckpoint(text)
+}
+
+// openNote checks that signed, what is named, is a note signed by the key
+// of verifierKey, and returns its text.
+func openNote(signed []byte, verifierKey, what string) (string, error) {
 	v, err := note.NewVerifier(verifierKey)
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("the public key %q is not an audit verifier key: %v", verifierKey, err)
+		return "", fmt.Errorf("the public key %q is not an audit verifier key: %v", verifierKey, err)
 	}
 	n, err := note.Open(signed, note.VerifierList(v))
 	if err != nil {
 		if _, ok := errors.AsType[*note.UnverifiedNoteError](err); ok {
-			return Checkpoint{}, fmt.Errorf("the checkpoint is not signed by the key %s (it was signed by another key)", verifierKey)
+			return "", fmt.Errorf("%s is not signed by the key %s (it was signed by another key)", what, verifierKey)
 		}
 		if _, ok := errors.AsType[*note.InvalidSignatureError](err); ok {
-			return Checkpoint{}, errors.New("the checkpoint's signature is not valid: the checkpoint was altered")
+			return "", fmt.Errorf("%s's signature is not valid: %s was altered", what, what)
 		}
-		return Checkpoint{}, fmt.Errorf("the checkpoint is not a signed note: %v", err)
+		return "", fmt.Errorf("%s is not a signed note: %v", what, err)
 	}
-	return ParseCheckpoint(n.Text)
+	return n.Text, nil
 }

@@ -70,6 +70,9 @@ func (l *Log) Checkpoint(ctx context.Context, caARN, caID string, size int64) ([
 	return signed, c, err
 }
 
+// SignReport signs a report's statement.
+func (l *Log) SignReport(s ReportStatement) ([]byte, error) { return s.Sign(l.signer) }
+
 // ConsistencyProof proves that the tree of a CA's first to entries
 // extends the tree of its first from.
 func (l *Log) ConsistencyProof(ctx context.Context, caID string, from, to int64) (tlog.TreeProof, error) {

@@ -45,6 +45,9 @@ type ProofHeader struct {
 	// Checkpoint is the signed note of the log's first entries that the
 	// report covers.
 	Checkpoint string `json:"checkpoint"`
+	// Report is the signed ReportStatement of the report: which report it
+	// is. Proof files of versions before it have none.
+	Report string `json:"report,omitempty"`
 	// WitnessedCheckpoint, if the server has witnesses, is a checkpoint of
 	// the log of at least as many entries, cosigned by witnesses, and
 	// WitnessProof proves that it extends Checkpoint (RFC 6962's

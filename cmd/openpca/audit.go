@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -135,7 +137,7 @@ func auditReports(ctx context.Context, args []string, stdout, stderr io.Writer, 
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("openpca audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var reportPath, proofPath, key string
+	var reportPath, proofPath, key, reportID string
 	var c serverFlags
 	var witnesses []note.Verifier
 	var quorum int
@@ -148,6 +150,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	fs.StringVar(&reportPath, "report", "", "the audit report, as downloaded (JSON or CSV)")
 	fs.StringVar(&proofPath, "proof", "", "its proof file (default: the report's path + "+auditlog.ProofSuffix+", or + "+auditlog.LegacyProofSuffix+" for a report of an earlier version)")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it (openpca audit public-key prints it)")
+	fs.StringVar(&reportID, "report-id", "", "the id of the report asked for (CreateCertificateAuthorityAuditReport's AuditReportId): the report must be it (default: the id the report's file is named for, if it is named for one)")
 	c.flags(fs)
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
 		return err
@@ -188,6 +191,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	if len(witnesses) > 0 {
 		v.CheckWitnesses(vkey, witnesses, quorum)
 	}
+	checkIdentity(v, reportPath, reportID)
 	if len(v.Problems) == 0 && client != nil {
 		if err := checkConsistency(ctx, client, v, vkey); err != nil {
 			v.Problems = append(v.Problems, audit.Problem{Check: "server", Detail: err.Error()})
@@ -206,11 +210,38 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	fmt.Fprintf(stdout, "OK %s: its %d rows are the %d certificates of the first %d entries of the key-use log of %s, checkpoint signed %s\n",
 		reportPath, v.Rows, v.Certificates, v.Checkpoint.Size, v.Header.CertificateAuthorityArn, v.Checkpoint.Time.Format(time.RFC3339))
+	if v.Statement != nil {
+		fmt.Fprintf(stdout, "OK it is report %s, %s, at %s in its bucket\n", v.Statement.ID, v.Statement.Format, v.Statement.S3Key)
+	} else {
+		fmt.Fprintf(stdout, "NOTE its proof file does not sign which report it is (servers before 2026-12 signed none): another report of the same log, older, could stand in for it; the checkpoint's time says how old it is\n")
+	}
 	if client != nil {
 		fmt.Fprintf(stdout, "OK the server's current log extends it\n")
 	}
 	fmt.Fprintf(stderr, "verified in %v\n", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// checkIdentity checks that the report is the one asked for: reportID if
+// given, else the report its file is named for, if it is named as the
+// server names reports (<id>.json, <id>.csv). Only a proof file's signed
+// statement says which report it is; one without can be none asked for.
+func checkIdentity(v *audit.Verification, reportPath, reportID string) {
+	if v.Header == nil {
+		return // Verify has said why
+	}
+	base := filepath.Base(reportPath)
+	named := strings.TrimSuffix(base, filepath.Ext(base))
+	if _, err := uuid.Parse(named); err != nil || reportID != "" {
+		named = reportID
+	}
+	switch {
+	case named == "":
+	case v.Statement == nil && reportID != "":
+		v.Problems = append(v.Problems, audit.Problem{Check: "report", Detail: fmt.Sprintf("the proof file does not sign which report it is, so it cannot show that it is report %s", reportID)})
+	case v.Statement != nil && v.Statement.ID != named:
+		v.Problems = append(v.Problems, audit.Problem{Check: "report", Detail: fmt.Sprintf("this is report %s (%s), not report %s: another report was put in its place", v.Statement.ID, v.Statement.S3Key, named)})
+	}
 }
 
 // checkConsistency checks that the server's current log of the report's

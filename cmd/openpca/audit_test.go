@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,45 @@ func TestAuditVerify(t *testing.T) {
 	os.WriteFile(legacy+auditlog.LegacyProofSuffix, lines, 0o644)
 	if out, err := runOpenpca(t, "audit", "verify", "--report", legacy, "--key", s.vkey); err != nil || !strings.Contains(out, "its 13 rows") {
 		t.Errorf("a report beside a proof file of an earlier version: %v\n%s", err, out)
+	}
+
+	// The report under another report's name (an older report put at a
+	// newer one's key), or checked against another id, is not that report.
+	id := strings.TrimSuffix(filepath.Base(s.report), ".json")
+	if !strings.Contains(out, "OK it is report "+id+", JSON, at audit-report/") {
+		t.Errorf("the clean report's verification does not say which report it is:\n%s", out)
+	}
+	stood := filepath.Join(t.TempDir(), "0195d1d6-0000-7000-8000-000000000000.json")
+	os.WriteFile(stood, report, 0o644)
+	out, err = runOpenpca(t, "audit", "verify", "--report", stood, "--proof", s.proof, "--key", s.vkey)
+	if !errors.Is(err, errVerification) || !strings.Contains(out, "FAIL report: this is report "+id) || !strings.Contains(out, "not report 0195d1d6-0000-7000-8000-000000000000: another report was put in its place") {
+		t.Errorf("a report under another report's name: %v\n%s", err, out)
+	}
+	for _, tc := range []struct{ id, want string }{{id, ""}, {"0195d1d6-0000-7000-8000-000000000000", "FAIL report: this is report " + id}} {
+		out, err := runOpenpca(t, "audit", "verify", "--report", stood, "--proof", s.proof, "--key", s.vkey, "--report-id", tc.id)
+		if tc.want == "" && err != nil || tc.want != "" && (!errors.Is(err, errVerification) || !strings.Contains(out, tc.want)) {
+			t.Errorf("--report-id %s: %v\n%s", tc.id, err, out)
+		}
+	}
+	// A proof file without the statement, as earlier versions wrote: the
+	// report verifies, with a note that nothing says which report it is,
+	// unless the report asked for is named.
+	head, rest, _ := bytes.Cut(lines, []byte("\n"))
+	var header map[string]any
+	if err := json.Unmarshal(head, &header); err != nil || header["report"] == nil {
+		t.Fatalf("the proof file's header has no report statement: %v\n%s", err, head)
+	}
+	delete(header, "report")
+	head, _ = json.Marshal(header)
+	unsigned := filepath.Join(t.TempDir(), filepath.Base(s.report))
+	os.WriteFile(unsigned, report, 0o644)
+	os.WriteFile(unsigned+auditlog.LegacyProofSuffix, slices.Concat(head, []byte("\n"), rest), 0o644)
+	if out, err := runOpenpca(t, "audit", "verify", "--report", unsigned, "--key", s.vkey); err != nil || !strings.Contains(out, "NOTE its proof file does not sign which report it is") {
+		t.Errorf("a proof file without a statement: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, "audit", "verify", "--report", unsigned, "--key", s.vkey, "--report-id", id); !errors.Is(err, errVerification) ||
+		!strings.Contains(out, "FAIL report: the proof file does not sign which report it is, so it cannot show that it is report "+id) {
+		t.Errorf("a proof file without a statement, and --report-id: %v\n%s", err, out)
 	}
 
 	// A field changed in the report.
