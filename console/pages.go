@@ -99,7 +99,6 @@ func (c *Console) listCAs(w http.ResponseWriter, r *http.Request, in *signedIn) 
 		}
 	}
 	var nodes []*caNode
-	bySKI := map[string]*caNode{}
 	for _, ca := range all {
 		var cert *x509.Certificate
 		if ca.Status != openpca.CertificateAuthorityStatusPendingCertificate && ca.Status != openpca.CertificateAuthorityStatusDeleted {
@@ -108,30 +107,63 @@ func (c *Console) listCAs(w http.ResponseWriter, r *http.Request, in *signedIn) 
 				cert, _ = parsePEM(out.Certificate)
 			}
 		}
-		n := c.withKeyStore(in, c.node(ca, cert))
-		nodes = append(nodes, n)
-		if cert != nil && len(cert.SubjectKeyId) > 0 {
-			bySKI[string(cert.SubjectKeyId)] = n
-		}
+		nodes = append(nodes, c.withKeyStore(in, c.node(ca, cert)))
 	}
-	var roots []*caNode
+	roots := hierarchy(nodes)
 	var expiring []*caNode
 	for _, n := range nodes {
-		parent := (*caNode)(nil)
-		if n.Cert != nil && !bytes.Equal(n.Cert.RawIssuer, n.Cert.RawSubject) {
-			parent = bySKI[string(n.Cert.AuthorityKeyId)]
-		}
-		if parent != nil && parent != n {
-			parent.Children = append(parent.Children, n)
-		} else {
-			roots = append(roots, n)
-		}
 		if n.NotAfter != nil && n.NotAfter.Before(c.cfg.Now().AddDate(1, 0, 0)) {
 			expiring = append(expiring, n)
 		}
 	}
 	slices.SortFunc(expiring, func(a, b *caNode) int { return a.NotAfter.Compare(b.NotAfter.Time) })
 	c.render(w, r, http.StatusOK, "cas", in, map[string]any{"Roots": roots, "Expiring": expiring, "Count": len(nodes)})
+}
+
+// hierarchy puts each CA under the CA whose key signed its certificate,
+// and returns the CAs under none. Key identifiers only say where to look:
+// an imported certificate, another account's shared with the caller's
+// say, can claim any, so a parent is one whose key verifies the
+// signature. Certificates that sign each other in a ring (cross-signed)
+// would be under none of the roots: the ring is cut, so that every CA is
+// shown once.
+func hierarchy(nodes []*caNode) []*caNode {
+	bySKI := map[string][]*caNode{}
+	for _, n := range nodes {
+		if n.Cert != nil && len(n.Cert.SubjectKeyId) > 0 {
+			bySKI[string(n.Cert.SubjectKeyId)] = append(bySKI[string(n.Cert.SubjectKeyId)], n)
+		}
+	}
+	parents := map[*caNode]*caNode{}
+	for _, n := range nodes {
+		if n.Cert == nil || bytes.Equal(n.Cert.RawIssuer, n.Cert.RawSubject) {
+			continue
+		}
+		for _, p := range bySKI[string(n.Cert.AuthorityKeyId)] {
+			if p != n && bytes.Equal(n.Cert.RawIssuer, p.Cert.RawSubject) && pki.CheckSignatureFrom(n.Cert, p.Cert) == nil {
+				parents[n] = p
+				break
+			}
+		}
+	}
+	for _, n := range nodes {
+		// Up from n: back at n is a ring, which n leaves.
+		for p, steps := parents[n], 0; p != nil && steps < len(nodes); p, steps = parents[p], steps+1 {
+			if p == n {
+				delete(parents, n)
+				break
+			}
+		}
+	}
+	var roots []*caNode
+	for _, n := range nodes {
+		if p := parents[n]; p != nil {
+			p.Children = append(p.Children, n)
+		} else {
+			roots = append(roots, n)
+		}
+	}
+	return roots
 }
 
 // describe finds the CA a page names with its arn parameter, as the

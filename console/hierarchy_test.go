@@ -1,0 +1,110 @@
+package console
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// caCert makes a CA certificate of key for name, signed by signer as
+// issuer (itself if nil), with the key identifiers given.
+func caCert(t *testing.T, name string, key *ecdsa.PrivateKey, issuer string, signer crypto.Signer, ski, aki []byte) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, SubjectKeyId: ski, AuthorityKeyId: aki}
+	parent := tmpl
+	if signer == nil {
+		signer = key
+	} else {
+		parent = &x509.Certificate{Subject: pkix.Name{CommonName: issuer}, SubjectKeyId: aki}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newKey(t *testing.T) *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// shape renders a forest as name(children...) in order.
+func shape(nodes []*caNode) string {
+	var parts []string
+	for _, n := range nodes {
+		s := n.Cert.Subject.CommonName
+		if len(n.Children) > 0 {
+			s += "(" + shape(n.Children) + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, " ")
+}
+
+// TestHierarchy: a CA is put under the CA whose key signed its
+// certificate, not under whichever claims the key identifier it names; a
+// decoy that claims another CA's identifiers moves nothing and hides
+// nothing; and CAs that sign each other are each shown once.
+func TestHierarchy(t *testing.T) {
+	rootKey, subKey, decoyKey, outsideKey, xKey, yKey := newKey(t), newKey(t), newKey(t), newKey(t), newKey(t), newKey(t)
+	root := caCert(t, "root", rootKey, "", nil, []byte("root"), nil)
+	sub := caCert(t, "sub", subKey, "root", rootKey, []byte("sub"), []byte("root"))
+	leafCA := caCert(t, "leafca", newKey(t), "sub", subKey, []byte("leafca"), []byte("sub"))
+	// Another account's imported CA: it claims the root's key identifier
+	// as its own, and the subordinate's as its issuer's, and names the
+	// subordinate as its issuer, but an outside key signed it.
+	decoy := caCert(t, "decoy", decoyKey, "sub", outsideKey, []byte("root"), []byte("sub"))
+	x := caCert(t, "x", xKey, "y", yKey, []byte("x"), []byte("y"))
+	y := caCert(t, "y", yKey, "x", xKey, []byte("y"), []byte("x"))
+
+	for _, tc := range []struct {
+		name  string
+		certs []*x509.Certificate
+		want  string
+	}{
+		{"a chain", []*x509.Certificate{leafCA, sub, root}, "root(sub(leafca))"},
+		{"a decoy shared after them", []*x509.Certificate{root, sub, leafCA, decoy}, "root(sub(leafca)) decoy"},
+		{"a decoy first", []*x509.Certificate{decoy, root, sub, leafCA}, "decoy root(sub(leafca))"},
+		{"a ring", []*x509.Certificate{x, y}, "x(y)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var nodes []*caNode
+			for _, c := range tc.certs {
+				nodes = append(nodes, &caNode{Cert: c})
+			}
+			roots := hierarchy(nodes)
+			if got := shape(roots); got != tc.want {
+				t.Errorf("%s, want %s", got, tc.want)
+			}
+			count := 0
+			var walk func([]*caNode)
+			walk = func(ns []*caNode) {
+				for _, n := range ns {
+					count++
+					walk(n.Children)
+				}
+			}
+			walk(roots)
+			if count != len(nodes) || slices.Contains(roots, nil) {
+				t.Errorf("%d CAs shown, want %d", count, len(nodes))
+			}
+		})
+	}
+}
