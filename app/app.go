@@ -184,15 +184,16 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 	a.server = server.New(server.Config{
-		Console:       web,
-		Service:       svc,
-		AuditLog:      svc,
-		OCSP:          svc,
-		LocalObjects:  local,
-		Collectors:    collectors,
-		Ready:         a.store.Ready,
-		Authenticator: authenticator,
-		Logger:        logger,
+		Console:        web,
+		PrivateMetrics: cfg.PrivateMetrics,
+		Service:        svc,
+		AuditLog:       svc,
+		OCSP:           svc,
+		LocalObjects:   local,
+		Collectors:     collectors,
+		Ready:          a.store.Ready,
+		Authenticator:  authenticator,
+		Logger:         logger,
 	})
 
 	a.purge(ctx, svc)
@@ -298,6 +299,9 @@ func (a *App) purge(ctx context.Context, svc *authority.Service) {
 		svc.DestroyKeys(ctx, purged)
 	}
 }
+
+// Metrics serves the Prometheus metrics.
+func (a *App) Metrics() http.Handler { return a.server.Metrics() }
 
 // Serve answers requests on l until Shutdown, over TLS if the Config asks.
 func (a *App) Serve(l net.Listener) error {

@@ -77,6 +77,9 @@ type Config struct {
 	// authentication (InsecureNoAuth) there is no console either: it
 	// signs in with access keys.
 	NoConsole bool
+	// PrivateMetrics keeps /metrics off the API's listener; App.Metrics
+	// serves them (openpca serve --metrics-listen).
+	PrivateMetrics bool
 	// KeyStore is where the keys of new CAs are kept: "software" (the
 	// default, sealed with the master key), "pkcs11" or "kms".
 	KeyStore string

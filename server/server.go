@@ -43,7 +43,11 @@ type Config struct {
 	Authenticator awsjson.Authenticator
 	// Console, if set, is the web console, served under /console/.
 	Console http.Handler
-	Logger  *slog.Logger
+	// PrivateMetrics keeps /metrics off the API's listener, for
+	// Server.Metrics to serve elsewhere: they count every account's CAs
+	// and requests.
+	PrivateMetrics bool
+	Logger         *slog.Logger
 }
 
 // Timeouts of the HTTP server. A request body is at most a few MiB, so a
@@ -60,8 +64,9 @@ const (
 
 // Server is an OpenPCA HTTP server.
 type Server struct {
-	http   *http.Server
-	logger *slog.Logger
+	http    *http.Server
+	logger  *slog.Logger
+	metrics http.Handler
 }
 
 // New returns a Server for cfg; Serve starts it.
@@ -86,7 +91,10 @@ func New(cfg Config) *Server {
 	// Readiness: whether requests that write can succeed here now; a load
 	// balancer sends them elsewhere while not.
 	mux.Handle("GET /readyz", &readiness{check: cfg.Ready, logger: cfg.Logger})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	s.metrics = promhttp.HandlerFor(registry, promhttp.HandlerOpts{})
+	if !cfg.PrivateMetrics {
+		mux.Handle("GET /metrics", s.metrics)
+	}
 	if cfg.Console != nil {
 		mux.Handle("/console/", cfg.Console)
 	}
@@ -120,6 +128,9 @@ func New(cfg Config) *Server {
 	}
 	return s
 }
+
+// Metrics serves the Prometheus metrics, as /metrics does.
+func (s *Server) Metrics() http.Handler { return s.metrics }
 
 // logRequest writes a request's log line.
 func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {

@@ -158,6 +158,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		logFormat       string
 		shutdownTimeout time.Duration
 		pprofListen     string
+		metricsListen   string
 		pinFile         string
 	)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve the API on")
@@ -202,6 +203,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	})
 	fs.IntVar(&cfg.WitnessQuorum, "witness-quorum", 0, "how many witnesses must cosign a checkpoint for it to count (default all)")
 	fs.DurationVar(&cfg.ReportWitnessWait, "report-witness-wait", cfg.ReportWitnessWait, "how long an audit report waits for witnesses to cosign its log; past it, it goes without")
+	fs.StringVar(&metricsListen, "metrics-listen", "", "an address to serve /metrics on instead of the API's: the metrics count every account's CAs and requests, which a server shared by accounts keeps from them")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "an address to serve Go's profiler on (/debug/pprof/), for finding where time goes; off by default, and never for the outside")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on SIGINT or SIGTERM")
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
@@ -245,9 +247,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		defer pl.Close()
 		go http.Serve(pl, profiler())
 	}
+	cfg.PrivateMetrics = metricsListen != ""
 	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if metricsListen != "" {
+		ml, err := net.Listen("tcp", metricsListen)
+		if err != nil {
+			a.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		defer ml.Close()
+		metrics := http.NewServeMux()
+		metrics.Handle("GET /metrics", a.Metrics())
+		go (&http.Server{Handler: metrics, ReadHeaderTimeout: 10 * time.Second}).Serve(ml)
 	}
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
