@@ -72,22 +72,9 @@ func TestLogIntegrityAlarm(t *testing.T) {
 	}
 	proof(serials[0], fmt.Sprintf("InternalFailure: Integrity alarm: entry %d of the key-use log of %s is missing.", removed, caARN))
 
-	bucket := "reports"
-	if err := os.MkdirAll(env.Config.DataDir+"/s3/"+bucket, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	rep, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
-		CertificateAuthorityArn: &caARN, S3BucketName: aws.String(bucket), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = acmpca.NewAuditReportCreatedWaiter(env.Client).Wait(t.Context(),
-		&acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: rep.AuditReportId}, time.Minute)
-	if err == nil {
-		t.Fatal("a report of a tampered log succeeded")
-	}
+	id := failedReport(t, env, caARN, types.AuditReportResponseFormatJson)
 	out, err := runOpenpca(t, "audit", "reports", "--server", env.URL, "--ca", caARN)
-	if want := regexp.MustCompile(*rep.AuditReportId + `  FAILED .*\n    failed: .*entry ` + fmt.Sprint(removed) + ` of the log of CA ` + caID + ` is missing`); err != nil || !want.MatchString(out) {
+	if want := regexp.MustCompile(id + `  FAILED .*\n    failed: .*entry ` + fmt.Sprint(removed) + ` of the log of CA ` + caID + ` is missing`); err != nil || !want.MatchString(out) {
 		t.Errorf("audit reports: %v\n%s\nwant a match of %s", err, out, want)
 	}
 
@@ -99,6 +86,27 @@ func TestLogIntegrityAlarm(t *testing.T) {
 			t.Errorf("no log line %s:\n%s", want, logs.String())
 		}
 	}
+}
+
+// failedReport asks for a report of a CA into a local bucket, waits for
+// it to fail, and returns its id.
+func failedReport(t *testing.T, env *testenv.Env, caARN string, format types.AuditReportResponseFormat) string {
+	t.Helper()
+	bucket := "reports"
+	if err := os.MkdirAll(env.Config.DataDir+"/s3/"+bucket, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &caARN, S3BucketName: aws.String(bucket), AuditReportResponseFormat: format})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = acmpca.NewAuditReportCreatedWaiter(env.Client).Wait(t.Context(),
+		&acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: rep.AuditReportId}, time.Minute)
+	if err == nil {
+		t.Fatal("a report of a tampered log succeeded")
+	}
+	return *rep.AuditReportId
 }
 
 // TestReportIntegrity: a report whose rows would not be what the log
@@ -142,26 +150,13 @@ func TestReportIntegrity(t *testing.T) {
 			if n, _ := res.RowsAffected(); err != nil || n == 0 {
 				t.Fatalf("tampering: %d rows, %v", n, err)
 			}
-			bucket := "reports"
-			if err := os.MkdirAll(env.Config.DataDir+"/s3/"+bucket, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			rep, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
-				CertificateAuthorityArn: &caARN, S3BucketName: aws.String(bucket), AuditReportResponseFormat: types.AuditReportResponseFormatCsv})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = acmpca.NewAuditReportCreatedWaiter(env.Client).Wait(t.Context(),
-				&acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: rep.AuditReportId}, time.Minute)
-			if err == nil {
-				t.Fatal("the report succeeded")
-			}
+			id := failedReport(t, env, caARN, types.AuditReportResponseFormatCsv)
 			want := tt.want
 			if strings.Contains(want, "%s") {
 				want = fmt.Sprintf(want, strings.ToLower(serial))
 			}
 			out, err := runOpenpca(t, "audit", "reports", "--server", env.URL, "--ca", caARN)
-			if err != nil || !strings.Contains(out, *rep.AuditReportId+"  FAILED") || !strings.Contains(out, "does not match its hashes") || !strings.Contains(out, want) {
+			if err != nil || !strings.Contains(out, id+"  FAILED") || !strings.Contains(out, "does not match its hashes") || !strings.Contains(out, want) {
 				t.Errorf("audit reports: %v\n%s\nwant the report FAILED, with %q", err, out, want)
 			}
 			if m := metricsText(t, env.URL); !strings.Contains(m, "openpca_audit_log_integrity_alarms_total 1") {
