@@ -3,11 +3,16 @@ package authority_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -448,5 +453,61 @@ func TestCRLConfiguration(t *testing.T) {
 	if rc := d.CertificateAuthority.RevocationConfiguration; rc == nil || rc.CrlConfiguration == nil || *rc.CrlConfiguration.Enabled ||
 		rc.OcspConfiguration == nil || *rc.OcspConfiguration.Enabled {
 		t.Errorf("a CA without revocation describes %+v", rc)
+	}
+}
+
+// TestRevocationInfoIsTheCAs: a certificate of a CA that publishes CRLs
+// and answers OCSP names the CA's distribution point and responder,
+// whatever the CSR or the API passes through for them: elsewhere, a
+// revocation would never reach relying parties. A CA that publishes
+// neither keeps what was passed through.
+func TestRevocationInfoIsTheCAs(t *testing.T) {
+	env := testenv.Start(t)
+	makeLocalBucket(t, env, "crls")
+	published, _ := revocationCA(t, env, &types.RevocationConfiguration{
+		CrlConfiguration:  &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)},
+		OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)},
+	})
+	unpublished, _ := revocationCA(t, env, nil)
+	// The extensions' values, as a certificate that names the elsewhere
+	// carries them.
+	elsewhere := &x509.Certificate{SerialNumber: big.NewInt(1), CRLDistributionPoints: []string{"http://elsewhere.example/never.crl"},
+		OCSPServer: []string{"http://elsewhere.example/ocsp"}}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificate(rand.Reader, elsewhere, elsewhere, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, _ := x509.ParseCertificate(der)
+	var exts []pkix.Extension
+	var custom []types.CustomExtension
+	for _, e := range parsed.Extensions {
+		if e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 31}) || e.Id.Equal(asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 1}) {
+			exts = append(exts, e)
+			custom = append(custom, types.CustomExtension{ObjectIdentifier: aws.String(e.Id.String()), Value: aws.String(base64.StdEncoding.EncodeToString(e.Value))})
+		}
+	}
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "passed.example"}, ExtraExtensions: exts}).CSRPEM
+	api := &types.ApiPassthrough{Extensions: &types.Extensions{CustomExtensions: custom}}
+	for _, tc := range []struct {
+		name, template string
+		api            *types.ApiPassthrough
+	}{
+		{"API passthrough", "arn:aws:acm-pca:::template/EndEntityCertificate_APIPassthrough/V1", api},
+		{"CSR passthrough", "arn:aws:acm-pca:::template/EndEntityCertificate_CSRPassthrough/V1", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, ca := range []string{published, unpublished} {
+				arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: csr, TemplateArn: &tc.template, ApiPassthrough: tc.api})
+				cert, _ := env.Certificate(t, ca, arn)
+				want := fmt.Sprint([]string{"http://elsewhere.example/never.crl"}, []string{"http://elsewhere.example/ocsp"})
+				if ca == published {
+					want = fmt.Sprint([]string{env.URL + "/s3/crls/crl/" + ca[strings.LastIndex(ca, "/")+1:] + ".crl"}, []string{env.URL + "/ocsp"})
+				}
+				if got := fmt.Sprint(cert.CRLDistributionPoints, cert.OCSPServer); got != want {
+					t.Errorf("a CA that publishes (%v): %s, want %s", ca == published, got, want)
+				}
+			}
+		})
 	}
 }

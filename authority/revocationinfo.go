@@ -2,7 +2,9 @@ package authority
 
 import (
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
+	"slices"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/crl"
@@ -28,21 +30,21 @@ var (
 // addRevocationInfo tells relying parties of a certificate the CA issues
 // where to learn of its revocation: the CRL distribution point if the CA
 // publishes CRLs (unless omitted), and the OCSP responder if OCSP is
-// enabled, each unless the certificate already carries its own.
+// enabled. Each replaces whatever the CSR or the API passed through for
+// it, as a template's values take priority in AWS's templates: a
+// certificate that sent relying parties elsewhere could not be revoked
+// for them. A CA that publishes neither leaves those passed through.
 func (s *Service) addRevocationInfo(ca *openpca.CA, t *x509.Certificate) {
-	has := func(oid asn1.ObjectIdentifier) bool {
-		for _, e := range t.ExtraExtensions {
-			if e.Id.Equal(oid) {
-				return true
-			}
-		}
-		return false
+	without := func(oid asn1.ObjectIdentifier) {
+		t.ExtraExtensions = slices.DeleteFunc(t.ExtraExtensions, func(e pkix.Extension) bool { return e.Id.Equal(oid) })
 	}
-	if cfg := ca.CRL(); cfg != nil && !crl.OmitDistributionPoint(cfg) && len(t.CRLDistributionPoints) == 0 && !has(oidCRLDistributionPoints) {
+	if cfg := ca.CRL(); cfg != nil && !crl.OmitDistributionPoint(cfg) {
+		without(oidCRLDistributionPoints)
 		t.CRLDistributionPoints = []string{crl.URL(s.objects, ca, cfg)}
 	}
-	if o := ca.OCSP(); o != nil && len(t.OCSPServer) == 0 && !has(oidAuthorityInfoAccess) {
-		t.OCSPServer = []string{s.ocspURL(o)}
+	if o := ca.OCSP(); o != nil {
+		without(oidAuthorityInfoAccess)
+		t.OCSPServer, t.IssuingCertificateURL = []string{s.ocspURL(o)}, nil
 	}
 }
 
