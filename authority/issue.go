@@ -142,7 +142,7 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	}
 	certTmpl, err := tmpl.Build(template.Request{CSR: csr, API: api, Serial: serial, NotBefore: nb, NotAfter: na, SignatureAlgorithm: sigAlg})
 	if template.ErrNoName(err) {
-		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR must provide a subject name or a subject alternative name.")
+		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR must provide a subject name or a subject alternative name: %v.", err)
 	}
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
@@ -158,6 +158,19 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	}
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "The certificate cannot be made: %v.", err)
+	}
+	// What a CSR or the API passes through goes into the certificate as
+	// it comes: one that parsers refuse (a key usage that is none, a
+	// critical extension that does not parse) is not issued, and its
+	// signature never leaves.
+	if tmpl.UsesCSR() || tmpl.UsesAPI() {
+		if _, err := pki.ParseCertificate(der); err != nil {
+			code := openpca.CodeMalformedCSR
+			if tmpl.UsesAPI() {
+				code = openpca.CodeInvalidArgs
+			}
+			return nil, openpca.Errorf(code, "The certificate would not parse: %v; an extension passed through is malformed.", err)
+		}
 	}
 	subject, err := pki.FormatSubject(certTmpl.RawSubject)
 	if err != nil {
@@ -314,6 +327,21 @@ func parseCSR(b []byte) (*x509.CertificateRequest, error) {
 	csr, err := pki.ParseCSR(block.Bytes)
 	if err != nil {
 		return nil, err
+	}
+	// The keys the server certifies are those it makes for CAs.
+	if pki.KeyAlgorithmOf(csr.PublicKey) == "" {
+		return nil, fmt.Errorf("its key is not one this server certifies: RSA of 2048, 3072 or 4096 bits, EC on P-256, P-384 or P-521, ML-DSA or SM2")
+	}
+	switch csr.SignatureAlgorithm {
+	case x509.MD2WithRSA, x509.MD5WithRSA, x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1:
+		return nil, fmt.Errorf("it is signed with %v, which proves nothing any more", csr.SignatureAlgorithm)
+	}
+	for _, names := range [][]string{csr.DNSNames, csr.EmailAddresses} {
+		for _, name := range names {
+			if err := pki.CheckName(name); err != nil {
+				return nil, fmt.Errorf("a subject alternative name: %v", err)
+			}
+		}
 	}
 	return csr, nil
 }

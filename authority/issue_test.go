@@ -2,11 +2,19 @@ package authority_test
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -333,6 +341,21 @@ func TestIssueCertificateErrors(t *testing.T) {
 		{"root template for another key", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "RootCACertificate/V1")}, "InvalidArgsException"},
 		{"API passthrough with two names in one GeneralName", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
 			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("a"), IpAddress: aws.String("10.0.0.1")}}}}}, "InvalidArgsException"},
+		{"an RSA-1024 key", acmpca.IssueCertificateInput{Csr: csrOf(t, rsaKey(t, 1024), &x509.CertificateRequest{Subject: pkix.Name{CommonName: "weak"}})}, "MalformedCSRException"},
+		{"a P-224 key", acmpca.IssueCertificateInput{Csr: csrOf(t, ecKey(t, elliptic.P224()), &x509.CertificateRequest{Subject: pkix.Name{CommonName: "weak"}})}, "MalformedCSRException"},
+		{"an Ed25519 key", acmpca.IssueCertificateInput{Csr: csrOf(t, ed25519Key(t), &x509.CertificateRequest{Subject: pkix.Name{CommonName: "unsupported"}})}, "MalformedCSRException"},
+		{"signed with SHA-1", acmpca.IssueCertificateInput{Csr: sha1CSR(t)}, "MalformedCSRException"},
+		{"a DNS name with a NUL", acmpca.IssueCertificateInput{Csr: testenv.NewLeaf(t, &x509.CertificateRequest{DNSNames: []string{"bank.example\x00.evil.example"}}).CSRPEM}, "MalformedCSRException"},
+		{"a blank DNS name", acmpca.IssueCertificateInput{Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ok"}, DNSNames: []string{" "}}).CSRPEM}, "MalformedCSRException"},
+		{"an empty SAN and no subject", acmpca.IssueCertificateInput{Csr: testenv.NewLeaf(t, &x509.CertificateRequest{
+			ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: []byte{0x30, 0}}}}).CSRPEM}, "MalformedCSRException"},
+		{"API passthrough DNS name with a line break", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
+			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("a\nb.example")}}}}}, "InvalidArgsException"},
+		{"CSR passthrough of a key usage that is none", acmpca.IssueCertificateInput{TemplateArn: aws.String(tmplPrefix + "BlankEndEntityCertificate_CSRPassthrough/V1"),
+			Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ku"},
+				ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 15}, Critical: true, Value: []byte{0xff}}}}).CSRPEM}, "MalformedCSRException"},
+		{"API passthrough of alternative names that do not parse", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
+			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{CustomExtensions: []types.CustomExtension{{ObjectIdentifier: aws.String("2.5.29.17"), Value: aws.String("AAAA")}}}}}, "InvalidArgsException"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -370,6 +393,50 @@ func TestIssueCertificateErrors(t *testing.T) {
 	if !strings.Contains(err.Error(), "EXPIRED") {
 		t.Errorf("message %q does not say the CA expired", err)
 	}
+}
+
+func rsaKey(t *testing.T, bits int) crypto.Signer {
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func ecKey(t *testing.T, curve elliptic.Curve) crypto.Signer {
+	k, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func ed25519Key(t *testing.T) crypto.Signer {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// csrOf is a PEM CSR of key.
+func csrOf(t *testing.T, key crypto.Signer, tmpl *x509.CertificateRequest) []byte {
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+// sha1CSR is a PEM CSR signed with SHA-1, which Go no longer makes:
+// OpenSSL does.
+func sha1CSR(t *testing.T) []byte {
+	out, err := exec.Command("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", filepath.Join(t.TempDir(), "key.pem"),
+		"-sha1", "-subj", "/CN=sha1.example").Output()
+	if err != nil {
+		t.Fatalf("openssl: %v", err)
+	}
+	return out
 }
 
 func TestIssueIdempotencyAndWaiter(t *testing.T) {

@@ -45,14 +45,14 @@ func MarshalGeneralName(g openpca.GeneralName) (asn1.RawValue, error) {
 		ctx(tagOtherName, true, append(mustMarshal(oid), value...))
 	}
 	if g.Rfc822Name != "" {
-		if !isIA5(g.Rfc822Name) {
-			return asn1.RawValue{}, fmt.Errorf("Rfc822Name %q must be ASCII", g.Rfc822Name)
+		if err := CheckName(g.Rfc822Name); err != nil {
+			return asn1.RawValue{}, fmt.Errorf("Rfc822Name: %v", err)
 		}
 		ctx(tagRFC822Name, false, []byte(g.Rfc822Name))
 	}
 	if g.DnsName != "" {
-		if !isIA5(g.DnsName) {
-			return asn1.RawValue{}, fmt.Errorf("DnsName %q must be ASCII", g.DnsName)
+		if err := CheckName(g.DnsName); err != nil {
+			return asn1.RawValue{}, fmt.Errorf("DnsName: %v", err)
 		}
 		ctx(tagDNSName, false, []byte(g.DnsName))
 	}
@@ -72,8 +72,8 @@ func MarshalGeneralName(g openpca.GeneralName) (asn1.RawValue, error) {
 		ctx(tagEDIPartyName, true, b)
 	}
 	if g.UniformResourceIdentifier != "" {
-		if !isIA5(g.UniformResourceIdentifier) {
-			return asn1.RawValue{}, fmt.Errorf("UniformResourceIdentifier %q must be ASCII", g.UniformResourceIdentifier)
+		if err := CheckName(g.UniformResourceIdentifier); err != nil {
+			return asn1.RawValue{}, fmt.Errorf("UniformResourceIdentifier: %v", err)
 		}
 		ctx(tagURI, false, []byte(g.UniformResourceIdentifier))
 	}
@@ -114,6 +114,23 @@ func mustMarshal(v any) []byte {
 		panic("pki: " + err.Error())
 	}
 	return b
+}
+
+// CheckName checks a name a certificate gives as an IA5String (a DNS
+// name, an email address, a URI): ASCII, not blank, and without a control
+// character, with which a name can read as another to some readers
+// ("bank.example\x00.evil.example").
+func CheckName(s string) error {
+	if !isIA5(s) {
+		return fmt.Errorf("%q must be ASCII", s)
+	}
+	if strings.TrimSpace(s) == "" {
+		return fmt.Errorf("%q is blank", s)
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("%q has a control character", s)
+	}
+	return nil
 }
 
 func isIA5(s string) bool {

@@ -58,6 +58,9 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 		return nil, err
 	}
 	if san := exts.get(pki.OIDSubjectAltName); san != nil {
+		if bytes.Equal(san.Value, []byte{0x30, 0}) {
+			return nil, errNoAltName
+		}
 		san.Critical = emptySubject // RFC 5280, 4.2.1.6
 	} else if emptySubject {
 		return nil, errNoName
@@ -78,12 +81,18 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 	}, nil
 }
 
-// errNoName refuses a certificate that would name nobody.
-var errNoName = fmt.Errorf("the certificate would have neither a subject nor a subject alternative name")
+// errNoName refuses a certificate that would name nobody; errNoAltName
+// one whose subject alternative name extension names nobody, which RFC
+// 5280 (4.2.1.6) forbids.
+var (
+	errNoName    = fmt.Errorf("the certificate would have neither a subject nor a subject alternative name")
+	errNoAltName = fmt.Errorf("the certificate's subject alternative name extension would name nobody")
+)
 
 // ErrNoName reports whether err is the refusal of a nameless certificate,
-// which AWS answers as a malformed CSR.
-func ErrNoName(err error) bool { return err == errNoName }
+// or of an empty subject alternative name, which AWS answers as a
+// malformed CSR.
+func ErrNoName(err error) bool { return err == errNoName || err == errNoAltName }
 
 // setOwn sets the extensions the template itself defines for a
 // certificate of the key pub. An EC or ML-DSA key cannot encipher: the
