@@ -82,17 +82,18 @@ const (
 )
 
 // bodyPool is a budget of bytes for request bodies, shared out among the
-// access keys that requests claim: none holds or awaits more than a
-// quarter of it (or one body, if that is more). An access key id is no
-// secret, and the headers of a request that names one pass before its
-// body is read; requests that name a key they cannot sign with leave
-// three quarters to everyone else.
+// access keys that requests claim, from each address: none holds or
+// awaits more than a quarter of it (or one body, if that is more). An
+// access key id is no secret, and the headers of a request that names one
+// pass before its body is read. Requests that name a key they cannot sign
+// with leave three quarters to everyone else, and the key's own share, to
+// its requests from other addresses: they cannot lock the key out.
 type bodyPool struct {
 	sem  *semaphore.Weighted
 	size int64
 
 	mu   sync.Mutex
-	held map[string]int64 // held or awaited, by claimed key
+	held map[string]int64 // held or awaited, by claimed key and address
 }
 
 func newBodyPool(size int64) *bodyPool {
@@ -226,16 +227,24 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 const smallBody = 64 << 10
 
 // readBody reads the body of r, at most limit bytes, within the body
-// budget, in the share of who the request claims to come from. done gives
+// budget, in the share of the key the request claims to come from, from
+// its address. done gives
 // the budget back, and the body's buffer with it: the body must not be
 // used after.
 func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, claimed string, limit int64) (body []byte, done func(), err error) {
 	n := r.ContentLength
+	// A body left unread is not read after the answer either: net/http
+	// would read up to 256 KiB of it first, and wait for as long as its
+	// sender holds it back.
+	unread := func(err error) ([]byte, func(), error) {
+		w.Header().Set("Connection", "close")
+		return nil, nil, err
+	}
 	switch {
 	case limit == 0 || n == 0:
 		return nil, func() {}, nil
 	case n > limit:
-		return nil, nil, tooLarge(limit)
+		return unread(tooLarge(limit))
 	case n < 0 || n > smallBody: // a large buffer, or unknown until read
 		n = limit
 	}
@@ -243,8 +252,12 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, claimed stri
 	if n <= smallBody {
 		pool = e.small
 	}
-	if !pool.acquire(r.Context(), claimed, n) {
-		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry.")
+	who := claimed
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		who += " from " + host
+	}
+	if !pool.acquire(r.Context(), who, n) {
+		return unread(openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry."))
 	}
 	// Not every ResponseWriter can (a test's recorder): then the server's
 	// own read timeout still ends a trickle.
@@ -263,7 +276,7 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, claimed stri
 		if n == limit {
 			e.buffers.Put(&buf)
 		}
-		pool.release(claimed, n)
+		pool.release(who, n)
 	}
 	if body, err = read(r.Body, buf, limit); err != nil {
 		done()

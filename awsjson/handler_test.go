@@ -270,12 +270,13 @@ func TestDuplicateMembers(t *testing.T) {
 	}
 }
 
-// holdBody sends a request that names the default key, with headers that
-// pass and a body of n bytes that it never sends, and returns a channel
-// that gets the answer's status (0 if the connection closed without one).
-func holdBody(t *testing.T, url string, n int64) <-chan int {
+// holdBody sends, from the address from, a request that names the
+// default key, with headers that pass and a body of n bytes that it never
+// sends, and returns a channel that gets the answer's status (0 if the
+// connection closed without one).
+func holdBody(t *testing.T, url, from string, n int64) <-chan int {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	conn, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,34 +303,58 @@ func holdBody(t *testing.T, url string, n int64) <-chan int {
 	return status
 }
 
-// TestBodyBudgetShares: requests that name an access key (whose id is no
-// secret) and then hold their bodies back cannot take the body budget
-// from other keys' requests, large or small: one key holds at most a
-// quarter of it, and is refused more at once; and a body that does not
-// come is cut off.
-func TestBodyBudgetShares(t *testing.T) {
-	env := testenv.Start(t)
-	trickle := holdBody(t, env.URL, 100) // small: its grace is bodyGrace
-	held := make([]<-chan int, 8)
-	for i := range held {
-		held[i] = holdBody(t, env.URL, 4<<20) // the default budget, 32 MiB, eight times over
+// wantRefused waits for n of the answers to be 503, which they must be
+// at once.
+func wantRefused(t *testing.T, answers []<-chan int, n int) {
+	t.Helper()
+	all := make(chan int, len(answers))
+	for _, a := range answers {
+		go func() { all <- <-a }()
 	}
 	refused := 0
-	for _, h := range held[2:] {
+	for timeout := time.After(5 * time.Second); refused < n; refused++ {
+		var status int
 		select {
-		case status := <-h:
-			if status != http.StatusServiceUnavailable {
-				t.Errorf("a request past its key's share: %d, want 503", status)
-			}
-			refused++
-		case <-time.After(5 * time.Second):
+		case status = <-all:
+		case <-timeout:
+		}
+		if status == 0 {
+			break
+		}
+		if status != http.StatusServiceUnavailable {
+			t.Errorf("a request past its key's share: %d, want 503", status)
 		}
 	}
-	if refused != len(held)-2 {
-		t.Errorf("%d of the requests past the key's share were refused at once, want %d", refused, len(held)-2)
+	if refused != n {
+		t.Errorf("%d of the requests past the key's share were refused at once, want %d", refused, n)
 	}
+}
 
-	// Another key's requests, small and large, get through meanwhile.
+// TestBodyBudgetShares: requests that name an access key (whose id is no
+// secret) and then hold their bodies back cannot take the body budget
+// from other keys' requests, large or small, nor from the key's own
+// requests from another address: one key, from one address, holds at
+// most a quarter of it, and is refused more at once.
+func TestBodyBudgetShares(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	const elsewhere = "127.0.0.2" // where the requests that hold their bodies come from
+	var large, small []<-chan int
+	for range 8 { // the default budget, 32 MiB, eight times over
+		large = append(large, holdBody(t, env.URL, elsewhere, 4<<20))
+	}
+	for range 40 { // the key's share of small bodies, 2 MiB, 1.25 times over
+		small = append(small, holdBody(t, env.URL, elsewhere, 64<<10))
+	}
+	// What fits in the key's quarters waits; which is up to the scheduler.
+	wantRefused(t, large, 8-2)
+	wantRefused(t, small, 40-32)
+
+	// The key's own requests from its own address, and another key's, small
+	// and large, get through meanwhile.
+	if _, err := env.Client.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
+		t.Errorf("a small request of the key, from its own address: %v", err)
+	}
 	other, _ := env.NewKey(t, "111122223333")
 	if _, err := other.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
 		t.Errorf("a small request of another key: %v", err)
@@ -339,7 +364,14 @@ func TestBodyBudgetShares(t *testing.T) {
 	if code, _ := testenv.ErrorCode(err); code == "ServiceUnavailableException" || code == "" {
 		t.Errorf("a large request of another key: %v", err)
 	}
-	// A body that does not come is cut off, and its room given back.
+}
+
+// TestBodyMustKeepComing: a body that does not come is cut off, and its
+// room in the budget given back.
+func TestBodyMustKeepComing(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	trickle := holdBody(t, env.URL, "127.0.0.1", 100) // small: its grace is bodyGrace
 	select {
 	case status := <-trickle:
 		if status != http.StatusBadRequest && status != 0 {
