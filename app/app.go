@@ -354,6 +354,18 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// A rotation's new key beside the master key is either a rotation
+	// under way, which holds the data folder's lock, or one interrupted,
+	// which only a holder of the lock may settle: settled from under the
+	// rotation, its new key would be removed as the database is resealed
+	// with it.
+	if cfg.MasterKey == "" && fileExists(cfg.MasterKeyFile+pendingSuffix) {
+		lock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("a master key rotation is under way on %s: run this again once it ends (%w)", cfg.DataDir, err)
+		}
+		defer lock.Close()
+	}
 	db, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -60,6 +60,7 @@ func loadMasterKeys(ctx context.Context, cfg Config, store openpca.SettingStore,
 		}
 	default:
 		keys.current, err = files.read(cfg.MasterKeyFile)
+		warnOfKeyFile(cfg, logger)
 	}
 	if err != nil {
 		return keys, fmt.Errorf("master key: %w", err)
@@ -166,10 +167,38 @@ func finishRotation(ctx context.Context, files *keyFiles, store openpca.SettingS
 		return keys, err
 	}
 	logger.Warn("finishing a master key rotation that was interrupted after the database was resealed", "path", cfg.MasterKeyFile)
+	// The rotation may have ended before it resealed the data folder's TLS
+	// CA key, which the old key alone would then open.
+	sealer, err := keys.sealer()
+	if err == nil {
+		err = resealTLSKey(cfg.DataDir, sealer)
+	}
+	if err != nil {
+		return keys, err
+	}
 	if err := os.Rename(pending, cfg.MasterKeyFile); err != nil {
 		return keys, err
 	}
 	return keys, seal.SyncDir(filepath.Dir(cfg.MasterKeyFile))
+}
+
+// warnOfKeyFile warns of a master key file that others can read, or that
+// is in the clear when the configuration names a KMS key to wrap it with
+// (openpca master-key wrap wraps it).
+func warnOfKeyFile(cfg Config, logger *slog.Logger) {
+	if fi, err := os.Stat(cfg.MasterKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		logger.Warn("the master key's file can be read by others than its owner: chmod 600 it", "path", cfg.MasterKeyFile, "mode", fi.Mode().Perm().String())
+	}
+	if cfg.MasterKeyKMSKey != "" && !wrappedFile(cfg.MasterKeyFile) {
+		logger.Warn("the master key's file is in the clear, though a KMS key to wrap it is named: openpca master-key wrap wraps it", "path", cfg.MasterKeyFile)
+	}
+}
+
+// wrappedFile reports whether the master key file at path is wrapped by
+// KMS.
+func wrappedFile(path string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.HasPrefix(string(b), kms.WrapPrefix)
 }
 
 func fileExists(path string) bool {
@@ -245,6 +274,9 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	}
 	ownFile := cfg.MasterKey == ""
 	if ownFile {
+		if cfg.MasterKeyKMSKey == "" && wrappedFile(cfg.MasterKeyFile) {
+			return errors.New("the master key's file is wrapped by KMS: name the KMS key to wrap the new key with (--master-key-kms-key), or it would be written in the clear")
+		}
 		files := &keyFiles{ctx: ctx, cfg: cfg}
 		if err := files.write(cfg.MasterKeyFile+pendingSuffix, next); err != nil {
 			return err

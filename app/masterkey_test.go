@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -133,23 +134,76 @@ func TestInterruptedMasterKeyRotation(t *testing.T) {
 			t.Errorf("the new key's file is still there: %v", err)
 		}
 	})
-	t.Run("after the database was resealed, before the key file was renamed", func(t *testing.T) {
-		f := newRotationFixture(t)
-		f.env.Stop(t)
-		old := readFile(t, f.master)
-		next, _ := app.NewMasterKey()
-		if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err != nil {
-			t.Fatal(err)
+	for _, settler := range []string{"the server", "an operator's command"} {
+		t.Run("after the database was resealed, before the key file was renamed, settled by "+settler, func(t *testing.T) {
+			f := newRotationFixture(t)
+			f.env.Stop(t)
+			old := readFile(t, f.master)
+			tlsKey := filepath.Join(f.env.Config.DataDir, "tls", "ca.key.sealed")
+			oldTLSKey := readFile(t, tlsKey)
+			next, _ := app.NewMasterKey()
+			if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err != nil {
+				t.Fatal(err)
+			}
+			// Put the files back as they were before the TLS CA's key was
+			// resealed and the key file renamed.
+			os.Rename(f.master, f.master+".new")
+			os.WriteFile(f.master, []byte(old), 0o600)
+			os.WriteFile(tlsKey, []byte(oldTLSKey), 0o600)
+			if settler != "the server" {
+				a, err := app.OpenAdmin(context.Background(), f.env.Config)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a.Close()
+			}
+			f.env.Restart(t)
+			f.works(t)
+			if got := readFile(t, f.master); got != next+"\n" {
+				t.Errorf("the master key file holds %q, want the new key", got)
+			}
+		})
+	}
+}
+
+// TestMasterKeyFileWarnings: a server warns of a master key file that
+// others can read, and of one in the clear when a KMS key to wrap it is
+// named.
+func TestMasterKeyFileWarnings(t *testing.T) {
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t)
+	env.Stop(t)
+	master := filepath.Join(env.Config.DataDir, "master.key")
+	if err := os.Chmod(master, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env.Config.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	env.Config.MasterKeyKMSKey = "arn:aws:kms:us-east-1:111122223333:key/unused"
+	env.Restart(t)
+	for _, want := range []string{"the master key's file can be read by others than its owner", "the master key's file is in the clear, though a KMS key to wrap it is named"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no warning %q:\n%s", want, logs.String())
 		}
-		// Put the files back as they were before the rename.
-		os.Rename(f.master, f.master+".new")
-		os.WriteFile(f.master, []byte(old), 0o600)
-		f.env.Restart(t)
-		f.works(t)
-		if got := readFile(t, f.master); got != next+"\n" {
-			t.Errorf("the master key file holds %q, want the new key", got)
+	}
+}
+
+// TestCommandDuringRotation: an operator's command on a data folder whose
+// rotation is under way (its new key's file beside the master key, the
+// folder locked) refuses to run, and leaves the new key where it is: it
+// may not settle a rotation from under it.
+func TestCommandDuringRotation(t *testing.T) {
+	f := newRotationFixture(t) // the running server holds the lock, as a rotation does
+	next, _ := app.NewMasterKey()
+	os.WriteFile(f.master+".new", []byte(next+"\n"), 0o600)
+	if a, err := app.OpenAdmin(context.Background(), f.env.Config); err == nil || !strings.Contains(err.Error(), "a master key rotation is under way") {
+		if a != nil {
+			a.Close()
 		}
-	})
+		t.Errorf("a command during a rotation: %v", err)
+	}
+	if got := readFile(t, f.master+".new"); got != next+"\n" {
+		t.Errorf("the new key's file holds %q", got)
+	}
 }
 
 // TestRollingMasterKeyRotation rotates the master key of a PostgreSQL
@@ -216,6 +270,12 @@ func TestMasterKeyWrappedByKMS(t *testing.T) {
 
 	f.env.Stop(t)
 	next, _ := app.NewMasterKey()
+	unnamed := f.env.Config
+	unnamed.MasterKeyKMSKey = ""
+	if err := app.RotateMasterKey(ctx, unnamed, next); err == nil || !strings.Contains(err.Error(), "wrapped by KMS") {
+		t.Errorf("a rotation of a wrapped key without the KMS key to wrap the new one: %v", err)
+	}
+	isWrapped(t, f.master)
 	if err := app.RotateMasterKey(ctx, f.env.Config, next); err != nil {
 		t.Fatal(err)
 	}
