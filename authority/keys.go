@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -61,6 +62,11 @@ func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error
 	key, err := ks.Signer(ctx, ca)
 	if err != nil {
 		return nil, err
+	}
+	// A key store finds a CA's key by a handle: what it finds under it
+	// must be the key the CA was made with, not one put in its place.
+	if id, err := pki.SubjectKeyID(key.Public()); err != nil || ca.KeyID != "" && hex.EncodeToString(id) != ca.KeyID {
+		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The key store %s holds another key than the one %s was made with under its handle; the CA cannot sign until its own key is back.", ca.KeyStore, ca.ARN)
 	}
 	k.signers.Add(ca.ID, key)
 	return key, nil

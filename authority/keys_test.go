@@ -3,14 +3,19 @@ package authority_test
 import (
 	"crypto"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/seal"
@@ -83,4 +88,44 @@ func TestKeysAreBounded(t *testing.T) {
 	if n := keys.Open(); n != authority.KeyCacheSize-1 {
 		t.Errorf("%d keys open after forgetting one of %d", n, authority.KeyCacheSize)
 	}
+}
+
+// TestKeyReplacedInItsStore: a CA whose key store holds another key under
+// its handle (another CA's, put there by someone with the store in hand)
+// signs nothing: not a certificate, not an OCSP answer. It says why, and
+// the CA whose key it is still signs.
+func TestKeyReplacedInItsStore(t *testing.T) {
+	env := testenv.Start(t)
+	victim, _ := env.NewActiveRoot(t, "Victim")
+	other, _ := env.NewActiveRoot(t, "Other")
+	env.Stop(t)
+	admin, err := app.OpenAdmin(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := env.DB(t)
+	var sealed []byte
+	if err := db.QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, other).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	key, err := admin.Sealer.Open(sealed, []byte(other))
+	if err == nil {
+		sealed, err = admin.Sealer.Seal(key, []byte(victim))
+	}
+	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE certificate_authorities SET key_handle = ?, version = version + 1 WHERE arn = ?`, sealed, victim); err != nil {
+		t.Fatal(err)
+	}
+	env.Restart(t)
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}}).CSRPEM
+	_, err = env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &victim, Csr: csr,
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+	testenv.WantError(t, err, "ServiceUnavailableException")
+	if err == nil || !strings.Contains(err.Error(), "holds another key than the one") {
+		t.Errorf("the refusal does not say why: %v", err)
+	}
+	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &other, Csr: csr})
 }

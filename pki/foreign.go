@@ -199,10 +199,21 @@ func CreateCertificateRequest(key crypto.Signer, req *x509.CertificateRequest) (
 }
 
 // CreateOCSPResponse is ocsp.CreateResponse for an issuer that signs its
-// own answers, with a foreign issuer key too.
+// own answers, with a foreign issuer key too. An answer whose signature
+// the issuer's certificate does not verify is not returned: as
+// x509.CreateCertificate does, this guards against a faulty signer (a
+// token whose RSA signature is wrong gives its key away), and a key that
+// is not the CA's.
 func CreateOCSPResponse(issuer *x509.Certificate, tmpl ocsp.Response, signer crypto.Signer) ([]byte, error) {
 	if !foreign(signer) {
-		return ocsp.CreateResponse(issuer, issuer, tmpl, signer)
+		der, err := ocsp.CreateResponse(issuer, issuer, tmpl, signer)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := ocsp.ParseResponse(der, issuer); err != nil {
+			return nil, fmt.Errorf("pki: the OCSP response signed does not verify with the issuer's certificate: %w", err)
+		}
+		return der, nil
 	}
 	key, err := standIn()
 	if err != nil {
