@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThalesGroup/crypto11"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
@@ -335,5 +336,43 @@ func TestKeyStoreOutage(t *testing.T) {
 			}
 			t.Logf("%d certificates issued, %d requests refused while the %s store was away", len(issued), failures, name)
 		})
+	}
+}
+
+// TestMissingTokenKey: a CA whose key was deleted from the token fails
+// (ServiceUnavailableException), however often it is asked, and the other
+// CAs of the token keep signing meanwhile: logging in to the token again,
+// to look for the missing key, does not fail their signatures.
+func TestMissingTokenKey(t *testing.T) {
+	h := testenv.NewSoftHSM(t)
+	env := testenv.Start(t, h.Use())
+	kept, _ := env.NewActiveRoot(t, "Kept")
+	lost, _ := env.NewActiveRoot(t, "Lost")
+	token, err := crypto11.Configure(&crypto11.Config{Path: testenv.SoftHSMModule, TokenLabel: h.Label, Pin: h.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { token.Close() })
+	key, err := token.FindKeyPair([]byte(lost[strings.LastIndex(lost, "/")+1:]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := key.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "kept.example"}}).CSRPEM
+	issue := func(ca string) error {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: leaf,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+		return err
+	}
+	for i := range 4 {
+		if i > 0 {
+			time.Sleep(1100 * time.Millisecond) // past the token's one login a second
+		}
+		testenv.WantError(t, issue(lost), "ServiceUnavailableException")
+		if err := issue(kept); err != nil {
+			t.Errorf("round %d: the CA whose key is in the token: %v", i, err)
+		}
 	}
 }

@@ -163,46 +163,47 @@ func (s *Store) GenerateKey(_ context.Context, ca *openpca.CA, alg openpca.KeyAl
 	if err != nil {
 		return nil, nil, unavailable(ca, err)
 	}
-	return id, &signer{store: s, ca: ca, key: key}, nil
+	return id, &signer{store: s, ca: ca, key: key, ctx: c}, nil
 }
 
 // Signer implements openpca.KeyStore.
 func (s *Store) Signer(_ context.Context, ca *openpca.CA) (crypto.Signer, error) {
-	key, err := s.find(ca, nil)
+	key, c, err := s.find(ca, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &signer{store: s, ca: ca, key: key}, nil
+	return &signer{store: s, ca: ca, key: key, ctx: c}, nil
 }
 
-// find finds the key pair of ca in the token, logging in again if the
-// token failed (or failed, a signer of it, did).
-func (s *Store) find(ca *openpca.CA, failed crypto11.Signer) (crypto11.Signer, error) {
-	c := s.context()
-	if c != nil && failed == nil {
+// find finds the key pair of ca in the token, and the context it is of,
+// logging in again if the token failed (or failed, the context of a
+// signer that failed, did). A context other than failed is tried first:
+// another CA's key that failed (or is missing) has logged in again
+// already, and this one is found there.
+func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer, *crypto11.Context, error) {
+	tried := failed
+	if c := s.context(); c != nil && c != failed {
 		if key, err := c.FindKeyPair(ca.KeyHandle, nil); err == nil && key != nil {
-			return key, nil
+			return key, c, nil
 		}
+		tried = c
 	}
-	c, err := s.relogin(c)
+	c, err := s.relogin(tried)
 	if err != nil {
-		return nil, unavailable(ca, err)
+		return nil, nil, unavailable(ca, err)
 	}
 	key, err := c.FindKeyPair(ca.KeyHandle, nil)
-	if err != nil {
-		return nil, unavailable(ca, err)
-	}
-	if key == nil {
+	if err != nil || key == nil {
 		// A token taken away shows no objects either: retrying is the
 		// right answer to both.
-		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The key of %s is not in the PKCS#11 token: the token is away, or the key was deleted.", ca.ARN)
+		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The key of %s is not in the PKCS#11 token: the token is away, or the key was deleted.", ca.ARN)
 	}
-	return key, nil
+	return key, c, nil
 }
 
 // DestroyKey implements openpca.KeyStore.
 func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
-	key, err := s.find(ca, nil)
+	key, _, err := s.find(ca, nil)
 	if err != nil {
 		return err
 	}
@@ -212,11 +213,11 @@ func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 // Extractable reports the CKA_EXTRACTABLE and CKA_SENSITIVE attributes of
 // the private key of ca, as the token keeps them.
 func (s *Store) Extractable(ca *openpca.CA) (extractable, sensitive bool, err error) {
-	key, err := s.find(ca, nil)
+	key, c, err := s.find(ca, nil)
 	if err != nil {
 		return false, false, err
 	}
-	attrs, err := s.context().GetAttributes(key, []crypto11.AttributeType{crypto11.CkaExtractable, crypto11.CkaSensitive})
+	attrs, err := c.GetAttributes(key, []crypto11.AttributeType{crypto11.CkaExtractable, crypto11.CkaSensitive})
 	if err != nil {
 		return false, false, err
 	}
@@ -236,6 +237,7 @@ type signer struct {
 
 	mu  sync.Mutex
 	key crypto11.Signer
+	ctx *crypto11.Context // key's
 }
 
 func (s *signer) Public() crypto.PublicKey {
@@ -246,17 +248,17 @@ func (s *signer) Public() crypto.PublicKey {
 
 func (s *signer) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	s.mu.Lock()
-	key := s.key
+	key, c := s.key, s.ctx
 	s.mu.Unlock()
 	sig, err := key.Sign(rand, digest, opts)
 	if err == nil {
 		return sig, nil
 	}
-	if key, err = s.store.find(s.ca, key); err != nil {
+	if key, c, err = s.store.find(s.ca, c); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.key = key
+	s.key, s.ctx = key, c
 	s.mu.Unlock()
 	if sig, err = key.Sign(rand, digest, opts); err != nil {
 		return nil, unavailable(s.ca, err)
