@@ -277,13 +277,17 @@ func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error
 			if revoked.Valid {
 				return openpca.ErrAlreadyRevoked
 			}
+			// The CRL's row before the log's, as RecordCRL takes them: in
+			// the other order, a revocation on one server and a CRL on
+			// another each waited for the other (PostgreSQL found the
+			// deadlock after a second, and one was retried).
+			if _, err := db.txExec(ctx, tx, qRevokedWantsCRL, r.CAID); err != nil {
+				return err
+			}
 			if err := db.appendKeyUse(ctx, tx, r.Use, r.Statuses, r.At); err != nil {
 				return err
 			}
-			if _, err := db.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.Use.Seq, r.CAID, r.Serial); err != nil {
-				return err
-			}
-			_, err = db.txExec(ctx, tx, qRevokedWantsCRL, r.CAID)
+			_, err = db.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.Use.Seq, r.CAID, r.Serial)
 			return err
 		})
 	})
