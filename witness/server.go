@@ -76,11 +76,22 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS checkpoints (
-		origin TEXT PRIMARY KEY,
-		size   INTEGER NOT NULL,
-		hash   BLOB NOT NULL
-	)`); err != nil {
+	// A log's state is its origin's under the key that signs it: two --log
+	// entries whose patterns both match an origin (two operators' servers,
+	// both of the default account) do not share it, and one cannot push
+	// the other's forward. State kept by origin alone, before, is the
+	// state of the key "" (legacy), which any key's first checkpoint
+	// continues.
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS log_states (
+			origin TEXT NOT NULL,
+			key    TEXT NOT NULL,
+			size   INTEGER NOT NULL,
+			hash   BLOB NOT NULL,
+			PRIMARY KEY (origin, key)
+		);
+		CREATE TABLE IF NOT EXISTS checkpoints (origin TEXT PRIMARY KEY, size INTEGER NOT NULL, hash BLOB NOT NULL);
+		INSERT OR IGNORE INTO log_states (origin, key, size, hash) SELECT origin, '', size, hash FROM checkpoints;
+		DELETE FROM checkpoints`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("witness: %s: %w", cfg.Database, err)
 	}
@@ -175,6 +186,7 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "not a checkpoint: %v", err)
 	}
+	signer := fmt.Sprintf("%s+%08x", n.Sigs[0].Name, n.Sigs[0].Hash)
 	if oldSize > c.N {
 		return nil, refuse(http.StatusBadRequest, "the old size %d is larger than the checkpoint's %d", oldSize, c.N)
 	}
@@ -191,7 +203,8 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	defer tx.Rollback()
 	var known int64
 	var knownHash []byte
-	err = tx.QueryRowContext(ctx, `SELECT size, hash FROM checkpoints WHERE origin = ?`, c.Origin).Scan(&known, &knownHash)
+	err = tx.QueryRowContext(ctx, `SELECT size, hash FROM log_states WHERE origin = ? AND key IN (?, '') ORDER BY key DESC LIMIT 1`,
+		c.Origin, signer).Scan(&known, &knownHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = nil
 	}
@@ -217,8 +230,8 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 			return nil, refuse(http.StatusUnprocessableEntity, "the checkpoint does not extend the one of %d entries this witness cosigned", known)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (origin, size, hash) VALUES (?, ?, ?)
-		ON CONFLICT (origin) DO UPDATE SET size = excluded.size, hash = excluded.hash`, c.Origin, c.N, c.Hash[:]); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO log_states (origin, key, size, hash) VALUES (?, ?, ?, ?)
+		ON CONFLICT (origin, key) DO UPDATE SET size = excluded.size, hash = excluded.hash`, c.Origin, signer, c.N, c.Hash[:]); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {

@@ -3,6 +3,7 @@ package witness_test
 import (
 	"bytes"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -324,5 +325,65 @@ func TestClientStatuses(t *testing.T) {
 	var conflict *witness.ConflictError
 	if _, err := (&witness.Client{URL: srv.URL, Verifier: v}).AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 2)); !errors.As(err, &conflict) || conflict.Size != 7 {
 		t.Errorf("a 409: %v", err)
+	}
+}
+
+// TestWitnessKeepsEachKeysState: two logs the witness trusts under one
+// origin pattern (two operators' servers of the same default account)
+// keep their states apart: a checkpoint one signs for an origin of the
+// other's does not move the other's on, nor make the witness refuse it.
+func TestWitnessKeepsEachKeysState(t *testing.T) {
+	pattern := "openpca/arn:aws:acm-pca:us-east-1:111122223333:*"
+	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a"
+	mine, theirs := newLog(t, origin, 10), newLog(t, origin, 1000)
+	c, _ := startWitness(t, trust(t, pattern, mine), trust(t, pattern, theirs))
+	ctx := t.Context()
+	if _, err := c.AddCheckpoint(ctx, 0, nil, theirs.checkpoint(t, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AddCheckpoint(ctx, 0, nil, mine.checkpoint(t, 10)); err != nil {
+		t.Fatalf("the log's first checkpoint, after another key's of its origin: %v", err)
+	}
+	mine.grow(t, 5)
+	if _, err := c.AddCheckpoint(ctx, 10, mine.proof(t, 10, 15), mine.checkpoint(t, 15)); err != nil {
+		t.Errorf("the log goes on: %v", err)
+	}
+}
+
+// TestWitnessKeepsEarlierState: the state a witness of an earlier version
+// kept by origin alone goes on, for the key that signs the log: the log
+// cannot start over.
+func TestWitnessKeepsEarlierState(t *testing.T) {
+	l := newLog(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a", 10)
+	path := filepath.Join(t.TempDir(), "witness.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := l.tree.Root(10)
+	_, err = old.Exec(`CREATE TABLE checkpoints (origin TEXT PRIMARY KEY, size INTEGER NOT NULL, hash BLOB NOT NULL);
+		INSERT INTO checkpoints VALUES (?, 10, ?)`, l.origin, root[:])
+	old.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	skey, vkey, _ := witness.NewKey("witness.example/w1")
+	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{trust(t, l.origin, l)}, Database: path,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	v, _ := witness.NewVerifier(vkey)
+	c := &witness.Client{URL: srv.URL, Verifier: v}
+	var conflict *witness.ConflictError
+	if _, err := c.AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 10)); !errors.As(err, &conflict) || conflict.Size != 10 {
+		t.Errorf("the log starting over: %v, want a conflict at 10", err)
+	}
+	l.grow(t, 2)
+	if _, err := c.AddCheckpoint(t.Context(), 10, l.proof(t, 10, 12), l.checkpoint(t, 12)); err != nil {
+		t.Errorf("the log going on: %v", err)
 	}
 }
