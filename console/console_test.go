@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 
 	"github.com/openpca/openpca"
@@ -92,6 +93,16 @@ func (b *browser) signIn(client *acmpca.Client) {
 	}
 }
 
+// caWithLeaf makes an active root CA that has issued a certificate for
+// commonName, and returns the CA's ARN and the certificate's serial.
+func caWithLeaf(t testing.TB, env *testenv.Env, name, commonName string) (caARN, serial string) {
+	t.Helper()
+	caARN, _ = env.NewActiveRoot(t, name)
+	leafARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
+		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: commonName}}).CSRPEM})
+	return caARN, leafARN[strings.LastIndex(leafARN, "/")+1:]
+}
+
 func caPage(arn string) string { return "/console/ca?" + url.Values{"arn": {arn}}.Encode() }
 
 // TestConsoleSecurity: without a session only the sign-in page is served;
@@ -101,10 +112,7 @@ func caPage(arn string) string { return "/console/ca?" + url.Values{"arn": {arn}
 // and revoking the key end the session; a flood of sign-ins is cut short.
 func TestConsoleSecurity(t *testing.T) {
 	env := testenv.Start(t)
-	caARN, _ := env.NewActiveRoot(t, "Console Root")
-	leafARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
-		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}}).CSRPEM})
-	serial := leafARN[strings.LastIndex(leafARN, "/")+1:]
+	caARN, serial := caWithLeaf(t, env, "Console Root", "leaf.example")
 	revoke := url.Values{"arn": {caARN}, "serial": {serial}, "reason": {"KEY_COMPROMISE"}}
 
 	anon := newBrowser(t, env)
@@ -148,7 +156,7 @@ func TestConsoleSecurity(t *testing.T) {
 			t.Errorf("%s: %d, want 403", tc.name, status)
 		}
 	}
-	if c, err := env.Client.GetCertificate(t.Context(), &acmpca.GetCertificateInput{CertificateAuthorityArn: &caARN, CertificateArn: &leafARN}); err != nil || c == nil {
+	if c, err := env.Client.GetCertificate(t.Context(), &acmpca.GetCertificateInput{CertificateAuthorityArn: &caARN, CertificateArn: aws.String(caARN + "/certificate/" + serial)}); err != nil || c == nil {
 		t.Fatal(err)
 	}
 
@@ -245,10 +253,7 @@ func TestConsoleSecurity(t *testing.T) {
 // or get a certificate, whatever else the console shows those.
 func TestConsoleCertificateLists(t *testing.T) {
 	env := testenv.Start(t)
-	caARN, _ := env.NewActiveRoot(t, "Listed Root")
-	leafARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
-		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "secret-host.example"}}).CSRPEM})
-	serial := leafARN[strings.LastIndex(leafARN, "/")+1:]
+	caARN, serial := caWithLeaf(t, env, "Listed Root", "secret-host.example")
 	const sharee = "444455556666"
 	other, _ := env.NewAccount(t, sharee)
 	share := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + sharee + `"},"Resource":"` + caARN + `",

@@ -1,8 +1,6 @@
 package console_test
 
 import (
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -10,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -71,10 +68,7 @@ func FuzzConsole(f *testing.F) {
 // says CSRF. Whatever it asks, the console answers without failing.
 func FuzzConsoleSignedIn(f *testing.F) {
 	env := testenv.Start(f)
-	caARN, _ := env.NewActiveRoot(f, "Fuzzed Root")
-	leafARN := env.Issue(f, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
-		Csr: testenv.NewLeaf(f, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "fuzz.example"}}).CSRPEM})
-	serial := leafARN[strings.LastIndex(leafARN, "/")+1:]
+	caARN, serial := caWithLeaf(f, env, "Fuzzed Root", "fuzz.example")
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Transport: env.Transport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	res, err := client.PostForm(env.URL+"/console/sign-in", url.Values{"access_key_id": {testenv.AccessKeyID}, "secret_access_key": {testenv.SecretAccessKey}})
