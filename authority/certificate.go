@@ -68,11 +68,12 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 			return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate chain is malformed: %v.", chainErr)
 		}
 		now := s.now()
+		// AWS's table of CA states: a DISABLED CA's certificate cannot
+		// be updated (one that expired while DISABLED can, and stays so).
 		switch st := ca.StatusAt(now); st {
-		case openpca.CertificateAuthorityStatusPendingCertificate, openpca.CertificateAuthorityStatusActive,
-			openpca.CertificateAuthorityStatusDisabled, openpca.CertificateAuthorityStatusExpired:
+		case openpca.CertificateAuthorityStatusPendingCertificate, openpca.CertificateAuthorityStatusActive, openpca.CertificateAuthorityStatusExpired:
 		default:
-			return invalidState("The certificate authority %s is %s; a certificate can be imported only while it is PENDING_CERTIFICATE, ACTIVE, DISABLED or EXPIRED.", ca.ARN, st)
+			return invalidState("The certificate authority %s is %s; a certificate can be imported only while it is PENDING_CERTIFICATE, ACTIVE or EXPIRED.", ca.ARN, st)
 		}
 		csr, err := pki.ParseCSR(ca.CSR)
 		if err != nil {

@@ -94,7 +94,8 @@ func (s *Service) ListTags(ctx context.Context, in *openpca.ListTagsRequest) (*o
 	if in.NextToken != "" {
 		after, err := base64.RawURLEncoding.DecodeString(in.NextToken)
 		if err != nil {
-			return nil, openpca.Errorf(openpca.CodeInvalidNextToken, "The NextToken is not one this server returned.")
+			// The model gives ListTags no InvalidNextTokenException.
+			return nil, openpca.Errorf(openpca.CodeValidation, "The NextToken is not one this server returned.")
 		}
 		i := sort.Search(len(tags), func(i int) bool { return tags[i].Key > string(after) })
 		tags = tags[i:]
