@@ -81,6 +81,19 @@ func (k *Keys) Certificate(ca *openpca.CA) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing the certificate of %s: %w", ca.ARN, err)
 	}
+	// An imported certificate may have no subject key identifier, which
+	// the authority key identifier of what the CA signs repeats (RFC
+	// 5280, 4.2.1.1), and without which Go signs no CRL: it is the key's,
+	// made as the CA's own certificates make it.
+	if len(c.SubjectKeyId) == 0 {
+		pub, err := pki.ParsePublicKey(c.RawSubjectPublicKeyInfo)
+		if err == nil {
+			c.SubjectKeyId, err = pki.SubjectKeyID(pub)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the key identifier of the certificate of %s: %w", ca.ARN, err)
+		}
+	}
 	k.certs.Add(ca.ID, c)
 	return c, nil
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/pki"
 )
 
 // revocationCA creates and activates a root CA with rc, and returns its ARN
@@ -510,4 +511,60 @@ func TestRevocationInfoIsTheCAs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestImportedCertificateWithoutKeyID: a subordinate CA whose imported
+// certificate has no subject key identifier (OpenSSL makes one so when
+// told) names its key in what it signs all the same: its certificates
+// have an authority key identifier, and its CRLs are signed, and list its
+// revocations.
+func TestImportedCertificateWithoutKeyID(t *testing.T) {
+	env := testenv.Start(t)
+	makeLocalBucket(t, env, "crls")
+	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "No Key ID"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeSubordinate,
+		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+			Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := *out.CertificateAuthorityArn
+	root := testenv.NewExternalRoot(t, "OpenSSL Root")
+	dir := t.TempDir()
+	keyDER, err := x509.MarshalPKCS8PrivateKey(root.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, dir, "root.key", "PRIVATE KEY", keyDER)
+	writePEM(t, dir, "root.pem", "CERTIFICATE", root.Cert.Raw)
+	writePEM(t, dir, "sub.csr", "CERTIFICATE REQUEST", env.CSR(t, ca).Raw)
+	os.WriteFile(filepath.Join(dir, "ext.cnf"), []byte("basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=none\nauthorityKeyIdentifier=none\n"), 0o600)
+	cmd := exec.Command("openssl", "x509", "-req", "-in", "sub.csr", "-CA", "root.pem", "-CAkey", "root.key", "-set_serial", "7",
+		"-days", "365", "-extfile", "ext.cnf", "-out", "sub.pem")
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v\n%s", err, b)
+	}
+	sub, _ := os.ReadFile(filepath.Join(dir, "sub.pem"))
+	if c := testenv.ParsePEM(t, string(sub)); len(c[0].SubjectKeyId) != 0 {
+		t.Fatalf("OpenSSL made a subject key identifier: %x", c[0].SubjectKeyId)
+	}
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &ca, Certificate: sub, CertificateChain: root.PEM}); err != nil {
+		t.Fatal(err)
+	}
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}})
+	arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: leaf.CSRPEM})
+	cert, _ := env.Certificate(t, ca, arn)
+	want, _ := pki.SubjectKeyID(env.CSR(t, ca).PublicKey)
+	if !bytes.Equal(cert.AuthorityKeyId, want) {
+		t.Errorf("the certificate's authority key identifier is %x, want the CA key's %x", cert.AuthorityKeyId, want)
+	}
+	if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &ca,
+		CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonSuperseded}); err != nil {
+		t.Fatal(err)
+	}
+	crlListing(t, env, "crls", ca, cert.SerialNumber)
 }
