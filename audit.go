@@ -122,10 +122,12 @@ var ErrTooSoon = &Error{Code: CodeRequestInProgress, Message: "An audit report w
 
 // ObjectStore holds objects in buckets: a local folder per bucket, or S3.
 type ObjectStore interface {
-	// CheckBucket reports whether bucket exists and can be written to:
-	// nil, ErrBucketNotFound, ErrBucketAccess, or another error for a
-	// store that cannot be reached.
-	CheckBucket(ctx context.Context, bucket string) error
+	// CheckBucket reports whether bucket exists and can be written to,
+	// with the ACL of the objects to be written there ("" for none): nil,
+	// ErrBucketNotFound, ErrBucketAccess, or another error for a store
+	// that cannot be reached. A bucket that refuses public objects takes
+	// private ones: only a probe with the ACL tells.
+	CheckBucket(ctx context.Context, bucket string, acl S3ObjectAcl) error
 
 	// Put stores what r yields as object o, whole or not at all: a reader
 	// never sees a partial object.

@@ -29,7 +29,7 @@ func (s *Service) CreateCertificateAuthorityAuditReport(ctx context.Context, in 
 	if st := ca.StatusAt(now); st != openpca.CertificateAuthorityStatusActive && st != openpca.CertificateAuthorityStatusDisabled {
 		return nil, invalidState("The certificate authority %s is %s; audit reports can be created only for ACTIVE and DISABLED certificate authorities.", ca.ARN, st)
 	}
-	if err := s.checkBucket(ctx, ca.AccountID, in.S3BucketName, reportBucket); err != nil {
+	if err := s.checkBucket(ctx, ca.AccountID, in.S3BucketName, "", reportBucket); err != nil {
 		return nil, err
 	}
 	id := uuid.NewString()

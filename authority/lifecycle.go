@@ -173,7 +173,8 @@ func (s *Service) checkCRLBucket(ctx context.Context, account string, rc *openpc
 	if rc == nil || rc.CrlConfiguration == nil || rc.CrlConfiguration.Enabled == nil || !*rc.CrlConfiguration.Enabled {
 		return nil
 	}
-	return s.checkBucket(ctx, account, rc.CrlConfiguration.S3BucketName, crlBucket)
+	cfg := (&openpca.CA{Revocation: rc}).CRL() // with the default ACL
+	return s.checkBucket(ctx, account, cfg.S3BucketName, cfg.S3ObjectAcl, crlBucket)
 }
 
 // bucketUse says how a request names a bucket, and which errors AWS gives
@@ -192,7 +193,7 @@ var (
 // and that it belongs to account. A bucket of another account is refused
 // exactly as a missing one is, so that no account learns which names the
 // others use.
-func (s *Service) checkBucket(ctx context.Context, account, bucket string, use bucketUse) error {
+func (s *Service) checkBucket(ctx context.Context, account, bucket string, acl openpca.S3ObjectAcl, use bucketUse) error {
 	if err := openpca.CheckBucketName(bucket); err != nil {
 		return err
 	}
@@ -202,7 +203,7 @@ func (s *Service) checkBucket(ctx context.Context, account, bucket string, use b
 	}
 	err = openpca.ErrBucketNotFound
 	if owner == account {
-		err = s.objects.CheckBucket(ctx, bucket)
+		err = s.objects.CheckBucket(ctx, bucket, acl)
 	}
 	switch {
 	case errors.Is(err, openpca.ErrBucketNotFound):

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/openpca/openpca"
@@ -16,12 +17,27 @@ import (
 
 // Publication timing. A new CRL is wanted at once after a revocation: the
 // server that revokes wakes its publisher, and the others look every Poll.
-// A failed publication is retried after Retry.
+// A failed publication is retried after Retry, and after twice as long
+// each time it fails again, up to MaxRetry (AWS retries every 15
+// minutes): each attempt signs a CRL, a use of the CA's key that its log
+// records, and a bucket that refuses them would otherwise take one every
+// 30 seconds, all day.
 const (
-	Poll  = 2 * time.Second
-	Lease = time.Minute
-	Retry = 30 * time.Second
+	Poll     = 2 * time.Second
+	Lease    = time.Minute
+	Retry    = 30 * time.Second
+	MaxRetry = 15 * time.Minute
 )
+
+// retryAfter is how long to wait before the next attempt after failures
+// in a row.
+func retryAfter(failures int) time.Duration {
+	d := Retry
+	for i := 1; i < failures && d < MaxRetry; i++ {
+		d *= 2
+	}
+	return min(d, MaxRetry)
+}
 
 // Store is what the publisher keeps and reads.
 type Store interface {
@@ -52,6 +68,9 @@ type Config struct {
 type Publisher struct {
 	cfg  Config
 	pool *worker.Pool[*openpca.CRLJob]
+
+	mu       sync.Mutex
+	failures map[string]int // publications that failed in a row, by CA
 }
 
 // Start starts a Publisher.
@@ -59,7 +78,7 @@ func Start(cfg Config) *Publisher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p := &Publisher{cfg: cfg}
+	p := &Publisher{cfg: cfg, failures: map[string]int{}}
 	p.pool = worker.Start(worker.Config{Name: "CRL", Owner: cfg.Owner, Workers: 1, Lease: Lease, Poll: Poll, Logger: cfg.Logger, Now: cfg.Now},
 		queue{p})
 	return p
@@ -84,9 +103,20 @@ func (q queue) Renew(ctx context.Context, job *openpca.CRLJob, owner string, unt
 
 func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 	p := q.p
-	if err := p.publish(ctx, job, owner); err != nil && ctx.Err() == nil {
-		p.cfg.Logger.Error("publishing a CRL", "ca", job.CAID, "error", err)
-		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, p.cfg.Now().Add(Retry)); err != nil {
+	err := p.publish(ctx, job, owner)
+	p.mu.Lock()
+	failures := 0
+	if err != nil {
+		p.failures[job.CAID]++
+		failures = p.failures[job.CAID]
+	} else {
+		delete(p.failures, job.CAID)
+	}
+	p.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		retry := retryAfter(failures)
+		p.cfg.Logger.Error("publishing a CRL", "ca", job.CAID, "error", err, "failures_in_a_row", failures, "retry_in", retry)
+		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, p.cfg.Now().Add(retry)); err != nil {
 			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
 		}
 	}

@@ -131,7 +131,7 @@ func (s *Store) Get(_ context.Context, bucket, key string) (io.ReadCloser, error
 func (s *Store) Root() string { return s.root }
 
 // CheckBucket implements openpca.ObjectStore.
-func (s *Store) CheckBucket(ctx context.Context, bucket string) error {
+func (s *Store) CheckBucket(ctx context.Context, bucket string, _ openpca.S3ObjectAcl) error {
 	dir, err := s.bucketDir(bucket)
 	if err != nil {
 		return err

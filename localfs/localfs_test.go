@@ -23,15 +23,15 @@ func TestPutAndCheck(t *testing.T) {
 	if u := st.URL("bucket", "crl/x.crl"); u != "http://pca.example/s3/bucket/crl/x.crl" {
 		t.Errorf("URL %s", u)
 	}
-	if err := st.CheckBucket(t.Context(), "missing"); !errors.Is(err, openpca.ErrBucketNotFound) {
+	if err := st.CheckBucket(t.Context(), "missing", ""); !errors.Is(err, openpca.ErrBucketNotFound) {
 		t.Errorf("missing bucket: %v", err)
 	}
 	os.WriteFile(filepath.Join(root, "a-file"), nil, 0o644)
-	if err := st.CheckBucket(t.Context(), "a-file"); !errors.Is(err, openpca.ErrBucketNotFound) {
+	if err := st.CheckBucket(t.Context(), "a-file", ""); !errors.Is(err, openpca.ErrBucketNotFound) {
 		t.Errorf("a file is not a bucket: %v", err)
 	}
 	os.Mkdir(filepath.Join(root, "bucket"), 0o755)
-	if err := st.CheckBucket(t.Context(), "bucket"); err != nil {
+	if err := st.CheckBucket(t.Context(), "bucket", ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Put(t.Context(), openpca.Object{Bucket: "bucket", Key: "audit-report/ca/r.json", ContentType: "application/json"}, strings.NewReader("[1]")); err != nil {
@@ -76,7 +76,7 @@ func TestRefusesEscapes(t *testing.T) {
 		}
 	}
 	for _, bucket := range []string{"..", "../etc", "a/b", "UPPER", "ab", "192.168.1.1", "-dash", "dots..dots"} {
-		if err := st.CheckBucket(t.Context(), bucket); err == nil || errors.Is(err, openpca.ErrBucketNotFound) {
+		if err := st.CheckBucket(t.Context(), bucket, ""); err == nil || errors.Is(err, openpca.ErrBucketNotFound) {
 			t.Errorf("bucket %q: %v, want an invalid name", bucket, err)
 		}
 	}

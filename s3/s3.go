@@ -76,13 +76,13 @@ func (s *Store) URL(bucket, key string) string {
 }
 
 // CheckBucket implements openpca.ObjectStore: the bucket must answer
-// HeadBucket and accept a small probe object.
-func (s *Store) CheckBucket(ctx context.Context, bucket string) error {
+// HeadBucket and accept a small probe object with the ACL.
+func (s *Store) CheckBucket(ctx context.Context, bucket string, acl openpca.S3ObjectAcl) error {
 	if _, err := s.client.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		return classify(err)
 	}
 	_, err := s.client.PutObject(ctx, &awss3.PutObjectInput{
-		Bucket: aws.String(bucket), Key: aws.String(ProbeKey), Body: bytes.NewReader(nil), ContentLength: aws.Int64(0),
+		Bucket: aws.String(bucket), Key: aws.String(ProbeKey), Body: bytes.NewReader(nil), ContentLength: aws.Int64(0), ACL: cannedACLs[acl],
 	})
 	return classify(err)
 }

@@ -6,6 +6,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -95,22 +100,54 @@ func TestCheckBucket(t *testing.T) {
 	srv := testenv.StartS3(t)
 	srv.CreateBucket(t, "present")
 	st := open(t, srv, srv.SecretKey)
-	if err := st.CheckBucket(t.Context(), "present"); err != nil {
+	if err := st.CheckBucket(t.Context(), "present", ""); err != nil {
 		t.Errorf("existing bucket: %v", err)
 	}
 	if got := srv.Get(t, "present", s3.ProbeKey); len(got) != 0 {
 		t.Errorf("probe object holds %d bytes", len(got))
 	}
-	if err := st.CheckBucket(t.Context(), "absent"); !errors.Is(err, openpca.ErrBucketNotFound) {
+	if err := st.CheckBucket(t.Context(), "absent", ""); !errors.Is(err, openpca.ErrBucketNotFound) {
 		t.Errorf("missing bucket: %v", err)
 	}
 	wrong := open(t, srv, "wrong-secret")
-	if err := wrong.CheckBucket(t.Context(), "present"); !errors.Is(err, openpca.ErrBucketAccess) {
+	if err := wrong.CheckBucket(t.Context(), "present", ""); !errors.Is(err, openpca.ErrBucketAccess) {
 		t.Errorf("bad credentials: %v", err)
 	}
 	srv.Stop(t)
-	if err := st.CheckBucket(t.Context(), "present"); err == nil || errors.Is(err, openpca.ErrBucketNotFound) || errors.Is(err, openpca.ErrBucketAccess) {
+	if err := st.CheckBucket(t.Context(), "present", ""); err == nil || errors.Is(err, openpca.ErrBucketNotFound) || errors.Is(err, openpca.ErrBucketAccess) {
 		t.Errorf("server down: %v, want a plain error", err)
+	}
+}
+
+// TestCheckBucketACL: the probe carries the ACL of the objects to come. A
+// bucket that refuses public objects (S3's Block Public Access, here a
+// proxy that answers them as S3 does) fails the check of a CRL
+// configuration that would write public CRLs, and passes one that would
+// write private ones.
+func TestCheckBucketACL(t *testing.T) {
+	srv := testenv.StartS3(t)
+	srv.CreateBucket(t, "present")
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	blocking := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasPrefix(r.Header.Get("X-Amz-Acl"), "public-") {
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer blocking.Close()
+	srv.Use(t, srv.AccessKey, srv.SecretKey)
+	st, err := s3.Open(t.Context(), blocking.URL, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CheckBucket(t.Context(), "present", openpca.S3ObjectAclPublicRead); !errors.Is(err, openpca.ErrBucketAccess) {
+		t.Errorf("public objects in a bucket that blocks them: %v, want ErrBucketAccess", err)
+	}
+	if err := st.CheckBucket(t.Context(), "present", openpca.S3ObjectAclBucketOwnerFullControl); err != nil {
+		t.Errorf("private objects: %v", err)
 	}
 }
 
