@@ -445,6 +445,19 @@ func TestCRLConfiguration(t *testing.T) {
 		t.Errorf("with the extension omitted: distribution points %v, OCSP %v", cert.CRLDistributionPoints, cert.OCSPServer)
 	}
 
+	// A CustomPath with what a URL would read otherwise ("%41" as "A", a
+	// "?" as the query's start) is escaped in the distribution point,
+	// which serves the CRL.
+	for _, path := range []string{"a%41b", "q?x", "sub;x=1"} {
+		ca, _ := revocationCA(t, env, &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+			Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), CustomPath: aws.String(path)}})
+		cert, _ := env.Certificate(t, ca, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: leaf.CSRPEM}))
+		if len(cert.CRLDistributionPoints) != 1 {
+			t.Fatalf("CustomPath %q: distribution points %v", path, cert.CRLDistributionPoints)
+		}
+		waitCRL(t, 0, func() ([]byte, error) { return httpGet(cert.CRLDistributionPoints[0]) })
+	}
+
 	// A CA without revocation configuration describes both as disabled.
 	plain := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Plain")
 	d, err := env.Client.DescribeCertificateAuthority(context.Background(), &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &plain})

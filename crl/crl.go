@@ -11,6 +11,8 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/openpca/openpca"
@@ -29,12 +31,18 @@ func Key(ca *openpca.CA, cfg *openpca.CrlConfiguration) string {
 }
 
 // URL is the distribution point of a CA's CRL: at the CNAME if set, else
-// where the object store serves the bucket.
+// where the object store serves the bucket. The key is escaped: a
+// CustomPath may hold "%" or "?", which a URL would read otherwise.
 func URL(objects openpca.ObjectStore, ca *openpca.CA, cfg *openpca.CrlConfiguration) string {
-	if cfg.CustomCname != "" {
-		return "http://" + cfg.CustomCname + "/" + Key(ca, cfg)
+	segments := strings.Split(Key(ca, cfg), "/")
+	for i, s := range segments {
+		segments[i] = url.PathEscape(s)
 	}
-	return objects.URL(cfg.S3BucketName, Key(ca, cfg))
+	key := strings.Join(segments, "/")
+	if cfg.CustomCname != "" {
+		return "http://" + cfg.CustomCname + "/" + key
+	}
+	return objects.URL(cfg.S3BucketName, key)
 }
 
 // OmitDistributionPoint reports whether the CA's certificates leave out
