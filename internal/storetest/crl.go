@@ -103,3 +103,22 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Errorf("refresh: %+v, %v", job, err)
 	}
 }
+
+// RevocationOfCRLCA stores an ACTIVE CA that publishes CRLs and a
+// certificate it issued, and returns the certificate's revocation, ready
+// to record: for tests of a store's locks beside its contract.
+func RevocationOfCRLCA(t *testing.T, s openpca.Store) *openpca.Revocation {
+	t.Helper()
+	ca := activeCA(t, s)
+	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
+	if err := s.UpdateCA(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	c := newCertificate(ca)
+	if _, err := s.RecordIssuance(ctx, issuance(ca, c)); err != nil {
+		t.Fatal(err)
+	}
+	at := now()
+	return &openpca.Revocation{CAID: ca.ID, Serial: c.Serial, At: at, Reason: openpca.RevocationReasonSuperseded,
+		Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonSuperseded, "t", "r"), Statuses: active}
+}
