@@ -267,6 +267,45 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 	return fmt.Errorf("unknown keys command %q", args[0])
 }
 
+// keepCRLsOwn refuses to give bucket to owner while CAs of other accounts
+// publish their CRLs there: they would go on writing to another account's
+// bucket, and naming it in their certificates. A bucket is checked when a
+// CA's CRL configuration names it, not at each CRL.
+func keepCRLsOwn(ctx context.Context, a *app.Admin, bucket, owner string) error {
+	accounts, err := a.Store.ListAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	ids := []string{app.DefaultAccountID}
+	for _, acct := range accounts {
+		if acct.ID != app.DefaultAccountID {
+			ids = append(ids, acct.ID)
+		}
+	}
+	now := time.Now()
+	for _, id := range ids {
+		if id == owner {
+			continue
+		}
+		for after := (openpca.CACursor{}); ; {
+			cas, err := a.Store.ListCAs(ctx, id, after, 100)
+			if err != nil {
+				return err
+			}
+			for _, ca := range cas {
+				if cfg := ca.CRL(); cfg != nil && cfg.S3BucketName == bucket && !ca.Gone(now) {
+					return fmt.Errorf("CA %s of account %s publishes its CRLs to bucket %s: change its CRL configuration first", ca.ARN, ca.AccountID, bucket)
+				}
+			}
+			if len(cas) < 100 {
+				break
+			}
+			after = openpca.CACursor{CreatedAt: cas[len(cas)-1].CreatedAt, ID: cas[len(cas)-1].ID}
+		}
+	}
+	return nil
+}
+
 // buckets runs "openpca buckets create|list|remove".
 func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	if len(args) == 0 {
@@ -302,6 +341,9 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 		if objectStore != "local" && objectStore != "s3" {
 			return fmt.Errorf("--object-store must be local or s3, not %q", objectStore)
 		}
+		if err := keepCRLsOwn(ctx, a, bucket, account); err != nil {
+			return err
+		}
 		err = a.Store.PutBucket(ctx, &openpca.Bucket{Name: bucket, AccountID: account, CreatedAt: time.Now().UTC()})
 		switch {
 		case errors.Is(err, openpca.ErrNotFound):
@@ -333,6 +375,9 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 	case "remove":
 		bucket, err := name()
 		if err != nil {
+			return err
+		}
+		if err := keepCRLsOwn(ctx, a, bucket, app.DefaultAccountID); err != nil {
 			return err
 		}
 		if err := a.Store.DeleteBucket(ctx, bucket); errors.Is(err, openpca.ErrNotFound) {

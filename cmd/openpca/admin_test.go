@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
 	"github.com/openpca/openpca/app"
@@ -76,6 +78,19 @@ func TestBucketsCommand(t *testing.T) {
 	}
 	if out, err := runOpenpca(t, "buckets", "remove", "team-b", "--data-dir", data); err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	// A bucket where a CA publishes its CRLs stays its account's.
+	if err := os.MkdirAll(filepath.Join(data, "s3", "crls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := env.NewActiveRoot(t, "Publishes")
+	if _, err := env.Client.UpdateCertificateAuthority(t.Context(), &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca,
+		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runOpenpca(t, "buckets", "create", "crls", "--account", "222233334444", "--data-dir", data); err == nil ||
+		!strings.Contains(err.Error(), "CA "+ca+" of account "+app.DefaultAccountID+" publishes its CRLs to bucket crls") {
+		t.Errorf("giving away a bucket a CA publishes to: %v\n%s", err, out)
 	}
 	if out, err := runOpenpca(t, "buckets", "create", "Not_A_Bucket", "--account", "222233334444", "--data-dir", data); err == nil {
 		t.Errorf("an invalid bucket name was accepted:\n%s", out)
