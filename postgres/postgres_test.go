@@ -113,60 +113,70 @@ func TestCertificatesMigrate(t *testing.T) {
 	o.Check(t, db)
 }
 
-// TestRevocationLocksAsCRL: a revocation takes a CA's rows in the order a
-// CRL's record takes them, the CRL's before the log's, so that the two on
-// two servers never wait for each other. A transaction holds the CRL's
-// row, as a CRL being recorded does; the revocation waits for it, and
-// has taken nothing the transaction then needs.
-func TestRevocationLocksAsCRL(t *testing.T) {
-	ctx := t.Context()
-	dsn := testenv.NewPostgresDB(t)
-	store, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	r := storetest.RevocationOfCRLCA(t, store)
-	raw, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	tx, err := raw.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.Exec(`UPDATE crl_publications SET wanted = wanted WHERE ca_id = $1`, r.CAID); err != nil {
-		t.Fatal(err)
-	}
-	revoked := make(chan error, 1)
-	go func() { revoked <- store.RecordRevocation(ctx, r) }()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var waiting int
-		if err := raw.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the revocation never waited for the CRL's row")
-		}
-	}
-	// Shorter than PostgreSQL's deadlock_timeout (1 s): were the log's row
-	// the revocation's already, this would fail before either found the
-	// deadlock.
-	if _, err := tx.Exec(`SET LOCAL lock_timeout = '300ms'`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(`UPDATE key_use_logs SET size = size WHERE ca_id = $1`, r.CAID); err != nil {
-		t.Fatalf("the log's row, with the CRL's held: %v (the revocation took it first)", err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-revoked; err != nil {
-		t.Errorf("the revocation: %v", err)
+// TestCARowsLockInOrder: a revocation takes a CA's rows in the order a
+// CRL's record and an update of the CA take them (the CA's, the CRL's,
+// the log's), so that no two on two servers wait for each other. A
+// transaction holds a row, as one of those does; the revocation waits for
+// it, and has taken nothing the transaction then needs.
+func TestCARowsLockInOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		first, second string // the transaction's statements, with the CA's id
+	}{
+		{"a CRL recorded", `UPDATE crl_publications SET wanted = wanted WHERE ca_id = $1`, `UPDATE key_use_logs SET size = size WHERE ca_id = $1`},
+		{"the CA updated", `SELECT 1 FROM certificate_authorities WHERE id = $1 FOR UPDATE`, `UPDATE crl_publications SET wanted = wanted WHERE ca_id = $1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			dsn := testenv.NewPostgresDB(t)
+			store, err := postgres.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			r := storetest.RevocationOfCRLCA(t, store)
+			raw, err := sql.Open("pgx", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			tx, err := raw.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if _, err := tx.Exec(tc.first, r.CAID); err != nil {
+				t.Fatal(err)
+			}
+			revoked := make(chan error, 1)
+			go func() { revoked <- store.RecordRevocation(ctx, r) }()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				var waiting int
+				if err := raw.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+				if waiting > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the revocation never waited for the row")
+				}
+			}
+			// Shorter than PostgreSQL's deadlock_timeout (1 s): were the
+			// row the revocation's already, this would fail before either
+			// found the deadlock.
+			if _, err := tx.Exec(`SET LOCAL lock_timeout = '300ms'`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(tc.second, r.CAID); err != nil {
+				t.Fatalf("the second row, with the first held: %v (the revocation took it first)", err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-revoked; err != nil {
+				t.Errorf("the revocation: %v", err)
+			}
+		})
 	}
 }
