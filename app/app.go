@@ -346,6 +346,9 @@ type Admin struct {
 	Store   *sqlstore.DB
 	Sealer  *seal.Sealer
 	DataDir string
+	// AccountID is the default account's: the owner of buckets no account
+	// was given.
+	AccountID string
 }
 
 // OpenAdmin opens the data folder of cfg for an operator's command. Unlike
@@ -382,7 +385,7 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir}, nil
+	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir, AccountID: cfg.AccountID}, nil
 }
 
 // Close closes the store.

@@ -448,14 +448,17 @@ func TestCRLConfiguration(t *testing.T) {
 	// A CustomPath with what a URL would read otherwise ("%41" as "A", a
 	// "?" as the query's start) is escaped in the distribution point,
 	// which serves the CRL.
-	for _, path := range []string{"a%41b", "q?x", "sub;x=1"} {
+	// What a path holds as it is stays so, in the distribution points of
+	// certificates issued before the escaping as after.
+	for path, escaped := range map[string]string{"a%41b": "a%2541b", "q?x": "q%3Fx", "sub;x=1": "sub;x=1", "a(1),b!c*d'e": "a(1),b!c*d'e"} {
 		ca, _ := revocationCA(t, env, &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
 			Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), CustomPath: aws.String(path)}})
 		cert, _ := env.Certificate(t, ca, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: leaf.CSRPEM}))
-		if len(cert.CRLDistributionPoints) != 1 {
-			t.Fatalf("CustomPath %q: distribution points %v", path, cert.CRLDistributionPoints)
+		want := env.URL + "/s3/crls/" + escaped + "/" + ca[strings.LastIndex(ca, "/")+1:] + ".crl"
+		if len(cert.CRLDistributionPoints) != 1 || cert.CRLDistributionPoints[0] != want {
+			t.Fatalf("CustomPath %q: distribution points %v, want %s", path, cert.CRLDistributionPoints, want)
 		}
-		waitCRL(t, 0, func() ([]byte, error) { return httpGet(cert.CRLDistributionPoints[0]) })
+		waitCRL(t, 0, func() ([]byte, error) { return httpGet(want) })
 	}
 
 	// A CA without revocation configuration describes both as disabled.

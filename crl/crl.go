@@ -11,7 +11,6 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"math/big"
-	"net/url"
 	"strings"
 	"time"
 
@@ -31,18 +30,30 @@ func Key(ca *openpca.CA, cfg *openpca.CrlConfiguration) string {
 }
 
 // URL is the distribution point of a CA's CRL: at the CNAME if set, else
-// where the object store serves the bucket. The key is escaped: a
-// CustomPath may hold "%" or "?", which a URL would read otherwise.
+// where the object store serves the bucket. Of the key, what a URL's path
+// cannot hold as it is ("%", "?", "#", a space...) is escaped, and only
+// that: a certificate's distribution point and a partitioned CRL's must be
+// the same string, in certificates issued before as after.
 func URL(objects openpca.ObjectStore, ca *openpca.CA, cfg *openpca.CrlConfiguration) string {
-	segments := strings.Split(Key(ca, cfg), "/")
-	for i, s := range segments {
-		segments[i] = url.PathEscape(s)
+	var b strings.Builder
+	for _, c := range []byte(Key(ca, cfg)) {
+		if inPath(c) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
 	}
-	key := strings.Join(segments, "/")
+	key := b.String()
 	if cfg.CustomCname != "" {
 		return "http://" + cfg.CustomCname + "/" + key
 	}
 	return objects.URL(cfg.S3BucketName, key)
+}
+
+// inPath reports whether c stands for itself in a URL's path: RFC 3986's
+// pchar, and "/".
+func inPath(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0
 }
 
 // OmitDistributionPoint reports whether the CA's certificates leave out

@@ -42,6 +42,7 @@ func openAdmin(ctx context.Context, name string, args []string, stderr io.Writer
 func adminFlags(fs *flag.FlagSet) (*app.Config, func(*app.Config, func(string) (string, bool)) error) {
 	cfg := app.DefaultConfig()
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "the server's data folder")
+	fs.StringVar(&cfg.AccountID, "account-id", cfg.AccountID, "the server's default account (its --account-id)")
 	fs.StringVar(&cfg.Database, "database", "", "the server's postgres:// address, if it keeps its store in PostgreSQL")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself; prefer the environment variable")
@@ -276,9 +277,9 @@ func keepCRLsOwn(ctx context.Context, a *app.Admin, bucket, owner string) error 
 	if err != nil {
 		return err
 	}
-	ids := []string{app.DefaultAccountID}
+	ids := []string{a.AccountID}
 	for _, acct := range accounts {
-		if acct.ID != app.DefaultAccountID {
+		if acct.ID != a.AccountID {
 			ids = append(ids, acct.ID)
 		}
 	}
@@ -377,7 +378,7 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 		if err != nil {
 			return err
 		}
-		if err := keepCRLsOwn(ctx, a, bucket, app.DefaultAccountID); err != nil {
+		if err := keepCRLsOwn(ctx, a, bucket, a.AccountID); err != nil {
 			return err
 		}
 		if err := a.Store.DeleteBucket(ctx, bucket); errors.Is(err, openpca.ErrNotFound) {
