@@ -125,6 +125,11 @@ func (db *DB) appendKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse,
 	if _, err := db.caMaySign(ctx, tx, use.CAID, statuses, at); err != nil {
 		return err
 	}
+	return db.logKeyUse(ctx, tx, use)
+}
+
+// logKeyUse appends a key use to its CA's log, once the CA may sign.
+func (db *DB) logKeyUse(ctx context.Context, tx *sql.Tx, use *openpca.KeyUse) error {
 	edge, err := db.reserveKeyUses(ctx, tx, use.CAID, 1)
 	if err != nil {
 		return err
@@ -291,7 +296,7 @@ func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error
 			if _, err := db.txExec(ctx, tx, qRevokedWantsCRL, r.CAID); err != nil {
 				return err
 			}
-			if err := db.appendKeyUse(ctx, tx, r.Use, r.Statuses, r.At); err != nil {
+			if err := db.logKeyUse(ctx, tx, r.Use); err != nil {
 				return err
 			}
 			_, err = db.txExec(ctx, tx, qRevoke, r.At.UnixMicro(), r.Reason, r.Use.Seq, r.CAID, r.Serial)

@@ -73,7 +73,7 @@ func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, 
 			if err := db.held(res, err, "recording a CRL"); err != nil {
 				return err
 			}
-			return db.appendKeyUse(ctx, tx, use, statuses, use.At)
+			return db.logKeyUse(ctx, tx, use)
 		})
 	})
 	return db.wrap("recording a CRL", err)
