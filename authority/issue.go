@@ -165,11 +165,10 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	// signature never leaves.
 	if tmpl.UsesCSR() || tmpl.UsesAPI() {
 		if _, err := pki.ParseCertificate(der); err != nil {
-			code := openpca.CodeMalformedCSR
 			if tmpl.UsesAPI() {
-				code = openpca.CodeInvalidArgs
+				return nil, openpca.Errorf(openpca.CodeInvalidArgs, "ApiPassthrough.Extensions, or the CSR's extensions, make a certificate that does not parse: %v.", err)
 			}
-			return nil, openpca.Errorf(code, "The certificate would not parse: %v; an extension passed through is malformed.", err)
+			return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR's extensions make a certificate that does not parse: %v.", err)
 		}
 	}
 	subject, err := pki.FormatSubject(certTmpl.RawSubject)
