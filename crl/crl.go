@@ -86,15 +86,13 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 		cutoff = now
 	}
 	list := &x509.RevocationList{Number: big.NewInt(job.Number + 1), ThisUpdate: now, NextUpdate: next, SignatureAlgorithm: sigAlg}
+	var revoked pki.RevokedCertificates
 	err = p.cfg.Store.RevokedCertificates(ctx, ca.ID, cutoff, func(r *openpca.RevokedCertificate) error {
 		serial, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok {
 			return fmt.Errorf("serial %q of %s is not hexadecimal", r.Serial, ca.ARN)
 		}
-		list.RevokedCertificateEntries = append(list.RevokedCertificateEntries, x509.RevocationListEntry{
-			SerialNumber: serial, RevocationTime: r.RevokedAt, ReasonCode: pki.CRLReason(r.Reason),
-		})
-		return nil
+		return revoked.Add(serial, r.RevokedAt, pki.CRLReason(r.Reason))
 	})
 	if err != nil {
 		return nil, time.Time{}, 0, err
@@ -106,11 +104,11 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 		}
 		list.ExtraExtensions = append(list.ExtraExtensions, idp)
 	}
-	der, err := pki.CreateRevocationList(list, issuer, signer)
+	der, err := pki.CreateRevocationList(list, &revoked, issuer, signer)
 	if err != nil {
 		return nil, time.Time{}, 0, fmt.Errorf("signing the CRL of %s: %w", ca.ARN, err)
 	}
-	return der, next, len(list.RevokedCertificateEntries), nil
+	return der, next, revoked.Len(), nil
 }
 
 var oidIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}

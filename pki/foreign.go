@@ -127,9 +127,9 @@ func CreateCertificate(tmpl, parent *x509.Certificate, pub crypto.PublicKey, sig
 	}
 	// TBSCertificate: [0] version, serial, signature, issuer, validity,
 	// subject, subjectPublicKeyInfo, [3] extensions.
-	return resign(der, signer, t.SignatureAlgorithm, func(tbs [][]byte) error {
+	return resign(der, signer, t.SignatureAlgorithm, nil, func(tbs [][]byte) ([][]byte, error) {
 		if len(tbs) < 7 || tbs[0][0] != 0xa0 {
-			return errors.New("pki: Go made a TBSCertificate without a version")
+			return nil, errors.New("pki: Go made a TBSCertificate without a version")
 		}
 		if signerForeign {
 			tbs[2] = ownAlgorithmIdentifier(signer)
@@ -137,33 +137,7 @@ func CreateCertificate(tmpl, parent *x509.Certificate, pub crypto.PublicKey, sig
 		if spki != nil {
 			tbs[6] = spki
 		}
-		return nil
-	})
-}
-
-// CreateRevocationList is x509.CreateRevocationList, with a foreign
-// signer too.
-func CreateRevocationList(list *x509.RevocationList, issuer *x509.Certificate, signer crypto.Signer) ([]byte, error) {
-	if !foreign(signer) {
-		return x509.CreateRevocationList(rand.Reader, list, issuer, signer)
-	}
-	key, err := standIn()
-	if err != nil {
-		return nil, err
-	}
-	l := *list
-	l.SignatureAlgorithm = x509.ECDSAWithSHA256
-	der, err := x509.CreateRevocationList(rand.Reader, &l, issuer, key)
-	if err != nil {
-		return nil, err
-	}
-	// TBSCertList: version, signature, issuer, thisUpdate, ...
-	return resign(der, signer, 0, func(tbs [][]byte) error {
-		if len(tbs) < 4 || tbs[0][0] != byte(cbasn1.INTEGER) {
-			return errors.New("pki: Go made a TBSCertList without a version")
-		}
-		tbs[1] = ownAlgorithmIdentifier(signer)
-		return nil
+		return tbs, nil
 	})
 }
 
@@ -189,12 +163,12 @@ func CreateCertificateRequest(key crypto.Signer, req *x509.CertificateRequest) (
 	}
 	// CertificationRequestInfo: version, subject, subjectPKInfo, [0]
 	// attributes.
-	return resign(der, key, 0, func(cri [][]byte) error {
+	return resign(der, key, 0, nil, func(cri [][]byte) ([][]byte, error) {
 		if len(cri) != 4 {
-			return errors.New("pki: Go made an unexpected CertificationRequestInfo")
+			return nil, errors.New("pki: Go made an unexpected CertificationRequestInfo")
 		}
 		cri[2] = spki
-		return nil
+		return cri, nil
 	})
 }
 
@@ -234,7 +208,7 @@ func CreateOCSPResponse(issuer *x509.Certificate, tmpl ocsp.Response, signer cry
 		!responseBytes.ReadASN1Element(&responseType, cbasn1.OBJECT_IDENTIFIER) || !responseBytes.ReadASN1(&basic, cbasn1.OCTET_STRING) {
 		return nil, errors.New("pki: an unexpected OCSP response")
 	}
-	basicDER, err := resign(basic, signer, 0, func([][]byte) error { return nil })
+	basicDER, err := resign(basic, signer, 0, nil, func(e [][]byte) ([][]byte, error) { return e, nil })
 	if err != nil {
 		return nil, err
 	}
@@ -253,11 +227,12 @@ func CreateOCSPResponse(issuer *x509.Certificate, tmpl ocsp.Response, signer cry
 
 // resign takes a signed object, SEQUENCE { tbs, AlgorithmIdentifier, BIT
 // STRING }, lets change rewrite the elements of its tbs SEQUENCE, and signs
-// the new tbs with signer (see signBytes).
-func resign(der []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, change func(elements [][]byte) error) ([]byte, error) {
+// the new tbs with signer (see signBytes). The signature's
+// AlgorithmIdentifier is algID, or if that is nil the object's.
+func resign(der []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, algID []byte, change func(elements [][]byte) ([][]byte, error)) ([]byte, error) {
 	in := cryptobyte.String(der)
-	var outer, tbs, algID cryptobyte.String
-	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !in.Empty() || !outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&algID, cbasn1.SEQUENCE) {
+	var outer, tbs, goAlgID cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !in.Empty() || !outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&goAlgID, cbasn1.SEQUENCE) {
 		return nil, errors.New("pki: not a signed object")
 	}
 	var body cryptobyte.String
@@ -273,7 +248,8 @@ func resign(der []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, ch
 		}
 		elements = append(elements, e)
 	}
-	if err := change(elements); err != nil {
+	elements, err := change(elements)
+	if err != nil {
 		return nil, err
 	}
 	var b cryptobyte.Builder
@@ -285,6 +261,9 @@ func resign(der []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, ch
 	newTBS, err := b.Bytes()
 	if err != nil {
 		return nil, err
+	}
+	if algID == nil {
+		algID = goAlgID
 	}
 	newAlgID, sig, err := signBytes(newTBS, signer, sigAlg, algID)
 	if err != nil {
@@ -301,9 +280,9 @@ func resign(der []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, ch
 
 // signBytes signs tbs with signer and returns the AlgorithmIdentifier of
 // the signature. An ML-DSA key signs tbs whole, an SM2 key with SM3; any
-// other hashes it for sigAlg first, and goAlgID, which Go wrote for
-// sigAlg, names the signature.
-func signBytes(tbs []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, goAlgID []byte) ([]byte, []byte, error) {
+// other hashes it for sigAlg first, and algID, sigAlg's, names the
+// signature.
+func signBytes(tbs []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, algID []byte) ([]byte, []byte, error) {
 	if _, ok := signer.(sign.PrivateKey); ok {
 		sig, err := signer.Sign(rand.Reader, tbs, crypto.Hash(0))
 		return ownAlgorithmIdentifier(signer), sig, err
@@ -321,12 +300,12 @@ func signBytes(tbs []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm,
 	case x509.SHA512WithRSA, x509.ECDSAWithSHA512:
 		h = crypto.SHA512
 	default:
-		return nil, nil, fmt.Errorf("pki: signature algorithm %v cannot sign for a key Go does not know", sigAlg)
+		return nil, nil, fmt.Errorf("pki: signature algorithm %v is not one this server signs with", sigAlg)
 	}
 	d := h.New()
 	d.Write(tbs)
 	sig, err := signer.Sign(rand.Reader, d.Sum(nil), h)
-	return goAlgID, sig, err
+	return algID, sig, err
 }
 
 // checkForeignSignature checks a foreign key's signature over signed,

@@ -122,8 +122,9 @@ func TestMLDSA(t *testing.T) {
 				t.Errorf("the certified key: %v", err)
 			}
 
-			crlDER, err := CreateRevocationList(&x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now, NextUpdate: now.AddDate(0, 0, 7),
-				RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: big.NewInt(2), RevocationTime: now}}}, root, key)
+			var revoked RevokedCertificates
+			revoked.Add(big.NewInt(2), now, 0)
+			crlDER, err := CreateRevocationList(&x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now, NextUpdate: now.AddDate(0, 0, 7)}, &revoked, root, key)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,23 @@
 package pki
 
-import "github.com/openpca/openpca"
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"slices"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/openpca/openpca"
+)
 
 // crlReasons maps the API's revocation reasons to RFC 5280's CRLReason
 // codes.
@@ -18,3 +35,183 @@ var crlReasons = map[openpca.RevocationReason]int{
 // CRLReason is RFC 5280's CRLReason code of a revocation reason, as CRLs
 // and OCSP answers carry it.
 func CRLReason(r openpca.RevocationReason) int { return crlReasons[r] }
+
+// RevokedCertificates is the revokedCertificates field of a CRL, encoded
+// as its entries are added. x509.CreateRevocationList holds about 1.8 KB
+// per entry while it encodes them: a CA with a million revocations would
+// need GBs for each CRL. This holds each entry's DER, about 50 bytes.
+type RevokedCertificates struct {
+	der []byte // headerRoom bytes for the SEQUENCE's header, then the entries
+	n   int
+}
+
+// headerRoom is room for a SEQUENCE's tag and a length of up to four
+// bytes, the most a CRL can need.
+const headerRoom = 6
+
+var oidReasonCode = asn1.ObjectIdentifier{2, 5, 29, 21}
+
+// Add appends the entry of a revoked certificate, encoded as
+// x509.CreateRevocationList encodes it: the time in UTC to the second, as
+// a UTCTime before 2050, and the reason as a reasonCode extension unless
+// it is 0, unspecified, which RFC 5280 (5.3.1) leaves out.
+func (r *RevokedCertificates) Add(serial *big.Int, revokedAt time.Time, reason int) error {
+	if serial == nil || serial.Sign() < 0 {
+		return errors.New("pki: a revoked certificate without a serial number")
+	}
+	if r.der == nil {
+		r.der = make([]byte, headerRoom, 4096)
+	}
+	revokedAt = revokedAt.UTC()
+	b := cryptobyte.NewBuilder(r.der)
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1BigInt(serial)
+		if y := revokedAt.Year(); 1950 <= y && y < 2050 {
+			b.AddASN1UTCTime(revokedAt)
+		} else {
+			b.AddASN1GeneralizedTime(revokedAt)
+		}
+		if reason == 0 {
+			return
+		}
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // crlEntryExtensions
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(oidReasonCode)
+				b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) { b.AddASN1Enum(int64(reason)) })
+			})
+		})
+	})
+	der, err := b.Bytes()
+	if err != nil {
+		return fmt.Errorf("pki: encoding the CRL entry of serial %x: %w", serial, err)
+	}
+	r.der = der
+	r.n++
+	return nil
+}
+
+// Len is how many entries were added.
+func (r *RevokedCertificates) Len() int { return r.n }
+
+// element is the entries as one SEQUENCE, or nil if there are none. Its
+// header goes in the room kept before them, so that the entries are not
+// copied once more.
+func (r *RevokedCertificates) element() ([]byte, error) {
+	if r.n == 0 {
+		return nil, nil
+	}
+	n := len(r.der) - headerRoom
+	header := []byte{byte(cbasn1.SEQUENCE)}
+	switch {
+	case n < 0x80:
+		header = append(header, byte(n))
+	case n <= math.MaxUint32:
+		size := 1
+		for n>>(8*size) > 0 {
+			size++
+		}
+		header = append(header, 0x80|byte(size))
+		for i := size - 1; i >= 0; i-- {
+			header = append(header, byte(n>>(8*i)))
+		}
+	default:
+		return nil, fmt.Errorf("pki: a CRL of %d entries is too large to encode", r.n)
+	}
+	start := headerRoom - len(header)
+	copy(r.der[start:], header)
+	return r.der[start:], nil
+}
+
+// algorithmIdentifiers are the AlgorithmIdentifiers of the signature
+// algorithms of keys Go knows that a CA signs with: RSA's with NULL
+// parameters (RFC 4055), ECDSA's without (RFC 5758), as Go writes them.
+var algorithmIdentifiers = map[x509.SignatureAlgorithm]pkix.AlgorithmIdentifier{
+	x509.SHA256WithRSA:   {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}, Parameters: asn1.NullRawValue},
+	x509.SHA384WithRSA:   {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}, Parameters: asn1.NullRawValue},
+	x509.SHA512WithRSA:   {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}, Parameters: asn1.NullRawValue},
+	x509.ECDSAWithSHA256: {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}},
+	x509.ECDSAWithSHA384: {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}},
+	x509.ECDSAWithSHA512: {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}},
+}
+
+// CreateRevocationList signs a CRL of list's fields and the entries of
+// revoked (list has none), with a foreign signer too. Go writes the CRL
+// but its entries; they go in before it is signed. The signature is
+// checked with the issuer's certificate before the CRL is returned, as
+// x509.CreateCertificate checks a certificate's: a faulty signer (a token
+// whose RSA signature is wrong gives its key away), or a key that is not
+// the CA's, signs no CRL.
+func CreateRevocationList(list *x509.RevocationList, revoked *RevokedCertificates, issuer *x509.Certificate, signer crypto.Signer) ([]byte, error) {
+	if len(list.RevokedCertificateEntries) > 0 || len(list.RevokedCertificates) > 0 {
+		return nil, errors.New("pki: a CRL's entries go in its RevokedCertificates")
+	}
+	algID := ownAlgorithmIdentifier(signer)
+	if !foreign(signer) {
+		id, ok := algorithmIdentifiers[list.SignatureAlgorithm]
+		if !ok {
+			return nil, fmt.Errorf("pki: signature algorithm %v is not one this server signs with", list.SignatureAlgorithm)
+		}
+		var err error
+		if algID, err = asn1.Marshal(id); err != nil {
+			return nil, err
+		}
+	}
+	// Go signs with a stand-in key, which costs a signature less than the
+	// CA's key would (the signature Go checks, a token's signature the
+	// audit log does not record).
+	key, err := standIn()
+	if err != nil {
+		return nil, err
+	}
+	l := *list
+	l.SignatureAlgorithm = x509.ECDSAWithSHA256
+	der, err := x509.CreateRevocationList(rand.Reader, &l, issuer, key)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := revoked.element()
+	if err != nil {
+		return nil, err
+	}
+	// TBSCertList: version, signature, issuer, thisUpdate, nextUpdate,
+	// revokedCertificates (if any), [0] crlExtensions.
+	der, err = resign(der, signer, list.SignatureAlgorithm, algID, func(tbs [][]byte) ([][]byte, error) {
+		if len(tbs) != 6 || tbs[0][0] != byte(cbasn1.INTEGER) || tbs[5][0] != byte(cbasn1.Tag(0).Constructed().ContextSpecific()) {
+			return nil, errors.New("pki: Go made an unexpected TBSCertList")
+		}
+		tbs[1] = algID
+		if entries != nil {
+			tbs = slices.Insert(tbs, 5, entries)
+		}
+		return tbs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSigned(der, issuer, list.SignatureAlgorithm); err != nil {
+		return nil, fmt.Errorf("pki: the CRL signed does not verify with the issuer's certificate: %w", err)
+	}
+	return der, nil
+}
+
+// checkSigned checks the signature of a signed object that issuer's key
+// signed with sigAlg, or with its own algorithm if the key is foreign.
+func checkSigned(der []byte, issuer *x509.Certificate, sigAlg x509.SignatureAlgorithm) error {
+	in := cryptobyte.String(der)
+	var outer, tbs cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) {
+		return errors.New("not a signed object")
+	}
+	algID, sig, err := SignatureParts(der)
+	if err != nil {
+		return err
+	}
+	pub, err := ParsePublicKey(issuer.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return err
+	}
+	if foreign(pub) {
+		return checkForeignSignature(pub, algID, tbs, sig)
+	}
+	return issuer.CheckSignature(sigAlg, tbs, sig)
+}

@@ -92,24 +92,41 @@ func (db *DB) ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.T
 	return db.held(res, err, "releasing a CRL")
 }
 
-// RevokedCertificates implements openpca.CRLStore.
+// RevokedCertificates implements openpca.CRLStore. It reads readChunk
+// certificates at a time, for the reason AuditEntries does: a CA's CRL can
+// list a million, and one long read would keep SQLite's write-ahead log
+// from starting over. A revocation made during the read is listed if it
+// comes after the chunks read; it asks for a CRL of its own anyway.
 func (db *DB) RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, fn func(*openpca.RevokedCertificate) error) error {
-	rows, err := db.query(ctx, `SELECT serial, revoked_at, revocation_reason FROM certificates
-		WHERE ca_id = ? AND revoke_seq IS NOT NULL AND not_after > ? ORDER BY revoke_seq`, caID, expiresAfter.UnixMicro())
-	if err != nil {
-		return db.wrap("reading revoked certificates", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r openpca.RevokedCertificate
-		var at int64
-		if err := rows.Scan(&r.Serial, &at, &r.Reason); err != nil {
-			return db.wrap("reading revoked certificates", err)
-		}
-		r.RevokedAt = time.UnixMicro(at).UTC()
-		if err := fn(&r); err != nil {
+	for after := int64(-1); ; {
+		n, err := db.revokedChunk(ctx, caID, expiresAfter, &after, fn)
+		if err != nil || n < readChunk {
 			return err
 		}
 	}
-	return db.wrap("reading revoked certificates", rows.Err())
+}
+
+// revokedChunk is RevokedCertificates for at most readChunk certificates
+// revoked after log entry *after, which it moves on to the last one read.
+func (db *DB) revokedChunk(ctx context.Context, caID string, expiresAfter time.Time, after *int64, fn func(*openpca.RevokedCertificate) error) (int, error) {
+	rows, err := db.query(ctx, `SELECT serial, revoked_at, revocation_reason, revoke_seq FROM certificates
+		WHERE ca_id = ? AND revoke_seq > ? AND not_after > ? ORDER BY revoke_seq LIMIT ?`, caID, *after, expiresAfter.UnixMicro(), readChunk)
+	if err != nil {
+		return 0, db.wrap("reading revoked certificates", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var r openpca.RevokedCertificate
+		var at int64
+		if err := rows.Scan(&r.Serial, &at, &r.Reason, after); err != nil {
+			return n, db.wrap("reading revoked certificates", err)
+		}
+		r.RevokedAt = time.UnixMicro(at).UTC()
+		n++
+		if err := fn(&r); err != nil {
+			return n, err
+		}
+	}
+	return n, db.wrap("reading revoked certificates", rows.Err())
 }

@@ -2,6 +2,9 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,4 +124,73 @@ func RevocationOfCRLCA(t *testing.T, s openpca.Store) *openpca.Revocation {
 	at := now()
 	return &openpca.Revocation{CAID: ca.ID, Serial: c.Serial, At: at, Reason: openpca.RevocationReasonSuperseded,
 		Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonSuperseded, "t", "r"), Statuses: active}
+}
+
+// testRevokedCertificatesChunks: a CA's revoked certificates come each
+// once, in the order of revocation, past the chunks a store may read them
+// in (sqlstore reads 2000 at a time), without those that expired before
+// the cutoff.
+func testRevokedCertificatesChunks(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	const n, phases = 2600, 3 // 2080 listed; three phases of revocations, whose ends are not a chunk's
+	cutoff := now()
+	certs := make([]*openpca.Certificate, n)
+	for i := range certs {
+		certs[i] = newCertificate(ca)
+		if i%5 == 0 {
+			certs[i].NotAfter = cutoff.Add(-time.Minute)
+		}
+	}
+	each := func(from, to int, fn func(c *openpca.Certificate) error) {
+		var next atomic.Int64
+		next.Store(int64(from))
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for i := int(next.Add(1) - 1); i < to; i = int(next.Add(1) - 1) {
+					if err := fn(certs[i]); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	each(0, n, func(c *openpca.Certificate) error { _, err := s.RecordIssuance(ctx, issuance(ca, c)); return err })
+	phase := map[string]int{}
+	for p := range phases {
+		from, to := p*n/phases, (p+1)*n/phases
+		each(from, to, func(c *openpca.Certificate) error {
+			at := now()
+			return s.RecordRevocation(ctx, &openpca.Revocation{CAID: ca.ID, Serial: c.Serial, At: at, Reason: openpca.RevocationReasonKeyCompromise,
+				Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonKeyCompromise, "t", "r"), Statuses: active})
+		})
+		for _, c := range certs[from:to] {
+			phase[c.Serial] = p
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	seen, last := map[string]bool{}, 0
+	err := s.RevokedCertificates(ctx, ca.ID, cutoff, func(r *openpca.RevokedCertificate) error {
+		switch p, ok := phase[r.Serial]; {
+		case !ok || seen[r.Serial]:
+			return fmt.Errorf("certificate %s is listed, or listed twice", r.Serial)
+		case p < last:
+			return fmt.Errorf("certificate %s, revoked in phase %d, comes after one of phase %d", r.Serial, p, last)
+		default:
+			seen[r.Serial], last = true, p
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range certs {
+		if expired := i%5 == 0; seen[c.Serial] == expired {
+			t.Errorf("certificate %d (expired: %v) listed: %v", i, expired, seen[c.Serial])
+		}
+	}
 }

@@ -48,6 +48,7 @@ func Run(t *testing.T, open Open) {
 		{"Buckets", testBuckets},
 		{"SharingAndPermissions", testSharingAndPermissions},
 		{"CRLPublication", testCRLPublication},
+		{"RevokedCertificatesChunks", testRevokedCertificatesChunks},
 		{"Witnessing", testWitnessing},
 		{"ConsoleSessions", testConsoleSessions},
 		{"ConsoleQueries", testConsoleQueries},
