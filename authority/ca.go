@@ -45,6 +45,9 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
+	if err := checkTagCase(nil, in.Tags); err != nil {
+		return nil, err
+	}
 	if err := checkRevocation(in.RevocationConfiguration); err != nil {
 		return nil, err
 	}
@@ -140,7 +143,9 @@ const MaxCAsPerPage = 100
 // caller's by their policies, those the caller may describe: a CA shared
 // for IssueCertificate alone is not described to its users (on AWS, every
 // permission that shares a CA lets the other account describe it). A page
-// can then have fewer CAs than asked for, and still a NextToken.
+// is filled with the CAs listed, read past those that are not, and its
+// NextToken is the place of the last CA it lists: a token never names a CA
+// the caller is not shown.
 func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.ListCertificateAuthoritiesRequest) (*openpca.ListCertificateAuthoritiesResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
@@ -163,28 +168,36 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 	if in.ResourceOwner == openpca.ResourceOwnerOtherAccounts {
 		list = s.store.ListSharedCAs
 	}
-	// One more than asked tells whether there is a next page.
-	cas, err := list(ctx, c.AccountID, after, limit+1)
-	if err != nil {
-		return nil, err
-	}
-	if len(cas) > limit {
-		cas = cas[:limit]
-		last := cas[limit-1]
-		out.NextToken = encodeCursor(openpca.CACursor{CreatedAt: last.CreatedAt, ID: last.ID})
-	}
 	now := s.now()
-	for _, ca := range cas {
+	listed := func(ca *openpca.CA) bool {
 		if ca.Gone(now) {
-			continue
+			return false
 		}
-		if in.ResourceOwner == openpca.ResourceOwnerOtherAccounts &&
-			!Decide(&s.policies, c, ActionPrefix+"DescribeCertificateAuthority", ca, "", ConditionValues(c, ca, nil, now)).Allowed {
-			continue
-		}
-		out.CertificateAuthorities = append(out.CertificateAuthorities, *ca.Describe(now))
+		return in.ResourceOwner != openpca.ResourceOwnerOtherAccounts ||
+			Decide(&s.policies, c, ActionPrefix+"DescribeCertificateAuthority", ca, "", ConditionValues(c, ca, nil, now)).Allowed
 	}
-	return out, nil
+	var last *openpca.CA // the last CA on the page
+	for {
+		// One more than a page tells whether there is more.
+		cas, err := list(ctx, c.AccountID, after, limit+1)
+		if err != nil {
+			return nil, err
+		}
+		for _, ca := range cas {
+			if len(out.CertificateAuthorities) == limit {
+				out.NextToken = encodeCursor(openpca.CACursor{CreatedAt: last.CreatedAt, ID: last.ID})
+				return out, nil
+			}
+			after = openpca.CACursor{CreatedAt: ca.CreatedAt, ID: ca.ID}
+			if listed(ca) {
+				out.CertificateAuthorities = append(out.CertificateAuthorities, *ca.Describe(now))
+				last = ca
+			}
+		}
+		if len(cas) <= limit {
+			return out, nil
+		}
+	}
 }
 
 // cursorToken is the content of a NextToken.

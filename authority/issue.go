@@ -25,6 +25,22 @@ const shortLivedMaxValidity = 7 * 24 * time.Hour
 // the store finds the drawn one taken.
 const serialAttempts = 3
 
+// IssueTemplateARN is the template an IssueCertificate in partition
+// makes its certificate with: the one it names, else the default.
+func IssueTemplateARN(named, partition string) string {
+	if named != "" {
+		return named
+	}
+	return template.InPartition(template.DefaultARN, partition)
+}
+
+// IssueConditions are the condition values an IssueCertificate adds:
+// acm-pca:TemplateArn is the template the certificate is made with, the
+// default one when the request names none.
+func IssueConditions(templateARN string) map[string][]string {
+	return conditions{keyTemplateArn: {templateARN}}
+}
+
 // IssueCertificate signs a certificate for a CSR with a template. Only an
 // ACTIVE CA issues, except that a ROOT CA waiting for its certificate
 // issues that certificate itself, self-signed, with a root template.
@@ -40,13 +56,8 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 	// A template's ARN names the partition of the CA's region, as AWS's
 	// do: arn:aws-us-gov:acm-pca:::template/... in us-gov-west-1.
 	partition := openpca.Partition(s.region)
-	templateARN := in.TemplateArn
-	if templateARN == "" {
-		templateARN = template.InPartition(template.DefaultARN, partition)
-	}
-	// acm-pca:TemplateArn is the template the certificate is made with:
-	// the default one when the request names none.
-	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, conditions{keyTemplateArn: {templateARN}})
+	templateARN := IssueTemplateARN(in.TemplateArn, partition)
+	ca, err := s.findCA(ctx, in.CertificateAuthorityArn, IssueConditions(templateARN))
 	if err != nil {
 		return nil, err
 	}

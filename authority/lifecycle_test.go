@@ -425,6 +425,13 @@ func TestTags(t *testing.T) {
 	}
 	_, err = env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: arn, Tags: []types.Tag{{Key: aws.String("aws:x")}}})
 	testenv.WantError(t, err, "InvalidTagException")
+	// A key that differs from the CA's "team" only in case would let its
+	// order decide what aws:ResourceTag/team is.
+	_, err = env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: arn, Tags: []types.Tag{{Key: aws.String("Team"), Value: aws.String("dev")}}})
+	testenv.WantError(t, err, "InvalidTagException")
+	if got := tags(); len(got) != 2 || got["team"] != "security" {
+		t.Errorf("a refused tagging changed the tags to %v", got)
+	}
 	_, err = env.Client.UntagCertificateAuthority(ctx, &acmpca.UntagCertificateAuthorityInput{CertificateAuthorityArn: arn, Tags: []types.Tag{{Key: aws.String("aws:x")}}})
 	testenv.WantError(t, err, "InvalidTagException")
 	missing := strings.Replace(*arn, (*arn)[len(*arn)-4:], "0000", 1)

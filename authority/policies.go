@@ -45,6 +45,9 @@ func (s *Service) PutPolicy(ctx context.Context, in *openpca.PutPolicyRequest) e
 		if err != nil {
 			return err
 		}
+		// The CA's own account may be named, as on AWS, and grants
+		// nothing: it is not a CA shared with the account.
+		accounts = slices.DeleteFunc(accounts, func(a string) bool { return a == ca.AccountID })
 		ca.Policy, ca.SharedWith = in.Policy, accounts
 		return nil
 	})

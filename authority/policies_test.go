@@ -3,6 +3,7 @@ package authority_test
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"net/url"
 	"strings"
 	"testing"
@@ -92,7 +93,14 @@ func TestSharing(t *testing.T) {
 		}
 		shared = append(shared, ca)
 	}
-	env.NewActiveRoot(t, "Not shared")
+	// A policy may name the CA's own account, which shares it with no one.
+	own, _ := env.NewActiveRoot(t, "Not shared")
+	if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &own, Policy: aws.String(sharePolicyFor(own, app.DefaultAccountID))}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := env.Client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{ResourceOwner: types.ResourceOwnerOtherAccounts}); err != nil || len(out.CertificateAuthorities) != 0 {
+		t.Errorf("the owner lists its own CAs as shared with it: %v, %v", out, err)
+	}
 	var listed []string
 	p := acmpca.NewListCertificateAuthoritiesPaginator(b, &acmpca.ListCertificateAuthoritiesInput{ResourceOwner: types.ResourceOwnerOtherAccounts, MaxResults: aws.Int32(2)})
 	for p.HasMorePages() {
@@ -110,9 +118,9 @@ func TestSharing(t *testing.T) {
 	if strings.Join(listed, " ") != strings.Join(shared, " ") {
 		t.Errorf("B lists %v, want %v", listed, shared)
 	}
-	own, err := b.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
-	if err != nil || len(own.CertificateAuthorities) != 0 {
-		t.Errorf("B's own CAs: %v, %v", own, err)
+	bOwn, err := b.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
+	if err != nil || len(bOwn.CertificateAuthorities) != 0 {
+		t.Errorf("B's own CAs: %v, %v", bOwn, err)
 	}
 	// B issues from a shared CA with the end-entity template, and fetches
 	// the certificate; the issuance is recorded as B's.
@@ -137,6 +145,25 @@ func TestSharing(t *testing.T) {
 	if out, err := b.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{ResourceOwner: types.ResourceOwnerOtherAccounts}); err != nil ||
 		len(out.CertificateAuthorities) != 1 || *out.CertificateAuthorities[0].Arn != shared[2] {
 		t.Errorf("B lists %v (%v), want only %s", out, err, shared[2])
+	}
+	// Page by page, no page is empty and no token names it.
+	in := &acmpca.ListCertificateAuthoritiesInput{ResourceOwner: types.ResourceOwnerOtherAccounts, MaxResults: aws.Int32(1)}
+	hidden := shared[1][strings.LastIndex(shared[1], "/")+1:]
+	for pages := 1; ; pages++ {
+		out, err := b.ListCertificateAuthorities(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.CertificateAuthorities) != 1 || *out.CertificateAuthorities[0].Arn != shared[2] || pages > 1 {
+			t.Errorf("page %d: %v", pages, out.CertificateAuthorities)
+		}
+		if out.NextToken == nil {
+			break
+		}
+		if token, _ := base64.RawURLEncoding.DecodeString(*out.NextToken); strings.Contains(string(token), hidden) {
+			t.Errorf("page %d's NextToken names the CA B is not shown: %s", pages, token)
+		}
+		in.NextToken = out.NextToken
 	}
 	bEnv.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &shared[1], Csr: leaf})
 }

@@ -28,6 +28,28 @@ func checkTags(tags []openpca.Tag) error {
 	return nil
 }
 
+// checkTagCase refuses an added tag whose key differs only in case from
+// another the CA would carry. Policies' conditions name tags without
+// regard to case (aws:ResourceTag/env is aws:ResourceTag/ENV), so of two
+// such tags, their order would decide which one a condition sees: a
+// policy that denies on env=prod would miss a CA that also has ENV=dev.
+// AWS documents tag keys as case-sensitive and says nothing of this; the
+// refusal is our choice.
+func checkTagCase(existing, added []openpca.Tag) error {
+	keys := make(map[string]string, len(existing)+len(added))
+	for _, t := range existing {
+		keys[strings.ToLower(t.Key)] = t.Key
+	}
+	for _, t := range added {
+		k := strings.ToLower(t.Key)
+		if other, ok := keys[k]; ok && other != t.Key {
+			return openpca.Errorf(openpca.CodeInvalidTag, "Tag key %q differs from tag key %q only in case, which policies' tag conditions do not tell apart.", t.Key, other)
+		}
+		keys[k] = t.Key
+	}
+	return nil
+}
+
 // TagCertificateAuthority adds tags to a CA, replacing the value of a key
 // it already has.
 func (s *Service) TagCertificateAuthority(ctx context.Context, in *openpca.TagCertificateAuthorityRequest) error {
@@ -36,6 +58,9 @@ func (s *Service) TagCertificateAuthority(ctx context.Context, in *openpca.TagCe
 			return err
 		}
 		if err := checkTaggable(ca); err != nil {
+			return err
+		}
+		if err := checkTagCase(ca.Tags, in.Tags); err != nil {
 			return err
 		}
 		tags := ca.Tags

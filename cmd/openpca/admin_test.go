@@ -141,6 +141,25 @@ func TestPolicyCommands(t *testing.T) {
 	if out, err := run("policy", "simulate", key, "--action", "DeleteCertificateAuthority", "--resource", "*"); err != nil || !strings.HasPrefix(out, "allowed") {
 		t.Errorf("simulate for a key without policies: %v\n%s", err, out)
 	}
+
+	// simulate gives an IssueCertificate the template the server gives a
+	// request that names none.
+	endEntity := filepath.Join(dir, "end-entity.json")
+	os.WriteFile(endEntity, []byte(`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"acm-pca:IssueCertificate","Resource":"*",
+		"Condition":{"StringEquals":{"acm-pca:TemplateArn":"arn:aws:acm-pca:::template/EndEntityCertificate/V1"}}}}`), 0o600)
+	if out, err = run("keys", "create", "--account", app.DefaultAccountID, "--policy", endEntity); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	issuing := strings.TrimPrefix(strings.Split(out, "\n")[0], "AWS_ACCESS_KEY_ID=")
+	ca, _ := env.NewActiveRoot(t, "Simulated")
+	if out, err := run("policy", "simulate", issuing, "--action", "IssueCertificate", "--resource", ca); err != nil || !strings.HasPrefix(out, "allowed") ||
+		!strings.Contains(out, "acm-pca:templatearn is arn:aws:acm-pca:::template/EndEntityCertificate/V1, as for a request that names no template") {
+		t.Errorf("simulate IssueCertificate without a template: %v\n%s", err, out)
+	}
+	if out, err := run("policy", "simulate", issuing, "--action", "IssueCertificate", "--resource", ca,
+		"--context", "acm-pca:TemplateArn=arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1"); err != nil || !strings.HasPrefix(out, "denied") {
+		t.Errorf("simulate IssueCertificate with another template: %v\n%s", err, out)
+	}
 }
 
 // TestCasList shows where each CA's key is: in software, or in a token.

@@ -208,6 +208,17 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 	if !key.RevokedAt.IsZero() {
 		fmt.Fprintf(stdout, "note: %s was revoked at %s; the server refuses every request signed with it\n", key.ID, key.RevokedAt.Format(time.RFC3339))
 	}
+	var notes []string
+	if strings.EqualFold(action, authority.ActionPrefix+"IssueCertificate") && ca != nil {
+		// As the server does for a request that names no template.
+		p, _ := openpca.ParseCAARN(ca.ARN)
+		for k, v := range authority.IssueConditions(authority.IssueTemplateARN("", p.Partition)) {
+			if _, named := values[k]; !named {
+				values[k] = v
+				notes = append(notes, fmt.Sprintf("note: %s is %s, as for a request that names no template", k, v[0]))
+			}
+		}
+	}
 	v := authority.Decide(new(policy.Cache), c, action, ca, resource, authority.ConditionValues(c, ca, values, time.Now()))
 	decision := "denied"
 	if v.Allowed {
@@ -216,5 +227,7 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 		decision = "denied (the server answers ResourceNotFoundException)"
 	}
 	fmt.Fprintf(stdout, "%s: %s on %s by %s\n%s\n", decision, v.Action, v.Resource, key.ID, v.Reason)
+	notes = append(notes, "note: aws:SourceIp and aws:SecureTransport come from a request's connection; give them with --context (aws:SecureTransport is false unless given)")
+	fmt.Fprintln(stdout, strings.Join(notes, "\n"))
 	return nil
 }
