@@ -85,6 +85,16 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 		if err := checkCACertificate(ca.Type, cert, chain, now); err != nil {
 			return err
 		}
+		if err := checkCRLSign(ca, cert, ca.Revocation, openpca.CodeInvalidRequest); err != nil {
+			return err
+		}
+		// A certificate issued before names the CA's subject as its
+		// issuer, which CRLs and OCSP answers must keep naming (our rule;
+		// AWS documents none).
+		if old, err := pki.ParseCertificate(ca.Certificate); err == nil && !bytes.Equal(old.RawSubject, cert.RawSubject) {
+			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate's subject (%s) is not that of the certificate of %s (%s), which the certificates it issued name as their issuer: a renewed certificate keeps the subject.",
+				cert.Subject, ca.ARN, old.Subject)
+		}
 		ca.Certificate = cert.Raw
 		ca.CertificateChain = nil
 		if len(chain) > 0 {
@@ -124,6 +134,9 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 		}
 		if !c.BasicConstraintsValid || !c.IsCA {
 			return openpca.Errorf(openpca.CodeMalformedCertificate, "%s is not a CA certificate: it needs critical basic constraints with CA:TRUE.", what)
+		}
+		if !pki.KeyUsageAllows(c, x509.KeyUsageCertSign) {
+			return openpca.Errorf(openpca.CodeMalformedCertificate, "%s is not a CA certificate: its key usage does not include keyCertSign.", what)
 		}
 		if err := pki.CheckCriticalExtensions(c); err != nil {
 			return openpca.Errorf(openpca.CodeMalformedCertificate, "%s: %v.", what, err)
@@ -190,6 +203,16 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 		return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
 	}
 	return nil
+}
+
+// checkCRLSign refuses a CA certificate whose key usage does not allow
+// signing CRLs, for a CA whose configuration rc publishes them: no CRL
+// would ever be published, and the certificates it issues would name one.
+func checkCRLSign(ca *openpca.CA, cert *x509.Certificate, rc *openpca.RevocationConfiguration, code string) error {
+	if rc == nil || rc.CrlConfiguration == nil || rc.CrlConfiguration.Enabled == nil || !*rc.CrlConfiguration.Enabled || pki.KeyUsageAllows(cert, x509.KeyUsageCRLSign) {
+		return nil
+	}
+	return openpca.Errorf(code, "The certificate of %s does not allow signing CRLs (its key usage has no cRLSign), and the certificate authority publishes CRLs: disable them, or import a certificate whose key usage includes cRLSign.", ca.ARN)
 }
 
 // parseOneCertificate parses a PEM blob holding exactly one certificate.

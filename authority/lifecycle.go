@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
 )
 
 // DefaultPermanentDeletionTimeInDays is the restoration period of a deleted
@@ -49,6 +50,15 @@ func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.Up
 			}
 			if rc.OcspConfiguration != nil {
 				merged.OcspConfiguration = rc.OcspConfiguration
+			}
+			if len(ca.Certificate) > 0 {
+				cert, err := pki.ParseCertificate(ca.Certificate)
+				if err != nil {
+					return err
+				}
+				if err := checkCRLSign(ca, cert, &merged, openpca.CodeInvalidArgs); err != nil {
+					return err
+				}
 			}
 			ca.Revocation = &merged
 		}

@@ -210,12 +210,17 @@ func TestRenewalKeepsStatus(t *testing.T) {
 		}
 	}
 	importCert(time.Now().AddDate(0, 0, 10))
+	// A renewed certificate keeps the subject that the certificates issued
+	// before name as their issuer, for their CRLs and OCSP answers.
+	_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &arn, Certificate: root.Sign(t, "Renamed", key, time.Now().AddDate(1, 0, 0)).PEM, CertificateChain: root.PEM})
+	testenv.WantError(t, err, "CertificateMismatchException")
 	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &arn, Status: types.CertificateAuthorityStatusDisabled}); err != nil {
 		t.Fatal(err)
 	}
 	// A DISABLED CA's certificate cannot be updated, as AWS's table of CA
 	// states says.
-	_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+	_, err = env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
 		CertificateAuthorityArn: &arn, Certificate: root.Sign(t, "Renewed", key, time.Now().AddDate(1, 0, 0)).PEM, CertificateChain: root.PEM})
 	testenv.WantError(t, err, "InvalidStateException")
 	env.Clock.Advance(11 * 24 * time.Hour)

@@ -587,3 +587,60 @@ func TestImportedCertificateWithoutKeyID(t *testing.T) {
 	}
 	crlListing(t, env, "crls", ca, cert.SerialNumber)
 }
+
+// TestImportedKeyUsage: an imported CA certificate without the key usage
+// extension, which RFC 5280 lets do everything, signs CRLs that list its
+// revocations. One whose key usage leaves out keyCertSign is refused, and
+// one that leaves out cRLSign is refused while the CA publishes CRLs, and
+// once imported keeps them off.
+func TestImportedKeyUsage(t *testing.T) {
+	env := testenv.Start(t)
+	makeLocalBucket(t, env, "crls")
+	crls := &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+		Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)}}
+	root := testenv.NewExternalRoot(t, "Root")
+	// newSub creates a subordinate CA and signs its key with usage.
+	newSub := func(name string, rc *types.RevocationConfiguration, usage x509.KeyUsage) (string, []byte) {
+		t.Helper()
+		out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+			CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, name),
+			CertificateAuthorityType:          types.CertificateAuthorityTypeSubordinate, RevocationConfiguration: rc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca := *out.CertificateAuthorityArn
+		return ca, root.Sign(t, name, env.CSR(t, ca).PublicKey, time.Now().AddDate(1, 0, 0), func(c *x509.Certificate) { c.KeyUsage = usage }).PEM
+	}
+	importCert := func(ca string, cert []byte) error {
+		_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+			CertificateAuthorityArn: &ca, Certificate: cert, CertificateChain: root.PEM})
+		return err
+	}
+
+	ca, cert := newSub("No keyCertSign", nil, x509.KeyUsageDigitalSignature|x509.KeyUsageCRLSign)
+	testenv.WantError(t, importCert(ca, cert), "MalformedCertificateException")
+
+	ca, cert = newSub("No cRLSign", crls, x509.KeyUsageCertSign)
+	testenv.WantError(t, importCert(ca, cert), "InvalidRequestException")
+	ca, cert = newSub("No cRLSign, no CRLs", nil, x509.KeyUsageCertSign)
+	if err := importCert(ca, cert); err != nil {
+		t.Fatal(err)
+	}
+	_, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca, RevocationConfiguration: crls})
+	testenv.WantError(t, err, "InvalidArgsException")
+
+	ca, cert = newSub("No key usage", crls, 0)
+	if c := testenv.ParsePEM(t, string(cert)); !pki.KeyUsageAllows(c[0], x509.KeyUsageCRLSign) || c[0].KeyUsage != 0 {
+		t.Fatal("the certificate has a key usage extension")
+	}
+	if err := importCert(ca, cert); err != nil {
+		t.Fatal(err)
+	}
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}})
+	issued, _ := env.Certificate(t, ca, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: leaf.CSRPEM}))
+	if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &ca,
+		CertificateSerial: aws.String(issued.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonSuperseded}); err != nil {
+		t.Fatal(err)
+	}
+	crlListing(t, env, "crls", ca, issued.SerialNumber)
+}

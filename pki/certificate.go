@@ -53,3 +53,15 @@ func CheckCriticalExtensions(c *x509.Certificate) error {
 	}
 	return nil
 }
+
+// KeyUsageAllows reports whether a certificate's key usage allows usage.
+// A certificate without the extension allows every usage (RFC 5280,
+// 4.2.1.3), which Go's crypto/x509, reading KeyUsage 0, takes as none.
+func KeyUsageAllows(c *x509.Certificate, usage x509.KeyUsage) bool {
+	for _, e := range c.Extensions {
+		if e.Id.Equal(OIDKeyUsage) {
+			return c.KeyUsage&usage == usage
+		}
+	}
+	return true
+}

@@ -156,6 +156,13 @@ func CreateRevocationList(list *x509.RevocationList, revoked *RevokedCertificate
 			return nil, err
 		}
 	}
+	// Go refuses an issuer without the key usage extension, which RFC
+	// 5280 lets sign CRLs.
+	if KeyUsageAllows(issuer, x509.KeyUsageCRLSign) && issuer.KeyUsage&x509.KeyUsageCRLSign == 0 {
+		withUsage := *issuer
+		withUsage.KeyUsage |= x509.KeyUsageCRLSign
+		issuer = &withUsage
+	}
 	// Go signs with a stand-in key, which costs a signature less than the
 	// CA's key would (the signature Go checks, a token's signature the
 	// audit log does not record).
