@@ -155,6 +155,9 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	if template.ErrNoName(err) {
 		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR must provide a subject name or a subject alternative name: %v.", err)
 	}
+	if template.ErrCSR(err) {
+		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR cannot be signed: %v.", err)
+	}
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
 	}

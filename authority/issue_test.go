@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"os/exec"
@@ -325,6 +326,10 @@ func TestIssueCertificateErrors(t *testing.T) {
 	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
 	subCSR, _ := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &sub})
 	days := &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}
+	apiTemplate := aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1")
+	custom := func(exts ...types.CustomExtension) *types.ApiPassthrough {
+		return &types.ApiPassthrough{Extensions: &types.Extensions{CustomExtensions: exts}}
+	}
 	tests := []struct {
 		name string
 		in   acmpca.IssueCertificateInput
@@ -356,6 +361,21 @@ func TestIssueCertificateErrors(t *testing.T) {
 				ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 15}, Critical: true, Value: []byte{0xff}}}}).CSRPEM}, "MalformedCSRException"},
 		{"API passthrough of alternative names that do not parse", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
 			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{CustomExtensions: []types.CustomExtension{{ObjectIdentifier: aws.String("2.5.29.17"), Value: aws.String("AAAA")}}}}}, "InvalidArgsException"},
+		{"a common name with a NUL", acmpca.IssueCertificateInput{Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "bank.example\x00.evil.example"}}).CSRPEM}, "MalformedCSRException"},
+		{"API passthrough of a common name with a NUL", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
+			ApiPassthrough: &types.ApiPassthrough{Subject: &types.ASN1Subject{CommonName: aws.String("bank.example\x00.evil.example")}}}, "InvalidArgsException"},
+		{"a custom extension's DNS name with a NUL", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
+			ApiPassthrough: custom(types.CustomExtension{ObjectIdentifier: aws.String("2.5.29.17"), Value: der(t, []asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte("bank.example\x00.evil.example")}})})}, "InvalidArgsException"},
+		{"a custom extension given twice", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
+			ApiPassthrough: custom(types.CustomExtension{ObjectIdentifier: aws.String("1.2.3.4"), Value: der(t, asn1.NullRawValue)},
+				types.CustomExtension{ObjectIdentifier: aws.String("1.2.3.4"), Value: der(t, []byte("x")), Critical: aws.Bool(true)})}, "InvalidArgsException"},
+		{"a custom extension a typed member gives too", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
+			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{KeyUsage: &types.KeyUsage{DigitalSignature: true},
+				CustomExtensions: []types.CustomExtension{{ObjectIdentifier: aws.String("2.5.29.15"), Value: der(t, asn1.BitString{Bytes: []byte{0x04}, BitLength: 6})}}}}}, "InvalidArgsException"},
+		{"a custom extension that is not one DER value", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
+			ApiPassthrough: custom(types.CustomExtension{ObjectIdentifier: aws.String("1.2.3.4"), Value: aws.String(base64.StdEncoding.EncodeToString([]byte{0x05, 0x00, 0x05}))})}, "InvalidArgsException"},
+		{"name constraints in an end-entity certificate", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
+			ApiPassthrough: custom(types.CustomExtension{ObjectIdentifier: aws.String("2.5.29.30"), Critical: aws.Bool(true), Value: aws.String("MBKgEDAOggxjb3JwLmV4YW1wbGU=")})}, "InvalidArgsException"}, // permits corp.example
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -629,4 +649,14 @@ func TestFailClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "later"}}).CSRPEM})
+}
+
+// der is the base64 of v's DER, as a CustomExtension's value.
+func der(t *testing.T, v any) *string {
+	t.Helper()
+	b, err := asn1.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.String(base64.StdEncoding.EncodeToString(b))
 }

@@ -19,6 +19,7 @@ var (
 	OIDCertificatePolicies    = asn1.ObjectIdentifier{2, 5, 29, 32}
 	OIDSubjectKeyIdentifier   = asn1.ObjectIdentifier{2, 5, 29, 14}
 	OIDAuthorityKeyIdentifier = asn1.ObjectIdentifier{2, 5, 29, 35}
+	OIDNameConstraints        = asn1.ObjectIdentifier{2, 5, 29, 30}
 	oidCPS                    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 2, 1}
 )
 

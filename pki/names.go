@@ -239,3 +239,86 @@ func AltNames(value []byte) string {
 	}
 	return strings.Join(names, " ")
 }
+
+// CheckAltNames checks the names of a DER subject alternative name
+// extension's value that are IA5Strings (DNS names, email addresses,
+// URIs) with CheckName, as a CSR's are: a CustomExtension can give the
+// extension whole.
+func CheckAltNames(value []byte) error {
+	in := cryptobyte.String(value)
+	var names cryptobyte.String
+	if !in.ReadASN1(&names, cbasn1.SEQUENCE) || !in.Empty() {
+		return fmt.Errorf("the subject alternative names are not a SEQUENCE of GeneralName")
+	}
+	for !names.Empty() {
+		var name cryptobyte.String
+		var tag cbasn1.Tag
+		if !names.ReadAnyASN1(&name, &tag) {
+			return fmt.Errorf("a subject alternative name is malformed")
+		}
+		switch tag {
+		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific(), cbasn1.Tag(6).ContextSpecific(): // rfc822Name, dNSName, URI
+			if err := CheckName(string(name)); err != nil {
+				return fmt.Errorf("a subject alternative name: %v", err)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckSubject refuses a DER subject with a control character in an
+// attribute's string value: "bank.example\x00.evil.example" reads as
+// another name to some readers of a common name.
+func CheckSubject(raw []byte) error {
+	in := cryptobyte.String(raw)
+	var rdns cryptobyte.String
+	if !in.ReadASN1(&rdns, cbasn1.SEQUENCE) || !in.Empty() {
+		return fmt.Errorf("the subject is not a SEQUENCE of RDNs")
+	}
+	for !rdns.Empty() {
+		var set cryptobyte.String
+		if !rdns.ReadASN1(&set, cbasn1.SET) {
+			return fmt.Errorf("the subject has a malformed RDN")
+		}
+		for !set.Empty() {
+			var atv, value cryptobyte.String
+			var oid asn1.ObjectIdentifier
+			var tag cbasn1.Tag
+			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !atv.ReadASN1ObjectIdentifier(&oid) || !atv.ReadAnyASN1(&value, &tag) || !atv.Empty() {
+				return fmt.Errorf("the subject has a malformed attribute")
+			}
+			if hasControl(tag, value) {
+				return fmt.Errorf("the subject's attribute %s has a control character", oid)
+			}
+		}
+	}
+	return nil
+}
+
+// hasControl reports whether a string of ASN.1 type tag has a control
+// character (below 0x20, or DEL). In UTF-8 and the one-byte strings, such a
+// byte is such a character; BMPString and UniversalString spell each
+// character in two and four bytes. Other types are not strings.
+func hasControl(tag cbasn1.Tag, value []byte) bool {
+	width := 0
+	switch tag {
+	case cbasn1.UTF8String, cbasn1.PrintableString, cbasn1.IA5String, cbasn1.T61String, cbasn1.Tag(26): // VisibleString
+		width = 1
+	case cbasn1.Tag(30): // BMPString
+		width = 2
+	case cbasn1.Tag(28): // UniversalString
+		width = 4
+	default:
+		return false
+	}
+	for i := 0; i+width <= len(value); i += width {
+		c := uint32(0)
+		for _, b := range value[i : i+width] {
+			c = c<<8 | uint32(b)
+		}
+		if c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}

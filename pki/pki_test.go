@@ -196,3 +196,52 @@ func TestNewSerial(t *testing.T) {
 		seen[h], last = true, h
 	}
 }
+
+// TestCheckSubject: a subject passes unless a string value has a control
+// character, in every string type a subject's values come in.
+func TestCheckSubject(t *testing.T) {
+	bmp := func(s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = append(b, byte(r>>8), byte(r))
+		}
+		return b
+	}
+	universal := func(s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = append(b, byte(r>>24), byte(r>>16), byte(r>>8), byte(r))
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		tag   int
+		value []byte
+		ok    bool
+	}{
+		{"UTF8String", asn1.TagUTF8String, []byte("Zürich ☃"), true},
+		{"UTF8String with a NUL", asn1.TagUTF8String, []byte("a\x00b"), false},
+		{"PrintableString with DEL", asn1.TagPrintableString, []byte("a\x7fb"), false},
+		{"IA5String with a line break", asn1.TagIA5String, []byte("a\nb"), false},
+		{"BMPString", asn1.TagBMPString, bmp("Zürich"), true},
+		{"BMPString with a NUL", asn1.TagBMPString, bmp("a\x00b"), false},
+		{"BMPString of a character whose bytes are 0x00 0x0a", asn1.TagBMPString, bmp("a\u0a00b"), true},
+		{"UniversalString with a tab", 28, universal("a\tb"), false},
+		{"an OCTET STRING", asn1.TagOctetString, []byte{0}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdn := pkix.RDNSequence{{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: asn1.RawValue{Tag: tc.tag, Bytes: tc.value}}}}
+			raw, err := asn1.Marshal(rdn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := CheckSubject(raw); (err == nil) != tc.ok {
+				t.Errorf("CheckSubject: %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+	if err := CheckSubject([]byte{0x30, 0x03, 0x31, 0x01, 0x00}); err == nil {
+		t.Error("a malformed subject passed")
+	}
+}

@@ -7,9 +7,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math/big"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/pki"
@@ -36,10 +40,15 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 	subject := r.CSR.RawSubject
 	if t.UsesAPI() && r.API != nil && r.API.Subject != nil {
 		s, err := pki.MarshalSubject(r.API.Subject)
+		if err == nil {
+			err = pki.CheckSubject(s)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ApiPassthrough.Subject: %w", err)
 		}
 		subject = s
+	} else if err := pki.CheckSubject(subject); err != nil {
+		return nil, csrError{err}
 	}
 	emptySubject := bytes.Equal(subject, []byte{0x30, 0})
 
@@ -56,6 +65,10 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 	}
 	if err := t.setOwn(&exts, r.CSR.PublicKey); err != nil {
 		return nil, err
+	}
+	// RFC 5280 (4.2.1.10): name constraints are a CA certificate's.
+	if !t.CA && exts.get(pki.OIDNameConstraints) != nil {
+		return nil, errors.New("name constraints (2.5.29.30) go in CA certificates only, and this template makes an end-entity certificate")
 	}
 	if san := exts.get(pki.OIDSubjectAltName); san != nil {
 		if bytes.Equal(san.Value, []byte{0x30, 0}) {
@@ -89,10 +102,23 @@ var (
 	errNoAltName = fmt.Errorf("the certificate's subject alternative name extension would name nobody")
 )
 
+// csrError refuses what a CSR asks for, which AWS answers as a malformed
+// CSR.
+type csrError struct{ error }
+
+func (e csrError) Error() string { return "the CSR's " + e.error.Error() }
+
 // ErrNoName reports whether err is the refusal of a nameless certificate,
 // or of an empty subject alternative name, which AWS answers as a
 // malformed CSR.
 func ErrNoName(err error) bool { return err == errNoName || err == errNoAltName }
+
+// ErrCSR reports whether err refuses something else the CSR asks for: a
+// subject with a control character.
+func ErrCSR(err error) bool {
+	_, isCSR := err.(csrError)
+	return isCSR
+}
 
 // setOwn sets the extensions the template itself defines for a
 // certificate of the key pub. An EC or ML-DSA key cannot encipher: the
@@ -156,16 +182,42 @@ func (x *extensions) remove(id asn1.ObjectIdentifier) {
 	}
 }
 
-// setAPI sets the extensions an ApiPassthrough gives.
+// setAPI sets the extensions an ApiPassthrough gives. A CustomExtension
+// is one DER value, given once, for an extension the typed members do not
+// give (RFC 5280, 4.2: an extension appears once).
 func (x *extensions) setAPI(api *openpca.Extensions) error {
+	typed := map[string]string{
+		pki.OIDKeyUsage.String():            member(api.KeyUsage != nil, "KeyUsage"),
+		pki.OIDExtKeyUsage.String():         member(len(api.ExtendedKeyUsage) > 0, "ExtendedKeyUsage"),
+		pki.OIDSubjectAltName.String():      member(len(api.SubjectAlternativeNames) > 0, "SubjectAlternativeNames"),
+		pki.OIDCertificatePolicies.String(): member(len(api.CertificatePolicies) > 0, "CertificatePolicies"),
+	}
+	custom := map[string]bool{}
 	for i, c := range api.CustomExtensions {
 		oid, err := pki.ParseOID(c.ObjectIdentifier)
 		if err != nil {
 			return fmt.Errorf("CustomExtensions %d: %w", i+1, err)
 		}
+		switch id := oid.String(); {
+		case custom[id]:
+			return fmt.Errorf("CustomExtensions %d: extension %s is given twice", i+1, id)
+		case typed[id] != "":
+			return fmt.Errorf("CustomExtensions %d: extension %s is given by ApiPassthrough.Extensions.%s too", i+1, id, typed[id])
+		}
+		custom[oid.String()] = true
 		v, err := base64.StdEncoding.DecodeString(c.Value)
 		if err != nil {
 			return fmt.Errorf("CustomExtensions %d: the value is not base64", i+1)
+		}
+		var element cryptobyte.String
+		var tag cbasn1.Tag
+		if rest := cryptobyte.String(v); !rest.ReadAnyASN1Element(&element, &tag) || !rest.Empty() {
+			return fmt.Errorf("CustomExtensions %d: the value is not one DER-encoded ASN.1 value", i+1)
+		}
+		if oid.Equal(pki.OIDSubjectAltName) {
+			if err := pki.CheckAltNames(v); err != nil {
+				return fmt.Errorf("CustomExtensions %d: %w", i+1, err)
+			}
 		}
 		x.set(pkix.Extension{Id: oid, Critical: c.Critical != nil && *c.Critical, Value: v})
 	}
@@ -198,4 +250,12 @@ func (x *extensions) setAPI(api *openpca.Extensions) error {
 		x.set(e)
 	}
 	return nil
+}
+
+// member is name if given, else "".
+func member(given bool, name string) string {
+	if given {
+		return name
+	}
+	return ""
 }
