@@ -104,24 +104,27 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 	if err != nil {
 		return nil, err
 	}
-	var parent *x509.Certificate // nil: self-signed
+	var is *issuer // nil: self-signed
+	var parent *x509.Certificate
 	if tmpl.Root {
 		if !publicKeysEqual(csr.PublicKey, signer.Public()) {
 			return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Template %s makes the self-signed certificate of %s: the CSR must be the CA's own, from GetCertificateAuthorityCsr.", tmpl.Name, ca.ARN)
 		}
-	} else if parent, err = s.keys.Certificate(ca); err != nil {
+	} else if is, err = s.keys.issuer(ca); err != nil {
 		return nil, err
+	} else {
+		parent = is.cert
 	}
 	nb, na, err := s.validity(ca, parent, in, issued)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPathLen(tmpl, parent); err != nil {
+	if err := checkPathLen(tmpl, is); err != nil {
 		return nil, err
 	}
 
 	for attempt := 1; ; attempt++ {
-		cert, err := s.sign(ca, tmpl, csr, in.ApiPassthrough, parent, signer, sigAlg, nb, na)
+		cert, err := s.sign(ca, tmpl, csr, in.ApiPassthrough, is, signer, sigAlg, nb, na)
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +148,7 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 // sign builds the certificate a template asks for and signs it. A
 // certificate the CA issues (not its own self-signed one) says where its
 // revocation is published.
-func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.CertificateRequest, api *openpca.ApiPassthrough, parent *x509.Certificate,
+func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.CertificateRequest, api *openpca.ApiPassthrough, is *issuer,
 	signer crypto.Signer, sigAlg x509.SignatureAlgorithm, nb, na time.Time) (*openpca.Certificate, error) {
 	serial, err := pki.NewSerial(s.now())
 	if err != nil {
@@ -161,9 +164,9 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
 	}
-	if parent == nil {
-		parent = certTmpl
-	} else {
+	parent := certTmpl
+	if is != nil {
+		parent = is.cert
 		s.addRevocationInfo(ca, certTmpl)
 	}
 	der, err := pki.CreateCertificate(certTmpl, parent, csr.PublicKey, signer)
@@ -177,12 +180,22 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	// it comes: one that parsers refuse (a key usage that is none, a
 	// critical extension that does not parse) is not issued, and its
 	// signature never leaves.
-	if tmpl.UsesCSR() || tmpl.UsesAPI() {
-		if _, err := pki.ParseCertificate(der); err != nil {
-			if tmpl.UsesAPI() {
-				return nil, openpca.Errorf(openpca.CodeInvalidArgs, "ApiPassthrough.Extensions, or the CSR's extensions, make a certificate that does not parse: %v.", err)
-			}
+	// A CA whose certificate or chain constrains names issues none
+	// outside them (AWS enforces name constraints too); the certificate
+	// is checked as a relying party would check it, and one that fails
+	// is not issued either.
+	constrained := is != nil && is.constrained
+	if tmpl.UsesCSR() || tmpl.UsesAPI() || constrained {
+		cert, err := pki.ParseCertificate(der)
+		switch {
+		case err != nil && tmpl.UsesAPI():
+			return nil, openpca.Errorf(openpca.CodeInvalidArgs, "ApiPassthrough.Extensions, or the CSR's extensions, make a certificate that does not parse: %v.", err)
+		case err != nil:
 			return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR's extensions make a certificate that does not parse: %v.", err)
+		case constrained:
+			if err := is.checkNames(cert, s.now()); err != nil {
+				return nil, openpca.Errorf(openpca.CodeInvalidArgs, "The certificate would break the name constraints of the certificate of %s or of its chain: %v.", ca.ARN, err)
+			}
 		}
 	}
 	subject, err := pki.FormatSubject(certTmpl.RawSubject)
@@ -224,15 +237,26 @@ func (s *Service) validity(ca *openpca.CA, parent *x509.Certificate, in *openpca
 	return nb, na, nil
 }
 
-// checkPathLen refuses a CA certificate deeper than the issuing CA's path
-// length allows.
-func checkPathLen(tmpl *template.Template, parent *x509.Certificate) error {
-	if !tmpl.CA || parent == nil || parent.MaxPathLen < 0 || (parent.MaxPathLen == 0 && !parent.MaxPathLenZero) {
+// checkPathLen refuses a CA certificate deeper than a path length of the
+// issuing CA's certificate or chain allows (RFC 5280, 4.2.1.9): a
+// certificate d levels above the issuing CA, of path length p, allows the
+// new CA certificate a path length of at most p-d-1.
+func checkPathLen(tmpl *template.Template, is *issuer) error {
+	if !tmpl.CA || is == nil {
 		return nil
 	}
-	if parent.MaxPathLen == 0 || tmpl.PathLen > parent.MaxPathLen-1 {
-		return openpca.Errorf(openpca.CodeInvalidArgs, "Template %s makes a CA certificate with path length %d, but the issuing CA's certificate allows at most %d CA levels below it.",
-			tmpl.Name, tmpl.PathLen, parent.MaxPathLen)
+	for d, c := range append([]*x509.Certificate{is.cert}, is.chain...) {
+		if c.MaxPathLen < 0 || c.MaxPathLen == 0 && !c.MaxPathLenZero {
+			continue // no limit
+		}
+		if allowed := c.MaxPathLen - d - 1; tmpl.PathLen > allowed {
+			what := "the issuing CA's certificate"
+			if d > 0 {
+				what = fmt.Sprintf("certificate %d of its chain", d)
+			}
+			return openpca.Errorf(openpca.CodeInvalidArgs, "Template %s makes a CA certificate with path length %d, but %s, of path length %d, allows at most %d CA level(s) below the issuing CA.",
+				tmpl.Name, tmpl.PathLen, what, c.MaxPathLen, max(allowed+1, 0))
+		}
 	}
 	return nil
 }

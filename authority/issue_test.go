@@ -449,6 +449,37 @@ func csrOf(t *testing.T, key crypto.Signer, tmpl *x509.CertificateRequest) []byt
 }
 
 // sha1CSR is a PEM CSR signed with SHA-1, which Go no longer makes:
+// TestChainConstraints: a subordinate CA issues within what the chain
+// above it allows, as AWS enforces it: the name constraints and the path
+// lengths of every certificate above it, not only of its own.
+func TestChainConstraints(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	constraining := root.NewIntermediate(t, "Constraining", func(c *x509.Certificate) {
+		c.MaxPathLen, c.PermittedDNSDomains = 1, []string{"corp.example"}
+	})
+	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
+	cert := constraining.Sign(t, "Sub", env.CSR(t, sub).PublicKey, constraining.Cert.NotAfter.Add(-time.Hour))
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &sub, Certificate: cert.PEM, CertificateChain: append(append([]byte{}, constraining.PEM...), root.PEM...)}); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(template string, names ...string) error {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
+			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}, DNSNames: names}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+			TemplateArn:      aws.String(tmplPrefix + template)})
+		return err
+	}
+	if err := issue("EndEntityCertificate/V1", "app.corp.example"); err != nil {
+		t.Errorf("a name the chain permits: %v", err)
+	}
+	testenv.WantError(t, issue("EndEntityCertificate/V1", "app.corp.example", "bank.example"), "InvalidArgsException")
+	// The constraining certificate allows one CA below it: Sub.
+	testenv.WantError(t, issue("SubordinateCACertificate_PathLen0/V1", "ca.corp.example"), "InvalidArgsException")
+}
+
+
 // OpenSSL does.
 func sha1CSR(t *testing.T) []byte {
 	out, err := exec.Command("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", filepath.Join(t.TempDir(), "key.pem"),

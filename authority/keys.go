@@ -7,7 +7,9 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -35,8 +37,19 @@ func meets(have, want openpca.KeyStorageSecurityStandard) bool {
 // one.
 type Keys struct {
 	stores  []KeyStore
-	signers *lru.Cache[string, crypto.Signer]     // by CA id
-	certs   *lru.Cache[string, *x509.Certificate] // by CA id
+	signers *lru.Cache[string, crypto.Signer] // by CA id
+	issuers *lru.Cache[string, *issuer]       // by CA id
+}
+
+// issuer is a CA's certificate and the chain above it, parsed.
+type issuer struct {
+	cert     *x509.Certificate
+	chain    []*x509.Certificate // the certificate's issuer first, the root last
+	rawChain []byte
+	// constrained is set when a certificate of the path has name
+	// constraints, which Go's verifier can check: the path has no ML-DSA
+	// or SM2 signature.
+	constrained bool
 }
 
 // KeyCacheSize is how many CA keys a server keeps open at most.
@@ -46,8 +59,8 @@ const KeyCacheSize = 1024
 // new CAs by default.
 func NewKeys(stores []KeyStore) *Keys {
 	signers, _ := lru.New[string, crypto.Signer](KeyCacheSize)
-	certs, _ := lru.New[string, *x509.Certificate](KeyCacheSize)
-	return &Keys{stores: stores, signers: signers, certs: certs}
+	issuers, _ := lru.New[string, *issuer](KeyCacheSize)
+	return &Keys{stores: stores, signers: signers, issuers: issuers}
 }
 
 // Signer returns a signer of ca's key, from the store that keeps it.
@@ -74,8 +87,17 @@ func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error
 
 // Certificate returns the parsed certificate of ca.
 func (k *Keys) Certificate(ca *openpca.CA) (*x509.Certificate, error) {
-	if c, ok := k.certs.Get(ca.ID); ok && bytes.Equal(c.Raw, ca.Certificate) {
-		return c, nil
+	is, err := k.issuer(ca)
+	if err != nil {
+		return nil, err
+	}
+	return is.cert, nil
+}
+
+// issuer returns ca's certificate and chain, parsed.
+func (k *Keys) issuer(ca *openpca.CA) (*issuer, error) {
+	if is, ok := k.issuers.Get(ca.ID); ok && bytes.Equal(is.cert.Raw, ca.Certificate) && bytes.Equal(is.rawChain, ca.CertificateChain) {
+		return is, nil
 	}
 	c, err := pki.ParseCertificate(ca.Certificate)
 	if err != nil {
@@ -94,14 +116,49 @@ func (k *Keys) Certificate(ca *openpca.CA) (*x509.Certificate, error) {
 			return nil, fmt.Errorf("the key identifier of the certificate of %s: %w", ca.ARN, err)
 		}
 	}
-	k.certs.Add(ca.ID, c)
-	return c, nil
+	chain, err := parseChain(ca.CertificateChain)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the certificate chain of %s: %w", ca.ARN, err)
+	}
+	is := &issuer{cert: c, chain: chain, rawChain: ca.CertificateChain}
+	path := append([]*x509.Certificate{c}, chain...)
+	is.constrained = slices.ContainsFunc(path, hasNameConstraints) && !slices.ContainsFunc(path, pki.ForeignSignature)
+	k.issuers.Add(ca.ID, is)
+	return is, nil
+}
+
+// hasNameConstraints reports whether c constrains the names below it.
+func hasNameConstraints(c *x509.Certificate) bool {
+	return len(c.PermittedDNSDomains)+len(c.ExcludedDNSDomains)+len(c.PermittedIPRanges)+len(c.ExcludedIPRanges)+
+		len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses)+len(c.PermittedURIDomains)+len(c.ExcludedURIDomains) > 0
+}
+
+// checkNames verifies a certificate the CA signed with its certificate
+// and chain, as a relying party would, for the name constraints of the
+// path: Go's verifier checks the names of the subject alternative name
+// extension (DNS names, email addresses, IP addresses, URIs), not a
+// common name or a directory name.
+func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
+	path := append([]*x509.Certificate{is.cert}, is.chain...)
+	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(path[len(path)-1])
+	for _, c := range path[:len(path)-1] {
+		intermediates.AddCert(c)
+	}
+	leaf := *cert
+	leaf.UnhandledCriticalExtensions = nil // what a passthrough gives; not the question here
+	at := now
+	if leaf.NotBefore.After(at) {
+		at = leaf.NotBefore
+	}
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err
 }
 
 // Forget drops what is kept open of a CA's key, once the CA is deleted.
 func (k *Keys) Forget(caID string) {
 	k.signers.Remove(caID)
-	k.certs.Remove(caID)
+	k.issuers.Remove(caID)
 }
 
 // Open reports how many CA keys are kept open.
