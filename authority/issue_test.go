@@ -468,7 +468,7 @@ func TestChainConstraints(t *testing.T) {
 		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
 			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}, DNSNames: names}).CSRPEM,
 			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
-			TemplateArn:      aws.String(tmplPrefix + template)})
+			TemplateArn: aws.String(tmplPrefix + template)})
 		return err
 	}
 	if err := issue("EndEntityCertificate/V1", "app.corp.example"); err != nil {
@@ -478,7 +478,6 @@ func TestChainConstraints(t *testing.T) {
 	// The constraining certificate allows one CA below it: Sub.
 	testenv.WantError(t, issue("SubordinateCACertificate_PathLen0/V1", "ca.corp.example"), "InvalidArgsException")
 }
-
 
 // OpenSSL does.
 func sha1CSR(t *testing.T) []byte {
