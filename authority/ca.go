@@ -87,6 +87,23 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if ca.UsageMode == "" {
 		ca.UsageMode = openpca.CertificateAuthorityUsageModeGeneralPurpose
 	}
+	token := openpca.IdempotencyToken{AccountID: c.AccountID, Operation: "CreateCertificateAuthority", Token: in.IdempotencyToken, Now: now, Since: now.Add(-IdempotencyWindow)}
+	// A retry gets the CA its token made without a key made for nothing:
+	// in a token or KMS, one made and destroyed at each retry. (Requests
+	// at the same moment each make one; the store keeps one CA.)
+	if in.IdempotencyToken != "" {
+		id, err := s.store.FindIdempotent(ctx, token)
+		if err == nil {
+			earlier, err := s.store.FindCA(ctx, c.AccountID, id)
+			if err != nil {
+				return nil, err
+			}
+			return &openpca.CreateCertificateAuthorityResponse{CertificateAuthorityArn: earlier.ARN}, nil
+		}
+		if !errors.Is(err, openpca.ErrNotFound) {
+			return nil, err
+		}
+	}
 	// The key is made in its store, and signs its CSR there.
 	handle, key, err := ks.GenerateKey(ctx, ca, cfg.KeyAlgorithm)
 	if err != nil {
@@ -112,7 +129,6 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		return nil, err
 	}
 	ca.KeyID = hex.EncodeToString(keyID)
-	token := openpca.IdempotencyToken{AccountID: c.AccountID, Operation: "CreateCertificateAuthority", Token: in.IdempotencyToken, Now: now, Since: now.Add(-IdempotencyWindow)}
 	created, err := s.store.CreateCA(ctx, ca, openpca.CSRUse(ca, c.Principal, openpca.RequestIDFrom(ctx)), token, s.maxCAs)
 	if errors.Is(err, openpca.ErrLimitExceeded) {
 		return nil, openpca.Errorf(openpca.CodeLimitExceeded, "Account %s already has %d certificate authorities, the most it may have (deleted ones count until their restoration period ends).", c.AccountID, s.maxCAs)

@@ -235,6 +235,33 @@ func TestKMSKeyDisabledFailsClosed(t *testing.T) {
 	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf})
 }
 
+// TestCreateRetryMakesNoKey: retrying CreateCertificateAuthority with
+// its idempotency token returns the CA without making a key in KMS (and
+// scheduling it for deletion) each time.
+func TestCreateRetryMakesNoKey(t *testing.T) {
+	k := testenv.StartKMS(t)
+	env := testenv.Start(t, k.Use(t))
+	create := func() string {
+		t.Helper()
+		out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+			CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Retried"),
+			CertificateAuthorityType:          types.CertificateAuthorityTypeRoot, IdempotencyToken: aws.String("retried")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *out.CertificateAuthorityArn
+	}
+	first := create()
+	for range 3 {
+		if again := create(); again != first {
+			t.Fatalf("the retry made %s, want %s", again, first)
+		}
+	}
+	if keys, err := k.Client().ListKeys(ctx, &awskms.ListKeysInput{}); err != nil || len(keys.Keys) != 1 {
+		t.Errorf("KMS holds %d keys (%v), want the CA's alone", len(keys.Keys), err)
+	}
+}
+
 // TestKeyStoreOutage takes the key store away while clients issue
 // certificates, and brings it back: while it is away requests fail with
 // ServiceUnavailableException, every certificate a client got is recorded
