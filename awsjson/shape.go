@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"unicode/utf16"
 
 	"github.com/openpca/openpca"
@@ -123,6 +124,11 @@ func decodeInput(sh *shape, body []byte, in any) error {
 	}
 	if structure(body, maxStructure) > maxStructure {
 		return openpca.Errorf(openpca.CodeSerialization, "request body has more than %d objects, arrays and elements; no request needs as many", maxStructure)
+	}
+	// encoding/json would read bytes that are not UTF-8 as U+FFFD, and a
+	// CA would keep a name the client never sent.
+	if !utf8.Valid(body) {
+		return openpca.Errorf(openpca.CodeSerialization, "request body is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
