@@ -245,10 +245,9 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	if template.SignatureAlgorithm, err = pki.SignatureAlgorithm(ca.Config.KeyAlgorithm, ca.Config.SigningAlgorithm); err != nil {
 		return nil, err
 	}
-	// The OCSP library writes producedAt as the current minute: thisUpdate
-	// may not come after it (RFC 6960, 4.2.2.1).
-	thisUpdate := now.Truncate(time.Minute)
-	template.ThisUpdate, template.NextUpdate, template.ProducedAt = thisUpdate, thisUpdate.Add(ocspValidity), thisUpdate
+	// To the second, so that a revocation made this minute is not after
+	// the answer that reports it (RFC 6960, 4.2.2.1).
+	template.ThisUpdate, template.NextUpdate, template.ProducedAt = now, now.Add(ocspValidity), now
 	der, err := pki.CreateOCSPResponse(issuer, template, signer)
 	if err != nil {
 		return nil, err

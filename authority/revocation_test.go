@@ -252,7 +252,8 @@ func TestCRLAndOCSP(t *testing.T) {
 		t.Errorf("a second request was signed again instead of answered from the cache: %v", after)
 	}
 
-	// Revoke: a new CRL within seconds lists it, and OCSP says revoked.
+	// Revoke: a new CRL within seconds lists it, and OCSP says revoked,
+	// in an answer not dated before the revocation.
 	_, err = env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
 		CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise})
 	if err != nil {
@@ -285,6 +286,8 @@ func TestCRLAndOCSP(t *testing.T) {
 	}
 	if resp, err := ocsp.ParseResponseForCert(body, cert, root); err != nil || resp.Status != ocsp.Revoked || resp.RevocationReason != ocsp.KeyCompromise {
 		t.Errorf("OCSP by GET: %+v, %v", resp, err)
+	} else if resp.RevokedAt.After(resp.ThisUpdate) || !resp.ProducedAt.Equal(resp.ThisUpdate) {
+		t.Errorf("OCSP answer produced at %s, for %s, of a revocation at %s", resp.ProducedAt, resp.ThisUpdate, resp.RevokedAt)
 	}
 	// A serial the CA never issued is unknown.
 	req, _ = ocsp.CreateRequest(&x509.Certificate{SerialNumber: big.NewInt(0xbadbad)}, root, nil)

@@ -9,6 +9,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cloudflare/circl/sign"
 	"github.com/emmansun/gmsm/smx509"
@@ -173,26 +174,31 @@ func CreateCertificateRequest(key crypto.Signer, req *x509.CertificateRequest) (
 }
 
 // CreateOCSPResponse is ocsp.CreateResponse for an issuer that signs its
-// own answers, with a foreign issuer key too. An answer whose signature
-// the issuer's certificate does not verify is not returned: as
+// own answers, with a foreign issuer key too, and with producedAt as the
+// template gives it: the library writes the current minute, which comes
+// before a revocation made in it (RFC 6960, 4.2.2.1). The library writes
+// the answer with a stand-in key; producedAt is put in place and the
+// answer signed with the issuer's key (see resign). An answer whose
+// signature the issuer's certificate does not verify is not returned: as
 // x509.CreateCertificate does, this guards against a faulty signer (a
 // token whose RSA signature is wrong gives its key away), and a key that
 // is not the CA's.
 func CreateOCSPResponse(issuer *x509.Certificate, tmpl ocsp.Response, signer crypto.Signer) ([]byte, error) {
-	if !foreign(signer) {
-		der, err := ocsp.CreateResponse(issuer, issuer, tmpl, signer)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := ocsp.ParseResponse(der, issuer); err != nil {
-			return nil, fmt.Errorf("pki: the OCSP response signed does not verify with the issuer's certificate: %w", err)
-		}
-		return der, nil
+	algID, err := signatureAlgorithmID(signer, tmpl.SignatureAlgorithm)
+	if err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1GeneralizedTime(tmpl.ProducedAt.UTC())
+	producedAt, err := b.Bytes()
+	if err != nil {
+		return nil, err
 	}
 	key, err := standIn()
 	if err != nil {
 		return nil, err
 	}
+	sigAlg := tmpl.SignatureAlgorithm
 	tmpl.SignatureAlgorithm = x509.ECDSAWithSHA256
 	der, err := ocsp.CreateResponse(issuer, issuer, tmpl, key)
 	if err != nil {
@@ -208,11 +214,20 @@ func CreateOCSPResponse(issuer *x509.Certificate, tmpl ocsp.Response, signer cry
 		!responseBytes.ReadASN1Element(&responseType, cbasn1.OBJECT_IDENTIFIER) || !responseBytes.ReadASN1(&basic, cbasn1.OCTET_STRING) {
 		return nil, errors.New("pki: an unexpected OCSP response")
 	}
-	basicDER, err := resign(basic, signer, 0, nil, func(e [][]byte) ([][]byte, error) { return e, nil })
+	// ResponseData: [0] version (absent: v1), responderID, producedAt,
+	// responses, [1] extensions.
+	basicDER, err := resign(basic, signer, sigAlg, algID, func(data [][]byte) ([][]byte, error) {
+		i := slices.IndexFunc(data, func(e []byte) bool { return e[0] == byte(cbasn1.GeneralizedTime) })
+		if i < 0 {
+			return nil, errors.New("pki: an OCSP response without producedAt")
+		}
+		data[i] = producedAt
+		return data, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	var b cryptobyte.Builder
+	b = cryptobyte.Builder{}
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddBytes(status)
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
@@ -222,7 +237,14 @@ func CreateOCSPResponse(issuer *x509.Certificate, tmpl ocsp.Response, signer cry
 			})
 		})
 	})
-	return b.Bytes()
+	der, err = b.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSigned(basicDER, issuer, sigAlg); err != nil {
+		return nil, fmt.Errorf("pki: the OCSP response signed does not verify with the issuer's certificate: %w", err)
+	}
+	return der, nil
 }
 
 // resign takes a signed object, SEQUENCE { tbs, AlgorithmIdentifier, BIT

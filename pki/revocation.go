@@ -134,6 +134,20 @@ var algorithmIdentifiers = map[x509.SignatureAlgorithm]pkix.AlgorithmIdentifier{
 	x509.ECDSAWithSHA512: {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}},
 }
 
+// signatureAlgorithmID is the DER AlgorithmIdentifier of signer's
+// signatures with sigAlg, for an object that Go writes with a stand-in
+// key: a foreign key has its own algorithm.
+func signatureAlgorithmID(signer crypto.Signer, sigAlg x509.SignatureAlgorithm) ([]byte, error) {
+	if foreign(signer) {
+		return ownAlgorithmIdentifier(signer), nil
+	}
+	id, ok := algorithmIdentifiers[sigAlg]
+	if !ok {
+		return nil, fmt.Errorf("pki: signature algorithm %v is not one this server signs with", sigAlg)
+	}
+	return asn1.Marshal(id)
+}
+
 // CreateRevocationList signs a CRL of list's fields and the entries of
 // revoked (list has none), with a foreign signer too. Go writes the CRL
 // but its entries; they go in before it is signed. The signature is
@@ -145,16 +159,9 @@ func CreateRevocationList(list *x509.RevocationList, revoked *RevokedCertificate
 	if len(list.RevokedCertificateEntries) > 0 || len(list.RevokedCertificates) > 0 {
 		return nil, errors.New("pki: a CRL's entries go in its RevokedCertificates")
 	}
-	algID := ownAlgorithmIdentifier(signer)
-	if !foreign(signer) {
-		id, ok := algorithmIdentifiers[list.SignatureAlgorithm]
-		if !ok {
-			return nil, fmt.Errorf("pki: signature algorithm %v is not one this server signs with", list.SignatureAlgorithm)
-		}
-		var err error
-		if algID, err = asn1.Marshal(id); err != nil {
-			return nil, err
-		}
+	algID, err := signatureAlgorithmID(signer, list.SignatureAlgorithm)
+	if err != nil {
+		return nil, err
 	}
 	// Go refuses an issuer without the key usage extension, which RFC
 	// 5280 lets sign CRLs.
