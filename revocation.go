@@ -96,6 +96,10 @@ type CRLStore interface {
 	// ReleaseCRL gives up owner's hold after a failure, until retryAt.
 	ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time) error
 
+	// LatestCRL returns the thisUpdate of the last CRL the CA published;
+	// zero if it published none.
+	LatestCRL(ctx context.Context, caID string) (time.Time, error)
+
 	// RevokedCertificates calls fn for each certificate of the CA that is
 	// revoked and expires after expiresAfter, in order of revocation.
 	RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, fn func(*RevokedCertificate) error) error

@@ -130,6 +130,14 @@ func (s *Service) logIntegrity(ctx context.Context, ca *openpca.CA, err error) e
 		li.Entry, ca.ARN, li.Problem)
 }
 
+// MayListCertificates refuses a caller that may not list the CA's
+// certificates (acm-pca:ListCertificates). What else shows them all asks
+// for it too: an audit report, read whole.
+func (s *Service) MayListCertificates(ctx context.Context, caARN string) error {
+	_, err := s.findCA(openpca.WithOperation(ctx, openpca.OperationListCertificates), caARN, nil)
+	return err
+}
+
 // ListCertificates lists the certificates of the caller's CA that q asks
 // for, the newest first (the action acm-pca:ListCertificates).
 func (s *Service) ListCertificates(ctx context.Context, caARN string, q openpca.CertificateQuery) ([]*openpca.ListedCertificate, error) {

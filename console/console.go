@@ -25,9 +25,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 
 	"github.com/openpca/openpca"
@@ -60,7 +62,9 @@ type AuditLog interface {
 
 // Certificates lists and counts a CA's certificates, which the API has
 // no operation for, as far as the caller may (acm-pca:ListCertificates).
+// An audit report's download, which lists them too, asks the same.
 type Certificates interface {
+	MayListCertificates(ctx context.Context, caARN string) error
 	ListCertificates(ctx context.Context, caARN string, q openpca.CertificateQuery) ([]*openpca.ListedCertificate, error)
 	CertificateCounts(ctx context.Context, caARN string, now, until, since time.Time) (expiring, issued, revoked []openpca.DayCount, err error)
 }
@@ -73,6 +77,7 @@ type Store interface {
 	FindConsoleSession(ctx context.Context, idHash []byte, now time.Time) (*openpca.ConsoleSession, error)
 	DeleteConsoleSession(ctx context.Context, idHash []byte, now time.Time) error
 	FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error)
+	LatestCRL(ctx context.Context, caID string) (time.Time, error)
 }
 
 // Config is what the console works with.
@@ -93,10 +98,16 @@ const SessionLife = 8 * time.Hour
 
 // Sign-in attempts are what anyone can send: a server takes at most
 // signInRate a second (signInBurst at once), each a read of the store and
-// a log line; past that, 429 without either.
+// a log line; past that, 429 without either. Before that, one address
+// (an IPv6 address's /64, which one host usually has whole) takes at most
+// signInAddrRate a second (signInAddrBurst at once), so that one sender
+// cannot use up everyone's sign-ins. signInAddrs addresses are kept.
 const (
-	signInRate  = 10
-	signInBurst = 20
+	signInRate      = 10
+	signInBurst     = 20
+	signInAddrRate  = 1
+	signInAddrBurst = 5
+	signInAddrs     = 10_000
 )
 
 // maxForm bounds what a form may send.
@@ -111,6 +122,8 @@ type Console struct {
 	mux     *http.ServeMux
 	origin  *http.CrossOriginProtection
 	signIns *rate.Limiter
+	// signInsFrom limits each address's sign-ins, before signIns.
+	signInsFrom *lru.Cache[netip.Prefix, *rate.Limiter]
 }
 
 // New returns the console, to be served under /console/.
@@ -118,8 +131,9 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	signInsFrom, _ := lru.New[netip.Prefix, *rate.Limiter](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
-		signIns: rate.NewLimiter(signInRate, signInBurst)}
+		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
@@ -242,8 +256,26 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "signin", nil, map[string]any{})
 }
 
+// allowSignIn reports whether a sign-in from remoteAddr may be tried now.
+func (c *Console) allowSignIn(remoteAddr string) bool {
+	from := netip.PrefixFrom(netip.IPv4Unspecified(), 0) // an address net/http did not give
+	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
+		addr := ap.Addr().Unmap()
+		bits := addr.BitLen()
+		if addr.Is6() {
+			bits = 64
+		}
+		from, _ = addr.Prefix(bits)
+	}
+	limit := rate.NewLimiter(signInAddrRate, signInAddrBurst)
+	if earlier, found, _ := c.signInsFrom.PeekOrAdd(from, limit); found {
+		limit = earlier
+	}
+	return limit.Allow() && c.signIns.Allow()
+}
+
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
-	if !c.signIns.Allow() {
+	if !c.allowSignIn(r.RemoteAddr) {
 		c.fail(w, r, http.StatusTooManyRequests, "Too many sign-in attempts: try again in a few seconds.")
 		return
 	}

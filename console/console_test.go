@@ -5,15 +5,20 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
@@ -244,6 +249,12 @@ func TestConsoleSecurity(t *testing.T) {
 	if limited == 0 {
 		t.Error("60 sign-ins at once were all let through")
 	}
+	// They were one address's: another signs in all the same.
+	elsewhere := newBrowser(t, env)
+	tr := env.Transport().Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext
+	elsewhere.client.Transport = tr
+	elsewhere.signIn(env.Client)
 }
 
 // TestConsoleCertificateLists: a CA's list of certificates, its charts
@@ -317,4 +328,68 @@ func withCSRF(form url.Values, token string) url.Values {
 func mustURL(s string) *url.URL {
 	u, _ := url.Parse(s)
 	return u
+}
+
+// TestConsoleReportAndCRL: a CA's page gives the date of its latest CRL,
+// as the publisher recorded it; and an audit report, which lists every
+// certificate the CA issued, downloads only for a key that may list them
+// (acm-pca:ListCertificates), whatever else it may read of the report.
+func TestConsoleReportAndCRL(t *testing.T) {
+	env := testenv.Start(t)
+	for _, bucket := range []string{"crls", "reports"} {
+		if err := os.MkdirAll(filepath.Join(env.Config.DataDir, "s3", bucket), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caARN, _ := caWithLeaf(t, env, "Reported Root", "secret-host.example")
+	if _, err := env.Client.UpdateCertificateAuthority(t.Context(), &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &caARN,
+		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls")}}}); err != nil {
+		t.Fatal(err)
+	}
+	report, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &caARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 100*time.Millisecond
+	}).Wait(t.Context(), &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: report.AuditReportId}, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	owner := newBrowser(t, env)
+	owner.signIn(env.Client)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, page := owner.get(caPage(caARN)); strings.Contains(page, "latest CRL") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the CA's page never showed a latest CRL")
+		}
+	}
+
+	auditor, _ := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "auditor", Document: `{"Statement":{"Effect":"Allow","Action":[
+		"acm-pca:ListCertificateAuthorities","acm-pca:DescribeCertificateAuthority","acm-pca:DescribeCertificateAuthorityAuditReport"],"Resource":"*"}}`})
+	for _, tc := range []struct {
+		name   string
+		client *acmpca.Client
+		want   int
+	}{
+		{"the CA's account", env.Client, http.StatusOK},
+		{"a key that may describe reports but not list certificates", auditor, http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBrowser(t, env)
+			b.signIn(tc.client)
+			for _, proof := range []string{"", "1"} {
+				status, body := b.get("/console/ca/report?" + url.Values{"arn": {caARN}, "id": {*report.AuditReportId}, "proof": {proof}}.Encode())
+				if status != tc.want {
+					t.Errorf("download (proof %q): %d, want %d", proof, status, tc.want)
+				}
+				if tc.want != http.StatusOK && (strings.Contains(body, "secret-host") || !strings.Contains(body, "acm-pca:ListCertificates")) {
+					t.Errorf("a refused download showed what it must not, or not why: %.300q", body)
+				}
+			}
+		})
+	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/awsjson"
-	"github.com/openpca/openpca/crl"
 	"github.com/openpca/openpca/pki"
 )
 
@@ -204,24 +203,15 @@ func (c *Console) showCA(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	c.render(w, r, http.StatusOK, "ca", in, data)
 }
 
-// latestCRL is the thisUpdate of the CA's CRL in its bucket, if any.
+// latestCRL is the thisUpdate of the CA's last CRL published, if any: as
+// the publisher recorded it, not read from the bucket, where a CRL may be
+// many MB.
 func (c *Console) latestCRL(in *signedIn, ca *openpca.CertificateAuthority) *time.Time {
-	id := ca.Arn[strings.LastIndex(ca.Arn, "/")+1:]
-	cfg := ca.RevocationConfiguration.CrlConfiguration
-	f, err := c.cfg.Objects.Get(in.ctx, cfg.S3BucketName, crl.Key(&openpca.CA{ID: id}, cfg))
-	if err != nil {
+	at, err := c.cfg.Store.LatestCRL(in.ctx, ca.Arn[strings.LastIndex(ca.Arn, "/")+1:])
+	if err != nil || at.IsZero() {
 		return nil
 	}
-	defer f.Close()
-	der, err := io.ReadAll(io.LimitReader(f, 64<<20))
-	if err != nil {
-		return nil
-	}
-	list, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return nil
-	}
-	return &list.ThisUpdate
+	return &at
 }
 
 // checkpoint is what the CA page shows of a signed checkpoint.
@@ -432,6 +422,13 @@ func (c *Console) downloadReport(w http.ResponseWriter, r *http.Request, in *sig
 	}
 	if out.AuditReportStatus != openpca.AuditReportStatusSuccess {
 		c.fail(w, r, http.StatusNotFound, "The report is "+string(out.AuditReportStatus)+", not SUCCESS: there is nothing to download.")
+		return
+	}
+	// A report lists every certificate of the CA, and its proof file who
+	// requested each: the console's certificate list, which a key may be
+	// denied.
+	if err := c.cfg.Certificates.MayListCertificates(in.ctx, ca.Arn); err != nil {
+		c.apiError(w, r, err)
 		return
 	}
 	key := out.S3Key

@@ -86,6 +86,19 @@ func (db *DB) FinishCRL(ctx context.Context, caID, owner string, wanted int64, t
 	return db.held(res, err, "finishing a CRL")
 }
 
+// LatestCRL implements openpca.CRLStore.
+func (db *DB) LatestCRL(ctx context.Context, caID string) (time.Time, error) {
+	var thisUpdate sql.NullInt64
+	err := db.queryRow(ctx, `SELECT this_update FROM crl_publications WHERE ca_id = ?`, caID).Scan(&thisUpdate)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, db.wrap("reading the latest CRL", err)
+	}
+	return fromMicros(thisUpdate), nil
+}
+
 // ReleaseCRL implements openpca.CRLStore.
 func (db *DB) ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time) error {
 	res, err := db.exec(ctx, `UPDATE crl_publications SET owner = NULL, lease_until = ? WHERE ca_id = ? AND owner = ?`, retryAt.UnixMicro(), caID, owner)

@@ -52,8 +52,14 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if kinds := logKinds(t, s, ca); kinds != "[CSR CRL]" {
 		t.Errorf("log %s after a CRL", kinds)
 	}
+	if at, err := s.LatestCRL(ctx, ca.ID); err != nil || !at.IsZero() {
+		t.Errorf("the latest CRL before one was published: %v, %v", at, err)
+	}
 	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
+	}
+	if at, err := s.LatestCRL(ctx, ca.ID); err != nil || !at.Equal(t0) {
+		t.Errorf("the latest CRL: %v, %v, want %v", at, err, t0)
 	}
 	if _, err := s.ClaimCRL(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Fatalf("a claim with the CRL published: %v", err)
