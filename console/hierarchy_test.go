@@ -108,3 +108,13 @@ func TestHierarchy(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointSigners: the CA page names each signature's signer, and a
+// signature line without a name names none rather than failing the page.
+func TestCheckpointSigners(t *testing.T) {
+	note := "example.com/log\n2\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\ntime 2026-12-01T00:00:00Z\n\n— openpca-audit AAAA\n— \n— witness.example BBBB\n"
+	cp := checkpointOf([]byte(note))
+	if cp == nil || strings.Join(cp.Signers, ",") != "openpca-audit,witness.example" {
+		t.Errorf("signers %+v", cp)
+	}
+}

@@ -231,7 +231,9 @@ func checkpointOf(signed []byte) *checkpoint {
 	out := &checkpoint{Checkpoint: cp, Note: string(signed)}
 	for line := range strings.SplitSeq(strings.TrimSpace(sigs), "\n") {
 		if name, ok := strings.CutPrefix(line, "— "); ok {
-			out.Signers = append(out.Signers, strings.Fields(name)[0])
+			if fields := strings.Fields(name); len(fields) > 0 {
+				out.Signers = append(out.Signers, fields[0])
+			}
 		}
 	}
 	return out
