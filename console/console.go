@@ -89,6 +89,10 @@ type Config struct {
 	Objects      openpca.ObjectStore
 	Auth         Authenticator
 	Logger       *slog.Logger
+	// HTTPS says that clients reach the console over HTTPS, though the
+	// server may not: behind a proxy that ends TLS, cookies are Secure
+	// all the same.
+	HTTPS bool
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -293,7 +297,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: token, Path: "/console/", Expires: s.ExpiresAt,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 	c.cfg.Logger.InfoContext(r.Context(), "console: signed in", "key", keyID, "account", caller.AccountID, "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/console/cas", http.StatusSeeOther)
 }
@@ -308,8 +312,12 @@ func (c *Console) endSession(w http.ResponseWriter, r *http.Request, s *openpca.
 	if err := c.cfg.Store.DeleteConsoleSession(r.Context(), s.IDHash, c.cfg.Now()); err != nil {
 		c.cfg.Logger.ErrorContext(r.Context(), "console: ending a session", "error", err)
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 }
+
+// secure reports whether a cookie for r must be Secure: r came over TLS,
+// or clients reach the console over HTTPS.
+func (c *Console) secure(r *http.Request) bool { return r.TLS != nil || c.cfg.HTTPS }
 
 // render writes page with the layout; in is the signed-in user, if any.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, page string, in *signedIn, data map[string]any) {

@@ -393,3 +393,23 @@ func TestConsoleReportAndCRL(t *testing.T) {
 		})
 	}
 }
+
+// TestSecureCookieBehindProxy: a server that clients reach over HTTPS
+// (its public URL says so), through a proxy that ends TLS, still marks
+// the session cookie Secure.
+func TestSecureCookieBehindProxy(t *testing.T) {
+	for _, tc := range []struct {
+		publicURL string
+		secure    bool
+	}{{"https://ca.example", true}, {"", false}} {
+		env := testenv.Start(t, func(c *app.Config) { c.PublicURL = tc.publicURL })
+		creds, err := env.Client.Options().Credentials.Retrieve(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, _, res := newBrowser(t, env).do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}})
+		if cookies := res.Cookies(); status != http.StatusSeeOther || len(cookies) != 1 || cookies[0].Secure != tc.secure {
+			t.Errorf("public URL %q: sign-in %d, cookies %v, want Secure %v", tc.publicURL, status, cookies, tc.secure)
+		}
+	}
+}

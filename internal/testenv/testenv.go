@@ -74,9 +74,12 @@ func (e *Env) start(t testing.TB) {
 	if e.Config.TLSSelfSigned {
 		e.URL = "https://" + l.Addr().String()
 	}
-	// The server says where it is in the certificates it issues.
+	// The server says where it is in the certificates it issues, unless
+	// the test gives where a proxy in front of it would be.
 	cfg := e.Config
-	cfg.PublicURL = e.URL
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = e.URL
+	}
 	a, err := app.Open(context.Background(), cfg)
 	if err != nil {
 		l.Close()
