@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -28,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/pki"
 	"github.com/openpca/openpca/template"
 )
 
@@ -448,7 +450,6 @@ func csrOf(t *testing.T, key crypto.Signer, tmpl *x509.CertificateRequest) []byt
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 }
 
-// sha1CSR is a PEM CSR signed with SHA-1, which Go no longer makes:
 // TestChainConstraints: a subordinate CA issues within what the chain
 // above it allows, as AWS enforces it: the name constraints and the path
 // lengths of every certificate above it, not only of its own.
@@ -477,8 +478,35 @@ func TestChainConstraints(t *testing.T) {
 	testenv.WantError(t, issue("EndEntityCertificate/V1", "app.corp.example", "bank.example"), "InvalidArgsException")
 	// The constraining certificate allows one CA below it: Sub.
 	testenv.WantError(t, issue("SubordinateCACertificate_PathLen0/V1", "ca.corp.example"), "InvalidArgsException")
+
+	// An ML-DSA CA under the same chain issues: Go's verifier cannot check
+	// its signatures, and its names go unchecked (as the README says).
+	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmMlDsa65, "ML-DSA Sub"), CertificateAuthorityType: types.CertificateAuthorityTypeSubordinate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mldsa := *out.CertificateAuthorityArn
+	pub, err := pki.ParsePublicKey(env.CSR(t, mldsa).RawSubjectPublicKeyInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ski, _ := pki.SubjectKeyID(pub)
+	der, err := pki.CreateCertificate(&x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "ML-DSA Sub"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: constraining.Cert.NotAfter.Add(-time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		SubjectKeyId: ski, SignatureAlgorithm: x509.ECDSAWithSHA256}, constraining.Cert, pub, constraining.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{CertificateAuthorityArn: &mldsa,
+		Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), CertificateChain: append(append([]byte{}, constraining.PEM...), root.PEM...)}); err != nil {
+		t.Fatal(err)
+	}
+	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &mldsa, SigningAlgorithm: types.SigningAlgorithmMlDsa65,
+		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}, DNSNames: []string{"app.corp.example"}}).CSRPEM})
 }
 
+// sha1CSR is a PEM CSR signed with SHA-1, which Go no longer makes:
 // OpenSSL does.
 func sha1CSR(t *testing.T) []byte {
 	out, err := exec.Command("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", filepath.Join(t.TempDir(), "key.pem"),

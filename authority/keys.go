@@ -47,8 +47,8 @@ type issuer struct {
 	chain    []*x509.Certificate // the certificate's issuer first, the root last
 	rawChain []byte
 	// constrained is set when a certificate of the path has name
-	// constraints, which Go's verifier can check: the path has no ML-DSA
-	// or SM2 signature.
+	// constraints, which Go's verifier can check: neither the path nor
+	// what the CA signs has an ML-DSA or SM2 signature.
 	constrained bool
 }
 
@@ -122,7 +122,8 @@ func (k *Keys) issuer(ca *openpca.CA) (*issuer, error) {
 	}
 	is := &issuer{cert: c, chain: chain, rawChain: ca.CertificateChain}
 	path := append([]*x509.Certificate{c}, chain...)
-	is.constrained = slices.ContainsFunc(path, hasNameConstraints) && !slices.ContainsFunc(path, pki.ForeignSignature)
+	foreignKey := ca.Config.KeyAlgorithm == openpca.KeyAlgorithmSm2 || pki.IsMLDSA(ca.Config.KeyAlgorithm)
+	is.constrained = slices.ContainsFunc(path, hasNameConstraints) && !slices.ContainsFunc(path, pki.ForeignSignature) && !foreignKey
 	k.issuers.Add(ca.ID, is)
 	return is, nil
 }
