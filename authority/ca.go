@@ -38,6 +38,10 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if _, err := pki.SignatureAlgorithm(cfg.KeyAlgorithm, cfg.SigningAlgorithm); err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
 	}
+	// Before a key is made for it: CreateCSR would refuse it after.
+	if _, err := pki.MarshalSubject(cfg.Subject); err != nil {
+		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: Subject: %v.", err)
+	}
 	// AWS Private CA offers SM2 in its China regions alone.
 	if cfg.KeyAlgorithm == openpca.KeyAlgorithmSm2 && openpca.Partition(s.region) != "aws-cn" {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "KeyAlgorithm SM2 is available in the China regions (cn-north-1, cn-northwest-1) only; this server's region is %s.", s.region)

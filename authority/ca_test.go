@@ -138,6 +138,9 @@ func TestCreateCertificateAuthorityInvalidArgs(t *testing.T) {
 		{"duplicate tag key", func(in *acmpca.CreateCertificateAuthorityInput) {
 			in.Tags = []types.Tag{{Key: aws.String("team")}, {Key: aws.String("team")}}
 		}, "InvalidTagException", "more than once"},
+		{"a subject with a control character", func(in *acmpca.CreateCertificateAuthorityInput) {
+			in.CertificateAuthorityConfiguration.Subject.CommonName = aws.String("bank.example\x00.evil.example")
+		}, "InvalidArgsException", "Subject"},
 		{"tag keys that differ only in case", func(in *acmpca.CreateCertificateAuthorityInput) {
 			in.Tags = []types.Tag{{Key: aws.String("env"), Value: aws.String("prod")}, {Key: aws.String("ENV"), Value: aws.String("dev")}}
 		}, "InvalidTagException", "only in case"},

@@ -376,6 +376,9 @@ func TestIssueCertificateErrors(t *testing.T) {
 				CustomExtensions: []types.CustomExtension{{ObjectIdentifier: aws.String("2.5.29.15"), Value: der(t, asn1.BitString{Bytes: []byte{0x04}, BitLength: 6})}}}}}, "InvalidArgsException"},
 		{"a custom extension that is not one DER value", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
 			ApiPassthrough: custom(types.CustomExtension{ObjectIdentifier: aws.String("1.2.3.4"), Value: aws.String(base64.StdEncoding.EncodeToString([]byte{0x05, 0x00, 0x05}))})}, "InvalidArgsException"},
+		{"name constraints in an end-entity certificate, from the CSR", acmpca.IssueCertificateInput{TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_CSRPassthrough/V1"),
+			Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "nc"}, ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 30}, Critical: true,
+				Value: []byte("\x30\x12\xa0\x10\x30\x0e\x82\x0ccorp.example")}}}).CSRPEM}, "MalformedCSRException"},
 		{"name constraints in an end-entity certificate", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
 			ApiPassthrough: custom(types.CustomExtension{ObjectIdentifier: aws.String("2.5.29.30"), Critical: aws.Bool(true), Value: aws.String("MBKgEDAOggxjb3JwLmV4YW1wbGU=")})}, "InvalidArgsException"}, // permits corp.example
 	}

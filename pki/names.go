@@ -266,9 +266,9 @@ func CheckAltNames(value []byte) error {
 	return nil
 }
 
-// CheckSubject refuses a DER subject with a control character in an
-// attribute's string value: "bank.example\x00.evil.example" reads as
-// another name to some readers of a common name.
+// CheckSubject refuses a DER subject with a control character (C0, DEL or
+// C1) in an attribute's string value: "bank.example\x00.evil.example"
+// reads as another name to some readers of a common name.
 func CheckSubject(raw []byte) error {
 	in := cryptobyte.String(raw)
 	var rdns cryptobyte.String
@@ -296,13 +296,15 @@ func CheckSubject(raw []byte) error {
 }
 
 // hasControl reports whether a string of ASN.1 type tag has a control
-// character (below 0x20, or DEL). In UTF-8 and the one-byte strings, such a
-// byte is such a character; BMPString and UniversalString spell each
-// character in two and four bytes. Other types are not strings.
+// character: below 0x20, or from DEL to 0x9f. UTF8String is read as
+// UTF-8; the one-byte strings spell each character in a byte, BMPString in
+// two and UniversalString in four. Other types are not strings.
 func hasControl(tag cbasn1.Tag, value []byte) bool {
 	width := 0
 	switch tag {
-	case cbasn1.UTF8String, cbasn1.PrintableString, cbasn1.IA5String, cbasn1.T61String, cbasn1.Tag(26): // VisibleString
+	case cbasn1.UTF8String:
+		return strings.ContainsFunc(string(value), isControl)
+	case cbasn1.PrintableString, cbasn1.IA5String, cbasn1.T61String, cbasn1.Tag(26): // VisibleString
 		width = 1
 	case cbasn1.Tag(30): // BMPString
 		width = 2
@@ -312,13 +314,16 @@ func hasControl(tag cbasn1.Tag, value []byte) bool {
 		return false
 	}
 	for i := 0; i+width <= len(value); i += width {
-		c := uint32(0)
+		c := rune(0)
 		for _, b := range value[i : i+width] {
-			c = c<<8 | uint32(b)
+			c = c<<8 | rune(b)
 		}
-		if c < 0x20 || c == 0x7f {
+		if isControl(c) {
 			return true
 		}
 	}
 	return false
 }
+
+// isControl reports whether r is a C0 or C1 control character, or DEL.
+func isControl(r rune) bool { return r < 0x20 || 0x7f <= r && r <= 0x9f }

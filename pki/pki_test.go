@@ -228,6 +228,9 @@ func TestCheckSubject(t *testing.T) {
 		{"BMPString with a NUL", asn1.TagBMPString, bmp("a\x00b"), false},
 		{"BMPString of a character whose bytes are 0x00 0x0a", asn1.TagBMPString, bmp("a\u0a00b"), true},
 		{"UniversalString with a tab", 28, universal("a\tb"), false},
+		{"UTF8String with NEL (C1)", asn1.TagUTF8String, []byte("a\u0085b"), false},
+		{"BMPString with CSI (C1)", asn1.TagBMPString, bmp("a\u009bb"), false},
+		{"T61String with a C1 byte", asn1.TagT61String, []byte("a\x9bb"), false},
 		{"an OCTET STRING", asn1.TagOctetString, []byte{0}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -67,7 +67,11 @@ func MarshalSubject(s *openpca.ASN1Subject) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return asn1.Marshal(rdns)
+	der, err := asn1.Marshal(rdns)
+	if err != nil {
+		return nil, err
+	}
+	return der, CheckSubject(der)
 }
 
 func subjectRDNs(s *openpca.ASN1Subject) (pkix.RDNSequence, error) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -40,9 +41,6 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 	subject := r.CSR.RawSubject
 	if t.UsesAPI() && r.API != nil && r.API.Subject != nil {
 		s, err := pki.MarshalSubject(r.API.Subject)
-		if err == nil {
-			err = pki.CheckSubject(s)
-		}
 		if err != nil {
 			return nil, fmt.Errorf("ApiPassthrough.Subject: %w", err)
 		}
@@ -68,7 +66,13 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 	}
 	// RFC 5280 (4.2.1.10): name constraints are a CA certificate's.
 	if !t.CA && exts.get(pki.OIDNameConstraints) != nil {
-		return nil, errors.New("name constraints (2.5.29.30) go in CA certificates only, and this template makes an end-entity certificate")
+		err := errors.New("name constraints (2.5.29.30) go in CA certificates only, and this template makes an end-entity certificate")
+		if r.API == nil || r.API.Extensions == nil || !slices.ContainsFunc(r.API.Extensions.CustomExtensions, func(c openpca.CustomExtension) bool {
+			return c.ObjectIdentifier == pki.OIDNameConstraints.String()
+		}) {
+			return nil, csrError{err} // the CSR's, passed through
+		}
+		return nil, err
 	}
 	if san := exts.get(pki.OIDSubjectAltName); san != nil {
 		if bytes.Equal(san.Value, []byte{0x30, 0}) {
@@ -106,7 +110,7 @@ var (
 // CSR.
 type csrError struct{ error }
 
-func (e csrError) Error() string { return "the CSR's " + e.error.Error() }
+func (e csrError) Error() string { return e.error.Error() }
 
 // ErrNoName reports whether err is the refusal of a nameless certificate,
 // or of an empty subject alternative name, which AWS answers as a
@@ -114,7 +118,8 @@ func (e csrError) Error() string { return "the CSR's " + e.error.Error() }
 func ErrNoName(err error) bool { return err == errNoName || err == errNoAltName }
 
 // ErrCSR reports whether err refuses something else the CSR asks for: a
-// subject with a control character.
+// subject with a control character, name constraints passed through to an
+// end-entity certificate.
 func ErrCSR(err error) bool {
 	_, isCSR := err.(csrError)
 	return isCSR
