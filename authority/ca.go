@@ -163,9 +163,10 @@ const MaxCAsPerPage = 100
 // caller's by their policies, those the caller may describe: a CA shared
 // for IssueCertificate alone is not described to its users (on AWS, every
 // permission that shares a CA lets the other account describe it). A page
-// is filled with the CAs listed, read past those that are not, and its
-// NextToken is the place of the last CA it lists: a token never names a CA
-// the caller is not shown.
+// is filled with the CAs listed, read past those that are not; it has a
+// NextToken only if a CA to list comes after it, and the token is the
+// place of the page's last CA: a token never names a CA the caller is not
+// shown.
 func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.ListCertificateAuthoritiesRequest) (*openpca.ListCertificateAuthoritiesResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
@@ -198,21 +199,22 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 	}
 	var last *openpca.CA // the last CA on the page
 	for {
-		// One more than a page tells whether there is more.
 		cas, err := list(ctx, c.AccountID, after, limit+1)
 		if err != nil {
 			return nil, err
 		}
 		for _, ca := range cas {
+			after = openpca.CACursor{CreatedAt: ca.CreatedAt, ID: ca.ID}
+			if !listed(ca) {
+				continue
+			}
+			// A CA to list past a full page: there is a next one.
 			if len(out.CertificateAuthorities) == limit {
 				out.NextToken = encodeCursor(openpca.CACursor{CreatedAt: last.CreatedAt, ID: last.ID})
 				return out, nil
 			}
-			after = openpca.CACursor{CreatedAt: ca.CreatedAt, ID: ca.ID}
-			if listed(ca) {
-				out.CertificateAuthorities = append(out.CertificateAuthorities, *ca.Describe(now))
-				last = ca
-			}
+			out.CertificateAuthorities = append(out.CertificateAuthorities, *ca.Describe(now))
+			last = ca
 		}
 		if len(cas) <= limit {
 			return out, nil

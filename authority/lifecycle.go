@@ -51,7 +51,8 @@ func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.Up
 			if rc.OcspConfiguration != nil {
 				merged.OcspConfiguration = rc.OcspConfiguration
 			}
-			if len(ca.Certificate) > 0 {
+			// An update that leaves CRLs as they were leaves them alone.
+			if rc.CrlConfiguration != nil && len(ca.Certificate) > 0 {
 				cert, err := pki.ParseCertificate(ca.Certificate)
 				if err != nil {
 					return err

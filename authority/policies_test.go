@@ -166,6 +166,19 @@ func TestSharing(t *testing.T) {
 		in.NextToken = out.NextToken
 	}
 	bEnv.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &shared[1], Csr: leaf})
+	// Nor does a page end with a token to an empty page: no CA B is shown
+	// comes after the last one it lists.
+	issueOnly = strings.ReplaceAll(issueOnly, shared[1], shared[2])
+	full := sharePolicyFor(shared[1], accountB)
+	for ca, doc := range map[string]string{shared[1]: full, shared[2]: issueOnly} {
+		if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: &doc}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.NextToken = nil
+	if out, err := b.ListCertificateAuthorities(ctx, in); err != nil || len(out.CertificateAuthorities) != 1 || *out.CertificateAuthorities[0].Arn != shared[1] || out.NextToken != nil {
+		t.Errorf("B lists %v (%v), want only %s and no NextToken", out, err, shared[1])
+	}
 }
 
 // TestSharedCATokens: an idempotency token is its account's own, also on a

@@ -631,6 +631,25 @@ func TestImportedKeyUsage(t *testing.T) {
 	}
 	_, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca, RevocationConfiguration: crls})
 	testenv.WantError(t, err, "InvalidArgsException")
+	// Such a CA that published CRLs before this rule (its record, changed
+	// here, says so) keeps the rest of its configuration changeable.
+	a, err := app.OpenAdmin(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record, err := a.Store.FindCA(ctx, app.DefaultAccountID, ca[strings.LastIndex(ca, "/")+1:])
+	if err == nil {
+		record.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: "crls"}}
+		err = a.Store.UpdateCA(ctx, record)
+	}
+	a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca,
+		RevocationConfiguration: &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}}}); err != nil {
+		t.Errorf("an update of OCSP alone: %v", err)
+	}
 
 	ca, cert = newSub("No key usage", crls, 0)
 	if c := testenv.ParsePEM(t, string(cert)); !pki.KeyUsageAllows(c[0], x509.KeyUsageCRLSign) || c[0].KeyUsage != 0 {

@@ -37,9 +37,10 @@ var crlReasons = map[openpca.RevocationReason]int{
 func CRLReason(r openpca.RevocationReason) int { return crlReasons[r] }
 
 // RevokedCertificates is the revokedCertificates field of a CRL, encoded
-// as its entries are added. x509.CreateRevocationList holds about 1.8 KB
-// per entry while it encodes them: a CA with a million revocations would
-// need GBs for each CRL. This holds each entry's DER, about 50 bytes.
+// as its entries are added. x509.CreateRevocationList holds about 1.1 KB
+// per entry while it encodes them (and allocates 1.8 KB): a CA with a
+// million revocations would need GBs for each CRL. This holds each entry's
+// DER, about 50 bytes.
 type RevokedCertificates struct {
 	der []byte // headerRoom bytes for the SEQUENCE's header, then the entries
 	n   int
@@ -105,7 +106,7 @@ func (r *RevokedCertificates) element() ([]byte, error) {
 	switch {
 	case n < 0x80:
 		header = append(header, byte(n))
-	case n <= math.MaxUint32:
+	case uint64(n) <= math.MaxUint32:
 		size := 1
 		for n>>(8*size) > 0 {
 			size++

@@ -28,7 +28,7 @@ const (
 
 // migrationLock is the advisory lock that servers starting at once take
 // in turn to migrate the schema.
-const migrationLock = 0x6f70656e706361 // "openpca"
+const migrationLock int64 = 0x6f70656e706361 // "openpca"
 
 // Open connects to the database at dsn (postgres://...) and brings its
 // schema up to date.
