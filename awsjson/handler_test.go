@@ -95,6 +95,8 @@ func TestProtocolErrors(t *testing.T) {
 		{"not JSON", "ACMPrivateCA.ListCertificateAuthorities", `{"MaxResults":`, 400, "SerializationException", []string{"not valid JSON"}},
 		{"JSON array", "ACMPrivateCA.ListCertificateAuthorities", `[]`, 400, "SerializationException", []string{"object"}},
 		{"trailing data", "ACMPrivateCA.ListCertificateAuthorities", `{} {}`, 400, "SerializationException", nil},
+		{"half a surrogate pair", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `\ud800"}`, 400, "SerializationException", []string{"surrogate"}},
+		{"a surrogate pair's low half first", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + `\udc00\ud800"}`, 400, "SerializationException", []string{"surrogate"}},
 		{"not UTF-8", "ACMPrivateCA.DescribeCertificateAuthority", `{"CertificateAuthorityArn":"` + validArn + "\xff\xfe" + `"}`, 400, "SerializationException", []string{"UTF-8"}},
 		{"string for integer", "ACMPrivateCA.ListCertificateAuthorities", `{"MaxResults":"5"}`, 400, "SerializationException", []string{"maxResults", "integer"}},
 		{"fraction for integer", "ACMPrivateCA.ListCertificateAuthorities", `{"MaxResults":1.5}`, 400, "SerializationException", []string{"maxResults"}},

@@ -113,6 +113,50 @@ func structure(body []byte, limit int) int {
 	return n
 }
 
+// loneSurrogate reports whether the strings of body, JSON, have a \u
+// escape of a surrogate (D800-DFFF) that is not half of a high-low pair.
+// A body that is not JSON may give either answer: the decoder refuses it.
+func loneSurrogate(body []byte) bool {
+	escape := []byte(`\u`)
+	if !bytes.Contains(body, escape) {
+		return false
+	}
+	hex := func(b []byte) rune {
+		r, err := strconv.ParseUint(string(b), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return rune(r)
+	}
+	inString := false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(body):
+			if body[i+1] != 'u' || i+6 > len(body) {
+				i++ // an escaped character, '"' and '\\' included
+				continue
+			}
+			r := hex(body[i+2 : i+6])
+			i += 5
+			switch {
+			case 0xdc00 <= r && r <= 0xdfff:
+				return true // a low half, with no high one before it
+			case 0xd800 <= r && r <= 0xdbff:
+				if i+7 > len(body) || body[i+1] != '\\' || body[i+2] != 'u' {
+					return true
+				}
+				if low := hex(body[i+3 : i+7]); low < 0xdc00 || low > 0xdfff {
+					return true
+				}
+				i += 6
+			}
+		}
+	}
+	return false
+}
+
 // decodeInput checks body against sh and, when it conforms, decodes it
 // into in. A body that is not JSON or has members of the wrong type is a
 // SerializationException; members that break the model's constraints are a
@@ -125,10 +169,14 @@ func decodeInput(sh *shape, body []byte, in any) error {
 	if structure(body, maxStructure) > maxStructure {
 		return openpca.Errorf(openpca.CodeSerialization, "request body has more than %d objects, arrays and elements; no request needs as many", maxStructure)
 	}
-	// encoding/json would read bytes that are not UTF-8 as U+FFFD, and a
-	// CA would keep a name the client never sent.
+	// encoding/json would read bytes that are not UTF-8, and an escaped
+	// half of a UTF-16 surrogate pair, as U+FFFD: a CA would keep a name
+	// the client never sent.
 	if !utf8.Valid(body) {
 		return openpca.Errorf(openpca.CodeSerialization, "request body is not valid UTF-8")
+	}
+	if loneSurrogate(body) {
+		return openpca.Errorf(openpca.CodeSerialization, "request body has a \\u escape of half a UTF-16 surrogate pair")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
