@@ -122,6 +122,10 @@ type CAStore interface {
 	// first.
 	UpdateCA(ctx context.Context, ca *CA) error
 
+	// AccountCAs counts the CAs of an account that count towards its
+	// limit at now: every one but those deleted for good.
+	AccountCAs(ctx context.Context, accountID string, now time.Time) (int, error)
+
 	// CountCAs counts the CAs of every account by their status at now, as
 	// CA.StatusAt gives it, and the key store that keeps their keys.
 	CountCAs(ctx context.Context, now time.Time) (map[CAKind]int, error)

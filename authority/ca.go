@@ -108,6 +108,13 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 			return nil, err
 		}
 	}
+	// Nor for an account at its limit (the store checks again, for
+	// requests at the same moment).
+	if n, err := s.store.AccountCAs(ctx, c.AccountID, now); err != nil {
+		return nil, err
+	} else if n >= s.maxCAs {
+		return nil, limitExceeded(c.AccountID, s.maxCAs)
+	}
 	// The key is made in its store, and signs its CSR there.
 	handle, key, err := ks.GenerateKey(ctx, ca, cfg.KeyAlgorithm)
 	if err != nil {
@@ -135,7 +142,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	ca.KeyID = hex.EncodeToString(keyID)
 	created, err := s.store.CreateCA(ctx, ca, openpca.CSRUse(ca, c.Principal, openpca.RequestIDFrom(ctx)), token, s.maxCAs)
 	if errors.Is(err, openpca.ErrLimitExceeded) {
-		return nil, openpca.Errorf(openpca.CodeLimitExceeded, "Account %s already has %d certificate authorities, the most it may have (deleted ones count until their restoration period ends).", c.AccountID, s.maxCAs)
+		return nil, limitExceeded(c.AccountID, s.maxCAs)
 	}
 	if err != nil {
 		return nil, err
@@ -144,6 +151,10 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		s.logger.InfoContext(ctx, "certificate authority created", "ca", ca.ARN, "type", ca.Type, "key_algorithm", cfg.KeyAlgorithm, "key_store", ca.KeyStore)
 	}
 	return &openpca.CreateCertificateAuthorityResponse{CertificateAuthorityArn: created.ARN}, nil
+}
+
+func limitExceeded(accountID string, limit int) error {
+	return openpca.Errorf(openpca.CodeLimitExceeded, "Account %s already has %d certificate authorities, the most it may have (deleted ones count until their restoration period ends).", accountID, limit)
 }
 
 // DescribeCertificateAuthority describes a CA in any status.

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
@@ -237,25 +238,32 @@ func TestKMSKeyDisabledFailsClosed(t *testing.T) {
 
 // TestCreateRetryMakesNoKey: retrying CreateCertificateAuthority with
 // its idempotency token returns the CA without making a key in KMS (and
-// scheduling it for deletion) each time.
+// scheduling it for deletion) each time; nor does a request over the
+// account's limit of CAs.
 func TestCreateRetryMakesNoKey(t *testing.T) {
 	k := testenv.StartKMS(t)
-	env := testenv.Start(t, k.Use(t))
-	create := func() string {
-		t.Helper()
+	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.MaxCAsPerAccount = 1 })
+	create := func(token string) (string, error) {
 		out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
 			CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Retried"),
-			CertificateAuthorityType:          types.CertificateAuthorityTypeRoot, IdempotencyToken: aws.String("retried")})
+			CertificateAuthorityType:          types.CertificateAuthorityTypeRoot, IdempotencyToken: aws.String(token)})
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
-		return *out.CertificateAuthorityArn
+		return *out.CertificateAuthorityArn, nil
 	}
-	first := create()
+	first, err := create("retried")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for range 3 {
-		if again := create(); again != first {
-			t.Fatalf("the retry made %s, want %s", again, first)
+		if again, err := create("retried"); err != nil || again != first {
+			t.Fatalf("the retry made %s (%v), want %s", again, err, first)
 		}
+	}
+	for range 3 {
+		_, err := create("over the limit")
+		testenv.WantError(t, err, "LimitExceededException")
 	}
 	if keys, err := k.Client().ListKeys(ctx, &awskms.ListKeysInput{}); err != nil || len(keys.Keys) != 1 {
 		t.Errorf("KMS holds %d keys (%v), want the CA's alone", len(keys.Keys), err)

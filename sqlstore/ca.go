@@ -77,6 +77,17 @@ func scanCA(s rowScanner) (*openpca.CA, error) {
 
 // CreateCA implements openpca.CAStore. A lock on the account serializes
 // creations, so that the quota holds however many servers share the store.
+// qAccountCAs counts the CAs of an account that count towards its limit.
+const qAccountCAs = `SELECT COUNT(*) FROM certificate_authorities
+	WHERE account_id = ? AND NOT (status = 'DELETED' AND restorable_until <= ?)`
+
+// AccountCAs implements openpca.Store.
+func (db *DB) AccountCAs(ctx context.Context, accountID string, now time.Time) (int, error) {
+	var n int
+	err := db.queryRow(ctx, qAccountCAs, accountID, now.UnixMicro()).Scan(&n)
+	return n, db.wrap("counting the account's CAs", err)
+}
+
 func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyUse, token openpca.IdempotencyToken, limit int) (*openpca.CA, error) {
 	r, err := toRow(ca)
 	if err != nil {
@@ -94,8 +105,7 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			}
 		}
 		var n int
-		if err := db.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM certificate_authorities
-			WHERE account_id = ? AND NOT (status = 'DELETED' AND restorable_until <= ?)`, ca.AccountID, token.Now.UnixMicro()).Scan(&n); err != nil {
+		if err := db.txQueryRow(ctx, tx, qAccountCAs, ca.AccountID, token.Now.UnixMicro()).Scan(&n); err != nil {
 			return err
 		}
 		if n >= limit {

@@ -187,6 +187,13 @@ func testLimit(t *testing.T, s openpca.Store) {
 	if _, err := createCA(s, newCA("999999999999", now()), at, 3); err != nil {
 		t.Errorf("the limit is per account: %v", err)
 	}
+	// A CA deleted for good counts no more.
+	gone := newCA(account, now())
+	gone.Status, gone.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, now().Add(-time.Minute)
+	create(t, s, gone)
+	if n, err := s.AccountCAs(ctx, account, now()); err != nil || n != 3 {
+		t.Errorf("AccountCAs = %d, %v; want 3", n, err)
+	}
 }
 
 func testCount(t *testing.T, s openpca.Store) {
