@@ -135,8 +135,10 @@ type ocspBudgets struct {
 	cas     map[string]*rate.Limiter
 }
 
-// spend takes n bytes from the budget of CA caID at now, if it has them.
-func (b *ocspBudgets) spend(caID string, n int, now time.Time) bool {
+// spend takes n bytes from the budget of CA caID at now, if it has them
+// and then also allows: the server's own limit, which a CA past its
+// budget leaves untouched for the others.
+func (b *ocspBudgets) spend(caID string, n int, now time.Time, also func() bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l, ok := b.cas[caID]
@@ -147,7 +149,12 @@ func (b *ocspBudgets) spend(caID string, n int, now time.Time) bool {
 		l = rate.NewLimiter(rate.Limit(float64(b.perHour)/3600), b.perHour)
 		b.cas[caID] = l
 	}
-	return l.AllowN(now, n)
+	r := l.ReserveN(now, n)
+	if !r.OK() || r.DelayFrom(now) > 0 || !also() {
+		r.CancelAt(now)
+		return false
+	}
+	return true
 }
 
 // OCSP answers an OCSP request (RFC 6960, DER) with a DER response. It
@@ -233,7 +240,7 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 		// What the answer will add to the log, known before it is signed:
 		// its record's length does not depend on the signature.
 		cost := len(openpca.OCSPUse(ca, serial, status, now, nil).Record) + ocspEntryOverhead
-		if !s.ocspUnknown.AllowN(s.now(), 1) || !s.ocspBudgets.spend(ca.ID, cost, s.now()) {
+		if !s.ocspBudgets.spend(ca.ID, cost, s.now(), func() bool { return s.ocspUnknown.AllowN(s.now(), 1) }) {
 			return nil, errOCSPTryLater
 		}
 	}

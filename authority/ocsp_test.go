@@ -265,6 +265,26 @@ func TestOCSPUnknownBudget(t *testing.T) {
 	}
 }
 
+// TestOCSPUnknownBudgetFirst: made-up serials against one CA, past its
+// budget, do not use up the server's rate for the others.
+func TestOCSPUnknownBudgetFirst(t *testing.T) {
+	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 10; c.OCSPUnknownBudget = 1 << 10 })
+	answered := 0
+	for i := range 30 {
+		if !bytes.Equal(e.ask(t, big.NewInt(int64(0xbad000+i))), ocsp.TryLaterErrorResponse) {
+			answered++
+		}
+	}
+	if answered == 0 || answered >= 10 {
+		t.Fatalf("%d made-up serials of 30 answered within a 1 KiB budget, want some and fewer than the server's 10", answered)
+	}
+	other, root := revocationCA(t, e.env, &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
+	body := e.post(t, ocspRequest(t, root, big.NewInt(0xbad)))
+	if resp, err := ocsp.ParseResponse(body, root); err != nil || resp.Status != ocsp.Unknown {
+		t.Errorf("a made-up serial of %s, after another CA's flood: %+v, %v", other, resp, err)
+	}
+}
+
 // TestOCSPUnknownRate checks that made-up serials cannot make the
 // responder sign without bound, while issued certificates are still
 // answered.
