@@ -310,37 +310,81 @@ func (db *DB) CountCAs(ctx context.Context, now time.Time) (map[openpca.CAKind]i
 	return counts, rows.Err()
 }
 
-// PurgeCAs implements openpca.CAStore. A CA deleted for good takes its
-// certificates and key-use log with it.
+// purgeChunk is how many log entries' rows a purge deletes in one
+// transaction: SQLite has one writer, and a CA of a million certificates
+// purged at once held it for long enough that other accounts' writes
+// failed.
+const purgeChunk = 5000
+
+// PurgeCAs implements openpca.CAStore. A CA's certificates and log go a
+// chunk at a time, oldest first, each chunk in a transaction of its own;
+// then, in one, the rest and the CA. A purge that stops halfway leaves a
+// CA deleted for good, which the next one finishes.
 func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error) {
+	rows, err := db.query(ctx, `SELECT `+caColumns+` FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`, now.UnixMicro())
+	if err != nil {
+		return nil, db.wrap("purging CAs", err)
+	}
 	var purged []*openpca.CA
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		purged = nil
-		const gone = `SELECT id FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`
-		rows, err := tx.QueryContext(ctx, db.rewrite(`SELECT `+caColumns+` FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`), now.UnixMicro())
+	for rows.Next() {
+		ca, err := scanCA(rows)
+		if err != nil {
+			rows.Close()
+			return nil, db.wrap("purging CAs", err)
+		}
+		purged = append(purged, ca)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, db.wrap("purging CAs", err)
+	}
+	for _, ca := range purged {
+		if err := db.purgeLog(ctx, ca.ID); err != nil {
+			return nil, db.wrap("purging CAs", err)
+		}
+	}
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, ca := range purged {
+			for _, table := range []string{"certificates", "certificate_ders", "key_uses", "key_use_logs", "audit_reports", "crl_publications", "ca_shares", "ca_permissions"} {
+				if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id = ?`, ca.ID); err != nil {
+					return err
+				}
+			}
+			if _, err := db.txExec(ctx, tx, `DELETE FROM certificate_authorities WHERE id = ?`, ca.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return purged, db.wrap("purging CAs", err)
+}
+
+// purgeLog deletes the certificates and log entries of a CA, purgeChunk
+// log entries at a time (a certificate's issue_seq is its issuance's
+// entry).
+func (db *DB) purgeLog(ctx context.Context, caID string) error {
+	var size int64
+	err := db.queryRow(ctx, `SELECT size FROM key_use_logs WHERE ca_id = ?`, caID).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for to := int64(purgeChunk); to-purgeChunk < size; to += purgeChunk {
+		err := db.inTx(ctx, func(tx *sql.Tx) error {
+			for _, q := range []string{`DELETE FROM certificates WHERE ca_id = ? AND issue_seq < ?`, `DELETE FROM certificate_ders WHERE ca_id = ? AND issue_seq < ?`,
+				`DELETE FROM key_uses WHERE ca_id = ? AND seq < ?`} {
+				if _, err := db.txExec(ctx, tx, q, caID, to); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			ca, err := scanCA(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			purged = append(purged, ca)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
-		}
-		for _, table := range []string{"certificates", "certificate_ders", "key_uses", "key_use_logs", "audit_reports", "crl_publications", "ca_shares", "ca_permissions"} {
-			if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id IN (`+gone+`)`, now.UnixMicro()); err != nil {
-				return err
-			}
-		}
-		_, err = db.txExec(ctx, tx, `DELETE FROM certificate_authorities WHERE id IN (`+gone+`)`, now.UnixMicro())
-		return err
-	})
-	return purged, db.wrap("purging CAs", err)
+	}
+	return nil
 }
 
 // FindCAByKeyID implements openpca.CAStore.

@@ -132,11 +132,12 @@ func RevocationOfCRLCA(t *testing.T, s openpca.Store) *openpca.Revocation {
 		Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonSuperseded, "t", "r"), Statuses: active}
 }
 
-// testRevokedCertificatesChunks: a CA's revoked certificates come each
-// once, in the order of revocation, past the chunks a store may read them
-// in (sqlstore reads 2000 at a time), without those that expired before
-// the cutoff.
-func testRevokedCertificatesChunks(t *testing.T, s openpca.Store) {
+// testLargeCA: a CA's revoked certificates come each once, in the order
+// of revocation, past the chunks a store may read them in (sqlstore reads
+// 2000 at a time), without those that expired before the cutoff; and a
+// purge, which sqlstore does 5000 log entries at a time, leaves nothing of
+// the CA.
+func testLargeCA(t *testing.T, s openpca.Store) {
 	ca := activeCA(t, s)
 	const n, phases = 2600, 3 // 2080 listed; three phases of revocations, whose ends are not a chunk's
 	cutoff := now()
@@ -198,5 +199,26 @@ func testRevokedCertificatesChunks(t *testing.T, s openpca.Store) {
 		if expired := i%5 == 0; seen[c.Serial] == expired {
 			t.Errorf("certificate %d (expired: %v) listed: %v", i, expired, seen[c.Serial])
 		}
+	}
+
+	ca, err = s.FindCA(ctx, ca.AccountID, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size, err := s.LogSize(ctx, ca.ID); err != nil || size != 2*n+1 {
+		t.Fatalf("the log has %d entries (%v), want %d", size, err, 2*n+1)
+	}
+	ca.Status, ca.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, now().Add(-time.Minute)
+	if err := s.UpdateCA(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	if purged, err := s.PurgeCAs(ctx, now()); err != nil || len(purged) != 1 || purged[0].ID != ca.ID {
+		t.Fatalf("purged %v, %v", purged, err)
+	}
+	if _, err := s.FindCertificate(ctx, ca.ID, certs[n-1].Serial); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a certificate of the purged CA: %v", err)
+	}
+	if uses, err := s.KeyUses(ctx, ca.ID, 0, 10); err != nil || len(uses) != 0 {
+		t.Errorf("log entries of the purged CA: %d, %v", len(uses), err)
 	}
 }

@@ -48,7 +48,7 @@ func Run(t *testing.T, open Open) {
 		{"Buckets", testBuckets},
 		{"SharingAndPermissions", testSharingAndPermissions},
 		{"CRLPublication", testCRLPublication},
-		{"RevokedCertificatesChunks", testRevokedCertificatesChunks},
+		{"LargeCA", testLargeCA},
 		{"Witnessing", testWitnessing},
 		{"ConsoleSessions", testConsoleSessions},
 		{"ConsoleQueries", testConsoleQueries},
