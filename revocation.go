@@ -75,7 +75,8 @@ type RevokedCertificate struct {
 type CRLStore interface {
 	// ClaimCRL gives owner, for lease, a CA that wants a new CRL (one was
 	// asked for since the last was published, or the last is due for
-	// refresh at now) and that no other owner holds; ErrNotFound if none.
+	// refresh at now) and that no other owner holds, the one whose last
+	// CRL is oldest first; ErrNotFound if none.
 	ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*CRLJob, error)
 
 	// RenewCRL extends owner's lease on a CA's CRL until until;

@@ -28,7 +28,10 @@ func (db *DB) wantCRL(ctx context.Context, tx *sql.Tx, ca *openpca.CA) error {
 	return err
 }
 
-// ClaimCRL implements openpca.CRLStore.
+// ClaimCRL implements openpca.CRLStore. Of the CAs that want a CRL, the
+// one whose last CRL is oldest goes first: a CA that keeps revoking gets
+// its next CRL after every other CA's, not before (by the time of its
+// next refresh, a CA with short-lived CRLs would go first every time).
 func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.CRLJob, error) {
 	var job openpca.CRLJob
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -36,7 +39,7 @@ func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease t
 		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update
 			FROM crl_publications
 			WHERE (published < wanted OR refresh_at <= ?) AND (lease_until IS NULL OR lease_until <= ? OR owner = ?)
-			ORDER BY refresh_at LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), now.UnixMicro(), owner).
+			ORDER BY COALESCE(this_update, 0) LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), now.UnixMicro(), owner).
 			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound

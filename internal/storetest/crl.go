@@ -113,6 +113,46 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	}
 }
 
+// testCRLOrder: of two CAs that want a CRL, the one whose last CRL is
+// older goes first, though the other, with shorter-lived CRLs, is due for
+// refresh sooner: a CA that keeps revoking does not hold back the others.
+func testCRLOrder(t *testing.T, s openpca.Store) {
+	t0, lease := now(), time.Minute
+	enable := func(ca *openpca.CA) {
+		t.Helper()
+		ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
+		if err := s.UpdateCA(ctx, ca); err != nil { // asks for a CRL
+			t.Fatal(err)
+		}
+	}
+	quiet, busy := activeCA(t, s), activeCA(t, s)
+	enable(quiet)
+	enable(busy)
+	for range 2 {
+		job, err := s.ClaimCRL(ctx, "a", t0, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		thisUpdate, refresh := t0, t0.Add(84*time.Hour) // 7-day CRLs
+		if job.CAID == busy.ID {
+			thisUpdate, refresh = t0.Add(time.Minute), t0.Add(time.Minute+12*time.Hour) // 1-day CRLs, published after
+		}
+		if err := s.FinishCRL(ctx, job.CAID, "a", job.Wanted, thisUpdate, refresh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ca := range []*openpca.CA{busy, quiet} {
+		again, err := s.FindCA(ctx, ca.AccountID, ca.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enable(again)
+	}
+	if job, err := s.ClaimCRL(ctx, "a", t0.Add(2*time.Minute), lease); err != nil || job.CAID != quiet.ID {
+		t.Errorf("claimed %+v, %v; want the CA whose last CRL is older, %s", job, err, quiet.ID)
+	}
+}
+
 // RevocationOfCRLCA stores an ACTIVE CA that publishes CRLs and a
 // certificate it issued, and returns the certificate's revocation, ready
 // to record: for tests of a store's locks beside its contract.

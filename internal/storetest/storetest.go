@@ -48,6 +48,7 @@ func Run(t *testing.T, open Open) {
 		{"Buckets", testBuckets},
 		{"SharingAndPermissions", testSharingAndPermissions},
 		{"CRLPublication", testCRLPublication},
+		{"CRLOrder", testCRLOrder},
 		{"LargeCA", testLargeCA},
 		{"Witnessing", testWitnessing},
 		{"ConsoleSessions", testConsoleSessions},
