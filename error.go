@@ -33,6 +33,7 @@ const (
 	CodeUnknownOperation           = "UnknownOperationException"
 	CodeRequestEntityTooLarge      = "RequestEntityTooLargeException"
 	CodeServiceUnavailable         = "ServiceUnavailableException"
+	CodeThrottling                 = "ThrottlingException"
 	CodeMissingAuthenticationToken = "MissingAuthenticationTokenException"
 	CodeIncompleteSignature        = "IncompleteSignatureException"
 	CodeUnrecognizedClient         = "UnrecognizedClientException"

@@ -185,16 +185,17 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 	a.server = server.New(server.Config{
-		Console:        web,
-		PrivateMetrics: cfg.PrivateMetrics,
-		Service:        svc,
-		AuditLog:       svc,
-		OCSP:           svc,
-		LocalObjects:   local,
-		Collectors:     collectors,
-		Ready:          a.store.Ready,
-		Authenticator:  authenticator,
-		Logger:         logger,
+		Console:            web,
+		PrivateMetrics:     cfg.PrivateMetrics,
+		AccountRequestRate: cfg.AccountRequestRate,
+		Service:            svc,
+		AuditLog:           svc,
+		OCSP:               svc,
+		LocalObjects:       local,
+		Collectors:         collectors,
+		Ready:              a.store.Ready,
+		Authenticator:      authenticator,
+		Logger:             logger,
 	})
 
 	a.purge(ctx, svc)

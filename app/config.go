@@ -48,6 +48,9 @@ type Config struct {
 	PreviousMasterKeys []string
 	// MaxCAsPerAccount bounds the CAs of one account.
 	MaxCAsPerAccount int
+	// AccountRequestRate bounds each account's API requests a second
+	// (ThrottlingException past it); 0: no bound.
+	AccountRequestRate float64
 	// ObjectStore is where audit reports and CRLs go: "local" (folders
 	// under <data-dir>/s3) or "s3"; "" means "s3" if S3Endpoint, an
 	// S3-compatible server, is set, else "local".
@@ -183,6 +186,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--account-id must be 12 digits, not %q", cfg.AccountID)
 	case cfg.ReportWorkers < 0:
 		return fmt.Errorf("--report-workers must be 0 or more, not %d", cfg.ReportWorkers)
+	case cfg.AccountRequestRate < 0:
+		return fmt.Errorf("--account-request-rate must be 0 (no bound) or more, not %g", cfg.AccountRequestRate)
 	case cfg.MaxCAsPerAccount <= 0 || cfg.OCSPUnknownBudget <= 0 || cfg.OCSPUnknownRate <= 0:
 		return fmt.Errorf("--max-cas-per-account, --ocsp-unknown-budget and the OCSP rate must be positive")
 	case cfg.ReportWitnessWait < 0:

@@ -140,22 +140,34 @@ func (p *bodyPool) forget(who string, n int64) {
 // recovery from panics, errors written the AWS way, and the outcome
 // reported.
 type Envelope struct {
-	authn   Authenticator
-	logger  *slog.Logger
-	observe func(*http.Request, Outcome)
-	small   *bodyPool // for bodies of at most smallBody
-	large   *bodyPool
-	buffers sync.Pool // *[]byte: buffers for bodies larger than smallBody
+	authn    Authenticator
+	logger   *slog.Logger
+	observe  func(*http.Request, Outcome)
+	small    *bodyPool // for bodies of at most smallBody
+	large    *bodyPool
+	buffers  sync.Pool // *[]byte: buffers for bodies larger than smallBody
+	accounts *accountRates
+}
+
+// Limits bound what requests may take of a server.
+type Limits struct {
+	// BodyBudget bounds the large request bodies held at once; 0 means
+	// DefaultBodyBudget.
+	BodyBudget int64
+	// AccountRate bounds the requests of one account, a second (as many
+	// at once); past it they are ThrottlingException. 0: no bound.
+	AccountRate float64
 }
 
 // NewEnvelope returns an Envelope. observe, if set, is told the outcome of
-// every request; bodyBudget bounds the large request bodies held at once
-// (0 means DefaultBodyBudget).
-func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Request, Outcome), bodyBudget int64) *Envelope {
-	if bodyBudget == 0 {
-		bodyBudget = DefaultBodyBudget
+// every request.
+func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Request, Outcome), limits Limits) *Envelope {
+	budget := limits.BodyBudget
+	if budget == 0 {
+		budget = DefaultBodyBudget
 	}
-	return &Envelope{authn: authn, logger: logger, observe: observe, small: newBodyPool(bodyBudget / 4), large: newBodyPool(bodyBudget)}
+	return &Envelope{authn: authn, logger: logger, observe: observe, small: newBodyPool(budget / 4), large: newBodyPool(budget),
+		accounts: newAccountRates(limits.AccountRate)}
 }
 
 // Serve answers r with the Call that route chooses for it. An error from
@@ -208,6 +220,9 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 		return Reply{}, err
 	}
 	out.AccountID = caller.AccountID
+	if !e.accounts.allow(caller.AccountID) {
+		return Reply{}, openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: account %s sends more than %g requests a second to this server.", caller.AccountID, e.accounts.rate)
+	}
 	// What the connection tells, for the aws:SourceIp and
 	// aws:SecureTransport condition keys. A proxy's X-Forwarded-For is not
 	// believed: any client can send one.

@@ -42,7 +42,7 @@ var commonErrors = map[string]bool{
 	openpca.CodeAccessDenied: true, openpca.CodeNotImplemented: true, openpca.CodeServiceUnavailable: true,
 	openpca.CodeUnknownOperation: true, openpca.CodeRequestEntityTooLarge: true,
 	openpca.CodeMissingAuthenticationToken: true, openpca.CodeIncompleteSignature: true,
-	openpca.CodeUnrecognizedClient: true, openpca.CodeInvalidSignature: true,
+	openpca.CodeUnrecognizedClient: true, openpca.CodeInvalidSignature: true, openpca.CodeThrottling: true,
 }
 
 // ServeHTTP implements http.Handler.

@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/internal/testenv"
 )
@@ -402,7 +404,7 @@ func TestInternalFailuresRevealNothing(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	h := &awsjson.Handler{
 		Service:  failing{},
-		Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, logger, nil, 0),
+		Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, logger, nil, awsjson.Limits{}),
 		Logger:   logger,
 	}
 	srv := httptest.NewServer(h)
@@ -424,5 +426,37 @@ func TestInternalFailuresRevealNothing(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "secret panic text") || !strings.Contains(logs.String(), "database is on fire") {
 		t.Errorf("internal failures were not logged: %s", logs.String())
+	}
+}
+
+// TestAccountRequestRate: past its rate, an account's requests are
+// ThrottlingException (400), which the SDK retries until they pass;
+// another account's are not held back.
+func TestAccountRequestRate(t *testing.T) {
+	env := testenv.Start(t, func(c *app.Config) { c.AccountRequestRate = 3 })
+	other, _ := env.NewAccount(t, "444455556666")
+	once := acmpca.New(env.Client.Options(), func(o *acmpca.Options) { o.RetryMaxAttempts = 1 })
+	list := func(c *acmpca.Client) error {
+		_, err := c.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{})
+		return err
+	}
+	throttled := 0
+	for range 10 {
+		if err := list(once); err != nil {
+			testenv.WantError(t, err, "ThrottlingException")
+			throttled++
+		}
+	}
+	if throttled == 0 || throttled == 10 {
+		t.Errorf("%d of 10 requests at once throttled at 3 a second, want some", throttled)
+	}
+	if err := list(other); err != nil {
+		t.Errorf("another account: %v", err)
+	}
+	retrying := acmpca.New(env.Client.Options(), func(o *acmpca.Options) { o.Retryer = retry.NewStandard() }) // the SDK's default
+	for range 6 {
+		if err := list(retrying); err != nil {
+			t.Errorf("with the SDK's retries: %v", err)
+		}
 	}
 }

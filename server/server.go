@@ -47,7 +47,10 @@ type Config struct {
 	// Server.Metrics to serve elsewhere: they count every account's CAs
 	// and requests.
 	PrivateMetrics bool
-	Logger         *slog.Logger
+	// AccountRequestRate bounds each account's API requests a second;
+	// 0: no bound.
+	AccountRequestRate float64
+	Logger             *slog.Logger
 }
 
 // Timeouts of the HTTP server. A request body is at most a few MiB, so a
@@ -79,7 +82,7 @@ func New(cfg Config) *Server {
 	envelope := awsjson.NewEnvelope(cfg.Authenticator, cfg.Logger, func(r *http.Request, o awsjson.Outcome) {
 		m.observe(o)
 		s.logRequest(r, o)
-	}, 0)
+	}, awsjson.Limits{AccountRate: cfg.AccountRequestRate})
 	api := &awsjson.Handler{Service: cfg.Service, Envelope: envelope, Logger: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.Handle("/", promhttp.InstrumentHandlerInFlight(m.inFlight, api))
