@@ -132,7 +132,8 @@ type CAStore interface {
 
 	// PurgeCAs removes the CAs deleted for good at now (see CA.Gone), with
 	// their certificates, logs, policies and permissions, and returns them,
-	// so that their keys can leave their stores.
+	// so that their keys can leave their stores: with an error too, those
+	// it removed before it.
 	PurgeCAs(ctx context.Context, now time.Time) ([]*CA, error)
 }
 

@@ -296,9 +296,12 @@ func (a *App) purge(ctx context.Context, svc *authority.Service) {
 	purged, err := a.store.PurgeCAs(ctx, a.now())
 	if err != nil && ctx.Err() == nil {
 		a.logger.Error("purging deleted certificate authorities", "error", err)
-	} else if len(purged) > 0 {
+	}
+	// Those purged before an error too: their rows are gone, and their
+	// keys would be left for good.
+	if len(purged) > 0 {
 		a.logger.Info("purged certificate authorities past their restoration period", "count", len(purged))
-		svc.DestroyKeys(ctx, purged)
+		svc.DestroyKeys(context.WithoutCancel(ctx), purged)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -186,8 +187,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--account-id must be 12 digits, not %q", cfg.AccountID)
 	case cfg.ReportWorkers < 0:
 		return fmt.Errorf("--report-workers must be 0 or more, not %d", cfg.ReportWorkers)
-	case cfg.AccountRequestRate < 0:
-		return fmt.Errorf("--account-request-rate must be 0 (no bound) or more, not %g", cfg.AccountRequestRate)
+	case !(cfg.AccountRequestRate >= 0) || math.IsInf(cfg.AccountRequestRate, 0):
+		return fmt.Errorf("--account-request-rate must be 0 (no bound) or a positive number, not %g", cfg.AccountRequestRate)
 	case cfg.MaxCAsPerAccount <= 0 || cfg.OCSPUnknownBudget <= 0 || cfg.OCSPUnknownRate <= 0:
 		return fmt.Errorf("--max-cas-per-account, --ocsp-unknown-budget and the OCSP rate must be positive")
 	case cfg.ReportWitnessWait < 0:

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,6 +48,10 @@ func TestConfigValidate(t *testing.T) {
 		{"TLS key without a certificate", func(c *app.Config) { c.TLSKeyFile = "key.pem" }, "--tls-cert", nil},
 		{"two kinds of TLS", func(c *app.Config) { c.TLSSelfSigned, c.TLSCertFile, c.TLSKeyFile = true, "c.pem", "k.pem" }, "--tls-self-signed", nil},
 		{"CA quota", func(c *app.Config) { c.MaxCAsPerAccount = 0 }, "--max-cas-per-account", nil},
+		{"a request rate per account", func(c *app.Config) { c.AccountRequestRate = 25 }, "", func(c *app.Config) bool { return c.AccountRequestRate == 25 }},
+		{"a negative request rate", func(c *app.Config) { c.AccountRequestRate = -1 }, "--account-request-rate", nil},
+		{"a request rate that is no number", func(c *app.Config) { c.AccountRequestRate = math.NaN() }, "--account-request-rate", nil},
+		{"an infinite request rate", func(c *app.Config) { c.AccountRequestRate = math.Inf(1) }, "--account-request-rate", nil},
 		{"witnesses, the quorum all of them by default", func(c *app.Config) {
 			c.Witnesses = []string{"https://w1.example/a?b=c=" + witness1, "http://w2.example=" + witness2}
 		}, "",

@@ -29,12 +29,14 @@ func newAccountRates(perSecond float64) *accountRates {
 
 // allow reports whether a request of account may go now.
 func (a *accountRates) allow(account string) bool {
-	if a.rate <= 0 {
-		return true
+	if a.accounts == nil {
+		return true // no bound
 	}
 	l := rate.NewLimiter(rate.Limit(a.rate), max(1, int(a.rate)))
-	if earlier, found, _ := a.accounts.PeekOrAdd(account, l); found {
+	if earlier, found := a.accounts.Get(account); found {
 		l = earlier
+	} else {
+		a.accounts.Add(account, l) // of two at once, the last counts
 	}
 	return l.Allow()
 }

@@ -104,13 +104,15 @@ const SessionLife = 8 * time.Hour
 // signInRate a second (signInBurst at once), each a read of the store and
 // a log line; past that, 429 without either. Before that, one address
 // (an IPv6 address's /64, which one host usually has whole) takes at most
-// signInAddrRate a second (signInAddrBurst at once), so that one sender
-// cannot use up everyone's sign-ins. signInAddrs addresses are kept.
+// half of those, so that one sender cannot use up everyone's sign-ins.
+// Behind a proxy, which the server does not take the word of, the address
+// is the proxy's: its clients share half. signInAddrs addresses are kept,
+// the least recently seen dropped first.
 const (
 	signInRate      = 10
 	signInBurst     = 20
-	signInAddrRate  = 1
-	signInAddrBurst = 5
+	signInAddrRate  = signInRate / 2
+	signInAddrBurst = signInBurst / 2
 	signInAddrs     = 10_000
 )
 
@@ -271,9 +273,10 @@ func (c *Console) allowSignIn(remoteAddr string) bool {
 		}
 		from, _ = addr.Prefix(bits)
 	}
-	limit := rate.NewLimiter(signInAddrRate, signInAddrBurst)
-	if earlier, found, _ := c.signInsFrom.PeekOrAdd(from, limit); found {
-		limit = earlier
+	limit, found := c.signInsFrom.Get(from)
+	if !found {
+		limit = rate.NewLimiter(signInAddrRate, signInAddrBurst)
+		c.signInsFrom.Add(from, limit) // of two at once, the last counts
 	}
 	return limit.Allow() && c.signIns.Allow()
 }

@@ -359,12 +359,20 @@ func TestConsoleReportAndCRL(t *testing.T) {
 
 	owner := newBrowser(t, env)
 	owner.signIn(env.Client)
+	crlFile := filepath.Join(env.Config.DataDir, "s3", "crls", "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl")
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, page := owner.get(caPage(caARN)); strings.Contains(page, "latest CRL") {
+		if der, err := os.ReadFile(crlFile); err == nil {
+			crl, err := x509.ParseRevocationList(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, page := owner.get(caPage(caARN)); !strings.Contains(page, "latest CRL "+crl.ThisUpdate.UTC().Format("2006-01-02 15:04 UTC")) {
+				t.Errorf("the CA's page does not give the CRL's date, %s", crl.ThisUpdate)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the CA's page never showed a latest CRL")
+			t.Fatal("no CRL was published")
 		}
 	}
 

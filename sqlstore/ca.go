@@ -316,46 +316,69 @@ func (db *DB) CountCAs(ctx context.Context, now time.Time) (map[openpca.CAKind]i
 // failed.
 const purgeChunk = 5000
 
-// PurgeCAs implements openpca.CAStore. A CA's certificates and log go a
-// chunk at a time, oldest first, each chunk in a transaction of its own;
-// then, in one, the rest and the CA. A purge that stops halfway leaves a
-// CA deleted for good, which the next one finishes.
+// PurgeCAs implements openpca.CAStore. A CA is first claimed for the
+// purge, its restoration period ended at once so that no server restores
+// it while its rows go (servers' clocks may differ). Its certificates and
+// log go a chunk at a time, oldest first, each chunk in a transaction of
+// its own; then, in one, the rest and the CA. A purge that stops halfway
+// leaves a claimed CA, which the next one finishes. Of servers purging at
+// once, the one that deletes a CA's row returns it, for its key to be
+// destroyed once.
 func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error) {
 	rows, err := db.query(ctx, `SELECT `+caColumns+` FROM certificate_authorities WHERE status = 'DELETED' AND restorable_until <= ?`, now.UnixMicro())
 	if err != nil {
 		return nil, db.wrap("purging CAs", err)
 	}
-	var purged []*openpca.CA
+	var gone []*openpca.CA
 	for rows.Next() {
 		ca, err := scanCA(rows)
 		if err != nil {
 			rows.Close()
 			return nil, db.wrap("purging CAs", err)
 		}
-		purged = append(purged, ca)
+		gone = append(gone, ca)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, db.wrap("purging CAs", err)
 	}
-	for _, ca := range purged {
-		if err := db.purgeLog(ctx, ca.ID); err != nil {
-			return nil, db.wrap("purging CAs", err)
+	var purged []*openpca.CA
+	for _, ca := range gone {
+		res, err := db.exec(ctx, `UPDATE certificate_authorities SET restorable_until = 0 WHERE id = ? AND status = 'DELETED' AND restorable_until <= ?`, ca.ID, now.UnixMicro())
+		if err == nil {
+			var n int64
+			if n, err = res.RowsAffected(); err == nil && n == 0 {
+				continue // restored since
+			}
 		}
-	}
-	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		for _, ca := range purged {
-			for _, table := range []string{"certificates", "certificate_ders", "key_uses", "key_use_logs", "audit_reports", "crl_publications", "ca_shares", "ca_permissions"} {
-				if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id = ?`, ca.ID); err != nil {
+		if err == nil {
+			err = db.purgeLog(ctx, ca.ID)
+		}
+		deleted := false
+		if err == nil {
+			err = db.inTx(ctx, func(tx *sql.Tx) error {
+				for _, table := range []string{"certificates", "certificate_ders", "key_uses", "key_use_logs", "audit_reports", "crl_publications", "ca_shares", "ca_permissions",
+					"witnessing", "witness_sizes"} {
+					if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id = ?`, ca.ID); err != nil {
+						return err
+					}
+				}
+				res, err := db.txExec(ctx, tx, `DELETE FROM certificate_authorities WHERE id = ? AND status = 'DELETED'`, ca.ID)
+				if err != nil {
 					return err
 				}
-			}
-			if _, err := db.txExec(ctx, tx, `DELETE FROM certificate_authorities WHERE id = ?`, ca.ID); err != nil {
+				n, err := res.RowsAffected()
+				deleted = n > 0 // or another server's purge deleted it
 				return err
-			}
+			})
 		}
-		return nil
-	})
-	return purged, db.wrap("purging CAs", err)
+		if err != nil {
+			return purged, db.wrap("purging CAs", err)
+		}
+		if deleted {
+			purged = append(purged, ca)
+		}
+	}
+	return purged, nil
 }
 
 // purgeLog deletes the certificates and log entries of a CA, purgeChunk
