@@ -91,8 +91,13 @@ func (db *DB) ClaimAuditReport(ctx context.Context, owner string, now time.Time,
 	var r *openpca.AuditReport
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
+		// Of the accounts' reports, those of the account with the fewest
+		// being made first, then the oldest: one account's many reports
+		// take one worker at a time while another's wait.
 		r, err = scanAuditReport(db.txQueryRow(ctx, tx, `SELECT `+auditColumns+` FROM audit_reports
-			WHERE status = 'CREATING' AND (lease_until < ? OR owner = ?) ORDER BY created_at LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), owner))
+			WHERE status = 'CREATING' AND (lease_until < ? OR owner = ?)
+			ORDER BY (SELECT COUNT(*) FROM audit_reports made WHERE made.account_id = audit_reports.account_id AND made.status = 'CREATING' AND made.lease_until >= ?),
+				created_at LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), owner, now.UnixMicro()))
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound
 		}

@@ -96,6 +96,32 @@ func testAuditReportWindowConcurrent(t *testing.T, s openpca.Store) {
 	}
 }
 
+// testAuditReportFairness: a second worker takes another account's
+// report before more of the account whose report the first is making,
+// though they are older.
+func testAuditReportFairness(t *testing.T, s openpca.Store) {
+	other := newCA("444455556666", now())
+	other.Status, other.NotBefore, other.NotAfter = openpca.CertificateAuthorityStatusActive, now().Add(-time.Hour), now().AddDate(1, 0, 0)
+	create(t, s, other)
+	t0 := now()
+	var reports []*openpca.AuditReport
+	// Two CAs of one account (a CA has one report a window), then the other's.
+	for i, ca := range []*openpca.CA{activeCA(t, s), activeCA(t, s), other} {
+		r := newReport(ca, t0.Add(time.Duration(i)*time.Second))
+		if _, err := s.CreateAuditReport(ctx, r, t0.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		reports = append(reports, r)
+	}
+	claimAt := t0.Add(time.Minute)
+	if got, err := s.ClaimAuditReport(ctx, "a/0", claimAt, time.Minute); err != nil || got.ID != reports[0].ID {
+		t.Fatalf("the first claim: %v, %v; want the oldest", got, err)
+	}
+	if got, err := s.ClaimAuditReport(ctx, "a/1", claimAt, time.Minute); err != nil || got.ID != reports[2].ID {
+		t.Errorf("the second claim: %v, %v; want the other account's", got, err)
+	}
+}
+
 func testAuditReportLease(t *testing.T, s openpca.Store) {
 	ca := activeCA(t, s)
 	r := newReport(ca, now())

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"AuditReportWindow", testAuditReportWindow},
 		{"AuditReportWindowConcurrent", testAuditReportWindowConcurrent},
 		{"AuditReportLease", testAuditReportLease},
+		{"AuditReportFairness", testAuditReportFairness},
 		{"AuditEntries", testAuditEntries},
 		{"AccountsAndKeys", testAccountsAndKeys},
 		{"Settings", testSettings},
