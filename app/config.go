@@ -15,6 +15,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/authority"
+	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/pkcs11"
 	"github.com/openpca/openpca/seal"
@@ -81,6 +82,9 @@ type Config struct {
 	// authentication (InsecureNoAuth) there is no console either: it
 	// signs in with access keys.
 	NoConsole bool
+	// ConsoleSearchTime bounds a console search of a CA's certificates by
+	// text; 0 means console.DefaultSearchTime.
+	ConsoleSearchTime time.Duration
 	// PrivateMetrics keeps /metrics off the API's listener; App.Metrics
 	// serves them (openpca serve --metrics-listen).
 	PrivateMetrics bool
@@ -165,6 +169,7 @@ func DefaultConfig() Config {
 		AuditReportLease:    audit.DefaultLease,
 		ReportWorkers:       DefaultReportWorkers,
 		ReportWitnessWait:   DefaultReportWitnessWait,
+		ConsoleSearchTime:   console.DefaultSearchTime,
 		KeyStore:            seal.SoftwareStore,
 		AuditKeyStore:       seal.SoftwareStore,
 	}
@@ -187,6 +192,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--account-id must be 12 digits, not %q", cfg.AccountID)
 	case cfg.ReportWorkers < 0:
 		return fmt.Errorf("--report-workers must be 0 or more, not %d", cfg.ReportWorkers)
+	case cfg.ConsoleSearchTime < 0:
+		return fmt.Errorf("--console-search-time must not be negative")
 	case !(cfg.AccountRequestRate >= 0) || math.IsInf(cfg.AccountRequestRate, 0):
 		return fmt.Errorf("--account-request-rate must be 0 (no bound) or a positive number, not %g", cfg.AccountRequestRate)
 	case cfg.MaxCAsPerAccount <= 0 || cfg.OCSPUnknownBudget <= 0 || cfg.OCSPUnknownRate <= 0:

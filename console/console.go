@@ -89,6 +89,10 @@ type Config struct {
 	Objects      openpca.ObjectStore
 	Auth         Authenticator
 	Logger       *slog.Logger
+	// SearchTime bounds a search of a CA's certificates by text, which
+	// reads all of a large CA's certificates when it matches few, on the
+	// database readers the API shares; 0 means DefaultSearchTime.
+	SearchTime time.Duration
 	// HTTPS says that clients reach the console over HTTPS, though the
 	// server may not: behind a proxy that ends TLS, cookies are Secure
 	// all the same.
@@ -96,6 +100,9 @@ type Config struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultSearchTime is how long a search by text may read.
+const DefaultSearchTime = 5 * time.Second
 
 // SessionLife is how long a session lasts after sign-in.
 const SessionLife = 8 * time.Hour
@@ -136,6 +143,9 @@ type Console struct {
 func New(cfg Config) (*Console, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.SearchTime == 0 {
+		cfg.SearchTime = DefaultSearchTime
 	}
 	signInsFrom, _ := lru.New[netip.Prefix, *rate.Limiter](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),

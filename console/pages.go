@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -272,7 +273,18 @@ func (c *Console) listCertificates(w http.ResponseWriter, r *http.Request, in *s
 		c.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	list, err := c.cfg.Certificates.ListCertificates(in.ctx, ca.Arn, q)
+	ctx := in.ctx
+	if q.Text != "" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.SearchTime)
+		defer cancel()
+	}
+	list, err := c.cfg.Certificates.ListCertificates(ctx, ca.Arn, q)
+	if err != nil && ctx.Err() != nil && in.ctx.Err() == nil {
+		c.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("The search did not find %d certificates within %s: narrow it (a longer text, a status), or look a certificate up by its serial.",
+			pageSize, c.cfg.SearchTime))
+		return
+	}
 	if err != nil {
 		c.apiError(w, r, err)
 		return
