@@ -181,9 +181,14 @@ func New(cfg Config) (*Console, error) {
 }
 
 // ServeHTTP serves the console, with the headers every answer carries: no
-// caching, no framing, no referrer, and only the console's own scripts.
+// caching, no framing, no referrer, and only the console's own scripts;
+// and reached over HTTPS, HTTPS only from then on (HSTS, for the host,
+// not its subdomains, which the server does not know).
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
+	if c.secure(r) {
+		h.Set("Strict-Transport-Security", "max-age=15552000")
+	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")

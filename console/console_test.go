@@ -404,7 +404,7 @@ func TestConsoleReportAndCRL(t *testing.T) {
 
 // TestSecureCookieBehindProxy: a server that clients reach over HTTPS
 // (its public URL says so), through a proxy that ends TLS, still marks
-// the session cookie Secure.
+// the session cookie Secure, and asks browsers to keep to HTTPS.
 func TestSecureCookieBehindProxy(t *testing.T) {
 	for _, tc := range []struct {
 		publicURL string
@@ -418,6 +418,9 @@ func TestSecureCookieBehindProxy(t *testing.T) {
 		status, _, res := newBrowser(t, env).do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}})
 		if cookies := res.Cookies(); status != http.StatusSeeOther || len(cookies) != 1 || cookies[0].Secure != tc.secure {
 			t.Errorf("public URL %q: sign-in %d, cookies %v, want Secure %v", tc.publicURL, status, cookies, tc.secure)
+		}
+		if hsts := res.Header.Get("Strict-Transport-Security"); (hsts != "") != tc.secure {
+			t.Errorf("public URL %q: Strict-Transport-Security %q", tc.publicURL, hsts)
 		}
 	}
 }
