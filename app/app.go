@@ -180,7 +180,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	var web http.Handler
 	if signIn, ok := authenticator.(console.Authenticator); ok && !cfg.NoConsole {
 		if web, err = console.New(console.Config{Service: svc, AuditLog: svc, Certificates: svc, Store: a.store, Objects: a.objects, Auth: signIn, Logger: logger, Now: cfg.Now,
-			HTTPS: strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"), SearchTime: cfg.ConsoleSearchTime}); err != nil {
+			HTTPS: strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"), SearchTime: cfg.ConsoleSearchTime, Proxies: cfg.TrustedProxies}); err != nil {
 			return fail(err)
 		}
 	}
@@ -188,6 +188,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Console:            web,
 		PrivateMetrics:     cfg.PrivateMetrics,
 		AccountRequestRate: cfg.AccountRequestRate,
+		TrustedProxies:     cfg.TrustedProxies,
 		Service:            svc,
 		AuditLog:           svc,
 		OCSP:               svc,

@@ -15,6 +15,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/authority"
+	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/pkcs11"
@@ -53,6 +54,10 @@ type Config struct {
 	// AccountRequestRate bounds each account's API requests a second
 	// (ThrottlingException past it); 0: no bound.
 	AccountRequestRate float64
+	// TrustedProxies are the proxies in front of the server whose
+	// X-Forwarded-For it believes: for aws:SourceIp and the limits of an
+	// address.
+	TrustedProxies clientaddr.Proxies
 	// ObjectStore is where audit reports and CRLs go: "local" (folders
 	// under <data-dir>/s3) or "s3"; "" means "s3" if S3Endpoint, an
 	// S3-compatible server, is set, else "local".

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/clientaddr"
 )
 
 // Authenticator establishes who sent a request, in two steps, so that a
@@ -141,6 +141,7 @@ func (p *bodyPool) forget(who string, n int64) {
 // reported.
 type Envelope struct {
 	authn    Authenticator
+	proxies  clientaddr.Proxies
 	logger   *slog.Logger
 	observe  func(*http.Request, Outcome)
 	small    *bodyPool // for bodies of at most smallBody
@@ -157,6 +158,10 @@ type Limits struct {
 	// AccountRate bounds the requests of one account, a second (as many
 	// at once); past it they are ThrottlingException. 0: no bound.
 	AccountRate float64
+	// Proxies are the proxies in front of the server whose word on the
+	// client's address it takes: for aws:SourceIp, and the body budget's
+	// share of an address.
+	Proxies clientaddr.Proxies
 }
 
 // NewEnvelope returns an Envelope. observe, if set, is told the outcome of
@@ -166,7 +171,7 @@ func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Re
 	if budget == 0 {
 		budget = DefaultBodyBudget
 	}
-	return &Envelope{authn: authn, logger: logger, observe: observe, small: newBodyPool(budget / 4), large: newBodyPool(budget),
+	return &Envelope{authn: authn, proxies: limits.Proxies, logger: logger, observe: observe, small: newBodyPool(budget / 4), large: newBodyPool(budget),
 		accounts: newAccountRates(limits.AccountRate)}
 }
 
@@ -224,10 +229,10 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 		return Reply{}, openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: account %s sends more than %g requests a second to this server.", caller.AccountID, e.accounts.rate)
 	}
 	// What the connection tells, for the aws:SourceIp and
-	// aws:SecureTransport condition keys. A proxy's X-Forwarded-For is not
-	// believed: any client can send one.
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		caller.SourceIP = host
+	// aws:SecureTransport condition keys. X-Forwarded-For is believed from
+	// a trusted proxy alone: any client can send one.
+	if addr := e.proxies.Of(r); addr.IsValid() {
+		caller.SourceIP = addr.String()
 	}
 	caller.SecureTransport = r.TLS != nil
 	ctx := openpca.WithCaller(r.Context(), caller)
@@ -268,8 +273,8 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, claimed stri
 		pool = e.small
 	}
 	who := claimed
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		who += " from " + host
+	if addr := e.proxies.Of(r); addr.IsValid() {
+		who += " from " + addr.String()
 	}
 	if !pool.acquire(r.Context(), who, n) {
 		return unread(openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry."))

@@ -22,6 +22,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -458,5 +459,42 @@ func TestAccountRequestRate(t *testing.T) {
 		if err := list(retrying); err != nil {
 			t.Errorf("with the SDK's retries: %v", err)
 		}
+	}
+}
+
+// TestSourceIPThroughProxy: aws:SourceIp is the client's address that a
+// trusted proxy forwards, and the connection's when the proxy is not
+// trusted, whatever X-Forwarded-For says.
+func TestSourceIPThroughProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		proxies string
+		allowed bool
+	}{
+		{"no proxy trusted", "", false},
+		{"the proxy trusted", "127.0.0.1", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxies, err := clientaddr.Parse(tc.proxies)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := testenv.Start(t, func(c *app.Config) { c.TrustedProxies = proxies })
+			key, _ := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "from-the-office", Document: `{"Statement":{"Effect":"Allow",
+				"Action":"acm-pca:ListCertificateAuthorities","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"}}}}`})
+			through := func(addr string) error {
+				c := acmpca.New(key.Options(), func(o *acmpca.Options) {
+					o.HTTPClient = &http.Client{Transport: testenv.ForwardedFor(env.Transport(), addr)}
+				})
+				_, err := c.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{})
+				return err
+			}
+			if err := through("203.0.113.7"); (err == nil) != tc.allowed {
+				t.Errorf("a client at 203.0.113.7 through the proxy: %v, want allowed %v", err, tc.allowed)
+			}
+			if err := through("198.51.100.9"); err == nil {
+				t.Error("a client at 198.51.100.9 through the proxy was allowed")
+			}
+		})
 	}
 }

@@ -34,6 +34,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auth"
+	"github.com/openpca/openpca/clientaddr"
 )
 
 //go:generate sh -c "GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -buildid=' -o static/verify.wasm ../cmd/verify-wasm"
@@ -93,6 +94,9 @@ type Config struct {
 	// reads all of a large CA's certificates when it matches few, on the
 	// database readers the API shares; 0 means DefaultSearchTime.
 	SearchTime time.Duration
+	// Proxies are the proxies in front of the server whose word on the
+	// client's address it takes, for the sign-in limit of an address.
+	Proxies clientaddr.Proxies
 	// HTTPS says that clients reach the console over HTTPS, though the
 	// server may not: behind a proxy that ends TLS, cookies are Secure
 	// all the same.
@@ -112,9 +116,9 @@ const SessionLife = 8 * time.Hour
 // a log line; past that, 429 without either. Before that, one address
 // (an IPv6 address's /64, which one host usually has whole) takes at most
 // half of those, so that one sender cannot use up everyone's sign-ins.
-// Behind a proxy, which the server does not take the word of, the address
-// is the proxy's: its clients share half. signInAddrs addresses are kept,
-// the least recently seen dropped first.
+// Behind a proxy whose word the server does not take (Config.Proxies),
+// the address is the proxy's: its clients share half. signInAddrs
+// addresses are kept, the least recently seen dropped first.
 const (
 	signInRate      = 10
 	signInBurst     = 20
@@ -277,16 +281,15 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "signin", nil, map[string]any{})
 }
 
-// allowSignIn reports whether a sign-in from remoteAddr may be tried now.
-func (c *Console) allowSignIn(remoteAddr string) bool {
+// allowSignIn reports whether a sign-in from r's client may be tried now.
+func (c *Console) allowSignIn(r *http.Request) bool {
 	from := netip.PrefixFrom(netip.IPv4Unspecified(), 0) // an address net/http did not give
-	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
-		addr := ap.Addr().Unmap()
+	if addr := c.cfg.Proxies.Of(r); addr.IsValid() {
 		bits := addr.BitLen()
 		if addr.Is6() {
 			bits = 64
 		}
-		from, _ = addr.Prefix(bits)
+		from, _ = addr.WithZone("").Prefix(bits)
 	}
 	limit, found := c.signInsFrom.Get(from)
 	if !found {
@@ -297,7 +300,7 @@ func (c *Console) allowSignIn(remoteAddr string) bool {
 }
 
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
-	if !c.allowSignIn(r.RemoteAddr) {
+	if !c.allowSignIn(r) {
 		c.fail(w, r, http.StatusTooManyRequests, "Too many sign-in attempts: try again in a few seconds.")
 		return
 	}

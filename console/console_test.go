@@ -22,6 +22,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -439,4 +440,30 @@ func TestConsoleSearchTime(t *testing.T) {
 	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}}.Encode()); status != http.StatusOK || !strings.Contains(page, "searched.example") {
 		t.Errorf("the list, which is no search: %d", status)
 	}
+}
+
+// TestSignInLimitThroughProxy: behind a proxy the server trusts, each
+// client has its own sign-in limit: one client's flood leaves another's
+// sign-in through the same proxy alone.
+func TestSignInLimitThroughProxy(t *testing.T) {
+	proxies, err := clientaddr.Parse("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := testenv.Start(t, func(c *app.Config) { c.TrustedProxies = proxies })
+	from := func(addr string) *browser {
+		b := newBrowser(t, env)
+		b.client.Transport = testenv.ForwardedFor(env.Transport(), addr)
+		return b
+	}
+	flood, limited := from("203.0.113.7"), 0
+	for range 30 {
+		if status, _ := flood.post("/console/sign-in", url.Values{"access_key_id": {"OPCAGUESS"}, "secret_access_key": {"guess"}}); status == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Error("30 sign-ins at once from one client were all let through")
+	}
+	from("198.51.100.9").signIn(env.Client)
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/clientaddr"
 )
 
 // Config holds what a Server serves.
@@ -50,7 +51,9 @@ type Config struct {
 	// AccountRequestRate bounds each account's API requests a second;
 	// 0: no bound.
 	AccountRequestRate float64
-	Logger             *slog.Logger
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
+	TrustedProxies clientaddr.Proxies
+	Logger         *slog.Logger
 }
 
 // Timeouts of the HTTP server. A request body is at most a few MiB, so a
@@ -82,7 +85,7 @@ func New(cfg Config) *Server {
 	envelope := awsjson.NewEnvelope(cfg.Authenticator, cfg.Logger, func(r *http.Request, o awsjson.Outcome) {
 		m.observe(o)
 		s.logRequest(r, o)
-	}, awsjson.Limits{AccountRate: cfg.AccountRequestRate})
+	}, awsjson.Limits{AccountRate: cfg.AccountRequestRate, Proxies: cfg.TrustedProxies})
 	api := &awsjson.Handler{Service: cfg.Service, Envelope: envelope, Logger: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.Handle("/", promhttp.InstrumentHandlerInFlight(m.inFlight, api))

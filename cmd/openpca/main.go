@@ -23,6 +23,7 @@ import (
 	"github.com/KimMachineGun/automemlimit/memlimit"
 
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/clientaddr"
 )
 
 // gcPercent is the garbage collector's target unless GOGC is set. The
@@ -172,6 +173,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.MasterKeyKMSKey, "master-key-kms-key", "", "a symmetric KMS key (at --kms-endpoint, or AWS KMS) that wraps the master key in its file, so that the data folder holds no usable key")
 	previous := previousMasterKeyFlag(fs)
 	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", cfg.MaxCAsPerAccount, "most CAs an account may have, deleted ones included until their restoration period ends")
+	fs.Func("trusted-proxies", "comma-separated networks or addresses of the proxies in front of the server whose X-Forwarded-For it believes, for aws:SourceIp and the limits of an address (default none: the connection's address)", func(list string) (err error) {
+		cfg.TrustedProxies, err = clientaddr.Parse(list)
+		return err
+	})
 	fs.Float64Var(&cfg.AccountRequestRate, "account-request-rate", 0, "most API requests a second of one account, past which they are ThrottlingException, which clients retry (0: no bound); for a server that several accounts share")
 	fs.StringVar(&cfg.ObjectStore, "object-store", cfg.ObjectStore, "where audit reports and CRLs go: local (bucket B is the folder <data-dir>/s3/B) or s3 (default local, or s3 with --s3-endpoint)")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "URL of an S3-compatible server for audit reports (implies --object-store s3); credentials come from the standard AWS configuration")

@@ -393,3 +393,20 @@ func WantOneWinner(t testing.TB, errs []error, code string) {
 		t.Errorf("%d of %d concurrent requests won, want exactly 1", won, len(errs))
 	}
 }
+
+// ForwardedFor sends every request with X-Forwarded-For: addr, as a
+// proxy in front of the server would.
+func ForwardedFor(base http.RoundTripper, addr string) http.RoundTripper {
+	return forwardedFor{base, addr}
+}
+
+type forwardedFor struct {
+	base http.RoundTripper
+	addr string
+}
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", f.addr)
+	return f.base.RoundTrip(r)
+}
