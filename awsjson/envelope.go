@@ -230,7 +230,9 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 	}
 	// What the connection tells, for the aws:SourceIp and
 	// aws:SecureTransport condition keys. X-Forwarded-For is believed from
-	// a trusted proxy alone: any client can send one.
+	// a trusted proxy alone: any client can send one. A client whose
+	// address cannot be told has no aws:SourceIp, which IpAddress
+	// conditions do not match and NotIpAddress ones do.
 	if addr := e.proxies.Of(r); addr.IsValid() {
 		caller.SourceIP = addr.String()
 	}
@@ -273,7 +275,7 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, claimed stri
 		pool = e.small
 	}
 	who := claimed
-	if addr := e.proxies.Of(r); addr.IsValid() {
+	if addr := e.proxies.Nearest(r); addr.IsValid() {
 		who += " from " + addr.String()
 	}
 	if !pool.acquire(r.Context(), who, n) {

@@ -5,10 +5,12 @@
 // Any client can send X-Forwarded-For, so it is believed only from a
 // trusted proxy, and read from the right: each proxy appends the address
 // it got the request from, and what is left of the nearest untrusted
-// address is the client's to write.
+// address is the client's to write. The networks named must hold only
+// such proxies: any other host in them could name itself any address.
 package clientaddr
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -20,7 +22,8 @@ import (
 type Proxies []netip.Prefix
 
 // Parse reads a comma-separated list of networks (10.0.0.0/8) and
-// addresses (one proxy's).
+// addresses (one proxy's). A network of every address is refused: every
+// client could then name its own.
 func Parse(list string) (Proxies, error) {
 	var p Proxies
 	for s := range strings.SplitSeq(list, ",") {
@@ -28,18 +31,23 @@ func Parse(list string) (Proxies, error) {
 		if s == "" {
 			continue
 		}
-		if !strings.Contains(s, "/") {
-			addr, err := netip.ParseAddr(s)
-			if err != nil {
-				return nil, fmt.Errorf("%q is neither an address nor a network", s)
-			}
-			addr = addr.Unmap()
-			p = append(p, netip.PrefixFrom(addr, addr.BitLen()))
-			continue
-		}
 		prefix, err := netip.ParsePrefix(s)
-		if err != nil {
+		if !strings.Contains(s, "/") {
+			var addr netip.Addr
+			if addr, err = netip.ParseAddr(s); err == nil && addr.Zone() == "" {
+				addr = addr.Unmap()
+				prefix = netip.PrefixFrom(addr, addr.BitLen())
+			} else if err == nil {
+				err = errors.New("a zone") // a zoned address matches no network
+			}
+		}
+		switch {
+		case err != nil || !prefix.IsValid():
 			return nil, fmt.Errorf("%q is neither an address nor a network", s)
+		case prefix.Addr().Is4In6():
+			return nil, fmt.Errorf("%q: name an IPv4 network as such (10.0.0.0/8), not mapped into IPv6", s)
+		case prefix.Bits() == 0:
+			return nil, errors.New("a network of every address cannot be trusted: every client could name its own address")
 		}
 		p = append(p, prefix.Masked())
 	}
@@ -55,28 +63,84 @@ func (p Proxies) trusted(addr netip.Addr) bool {
 	return false
 }
 
-// Of returns the address of r's client; the zero Addr if the connection's
-// address is not one (a test's recorder).
+// maxHops bounds how many addresses of X-Forwarded-For are read: no path
+// through proxies is longer.
+const maxHops = 32
+
+// Of returns the address of r's client, or the zero Addr if it cannot be
+// told: the connection has no IP address (a test's recorder), or a
+// trusted proxy wrote something that is not one ("unknown"), or more
+// proxies than maxHops.
 func (p Proxies) Of(r *http.Request) netip.Addr {
+	client, _ := p.walk(r)
+	return client
+}
+
+// Nearest returns the address of r's client if it can be told, else the
+// nearest one that can: that of the proxy that wrote what cannot be read.
+// It is for limits per address, which must count every request somewhere.
+func (p Proxies) Nearest(r *http.Request) netip.Addr {
+	client, nearest := p.walk(r)
+	if client.IsValid() {
+		return client
+	}
+	return nearest
+}
+
+// walk returns the client's address, if it can be told, and the nearest
+// address that can.
+func (p Proxies) walk(r *http.Request) (client, nearest netip.Addr) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return netip.Addr{}
+		return netip.Addr{}, netip.Addr{}
 	}
 	addr := ap.Addr().Unmap()
 	if !p.trusted(addr) {
-		return addr
+		return addr, addr
 	}
 	// From the right: the last proxy's word first.
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return addr // past what a trusted proxy wrote: no more to believe
-		}
-		addr = hop.Unmap()
-		if !p.trusted(addr) {
-			return addr
+	lines := r.Header.Values("X-Forwarded-For")
+	hops := 0
+	for i := len(lines) - 1; i >= 0; i-- {
+		for line := lines[i]; ; {
+			var hop string
+			cut := strings.LastIndexByte(line, ',')
+			line, hop = line[:max(cut, 0)], line[cut+1:]
+			if hops++; hops > maxHops {
+				return netip.Addr{}, addr
+			}
+			next, ok := parseHop(hop)
+			if !ok {
+				return netip.Addr{}, addr // no more to believe
+			}
+			addr = next
+			if !p.trusted(addr) {
+				return addr, addr
+			}
+			if cut < 0 {
+				break
+			}
 		}
 	}
-	return addr
+	// Every address a trusted proxy's: the client is one of them.
+	return addr, addr
+}
+
+// parseHop reads an address of X-Forwarded-For, with the port or the
+// brackets some proxies write ("192.0.2.1:5678", "[2001:db8::1]:443").
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	addr, err := netip.ParseAddr(s)
+	if err != nil {
+		var ap netip.AddrPort
+		if ap, err = netip.ParseAddrPort(s); err == nil {
+			addr = ap.Addr()
+		} else if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+			addr, err = netip.ParseAddr(s[1 : len(s)-1])
+		}
+	}
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return addr.Unmap().WithZone(""), true
 }

@@ -3,6 +3,7 @@ package clientaddr
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -15,48 +16,73 @@ func TestOf(t *testing.T) {
 		name, remote string
 		xff          []string
 		proxies      Proxies
-		want         string
+		want         string // "" for none
+		nearest      string // if not want
 	}{
-		{"no proxy trusted: the connection's, whatever it says", "10.1.2.3:443", []string{"203.0.113.7"}, nil, "10.1.2.3"},
-		{"an untrusted client's word is not believed", "198.51.100.9:5000", []string{"203.0.113.7"}, proxies, "198.51.100.9"},
-		{"a trusted proxy's client", "10.1.2.3:443", []string{"203.0.113.7"}, proxies, "203.0.113.7"},
-		{"what the client wrote left of it is not believed", "10.1.2.3:443", []string{"6.6.6.6, 203.0.113.7"}, proxies, "203.0.113.7"},
-		{"through two trusted proxies", "192.0.2.1:443", []string{"203.0.113.7, 10.9.9.9"}, proxies, "203.0.113.7"},
-		{"over two header lines", "192.0.2.1:443", []string{"6.6.6.6, 203.0.113.7", "10.9.9.9"}, proxies, "203.0.113.7"},
-		{"IPv6 through an IPv6 proxy", "[2001:db8::5]:443", []string{"2001:db8:1::1, 2001:db8::7"}, proxies, "2001:db8:1::1"},
-		{"an IPv4-mapped proxy", "[::ffff:10.1.2.3]:443", []string{"203.0.113.7"}, proxies, "203.0.113.7"},
-		{"no header: the proxy's", "10.1.2.3:443", nil, proxies, "10.1.2.3"},
-		{"garbage: the last address believed", "192.0.2.1:443", []string{"not-an-address, 10.9.9.9"}, proxies, "10.9.9.9"},
-		{"all of them trusted: the client is one", "192.0.2.1:443", []string{"10.9.9.9"}, proxies, "10.9.9.9"},
+		{"no proxy trusted: the connection's, whatever it says", "10.1.2.3:443", []string{"203.0.113.7"}, nil, "10.1.2.3", ""},
+		{"an untrusted client's word is not believed", "198.51.100.9:5000", []string{"203.0.113.7"}, proxies, "198.51.100.9", ""},
+		{"a trusted proxy's client", "10.1.2.3:443", []string{"203.0.113.7"}, proxies, "203.0.113.7", ""},
+		{"what the client wrote left of it is not believed", "10.1.2.3:443", []string{"6.6.6.6, 203.0.113.7"}, proxies, "203.0.113.7", ""},
+		{"through two trusted proxies", "192.0.2.1:443", []string{"203.0.113.7, 10.9.9.9"}, proxies, "203.0.113.7", ""},
+		{"over two header lines", "192.0.2.1:443", []string{"6.6.6.6, 203.0.113.7", "10.9.9.9"}, proxies, "203.0.113.7", ""},
+		{"IPv6 through an IPv6 proxy", "[2001:db8::5]:443", []string{"2001:db8:1::1, 2001:db8::7"}, proxies, "2001:db8:1::1", ""},
+		{"an IPv4-mapped proxy", "[::ffff:10.1.2.3]:443", []string{"203.0.113.7"}, proxies, "203.0.113.7", ""},
+		{"a port, as some proxies write", "10.1.2.3:443", []string{"203.0.113.7:5678"}, proxies, "203.0.113.7", ""},
+		{"IPv6 in brackets, with a port", "10.1.2.3:443", []string{"[2001:db8:1::1]:443"}, proxies, "2001:db8:1::1", ""},
+		{"IPv6 in brackets", "10.1.2.3:443", []string{"[2001:db8:1::1]"}, proxies, "2001:db8:1::1", ""},
+		{"a zone is dropped", "10.1.2.3:443", []string{"fe80::1%eth0"}, proxies, "fe80::1", ""},
+		{"no header: the proxy is the client", "10.1.2.3:443", nil, proxies, "10.1.2.3", ""},
+		{"unknown: none, the proxy's the nearest", "192.0.2.1:443", []string{"unknown, 10.9.9.9"}, proxies, "", "10.9.9.9"},
+		{"an empty entry", "192.0.2.1:443", []string{"203.0.113.7,"}, proxies, "", "192.0.2.1"},
+		{"all of them trusted: the client is one", "192.0.2.1:443", []string{"10.9.9.9"}, proxies, "10.9.9.9", ""},
+		{"more proxies than any path has", "10.0.0.1:443", []string{"203.0.113.7, " + strings.Repeat("10.0.0.2, ", maxHops) + "10.0.0.3"}, proxies, "", "10.0.0.2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &http.Request{RemoteAddr: tc.remote, Header: http.Header{}}
 			for _, v := range tc.xff {
 				r.Header.Add("X-Forwarded-For", v)
 			}
-			if got := tc.proxies.Of(r); got != netip.MustParseAddr(tc.want) {
-				t.Errorf("Of = %v, want %s", got, tc.want)
+			want, nearest := netip.Addr{}, netip.Addr{}
+			if tc.want != "" {
+				want, nearest = netip.MustParseAddr(tc.want), netip.MustParseAddr(tc.want)
+			} else {
+				nearest = netip.MustParseAddr(tc.nearest)
+			}
+			if got := tc.proxies.Of(r); got != want {
+				t.Errorf("Of = %v, want %v", got, want)
+			}
+			if got := tc.proxies.Nearest(r); got != nearest {
+				t.Errorf("Nearest = %v, want %v", got, nearest)
 			}
 		})
 	}
-	if got := proxies.Of(&http.Request{RemoteAddr: "@"}); got.IsValid() {
+	if got := proxies.Nearest(&http.Request{RemoteAddr: "@"}); got.IsValid() {
 		t.Errorf("a connection without an address: %v", got)
 	}
-	for _, bad := range []string{"10.0.0.0/33", "proxy.example", "10.0.0.1/"} {
+}
+
+func TestParse(t *testing.T) {
+	if p, err := Parse(" 10.0.0.0/8 ,192.0.2.1,, 2001:db8::1 "); err != nil || len(p) != 3 || p[1] != netip.MustParsePrefix("192.0.2.1/32") || p[2].Bits() != 128 {
+		t.Errorf("Parse = %v, %v", p, err)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "proxy.example", "10.0.0.1/", "0.0.0.0/0", "::/0", "fe80::1%eth0", "::ffff:10.0.0.0/104"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
 	}
 }
 
-// FuzzOf: any header and connection address give an address of the
-// connection or of the header, never a panic.
+// FuzzOf: any header and connection address give the client's address,
+// the connection's, one of the header's, or none; never a panic.
 func FuzzOf(f *testing.F) {
 	proxies, _ := Parse("10.0.0.0/8,2001:db8::/32")
 	f.Add("10.0.0.1:1", "203.0.113.7, 10.0.0.2")
 	f.Add("[2001:db8::1]:1", "::1,,x")
+	f.Add("10.0.0.1:1", "[2001:db8::9]:80, unknown")
 	f.Fuzz(func(t *testing.T, remote, xff string) {
 		r := &http.Request{RemoteAddr: remote, Header: http.Header{"X-Forwarded-For": {xff}}}
-		proxies.Of(r)
+		if client, nearest := proxies.Of(r), proxies.Nearest(r); client.IsValid() && client != nearest {
+			t.Errorf("Of %v, Nearest %v", client, nearest)
+		}
 	})
 }

@@ -247,7 +247,12 @@ func (c *Console) session(h func(http.ResponseWriter, *http.Request, *signedIn))
 			c.fail(w, r, http.StatusForbidden, "The form's CSRF token is missing or wrong: reload the page and try again.")
 			return
 		}
-		caller.SourceIP, caller.SecureTransport = remoteIP(r), r.TLS != nil
+		// As the API takes them: aws:SourceIp absent if the client's
+		// address cannot be told.
+		if addr := c.cfg.Proxies.Of(r); addr.IsValid() {
+			caller.SourceIP = addr.String()
+		}
+		caller.SecureTransport = r.TLS != nil
 		ctx := openpca.WithRequestID(openpca.WithCaller(r.Context(), caller), uuid.NewString())
 		h(w, r, &signedIn{session: s, caller: caller, ctx: ctx})
 	})
@@ -284,7 +289,7 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 // allowSignIn reports whether a sign-in from r's client may be tried now.
 func (c *Console) allowSignIn(r *http.Request) bool {
 	from := netip.PrefixFrom(netip.IPv4Unspecified(), 0) // an address net/http did not give
-	if addr := c.cfg.Proxies.Of(r); addr.IsValid() {
+	if addr := c.cfg.Proxies.Nearest(r); addr.IsValid() {
 		bits := addr.BitLen()
 		if addr.Is6() {
 			bits = 64
@@ -307,7 +312,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	keyID, secret := r.PostFormValue("access_key_id"), r.PostFormValue("secret_access_key")
 	caller, err := c.cfg.Auth.SignIn(r.Context(), keyID, secret)
 	if err != nil {
-		c.cfg.Logger.WarnContext(r.Context(), "console: a sign-in was refused", "key", truncate(keyID, 32), "remote", r.RemoteAddr)
+		c.cfg.Logger.WarnContext(r.Context(), "console: a sign-in was refused", "key", truncate(keyID, 32), "remote", r.RemoteAddr, "client", c.cfg.Proxies.Nearest(r))
 		c.render(w, r, http.StatusUnauthorized, "signin", nil, map[string]any{"Error": "The access key or its secret is wrong.", "KeyID": truncate(keyID, 32)})
 		return
 	}
@@ -319,7 +324,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: token, Path: "/console/", Expires: s.ExpiresAt,
 		HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
-	c.cfg.Logger.InfoContext(r.Context(), "console: signed in", "key", keyID, "account", caller.AccountID, "remote", r.RemoteAddr)
+	c.cfg.Logger.InfoContext(r.Context(), "console: signed in", "key", keyID, "account", caller.AccountID, "remote", r.RemoteAddr, "client", c.cfg.Proxies.Nearest(r))
 	http.Redirect(w, r, "/console/cas", http.StatusSeeOther)
 }
 

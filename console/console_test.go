@@ -443,8 +443,8 @@ func TestConsoleSearchTime(t *testing.T) {
 }
 
 // TestSignInLimitThroughProxy: behind a proxy the server trusts, each
-// client has its own sign-in limit: one client's flood leaves another's
-// sign-in through the same proxy alone.
+// client has its own sign-in limit (one client's flood leaves another's
+// sign-in through the same proxy alone), and its own aws:SourceIp.
 func TestSignInLimitThroughProxy(t *testing.T) {
 	proxies, err := clientaddr.Parse("127.0.0.1")
 	if err != nil {
@@ -466,4 +466,18 @@ func TestSignInLimitThroughProxy(t *testing.T) {
 		t.Error("30 sign-ins at once from one client were all let through")
 	}
 	from("198.51.100.9").signIn(env.Client)
+
+	// The console takes aws:SourceIp as the API does: the client's.
+	office, _ := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "from-the-office", Document: `{"Statement":{"Effect":"Allow",
+		"Action":"acm-pca:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"}}}}`})
+	from("203.0.113.9").signIn(office) // which shows the CAs
+	away := from("198.51.100.10")
+	creds, err := office.Options().Credentials.Retrieve(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	away.post("/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}})
+	if status, _ := away.get("/console/cas"); status != http.StatusForbidden {
+		t.Errorf("the CAs, from outside the office: %d", status)
+	}
 }

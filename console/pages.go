@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -530,14 +529,6 @@ func parsePEM(s string) (*x509.Certificate, error) {
 		return nil, errors.New("console: not PEM")
 	}
 	return pki.ParseCertificate(block.Bytes)
-}
-
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return ""
-	}
-	return host
 }
 
 // funcs are the templates' helpers.

@@ -73,11 +73,12 @@ type Server struct {
 	http    *http.Server
 	logger  *slog.Logger
 	metrics http.Handler
+	proxies clientaddr.Proxies // for the client's address in the log
 }
 
 // New returns a Server for cfg; Serve starts it.
 func New(cfg Config) *Server {
-	s := &Server{logger: cfg.Logger}
+	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(registry, cfg.Collectors)
@@ -152,6 +153,7 @@ func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 		slog.String("error_code", o.Code),
 		slog.Float64("latency_ms", float64(o.Duration.Microseconds())/1000),
 		slog.String("remote", r.RemoteAddr),
+		slog.String("client", s.proxies.Nearest(r).String()),
 	)
 }
 
