@@ -481,6 +481,20 @@ func TestChainConstraints(t *testing.T) {
 	testenv.WantError(t, issue("EndEntityCertificate/V1", "app.corp.example", "bank.example"), "InvalidArgsException")
 	// The constraining certificate allows one CA below it: Sub.
 	testenv.WantError(t, issue("SubordinateCACertificate_PathLen0/V1", "ca.corp.example"), "InvalidArgsException")
+	// A host name in the common name, without DNS names, is checked as
+	// OpenSSL checks it; another common name is not a host name.
+	named := func(cn string) error {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
+			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+		return err
+	}
+	testenv.WantError(t, named("bank.example"), "InvalidArgsException")
+	for _, cn := range []string{"app.CORP.example", "Payments Service"} {
+		if err := named(cn); err != nil {
+			t.Errorf("the common name %q: %v", cn, err)
+		}
+	}
 
 	// An ML-DSA CA under the same chain issues: Go's verifier cannot check
 	// its signatures, and its names go unchecked (as the README says).

@@ -137,8 +137,9 @@ func hasNameConstraints(c *x509.Certificate) bool {
 // checkNames verifies a certificate the CA signed with its certificate
 // and chain, as a relying party would, for the name constraints of the
 // path: Go's verifier checks the names of the subject alternative name
-// extension (DNS names, email addresses, IP addresses, URIs), not a
-// common name or a directory name.
+// extension (DNS names, email addresses, IP addresses, URIs), and a host
+// name in the common name is checked as OpenSSL checks it; a directory
+// name is not.
 func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 	path := append([]*x509.Certificate{is.cert}, is.chain...)
 	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
@@ -152,8 +153,59 @@ func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 	if leaf.NotBefore.After(at) {
 		at = leaf.NotBefore
 	}
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	return err
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return err
+	}
+	return checkCommonName(cert, path)
+}
+
+// checkCommonName checks, as OpenSSL does and Go's verifier does not, the
+// common name of a certificate without DNS names in its subject
+// alternative names, if it reads as a host name, against the DNS name
+// constraints of the path: a verifier that still takes a host name from
+// the common name would take this one.
+func checkCommonName(cert *x509.Certificate, path []*x509.Certificate) error {
+	cn := cert.Subject.CommonName
+	if len(cert.DNSNames) > 0 || !hostName(cn) {
+		return nil
+	}
+	for _, c := range path {
+		if len(c.PermittedDNSDomains) > 0 && !slices.ContainsFunc(c.PermittedDNSDomains, func(d string) bool { return inDomain(cn, d) }) {
+			return fmt.Errorf("the common name %q, a host name, is not in a domain that %s permits", cn, c.Subject)
+		}
+		if slices.ContainsFunc(c.ExcludedDNSDomains, func(d string) bool { return inDomain(cn, d) }) {
+			return fmt.Errorf("the common name %q, a host name, is in a domain that %s excludes", cn, c.Subject)
+		}
+	}
+	return nil
+}
+
+// hostName reports whether s reads as a DNS host name, as OpenSSL takes
+// a common name to: labels of letters, digits and hyphens, at least two.
+func hostName(s string) bool {
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || l[0] == '-' || l[len(l)-1] == '-' || strings.ContainsFunc(l, func(r rune) bool {
+			return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-')
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+// inDomain reports whether name is within a DNS name constraint (RFC
+// 5280, 4.2.1.10): the domain itself and names under it, or with a
+// leading dot only names under it.
+func inDomain(name, domain string) bool {
+	name, domain = strings.ToLower(name), strings.ToLower(domain)
+	if sub, ok := strings.CutPrefix(domain, "."); ok {
+		return strings.HasSuffix(name, "."+sub)
+	}
+	return domain == "" || name == domain || strings.HasSuffix(name, "."+domain)
 }
 
 // Forget drops what is kept open of a CA's key, once the CA is deleted.
