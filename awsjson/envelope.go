@@ -61,13 +61,13 @@ type Reply struct {
 	Body        []byte
 }
 
-// DefaultBodyBudget bounds the bytes of large request bodies (see
+// BodyBudget bounds the bytes of large request bodies (see
 // smallBody) that a server holds at once; small ones have a quarter of it
 // of their own, so that they never wait behind a large one. A body is read
 // only once its request's headers are known to be signed by a known key;
 // the budgets cap what requests that pass that check and then fail (or
 // are merely large) can pin in memory together.
-const DefaultBodyBudget = 32 << 20
+const BodyBudget = 32 << 20
 
 // bodyWait is how long a request waits for room in the body budget before
 // it is answered ServiceUnavailableException, which clients retry.
@@ -150,11 +150,8 @@ type Envelope struct {
 	accounts *accountRates
 }
 
-// Limits bound what requests may take of a server.
-type Limits struct {
-	// BodyBudget bounds the large request bodies held at once; 0 means
-	// DefaultBodyBudget.
-	BodyBudget int64
+// Options are an Envelope's settings.
+type Options struct {
 	// AccountRate bounds the requests of one account, a second (as many
 	// at once); past it they are ThrottlingException. 0: no bound.
 	AccountRate float64
@@ -166,13 +163,9 @@ type Limits struct {
 
 // NewEnvelope returns an Envelope. observe, if set, is told the outcome of
 // every request.
-func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Request, Outcome), limits Limits) *Envelope {
-	budget := limits.BodyBudget
-	if budget == 0 {
-		budget = DefaultBodyBudget
-	}
-	return &Envelope{authn: authn, proxies: limits.Proxies, logger: logger, observe: observe, small: newBodyPool(budget / 4), large: newBodyPool(budget),
-		accounts: newAccountRates(limits.AccountRate)}
+func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Request, Outcome), opts Options) *Envelope {
+	return &Envelope{authn: authn, proxies: opts.Proxies, logger: logger, observe: observe, small: newBodyPool(BodyBudget / 4), large: newBodyPool(BodyBudget),
+		accounts: newAccountRates(opts.AccountRate)}
 }
 
 // Serve answers r with the Call that route chooses for it. An error from

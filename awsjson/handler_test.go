@@ -405,7 +405,7 @@ func TestInternalFailuresRevealNothing(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	h := &awsjson.Handler{
 		Service:  failing{},
-		Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, logger, nil, awsjson.Limits{}),
+		Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, logger, nil, awsjson.Options{}),
 		Logger:   logger,
 	}
 	srv := httptest.NewServer(h)

@@ -86,7 +86,7 @@ func New(cfg Config) *Server {
 	envelope := awsjson.NewEnvelope(cfg.Authenticator, cfg.Logger, func(r *http.Request, o awsjson.Outcome) {
 		m.observe(o)
 		s.logRequest(r, o)
-	}, awsjson.Limits{AccountRate: cfg.AccountRequestRate, Proxies: cfg.TrustedProxies})
+	}, awsjson.Options{AccountRate: cfg.AccountRequestRate, Proxies: cfg.TrustedProxies})
 	api := &awsjson.Handler{Service: cfg.Service, Envelope: envelope, Logger: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.Handle("/", promhttp.InstrumentHandlerInFlight(m.inFlight, api))
