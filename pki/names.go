@@ -127,7 +127,7 @@ func CheckName(s string) error {
 	if strings.TrimSpace(s) == "" {
 		return fmt.Errorf("%q is blank", s)
 	}
-	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if strings.ContainsFunc(s, isControl) {
 		return fmt.Errorf("%q has a control character", s)
 	}
 	return nil

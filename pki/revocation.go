@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -121,32 +120,6 @@ func (r *RevokedCertificates) element() ([]byte, error) {
 	start := headerRoom - len(header)
 	copy(r.der[start:], header)
 	return r.der[start:], nil
-}
-
-// algorithmIdentifiers are the AlgorithmIdentifiers of the signature
-// algorithms of keys Go knows that a CA signs with: RSA's with NULL
-// parameters (RFC 4055), ECDSA's without (RFC 5758), as Go writes them.
-var algorithmIdentifiers = map[x509.SignatureAlgorithm]pkix.AlgorithmIdentifier{
-	x509.SHA256WithRSA:   {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}, Parameters: asn1.NullRawValue},
-	x509.SHA384WithRSA:   {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}, Parameters: asn1.NullRawValue},
-	x509.SHA512WithRSA:   {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}, Parameters: asn1.NullRawValue},
-	x509.ECDSAWithSHA256: {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}},
-	x509.ECDSAWithSHA384: {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}},
-	x509.ECDSAWithSHA512: {Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}},
-}
-
-// signatureAlgorithmID is the DER AlgorithmIdentifier of signer's
-// signatures with sigAlg, for an object that Go writes with a stand-in
-// key: a foreign key has its own algorithm.
-func signatureAlgorithmID(signer crypto.Signer, sigAlg x509.SignatureAlgorithm) ([]byte, error) {
-	if foreign(signer) {
-		return ownAlgorithmIdentifier(signer), nil
-	}
-	id, ok := algorithmIdentifiers[sigAlg]
-	if !ok {
-		return nil, fmt.Errorf("pki: signature algorithm %v is not one this server signs with", sigAlg)
-	}
-	return asn1.Marshal(id)
 }
 
 // CreateRevocationList signs a CRL of list's fields and the entries of
