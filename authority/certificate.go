@@ -187,19 +187,40 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 	if !bytes.Equal(root.RawIssuer, root.RawSubject) || pki.CheckSignatureFrom(root, root) != nil {
 		return invalid("The last certificate of the chain must be a self-signed root certificate.")
 	}
+	path := append([]*x509.Certificate{cert}, chain...)
+	verify, dirs, err := readPath(path)
+	if err != nil {
+		return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate or its chain: %v.", err)
+	}
+	// Directory-name constraints bind the certificates below, but for
+	// self-issued ones (RFC 5280, 6.1.3): each certificate here is one a
+	// leaf's path passes through.
+	for j, dc := range dirs {
+		if dc == nil {
+			continue
+		}
+		for _, c := range path[:j] {
+			if bytes.Equal(c.RawSubject, c.RawIssuer) {
+				continue
+			}
+			if err := dc.Check(c); err != nil {
+				return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
+			}
+		}
+	}
 	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
-	roots.AddCert(root)
-	for _, c := range chain[:len(chain)-1] {
+	roots.AddCert(verify[len(verify)-1])
+	for _, c := range verify[1 : len(verify)-1] {
 		intermediates.AddCert(c)
 	}
 	// Signatures and order are checked above; what Verify adds is the
 	// issuers' constraints: path length, name constraints, key usage. It
 	// knows no ML-DSA or SM2 signature, so a chain with one has only the
 	// checks above (our limit, in the README).
-	if slices.ContainsFunc(append([]*x509.Certificate{cert}, chain...), pki.ForeignSignature) {
+	if slices.ContainsFunc(path, pki.ForeignSignature) {
 		return nil
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if _, err := verify[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
 	}
 	return nil

@@ -184,7 +184,7 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	// outside them (AWS enforces name constraints too); the certificate
 	// is checked as a relying party would check it, and one that fails
 	// is not issued either.
-	constrained := is != nil && is.constrained
+	constrained := is != nil && is.constrains()
 	if tmpl.UsesCSR() || tmpl.UsesAPI() || constrained {
 		cert, err := pki.ParseCertificate(der)
 		switch {

@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -521,6 +522,98 @@ func TestChainConstraints(t *testing.T) {
 	}
 	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &mldsa, SigningAlgorithm: types.SigningAlgorithmMlDsa65,
 		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}, DNSNames: []string{"app.corp.example"}}).CSRPEM})
+}
+
+// TestDirectoryNameConstraints: a chain that constrains directory names,
+// which Go's verifier does not read, takes a CA that complies with it and
+// no other, and the CA issues within it, as OpenSSL checks it.
+func TestDirectoryNameConstraints(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	dn := func(name pkix.Name) asn1.RawValue {
+		der, err := asn1.Marshal(name.ToRDNSequence())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 4, IsCompound: true, Bytes: der}
+	}
+	type subtree struct{ Base asn1.RawValue }
+	nc, err := asn1.Marshal(struct {
+		Permitted []subtree `asn1:"optional,tag:0"`
+		Excluded  []subtree `asn1:"optional,tag:1"`
+	}{
+		Permitted: []subtree{{dn(pkix.Name{Country: []string{"US"}, Organization: []string{"Example Corp"}})},
+			{asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte("corp.example")}}},
+		Excluded: []subtree{{dn(pkix.Name{Country: []string{"US"}, Organization: []string{"Example Corp"}, OrganizationalUnit: []string{"Blocked"}})}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	constraining := root.NewIntermediate(t, "Constraining", func(c *x509.Certificate) {
+		c.ExtraExtensions = []pkix.Extension{{Id: pki.OIDNameConstraints, Critical: true, Value: nc}}
+	})
+	chain := append(append([]byte{}, constraining.PEM...), root.PEM...)
+	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
+	signSub := func(name pkix.Name) []byte {
+		return constraining.Sign(t, "", env.CSR(t, sub).PublicKey, constraining.Cert.NotAfter.Add(-time.Hour), func(c *x509.Certificate) { c.Subject = name }).PEM
+	}
+	outside := signSub(pkix.Name{Country: []string{"US"}, Organization: []string{"Other"}, CommonName: "Sub"})
+	_, err = env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &sub, Certificate: outside, CertificateChain: chain})
+	testenv.WantError(t, err, "CertificateMismatchException")
+	subPEM := signSub(pkix.Name{Country: []string{"US"}, Organization: []string{"Example Corp"}, CommonName: "Sub"})
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &sub, Certificate: subPEM, CertificateChain: chain}); err != nil {
+		t.Fatalf("a CA within the chain's directory names: %v", err)
+	}
+
+	issue := func(subject pkix.Name, alt *types.GeneralName) (*acmpca.IssueCertificateOutput, error) {
+		in := &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
+			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: subject, DNSNames: []string{"app.corp.example"}}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}}
+		if alt != nil {
+			in.TemplateArn = aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1")
+			in.ApiPassthrough = &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("app.corp.example")}, *alt}}}
+		}
+		return env.Client.IssueCertificate(ctx, in)
+	}
+	out, err := issue(pkix.Name{Country: []string{"us"}, Organization: []string{"example  corp"}, CommonName: "app"}, nil)
+	if err != nil {
+		t.Fatalf("a leaf within the directory names, in other case and spacing: %v", err)
+	}
+	for _, tc := range []struct {
+		name    string
+		subject pkix.Name
+		alt     *types.GeneralName
+	}{
+		{"outside", pkix.Name{Country: []string{"US"}, Organization: []string{"Other"}, CommonName: "app"}, nil},
+		{"excluded", pkix.Name{Country: []string{"US"}, Organization: []string{"Example Corp"}, OrganizationalUnit: []string{"Blocked"}, CommonName: "app"}, nil},
+		{"a directory name outside in the SAN", pkix.Name{Country: []string{"US"}, Organization: []string{"Example Corp"}, CommonName: "app"},
+			&types.GeneralName{DirectoryName: &types.ASN1Subject{Country: aws.String("US"), Organization: aws.String("Other")}}},
+	} {
+		_, err := issue(tc.subject, tc.alt)
+		if code, _ := testenv.ErrorCode(err); code != "InvalidArgsException" {
+			t.Errorf("%s: %v, want InvalidArgsException", tc.name, err)
+		}
+	}
+
+	// OpenSSL, which checks directory-name constraints, takes the leaf.
+	got, err := env.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &sub, CertificateArn: out.CertificateArn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string][]byte{"root.pem": root.PEM, "untrusted.pem": append(append([]byte{}, subPEM...), constraining.PEM...), "leaf.pem": []byte(*got.Certificate)}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("openssl", "verify", "-CAfile", "root.pem", "-untrusted", "untrusted.pem", "leaf.pem")
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("openssl verify: %v: %s", err, b)
+	}
 }
 
 // sha1CSR is a PEM CSR signed with SHA-1, which Go no longer makes:

@@ -46,10 +46,17 @@ type issuer struct {
 	cert     *x509.Certificate
 	chain    []*x509.Certificate // the certificate's issuer first, the root last
 	rawChain []byte
+	// verifyPath is the certificate and chain as Go's verifier is to
+	// take them (see readPath).
+	verifyPath []*x509.Certificate
 	// constrained is set when a certificate of the path has name
 	// constraints, which Go's verifier can check: neither the path nor
 	// what the CA signs has an ML-DSA or SM2 signature.
 	constrained bool
+	// dirs are the directory-name constraints of the path, which Go's
+	// verifier does not check and checkNames does, whatever the
+	// signatures.
+	dirs []*pki.DirectoryNameConstraints
 }
 
 // KeyCacheSize is how many CA keys a server keeps open at most.
@@ -122,6 +129,11 @@ func (k *Keys) issuer(ca *openpca.CA) (*issuer, error) {
 	}
 	is := &issuer{cert: c, chain: chain, rawChain: ca.CertificateChain}
 	path := append([]*x509.Certificate{c}, chain...)
+	var dirs []*pki.DirectoryNameConstraints
+	if is.verifyPath, dirs, err = readPath(path); err != nil {
+		return nil, fmt.Errorf("the certificate of %s or its chain: %w", ca.ARN, err)
+	}
+	is.dirs = slices.DeleteFunc(dirs, func(dc *pki.DirectoryNameConstraints) bool { return dc == nil })
 	foreignKey := ca.Config.KeyAlgorithm == openpca.KeyAlgorithmSm2 || pki.IsMLDSA(ca.Config.KeyAlgorithm)
 	is.constrained = slices.ContainsFunc(path, hasNameConstraints) && !slices.ContainsFunc(path, pki.ForeignSignature) && !foreignKey
 	k.issuers.Add(ca.ID, is)
@@ -134,14 +146,42 @@ func hasNameConstraints(c *x509.Certificate) bool {
 		len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses)+len(c.PermittedURIDomains)+len(c.ExcludedURIDomains) > 0
 }
 
+// readPath reads the directory-name constraints of a path (a CA
+// certificate, then the chain above it), one for each certificate that
+// has them and nil for others, and returns the path as Go's verifier is
+// to take it: certificates whose name constraints it would leave
+// unhandled only for their directory names count them as handled, since
+// they are checked beside it.
+func readPath(path []*x509.Certificate) (verify []*x509.Certificate, dirs []*pki.DirectoryNameConstraints, err error) {
+	verify = make([]*x509.Certificate, len(path))
+	dirs = make([]*pki.DirectoryNameConstraints, len(path))
+	for i, c := range path {
+		if dirs[i], verify[i], err = pki.ReadDirectoryNameConstraints(c); err != nil {
+			return nil, nil, err
+		}
+	}
+	return verify, dirs, nil
+}
+
+// constrains reports whether checkNames has anything to check.
+func (is *issuer) constrains() bool { return is.constrained || len(is.dirs) > 0 }
+
 // checkNames verifies a certificate the CA signed with its certificate
 // and chain, as a relying party would, for the name constraints of the
 // path: Go's verifier checks the names of the subject alternative name
-// extension (DNS names, email addresses, IP addresses, URIs), and a host
-// name in the common name is checked as OpenSSL checks it; a directory
-// name is not.
+// extension (DNS names, email addresses, IP addresses, URIs), a host name
+// in the common name is checked as OpenSSL checks it, and directory names
+// (the subject's and the subject alternative names') as RFC 5280 says.
 func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
-	path := append([]*x509.Certificate{is.cert}, is.chain...)
+	for _, dc := range is.dirs {
+		if err := dc.Check(cert); err != nil {
+			return err
+		}
+	}
+	if !is.constrained {
+		return nil
+	}
+	path := is.verifyPath
 	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
 	roots.AddCert(path[len(path)-1])
 	for _, c := range path[:len(path)-1] {

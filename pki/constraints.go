@@ -1,0 +1,206 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"slices"
+	"strings"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// DirectoryNameConstraints are the directory-name subtrees of a CA
+// certificate's name constraints (RFC 5280, 4.2.1.10). Go's crypto/x509
+// reads the other forms a CA uses (DNS names, email addresses, IP
+// addresses, URIs) and checks them in Verify; it reads no directory name,
+// and takes a critical extension that has one as unhandled.
+type DirectoryNameConstraints struct {
+	permitted, excluded [][]rdnSET
+	by                  string // the constraining certificate's subject, for errors
+}
+
+// ReadDirectoryNameConstraints returns the directory-name subtrees of c's
+// name constraints, nil if it has none, and c as Go's verifier is to take
+// it: when directory names were all in the extension that Go could not
+// read, a copy of c that no longer counts it as unhandled, since Check
+// checks them. A subtree of a form neither reads (otherName, x400Address,
+// ediPartyName, registeredID) leaves the extension unhandled.
+func ReadDirectoryNameConstraints(c *x509.Certificate) (*DirectoryNameConstraints, *x509.Certificate, error) {
+	i := slices.IndexFunc(c.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(OIDNameConstraints) })
+	if i < 0 {
+		return nil, c, nil
+	}
+	dc := &DirectoryNameConstraints{by: c.Subject.String()}
+	unread := false
+	in := cryptobyte.String(c.Extensions[i].Value)
+	var nc cryptobyte.String
+	if !in.ReadASN1(&nc, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, nil, fmt.Errorf("its name constraints are not a SEQUENCE")
+	}
+	for _, part := range []struct {
+		tag   cbasn1.Tag
+		names *[][]rdnSET
+	}{{cbasn1.Tag(0).ContextSpecific().Constructed(), &dc.permitted}, {cbasn1.Tag(1).ContextSpecific().Constructed(), &dc.excluded}} {
+		var subtrees cryptobyte.String
+		var present bool
+		if !nc.ReadOptionalASN1(&subtrees, &present, part.tag) {
+			return nil, nil, fmt.Errorf("its name constraints are malformed")
+		}
+		for !subtrees.Empty() {
+			var subtree, base cryptobyte.String
+			var tag cbasn1.Tag
+			if !subtrees.ReadASN1(&subtree, cbasn1.SEQUENCE) || !subtree.ReadAnyASN1(&base, &tag) {
+				return nil, nil, fmt.Errorf("a subtree of its name constraints is malformed")
+			}
+			// RFC 5280 fixes minimum at 0 and leaves maximum out.
+			if !subtree.Empty() && !bytes.Equal(subtree, []byte{0x80, 0x01, 0x00}) {
+				return nil, nil, fmt.Errorf("a subtree of its name constraints sets a minimum or maximum distance, which RFC 5280 forbids")
+			}
+			switch tag {
+			case cbasn1.Tag(tagDirectoryName).ContextSpecific().Constructed():
+				name, err := parseName(base)
+				if err != nil {
+					return nil, nil, fmt.Errorf("a directory name of its name constraints: %v", err)
+				}
+				*part.names = append(*part.names, name)
+			case cbasn1.Tag(tagRFC822Name).ContextSpecific(), cbasn1.Tag(tagDNSName).ContextSpecific(),
+				cbasn1.Tag(tagURI).ContextSpecific(), cbasn1.Tag(tagIPAddress).ContextSpecific():
+				// Go's
+			default:
+				unread = true
+			}
+		}
+	}
+	if !nc.Empty() {
+		return nil, nil, fmt.Errorf("its name constraints have data after the excluded subtrees")
+	}
+	if len(dc.permitted)+len(dc.excluded) == 0 {
+		return nil, c, nil
+	}
+	if !unread && slices.ContainsFunc(c.UnhandledCriticalExtensions, func(id asn1.ObjectIdentifier) bool { return id.Equal(OIDNameConstraints) }) {
+		handled := *c
+		handled.UnhandledCriticalExtensions = slices.DeleteFunc(slices.Clone(c.UnhandledCriticalExtensions), func(id asn1.ObjectIdentifier) bool { return id.Equal(OIDNameConstraints) })
+		c = &handled
+	}
+	return dc, c, nil
+}
+
+// Check reports an error if a directory name of cert, its subject unless
+// it is empty or one in its subject alternative names, is outside the
+// permitted subtrees (when there are any) or within an excluded one.
+func (dc *DirectoryNameConstraints) Check(cert *x509.Certificate) error {
+	var names [][]rdnSET
+	subject, err := parseName(cert.RawSubject)
+	if err != nil {
+		return fmt.Errorf("the subject: %v", err)
+	}
+	if len(subject) > 0 {
+		names = append(names, subject)
+	}
+	for _, e := range cert.Extensions {
+		if !e.Id.Equal(OIDSubjectAltName) {
+			continue
+		}
+		in := cryptobyte.String(e.Value)
+		var seq cryptobyte.String
+		if !in.ReadASN1(&seq, cbasn1.SEQUENCE) {
+			return fmt.Errorf("the subject alternative names are malformed")
+		}
+		for !seq.Empty() {
+			var v cryptobyte.String
+			var tag cbasn1.Tag
+			if !seq.ReadAnyASN1(&v, &tag) {
+				return fmt.Errorf("the subject alternative names are malformed")
+			}
+			if tag == cbasn1.Tag(tagDirectoryName).ContextSpecific().Constructed() {
+				name, err := parseName(v)
+				if err != nil {
+					return fmt.Errorf("a directory name of the subject alternative names: %v", err)
+				}
+				names = append(names, name)
+			}
+		}
+	}
+	for _, name := range names {
+		if len(dc.permitted) > 0 && !slices.ContainsFunc(dc.permitted, func(base []rdnSET) bool { return withinSubtree(name, base) }) {
+			return fmt.Errorf("the directory name %q is not within one that %s permits", formatName(name), dc.by)
+		}
+		if slices.ContainsFunc(dc.excluded, func(base []rdnSET) bool { return withinSubtree(name, base) }) {
+			return fmt.Errorf("the directory name %q is within one that %s excludes", formatName(name), dc.by)
+		}
+	}
+	return nil
+}
+
+// parseName parses a DER Name (an RDNSequence).
+func parseName(der []byte) ([]rdnSET, error) {
+	var name []rdnSET
+	rest, err := asn1.Unmarshal(der, &name)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("data after the name")
+	}
+	return name, nil
+}
+
+func formatName(name []rdnSET) string {
+	der, err := asn1.Marshal(name)
+	if err != nil {
+		return "?"
+	}
+	s, err := FormatSubject(der)
+	if err != nil {
+		return "?"
+	}
+	return s
+}
+
+// withinSubtree reports whether name begins with the RDNs of base (RFC
+// 5280, 4.2.1.10).
+func withinSubtree(name, base []rdnSET) bool {
+	if len(name) < len(base) {
+		return false
+	}
+	for i, rdn := range base {
+		if !equalRDN(name[i], rdn) {
+			return false
+		}
+	}
+	return true
+}
+
+// equalRDN reports whether two RDNs hold the same attributes, in any
+// order.
+func equalRDN(a, b rdnSET) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.ContainsFunc(b, func(y attribute) bool { return equalAttribute(x, y) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// equalAttribute compares two attributes as RFC 5280, 7.1, asks: string
+// values of any string type after folding case and insignificant spaces
+// (RFC 4518, in the simplified form most verifiers use), other values by
+// their encoding.
+func equalAttribute(a, b attribute) bool {
+	if !a.Type.Equal(b.Type) {
+		return false
+	}
+	sa, okA := directoryString(a.Value)
+	sb, okB := directoryString(b.Value)
+	if okA && okB {
+		return strings.EqualFold(strings.Join(strings.Fields(sa), " "), strings.Join(strings.Fields(sb), " "))
+	}
+	return bytes.Equal(a.Value.FullBytes, b.Value.FullBytes)
+}

@@ -1,0 +1,184 @@
+package pki
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"math/big"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// subtree is a GeneralSubtree of a given base GeneralName; rest is what
+// follows the base (a minimum or maximum distance).
+func subtree(base asn1.RawValue, rest ...byte) asn1.RawValue {
+	return asn1.RawValue{Tag: asn1.TagSequence, IsCompound: true, Bytes: append(mustMarshal(base), rest...)}
+}
+
+func dirName(t *testing.T, rdns ...pkix.AttributeTypeAndValue) asn1.RawValue {
+	t.Helper()
+	var seq pkix.RDNSequence
+	for _, a := range rdns {
+		seq = append(seq, pkix.RelativeDistinguishedNameSET{a})
+	}
+	der, err := asn1.Marshal(seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tagDirectoryName, IsCompound: true, Bytes: der}
+}
+
+func dnsName(s string) asn1.RawValue {
+	return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tagDNSName, Bytes: []byte(s)}
+}
+
+// nameConstraints encodes a critical name constraints extension.
+func nameConstraints(permitted, excluded []asn1.RawValue) pkix.Extension {
+	var b []byte
+	for i, subtrees := range [][]asn1.RawValue{permitted, excluded} {
+		if len(subtrees) == 0 {
+			continue
+		}
+		var inner []byte
+		for _, s := range subtrees {
+			inner = append(inner, mustMarshal(s)...)
+		}
+		b = append(b, mustMarshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: i, IsCompound: true, Bytes: inner})...)
+	}
+	return pkix.Extension{Id: OIDNameConstraints, Critical: true, Value: mustMarshal(asn1.RawValue{Tag: asn1.TagSequence, IsCompound: true, Bytes: b})}
+}
+
+var (
+	oidC  = asn1.ObjectIdentifier{2, 5, 4, 6}
+	oidO  = asn1.ObjectIdentifier{2, 5, 4, 10}
+	oidOU = asn1.ObjectIdentifier{2, 5, 4, 11}
+	oidCN = asn1.ObjectIdentifier{2, 5, 4, 3}
+)
+
+func atv(oid asn1.ObjectIdentifier, v any) pkix.AttributeTypeAndValue {
+	return pkix.AttributeTypeAndValue{Type: oid, Value: v}
+}
+
+// selfSigned makes a CA certificate with the given extensions and
+// subject, as Go parses it.
+func selfSigned(t *testing.T, subject pkix.RDNSequence, exts ...pkix.Extension) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := asn1.Marshal(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), RawSubject: raw, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, ExtraExtensions: exts}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestReadDirectoryNameConstraints(t *testing.T) {
+	corp := dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"))
+	other := asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tagOtherName, IsCompound: true,
+		Bytes: append(mustMarshal(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3}), mustMarshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: mustMarshal("x")})...)}
+	for _, tc := range []struct {
+		name     string
+		exts     []pkix.Extension
+		want     bool // directory-name constraints read
+		handled  bool // Go's verifier takes the extension as handled after
+		wantErr  string
+		unparsed bool // Go itself refuses the certificate
+	}{
+		{name: "none", handled: true},
+		{name: "DNS only", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(dnsName("corp.example"))}, nil)}, handled: true},
+		{name: "directory name", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(corp)}, nil)}, want: true, handled: true},
+		{name: "excluded directory name and DNS", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(dnsName("corp.example"))}, []asn1.RawValue{subtree(corp)})}, want: true, handled: true},
+		{name: "directory name and otherName", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(corp), subtree(other)}, nil)}, want: true},
+		{name: "explicit minimum 0", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(corp, 0x80, 0x01, 0x00)}, nil)}, want: true, handled: true},
+		{name: "minimum 1", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(corp, 0x80, 0x01, 0x01)}, nil)}, wantErr: "minimum or maximum"},
+		{name: "maximum", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(corp, 0x81, 0x01, 0x02)}, nil)}, wantErr: "minimum or maximum"},
+		{name: "directory name not a Name", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tagDirectoryName, IsCompound: true, Bytes: []byte{0x04, 0x00}})}, nil)}, wantErr: "directory name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := selfSigned(t, pkix.RDNSequence{{atv(oidCN, "CA")}}, tc.exts...)
+			dc, verify, err := ReadDirectoryNameConstraints(c)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (dc != nil) != tc.want {
+				t.Errorf("constraints read: %v, want %v", dc != nil, tc.want)
+			}
+			unhandled := slices.ContainsFunc(verify.UnhandledCriticalExtensions, func(id asn1.ObjectIdentifier) bool { return id.Equal(OIDNameConstraints) })
+			if unhandled == tc.handled {
+				t.Errorf("unhandled for the verifier: %v, want %v", unhandled, !tc.handled)
+			}
+			if len(c.UnhandledCriticalExtensions) == 0 && verify != c {
+				t.Error("a copy of a certificate Go handles whole")
+			}
+		})
+	}
+}
+
+func TestDirectoryNameConstraintsCheck(t *testing.T) {
+	ca := selfSigned(t, pkix.RDNSequence{{atv(oidCN, "CA")}}, nameConstraints(
+		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example  Corp")))},
+		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidOU, "Blocked")))}))
+	dc, _, err := ReadDirectoryNameConstraints(ca)
+	if err != nil || dc == nil {
+		t.Fatal(dc, err)
+	}
+	utf8 := func(s string) asn1.RawValue {
+		return asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)}
+	}
+	san := func(names ...asn1.RawValue) pkix.Extension {
+		var b []byte
+		for _, n := range names {
+			b = append(b, mustMarshal(n)...)
+		}
+		return pkix.Extension{Id: OIDSubjectAltName, Value: mustMarshal(asn1.RawValue{Tag: asn1.TagSequence, IsCompound: true, Bytes: b})}
+	}
+	for _, tc := range []struct {
+		name    string
+		subject pkix.RDNSequence
+		exts    []pkix.Extension
+		ok      bool
+	}{
+		{name: "within", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidCN, "leaf")}}, ok: true},
+		{name: "the subtree itself", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}}, ok: true},
+		{name: "case, spaces and string type", subject: pkix.RDNSequence{{atv(oidC, "us")}, {atv(oidO, utf8("  example   CORP "))}, {atv(oidCN, "leaf")}}, ok: true},
+		{name: "another organization", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corporation")}, {atv(oidCN, "leaf")}}},
+		{name: "shorter than the subtree", subject: pkix.RDNSequence{{atv(oidC, "US")}}},
+		{name: "RDNs in another order", subject: pkix.RDNSequence{{atv(oidO, "Example Corp")}, {atv(oidC, "US")}, {atv(oidCN, "leaf")}}},
+		{name: "multi-valued RDN", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp"), atv(oidOU, "x")}, {atv(oidCN, "leaf")}}},
+		{name: "excluded", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidOU, "blocked")}, {atv(oidCN, "leaf")}}},
+		{name: "empty subject is not checked", subject: pkix.RDNSequence{}, exts: []pkix.Extension{san(dnsName("a.example"))}, ok: true},
+		{name: "directory name in the SAN", subject: pkix.RDNSequence{}, exts: []pkix.Extension{san(dnsName("a.example"), dirName(t, atv(oidC, "US"), atv(oidO, "Other")))}},
+		{name: "permitted directory name in the SAN", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}},
+			exts: []pkix.Extension{san(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidCN, "x")))}, ok: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := dc.Check(selfSigned(t, tc.subject, tc.exts...))
+			if (err == nil) != tc.ok {
+				t.Errorf("Check: %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
