@@ -61,6 +61,9 @@ type ConsoleStore interface {
 	// DeleteConsoleSession ends a session, and any that expired before
 	// now.
 	DeleteConsoleSession(ctx context.Context, idHash []byte, now time.Time) error
+	// ExtendConsoleSession moves a session's expiry to expiresAt, if
+	// that is later.
+	ExtendConsoleSession(ctx context.Context, idHash []byte, expiresAt time.Time) error
 
 	// ListCertificates lists a CA's certificates that q asks for, the
 	// newest first, at most q.Limit.

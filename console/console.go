@@ -7,8 +7,8 @@
 //
 // Sign-in takes an access key and its secret, as the API does. A session
 // lives in an HttpOnly, SameSite=Strict cookie (Secure under TLS) holding a
-// random token whose hash the store keeps; it ends after SessionLife or at
-// sign-out. Every action is a POST carrying the session's CSRF token,
+// random token whose hash the store keeps; it ends after SessionLife,
+// SessionIdle without a request, or at sign-out. Every action is a POST carrying the session's CSRF token,
 // from the console's own origin, and goes through the same operations, so
 // the same authorization and logs, as the API.
 package console
@@ -77,6 +77,7 @@ type Store interface {
 	CreateConsoleSession(ctx context.Context, s *openpca.ConsoleSession) error
 	FindConsoleSession(ctx context.Context, idHash []byte, now time.Time) (*openpca.ConsoleSession, error)
 	DeleteConsoleSession(ctx context.Context, idHash []byte, now time.Time) error
+	ExtendConsoleSession(ctx context.Context, idHash []byte, expiresAt time.Time) error
 	FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error)
 	LatestCRL(ctx context.Context, caID string) (time.Time, error)
 }
@@ -108,8 +109,14 @@ type Config struct {
 // DefaultSearchTime is how long a search by text may read.
 const DefaultSearchTime = 5 * time.Second
 
-// SessionLife is how long a session lasts after sign-in.
+// SessionLife is how long a session lasts after sign-in, at most.
 const SessionLife = 8 * time.Hour
+
+// SessionIdle is how long a session lasts without a request: a console
+// left open on an unattended screen stops acting for its key. A request
+// moves the end on, a minute or more at a time, so that browsing writes
+// to the store at most once a minute per session.
+const SessionIdle = 30 * time.Minute
 
 // Sign-in attempts are what anyone can send: a server takes at most
 // signInRate a second (signInBurst at once), each a read of the store and
@@ -247,6 +254,16 @@ func (c *Console) session(h func(http.ResponseWriter, *http.Request, *signedIn))
 			c.fail(w, r, http.StatusForbidden, "The form's CSRF token is missing or wrong: reload the page and try again.")
 			return
 		}
+		end := c.cfg.Now().Add(SessionIdle)
+		if last := s.CreatedAt.Add(SessionLife); end.After(last) {
+			end = last
+		}
+		if end.Sub(s.ExpiresAt) >= time.Minute {
+			if err := c.cfg.Store.ExtendConsoleSession(r.Context(), s.IDHash, end); err != nil {
+				c.internal(w, r, err)
+				return
+			}
+		}
 		// As the API takes them: aws:SourceIp absent if the client's
 		// address cannot be told.
 		if addr := c.cfg.Proxies.Of(r); addr.IsValid() {
@@ -317,7 +334,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, now := randomToken(), c.cfg.Now().UTC()
-	s := &openpca.ConsoleSession{IDHash: hashToken(token), KeyID: keyID, CSRF: randomToken(), CreatedAt: now, ExpiresAt: now.Add(SessionLife)}
+	s := &openpca.ConsoleSession{IDHash: hashToken(token), KeyID: keyID, CSRF: randomToken(), CreatedAt: now, ExpiresAt: now.Add(min(SessionIdle, SessionLife))}
 	if err := c.cfg.Store.CreateConsoleSession(r.Context(), s); err != nil {
 		c.internal(w, r, err)
 		return

@@ -23,6 +23,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/clientaddr"
+	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -422,6 +423,33 @@ func TestSecureCookieBehindProxy(t *testing.T) {
 		}
 		if hsts := res.Header.Get("Strict-Transport-Security"); (hsts != "") != tc.secure {
 			t.Errorf("public URL %q: Strict-Transport-Security %q", tc.publicURL, hsts)
+		}
+	}
+}
+
+// TestConsoleSessionEnds: a session left without a request ends after
+// SessionIdle; one in use lasts SessionLife from sign-in, and no longer.
+func TestConsoleSessionEnds(t *testing.T) {
+	env := testenv.Start(t)
+	signedIn := func(b *browser) bool {
+		status, _ := b.get("/console/cas")
+		return status == http.StatusOK
+	}
+	idle := newBrowser(t, env)
+	idle.signIn(env.Client)
+	busy := newBrowser(t, env)
+	busy.signIn(env.Client)
+	step := console.SessionIdle * 2 / 3
+	for elapsed := step; elapsed <= console.SessionLife+step; elapsed += step {
+		env.Clock.Advance(step)
+		if got, want := signedIn(busy), elapsed < console.SessionLife; got != want {
+			t.Fatalf("a session in use, %s after sign-in: signed in %v, want %v", elapsed, got, want)
+		}
+		if elapsed == step {
+			continue // the idle session's first request after sign-in: within SessionIdle
+		}
+		if signedIn(idle) {
+			t.Fatalf("a session %s without a request is still signed in", elapsed-step)
 		}
 	}
 }

@@ -45,6 +45,12 @@ func (db *DB) DeleteConsoleSession(ctx context.Context, idHash []byte, now time.
 	return db.wrap("ending a console session", err)
 }
 
+// ExtendConsoleSession implements openpca.ConsoleStore.
+func (db *DB) ExtendConsoleSession(ctx context.Context, idHash []byte, expiresAt time.Time) error {
+	_, err := db.exec(ctx, `UPDATE console_sessions SET expires_at = ? WHERE id_hash = ? AND expires_at < ?`, expiresAt.UnixMicro(), idHash, expiresAt.UnixMicro())
+	return db.wrap("extending a console session", err)
+}
+
 // likeEscaper escapes a LIKE pattern's wildcards and its escape character.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 

@@ -28,6 +28,16 @@ func testConsoleSessions(t *testing.T, s openpca.Store) {
 	if _, err := s.FindConsoleSession(ctx, []byte("unknown"), t0); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("an unknown session was found: %v", err)
 	}
+	// A session's expiry moves later, never earlier.
+	if err := s.ExtendConsoleSession(ctx, a.IDHash, t0.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExtendConsoleSession(ctx, a.IDHash, t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.FindConsoleSession(ctx, a.IDHash, t0.Add(150*time.Minute)); err != nil || !got.ExpiresAt.Equal(t0.Add(3*time.Hour)) {
+		t.Errorf("the extended session: %+v, %v", got, err)
+	}
 	if err := s.DeleteConsoleSession(ctx, a.IDHash, t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
