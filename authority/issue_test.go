@@ -461,7 +461,7 @@ func TestChainConstraints(t *testing.T) {
 	env := testenv.Start(t)
 	root := testenv.NewExternalRoot(t, "Root")
 	constraining := root.NewIntermediate(t, "Constraining", func(c *x509.Certificate) {
-		c.MaxPathLen, c.PermittedDNSDomains = 1, []string{"corp.example"}
+		c.MaxPathLen, c.PermittedDNSDomains, c.PermittedEmailAddresses = 1, []string{"corp.example"}, []string{"corp.example", ".mail.corp.example"}
 	})
 	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
 	cert := constraining.Sign(t, "Sub", env.CSR(t, sub).PublicKey, constraining.Cert.NotAfter.Add(-time.Hour))
@@ -494,6 +494,20 @@ func TestChainConstraints(t *testing.T) {
 	for _, cn := range []string{"app.CORP.example", "Payments Service"} {
 		if err := named(cn); err != nil {
 			t.Errorf("the common name %q: %v", cn, err)
+		}
+	}
+	// An email address in the subject is checked as OpenSSL checks it.
+	emailed := func(email string) error {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
+			Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "mail", ExtraNames: []pkix.AttributeTypeAndValue{
+				{Type: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}, Value: email}}}}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+		return err
+	}
+	for email, ok := range map[string]bool{"a@corp.example": true, "a@CORP.example": true, "a@x.mail.corp.example": true,
+		"a@mail.corp.example": false, "a@evil.example": false, "a@sub.corp.example": false} {
+		if err := emailed(email); (err == nil) != ok {
+			t.Errorf("the subject's email address %q: %v, want allowed %v", email, err, ok)
 		}
 	}
 

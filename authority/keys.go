@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -196,7 +197,54 @@ func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return err
 	}
-	return checkCommonName(cert, path)
+	if err := checkCommonName(cert, path); err != nil {
+		return err
+	}
+	return checkSubjectEmails(cert, path)
+}
+
+// oidEmailAddress is the PKCS #9 emailAddress attribute of a subject.
+var oidEmailAddress = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+
+// checkSubjectEmails checks, as OpenSSL does and Go's verifier does not,
+// the email addresses in the subject against the email constraints of
+// the path (RFC 5280 asks it of a certificate without alternative names;
+// OpenSSL, of every one).
+func checkSubjectEmails(cert *x509.Certificate, path []*x509.Certificate) error {
+	for _, a := range cert.Subject.Names {
+		email, ok := a.Value.(string)
+		if !a.Type.Equal(oidEmailAddress) || !ok {
+			continue
+		}
+		for _, c := range path {
+			if len(c.PermittedEmailAddresses) > 0 && !slices.ContainsFunc(c.PermittedEmailAddresses, func(m string) bool { return inMailboxes(email, m) }) {
+				return fmt.Errorf("the subject's email address %q is not one that %s permits", email, c.Subject)
+			}
+			if slices.ContainsFunc(c.ExcludedEmailAddresses, func(m string) bool { return inMailboxes(email, m) }) {
+				return fmt.Errorf("the subject's email address %q is one that %s excludes", email, c.Subject)
+			}
+		}
+	}
+	return nil
+}
+
+// inMailboxes reports whether email is within an email constraint (RFC
+// 5280, 4.2.1.10): a mailbox, all mailboxes of a host, or with a leading
+// dot those of the hosts under a domain. Host names compare without regard
+// to case.
+func inMailboxes(email, constraint string) bool {
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 {
+		return false
+	}
+	local, host := email[:at], email[at+1:]
+	if cLocal, cHost, ok := strings.Cut(constraint, "@"); ok {
+		return local == cLocal && strings.EqualFold(host, cHost)
+	}
+	if strings.HasPrefix(constraint, ".") {
+		return len(host) > len(constraint) && strings.EqualFold(host[len(host)-len(constraint):], constraint)
+	}
+	return strings.EqualFold(host, constraint)
 }
 
 // checkCommonName checks, as OpenSSL does and Go's verifier does not, the
