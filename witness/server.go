@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,12 +77,9 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
-	// A log's state is its origin's under the key that signs it: two --log
-	// entries whose patterns both match an origin (two operators' servers,
-	// both of the default account) do not share it, and one cannot push
-	// the other's forward. State kept by origin alone, before, is the
-	// state of the key "" (legacy), which any key's first checkpoint
-	// continues.
+	// A log's state is its origin's, bound to a key (see state). State
+	// kept by origin alone, by the first version, is the state of the key
+	// "", which the first key to sign a checkpoint continues.
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS log_states (
 			origin TEXT NOT NULL,
 			key    TEXT NOT NULL,
@@ -164,9 +162,11 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 		}
 	}
 	origin, _, _ := strings.Cut(string(signed), "\n")
+	var logs []Log
 	var keys []note.Verifier
 	for _, l := range s.logs {
 		if l.matches(origin) {
+			logs = append(logs, l)
 			keys = append(keys, l.Keys...)
 		}
 	}
@@ -186,7 +186,6 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "not a checkpoint: %v", err)
 	}
-	signer := fmt.Sprintf("%s+%08x", n.Sigs[0].Name, n.Sigs[0].Hash)
 	if oldSize > c.N {
 		return nil, refuse(http.StatusBadRequest, "the old size %d is larger than the checkpoint's %d", oldSize, c.N)
 	}
@@ -201,16 +200,11 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 		return nil, err
 	}
 	defer tx.Rollback()
-	var known int64
-	var knownHash []byte
-	err = tx.QueryRowContext(ctx, `SELECT size, hash FROM log_states WHERE origin = ? AND key IN (?, '') ORDER BY key DESC LIMIT 1`,
-		c.Origin, signer).Scan(&known, &knownHash)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = nil
-	}
+	st, err := s.state(ctx, tx, c.Origin, logs, n.Sigs)
 	if err != nil {
 		return nil, err
 	}
+	known, knownHash := st.size, st.hash
 	if oldSize != known {
 		return nil, &ConflictError{Size: known}
 	}
@@ -230,8 +224,10 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 			return nil, refuse(http.StatusUnprocessableEntity, "the checkpoint does not extend the one of %d entries this witness cosigned", known)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO log_states (origin, key, size, hash) VALUES (?, ?, ?, ?)
-		ON CONFLICT (origin, key) DO UPDATE SET size = excluded.size, hash = excluded.hash`, c.Origin, signer, c.N, c.Hash[:]); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM log_states WHERE origin = ?`, c.Origin); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO log_states (origin, key, size, hash) VALUES (?, ?, ?, ?)`, c.Origin, st.signer, c.N, c.Hash[:]); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -243,6 +239,86 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	}
 	// The signed note is the text, an empty line and the signature lines.
 	return cosigned[len(n.Text)+1:], nil
+}
+
+// logState is what a witness knows of a log: the size and root it last
+// cosigned, and the key its checkpoints are to be signed with.
+type logState struct {
+	size   int64
+	hash   []byte
+	signer string // the key, as "name+hash", that signed the checkpoint being added
+}
+
+// keyID names a key as its signatures do.
+func keyID(name string, hash uint32) string { return fmt.Sprintf("%s+%08x", name, hash) }
+
+// state returns the state of the log of origin, for a checkpoint with
+// the verified signatures sigs.
+//
+// A witness keeps one state per origin, bound to the key of the first
+// checkpoint of it cosigned (or a key of the same --log entry, which a key
+// change lists beside the old): a cosignature covers the checkpoint's
+// text, not who signed it, so a second state of the same origin under
+// another key would let whoever holds both keys have two histories
+// cosigned, and strip the other key's signature after. A checkpoint of
+// the origin signed by no key of the bound log is refused, so that
+// another --log entry whose pattern covers the origin (another server of
+// the same default account) can neither fork the log nor move it on. The
+// state of an earlier version kept under no key ("") goes to the first
+// key that continues it.
+func (s *Server) state(ctx context.Context, tx *sql.Tx, origin string, logs []Log, sigs []note.Signature) (*logState, error) {
+	sameLog := func(a, b string) bool {
+		return a == b || slices.ContainsFunc(logs, func(l Log) bool {
+			has := func(id string) bool {
+				return slices.ContainsFunc(l.Keys, func(k note.Verifier) bool { return keyID(k.Name(), k.KeyHash()) == id })
+			}
+			return has(a) && has(b)
+		})
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT key, size, hash FROM log_states WHERE origin = ? ORDER BY key DESC`, origin)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	st := &logState{signer: keyID(sigs[0].Name, sigs[0].Hash)}
+	bound, others := "", 0
+	for rows.Next() {
+		var key string
+		var size int64
+		var hash []byte
+		if err := rows.Scan(&key, &size, &hash); err != nil {
+			return nil, err
+		}
+		// Rows come in descending order of key: the state of no key, last,
+		// counts only where no key has a state.
+		i := slices.IndexFunc(sigs, func(sig note.Signature) bool { return key == "" || sameLog(key, keyID(sig.Name, sig.Hash)) })
+		switch {
+		case key == "" && (bound != "" || others > 0):
+			continue
+		case i < 0:
+			others++
+			continue
+		case bound != "":
+			continue // another key of the same --log entry, as a witness of an earlier version kept it
+		}
+		st.size, st.hash, st.signer, bound = size, hash, keyID(sigs[i].Name, sigs[i].Hash), key
+		if key == "" {
+			bound = "(earlier version)"
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case others > 0 && bound == "":
+		return nil, refuse(http.StatusForbidden, "the log %q is signed by another key than this checkpoint's: this witness cosigned it under that key first", origin)
+	case others > 0:
+		// Only a witness of an earlier version, which kept a state per
+		// key, can hold two: which is the log's, it cannot tell.
+		s.logger.ErrorContext(ctx, "witness: a log has states under two keys, which an earlier version of the witness kept apart: it is cosigned no more until the operator keeps one", "origin", origin)
+		return nil, refuse(http.StatusUnprocessableEntity, "this witness has cosigned the log %q under two keys", origin)
+	}
+	return st, nil
 }
 
 // fork logs a checkpoint signed by a log's key that does not extend what

@@ -328,26 +328,69 @@ func TestClientStatuses(t *testing.T) {
 	}
 }
 
-// TestWitnessKeepsEachKeysState: two logs the witness trusts under one
-// origin pattern (two operators' servers of the same default account)
-// keep their states apart: a checkpoint one signs for an origin of the
-// other's does not move the other's on, nor make the witness refuse it.
-func TestWitnessKeepsEachKeysState(t *testing.T) {
+// TestWitnessOneStatePerOrigin: of two logs the witness trusts under one
+// origin pattern (two servers of the same default account, each its own
+// --log), the one whose checkpoint of an origin was cosigned first owns
+// it. The other's key can neither move it on nor, held beside the first
+// (one operator with both servers), have a second history of it cosigned:
+// a cosignature covers the text, and the other key's signature could be
+// stripped after. Keys of one --log entry (a key change) share the state.
+func TestWitnessOneStatePerOrigin(t *testing.T) {
 	pattern := "openpca/arn:aws:acm-pca:us-east-1:111122223333:*"
 	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a"
 	mine, theirs := newLog(t, origin, 10), newLog(t, origin, 1000)
-	c, _ := startWitness(t, trust(t, pattern, mine), trust(t, pattern, theirs))
-	ctx := t.Context()
-	if _, err := c.AddCheckpoint(ctx, 0, nil, theirs.checkpoint(t, 1000)); err != nil {
-		t.Fatal(err)
+	refusal := func(err error) int {
+		var r *witness.RefusedError
+		if errors.As(err, &r) {
+			return r.Status
+		}
+		return 0
 	}
-	if _, err := c.AddCheckpoint(ctx, 0, nil, mine.checkpoint(t, 10)); err != nil {
-		t.Fatalf("the log's first checkpoint, after another key's of its origin: %v", err)
-	}
-	mine.grow(t, 5)
-	if _, err := c.AddCheckpoint(ctx, 10, mine.proof(t, 10, 15), mine.checkpoint(t, 15)); err != nil {
-		t.Errorf("the log goes on: %v", err)
-	}
+	t.Run("two entries", func(t *testing.T) {
+		c, _ := startWitness(t, trust(t, pattern, mine), trust(t, pattern, theirs))
+		ctx := t.Context()
+		if _, err := c.AddCheckpoint(ctx, 0, nil, mine.checkpoint(t, 10)); err != nil {
+			t.Fatal(err)
+		}
+		// A fork of the log, signed by both keys, the other's first.
+		fork := &logFixture{origin: origin, label: ", rewritten", signer: mine.signer, vkey: mine.vkey}
+		fork.grow(t, 11)
+		both, err := note.Sign(&note.Note{Text: string(fork.checkpoint(t, 11)[:bytes.Index(fork.checkpoint(t, 11), []byte("\n\n"))+1])}, theirs.signer, mine.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, old := range []int64{0, 10} {
+			if _, err := c.AddCheckpoint(ctx, old, fork.proof(t, old, 11), both); err == nil {
+				t.Errorf("a fork signed by both keys, from %d: cosigned", old)
+			}
+		}
+		if _, err := c.AddCheckpoint(ctx, 0, nil, theirs.checkpoint(t, 1000)); refusal(err) != http.StatusForbidden {
+			t.Errorf("another key's checkpoint of the origin: %v, want 403", err)
+		}
+		mine.grow(t, 5)
+		if _, err := c.AddCheckpoint(ctx, 10, mine.proof(t, 10, 15), mine.checkpoint(t, 15)); err != nil {
+			t.Errorf("the log goes on: %v", err)
+		}
+	})
+	t.Run("one entry", func(t *testing.T) {
+		l := trust(t, pattern, mine)
+		l.Keys = append(l.Keys, trust(t, pattern, theirs).Keys...)
+		c, _ := startWitness(t, l)
+		ctx := t.Context()
+		if _, err := c.AddCheckpoint(ctx, 0, nil, mine.checkpoint(t, 15)); err != nil {
+			t.Fatal(err)
+		}
+		// The new key signs the same log: it goes on from the old key's state.
+		next := &logFixture{origin: origin, signer: theirs.signer, vkey: theirs.vkey, tree: mine.tree}
+		next.grow(t, 1)
+		var conflict *witness.ConflictError
+		if _, err := c.AddCheckpoint(ctx, 0, nil, next.checkpoint(t, 16)); !errors.As(err, &conflict) || conflict.Size != 15 {
+			t.Errorf("the new key starting over: %v, want a conflict at 15", err)
+		}
+		if _, err := c.AddCheckpoint(ctx, 15, next.proof(t, 15, 16), next.checkpoint(t, 16)); err != nil {
+			t.Errorf("the new key going on: %v", err)
+		}
+	})
 }
 
 // TestWitnessKeepsEarlierState: the state a witness of an earlier version

@@ -59,16 +59,20 @@ func witnessCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		name := fs.String("name", "", "the witness's name, in its cosignatures and public key, such as witness.example.com/w1 (needed when its key is made)")
 		listen := fs.String("listen", "127.0.0.1:8081", "address to serve the witness on")
 		var logs []witness.Log
-		fs.Func("log", "a log to cosign: ORIGIN=KEY, its checkpoints' origin (a final * takes every origin it starts: openpca/arn:aws:acm-pca:us-east-1:111122223333:* for an OpenPCA account's CAs) and the audit public key that signs them; repeat for each", func(v string) error {
-			origin, key, ok := strings.Cut(v, "=")
-			if !ok || origin == "" {
+		fs.Func("log", "a log to cosign: ORIGIN=KEY, its checkpoints' origin (a final * takes every origin it starts: openpca/arn:aws:acm-pca:us-east-1:111122223333:* for an OpenPCA account's CAs) and the audit public key that signs them (across a key change, the old and the new, space-separated: they sign one log); repeat for each", func(v string) error {
+			origin, keys, ok := strings.Cut(v, "=")
+			if !ok || origin == "" || len(strings.Fields(keys)) == 0 {
 				return fmt.Errorf("not ORIGIN=KEY: %q", v)
 			}
-			verifier, err := note.NewVerifier(key)
-			if err != nil {
-				return err
+			l := witness.Log{Origin: origin}
+			for _, key := range strings.Fields(keys) {
+				verifier, err := note.NewVerifier(key)
+				if err != nil {
+					return err
+				}
+				l.Keys = append(l.Keys, verifier)
 			}
-			logs = append(logs, witness.Log{Origin: origin, Keys: []note.Verifier{verifier}})
+			logs = append(logs, l)
 			return nil
 		})
 		if err := parseFlags(fs, args[1:], lookupEnv); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -105,7 +106,13 @@ func TestWitnessedAuditLog(t *testing.T) {
 	}
 	auditKey = strings.TrimSpace(auditKey)
 	w1 := startWitness(t, t.TempDir(), "", "witness.example/one", auditKey)
-	w2 := startWitness(t, t.TempDir(), "", "witness.example/two", auditKey)
+	// The second witness trusts a key beside the server's for the same
+	// logs, as across a change of the audit key.
+	_, nextKey, err := note.GenerateKey(rand.Reader, "next.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2 := startWitness(t, t.TempDir(), "", "witness.example/two", auditKey+" "+nextKey)
 	env.Stop(t)
 	env.Config.Witnesses = []string{w1.url + "=" + w1.key, w2.url + "=" + w2.key}
 	env.Config.ReportWitnessWait = 3 * time.Second
