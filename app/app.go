@@ -257,6 +257,27 @@ func lockDataDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// lockRotation takes the data folder's rotation lock, shared or
+// exclusive, without waiting.
+func lockRotation(dir string, exclusive bool) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "rotation.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	how, err := syscall.LOCK_SH, errors.New("a master key rotation is under way on "+dir+": run this again once it ends")
+	if exclusive {
+		how, err = syscall.LOCK_EX, errors.New("an operator command is running on "+dir+": rotate the master key once it ends")
+	}
+	if syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB) != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // readOrCreate returns the trimmed content of the file at path, creating
 // it with make() first if it does not exist.
 func readOrCreate(path string, make func() string) (string, error) {
@@ -355,6 +376,7 @@ type Admin struct {
 	// AccountID is the default account's: the owner of buckets no account
 	// was given.
 	AccountID string
+	rotation  *os.File // the rotation lock, shared
 }
 
 // OpenAdmin opens the data folder of cfg for an operator's command. Unlike
@@ -363,11 +385,28 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	// A rotation's new key beside the master key is either a rotation
-	// under way, which holds the data folder's lock, or one interrupted,
-	// which only a holder of the lock may settle: settled from under the
-	// rotation, its new key would be removed as the database is resealed
-	// with it.
+	// No command runs while a master key rotation does: it would settle
+	// the rotation from under it, and remove its new key as the database
+	// is resealed with it, or seal what it stores with the key the
+	// rotation replaces. Commands share the lock; a rotation holds it
+	// alone.
+	rotation, err := lockRotation(cfg.DataDir, false)
+	if err != nil {
+		return nil, err
+	}
+	a, err := openAdmin(ctx, cfg)
+	if err != nil {
+		rotation.Close()
+		return nil, err
+	}
+	a.rotation = rotation
+	return a, nil
+}
+
+func openAdmin(ctx context.Context, cfg Config) (*Admin, error) {
+	// A rotation's new key beside the master key, with no rotation under
+	// way, is one interrupted, which only a holder of the data folder's
+	// lock (no server runs) may settle.
 	if cfg.MasterKey == "" && fileExists(cfg.MasterKeyFile+pendingSuffix) {
 		lock, err := lockDataDir(cfg.DataDir)
 		if err != nil {
@@ -394,5 +433,5 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir, AccountID: cfg.AccountID}, nil
 }
 
-// Close closes the store.
-func (a *Admin) Close() error { return a.Store.Close() }
+// Close closes the store, and lets a rotation run.
+func (a *Admin) Close() error { return errors.Join(a.Store.Close(), a.rotation.Close()) }

@@ -255,6 +255,11 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		return fmt.Errorf("%w: stop it before rotating the master key", err)
 	}
 	defer lock.Close()
+	rotation, err := lockRotation(cfg.DataDir, true)
+	if err != nil {
+		return err
+	}
+	defer rotation.Close()
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -323,6 +328,12 @@ func WrapMasterKey(ctx context.Context, cfg Config) error {
 	if cfg.MasterKeyKMSKey == "" {
 		return errors.New("name the KMS key to wrap the master key with (--master-key-kms-key)")
 	}
+	// A rotation would rename its new key over the file being rewritten.
+	rotation, err := lockRotation(cfg.DataDir, false)
+	if err != nil {
+		return err
+	}
+	defer rotation.Close()
 	files := &keyFiles{ctx: ctx, cfg: cfg}
 	key, err := files.read(cfg.MasterKeyFile)
 	if err != nil {

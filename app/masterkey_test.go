@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -204,6 +205,47 @@ func TestCommandDuringRotation(t *testing.T) {
 	if got := readFile(t, f.master+".new"); got != next+"\n" {
 		t.Errorf("the new key's file holds %q", got)
 	}
+}
+
+// TestRotationExcludesCommands: no operator command runs while a master
+// key rotation does, even before the rotation has written its new key's
+// file (a command that found none, then one, would settle the rotation
+// from under it); and a rotation waits for commands to end.
+func TestRotationExcludesCommands(t *testing.T) {
+	f := newRotationFixture(t)
+	f.env.Stop(t)
+	a, err := app.OpenAdmin(context.Background(), f.env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := app.NewMasterKey()
+	if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err == nil || !strings.Contains(err.Error(), "an operator command is running") {
+		t.Errorf("a rotation during a command: %v", err)
+	}
+	a.Close()
+	// A rotation under way holds the rotation lock alone.
+	lock, err := os.OpenFile(filepath.Join(f.env.Config.DataDir, "rotation.lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := app.OpenAdmin(context.Background(), f.env.Config); err == nil || !strings.Contains(err.Error(), "a master key rotation is under way") {
+		if a != nil {
+			a.Close()
+		}
+		t.Errorf("a command during a rotation that has not written its new key yet: %v", err)
+	}
+	lock.Close()
+	if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(readFile(t, f.master)); got != next {
+		t.Errorf("the master key after the rotation: %q", got)
+	}
+	f.env.Restart(t)
+	f.works(t)
 }
 
 // TestRollingMasterKeyRotation rotates the master key of a PostgreSQL
