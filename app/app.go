@@ -215,9 +215,13 @@ func (a *App) authenticator(ctx context.Context) (awsjson.Authenticator, error) 
 	if err != nil {
 		return nil, err
 	}
-	if secret != "" {
+	switch {
+	case secret != "":
+		a.logger.Warn("created the default account's first access key; its secret is printed once, on standard output", "account", cfg.AccountID, "access_key_id", key.ID)
 		fmt.Fprintf(cfg.Stdout, "Created an access key for the default account %s. It is shown this once; keep it:\n"+
 			"  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n", cfg.AccountID, key.ID, secret)
+	case key == nil:
+		a.logger.Warn("the default account has no active access key, and none is made: openpca keys create makes one", "account", cfg.AccountID)
 	}
 	if cfg.InsecureNoAuth {
 		a.logger.Warn("INSECURE: --insecure-no-auth is set: requests are not authenticated, and anyone who can reach this server acts as the default account",

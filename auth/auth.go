@@ -211,8 +211,9 @@ func NewAccountID() (string, error) {
 // is stored, replacing an older secret of that id but nothing else about
 // it: a key the operator revoked stays revoked, and Bootstrap refuses to
 // go on with it, and one made read-only stays so. Without a key given, if
-// the account has no active key, Bootstrap makes one and returns its
-// secret, which the caller shows once; otherwise it returns "".
+// the account has never had a key (a first start), Bootstrap makes one and
+// returns its secret, which the caller shows once; otherwise it returns
+// an active key of the account, or nil if it has none, and "".
 func Bootstrap(ctx context.Context, store openpca.AccountStore, sealer openpca.KeySealer, accountID, keyID, secret string, now time.Time) (*openpca.AccessKey, string, error) {
 	if err := store.CreateAccount(ctx, &openpca.Account{ID: accountID, Name: "default", CreatedAt: now}); err != nil && !errors.Is(err, openpca.ErrConflict) {
 		return nil, "", err
@@ -243,10 +244,16 @@ func Bootstrap(ctx context.Context, store openpca.AccountStore, sealer openpca.K
 	if err != nil {
 		return nil, "", err
 	}
-	for _, k := range keys {
-		if k.RevokedAt.IsZero() {
-			return k, "", nil
+	// Only the first start makes a key: an operator who revoked the
+	// default account's keys meant it to have none, and a key made at
+	// each start would undo that.
+	if len(keys) > 0 {
+		for _, k := range keys {
+			if k.RevokedAt.IsZero() {
+				return k, "", nil
+			}
 		}
+		return nil, "", nil
 	}
 	key, newSecret, err := NewAccessKey(sealer, accountID, now)
 	if err != nil {

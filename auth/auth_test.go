@@ -538,4 +538,23 @@ func TestRootKeyBootstrap(t *testing.T) {
 			t.Errorf("after the refused start the key is %+v, %v", key, err)
 		}
 	})
+	// Without a key given, a start makes none for an account whose keys
+	// were all revoked: only a first start does.
+	env.Config.RootAccessKeyID, env.Config.RootSecretAccessKey = "", ""
+	var out bytes.Buffer
+	env.Config.Stdout = &out
+	a, err = app.Open(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	admin(func(a *app.Admin) {
+		keys, err := a.Store.ListAccessKeys(ctx, env.Config.AccountID)
+		if err != nil || len(keys) != 1 {
+			t.Errorf("the default account's keys after a start: %d, %v", len(keys), err)
+		}
+	})
+	if strings.Contains(out.String(), "AWS_SECRET_ACCESS_KEY") {
+		t.Errorf("a start printed a new key: %s", out.String())
+	}
 }
