@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,6 +85,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	logger := cfg.Logger
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data folder: %w", err)
+	}
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		logger.Warn("the data folder can be read by users other than its owner; the files the server makes in it are its owner's alone, but make the folder 0700 (chmod 700)",
@@ -245,6 +249,48 @@ func openStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
 		return postgres.Open(ctx, cfg.Database)
 	}
 	return nil, fmt.Errorf("--database must be a postgres:// address, or empty for SQLite in the data folder")
+}
+
+// dataFiles are the files a server opens by name in its data folder.
+var dataFiles = []string{"lock", "rotation.lock", "node-id", "master.key", "master.key" + pendingSuffix,
+	"openpca.db", "openpca.db-wal", "openpca.db-shm", "openpca.db-journal", "tls"}
+
+// checkDataDir refuses a data folder that another user could have laid
+// out or can change: one that is not the server's user's, or that others
+// may write to, or that holds a file of another user, or a link where the
+// server opens a file by name. Such a folder (made ahead in a shared
+// directory, say) could give the server a master key or a database of
+// someone else's, or have it write, as its user, where a link points.
+func checkDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	uid := uint32(os.Geteuid())
+	owner := func(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }
+	if owner(fi) != uid {
+		return fmt.Errorf("the data folder %s belongs to user %d, not to this server's (%d): another user may have laid it out", dir, owner(fi), uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("the data folder %s can be written by other users than its owner (mode %s): chmod 700 it", dir, fi.Mode().Perm())
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if owner(fi) != uid {
+			return fmt.Errorf("%s in the data folder belongs to user %d, not to this server's (%d): another user may have put it there", filepath.Join(dir, e.Name()), owner(fi), uid)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 && slices.Contains(dataFiles, e.Name()) {
+			return fmt.Errorf("%s in the data folder is a link: the server opens it by name, and would read or write where it points", filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
 }
 
 // lockDataDir takes an exclusive lock on the data folder: one SQLite

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -109,5 +110,58 @@ func TestFileModes(t *testing.T) {
 		if !made[name] {
 			t.Errorf("the server made no %s; it made %v", name, made)
 		}
+	}
+}
+
+// TestDataFolderOfOthers: a server refuses a data folder that another
+// user could have laid out or can change (as one made ahead in a shared
+// directory): not its user's, writable by others, holding another user's
+// file, or a link where it opens a file by name.
+func TestDataFolderOfOthers(t *testing.T) {
+	other := func(t *testing.T, path string) {
+		if os.Geteuid() != 0 {
+			t.Skip("giving a file to another user takes root, as CI runs")
+		}
+		if err := os.Lchown(path, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, data string)
+		want  string
+	}{
+		{"another user's folder", func(t *testing.T, data string) { other(t, data) }, "belongs to user 65534"},
+		{"a folder others may write to", func(t *testing.T, data string) { os.Chmod(data, 0o777) }, "can be written by other users"},
+		{"another user's database", func(t *testing.T, data string) {
+			os.WriteFile(filepath.Join(data, "openpca.db"), nil, 0o600)
+			other(t, filepath.Join(data, "openpca.db"))
+		}, "belongs to user 65534"},
+		{"a link for the write-ahead log", func(t *testing.T, data string) {
+			if err := os.Symlink(filepath.Join(t.TempDir(), "victim"), filepath.Join(data, "openpca.db-wal")); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a link"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(data, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			tc.setup(t, data)
+			cfg := app.DefaultConfig()
+			cfg.DataDir, cfg.Stdout = data, io.Discard
+			cfg.Logger = slog.New(slog.DiscardHandler)
+			a, err := app.Open(context.Background(), cfg)
+			if err == nil {
+				a.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open: %v, want an error with %q", err, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(data, "master.key")); err == nil {
+				t.Error("a master key was made in the refused folder")
+			}
+		})
 	}
 }
