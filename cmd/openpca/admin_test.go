@@ -36,6 +36,10 @@ func TestAdminRefusesForeignMasterKey(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "master key") {
 			t.Errorf("openpca %s with a foreign master key: %v\n%s", strings.Join(args, " "), err, out)
 		}
+		// A secret on the command line is warned of: ps shows it.
+		if !strings.Contains(out, "WARNING: --master-key on the command line") {
+			t.Errorf("openpca %s with --master-key: no warning:\n%s", strings.Join(args, " "), out)
+		}
 	}
 	out, err := runOpenpca(t, "keys", "list", "--data-dir", data)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -123,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "OPENPCA_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		f.Usage += " (env " + name + ")"
 		if v, ok := lookupEnv(name); ok && err == nil {
 			if e := f.Value.Set(v); e != nil {
@@ -147,8 +148,26 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	return fs.Parse(append([]string{"--"}, positional...))
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
+		return err
+	}
+	// Only what the command line set: the environment's are not visited.
+	fs.Visit(func(f *flag.Flag) {
+		if slices.Contains(secretFlags, f.Name) {
+			fmt.Fprintf(fs.Output(), "openpca: WARNING: --%s on the command line can be read by every user of this machine (ps, /proc/PID/cmdline); give it in %s instead\n",
+				f.Name, envName(f.Name))
+		}
+	})
+	return nil
 }
+
+// envName is the environment variable of a flag.
+func envName(flag string) string {
+	return "OPENPCA_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// secretFlags are the flags that take a secret.
+var secretFlags = []string{"master-key", "root-secret-access-key"}
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("openpca serve", flag.ContinueOnError)
@@ -298,11 +317,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 }
 
 // profiler serves Go's profiles, as net/http/pprof does on its default
-// mux, on a mux of its own.
+// mux, on a mux of its own; not the command line, which may hold a secret.
 func profiler() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
