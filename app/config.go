@@ -183,6 +183,16 @@ func DefaultConfig() Config {
 // region is what a region in an ARN may be.
 var region = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]+$`)
 
+// MaxReportWorkers bounds --report-workers: each worker holds a report's
+// buffers and polls the store.
+const MaxReportWorkers = 64
+
+// rootKeyID is what a root access key id given to the server may be, and
+// minRootSecret the shortest secret it takes.
+var rootKeyID = regexp.MustCompile(`^[A-Za-z0-9]{4,128}$`)
+
+const minRootSecret = 32
+
 // Validate checks cfg, naming the flag of what is wrong, and fills in what
 // follows from the rest: the master key file in the data folder, the
 // object store from the S3 endpoint, the public URL from the listen
@@ -195,8 +205,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--region must be a region such as us-east-1, not %q", cfg.Region)
 	case !openpca.ValidAccountID(cfg.AccountID):
 		return fmt.Errorf("--account-id must be 12 digits, not %q", cfg.AccountID)
-	case cfg.ReportWorkers < 0:
-		return fmt.Errorf("--report-workers must be 0 or more, not %d", cfg.ReportWorkers)
+	case cfg.ReportWorkers < 0 || cfg.ReportWorkers > MaxReportWorkers:
+		return fmt.Errorf("--report-workers must be from 0 to %d, not %d", MaxReportWorkers, cfg.ReportWorkers)
 	case cfg.ConsoleSearchTime < 0:
 		return fmt.Errorf("--console-search-time must not be negative")
 	case !(cfg.AccountRequestRate >= 0) || math.IsInf(cfg.AccountRequestRate, 0):
@@ -205,8 +215,12 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--max-cas-per-account, --ocsp-unknown-budget and the OCSP rate must be positive")
 	case cfg.ReportWitnessWait < 0:
 		return fmt.Errorf("--report-witness-wait must not be negative")
-	case cfg.AuditReportInterval < 0 || cfg.AuditReportLease <= 0:
-		return fmt.Errorf("--audit-report-interval must not be negative, and --audit-report-lease must be positive")
+	case cfg.AuditReportInterval < 0 || cfg.AuditReportLease < time.Second:
+		return fmt.Errorf("--audit-report-interval must not be negative, and --audit-report-lease must be a second or more")
+	case cfg.RootAccessKeyID != "" && !rootKeyID.MatchString(cfg.RootAccessKeyID):
+		return fmt.Errorf("--root-access-key-id must be 4 to 128 letters and digits, as access key ids are")
+	case cfg.RootSecretAccessKey != "" && len(cfg.RootSecretAccessKey) < minRootSecret:
+		return fmt.Errorf("--root-secret-access-key must be at least %d characters (AWS's are 40): it is all that stands between the network and the default account", minRootSecret)
 	case (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == ""):
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	case cfg.TLSSelfSigned && cfg.TLSCertFile != "":
@@ -244,6 +258,12 @@ func (cfg *Config) Validate() error {
 	}
 	if err := cfg.parseWitnesses(); err != nil {
 		return err
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("--public-url must be an http:// or https:// address such as https://ca.example.com, not %q", cfg.PublicURL)
+		}
 	}
 	if cfg.PublicURL == "" {
 		scheme := "http"

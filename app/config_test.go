@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/witness"
@@ -63,6 +64,22 @@ func TestConfigValidate(t *testing.T) {
 		}, "--witness", nil},
 		{"a quorum larger than the witnesses", func(c *app.Config) { c.Witnesses, c.WitnessQuorum = []string{"https://w1.example=" + witness1}, 2 }, "--witness-quorum", nil},
 		{"a negative report witness wait", func(c *app.Config) { c.ReportWitnessWait = -1 }, "--report-witness-wait", nil},
+		{"more report workers than a server runs", func(c *app.Config) { c.ReportWorkers = app.MaxReportWorkers + 1 }, "--report-workers", nil},
+		{"a report lease of a nanosecond", func(c *app.Config) { c.AuditReportLease = time.Nanosecond }, "--audit-report-lease", nil},
+		{"a public URL that is a script", func(c *app.Config) { c.PublicURL = "javascript:alert(1)" }, "--public-url", nil},
+		{"a public URL without a host", func(c *app.Config) { c.PublicURL = "https://" }, "--public-url", nil},
+		{"a public URL with a query", func(c *app.Config) { c.PublicURL = "https://ca.example/?x=1" }, "--public-url", nil},
+		{"a public URL with a path", func(c *app.Config) { c.PublicURL = "https://ca.example/pca" }, "", nil},
+		{"a root key", func(c *app.Config) {
+			c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+		}, "", nil},
+		{"a root key id of one letter", func(c *app.Config) {
+			c.RootAccessKeyID, c.RootSecretAccessKey = "x", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+		}, "--root-access-key-id", nil},
+		{"a root key id with a slash", func(c *app.Config) {
+			c.RootAccessKeyID, c.RootSecretAccessKey = "AKID/EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+		}, "--root-access-key-id", nil},
+		{"a short root secret", func(c *app.Config) { c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", "a" }, "--root-secret-access-key", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := app.DefaultConfig()
