@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,6 +89,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return nil, err
+	}
+	if plainToOthers(cfg) {
+		logger.Warn("serving plain HTTP beyond this machine: the console's sign-in form carries a secret access key, and its session cookie, in the clear; serve TLS (--tls-cert, --tls-self-signed), or end it at a proxy and say so with an https:// --public-url",
+			"listen", cfg.Listen)
 	}
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		logger.Warn("the data folder can be read by users other than its owner; the files the server makes in it are its owner's alone, but make the folder 0700 (chmod 700)",
@@ -249,6 +254,23 @@ func openStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
 		return postgres.Open(ctx, cfg.Database)
 	}
 	return nil, fmt.Errorf("--database must be a postgres:// address, or empty for SQLite in the data folder")
+}
+
+// plainToOthers reports whether cfg serves plain HTTP on an address that
+// other machines may reach, with no proxy said to end TLS in front.
+func plainToOthers(cfg Config) bool {
+	if cfg.TLSCertFile != "" || cfg.TLSSelfSigned || cfg.NoConsole || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://") {
+		return false
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return true
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err != nil || !ip.IsLoopback()
 }
 
 // dataFiles are the files a server opens by name in its data folder.

@@ -165,3 +165,37 @@ func TestDataFolderOfOthers(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainHTTPBeyondThisMachine: a server that would take console
+// sign-ins in plain HTTP from other machines warns of it.
+func TestPlainHTTPBeyondThisMachine(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*app.Config)
+		warns  bool
+	}{
+		{"every address", func(c *app.Config) { c.Listen = "0.0.0.0:8080" }, true},
+		{"a host name", func(c *app.Config) { c.Listen = "ca.example:8080" }, true},
+		{"loopback", func(c *app.Config) { c.Listen = "127.0.0.1:8080" }, false},
+		{"IPv6 loopback", func(c *app.Config) { c.Listen = "[::1]:8080" }, false},
+		{"TLS", func(c *app.Config) { c.Listen, c.TLSSelfSigned = "0.0.0.0:8080", true }, false},
+		{"a proxy that ends TLS", func(c *app.Config) { c.Listen, c.PublicURL = "0.0.0.0:8080", "https://ca.example" }, false},
+		{"no console", func(c *app.Config) { c.Listen, c.NoConsole = "0.0.0.0:8080", true }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs testenv.SyncBuffer
+			cfg := app.DefaultConfig()
+			cfg.DataDir, cfg.Stdout = t.TempDir(), io.Discard
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			tc.change(&cfg)
+			a, err := app.Open(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Close()
+			if got := strings.Contains(logs.String(), "serving plain HTTP beyond this machine"); got != tc.warns {
+				t.Errorf("warned: %v, want %v", got, tc.warns)
+			}
+		})
+	}
+}
