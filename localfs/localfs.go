@@ -5,6 +5,7 @@ package localfs
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -54,26 +55,44 @@ const writeSize = 256 << 10
 
 // DiscardPartial implements openpca.ObjectStore.
 func (s *Store) DiscardPartial(_ context.Context, bucket, key string) error {
-	dir, err := s.bucketDir(bucket)
+	root, rel, err := s.open(bucket, key)
 	if err != nil {
 		return err
 	}
-	path, err := objectPath(dir, key)
+	defer root.Close()
+	d, err := root.Open(filepath.Dir(rel))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	temps, err := filepath.Glob(filepath.Join(filepath.Dir(path), tempPrefix+globEscape(filepath.Base(path))+"-*"))
-	for _, t := range temps {
-		if rerr := os.Remove(t); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			err = errors.Join(err, rerr)
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	for _, name := range names {
+		if strings.HasPrefix(name, tempPrefix+filepath.Base(rel)+"-") {
+			if rerr := root.Remove(filepath.Join(filepath.Dir(rel), name)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
 		}
 	}
 	return err
 }
 
-// globEscape escapes the characters filepath.Match gives a meaning.
-func globEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`).Replace(s)
+// open opens the store's root folder, in which every write is kept
+// (os.Root follows no link out of it: a link someone left in a bucket
+// must not have the server write elsewhere), and returns the path of
+// key in bucket within it.
+func (s *Store) open(bucket, key string) (*os.Root, string, error) {
+	if err := openpca.CheckBucketName(bucket); err != nil {
+		return nil, "", err
+	}
+	rel, err := objectPath(bucket, key)
+	if err != nil {
+		return nil, "", err
+	}
+	root, err := os.OpenRoot(s.root)
+	return root, rel, err
 }
 
 // URL implements openpca.ObjectStore.
@@ -132,23 +151,24 @@ func (s *Store) Root() string { return s.root }
 
 // CheckBucket implements openpca.ObjectStore.
 func (s *Store) CheckBucket(ctx context.Context, bucket string, _ openpca.S3ObjectAcl) error {
-	dir, err := s.bucketDir(bucket)
+	root, rel, err := s.open(bucket, ".openpca-permission-test-"+rand.Text())
 	if err != nil {
 		return err
 	}
-	fi, err := os.Stat(dir)
+	defer root.Close()
+	fi, err := root.Stat(bucket)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
 		return openpca.ErrBucketNotFound
 	}
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".openpca-permission-test-*")
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return openpca.ErrBucketAccess
 	}
 	f.Close()
-	return os.Remove(f.Name())
+	return root.Remove(rel)
 }
 
 // Put implements openpca.ObjectStore: it writes a temporary file beside
@@ -156,29 +176,27 @@ func (s *Store) CheckBucket(ctx context.Context, bucket string, _ openpca.S3Obje
 // is readable by the server's user alone (0600, in folders it makes 0700),
 // and the server serves CRLs itself.
 func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) (err error) {
-	bucket, key := o.Bucket, o.Key
-	dir, err := s.bucketDir(bucket)
+	root, rel, err := s.open(o.Bucket, o.Key)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("localfs: bucket %s: %w", bucket, err)
+	defer root.Close()
+	if _, err := root.Stat(o.Bucket); err != nil {
+		return fmt.Errorf("localfs: bucket %s: %w", o.Bucket, err)
 	}
-	path, err := objectPath(dir, key)
-	if err != nil {
+	dir := filepath.Dir(rel)
+	if err := root.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+filepath.Base(path)+"-*")
+	temp := filepath.Join(dir, tempPrefix+filepath.Base(rel)+"-"+rand.Text())
+	f, err := root.OpenFile(temp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(f.Name())
+			root.Remove(temp)
 		}
 	}()
 	// Written in large pieces: the kernel spends less per byte on large
@@ -193,19 +211,15 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) (err err
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := root.Rename(temp, rel); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// bucketDir is the folder of a bucket; a name that is not a valid S3
-// bucket name cannot be a bucket (and cannot escape the root).
-func (s *Store) bucketDir(bucket string) (string, error) {
-	if err := openpca.CheckBucketName(bucket); err != nil {
-		return "", err
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
 	}
-	return filepath.Join(s.root, bucket), nil
+	defer d.Close()
+	return d.Sync()
 }
 
 // objectPath is the file of key in dir; a key that would leave the bucket
@@ -216,15 +230,6 @@ func objectPath(dir, key string) (string, error) {
 		return "", fmt.Errorf("localfs: %q is not an object key this store can hold", key)
 	}
 	return filepath.Join(dir, clean), nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // contextReader stops a copy when its context ends.

@@ -157,6 +157,49 @@ func TestOpenFollowsNoLink(t *testing.T) {
 	}
 }
 
+// TestWritesStayInTheRoot: a link in a bucket, or a bucket that is a
+// link, to a folder outside the store has nothing written, checked or
+// removed there.
+func TestWritesStayInTheRoot(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "s3")
+	st, err := localfs.New(root, "http://pca.example/s3/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(dir, "outside")
+	os.MkdirAll(outside, 0o700)
+	os.WriteFile(filepath.Join(outside, ".tmp-x.crl-1"), []byte("keep"), 0o600)
+	os.MkdirAll(filepath.Join(root, "bucket"), 0o700)
+	if err := os.Symlink(outside, filepath.Join(root, "bucket", "crl")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "linked-bucket")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, o := range []openpca.Object{{Bucket: "bucket", Key: "crl/x.crl"}, {Bucket: "linked-bucket", Key: "x.crl"}} {
+		if err := st.Put(ctx, o, strings.NewReader("crl")); err == nil {
+			t.Errorf("wrote %s/%s through a link", o.Bucket, o.Key)
+		}
+		st.DiscardPartial(ctx, o.Bucket, o.Key)
+	}
+	if err := st.CheckBucket(ctx, "linked-bucket", ""); err == nil {
+		t.Error("a bucket that links out of the store checks")
+	}
+	if got := names(t, outside); got != ".tmp-x.crl-1" {
+		t.Errorf("outside the store: %s", got)
+	}
+	// A link that stays within the store is a folder of it.
+	os.MkdirAll(filepath.Join(root, "bucket", "real"), 0o700)
+	if err := os.Symlink("real", filepath.Join(root, "bucket", "inner")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, openpca.Object{Bucket: "bucket", Key: "inner/y.crl"}, strings.NewReader("crl")); err != nil {
+		t.Errorf("a link within the store: %v", err)
+	}
+}
+
 // TestUnfinishedWritesGo: the temporary files of writes a dead server
 // never finished go when the store opens, and when the object is written
 // again; nothing else goes.
