@@ -22,13 +22,16 @@ type WitnessedCheckpoint struct {
 	Size      int64
 	Note      []byte
 	Cosigners int
+	// At is when the round that had it cosigned began.
+	At time.Time
 }
 
 // WitnessStore keeps what witnesses cosigned of each CA's log.
 type WitnessStore interface {
 	// ClaimWitnessing gives owner, for lease, a CA whose log has entries
-	// past its witnessed checkpoint, that is due at now and that no other
-	// owner holds; ErrNotFound if none.
+	// past its witnessed checkpoint, or a round asked of WitnessAgain,
+	// that is due at now and that no other owner holds; ErrNotFound if
+	// none.
 	ClaimWitnessing(ctx context.Context, owner string, now time.Time, lease time.Duration) (*WitnessJob, error)
 
 	// RenewWitnessing extends owner's lease; ErrConflict if owner no
@@ -41,10 +44,12 @@ type WitnessStore interface {
 	// owner no longer holds it.
 	FinishWitnessing(ctx context.Context, caID, owner string, sizes map[string]int64, witnessed *WitnessedCheckpoint, nextAt time.Time) error
 
-	// WitnessSoon makes the CA due at at if it is due later: a round that
-	// got too few cosignatures waits before the next, unless something
-	// such as a report is waiting for one.
-	WitnessSoon(ctx context.Context, caID string, at time.Time) error
+	// WitnessAgain asks for a round of the CA's log begun at or after
+	// since, even if the log has not grown, and makes the CA due at since
+	// if it is due later: an audit report wants cosignatures made after
+	// it was requested. Once a checkpoint of such a round is cosigned
+	// (FinishWitnessing), the ask is met.
+	WitnessAgain(ctx context.Context, caID string, since time.Time) error
 
 	// WitnessedCheckpoint returns the CA's witnessed checkpoint, or
 	// ErrNotFound if it has none.

@@ -163,8 +163,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		a.witnessing = witnessing.Start(witnessing.Config{Store: a.store, Log: log, Witnesses: cfg.witnesses, Quorum: cfg.WitnessQuorum,
 			Owner: nodeID, Logger: logger, Alarm: alarm})
 		collectors = append(collectors, a.witnessing.Collector())
+		// A report's log is cosigned in a round begun once the report is
+		// being made, after it was requested.
 		witnessed = func(ctx context.Context, caID string, size int64) (*openpca.WitnessedCheckpoint, error) {
-			return a.witnessing.AtLeast(ctx, caID, size, cfg.ReportWitnessWait)
+			return a.witnessing.AtLeast(ctx, caID, size, time.Now(), cfg.ReportWitnessWait)
 		}
 		latestWitnessed = a.store.WitnessedCheckpoint
 	}

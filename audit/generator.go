@@ -57,8 +57,9 @@ type GeneratorConfig struct {
 	Lease time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
-	// Witnessed, if the server has witnesses, returns the CA's witnessed
-	// checkpoint of at least size entries, waiting a while for one.
+	// Witnessed, if the server has witnesses, returns a checkpoint of the
+	// CA's log of at least size entries, cosigned in a round begun once
+	// it is called, waiting a while for one.
 	Witnessed func(ctx context.Context, caID string, size int64) (*openpca.WitnessedCheckpoint, error)
 	// Alarm, if set, is told of every CA's key-use log found not to
 	// match its hashes: its report fails, saying which entry.
@@ -151,6 +152,25 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	if err != nil {
 		return 0, fmt.Errorf("audit: reading the report's CA: %w", err)
 	}
+	// With witnesses, the report covers the log as far as a round begun
+	// now, after the report was requested, had them cosign it: the
+	// witnessed checkpoint is the report's own, so that an auditor who
+	// asks for cosignatures made after the request knows the report
+	// leaves out nothing logged before it. A report whose log no such
+	// round covers in time goes without, saying why; openpca audit verify
+	// --witness then refuses it.
+	var witnessed *openpca.WitnessedCheckpoint
+	notWitnessed := ""
+	if g.cfg.Witnessed != nil {
+		if witnessed, err = g.cfg.Witnessed(ctx, r.CAID, r.LogSize); err != nil {
+			g.cfg.Logger.Warn("the audit report goes without witnesses' cosignatures", "report", r.ID, "ca", r.CAID, "error", err)
+			notWitnessed = err.Error()
+		} else {
+			covered := *r
+			covered.LogSize = witnessed.Size
+			r = &covered
+		}
+	}
 	checkpoint, signed, err := g.cfg.Log.Checkpoint(ctx, ca.ARN, ca.ID, r.LogSize)
 	if err != nil {
 		return 0, fmt.Errorf("audit: signing the checkpoint: %w", err)
@@ -164,8 +184,9 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		return 0, fmt.Errorf("audit: signing the report's statement: %w", err)
 	}
 	header.Report = string(statement)
-	if err := g.witness(ctx, r, header); err != nil {
-		return 0, err
+	header.NotWitnessed = notWitnessed
+	if witnessed != nil {
+		header.WitnessedCheckpoint = string(witnessed.Note)
 	}
 	proofHead, err := header.Line()
 	if err == nil {
@@ -288,29 +309,6 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	})
 	err = grp.Wait()
 	return rows, err
-}
-
-// witness puts in the proof file's header a witnessed checkpoint that
-// covers the report, and the proof that it extends the report's, if the
-// server has witnesses. A report whose log no witnessed checkpoint covers
-// in time goes without: `openpca audit verify --witness` then refuses it.
-func (g *Generator) witness(ctx context.Context, r *openpca.AuditReport, h *auditlog.ProofHeader) error {
-	if g.cfg.Witnessed == nil {
-		return nil
-	}
-	w, err := g.cfg.Witnessed(ctx, r.CAID, r.LogSize)
-	if err != nil {
-		g.cfg.Logger.Warn("the audit report goes without witnesses' cosignatures", "report", r.ID, "ca", r.CAID, "error", err)
-		h.NotWitnessed = err.Error()
-		return nil
-	}
-	if w.Size > r.LogSize {
-		if h.WitnessProof, err = g.cfg.Log.ConsistencyProof(ctx, r.CAID, r.LogSize, w.Size); err != nil {
-			return fmt.Errorf("audit: proving the witnessed checkpoint extends the report's: %w", err)
-		}
-	}
-	h.WitnessedCheckpoint = string(w.Note)
-	return nil
 }
 
 // chunk is a run of a report's log entries, from to to-1, and once a

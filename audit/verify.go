@@ -8,14 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/openpca/openpca"
-	"github.com/openpca/openpca/auditlog"
+	"filippo.io/torchwood"
+	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
 )
 
 // Verification is what Verify found.
@@ -27,6 +31,8 @@ type Verification struct {
 	// signature holds and it agrees with the header; nil when the proof
 	// file has none (versions before it wrote none).
 	Statement *auditlog.ReportStatement
+	// Witnessed is what CheckWitnesses found the witnesses cosigned.
+	Witnessed *Witnessed
 	// Log hashes the CA's log tree from the proof file's records.
 	Log          auditlog.Hasher
 	Rows         int // of the report
@@ -322,13 +328,27 @@ func (v *Verification) checkStatement(verifierKey string) {
 	v.Statement = &s
 }
 
+// Witnessed is the witnessed checkpoint of a report's proof file: how many
+// entries the witnesses cosigned of the log, and when each did (by their
+// own clocks, in their cosignatures).
+type Witnessed struct {
+	Size     int64
+	Cosigned map[string]time.Time // by witness name
+}
+
 // CheckWitnesses checks, beside Verify's checks, that witnesses vouch for
 // the report's log: its proof file holds a checkpoint of at least as many
 // entries, signed by the server's key (verifierKey) and cosigned by at
 // least quorum of witnesses, and a proof that it extends the report's
 // checkpoint. A log shown to the witnesses is one history: the server
 // could not have shown them another, and this report's, unseen.
-func (v *Verification) CheckWitnesses(verifierKey string, witnesses []note.Verifier, quorum int) {
+//
+// With after set (when the auditor asked for the report), the quorum must
+// have cosigned at or after it, and the report's checkpoint itself: then
+// the log was no longer than the report's when the auditor asked. An
+// older report, of a shorter log, however the server dated and named it,
+// has older cosignatures, and fresh ones cover more than it does.
+func (v *Verification) CheckWitnesses(verifierKey string, witnesses []note.Verifier, quorum int, after time.Time) {
 	if v.Header == nil || v.Checkpoint == nil {
 		return // Verify has said why
 	}
@@ -350,19 +370,31 @@ func (v *Verification) CheckWitnesses(verifierKey string, witnesses []note.Verif
 		v.problem("witness", 0, "the witnessed checkpoint: %v", err)
 		return
 	}
-	signedByServer, cosigners := false, map[string]bool{}
+	signedByServer, cosigned, late := false, map[string]time.Time{}, 0
 	for _, sig := range n.Sigs {
 		if sig.Hash == server.KeyHash() && sig.Name == server.Name() {
 			signedByServer = true
-		} else {
-			cosigners[fmt.Sprintf("%s+%08x", sig.Name, sig.Hash)] = true
+			continue
+		}
+		at, err := torchwood.CosignatureTimestamp(sig)
+		if err != nil {
+			v.problem("witness", 0, "the cosignature of %s: %v", sig.Name, err)
+			continue
+		}
+		cosigned[sig.Name] = time.Unix(at, 0).UTC()
+		if !cosigned[sig.Name].Before(after) {
+			late++
 		}
 	}
 	if !signedByServer {
 		v.problem("witness", 0, "the witnessed checkpoint is not signed by the key %s", verifierKey)
 	}
-	if len(cosigners) < quorum {
-		v.problem("witness", 0, "%d of the witnesses given cosigned the report's log, and %d must", len(cosigners), quorum)
+	switch {
+	case len(cosigned) < quorum:
+		v.problem("witness", 0, "%d of the witnesses given cosigned the report's log, and %d must", len(cosigned), quorum)
+	case late < quorum:
+		v.problem("witness", 0, "%d of the witnesses given cosigned the report's log at or after %s, and %d must: the log may have been longer then than the report shows (an older report made to look new has older cosignatures)",
+			late, after.Format(time.RFC3339), quorum)
 	}
 	c, err := auditlog.ParseCheckpoint(n.Text)
 	switch {
@@ -372,9 +404,37 @@ func (v *Verification) CheckWitnesses(verifierKey string, witnesses []note.Verif
 		v.problem("witness", 0, "the witnessed checkpoint is of the log %q, not %q", c.Origin, v.Checkpoint.Origin)
 	case c.Size < v.Checkpoint.Size:
 		v.problem("witness", 0, "the witnessed checkpoint has %d entries, fewer than the report's %d", c.Size, v.Checkpoint.Size)
+	case c.Size > v.Checkpoint.Size && !after.IsZero():
+		v.problem("witness", 0, "the witnesses cosigned %d entries of the log, past the report's %d: the report leaves out entries that may be older than %s (reports of this version are of the log they had cosigned)",
+			c.Size, v.Checkpoint.Size, after.Format(time.RFC3339))
 	case c.Size == v.Checkpoint.Size && c.Root != v.Checkpoint.Root,
 		c.Size > v.Checkpoint.Size && tlog.CheckTree(v.Header.WitnessProof, c.Size, c.Root, v.Checkpoint.Size, v.Checkpoint.Root) != nil:
 		v.problem("witness", 0, "the witnessed log (%d entries) does not extend the report's (%d entries): the server showed the witnesses another history", c.Size, v.Checkpoint.Size)
+	default:
+		v.Witnessed = &Witnessed{Size: c.Size, Cosigned: cosigned}
+	}
+}
+
+// CheckIdentity checks that the report is the one asked for: reportID if
+// given, else the report its file (reportName, as downloaded) is named
+// for, if it is named as the server names reports (<id>.json, <id>.csv).
+// Only a proof file's signed statement says which report it is; one
+// without can be none asked for.
+func (v *Verification) CheckIdentity(reportName, reportID string) {
+	if v.Header == nil {
+		return // Verify has said why
+	}
+	base := path.Base(strings.ReplaceAll(reportName, "\\", "/"))
+	named := strings.TrimSuffix(base, path.Ext(base))
+	if _, err := uuid.Parse(named); err != nil || reportID != "" {
+		named = reportID
+	}
+	switch {
+	case named == "":
+	case v.Statement == nil && reportID != "":
+		v.problem("report", 0, "the proof file does not sign which report it is, so it cannot show that it is report %s", reportID)
+	case v.Statement != nil && v.Statement.ID != named:
+		v.problem("report", 0, "this is report %s (%s), not report %s: another report was put in its place", v.Statement.ID, v.Statement.S3Key, named)
 	}
 }
 

@@ -16,7 +16,7 @@ func (db *DB) ClaimWitnessing(ctx context.Context, owner string, now time.Time, 
 		err := db.txQueryRow(ctx, tx, `SELECT l.ca_id, ca.account_id FROM key_use_logs l
 			JOIN certificate_authorities ca ON ca.id = l.ca_id
 			LEFT JOIN witnessing w ON w.ca_id = l.ca_id
-			WHERE l.size > COALESCE(w.size, 0) AND COALESCE(w.next_at, 0) <= ?
+			WHERE (l.size > COALESCE(w.size, 0) OR w.again_since IS NOT NULL) AND COALESCE(w.next_at, 0) <= ?
 				AND (w.lease_until IS NULL OR w.lease_until <= ? OR w.owner = ?)
 			ORDER BY COALESCE(w.next_at, 0) LIMIT 1`, now.UnixMicro(), now.UnixMicro(), owner).
 			Scan(&job.CAID, &job.AccountID)
@@ -75,8 +75,12 @@ func (db *DB) FinishWitnessing(ctx context.Context, caID, owner string, sizes ma
 		}
 		if witnessed != nil {
 			// A checkpoint never replaces a larger one.
-			if _, err := db.txExec(ctx, tx, `UPDATE witnessing SET size = ?, note = ?, cosigners = ? WHERE ca_id = ? AND size <= ?`,
-				witnessed.Size, witnessed.Note, witnessed.Cosigners, caID, witnessed.Size); err != nil {
+			if _, err := db.txExec(ctx, tx, `UPDATE witnessing SET size = ?, note = ?, cosigners = ?, round_at = ? WHERE ca_id = ? AND size <= ?`,
+				witnessed.Size, witnessed.Note, witnessed.Cosigners, witnessed.At.UnixMicro(), caID, witnessed.Size); err != nil {
+				return err
+			}
+			if _, err := db.txExec(ctx, tx, `UPDATE witnessing SET again_since = NULL WHERE ca_id = ? AND again_since <= ?`,
+				caID, witnessed.At.UnixMicro()); err != nil {
 				return err
 			}
 		}
@@ -91,18 +95,26 @@ func (db *DB) FinishWitnessing(ctx context.Context, caID, owner string, sizes ma
 	return db.wrap("finishing witnessing", err)
 }
 
-// WitnessSoon implements openpca.WitnessStore.
-func (db *DB) WitnessSoon(ctx context.Context, caID string, at time.Time) error {
-	_, err := db.exec(ctx, `UPDATE witnessing SET next_at = ? WHERE ca_id = ? AND next_at > ?`, at.UnixMicro(), caID, at.UnixMicro())
-	return db.wrap("hurrying witnessing", err)
+// WitnessAgain implements openpca.WitnessStore.
+func (db *DB) WitnessAgain(ctx context.Context, caID string, since time.Time) error {
+	_, err := db.exec(ctx, `INSERT INTO witnessing (ca_id, again_since) VALUES (?, ?)
+		ON CONFLICT (ca_id) DO UPDATE SET
+			again_since = CASE WHEN witnessing.again_since IS NULL OR witnessing.again_since < excluded.again_since THEN excluded.again_since ELSE witnessing.again_since END,
+			next_at = CASE WHEN witnessing.next_at > excluded.again_since THEN excluded.again_since ELSE witnessing.next_at END
+		WHERE witnessing.round_at IS NULL OR witnessing.round_at < excluded.again_since`, caID, since.UnixMicro())
+	return db.wrap("asking for a witnessing round", err)
 }
 
 // WitnessedCheckpoint implements openpca.WitnessStore.
 func (db *DB) WitnessedCheckpoint(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error) {
 	var w openpca.WitnessedCheckpoint
-	err := db.queryRow(ctx, `SELECT size, note, cosigners FROM witnessing WHERE ca_id = ? AND note IS NOT NULL`, caID).Scan(&w.Size, &w.Note, &w.Cosigners)
+	var at sql.NullInt64
+	err := db.queryRow(ctx, `SELECT size, note, cosigners, round_at FROM witnessing WHERE ca_id = ? AND note IS NOT NULL`, caID).Scan(&w.Size, &w.Note, &w.Cosigners, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
+	}
+	if at.Valid {
+		w.At = time.UnixMicro(at.Int64).UTC()
 	}
 	return &w, db.wrap("reading a witnessed checkpoint", err)
 }

@@ -104,13 +104,18 @@ func (w *Witnessing) Collector() prometheus.Collector { return w.submissions }
 var ErrNotWitnessed = errors.New("witnessing: too few witnesses have cosigned a checkpoint of the log that far")
 
 // AtLeast returns the CA's witnessed checkpoint once it has at least size
-// entries, waiting for witnesses to cosign one for at most wait.
-func (w *Witnessing) AtLeast(ctx context.Context, caID string, size int64, wait time.Duration) (*openpca.WitnessedCheckpoint, error) {
+// entries and was cosigned in a round begun at or after since, waiting for
+// witnesses to cosign one for at most wait. A report asks for its own
+// round, after it was requested, even of a log that has not grown: its
+// witnesses' cosignatures then show an auditor that the log was no longer
+// than the report's (and the entries the proof file adds) when they made
+// them, which an older report made to look new would not.
+func (w *Witnessing) AtLeast(ctx context.Context, caID string, size int64, since time.Time, wait time.Duration) (*openpca.WitnessedCheckpoint, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	// A round that got too few cosignatures waits Retry before the next;
 	// a report waiting is worth one sooner.
-	if err := w.cfg.Store.WitnessSoon(ctx, caID, w.cfg.Now()); err != nil {
+	if err := w.cfg.Store.WitnessAgain(ctx, caID, since); err != nil {
 		return nil, err
 	}
 	t := time.NewTicker(poll / 5)
@@ -118,7 +123,7 @@ func (w *Witnessing) AtLeast(ctx context.Context, caID string, size int64, wait 
 	for {
 		c, err := w.cfg.Store.WitnessedCheckpoint(ctx, caID)
 		switch {
-		case err == nil && c.Size >= size && c.Cosigners >= w.cfg.Quorum:
+		case err == nil && c.Size >= size && c.Cosigners >= w.cfg.Quorum && !c.At.Before(since):
 			return c, nil
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("%w, in the %s a report waits", ErrNotWitnessed, wait)
@@ -172,6 +177,7 @@ func (w *Witnessing) round(ctx context.Context, job *openpca.WitnessJob) (map[st
 	if err != nil {
 		return nil, nil, err
 	}
+	began := w.cfg.Now()
 	signed, c, err := w.cfg.Log.Checkpoint(ctx, ca.ARN, ca.ID, -1)
 	if err != nil {
 		return nil, nil, err
@@ -204,7 +210,7 @@ func (w *Witnessing) round(ctx context.Context, job *openpca.WitnessJob) (map[st
 	if count < w.cfg.Quorum {
 		return sizes, nil, nil
 	}
-	return sizes, &openpca.WitnessedCheckpoint{Size: c.Size, Note: cosigned, Cosigners: count}, nil
+	return sizes, &openpca.WitnessedCheckpoint{Size: c.Size, Note: cosigned, Cosigners: count, At: began}, nil
 }
 
 // submit asks one witness to cosign the checkpoint c (signed), starting

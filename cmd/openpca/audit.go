@@ -9,11 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -147,6 +146,12 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 		return err
 	})
 	fs.IntVar(&quorum, "witness-quorum", 0, "how many of the witnesses given must have cosigned it (default all)")
+	var after time.Time
+	fs.Func("witnessed-after", "a time (RFC 3339) at or after which the witnesses must have cosigned the report's log: when you asked for the report, less a little for the witnesses' clocks; a report made to look newer than it is fails", func(v string) error {
+		var err error
+		after, err = time.Parse(time.RFC3339, v)
+		return err
+	})
 	fs.StringVar(&reportPath, "report", "", "the audit report, as downloaded (JSON or CSV)")
 	fs.StringVar(&proofPath, "proof", "", "its proof file (default: the report's path + "+auditlog.ProofSuffix+", or + "+auditlog.LegacyProofSuffix+" for a report of an earlier version)")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it (openpca audit public-key prints it)")
@@ -180,6 +185,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	defer proof.Close()
 
+	if !after.IsZero() && len(witnesses) == 0 {
+		return errors.New("--witnessed-after needs the witnesses' keys (--witness)")
+	}
 	if quorum < 0 || quorum > len(witnesses) {
 		return fmt.Errorf("--witness-quorum must be between 1 and the %d witnesses given", len(witnesses))
 	}
@@ -189,9 +197,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	start := time.Now()
 	v := audit.Verify(report, proof, vkey)
 	if len(witnesses) > 0 {
-		v.CheckWitnesses(vkey, witnesses, quorum)
+		v.CheckWitnesses(vkey, witnesses, quorum, after)
 	}
-	checkIdentity(v, reportPath, reportID)
+	v.CheckIdentity(reportPath, reportID)
 	if len(v.Problems) == 0 && client != nil {
 		if err := checkConsistency(ctx, client, v, vkey); err != nil {
 			v.Problems = append(v.Problems, audit.Problem{Check: "server", Detail: err.Error()})
@@ -215,33 +223,20 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	} else {
 		fmt.Fprintf(stdout, "NOTE its proof file does not sign which report it is (servers before 2026-12 signed none): another report of the same log, older, could stand in for it; the checkpoint's time says how old it is\n")
 	}
+	if w := v.Witnessed; w != nil {
+		var times []string
+		for name, at := range w.Cosigned {
+			times = append(times, name+" at "+at.Format(time.RFC3339))
+		}
+		slices.Sort(times)
+		fmt.Fprintf(stdout, "OK witnessed: the witnesses cosigned %d entries of the log, the report's %d: %s\n",
+			w.Size, v.Checkpoint.Size, strings.Join(times, ", "))
+	}
 	if client != nil {
 		fmt.Fprintf(stdout, "OK the server's current log extends it\n")
 	}
 	fmt.Fprintf(stderr, "verified in %v\n", time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// checkIdentity checks that the report is the one asked for: reportID if
-// given, else the report its file is named for, if it is named as the
-// server names reports (<id>.json, <id>.csv). Only a proof file's signed
-// statement says which report it is; one without can be none asked for.
-func checkIdentity(v *audit.Verification, reportPath, reportID string) {
-	if v.Header == nil {
-		return // Verify has said why
-	}
-	base := filepath.Base(reportPath)
-	named := strings.TrimSuffix(base, filepath.Ext(base))
-	if _, err := uuid.Parse(named); err != nil || reportID != "" {
-		named = reportID
-	}
-	switch {
-	case named == "":
-	case v.Statement == nil && reportID != "":
-		v.Problems = append(v.Problems, audit.Problem{Check: "report", Detail: fmt.Sprintf("the proof file does not sign which report it is, so it cannot show that it is report %s", reportID)})
-	case v.Statement != nil && v.Statement.ID != named:
-		v.Problems = append(v.Problems, audit.Problem{Check: "report", Detail: fmt.Sprintf("this is report %s (%s), not report %s: another report was put in its place", v.Statement.ID, v.Statement.S3Key, named)})
-	}
 }
 
 // checkConsistency checks that the server's current log of the report's

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/server"
 	"github.com/openpca/openpca/witness"
@@ -150,9 +152,24 @@ func TestWitnessedAuditLog(t *testing.T) {
 		}
 	}
 	witnessed := []string{"--witness", w1.key, "--witness", w2.key, "--witness-quorum", "2"}
+	// The log is cosigned to its end before the report is asked for; the
+	// report has its own round all the same, whose cosignatures are
+	// later than the ask (to the second, as cosignatures tell time).
+	time.Sleep(1100 * time.Millisecond)
+	asked := time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
 	report := newReport(t, env, caARN)
-	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey}, witnessed...)...); err != nil {
-		t.Fatalf("a witnessed report: %v\n%s", err, out)
+	first := report
+	out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey, "--witnessed-after", asked}, witnessed...)...)
+	if err != nil {
+		t.Fatalf("a witnessed report, cosigned after it was asked for: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "OK witnessed: the witnesses cosigned 7 entries of the log, the report's 7: witness.example/one at ") {
+		t.Errorf("the verifier does not say what was witnessed:\n%s", out)
+	}
+	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey, "--witnessed-after", later}, witnessed...)...); !errors.Is(err, errVerification) ||
+		!strings.Contains(out, "0 of the witnesses given cosigned the report's log at or after") {
+		t.Errorf("a report cosigned before the time asked: %v\n%s", err, out)
 	}
 
 	// A witness stops: issuance goes on, and a report goes without the
@@ -173,9 +190,69 @@ func TestWitnessedAuditLog(t *testing.T) {
 	}
 	w2 = startWitness(t, w2.dir, strings.TrimPrefix(w2.url, "http://"), "witness.example/two", auditKey) // its database remembers the log
 	env.Clock.Advance(31 * time.Minute)
-	report = newReport(t, env, caARN)
-	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey}, witnessed...)...); err != nil {
+	asked = time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
+	latest := newReport(t, env, caARN)
+	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", latest, "--key", auditKey, "--witnessed-after", asked}, witnessed...)...); err != nil {
 		t.Fatalf("a report once the witness is back: %v\n%s\n%s", err, out, logs.String())
+	}
+	// The operator passes the first report, of 7 entries, off as this one
+	// of 10: with this one's fresh cosignatures, and a proof that they
+	// extend the first's log (the witness fields are not signed by the
+	// audit key; had they been, the operator holds it). Without a time,
+	// it verifies; with the time of the ask, it does not.
+	stale := filepath.Join(t.TempDir(), filepath.Base(latest))
+	b, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(stale, b, 0o600)
+	readHeader := func(path string) *auditlog.ProofHeader {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		h, err := auditlog.ReadProof(f, func(int64, []byte) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h := readHeader(first + auditlog.ProofSuffix)
+	fresh := readHeader(latest + auditlog.ProofSuffix)
+	client, err := server.NewAuditLogClient(env.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.WitnessProof, err = client.Consistency(t.Context(), caARN, 7, 10); err != nil {
+		t.Fatal(err)
+	}
+	h.WitnessedCheckpoint, h.NotWitnessed = fresh.WitnessedCheckpoint, ""
+	var records [][]byte
+	f, _ := os.Open(first + auditlog.ProofSuffix)
+	if _, err := auditlog.ReadProof(f, func(_ int64, r []byte) error { records = append(records, bytes.Clone(r)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var proofFile bytes.Buffer
+	if err := auditlog.WriteProof(&proofFile, h, func(yield func([]byte) error) error {
+		for _, r := range records {
+			if err := yield(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(stale+auditlog.ProofSuffix, proofFile.Bytes(), 0o600)
+	staleArgs := append([]string{"audit", "verify", "--report", stale, "--key", auditKey, "--report-id", filepath.Base(strings.TrimSuffix(first, ".json"))}, witnessed...)
+	if out, err := runOpenpca(t, staleArgs...); err != nil {
+		t.Errorf("the first report with fresh cosignatures, without a time: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, append(staleArgs, "--witnessed-after", asked)...); !errors.Is(err, errVerification) ||
+		!strings.Contains(out, "the witnesses cosigned 10 entries of the log, past the report's 7") {
+		t.Errorf("the first report passed off as a newer one: %v\n%s", err, out)
 	}
 
 	// The operator forks the log: the last three issuances taken out of

@@ -68,7 +68,7 @@ func testWitnessing(t *testing.T, s openpca.Store) {
 		t.Errorf("a log was claimed before its retry: %v", err)
 	}
 	// A report waits for a witnessed checkpoint: the retry comes sooner.
-	if err := s.WitnessSoon(ctx, ca.ID, t0.Add(3*time.Second)); err != nil {
+	if err := s.WitnessAgain(ctx, ca.ID, t0.Add(3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	job, err = s.ClaimWitnessing(ctx, "a", t0.Add(3*time.Second), lease)
@@ -80,5 +80,54 @@ func testWitnessing(t *testing.T, s openpca.Store) {
 	}
 	if w, err := s.WitnessedCheckpoint(ctx, ca.ID); err != nil || w.Size != 1 {
 		t.Errorf("a smaller checkpoint replaced the witnessed one: %+v, %v", w, err)
+	}
+
+	// A report asks for a round begun after it was requested, of a log
+	// that has not grown: it is claimed at once, and once a round begun
+	// that late is cosigned, the ask is met.
+	job, err = s.ClaimWitnessing(ctx, "a", t0.Add(4*time.Second), lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	round := t0.Add(4 * time.Second)
+	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 2, Note: []byte("note of 2"), Cosigners: 2, At: round}, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := s.WitnessedCheckpoint(ctx, ca.ID); err != nil || w.Size != 2 || !w.At.Equal(round) {
+		t.Errorf("the witnessed checkpoint of 2: %+v, %v", w, err)
+	}
+	if err := s.WitnessAgain(ctx, ca.ID, round); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimWitnessing(ctx, "a", t0.Add(5*time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a round was claimed that an earlier one met: %v", err)
+	}
+	asked := t0.Add(5 * time.Second)
+	if err := s.WitnessAgain(ctx, ca.ID, asked); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimWitnessing(ctx, "a", asked, lease); err != nil {
+		t.Fatalf("a round asked for, of a log that has not grown: %v", err)
+	}
+	// A round begun before the ask, finished after it, does not meet it.
+	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 2, Note: []byte("early"), Cosigners: 2, At: asked.Add(-time.Second)}, asked); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimWitnessing(ctx, "a", asked, lease); err != nil {
+		t.Fatalf("the ask after a round begun before it: %v", err)
+	}
+	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 2, Note: []byte("fresh"), Cosigners: 2, At: asked}, asked); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimWitnessing(ctx, "a", asked.Add(time.Hour), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a round was claimed after the ask was met: %v", err)
+	}
+	// Asked of a CA no round has touched yet, it is claimed too.
+	other := activeCA(t, s)
+	if err := s.WitnessAgain(ctx, other.ID, asked); err != nil {
+		t.Fatal(err)
+	}
+	if job, err := s.ClaimWitnessing(ctx, "b", asked, lease); err != nil || job.CAID != other.ID {
+		t.Errorf("the claim of a CA asked of before any round: %+v, %v", job, err)
 	}
 }
