@@ -94,6 +94,9 @@ type CRLStore interface {
 	// it releases owner's hold.
 	FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate, refreshAt time.Time) error
 
+	// WantCRL asks for a new CRL of a CA that has had CRLs.
+	WantCRL(ctx context.Context, caID string) error
+
 	// ReleaseCRL gives up owner's hold after a failure, until retryAt.
 	ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time) error
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -145,6 +146,11 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	if err := store.RecordCRL(ctx, job, owner, use, openpca.RevocationStatuses); err != nil {
 		return fmt.Errorf("recording the CRL's key use: %w", err)
 	}
+	// A server that lost its hold (stalled past its lease) must not write
+	// its CRL over a newer one another server wrote since.
+	if err := store.RenewCRL(ctx, ca.ID, owner, p.cfg.Now().Add(Lease)); err != nil {
+		return fmt.Errorf("before writing the CRL: %w", err)
+	}
 	err = p.cfg.Objects.Put(ctx, openpca.Object{Bucket: cfg.S3BucketName, Key: Key(ca, cfg), ContentType: "application/pkix-crl", ACL: cfg.S3ObjectAcl},
 		bytes.NewReader(der))
 	if err != nil {
@@ -152,6 +158,13 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	}
 	// Refresh at half the CRL's life, as AWS does.
 	if err := store.FinishCRL(ctx, ca.ID, owner, job.Wanted, now, now.Add(next.Sub(now)/2)); err != nil {
+		// The hold was lost while the CRL was written (the server
+		// stalled): another server may have written a newer one, which
+		// this one replaced. A new CRL, written last, puts that right.
+		if errors.Is(err, openpca.ErrConflict) {
+			p.cfg.Logger.WarnContext(ctx, "a CRL was written after this server lost its hold on it; another is asked for, to be written over it", "ca", ca.ARN, "number", job.Number+1)
+			return errors.Join(err, store.WantCRL(context.WithoutCancel(ctx), ca.ID))
+		}
 		return err
 	}
 	p.cfg.Logger.InfoContext(ctx, "CRL published", "ca", ca.ARN, "number", job.Number+1, "revoked", revoked, "bucket", cfg.S3BucketName, "key", Key(ca, cfg))

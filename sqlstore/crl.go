@@ -14,8 +14,8 @@ import (
 const qWantCRL = `INSERT INTO crl_publications (ca_id, wanted) VALUES (?, 1)
 	ON CONFLICT (ca_id) DO UPDATE SET wanted = crl_publications.wanted + 1`
 
-// qRevokedWantsCRL asks for a new CRL after a revocation, if the CA has
-// ever had CRLs enabled.
+// qRevokedWantsCRL asks for a new CRL after a revocation (or a CRL written
+// late), if the CA has ever had CRLs enabled.
 const qRevokedWantsCRL = `UPDATE crl_publications SET wanted = wanted + 1 WHERE ca_id = ?`
 
 // wantCRL asks, in tx, for a new CRL of ca if its CRLs are enabled: its
@@ -100,6 +100,12 @@ func (db *DB) LatestCRL(ctx context.Context, caID string) (time.Time, error) {
 		return time.Time{}, db.wrap("reading the latest CRL", err)
 	}
 	return fromMicros(thisUpdate), nil
+}
+
+// WantCRL implements openpca.CRLStore.
+func (db *DB) WantCRL(ctx context.Context, caID string) error {
+	_, err := db.exec(ctx, qRevokedWantsCRL, caID)
+	return db.wrap("asking for a CRL", err)
 }
 
 // ReleaseCRL implements openpca.CRLStore.

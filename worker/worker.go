@@ -126,22 +126,32 @@ func (p *Pool[J]) do(ctx context.Context, job J, owner string) {
 	<-renewed
 }
 
-// renew extends the lease on job until ctx ends; if the lease is lost, it
-// ends the job's context.
+// renew extends the lease on job until ctx ends; if the lease is lost, or
+// about to run out unrenewed (the store cannot be reached), it ends the
+// job's context: another server may take the job once the lease ends.
 func (p *Pool[J]) renew(ctx context.Context, cancel context.CancelCauseFunc, job J, owner string) {
 	t := time.NewTicker(p.cfg.Lease / 3)
 	defer t.Stop()
+	held := p.cfg.Now().Add(p.cfg.Lease) // at most: the claim was made before
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			err := p.queue.Renew(ctx, job, owner, p.cfg.Now().Add(p.cfg.Lease))
-			if errors.Is(err, openpca.ErrConflict) {
+			until := p.cfg.Now().Add(p.cfg.Lease)
+			err := p.queue.Renew(ctx, job, owner, until)
+			switch {
+			case err == nil:
+				held = until
+			case errors.Is(err, openpca.ErrConflict):
 				cancel(ErrLeaseLost)
 				return
-			}
-			if err != nil && ctx.Err() == nil {
+			case ctx.Err() != nil:
+			case !p.cfg.Now().Before(held.Add(-p.cfg.Lease / 3)):
+				p.cfg.Logger.Warn("giving up a job whose lease could not be renewed", "job", p.cfg.Name, "error", err)
+				cancel(ErrLeaseLost)
+				return
+			default:
 				p.cfg.Logger.Warn("renewing a job's lease", "job", p.cfg.Name, "error", err)
 			}
 		}

@@ -81,7 +81,8 @@ func wait[T any](t *testing.T, c chan T, what string) T {
 
 // TestWorker: a woken worker takes the job at once, renews its lease while
 // it works, and goes on to the next; a lost lease ends the job with
-// ErrLeaseLost; Close ends the job in progress and waits for it.
+// ErrLeaseLost, as does a lease that runs out because it could not be
+// renewed; Close ends the job in progress and waits for it.
 func TestWorker(t *testing.T) {
 	t.Run("wake, renew, next", func(t *testing.T) {
 		q := newQueue()
@@ -117,6 +118,18 @@ func TestWorker(t *testing.T) {
 	t.Run("lease lost", func(t *testing.T) {
 		q := newQueue()
 		q.renew = openpca.ErrConflict
+		p := start(q, 30*time.Millisecond)
+		defer p.Close()
+		q.add("one")
+		p.Wake()
+		wait(t, q.started, "job started")
+		if cause := wait(t, q.ended, "job ended"); !errors.Is(cause, worker.ErrLeaseLost) {
+			t.Errorf("the job's context ended with %v, want ErrLeaseLost", cause)
+		}
+	})
+	t.Run("lease runs out unrenewed", func(t *testing.T) {
+		q := newQueue()
+		q.renew = errors.New("the store cannot be reached")
 		p := start(q, 30*time.Millisecond)
 		defer p.Close()
 		q.add("one")

@@ -108,6 +108,20 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if _, err := s.ClaimCRL(ctx, "a", t0.Add(30*time.Minute), lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("claimed before the refresh time: %v", err)
 	}
+	// A server that wrote a CRL after it lost its hold asks for another.
+	if err := s.WantCRL(ctx, ca.ID); err != nil {
+		t.Fatal(err)
+	}
+	job, err = s.ClaimCRL(ctx, "b", t0.Add(30*time.Minute), lease)
+	if err != nil {
+		t.Fatalf("the claim of a CRL asked for: %v", err)
+	}
+	if err := s.RenewCRL(ctx, ca.ID, "a", t0.Add(time.Hour)); !errors.Is(err, openpca.ErrConflict) {
+		t.Errorf("a server renewed a hold another took: %v", err)
+	}
+	if err := s.FinishCRL(ctx, ca.ID, "b", job.Wanted, t0.Add(30*time.Minute), t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if job, err := s.ClaimCRL(ctx, "a", t0.Add(time.Hour), lease); err != nil || job.Number != 1 {
 		t.Errorf("refresh: %+v, %v", job, err)
 	}
