@@ -343,7 +343,10 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 	}
 	var purged []*openpca.CA
 	for _, ca := range gone {
-		res, err := db.exec(ctx, `UPDATE certificate_authorities SET restorable_until = 0 WHERE id = ? AND status = 'DELETED' AND restorable_until <= ?`, ca.ID, now.UnixMicro())
+		// The version moves on, so that a restore that read the CA before
+		// the claim (from a server whose clock is behind, or its cache)
+		// fails, and reads it again, claimed.
+		res, err := db.exec(ctx, `UPDATE certificate_authorities SET restorable_until = 0, version = version + 1 WHERE id = ? AND status = 'DELETED' AND restorable_until <= ?`, ca.ID, now.UnixMicro())
 		if err == nil {
 			var n int64
 			if n, err = res.RowsAffected(); err == nil && n == 0 {
@@ -356,6 +359,9 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 		deleted := false
 		if err == nil {
 			err = db.inTx(ctx, func(tx *sql.Tx) error {
+				if err := db.stillClaimed(ctx, tx, ca.ID); err != nil {
+					return err
+				}
 				for _, table := range []string{"certificates", "certificate_ders", "key_uses", "key_use_logs", "audit_reports", "crl_publications", "ca_shares", "ca_permissions",
 					"witnessing", "witness_sizes"} {
 					if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id = ?`, ca.ID); err != nil {
@@ -371,10 +377,12 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 				return err
 			})
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, errRestored):
+			continue // restored by a server whose clock is behind, or purged by another
+		case err != nil:
 			return purged, db.wrap("purging CAs", err)
-		}
-		if deleted {
+		case deleted:
 			purged = append(purged, ca)
 		}
 	}
@@ -395,6 +403,9 @@ func (db *DB) purgeLog(ctx context.Context, caID string) error {
 	}
 	for to := int64(purgeChunk); to-purgeChunk < size; to += purgeChunk {
 		err := db.inTx(ctx, func(tx *sql.Tx) error {
+			if err := db.stillClaimed(ctx, tx, caID); err != nil {
+				return err
+			}
 			for _, q := range []string{`DELETE FROM certificates WHERE ca_id = ? AND issue_seq < ?`, `DELETE FROM certificate_ders WHERE ca_id = ? AND issue_seq < ?`,
 				`DELETE FROM key_uses WHERE ca_id = ? AND seq < ?`} {
 				if _, err := db.txExec(ctx, tx, q, caID, to); err != nil {
@@ -408,6 +419,22 @@ func (db *DB) purgeLog(ctx context.Context, caID string) error {
 		}
 	}
 	return nil
+}
+
+// errRestored stops a purge of a CA restored since it was claimed (only a
+// server that read it before the claim could, and then its version check
+// fails), or purged by another server: its rows stay, or are gone.
+var errRestored = errors.New("the CA was restored, or purged by another server")
+
+// stillClaimed locks, in tx, the row of a CA claimed for its purge, and
+// fails with errRestored if it is no longer claimed.
+func (db *DB) stillClaimed(ctx context.Context, tx *sql.Tx, caID string) error {
+	var one int
+	err := db.txQueryRow(ctx, tx, `SELECT 1 FROM certificate_authorities WHERE id = ? AND status = 'DELETED' AND restorable_until = 0{FOR_UPDATE}`, caID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errRestored
+	}
+	return err
 }
 
 // FindCAByKeyID implements openpca.CAStore.

@@ -266,7 +266,44 @@ func testLargeCA(t *testing.T, s openpca.Store) {
 	if err := s.UpdateCA(ctx, ca); err != nil {
 		t.Fatal(err)
 	}
-	if purged, err := s.PurgeCAs(ctx, now()); err != nil || len(purged) != 1 || purged[0].ID != ca.ID {
+	// A server that read the CA before the purge claimed it (its clock
+	// behind, so that the CA is still restorable to it) cannot restore it
+	// while its rows go.
+	stale := *ca
+	// Read past every cache, the CA counts toward its account's limit at
+	// a time before its restoration period ended until the purge claims
+	// it.
+	before := ca.RestorableUntil.Add(-time.Minute)
+	counted, err := s.AccountCAs(ctx, ca.AccountID, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	purgeDone := make(chan error, 1)
+	var purged []*openpca.CA
+	go func() {
+		var err error
+		purged, err = s.PurgeCAs(ctx, now())
+		purgeDone <- err
+	}()
+	for claimed := false; !claimed; {
+		select {
+		case err := <-purgeDone:
+			purgeDone <- err
+			t.Log("the purge ended before its claim was seen: the restore during it goes untried")
+			claimed = true
+			continue
+		default:
+		}
+		if n, err := s.AccountCAs(ctx, ca.AccountID, before); err == nil && n < counted {
+			claimed = true
+			restored := stale
+			restored.Status, restored.RestorableUntil = openpca.CertificateAuthorityStatusDisabled, time.Time{}
+			if err := s.UpdateCA(ctx, &restored); !errors.Is(err, openpca.ErrConflict) && !errors.Is(err, openpca.ErrNotFound) {
+				t.Errorf("a restore from a copy read before the purge's claim, during the purge: %v", err)
+			}
+		}
+	}
+	if err := <-purgeDone; err != nil || len(purged) != 1 || purged[0].ID != ca.ID {
 		t.Fatalf("purged %v, %v", purged, err)
 	}
 	if _, err := s.FindCertificate(ctx, ca.ID, certs[n-1].Serial); !errors.Is(err, openpca.ErrNotFound) {
