@@ -2,6 +2,7 @@ package authority_test
 
 import (
 	"bytes"
+	"crypto/elliptic"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"os"
@@ -409,5 +410,43 @@ func TestMissingTokenKey(t *testing.T) {
 		if err := issue(kept); err != nil {
 			t.Errorf("round %d: the CA whose key is in the token: %v", i, err)
 		}
+	}
+}
+
+// TestSwappedTokenKey: a key put in the token under a CA's id in place of
+// its own never signs for the CA, even once the CA's signer is open: a
+// signature that fails finds the key again, and takes only the CA's own.
+func TestSwappedTokenKey(t *testing.T) {
+	h := testenv.NewSoftHSM(t)
+	env := testenv.Start(t, h.Use())
+	ca, _ := env.NewActiveRoot(t, "Swapped")
+	id := []byte(ca[strings.LastIndex(ca, "/")+1:])
+	token, err := crypto11.Configure(&crypto11.Config{Path: testenv.SoftHSMModule, TokenLabel: h.Label, Pin: h.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { token.Close() })
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "swapped.example"}}).CSRPEM
+	issue := func() error {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: leaf,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+		return err
+	}
+	if err := issue(); err != nil { // the CA's signer is now open
+		t.Fatal(err)
+	}
+	key, err := token.FindKeyPair(id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := key.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := token.GenerateECDSAKeyPair(id, elliptic.P256()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		time.Sleep(1100 * time.Millisecond) // past the token's one login a second
+		testenv.WantError(t, issue(), "ServiceUnavailableException")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/elliptic"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/ThalesGroup/crypto11"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
 )
 
 // Config says which token to use.
@@ -183,7 +185,7 @@ func (s *Store) Signer(_ context.Context, ca *openpca.CA) (crypto.Signer, error)
 func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer, *crypto11.Context, error) {
 	tried := failed
 	if c := s.context(); c != nil && c != failed {
-		if key, err := c.FindKeyPair(ca.KeyHandle, nil); err == nil && key != nil {
+		if key, err := ownKey(c, ca); err == nil && key != nil {
 			return key, c, nil
 		}
 		tried = c
@@ -192,13 +194,41 @@ func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer,
 	if err != nil {
 		return nil, nil, unavailable(ca, err)
 	}
-	key, err := c.FindKeyPair(ca.KeyHandle, nil)
+	key, err := ownKey(c, ca)
+	if errors.Is(err, errAnotherKey) {
+		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The PKCS#11 token holds another key than the one %s was made with under its id; the CA cannot sign until its own key is back.", ca.ARN)
+	}
 	if err != nil || key == nil {
 		// A token taken away shows no objects either: retrying is the
 		// right answer to both.
 		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The key of %s is not in the PKCS#11 token: the token is away, or the key was deleted.", ca.ARN)
 	}
 	return key, c, nil
+}
+
+// errAnotherKey says that the token's keys under a CA's id are none of them
+// the key the CA was made with.
+var errAnotherKey = errors.New("pkcs11: another key under the CA's id")
+
+// ownKey finds, among the key pairs under ca's id in the token, the one ca
+// was made with (its KeyID, the key's subject key identifier): a key put
+// under the same id, in place of the CA's or beside it, must neither sign
+// for the CA nor be destroyed with it. A CA of a version that kept no
+// KeyID takes the first.
+func ownKey(c *crypto11.Context, ca *openpca.CA) (crypto11.Signer, error) {
+	keys, err := c.FindKeyPairs(ca.KeyHandle, nil)
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	if ca.KeyID == "" {
+		return keys[0], nil
+	}
+	for _, key := range keys {
+		if id, err := pki.SubjectKeyID(key.Public()); err == nil && hex.EncodeToString(id) == ca.KeyID {
+			return key, nil
+		}
+	}
+	return nil, errAnotherKey
 }
 
 // DestroyKey implements openpca.KeyStore.
