@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,6 +164,13 @@ func TestTokenKeysStayInside(t *testing.T) {
 	hsm := testenv.NewSoftHSM(t)
 	env := testenv.Start(t, hsm.Use())
 	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Inside")
+	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmRsa2048, "Inside RSA"), CertificateAuthorityType: types.CertificateAuthorityTypeRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaARN := *out.CertificateAuthorityArn
+	rsaID := rsaARN[strings.LastIndex(rsaARN, "/")+1:]
 	env.Stop(t)
 	var store string
 	var handle []byte
@@ -178,9 +186,14 @@ func TestTokenKeysStayInside(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer token.Close()
-	extractable, sensitive, err := token.Extractable(caRecord(id, arn))
-	if err != nil || extractable || !sensitive {
-		t.Errorf("CKA_EXTRACTABLE %v, CKA_SENSITIVE %v (%v); want false, true", extractable, sensitive, err)
+	// The key signs, and does nothing else a holder of the PIN could use
+	// it for; an RSA key, which crypto11 would let decrypt, too.
+	want := map[string]bool{"extractable": false, "sensitive": true, "private": true, "sign": true, "decrypt": false, "unwrap": false, "derive": false, "modifiable": false}
+	for _, ca := range []*openpca.CA{caRecord(id, arn), caRecord(rsaID, rsaARN)} {
+		got, err := token.KeyAttributes(ca)
+		if err != nil || !maps.Equal(got, want) {
+			t.Errorf("the attributes of %s's key: %v (%v); want %v", ca.ARN, got, err, want)
+		}
 	}
 	db, err := os.ReadFile(filepath.Join(env.Config.DataDir, "openpca.db"))
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -155,17 +157,42 @@ func (s *Store) GenerateKey(_ context.Context, ca *openpca.CA, alg openpca.KeyAl
 			return nil, nil, unavailable(ca, err)
 		}
 	}
+	public, err := crypto11.NewAttributeSetWithIDAndLabel(id, label)
+	if err != nil {
+		return nil, nil, err
+	}
+	private, err := keyAttributes(id, label)
+	if err != nil {
+		return nil, nil, err
+	}
 	var key crypto11.Signer
-	var err error
 	if isEC {
-		key, err = c.GenerateECDSAKeyPairWithLabel(id, label, curve)
+		key, err = c.GenerateECDSAKeyPairWithAttributes(public, private, curve)
 	} else {
-		key, err = c.GenerateRSAKeyPairWithLabel(id, label, bits)
+		key, err = c.GenerateRSAKeyPairWithAttributes(public, private, bits)
 	}
 	if err != nil {
 		return nil, nil, unavailable(ca, err)
 	}
 	return id, &signer{store: s, ca: ca, key: key, ctx: c}, nil
+}
+
+// keyAttributes are those of a CA's private key: it signs, and does
+// nothing else a holder of the PIN could use it for (crypto11 would let an
+// RSA key decrypt, a raw private-key operation), and its attributes stay
+// as made. (CKA_SENSITIVE and not CKA_EXTRACTABLE crypto11 sets.)
+func keyAttributes(id, label []byte) (crypto11.AttributeSet, error) {
+	a, err := crypto11.NewAttributeSetWithIDAndLabel(id, label)
+	if err != nil {
+		return nil, err
+	}
+	for t, v := range map[crypto11.AttributeType]bool{crypto11.CkaPrivate: true, crypto11.CkaDecrypt: false, crypto11.CkaUnwrap: false,
+		crypto11.CkaDerive: false, crypto11.CkaModifiable: false} {
+		if err := a.Set(t, v); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 // Signer implements openpca.KeyStore.
@@ -240,22 +267,26 @@ func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 	return key.Delete()
 }
 
-// Extractable reports the CKA_EXTRACTABLE and CKA_SENSITIVE attributes of
-// the private key of ca, as the token keeps them.
-func (s *Store) Extractable(ca *openpca.CA) (extractable, sensitive bool, err error) {
+// KeyAttributes reports the boolean attributes of the private key of ca
+// that say what may be done with it, by name (CKA_EXTRACTABLE as
+// "extractable"), as the token keeps them.
+func (s *Store) KeyAttributes(ca *openpca.CA) (map[string]bool, error) {
 	key, c, err := s.find(ca, nil)
 	if err != nil {
-		return false, false, err
+		return nil, err
 	}
-	attrs, err := c.GetAttributes(key, []crypto11.AttributeType{crypto11.CkaExtractable, crypto11.CkaSensitive})
+	names := map[crypto11.AttributeType]string{crypto11.CkaExtractable: "extractable", crypto11.CkaSensitive: "sensitive", crypto11.CkaPrivate: "private",
+		crypto11.CkaSign: "sign", crypto11.CkaDecrypt: "decrypt", crypto11.CkaUnwrap: "unwrap", crypto11.CkaDerive: "derive", crypto11.CkaModifiable: "modifiable"}
+	attrs, err := c.GetAttributes(key, slices.Collect(maps.Keys(names)))
 	if err != nil {
-		return false, false, err
+		return nil, err
 	}
-	flag := func(t crypto11.AttributeType) bool {
+	out := map[string]bool{}
+	for t, name := range names {
 		a := attrs[t]
-		return a != nil && len(a.Value) == 1 && a.Value[0] != 0
+		out[name] = a != nil && len(a.Value) == 1 && a.Value[0] != 0
 	}
-	return flag(crypto11.CkaExtractable), flag(crypto11.CkaSensitive), nil
+	return out, nil
 }
 
 // signer signs in the token, and says what failed in AWS's terms. A token
