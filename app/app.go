@@ -387,7 +387,8 @@ func (a *App) janitor(ctx context.Context, svc *authority.Service) {
 	}
 }
 
-// purge removes the CAs deleted for good, and then their keys.
+// purge removes the CAs deleted for good, and then, in the background,
+// their keys: a key store that does not answer must not hold a start.
 func (a *App) purge(ctx context.Context, svc *authority.Service) {
 	purged, err := a.store.PurgeCAs(ctx, a.now())
 	if err != nil && ctx.Err() == nil {
@@ -397,7 +398,7 @@ func (a *App) purge(ctx context.Context, svc *authority.Service) {
 	// keys would be left for good.
 	if len(purged) > 0 {
 		a.logger.Info("purged certificate authorities past their restoration period", "count", len(purged))
-		svc.DestroyKeys(context.WithoutCancel(ctx), purged)
+		a.background.Go(func() { svc.DestroyKeys(context.WithoutCancel(ctx), purged) })
 	}
 }
 

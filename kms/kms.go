@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -30,6 +31,11 @@ const Name = "kms"
 
 // signTimeout bounds one signature: crypto.Signer gives no context.
 const signTimeout = 30 * time.Second
+
+// attemptTimeout bounds each attempt of every call to KMS (three at most):
+// a KMS that takes connections and never answers must not hold a request,
+// a start or a purge for good.
+const attemptTimeout = 20 * time.Second
 
 // Store keeps CA keys in KMS. It implements openpca.KeyStore.
 type Store struct {
@@ -53,6 +59,7 @@ func Open(ctx context.Context, endpoint, region string) (*Store, error) {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 		o.RetryMaxAttempts = 3
+		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(attemptTimeout)
 	})}, nil
 }
 
