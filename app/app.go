@@ -80,6 +80,13 @@ const janitorInterval = time.Minute
 // the background work: the janitor, the audit report generator and the CRL
 // publisher.
 func Open(ctx context.Context, cfg Config) (*App, error) {
+	// Servers sharing a database would each keep a local bucket of their
+	// own: each would publish CRLs, and serve them at the same address,
+	// different ones. A server alone on the database says so. (Operator
+	// commands on the database write no bucket.)
+	if cfg.Database != "" && cfg.ObjectStore == "" && cfg.S3Endpoint == "" {
+		return nil, fmt.Errorf("--database shares the store between servers, and each would keep CRLs and audit reports in its own data folder: give --s3-endpoint, or --object-store local for a server alone on the database")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

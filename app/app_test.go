@@ -199,3 +199,24 @@ func TestPlainHTTPBeyondThisMachine(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedDatabaseNeedsSharedBucket: a server on PostgreSQL without S3
+// would publish CRLs to a folder of its own, which the other servers of
+// the database do not serve: it starts only if told it is alone.
+func TestSharedDatabaseNeedsSharedBucket(t *testing.T) {
+	cfg := app.DefaultConfig()
+	cfg.DataDir, cfg.Stdout, cfg.Logger = t.TempDir(), io.Discard, slog.New(slog.DiscardHandler)
+	cfg.Database = testenv.NewPostgresDB(t)
+	if a, err := app.Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--s3-endpoint") {
+		if a != nil {
+			a.Close()
+		}
+		t.Fatalf("a server on PostgreSQL with a bucket of its own, unsaid: %v", err)
+	}
+	cfg.ObjectStore = "local"
+	a, err := app.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("a server alone on PostgreSQL, said: %v", err)
+	}
+	a.Close()
+}

@@ -256,7 +256,7 @@ func TestRollingMasterKeyRotation(t *testing.T) {
 	old, _ := app.NewMasterKey()
 	next, _ := app.NewMasterKey()
 	dsn := testenv.NewPostgresDB(t)
-	f := newRotationFixture(t, func(c *app.Config) { c.Database, c.MasterKey = dsn, old })
+	f := newRotationFixture(t, func(c *app.Config) { c.Database, c.MasterKey, c.ObjectStore = dsn, old, "local" })
 	cfg := f.env.Config
 	// 1. The server runs with the new key, the old one as previous.
 	f.env.Config.MasterKey, f.env.Config.PreviousMasterKeys = next, []string{old}

@@ -38,7 +38,7 @@ func BenchmarkIssueAndGet(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400)) // as openpca serve runs
 	b.Run("store=postgres", func(b *testing.B) {
 		dsn := testenv.NewPostgresDB(b)
-		env := testenv.Start(b, func(c *app.Config) { c.Database = dsn })
+		env := testenv.Start(b, func(c *app.Config) { c.Database, c.ObjectStore = dsn, "local" })
 		rootARN, _ := env.NewActiveRoot(b, "Bench Root")
 		benchmarkIssueAndGet(b, env, env.Client, rootARN)
 	})

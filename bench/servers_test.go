@@ -138,7 +138,7 @@ func startOpenPCA(b *testing.B, dsn string) *server {
 	addr := freeAddr(b)
 	args := []string{"serve", "--listen", addr, "--data-dir", dir, "--log-level", "WARN"}
 	if dsn != "" {
-		args = append(args, "--database", dsn)
+		args = append(args, "--database", dsn, "--object-store", "local")
 	}
 	var pprofURL string
 	if os.Getenv(profileEnv) != "" {

@@ -427,7 +427,7 @@ func TestClusterRefusesOtherMasterKey(t *testing.T) {
 	rand.Read(other)
 	run, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(run, binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--database", c.dsn)
+	cmd := exec.CommandContext(run, binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--database", c.dsn, "--object-store", "local")
 	cmd.Env = append(os.Environ(), "OPENPCA_MASTER_KEY="+base64.StdEncoding.EncodeToString(other))
 	out, err := cmd.CombinedOutput()
 	if err == nil || run.Err() != nil || !strings.Contains(string(out), "master key is not the one this database was set up with") {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,9 @@ func BenchmarkAuditReport(b *testing.B) {
 			if tc.db == "postgres" {
 				dsn := testenv.NewPostgresDB(b)
 				extra = append(extra, "--database", dsn)
+				if !slices.Contains(extra, "--s3-endpoint") {
+					extra = append(extra, "--object-store", "local")
+				}
 				open = func(ctx context.Context) (*sqlstore.DB, error) { return postgres.Open(ctx, dsn) }
 			}
 			srv := startServer(b, data, extra)
