@@ -14,6 +14,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/console"
@@ -295,7 +296,7 @@ func (cfg *Config) parseWitnesses() error {
 		if !ok || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--witness must be URL=KEY, the witness's http(s) address and its public key, not %q", w)
 		}
-		v, err := witness.NewVerifier(key)
+		v, err := auditlog.NewWitnessVerifier(key)
 		if err != nil {
 			return fmt.Errorf("--witness %s: %w", rawURL, err)
 		}

@@ -332,8 +332,8 @@ func (v *Verification) checkStatement(verifierKey string) {
 // entries the witnesses cosigned of the log, and when each did (by their
 // own clocks, in their cosignatures).
 type Witnessed struct {
-	Size     int64
-	Cosigned map[string]time.Time // by witness name
+	Size     int64                `json:"size"`
+	Cosigned map[string]time.Time `json:"cosigned"` // by witness name
 }
 
 // CheckWitnesses checks, beside Verify's checks, that witnesses vouch for

@@ -22,9 +22,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/witness"
 )
 
 // chromium returns the path of Debian's chromium, which .ci/run installs;
@@ -226,11 +228,39 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(`#verify`),
 		chromedp.WaitVisible(`#result .ok`),
 		chromedp.Text(`#result`, &result))
-	if !strings.Contains(result, "Verified: 3 rows") {
+	if !strings.Contains(result, "Verified: 3 rows") || !strings.Contains(result, "It is report ") || !strings.Contains(result, "Not witnessed") {
 		t.Errorf("the verify page says %q", result)
 	}
-	var rows []map[string]any
+	// With a witness's key, a report no witness cosigned fails; and a
+	// report under another report's name fails too, as the CLI's does.
+	_, witnessKey, err := witness.NewKey("witness.example/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("verifying with a witness's key", chromedp.Navigate(env.URL+"/console/verify"),
+		chromedp.SetUploadFiles(`#report`, []string{report}),
+		chromedp.SetUploadFiles(`#proof`, []string{proof}),
+		chromedp.SendKeys(`#witnesses`, witnessKey),
+		chromedp.Click(`#verify`),
+		chromedp.WaitVisible(`#problems`),
+		chromedp.Text(`#result`, &result))
+	if !strings.Contains(result, "not witnessed") {
+		t.Errorf("the verify page, with a witness's key, of a report no witness cosigned:\n%s", result)
+	}
+	renamed := filepath.Join(t.TempDir(), uuid.NewString()+".json")
 	b, _ := os.ReadFile(report)
+	os.WriteFile(renamed, b, 0o600)
+	run("verifying a report under another's name", chromedp.Navigate(env.URL+"/console/verify"),
+		chromedp.SetUploadFiles(`#report`, []string{renamed}),
+		chromedp.SetUploadFiles(`#proof`, []string{proof}),
+		chromedp.Click(`#verify`),
+		chromedp.WaitVisible(`#problems`),
+		chromedp.Text(`#result`, &result))
+	if !strings.Contains(result, "another report was put in its place") {
+		t.Errorf("the verify page, of a report under another's name:\n%s", result)
+	}
+	var rows []map[string]any
+	b, _ = os.ReadFile(report)
 	if err := json.Unmarshal(b, &rows); err != nil || len(rows) != 3 {
 		t.Fatalf("the report: %v", err)
 	}

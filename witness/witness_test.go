@@ -104,7 +104,7 @@ func startWitness(t *testing.T, logs ...witness.Log) (*witness.Client, *witness.
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	v, err := witness.NewVerifier(vkey)
+	v, err := auditlog.NewWitnessVerifier(vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,12 +230,12 @@ func TestKeys(t *testing.T) {
 		if got, err := witness.PublicKey(skey); err != nil || got != vkey {
 			t.Fatalf("the public key of %s: %s, %v; made with it %s", skey, got, err, vkey)
 		}
-		if _, err := witness.NewVerifier(vkey); err != nil {
+		if _, err := auditlog.NewWitnessVerifier(vkey); err != nil {
 			t.Fatalf("%s: %v", vkey, err)
 		}
 	}
 	_, logKey, _ := note.GenerateKey(rand.Reader, "log.example")
-	if _, err := witness.NewVerifier(logKey); err == nil {
+	if _, err := auditlog.NewWitnessVerifier(logKey); err == nil {
 		t.Error("a log's Ed25519 note key was taken for a witness's cosignature key")
 	}
 	if _, err := witness.PublicKey("PRIVATE+KEY+x+00000000+AAAA"); err == nil {
@@ -259,7 +259,7 @@ func FuzzAddCheckpoint(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { s.Close() })
-	cosigner, err := witness.NewVerifier(vkey)
+	cosigner, err := auditlog.NewWitnessVerifier(vkey)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -419,7 +419,7 @@ func TestWitnessKeepsEarlierState(t *testing.T) {
 	defer s.Close()
 	srv := httptest.NewServer(s)
 	defer srv.Close()
-	v, _ := witness.NewVerifier(vkey)
+	v, _ := auditlog.NewWitnessVerifier(vkey)
 	c := &witness.Client{URL: srv.URL, Verifier: v}
 	var conflict *witness.ConflictError
 	if _, err := c.AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 10)); !errors.As(err, &conflict) || conflict.Size != 10 {

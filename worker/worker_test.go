@@ -115,30 +115,20 @@ func TestWorker(t *testing.T) {
 		q.finish <- struct{}{}
 		wait(t, q.ended, "job ended")
 	})
-	t.Run("lease lost", func(t *testing.T) {
-		q := newQueue()
-		q.renew = openpca.ErrConflict
-		p := start(q, 30*time.Millisecond)
-		defer p.Close()
-		q.add("one")
-		p.Wake()
-		wait(t, q.started, "job started")
-		if cause := wait(t, q.ended, "job ended"); !errors.Is(cause, worker.ErrLeaseLost) {
-			t.Errorf("the job's context ended with %v, want ErrLeaseLost", cause)
-		}
-	})
-	t.Run("lease runs out unrenewed", func(t *testing.T) {
-		q := newQueue()
-		q.renew = errors.New("the store cannot be reached")
-		p := start(q, 30*time.Millisecond)
-		defer p.Close()
-		q.add("one")
-		p.Wake()
-		wait(t, q.started, "job started")
-		if cause := wait(t, q.ended, "job ended"); !errors.Is(cause, worker.ErrLeaseLost) {
-			t.Errorf("the job's context ended with %v, want ErrLeaseLost", cause)
-		}
-	})
+	for name, renew := range map[string]error{"lease lost": openpca.ErrConflict, "lease runs out unrenewed": errors.New("the store cannot be reached")} {
+		t.Run(name, func(t *testing.T) {
+			q := newQueue()
+			q.renew = renew
+			p := start(q, 30*time.Millisecond)
+			defer p.Close()
+			q.add("one")
+			p.Wake()
+			wait(t, q.started, "job started")
+			if cause := wait(t, q.ended, "job ended"); !errors.Is(cause, worker.ErrLeaseLost) {
+				t.Errorf("the job's context ended with %v, want ErrLeaseLost", cause)
+			}
+		})
+	}
 	t.Run("close", func(t *testing.T) {
 		q := newQueue()
 		p := start(q, time.Hour)

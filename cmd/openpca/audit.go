@@ -21,7 +21,6 @@ import (
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/server"
-	"github.com/openpca/openpca/witness"
 )
 
 // errVerification ends a verification that found problems: the command
@@ -141,7 +140,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	var witnesses []note.Verifier
 	var quorum int
 	fs.Func("witness", "the public key of a witness that must have cosigned the report's log; repeat for each", func(v string) error {
-		w, err := witness.NewVerifier(v)
+		w, err := auditlog.NewWitnessVerifier(v)
 		witnesses = append(witnesses, w)
 		return err
 	})

@@ -28,7 +28,6 @@ import (
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/server"
-	"github.com/openpca/openpca/witness"
 )
 
 // witnessProc is "openpca witness serve" running in this process.
@@ -131,7 +130,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	verifiers := func(ws ...*witnessProc) []note.Verifier {
 		var out []note.Verifier
 		for _, w := range ws {
-			v, err := witness.NewVerifier(w.key)
+			v, err := auditlog.NewWitnessVerifier(w.key)
 			if err != nil {
 				t.Fatal(err)
 			}

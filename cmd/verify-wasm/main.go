@@ -2,24 +2,34 @@
 
 // Command verify-wasm is the audit report verifier of "openpca audit
 // verify", compiled to WebAssembly for the console's verify page: the
-// browser checks a report and its proof file itself, so that the result
-// does not rest on trusting the server that served the page. Build it with
+// browser checks a report and its proof file itself, without sending them
+// anywhere. The page and this verifier come from the server, so they show
+// nothing its operator could not fake: an auditor who does not trust the
+// operator runs openpca audit verify on their own machine. Build it with
 // go generate ./console.
 package main
 
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"syscall/js"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/auditlog"
 )
 
 // result is what openpcaVerify returns, as JSON.
 type result struct {
-	Rows         int       `json:"rows"`
-	Certificates int       `json:"certificates"`
-	Problems     []problem `json:"problems"`
+	Rows         int              `json:"rows"`
+	Certificates int              `json:"certificates"`
+	Report       string           `json:"report,omitempty"` // the id its proof file signs
+	Witnessed    *audit.Witnessed `json:"witnessed,omitempty"`
+	NotWitnessed string           `json:"notWitnessed,omitempty"` // why, as the server says, when witnesses were not checked
+	Problems     []problem        `json:"problems"`
 }
 
 type problem struct {
@@ -28,15 +38,57 @@ type problem struct {
 	Message string `json:"message"`
 }
 
+// usage is what openpcaVerify answers to arguments it cannot read.
+const usage = `{"problems":[{"check":"usage","message":"openpcaVerify(report, proof, key, reportName, witnessKeys, quorum, witnessedAfter)"}]}`
+
 func main() {
-	// openpcaVerify(report Uint8Array, proof Uint8Array, key string) string
+	// openpcaVerify(report Uint8Array, proof Uint8Array, key string,
+	// reportName string, witnessKeys string (space-separated), quorum
+	// number (0: all), witnessedAfter string (RFC 3339, or "")) string
 	js.Global().Set("openpcaVerify", js.FuncOf(func(_ js.Value, args []js.Value) any {
-		if len(args) != 3 {
-			return `{"problems":[{"check":"usage","message":"openpcaVerify(report, proof, key)"}]}`
+		if len(args) != 7 {
+			return usage
 		}
-		report, proof := bytesOf(args[0]), bytesOf(args[1])
-		v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), args[2].String())
-		out := result{Rows: v.Rows, Certificates: v.Certificates, Problems: []problem{}}
+		report, proof, key := bytesOf(args[0]), bytesOf(args[1]), args[2].String()
+		var witnesses []note.Verifier
+		var problems []problem
+		for _, k := range strings.Fields(args[4].String()) {
+			w, err := auditlog.NewWitnessVerifier(k)
+			if err != nil {
+				problems = append(problems, problem{Check: "witness", Message: "a witness key: " + err.Error()})
+				continue
+			}
+			witnesses = append(witnesses, w)
+		}
+		quorum := args[5].Int()
+		if quorum <= 0 || quorum > len(witnesses) {
+			quorum = len(witnesses)
+		}
+		var after time.Time
+		if s := strings.TrimSpace(args[6].String()); s != "" {
+			var err error
+			if after, err = time.Parse(time.RFC3339, s); err != nil {
+				problems = append(problems, problem{Check: "witness", Message: "the time the witnesses must have cosigned after is not RFC 3339, such as 2026-12-01T09:00:00Z"})
+			}
+		}
+		v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), key)
+		if len(witnesses) > 0 {
+			v.CheckWitnesses(key, witnesses, quorum, after)
+		}
+		v.CheckIdentity(args[3].String(), "")
+		out := result{Rows: v.Rows, Certificates: v.Certificates, Witnessed: v.Witnessed, Problems: problems}
+		if v.Statement != nil {
+			out.Report = v.Statement.ID
+		}
+		if v.Header != nil && len(witnesses) == 0 {
+			out.NotWitnessed = v.Header.NotWitnessed
+			if v.Header.WitnessedCheckpoint != "" {
+				out.NotWitnessed = "-" // witnessed, but not checked
+			}
+		}
+		if out.Problems == nil {
+			out.Problems = []problem{}
+		}
 		for _, p := range v.Problems {
 			out.Problems = append(out.Problems, problem{Check: p.Check, Row: p.Row, Message: p.Detail})
 		}
