@@ -246,11 +246,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	// The PIN comes from a file or the environment, never from a flag that
 	// ps would show.
 	if pinFile != "" {
-		b, err := os.ReadFile(pinFile)
+		pin, err := readPIN(pinFile, stderr)
 		if err != nil {
-			return fmt.Errorf("--pkcs11-pin-file: %w", err)
+			return err
 		}
-		cfg.PKCS11.PIN = strings.TrimSpace(string(b))
+		cfg.PKCS11.PIN = pin
 	} else if pin, ok := lookupEnv("OPENPCA_PKCS11_PIN"); ok {
 		cfg.PKCS11.PIN = pin
 	}
@@ -314,6 +314,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		cfg.Logger.Info("stopped")
 	}
 	return err
+}
+
+// readPIN reads the PIN file of --pkcs11-pin-file, and warns if others
+// than its owner can read it, as the server warns of the master key's.
+func readPIN(path string, stderr io.Writer) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--pkcs11-pin-file: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(stderr, "openpca: WARNING: --pkcs11-pin-file %s can be read by others than its owner (mode %s): chmod 600 it\n", path, fi.Mode().Perm())
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // profiler serves Go's profiles, as net/http/pprof does on its default
