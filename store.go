@@ -131,10 +131,17 @@ type CAStore interface {
 	CountCAs(ctx context.Context, now time.Time) (map[CAKind]int, error)
 
 	// PurgeCAs removes the CAs deleted for good at now (see CA.Gone), with
-	// their certificates, logs, policies and permissions, and returns them,
-	// so that their keys can leave their stores: with an error too, those
-	// it removed before it.
+	// their certificates, logs, policies and permissions, keeps what their
+	// key stores need to destroy their keys (KeysToDestroy), and returns
+	// them: with an error too, those it removed before it.
 	PurgeCAs(ctx context.Context, now time.Time) ([]*CA, error)
+
+	// KeysToDestroy returns the CAs purged whose keys are not yet known to
+	// be destroyed: their ids, ARNs, key stores, key handles and key ids.
+	KeysToDestroy(ctx context.Context) ([]*CA, error)
+
+	// KeyDestroyed records that the key of a purged CA is destroyed.
+	KeyDestroyed(ctx context.Context, caID string) error
 }
 
 // CAKind is what CountCAs counts CAs by.

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -64,6 +65,7 @@ type App struct {
 	witnessing *witnessing.Witnessing // nil without witnesses
 	stop       context.CancelFunc     // stops the janitor
 	background sync.WaitGroup
+	destroying atomic.Bool // a round of purged CAs' keys is being destroyed
 }
 
 // DefaultReportWitnessWait is how long an audit report waits for
@@ -395,18 +397,32 @@ func (a *App) janitor(ctx context.Context, svc *authority.Service) {
 }
 
 // purge removes the CAs deleted for good, and then, in the background,
-// their keys: a key store that does not answer must not hold a start.
+// the keys of every CA purged whose key is not yet destroyed (its store was
+// away, or a server stopped in between): a key store that does not answer
+// must not hold a start. One round of destruction runs at a time.
 func (a *App) purge(ctx context.Context, svc *authority.Service) {
 	purged, err := a.store.PurgeCAs(ctx, a.now())
 	if err != nil && ctx.Err() == nil {
 		a.logger.Error("purging deleted certificate authorities", "error", err)
 	}
-	// Those purged before an error too: their rows are gone, and their
-	// keys would be left for good.
 	if len(purged) > 0 {
 		a.logger.Info("purged certificate authorities past their restoration period", "count", len(purged))
-		a.background.Go(func() { svc.DestroyKeys(context.WithoutCancel(ctx), purged) })
 	}
+	if !a.destroying.CompareAndSwap(false, true) {
+		return
+	}
+	keys, err := a.store.KeysToDestroy(ctx)
+	if err != nil || len(keys) == 0 {
+		a.destroying.Store(false)
+		if err != nil && ctx.Err() == nil {
+			a.logger.Error("reading the keys of purged certificate authorities", "error", err)
+		}
+		return
+	}
+	a.background.Go(func() {
+		defer a.destroying.Store(false)
+		svc.DestroyKeys(context.WithoutCancel(ctx), keys)
+	})
 }
 
 // Metrics serves the Prometheus metrics.

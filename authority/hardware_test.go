@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/openpca/openpca"
@@ -461,5 +462,45 @@ func TestSwappedTokenKey(t *testing.T) {
 	for range 2 {
 		time.Sleep(1100 * time.Millisecond) // past the token's one login a second
 		testenv.WantError(t, issue(), "ServiceUnavailableException")
+	}
+}
+
+// TestPurgeWhileKeyStoreAway purges a CA while KMS, which keeps its key,
+// cannot be reached: its rows go, and its key is destroyed once KMS is
+// back, by a later purge (here, the one at the next start).
+func TestPurgeWhileKeyStoreAway(t *testing.T) {
+	k := testenv.StartKMS(t)
+	env := testenv.Start(t, k.Use(t))
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Purged Away")
+	if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn, PermanentDeletionTimeInDays: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	env.Stop(t)
+	var handle string
+	if err := env.DB(t).QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, arn).Scan(&handle); err != nil {
+		t.Fatal(err)
+	}
+	k.Stop(t)
+	env.Clock.Advance(8 * 24 * time.Hour)
+	env.Restart(t) // the purge runs at start; KMS does not answer
+	env.Stop(t)
+	var n int
+	if err := env.DB(t).QueryRow(`SELECT count(*) FROM certificate_authorities WHERE arn = ?`, arn).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the CA's row after the purge: %d, %v", n, err)
+	}
+	k.Start(t)
+	env.Restart(t)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, err := k.Client().DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: &handle})
+		if err == nil && out.KeyMetadata.KeyState == kmstypes.KeyStatePendingDeletion {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the purged CA's key after KMS came back: %+v, %v", out, err)
+		}
+	}
+	env.Stop(t)
+	if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("keys still to destroy once destroyed: %d, %v", n, err)
 	}
 }

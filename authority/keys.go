@@ -348,9 +348,10 @@ func (k *Keys) store(ca *openpca.CA) (KeyStore, error) {
 		Message: fmt.Sprintf("The key of %s is kept in the %s key store, which this server is not configured with.", ca.ARN, ca.KeyStore)}
 }
 
-// DestroyKeys removes the keys of CAs deleted for good from their stores.
-// A key that cannot be removed is logged, with what finds it, for the
-// operator to remove by hand.
+// DestroyKeys removes the keys of CAs deleted for good from their stores,
+// and records each removed (KeyDestroyed). A key that cannot be removed
+// (its store away) is logged, and stays to be destroyed: the janitor
+// tries it again (KeysToDestroy).
 func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 	for _, ca := range cas {
 		s.keys.Forget(ca.ID)
@@ -358,8 +359,11 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 		if err == nil {
 			err = ks.DestroyKey(ctx, ca)
 		}
+		if err == nil {
+			err = s.store.KeyDestroyed(ctx, ca.ID)
+		}
 		if err != nil {
-			s.logger.ErrorContext(ctx, "removing the key of a CA deleted for good", "ca", ca.ARN, "key_store", ca.KeyStore, "key_handle", string(ca.KeyHandle), "error", err)
+			s.logger.ErrorContext(ctx, "removing the key of a CA deleted for good; it is tried again", "ca", ca.ARN, "key_store", ca.KeyStore, "error", err)
 		}
 	}
 }

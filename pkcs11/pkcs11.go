@@ -258,13 +258,22 @@ func ownKey(c *crypto11.Context, ca *openpca.CA) (crypto11.Signer, error) {
 	return nil, errAnotherKey
 }
 
-// DestroyKey implements openpca.KeyStore.
+// DestroyKey implements openpca.KeyStore. A key no longer in a token that
+// answers (another server destroyed it, or a try whose answer was lost) is
+// destroyed; one of another key under the CA's id is left alone.
 func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 	key, _, err := s.find(ca, nil)
-	if err != nil {
+	if err == nil {
+		return key.Delete()
+	}
+	c := s.context() // find logged in again, if the token answers
+	if c == nil {
 		return err
 	}
-	return key.Delete()
+	if key, ferr := ownKey(c, ca); ferr == nil && key == nil || errors.Is(ferr, errAnotherKey) {
+		return nil
+	}
+	return err
 }
 
 // KeyAttributes reports the boolean attributes of the private key of ca

@@ -368,6 +368,10 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 						return err
 					}
 				}
+				if _, err := db.txExec(ctx, tx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id) VALUES (?, ?, ?, ?, ?)
+					ON CONFLICT (ca_id) DO NOTHING`, ca.ID, ca.ARN, ca.KeyStore, ca.KeyHandle, ca.KeyID); err != nil {
+					return err
+				}
 				res, err := db.txExec(ctx, tx, `DELETE FROM certificate_authorities WHERE id = ? AND status = 'DELETED'`, ca.ID)
 				if err != nil {
 					return err
@@ -419,6 +423,30 @@ func (db *DB) purgeLog(ctx context.Context, caID string) error {
 		}
 	}
 	return nil
+}
+
+// KeysToDestroy implements openpca.CAStore.
+func (db *DB) KeysToDestroy(ctx context.Context) ([]*openpca.CA, error) {
+	rows, err := db.query(ctx, `SELECT ca_id, arn, key_store, key_handle, key_id FROM key_destructions ORDER BY ca_id`)
+	if err != nil {
+		return nil, db.wrap("reading the keys to destroy", err)
+	}
+	defer rows.Close()
+	var cas []*openpca.CA
+	for rows.Next() {
+		ca := &openpca.CA{}
+		if err := rows.Scan(&ca.ID, &ca.ARN, &ca.KeyStore, &ca.KeyHandle, &ca.KeyID); err != nil {
+			return nil, db.wrap("reading the keys to destroy", err)
+		}
+		cas = append(cas, ca)
+	}
+	return cas, db.wrap("reading the keys to destroy", rows.Err())
+}
+
+// KeyDestroyed implements openpca.CAStore.
+func (db *DB) KeyDestroyed(ctx context.Context, caID string) error {
+	_, err := db.exec(ctx, `DELETE FROM key_destructions WHERE ca_id = ?`, caID)
+	return db.wrap("recording a key destroyed", err)
 }
 
 // errRestored stops a purge of a CA restored since it was claimed (only a

@@ -278,4 +278,16 @@ func testPurge(t *testing.T, s openpca.Store) {
 	if uses, _ := s.KeyUses(ctx, gone.ID, 0, 10); len(uses) != 0 {
 		t.Errorf("a purged CA's log has %d entries", len(uses))
 	}
+	// Its key is to be destroyed until it is known destroyed.
+	keys, err := s.KeysToDestroy(ctx)
+	if err != nil || len(keys) != 1 || keys[0].ID != gone.ID || keys[0].ARN != gone.ARN || keys[0].KeyStore != gone.KeyStore ||
+		string(keys[0].KeyHandle) != string(gone.KeyHandle) || keys[0].KeyID != gone.KeyID {
+		t.Fatalf("keys to destroy: %+v, %v; want %s's", keys, err, gone.ID)
+	}
+	if err := s.KeyDestroyed(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := s.KeysToDestroy(ctx); err != nil || len(keys) != 0 {
+		t.Errorf("keys to destroy once destroyed: %+v, %v", keys, err)
+	}
 }
