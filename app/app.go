@@ -285,7 +285,7 @@ func plainToOthers(cfg Config) bool {
 }
 
 // dataFiles are the files a server opens by name in its data folder.
-var dataFiles = []string{"lock", "rotation.lock", "node-id", "master.key", "master.key" + pendingSuffix,
+var dataFiles = []string{"lock", "node-id", "master.key", "master.key" + pendingSuffix,
 	"openpca.db", "openpca.db-wal", "openpca.db-shm", "openpca.db-journal", "tls"}
 
 // checkDataDir refuses a data folder that another user could have laid
@@ -295,12 +295,16 @@ var dataFiles = []string{"lock", "rotation.lock", "node-id", "master.key", "mast
 // directory, say) could give the server a master key or a database of
 // someone else's, or have it write, as its user, where a link points.
 func checkDataDir(dir string) error {
+	uid := uint32(os.Geteuid())
+	owner := func(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }
+	// A link in the folder's place is its owner's to point elsewhere.
+	if li, err := os.Lstat(dir); err == nil && li.Mode()&os.ModeSymlink != 0 && owner(li) != uid && owner(li) != 0 {
+		return fmt.Errorf("the data folder %s is a link of user %d, not of this server's (%d): another user may point it elsewhere", dir, owner(li), uid)
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return err
 	}
-	uid := uint32(os.Geteuid())
-	owner := func(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }
 	if owner(fi) != uid {
 		return fmt.Errorf("the data folder %s belongs to user %d, not to this server's (%d): another user may have laid it out", dir, owner(fi), uid)
 	}
@@ -341,12 +345,14 @@ func lockDataDir(dir string) (*os.File, error) {
 }
 
 // lockRotation takes the data folder's rotation lock, shared or
-// exclusive, without waiting.
+// exclusive, without waiting: a lock on the folder itself, so that a
+// command run as another user than the server's (root, say) leaves no file
+// of its own in the folder.
 func lockRotation(dir string, exclusive bool) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "rotation.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -128,29 +128,38 @@ func TestDataFolderOfOthers(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name  string
-		setup func(t *testing.T, data string)
+		setup func(t *testing.T, data string) string // the --data-dir to give
 		want  string
 	}{
-		{"another user's folder", func(t *testing.T, data string) { other(t, data) }, "belongs to user 65534"},
-		{"a folder others may write to", func(t *testing.T, data string) { os.Chmod(data, 0o777) }, "can be written by other users"},
-		{"another user's database", func(t *testing.T, data string) {
+		{"another user's folder", func(t *testing.T, data string) string { other(t, data); return data }, "belongs to user 65534"},
+		{"a folder others may write to", func(t *testing.T, data string) string { os.Chmod(data, 0o777); return data }, "can be written by other users"},
+		{"another user's database", func(t *testing.T, data string) string {
 			os.WriteFile(filepath.Join(data, "openpca.db"), nil, 0o600)
 			other(t, filepath.Join(data, "openpca.db"))
+			return data
 		}, "belongs to user 65534"},
-		{"a link for the write-ahead log", func(t *testing.T, data string) {
+		{"a link for the write-ahead log", func(t *testing.T, data string) string {
 			if err := os.Symlink(filepath.Join(t.TempDir(), "victim"), filepath.Join(data, "openpca.db-wal")); err != nil {
 				t.Fatal(err)
 			}
+			return data
 		}, "is a link"},
+		{"another user's link in the folder's place", func(t *testing.T, data string) string {
+			link := data + "-link"
+			if err := os.Symlink(data, link); err != nil {
+				t.Fatal(err)
+			}
+			other(t, link)
+			return link
+		}, "is a link of user 65534"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
 			if err := os.Mkdir(data, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			tc.setup(t, data)
 			cfg := app.DefaultConfig()
-			cfg.DataDir, cfg.Stdout = data, io.Discard
+			cfg.DataDir, cfg.Stdout = tc.setup(t, data), io.Discard
 			cfg.Logger = slog.New(slog.DiscardHandler)
 			a, err := app.Open(context.Background(), cfg)
 			if err == nil {
