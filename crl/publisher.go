@@ -153,19 +153,23 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	}
 	err = p.cfg.Objects.Put(ctx, openpca.Object{Bucket: cfg.S3BucketName, Key: Key(ca, cfg), ContentType: "application/pkix-crl", ACL: cfg.S3ObjectAcl},
 		bytes.NewReader(der))
+	// Once the CRL may be written, what follows is done whatever the job's
+	// context: a hold lost while it was written (the server stalled, and
+	// the job was given up) may have let another server write a newer CRL,
+	// which this one replaced. A new CRL, written last, puts that right.
+	done := context.WithoutCancel(ctx)
 	if err != nil {
-		return fmt.Errorf("writing the CRL to bucket %s: %w", cfg.S3BucketName, err)
-	}
-	// Refresh at half the CRL's life, as AWS does.
-	if err := store.FinishCRL(ctx, ca.ID, owner, job.Wanted, now, now.Add(next.Sub(now)/2)); err != nil {
-		// The hold was lost while the CRL was written (the server
-		// stalled): another server may have written a newer one, which
-		// this one replaced. A new CRL, written last, puts that right.
-		if errors.Is(err, openpca.ErrConflict) {
-			p.cfg.Logger.WarnContext(ctx, "a CRL was written after this server lost its hold on it; another is asked for, to be written over it", "ca", ca.ARN, "number", job.Number+1)
-			return errors.Join(err, store.WantCRL(context.WithoutCancel(ctx), ca.ID))
+		err = fmt.Errorf("writing the CRL to bucket %s: %w", cfg.S3BucketName, err)
+		if ctx.Err() != nil { // it may have been written all the same
+			err = errors.Join(err, store.WantCRL(done, ca.ID))
 		}
 		return err
+	}
+	// Refresh at half the CRL's life, as AWS does.
+	if err := store.FinishCRL(done, ca.ID, owner, job.Wanted, now, now.Add(next.Sub(now)/2)); err != nil {
+		p.cfg.Logger.WarnContext(ctx, "a CRL was written after this server lost its hold on it, or could not record it; another is asked for, to be written over it",
+			"ca", ca.ARN, "number", job.Number+1, "error", err)
+		return errors.Join(err, store.WantCRL(done, ca.ID))
 	}
 	p.cfg.Logger.InfoContext(ctx, "CRL published", "ca", ca.ARN, "number", job.Number+1, "revoked", revoked, "bucket", cfg.S3BucketName, "key", Key(ca, cfg))
 	return nil

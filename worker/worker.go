@@ -139,7 +139,10 @@ func (p *Pool[J]) renew(ctx context.Context, cancel context.CancelCauseFunc, job
 			return
 		case <-t.C:
 			until := p.cfg.Now().Add(p.cfg.Lease)
-			err := p.queue.Renew(ctx, job, owner, until)
+			// A renewal that hangs counts as one that failed.
+			rctx, stop := context.WithTimeout(ctx, p.cfg.Lease/3)
+			err := p.queue.Renew(rctx, job, owner, until)
+			stop()
 			switch {
 			case err == nil:
 				held = until

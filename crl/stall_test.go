@@ -1,0 +1,118 @@
+package crl
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/localfs"
+	"github.com/openpca/openpca/sqlite"
+)
+
+// caKey is a CA's key and certificate, as the service's Keys give them.
+type caKey struct {
+	key  crypto.Signer
+	cert *x509.Certificate
+}
+
+func (k caKey) Signer(context.Context, *openpca.CA) (crypto.Signer, error) { return k.key, nil }
+func (k caKey) Certificate(*openpca.CA) (*x509.Certificate, error)         { return k.cert, nil }
+
+// stalled is the local object store of a server that stalls while it
+// writes a CRL: meanwhile, another server takes the CRL over (the first's
+// lease ran out) and writes a newer one; then the first's write lands,
+// over it, and its worker, seeing the lease lost, ends the job's context.
+type stalled struct {
+	*localfs.Store
+	other  func()
+	cancel context.CancelFunc
+}
+
+func (s *stalled) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
+	s.other()
+	s.cancel()
+	return s.Store.Put(context.WithoutCancel(ctx), o, r) // the write was on its way
+}
+
+// TestStalledWriterAsksForAnother: a CRL written after its server lost its
+// hold, over a newer one, is followed by another.
+func TestStalledWriterAsksForAnother(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "openpca.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now().UTC().Truncate(time.Second)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Stalled CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: []byte{1, 2, 3, 4}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	id := uuid.NewString()
+	enabled := true
+	ca := &openpca.CA{ID: id, AccountID: "111122223333", ARN: openpca.CAARN("us-east-1", "111122223333", id), Type: openpca.CertificateAuthorityTypeRoot,
+		Status: openpca.CertificateAuthorityStatusActive, CreatedAt: now, LastStateChangeAt: now, Certificate: der, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
+		Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1, SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa,
+			Subject: &openpca.ASN1Subject{CommonName: "Stalled CA"}},
+		Revocation: &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: &enabled, S3BucketName: "crls"}},
+		KeyStore:   "software", KeyHandle: []byte{1}, CSR: []byte{2}, UsageMode: openpca.CertificateAuthorityUsageModeGeneralPurpose}
+	if _, err := db.CreateCA(ctx, ca, openpca.CSRUse(ca, "tester", "r"), openpca.IdempotencyToken{Now: now}, 10); err != nil {
+		t.Fatal(err)
+	}
+	objects, err := localfs.New(filepath.Join(dir, "s3"), "http://pca.example/s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "s3", "crls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	job, err := db.ClaimCRL(ctx, "a", now, Lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jctx, cancel := context.WithCancel(ctx)
+	store := &stalled{Store: objects, cancel: cancel, other: func() {
+		later := now.Add(2 * Lease)
+		other, err := db.ClaimCRL(ctx, "b", later, Lease)
+		if err != nil {
+			t.Fatalf("the other server's claim: %v", err)
+		}
+		if err := db.RecordCRL(ctx, other, "b", openpca.CRLUse(ca, other.Number+1, later, later.Add(time.Hour), 0, []byte("newer")), []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}); err != nil {
+			t.Fatal(err)
+		}
+		if err := objects.Put(ctx, openpca.Object{Bucket: "crls", Key: Key(ca, ca.CRL())}, bytes.NewReader([]byte("newer"))); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.FinishCRL(ctx, ca.ID, "b", other.Wanted, later, later.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}}
+	p := &Publisher{cfg: Config{Store: db, Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}, failures: map[string]int{}}
+	if err := p.publish(jctx, job, "a"); err == nil {
+		t.Error("a CRL written after its hold was lost was taken as published")
+	}
+	// The older CRL is in the bucket: another is wanted, to go over it.
+	if _, err := db.ClaimCRL(ctx, "c", now.Add(3*Lease), Lease); err != nil {
+		t.Errorf("no CRL is wanted after a late one was written over a newer one: %v", err)
+	}
+}
