@@ -18,12 +18,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/awsconfig"
 )
 
 // Name of the store in CA records.
@@ -59,7 +59,7 @@ func Open(ctx context.Context, endpoint, region string) (*Store, error) {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 		o.RetryMaxAttempts = 3
-		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(attemptTimeout)
+		o.HTTPClient = awsconfig.HTTPClient(cfg, attemptTimeout)
 	})}, nil
 }
 

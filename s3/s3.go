@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/awsconfig"
 )
 
 // PartSize is the size of the parts of a multipart upload, the least S3
@@ -60,7 +61,7 @@ func Open(ctx context.Context, endpoint, region string) (*Store, error) {
 		// server accepts the newer ones.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(5 * time.Minute)
+		o.HTTPClient = awsconfig.HTTPClient(cfg, 5*time.Minute)
 	})
 	return &Store{client: client, endpoint: strings.TrimSuffix(endpoint, "/"), region: cfg.Region}, nil
 }
