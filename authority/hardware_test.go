@@ -427,9 +427,10 @@ func TestMissingTokenKey(t *testing.T) {
 	}
 }
 
-// TestSwappedTokenKey: a key put in the token under a CA's id in place of
-// its own never signs for the CA, even once the CA's signer is open: a
-// signature that fails finds the key again, and takes only the CA's own.
+// TestSwappedTokenKey: a key put in the token under a CA's id, beside its
+// own or in its place, never signs for the CA, even once the CA's signer
+// is open: a signature that fails finds the key again, and takes only the
+// CA's own, alone.
 func TestSwappedTokenKey(t *testing.T) {
 	h := testenv.NewSoftHSM(t)
 	env := testenv.Start(t, h.Use())
@@ -448,6 +449,22 @@ func TestSwappedTokenKey(t *testing.T) {
 	}
 	if err := issue(); err != nil { // the CA's signer is now open
 		t.Fatal(err)
+	}
+	// Another key beside the CA's, under its id: neither signs, since
+	// which private key goes with the CA's public key cannot be told.
+	beside, err := token.GenerateECDSAKeyPair(id, elliptic.P256())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Stop(t)
+	env.Restart(t) // the signer is found anew
+	testenv.WantError(t, issue(), "ServiceUnavailableException")
+	if err := beside.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the token's one login a second
+	if err := issue(); err != nil {
+		t.Fatalf("the CA's key alone again: %v", err)
 	}
 	key, err := token.FindKeyPair(id, nil)
 	if err != nil {

@@ -223,7 +223,7 @@ func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer,
 	}
 	key, err := ownKey(c, ca)
 	if errors.Is(err, errAnotherKey) {
-		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The PKCS#11 token holds another key than the one %s was made with under its id; the CA cannot sign until its own key is back.", ca.ARN)
+		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The PKCS#11 token holds another key than the one %s was made with under its id, or several; the CA cannot sign until its own key is there alone.", ca.ARN)
 	}
 	if err != nil || key == nil {
 		// A token taken away shows no objects either: retrying is the
@@ -233,34 +233,38 @@ func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer,
 	return key, c, nil
 }
 
-// errAnotherKey says that the token's keys under a CA's id are none of them
-// the key the CA was made with.
+// errAnotherKey says that the token's key under a CA's id is not the key
+// the CA was made with, or that it holds several.
 var errAnotherKey = errors.New("pkcs11: another key under the CA's id")
 
-// ownKey finds, among the key pairs under ca's id in the token, the one ca
-// was made with (its KeyID, the key's subject key identifier): a key put
+// ownKey finds the key pair under ca's id in the token, if it is the one
+// ca was made with (its KeyID, the key's subject key identifier): a key put
 // under the same id, in place of the CA's or beside it, must neither sign
-// for the CA nor be destroyed with it. A CA of a version that kept no
-// KeyID takes the first.
+// for the CA nor be destroyed with it. Of several private keys under the
+// id, none is taken: crypto11 pairs each with the first public key of the
+// id, so that the check of the public key would not be one of the private
+// key. A CA of a version that kept no KeyID takes the one key there is.
 func ownKey(c *crypto11.Context, ca *openpca.CA) (crypto11.Signer, error) {
 	keys, err := c.FindKeyPairs(ca.KeyHandle, nil)
-	if err != nil || len(keys) == 0 {
+	switch {
+	case err != nil || len(keys) == 0:
 		return nil, err
-	}
-	if ca.KeyID == "" {
+	case len(keys) > 1:
+		return nil, errAnotherKey
+	case ca.KeyID == "":
 		return keys[0], nil
 	}
-	for _, key := range keys {
-		if id, err := pki.SubjectKeyID(key.Public()); err == nil && hex.EncodeToString(id) == ca.KeyID {
-			return key, nil
-		}
+	if id, err := pki.SubjectKeyID(keys[0].Public()); err != nil || hex.EncodeToString(id) != ca.KeyID {
+		return nil, errAnotherKey
 	}
-	return nil, errAnotherKey
+	return keys[0], nil
 }
 
 // DestroyKey implements openpca.KeyStore. A key no longer in a token that
 // answers (another server destroyed it, or a try whose answer was lost) is
-// destroyed; one of another key under the CA's id is left alone.
+// destroyed; another key alone under the CA's id is left alone. Several
+// keys under the id are left to the operator: the error says so, and the
+// purge tries again.
 func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 	key, _, err := s.find(ca, nil)
 	if err == nil {
@@ -270,7 +274,8 @@ func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 	if c == nil {
 		return err
 	}
-	if key, ferr := ownKey(c, ca); ferr == nil && key == nil || errors.Is(ferr, errAnotherKey) {
+	keys, ferr := c.FindKeyPairs(ca.KeyHandle, nil)
+	if key, oerr := ownKey(c, ca); ferr == nil && (oerr == nil && key == nil || errors.Is(oerr, errAnotherKey) && len(keys) == 1) {
 		return nil
 	}
 	return err
