@@ -147,6 +147,10 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 	}
 	selfSigned := bytes.Equal(cert.RawIssuer, cert.RawSubject) && pki.CheckSignatureFrom(cert, cert) == nil
 	if caType == openpca.CertificateAuthorityTypeRoot {
+		// Its name constraints bind what it signs: they must read.
+		if _, _, err := readPath([]*x509.Certificate{cert}); err != nil {
+			return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate: %v.", err)
+		}
 		if !selfSigned {
 			return invalid("Only a self-signed certificate can be imported for a root certificate authority.")
 		}

@@ -56,12 +56,14 @@ func ReadDirectoryNameConstraints(c *x509.Certificate) (*DirectoryNameConstraint
 			if !subtrees.ReadASN1(&subtree, cbasn1.SEQUENCE) || !subtree.ReadAnyASN1(&base, &tag) {
 				return nil, nil, fmt.Errorf("a subtree of its name constraints is malformed")
 			}
-			// RFC 5280 fixes minimum at 0 and leaves maximum out.
-			if !subtree.Empty() && !bytes.Equal(subtree, []byte{0x80, 0x01, 0x00}) {
-				return nil, nil, fmt.Errorf("a subtree of its name constraints sets a minimum or maximum distance, which RFC 5280 forbids")
-			}
 			switch tag {
 			case cbasn1.Tag(tagDirectoryName).ContextSpecific().Constructed():
+				// RFC 5280 fixes minimum at 0 and leaves maximum out;
+				// what other distances would mean, this does not guess.
+				// (Go ignores them in the forms it reads.)
+				if !subtree.Empty() && !bytes.Equal(subtree, []byte{0x80, 0x01, 0x00}) {
+					return nil, nil, fmt.Errorf("a directory-name subtree of its name constraints sets a minimum or maximum distance, which RFC 5280 forbids")
+				}
 				name, err := parseName(base)
 				if err != nil {
 					return nil, nil, fmt.Errorf("a directory name of its name constraints: %v", err)
@@ -189,10 +191,11 @@ func equalRDN(a, b rdnSET) bool {
 	return true
 }
 
-// equalAttribute compares two attributes as RFC 5280, 7.1, asks: string
-// values of any string type after folding case and insignificant spaces
-// (RFC 4518, in the simplified form most verifiers use), other values by
-// their encoding.
+// equalAttribute compares two attributes as RFC 5280, 7.1, asks, in the
+// simplified form OpenSSL uses: string values of any string type after
+// folding the case of ASCII letters and ASCII spaces (leading, trailing and
+// repeated); other values by their encoding. Folding more than OpenSSL
+// would let a name pass that OpenSSL refuses.
 func equalAttribute(a, b attribute) bool {
 	if !a.Type.Equal(b.Type) {
 		return false
@@ -200,7 +203,28 @@ func equalAttribute(a, b attribute) bool {
 	sa, okA := directoryString(a.Value)
 	sb, okB := directoryString(b.Value)
 	if okA && okB {
-		return strings.EqualFold(strings.Join(strings.Fields(sa), " "), strings.Join(strings.Fields(sb), " "))
+		return canonical(sa) == canonical(sb)
 	}
 	return bytes.Equal(a.Value.FullBytes, b.Value.FullBytes)
+}
+
+// canonical folds the case of ASCII letters and ASCII spaces of s.
+func canonical(s string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range strings.Trim(s, " \t\n\r\v\f") {
+		switch {
+		case strings.ContainsRune(" \t\n\r\v\f", r):
+			space = true
+			continue
+		case space:
+			b.WriteByte(' ')
+			space = false
+		}
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

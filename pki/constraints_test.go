@@ -109,6 +109,7 @@ func TestReadDirectoryNameConstraints(t *testing.T) {
 		{name: "explicit minimum 0", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(corp, 0x80, 0x01, 0x00)}, nil)}, want: true, handled: true},
 		{name: "minimum 1", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(corp, 0x80, 0x01, 0x01)}, nil)}, wantErr: "minimum or maximum"},
 		{name: "maximum", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(corp, 0x81, 0x01, 0x02)}, nil)}, wantErr: "minimum or maximum"},
+		{name: "DNS with a maximum, as Go reads it", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(dnsName("corp.example"), 0x81, 0x01, 0x02)}, nil)}, handled: true},
 		{name: "directory name not a Name", exts: []pkix.Extension{nameConstraints([]asn1.RawValue{subtree(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tagDirectoryName, IsCompound: true, Bytes: []byte{0x04, 0x00}})}, nil)}, wantErr: "directory name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,5 +181,23 @@ func TestDirectoryNameConstraintsCheck(t *testing.T) {
 				t.Errorf("Check: %v, want ok %v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestCanonical: ASCII letters' case and ASCII spaces fold, as OpenSSL
+// folds them; other letters' case does not.
+func TestCanonical(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"  Example \t  CORP ", "example corp", true},
+		{"Société", "société", true},
+		{"Société", "SOCIÉTÉ", false},
+		{"a b", "ab", false},
+	} {
+		if got := canonical(tc.a) == canonical(tc.b); got != tc.same {
+			t.Errorf("%q and %q: the same %v, want %v", tc.a, tc.b, got, tc.same)
+		}
 	}
 }
