@@ -219,9 +219,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Logger:             logger,
 	})
 
-	a.purge(ctx, svc)
 	bctx, stop := context.WithCancel(context.Background())
 	a.stop = stop
+	a.purge(ctx, bctx, svc)
 	a.background.Go(func() { a.janitor(bctx, svc) })
 	return a, nil
 }
@@ -397,7 +397,7 @@ func (a *App) janitor(ctx context.Context, svc *authority.Service) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			a.purge(ctx, svc)
+			a.purge(ctx, ctx, svc)
 		}
 	}
 }
@@ -405,8 +405,10 @@ func (a *App) janitor(ctx context.Context, svc *authority.Service) {
 // purge removes the CAs deleted for good, and then, in the background,
 // the keys of every CA purged whose key is not yet destroyed (its store was
 // away, or a server stopped in between): a key store that does not answer
-// must not hold a start. One round of destruction runs at a time.
-func (a *App) purge(ctx context.Context, svc *authority.Service) {
+// must not hold a start. One round of destruction runs at a time, until
+// background ends (Close): the keys it leaves are tried again at the next
+// start.
+func (a *App) purge(ctx, background context.Context, svc *authority.Service) {
 	purged, err := a.store.PurgeCAs(ctx, a.now())
 	if err != nil && ctx.Err() == nil {
 		a.logger.Error("purging deleted certificate authorities", "error", err)
@@ -427,7 +429,7 @@ func (a *App) purge(ctx context.Context, svc *authority.Service) {
 	}
 	a.background.Go(func() {
 		defer a.destroying.Store(false)
-		svc.DestroyKeys(context.WithoutCancel(ctx), keys)
+		svc.DestroyKeys(background, keys)
 	})
 }
 

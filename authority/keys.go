@@ -354,6 +354,9 @@ func (k *Keys) store(ca *openpca.CA) (KeyStore, error) {
 // tries it again (KeysToDestroy).
 func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 	for _, ca := range cas {
+		if ctx.Err() != nil {
+			return // the server is stopping; the rest are tried at its next start
+		}
 		s.keys.Forget(ca.ID)
 		ks, err := s.keys.store(ca)
 		if err == nil {
