@@ -160,8 +160,8 @@ func (s *Store) CheckBucket(ctx context.Context, bucket string, _ openpca.S3Obje
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
 		return openpca.ErrBucketNotFound
 	}
-	if err != nil {
-		return err
+	if err != nil { // a link out of the store, say, or a folder it may not read
+		return openpca.ErrBucketAccess
 	}
 	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
