@@ -370,7 +370,7 @@ func (v *Verification) CheckWitnesses(verifierKey string, witnesses []note.Verif
 		v.problem("witness", 0, "the witnessed checkpoint: %v", err)
 		return
 	}
-	signedByServer, cosigned, late := false, map[string]time.Time{}, 0
+	signedByServer, cosigned := false, map[string]time.Time{}
 	for _, sig := range n.Sigs {
 		if sig.Hash == server.KeyHash() && sig.Name == server.Name() {
 			signedByServer = true
@@ -381,8 +381,13 @@ func (v *Verification) CheckWitnesses(verifierKey string, witnesses []note.Verif
 			v.problem("witness", 0, "the cosignature of %s: %v", sig.Name, err)
 			continue
 		}
-		cosigned[sig.Name] = time.Unix(at, 0).UTC()
-		if !cosigned[sig.Name].Before(after) {
+		if t := time.Unix(at, 0).UTC(); cosigned[sig.Name].IsZero() || t.After(cosigned[sig.Name]) {
+			cosigned[sig.Name] = t
+		}
+	}
+	late := 0 // witnesses, not signatures: two keys of one name are one witness
+	for _, at := range cosigned {
+		if !at.Before(after) {
 			late++
 		}
 	}

@@ -167,7 +167,13 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	for _, l := range s.logs {
 		if l.matches(origin) {
 			logs = append(logs, l)
-			keys = append(keys, l.Keys...)
+			for _, k := range l.Keys {
+				// A key given in two entries is one key: note.Open refuses
+				// a list that has it twice.
+				if !slices.ContainsFunc(keys, func(have note.Verifier) bool { return have.Name() == k.Name() && have.KeyHash() == k.KeyHash() }) {
+					keys = append(keys, k)
+				}
+			}
 		}
 	}
 	if len(keys) == 0 {
@@ -298,8 +304,11 @@ func (s *Server) state(ctx context.Context, tx *sql.Tx, origin string, logs []Lo
 		case i < 0:
 			others++
 			continue
-		case bound != "":
-			continue // another key of the same --log entry, as a witness of an earlier version kept it
+		case bound != "" && size <= st.size:
+			// Another key of the same --log entry, as a witness of an
+			// earlier version kept it: the longer state stands, so that
+			// no checkpoint goes back past what either key had cosigned.
+			continue
 		}
 		st.size, st.hash, st.signer, bound = size, hash, keyID(sigs[i].Name, sigs[i].Hash), key
 		if key == "" {

@@ -430,3 +430,53 @@ func TestWitnessKeepsEarlierState(t *testing.T) {
 		t.Errorf("the log going on: %v", err)
 	}
 }
+
+// TestWitnessKeepsTheLongerState: of the states a witness of the version
+// before kept of one log under two keys of one --log entry, the longer
+// stands, whichever key it is under; and a key given in two entries is one
+// key.
+func TestWitnessKeepsTheLongerState(t *testing.T) {
+	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a"
+	keyName := func(l *logFixture) string {
+		v, _ := note.NewVerifier(l.vkey)
+		return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())
+	}
+	for _, sizes := range [][2]int64{{15, 10}, {10, 15}} {
+		old := newLog(t, origin, 15)
+		next := newLog(t, origin, 0)
+		path := filepath.Join(t.TempDir(), "witness.db")
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rOld, _ := old.tree.Root(sizes[0])
+		rNext, _ := old.tree.Root(sizes[1])
+		_, err = db.Exec(`CREATE TABLE log_states (origin TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (origin, key));
+			INSERT INTO log_states VALUES (?, ?, ?, ?), (?, ?, ?, ?)`, origin, keyName(old), sizes[0], rOld[:], origin, keyName(next), sizes[1], rNext[:])
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry := trust(t, origin, old)
+		entry.Keys = append(entry.Keys, trust(t, origin, next).Keys...)
+		skey, vkey, _ := witness.NewKey("witness.example/w1")
+		s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{entry, trust(t, origin, old)}, Database: path,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(s)
+		v, _ := auditlog.NewWitnessVerifier(vkey)
+		c := &witness.Client{URL: srv.URL, Verifier: v}
+		var conflict *witness.ConflictError
+		if _, err := c.AddCheckpoint(t.Context(), 10, old.proof(t, 10, 12), old.checkpoint(t, 12)); !errors.As(err, &conflict) || conflict.Size != 15 {
+			t.Errorf("states %v: a checkpoint from the shorter state: %v, want a conflict at 15", sizes, err)
+		}
+		old.grow(t, 1)
+		if _, err := c.AddCheckpoint(t.Context(), 15, old.proof(t, 15, 16), old.checkpoint(t, 16)); err != nil {
+			t.Errorf("states %v: the log going on from the longer state: %v", sizes, err)
+		}
+		srv.Close()
+		s.Close()
+	}
+}

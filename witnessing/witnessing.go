@@ -35,6 +35,7 @@ const (
 	Retry    = 10 * time.Second
 	poll     = 500 * time.Millisecond
 	lease    = 30 * time.Second
+	workers  = 4
 )
 
 // Store is what witnessing reads and keeps.
@@ -85,7 +86,10 @@ func Start(cfg Config) *Witnessing {
 		Name: "openpca_witness_submissions_total",
 		Help: "Checkpoints sent to witnesses, by witness and outcome: cosigned, unreachable (or answering wrong), refused (a 403 or 404: the witness does not trust this server's key for the log), inconsistent (a 422: the checkpoint does not extend what the witness cosigned, as a forked log's would not), rolled-back (the witness cosigned more of the log than the server has).",
 	}, []string{"witness", "outcome"})}
-	w.pool = worker.Start(worker.Config{Name: "witnessing", Owner: cfg.Owner, Workers: 1, Lease: lease, Poll: poll, Logger: cfg.Logger, Now: cfg.Now},
+	// Several logs go to the witnesses at once: a round waits for every
+	// witness, a hanging one for its client's timeout, and each report
+	// asks for a round of its own.
+	w.pool = worker.Start(worker.Config{Name: "witnessing", Owner: cfg.Owner, Workers: workers, Lease: lease, Poll: poll, Logger: cfg.Logger, Now: cfg.Now},
 		queue{w})
 	return w
 }
