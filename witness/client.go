@@ -40,7 +40,7 @@ type Client struct {
 	// URL is the witness's submission prefix: requests go to
 	// URL/add-checkpoint.
 	URL string
-	// Verifier checks the witness's cosignatures (see NewVerifier).
+	// Verifier checks the witness's cosignatures (see auditlog.NewWitnessVerifier).
 	Verifier note.Verifier
 	HTTP     *http.Client
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -153,7 +154,7 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 	}
 	// Only what the command line set: the environment's are not visited.
 	fs.Visit(func(f *flag.Flag) {
-		if slices.Contains(secretFlags, f.Name) {
+		if slices.Contains(secretFlags, f.Name) || f.Name == "database" && hasPassword(f.Value.String()) {
 			fmt.Fprintf(fs.Output(), "openpca: WARNING: --%s on the command line can be read by every user of this machine (ps, /proc/PID/cmdline); give it in %s instead\n",
 				f.Name, envName(f.Name))
 		}
@@ -164,6 +165,16 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 // envName is the environment variable of a flag.
 func envName(flag string) string {
 	return "OPENPCA_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// hasPassword reports whether a database address holds a password.
+func hasPassword(address string) bool {
+	u, err := url.Parse(address)
+	if err != nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
 }
 
 // secretFlags are the flags that take a secret.

@@ -12,6 +12,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"syscall/js"
 	"time"
@@ -61,7 +62,10 @@ func main() {
 			witnesses = append(witnesses, w)
 		}
 		quorum := args[5].Int()
-		if quorum <= 0 || quorum > len(witnesses) {
+		switch {
+		case quorum < 0 || quorum > len(witnesses):
+			problems = append(problems, problem{Check: "witness", Message: fmt.Sprintf("%d witnesses must have cosigned, of the %d whose keys are given", quorum, len(witnesses))})
+		case quorum == 0:
 			quorum = len(witnesses)
 		}
 		var after time.Time
@@ -69,6 +73,9 @@ func main() {
 			var err error
 			if after, err = time.Parse(time.RFC3339, s); err != nil {
 				problems = append(problems, problem{Check: "witness", Message: "the time the witnesses must have cosigned after is not RFC 3339, such as 2026-12-01T09:00:00Z"})
+			}
+			if len(witnesses) == 0 {
+				problems = append(problems, problem{Check: "witness", Message: "a time the witnesses must have cosigned after needs their keys"})
 			}
 		}
 		v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), key)
