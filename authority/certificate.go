@@ -196,9 +196,18 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 	if err != nil {
 		return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate or its chain: %v.", err)
 	}
-	// Directory-name constraints bind the certificates below, but for
-	// self-issued ones (RFC 5280, 6.1.3): each certificate here is one a
-	// leaf's path passes through.
+	// Directory-name constraints, and those of email addresses on the
+	// subject's (as OpenSSL reads them), bind the certificates below, but
+	// for self-issued ones (RFC 5280, 6.1.3): each certificate here is one
+	// a leaf's path passes through. Go's verifier reads neither.
+	for k, c := range path[:len(path)-1] {
+		if bytes.Equal(c.RawSubject, c.RawIssuer) {
+			continue
+		}
+		if err := checkSubjectEmails(c, path[k+1:]); err != nil {
+			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
+		}
+	}
 	for j, dc := range dirs {
 		if dc == nil {
 			continue

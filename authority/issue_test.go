@@ -496,6 +496,15 @@ func TestChainConstraints(t *testing.T) {
 			t.Errorf("the common name %q: %v", cn, err)
 		}
 	}
+	// A CA whose subject has an email address the chain does not permit
+	// is not imported.
+	mailed := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Mailed")
+	mailedCert := constraining.Sign(t, "Mailed", env.CSR(t, mailed).PublicKey, constraining.Cert.NotAfter.Add(-time.Hour), func(c *x509.Certificate) {
+		c.Subject.ExtraNames = []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}, Value: "ca@evil.example"}}
+	})
+	_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &mailed, Certificate: mailedCert.PEM, CertificateChain: append(append([]byte{}, constraining.PEM...), root.PEM...)})
+	testenv.WantError(t, err, "CertificateMismatchException")
 	// An email address in the subject is checked as OpenSSL checks it.
 	emailed := func(email string) error {
 		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
