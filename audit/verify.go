@@ -360,51 +360,16 @@ func (v *Verification) CheckWitnesses(verifierKey string, witnesses []note.Verif
 		v.problem("witness", 0, "the report's log is not witnessed: its proof file has no checkpoint cosigned by witnesses%s", why)
 		return
 	}
-	server, err := note.NewVerifier(verifierKey)
-	if err != nil {
-		v.problem("witness", 0, "the server's key: %v", err)
-		return
-	}
-	n, err := note.Open([]byte(v.Header.WitnessedCheckpoint), note.VerifierList(append([]note.Verifier{server}, witnesses...)...))
-	if err != nil {
-		v.problem("witness", 0, "the witnessed checkpoint: %v", err)
-		return
-	}
-	signedByServer, cosigned := false, map[string]time.Time{}
-	for _, sig := range n.Sigs {
-		if sig.Hash == server.KeyHash() && sig.Name == server.Name() {
-			signedByServer = true
-			continue
-		}
-		at, err := torchwood.CosignatureTimestamp(sig)
-		if err != nil {
-			v.problem("witness", 0, "the cosignature of %s: %v", sig.Name, err)
-			continue
-		}
-		if t := time.Unix(at, 0).UTC(); cosigned[sig.Name].IsZero() || t.After(cosigned[sig.Name]) {
-			cosigned[sig.Name] = t
-		}
-	}
-	late := 0 // witnesses, not signatures: two keys of one name are one witness
-	for _, at := range cosigned {
-		if !at.Before(after) {
-			late++
-		}
-	}
-	if !signedByServer {
-		v.problem("witness", 0, "the witnessed checkpoint is not signed by the key %s", verifierKey)
-	}
-	switch {
-	case len(cosigned) < quorum:
-		v.problem("witness", 0, "%d of the witnesses given cosigned the report's log, and %d must", len(cosigned), quorum)
-	case late < quorum:
-		v.problem("witness", 0, "%d of the witnesses given cosigned the report's log at or after %s, and %d must: the log may have been longer then than the report shows (an older report made to look new has older cosignatures)",
-			late, after.Format(time.RFC3339), quorum)
-	}
-	c, err := auditlog.ParseCheckpoint(n.Text)
+	c, w, err := OpenWitnessed([]byte(v.Header.WitnessedCheckpoint), verifierKey, witnesses, quorum, after)
 	switch {
 	case err != nil:
-		v.problem("witness", 0, "the witnessed checkpoint: %v", err)
+		errs := []error{err}
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = joined.Unwrap()
+		}
+		for _, e := range errs {
+			v.problem("witness", 0, "%v", e)
+		}
 	case c.Origin != v.Checkpoint.Origin:
 		v.problem("witness", 0, "the witnessed checkpoint is of the log %q, not %q", c.Origin, v.Checkpoint.Origin)
 	case c.Size < v.Checkpoint.Size:
@@ -416,8 +381,63 @@ func (v *Verification) CheckWitnesses(verifierKey string, witnesses []note.Verif
 		c.Size > v.Checkpoint.Size && tlog.CheckTree(v.Header.WitnessProof, c.Size, c.Root, v.Checkpoint.Size, v.Checkpoint.Root) != nil:
 		v.problem("witness", 0, "the witnessed log (%d entries) does not extend the report's (%d entries): the server showed the witnesses another history", c.Size, v.Checkpoint.Size)
 	default:
-		v.Witnessed = &Witnessed{Size: c.Size, Cosigned: cosigned}
+		v.Witnessed = w
 	}
+}
+
+// OpenWitnessed opens a witnessed checkpoint: a checkpoint signed by the
+// server's key (verifierKey) and cosigned by at least quorum of
+// witnesses, at or after after if it is set (by the witnesses' clocks, in
+// their cosignatures). Witnesses count by name: two keys of one name are
+// one witness.
+func OpenWitnessed(signed []byte, verifierKey string, witnesses []note.Verifier, quorum int, after time.Time) (auditlog.Checkpoint, *Witnessed, error) {
+	server, err := note.NewVerifier(verifierKey)
+	if err != nil {
+		return auditlog.Checkpoint{}, nil, fmt.Errorf("the server's key: %v", err)
+	}
+	n, err := note.Open(signed, note.VerifierList(append([]note.Verifier{server}, witnesses...)...))
+	if err != nil {
+		return auditlog.Checkpoint{}, nil, fmt.Errorf("the witnessed checkpoint: %v", err)
+	}
+	signedByServer, cosigned := false, map[string]time.Time{}
+	for _, sig := range n.Sigs {
+		if sig.Hash == server.KeyHash() && sig.Name == server.Name() {
+			signedByServer = true
+			continue
+		}
+		at, err := torchwood.CosignatureTimestamp(sig)
+		if err != nil {
+			return auditlog.Checkpoint{}, nil, fmt.Errorf("the cosignature of %s: %v", sig.Name, err)
+		}
+		if t := time.Unix(at, 0).UTC(); cosigned[sig.Name].IsZero() || t.After(cosigned[sig.Name]) {
+			cosigned[sig.Name] = t
+		}
+	}
+	late := 0
+	for _, at := range cosigned {
+		if !at.Before(after) {
+			late++
+		}
+	}
+	var problems []error
+	if !signedByServer {
+		problems = append(problems, fmt.Errorf("the witnessed checkpoint is not signed by the key %s", verifierKey))
+	}
+	switch {
+	case len(cosigned) < quorum:
+		problems = append(problems, fmt.Errorf("%d of the witnesses given cosigned the log, and %d must", len(cosigned), quorum))
+	case late < quorum:
+		problems = append(problems, fmt.Errorf("%d of the witnesses given cosigned the log at or after %s, and %d must: the log may have been longer then (an older report made to look new has older cosignatures)",
+			late, after.Format(time.RFC3339), quorum))
+	}
+	c, err := auditlog.ParseCheckpoint(n.Text)
+	if err != nil {
+		problems = append(problems, fmt.Errorf("the witnessed checkpoint: %v", err))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return auditlog.Checkpoint{}, nil, err
+	}
+	return c, &Witnessed{Size: c.Size, Cosigned: cosigned}, nil
 }
 
 // CheckIdentity checks that the report is the one asked for: reportID if

@@ -282,12 +282,29 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	fs.StringVar(&caARN, "ca", "", "the ARN of the CA that issued it (with --server)")
 	fs.StringVar(&proofPath, "proof", "", "a report's proof file, to prove from instead of a server")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it, to check the proof before printing it")
+	var witnesses []note.Verifier
+	var quorum int
+	fs.Func("witness", "with --server and --key, the public key of a witness that must have cosigned a log the entries are in; repeat for each", func(v string) error {
+		w, err := auditlog.NewWitnessVerifier(v)
+		witnesses = append(witnesses, w)
+		return err
+	})
+	fs.IntVar(&quorum, "witness-quorum", 0, "how many of the witnesses given must have cosigned it (default all)")
 	c.flags(fs)
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
 		return err
 	}
 	if serial == "" || (c.server == "") == (proofPath == "") || (c.server != "" && caARN == "") {
 		return errors.New("--serial is required, with either --server and --ca, or --proof")
+	}
+	if len(witnesses) > 0 && (c.server == "" || key == "") {
+		return errors.New("--witness needs --server and --key: the witnessed checkpoint and the proof that it holds the entries come from the server")
+	}
+	if quorum < 0 || quorum > len(witnesses) {
+		return fmt.Errorf("--witness-quorum must be between 1 and the %d witnesses given", len(witnesses))
+	}
+	if quorum == 0 {
+		quorum = len(witnesses)
 	}
 	client, err := c.client()
 	if err != nil {
@@ -310,6 +327,11 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		if err := p.Check(vkey); err != nil {
 			return fmt.Errorf("%w: %v", errVerification, err)
 		}
+		if len(witnesses) > 0 {
+			if err := checkWitnessedProof(ctx, client, p, vkey, witnesses, quorum); err != nil {
+				return fmt.Errorf("%w: %v", errVerification, err)
+			}
+		}
 	}
 	out, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
@@ -317,6 +339,55 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", out)
 	return err
+}
+
+// checkWitnessedProof checks that the entries of an inclusion proof are in
+// a log the witnesses cosigned: the server's witnessed checkpoint, with a
+// quorum of the witnesses' cosignatures, and the checkpoint of the proof
+// one of the other's first entries, as the server's consistency proof
+// shows. Then the server could not have shown anyone a history without
+// them, unseen. Entries past what the witnesses cosigned yet are refused:
+// they are, within a second or so, if the witnesses answer.
+func checkWitnessedProof(ctx context.Context, client *server.AuditLogClient, p *auditlog.InclusionProof, vkey string, witnesses []note.Verifier, quorum int) error {
+	signed, err := client.Checkpoint(ctx, p.CertificateAuthorityArn)
+	if err != nil {
+		return err
+	}
+	w, _, err := audit.OpenWitnessed(signed, vkey, witnesses, quorum, time.Time{})
+	if err != nil {
+		return err
+	}
+	c, err := auditlog.OpenCheckpoint([]byte(p.Checkpoint), vkey)
+	if err != nil {
+		return err
+	}
+	last := int64(-1)
+	for _, e := range p.Entries {
+		last = max(last, e.Index)
+	}
+	if w.Origin != c.Origin {
+		return fmt.Errorf("the witnessed checkpoint is of the log %q, not %q", w.Origin, c.Origin)
+	}
+	small, large := c, w // the proof's checkpoint, then the witnessed
+	if w.Size < c.Size {
+		if last >= w.Size {
+			return fmt.Errorf("entry %d is past the %d entries the witnesses have cosigned yet: try again in a few seconds", last, w.Size)
+		}
+		small, large = w, c
+	}
+	switch {
+	case small.Size == large.Size && small.Root != large.Root:
+		return fmt.Errorf("the witnessed log of %d entries has another root than the proof's: the server showed the witnesses another history", w.Size)
+	case small.Size < large.Size:
+		proof, err := client.Consistency(ctx, p.CertificateAuthorityArn, small.Size, large.Size)
+		if err != nil {
+			return err
+		}
+		if tlog.CheckTree(proof, large.Size, large.Root, small.Size, small.Root) != nil {
+			return fmt.Errorf("the witnessed log (%d entries) and the proof's (%d entries) are not one history: the server showed the witnesses another", w.Size, c.Size)
+		}
+	}
+	return nil
 }
 
 // proofBeside returns the path of the proof file beside a report: that of

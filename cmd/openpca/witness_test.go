@@ -121,9 +121,11 @@ func TestWitnessedAuditLog(t *testing.T) {
 
 	caARN, _ := env.NewActiveRoot(t, "Witnessed Root")
 	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "witnessed.example"}}).CSRPEM
+	var serials []string
 	issue := func(n int) {
 		for range n {
-			env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf})
+			arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf})
+			serials = append(serials, arn[strings.LastIndex(arn, "/")+1:])
 		}
 	}
 	issue(5)
@@ -165,9 +167,16 @@ func TestWitnessedAuditLog(t *testing.T) {
 	if !strings.Contains(out, "OK witnessed: the witnesses cosigned 7 entries of the log, the report's 7: witness.example/one at ") {
 		t.Errorf("the verifier does not say what was witnessed:\n%s", out)
 	}
+	// A certificate's entries are in the log the witnesses cosigned.
+	proofArgs := func(serial string) []string {
+		return append([]string{"audit", "proof", "--server", env.URL, "--ca", caARN, "--serial", serial, "--key", auditKey}, witnessed...)
+	}
+	if out, err := runOpenpca(t, proofArgs(serials[len(serials)-1])...); err != nil {
+		t.Errorf("a certificate's proof, with the witnesses: %v\n%s", err, out)
+	}
 	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey, "--witnessed-after", later}, witnessed...)...); !errors.Is(err, errVerification) ||
-		!strings.Contains(out, "0 of the witnesses given cosigned the report's log at or after") {
+		!strings.Contains(out, "0 of the witnesses given cosigned the log at or after") {
 		t.Errorf("a report cosigned before the time asked: %v\n%s", err, out)
 	}
 
@@ -288,6 +297,19 @@ func TestWitnessedAuditLog(t *testing.T) {
 		if !strings.Contains(w.logs.String(), "inconsistent with the one this witness cosigned") {
 			t.Errorf("witness %s did not log the fork:\n%s", w.key, w.logs)
 		}
+	}
+	// A certificate of the forked log, within what the witnesses
+	// cosigned of the true one, has its proof under the server's key
+	// alone; with the witnesses, it fails. One past it is not witnessed.
+	forked := serials[len(serials)-4]
+	if out, err := runOpenpca(t, "audit", "proof", "--server", env.URL, "--ca", caARN, "--serial", forked, "--key", auditKey); err != nil {
+		t.Errorf("a certificate of the forked log, without the witnesses: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, proofArgs(forked)...); !errors.Is(err, errVerification) || !strings.Contains(err.Error(), "not one history") {
+		t.Errorf("a certificate of the forked log, with the witnesses: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, proofArgs(serials[len(serials)-1])...); !errors.Is(err, errVerification) || !strings.Contains(err.Error(), "past the") {
+		t.Errorf("a certificate past what the witnesses cosigned: %v\n%s", err, out)
 	}
 	// The forked log's report verifies under the server's key alone: only
 	// the witnesses tell it apart.
