@@ -137,14 +137,8 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	fs.SetOutput(stderr)
 	var reportPath, proofPath, key, reportID string
 	var c serverFlags
-	var witnesses []note.Verifier
-	var quorum int
-	fs.Func("witness", "the public key of a witness that must have cosigned the report's log; repeat for each", func(v string) error {
-		w, err := auditlog.NewWitnessVerifier(v)
-		witnesses = append(witnesses, w)
-		return err
-	})
-	fs.IntVar(&quorum, "witness-quorum", 0, "how many of the witnesses given must have cosigned it (default all)")
+	var w witnessFlags
+	w.define(fs, "the report's log")
 	var after time.Time
 	fs.Func("witnessed-after", "a time (RFC 3339) at or after which the witnesses must have cosigned the report's log: when you asked for the report, less a little for the witnesses' clocks; a report made to look newer than it is fails", func(v string) error {
 		var err error
@@ -184,19 +178,16 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	defer proof.Close()
 
-	if !after.IsZero() && len(witnesses) == 0 {
+	if !after.IsZero() && len(w.keys) == 0 {
 		return errors.New("--witnessed-after needs the witnesses' keys (--witness)")
 	}
-	if quorum < 0 || quorum > len(witnesses) {
-		return fmt.Errorf("--witness-quorum must be between 1 and the %d witnesses given", len(witnesses))
-	}
-	if quorum == 0 {
-		quorum = len(witnesses)
+	if err := w.check(); err != nil {
+		return err
 	}
 	start := time.Now()
 	v := audit.Verify(report, proof, vkey)
-	if len(witnesses) > 0 {
-		v.CheckWitnesses(vkey, witnesses, quorum, after)
+	if len(w.keys) > 0 {
+		v.CheckWitnesses(vkey, w.keys, w.quorum, after)
 	}
 	v.CheckIdentity(reportPath, reportID)
 	if len(v.Problems) == 0 && client != nil {
@@ -282,14 +273,8 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	fs.StringVar(&caARN, "ca", "", "the ARN of the CA that issued it (with --server)")
 	fs.StringVar(&proofPath, "proof", "", "a report's proof file, to prove from instead of a server")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it, to check the proof before printing it")
-	var witnesses []note.Verifier
-	var quorum int
-	fs.Func("witness", "with --server and --key, the public key of a witness that must have cosigned a log the entries are in; repeat for each", func(v string) error {
-		w, err := auditlog.NewWitnessVerifier(v)
-		witnesses = append(witnesses, w)
-		return err
-	})
-	fs.IntVar(&quorum, "witness-quorum", 0, "how many of the witnesses given must have cosigned it (default all)")
+	var w witnessFlags
+	w.define(fs, "a log the entries are in (with --server and --key)")
 	c.flags(fs)
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
 		return err
@@ -297,14 +282,11 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if serial == "" || (c.server == "") == (proofPath == "") || (c.server != "" && caARN == "") {
 		return errors.New("--serial is required, with either --server and --ca, or --proof")
 	}
-	if len(witnesses) > 0 && (c.server == "" || key == "") {
+	if len(w.keys) > 0 && (c.server == "" || key == "") {
 		return errors.New("--witness needs --server and --key: the witnessed checkpoint and the proof that it holds the entries come from the server")
 	}
-	if quorum < 0 || quorum > len(witnesses) {
-		return fmt.Errorf("--witness-quorum must be between 1 and the %d witnesses given", len(witnesses))
-	}
-	if quorum == 0 {
-		quorum = len(witnesses)
+	if err := w.check(); err != nil {
+		return err
 	}
 	client, err := c.client()
 	if err != nil {
@@ -327,8 +309,8 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		if err := p.Check(vkey); err != nil {
 			return fmt.Errorf("%w: %v", errVerification, err)
 		}
-		if len(witnesses) > 0 {
-			if err := checkWitnessedProof(ctx, client, p, vkey, witnesses, quorum); err != nil {
+		if len(w.keys) > 0 {
+			if err := checkWitnessedProof(ctx, client, p, vkey, w.keys, w.quorum); err != nil {
 				return fmt.Errorf("%w: %v", errVerification, err)
 			}
 		}
@@ -339,6 +321,35 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", out)
 	return err
+}
+
+// witnessFlags are the witnesses an audit command requires: --witness,
+// repeated, and --witness-quorum.
+type witnessFlags struct {
+	keys   []note.Verifier
+	quorum int
+}
+
+// define defines the flags, for witnesses that must have cosigned what.
+func (w *witnessFlags) define(fs *flag.FlagSet, what string) {
+	fs.Func("witness", "the public key of a witness that must have cosigned "+what+"; repeat for each", func(v string) error {
+		k, err := auditlog.NewWitnessVerifier(v)
+		w.keys = append(w.keys, k)
+		return err
+	})
+	fs.IntVar(&w.quorum, "witness-quorum", 0, "how many of the witnesses given must have cosigned it (default all)")
+}
+
+// check checks the quorum, and makes it all the witnesses if none is
+// given.
+func (w *witnessFlags) check() error {
+	if w.quorum < 0 || w.quorum > len(w.keys) {
+		return fmt.Errorf("--witness-quorum must be between 1 and the %d witnesses given", len(w.keys))
+	}
+	if w.quorum == 0 {
+		w.quorum = len(w.keys)
+	}
+	return nil
 }
 
 // checkWitnessedProof checks that the entries of an inclusion proof are in
