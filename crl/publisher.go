@@ -159,11 +159,9 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	// which this one replaced. A new CRL, written last, puts that right.
 	done := context.WithoutCancel(ctx)
 	if err != nil {
-		err = fmt.Errorf("writing the CRL to bucket %s: %w", cfg.S3BucketName, err)
-		if ctx.Err() != nil { // it may have been written all the same
-			err = errors.Join(err, store.WantCRL(done, ca.ID))
-		}
-		return err
+		// It may have been written all the same (an answer lost), over a
+		// newer one: asking for another costs a CRL.
+		return errors.Join(fmt.Errorf("writing the CRL to bucket %s: %w", cfg.S3BucketName, err), store.WantCRL(done, ca.ID))
 	}
 	// Refresh at half the CRL's life, as AWS does.
 	if err := store.FinishCRL(done, ca.ID, owner, job.Wanted, now, now.Add(next.Sub(now)/2)); err != nil {

@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -36,22 +38,37 @@ func (k caKey) Certificate(*openpca.CA) (*x509.Certificate, error)         { ret
 // stalled is the local object store of a server that stalls while it
 // writes a CRL: meanwhile, another server takes the CRL over (the first's
 // lease ran out) and writes a newer one; then the first's write lands,
-// over it, and its worker, seeing the lease lost, ends the job's context.
+// over it, and either its worker, seeing the lease lost, ends the job's
+// context, or the write's answer is lost.
 type stalled struct {
 	*localfs.Store
-	other  func()
-	cancel context.CancelFunc
+	other    func()
+	cancel   context.CancelFunc
+	answered bool
 }
 
 func (s *stalled) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
 	s.other()
-	s.cancel()
-	return s.Store.Put(context.WithoutCancel(ctx), o, r) // the write was on its way
+	if s.answered {
+		s.cancel()
+	}
+	err := s.Store.Put(context.WithoutCancel(ctx), o, r) // the write was on its way
+	if err == nil && !s.answered {
+		err = errors.New("the connection was reset")
+	}
+	return err
 }
 
 // TestStalledWriterAsksForAnother: a CRL written after its server lost its
-// hold, over a newer one, is followed by another.
+// hold, over a newer one, is followed by another, whether the server finds
+// its hold lost or the write's answer is lost.
 func TestStalledWriterAsksForAnother(t *testing.T) {
+	for _, answered := range []bool{true, false} {
+		t.Run(fmt.Sprintf("answered=%v", answered), func(t *testing.T) { stalledWriter(t, answered) })
+	}
+}
+
+func stalledWriter(t *testing.T, answered bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "openpca.db"), sqlite.Options{})
@@ -91,7 +108,7 @@ func TestStalledWriterAsksForAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	jctx, cancel := context.WithCancel(ctx)
-	store := &stalled{Store: objects, cancel: cancel, other: func() {
+	store := &stalled{Store: objects, cancel: cancel, answered: answered, other: func() {
 		later := now.Add(2 * Lease)
 		other, err := db.ClaimCRL(ctx, "b", later, Lease)
 		if err != nil {

@@ -190,6 +190,7 @@ func TestCasList(t *testing.T) {
 func TestDatabasePasswordOnTheCommandLine(t *testing.T) {
 	for address, warns := range map[string]bool{
 		"postgres://openpca:secret@127.0.0.1:1/openpca?connect_timeout=1": true,
+		"postgres://openpca@127.0.0.1:1/openpca?connect_timeout=1&password=secret": true,
 		"postgres://openpca@127.0.0.1:1/openpca?connect_timeout=1":        false,
 	} {
 		out, _ := runOpenpca(t, "keys", "list", "--data-dir", t.TempDir(), "--database", address)

@@ -174,7 +174,7 @@ func hasPassword(address string) bool {
 		return false
 	}
 	_, ok := u.User.Password()
-	return ok
+	return ok || u.Query().Has("password")
 }
 
 // secretFlags are the flags that take a secret.
