@@ -9,7 +9,11 @@ package pkcs11
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -240,10 +244,11 @@ var errAnotherKey = errors.New("pkcs11: another key under the CA's id")
 // ownKey finds the key pair under ca's id in the token, if it is the one
 // ca was made with (its KeyID, the key's subject key identifier): a key put
 // under the same id, in place of the CA's or beside it, must neither sign
-// for the CA nor be destroyed with it. Of several private keys under the
-// id, none is taken: crypto11 pairs each with the first public key of the
-// id, so that the check of the public key would not be one of the private
-// key. A CA of a version that kept no KeyID takes the one key there is.
+// for the CA nor be destroyed with it. crypto11 pairs a private key with
+// the first public key of its id, which need not be its own: the private
+// key proves itself with a signature the public key checks. Of several
+// private keys under the id, none is taken. A CA of a version that kept no
+// KeyID takes the one key there is, proven the same way.
 func ownKey(c *crypto11.Context, ca *openpca.CA) (crypto11.Signer, error) {
 	keys, err := c.FindKeyPairs(ca.KeyHandle, nil)
 	switch {
@@ -251,31 +256,54 @@ func ownKey(c *crypto11.Context, ca *openpca.CA) (crypto11.Signer, error) {
 		return nil, err
 	case len(keys) > 1:
 		return nil, errAnotherKey
-	case ca.KeyID == "":
-		return keys[0], nil
 	}
-	if id, err := pki.SubjectKeyID(keys[0].Public()); err != nil || hex.EncodeToString(id) != ca.KeyID {
+	if id, err := pki.SubjectKeyID(keys[0].Public()); err != nil || ca.KeyID != "" && hex.EncodeToString(id) != ca.KeyID {
 		return nil, errAnotherKey
+	}
+	if err := proves(keys[0]); err != nil {
+		return nil, fmt.Errorf("%w: %v", errAnotherKey, err)
 	}
 	return keys[0], nil
 }
 
-// DestroyKey implements openpca.KeyStore. A key no longer in a token that
-// answers (another server destroyed it, or a try whose answer was lost) is
-// destroyed; another key alone under the CA's id is left alone. Several
-// keys under the id are left to the operator: the error says so, and the
-// purge tries again.
+// proves has key sign a digest and checks the signature with its public
+// key.
+func proves(key crypto11.Signer) error {
+	digest := sha256.Sum256([]byte("openpca: the CA's key proves itself"))
+	sig, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		return err
+	}
+	switch pub := key.Public().(type) {
+	case *ecdsa.PublicKey:
+		if !ecdsa.VerifyASN1(pub, digest[:], sig) {
+			return errors.New("the private key's signature does not verify with the public key")
+		}
+	case *rsa.PublicKey:
+		return rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig)
+	default:
+		return fmt.Errorf("a key of type %T", pub)
+	}
+	return nil
+}
+
+// DestroyKey implements openpca.KeyStore. A key is destroyed when a login
+// of this call's own finds no private key under the CA's id (another
+// server destroyed it, or a try whose answer was lost): a token away
+// shows none to a context logged in before it went. Keys under the id that
+// are not the CA's, or not only the CA's, are left to the operator: the
+// error says so, and the purge tries again.
 func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 	key, _, err := s.find(ca, nil)
 	if err == nil {
 		return key.Delete()
 	}
-	c := s.context() // find logged in again, if the token answers
-	if c == nil {
+	c, lerr := s.login()
+	if lerr != nil {
 		return err
 	}
-	keys, ferr := c.FindKeyPairs(ca.KeyHandle, nil)
-	if key, oerr := ownKey(c, ca); ferr == nil && (oerr == nil && key == nil || errors.Is(oerr, errAnotherKey) && len(keys) == 1) {
+	defer c.Close()
+	if keys, ferr := c.FindKeyPairs(ca.KeyHandle, nil); ferr == nil && len(keys) == 0 {
 		return nil
 	}
 	return err

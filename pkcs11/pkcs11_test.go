@@ -1,0 +1,156 @@
+//go:build cgo
+
+package pkcs11_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+
+	"github.com/ThalesGroup/crypto11"
+	p11 "github.com/miekg/pkcs11"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/pkcs11"
+	"github.com/openpca/openpca/pki"
+)
+
+// session is a session of the test's own with the token, to change its
+// objects in ways crypto11 does not offer.
+type session struct {
+	m *p11.Ctx
+	h p11.SessionHandle
+}
+
+func openSession(t *testing.T, h *testenv.SoftHSM) *session {
+	t.Helper()
+	m := p11.New(testenv.SoftHSMModule)
+	if err := m.Initialize(); err != nil && err != p11.Error(p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		t.Fatal(err)
+	}
+	slots, err := m.GetSlotList(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slot := range slots {
+		if info, err := m.GetTokenInfo(slot); err == nil && info.Label == h.Label {
+			sh, err := m.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Login(sh, p11.CKU_USER, h.PIN); err != nil && err != p11.Error(p11.CKR_USER_ALREADY_LOGGED_IN) {
+				t.Fatal(err)
+			}
+			s := &session{m, sh}
+			t.Cleanup(func() { m.CloseSession(sh) })
+			return s
+		}
+	}
+	t.Fatalf("no token %q", h.Label)
+	return nil
+}
+
+// objects returns the token's objects of a class under an id.
+func (s *session) objects(t *testing.T, id []byte, class uint) []p11.ObjectHandle {
+	t.Helper()
+	if err := s.m.FindObjectsInit(s.h, []*p11.Attribute{p11.NewAttribute(p11.CKA_ID, id), p11.NewAttribute(p11.CKA_CLASS, class)}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.m.FindObjectsFinal(s.h)
+	found, _, err := s.m.FindObjects(s.h, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// TestKeyProvesItself: a CA's private key swapped for another under its
+// id, with the CA's public key left in place (crypto11 pairs the two), or
+// with a stray public key of the id before the CA's own, neither signs for
+// the CA nor is taken as the CA's key destroyed: the private key must sign
+// what the public key checks.
+func TestKeyProvesItself(t *testing.T) {
+	for _, tc := range []string{"private key swapped", "stray public key first"} {
+		t.Run(tc, func(t *testing.T) {
+			h := testenv.NewSoftHSM(t)
+			store, err := pkcs11.Open(h.Config())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			ca := &openpca.CA{ID: "11111111-1111-1111-1111-111111111111", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-1111-1111-1111-111111111111",
+				Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1}}
+			handle, key, err := store.GenerateKey(context.Background(), ca, openpca.KeyAlgorithmEcPrime256v1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ski, _ := pki.SubjectKeyID(key.Public())
+			ca.KeyStore, ca.KeyHandle, ca.KeyID = pkcs11.Name, handle, hex.EncodeToString(ski)
+			s := openSession(t, h)
+			token, err := crypto11.Configure(&crypto11.Config{Path: testenv.SoftHSMModule, TokenLabel: h.Label, Pin: h.PIN})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer token.Close()
+			// Another key pair, made under another id and moved under the CA's.
+			if _, err := token.GenerateECDSAKeyPair([]byte("other"), elliptic.P256()); err != nil {
+				t.Fatal(err)
+			}
+			move := func(class uint) {
+				for _, o := range s.objects(t, []byte("other"), class) {
+					if err := s.m.SetAttributeValue(s.h, o, []*p11.Attribute{p11.NewAttribute(p11.CKA_ID, handle)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			switch tc {
+			case "private key swapped":
+				for _, o := range s.objects(t, handle, p11.CKO_PRIVATE_KEY) {
+					if err := s.m.DestroyObject(s.h, o); err != nil {
+						t.Fatal(err)
+					}
+				}
+				move(p11.CKO_PRIVATE_KEY)
+			case "stray public key first":
+				// The CA's public key goes after the stray one.
+				pub := s.objects(t, handle, p11.CKO_PUBLIC_KEY)
+				move(p11.CKO_PUBLIC_KEY)
+				for _, o := range pub {
+					if _, err := s.m.CopyObject(s.h, o, []*p11.Attribute{p11.NewAttribute(p11.CKA_TOKEN, true)}); err != nil {
+						t.Fatal(err)
+					}
+					if err := s.m.DestroyObject(s.h, o); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// With the stray public key, crypto11 may pair the CA's private
+			// key with its own public key after all, as the token lists
+			// them: then the CA's key signs, and is destroyed.
+			signer, err := store.Signer(context.Background(), ca)
+			if err == nil {
+				digest := sha256.Sum256([]byte("x"))
+				sig, err := signer.Sign(rand.Reader, digest[:], crypto.SHA256)
+				if tc == "private key swapped" || err != nil || !ecdsa.VerifyASN1(key.Public().(*ecdsa.PublicKey), digest[:], sig) {
+					t.Fatalf("a signer of a key that is not the CA's (%v)", err)
+				}
+				if err := store.DestroyKey(context.Background(), ca); err != nil || len(s.objects(t, handle, p11.CKO_PRIVATE_KEY)) != 0 {
+					t.Errorf("the CA's key, found, was not destroyed: %v", err)
+				}
+				return
+			}
+			if err := store.DestroyKey(context.Background(), ca); err == nil {
+				t.Error("the key taken as destroyed, with keys under its id that are not the CA's alone")
+			}
+			if n := len(s.objects(t, handle, p11.CKO_PRIVATE_KEY)); n != 1 {
+				t.Errorf("%d private keys under the id after DestroyKey, want the 1 left", n)
+			}
+		})
+	}
+}
