@@ -297,9 +297,19 @@ var dataFiles = []string{"lock", "node-id", "master.key", "master.key" + pending
 func checkDataDir(dir string) error {
 	uid := uint32(os.Geteuid())
 	owner := func(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }
-	// A link in the folder's place is its owner's to point elsewhere.
-	if li, err := os.Lstat(dir); err == nil && li.Mode()&os.ModeSymlink != 0 && owner(li) != uid && owner(li) != 0 {
-		return fmt.Errorf("the data folder %s is a link of user %d, not of this server's (%d): another user may point it elsewhere", dir, owner(li), uid)
+	// A link on the way to the folder, or in its place, is its owner's to
+	// point elsewhere.
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		if li, err := os.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 && owner(li) != uid && owner(li) != 0 {
+			return fmt.Errorf("%s, on the way to the data folder %s, is a link of user %d, not of this server's (%d): another user may point it elsewhere", p, dir, owner(li), uid)
+		}
+		if filepath.Dir(p) == p {
+			break
+		}
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {

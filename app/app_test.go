@@ -152,6 +152,22 @@ func TestDataFolderOfOthers(t *testing.T) {
 			other(t, link)
 			return link
 		}, "is a link of user 65534"},
+		{"another user's link in the folder's place, with a slash", func(t *testing.T, data string) string {
+			link := data + "-link"
+			if err := os.Symlink(data, link); err != nil {
+				t.Fatal(err)
+			}
+			other(t, link)
+			return link + "/"
+		}, "is a link of user 65534"},
+		{"another user's link on the way", func(t *testing.T, data string) string {
+			link := filepath.Dir(data) + "-link"
+			if err := os.Symlink(filepath.Dir(data), link); err != nil {
+				t.Fatal(err)
+			}
+			other(t, link)
+			return filepath.Join(link, filepath.Base(data))
+		}, "is a link of user 65534"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
