@@ -128,10 +128,13 @@ func (dc *DirectoryNameConstraints) Check(cert *x509.Certificate) error {
 		}
 	}
 	for _, name := range names {
-		if len(dc.permitted) > 0 && !slices.ContainsFunc(dc.permitted, func(base []rdnSET) bool { return withinSubtree(name, base) }) {
+		if len(dc.permitted) > 0 && !slices.ContainsFunc(dc.permitted, func(base []rdnSET) bool { return withinSubtree(name, base, canonical) }) {
 			return fmt.Errorf("the directory name %q is not within one that %s permits", formatName(name), dc.by)
 		}
-		if slices.ContainsFunc(dc.excluded, func(base []rdnSET) bool { return withinSubtree(name, base) }) {
+		// An exclusion takes more names in, folding case beyond ASCII as
+		// RFC 4518 does: refusing a name another verifier would take is
+		// the safe side.
+		if slices.ContainsFunc(dc.excluded, func(base []rdnSET) bool { return withinSubtree(name, base, folded) }) {
 			return fmt.Errorf("the directory name %q is within one that %s excludes", formatName(name), dc.by)
 		}
 	}
@@ -164,13 +167,13 @@ func formatName(name []rdnSET) string {
 }
 
 // withinSubtree reports whether name begins with the RDNs of base (RFC
-// 5280, 4.2.1.10).
-func withinSubtree(name, base []rdnSET) bool {
+// 5280, 4.2.1.10), string values compared after fold.
+func withinSubtree(name, base []rdnSET, fold func(string) string) bool {
 	if len(name) < len(base) {
 		return false
 	}
 	for i, rdn := range base {
-		if !equalRDN(name[i], rdn) {
+		if !equalRDN(name[i], rdn, fold) {
 			return false
 		}
 	}
@@ -179,36 +182,39 @@ func withinSubtree(name, base []rdnSET) bool {
 
 // equalRDN reports whether two RDNs hold the same attributes, in any
 // order.
-func equalRDN(a, b rdnSET) bool {
+func equalRDN(a, b rdnSET, fold func(string) string) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for _, x := range a {
-		if !slices.ContainsFunc(b, func(y attribute) bool { return equalAttribute(x, y) }) {
+		if !slices.ContainsFunc(b, func(y attribute) bool { return equalAttribute(x, y, fold) }) {
 			return false
 		}
 	}
 	return true
 }
 
-// equalAttribute compares two attributes as RFC 5280, 7.1, asks, in the
-// simplified form OpenSSL uses: string values of any string type after
-// folding the case of ASCII letters and ASCII spaces (leading, trailing and
-// repeated); other values by their encoding. Folding more than OpenSSL
-// would let a name pass that OpenSSL refuses.
-func equalAttribute(a, b attribute) bool {
+// equalAttribute compares two attributes as RFC 5280, 7.1, asks: string
+// values of any string type after fold; other values by their encoding.
+func equalAttribute(a, b attribute, fold func(string) string) bool {
 	if !a.Type.Equal(b.Type) {
 		return false
 	}
 	sa, okA := directoryString(a.Value)
 	sb, okB := directoryString(b.Value)
 	if okA && okB {
-		return canonical(sa) == canonical(sb)
+		return fold(sa) == fold(sb)
 	}
 	return bytes.Equal(a.Value.FullBytes, b.Value.FullBytes)
 }
 
-// canonical folds the case of ASCII letters and ASCII spaces of s.
+// folded folds the case of every letter and spaces of s, as RFC 4518 does
+// in the simplified form of its case folding.
+func folded(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
+
+// canonical folds the case of ASCII letters and ASCII spaces of s, as
+// OpenSSL does: folding more in permitted subtrees would let a name pass
+// that OpenSSL refuses.
 func canonical(s string) string {
 	var b strings.Builder
 	space := false

@@ -169,6 +169,7 @@ func TestDirectoryNameConstraintsCheck(t *testing.T) {
 		{name: "shorter than the subtree", subject: pkix.RDNSequence{{atv(oidC, "US")}}},
 		{name: "RDNs in another order", subject: pkix.RDNSequence{{atv(oidO, "Example Corp")}, {atv(oidC, "US")}, {atv(oidCN, "leaf")}}},
 		{name: "multi-valued RDN", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp"), atv(oidOU, "x")}, {atv(oidCN, "leaf")}}},
+		{name: "excluded, in another case beyond ASCII", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidOU, utf8("BLOCKED"))}}},
 		{name: "excluded", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidOU, "blocked")}, {atv(oidCN, "leaf")}}},
 		{name: "empty subject is not checked", subject: pkix.RDNSequence{}, exts: []pkix.Extension{san(dnsName("a.example"))}, ok: true},
 		{name: "directory name in the SAN", subject: pkix.RDNSequence{}, exts: []pkix.Extension{san(dnsName("a.example"), dirName(t, atv(oidC, "US"), atv(oidO, "Other")))}},
@@ -188,16 +189,19 @@ func TestDirectoryNameConstraintsCheck(t *testing.T) {
 // folds them; other letters' case does not.
 func TestCanonical(t *testing.T) {
 	for _, tc := range []struct {
-		a, b string
-		same bool
+		a, b         string
+		same, folded bool // by canonical, by folded
 	}{
-		{"  Example \t  CORP ", "example corp", true},
-		{"Société", "société", true},
-		{"Société", "SOCIÉTÉ", false},
-		{"a b", "ab", false},
+		{"  Example \t  CORP ", "example corp", true, true},
+		{"Société", "société", true, true},
+		{"Société", "SOCIÉTÉ", false, true},
+		{"a b", "ab", false, false},
 	} {
 		if got := canonical(tc.a) == canonical(tc.b); got != tc.same {
 			t.Errorf("%q and %q: the same %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+		if got := folded(tc.a) == folded(tc.b); got != tc.folded {
+			t.Errorf("%q and %q: the same folded %v, want %v", tc.a, tc.b, got, tc.folded)
 		}
 	}
 }
