@@ -433,17 +433,20 @@ func TestWitnessKeepsEarlierState(t *testing.T) {
 
 // TestWitnessKeepsTheLongerState: of the states a witness of the version
 // before kept of one log under two keys of one --log entry, the longer
-// stands, whichever key it is under; and a key given in two entries is one
-// key.
+// stands, whichever key it is under.
 func TestWitnessKeepsTheLongerState(t *testing.T) {
 	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a"
 	keyName := func(l *logFixture) string {
 		v, _ := note.NewVerifier(l.vkey)
 		return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())
 	}
+	// One pair of keys for both orders of the states: which key's state
+	// the witness reads first is the same each time.
+	first, second := newLog(t, origin, 0), newLog(t, origin, 0)
 	for _, sizes := range [][2]int64{{15, 10}, {10, 15}} {
-		old := newLog(t, origin, 15)
-		next := newLog(t, origin, 0)
+		old := &logFixture{origin: origin, signer: first.signer, vkey: first.vkey}
+		old.grow(t, 15)
+		next := second
 		path := filepath.Join(t.TempDir(), "witness.db")
 		db, err := sql.Open("sqlite", path)
 		if err != nil {
@@ -460,7 +463,7 @@ func TestWitnessKeepsTheLongerState(t *testing.T) {
 		entry := trust(t, origin, old)
 		entry.Keys = append(entry.Keys, trust(t, origin, next).Keys...)
 		skey, vkey, _ := witness.NewKey("witness.example/w1")
-		s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{entry, trust(t, origin, old)}, Database: path,
+		s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{entry}, Database: path,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -478,5 +481,14 @@ func TestWitnessKeepsTheLongerState(t *testing.T) {
 		}
 		srv.Close()
 		s.Close()
+	}
+}
+
+// TestWitnessKeyInTwoEntries: a key given in two --log entries is one key.
+func TestWitnessKeyInTwoEntries(t *testing.T) {
+	l := newLog(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a", 3)
+	c, _ := startWitness(t, trust(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:*", l), trust(t, l.origin, l))
+	if _, err := c.AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 3)); err != nil {
+		t.Errorf("a checkpoint of a log whose key two entries give: %v", err)
 	}
 }
