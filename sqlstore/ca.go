@@ -368,8 +368,14 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 						return err
 					}
 				}
+				// The software store's handle is the sealed key itself, which
+				// goes with the row: it is not copied.
+				handle := ca.KeyHandle
+				if ca.KeyStore == softwareStore {
+					handle = []byte{}
+				}
 				if _, err := db.txExec(ctx, tx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id) VALUES (?, ?, ?, ?, ?)
-					ON CONFLICT (ca_id) DO NOTHING`, ca.ID, ca.ARN, ca.KeyStore, ca.KeyHandle, ca.KeyID); err != nil {
+					ON CONFLICT (ca_id) DO NOTHING`, ca.ID, ca.ARN, ca.KeyStore, handle, ca.KeyID); err != nil {
 					return err
 				}
 				res, err := db.txExec(ctx, tx, `DELETE FROM certificate_authorities WHERE id = ? AND status = 'DELETED'`, ca.ID)
@@ -448,6 +454,10 @@ func (db *DB) KeyDestroyed(ctx context.Context, caID string) error {
 	_, err := db.exec(ctx, `DELETE FROM key_destructions WHERE ca_id = ?`, caID)
 	return db.wrap("recording a key destroyed", err)
 }
+
+// softwareStore is the name of the key store that keeps CA keys sealed in
+// their rows (seal.SoftwareStore).
+const softwareStore = "software"
 
 // errRestored stops a purge of a CA restored since it was claimed (only a
 // server that read it before the claim could, and then its version check
