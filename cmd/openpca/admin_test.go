@@ -189,9 +189,9 @@ func TestCasList(t *testing.T) {
 // given as a flag is warned of; one without is not.
 func TestDatabasePasswordOnTheCommandLine(t *testing.T) {
 	for address, warns := range map[string]bool{
-		"postgres://openpca:secret@127.0.0.1:1/openpca?connect_timeout=1": true,
+		"postgres://openpca:secret@127.0.0.1:1/openpca?connect_timeout=1":          true,
 		"postgres://openpca@127.0.0.1:1/openpca?connect_timeout=1&password=secret": true,
-		"postgres://openpca@127.0.0.1:1/openpca?connect_timeout=1":        false,
+		"postgres://openpca@127.0.0.1:1/openpca?connect_timeout=1":                 false,
 	} {
 		out, _ := runOpenpca(t, "keys", "list", "--data-dir", t.TempDir(), "--database", address)
 		if got := strings.Contains(out, "WARNING: --database on the command line"); got != warns {
