@@ -289,14 +289,19 @@ var dataFiles = []string{"lock", "node-id", "master.key", "master.key" + pending
 	"openpca.db", "openpca.db-wal", "openpca.db-shm", "openpca.db-journal", "tls"}
 
 // checkDataDir refuses a data folder that another user could have laid
-// out or can change: one that is not the server's user's, or that others
-// may write to, or that holds a file of another user, or a link where the
-// server opens a file by name. Such a folder (made ahead in a shared
-// directory, say) could give the server a master key or a database of
-// someone else's, or have it write, as its user, where a link points.
+// out or can change: one that is not the server's user's (or root's), or
+// that users outside its groups may write to, or that holds a file of
+// another user, or a link where the server opens a file by name. Such a
+// folder (made ahead in a shared directory, say) could give the server a
+// master key or a database of someone else's, or have it write, as its
+// user, where a link points. Root is trusted, and so are the server's own
+// groups: a container's volume is often root's, writable by the pod's
+// group.
 func checkDataDir(dir string) error {
 	uid := uint32(os.Geteuid())
-	owner := func(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }
+	stat := func(fi os.FileInfo) *syscall.Stat_t { return fi.Sys().(*syscall.Stat_t) }
+	owner := func(fi os.FileInfo) uint32 { return stat(fi).Uid }
+	trusted := func(fi os.FileInfo) bool { return owner(fi) == uid || owner(fi) == 0 }
 	// A link on the way to the folder, or in its place, is its owner's to
 	// point elsewhere.
 	abs, err := filepath.Abs(dir)
@@ -304,7 +309,7 @@ func checkDataDir(dir string) error {
 		return err
 	}
 	for p := abs; ; p = filepath.Dir(p) {
-		if li, err := os.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 && owner(li) != uid && owner(li) != 0 {
+		if li, err := os.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 && !trusted(li) {
 			return fmt.Errorf("%s, on the way to the data folder %s, is a link of user %d, not of this server's (%d): another user may point it elsewhere", p, dir, owner(li), uid)
 		}
 		if filepath.Dir(p) == p {
@@ -315,11 +320,13 @@ func checkDataDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	if owner(fi) != uid {
+	if !trusted(fi) {
 		return fmt.Errorf("the data folder %s belongs to user %d, not to this server's (%d): another user may have laid it out", dir, owner(fi), uid)
 	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("the data folder %s can be written by other users than its owner (mode %s): chmod 700 it", dir, fi.Mode().Perm())
+	groups, _ := os.Getgroups()
+	ours := slices.Contains(groups, int(stat(fi).Gid)) || int(stat(fi).Gid) == os.Getegid()
+	if fi.Mode().Perm()&0o002 != 0 || fi.Mode().Perm()&0o020 != 0 && !ours {
+		return fmt.Errorf("the data folder %s can be written by users outside this server's user and groups (mode %s): chmod 700 it", dir, fi.Mode().Perm())
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -330,7 +337,7 @@ func checkDataDir(dir string) error {
 		if err != nil {
 			return err
 		}
-		if owner(fi) != uid {
+		if !trusted(fi) {
 			return fmt.Errorf("%s in the data folder belongs to user %d, not to this server's (%d): another user may have put it there", filepath.Join(dir, e.Name()), owner(fi), uid)
 		}
 		if fi.Mode()&os.ModeSymlink != 0 && slices.Contains(dataFiles, e.Name()) {

@@ -132,7 +132,13 @@ func TestDataFolderOfOthers(t *testing.T) {
 		want  string
 	}{
 		{"another user's folder", func(t *testing.T, data string) string { other(t, data); return data }, "belongs to user 65534"},
-		{"a folder others may write to", func(t *testing.T, data string) string { os.Chmod(data, 0o777); return data }, "can be written by other users"},
+		{"a folder others may write to", func(t *testing.T, data string) string { os.Chmod(data, 0o777); return data }, "can be written by users outside"},
+		{"a folder of a group not the server's, which may write to it", func(t *testing.T, data string) string {
+			other(t, data)
+			os.Lchown(data, os.Geteuid(), 65534)
+			os.Chmod(data, 0o770)
+			return data
+		}, "can be written by users outside"},
 		{"another user's database", func(t *testing.T, data string) string {
 			os.WriteFile(filepath.Join(data, "openpca.db"), nil, 0o600)
 			other(t, filepath.Join(data, "openpca.db"))
@@ -189,6 +195,21 @@ func TestDataFolderOfOthers(t *testing.T) {
 			}
 		})
 	}
+	// A folder its group may write to, the server's group (a container's
+	// volume), is the server's.
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Lchown(data, os.Geteuid(), os.Getegid())
+	os.Chmod(data, 0o770)
+	cfg := app.DefaultConfig()
+	cfg.DataDir, cfg.Stdout, cfg.Logger = data, io.Discard, slog.New(slog.DiscardHandler)
+	a, err := app.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("a folder the server's group may write to: %v", err)
+	}
+	a.Close()
 }
 
 // TestPlainHTTPBeyondThisMachine: a server that would take console
