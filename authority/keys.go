@@ -366,7 +366,15 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 			err = s.store.KeyDestroyed(ctx, ca.ID)
 		}
 		if err != nil {
-			s.logger.ErrorContext(ctx, "removing the key of a CA deleted for good; it is tried again", "ca", ca.ARN, "key_store", ca.KeyStore, "error", err)
+			// What finds the key, for an operator to remove it by hand:
+			// its id, and the handle unless the store may be the software
+			// one, whose handle is the sealed key itself.
+			handle := ""
+			if ks.KeyStore != nil && ks.Hardware() {
+				handle = string(ca.KeyHandle)
+			}
+			s.logger.ErrorContext(ctx, "removing the key of a CA deleted for good; a purge tries again", "ca", ca.ARN, "key_store", ca.KeyStore,
+				"key_handle", handle, "key_id", ca.KeyID, "error", err)
 		}
 	}
 }
