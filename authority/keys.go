@@ -363,7 +363,8 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 			err = ks.DestroyKey(ctx, ca)
 		}
 		if err == nil {
-			err = s.store.KeyDestroyed(ctx, ca.ID)
+			// A key destroyed is recorded so, even as the server stops.
+			err = s.store.KeyDestroyed(context.WithoutCancel(ctx), ca.ID)
 		}
 		if err != nil {
 			// What finds the key, for an operator to remove it by hand:
