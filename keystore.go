@@ -29,6 +29,7 @@ type KeyStore interface {
 	// use (disabled, or deleted).
 	Signer(ctx context.Context, ca *CA) (crypto.Signer, error)
 	// DestroyKey removes the key of a CA deleted for good; a key
-	// management service schedules its deletion.
+	// management service schedules its deletion. A key the store does not
+	// hold (destroyed already) is ErrNotFound.
 	DestroyKey(ctx context.Context, ca *CA) error
 }

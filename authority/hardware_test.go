@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -519,5 +520,41 @@ func TestPurgeWhileKeyStoreAway(t *testing.T) {
 	env.Stop(t)
 	if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("keys still to destroy once destroyed: %d, %v", n, err)
+	}
+}
+
+// TestPurgeOfKeyGoneBefore: a purged CA's key that its store no longer
+// holds (deleted by hand, or by another server) is taken as destroyed,
+// and said so, with what finds it.
+func TestPurgeOfKeyGoneBefore(t *testing.T) {
+	k := testenv.StartKMS(t)
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Gone Before")
+	if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn, PermanentDeletionTimeInDays: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	env.Stop(t)
+	var handle string
+	if err := env.DB(t).QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, arn).Scan(&handle); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Client().ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: &handle, PendingWindowInDays: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(8 * 24 * time.Hour)
+	env.Restart(t) // the purge, at start, destroys the keys in the background
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(logs.String(), "is not in its store; it is taken as destroyed"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning of the key taken as destroyed:\n%s", logs.String())
+		}
+	}
+	env.Stop(t)
+	if !strings.Contains(logs.String(), handle) {
+		t.Errorf("the warning does not name the key's handle %s", handle)
+	}
+	var n int
+	if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("keys still to destroy: %d, %v", n, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -361,6 +362,14 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 		ks, err := s.keys.store(ca)
 		if err == nil {
 			err = ks.DestroyKey(ctx, ca)
+		}
+		if errors.Is(err, openpca.ErrNotFound) {
+			// Destroyed before (by another server, or a try whose answer
+			// was lost), or a store that is not the one that held it: said,
+			// for an operator to tell the two apart.
+			s.logger.WarnContext(ctx, "the key of a CA deleted for good is not in its store; it is taken as destroyed", "ca", ca.ARN, "key_store", ca.KeyStore,
+				"key_handle", string(ca.KeyHandle), "key_id", ca.KeyID)
+			err = nil
 		}
 		if err == nil {
 			// A key destroyed is recorded so, even as the server stops.

@@ -165,7 +165,7 @@ func (s *Store) signer(ctx context.Context, ca *openpca.CA, arn string) (*signer
 // DestroyKey implements openpca.KeyStore: KMS deletes the key after the
 // shortest waiting period it allows, seven days. A key already pending
 // deletion, or deleted (another server destroyed it, or a try whose answer
-// was lost), is destroyed.
+// was lost), is ErrNotFound.
 func (s *Store) DestroyKey(ctx context.Context, ca *openpca.CA) error {
 	id := aws.String(string(ca.KeyHandle))
 	_, err := s.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: aws.Int32(7)})
@@ -173,10 +173,10 @@ func (s *Store) DestroyKey(ctx context.Context, ca *openpca.CA) error {
 	var state *types.KMSInvalidStateException
 	switch {
 	case errors.As(err, &notFound):
-		return nil
+		return openpca.ErrNotFound
 	case errors.As(err, &state):
 		if out, derr := s.client.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: id}); derr == nil && out.KeyMetadata.KeyState == types.KeyStatePendingDeletion {
-			return nil
+			return openpca.ErrNotFound
 		}
 	}
 	return err

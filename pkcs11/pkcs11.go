@@ -287,8 +287,8 @@ func proves(key crypto11.Signer) error {
 	return nil
 }
 
-// DestroyKey implements openpca.KeyStore. A key is destroyed when a login
-// of this call's own finds no private key under the CA's id (another
+// DestroyKey implements openpca.KeyStore. A key is ErrNotFound when a
+// login of this call's own finds no private key under the CA's id (another
 // server destroyed it, or a try whose answer was lost): a token away
 // shows none to a context logged in before it went. Keys under the id that
 // are not the CA's, or not only the CA's, are left to the operator: the
@@ -304,7 +304,7 @@ func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 	}
 	defer c.Close()
 	if keys, ferr := c.FindKeyPairs(ca.KeyHandle, nil); ferr == nil && len(keys) == 0 {
-		return nil
+		return openpca.ErrNotFound
 	}
 	return err
 }
