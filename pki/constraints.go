@@ -107,24 +107,19 @@ func (dc *DirectoryNameConstraints) Check(cert *x509.Certificate) error {
 		if !e.Id.Equal(OIDSubjectAltName) {
 			continue
 		}
-		in := cryptobyte.String(e.Value)
-		var seq cryptobyte.String
-		if !in.ReadASN1(&seq, cbasn1.SEQUENCE) {
-			return fmt.Errorf("the subject alternative names are malformed")
-		}
-		for !seq.Empty() {
-			var v cryptobyte.String
-			var tag cbasn1.Tag
-			if !seq.ReadAnyASN1(&v, &tag) {
-				return fmt.Errorf("the subject alternative names are malformed")
+		err := eachAltName(e.Value, func(tag cbasn1.Tag, v []byte) error {
+			if tag != cbasn1.Tag(tagDirectoryName).ContextSpecific().Constructed() {
+				return nil
 			}
-			if tag == cbasn1.Tag(tagDirectoryName).ContextSpecific().Constructed() {
-				name, err := parseName(v)
-				if err != nil {
-					return fmt.Errorf("a directory name of the subject alternative names: %v", err)
-				}
-				names = append(names, name)
+			name, err := parseName(v)
+			if err != nil {
+				return fmt.Errorf("a directory name of the subject alternative names: %v", err)
 			}
+			names = append(names, name)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	for _, name := range names {

@@ -212,39 +212,11 @@ func SubjectInformationAccessExtension(list []openpca.AccessDescription) (pkix.E
 	return pkix.Extension{Id: oidExtSubjectInformationAccess, Value: v}, err
 }
 
-// AltNames lists the DNS names, email addresses, URIs and IP addresses of
-// a subject alternative name extension's value, space-separated, for
-// searching: the console finds certificates by them.
-func AltNames(value []byte) string {
-	in := cryptobyte.String(value)
-	var seq cryptobyte.String
-	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) {
-		return ""
-	}
-	var names []string
-	for !seq.Empty() {
-		var v cryptobyte.String
-		var tag cbasn1.Tag
-		if !seq.ReadAnyASN1(&v, &tag) {
-			break
-		}
-		switch tag {
-		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific(), cbasn1.Tag(6).ContextSpecific(): // rfc822Name, dNSName, URI
-			names = append(names, string(v))
-		case cbasn1.Tag(7).ContextSpecific(): // iPAddress
-			if len(v) == net.IPv4len || len(v) == net.IPv6len {
-				names = append(names, net.IP(v).String())
-			}
-		}
-	}
-	return strings.Join(names, " ")
-}
-
-// CheckAltNames checks the names of a DER subject alternative name
-// extension's value that are IA5Strings (DNS names, email addresses,
-// URIs) with CheckName, as a CSR's are: a CustomExtension can give the
-// extension whole.
-func CheckAltNames(value []byte) error {
+// eachAltName calls fn with the tag and contents of each GeneralName of a
+// DER subject alternative name extension's value, until fn fails; a value
+// that is not a SEQUENCE of them is an error, after the names before the
+// fault.
+func eachAltName(value []byte, fn func(tag cbasn1.Tag, v []byte) error) error {
 	in := cryptobyte.String(value)
 	var names cryptobyte.String
 	if !in.ReadASN1(&names, cbasn1.SEQUENCE) || !in.Empty() {
@@ -256,14 +228,46 @@ func CheckAltNames(value []byte) error {
 		if !names.ReadAnyASN1(&name, &tag) {
 			return fmt.Errorf("a subject alternative name is malformed")
 		}
-		switch tag {
-		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific(), cbasn1.Tag(6).ContextSpecific(): // rfc822Name, dNSName, URI
-			if err := CheckName(string(name)); err != nil {
-				return fmt.Errorf("a subject alternative name: %v", err)
-			}
+		if err := fn(tag, name); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// AltNames lists the DNS names, email addresses, URIs and IP addresses of
+// a subject alternative name extension's value, space-separated, for
+// searching: the console finds certificates by them.
+func AltNames(value []byte) string {
+	var names []string
+	eachAltName(value, func(tag cbasn1.Tag, v []byte) error { // a malformed value lists the names before the fault
+		switch tag {
+		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific(), cbasn1.Tag(6).ContextSpecific(): // rfc822Name, dNSName, URI
+			names = append(names, string(v))
+		case cbasn1.Tag(7).ContextSpecific(): // iPAddress
+			if len(v) == net.IPv4len || len(v) == net.IPv6len {
+				names = append(names, net.IP(v).String())
+			}
+		}
+		return nil
+	})
+	return strings.Join(names, " ")
+}
+
+// CheckAltNames checks the names of a DER subject alternative name
+// extension's value that are IA5Strings (DNS names, email addresses,
+// URIs) with CheckName, as a CSR's are: a CustomExtension can give the
+// extension whole.
+func CheckAltNames(value []byte) error {
+	return eachAltName(value, func(tag cbasn1.Tag, v []byte) error {
+		switch tag {
+		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific(), cbasn1.Tag(6).ContextSpecific(): // rfc822Name, dNSName, URI
+			if err := CheckName(string(v)); err != nil {
+				return fmt.Errorf("a subject alternative name: %v", err)
+			}
+		}
+		return nil
+	})
 }
 
 // CheckSubject refuses a DER subject with a control character (C0, DEL or
