@@ -483,21 +483,29 @@ func TestSwappedTokenKey(t *testing.T) {
 	}
 }
 
+// deletedKMSCA makes a root CA named cn, with its key in KMS, deletes it
+// with the shortest restoration period (7 days), stops the server, and
+// returns the CA's ARN and its key's handle (the KMS key's ARN).
+func deletedKMSCA(t *testing.T, env *testenv.Env, cn string) (arn, handle string) {
+	t.Helper()
+	arn = env.CreateCA(t, types.CertificateAuthorityTypeRoot, cn)
+	if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn, PermanentDeletionTimeInDays: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	env.Stop(t)
+	if err := env.DB(t).QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, arn).Scan(&handle); err != nil {
+		t.Fatal(err)
+	}
+	return arn, handle
+}
+
 // TestPurgeWhileKeyStoreAway purges a CA while KMS, which keeps its key,
 // cannot be reached: its rows go, and its key is destroyed once KMS is
 // back, by a later purge (here, the one at the next start).
 func TestPurgeWhileKeyStoreAway(t *testing.T) {
 	k := testenv.StartKMS(t)
 	env := testenv.Start(t, k.Use(t))
-	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Purged Away")
-	if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn, PermanentDeletionTimeInDays: aws.Int32(7)}); err != nil {
-		t.Fatal(err)
-	}
-	env.Stop(t)
-	var handle string
-	if err := env.DB(t).QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, arn).Scan(&handle); err != nil {
-		t.Fatal(err)
-	}
+	arn, handle := deletedKMSCA(t, env, "Purged Away")
 	k.Stop(t)
 	env.Clock.Advance(8 * 24 * time.Hour)
 	env.Restart(t) // the purge runs at start; KMS does not answer
@@ -530,15 +538,7 @@ func TestPurgeOfKeyGoneBefore(t *testing.T) {
 	k := testenv.StartKMS(t)
 	var logs testenv.SyncBuffer
 	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
-	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Gone Before")
-	if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn, PermanentDeletionTimeInDays: aws.Int32(7)}); err != nil {
-		t.Fatal(err)
-	}
-	env.Stop(t)
-	var handle string
-	if err := env.DB(t).QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, arn).Scan(&handle); err != nil {
-		t.Fatal(err)
-	}
+	_, handle := deletedKMSCA(t, env, "Gone Before")
 	if _, err := k.Client().ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: &handle, PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
