@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -51,6 +52,40 @@ func limitMemory(logger *slog.Logger) {
 		logger.Warn("the container's memory limit could not be read; the garbage collector has no soft limit", "error", err)
 	case limit < 1<<62: // a cgroup without a limit gives about 2^63
 		logger.Info("the garbage collector's soft memory limit comes from the container's", "bytes", limit)
+	}
+}
+
+// spareProcs is how many processors (Ps) the server adds to the CPUs it
+// runs on SQLite with. SQLite's reads, writes and fsyncs are system calls
+// that keep their P until the runtime's monitor takes it back, and the
+// group commit's fsync alone takes 0.3 ms, a thousand times a second under
+// load: with a P of each core held so, the other goroutines waited. With
+// two spare Ps, measured at 16 and 64 clients, issuance was 6 to 12% and
+// 21% faster, p99 at 64 clients 36 ms against 27, and CPU per certificate
+// no higher (one spare bought half of that; four, no more than two).
+// PostgreSQL's round trips go through the network poller, which holds no
+// P, and it gained 0 to 4%.
+const spareProcs = 2
+
+// procs is the number of Ps for a server: the runtime's default, unless
+// the server runs on SQLite, GOMAXPROCS is not set and no CPU limit (a
+// cgroup's quota) keeps the default below the CPUs. Under such a limit,
+// Ps beyond it would burn the quota early and be throttled; without one,
+// no more than the CPUs' worth of Ps run at once either way.
+func procs(def, cpus int, env, sqlite bool) int {
+	if env || !sqlite || def < cpus {
+		return def
+	}
+	return cpus + spareProcs
+}
+
+// addProcs gives the server procs' Ps.
+func addProcs(logger *slog.Logger, sqlite bool) {
+	_, env := os.LookupEnv("GOMAXPROCS")
+	def, cpus := runtime.GOMAXPROCS(0), runtime.NumCPU()
+	if n := procs(def, cpus, env, sqlite); n != def {
+		runtime.GOMAXPROCS(n)
+		logger.Info("the runtime's processors: two more than the CPUs, since SQLite's system calls hold one each while they block", "GOMAXPROCS", n, "cpus", cpus)
 	}
 }
 
@@ -276,6 +311,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	}
 
 	limitMemory(cfg.Logger)
+	addProcs(cfg.Logger, cfg.Database == "")
 
 	if pprofListen != "" {
 		pl, err := net.Listen("tcp", pprofListen)
