@@ -195,12 +195,27 @@ func equalAttribute(a, b attribute, fold func(string) string) bool {
 	if !a.Type.Equal(b.Type) {
 		return false
 	}
-	sa, okA := directoryString(a.Value)
-	sb, okB := directoryString(b.Value)
+	sa, okA := comparedString(a.Value)
+	sb, okB := comparedString(b.Value)
 	if okA && okB {
 		return fold(sa) == fold(sb)
 	}
 	return bytes.Equal(a.Value.FullBytes, b.Value.FullBytes)
+}
+
+// comparedString is directoryString, but reads a T61String as Latin-1, as
+// OpenSSL does when it compares names: its bytes are not UTF-8, and "caf"
+// then 0xE9 must be the UTF8String "café". (Subjects are still printed
+// from its bytes, as reports of earlier versions printed them.)
+func comparedString(v asn1.RawValue) (string, bool) {
+	if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagT61String {
+		return directoryString(v)
+	}
+	r := make([]rune, len(v.Bytes))
+	for i, b := range v.Bytes {
+		r[i] = rune(b)
+	}
+	return string(r), true
 }
 
 // folded folds the case of every letter and spaces of s, as RFC 4518 does

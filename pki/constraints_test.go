@@ -138,16 +138,24 @@ func TestReadDirectoryNameConstraints(t *testing.T) {
 	}
 }
 
+func utf8(s string) asn1.RawValue { return asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)} }
+
+// t61 is a T61String of s's Latin-1 bytes.
+func t61(s string) asn1.RawValue {
+	var b []byte
+	for _, r := range s {
+		b = append(b, byte(r))
+	}
+	return asn1.RawValue{Tag: asn1.TagT61String, Bytes: b}
+}
+
 func TestDirectoryNameConstraintsCheck(t *testing.T) {
 	ca := selfSigned(t, pkix.RDNSequence{{atv(oidCN, "CA")}}, nameConstraints(
-		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example  Corp")))},
-		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidOU, "Blocked")))}))
+		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example  Corp"))), subtree(dirName(t, atv(oidC, "FR"), atv(oidO, utf8("Société"))))},
+		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidOU, "Blocked"))), subtree(dirName(t, atv(oidC, "FR"), atv(oidO, utf8("Société")), atv(oidOU, utf8("Bloqué"))))}))
 	dc, _, err := ReadDirectoryNameConstraints(ca)
 	if err != nil || dc == nil {
 		t.Fatal(dc, err)
-	}
-	utf8 := func(s string) asn1.RawValue {
-		return asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)}
 	}
 	san := func(names ...asn1.RawValue) pkix.Extension {
 		var b []byte
@@ -171,6 +179,8 @@ func TestDirectoryNameConstraintsCheck(t *testing.T) {
 		{name: "multi-valued RDN", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp"), atv(oidOU, "x")}, {atv(oidCN, "leaf")}}},
 		{name: "excluded, in another case beyond ASCII", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidOU, utf8("BLOCKED"))}}},
 		{name: "excluded", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidOU, "blocked")}, {atv(oidCN, "leaf")}}},
+		{name: "a T61String read as Latin-1", subject: pkix.RDNSequence{{atv(oidC, "FR")}, {atv(oidO, t61("Société"))}, {atv(oidCN, "leaf")}}, ok: true},
+		{name: "excluded, in a T61String", subject: pkix.RDNSequence{{atv(oidC, "FR")}, {atv(oidO, "Soci\u00e9t\u00e9")}, {atv(oidOU, t61("BLOQUÉ"))}}},
 		{name: "empty subject is not checked", subject: pkix.RDNSequence{}, exts: []pkix.Extension{san(dnsName("a.example"))}, ok: true},
 		{name: "directory name in the SAN", subject: pkix.RDNSequence{}, exts: []pkix.Extension{san(dnsName("a.example"), dirName(t, atv(oidC, "US"), atv(oidO, "Other")))}},
 		{name: "permitted directory name in the SAN", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}},
