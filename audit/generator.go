@@ -206,7 +206,10 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	// The chunks go to the workers in order, and their results, each on a
 	// channel of its own, to the writer in the same order: at most
 	// inFlight chunks are held at once.
-	workers := min(runtime.GOMAXPROCS(0), 4)
+	// Ps beyond the CPUs (the server adds two on SQLite) run nothing at
+	// once: workers for them would only hold more chunks and read
+	// connections.
+	workers := min(runtime.GOMAXPROCS(0), runtime.NumCPU(), 4)
 	inFlight := workers + 1
 	jobs := make(chan *chunk, inFlight)
 	results := make(chan *chunk, inFlight)
