@@ -37,9 +37,13 @@ type Outcome struct {
 	RequestID string
 	Operation string // "" when the request named no operation
 	AccountID string
-	Status    int
-	Code      string // AWS error code; "" on success
-	Duration  time.Duration
+	// Key is the access key the request's signature names, once its
+	// Authorization header parses: proven, unless Code is an
+	// authentication error.
+	Key      string
+	Status   int
+	Code     string // AWS error code; "" on success
+	Duration time.Duration
 }
 
 // Call is one operation of an authenticated endpoint, as Envelope.Serve
@@ -208,6 +212,7 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 	if err != nil {
 		return Reply{}, err
 	}
+	out.Key = claimed
 	body, done, err := e.readBody(w, r, claimed, call.MaxBody)
 	if err != nil {
 		return Reply{}, err

@@ -149,6 +149,7 @@ func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 		slog.String("request_id", o.RequestID),
 		slog.String("operation", o.Operation),
 		slog.String("account", o.AccountID),
+		slog.String("key", o.Key),
 		slog.Int("status", o.Status),
 		slog.String("error_code", o.Code),
 		slog.Float64("latency_ms", float64(o.Duration.Microseconds())/1000),

@@ -74,7 +74,7 @@ func TestMetricsAndRequestLog(t *testing.T) {
 		t.Fatalf("%d request log lines, want 2:\n%s", len(lines), logs.String())
 	}
 	if l := lines[1]; l["operation"] != "DescribeCertificateAuthority" || l["status"] != float64(400) ||
-		l["error_code"] != "ResourceNotFoundException" || l["latency_ms"] == nil || l["request_id"] == "" {
+		l["error_code"] != "ResourceNotFoundException" || l["latency_ms"] == nil || l["request_id"] == "" || l["key"] != testenv.AccessKeyID {
 		t.Errorf("request log line %v", l)
 	}
 }
