@@ -51,26 +51,16 @@ type edKey struct {
 }
 
 // open opens a session on the token, logs in, and finds (or makes) the
-// key. crypto11 may have initialized the library already, or logged in:
-// both are fine.
+// key.
 func (k *edKey) open(create bool) error {
 	if k.ctx == nil {
 		if k.ctx = p11.New(k.cfg.Module); k.ctx == nil {
 			return fmt.Errorf("pkcs11: cannot load %s", k.cfg.Module)
 		}
 	}
-	if err := k.ctx.Initialize(); err != nil && !is(err, p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-		return fmt.Errorf("pkcs11: %w", err)
-	}
-	slot, err := k.slot()
-	if err != nil {
+	var err error
+	if k.session, err = openSession(k.ctx, k.cfg); err != nil {
 		return err
-	}
-	if k.session, err = k.ctx.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION); err != nil {
-		return fmt.Errorf("pkcs11: %w", err)
-	}
-	if err := k.ctx.Login(k.session, p11.CKU_USER, k.cfg.PIN); err != nil && !is(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
-		return fmt.Errorf("pkcs11: logging in: %w", err)
 	}
 	pub, priv, err := k.find()
 	if err == nil && priv == 0 && create {
@@ -92,18 +82,56 @@ func is(err error, code p11.Error) bool {
 	return errors.As(err, &pe) && pe == code
 }
 
-// slot finds the slot of the token with the configured label.
-func (k *edKey) slot() (uint, error) {
-	slots, err := k.ctx.GetSlotList(true)
+// openSession opens a logged-in session of ctx, through miekg/pkcs11, on
+// the token cfg names. crypto11 may have initialized the library already,
+// or logged in: both are fine.
+func openSession(ctx *p11.Ctx, cfg Config) (p11.SessionHandle, error) {
+	if err := ctx.Initialize(); err != nil && !is(err, p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		return 0, fmt.Errorf("pkcs11: %w", err)
+	}
+	slots, err := ctx.GetSlotList(true)
 	if err != nil {
 		return 0, fmt.Errorf("pkcs11: %w", err)
 	}
 	for _, slot := range slots {
-		if info, err := k.ctx.GetTokenInfo(slot); err == nil && info.Label == k.cfg.TokenLabel {
-			return slot, nil
+		if info, err := ctx.GetTokenInfo(slot); err != nil || info.Label != cfg.TokenLabel {
+			continue
 		}
+		session, err := ctx.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
+		if err != nil {
+			return 0, fmt.Errorf("pkcs11: %w", err)
+		}
+		if err := ctx.Login(session, p11.CKU_USER, cfg.PIN); err != nil && !is(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
+			ctx.CloseSession(session)
+			return 0, fmt.Errorf("pkcs11: logging in: %w", err)
+		}
+		return session, nil
 	}
-	return 0, fmt.Errorf("pkcs11: no token is labelled %q", k.cfg.TokenLabel)
+	return 0, fmt.Errorf("pkcs11: no token is labelled %q", cfg.TokenLabel)
+}
+
+// privateKeys counts the token's private keys under id, whether or not a
+// public key goes with them: crypto11 finds only those that have one.
+func (s *Store) privateKeys(id []byte) (int, error) {
+	ctx := p11.New(s.cfg.Module)
+	if ctx == nil {
+		return 0, fmt.Errorf("pkcs11: cannot load %s", s.cfg.Module)
+	}
+	session, err := openSession(ctx, s.cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer ctx.CloseSession(session)
+	template := []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY), p11.NewAttribute(p11.CKA_ID, id)}
+	if err := ctx.FindObjectsInit(session, template); err != nil {
+		return 0, fmt.Errorf("pkcs11: %w", err)
+	}
+	defer ctx.FindObjectsFinal(session)
+	found, _, err := ctx.FindObjects(session, 16)
+	if err != nil {
+		return 0, fmt.Errorf("pkcs11: %w", err)
+	}
+	return len(found), nil
 }
 
 // find returns the key's objects, 0 for none.

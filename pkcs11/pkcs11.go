@@ -289,8 +289,9 @@ func proves(key crypto11.Signer) error {
 
 // DestroyKey implements openpca.KeyStore. A key is ErrNotFound when a
 // login of this call's own finds no private key under the CA's id (another
-// server destroyed it, or a try whose answer was lost): a token away
-// shows none to a context logged in before it went. Keys under the id that
+// server destroyed it, or a try whose answer was lost), with its public
+// key or without: a token away shows none to a context logged in before
+// it went. Keys under the id that
 // are not the CA's, or not only the CA's, are left to the operator: the
 // error says so, and the purge tries again.
 func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
@@ -303,10 +304,19 @@ func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 		return err
 	}
 	defer c.Close()
-	if keys, ferr := c.FindKeyPairs(ca.KeyHandle, nil); ferr == nil && len(keys) == 0 {
-		return openpca.ErrNotFound
+	keys, ferr := c.FindKeyPairs(ca.KeyHandle, nil)
+	if ferr != nil || len(keys) > 0 {
+		return err
 	}
-	return err
+	// A private key whose public key was removed is not a pair to
+	// crypto11, and nothing tells whether it is the CA's.
+	switch n, perr := s.privateKeys(ca.KeyHandle); {
+	case perr != nil:
+		return err
+	case n > 0:
+		return fmt.Errorf("pkcs11: the token holds a private key under the id %x of %s without its public key, which would tell whether it is the CA's: remove it by hand", ca.KeyHandle, ca.ARN)
+	}
+	return openpca.ErrNotFound
 }
 
 // KeyAttributes reports the boolean attributes of the private key of ca

@@ -10,6 +10,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/ThalesGroup/crypto11"
@@ -152,5 +154,44 @@ func TestKeyProvesItself(t *testing.T) {
 				t.Errorf("%d private keys under the id after DestroyKey, want the 1 left", n)
 			}
 		})
+	}
+}
+
+// TestPrivateKeyAlone: a CA's private key whose public key was removed is
+// no key pair to crypto11, but it is not destroyed either: DestroyKey says
+// so, until the private key is gone too.
+func TestPrivateKeyAlone(t *testing.T) {
+	h := testenv.NewSoftHSM(t)
+	store, err := pkcs11.Open(h.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ca := &openpca.CA{ID: "22222222-2222-2222-2222-222222222222", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/22222222-2222-2222-2222-222222222222",
+		Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1}}
+	handle, key, err := store.GenerateKey(context.Background(), ca, openpca.KeyAlgorithmEcPrime256v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ski, _ := pki.SubjectKeyID(key.Public())
+	ca.KeyStore, ca.KeyHandle, ca.KeyID = pkcs11.Name, handle, hex.EncodeToString(ski)
+	s := openSession(t, h)
+	destroy := func(class uint) {
+		for _, o := range s.objects(t, handle, class) {
+			if err := s.m.DestroyObject(s.h, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	destroy(p11.CKO_PUBLIC_KEY)
+	if err := store.DestroyKey(context.Background(), ca); err == nil || errors.Is(err, openpca.ErrNotFound) || !strings.Contains(err.Error(), "without its public key") {
+		t.Fatalf("DestroyKey of a private key alone: %v, want an error that says so", err)
+	}
+	if n := len(s.objects(t, handle, p11.CKO_PRIVATE_KEY)); n != 1 {
+		t.Fatalf("%d private keys under the id, want the 1 left to the operator", n)
+	}
+	destroy(p11.CKO_PRIVATE_KEY)
+	if err := store.DestroyKey(context.Background(), ca); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("DestroyKey with no key left: %v, want ErrNotFound", err)
 	}
 }
