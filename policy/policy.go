@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -108,7 +109,33 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 	if len(p.Statements) == 0 {
 		return nil, invalid("the policy has no Statement")
 	}
+	if v := p.variable(); v != "" {
+		return nil, invalid("%q uses a policy variable, which this server does not substitute: write the value itself", v)
+	}
 	return p, nil
+}
+
+// variable returns a Resource, NotResource or condition value of a 2012-10-17
+// policy that holds a policy variable (${...}), or "". IAM substitutes
+// them in that version; read as written, they would never match, and a
+// Deny that used one would deny nothing. (In 2008-10-17, the default,
+// "${" is only characters.)
+func (p *Policy) variable() string {
+	if p.Version != "2012-10-17" {
+		return ""
+	}
+	for _, st := range p.Statements {
+		values := slices.Concat(st.Resources, st.NotResources)
+		for _, c := range st.Conditions {
+			values = append(values, c.Values...)
+		}
+		for _, v := range values {
+			if strings.Contains(v, "${") {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 func errText(err error) string {

@@ -46,6 +46,9 @@ func TestParseErrors(t *testing.T) {
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Extra":1}}`, Identity, "unknown element"},
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*"}} {}`, Identity, "data after"},
 		{strings.Repeat(" ", MaxSize+1), Identity, "at most"},
+		{`{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"acm-pca:Delete*","Resource":"arn:aws:acm-pca:*:${aws:PrincipalAccount}:certificate-authority/*"}}`, Identity, "policy variable"},
+		{`{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"acm-pca:*","NotResource":"arn:aws:acm-pca:*:${aws:PrincipalAccount}:*"}}`, Identity, "policy variable"},
+		{`{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:ResourceTag/owner":"${aws:userid}"}}}}`, Identity, "policy variable"},
 	} {
 		_, err := Parse([]byte(tt.doc), tt.kind)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -234,5 +237,14 @@ func BenchmarkEvaluate(b *testing.B) {
 		if d := Evaluate(named, r); !d.Allowed {
 			b.Fatal(d)
 		}
+	}
+}
+
+// TestVariablesOf2008 checks that "${" is taken as written in a policy of
+// 2008-10-17, the version without variables.
+func TestVariablesOf2008(t *testing.T) {
+	doc := `{"Version":"2008-10-17","Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:*:*:certificate-authority/${x}"}}`
+	if _, err := Parse([]byte(doc), Identity); err != nil {
+		t.Fatal(err)
 	}
 }
