@@ -410,3 +410,43 @@ func TestDenialsAreLogged(t *testing.T) {
 	}
 	t.Errorf("no denial was logged:\n%s", logs.String())
 }
+
+// TestTagsAtCreation: tags given to CreateCertificateAuthority need
+// acm-pca:TagCertificateAuthority too, with the tags as request tags, as
+// on AWS.
+func TestTagsAtCreation(t *testing.T) {
+	env := testenv.Start(t)
+	create := `{"Sid":"Create","Effect":"Allow","Action":"acm-pca:CreateCertificateAuthority","Resource":"*"}`
+	for _, tc := range []struct {
+		name   string
+		policy string
+		tag    string // the team tag given; "" for none
+		ok     bool
+	}{
+		{"no tags, no right to tag", create, "", true},
+		{"tags, no right to tag", create, "dev", false},
+		{"tags, tagging denied", create + `,{"Sid":"All","Effect":"Allow","Action":"acm-pca:*","Resource":"*"},{"Sid":"NoTags","Effect":"Deny","Action":"acm-pca:TagCertificateAuthority","Resource":"*"}`, "dev", false},
+		{"tags the right to tag allows", create + `,{"Sid":"Tag","Effect":"Allow","Action":"acm-pca:TagCertificateAuthority","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/team":"dev"}}}`, "dev", true},
+		{"tags the right to tag does not allow", create + `,{"Sid":"Tag","Effect":"Allow","Action":"acm-pca:TagCertificateAuthority","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/team":"dev"}}}`, "prod", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, _ := env.NewKey(t, app.DefaultAccountID, policyKey("p", `{"Version":"2012-10-17","Statement":[`+tc.policy+`]}`))
+			in := &acmpca.CreateCertificateAuthorityInput{CertificateAuthorityType: types.CertificateAuthorityTypeRoot,
+				CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Tagged")}
+			if tc.tag != "" {
+				in.Tags = []types.Tag{{Key: aws.String("team"), Value: aws.String(tc.tag)}}
+			}
+			_, err := client.CreateCertificateAuthority(ctx, in)
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			testenv.WantError(t, err, "AccessDeniedException")
+			if !strings.Contains(err.Error(), "acm-pca:TagCertificateAuthority") {
+				t.Errorf("the denial does not name the tagging: %v", err)
+			}
+		})
+	}
+}

@@ -65,7 +65,13 @@ func (s *Service) authorize(ctx context.Context, c openpca.Caller, ca *openpca.C
 	if op == "" {
 		return errors.New("authority: request without an operation")
 	}
-	v := Decide(&s.policies, c, ActionPrefix+op, ca, resource, ConditionValues(c, ca, values, s.now()))
+	return s.authorizeAction(ctx, c, ActionPrefix+op, ca, resource, values)
+}
+
+// authorizeAction is authorize, for an action other than the request's
+// operation that the request also needs.
+func (s *Service) authorizeAction(ctx context.Context, c openpca.Caller, action string, ca *openpca.CA, resource string, values conditions) error {
+	v := Decide(&s.policies, c, action, ca, resource, ConditionValues(c, ca, values, s.now()))
 	switch {
 	case v.NotShared:
 		return caNotFound(ca.ARN)

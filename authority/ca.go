@@ -34,6 +34,13 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if err := s.authorize(ctx, c, nil, openpca.CAARN(s.region, c.AccountID, "*"), requestTags(in.Tags, true)); err != nil {
 		return nil, err
 	}
+	// Tags given at creation need the right to tag too, as on AWS: else a
+	// key denied tagging would tag a CA by creating it with the tags.
+	if len(in.Tags) > 0 {
+		if err := s.authorizeAction(ctx, c, ActionPrefix+"TagCertificateAuthority", nil, openpca.CAARN(s.region, c.AccountID, "*"), requestTags(in.Tags, true)); err != nil {
+			return nil, err
+		}
+	}
 	cfg := in.CertificateAuthorityConfiguration
 	if _, err := pki.SignatureAlgorithm(cfg.KeyAlgorithm, cfg.SigningAlgorithm); err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
