@@ -197,26 +197,27 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if l, ok := a.objects.(*localfs.Store); ok {
 		local = l
 	}
+	rates := awsjson.NewAccountRates(cfg.AccountRequestRate)
 	var web http.Handler
 	if signIn, ok := authenticator.(console.Authenticator); ok && !cfg.NoConsole {
-		if web, err = console.New(console.Config{Service: svc, AuditLog: svc, Certificates: svc, Store: a.store, Objects: a.objects, Auth: signIn, Logger: logger, Now: cfg.Now,
+		if web, err = console.New(console.Config{Rates: rates, Service: svc, AuditLog: svc, Certificates: svc, Store: a.store, Objects: a.objects, Auth: signIn, Logger: logger, Now: cfg.Now,
 			HTTPS: strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"), SearchTime: cfg.ConsoleSearchTime, Proxies: cfg.TrustedProxies}); err != nil {
 			return fail(err)
 		}
 	}
 	a.server = server.New(server.Config{
-		Console:            web,
-		PrivateMetrics:     cfg.PrivateMetrics,
-		AccountRequestRate: cfg.AccountRequestRate,
-		TrustedProxies:     cfg.TrustedProxies,
-		Service:            svc,
-		AuditLog:           svc,
-		OCSP:               svc,
-		LocalObjects:       local,
-		Collectors:         collectors,
-		Ready:              a.store.Ready,
-		Authenticator:      authenticator,
-		Logger:             logger,
+		Console:        web,
+		PrivateMetrics: cfg.PrivateMetrics,
+		AccountRates:   rates,
+		TrustedProxies: cfg.TrustedProxies,
+		Service:        svc,
+		AuditLog:       svc,
+		OCSP:           svc,
+		LocalObjects:   local,
+		Collectors:     collectors,
+		Ready:          a.store.Ready,
+		Authenticator:  authenticator,
+		Logger:         logger,
 	})
 
 	bctx, stop := context.WithCancel(context.Background())

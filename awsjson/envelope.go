@@ -151,14 +151,14 @@ type Envelope struct {
 	small    *bodyPool // for bodies of at most smallBody
 	large    *bodyPool
 	buffers  sync.Pool // *[]byte: buffers for bodies larger than smallBody
-	accounts *accountRates
+	accounts *AccountRates
 }
 
 // Options are an Envelope's settings.
 type Options struct {
-	// AccountRate bounds the requests of one account, a second (as many
-	// at once); past it they are ThrottlingException. 0: no bound.
-	AccountRate float64
+	// AccountRates bounds the requests of each account, a second (as
+	// many at once); past it they are ThrottlingException. nil: no bound.
+	AccountRates *AccountRates
 	// Proxies are the proxies in front of the server whose word on the
 	// client's address it takes: for aws:SourceIp, and the body budget's
 	// share of an address.
@@ -169,7 +169,7 @@ type Options struct {
 // every request.
 func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Request, Outcome), opts Options) *Envelope {
 	return &Envelope{authn: authn, proxies: opts.Proxies, logger: logger, observe: observe, small: newBodyPool(BodyBudget / 4), large: newBodyPool(BodyBudget),
-		accounts: newAccountRates(opts.AccountRate)}
+		accounts: opts.AccountRates}
 }
 
 // Serve answers r with the Call that route chooses for it. An error from
@@ -223,8 +223,8 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 		return Reply{}, err
 	}
 	out.AccountID = caller.AccountID
-	if !e.accounts.allow(caller.AccountID) {
-		return Reply{}, openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: account %s sends more than %g requests a second to this server.", caller.AccountID, e.accounts.rate)
+	if err := e.accounts.Check(caller.AccountID); err != nil {
+		return Reply{}, err
 	}
 	// What the connection tells, for the aws:SourceIp and
 	// aws:SecureTransport condition keys. X-Forwarded-For is believed from

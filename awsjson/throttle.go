@@ -3,33 +3,47 @@ package awsjson
 import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
+
+	"github.com/openpca/openpca"
 )
 
-// accountRates bounds each account's requests to a rate, so that one
+// AccountRates bounds each account's requests to a rate, so that one
 // account cannot take a shared server from the others; AWS bounds each
 // account's requests too, with ThrottlingException, which clients retry
 // after a backoff. An account's bound is kept while it sends requests:
 // accountsKept accounts at most, the least recent dropped first (an
 // account that comes back starts with a full bucket, which a bound per
 // account allows anyway).
-type accountRates struct {
+// The API and the console share one, so that a bound holds across both.
+type AccountRates struct {
 	rate     float64 // 0: no bound
 	accounts *lru.Cache[string, *rate.Limiter]
 }
 
 const accountsKept = 100_000
 
-func newAccountRates(perSecond float64) *accountRates {
-	a := &accountRates{rate: perSecond}
+// NewAccountRates bounds each account to perSecond requests a second; 0
+// is no bound.
+func NewAccountRates(perSecond float64) *AccountRates {
+	a := &AccountRates{rate: perSecond}
 	if perSecond > 0 {
 		a.accounts, _ = lru.New[string, *rate.Limiter](accountsKept)
 	}
 	return a
 }
 
+// Check says whether a request of account may go now: nil, or
+// ThrottlingException. A nil AccountRates is no bound.
+func (a *AccountRates) Check(account string) error {
+	if !a.allow(account) {
+		return openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: account %s sends more than %g requests a second to this server.", account, a.rate)
+	}
+	return nil
+}
+
 // allow reports whether a request of account may go now.
-func (a *accountRates) allow(account string) bool {
-	if a.accounts == nil {
+func (a *AccountRates) allow(account string) bool {
+	if a == nil || a.accounts == nil {
 		return true // no bound
 	}
 	l := rate.NewLimiter(rate.Limit(a.rate), max(1, int(a.rate)))

@@ -34,6 +34,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auth"
+	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/clientaddr"
 )
 
@@ -91,6 +92,9 @@ type Config struct {
 	Objects      openpca.ObjectStore
 	Auth         Authenticator
 	Logger       *slog.Logger
+	// Rates bounds each account's requests, the API's and the console's
+	// together; nil: no bound.
+	Rates *awsjson.AccountRates
 	// SearchTime bounds a search of a CA's certificates by text, which
 	// reads all of a large CA's certificates when it matches few, on the
 	// database readers the API shares; 0 means DefaultSearchTime.
@@ -248,6 +252,11 @@ func (c *Console) session(h func(http.ResponseWriter, *http.Request, *signedIn))
 		}
 		if err != nil {
 			c.internal(w, r, err)
+			return
+		}
+		if err := c.cfg.Rates.Check(caller.AccountID); err != nil {
+			w.Header().Set("Retry-After", "1")
+			c.fail(w, r, http.StatusTooManyRequests, "Your account sends more requests a second than this server takes from one account: wait a moment and try again.")
 			return
 		}
 		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {

@@ -509,3 +509,17 @@ func TestSignInLimitThroughProxy(t *testing.T) {
 		t.Errorf("the CAs, from outside the office: %d", status)
 	}
 }
+
+// TestConsoleSharesTheAccountRate: the console's pages count against the
+// account's request rate, with the API's requests: a bound the console
+// did not keep would not bound the account.
+func TestConsoleSharesTheAccountRate(t *testing.T) {
+	env := testenv.Start(t, func(c *app.Config) { c.AccountRequestRate = 0.01 }) // one request, then one each 100 s
+	b := newBrowser(t, env)
+	b.signIn(env.Client) // its first page takes the account's request
+	if status, _ := b.get("/console/cas"); status != http.StatusTooManyRequests {
+		t.Errorf("a page past the account's rate: %d, want 429", status)
+	}
+	_, err := env.Client.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{})
+	testenv.WantError(t, err, "ThrottlingException")
+}

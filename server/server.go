@@ -48,9 +48,9 @@ type Config struct {
 	// Server.Metrics to serve elsewhere: they count every account's CAs
 	// and requests.
 	PrivateMetrics bool
-	// AccountRequestRate bounds each account's API requests a second;
-	// 0: no bound.
-	AccountRequestRate float64
+	// AccountRates bounds each account's API requests a second; the
+	// console shares them. nil: no bound.
+	AccountRates *awsjson.AccountRates
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
 	TrustedProxies clientaddr.Proxies
 	Logger         *slog.Logger
@@ -86,7 +86,7 @@ func New(cfg Config) *Server {
 	envelope := awsjson.NewEnvelope(cfg.Authenticator, cfg.Logger, func(r *http.Request, o awsjson.Outcome) {
 		m.observe(o)
 		s.logRequest(r, o)
-	}, awsjson.Options{AccountRate: cfg.AccountRequestRate, Proxies: cfg.TrustedProxies})
+	}, awsjson.Options{AccountRates: cfg.AccountRates, Proxies: cfg.TrustedProxies})
 	api := &awsjson.Handler{Service: cfg.Service, Envelope: envelope, Logger: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.Handle("/", promhttp.InstrumentHandlerInFlight(m.inFlight, api))
