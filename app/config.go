@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -113,6 +114,11 @@ type Config struct {
 	// for AWS KMS, and none for another server.
 	KMSEndpoint string
 	KMSStandard string
+	// KMSKeyPolicy is the key policy (a JSON document) each new CA key in
+	// KMS is made with, instead of KMS's default, which lets the account's
+	// IAM policies grant kms:Sign to anyone: with one that grants it to the
+	// server alone, nothing else can sign for a CA outside its audit log.
+	KMSKeyPolicy string
 	// RequireHardwareKeys refuses to create CAs in the software store.
 	RequireHardwareKeys bool
 	// AllowUnmetKeyStandard accepts a requested KeyStorageSecurityStandard
@@ -247,6 +253,17 @@ func (cfg *Config) Validate() error {
 	case seal.SoftwareStore, pkcs11.Name, kms.Name:
 	default:
 		return fmt.Errorf("--key-store must be software, pkcs11 or kms, not %q", cfg.KeyStore)
+	}
+	if cfg.KMSKeyPolicy != "" {
+		var doc map[string]any
+		switch {
+		case cfg.KeyStore != kms.Name:
+			return fmt.Errorf("--kms-key-policy is the policy of the keys --key-store kms makes")
+		case len(cfg.KMSKeyPolicy) > kms.MaxKeyPolicy:
+			return fmt.Errorf("--kms-key-policy: the policy is %d bytes; KMS takes at most %d", len(cfg.KMSKeyPolicy), kms.MaxKeyPolicy)
+		case json.Unmarshal([]byte(cfg.KMSKeyPolicy), &doc) != nil:
+			return fmt.Errorf("--kms-key-policy: the policy is not a JSON object")
+		}
 	}
 	switch cfg.AuditKeyStore {
 	case seal.SoftwareStore:

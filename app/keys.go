@@ -45,6 +45,7 @@ func (a *App) openKeyStores(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		store.KeyPolicy = cfg.KMSKeyPolicy
 		stores = append(stores, authority.KeyStore{KeyStore: store, Standard: standard})
 	}
 	name := cfg.KeyStore

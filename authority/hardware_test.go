@@ -558,3 +558,23 @@ func TestPurgeOfKeyGoneBefore(t *testing.T) {
 		t.Errorf("keys still to destroy: %d, %v", n, err)
 	}
 }
+
+// TestKMSKeyPolicy: with a key policy configured, each CA key is made
+// with it, not with KMS's default.
+func TestKMSKeyPolicy(t *testing.T) {
+	k := testenv.StartKMS(t)
+	const doc = `{"Version":"2012-10-17","Statement":[{"Sid":"ServerSigns","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/openpca"},"Action":["kms:Sign","kms:GetPublicKey","kms:DescribeKey","kms:ScheduleKeyDeletion"],"Resource":"*"}]}`
+	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.KMSKeyPolicy = doc })
+	env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Own policy")
+	keys, err := k.Client().ListKeys(ctx, &awskms.ListKeysInput{})
+	if err != nil || len(keys.Keys) != 1 {
+		t.Fatalf("KMS keys: %v, %v", keys, err)
+	}
+	got, err := k.Client().GetKeyPolicy(ctx, &awskms.GetKeyPolicyInput{KeyId: keys.Keys[0].KeyId, PolicyName: aws.String("default")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(got.Policy) != doc {
+		t.Errorf("the key's policy is\n%s\nwant\n%s", aws.ToString(got.Policy), doc)
+	}
+}

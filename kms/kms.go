@@ -37,9 +37,15 @@ const signTimeout = 30 * time.Second
 // a start or a purge for good.
 const attemptTimeout = 20 * time.Second
 
+// MaxKeyPolicy is the most bytes a key policy may have in KMS.
+const MaxKeyPolicy = 32768
+
 // Store keeps CA keys in KMS. It implements openpca.KeyStore.
 type Store struct {
 	client *awskms.Client
+	// KeyPolicy, if set, is the key policy new keys are made with; KMS's
+	// default policy otherwise.
+	KeyPolicy string
 }
 
 var _ openpca.KeyStore = (*Store)(nil)
@@ -129,11 +135,15 @@ func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.Key
 		return nil, nil, openpca.Errorf(openpca.CodeInvalidArgs, "SigningAlgorithm %s: KMS signs with %s keys using %s only; use %sWITHECDSA.",
 			ca.Config.SigningAlgorithm, alg, want, want)
 	}
-	out, err := s.client.CreateKey(ctx, &awskms.CreateKeyInput{
+	in := &awskms.CreateKeyInput{
 		KeySpec: spec, KeyUsage: types.KeyUsageTypeSignVerify,
 		Description: aws.String("OpenPCA key of " + ca.ARN),
 		Tags:        []types.Tag{{TagKey: aws.String("openpca:certificate-authority"), TagValue: aws.String(ca.ARN)}},
-	})
+	}
+	if s.KeyPolicy != "" {
+		in.Policy = aws.String(s.KeyPolicy)
+	}
+	out, err := s.client.CreateKey(ctx, in)
 	if err != nil {
 		return nil, nil, refusal(ca, err)
 	}

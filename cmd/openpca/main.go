@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -258,6 +259,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.AuditKeyStore, "audit-key-store", cfg.AuditKeyStore, "where a new database's audit log key is made: software (sealed with the master key) or pkcs11; once made, it stays there")
 	fs.StringVar(&cfg.PKCS11Standard, "pkcs11-standard", "", "the KeyStorageSecurityStandard the token is certified to meet, such as FIPS_140_2_LEVEL_3_OR_HIGHER (default none)")
 	fs.StringVar(&cfg.KMSEndpoint, "kms-endpoint", "", "URL of a KMS-compatible server for the kms key store (default AWS KMS); credentials come from the standard AWS configuration")
+	fs.Func("kms-key-policy", "a file with the key policy (JSON) each new CA key in KMS is made with, instead of KMS's default, which lets the account's IAM policies grant kms:Sign to anyone", func(path string) error {
+		b, err := os.ReadFile(path)
+		if err == nil && len(bytes.TrimSpace(b)) == 0 {
+			err = fmt.Errorf("%s is empty", path)
+		}
+		cfg.KMSKeyPolicy = string(b)
+		return err
+	})
 	fs.StringVar(&cfg.KMSStandard, "kms-standard", "", "the KeyStorageSecurityStandard the kms store meets (default FIPS_140_2_LEVEL_3_OR_HIGHER on AWS KMS, none with --kms-endpoint)")
 	fs.BoolVar(&cfg.RequireHardwareKeys, "require-hardware-keys", false, "refuse to create CAs whose keys would be kept in software")
 	fs.BoolVar(&cfg.AllowUnmetKeyStandard, "allow-unmet-key-standard", false, "accept a KeyStorageSecurityStandard no key store is declared to meet, and report it as asked")
