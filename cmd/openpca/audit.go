@@ -275,6 +275,7 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it, to check the proof before printing it")
 	var w witnessFlags
 	w.define(fs, "a log the entries are in (with --server and --key)")
+	wait := fs.Duration("witness-wait", 10*time.Second, "how long to wait for the witnesses to cosign entries newer than their last cosignature")
 	c.flags(fs)
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
 		return err
@@ -310,7 +311,7 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 			return fmt.Errorf("%w: %v", errVerification, err)
 		}
 		if len(w.keys) > 0 {
-			if err := checkWitnessedProof(ctx, client, p, vkey, w.keys, w.quorum); err != nil {
+			if err := checkWitnessedProof(ctx, client, p, vkey, w.keys, w.quorum, *wait); err != nil {
 				return fmt.Errorf("%w: %v", errVerification, err)
 			}
 		}
@@ -357,17 +358,10 @@ func (w *witnessFlags) check() error {
 // quorum of the witnesses' cosignatures, and the checkpoint of the proof
 // one of the other's first entries, as the server's consistency proof
 // shows. Then the server could not have shown anyone a history without
-// them, unseen. Entries past what the witnesses cosigned yet are refused:
-// they are, within a second or so, if the witnesses answer.
-func checkWitnessedProof(ctx context.Context, client *server.AuditLogClient, p *auditlog.InclusionProof, vkey string, witnesses []note.Verifier, quorum int) error {
-	signed, err := client.Checkpoint(ctx, p.CertificateAuthorityArn)
-	if err != nil {
-		return err
-	}
-	w, _, err := audit.OpenWitnessed(signed, vkey, witnesses, quorum, time.Time{})
-	if err != nil {
-		return err
-	}
+// them, unseen. Entries past what the witnesses cosigned are waited for,
+// up to wait (a round takes about a second when they answer), then
+// refused.
+func checkWitnessedProof(ctx context.Context, client *server.AuditLogClient, p *auditlog.InclusionProof, vkey string, witnesses []note.Verifier, quorum int, wait time.Duration) error {
 	c, err := auditlog.OpenCheckpoint([]byte(p.Checkpoint), vkey)
 	if err != nil {
 		return err
@@ -376,13 +370,31 @@ func checkWitnessedProof(ctx context.Context, client *server.AuditLogClient, p *
 	for _, e := range p.Entries {
 		last = max(last, e.Index)
 	}
+	var w auditlog.Checkpoint
+	for deadline := time.Now().Add(wait); ; {
+		signed, err := client.Checkpoint(ctx, p.CertificateAuthorityArn)
+		if err != nil {
+			return err
+		}
+		if w, _, err = audit.OpenWitnessed(signed, vkey, witnesses, quorum, time.Time{}); err != nil {
+			return err
+		}
+		if w.Size > last || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	if w.Origin != c.Origin {
 		return fmt.Errorf("the witnessed checkpoint is of the log %q, not %q", w.Origin, c.Origin)
 	}
 	small, large := c, w // the proof's checkpoint, then the witnessed
 	if w.Size < c.Size {
 		if last >= w.Size {
-			return fmt.Errorf("entry %d is past the %d entries the witnesses have cosigned yet: try again in a few seconds", last, w.Size)
+			return fmt.Errorf("entry %d is past the %d entries the witnesses cosigned in the %s this waited: are they answering the server?", last, w.Size, wait)
 		}
 		small, large = w, c
 	}
