@@ -21,6 +21,7 @@ type Store interface {
 	ResealStore
 	WitnessStore
 	ConsoleStore
+	OperatorLog
 	Close() error
 }
 

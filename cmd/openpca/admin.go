@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,6 +37,29 @@ func openAdmin(ctx context.Context, name string, args []string, stderr io.Writer
 	}
 	a, err := app.OpenAdmin(ctx, *cfg)
 	return a, fs, err
+}
+
+// record adds what an operator's command changed to the operator log. The
+// change is made by then: a failure to record it is warned of, not taken
+// for the command's, so that a script does not make a second key, say.
+func record(ctx context.Context, a *app.Admin, stderr io.Writer, command, detail string) {
+	action := &openpca.OperatorAction{At: time.Now().UTC(), User: osUser(), Command: command, Detail: detail}
+	action.Host, _ = os.Hostname()
+	if err := a.Store.RecordOperatorAction(ctx, action); err != nil {
+		fmt.Fprintf(stderr, "openpca: done, but not recorded in the operator log: %v\n", err)
+	}
+}
+
+// osUser names the user running the command, and whom sudo ran it for.
+func osUser() string {
+	name := strconv.Itoa(os.Getuid())
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if by := os.Getenv("SUDO_USER"); by != "" {
+		name += " (sudo by " + by + ")"
+	}
+	return name
 }
 
 // adminFlags defines the flags that say where a server's data is, and
@@ -130,6 +155,17 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		if err := app.RotateMasterKey(ctx, *cfg, newKey); err != nil {
 			return err
 		}
+		// Recorded with the new key, as the servers will open the data.
+		after := *cfg
+		if after.MasterKey != "" {
+			after.MasterKey = newKey
+		}
+		if a, err := app.OpenAdmin(ctx, after); err != nil {
+			fmt.Fprintf(stderr, "openpca: done, but not recorded in the operator log: %v\n", err)
+		} else {
+			record(ctx, a, stderr, "master-key rotate", "every sealed secret resealed with a new master key")
+			a.Close()
+		}
 		fmt.Fprintln(stdout, "Everything the master key sealed is sealed with the new one. Start the servers with it, without a previous master key.")
 		return nil
 	}
@@ -171,6 +207,7 @@ func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, look
 		if err != nil {
 			return err
 		}
+		record(ctx, a, stderr, "accounts create", fmt.Sprintf("account %s, named %q", id, name))
 		fmt.Fprintln(stdout, id)
 		return nil
 	case "list":
@@ -236,6 +273,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		} else if err != nil {
 			return err
 		}
+		record(ctx, a, stderr, "keys create", fmt.Sprintf("key %s of account %s, access: %s", key.ID, account, policyNames(key.Policies)))
 		fmt.Fprintf(stdout, "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", key.ID, secret)
 		return nil
 	case "list":
@@ -262,6 +300,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		} else if err != nil {
 			return err
 		}
+		record(ctx, a, stderr, "keys revoke", "key "+fs.Arg(0))
 		fmt.Fprintf(stdout, "revoked %s\n", fs.Arg(0))
 		return nil
 	}
@@ -360,6 +399,7 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 				return err
 			}
 		}
+		record(ctx, a, stderr, "buckets create", fmt.Sprintf("bucket %s of account %s", bucket, account))
 		fmt.Fprintf(stdout, "bucket %s belongs to account %s\n", bucket, account)
 		return nil
 	case "list":
@@ -386,10 +426,39 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 		} else if err != nil {
 			return err
 		}
+		record(ctx, a, stderr, "buckets remove", "bucket "+bucket)
 		fmt.Fprintf(stdout, "bucket %s belongs to the default account again; its objects stay where they are\n", bucket)
 		return nil
 	}
 	return fmt.Errorf("unknown buckets command %q", args[0])
+}
+
+// operatorLog runs "openpca operator-log": the operators' latest actions,
+// the newest first.
+func operatorLog(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	var limit int
+	a, _, err := openAdmin(ctx, "operator-log", args, stderr, lookupEnv, func(fs *flag.FlagSet) {
+		fs.IntVar(&limit, "limit", 100, "how many of the latest actions to show")
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if limit < 1 {
+		return errors.New("--limit must be 1 or more")
+	}
+	list, err := a.Store.ListOperatorActions(ctx, limit)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tUSER\tHOST\tCOMMAND\tWHAT")
+	for _, action := range list {
+		// A policy's document may span lines: the table keeps one a row.
+		detail := strings.Join(strings.Fields(action.Detail), " ")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", action.At.Format(time.RFC3339), action.User, action.Host, action.Command, detail)
+	}
+	return tw.Flush()
 }
 
 // cas runs "openpca cas list": every CA with where its key really is.

@@ -199,3 +199,57 @@ func TestDatabasePasswordOnTheCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorLog: each command that changes accounts, keys, their
+// policies, buckets or the master key is in the operator log, with who ran
+// it and what it changed, and never a secret; commands that only read are
+// not.
+func TestOperatorLog(t *testing.T) {
+	env := testenv.Start(t)
+	data := env.Config.DataDir
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := runOpenpca(t, append(args, "--data-dir", data)...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	account := strings.TrimSpace(run("accounts", "create", "--name", "team-a"))
+	created := strings.Split(run("keys", "create", "--account", account), "\n")
+	key := strings.TrimPrefix(created[0], "AWS_ACCESS_KEY_ID=")
+	secret := strings.TrimPrefix(created[1], "AWS_SECRET_ACCESS_KEY=")
+	run("policy", "attach", key, "--managed", "ReadOnly")
+	run("keys", "list")
+	run("buckets", "create", "team-a-reports", "--account", account)
+	run("buckets", "remove", "team-a-reports")
+	run("keys", "revoke", key)
+	env.Stop(t)
+	run("master-key", "rotate")
+
+	log := run("operator-log")
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	want := []struct{ command, what string }{
+		{"master-key rotate", "resealed"},
+		{"keys revoke", "key " + key},
+		{"buckets remove", "bucket team-a-reports"},
+		{"buckets create", "bucket team-a-reports of account " + account},
+		{"policy attach", "key " + key + ": policy ReadOnly (managed); its policies now: ReadOnly"},
+		{"keys create", "key " + key + " of account " + account + ", access: full"},
+		{"accounts create", "account " + account + `, named "team-a"`},
+	}
+	if len(lines) != len(want)+1 {
+		t.Fatalf("the operator log has %d lines, want a header and %d:\n%s", len(lines), len(want), log)
+	}
+	for i, w := range want {
+		if l := lines[i+1]; !strings.Contains(l, " "+osUser()+" ") || !strings.Contains(l, w.command) || !strings.Contains(l, w.what) {
+			t.Errorf("line %d of the operator log is %q, want %s by %s: %s", i+1, l, w.command, osUser(), w.what)
+		}
+	}
+	if strings.Contains(log, secret) {
+		t.Error("the operator log holds a key's secret")
+	}
+	if lines := strings.Split(strings.TrimSpace(run("operator-log", "--limit", "1")), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "master-key rotate") {
+		t.Errorf("the operator log's latest action: %q", lines)
+	}
+}

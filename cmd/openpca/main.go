@@ -115,6 +115,7 @@ commands:
   keys      create, list or revoke access keys (create, list, revoke)
   buckets   give buckets to accounts (create, list, remove)
   cas       list every CA with where its key is kept (list)
+  operator-log  what operators changed with these commands, the newest first
   master-key  make a master key, rotate to a new one, or wrap it by KMS (new, rotate, wrap)
   policy    the IAM policies of access keys (attach, detach, list, simulate)
   audit     the tamper-evident audit log: public-key, verify, proof
@@ -140,6 +141,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return buckets(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "cas":
 		return cas(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "operator-log":
+		return operatorLog(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "master-key":
 		return masterKeyCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "policy":

@@ -139,6 +139,11 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		if err := a.Store.SetKeyPolicies(ctx, key.ID, policies); err != nil {
 			return err
 		}
+		what := "managed"
+		if !kp.Managed {
+			what = "inline: " + kp.Document
+		}
+		record(ctx, a, stderr, "policy attach", fmt.Sprintf("key %s: policy %s (%s); its policies now: %s", key.ID, kp.Name, what, policyNames(policies)))
 		fmt.Fprintf(stdout, "attached %s to %s; its policies: %s\n", kp.Name, key.ID, policyNames(policies))
 		return nil
 	case "detach":
@@ -156,6 +161,7 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		if err := a.Store.SetKeyPolicies(ctx, key.ID, policies); err != nil {
 			return err
 		}
+		record(ctx, a, stderr, "policy detach", fmt.Sprintf("key %s: policy %s; its policies now: %s", key.ID, fs.Arg(1), policyNames(policies)))
 		fmt.Fprintf(stdout, "detached %s from %s; its policies: %s\n", fs.Arg(1), key.ID, policyNames(policies))
 		return nil
 	case "list":

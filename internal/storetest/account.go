@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -254,5 +255,26 @@ func testSettings(t *testing.T, s openpca.Store) {
 	}
 	if other, err := s.InitSetting(ctx, "other", []byte("x")); err != nil || string(other) != "x" {
 		t.Errorf("another setting: %q, %v", other, err)
+	}
+}
+
+func testOperatorLog(t *testing.T, s openpca.Store) {
+	if list, err := s.ListOperatorActions(ctx, 10); err != nil || len(list) != 0 {
+		t.Fatalf("a new store's operator log: %v, %v", list, err)
+	}
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for i, command := range []string{"accounts create", "keys create", "keys revoke"} {
+		a := &openpca.OperatorAction{At: at.Add(time.Duration(i) * time.Second), User: "root", Host: "ca1", Command: command, Detail: fmt.Sprint("detail ", i)}
+		if err := s.RecordOperatorAction(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.ListOperatorActions(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Command != "keys revoke" || list[1].Command != "keys create" || !list[0].At.Equal(at.Add(2*time.Second)) ||
+		list[0].User != "root" || list[0].Host != "ca1" || list[0].Detail != "detail 2" {
+		t.Errorf("the 2 newest actions: %+v %+v", list[0], list[1])
 	}
 }

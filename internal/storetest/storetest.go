@@ -45,6 +45,7 @@ func Run(t *testing.T, open Open) {
 		{"AuditReportFairness", testAuditReportFairness},
 		{"AuditEntries", testAuditEntries},
 		{"AccountsAndKeys", testAccountsAndKeys},
+		{"OperatorLog", testOperatorLog},
 		{"Settings", testSettings},
 		{"Buckets", testBuckets},
 		{"SharingAndPermissions", testSharingAndPermissions},
