@@ -122,14 +122,29 @@ func (dc *DirectoryNameConstraints) Check(cert *x509.Certificate) error {
 			return err
 		}
 	}
+	// A T61String's bytes are Latin-1 to OpenSSL and may be UTF-8 to
+	// another verifier: a name must be permitted however it is read, and
+	// is excluded if any reading puts it in an excluded subtree.
+	readings := []func(asn1.RawValue) (string, bool){directoryString, latin1String}
 	for _, name := range names {
-		if len(dc.permitted) > 0 && !slices.ContainsFunc(dc.permitted, func(base []rdnSET) bool { return withinSubtree(name, base, canonical) }) {
+		permitted := func(base []rdnSET) bool {
+			for _, read := range readings {
+				if !withinSubtree(name, base, canonical, read) {
+					return false
+				}
+			}
+			return true
+		}
+		if len(dc.permitted) > 0 && !slices.ContainsFunc(dc.permitted, permitted) {
 			return fmt.Errorf("the directory name %q is not within one that %s permits", formatName(name), dc.by)
 		}
 		// An exclusion takes more names in, folding case beyond ASCII as
 		// RFC 4518 does: refusing a name another verifier would take is
 		// the safe side.
-		if slices.ContainsFunc(dc.excluded, func(base []rdnSET) bool { return withinSubtree(name, base, folded) }) {
+		excluded := func(base []rdnSET) bool {
+			return slices.ContainsFunc(readings, func(read func(asn1.RawValue) (string, bool)) bool { return withinSubtree(name, base, folded, read) })
+		}
+		if slices.ContainsFunc(dc.excluded, excluded) {
 			return fmt.Errorf("the directory name %q is within one that %s excludes", formatName(name), dc.by)
 		}
 	}
@@ -162,13 +177,13 @@ func formatName(name []rdnSET) string {
 }
 
 // withinSubtree reports whether name begins with the RDNs of base (RFC
-// 5280, 4.2.1.10), string values compared after fold.
-func withinSubtree(name, base []rdnSET, fold func(string) string) bool {
+// 5280, 4.2.1.10), string values read with read and compared after fold.
+func withinSubtree(name, base []rdnSET, fold func(string) string, read func(asn1.RawValue) (string, bool)) bool {
 	if len(name) < len(base) {
 		return false
 	}
 	for i, rdn := range base {
-		if !equalRDN(name[i], rdn, fold) {
+		if !equalRDN(name[i], rdn, fold, read) {
 			return false
 		}
 	}
@@ -177,12 +192,12 @@ func withinSubtree(name, base []rdnSET, fold func(string) string) bool {
 
 // equalRDN reports whether two RDNs hold the same attributes, in any
 // order.
-func equalRDN(a, b rdnSET, fold func(string) string) bool {
+func equalRDN(a, b rdnSET, fold func(string) string, read func(asn1.RawValue) (string, bool)) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for _, x := range a {
-		if !slices.ContainsFunc(b, func(y attribute) bool { return equalAttribute(x, y, fold) }) {
+		if !slices.ContainsFunc(b, func(y attribute) bool { return equalAttribute(x, y, fold, read) }) {
 			return false
 		}
 	}
@@ -191,23 +206,23 @@ func equalRDN(a, b rdnSET, fold func(string) string) bool {
 
 // equalAttribute compares two attributes as RFC 5280, 7.1, asks: string
 // values of any string type after fold; other values by their encoding.
-func equalAttribute(a, b attribute, fold func(string) string) bool {
+func equalAttribute(a, b attribute, fold func(string) string, read func(asn1.RawValue) (string, bool)) bool {
 	if !a.Type.Equal(b.Type) {
 		return false
 	}
-	sa, okA := comparedString(a.Value)
-	sb, okB := comparedString(b.Value)
+	sa, okA := read(a.Value)
+	sb, okB := read(b.Value)
 	if okA && okB {
 		return fold(sa) == fold(sb)
 	}
 	return bytes.Equal(a.Value.FullBytes, b.Value.FullBytes)
 }
 
-// comparedString is directoryString, but reads a T61String as Latin-1, as
-// OpenSSL does when it compares names: its bytes are not UTF-8, and "caf"
-// then 0xE9 must be the UTF8String "café". (Subjects are still printed
-// from its bytes, as reports of earlier versions printed them.)
-func comparedString(v asn1.RawValue) (string, bool) {
+// latin1String is directoryString, but reads a T61String as Latin-1, as
+// OpenSSL does when it compares names: "caf" then 0xE9 is the UTF8String
+// "café" to it. (Subjects are still printed from its bytes, as reports of
+// earlier versions printed them.)
+func latin1String(v asn1.RawValue) (string, bool) {
 	if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagT61String {
 		return directoryString(v)
 	}
