@@ -417,6 +417,8 @@ func TestDenialsAreLogged(t *testing.T) {
 func TestTagsAtCreation(t *testing.T) {
 	env := testenv.Start(t)
 	create := `{"Sid":"Create","Effect":"Allow","Action":"acm-pca:CreateCertificateAuthority","Resource":"*"}`
+	restricted := `{"Sid":"CreateAndTag","Effect":"Allow","Action":["acm-pca:CreateCertificateAuthority","acm-pca:TagCertificateAuthority"],"Resource":"*"},
+		{"Sid":"NoProd","Effect":"Deny","Action":["acm-pca:CreateCertificateAuthority","acm-pca:TagCertificateAuthority"],"Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/team":"prod"}}}`
 	for _, tc := range []struct {
 		name   string
 		policy string
@@ -428,6 +430,9 @@ func TestTagsAtCreation(t *testing.T) {
 		{"tags, tagging denied", create + `,{"Sid":"All","Effect":"Allow","Action":"acm-pca:*","Resource":"*"},{"Sid":"NoTags","Effect":"Deny","Action":"acm-pca:TagCertificateAuthority","Resource":"*"}`, "dev", false},
 		{"tags the right to tag allows", create + `,{"Sid":"Tag","Effect":"Allow","Action":"acm-pca:TagCertificateAuthority","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/team":"dev"}}}`, "dev", true},
 		{"tags the right to tag does not allow", create + `,{"Sid":"Tag","Effect":"Allow","Action":"acm-pca:TagCertificateAuthority","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/team":"dev"}}}`, "prod", false},
+		// AWS's example of restricted tagging at creation.
+		{"tags a Deny by resource tag refuses", restricted, "prod", false},
+		{"tags a Deny by resource tag leaves", restricted, "dev", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client, _ := env.NewKey(t, app.DefaultAccountID, policyKey("p", `{"Version":"2012-10-17","Statement":[`+tc.policy+`]}`))
@@ -444,8 +449,8 @@ func TestTagsAtCreation(t *testing.T) {
 				return
 			}
 			testenv.WantError(t, err, "AccessDeniedException")
-			if !strings.Contains(err.Error(), "acm-pca:TagCertificateAuthority") {
-				t.Errorf("the denial does not name the tagging: %v", err)
+			if !strings.Contains(err.Error(), "acm-pca:TagCertificateAuthority") && !strings.Contains(err.Error(), "(p, NoProd)") {
+				t.Errorf("the denial names neither the tagging nor the Deny: %v", err)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,13 +32,19 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	}
 	// The resource of a creation is every CA of the account, as AWS names
 	// it in its denials.
-	if err := s.authorize(ctx, c, nil, openpca.CAARN(s.region, c.AccountID, "*"), requestTags(in.Tags, true)); err != nil {
+	// The tags are the request's, and the new CA's own: AWS's example of
+	// restricted tagging at creation denies by aws:ResourceTag.
+	tags := requestTags(in.Tags, true)
+	for _, t := range in.Tags {
+		tags[prefixResourceTag+strings.ToLower(t.Key)] = []string{t.Value}
+	}
+	if err := s.authorize(ctx, c, nil, openpca.CAARN(s.region, c.AccountID, "*"), tags); err != nil {
 		return nil, err
 	}
 	// Tags given at creation need the right to tag too, as on AWS: else a
 	// key denied tagging would tag a CA by creating it with the tags.
 	if len(in.Tags) > 0 {
-		if err := s.authorizeAction(ctx, c, ActionPrefix+"TagCertificateAuthority", nil, openpca.CAARN(s.region, c.AccountID, "*"), requestTags(in.Tags, true)); err != nil {
+		if err := s.authorizeAction(ctx, c, ActionPrefix+"TagCertificateAuthority", nil, openpca.CAARN(s.region, c.AccountID, "*"), tags); err != nil {
 			return nil, err
 		}
 	}
