@@ -124,6 +124,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
+	if err := removeSealTemporaries(cfg.DataDir, filepath.Join(cfg.DataDir, "tls"), filepath.Dir(cfg.MasterKeyFile)); err != nil {
+		return fail(err)
+	}
 	if a.objects, err = openObjectStore(ctx, cfg); err != nil {
 		return fail(err)
 	}
@@ -386,14 +389,39 @@ func lockRotation(dir string, exclusive bool) (*os.File, error) {
 }
 
 // readOrCreate returns the trimmed content of the file at path, creating
-// it with make() first if it does not exist.
+// it with make() first if it does not exist or is empty. It is written
+// whole and durably: a file left empty by a crash would have named this
+// server "", as every other server left so.
 func readOrCreate(path string, make func() string) (string, error) {
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		v := make()
-		return v, os.WriteFile(path, []byte(v+"\n"), 0o600)
+	if v := strings.TrimSpace(string(b)); err == nil && v != "" {
+		return v, nil
 	}
-	return strings.TrimSpace(string(b)), err
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	v := make()
+	return v, seal.WriteFile(path, []byte(v+"\n"))
+}
+
+// removeSealTemporaries removes the temporary files seal.WriteFile leaves
+// beside a file when the process dies before renaming one into place: one
+// may hold a new master key in the clear. dirs are where it writes (the
+// data folder, its tls folder, the master key's file's folder); the data
+// folder's lock keeps a rotation from writing there meanwhile.
+func removeSealTemporaries(dirs ...string) error {
+	for _, dir := range dirs {
+		names, err := filepath.Glob(filepath.Join(dir, seal.TempPattern))
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("removing %s, left by a write a crash cut short: %w", name, err)
+			}
+		}
+	}
+	return nil
 }
 
 func openObjectStore(ctx context.Context, cfg Config) (openpca.ObjectStore, error) {

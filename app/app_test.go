@@ -1,7 +1,9 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -265,4 +267,36 @@ func TestSharedDatabaseNeedsSharedBucket(t *testing.T) {
 		t.Fatalf("a server alone on PostgreSQL, said: %v", err)
 	}
 	a.Close()
+}
+
+// TestLeftoversOfACrash: what a process killed mid-write leaves in the
+// data folder is mended at the next start: temporaries of whole-file
+// writes (one may hold a new master key) go, and an empty node-id, which
+// would have named the server "" as every other server left so, is made
+// again.
+func TestLeftoversOfACrash(t *testing.T) {
+	env := testenv.Start(t)
+	env.Stop(t)
+	data := env.Config.DataDir
+	leftovers := []string{filepath.Join(data, ".seal-1234"), filepath.Join(data, "tls", ".seal-5678")}
+	if err := os.MkdirAll(filepath.Join(data, "tls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range leftovers {
+		if err := os.WriteFile(f, []byte("a key in the clear\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(data, "node-id"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env.Restart(t)
+	for _, f := range leftovers {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there after a start: %v", f, err)
+		}
+	}
+	if id, err := os.ReadFile(filepath.Join(data, "node-id")); err != nil || len(bytes.TrimSpace(id)) == 0 {
+		t.Errorf("node-id after a start: %q, %v", id, err)
+	}
 }

@@ -222,8 +222,9 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--max-cas-per-account, --ocsp-unknown-budget and the OCSP rate must be positive")
 	case cfg.ReportWitnessWait < 0:
 		return fmt.Errorf("--report-witness-wait must not be negative")
-	case cfg.AuditReportInterval < 0 || cfg.AuditReportLease < time.Second:
-		return fmt.Errorf("--audit-report-interval must not be negative, and --audit-report-lease must be a second or more")
+	case cfg.AuditReportInterval <= 0 || cfg.AuditReportLease < time.Second:
+		// 0 would have meant the default, 30 minutes, not no interval.
+		return fmt.Errorf("--audit-report-interval must be positive (1ms for next to none), and --audit-report-lease a second or more")
 	case cfg.RootAccessKeyID != "" && !rootKeyID.MatchString(cfg.RootAccessKeyID):
 		return fmt.Errorf("--root-access-key-id must be 4 to 128 letters and digits, as access key ids are")
 	case cfg.RootSecretAccessKey != "" && len(cfg.RootSecretAccessKey) < minRootSecret:

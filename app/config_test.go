@@ -49,6 +49,7 @@ func TestConfigValidate(t *testing.T) {
 		{"TLS key without a certificate", func(c *app.Config) { c.TLSKeyFile = "key.pem" }, "--tls-cert", nil},
 		{"two kinds of TLS", func(c *app.Config) { c.TLSSelfSigned, c.TLSCertFile, c.TLSKeyFile = true, "c.pem", "k.pem" }, "--tls-self-signed", nil},
 		{"CA quota", func(c *app.Config) { c.MaxCAsPerAccount = 0 }, "--max-cas-per-account", nil},
+		{"no report interval", func(c *app.Config) { c.AuditReportInterval = 0 }, "--audit-report-interval", nil},
 		{"a KMS key policy", func(c *app.Config) { c.KeyStore, c.KMSKeyPolicy = "kms", `{"Statement":[]}` }, "", func(c *app.Config) bool { return c.KMSKeyPolicy != "" }},
 		{"a KMS key policy without KMS", func(c *app.Config) { c.KMSKeyPolicy = `{"Statement":[]}` }, "--kms-key-policy", nil},
 		{"a KMS key policy that is no JSON object", func(c *app.Config) { c.KeyStore, c.KMSKeyPolicy = "kms", `["x"]` }, "--kms-key-policy", nil},

@@ -231,6 +231,12 @@ func Bootstrap(ctx context.Context, store openpca.AccountStore, sealer openpca.K
 			return nil, "", fmt.Errorf("auth: the root access key %s was revoked at %s; it stays revoked: remove it from OPENPCA_ROOT_ACCESS_KEY_ID (or --root-access-key-id) and use another key",
 				keyID, old.RevokedAt.Format(time.RFC3339))
 		case err == nil:
+			// Stored already: a start writes nothing it need not, so that
+			// a server restarted on a full disk comes up (and says it is
+			// not ready) rather than failing to start.
+			if cur, err := sealer.Open(old.SealedSecret, AssociatedData(keyID)); err == nil && subtle.ConstantTimeCompare(cur, []byte(secret)) == 1 {
+				return old, "", nil
+			}
 			key = old
 		case !errors.Is(err, openpca.ErrNotFound):
 			return nil, "", err

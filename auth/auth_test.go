@@ -558,3 +558,34 @@ func TestRootKeyBootstrap(t *testing.T) {
 		t.Errorf("a start printed a new key: %s", out.String())
 	}
 }
+
+// TestRootKeyRestart: a start with the root key stored already leaves its
+// row as it was, so that a server restarted on a full disk needs no write
+// for it; a new secret for the key is stored.
+func TestRootKeyRestart(t *testing.T) {
+	env := testenv.Start(t)
+	sealed := func() []byte {
+		t.Helper()
+		a, err := app.OpenAdmin(ctx, env.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		key, err := a.Store.FindAccessKey(ctx, testenv.AccessKeyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key.SealedSecret
+	}
+	before := sealed()
+	env.Restart(t)
+	if !bytes.Equal(sealed(), before) {
+		t.Error("a restart with the same root key wrote it again")
+	}
+	env.Stop(t)
+	env.Config.RootSecretAccessKey = strings.Repeat("n", 40)
+	env.Restart(t)
+	if bytes.Equal(sealed(), before) {
+		t.Error("a new secret for the root key was not stored")
+	}
+}

@@ -151,7 +151,9 @@ func (s *Store) Root() string { return s.root }
 
 // CheckBucket implements openpca.ObjectStore.
 func (s *Store) CheckBucket(ctx context.Context, bucket string, _ openpca.S3ObjectAcl) error {
-	root, rel, err := s.open(bucket, ".openpca-permission-test-"+rand.Text())
+	// A temporary file's name: a probe left by a server that died before
+	// removing it goes at the next start, with the writes' temporaries.
+	root, rel, err := s.open(bucket, tempPrefix+"permission-test-"+rand.Text())
 	if err != nil {
 		return err
 	}

@@ -117,10 +117,14 @@ func WriteKeyFile(path string, key []byte) error {
 	return WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
 }
 
+// TempPattern matches the temporary files WriteFile writes beside path,
+// which a process that dies before renaming one leaves behind.
+const TempPattern = ".seal-*"
+
 // WriteFile writes data to path, readable only by its owner, durably, and
 // replacing the file whole (never partly) if it exists.
 func WriteFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".seal-*")
+	f, err := os.CreateTemp(filepath.Dir(path), TempPattern)
 	if err != nil {
 		return err
 	}
