@@ -1,6 +1,8 @@
 package awsjson
 
 import (
+	"math"
+
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 
@@ -39,6 +41,15 @@ func (a *AccountRates) Check(account string) error {
 		return openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: account %s sends more than %g requests a second to this server.", account, a.rate)
 	}
 	return nil
+}
+
+// RetryAfter is how many seconds an account past its rate waits for its
+// next request: one request's share of the rate, rounded up.
+func (a *AccountRates) RetryAfter() int {
+	if a == nil || a.rate <= 0 {
+		return 1
+	}
+	return max(1, int(math.Ceil(1/a.rate)))
 }
 
 // allow reports whether a request of account may go now.

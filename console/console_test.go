@@ -517,9 +517,19 @@ func TestConsoleSharesTheAccountRate(t *testing.T) {
 	env := testenv.Start(t, func(c *app.Config) { c.AccountRequestRate = 0.01 }) // one request, then one each 100 s
 	b := newBrowser(t, env)
 	b.signIn(env.Client) // its first page takes the account's request
-	if status, _ := b.get("/console/cas"); status != http.StatusTooManyRequests {
-		t.Errorf("a page past the account's rate: %d, want 429", status)
+	if status, _, res := b.do(http.MethodGet, "/console/cas", nil); status != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "100" {
+		t.Errorf("a page past the account's rate: %d, Retry-After %q; want 429, 100", status, res.Header.Get("Retry-After"))
 	}
 	_, err := env.Client.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{})
 	testenv.WantError(t, err, "ThrottlingException")
+	// A page's scripts, and signing out, do not count: a page let through
+	// gets them whole, and a throttled user can still leave.
+	for _, path := range []string{"/console/static/verify.js", "/console/static/verify.wasm"} {
+		if status, _ := b.get(path); status != http.StatusOK {
+			t.Errorf("%s past the account's rate: %d, want 200", path, status)
+		}
+	}
+	if status, _ := b.post("/console/sign-out", url.Values{"csrf": {b.csrf}}); status != http.StatusSeeOther {
+		t.Errorf("signing out past the account's rate: %d, want 303", status)
+	}
 }
