@@ -262,6 +262,10 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 			http.Redirect(w, r, "/console/", http.StatusSeeOther)
 			return
 		}
+		if openpca.ErrorCode(err) == openpca.CodeAccessDenied { // a policy of the key no longer reads
+			c.fail(w, r, http.StatusForbidden, err.Error())
+			return
+		}
 		if err != nil {
 			c.internal(w, r, err)
 			return
@@ -352,6 +356,10 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	keyID, secret := r.PostFormValue("access_key_id"), r.PostFormValue("secret_access_key")
 	caller, err := c.cfg.Auth.SignIn(r.Context(), keyID, secret)
+	if openpca.ErrorCode(err) == openpca.CodeAccessDenied { // the secret is right; a policy no longer reads
+		c.fail(w, r, http.StatusForbidden, err.Error())
+		return
+	}
 	if err != nil {
 		c.cfg.Logger.WarnContext(r.Context(), "console: a sign-in was refused", "key", truncate(keyID, 32), "remote", r.RemoteAddr, "client", c.cfg.Proxies.Nearest(r))
 		c.render(w, r, http.StatusUnauthorized, "signin", nil, map[string]any{"Error": "The access key or its secret is wrong.", "KeyID": truncate(keyID, 32)})

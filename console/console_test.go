@@ -533,3 +533,34 @@ func TestConsoleSharesTheAccountRate(t *testing.T) {
 		t.Errorf("signing out past the account's rate: %d, want 303", status)
 	}
 }
+
+// TestConsoleUnreadablePolicy: a key whose stored policy no longer reads
+// (one an earlier version stored, with a policy variable) is told why,
+// 403, at sign-in and in a session opened before: not "wrong secret", and
+// not an internal failure.
+func TestConsoleUnreadablePolicy(t *testing.T) {
+	env := testenv.Start(t)
+	client, key := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "ReadOnly", Managed: true})
+	b := newBrowser(t, env)
+	b.signIn(client)
+	unreadable := openpca.KeyPolicy{Name: "old", Document: `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:*:${aws:PrincipalAccount}:*"}}`}
+	a, err := app.OpenAdmin(t.Context(), env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Store.SetKeyPolicies(t.Context(), key, []openpca.KeyPolicy{unreadable})
+	a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, page := b.get("/console/cas"); status != http.StatusForbidden || !strings.Contains(page, "policy variable") {
+		t.Errorf("a session's page once its key's policy no longer reads: %d\n%s", status, page)
+	}
+	creds, _ := client.Options().Credentials.Retrieve(t.Context())
+	status, page, _ := newBrowser(t, env).do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}})
+	if status != http.StatusForbidden || !strings.Contains(page, "policy variable") {
+		t.Errorf("signing in with it: %d\n%s", status, page)
+	}
+	_, err = client.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{})
+	testenv.WantError(t, err, "AccessDeniedException")
+}

@@ -110,7 +110,7 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 		return nil, invalid("the policy has no Statement")
 	}
 	if v := p.variable(); v != "" {
-		return nil, invalid("%q uses a policy variable, which this server does not substitute: write the value itself", v)
+		return nil, invalid("%q uses a policy variable (or one of its escapes, such as ${*}), which this server does not substitute: write the value itself", v)
 	}
 	return p, nil
 }
