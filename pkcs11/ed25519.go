@@ -117,6 +117,9 @@ func (s *Store) privateKeys(id []byte) (int, error) {
 	if ctx == nil {
 		return 0, fmt.Errorf("pkcs11: cannot load %s", s.cfg.Module)
 	}
+	// Destroy frees the context and its hold on the library; crypto11's
+	// own keeps the library loaded and initialized, so none finalizes it.
+	defer ctx.Destroy()
 	session, err := openSession(ctx, s.cfg)
 	if err != nil {
 		return 0, err

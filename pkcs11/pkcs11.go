@@ -312,7 +312,7 @@ func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 	// crypto11, and nothing tells whether it is the CA's.
 	switch n, perr := s.privateKeys(ca.KeyHandle); {
 	case perr != nil:
-		return err
+		return fmt.Errorf("%w (and counting the token's private keys under its id: %v)", err, perr)
 	case n > 0:
 		return fmt.Errorf("pkcs11: the token holds a private key under the id %x of %s without its public key, which would tell whether it is the CA's: remove it by hand", ca.KeyHandle, ca.ARN)
 	}

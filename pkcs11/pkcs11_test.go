@@ -33,29 +33,12 @@ type session struct {
 func openSession(t *testing.T, h *testenv.SoftHSM) *session {
 	t.Helper()
 	m := p11.New(testenv.SoftHSMModule)
-	if err := m.Initialize(); err != nil && err != p11.Error(p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-		t.Fatal(err)
-	}
-	slots, err := m.GetSlotList(true)
+	sh, err := pkcs11.OpenSession(m, h.Config())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, slot := range slots {
-		if info, err := m.GetTokenInfo(slot); err == nil && info.Label == h.Label {
-			sh, err := m.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Login(sh, p11.CKU_USER, h.PIN); err != nil && err != p11.Error(p11.CKR_USER_ALREADY_LOGGED_IN) {
-				t.Fatal(err)
-			}
-			s := &session{m, sh}
-			t.Cleanup(func() { m.CloseSession(sh) })
-			return s
-		}
-	}
-	t.Fatalf("no token %q", h.Label)
-	return nil
+	t.Cleanup(func() { m.CloseSession(sh) })
+	return &session{m, sh}
 }
 
 // objects returns the token's objects of a class under an id.
