@@ -258,11 +258,11 @@ func (cfg *Config) Validate() error {
 	if cfg.KMSKeyPolicy != "" {
 		var doc map[string]any
 		switch {
-		case cfg.KeyStore != kms.Name:
-			return fmt.Errorf("--kms-key-policy is the policy of the keys --key-store kms makes")
+		case cfg.KeyStore != kms.Name && cfg.KMSEndpoint == "":
+			return fmt.Errorf("--kms-key-policy is the policy of the keys the kms store makes: it needs --key-store kms or --kms-endpoint")
 		case len(cfg.KMSKeyPolicy) > kms.MaxKeyPolicy:
 			return fmt.Errorf("--kms-key-policy: the policy is %d bytes; KMS takes at most %d", len(cfg.KMSKeyPolicy), kms.MaxKeyPolicy)
-		case json.Unmarshal([]byte(cfg.KMSKeyPolicy), &doc) != nil:
+		case json.Unmarshal([]byte(cfg.KMSKeyPolicy), &doc) != nil || doc == nil:
 			return fmt.Errorf("--kms-key-policy: the policy is not a JSON object")
 		}
 	}

@@ -53,6 +53,8 @@ func TestConfigValidate(t *testing.T) {
 		{"a KMS key policy", func(c *app.Config) { c.KeyStore, c.KMSKeyPolicy = "kms", `{"Statement":[]}` }, "", func(c *app.Config) bool { return c.KMSKeyPolicy != "" }},
 		{"a KMS key policy without KMS", func(c *app.Config) { c.KMSKeyPolicy = `{"Statement":[]}` }, "--kms-key-policy", nil},
 		{"a KMS key policy that is no JSON object", func(c *app.Config) { c.KeyStore, c.KMSKeyPolicy = "kms", `["x"]` }, "--kms-key-policy", nil},
+		{"a KMS key policy that is null", func(c *app.Config) { c.KeyStore, c.KMSKeyPolicy = "kms", `null` }, "--kms-key-policy", nil},
+		{"a KMS key policy for a KMS beside the default store", func(c *app.Config) { c.KMSEndpoint, c.KMSKeyPolicy = "http://127.0.0.1:1", `{"Statement":[]}` }, "", func(c *app.Config) bool { return c.KMSKeyPolicy != "" }},
 		{"a KMS key policy too long", func(c *app.Config) { c.KeyStore, c.KMSKeyPolicy = "kms", `{"x":"`+strings.Repeat("a", 32768)+`"}` }, "--kms-key-policy", nil},
 		{"a request rate per account", func(c *app.Config) { c.AccountRequestRate = 25 }, "", func(c *app.Config) bool { return c.AccountRequestRate == 25 }},
 		{"a negative request rate", func(c *app.Config) { c.AccountRequestRate = -1 }, "--account-request-rate", nil},

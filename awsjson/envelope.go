@@ -37,9 +37,8 @@ type Outcome struct {
 	RequestID string
 	Operation string // "" when the request named no operation
 	AccountID string
-	// Key is the access key the request's signature names, once its
-	// Authorization header parses: proven, unless Code is an
-	// authentication error.
+	// Key is the access key whose signature the request proved; "" for a
+	// request that proved none.
 	Key      string
 	Status   int
 	Code     string // AWS error code; "" on success
@@ -212,7 +211,6 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 	if err != nil {
 		return Reply{}, err
 	}
-	out.Key = claimed
 	body, done, err := e.readBody(w, r, claimed, call.MaxBody)
 	if err != nil {
 		return Reply{}, err
@@ -222,7 +220,7 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 	if err != nil {
 		return Reply{}, err
 	}
-	out.AccountID = caller.AccountID
+	out.AccountID, out.Key = caller.AccountID, caller.Principal
 	if err := e.accounts.Check(caller.AccountID); err != nil {
 		return Reply{}, err
 	}

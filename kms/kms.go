@@ -250,7 +250,12 @@ func refusal(ca *openpca.CA, err error) error {
 	var state *types.KMSInvalidStateException
 	var notFound *types.NotFoundException
 	var usage *types.InvalidKeyUsageException
+	var policy *types.MalformedPolicyDocumentException
 	switch {
+	case errors.As(err, &policy):
+		// The operator's to mend, not the client's to retry: an internal
+		// failure, logged.
+		return fmt.Errorf("kms: KMS refuses the key policy the server was given (--kms-key-policy): %w", err)
 	case errors.As(err, &disabled) || errors.As(err, &state) || errors.As(err, &notFound):
 		return openpca.Errorf(openpca.CodeInvalidState, "The KMS key of %s cannot sign: it is disabled, pending deletion or deleted (%v).", ca.ARN, err)
 	case errors.As(err, &usage):

@@ -41,6 +41,10 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	_, err := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{
 		CertificateAuthorityArn: aws.String(arn[:len(arn)-4] + "0000")})
 	testenv.WantError(t, err, "ResourceNotFoundException")
+	// A request that names the key but cannot sign for it: no key logged.
+	forged := testenv.NewClientWith(env.URL, env.Transport(), testenv.AccessKeyID, strings.Repeat("x", 40))
+	_, err = forged.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: aws.String(arn)})
+	testenv.WantError(t, err, "InvalidSignatureException")
 
 	m := metrics(t, env.URL)
 	for _, want := range []string{
@@ -70,8 +74,11 @@ func TestMetricsAndRequestLog(t *testing.T) {
 			lines = append(lines, l)
 		}
 	}
-	if len(lines) != 2 {
-		t.Fatalf("%d request log lines, want 2:\n%s", len(lines), logs.String())
+	if len(lines) != 3 {
+		t.Fatalf("%d request log lines, want 3:\n%s", len(lines), logs.String())
+	}
+	if l := lines[2]; l["key"] != "" || l["status"] == float64(200) {
+		t.Errorf("a request with a forged signature logged as %v", l)
 	}
 	if l := lines[1]; l["operation"] != "DescribeCertificateAuthority" || l["status"] != float64(400) ||
 		l["error_code"] != "ResourceNotFoundException" || l["latency_ms"] == nil || l["request_id"] == "" || l["key"] != testenv.AccessKeyID {

@@ -1,0 +1,32 @@
+package kms
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/openpca/openpca"
+)
+
+// TestRefusal: what KMS refuses is told in AWS's terms: a key that cannot
+// sign is the CA's state, a key policy KMS refuses is the server's to mend
+// (an internal failure, not one a client retries), anything else a KMS
+// that cannot be reached.
+func TestRefusal(t *testing.T) {
+	ca := &openpca.CA{ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-1111-1111-1111-111111111111"}
+	for _, tc := range []struct {
+		err  error
+		code string
+	}{
+		{&types.DisabledException{Message: aws.String("disabled")}, openpca.CodeInvalidState},
+		{&types.InvalidKeyUsageException{Message: aws.String("usage")}, openpca.CodeInvalidArgs},
+		{&types.MalformedPolicyDocumentException{Message: aws.String("lockout")}, openpca.CodeInternalFailure},
+		{errors.New("connection refused"), openpca.CodeServiceUnavailable},
+	} {
+		if got := openpca.ErrorCode(refusal(ca, tc.err)); got != tc.code {
+			t.Errorf("%T: %s, want %s", tc.err, got, tc.code)
+		}
+	}
+}
