@@ -55,6 +55,28 @@ func (s *session) objects(t *testing.T, id []byte, class uint) []p11.ObjectHandl
 	return found
 }
 
+// newTokenCA returns a SoftHSM token of the test's own, a store on it, a
+// CA whose P-256 key the store made there, the key, and a session of the
+// test's beside the store's.
+func newTokenCA(t *testing.T) (*testenv.SoftHSM, *pkcs11.Store, *openpca.CA, crypto.Signer, *session) {
+	t.Helper()
+	h := testenv.NewSoftHSM(t)
+	store, err := pkcs11.Open(h.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ca := &openpca.CA{ID: "11111111-1111-1111-1111-111111111111", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-1111-1111-1111-111111111111",
+		Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1}}
+	handle, key, err := store.GenerateKey(context.Background(), ca, openpca.KeyAlgorithmEcPrime256v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ski, _ := pki.SubjectKeyID(key.Public())
+	ca.KeyStore, ca.KeyHandle, ca.KeyID = pkcs11.Name, handle, hex.EncodeToString(ski)
+	return h, store, ca, key, openSession(t, h)
+}
+
 // TestKeyProvesItself: a CA's private key swapped for another under its
 // id, with the CA's public key left in place (crypto11 pairs the two), or
 // with a stray public key of the id before the CA's own, neither signs for
@@ -63,21 +85,8 @@ func (s *session) objects(t *testing.T, id []byte, class uint) []p11.ObjectHandl
 func TestKeyProvesItself(t *testing.T) {
 	for _, tc := range []string{"private key swapped", "stray public key first"} {
 		t.Run(tc, func(t *testing.T) {
-			h := testenv.NewSoftHSM(t)
-			store, err := pkcs11.Open(h.Config())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
-			ca := &openpca.CA{ID: "11111111-1111-1111-1111-111111111111", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-1111-1111-1111-111111111111",
-				Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1}}
-			handle, key, err := store.GenerateKey(context.Background(), ca, openpca.KeyAlgorithmEcPrime256v1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ski, _ := pki.SubjectKeyID(key.Public())
-			ca.KeyStore, ca.KeyHandle, ca.KeyID = pkcs11.Name, handle, hex.EncodeToString(ski)
-			s := openSession(t, h)
+			h, store, ca, key, s := newTokenCA(t)
+			handle := ca.KeyHandle
 			token, err := crypto11.Configure(&crypto11.Config{Path: testenv.SoftHSMModule, TokenLabel: h.Label, Pin: h.PIN})
 			if err != nil {
 				t.Fatal(err)
@@ -144,21 +153,8 @@ func TestKeyProvesItself(t *testing.T) {
 // no key pair to crypto11, but it is not destroyed either: DestroyKey says
 // so, until the private key is gone too.
 func TestPrivateKeyAlone(t *testing.T) {
-	h := testenv.NewSoftHSM(t)
-	store, err := pkcs11.Open(h.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ca := &openpca.CA{ID: "22222222-2222-2222-2222-222222222222", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/22222222-2222-2222-2222-222222222222",
-		Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1}}
-	handle, key, err := store.GenerateKey(context.Background(), ca, openpca.KeyAlgorithmEcPrime256v1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ski, _ := pki.SubjectKeyID(key.Public())
-	ca.KeyStore, ca.KeyHandle, ca.KeyID = pkcs11.Name, handle, hex.EncodeToString(ski)
-	s := openSession(t, h)
+	_, store, ca, _, s := newTokenCA(t)
+	handle := ca.KeyHandle
 	destroy := func(class uint) {
 		for _, o := range s.objects(t, handle, class) {
 			if err := s.m.DestroyObject(s.h, o); err != nil {
