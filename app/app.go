@@ -247,6 +247,18 @@ func (a *App) authenticator(ctx context.Context) (awsjson.Authenticator, error) 
 	case key == nil:
 		a.logger.Warn("the default account has no active access key, and none is made: openpca keys create makes one", "account", cfg.AccountID)
 	}
+	// A policy stored by an earlier version that this one no longer reads
+	// (one with a policy variable) denies every request of its key: say so
+	// now, not at the key's first refusal.
+	keys, err := a.store.ListAccessKeys(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if _, err := auth.ResolvePolicies(k.Policies); err != nil && k.RevokedAt.IsZero() {
+			a.logger.Warn("an access key's policy no longer reads: its requests are denied until the policy is detached (openpca policy detach)", "key", k.ID, "error", err)
+		}
+	}
 	if cfg.InsecureNoAuth {
 		a.logger.Warn("INSECURE: --insecure-no-auth is set: requests are not authenticated, and anyone who can reach this server acts as the default account",
 			"account", cfg.AccountID)

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 )
@@ -298,5 +299,18 @@ func TestLeftoversOfACrash(t *testing.T) {
 	}
 	if id, err := os.ReadFile(filepath.Join(data, "node-id")); err != nil || len(bytes.TrimSpace(id)) == 0 {
 		t.Errorf("node-id after a start: %q, %v", id, err)
+	}
+}
+
+// TestUnreadablePolicyWarned: a start warns of a key whose stored policy
+// this version no longer reads, which denies all its requests.
+func TestUnreadablePolicyWarned(t *testing.T) {
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	_, key := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "old",
+		Document: `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:*:${aws:PrincipalAccount}:*"}}`})
+	env.Restart(t)
+	if !strings.Contains(logs.String(), "policy no longer reads") || !strings.Contains(logs.String(), "key="+key) {
+		t.Errorf("no warning of key %s's policy:\n%s", key, logs.String())
 	}
 }
