@@ -268,6 +268,13 @@ func TestWitnessedAuditLog(t *testing.T) {
 	if out, err := runOpenpca(t, proofArgs(serials[len(serials)-1])...); err != nil {
 		t.Errorf("a certificate just issued, with the witnesses: %v\n%s", err, out)
 	}
+	// A new CA's first certificate: the witnesses have cosigned none of
+	// its log yet, and the proof waits for their first round.
+	newCA, _ := env.NewActiveRoot(t, "Second Witnessed Root")
+	newLeaf := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &newCA, Csr: leaf})
+	if out, err := runOpenpca(t, append([]string{"audit", "proof", "--server", env.URL, "--ca", newCA, "--serial", newLeaf[strings.LastIndex(newLeaf, "/")+1:], "--key", auditKey}, witnessed...)...); err != nil {
+		t.Errorf("a new CA's first certificate, with the witnesses: %v\n%s", err, out)
+	}
 
 	// The operator forks the log: the last three issuances taken out of
 	// it and out of the certificates, in the database under the server,
