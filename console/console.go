@@ -179,7 +179,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	c.mux.HandleFunc("GET /console/{$}", c.home)
 	c.mux.HandleFunc("POST /console/sign-in", c.signIn)
-	c.mux.Handle("POST /console/sign-out", c.unmetered(c.signOut))
+	c.mux.Handle("POST /console/sign-out", c.signedIn(c.signOut, leave))
 	c.mux.Handle("GET /console/cas", c.session(c.listCAs))
 	c.mux.Handle("GET /console/ca", c.session(c.showCA))
 	c.mux.Handle("GET /console/ca/certificates", c.session(c.listCertificates))
@@ -190,9 +190,9 @@ func New(cfg Config) (*Console, error) {
 	c.mux.Handle("POST /console/ca/report", c.session(c.requestReport))
 	c.mux.Handle("POST /console/ca/status", c.session(c.setStatus))
 	c.mux.Handle("GET /console/verify", c.session(c.verifyPage))
-	c.mux.Handle("GET /console/static/", c.unmetered(func(w http.ResponseWriter, r *http.Request, _ *signedIn) {
+	c.mux.Handle("GET /console/static/", c.signedIn(func(w http.ResponseWriter, r *http.Request, _ *signedIn) {
 		http.StripPrefix("/console/static/", http.FileServerFS(static)).ServeHTTP(w, r)
-	}))
+	}, asset))
 	return c, nil
 }
 
@@ -233,16 +233,17 @@ type signedIn struct {
 // goes to the sign-in page; a POST must carry the session's CSRF token.
 // Its requests count against the account's request rate.
 func (c *Console) session(h func(http.ResponseWriter, *http.Request, *signedIn)) http.Handler {
-	return c.signedIn(h, true)
+	return c.signedIn(h, page)
 }
 
-// unmetered is session for what does not count against the account's
-// rate: the pages' own scripts, which a page needs whole, and signing out.
-func (c *Console) unmetered(h func(http.ResponseWriter, *http.Request, *signedIn)) http.Handler {
-	return c.signedIn(h, false)
-}
+// Kinds of requests of a session.
+const (
+	page  = iota // counts against the account's request rate
+	asset        // does not: a page's own scripts, which it needs whole
+	leave        // does not, and needs the session alone: signing out works whatever became of the key
+)
 
-func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn), metered bool) http.Handler {
+func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn), kind int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := c.findSession(r)
 		if err != nil {
@@ -254,6 +255,14 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 				return
 			}
 			c.fail(w, r, http.StatusUnauthorized, "Sign in first.")
+			return
+		}
+		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
+			c.fail(w, r, http.StatusForbidden, "The form's CSRF token is missing or wrong: reload the page and try again.")
+			return
+		}
+		if kind == leave {
+			h(w, r, &signedIn{session: s, ctx: r.Context()})
 			return
 		}
 		caller, err := c.cfg.Auth.Caller(r.Context(), s.KeyID)
@@ -270,17 +279,13 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 			c.internal(w, r, err)
 			return
 		}
-		// Checked only when metered: a check takes its request's share.
-		if metered {
+		// Checked only for pages: a check takes its request's share.
+		if kind == page {
 			if err := c.cfg.Rates.Check(caller.AccountID); err != nil {
 				w.Header().Set("Retry-After", strconv.Itoa(c.cfg.Rates.RetryAfter()))
 				c.fail(w, r, http.StatusTooManyRequests, "Your account sends more requests a second than this server takes from one account: wait a moment and try again.")
 				return
 			}
-		}
-		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
-			c.fail(w, r, http.StatusForbidden, "The form's CSRF token is missing or wrong: reload the page and try again.")
-			return
 		}
 		end := c.cfg.Now().Add(SessionIdle)
 		if last := s.CreatedAt.Add(SessionLife); end.After(last) {

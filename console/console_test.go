@@ -556,6 +556,12 @@ func TestConsoleUnreadablePolicy(t *testing.T) {
 	if status, page := b.get("/console/cas"); status != http.StatusForbidden || !strings.Contains(page, "policy variable") {
 		t.Errorf("a session's page once its key's policy no longer reads: %d\n%s", status, page)
 	}
+	if status, _ := b.post("/console/sign-out", url.Values{"csrf": {b.csrf}}); status != http.StatusSeeOther {
+		t.Errorf("signing out once the key's policy no longer reads: %d, want 303", status)
+	}
+	if status, _ := b.get("/console/cas"); status != http.StatusSeeOther {
+		t.Errorf("a page after signing out: %d, want 303 to the sign-in page", status)
+	}
 	creds, _ := client.Options().Credentials.Retrieve(t.Context())
 	status, page, _ := newBrowser(t, env).do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}})
 	if status != http.StatusForbidden || !strings.Contains(page, "policy variable") {
