@@ -92,13 +92,16 @@ func (a *Authenticator) Authenticate(r *http.Request) (string, awsjson.BodyCheck
 	}, nil
 }
 
-// callerOf is the caller of requests signed with key.
+// callerOf is the caller of requests signed with key. A key whose
+// policies do not read is denied, with its account and id, which the
+// request did prove, for the request log.
 func (a *Authenticator) callerOf(key *openpca.AccessKey) (openpca.Caller, error) {
 	policies, err := resolve(&a.parsed, key.Policies)
 	if err != nil {
 		// Attached policies were checked; one that no longer reads
-		// (written by hand in the database, say) denies everything.
-		return openpca.Caller{}, openpca.Errorf(openpca.CodeAccessDenied, "User: %s is not authorized to perform any action: %v.", key.ID, err)
+		// (written by hand in the database, or by an earlier version)
+		// denies everything.
+		return openpca.Caller{AccountID: key.AccountID, Principal: key.ID}, openpca.Errorf(openpca.CodeAccessDenied, "User: %s is not authorized to perform any action: %v.", key.ID, err)
 	}
 	return openpca.Caller{AccountID: key.AccountID, Principal: key.ID, Policies: policies}, nil
 }

@@ -29,7 +29,7 @@ type Authenticator interface {
 }
 
 // BodyCheck finishes authenticating a request over its body, and returns
-// who made it.
+// who made it; with an error, a Caller only if the body proved who it is.
 type BodyCheck func(body []byte) (openpca.Caller, error)
 
 // Outcome describes one request once it has been answered.
@@ -217,10 +217,12 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 	}
 	defer done()
 	caller, err := check(body)
+	// Set even with an error: a key that proved its signature and is
+	// denied all the same is named in the log.
+	out.AccountID, out.Key = caller.AccountID, caller.Principal
 	if err != nil {
 		return Reply{}, err
 	}
-	out.AccountID, out.Key = caller.AccountID, caller.Principal
 	if err := e.accounts.Check(caller.AccountID); err != nil {
 		return Reply{}, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 )
@@ -45,6 +46,12 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	forged := testenv.NewClientWith(env.URL, env.Transport(), testenv.AccessKeyID, strings.Repeat("x", 40))
 	_, err = forged.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: aws.String(arn)})
 	testenv.WantError(t, err, "InvalidSignatureException")
+	// A key that proves its signature but whose policy no longer reads is
+	// denied, and named.
+	unreadable, unreadableKey := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "old",
+		Document: `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:*:${aws:PrincipalAccount}:*"}}`})
+	_, err = unreadable.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: aws.String(arn)})
+	testenv.WantError(t, err, "AccessDeniedException")
 
 	m := metrics(t, env.URL)
 	for _, want := range []string{
@@ -74,8 +81,11 @@ func TestMetricsAndRequestLog(t *testing.T) {
 			lines = append(lines, l)
 		}
 	}
-	if len(lines) != 3 {
-		t.Fatalf("%d request log lines, want 3:\n%s", len(lines), logs.String())
+	if len(lines) != 4 {
+		t.Fatalf("%d request log lines, want 4:\n%s", len(lines), logs.String())
+	}
+	if l := lines[3]; l["key"] != unreadableKey || l["account"] != app.DefaultAccountID || l["error_code"] != "AccessDeniedException" {
+		t.Errorf("a request of a key whose policy no longer reads logged as %v", l)
 	}
 	if l := lines[2]; l["key"] != "" || l["status"] == float64(200) {
 		t.Errorf("a request with a forged signature logged as %v", l)
