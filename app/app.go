@@ -419,8 +419,10 @@ func readOrCreate(path string, make func() string) (string, error) {
 // removeSealTemporaries removes the temporary files seal.WriteFile leaves
 // beside a file when the process dies before renaming one into place: one
 // may hold a new master key in the clear. dirs are where it writes (the
-// data folder, its tls folder, the master key's file's folder); the data
-// folder's lock keeps a rotation from writing there meanwhile.
+// data folder, its tls folder, the master key's file's folder). A write
+// of another process at that moment (master-key wrap, or a rotation of
+// another data folder whose key file is in the same folder) then fails at
+// its rename and leaves its file as it was: it can be run again.
 func removeSealTemporaries(dirs ...string) error {
 	for _, dir := range dirs {
 		names, err := filepath.Glob(filepath.Join(dir, seal.TempPattern))

@@ -235,8 +235,10 @@ func Bootstrap(ctx context.Context, store openpca.AccountStore, sealer openpca.K
 				keyID, old.RevokedAt.Format(time.RFC3339))
 		case err == nil:
 			// Stored already: a start writes nothing it need not, so that
-			// a server restarted on a full disk comes up (and says it is
-			// not ready) rather than failing to start.
+			// a server restarted on a full disk can come up (and say it is
+			// not ready), as it does after a crash; after a clean stop,
+			// SQLite must make its write-ahead log's files again, and
+			// cannot.
 			if cur, err := sealer.Open(old.SealedSecret, AssociatedData(keyID)); err == nil && subtle.ConstantTimeCompare(cur, []byte(secret)) == 1 {
 				return old, "", nil
 			}

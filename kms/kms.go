@@ -243,7 +243,8 @@ func algorithm(pub crypto.PublicKey, opts crypto.SignerOpts) (types.SigningAlgor
 // refusal says why KMS did not do what was asked, in AWS's terms: a key it
 // refuses to use (disabled, pending deletion, deleted) is InvalidState; a
 // use the key does not allow (a hash KMS does not sign with for its curve)
-// is InvalidArgs; anything else, KMS being unreachable, is
+// is InvalidArgs; a key policy it refuses (--kms-key-policy) is an
+// internal failure; anything else, KMS being unreachable, is
 // ServiceUnavailable, which clients retry.
 func refusal(ca *openpca.CA, err error) error {
 	var disabled *types.DisabledException
@@ -253,8 +254,8 @@ func refusal(ca *openpca.CA, err error) error {
 	var policy *types.MalformedPolicyDocumentException
 	switch {
 	case errors.As(err, &policy):
-		// The operator's to mend, not the client's to retry: an internal
-		// failure, logged.
+		// The operator's to mend: an internal failure, logged (the SDKs
+		// retry it as any 500, to the same refusal).
 		return fmt.Errorf("kms: KMS refuses the key policy the server was given (--kms-key-policy): %w", err)
 	case errors.As(err, &disabled) || errors.As(err, &state) || errors.As(err, &notFound):
 		return openpca.Errorf(openpca.CodeInvalidState, "The KMS key of %s cannot sign: it is disabled, pending deletion or deleted (%v).", ca.ARN, err)
