@@ -50,6 +50,18 @@ func record(ctx context.Context, a *app.Admin, stderr io.Writer, command, detail
 	}
 }
 
+// recordOpening is record for the master key's commands, which open the
+// data only once done, with the key they leave.
+func recordOpening(ctx context.Context, cfg app.Config, stderr io.Writer, command, detail string) {
+	a, err := app.OpenAdmin(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "openpca: done, but not recorded in the operator log: %v\n", err)
+		return
+	}
+	defer a.Close()
+	record(ctx, a, stderr, command, detail)
+}
+
 // osUser names the user running the command, and whom sudo ran it for.
 func osUser() string {
 	name := strconv.Itoa(os.Getuid())
@@ -121,6 +133,7 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		if err := app.WrapMasterKey(ctx, *cfg); err != nil {
 			return err
 		}
+		recordOpening(ctx, *cfg, stderr, "master-key wrap", "the master key's file wrapped by KMS key "+cfg.MasterKeyKMSKey)
 		fmt.Fprintf(stdout, "The master key's file is wrapped by KMS key %s; start the servers with --master-key-kms-key %s.\n", cfg.MasterKeyKMSKey, cfg.MasterKeyKMSKey)
 		return nil
 	case "rotate":
@@ -160,12 +173,7 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		if after.MasterKey != "" {
 			after.MasterKey = newKey
 		}
-		if a, err := app.OpenAdmin(ctx, after); err != nil {
-			fmt.Fprintf(stderr, "openpca: done, but not recorded in the operator log: %v\n", err)
-		} else {
-			record(ctx, a, stderr, "master-key rotate", "every sealed secret resealed with a new master key")
-			a.Close()
-		}
+		recordOpening(ctx, after, stderr, "master-key rotate", "every sealed secret resealed with a new master key")
 		fmt.Fprintln(stdout, "Everything the master key sealed is sealed with the new one. Start the servers with it, without a previous master key.")
 		return nil
 	}
@@ -273,7 +281,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		} else if err != nil {
 			return err
 		}
-		record(ctx, a, stderr, "keys create", fmt.Sprintf("key %s of account %s, access: %s", key.ID, account, policyNames(key.Policies)))
+		record(ctx, a, stderr, "keys create", fmt.Sprintf("key %s of account %s, policies: %s", key.ID, account, policyRecord(key.Policies)))
 		fmt.Fprintf(stdout, "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", key.ID, secret)
 		return nil
 	case "list":

@@ -235,7 +235,7 @@ func TestOperatorLog(t *testing.T) {
 		{"buckets remove", "bucket team-a-reports"},
 		{"buckets create", "bucket team-a-reports of account " + account},
 		{"policy attach", "key " + key + ": policy ReadOnly (managed); its policies now: ReadOnly"},
-		{"keys create", "key " + key + " of account " + account + ", access: full"},
+		{"keys create", "key " + key + " of account " + account + ", policies: none (full access to its account)"},
 		{"accounts create", "account " + account + `, named "team-a"`},
 	}
 	if len(lines) != len(want)+1 {

@@ -52,6 +52,22 @@ func checkKeyPolicies(policies []openpca.KeyPolicy) error {
 	return err
 }
 
+// policyRecord describes policies for the operator log: each by its name,
+// an inline one with its document, which says what it grants.
+func policyRecord(policies []openpca.KeyPolicy) string {
+	if len(policies) == 0 {
+		return "none (full access to its account)"
+	}
+	parts := make([]string, len(policies))
+	for i, kp := range policies {
+		parts[i] = kp.Name + " (managed)"
+		if !kp.Managed {
+			parts[i] = kp.Name + " (inline: " + kp.Document + ")"
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // policyNames says what a key may do, for listings.
 func policyNames(policies []openpca.KeyPolicy) string {
 	if len(policies) == 0 {
@@ -139,11 +155,7 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		if err := a.Store.SetKeyPolicies(ctx, key.ID, policies); err != nil {
 			return err
 		}
-		what := "managed"
-		if !kp.Managed {
-			what = "inline: " + kp.Document
-		}
-		record(ctx, a, stderr, "policy attach", fmt.Sprintf("key %s: policy %s (%s); its policies now: %s", key.ID, kp.Name, what, policyNames(policies)))
+		record(ctx, a, stderr, "policy attach", fmt.Sprintf("key %s: policy %s; its policies now: %s", key.ID, policyRecord([]openpca.KeyPolicy{kp}), policyNames(policies)))
 		fmt.Fprintf(stdout, "attached %s to %s; its policies: %s\n", kp.Name, key.ID, policyNames(policies))
 		return nil
 	case "detach":
