@@ -100,6 +100,10 @@ type CRLStore interface {
 	// ReleaseCRL gives up owner's hold after a failure, until retryAt.
 	ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time) error
 
+	// RetryCRLsNow ends the waits ReleaseCRL set, so that CRLs whose
+	// writes failed are tried again at once; holds of owners stay.
+	RetryCRLsNow(ctx context.Context) error
+
 	// LatestCRL returns the thisUpdate of the last CRL the CA published;
 	// zero if it published none.
 	LatestCRL(ctx context.Context, caID string) (time.Time, error)

@@ -187,6 +187,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Owner: nodeID, Workers: cfg.ReportWorkers, Lease: cfg.AuditReportLease, Now: cfg.Now, Witnessed: witnessed,
 		Alarm: alarm,
 	})
+	// A start is often the operator's answer to what made CRL writes fail
+	// (a full disk, an object store away): their backoff, up to 15
+	// minutes, need not outlast it. Failing to end it holds no start.
+	if err := a.store.RetryCRLsNow(ctx); err != nil {
+		logger.Warn("CRLs whose writes failed wait out their retry", "error", err)
+	}
 	a.crls = crl.Start(crl.Config{Store: a.store, Objects: a.objects, Keys: caKeys, Logger: logger, Owner: nodeID, Now: cfg.Now})
 	svc := authority.New(authority.Config{
 		Store: a.store, Keys: caKeys, RequireHardware: cfg.RequireHardwareKeys, AllowUnmetStandard: cfg.AllowUnmetKeyStandard,

@@ -114,6 +114,12 @@ func (db *DB) ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.T
 	return db.held(res, err, "releasing a CRL")
 }
 
+// RetryCRLsNow implements openpca.CRLStore.
+func (db *DB) RetryCRLsNow(ctx context.Context) error {
+	_, err := db.exec(ctx, `UPDATE crl_publications SET lease_until = NULL WHERE owner IS NULL AND lease_until IS NOT NULL`)
+	return db.wrap("retrying CRLs", err)
+}
+
 // RevokedCertificates implements openpca.CRLStore. It reads readChunk
 // certificates at a time, for the reason AuditEntries does: a CA's CRL can
 // list a million, and one long read would keep SQLite's write-ahead log

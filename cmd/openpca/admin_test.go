@@ -2,12 +2,14 @@ package main
 
 import (
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
@@ -251,5 +253,28 @@ func TestOperatorLog(t *testing.T) {
 	}
 	if lines := strings.Split(strings.TrimSpace(run("operator-log", "--limit", "1")), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "master-key rotate") {
 		t.Errorf("the operator log's latest action: %q", lines)
+	}
+}
+
+// TestStartRetriesCRLs: a start ends the waits of CRLs whose writes
+// failed (the restart is often what mended them), and leaves other
+// servers' holds alone.
+func TestStartRetriesCRLs(t *testing.T) {
+	env := testenv.Start(t)
+	env.Stop(t)
+	db := openDB(t, env)
+	later := time.Now().Add(time.Hour).UnixMicro()
+	if _, err := db.Exec(`INSERT INTO crl_publications (ca_id, wanted, owner, lease_until) VALUES ('waiting', 0, NULL, ?), ('held', 0, 'another', ?)`, later, later); err != nil {
+		t.Fatal(err)
+	}
+	env.Restart(t)
+	for id, want := range map[string]bool{"waiting": false, "held": true} {
+		var lease sql.NullInt64
+		if err := db.QueryRow(`SELECT lease_until FROM crl_publications WHERE ca_id = ?`, id).Scan(&lease); err != nil {
+			t.Fatal(err)
+		}
+		if lease.Valid != want {
+			t.Errorf("%s: lease_until %v after a start, want set %v", id, lease, want)
+		}
 	}
 }

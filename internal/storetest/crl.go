@@ -102,6 +102,22 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// RetryCRLsNow ends a retry's wait, and leaves an owner's hold alone.
+	if err := s.RetryCRLsNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimCRL(ctx, "b", t0.Add(2*time.Minute), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("RetryCRLsNow let another owner claim a held CRL: %v", err)
+	}
+	if err := s.ReleaseCRL(ctx, ca.ID, "a", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RetryCRLsNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if job, err = s.ClaimCRL(ctx, "a", t0.Add(2*time.Minute), lease); err != nil {
+		t.Fatalf("a CRL waiting to retry, after RetryCRLsNow: %v", err)
+	}
 	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0.Add(2*time.Minute), t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
