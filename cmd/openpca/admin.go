@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
@@ -461,10 +462,19 @@ func operatorLog(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tUSER\tHOST\tCOMMAND\tWHAT")
+	// A policy's document may span lines: the table keeps one a row. And
+	// what a command was given (sudo's user from its environment, say)
+	// writes no control character to another operator's terminal.
+	printable := func(s string) string {
+		return strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) && !unicode.IsSpace(r) {
+				return -1
+			}
+			return r
+		}, s)), " ")
+	}
 	for _, action := range list {
-		// A policy's document may span lines: the table keeps one a row.
-		detail := strings.Join(strings.Fields(action.Detail), " ")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", action.At.Format(time.RFC3339), action.User, action.Host, action.Command, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", action.At.Format(time.RFC3339), printable(action.User), printable(action.Host), action.Command, printable(action.Detail))
 	}
 	return tw.Flush()
 }
