@@ -121,6 +121,8 @@ commands:
   cas       list every CA with where its key is kept (list)
   operator-log  what operators changed with these commands, the newest first
   master-key  make a master key, rotate to a new one, or wrap it by KMS (new, rotate, wrap)
+  backup    write a consistent copy of the database while servers run (SQLite)
+  restore   make a new data folder's database from a backup (SQLite)
   policy    the IAM policies of access keys (attach, detach, list, simulate)
   audit     the tamper-evident audit log: public-key, verify, proof
   witness   run a witness that cosigns audit logs' checkpoints (serve, public-key)
@@ -149,6 +151,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return operatorLog(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "master-key":
 		return masterKeyCommand(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "backup":
+		return backupCommand(ctx, args[1:], stdout, stderr, lookupEnv)
+	case "restore":
+		return restoreCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "policy":
 		return policyCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "audit":

@@ -1,0 +1,81 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/openpca/openpca/sqlite"
+)
+
+// errPostgresBackup is the answer to a backup or restore of a store kept
+// in PostgreSQL, which has tools of its own for both.
+var errPostgresBackup = errors.New("a store in PostgreSQL is backed up and restored with PostgreSQL's own tools: pg_dump and pg_restore, or pg_basebackup with WAL archiving for a point in time")
+
+// Backup writes a consistent copy of the SQLite database of cfg's data
+// folder to the new file to, while servers go on using it. The master key
+// must open the database, so that the backup is known to be usable with
+// it; a rotation of the master key does not run meanwhile, since the copy
+// would hold some secrets sealed with one key and some with the other.
+// The master key itself is not in the backup: it is kept apart.
+func Backup(ctx context.Context, cfg Config, to string) (*Admin, sqlite.Summary, error) {
+	if cfg.Database != "" {
+		return nil, sqlite.Summary{}, errPostgresBackup
+	}
+	a, err := OpenAdmin(ctx, cfg)
+	if err != nil {
+		return nil, sqlite.Summary{}, err
+	}
+	sum, err := sqlite.Backup(ctx, filepath.Join(cfg.DataDir, "openpca.db"), to)
+	if err != nil {
+		a.Close()
+		return nil, sum, err
+	}
+	return a, sum, nil
+}
+
+// Restore makes the backup from the database of cfg's data folder, which
+// must have none, and opens it with the master key of cfg, which must open
+// it: otherwise the folder is left without a database again. No server or
+// command may run on the folder meanwhile. CAs number their next CRLs from
+// now's Unix milliseconds on, past every CRL published since the backup
+// (unless a CA published more than a thousand a second since the last
+// restore).
+func Restore(ctx context.Context, cfg Config, from string, now time.Time) (*Admin, sqlite.Summary, error) {
+	if cfg.Database != "" {
+		return nil, sqlite.Summary{}, errPostgresBackup
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, sqlite.Summary{}, err
+	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, sqlite.Summary{}, err
+	}
+	defer lock.Close()
+	rotation, err := lockRotation(cfg.DataDir, true)
+	if err != nil {
+		return nil, sqlite.Summary{}, err
+	}
+	path := filepath.Join(cfg.DataDir, "openpca.db")
+	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli())
+	if err != nil {
+		rotation.Close()
+		return nil, sum, err
+	}
+	a, err := openAdmin(ctx, cfg)
+	if err != nil {
+		rotation.Close()
+		for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+			if rmErr := os.Remove(p); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+				err = errors.Join(err, rmErr)
+			}
+		}
+		return nil, sum, fmt.Errorf("nothing was restored: %w", err)
+	}
+	a.rotation = rotation
+	return a, sum, nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/sqlite"
+)
+
+// backupCommand runs "openpca backup".
+func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	fs := flag.NewFlagSet("openpca backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, previous := adminFlags(fs)
+	var to string
+	fs.StringVar(&to, "to", "", "the new file to write the backup to (required; never replaced)")
+	if err := parseFlags(fs, args, lookupEnv); err != nil {
+		return err
+	}
+	if err := previous(cfg, lookupEnv); err != nil {
+		return err
+	}
+	if to == "" {
+		fs.Usage()
+		return errors.New("--to is required")
+	}
+	a, sum, err := app.Backup(ctx, *cfg, to)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	record(ctx, a, stderr, "backup", fmt.Sprintf("the database backed up to %s: %s", to, describe(sum)))
+	fmt.Fprintf(stdout, "Backed up %s to %s: %s.\n", cfg.DataDir, to, describe(sum))
+	fmt.Fprintln(stdout, "The master key is not in it: keep a copy of the master key apart from the backup, since restoring needs it.")
+	return nil
+}
+
+// restoreCommand runs "openpca restore".
+func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	fs := flag.NewFlagSet("openpca restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, previous := adminFlags(fs)
+	var from string
+	fs.StringVar(&from, "from", "", "the backup to restore (required), into a data folder with no database")
+	if err := parseFlags(fs, args, lookupEnv); err != nil {
+		return err
+	}
+	if err := previous(cfg, lookupEnv); err != nil {
+		return err
+	}
+	if from == "" {
+		fs.Usage()
+		return errors.New("--from is required")
+	}
+	a, sum, err := app.Restore(ctx, *cfg, from, time.Now())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	record(ctx, a, stderr, "restore", fmt.Sprintf("the database restored from %s: %s", from, describe(sum)))
+	fmt.Fprintf(stdout, "Restored %s into %s: %s.\n", from, cfg.DataDir, describe(sum))
+	fmt.Fprint(stdout, `What the CAs did after the backup is not in it:
+- Certificates issued since are unknown to the server: it cannot revoke them, and its OCSP answers "unknown" for them.
+- Revocations made since are undone: revoke those certificates again. Their CAs' CRLs in the buckets list them until a new CRL replaces each: keep a copy.
+- The CAs' audit logs are shorter than any that witnesses have cosigned since, and the witnesses refuse them as another history: this restore shows to every auditor who requires them.
+- The CAs number their next CRLs past every CRL published since.
+Local buckets (the data folder's s3 folder) are not in the backup: copy them from the old data folder.
+`)
+	return nil
+}
+
+// describe says what a backup holds.
+func describe(sum sqlite.Summary) string {
+	s := fmt.Sprintf("%d CAs, %d key uses", sum.CAs, sum.KeyUses)
+	if !sum.Last.IsZero() {
+		s += ", the newest at " + sum.Last.Format(time.RFC3339)
+	}
+	return s
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+
+	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// TestBackupAndRestore backs up a running server's data folder, restores
+// it into a new one, and serves from that: what was issued before the
+// backup is there, what came after is not, and the CAs' next CRLs are
+// numbered past those published in between.
+func TestBackupAndRestore(t *testing.T) {
+	env := testenv.Start(t)
+	data := env.Config.DataDir
+	ctx := t.Context()
+	if out, err := runOpenpca(t, "buckets", "create", "crls", "--account", app.DefaultAccountID, "--data-dir", data); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	created, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Backed Up"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+			Enabled: aws.Bool(true), S3BucketName: aws.String("crls")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caARN := *created.CertificateAuthorityArn
+	env.ActivateRoot(t, caARN)
+	issue := func(e *testenv.Env) string {
+		leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}})
+		return e.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM})
+	}
+	before := issue(env)
+
+	backup := filepath.Join(t.TempDir(), "openpca.backup")
+	out, err := runOpenpca(t, "backup", "--to", backup, "--data-dir", data)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "Backed up") || !strings.Contains(out, "1 CAs") || !strings.Contains(out, "master key is not in it") {
+		t.Errorf("backup said:\n%s", out)
+	}
+	if fi, err := os.Stat(backup); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the backup: %v, %v", fi, err)
+	}
+	after := issue(env)
+	if out, err := runOpenpca(t, "backup", "--to", backup, "--data-dir", data); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("a backup over another: %v\n%s", err, out)
+	}
+	if out, _ := runOpenpca(t, "operator-log", "--data-dir", data); !strings.Contains(out, "backed up to "+backup) {
+		t.Errorf("the operator log has no backup:\n%s", out)
+	}
+
+	restored := filepath.Join(t.TempDir(), "restored")
+	masterKey := filepath.Join(data, "master.key")
+	foreign := make([]byte, 32)
+	rand.Read(foreign)
+	out, err = runOpenpca(t, "restore", "--from", backup, "--data-dir", restored, "--master-key", base64.StdEncoding.EncodeToString(foreign))
+	if err == nil || !strings.Contains(err.Error(), "nothing was restored") {
+		t.Fatalf("a restore with a foreign master key: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(restored, "openpca.db")); !os.IsNotExist(err) {
+		t.Fatalf("a refused restore left a database: %v", err)
+	}
+	restoredAt := time.Now()
+	out, err = runOpenpca(t, "restore", "--from", backup, "--data-dir", restored, "--master-key-file", masterKey)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"Restored", "revoke those certificates again", "witnesses refuse them"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("restore said no %q:\n%s", want, out)
+		}
+	}
+	if out, err := runOpenpca(t, "restore", "--from", backup, "--data-dir", restored, "--master-key-file", masterKey); err == nil {
+		t.Errorf("a restore over a database: no error\n%s", out)
+	}
+	if out, _ := runOpenpca(t, "operator-log", "--data-dir", restored, "--master-key-file", masterKey); !strings.Contains(out, "restored from "+backup) {
+		t.Errorf("the operator log has no restore:\n%s", out)
+	}
+
+	// Local buckets are copied apart, as the README says.
+	if err := os.MkdirAll(filepath.Join(restored, "s3", "crls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	env2 := testenv.Start(t, func(c *app.Config) { c.DataDir, c.MasterKeyFile = restored, masterKey })
+	if _, err := env2.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &caARN, CertificateArn: &before}); err != nil {
+		t.Errorf("a certificate issued before the backup: %v", err)
+	}
+	_, err = env2.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &caARN, CertificateArn: &after})
+	testenv.WantError(t, err, "ResourceNotFoundException")
+	issue(env2)
+
+	serial := before[strings.LastIndex(before, "/")+1:]
+	if _, err := env2.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+		CertificateSerial: aws.String(serial), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+		t.Fatal(err)
+	}
+	crlPath := filepath.Join(restored, "s3", "crls", "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		der, err := os.ReadFile(crlPath)
+		if err == nil {
+			crl, err := x509.ParseRevocationList(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(crl.RevokedCertificateEntries) == 1 {
+				if crl.Number.Int64() < restoredAt.UnixMilli() {
+					t.Errorf("the restored CA's CRL is number %d; want %d or more", crl.Number.Int64(), restoredAt.UnixMilli())
+				}
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CRL with the revocation: %v", err)
+		}
+	}
+}

@@ -1,0 +1,263 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/openpca/openpca/internal/sqliteuri"
+)
+
+// partialSuffix marks the file a backup or a restore writes before it is
+// complete; one that a crash left is removed by the next to the same path.
+const partialSuffix = ".partial-"
+
+// Backup writes a consistent copy of the database at path to the new file
+// to, while servers and commands go on using it: SQLite's VACUUM INTO,
+// from one read transaction, so that the copy is the database as one
+// commit left it, compacted, without the write-ahead log. The copy is
+// readable by its owner alone, complete and durable before it appears
+// under its name, and checked once it is. Backup refuses to replace a
+// file.
+//
+// The read transaction holds the write-ahead log back from starting over
+// while it runs (seconds for millions of certificates), so that the log's
+// file may grow past its usual bound until then.
+func Backup(ctx context.Context, path, to string) (Summary, error) {
+	if _, err := os.Lstat(to); err == nil {
+		return Summary{}, fmt.Errorf("%s exists: a backup never replaces a file", to)
+	}
+	if err := removePartials(to); err != nil {
+		return Summary{}, err
+	}
+	// VACUUM INTO writes into an empty file, whose mode it keeps.
+	tmp, err := os.CreateTemp(filepath.Dir(to), filepath.Base(to)+partialSuffix+"*")
+	if err != nil {
+		return Summary{}, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Close(); err != nil {
+		return Summary{}, err
+	}
+	db, err := sql.Open("sqlite", sqliteuri.File(path)+fmt.Sprintf("?mode=rw&_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()))
+	if err != nil {
+		return Summary{}, err
+	}
+	defer db.Close()
+	// (query_only would refuse VACUUM INTO, which writes only its file.)
+	var tables int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'schema_migrations'`).Scan(&tables); err != nil {
+		return Summary{}, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if tables == 0 {
+		return Summary{}, fmt.Errorf("%s is not an OpenPCA database", path)
+	}
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, tmp.Name()); err != nil {
+		return Summary{}, fmt.Errorf("backing up %s: %w", path, err)
+	}
+	return place(ctx, tmp.Name(), to)
+}
+
+// Restore puts the backup from, checked, in place as the database at path,
+// which must not exist: a restore makes a new data folder, and never
+// replaces a database or mixes a backup with another's write-ahead log.
+//
+// CRLs published after the backup was made have numbers the backup does
+// not know, and a CRL number must grow (RFC 5280, 5.2.3): the restored
+// CAs number their next CRLs from crlNumberFloor on, at least. Work that
+// the backed-up database's servers held is let go at once, rather than
+// when their holds would have run out.
+func Restore(ctx context.Context, from, path string, crlNumberFloor int64) (Summary, error) {
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if _, err := os.Lstat(p); err == nil {
+			return Summary{}, fmt.Errorf("%s exists: restore into a data folder that has no database", p)
+		}
+	}
+	if _, err := Check(ctx, from); err != nil {
+		return Summary{}, err
+	}
+	if err := removePartials(path); err != nil {
+		return Summary{}, err
+	}
+	src, err := os.Open(from)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+partialSuffix+"*")
+	if err != nil {
+		return Summary{}, err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, src)
+	if err := errors.Join(err, tmp.Close()); err != nil {
+		return Summary{}, err
+	}
+	if err := settle(ctx, tmp.Name(), crlNumberFloor); err != nil {
+		return Summary{}, err
+	}
+	return place(ctx, tmp.Name(), path)
+}
+
+// settle readies the restored database at path for its first server:
+// the work that servers of the backed-up database held (CRLs, reports,
+// witnessing rounds) is let go, for servers that will never come back to
+// it to finish; and the number of every CA's last CRL is raised to
+// crlNumberFloor-1 at least, so that the next is crlNumberFloor or more.
+func settle(ctx context.Context, path string, crlNumberFloor int64) error {
+	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range []struct {
+		table, update string
+		args          []any
+	}{
+		{"crl_publications", `UPDATE crl_publications SET number = MAX(number, ?), owner = NULL, lease_until = NULL`, []any{crlNumberFloor - 1}},
+		{"audit_reports", `UPDATE audit_reports SET owner = '', lease_until = 0 WHERE status = 'CREATING'`, nil},
+		{"witnessing", `UPDATE witnessing SET owner = NULL, lease_until = NULL`, nil},
+	} {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, q.table).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			continue // a database of a version before the table
+		}
+		if _, err := tx.ExecContext(ctx, q.update, q.args...); err != nil {
+			return fmt.Errorf("%s: settling %s: %w", path, q.table, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	return db.Close()
+}
+
+// place makes the complete file tmp durable, checks it, and links it at
+// path, which it must not replace, durably.
+func place(ctx context.Context, tmp, path string) (Summary, error) {
+	f, err := os.Open(tmp)
+	if err != nil {
+		return Summary{}, err
+	}
+	err = f.Sync()
+	if err := errors.Join(err, f.Close()); err != nil {
+		return Summary{}, err
+	}
+	sum, err := Check(ctx, tmp)
+	if err != nil {
+		return sum, err
+	}
+	// A link, unlike a rename, fails rather than replace a file made
+	// meanwhile.
+	if err := os.Link(tmp, path); err != nil {
+		return sum, err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return sum, err
+	}
+	err = dir.Sync()
+	return sum, errors.Join(err, dir.Close())
+}
+
+// Summary says what a database file holds.
+type Summary struct {
+	CAs     int
+	KeyUses int64     // entries of the CAs' key-use logs
+	Last    time.Time // of the newest key use; zero if none
+}
+
+// Check opens the database file at path read-only, with no write-ahead
+// log, checks that it is an OpenPCA database that SQLite finds sound, and
+// says what it holds.
+func Check(ctx context.Context, path string) (Summary, error) {
+	var sum Summary
+	if _, err := os.Stat(path); err != nil {
+		return sum, err
+	}
+	// immutable: nothing else writes it, so SQLite needs no lock, and
+	// makes no -wal or -shm file beside it.
+	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=ro&immutable=1")
+	if err != nil {
+		return sum, err
+	}
+	defer db.Close()
+	var version int64
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version); err != nil {
+		return sum, fmt.Errorf("%s is not an OpenPCA database: %w", path, err)
+	}
+	rows, err := db.QueryContext(ctx, `PRAGMA quick_check`)
+	if err != nil {
+		return sum, fmt.Errorf("checking %s: %w", path, err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return sum, err
+		}
+		if line != "ok" && len(problems) < 10 {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return sum, fmt.Errorf("checking %s: %w", path, err)
+	}
+	if len(problems) > 0 {
+		return sum, fmt.Errorf("%s is damaged: %v", path, problems)
+	}
+	var last sql.NullInt64
+	err = db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM certificate_authorities), (SELECT COALESCE(SUM(size), 0) FROM key_use_logs),
+		(SELECT MAX(at) FROM key_uses)`).Scan(&sum.CAs, &sum.KeyUses, &last)
+	if err != nil {
+		return sum, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if last.Valid {
+		sum.Last = time.UnixMicro(last.Int64).UTC()
+	}
+	return sum, nil
+}
+
+// removePartials removes what a backup or a restore to path left when a
+// crash cut it short.
+func removePartials(path string) error {
+	names, err := filepath.Glob(filepath.Join(filepath.Dir(path), globEscape(filepath.Base(path))+partialSuffix+"*"))
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// globEscape escapes a file name's characters that filepath.Match gives a
+// meaning to.
+func globEscape(name string) string {
+	out := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; c {
+		case '*', '?', '[', '\\':
+			out = append(out, '\\', c)
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}

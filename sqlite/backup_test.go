@@ -1,0 +1,184 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/sqlite"
+)
+
+// TestBackup backs a database up while issuances go on, restores the
+// backup, and finds in it every issuance finished before the backup began,
+// each with its log entry: one commit's state, with nothing half-written.
+func TestBackup(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "openpca.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ca := newActiveCA(t, db)
+	for i := range int64(200) {
+		if err := recordIssuance(ctx, db, ca, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Issuances go on during the backup.
+	var next atomic.Int64
+	next.Store(200)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := recordIssuance(context.Background(), db, ca, next.Add(1)-1); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	before := next.Load() // every issuance below it is done
+	to := filepath.Join(t.TempDir(), "backup.db")
+	sum, err := sqlite.Backup(ctx, filepath.Join(dir, "openpca.db"), to)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(to); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup: %v, %v; want a file readable by its owner alone", fi, err)
+	}
+	if _, err := sqlite.Backup(ctx, filepath.Join(dir, "openpca.db"), to); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("a second backup to the same file: %v; want it refused", err)
+	}
+	if matches, _ := filepath.Glob(to + ".partial-*"); len(matches) > 0 {
+		t.Fatalf("left behind: %v", matches)
+	}
+
+	restored := filepath.Join(t.TempDir(), "openpca.db")
+	restoredSum, err := sqlite.Restore(ctx, to, restored, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restoredSum != sum || sum.CAs != 1 || sum.Last.IsZero() {
+		t.Fatalf("restored %+v of a backup of %+v; want the same, with one CA and a last key use", restoredSum, sum)
+	}
+	if _, err := sqlite.Restore(ctx, to, restored, 1); err == nil {
+		t.Fatal("a restore over a database: no error")
+	}
+	rdb, err := sqlite.Open(ctx, restored, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	size, err := rdb.LogSize(ctx, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size != sum.KeyUses {
+		t.Fatalf("the restored log has %d entries; the backup said %d", size, sum.KeyUses)
+	}
+	if size < before+1 { // the CA's CSR, then the issuances
+		t.Fatalf("the restored log has %d entries; %d were logged before the backup began", size, before+1)
+	}
+	// Each certificate of the backup has its log entry, and no more are logged.
+	for i := range size - 1 {
+		if _, err := rdb.FindCertificate(ctx, ca.ID, serial(i)); err != nil {
+			t.Fatalf("certificate %d of %d logged: %v", i, size-1, err)
+		}
+	}
+	if _, err := rdb.FindCertificate(ctx, ca.ID, serial(size-1)); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("certificate %d, past the %d logged: %v; want none", size-1, size-1, err)
+	}
+	if n := next.Load(); size-1 >= n {
+		t.Fatalf("the backup logs %d issuances, of %d made", size-1, n)
+	}
+	t.Logf("backed up %d of %d issuances, %d before it began", size-1, next.Load(), before)
+}
+
+// TestBackupRefuses checks what Backup and Restore refuse to read.
+func TestBackupRefuses(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	notDB := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notDB, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	damaged := filepath.Join(dir, "damaged.db")
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "openpca.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newActiveCA(t, db)
+	for i := range int64(300) {
+		if err := recordIssuance(ctx, db, ca, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sqlite.Backup(ctx, filepath.Join(dir, "openpca.db"), damaged); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	// Pages past the first, overwritten.
+	f, err := os.OpenFile(damaged, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, 8192), 16384); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, tc := range []struct{ name, from, want, backupWant string }{
+		{"missing", filepath.Join(dir, "none.db"), "no such file", "unable to open"},
+		{"not a database", notDB, "not an OpenPCA database", "file is not a database"},
+		{"an empty database", filepath.Join(dir, "empty.db"), "not an OpenPCA database", "not an OpenPCA database"},
+		{"damaged", damaged, "damaged", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "an empty database" {
+				if err := os.WriteFile(tc.from, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			target := filepath.Join(t.TempDir(), "openpca.db")
+			_, err := sqlite.Restore(ctx, tc.from, target, 1)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("restore: %v; want an error with %q", err, tc.want)
+			}
+			if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(target), "*")); len(matches) > 0 {
+				t.Fatalf("a failed restore left %v", matches)
+			}
+			if tc.backupWant == "" {
+				return
+			}
+			to := filepath.Join(t.TempDir(), "b.db")
+			if _, err := sqlite.Backup(ctx, tc.from, to); err == nil || !strings.Contains(err.Error(), tc.backupWant) {
+				t.Fatalf("backup: %v; want an error with %q", err, tc.backupWant)
+			}
+			if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(to), "*")); len(matches) > 0 {
+				t.Fatalf("a failed backup left %v", matches)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "none.db")); err == nil {
+				t.Fatal("a backup of a database that is not there made it")
+			}
+		})
+	}
+}
