@@ -38,7 +38,14 @@ func (c Checkpoint) Text() string {
 	return fmt.Sprintf("%s\n%d\n%s\ntime %s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]), c.Time.UTC().Format(time.RFC3339))
 }
 
-// ParseCheckpoint parses a note's text as a Checkpoint.
+// MaxTreeSize bounds the size of the trees whose checkpoints and proofs
+// are read: x/mod's tlog, which checks the proofs, loops for ever on a
+// tree of more than 2^62 entries (its maxpow2), and no log comes near.
+const MaxTreeSize = 1 << 62
+
+// ParseCheckpoint parses a note's text as a Checkpoint, written as a
+// server writes them (Text), and no other way: two texts of one
+// checkpoint would be two notes, each signed or cosigned apart.
 func ParseCheckpoint(text string) (Checkpoint, error) {
 	var c Checkpoint
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
@@ -50,6 +57,9 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
 		return c, fmt.Errorf("checkpoint size %q is not a number", lines[1])
 	}
+	if size > MaxTreeSize {
+		return c, fmt.Errorf("checkpoint size %d is past the largest a log can have, %d", size, int64(MaxTreeSize))
+	}
 	c.Size = size
 	root, err := base64.StdEncoding.DecodeString(lines[2])
 	if err != nil || len(root) != tlog.HashSize {
@@ -59,6 +69,9 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 	at, ok := strings.CutPrefix(lines[3], "time ")
 	if c.Time, err = time.Parse(time.RFC3339, at); !ok || err != nil {
 		return c, fmt.Errorf("checkpoint time line %q is not \"time <RFC 3339>\"", lines[3])
+	}
+	if c.Text() != text {
+		return c, errors.New("the checkpoint is not written as a server writes them (its root hash's base64, or its time)")
 	}
 	return c, nil
 }

@@ -18,8 +18,10 @@ import (
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/time/rate"
 	_ "modernc.org/sqlite" // the "sqlite" driver
 
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/sqliteuri"
 )
 
@@ -60,6 +62,9 @@ type Server struct {
 	db     *sql.DB
 	logger *slog.Logger
 	mu     sync.Mutex // orders the check and the update of a log's state
+	// refusals bounds the log lines of refused proofs, which anyone
+	// holding a checkpoint of the log can send.
+	refusals *rate.Limiter
 }
 
 // maxRequest bounds an add-checkpoint request: an old size, at most 63
@@ -93,7 +98,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, fmt.Errorf("witness: %s: %w", cfg.Database, err)
 	}
-	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger}, nil
+	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10)}, nil
 }
 
 // VerifierKey is the witness's public key, which checks its cosignatures.
@@ -192,6 +197,15 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "not a checkpoint: %v", err)
 	}
+	// A text of the checkpoint other than its own (a root hash's base64
+	// with other trailing bits) verifies, but cosigning it would fail,
+	// once the state has moved on.
+	if c.String() != n.Text {
+		return nil, refuse(http.StatusBadRequest, "the checkpoint is not in its canonical form")
+	}
+	if c.N > auditlog.MaxTreeSize {
+		return nil, refuse(http.StatusBadRequest, "the checkpoint's size %d is past the largest this witness checks, %d", c.N, int64(auditlog.MaxTreeSize))
+	}
 	if oldSize > c.N {
 		return nil, refuse(http.StatusBadRequest, "the old size %d is larger than the checkpoint's %d", oldSize, c.N)
 	}
@@ -221,20 +235,31 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 		}
 	case oldSize == c.N:
 		if !bytes.Equal(knownHash, c.Hash[:]) {
-			s.fork(ctx, c, known, "another root for the same size")
+			// Two checkpoints of one size signed by the log's key, with
+			// two roots: the proof of a fork, which the log shows.
+			s.logger.ErrorContext(ctx, "witness: a log signed two checkpoints of the same size with different roots: it shows two histories",
+				"origin", c.Origin, "size", c.N, "cosigned_root", tlog.Hash(knownHash).String(), "checkpoint", string(signed))
 			return nil, refuse(http.StatusUnprocessableEntity, "the checkpoint has another root than the one of %d entries this witness cosigned", known)
 		}
 	default:
 		if err := tlog.CheckTree(proof, c.N, c.Hash, oldSize, tlog.Hash(knownHash)); err != nil {
-			s.fork(ctx, c, known, "the consistency proof does not hold")
+			// Anyone can send a checkpoint the log signed with a proof
+			// that does not hold: a refusal, not yet evidence of a fork.
+			if s.refusals.Allow() {
+				s.logger.WarnContext(ctx, "witness: a checkpoint came with a consistency proof that does not hold (a fork of the log, or a bad request)",
+					"origin", c.Origin, "size", c.N, "cosigned_size", known)
+			}
 			return nil, refuse(http.StatusUnprocessableEntity, "the checkpoint does not extend the one of %d entries this witness cosigned", known)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM log_states WHERE origin = ?`, c.Origin); err != nil {
-		return nil, err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO log_states (origin, key, size, hash) VALUES (?, ?, ?, ?)`, c.Origin, st.signer, c.N, c.Hash[:]); err != nil {
-		return nil, err
+	// The same checkpoint again (as the protocol allows) changes nothing.
+	if st.signer != st.stored || oldSize != c.N {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM log_states WHERE origin = ?`, c.Origin); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO log_states (origin, key, size, hash) VALUES (?, ?, ?, ?)`, c.Origin, st.signer, c.N, c.Hash[:]); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
@@ -253,6 +278,7 @@ type logState struct {
 	size   int64
 	hash   []byte
 	signer string // the key, as "name+hash", that signed the checkpoint being added
+	stored string // the key the state is kept under ("" for none, and for an earlier version's)
 }
 
 // keyID names a key as its signatures do.
@@ -310,7 +336,7 @@ func (s *Server) state(ctx context.Context, tx *sql.Tx, origin string, logs []Lo
 			// no checkpoint goes back past what either key had cosigned.
 			continue
 		}
-		st.size, st.hash, st.signer, bound = size, hash, keyID(sigs[i].Name, sigs[i].Hash), key
+		st.size, st.hash, st.signer, st.stored, bound = size, hash, keyID(sigs[i].Name, sigs[i].Hash), key, key
 		if key == "" {
 			bound = "(earlier version)"
 		}
@@ -328,11 +354,4 @@ func (s *Server) state(ctx context.Context, tx *sql.Tx, origin string, logs []Lo
 		return nil, refuse(http.StatusUnprocessableEntity, "this witness has cosigned the log %q under two keys", origin)
 	}
 	return st, nil
-}
-
-// fork logs a checkpoint signed by a log's key that does not extend what
-// the witness cosigned: evidence that the log showed two histories.
-func (s *Server) fork(ctx context.Context, c torchwood.Checkpoint, known int64, why string) {
-	s.logger.ErrorContext(ctx, "witness: a log signed a checkpoint inconsistent with the one this witness cosigned", "origin", c.Origin,
-		"size", c.N, "cosigned_size", known, "why", why)
 }

@@ -2,12 +2,15 @@ package witness_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -491,4 +494,158 @@ func TestWitnessKeyInTwoEntries(t *testing.T) {
 	if _, err := c.AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 3)); err != nil {
 		t.Errorf("a checkpoint of a log whose key two entries give: %v", err)
 	}
+}
+
+// TestWitnessHostileCheckpoints sends what a log's key holder, or anyone
+// replaying its checkpoints, could: each is refused at once, leaves the
+// log's state as it was, and only a proven fork is logged as one.
+func TestWitnessHostileCheckpoints(t *testing.T) {
+	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/h"
+	l := newLog(t, origin, 12)
+	skey, vkey, err := witness.NewKey("witness.example/h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{trust(t, origin, l)},
+		Database: filepath.Join(t.TempDir(), "witness.db"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cosigner, _ := auditlog.NewWitnessVerifier(vkey)
+	c := &witness.Client{URL: "http://witness.invalid", Verifier: cosigner, HTTP: &http.Client{Transport: handlerTransport{s}}}
+	ctx := t.Context()
+	if _, err := c.AddCheckpoint(ctx, 0, nil, l.checkpoint(t, 10)); err != nil {
+		t.Fatal(err)
+	}
+	sign := func(text string) []byte {
+		signed, err := note.Sign(&note.Note{Text: text}, l.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signed
+	}
+	root, _ := l.tree.Root(12)
+	canonical := auditlog.Checkpoint{Origin: origin, Size: 12, Root: root, Time: time.Now().UTC().Truncate(time.Second)}.Text()
+	b64 := base64.StdEncoding.EncodeToString(root[:])
+	// The last base64 digit before "=" carries two bits a decoder drops.
+	lax := b64[:len(b64)-2] + string(b64[len(b64)-2]^1) + "="
+	junk := tlog.TreeProof{root}
+	for _, tc := range []struct {
+		name   string
+		old    int64
+		proof  tlog.TreeProof
+		signed []byte
+		status int
+	}{
+		// x/mod's tlog loops for ever on trees past 2^62 entries.
+		{"a size past 2^62", 10, junk, sign(fmt.Sprintf("%s\n%d\n%s\n", origin, int64(1)<<62+1, b64)), http.StatusBadRequest},
+		{"the largest size", 10, junk, sign(fmt.Sprintf("%s\n%d\n%s\n", origin, int64(math.MaxInt64), b64)), http.StatusBadRequest},
+		{"a root in lax base64", 10, l.proof(t, 10, 12), sign(strings.Replace(canonical, b64, lax, 1)), http.StatusBadRequest},
+		{"a proof that does not hold", 10, junk, l.checkpoint(t, 12), http.StatusUnprocessableEntity},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_, err := c.AddCheckpoint(ctx, tc.old, tc.proof, tc.signed)
+			var refused *witness.RefusedError
+			if !errors.As(err, &refused) || refused.Status != tc.status {
+				t.Fatalf("%v; want a refusal with %d", err, tc.status)
+			}
+		})
+	}
+	// Anyone can replay the log's checkpoint with a bad proof, many times:
+	// refusals, logged a few at a time, and not as forks.
+	for range 200 {
+		if _, err := c.AddCheckpoint(ctx, 10, junk, l.checkpoint(t, 12)); err == nil {
+			t.Fatal("a bad proof was taken")
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n > 20 || strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("201 bad proofs logged %d warnings, and errors: %v:\n%.2000s", n, strings.Contains(logs.String(), "level=ERROR"), logs.String())
+	}
+	// The state is still 10: the log goes on from it.
+	if _, err := c.AddCheckpoint(ctx, 10, l.proof(t, 10, 12), l.checkpoint(t, 12)); err != nil {
+		t.Fatalf("the log after the refusals: %v", err)
+	}
+	// A second root at a cosigned size is a fork the log signed: logged as
+	// one, with the checkpoint, for evidence.
+	fork := &logFixture{origin: origin, label: ", rewritten", signer: l.signer, vkey: l.vkey}
+	fork.grow(t, 12)
+	forked := fork.checkpoint(t, 12)
+	if _, err := c.AddCheckpoint(ctx, 12, nil, forked); err == nil {
+		t.Fatal("a fork was cosigned")
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), strings.SplitN(string(forked), "\n", 4)[2]) {
+		t.Errorf("the fork was not logged with its checkpoint:\n%.3000s", logs.String())
+	}
+}
+
+// handlerTransport sends requests straight to a handler.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	w := httptest.NewRecorder()
+	t.h.ServeHTTP(w, r)
+	return w.Result(), nil
+}
+
+// FuzzAddSignedCheckpoint is FuzzAddCheckpoint past the signature check,
+// which fuzzed bytes never get through: each checkpoint is one the log's
+// key signed, of any size, root line and extension lines, sent with any
+// old size and proof, as a log's key holder could.
+func FuzzAddSignedCheckpoint(f *testing.F) {
+	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/fuzz"
+	l := newLog(f, origin, 9)
+	skey, vkey, err := witness.NewKey("witness.example/fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := witness.NewServer(f.Context(), witness.Config{Key: skey, Logs: []witness.Log{trust(f, origin, l)},
+		Database: filepath.Join(f.TempDir(), "witness.db"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	cosigner, _ := auditlog.NewWitnessVerifier(vkey)
+	logKey, _ := note.NewVerifier(l.vkey)
+	// The witness has cosigned 3 entries: requests from there get as far
+	// as the consistency proof.
+	c := &witness.Client{URL: "http://witness.invalid", Verifier: cosigner, HTTP: &http.Client{Transport: handlerTransport{s}}}
+	if _, err := c.AddCheckpoint(f.Context(), 0, nil, l.checkpoint(f, 3)); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(int64(3), int64(1)<<62+1, base64.StdEncoding.EncodeToString(make([]byte, tlog.HashSize)), "", make([]byte, tlog.HashSize))
+	for _, size := range []int64{0, 3, 9} {
+		root, _ := l.tree.Root(size)
+		var proof []byte
+		for _, h := range l.proof(f, 3, max(size, 3)) {
+			proof = append(proof, h[:]...)
+		}
+		f.Add(int64(3), size, base64.StdEncoding.EncodeToString(root[:]), "", proof)
+	}
+	f.Add(int64(0), int64(5), "AAAA", "time 2026-01-01T00:00:00Z\n", []byte{1})
+	f.Fuzz(func(t *testing.T, old, size int64, root, extension string, proof []byte) {
+		b := fmt.Appendf(nil, "old %d\n", old)
+		for i := 0; i+tlog.HashSize <= len(proof) && i < 64*tlog.HashSize; i += tlog.HashSize {
+			b = fmt.Appendf(b, "%s\n", tlog.Hash(proof[i:i+tlog.HashSize]))
+		}
+		signed, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n%d\n%s\n%s", origin, size, root, extension)}, l.signer)
+		if err != nil {
+			return // not a note's text
+		}
+		body := append(append(b, '\n'), signed...)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/add-checkpoint", bytes.NewReader(body)))
+		switch w.Code {
+		case http.StatusOK:
+			if _, err := note.Open(append(bytes.Clone(signed), w.Body.Bytes()...), note.VerifierList(logKey, cosigner)); err != nil {
+				t.Fatalf("the witness cosigned %q: %v", body, err)
+			}
+		case http.StatusBadRequest, http.StatusConflict, http.StatusUnprocessableEntity:
+		default:
+			t.Fatalf("status %d for %q: %s", w.Code, body, w.Body)
+		}
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/net/netutil"
 
 	"github.com/openpca/openpca/seal"
 	"github.com/openpca/openpca/witness"
@@ -59,6 +60,10 @@ func witnessCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		name := fs.String("name", "", "the witness's name, in its cosignatures and public key, such as witness.example.com/w1 (needed when its key is made)")
 		listen := fs.String("listen", "127.0.0.1:8081", "address to serve the witness on")
 		var logs []witness.Log
+		// The witness tells keys apart by name and 32-bit hash, as
+		// signatures name them: two keys alike in both, one made to
+		// collide with the other, would pass for each other.
+		byID := map[string]string{}
 		fs.Func("log", "a log to cosign: ORIGIN=KEY, its checkpoints' origin (a final * takes every origin it starts: openpca/arn:aws:acm-pca:us-east-1:111122223333:* for an OpenPCA account's CAs) and the audit public key that signs them (across a key change, the old and the new, space-separated: they sign one log); repeat for each", func(v string) error {
 			origin, keys, ok := strings.Cut(v, "=")
 			if !ok || origin == "" || len(strings.Fields(keys)) == 0 {
@@ -70,6 +75,11 @@ func witnessCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 				if err != nil {
 					return err
 				}
+				id := fmt.Sprintf("%s+%08x", verifier.Name(), verifier.KeyHash())
+				if other, ok := byID[id]; ok && other != key {
+					return fmt.Errorf("the keys %s and %s have the same name and hash: the witness could not tell their signatures apart", other, key)
+				}
+				byID[id] = key
 				l.Keys = append(l.Keys, verifier)
 			}
 			logs = append(logs, l)
@@ -86,6 +96,12 @@ func witnessCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	fmt.Fprint(stderr, witnessUsage)
 	return fmt.Errorf("unknown witness command %q", args[0])
 }
+
+// Bounds of what the witness's clients hold of it.
+const (
+	witnessMaxHeader = 8 << 10
+	witnessMaxConns  = 1024
+)
 
 // witnessKeyFile holds the witness's private key in its folder.
 const witnessKeyFile = "witness.key"
@@ -123,7 +139,13 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: w, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	// Anyone can reach a witness: each connection's memory is bounded (an
+	// add-checkpoint request needs no header of size, and its body is
+	// 64 KiB at most) and so is their number, so that slow clients take
+	// at most about 80 MiB.
+	srv := &http.Server{Handler: w, MaxHeaderBytes: witnessMaxHeader, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute}
+	l = netutil.LimitListener(l, witnessMaxConns)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

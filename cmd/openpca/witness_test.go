@@ -307,7 +307,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 		}
 	}
 	for _, w := range []*witnessProc{w1, w2} {
-		if !strings.Contains(w.logs.String(), "inconsistent with the one this witness cosigned") {
+		if !strings.Contains(w.logs.String(), "a consistency proof that does not hold (a fork of the log") {
 			t.Errorf("witness %s did not log the fork:\n%s", w.key, w.logs)
 		}
 	}
