@@ -1,9 +1,13 @@
 package openpca
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -37,6 +41,28 @@ type KeyUseRecord struct {
 	// Serial: good, revoked or unknown.
 	CertStatus   string `json:"certStatus,omitempty"`
 	SignedSHA256 string `json:"signedSha256,omitempty"` // of the DER the key signed
+}
+
+// keyUseKinds are the kinds of key use a log records.
+var keyUseKinds = []string{KeyUseCSR, KeyUseIssue, KeyUseRevoke, KeyUseCRL, KeyUseOCSP}
+
+// CheckRecord checks that b, a log entry's record that decoded as r, is
+// one a server writes: of a kind the log records, naming a certificate by
+// its CA's ARN and its serial, and written as a server writes it, the one
+// way. Records are JSON, which readers decode differently (a member
+// given twice, or in another case): a record written another way could
+// read as one thing to an auditor's verifier and as another to jq.
+func CheckRecord(b []byte, r *KeyUseRecord) error {
+	if !slices.Contains(keyUseKinds, r.Kind) {
+		return fmt.Errorf("its kind %q is none that a log records", r.Kind)
+	}
+	if (r.Kind == KeyUseIssue || r.Kind == KeyUseRevoke) && (r.Serial == "" || r.CertificateArn != r.CertificateAuth+certResource+r.Serial) {
+		return fmt.Errorf("its certificate %s is not the certificate %s of its CA %s", r.CertificateArn, r.Serial, r.CertificateAuth)
+	}
+	if !bytes.Equal(appendRecord(nil, r), b) {
+		return errors.New("it is not written as a server writes records")
+	}
+	return nil
 }
 
 func newKeyUse(caID string, r KeyUseRecord, at time.Time, serial string) *KeyUse {

@@ -8,18 +8,20 @@ import (
 	"github.com/openpca/openpca"
 )
 
-// parseRecord decodes a key-use record as encoding/json decodes it. The
-// records OpenPCA writes (one flat object of known members, without
-// spaces, strings without escapes) take a path of their own, about ten
-// times faster: a report's log has millions. Anything else goes through
-// encoding/json.
+// parseRecord decodes a key-use record, which must be one a server writes
+// (openpca.CheckRecord). The records OpenPCA writes (one flat object of
+// known members, without spaces, strings without escapes) take a path of
+// their own, about ten times faster: a report's log has millions. Anything
+// else goes through encoding/json.
 func parseRecord(b []byte, r *openpca.KeyUseRecord) error {
 	*r = openpca.KeyUseRecord{}
-	if parseFlatRecord(b, r) {
-		return nil
+	if !parseFlatRecord(b, r) {
+		*r = openpca.KeyUseRecord{}
+		if err := json.Unmarshal(b, r); err != nil {
+			return err
+		}
 	}
-	*r = openpca.KeyUseRecord{}
-	return json.Unmarshal(b, r)
+	return openpca.CheckRecord(b, r)
 }
 
 // parseFlatRecord decodes b into r if b is a record as OpenPCA writes

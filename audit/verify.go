@@ -55,7 +55,12 @@ func (p Problem) String() string {
 }
 
 func (v *Verification) problem(check string, row int, format string, args ...any) {
-	v.Problems = append(v.Problems, Problem{Check: check, Row: row, Detail: fmt.Sprintf(format, args...)})
+	switch {
+	case len(v.Problems) < maxProblems:
+		v.Problems = append(v.Problems, Problem{Check: check, Row: row, Detail: fmt.Sprintf(format, args...)})
+	case len(v.Problems) == maxProblems:
+		v.Problems = append(v.Problems, Problem{Check: "more", Detail: fmt.Sprintf("more problems than the %d above; fix those first", maxProblems)})
+	}
 }
 
 // Verify checks an audit report against its proof file, offline, with the
@@ -63,49 +68,74 @@ func (v *Verification) problem(check string, row int, format string, args ...any
 //
 //   - the checkpoint is signed by that key, and is of the report's CA;
 //   - the proof file's records are the checkpoint's log: as many as it
-//     says, hashing to its root;
+//     says, hashing to its root, each written as a server writes records,
+//     about the report's CA, and none dated past the checkpoint;
 //   - every row of the report is an issuance in that log, field for field
 //     (with its revocation if the log has one), in the log's order, once;
-//     and every issuance in the log has its row.
+//     and every issuance in the log has its row; each revocation in the
+//     log is of a certificate issued before it, and the only one.
 //
 // Whatever fails is listed in Problems; the report is verified when there
 // is none. It reads the proof file twice and, unless the report differs
 // from what the log says it should be, the report once, keeping no more
-// than the log's revocations in memory.
+// than the log's revocations in memory. It reads no record of a proof file
+// whose checkpoint is not signed by the key, and no more records than the
+// checkpoint has.
 func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	v := &Verification{}
-	revocations := map[string][2]string{} // hex serial → revokedAt, revocationReason
-	cas := map[string]int64{}             // CA ARN → first entry naming it
-	h, err := auditlog.ReadProof(proof, func(seq int64, record []byte) error {
+	revocations := map[string]*logRevocation{} // by hex serial
+	cas := map[string]int64{}                  // CA ARN → first entry naming it
+	var latest time.Time                       // a record may be dated at most
+	h, err := auditlog.ReadProof(proof, func(h *auditlog.ProofHeader) (int64, error) {
+		v.Header = h
+		if _, err := openpca.ParseCAARN(h.CertificateAuthorityArn); err != nil {
+			v.problem("checkpoint", 0, "the proof file is of %q: %v", h.CertificateAuthorityArn, err)
+			return 0, errStop
+		}
+		if !v.openCheckpoint(verifierKey) {
+			return 0, errStop
+		}
+		latest = v.Checkpoint.Time.Add(recordClockSkew)
+		return v.Checkpoint.Size, nil
+	}, func(seq int64, record []byte) error {
 		v.Log.Add(record)
 		var r openpca.KeyUseRecord
 		if err := parseRecord(record, &r); err != nil {
-			v.problem("log", 0, "entry %d is not a key-use record: %v", seq, err)
+			v.problem("log", 0, "entry %d is not a key-use record a server writes: %v", seq, err)
 			return nil
 		}
 		if _, ok := cas[r.CertificateAuth]; !ok {
 			cas[r.CertificateAuth] = seq
 		}
+		at, err := time.Parse(time.RFC3339Nano, r.At)
+		switch {
+		case err != nil:
+			v.problem("log", 0, "entry %d has the time %q", seq, r.At)
+		case at.After(latest):
+			v.problem("log", 0, "entry %d is dated %s, after the checkpoint that covers it was signed (%s)", seq, r.At, v.Checkpoint.Time.Format(time.RFC3339))
+		}
 		switch r.Kind {
 		case openpca.KeyUseIssue:
 			v.Certificates++
 		case openpca.KeyUseRevoke:
-			at, err := time.Parse(time.RFC3339Nano, r.At)
-			if err != nil {
-				v.problem("log", 0, "entry %d has the time %q", seq, r.At)
+			if first, ok := revocations[r.Serial]; ok {
+				v.problem("log", 0, "entry %d revokes the certificate %s again (first at entry %d): a report shows one revocation", seq, r.Serial, first.seq)
+				return nil
 			}
-			revocations[r.Serial] = [2]string{at.UTC().Format(TimeLayout), r.RevocationReason}
+			revocations[r.Serial] = &logRevocation{seq: seq, at: at.UTC().Format(TimeLayout), reason: r.RevocationReason}
 		}
 		return nil
 	})
-	v.Header = h
-	if err != nil {
+	switch {
+	case errors.Is(err, auditlog.ErrTooManyRecords):
+		v.problem("log", 0, "the proof file has more log entries than the checkpoint's %d: entries were added", v.Checkpoint.Size)
+	case err != nil && !errors.Is(err, errStop):
 		v.problem("log", 0, "%v", err)
 	}
-	if h == nil {
+	if h == nil || v.Checkpoint == nil {
 		return v
 	}
-	v.checkCheckpoint(verifierKey)
+	v.checkLog()
 	v.checkStatement(verifierKey)
 	for arn, seq := range cas {
 		if arn != h.CertificateAuthorityArn {
@@ -120,16 +150,44 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	// The report the log says there should be, written as a server writes
 	// it, is the report byte for byte, unless something is amiss: only
 	// then does the report need reading row by row, to say what.
-	if same, err := sameReport(report, proof, format, revocations); err == nil && same {
+	same, err := sameReport(report, proof, format, revocations)
+	if err != nil || !same {
+		if err := rewind(report, proof); err != nil {
+			v.problem("input", 0, "%v", err)
+			return v
+		}
+		v.compareRows(report, proof, format, revocations)
+	} else {
 		v.Rows = v.Certificates
-		return v
 	}
-	if err := rewind(report, proof); err != nil {
-		v.problem("input", 0, "%v", err)
-		return v
+	for serial, r := range revocations {
+		if !r.issued {
+			v.problem("log", 0, "entry %d revokes the certificate %s, which the log has not issued before it", r.seq, serial)
+		}
 	}
-	v.compareRows(report, proof, format, revocations)
 	return v
+}
+
+// errStop stops the reading of a proof file whose records cannot be
+// checked: Problems say why.
+var errStop = errors.New("stop")
+
+// recordClockSkew is how much later than its checkpoint's time a record
+// may be dated: the server that signs a checkpoint may not be the one that
+// recorded its last entries, and their clocks differ a little; and a
+// checkpoint's time is to the second.
+const recordClockSkew = 5 * time.Minute
+
+// maxProblems bounds the problems a Verification lists: a report of a
+// million forged rows has a million, and its auditor needs the first.
+const maxProblems = 1000
+
+// logRevocation is a certificate's revocation in the log.
+type logRevocation struct {
+	seq    int64
+	at     string // as a report shows it
+	reason string
+	issued bool // its issuance came before it in the log
 }
 
 func rewind(files ...io.Seeker) error {
@@ -143,17 +201,18 @@ func rewind(files ...io.Seeker) error {
 
 // expectedRows calls fn with each issuance of the proof file's log as the
 // report's row should show it, in the log's order, with its revocation.
-func expectedRows(proof io.Reader, revocations map[string][2]string, fn func(seq int64, c *openpca.Certificate, err error) error) error {
-	_, err := auditlog.ReadProof(proof, func(seq int64, record []byte) error {
+func expectedRows(proof io.Reader, revocations map[string]*logRevocation, fn func(seq int64, c *openpca.Certificate, err error) error) error {
+	_, err := auditlog.ReadProof(proof, nil, func(seq int64, record []byte) error {
 		var r openpca.KeyUseRecord
 		if parseRecord(record, &r) != nil || r.Kind != openpca.KeyUseIssue {
 			return nil
 		}
 		c, err := certificateOf(&r)
-		if err == nil {
-			if rev, ok := revocations[r.Serial]; ok {
-				c.RevokedAt, _ = time.Parse(TimeLayout, rev[0])
-				c.RevocationReason = openpca.RevocationReason(rev[1])
+		if rev, ok := revocations[r.Serial]; ok && rev.seq > seq {
+			rev.issued = true
+			if err == nil {
+				c.RevokedAt, _ = time.Parse(TimeLayout, rev.at)
+				c.RevocationReason = openpca.RevocationReason(rev.reason)
 			}
 		}
 		return fn(seq, c, err)
@@ -163,7 +222,7 @@ func expectedRows(proof io.Reader, revocations map[string][2]string, fn func(seq
 
 // sameReport reports whether the report is byte for byte the one a server
 // writes of the log.
-func sameReport(report, proof io.Reader, format openpca.AuditReportResponseFormat, revocations map[string][2]string) (bool, error) {
+func sameReport(report, proof io.Reader, format openpca.AuditReportResponseFormat, revocations map[string]*logRevocation) (bool, error) {
 	cmp := &comparer{r: bufio.NewReaderSize(report, 64<<10), same: true}
 	w, err := NewWriter(format, cmp)
 	if err != nil {
@@ -216,7 +275,7 @@ func (c *comparer) Write(p []byte) (int, error) {
 
 // compareRows reads the report row by row and says how it differs from
 // the log's issuances. It keeps each issuance's row in memory.
-func (v *Verification) compareRows(report, proof io.Reader, format openpca.AuditReportResponseFormat, revocations map[string][2]string) {
+func (v *Verification) compareRows(report, proof io.Reader, format openpca.AuditReportResponseFormat, revocations map[string]*logRevocation) {
 	type issuance struct {
 		seq int64
 		row []string // nil if its record is broken
@@ -285,18 +344,25 @@ func (v *Verification) compareRows(report, proof io.Reader, format openpca.Audit
 	}
 }
 
-// checkCheckpoint checks the proof file's checkpoint against the key and
-// the records.
-func (v *Verification) checkCheckpoint(verifierKey string) {
+// openCheckpoint checks the proof file's checkpoint against the key and
+// the header's CA, and reports whether it holds.
+func (v *Verification) openCheckpoint(verifierKey string) bool {
 	c, err := auditlog.OpenCheckpoint([]byte(v.Header.Checkpoint), verifierKey)
 	if err != nil {
 		v.problem("checkpoint", 0, "%v", err)
-		return
+		return false
 	}
-	v.Checkpoint = &c
 	if want := auditlog.Origin(v.Header.CertificateAuthorityArn); c.Origin != want {
 		v.problem("checkpoint", 0, "the checkpoint is of the log %q, not %q", c.Origin, want)
+		return false
 	}
+	v.Checkpoint = &c
+	return true
+}
+
+// checkLog checks the proof file's records against its checkpoint.
+func (v *Verification) checkLog() {
+	c := v.Checkpoint
 	switch n := v.Log.Size(); {
 	case n < c.Size:
 		v.problem("log", 0, "the proof file has %d log entries, the checkpoint %d: entries were removed (the log was truncated)", n, c.Size)
@@ -323,6 +389,12 @@ func (v *Verification) checkStatement(verifierKey string) {
 	if !s.Of(v.Header) {
 		v.problem("report", 0, "the signed statement is of report %s (key %s, %s, and another checkpoint or the same), not of the report the header names, %s (key %s, %s)",
 			s.ID, s.S3Key, s.Format, v.Header.AuditReportID, v.Header.S3Key, v.Header.ReportFormat)
+		return
+	}
+	// A server puts a CA's reports under its id: a statement of a report
+	// under another CA's is of a report of that CA's log.
+	if want := reportFolder + caID(v.Header.CertificateAuthorityArn) + "/" + s.ID + "."; !strings.HasPrefix(s.S3Key, want) {
+		v.problem("report", 0, "the report %s is at %s in its bucket, which is not where the reports of %s go (%s...)", s.ID, s.S3Key, v.Header.CertificateAuthorityArn, want)
 		return
 	}
 	v.Statement = &s
@@ -440,19 +512,29 @@ func OpenWitnessed(signed []byte, verifierKey string, witnesses []note.Verifier,
 	return c, &Witnessed{Size: c.Size, Cosigned: cosigned}, nil
 }
 
-// CheckIdentity checks that the report is the one asked for: reportID if
-// given, else the report its file (reportName, as downloaded) is named
-// for, if it is named as the server names reports (<id>.json, <id>.csv).
-// Only a proof file's signed statement says which report it is; one
-// without can be none asked for.
-func (v *Verification) CheckIdentity(reportName, reportID string) {
+// CheckIdentity checks that the report is the one asked for: of the CA
+// caARN if given, and reportID if given, else the report its file
+// (reportName, as downloaded) is named for, if it is named as the server
+// names reports (<id>.json, <id>.csv). A report kept where its bucket had
+// it (audit-report/<CA id>/) must be of that CA. Only a proof file's
+// signed statement says which report it is; one without can be none
+// asked for.
+func (v *Verification) CheckIdentity(reportName, reportID, caARN string) {
 	if v.Header == nil {
 		return // Verify has said why
 	}
-	base := path.Base(strings.ReplaceAll(reportName, "\\", "/"))
+	name := strings.ReplaceAll(reportName, "\\", "/")
+	base := path.Base(name)
 	named := strings.TrimSuffix(base, path.Ext(base))
 	if _, err := uuid.Parse(named); err != nil || reportID != "" {
 		named = reportID
+	}
+	folder := path.Base(path.Dir(name))
+	switch {
+	case caARN != "" && v.Header.CertificateAuthorityArn != caARN:
+		v.problem("report", 0, "the report is of the CA %s, not %s", v.Header.CertificateAuthorityArn, caARN)
+	case path.Base(path.Dir(path.Dir(name))) == path.Base(reportFolder) && folder != caID(v.Header.CertificateAuthorityArn):
+		v.problem("report", 0, "the report is kept as a report of the CA %s (%s), but it is of %s", folder, path.Dir(name), v.Header.CertificateAuthorityArn)
 	}
 	switch {
 	case named == "":
@@ -462,6 +544,13 @@ func (v *Verification) CheckIdentity(reportName, reportID string) {
 		v.problem("report", 0, "this is report %s (%s), not report %s: another report was put in its place", v.Statement.ID, v.Statement.S3Key, named)
 	}
 }
+
+// reportFolder is where a server puts reports in their bucket, each CA's
+// in a folder of its id.
+const reportFolder = "audit-report/"
+
+// caID is the id at the end of a CA's ARN.
+func caID(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 
 // Indexes of fields the checks name.
 var (

@@ -47,11 +47,14 @@ func newKey(t testing.TB) (note.Signer, string) {
 	return s, vkey
 }
 
+// fixtureCA is the id of the fixtures' CA.
+const fixtureCA = "11111111-2222-3333-4444-555555555555"
+
 // newLogFixture logs a CSR and n issuances, and revokes every fifth
 // certificate.
 func newLogFixture(t testing.TB, n int, format openpca.AuditReportResponseFormat) *logFixture {
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	ca := &openpca.CA{ID: "11111111-2222-3333-4444-555555555555", AccountID: "111122223333", CreatedAt: at, CSR: []byte("csr")}
+	ca := &openpca.CA{ID: fixtureCA, AccountID: "111122223333", CreatedAt: at, CSR: []byte("csr")}
 	ca.ARN = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/" + ca.ID
 	f := &logFixture{ca: ca, format: format}
 	f.signer, f.vkey = newKey(t)
@@ -111,7 +114,7 @@ func (f *logFixture) write(t testing.TB) (report, proof []byte) {
 		checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
 	}
 	h := &auditlog.ProofHeader{Format: auditlog.ProofFormat, CertificateAuthorityArn: f.ca.ARN, AuditReportID: "r",
-		S3Key: "audit-report/x/r.json", ReportFormat: string(f.format), Checkpoint: string(checkpoint)}
+		S3Key: "audit-report/" + f.ca.ID + "/r.json", ReportFormat: string(f.format), Checkpoint: string(checkpoint)}
 	statement, err := auditlog.NewReportStatement(h.AuditReportID, h.S3Key, h.ReportFormat, checkpoint).Sign(f.signer)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +176,7 @@ func TestVerify(t *testing.T) {
 			f.rows = append(f.rows, c)
 			f.records = append(f.records, openpca.IssueUse(f.ca.ARN, c).Record)
 			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records[:len(f.records)-1], f.signer)
-		}, want: []string{"log: the proof file has 26 log entries, the checkpoint 25: entries were added"}},
+		}, want: []string{"log: the proof file has more log entries than the checkpoint's 25: entries were added"}},
 		{name: "log truncated", tamper: func(f *logFixture) {
 			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
 			f.records = f.records[:len(f.records)-4]
@@ -200,8 +203,8 @@ func TestVerify(t *testing.T) {
 			f.checkpoint = signedCheckpoint(t, f.ca.ARN+"0", f.records, f.signer)
 		}, want: []string{"the checkpoint is of the log"}},
 		{name: "header names another report", tamper: func(f *logFixture) {
-			f.header = func(h *auditlog.ProofHeader) { h.AuditReportID, h.S3Key = "r2", "audit-report/x/r2.json" }
-		}, want: []string{"report: the signed statement is of report r (key audit-report/x/r.json, ", "not of the report the header names, r2 (key audit-report/x/r2.json"}},
+			f.header = func(h *auditlog.ProofHeader) { h.AuditReportID, h.S3Key = "r2", "audit-report/"+f.ca.ID+"/r2.json" }
+		}, want: []string{"report: the signed statement is of report r (key audit-report/" + fixtureCA + "/r.json, ", "not of the report the header names, r2 (key audit-report/" + fixtureCA + "/r2.json"}},
 		{name: "statement of another checkpoint", tamper: func(f *logFixture) {
 			f.header = func(h *auditlog.ProofHeader) {
 				other := signedCheckpoint(t, f.ca.ARN, f.records[:3], f.signer)
@@ -222,6 +225,49 @@ func TestVerify(t *testing.T) {
 		{name: "no statement, as versions before it", tamper: func(f *logFixture) {
 			f.header = func(h *auditlog.ProofHeader) { h.Report = "" }
 		}},
+		// Records other readers would read otherwise, or that no server
+		// writes, signed into the log by the audit key's holder.
+		{name: "a member given twice", tamper: func(f *logFixture) {
+			f.records[1] = append(bytes.TrimSuffix(f.records[1], []byte("}")), `,"KIND":"CSR"}`...)
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+		}, want: []string{"log: entry 1 is not a key-use record a server writes"}},
+		{name: "a kind no log records", tamper: func(f *logFixture) {
+			f.records[1] = bytes.Replace(f.records[1], []byte(`"kind":"ISSUE"`), []byte(`"kind":"Issue"`), 1)
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+		}, want: []string{`log: entry 1 is not a key-use record a server writes: its kind "Issue"`}},
+		{name: "a certificate of another CA", tamper: func(f *logFixture) {
+			lookalike := strings.Replace(f.ca.ARN, "certificate-authority", "certificate-auth\u043erity", 1)
+			f.records[1] = bytes.Replace(f.records[1], []byte(`"certificateAuthorityArn":"`+f.ca.ARN), []byte(`"certificateAuthorityArn":"`+lookalike), 1)
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+		}, want: []string{"log: entry 1 is not a key-use record a server writes: its certificate"}},
+		{name: "a certificate revoked twice", tamper: func(f *logFixture) {
+			c := *f.rows[0]
+			f.records = append(f.records, openpca.RevokeUse(f.ca.ARN, &c, c.RevokedAt.Add(time.Hour), openpca.RevocationReasonSuperseded, "account:111122223333", "req-r2").Record)
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+		}, want: []string{"log: entry 25 revokes the certificate 00000000000000000000000000000001 again (first at entry 21)"}},
+		{name: "a revocation of a certificate never issued", tamper: func(f *logFixture) {
+			f.records = append(f.records, openpca.RevokeUse(f.ca.ARN, forged(f), time.Now(), openpca.RevocationReasonSuperseded, "account:111122223333", "req-r2").Record)
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+		}, want: []string{"log: entry 25 revokes the certificate 0bad, which the log has not issued before it"}},
+		{name: "an issuance dated after the checkpoint", tamper: func(f *logFixture) {
+			c := forged(f)
+			c.IssuedAt = time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+			f.rows = append(f.rows, c)
+			f.records = append(f.records, openpca.IssueUse(f.ca.ARN, c).Record)
+			f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+		}, want: []string{"log: entry 25 is dated 2031-01-01T00:00:00Z, after the checkpoint that covers it was signed"}},
+		{name: "a CA named like another", tamper: func(f *logFixture) {
+			lookalike := strings.Replace(f.ca.ARN, "certificate-authority", "certificate-auth\u043erity", 1)
+			f.checkpoint = signedCheckpoint(t, lookalike, f.records, f.signer)
+			f.header = func(h *auditlog.ProofHeader) { h.CertificateAuthorityArn = lookalike }
+		}, want: []string{"checkpoint: the proof file is of \"arn:aws:acm-pca:us-east-1:111122223333:certificate-auth\u043erity/"}},
+		{name: "a report kept as another CA's", tamper: func(f *logFixture) {
+			f.header = func(h *auditlog.ProofHeader) {
+				h.S3Key = "audit-report/99999999-2222-3333-4444-555555555555/r.json"
+				s, _ := auditlog.NewReportStatement(h.AuditReportID, h.S3Key, h.ReportFormat, []byte(h.Checkpoint)).Sign(f.signer)
+				h.Report = string(s)
+			}
+		}, want: []string{"report: the report r is at audit-report/99999999-2222-3333-4444-555555555555/r.json in its bucket, which is not where the reports of"}},
 	}
 	for _, format := range []openpca.AuditReportResponseFormat{openpca.AuditReportResponseFormatJson, openpca.AuditReportResponseFormatCsv} {
 		for _, tt := range tests {
@@ -416,4 +462,41 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("verified with %d rows and %d certificates, not the log's 6", v.Rows, v.Certificates)
 		}
 	})
+}
+
+// TestVerifyBounds: what an auditor is handed may be hostile. A proof
+// file's records are read only once its checkpoint holds, and no more of
+// them than it has; and problems are listed up to a bound, however many
+// rows are forged.
+func TestVerifyBounds(t *testing.T) {
+	f := newLogFixture(t, 20, openpca.AuditReportResponseFormatCsv)
+	report, proof := f.write(t)
+	// A small proof file can decompress to millions of lines.
+	h := newLogFixture(t, 20, openpca.AuditReportResponseFormatCsv)
+	h.signer, h.vkey = f.signer, f.vkey
+	h.checkpoint = signedCheckpoint(t, h.ca.ARN, h.records, h.signer)
+	for range 200000 {
+		h.records = append(h.records, []byte("{}"))
+	}
+	_, many := h.write(t)
+	v := Verify(bytes.NewReader(report), bytes.NewReader(many), f.vkey)
+	if len(v.Problems) != 1 || !strings.Contains(v.Problems[0].String(), "more log entries than the checkpoint's 25") || v.Log.Size() != 25 {
+		t.Errorf("a proof file with 200,000 lines more: %d entries read, problems %v", v.Log.Size(), v.Problems)
+	}
+	other, _ := newKey(t)
+	g := newLogFixture(t, 20, openpca.AuditReportResponseFormatCsv)
+	g.checkpoint = signedCheckpoint(t, g.ca.ARN, g.records, other)
+	_, forgedProof := g.write(t)
+	v = Verify(bytes.NewReader(report), bytes.NewReader(forgedProof), f.vkey)
+	if len(v.Problems) != 1 || v.Log.Size() != 0 {
+		t.Errorf("a checkpoint signed by another key: %d entries read, problems %v", v.Log.Size(), v.Problems)
+	}
+	for range 5000 {
+		f.rows = append(f.rows, forged(f))
+	}
+	report, _ = f.write(t)
+	v = Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+	if len(v.Problems) != maxProblems+1 || v.Problems[maxProblems].Check != "more" {
+		t.Errorf("5,000 forged rows: %d problems, the last %v", len(v.Problems), v.Problems[len(v.Problems)-1])
+	}
 }

@@ -238,7 +238,7 @@ func TestProofFile(t *testing.T) {
 	var got [][]byte
 	read := func(data []byte) (*ProofHeader, error) {
 		got = nil
-		return ReadProof(bytes.NewReader(data), func(seq int64, r []byte) error {
+		return ReadProof(bytes.NewReader(data), nil, func(seq int64, r []byte) error {
 			if seq != int64(len(got)) {
 				t.Errorf("record %d numbered %d", len(got), seq)
 			}
@@ -301,7 +301,7 @@ func FuzzReadProof(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		read := func(data []byte) (*ProofHeader, [][]byte, error) {
 			var recs [][]byte
-			h, err := ReadProof(bytes.NewReader(data), func(_ int64, r []byte) error {
+			h, err := ReadProof(bytes.NewReader(data), nil, func(_ int64, r []byte) error {
 				if len(r) > maxLine {
 					t.Fatalf("a record of %d bytes", len(r))
 				}

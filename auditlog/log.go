@@ -2,12 +2,16 @@ package auditlog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/openpca/openpca"
 )
 
 // Store is what a Log reads of the store (see openpca.CertificateStore).
@@ -104,9 +108,16 @@ type ProvenEntry struct {
 	Proof  tlog.RecordProof `json:"proof"`
 }
 
-// Check checks each entry's proof against the checkpoint, whose signature
-// it checks with verifierKey.
+// Check checks that the proof is of what it says: each entry's proof
+// against the checkpoint, whose signature it checks with verifierKey, and
+// each entry's record, which must be the issuance of the certificate of
+// Serial by the CA, then at most its revocation. (An entry proven to be
+// in the log, but about another certificate or CA, proves nothing of
+// this one.)
 func (p *InclusionProof) Check(verifierKey string) error {
+	if _, err := openpca.ParseCAARN(p.CertificateAuthorityArn); err != nil {
+		return err
+	}
 	c, err := OpenCheckpoint([]byte(p.Checkpoint), verifierKey)
 	if err != nil {
 		return err
@@ -117,10 +128,37 @@ func (p *InclusionProof) Check(verifierKey string) error {
 	if len(p.Entries) == 0 {
 		return errors.New("the proof has no entries")
 	}
+	serial := strings.TrimLeft(p.Serial, "0")
+	issued, revoked, last := false, false, int64(-1)
 	for _, e := range p.Entries {
+		var r openpca.KeyUseRecord
+		if err := json.Unmarshal([]byte(e.Record), &r); err != nil {
+			return fmt.Errorf("entry %d is not a key-use record: %v", e.Index, err)
+		}
+		if err := openpca.CheckRecord([]byte(e.Record), &r); err != nil {
+			return fmt.Errorf("entry %d: %v", e.Index, err)
+		}
+		switch {
+		case r.CertificateAuth != p.CertificateAuthorityArn:
+			return fmt.Errorf("entry %d is of the CA %s, not %s", e.Index, r.CertificateAuth, p.CertificateAuthorityArn)
+		case strings.TrimLeft(r.Serial, "0") != serial:
+			return fmt.Errorf("entry %d is about the certificate %s, not %s", e.Index, r.Serial, p.Serial)
+		case e.Index <= last:
+			return fmt.Errorf("entry %d comes after entry %d", e.Index, last)
+		case r.Kind == openpca.KeyUseIssue && !issued:
+			issued = true
+		case r.Kind == openpca.KeyUseRevoke && issued && !revoked:
+			revoked = true
+		default:
+			return fmt.Errorf("entry %d is a %s record where the certificate's issuance, then its revocation, may be", e.Index, r.Kind)
+		}
+		last = e.Index
 		if err := tlog.CheckRecord(e.Proof, c.Size, c.Root, e.Index, tlog.RecordHash([]byte(e.Record))); err != nil {
 			return fmt.Errorf("entry %d is not in the log of the checkpoint (size %d): %v", e.Index, c.Size, err)
 		}
+	}
+	if !issued {
+		return fmt.Errorf("the proof has no issuance of the certificate %s", p.Serial)
 	}
 	return nil
 }

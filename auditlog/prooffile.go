@@ -139,10 +139,16 @@ func AppendRecordLine(b, record []byte) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// ReadProof reads a proof file's header, then calls fn with each record in
-// order. A record is valid only until fn returns. The file may be
-// compressed (ProofSuffix) or not (LegacyProofSuffix).
-func ReadProof(r io.Reader, fn func(seq int64, record []byte) error) (*ProofHeader, error) {
+// ReadProof reads a proof file's header and, if header is not nil, gives
+// it to header, which says how many records the file may have (its
+// checkpoint's size, once its signature holds) or why none should be
+// read; then it calls fn with each record in order. A record is valid
+// only until fn returns. The file may be compressed (ProofSuffix) or not
+// (LegacyProofSuffix).
+//
+// A file of more records than header allows fails at the first too many:
+// a small file can decompress to billions of lines.
+func ReadProof(r io.Reader, header func(*ProofHeader) (int64, error), fn func(seq int64, record []byte) error) (*ProofHeader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if magic, _ := br.Peek(len(gzipMagic)); bytes.Equal(magic, gzipMagic) {
 		zr, err := gzip.NewReader(br)
@@ -159,6 +165,12 @@ func ReadProof(r io.Reader, fn func(seq int64, record []byte) error) (*ProofHead
 	if err := json.Unmarshal(line, &h); err != nil || h.Format != ProofFormat {
 		return nil, fmt.Errorf("the proof file's first line is not a header of format %s", ProofFormat)
 	}
+	limit := int64(MaxTreeSize)
+	if header != nil {
+		if limit, err = header(&h); err != nil {
+			return &h, err
+		}
+	}
 	for seq := int64(0); ; seq++ {
 		line, err := readLine(br)
 		if errors.Is(err, io.EOF) {
@@ -167,11 +179,18 @@ func ReadProof(r io.Reader, fn func(seq int64, record []byte) error) (*ProofHead
 		if err != nil {
 			return &h, fmt.Errorf("the proof file's record %d: %w", seq, err)
 		}
+		if seq >= limit {
+			return &h, fmt.Errorf("%w: more than %d", ErrTooManyRecords, limit)
+		}
 		if err := fn(seq, line); err != nil {
 			return &h, err
 		}
 	}
 }
+
+// ErrTooManyRecords is ReadProof's error for a file with more records than
+// its header allows.
+var ErrTooManyRecords = errors.New("the proof file has more log entries than its checkpoint")
 
 // gzipMagic begins every gzip member (RFC 1952); a line of JSON cannot.
 var gzipMagic = []byte{0x1f, 0x8b}

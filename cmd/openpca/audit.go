@@ -135,7 +135,7 @@ func auditReports(ctx context.Context, args []string, stdout, stderr io.Writer, 
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("openpca audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var reportPath, proofPath, key, reportID string
+	var reportPath, proofPath, key, reportID, caARN string
 	var c serverFlags
 	var w witnessFlags
 	w.define(fs, "the report's log")
@@ -148,6 +148,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	fs.StringVar(&reportPath, "report", "", "the audit report, as downloaded (JSON or CSV)")
 	fs.StringVar(&proofPath, "proof", "", "its proof file (default: the report's path + "+auditlog.ProofSuffix+", or + "+auditlog.LegacyProofSuffix+" for a report of an earlier version)")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it (openpca audit public-key prints it)")
+	fs.StringVar(&caARN, "ca", "", "the ARN of the CA whose report it must be (it prints the CA's; a report of another CA, one named alike, fails)")
 	fs.StringVar(&reportID, "report-id", "", "the id of the report asked for (CreateCertificateAuthorityAuditReport's AuditReportId): the report must be it (default: the id the report's file is named for, if it is named for one)")
 	c.flags(fs)
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
@@ -189,7 +190,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	if len(w.keys) > 0 {
 		v.CheckWitnesses(vkey, w.keys, w.quorum, after)
 	}
-	v.CheckIdentity(reportPath, reportID)
+	v.CheckIdentity(reportPath, reportID, caARN)
 	if len(v.Problems) == 0 && client != nil {
 		if err := checkConsistency(ctx, client, v, vkey); err != nil {
 			v.Problems = append(v.Problems, audit.Problem{Check: "server", Detail: err.Error()})
@@ -270,7 +271,7 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	var serial, caARN, proofPath, key string
 	var c serverFlags
 	fs.StringVar(&serial, "serial", "", "the certificate's serial number, hex, with or without colons")
-	fs.StringVar(&caARN, "ca", "", "the ARN of the CA that issued it (with --server)")
+	fs.StringVar(&caARN, "ca", "", "the ARN of the CA that issued it (required with --server; with --proof, the proof file must be of it)")
 	fs.StringVar(&proofPath, "proof", "", "a report's proof file, to prove from instead of a server")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it, to check the proof before printing it")
 	var w witnessFlags
@@ -309,6 +310,14 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		}
 		if err := p.Check(vkey); err != nil {
 			return fmt.Errorf("%w: %v", errVerification, err)
+		}
+		// Check holds the proof to what it says it is about: that must be
+		// what was asked.
+		switch asked := strings.TrimLeft(strings.ToLower(strings.ReplaceAll(serial, ":", "")), "0"); {
+		case caARN != "" && p.CertificateAuthorityArn != caARN:
+			return fmt.Errorf("%w: the proof is of the CA %s, not %s", errVerification, p.CertificateAuthorityArn, caARN)
+		case strings.TrimLeft(p.Serial, "0") != asked:
+			return fmt.Errorf("%w: the proof is about the certificate %s, not %s", errVerification, p.Serial, serial)
 		}
 		if len(w.keys) > 0 {
 			if err := checkWitnessedProof(ctx, client, p, vkey, w.keys, w.quorum, *wait); err != nil {
@@ -442,11 +451,17 @@ func proveFromFile(path, serial string) (*auditlog.InclusionProof, error) {
 	digits := []byte(strings.TrimLeft(want, "0")) // in every record that names it
 	var n int64
 	var entries []auditlog.ProvenEntry
-	h, err := auditlog.ReadProof(f, func(seq int64, record []byte) error {
+	h, err := auditlog.ReadProof(f, nil, func(seq int64, record []byte) error {
 		n++
 		var r openpca.KeyUseRecord
 		if bytes.Contains(record, digits) && json.Unmarshal(record, &r) == nil && strings.TrimLeft(r.Serial, "0") == string(digits) &&
 			(r.Kind == openpca.KeyUseIssue || r.Kind == openpca.KeyUseRevoke) {
+			// A certificate has its issuance and at most its revocation:
+			// a file of copies of them is not a log, and would take all
+			// memory.
+			if len(entries) == 2 {
+				return fmt.Errorf("%s has more than two log entries about the certificate %s: it is not a log's", path, serial)
+			}
 			entries = append(entries, auditlog.ProvenEntry{Index: seq, Record: string(record)})
 		}
 		return nil
@@ -465,7 +480,7 @@ func proveFromFile(path, serial string) (*auditlog.InclusionProof, error) {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		_, err := auditlog.ReadProof(f, func(_ int64, record []byte) error { return yield(record) })
+		_, err := auditlog.ReadProof(f, nil, func(_ int64, record []byte) error { return yield(record) })
 		return err
 	})
 	if err != nil {

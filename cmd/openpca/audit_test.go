@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -258,6 +260,54 @@ func TestAuditProof(t *testing.T) {
 	out, err := runOpenpca(t, "audit", "proof", "--server", s.env.URL, "--ca", s.caARN, "--serial", "0badbad")
 	if err == nil || !strings.Contains(out+err.Error(), "ResourceNotFoundException") {
 		t.Errorf("an unknown serial: %v\n%s", err, out)
+	}
+
+	// A server that lies answers with a true proof of something else: of
+	// another certificate, of another CA's, or of a record that is not
+	// the certificate's. Each fails.
+	other, _ := s.env.NewActiveRoot(t, "Another Root")
+	otherSerial := func() string {
+		leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "other.example"}}).CSRPEM
+		arn := s.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &other, Csr: leaf})
+		return arn[strings.LastIndex(arn, "/")+1:]
+	}()
+	proofOf := func(ca, serial string) []byte {
+		out, err := runOpenpca(t, "audit", "proof", "--server", s.env.URL, "--ca", ca, "--serial", serial, "--key", s.vkey)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return []byte(out)
+	}
+	relabelled := func(b []byte, serial string) []byte {
+		var p auditlog.InclusionProof
+		json.Unmarshal(b, &p)
+		p.Serial = serial
+		out, _ := json.Marshal(p)
+		return out
+	}
+	for _, tc := range []struct {
+		name, want string
+		answer     []byte
+	}{
+		{"another certificate's", "is about the certificate", proofOf(s.caARN, s.serials[1])},
+		{"another certificate's, relabelled", "is about the certificate " + s.serials[1], relabelled(proofOf(s.caARN, s.serials[1]), s.serials[0])},
+		{"another CA's", "is of the CA " + other, proofOf(other, otherSerial)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			liar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/audit-log/inclusion" {
+					w.Header().Set("Content-Type", "application/json")
+					w.Write(tc.answer)
+					return
+				}
+				http.Error(w, "not here", http.StatusNotFound)
+			}))
+			defer liar.Close()
+			out, err := runOpenpca(t, "audit", "proof", "--server", liar.URL, "--ca", s.caARN, "--serial", s.serials[0], "--key", s.vkey)
+			if !errors.Is(err, errVerification) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v; want a failed verification with %q\n%s", err, tc.want, out)
+			}
+		})
 	}
 }
 

@@ -220,7 +220,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		h, err := auditlog.ReadProof(f, func(int64, []byte) error { return nil })
+		h, err := auditlog.ReadProof(f, nil, func(int64, []byte) error { return nil })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +238,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	h.WitnessedCheckpoint, h.NotWitnessed = fresh.WitnessedCheckpoint, ""
 	var records [][]byte
 	f, _ := os.Open(first + auditlog.ProofSuffix)
-	if _, err := auditlog.ReadProof(f, func(_ int64, r []byte) error { records = append(records, bytes.Clone(r)); return nil }); err != nil {
+	if _, err := auditlog.ReadProof(f, nil, func(_ int64, r []byte) error { records = append(records, bytes.Clone(r)); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -82,7 +82,7 @@ func main() {
 		if len(witnesses) > 0 {
 			v.CheckWitnesses(key, witnesses, quorum, after)
 		}
-		v.CheckIdentity(args[3].String(), "")
+		v.CheckIdentity(args[3].String(), "", "")
 		out := result{Rows: v.Rows, Certificates: v.Certificates, Witnessed: v.Witnessed, Problems: problems}
 		if v.Statement != nil {
 			out.Report = v.Statement.ID
