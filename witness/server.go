@@ -33,10 +33,14 @@ type Log struct {
 	Keys   []note.Verifier
 }
 
-// matches reports whether the log has origin.
+// matches reports whether the log has origin. What a final "*" stands for
+// is plain ASCII (letters, digits, "-._:/"): an origin with a letter of
+// another alphabet that looks like one of these would be another log,
+// named to pass for a known one on screen.
 func (l Log) matches(origin string) bool {
 	if prefix, ok := strings.CutSuffix(l.Origin, "*"); ok {
-		return strings.HasPrefix(origin, prefix)
+		rest, ok := strings.CutPrefix(origin, prefix)
+		return ok && rest != "" && strings.Trim(rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:/") == ""
 	}
 	return origin == l.Origin
 }

@@ -168,6 +168,11 @@ func TestWitness(t *testing.T) {
 	if _, err := c.AddCheckpoint(ctx, 0, nil, other.checkpoint(t, 3)); refusal(err) != http.StatusNotFound {
 		t.Errorf("an unknown log: %v, want 404", err)
 	}
+	lookalike := newLog(t, strings.Replace(l.origin, "certificate-authority", "certificate-auth\u043erity", 1), 3)
+	lookalike.signer, lookalike.vkey = l.signer, l.vkey
+	if _, err := c.AddCheckpoint(ctx, 0, nil, lookalike.checkpoint(t, 3)); refusal(err) != http.StatusNotFound {
+		t.Errorf("an origin under the pattern, in another alphabet: %v, want 404", err)
+	}
 	impostor := newLog(t, l.origin+"x", 3) // an origin the prefix covers, another key
 	if _, err := c.AddCheckpoint(ctx, 0, nil, impostor.checkpoint(t, 3)); refusal(err) != http.StatusForbidden {
 		t.Errorf("a checkpoint signed by another key: %v, want 403", err)
