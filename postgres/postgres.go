@@ -11,8 +11,9 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/openpca/openpca/sqlstore"
 )
@@ -30,13 +31,43 @@ const (
 // in turn to migrate the schema.
 const migrationLock int64 = 0x6f70656e706361 // "openpca"
 
-// Open connects to the database at dsn (postgres://...) and brings its
-// schema up to date.
-func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
-	db, err := sql.Open("pgx", dsn)
+// sessionDefaults are settings of each connection's session, unless the
+// address sets them. A server that stops (frozen, or cut off by the
+// network) within a transaction holds its row locks, the CA's among them,
+// and with them every other server's writes for that CA, until
+// PostgreSQL ends the session: its transaction is ended once idle for
+// 15 seconds (a server's last well under a second between statements),
+// and a peer gone silent is found by TCP keepalives within about 30
+// seconds rather than the system's 2 hours.
+var sessionDefaults = map[string]string{
+	"idle_in_transaction_session_timeout": "15s",
+	"tcp_keepalives_idle":                 "15",
+	"tcp_keepalives_interval":             "5",
+	"tcp_keepalives_count":                "3",
+}
+
+// connConfig parses dsn, with sessionDefaults for what it does not set.
+func connConfig(dsn string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
+	for name, value := range sessionDefaults {
+		if _, ok := cfg.RuntimeParams[name]; !ok {
+			cfg.RuntimeParams[name] = value
+		}
+	}
+	return cfg, nil
+}
+
+// Open connects to the database at dsn (postgres://...) and brings its
+// schema up to date.
+func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
+	cfg, err := connConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)

@@ -5,9 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/storetest"
@@ -178,5 +181,72 @@ func TestCARowsLockInOrder(t *testing.T) {
 				t.Errorf("the revocation: %v", err)
 			}
 		})
+	}
+}
+
+// TestStuckServer: a server stopped within a transaction (frozen, or cut
+// off) holds the CA's rows; PostgreSQL ends its session once it has been
+// idle in it for the timeout, and the other servers' writes for the CA go
+// on. Each session has the timeout and TCP keepalives, unless the
+// address sets them otherwise.
+func TestStuckServer(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	store, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r := storetest.RevocationOfCRLCA(t, store)
+
+	show := func(db *sql.DB, name string) string {
+		var v string
+		if err := db.QueryRowContext(ctx, "SHOW "+name).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	cfg, err := postgres.ConnConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byDefault := stdlib.OpenDB(*cfg)
+	defer byDefault.Close()
+	if got := show(byDefault, "idle_in_transaction_session_timeout"); got != "15s" {
+		t.Errorf("idle_in_transaction_session_timeout is %s, want 15s", got)
+	}
+	// Unix sockets have no keepalives: PostgreSQL shows 0 for them.
+	if got := show(byDefault, "tcp_keepalives_idle"); got != "15" && !strings.HasPrefix(dsn, "postgres:///") {
+		t.Errorf("tcp_keepalives_idle is %s, want 15", got)
+	}
+
+	// The stuck server, with a timeout of its address's.
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	cfg, err = postgres.ConnConfig(dsn + sep + "idle_in_transaction_session_timeout=1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := stdlib.OpenDB(*cfg)
+	defer stuck.Close()
+	tx, err := stuck.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`UPDATE key_use_logs SET size = size WHERE ca_id = $1`, r.CAID); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := store.RecordRevocation(ctx, r); err != nil {
+		t.Fatalf("the revocation beside a stuck server: %v", err)
+	}
+	if waited := time.Since(start); waited < 500*time.Millisecond {
+		t.Errorf("the revocation waited %v: the stuck server's lock did not hold it", waited)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Error("the stuck server's transaction was not ended")
 	}
 }
