@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/postgres"
@@ -58,6 +59,7 @@ type cluster struct {
 	t         *testing.T
 	dsn       string
 	masterKey string
+	previous  string // a previous master key the nodes open with too, if any
 	s3        *testenv.S3
 }
 
@@ -106,6 +108,9 @@ func (c *cluster) startWith(s3URL string, extra ...string) *node {
 		"OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey,
 		"AWS_ACCESS_KEY_ID="+c.s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+c.s3.SecretKey, "AWS_REGION=us-east-1",
 		"AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull)
+	if c.previous != "" {
+		n.cmd.Env = append(n.cmd.Env, "OPENPCA_PREVIOUS_MASTER_KEY="+c.previous)
+	}
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -496,4 +501,57 @@ func TestClusterRevocation(t *testing.T) {
 			t.Fatal("no CRL lists the revocation within 15 s")
 		}
 	}
+}
+
+// TestClusterMasterKeyRoll rotates the cluster's master key as the README
+// says, restarting one server at a time: at every step, each server opens
+// what every other sealed (a CA's key, made on one and used on all).
+func TestClusterMasterKeyRoll(t *testing.T) {
+	c := newCluster(t)
+	oldKey := c.masterKey
+	newKey, err := app.NewMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := []*node{c.start(), c.start()}
+	var cas []string
+	check := func(step string) {
+		t.Helper()
+		for i, n := range nodes {
+			arn, _ := n.env.NewActiveRoot(t, fmt.Sprintf("Roll %d %s", i, step))
+			cas = append(cas, arn)
+		}
+		for i, n := range nodes {
+			for _, ca := range cas {
+				_, err := n.client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: csr(t),
+					SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+				if err != nil {
+					t.Errorf("%s: node %d cannot issue with %s: %v", step, i, ca, err)
+				}
+			}
+		}
+	}
+	roll := func(step string) {
+		t.Helper()
+		for i := range nodes {
+			nodes[i].kill()
+			nodes[i] = c.start()
+			check(fmt.Sprintf("%s, node %d restarted", step, i))
+		}
+	}
+	check("before")
+	c.masterKey, c.previous = oldKey, newKey
+	roll("opening with the new key too")
+	c.masterKey, c.previous = newKey, oldKey
+	roll("sealing with the new key")
+	dir := t.TempDir()
+	oldFile, newFile := filepath.Join(dir, "old.key"), filepath.Join(dir, "new.key")
+	os.WriteFile(oldFile, []byte(oldKey), 0o600)
+	os.WriteFile(newFile, []byte(newKey), 0o600)
+	if out, err := runOpenpca(t, "master-key", "rotate", "--data-dir", t.TempDir(), "--database", c.dsn, "--master-key-file", oldFile, "--new-master-key-file", newFile); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	check("rotated")
+	c.previous = ""
+	roll("with the new key alone")
 }

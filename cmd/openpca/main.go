@@ -286,7 +286,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls, whose bundle path is printed")
-	fs.IntVar(&cfg.OCSPUnknownBudget, "ocsp-unknown-budget", cfg.OCSPUnknownBudget, "bytes that OCSP answers for serials a CA never issued may add to its key-use log per hour; past it they get tryLater")
+	fs.IntVar(&cfg.OCSPUnknownBudget, "ocsp-unknown-budget", cfg.OCSPUnknownBudget, "bytes that this server's OCSP answers for serials a CA never issued may add to its key-use log per hour (each server of a database has its own); past it they get tryLater")
 	fs.DurationVar(&cfg.AuditReportInterval, "audit-report-interval", cfg.AuditReportInterval, "least time between two audit reports of one CA")
 	fs.DurationVar(&cfg.AuditReportLease, "audit-report-lease", cfg.AuditReportLease, "how long a server holds a report it generates without renewing; another server takes it over after")
 	fs.IntVar(&cfg.ReportWorkers, "report-workers", cfg.ReportWorkers, "audit reports this server generates at once; 0 for none (other servers sharing the database generate)")
