@@ -63,6 +63,10 @@ const (
 	readTimeout       = time.Minute
 	writeTimeout      = 2 * time.Minute
 	idleTimeout       = 2 * time.Minute
+	// maxHeaderBytes bounds a request's line and headers: a signed
+	// request's are about 2 KiB, and Go's default of 1 MiB would let each
+	// of an outsider's connections hold a megabyte.
+	maxHeaderBytes = 64 << 10
 	// readyTimeout bounds the readiness check: a store that hangs is not
 	// ready either.
 	readyTimeout = 5 * time.Second
@@ -131,6 +135,7 @@ func New(cfg Config) *Server {
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return s

@@ -206,3 +206,25 @@ func TestReadiness(t *testing.T) {
 		t.Error("the log does not say the server is ready again")
 	}
 }
+
+// TestHeaderBound: a request's headers are bounded well below Go's
+// default of a megabyte, which each of an outsider's connections could
+// otherwise hold; a signed request's fit many times over.
+func TestHeaderBound(t *testing.T) {
+	env := testenv.Start(t)
+	for _, tc := range []struct {
+		size int
+		want int
+	}{{8 << 10, http.StatusOK}, {200 << 10, http.StatusRequestHeaderFieldsTooLarge}} {
+		req, _ := http.NewRequest(http.MethodGet, env.URL+"/healthz", nil)
+		req.Header.Set("X-Padding", strings.Repeat("a", tc.size))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("a header of %d bytes: %d, want %d", tc.size, res.StatusCode, tc.want)
+		}
+	}
+}
