@@ -351,7 +351,7 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk
 			return nil
 		}
 		var rec openpca.KeyUseRecord
-		if parseRecord(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseRevoke {
+		if new(recordParser).parse(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseRevoke {
 			return nil // verify tells which entries are not records
 		}
 		at, err := time.Parse(time.RFC3339Nano, rec.At)

@@ -86,6 +86,7 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	revocations := map[string]*logRevocation{} // by hex serial
 	cas := map[string]int64{}                  // CA ARN → first entry naming it
 	var latest time.Time                       // a record may be dated at most
+	var records recordParser
 	h, err := auditlog.ReadProof(proof, func(h *auditlog.ProofHeader) (int64, error) {
 		v.Header = h
 		if _, err := openpca.ParseCAARN(h.CertificateAuthorityArn); err != nil {
@@ -100,7 +101,7 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	}, func(seq int64, record []byte) error {
 		v.Log.Add(record)
 		var r openpca.KeyUseRecord
-		if err := parseRecord(record, &r); err != nil {
+		if err := records.parse(record, &r); err != nil {
 			v.problem("log", 0, "entry %d is not a key-use record a server writes: %v", seq, err)
 			return nil
 		}
@@ -202,9 +203,10 @@ func rewind(files ...io.Seeker) error {
 // expectedRows calls fn with each issuance of the proof file's log as the
 // report's row should show it, in the log's order, with its revocation.
 func expectedRows(proof io.Reader, revocations map[string]*logRevocation, fn func(seq int64, c *openpca.Certificate, err error) error) error {
+	// Verify checked the records as it hashed them.
 	_, err := auditlog.ReadProof(proof, nil, func(seq int64, record []byte) error {
 		var r openpca.KeyUseRecord
-		if parseRecord(record, &r) != nil || r.Kind != openpca.KeyUseIssue {
+		if decodeRecord(record, &r) != nil || r.Kind != openpca.KeyUseIssue {
 			return nil
 		}
 		c, err := certificateOf(&r)

@@ -130,12 +130,13 @@ func (p *InclusionProof) Check(verifierKey string) error {
 	}
 	serial := strings.TrimLeft(p.Serial, "0")
 	issued, revoked, last := false, false, int64(-1)
+	var check openpca.RecordChecker
 	for _, e := range p.Entries {
 		var r openpca.KeyUseRecord
 		if err := json.Unmarshal([]byte(e.Record), &r); err != nil {
 			return fmt.Errorf("entry %d is not a key-use record: %v", e.Index, err)
 		}
-		if err := openpca.CheckRecord([]byte(e.Record), &r); err != nil {
+		if err := check.Check([]byte(e.Record), &r); err != nil {
 			return fmt.Errorf("entry %d: %v", e.Index, err)
 		}
 		switch {
