@@ -38,6 +38,9 @@ type Verification struct {
 	Rows         int // of the report
 	Certificates int // issuances among the log entries
 	Problems     []Problem
+	// Notes are what a reader should know that proves nothing wrong:
+	// entries dated after their checkpoint (a server's clock ahead).
+	Notes []string
 }
 
 // Problem is one check that failed.
@@ -69,7 +72,7 @@ func (v *Verification) problem(check string, row int, format string, args ...any
 //   - the checkpoint is signed by that key, and is of the report's CA;
 //   - the proof file's records are the checkpoint's log: as many as it
 //     says, hashing to its root, each written as a server writes records,
-//     about the report's CA, and none dated past the checkpoint;
+//     about the report's CA (entries dated past the checkpoint are noted);
 //   - every row of the report is an issuance in that log, field for field
 //     (with its revocation if the log has one), in the log's order, once;
 //     and every issuance in the log has its row; each revocation in the
@@ -87,6 +90,7 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	cas := map[string]int64{}                  // CA ARN → first entry naming it
 	var latest time.Time                       // a record may be dated at most
 	var records recordParser
+	future := 0 // entries dated after the checkpoint
 	h, err := auditlog.ReadProof(proof, func(h *auditlog.ProofHeader) (int64, error) {
 		v.Header = h
 		if _, err := openpca.ParseCAARN(h.CertificateAuthorityArn); err != nil {
@@ -113,7 +117,12 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		case err != nil:
 			v.problem("log", 0, "entry %d has the time %q", seq, r.At)
 		case at.After(latest):
-			v.problem("log", 0, "entry %d is dated %s, after the checkpoint that covers it was signed (%s)", seq, r.At, v.Checkpoint.Time.Format(time.RFC3339))
+			// The log's times are its servers' clocks: a clock ahead is
+			// not tampering, but the reader should know.
+			future++
+			if future == 1 {
+				v.Notes = append(v.Notes, fmt.Sprintf("entry %d is dated %s, after the checkpoint that covers it was signed (%s): the clock of the server that recorded it ran ahead, or the time is not the server's", seq, r.At, v.Checkpoint.Time.Format(time.RFC3339)))
+			}
 		}
 		switch r.Kind {
 		case openpca.KeyUseIssue:
@@ -127,6 +136,9 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		}
 		return nil
 	})
+	if future > 1 {
+		v.Notes = append(v.Notes, fmt.Sprintf("%d entries in all are dated after the checkpoint", future))
+	}
 	switch {
 	case errors.Is(err, auditlog.ErrTooManyRecords):
 		v.problem("log", 0, "the proof file has more log entries than the checkpoint's %d: entries were added", v.Checkpoint.Size)
@@ -174,9 +186,9 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 var errStop = errors.New("stop")
 
 // recordClockSkew is how much later than its checkpoint's time a record
-// may be dated: the server that signs a checkpoint may not be the one that
-// recorded its last entries, and their clocks differ a little; and a
-// checkpoint's time is to the second.
+// may be dated without a note: the server that signs a checkpoint may not
+// be the one that recorded its last entries, and their clocks differ a
+// little; and a checkpoint's time is to the second.
 const recordClockSkew = 5 * time.Minute
 
 // maxProblems bounds the problems a Verification lists: a report of a

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/openpca/openpca/sqlstore"
 )
@@ -11,5 +12,11 @@ import (
 // NewScanner gives the tests of package postgres_test the scanner.
 func NewScanner(db *sql.DB) sqlstore.Scanner { return scanner{db} }
 
-// ConnConfig gives the tests the connections' configuration.
-func ConnConfig(dsn string) (*pgx.ConnConfig, error) { return connConfig(dsn) }
+// OpenDB opens the database at dsn with the store's sessions.
+func OpenDB(dsn string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(setSessionDefaults)), nil
+}

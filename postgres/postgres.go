@@ -8,7 +8,10 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,14 +34,17 @@ const (
 // in turn to migrate the schema.
 const migrationLock int64 = 0x6f70656e706361 // "openpca"
 
-// sessionDefaults are settings of each connection's session, unless the
-// address sets them. A server that stops (frozen, or cut off by the
-// network) within a transaction holds its row locks, the CA's among them,
-// and with them every other server's writes for that CA, until
-// PostgreSQL ends the session: its transaction is ended once idle for
-// 15 seconds (a server's last well under a second between statements),
-// and a peer gone silent is found by TCP keepalives within about 30
-// seconds rather than the system's 2 hours.
+// sessionDefaults are settings of each connection's session, where
+// nothing else set them (the server's configuration, the role or the
+// database, the address or PGOPTIONS). A server that stops (frozen, or cut
+// off by the network) within a transaction holds its row locks, the CA's
+// among them, and with them every other server's writes for that CA,
+// until PostgreSQL ends the session: its transaction is ended once idle
+// for 15 seconds (a server's last well under a second between
+// statements), and a peer gone silent is found by TCP keepalives within
+// about 30 seconds rather than the system's 2 hours. They are set once
+// connected, not as startup parameters, which poolers such as PgBouncer
+// refuse.
 var sessionDefaults = map[string]string{
 	"idle_in_transaction_session_timeout": "15s",
 	"tcp_keepalives_idle":                 "15",
@@ -46,28 +52,34 @@ var sessionDefaults = map[string]string{
 	"tcp_keepalives_count":                "3",
 }
 
-// connConfig parses dsn, with sessionDefaults for what it does not set.
-func connConfig(dsn string) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+// setSessionDefaults sets the sessionDefaults that are at PostgreSQL's
+// own defaults on a new connection.
+func setSessionDefaults(ctx context.Context, conn *pgx.Conn) error {
+	names := slices.Sorted(maps.Keys(sessionDefaults))
+	rows, err := conn.Query(ctx, `SELECT name FROM pg_settings WHERE name = ANY($1) AND source = 'default'`, names)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for name, value := range sessionDefaults {
-		if _, ok := cfg.RuntimeParams[name]; !ok {
-			cfg.RuntimeParams[name] = value
+	unset, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, name := range unset {
+		if _, err := conn.Exec(ctx, `SELECT set_config($1, $2, false)`, name, sessionDefaults[name]); err != nil {
+			return fmt.Errorf("setting %s: %w", name, err)
 		}
 	}
-	return cfg, nil
+	return nil
 }
 
 // Open connects to the database at dsn (postgres://...) and brings its
 // schema up to date.
 func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
-	cfg, err := connConfig(dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(setSessionDefaults))
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/stdlib"
-
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/storetest"
 	"github.com/openpca/openpca/internal/testenv"
@@ -187,8 +185,8 @@ func TestCARowsLockInOrder(t *testing.T) {
 // TestStuckServer: a server stopped within a transaction (frozen, or cut
 // off) holds the CA's rows; PostgreSQL ends its session once it has been
 // idle in it for the timeout, and the other servers' writes for the CA go
-// on. Each session has the timeout and TCP keepalives, unless the
-// address sets them otherwise.
+// on. Each session gets the timeout and TCP keepalives, unless something
+// else set them: the address, PGOPTIONS, the role, the server.
 func TestStuckServer(t *testing.T) {
 	ctx := t.Context()
 	dsn := testenv.NewPostgresDB(t)
@@ -199,6 +197,21 @@ func TestStuckServer(t *testing.T) {
 	defer store.Close()
 	r := storetest.RevocationOfCRLCA(t, store)
 
+	open := func(params string) *sql.DB {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		if params != "" {
+			params = sep + params
+		}
+		db, err := postgres.OpenDB(dsn + params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
 	show := func(db *sql.DB, name string) string {
 		var v string
 		if err := db.QueryRowContext(ctx, "SHOW "+name).Scan(&v); err != nil {
@@ -206,31 +219,21 @@ func TestStuckServer(t *testing.T) {
 		}
 		return v
 	}
-	cfg, err := postgres.ConnConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct{ params, want string }{
+		{"", "15s"},
+		{"idle_in_transaction_session_timeout=20s", "20s"},
+		{"options=-c%20idle_in_transaction_session_timeout%3D25s", "25s"},
+	} {
+		if got := show(open(tc.params), "idle_in_transaction_session_timeout"); got != tc.want {
+			t.Errorf("with %q: idle_in_transaction_session_timeout is %s, want %s", tc.params, got, tc.want)
+		}
 	}
-	byDefault := stdlib.OpenDB(*cfg)
-	defer byDefault.Close()
-	if got := show(byDefault, "idle_in_transaction_session_timeout"); got != "15s" {
-		t.Errorf("idle_in_transaction_session_timeout is %s, want 15s", got)
-	}
-	// Unix sockets have no keepalives: PostgreSQL shows 0 for them.
-	if got := show(byDefault, "tcp_keepalives_idle"); got != "15" && !strings.HasPrefix(dsn, "postgres:///") {
+	if got := show(open(""), "tcp_keepalives_idle"); got != "15" {
 		t.Errorf("tcp_keepalives_idle is %s, want 15", got)
 	}
 
 	// The stuck server, with a timeout of its address's.
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	cfg, err = postgres.ConnConfig(dsn + sep + "idle_in_transaction_session_timeout=1s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stuck := stdlib.OpenDB(*cfg)
-	defer stuck.Close()
+	stuck := open("idle_in_transaction_session_timeout=1s")
 	tx, err := stuck.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -125,6 +126,11 @@ func settle(ctx context.Context, path string, crlNumberFloor int64) error {
 		args          []any
 	}{
 		{"crl_publications", `UPDATE crl_publications SET number = MAX(number, ?), owner = NULL, lease_until = NULL`, []any{crlNumberFloor - 1}},
+		// A CA may have published its first CRLs after the backup: its
+		// numbering starts past them too, should its CRLs be enabled
+		// again. A row that wants nothing is no job.
+		{"crl_publications", `INSERT INTO crl_publications (ca_id, wanted, number)
+			SELECT id, 0, ? FROM certificate_authorities WHERE id NOT IN (SELECT ca_id FROM crl_publications)`, []any{crlNumberFloor - 1}},
 		{"audit_reports", `UPDATE audit_reports SET owner = '', lease_until = 0 WHERE status = 'CREATING'`, nil},
 		{"witnessing", `UPDATE witnessing SET owner = NULL, lease_until = NULL`, nil},
 	} {
@@ -160,10 +166,21 @@ func place(ctx context.Context, tmp, path string) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	// A link, unlike a rename, fails rather than replace a file made
-	// meanwhile.
-	if err := os.Link(tmp, path); err != nil {
+	// VACUUM INTO makes its file with the umask's mode if it is gone (a
+	// backup to the same name at once removed it as left over).
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		return sum, err
+	}
+	// A link, unlike a rename, fails rather than replace a file made
+	// meanwhile; file systems without links (FAT, some CIFS) get a rename
+	// after a look.
+	if err := os.Link(tmp, path); err != nil {
+		if _, statErr := os.Lstat(path); !errors.Is(err, fs.ErrExist) && errors.Is(statErr, fs.ErrNotExist) {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			return sum, err
+		}
 	}
 	dir, err := os.Open(filepath.Dir(path))
 	if err != nil {
@@ -199,6 +216,13 @@ func Check(ctx context.Context, path string) (Summary, error) {
 	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version); err != nil {
 		return sum, fmt.Errorf("%s is not an OpenPCA database: %w", path, err)
 	}
+	// A database in WAL mode is a server's own, whose latest commits may
+	// be in its -wal file, which immutable reading leaves out; a backup is
+	// in rollback mode, as VACUUM INTO writes it. The header's bytes 18
+	// and 19 say which (2 for WAL).
+	if wal, err := walMode(path); err != nil || wal {
+		return sum, errors.Join(err, fmt.Errorf("%s is a server's database (in WAL mode), not a backup: make one with openpca backup", path))
+	}
 	rows, err := db.QueryContext(ctx, `PRAGMA quick_check`)
 	if err != nil {
 		return sum, fmt.Errorf("checking %s: %w", path, err)
@@ -230,6 +254,20 @@ func Check(ctx context.Context, path string) (Summary, error) {
 		sum.Last = time.UnixMicro(last.Int64).UTC()
 	}
 	return sum, nil
+}
+
+// walMode reports whether the database file at path is in WAL mode.
+func walMode(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var header [20]byte
+	if _, err := io.ReadFull(f, header[:]); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return header[18] == 2 || header[19] == 2, nil
 }
 
 // removePartials removes what a backup or a restore to path left when a

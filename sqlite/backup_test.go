@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func TestBackup(t *testing.T) {
 	}
 
 	restored := filepath.Join(t.TempDir(), "openpca.db")
-	restoredSum, err := sqlite.Restore(ctx, to, restored, 1)
+	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +85,17 @@ func TestBackup(t *testing.T) {
 	if _, err := sqlite.Restore(ctx, to, restored, 1); err == nil {
 		t.Fatal("a restore over a database: no error")
 	}
+	// The CA had no CRLs: should they be enabled, they are numbered past
+	// any it published after the backup.
+	raw, err := sql.Open("sqlite", "file:"+restored+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var number int64
+	if err := raw.QueryRow(`SELECT number FROM crl_publications WHERE ca_id = ?`, ca.ID).Scan(&number); err != nil || number != 999_999 {
+		t.Errorf("the restored CA's last CRL number: %d, %v; want 999999", number, err)
+	}
+	raw.Close()
 	rdb, err := sqlite.Open(ctx, restored, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +163,7 @@ func TestBackupRefuses(t *testing.T) {
 		{"not a database", notDB, "not an OpenPCA database", "file is not a database"},
 		{"an empty database", filepath.Join(dir, "empty.db"), "not an OpenPCA database", "not an OpenPCA database"},
 		{"damaged", damaged, "damaged", ""},
+		{"a server's database", filepath.Join(dir, "openpca.db"), "not a backup", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name == "an empty database" {

@@ -196,6 +196,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 			v.Problems = append(v.Problems, audit.Problem{Check: "server", Detail: err.Error()})
 		}
 	}
+	for _, note := range v.Notes {
+		fmt.Fprintln(stdout, "NOTE", note)
+	}
 	if len(v.Problems) > 0 {
 		const shown = 50
 		for i, p := range v.Problems {

@@ -142,9 +142,11 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	// Anyone can reach a witness: each connection's memory is bounded (an
 	// add-checkpoint request needs no header of size, and its body is
 	// 64 KiB at most) and so is their number, so that slow clients take
-	// at most about 80 MiB.
+	// at most about 80 MiB. A server sends one request a round, so a
+	// connection idle for 5 seconds is let go: idle ones cannot hold the
+	// slots for long.
 	srv := &http.Server{Handler: w, MaxHeaderBytes: witnessMaxHeader, ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute}
+		ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 5 * time.Second}
 	l = netutil.LimitListener(l, witnessMaxConns)
 	go func() {
 		<-ctx.Done()
