@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,20 +13,9 @@ import (
 
 // backupCommand runs "openpca backup".
 func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	fs := flag.NewFlagSet("openpca backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg, previous := adminFlags(fs)
-	var to string
-	fs.StringVar(&to, "to", "", "the new file to write the backup to (required; never replaced)")
-	if err := parseFlags(fs, args, lookupEnv); err != nil {
+	cfg, to, err := fileFlags("backup", "to", "the new file to write the backup to (required; never replaced)", args, stderr, lookupEnv)
+	if err != nil {
 		return err
-	}
-	if err := previous(cfg, lookupEnv); err != nil {
-		return err
-	}
-	if to == "" {
-		fs.Usage()
-		return errors.New("--to is required")
 	}
 	a, sum, err := app.Backup(ctx, *cfg, to)
 	if err != nil {
@@ -42,20 +30,9 @@ func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 
 // restoreCommand runs "openpca restore".
 func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	fs := flag.NewFlagSet("openpca restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg, previous := adminFlags(fs)
-	var from string
-	fs.StringVar(&from, "from", "", "the backup to restore (required), into a data folder with no database")
-	if err := parseFlags(fs, args, lookupEnv); err != nil {
+	cfg, from, err := fileFlags("restore", "from", "the backup to restore (required), into a data folder with no database", args, stderr, lookupEnv)
+	if err != nil {
 		return err
-	}
-	if err := previous(cfg, lookupEnv); err != nil {
-		return err
-	}
-	if from == "" {
-		fs.Usage()
-		return errors.New("--from is required")
 	}
 	a, sum, err := app.Restore(ctx, *cfg, from, time.Now())
 	if err != nil {
@@ -72,6 +49,27 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 Local buckets (the data folder's s3 folder) are not in the backup: copy them from the old data folder.
 `)
 	return nil
+}
+
+// fileFlags parses the flags of a command on a data folder and one file,
+// named by the required flag name.
+func fileFlags(command, name, usage string, args []string, stderr io.Writer, lookupEnv func(string) (string, bool)) (*app.Config, string, error) {
+	fs := flag.NewFlagSet("openpca "+command, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, previous := adminFlags(fs)
+	var file string
+	fs.StringVar(&file, name, "", usage)
+	if err := parseFlags(fs, args, lookupEnv); err != nil {
+		return nil, "", err
+	}
+	if err := previous(cfg, lookupEnv); err != nil {
+		return nil, "", err
+	}
+	if file == "" {
+		fs.Usage()
+		return nil, "", fmt.Errorf("--%s is required", name)
+	}
+	return cfg, file, nil
 }
 
 // describe says what a backup holds.

@@ -47,6 +47,9 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	before := issue(env)
 
+	if _, err := runOpenpca(t, "backup", "--data-dir", data); err == nil || !strings.Contains(err.Error(), "--to is required") {
+		t.Errorf("a backup to nowhere: %v", err)
+	}
 	backup := filepath.Join(t.TempDir(), "openpca.backup")
 	out, err := runOpenpca(t, "backup", "--to", backup, "--data-dir", data)
 	if err != nil {
