@@ -278,6 +278,32 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(result, "row 2") || !strings.Contains(result, "forged.example") {
 		t.Errorf("the verify page does not name the tampered row:\n%s", result)
 	}
+	// A server's clock ran an hour ahead when it issued a certificate:
+	// the report verifies, with a note that says so, as the CLI's does.
+	env.Clock.Advance(time.Hour)
+	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &subs[1],
+		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ahead.example"}}).CSRPEM})
+	env.Clock.Advance(-time.Hour)
+	ahead, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &subs[1], S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 100*time.Millisecond
+	}).Wait(t.Context(), &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &subs[1], AuditReportId: ahead.AuditReportId}, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	aheadReport := filepath.Join(bucketDir, *ahead.S3Key)
+	run("verifying a report with an entry dated ahead", chromedp.Navigate(env.URL+"/console/verify"),
+		chromedp.SetUploadFiles(`#report`, []string{aheadReport}),
+		chromedp.SetUploadFiles(`#proof`, []string{aheadReport + auditlog.ProofSuffix}),
+		chromedp.Click(`#verify`),
+		chromedp.WaitVisible(`#result .ok`),
+		chromedp.Text(`#result`, &result))
+	if !strings.Contains(result, "Verified: 1 rows") || !strings.Contains(result, "Note: entry") || !strings.Contains(result, "ran ahead") {
+		t.Errorf("the verify page, of a report with an entry dated ahead:\n%s", result)
+	}
 
 	// The CA page's link downloads the proof file; for a report of an
 	// earlier version, the one beside it (its lines, uncompressed).

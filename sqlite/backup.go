@@ -36,15 +36,11 @@ func Backup(ctx context.Context, path, to string) (Summary, error) {
 	if err := removePartials(to); err != nil {
 		return Summary{}, err
 	}
-	// VACUUM INTO writes into an empty file, whose mode it keeps.
-	tmp, err := os.CreateTemp(filepath.Dir(to), filepath.Base(to)+partialSuffix+"*")
+	tmp, cleanup, err := partial(to)
 	if err != nil {
 		return Summary{}, err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Close(); err != nil {
-		return Summary{}, err
-	}
+	defer cleanup()
 	db, err := sql.Open("sqlite", sqliteuri.File(path)+fmt.Sprintf("?mode=rw&_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()))
 	if err != nil {
 		return Summary{}, err
@@ -58,10 +54,10 @@ func Backup(ctx context.Context, path, to string) (Summary, error) {
 	if tables == 0 {
 		return Summary{}, fmt.Errorf("%s is not an OpenPCA database", path)
 	}
-	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, tmp.Name()); err != nil {
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
 		return Summary{}, fmt.Errorf("backing up %s: %w", path, err)
 	}
-	return place(ctx, tmp.Name(), to)
+	return place(ctx, tmp, to)
 }
 
 // Restore puts the backup from, checked, in place as the database at path,
@@ -90,19 +86,35 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64) (Summ
 		return Summary{}, err
 	}
 	defer src.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+partialSuffix+"*")
+	tmp, cleanup, err := partial(path)
 	if err != nil {
 		return Summary{}, err
 	}
-	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, src)
-	if err := errors.Join(err, tmp.Close()); err != nil {
+	defer cleanup()
+	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
 		return Summary{}, err
 	}
-	if err := settle(ctx, tmp.Name(), crlNumberFloor); err != nil {
+	_, err = io.Copy(dst, src)
+	if err := errors.Join(err, dst.Close()); err != nil {
 		return Summary{}, err
 	}
-	return place(ctx, tmp.Name(), path)
+	if err := settle(ctx, tmp, crlNumberFloor); err != nil {
+		return Summary{}, err
+	}
+	return place(ctx, tmp, path)
+}
+
+// partial returns where to write a file that will be the database at
+// path once complete: in a folder of its own beside path, which only its
+// owner can enter (VACUUM INTO makes its file with the umask's mode), and
+// what removes that folder.
+func partial(path string) (string, func(), error) {
+	dir, err := os.MkdirTemp(filepath.Dir(path), filepath.Base(path)+partialSuffix+"*")
+	if err != nil {
+		return "", nil, err
+	}
+	return filepath.Join(dir, "db"), func() { os.RemoveAll(dir) }, nil
 }
 
 // settle readies the restored database at path for its first server:
@@ -128,7 +140,9 @@ func settle(ctx context.Context, path string, crlNumberFloor int64) error {
 		{"crl_publications", `UPDATE crl_publications SET number = MAX(number, ?), owner = NULL, lease_until = NULL`, []any{crlNumberFloor - 1}},
 		// A CA may have published its first CRLs after the backup: its
 		// numbering starts past them too, should its CRLs be enabled
-		// again. A row that wants nothing is no job.
+		// again. Meanwhile a revocation asks for a CRL of the CA, as for
+		// any CA whose CRLs were once enabled, and the publisher finds
+		// none is to be made.
 		{"crl_publications", `INSERT INTO crl_publications (ca_id, wanted, number)
 			SELECT id, 0, ? FROM certificate_authorities WHERE id NOT IN (SELECT ca_id FROM crl_publications)`, []any{crlNumberFloor - 1}},
 		{"audit_reports", `UPDATE audit_reports SET owner = '', lease_until = 0 WHERE status = 'CREATING'`, nil},
@@ -166,21 +180,16 @@ func place(ctx context.Context, tmp, path string) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	// VACUUM INTO makes its file with the umask's mode if it is gone (a
-	// backup to the same name at once removed it as left over).
 	if err := os.Chmod(tmp, 0o600); err != nil {
 		return sum, err
 	}
 	// A link, unlike a rename, fails rather than replace a file made
-	// meanwhile; file systems without links (FAT, some CIFS) get a rename
-	// after a look.
+	// meanwhile.
 	if err := os.Link(tmp, path); err != nil {
-		if _, statErr := os.Lstat(path); !errors.Is(err, fs.ErrExist) && errors.Is(statErr, fs.ErrNotExist) {
-			err = os.Rename(tmp, path)
+		if !errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("%w (a folder without hard links, as on FAT, takes no backup: write it elsewhere, then copy it)", err)
 		}
-		if err != nil {
-			return sum, err
-		}
+		return sum, err
 	}
 	dir, err := os.Open(filepath.Dir(path))
 	if err != nil {
@@ -221,7 +230,7 @@ func Check(ctx context.Context, path string) (Summary, error) {
 	// in rollback mode, as VACUUM INTO writes it. The header's bytes 18
 	// and 19 say which (2 for WAL).
 	if wal, err := walMode(path); err != nil || wal {
-		return sum, errors.Join(err, fmt.Errorf("%s is a server's database (in WAL mode), not a backup: make one with openpca backup", path))
+		return sum, errors.Join(err, fmt.Errorf("%s is a server's database (in WAL mode), not a backup: make one of it with openpca backup --data-dir <its folder>", path))
 	}
 	rows, err := db.QueryContext(ctx, `PRAGMA quick_check`)
 	if err != nil {
@@ -278,7 +287,7 @@ func removePartials(path string) error {
 		return err
 	}
 	for _, name := range names {
-		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.RemoveAll(name); err != nil {
 			return err
 		}
 	}

@@ -65,6 +65,10 @@ func (c *Client) AddCheckpoint(ctx context.Context, oldSize int64, proof tlog.Tr
 	if err != nil {
 		return nil, err
 	}
+	// Adding a checkpoint twice is adding it once: this lets Go send the
+	// request again on a fresh connection when the witness closed the
+	// idle one as it went out (the header itself is not sent).
+	req.Header["Idempotency-Key"] = nil
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}

@@ -31,6 +31,7 @@ type result struct {
 	Witnessed    *audit.Witnessed `json:"witnessed,omitempty"`
 	NotWitnessed string           `json:"notWitnessed,omitempty"` // why, as the server says, when witnesses were not checked
 	Problems     []problem        `json:"problems"`
+	Notes        []string         `json:"notes,omitempty"` // what proves nothing wrong, but a reader should know
 }
 
 type problem struct {
@@ -83,7 +84,7 @@ func main() {
 			v.CheckWitnesses(key, witnesses, quorum, after)
 		}
 		v.CheckIdentity(args[3].String(), "", "")
-		out := result{Rows: v.Rows, Certificates: v.Certificates, Witnessed: v.Witnessed, Problems: problems}
+		out := result{Rows: v.Rows, Certificates: v.Certificates, Witnessed: v.Witnessed, Problems: problems, Notes: v.Notes}
 		if v.Statement != nil {
 			out.Report = v.Statement.ID
 		}

@@ -15,6 +15,9 @@
   };
   function show(out) {
     result.replaceChildren();
+    for (const note of out.notes || []) {
+      result.append(line("warning note", "Note: " + note));
+    }
     if (out.problems.length === 0) {
       result.append(line("ok", `Verified: ${out.rows} rows, ${out.certificates} certificates, every one in the log the key signed.`));
       if (out.report) {
