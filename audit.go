@@ -141,6 +141,9 @@ type ObjectStore interface {
 	// multipart upload. The object itself, if any, stays.
 	DiscardPartial(ctx context.Context, bucket, key string) error
 
+	// Delete removes an object; there being none is no error.
+	Delete(ctx context.Context, bucket, key string) error
+
 	// URL is where a relying party fetches an object the store made
 	// public, such as a CRL.
 	URL(bucket, key string) string

@@ -34,7 +34,9 @@ type BucketStore interface {
 
 // BucketOwner is the account that owns bucket: the one its record names,
 // or defaultAccount if it has none.
-func BucketOwner(ctx context.Context, store BucketStore, bucket, defaultAccount string) (string, error) {
+func BucketOwner(ctx context.Context, store interface {
+	FindBucket(ctx context.Context, name string) (*Bucket, error)
+}, bucket, defaultAccount string) (string, error) {
 	b, err := store.FindBucket(ctx, bucket)
 	switch {
 	case err == nil:

@@ -184,7 +184,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.reports = audit.StartGenerator(audit.GeneratorConfig{
 		Store: a.store, Objects: a.objects, Log: log, Logger: logger,
-		Owner: nodeID, Workers: cfg.ReportWorkers, Lease: cfg.AuditReportLease, Now: cfg.Now, Witnessed: witnessed,
+		Owner: nodeID, DefaultAccount: cfg.AccountID, Workers: cfg.ReportWorkers, Lease: cfg.AuditReportLease, Now: cfg.Now, Witnessed: witnessed,
 		Alarm: alarm,
 	})
 	// A start is often the operator's answer to what made CRL writes fail

@@ -38,6 +38,7 @@ type Store interface {
 	FinishAuditReport(ctx context.Context, id, owner string, status openpca.AuditReportStatus, failure string) error
 	AuditEntries(ctx context.Context, caID string, logSize, from, to int64, fn func(*openpca.AuditEntry) error) error
 	FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error)
+	FindBucket(ctx context.Context, name string) (*openpca.Bucket, error)
 }
 
 // GeneratorConfig is what a Generator works with.
@@ -50,6 +51,8 @@ type GeneratorConfig struct {
 	// Owner names this server among those sharing the store, and must stay
 	// the same across its restarts.
 	Owner string
+	// DefaultAccount owns the buckets no account was given.
+	DefaultAccount string
 	// Workers is how many reports the server generates at once.
 	Workers int
 	// Lease is how long a worker holds a report without renewing; 0 is
@@ -127,10 +130,27 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	}
 	if status == openpca.AuditReportStatusFailed {
 		log.Error("audit report failed", "error", failure, "rows", rows)
+		// Either object may have been written whole before the other
+		// failed: a tool that watches the bucket would take it for a
+		// report. The report is this server's (its end was recorded), so
+		// no other writes them now. (A bucket given to another account
+		// got neither.)
+		if errors.Is(err, errBucketGiven) {
+			return
+		}
+		for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix} {
+			if err := g.cfg.Objects.Delete(context.WithoutCancel(ctx), r.Bucket, key); err != nil {
+				log.Warn("a failed audit report's object stays in its bucket", "object", key, "error", err)
+			}
+		}
 		return
 	}
 	log.Info("audit report written", "rows", rows, "seconds", g.cfg.Now().Sub(start).Seconds())
 }
+
+// errBucketGiven fails a report whose bucket the operator gave to another
+// account after it was asked for.
+var errBucketGiven = errors.New("was given to another account after the report was asked for")
 
 // chunkEntries is how many log entries one worker reads and formats at
 // a time.
@@ -142,10 +162,21 @@ const chunkEntries = 500
 // a writer puts the chunks out in order, into both objects. Each object
 // appears whole or not at all; the report is not done until both are.
 func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, error) {
+	// The bucket was the account's when the report was asked for; the
+	// operator may have given it to another account since.
+	owner, err := openpca.BucketOwner(ctx, g.cfg.Store, r.Bucket, g.cfg.DefaultAccount)
+	if err != nil {
+		return 0, err
+	}
+	if owner != r.AccountID {
+		return 0, fmt.Errorf("audit: the S3 bucket %s %w", r.Bucket, errBucketGiven)
+	}
 	// A report taken over may have left unfinished writes of its objects.
+	// Failing to discard them costs storage, not the report: a bucket
+	// that lets the server write may not let it list uploads.
 	for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix, r.Key + auditlog.LegacyProofSuffix} {
 		if err := g.cfg.Objects.DiscardPartial(ctx, r.Bucket, key); err != nil {
-			return 0, fmt.Errorf("audit: discarding what an interrupted generation left: %w", err)
+			g.cfg.Logger.Warn("what an interrupted audit report left in its bucket stays", "report", r.ID, "object", key, "error", err)
 		}
 	}
 	ca, err := g.cfg.Store.FindCA(ctx, r.AccountID, r.CAID)

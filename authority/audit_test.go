@@ -353,12 +353,48 @@ func TestAuditReportFailureFreesWindow(t *testing.T) {
 	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Join(dir, *out.S3Key)), ".tmp-*")); len(leftovers) > 0 {
 		t.Errorf("a failed report left %v", leftovers)
 	}
+	// Its proof file was written whole; a failed report leaves neither.
+	if _, err := os.Stat(filepath.Join(dir, *out.S3Key+auditlog.ProofSuffix)); !os.IsNotExist(err) {
+		t.Errorf("a failed report left its proof file: %v", err)
+	}
 	again, err := createReport(env, caARN, "reports", "JSON")
 	if err != nil {
 		t.Fatalf("a FAILED report used up the window: %v", err)
 	}
 	if err := waitReport(t, env, caARN, *again.AuditReportId); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuditReportBucketGivenAway: a report asked for while its bucket
+// was the account's, whose bucket the operator gives to another account
+// before it is written, fails and writes nothing there.
+func TestAuditReportBucketGivenAway(t *testing.T) {
+	env := testenv.Start(t, noWorkers)
+	env.NewAccount(t, "222233334444")
+	caARN, _ := env.NewActiveRoot(t, "Given Away")
+	dir := makeLocalBucket(t, env, "reports")
+	out, err := createReport(env, caARN, "reports", "JSON")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Stop(t)
+	a, err := app.OpenAdmin(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Store.PutBucket(ctx, &openpca.Bucket{Name: "reports", AccountID: "222233334444", CreatedAt: time.Now()})
+	a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Config.ReportWorkers = app.DefaultReportWorkers
+	env.Restart(t)
+	if err := waitReport(t, env, caARN, *out.AuditReportId); err == nil {
+		t.Fatal("a report was written to a bucket given to another account")
+	}
+	if written, _ := filepath.Glob(filepath.Join(dir, "audit-report", "*", "*")); len(written) > 0 {
+		t.Errorf("the other account's bucket holds %v", written)
 	}
 }
 

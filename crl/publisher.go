@@ -30,6 +30,11 @@ const (
 	MaxRetry = 15 * time.Minute
 )
 
+// workers is how many CRLs a server publishes at once: a bucket that
+// answers slowly (a write may take minutes before it fails) holds up one
+// of them, not every CA's CRLs.
+const workers = 4
+
 // retryAfter is how long to wait before the next attempt after failures
 // in a row.
 func retryAfter(failures int) time.Duration {
@@ -80,7 +85,7 @@ func Start(cfg Config) *Publisher {
 		cfg.Now = time.Now
 	}
 	p := &Publisher{cfg: cfg, failures: map[string]int{}}
-	p.pool = worker.Start(worker.Config{Name: "CRL", Owner: cfg.Owner, Workers: 1, Lease: Lease, Poll: Poll, Logger: cfg.Logger, Now: cfg.Now},
+	p.pool = worker.Start(worker.Config{Name: "CRL", Owner: cfg.Owner, Workers: workers, Lease: Lease, Poll: Poll, Logger: cfg.Logger, Now: cfg.Now},
 		queue{p})
 	return p
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/localfs"
 	"github.com/openpca/openpca/sqlite"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // caKey is a CA's key and certificate, as the service's Keys give them.
@@ -34,6 +35,32 @@ type caKey struct {
 
 func (k caKey) Signer(context.Context, *openpca.CA) (crypto.Signer, error) { return k.key, nil }
 func (k caKey) Certificate(*openpca.CA) (*x509.Certificate, error)         { return k.cert, nil }
+
+// newCRLCA stores an active root CA whose CRLs go to bucket, and returns
+// it with its key and certificate.
+func newCRLCA(t *testing.T, db *sqlstore.DB, bucket string, now time.Time) (*openpca.CA, crypto.Signer, *x509.Certificate) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CRL CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: []byte{1, 2, 3, 4}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	id := uuid.NewString()
+	enabled := true
+	ca := &openpca.CA{ID: id, AccountID: "111122223333", ARN: openpca.CAARN("us-east-1", "111122223333", id), Type: openpca.CertificateAuthorityTypeRoot,
+		Status: openpca.CertificateAuthorityStatusActive, CreatedAt: now, LastStateChangeAt: now, Certificate: der, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
+		Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1, SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa,
+			Subject: &openpca.ASN1Subject{CommonName: "CRL CA"}},
+		Revocation: &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: &enabled, S3BucketName: bucket}},
+		KeyStore:   "software", KeyHandle: []byte{1}, CSR: []byte{2}, UsageMode: openpca.CertificateAuthorityUsageModeGeneralPurpose}
+	if _, err := db.CreateCA(t.Context(), ca, openpca.CSRUse(ca, "tester", "r"), openpca.IdempotencyToken{Now: now}, 10); err != nil {
+		t.Fatal(err)
+	}
+	return ca, key, cert
+}
 
 // stalled is the local object store of a server that stalls while it
 // writes a CRL: meanwhile, another server takes the CRL over (the first's
@@ -76,26 +103,8 @@ func stalledWriter(t *testing.T, answered bool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now().UTC().Truncate(time.Second)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Stalled CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: []byte{1, 2, 3, 4}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	id := uuid.NewString()
-	enabled := true
-	ca := &openpca.CA{ID: id, AccountID: "111122223333", ARN: openpca.CAARN("us-east-1", "111122223333", id), Type: openpca.CertificateAuthorityTypeRoot,
-		Status: openpca.CertificateAuthorityStatusActive, CreatedAt: now, LastStateChangeAt: now, Certificate: der, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
-		Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1, SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa,
-			Subject: &openpca.ASN1Subject{CommonName: "Stalled CA"}},
-		Revocation: &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: &enabled, S3BucketName: "crls"}},
-		KeyStore:   "software", KeyHandle: []byte{1}, CSR: []byte{2}, UsageMode: openpca.CertificateAuthorityUsageModeGeneralPurpose}
-	if _, err := db.CreateCA(ctx, ca, openpca.CSRUse(ca, "tester", "r"), openpca.IdempotencyToken{Now: now}, 10); err != nil {
-		t.Fatal(err)
-	}
+	ca, key, cert := newCRLCA(t, db, "crls", now)
 	objects, err := localfs.New(filepath.Join(dir, "s3"), "http://pca.example/s3")
 	if err != nil {
 		t.Fatal(err)
@@ -131,5 +140,59 @@ func stalledWriter(t *testing.T, answered bool) {
 	// The older CRL is in the bucket: another is wanted, to go over it.
 	if _, err := db.ClaimCRL(ctx, "c", now.Add(3*Lease), Lease); err != nil {
 		t.Errorf("no CRL is wanted after a late one was written over a newer one: %v", err)
+	}
+}
+
+// slowBucket is a local object store whose writes to one bucket wait
+// until release is closed, as a bucket that answers in minutes.
+type slowBucket struct {
+	*localfs.Store
+	bucket  string
+	release chan struct{}
+}
+
+func (s *slowBucket) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
+	if o.Bucket == s.bucket {
+		<-s.release
+	}
+	return s.Store.Put(ctx, o, r)
+}
+
+// TestSlowBucketHoldsBackNoOther: while one CA's bucket takes its time
+// over a CRL, another CA's CRL is published.
+func TestSlowBucketHoldsBackNoOther(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "openpca.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	now := time.Now().UTC().Truncate(time.Second)
+	// Of CAs that never had a CRL, the first made is claimed first.
+	slowCA, key, cert := newCRLCA(t, db, "slow", now)
+	fastCA, _, _ := newCRLCA(t, db, "fast", now)
+	objects, err := localfs.New(filepath.Join(dir, "s3"), "http://pca.example/s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"slow", "fast"} {
+		if err := os.MkdirAll(filepath.Join(dir, "s3", b), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := &slowBucket{Store: objects, bucket: "slow", release: make(chan struct{})}
+	p := Start(Config{Store: db, Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Owner: "a"})
+	defer p.Close()
+	defer close(store.release)
+	p.Wake()
+	fast := filepath.Join(dir, "s3", "fast", Key(fastCA, fastCA.CRL()))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(fast); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CRL of %s while the bucket of %s is slow", fastCA.ARN, slowCA.ARN)
+		}
 	}
 }

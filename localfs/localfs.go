@@ -53,6 +53,19 @@ const tempPrefix = ".tmp-"
 // writeSize is the most an object is written in at once.
 const writeSize = 256 << 10
 
+// Delete implements openpca.ObjectStore.
+func (s *Store) Delete(_ context.Context, bucket, key string) error {
+	root, rel, err := s.open(bucket, key)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // DiscardPartial implements openpca.ObjectStore.
 func (s *Store) DiscardPartial(_ context.Context, bucket, key string) error {
 	root, rel, err := s.open(bucket, key)

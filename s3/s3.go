@@ -167,6 +167,15 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
 	return nil
 }
 
+// Delete implements openpca.ObjectStore.
+func (s *Store) Delete(ctx context.Context, bucket, key string) error {
+	_, err := s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
 // DiscardPartial implements openpca.ObjectStore: it aborts the multipart
 // uploads of the key that were never completed.
 func (s *Store) DiscardPartial(ctx context.Context, bucket, key string) error {
