@@ -296,6 +296,10 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 				c.internal(w, r, err)
 				return
 			}
+			// The browser keeps the cookie until the end it was given.
+			if cookie, err := r.Cookie(cookieName); err == nil {
+				c.setSessionCookie(w, r, cookie.Value, end)
+			}
 		}
 		// As the API takes them: aws:SourceIp absent if the client's
 		// address cannot be told.
@@ -376,10 +380,15 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.internal(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: token, Path: "/console/", Expires: s.ExpiresAt,
-		HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
+	c.setSessionCookie(w, r, token, s.ExpiresAt)
 	c.cfg.Logger.InfoContext(r.Context(), "console: signed in", "key", keyID, "account", caller.AccountID, "remote", r.RemoteAddr, "client", c.cfg.Proxies.Nearest(r))
 	http.Redirect(w, r, "/console/cas", http.StatusSeeOther)
+}
+
+// setSessionCookie gives the browser a session's token until its end.
+func (c *Console) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, end time.Time) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: token, Path: "/console/", Expires: end,
+		HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 }
 
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request, in *signedIn) {

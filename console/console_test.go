@@ -442,8 +442,21 @@ func TestConsoleSessionEnds(t *testing.T) {
 	step := console.SessionIdle * 2 / 3
 	for elapsed := step; elapsed <= console.SessionLife+step; elapsed += step {
 		env.Clock.Advance(step)
-		if got, want := signedIn(busy), elapsed < console.SessionLife; got != want {
+		status, _, res := busy.do(http.MethodGet, "/console/cas", nil)
+		if got, want := status == http.StatusOK, elapsed < console.SessionLife; got != want {
 			t.Fatalf("a session in use, %s after sign-in: signed in %v, want %v", elapsed, got, want)
+		}
+		// The browser is told the session's new end, or it would drop
+		// the cookie at the first.
+		if status == http.StatusOK {
+			want := env.Clock.Now().Add(min(console.SessionIdle, console.SessionLife-elapsed))
+			var expires time.Time
+			for _, c := range res.Cookies() {
+				expires = c.Expires
+			}
+			if want.Sub(expires).Abs() > time.Second {
+				t.Fatalf("a session in use, %s after sign-in: its cookie expires %v, want %v", elapsed, expires, want)
+			}
 		}
 		if elapsed == step {
 			continue // the idle session's first request after sign-in: within SessionIdle
@@ -569,4 +582,22 @@ func TestConsoleUnreadablePolicy(t *testing.T) {
 	}
 	_, err = client.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{})
 	testenv.WantError(t, err, "AccessDeniedException")
+}
+
+// TestConsoleShowsInvisibleCharacters: a name with a right-to-left
+// override (or another format character) is shown with it escaped, on
+// every page that shows the name, so that moc.knab-ruoy.www does not
+// read as www.your-bank.com.
+func TestConsoleShowsInvisibleCharacters(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, serial := caWithLeaf(t, env, "\u202eAC knaB", "\u202emoc.knab-ruoy.www")
+	b := newBrowser(t, env)
+	b.signIn(env.Client)
+	for _, path := range []string{"/console/cas", caPage(caARN), "/console/ca/certificates?arn=" + url.QueryEscape(caARN),
+		"/console/ca/certificate?" + url.Values{"arn": {caARN}, "serial": {serial}}.Encode()} {
+		status, page := b.get(path)
+		if status != http.StatusOK || strings.ContainsRune(page, '\u202e') || !strings.Contains(page, `\u202E`) {
+			t.Errorf("%s: %d, the override shown raw: %v, escaped: %v", path, status, strings.ContainsRune(page, '\u202e'), strings.Contains(page, `\u202E`))
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
@@ -531,8 +532,33 @@ func parsePEM(s string) (*x509.Certificate, error) {
 	return pki.ParseCertificate(block.Bytes)
 }
 
+// visible shows a name's invisible characters, Unicode's format
+// characters, as escapes: a right-to-left override would have a subject
+// that reads moc.knab-ruoy.www shown as www.your-bank.com, and a name of
+// zero-width joins look like another.
+func visible(s string) string {
+	if !strings.ContainsFunc(s, isFormat) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !isFormat(r):
+			b.WriteRune(r)
+		case r > 0xffff:
+			fmt.Fprintf(&b, "\\U%08X", r)
+		default:
+			fmt.Fprintf(&b, "\\u%04X", r)
+		}
+	}
+	return b.String()
+}
+
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
+
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
+	"visible": visible,
 	"date": func(t any) string {
 		switch v := t.(type) {
 		case time.Time:
