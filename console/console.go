@@ -153,6 +153,7 @@ type Console struct {
 	signIns *rate.Limiter
 	// signInsFrom limits each address's sign-ins, before signIns.
 	signInsFrom *lru.Cache[netip.Prefix, *rate.Limiter]
+	searches    searchSlots
 }
 
 // New returns the console, to be served under /console/.
@@ -165,7 +166,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	signInsFrom, _ := lru.New[netip.Prefix, *rate.Limiter](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
-		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom}
+		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, searches: searchSlots{byAccount: map[string]int{}}}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {

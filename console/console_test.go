@@ -315,6 +315,17 @@ func TestConsoleCertificateLists(t *testing.T) {
 			if got := strings.Contains(page, "Requested by"); got != tc.lists {
 				t.Errorf("the certificate's page shows who requested it: %v, want %v", got, tc.lists)
 			}
+			// Another account's CA is marked as such, and its key store,
+			// which the API tells no other account, is not shown.
+			foreign := tc.client == other
+			for _, path := range []string{"/console/cas", caPage(caARN)} {
+				_, page := b.get(path)
+				if strings.Contains(page, "shared by account "+app.DefaultAccountID) != (foreign && path == "/console/cas") ||
+					strings.Contains(page, "account "+app.DefaultAccountID+", which shared it") != (foreign && path != "/console/cas") ||
+					strings.Contains(page, "software") == foreign {
+					t.Errorf("GET %s as %s: marked as shared %v, key store shown %v", path, tc.name, strings.Contains(page, "shared"), strings.Contains(page, "software"))
+				}
+			}
 		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -47,14 +48,25 @@ type caNode struct {
 	Children []*caNode
 	// Left is the share of its validity still to come, 0 to 100.
 	Left int
-	// KeyStore names the store of the CA's key: software, pkcs11, kms.
+	// KeyStore names the store of the CA's key: software, pkcs11, kms;
+	// only for the caller's own CAs, as the API tells no other account.
 	KeyStore string
+	// SharedBy is the account that shared the CA with the caller's, for
+	// a CA of another account: its name is that account's choice, and
+	// may copy one of the caller's.
+	SharedBy string
 }
 
-// withKeyStore sets n's key store, from the store: the caller has seen the
-// CA through the API first.
+// withKeyStore sets n's key store, from the store, for a CA of the
+// caller's own (it has seen the CA through the API first), and says which
+// account shared it otherwise.
 func (c *Console) withKeyStore(in *signedIn, n *caNode) *caNode {
-	if p, err := openpca.ParseCAARN(n.Arn); err == nil {
+	p, err := openpca.ParseCAARN(n.Arn)
+	switch {
+	case err != nil:
+	case p.AccountID != in.caller.AccountID:
+		n.SharedBy = p.AccountID
+	default:
 		if ca, err := c.cfg.Store.FindCA(in.ctx, p.AccountID, p.CAID); err == nil {
 			n.KeyStore = ca.KeyStore
 		}
@@ -263,6 +275,44 @@ func (c *Console) certificateQuery(r *http.Request) (openpca.CertificateQuery, e
 	return q, nil
 }
 
+// Searches by text at once. A search reads rows until it finds a page of
+// them, up to the search time, on the read connections every request
+// shares (SQLite has four): one account's searches must leave the others'
+// requests those connections.
+const (
+	maxSearches           = 2
+	maxSearchesPerAccount = 1
+)
+
+// searchSlots counts the searches by text under way.
+type searchSlots struct {
+	mu        sync.Mutex
+	total     int
+	byAccount map[string]int
+}
+
+// take reports whether account may search now, and if so counts it.
+func (s *searchSlots) take(account string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.total >= maxSearches || s.byAccount[account] >= maxSearchesPerAccount {
+		return false
+	}
+	s.total++
+	s.byAccount[account]++
+	return true
+}
+
+// give ends a search take let through.
+func (s *searchSlots) give(account string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total--
+	if s.byAccount[account]--; s.byAccount[account] == 0 {
+		delete(s.byAccount, account)
+	}
+}
+
 func (c *Console) listCertificates(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	ca, ok := c.describe(w, r, in)
 	if !ok {
@@ -275,6 +325,12 @@ func (c *Console) listCertificates(w http.ResponseWriter, r *http.Request, in *s
 	}
 	ctx := in.ctx
 	if q.Text != "" {
+		if !c.searches.take(in.caller.AccountID) {
+			w.Header().Set("Retry-After", "1")
+			c.fail(w, r, http.StatusServiceUnavailable, "Another search by text is running, of your account's or others': wait for it, or look a certificate up by its serial.")
+			return
+		}
+		defer c.searches.give(in.caller.AccountID)
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.SearchTime)
 		defer cancel()
