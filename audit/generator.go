@@ -132,14 +132,18 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		log.Error("audit report failed", "error", failure, "rows", rows)
 		// Either object may have been written whole before the other
 		// failed: a tool that watches the bucket would take it for a
-		// report. The report is this server's (its end was recorded), so
-		// no other writes them now. (A bucket given to another account
-		// got neither.)
+		// report. The report's end was recorded by this server, which
+		// held it; a server that held it before and stalled may still
+		// land a write, which stays. (A bucket given to another account
+		// got nothing from this server.) A bucket that does not answer
+		// must not hold the worker, or a stop, for long.
 		if errors.Is(err, errBucketGiven) {
 			return
 		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
+		defer cancel()
 		for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix} {
-			if err := g.cfg.Objects.Delete(context.WithoutCancel(ctx), r.Bucket, key); err != nil {
+			if err := g.cfg.Objects.Delete(dctx, r.Bucket, key); err != nil {
 				log.Warn("a failed audit report's object stays in its bucket", "object", key, "error", err)
 			}
 		}
@@ -147,6 +151,9 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	}
 	log.Info("audit report written", "rows", rows, "seconds", g.cfg.Now().Sub(start).Seconds())
 }
+
+// deleteTimeout bounds the removal of a failed report's objects.
+const deleteTimeout = 30 * time.Second
 
 // errBucketGiven fails a report whose bucket the operator gave to another
 // account after it was asked for.
