@@ -318,12 +318,13 @@ func TestConsoleCertificateLists(t *testing.T) {
 			// Another account's CA is marked as such, and its key store,
 			// which the API tells no other account, is not shown.
 			foreign := tc.client == other
-			for _, path := range []string{"/console/cas", caPage(caARN)} {
+			certPage := "/console/ca/certificate?" + url.Values{"arn": {caARN}, "serial": {serial}}.Encode()
+			for _, path := range []string{"/console/cas", caPage(caARN), certPage} {
 				_, page := b.get(path)
-				if strings.Contains(page, "shared by account "+app.DefaultAccountID) != (foreign && path == "/console/cas") ||
-					strings.Contains(page, "account "+app.DefaultAccountID+", which shared it") != (foreign && path != "/console/cas") ||
-					strings.Contains(page, "software") == foreign {
-					t.Errorf("GET %s as %s: marked as shared %v, key store shown %v", path, tc.name, strings.Contains(page, "shared"), strings.Contains(page, "software"))
+				marked := strings.Contains(page, "shared by account "+app.DefaultAccountID) || strings.Contains(page, "account "+app.DefaultAccountID+", which shared it")
+				keyStore := strings.Contains(page, "software")
+				if marked != foreign || keyStore != (!foreign && path != certPage) {
+					t.Errorf("GET %s as %s: marked as shared %v, key store shown %v", path, tc.name, marked, keyStore)
 				}
 			}
 		})

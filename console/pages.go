@@ -58,15 +58,9 @@ type caNode struct {
 }
 
 // withKeyStore sets n's key store, from the store, for a CA of the
-// caller's own (it has seen the CA through the API first), and says which
-// account shared it otherwise.
+// caller's own (it has seen the CA through the API first).
 func (c *Console) withKeyStore(in *signedIn, n *caNode) *caNode {
-	p, err := openpca.ParseCAARN(n.Arn)
-	switch {
-	case err != nil:
-	case p.AccountID != in.caller.AccountID:
-		n.SharedBy = p.AccountID
-	default:
+	if p, err := openpca.ParseCAARN(n.Arn); err == nil && n.SharedBy == "" {
 		if ca, err := c.cfg.Store.FindCA(in.ctx, p.AccountID, p.CAID); err == nil {
 			n.KeyStore = ca.KeyStore
 		}
@@ -74,8 +68,13 @@ func (c *Console) withKeyStore(in *signedIn, n *caNode) *caNode {
 	return n
 }
 
-func (c *Console) node(ca openpca.CertificateAuthority, cert *x509.Certificate) *caNode {
+// node is what the pages show of a CA the caller has seen through the
+// API, saying which account shared it if it is not the caller's.
+func (c *Console) node(in *signedIn, ca openpca.CertificateAuthority, cert *x509.Certificate) *caNode {
 	n := &caNode{CertificateAuthority: ca, Cert: cert, Name: caName(ca)}
+	if p, err := openpca.ParseCAARN(ca.Arn); err == nil && p.AccountID != in.caller.AccountID {
+		n.SharedBy = p.AccountID
+	}
 	if ca.NotBefore != nil && ca.NotAfter != nil {
 		total, left := ca.NotAfter.Sub(ca.NotBefore.Time), ca.NotAfter.Sub(c.cfg.Now())
 		if total > 0 {
@@ -119,7 +118,7 @@ func (c *Console) listCAs(w http.ResponseWriter, r *http.Request, in *signedIn) 
 				cert, _ = parsePEM(out.Certificate)
 			}
 		}
-		nodes = append(nodes, c.withKeyStore(in, c.node(ca, cert)))
+		nodes = append(nodes, c.withKeyStore(in, c.node(in, ca, cert)))
 	}
 	roots := hierarchy(nodes)
 	var expiring []*caNode
@@ -195,7 +194,7 @@ func (c *Console) showCA(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	if !ok {
 		return
 	}
-	data := map[string]any{"CA": c.withKeyStore(in, c.node(*ca, nil)), "Formats": openpca.AuditReportResponseFormat("").Values(), "Reasons": openpca.RevocationReason("").Values()}
+	data := map[string]any{"CA": c.withKeyStore(in, c.node(in, *ca, nil)), "Formats": openpca.AuditReportResponseFormat("").Values(), "Reasons": openpca.RevocationReason("").Values()}
 	if tags, err := call[openpca.ListTagsResponse](in, c.cfg.Service, "ListTags", &openpca.ListTagsRequest{CertificateAuthorityArn: ca.Arn}); err == nil {
 		data["Tags"] = tags.Tags
 	}
@@ -345,7 +344,7 @@ func (c *Console) listCertificates(w http.ResponseWriter, r *http.Request, in *s
 		c.apiError(w, r, err)
 		return
 	}
-	data := map[string]any{"CA": c.node(*ca, nil), "Certificates": list, "Query": q, "Now": c.cfg.Now(), "Serial": r.FormValue("serial")}
+	data := map[string]any{"CA": c.node(in, *ca, nil), "Certificates": list, "Query": q, "Now": c.cfg.Now(), "Serial": r.FormValue("serial")}
 	if len(list) == pageSize {
 		next := url.Values{"arn": {ca.Arn}, "q": {q.Text}, "status": {q.Status}, "serial": {r.FormValue("serial")},
 			"before": {strconv.FormatInt(list[len(list)-1].IssueSeq, 10)}}
@@ -401,7 +400,7 @@ func (c *Console) showCertificate(w http.ResponseWriter, r *http.Request, in *si
 			chain = append(chain, c)
 		}
 	}
-	data := map[string]any{"CA": c.node(*ca, nil), "Cert": cert, "Serial": serial, "PEM": out.Certificate, "Chain": chain, "Extensions": exts,
+	data := map[string]any{"CA": c.node(in, *ca, nil), "Cert": cert, "Serial": serial, "PEM": out.Certificate, "Chain": chain, "Extensions": exts,
 		"KeyAlgorithm": pki.KeyAlgorithmOf(cert.PublicKey), "Reasons": openpca.RevocationReason("").Values()}
 	// Its status and who requested it, only to a caller who may list the
 	// CA's certificates.
@@ -465,7 +464,7 @@ func (c *Console) showCharts(w http.ResponseWriter, r *http.Request, in *signedI
 	}
 	expiryBars, expiryPeak := chart(now, chartDays, map[string][]openpca.DayCount{"expiring": expiries})
 	activityBars, activityPeak := chart(since, chartDays, map[string][]openpca.DayCount{"issued": issued, "revoked": revoked})
-	c.render(w, r, http.StatusOK, "charts", in, map[string]any{"CA": c.node(*ca, nil), "Days": chartDays, "Width": chartDays * 6,
+	c.render(w, r, http.StatusOK, "charts", in, map[string]any{"CA": c.node(in, *ca, nil), "Days": chartDays, "Width": chartDays * 6,
 		"Expiry": expiryBars, "ExpiryPeak": expiryPeak, "Activity": activityBars, "ActivityPeak": activityPeak,
 		"ExpiryTotal": total(expiries), "IssuedTotal": total(issued), "RevokedTotal": total(revoked)})
 }
