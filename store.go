@@ -137,13 +137,27 @@ type CAStore interface {
 	// them: with an error too, those it removed before it.
 	PurgeCAs(ctx context.Context, now time.Time) ([]*CA, error)
 
-	// KeysToDestroy returns the CAs purged whose keys are not yet known to
-	// be destroyed: their ids, ARNs, key stores, key handles and key ids.
-	KeysToDestroy(ctx context.Context) ([]*CA, error)
+	// KeysToDestroy returns the CAs whose keys are to be destroyed and
+	// are not yet known to be: the CAs purged, and those whose keys were
+	// made (RecordKeyMade) more than KeyMadeGrace before now and never
+	// stored; their ids, ARNs, key stores, key handles and key ids.
+	KeysToDestroy(ctx context.Context, now time.Time) ([]*CA, error)
 
-	// KeyDestroyed records that the key of a purged CA is destroyed.
+	// KeyDestroyed records that the key of a purged CA, or of one never
+	// stored, is destroyed.
 	KeyDestroyed(ctx context.Context, caID string) error
+
+	// RecordKeyMade records, at, that a key store made ca's key, before
+	// the CA is stored (CreateCA forgets it): a server that stops in
+	// between, or whose request fails and cannot destroy the key then,
+	// leaves no key behind unknown.
+	RecordKeyMade(ctx context.Context, ca *CA, at time.Time) error
 }
+
+// KeyMadeGrace is how long a key made for a CA may wait for its CA to be
+// stored before it is destroyed. A creation takes seconds; CreateCA
+// never waits this long.
+const KeyMadeGrace = time.Hour
 
 // CAKind is what CountCAs counts CAs by.
 type CAKind struct {

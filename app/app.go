@@ -485,7 +485,7 @@ func (a *App) purge(ctx, background context.Context, svc *authority.Service) {
 	if !a.destroying.CompareAndSwap(false, true) {
 		return
 	}
-	keys, err := a.store.KeysToDestroy(ctx)
+	keys, err := a.store.KeysToDestroy(ctx, a.now())
 	if err != nil || len(keys) == 0 {
 		a.destroying.Store(false)
 		if err != nil && ctx.Err() == nil {

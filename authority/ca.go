@@ -143,17 +143,27 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 			s.DestroyKeys(context.WithoutCancel(ctx), []*openpca.CA{ca})
 		}
 	}()
+	keyID, err := pki.SubjectKeyID(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	ca.KeyID = hex.EncodeToString(keyID)
+	// A key outside the database is recorded before anything else can
+	// fail: a server that stops before the CA is stored, or cannot destroy
+	// the key when its request fails, would leave it in its token or KMS,
+	// unknown. Storing the CA forgets the record; else a purge destroys
+	// the key once the record is KeyMadeGrace old.
+	if ks.Hardware() {
+		if err := s.store.RecordKeyMade(ctx, ca, now); err != nil {
+			return nil, err
+		}
+	}
 	if ca.CSR, err = pki.CreateCSR(key, cfg); err != nil {
 		if _, ok := errors.AsType[*openpca.Error](err); ok {
 			return nil, err
 		}
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: %v.", err)
 	}
-	keyID, err := pki.SubjectKeyID(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	ca.KeyID = hex.EncodeToString(keyID)
 	created, err := s.store.CreateCA(ctx, ca, openpca.CSRUse(ca, c.Principal, openpca.RequestIDFrom(ctx)), token, s.maxCAs)
 	if errors.Is(err, openpca.ErrLimitExceeded) {
 		return nil, limitExceeded(c.AccountID, s.maxCAs)

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/google/uuid"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/openpca/openpca"
@@ -27,6 +28,7 @@ import (
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/pkcs11"
 	"github.com/openpca/openpca/pki"
 )
@@ -576,5 +578,54 @@ func TestKMSKeyPolicy(t *testing.T) {
 	}
 	if aws.ToString(got.Policy) != doc {
 		t.Errorf("the key's policy is\n%s\nwant\n%s", aws.ToString(got.Policy), doc)
+	}
+}
+
+// TestKeyOfCANeverStored: a server that stops between making a CA's key
+// in KMS and storing the CA leaves the record of the key made (here
+// written as it would have); once KeyMadeGrace has passed without its CA,
+// a purge destroys the key. A CA created whole leaves no such record.
+func TestKeyOfCANeverStored(t *testing.T) {
+	k := testenv.StartKMS(t)
+	env := testenv.Start(t, k.Use(t))
+	env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Stored")
+	made, err := k.Client().CreateKey(ctx, &awskms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccNistP256, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := *made.KeyMetadata.KeyId
+	env.Stop(t)
+	var n int
+	if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("records of keys made, with every CA stored: %d, %v", n, err)
+	}
+	a, err := app.OpenAdmin(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	err = a.Store.RecordKeyMade(ctx, &openpca.CA{ID: id, ARN: openpca.CAARN("us-east-1", app.DefaultAccountID, id), KeyStore: kms.Name, KeyHandle: []byte(handle), KeyID: "x"}, env.Clock.Now())
+	a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func() kmstypes.KeyState {
+		out, err := k.Client().DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: &handle})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.KeyMetadata.KeyState
+	}
+	env.Restart(t) // the purge runs at start: the CA may yet be stored
+	time.Sleep(500 * time.Millisecond)
+	if s := state(); s != kmstypes.KeyStateEnabled {
+		t.Fatalf("a key made within the grace: %s", s)
+	}
+	env.Clock.Advance(openpca.KeyMadeGrace + time.Minute)
+	env.Restart(t)
+	for deadline := time.Now().Add(15 * time.Second); state() != kmstypes.KeyStatePendingDeletion; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the key of a CA never stored, past the grace: %s", state())
+		}
 	}
 }

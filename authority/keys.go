@@ -367,7 +367,7 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 			// Destroyed before (by another server, or a try whose answer
 			// was lost), or a store that is not the one that held it: said,
 			// for an operator to tell the two apart.
-			s.logger.WarnContext(ctx, "the key of a CA deleted for good is not in its store; it is taken as destroyed", "ca", ca.ARN, "key_store", ca.KeyStore,
+			s.logger.WarnContext(ctx, "the key of a CA deleted for good, or never stored, is not in its store; it is taken as destroyed", "ca", ca.ARN, "key_store", ca.KeyStore,
 				"key_handle", string(ca.KeyHandle), "key_id", ca.KeyID)
 			err = nil
 		}
@@ -383,7 +383,7 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 			if ks.KeyStore != nil && ks.Hardware() {
 				handle = string(ca.KeyHandle)
 			}
-			s.logger.ErrorContext(ctx, "removing the key of a CA deleted for good; a purge tries again", "ca", ca.ARN, "key_store", ca.KeyStore,
+			s.logger.ErrorContext(ctx, "removing the key of a CA deleted for good, or never stored; a purge tries again", "ca", ca.ARN, "key_store", ca.KeyStore,
 				"key_handle", handle, "key_id", ca.KeyID, "error", err)
 		}
 	}

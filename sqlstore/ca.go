@@ -126,6 +126,10 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 		if err := db.insertKeyUses(ctx, tx, ca.ID, auditlog.Edge{}, []*openpca.KeyUse{csrUse}, [][]byte{csrUse.Record}); err != nil {
 			return err
 		}
+		// The CA holds its key now (RecordKeyMade).
+		if _, err := db.txExec(ctx, tx, `DELETE FROM key_destructions WHERE ca_id = ?`, ca.ID); err != nil {
+			return err
+		}
 		return db.wantCRL(ctx, tx, ca)
 	})
 	if err != nil {
@@ -431,9 +435,17 @@ func (db *DB) purgeLog(ctx context.Context, caID string) error {
 	return nil
 }
 
+// RecordKeyMade implements openpca.CAStore.
+func (db *DB) RecordKeyMade(ctx context.Context, ca *openpca.CA, at time.Time) error {
+	_, err := db.exec(ctx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id, made_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		ca.ID, ca.ARN, ca.KeyStore, ca.KeyHandle, ca.KeyID, at.UnixMicro())
+	return db.wrap("recording a key made", err)
+}
+
 // KeysToDestroy implements openpca.CAStore.
-func (db *DB) KeysToDestroy(ctx context.Context) ([]*openpca.CA, error) {
-	rows, err := db.query(ctx, `SELECT ca_id, arn, key_store, key_handle, key_id FROM key_destructions ORDER BY ca_id`)
+func (db *DB) KeysToDestroy(ctx context.Context, now time.Time) ([]*openpca.CA, error) {
+	rows, err := db.query(ctx, `SELECT ca_id, arn, key_store, key_handle, key_id FROM key_destructions
+		WHERE made_at IS NULL OR made_at < ? ORDER BY ca_id`, now.Add(-openpca.KeyMadeGrace).UnixMicro())
 	if err != nil {
 		return nil, db.wrap("reading the keys to destroy", err)
 	}

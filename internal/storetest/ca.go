@@ -280,7 +280,7 @@ func testPurge(t *testing.T, s openpca.Store) {
 	}
 	// Its key is to be destroyed until it is known destroyed.
 	// (A software key is sealed in the CA's row, and not copied.)
-	keys, err := s.KeysToDestroy(ctx)
+	keys, err := s.KeysToDestroy(ctx, time.Now())
 	if err != nil || len(keys) != 1 || keys[0].ID != gone.ID || keys[0].ARN != gone.ARN || keys[0].KeyStore != gone.KeyStore ||
 		len(keys[0].KeyHandle) != 0 || keys[0].KeyID != gone.KeyID {
 		t.Fatalf("keys to destroy: %+v, %v; want %s's, without its sealed key", keys, err, gone.ID)
@@ -288,7 +288,38 @@ func testPurge(t *testing.T, s openpca.Store) {
 	if err := s.KeyDestroyed(ctx, gone.ID); err != nil {
 		t.Fatal(err)
 	}
-	if keys, err := s.KeysToDestroy(ctx); err != nil || len(keys) != 0 {
+	if keys, err := s.KeysToDestroy(ctx, time.Now()); err != nil || len(keys) != 0 {
+		t.Errorf("keys to destroy once destroyed: %+v, %v", keys, err)
+	}
+}
+
+// testKeysMade: a key made for a CA is destroyed if the CA is not stored
+// within KeyMadeGrace (its server stopped, or its request failed and the
+// key could not be destroyed then), and forgotten once the CA is.
+func testKeysMade(t *testing.T, s openpca.Store) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	orphan, held := newCA(account, now), newCA(account, now)
+	for _, ca := range []*openpca.CA{orphan, held} {
+		ca.KeyStore, ca.KeyHandle, ca.KeyID = "pkcs11", []byte("handle-"+ca.ID), "kid-"+ca.ID
+		if err := s.RecordKeyMade(ctx, ca, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateCA(ctx, held, openpca.CSRUse(held, "tester", "r"), openpca.IdempotencyToken{Now: now}, 10); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := s.KeysToDestroy(ctx, now.Add(openpca.KeyMadeGrace/2)); err != nil || len(keys) != 0 {
+		t.Errorf("keys to destroy while their CAs may still be stored: %+v, %v", keys, err)
+	}
+	keys, err := s.KeysToDestroy(ctx, now.Add(openpca.KeyMadeGrace+time.Second))
+	if err != nil || len(keys) != 1 || keys[0].ID != orphan.ID || string(keys[0].KeyHandle) != string(orphan.KeyHandle) ||
+		keys[0].KeyStore != "pkcs11" || keys[0].ARN != orphan.ARN || keys[0].KeyID != orphan.KeyID {
+		t.Fatalf("keys to destroy past the grace: %+v, %v; want the key of %s, never stored, alone", keys, err, orphan.ID)
+	}
+	if err := s.KeyDestroyed(ctx, orphan.ID); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := s.KeysToDestroy(ctx, now.Add(2*openpca.KeyMadeGrace)); err != nil || len(keys) != 0 {
 		t.Errorf("keys to destroy once destroyed: %+v, %v", keys, err)
 	}
 }

@@ -33,6 +33,7 @@ func Run(t *testing.T, open Open) {
 		{"Limit", testLimit},
 		{"Count", testCount},
 		{"Purge", testPurge},
+		{"KeysMade", testKeysMade},
 		{"Issue", testIssue},
 		{"IssueRefused", testIssueRefused},
 		{"IssueIdempotency", testIssueIdempotency},
