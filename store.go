@@ -148,15 +148,17 @@ type CAStore interface {
 	KeyDestroyed(ctx context.Context, caID string) error
 
 	// RecordKeyMade records, at, that a key store made ca's key, before
-	// the CA is stored (CreateCA forgets it): a server that stops in
-	// between, or whose request fails and cannot destroy the key then,
-	// leaves no key behind unknown.
+	// the CA is stored: a server that stops in between, or whose request
+	// fails and cannot destroy the key then, leaves no key behind
+	// unknown. CreateCA forgets the record; for a CA whose key is not in
+	// the software store, CreateCA fails with ErrKeyGivenUp if the record
+	// is gone (KeysToDestroy took it).
 	RecordKeyMade(ctx context.Context, ca *CA, at time.Time) error
 }
 
 // KeyMadeGrace is how long a key made for a CA may wait for its CA to be
-// stored before it is destroyed. A creation takes seconds; CreateCA
-// never waits this long.
+// stored before it is destroyed. A creation takes seconds; one that takes
+// longer than this fails (ErrKeyGivenUp).
 const KeyMadeGrace = time.Hour
 
 // CAKind is what CountCAs counts CAs by.
@@ -193,6 +195,9 @@ var (
 	ErrLimitExceeded  = &Error{Code: CodeLimitExceeded, Message: "A quota was reached."}
 	ErrAlreadyRevoked = &Error{Code: CodeRequestAlreadyProcessed, Message: "The certificate is already revoked."}
 	ErrCAState        = &Error{Code: CodeInvalidState, Message: "The certificate authority is not in a valid state for this request."}
+	// ErrKeyGivenUp is CreateCA's error for a CA whose key a purge took
+	// as never stored (see RecordKeyMade).
+	ErrKeyGivenUp = &Error{Code: CodeServiceUnavailable, Message: "The certificate authority took too long to create, and its key was given up: try again."}
 )
 
 // KeySealer seals private keys with a key that lives outside the store, so

@@ -136,7 +136,10 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	}
 	ca.KeyHandle = handle
 	// A key no CA came to hold (the request failed, or its idempotency
-	// token returned an earlier CA) leaves its store.
+	// token returned an earlier CA) leaves its store; unless the store
+	// may have stored the CA all the same (an error after its commit, a
+	// connection lost): then the record of the key made decides (a purge
+	// destroys the key if no CA holds it).
 	kept := false
 	defer func() {
 		if !kept {
@@ -165,10 +168,15 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: %v.", err)
 	}
 	created, err := s.store.CreateCA(ctx, ca, openpca.CSRUse(ca, c.Principal, openpca.RequestIDFrom(ctx)), token, s.maxCAs)
-	if errors.Is(err, openpca.ErrLimitExceeded) {
+	switch {
+	case errors.Is(err, openpca.ErrLimitExceeded):
 		return nil, limitExceeded(c.AccountID, s.maxCAs)
-	}
-	if err != nil {
+	case errors.Is(err, openpca.ErrKeyGivenUp):
+		return nil, err
+	case err != nil:
+		// Not known to be rolled back: a CA stored holds the key, and
+		// the record of a key made is there for one not stored.
+		kept = ks.Hardware()
 		return nil, err
 	}
 	if kept = created.ID == ca.ID; kept {

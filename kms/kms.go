@@ -143,6 +143,9 @@ func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.Key
 	if s.KeyPolicy != "" {
 		in.Policy = aws.String(s.KeyPolicy)
 	}
+	// A key made is no longer the request's: a client that goes away must
+	// not leave it made and unknown.
+	ctx = context.WithoutCancel(ctx)
 	out, err := s.client.CreateKey(ctx, in)
 	if err != nil {
 		return nil, nil, refusal(ca, err)
@@ -150,6 +153,11 @@ func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.Key
 	arn := aws.ToString(out.KeyMetadata.Arn)
 	key, err := s.signer(ctx, ca, arn)
 	if err != nil {
+		// Returned, the key would be the caller's to destroy; as it is
+		// not, it goes now.
+		if _, derr := s.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: &arn, PendingWindowInDays: aws.Int32(pendingDays)}); derr != nil {
+			err = errors.Join(err, fmt.Errorf("kms: the key %s made for %s stays: %w", arn, ca.ARN, derr))
+		}
 		return nil, nil, err
 	}
 	return []byte(arn), key, nil
@@ -172,13 +180,17 @@ func (s *Store) signer(ctx context.Context, ca *openpca.CA, arn string) (*signer
 	return &signer{client: s.client, ca: ca, arn: arn, pub: pub}, nil
 }
 
+// pendingDays is how long KMS waits before it deletes a key: the shortest
+// it allows.
+const pendingDays = 7
+
 // DestroyKey implements openpca.KeyStore: KMS deletes the key after the
 // shortest waiting period it allows, seven days. A key already pending
 // deletion, or deleted (another server destroyed it, or a try whose answer
 // was lost), is ErrNotFound.
 func (s *Store) DestroyKey(ctx context.Context, ca *openpca.CA) error {
 	id := aws.String(string(ca.KeyHandle))
-	_, err := s.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: aws.Int32(7)})
+	_, err := s.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: aws.Int32(pendingDays)})
 	var notFound *types.NotFoundException
 	var state *types.KMSInvalidStateException
 	switch {

@@ -99,10 +99,13 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64) (Summ
 	if err := errors.Join(err, dst.Close()); err != nil {
 		return Summary{}, err
 	}
-	if err := settle(ctx, tmp, crlNumberFloor); err != nil {
+	unheld, err := settle(ctx, tmp, crlNumberFloor)
+	if err != nil {
 		return Summary{}, err
 	}
-	return place(ctx, tmp, path)
+	sum, err := place(ctx, tmp, path)
+	sum.KeysNotHeld = unheld
+	return sum, err
 }
 
 // partial returns where to write a file that will be the database at
@@ -122,17 +125,27 @@ func partial(path string) (string, func(), error) {
 // witnessing rounds) is let go, for servers that will never come back to
 // it to finish; and the number of every CA's last CRL is raised to
 // crlNumberFloor-1 at least, so that the next is crlNumberFloor or more.
-func settle(ctx context.Context, path string, crlNumberFloor int64) error {
+//
+// Keys made for CAs the backup does not hold (the records of RecordKeyMade)
+// are returned and their records removed: the restored server would
+// destroy them, and they may be the keys of CAs that the backed-up
+// database's servers stored since, which are still in use, the
+// operator alone knows where.
+func settle(ctx context.Context, path string, crlNumberFloor int64) ([]string, error) {
 	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer db.Close()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback()
+	unheld, err := keysNotHeld(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
 	for _, q := range []struct {
 		table, update string
 		args          []any
@@ -148,21 +161,55 @@ func settle(ctx context.Context, path string, crlNumberFloor int64) error {
 		{"audit_reports", `UPDATE audit_reports SET owner = '', lease_until = 0 WHERE status = 'CREATING'`, nil},
 		{"witnessing", `UPDATE witnessing SET owner = NULL, lease_until = NULL`, nil},
 	} {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, q.table).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
+		if ok, err := hasTable(ctx, tx, q.table); err != nil || !ok {
+			if err != nil {
+				return nil, err
+			}
 			continue // a database of a version before the table
 		}
 		if _, err := tx.ExecContext(ctx, q.update, q.args...); err != nil {
-			return fmt.Errorf("%s: settling %s: %w", path, q.table, err)
+			return nil, fmt.Errorf("%s: settling %s: %w", path, q.table, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return nil, err
 	}
-	return db.Close()
+	return unheld, db.Close()
+}
+
+// hasTable reports whether the database has table.
+func hasTable(ctx context.Context, tx *sql.Tx, table string) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, table).Scan(&n)
+	return n > 0, err
+}
+
+// keysNotHeld returns the keys made for CAs the database does not hold,
+// as "<key store> <key handle> (<CA ARN>)", and removes their records.
+func keysNotHeld(ctx context.Context, tx *sql.Tx) ([]string, error) {
+	var made int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('key_destructions') WHERE name = 'made_at'`).Scan(&made); err != nil || made == 0 {
+		return nil, err // a database of a version before the records
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT key_store, key_handle, arn FROM key_destructions WHERE made_at IS NOT NULL ORDER BY ca_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var store, arn string
+		var handle []byte
+		if err := rows.Scan(&store, &handle, &arn); err != nil {
+			return nil, err
+		}
+		keys = append(keys, fmt.Sprintf("%s %s (%s)", store, handle, arn))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM key_destructions WHERE made_at IS NOT NULL`)
+	return keys, err
 }
 
 // place makes the complete file tmp durable, checks it, and links it at
@@ -204,6 +251,9 @@ type Summary struct {
 	CAs     int
 	KeyUses int64     // entries of the CAs' key-use logs
 	Last    time.Time // of the newest key use; zero if none
+	// KeysNotHeld are, after a restore, the keys made for CAs the backup
+	// does not hold (see settle).
+	KeysNotHeld []string
 }
 
 // Check opens the database file at path read-only, with no write-ahead

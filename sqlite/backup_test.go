@@ -6,10 +6,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/sqlite"
@@ -27,6 +32,12 @@ func TestBackup(t *testing.T) {
 	}
 	defer db.Close()
 	ca := newActiveCA(t, db)
+	// A key being made in KMS for a CA not yet stored, at the backup.
+	made := &openpca.CA{ID: uuid.NewString(), KeyStore: "kms", KeyHandle: []byte("handle-made"), KeyID: "k"}
+	made.ARN = openpca.CAARN("us-east-1", ca.AccountID, made.ID)
+	if err := db.RecordKeyMade(ctx, made, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	for i := range int64(200) {
 		if err := recordIssuance(ctx, db, ca, i); err != nil {
 			t.Fatal(err)
@@ -79,7 +90,12 @@ func TestBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if restoredSum != sum || sum.CAs != 1 || sum.Last.IsZero() {
+	wantKeys := []string{"kms handle-made (" + made.ARN + ")"}
+	if !slices.Equal(restoredSum.KeysNotHeld, wantKeys) {
+		t.Errorf("keys made for CAs not held: %q; want %q", restoredSum.KeysNotHeld, wantKeys)
+	}
+	restoredSum.KeysNotHeld = nil
+	if !reflect.DeepEqual(restoredSum, sum) || sum.CAs != 1 || sum.Last.IsZero() {
 		t.Fatalf("restored %+v of a backup of %+v; want the same, with one CA and a last key use", restoredSum, sum)
 	}
 	if _, err := sqlite.Restore(ctx, to, restored, 1); err == nil {
@@ -101,6 +117,10 @@ func TestBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rdb.Close()
+	// The restored server leaves that key alone, whenever it purges.
+	if keys, err := rdb.KeysToDestroy(ctx, time.Now().Add(2*openpca.KeyMadeGrace)); err != nil || len(keys) != 0 {
+		t.Errorf("keys the restored server would destroy: %+v, %v", keys, err)
+	}
 	size, err := rdb.LogSize(ctx, ca.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -126,9 +126,17 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 		if err := db.insertKeyUses(ctx, tx, ca.ID, auditlog.Edge{}, []*openpca.KeyUse{csrUse}, [][]byte{csrUse.Record}); err != nil {
 			return err
 		}
-		// The CA holds its key now (RecordKeyMade).
-		if _, err := db.txExec(ctx, tx, `DELETE FROM key_destructions WHERE ca_id = ?`, ca.ID); err != nil {
+		// The CA holds its key now: the record of the key made goes
+		// (RecordKeyMade). A key outside the database whose record a purge
+		// took (KeysToDestroy) is being destroyed: its CA is not stored.
+		res, err := db.txExec(ctx, tx, `DELETE FROM key_destructions WHERE ca_id = ? AND made_at IS NOT NULL`, ca.ID)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 && ca.KeyStore != softwareStore {
+			return openpca.ErrKeyGivenUp
 		}
 		return db.wantCRL(ctx, tx, ca)
 	})
@@ -442,10 +450,17 @@ func (db *DB) RecordKeyMade(ctx context.Context, ca *openpca.CA, at time.Time) e
 	return db.wrap("recording a key made", err)
 }
 
-// KeysToDestroy implements openpca.CAStore.
+// KeysToDestroy implements openpca.CAStore. The records of keys made long
+// enough ago are taken first (made_at cleared), in one statement: a
+// CreateCA that commits after it finds its record gone, and fails, so
+// that the database decides between the two, whatever the servers'
+// clocks say.
 func (db *DB) KeysToDestroy(ctx context.Context, now time.Time) ([]*openpca.CA, error) {
+	if _, err := db.exec(ctx, `UPDATE key_destructions SET made_at = NULL WHERE made_at < ?`, now.Add(-openpca.KeyMadeGrace).UnixMicro()); err != nil {
+		return nil, db.wrap("taking the keys of CAs never stored", err)
+	}
 	rows, err := db.query(ctx, `SELECT ca_id, arn, key_store, key_handle, key_id FROM key_destructions
-		WHERE made_at IS NULL OR made_at < ? ORDER BY ca_id`, now.Add(-openpca.KeyMadeGrace).UnixMicro())
+		WHERE made_at IS NULL ORDER BY ca_id`)
 	if err != nil {
 		return nil, db.wrap("reading the keys to destroy", err)
 	}

@@ -48,6 +48,12 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 - The CAs number their next CRLs past every CRL published since.
 Local buckets (the data folder's s3 folder) are not in the backup: copy them from the old data folder.
 `)
+	if len(sum.KeysNotHeld) > 0 {
+		fmt.Fprintln(stdout, "Keys in a token or KMS were being made, at the backup, for CAs it does not hold. Servers of the old database may have stored those CAs since: this server leaves the keys alone. Destroy each by hand if no server uses it:")
+		for _, k := range sum.KeysNotHeld {
+			fmt.Fprintln(stdout, "  "+k)
+		}
+	}
 	return nil
 }
 

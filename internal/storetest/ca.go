@@ -316,10 +316,36 @@ func testKeysMade(t *testing.T, s openpca.Store) {
 		keys[0].KeyStore != "pkcs11" || keys[0].ARN != orphan.ARN || keys[0].KeyID != orphan.KeyID {
 		t.Fatalf("keys to destroy past the grace: %+v, %v; want the key of %s, never stored, alone", keys, err, orphan.ID)
 	}
+	// A creation that comes after: its key is being destroyed, and its
+	// CA is not stored, whatever the clocks said.
+	if _, err := s.CreateCA(ctx, orphan, openpca.CSRUse(orphan, "tester", "r"), openpca.IdempotencyToken{Now: now}, 10); !errors.Is(err, openpca.ErrKeyGivenUp) {
+		t.Errorf("a CA whose key was taken to be destroyed: %v; want ErrKeyGivenUp", err)
+	}
+	if _, err := s.FindCA(ctx, account, orphan.ID); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a CA whose key was taken to be destroyed was stored: %v", err)
+	}
 	if err := s.KeyDestroyed(ctx, orphan.ID); err != nil {
 		t.Fatal(err)
 	}
 	if keys, err := s.KeysToDestroy(ctx, now.Add(2*openpca.KeyMadeGrace)); err != nil || len(keys) != 0 {
 		t.Errorf("keys to destroy once destroyed: %+v, %v", keys, err)
+	}
+	// A CA with a key outside the database and no record of it made.
+	unrecorded := newCA(account, now)
+	unrecorded.KeyStore = "kms"
+	if _, err := s.CreateCA(ctx, unrecorded, openpca.CSRUse(unrecorded, "tester", "r"), openpca.IdempotencyToken{Now: now}, 10); !errors.Is(err, openpca.ErrKeyGivenUp) {
+		t.Errorf("a CA whose key was never recorded: %v; want ErrKeyGivenUp", err)
+	}
+	// A creation refused (the account's limit) keeps the record.
+	refused := newCA(account, now)
+	refused.KeyStore, refused.KeyHandle = "kms", []byte("handle-refused")
+	if err := s.RecordKeyMade(ctx, refused, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateCA(ctx, refused, openpca.CSRUse(refused, "tester", "r"), openpca.IdempotencyToken{Now: now}, 1); !errors.Is(err, openpca.ErrLimitExceeded) {
+		t.Fatalf("a CA over the limit: %v", err)
+	}
+	if keys, err := s.KeysToDestroy(ctx, now.Add(2*openpca.KeyMadeGrace)); err != nil || len(keys) != 1 || keys[0].ID != refused.ID {
+		t.Errorf("keys to destroy after a refused creation: %+v, %v; want %s's", keys, err, refused.ID)
 	}
 }
