@@ -36,6 +36,28 @@ type caKey struct {
 func (k caKey) Signer(context.Context, *openpca.CA) (crypto.Signer, error) { return k.key, nil }
 func (k caKey) Certificate(*openpca.CA) (*x509.Certificate, error)         { return k.cert, nil }
 
+// newCRLStores opens a SQLite store and a local object store with
+// buckets, in a folder of the test's, which it returns too.
+func newCRLStores(t *testing.T, buckets ...string) (*sqlstore.DB, *localfs.Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "openpca.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	objects, err := localfs.New(filepath.Join(dir, "s3"), "http://pca.example/s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range buckets {
+		if err := os.MkdirAll(filepath.Join(dir, "s3", b), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, objects, dir
+}
+
 // newCRLCA stores an active root CA whose CRLs go to bucket, and returns
 // it with its key and certificate.
 func newCRLCA(t *testing.T, db *sqlstore.DB, bucket string, now time.Time) (*openpca.CA, crypto.Signer, *x509.Certificate) {
@@ -97,21 +119,9 @@ func TestStalledWriterAsksForAnother(t *testing.T) {
 
 func stalledWriter(t *testing.T, answered bool) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "openpca.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, objects, _ := newCRLStores(t, "crls")
 	now := time.Now().UTC().Truncate(time.Second)
 	ca, key, cert := newCRLCA(t, db, "crls", now)
-	objects, err := localfs.New(filepath.Join(dir, "s3"), "http://pca.example/s3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "s3", "crls"), 0o700); err != nil {
-		t.Fatal(err)
-	}
 	job, err := db.ClaimCRL(ctx, "a", now, Lease)
 	if err != nil {
 		t.Fatal(err)
@@ -161,26 +171,11 @@ func (s *slowBucket) Put(ctx context.Context, o openpca.Object, r io.Reader) err
 // TestSlowBucketHoldsBackNoOther: while one CA's bucket takes its time
 // over a CRL, another CA's CRL is published.
 func TestSlowBucketHoldsBackNoOther(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "openpca.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, objects, dir := newCRLStores(t, "slow", "fast")
 	now := time.Now().UTC().Truncate(time.Second)
 	// Of CAs that never had a CRL, the first made is claimed first.
 	slowCA, key, cert := newCRLCA(t, db, "slow", now)
 	fastCA, _, _ := newCRLCA(t, db, "fast", now)
-	objects, err := localfs.New(filepath.Join(dir, "s3"), "http://pca.example/s3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []string{"slow", "fast"} {
-		if err := os.MkdirAll(filepath.Join(dir, "s3", b), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
 	store := &slowBucket{Store: objects, bucket: "slow", release: make(chan struct{})}
 	p := Start(Config{Store: db, Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Owner: "a"})
 	defer p.Close()

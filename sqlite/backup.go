@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/openpca/openpca/internal/sqliteuri"
@@ -332,29 +333,16 @@ func walMode(path string) (bool, error) {
 // removePartials removes what a backup or a restore to path left when a
 // crash cut it short.
 func removePartials(path string) error {
-	names, err := filepath.Glob(filepath.Join(filepath.Dir(path), globEscape(filepath.Base(path))+partialSuffix+"*"))
+	entries, err := os.ReadDir(filepath.Dir(path))
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		if err := os.RemoveAll(name); err != nil {
-			return err
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), filepath.Base(path)+partialSuffix) {
+			if err := os.RemoveAll(filepath.Join(filepath.Dir(path), e.Name())); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
-}
-
-// globEscape escapes a file name's characters that filepath.Match gives a
-// meaning to.
-func globEscape(name string) string {
-	out := make([]byte, 0, len(name))
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; c {
-		case '*', '?', '[', '\\':
-			out = append(out, '\\', c)
-		default:
-			out = append(out, c)
-		}
-	}
-	return string(out)
 }
