@@ -371,6 +371,7 @@ type chunk struct {
 func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk) error {
 	c.rows.reset()
 	c.lines, c.leaves, c.revocations = c.lines[:0], c.leaves[:0], c.revocations[:0]
+	var records recordParser
 	c.err = g.cfg.Store.AuditEntries(ctx, r.CAID, r.LogSize, c.from, c.to, func(e *openpca.AuditEntry) error {
 		var err error
 		if c.lines, err = auditlog.AppendRecordLine(c.lines, e.Record); err != nil {
@@ -389,7 +390,7 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk
 			return nil
 		}
 		var rec openpca.KeyUseRecord
-		if new(recordParser).parse(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseRevoke {
+		if records.parse(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseRevoke {
 			return nil // verify tells which entries are not records
 		}
 		at, err := time.Parse(time.RFC3339Nano, rec.At)
