@@ -82,6 +82,7 @@ func BenchmarkAuditReport(b *testing.B) {
 			defer srv.stop(b)
 			env.Client = testenv.NewClient(srv.url, &http.Transport{})
 			b.ResetTimer()
+			stopAnon := srv.peakAnon()
 			for _, format := range []types.AuditReportResponseFormat{types.AuditReportResponseFormatJson, types.AuditReportResponseFormatCsv} {
 				start := time.Now()
 				out, err := env.Client.CreateCertificateAuthorityAuditReport(context.Background(), &acmpca.CreateCertificateAuthorityAuditReportInput{
@@ -110,6 +111,7 @@ func BenchmarkAuditReport(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(srv.peakRSS(b))/(1<<20), "peak-MiB")
+			b.ReportMetric(float64(stopAnon())/(1<<20), "peak-anon-MiB")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -187,20 +189,58 @@ func (s *benchServer) logs() string {
 
 // peakRSS reads the process's peak resident set size (VmHWM).
 func (s *benchServer) peakRSS(b testing.TB) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	kb, err := s.status("VmHWM")
 	if err != nil {
 		b.Fatal(err)
+	}
+	return kb << 10
+}
+
+// status reads one of the process's /proc status fields, in kB.
+func (s *benchServer) status(field string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 		}
 	}
-	b.Fatal("no VmHWM in /proc status")
-	return 0
+	return 0, fmt.Errorf("no %s in /proc status", field)
+}
+
+// peakAnon samples the process's anonymous resident memory (RssAnon)
+// every 10 ms until stop is called, which returns the largest sample.
+// VmHWM also counts the executable's pages mapped from its file, which
+// the kernel keeps or drops as it likes: a binary the linker has just
+// written is mapped whole, in huge pages, and one read from disk only in
+// part.
+func (s *benchServer) peakAnon() (stop func() int64) {
+	var peak atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if kb, err := s.status("RssAnon"); err == nil && kb<<10 > peak.Load() {
+				peak.Store(kb << 10)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return func() int64 {
+		close(done)
+		wg.Wait()
+		return peak.Load()
+	}
 }
 
 // seed records n issuances of the CA through the store, as many at once
