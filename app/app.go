@@ -566,7 +566,7 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := openAdmin(ctx, cfg)
+	a, err := openAdmin(ctx, cfg, false)
 	if err != nil {
 		rotation.Close()
 		return nil, err
@@ -575,11 +575,13 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	return a, nil
 }
 
-func openAdmin(ctx context.Context, cfg Config) (*Admin, error) {
+// openAdmin opens the data folder of cfg; folderLocked says that the
+// caller holds the folder's lock (lockDataDir) already.
+func openAdmin(ctx context.Context, cfg Config, folderLocked bool) (*Admin, error) {
 	// A rotation's new key beside the master key, with no rotation under
 	// way, is one interrupted, which only a holder of the data folder's
 	// lock (no server runs) may settle.
-	if cfg.MasterKey == "" && fileExists(cfg.MasterKeyFile+pendingSuffix) {
+	if !folderLocked && cfg.MasterKey == "" && fileExists(cfg.MasterKeyFile+pendingSuffix) {
 		lock, err := lockDataDir(cfg.DataDir)
 		if err != nil {
 			return nil, fmt.Errorf("a master key rotation is under way on %s: run this again once it ends (%w)", cfg.DataDir, err)

@@ -66,7 +66,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time) (*Admi
 		rotation.Close()
 		return nil, sum, err
 	}
-	a, err := openAdmin(ctx, cfg)
+	a, err := openAdmin(ctx, cfg, true)
 	if err != nil {
 		rotation.Close()
 		for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
@@ -162,6 +163,47 @@ func TestInterruptedMasterKeyRotation(t *testing.T) {
 			f.works(t)
 			if got := readFile(t, f.master); got != next+"\n" {
 				t.Errorf("the master key file holds %q, want the new key", got)
+			}
+		})
+	}
+}
+
+// TestRestoreSettlesInterruptedRotation restores a backup into a folder
+// that kept the master key files of an interrupted rotation (the new
+// key's file beside the old): the restore settles the rotation on the key
+// the backup is sealed with, rather than failing on its own lock.
+func TestRestoreSettlesInterruptedRotation(t *testing.T) {
+	env := testenv.Start(t)
+	backup := filepath.Join(t.TempDir(), "openpca.backup")
+	a, _, err := app.Backup(context.Background(), env.Config, backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	key := readFile(t, filepath.Join(env.Config.DataDir, "master.key"))
+	other, _ := app.NewMasterKey()
+	for _, tc := range []struct {
+		name, master, pending string
+	}{
+		{"before the database was resealed", key, other + "\n"},
+		{"after the database was resealed", other + "\n", key},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := env.Config
+			cfg.DataDir = t.TempDir()
+			cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+			os.WriteFile(cfg.MasterKeyFile, []byte(tc.master), 0o600)
+			os.WriteFile(cfg.MasterKeyFile+".new", []byte(tc.pending), 0o600)
+			a, _, err := app.Restore(context.Background(), cfg, backup, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Close()
+			if got := readFile(t, cfg.MasterKeyFile); got != key {
+				t.Errorf("the master key file holds %q, want the backup's key", got)
+			}
+			if _, err := os.Stat(cfg.MasterKeyFile + ".new"); !os.IsNotExist(err) {
+				t.Errorf("the new key's file is still there: %v", err)
 			}
 		})
 	}
