@@ -2,10 +2,13 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -149,6 +152,101 @@ func TestLocalCRLsFollowNoLink(t *testing.T) {
 	}
 	if status, _, body := testenv.Get(t, env.URL+"/s3/crls/crl/key.crl", false); status != 404 {
 		t.Errorf("a link to the master key: %d %q", status, body)
+	}
+}
+
+// FuzzLocalCRLs sends the local buckets' CRL endpoint, which anyone can
+// reach, any path and Range: it serves the one CRL file there is, whole or
+// in part, and nothing else (not the audit report beside it, not a link
+// to the master key), and never fails.
+func FuzzLocalCRLs(f *testing.F) {
+	env := testenv.Start(f)
+	const crl = "not really a CRL"
+	bucket := filepath.Join(env.Config.DataDir, "s3", "crls")
+	for name, content := range map[string]string{"crl/real.crl": crl, "audit-report/r.json": "a report", "audit-report/r.json.crl.proof": "a proof"} {
+		os.MkdirAll(filepath.Join(bucket, filepath.Dir(name)), 0o700)
+		if err := os.WriteFile(filepath.Join(bucket, name), []byte(content), 0o600); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(env.Config.DataDir, "master.key"), filepath.Join(bucket, "crl", "key.crl")); err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []struct{ path, ranges string }{
+		{"crls/crl/real.crl", ""},
+		{"crls/crl/real.crl", "bytes=0-3,5-7"},
+		{"crls/crl/key.crl", ""},
+		{"crls/audit-report/r.json", ""},
+		{"crls/crl/../audit-report/r.json", ""},
+		{"crls/audit-report/r.json.crl.proof", ""},
+		{"crls/crl%2F..%2F..%2Fmaster.key.crl", "bytes=-1"},
+		{"..%2F..%2Fmaster.key", ""},
+	} {
+		f.Add(seed.path, seed.ranges)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	f.Fuzz(func(t *testing.T, path, ranges string) {
+		req, err := http.NewRequest(http.MethodGet, env.URL+"/s3/"+path, nil)
+		if err != nil {
+			return // not a request a client could send
+		}
+		req.Header.Set("Range", ranges)
+		res, err := client.Do(req)
+		if err != nil {
+			res, err := client.Get(env.URL + "/healthz")
+			if err != nil {
+				t.Fatalf("the server is gone after GET /s3/%s: %v", path, err)
+			}
+			res.Body.Close()
+			return
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch res.StatusCode {
+		case http.StatusOK:
+			if string(body) != crl {
+				t.Fatalf("GET /s3/%s served %q", path, body)
+			}
+		case http.StatusPartialContent:
+			for _, part := range ranged(t, res, body) {
+				if !strings.Contains(crl, part) {
+					t.Fatalf("GET /s3/%s with Range %q served %q", path, ranges, part)
+				}
+			}
+		case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusBadRequest,
+			http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestedRangeNotSatisfiable:
+		default:
+			t.Fatalf("GET /s3/%s: status %d", path, res.StatusCode)
+		}
+	})
+}
+
+// ranged returns the parts of a 206 answer's body: the body, or the
+// parts of a multipart/byteranges one.
+func ranged(t *testing.T, res *http.Response, body []byte) []string {
+	t.Helper()
+	media, params, err := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	if err != nil || media != "multipart/byteranges" {
+		return []string{string(body)}
+	}
+	var parts []string
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return parts
+		}
+		if err != nil {
+			t.Fatalf("a multipart answer: %v", err)
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatalf("a multipart answer: %v", err)
+		}
+		parts = append(parts, string(b))
 	}
 }
 
