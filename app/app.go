@@ -32,6 +32,7 @@ import (
 	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/connlimit"
 	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/crl"
 	"github.com/openpca/openpca/localfs"
@@ -509,6 +510,8 @@ func (a *App) Serve(l net.Listener) error {
 		l.Close()
 		return err
 	}
+	l = connlimit.Listen(l, connlimit.Limits{Total: a.cfg.MaxConnections, PerNetwork: a.cfg.MaxConnectionsPerNetwork,
+		Exempt: a.cfg.TrustedProxies.Trusts, Logger: a.logger})
 	scheme := "http"
 	if tc != nil {
 		l, scheme = tls.NewListener(l, tc), "https"

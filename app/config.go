@@ -60,6 +60,11 @@ type Config struct {
 	// X-Forwarded-For it believes: for aws:SourceIp and the limits of an
 	// address.
 	TrustedProxies clientaddr.Proxies
+	// MaxConnections bounds the API's connections open at once, and
+	// MaxConnectionsPerNetwork those from one address (an IPv6 /64),
+	// trusted proxies' apart; 0: no bound.
+	MaxConnections           int
+	MaxConnectionsPerNetwork int
 	// ObjectStore is where audit reports and CRLs go: "local" (folders
 	// under <data-dir>/s3) or "s3"; "" means "s3" if S3Endpoint, an
 	// S3-compatible server, is set, else "local".
@@ -170,25 +175,39 @@ const (
 // flags: everything in the data folder, SQLite and local buckets.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:             DefaultDataDir,
-		Listen:              DefaultListen,
-		Region:              DefaultRegion,
-		AccountID:           DefaultAccountID,
-		MaxCAsPerAccount:    authority.DefaultMaxCAsPerAccount,
-		OCSPUnknownRate:     authority.DefaultOCSPUnknownRate,
-		OCSPUnknownBudget:   authority.DefaultOCSPUnknownBudget,
-		AuditReportInterval: authority.DefaultAuditReportInterval,
-		AuditReportLease:    audit.DefaultLease,
-		ReportWorkers:       DefaultReportWorkers,
-		ReportWitnessWait:   DefaultReportWitnessWait,
-		ConsoleSearchTime:   console.DefaultSearchTime,
-		KeyStore:            seal.SoftwareStore,
-		AuditKeyStore:       seal.SoftwareStore,
+		DataDir:                  DefaultDataDir,
+		Listen:                   DefaultListen,
+		Region:                   DefaultRegion,
+		AccountID:                DefaultAccountID,
+		MaxCAsPerAccount:         authority.DefaultMaxCAsPerAccount,
+		OCSPUnknownRate:          authority.DefaultOCSPUnknownRate,
+		OCSPUnknownBudget:        authority.DefaultOCSPUnknownBudget,
+		AuditReportInterval:      authority.DefaultAuditReportInterval,
+		AuditReportLease:         audit.DefaultLease,
+		ReportWorkers:            DefaultReportWorkers,
+		ReportWitnessWait:        DefaultReportWitnessWait,
+		ConsoleSearchTime:        console.DefaultSearchTime,
+		MaxConnections:           DefaultMaxConnections,
+		MaxConnectionsPerNetwork: DefaultMaxConnectionsPerNetwork,
+		KeyStore:                 seal.SoftwareStore,
+		AuditKeyStore:            seal.SoftwareStore,
 	}
 }
 
 // region is what a region in an ARN may be.
 var region = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]+$`)
+
+// Default bounds of the API's connections. Before a request is read
+// whole, nothing tells an outsider's connection from a client's, and each
+// can hold a request's headers (up to 16 KiB) and a goroutine:
+// 8,000 connections, each sending 15 KiB of headers slowly, took 570 MB
+// of a server here. Bounded, they take at most about 280 MB in all, and
+// 18 MB from any one address. A client's SDK keeps a few connections, a
+// load test from one machine a few dozen.
+const (
+	DefaultMaxConnections           = 4096
+	DefaultMaxConnectionsPerNetwork = 256
+)
 
 // MaxReportWorkers bounds --report-workers: each worker holds a report's
 // buffers and polls the store.
@@ -216,6 +235,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--report-workers must be from 0 to %d, not %d", MaxReportWorkers, cfg.ReportWorkers)
 	case cfg.ConsoleSearchTime < 0:
 		return fmt.Errorf("--console-search-time must not be negative")
+	case cfg.MaxConnections < 0 || cfg.MaxConnectionsPerNetwork < 0:
+		return fmt.Errorf("--max-connections and --max-connections-per-network must be 0 (no bound) or positive")
 	case !(cfg.AccountRequestRate >= 0) || math.IsInf(cfg.AccountRequestRate, 0):
 		return fmt.Errorf("--account-request-rate must be 0 (no bound) or a positive number, not %g", cfg.AccountRequestRate)
 	case cfg.MaxCAsPerAccount <= 0 || cfg.OCSPUnknownBudget <= 0 || cfg.OCSPUnknownRate <= 0:

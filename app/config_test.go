@@ -29,7 +29,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"defaults", func(*app.Config) {}, "", func(c *app.Config) bool {
 			return c.ObjectStore == "local" && c.PublicURL == "http://"+app.DefaultListen && c.MasterKeyFile == filepath.Join(app.DefaultDataDir, "master.key") &&
-				c.ReportWorkers == app.DefaultReportWorkers && c.Logger != nil && c.Stdout != nil
+				c.ReportWorkers == app.DefaultReportWorkers && c.Logger != nil && c.Stdout != nil &&
+				c.MaxConnections == app.DefaultMaxConnections && c.MaxConnectionsPerNetwork == app.DefaultMaxConnectionsPerNetwork
 		}},
 		{"an S3 endpoint means s3", func(c *app.Config) { c.S3Endpoint = "http://127.0.0.1:9000" }, "", func(c *app.Config) bool { return c.ObjectStore == "s3" }},
 		{"TLS means an https public URL", func(c *app.Config) { c.TLSSelfSigned, c.Listen = true, "0.0.0.0:8443" }, "",
@@ -58,6 +59,8 @@ func TestConfigValidate(t *testing.T) {
 		{"a KMS key policy too long", func(c *app.Config) { c.KeyStore, c.KMSKeyPolicy = "kms", `{"x":"`+strings.Repeat("a", 32768)+`"}` }, "--kms-key-policy", nil},
 		{"a request rate per account", func(c *app.Config) { c.AccountRequestRate = 25 }, "", func(c *app.Config) bool { return c.AccountRequestRate == 25 }},
 		{"a negative request rate", func(c *app.Config) { c.AccountRequestRate = -1 }, "--account-request-rate", nil},
+		{"no connection bounds", func(c *app.Config) { c.MaxConnections, c.MaxConnectionsPerNetwork = 0, 0 }, "", func(c *app.Config) bool { return c.MaxConnections == 0 }},
+		{"negative connection bounds", func(c *app.Config) { c.MaxConnectionsPerNetwork = -1 }, "--max-connections", nil},
 		{"a request rate that is no number", func(c *app.Config) { c.AccountRequestRate = math.NaN() }, "--account-request-rate", nil},
 		{"an infinite request rate", func(c *app.Config) { c.AccountRequestRate = math.Inf(1) }, "--account-request-rate", nil},
 		{"witnesses, the quorum all of them by default", func(c *app.Config) {

@@ -54,7 +54,8 @@ func Parse(list string) (Proxies, error) {
 	return p, nil
 }
 
-func (p Proxies) trusted(addr netip.Addr) bool {
+// Trusts reports whether addr is a trusted proxy's.
+func (p Proxies) Trusts(addr netip.Addr) bool {
 	for _, prefix := range p {
 		if prefix.Contains(addr) {
 			return true
@@ -95,7 +96,7 @@ func (p Proxies) walk(r *http.Request) (client, nearest netip.Addr) {
 		return netip.Addr{}, netip.Addr{}
 	}
 	addr := ap.Addr().Unmap()
-	if !p.trusted(addr) {
+	if !p.Trusts(addr) {
 		return addr, addr
 	}
 	// From the right: the last proxy's word first.
@@ -114,7 +115,7 @@ func (p Proxies) walk(r *http.Request) (client, nearest netip.Addr) {
 				return netip.Addr{}, addr // no more to believe
 			}
 			addr = next
-			if !p.trusted(addr) {
+			if !p.Trusts(addr) {
 				return addr, addr
 			}
 			if cut < 0 {

@@ -64,9 +64,12 @@ const (
 	writeTimeout      = 2 * time.Minute
 	idleTimeout       = 2 * time.Minute
 	// maxHeaderBytes bounds a request's line and headers: a signed
-	// request's are about 2 KiB, and Go's default of 1 MiB would let each
-	// of an outsider's connections hold a megabyte.
-	maxHeaderBytes = 64 << 10
+	// request's are about 2 KiB (a session token's add up to 4 KiB), a
+	// browser's with its cookies a few. Go's default of 1 MiB would let
+	// each of an outsider's connections hold a megabyte; 64 KiB let 8,000
+	// slow ones take 2.3 GB of a server here, 16 KiB 570 MB (and the
+	// connections are bounded too: app.DefaultMaxConnections).
+	maxHeaderBytes = 16 << 10
 	// readyTimeout bounds the readiness check: a store that hangs is not
 	// ready either.
 	readyTimeout = 5 * time.Second

@@ -3,14 +3,20 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+
+	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -87,5 +93,59 @@ func TestFloodMemory(t *testing.T) {
 		if added > f.limit {
 			t.Errorf("%s: the flood added %d MiB to the server's peak memory, more than %d MiB", f.name, added, f.limit)
 		}
+	}
+}
+
+// TestSlowConnections opens 2,000 connections to a running server from one
+// address, each sending most of the headers a request may have and then
+// nothing more, as an outsider holding the server's memory would: the
+// server closes those past the bound of one address, keeps its memory,
+// and still answers a client at another address.
+func TestSlowConnections(t *testing.T) {
+	srv := startServer(t, t.TempDir(), nil)
+	defer srv.stop(t)
+	host := strings.TrimPrefix(srv.url, "http://")
+	before := srv.peakRSS(t)
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	head := "POST / HTTP/1.1\r\nHost: " + host + "\r\nX-Padding: " + strings.Repeat("a", 15<<10)
+	const n = 2000
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := dialer.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		c.Write([]byte(head)) // fails once the server has closed it
+	}
+	// A connection the server closed reads its end at once; one it keeps
+	// waits out the deadline.
+	var closed atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() {
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				closed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if want := int64(n - app.DefaultMaxConnectionsPerNetwork); closed.Load() < want {
+		t.Errorf("the server closed %d of %d connections from one address, want %d", closed.Load(), n, want)
+	}
+	client := testenv.NewClient(srv.url, &http.Transport{})
+	if _, err := client.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
+		t.Errorf("a client at another address, meanwhile: %v", err)
+	}
+	added := (srv.peakRSS(t) - before) >> 20
+	t.Logf("%d slow connections: %d closed at once, +%d MiB of peak memory", n, closed.Load(), added)
+	if added > 32 {
+		t.Errorf("the slow connections added %d MiB to the server's peak memory, more than 32 MiB", added)
 	}
 }

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/net/netutil"
 
+	"github.com/openpca/openpca/connlimit"
 	"github.com/openpca/openpca/seal"
 	"github.com/openpca/openpca/witness"
 )
@@ -101,6 +101,9 @@ func witnessCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 const (
 	witnessMaxHeader = 8 << 10
 	witnessMaxConns  = 1024
+	// A server sends one request at a time; a network past this many is
+	// holding the slots of others.
+	witnessMaxConnsPerNetwork = 32
 )
 
 // witnessKeyFile holds the witness's private key in its folder.
@@ -142,12 +145,12 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	// Anyone can reach a witness: each connection's memory is bounded (an
 	// add-checkpoint request needs no header of size, and its body is
 	// 64 KiB at most) and so is their number, so that slow clients take
-	// at most about 80 MiB. A server sends one request a round, so a
-	// connection idle for 5 seconds is let go: idle ones cannot hold the
-	// slots for long.
+	// at most about 80 MiB, and 2.5 MiB from one network. A server sends
+	// one request a round, so a connection idle for 5 seconds is let go:
+	// idle ones cannot hold the slots for long.
 	srv := &http.Server{Handler: w, MaxHeaderBytes: witnessMaxHeader, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 5 * time.Second}
-	l = netutil.LimitListener(l, witnessMaxConns)
+	l = connlimit.Listen(l, connlimit.Limits{Total: witnessMaxConns, PerNetwork: witnessMaxConnsPerNetwork, Logger: logger})
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

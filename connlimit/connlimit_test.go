@@ -1,0 +1,152 @@
+package connlimit
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serve listens on 127.0.0.1 with lim and hands over the connections it
+// accepts.
+func serve(t *testing.T, lim Limits) (addr string, accepted chan net.Conn) {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(raw, lim)
+	t.Cleanup(func() { l.Close() })
+	accepted = make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	return raw.Addr().String(), accepted
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedByServer reports whether the server closed c: a read ends at once
+// with EOF (or a reset), rather than waiting for data.
+func closedByServer(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// open reports whether c is still open: a read waits for data.
+func open(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err := c.Read(make([]byte, 1))
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// TestPerNetwork: a network's connections past its bound are closed at
+// once; one closed makes room for another; an exempt address (a proxy's)
+// has no bound.
+func TestPerNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		exempt bool
+	}{{"bounded", false}, {"exempt", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := Limits{PerNetwork: 2}
+			if tc.exempt {
+				lim.Exempt = func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.1") }
+			}
+			addr, accepted := serve(t, lim)
+			first, second, third := dial(t, addr), dial(t, addr), dial(t, addr)
+			held := <-accepted
+			<-accepted
+			if !open(first) || !open(second) {
+				t.Fatal("a connection within the bound was closed")
+			}
+			if tc.exempt {
+				<-accepted
+				if !open(third) {
+					t.Fatal("a connection from an exempt address past the bound was closed")
+				}
+				return
+			}
+			if !closedByServer(third) {
+				t.Fatal("a connection past the bound stayed open")
+			}
+			held.Close()
+			fourth := dial(t, addr)
+			<-accepted
+			if !open(fourth) {
+				t.Fatal("a connection within the bound, once another closed, was closed")
+			}
+		})
+	}
+}
+
+// TestTotal: past the total, the listener accepts no connection until
+// one of those open closes.
+func TestTotal(t *testing.T) {
+	addr, accepted := serve(t, Limits{Total: 2})
+	dial(t, addr)
+	dial(t, addr)
+	first := <-accepted
+	<-accepted
+	third := dial(t, addr)
+	select {
+	case <-accepted:
+		t.Fatal("a connection past the total was accepted")
+	case <-time.After(100 * time.Millisecond):
+	}
+	first.Close()
+	select {
+	case c := <-accepted:
+		c.Write([]byte("x"))
+		third.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(third, make([]byte, 1)); err != nil {
+			t.Fatalf("the waiting connection, accepted: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a connection closed made no room")
+	}
+}
+
+// TestNetworks: IPv4 addresses count alone (mapped into IPv6 or not),
+// IPv6 ones by /64.
+func TestNetworks(t *testing.T) {
+	l := Listen(nil, Limits{PerNetwork: 1}).(*listener)
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"192.0.2.1", true},
+		{"::ffff:192.0.2.1", false},
+		{"192.0.2.2", true},
+		{"2001:db8::1", true},
+		{"2001:db8::ffff:1", false},
+		{"2001:db8:0:1::1", true},
+		{"fe80::1%eth0", true},
+		{"fe80::2%eth1", false},
+	} {
+		ip, zone, _ := strings.Cut(tc.addr, "%")
+		_, ok := l.admit(&net.TCPAddr{IP: net.ParseIP(ip), Zone: zone})
+		if ok != tc.ok {
+			t.Errorf("%s: admitted %v, want %v", tc.addr, ok, tc.ok)
+		}
+	}
+}
