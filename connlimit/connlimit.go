@@ -6,6 +6,7 @@
 package connlimit
 
 import (
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -129,6 +130,19 @@ type conn struct {
 	network netip.Prefix // the network counted; invalid for none
 	once    sync.Once
 }
+
+// CloseWrite and ReadFrom pass on what a TCP connection does: net/http
+// shuts a connection's writing before it closes it, so that a client
+// still sending a body the server refused reads the answer rather than a
+// reset, and serves files with sendfile.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *conn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) }
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()

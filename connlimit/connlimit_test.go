@@ -150,3 +150,28 @@ func TestNetworks(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseWrite: a connection shuts its writing as a TCP connection
+// does, which net/http needs to answer a request whose body it refused
+// without the client seeing a reset, and keeps reading.
+func TestCloseWrite(t *testing.T) {
+	addr, accepted := serve(t, Limits{Total: 4, PerNetwork: 2})
+	client := dial(t, addr)
+	c := <-accepted
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("the connection cannot shut its writing")
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the client read %v, want the end of the server's writing", err)
+	}
+	client.Write([]byte("x"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatalf("the server, after shutting its writing, read: %v", err)
+	}
+}
