@@ -490,11 +490,31 @@ func TestChainConstraints(t *testing.T) {
 			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
 		return err
 	}
-	testenv.WantError(t, named("bank.example"), "InvalidArgsException")
-	for _, cn := range []string{"app.CORP.example", "Payments Service"} {
+	// So is each of several common names (Go reads the last, OpenSSL
+	// every one), a wildcard one (which curl and Python's ssl match), and
+	// one with an underscore (which OpenSSL takes for a host name).
+	for _, cn := range []string{"bank.example", "bank.example.", "*.bank.example", "*.example", "w*.example", "a_b.bank.example"} {
+		testenv.WantError(t, named(cn), "InvalidArgsException")
+	}
+	for _, cn := range []string{"app.CORP.example", "Payments Service", "*.corp.example", "a_b.corp.example"} {
 		if err := named(cn); err != nil {
 			t.Errorf("the common name %q: %v", cn, err)
 		}
+	}
+	twice := func(names ...string) error {
+		var subject pkix.Name
+		for _, n := range names {
+			subject.ExtraNames = append(subject.ExtraNames, pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: n})
+		}
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
+			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: subject}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+		return err
+	}
+	testenv.WantError(t, twice("bank.example", "app.corp.example"), "InvalidArgsException")
+	testenv.WantError(t, twice("app.corp.example", "bank.example"), "InvalidArgsException")
+	if err := twice("app.corp.example", "Payments Service"); err != nil {
+		t.Errorf("two common names, one a host name the chain permits: %v", err)
 	}
 	// A CA whose subject has an email address the chain does not permit
 	// is not imported.

@@ -249,41 +249,99 @@ func inMailboxes(email, constraint string) bool {
 }
 
 // checkCommonName checks, as OpenSSL does and Go's verifier does not, the
-// common name of a certificate without DNS names in its subject
-// alternative names, if it reads as a host name, against the DNS name
+// common names of a certificate without DNS names in its subject
+// alternative names, each that reads as a host name, against the DNS name
 // constraints of the path: a verifier that still takes a host name from
-// the common name would take this one.
+// the common name would take these. Every common name counts (Go's
+// Subject.CommonName is the last; OpenSSL matches each), and so does a
+// wildcard one, which OpenSSL's constraint check skips and its host name
+// check (curl's, Python's) matches.
 func checkCommonName(cert *x509.Certificate, path []*x509.Certificate) error {
-	cn := cert.Subject.CommonName
-	if len(cert.DNSNames) > 0 || !hostName(cn) {
+	if len(cert.DNSNames) > 0 {
 		return nil
 	}
-	for _, c := range path {
-		if len(c.PermittedDNSDomains) > 0 && !slices.ContainsFunc(c.PermittedDNSDomains, func(d string) bool { return inDomain(cn, d) }) {
-			return fmt.Errorf("the common name %q, a host name, is not in a domain that %s permits", cn, c.Subject)
+	for _, a := range cert.Subject.Names {
+		cn, ok := a.Value.(string)
+		if !a.Type.Equal(oidCommonName) || !ok {
+			continue
 		}
-		if slices.ContainsFunc(c.ExcludedDNSDomains, func(d string) bool { return inDomain(cn, d) }) {
-			return fmt.Errorf("the common name %q, a host name, is in a domain that %s excludes", cn, c.Subject)
+		host, wildcard := hostPattern(cn)
+		if host == "" {
+			continue
+		}
+		for _, c := range path {
+			if len(c.PermittedDNSDomains) > 0 && !slices.ContainsFunc(c.PermittedDNSDomains, func(d string) bool { return domainHolds(host, wildcard, d) }) {
+				return fmt.Errorf("the common name %q, a host name, is not in a domain that %s permits", cn, c.Subject)
+			}
+			if slices.ContainsFunc(c.ExcludedDNSDomains, func(d string) bool { return domainTouches(host, wildcard, d) }) {
+				return fmt.Errorf("the common name %q, a host name, is in a domain that %s excludes", cn, c.Subject)
+			}
 		}
 	}
 	return nil
 }
 
-// hostName reports whether s reads as a DNS host name, as OpenSSL takes
-// a common name to: labels of letters, digits and hyphens, at least two.
-func hostName(s string) bool {
-	labels := strings.Split(s, ".")
-	if len(labels) < 2 {
-		return false
-	}
-	for _, l := range labels {
-		if l == "" || l[0] == '-' || l[len(l)-1] == '-' || strings.ContainsFunc(l, func(r rune) bool {
-			return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-')
-		}) {
-			return false
+// oidCommonName is the commonName attribute of a subject.
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+// hostPattern reads a common name as a host name, as OpenSSL matches it:
+// the name (less one final dot), or for a wildcard one ("*.example.com",
+// "w*.example.com") the domain its first label stands in front of, with
+// wildcard true. It returns "" for a common name that is not a host name.
+func hostPattern(cn string) (host string, wildcard bool) {
+	cn = strings.TrimSuffix(cn, ".")
+	first, rest, ok := strings.Cut(cn, ".")
+	if ok && strings.Contains(first, "*") {
+		if hostLabel(strings.ReplaceAll(first, "*", "x")) && allLabels(rest) {
+			return rest, true
 		}
+		return "", false
 	}
-	return true
+	if hostName(cn) {
+		return cn, false
+	}
+	return "", false
+}
+
+// domainHolds reports whether a DNS name constraint permits a host name,
+// or for a wildcard every name one label under it.
+func domainHolds(host string, wildcard bool, domain string) bool {
+	if wildcard {
+		return inDomain(host, strings.TrimPrefix(domain, "."))
+	}
+	return inDomain(host, domain)
+}
+
+// domainTouches reports whether a DNS name constraint excludes a host
+// name, or for a wildcard any name one label under it.
+func domainTouches(host string, wildcard bool, domain string) bool {
+	if !wildcard {
+		return inDomain(host, domain)
+	}
+	if inDomain(host, strings.TrimPrefix(domain, ".")) {
+		return true
+	}
+	label, under, ok := strings.Cut(domain, ".")
+	return ok && label != "" && strings.EqualFold(under, host)
+}
+
+// hostName reports whether s reads as a DNS host name, as OpenSSL takes
+// a common name to: at least two labels.
+func hostName(s string) bool {
+	return strings.Contains(s, ".") && allLabels(s)
+}
+
+// allLabels reports whether every dot-separated label of s is a host
+// name's: letters, digits, hyphens (not first or last) and underscores,
+// which OpenSSL takes too.
+func allLabels(s string) bool {
+	return !slices.ContainsFunc(strings.Split(s, "."), func(l string) bool { return !hostLabel(l) })
+}
+
+func hostLabel(l string) bool {
+	return l != "" && l[0] != '-' && l[len(l)-1] != '-' && !strings.ContainsFunc(l, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_')
+	})
 }
 
 // inDomain reports whether name is within a DNS name constraint (RFC
