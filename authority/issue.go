@@ -231,8 +231,24 @@ func (s *Service) validity(ca *openpca.CA, parent *x509.Certificate, in *openpca
 		return nb, na, openpca.Errorf(openpca.CodeValidation, "The certificate validity specified exceeds the certificate authority validity: it would end at %s, after %s ends at %s.",
 			na.Format(time.RFC3339), ca.ARN, parent.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if ca.UsageMode == openpca.CertificateAuthorityUsageModeShortLivedCertificate && na.Sub(issued) > shortLivedMaxValidity {
-		return nb, na, openpca.Errorf(openpca.CodeValidation, "%s issues short-lived certificates only: their validity is at most 7 days.", ca.ARN)
+	// Our own rule (AWS documents none): a start asked for before the CA's
+	// own makes a certificate a verifier of the whole path at that time
+	// refuses, and one checked alone (a signature on code or a document)
+	// seem older than its CA. The default start, an hour back, may be.
+	if parent != nil && in.ValidityNotBefore != nil && nb.Before(parent.NotBefore) {
+		return nb, na, openpca.Errorf(openpca.CodeValidation, "ValidityNotBefore %s is before the certificate of %s is valid, from %s.",
+			nb.Format(time.RFC3339), ca.ARN, parent.NotBefore.UTC().Format(time.RFC3339))
+	}
+	// A root CA's own certificate (no parent yet) is not held to its
+	// mode: AWS performs no validity checks on root CA certificates.
+	if ca.UsageMode == openpca.CertificateAuthorityUsageModeShortLivedCertificate && parent != nil {
+		if na.Sub(issued) > shortLivedMaxValidity {
+			return nb, na, openpca.Errorf(openpca.CodeValidation, "%s issues short-lived certificates only: their validity is at most 7 days.", ca.ARN)
+		}
+		// Nor may a start further back than the default stretch one.
+		if nb.Before(issued.Add(-time.Hour)) {
+			return nb, na, openpca.Errorf(openpca.CodeValidation, "%s issues short-lived certificates only: ValidityNotBefore may be at most an hour before issuance.", ca.ARN)
+		}
 	}
 	return nb, na, nil
 }

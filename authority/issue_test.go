@@ -280,6 +280,8 @@ func TestValidity(t *testing.T) {
 		{"end date GeneralizedTime", types.Validity{Type: types.ValidityPeriodTypeEndDate, Value: aws.Int64(endDate(abs, "20060102150405"))}, nil, abs, now.Add(-time.Hour)},
 		{"not before", types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(10)},
 			&types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(now.Add(48 * time.Hour).Unix())}, now.AddDate(0, 0, 10), now.Add(48 * time.Hour)},
+		{"not before, as the CA", types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(10)},
+			&types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(root.NotBefore.Unix())}, now.AddDate(0, 0, 10), root.NotBefore},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,12 +306,55 @@ func TestValidity(t *testing.T) {
 		{"relative not before", types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}, &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}, "InvalidArgsException"},
 		{"not before after the end", types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
 			&types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(now.AddDate(0, 0, 2).Unix())}, "InvalidArgsException"},
+		{"not before the CA", types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+			&types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(root.NotBefore.Add(-time.Second).Unix())}, "ValidationException"},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr,
 				SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &tt.validity, ValidityNotBefore: tt.notBefore})
 			testenv.WantError(t, err, tt.code)
+		})
+	}
+}
+
+// TestShortLivedValidity: a CA in SHORT_LIVED_CERTIFICATE mode issues
+// certificates valid for at most 7 days from issuance, and starting at
+// most the default hour before it.
+func TestShortLivedValidity(t *testing.T) {
+	env := testenv.Start(t)
+	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Short-Lived Root"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot, UsageMode: types.CertificateAuthorityUsageModeShortLivedCertificate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := *out.CertificateAuthorityArn
+	env.ActivateRoot(t, ca)
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "short"}}).CSRPEM
+	now := env.Clock.Now().Truncate(time.Second)
+	at := func(d time.Duration) *types.Validity {
+		return &types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(now.Add(d).Unix())}
+	}
+	for _, tc := range []struct {
+		name            string
+		notAfter, start *types.Validity
+		code            string
+	}{
+		{"7 days", &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(7)}, nil, ""},
+		{"8 days", &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(8)}, nil, "ValidationException"},
+		{"from half an hour back", at(24 * time.Hour), at(-30 * time.Minute), ""},
+		{"from two hours back", at(24 * time.Hour), at(-2 * time.Hour), "ValidationException"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: csr,
+				SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: tc.notAfter, ValidityNotBefore: tc.start})
+			if tc.code == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tc.code != "" {
+				testenv.WantError(t, err, tc.code)
+			}
 		})
 	}
 }
