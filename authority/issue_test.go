@@ -159,9 +159,13 @@ func TestEveryTemplate(t *testing.T) {
 	rootARN, root := env.NewActiveRoot(t, "Template Root")
 	rootCSR, _ := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &rootARN})
 	csrExt := pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: []byte{0x05, 0x00}}
+	// The superseded forms of basic constraints (cA TRUE) and of the
+	// subject alternative names, which Windows still reads, are dropped.
+	superseded := []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 10}, Critical: true, Value: []byte{0x30, 0x03, 0x01, 0x01, 0xff}},
+		{Id: asn1.ObjectIdentifier{2, 5, 29, 7}, Value: []byte{0x30, 0x0a, 0x82, 0x08, 'e', 'v', 'i', 'l', '.', 'c', 'o', 'm'}}}
 	leafCSR := testenv.NewLeaf(t, &x509.CertificateRequest{
 		Subject: pkix.Name{CommonName: "from-csr", Organization: []string{"CSR Org"}}, DNSNames: []string{"csr.example"},
-		ExtraExtensions: []pkix.Extension{csrExt},
+		ExtraExtensions: append([]pkix.Extension{csrExt}, superseded...),
 	}).CSRPEM
 	api := &types.ApiPassthrough{
 		Subject: &types.ASN1Subject{CommonName: aws.String("from-api")},
@@ -169,8 +173,9 @@ func TestEveryTemplate(t *testing.T) {
 			SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("api.example")}},
 			KeyUsage:                &types.KeyUsage{DigitalSignature: true, NonRepudiation: true},
 			ExtendedKeyUsage:        []types.ExtendedKeyUsage{{ExtendedKeyUsageType: types.ExtendedKeyUsageTypeEmailProtection}},
-			CustomExtensions:        []types.CustomExtension{{ObjectIdentifier: aws.String("1.3.6.1.4.1.99999.2"), Value: aws.String("BQA="), Critical: aws.Bool(false)}},
-			CertificatePolicies:     []types.PolicyInformation{{CertPolicyId: aws.String("2.23.140.1.2.1")}},
+			CustomExtensions: []types.CustomExtension{{ObjectIdentifier: aws.String("1.3.6.1.4.1.99999.2"), Value: aws.String("BQA="), Critical: aws.Bool(false)},
+				{ObjectIdentifier: aws.String("2.5.29.10"), Value: aws.String("MAMBAf8="), Critical: aws.Bool(true)}},
+			CertificatePolicies: []types.PolicyInformation{{CertPolicyId: aws.String("2.23.140.1.2.1")}},
 		},
 	}
 	arns := template.ARNs()
@@ -190,6 +195,11 @@ func TestEveryTemplate(t *testing.T) {
 			})
 			c, _ := env.Certificate(t, rootARN, certARN)
 
+			for _, e := range superseded {
+				if ext(c, e.Id.String()) != nil {
+					t.Errorf("the superseded extension %s was passed through", e.Id)
+				}
+			}
 			if c.IsCA != tmpl.CA || !c.BasicConstraintsValid || criticalExt(c, "2.5.29.19") != tmpl.BCCritical {
 				t.Errorf("basic constraints: CA %v critical %v", c.IsCA, criticalExt(c, "2.5.29.19"))
 			}

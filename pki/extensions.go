@@ -23,6 +23,14 @@ var (
 	oidCPS                    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 2, 1}
 )
 
+// SupersededExtensions are the forms of X.509's 1993 drafts of extensions
+// that templates set or that a CA checks: the authority key identifier
+// (2.5.29.1), certificate policies (2.5.29.3), subject and issuer
+// alternative names (2.5.29.7, 2.5.29.8) and basic constraints
+// (2.5.29.10). Go and OpenSSL ignore them; Windows still knows them, and
+// might read a CA flag or a name there that no check here saw.
+var SupersededExtensions = []asn1.ObjectIdentifier{{2, 5, 29, 1}, {2, 5, 29, 3}, {2, 5, 29, 7}, {2, 5, 29, 8}, {2, 5, 29, 10}}
+
 // ExtKeyUsageOIDs maps the API's extended key usage types to their OIDs.
 var ExtKeyUsageOIDs = map[openpca.ExtendedKeyUsageType]asn1.ObjectIdentifier{
 	openpca.ExtendedKeyUsageTypeServerAuth:              {1, 3, 6, 1, 5, 5, 7, 3, 1},

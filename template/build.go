@@ -133,6 +133,9 @@ func (t *Template) setOwn(exts *extensions, pub any) error {
 	exts.set(pki.BasicConstraintsExtension(t.CA, t.PathLen, t.BCCritical))
 	exts.remove(pki.OIDSubjectKeyIdentifier) // derived from the CSR key
 	exts.remove(pki.OIDAuthorityKeyIdentifier)
+	for _, id := range pki.SupersededExtensions {
+		exts.remove(id) // passed through, they could say otherwise
+	}
 	if t.Blank {
 		return nil
 	}
