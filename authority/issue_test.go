@@ -595,8 +595,9 @@ func TestChainConstraints(t *testing.T) {
 		}
 	}
 
-	// An ML-DSA CA under the same chain issues: Go's verifier cannot check
-	// its signatures, and its names go unchecked (as the README says).
+	// An ML-DSA CA under the same chain issues within it too: Go's
+	// verifier cannot check its signatures, so its names are checked on
+	// copies of the path signed with throwaway P-256 keys.
 	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
 		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmMlDsa65, "ML-DSA Sub"), CertificateAuthorityType: types.CertificateAuthorityTypeSubordinate})
 	if err != nil {
@@ -620,6 +621,15 @@ func TestChainConstraints(t *testing.T) {
 	}
 	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &mldsa, SigningAlgorithm: types.SigningAlgorithmMlDsa65,
 		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}, DNSNames: []string{"app.corp.example"}}).CSRPEM})
+	for _, req := range []*x509.CertificateRequest{
+		{Subject: pkix.Name{CommonName: "leaf"}, DNSNames: []string{"app.corp.example", "bank.example"}},
+		{Subject: pkix.Name{CommonName: "*.bank.example"}},
+		{Subject: pkix.Name{CommonName: "leaf"}, EmailAddresses: []string{"a@evil.example"}},
+	} {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &mldsa, SigningAlgorithm: types.SigningAlgorithmMlDsa65,
+			Csr: testenv.NewLeaf(t, req).CSRPEM, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+		testenv.WantError(t, err, "InvalidArgsException")
+	}
 }
 
 // TestDirectoryNameConstraints: a chain that constrains directory names,

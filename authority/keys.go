@@ -52,9 +52,12 @@ type issuer struct {
 	// take them (see readPath).
 	verifyPath []*x509.Certificate
 	// constrained is set when a certificate of the path has name
-	// constraints, which Go's verifier can check: neither the path nor
-	// what the CA signs has an ML-DSA or SM2 signature.
+	// constraints, which Go's verifier checks.
 	constrained bool
+	// standIns, when the path or what the CA signs has an ML-DSA or SM2
+	// signature, which Go's verifier cannot check, stand in for the path,
+	// and for what the CA signs, in the name checks.
+	standIns *standIns
 	// dirs are the directory-name constraints of the path, which Go's
 	// verifier does not check and checkNames does, whatever the
 	// signatures.
@@ -136,8 +139,14 @@ func (k *Keys) issuer(ca *openpca.CA) (*issuer, error) {
 		return nil, fmt.Errorf("the certificate of %s or its chain: %w", ca.ARN, err)
 	}
 	is.dirs = slices.DeleteFunc(dirs, func(dc *pki.DirectoryNameConstraints) bool { return dc == nil })
-	foreignKey := ca.Config.KeyAlgorithm == openpca.KeyAlgorithmSm2 || pki.IsMLDSA(ca.Config.KeyAlgorithm)
-	is.constrained = slices.ContainsFunc(path, hasNameConstraints) && !slices.ContainsFunc(path, pki.ForeignSignature) && !foreignKey
+	is.constrained = slices.ContainsFunc(path, hasNameConstraints)
+	foreign := ca.Config.KeyAlgorithm == openpca.KeyAlgorithmSm2 || pki.IsMLDSA(ca.Config.KeyAlgorithm) || slices.ContainsFunc(path, pki.ForeignSignature)
+	if is.constrained && foreign {
+		if is.standIns, err = newStandIns(is.verifyPath); err != nil {
+			return nil, fmt.Errorf("the certificate of %s or its chain: %w", ca.ARN, err)
+		}
+		is.verifyPath = is.standIns.path
+	}
 	k.issuers.Add(ca.ID, is)
 	return is, nil
 }
@@ -191,6 +200,13 @@ func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 	}
 	leaf := *cert
 	leaf.UnhandledCriticalExtensions = nil // what a passthrough gives; not the question here
+	if is.standIns != nil {
+		copied, err := is.standIns.leaf(cert)
+		if err != nil {
+			return err
+		}
+		leaf = *copied
+	}
 	at := now
 	if leaf.NotBefore.After(at) {
 		at = leaf.NotBefore
