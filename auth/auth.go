@@ -71,13 +71,13 @@ type Authenticator struct {
 
 // Authenticate implements awsjson.Authenticator: the headers are checked
 // first, and the signature over the body after.
-func (a *Authenticator) Authenticate(r *http.Request) (string, awsjson.BodyCheck, error) {
+func (a *Authenticator) Authenticate(r *http.Request) (awsjson.BodyCheck, error) {
 	f := new(found)
 	signed, err := a.Verifier.Begin(r.WithContext(context.WithValue(r.Context(), foundKey{}, f)))
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	return signed.AccessKeyID(), func(body []byte) (openpca.Caller, error) {
+	return func(body []byte) (openpca.Caller, error) {
 		keyID, err := signed.Verify(body)
 		if err != nil {
 			return openpca.Caller{}, err

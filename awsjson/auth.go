@@ -11,6 +11,6 @@ import (
 type StaticAuthenticator openpca.Caller
 
 // Authenticate implements Authenticator.
-func (a StaticAuthenticator) Authenticate(*http.Request) (string, BodyCheck, error) {
-	return a.Principal, func([]byte) (openpca.Caller, error) { return openpca.Caller(a), nil }, nil
+func (a StaticAuthenticator) Authenticate(*http.Request) (BodyCheck, error) {
+	return func([]byte) (openpca.Caller, error) { return openpca.Caller(a), nil }, nil
 }

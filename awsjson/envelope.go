@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -21,11 +22,9 @@ import (
 // Authenticator establishes who sent a request, in two steps, so that a
 // request that cannot be genuine costs no memory for its body:
 // Authenticate checks what the headers prove before the body is read, and
-// the BodyCheck it returns finishes with the body. It also returns who the
-// headers claim sent the request (an access key id), which the body
-// budget is shared out by: a claim that the body may yet disprove.
+// the BodyCheck it returns finishes with the body.
 type Authenticator interface {
-	Authenticate(r *http.Request) (claimed string, check BodyCheck, err error)
+	Authenticate(r *http.Request) (BodyCheck, error)
 }
 
 // BodyCheck finishes authenticating a request over its body, and returns
@@ -78,36 +77,42 @@ const bodyWait = 10 * time.Second
 
 // A body must keep coming once it has room in the budget: bodyGrace, and
 // then at least minBodyRate. One that trickles, to hold its room, is cut
-// off (4 MiB within 42 s).
+// off (4 MiB within 35 s). A client sends its body right after its
+// headers; the grace is for a slow link, not for a body held back (10 s
+// of it let an attack hold its room without sending a byte).
 const (
-	bodyGrace   = 10 * time.Second
+	bodyGrace   = 3 * time.Second
 	minBodyRate = 128 << 10 // bytes a second
 )
 
 // bodyPool is a budget of bytes for request bodies, shared out among the
-// access keys that requests claim, from each address: none holds or
-// awaits more than a quarter of it (or one body, if that is more). An
+// networks requests come from (an IPv4 /24, an IPv6 /48): none holds or
+// awaits more than an eighth of it (or one body, if that is more). An
 // access key id is no secret, and the headers of a request that names one
-// pass before its body is read. Requests that name a key they cannot sign
-// with leave three quarters to everyone else, and the key's own share, to
-// its requests from other addresses: they cannot lock the key out.
+// pass before its body is read: requests that name a key they cannot sign
+// with leave seven eighths to other networks, the key's own included.
+// Shared out by key and address instead, as it was, four requests' worth
+// of addresses, each naming a key of its own, took all of it.
 type bodyPool struct {
 	sem  *semaphore.Weighted
 	size int64
 
 	mu   sync.Mutex
-	held map[string]int64 // held or awaited, by claimed key and address
+	held map[netip.Prefix]int64 // held or awaited, by network
 }
 
 func newBodyPool(size int64) *bodyPool {
-	return &bodyPool{sem: semaphore.NewWeighted(size), size: size, held: map[string]int64{}}
+	return &bodyPool{sem: semaphore.NewWeighted(size), size: size, held: map[netip.Prefix]int64{}}
 }
+
+// bodyShares is how many networks share a body pool out.
+const bodyShares = 8
 
 // acquire makes room for n bytes of who's, waiting at most bodyWait; it
 // reports whether it did.
-func (p *bodyPool) acquire(ctx context.Context, who string, n int64) bool {
+func (p *bodyPool) acquire(ctx context.Context, who netip.Prefix, n int64) bool {
 	p.mu.Lock()
-	ok := p.held[who] == 0 || p.held[who]+n <= p.size/4
+	ok := p.held[who] == 0 || p.held[who]+n <= p.size/bodyShares
 	if ok {
 		p.held[who] += n
 	}
@@ -124,12 +129,12 @@ func (p *bodyPool) acquire(ctx context.Context, who string, n int64) bool {
 	return true
 }
 
-func (p *bodyPool) release(who string, n int64) {
+func (p *bodyPool) release(who netip.Prefix, n int64) {
 	p.sem.Release(n)
 	p.forget(who, n)
 }
 
-func (p *bodyPool) forget(who string, n int64) {
+func (p *bodyPool) forget(who netip.Prefix, n int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.held[who] -= n; p.held[who] == 0 {
@@ -207,11 +212,11 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 		return Reply{}, err
 	}
 	out.Operation = call.Operation
-	claimed, check, err := e.authn.Authenticate(r)
+	check, err := e.authn.Authenticate(r)
 	if err != nil {
 		return Reply{}, err
 	}
-	body, done, err := e.readBody(w, r, claimed, call.MaxBody)
+	body, done, err := e.readBody(w, r, call.MaxBody)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -247,11 +252,10 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 const smallBody = 64 << 10
 
 // readBody reads the body of r, at most limit bytes, within the body
-// budget, in the share of the key the request claims to come from, from
-// its address. done gives
+// budget, in the share of the network it comes from. done gives
 // the budget back, and the body's buffer with it: the body must not be
 // used after.
-func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, claimed string, limit int64) (body []byte, done func(), err error) {
+func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, done func(), err error) {
 	n := r.ContentLength
 	// A body left unread is not read after the answer either: net/http
 	// would read up to 256 KiB of it first, and wait for as long as its
@@ -272,10 +276,7 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, claimed stri
 	if n <= smallBody {
 		pool = e.small
 	}
-	who := claimed
-	if addr := e.proxies.Nearest(r); addr.IsValid() {
-		who += " from " + addr.String()
-	}
+	who := network(e.proxies.Nearest(r))
 	if !pool.acquire(r.Context(), who, n) {
 		return unread(openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry."))
 	}
@@ -327,4 +328,20 @@ func read(r io.Reader, buf []byte, limit int64) ([]byte, error) {
 
 func tooLarge(limit int64) error {
 	return openpca.Errorf(openpca.CodeRequestEntityTooLarge, "request body exceeds %d bytes", limit)
+}
+
+// network is the network of an address that its requests' bodies share
+// the budget with: its IPv4 /24, or IPv6 /48, which one site is often
+// given whole. The zero Prefix stands for addresses that cannot be told.
+func network(addr netip.Addr) netip.Prefix {
+	if !addr.IsValid() {
+		return netip.Prefix{}
+	}
+	addr = addr.Unmap().WithZone("")
+	bits := 24
+	if addr.Is6() {
+		bits = 48
+	}
+	p, _ := addr.Prefix(bits)
+	return p
 }

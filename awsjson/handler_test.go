@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -328,38 +329,41 @@ func wantRefused(t *testing.T, answers []<-chan int, n int) {
 			break
 		}
 		if status != http.StatusServiceUnavailable {
-			t.Errorf("a request past its key's share: %d, want 503", status)
+			t.Errorf("a request past its network's share: %d, want 503", status)
 		}
 	}
 	if refused != n {
-		t.Errorf("%d of the requests past the key's share were refused at once, want %d", refused, n)
+		t.Errorf("%d of the requests past the network's share were refused at once, want %d", refused, n)
 	}
 }
 
 // TestBodyBudgetShares: requests that name an access key (whose id is no
 // secret) and then hold their bodies back cannot take the body budget
-// from other keys' requests, large or small, nor from the key's own
-// requests from another address: one key, from one address, holds at
-// most a quarter of it, and is refused more at once.
+// from other networks' requests, large or small, the key's own included,
+// however many addresses of their network they come from: one network
+// holds at most an eighth of it, and is refused more at once.
 func TestBodyBudgetShares(t *testing.T) {
 	t.Parallel()
 	env := testenv.Start(t)
-	const elsewhere = "127.0.0.2" // where the requests that hold their bodies come from
+	// Where the requests that hold their bodies come from: four addresses
+	// of a network other than the client's (127.0.0.1).
+	elsewhere := func(i int) string { return fmt.Sprintf("127.0.1.%d", 2+i%4) }
 	var large, small []<-chan int
-	for range 8 { // the default budget, 32 MiB, eight times over
-		large = append(large, holdBody(t, env.URL, elsewhere, 4<<20))
+	for i := range 8 { // the default budget, 32 MiB, eight times over
+		large = append(large, holdBody(t, env.URL, elsewhere(i), 4<<20))
 	}
-	for range 40 { // the key's share of small bodies, 2 MiB, 1.25 times over
-		small = append(small, holdBody(t, env.URL, elsewhere, 64<<10))
+	for i := range 40 { // the network's share of small bodies, 1 MiB, 2.5 times over
+		small = append(small, holdBody(t, env.URL, elsewhere(i), 64<<10))
 	}
-	// What fits in the key's quarters waits; which is up to the scheduler.
-	wantRefused(t, large, 8-2)
-	wantRefused(t, small, 40-32)
+	// What fits in the network's eighths waits; which is up to the
+	// scheduler.
+	wantRefused(t, large, 8-1)
+	wantRefused(t, small, 40-16)
 
-	// The key's own requests from its own address, and another key's, small
-	// and large, get through meanwhile.
+	// The key's own requests from its own network, and another key's,
+	// small and large, get through meanwhile.
 	if _, err := env.Client.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
-		t.Errorf("a small request of the key, from its own address: %v", err)
+		t.Errorf("a small request of the key, from its own network: %v", err)
 	}
 	other, _ := env.NewKey(t, "111122223333")
 	if _, err := other.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{}); err != nil {

@@ -198,10 +198,6 @@ func (v *Verifier) Begin(r *http.Request) (*Signed, error) {
 	return &Signed{v: v, r: r, auth: a, amzDate: amzDate, secret: secret}, nil
 }
 
-// AccessKeyID is the access key the request claims to be signed with; it
-// is proven only once Verify succeeds.
-func (s *Signed) AccessKeyID() string { return s.auth.AccessKeyID }
-
 // Verify checks the signature over the request and its body, and returns
 // the access key that signed it.
 func (s *Signed) Verify(body []byte) (string, error) {
