@@ -101,9 +101,10 @@ func witnessCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 const (
 	witnessMaxHeader = 8 << 10
 	witnessMaxConns  = 1024
-	// A server sends one request at a time; a network past this many is
+	// A server sends a round for at most four CAs at once: sixteen
+	// servers behind one address fit, and a network past this many is
 	// holding the slots of others.
-	witnessMaxConnsPerNetwork = 32
+	witnessMaxConnsPerNetwork = 64
 )
 
 // witnessKeyFile holds the witness's private key in its folder.
@@ -145,7 +146,7 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	// Anyone can reach a witness: each connection's memory is bounded (an
 	// add-checkpoint request needs no header of size, and its body is
 	// 64 KiB at most) and so is their number, so that slow clients take
-	// at most about 80 MiB, and 2.5 MiB from one network. A server sends
+	// at most about 80 MiB, and 5 MiB from one network. A server sends
 	// one request a round, so a connection idle for 5 seconds is let go:
 	// idle ones cannot hold the slots for long.
 	srv := &http.Server{Handler: w, MaxHeaderBytes: witnessMaxHeader, ReadHeaderTimeout: 5 * time.Second,
