@@ -566,6 +566,24 @@ func TestChainConstraints(t *testing.T) {
 			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
 		return err
 	}
+	// A CA certificate's common name is none OpenSSL matches a host name
+	// with, and goes unchecked.
+	wide := root.NewIntermediate(t, "Wide", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"corp.example"} })
+	parent := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Parent")
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{CertificateAuthorityArn: &parent,
+		Certificate:      wide.Sign(t, "Parent", env.CSR(t, parent).PublicKey, wide.Cert.NotAfter.Add(-time.Hour)).PEM,
+		CertificateChain: append(append([]byte{}, wide.PEM...), root.PEM...)}); err != nil {
+		t.Fatal(err)
+	}
+	for template, ok := range map[string]bool{"SubordinateCACertificate_PathLen0/V1": true, "EndEntityCertificate/V1": false} {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &parent,
+			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "Issuing_CA.bank.example"}}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+			TemplateArn: aws.String(tmplPrefix + template)})
+		if (err == nil) != ok {
+			t.Errorf("%s with the common name Issuing_CA.bank.example: %v, want allowed %v", template, err, ok)
+		}
+	}
 	testenv.WantError(t, twice("bank.example", "app.corp.example"), "InvalidArgsException")
 	testenv.WantError(t, twice("app.corp.example", "bank.example"), "InvalidArgsException")
 	if err := twice("app.corp.example", "Payments Service"); err != nil {

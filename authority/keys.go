@@ -214,8 +214,12 @@ func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return err
 	}
-	if err := checkCommonName(cert, path); err != nil {
-		return err
+	// OpenSSL matches a host name with an end-entity certificate's common
+	// name alone, and so checks no CA certificate's.
+	if !cert.IsCA {
+		if err := checkCommonName(cert, path); err != nil {
+			return err
+		}
 	}
 	return checkSubjectEmails(cert, path)
 }
