@@ -75,11 +75,13 @@ const BodyBudget = 32 << 20
 // it is answered ServiceUnavailableException, which clients retry.
 const bodyWait = 10 * time.Second
 
-// A body must keep coming once it has room in the budget: bodyGrace, and
-// then at least minBodyRate. One that trickles, to hold its room, is cut
-// off (4 MiB within 35 s). A client sends its body right after its
-// headers; the grace is for a slow link, not for a body held back (10 s
-// of it let an attack hold its room without sending a byte).
+// A body must keep coming once it has room in the budget: its bytes so
+// far at minBodyRate, from bodyGrace after it got room. One that
+// trickles, to hold its room, is cut off (4 MiB within 35 s), and one
+// that never comes after 3 s, whatever its size. A client sends its body
+// right after its headers; the grace is for a slow link, not for a body
+// held back (10 s of it, and a deadline set by the size alone, let an
+// attack hold 4 MiB of room for 42 s without sending a byte).
 const (
 	bodyGrace   = 3 * time.Second
 	minBodyRate = 128 << 10 // bytes a second
@@ -282,7 +284,11 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 	}
 	// Not every ResponseWriter can (a test's recorder): then the server's
 	// own read timeout still ends a trickle.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyGrace + time.Duration(n)*time.Second/minBodyRate))
+	rc, start := http.NewResponseController(w), time.Now()
+	pace := func(got int) {
+		_ = rc.SetReadDeadline(start.Add(bodyGrace + time.Duration(got)*time.Second/minBodyRate))
+	}
+	pace(0)
 	var buf []byte
 	if n == limit {
 		if b, ok := e.buffers.Get().(*[]byte); ok && int64(cap(*b)) > limit {
@@ -299,21 +305,25 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 		}
 		pool.release(who, n)
 	}
-	if body, err = read(r.Body, buf, limit); err != nil {
+	if body, err = read(r.Body, buf, limit, pace); err != nil {
 		done()
 		return nil, nil, err
 	}
 	return body, done, nil
 }
 
-// read reads all of r into buf, refusing more than limit bytes.
-func read(r io.Reader, buf []byte, limit int64) ([]byte, error) {
+// read reads all of r into buf, refusing more than limit bytes, and tells
+// progress how many it has after each read that got some.
+func read(r io.Reader, buf []byte, limit int64, progress func(int)) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
 			return nil, tooLarge(limit)
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
+		if n > 0 {
+			progress(len(buf))
+		}
 		if int64(len(buf)) > limit {
 			return nil, tooLarge(limit)
 		}
