@@ -510,14 +510,15 @@ func (a *App) Serve(l net.Listener) error {
 		l.Close()
 		return err
 	}
-	l = connlimit.Listen(l, connlimit.Limits{Total: a.cfg.MaxConnections, PerNetwork: a.cfg.MaxConnectionsPerNetwork,
+	limited := connlimit.Listen(l, connlimit.Limits{Total: a.cfg.MaxConnections, PerNetwork: a.cfg.MaxConnectionsPerNetwork,
 		Exempt: a.cfg.TrustedProxies.Trusts, Logger: a.logger})
+	l = limited
 	scheme := "http"
 	if tc != nil {
 		l, scheme = tls.NewListener(l, tc), "https"
 	}
 	a.logger.Info("serving the AWS Private CA API", "url", scheme+"://"+l.Addr().String())
-	return a.server.Serve(l)
+	return a.server.Serve(l, limited.ConnState)
 }
 
 // Shutdown lets requests in flight finish (until ctx ends) and then closes

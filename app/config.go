@@ -203,7 +203,8 @@ var region = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]+$`)
 // 8,000 connections, each sending 15 KiB of headers slowly, took 570 MB
 // of a server here. Bounded, they take at most about 280 MB in all, and
 // 18 MB from any one address. A client's SDK keeps a few connections, a
-// load test from one machine a few dozen.
+// load test from one machine a few dozen. With the listener full, idle
+// connections make room (connlimit).
 const (
 	DefaultMaxConnections           = 4096
 	DefaultMaxConnectionsPerNetwork = 256

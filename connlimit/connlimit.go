@@ -2,13 +2,17 @@
 // once, in all and from any one network, so that an outsider cannot make
 // a server hold the memory of thousands of connections, each sending its
 // request slowly: before a request is read whole, nothing tells an
-// attacker's connection from a client's.
+// attacker's connection from a client's. Connections that wait idle
+// between requests make room for new ones when the listener is full, so
+// that holding its slots takes requests, not silence.
 package connlimit
 
 import (
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -19,7 +23,8 @@ import (
 // Limits are a listener's bounds; a zero bound is none.
 type Limits struct {
 	// Total is how many connections may be open at once. Past it, the
-	// listener accepts no more until one closes: the kernel holds the
+	// listener closes the connection idle the longest, if one is, and
+	// otherwise accepts no more until one closes: the kernel holds the
 	// next in its backlog meanwhile.
 	Total int
 	// PerNetwork is how many of them may come from one network: an IPv4
@@ -30,42 +35,44 @@ type Limits struct {
 	// in front of the server, through which many clients come.
 	Exempt func(netip.Addr) bool
 	// Logger is told, at most once a minute, of connections closed for
-	// PerNetwork.
+	// PerNetwork, and of a listener full.
 	Logger *slog.Logger
 }
 
+// A Listener is a net.Listener with Limits. Its ConnState must be the
+// http.Server's, for it to know which connections are idle.
+type Listener struct {
+	net.Listener
+	lim        Limits
+	slots      chan struct{} // one per open connection; nil without Total
+	closed     chan struct{}
+	closeOnce  sync.Once
+	idled      chan struct{} // told when a connection turns idle
+	warnRefuse *rate.Sometimes
+	warnFull   *rate.Sometimes
+
+	mu   sync.Mutex
+	open map[netip.Prefix]int // open connections by network
+	idle map[*conn]time.Time  // connections idle between requests, since when
+}
+
 // Listen returns l with lim's bounds.
-func Listen(l net.Listener, lim Limits) net.Listener {
-	ll := &listener{Listener: l, lim: lim, open: map[netip.Prefix]int{}, closed: make(chan struct{}),
-		warn: &rate.Sometimes{Interval: time.Minute}}
+func Listen(l net.Listener, lim Limits) *Listener {
+	ll := &Listener{Listener: l, lim: lim, closed: make(chan struct{}), idled: make(chan struct{}, 1),
+		warnRefuse: &rate.Sometimes{Interval: time.Minute}, warnFull: &rate.Sometimes{Interval: time.Minute},
+		open: map[netip.Prefix]int{}, idle: map[*conn]time.Time{}}
 	if lim.Total > 0 {
 		ll.slots = make(chan struct{}, lim.Total)
 	}
 	return ll
 }
 
-type listener struct {
-	net.Listener
-	lim       Limits
-	slots     chan struct{} // one per open connection; nil without Total
-	closed    chan struct{}
-	closeOnce sync.Once
-	warn      *rate.Sometimes
-
-	mu   sync.Mutex
-	open map[netip.Prefix]int // open connections by network
-}
-
 // Accept waits for a slot, then for a connection from a network under its
 // bound.
-func (l *listener) Accept() (net.Conn, error) {
+func (l *Listener) Accept() (net.Conn, error) {
 	for {
-		if l.slots != nil {
-			select {
-			case l.slots <- struct{}{}:
-			case <-l.closed:
-				return nil, net.ErrClosed
-			}
+		if err := l.slot(); err != nil {
+			return nil, err
 		}
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -80,10 +87,81 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
+// slot takes a slot for the next connection: a free one, or that of the
+// connection idle the longest, which it closes; or else it waits for one.
+func (l *Listener) slot() error {
+	if l.slots == nil {
+		return nil
+	}
+	for {
+		select {
+		case l.slots <- struct{}{}:
+			return nil
+		default:
+		}
+		if l.lim.Logger != nil {
+			l.warnFull.Do(func() {
+				l.lim.Logger.Warn("the listener has as many connections open as it may: it closes idle ones, or new ones wait (logged at most once a minute)",
+					"open", l.lim.Total)
+			})
+		}
+		if idlest := l.idlest(); idlest != nil {
+			idlest.Close() // gives its slot back
+			continue
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return nil
+		case <-l.idled:
+		case <-l.closed:
+			return net.ErrClosed
+		}
+	}
+}
+
+// idlest returns the connection idle the longest, no longer counted idle,
+// or nil if none is.
+func (l *Listener) idlest() *conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var idlest *conn
+	var since time.Time
+	for c, t := range l.idle {
+		if idlest == nil || t.Before(since) {
+			idlest, since = c, t
+		}
+	}
+	delete(l.idle, idlest)
+	return idlest
+}
+
+// ConnState is for http.Server's ConnState: it keeps track of the
+// connections idle between requests.
+func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	c, ok := nc.(*conn)
+	if !ok || c.l != l {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if state == http.StateIdle {
+		l.idle[c] = time.Now()
+		select {
+		case l.idled <- struct{}{}:
+		default:
+		}
+	} else {
+		delete(l.idle, c)
+	}
+}
+
 // admit counts a connection from addr in its network, and returns that
 // network (none, invalid, where no bound applies), or false if the network
 // has as many connections open as it may.
-func (l *listener) admit(addr net.Addr) (network netip.Prefix, ok bool) {
+func (l *Listener) admit(addr net.Addr) (network netip.Prefix, ok bool) {
 	tcp, isTCP := addr.(*net.TCPAddr)
 	if l.lim.PerNetwork <= 0 || !isTCP {
 		return netip.Prefix{}, true
@@ -101,7 +179,7 @@ func (l *listener) admit(addr net.Addr) (network netip.Prefix, ok bool) {
 	defer l.mu.Unlock()
 	if l.open[network] >= l.lim.PerNetwork {
 		if l.lim.Logger != nil {
-			l.warn.Do(func() {
+			l.warnRefuse.Do(func() {
 				l.lim.Logger.Warn("closed a connection: its network has as many open as one may (others may follow, unlogged for a minute)",
 					"network", network.String(), "open", l.open[network])
 			})
@@ -112,13 +190,14 @@ func (l *listener) admit(addr net.Addr) (network netip.Prefix, ok bool) {
 	return network, true
 }
 
-func (l *listener) release() {
+func (l *Listener) release() {
 	if l.slots != nil {
 		<-l.slots
 	}
 }
 
-func (l *listener) Close() error {
+// Close closes the listener; connections it accepted stay open.
+func (l *Listener) Close() error {
 	l.closeOnce.Do(func() { close(l.closed) })
 	return l.Listener.Close()
 }
@@ -126,7 +205,7 @@ func (l *listener) Close() error {
 // conn gives back its slot and its network's count once closed.
 type conn struct {
 	net.Conn
-	l       *listener
+	l       *Listener
 	network netip.Prefix // the network counted; invalid for none
 	once    sync.Once
 }
@@ -147,13 +226,14 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.idle, c)
 		if c.network.IsValid() {
-			c.l.mu.Lock()
 			if c.l.open[c.network]--; c.l.open[c.network] == 0 {
 				delete(c.l.open, c.network)
 			}
-			c.l.mu.Unlock()
 		}
+		c.l.mu.Unlock()
 		c.l.release()
 	})
 	return err

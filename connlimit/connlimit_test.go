@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -129,7 +130,7 @@ func TestTotal(t *testing.T) {
 // TestNetworks: IPv4 addresses count alone (mapped into IPv6 or not),
 // IPv6 ones by /64.
 func TestNetworks(t *testing.T) {
-	l := Listen(nil, Limits{PerNetwork: 1}).(*listener)
+	l := Listen(nil, Limits{PerNetwork: 1})
 	for _, tc := range []struct {
 		addr string
 		ok   bool
@@ -173,5 +174,71 @@ func TestCloseWrite(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 		t.Fatalf("the server, after shutting its writing, read: %v", err)
+	}
+}
+
+// TestIdleMakesRoom: with the listener full, a new connection takes the
+// slot of the connection idle the longest, closing it, and waits while
+// every connection is in a request, none of which is cut off.
+func TestIdleMakesRoom(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(raw, Limits{Total: 2})
+	release := make(chan struct{})
+	srv := &http.Server{ConnState: l.ConnState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	url := "http://" + raw.Addr().String()
+	get := func(path string) error {
+		c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second} // a connection of its own, kept idle after
+		res, err := c.Get(url + path)
+		if err == nil {
+			_, err = io.ReadAll(res.Body)
+			res.Body.Close()
+		}
+		return err
+	}
+	// Two connections idle: a third takes the slot of one.
+	for range 3 {
+		if err := get("/"); err != nil {
+			t.Fatalf("with the listener full of idle connections: %v", err)
+		}
+	}
+	// Two connections in requests: a third waits for one to end.
+	slow := make(chan error, 2)
+	for range 2 {
+		go func() { slow <- get("/slow") }()
+	}
+	for {
+		l.mu.Lock()
+		active := len(l.slots) == 2 && len(l.idle) == 0
+		l.mu.Unlock()
+		if active {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	third := make(chan error, 1)
+	go func() { third <- get("/") }()
+	select {
+	case err := <-third:
+		t.Fatalf("a connection got in while the others were in requests: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	for range 2 {
+		if err := <-slow; err != nil {
+			t.Errorf("a request in progress when the listener was full: %v", err)
+		}
+	}
+	if err := <-third; err != nil {
+		t.Errorf("the waiting connection: %v", err)
 	}
 }

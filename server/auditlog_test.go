@@ -51,7 +51,7 @@ func TestAuditLogEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve(l)
+	go s.Serve(l, nil)
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	url := "http://" + l.Addr().String()
 	arn := "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555"

@@ -166,9 +166,11 @@ func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 	)
 }
 
-// Serve answers requests on l until Shutdown. It returns nil after a
+// Serve answers requests on l until Shutdown, telling connState (nil
+// for none) each connection's state as it changes. It returns nil after a
 // graceful shutdown.
-func (s *Server) Serve(l net.Listener) error {
+func (s *Server) Serve(l net.Listener, connState func(net.Conn, http.ConnState)) error {
+	s.http.ConnState = connState
 	err := s.http.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

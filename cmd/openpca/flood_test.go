@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -147,5 +149,41 @@ func TestSlowConnections(t *testing.T) {
 	t.Logf("%d slow connections: %d closed at once, +%d MiB of peak memory", n, closed.Load(), added)
 	if added > 32 {
 		t.Errorf("the slow connections added %d MiB to the server's peak memory, more than 32 MiB", added)
+	}
+}
+
+// TestIdleConnectionsMakeRoom fills a running server's connections with
+// idle ones, each of which made a request and keeps its connection open,
+// as an outsider could with a request every two minutes: a new client is
+// served all the same, in the room of one of them.
+func TestIdleConnectionsMakeRoom(t *testing.T) {
+	srv := startServer(t, t.TempDir(), []string{"--max-connections", "64"})
+	defer srv.stop(t)
+	host := strings.TrimPrefix(srv.url, "http://")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range 64 {
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", 2+i%16))}}
+		c, err := dialer.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	client := testenv.NewClient(srv.url, &http.Transport{})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
+		t.Errorf("a client, with the server's connections all held idle: %v", err)
 	}
 }

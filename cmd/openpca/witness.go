@@ -151,7 +151,9 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	// idle ones cannot hold the slots for long.
 	srv := &http.Server{Handler: w, MaxHeaderBytes: witnessMaxHeader, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 5 * time.Second}
-	l = connlimit.Listen(l, connlimit.Limits{Total: witnessMaxConns, PerNetwork: witnessMaxConnsPerNetwork, Logger: logger})
+	limited := connlimit.Listen(l, connlimit.Limits{Total: witnessMaxConns, PerNetwork: witnessMaxConnsPerNetwork, Logger: logger})
+	srv.ConnState = limited.ConnState
+	l = limited
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
