@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/openpca/openpca/internal/sqliteuri"
@@ -59,6 +60,34 @@ type Options struct {
 	// checkpointed in full and written again from its beginning; 0 means
 	// DefaultRestartAt.
 	RestartAt int64
+	// MinFreeSpace is the free space on the database's disk below which
+	// the store is not ready; 0 means DefaultMinFreeSpace.
+	MinFreeSpace int64
+}
+
+// DefaultMinFreeSpace is the free space on the database's disk below
+// which the store is not ready for writes. A readiness write alone does
+// not find a full disk: it fits in the write-ahead log's file, which is
+// written again from its beginning, while the issuances of the same
+// seconds fail to grow the database (a server with no space left said
+// ready for seconds at a time). 64 MiB holds a log's restart (48 MiB)
+// and the database's growth meanwhile.
+const DefaultMinFreeSpace = 64 << 20
+
+// freeSpace checks that the disk of the folder dir has min bytes free
+// for the database's user.
+func freeSpace(dir string, min int64) func(context.Context) error {
+	return func(context.Context) error {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil {
+			return fmt.Errorf("the free space of %s: %w", dir, err)
+		}
+		// Not how much: the log says the reason each time it changes.
+		if int64(st.Bavail)*int64(st.Bsize) < min {
+			return fmt.Errorf("the disk of %s has less than the %d MiB free the database needs to take writes", dir, min>>20)
+		}
+		return nil
+	}
 }
 
 // Open opens (creating if needed) the database at path and brings its
@@ -69,6 +98,9 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	}
 	if opts.RestartAt == 0 {
 		opts.RestartAt = DefaultRestartAt
+	}
+	if opts.MinFreeSpace == 0 {
+		opts.MinFreeSpace = DefaultMinFreeSpace
 	}
 	// Connections open as they are needed: by an absolute path, which a
 	// change of working folder cannot move.
@@ -121,6 +153,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 		Scan:     scan,
 		Metrics:  c,
 		MaxBatch: maxBatch,
+		Ready:    freeSpace(filepath.Dir(path), opts.MinFreeSpace),
 		Close: func() error {
 			close(stop)
 			<-stopped

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/openpca/openpca"
@@ -84,5 +85,32 @@ func TestRelativePath(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join("data", "test.db")); err != nil || fi.Size() == 0 {
 		t.Fatalf("the database is not in data: %v", err)
+	}
+}
+
+// TestReadyNeedsFreeSpace: the store is not ready while its disk has less
+// free space than it needs, though a small write still fits (a full disk
+// let a readiness write through while issuances failed), and says how
+// much it needs.
+func TestReadyNeedsFreeSpace(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		min   int64
+		ready bool
+	}{{"the default", 0, true}, {"more than any disk has", 1 << 62, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "test.db"), sqlite.Options{MinFreeSpace: tc.min})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			err = db.Ready(t.Context())
+			if (err == nil) != tc.ready {
+				t.Fatalf("Ready: %v, want ready %v", err, tc.ready)
+			}
+			if err != nil && !strings.Contains(err.Error(), "MiB free") {
+				t.Errorf("Ready does not say what it needs: %v", err)
+			}
+		})
 	}
 }

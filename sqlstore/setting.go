@@ -41,15 +41,22 @@ type readiness struct {
 	err error
 }
 
-// Ready reports whether the store makes writes durable now: it makes one,
-// through the group commit as every write, at most once per readyEvery.
-// A disk that is full, a database that is gone or hangs, fail it.
+// Ready reports whether the store makes writes durable now: it checks
+// what the database needs (Config.Ready) and makes a write, through the
+// group commit as every write, at most once per readyEvery. A disk that
+// is full, a database that is gone or hangs, fail it.
 func (db *DB) Ready(ctx context.Context) error {
 	r := &db.readiness
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.at.IsZero() && time.Since(r.at) < readyEvery {
 		return r.err
+	}
+	if db.ready != nil {
+		if err := db.ready(ctx); err != nil {
+			r.at, r.err = time.Now(), err
+			return err
+		}
 	}
 	err := db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := db.txExec(ctx, tx, `INSERT INTO settings (name, value) VALUES ('readiness-probe', ?)

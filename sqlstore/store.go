@@ -59,6 +59,9 @@ type Config struct {
 	// Metrics, if set, are the dialect's own, which the store's Collector
 	// reports beside its own.
 	Metrics prometheus.Collector
+	// Ready, if set, is what the database needs to take writes, beside
+	// Ready's own write (SQLite's: free space on its disk).
+	Ready func(context.Context) error
 	// Close closes what Open was given; the DB calls it last.
 	Close func() error
 }
@@ -78,6 +81,7 @@ type DB struct {
 	issuances *groupcommit.Batcher[*openpca.Issuance]
 	cas       caCache
 	readiness readiness
+	ready     func(context.Context) error
 	close     func() error
 }
 
@@ -85,7 +89,7 @@ var _ openpca.Store = (*DB)(nil)
 
 // Open brings the schema up to date and returns the store.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, close: cfg.Close,
+	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, ready: cfg.Ready, close: cfg.Close,
 		locks: strings.NewReplacer("{FOR_SHARE}", cfg.Dialect.ForShare, "{FOR_UPDATE}", cfg.Dialect.ForUpdate, "{SKIP_LOCKED}", cfg.Dialect.SkipLocked)}
 	if err := db.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
