@@ -97,6 +97,7 @@ func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
 			SkipLocked: " SKIP LOCKED",
 			LockKey:    `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
 			Retryable:  retryable,
+			Full:       full,
 			LockMigrations: func(ctx context.Context, conn *sql.Conn) (func(), error) {
 				if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
 					return nil, err
@@ -121,6 +122,12 @@ func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
 // retryable reports the errors of a transaction that PostgreSQL aborted to
 // break a deadlock or keep transactions serializable: run again, it may
 // well succeed.
+// full reports PostgreSQL's disk_full.
+func full(err error) bool {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && pe.Code == "53100"
+}
+
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")

@@ -21,7 +21,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlitedriver "modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/openpca/openpca/internal/sqliteuri"
 	"github.com/openpca/openpca/sqlstore"
@@ -73,6 +74,12 @@ type Options struct {
 // ready for seconds at a time). 64 MiB holds a log's restart (48 MiB)
 // and the database's growth meanwhile.
 const DefaultMinFreeSpace = 64 << 20
+
+// full reports SQLite's SQLITE_FULL: the disk is full.
+func full(err error) bool {
+	e, ok := errors.AsType[*sqlitedriver.Error](err)
+	return ok && e.Code()&0xff == sqlite3.SQLITE_FULL
+}
 
 // freeSpace checks that the disk of the folder dir has min bytes free
 // for the database's user.
@@ -147,7 +154,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	c := &checkpointer{write: write, passive: checkpoint, wal: path + "-wal", opts: opts}
 	m, _ := fs.Sub(migrations, "migrations")
 	db, err := sqlstore.Open(ctx, sqlstore.Config{
-		Dialect:  sqlstore.Dialect{Name: "sqlite", Migrations: m},
+		Dialect:  sqlstore.Dialect{Name: "sqlite", Migrations: m, Full: full},
 		Write:    write,
 		Read:     read,
 		Scan:     scan,

@@ -38,6 +38,10 @@ type Dialect struct {
 	// Retryable, if set, reports errors of a transaction the database
 	// aborted (to break a deadlock, say) that may succeed if run again.
 	Retryable func(error) bool
+	// Full, if set, reports errors of a database out of disk space, which
+	// clients are told to retry later (ServiceUnavailableException), not
+	// an internal failure.
+	Full func(error) bool
 	// LockMigrations, if set, serializes migrations among the processes
 	// that start at once, holding a lock on conn until unlock.
 	LockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
@@ -297,5 +301,13 @@ func (db *DB) wrap(what string, err error) error {
 	if _, ok := errors.AsType[*openpca.Error](err); ok {
 		return err
 	}
-	return fmt.Errorf("%s: %s: %w", db.dialect.Name, what, err)
+	err = fmt.Errorf("%s: %s: %w", db.dialect.Name, what, err)
+	if db.dialect.Full != nil && db.dialect.Full(err) {
+		return errors.Join(errFull, err)
+	}
+	return err
 }
+
+// errFull is what a client is told of a write that failed for want of
+// disk space; /readyz says not ready meanwhile, and the log why.
+var errFull = openpca.Errorf(openpca.CodeServiceUnavailable, "The server has no room to store writes now; retry later.")
