@@ -280,6 +280,22 @@ func (a *App) authenticator(ctx context.Context) (awsjson.Authenticator, error) 
 }
 
 // openStore opens the database of cfg.
+// needDatabase refuses, for an operator's command, a data folder without
+// a database: opening it would make an empty one, and a mistyped
+// --data-dir (or a cron job's working folder, where the default leads)
+// then backed up nothing, successfully, or took the master key given as
+// a new database's.
+func needDatabase(cfg Config) error {
+	if cfg.Database != "" {
+		return nil
+	}
+	_, err := os.Lstat(filepath.Join(cfg.DataDir, "openpca.db"))
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s has no database (openpca.db): is --data-dir right? A server makes it on its first start", cfg.DataDir)
+	}
+	return err
+}
+
 func openStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
 	switch {
 	case cfg.Database == "":
@@ -559,6 +575,9 @@ type Admin struct {
 // Open, it creates no master key: the one a server made must be used.
 func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := needDatabase(cfg); err != nil {
 		return nil, err
 	}
 	// No command runs while a master key rotation does: it would settle

@@ -250,6 +250,9 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := needDatabase(cfg); err != nil {
+		return err
+	}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("%w: stop it before rotating the master key", err)

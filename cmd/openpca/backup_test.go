@@ -134,3 +134,30 @@ func TestBackupAndRestore(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandsNeedADatabase: an operator's command on a data folder
+// without a database (a mistyped --data-dir, or a cron job's working
+// folder where the default leads) refuses, and makes neither the folder
+// nor a database: a backup of it succeeded with nothing in it.
+func TestCommandsNeedADatabase(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	empty := t.TempDir()
+	missing := filepath.Join(t.TempDir(), "typo")
+	for _, args := range [][]string{
+		{"backup", "--to", filepath.Join(t.TempDir(), "b.db"), "--master-key", key, "--data-dir", empty},
+		{"backup", "--to", filepath.Join(t.TempDir(), "b.db"), "--master-key", key, "--data-dir", missing},
+		{"keys", "list", "--master-key", key, "--data-dir", missing},
+		{"master-key", "rotate", "--master-key", key, "--data-dir", empty},
+	} {
+		out, err := runOpenpca(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "has no database") {
+			t.Errorf("openpca %s: %v\n%s", strings.Join(args[:2], " "), err, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(empty, "openpca.db")); !os.IsNotExist(err) {
+		t.Errorf("a command made a database in a folder that had none: %v", err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("a command made a data folder: %v", err)
+	}
+}
