@@ -337,35 +337,12 @@ var dataFiles = []string{"lock", "node-id", "master.key", "master.key" + pending
 // groups: a container's volume is often root's, writable by the pod's
 // group.
 func checkDataDir(dir string) error {
-	uid := uint32(os.Geteuid())
-	stat := func(fi os.FileInfo) *syscall.Stat_t { return fi.Sys().(*syscall.Stat_t) }
-	owner := func(fi os.FileInfo) uint32 { return stat(fi).Uid }
-	trusted := func(fi os.FileInfo) bool { return owner(fi) == uid || owner(fi) == 0 }
-	// A link on the way to the folder, or in its place, is its owner's to
-	// point elsewhere.
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	for p := abs; ; p = filepath.Dir(p) {
-		if li, err := os.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 && !trusted(li) {
-			return fmt.Errorf("%s, on the way to the data folder %s, is a link of user %d, not of this server's (%d): another user may point it elsewhere", p, dir, owner(li), uid)
-		}
-		if filepath.Dir(p) == p {
-			break
-		}
-	}
-	fi, err := os.Stat(dir)
+	fi, err := checkFolder(dir)
 	if err != nil {
 		return err
 	}
 	if !trusted(fi) {
-		return fmt.Errorf("the data folder %s belongs to user %d, not to this server's (%d): another user may have laid it out", dir, owner(fi), uid)
-	}
-	groups, _ := os.Getgroups()
-	ours := slices.Contains(groups, int(stat(fi).Gid)) || int(stat(fi).Gid) == os.Getegid()
-	if fi.Mode().Perm()&0o002 != 0 || fi.Mode().Perm()&0o020 != 0 && !ours {
-		return fmt.Errorf("the data folder %s can be written by users outside this server's user and groups (mode %s): chmod 700 it", dir, fi.Mode().Perm())
+		return fmt.Errorf("the data folder %s belongs to user %d, not to this server's (%d): another user may have laid it out", dir, owner(fi), os.Geteuid())
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -377,19 +354,61 @@ func checkDataDir(dir string) error {
 			return err
 		}
 		if !trusted(fi) {
-			return fmt.Errorf("%s in the data folder belongs to user %d, not to this server's (%d): another user may have put it there", filepath.Join(dir, e.Name()), owner(fi), uid)
-		}
-		if fi.Mode()&os.ModeSymlink != 0 && slices.Contains(dataFiles, e.Name()) {
-			return fmt.Errorf("%s in the data folder is a link: the server opens it by name, and would read or write where it points", filepath.Join(dir, e.Name()))
+			return fmt.Errorf("%s in the data folder belongs to user %d, not to this server's (%d): another user may have put it there", filepath.Join(dir, e.Name()), owner(fi), os.Geteuid())
 		}
 	}
 	return nil
 }
 
+// checkFolder refuses, for a server and for an operator's command alike,
+// a data folder with a link of another user on the way to it (or in its
+// place), one that users outside this process's user and groups may write
+// to, and one with a link where a file is opened by name; it returns the
+// folder's information. A command, often run as root on the folder of the
+// server's user, trusts that user's files, but not to lead it elsewhere.
+func checkFolder(dir string) (os.FileInfo, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		if li, err := os.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 && !trusted(li) {
+			return nil, fmt.Errorf("%s, on the way to the data folder %s, is a link of user %d, not of this process's (%d): another user may point it elsewhere", p, dir, owner(li), os.Geteuid())
+		}
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	groups, _ := os.Getgroups()
+	gid := int(fi.Sys().(*syscall.Stat_t).Gid)
+	ours := slices.Contains(groups, gid) || gid == os.Getegid()
+	if fi.Mode().Perm()&0o002 != 0 || fi.Mode().Perm()&0o020 != 0 && !ours {
+		return nil, fmt.Errorf("the data folder %s can be written by users outside this process's user and groups (mode %s): chmod 700 it", dir, fi.Mode().Perm())
+	}
+	for _, name := range dataFiles {
+		if li, err := os.Lstat(filepath.Join(dir, name)); err == nil && li.Mode()&os.ModeSymlink != 0 {
+			return nil, fmt.Errorf("%s in the data folder is a link: it is opened by name, and would be read or written where it points", filepath.Join(dir, name))
+		}
+	}
+	return fi, nil
+}
+
+// owner is the user a file belongs to; trusted reports whether that is
+// this process's user or root.
+func owner(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }
+
+func trusted(fi os.FileInfo) bool { return owner(fi) == uint32(os.Geteuid()) || owner(fi) == 0 }
+
 // lockDataDir takes an exclusive lock on the data folder: one SQLite
 // database serves one process.
 func lockDataDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	// Not through a link, which would have a command run as root make
+	// (or lock) a file where the folder's owner pointed it.
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -587,6 +606,10 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	// alone.
 	rotation, err := lockRotation(cfg.DataDir, false)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := checkFolder(cfg.DataDir); err != nil {
+		rotation.Close()
 		return nil, err
 	}
 	a, err := openAdmin(ctx, cfg, false)

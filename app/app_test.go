@@ -314,3 +314,69 @@ func TestUnreadablePolicyWarned(t *testing.T) {
 		t.Errorf("no warning of key %s's policy:\n%s", key, logs.String())
 	}
 }
+
+// TestCommandsFollowNoLinks: an operator's command, often run as root on
+// the folder of the server's user, follows no link that user could have
+// put in place of a file it opens by name (it made the linked file 0600,
+// or migrated another SQLite database), and restores into no folder
+// others may write to; it leaves what a link points at as it was.
+func TestCommandsFollowNoLinks(t *testing.T) {
+	env := testenv.Start(t)
+	backup := filepath.Join(t.TempDir(), "openpca.backup")
+	a, _, err := app.Backup(context.Background(), env.Config, backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	env.Stop(t)
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("someone else's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"openpca.db-shm", "lock"} {
+		t.Run("a link as "+name, func(t *testing.T) {
+			path := filepath.Join(env.Config.DataDir, name)
+			os.Remove(path)
+			if err := os.Symlink(victim, path); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(path)
+			if a, err := app.OpenAdmin(context.Background(), env.Config); err == nil || !strings.Contains(err.Error(), "link") {
+				if a != nil {
+					a.Close()
+				}
+				t.Errorf("a command on a folder with a link as %s: %v", name, err)
+			}
+			if fi, err := os.Stat(victim); err != nil || fi.Mode().Perm() != 0o644 {
+				t.Errorf("what the link points at: %v, %v", fi, err)
+			}
+		})
+	}
+	t.Run("a restore through a link", func(t *testing.T) {
+		cfg := env.Config
+		cfg.DataDir = t.TempDir()
+		cfg.MasterKeyFile = filepath.Join(env.Config.DataDir, "master.key")
+		made := filepath.Join(t.TempDir(), "made")
+		if err := os.Symlink(made, filepath.Join(cfg.DataDir, "lock")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now()); err == nil {
+			t.Error("restored into a folder with a link as its lock")
+		}
+		if _, err := os.Lstat(made); !os.IsNotExist(err) {
+			t.Errorf("the restore made the file its lock links to: %v", err)
+		}
+	})
+	t.Run("a restore into a folder others may write to", func(t *testing.T) {
+		cfg := env.Config
+		cfg.DataDir = t.TempDir()
+		cfg.MasterKeyFile = filepath.Join(env.Config.DataDir, "master.key")
+		os.Chmod(cfg.DataDir, 0o777)
+		if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now()); err == nil || !strings.Contains(err.Error(), "chmod 700") {
+			t.Errorf("a restore into a folder of mode 0777: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "openpca.db")); !os.IsNotExist(err) {
+			t.Errorf("it restored: %v", err)
+		}
+	})
+}

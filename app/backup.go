@@ -51,6 +51,9 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time) (*Admi
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, sqlite.Summary{}, err
 	}
+	if _, err := checkFolder(cfg.DataDir); err != nil {
+		return nil, sqlite.Summary{}, err
+	}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, sqlite.Summary{}, err

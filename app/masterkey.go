@@ -253,6 +253,9 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	if err := needDatabase(cfg); err != nil {
 		return err
 	}
+	if _, err := checkFolder(cfg.DataDir); err != nil {
+		return err
+	}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("%w: stop it before rotating the master key", err)

@@ -180,16 +180,30 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 // records and sealed keys. SQLite gives the -wal and -shm files the mode
 // of the database file, so a new database's are 0600 too, whatever the
 // umask; files of older versions are tightened here.
+// A file that is a link is refused, not followed: an operator's command,
+// run as root on the folder of the server's user, would otherwise change
+// the mode of (or make) whatever file that user pointed it at.
 func restrictFiles(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	for i, p := range []string{path, path + "-wal", path + "-shm"} {
+		flags := os.O_RDWR | unix.O_NOFOLLOW | unix.O_NONBLOCK
+		if i == 0 {
+			flags |= os.O_CREATE
+		}
+		f, err := os.OpenFile(p, flags, 0o600)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if errors.Is(err, unix.ELOOP) {
+			return fmt.Errorf("%s is a link: the database's files are opened by name, and a link would lead elsewhere", p)
+		}
+		if err != nil {
+			return err
+		}
+		err = f.Chmod(0o600)
+		if fi, statErr := f.Stat(); err == nil && (statErr != nil || !fi.Mode().IsRegular()) {
+			err = errors.Join(statErr, fmt.Errorf("%s is not a regular file", p))
+		}
+		if err := errors.Join(err, f.Close()); err != nil {
 			return err
 		}
 	}
