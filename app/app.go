@@ -135,7 +135,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if a.store, err = openStore(ctx, cfg); err != nil {
+	if a.store, err = openStore(ctx, cfg, false); err != nil {
 		return fail(err)
 	}
 	keys, err := loadMasterKeys(ctx, cfg, a.store, true, logger)
@@ -296,12 +296,15 @@ func needDatabase(cfg Config) error {
 	return err
 }
 
-func openStore(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
+// openStore opens the store of cfg; keepSchema refuses one of an earlier
+// version, rather than bringing it up to date, for a command that a
+// server of that version may run beside.
+func openStore(ctx context.Context, cfg Config, keepSchema bool) (*sqlstore.DB, error) {
 	switch {
 	case cfg.Database == "":
-		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"), sqlite.Options{Logger: cfg.Logger})
+		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"), sqlite.Options{Logger: cfg.Logger, KeepSchema: keepSchema})
 	case strings.HasPrefix(cfg.Database, "postgres://"), strings.HasPrefix(cfg.Database, "postgresql://"):
-		return postgres.Open(ctx, cfg.Database)
+		return postgres.Open(ctx, cfg.Database, postgres.Options{KeepSchema: keepSchema})
 	}
 	return nil, fmt.Errorf("--database must be a postgres:// address, or empty for SQLite in the data folder")
 }
@@ -634,7 +637,9 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool) (*Admin, erro
 		}
 		defer lock.Close()
 	}
-	db, err := openStore(ctx, cfg)
+	// With the folder's lock held, no server runs on it; without, one of
+	// an earlier version may.
+	db, err := openStore(ctx, cfg, !folderLocked)
 	if err != nil {
 		return nil, err
 	}

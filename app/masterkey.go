@@ -266,7 +266,7 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		return err
 	}
 	defer rotation.Close()
-	store, err := openStore(ctx, cfg)
+	store, err := openStore(ctx, cfg, false) // no server runs: it holds the folder's lock
 	if err != nil {
 		return err
 	}

@@ -72,9 +72,16 @@ func setSessionDefaults(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
+// Options are how to open a database.
+type Options struct {
+	// KeepSchema refuses a database of an earlier version rather than
+	// bringing it up to date (sqlstore.Config.KeepSchema).
+	KeepSchema bool
+}
+
 // Open connects to the database at dsn (postgres://...) and brings its
 // schema up to date.
-func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
+func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
@@ -106,11 +113,12 @@ func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
 			},
 			Migrations: m,
 		},
-		Write:    db,
-		Read:     db,
-		Scan:     scanner{db},
-		MaxBatch: maxBatch,
-		Close:    db.Close,
+		Write:      db,
+		Read:       db,
+		Scan:       scanner{db},
+		MaxBatch:   maxBatch,
+		KeepSchema: opts.KeepSchema,
+		Close:      db.Close,
 	})
 	if err != nil {
 		db.Close()

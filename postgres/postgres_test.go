@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.RunWithPostgres(m)) }
 
 func TestStoreContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) openpca.Store {
-		db, err := postgres.Open(t.Context(), testenv.NewPostgresDB(t))
+		db, err := postgres.Open(t.Context(), testenv.NewPostgresDB(t), postgres.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestConcurrentMigrations(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			db, err := postgres.Open(t.Context(), dsn)
+			db, err := postgres.Open(t.Context(), dsn, postgres.Options{})
 			if err != nil {
 				errs[i] = err
 				return
@@ -106,7 +106,7 @@ func TestCertificatesMigrate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db, err := postgres.Open(t.Context(), dsn)
+	db, err := postgres.Open(t.Context(), dsn, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestCARowsLockInOrder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			dsn := testenv.NewPostgresDB(t)
-			store, err := postgres.Open(ctx, dsn)
+			store, err := postgres.Open(ctx, dsn, postgres.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +190,7 @@ func TestCARowsLockInOrder(t *testing.T) {
 func TestStuckServer(t *testing.T) {
 	ctx := t.Context()
 	dsn := testenv.NewPostgresDB(t)
-	store, err := postgres.Open(ctx, dsn)
+	store, err := postgres.Open(ctx, dsn, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

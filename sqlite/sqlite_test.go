@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,5 +113,54 @@ func TestReadyNeedsFreeSpace(t *testing.T) {
 				t.Errorf("Ready does not say what it needs: %v", err)
 			}
 		})
+	}
+}
+
+// TestSchemaVersions: a database of a later version is refused, whatever
+// the command; one of an earlier version is brought up to date, unless
+// the opener keeps the schema (an operator's command, which a server of
+// the earlier version may run beside), which refuses it and changes
+// nothing.
+func TestSchemaVersions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	db := open(t, path)
+	latest, err := db.SchemaVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	edit := func(q string, args ...any) {
+		t.Helper()
+		raw, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		if _, err := raw.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, latest+1)
+	for _, keep := range []bool{false, true} {
+		if db, err := sqlite.Open(t.Context(), path, sqlite.Options{KeepSchema: keep}); err == nil || !strings.Contains(err.Error(), "later version") {
+			if db != nil {
+				db.Close()
+			}
+			t.Errorf("a database of a later version, keeping the schema %v: %v", keep, err)
+		}
+	}
+	edit(`DELETE FROM schema_migrations WHERE version >= ?`, latest)
+	if db, err := sqlite.Open(t.Context(), path, sqlite.Options{KeepSchema: true}); err == nil || !strings.Contains(err.Error(), "earlier version") {
+		if db != nil {
+			db.Close()
+		}
+		t.Errorf("a database of an earlier version, keeping the schema: %v", err)
+	}
+	raw, _ := sql.Open("sqlite", path)
+	var have int
+	raw.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&have)
+	raw.Close()
+	if have != latest-1 {
+		t.Errorf("keeping the schema, the database's went from %d to %d", latest-1, have)
 	}
 }

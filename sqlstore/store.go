@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,10 @@ type Config struct {
 	// Ready, if set, is what the database needs to take writes, beside
 	// Ready's own write (SQLite's: free space on its disk).
 	Ready func(context.Context) error
+	// KeepSchema refuses a database whose schema is behind this version's
+	// rather than bringing it up to date: for an operator's command, which
+	// may run beside a server of the earlier version.
+	KeepSchema bool
 	// Close closes what Open was given; the DB calls it last.
 	Close func() error
 }
@@ -95,7 +100,7 @@ var _ openpca.Store = (*DB)(nil)
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, ready: cfg.Ready, close: cfg.Close,
 		locks: strings.NewReplacer("{FOR_SHARE}", cfg.Dialect.ForShare, "{FOR_UPDATE}", cfg.Dialect.ForUpdate, "{SKIP_LOCKED}", cfg.Dialect.SkipLocked)}
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrate(ctx, cfg.KeepSchema); err != nil {
 		return nil, fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
 	}
 	var err error
@@ -176,7 +181,7 @@ func (db *DB) lockKey(ctx context.Context, tx *sql.Tx, key string) error {
 }
 
 // migrate applies, in order, each migration not yet recorded.
-func (db *DB) migrate(ctx context.Context) error {
+func (db *DB) migrate(ctx context.Context, keep bool) error {
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return err
@@ -197,11 +202,23 @@ func (db *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		version, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-		if err != nil {
+	versions := make([]int, len(names))
+	for i, name := range names {
+		if versions[i], err = strconv.Atoi(strings.SplitN(name, "_", 2)[0]); err != nil {
 			return fmt.Errorf("migration %s: name must start with its number", name)
 		}
+	}
+	// A later version's schema may hold what this one would misread, or
+	// overwrite: it is refused, not used.
+	var have sql.NullInt64
+	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have); err != nil {
+		return err
+	}
+	if known := slices.Max(versions); have.Int64 > int64(known) {
+		return fmt.Errorf("the database is of a later version of OpenPCA (its schema has migration %d, this version's last is %d): run that version, or a later one", have.Int64, known)
+	}
+	for i, name := range names {
+		version := versions[i]
 		body, err := fs.ReadFile(db.dialect.Migrations, name)
 		if err != nil {
 			return err
@@ -218,6 +235,10 @@ func (db *DB) migrate(ctx context.Context) error {
 		if n > 0 {
 			tx.Rollback()
 			continue
+		}
+		if keep {
+			tx.Rollback()
+			return fmt.Errorf("the database is of an earlier version of OpenPCA (it lacks migration %s): start this version's server first, which brings it up to date; a command does not, as a server of the earlier version may still be running on it", name)
 		}
 		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 			tx.Rollback()

@@ -200,7 +200,7 @@ func TestClusterIssuance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := postgres.Open(t.Context(), c.dsn)
+	store, err := postgres.Open(t.Context(), c.dsn, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func BenchmarkAuditReport(b *testing.B) {
 				if !slices.Contains(extra, "--s3-endpoint") {
 					extra = append(extra, "--object-store", "local")
 				}
-				open = func(ctx context.Context) (*sqlstore.DB, error) { return postgres.Open(ctx, dsn) }
+				open = func(ctx context.Context) (*sqlstore.DB, error) { return postgres.Open(ctx, dsn, postgres.Options{}) }
 			}
 			srv := startServer(b, data, extra)
 			env := &testenv.Env{Client: testenv.NewClient(srv.url, &http.Transport{})}
