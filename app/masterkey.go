@@ -54,6 +54,15 @@ func loadMasterKeys(ctx context.Context, cfg Config, store openpca.SettingStore,
 	case fileExists(pending):
 		return finishRotation(ctx, files, store, keys, logger)
 	case create && !fileExists(cfg.MasterKeyFile):
+		// A database set up with a key (a restored one, say) needs that
+		// key: a new one would be written beside it, and then refused.
+		check, err := store.Setting(ctx, masterKeyCheck)
+		if err != nil {
+			return keys, err
+		}
+		if check != nil {
+			return keys, fmt.Errorf("master key: %s is missing, and the database was set up with a master key: give it (--master-key-file or OPENPCA_MASTER_KEY)", cfg.MasterKeyFile)
+		}
 		if keys.current, err = files.create(cfg.MasterKeyFile); err == nil {
 			logger.Warn("created a new master key; back it up: without it no CA private key can be opened",
 				"path", cfg.MasterKeyFile, "wrapped_by", cfg.MasterKeyKMSKey)
@@ -223,7 +232,8 @@ func checkMasterKey(ctx context.Context, store openpca.SettingStore, keys master
 	}
 	if _, err := sealer.Open(stored, []byte(masterKeyCheck)); err != nil {
 		return errors.New("the master key is not the one this database was set up with: " +
-			"servers sharing a database must share its master key (--master-key-file or OPENPCA_MASTER_KEY)")
+			"servers sharing a database must share its master key (--master-key-file or OPENPCA_MASTER_KEY), " +
+			"and a backup made before a rotation of the master key needs the key of its time")
 	}
 	return nil
 }

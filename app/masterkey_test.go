@@ -209,6 +209,41 @@ func TestRestoreSettlesInterruptedRotation(t *testing.T) {
 	}
 }
 
+// TestRestoredNeedsItsKey: a server started on a restored folder without
+// the master key the database was set up with (the restore read it from
+// elsewhere) refuses, saying which key is missing, and makes no new key
+// beside the database.
+func TestRestoredNeedsItsKey(t *testing.T) {
+	env := testenv.Start(t)
+	backup := filepath.Join(t.TempDir(), "openpca.backup")
+	a, _, err := app.Backup(context.Background(), env.Config, backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	cfg := env.Config
+	cfg.DataDir = t.TempDir()
+	cfg.MasterKeyFile = filepath.Join(env.Config.DataDir, "master.key")
+	if a, _, err = app.Restore(context.Background(), cfg, backup, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	cfg.MasterKeyFile = ""
+	cfg.Listen = "127.0.0.1:0"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := app.Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "is missing") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("a server on a restored folder without its key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "master.key")); !os.IsNotExist(err) {
+		t.Errorf("a new master key was made beside the restored database: %v", err)
+	}
+}
+
 // TestMasterKeyFileWarnings: a server warns of a master key file that
 // others can read, and of one in the clear when a KMS key to wrap it is
 // named.
