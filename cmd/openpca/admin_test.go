@@ -228,7 +228,9 @@ func TestOperatorLog(t *testing.T) {
 	run("buckets", "remove", "team-a-reports")
 	run("keys", "revoke", key)
 	env.Stop(t)
-	run("master-key", "rotate")
+	if out := run("master-key", "rotate"); !strings.Contains(out, "Backups made before now open only with the old key") {
+		t.Errorf("a rotation does not say what becomes of earlier backups:\n%s", out)
+	}
 
 	log := run("operator-log")
 	lines := strings.Split(strings.TrimSpace(log), "\n")
