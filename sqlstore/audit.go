@@ -35,8 +35,11 @@ func (db *DB) CreateAuditReport(ctx context.Context, r *openpca.AuditReport, sin
 			return err
 		}
 		var err error
+		// A report dated after this one (by a server whose clock ran
+		// ahead) does not count: it would hold the window until its date.
 		last, err = scanAuditReport(db.txQueryRow(ctx, tx, `SELECT `+auditColumns+` FROM audit_reports
-			WHERE ca_id = ? AND status != 'FAILED' AND created_at > ? ORDER BY created_at DESC LIMIT 1`, r.CAID, since.UnixMicro()))
+			WHERE ca_id = ? AND status != 'FAILED' AND created_at > ? AND created_at <= ? ORDER BY created_at DESC LIMIT 1`,
+			r.CAID, since.UnixMicro(), r.CreatedAt.UnixMicro()))
 		if err == nil {
 			return openpca.ErrTooSoon
 		}

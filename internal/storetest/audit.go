@@ -63,6 +63,16 @@ func testAuditReportWindow(t *testing.T, s openpca.Store) {
 	if _, err := s.CreateAuditReport(ctx, newReport(other, t0), t0.Add(-time.Hour)); err != nil {
 		t.Errorf("the window is per CA: %v", err)
 	}
+	// A report dated ahead (by a server whose clock ran ahead) holds no
+	// window until its date.
+	ahead := activeCA(t, s)
+	later := t0.AddDate(1, 0, 0)
+	if _, err := s.CreateAuditReport(ctx, newReport(ahead, later), later.Add(-30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateAuditReport(ctx, newReport(ahead, t0), t0.Add(-30*time.Minute)); err != nil {
+		t.Errorf("a report dated a year ahead held the window: %v", err)
+	}
 	// The CA's reports, the newest first, the failed one with its reason.
 	reports, err := s.AuditReports(ctx, ca.ID, 10)
 	if err != nil || len(reports) != 3 || reports[1].ID != second.ID || reports[2].ID != first.ID || reports[2].Failure != "bucket gone" {
