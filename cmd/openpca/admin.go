@@ -156,6 +156,11 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 				return err
 			}
 			newKey = strings.TrimSpace(string(b))
+			// "openpca master-key new > new.key" makes it as the umask
+			// says, often readable by every user.
+			if fi, err := os.Stat(newFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+				fmt.Fprintf(stderr, "warning: %s, the new master key, can be read by others than its owner (mode %s): chmod 600 it\n", newFile, fi.Mode().Perm())
+			}
 		} else {
 			var err error
 			if newKey, err = app.NewMasterKey(); err != nil {
