@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -119,20 +120,27 @@ func (l *Listener) slot() error {
 	}
 }
 
-// idlest returns the connection idle the longest, no longer counted idle,
-// or nil if none is.
+// idlest returns the connection idle the longest, evicted, or nil if none
+// is idle. A connection that a request reached first is no longer idle:
+// its read and the eviction decide between them (conn.state), so that no
+// request read is then cut off.
 func (l *Listener) idlest() *conn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var idlest *conn
-	var since time.Time
-	for c, t := range l.idle {
-		if idlest == nil || t.Before(since) {
-			idlest, since = c, t
+	for len(l.idle) > 0 {
+		var idlest *conn
+		var since time.Time
+		for c, t := range l.idle {
+			if idlest == nil || t.Before(since) {
+				idlest, since = c, t
+			}
+		}
+		delete(l.idle, idlest)
+		if idlest.state.CompareAndSwap(idle, evicted) {
+			return idlest
 		}
 	}
-	delete(l.idle, idlest)
-	return idlest
+	return nil
 }
 
 // ConnState is for http.Server's ConnState: it keeps track of the
@@ -147,13 +155,13 @@ func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if state == http.StateIdle {
+	if state == http.StateIdle && c.state.CompareAndSwap(busy, idle) {
 		l.idle[c] = time.Now()
 		select {
 		case l.idled <- struct{}{}:
 		default:
 		}
-	} else {
+	} else if state != http.StateIdle {
 		delete(l.idle, c)
 	}
 }
@@ -208,6 +216,26 @@ type conn struct {
 	l       *Listener
 	network netip.Prefix // the network counted; invalid for none
 	once    sync.Once
+	state   atomic.Int32 // busy, idle or evicted
+}
+
+// A connection's states: idle between requests, as http.Server tells;
+// evicted, once taken to make room, when it reads nothing more.
+const (
+	busy int32 = iota
+	idle
+	evicted
+)
+
+// Read reads, and marks the connection busy once bytes of a request come:
+// an evicted one gives them up, as closed, so that no request read from it
+// runs.
+func (c *conn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && c.state.Load() != busy && !c.state.CompareAndSwap(idle, busy) {
+		return 0, net.ErrClosed
+	}
+	return n, err
 }
 
 // CloseWrite and ReadFrom pass on what a TCP connection does: net/http
