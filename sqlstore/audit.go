@@ -35,11 +35,15 @@ func (db *DB) CreateAuditReport(ctx context.Context, r *openpca.AuditReport, sin
 			return err
 		}
 		var err error
-		// A report dated after this one (by a server whose clock ran
-		// ahead) does not count: it would hold the window until its date.
+		// A report dated more than a window after this one (by a server
+		// whose clock ran ahead) does not count: it would hold the window
+		// until its date. One dated a little after it does: requests at
+		// once, on servers whose clocks differ by a little, take their
+		// times before they take the lock.
+		ahead := r.CreatedAt.Add(r.CreatedAt.Sub(since))
 		last, err = scanAuditReport(db.txQueryRow(ctx, tx, `SELECT `+auditColumns+` FROM audit_reports
 			WHERE ca_id = ? AND status != 'FAILED' AND created_at > ? AND created_at <= ? ORDER BY created_at DESC LIMIT 1`,
-			r.CAID, since.UnixMicro(), r.CreatedAt.UnixMicro()))
+			r.CAID, since.UnixMicro(), ahead.UnixMicro()))
 		if err == nil {
 			return openpca.ErrTooSoon
 		}

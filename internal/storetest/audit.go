@@ -63,9 +63,17 @@ func testAuditReportWindow(t *testing.T, s openpca.Store) {
 	if _, err := s.CreateAuditReport(ctx, newReport(other, t0), t0.Add(-time.Hour)); err != nil {
 		t.Errorf("the window is per CA: %v", err)
 	}
-	// A report dated ahead (by a server whose clock ran ahead) holds no
-	// window until its date.
+	// A report dated a little ahead (requests at once, on servers whose
+	// clocks differ) holds the window; one dated far ahead (a clock gone
+	// wrong) holds none until its date.
 	ahead := activeCA(t, s)
+	if _, err := s.CreateAuditReport(ctx, newReport(ahead, t0.Add(time.Second)), t0.Add(-30*time.Minute+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateAuditReport(ctx, newReport(ahead, t0), t0.Add(-30*time.Minute)); !errors.Is(err, openpca.ErrTooSoon) {
+		t.Errorf("a report dated a second ahead did not hold the window: %v", err)
+	}
+	ahead = activeCA(t, s)
 	later := t0.AddDate(1, 0, 0)
 	if _, err := s.CreateAuditReport(ctx, newReport(ahead, later), later.Add(-30*time.Minute)); err != nil {
 		t.Fatal(err)
