@@ -135,7 +135,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if a.store, err = openStore(ctx, cfg, false); err != nil {
+	if a.store, err = openStore(ctx, cfg, sqlstore.Migrate); err != nil {
 		return fail(err)
 	}
 	keys, err := loadMasterKeys(ctx, cfg, a.store, true, logger)
@@ -296,15 +296,14 @@ func needDatabase(cfg Config) error {
 	return err
 }
 
-// openStore opens the store of cfg; keepSchema refuses one of an earlier
-// version, rather than bringing it up to date, for a command that a
-// server of that version may run beside.
-func openStore(ctx context.Context, cfg Config, keepSchema bool) (*sqlstore.DB, error) {
+// openStore opens the store of cfg, doing with a schema of an earlier
+// version what schema says.
+func openStore(ctx context.Context, cfg Config, schema sqlstore.Schema) (*sqlstore.DB, error) {
 	switch {
 	case cfg.Database == "":
-		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"), sqlite.Options{Logger: cfg.Logger, KeepSchema: keepSchema})
+		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"), sqlite.Options{Logger: cfg.Logger, Schema: schema})
 	case strings.HasPrefix(cfg.Database, "postgres://"), strings.HasPrefix(cfg.Database, "postgresql://"):
-		return postgres.Open(ctx, cfg.Database, postgres.Options{KeepSchema: keepSchema})
+		return postgres.Open(ctx, cfg.Database, postgres.Options{Schema: schema})
 	}
 	return nil, fmt.Errorf("--database must be a postgres:// address, or empty for SQLite in the data folder")
 }
@@ -596,6 +595,13 @@ type Admin struct {
 // OpenAdmin opens the data folder of cfg for an operator's command. Unlike
 // Open, it creates no master key: the one a server made must be used.
 func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
+	return openCommand(ctx, cfg, sqlstore.RefuseEarlier)
+}
+
+// openCommand opens the data folder of cfg for a command, which a server
+// may run beside, doing with a schema of an earlier version what schema
+// says.
+func openCommand(ctx context.Context, cfg Config, schema sqlstore.Schema) (*Admin, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -615,7 +621,7 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 		rotation.Close()
 		return nil, err
 	}
-	a, err := openAdmin(ctx, cfg, false)
+	a, err := openAdmin(ctx, cfg, false, schema)
 	if err != nil {
 		rotation.Close()
 		return nil, err
@@ -626,7 +632,7 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 
 // openAdmin opens the data folder of cfg; folderLocked says that the
 // caller holds the folder's lock (lockDataDir) already.
-func openAdmin(ctx context.Context, cfg Config, folderLocked bool) (*Admin, error) {
+func openAdmin(ctx context.Context, cfg Config, folderLocked bool, schema sqlstore.Schema) (*Admin, error) {
 	// A rotation's new key beside the master key, with no rotation under
 	// way, is one interrupted, which only a holder of the data folder's
 	// lock (no server runs) may settle.
@@ -637,9 +643,7 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool) (*Admin, erro
 		}
 		defer lock.Close()
 	}
-	// With the folder's lock held, no server runs on it; without, one of
-	// an earlier version may.
-	db, err := openStore(ctx, cfg, !folderLocked)
+	db, err := openStore(ctx, cfg, schema)
 	if err != nil {
 		return nil, err
 	}

@@ -380,3 +380,36 @@ func TestCommandsFollowNoLinks(t *testing.T) {
 		}
 	})
 }
+
+// TestCommandsOnAnEarlierSchema: on a database of an earlier version (a
+// server of that version may still run on it), a command refuses rather
+// than migrate it, and a backup copies it as it is, so that it can be
+// backed up before the new server migrates it.
+func TestCommandsOnAnEarlierSchema(t *testing.T) {
+	env := testenv.Start(t)
+	env.Stop(t)
+	db := env.DB(t)
+	var latest int
+	if err := db.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&latest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version = ?`, latest); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := app.OpenAdmin(context.Background(), env.Config); err == nil || !strings.Contains(err.Error(), "earlier version") {
+		if a != nil {
+			a.Close()
+		}
+		t.Errorf("a command on an earlier schema: %v", err)
+	}
+	a, _, err := app.Backup(context.Background(), env.Config, filepath.Join(t.TempDir(), "openpca.backup"))
+	if err != nil {
+		t.Fatalf("a backup of an earlier schema: %v", err)
+	}
+	a.Close()
+	var now int
+	db.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&now)
+	if now != latest-1 {
+		t.Errorf("the schema went from %d to %d", latest-1, now)
+	}
+}

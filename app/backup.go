@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca/sqlite"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // errPostgresBackup is the answer to a backup or restore of a store kept
@@ -25,7 +26,9 @@ func Backup(ctx context.Context, cfg Config, to string) (*Admin, sqlite.Summary,
 	if cfg.Database != "" {
 		return nil, sqlite.Summary{}, errPostgresBackup
 	}
-	a, err := OpenAdmin(ctx, cfg)
+	// As it is: a database can be backed up before a new version's server
+	// migrates it.
+	a, err := openCommand(ctx, cfg, sqlstore.AsIs)
 	if err != nil {
 		return nil, sqlite.Summary{}, err
 	}
@@ -69,7 +72,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time) (*Admi
 		rotation.Close()
 		return nil, sum, err
 	}
-	a, err := openAdmin(ctx, cfg, true)
+	a, err := openAdmin(ctx, cfg, true, sqlstore.Migrate) // no server runs: it holds the folder's lock
 	if err != nil {
 		rotation.Close()
 		for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {

@@ -16,6 +16,7 @@ import (
 	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/seal"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // masterKeyCheck names the setting that holds a value sealed with the
@@ -276,7 +277,13 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		return err
 	}
 	defer rotation.Close()
-	store, err := openStore(ctx, cfg, false) // no server runs: it holds the folder's lock
+	// On SQLite no server runs: the rotation holds the folder's lock. On
+	// PostgreSQL, servers of an earlier version may.
+	schema := sqlstore.Migrate
+	if cfg.Database != "" {
+		schema = sqlstore.RefuseEarlier
+	}
+	store, err := openStore(ctx, cfg, schema)
 	if err != nil {
 		return err
 	}

@@ -74,9 +74,9 @@ func setSessionDefaults(ctx context.Context, conn *pgx.Conn) error {
 
 // Options are how to open a database.
 type Options struct {
-	// KeepSchema refuses a database of an earlier version rather than
-	// bringing it up to date (sqlstore.Config.KeepSchema).
-	KeepSchema bool
+	// Schema is what to do with a database of an earlier version
+	// (default: bring it up to date).
+	Schema sqlstore.Schema
 }
 
 // Open connects to the database at dsn (postgres://...) and brings its
@@ -113,12 +113,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 			},
 			Migrations: m,
 		},
-		Write:      db,
-		Read:       db,
-		Scan:       scanner{db},
-		MaxBatch:   maxBatch,
-		KeepSchema: opts.KeepSchema,
-		Close:      db.Close,
+		Write:    db,
+		Read:     db,
+		Scan:     scanner{db},
+		MaxBatch: maxBatch,
+		Schema:   opts.Schema,
+		Close:    db.Close,
 	})
 	if err != nil {
 		db.Close()

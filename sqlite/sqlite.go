@@ -64,9 +64,9 @@ type Options struct {
 	// MinFreeSpace is the free space on the database's disk below which
 	// the store is not ready; 0 means DefaultMinFreeSpace.
 	MinFreeSpace int64
-	// KeepSchema refuses a database of an earlier version rather than
-	// bringing it up to date (sqlstore.Config.KeepSchema).
-	KeepSchema bool
+	// Schema is what to do with a database of an earlier version
+	// (default: bring it up to date).
+	Schema sqlstore.Schema
 }
 
 // DefaultMinFreeSpace is the free space on the database's disk below
@@ -157,14 +157,14 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	c := &checkpointer{write: write, passive: checkpoint, wal: path + "-wal", opts: opts}
 	m, _ := fs.Sub(migrations, "migrations")
 	db, err := sqlstore.Open(ctx, sqlstore.Config{
-		Dialect:    sqlstore.Dialect{Name: "sqlite", Migrations: m, Full: full},
-		Write:      write,
-		Read:       read,
-		Scan:       scan,
-		Metrics:    c,
-		MaxBatch:   maxBatch,
-		Ready:      freeSpace(filepath.Dir(path), opts.MinFreeSpace),
-		KeepSchema: opts.KeepSchema,
+		Dialect:  sqlstore.Dialect{Name: "sqlite", Migrations: m, Full: full},
+		Write:    write,
+		Read:     read,
+		Scan:     scan,
+		Metrics:  c,
+		MaxBatch: maxBatch,
+		Ready:    freeSpace(filepath.Dir(path), opts.MinFreeSpace),
+		Schema:   opts.Schema,
 		Close: func() error {
 			close(stop)
 			<-stopped

@@ -117,10 +117,10 @@ func TestReadyNeedsFreeSpace(t *testing.T) {
 }
 
 // TestSchemaVersions: a database of a later version is refused, whatever
-// the command; one of an earlier version is brought up to date, unless
-// the opener keeps the schema (an operator's command, which a server of
-// the earlier version may run beside), which refuses it and changes
-// nothing.
+// the opener; one of an earlier version is brought up to date
+// (sqlstore.Migrate), refused unchanged by a command a server of that
+// version may run beside (RefuseEarlier), or opened as it is for a backup
+// (AsIs); a database without a schema is made one only by Migrate.
 func TestSchemaVersions(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "test.db")
 	db := open(t, path)
@@ -129,38 +129,53 @@ func TestSchemaVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	edit := func(q string, args ...any) {
+	sqlDB := func(path string) *sql.DB {
 		t.Helper()
 		raw, err := sql.Open("sqlite", path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer raw.Close()
-		if _, err := raw.Exec(q, args...); err != nil {
-			t.Fatal(err)
-		}
+		t.Cleanup(func() { raw.Close() })
+		return raw
 	}
-	edit(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, latest+1)
-	for _, keep := range []bool{false, true} {
-		if db, err := sqlite.Open(t.Context(), path, sqlite.Options{KeepSchema: keep}); err == nil || !strings.Contains(err.Error(), "later version") {
-			if db != nil {
-				db.Close()
-			}
-			t.Errorf("a database of a later version, keeping the schema %v: %v", keep, err)
-		}
+	raw := sqlDB(path)
+	version := func() (v int) {
+		t.Helper()
+		raw.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&v)
+		return v
 	}
-	edit(`DELETE FROM schema_migrations WHERE version >= ?`, latest)
-	if db, err := sqlite.Open(t.Context(), path, sqlite.Options{KeepSchema: true}); err == nil || !strings.Contains(err.Error(), "earlier version") {
+	opens := func(schema sqlstore.Schema, want string) {
+		t.Helper()
+		db, err := sqlite.Open(t.Context(), path, sqlite.Options{Schema: schema})
 		if db != nil {
 			db.Close()
 		}
-		t.Errorf("a database of an earlier version, keeping the schema: %v", err)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("schema %d on the database at %d of %d: %v, want %q", schema, version(), latest, err, want)
+		}
 	}
-	raw, _ := sql.Open("sqlite", path)
-	var have int
-	raw.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&have)
-	raw.Close()
-	if have != latest-1 {
-		t.Errorf("keeping the schema, the database's went from %d to %d", latest-1, have)
+	if _, err := raw.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, latest+1); err != nil {
+		t.Fatal(err)
+	}
+	for _, schema := range []sqlstore.Schema{sqlstore.Migrate, sqlstore.RefuseEarlier, sqlstore.AsIs} {
+		opens(schema, "later version")
+	}
+	if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE version >= ?`, latest); err != nil {
+		t.Fatal(err)
+	}
+	opens(sqlstore.RefuseEarlier, "earlier version")
+	opens(sqlstore.AsIs, "")
+	if v := version(); v != latest-1 {
+		t.Errorf("the database's schema went from %d to %d", latest-1, v)
+	}
+	empty := filepath.Join(t.TempDir(), "empty.db")
+	sqlDB(empty).Exec(`CREATE TABLE other (x)`)
+	path = empty
+	opens(sqlstore.RefuseEarlier, "no OpenPCA schema")
+	opens(sqlstore.AsIs, "no OpenPCA schema")
+	var n int
+	sqlDB(empty).QueryRow(`SELECT COUNT(*) FROM sqlite_schema WHERE name = 'schema_migrations'`).Scan(&n)
+	if n != 0 {
+		t.Error("a command made a schema in a database without one")
 	}
 }

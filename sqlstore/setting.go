@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,12 +36,26 @@ func (db *DB) Setting(ctx context.Context, name string) ([]byte, error) {
 // it answers what the last found.
 const readyEvery = time.Second
 
-// readiness is the outcome of Ready's last write.
+// readiness is the outcome of Ready's last write, and the last write
+// refused for want of disk space.
 type readiness struct {
-	mu  sync.Mutex
+	mu   sync.Mutex
+	at   time.Time
+	err  error
+	full atomic.Pointer[fullWrite]
+}
+
+// fullWrite is a write refused for want of disk space.
+type fullWrite struct {
 	at  time.Time
 	err error
 }
+
+// fullFor is how long after a write refused for want of disk space the
+// store is not ready: Ready's own small write may still fit (PostgreSQL's
+// did, while issuances failed), and a load balancer that sends requests
+// elsewhere meanwhile lets space be made.
+const fullFor = 10 * time.Second
 
 // Ready reports whether the store makes writes durable now: it checks
 // what the database needs (Config.Ready) and makes a write, through the
@@ -50,6 +66,10 @@ func (db *DB) Ready(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.at.IsZero() && time.Since(r.at) < readyEvery {
+		return r.err
+	}
+	if full := r.full.Load(); full != nil && time.Since(full.at) < fullFor {
+		r.at, r.err = time.Now(), fmt.Errorf("a write was refused for want of disk space within the last %v: %w", fullFor, full.err)
 		return r.err
 	}
 	if db.ready != nil {

@@ -50,6 +50,25 @@ type Dialect struct {
 	Migrations fs.FS
 }
 
+// Schema is what Open does with a database whose schema is behind this
+// version's. A database of a later version is refused whatever it says:
+// this version could misread, or overwrite, what that one stores.
+type Schema int
+
+const (
+	// Migrate brings it up to date: for a server, and for a command that
+	// holds the data folder, so that no server runs on it.
+	Migrate Schema = iota
+	// RefuseEarlier refuses it: for an operator's command, which may run
+	// beside a server of the earlier version, under which a migration
+	// would change the schema.
+	RefuseEarlier
+	// AsIs opens it as it is, without migrating it: for a backup, which
+	// copies what is there, so that a database can be backed up before
+	// this version's server migrates it.
+	AsIs
+)
+
 // Config is how to open a DB.
 type Config struct {
 	Dialect Dialect
@@ -67,10 +86,9 @@ type Config struct {
 	// Ready, if set, is what the database needs to take writes, beside
 	// Ready's own write (SQLite's: free space on its disk).
 	Ready func(context.Context) error
-	// KeepSchema refuses a database whose schema is behind this version's
-	// rather than bringing it up to date: for an operator's command, which
-	// may run beside a server of the earlier version.
-	KeepSchema bool
+	// Schema is what to do with a database whose schema is behind this
+	// version's.
+	Schema Schema
 	// Close closes what Open was given; the DB calls it last.
 	Close func() error
 }
@@ -100,7 +118,7 @@ var _ openpca.Store = (*DB)(nil)
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, ready: cfg.Ready, close: cfg.Close,
 		locks: strings.NewReplacer("{FOR_SHARE}", cfg.Dialect.ForShare, "{FOR_UPDATE}", cfg.Dialect.ForUpdate, "{SKIP_LOCKED}", cfg.Dialect.SkipLocked)}
-	if err := db.migrate(ctx, cfg.KeepSchema); err != nil {
+	if err := db.migrate(ctx, cfg.Schema); err != nil {
 		return nil, fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
 	}
 	var err error
@@ -181,7 +199,7 @@ func (db *DB) lockKey(ctx context.Context, tx *sql.Tx, key string) error {
 }
 
 // migrate applies, in order, each migration not yet recorded.
-func (db *DB) migrate(ctx context.Context, keep bool) error {
+func (db *DB) migrate(ctx context.Context, schema Schema) error {
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return err
@@ -194,8 +212,12 @@ func (db *DB) migrate(ctx context.Context, keep bool) error {
 		}
 		defer unlock()
 	}
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return err
+	// Only a migration makes a schema: a command on a database without
+	// one (a mistyped name) is refused, and leaves it as it was.
+	if schema == Migrate {
+		if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return err
+		}
 	}
 	names, err := fs.Glob(db.dialect.Migrations, "*.sql")
 	if err != nil {
@@ -211,11 +233,14 @@ func (db *DB) migrate(ctx context.Context, keep bool) error {
 	// A later version's schema may hold what this one would misread, or
 	// overwrite: it is refused, not used.
 	var have sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have); err != nil {
-		return err
+	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have); err != nil || !have.Valid && schema != Migrate {
+		return errors.Join(errors.New("the database holds no OpenPCA schema: is it the right one? A server makes the schema on its first start"), err)
 	}
 	if known := slices.Max(versions); have.Int64 > int64(known) {
 		return fmt.Errorf("the database is of a later version of OpenPCA (its schema has migration %d, this version's last is %d): run that version, or a later one", have.Int64, known)
+	}
+	if schema == AsIs {
+		return nil
 	}
 	for i, name := range names {
 		version := versions[i]
@@ -236,7 +261,7 @@ func (db *DB) migrate(ctx context.Context, keep bool) error {
 			tx.Rollback()
 			continue
 		}
-		if keep {
+		if schema == RefuseEarlier {
 			tx.Rollback()
 			return fmt.Errorf("the database is of an earlier version of OpenPCA (it lacks migration %s): start this version's server first, which brings it up to date; a command does not, as a server of the earlier version may still be running on it", name)
 		}
@@ -324,11 +349,13 @@ func (db *DB) wrap(what string, err error) error {
 	}
 	err = fmt.Errorf("%s: %s: %w", db.dialect.Name, what, err)
 	if db.dialect.Full != nil && db.dialect.Full(err) {
+		db.readiness.full.Store(&fullWrite{at: time.Now(), err: err})
 		return errors.Join(errFull, err)
 	}
 	return err
 }
 
 // errFull is what a client is told of a write that failed for want of
-// disk space; /readyz says not ready meanwhile, and the log why.
+// disk space; Ready says not ready for a while after, and why, which the
+// server logs.
 var errFull = openpca.Errorf(openpca.CodeServiceUnavailable, "The server has no room to store writes now; retry later.")

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/openpca/openpca"
@@ -9,8 +10,8 @@ import (
 
 // TestWrapFull: a write the database refused for want of disk space is
 // ServiceUnavailableException to a client, which it retries later, not an
-// internal failure; other failures stay internal, and the domain's own
-// errors as they are.
+// internal failure, and makes the store not ready, saying why; other
+// failures stay internal, and the domain's own errors as they are.
 func TestWrapFull(t *testing.T) {
 	errDisk := errors.New("disk full")
 	db := &DB{dialect: Dialect{Name: "test", Full: func(err error) bool { return errors.Is(err, errDisk) }}}
@@ -29,5 +30,8 @@ func TestWrapFull(t *testing.T) {
 		if !errors.Is(wrapped, tc.err) {
 			t.Errorf("%v: the cause is lost: %v", tc.err, wrapped)
 		}
+	}
+	if err := db.Ready(t.Context()); err == nil || !errors.Is(err, errDisk) || !strings.Contains(err.Error(), "want of disk space") {
+		t.Errorf("Ready after a write refused for want of disk space: %v", err)
 	}
 }

@@ -180,8 +180,12 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 			after.MasterKey = newKey
 		}
 		recordOpening(ctx, after, stderr, "master-key rotate", "every sealed secret resealed with a new master key")
-		fmt.Fprintln(stdout, "Everything the master key sealed is sealed with the new one. Start the servers with it, without a previous master key.\n"+
-			"Backups made before now open only with the old key, which is not kept: keep it with them, or make a new backup (openpca backup).")
+		fmt.Fprintln(stdout, "Everything the master key sealed is sealed with the new one. Start the servers with it, without a previous master key.")
+		if cfg.Database == "" {
+			fmt.Fprintln(stdout, "Backups made before now open only with the old key, which is not kept: keep it with them, or make a new backup (openpca backup).")
+		} else {
+			fmt.Fprintln(stdout, "Dumps of the database made before now open only with the old key: keep it with them, or dump the database anew.")
+		}
 		return nil
 	}
 	fmt.Fprintln(stderr, usage)
