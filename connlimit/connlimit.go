@@ -68,28 +68,37 @@ func Listen(l net.Listener, lim Limits) *Listener {
 	return ll
 }
 
-// Accept waits for a slot, then for a connection from a network under its
-// bound.
+// Accept waits for a connection from a network under its bound, then for
+// a slot for it: so that an idle connection is evicted only for a
+// connection that is there.
 func (l *Listener) Accept() (net.Conn, error) {
 	for {
-		if err := l.slot(); err != nil {
-			return nil, err
-		}
 		c, err := l.Listener.Accept()
 		if err != nil {
-			l.release()
 			return nil, err
 		}
-		if network, ok := l.admit(c.RemoteAddr()); ok {
-			return &conn{Conn: c, l: l, network: network}, nil
+		network, ok := l.admit(c.RemoteAddr())
+		if !ok {
+			c.Close()
+			continue
 		}
-		c.Close()
-		l.release()
+		cc := &conn{Conn: c, l: l, network: network}
+		if err := l.slot(); err != nil {
+			cc.Close()
+			return nil, err
+		}
+		cc.slotted = true
+		return cc, nil
 	}
 }
 
-// slot takes a slot for the next connection: a free one, or that of the
-// connection idle the longest, which it closes; or else it waits for one.
+// evictionWait is how long a slot is waited for after an eviction before
+// another idle connection is evicted: the evicted one may first answer a
+// request its server had already read.
+const evictionWait = time.Second
+
+// slot takes a slot: a free one, or that of the connection idle the
+// longest, which it evicts; or else it waits for one.
 func (l *Listener) slot() error {
 	if l.slots == nil {
 		return nil
@@ -106,17 +115,28 @@ func (l *Listener) slot() error {
 					"open", l.lim.Total)
 			})
 		}
+		idled, retry := l.idled, (*time.Timer)(nil)
+		var retried <-chan time.Time
 		if idlest := l.idlest(); idlest != nil {
-			idlest.Close() // gives its slot back
-			continue
+			idlest.evict() // its server closes it, giving its slot back
+			retry = time.NewTimer(evictionWait)
+			idled, retried = nil, retry.C
 		}
+		var err error
 		select {
 		case l.slots <- struct{}{}:
-			return nil
-		case <-l.idled:
+			err = nil
+		case <-idled:
+			continue
+		case <-retried:
+			continue
 		case <-l.closed:
-			return net.ErrClosed
+			err = net.ErrClosed
 		}
+		if retry != nil {
+			retry.Stop()
+		}
+		return err
 	}
 }
 
@@ -155,14 +175,20 @@ func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if state == http.StateIdle && c.state.CompareAndSwap(busy, idle) {
+	if state != http.StateIdle {
+		// A request its server had read ahead (pipelined, or in TLS's
+		// buffer) reads nothing from the connection: it is busy all the
+		// same.
+		c.state.CompareAndSwap(idle, busy)
+		delete(l.idle, c)
+		return
+	}
+	if c.state.CompareAndSwap(busy, idle) {
 		l.idle[c] = time.Now()
 		select {
 		case l.idled <- struct{}{}:
 		default:
 		}
-	} else if state != http.StateIdle {
-		delete(l.idle, c)
 	}
 }
 
@@ -215,8 +241,12 @@ type conn struct {
 	net.Conn
 	l       *Listener
 	network netip.Prefix // the network counted; invalid for none
+	slotted bool         // holds a slot
 	once    sync.Once
 	state   atomic.Int32 // busy, idle or evicted
+	// deadlines orders setting the read deadline with an eviction, which
+	// pins it in the past.
+	deadlines sync.Mutex
 }
 
 // A connection's states: idle between requests, as http.Server tells;
@@ -226,6 +256,34 @@ const (
 	idle
 	evicted
 )
+
+// past is the read deadline of an evicted connection.
+var past = time.Unix(1, 0)
+
+// evict has the connection's next read fail, however its server sets its
+// deadline, so that its server closes it. It is not closed here: a
+// request its server had already read ahead still gets its answer.
+func (c *conn) evict() {
+	c.deadlines.Lock()
+	defer c.deadlines.Unlock()
+	c.Conn.SetReadDeadline(past)
+}
+
+func (c *conn) SetReadDeadline(t time.Time) error {
+	c.deadlines.Lock()
+	defer c.deadlines.Unlock()
+	if c.state.Load() == evicted {
+		t = past
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *conn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
+}
 
 // Read reads, and marks the connection busy once bytes of a request come:
 // an evicted one gives them up, as closed, so that no request read from it
@@ -262,7 +320,9 @@ func (c *conn) Close() error {
 			}
 		}
 		c.l.mu.Unlock()
-		c.l.release()
+		if c.slotted {
+			c.l.release()
+		}
 	})
 	return err
 }

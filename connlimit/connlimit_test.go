@@ -1,7 +1,9 @@
 package connlimit
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -282,4 +284,91 @@ func TestEvictionCutsNoRequest(t *testing.T) {
 	if ran.Load() != answered.Load() || answered.Load() == 0 {
 		t.Errorf("%d requests ran and %d were answered: %d ran on a connection closed under them", ran.Load(), answered.Load(), ran.Load()-answered.Load())
 	}
+}
+
+// TestReadAheadRequests: requests a server read ahead of the connection
+// (pipelined, two in one write) leave it evictable once idle, and a
+// request read ahead when its connection is evicted is still answered
+// before the connection closes.
+func TestReadAheadRequests(t *testing.T) {
+	pipelined := func(c net.Conn, paths ...string) error {
+		var reqs strings.Builder
+		for _, p := range paths {
+			fmt.Fprintf(&reqs, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p)
+		}
+		io.WriteString(c, reqs.String())
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		for _, p := range paths {
+			res, err := http.ReadResponse(r, nil)
+			if err != nil {
+				return fmt.Errorf("the answer to %s: %w", p, err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		return nil
+	}
+	serve := func(t *testing.T, total int, state func(*Listener) func(net.Conn, http.ConnState)) (*Listener, string) {
+		raw, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := Listen(raw, Limits{Total: total})
+		srv := &http.Server{ConnState: state(l), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+		return l, raw.Addr().String()
+	}
+	get := func(addr string) error {
+		c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+		res, err := c.Get("http://" + addr)
+		if err == nil {
+			res.Body.Close()
+		}
+		return err
+	}
+	t.Run("evictable once idle", func(t *testing.T) {
+		_, addr := serve(t, 2, func(l *Listener) func(net.Conn, http.ConnState) { return l.ConnState })
+		for range 2 {
+			if err := pipelined(dial(t, addr), "/1", "/2"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := get(addr); err != nil {
+			t.Fatalf("with the listener full of idle connections that pipelined: %v", err)
+		}
+	})
+	t.Run("answered when evicted", func(t *testing.T) {
+		idled, proceed := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		l, addr := serve(t, 1, func(l *Listener) func(net.Conn, http.ConnState) {
+			return func(c net.Conn, s http.ConnState) {
+				l.ConnState(c, s)
+				if s == http.StateIdle {
+					// After the first answer, with the second request read
+					// ahead: the server waits here while another connection
+					// comes and evicts this one.
+					once.Do(func() { close(idled); <-proceed })
+				}
+			}
+		})
+		first := make(chan error, 1)
+		go func() { first <- pipelined(dial(t, addr), "/1", "/2") }()
+		<-idled
+		other := make(chan error, 1)
+		go func() { other <- get(addr) }()
+		for evicted := false; !evicted; time.Sleep(10 * time.Millisecond) {
+			l.mu.Lock()
+			evicted = len(l.idle) == 0
+			l.mu.Unlock()
+		}
+		close(proceed)
+		if err := <-first; err != nil {
+			t.Errorf("a request read ahead on the evicted connection: %v", err)
+		}
+		if err := <-other; err != nil {
+			t.Errorf("the connection that evicted the other: %v", err)
+		}
+	})
 }
