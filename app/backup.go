@@ -51,6 +51,9 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time) (*Admi
 	if cfg.Database != "" {
 		return nil, sqlite.Summary{}, errPostgresBackup
 	}
+	if err := cfg.Validate(); err != nil { // the master key's file, by default in the folder
+		return nil, sqlite.Summary{}, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, sqlite.Summary{}, err
 	}

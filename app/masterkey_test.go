@@ -209,6 +209,25 @@ func TestRestoreSettlesInterruptedRotation(t *testing.T) {
 	}
 }
 
+// TestRestoreFindsTheKeyInTheFolder: a restore without a master key file
+// named takes the folder's own, as every command does.
+func TestRestoreFindsTheKeyInTheFolder(t *testing.T) {
+	env := testenv.Start(t)
+	backup := filepath.Join(t.TempDir(), "openpca.backup")
+	a, _, err := app.Backup(context.Background(), env.Config, backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	cfg := env.Config
+	cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), ""
+	os.WriteFile(filepath.Join(cfg.DataDir, "master.key"), []byte(readFile(t, filepath.Join(env.Config.DataDir, "master.key"))), 0o600)
+	if a, _, err = app.Restore(context.Background(), cfg, backup, time.Now()); err != nil {
+		t.Fatalf("a restore with the key in the folder: %v", err)
+	}
+	a.Close()
+}
+
 // TestRestoredNeedsItsKey: a server started on a restored folder without
 // the master key the database was set up with (the restore read it from
 // elsewhere) refuses, saying which key is missing, and makes no new key

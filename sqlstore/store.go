@@ -121,8 +121,14 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := db.migrate(ctx, cfg.Schema); err != nil {
 		return nil, fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
 	}
+	// A schema opened as it is may be of an earlier version, without
+	// what the hot queries name: they are prepared when first run.
+	hot := hotQueries
+	if cfg.Schema == AsIs {
+		hot = nil
+	}
 	var err error
-	if db.w, err = newStatements(ctx, cfg.Write, db.rewrite, hotQueries...); err != nil {
+	if db.w, err = newStatements(ctx, cfg.Write, db.rewrite, hot...); err != nil {
 		return nil, err
 	}
 	if db.r, err = newStatements(ctx, cfg.Read, db.rewrite); err != nil {
