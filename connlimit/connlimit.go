@@ -23,10 +23,9 @@ import (
 
 // Limits are a listener's bounds; a zero bound is none.
 type Limits struct {
-	// Total is how many connections may be open at once. Past it, the
-	// listener closes the connection idle the longest, if one is, and
-	// otherwise accepts no more until one closes: the kernel holds the
-	// next in its backlog meanwhile.
+	// Total is how many connections may be open at once. Past it, a new
+	// connection waits for the one idle the longest, if one is, to be
+	// closed (its next read fails), and otherwise for any to close.
 	Total int
 	// PerNetwork is how many of them may come from one network: an IPv4
 	// address, or an IPv6 /64, which one host is often given whole. A
