@@ -239,7 +239,11 @@ func (db *DB) migrate(ctx context.Context, schema Schema) error {
 	// A later version's schema may hold what this one would misread, or
 	// overwrite: it is refused, not used.
 	var have sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have); err != nil || !have.Valid && schema != Migrate {
+	err = conn.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have)
+	switch {
+	case err != nil && schema == Migrate:
+		return err
+	case err != nil || !have.Valid && schema != Migrate:
 		return errors.Join(errors.New("the database holds no OpenPCA schema: is it the right one? A server makes the schema on its first start"), err)
 	}
 	if known := slices.Max(versions); have.Int64 > int64(known) {
