@@ -339,7 +339,7 @@ var dataFiles = []string{"lock", "node-id", "master.key", "master.key" + pending
 // groups: a container's volume is often root's, writable by the pod's
 // group.
 func checkDataDir(dir string) error {
-	fi, err := checkFolder(dir)
+	fi, err := checkFolder(dir, false)
 	if err != nil {
 		return err
 	}
@@ -362,13 +362,14 @@ func checkDataDir(dir string) error {
 	return nil
 }
 
-// checkFolder refuses, for a server and for an operator's command alike,
-// a data folder with a link of another user on the way to it (or in its
-// place), one that users outside this process's user and groups may write
-// to, and one with a link where a file is opened by name; it returns the
-// folder's information. A command, often run as root on the folder of the
-// server's user, trusts that user's files, but not to lead it elsewhere.
-func checkFolder(dir string) (os.FileInfo, error) {
+// checkFolder refuses, for a server and for an operator's command
+// (command) alike, a data folder with a link of another user on the way
+// to it (or in its place), one that users outside this process's user and
+// groups may write to, and one with a link where a file is opened by
+// name; it returns the folder's information. A command, often run as root
+// on the folder of the server's user, trusts that user's files and group,
+// but not to lead it elsewhere.
+func checkFolder(dir string, command bool) (os.FileInfo, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -385,9 +386,12 @@ func checkFolder(dir string) (os.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The folder's group is trusted by its members, and by root's
+	// commands, which run on the server's folder (a container's volume is
+	// often writable by the pod's group).
 	groups, _ := os.Getgroups()
 	gid := int(fi.Sys().(*syscall.Stat_t).Gid)
-	ours := slices.Contains(groups, gid) || gid == os.Getegid()
+	ours := slices.Contains(groups, gid) || gid == os.Getegid() || command && os.Geteuid() == 0
 	if fi.Mode().Perm()&0o002 != 0 || fi.Mode().Perm()&0o020 != 0 && !ours {
 		return nil, fmt.Errorf("the data folder %s can be written by users outside this process's user and groups (mode %s): chmod 700 it", dir, fi.Mode().Perm())
 	}
@@ -617,7 +621,7 @@ func openCommand(ctx context.Context, cfg Config, schema sqlstore.Schema) (*Admi
 	if err != nil {
 		return nil, err
 	}
-	if _, err := checkFolder(cfg.DataDir); err != nil {
+	if _, err := checkFolder(cfg.DataDir, true); err != nil {
 		rotation.Close()
 		return nil, err
 	}

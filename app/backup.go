@@ -57,7 +57,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time) (*Admi
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, sqlite.Summary{}, err
 	}
-	if _, err := checkFolder(cfg.DataDir); err != nil {
+	if _, err := checkFolder(cfg.DataDir, true); err != nil {
 		return nil, sqlite.Summary{}, err
 	}
 	lock, err := lockDataDir(cfg.DataDir)

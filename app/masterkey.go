@@ -264,7 +264,7 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	if err := needDatabase(cfg); err != nil {
 		return err
 	}
-	if _, err := checkFolder(cfg.DataDir); err != nil {
+	if _, err := checkFolder(cfg.DataDir, true); err != nil {
 		return err
 	}
 	lock, err := lockDataDir(cfg.DataDir)
