@@ -352,6 +352,20 @@ func TestCommandsFollowNoLinks(t *testing.T) {
 			}
 		})
 	}
+	t.Run("root's command on a folder its group may write to", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("giving a folder to another group takes root, as CI runs")
+		}
+		fi, _ := os.Stat(env.Config.DataDir)
+		os.Lchown(env.Config.DataDir, -1, 65534)
+		os.Chmod(env.Config.DataDir, 0o770)
+		defer os.Chmod(env.Config.DataDir, fi.Mode().Perm())
+		a, err := app.OpenAdmin(context.Background(), env.Config)
+		if err != nil {
+			t.Fatalf("root's command on a folder of mode 0770 of another group: %v", err)
+		}
+		a.Close()
+	})
 	t.Run("a restore through a link", func(t *testing.T) {
 		cfg := env.Config
 		cfg.DataDir = t.TempDir()
