@@ -322,12 +322,7 @@ func TestUnreadablePolicyWarned(t *testing.T) {
 // others may write to; it leaves what a link points at as it was.
 func TestCommandsFollowNoLinks(t *testing.T) {
 	env := testenv.Start(t)
-	backup := filepath.Join(t.TempDir(), "openpca.backup")
-	a, _, err := app.Backup(context.Background(), env.Config, backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Close()
+	backup := backupOf(t, env)
 	env.Stop(t)
 	victim := filepath.Join(t.TempDir(), "victim")
 	if err := os.WriteFile(victim, []byte("someone else's"), 0o644); err != nil {

@@ -168,18 +168,25 @@ func TestInterruptedMasterKeyRotation(t *testing.T) {
 	}
 }
 
-// TestRestoreSettlesInterruptedRotation restores a backup into a folder
-// that kept the master key files of an interrupted rotation (the new
-// key's file beside the old): the restore settles the rotation on the key
-// the backup is sealed with, rather than failing on its own lock.
-func TestRestoreSettlesInterruptedRotation(t *testing.T) {
-	env := testenv.Start(t)
+// backupOf backs up the data folder of env, and returns the backup's path.
+func backupOf(t *testing.T, env *testenv.Env) string {
+	t.Helper()
 	backup := filepath.Join(t.TempDir(), "openpca.backup")
 	a, _, err := app.Backup(context.Background(), env.Config, backup)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.Close()
+	return backup
+}
+
+// TestRestoreSettlesInterruptedRotation restores a backup into a folder
+// that kept the master key files of an interrupted rotation (the new
+// key's file beside the old): the restore settles the rotation on the key
+// the backup is sealed with, rather than failing on its own lock.
+func TestRestoreSettlesInterruptedRotation(t *testing.T) {
+	env := testenv.Start(t)
+	backup := backupOf(t, env)
 	key := readFile(t, filepath.Join(env.Config.DataDir, "master.key"))
 	other, _ := app.NewMasterKey()
 	for _, tc := range []struct {
@@ -213,16 +220,12 @@ func TestRestoreSettlesInterruptedRotation(t *testing.T) {
 // named takes the folder's own, as every command does.
 func TestRestoreFindsTheKeyInTheFolder(t *testing.T) {
 	env := testenv.Start(t)
-	backup := filepath.Join(t.TempDir(), "openpca.backup")
-	a, _, err := app.Backup(context.Background(), env.Config, backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Close()
+	backup := backupOf(t, env)
 	cfg := env.Config
 	cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), ""
 	os.WriteFile(filepath.Join(cfg.DataDir, "master.key"), []byte(readFile(t, filepath.Join(env.Config.DataDir, "master.key"))), 0o600)
-	if a, _, err = app.Restore(context.Background(), cfg, backup, time.Now()); err != nil {
+	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now())
+	if err != nil {
 		t.Fatalf("a restore with the key in the folder: %v", err)
 	}
 	a.Close()
@@ -234,16 +237,12 @@ func TestRestoreFindsTheKeyInTheFolder(t *testing.T) {
 // beside the database.
 func TestRestoredNeedsItsKey(t *testing.T) {
 	env := testenv.Start(t)
-	backup := filepath.Join(t.TempDir(), "openpca.backup")
-	a, _, err := app.Backup(context.Background(), env.Config, backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Close()
+	backup := backupOf(t, env)
 	cfg := env.Config
 	cfg.DataDir = t.TempDir()
 	cfg.MasterKeyFile = filepath.Join(env.Config.DataDir, "master.key")
-	if a, _, err = app.Restore(context.Background(), cfg, backup, time.Now()); err != nil {
+	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
 	a.Close()
