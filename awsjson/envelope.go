@@ -278,7 +278,8 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 	if n <= smallBody {
 		pool = e.small
 	}
-	who := network(e.proxies.Nearest(r))
+	// An IPv4 /24 or IPv6 /48, which one site is often given whole.
+	who := clientaddr.Network(e.proxies.Nearest(r), 24, 48)
 	if !pool.acquire(r.Context(), who, n) {
 		return unread(openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry."))
 	}
@@ -338,20 +339,4 @@ func read(r io.Reader, buf []byte, limit int64, progress func(int)) ([]byte, err
 
 func tooLarge(limit int64) error {
 	return openpca.Errorf(openpca.CodeRequestEntityTooLarge, "request body exceeds %d bytes", limit)
-}
-
-// network is the network of an address that its requests' bodies share
-// the budget with: its IPv4 /24, or IPv6 /48, which one site is often
-// given whole. The zero Prefix stands for addresses that cannot be told.
-func network(addr netip.Addr) netip.Prefix {
-	if !addr.IsValid() {
-		return netip.Prefix{}
-	}
-	addr = addr.Unmap().WithZone("")
-	bits := 24
-	if addr.Is6() {
-		bits = 48
-	}
-	p, _ := addr.Prefix(bits)
-	return p
 }

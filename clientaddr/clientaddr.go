@@ -54,6 +54,22 @@ func Parse(list string) (Proxies, error) {
 	return p, nil
 }
 
+// Network is the network of addr that a limit counts it in: its first v4
+// bits if it is IPv4 (mapped into IPv6 or not), its first v6 bits if it is
+// IPv6, without zone; the zero Prefix for an address that is none.
+func Network(addr netip.Addr, v4, v6 int) netip.Prefix {
+	if !addr.IsValid() {
+		return netip.Prefix{}
+	}
+	addr = addr.Unmap().WithZone("")
+	bits := v4
+	if addr.Is6() {
+		bits = v6
+	}
+	p, _ := addr.Prefix(bits)
+	return p
+}
+
 // Trusts reports whether addr is a trusted proxy's.
 func (p Proxies) Trusts(addr netip.Addr) bool {
 	for _, prefix := range p {

@@ -86,3 +86,21 @@ func FuzzOf(f *testing.F) {
 		}
 	})
 }
+
+// TestNetwork: an address's network, IPv4 mapped into IPv6 or not, zone
+// or not; none for no address.
+func TestNetwork(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"192.0.2.77", "192.0.2.0/24"},
+		{"::ffff:192.0.2.77", "192.0.2.0/24"},
+		{"2001:db8:1:2::3", "2001:db8:1::/48"},
+		{"fe80::1%eth0", "fe80::/48"},
+	} {
+		if got := Network(netip.MustParseAddr(tc.addr), 24, 48).String(); got != tc.want {
+			t.Errorf("Network(%s) = %s, want %s", tc.addr, got, tc.want)
+		}
+	}
+	if got := Network(netip.Addr{}, 24, 48); got.IsValid() {
+		t.Errorf("Network of no address = %s", got)
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/openpca/openpca/clientaddr"
 )
 
 // Limits are a listener's bounds; a zero bound is none.
@@ -203,11 +205,7 @@ func (l *Listener) admit(addr net.Addr) (network netip.Prefix, ok bool) {
 	if l.lim.Exempt != nil && l.lim.Exempt(ip) {
 		return netip.Prefix{}, true
 	}
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	network, _ = ip.WithZone("").Prefix(bits)
+	network = clientaddr.Network(ip, 32, 64)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.open[network] >= l.lim.PerNetwork {

@@ -184,6 +184,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 // records and sealed keys. SQLite gives the -wal and -shm files the mode
 // of the database file, so a new database's are 0600 too, whatever the
 // umask; files of older versions are tightened here.
+//
 // A file that is a link is refused, not followed: an operator's command,
 // run as root on the folder of the server's user, would otherwise change
 // the mode of (or make) whatever file that user pointed it at.
