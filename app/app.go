@@ -128,6 +128,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := removeSealTemporaries(cfg.DataDir, filepath.Join(cfg.DataDir, "tls"), filepath.Dir(cfg.MasterKeyFile)); err != nil {
 		return fail(err)
 	}
+	if err := refuseCutRestore(cfg); err != nil {
+		return fail(err)
+	}
 	if a.objects, err = openObjectStore(ctx, cfg); err != nil {
 		return fail(err)
 	}
@@ -294,6 +297,25 @@ func needDatabase(cfg Config) error {
 		return fmt.Errorf("%s has no database (openpca.db): is --data-dir right? A server makes it on its first start", cfg.DataDir)
 	}
 	return err
+}
+
+// refuseCutRestore refuses a data folder without a database where a
+// restore left its partial copy: the restore was cut short, and a server
+// would start with a new, empty database in place of the backup's CAs.
+// The caller holds the folder's lock, which a restore holds throughout.
+func refuseCutRestore(cfg Config) error {
+	if cfg.Database != "" {
+		return nil
+	}
+	path := filepath.Join(cfg.DataDir, "openpca.db")
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	left, err := sqlite.Partials(path)
+	if err != nil || len(left) == 0 {
+		return err
+	}
+	return fmt.Errorf("a restore into %s was cut short, and left %s: run the restore again, which removes it, or remove it to start a server without the backup's CAs", cfg.DataDir, left[0])
 }
 
 // openStore opens the store of cfg, doing with a schema of an earlier

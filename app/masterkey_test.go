@@ -434,3 +434,41 @@ func TestMasterKeyWrappedByKMS(t *testing.T) {
 	plain.env.Restart(t)
 	plain.works(t)
 }
+
+// TestCutRestore: a server refuses a folder without a database where a
+// restore left its partial copy, rather than start with no CAs in place
+// of the backup's; the restore run again removes the copy and succeeds.
+func TestCutRestore(t *testing.T) {
+	env := testenv.Start(t)
+	backup := backupOf(t, env)
+	cfg := env.Config
+	cfg.DataDir = t.TempDir()
+	cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+	cfg.Listen = "127.0.0.1:0"
+	os.WriteFile(cfg.MasterKeyFile, []byte(readFile(t, filepath.Join(env.Config.DataDir, "master.key"))), 0o600)
+	left := filepath.Join(cfg.DataDir, "openpca.db.partial-123456")
+	os.Mkdir(left, 0o700)
+	os.WriteFile(filepath.Join(left, "db"), []byte(readFile(t, backup)[:4096]), 0o600)
+	if s, err := app.Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "cut short") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("a server on a folder a restore was cut short in: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "openpca.db")); !os.IsNotExist(err) {
+		t.Fatalf("the refused server made a database: %v", err)
+	}
+	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("the restore run again left the cut one's copy: %v", err)
+	}
+	s, err := app.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("a server on the restored folder: %v", err)
+	}
+	s.Close()
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/openpca/openpca/internal/sqliteuri"
 )
 
@@ -112,13 +114,55 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64) (Summ
 // partial returns where to write a file that will be the database at
 // path once complete: in a folder of its own beside path, which only its
 // owner can enter (VACUUM INTO makes its file with the umask's mode), and
-// what removes that folder.
+// what removes that folder. The folder is locked while it is in use, so
+// that another backup to the same path leaves it alone (removePartials).
 func partial(path string) (string, func(), error) {
-	dir, err := os.MkdirTemp(filepath.Dir(path), filepath.Base(path)+partialSuffix+"*")
-	if err != nil {
-		return "", nil, err
+	// Another backup's removePartials may take the new folder's lock
+	// before this one does, and remove it: then make another.
+	for range 10 {
+		dir, err := os.MkdirTemp(filepath.Dir(path), filepath.Base(path)+partialSuffix+"*")
+		if err != nil {
+			return "", nil, err
+		}
+		lock, err := lockPartial(dir)
+		if err != nil {
+			return "", nil, err
+		}
+		if lock != nil {
+			return filepath.Join(dir, "db"), func() {
+				os.RemoveAll(dir)
+				lock.Close()
+			}, nil
+		}
 	}
-	return filepath.Join(dir, "db"), func() { os.RemoveAll(dir) }, nil
+	return "", nil, fmt.Errorf("%s: the folders for its copy were removed as they were made", path)
+}
+
+// lockPartial takes the lock of the partial folder dir; it returns nil
+// and no error if another holds it, or removed the folder meanwhile.
+func lockPartial(dir string) (*os.File, error) {
+	lock, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		lock.Close()
+		return nil, nil
+	}
+	// The one whose lock was released may have removed the folder.
+	held, err := lock.Stat()
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if now, err := os.Lstat(dir); err != nil || !os.SameFile(held, now) {
+		lock.Close()
+		return nil, nil
+	}
+	return lock, nil
 }
 
 // settle readies the restored database at path for its first server:
@@ -234,10 +278,10 @@ func place(ctx context.Context, tmp, path string) (Summary, error) {
 	// A link, unlike a rename, fails rather than replace a file made
 	// meanwhile.
 	if err := os.Link(tmp, path); err != nil {
-		if !errors.Is(err, fs.ErrExist) {
-			err = fmt.Errorf("%w (a folder without hard links, as on FAT, takes no backup: write it elsewhere, then copy it)", err)
+		if errors.Is(err, fs.ErrExist) {
+			return sum, fmt.Errorf("%s was made meanwhile, by another backup or restore to it: its copy is left as it is", path)
 		}
-		return sum, err
+		return sum, fmt.Errorf("%w (a folder without hard links, as on FAT, takes no backup: write it elsewhere, then copy it)", err)
 	}
 	dir, err := os.Open(filepath.Dir(path))
 	if err != nil {
@@ -331,18 +375,44 @@ func walMode(path string) (bool, error) {
 }
 
 // removePartials removes what a backup or a restore to path left when a
-// crash cut it short.
+// crash cut it short; the partial folders of one still running, which
+// holds its folder's lock, stay.
 func removePartials(path string) error {
-	entries, err := os.ReadDir(filepath.Dir(path))
+	left, err := Partials(path)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), filepath.Base(path)+partialSuffix) {
-			if err := os.RemoveAll(filepath.Join(filepath.Dir(path), e.Name())); err != nil {
-				return err
-			}
+	for _, dir := range left {
+		if err := removeUnlocked(dir); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// Partials returns the folders beside path in which a backup or a restore
+// to path writes its copy, or left it when cut short.
+func Partials(path string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), filepath.Base(path)+partialSuffix) {
+			dirs = append(dirs, filepath.Join(filepath.Dir(path), e.Name()))
+		}
+	}
+	return dirs, nil
+}
+
+// removeUnlocked removes the partial folder dir unless a backup or a
+// restore holds its lock.
+func removeUnlocked(dir string) error {
+	lock, err := lockPartial(dir)
+	if lock == nil {
+		return err
+	}
+	defer lock.Close()
+	return os.RemoveAll(dir)
 }

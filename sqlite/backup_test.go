@@ -84,6 +84,7 @@ func TestBackup(t *testing.T) {
 	if matches, _ := filepath.Glob(to + ".partial-*"); len(matches) > 0 {
 		t.Fatalf("left behind: %v", matches)
 	}
+	backupsAtOnce(t, filepath.Join(dir, "openpca.db"))
 
 	restored := filepath.Join(t.TempDir(), "openpca.db")
 	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000)
@@ -213,5 +214,38 @@ func TestBackupRefuses(t *testing.T) {
 				t.Fatal("a backup of a database that is not there made it")
 			}
 		})
+	}
+}
+
+// backupsAtOnce makes backups of the database at path to one file at once,
+// beside what a backup cut short left: one succeeds, the others say that
+// the file exists, or was made meanwhile (rather than fail on a copy
+// another removed), and the copy cut short is gone.
+func backupsAtOnce(t *testing.T, path string) {
+	to := filepath.Join(t.TempDir(), "b.db")
+	cut := to + ".partial-1234"
+	if err := os.Mkdir(cut, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, 6)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = sqlite.Backup(t.Context(), path, to) })
+	}
+	wg.Wait()
+	done := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			done++
+		case !strings.Contains(err.Error(), "exists") && !strings.Contains(err.Error(), "made meanwhile"):
+			t.Errorf("a backup beside others: %v", err)
+		}
+	}
+	if done != 1 {
+		t.Errorf("%d backups of %d succeeded; want one", done, len(errs))
+	}
+	if matches, _ := filepath.Glob(to + ".partial-*"); len(matches) > 0 {
+		t.Errorf("left behind: %v", matches)
 	}
 }
