@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/note"
@@ -65,7 +64,9 @@ type Server struct {
 	logs   []Log
 	db     *sql.DB
 	logger *slog.Logger
-	mu     sync.Mutex // orders the check and the update of a log's state
+	// turn orders the check and the update of a log's state: a channel
+	// of one, so that a request whose client went away stops waiting.
+	turn chan struct{}
 	// refusals bounds the log lines of refused proofs, which anyone
 	// holding a checkpoint of the log can send.
 	refusals *rate.Limiter
@@ -102,7 +103,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, fmt.Errorf("witness: %s: %w", cfg.Database, err)
 	}
-	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10)}, nil
+	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10), turn: make(chan struct{}, 1)}, nil
 }
 
 // VerifierKey is the witness's public key, which checks its cosignatures.
@@ -217,8 +218,12 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 		return nil, refuse(http.StatusUnprocessableEntity, "a checkpoint of no entries has the root of the empty tree")
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.turn }()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err

@@ -654,3 +654,32 @@ func FuzzAddSignedCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// TestWitnessWaitEndsWithItsClient: a request waiting for its turn, while
+// another holds it, stops waiting when its client goes away.
+func TestWitnessWaitEndsWithItsClient(t *testing.T) {
+	l := newLog(t, "example.com/log", 3)
+	_, s := startWitness(t, trust(t, l.origin, l))
+	srv := httptest.NewServer(s)
+	defer witness.HoldTurn(s)()
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/add-checkpoint", strings.NewReader("old 0\n\n"+string(l.checkpoint(t, 3))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("an answer while another request held the turn: %d", res.StatusCode)
+	}
+	closed := make(chan struct{})
+	go func() {
+		srv.Close() // waits for the server's requests to end
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request still waits for its turn, its client gone")
+	}
+}
