@@ -63,7 +63,8 @@ type Issuance struct {
 	Token IdempotencyToken
 	// Statuses are those the CA must still be in, with a certificate still
 	// valid at the certificate's IssuedAt, when the issuance is recorded;
-	// otherwise it is refused with ErrCAState.
+	// otherwise it is refused with ErrCAState. EXPIRED alone asks instead
+	// for a certificate expired by then (a root CA's own renewal).
 	Statuses []CertificateAuthorityStatus
 }
 

@@ -42,8 +42,10 @@ func IssueConditions(templateARN string) map[string][]string {
 }
 
 // IssueCertificate signs a certificate for a CSR with a template. Only an
-// ACTIVE CA issues, except that a ROOT CA waiting for its certificate
-// issues that certificate itself, self-signed, with a root template.
+// ACTIVE CA issues, except that a ROOT CA waiting for its certificate, or
+// whose certificate has expired, issues its certificate itself,
+// self-signed, with a root template: AWS lets an EXPIRED CA's certificate
+// be updated, and a root's can come from nowhere else.
 //
 // The certificate is recorded, with the use of the key, before its ARN is
 // returned; if the record cannot be written the certificate is discarded
@@ -70,10 +72,14 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 	}
 	issued := s.now().UTC()
 	statuses := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
-	if tmpl.Root {
+	st := ca.StatusAt(issued)
+	switch {
+	case tmpl.Root && st == openpca.CertificateAuthorityStatusExpired:
+		statuses = []openpca.CertificateAuthorityStatus{st}
+	case tmpl.Root:
 		statuses = append(statuses, openpca.CertificateAuthorityStatusPendingCertificate)
 	}
-	if st := ca.StatusAt(issued); !slices.Contains(statuses, st) {
+	if !slices.Contains(statuses, st) {
 		return nil, invalidState("The certificate authority is not in a valid state for issuing certificates: %s is %s.", ca.ARN, st)
 	}
 	if tmpl.Root && ca.Type != openpca.CertificateAuthorityTypeRoot {

@@ -344,6 +344,51 @@ func TestExpiredCertificateAuthority(t *testing.T) {
 	}
 }
 
+// TestExpiredRootRenews: a ROOT CA whose certificate expired issues its
+// own renewal with the root template, and nothing else, and the renewal's
+// import brings back the status it had (AWS lets an EXPIRED CA's
+// certificate be updated; a root's comes from nowhere else).
+func TestExpiredRootRenews(t *testing.T) {
+	env := testenv.Start(t)
+	for _, disabled := range []bool{false, true} {
+		arn, _ := env.NewActiveRoot(t, "Expiring")
+		want := types.CertificateAuthorityStatusActive
+		if disabled {
+			want = types.CertificateAuthorityStatusDisabled
+			if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &arn, Status: want}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		env.Clock.Advance(11 * 365 * 24 * time.Hour)
+		if s := env.Status(t, arn); s != types.CertificateAuthorityStatusExpired {
+			t.Fatalf("status %s, want EXPIRED", s)
+		}
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &arn, Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+		testenv.WantError(t, err, "InvalidStateException")
+		renewed := env.ActivateRoot(t, arn)
+		if !renewed.NotBefore.After(time.Now().Add(10 * 365 * 24 * time.Hour)) {
+			t.Errorf("the renewal starts %s, not at the server's time", renewed.NotBefore)
+		}
+		if s := env.Status(t, arn); s != want {
+			t.Errorf("status %s after the renewal, want %s", s, want)
+		}
+	}
+	// A subordinate CA's renewal comes from its issuer.
+	env = testenv.Start(t)
+	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Short")
+	activateSubordinate(t, env, sub, testenv.NewExternalRoot(t, "Root"))
+	env.Clock.Advance(6 * 365 * 24 * time.Hour)
+	csr, err := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub, Csr: []byte(*csr.Csr),
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, TemplateArn: aws.String("arn:aws:acm-pca:::template/RootCACertificate/V1"),
+		Validity: &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(1)}})
+	testenv.WantError(t, err, "InvalidArgsException")
+}
+
 // TestConcurrentTagging: requests changing one CA's tags at once all
 // succeed (the model lists no ConcurrentModificationException for them),
 // and none of their changes is lost.

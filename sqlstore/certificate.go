@@ -43,6 +43,10 @@ const (
 	// change of its status waits, and comes after the signature.
 	qCAMaySign = `SELECT arn, account_id FROM certificate_authorities
 		WHERE id = ? AND (not_after IS NULL OR not_after > ?) AND status IN (?, ?, ?){FOR_SHARE}`
+	// qCAExpired checks that a CA's certificate has expired, and keeps it
+	// so, as qCAMaySign does: a root CA signs its own renewal so.
+	qCAExpired = `SELECT arn, account_id FROM certificate_authorities
+		WHERE id = ? AND not_after <= ? AND status IN ('ACTIVE', 'DISABLED'){FOR_SHARE}`
 	// qAppendKeyUses takes the next entries of a CA's log; its row lock
 	// orders concurrent appends, so entries are numbered without gaps.
 	qAppendKeyUses = `UPDATE key_use_logs SET size = size + ? WHERE ca_id = ? RETURNING size, tree_edge`
@@ -75,17 +79,22 @@ var hotQueries = slices.Concat([]string{qCAMaySign, qAppendKeyUses, qSetTreeEdge
 type signer struct{ arn, accountID string }
 
 // caMaySign returns ErrCAState unless the CA is in one of statuses with a
-// certificate valid at at (or none yet).
+// certificate valid at at (or none yet), or, for statuses of EXPIRED
+// alone, its certificate has expired by at.
 func (db *DB) caMaySign(ctx context.Context, tx *sql.Tx, caID string, statuses []openpca.CertificateAuthorityStatus, at time.Time) (signer, error) {
 	if len(statuses) == 0 || len(statuses) > 3 {
 		return signer{}, fmt.Errorf("sqlstore: between 1 and 3 allowed statuses, not %d", len(statuses))
 	}
-	args := []any{caID, at.UnixMicro()}
-	for i := range 3 { // the query takes three; repeat the last to fill
-		args = append(args, statuses[min(i, len(statuses)-1)])
+	q, args := qCAMaySign, []any{caID, at.UnixMicro()}
+	if slices.Equal(statuses, []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusExpired}) {
+		q = qCAExpired
+	} else {
+		for i := range 3 { // the query takes three; repeat the last to fill
+			args = append(args, statuses[min(i, len(statuses)-1)])
+		}
 	}
 	var ca signer
-	err := db.txQueryRow(ctx, tx, qCAMaySign, args...).Scan(&ca.arn, &ca.accountID)
+	err := db.txQueryRow(ctx, tx, q, args...).Scan(&ca.arn, &ca.accountID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return signer{}, openpca.ErrCAState
 	}

@@ -82,12 +82,28 @@ func testIssueRefused(t *testing.T, s openpca.Store) {
 	if _, err := s.RecordIssuance(ctx, issuance(ca, late)); !errors.Is(err, openpca.ErrCAState) {
 		t.Errorf("issuing after the CA certificate expired: %v, want ErrCAState", err)
 	}
-	for _, serial := range []string{refused.Serial, late.Serial} {
-		if _, err := s.FindCertificate(ctx, refused.CAID, serial); !errors.Is(err, openpca.ErrNotFound) {
-			t.Errorf("a refused issuance stored certificate %s", serial)
+	// EXPIRED alone takes a CA whose certificate has expired by the
+	// issuance (a root's renewal), and no other.
+	expired := func(ca *openpca.CA, c *openpca.Certificate) *openpca.Issuance {
+		is := issuance(ca, c)
+		is.Statuses = []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusExpired}
+		return is
+	}
+	early := newCertificate(ca)
+	if _, err := s.RecordIssuance(ctx, expired(ca, early)); !errors.Is(err, openpca.ErrCAState) {
+		t.Errorf("a renewal of an expired CA while its certificate is valid: %v, want ErrCAState", err)
+	}
+	renewal := newCertificate(ca)
+	renewal.IssuedAt = ca.NotAfter.Add(time.Second)
+	if _, err := s.RecordIssuance(ctx, expired(ca, renewal)); err != nil {
+		t.Errorf("a renewal once the certificate expired: %v", err)
+	}
+	for _, c := range []*openpca.Certificate{refused, late, early} {
+		if _, err := s.FindCertificate(ctx, c.CAID, c.Serial); !errors.Is(err, openpca.ErrNotFound) {
+			t.Errorf("a refused issuance stored certificate %s", c.Serial)
 		}
 	}
-	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE]" {
+	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE ISSUE]" {
 		t.Errorf("refused issuances changed the log: %s", kinds)
 	}
 	if kinds := logKinds(t, s, disabled); kinds != "[CSR]" {
