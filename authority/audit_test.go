@@ -466,7 +466,8 @@ func TestAuditReportS3(t *testing.T) {
 }
 
 // TestAuditReportS3Forbidden: a bucket the server's credentials cannot
-// write to is refused when the report is requested.
+// write to is refused when the report is requested, and when a CA's CRLs
+// are to go there (ValidationException, as AWS answers).
 func TestAuditReportS3Forbidden(t *testing.T) {
 	s3 := testenv.StartS3(t)
 	s3.CreateBucket(t, "locked")
@@ -475,6 +476,12 @@ func TestAuditReportS3Forbidden(t *testing.T) {
 	_, err := createReport(env, caARN, "locked", "JSON")
 	testenv.WantError(t, err, "InvalidArgsException")
 	if !strings.Contains(err.Error(), "Permission error") {
+		t.Errorf("message %q", err)
+	}
+	_, err = env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &caARN,
+		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("locked")}}})
+	testenv.WantError(t, err, "ValidationException")
+	if !strings.Contains(err.Error(), "Permission error with your S3 bucket 'locked'") {
 		t.Errorf("message %q", err)
 	}
 }

@@ -191,13 +191,15 @@ func (s *Service) checkCRLBucket(ctx context.Context, account string, rc *openpc
 // bucketUse says how a request names a bucket, and which errors AWS gives
 // for it.
 type bucketUse struct {
-	field                 string // the request's member
-	notFound, unreachable string // error codes
+	field                         string // the request's member
+	notFound, denied, unreachable string // error codes
 }
 
 var (
-	reportBucket = bucketUse{"S3BucketName", openpca.CodeResourceNotFound, openpca.CodeRequestFailed}
-	crlBucket    = bucketUse{"CrlConfiguration.S3BucketName", openpca.CodeInvalidArgs, openpca.CodeInvalidArgs}
+	reportBucket = bucketUse{"S3BucketName", openpca.CodeResourceNotFound, openpca.CodeInvalidArgs, openpca.CodeRequestFailed}
+	// AWS answers a CRL bucket it cannot write to with ValidationException
+	// and the message below (as quoted in terraform-provider-aws#33306).
+	crlBucket = bucketUse{"CrlConfiguration.S3BucketName", openpca.CodeInvalidArgs, openpca.CodeValidation, openpca.CodeInvalidArgs}
 )
 
 // checkBucket checks that bucket exists, that the server can write to it,
@@ -220,7 +222,7 @@ func (s *Service) checkBucket(ctx context.Context, account, bucket string, acl o
 	case errors.Is(err, openpca.ErrBucketNotFound):
 		return openpca.Errorf(use.notFound, "%s: the S3 bucket %s does not exist.", use.field, bucket)
 	case errors.Is(err, openpca.ErrBucketAccess):
-		return openpca.Errorf(openpca.CodeInvalidArgs, "Permission error with your S3 bucket '%s': the server cannot write to it. Check the bucket's permissions and try again.", bucket)
+		return openpca.Errorf(use.denied, "Permission error with your S3 bucket '%s': the server cannot write to it. Check the bucket's permissions and try again.", bucket)
 	case err != nil:
 		s.logger.ErrorContext(ctx, "checking a bucket", "bucket", bucket, "error", err)
 		return openpca.Errorf(use.unreachable, "%s: the S3 bucket %s could not be reached; try again later.", use.field, bucket)
