@@ -487,8 +487,10 @@ func TestTags(t *testing.T) {
 	missing := strings.Replace(*arn, (*arn)[len(*arn)-4:], "0000", 1)
 	_, err = env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &missing, Tags: []types.Tag{{Key: aws.String("a")}}})
 	testenv.WantError(t, err, "ResourceNotFoundException")
-	_, err = env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: arn, NextToken: aws.String("%%%")})
-	testenv.WantError(t, err, "ValidationException") // the model gives ListTags no InvalidNextTokenException
+	for _, token := range []string{"%%%", "garbage"} { // "garbage" decodes, to no key
+		_, err = env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: arn, NextToken: aws.String(token)})
+		testenv.WantError(t, err, "ValidationException") // the model gives ListTags no InvalidNextTokenException
+	}
 }
 
 // TestPurgeAfterRestorationPeriod: the janitor removes a CA deleted for

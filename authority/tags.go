@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/openpca/openpca"
 )
@@ -117,8 +118,10 @@ func (s *Service) ListTags(ctx context.Context, in *openpca.ListTagsRequest) (*o
 	tags := append([]openpca.Tag(nil), ca.Tags...)
 	sort.Slice(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
 	if in.NextToken != "" {
+		// A token is the last key of the page before; one that decodes to
+		// no key (a corrupted or another list's) would give an empty page.
 		after, err := base64.RawURLEncoding.DecodeString(in.NextToken)
-		if err != nil {
+		if err != nil || len(after) == 0 || utf8.RuneCount(after) > 128 || !utf8.Valid(after) {
 			// The model gives ListTags no InvalidNextTokenException.
 			return nil, openpca.Errorf(openpca.CodeValidation, "The NextToken is not one this server returned.")
 		}
