@@ -251,37 +251,45 @@ func NewMasterKey() (string, error) {
 // RotateMasterKey seals everything the master key seals (the keys of CAs
 // in the software store, access keys' secrets, the audit log's key, this
 // data folder's TLS CA key) with newKey instead, in one database
-// transaction. If the master key is the data folder's file, newKey
-// replaces it: it is written beside the file first, and renamed over it
-// once the database is resealed, so that a rotation interrupted at any
-// point leaves either key working (the next start settles which).
-// Servers on the data folder must be stopped; servers sharing a database
-// roll with PreviousMasterKeys instead (see the README).
+// transaction.
+//
+// On SQLite, servers on the data folder must be stopped, and if the
+// master key is a file, newKey replaces it: it is written beside the file
+// first, and renamed over it once the database is resealed, so that a
+// rotation interrupted at any point leaves either key working (the next
+// start settles which).
+//
+// On PostgreSQL, servers go on running: they roll with
+// PreviousMasterKeys, and already open with newKey (see the README). The
+// rotation touches no data folder (each server reseals its own TLS key as
+// it starts) and no key file: the old key's file stays, as dumps of the
+// database made before need it.
 func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if err := needDatabase(cfg); err != nil {
-		return err
-	}
-	if _, err := checkFolder(cfg.DataDir, true); err != nil {
-		return err
-	}
-	lock, err := lockDataDir(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("%w: stop it before rotating the master key", err)
-	}
-	defer lock.Close()
-	rotation, err := lockRotation(cfg.DataDir, true)
-	if err != nil {
-		return err
-	}
-	defer rotation.Close()
+	shared := cfg.Database != ""
 	// On SQLite no server runs: the rotation holds the folder's lock. On
 	// PostgreSQL, servers of an earlier version may.
-	schema := sqlstore.Migrate
-	if cfg.Database != "" {
-		schema = sqlstore.RefuseEarlier
+	schema := sqlstore.RefuseEarlier
+	if !shared {
+		schema = sqlstore.Migrate
+		if err := needDatabase(cfg); err != nil {
+			return err
+		}
+		if _, err := checkFolder(cfg.DataDir, true); err != nil {
+			return err
+		}
+		lock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("%w: stop it before rotating the master key", err)
+		}
+		defer lock.Close()
+		rotation, err := lockRotation(cfg.DataDir, true)
+		if err != nil {
+			return err
+		}
+		defer rotation.Close()
 	}
 	store, err := openStore(ctx, cfg, schema)
 	if err != nil {
@@ -300,7 +308,7 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	if err != nil {
 		return err
 	}
-	ownFile := cfg.MasterKey == ""
+	ownFile := cfg.MasterKey == "" && !shared
 	if ownFile {
 		if cfg.MasterKeyKMSKey == "" && wrappedFile(cfg.MasterKeyFile) {
 			return errors.New("the master key's file is wrapped by KMS: name the KMS key to wrap the new key with (--master-key-kms-key), or it would be written in the clear")
@@ -328,6 +336,9 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 			os.Remove(cfg.MasterKeyFile + pendingSuffix)
 		}
 		return err
+	}
+	if shared {
+		return nil
 	}
 	if err := resealTLSKey(cfg.DataDir, sealer); err != nil {
 		return err

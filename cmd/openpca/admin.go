@@ -142,9 +142,13 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		fs.SetOutput(stderr)
 		cfg, previous := adminFlags(fs)
 		var newFile string
-		fs.StringVar(&newFile, "new-master-key-file", "", "a file holding the new master key (default: a new random key, which replaces the master key's file)")
+		fs.StringVar(&newFile, "new-master-key-file", "", "a file holding the new master key (default: a new random key); on SQLite, the new key replaces the master key's file")
 		if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
 			return err
+		}
+		if cfg.Database != "" && newFile == "" {
+			// A key no running server holds would lock them all out.
+			return errors.New("on PostgreSQL, name the new master key the servers already open with (--new-master-key-file), after the rolling restarts the README describes")
 		}
 		if err := previous(cfg, lookupEnv); err != nil {
 			return err
@@ -176,8 +180,11 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		// Recorded with the new key, as the servers will open the data.
 		after := *cfg
-		if after.MasterKey != "" {
+		switch {
+		case after.MasterKey != "":
 			after.MasterKey = newKey
+		case after.Database != "": // the old key's file stays as it was
+			after.MasterKeyFile = newFile
 		}
 		recordOpening(ctx, after, stderr, "master-key rotate", "every sealed secret resealed with a new master key")
 		fmt.Fprintln(stdout, "Everything the master key sealed is sealed with the new one. Start the servers with it, without a previous master key.")

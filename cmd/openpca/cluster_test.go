@@ -548,8 +548,18 @@ func TestClusterMasterKeyRoll(t *testing.T) {
 	oldFile, newFile := filepath.Join(dir, "old.key"), filepath.Join(dir, "new.key")
 	os.WriteFile(oldFile, []byte(oldKey), 0o600)
 	os.WriteFile(newFile, []byte(newKey), 0o600)
-	if out, err := runOpenpca(t, "master-key", "rotate", "--data-dir", t.TempDir(), "--database", c.dsn, "--master-key-file", oldFile, "--new-master-key-file", newFile); err != nil {
+	if out, err := runOpenpca(t, "master-key", "rotate", "--database", c.dsn, "--master-key-file", newFile); err == nil || !strings.Contains(err.Error(), "--new-master-key-file") {
+		t.Fatalf("a rotation to a new random key on PostgreSQL, which no running server holds: %v\n%s", err, out)
+	}
+	// From a folder without a data folder, as the README's step runs,
+	// while the servers run; the old key's file stays, for older dumps.
+	t.Chdir(t.TempDir())
+	out, err := runOpenpca(t, "master-key", "rotate", "--database", c.dsn, "--master-key-file", oldFile, "--new-master-key-file", newFile)
+	if err != nil || strings.Contains(out, "not recorded") {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(oldFile); string(got) != oldKey {
+		t.Errorf("the rotation replaced the old key's file with %q", got)
 	}
 	check("rotated")
 	c.previous = ""
