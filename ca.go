@@ -63,17 +63,22 @@ type CA struct {
 	Version int64
 }
 
-// Describe renders ca as the API's CertificateAuthority at time now.
+// Describe renders ca as the API's CertificateAuthority at time now. A CA
+// that expired changed state when its certificate ended.
 func (ca *CA) Describe(now time.Time) *CertificateAuthority {
 	cfg := ca.Config
+	status, changed := ca.StatusAt(now), ca.LastStateChangeAt
+	if status == CertificateAuthorityStatusExpired && ca.NotAfter.After(changed) {
+		changed = ca.NotAfter
+	}
 	return &CertificateAuthority{
 		Arn:                               ca.ARN,
 		OwnerAccount:                      ca.AccountID,
 		CreatedAt:                         NewTimestamp(ca.CreatedAt),
-		LastStateChangeAt:                 NewTimestamp(ca.LastStateChangeAt),
+		LastStateChangeAt:                 NewTimestamp(changed),
 		Type:                              ca.Type,
 		Serial:                            ca.Serial,
-		Status:                            ca.StatusAt(now),
+		Status:                            status,
 		NotBefore:                         NewTimestamp(ca.NotBefore),
 		NotAfter:                          NewTimestamp(ca.NotAfter),
 		FailureReason:                     ca.FailureReason,

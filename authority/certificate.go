@@ -70,7 +70,8 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 		now := s.now()
 		// AWS's table of CA states: a DISABLED CA's certificate cannot
 		// be updated (one that expired while DISABLED can, and stays so).
-		switch st := ca.StatusAt(now); st {
+		st := ca.StatusAt(now)
+		switch st {
 		case openpca.CertificateAuthorityStatusPendingCertificate, openpca.CertificateAuthorityStatusActive, openpca.CertificateAuthorityStatusExpired:
 		default:
 			return invalidState("The certificate authority %s is %s; a certificate can be imported only while it is PENDING_CERTIFICATE, ACTIVE or EXPIRED.", ca.ARN, st)
@@ -106,8 +107,11 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 		}
 		ca.Serial = cert.SerialNumber.String() // Describe shows it in decimal, as AWS does
 		ca.NotBefore, ca.NotAfter = cert.NotBefore.UTC(), cert.NotAfter.UTC()
-		if ca.Status == openpca.CertificateAuthorityStatusPendingCertificate {
+		switch {
+		case ca.Status == openpca.CertificateAuthorityStatusPendingCertificate:
 			ca.SetStatus(openpca.CertificateAuthorityStatusActive, now.UTC())
+		case st == openpca.CertificateAuthorityStatusExpired:
+			ca.SetStatus(ca.Status, now.UTC()) // EXPIRED, back to what it was
 		}
 		return nil
 	})

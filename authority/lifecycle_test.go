@@ -360,18 +360,26 @@ func TestExpiredRootRenews(t *testing.T) {
 			}
 		}
 		env.Clock.Advance(11 * 365 * 24 * time.Hour)
-		if s := env.Status(t, arn); s != types.CertificateAuthorityStatusExpired {
-			t.Fatalf("status %s, want EXPIRED", s)
+		d, err := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+		if err != nil {
+			t.Fatal(err)
 		}
-		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &arn, Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}}).CSRPEM,
+		if ca := d.CertificateAuthority; ca.Status != types.CertificateAuthorityStatusExpired || !ca.LastStateChangeAt.Equal(*ca.NotAfter) {
+			t.Fatalf("status %s, last changed %s; want EXPIRED since its certificate's end, %s", ca.Status, ca.LastStateChangeAt, ca.NotAfter)
+		}
+		_, err = env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &arn, Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}}).CSRPEM,
 			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
 		testenv.WantError(t, err, "InvalidStateException")
 		renewed := env.ActivateRoot(t, arn)
 		if !renewed.NotBefore.After(time.Now().Add(10 * 365 * 24 * time.Hour)) {
 			t.Errorf("the renewal starts %s, not at the server's time", renewed.NotBefore)
 		}
-		if s := env.Status(t, arn); s != want {
-			t.Errorf("status %s after the renewal, want %s", s, want)
+		d, err = env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &arn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ca := d.CertificateAuthority; ca.Status != want || !ca.LastStateChangeAt.After(*ca.NotBefore) {
+			t.Errorf("status %s after the renewal, last changed %s; want %s since the renewal (%s)", ca.Status, ca.LastStateChangeAt, want, ca.NotBefore)
 		}
 	}
 	// A subordinate CA's renewal comes from its issuer.
