@@ -310,6 +310,10 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 		done()
 		return nil, nil, err
 	}
+	// The body is in: no deadline is left for net/http's read behind the
+	// handler, whose expiry cancels the request (an issuance of more than
+	// 3 s failed, and every later request on its connection).
+	_ = rc.SetReadDeadline(time.Time{})
 	return body, done, nil
 }
 

@@ -396,6 +396,37 @@ func TestBodyMustKeepComing(t *testing.T) {
 	}
 }
 
+// slow is a service whose listing takes longer than a body's read
+// deadline, unless its request is cancelled.
+type slow struct{ openpca.Unimplemented }
+
+func (slow) ListCertificateAuthorities(ctx context.Context, _ *openpca.ListCertificateAuthoritiesRequest) (*openpca.ListCertificateAuthoritiesResponse, error) {
+	select {
+	case <-time.After(5 * time.Second):
+		return &openpca.ListCertificateAuthoritiesResponse{}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestSlowOperation: an operation that takes longer than its body's read
+// deadline is answered, and so is the next request on its connection.
+func TestSlowOperation(t *testing.T) {
+	t.Parallel()
+	h := &awsjson.Handler{
+		Service:  slow{},
+		Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, slog.New(slog.DiscardHandler), nil, awsjson.Options{}),
+		Logger:   slog.New(slog.DiscardHandler),
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for i := range 2 { // one connection, kept alive
+		if r := post(t, srv.URL, "ACMPrivateCA.ListCertificateAuthorities", `{}`); r.status != http.StatusOK {
+			t.Fatalf("request %d: %d %s %s", i, r.status, r.errorType, r.message)
+		}
+	}
+}
+
 // failing is a service whose operations fail in ways clients must never
 // see in detail.
 type failing struct{ openpca.Unimplemented }
