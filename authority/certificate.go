@@ -67,6 +67,9 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 		if chainErr != nil {
 			return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate chain is malformed: %v.", chainErr)
 		}
+		if err := checkChainSize(chain); err != nil {
+			return err
+		}
 		now := s.now()
 		// AWS's table of CA states: a DISABLED CA's certificate cannot
 		// be updated (one that expired while DISABLED can, and stays so).
@@ -204,11 +207,12 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 	// subject's (as OpenSSL reads them), bind the certificates below, but
 	// for self-issued ones (RFC 5280, 6.1.3): each certificate here is one
 	// a leaf's path passes through. Go's verifier reads neither.
+	budget := pki.MaxNameComparisons
 	for k, c := range path[:len(path)-1] {
 		if bytes.Equal(c.RawSubject, c.RawIssuer) {
 			continue
 		}
-		if err := checkSubjectEmails(c, path[k+1:]); err != nil {
+		if err := checkSubjectEmails(c, path[k+1:], &budget); err != nil {
 			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
 		}
 	}
@@ -220,7 +224,7 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 			if bytes.Equal(c.RawSubject, c.RawIssuer) {
 				continue
 			}
-			if err := dc.Check(c); err != nil {
+			if err := dc.Check(c, &budget); err != nil {
 				return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
 			}
 		}
@@ -251,6 +255,30 @@ func checkCRLSign(ca *openpca.CA, cert *x509.Certificate, rc *openpca.Revocation
 		return nil
 	}
 	return openpca.Errorf(code, "The certificate of %s does not allow signing CRLs (its key usage has no cRLSign), and the certificate authority publishes CRLs: disable them, or import a certificate whose key usage includes cRLSign.", ca.ARN)
+}
+
+// Bounds of an imported chain (our choice; the model allows 2 MiB): every
+// answer of GetCertificate and GetCertificateAuthorityCertificate carries
+// the chain, and every issuance checks its names against the chain's
+// constraints. A chain of one 2 MiB certificate, asked for by 200 clients
+// at once, took a server to 1.2 GB. Real paths are a few certificates of
+// a few KiB; AWS's own hierarchies are five levels at most.
+const (
+	maxChainCertificates = 10
+	maxChainCertificate  = 32 << 10 // DER bytes, as the model bounds the CA's own certificate's PEM
+)
+
+// checkChainSize refuses a chain past those bounds.
+func checkChainSize(chain []*x509.Certificate) error {
+	if len(chain) > maxChainCertificates {
+		return openpca.Errorf(openpca.CodeInvalidRequest, "The certificate chain has %d certificates; at most %d are taken.", len(chain), maxChainCertificates)
+	}
+	for i, c := range chain {
+		if len(c.Raw) > maxChainCertificate {
+			return openpca.Errorf(openpca.CodeInvalidRequest, "Certificate %d of the chain is %d bytes; at most %d are taken.", i+1, len(c.Raw), maxChainCertificate)
+		}
+	}
+	return nil
 }
 
 // parseOneCertificate parses a PEM blob holding exactly one certificate.

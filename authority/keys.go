@@ -184,8 +184,9 @@ func (is *issuer) constrains() bool { return is.constrained || len(is.dirs) > 0 
 // in the common name is checked as OpenSSL checks it, and directory names
 // (the subject's and the subject alternative names') as RFC 5280 says.
 func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
+	budget := pki.MaxNameComparisons
 	for _, dc := range is.dirs {
-		if err := dc.Check(cert); err != nil {
+		if err := dc.Check(cert, &budget); err != nil {
 			return err
 		}
 	}
@@ -217,11 +218,11 @@ func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 	// OpenSSL matches a host name with an end-entity certificate's common
 	// name alone, and so checks no CA certificate's.
 	if !cert.IsCA {
-		if err := checkCommonName(cert, path); err != nil {
+		if err := checkCommonName(cert, path, &budget); err != nil {
 			return err
 		}
 	}
-	return checkSubjectEmails(cert, path)
+	return checkSubjectEmails(cert, path, &budget)
 }
 
 // oidEmailAddress is the PKCS #9 emailAddress attribute of a subject.
@@ -230,14 +231,17 @@ var oidEmailAddress = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
 // checkSubjectEmails checks, as OpenSSL does and Go's verifier does not,
 // the email addresses in the subject against the email constraints of
 // the path (RFC 5280 asks it of a certificate without alternative names;
-// OpenSSL, of every one).
-func checkSubjectEmails(cert *x509.Certificate, path []*x509.Certificate) error {
+// OpenSSL, of every one). Its comparisons come out of budget.
+func checkSubjectEmails(cert *x509.Certificate, path []*x509.Certificate, budget *int) error {
 	for _, a := range cert.Subject.Names {
 		email, ok := a.Value.(string)
 		if !a.Type.Equal(oidEmailAddress) || !ok {
 			continue
 		}
 		for _, c := range path {
+			if err := pki.Spend(budget, len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses)); err != nil {
+				return err
+			}
 			if len(c.PermittedEmailAddresses) > 0 && !slices.ContainsFunc(c.PermittedEmailAddresses, func(m string) bool { return inMailboxes(email, m) }) {
 				return fmt.Errorf("the subject's email address %q is not one that %s permits", email, c.Subject)
 			}
@@ -275,8 +279,8 @@ func inMailboxes(email, constraint string) bool {
 // the common name would take these. Every common name counts (Go's
 // Subject.CommonName is the last; OpenSSL matches each), and so does a
 // wildcard one, which OpenSSL's constraint check skips and its host name
-// check (curl's, Python's) matches.
-func checkCommonName(cert *x509.Certificate, path []*x509.Certificate) error {
+// check (curl's, Python's) matches. Its comparisons come out of budget.
+func checkCommonName(cert *x509.Certificate, path []*x509.Certificate, budget *int) error {
 	if len(cert.DNSNames) > 0 {
 		return nil
 	}
@@ -290,6 +294,9 @@ func checkCommonName(cert *x509.Certificate, path []*x509.Certificate) error {
 			continue
 		}
 		for _, c := range path {
+			if err := pki.Spend(budget, len(c.PermittedDNSDomains)+len(c.ExcludedDNSDomains)); err != nil {
+				return err
+			}
 			if len(c.PermittedDNSDomains) > 0 && !slices.ContainsFunc(c.PermittedDNSDomains, func(d string) bool { return domainHolds(host, wildcard, d) }) {
 				return fmt.Errorf("the common name %q, a host name, is not in a domain that %s permits", cn, c.Subject)
 			}

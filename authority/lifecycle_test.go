@@ -120,12 +120,13 @@ func TestImportCertificateAuthorityCertificateErrors(t *testing.T) {
 	stranger := root.Sign(t, "Stranger", root.Key.Public(), time.Now().AddDate(5, 0, 0))
 	expired := root.Sign(t, "Sub", subKey, time.Now().Add(-time.Minute))
 
-	tests := []struct {
+	type importCase struct {
 		name        string
 		arn         string
 		cert, chain []byte
 		code        string
-	}{
+	}
+	tests := []importCase{
 		{"not PEM", sub, []byte("hello"), root.PEM, "MalformedCertificateException"},
 		{"two certificates", sub, append(append([]byte{}, good.PEM...), good.PEM...), root.PEM, "MalformedCertificateException"},
 		{"a CSR", sub, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: env.CSR(t, sub).Raw}), root.PEM, "MalformedCertificateException"},
@@ -139,12 +140,25 @@ func TestImportCertificateAuthorityCertificateErrors(t *testing.T) {
 		{"expired certificate", sub, expired.PEM, root.PEM, "InvalidRequestException"},
 		{"root CA with a certificate signed by another", rootCA, root.Sign(t, "R", env.CSR(t, rootCA).PublicKey, time.Now().AddDate(1, 0, 0)).PEM, root.PEM, "InvalidRequestException"},
 	}
+	// Chains past the bounds of our own (checkChainSize).
+	big := root.NewIntermediate(t, "Big", func(c *x509.Certificate) {
+		c.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 1}, Value: make([]byte, 33<<10)}}
+	})
+	sizes := []struct{ name, want string }{{"a chain of 11 certificates", "11 certificates"}, {"a chain certificate of 33 KiB", "bytes"}}
+	tests = append(tests,
+		importCase{sizes[0].name, sub, good.PEM, bytes.Repeat(root.PEM, 11), "InvalidRequestException"},
+		importCase{sizes[1].name, sub, big.Sign(t, "Sub", subKey, time.Now().AddDate(1, 0, 0)).PEM, append(append([]byte{}, big.PEM...), root.PEM...), "InvalidRequestException"})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
 				CertificateAuthorityArn: aws.String(tt.arn), Certificate: tt.cert, CertificateChain: tt.chain,
 			})
 			testenv.WantError(t, err, tt.code)
+			for _, sz := range sizes {
+				if sz.name == tt.name && !strings.Contains(err.Error(), sz.want) {
+					t.Errorf("message %q, want one with %q", err, sz.want)
+				}
+			}
 		})
 	}
 	if s := env.Status(t, sub); s != types.CertificateAuthorityStatusPendingCertificate {

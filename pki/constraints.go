@@ -91,10 +91,27 @@ func ReadDirectoryNameConstraints(c *x509.Certificate) (*DirectoryNameConstraint
 	return dc, c, nil
 }
 
+// MaxNameComparisons bounds the comparisons of a certificate's names with
+// the name constraints of its path that checking it may take, as Go's
+// verifier bounds its own (250,000): a chain of thousands of subtrees and
+// a certificate of thousands of names cost an issuance 30 s of CPU.
+const MaxNameComparisons = 250_000
+
+// Spend takes n comparisons from budget, and reports an error once it has
+// none left.
+func Spend(budget *int, n int) error {
+	*budget -= n
+	if *budget < 0 {
+		return fmt.Errorf("checking its names against the name constraints of its path would take more than %d comparisons", MaxNameComparisons)
+	}
+	return nil
+}
+
 // Check reports an error if a directory name of cert, its subject unless
 // it is empty or one in its subject alternative names, is outside the
-// permitted subtrees (when there are any) or within an excluded one.
-func (dc *DirectoryNameConstraints) Check(cert *x509.Certificate) error {
+// permitted subtrees (when there are any) or within an excluded one. Its
+// comparisons come out of budget (see MaxNameComparisons).
+func (dc *DirectoryNameConstraints) Check(cert *x509.Certificate, budget *int) error {
 	var names [][]rdnSET
 	subject, err := parseName(cert.RawSubject)
 	if err != nil {
@@ -126,6 +143,9 @@ func (dc *DirectoryNameConstraints) Check(cert *x509.Certificate) error {
 	// another verifier: a name must be permitted however it is read, and
 	// is excluded if any reading puts it in an excluded subtree.
 	readings := []func(asn1.RawValue) (string, bool){directoryString, latin1String}
+	if err := Spend(budget, len(names)*(len(dc.permitted)+len(dc.excluded))*len(readings)); err != nil {
+		return err
+	}
 	for _, name := range names {
 		permitted := func(base []rdnSET) bool {
 			for _, read := range readings {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"fmt"
 	"math/big"
 	"slices"
 	"strings"
@@ -191,11 +192,48 @@ func TestDirectoryNameConstraintsCheck(t *testing.T) {
 			exts: []pkix.Extension{san(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidCN, "x")))}, ok: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := dc.Check(selfSigned(t, tc.subject, tc.exts...))
+			budget := MaxNameComparisons
+			err := dc.Check(selfSigned(t, tc.subject, tc.exts...), &budget)
 			if (err == nil) != tc.ok {
 				t.Errorf("Check: %v, want ok %v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestDirectoryNameConstraintsBudget: a check that would compare more
+// names with subtrees than its budget holds fails before it compares any,
+// and takes what it compares from the budget.
+func TestDirectoryNameConstraintsBudget(t *testing.T) {
+	var excluded, names []asn1.RawValue
+	for i := range 1000 {
+		excluded = append(excluded, subtree(dirName(t, atv(oidC, "US"), atv(oidO, fmt.Sprintf("Blocked %d", i)))))
+	}
+	for i := range 200 {
+		names = append(names, dirName(t, atv(oidC, "US"), atv(oidO, fmt.Sprintf("Name %d", i))))
+	}
+	dc, _, err := ReadDirectoryNameConstraints(selfSigned(t, pkix.RDNSequence{{atv(oidCN, "CA")}}, nameConstraints(nil, excluded)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	for _, n := range names {
+		b = append(b, mustMarshal(n)...)
+	}
+	leaf := selfSigned(t, pkix.RDNSequence{}, pkix.Extension{Id: OIDSubjectAltName, Value: mustMarshal(asn1.RawValue{Tag: asn1.TagSequence, IsCompound: true, Bytes: b})})
+	for _, tc := range []struct {
+		budget, left int
+		ok           bool
+	}{
+		{MaxNameComparisons, 0, false}, // 200 names, 1,000 subtrees, two readings
+		{400_000, 0, true},
+		{500_000, 100_000, true},
+	} {
+		budget := tc.budget
+		err := dc.Check(leaf, &budget)
+		if (err == nil) != tc.ok || tc.ok && budget != tc.left || !tc.ok && !strings.Contains(err.Error(), "comparisons") {
+			t.Errorf("a budget of %d: %v, %d left; want ok %v, %d left", tc.budget, err, budget, tc.ok, tc.left)
+		}
 	}
 }
 
