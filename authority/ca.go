@@ -122,13 +122,17 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 			return nil, err
 		}
 	}
-	// Nor for an account at its limit (the store checks again, for
-	// requests at the same moment).
-	if n, err := s.store.AccountCAs(ctx, c.AccountID, now); err != nil {
+	// Nor for an account at its limit, counting its creations under way
+	// on this server (the store checks again, for other servers').
+	n, err := s.store.AccountCAs(ctx, c.AccountID, now)
+	if err != nil {
 		return nil, err
-	} else if n >= s.maxCAs {
-		return nil, limitExceeded(c.AccountID, s.maxCAs)
 	}
+	done, err := s.creations.start(ctx, c.AccountID, n, s.maxCAs)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	// The key is made in its store, and signs its CSR there.
 	handle, key, err := ks.GenerateKey(ctx, ca, cfg.KeyAlgorithm)
 	if err != nil {

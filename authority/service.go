@@ -105,7 +105,8 @@ type Service struct {
 	alarm          openpca.IntegrityAlarm
 	// issued keeps the certificates issued last, by ARN, for
 	// GetCertificate: a certificate never changes once recorded.
-	issued *lru.Cache[string, *openpca.Certificate]
+	issued    *lru.Cache[string, *openpca.Certificate]
+	creations *creations
 }
 
 // issuedCacheSize is how many recently issued certificates the service
@@ -124,6 +125,7 @@ func New(cfg Config) *Service {
 		alarm:     cfg.Alarm,
 		objects:   cfg.Objects, reports: cfg.Reports, crls: cfg.CRLs, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
 		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"),
+		creations: newCreations(),
 	}
 	if s.reportInterval == 0 {
 		s.reportInterval = DefaultAuditReportInterval

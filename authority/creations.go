@@ -1,0 +1,88 @@
+package authority
+
+import (
+	"context"
+	"runtime"
+	"sync"
+
+	"github.com/openpca/openpca"
+)
+
+// Bounds of one account's CA creations on a server. Each makes a key
+// (seconds of CPU for RSA-4096): 32 at once from one account took the CPU
+// from every other account's requests. Two run at once; others wait their
+// turn, as many as creationsWaiting, and past that are
+// ThrottlingException, which the SDKs retry (AWS throttles
+// CreateCertificateAuthority too).
+const (
+	creationsRunning = 2
+	creationsWaiting = 8
+)
+
+// creations counts, per account, the CA creations under way or waiting,
+// which count toward the account's limit before they are stored, so that
+// requests at once make no key past it; and it shares out the server's key
+// making, as many at once as it has processors.
+type creations struct {
+	mu       sync.Mutex
+	accounts map[string]*accountCreations
+	slots    chan struct{}
+}
+
+type accountCreations struct {
+	reserved int           // under way or waiting
+	running  chan struct{} // of creationsRunning
+}
+
+func newCreations() *creations {
+	return &creations{accounts: map[string]*accountCreations{}, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+}
+
+// start reserves a creation for account, which has stored CAs of its
+// limit max, and waits for its turn to make its key. The returned done
+// gives the turn and the reservation back.
+func (cr *creations) start(ctx context.Context, account string, stored, max int) (done func(), err error) {
+	cr.mu.Lock()
+	a := cr.accounts[account]
+	if a == nil {
+		a = &accountCreations{running: make(chan struct{}, creationsRunning)}
+		cr.accounts[account] = a
+	}
+	switch {
+	case stored+a.reserved >= max:
+		err = limitExceeded(account, max)
+	case a.reserved >= creationsRunning+creationsWaiting:
+		err = openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: account %s has %d certificate authorities being created on this server; retry once they are made.", account, a.reserved)
+	default:
+		a.reserved++
+	}
+	cr.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	release := func() {
+		cr.mu.Lock()
+		defer cr.mu.Unlock()
+		if a.reserved--; a.reserved == 0 {
+			delete(cr.accounts, account)
+		}
+	}
+	select {
+	case a.running <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+	select {
+	case cr.slots <- struct{}{}:
+	case <-ctx.Done():
+		<-a.running
+		release()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-cr.slots
+		<-a.running
+		release()
+	}, nil
+}

@@ -1,0 +1,87 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/openpca/openpca"
+)
+
+// TestCreations: an account's creations run two at once, the others
+// wait, and past the waiting bound are throttled; those under way or
+// waiting count toward the limit; another account's run meanwhile.
+func TestCreations(t *testing.T) {
+	cr := newCreations()
+	cr.slots = make(chan struct{}, 4)
+	ctx := t.Context()
+	var dones []func()
+	for range creationsRunning {
+		done, err := cr.start(ctx, "a", 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dones = append(dones, done)
+	}
+	// A third waits, until its request ends.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := cr.start(short, "a", 0, 100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a third creation at once: %v; want it to wait", err)
+	}
+	// Or until one of the two is done.
+	started := make(chan func())
+	go func() {
+		done, err := cr.start(ctx, "a", 0, 100)
+		if err != nil {
+			t.Error(err)
+		}
+		started <- done
+	}()
+	select {
+	case <-started:
+		t.Fatal("a third creation started beside two")
+	case <-time.After(50 * time.Millisecond):
+	}
+	other, err := cr.start(ctx, "b", 0, 100)
+	if err != nil {
+		t.Fatalf("another account's creation: %v", err)
+	}
+	other()
+	dones[0]()
+	dones[0] = <-started
+	// Reserved ones count toward the limit.
+	if _, err := cr.start(ctx, "a", 8, 10); openpca.ErrorCode(err) != openpca.CodeLimitExceeded {
+		t.Errorf("a creation with 8 stored and 2 under way, of 10: %v; want the limit", err)
+	}
+	// Past the waiting bound: throttled.
+	waiting, cancelWaiting := context.WithCancel(ctx)
+	errs := make(chan error, creationsWaiting)
+	for range creationsWaiting {
+		go func() {
+			_, err := cr.start(waiting, "a", 0, 100)
+			errs <- err
+		}()
+	}
+	for reserved := 0; reserved < creationsRunning+creationsWaiting; time.Sleep(time.Millisecond) {
+		cr.mu.Lock()
+		reserved = cr.accounts["a"].reserved
+		cr.mu.Unlock()
+	}
+	if _, err := cr.start(ctx, "a", 0, 100); openpca.ErrorCode(err) != openpca.CodeThrottling {
+		t.Fatalf("a creation past %d waiting: %v; want it throttled", creationsWaiting, err)
+	}
+	cancelWaiting()
+	for range creationsWaiting {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Errorf("a waiting creation: %v", err)
+		}
+	}
+	for _, done := range dones {
+		done()
+	}
+	if len(cr.accounts) != 0 || len(cr.slots) != 0 {
+		t.Errorf("left after every creation ended: %d accounts, %d slots", len(cr.accounts), len(cr.slots))
+	}
+}
