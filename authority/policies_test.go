@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -46,7 +47,12 @@ func TestPolicyRoundTrip(t *testing.T) {
 	}
 	stmt := func(body string) string { return `{"Version":"2012-10-17","Statement":[` + body + `]}` }
 	principal := `"Principal":{"AWS":"` + accountB + `"},`
+	var many []string
+	for i := range 1001 {
+		many = append(many, fmt.Sprintf(`"%012d"`, 100000000000+i))
+	}
 	for name, bad := range map[string]string{
+		"1,001 accounts":     stmt(`{"Effect":"Allow","Principal":{"AWS":[` + strings.Join(many, ",") + `]},"Action":"acm-pca:GetCertificate","Resource":"` + ca + `"}`),
 		"not JSON":           "{",
 		"deny":               stmt(`{"Effect":"Deny",` + principal + `"Action":"acm-pca:GetCertificate","Resource":"` + ca + `"}`),
 		"any principal":      stmt(`{"Effect":"Allow","Principal":"*","Action":"acm-pca:GetCertificate","Resource":"` + ca + `"}`),
