@@ -91,8 +91,9 @@ type CRLStore interface {
 
 	// FinishCRL records that the CRL answering wanted is published (or
 	// that none is needed), and when it must be refreshed (zero: never);
-	// it releases owner's hold.
-	FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate, refreshAt time.Time) error
+	// it releases owner's hold, and no CRL of the CA is claimed again
+	// before notBefore (zero: at once).
+	FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate, refreshAt, notBefore time.Time) error
 
 	// WantCRL asks for a new CRL of a CA that has had CRLs.
 	WantCRL(ctx context.Context, caID string) error

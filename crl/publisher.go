@@ -30,6 +30,24 @@ const (
 	MaxRetry = 15 * time.Minute
 )
 
+// pause is how long a CA's next CRL waits after one of revoked entries:
+// 50 µs an entry, past a few thousand, about nine times what the CRL cost
+// the server (a CRL of 97,000 entries, 4.8 MB, took 0.57 s of CPU to read,
+// sign, record and write), so that one CA's CRLs take a tenth of a worker
+// at most; revocations meanwhile wait for the next together, seconds for
+// a large CA (AWS updates CRLs about 30 minutes after a revocation), and
+// OCSP shows them at once. A trickle of revocations, one a second to each
+// of four CAs of 97,000 revoked certificates, had them sign 3 CRLs a
+// second, and took the CPU from every other account. By entries, not by
+// the time a CRL took, so that a CRL of a few revocations, however slow
+// its bucket, is never held back.
+func pause(revoked int) time.Duration {
+	if revoked < 2000 {
+		return 0
+	}
+	return time.Duration(revoked) * 50 * time.Microsecond
+}
+
 // workers is how many CRLs a server publishes at once: a bucket that
 // answers slowly (a write may take minutes before it fails) holds up one
 // of them, not every CA's CRLs.
@@ -141,7 +159,7 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	now := p.cfg.Now().UTC().Truncate(time.Second)
 	cfg := ca.CRL()
 	if cfg == nil || len(ca.Certificate) == 0 || !slices.Contains(openpca.RevocationStatuses, ca.StatusAt(now)) {
-		return store.FinishCRL(ctx, ca.ID, owner, job.Wanted, time.Time{}, time.Time{})
+		return store.FinishCRL(ctx, ca.ID, owner, job.Wanted, time.Time{}, time.Time{}, time.Time{})
 	}
 	der, next, revoked, err := p.sign(ctx, ca, cfg, job, now)
 	if err != nil {
@@ -169,7 +187,11 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 		return errors.Join(fmt.Errorf("writing the CRL to bucket %s: %w", cfg.S3BucketName, err), store.WantCRL(done, ca.ID))
 	}
 	// Refresh at half the CRL's life, as AWS does.
-	if err := store.FinishCRL(done, ca.ID, owner, job.Wanted, now, now.Add(next.Sub(now)/2)); err != nil {
+	var notBefore time.Time
+	if d := pause(revoked); d > 0 {
+		notBefore = p.cfg.Now().Add(d)
+	}
+	if err := store.FinishCRL(done, ca.ID, owner, job.Wanted, now, now.Add(next.Sub(now)/2), notBefore); err != nil {
 		p.cfg.Logger.WarnContext(ctx, "a CRL was written after this server lost its hold on it, or could not record it; another is asked for, to be written over it",
 			"ca", ca.ARN, "number", job.Number+1, "error", err)
 		return errors.Join(err, store.WantCRL(done, ca.ID))

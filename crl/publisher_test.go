@@ -16,3 +16,22 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestPause: a large CA's next CRL waits 50 µs for each entry of its
+// last; a small one's is not held back.
+func TestPause(t *testing.T) {
+	for _, tc := range []struct {
+		revoked int
+		want    time.Duration
+	}{
+		{0, 0},
+		{1999, 0},
+		{2000, 100 * time.Millisecond},
+		{97_000, 4850 * time.Millisecond},
+		{1_000_000, 50 * time.Second},
+	} {
+		if got := pause(tc.revoked); got != tc.want {
+			t.Errorf("after a CRL of %d entries: %s, want %s", tc.revoked, got, tc.want)
+		}
+	}
+}

@@ -139,7 +139,7 @@ func stalledWriter(t *testing.T, answered bool) {
 		if err := objects.Put(ctx, openpca.Object{Bucket: "crls", Key: Key(ca, ca.CRL())}, bytes.NewReader([]byte("newer"))); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.FinishCRL(ctx, ca.ID, "b", other.Wanted, later, later.Add(time.Hour)); err != nil {
+		if err := db.FinishCRL(ctx, ca.ID, "b", other.Wanted, later, later.Add(time.Hour), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}}

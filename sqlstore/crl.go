@@ -83,9 +83,11 @@ func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, 
 }
 
 // FinishCRL implements openpca.CRLStore.
-func (db *DB) FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate, refreshAt time.Time) error {
-	res, err := db.exec(ctx, `UPDATE crl_publications SET published = ?, this_update = COALESCE(?, this_update), refresh_at = ?, owner = NULL, lease_until = NULL
-		WHERE ca_id = ? AND owner = ?`, wanted, micros(thisUpdate), micros(refreshAt), caID, owner)
+func (db *DB) FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate, refreshAt, notBefore time.Time) error {
+	// An unheld row's lease_until is when it may be claimed again, as
+	// ReleaseCRL sets it.
+	res, err := db.exec(ctx, `UPDATE crl_publications SET published = ?, this_update = COALESCE(?, this_update), refresh_at = ?, owner = NULL, lease_until = ?
+		WHERE ca_id = ? AND owner = ?`, wanted, micros(thisUpdate), micros(refreshAt), micros(notBefore), caID, owner)
 	return db.held(res, err, "finishing a CRL")
 }
 

@@ -55,7 +55,8 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if at, err := s.LatestCRL(ctx, ca.ID); err != nil || !at.IsZero() {
 		t.Errorf("the latest CRL before one was published: %v, %v", at, err)
 	}
-	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, t0.Add(time.Hour)); err != nil {
+	// The next CRL no sooner than a second on.
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, t0.Add(time.Hour), t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if at, err := s.LatestCRL(ctx, ca.ID); err != nil || !at.Equal(t0) {
@@ -75,7 +76,10 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonSuperseded, "t", "r"), Statuses: active}); err != nil {
 		t.Fatal(err)
 	}
-	job, err = s.ClaimCRL(ctx, "b", t0, lease)
+	if _, err := s.ClaimCRL(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("a claim after a revocation, before the last CRL's pause is over: %v", err)
+	}
+	job, err = s.ClaimCRL(ctx, "b", t0.Add(time.Second), lease)
 	if err != nil || job.Number != 1 || !job.LastThisUpdate.Equal(t0) {
 		t.Fatalf("claim after a revocation: %+v, %v", job, err)
 	}
@@ -118,7 +122,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if job, err = s.ClaimCRL(ctx, "a", t0.Add(2*time.Minute), lease); err != nil {
 		t.Fatalf("a CRL waiting to retry, after RetryCRLsNow: %v", err)
 	}
-	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0.Add(2*time.Minute), t0.Add(time.Hour)); err != nil {
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0.Add(2*time.Minute), t0.Add(time.Hour), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ClaimCRL(ctx, "a", t0.Add(30*time.Minute), lease); !errors.Is(err, openpca.ErrNotFound) {
@@ -135,7 +139,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if err := s.RenewCRL(ctx, ca.ID, "a", t0.Add(time.Hour)); !errors.Is(err, openpca.ErrConflict) {
 		t.Errorf("a server renewed a hold another took: %v", err)
 	}
-	if err := s.FinishCRL(ctx, ca.ID, "b", job.Wanted, t0.Add(30*time.Minute), t0.Add(time.Hour)); err != nil {
+	if err := s.FinishCRL(ctx, ca.ID, "b", job.Wanted, t0.Add(30*time.Minute), t0.Add(time.Hour), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if job, err := s.ClaimCRL(ctx, "a", t0.Add(time.Hour), lease); err != nil || job.Number != 1 {
@@ -167,7 +171,7 @@ func testCRLOrder(t *testing.T, s openpca.Store) {
 		if job.CAID == busy.ID {
 			thisUpdate, refresh = t0.Add(time.Minute), t0.Add(time.Minute+12*time.Hour) // 1-day CRLs, published after
 		}
-		if err := s.FinishCRL(ctx, job.CAID, "a", job.Wanted, thisUpdate, refresh); err != nil {
+		if err := s.FinishCRL(ctx, job.CAID, "a", job.Wanted, thisUpdate, refresh, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
