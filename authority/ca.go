@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -132,7 +133,12 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	// Given back once the key is made and has signed, before the CA is
+	// stored: a reservation still held once its CA is stored and counted
+	// would refuse another creation the limit has room for. (One let
+	// through meanwhile is refused by the store.)
+	made := sync.OnceFunc(done)
+	defer made()
 	// The key is made in its store, and signs its CSR there.
 	handle, key, err := ks.GenerateKey(ctx, ca, cfg.KeyAlgorithm)
 	if err != nil {
@@ -171,6 +177,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		}
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: %v.", err)
 	}
+	made()
 	created, err := s.store.CreateCA(ctx, ca, openpca.CSRUse(ca, c.Principal, openpca.RequestIDFrom(ctx)), token, s.maxCAs)
 	switch {
 	case errors.Is(err, openpca.ErrLimitExceeded):

@@ -19,10 +19,11 @@ const (
 	creationsWaiting = 8
 )
 
-// creations counts, per account, the CA creations under way or waiting,
-// which count toward the account's limit before they are stored, so that
-// requests at once make no key past it; and it shares out the server's key
-// making, as many at once as it has processors.
+// creations counts, per account, the CA creations waiting or making
+// their keys, which count toward the account's limit until their keys are
+// made (then the store counts them), so that requests at once make no key
+// past it; and it shares out the server's key making, as many at once as
+// it has processors.
 type creations struct {
 	mu       sync.Mutex
 	accounts map[string]*accountCreations
