@@ -143,28 +143,36 @@ func (dc *DirectoryNameConstraints) Check(cert *x509.Certificate, budget *int) e
 	// another verifier: a name must be permitted however it is read, and
 	// is excluded if any reading puts it in an excluded subtree.
 	readings := []func(asn1.RawValue) (string, bool){directoryString, latin1String}
+	// Every comparison of a name with a subtree, and of two attributes
+	// within them, comes out of the budget: a multi-valued RDN's
+	// attributes compare each with each.
+	spent := func() error { return Spend(budget, 0) }
 	if err := Spend(budget, len(names)*(len(dc.permitted)+len(dc.excluded))*len(readings)); err != nil {
 		return err
 	}
 	for _, name := range names {
 		permitted := func(base []rdnSET) bool {
 			for _, read := range readings {
-				if !withinSubtree(name, base, canonical, read) {
+				if !withinSubtree(name, base, canonical, read, budget) {
 					return false
 				}
 			}
 			return true
 		}
-		if len(dc.permitted) > 0 && !slices.ContainsFunc(dc.permitted, permitted) {
+		if ok := len(dc.permitted) == 0 || slices.ContainsFunc(dc.permitted, permitted); spent() != nil {
+			return spent()
+		} else if !ok {
 			return fmt.Errorf("the directory name %q is not within one that %s permits", formatName(name), dc.by)
 		}
 		// An exclusion takes more names in, folding case beyond ASCII as
 		// RFC 4518 does: refusing a name another verifier would take is
 		// the safe side.
 		excluded := func(base []rdnSET) bool {
-			return slices.ContainsFunc(readings, func(read func(asn1.RawValue) (string, bool)) bool { return withinSubtree(name, base, folded, read) })
+			return slices.ContainsFunc(readings, func(read func(asn1.RawValue) (string, bool)) bool { return withinSubtree(name, base, folded, read, budget) })
 		}
-		if slices.ContainsFunc(dc.excluded, excluded) {
+		if out := slices.ContainsFunc(dc.excluded, excluded); spent() != nil {
+			return spent()
+		} else if out {
 			return fmt.Errorf("the directory name %q is within one that %s excludes", formatName(name), dc.by)
 		}
 	}
@@ -198,12 +206,14 @@ func formatName(name []rdnSET) string {
 
 // withinSubtree reports whether name begins with the RDNs of base (RFC
 // 5280, 4.2.1.10), string values read with read and compared after fold.
-func withinSubtree(name, base []rdnSET, fold func(string) string, read func(asn1.RawValue) (string, bool)) bool {
+// Each comparison of two attributes takes one from budget; with none left
+// it reports false, and the caller must look at the budget.
+func withinSubtree(name, base []rdnSET, fold func(string) string, read func(asn1.RawValue) (string, bool), budget *int) bool {
 	if len(name) < len(base) {
 		return false
 	}
 	for i, rdn := range base {
-		if !equalRDN(name[i], rdn, fold, read) {
+		if !equalRDN(name[i], rdn, fold, read, budget) {
 			return false
 		}
 	}
@@ -212,12 +222,17 @@ func withinSubtree(name, base []rdnSET, fold func(string) string, read func(asn1
 
 // equalRDN reports whether two RDNs hold the same attributes, in any
 // order.
-func equalRDN(a, b rdnSET, fold func(string) string, read func(asn1.RawValue) (string, bool)) bool {
+func equalRDN(a, b rdnSET, fold func(string) string, read func(asn1.RawValue) (string, bool), budget *int) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for _, x := range a {
-		if !slices.ContainsFunc(b, func(y attribute) bool { return equalAttribute(x, y, fold, read) }) {
+		if !slices.ContainsFunc(b, func(y attribute) bool {
+			if *budget--; *budget < 0 {
+				return false
+			}
+			return equalAttribute(x, y, fold, read)
+		}) {
 			return false
 		}
 	}

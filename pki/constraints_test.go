@@ -225,15 +225,36 @@ func TestDirectoryNameConstraintsBudget(t *testing.T) {
 		budget, left int
 		ok           bool
 	}{
-		{MaxNameComparisons, 0, false}, // 200 names, 1,000 subtrees, two readings
-		{400_000, 0, true},
-		{500_000, 100_000, true},
+		// 200 names, 1,000 subtrees, two readings: 400,000 pairs, and in
+		// each reading two attributes compared (C, then O).
+		{MaxNameComparisons, 0, false},
+		{1_199_999, 0, false},
+		{1_200_000, 0, true},
+		{1_300_000, 100_000, true},
 	} {
 		budget := tc.budget
 		err := dc.Check(leaf, &budget)
 		if (err == nil) != tc.ok || tc.ok && budget != tc.left || !tc.ok && !strings.Contains(err.Error(), "comparisons") {
 			t.Errorf("a budget of %d: %v, %d left; want ok %v, %d left", tc.budget, err, budget, tc.ok, tc.left)
 		}
+	}
+	// One pair of RDNs of 1,800 attributes each, which compare each with
+	// each: millions of comparisons for one name and one subtree.
+	var wide, reversed pkix.RelativeDistinguishedNameSET
+	for i := range 1800 {
+		wide = append(wide, atv(oidOU, fmt.Sprintf("unit %d", i)))
+	}
+	for i := range wide {
+		reversed = append(reversed, wide[len(wide)-1-i])
+	}
+	base := asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tagDirectoryName, IsCompound: true, Bytes: mustMarshal(pkix.RDNSequence{wide})}
+	dc, _, err = ReadDirectoryNameConstraints(selfSigned(t, pkix.RDNSequence{{atv(oidCN, "CA")}}, nameConstraints(nil, []asn1.RawValue{subtree(base)})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := MaxNameComparisons
+	if err := dc.Check(selfSigned(t, pkix.RDNSequence{reversed}), &budget); err == nil || !strings.Contains(err.Error(), "comparisons") {
+		t.Errorf("a multi-valued RDN of 1,800 attributes: %v; want the budget spent", err)
 	}
 }
 
