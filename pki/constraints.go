@@ -168,7 +168,9 @@ func (dc *DirectoryNameConstraints) Check(cert *x509.Certificate, budget *int) e
 		// RFC 4518 does: refusing a name another verifier would take is
 		// the safe side.
 		excluded := func(base []rdnSET) bool {
-			return slices.ContainsFunc(readings, func(read func(asn1.RawValue) (string, bool)) bool { return withinSubtree(name, base, folded, read, budget) })
+			return slices.ContainsFunc(readings, func(read func(asn1.RawValue) (string, bool)) bool {
+				return withinSubtree(name, base, folded, read, budget)
+			})
 		}
 		if out := slices.ContainsFunc(dc.excluded, excluded); spent() != nil {
 			return spent()
