@@ -92,16 +92,10 @@ func freeSpace(dir string, min int64) func(context.Context) error {
 		if err := unix.Statfs(dir, &st); err != nil {
 			return fmt.Errorf("the free space of %s: %w", dir, err)
 		}
-		// Counts of blocks are in fragments (Frsize, as statvfs has it),
-		// which some file systems make smaller than Bsize, the size they
-		// like to be written in. Bavail leaves out the blocks kept for
-		// root: a server run as root is not ready a little early.
-		block := int64(st.Frsize)
-		if block == 0 {
-			block = int64(st.Bsize)
-		}
-		// Not how much: the log says the reason each time it changes.
-		if int64(st.Bavail)*block < min {
+		// Bavail leaves out the blocks kept for root: a server run as
+		// root is not ready a little early. Not how much: the log says
+		// the reason each time it changes.
+		if int64(st.Bavail)*blockSize(&st) < min {
 			return fmt.Errorf("the disk of %s has less than the %d MiB free the database needs to take writes", dir, min>>20)
 		}
 		return nil
