@@ -139,7 +139,10 @@ func partial(path string) (string, func(), error) {
 }
 
 // lockPartial takes the lock of the partial folder dir; it returns nil
-// and no error if another holds it, or removed the folder meanwhile.
+// and no error if another holds it, or removed the folder meanwhile. On a
+// file system without locks (NFS without its lock daemon), the folder is
+// returned unlocked: backups to one name at once there may remove each
+// other's copies, as they could before folders were locked.
 func lockPartial(dir string) (*os.File, error) {
 	lock, err := os.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -148,7 +151,7 @@ func lockPartial(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
 		lock.Close()
 		return nil, nil
 	}
