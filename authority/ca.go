@@ -109,8 +109,9 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	token := openpca.IdempotencyToken{AccountID: c.AccountID, Operation: "CreateCertificateAuthority", Token: in.IdempotencyToken, Now: now, Since: now.Add(-IdempotencyWindow)}
 	// A retry gets the CA its token made without a key made for nothing:
 	// in a token or KMS, one made and destroyed at each retry. (Requests
-	// at the same moment each make one; the store keeps one CA.)
-	if in.IdempotencyToken != "" {
+	// at the same moment on one server wait for the first; on several,
+	// each makes one, and the store keeps one CA.)
+	for waited := in.IdempotencyToken != ""; waited; {
 		id, err := s.store.FindIdempotent(ctx, token)
 		if err == nil {
 			earlier, err := s.store.FindCA(ctx, c.AccountID, id)
@@ -121,6 +122,14 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		}
 		if !errors.Is(err, openpca.ErrNotFound) {
 			return nil, err
+		}
+		// One of the same token under way here: its CA, once it ends.
+		var end func()
+		if end, waited, err = s.creations.join(ctx, c.AccountID, in.IdempotencyToken); err != nil {
+			return nil, err
+		}
+		if !waited {
+			defer end()
 		}
 	}
 	// Nor for an account at its limit, counting its creations under way

@@ -28,6 +28,9 @@ type creations struct {
 	mu       sync.Mutex
 	accounts map[string]*accountCreations
 	slots    chan struct{}
+	// tokens are the idempotency tokens of creations under way, by
+	// account and token: closed when the creation ends.
+	tokens map[[2]string]chan struct{}
 }
 
 type accountCreations struct {
@@ -36,7 +39,38 @@ type accountCreations struct {
 }
 
 func newCreations() *creations {
-	return &creations{accounts: map[string]*accountCreations{}, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	return &creations{accounts: map[string]*accountCreations{}, slots: make(chan struct{}, runtime.GOMAXPROCS(0)), tokens: map[[2]string]chan struct{}{}}
+}
+
+// join has a creation with an idempotency token wait for one of the same
+// account and token under way on this server to end (then waited is
+// true, and the caller looks for the CA it made); else it registers this
+// one, until end. A retry of a creation still making its key would
+// otherwise find no CA of its token, and the first's reservation in the
+// way of the account's limit.
+func (cr *creations) join(ctx context.Context, account, token string) (end func(), waited bool, err error) {
+	key := [2]string{account, token}
+	cr.mu.Lock()
+	running, ok := cr.tokens[key]
+	if !ok {
+		running = make(chan struct{})
+		cr.tokens[key] = running
+	}
+	cr.mu.Unlock()
+	if !ok {
+		return func() {
+			cr.mu.Lock()
+			delete(cr.tokens, key)
+			cr.mu.Unlock()
+			close(running)
+		}, false, nil
+	}
+	select {
+	case <-running:
+		return nil, true, nil
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
 }
 
 // start reserves a creation for account, which has stored CAs of its
@@ -56,6 +90,9 @@ func (cr *creations) start(ctx context.Context, account string, stored, max int)
 		err = openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: account %s has %d certificate authorities being created on this server; retry once they are made.", account, a.reserved)
 	default:
 		a.reserved++
+	}
+	if a.reserved == 0 {
+		delete(cr.accounts, account)
 	}
 	cr.mu.Unlock()
 	if err != nil {
