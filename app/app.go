@@ -634,6 +634,11 @@ func openCommand(ctx context.Context, cfg Config, schema sqlstore.Schema) (*Admi
 	if err := needDatabase(cfg); err != nil {
 		return nil, err
 	}
+	if cfg.Database != "" {
+		// PostgreSQL's servers roll a rotation without a data folder's
+		// lock (RotateMasterKey), and a command needs no folder.
+		return openAdmin(ctx, cfg, false, schema)
+	}
 	// No command runs while a master key rotation does: it would settle
 	// the rotation from under it, and remove its new key as the database
 	// is resealed with it, or seal what it stores with the key the
@@ -689,4 +694,10 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool, schema sqlsto
 }
 
 // Close closes the store, and lets a rotation run.
-func (a *Admin) Close() error { return errors.Join(a.Store.Close(), a.rotation.Close()) }
+func (a *Admin) Close() error {
+	err := a.Store.Close()
+	if a.rotation != nil { // none on PostgreSQL
+		err = errors.Join(err, a.rotation.Close())
+	}
+	return err
+}

@@ -561,6 +561,9 @@ func TestClusterMasterKeyRoll(t *testing.T) {
 	if got, _ := os.ReadFile(oldFile); string(got) != oldKey {
 		t.Errorf("the rotation replaced the old key's file with %q", got)
 	}
+	if _, err := os.Stat("openpca-data"); !os.IsNotExist(err) {
+		t.Errorf("the rotation made a data folder where it ran: %v", err)
+	}
 	check("rotated")
 	c.previous = ""
 	roll("with the new key alone")
