@@ -791,7 +791,7 @@ func TestNameConstraintsBudget(t *testing.T) {
 	if err := issue(20); err != nil {
 		t.Fatalf("20 directory names, 600 subtrees: %v", err)
 	}
-	err = issue(250) // 250 × 600 × 2 readings
+	err = issue(300) // 300 names × 600 subtrees × 2 readings, 3 comparisons each
 	testenv.WantError(t, err, "InvalidArgsException")
 	if !strings.Contains(err.Error(), "comparisons") {
 		t.Errorf("message %q", err)

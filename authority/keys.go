@@ -239,7 +239,7 @@ func checkSubjectEmails(cert *x509.Certificate, path []*x509.Certificate, budget
 			continue
 		}
 		for _, c := range path {
-			if err := pki.Spend(budget, len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses)); err != nil {
+			if err := pki.Spend(budget, (len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses))*pki.Cost(len(email), 0)); err != nil {
 				return err
 			}
 			if len(c.PermittedEmailAddresses) > 0 && !slices.ContainsFunc(c.PermittedEmailAddresses, func(m string) bool { return inMailboxes(email, m) }) {
@@ -294,7 +294,7 @@ func checkCommonName(cert *x509.Certificate, path []*x509.Certificate, budget *i
 			continue
 		}
 		for _, c := range path {
-			if err := pki.Spend(budget, len(c.PermittedDNSDomains)+len(c.ExcludedDNSDomains)); err != nil {
+			if err := pki.Spend(budget, (len(c.PermittedDNSDomains)+len(c.ExcludedDNSDomains))*pki.Cost(len(host), 0)); err != nil {
 				return err
 			}
 			if len(c.PermittedDNSDomains) > 0 && !slices.ContainsFunc(c.PermittedDNSDomains, func(d string) bool { return domainHolds(host, wildcard, d) }) {

@@ -226,11 +226,12 @@ func TestDirectoryNameConstraintsBudget(t *testing.T) {
 		ok           bool
 	}{
 		// 200 names, 1,000 subtrees, two readings: 400,000 pairs, and in
-		// each reading two attributes compared (C, then O).
+		// each reading two attributes compared: C (1) then O (2, as the
+		// two values hold 19 to 23 bytes).
 		{MaxNameComparisons, 0, false},
-		{1_199_999, 0, false},
-		{1_200_000, 0, true},
-		{1_300_000, 100_000, true},
+		{1_599_999, 0, false},
+		{1_600_000, 0, true},
+		{1_700_000, 100_000, true},
 	} {
 		budget := tc.budget
 		err := dc.Check(leaf, &budget)
@@ -255,6 +256,20 @@ func TestDirectoryNameConstraintsBudget(t *testing.T) {
 	budget := MaxNameComparisons
 	if err := dc.Check(selfSigned(t, pkix.RDNSequence{reversed}), &budget); err == nil || !strings.Contains(err.Error(), "comparisons") {
 		t.Errorf("a multi-valued RDN of 1,800 attributes: %v; want the budget spent", err)
+	}
+	// A long value costs as long as it is to read and fold: a common name
+	// of 20 KB against 1,600 subtrees.
+	var short []asn1.RawValue
+	for range 1600 {
+		short = append(short, subtree(dirName(t, atv(oidCN, "a"))))
+	}
+	dc, _, err = ReadDirectoryNameConstraints(selfSigned(t, pkix.RDNSequence{{atv(oidCN, "CA")}}, nameConstraints(nil, short)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget = MaxNameComparisons
+	if err := dc.Check(selfSigned(t, pkix.RDNSequence{{atv(oidCN, strings.Repeat("a ", 10240))}}), &budget); err == nil || !strings.Contains(err.Error(), "comparisons") {
+		t.Errorf("a common name of 20 KB against 1,600 subtrees: %v; want the budget spent", err)
 	}
 }
 
