@@ -693,6 +693,21 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool, schema sqlsto
 	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir, AccountID: cfg.AccountID}, nil
 }
 
+// MakeLocalBucket makes the folder of bucket in the local object store of
+// the data folder, once the folder passes the checks a server's does: on
+// PostgreSQL, a command has not checked it (it takes no lock there), and
+// one run as root would make the bucket wherever a link in a folder
+// others may write to points.
+func (a *Admin) MakeLocalBucket(bucket string) error {
+	if err := os.MkdirAll(a.DataDir, 0o700); err != nil {
+		return err
+	}
+	if _, err := checkFolder(a.DataDir, true); err != nil {
+		return err
+	}
+	return os.MkdirAll(filepath.Join(a.DataDir, "s3", bucket), 0o700)
+}
+
 // Close closes the store, and lets a rotation run.
 func (a *Admin) Close() error {
 	err := a.Store.Close()

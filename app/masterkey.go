@@ -362,12 +362,15 @@ func WrapMasterKey(ctx context.Context, cfg Config) error {
 	if cfg.MasterKeyKMSKey == "" {
 		return errors.New("name the KMS key to wrap the master key with (--master-key-kms-key)")
 	}
-	// A rotation would rename its new key over the file being rewritten.
-	rotation, err := lockRotation(cfg.DataDir, false)
-	if err != nil {
-		return err
+	// A rotation would rename its new key over the file being rewritten
+	// (on SQLite: on PostgreSQL it writes no file, and takes no lock).
+	if cfg.Database == "" {
+		rotation, err := lockRotation(cfg.DataDir, false)
+		if err != nil {
+			return err
+		}
+		defer rotation.Close()
 	}
-	defer rotation.Close()
 	files := &keyFiles{ctx: ctx, cfg: cfg}
 	key, err := files.read(cfg.MasterKeyFile)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -421,7 +420,7 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 			return err
 		}
 		if objectStore == "local" {
-			if err := os.MkdirAll(filepath.Join(a.DataDir, "s3", bucket), 0o700); err != nil {
+			if err := a.MakeLocalBucket(bucket); err != nil {
 				return err
 			}
 		}

@@ -561,8 +561,18 @@ func TestClusterMasterKeyRoll(t *testing.T) {
 	if got, _ := os.ReadFile(oldFile); string(got) != oldKey {
 		t.Errorf("the rotation replaced the old key's file with %q", got)
 	}
+	if _, err := runOpenpca(t, "master-key", "wrap", "--database", c.dsn, "--master-key-file", filepath.Join(dir, "none.key"), "--master-key-kms-key", "alias/x"); err == nil {
+		t.Error("a wrap of a key file that is not there: no error")
+	}
 	if _, err := os.Stat("openpca-data"); !os.IsNotExist(err) {
-		t.Errorf("the rotation made a data folder where it ran: %v", err)
+		t.Errorf("the rotation or the wrap made a data folder where it ran: %v", err)
+	}
+	// A command on PostgreSQL that writes in a data folder checks it as a
+	// server does, though it takes no lock there.
+	open := t.TempDir()
+	os.Chmod(open, 0o777)
+	if out, err := runOpenpca(t, "buckets", "create", "roll-bucket", "--account", app.DefaultAccountID, "--object-store", "local", "--database", c.dsn, "--data-dir", open, "--master-key-file", newFile); err == nil || !strings.Contains(err.Error(), "can be written by users") {
+		t.Errorf("a local bucket in a folder anyone may write to: %v\n%s", err, out)
 	}
 	check("rotated")
 	c.previous = ""
