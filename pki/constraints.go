@@ -212,8 +212,9 @@ func formatName(name []rdnSET) string {
 
 // withinSubtree reports whether name begins with the RDNs of base (RFC
 // 5280, 4.2.1.10), string values read with read and compared after fold.
-// Each comparison of two attributes takes one from budget; with none left
-// it reports false, and the caller must look at the budget.
+// It takes one from budget, and each comparison of two attributes its
+// Cost; with none left it reports false, and the caller must look at the
+// budget.
 func withinSubtree(name, base []rdnSET, fold func(string) string, read func(asn1.RawValue) (string, bool), budget *int) bool {
 	if *budget--; *budget < 0 || len(name) < len(base) {
 		return false
