@@ -80,6 +80,22 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if s.requireHardware && !ks.Hardware() {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "This server keeps CA keys only in hardware, and its %s key store is not.", ks.Name())
 	}
+	// A retry gets the CA its token made without a key made for nothing:
+	// in a token or KMS, one made and destroyed at each retry. (Requests
+	// at the same moment on one server wait for the first; on several,
+	// each makes one, and the store keeps one CA.) Before the CA's time
+	// and id are drawn: one that waited and then creates (the first
+	// failed) is created when it creates.
+	if in.IdempotencyToken != "" {
+		arn, end, err := s.joinCreation(ctx, c.AccountID, in.IdempotencyToken)
+		if err != nil {
+			return nil, err
+		}
+		if arn != "" {
+			return &openpca.CreateCertificateAuthorityResponse{CertificateAuthorityArn: arn}, nil
+		}
+		defer end()
+	}
 	now := s.now().UTC()
 	// A version 7 UUID grows with time, so that CAs created in the same
 	// instant still list in creation order.
@@ -107,31 +123,6 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		ca.UsageMode = openpca.CertificateAuthorityUsageModeGeneralPurpose
 	}
 	token := openpca.IdempotencyToken{AccountID: c.AccountID, Operation: "CreateCertificateAuthority", Token: in.IdempotencyToken, Now: now, Since: now.Add(-IdempotencyWindow)}
-	// A retry gets the CA its token made without a key made for nothing:
-	// in a token or KMS, one made and destroyed at each retry. (Requests
-	// at the same moment on one server wait for the first; on several,
-	// each makes one, and the store keeps one CA.)
-	for waited := in.IdempotencyToken != ""; waited; {
-		id, err := s.store.FindIdempotent(ctx, token)
-		if err == nil {
-			earlier, err := s.store.FindCA(ctx, c.AccountID, id)
-			if err != nil {
-				return nil, err
-			}
-			return &openpca.CreateCertificateAuthorityResponse{CertificateAuthorityArn: earlier.ARN}, nil
-		}
-		if !errors.Is(err, openpca.ErrNotFound) {
-			return nil, err
-		}
-		// One of the same token under way here: its CA, once it ends.
-		var end func()
-		if end, waited, err = s.creations.join(ctx, c.AccountID, in.IdempotencyToken); err != nil {
-			return nil, err
-		}
-		if !waited {
-			defer end()
-		}
-	}
 	// Nor for an account at its limit, counting its creations under way
 	// on this server (the store checks again, for other servers').
 	n, err := s.store.AccountCAs(ctx, c.AccountID, now)
@@ -207,6 +198,31 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 
 func limitExceeded(accountID string, limit int) error {
 	return openpca.Errorf(openpca.CodeLimitExceeded, "Account %s already has %d certificate authorities, the most it may have (deleted ones count until their restoration period ends).", accountID, limit)
+}
+
+// joinCreation looks for the CA that a CreateCertificateAuthority of
+// account's token made; while one of the token is under way on this
+// server, it waits for it to end and looks again. It returns the CA's ARN,
+// or else end, which the caller calls when its own creation ends.
+func (s *Service) joinCreation(ctx context.Context, account, token string) (arn string, end func(), err error) {
+	for {
+		now := s.now().UTC()
+		id, err := s.store.FindIdempotent(ctx, openpca.IdempotencyToken{AccountID: account, Operation: "CreateCertificateAuthority", Token: token, Now: now, Since: now.Add(-IdempotencyWindow)})
+		if err == nil {
+			earlier, err := s.store.FindCA(ctx, account, id)
+			if err != nil {
+				return "", nil, err
+			}
+			return earlier.ARN, nil, nil
+		}
+		if !errors.Is(err, openpca.ErrNotFound) {
+			return "", nil, err
+		}
+		end, waited, err := s.creations.join(ctx, account, token)
+		if err != nil || !waited {
+			return "", end, err
+		}
+	}
 }
 
 // DescribeCertificateAuthority describes a CA in any status.
