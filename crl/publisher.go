@@ -30,7 +30,8 @@ const (
 	MaxRetry = 15 * time.Minute
 )
 
-// pause is how long a CA's next CRL waits after one of revoked entries:
+// pause is how long a CA's next CRL waits after one of revoked entries,
+// and, on each server, how much longer its account's next CRL waits:
 // 50 µs an entry, past a few thousand, about nine times what the CRL cost
 // the server (a CRL of 97,000 entries, 4.8 MB, took 0.57 s of CPU to read,
 // sign, record and write), so that one CA's CRLs take a tenth of a worker
@@ -38,9 +39,10 @@ const (
 // a large CA (AWS updates CRLs about 30 minutes after a revocation), and
 // OCSP shows them at once. A trickle of revocations, one a second to each
 // of four CAs of 97,000 revoked certificates, had them sign 3 CRLs a
-// second, and took the CPU from every other account. By entries, not by
-// the time a CRL took, so that a CRL of a few revocations, however slow
-// its bucket, is never held back.
+// second, and took the CPU from every other account; forty such CAs of
+// one account would, by the CA's pause alone. By entries, not by the time
+// a CRL took, so that a CRL of a few revocations, however slow its
+// bucket, is never held back.
 func pause(revoked int) time.Duration {
 	if revoked < 2000 {
 		return 0
@@ -93,19 +95,31 @@ type Publisher struct {
 	cfg  Config
 	pool *worker.Pool[*openpca.CRLJob]
 
+	// pause is how long after a CRL of so many entries the CA's next
+	// waits, and its account's: the function pause, but in tests.
+	pause func(revoked int) time.Duration
+
 	mu       sync.Mutex
 	failures map[string]int // publications that failed in a row, by CA
+	// accounts are when accounts' next CRLs may be published here, for
+	// those that must wait: their CRLs' pauses, added up.
+	accounts map[string]time.Time
 }
 
 // Start starts a Publisher.
 func Start(cfg Config) *Publisher {
+	p := newPublisher(cfg)
+	p.pool = worker.Start(worker.Config{Name: "CRL", Owner: cfg.Owner, Workers: workers, Lease: Lease, Poll: Poll, Logger: cfg.Logger, Now: p.cfg.Now},
+		queue{p})
+	return p
+}
+
+// newPublisher makes a Publisher, its workers not started.
+func newPublisher(cfg Config) *Publisher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p := &Publisher{cfg: cfg, failures: map[string]int{}}
-	p.pool = worker.Start(worker.Config{Name: "CRL", Owner: cfg.Owner, Workers: workers, Lease: Lease, Poll: Poll, Logger: cfg.Logger, Now: cfg.Now},
-		queue{p})
-	return p
+	return &Publisher{cfg: cfg, pause: pause, failures: map[string]int{}, accounts: map[string]time.Time{}}
 }
 
 // Wake tells the publisher that a CRL is wanted.
@@ -127,6 +141,13 @@ func (q queue) Renew(ctx context.Context, job *openpca.CRLJob, owner string, unt
 
 func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 	p := q.p
+	if until := p.accountWaits(job.AccountID); !until.IsZero() {
+		// Not a failure: the CA's CRL is still wanted, at its account's turn.
+		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, until); err != nil {
+			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
+		}
+		return
+	}
 	err := p.publish(ctx, job, owner)
 	p.mu.Lock()
 	failures := 0
@@ -144,6 +165,34 @@ func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
 		}
 	}
+}
+
+// accountWaits returns when account's next CRL may be published here, if
+// that is later than now.
+func (p *Publisher) accountWaits(account string) time.Time {
+	now := p.cfg.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	until, ok := p.accounts[account]
+	if !ok || !until.After(now) {
+		delete(p.accounts, account)
+		return time.Time{}
+	}
+	return until
+}
+
+// accountPaused has account's next CRL here wait d more, after those it
+// waits for already: CRLs of its CAs published at once, each let through,
+// add up their pauses.
+func (p *Publisher) accountPaused(account string, d time.Duration) {
+	now := p.cfg.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	from := p.accounts[account]
+	if from.Before(now) {
+		from = now
+	}
+	p.accounts[account] = from.Add(d)
 }
 
 // publish signs the CRL a job asks for, records the key use, and writes
@@ -188,8 +237,9 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	}
 	// Refresh at half the CRL's life, as AWS does.
 	var notBefore time.Time
-	if d := pause(revoked); d > 0 {
+	if d := p.pause(revoked); d > 0 {
 		notBefore = p.cfg.Now().Add(d)
+		p.accountPaused(job.AccountID, d)
 	}
 	if err := store.FinishCRL(done, ca.ID, owner, job.Wanted, now, now.Add(next.Sub(now)/2), notBefore); err != nil {
 		p.cfg.Logger.WarnContext(ctx, "a CRL was written after this server lost its hold on it, or could not record it; another is asked for, to be written over it",

@@ -1,8 +1,14 @@
 package crl
 
 import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/openpca/openpca"
 )
 
 // TestRetryAfter: a publication that keeps failing is retried after 30 s,
@@ -32,6 +38,73 @@ func TestPause(t *testing.T) {
 	} {
 		if got := pause(tc.revoked); got != tc.want {
 			t.Errorf("after a CRL of %d entries: %s, want %s", tc.revoked, got, tc.want)
+		}
+	}
+}
+
+// TestAccountPause: after a CRL that pauses its CA, the other CAs of its
+// account wait too, on this server, for the pauses of its CRLs added up;
+// another account's CA does not.
+func TestAccountPause(t *testing.T) {
+	db, objects, dir := newCRLStores(t, "crls")
+	now := time.Now().UTC().Truncate(time.Second)
+	const a, b = "111122223333", "444455556666"
+	first, key, cert := newCRLCA(t, db, a, "crls", now)
+	second, _, _ := newCRLCA(t, db, a, "crls", now)
+	third, _, _ := newCRLCA(t, db, a, "crls", now)
+	other, _, _ := newCRLCA(t, db, b, "crls", now)
+	clock := now
+	p := newPublisher(Config{Store: db, Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+	p.pause = func(int) time.Duration { return time.Minute }
+	// Two of account a's CRLs at once, as two workers that both found the
+	// account free publish them: the account's next waits for both pauses.
+	var jobs []*openpca.CRLJob
+	for _, worker := range []string{"a", "b"} {
+		job, err := db.ClaimCRL(t.Context(), worker, clock, Lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.AccountID != a {
+			t.Fatalf("claimed %s's CA first; the test wants account %s's", job.AccountID, a)
+		}
+		jobs = append(jobs, job)
+	}
+	for i, worker := range []string{"a", "b"} {
+		if err := p.publish(t.Context(), jobs[i], worker); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The rest, each claimed in turn: account b's is published, account
+	// a's third waits, at every time until both pauses have passed.
+	published := func(ca *openpca.CA) bool {
+		_, err := os.Stat(filepath.Join(dir, "s3", "crls", Key(ca, ca.CRL())))
+		return err == nil
+	}
+	drain := func() {
+		for {
+			job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
+			if errors.Is(err, openpca.ErrNotFound) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			queue{p}.Do(t.Context(), job, "a")
+		}
+	}
+	for _, step := range []struct {
+		at        time.Duration
+		published bool
+	}{{0, false}, {time.Minute + time.Second, false}, {2*time.Minute + time.Second, true}} {
+		clock = now.Add(step.at)
+		drain()
+		if got := published(third); got != step.published {
+			t.Errorf("at +%s: third CRL of account a published %v, want %v", step.at, got, step.published)
+		}
+	}
+	for _, ca := range []*openpca.CA{first, second, other} {
+		if !published(ca) {
+			t.Errorf("%s has no CRL", ca.ARN)
 		}
 	}
 }

@@ -58,9 +58,9 @@ func newCRLStores(t *testing.T, buckets ...string) (*sqlstore.DB, *localfs.Store
 	return db, objects, dir
 }
 
-// newCRLCA stores an active root CA whose CRLs go to bucket, and returns
-// it with its key and certificate.
-func newCRLCA(t *testing.T, db *sqlstore.DB, bucket string, now time.Time) (*openpca.CA, crypto.Signer, *x509.Certificate) {
+// newCRLCA stores an active root CA of account whose CRLs go to bucket,
+// and returns it with its key and certificate.
+func newCRLCA(t *testing.T, db *sqlstore.DB, account, bucket string, now time.Time) (*openpca.CA, crypto.Signer, *x509.Certificate) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CRL CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
@@ -72,7 +72,7 @@ func newCRLCA(t *testing.T, db *sqlstore.DB, bucket string, now time.Time) (*ope
 	cert, _ := x509.ParseCertificate(der)
 	id := uuid.NewString()
 	enabled := true
-	ca := &openpca.CA{ID: id, AccountID: "111122223333", ARN: openpca.CAARN("us-east-1", "111122223333", id), Type: openpca.CertificateAuthorityTypeRoot,
+	ca := &openpca.CA{ID: id, AccountID: account, ARN: openpca.CAARN("us-east-1", account, id), Type: openpca.CertificateAuthorityTypeRoot,
 		Status: openpca.CertificateAuthorityStatusActive, CreatedAt: now, LastStateChangeAt: now, Certificate: der, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
 		Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1, SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa,
 			Subject: &openpca.ASN1Subject{CommonName: "CRL CA"}},
@@ -121,7 +121,7 @@ func stalledWriter(t *testing.T, answered bool) {
 	ctx := context.Background()
 	db, objects, _ := newCRLStores(t, "crls")
 	now := time.Now().UTC().Truncate(time.Second)
-	ca, key, cert := newCRLCA(t, db, "crls", now)
+	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
 	job, err := db.ClaimCRL(ctx, "a", now, Lease)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func stalledWriter(t *testing.T, answered bool) {
 			t.Fatal(err)
 		}
 	}}
-	p := &Publisher{cfg: Config{Store: db, Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}, failures: map[string]int{}}
+	p := newPublisher(Config{Store: db, Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
 	if err := p.publish(jctx, job, "a"); err == nil {
 		t.Error("a CRL written after its hold was lost was taken as published")
 	}
@@ -174,8 +174,8 @@ func TestSlowBucketHoldsBackNoOther(t *testing.T) {
 	db, objects, dir := newCRLStores(t, "slow", "fast")
 	now := time.Now().UTC().Truncate(time.Second)
 	// Of CAs that never had a CRL, the first made is claimed first.
-	slowCA, key, cert := newCRLCA(t, db, "slow", now)
-	fastCA, _, _ := newCRLCA(t, db, "fast", now)
+	slowCA, key, cert := newCRLCA(t, db, "111122223333", "slow", now)
+	fastCA, _, _ := newCRLCA(t, db, "111122223333", "fast", now)
 	store := &slowBucket{Store: objects, bucket: "slow", release: make(chan struct{})}
 	p := Start(Config{Store: db, Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Owner: "a"})
 	defer p.Close()
