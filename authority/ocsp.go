@@ -232,7 +232,9 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 		template.Status, template.RevokedAt, template.RevocationReason = ocsp.Revoked, cert.RevokedAt, pki.CRLReason(cert.RevocationReason)
 	}
 	id := ocspCertID{hash: req.HashAlgorithm, nameHash: string(req.IssuerNameHash), keyHash: string(req.IssuerKeyHash), serial: string(req.SerialNumber.Bytes())}
-	if e := s.ocsp.get(id); e != nil && e.status == template.Status && e.revokedAt.Equal(template.RevokedAt) && now.Sub(e.signedAt) < ocspRefresh {
+	// Not an answer signed ahead of now, by a clock since stepped back:
+	// relying parties refuse a thisUpdate in the future.
+	if e := s.ocsp.get(id); e != nil && e.status == template.Status && e.revokedAt.Equal(template.RevokedAt) && now.Sub(e.signedAt) < ocspRefresh && !e.signedAt.After(now) {
 		return e.der, nil
 	}
 	status := ocspStatusNames[template.Status]

@@ -360,3 +360,20 @@ func FuzzOCSP(f *testing.F) {
 		}
 	})
 }
+
+// TestOCSPAfterClockStepsBack: an answer signed while the clock ran a day
+// ahead is not served again once it is back: relying parties refuse a
+// thisUpdate in the future.
+func TestOCSPAfterClockStepsBack(t *testing.T) {
+	e := newOCSPEnv(t)
+	e.env.Clock.Advance(24 * time.Hour)
+	e.ask(t, e.cert.SerialNumber)
+	e.env.Clock.Advance(-24*time.Hour + time.Minute)
+	got, err := ocsp.ParseResponse(e.ask(t, e.cert.SerialNumber), e.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now := e.env.Clock.Now(); got.ThisUpdate.After(now) {
+		t.Errorf("at %v, the answer's thisUpdate is %v", now, got.ThisUpdate)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -665,4 +666,42 @@ func TestImportedKeyUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	crlListing(t, env, "crls", ca, issued.SerialNumber)
+}
+
+// TestCRLAfterClockStepsBack: a revoked certificate that has not expired
+// stays on the CRL signed after the clock stepped back from days ahead
+// (or by a server on time after one whose clock ran ahead), though the
+// last CRL is dated past its end.
+func TestCRLAfterClockStepsBack(t *testing.T) {
+	env := testenv.Start(t)
+	bucket := makeLocalBucket(t, env, "crls")
+	caARN, _ := revocationCA(t, env, &types.RevocationConfiguration{
+		CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(7)},
+	})
+	fetch := func() ([]byte, error) {
+		return os.ReadFile(filepath.Join(bucket, "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl"))
+	}
+	last, _ := waitCRL(t, 0, fetch)
+	revoke := func(days int64) *big.Int {
+		leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "revoked.example"}})
+		cert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM,
+			Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(days)}}))
+		if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+			CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+			t.Fatal(err)
+		}
+		last, _ = waitCRL(t, last.Number.Int64(), fetch)
+		return cert.SerialNumber
+	}
+	lists := func(serial *big.Int) bool {
+		return slices.ContainsFunc(last.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool { return e.SerialNumber.Cmp(serial) == 0 })
+	}
+	short := revoke(1)
+	env.Clock.Advance(48 * time.Hour)
+	revoke(30) // a CRL dated two days ahead, past short's end
+	env.Clock.Advance(-48*time.Hour + time.Minute)
+	revoke(30)
+	if !lists(short) {
+		t.Errorf("CRL %v, signed at %v, leaves out %x, revoked and valid for a day", last.Number, last.ThisUpdate, short)
+	}
 }

@@ -81,8 +81,12 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 		return nil, time.Time{}, 0, err
 	}
 	next := now.AddDate(0, 0, int(cfg.ExpirationInDays))
+	// Listed: what had not expired by the last CRL (a certificate stays
+	// on the first CRL past its end), or by now if that is earlier: a
+	// last CRL dated ahead, by a clock since stepped back or by a server
+	// whose clock runs ahead, would leave out certificates still valid.
 	cutoff := job.LastThisUpdate
-	if cutoff.IsZero() {
+	if cutoff.IsZero() || cutoff.After(now) {
 		cutoff = now
 	}
 	list := &x509.RevocationList{Number: big.NewInt(job.Number + 1), ThisUpdate: now, NextUpdate: next, SignatureAlgorithm: sigAlg}

@@ -210,6 +210,12 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	if cfg == nil || len(ca.Certificate) == 0 || !slices.Contains(openpca.RevocationStatuses, ca.StatusAt(now)) {
 		return store.FinishCRL(ctx, ca.ID, owner, job.Wanted, time.Time{}, time.Time{}, time.Time{})
 	}
+	if now.Before(job.LastThisUpdate) {
+		// Signed all the same: a CRL dated ahead would be refused as not yet
+		// valid by relying parties on time. Its number still grows.
+		p.cfg.Logger.WarnContext(ctx, "this server's clock is behind the last CRL's thisUpdate: the new CRL is dated earlier than the last",
+			"ca", ca.ARN, "this_update", now, "last_this_update", job.LastThisUpdate)
+	}
 	der, next, revoked, err := p.sign(ctx, ca, cfg, job, now)
 	if err != nil {
 		return err
