@@ -70,13 +70,22 @@ type RevokedCertificate struct {
 	Reason    RevocationReason
 }
 
+// CRLClockSlack is how far a CA's last CRL may be dated after now before
+// a new one is wanted at once: a CRL dated ahead, by a clock since stepped
+// back (a machine that started with its clock wrong) or by a server whose
+// clock runs ahead, is refused by relying parties as not yet valid, until
+// the next revocation or refresh, days away.
+const CRLClockSlack = time.Minute
+
 // CRLStore keeps the state of each CA's CRL publication: which CAs want a
 // new CRL, which server publishes it, and the last CRL's number.
 type CRLStore interface {
 	// ClaimCRL gives owner, for lease, a CA that wants a new CRL (one was
 	// asked for since the last was published, or the last is due for
-	// refresh at now) and that no other owner holds, the one whose last
-	// CRL is oldest first; ErrNotFound if none.
+	// refresh at now, or the last is dated more than CRLClockSlack after
+	// now, whatever wait FinishCRL or ReleaseCRL set) and that no other
+	// owner holds, the one whose last CRL is oldest first; ErrNotFound if
+	// none.
 	ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*CRLJob, error)
 
 	// RenewCRL extends owner's lease on a CA's CRL until until;

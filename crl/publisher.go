@@ -208,7 +208,13 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	now := p.cfg.Now().UTC().Truncate(time.Second)
 	cfg := ca.CRL()
 	if cfg == nil || len(ca.Certificate) == 0 || !slices.Contains(openpca.RevocationStatuses, ca.StatusAt(now)) {
-		return store.FinishCRL(ctx, ca.ID, owner, job.Wanted, time.Time{}, time.Time{}, time.Time{})
+		// A last CRL dated ahead is dated now, else the store would ask
+		// for another at once, again and again.
+		var last time.Time
+		if job.LastThisUpdate.After(now) {
+			last = now
+		}
+		return store.FinishCRL(ctx, ca.ID, owner, job.Wanted, last, time.Time{}, time.Time{})
 	}
 	if now.Before(job.LastThisUpdate) {
 		// Signed all the same: a CRL dated ahead would be refused as not yet

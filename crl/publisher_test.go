@@ -108,3 +108,40 @@ func TestAccountPause(t *testing.T) {
 		}
 	}
 }
+
+// TestDisabledAfterClockStepsBack: a CA whose CRLs were disabled, its last
+// CRL dated ahead, is claimed once for it, not again and again.
+func TestDisabledAfterClockStepsBack(t *testing.T) {
+	db, objects, _ := newCRLStores(t, "crls")
+	now := time.Now().UTC().Truncate(time.Second)
+	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
+	clock := now.Add(48 * time.Hour)
+	p := newPublisher(Config{Store: db, Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+	job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue{p}.Do(t.Context(), job, "a")
+	ca, err = db.FindCA(t.Context(), ca.AccountID, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.Revocation.CrlConfiguration.Enabled = new(false)
+	if err := db.UpdateCA(t.Context(), ca); err != nil {
+		t.Fatal(err)
+	}
+	clock = now
+	for i := range 2 {
+		job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
+		if i == 1 {
+			if err == nil {
+				t.Errorf("claimed again: %+v", job)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatalf("no claim of a CA whose last CRL is dated ahead: %v", err)
+		}
+		queue{p}.Do(t.Context(), job, "a")
+	}
+}

@@ -142,8 +142,21 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if err := s.FinishCRL(ctx, ca.ID, "b", job.Wanted, t0.Add(30*time.Minute), t0.Add(time.Hour), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if job, err := s.ClaimCRL(ctx, "a", t0.Add(time.Hour), lease); err != nil || job.Number != 1 {
-		t.Errorf("refresh: %+v, %v", job, err)
+	job, err = s.ClaimCRL(ctx, "a", t0.Add(time.Hour), lease)
+	if err != nil || job.Number != 1 {
+		t.Fatalf("refresh: %+v, %v", job, err)
+	}
+	// A CRL dated ahead (a clock since stepped back) wants another at
+	// once, whatever its pause, past openpca.CRLClockSlack.
+	ahead := t0.Add(3 * time.Hour)
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, ahead, ahead.Add(time.Hour), ahead.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimCRL(ctx, "b", ahead.Add(-openpca.CRLClockSlack+time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("claimed a CRL dated ahead of now by less than the slack: %v", err)
+	}
+	if job, err := s.ClaimCRL(ctx, "b", t0.Add(time.Hour), lease); err != nil || !job.LastThisUpdate.Equal(ahead) {
+		t.Errorf("the claim of a CA whose last CRL is dated 2 hours ahead: %+v, %v", job, err)
 	}
 }
 
