@@ -22,8 +22,9 @@ type WitnessedCheckpoint struct {
 	Size      int64
 	Note      []byte
 	Cosigners int
-	// At is when the round that had it cosigned began.
-	At time.Time
+	// Answers is how many of the CA's WitnessAgain asks came before the
+	// round that had it cosigned began: the asks it answers.
+	Answers int64
 }
 
 // WitnessStore keeps what witnesses cosigned of each CA's log.
@@ -44,12 +45,16 @@ type WitnessStore interface {
 	// owner no longer holds it.
 	FinishWitnessing(ctx context.Context, caID, owner string, sizes map[string]int64, witnessed *WitnessedCheckpoint, nextAt time.Time) error
 
-	// WitnessAgain asks for a round of the CA's log begun at or after
-	// since, even if the log has not grown, and makes the CA due at since
-	// if it is due later: an audit report wants cosignatures made after
-	// it was requested. Once a checkpoint of such a round is cosigned
-	// (FinishWitnessing), the ask is met.
-	WitnessAgain(ctx context.Context, caID string, since time.Time) error
+	// WitnessAgain asks for a round of the CA's log begun after the ask,
+	// even if the log has not grown, and makes the CA due at once: an
+	// audit report wants cosignatures made after it was requested. It
+	// returns the ask's number: a witnessed checkpoint whose Answers is at
+	// least that was cosigned in such a round (the count of asks a round
+	// claimed at its start goes with its checkpoint, in
+	// FinishWitnessing). Counted, not timed: a round's time and a
+	// report's come from the clocks of the servers that ran them, which
+	// may differ.
+	WitnessAgain(ctx context.Context, caID string) (int64, error)
 
 	// WitnessedCheckpoint returns the CA's witnessed checkpoint, or
 	// ErrNotFound if it has none.

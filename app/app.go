@@ -182,7 +182,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		// A report's log is cosigned in a round begun once the report is
 		// being made, after it was requested.
 		witnessed = func(ctx context.Context, caID string, size int64) (*openpca.WitnessedCheckpoint, error) {
-			return a.witnessing.AtLeast(ctx, caID, size, time.Now(), cfg.ReportWitnessWait)
+			return a.witnessing.AtLeast(ctx, caID, size, cfg.ReportWitnessWait)
 		}
 		latestWitnessed = a.store.WitnessedCheckpoint
 	}

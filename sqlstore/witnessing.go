@@ -16,7 +16,7 @@ func (db *DB) ClaimWitnessing(ctx context.Context, owner string, now time.Time, 
 		err := db.txQueryRow(ctx, tx, `SELECT l.ca_id, ca.account_id FROM key_use_logs l
 			JOIN certificate_authorities ca ON ca.id = l.ca_id
 			LEFT JOIN witnessing w ON w.ca_id = l.ca_id
-			WHERE (l.size > COALESCE(w.size, 0) OR w.again_since IS NOT NULL) AND COALESCE(w.next_at, 0) <= ?
+			WHERE (l.size > COALESCE(w.size, 0) OR w.asks > w.answered) AND COALESCE(w.next_at, 0) <= ?
 				AND (w.lease_until IS NULL OR w.lease_until <= ? OR w.owner = ?)
 			ORDER BY COALESCE(w.next_at, 0) LIMIT 1`, now.UnixMicro(), now.UnixMicro(), owner).
 			Scan(&job.CAID, &job.AccountID)
@@ -29,7 +29,7 @@ func (db *DB) ClaimWitnessing(ctx context.Context, owner string, now time.Time, 
 		// The hold is taken only if no one took it since: of servers that
 		// chose the same CA at once, one gets it.
 		res, err := db.txExec(ctx, tx, `INSERT INTO witnessing (ca_id, owner, lease_until) VALUES (?, ?, ?)
-			ON CONFLICT (ca_id) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+			ON CONFLICT (ca_id) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until, claimed = witnessing.asks
 			WHERE witnessing.lease_until IS NULL OR witnessing.lease_until <= ? OR witnessing.owner = ?`,
 			job.CAID, owner, now.Add(lease).UnixMicro(), now.UnixMicro(), owner)
 		if n, err := rowsAffected(res, err); err != nil || n == 0 {
@@ -68,19 +68,17 @@ func (db *DB) RenewWitnessing(ctx context.Context, caID, owner string, until tim
 // FinishWitnessing implements openpca.WitnessStore.
 func (db *DB) FinishWitnessing(ctx context.Context, caID, owner string, sizes map[string]int64, witnessed *openpca.WitnessedCheckpoint, nextAt time.Time) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := db.txExec(ctx, tx, `UPDATE witnessing SET owner = NULL, lease_until = NULL, next_at = ? WHERE ca_id = ? AND owner = ?`,
-			nextAt.UnixMicro(), caID, owner)
+		// A round asked for while this one ran is due at once.
+		res, err := db.txExec(ctx, tx, `UPDATE witnessing SET owner = NULL, lease_until = NULL, next_at = CASE WHEN asks > claimed THEN 0 ELSE CAST(? AS BIGINT) END
+			WHERE ca_id = ? AND owner = ?`, nextAt.UnixMicro(), caID, owner)
 		if err := db.held(res, err, "finishing witnessing"); err != nil {
 			return err
 		}
 		if witnessed != nil {
-			// A checkpoint never replaces a larger one.
-			if _, err := db.txExec(ctx, tx, `UPDATE witnessing SET size = ?, note = ?, cosigners = ?, round_at = ? WHERE ca_id = ? AND size <= ?`,
-				witnessed.Size, witnessed.Note, witnessed.Cosigners, witnessed.At.UnixMicro(), caID, witnessed.Size); err != nil {
-				return err
-			}
-			if _, err := db.txExec(ctx, tx, `UPDATE witnessing SET again_since = NULL WHERE ca_id = ? AND again_since <= ?`,
-				caID, witnessed.At.UnixMicro()); err != nil {
+			// A checkpoint never replaces a larger one. It answers the
+			// asks made before its round's hold was taken.
+			if _, err := db.txExec(ctx, tx, `UPDATE witnessing SET size = ?, note = ?, cosigners = ?, answered = claimed WHERE ca_id = ? AND size <= ?`,
+				witnessed.Size, witnessed.Note, witnessed.Cosigners, caID, witnessed.Size); err != nil {
 				return err
 			}
 		}
@@ -96,25 +94,21 @@ func (db *DB) FinishWitnessing(ctx context.Context, caID, owner string, sizes ma
 }
 
 // WitnessAgain implements openpca.WitnessStore.
-func (db *DB) WitnessAgain(ctx context.Context, caID string, since time.Time) error {
-	_, err := db.exec(ctx, `INSERT INTO witnessing (ca_id, again_since) VALUES (?, ?)
-		ON CONFLICT (ca_id) DO UPDATE SET
-			again_since = CASE WHEN witnessing.again_since IS NULL OR witnessing.again_since < excluded.again_since THEN excluded.again_since ELSE witnessing.again_since END,
-			next_at = CASE WHEN witnessing.next_at > excluded.again_since THEN excluded.again_since ELSE witnessing.next_at END
-		WHERE witnessing.round_at IS NULL OR witnessing.round_at < excluded.again_since`, caID, since.UnixMicro())
-	return db.wrap("asking for a witnessing round", err)
+func (db *DB) WitnessAgain(ctx context.Context, caID string) (int64, error) {
+	var ask int64
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		return db.txQueryRow(ctx, tx, `INSERT INTO witnessing (ca_id, asks) VALUES (?, 1)
+			ON CONFLICT (ca_id) DO UPDATE SET asks = witnessing.asks + 1, next_at = 0 RETURNING asks`, caID).Scan(&ask)
+	})
+	return ask, db.wrap("asking for a witnessing round", err)
 }
 
 // WitnessedCheckpoint implements openpca.WitnessStore.
 func (db *DB) WitnessedCheckpoint(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error) {
 	var w openpca.WitnessedCheckpoint
-	var at sql.NullInt64
-	err := db.queryRow(ctx, `SELECT size, note, cosigners, round_at FROM witnessing WHERE ca_id = ? AND note IS NOT NULL`, caID).Scan(&w.Size, &w.Note, &w.Cosigners, &at)
+	err := db.queryRow(ctx, `SELECT size, note, cosigners, answered FROM witnessing WHERE ca_id = ? AND note IS NOT NULL`, caID).Scan(&w.Size, &w.Note, &w.Cosigners, &w.Answers)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, openpca.ErrNotFound
-	}
-	if at.Valid {
-		w.At = time.UnixMicro(at.Int64).UTC()
 	}
 	return &w, db.wrap("reading a witnessed checkpoint", err)
 }

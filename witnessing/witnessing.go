@@ -108,18 +108,19 @@ func (w *Witnessing) Collector() prometheus.Collector { return w.submissions }
 var ErrNotWitnessed = errors.New("witnessing: too few witnesses have cosigned a checkpoint of the log that far")
 
 // AtLeast returns the CA's witnessed checkpoint once it has at least size
-// entries and was cosigned in a round begun at or after since, waiting for
+// entries and was cosigned in a round begun after it asked, waiting for
 // witnesses to cosign one for at most wait. A report asks for its own
 // round, after it was requested, even of a log that has not grown: its
 // witnesses' cosignatures then show an auditor that the log was no longer
 // than the report's (and the entries the proof file adds) when they made
 // them, which an older report made to look new would not.
-func (w *Witnessing) AtLeast(ctx context.Context, caID string, size int64, since time.Time, wait time.Duration) (*openpca.WitnessedCheckpoint, error) {
+func (w *Witnessing) AtLeast(ctx context.Context, caID string, size int64, wait time.Duration) (*openpca.WitnessedCheckpoint, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	// A round that got too few cosignatures waits Retry before the next;
 	// a report waiting is worth one sooner.
-	if err := w.cfg.Store.WitnessAgain(ctx, caID, since); err != nil {
+	ask, err := w.cfg.Store.WitnessAgain(ctx, caID)
+	if err != nil {
 		return nil, err
 	}
 	t := time.NewTicker(poll / 5)
@@ -127,7 +128,7 @@ func (w *Witnessing) AtLeast(ctx context.Context, caID string, size int64, since
 	for {
 		c, err := w.cfg.Store.WitnessedCheckpoint(ctx, caID)
 		switch {
-		case err == nil && c.Size >= size && c.Cosigners >= w.cfg.Quorum && !c.At.Before(since):
+		case err == nil && c.Size >= size && c.Cosigners >= w.cfg.Quorum && c.Answers >= ask:
 			return c, nil
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("%w, in the %s a report waits", ErrNotWitnessed, wait)
@@ -181,7 +182,6 @@ func (w *Witnessing) round(ctx context.Context, job *openpca.WitnessJob) (map[st
 	if err != nil {
 		return nil, nil, err
 	}
-	began := w.cfg.Now()
 	signed, c, err := w.cfg.Log.Checkpoint(ctx, ca.ARN, ca.ID, -1)
 	if err != nil {
 		return nil, nil, err
@@ -214,7 +214,7 @@ func (w *Witnessing) round(ctx context.Context, job *openpca.WitnessJob) (map[st
 	if count < w.cfg.Quorum {
 		return sizes, nil, nil
 	}
-	return sizes, &openpca.WitnessedCheckpoint{Size: c.Size, Note: cosigned, Cosigners: count, At: began}, nil
+	return sizes, &openpca.WitnessedCheckpoint{Size: c.Size, Note: cosigned, Cosigners: count}, nil
 }
 
 // submit asks one witness to cosign the checkpoint c (signed), starting

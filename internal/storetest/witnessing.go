@@ -68,7 +68,8 @@ func testWitnessing(t *testing.T, s openpca.Store) {
 		t.Errorf("a log was claimed before its retry: %v", err)
 	}
 	// A report waits for a witnessed checkpoint: the retry comes sooner.
-	if err := s.WitnessAgain(ctx, ca.ID, t0.Add(3*time.Second)); err != nil {
+	first, err := s.WitnessAgain(ctx, ca.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	job, err = s.ClaimWitnessing(ctx, "a", t0.Add(3*time.Second), lease)
@@ -78,56 +79,62 @@ func testWitnessing(t *testing.T, s openpca.Store) {
 	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 0, Note: []byte("older"), Cosigners: 2}, t0); err != nil {
 		t.Fatal(err)
 	}
-	if w, err := s.WitnessedCheckpoint(ctx, ca.ID); err != nil || w.Size != 1 {
-		t.Errorf("a smaller checkpoint replaced the witnessed one: %+v, %v", w, err)
+	if w, err := s.WitnessedCheckpoint(ctx, ca.ID); err != nil || w.Size != 1 || w.Answers >= first {
+		t.Errorf("a smaller checkpoint replaced the witnessed one, or answered the ask: %+v, %v", w, err)
 	}
 
-	// A report asks for a round begun after it was requested, of a log
-	// that has not grown: it is claimed at once, and once a round begun
-	// that late is cosigned, the ask is met.
+	// The ask stays open until a checkpoint of a round claimed after it
+	// is cosigned; then the log, which has not grown, is not claimed.
 	job, err = s.ClaimWitnessing(ctx, "a", t0.Add(4*time.Second), lease)
+	if err != nil {
+		t.Fatalf("the claim of a round asked for, after a smaller checkpoint: %v", err)
+	}
+	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 2, Note: []byte("note of 2"), Cosigners: 2}, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := s.WitnessedCheckpoint(ctx, ca.ID); err != nil || w.Size != 2 || w.Answers != first {
+		t.Errorf("the witnessed checkpoint of 2: %+v, %v; want it to answer ask %d", w, err, first)
+	}
+	if _, err := s.ClaimWitnessing(ctx, "a", t0.Add(5*time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a round was claimed after its ask was met: %v", err)
+	}
+	// An ask made during a round, however its servers' clocks read, is
+	// not answered by it: another round is.
+	asked, err := s.WitnessAgain(ctx, ca.ID)
+	if err != nil || asked <= first {
+		t.Fatalf("the next ask: %d, %v", asked, err)
+	}
+	if _, err := s.ClaimWitnessing(ctx, "a", t0.Add(5*time.Second), lease); err != nil {
+		t.Fatalf("a round asked for, of a log that has not grown: %v", err)
+	}
+	during, err := s.WitnessAgain(ctx, ca.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	round := t0.Add(4 * time.Second)
-	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 2, Note: []byte("note of 2"), Cosigners: 2, At: round}, t0.Add(time.Hour)); err != nil {
+	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 2, Note: []byte("early"), Cosigners: 2}, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if w, err := s.WitnessedCheckpoint(ctx, ca.ID); err != nil || w.Size != 2 || !w.At.Equal(round) {
-		t.Errorf("the witnessed checkpoint of 2: %+v, %v", w, err)
+	if w, err := s.WitnessedCheckpoint(ctx, ca.ID); err != nil || w.Answers != asked {
+		t.Errorf("the checkpoint of a round claimed after ask %d and before ask %d: %+v, %v", asked, during, w, err)
 	}
-	if err := s.WitnessAgain(ctx, ca.ID, round); err != nil {
+	if _, err := s.ClaimWitnessing(ctx, "a", t0.Add(6*time.Second), lease); err != nil {
+		t.Fatalf("the claim for an ask made during the last round: %v", err)
+	}
+	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 2, Note: []byte("fresh"), Cosigners: 2}, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ClaimWitnessing(ctx, "a", t0.Add(5*time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
-		t.Errorf("a round was claimed that an earlier one met: %v", err)
+	if w, err := s.WitnessedCheckpoint(ctx, ca.ID); err != nil || w.Answers != during {
+		t.Errorf("the checkpoint of a round claimed after ask %d: %+v, %v", during, w, err)
 	}
-	asked := t0.Add(5 * time.Second)
-	if err := s.WitnessAgain(ctx, ca.ID, asked); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.ClaimWitnessing(ctx, "a", asked, lease); err != nil {
-		t.Fatalf("a round asked for, of a log that has not grown: %v", err)
-	}
-	// A round begun before the ask, finished after it, does not meet it.
-	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 2, Note: []byte("early"), Cosigners: 2, At: asked.Add(-time.Second)}, asked); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.ClaimWitnessing(ctx, "a", asked, lease); err != nil {
-		t.Fatalf("the ask after a round begun before it: %v", err)
-	}
-	if err := s.FinishWitnessing(ctx, ca.ID, "a", nil, &openpca.WitnessedCheckpoint{Size: 2, Note: []byte("fresh"), Cosigners: 2, At: asked}, asked); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.ClaimWitnessing(ctx, "a", asked.Add(time.Hour), lease); !errors.Is(err, openpca.ErrNotFound) {
-		t.Errorf("a round was claimed after the ask was met: %v", err)
+	if _, err := s.ClaimWitnessing(ctx, "a", t0.Add(time.Hour), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a round was claimed after every ask was met: %v", err)
 	}
 	// Asked of a CA no round has touched yet, it is claimed too.
 	other := activeCA(t, s)
-	if err := s.WitnessAgain(ctx, other.ID, asked); err != nil {
+	if _, err := s.WitnessAgain(ctx, other.ID); err != nil {
 		t.Fatal(err)
 	}
-	if job, err := s.ClaimWitnessing(ctx, "b", asked, lease); err != nil || job.CAID != other.ID {
+	if job, err := s.ClaimWitnessing(ctx, "b", t0.Add(time.Hour), lease); err != nil || job.CAID != other.ID {
 		t.Errorf("the claim of a CA asked of before any round: %+v, %v", job, err)
 	}
 }
