@@ -275,6 +275,15 @@ func TestValidity(t *testing.T) {
 	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "v"}}).CSRPEM
 	now := env.Clock.Now().Truncate(time.Second)
 	abs := now.AddDate(1, 2, 3).Add(4 * time.Hour)
+	// Calendar months: a day the month lacks, which AddDate carries into
+	// the next, is the month's last.
+	calendar := func(years, months int) time.Time {
+		end := now.AddDate(years, months, 0)
+		if end.Day() != now.Day() {
+			end = end.AddDate(0, 0, -end.Day())
+		}
+		return end
+	}
 	tests := []struct {
 		name      string
 		validity  types.Validity
@@ -283,8 +292,8 @@ func TestValidity(t *testing.T) {
 		wantStart time.Time
 	}{
 		{"days", types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(90)}, nil, now.AddDate(0, 0, 90), now.Add(-time.Hour)},
-		{"months", types.Validity{Type: types.ValidityPeriodTypeMonths, Value: aws.Int64(13)}, nil, now.AddDate(0, 13, 0), now.Add(-time.Hour)},
-		{"years", types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(2)}, nil, now.AddDate(2, 0, 0), now.Add(-time.Hour)},
+		{"months", types.Validity{Type: types.ValidityPeriodTypeMonths, Value: aws.Int64(13)}, nil, calendar(0, 13), now.Add(-time.Hour)},
+		{"years", types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(2)}, nil, calendar(2, 0), now.Add(-time.Hour)},
 		{"absolute", types.Validity{Type: types.ValidityPeriodTypeAbsolute, Value: aws.Int64(abs.Unix())}, nil, abs, now.Add(-time.Hour)},
 		{"end date UTCTime", types.Validity{Type: types.ValidityPeriodTypeEndDate, Value: aws.Int64(endDate(abs, "060102150405"))}, nil, abs, now.Add(-time.Hour)},
 		{"end date GeneralizedTime", types.Validity{Type: types.ValidityPeriodTypeEndDate, Value: aws.Int64(endDate(abs, "20060102150405"))}, nil, abs, now.Add(-time.Hour)},

@@ -11,6 +11,21 @@ import (
 // maxTime bounds validity ends: X.509 cannot encode years past 9999.
 var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 
+// addMonths is t n calendar months later, on the same day of the month,
+// or on the month's last day if it has fewer: a month after January 31 is
+// the end of February, not March 3 as time.AddDate makes it, and a year
+// after February 29 is February 28. (AWS does not say; this is how
+// calendar arithmetic commonly reads, Java's plusMonths among others, and
+// a validity of N months never runs into the month after.)
+func addMonths(t time.Time, n int) time.Time {
+	y, m, d := t.Date()
+	first := time.Date(y, m+time.Month(n), 1, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
+	if last := first.AddDate(0, 1, -1).Day(); d > last {
+		d = last
+	}
+	return first.AddDate(0, 0, d-1)
+}
+
 // notAfter is the end of validity that v asks for, counted from issued.
 func notAfter(v *openpca.Validity, issued time.Time) (time.Time, error) {
 	n := v.Value
@@ -26,9 +41,9 @@ func notAfter(v *openpca.Validity, issued time.Time) (time.Time, error) {
 		case openpca.ValidityPeriodTypeDays:
 			t = issued.AddDate(0, 0, int(n))
 		case openpca.ValidityPeriodTypeMonths:
-			t = issued.AddDate(0, int(n), 0)
+			t = addMonths(issued, int(n))
 		default:
-			t = issued.AddDate(int(n), 0, 0)
+			t = addMonths(issued, 12*int(n))
 		}
 	case openpca.ValidityPeriodTypeAbsolute:
 		if n > maxTime.Unix() {
