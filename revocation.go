@@ -70,19 +70,20 @@ type RevokedCertificate struct {
 	Reason    RevocationReason
 }
 
-// CRLClockSlack is how far a CA's last CRL may be dated after now before
-// a new one is wanted at once: a CRL dated ahead, by a clock since stepped
-// back (a machine that started with its clock wrong) or by a server whose
-// clock runs ahead, is refused by relying parties as not yet valid, until
-// the next revocation or refresh, days away.
-const CRLClockSlack = time.Minute
+// ClockSlack is how far after now a time a server set, of a CA's last CRL
+// or of its next witnessing round, may lie before it is taken for a clock
+// since stepped back (a machine that started with its clock wrong) or a
+// server's clock running ahead, and work is done at once. A CRL dated
+// ahead is refused by relying parties as not yet valid until the next
+// revocation or refresh, days away; a round due ahead waits as long.
+const ClockSlack = time.Minute
 
 // CRLStore keeps the state of each CA's CRL publication: which CAs want a
 // new CRL, which server publishes it, and the last CRL's number.
 type CRLStore interface {
 	// ClaimCRL gives owner, for lease, a CA that wants a new CRL (one was
 	// asked for since the last was published, or the last is due for
-	// refresh at now, or the last is dated more than CRLClockSlack after
+	// refresh at now, or the last is dated more than ClockSlack after
 	// now, whatever wait FinishCRL or ReleaseCRL set) and that no other
 	// owner holds, the one whose last CRL is oldest first; ErrNotFound if
 	// none.

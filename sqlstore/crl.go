@@ -34,7 +34,7 @@ func (db *DB) wantCRL(ctx context.Context, tx *sql.Tx, ca *openpca.CA) error {
 // next refresh, a CA with short-lived CRLs would go first every time).
 func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.CRLJob, error) {
 	var job openpca.CRLJob
-	ahead := now.Add(openpca.CRLClockSlack).UnixMicro()
+	ahead := now.Add(openpca.ClockSlack).UnixMicro()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var thisUpdate sql.NullInt64
 		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update

@@ -16,9 +16,9 @@ func (db *DB) ClaimWitnessing(ctx context.Context, owner string, now time.Time, 
 		err := db.txQueryRow(ctx, tx, `SELECT l.ca_id, ca.account_id FROM key_use_logs l
 			JOIN certificate_authorities ca ON ca.id = l.ca_id
 			LEFT JOIN witnessing w ON w.ca_id = l.ca_id
-			WHERE (l.size > COALESCE(w.size, 0) OR w.asks > w.answered) AND COALESCE(w.next_at, 0) <= ?
+			WHERE (l.size > COALESCE(w.size, 0) OR w.asks > w.answered) AND (COALESCE(w.next_at, 0) <= ? OR w.next_at > ?)
 				AND (w.lease_until IS NULL OR w.lease_until <= ? OR w.owner = ?)
-			ORDER BY COALESCE(w.next_at, 0) LIMIT 1`, now.UnixMicro(), now.UnixMicro(), owner).
+			ORDER BY COALESCE(w.next_at, 0) LIMIT 1`, now.UnixMicro(), now.Add(openpca.ClockSlack).UnixMicro(), now.UnixMicro(), owner).
 			Scan(&job.CAID, &job.AccountID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound

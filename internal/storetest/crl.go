@@ -147,12 +147,12 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Fatalf("refresh: %+v, %v", job, err)
 	}
 	// A CRL dated ahead (a clock since stepped back) wants another at
-	// once, whatever its pause, past openpca.CRLClockSlack.
+	// once, whatever its pause, past openpca.ClockSlack.
 	ahead := t0.Add(3 * time.Hour)
 	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, ahead, ahead.Add(time.Hour), ahead.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ClaimCRL(ctx, "b", ahead.Add(-openpca.CRLClockSlack+time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
+	if _, err := s.ClaimCRL(ctx, "b", ahead.Add(-openpca.ClockSlack+time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("claimed a CRL dated ahead of now by less than the slack: %v", err)
 	}
 	if job, err := s.ClaimCRL(ctx, "b", t0.Add(time.Hour), lease); err != nil || !job.LastThisUpdate.Equal(ahead) {

@@ -61,11 +61,18 @@ func testWitnessing(t *testing.T, s openpca.Store) {
 		t.Fatalf("the claim of the grown log: %+v, %v", job, err)
 	}
 	// Only w1 cosigns this time, too few: the witnessed checkpoint stays.
-	if err := s.FinishWitnessing(ctx, ca.ID, "b", map[string]int64{"w1": 2}, nil, t0.Add(time.Hour)); err != nil {
+	if err := s.FinishWitnessing(ctx, ca.ID, "b", map[string]int64{"w1": 2}, nil, t0.Add(10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ClaimWitnessing(ctx, "a", t0.Add(3*time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("a log was claimed before its retry: %v", err)
+	}
+	// Due more than openpca.ClockSlack ahead, it is due now: a clock
+	// stepped back, or the server that set it runs ahead.
+	if job, err := s.ClaimWitnessing(ctx, "a", t0.Add(10*time.Second-openpca.ClockSlack-time.Second), lease); err != nil {
+		t.Errorf("a log due %s ahead was not claimed: %v", openpca.ClockSlack+time.Second, err)
+	} else if err := s.FinishWitnessing(ctx, ca.ID, "a", job.Sizes, nil, t0.Add(10*time.Second)); err != nil {
+		t.Fatal(err)
 	}
 	// A report waits for a witnessed checkpoint: the retry comes sooner.
 	first, err := s.WitnessAgain(ctx, ca.ID)
