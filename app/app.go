@@ -138,7 +138,22 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if a.store, err = openStore(ctx, cfg, sqlstore.Migrate); err != nil {
+	// The database is migrated once what could refuse the start (the
+	// master key, the key stores) is checked: a server of an earlier
+	// version may still run on it, and a start refused would have left it
+	// a schema that version misreads. A new database has none to keep; and
+	// a rotation to finish (which seals again) is finished on the schema
+	// this version knows.
+	a.store, err = openStore(ctx, cfg, sqlstore.AsIs)
+	migrated := errors.Is(err, sqlstore.ErrNoSchema)
+	if migrated || err == nil && fileExists(cfg.MasterKeyFile+pendingSuffix) {
+		if a.store != nil {
+			a.store.Close()
+		}
+		a.store, err = openStore(ctx, cfg, sqlstore.Migrate)
+		migrated = true
+	}
+	if err != nil {
 		return fail(err)
 	}
 	keys, err := loadMasterKeys(ctx, cfg, a.store, true, logger)
@@ -150,6 +165,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	if err := a.openKeyStores(ctx); err != nil {
 		return fail(err)
+	}
+	if !migrated {
+		if err := a.migrate(ctx); err != nil {
+			return fail(err)
+		}
 	}
 	authenticator, err := a.authenticator(ctx)
 	if err != nil {
@@ -320,6 +340,24 @@ func refuseCutRestore(cfg Config) error {
 
 // openStore opens the store of cfg, doing with a schema of an earlier
 // version what schema says.
+// migrate brings the database opened as it is up to date, and logs the
+// versions if that changed it: servers of the earlier version still
+// running on it may misread it now, and should be stopped.
+func (a *App) migrate(ctx context.Context) error {
+	from, err := a.store.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if err := a.store.Migrate(ctx); err != nil {
+		return err
+	}
+	to, err := a.store.SchemaVersion(ctx)
+	if err == nil && to != from {
+		a.logger.Warn("brought the database's schema up to this version: servers of earlier versions on it must be stopped", "from", from, "to", to)
+	}
+	return err
+}
+
 func openStore(ctx context.Context, cfg Config, schema sqlstore.Schema) (*sqlstore.DB, error) {
 	switch {
 	case cfg.Database == "":

@@ -3,6 +3,8 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"io"
 	"io/fs"
@@ -416,6 +418,39 @@ func TestCommandsOnAnEarlierSchema(t *testing.T) {
 		t.Fatalf("a backup of an earlier schema: %v", err)
 	}
 	a.Close()
+	var now int
+	db.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&now)
+	if now != latest-1 {
+		t.Errorf("the schema went from %d to %d", latest-1, now)
+	}
+}
+
+// TestRefusedStartLeavesTheSchema: a server refused for its master key
+// refuses before it migrates a database of an earlier version, which
+// servers of that version may still be running on. (The migration here
+// would fail, its row taken out of a database that has it: the refusal
+// must come first.)
+func TestRefusedStartLeavesTheSchema(t *testing.T) {
+	env := testenv.Start(t)
+	env.Stop(t)
+	db := env.DB(t)
+	var latest int
+	if err := db.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&latest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version = ?`, latest); err != nil {
+		t.Fatal(err)
+	}
+	cfg := env.Config
+	other := make([]byte, 32)
+	rand.Read(other)
+	cfg.MasterKey = base64.StdEncoding.EncodeToString(other)
+	if a, err := app.Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "master key is not the one") {
+		if a != nil {
+			a.Close()
+		}
+		t.Errorf("a server with another master key on an earlier schema: %v", err)
+	}
 	var now int
 	db.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&now)
 	if now != latest-1 {

@@ -50,6 +50,9 @@ type Dialect struct {
 	Migrations fs.FS
 }
 
+// ErrNoSchema says that a database opened without Migrate holds no schema.
+var ErrNoSchema = errors.New("the database holds no OpenPCA schema: is it the right one? A server makes the schema on its first start")
+
 // Schema is what Open does with a database whose schema is behind this
 // version's. A database of a later version is refused whatever it says:
 // this version could misread, or overwrite, what that one stores.
@@ -244,7 +247,7 @@ func (db *DB) migrate(ctx context.Context, schema Schema) error {
 	case err != nil && schema == Migrate:
 		return err
 	case err != nil || !have.Valid && schema != Migrate:
-		return errors.Join(errors.New("the database holds no OpenPCA schema: is it the right one? A server makes the schema on its first start"), err)
+		return errors.Join(ErrNoSchema, err)
 	}
 	if known := slices.Max(versions); have.Int64 > int64(known) {
 		return fmt.Errorf("the database is of a later version of OpenPCA (its schema has migration %d, this version's last is %d): run that version, or a later one", have.Int64, known)
@@ -286,6 +289,17 @@ func (db *DB) migrate(ctx context.Context, schema Schema) error {
 		if err := tx.Commit(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Migrate brings the schema of a database opened AsIs up to date: a
+// server that opens its database as it is checks what could refuse its
+// start before it migrates, so that a start refused leaves the database
+// as the servers of its version still running on it need it.
+func (db *DB) Migrate(ctx context.Context) error {
+	if err := db.migrate(ctx, Migrate); err != nil {
+		return fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
 	}
 	return nil
 }

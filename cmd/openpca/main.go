@@ -346,25 +346,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		go http.Serve(pl, profiler())
 	}
 	cfg.PrivateMetrics = metricsListen != ""
-	a, err := app.Open(ctx, cfg)
+	// The addresses are taken before the server opens its database, which
+	// it may migrate: a start refused for an address in use leaves it as
+	// it was.
+	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
+	var ml net.Listener
 	if metricsListen != "" {
-		ml, err := net.Listen("tcp", metricsListen)
-		if err != nil {
-			a.Close()
+		if ml, err = net.Listen("tcp", metricsListen); err != nil {
+			l.Close()
 			return fmt.Errorf("--metrics-listen: %w", err)
 		}
 		defer ml.Close()
+	}
+	a, err := app.Open(ctx, cfg)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if ml != nil {
 		metrics := http.NewServeMux()
 		metrics.Handle("GET /metrics", a.Metrics())
 		go (&http.Server{Handler: metrics, ReadHeaderTimeout: 10 * time.Second}).Serve(ml)
-	}
-	l, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		a.Close()
-		return err
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(l) }()
