@@ -65,6 +65,7 @@ type App struct {
 	crls       *crl.Publisher
 	witnessing *witnessing.Witnessing // nil without witnesses
 	stop       context.CancelFunc     // stops the janitor
+	superseded chan error             // see Superseded
 	background sync.WaitGroup
 	destroying atomic.Bool // a round of purged CAs' keys is being destroyed
 }
@@ -77,6 +78,10 @@ const DefaultReportWitnessWait = 30 * time.Second
 // janitorInterval is how often deleted CAs past their restoration period
 // are purged. Until then the service already treats them as gone.
 const janitorInterval = time.Minute
+
+// schemaInterval is how often a server looks whether a later version
+// has migrated its database.
+const schemaInterval = 5 * time.Second
 
 // Open prepares an App: it locks the data folder, opens the database and
 // applies its migrations, loads (or creates) the master key, and starts
@@ -108,7 +113,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		logger.Warn("the data folder can be read by users other than its owner; the files the server makes in it are its owner's alone, but make the folder 0700 (chmod 700)",
 			"path", cfg.DataDir, "mode", fi.Mode().Perm().String())
 	}
-	a := &App{cfg: cfg, logger: logger, now: cfg.Now}
+	a := &App{cfg: cfg, logger: logger, now: cfg.Now, superseded: make(chan error, 1)}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -556,19 +561,51 @@ func openObjectStore(ctx context.Context, cfg Config) (openpca.ObjectStore, erro
 	return nil, fmt.Errorf("unknown object store %q: use local or s3", cfg.ObjectStore)
 }
 
-// janitor purges CAs deleted for good every janitorInterval, until ctx ends.
+// janitor purges CAs deleted for good every janitorInterval, until ctx
+// ends or a later version migrates the database (see Superseded), which
+// it looks for every schemaInterval, and before each purge: a server of
+// an earlier version read the record of a key being made, added later, as
+// one to destroy.
 func (a *App) janitor(ctx context.Context, svc *authority.Service) {
-	t := time.NewTicker(janitorInterval)
-	defer t.Stop()
+	purge, schema := time.NewTicker(janitorInterval), time.NewTicker(schemaInterval)
+	defer purge.Stop()
+	defer schema.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-schema.C:
+		case <-purge.C:
+			if a.supersededBy(ctx) {
+				return
+			}
 			a.purge(ctx, ctx, svc)
+			continue
+		}
+		if a.supersededBy(ctx) {
+			return
 		}
 	}
 }
+
+// supersededBy reports whether a later version has migrated the
+// database, and then tells Superseded.
+func (a *App) supersededBy(ctx context.Context) bool {
+	err := a.store.CheckSchema(ctx)
+	if !errors.Is(err, sqlstore.ErrLaterSchema) {
+		if err != nil && ctx.Err() == nil {
+			a.logger.Warn("reading the database's schema version", "error", err)
+		}
+		return false
+	}
+	a.logger.Error("a later version of OpenPCA has migrated the database: this server stops; start that version in its place", "error", err)
+	a.superseded <- err
+	return true
+}
+
+// Superseded receives once a later version of OpenPCA has migrated the
+// database: this server may misread what that one stores, and must stop.
+func (a *App) Superseded() <-chan error { return a.superseded }
 
 // purge removes the CAs deleted for good, and then, in the background,
 // the keys of every CA purged whose key is not yet destroyed (its store was

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -455,5 +456,33 @@ func TestRefusedStartLeavesTheSchema(t *testing.T) {
 	db.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&now)
 	if now != latest-1 {
 		t.Errorf("the schema went from %d to %d", latest-1, now)
+	}
+}
+
+// TestSupersededByALaterVersion: a server whose database a later version
+// migrates while it runs says so, and must stop; its janitor stops.
+func TestSupersededByALaterVersion(t *testing.T) {
+	cfg := app.DefaultConfig()
+	cfg.DataDir, cfg.Stdout, cfg.Logger = filepath.Join(t.TempDir(), "data"), io.Discard, slog.New(slog.DiscardHandler)
+	a, err := app.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, "openpca.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES ((SELECT MAX(version) + 1 FROM schema_migrations), 0)`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-a.Superseded():
+		if !strings.Contains(err.Error(), "later version") {
+			t.Errorf("superseded: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a server ran on for 30 s on a database a later version migrated")
 	}
 }

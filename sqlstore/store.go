@@ -228,16 +228,9 @@ func (db *DB) migrate(ctx context.Context, schema Schema) error {
 			return err
 		}
 	}
-	names, err := fs.Glob(db.dialect.Migrations, "*.sql")
+	names, versions, err := db.migrations()
 	if err != nil {
 		return err
-	}
-	sort.Strings(names)
-	versions := make([]int, len(names))
-	for i, name := range names {
-		if versions[i], err = strconv.Atoi(strings.SplitN(name, "_", 2)[0]); err != nil {
-			return fmt.Errorf("migration %s: name must start with its number", name)
-		}
 	}
 	// A later version's schema may hold what this one would misread, or
 	// overwrite: it is refused, not used.
@@ -250,7 +243,7 @@ func (db *DB) migrate(ctx context.Context, schema Schema) error {
 		return errors.Join(ErrNoSchema, err)
 	}
 	if known := slices.Max(versions); have.Int64 > int64(known) {
-		return fmt.Errorf("the database is of a later version of OpenPCA (its schema has migration %d, this version's last is %d): run that version, or a later one", have.Int64, known)
+		return laterSchema(have.Int64, known)
 	}
 	if schema == AsIs {
 		return nil
@@ -302,6 +295,49 @@ func (db *DB) Migrate(ctx context.Context) error {
 		return fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
 	}
 	return nil
+}
+
+// ErrLaterSchema says that a later version of OpenPCA migrated the
+// database: this one could misread, or overwrite, what that one stores.
+var ErrLaterSchema = errors.New("the database is of a later version of OpenPCA")
+
+func laterSchema(have int64, known int) error {
+	return fmt.Errorf("%w (its schema has migration %d, this version's last is %d): run that version, or a later one", ErrLaterSchema, have, known)
+}
+
+// CheckSchema returns ErrLaterSchema if a later version has migrated the
+// database since it was opened: a server of this version still running on
+// it must stop.
+func (db *DB) CheckSchema(ctx context.Context) error {
+	_, versions, err := db.migrations()
+	if err != nil {
+		return err
+	}
+	have, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if known := slices.Max(versions); have > known {
+		return laterSchema(int64(have), known)
+	}
+	return nil
+}
+
+// migrations are the dialect's migrations' file names, in order, and their
+// numbers.
+func (db *DB) migrations() ([]string, []int, error) {
+	names, err := fs.Glob(db.dialect.Migrations, "*.sql")
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(names)
+	versions := make([]int, len(names))
+	for i, name := range names {
+		if versions[i], err = strconv.Atoi(strings.SplitN(name, "_", 2)[0]); err != nil {
+			return nil, nil, fmt.Errorf("migration %s: name must start with its number", name)
+		}
+	}
+	return names, versions, nil
 }
 
 // SchemaVersion returns the highest migration applied.

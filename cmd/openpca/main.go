@@ -373,16 +373,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(l) }()
+	var superseded error
 	select {
 	case err := <-served:
 		a.Close()
 		return err
 	case <-ctx.Done():
+	case superseded = <-a.Superseded():
 	}
 	cfg.Logger.Info("shutting down: finishing requests in flight", "timeout", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err = a.Shutdown(sctx)
+	err = errors.Join(superseded, a.Shutdown(sctx))
 	if serr := <-served; serr != nil {
 		err = errors.Join(err, serr)
 	}
