@@ -323,6 +323,17 @@ func (db *DB) CheckSchema(ctx context.Context) error {
 	return nil
 }
 
+// SchemaBehind reports whether the database lacks migrations of this
+// version: a database opened AsIs, of an earlier version.
+func (db *DB) SchemaBehind(ctx context.Context) (bool, error) {
+	_, versions, err := db.migrations()
+	if err != nil {
+		return false, err
+	}
+	have, err := db.SchemaVersion(ctx)
+	return have < slices.Max(versions), err
+}
+
 // migrations are the dialect's migrations' file names, in order, and their
 // numbers.
 func (db *DB) migrations() ([]string, []int, error) {

@@ -43,11 +43,15 @@ func openAdmin(ctx context.Context, name string, args []string, stderr io.Writer
 // change is made by then: a failure to record it is warned of, not taken
 // for the command's, so that a script does not make a second key, say.
 func record(ctx context.Context, a *app.Admin, stderr io.Writer, command, detail string) {
-	action := &openpca.OperatorAction{At: time.Now().UTC(), User: osUser(), Command: command, Detail: detail}
-	action.Host, _ = os.Hostname()
-	if err := a.Store.RecordOperatorAction(ctx, action); err != nil {
+	if err := recordAction(ctx, a, command, detail); err != nil {
 		fmt.Fprintf(stderr, "openpca: done, but not recorded in the operator log: %v\n", err)
 	}
+}
+
+func recordAction(ctx context.Context, a *app.Admin, command, detail string) error {
+	action := &openpca.OperatorAction{At: time.Now().UTC(), User: osUser(), Command: command, Detail: detail}
+	action.Host, _ = os.Hostname()
+	return a.Store.RecordOperatorAction(ctx, action)
 }
 
 // recordOpening is record for the master key's commands, which open the

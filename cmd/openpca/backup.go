@@ -22,7 +22,14 @@ func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		return err
 	}
 	defer a.Close()
-	record(ctx, a, stderr, "backup", fmt.Sprintf("the database backed up to %s: %s", to, describe(sum)))
+	if err := recordAction(ctx, a, "backup", fmt.Sprintf("the database backed up to %s: %s", to, describe(sum))); err != nil {
+		// Versions before the operator log's have none to record in.
+		if behind, berr := a.Store.SchemaBehind(ctx); berr == nil && behind {
+			fmt.Fprintln(stderr, "openpca: the database is of an earlier version, backed up as it is; the backup is not in its operator log, which that version may not have")
+		} else {
+			fmt.Fprintf(stderr, "openpca: done, but not recorded in the operator log: %v\n", err)
+		}
+	}
 	fmt.Fprintf(stdout, "Backed up %s to %s: %s.\n", cfg.DataDir, to, describe(sum))
 	fmt.Fprintln(stdout, "The master key is not in it: keep a copy of the master key apart from the backup, since restoring needs it.")
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"database/sql"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,5 +39,31 @@ func TestServeStopsWhenSuperseded(t *testing.T) {
 		s.cmd.Process.Kill()
 		<-exited
 		t.Fatalf("the server ran on for 30 s on a database a later version migrated:\n%s", s.logs())
+	}
+}
+
+// TestBackupOfAnEarlierVersion: a backup of a database of a version
+// before the operator log's, as the README has one taken before an
+// upgrade, says so plainly rather than with the SQL error of a missing
+// table.
+func TestBackupOfAnEarlierVersion(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, data, nil).stop(t)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "openpca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP TABLE operator_actions`, `DELETE FROM schema_migrations WHERE version >= 19`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	out, err := exec.Command(binary, "backup", "--data-dir", data, "--to", filepath.Join(t.TempDir(), "openpca.backup")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "earlier version, backed up as it is") || strings.Contains(string(out), "SQL") {
+		t.Errorf("openpca backup of a database without an operator log: %v\n%s", err, out)
 	}
 }
