@@ -20,27 +20,69 @@ import (
 	"github.com/openpca/openpca/seal"
 )
 
+// tlsSuites are the TLS 1.2 cipher suites served: those with forward
+// secrecy and authenticated encryption (TLS 1.3's all are), not Go's
+// default's CBC ones with SHA-1, which every client of the AWS API can do
+// without.
+var tlsSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// certificateWarning is how close to its end a certificate served is
+// logged at WARN when it is loaded.
+const certificateWarning = 30 * 24 * time.Hour
+
 // tlsConfig returns the TLS configuration to serve addr with, or nil to
-// serve plain HTTP.
+// serve plain HTTP. It serves the certificate ReloadTLS last loaded.
 func (a *App) tlsConfig(addr net.Addr) (*tls.Config, error) {
 	cfg := a.cfg
-	switch {
-	case cfg.TLSCertFile != "" || cfg.TLSKeyFile != "":
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("TLS certificate: %w", err)
-		}
-		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-	case cfg.TLSSelfSigned:
-		cert, caPath, err := a.selfSignedCertificate(addr)
-		if err != nil {
-			return nil, err
-		}
+	if cfg.TLSCertFile == "" && cfg.TLSKeyFile == "" && !cfg.TLSSelfSigned {
+		return nil, nil
+	}
+	a.tlsMu.Lock()
+	a.tlsAddr = addr
+	a.tlsMu.Unlock()
+	if _, err := a.ReloadTLS(); err != nil {
+		return nil, err
+	}
+	if cfg.TLSSelfSigned {
+		caPath := filepath.Join(cfg.DataDir, "tls", "ca.pem")
 		fmt.Fprintf(cfg.Stdout, "Serving HTTPS with a certificate from a local CA; clients trust it with the CA bundle %s (--ca-bundle)\n", caPath)
 		a.logger.Info("serving HTTPS with a self-signed CA", "ca_bundle", caPath)
-		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 	}
-	return nil, nil
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsSuites,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.tlsCert.Load(), nil }}, nil
+}
+
+// ReloadTLS loads the TLS certificate and key files again, or issues the
+// self-signed certificate again, for the connections to come: a renewed
+// certificate is served without a restart (the server does it on
+// SIGHUP). It reports false if the server serves no TLS.
+func (a *App) ReloadTLS() (bool, error) {
+	a.tlsMu.Lock()
+	defer a.tlsMu.Unlock()
+	if a.tlsAddr == nil {
+		return false, nil
+	}
+	var cert tls.Certificate
+	var err error
+	if a.cfg.TLSSelfSigned {
+		cert, _, err = a.selfSignedCertificate(a.tlsAddr)
+	} else if cert, err = tls.LoadX509KeyPair(a.cfg.TLSCertFile, a.cfg.TLSKeyFile); err != nil {
+		err = fmt.Errorf("TLS certificate: %w", err)
+	} else if fi, serr := os.Stat(a.cfg.TLSKeyFile); serr == nil && fi.Mode().Perm()&0o077 != 0 {
+		a.logger.Warn("the TLS key file can be read by users other than its owner: make it 0600 (chmod 600)", "path", a.cfg.TLSKeyFile, "mode", fi.Mode().Perm().String())
+	}
+	if err != nil {
+		return true, err
+	}
+	if leaf := cert.Leaf; leaf != nil && time.Until(leaf.NotAfter) < certificateWarning {
+		a.logger.Warn("the TLS certificate served ends soon, or has ended: renew it, and send the server SIGHUP", "not_after", leaf.NotAfter)
+	}
+	a.tlsCert.Store(&cert)
+	return true, nil
 }
 
 // selfSignedCertificate makes (once) a local CA in <data-dir>/tls, its key

@@ -81,11 +81,13 @@ type Server struct {
 	logger  *slog.Logger
 	metrics http.Handler
 	proxies clientaddr.Proxies // for the client's address in the log
+	// unproven samples the lines of requests that proved no signature.
+	unproven *sampler
 }
 
 // New returns a Server for cfg; Serve starts it.
 func New(cfg Config) *Server {
-	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies}
+	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies, unproven: newSampler()}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(registry, cfg.Collectors)
@@ -139,7 +141,9 @@ func New(cfg Config) *Server {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		// net/http's own lines are of connections anyone can open (a TLS
+		// handshake that failed).
+		ErrorLog: slog.NewLogLogger(sampledHandler{cfg.Logger.Handler(), newSampler()}, slog.LevelWarn),
 	}
 	return s
 }
@@ -147,13 +151,27 @@ func New(cfg Config) *Server {
 // Metrics serves the Prometheus metrics, as /metrics does.
 func (s *Server) Metrics() http.Handler { return s.metrics }
 
-// logRequest writes a request's log line.
+// logRequest writes a request's log line: sampled for a request that
+// proved no signature; at ERROR for a failure of the server's own, at WARN
+// for one it answered as unavailable (busy, or a key store away: anyone
+// who knows a key id can have the server refuse a body it has no room
+// for).
 func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
-	level := slog.LevelInfo
-	if o.Status >= 500 {
-		level = slog.LevelError
+	var held []slog.Attr
+	if o.Key == "" {
+		var ok bool
+		if ok, held = s.unproven.allow(); !ok {
+			return
+		}
 	}
-	s.logger.LogAttrs(r.Context(), level, "request",
+	level := slog.LevelInfo
+	switch {
+	case o.Status == http.StatusInternalServerError:
+		level = slog.LevelError
+	case o.Status >= 500:
+		level = slog.LevelWarn
+	}
+	s.logger.LogAttrs(r.Context(), level, "request", append(held,
 		slog.String("request_id", o.RequestID),
 		slog.String("operation", o.Operation),
 		slog.String("account", o.AccountID),
@@ -163,7 +181,7 @@ func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 		slog.Float64("latency_ms", float64(o.Duration.Microseconds())/1000),
 		slog.String("remote", r.RemoteAddr),
 		slog.String("client", s.proxies.Nearest(r).String()),
-	)
+	)...)
 }
 
 // Serve answers requests on l until Shutdown, telling connState (nil

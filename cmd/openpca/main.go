@@ -28,6 +28,7 @@ import (
 
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/clientaddr"
+	"github.com/openpca/openpca/internal/asynclog"
 )
 
 // gcPercent is the garbage collector's target unless GOGC is set. The
@@ -94,12 +95,26 @@ func addProcs(logger *slog.Logger, sqlite bool) {
 	}
 }
 
+// The server's log: lines that wait to be written, at most logLines
+// (past them, while its reader does not read, lines are dropped, and a
+// line says how many); and how long a stopping server waits to write them.
+const (
+	logLines = 4096
+	logDrain = 2 * time.Second
+)
+
 func main() {
 	if _, ok := os.LookupEnv("GOGC"); !ok {
 		debug.SetGCPercent(gcPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A second signal stops the process at once, as if none were caught:
+	// an operator need not wait out --shutdown-timeout.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "openpca:", err)
@@ -325,14 +340,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		cfg.PKCS11.PIN = pin
 	}
 	opts := &slog.HandlerOptions{Level: logLevel}
+	handler := func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, opts) }
 	switch logFormat {
 	case "json":
-		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, opts))
 	case "text":
-		cfg.Logger = slog.New(slog.NewTextHandler(stderr, opts))
+		handler = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, opts) }
 	default:
 		return fmt.Errorf("--log-format must be json or text, not %q", logFormat)
 	}
+	logs := asynclog.New(stderr, logLines, func(w io.Writer, n int64) {
+		slog.New(handler(w)).Warn("log lines were dropped: the log's reader fell behind", "dropped", n)
+	})
+	defer logs.Close(logDrain)
+	cfg.Logger = slog.New(handler(logs))
 
 	limitMemory(cfg.Logger)
 	addProcs(cfg.Logger, cfg.Database == "")
@@ -373,13 +393,33 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(l) }()
+	// SIGHUP (a service manager's reload, a terminal closed) reloads the
+	// TLS certificate; by default it would end the server at once,
+	// cutting requests in flight.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var superseded error
-	select {
-	case err := <-served:
-		a.Close()
-		return err
-	case <-ctx.Done():
-	case superseded = <-a.Superseded():
+wait:
+	for {
+		select {
+		case err := <-served:
+			a.Close()
+			return err
+		case <-ctx.Done():
+			break wait
+		case superseded = <-a.Superseded():
+			break wait
+		case <-hup:
+			switch tls, err := a.ReloadTLS(); {
+			case err != nil:
+				cfg.Logger.Error("SIGHUP: reloading the TLS certificate failed; the one loaded before is served", "error", err)
+			case tls:
+				cfg.Logger.Info("SIGHUP: reloaded the TLS certificate")
+			default:
+				cfg.Logger.Info("SIGHUP: nothing to reload (no TLS)")
+			}
+		}
 	}
 	cfg.Logger.Info("shutting down: finishing requests in flight", "timeout", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+
+	"github.com/openpca/openpca/internal/testenv"
+)
+
+// startServe starts openpca serve on a free address with extra flags, its log
+// to stderr, and returns it and its address once it takes connections.
+func startServe(t *testing.T, stderr io.Writer, extra ...string) (*exec.Cmd, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, append([]string{"serve", "--listen", addr, "--data-dir", data}, extra...)...)
+	cmd.Env = append(os.Environ(), "OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey)
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return cmd, addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("openpca serve took no connection in 30 s")
+		}
+	}
+}
+
+// writeCertificate writes a self-signed server certificate of serial, and
+// its key, to certPath and keyPath.
+func writeCertificate(t *testing.T, certPath, keyPath string, serial int64) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(0, 0, 90), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSIGHUPReloadsTLS: SIGHUP has the server serve its renewed
+// certificate, and does not stop it; TLS 1.2's CBC suites are not served.
+func TestSIGHUPReloadsTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCertificate(t, certPath, keyPath, 1)
+	cmd, addr := startServe(t, io.Discard, "--tls-cert", certPath, "--tls-key", keyPath)
+	served := func(cfg *tls.Config) (int64, error) {
+		cfg.InsecureSkipVerify = true // the certificate served is what is looked at
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
+	}
+	if serial, err := served(&tls.Config{}); err != nil || serial != 1 {
+		t.Fatalf("served certificate %d, %v; want 1", serial, err)
+	}
+	writeCertificate(t, certPath, keyPath, 2)
+	cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		serial, err := served(&tls.Config{})
+		if err == nil && serial == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP, served certificate %d, %v; want 2", serial, err)
+		}
+	}
+	if _, err := served(&tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}); err == nil {
+		t.Error("a TLS 1.2 CBC suite with SHA-1 was served")
+	}
+}
+
+// TestStuckLogReader: a server whose log's reader stopped reading (a pipe
+// nobody drains) still answers, and stops on SIGTERM.
+func TestStuckLogReader(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close() // never read: the pipe fills at 64 KiB
+	cmd, addr := startServe(t, w)
+	w.Close()
+	client := testenv.NewClientWith("http://"+addr, http.DefaultTransport.(*http.Transport).Clone(), testenv.AccessKeyID, testenv.SecretAccessKey)
+	for i := range 1000 { // about 300 KB of request lines
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
+		cancel()
+		if err != nil {
+			t.Fatalf("request %d, with the log's reader stuck: %v", i, err)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not stop within 30 s of SIGTERM, with the log's reader stuck")
+	}
+}
