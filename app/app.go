@@ -68,9 +68,9 @@ type App struct {
 	superseded chan error             // see Superseded
 	background sync.WaitGroup
 
-	tlsMu   sync.Mutex // held while the TLS certificate is loaded
-	tlsAddr net.Addr   // the address served over TLS; nil for plain HTTP
-	tlsCert atomic.Pointer[tls.Certificate]
+	tlsMu      sync.Mutex // held while the TLS certificate is loaded
+	tlsAddr    net.Addr   // the address served over TLS; nil for plain HTTP
+	tlsCert    atomic.Pointer[tls.Certificate]
 	destroying atomic.Bool // a round of purged CAs' keys is being destroyed
 }
 
