@@ -67,11 +67,11 @@ type App struct {
 	stop       context.CancelFunc     // stops the janitor
 	superseded chan error             // see Superseded
 	background sync.WaitGroup
-
-	tlsMu      sync.Mutex // held while the TLS certificate is loaded
-	tlsAddr    net.Addr   // the address served over TLS; nil for plain HTTP
-	tlsCert    atomic.Pointer[tls.Certificate]
 	destroying atomic.Bool // a round of purged CAs' keys is being destroyed
+
+	tlsMu   sync.Mutex // held while the TLS certificate is loaded
+	tlsAddr net.Addr   // the address served over TLS; nil for plain HTTP
+	tlsCert atomic.Pointer[tls.Certificate]
 }
 
 // DefaultReportWitnessWait is how long an audit report waits for
