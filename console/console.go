@@ -21,12 +21,14 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,6 +39,7 @@ import (
 	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/clientaddr"
+	"github.com/openpca/openpca/internal/logsample"
 )
 
 //go:generate sh -c "GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -buildid=' -o static/verify.wasm ../cmd/verify-wasm"
@@ -124,18 +127,23 @@ const SessionLife = 8 * time.Hour
 const SessionIdle = 30 * time.Minute
 
 // Sign-in attempts are what anyone can send: a server takes at most
-// signInRate a second (signInBurst at once), each a read of the store and
-// a log line; past that, 429 without either. Before that, one address
-// (an IPv6 address's /64, which one host usually has whole) takes at most
-// half of those, so that one sender cannot use up everyone's sign-ins.
-// Behind a proxy whose word the server does not take (Config.Proxies),
-// the address is the proxy's: its clients share half. signInAddrs
-// addresses are kept, the least recently seen dropped first.
+// signInRate a second (signInBurst at once), each a read of the store;
+// past that, 429 without one. Before that, one address (an IPv6 address's
+// /64, which one host usually has whole) takes at most signInAddrRate a
+// second, and its network (an IPv4 /24, an IPv6 /48) ten times that, so
+// that locking everyone out takes many networks: with the server's bound
+// only twice an address's, two addresses did it. Behind a proxy whose word
+// the server does not take (Config.Proxies), the address is the proxy's:
+// its clients share its bound. signInAddrs addresses and networks are
+// kept, the least recently seen dropped first. The lines of sign-ins
+// refused are sampled (logsample).
 const (
-	signInRate      = 10
-	signInBurst     = 20
-	signInAddrRate  = signInRate / 2
-	signInAddrBurst = signInBurst / 2
+	signInAddrRate  = 5
+	signInAddrBurst = 10
+	signInNetRate   = 10 * signInAddrRate
+	signInNetBurst  = 10 * signInAddrBurst
+	signInRate      = 40 * signInAddrRate
+	signInBurst     = 40 * signInAddrBurst
 	signInAddrs     = 10_000
 )
 
@@ -151,8 +159,10 @@ type Console struct {
 	mux     *http.ServeMux
 	origin  *http.CrossOriginProtection
 	signIns *rate.Limiter
-	// signInsFrom limits each address's sign-ins, before signIns.
+	// signInsFrom limits each address's sign-ins, then each network's,
+	// before signIns.
 	signInsFrom *lru.Cache[netip.Prefix, *rate.Limiter]
+	refusals    *logsample.Sampler
 	searches    searchSlots
 }
 
@@ -166,7 +176,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	signInsFrom, _ := lru.New[netip.Prefix, *rate.Limiter](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
-		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, searches: searchSlots{byAccount: map[string]int{}}}
+		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, refusals: logsample.New(), searches: searchSlots{byAccount: map[string]int{}}}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
@@ -343,20 +353,21 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 
 // allowSignIn reports whether a sign-in from r's client may be tried now.
 func (c *Console) allowSignIn(r *http.Request) bool {
-	from := netip.PrefixFrom(netip.IPv4Unspecified(), 0) // an address net/http did not give
-	if addr := c.cfg.Proxies.Nearest(r); addr.IsValid() {
-		bits := addr.BitLen()
-		if addr.Is6() {
-			bits = 64
-		}
-		from, _ = addr.WithZone("").Prefix(bits)
-	}
+	// An address net/http did not give counts as the network 0.0.0.0/0.
+	addr := c.cfg.Proxies.Nearest(r)
+	return c.signInLimit(clientaddr.Network(addr, 32, 64), signInAddrRate, signInAddrBurst).Allow() &&
+		c.signInLimit(clientaddr.Network(addr, 24, 48), signInNetRate, signInNetBurst).Allow() &&
+		c.signIns.Allow()
+}
+
+// signInLimit is the sign-in limit of from, an address or a network.
+func (c *Console) signInLimit(from netip.Prefix, r rate.Limit, burst int) *rate.Limiter {
 	limit, found := c.signInsFrom.Get(from)
 	if !found {
-		limit = rate.NewLimiter(signInAddrRate, signInAddrBurst)
+		limit = rate.NewLimiter(r, burst)
 		c.signInsFrom.Add(from, limit) // of two at once, the last counts
 	}
-	return limit.Allow() && c.signIns.Allow()
+	return limit
 }
 
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
@@ -371,7 +382,10 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		c.cfg.Logger.WarnContext(r.Context(), "console: a sign-in was refused", "key", truncate(keyID, 32), "remote", r.RemoteAddr, "client", c.cfg.Proxies.Nearest(r))
+		if ok, held := c.refusals.Allow(); ok {
+			c.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "console: a sign-in was refused", append(held,
+				slog.String("key", loggableKeyID(keyID)), slog.String("remote", r.RemoteAddr), slog.String("client", c.cfg.Proxies.Nearest(r).String()))...)
+		}
 		c.render(w, r, http.StatusUnauthorized, "signin", nil, map[string]any{"Error": "The access key or its secret is wrong.", "KeyID": truncate(keyID, 32)})
 		return
 	}
@@ -384,6 +398,17 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	c.setSessionCookie(w, r, token, s.ExpiresAt)
 	c.cfg.Logger.InfoContext(r.Context(), "console: signed in", "key", keyID, "account", caller.AccountID, "remote", r.RemoteAddr, "client", c.cfg.Proxies.Nearest(r))
 	http.Redirect(w, r, "/console/cas", http.StatusSeeOther)
+}
+
+// loggableKeyID is what the log says of a key id a refused sign-in gave:
+// the id if it could be one of the server's (capitals and digits, as its
+// own and AWS's are), else only its length, for a secret pasted into the
+// key id's field would be logged.
+func loggableKeyID(id string) string {
+	if len(id) > 128 || strings.ContainsFunc(id, func(r rune) bool { return (r < 'A' || r > 'Z') && (r < '0' || r > '9') }) {
+		return fmt.Sprintf("(not a key id: %d bytes)", len(id))
+	}
+	return id
 }
 
 // setSessionCookie gives the browser a session's token until its end.

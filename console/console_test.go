@@ -20,11 +20,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"fmt"
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/console"
+	"github.com/openpca/openpca/internal/logsample"
 	"github.com/openpca/openpca/internal/testenv"
+	"log/slog"
 )
 
 // browser is an HTTP client with cookies, as a browser without JavaScript
@@ -611,5 +614,48 @@ func TestConsoleShowsInvisibleCharacters(t *testing.T) {
 		if status != http.StatusOK || strings.ContainsRune(page, '\u202e') || !strings.Contains(page, `\u202E`) {
 			t.Errorf("%s: %d, the override shown raw: %v, escaped: %v", path, status, strings.ContainsRune(page, '\u202e'), strings.Contains(page, `\u202E`))
 		}
+	}
+}
+
+// TestSignInFloodsLockNoOneOut: sign-ins refused to flooding addresses
+// (two, then a whole network's worth) leave a sign-in from elsewhere
+// through; their log lines are sampled, and a secret typed as the key id
+// is not logged.
+func TestSignInFloodsLockNoOneOut(t *testing.T) {
+	proxies, err := clientaddr.Parse("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) {
+		c.TrustedProxies = proxies
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	from := func(addr string) *browser {
+		b := newBrowser(t, env)
+		b.client.Transport = testenv.ForwardedFor(env.Transport(), addr)
+		return b
+	}
+	var floods []*browser
+	for i := range 12 { // two networks' addresses, more than a network's share
+		floods = append(floods, from(fmt.Sprintf("203.0.%d.%d", 113+i%2, 10+i)))
+	}
+	refused := 0
+	for range 20 {
+		for _, b := range floods {
+			if status, _ := b.post("/console/sign-in", url.Values{"access_key_id": {"wJalrXUtnFEMI/K7MDENG"}, "secret_access_key": {"guess"}}); status == http.StatusTooManyRequests {
+				refused++
+			}
+		}
+	}
+	if refused == 0 {
+		t.Error("240 sign-ins at once from 12 addresses were all let through")
+	}
+	from("198.51.100.9").signIn(env.Client)
+	if lines := strings.Count(logs.String(), "a sign-in was refused"); lines > logsample.Burst+20 {
+		t.Errorf("%d lines of refused sign-ins", lines)
+	}
+	if strings.Contains(logs.String(), "wJalrXUtnFEMI") || !strings.Contains(logs.String(), "not a key id") {
+		t.Errorf("a secret given as the key id was logged:\n%.2000s", logs.String())
 	}
 }

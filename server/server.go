@@ -23,6 +23,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/clientaddr"
+	"github.com/openpca/openpca/internal/logsample"
 )
 
 // Config holds what a Server serves.
@@ -82,12 +83,12 @@ type Server struct {
 	metrics http.Handler
 	proxies clientaddr.Proxies // for the client's address in the log
 	// unproven samples the lines of requests that proved no signature.
-	unproven *sampler
+	unproven *logsample.Sampler
 }
 
 // New returns a Server for cfg; Serve starts it.
 func New(cfg Config) *Server {
-	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies, unproven: newSampler()}
+	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies, unproven: logsample.New()}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(registry, cfg.Collectors)
@@ -143,7 +144,7 @@ func New(cfg Config) *Server {
 		MaxHeaderBytes:    maxHeaderBytes,
 		// net/http's own lines are of connections anyone can open (a TLS
 		// handshake that failed).
-		ErrorLog: slog.NewLogLogger(sampledHandler{cfg.Logger.Handler(), newSampler()}, slog.LevelWarn),
+		ErrorLog: slog.NewLogLogger(logsample.Handler{Handler: cfg.Logger.Handler(), Sampler: logsample.New()}, slog.LevelWarn),
 	}
 	return s
 }
@@ -160,7 +161,7 @@ func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 	var held []slog.Attr
 	if o.Key == "" {
 		var ok bool
-		if ok, held = s.unproven.allow(); !ok {
+		if ok, held = s.unproven.Allow(); !ok {
 			return
 		}
 	}
