@@ -45,7 +45,14 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Cause, if set, is what the operator's log says of the failure and
+	// the client is not told: a dependency's error, which names its
+	// address (a KMS endpoint, a token's library).
+	Cause error
 }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // Errorf returns an *Error with code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {

@@ -100,9 +100,12 @@ var statusOf = map[string]int{
 // InternalFailure and the request id.
 func WriteError(w http.ResponseWriter, logger *slog.Logger, requestID string, err error) (status int, code string) {
 	e, ok := errors.AsType[*openpca.Error](err)
-	if !ok {
+	switch {
+	case !ok:
 		logger.Error("internal failure", "request_id", requestID, "error", err)
 		e = openpca.Errorf(openpca.CodeInternalFailure, "The server encountered an internal error (request id %s).", requestID)
+	case e.Cause != nil:
+		logger.Warn("a dependency failed", "request_id", requestID, "error_code", e.Code, "message", e.Message, "cause", e.Cause)
 	}
 	status = http.StatusBadRequest
 	if s, ok := statusOf[e.Code]; ok {

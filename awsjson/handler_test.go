@@ -439,6 +439,26 @@ func (failing) DescribeCertificateAuthority(context.Context, *openpca.DescribeCe
 	return nil, errors.New("database is on fire at /var/secret")
 }
 
+func (failing) ListTags(context.Context, *openpca.ListTagsRequest) (*openpca.ListTagsResponse, error) {
+	return nil, &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The key store cannot be reached; retry later.", Cause: errors.New("dial tcp 10.9.8.7:443: connection refused")}
+}
+
+// TestCausesAreLogged: an error's cause, a dependency's words, is in the
+// server's log and not in the client's answer.
+func TestCausesAreLogged(t *testing.T) {
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	srv := httptest.NewServer(&awsjson.Handler{Service: failing{}, Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, logger, nil, awsjson.Options{}), Logger: logger})
+	defer srv.Close()
+	r := post(t, srv.URL, "ACMPrivateCA.ListTags", `{"CertificateAuthorityArn":"`+validArn+`"}`)
+	if r.status != http.StatusServiceUnavailable || strings.Contains(r.body, "10.9.8.7") {
+		t.Errorf("%d %s", r.status, r.body)
+	}
+	if !strings.Contains(logs.String(), "10.9.8.7") {
+		t.Errorf("the cause was not logged: %s", logs.String())
+	}
+}
+
 func TestInternalFailuresRevealNothing(t *testing.T) {
 	var logs strings.Builder
 	logger := slog.New(slog.NewTextHandler(&logs, nil))

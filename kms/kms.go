@@ -270,9 +270,10 @@ func refusal(ca *openpca.CA, err error) error {
 		// retry it as any 500, to the same refusal).
 		return fmt.Errorf("kms: KMS refuses the key policy the server was given (--kms-key-policy): %w", err)
 	case errors.As(err, &disabled) || errors.As(err, &state) || errors.As(err, &notFound):
-		return openpca.Errorf(openpca.CodeInvalidState, "The KMS key of %s cannot sign: it is disabled, pending deletion or deleted (%v).", ca.ARN, err)
+		return &openpca.Error{Code: openpca.CodeInvalidState, Message: fmt.Sprintf("The KMS key of %s cannot sign: it is disabled, pending deletion or deleted.", ca.ARN), Cause: err}
 	case errors.As(err, &usage):
-		return openpca.Errorf(openpca.CodeInvalidArgs, "The KMS key of %s cannot make this signature: %v.", ca.ARN, usage.ErrorMessage())
+		return &openpca.Error{Code: openpca.CodeInvalidArgs, Message: fmt.Sprintf("The KMS key of %s cannot make this signature.", ca.ARN), Cause: err}
 	}
-	return openpca.Errorf(openpca.CodeServiceUnavailable, "KMS, which keeps the key of %s, cannot be reached: %v.", ca.ARN, err)
+	// KMS's error names its endpoint: the operator's log has it.
+	return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("KMS, which keeps the key of %s, cannot be reached; retry later.", ca.ARN), Cause: err}
 }

@@ -2,6 +2,7 @@ package kms
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,7 +14,8 @@ import (
 // TestRefusal: what KMS refuses is told in AWS's terms: a key that cannot
 // sign is the CA's state, a key policy KMS refuses is the server's to mend
 // (an internal failure, not one a client retries), anything else a KMS
-// that cannot be reached.
+// that cannot be reached. KMS's own words (which name its endpoint) are
+// the cause, for the operator's log, not in the client's message.
 func TestRefusal(t *testing.T) {
 	ca := &openpca.CA{ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-1111-1111-1111-111111111111"}
 	for _, tc := range []struct {
@@ -25,8 +27,12 @@ func TestRefusal(t *testing.T) {
 		{&types.MalformedPolicyDocumentException{Message: aws.String("lockout")}, openpca.CodeInternalFailure},
 		{errors.New("connection refused"), openpca.CodeServiceUnavailable},
 	} {
-		if got := openpca.ErrorCode(refusal(ca, tc.err)); got != tc.code {
+		err := refusal(ca, tc.err)
+		if got := openpca.ErrorCode(err); got != tc.code {
 			t.Errorf("%T: %s, want %s", tc.err, got, tc.code)
+		}
+		if e, ok := errors.AsType[*openpca.Error](err); ok && (strings.Contains(e.Message, tc.err.Error()) || !errors.Is(err, tc.err)) {
+			t.Errorf("%T: the message %q tells KMS's words, or the cause is lost", tc.err, e.Message)
 		}
 	}
 }

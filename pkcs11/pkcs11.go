@@ -382,5 +382,5 @@ func (s *signer) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]
 // unavailable is the error of a token that failed: ServiceUnavailable,
 // which clients retry.
 func unavailable(ca *openpca.CA, err error) error {
-	return openpca.Errorf(openpca.CodeServiceUnavailable, "The PKCS#11 token that keeps the key of %s cannot sign now: %v.", ca.ARN, err)
+	return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("The PKCS#11 token that keeps the key of %s cannot sign now; retry later.", ca.ARN), Cause: err}
 }
