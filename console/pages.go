@@ -533,11 +533,12 @@ func (c *Console) downloadReport(w http.ResponseWriter, r *http.Request, in *sig
 
 // act runs an action's operation and goes back to the CA's page, or says
 // why it was refused; the log line names the key, the operation and the
-// CA, as the API's request log does.
+// CA, as the API's request log does (the CA as the form gave it, which the
+// operation may have refused: cut to an ARN's length).
 func (c *Console) act(w http.ResponseWriter, r *http.Request, in *signedIn, operation, back string, req any) {
 	_, err := awsjson.Invoke(in.ctx, c.cfg.Service, operation, req)
 	c.cfg.Logger.InfoContext(in.ctx, "console action", "request_id", openpca.RequestIDFrom(in.ctx), "operation", operation, "key", in.caller.Principal,
-		"account", in.caller.AccountID, "ca", r.FormValue("arn"), "error_code", errorCode(err))
+		"account", in.caller.AccountID, "ca", truncate(r.FormValue("arn"), 200), "error_code", errorCode(err)) // an ARN is 200 bytes at most
 	if err != nil {
 		c.apiError(w, r, err)
 		return
