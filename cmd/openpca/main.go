@@ -424,7 +424,11 @@ wait:
 	cfg.Logger.Info("shutting down: finishing requests in flight", "timeout", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err = errors.Join(superseded, a.Shutdown(sctx))
+	shut := a.Shutdown(sctx)
+	if errors.Is(shut, context.DeadlineExceeded) {
+		shut = fmt.Errorf("requests still in flight after --shutdown-timeout (%s) were cut off: %w", shutdownTimeout, shut)
+	}
+	err = errors.Join(superseded, shut)
 	if serr := <-served; serr != nil {
 		err = errors.Join(err, serr)
 	}
