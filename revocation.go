@@ -70,13 +70,21 @@ type RevokedCertificate struct {
 	Reason    RevocationReason
 }
 
-// ClockSlack is how far after now a time a server set, of a CA's last CRL
-// or of its next witnessing round, may lie before it is taken for a clock
-// since stepped back (a machine that started with its clock wrong) or a
-// server's clock running ahead, and work is done at once. A CRL dated
-// ahead is refused by relying parties as not yet valid until the next
-// revocation or refresh, days away; a round due ahead waits as long.
+// ClockSlack is how far after now a CA's last CRL may be dated before a new
+// one is wanted: one dated ahead, by a clock since stepped back (a machine
+// that started with its clock wrong) or by a server whose clock runs
+// ahead, is refused by relying parties as not yet valid until the next
+// revocation or refresh, days away.
 const ClockSlack = time.Minute
+
+// ClockStep is how far after now a wait that a server set (a CRL's retry
+// or pause, a witnessing round's next time, a lease) may end before it is
+// taken for one set by a clock since stepped back, and ignored. The waits
+// servers set are a quarter of an hour at most: a clock stepped back by a
+// day would otherwise hold the work for a day. Servers whose clocks differ
+// by less never take each other's waits for such (at a minute, two
+// servers a few minutes apart claimed each other's work back and forth).
+const ClockStep = time.Hour
 
 // CRLStore keeps the state of each CA's CRL publication: which CAs want a
 // new CRL, which server publishes it, and the last CRL's number.
@@ -84,8 +92,9 @@ type CRLStore interface {
 	// ClaimCRL gives owner, for lease, a CA that wants a new CRL (one was
 	// asked for since the last was published, or the last is due for
 	// refresh at now, or the last is dated more than ClockSlack after
-	// now, whatever wait FinishCRL or ReleaseCRL set) and that no other
-	// owner holds, the one whose last CRL is oldest first; ErrNotFound if
+	// now) and that no other owner holds, nor a wait of FinishCRL or
+	// ReleaseCRL (a hold or wait ending more than ClockStep after now does
+	// not count), the one whose last CRL is oldest first; ErrNotFound if
 	// none.
 	ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*CRLJob, error)
 

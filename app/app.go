@@ -148,11 +148,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return fail(err)
 	}
 	// The database is migrated once what could refuse the start (the
-	// master key, the key stores) is checked: a server of an earlier
-	// version may still run on it, and a start refused would have left it
-	// a schema that version misreads. A new database has none to keep; and
-	// a rotation to finish (which seals again) is finished on the schema
-	// this version knows.
+	// master key, the key stores, the TLS files) is checked: a server of
+	// an earlier version may still run on it, and a start refused would
+	// have left it a schema that version misreads. A new database has none
+	// to keep; and a rotation to finish (which seals again) is finished on
+	// the schema this version knows.
 	a.store, err = openStore(ctx, cfg, sqlstore.AsIs)
 	migrated := errors.Is(err, sqlstore.ErrNoSchema)
 	if migrated || err == nil && fileExists(cfg.MasterKeyFile+pendingSuffix) {
@@ -173,6 +173,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return fail(err)
 	}
 	if err := a.openKeyStores(ctx); err != nil {
+		return fail(err)
+	}
+	if err := checkTLSFiles(cfg); err != nil {
 		return fail(err)
 	}
 	if !migrated {

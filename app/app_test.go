@@ -426,8 +426,8 @@ func TestCommandsOnAnEarlierSchema(t *testing.T) {
 	}
 }
 
-// TestRefusedStartLeavesTheSchema: a server refused for its master key
-// refuses before it migrates a database of an earlier version, which
+// TestRefusedStartLeavesTheSchema: a server refused for its master key or
+// its TLS files refuses before it migrates a database of an earlier version, which
 // servers of that version may still be running on. (The migration here
 // would fail, its row taken out of a database that has it: the refusal
 // must come first.)
@@ -442,15 +442,23 @@ func TestRefusedStartLeavesTheSchema(t *testing.T) {
 	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version = ?`, latest); err != nil {
 		t.Fatal(err)
 	}
-	cfg := env.Config
 	other := make([]byte, 32)
 	rand.Read(other)
-	cfg.MasterKey = base64.StdEncoding.EncodeToString(other)
-	if a, err := app.Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "master key is not the one") {
-		if a != nil {
-			a.Close()
+	for _, tc := range []struct {
+		name, want string
+		change     func(*app.Config)
+	}{
+		{"another master key", "master key is not the one", func(c *app.Config) { c.MasterKey = base64.StdEncoding.EncodeToString(other) }},
+		{"no TLS certificate", "TLS certificate", func(c *app.Config) { c.TLSCertFile, c.TLSKeyFile = "/nonexistent/cert.pem", "/nonexistent/key.pem" }},
+	} {
+		cfg := env.Config
+		tc.change(&cfg)
+		if a, err := app.Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if a != nil {
+				a.Close()
+			}
+			t.Errorf("a server with %s on an earlier schema: %v", tc.name, err)
 		}
-		t.Errorf("a server with another master key on an earlier schema: %v", err)
 	}
 	var now int
 	db.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&now)

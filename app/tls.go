@@ -56,6 +56,18 @@ func (a *App) tlsConfig(addr net.Addr) (*tls.Config, error) {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.tlsCert.Load(), nil }}, nil
 }
 
+// checkTLSFiles loads the TLS certificate and key files, if given: a start
+// they refuse is refused before the database is migrated.
+func checkTLSFiles(cfg Config) error {
+	if cfg.TLSCertFile == "" && cfg.TLSKeyFile == "" {
+		return nil
+	}
+	if _, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+		return fmt.Errorf("TLS certificate: %w", err)
+	}
+	return nil
+}
+
 // ReloadTLS loads the TLS certificate and key files again, or issues the
 // self-signed certificate again, for the connections to come: a renewed
 // certificate is served without a restart (the server does it on

@@ -47,7 +47,9 @@ func pause(revoked int) time.Duration {
 	if revoked < 2000 {
 		return 0
 	}
-	return time.Duration(revoked) * 50 * time.Microsecond
+	// At most MaxRetry: a wait longer than openpca.ClockStep would be
+	// taken for one a clock set before it stepped back.
+	return min(time.Duration(revoked)*50*time.Microsecond, MaxRetry)
 }
 
 // workers is how many CRLs a server publishes at once: a bucket that
@@ -192,7 +194,11 @@ func (p *Publisher) accountPaused(account string, d time.Duration) {
 	if from.Before(now) {
 		from = now
 	}
-	p.accounts[account] = from.Add(d)
+	until := from.Add(d)
+	if most := now.Add(MaxRetry); until.After(most) {
+		until = most // as pause says
+	}
+	p.accounts[account] = until
 }
 
 // publish signs the CRL a job asks for, records the key use, and writes

@@ -35,6 +35,7 @@ func TestPause(t *testing.T) {
 		{2000, 100 * time.Millisecond},
 		{97_000, 4850 * time.Millisecond},
 		{1_000_000, 50 * time.Second},
+		{100_000_000, MaxRetry},
 	} {
 		if got := pause(tc.revoked); got != tc.want {
 			t.Errorf("after a CRL of %d entries: %s, want %s", tc.revoked, got, tc.want)

@@ -23,15 +23,27 @@ type statements struct {
 // newStatements prepares the hot queries on db.
 func newStatements(ctx context.Context, db *sql.DB, rewrite func(string) string, hot ...string) (*statements, error) {
 	s := &statements{db: db, rewrite: rewrite, m: make(map[string]*sql.Stmt), hot: make(map[string]*sql.Stmt)}
+	if err := s.prepareHot(ctx, hot...); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepareHot prepares the hot queries of a pool opened without them (its
+// schema was then of an earlier version), before it is used.
+func (s *statements) prepareHot(ctx context.Context, hot ...string) error {
 	for _, q := range hot {
-		st, err := db.PrepareContext(ctx, rewrite(q))
+		if _, ok := s.hot[q]; ok {
+			continue
+		}
+		st, err := s.db.PrepareContext(ctx, s.rewrite(q))
 		if err != nil {
-			s.close()
-			return nil, err
+			return err
 		}
 		s.hot[q] = st
 	}
-	return s, nil
+	return nil
 }
 
 // get returns q prepared on the pool, preparing it on first use.

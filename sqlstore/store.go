@@ -286,15 +286,18 @@ func (db *DB) migrate(ctx context.Context, schema Schema) error {
 	return nil
 }
 
-// Migrate brings the schema of a database opened AsIs up to date: a
-// server that opens its database as it is checks what could refuse its
-// start before it migrates, so that a start refused leaves the database
-// as the servers of its version still running on it need it.
+// Migrate brings the schema of a database opened AsIs up to date, and
+// prepares its hot queries, before any other use of the store: a server
+// that opens its database as it is checks what could refuse its start
+// before it migrates, so that a start refused leaves the database as the
+// servers of its version still running on it need it.
 func (db *DB) Migrate(ctx context.Context) error {
 	if err := db.migrate(ctx, Migrate); err != nil {
 		return fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
 	}
-	return nil
+	// Opened as it was, it has no hot queries prepared: they name what
+	// the schema may not have had.
+	return db.w.prepareHot(ctx, hotQueries...)
 }
 
 // ErrLaterSchema says that a later version of OpenPCA migrated the

@@ -146,8 +146,9 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if err != nil || job.Number != 1 {
 		t.Fatalf("refresh: %+v, %v", job, err)
 	}
-	// A CRL dated ahead (a clock since stepped back) wants another at
-	// once, whatever its pause, past openpca.ClockSlack.
+	// A CRL dated ahead (a clock since stepped back) wants another, past
+	// openpca.ClockSlack; a wait set by that clock, ending more than
+	// openpca.ClockStep after now, does not hold it.
 	ahead := t0.Add(3 * time.Hour)
 	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, ahead, ahead.Add(time.Hour), ahead.Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -155,8 +156,21 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if _, err := s.ClaimCRL(ctx, "b", ahead.Add(-openpca.ClockSlack+time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("claimed a CRL dated ahead of now by less than the slack: %v", err)
 	}
-	if job, err := s.ClaimCRL(ctx, "b", t0.Add(time.Hour), lease); err != nil || !job.LastThisUpdate.Equal(ahead) {
-		t.Errorf("the claim of a CA whose last CRL is dated 2 hours ahead: %+v, %v", job, err)
+	now := t0.Add(time.Hour)
+	job, err = s.ClaimCRL(ctx, "b", now, lease)
+	if err != nil || !job.LastThisUpdate.Equal(ahead) {
+		t.Fatalf("the claim of a CA whose last CRL is dated 2 hours ahead: %+v, %v", job, err)
+	}
+	// A wait set now holds it, dated ahead as it still is: a publication
+	// that fails is retried after its wait, not at once, again and again.
+	if err := s.ReleaseCRL(ctx, ca.ID, "b", now.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimCRL(ctx, "a", now, lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a CRL dated ahead was claimed before the retry its server set: %v", err)
+	}
+	if _, err := s.ClaimCRL(ctx, "a", now.Add(31*time.Second), lease); err != nil {
+		t.Errorf("a CRL dated ahead, after its retry: %v", err)
 	}
 }
 

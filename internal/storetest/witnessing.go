@@ -67,10 +67,14 @@ func testWitnessing(t *testing.T, s openpca.Store) {
 	if _, err := s.ClaimWitnessing(ctx, "a", t0.Add(3*time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("a log was claimed before its retry: %v", err)
 	}
-	// Due more than openpca.ClockSlack ahead, it is due now: a clock
-	// stepped back, or the server that set it runs ahead.
-	if job, err := s.ClaimWitnessing(ctx, "a", t0.Add(10*time.Second-openpca.ClockSlack-time.Second), lease); err != nil {
-		t.Errorf("a log due %s ahead was not claimed: %v", openpca.ClockSlack+time.Second, err)
+	// Due minutes ahead (another server's clock runs ahead), it waits;
+	// due more than openpca.ClockStep ahead, it is due now (a clock
+	// stepped back since).
+	if _, err := s.ClaimWitnessing(ctx, "a", t0.Add(10*time.Second-5*time.Minute), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a log due 5 minutes ahead was claimed: %v", err)
+	}
+	if job, err := s.ClaimWitnessing(ctx, "a", t0.Add(10*time.Second-openpca.ClockStep-time.Second), lease); err != nil {
+		t.Errorf("a log due %s ahead was not claimed: %v", openpca.ClockStep+time.Second, err)
 	} else if err := s.FinishWitnessing(ctx, ca.ID, "a", job.Sizes, nil, t0.Add(10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
