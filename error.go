@@ -54,12 +54,28 @@ type Error struct {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Cause }
 
+// ClientMessage is what a client may be told of err: an *Error's code and
+// message, without its cause; the text of any other.
+func ClientMessage(err error) string {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code + ": " + e.Message
+	}
+	return err.Error()
+}
+
 // Errorf returns an *Error with code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+// Error is the code, the message and the cause, for the operator's log:
+// a client is told ClientMessage.
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Code + ": " + e.Message + " (" + e.Cause.Error() + ")"
+	}
+	return e.Code + ": " + e.Message
+}
 
 // ErrorCode is the AWS error code of err, or CodeInternalFailure when err is
 // not an *Error.

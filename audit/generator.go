@@ -119,9 +119,11 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		log.Info("audit report interrupted; it will be resumed", "cause", context.Cause(ctx))
 		return
 	}
+	// The report's account sees its failure (the console shows it):
+	// without a dependency's words, which the log has.
 	status, failure := openpca.AuditReportStatusSuccess, ""
 	if err != nil {
-		status, failure = openpca.AuditReportStatusFailed, err.Error()
+		status, failure = openpca.AuditReportStatusFailed, openpca.ClientMessage(err)
 	}
 	g.cfg.Alarm.Check(ctx, err)
 	if err := g.cfg.Store.FinishAuditReport(context.WithoutCancel(ctx), r.ID, owner, status, failure); err != nil {
@@ -129,7 +131,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		return
 	}
 	if status == openpca.AuditReportStatusFailed {
-		log.Error("audit report failed", "error", failure, "rows", rows)
+		log.Error("audit report failed", "error", err, "rows", rows)
 		// Either object may have been written whole before the other
 		// failed: a tool that watches the bucket would take it for a
 		// report. The report's end was recorded by this server, which

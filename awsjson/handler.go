@@ -105,7 +105,7 @@ func WriteError(w http.ResponseWriter, logger *slog.Logger, requestID string, er
 		logger.Error("internal failure", "request_id", requestID, "error", err)
 		e = openpca.Errorf(openpca.CodeInternalFailure, "The server encountered an internal error (request id %s).", requestID)
 	case e.Cause != nil:
-		logger.Warn("a dependency failed", "request_id", requestID, "error_code", e.Code, "message", e.Message, "cause", e.Cause)
+		logger.Warn("a dependency failed", "request_id", requestID, "error", err)
 	}
 	status = http.StatusBadRequest
 	if s, ok := statusOf[e.Code]; ok {

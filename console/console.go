@@ -134,9 +134,10 @@ const SessionIdle = 30 * time.Minute
 // that locking everyone out takes many networks: with the server's bound
 // only twice an address's, two addresses did it. Behind a proxy whose word
 // the server does not take (Config.Proxies), the address is the proxy's:
-// its clients share its bound. signInAddrs addresses and networks are
-// kept, the least recently seen dropped first. The lines of sign-ins
-// refused are sampled (logsample).
+// its clients share its bound. signInAddrs addresses, and as many
+// networks, are kept, the least recently seen dropped first (apart: one
+// network's many addresses must not drop another network's bound). The
+// lines of sign-ins refused are sampled (logsample).
 const (
 	signInAddrRate  = 5
 	signInAddrBurst = 10
@@ -159,11 +160,11 @@ type Console struct {
 	mux     *http.ServeMux
 	origin  *http.CrossOriginProtection
 	signIns *rate.Limiter
-	// signInsFrom limits each address's sign-ins, then each network's,
-	// before signIns.
-	signInsFrom *lru.Cache[netip.Prefix, *rate.Limiter]
-	refusals    *logsample.Sampler
-	searches    searchSlots
+	// signInsFrom limits each address's sign-ins, then signInsFromNet
+	// each network's, before signIns.
+	signInsFrom, signInsFromNet *lru.Cache[netip.Prefix, *rate.Limiter]
+	refusals                    *logsample.Sampler
+	searches                    searchSlots
 }
 
 // New returns the console, to be served under /console/.
@@ -175,8 +176,9 @@ func New(cfg Config) (*Console, error) {
 		cfg.SearchTime = DefaultSearchTime
 	}
 	signInsFrom, _ := lru.New[netip.Prefix, *rate.Limiter](signInAddrs)
+	signInsFromNet, _ := lru.New[netip.Prefix, *rate.Limiter](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
-		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, refusals: logsample.New(), searches: searchSlots{byAccount: map[string]int{}}}
+		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, signInsFromNet: signInsFromNet, refusals: logsample.New(), searches: searchSlots{byAccount: map[string]int{}}}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
@@ -283,7 +285,7 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 			return
 		}
 		if openpca.ErrorCode(err) == openpca.CodeAccessDenied { // a policy of the key no longer reads
-			c.fail(w, r, http.StatusForbidden, err.Error())
+			c.fail(w, r, http.StatusForbidden, openpca.ClientMessage(err))
 			return
 		}
 		if err != nil {
@@ -355,17 +357,18 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 func (c *Console) allowSignIn(r *http.Request) bool {
 	// An address net/http did not give counts as the network 0.0.0.0/0.
 	addr := c.cfg.Proxies.Nearest(r)
-	return c.signInLimit(clientaddr.Network(addr, 32, 64), signInAddrRate, signInAddrBurst).Allow() &&
-		c.signInLimit(clientaddr.Network(addr, 24, 48), signInNetRate, signInNetBurst).Allow() &&
+	return signInLimit(c.signInsFrom, clientaddr.Network(addr, 32, 64), signInAddrRate, signInAddrBurst).Allow() &&
+		signInLimit(c.signInsFromNet, clientaddr.Network(addr, 24, 48), signInNetRate, signInNetBurst).Allow() &&
 		c.signIns.Allow()
 }
 
-// signInLimit is the sign-in limit of from, an address or a network.
-func (c *Console) signInLimit(from netip.Prefix, r rate.Limit, burst int) *rate.Limiter {
-	limit, found := c.signInsFrom.Get(from)
+// signInLimit is the sign-in limit of from, an address or a network, in
+// limits.
+func signInLimit(limits *lru.Cache[netip.Prefix, *rate.Limiter], from netip.Prefix, r rate.Limit, burst int) *rate.Limiter {
+	limit, found := limits.Get(from)
 	if !found {
 		limit = rate.NewLimiter(r, burst)
-		c.signInsFrom.Add(from, limit) // of two at once, the last counts
+		limits.Add(from, limit) // of two at once, the last counts
 	}
 	return limit
 }
@@ -378,7 +381,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	keyID, secret := r.PostFormValue("access_key_id"), r.PostFormValue("secret_access_key")
 	caller, err := c.cfg.Auth.SignIn(r.Context(), keyID, secret)
 	if openpca.ErrorCode(err) == openpca.CodeAccessDenied { // the secret is right; a policy no longer reads
-		c.fail(w, r, http.StatusForbidden, err.Error())
+		c.fail(w, r, http.StatusForbidden, openpca.ClientMessage(err))
 		return
 	}
 	if err != nil {

@@ -142,9 +142,11 @@ func New(cfg Config) *Server {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		// net/http's own lines are of connections anyone can open (a TLS
-		// handshake that failed).
-		ErrorLog: slog.NewLogLogger(logsample.Handler{Handler: cfg.Logger.Handler(), Sampler: logsample.New()}, slog.LevelWarn),
+		// Of net/http's own lines, those of TLS handshakes that failed are
+		// of connections anyone can open; a panic's or an accept error's
+		// are the server's.
+		ErrorLog: slog.NewLogLogger(logsample.Handler{Handler: cfg.Logger.Handler(), Sampler: logsample.New(),
+			Sampled: func(m string) bool { return strings.HasPrefix(m, "http: TLS handshake error") }}, slog.LevelWarn),
 	}
 	return s
 }

@@ -103,6 +103,16 @@ const (
 	logDrain = 2 * time.Second
 )
 
+// asyncLogger is a logger whose lines, of handler, are written to stderr
+// in the background (asynclog), and what writes those left when the
+// command ends.
+func asyncLogger(stderr io.Writer, handler func(io.Writer) slog.Handler) (*slog.Logger, func()) {
+	logs := asynclog.New(stderr, logLines, func(w io.Writer, n int64) {
+		slog.New(handler(w)).Error("log lines were dropped: the log's reader fell behind", "dropped", n)
+	})
+	return slog.New(handler(logs)), func() { logs.Close(logDrain) }
+}
+
 func main() {
 	if _, ok := os.LookupEnv("GOGC"); !ok {
 		debug.SetGCPercent(gcPercent)
@@ -117,7 +127,17 @@ func main() {
 	}()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "openpca:", err)
+			// Written, or given up on after logDrain: a server's log's
+			// reader may have stopped reading, and the process must end.
+			printed := make(chan struct{})
+			go func() {
+				fmt.Fprintln(os.Stderr, "openpca:", err)
+				close(printed)
+			}()
+			select {
+			case <-printed:
+			case <-time.After(logDrain):
+			}
 		}
 		if errors.Is(err, errVerification) {
 			os.Exit(1)
@@ -348,11 +368,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	default:
 		return fmt.Errorf("--log-format must be json or text, not %q", logFormat)
 	}
-	logs := asynclog.New(stderr, logLines, func(w io.Writer, n int64) {
-		slog.New(handler(w)).Warn("log lines were dropped: the log's reader fell behind", "dropped", n)
-	})
-	defer logs.Close(logDrain)
-	cfg.Logger = slog.New(handler(logs))
+	var closeLogs func()
+	cfg.Logger, closeLogs = asyncLogger(stderr, handler)
+	defer closeLogs()
+	// SIGHUP (a service manager's reload, a terminal closed) reloads the
+	// TLS certificate once serving; by default it would end the server at
+	// once, cutting requests in flight, or a migration.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	limitMemory(cfg.Logger)
 	addProcs(cfg.Logger, cfg.Database == "")
@@ -393,12 +417,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(l) }()
-	// SIGHUP (a service manager's reload, a terminal closed) reloads the
-	// TLS certificate; by default it would end the server at once,
-	// cutting requests in flight.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	var superseded error
 wait:
 	for {
@@ -417,7 +435,7 @@ wait:
 			case tls:
 				cfg.Logger.Info("SIGHUP: reloaded the TLS certificate")
 			default:
-				cfg.Logger.Info("SIGHUP: nothing to reload (no TLS)")
+				cfg.Logger.Info("SIGHUP: no TLS certificate is served yet, or at all: nothing to reload")
 			}
 		}
 	}

@@ -8,7 +8,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -26,8 +28,9 @@ import (
 )
 
 // startServe starts openpca serve on a free address with extra flags, its log
-// to stderr, and returns it and its address once it takes connections.
-func startServe(t *testing.T, stderr io.Writer, extra ...string) (*exec.Cmd, string) {
+// to stderr, and returns it, its address once it takes connections, and
+// its data folder.
+func startServe(t *testing.T, stderr io.Writer, extra ...string) (*exec.Cmd, string, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +57,7 @@ func startServe(t *testing.T, stderr io.Writer, extra ...string) (*exec.Cmd, str
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return cmd, addr
+			return cmd, addr, data
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("openpca serve took no connection in 30 s")
@@ -88,7 +91,7 @@ func TestSIGHUPReloadsTLS(t *testing.T) {
 	dir := t.TempDir()
 	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeCertificate(t, certPath, keyPath, 1)
-	cmd, addr := startServe(t, io.Discard, "--tls-cert", certPath, "--tls-key", keyPath)
+	cmd, addr, _ := startServe(t, io.Discard, "--tls-cert", certPath, "--tls-key", keyPath)
 	served := func(cfg *tls.Config) (int64, error) {
 		cfg.InsecureSkipVerify = true // the certificate served is what is looked at
 		c, err := tls.Dial("tcp", addr, cfg)
@@ -118,14 +121,21 @@ func TestSIGHUPReloadsTLS(t *testing.T) {
 }
 
 // TestStuckLogReader: a server whose log's reader stopped reading (a pipe
-// nobody drains) still answers, and stops on SIGTERM.
+// nobody drains) still answers, and stops when it must, with the error it
+// cannot print: on SIGTERM, or when a later version migrates its database.
 func TestStuckLogReader(t *testing.T) {
+	for _, superseded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("superseded=%v", superseded), func(t *testing.T) { stuckLogReader(t, superseded) })
+	}
+}
+
+func stuckLogReader(t *testing.T, superseded bool) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close() // never read: the pipe fills at 64 KiB
-	cmd, addr := startServe(t, w)
+	cmd, addr, data := startServe(t, w)
 	w.Close()
 	client := testenv.NewClientWith("http://"+addr, http.DefaultTransport.(*http.Transport).Clone(), testenv.AccessKeyID, testenv.SecretAccessKey)
 	for i := range 1000 { // about 300 KB of request lines
@@ -136,12 +146,23 @@ func TestStuckLogReader(t *testing.T) {
 			t.Fatalf("request %d, with the log's reader stuck: %v", i, err)
 		}
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
+	if superseded {
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "openpca.db")+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES ((SELECT MAX(version) + 1 FROM schema_migrations), 0)`); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		cmd.Process.Signal(syscall.SIGTERM)
+	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	select {
 	case <-exited:
 	case <-time.After(30 * time.Second):
-		t.Fatal("the server did not stop within 30 s of SIGTERM, with the log's reader stuck")
+		t.Fatal("the server did not stop within 30 s, with the log's reader stuck")
 	}
 }

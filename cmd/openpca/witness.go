@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -133,7 +135,25 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	} else if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logger, closeLogs := asyncLogger(stderr, func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) })
+	defer closeLogs()
+	// Nothing to reload: SIGHUP must not end the witness (its default).
+	hup, done := make(chan os.Signal, 1), make(chan struct{})
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() {
+		signal.Stop(hup)
+		close(done)
+	}()
+	go func() {
+		for {
+			select {
+			case <-hup:
+				logger.Info("SIGHUP: the witness has nothing to reload")
+			case <-done:
+				return
+			}
+		}
+	}()
 	w, err := witness.NewServer(ctx, witness.Config{Key: strings.TrimSpace(string(skey)), Logs: logs, Database: filepath.Join(dir, "witness.db"), Logger: logger})
 	if err != nil {
 		return err

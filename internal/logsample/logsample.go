@@ -43,13 +43,18 @@ func (s *Sampler) Allow() (bool, []slog.Attr) {
 	return true, nil
 }
 
-// Handler writes what its Sampler lets through.
+// Handler writes what its Sampler lets through of the lines Sampled picks
+// (all if nil), and every other line.
 type Handler struct {
 	slog.Handler
 	Sampler *Sampler
+	Sampled func(message string) bool
 }
 
 func (h Handler) Handle(ctx context.Context, r slog.Record) error {
+	if h.Sampled != nil && !h.Sampled(r.Message) {
+		return h.Handler.Handle(ctx, r)
+	}
 	ok, held := h.Sampler.Allow()
 	if !ok {
 		return nil
@@ -59,9 +64,9 @@ func (h Handler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return Handler{h.Handler.WithAttrs(attrs), h.Sampler}
+	return Handler{h.Handler.WithAttrs(attrs), h.Sampler, h.Sampled}
 }
 
 func (h Handler) WithGroup(name string) slog.Handler {
-	return Handler{h.Handler.WithGroup(name), h.Sampler}
+	return Handler{h.Handler.WithGroup(name), h.Sampler, h.Sampled}
 }
