@@ -55,12 +55,13 @@ type Error struct {
 func (e *Error) Unwrap() error { return e.Cause }
 
 // ClientMessage is what a client may be told of err: an *Error's code and
-// message, without its cause; the text of any other.
+// message, without its cause; of any other, that the server failed, for
+// its text (an object store's address, a SQL error) is the operator's.
 func ClientMessage(err error) string {
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Code + ": " + e.Message
 	}
-	return err.Error()
+	return CodeInternalFailure + ": The server encountered an internal error; its log says why."
 }
 
 // Errorf returns an *Error with code and a formatted message.

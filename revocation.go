@@ -78,12 +78,15 @@ type RevokedCertificate struct {
 const ClockSlack = time.Minute
 
 // ClockStep is how far after now a wait that a server set (a CRL's retry
-// or pause, a witnessing round's next time, a lease) may end before it is
-// taken for one set by a clock since stepped back, and ignored. The waits
-// servers set are a quarter of an hour at most: a clock stepped back by a
-// day would otherwise hold the work for a day. Servers whose clocks differ
-// by less never take each other's waits for such (at a minute, two
-// servers a few minutes apart claimed each other's work back and forth).
+// or pause, a witnessing round's next time) may end before it is taken for
+// one set by a clock since stepped back, and ignored. The waits servers set
+// are a quarter of an hour at most: a clock stepped back by a day would
+// otherwise hold the work for a day. Servers whose clocks differ by less
+// never take each other's waits for such (at a minute, two servers a few
+// minutes apart claimed each other's work back and forth). A hold (a
+// lease its owner renews) always counts: taken from a live owner whose
+// clock runs far ahead, servers took each other's holds, each signing
+// CRLs, without end.
 const ClockStep = time.Hour
 
 // CRLStore keeps the state of each CA's CRL publication: which CAs want a
@@ -93,9 +96,9 @@ type CRLStore interface {
 	// asked for since the last was published, or the last is due for
 	// refresh at now, or the last is dated more than ClockSlack after
 	// now) and that no other owner holds, nor a wait of FinishCRL or
-	// ReleaseCRL (a hold or wait ending more than ClockStep after now does
-	// not count), the one whose last CRL is oldest first; ErrNotFound if
-	// none.
+	// ReleaseCRL holds (a wait ending more than ClockStep after now does
+	// not count; a hold, which its owner renews, always does), the one
+	// whose last CRL is oldest first; ErrNotFound if none.
 	ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*CRLJob, error)
 
 	// RenewCRL extends owner's lease on a CA's CRL until until;

@@ -31,9 +31,8 @@ type WitnessedCheckpoint struct {
 type WitnessStore interface {
 	// ClaimWitnessing gives owner, for lease, a CA whose log has entries
 	// past its witnessed checkpoint, or a round asked of WitnessAgain,
-	// that is due at now and that no other owner holds (a time due or a
-	// hold ending more than ClockStep after now does not count);
-	// ErrNotFound if none.
+	// that is due at now (a time due more than ClockStep after it does
+	// not count) and that no other owner holds; ErrNotFound if none.
 	ClaimWitnessing(ctx context.Context, owner string, now time.Time, lease time.Duration) (*WitnessJob, error)
 
 	// RenewWitnessing extends owner's lease; ErrConflict if owner no

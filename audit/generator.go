@@ -119,8 +119,8 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		log.Info("audit report interrupted; it will be resumed", "cause", context.Cause(ctx))
 		return
 	}
-	// The report's account sees its failure (the console shows it):
-	// without a dependency's words, which the log has.
+	// The report's account sees its failure (the console shows it), as a
+	// client is told an error: the log has the rest.
 	status, failure := openpca.AuditReportStatusSuccess, ""
 	if err != nil {
 		status, failure = openpca.AuditReportStatusFailed, openpca.ClientMessage(err)

@@ -38,7 +38,7 @@ func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease t
 		var thisUpdate sql.NullInt64
 		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update
 			FROM crl_publications
-			WHERE (published < wanted OR refresh_at <= ? OR this_update > ?) AND (lease_until IS NULL OR lease_until <= ? OR owner = ? OR lease_until > ?)
+			WHERE (published < wanted OR refresh_at <= ? OR this_update > ?) AND (lease_until IS NULL OR lease_until <= ? OR owner = ? OR owner IS NULL AND lease_until > ?)
 			ORDER BY COALESCE(this_update, 0) LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), now.Add(openpca.ClockSlack).UnixMicro(), now.UnixMicro(), owner, now.Add(openpca.ClockStep).UnixMicro()).
 			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -17,8 +17,8 @@ func (db *DB) ClaimWitnessing(ctx context.Context, owner string, now time.Time, 
 			JOIN certificate_authorities ca ON ca.id = l.ca_id
 			LEFT JOIN witnessing w ON w.ca_id = l.ca_id
 			WHERE (l.size > COALESCE(w.size, 0) OR w.asks > w.answered) AND (COALESCE(w.next_at, 0) <= ? OR w.next_at > ?)
-				AND (w.lease_until IS NULL OR w.lease_until <= ? OR w.owner = ? OR w.lease_until > ?)
-			ORDER BY COALESCE(w.next_at, 0) LIMIT 1`, now.UnixMicro(), now.Add(openpca.ClockStep).UnixMicro(), now.UnixMicro(), owner, now.Add(openpca.ClockStep).UnixMicro()).
+				AND (w.lease_until IS NULL OR w.lease_until <= ? OR w.owner = ?)
+			ORDER BY COALESCE(w.next_at, 0) LIMIT 1`, now.UnixMicro(), now.Add(openpca.ClockStep).UnixMicro(), now.UnixMicro(), owner).
 			Scan(&job.CAID, &job.AccountID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound
@@ -30,8 +30,8 @@ func (db *DB) ClaimWitnessing(ctx context.Context, owner string, now time.Time, 
 		// chose the same CA at once, one gets it.
 		res, err := db.txExec(ctx, tx, `INSERT INTO witnessing (ca_id, owner, lease_until) VALUES (?, ?, ?)
 			ON CONFLICT (ca_id) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until, claimed = witnessing.asks
-			WHERE witnessing.lease_until IS NULL OR witnessing.lease_until <= ? OR witnessing.owner = ? OR witnessing.lease_until > ?`,
-			job.CAID, owner, now.Add(lease).UnixMicro(), now.UnixMicro(), owner, now.Add(openpca.ClockStep).UnixMicro())
+			WHERE witnessing.lease_until IS NULL OR witnessing.lease_until <= ? OR witnessing.owner = ?`,
+			job.CAID, owner, now.Add(lease).UnixMicro(), now.UnixMicro(), owner)
 		if n, err := rowsAffected(res, err); err != nil || n == 0 {
 			if err == nil {
 				err = openpca.ErrNotFound

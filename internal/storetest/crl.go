@@ -172,6 +172,18 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if _, err := s.ClaimCRL(ctx, "a", now.Add(31*time.Second), lease); err != nil {
 		t.Errorf("a CRL dated ahead, after its retry: %v", err)
 	}
+	// A hold, though it ends more than openpca.ClockStep after now (its
+	// owner's clock runs ahead), is its owner's while it renews it.
+	ahead = now.Add(2 * openpca.ClockStep)
+	if err := s.RenewCRL(ctx, ca.ID, "a", ahead.Add(lease)); err != nil {
+		t.Fatal(err)
+	}
+	if job, err := s.ClaimCRL(ctx, "b", now.Add(time.Minute), lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a hold renewed by a clock hours ahead was taken: %+v, %v", job, err)
+	}
+	if err := s.RenewCRL(ctx, ca.ID, "a", ahead.Add(2*lease)); err != nil {
+		t.Errorf("its owner lost the hold: %v", err)
+	}
 }
 
 // testCRLOrder: of two CAs that want a CRL, the one whose last CRL is

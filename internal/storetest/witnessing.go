@@ -148,4 +148,16 @@ func testWitnessing(t *testing.T, s openpca.Store) {
 	if job, err := s.ClaimWitnessing(ctx, "b", t0.Add(time.Hour), lease); err != nil || job.CAID != other.ID {
 		t.Errorf("the claim of a CA asked of before any round: %+v, %v", job, err)
 	}
+	// A hold, though it ends more than openpca.ClockStep after now (its
+	// owner's clock runs ahead), is its owner's while it renews it.
+	ahead := t0.Add(time.Hour + 2*openpca.ClockStep)
+	if err := s.RenewWitnessing(ctx, other.ID, "b", ahead.Add(lease)); err != nil {
+		t.Fatal(err)
+	}
+	if job, err := s.ClaimWitnessing(ctx, "c", t0.Add(time.Hour+time.Minute), lease); err == nil && job.CAID == other.ID {
+		t.Errorf("a hold renewed by a clock hours ahead was taken: %+v", job)
+	}
+	if err := s.FinishWitnessing(ctx, other.ID, "b", nil, &openpca.WitnessedCheckpoint{Size: 1, Note: []byte("n"), Cosigners: 1}, ahead); err != nil {
+		t.Errorf("its owner's round could not be recorded: %v", err)
+	}
 }
