@@ -393,11 +393,11 @@ func TestCommandsFollowNoLinks(t *testing.T) {
 	})
 }
 
-// TestCommandsOnAnEarlierSchema: on a database of an earlier version (a
-// server of that version may still run on it), a command refuses rather
-// than migrate it, and a backup copies it as it is, so that it can be
-// backed up before the new server migrates it.
-func TestCommandsOnAnEarlierSchema(t *testing.T) {
+// earlierSchema makes the data folder of a stopped server whose database
+// looks of an earlier version (its last migration's row taken out), and
+// returns it, the database, and the last migration's number.
+func earlierSchema(t *testing.T) (*testenv.Env, *sql.DB, int) {
+	t.Helper()
 	env := testenv.Start(t)
 	env.Stop(t)
 	db := env.DB(t)
@@ -408,6 +408,15 @@ func TestCommandsOnAnEarlierSchema(t *testing.T) {
 	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version = ?`, latest); err != nil {
 		t.Fatal(err)
 	}
+	return env, db, latest
+}
+
+// TestCommandsOnAnEarlierSchema: on a database of an earlier version (a
+// server of that version may still run on it), a command refuses rather
+// than migrate it, and a backup copies it as it is, so that it can be
+// backed up before the new server migrates it.
+func TestCommandsOnAnEarlierSchema(t *testing.T) {
+	env, db, latest := earlierSchema(t)
 	if a, err := app.OpenAdmin(context.Background(), env.Config); err == nil || !strings.Contains(err.Error(), "earlier version") {
 		if a != nil {
 			a.Close()
@@ -427,21 +436,12 @@ func TestCommandsOnAnEarlierSchema(t *testing.T) {
 }
 
 // TestRefusedStartLeavesTheSchema: a server refused for its master key or
-// its TLS files refuses before it migrates a database of an earlier version, which
-// servers of that version may still be running on. (The migration here
-// would fail, its row taken out of a database that has it: the refusal
-// must come first.)
+// its TLS files refuses before it migrates a database of an earlier
+// version, which servers of that version may still be running on. (The
+// migration here would fail, its row taken out of a database that has
+// it: the refusal must come first.)
 func TestRefusedStartLeavesTheSchema(t *testing.T) {
-	env := testenv.Start(t)
-	env.Stop(t)
-	db := env.DB(t)
-	var latest int
-	if err := db.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&latest); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version = ?`, latest); err != nil {
-		t.Fatal(err)
-	}
+	env, db, latest := earlierSchema(t)
 	other := make([]byte, 32)
 	rand.Read(other)
 	for _, tc := range []struct {

@@ -119,11 +119,9 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		log.Info("audit report interrupted; it will be resumed", "cause", context.Cause(ctx))
 		return
 	}
-	// The report's account sees its failure (the console shows it), as a
-	// client is told an error: the log has the rest.
 	status, failure := openpca.AuditReportStatusSuccess, ""
 	if err != nil {
-		status, failure = openpca.AuditReportStatusFailed, openpca.ClientMessage(err)
+		status, failure = openpca.AuditReportStatusFailed, reportFailure(err)
 	}
 	g.cfg.Alarm.Check(ctx, err)
 	if err := g.cfg.Store.FinishAuditReport(context.WithoutCancel(ctx), r.ID, owner, status, failure); err != nil {
@@ -160,6 +158,18 @@ const deleteTimeout = 30 * time.Second
 // errBucketGiven fails a report whose bucket the operator gave to another
 // account after it was asked for.
 var errBucketGiven = errors.New("was given to another account after the report was asked for")
+
+// reportFailure is what a report's account is told of its failure (the
+// console and openpca audit reports show it): what is wrong with its CA's
+// log, or with its bucket, as it is; of anything else, what a client is
+// told of an error (openpca.ClientMessage), for the rest is the operator's
+// (an object store's address, a SQL error), which the log has.
+func reportFailure(err error) string {
+	if errors.Is(err, openpca.ErrLogIntegrity) || errors.Is(err, errBucketGiven) {
+		return err.Error()
+	}
+	return openpca.ClientMessage(err)
+}
 
 // chunkEntries is how many log entries one worker reads and formats at
 // a time.

@@ -90,12 +90,7 @@ func (c *cluster) start(extra ...string) *node {
 func (c *cluster) startWith(s3URL string, extra ...string) *node {
 	t := c.t
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	n := &node{url: "http://" + addr, data: t.TempDir()}
 	n.log = filepath.Join(n.data, "server.log")
 	logf, err := os.Create(n.log)

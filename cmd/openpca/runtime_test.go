@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,12 +32,7 @@ func TestMemoryLimitFromCgroup(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cgroup := newMemoryCgroup(t, limit)
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := l.Addr().String()
-			l.Close()
+			addr := freeAddr(t)
 			// The shell moves itself into the cgroup, then becomes the
 			// server: it reads its limit as it starts.
 			cmd := exec.Command("sh", "-c", `echo $$ > "$1" && exec "$2" serve --listen "$3" --data-dir "$4"`,

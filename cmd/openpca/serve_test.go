@@ -13,7 +13,7 @@ import (
 )
 
 // freeAddr returns an address on 127.0.0.1 that nothing listens on.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"database/sql"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -32,12 +31,7 @@ import (
 // its data folder.
 func startServe(t *testing.T, stderr io.Writer, extra ...string) (*exec.Cmd, string, string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	data := filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)
@@ -147,12 +141,7 @@ func stuckLogReader(t *testing.T, superseded bool) {
 		}
 	}
 	if superseded {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "openpca.db")+"?_pragma=busy_timeout(10000)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES ((SELECT MAX(version) + 1 FROM schema_migrations), 0)`); err != nil {
+		if err := supersede(data); err != nil {
 			t.Fatal(err)
 		}
 	} else {

@@ -10,6 +10,17 @@ import (
 	"time"
 )
 
+// supersede has the database in data look migrated by a later version.
+func supersede(data string) error {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "openpca.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES ((SELECT MAX(version) + 1 FROM schema_migrations), 0)`)
+	return err
+}
+
 // TestServeStopsWhenSuperseded: once a later version has migrated its
 // database, a running server stops, saying why, with a failure status (a
 // supervisor that starts it again sees it refused at once).
@@ -19,12 +30,7 @@ func TestServeStopsWhenSuperseded(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startServer(t, data, nil)
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "openpca.db")+"?_pragma=busy_timeout(10000)")
-	if err == nil {
-		defer db.Close()
-		_, err = db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES ((SELECT MAX(version) + 1 FROM schema_migrations), 0)`)
-	}
-	if err != nil {
+	if err := supersede(data); err != nil {
 		s.stop(t)
 		t.Fatal(err)
 	}

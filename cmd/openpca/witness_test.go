@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -43,12 +42,7 @@ type witnessProc struct {
 func startWitness(t *testing.T, dir, addr, name, auditKey string) *witnessProc {
 	t.Helper()
 	if addr == "" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = l.Addr().String()
-		l.Close()
+		addr = freeAddr(t)
 	}
 	w := &witnessProc{url: "http://" + addr, dir: dir, logs: &testenv.SyncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())

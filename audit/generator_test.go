@@ -1,0 +1,31 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/openpca/openpca"
+)
+
+// TestReportFailure: a report's account is told what is wrong with its
+// CA's log or its bucket, and of any other failure only that the server
+// failed, not the operator's details.
+func TestReportFailure(t *testing.T) {
+	integrity := &openpca.LogIntegrityError{CAID: "ca", Entry: 3, Problem: "is missing"}
+	for _, tc := range []struct {
+		err        error
+		want, hide string
+	}{
+		{fmt.Errorf("audit: reading the log: %w", integrity), "entry 3 of the log of CA ca is missing", ""},
+		{fmt.Errorf("audit: the S3 bucket b %w", errBucketGiven), "the S3 bucket b was given to another account", ""},
+		{errors.New(`s3: Put "http://s3.internal:9000/b/k": no such host`), "InternalFailure", "s3.internal"},
+		{&openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "KMS cannot be reached.", Cause: errors.New("dial tcp 10.0.0.9:443")}, "KMS cannot be reached.", "10.0.0.9"},
+	} {
+		got := reportFailure(tc.err)
+		if !strings.Contains(got, tc.want) || tc.hide != "" && strings.Contains(got, tc.hide) {
+			t.Errorf("%v: told %q", tc.err, got)
+		}
+	}
+}
