@@ -350,8 +350,6 @@ func refuseCutRestore(cfg Config) error {
 	return fmt.Errorf("a restore into %s was cut short, and left %s: run the restore again, which removes it, or remove it to start a server without the backup's CAs", cfg.DataDir, left[0])
 }
 
-// openStore opens the store of cfg, doing with a schema of an earlier
-// version what schema says.
 // migrate brings the database opened as it is up to date, and logs the
 // versions if that changed it: servers of the earlier version still
 // running on it may misread it now, and should be stopped.
@@ -370,6 +368,8 @@ func (a *App) migrate(ctx context.Context) error {
 	return err
 }
 
+// openStore opens the store of cfg, doing with a schema of an earlier
+// version what schema says.
 func openStore(ctx context.Context, cfg Config, schema sqlstore.Schema) (*sqlstore.DB, error) {
 	switch {
 	case cfg.Database == "":
