@@ -429,10 +429,10 @@ wait:
 		case superseded = <-a.Superseded():
 			break wait
 		case <-hup:
-			switch tls, err := a.ReloadTLS(); {
+			switch reloaded, err := a.ReloadTLS(); {
 			case err != nil:
 				cfg.Logger.Error("SIGHUP: reloading the TLS certificate failed; the one loaded before is served", "error", err)
-			case tls:
+			case reloaded:
 				cfg.Logger.Info("SIGHUP: reloaded the TLS certificate")
 			default:
 				cfg.Logger.Info("SIGHUP: no TLS certificate is served yet, or at all: nothing to reload")
