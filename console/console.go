@@ -355,7 +355,8 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 
 // allowSignIn reports whether a sign-in from r's client may be tried now.
 func (c *Console) allowSignIn(r *http.Request) bool {
-	// An address net/http did not give counts as the network 0.0.0.0/0.
+	// Requests whose address net/http did not give (none over TCP) share
+	// one bound, of the zero prefix.
 	addr := c.cfg.Proxies.Nearest(r)
 	return signInLimit(c.signInsFrom, clientaddr.Network(addr, 32, 64), signInAddrRate, signInAddrBurst).Allow() &&
 		signInLimit(c.signInsFromNet, clientaddr.Network(addr, 24, 48), signInNetRate, signInNetBurst).Allow() &&
