@@ -513,11 +513,27 @@ func TestAccountRequestRate(t *testing.T) {
 	if err := list(other); err != nil {
 		t.Errorf("another account: %v", err)
 	}
-	retrying := acmpca.New(env.Client.Options(), func(o *acmpca.Options) { o.Retryer = retry.NewStandard() }) // the SDK's default
+	// The SDK's standard retryer takes ThrottlingException for one to
+	// retry. Its default backoff is random from nothing up, so three
+	// attempts can all fall within one request's share of the rate; a
+	// backoff of that share (a third of a second) and a little more makes
+	// each retry find a token.
+	backoffs := 0
+	retrying := acmpca.New(env.Client.Options(), func(o *acmpca.Options) {
+		o.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) {
+				backoffs++
+				return 400 * time.Millisecond, nil
+			})
+		})
+	})
 	for range 6 {
 		if err := list(retrying); err != nil {
 			t.Errorf("with the SDK's retries: %v", err)
 		}
+	}
+	if backoffs == 0 {
+		t.Error("6 requests at once past 3 a second were never retried")
 	}
 }
 
