@@ -203,6 +203,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 			"ca", e.CAID, "entry", e.Entry, "problem", e.Problem)
 	}
 	collectors := []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector(), alarms}
+	if cfg.TLSCertFile != "" || cfg.TLSSelfSigned {
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "openpca_tls_certificate_expiry_timestamp_seconds",
+			Help: "When the TLS certificate served ends, in seconds since 1970 (0 before it is loaded): alert on it well before; a self-signed one is issued again a month before.",
+		}, a.tlsExpiry))
+	}
 	var witnessed func(ctx context.Context, caID string, size int64) (*openpca.WitnessedCheckpoint, error)
 	var latestWitnessed func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
 	if len(cfg.Witnesses) > 0 {
@@ -572,7 +578,8 @@ func openObjectStore(ctx context.Context, cfg Config) (openpca.ObjectStore, erro
 // ends or a later version migrates the database (see Superseded), which
 // it looks for every schemaInterval, and before each purge: a server of
 // an earlier version read the record of a key being made, added later, as
-// one to destroy.
+// one to destroy. Every schemaInterval, it also renews the self-signed TLS
+// certificate when due.
 func (a *App) janitor(ctx context.Context, svc *authority.Service) {
 	purge, schema := time.NewTicker(janitorInterval), time.NewTicker(schemaInterval)
 	defer purge.Stop()
@@ -582,6 +589,7 @@ func (a *App) janitor(ctx context.Context, svc *authority.Service) {
 		case <-ctx.Done():
 			return
 		case <-schema.C:
+			a.renewSelfSigned(a.now())
 		case <-purge.C:
 			if a.supersededBy(ctx) {
 				return

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
 	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -492,5 +496,42 @@ func TestSupersededByALaterVersion(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("a server ran on for 30 s on a database a later version migrated")
+	}
+}
+
+// TestSelfSignedRenewed: the self-signed TLS certificate, issued for a
+// year, is issued again once it ends within a month, without a restart.
+func TestSelfSignedRenewed(t *testing.T) {
+	env := testenv.Start(t, func(c *app.Config) { c.TLSSelfSigned = true })
+	served := func() *x509.Certificate {
+		c, err := tls.Dial("tcp", strings.TrimPrefix(env.URL, "https://"), env.Transport().TLSClientConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0]
+	}
+	first := served()
+	res, err := (&http.Client{Transport: env.Transport()}).Get(env.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	_, value, _ := strings.Cut(string(metrics), "\nopenpca_tls_certificate_expiry_timestamp_seconds ")
+	value, _, _ = strings.Cut(value, "\n")
+	if got, err := strconv.ParseFloat(value, 64); err != nil || int64(got) != first.NotAfter.Unix() {
+		t.Errorf("the expiry metric says %q, want %d", value, first.NotAfter.Unix())
+	}
+	env.Clock.Advance(300 * 24 * time.Hour)
+	time.Sleep(6 * time.Second) // past the janitor's look
+	if got := served(); !got.Equal(first) {
+		t.Fatalf("a certificate ending in %v was issued again", time.Until(first.NotAfter)-300*24*time.Hour)
+	}
+	env.Clock.Advance(40 * 24 * time.Hour)
+	for deadline := time.Now().Add(20 * time.Second); served().Equal(first); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the self-signed certificate ending %v was not issued again a month before", first.NotAfter)
+		}
 	}
 }

@@ -31,7 +31,8 @@ var tlsSuites = []uint16{
 }
 
 // certificateWarning is how close to its end a certificate served is
-// logged at WARN when it is loaded.
+// logged at WARN when it is loaded, and the self-signed one issued again
+// (renewSelfSigned).
 const certificateWarning = 30 * 24 * time.Hour
 
 // tlsConfig returns the TLS configuration to serve addr with, or nil to
@@ -97,10 +98,36 @@ func (a *App) ReloadTLS() (bool, error) {
 	return true, nil
 }
 
+// renewSelfSigned issues the self-signed certificate again once it is
+// within certificateWarning of its end at now: it is issued for a year,
+// and a server may run longer than that without a restart or SIGHUP.
+func (a *App) renewSelfSigned(now time.Time) {
+	served := a.tlsCert.Load()
+	if !a.cfg.TLSSelfSigned || served == nil || served.Leaf.NotAfter.Sub(now) > certificateWarning {
+		return
+	}
+	if _, err := a.ReloadTLS(); err != nil {
+		a.logger.Error("issuing the self-signed TLS certificate again; the one served ends soon", "not_after", served.Leaf.NotAfter, "error", err)
+		return
+	}
+	a.logger.Info("issued the self-signed TLS certificate again", "not_after", a.tlsCert.Load().Leaf.NotAfter)
+}
+
+// tlsExpiry is when the TLS certificate served ends, in seconds since
+// 1970, or 0 before one is loaded.
+func (a *App) tlsExpiry() float64 {
+	served := a.tlsCert.Load()
+	if served == nil || served.Leaf == nil {
+		return 0
+	}
+	return float64(served.Leaf.NotAfter.Unix())
+}
+
 // selfSignedCertificate makes (once) a local CA in <data-dir>/tls, its key
-// sealed with the master key, and issues from it, at each start, a server
-// certificate for the address served, localhost and the loopback
-// addresses. It returns the certificate and the path of the CA bundle.
+// sealed with the master key, and issues from it, at each start, on SIGHUP
+// and a month before the last one ends, a server certificate of a year for
+// the address served, localhost and the loopback addresses. It returns the
+// certificate and the path of the CA bundle.
 func (a *App) selfSignedCertificate(addr net.Addr) (tls.Certificate, string, error) {
 	dir := filepath.Join(a.cfg.DataDir, "tls")
 	caPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key.sealed")
@@ -136,7 +163,11 @@ func (a *App) selfSignedCertificate(addr net.Addr) (tls.Certificate, string, err
 	if err != nil {
 		return tls.Certificate{}, "", err
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, caPath, nil
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, caPath, nil
 }
 
 func (a *App) loadTLSCA(caPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
