@@ -148,9 +148,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return fail(err)
 	}
 	// The database is migrated once what could refuse the start (the
-	// master key, the key stores, the TLS files) is checked: a server of
-	// an earlier version may still run on it, and a start refused would
-	// have left it a schema that version misreads. A new database has none
+	// master key, the key stores, the TLS files, the audit key) is
+	// checked: a server of an earlier version may still run on it, and a
+	// start refused would have left it a schema that version misreads. A new database has none
 	// to keep; and a rotation to finish (which seals again) is finished on
 	// the schema this version knows.
 	a.store, err = openStore(ctx, cfg, sqlstore.AsIs)
@@ -175,7 +175,13 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := a.openKeyStores(ctx); err != nil {
 		return fail(err)
 	}
-	if err := checkTLSFiles(cfg); err != nil {
+	if err := a.checkTLS(); err != nil {
+		return fail(err)
+	}
+	// The audit key's setting is older than any schema a server upgrades
+	// from; its key may be in a token that lacks it.
+	auditKey, verifierKey, err := auditlog.LoadKey(ctx, a.store, a.auditKeys())
+	if err != nil {
 		return fail(err)
 	}
 	if !migrated {
@@ -184,10 +190,6 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 	authenticator, err := a.authenticator(ctx)
-	if err != nil {
-		return fail(err)
-	}
-	auditKey, verifierKey, err := auditlog.LoadKey(ctx, a.store, a.auditKeys())
 	if err != nil {
 		return fail(err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -454,6 +455,19 @@ func TestRefusedStartLeavesTheSchema(t *testing.T) {
 	}{
 		{"another master key", "master key is not the one", func(c *app.Config) { c.MasterKey = base64.StdEncoding.EncodeToString(other) }},
 		{"no TLS certificate", "TLS certificate", func(c *app.Config) { c.TLSCertFile, c.TLSKeyFile = "/nonexistent/cert.pem", "/nonexistent/key.pem" }},
+		{"a self-signed TLS CA that does not open", "TLS CA", func(c *app.Config) {
+			c.TLSSelfSigned, c.Listen, c.PublicURL = true, "127.0.0.1:0", "https://127.0.0.1"
+			dir := filepath.Join(c.DataDir, "tls")
+			if err := errors.Join(os.MkdirAll(dir, 0o700), os.WriteFile(filepath.Join(dir, "ca.pem"), []byte("not PEM"), 0o600),
+				os.WriteFile(filepath.Join(dir, "ca.key.sealed"), []byte("not sealed"), 0o600)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"an audit key in a token not configured", "audit key is in the pkcs11 store", func(*app.Config) {
+			if _, err := db.Exec(`UPDATE settings SET value = ? WHERE name = ?`, `{"keyStore":"pkcs11","keyLabel":"openpca-audit-1"}`, auditlog.KeySetting); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	} {
 		cfg := env.Config
 		tc.change(&cfg)

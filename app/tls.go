@@ -57,9 +57,17 @@ func (a *App) tlsConfig(addr net.Addr) (*tls.Config, error) {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.tlsCert.Load(), nil }}, nil
 }
 
-// checkTLSFiles loads the TLS certificate and key files, if given: a start
-// they refuse is refused before the database is migrated.
-func checkTLSFiles(cfg Config) error {
+// checkTLS loads the TLS certificate and key files, if given, or the
+// self-signed certificate's CA, if made: a start they refuse is refused
+// before the database is migrated.
+func (a *App) checkTLS() error {
+	cfg := a.cfg
+	if cfg.TLSSelfSigned {
+		dir := filepath.Join(cfg.DataDir, "tls")
+		if _, _, err := a.loadTLSCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key.sealed")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("TLS CA: %w", err)
+		}
+	}
 	if cfg.TLSCertFile == "" && cfg.TLSKeyFile == "" {
 		return nil
 	}
