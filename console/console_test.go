@@ -659,3 +659,24 @@ func TestSignInFloodsLockNoOneOut(t *testing.T) {
 		t.Errorf("a secret given as the key id was logged:\n%.2000s", logs.String())
 	}
 }
+
+// TestConsoleActionLine: an action's log line names the CA as the form
+// gave it, cut to an ARN's length, however long the form's value.
+func TestConsoleActionLine(t *testing.T) {
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	b := newBrowser(t, env)
+	b.signIn(env.Client)
+	long := "arn:aws:acm-pca:" + strings.Repeat("x", 60_000)
+	if status, _ := b.post("/console/ca/status", withCSRF(url.Values{"arn": {long}, "status": {"DISABLED"}}, b.csrf)); status == http.StatusSeeOther {
+		t.Fatal("a CA of a 60 KB ARN was disabled")
+	}
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "console action") && (len(line) > 1000 || !strings.Contains(line, "arn:aws:acm-pca:xxx")) {
+			t.Fatalf("the action's line, of %d bytes: %.300s", len(line), line)
+		}
+	}
+	if !strings.Contains(logs.String(), "console action") {
+		t.Error("no action line")
+	}
+}
