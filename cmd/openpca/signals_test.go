@@ -17,11 +17,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/openpca/openpca/internal/testenv"
 )
@@ -153,5 +155,58 @@ func stuckLogReader(t *testing.T, superseded bool) {
 	case <-exited:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the server did not stop within 30 s, with the log's reader stuck")
+	}
+}
+
+// TestSIGHUPLeavesTheWitness: SIGHUP, which by default ends a process,
+// has the witness say it has nothing to reload, and go on serving.
+func TestSIGHUPLeavesTheWitness(t *testing.T) {
+	_, auditKey, err := note.GenerateKey(rand.Reader, "openpca-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	var logs testenv.SyncBuffer
+	cmd := exec.Command(binary, "witness", "serve", "--data-dir", t.TempDir(), "--name", "witness.example/hup", "--listen", addr,
+		"--log", "openpca/arn:aws:acm-pca:us-east-1:111122223333:*="+auditKey)
+	cmd.Stdout, cmd.Stderr = io.Discard, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waited error
+	go func() {
+		waited = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	answers := func() bool {
+		res, err := http.Get("http://" + addr + "/")
+		if err == nil {
+			res.Body.Close()
+		}
+		return err == nil
+	}
+	for deadline := time.Now().Add(30 * time.Second); !answers(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the witness did not start:\n%s", logs.String())
+		}
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "nothing to reload"); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-exited:
+			t.Fatalf("SIGHUP ended the witness: %v\n%s", waited, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line for SIGHUP:\n%s", logs.String())
+		}
+	}
+	if !answers() {
+		t.Errorf("the witness no longer answers after SIGHUP:\n%s", logs.String())
 	}
 }
