@@ -447,14 +447,15 @@ func TestUnsignedTargetCannotBeSwapped(t *testing.T) {
 func TestBodyReadOnlyAfterHeadersCheck(t *testing.T) {
 	env := testenv.Start(t)
 	host := strings.TrimPrefix(env.URL, "http://")
+	now := time.Now().UTC().Format("20060102T150405Z") // one instant: the scope's date is the request's
 	stale := time.Now().UTC().Add(-time.Hour).Format("20060102T150405Z")
 	tests := []struct {
 		name, authorization, date, code string
 	}{
 		{"unsigned", "", "", "MissingAuthenticationTokenException"},
 		{"malformed", "AWS4-HMAC-SHA256 Credential=x", "", "IncompleteSignatureException"},
-		{"unknown key", "AWS4-HMAC-SHA256 Credential=OPCANOSUCHKEY/" + time.Now().UTC().Format("20060102") + "/us-east-1/acm-pca/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + strings.Repeat("0", 64),
-			time.Now().UTC().Format("20060102T150405Z"), "UnrecognizedClientException"},
+		{"unknown key", "AWS4-HMAC-SHA256 Credential=OPCANOSUCHKEY/" + now[:8] + "/us-east-1/acm-pca/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + strings.Repeat("0", 64),
+			now, "UnrecognizedClientException"},
 		{"stale", "AWS4-HMAC-SHA256 Credential=" + testenv.AccessKeyID + "/" + stale[:8] + "/us-east-1/acm-pca/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + strings.Repeat("0", 64),
 			stale, "InvalidSignatureException"},
 	}

@@ -207,11 +207,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(`#request-report select[name=format]`, "JSON"),
 		chromedp.Click(`#request-report button`),
 		chromedp.WaitVisible(`#report-list`))
+	// A look may fail while the form's navigation is still under way (the
+	// list seen may be the page's before it): the next look tries again.
 	var status string
 	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(status, "SUCCESS"); {
-		run("reloading the CA page", chromedp.Sleep(100*time.Millisecond), chromedp.Reload(), chromedp.Text(`#report-list`, &status))
+		err = chromedp.Run(ctx, chromedp.Sleep(100*time.Millisecond), chromedp.Navigate(caURL), chromedp.Text(`#report-list`, &status))
 		if time.Now().After(deadline) {
-			t.Fatalf("the report did not reach SUCCESS:\n%s", status)
+			t.Fatalf("the report did not reach SUCCESS (%v):\n%s", err, status)
 		}
 	}
 

@@ -110,7 +110,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	w2 := startWitness(t, t.TempDir(), "", "witness.example/two", auditKey+" "+nextKey)
 	env.Stop(t)
 	env.Config.Witnesses = []string{w1.url + "=" + w1.key, w2.url + "=" + w2.key}
-	env.Config.ReportWitnessWait = 3 * time.Second
+	env.Config.ReportWitnessWait = 10 * time.Second // a round under load; the case of a witness down waits it out
 	env.Restart(t)
 
 	caARN, _ := env.NewActiveRoot(t, "Witnessed Root")
@@ -181,7 +181,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	issue(3)
 	report = newReport(t, env, caARN)
 	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey}, witnessed...)...); !errors.Is(err, errVerification) ||
-		!strings.Contains(out, "not witnessed: its proof file has no checkpoint cosigned by witnesses (the server says: witnessing: too few witnesses have cosigned a checkpoint of the log that far, in the 3s a report waits)") {
+		!strings.Contains(out, "not witnessed: its proof file has no checkpoint cosigned by witnesses (the server says: witnessing: too few witnesses have cosigned a checkpoint of the log that far, in the 10s a report waits)") {
 		t.Errorf("a report while a witness is down: %v\n%s", err, out)
 	}
 	if out, err := runOpenpca(t, "audit", "verify", "--report", report, "--key", auditKey); err != nil {
