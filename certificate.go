@@ -107,6 +107,10 @@ type CertificateStore interface {
 	// the account made with token at or after since, or ErrNotFound.
 	FindIdempotent(ctx context.Context, token IdempotencyToken) (string, error)
 
+	// ExpireIdempotencyTokens removes the tokens of every account made
+	// before before, and returns how many.
+	ExpireIdempotencyTokens(ctx context.Context, before time.Time) (int64, error)
+
 	// KeyUses returns the entries of a CA's key-use log from seq on, at
 	// most limit of them.
 	KeyUses(ctx context.Context, caID string, from int64, limit int) ([]*KeyUse, error)

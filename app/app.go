@@ -624,13 +624,20 @@ func (a *App) supersededBy(ctx context.Context) bool {
 // database: this server may misread what that one stores, and must stop.
 func (a *App) Superseded() <-chan error { return a.superseded }
 
-// purge removes the CAs deleted for good, and then, in the background,
+// purge removes idempotency tokens past their window, the CAs deleted
+// for good, and then, in the background,
 // the keys of every CA purged whose key is not yet destroyed (its store was
 // away, or a server stopped in between): a key store that does not answer
 // must not hold a start. One round of destruction runs at a time, until
 // background ends (Close): the keys it leaves are tried again at the next
 // start.
 func (a *App) purge(ctx, background context.Context, svc *authority.Service) {
+	// Tokens past their window answer nothing; kept a clock step longer,
+	// so that a server whose clock runs ahead removes none another still
+	// answers with.
+	if _, err := a.store.ExpireIdempotencyTokens(ctx, a.now().Add(-authority.IdempotencyWindow-openpca.ClockStep)); err != nil && ctx.Err() == nil {
+		a.logger.Error("removing idempotency tokens past their window", "error", err)
+	}
 	purged, err := a.store.PurgeCAs(ctx, a.now())
 	if err != nil && ctx.Err() == nil {
 		a.logger.Error("purging deleted certificate authorities", "error", err)

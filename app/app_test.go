@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/base64"
 	"errors"
@@ -28,6 +29,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -546,6 +548,40 @@ func TestSelfSignedRenewed(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); served().Equal(first); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the self-signed certificate ending %v was not issued again a month before", first.NotAfter)
+		}
+	}
+}
+
+// TestIdempotencyTokensExpire: a server removes idempotency tokens once
+// past their window and a clock step: they answer nothing then, and were
+// kept for good before.
+func TestIdempotencyTokensExpire(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Tokens Root")
+	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, IdempotencyToken: aws.String("once"),
+		Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "token.example"}}).CSRPEM})
+	tokens := func() (n int) {
+		t.Helper()
+		env.Stop(t)
+		if err := env.DB(t).QueryRow(`SELECT COUNT(*) FROM idempotency_tokens WHERE operation LIKE 'IssueCertificate:%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, step := range []struct {
+		advance time.Duration
+		want    int
+	}{
+		{0, 1},
+		{authority.IdempotencyWindow + openpca.ClockStep - time.Minute, 1}, // the janitor looks at start
+		{2 * time.Minute, 0},
+	} {
+		env.Clock.Advance(step.advance)
+		if step.advance > 0 {
+			env.Restart(t)
+		}
+		if n := tokens(); n != step.want {
+			t.Errorf("%v on: %d tokens, want %d", step.advance, n, step.want)
 		}
 	}
 }

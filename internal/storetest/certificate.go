@@ -167,6 +167,23 @@ func testIssueIdempotency(t *testing.T, s openpca.Store) {
 	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE ISSUE]" {
 		t.Errorf("log %s after a retry and another account's issuance", kinds)
 	}
+
+	// Tokens made before a time are removed, of every account; the
+	// others stay.
+	if n, err := s.ExpireIdempotencyTokens(ctx, t0); err != nil || n != 0 {
+		t.Errorf("removing the tokens made before theirs: %d, %v", n, err)
+	}
+	if serial, err := s.FindIdempotent(ctx, token); err != nil || serial != first.Certificate.Serial {
+		t.Errorf("FindIdempotent after removing older tokens = %q, %v", serial, err)
+	}
+	if n, err := s.ExpireIdempotencyTokens(ctx, t0.Add(time.Millisecond)); err != nil || n < 2 {
+		t.Errorf("removing the tokens made before a millisecond later: %d, %v; want both", n, err)
+	}
+	for _, tok := range []openpca.IdempotencyToken{token, sharee} {
+		if _, err := s.FindIdempotent(ctx, tok); !errors.Is(err, openpca.ErrNotFound) {
+			t.Errorf("FindIdempotent of a token removed (account %s): %v", tok.AccountID, err)
+		}
+	}
 }
 
 func testIssueConcurrent(t *testing.T, s openpca.Store) {
