@@ -44,6 +44,26 @@ func (ca *CA) OCSP() *OcspConfiguration {
 	return nil
 }
 
+// OCSPResponse is a signed OCSP response kept for a certificate.
+type OCSPResponse struct {
+	Status    string // "good" or "revoked"
+	RevokedAt time.Time
+	SignedAt  time.Time
+	DER       []byte
+}
+
+// OCSPStore keeps the OCSP response last signed for each certificate,
+// for every server of the store: a status is signed once for all of
+// them, and survives their restarts.
+type OCSPStore interface {
+	// OCSPResponse returns the response kept for the certificate of
+	// serial of CA caID, or ErrNotFound.
+	OCSPResponse(ctx context.Context, caID, serial string) (*OCSPResponse, error)
+	// KeepOCSPResponse keeps r for the certificate of serial of CA caID,
+	// in place of the one kept before.
+	KeepOCSPResponse(ctx context.Context, caID, serial string, r *OCSPResponse) error
+}
+
 // RevocationStatuses are the statuses of a CA that signs CRLs and OCSP
 // answers: a disabled CA still revokes, and its relying parties still need
 // to learn of it.

@@ -16,6 +16,7 @@ type Store interface {
 	AccountStore
 	SettingStore
 	CRLStore
+	OCSPStore
 	BucketStore
 	PermissionStore
 	ResealStore

@@ -20,10 +20,11 @@ import (
 )
 
 // OCSP responses are signed by the CA's own key, valid for ocspValidity,
-// and kept: a request gets the kept response while the certificate's
-// status is the one it gives and it is younger than ocspRefresh. The
-// status is read from the store at each request, so a revocation shows at
-// once on every server.
+// and kept, in memory and, for issued certificates, in the store for every
+// server: a request gets the kept response while the certificate's status
+// is the one it gives and it is younger than ocspRefresh. The status is
+// read from the store at each request, so a revocation shows at once on
+// every server.
 const (
 	ocspValidity = 24 * time.Hour
 	ocspRefresh  = ocspValidity / 2
@@ -69,16 +70,11 @@ type ocspCertID struct {
 }
 
 // ocspEntry is a kept response.
-type ocspEntry struct {
-	status    int
-	revokedAt time.Time
-	der       []byte
-	signedAt  time.Time
-}
+type ocspEntry openpca.OCSPResponse
 
 func (id ocspCertID) size(e *ocspEntry) int {
 	const overhead = 128 // map entry, headers of the strings and slices
-	return len(id.nameHash) + len(id.keyHash) + len(id.serial) + len(e.der) + overhead
+	return len(id.nameHash) + len(id.keyHash) + len(id.serial) + len(e.DER) + len(e.Status) + overhead
 }
 
 // ocspCache keeps signed responses within a bound on their bytes, in two
@@ -232,12 +228,28 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 		template.Status, template.RevokedAt, template.RevocationReason = ocsp.Revoked, cert.RevokedAt, pki.CRLReason(cert.RevocationReason)
 	}
 	id := ocspCertID{hash: req.HashAlgorithm, nameHash: string(req.IssuerNameHash), keyHash: string(req.IssuerKeyHash), serial: string(req.SerialNumber.Bytes())}
+	status := ocspStatusNames[template.Status]
 	// Not an answer signed ahead of now, by a clock since stepped back:
 	// relying parties refuse a thisUpdate in the future.
-	if e := s.ocsp.get(id); e != nil && e.status == template.Status && e.revokedAt.Equal(template.RevokedAt) && now.Sub(e.signedAt) < ocspRefresh && !e.signedAt.After(now) {
-		return e.der, nil
+	current := func(e *ocspEntry) bool {
+		return e.Status == status && e.RevokedAt.Equal(template.RevokedAt) && now.Sub(e.SignedAt) < ocspRefresh && !e.SignedAt.After(now)
 	}
-	status := ocspStatusNames[template.Status]
+	if e := s.ocsp.get(id); e != nil && current(e) {
+		return e.DER, nil
+	}
+	// The request names the CA (its name and key hashes were checked
+	// above) and the serial: the store's response for them is the one
+	// asked for.
+	if template.Status != ocsp.Unknown {
+		kept, err := s.store.OCSPResponse(ctx, ca.ID, serial)
+		if err != nil && !errors.Is(err, openpca.ErrNotFound) {
+			return nil, err
+		}
+		if e := (*ocspEntry)(kept); e != nil && current(e) {
+			s.ocsp.put(id, e)
+			return e.DER, nil
+		}
+	}
 	if template.Status == ocsp.Unknown {
 		// What the answer will add to the log, known before it is signed:
 		// its record's length does not depend on the signature.
@@ -269,7 +281,15 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 		}
 		return nil, err
 	}
-	s.ocsp.put(id, &ocspEntry{status: template.Status, revokedAt: template.RevokedAt, der: der, signedAt: now})
+	e := &ocspEntry{Status: status, RevokedAt: template.RevokedAt, SignedAt: now, DER: der}
+	s.ocsp.put(id, e)
+	// Answers for serials never issued are not kept: they would grow the
+	// store with whatever serials anyone asks about.
+	if template.Status != ocsp.Unknown {
+		if err := s.store.KeepOCSPResponse(ctx, ca.ID, serial, (*openpca.OCSPResponse)(e)); err != nil {
+			s.logger.WarnContext(ctx, "keeping an OCSP response for the other servers and the next start; it is signed again when asked there", "ca", ca.ID, "serial", serial, "error", err)
+		}
+	}
 	return der, nil
 }
 

@@ -377,3 +377,34 @@ func TestOCSPAfterClockStepsBack(t *testing.T) {
 		t.Errorf("at %v, the answer's thisUpdate is %v", now, got.ThisUpdate)
 	}
 }
+
+// TestOCSPSignedOnce: a certificate's status is signed once for every
+// server of the database and across restarts (each signing stays in the
+// CA's log), and again when it changes or the answer ages.
+func TestOCSPSignedOnce(t *testing.T) {
+	e := newOCSPEnv(t)
+	first := e.ask(t, e.cert.SerialNumber)
+	e.env.Restart(t) // a server without the first's cache
+	if again := e.ask(t, e.cert.SerialNumber); !bytes.Equal(again, first) {
+		t.Error("the status was signed again after a restart")
+	}
+	_, err := e.env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &e.caARN,
+		CertificateSerial: aws.String(e.cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := e.ask(t, e.cert.SerialNumber)
+	if got, err := ocsp.ParseResponse(revoked, e.root); err != nil || got.Status != ocsp.Revoked {
+		t.Fatalf("after the revocation: %+v, %v", got, err)
+	}
+	e.env.Restart(t)
+	if again := e.ask(t, e.cert.SerialNumber); !bytes.Equal(again, revoked) {
+		t.Error("the revoked status was signed again after a restart")
+	}
+	e.env.Clock.Advance(13 * time.Hour) // past the refresh, half the answer's life
+	e.env.Restart(t)
+	aged := e.ask(t, e.cert.SerialNumber)
+	if got, err := ocsp.ParseResponse(aged, e.root); err != nil || !got.ThisUpdate.Equal(e.env.Clock.Now().Truncate(time.Second)) {
+		t.Errorf("an answer past its refresh was not signed again: %+v, %v", got, err)
+	}
+}

@@ -368,6 +368,9 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 		if err == nil {
 			err = db.purgeLog(ctx, ca.ID)
 		}
+		if err == nil {
+			err = db.purgeOCSP(ctx, ca.ID)
+		}
 		deleted := false
 		if err == nil {
 			err = db.inTx(ctx, func(tx *sql.Tx) error {
@@ -375,7 +378,7 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 					return err
 				}
 				for _, table := range []string{"certificates", "certificate_ders", "key_uses", "key_use_logs", "audit_reports", "crl_publications", "ca_shares", "ca_permissions",
-					"witnessing", "witness_sizes"} {
+					"witnessing", "witness_sizes", "ocsp_responses"} {
 					if _, err := db.txExec(ctx, tx, `DELETE FROM `+table+` WHERE ca_id = ?`, ca.ID); err != nil {
 						return err
 					}
@@ -441,6 +444,33 @@ func (db *DB) purgeLog(ctx context.Context, caID string) error {
 		}
 	}
 	return nil
+}
+
+// purgeOCSP removes the OCSP responses kept for a CA being purged, as
+// many as its certificates, purgeChunk at a time; the purge's last
+// transaction removes any kept since.
+func (db *DB) purgeOCSP(ctx context.Context, caID string) error {
+	_, err := db.deleteInChunks(ctx, `DELETE FROM ocsp_responses WHERE (ca_id, serial) IN (SELECT ca_id, serial FROM ocsp_responses WHERE ca_id = ? LIMIT ?)`, purgeChunk, caID)
+	return err
+}
+
+// deleteInChunks runs q, a DELETE whose last argument is how many rows
+// it removes at most, with args and chunk, until it removes fewer: each
+// statement holds the writer only briefly. It returns how many it
+// removed.
+func (db *DB) deleteInChunks(ctx context.Context, q string, chunk int64, args ...any) (int64, error) {
+	var removed int64
+	for {
+		res, err := db.exec(ctx, q, append(args, chunk)...)
+		if err != nil {
+			return removed, err
+		}
+		n, err := res.RowsAffected()
+		removed += n
+		if err != nil || n < chunk {
+			return removed, err
+		}
+	}
 }
 
 // RecordKeyMade implements openpca.CAStore.

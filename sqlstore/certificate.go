@@ -334,25 +334,11 @@ func (db *DB) FindCertificate(ctx context.Context, caID, serial string) (*openpc
 	return c, db.wrap("reading certificate", err)
 }
 
-// expireChunk is how many idempotency tokens one statement removes, so
-// that a removal holds the writer only briefly.
-const expireChunk = 1000
-
 // ExpireIdempotencyTokens implements openpca.CertificateStore.
 func (db *DB) ExpireIdempotencyTokens(ctx context.Context, before time.Time) (int64, error) {
-	var removed int64
-	for {
-		res, err := db.exec(ctx, `DELETE FROM idempotency_tokens WHERE (account_id, operation, token) IN
-			(SELECT account_id, operation, token FROM idempotency_tokens WHERE created_at < ? LIMIT ?)`, before.UnixMicro(), expireChunk)
-		if err != nil {
-			return removed, db.wrap("removing idempotency tokens", err)
-		}
-		n, err := res.RowsAffected()
-		removed += n
-		if err != nil || n < expireChunk {
-			return removed, db.wrap("removing idempotency tokens", err)
-		}
-	}
+	n, err := db.deleteInChunks(ctx, `DELETE FROM idempotency_tokens WHERE (account_id, operation, token) IN
+		(SELECT account_id, operation, token FROM idempotency_tokens WHERE created_at < ? LIMIT ?)`, purgeChunk, before.UnixMicro())
+	return n, db.wrap("removing idempotency tokens", err)
 }
 
 // FindIdempotent implements openpca.CertificateStore.

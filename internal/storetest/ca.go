@@ -234,6 +234,9 @@ func testPurge(t *testing.T, s openpca.Store) {
 	if _, err := s.RecordIssuance(ctx, issuance(gone, c)); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.KeepOCSPResponse(ctx, gone.ID, c.Serial, &openpca.OCSPResponse{Status: "good", SignedAt: t0, DER: []byte{0x30}}); err != nil {
+		t.Fatal(err)
+	}
 	gone.SetStatus(openpca.CertificateAuthorityStatusDeleted, t0)
 	gone.RestorableUntil = t0
 	if err := s.UpdateCA(ctx, gone); err != nil {
@@ -277,6 +280,9 @@ func testPurge(t *testing.T, s openpca.Store) {
 	}
 	if uses, _ := s.KeyUses(ctx, gone.ID, 0, 10); len(uses) != 0 {
 		t.Errorf("a purged CA's log has %d entries", len(uses))
+	}
+	if _, err := s.OCSPResponse(ctx, gone.ID, c.Serial); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a purged CA's OCSP response is still kept: %v", err)
 	}
 	// Its key is to be destroyed until it is known destroyed.
 	// (A software key is sealed in the CA's row, and not copied.)

@@ -372,3 +372,30 @@ func testLargeCA(t *testing.T, s openpca.Store) {
 		t.Errorf("log entries of the purged CA: %d, %v", len(uses), err)
 	}
 }
+
+// testOCSPResponses: a response kept for a certificate is read back as
+// kept, by CA and serial, and a later one replaces it.
+func testOCSPResponses(t *testing.T, s openpca.Store) {
+	ca := activeCA(t, s)
+	t0 := now()
+	if _, err := s.OCSPResponse(ctx, ca.ID, "01"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a response never kept: %v", err)
+	}
+	good := &openpca.OCSPResponse{Status: "good", SignedAt: t0, DER: []byte("signed good")}
+	revoked := &openpca.OCSPResponse{Status: "revoked", RevokedAt: t0.Add(time.Second), SignedAt: t0.Add(2 * time.Second), DER: []byte("signed revoked")}
+	for _, kept := range []*openpca.OCSPResponse{good, revoked} {
+		if err := s.KeepOCSPResponse(ctx, ca.ID, "01", kept); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.OCSPResponse(ctx, ca.ID, "01")
+		if err != nil || got.Status != kept.Status || !got.RevokedAt.Equal(kept.RevokedAt) || !got.SignedAt.Equal(kept.SignedAt) || string(got.DER) != string(kept.DER) {
+			t.Errorf("kept %+v, read %+v, %v", kept, got, err)
+		}
+	}
+	if _, err := s.OCSPResponse(ctx, ca.ID, "02"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("another serial's response: %v", err)
+	}
+	if _, err := s.OCSPResponse(ctx, "another-ca", "01"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("another CA's response: %v", err)
+	}
+}

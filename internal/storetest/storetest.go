@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open) {
 		{"Issue", testIssue},
 		{"IssueRefused", testIssueRefused},
 		{"IssueIdempotency", testIssueIdempotency},
+		{"OCSPResponses", testOCSPResponses},
 		{"IssueConcurrent", testIssueConcurrent},
 		{"IssueConcurrentFailures", testIssueConcurrentFailures},
 		{"Revoke", testRevoke},
