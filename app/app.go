@@ -72,6 +72,9 @@ type App struct {
 	tlsMu   sync.Mutex // held while the TLS certificate is loaded
 	tlsAddr net.Addr   // the address served over TLS; nil for plain HTTP
 	tlsCert atomic.Pointer[tls.Certificate]
+	// renewFailed is when the janitor last failed to issue the
+	// self-signed TLS certificate again (see renewSelfSigned).
+	renewFailed time.Time
 }
 
 // DefaultReportWitnessWait is how long an audit report waits for

@@ -518,7 +518,10 @@ func TestSupersededByALaterVersion(t *testing.T) {
 // TestSelfSignedRenewed: the self-signed TLS certificate, issued for a
 // year, is issued again once it ends within a month, without a restart.
 func TestSelfSignedRenewed(t *testing.T) {
-	env := testenv.Start(t, func(c *app.Config) { c.TLSSelfSigned = true })
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) {
+		c.TLSSelfSigned, c.Logger = true, slog.New(slog.NewTextHandler(&logs, nil))
+	})
 	served := func() *x509.Certificate {
 		c, err := tls.Dial("tcp", strings.TrimPrefix(env.URL, "https://"), env.Transport().TLSClientConfig)
 		if err != nil {
@@ -549,6 +552,15 @@ func TestSelfSignedRenewed(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the self-signed certificate ending %v was not issued again a month before", first.NotAfter)
 		}
+	}
+	// The clock stays ahead, so each look issues it again; once that
+	// fails, it is tried again hourly, not at each look.
+	if err := os.WriteFile(filepath.Join(env.Config.DataDir, "tls", "ca.key.sealed"), []byte("not sealed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(11 * time.Second) // two looks or more
+	if n := strings.Count(logs.String(), "issuing the self-signed TLS certificate again"); n != 1 {
+		t.Errorf("%d failures to issue it again logged in 11 s, want 1:\n%s", n, logs.String())
 	}
 }
 

@@ -114,8 +114,13 @@ func (a *App) renewSelfSigned(now time.Time) {
 	if !a.cfg.TLSSelfSigned || served == nil || served.Leaf.NotAfter.Sub(now) > certificateWarning {
 		return
 	}
+	// Failed, it is tried again hourly, not at each of the janitor's looks.
+	if now.Before(a.renewFailed.Add(time.Hour)) {
+		return
+	}
 	if _, err := a.ReloadTLS(); err != nil {
-		a.logger.Error("issuing the self-signed TLS certificate again; the one served ends soon", "not_after", served.Leaf.NotAfter, "error", err)
+		a.renewFailed = now
+		a.logger.Error("issuing the self-signed TLS certificate again; the one served ends soon; trying again in an hour", "not_after", served.Leaf.NotAfter, "error", err)
 		return
 	}
 	a.logger.Info("issued the self-signed TLS certificate again", "not_after", a.tlsCert.Load().Leaf.NotAfter)
