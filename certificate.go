@@ -90,11 +90,6 @@ type CertificateStore interface {
 	// serial, and ErrCAState if the CA's status no longer allows issuing.
 	RecordIssuance(ctx context.Context, is *Issuance) (*Certificate, error)
 
-	// RecordKeyUse appends a key use that changes nothing else (an OCSP
-	// response's signing) to the CA's log, if the CA is in one of statuses
-	// with a certificate valid at the use's time (ErrCAState otherwise).
-	RecordKeyUse(ctx context.Context, use *KeyUse, statuses []CertificateAuthorityStatus) error
-
 	// RecordRevocation marks a certificate revoked and appends the key use
 	// to the CA's log, atomically. It returns ErrNotFound for an unknown
 	// serial, ErrAlreadyRevoked, or ErrCAState.
@@ -108,8 +103,8 @@ type CertificateStore interface {
 	FindIdempotent(ctx context.Context, token IdempotencyToken) (string, error)
 
 	// ExpireIdempotencyTokens removes the tokens of every account made
-	// before before, and returns how many.
-	ExpireIdempotencyTokens(ctx context.Context, before time.Time) (int64, error)
+	// before before, atMost of them, and returns how many.
+	ExpireIdempotencyTokens(ctx context.Context, before time.Time, atMost int64) (int64, error)
 
 	// KeyUses returns the entries of a CA's key-use log from seq on, at
 	// most limit of them.

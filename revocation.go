@@ -59,9 +59,12 @@ type OCSPStore interface {
 	// OCSPResponse returns the response kept for the certificate of
 	// serial of CA caID, or ErrNotFound.
 	OCSPResponse(ctx context.Context, caID, serial string) (*OCSPResponse, error)
-	// KeepOCSPResponse keeps r for the certificate of serial of CA caID,
-	// in place of the one kept before.
-	KeepOCSPResponse(ctx context.Context, caID, serial string, r *OCSPResponse) error
+	// RecordOCSP appends the key use of an OCSP response's signing to the
+	// CA's log, if the CA is in one of statuses with a certificate valid
+	// at the use's time (ErrCAState otherwise), and keeps kept, unless
+	// nil, as the response for the certificate of use.Serial, in place of
+	// the one kept before: both or neither.
+	RecordOCSP(ctx context.Context, use *KeyUse, kept *OCSPResponse, statuses []CertificateAuthorityStatus) error
 }
 
 // RevocationStatuses are the statuses of a CA that signs CRLs and OCSP

@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha1"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"math/big"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -194,8 +196,12 @@ var errOCSPUnauthorized = errors.New("authority: OCSP request for a CA this serv
 var errOCSPTryLater = errors.New("authority: too many OCSP requests for unknown serials")
 
 func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, error) {
+	// CAs are found by their SHA-1 key hash. The answers the store keeps
+	// are by CA and serial, which with SHA-1 alone (and a CA's subject,
+	// which a renewal keeps) name one CertID: accepting another hash
+	// would need it in their key.
 	if req.HashAlgorithm != crypto.SHA1 {
-		return nil, errOCSPUnauthorized // CAs are found by their SHA-1 key hash
+		return nil, errOCSPUnauthorized
 	}
 	ca, err := s.store.FindCAByKeyID(ctx, hex.EncodeToString(req.IssuerKeyHash))
 	if errors.Is(err, openpca.ErrNotFound) {
@@ -237,17 +243,46 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	if e := s.ocsp.get(id); e != nil && current(e) {
 		return e.DER, nil
 	}
-	// The request names the CA (its name and key hashes were checked
-	// above) and the serial: the store's response for them is the one
-	// asked for.
+	// Requests that miss at once share one signing: each would be logged.
+	// The signing is not the first requester's to cut short by leaving.
+	flight := s.ocspFlights.DoChan(ca.ID+"/"+serial+"/"+status+"/"+strconv.FormatInt(template.RevokedAt.UnixMicro(), 10), func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ocspSigningTimeout)
+		defer cancel()
+		e, err := s.signOCSP(ctx, ca, issuer, serial, template, now, current)
+		if err == nil {
+			s.ocsp.put(id, e)
+		}
+		return e, err
+	})
+	select {
+	case r := <-flight:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*ocspEntry).DER, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// ocspSigningTimeout bounds a signing that requests share (and none of
+// them can end).
+const ocspSigningTimeout = 30 * time.Second
+
+// signOCSP returns the answer template asks for, about the certificate of
+// serial of ca at now: the one the store keeps if current, else one it
+// signs, logs and keeps.
+func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, issuer *x509.Certificate, serial string, template ocsp.Response, now time.Time, current func(*ocspEntry) bool) (*ocspEntry, error) {
+	status := ocspStatusNames[template.Status]
+	// The request names the CA (its name and key hashes were checked) and
+	// the serial: the store's response for them is the one asked for.
 	if template.Status != ocsp.Unknown {
 		kept, err := s.store.OCSPResponse(ctx, ca.ID, serial)
 		if err != nil && !errors.Is(err, openpca.ErrNotFound) {
 			return nil, err
 		}
 		if e := (*ocspEntry)(kept); e != nil && current(e) {
-			s.ocsp.put(id, e)
-			return e.DER, nil
+			return e, nil
 		}
 	}
 	if template.Status == ocsp.Unknown {
@@ -273,24 +308,21 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
+	e := &ocspEntry{Status: status, RevokedAt: template.RevokedAt, SignedAt: now, DER: der}
+	// Answers for serials never issued are not kept: they would grow the
+	// store with whatever serials anyone asks about.
+	kept := (*openpca.OCSPResponse)(e)
+	if template.Status == ocsp.Unknown {
+		kept = nil
+	}
 	// The response leaves only once its signing is in the CA's log.
-	use := openpca.OCSPUse(ca, serial, status, now, der)
-	if err := s.store.RecordKeyUse(ctx, use, openpca.RevocationStatuses); err != nil {
+	if err := s.store.RecordOCSP(ctx, openpca.OCSPUse(ca, serial, status, now, der), kept, openpca.RevocationStatuses); err != nil {
 		if errors.Is(err, openpca.ErrCAState) {
 			return nil, errOCSPUnauthorized
 		}
 		return nil, err
 	}
-	e := &ocspEntry{Status: status, RevokedAt: template.RevokedAt, SignedAt: now, DER: der}
-	s.ocsp.put(id, e)
-	// Answers for serials never issued are not kept: they would grow the
-	// store with whatever serials anyone asks about.
-	if template.Status != ocsp.Unknown {
-		if err := s.store.KeepOCSPResponse(ctx, ca.ID, serial, (*openpca.OCSPResponse)(e)); err != nil {
-			s.logger.WarnContext(ctx, "keeping an OCSP response for the other servers and the next start; it is signed again when asked there", "ca", ca.ID, "serial", serial, "error", err)
-		}
-	}
-	return der, nil
+	return e, nil
 }
 
 var ocspStatusNames = map[int]string{ocsp.Good: "good", ocsp.Revoked: "revoked", ocsp.Unknown: "unknown"}

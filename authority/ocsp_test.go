@@ -8,6 +8,7 @@ import (
 	"encoding/asn1"
 	"math/big"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -383,7 +384,26 @@ func TestOCSPAfterClockStepsBack(t *testing.T) {
 // CA's log), and again when it changes or the answer ages.
 func TestOCSPSignedOnce(t *testing.T) {
 	e := newOCSPEnv(t)
-	first := e.ask(t, e.cert.SerialNumber)
+	// Requests at once share one signing: a second would differ (ECDSA
+	// signatures are random).
+	answers := make([][]byte, 16)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Go(func() {
+			body, err := post(e.env.URL+"/ocsp", ocspRequest(t, e.root, e.cert.SerialNumber))
+			if err != nil {
+				t.Error(err)
+			}
+			answers[i] = body
+		})
+	}
+	wg.Wait()
+	first := answers[0]
+	for _, a := range answers {
+		if !bytes.Equal(a, first) {
+			t.Fatal("16 requests at once had the status signed more than once")
+		}
+	}
 	e.env.Restart(t) // a server without the first's cache
 	if again := e.ask(t, e.cert.SerialNumber); !bytes.Equal(again, first) {
 		t.Error("the status was signed again after a restart")

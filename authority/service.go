@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -98,6 +99,7 @@ type Service struct {
 	log            *auditlog.Log
 	publicURL      string
 	ocsp           ocspCache
+	ocspFlights    singleflight.Group // signings of OCSP answers under way
 	ocspUnknown    *rate.Limiter
 	ocspBudgets    ocspBudgets
 	policies       policy.Cache // of CAs' resource policies

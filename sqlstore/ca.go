@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -450,17 +451,18 @@ func (db *DB) purgeLog(ctx context.Context, caID string) error {
 // many as its certificates, purgeChunk at a time; the purge's last
 // transaction removes any kept since.
 func (db *DB) purgeOCSP(ctx context.Context, caID string) error {
-	_, err := db.deleteInChunks(ctx, `DELETE FROM ocsp_responses WHERE (ca_id, serial) IN (SELECT ca_id, serial FROM ocsp_responses WHERE ca_id = ? LIMIT ?)`, purgeChunk, caID)
+	_, err := db.deleteInChunks(ctx, `DELETE FROM ocsp_responses WHERE (ca_id, serial) IN (SELECT ca_id, serial FROM ocsp_responses WHERE ca_id = ? LIMIT ?)`, math.MaxInt64, caID)
 	return err
 }
 
 // deleteInChunks runs q, a DELETE whose last argument is how many rows
-// it removes at most, with args and chunk, until it removes fewer: each
-// statement holds the writer only briefly. It returns how many it
-// removed.
-func (db *DB) deleteInChunks(ctx context.Context, q string, chunk int64, args ...any) (int64, error) {
+// it removes at most, with args and purgeChunk, until it removes fewer or
+// atMost in all: each statement holds the writer only briefly. It returns
+// how many it removed.
+func (db *DB) deleteInChunks(ctx context.Context, q string, atMost int64, args ...any) (int64, error) {
 	var removed int64
-	for {
+	for removed < atMost {
+		chunk := min(purgeChunk, atMost-removed)
 		res, err := db.exec(ctx, q, append(args, chunk)...)
 		if err != nil {
 			return removed, err
@@ -471,6 +473,7 @@ func (db *DB) deleteInChunks(ctx context.Context, q string, chunk int64, args ..
 			return removed, err
 		}
 	}
+	return removed, nil
 }
 
 // RecordKeyMade implements openpca.CAStore.

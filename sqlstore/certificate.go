@@ -315,16 +315,6 @@ func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error
 	return db.wrap("recording revocation", err)
 }
 
-// RecordKeyUse implements openpca.CertificateStore.
-func (db *DB) RecordKeyUse(ctx context.Context, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus) error {
-	err := db.retry(ctx, func() error {
-		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-			return db.appendKeyUse(ctx, tx, use, statuses, use.At)
-		})
-	})
-	return db.wrap("recording key use", err)
-}
-
 // FindCertificate implements openpca.CertificateStore.
 func (db *DB) FindCertificate(ctx context.Context, caID, serial string) (*openpca.Certificate, error) {
 	c, err := scanCertificate(db.queryRow(ctx, qFindCertificate, caID, serial))
@@ -335,9 +325,9 @@ func (db *DB) FindCertificate(ctx context.Context, caID, serial string) (*openpc
 }
 
 // ExpireIdempotencyTokens implements openpca.CertificateStore.
-func (db *DB) ExpireIdempotencyTokens(ctx context.Context, before time.Time) (int64, error) {
+func (db *DB) ExpireIdempotencyTokens(ctx context.Context, before time.Time, atMost int64) (int64, error) {
 	n, err := db.deleteInChunks(ctx, `DELETE FROM idempotency_tokens WHERE (account_id, operation, token) IN
-		(SELECT account_id, operation, token FROM idempotency_tokens WHERE created_at < ? LIMIT ?)`, purgeChunk, before.UnixMicro())
+		(SELECT account_id, operation, token FROM idempotency_tokens WHERE created_at < ? LIMIT ?)`, atMost, before.UnixMicro())
 	return n, db.wrap("removing idempotency tokens", err)
 }
 

@@ -28,14 +28,24 @@ func (db *DB) OCSPResponse(ctx context.Context, caID, serial string) (*openpca.O
 	return &r, nil
 }
 
-// KeepOCSPResponse implements openpca.OCSPStore.
-func (db *DB) KeepOCSPResponse(ctx context.Context, caID, serial string, r *openpca.OCSPResponse) error {
-	var revokedAt int64
-	if !r.RevokedAt.IsZero() {
-		revokedAt = r.RevokedAt.UnixMicro()
-	}
-	_, err := db.exec(ctx, `INSERT INTO ocsp_responses (ca_id, serial, status, revoked_at, signed_at, der) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (ca_id, serial) DO UPDATE SET status = excluded.status, revoked_at = excluded.revoked_at, signed_at = excluded.signed_at, der = excluded.der`,
-		caID, serial, r.Status, revokedAt, r.SignedAt.UnixMicro(), r.DER)
-	return db.wrap("keeping an OCSP response", err)
+// RecordOCSP implements openpca.OCSPStore. The response is kept in the
+// group commit that logs its signing, which costs it no durable write of
+// its own.
+func (db *DB) RecordOCSP(ctx context.Context, use *openpca.KeyUse, kept *openpca.OCSPResponse, statuses []openpca.CertificateAuthorityStatus) error {
+	err := db.retry(ctx, func() error {
+		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			if err := db.appendKeyUse(ctx, tx, use, statuses, use.At); err != nil || kept == nil {
+				return err
+			}
+			var revokedAt int64
+			if !kept.RevokedAt.IsZero() {
+				revokedAt = kept.RevokedAt.UnixMicro()
+			}
+			_, err := db.txExec(ctx, tx, `INSERT INTO ocsp_responses (ca_id, serial, status, revoked_at, signed_at, der) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (ca_id, serial) DO UPDATE SET status = excluded.status, revoked_at = excluded.revoked_at, signed_at = excluded.signed_at, der = excluded.der`,
+				use.CAID, use.Serial, kept.Status, revokedAt, kept.SignedAt.UnixMicro(), kept.DER)
+			return err
+		})
+	})
+	return db.wrap("recording an OCSP response's signing", err)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -170,14 +171,18 @@ func testIssueIdempotency(t *testing.T, s openpca.Store) {
 
 	// Tokens made before a time are removed, of every account; the
 	// others stay.
-	if n, err := s.ExpireIdempotencyTokens(ctx, t0); err != nil || n != 0 {
+	if n, err := s.ExpireIdempotencyTokens(ctx, t0, math.MaxInt64); err != nil || n != 0 {
 		t.Errorf("removing the tokens made before theirs: %d, %v", n, err)
 	}
 	if serial, err := s.FindIdempotent(ctx, token); err != nil || serial != first.Certificate.Serial {
 		t.Errorf("FindIdempotent after removing older tokens = %q, %v", serial, err)
 	}
-	if n, err := s.ExpireIdempotencyTokens(ctx, t0.Add(time.Millisecond)); err != nil || n < 2 {
-		t.Errorf("removing the tokens made before a millisecond later: %d, %v; want both", n, err)
+	later := t0.Add(time.Millisecond)
+	if n, err := s.ExpireIdempotencyTokens(ctx, later, 1); err != nil || n != 1 {
+		t.Errorf("removing one of the tokens made before a millisecond later: %d, %v", n, err)
+	}
+	if n, err := s.ExpireIdempotencyTokens(ctx, later, math.MaxInt64); err != nil || n < 1 {
+		t.Errorf("removing the rest of them: %d, %v", n, err)
 	}
 	for _, tok := range []openpca.IdempotencyToken{token, sharee} {
 		if _, err := s.FindIdempotent(ctx, tok); !errors.Is(err, openpca.ErrNotFound) {

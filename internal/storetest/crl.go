@@ -373,18 +373,21 @@ func testLargeCA(t *testing.T, s openpca.Store) {
 	}
 }
 
-// testOCSPResponses: a response kept for a certificate is read back as
-// kept, by CA and serial, and a later one replaces it.
+// testOCSPResponses: a response recorded with its signing is read back as
+// kept, by CA and serial, and a later one replaces it; a signing the CA's
+// status refuses keeps nothing, and an answer for a serial never issued
+// is logged without being kept.
 func testOCSPResponses(t *testing.T, s openpca.Store) {
 	ca := activeCA(t, s)
 	t0 := now()
+	active := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
 	if _, err := s.OCSPResponse(ctx, ca.ID, "01"); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("a response never kept: %v", err)
 	}
 	good := &openpca.OCSPResponse{Status: "good", SignedAt: t0, DER: []byte("signed good")}
 	revoked := &openpca.OCSPResponse{Status: "revoked", RevokedAt: t0.Add(time.Second), SignedAt: t0.Add(2 * time.Second), DER: []byte("signed revoked")}
 	for _, kept := range []*openpca.OCSPResponse{good, revoked} {
-		if err := s.KeepOCSPResponse(ctx, ca.ID, "01", kept); err != nil {
+		if err := s.RecordOCSP(ctx, openpca.OCSPUse(ca, "01", kept.Status, kept.SignedAt, kept.DER), kept, active); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.OCSPResponse(ctx, ca.ID, "01")
@@ -392,8 +395,22 @@ func testOCSPResponses(t *testing.T, s openpca.Store) {
 			t.Errorf("kept %+v, read %+v, %v", kept, got, err)
 		}
 	}
+	if err := s.RecordOCSP(ctx, openpca.OCSPUse(ca, "02", "unknown", t0, []byte("unknown")), nil, active); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.OCSPResponse(ctx, ca.ID, "02"); !errors.Is(err, openpca.ErrNotFound) {
-		t.Errorf("another serial's response: %v", err)
+		t.Errorf("an answer logged without being kept: %v", err)
+	}
+	refused := &openpca.OCSPResponse{Status: "good", SignedAt: t0, DER: []byte("refused")}
+	if err := s.RecordOCSP(ctx, openpca.OCSPUse(ca, "03", "good", t0, refused.DER), refused,
+		[]openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusDisabled}); !errors.Is(err, openpca.ErrCAState) {
+		t.Errorf("a signing the CA's status refuses: %v, want ErrCAState", err)
+	}
+	if _, err := s.OCSPResponse(ctx, ca.ID, "03"); !errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("a signing refused kept its response: %v", err)
+	}
+	if kinds := logKinds(t, s, ca); kinds != "[CSR OCSP OCSP OCSP]" {
+		t.Errorf("log %s, want the three signings recorded", kinds)
 	}
 	if _, err := s.OCSPResponse(ctx, "another-ca", "01"); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("another CA's response: %v", err)

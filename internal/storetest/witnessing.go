@@ -50,7 +50,7 @@ func testWitnessing(t *testing.T, s openpca.Store) {
 
 	// The log grows: it is claimed again once due, with what each witness
 	// cosigned.
-	if err := s.RecordKeyUse(ctx, openpca.OCSPUse(ca, "01", "unknown", t0, []byte("ocsp")), active); err != nil {
+	if err := s.RecordOCSP(ctx, openpca.OCSPUse(ca, "01", "unknown", t0, []byte("ocsp")), nil, active); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ClaimWitnessing(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
