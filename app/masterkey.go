@@ -57,9 +57,9 @@ func loadMasterKeys(ctx context.Context, cfg Config, store openpca.SettingStore,
 	case create && !fileExists(cfg.MasterKeyFile):
 		// A database set up with a key (a restored one, say) needs that
 		// key: a new one would be written beside it, and then refused.
-		check, err := store.Setting(ctx, masterKeyCheck)
-		if err != nil {
-			return keys, err
+		check, serr := store.Setting(ctx, masterKeyCheck)
+		if serr != nil {
+			return keys, serr
 		}
 		if check != nil {
 			return keys, fmt.Errorf("master key: %s is missing, and the database was set up with a master key: give it (--master-key-file or OPENPCA_MASTER_KEY)", cfg.MasterKeyFile)
@@ -146,7 +146,10 @@ func (f *keyFiles) create(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	return key, f.write(path, key)
+	if err := f.write(path, key); err != nil {
+		return nil, err
+	}
+	return key, nil
 }
 
 // pendingSuffix names the file a rotation writes the new master key to

@@ -262,6 +262,29 @@ func TestRestoredNeedsItsKey(t *testing.T) {
 	}
 }
 
+// TestMasterKeyNotWritten: a new data folder whose master key's file
+// cannot be written is refused, not served with a key nothing keeps (its
+// CA keys then open no more after a restart).
+func TestMasterKeyNotWritten(t *testing.T) {
+	cfg := app.DefaultConfig()
+	cfg.DataDir, cfg.Stdout, cfg.Logger = t.TempDir(), io.Discard, slog.New(slog.DiscardHandler)
+	// Its wrapping by a KMS key that does not exist fails (a full disk
+	// would too, which a test run as root cannot make).
+	k := testenv.StartKMS(t)
+	k.Credentials(t)
+	cfg.MasterKeyKMSKey, cfg.KMSEndpoint = "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000", k.URL
+	a, err := app.Open(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "master key") {
+		if a != nil {
+			a.Close()
+		}
+		t.Fatalf("a server whose master key could not be written: %v", err)
+	}
+	if _, err := os.Stat(cfg.MasterKeyFile); !os.IsNotExist(err) {
+		t.Errorf("the master key's file: %v", err)
+	}
+}
+
 // TestMasterKeyFileWarnings: a server warns of a master key file that
 // others can read, and of one in the clear when a KMS key to wrap it is
 // named.
