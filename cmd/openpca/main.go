@@ -204,22 +204,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-// parseFlags sets each flag from its OPENPCA_* environment variable, then
-// from the command line, which wins.
+// parseFlags sets each flag from the command line, or else from its
+// OPENPCA_* environment variable: a flag that may be given several times
+// (--trusted-proxies, --witness) given in both holds the command line's
+// alone, not both lists.
 func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		f.Usage += " (env " + name + ")"
-		if v, ok := lookupEnv(name); ok && err == nil {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s: %w", name, e)
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	// Flags may follow the arguments too, as in "buckets create NAME
 	// --account ID": the flag package stops at the first argument.
 	var positional []string
@@ -236,14 +226,24 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
 		return err
 	}
-	// Only what the command line set: the environment's are not visited.
+	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) {
+		set[f.Name] = true
 		if slices.Contains(secretFlags, f.Name) || f.Name == "database" && hasPassword(f.Value.String()) {
 			fmt.Fprintf(fs.Output(), "openpca: WARNING: --%s on the command line can be read by every user of this machine (ps, /proc/PID/cmdline); give it in %s instead\n",
 				f.Name, envName(f.Name))
 		}
 	})
-	return nil
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v, ok := lookupEnv(name); ok && !set[f.Name] && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s: %w", name, e)
+			}
+		}
+	})
+	return err
 }
 
 // envName is the environment variable of a flag.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -59,5 +60,40 @@ func TestMetricsListen(t *testing.T) {
 	}
 	if status, body := get("http://" + api + "/metrics"); status == http.StatusOK || strings.Contains(body, "openpca_") {
 		t.Errorf("the API's /metrics: %d\n%.300s", status, body)
+	}
+}
+
+// TestFlagsFromEnvironment: a flag takes the command line's value, or
+// else its environment variable's; a flag given several times does not
+// add the two (the environment's trusted proxies stayed trusted beside
+// the command line's).
+func TestFlagsFromEnvironment(t *testing.T) {
+	env := map[string]string{"OPENPCA_LIST": "from-env", "OPENPCA_ONE": "env-one", "OPENPCA_NUMBER": "not a number"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tc := range []struct {
+		args      []string
+		list, one string
+		err       string
+	}{
+		{[]string{"--list", "a", "--list", "b", "--number", "1"}, "a,b", "env-one", ""},
+		{[]string{"--one", "cli-one", "--number", "2", "positional"}, "from-env", "cli-one", ""},
+		{nil, "from-env", "env-one", "OPENPCA_NUMBER"},
+	} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var list []string
+		fs.Func("list", "given several times", func(v string) error { list = append(list, v); return nil })
+		one := fs.String("one", "default", "given once")
+		fs.Int("number", 0, "a number")
+		err := parseFlags(fs, tc.args, lookup)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %v, want an error naming %s", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || strings.Join(list, ",") != tc.list || *one != tc.one {
+			t.Errorf("%q: list %q, one %q, %v; want %q, %q", tc.args, list, *one, err, tc.list, tc.one)
+		}
 	}
 }
