@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"net/http"
 	"net/netip"
 	"os"
@@ -120,6 +121,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if plainToOthers(cfg) {
 		logger.Warn("serving plain HTTP beyond this machine: the console's sign-in form carries a secret access key, and its session cookie, in the clear; serve TLS (--tls-cert, --tls-self-signed), or end it at a proxy and say so with an https:// --public-url",
 			"listen", cfg.Listen)
+	}
+	if u, err := url.Parse(cfg.PublicURL); err == nil {
+		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
+			logger.Warn("the public URL names no address that relying parties can reach, and certificates carry it (the OCSP responder, local CRLs): give --public-url",
+				"public_url", cfg.PublicURL)
+		}
 	}
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		logger.Warn("the data folder can be read by users other than its owner; the files the server makes in it are its owner's alone, but make the folder 0700 (chmod 700)",
@@ -690,7 +697,7 @@ func (a *App) Serve(l net.Listener) error {
 	if tc != nil {
 		l, scheme = tls.NewListener(l, tc), "https"
 	}
-	a.logger.Info("serving the AWS Private CA API", "url", scheme+"://"+l.Addr().String())
+	a.logger.Info("serving the AWS Private CA API", "url", scheme+"://"+l.Addr().String(), "public_url", a.cfg.PublicURL)
 	return a.server.Serve(l, limited.ConnState)
 }
 

@@ -226,20 +226,23 @@ func TestDataFolderOfOthers(t *testing.T) {
 }
 
 // TestPlainHTTPBeyondThisMachine: a server that would take console
-// sign-ins in plain HTTP from other machines warns of it.
+// sign-ins in plain HTTP from other machines warns of it; one whose
+// public URL, which certificates carry, names every address and none,
+// warns of that.
 func TestPlainHTTPBeyondThisMachine(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		change func(*app.Config)
-		warns  bool
+		name               string
+		change             func(*app.Config)
+		warns, unreachable bool
 	}{
-		{"every address", func(c *app.Config) { c.Listen = "0.0.0.0:8080" }, true},
-		{"a host name", func(c *app.Config) { c.Listen = "ca.example:8080" }, true},
-		{"loopback", func(c *app.Config) { c.Listen = "127.0.0.1:8080" }, false},
-		{"IPv6 loopback", func(c *app.Config) { c.Listen = "[::1]:8080" }, false},
-		{"TLS", func(c *app.Config) { c.Listen, c.TLSSelfSigned = "0.0.0.0:8080", true }, false},
-		{"a proxy that ends TLS", func(c *app.Config) { c.Listen, c.PublicURL = "0.0.0.0:8080", "https://ca.example" }, false},
-		{"no console", func(c *app.Config) { c.Listen, c.NoConsole = "0.0.0.0:8080", true }, false},
+		{"every address", func(c *app.Config) { c.Listen = "0.0.0.0:8080" }, true, true},
+		{"no host", func(c *app.Config) { c.Listen = ":8080" }, true, true},
+		{"a host name", func(c *app.Config) { c.Listen = "ca.example:8080" }, true, false},
+		{"loopback", func(c *app.Config) { c.Listen = "127.0.0.1:8080" }, false, false},
+		{"IPv6 loopback", func(c *app.Config) { c.Listen = "[::1]:8080" }, false, false},
+		{"TLS", func(c *app.Config) { c.Listen, c.TLSSelfSigned = "0.0.0.0:8080", true }, false, true},
+		{"a proxy that ends TLS", func(c *app.Config) { c.Listen, c.PublicURL = "0.0.0.0:8080", "https://ca.example" }, false, false},
+		{"no console", func(c *app.Config) { c.Listen, c.NoConsole = "0.0.0.0:8080", true }, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs testenv.SyncBuffer
@@ -254,6 +257,9 @@ func TestPlainHTTPBeyondThisMachine(t *testing.T) {
 			a.Close()
 			if got := strings.Contains(logs.String(), "serving plain HTTP beyond this machine"); got != tc.warns {
 				t.Errorf("warned: %v, want %v", got, tc.warns)
+			}
+			if got := strings.Contains(logs.String(), "the public URL names no address"); got != tc.unreachable {
+				t.Errorf("warned of the public URL: %v, want %v", got, tc.unreachable)
 			}
 		})
 	}

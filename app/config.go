@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -311,7 +312,13 @@ func (cfg *Config) Validate() error {
 		if cfg.TLSCertFile != "" || cfg.TLSSelfSigned {
 			scheme = "https"
 		}
-		cfg.PublicURL = scheme + "://" + cfg.Listen
+		// ":8080" listens on every address, as 0.0.0.0 does; "http://:8080"
+		// is no address at all (Open warns of both).
+		listen := cfg.Listen
+		if host, port, err := net.SplitHostPort(listen); err == nil && host == "" {
+			listen = net.JoinHostPort("0.0.0.0", port)
+		}
+		cfg.PublicURL = scheme + "://" + listen
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))

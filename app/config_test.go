@@ -35,6 +35,8 @@ func TestConfigValidate(t *testing.T) {
 		{"an S3 endpoint means s3", func(c *app.Config) { c.S3Endpoint = "http://127.0.0.1:9000" }, "", func(c *app.Config) bool { return c.ObjectStore == "s3" }},
 		{"TLS means an https public URL", func(c *app.Config) { c.TLSSelfSigned, c.Listen = true, "0.0.0.0:8443" }, "",
 			func(c *app.Config) bool { return c.PublicURL == "https://0.0.0.0:8443" }},
+		{"no host is every address", func(c *app.Config) { c.Listen = ":8443" }, "",
+			func(c *app.Config) bool { return c.PublicURL == "http://0.0.0.0:8443" }},
 		{"a public URL of the operator's", func(c *app.Config) { c.PublicURL = "https://ca.example" }, "", func(c *app.Config) bool { return c.PublicURL == "https://ca.example" }},
 		{"no report workers", func(c *app.Config) { c.ReportWorkers = 0 }, "", func(c *app.Config) bool { return c.ReportWorkers == 0 }},
 		{"account id", func(c *app.Config) { c.AccountID = "12345678901a" }, "--account-id", nil},

@@ -395,7 +395,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	// it was.
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return err
+		return fmt.Errorf("--listen: %w", err)
+	}
+	// A port the system chose is the one certificates must name.
+	if _, port, _ := net.SplitHostPort(cfg.Listen); port == "0" && cfg.PublicURL == "" {
+		cfg.Listen = l.Addr().String()
 	}
 	var ml net.Listener
 	if metricsListen != "" {

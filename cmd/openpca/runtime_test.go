@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -178,5 +179,27 @@ func TestServerProcs(t *testing.T) {
 				t.Errorf("GOMAXPROCS logged %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPortTheSystemChose: a server told to listen on port 0 names the
+// port it was given in its public URL, which certificates carry, not 0.
+func TestPortTheSystemChose(t *testing.T) {
+	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey)
+	log := startLog(t, cmd)
+	var serving struct {
+		URL       string `json:"url"`
+		PublicURL string `json:"public_url"`
+	}
+	for _, line := range log {
+		if strings.Contains(line, "serving the AWS Private CA API") {
+			if err := json.Unmarshal([]byte(line), &serving); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if serving.PublicURL != serving.URL || strings.HasSuffix(serving.URL, ":0") {
+		t.Errorf("serving at %q with the public URL %q", serving.URL, serving.PublicURL)
 	}
 }
