@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -303,7 +304,7 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || strings.ContainsAny(cfg.PublicURL, "?#") || !validPort(u.Port()) {
 			return fmt.Errorf("--public-url must be an http:// or https:// address such as https://ca.example.com, not %q", cfg.PublicURL)
 		}
 	}
@@ -327,6 +328,12 @@ func (cfg *Config) Validate() error {
 		cfg.Stdout = os.Stdout
 	}
 	return nil
+}
+
+// validPort reports whether port, of a URL, is none or a TCP port.
+func validPort(port string) bool {
+	n, err := strconv.ParseUint(port, 10, 16)
+	return port == "" || err == nil && n > 0
 }
 
 // parseWitnesses reads Witnesses into witnesses, and checks the quorum.

@@ -81,6 +81,10 @@ func TestConfigValidate(t *testing.T) {
 		{"a public URL that is a script", func(c *app.Config) { c.PublicURL = "javascript:alert(1)" }, "--public-url", nil},
 		{"a public URL without a host", func(c *app.Config) { c.PublicURL = "https://" }, "--public-url", nil},
 		{"a public URL with a query", func(c *app.Config) { c.PublicURL = "https://ca.example/?x=1" }, "--public-url", nil},
+		{"a public URL with an empty query", func(c *app.Config) { c.PublicURL = "https://ca.example/?" }, "--public-url", nil},
+		{"a public URL with an empty fragment", func(c *app.Config) { c.PublicURL = "https://ca.example/#" }, "--public-url", nil},
+		{"a public URL past the last port", func(c *app.Config) { c.PublicURL = "https://ca.example:99999" }, "--public-url", nil},
+		{"a public URL with a port", func(c *app.Config) { c.PublicURL = "https://ca.example:8443" }, "", nil},
 		{"a public URL with a path", func(c *app.Config) { c.PublicURL = "https://ca.example/pca" }, "", nil},
 		{"a root key", func(c *app.Config) {
 			c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

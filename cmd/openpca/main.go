@@ -345,6 +345,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
 	cfg.Stdout = stdout
+	if shutdownTimeout < 0 {
+		return fmt.Errorf("--shutdown-timeout must be 0 (cut requests off at once) or more, not %s", shutdownTimeout)
+	}
 	if err := previous(&cfg, lookupEnv); err != nil {
 		return err
 	}
@@ -387,7 +390,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 			return fmt.Errorf("--pprof-listen: %w", err)
 		}
 		defer pl.Close()
-		go http.Serve(pl, profiler())
+		if ip, ok := pl.Addr().(*net.TCPAddr); ok && !ip.IP.IsLoopback() {
+			cfg.Logger.Warn("the profiler answers beyond this machine, without authentication: give --pprof-listen a loopback address", "pprof_listen", pl.Addr().String())
+		}
+		go (&http.Server{Handler: profiler(), ReadHeaderTimeout: 10 * time.Second}).Serve(pl)
 	}
 	cfg.PrivateMetrics = metricsListen != ""
 	// The addresses are taken before the server opens its database, which

@@ -97,3 +97,18 @@ func TestFlagsFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestServeFlagsRefused: serve refuses, naming the flag, values that
+// would otherwise start a server that misbehaves.
+func TestServeFlagsRefused(t *testing.T) {
+	for _, tc := range []struct{ args []string }{
+		{[]string{"--shutdown-timeout", "-1s"}},
+		{[]string{"--public-url", "https://ca.example/?"}},
+	} {
+		args := append([]string{"serve", "--data-dir", t.TempDir(), "--listen", freeAddr(t)}, tc.args...)
+		err := run(t.Context(), args, io.Discard, io.Discard, func(string) (string, bool) { return "", false })
+		if err == nil || !strings.Contains(err.Error(), tc.args[0]) {
+			t.Errorf("%q: %v, want an error naming %s", tc.args, err, tc.args[0])
+		}
+	}
+}
