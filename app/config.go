@@ -330,10 +330,12 @@ func (cfg *Config) Validate() error {
 	return nil
 }
 
-// validPort reports whether port, of a URL, is none or a TCP port.
+// validPort reports whether port, of a URL, is none or a TCP port (0
+// too: a configuration validated again keeps the public URL it was given
+// from a --listen of port 0, which serve replaces by the port bound).
 func validPort(port string) bool {
-	n, err := strconv.ParseUint(port, 10, 16)
-	return port == "" || err == nil && n > 0
+	_, err := strconv.ParseUint(port, 10, 16)
+	return port == "" || err == nil
 }
 
 // parseWitnesses reads Witnesses into witnesses, and checks the quorum.
