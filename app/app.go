@@ -626,7 +626,11 @@ func (a *App) janitor(ctx context.Context, svc *authority.Service) {
 // supersededBy reports whether a later version has migrated the
 // database, and then tells Superseded.
 func (a *App) supersededBy(ctx context.Context) bool {
-	err := a.store.CheckSchema(ctx)
+	// Within the interval: a store that stopped answering would hold the
+	// janitor for good.
+	cctx, cancel := context.WithTimeout(ctx, schemaInterval)
+	defer cancel()
+	err := a.store.CheckSchema(cctx)
 	if !errors.Is(err, sqlstore.ErrLaterSchema) {
 		if err != nil && ctx.Err() == nil {
 			a.logger.Warn("reading the database's schema version", "error", err)

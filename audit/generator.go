@@ -124,7 +124,12 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		status, failure = openpca.AuditReportStatusFailed, reportFailure(err)
 	}
 	g.cfg.Alarm.Check(ctx, err)
-	if err := g.cfg.Store.FinishAuditReport(context.WithoutCancel(ctx), r.ID, owner, status, failure); err != nil {
+	// Recorded even if the lease is lost meanwhile (the store checks the
+	// owner), within a bound: a store that stopped answering would hold
+	// the worker for good.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if err := g.cfg.Store.FinishAuditReport(fctx, r.ID, owner, status, failure); err != nil {
 		log.Error("recording the end of an audit report", "error", err)
 		return
 	}
@@ -152,8 +157,12 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	log.Info("audit report written", "rows", rows, "seconds", g.cfg.Now().Sub(start).Seconds())
 }
 
-// deleteTimeout bounds the removal of a failed report's objects.
-const deleteTimeout = 30 * time.Second
+// deleteTimeout bounds the removal of a failed report's objects, and
+// finishTimeout the record of a report's end.
+const (
+	deleteTimeout = 30 * time.Second
+	finishTimeout = 30 * time.Second
+)
 
 // errBucketGiven fails a report whose bucket the operator gave to another
 // account after it was asked for.

@@ -1,6 +1,7 @@
 package awsjson
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -158,7 +159,16 @@ type Envelope struct {
 	large    *bodyPool
 	buffers  sync.Pool // *[]byte: buffers for bodies larger than smallBody
 	accounts *AccountRates
+	timeout  time.Duration
 }
+
+// DefaultRequestTimeout is how long a request may take, past which it is
+// answered ServiceUnavailableException, which clients retry: a database
+// or object store that stopped answering without closing its connection
+// (a peer gone, a proxy between that holds it) would otherwise hold the
+// request, and its client, for good. The longest operations, a queued CA
+// creation with an RSA-4096 key, take seconds.
+const DefaultRequestTimeout = time.Minute
 
 // Options are an Envelope's settings.
 type Options struct {
@@ -169,13 +179,15 @@ type Options struct {
 	// client's address it takes: for aws:SourceIp, and the body budget's
 	// share of an address.
 	Proxies clientaddr.Proxies
+	// RequestTimeout bounds each request; 0 is DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
 
 // NewEnvelope returns an Envelope. observe, if set, is told the outcome of
 // every request.
 func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Request, Outcome), opts Options) *Envelope {
 	return &Envelope{authn: authn, proxies: opts.Proxies, logger: logger, observe: observe, small: newBodyPool(BodyBudget / 4), large: newBodyPool(BodyBudget),
-		accounts: opts.AccountRates}
+		accounts: opts.AccountRates, timeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout)}
 }
 
 // Serve answers r with the Call that route chooses for it. An error from
@@ -195,7 +207,12 @@ func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*htt
 			e.observe(r, out)
 		}
 	}()
-	reply, err := e.serve(w, r, &out, route)
+	ctx, cancel := context.WithTimeout(r.Context(), e.timeout)
+	defer cancel()
+	reply, err := e.serve(w, r.WithContext(ctx), &out, route)
+	if _, answered := errors.AsType[*openpca.Error](err); err != nil && !answered && ctx.Err() == context.DeadlineExceeded && r.Context().Err() == nil {
+		err = &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("The request did not finish within %s; retry later.", e.timeout), Cause: err}
+	}
 	if err != nil {
 		out.Status, out.Code = WriteError(w, e.logger, out.RequestID, err)
 		return

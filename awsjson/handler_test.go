@@ -427,6 +427,29 @@ func TestSlowOperation(t *testing.T) {
 	}
 }
 
+// TestRequestTimeout: a request that outlasts its bound (a dependency
+// that stopped answering) is answered ServiceUnavailableException, which
+// clients retry, at the bound, not when the dependency gives up.
+func TestRequestTimeout(t *testing.T) {
+	t.Parallel()
+	h := &awsjson.Handler{
+		Service: slow{},
+		Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, slog.New(slog.DiscardHandler), nil,
+			awsjson.Options{RequestTimeout: 200 * time.Millisecond}),
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	start := time.Now()
+	r := post(t, srv.URL, "ACMPrivateCA.ListCertificateAuthorities", `{}`)
+	if r.status != http.StatusServiceUnavailable || r.errorType != "ServiceUnavailableException" || !strings.Contains(r.message, "200ms") {
+		t.Errorf("%d %s %s", r.status, r.errorType, r.message)
+	}
+	if waited := time.Since(start); waited >= 5*time.Second {
+		t.Errorf("answered after %v, when the operation ended", waited)
+	}
+}
+
 // failing is a service whose operations fail in ways clients must never
 // see in detail.
 type failing struct{ openpca.Unimplemented }

@@ -6,12 +6,16 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
+	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -97,14 +101,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	m, _ := fs.Sub(migrations, "migrations")
 	store, err := sqlstore.Open(ctx, sqlstore.Config{
 		Dialect: sqlstore.Dialect{
-			Name:       "postgres",
-			Numbered:   true,
-			ForShare:   " FOR SHARE",
-			ForUpdate:  " FOR UPDATE",
-			SkipLocked: " SKIP LOCKED",
-			LockKey:    `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
-			Retryable:  retryable,
-			Full:       full,
+			Name:        "postgres",
+			Numbered:    true,
+			ForShare:    " FOR SHARE",
+			ForUpdate:   " FOR UPDATE",
+			SkipLocked:  " SKIP LOCKED",
+			LockKey:     `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
+			Retryable:   retryable,
+			Full:        full,
+			Unreachable: unreachable,
 			LockMigrations: func(ctx context.Context, conn *sql.Conn) (func(), error) {
 				if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
 					return nil, err
@@ -134,6 +139,18 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 func full(err error) bool {
 	pe, ok := errors.AsType[*pgconn.PgError](err)
 	return ok && pe.Code == "53100"
+}
+
+// unreachable reports whether err is of a connection to PostgreSQL that
+// was lost or refused, or of a server shutting down or starting (class
+// 08, 57P01 to 57P03), not of what a statement asked.
+func unreachable(err error) bool {
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	_, connect := errors.AsType[*pgconn.ConnectError](err)
+	_, network := errors.AsType[net.Error](err)
+	return connect || network || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn)
 }
 
 func retryable(err error) bool {

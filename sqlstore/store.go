@@ -43,6 +43,10 @@ type Dialect struct {
 	// clients are told to retry later (ServiceUnavailableException), not
 	// an internal failure.
 	Full func(error) bool
+	// Unreachable, if set, reports whether an error is of a database
+	// that could not be reached (a connection lost or refused, the
+	// server shutting down): clients are told to retry later too.
+	Unreachable func(error) bool
 	// LockMigrations, if set, serializes migrations among the processes
 	// that start at once, holding a lock on conn until unlock.
 	LockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
@@ -426,8 +430,15 @@ func (db *DB) wrap(what string, err error) error {
 		db.readiness.full.Store(&fullWrite{at: time.Now(), err: err})
 		return errors.Join(errFull, err)
 	}
+	if db.dialect.Unreachable != nil && db.dialect.Unreachable(err) {
+		return errors.Join(errUnreachable, err)
+	}
 	return err
 }
+
+// errUnreachable is what a client is told of a request whose database
+// could not be reached: a retry may find it, or another connection.
+var errUnreachable = openpca.Errorf(openpca.CodeServiceUnavailable, "The server cannot reach its database now; retry later.")
 
 // errFull is what a client is told of a write that failed for want of
 // disk space; Ready says not ready for a while after, and why, which the

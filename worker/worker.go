@@ -96,7 +96,12 @@ func (p *Pool[J]) work(ctx context.Context, owner string) {
 	t := time.NewTicker(p.cfg.Poll)
 	defer t.Stop()
 	for ctx.Err() == nil {
-		job, err := p.queue.Claim(ctx, owner, p.cfg.Now(), p.cfg.Lease)
+		// A claim that hangs (a store that stopped answering without
+		// closing its connection) fails, as a renewal does, and is tried
+		// again at the next poll, on another connection.
+		cctx, cancel := context.WithTimeout(ctx, p.cfg.Lease/3)
+		job, err := p.queue.Claim(cctx, owner, p.cfg.Now(), p.cfg.Lease)
+		cancel()
 		if err == nil {
 			p.do(ctx, job, owner)
 			continue

@@ -20,6 +20,7 @@ type queue struct {
 	waiting []string
 	renew   error // what Renew answers
 	renews  int
+	hangs   int // claims to come that wait for their context's end
 
 	started chan string
 	finish  chan struct{}
@@ -36,9 +37,16 @@ func (q *queue) add(job string) {
 	q.waiting = append(q.waiting, job)
 }
 
-func (q *queue) Claim(context.Context, string, time.Time, time.Duration) (string, error) {
+func (q *queue) Claim(ctx context.Context, _ string, _ time.Time, _ time.Duration) (string, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.hangs > 0 {
+		q.hangs--
+		q.mu.Unlock()
+		<-ctx.Done()
+		q.mu.Lock()
+		return "", ctx.Err()
+	}
 	if len(q.waiting) == 0 {
 		return "", openpca.ErrNotFound
 	}
@@ -114,6 +122,26 @@ func TestWorker(t *testing.T) {
 		}
 		q.finish <- struct{}{}
 		wait(t, q.ended, "job ended")
+	})
+	t.Run("a claim that hangs", func(t *testing.T) {
+		q := newQueue()
+		q.hangs = 1
+		p := start(q, 30*time.Millisecond)
+		defer p.Close()
+		q.add("one")
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			p.Wake()
+			select {
+			case <-q.started:
+				q.finish <- struct{}{}
+				wait(t, q.ended, "job ended")
+				return
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("a claim that hung held the worker")
+			}
+		}
 	})
 	for name, renew := range map[string]error{"lease lost": openpca.ErrConflict, "lease runs out unrenewed": errors.New("the store cannot be reached")} {
 		t.Run(name, func(t *testing.T) {
