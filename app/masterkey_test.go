@@ -280,7 +280,7 @@ func TestMasterKeyNotWritten(t *testing.T) {
 		}
 		t.Fatalf("a server whose master key could not be written: %v", err)
 	}
-	if _, err := os.Stat(cfg.MasterKeyFile); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "master.key")); !os.IsNotExist(err) {
 		t.Errorf("the master key's file: %v", err)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/big"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -245,14 +247,28 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	}
 	// Requests that miss at once share one signing: each would be logged.
 	// The signing is not the first requester's to cut short by leaving.
-	flight := s.ocspFlights.DoChan(ca.ID+"/"+serial+"/"+status+"/"+strconv.FormatInt(template.RevokedAt.UnixMicro(), 10), func() (any, error) {
+	flight := s.ocspFlights.DoChan(ca.ID+"/"+serial+"/"+status+"/"+strconv.FormatInt(template.RevokedAt.UnixMicro(), 10), func() (e any, err error) {
+		// singleflight raises a panic again where nothing recovers it, and
+		// the process would end: a signer's or the store's is this
+		// request's error.
+		defer func() {
+			if p := recover(); p != nil {
+				s.logger.ErrorContext(ctx, "panic answering an OCSP request", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				e, err = nil, fmt.Errorf("authority: panic answering an OCSP request: %v", p)
+			}
+		}()
+		// One that ended as this request missed the cache is not signed
+		// again.
+		if e := s.ocsp.get(id); e != nil && current(e) {
+			return e, nil
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ocspSigningTimeout)
 		defer cancel()
-		e, err := s.signOCSP(ctx, ca, issuer, serial, template, now, current)
+		signed, err := s.signOCSP(ctx, ca, issuer, serial, template, now, current)
 		if err == nil {
-			s.ocsp.put(id, e)
+			s.ocsp.put(id, signed)
 		}
-		return e, err
+		return signed, err
 	})
 	select {
 	case r := <-flight:

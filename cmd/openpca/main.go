@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -403,9 +404,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
-	// A port the system chose is the one certificates must name.
-	if _, port, _ := net.SplitHostPort(cfg.Listen); port == "0" && cfg.PublicURL == "" {
-		cfg.Listen = l.Addr().String()
+	// A port the system chose is the one certificates must name; the
+	// host stays as given.
+	if host, port, _ := net.SplitHostPort(cfg.Listen); port == "0" && cfg.PublicURL == "" {
+		cfg.Listen = net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 	}
 	var ml net.Listener
 	if metricsListen != "" {

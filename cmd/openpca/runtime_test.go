@@ -183,23 +183,26 @@ func TestServerProcs(t *testing.T) {
 }
 
 // TestPortTheSystemChose: a server told to listen on port 0 names the
-// port it was given in its public URL, which certificates carry, not 0.
+// port it was given in its public URL, which certificates carry, not 0,
+// and the host as it was given.
 func TestPortTheSystemChose(t *testing.T) {
-	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
-	cmd.Env = append(os.Environ(), "OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey)
-	log := startLog(t, cmd)
-	var serving struct {
-		URL       string `json:"url"`
-		PublicURL string `json:"public_url"`
-	}
-	for _, line := range log {
-		if strings.Contains(line, "serving the AWS Private CA API") {
-			if err := json.Unmarshal([]byte(line), &serving); err != nil {
-				t.Fatal(err)
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		cmd := exec.Command(binary, "serve", "--listen", host+":0", "--data-dir", t.TempDir())
+		cmd.Env = append(os.Environ(), "OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey)
+		var serving struct {
+			URL       string `json:"url"`
+			PublicURL string `json:"public_url"`
+		}
+		for _, line := range startLog(t, cmd) {
+			if strings.Contains(line, "serving the AWS Private CA API") {
+				if err := json.Unmarshal([]byte(line), &serving); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
-	}
-	if serving.PublicURL != serving.URL || strings.HasSuffix(serving.URL, ":0") {
-		t.Errorf("serving at %q with the public URL %q", serving.URL, serving.PublicURL)
+		port := serving.URL[strings.LastIndex(serving.URL, ":"):]
+		if serving.PublicURL != "http://"+host+port || port == ":0" {
+			t.Errorf("--listen %s:0: serving at %q with the public URL %q", host, serving.URL, serving.PublicURL)
+		}
 	}
 }
