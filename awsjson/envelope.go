@@ -166,8 +166,7 @@ type Envelope struct {
 // answered ServiceUnavailableException, which clients retry: a database
 // or object store that stopped answering without closing its connection
 // (a peer gone, a proxy between that holds it) would otherwise hold the
-// request, and its client, for good. The longest operations, a queued CA
-// creation with an RSA-4096 key, take seconds.
+// request, and its client, for good.
 const DefaultRequestTimeout = time.Minute
 
 // Options are an Envelope's settings.

@@ -145,6 +145,11 @@ func full(err error) bool {
 // was lost or refused, or of a server shutting down or starting (class
 // 08, 57P01 to 57P03), not of what a statement asked.
 func unreachable(err error) bool {
+	// A deadline's error is a net.Error too: the request's own bound, or a
+	// lock waited on, is no sign of a database away.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
 		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
 	}

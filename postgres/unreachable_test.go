@@ -38,6 +38,8 @@ func TestUnreachable(t *testing.T) {
 		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
 		{"serialization failure", &pgconn.PgError{Code: "40001"}, false},
 		{"a statement's own error", errors.New("sql: no rows in result set"), false},
+		{"the request's deadline, or a lock waited on", context.DeadlineExceeded, false},
+		{"the client gone", context.Canceled, false},
 	} {
 		if got := unreachable(fmt.Errorf("postgres: %w", tc.err)); got != tc.want {
 			t.Errorf("%s (%v): unreachable %v, want %v", tc.name, tc.err, got, tc.want)

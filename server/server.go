@@ -63,7 +63,12 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	readTimeout       = time.Minute
 	writeTimeout      = 2 * time.Minute
-	idleTimeout       = 2 * time.Minute
+	// requestTimeout bounds an API request just short of writeTimeout,
+	// past which no answer could be written anyway: a CA creation may
+	// wait its turn behind other accounts' RSA-4096 keys for a minute or
+	// more.
+	requestTimeout = writeTimeout - 10*time.Second
+	idleTimeout    = 2 * time.Minute
 	// maxHeaderBytes bounds a request's line and headers: a signed
 	// request's are about 2 KiB (a session token's add up to 4 KiB), a
 	// browser's with its cookies a few. Go's default of 1 MiB would let
@@ -96,7 +101,7 @@ func New(cfg Config) *Server {
 	envelope := awsjson.NewEnvelope(cfg.Authenticator, cfg.Logger, func(r *http.Request, o awsjson.Outcome) {
 		m.observe(o)
 		s.logRequest(r, o)
-	}, awsjson.Options{AccountRates: cfg.AccountRates, Proxies: cfg.TrustedProxies})
+	}, awsjson.Options{AccountRates: cfg.AccountRates, Proxies: cfg.TrustedProxies, RequestTimeout: requestTimeout})
 	api := &awsjson.Handler{Service: cfg.Service, Envelope: envelope, Logger: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.Handle("/", promhttp.InstrumentHandlerInFlight(m.inFlight, api))
@@ -113,7 +118,7 @@ func New(cfg Config) *Server {
 		mux.Handle("GET /metrics", s.metrics)
 	}
 	if cfg.Console != nil {
-		mux.Handle("/console/", cfg.Console)
+		mux.Handle("/console/", bounded(cfg.Console))
 	}
 	if cfg.AuditLog != nil {
 		handleAuditLog(mux, cfg.AuditLog, envelope)
@@ -255,4 +260,15 @@ func (h *readiness) note(err error) {
 	} else {
 		h.logger.Info("ready: the store makes writes durable again")
 	}
+}
+
+// bounded runs h with requests whose context ends after requestTimeout,
+// as the API's do: a database that stops answering holds no page for
+// good.
+func bounded(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }

@@ -430,15 +430,13 @@ func (db *DB) wrap(what string, err error) error {
 		db.readiness.full.Store(&fullWrite{at: time.Now(), err: err})
 		return errors.Join(errFull, err)
 	}
+	// A retry may find the database, or another connection to it; the
+	// error is the cause, which the server logs.
 	if db.dialect.Unreachable != nil && db.dialect.Unreachable(err) {
-		return errors.Join(errUnreachable, err)
+		return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server cannot reach its database now; retry later.", Cause: err}
 	}
 	return err
 }
-
-// errUnreachable is what a client is told of a request whose database
-// could not be reached: a retry may find it, or another connection.
-var errUnreachable = openpca.Errorf(openpca.CodeServiceUnavailable, "The server cannot reach its database now; retry later.")
 
 // errFull is what a client is told of a write that failed for want of
 // disk space; Ready says not ready for a while after, and why, which the
