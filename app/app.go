@@ -165,9 +165,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	// The database is migrated once what could refuse the start (the
 	// master key, the key stores, the TLS files, the audit key) is
 	// checked: a server of an earlier version may still run on it, and a
-	// start refused would have left it a schema that version misreads. A new database has none
-	// to keep; and a rotation to finish (which seals again) is finished on
-	// the schema this version knows.
+	// start refused would have left it a schema that version misreads. A
+	// new database has none to keep; and a rotation to finish (which seals
+	// again) is finished on the schema this version knows.
 	a.store, err = openStore(ctx, cfg, sqlstore.AsIs)
 	migrated := errors.Is(err, sqlstore.ErrNoSchema)
 	if migrated || err == nil && fileExists(cfg.MasterKeyFile+pendingSuffix) {
