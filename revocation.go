@@ -44,12 +44,14 @@ func (ca *CA) OCSP() *OcspConfiguration {
 	return nil
 }
 
-// OCSPResponse is a signed OCSP response kept for a certificate.
+// OCSPResponse is a signed OCSP response kept for a certificate, the
+// certificate of Serial of CA CAID.
 type OCSPResponse struct {
-	Status    string // "good" or "revoked"
-	RevokedAt time.Time
-	SignedAt  time.Time
-	DER       []byte
+	CAID, Serial string
+	Status       string // "good" or "revoked"
+	RevokedAt    time.Time
+	SignedAt     time.Time
+	DER          []byte
 }
 
 // OCSPStore keeps the OCSP response last signed for each certificate,
@@ -59,11 +61,14 @@ type OCSPStore interface {
 	// OCSPResponse returns the response kept for the certificate of
 	// serial of CA caID, or ErrNotFound.
 	OCSPResponse(ctx context.Context, caID, serial string) (*OCSPResponse, error)
-	// RecordOCSP appends the key use of an OCSP response's signing to the
-	// CA's log, if the CA is in one of statuses with a certificate valid
-	// at the use's time (ErrCAState otherwise), and keeps kept, unless
-	// nil, as the response for the certificate of use.Serial, in place of
-	// the one kept before: both or neither.
+	// RecordOCSP appends use, the key use of an OCSP response's signing
+	// by the CA's own key, to the CA's log, if the CA is in one of
+	// statuses with a certificate valid at the use's time (ErrCAState
+	// otherwise), and keeps kept, unless nil, as the response for its
+	// certificate, in place of the one kept before: both or neither. A
+	// nil use is an answer the CA's delegated responder signed, which no
+	// log keeps; it is kept while its CA exists, and statuses are not
+	// looked at.
 	RecordOCSP(ctx context.Context, use *KeyUse, kept *OCSPResponse, statuses []CertificateAuthorityStatus) error
 }
 

@@ -82,6 +82,9 @@ type Config struct {
 	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
 	// key-use log per hour; 0 means authority.DefaultOCSPUnknownBudget.
 	OCSPUnknownBudget int
+	// OCSPSignedByCA has CAs sign their OCSP answers with their own keys
+	// rather than by delegated responders.
+	OCSPSignedByCA bool
 	// AuditReportInterval is the least time between two reports of a CA.
 	AuditReportInterval time.Duration
 	// RootAccessKeyID and RootSecretAccessKey, if set, are an access key of

@@ -5,12 +5,9 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha1"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"math/big"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -23,9 +20,9 @@ import (
 	"github.com/openpca/openpca/pki"
 )
 
-// OCSP responses are signed by the CA's own key, valid for ocspValidity,
-// and kept, in memory and, for issued certificates, in the store for every
-// server: a request gets the kept response while the certificate's status
+// OCSP responses are signed by the CA's delegated responder (see
+// responder.go) or its own key, valid for ocspValidity, and kept, in
+// memory and, for issued certificates, in the store for every server: a request gets the kept response while the certificate's status
 // is the one it gives and it is younger than ocspRefresh. The status is
 // read from the store at each request, so a revocation shows at once on
 // every server.
@@ -44,15 +41,16 @@ const maxSerialOctets = 20
 
 // DefaultOCSPUnknownRate is how many OCSP responses per second a server
 // signs, at most, for serials no CA issued. Anyone may ask about any
-// serial, and each answer is a signing the CA's log keeps for good: past
-// this rate the responder answers tryLater (RFC 6960) instead. It bounds
-// the signing work outsiders can cause; DefaultOCSPUnknownBudget bounds
-// what they can add to each log. Certificates that were issued are never
-// held back.
+// serial, and each answer is a signing, which the CA's log keeps for good
+// where the CA signs its answers itself: past this rate the responder
+// answers tryLater (RFC 6960) instead. It bounds the signing work
+// outsiders can cause; DefaultOCSPUnknownBudget bounds what they can add
+// to each log. Certificates that were issued are never held back.
 const DefaultOCSPUnknownRate = 50
 
 // DefaultOCSPUnknownBudget is how many bytes a server lets answers for
-// serials a CA never issued add to that CA's key-use log per hour (about
+// serials a CA never issued add to that CA's key-use log per hour, where
+// the CA signs its answers itself (about
 // 1,500 answers, 24 MiB a day at most); past it, such requests get
 // tryLater until the budget refills, at the same pace.
 const DefaultOCSPUnknownBudget = 1 << 20
@@ -78,7 +76,7 @@ type ocspEntry openpca.OCSPResponse
 
 func (id ocspCertID) size(e *ocspEntry) int {
 	const overhead = 128 // map entry, headers of the strings and slices
-	return len(id.nameHash) + len(id.keyHash) + len(id.serial) + len(e.DER) + len(e.Status) + overhead
+	return len(id.nameHash) + len(id.keyHash) + len(id.serial) + len(e.CAID) + len(e.Serial) + len(e.DER) + len(e.Status) + overhead
 }
 
 // ocspCache keeps signed responses within a bound on their bytes, in two
@@ -216,11 +214,11 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	if ca.OCSP() == nil || len(ca.Certificate) == 0 || !slices.Contains(openpca.RevocationStatuses, ca.StatusAt(now)) {
 		return nil, errOCSPUnauthorized
 	}
-	issuer, err := s.keys.Certificate(ca)
+	is, err := s.keys.issuer(ca)
 	if err != nil {
 		return nil, err
 	}
-	if name := sha1.Sum(issuer.RawSubject); !bytes.Equal(name[:], req.IssuerNameHash) {
+	if name := sha1.Sum(is.cert.RawSubject); !bytes.Equal(name[:], req.IssuerNameHash) {
 		return nil, errOCSPUnauthorized
 	}
 
@@ -247,29 +245,18 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	}
 	// Requests that miss at once share one signing: each would be logged.
 	// The signing is not the first requester's to cut short by leaving.
-	flight := s.ocspFlights.DoChan(ca.ID+"/"+serial+"/"+status+"/"+strconv.FormatInt(template.RevokedAt.UnixMicro(), 10), func() (e any, err error) {
-		// singleflight raises a panic again where nothing recovers it, and
-		// the process would end: a signer's or the store's is this
-		// request's error.
-		defer func() {
-			if p := recover(); p != nil {
-				s.logger.ErrorContext(ctx, "panic answering an OCSP request", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				e, err = nil, fmt.Errorf("authority: panic answering an OCSP request: %v", p)
-			}
-		}()
+	flight := s.ocspFlights.DoChan(ca.ID+"/"+serial+"/"+status+"/"+strconv.FormatInt(template.RevokedAt.UnixMicro(), 10), s.shared(ctx, "answering an OCSP request", func(ctx context.Context) (any, error) {
 		// One that ended as this request missed the cache is not signed
 		// again.
 		if e := s.ocsp.get(id); e != nil && current(e) {
 			return e, nil
 		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ocspSigningTimeout)
-		defer cancel()
-		signed, err := s.signOCSP(ctx, ca, issuer, serial, template, now, current)
+		signed, err := s.signOCSP(ctx, ca, is, serial, template, now, current)
 		if err == nil {
 			s.ocsp.put(id, signed)
 		}
 		return signed, err
-	})
+	}))
 	select {
 	case r := <-flight:
 		if r.Err != nil {
@@ -287,8 +274,8 @@ const ocspSigningTimeout = 30 * time.Second
 
 // signOCSP returns the answer template asks for, about the certificate of
 // serial of ca at now: the one the store keeps if current, else one it
-// signs, logs and keeps.
-func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, issuer *x509.Certificate, serial string, template ocsp.Response, now time.Time, current func(*ocspEntry) bool) (*ocspEntry, error) {
+// signs and keeps (and logs, if the CA's key signs it).
+func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, serial string, template ocsp.Response, now time.Time, current func(*ocspEntry) bool) (*ocspEntry, error) {
 	status := ocspStatusNames[template.Status]
 	// The request names the CA (its name and key hashes were checked) and
 	// the serial: the store's response for them is the one asked for.
@@ -301,38 +288,57 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, issuer *x509.Cer
 			return e, nil
 		}
 	}
+	responder, err := s.ocspResponder(ctx, ca, is, now)
+	if err != nil {
+		return nil, err
+	}
 	if template.Status == ocsp.Unknown {
-		// What the answer will add to the log, known before it is signed:
-		// its record's length does not depend on the signature.
-		cost := len(openpca.OCSPUse(ca, serial, status, now, nil).Record) + ocspEntryOverhead
-		if !s.ocspBudgets.spend(ca.ID, cost, s.now(), func() bool { return s.ocspUnknown.AllowN(s.now(), 1) }) {
+		rate := func() bool { return s.ocspUnknown.AllowN(s.now(), 1) }
+		allowed := responder != nil && rate()
+		if responder == nil {
+			// What the answer will add to the log, known before it is
+			// signed: its record's length does not depend on the signature.
+			cost := len(openpca.OCSPUse(ca, serial, status, now, nil).Record) + ocspEntryOverhead
+			allowed = s.ocspBudgets.spend(ca.ID, cost, s.now(), rate)
+		}
+		if !allowed {
 			return nil, errOCSPTryLater
 		}
 	}
 
-	signer, err := s.keys.Signer(ctx, ca)
-	if err != nil {
-		return nil, err
-	}
 	if template.SignatureAlgorithm, err = pki.SignatureAlgorithm(ca.Config.KeyAlgorithm, ca.Config.SigningAlgorithm); err != nil {
 		return nil, err
 	}
 	// To the second, so that a revocation made this minute is not after
 	// the answer that reports it (RFC 6960, 4.2.2.1).
 	template.ThisUpdate, template.NextUpdate, template.ProducedAt = now, now.Add(ocspValidity), now
-	der, err := pki.CreateOCSPResponse(issuer, template, signer)
+	var der []byte
+	if responder != nil {
+		der, err = pki.CreateOCSPResponse(is.cert, responder.cert, template, responder.key)
+	} else if signer, serr := s.keys.Signer(ctx, ca); serr != nil {
+		err = serr
+	} else {
+		der, err = pki.CreateOCSPResponse(is.cert, nil, template, signer)
+	}
 	if err != nil {
 		return nil, err
 	}
-	e := &ocspEntry{Status: status, RevokedAt: template.RevokedAt, SignedAt: now, DER: der}
+	e := &ocspEntry{CAID: ca.ID, Serial: serial, Status: status, RevokedAt: template.RevokedAt, SignedAt: now, DER: der}
 	// Answers for serials never issued are not kept: they would grow the
 	// store with whatever serials anyone asks about.
 	kept := (*openpca.OCSPResponse)(e)
 	if template.Status == ocsp.Unknown {
 		kept = nil
 	}
-	// The response leaves only once its signing is in the CA's log.
-	if err := s.store.RecordOCSP(ctx, openpca.OCSPUse(ca, serial, status, now, der), kept, openpca.RevocationStatuses); err != nil {
+	// A response the CA's key signed leaves only once its signing is in
+	// the CA's log; a responder's is in no log.
+	var use *openpca.KeyUse
+	if responder == nil {
+		use = openpca.OCSPUse(ca, serial, status, now, der)
+	} else if kept == nil {
+		return e, nil
+	}
+	if err := s.store.RecordOCSP(ctx, use, kept, openpca.RevocationStatuses); err != nil {
 		if errors.Is(err, openpca.ErrCAState) {
 			return nil, errOCSPUnauthorized
 		}

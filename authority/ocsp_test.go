@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"fmt"
 	"math/big"
 	"strings"
 	"sync"
@@ -217,7 +218,7 @@ func TestOCSPAnswersTheCertIDAsked(t *testing.T) {
 // and an hour later the budget has refilled.
 func TestOCSPUnknownBudget(t *testing.T) {
 	const budget = 16 << 10
-	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 1e6; c.OCSPUnknownBudget = budget })
+	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 1e6; c.OCSPUnknownBudget = budget; c.OCSPSignedByCA = true })
 	size := func() (entries, bytes int) {
 		a, err := app.OpenAdmin(ctx, e.env.Config)
 		if err != nil {
@@ -269,7 +270,7 @@ func TestOCSPUnknownBudget(t *testing.T) {
 // TestOCSPUnknownBudgetFirst: made-up serials against one CA, past its
 // budget, do not use up the server's rate for the others.
 func TestOCSPUnknownBudgetFirst(t *testing.T) {
-	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 10; c.OCSPUnknownBudget = 1 << 10 })
+	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 10; c.OCSPUnknownBudget = 1 << 10; c.OCSPSignedByCA = true })
 	answered := 0
 	for i := range 30 {
 		if !bytes.Equal(e.ask(t, big.NewInt(int64(0xbad000+i))), ocsp.TryLaterErrorResponse) {
@@ -288,9 +289,16 @@ func TestOCSPUnknownBudgetFirst(t *testing.T) {
 
 // TestOCSPUnknownRate checks that made-up serials cannot make the
 // responder sign without bound, while issued certificates are still
-// answered.
+// answered; the CA's log has the answers its own key signs, and none of a
+// delegated responder's.
 func TestOCSPUnknownRate(t *testing.T) {
-	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 1 })
+	for _, byCA := range []bool{false, true} {
+		t.Run(fmt.Sprintf("signed by the CA %v", byCA), func(t *testing.T) { testOCSPUnknownRate(t, byCA) })
+	}
+}
+
+func testOCSPUnknownRate(t *testing.T, byCA bool) {
+	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 1; c.OCSPSignedByCA = byCA })
 	before := count(logKinds(t, e.env, e.caARN), openpca.KeyUseOCSP)
 	unknown, later := 0, 0
 	for i := range 5 {
@@ -311,8 +319,12 @@ func TestOCSPUnknownRate(t *testing.T) {
 	if resp, err := ocsp.ParseResponseForCert(e.ask(t, e.cert.SerialNumber), e.cert, e.root); err != nil || resp.Status != ocsp.Good {
 		t.Errorf("OCSP for an issued certificate past the limit: %+v, %v", resp, err)
 	}
-	if signed := count(logKinds(t, e.env, e.caARN), openpca.KeyUseOCSP) - before; signed != unknown+1 {
-		t.Errorf("%d OCSP signings logged, want %d", signed, unknown+1)
+	want := 0
+	if byCA {
+		want = unknown + 1
+	}
+	if signed := count(logKinds(t, e.env, e.caARN), openpca.KeyUseOCSP) - before; signed != want {
+		t.Errorf("%d OCSP signings logged, want %d", signed, want)
 	}
 }
 

@@ -67,6 +67,9 @@ type Config struct {
 	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
 	// key-use log per hour; 0 means DefaultOCSPUnknownBudget.
 	OCSPUnknownBudget int
+	// OCSPSignedByCA has each CA sign its OCSP answers with its own key,
+	// each signing logged, instead of by a delegated responder.
+	OCSPSignedByCA bool
 	// Witnessed, if the server has witnesses, returns the latest
 	// checkpoint of a CA's log they cosigned, which the audit log serves.
 	Witnessed func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
@@ -100,11 +103,15 @@ type Service struct {
 	publicURL      string
 	ocsp           ocspCache
 	ocspFlights    singleflight.Group // signings of OCSP answers under way
-	ocspUnknown    *rate.Limiter
-	ocspBudgets    ocspBudgets
-	policies       policy.Cache // of CAs' resource policies
-	witnessed      func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
-	alarm          openpca.IntegrityAlarm
+	ocspSignedByCA bool
+	responders     responders
+	// responderFlights are the issuances of OCSP responders under way.
+	responderFlights singleflight.Group
+	ocspUnknown      *rate.Limiter
+	ocspBudgets      ocspBudgets
+	policies         policy.Cache // of CAs' resource policies
+	witnessed        func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
+	alarm            openpca.IntegrityAlarm
 	// issued keeps the certificates issued last, by ARN, for
 	// GetCertificate: a certificate never changes once recorded.
 	issued    *lru.Cache[string, *openpca.Certificate]
@@ -126,7 +133,7 @@ func New(cfg Config) *Service {
 		witnessed: cfg.Witnessed,
 		alarm:     cfg.Alarm,
 		objects:   cfg.Objects, reports: cfg.Reports, crls: cfg.CRLs, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
-		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"),
+		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), ocspSignedByCA: cfg.OCSPSignedByCA,
 		creations: newCreations(),
 	}
 	if s.reportInterval == 0 {

@@ -174,17 +174,18 @@ func CreateCertificateRequest(key crypto.Signer, req *x509.CertificateRequest) (
 	})
 }
 
-// CreateOCSPResponse is ocsp.CreateResponse for an issuer that signs its
-// own answers, with a foreign issuer key too, and with producedAt as the
-// template gives it: the library writes the current minute, which comes
-// before a revocation made in it (RFC 6960, 4.2.2.1). The library writes
-// the answer with a stand-in key; producedAt is put in place and the
-// answer signed with the issuer's key (see resign). An answer whose
-// signature the issuer's certificate does not verify is not returned: as
-// x509.CreateCertificate does, this guards against a faulty signer (a
-// token whose RSA signature is wrong gives its key away), and a key that
-// is not the CA's.
-func CreateOCSPResponse(issuer *x509.Certificate, tmpl ocsp.Response, signer crypto.Signer) ([]byte, error) {
+// CreateOCSPResponse is ocsp.CreateResponse, with a foreign issuer key
+// too, and with producedAt as the template gives it: the library writes
+// the current minute, which comes before a revocation made in it (RFC
+// 6960, 4.2.2.1). The answer is signed by the issuer, or, if responder is
+// not nil, by the delegated responder of that certificate (RFC 6960,
+// 4.2.2.2), which the answer then carries. The library writes the answer
+// with a stand-in key; producedAt is put in place and the answer signed
+// with signer (see resign). An answer whose signature the signer's
+// certificate does not verify is not returned: as x509.CreateCertificate
+// does, this guards against a faulty signer (a token whose RSA signature
+// is wrong gives its key away), and a key that is not the certificate's.
+func CreateOCSPResponse(issuer, responder *x509.Certificate, tmpl ocsp.Response, signer crypto.Signer) ([]byte, error) {
 	algID, err := signatureAlgorithmID(signer, tmpl.SignatureAlgorithm)
 	if err != nil {
 		return nil, err
@@ -201,13 +202,17 @@ func CreateOCSPResponse(issuer *x509.Certificate, tmpl ocsp.Response, signer cry
 	}
 	sigAlg := tmpl.SignatureAlgorithm
 	tmpl.SignatureAlgorithm = x509.ECDSAWithSHA256
-	der, err := ocsp.CreateResponse(issuer, issuer, tmpl, key)
+	signedBy := issuer
+	if responder != nil {
+		signedBy, tmpl.Certificate = responder, responder
+	}
+	der, err := ocsp.CreateResponse(issuer, signedBy, tmpl, key)
 	if err != nil {
 		return nil, err
 	}
 	// OCSPResponse { responseStatus, [0] { responseType, OCTET STRING {
 	// BasicOCSPResponse } } }, and the BasicOCSPResponse a signed object
-	// (with no certificates: the issuer signs).
+	// (with the responder's certificate after its signature, if one signs).
 	in := cryptobyte.String(der)
 	var resp, status, explicit, responseBytes, responseType, basic cryptobyte.String
 	if !in.ReadASN1(&resp, cbasn1.SEQUENCE) || !resp.ReadASN1Element(&status, cbasn1.ENUM) ||
@@ -242,20 +247,22 @@ func CreateOCSPResponse(issuer *x509.Certificate, tmpl ocsp.Response, signer cry
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSigned(basicDER, issuer, sigAlg); err != nil {
-		return nil, fmt.Errorf("pki: the OCSP response signed does not verify with the issuer's certificate: %w", err)
+	if err := checkSigned(basicDER, signedBy, sigAlg); err != nil {
+		return nil, fmt.Errorf("pki: the OCSP response signed does not verify with its signer's certificate: %w", err)
 	}
 	return der, nil
 }
 
 // resign takes a signed object, SEQUENCE { tbs, AlgorithmIdentifier, BIT
-// STRING }, lets change rewrite the elements of its tbs SEQUENCE, and signs
-// the new tbs with signer (see signBytes). The signature's
-// AlgorithmIdentifier is algID, or if that is nil the object's.
+// STRING, ... }, lets change rewrite the elements of its tbs SEQUENCE, and
+// signs the new tbs with signer (see signBytes). The signature's
+// AlgorithmIdentifier is algID, or if that is nil the object's. What
+// follows the signature (an OCSP response's certificates) is kept.
 func resign(der []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, algID []byte, change func(elements [][]byte) ([][]byte, error)) ([]byte, error) {
 	in := cryptobyte.String(der)
-	var outer, tbs, goAlgID cryptobyte.String
-	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !in.Empty() || !outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&goAlgID, cbasn1.SEQUENCE) {
+	var outer, tbs, goAlgID, goSig cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !in.Empty() || !outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&goAlgID, cbasn1.SEQUENCE) ||
+		!outer.ReadASN1Element(&goSig, cbasn1.BIT_STRING) {
 		return nil, errors.New("pki: not a signed object")
 	}
 	var body cryptobyte.String
@@ -297,6 +304,7 @@ func resign(der []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, al
 		b.AddBytes(newTBS)
 		b.AddBytes(newAlgID)
 		b.AddASN1BitString(sig)
+		b.AddBytes(outer)
 	})
 	return b.Bytes()
 }

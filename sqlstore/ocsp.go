@@ -11,7 +11,7 @@ import (
 
 // OCSPResponse implements openpca.OCSPStore.
 func (db *DB) OCSPResponse(ctx context.Context, caID, serial string) (*openpca.OCSPResponse, error) {
-	var r openpca.OCSPResponse
+	r := openpca.OCSPResponse{CAID: caID, Serial: serial}
 	var revokedAt, signedAt int64
 	err := db.queryRow(ctx, `SELECT status, revoked_at, signed_at, der FROM ocsp_responses WHERE ca_id = ? AND serial = ?`, caID, serial).
 		Scan(&r.Status, &revokedAt, &signedAt, &r.DER)
@@ -34,16 +34,23 @@ func (db *DB) OCSPResponse(ctx context.Context, caID, serial string) (*openpca.O
 func (db *DB) RecordOCSP(ctx context.Context, use *openpca.KeyUse, kept *openpca.OCSPResponse, statuses []openpca.CertificateAuthorityStatus) error {
 	err := db.retry(ctx, func() error {
 		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-			if err := db.appendKeyUse(ctx, tx, use, statuses, use.At); err != nil || kept == nil {
-				return err
+			if use != nil {
+				if err := db.appendKeyUse(ctx, tx, use, statuses, use.At); err != nil {
+					return err
+				}
+			}
+			if kept == nil {
+				return nil
 			}
 			var revokedAt int64
 			if !kept.RevokedAt.IsZero() {
 				revokedAt = kept.RevokedAt.UnixMicro()
 			}
-			_, err := db.txExec(ctx, tx, `INSERT INTO ocsp_responses (ca_id, serial, status, revoked_at, signed_at, der) VALUES (?, ?, ?, ?, ?, ?)
+			// Not for a CA purged meanwhile: nothing would remove it.
+			_, err := db.txExec(ctx, tx, `INSERT INTO ocsp_responses (ca_id, serial, status, revoked_at, signed_at, der)
+				SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM certificate_authorities WHERE id = ?)
 				ON CONFLICT (ca_id, serial) DO UPDATE SET status = excluded.status, revoked_at = excluded.revoked_at, signed_at = excluded.signed_at, der = excluded.der`,
-				use.CAID, use.Serial, kept.Status, revokedAt, kept.SignedAt.UnixMicro(), kept.DER)
+				kept.CAID, kept.Serial, kept.Status, revokedAt, kept.SignedAt.UnixMicro(), kept.DER, kept.CAID)
 			return err
 		})
 	})

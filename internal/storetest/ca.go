@@ -234,7 +234,7 @@ func testPurge(t *testing.T, s openpca.Store) {
 	if _, err := s.RecordIssuance(ctx, issuance(gone, c)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordOCSP(ctx, openpca.OCSPUse(gone, c.Serial, "good", t0, []byte{0x30}), &openpca.OCSPResponse{Status: "good", SignedAt: t0, DER: []byte{0x30}},
+	if err := s.RecordOCSP(ctx, openpca.OCSPUse(gone, c.Serial, "good", t0, []byte{0x30}), &openpca.OCSPResponse{CAID: gone.ID, Serial: c.Serial, Status: "good", SignedAt: t0, DER: []byte{0x30}},
 		[]openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}); err != nil {
 		t.Fatal(err)
 	}

@@ -376,7 +376,9 @@ func testLargeCA(t *testing.T, s openpca.Store) {
 // testOCSPResponses: a response recorded with its signing is read back as
 // kept, by CA and serial, and a later one replaces it; a signing the CA's
 // status refuses keeps nothing, and an answer for a serial never issued
-// is logged without being kept.
+// is logged without being kept. A delegated responder's answer is kept
+// without a log entry, whatever the CA's status, but not for a CA that
+// is gone.
 func testOCSPResponses(t *testing.T, s openpca.Store) {
 	ca := activeCA(t, s)
 	t0 := now()
@@ -384,8 +386,8 @@ func testOCSPResponses(t *testing.T, s openpca.Store) {
 	if _, err := s.OCSPResponse(ctx, ca.ID, "01"); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("a response never kept: %v", err)
 	}
-	good := &openpca.OCSPResponse{Status: "good", SignedAt: t0, DER: []byte("signed good")}
-	revoked := &openpca.OCSPResponse{Status: "revoked", RevokedAt: t0.Add(time.Second), SignedAt: t0.Add(2 * time.Second), DER: []byte("signed revoked")}
+	good := &openpca.OCSPResponse{CAID: ca.ID, Serial: "01", Status: "good", SignedAt: t0, DER: []byte("signed good")}
+	revoked := &openpca.OCSPResponse{CAID: ca.ID, Serial: "01", Status: "revoked", RevokedAt: t0.Add(time.Second), SignedAt: t0.Add(2 * time.Second), DER: []byte("signed revoked")}
 	for _, kept := range []*openpca.OCSPResponse{good, revoked} {
 		if err := s.RecordOCSP(ctx, openpca.OCSPUse(ca, "01", kept.Status, kept.SignedAt, kept.DER), kept, active); err != nil {
 			t.Fatal(err)
@@ -401,7 +403,7 @@ func testOCSPResponses(t *testing.T, s openpca.Store) {
 	if _, err := s.OCSPResponse(ctx, ca.ID, "02"); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("an answer logged without being kept: %v", err)
 	}
-	refused := &openpca.OCSPResponse{Status: "good", SignedAt: t0, DER: []byte("refused")}
+	refused := &openpca.OCSPResponse{CAID: ca.ID, Serial: "03", Status: "good", SignedAt: t0, DER: []byte("refused")}
 	if err := s.RecordOCSP(ctx, openpca.OCSPUse(ca, "03", "good", t0, refused.DER), refused,
 		[]openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusDisabled}); !errors.Is(err, openpca.ErrCAState) {
 		t.Errorf("a signing the CA's status refuses: %v, want ErrCAState", err)
@@ -409,10 +411,21 @@ func testOCSPResponses(t *testing.T, s openpca.Store) {
 	if _, err := s.OCSPResponse(ctx, ca.ID, "03"); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("a signing refused kept its response: %v", err)
 	}
+	delegated := &openpca.OCSPResponse{CAID: ca.ID, Serial: "04", Status: "good", SignedAt: t0, DER: []byte("by the responder")}
+	if err := s.RecordOCSP(ctx, nil, delegated, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.OCSPResponse(ctx, ca.ID, "04"); err != nil || string(got.DER) != string(delegated.DER) {
+		t.Errorf("a responder's answer: kept %+v, read %+v, %v", delegated, got, err)
+	}
 	if kinds := logKinds(t, s, ca); kinds != "[CSR OCSP OCSP OCSP]" {
-		t.Errorf("log %s, want the three signings recorded", kinds)
+		t.Errorf("log %s, want the three signings by the CA's key recorded", kinds)
+	}
+	orphan := &openpca.OCSPResponse{CAID: "another-ca", Serial: "01", Status: "good", SignedAt: t0, DER: []byte("no CA")}
+	if err := s.RecordOCSP(ctx, nil, orphan, nil); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := s.OCSPResponse(ctx, "another-ca", "01"); !errors.Is(err, openpca.ErrNotFound) {
-		t.Errorf("another CA's response: %v", err)
+		t.Errorf("a response for a CA that does not exist: %v", err)
 	}
 }

@@ -1,0 +1,235 @@
+package authority
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
+)
+
+// A CA's OCSP answers are signed by a delegated responder (RFC 6960,
+// 4.2.2.2): a key each server makes for the CA, kept in its memory only,
+// and a short-lived certificate for it that the CA issues, marked for OCSP
+// signing and not to be checked for revocation itself (id-pkix-ocsp-nocheck,
+// 4.2.2.2.1). The CA's key then signs a certificate every
+// responderLifetime/2 per server, logged as any issuance, instead of an
+// answer per certificate and status twice a day, which its log would keep
+// for good; and a CA whose key is in hardware is not asked to sign at the
+// pace relying parties ask.
+//
+// A responder's key that leaked would vouch for any status of the CA's
+// certificates until its certificate ends, which no revocation of it
+// shortens: responderLifetime bounds that. Operators who want every answer
+// signed by the CA's own key, and logged, turn delegation off
+// (Config.OCSPSignedByCA).
+//
+// The CA signs its answers itself where a responder is not to be relied
+// on: for ML-DSA and SM2 keys, whose relying parties' OCSP clients rarely
+// take a delegated responder of them (Go's refuses both); for a CA whose
+// certificate or chain constrains names, which its responder's name would
+// have to satisfy; and when the CA's certificate ends before an answer
+// signed now would.
+const (
+	// responderLifetime is how long a responder's certificate is valid;
+	// a server issues the next at half of it, and stops using one whose
+	// end would come before that of an answer it signs (ocspValidity).
+	responderLifetime = 3 * 24 * time.Hour
+	// responderBackdate starts a responder's certificate before its
+	// issuance, for relying parties whose clocks run behind.
+	responderBackdate = time.Hour
+	// responderRetry is how long a server waits before trying again to
+	// issue a responder that failed while the one before still serves.
+	responderRetry = time.Minute
+)
+
+// ResponderPrincipal is who the certificate of a delegated OCSP responder
+// is requested by, in the CA's log and audit reports: the server itself.
+const ResponderPrincipal = "openpca:ocsp-responder"
+
+// oidOCSPNoCheck is id-pkix-ocsp-nocheck (RFC 6960, 4.2.2.2.1).
+var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
+
+// ocspResponder is a CA's delegated OCSP responder.
+type ocspResponder struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// usable reports whether r may sign, at now, answers about the
+// certificates of the CA certificate issuer: its certificate was issued
+// under that one and outlasts an answer.
+func (r *ocspResponder) usable(issuer *x509.Certificate, now time.Time) bool {
+	return r != nil && bytes.Equal(r.cert.RawIssuer, issuer.RawSubject) && bytes.Equal(r.cert.AuthorityKeyId, issuer.SubjectKeyId) &&
+		!now.Before(r.cert.NotBefore) && !now.Add(ocspValidity).After(r.cert.NotAfter) && !r.cert.NotAfter.After(issuer.NotAfter)
+}
+
+// due reports whether the next responder is to be issued at now.
+func (r *ocspResponder) due(now time.Time) bool {
+	return !now.Before(r.cert.NotBefore.Add(responderBackdate + responderLifetime/2))
+}
+
+// responders are a server's delegated OCSP responders, by CA id.
+type responders struct {
+	mu     sync.Mutex
+	by     map[string]*ocspResponder
+	failed map[string]time.Time // when issuing a CA's next one last failed
+}
+
+func (rs *responders) get(caID string) (*ocspResponder, time.Time) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.by[caID], rs.failed[caID]
+}
+
+// set records the outcome of issuing a CA's responder at now, and forgets
+// those that ended (of CAs no longer asked about, or gone).
+func (rs *responders) set(caID string, r *ocspResponder, err error, now time.Time) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.by == nil {
+		rs.by, rs.failed = make(map[string]*ocspResponder), make(map[string]time.Time)
+	}
+	if err != nil {
+		rs.failed[caID] = now
+		return
+	}
+	delete(rs.failed, caID)
+	rs.by[caID] = r
+	for id, r := range rs.by {
+		if now.After(r.cert.NotAfter) {
+			delete(rs.by, id)
+		}
+	}
+}
+
+// ocspResponder returns the responder to sign ca's answers at now, issuing
+// one if it has none it may use, or nil if the CA signs them itself.
+func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer, now time.Time) (*ocspResponder, error) {
+	if s.ocspSignedByCA || pki.IsMLDSA(ca.Config.KeyAlgorithm) || ca.Config.KeyAlgorithm == openpca.KeyAlgorithmSm2 || is.constrains() ||
+		is.cert.NotAfter.Before(now.Add(ocspValidity)) {
+		return nil, nil
+	}
+	r, failed := s.responders.get(ca.ID)
+	usable := r.usable(is.cert, now)
+	if usable && (!r.due(now) || now.Sub(failed) < responderRetry) {
+		return r, nil
+	}
+	// While the one in use serves, its successor is issued beside the
+	// requests, not in their way.
+	flight := s.responderFlights.DoChan(ca.ID, s.shared(ctx, "issuing an OCSP responder", func(ctx context.Context) (any, error) {
+		r, err := s.issueResponder(ctx, ca, is)
+		s.responders.set(ca.ID, r, err, s.now())
+		if err != nil && usable {
+			s.logger.ErrorContext(ctx, "issuing the next OCSP responder; the one in use still serves", "ca", ca.ARN, "error", err)
+		}
+		return r, err
+	}))
+	if usable {
+		return r, nil
+	}
+	select {
+	case res := <-flight:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*ocspResponder), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// shared makes fn a function that requests share through singleflight: it
+// runs with a context of its own (the first requester's values, not its
+// end, bounded by ocspSigningTimeout), and a panic in it is its error,
+// since singleflight raises it again where nothing recovers it, and the
+// process would end.
+func (s *Service) shared(ctx context.Context, what string, fn func(context.Context) (any, error)) func() (any, error) {
+	return func() (v any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.logger.ErrorContext(ctx, "panic "+what, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				v, err = nil, fmt.Errorf("authority: panic %s: %v", what, p)
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ocspSigningTimeout)
+		defer cancel()
+		return fn(ctx)
+	}
+}
+
+// issueResponder makes a responder for ca: a key of the CA's algorithm
+// and a certificate the CA signs for it, recorded as the CA's issuance.
+func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer) (*ocspResponder, error) {
+	signer, err := s.keys.Signer(ctx, ca)
+	if err != nil {
+		return nil, err
+	}
+	sigAlg, err := pki.SignatureAlgorithm(ca.Config.KeyAlgorithm, ca.Config.SigningAlgorithm)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.GenerateKey(ca.Config.KeyAlgorithm)
+	if err != nil {
+		return nil, err
+	}
+	issued := s.now().UTC()
+	now := issued.Truncate(time.Second)
+	nb, na := now.Add(-responderBackdate), now.Add(responderLifetime)
+	if nb.Before(is.cert.NotBefore) {
+		nb = is.cert.NotBefore
+	}
+	if na.After(is.cert.NotAfter) {
+		na = is.cert.NotAfter
+	}
+	// The CA's name but for its common name: a name of the CA's
+	// organization, and not the CA's own (a certificate whose subject is
+	// its issuer's counts as self-issued).
+	subject := pkix.Name{Country: is.cert.Subject.Country, Organization: is.cert.Subject.Organization, OrganizationalUnit: is.cert.Subject.OrganizationalUnit,
+		Locality: is.cert.Subject.Locality, Province: is.cert.Subject.Province, CommonName: "OCSP responder"}
+	for attempt := 1; ; attempt++ {
+		serial, err := pki.NewSerial(issued)
+		if err != nil {
+			return nil, err
+		}
+		der, err := pki.CreateCertificate(&x509.Certificate{
+			SerialNumber: serial, Subject: subject, NotBefore: nb, NotAfter: na, SignatureAlgorithm: sigAlg,
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}, BasicConstraintsValid: true,
+			ExtraExtensions: []pkix.Extension{{Id: oidOCSPNoCheck, Value: asn1.NullBytes}},
+		}, is.cert, key.Public(), signer)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, err
+		}
+		formatted, err := pki.FormatSubject(cert.RawSubject)
+		if err != nil {
+			return nil, err
+		}
+		c := &openpca.Certificate{CAID: ca.ID, AccountID: ca.AccountID, Serial: pki.SerialHex(serial), DER: der, Subject: formatted,
+			NotBefore: nb, NotAfter: na, IssuedAt: issued, RequestedBy: ResponderPrincipal, RequestID: openpca.RequestIDFrom(ctx)}
+		c.ARN = openpca.CertificateARN(ca.ARN, c.Serial)
+		_, err = s.store.RecordIssuance(ctx, &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(ca.ARN, c), Statuses: openpca.RevocationStatuses})
+		switch {
+		case errors.Is(err, openpca.ErrConflict) && attempt < serialAttempts:
+			continue
+		case errors.Is(err, openpca.ErrCAState):
+			return nil, errOCSPUnauthorized
+		case err != nil:
+			return nil, err
+		}
+		s.logger.InfoContext(ctx, "issued an OCSP responder", "ca", ca.ARN, "certificate", c.ARN, "not_after", na)
+		return &ocspResponder{cert: cert, key: key}, nil
+	}
+}
