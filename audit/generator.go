@@ -115,6 +115,18 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	log := g.cfg.Logger.With("report", r.ID, "ca", r.CAID, "bucket", r.Bucket, "key", r.Key)
 	start := g.cfg.Now()
 	rows, err := g.generate(ctx, r)
+	// A fault of the object store or the database that a retry may not
+	// meet (a connection cut, answers of 5xx past the S3 client's own
+	// retries) fails a report only once its retries met it too, rather
+	// than leaving the client to ask again.
+	for attempt, wait := 1, retryWait; attempt < reportAttempts && openpca.ErrorCode(err) == openpca.CodeServiceUnavailable && ctx.Err() == nil; attempt, wait = attempt+1, 4*wait {
+		log.Warn("audit report attempt failed; it is tried again", "attempt", attempt, "error", err, "wait", wait)
+		select {
+		case <-time.After(wait):
+			rows, err = g.generate(ctx, r)
+		case <-ctx.Done():
+		}
+	}
 	if ctx.Err() != nil {
 		log.Info("audit report interrupted; it will be resumed", "cause", context.Cause(ctx))
 		return
@@ -156,6 +168,14 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	}
 	log.Info("audit report written", "rows", rows, "seconds", g.cfg.Now().Sub(start).Seconds())
 }
+
+// reportAttempts is how often a report is generated before a fault of its
+// object store or database fails it, with retryWait before the second
+// attempt and four times as long before each after.
+const (
+	reportAttempts = 3
+	retryWait      = 2 * time.Second
+)
 
 // deleteTimeout bounds the removal of a failed report's objects, and
 // finishTimeout the record of a report's end.

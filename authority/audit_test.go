@@ -11,11 +11,15 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -462,6 +466,45 @@ func TestAuditReportS3(t *testing.T) {
 	records, err := csv.NewReader(strings.NewReader(string(s3.Get(t, "pca-reports", *out.S3Key)))).ReadAll()
 	if err != nil || len(records) != len(want)+1 {
 		t.Fatalf("CSV report: %d records, %v", len(records), err)
+	}
+}
+
+// TestAuditReportS3Faults: connections to the S3 server cut while a
+// report's objects are written, more often than the S3 client retries,
+// do not fail the report: it is generated again, and verifies.
+func TestAuditReportS3Faults(t *testing.T) {
+	s3 := testenv.StartS3(t)
+	s3.CreateBucket(t, "pca-reports")
+	target, err := url.Parse(s3.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var cuts atomic.Int32
+	cutting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The S3 client tries each request three times: six cuts fail
+		// the first generation's writes of the report and its proof.
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/audit-report/") && cuts.Add(1) <= 6 {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer cutting.Close()
+	env := testenv.Start(t, s3.Use(t, s3.AccessKey, s3.SecretKey), func(c *app.Config) { c.S3Endpoint = cutting.URL })
+	caARN, list := auditFixture(t, env)
+	out, err := createReport(env, caARN, "pca-reports", types.AuditReportResponseFormatJson)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
+		t.Fatalf("a report whose writes were cut %d times: %v", cuts.Load(), err)
+	}
+	report, proof := s3.Get(t, "pca-reports", *out.S3Key), s3.Get(t, "pca-reports", *out.S3Key+auditlog.ProofSuffix)
+	if v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), publicKey(t, env)); len(v.Problems) > 0 || v.Rows != len(wantRows(t, list)) {
+		t.Errorf("the report: %d rows, %v", v.Rows, v.Problems)
 	}
 }
 

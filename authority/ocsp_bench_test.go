@@ -16,11 +16,12 @@ import (
 
 // BenchmarkOCSP measures OCSP answers over HTTP, 16 clients at once,
 // against a P-256 CA on SQLite: "signed", each about a certificate not
-// asked about before (signed, logged and kept in the group commit);
-// "kept", the same after a restart, answered from the database; and
-// "cached", from the server's memory. With -benchtime Nx, "kept" asks
-// about each certificate once; otherwise it cycles through them, and
-// its later answers come from memory.
+// asked about before (signed by the CA's delegated responder, which the
+// first answer has the CA issue, and kept in a group commit); "kept", the
+// same after a restart, answered from the database; and "cached", from
+// the server's memory. With -benchtime Nx, "kept" asks about each
+// certificate once; otherwise it cycles through them, and its later
+// answers come from memory.
 func BenchmarkOCSP(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400)) // as openpca serve runs
 	env := testenv.Start(b)

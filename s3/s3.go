@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -107,7 +110,29 @@ func classify(err error) error {
 			return openpca.ErrBucketAccess
 		}
 	}
-	return fmt.Errorf("s3: %w", err)
+	err = fmt.Errorf("s3: %w", err)
+	if unreachable(err) {
+		return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server cannot reach its object store now; retry later.", Cause: err}
+	}
+	return err
+}
+
+// unreachable reports whether err is of an S3 server that could not be
+// reached, or failed, for now: a connection refused, cut or timed out, an
+// answer of 5xx, or the client's retries of those spent. A retry later
+// may succeed.
+func unreachable(err error) bool {
+	// A deadline's error is a net.Error too: the caller's own bound is
+	// the caller's to handle.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() >= 500 {
+		return true
+	}
+	_, spent := errors.AsType[*retry.MaxAttemptsError](err)
+	_, network := errors.AsType[net.Error](err)
+	return spent || network || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // cannedACLs maps the API's ACLs to S3's.

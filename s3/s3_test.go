@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -172,5 +175,49 @@ func TestDiscardPartial(t *testing.T) {
 	}
 	if len(ups.Uploads) != 1 || aws.ToString(ups.Uploads[0].Key) != "report.json.proof.jsonl" {
 		t.Errorf("uploads left open: %d (%v)", len(ups.Uploads), ups.Uploads)
+	}
+}
+
+// TestUnreachable: an S3 server that refuses connections, or fails
+// (5xx) past the client's retries, is ServiceUnavailable, which callers
+// may try again; the caller's own deadline is not.
+func TestUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + l.Addr().String()
+	l.Close()
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer failing.Close()
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer hanging.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	for _, c := range []struct {
+		name, endpoint string
+		timeout        time.Duration
+		unavailable    bool
+	}{
+		{"refused", refused, time.Minute, true},
+		{"failing", failing.URL, time.Minute, true},
+		{"past the caller's deadline", hanging.URL, 200 * time.Millisecond, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := s3.Open(t.Context(), c.endpoint, "us-east-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), c.timeout)
+			defer cancel()
+			err = st.CheckBucket(ctx, "bucket", openpca.S3ObjectAclBucketOwnerFullControl)
+			if got := openpca.ErrorCode(err) == openpca.CodeServiceUnavailable; err == nil || got != c.unavailable {
+				t.Errorf("%v: unavailable %v, want %v", err, got, c.unavailable)
+			}
+		})
 	}
 }
