@@ -244,7 +244,16 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 			}
 		}
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	// A key given twice, from the command line and the environment, or
+	// both in one, is not one of them taken silently.
+	key, file := fs.Lookup("master-key"), fs.Lookup("master-key-file")
+	if key != nil && file != nil && key.Value.String() != "" && file.Value.String() != "" {
+		return fmt.Errorf("--master-key (or %s) and --master-key-file (or %s) name two master keys: give one", envName(key.Name), envName(file.Name))
+	}
+	return nil
 }
 
 // envName is the environment variable of a flag.

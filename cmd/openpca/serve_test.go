@@ -98,6 +98,27 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	}
 }
 
+// TestMasterKeyGivenTwice: a master key given both itself and as a file,
+// on the command line or in the environment, is refused, by the server
+// and by the operator's commands, rather than one of them taken.
+func TestMasterKeyGivenTwice(t *testing.T) {
+	key := "OPENPCA_MASTER_KEY"
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"serve", "--listen", freeAddr(t), "--master-key-file", "other.key"}, map[string]string{key: "a2V5"}},
+		{[]string{"serve", "--listen", freeAddr(t), "--master-key", "a2V5"}, map[string]string{"OPENPCA_MASTER_KEY_FILE": "other.key"}},
+		{[]string{"operator-log", "--master-key-file", "other.key"}, map[string]string{key: "a2V5"}},
+	} {
+		args := append(append([]string{}, tc.args...), "--data-dir", t.TempDir())
+		err := run(t.Context(), args, io.Discard, io.Discard, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+		if err == nil || !strings.Contains(err.Error(), "two master keys") {
+			t.Errorf("%q with %v: %v, want both keys refused", tc.args, tc.env, err)
+		}
+	}
+}
+
 // TestServeFlagsRefused: serve refuses, naming the flag, values that
 // would otherwise start a server that misbehaves.
 func TestServeFlagsRefused(t *testing.T) {
