@@ -305,10 +305,12 @@ func (cfg *Config) Validate() error {
 	if err := cfg.parseWitnesses(); err != nil {
 		return err
 	}
-	if cfg.PublicURL != "" {
-		u, err := url.Parse(cfg.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || strings.ContainsAny(cfg.PublicURL, "?#") || !validPort(u.Port()) {
-			return fmt.Errorf("--public-url must be an http:// or https:// address such as https://ca.example.com, not %q", cfg.PublicURL)
+	if cfg.PublicURL != "" && !httpURL(cfg.PublicURL) {
+		return fmt.Errorf("--public-url must be an http:// or https:// address such as https://ca.example.com, not %q", cfg.PublicURL)
+	}
+	for _, e := range []struct{ flag, value string }{{"--s3-endpoint", cfg.S3Endpoint}, {"--kms-endpoint", cfg.KMSEndpoint}} {
+		if e.value != "" && !httpURL(e.value) {
+			return fmt.Errorf("%s must be an http:// or https:// address such as http://127.0.0.1:9000, not %q", e.flag, e.value)
 		}
 	}
 	if cfg.PublicURL == "" {
@@ -331,6 +333,13 @@ func (cfg *Config) Validate() error {
 		cfg.Stdout = os.Stdout
 	}
 	return nil
+}
+
+// httpURL reports whether s is an http:// or https:// address of a host,
+// without credentials, query or fragment.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && !strings.ContainsAny(s, "?#") && validPort(u.Port())
 }
 
 // validPort reports whether port, of a URL, is none or a TCP port (0
