@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,11 +37,14 @@ import (
 // (Config.OCSPSignedByCA).
 //
 // The CA signs its answers itself where a responder is not to be relied
-// on: for ML-DSA and SM2 keys, whose relying parties' OCSP clients rarely
-// take a delegated responder of them (Go's refuses both); for a CA whose
-// certificate or chain constrains names, which its responder's name would
-// have to satisfy; and when the CA's certificate ends before an answer
-// signed now would.
+// on (see delegates): for ML-DSA and SM2 keys, whose relying parties' OCSP
+// clients rarely take a delegated responder of them (Go's refuses both);
+// for a CA whose certificate or chain constrains names, which its
+// responder's name would have to satisfy; for a CA certificate whose key
+// identifier is not made from its key alone; and when the CA's certificate ends
+// before an answer signed now would, or has not begun. Only an ACTIVE CA
+// issues a responder: a disabled one uses the one it has, then signs
+// itself.
 const (
 	// responderLifetime is how long a responder's certificate is valid;
 	// a server issues the next at half of it, and stops using one whose
@@ -105,32 +111,72 @@ func (rs *responders) set(caID string, r *ocspResponder, err error, now time.Tim
 	}
 	delete(rs.failed, caID)
 	rs.by[caID] = r
-	for id, r := range rs.by {
-		if now.After(r.cert.NotAfter) {
+	for id, other := range rs.by {
+		if now.After(other.cert.NotAfter) {
 			delete(rs.by, id)
 		}
 	}
 }
 
+// delegates reports whether ca's answers at now are its responder's to
+// sign (see above). Its certificate's key identifier must be one made
+// from the key alone, as the certificates that renew it would make it
+// again: a responder's authority key identifier names the CA certificate
+// it was issued under, and OpenSSL refuses a responder whose identifier
+// another certificate of the CA's key does not have.
+func (s *Service) delegates(ca *openpca.CA, is *issuer, now time.Time) bool {
+	alg := ca.Config.KeyAlgorithm
+	return !s.ocspSignedByCA && !pki.IsMLDSA(alg) && alg != openpca.KeyAlgorithmSm2 && !is.constrains() &&
+		!now.Before(is.cert.NotBefore) && !is.cert.NotAfter.Before(now.Add(ocspValidity)) && keyMadeID(is.cert)
+}
+
+// keyMadeID reports whether c's subject key identifier is the SHA-1 hash
+// of its key's bits (RFC 5280, 4.2.1.2: OpenSSL, AWS, this server), or the
+// leftmost 160 bits of their SHA-256 hash (RFC 7093: Go since 1.25).
+func keyMadeID(c *x509.Certificate) bool {
+	var spki struct {
+		Algorithm asn1.RawValue
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(c.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return false
+	}
+	sha1Sum, sha256Sum := sha1.Sum(spki.PublicKey.Bytes), sha256.Sum256(spki.PublicKey.Bytes)
+	return bytes.Equal(c.SubjectKeyId, sha1Sum[:]) || bytes.Equal(c.SubjectKeyId, sha256Sum[:20])
+}
+
+// errResponderUnusable is a responder issued that ocspResponder would not
+// use, which should not happen: the CA signs its answers itself instead.
+var errResponderUnusable = errors.New("authority: the OCSP responder issued is not one to use")
+
 // ocspResponder returns the responder to sign ca's answers at now, issuing
-// one if it has none it may use, or nil if the CA signs them itself.
+// one if it has none it may use, or nil if the CA signs them itself: where
+// it does not delegate them, while it is not ACTIVE and has no responder
+// (only an active CA issues), and for a minute after an issuance failed.
 func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer, now time.Time) (*ocspResponder, error) {
-	if s.ocspSignedByCA || pki.IsMLDSA(ca.Config.KeyAlgorithm) || ca.Config.KeyAlgorithm == openpca.KeyAlgorithmSm2 || is.constrains() ||
-		is.cert.NotAfter.Before(now.Add(ocspValidity)) {
+	if !s.delegates(ca, is, now) {
 		return nil, nil
 	}
 	r, failed := s.responders.get(ca.ID)
 	usable := r.usable(is.cert, now)
-	if usable && (!r.due(now) || now.Sub(failed) < responderRetry) {
+	wait := now.Sub(failed) < responderRetry || ca.StatusAt(now) != openpca.CertificateAuthorityStatusActive
+	switch {
+	case usable && (!r.due(now) || wait):
 		return r, nil
+	case wait:
+		return nil, nil
 	}
 	// While the one in use serves, its successor is issued beside the
 	// requests, not in their way.
 	flight := s.responderFlights.DoChan(ca.ID, s.shared(ctx, "issuing an OCSP responder", func(ctx context.Context) (any, error) {
 		r, err := s.issueResponder(ctx, ca, is)
+		if err == nil && !r.usable(is.cert, s.now()) {
+			r, err = nil, errResponderUnusable
+		}
 		s.responders.set(ca.ID, r, err, s.now())
-		if err != nil && usable {
-			s.logger.ErrorContext(ctx, "issuing the next OCSP responder; the one in use still serves", "ca", ca.ARN, "error", err)
+		if err != nil {
+			s.logger.ErrorContext(ctx, "issuing an OCSP responder; the CA's answers are signed by the one in use, or by the CA itself, or fail, until it is tried again in a minute",
+				"ca", ca.ARN, "error", err)
 		}
 		return r, err
 	}))
@@ -139,7 +185,10 @@ func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer,
 	}
 	select {
 	case res := <-flight:
-		if res.Err != nil {
+		switch {
+		case errors.Is(res.Err, errResponderUnusable) || errors.Is(res.Err, openpca.ErrCAState):
+			return nil, nil
+		case res.Err != nil:
 			return nil, res.Err
 		}
 		return res.Val.(*ocspResponder), nil
@@ -191,18 +240,17 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 	if na.After(is.cert.NotAfter) {
 		na = is.cert.NotAfter
 	}
-	// The CA's name but for its common name: a name of the CA's
-	// organization, and not the CA's own (a certificate whose subject is
-	// its issuer's counts as self-issued).
-	subject := pkix.Name{Country: is.cert.Subject.Country, Organization: is.cert.Subject.Organization, OrganizationalUnit: is.cert.Subject.OrganizationalUnit,
-		Locality: is.cert.Subject.Locality, Province: is.cert.Subject.Province, CommonName: "OCSP responder"}
+	subject, err := responderName(is.cert)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 1; ; attempt++ {
 		serial, err := pki.NewSerial(issued)
 		if err != nil {
 			return nil, err
 		}
 		der, err := pki.CreateCertificate(&x509.Certificate{
-			SerialNumber: serial, Subject: subject, NotBefore: nb, NotAfter: na, SignatureAlgorithm: sigAlg,
+			SerialNumber: serial, RawSubject: subject, NotBefore: nb, NotAfter: na, SignatureAlgorithm: sigAlg, AuthorityKeyId: is.cert.SubjectKeyId,
 			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}, BasicConstraintsValid: true,
 			ExtraExtensions: []pkix.Extension{{Id: oidOCSPNoCheck, Value: asn1.NullBytes}},
 		}, is.cert, key.Public(), signer)
@@ -220,16 +268,43 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 		c := &openpca.Certificate{CAID: ca.ID, AccountID: ca.AccountID, Serial: pki.SerialHex(serial), DER: der, Subject: formatted,
 			NotBefore: nb, NotAfter: na, IssuedAt: issued, RequestedBy: ResponderPrincipal, RequestID: openpca.RequestIDFrom(ctx)}
 		c.ARN = openpca.CertificateARN(ca.ARN, c.Serial)
-		_, err = s.store.RecordIssuance(ctx, &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(ca.ARN, c), Statuses: openpca.RevocationStatuses})
-		switch {
-		case errors.Is(err, openpca.ErrConflict) && attempt < serialAttempts:
+		_, err = s.store.RecordIssuance(ctx, &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(ca.ARN, c),
+			Statuses: []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}})
+		if errors.Is(err, openpca.ErrConflict) && attempt < serialAttempts {
 			continue
-		case errors.Is(err, openpca.ErrCAState):
-			return nil, errOCSPUnauthorized
-		case err != nil:
+		}
+		if err != nil {
 			return nil, err
 		}
 		s.logger.InfoContext(ctx, "issued an OCSP responder", "ca", ca.ARN, "certificate", c.ARN, "not_after", na)
 		return &ocspResponder{cert: cert, key: key}, nil
 	}
+}
+
+// responderName is the subject of the responder of the CA certificate
+// issuer: the CA's name but for its common name, OCSP responder, a name of
+// the CA's organization. Never the CA's own: a certificate whose subject
+// is its issuer's counts as self-issued, which relying parties treat
+// apart.
+func responderName(issuer *x509.Certificate) ([]byte, error) {
+	issuerName, err := pki.FormatSubject(issuer.RawSubject)
+	if err != nil {
+		return nil, err
+	}
+	name := pkix.Name{Country: issuer.Subject.Country, Organization: issuer.Subject.Organization, OrganizationalUnit: issuer.Subject.OrganizationalUnit,
+		Locality: issuer.Subject.Locality, Province: issuer.Subject.Province}
+	for _, name.CommonName = range []string{"OCSP responder", "Delegated OCSP responder"} {
+		der, err := asn1.Marshal(name.ToRDNSequence())
+		if err != nil {
+			return nil, err
+		}
+		formatted, err := pki.FormatSubject(der)
+		if err != nil {
+			return nil, err
+		}
+		if !strings.EqualFold(formatted, issuerName) {
+			return der, nil
+		}
+	}
+	return nil, errors.New("authority: no name for an OCSP responder differs from its CA's")
 }

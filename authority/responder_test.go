@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"slices"
 	"strings"
@@ -131,28 +132,113 @@ func TestOCSPResponder(t *testing.T) {
 	}
 }
 
-// TestOCSPResponderUnderNameConstraints: a CA whose chain constrains
-// names signs its OCSP answers itself, and logs them: its responder's name
-// would have to satisfy the constraints.
-func TestOCSPResponderUnderNameConstraints(t *testing.T) {
-	env := testenv.Start(t)
-	root := testenv.NewExternalRoot(t, "Root")
-	constraining := root.NewIntermediate(t, "Constraining", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"corp.example"} })
-	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
-	cert := constraining.Sign(t, "Sub", env.CSR(t, sub).PublicKey, constraining.Cert.NotAfter.Add(-time.Hour))
+// importedOCSPCA is a subordinate CA named cn, answering OCSP, whose
+// certificate an external CA issued as change makes it.
+func importedOCSPCA(t *testing.T, env *testenv.Env, parent *testenv.ExternalCA, chain []byte, cn string, change ...func(*x509.Certificate)) *ocspEnv {
+	t.Helper()
+	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, cn)
+	cert := parent.Sign(t, cn, env.CSR(t, sub).PublicKey, parent.Cert.NotAfter.Add(-time.Hour), change...)
 	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
-		CertificateAuthorityArn: &sub, Certificate: cert.PEM, CertificateChain: append(append([]byte{}, constraining.PEM...), root.PEM...)}); err != nil {
+		CertificateAuthorityArn: &sub, Certificate: cert.PEM, CertificateChain: chain}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &sub,
 		RevocationConfiguration: &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}}}); err != nil {
 		t.Fatal(err)
 	}
-	e := &ocspEnv{env: env, caARN: sub, root: cert.Cert}
-	if resp, r := e.responderOf(t, big.NewInt(0xbad)); resp.Status != ocsp.Unknown || r != nil {
-		t.Errorf("status %d, signed by a responder %v", resp.Status, r)
+	return &ocspEnv{env: env, caARN: sub, root: cert.Cert}
+}
+
+// TestOCSPResponderWithheld: where a responder is not to be relied on,
+// or its CA may not issue, the CA signs its answers itself, and logs
+// them, however often it is asked: a CA whose chain constrains names, one
+// whose certificate's key identifier is not its key's own (a renewal
+// could change it under the responders' authority key identifier), one
+// whose certificate has not begun on the server's clock, and a disabled
+// CA without a responder. A CA named as a responder would be gets a
+// responder named apart, which names its issuer's key.
+func TestOCSPResponderWithheld(t *testing.T) {
+	env := testenv.Start(t, func(c *app.Config) { c.OCSPUnknownRate = 1e6 })
+	root := testenv.NewExternalRoot(t, "Root")
+	constraining := root.NewIntermediate(t, "Constraining", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"corp.example"} })
+	ownKey := importedOCSPCA(t, env, root, root.PEM, "Own key id", func(c *x509.Certificate) { c.SubjectKeyId = []byte{1, 1, 1, 1} })
+	early := importedOCSPCA(t, env, root, root.PEM, "Early", func(c *x509.Certificate) { c.NotBefore = env.Clock.Now().Truncate(time.Second) })
+	disabled := importedOCSPCA(t, env, root, root.PEM, "Disabled")
+	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &disabled.caARN,
+		Status: types.CertificateAuthorityStatusDisabled}); err != nil {
+		t.Fatal(err)
 	}
-	if kinds := logKinds(t, env, sub); kinds[len(kinds)-1] != openpca.KeyUseOCSP {
-		t.Errorf("the CA's own answer is not logged: %v", kinds)
+	for _, c := range []struct {
+		name string
+		e    *ocspEnv
+	}{
+		{"constrained", importedOCSPCA(t, env, constraining, append(append([]byte{}, constraining.PEM...), root.PEM...), "Sub")},
+		{"own key id", ownKey},
+		{"disabled", disabled},
+		{"not yet begun", early}, // last: the clock steps back for it
+	} {
+		name, e := c.name, c.e
+		if e == early {
+			env.Clock.Advance(-30 * time.Second)
+		}
+		t.Run(name, func(t *testing.T) {
+			for i := range 3 {
+				if resp, r := e.responderOf(t, big.NewInt(int64(0xbad+i))); resp.Status != ocsp.Unknown || r != nil {
+					t.Errorf("status %d, signed by a responder %v", resp.Status, r)
+				}
+			}
+			if kinds := logKinds(t, env, e.caARN); count(kinds, openpca.KeyUseOCSP) != 3 || count(kinds, openpca.KeyUseIssue) != 0 {
+				t.Errorf("the CA's log: %v, want its three answers and no issuance", kinds)
+			}
+		})
+	}
+
+	named := importedOCSPCA(t, env, root, root.PEM, "OCSP responder")
+	for i := range 3 {
+		_, r := named.responderOf(t, big.NewInt(int64(0xbad+i)))
+		if r == nil || r.Subject.CommonName != "Delegated OCSP responder" || !bytes.Equal(r.AuthorityKeyId, named.root.SubjectKeyId) {
+			t.Fatalf("the responder of a CA named OCSP responder: %v", r)
+		}
+	}
+	if kinds := logKinds(t, env, named.caARN); count(kinds, openpca.KeyUseIssue) != 1 || count(kinds, openpca.KeyUseOCSP) != 0 {
+		t.Errorf("the log of a CA named OCSP responder: %v, want one issuance", kinds)
+	}
+}
+
+// TestOCSPResponderPaced: while a CA's key store is away, a server whose
+// responder has ended tries to issue the next once a minute, not at every
+// request (each try makes a key), and answers tryLater meanwhile; once the
+// store is back, the next is issued.
+func TestOCSPResponderPaced(t *testing.T) {
+	kms := testenv.StartKMS(t)
+	var logs testenv.SyncBuffer
+	e := newOCSPEnv(t, kms.Use(t), func(c *app.Config) {
+		c.OCSPUnknownRate = 1e6
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	_, first := e.responderOf(t, e.cert.SerialNumber)
+	if first == nil {
+		t.Fatal("no responder")
+	}
+	tries := func() int { return strings.Count(logs.String(), "issuing an OCSP responder") }
+	kms.Stop(t)
+	e.env.Clock.Advance(49 * time.Hour) // the first ends within a day
+	for i := range 3 {
+		if body := e.ask(t, big.NewInt(int64(0xbad+i))); !bytes.Equal(body, ocsp.TryLaterErrorResponse) {
+			t.Errorf("with the key store away: %x, want tryLater", body)
+		}
+	}
+	if n := tries(); n != 1 {
+		t.Errorf("%d tries to issue a responder within a minute, want 1", n)
+	}
+	e.env.Clock.Advance(61 * time.Second)
+	e.ask(t, big.NewInt(0xbad3))
+	if n := tries(); n != 2 {
+		t.Errorf("%d tries a minute on, want 2", n)
+	}
+	kms.Start(t)
+	e.env.Clock.Advance(61 * time.Second)
+	if _, next := e.responderOf(t, big.NewInt(0xbad4)); next == nil || next.Equal(first) {
+		t.Errorf("once the key store is back: responder %v", next)
 	}
 }
