@@ -260,6 +260,12 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	case cfg.TLSSelfSigned && cfg.TLSCertFile != "":
 		return fmt.Errorf("--tls-self-signed and --tls-cert exclude each other")
+	case (cfg.PKCS11.Module == "") != (cfg.PKCS11.TokenLabel == ""):
+		return fmt.Errorf("--pkcs11-module and --pkcs11-token-label go together: they name the token")
+	case cfg.PKCS11Standard != "" && cfg.PKCS11.Module == "":
+		return fmt.Errorf("--pkcs11-standard describes a token: it needs --pkcs11-module")
+	case cfg.KMSStandard != "" && cfg.KMSEndpoint == "" && cfg.KeyStore != kms.Name:
+		return fmt.Errorf("--kms-standard describes the kms store: it needs --key-store kms or --kms-endpoint")
 	}
 	if cfg.MasterKeyFile == "" {
 		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
