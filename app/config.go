@@ -345,7 +345,7 @@ func (cfg *Config) Validate() error {
 // without credentials, query or fragment.
 func httpURL(s string) bool {
 	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && !strings.ContainsAny(s, "?#") && validPort(u.Port())
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" && u.User == nil && !strings.ContainsAny(s, "?#") && validPort(u.Port())
 }
 
 // validPort reports whether port, of a URL, is none or a TCP port (0

@@ -93,6 +93,7 @@ func TestConfigValidate(t *testing.T) {
 		{"an S3 endpoint without a scheme", func(c *app.Config) { c.S3Endpoint = "127.0.0.1:9000" }, "--s3-endpoint", nil},
 		{"an S3 endpoint with credentials", func(c *app.Config) { c.S3Endpoint = "http://key:secret@127.0.0.1:9000" }, "--s3-endpoint", nil},
 		{"a KMS endpoint without a host", func(c *app.Config) { c.KMSEndpoint = "http://" }, "--kms-endpoint", nil},
+		{"a KMS endpoint of a port alone", func(c *app.Config) { c.KMSEndpoint = "http://:9000" }, "--kms-endpoint", nil},
 		{"an S3 endpoint", func(c *app.Config) { c.S3Endpoint = "http://127.0.0.1:9000/gateway" }, "", func(c *app.Config) bool { return c.ObjectStore == "s3" }},
 		{"a public URL with a port", func(c *app.Config) { c.PublicURL = "https://ca.example:8443" }, "", nil},
 		{"a public URL with a path", func(c *app.Config) { c.PublicURL = "https://ca.example/pca" }, "", nil},

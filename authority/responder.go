@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -168,8 +169,10 @@ func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer,
 	}
 	// While the one in use serves, its successor is issued beside the
 	// requests, not in their way.
-	flight := s.responderFlights.DoChan(ca.ID, s.shared(ctx, "issuing an OCSP responder", func(ctx context.Context) (any, error) {
-		r, err := s.issueResponder(ctx, ca, is)
+	issue := s.shared(ctx, "issuing an OCSP responder", func(ctx context.Context) (any, error) { return s.issueResponder(ctx, ca, is) })
+	flight := s.responderFlights.DoChan(ca.ID, func() (any, error) {
+		v, err := issue() // a panic in it is its error, whose try is paced too
+		r, _ := v.(*ocspResponder)
 		if err == nil && !r.usable(is.cert, s.now()) {
 			r, err = nil, errResponderUnusable
 		}
@@ -179,7 +182,7 @@ func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer,
 				"ca", ca.ARN, "error", err)
 		}
 		return r, err
-	}))
+	})
 	if usable {
 		return r, nil
 	}
@@ -285,25 +288,20 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 // issuer: the CA's name but for its common name, OCSP responder, a name of
 // the CA's organization. Never the CA's own: a certificate whose subject
 // is its issuer's counts as self-issued, which relying parties treat
-// apart.
+// apart. Names are compared as OpenSSL compares them (RFC 5280, 7.1):
+// their common names, the only attribute that could tell them apart,
+// without case or the spaces around and between words.
 func responderName(issuer *x509.Certificate) ([]byte, error) {
-	issuerName, err := pki.FormatSubject(issuer.RawSubject)
-	if err != nil {
-		return nil, err
-	}
 	name := pkix.Name{Country: issuer.Subject.Country, Organization: issuer.Subject.Organization, OrganizationalUnit: issuer.Subject.OrganizationalUnit,
 		Locality: issuer.Subject.Locality, Province: issuer.Subject.Province}
-	for _, name.CommonName = range []string{"OCSP responder", "Delegated OCSP responder"} {
-		der, err := asn1.Marshal(name.ToRDNSequence())
-		if err != nil {
-			return nil, err
-		}
-		formatted, err := pki.FormatSubject(der)
-		if err != nil {
-			return nil, err
-		}
-		if !strings.EqualFold(formatted, issuerName) {
-			return der, nil
+	canonical := func(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
+	for _, cn := range []string{"OCSP responder", "Delegated OCSP responder"} {
+		if !slices.ContainsFunc(issuer.Subject.Names, func(a pkix.AttributeTypeAndValue) bool {
+			v, ok := a.Value.(string)
+			return a.Type.Equal(oidCommonName) && ok && canonical(v) == canonical(cn)
+		}) {
+			name.CommonName = cn
+			return asn1.Marshal(name.ToRDNSequence())
 		}
 	}
 	return nil, errors.New("authority: no name for an OCSP responder differs from its CA's")

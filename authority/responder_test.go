@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"slices"
@@ -193,15 +194,25 @@ func TestOCSPResponderWithheld(t *testing.T) {
 		})
 	}
 
-	named := importedOCSPCA(t, env, root, root.PEM, "OCSP responder")
-	for i := range 3 {
-		_, r := named.responderOf(t, big.NewInt(int64(0xbad+i)))
-		if r == nil || r.Subject.CommonName != "Delegated OCSP responder" || !bytes.Equal(r.AuthorityKeyId, named.root.SubjectKeyId) {
-			t.Fatalf("the responder of a CA named OCSP responder: %v", r)
+	// Names OpenSSL takes for "OCSP responder" (RFC 5280, 7.1).
+	dir := t.TempDir()
+	writePEM(t, dir, "root.pem", "CERTIFICATE", root.Cert.Raw)
+	for i, cn := range []string{"OCSP responder", "OCSP  responder", "ocsp RESPONDER"} {
+		named := importedOCSPCA(t, env, root, root.PEM, cn)
+		for j := range 3 {
+			_, r := named.responderOf(t, big.NewInt(int64(0xbad+j)))
+			if r == nil || r.Subject.CommonName != "Delegated OCSP responder" || !bytes.Equal(r.AuthorityKeyId, named.root.SubjectKeyId) {
+				t.Fatalf("the responder of a CA named %q: %v", cn, r)
+			}
 		}
-	}
-	if kinds := logKinds(t, env, named.caARN); count(kinds, openpca.KeyUseIssue) != 1 || count(kinds, openpca.KeyUseOCSP) != 0 {
-		t.Errorf("the log of a CA named OCSP responder: %v, want one issuance", kinds)
+		if kinds := logKinds(t, env, named.caARN); count(kinds, openpca.KeyUseIssue) != 1 || count(kinds, openpca.KeyUseOCSP) != 0 {
+			t.Errorf("the log of a CA named %q: %v, want one issuance", cn, kinds)
+		}
+		sub := fmt.Sprintf("sub%d.pem", i)
+		writePEM(t, dir, sub, "CERTIFICATE", named.root.Raw)
+		if out, _ := openssl(t, dir, "ocsp", "-issuer", sub, "-serial", "0xbad", "-url", env.URL+"/ocsp", "-CAfile", "root.pem", "-no_nonce"); !strings.Contains(out, "Response verify OK") {
+			t.Errorf("openssl ocsp of the CA named %q:\n%s", cn, out)
+		}
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -47,6 +46,11 @@ var _ openpca.ObjectStore = (*Store)(nil)
 // configuration names one, and at endpoint if it is set, with path-style
 // addressing as S3-compatible servers expect.
 func Open(ctx context.Context, endpoint, region string) (*Store, error) {
+	return open(ctx, endpoint, region, 5*time.Minute)
+}
+
+// open is Open with the client's timeout of a request.
+func open(ctx context.Context, endpoint, region string, timeout time.Duration) (*Store, error) {
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("s3: loading the AWS configuration: %w", err)
@@ -64,7 +68,7 @@ func Open(ctx context.Context, endpoint, region string) (*Store, error) {
 		// server accepts the newer ones.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		o.HTTPClient = awsconfig.HTTPClient(cfg, 5*time.Minute)
+		o.HTTPClient = awsconfig.HTTPClient(cfg, timeout)
 	})
 	return &Store{client: client, endpoint: strings.TrimSuffix(endpoint, "/"), region: cfg.Region}, nil
 }
@@ -83,16 +87,17 @@ func (s *Store) URL(bucket, key string) string {
 // HeadBucket and accept a small probe object with the ACL.
 func (s *Store) CheckBucket(ctx context.Context, bucket string, acl openpca.S3ObjectAcl) error {
 	if _, err := s.client.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		return classify(err)
+		return classify(ctx, err)
 	}
 	_, err := s.client.PutObject(ctx, &awss3.PutObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String(ProbeKey), Body: bytes.NewReader(nil), ContentLength: aws.Int64(0), ACL: cannedACLs[acl],
 	})
-	return classify(err)
+	return classify(ctx, err)
 }
 
-// classify maps S3's answers about a bucket to the domain's errors.
-func classify(err error) error {
+// classify maps S3's answers about a bucket to the domain's errors, of a
+// call made with ctx.
+func classify(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -111,28 +116,39 @@ func classify(err error) error {
 		}
 	}
 	err = fmt.Errorf("s3: %w", err)
-	if unreachable(err) {
+	if unreachable(ctx, err) {
 		return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server cannot reach its object store now; retry later.", Cause: err}
 	}
 	return err
 }
 
-// unreachable reports whether err is of an S3 server that could not be
-// reached, or failed, for now: a connection refused, cut or timed out, an
-// answer of 5xx, or the client's retries of those spent. A retry later
-// may succeed.
-func unreachable(err error) bool {
-	// A deadline's error is a net.Error too: the caller's own bound is
-	// the caller's to handle.
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+// unreachable reports whether err, of a call made with ctx, is of an S3
+// server that could not be reached, or failed, for now: a connection
+// refused, cut or timed out (the client's own timeouts), a name its DNS
+// could not look up now, or an answer of 500, 502, 503 or 504 (past the
+// client's retries). A retry later may succeed; not one of a name that
+// does not exist, a certificate not trusted, or another answer.
+func unreachable(ctx context.Context, err error) bool {
+	// The caller's end is the caller's to handle.
+	if ctx.Err() != nil {
 		return false
 	}
-	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() >= 500 {
+	// A request that got no answer is a response error too, of status 0.
+	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() != 0 {
+		switch re.HTTPStatusCode() {
+		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	if dns, ok := errors.AsType[*net.DNSError](err); ok {
+		return !dns.IsNotFound
+	}
+	if t, ok := errors.AsType[net.Error](err); ok && t.Timeout() {
 		return true
 	}
-	_, spent := errors.AsType[*retry.MaxAttemptsError](err)
-	_, network := errors.AsType[net.Error](err)
-	return spent || network || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	_, op := errors.AsType[*net.OpError](err)
+	return op || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // cannedACLs maps the API's ACLs to S3's.
@@ -148,7 +164,7 @@ func (s *Store) Get(ctx context.Context, bucket, key string) (io.ReadCloser, err
 		return nil, openpca.ErrNotFound
 	}
 	if err != nil {
-		return nil, classify(err)
+		return nil, classify(ctx, err)
 	}
 	return out.Body, nil
 }
@@ -165,7 +181,7 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
 			Bucket: aws.String(bucket), Key: aws.String(key), ContentType: aws.String(contentType), ACL: acl,
 			Body: bytes.NewReader(first[:n]), ContentLength: aws.Int64(int64(n)),
 		})
-		return classify(err)
+		return classify(ctx, err)
 	}
 	if err != nil {
 		return err
@@ -174,7 +190,7 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
 		Bucket: aws.String(bucket), Key: aws.String(key), ContentType: aws.String(contentType), ACL: acl,
 	})
 	if err != nil {
-		return classify(err)
+		return classify(ctx, err)
 	}
 	parts, err := s.uploadParts(ctx, bucket, key, up.UploadId, first, r)
 	if err == nil {
@@ -187,7 +203,7 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		s.client.AbortMultipartUpload(actx, &awss3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId})
-		return classify(err)
+		return classify(ctx, err)
 	}
 	return nil
 }
@@ -196,7 +212,7 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
 func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	_, err := s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		return classify(err)
+		return classify(ctx, err)
 	}
 	return nil
 }
@@ -208,14 +224,14 @@ func (s *Store) DiscardPartial(ctx context.Context, bucket, key string) error {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return classify(err)
+			return classify(ctx, err)
 		}
 		for _, u := range page.Uploads {
 			if aws.ToString(u.Key) != key {
 				continue
 			}
 			if _, err := s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId}); err != nil {
-				return classify(err)
+				return classify(ctx, err)
 			}
 		}
 	}

@@ -178,9 +178,10 @@ func TestDiscardPartial(t *testing.T) {
 	}
 }
 
-// TestUnreachable: an S3 server that refuses connections, or fails
-// (5xx) past the client's retries, is ServiceUnavailable, which callers
-// may try again; the caller's own deadline is not.
+// TestUnreachable: an S3 server that refuses connections, cuts them, or
+// fails (500) past the client's retries, is ServiceUnavailable, which
+// callers may try again; the caller's own deadline is not, nor an answer
+// no retry changes (501), nor a certificate not trusted.
 func TestUnreachable(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -188,24 +189,36 @@ func TestUnreachable(t *testing.T) {
 	}
 	refused := "http://" + l.Addr().String()
 	l.Close()
-	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusInternalServerError)
+	answering := func(status int) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	cutting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
 	}))
-	defer failing.Close()
+	defer cutting.Close()
 	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	defer hanging.Close()
+	untrusted := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer untrusted.Close()
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 	for _, c := range []struct {
 		name, endpoint string
-		timeout        time.Duration
+		timeout        time.Duration // the caller's
 		unavailable    bool
 	}{
 		{"refused", refused, time.Minute, true},
-		{"failing", failing.URL, time.Minute, true},
+		{"cut", cutting.URL, time.Minute, true},
+		{"failing", answering(http.StatusInternalServerError), time.Minute, true},
 		{"past the caller's deadline", hanging.URL, 200 * time.Millisecond, false},
+		{"not implemented", answering(http.StatusNotImplemented), time.Minute, false},
+		{"a certificate not trusted", untrusted.URL, time.Minute, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st, err := s3.Open(t.Context(), c.endpoint, "us-east-1")

@@ -247,13 +247,22 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 	if err != nil {
 		return err
 	}
-	// A key given twice, from the command line and the environment, or
-	// both in one, is not one of them taken silently.
+	// The master key is given itself or as a file, one way: the command
+	// line's wins over the environment's (a key left in the environment
+	// must not be taken for the file named), and two given on one of
+	// them are refused.
 	key, file := fs.Lookup("master-key"), fs.Lookup("master-key-file")
-	if key != nil && file != nil && key.Value.String() != "" && file.Value.String() != "" {
-		return fmt.Errorf("--master-key (or %s) and --master-key-file (or %s) name two master keys: give one", envName(key.Name), envName(file.Name))
+	if key == nil || file == nil || key.Value.String() == "" || file.Value.String() == "" {
+		return nil
 	}
-	return nil
+	switch {
+	case set[key.Name] == set[file.Name]:
+		return fmt.Errorf("--master-key and --master-key-file (%s and %s) name two master keys: give one", envName(key.Name), envName(file.Name))
+	case set[key.Name]:
+		return file.Value.Set("")
+	default:
+		return key.Value.Set("")
+	}
 }
 
 // envName is the environment variable of a flag.

@@ -98,23 +98,39 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	}
 }
 
-// TestMasterKeyGivenTwice: a master key given both itself and as a file,
-// on the command line or in the environment, is refused, by the server
-// and by the operator's commands, rather than one of them taken.
+// TestMasterKeyGivenTwice: a master key is given itself or as a file: the
+// command line's wins over the environment's, and two given on the
+// command line, or in the environment, are refused, by the server and by
+// the operator's commands, rather than one of them taken.
 func TestMasterKeyGivenTwice(t *testing.T) {
-	key := "OPENPCA_MASTER_KEY"
+	const key, file = "OPENPCA_MASTER_KEY", "OPENPCA_MASTER_KEY_FILE"
 	for _, tc := range []struct {
 		args []string
 		env  map[string]string
 	}{
-		{[]string{"serve", "--listen", freeAddr(t), "--master-key-file", "other.key"}, map[string]string{key: "a2V5"}},
-		{[]string{"serve", "--listen", freeAddr(t), "--master-key", "a2V5"}, map[string]string{"OPENPCA_MASTER_KEY_FILE": "other.key"}},
-		{[]string{"operator-log", "--master-key-file", "other.key"}, map[string]string{key: "a2V5"}},
+		{[]string{"serve", "--listen", freeAddr(t), "--master-key-file", "other.key", "--master-key", "a2V5"}, nil},
+		{[]string{"serve", "--listen", freeAddr(t)}, map[string]string{key: "a2V5", file: "other.key"}},
+		{[]string{"operator-log"}, map[string]string{key: "a2V5", file: "other.key"}},
 	} {
 		args := append(append([]string{}, tc.args...), "--data-dir", t.TempDir())
 		err := run(t.Context(), args, io.Discard, io.Discard, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
 		if err == nil || !strings.Contains(err.Error(), "two master keys") {
 			t.Errorf("%q with %v: %v, want both keys refused", tc.args, tc.env, err)
+		}
+	}
+	for _, tc := range []struct {
+		args              []string
+		env               map[string]string
+		wantKey, wantFile string
+	}{
+		{[]string{"--master-key-file", "new.key"}, map[string]string{key: "b2xk"}, "", "new.key"},
+		{[]string{"--master-key", "bmV3"}, map[string]string{file: "old.key"}, "bmV3", ""},
+	} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		gotKey, gotFile := fs.String("master-key", "", ""), fs.String("master-key-file", "", "")
+		if err := parseFlags(fs, tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }); err != nil || *gotKey != tc.wantKey || *gotFile != tc.wantFile {
+			t.Errorf("%q with %v: key %q, file %q, %v; want %q, %q", tc.args, tc.env, *gotKey, *gotFile, err, tc.wantKey, tc.wantFile)
 		}
 	}
 }
