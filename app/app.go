@@ -63,6 +63,7 @@ type App struct {
 	now       func() time.Time
 	lock      *os.File // the data folder's lock, held while the App runs
 
+	service    *authority.Service
 	reports    *audit.Generator
 	crls       *crl.Publisher
 	witnessing *witnessing.Witnessing // nil without witnesses
@@ -288,6 +289,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Logger:         logger,
 	})
 
+	a.service = svc
 	bctx, stop := context.WithCancel(context.Background())
 	a.stop = stop
 	// At start, a bounded share of the tokens: a database of an earlier
@@ -718,6 +720,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 func (a *App) Close() error {
 	a.stop()
 	a.background.Wait()
+	a.service.Wait()
 	a.reports.Close()
 	a.crls.Close()
 	if a.witnessing != nil {

@@ -246,7 +246,7 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	}
 	// Requests that miss at once share one signing: each would be logged.
 	// The signing is not the first requester's to cut short by leaving.
-	flight := s.ocspFlights.DoChan(ca.ID+"/"+serial+"/"+status+"/"+strconv.FormatInt(template.RevokedAt.UnixMicro(), 10), s.shared(ctx, "answering an OCSP request", func(ctx context.Context) (any, error) {
+	flight := s.flights.do(&s.ocspFlights, ca.ID+"/"+serial+"/"+status+"/"+strconv.FormatInt(template.RevokedAt.UnixMicro(), 10), s.shared(ctx, "answering an OCSP request", func(ctx context.Context) (any, error) {
 		// One that ended as this request missed the cache is not signed
 		// again.
 		if e := s.ocsp.get(id); e != nil && current(e) {

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/pki"
 )
@@ -170,7 +172,7 @@ func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer,
 	// While the one in use serves, its successor is issued beside the
 	// requests, not in their way.
 	issue := s.shared(ctx, "issuing an OCSP responder", func(ctx context.Context) (any, error) { return s.issueResponder(ctx, ca, is) })
-	flight := s.responderFlights.DoChan(ca.ID, func() (any, error) {
+	flight := s.flights.do(&s.responderFlights, ca.ID, func() (any, error) {
 		v, err := issue() // a panic in it is its error, whose try is paced too
 		r, _ := v.(*ocspResponder)
 		if err == nil && !r.usable(is.cert, s.now()) {
@@ -198,6 +200,47 @@ func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer,
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// flights are the signings that requests share (singleflight), which run
+// on when the request that began them ends: Service.Wait waits for them,
+// before the store and the key stores close, and none begins after.
+type flights struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// errStopping is a shared signing asked for once the server stops.
+var errStopping = openpca.Errorf(openpca.CodeServiceUnavailable, "The server is stopping; retry.")
+
+// do runs fn in g under key, shared with the callers that ask at once,
+// and returns the channel of its result.
+func (f *flights) do(g *singleflight.Group, key string, fn func() (any, error)) <-chan singleflight.Result {
+	out := make(chan singleflight.Result, 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		out <- singleflight.Result{Err: errStopping}
+		return out
+	}
+	f.wg.Add(1)
+	ch := g.DoChan(key, fn)
+	go func() {
+		defer f.wg.Done()
+		out <- <-ch
+	}()
+	return out
+}
+
+// Wait waits for the signings that requests share to end, and lets none
+// begin after: a signing by a CA's key must not outlive its store, which
+// would not record it. Call it once requests stopped.
+func (s *Service) Wait() {
+	s.flights.mu.Lock()
+	s.flights.closed = true
+	s.flights.mu.Unlock()
+	s.flights.wg.Wait()
 }
 
 // shared makes fn a function that requests share through singleflight: it

@@ -253,3 +253,30 @@ func TestOCSPResponderPaced(t *testing.T) {
 		t.Errorf("once the key store is back: responder %v", next)
 	}
 }
+
+// TestOCSPResponderIssuedBeforeStop: a server stopping waits for the
+// issuance of a responder that a request began, and its store records it:
+// the CA's key signed it. (An RSA-4096 key takes long enough to make that
+// the stop comes first.)
+func TestOCSPResponderIssuedBeforeStop(t *testing.T) {
+	env := testenv.Start(t, func(c *app.Config) { c.OCSPUnknownRate = 1e6 })
+	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmRsa4096, "RSA Root"), CertificateAuthorityType: types.CertificateAuthorityTypeRoot,
+		RevocationConfiguration: &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &ocspEnv{env: env, caARN: *out.CertificateAuthorityArn}
+	e.root = env.ActivateRoot(t, e.caARN)
+	if _, r := e.responderOf(t, big.NewInt(0xbad)); r == nil {
+		t.Fatal("no responder")
+	}
+	env.Clock.Advance(37 * time.Hour)
+	if _, r := e.responderOf(t, big.NewInt(0xbad1)); r == nil { // begins the next one's issuance
+		t.Fatal("no responder")
+	}
+	env.Stop(t)
+	if kinds := logKinds(t, env, e.caARN); count(kinds, openpca.KeyUseIssue) != 3 { // its own, two responders
+		t.Errorf("the log after the stop: %v, want the next responder's issuance", kinds)
+	}
+}

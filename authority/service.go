@@ -103,6 +103,7 @@ type Service struct {
 	publicURL      string
 	ocsp           ocspCache
 	ocspFlights    singleflight.Group // signings of OCSP answers under way
+	flights        flights            // those and responders' issuances
 	ocspSignedByCA bool
 	responders     responders
 	// responderFlights are the issuances of OCSP responders under way.
