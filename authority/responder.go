@@ -235,12 +235,23 @@ func (f *flights) do(g *singleflight.Group, key string, fn func() (any, error)) 
 
 // Wait waits for the signings that requests share to end, and lets none
 // begin after: a signing by a CA's key must not outlive its store, which
-// would not record it. Call it once requests stopped.
+// would not record it. Call it once requests stopped. A key store that
+// does not answer (a token's signing heeds no context) is waited for
+// ocspSigningTimeout at most.
 func (s *Service) Wait() {
 	s.flights.mu.Lock()
 	s.flights.closed = true
 	s.flights.mu.Unlock()
-	s.flights.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		s.flights.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(ocspSigningTimeout):
+		s.logger.Warn("stopping without the OCSP signings still under way: what a CA's key signs from now on is not recorded, and never leaves the server")
+	}
 }
 
 // shared makes fn a function that requests share through singleflight: it

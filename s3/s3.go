@@ -5,6 +5,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,10 +16,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/awsconfig"
@@ -123,26 +126,36 @@ func classify(ctx context.Context, err error) error {
 }
 
 // unreachable reports whether err, of a call made with ctx, is of an S3
-// server that could not be reached, or failed, for now: a connection
-// refused, cut or timed out (the client's own timeouts), a name its DNS
-// could not look up now, or an answer of 500, 502, 503 or 504 (past the
-// client's retries). A retry later may succeed; not one of a name that
-// does not exist, a certificate not trusted, or another answer.
+// server that could not be reached, or failed, for now, so that a try
+// later may succeed: one the client retried to no avail (throttling, 5xx,
+// S3's RequestTimeout, connections refused or cut), an answer of 429,
+// 500, 502, 503 or 504, or a request that got no answer (a connection
+// refused, cut or timed out by the client, a proxy that failed). Not a
+// name that does not exist, nor a certificate not trusted, which no retry
+// changes, nor the caller's own end.
 func unreachable(ctx context.Context, err error) bool {
-	// The caller's end is the caller's to handle.
 	if ctx.Err() != nil {
 		return false
+	}
+	if dns, ok := errors.AsType[*net.DNSError](err); ok && dns.IsNotFound {
+		return false
+	}
+	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		return false
+	}
+	if _, ok := errors.AsType[*retry.MaxAttemptsError](err); ok {
+		return true
 	}
 	// A request that got no answer is a response error too, of status 0.
 	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() != 0 {
 		switch re.HTTPStatusCode() {
-		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 			return true
 		}
 		return false
 	}
-	if dns, ok := errors.AsType[*net.DNSError](err); ok {
-		return !dns.IsNotFound
+	if _, ok := errors.AsType[*smithyhttp.RequestSendError](err); ok {
+		return true
 	}
 	if t, ok := errors.AsType[net.Error](err); ok && t.Timeout() {
 		return true

@@ -178,8 +178,9 @@ func TestDiscardPartial(t *testing.T) {
 	}
 }
 
-// TestUnreachable: an S3 server that refuses connections, cuts them, or
-// fails (500) past the client's retries, is ServiceUnavailable, which
+// TestUnreachable: an S3 server that refuses connections, cuts them,
+// throttles (429) or fails (500) past the client's retries, is
+// ServiceUnavailable, which
 // callers may try again; the caller's own deadline is not, nor an answer
 // no retry changes (501), nor a certificate not trusted.
 func TestUnreachable(t *testing.T) {
@@ -216,6 +217,7 @@ func TestUnreachable(t *testing.T) {
 		{"refused", refused, time.Minute, true},
 		{"cut", cutting.URL, time.Minute, true},
 		{"failing", answering(http.StatusInternalServerError), time.Minute, true},
+		{"throttling", answering(http.StatusTooManyRequests), time.Minute, true},
 		{"past the caller's deadline", hanging.URL, 200 * time.Millisecond, false},
 		{"not implemented", answering(http.StatusNotImplemented), time.Minute, false},
 		{"a certificate not trusted", untrusted.URL, time.Minute, false},
