@@ -11,20 +11,37 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
 // BenchmarkOCSP measures OCSP answers over HTTP, 16 clients at once,
-// against a P-256 CA on SQLite: "signed", each about a certificate not
-// asked about before (signed by the CA's delegated responder, which the
-// first answer has the CA issue, and kept in a group commit); "kept", the
-// same after a restart, answered from the database; and "cached", from
-// the server's memory. With -benchtime Nx, "kept" asks about each
-// certificate once; otherwise it cycles through them, and its later
-// answers come from memory.
+// against a P-256 CA on SQLite, whose key is kept in software or in
+// SoftHSM2, and whose answers its delegated responder signs or the CA
+// itself (--ocsp-signed-by-ca): "signed", each about a certificate not
+// asked about before (signed and kept in a group commit, and logged if
+// the CA signs); "kept", the same after a restart, answered from the
+// database; and "cached", from the server's memory. With -benchtime Nx,
+// "kept" asks about each certificate once; otherwise it cycles through
+// them, and its later answers come from memory.
 func BenchmarkOCSP(b *testing.B) {
+	byCA := func(c *app.Config) { c.OCSPSignedByCA = true }
+	for _, c := range []struct {
+		name string
+		opts func(b *testing.B) []testenv.Option
+	}{
+		{"keys=software/signer=responder", func(*testing.B) []testenv.Option { return nil }},
+		{"keys=software/signer=ca", func(*testing.B) []testenv.Option { return []testenv.Option{byCA} }},
+		{"keys=pkcs11/signer=responder", func(b *testing.B) []testenv.Option { return []testenv.Option{testenv.NewSoftHSM(b).Use()} }},
+		{"keys=pkcs11/signer=ca", func(b *testing.B) []testenv.Option { return []testenv.Option{testenv.NewSoftHSM(b).Use(), byCA} }},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchmarkOCSP(b, c.opts(b)...) })
+	}
+}
+
+func benchmarkOCSP(b *testing.B, opts ...testenv.Option) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400)) // as openpca serve runs
-	env := testenv.Start(b)
+	env := testenv.Start(b, opts...)
 	caARN, root := revocationCA(b, env, &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
 	leaf := testenv.NewLeaf(b, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ocsp.example"}})
 	var signed [][]byte // requests about the certificates answered so far
