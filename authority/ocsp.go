@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha1"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"math/big"
@@ -22,10 +23,11 @@ import (
 
 // OCSP responses are signed by the CA's delegated responder (see
 // responder.go) or its own key, valid for ocspValidity, and kept, in
-// memory and, for issued certificates, in the store for every server: a request gets the kept response while the certificate's status
-// is the one it gives and it is younger than ocspRefresh. The status is
-// read from the store at each request, so a revocation shows at once on
-// every server.
+// memory and, for issued certificates, in the store for every server: a
+// request gets the kept response while the certificate's status is the
+// one it gives and it is younger than ocspRefresh. The status is read
+// from the store at each request, so a revocation shows at once on every
+// server.
 const (
 	ocspValidity = 24 * time.Hour
 	ocspRefresh  = ocspValidity / 2
@@ -51,9 +53,9 @@ const DefaultOCSPUnknownRate = 50
 
 // DefaultOCSPUnknownBudget is how many bytes a server lets answers for
 // serials a CA never issued add to that CA's key-use log per hour, where
-// the CA signs its answers itself (about
-// 1,500 answers, 24 MiB a day at most); past it, such requests get
-// tryLater until the budget refills, at the same pace.
+// the CA signs its answers itself (about 1,500 answers, 24 MiB a day at
+// most); past it, such requests get tryLater until the budget refills, at
+// the same pace.
 const DefaultOCSPUnknownBudget = 1 << 20
 
 // ocspEntryOverhead is what a key-use log entry takes in the database
@@ -244,7 +246,8 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	if e := s.ocsp.get(id); e != nil && current(e) {
 		return e.DER, nil
 	}
-	// Requests that miss at once share one signing: each would be logged.
+	// Requests that miss at once share one signing: each would be signed,
+	// and logged where the CA signs.
 	// The signing is not the first requester's to cut short by leaving.
 	flight := s.flights.do(&s.ocspFlights, ca.ID+"/"+serial+"/"+status+"/"+strconv.FormatInt(template.RevokedAt.UnixMicro(), 10), s.shared(ctx, "answering an OCSP request", func(ctx context.Context) (any, error) {
 		// One that ended as this request missed the cache is not signed
@@ -313,14 +316,14 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	// To the second, so that a revocation made this minute is not after
 	// the answer that reports it (RFC 6960, 4.2.2.1).
 	template.ThisUpdate, template.NextUpdate, template.ProducedAt = now, now.Add(ocspValidity), now
-	var der []byte
+	var signedBy *x509.Certificate // nil: the CA
+	var signer crypto.Signer
 	if responder != nil {
-		der, err = pki.CreateOCSPResponse(is.cert, responder.cert, template, responder.key)
-	} else if signer, serr := s.keys.Signer(ctx, ca); serr != nil {
-		err = serr
-	} else {
-		der, err = pki.CreateOCSPResponse(is.cert, nil, template, signer)
+		signedBy, signer = responder.cert, responder.key
+	} else if signer, err = s.keys.Signer(ctx, ca); err != nil {
+		return nil, err
 	}
+	der, err := pki.CreateOCSPResponse(is.cert, signedBy, template, signer)
 	if err != nil {
 		return nil, err
 	}

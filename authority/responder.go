@@ -44,10 +44,10 @@ import (
 // clients rarely take a delegated responder of them (Go's refuses both);
 // for a CA whose certificate or chain constrains names, which its
 // responder's name would have to satisfy; for a CA certificate whose key
-// identifier is not made from its key alone; and when the CA's certificate ends
-// before an answer signed now would, or has not begun. Only an ACTIVE CA
-// issues a responder: a disabled one uses the one it has, then signs
-// itself.
+// identifier is not made from its key alone; and when the CA's
+// certificate ends before an answer signed now would, or has not begun.
+// Only an ACTIVE CA issues a responder: a disabled one uses the one it
+// has, then signs itself.
 const (
 	// responderLifetime is how long a responder's certificate is valid;
 	// a server issues the next at half of it, and stops using one whose
@@ -56,8 +56,8 @@ const (
 	// responderBackdate starts a responder's certificate before its
 	// issuance, for relying parties whose clocks run behind.
 	responderBackdate = time.Hour
-	// responderRetry is how long a server waits before trying again to
-	// issue a responder that failed while the one before still serves.
+	// responderRetry is how long a server waits, after a try to issue a
+	// CA's responder failed, before it tries again: each try makes a key.
 	responderRetry = time.Minute
 )
 
