@@ -64,8 +64,8 @@ func lintFindings(t *testing.T, template string, results *zlint.ResultSet) []str
 // TestZlint: every one of the 61 templates, from an EC, an RSA and an
 // ML-DSA CA, for EC, RSA and ML-DSA keys, makes certificates in which no
 // lint of lintSources finds an error, but those AWS's templates demand
-// (awsDemands); so do the CAs' own self-signed certificates, their CRLs and
-// their OCSP answers. Key encipherment, which AWS's end-entity templates
+// (awsDemands); so do the CAs' own self-signed certificates, their CRLs,
+// their OCSP answers and their OCSP responders' certificates. Key encipherment, which AWS's end-entity templates
 // name, is in the certificates of RSA keys alone.
 func TestZlint(t *testing.T) {
 	registry, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: lintSources})
@@ -204,6 +204,9 @@ func TestZlint(t *testing.T) {
 				}
 				if f := lintFindings(t, "", zlint.LintOcspResponseEx(resp, registry)); len(f) > 0 {
 					t.Errorf("the OCSP answer for %s:\n  %s", certARN, strings.Join(f, "\n  "))
+				}
+				if resp.Certificate != nil {
+					lintCert(t, "", "the OCSP responder's certificate", resp.Certificate.Raw)
 				}
 			}
 		})
