@@ -22,8 +22,10 @@ import (
 
 // openAdmin parses the flags of an operator command (where the data folder
 // and the master key are, and the command's own, which more defines) and
-// opens the data folder.
-func openAdmin(ctx context.Context, name string, args []string, stderr io.Writer, lookupEnv func(string) (string, bool),
+// its arguments, as many as usage names, and opens the data folder. An
+// argument more or fewer is refused: one ignored (a second bucket to
+// remove, a mistyped flag) would leave the operator believing it done.
+func openAdmin(ctx context.Context, name, usage string, args []string, stderr io.Writer, lookupEnv func(string) (string, bool),
 	more func(*flag.FlagSet)) (*app.Admin, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet("openpca "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -31,6 +33,9 @@ func openAdmin(ctx context.Context, name string, args []string, stderr io.Writer
 	more(fs)
 	if err := parseFlags(fs, args, lookupEnv); err != nil {
 		return nil, nil, err
+	}
+	if want := len(strings.Fields(usage)); fs.NArg() != want {
+		return nil, nil, fmt.Errorf("usage: openpca %s %s (and flags; got %d arguments: %q)", name, usage, fs.NArg(), fs.Args())
 	}
 	if err := previous(cfg, lookupEnv); err != nil {
 		return nil, nil, err
@@ -209,7 +214,7 @@ func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, look
 		return flag.ErrHelp
 	}
 	var id, name string
-	a, _, err := openAdmin(ctx, "accounts "+args[0], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
+	a, _, err := openAdmin(ctx, "accounts "+args[0], "", args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
 		if args[0] == "create" {
 			fs.StringVar(&id, "id", "", "the new account's 12-digit id (default: a random one)")
 			fs.StringVar(&name, "name", "", "a name for the account")
@@ -263,7 +268,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 	var account string
 	var readOnly bool
 	var policies []openpca.KeyPolicy
-	a, fs, err := openAdmin(ctx, "keys "+args[0], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
+	a, fs, err := openAdmin(ctx, "keys "+args[0], map[string]string{"revoke": "KEY-ID"}[args[0]], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
 		if args[0] == "create" || args[0] == "list" {
 			fs.StringVar(&account, "account", "", "the account of the keys")
 		}
@@ -321,9 +326,6 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		}
 		return tw.Flush()
 	case "revoke":
-		if fs.NArg() != 1 {
-			return errors.New("usage: openpca keys revoke KEY-ID")
-		}
 		if err := a.Store.RevokeAccessKey(ctx, fs.Arg(0), now); errors.Is(err, openpca.ErrNotFound) {
 			return fmt.Errorf("there is no access key %s", fs.Arg(0))
 		} else if err != nil {
@@ -382,7 +384,7 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 		return flag.ErrHelp
 	}
 	var account, objectStore string
-	a, fs, err := openAdmin(ctx, "buckets "+args[0], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
+	a, fs, err := openAdmin(ctx, "buckets "+args[0], map[string]string{"create": "NAME", "remove": "NAME"}[args[0]], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
 		if args[0] == "create" {
 			fs.StringVar(&account, "account", "", "the account that owns the bucket")
 			fs.StringVar(&objectStore, "object-store", "local", "the server's object store: local (the bucket's folder is made in the data folder) or s3 (the bucket must exist there)")
@@ -392,12 +394,7 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 		return err
 	}
 	defer a.Close()
-	name := func() (string, error) {
-		if fs.NArg() != 1 {
-			return "", fmt.Errorf("usage: openpca buckets %s NAME", args[0])
-		}
-		return fs.Arg(0), openpca.CheckBucketName(fs.Arg(0))
-	}
+	name := func() (string, error) { return fs.Arg(0), openpca.CheckBucketName(fs.Arg(0)) }
 	switch args[0] {
 	case "create":
 		bucket, err := name()
@@ -466,7 +463,7 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 // the newest first.
 func operatorLog(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	var limit int
-	a, _, err := openAdmin(ctx, "operator-log", args, stderr, lookupEnv, func(fs *flag.FlagSet) {
+	a, _, err := openAdmin(ctx, "operator-log", "", args, stderr, lookupEnv, func(fs *flag.FlagSet) {
 		fs.IntVar(&limit, "limit", 100, "how many of the latest actions to show")
 	})
 	if err != nil {
@@ -506,7 +503,7 @@ func cas(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return flag.ErrHelp
 	}
 	var account string
-	a, _, err := openAdmin(ctx, "cas list", args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
+	a, _, err := openAdmin(ctx, "cas list", "", args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
 		fs.StringVar(&account, "account", "", "list only this account's CAs")
 	})
 	if err != nil {

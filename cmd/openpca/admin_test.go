@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -306,6 +307,33 @@ func TestRotateWarnsOfReadableKey(t *testing.T) {
 		}
 		if warned := strings.Contains(out, "can be read by others"); warned != (mode == 0o644) {
 			t.Errorf("a new key of mode %s: warned %v\n%s", mode, warned, out)
+		}
+	}
+}
+
+// TestArgumentsCounted: an operator command given an argument more or
+// fewer than it takes is refused, before it changes anything, rather
+// than done with those it expects (the first of two buckets removed).
+func TestArgumentsCounted(t *testing.T) {
+	for _, args := range [][]string{
+		{"accounts", "list", "stray"},
+		{"accounts", "create", "--name", "a", "stray"},
+		{"keys", "revoke"},
+		{"keys", "revoke", "AKID1", "AKID2"},
+		{"buckets", "remove", "one", "two"},
+		{"buckets", "create"},
+		{"policy", "detach", "AKID1"},
+		{"policy", "list", "AKID1", "AKID2"},
+		{"operator-log", "stray"},
+		{"cas", "list", "stray"},
+	} {
+		dir := t.TempDir()
+		err := run(t.Context(), append(args, "--data-dir", dir), io.Discard, io.Discard, func(string) (string, bool) { return "", false })
+		if err == nil || !strings.Contains(err.Error(), "usage: openpca "+args[0]) {
+			t.Errorf("%q: %v, want its usage", args, err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			t.Errorf("%q made %d files in the data folder", args, len(entries))
 		}
 	}
 }

@@ -96,7 +96,12 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 	var file, name, managed, action, resource string
 	var leaveFull bool
 	values := map[string][]string{}
-	a, fs, err := openAdmin(ctx, "policy "+args[0], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
+	positional := map[string]string{"attach": "KEY-ID", "detach": "KEY-ID NAME", "list": "KEY-ID", "simulate": "KEY-ID"}[args[0]]
+	if positional == "" {
+		fmt.Fprintln(stderr, policyUsage)
+		return fmt.Errorf("unknown policy command %q", args[0])
+	}
+	a, fs, err := openAdmin(ctx, "policy "+args[0], positional, args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
 		switch args[0] {
 		case "attach":
 			fs.StringVar(&file, "file", "", "a JSON file holding the policy document")
@@ -121,9 +126,6 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		return err
 	}
 	defer a.Close()
-	if fs.NArg() < 1 {
-		return errors.New(policyUsage)
-	}
 	key, err := a.Store.FindAccessKey(ctx, fs.Arg(0))
 	if errors.Is(err, openpca.ErrNotFound) {
 		return fmt.Errorf("there is no access key %s", fs.Arg(0))
@@ -159,9 +161,6 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fmt.Fprintf(stdout, "attached %s to %s; its policies: %s\n", kp.Name, key.ID, policyNames(policies))
 		return nil
 	case "detach":
-		if fs.NArg() != 2 {
-			return errors.New("usage: openpca policy detach KEY-ID NAME")
-		}
 		policies := slices.DeleteFunc(slices.Clone(key.Policies), func(p openpca.KeyPolicy) bool { return p.Name == fs.Arg(1) })
 		if len(policies) == len(key.Policies) {
 			return fmt.Errorf("%s has no policy %s; it has %s", key.ID, fs.Arg(1), policyNames(key.Policies))
@@ -189,10 +188,9 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 			fmt.Fprintf(stdout, "%s (%s)\n%s\n\n", kp.Name, kind, strings.TrimSpace(doc))
 		}
 		return nil
-	case "simulate":
+	default: // simulate
 		return simulate(ctx, a.Store, key, action, resource, values, stdout)
 	}
-	return fmt.Errorf("unknown policy command %q", args[0])
 }
 
 // simulate answers whether key may perform action on resource with the
