@@ -223,7 +223,28 @@ const MaxReportWorkers = 64
 // minRootSecret the shortest secret it takes.
 var rootKeyID = regexp.MustCompile(`^[A-Za-z0-9]{4,128}$`)
 
-const minRootSecret = 32
+// A root secret given by the operator: at least minRootSecret characters,
+// of at least minSecretChars different ones. A random secret of 32 hex
+// digits has fewer than 8 different ones once in 10^20; a line of one
+// character pasted by mistake has one.
+const (
+	minRootSecret  = 32
+	minSecretChars = 8
+)
+
+// strongSecret reports whether secret may be a root secret: long enough,
+// of enough different characters, and printable ASCII without spaces, as
+// a secret copied from a terminal or a file is once its line is trimmed.
+func strongSecret(secret string) bool {
+	seen := map[rune]bool{}
+	for _, r := range secret {
+		if r <= ' ' || r > '~' {
+			return false
+		}
+		seen[r] = true
+	}
+	return len(secret) >= minRootSecret && len(seen) >= minSecretChars
+}
 
 // Validate checks cfg, naming the flag of what is wrong, and fills in what
 // follows from the rest: the master key file in the data folder, the
@@ -243,8 +264,10 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--console-search-time must not be negative")
 	case cfg.MaxConnections < 0 || cfg.MaxConnectionsPerNetwork < 0:
 		return fmt.Errorf("--max-connections and --max-connections-per-network must be 0 (no bound) or positive")
-	case !(cfg.AccountRequestRate >= 0) || math.IsInf(cfg.AccountRequestRate, 0):
-		return fmt.Errorf("--account-request-rate must be 0 (no bound) or a positive number, not %g", cfg.AccountRequestRate)
+	case cfg.AccountRequestRate != 0 && !(cfg.AccountRequestRate >= 1) || math.IsInf(cfg.AccountRequestRate, 0):
+		// Below one a second, an SDK's waiter or paginator could not
+		// finish, and a client would be told to wait for ages.
+		return fmt.Errorf("--account-request-rate must be 0 (no bound) or at least 1, not %g", cfg.AccountRequestRate)
 	case cfg.MaxCAsPerAccount <= 0 || cfg.OCSPUnknownBudget <= 0 || cfg.OCSPUnknownRate <= 0:
 		return fmt.Errorf("--max-cas-per-account, --ocsp-unknown-budget and the OCSP rate must be positive")
 	case cfg.ReportWitnessWait < 0:
@@ -254,8 +277,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--audit-report-interval must be positive (1ms for next to none), and --audit-report-lease a second or more")
 	case cfg.RootAccessKeyID != "" && !rootKeyID.MatchString(cfg.RootAccessKeyID):
 		return fmt.Errorf("--root-access-key-id must be 4 to 128 letters and digits, as access key ids are")
-	case cfg.RootSecretAccessKey != "" && len(cfg.RootSecretAccessKey) < minRootSecret:
-		return fmt.Errorf("--root-secret-access-key must be at least %d characters (AWS's are 40): it is all that stands between the network and the default account", minRootSecret)
+	case cfg.RootSecretAccessKey != "" && !strongSecret(cfg.RootSecretAccessKey):
+		return fmt.Errorf("--root-secret-access-key must be at least %d characters (AWS's are 40), of at least %d different ones, printable and without spaces: it is all that stands between the network and the default account", minRootSecret, minSecretChars)
 	case (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == ""):
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	case cfg.TLSSelfSigned && cfg.TLSCertFile != "":

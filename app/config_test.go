@@ -70,6 +70,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative connection bounds", func(c *app.Config) { c.MaxConnectionsPerNetwork = -1 }, "--max-connections", nil},
 		{"a request rate that is no number", func(c *app.Config) { c.AccountRequestRate = math.NaN() }, "--account-request-rate", nil},
 		{"an infinite request rate", func(c *app.Config) { c.AccountRequestRate = math.Inf(1) }, "--account-request-rate", nil},
+		{"a request rate below one a second", func(c *app.Config) { c.AccountRequestRate = 1e-300 }, "--account-request-rate", nil},
 		{"witnesses, the quorum all of them by default", func(c *app.Config) {
 			c.Witnesses = []string{"https://w1.example/a?b=c=" + witness1, "http://w2.example=" + witness2}
 		}, "",
@@ -107,6 +108,11 @@ func TestConfigValidate(t *testing.T) {
 			c.RootAccessKeyID, c.RootSecretAccessKey = "AKID/EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 		}, "--root-access-key-id", nil},
 		{"a short root secret", func(c *app.Config) { c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", "a" }, "--root-secret-access-key", nil},
+		{"a root secret of spaces", func(c *app.Config) { c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", strings.Repeat(" ", 40) }, "--root-secret-access-key", nil},
+		{"a root secret of one character", func(c *app.Config) { c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", strings.Repeat("a", 40) }, "--root-secret-access-key", nil},
+		{"a root secret with a line's end", func(c *app.Config) {
+			c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+		}, "--root-secret-access-key", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := app.DefaultConfig()

@@ -584,7 +584,7 @@ func TestRootKeyRestart(t *testing.T) {
 		t.Error("a restart with the same root key wrote it again")
 	}
 	env.Stop(t)
-	env.Config.RootSecretAccessKey = strings.Repeat("n", 40)
+	env.Config.RootSecretAccessKey = "nEwSeCrEtOfThEdEfAuLtAcCoUnT/0123456789+"
 	env.Restart(t)
 	if bytes.Equal(sealed(), before) {
 		t.Error("a new secret for the root key was not stored")

@@ -120,9 +120,8 @@ func previousMasterKeyFlag(fs *flag.FlagSet) func(*app.Config, func(string) (str
 // masterKeyCommand runs "openpca master-key new|rotate".
 func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	usage := "usage: openpca master-key new | rotate [--new-master-key-file FILE] | wrap --master-key-kms-key KEY  [--data-dir DIR] [--database URL] [--master-key-file FILE]"
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return flag.ErrHelp
+	if err := subcommand(args, usage, stdout, stderr); err != nil {
+		return err
 	}
 	switch args[0] {
 	case "new":
@@ -209,9 +208,8 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 
 // accounts runs "openpca accounts create|list".
 func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: openpca accounts create [--id ID] [--name NAME] | list")
-		return flag.ErrHelp
+	if err := subcommand(args, "usage: openpca accounts create [--id ID] [--name NAME] | list", stdout, stderr, "create", "list"); err != nil {
+		return err
 	}
 	var id, name string
 	a, _, err := openAdmin(ctx, "accounts "+args[0], "", args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
@@ -261,9 +259,8 @@ func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, look
 
 // keys runs "openpca keys create|list|revoke".
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: openpca keys create --account ID [--read-only] [--policy FILE]... | list [--account ID] | revoke KEY-ID")
-		return flag.ErrHelp
+	if err := subcommand(args, "usage: openpca keys create --account ID [--read-only] [--policy FILE]... | list [--account ID] | revoke KEY-ID", stdout, stderr, "create", "list", "revoke"); err != nil {
+		return err
 	}
 	var account string
 	var readOnly bool
@@ -379,9 +376,8 @@ func keepCRLsOwn(ctx context.Context, a *app.Admin, bucket, owner string) error 
 
 // buckets runs "openpca buckets create|list|remove".
 func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: openpca buckets create NAME --account ID [--object-store local|s3] | list | remove NAME")
-		return flag.ErrHelp
+	if err := subcommand(args, "usage: openpca buckets create NAME --account ID [--object-store local|s3] | list | remove NAME", stdout, stderr, "create", "list", "remove"); err != nil {
+		return err
 	}
 	var account, objectStore string
 	a, fs, err := openAdmin(ctx, "buckets "+args[0], map[string]string{"create": "NAME", "remove": "NAME"}[args[0]], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
@@ -498,9 +494,8 @@ func operatorLog(ctx context.Context, args []string, stdout, stderr io.Writer, l
 
 // cas runs "openpca cas list": every CA with where its key really is.
 func cas(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	if len(args) == 0 || args[0] != "list" {
-		fmt.Fprintln(stderr, "usage: openpca cas list [--account ID]")
-		return flag.ErrHelp
+	if err := subcommand(args, "usage: openpca cas list [--account ID]", stdout, stderr, "list"); err != nil {
+		return err
 	}
 	var account string
 	a, _, err := openAdmin(ctx, "cas list", "", args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {

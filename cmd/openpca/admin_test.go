@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
+	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -335,5 +338,58 @@ func TestArgumentsCounted(t *testing.T) {
 		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
 			t.Errorf("%q made %d files in the data folder", args, len(entries))
 		}
+	}
+}
+
+// TestUsage checks what a command says when it is given wrong or asked
+// for help: help goes to stdout and is no failure (flag.ErrHelp exits 0),
+// a missing command prints its usage alone (errUsage), and a wrong flag
+// or command is one line of error, not the error and every flag's usage
+// twice, and opens nothing.
+func TestUsage(t *testing.T) {
+	for _, tt := range []struct {
+		args           []string
+		want           error  // errors.Is, or nil for any other error
+		text           string // in the error, if want is nil
+		stdout, stderr string // in them; "" for nothing
+	}{
+		{args: nil, want: errUsage, stderr: "usage: openpca <command>"},
+		{args: []string{"-h"}, want: flag.ErrHelp, stdout: "usage: openpca <command>"},
+		{args: []string{"help"}, want: flag.ErrHelp, stdout: "usage: openpca <command>"},
+		{args: []string{"serve", "-h"}, want: flag.ErrHelp, stderr: "-listen"},
+		{args: []string{"serve", "--bogus"}, text: `-bogus ("openpca serve -h" lists its flags)`},
+		{args: []string{"serve", "--listen"}, text: "flag needs an argument: -listen"},
+		{args: []string{"keys"}, want: errUsage, stderr: "usage: openpca keys"},
+		{args: []string{"keys", "--help"}, want: flag.ErrHelp, stdout: "usage: openpca keys"},
+		{args: []string{"keys", "bogus"}, text: `unknown command "bogus"`, stderr: "usage: openpca keys"},
+		{args: []string{"accounts", "bogus"}, text: `unknown command "bogus"`, stderr: "usage: openpca accounts"},
+		{args: []string{"buckets", "bogus"}, text: `unknown command "bogus"`, stderr: "usage: openpca buckets"},
+		{args: []string{"cas", "bogus"}, text: `unknown command "bogus"`, stderr: "usage: openpca cas"},
+		{args: []string{"audit", "-h"}, want: flag.ErrHelp, stdout: "usage: openpca audit"},
+		{args: []string{"keys", "list", "--bogus"}, text: `("openpca keys list -h" lists its flags)`},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir) // a data folder by default would be made here
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), tt.args, &stdout, &stderr, func(string) (string, bool) { return "", false })
+			switch {
+			case tt.want != nil && !errors.Is(err, tt.want):
+				t.Errorf("got %v, want %v", err, tt.want)
+			case tt.want == nil && (err == nil || !strings.Contains(err.Error(), tt.text)):
+				t.Errorf("got %v, want an error with %q", err, tt.text)
+			}
+			for _, out := range []struct {
+				name, want string
+				got        *bytes.Buffer
+			}{{"stdout", tt.stdout, &stdout}, {"stderr", tt.stderr, &stderr}} {
+				if out.want == "" && out.got.Len() > 0 || !strings.Contains(out.got.String(), out.want) {
+					t.Errorf("%s: %q, want %q", out.name, out.got, out.want)
+				}
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+				t.Errorf("made %d files in the working folder", len(entries))
+			}
+		})
 	}
 }

@@ -39,9 +39,8 @@ commands:
 
 // auditCommand runs "openpca audit public-key|verify|proof|reports".
 func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, auditUsage)
-		return flag.ErrHelp
+	if err := subcommand(args, auditUsage, stdout, stderr); err != nil {
+		return err
 	}
 	switch args[0] {
 	case "public-key":

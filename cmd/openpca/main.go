@@ -127,7 +127,10 @@ func main() {
 		stop()
 	}()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0) // -h: the usage asked for is printed
+		}
+		if !errors.Is(err, errUsage) {
 			// Written, or given up on after logDrain: a server's log's
 			// reader may have stopped reading, and the process must end.
 			printed := make(chan struct{})
@@ -146,6 +149,10 @@ func main() {
 		os.Exit(2)
 	}
 }
+
+// errUsage is the error of a command given without what it needs, whose
+// usage is printed instead: the command fails with nothing more to say.
+var errUsage = errors.New("usage")
 
 const usage = `usage: openpca <command> [flags]
 
@@ -168,9 +175,8 @@ with an environment variable: --data-dir is OPENPCA_DATA_DIR.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
+	if err := subcommand(args, usage, stdout, stderr); err != nil {
+		return err
 	}
 	switch args[0] {
 	case "serve":
@@ -197,12 +203,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return auditCommand(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "witness":
 		return witnessCommand(ctx, args[1:], stdout, stderr, lookupEnv)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// subcommand checks that a command of several (such as "keys") is given
+// which one, of names if they are given, before anything is opened: if
+// not, it prints usage and fails; asked for help, it prints usage for
+// stdout and returns flag.ErrHelp.
+func subcommand(args []string, usage string, stdout, stderr io.Writer, names ...string) error {
+	usage = strings.TrimSuffix(usage, "\n")
+	switch {
+	case len(args) == 0:
+		fmt.Fprintln(stderr, usage)
+		return errUsage
+	case isHelp(args[0]):
+		fmt.Fprintln(stdout, usage)
+		return flag.ErrHelp
+	case len(names) > 0 && !slices.Contains(names, args[0]):
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	return nil
+}
+
+// isHelp reports whether arg asks for a command's usage.
+func isHelp(arg string) bool {
+	return slices.Contains([]string{"-h", "-help", "--help", "help"}, arg)
 }
 
 // parseFlags sets each flag from the command line, or else from its
@@ -214,18 +242,25 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 	// Flags may follow the arguments too, as in "buckets create NAME
 	// --account ID": the flag package stops at the first argument.
 	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
+	// The flag package prints its error and every flag's usage; main
+	// prints the error once, after which the whole usage would be noise.
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	for err == nil && fs.NArg() > 0 {
 		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+		err = fs.Parse(fs.Args()[1:])
 	}
-	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
+	if err == nil {
+		err = fs.Parse(append([]string{"--"}, positional...))
+	}
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
 		return err
+	case err != nil:
+		return fmt.Errorf("%w (\"%s -h\" lists its flags)", err, fs.Name())
 	}
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) {
@@ -235,7 +270,6 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 				f.Name, envName(f.Name))
 		}
 	})
-	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
 		if v, ok := lookupEnv(name); ok && !set[f.Name] && err == nil {
@@ -313,7 +347,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	})
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most connections the API keeps open at once; past it, a new one takes the place of the one idle the longest, or waits (0: no bound)")
 	fs.IntVar(&cfg.MaxConnectionsPerNetwork, "max-connections-per-network", cfg.MaxConnectionsPerNetwork, "most of them from one address (an IPv6 /64), those of --trusted-proxies apart; past it, a new one is closed at once (0: no bound)")
-	fs.Float64Var(&cfg.AccountRequestRate, "account-request-rate", 0, "most API requests and console pages a second of one account, past which they are ThrottlingException (429 in the console), which clients retry (0: no bound); for a server that several accounts share")
+	fs.Float64Var(&cfg.AccountRequestRate, "account-request-rate", 0, "most API requests and console pages a second of one account, past which they are ThrottlingException (429 in the console), which clients retry (0: no bound, else 1 or more); for a server that several accounts share")
 	fs.StringVar(&cfg.ObjectStore, "object-store", cfg.ObjectStore, "where audit reports and CRLs go: local (bucket B is the folder <data-dir>/s3/B) or s3 (default local, or s3 with --s3-endpoint)")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "URL of an S3-compatible server for audit reports (implies --object-store s3); credentials come from the standard AWS configuration")
 	fs.StringVar(&cfg.RootAccessKeyID, "root-access-key-id", "", "access key id of the default account; without it the first start makes one and prints it")

@@ -89,9 +89,8 @@ const policyUsage = `usage:
 
 // policyCommand runs "openpca policy attach|detach|list|simulate".
 func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, policyUsage)
-		return flag.ErrHelp
+	if err := subcommand(args, policyUsage, stdout, stderr); err != nil {
+		return err
 	}
 	var file, name, managed, action, resource string
 	var leaveFull bool

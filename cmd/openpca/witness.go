@@ -36,9 +36,8 @@ address to the server (--witness) and to auditors (openpca audit verify
 
 // witnessCommand runs "openpca witness serve|public-key".
 func witnessCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, witnessUsage)
-		return flag.ErrHelp
+	if err := subcommand(args, witnessUsage, stdout, stderr); err != nil {
+		return err
 	}
 	fs := flag.NewFlagSet("openpca witness "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
