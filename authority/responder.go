@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -130,22 +128,7 @@ func (rs *responders) set(caID string, r *ocspResponder, err error, now time.Tim
 func (s *Service) delegates(ca *openpca.CA, is *issuer, now time.Time) bool {
 	alg := ca.Config.KeyAlgorithm
 	return !s.ocspSignedByCA && !pki.IsMLDSA(alg) && alg != openpca.KeyAlgorithmSm2 && !is.constrains() &&
-		!now.Before(is.cert.NotBefore) && !is.cert.NotAfter.Before(now.Add(ocspValidity)) && keyMadeID(is.cert)
-}
-
-// keyMadeID reports whether c's subject key identifier is the SHA-1 hash
-// of its key's bits (RFC 5280, 4.2.1.2: OpenSSL, AWS, this server), or the
-// leftmost 160 bits of their SHA-256 hash (RFC 7093: Go since 1.25).
-func keyMadeID(c *x509.Certificate) bool {
-	var spki struct {
-		Algorithm asn1.RawValue
-		PublicKey asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(c.RawSubjectPublicKeyInfo, &spki); err != nil {
-		return false
-	}
-	sha1Sum, sha256Sum := sha1.Sum(spki.PublicKey.Bytes), sha256.Sum256(spki.PublicKey.Bytes)
-	return bytes.Equal(c.SubjectKeyId, sha1Sum[:]) || bytes.Equal(c.SubjectKeyId, sha256Sum[:20])
+		!now.Before(is.cert.NotBefore) && !is.cert.NotAfter.Before(now.Add(ocspValidity)) && pki.KeyMadeID(is.cert)
 }
 
 // errResponderUnusable is a responder issued that ocspResponder would not

@@ -1,7 +1,9 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -143,13 +145,37 @@ func SubjectKeyID(pub any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var spki struct {
-		Algorithm pkix.AlgorithmIdentifier
-		PublicKey asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+	bits, err := publicKeyBits(der)
+	if err != nil {
 		return nil, err
 	}
-	h := sha1.Sum(spki.PublicKey.Bytes)
+	h := sha1.Sum(bits)
 	return h[:], nil
+}
+
+// KeyMadeID reports whether c's subject key identifier is made from its
+// key alone: the SHA-1 hash of the key's bits (SubjectKeyID: OpenSSL, AWS,
+// this server), or the leftmost 160 bits of their SHA-256 hash (RFC 7093:
+// Go since 1.25). Another certificate of the key, a renewal, makes it
+// again.
+func KeyMadeID(c *x509.Certificate) bool {
+	bits, err := publicKeyBits(c.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return false
+	}
+	sha1Sum, sha256Sum := sha1.Sum(bits), sha256.Sum256(bits)
+	return bytes.Equal(c.SubjectKeyId, sha1Sum[:]) || bytes.Equal(c.SubjectKeyId, sha256Sum[:20])
+}
+
+// publicKeyBits returns the subjectPublicKey bits of a DER
+// SubjectPublicKeyInfo.
+func publicKeyBits(spkiDER []byte) ([]byte, error) {
+	var spki struct {
+		Algorithm asn1.RawValue
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(spkiDER, &spki); err != nil {
+		return nil, err
+	}
+	return spki.PublicKey.Bytes, nil
 }

@@ -2,6 +2,9 @@ package pki
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -246,5 +249,42 @@ func TestCheckSubject(t *testing.T) {
 	}
 	if err := CheckSubject([]byte{0x30, 0x03, 0x31, 0x01, 0x00}); err == nil {
 		t.Error("a malformed subject passed")
+	}
+}
+
+func TestKeyMadeID(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha1ID, err := SubjectKeyID(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		id   []byte // nil: Go's own
+		want bool
+	}{
+		{"SHA-1 of the key", sha1ID, true},
+		{"Go's, SHA-256 cut to 160 bits", nil, true},
+		{"SHA-1 of the key, changed", append(bytes.Clone(sha1ID[:19]), sha1ID[19]^1), false},
+		{"a random one", []byte("0123456789abcdefghij"), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, SubjectKeyId: tt.id,
+				NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := KeyMadeID(c); got != tt.want {
+				t.Errorf("KeyMadeID = %v for %x, want %v", got, c.SubjectKeyId, tt.want)
+			}
+		})
 	}
 }
