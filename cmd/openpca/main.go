@@ -171,7 +171,8 @@ commands:
   witness   run a witness that cosigns audit logs' checkpoints (serve, public-key)
 
 Run "openpca <command> -h" for a command's flags. Every flag can also be set
-with an environment variable: --data-dir is OPENPCA_DATA_DIR.
+with an environment variable: --data-dir is OPENPCA_DATA_DIR (for the
+witness's commands, OPENPCA_WITNESS_DATA_DIR).
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
@@ -238,6 +239,7 @@ func isHelp(arg string) bool {
 // (--trusted-proxies, --witness) given in both holds the command line's
 // alone, not both lists.
 func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
+	envName := envNamer(fs)
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	// Flags may follow the arguments too, as in "buckets create NAME
 	// --account ID": the flag package stops at the first argument.
@@ -299,9 +301,18 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 	}
 }
 
-// envName is the environment variable of a flag.
-func envName(flag string) string {
-	return "OPENPCA_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+// envNamer returns what names the environment variable of a flag of fs:
+// --data-dir is OPENPCA_DATA_DIR, but OPENPCA_WITNESS_DATA_DIR for a
+// witness's commands, which an auditor may run beside a server whose
+// environment is set: they must not take its folder or its address.
+func envNamer(fs *flag.FlagSet) func(flag string) string {
+	prefix := "OPENPCA_"
+	if strings.HasPrefix(fs.Name(), "openpca witness ") {
+		prefix = "OPENPCA_WITNESS_"
+	}
+	return func(flag string) string {
+		return prefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+	}
 }
 
 // hasPassword reports whether a database address holds a password.

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -362,4 +363,30 @@ func metricsText(t *testing.T, base string) string {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
+}
+
+// TestWitnessEnvironment checks that the witness's commands read
+// variables of their own: a witness run in a server's environment must not
+// take the server's folder (its key would be written among the server's
+// files) or its address.
+func TestWitnessEnvironment(t *testing.T) {
+	serverDir, witnessDir := t.TempDir(), t.TempDir()
+	env := map[string]string{"OPENPCA_DATA_DIR": serverDir, "OPENPCA_LISTEN": "127.0.0.1:1", "OPENPCA_WITNESS_DATA_DIR": witnessDir}
+	lookupEnv := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+	err := run(t.Context(), []string{"witness", "public-key"}, io.Discard, io.Discard, lookupEnv)
+	if err == nil || !strings.Contains(err.Error(), witnessDir) {
+		t.Errorf("witness public-key: %v, want the witness's folder %s", err, witnessDir)
+	}
+	var usage bytes.Buffer
+	if err := run(t.Context(), []string{"witness", "serve", "-h"}, io.Discard, &usage, lookupEnv); !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"OPENPCA_WITNESS_DATA_DIR", "OPENPCA_WITNESS_LISTEN", "OPENPCA_WITNESS_LOG"} {
+		if !strings.Contains(usage.String(), "(env "+name+")") {
+			t.Errorf("witness serve -h does not name %s:\n%s", name, usage.String())
+		}
+	}
+	if strings.Contains(usage.String(), "(env OPENPCA_LISTEN)") {
+		t.Errorf("witness serve -h names the server's variables:\n%s", usage.String())
+	}
 }
