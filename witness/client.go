@@ -71,7 +71,10 @@ func (c *Client) AddCheckpoint(ctx context.Context, oldSize int64, proof tlog.Tr
 	req.Header["Idempotency-Key"] = nil
 	hc := c.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
+		// A witness's redirect is not followed: whoever runs a witness
+		// would have the server post to any address it can reach, such
+		// as one on the operator's own network.
+		hc = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	res, err := hc.Do(req)
 	if err != nil {

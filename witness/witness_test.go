@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,6 +325,23 @@ func TestClientStatuses(t *testing.T) {
 			t.Errorf("status %d: %v", tc.status, err)
 		}
 		srv.Close()
+	}
+	// A redirect is a refusal, not followed: a witness must not have the
+	// server post elsewhere.
+	var posted atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { posted.Add(1) }))
+	defer elsewhere.Close()
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+		srv := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/internal", status))
+		_, err := (&witness.Client{URL: srv.URL, Verifier: v}).AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 2))
+		var refused *witness.RefusedError
+		if !errors.As(err, &refused) || refused.Status != status {
+			t.Errorf("a redirect %d: %v", status, err)
+		}
+		srv.Close()
+	}
+	if n := posted.Load(); n > 0 {
+		t.Errorf("the client followed %d redirects", n)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusConflict)
