@@ -248,6 +248,13 @@ func (w *Witnessing) submit(ctx context.Context, ca *openpca.CA, wit Witness, ol
 			w.submissions.WithLabelValues(name, "cosigned").Inc()
 			return c.Size, cosigned[len(signed):]
 		case errors.As(err, &conflict) && attempt == 1 && conflict.Size != old:
+			if conflict.Size < old {
+				// It goes on from what it knows: this server's log is
+				// consistent. But the witness no longer guards what it
+				// forgot: under the same key, it would cosign a fork of it.
+				log.Error("a witness knows less of this CA's log than it cosigned: it lost its state, or was restored from an older copy, and would cosign a fork of what it forgot; its operator should give it a new key",
+					"witness_size", conflict.Size, "cosigned", old)
+			}
 			old = conflict.Size // the witness knows more, or less, than the store said
 			continue
 		case errors.As(err, &conflict):

@@ -115,24 +115,33 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	keyPath := filepath.Join(dir, witnessKeyFile)
+	keyPath, dbPath := filepath.Join(dir, witnessKeyFile), filepath.Join(dir, "witness.db")
 	skey, err := os.ReadFile(keyPath)
-	if errors.Is(err, os.ErrNotExist) {
-		if name == "" {
-			return errors.New("--name is required to make the witness's key")
-		}
-		var vkey string
+	made := errors.Is(err, os.ErrNotExist)
+	var vkey string
+	switch {
+	case made && name == "":
+		return errors.New("--name is required to make the witness's key")
+	case made:
+		// Written once its database is made (below): a key without its
+		// database is one whose state was lost.
 		s, vk, err := witness.NewKey(name)
 		if err != nil {
 			return err
 		}
 		skey, vkey = []byte(s), vk
-		if err := seal.WriteFile(keyPath, append(skey, '\n')); err != nil {
+	case err != nil:
+		return err
+	default:
+		// What the witness cosigned is in its database alone. Started
+		// without it, it would cosign from nothing, under the key the
+		// servers and auditors trust, any log it cosigned before: a fork
+		// of one, a log restored from a backup, one rewritten.
+		if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("the witness's key is in %s but its database %s is gone: started, it would cosign again, as if new, logs it cosigned, forks of them included. Restore the database as it last was, or else make a new key (move %s away) and give the servers and auditors its public key in place of this one", dir, dbPath, witnessKeyFile)
+		} else if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Made the witness's key. Its public key, for the servers and auditors that trust it:\n  %s\n", vkey)
-	} else if err != nil {
-		return err
 	}
 	logger, closeLogs := asyncLogger(stderr, func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) })
 	defer closeLogs()
@@ -153,11 +162,17 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 			}
 		}
 	}()
-	w, err := witness.NewServer(ctx, witness.Config{Key: strings.TrimSpace(string(skey)), Logs: logs, Database: filepath.Join(dir, "witness.db"), Logger: logger})
+	w, err := witness.NewServer(ctx, witness.Config{Key: strings.TrimSpace(string(skey)), Logs: logs, Database: dbPath, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer w.Close()
+	if made {
+		if err := seal.WriteFile(keyPath, append(skey, '\n')); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Made the witness's key. Its public key, for the servers and auditors that trust it:\n  %s\n", vkey)
+	}
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err

@@ -257,6 +257,24 @@ func TestWitnessedAuditLog(t *testing.T) {
 		!strings.Contains(out, "the witnesses cosigned 10 entries of the log, past the report's 7") {
 		t.Errorf("the first report passed off as a newer one: %v\n%s", err, out)
 	}
+	// A witness's database is replaced by a blank one under its key, as
+	// an older copy's restore would: the server says the witness forgot.
+	w2.stop()
+	blank := startWitness(t, t.TempDir(), "", "witness.example/blank", auditKey)
+	blank.stop()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(w2.dir, "witness.db"+suffix))
+	}
+	if b, err := os.ReadFile(filepath.Join(blank.dir, "witness.db")); err != nil || os.WriteFile(filepath.Join(w2.dir, "witness.db"), b, 0o600) != nil {
+		t.Fatal(err)
+	}
+	w2 = startWitness(t, w2.dir, strings.TrimPrefix(w2.url, "http://"), "witness.example/two", auditKey)
+	issue(1)
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(logs.String(), "a witness knows less of this CA's log than it cosigned"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not say that a witness forgot the log:\n%s", logs.String())
+		}
+	}
 	// A certificate just issued: its proof waits for the witnesses to
 	// cosign it rather than fail.
 	issue(1)
@@ -388,5 +406,49 @@ func TestWitnessEnvironment(t *testing.T) {
 	}
 	if strings.Contains(usage.String(), "(env OPENPCA_LISTEN)") {
 		t.Errorf("witness serve -h names the server's variables:\n%s", usage.String())
+	}
+}
+
+// TestWitnessStateLost: a witness whose key outlives its database (lost,
+// or deleted by someone who wants a log cosigned again from nothing) does
+// not start under that key; with its key moved away, it starts under a
+// new one.
+func TestWitnessStateLost(t *testing.T) {
+	dir := t.TempDir()
+	_, auditKey, err := note.GenerateKey(rand.Reader, "openpca.example/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWitness(t, dir, "", "witness.example/lost", auditKey)
+	w.stop()
+	matches, _ := filepath.Glob(filepath.Join(dir, "witness.db*"))
+	if len(matches) == 0 {
+		t.Fatalf("no database in %s", dir)
+	}
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Started, it would serve until the context ends.
+	serve := func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		return run(ctx, []string{"witness", "serve", "--data-dir", dir, "--name", "witness.example/lost", "--listen", "127.0.0.1:0",
+			"--log", "openpca/arn:aws:acm-pca:us-east-1:" + app.DefaultAccountID + ":*=" + auditKey},
+			io.Discard, io.Discard, func(string) (string, bool) { return "", false })
+	}
+	if err := serve(); err == nil || !strings.Contains(err.Error(), "database") {
+		t.Fatalf("started without its database: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "witness.db")); err == nil {
+		t.Error("the refused start made a database")
+	}
+	if err := os.Rename(filepath.Join(dir, witnessKeyFile), filepath.Join(dir, "old.key")); err != nil {
+		t.Fatal(err)
+	}
+	again := startWitness(t, dir, "", "witness.example/lost", auditKey)
+	if again.key == w.key {
+		t.Error("the witness started under its old key")
 	}
 }
