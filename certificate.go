@@ -32,6 +32,10 @@ type Certificate struct {
 	RequestID   string
 }
 
+// MaxSerialOctets is the longest serial number RFC 5280 allows (4.1.2.2),
+// counted in the octets of its DER encoding.
+const MaxSerialOctets = 20
+
 // Kinds of key use: every time a CA's private key signs, or the state its
 // signatures vouch for changes, one of these is logged.
 const (

@@ -10,8 +10,11 @@ import (
 	"io"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"filippo.io/torchwood"
 	"github.com/google/uuid"
@@ -52,15 +55,15 @@ type Problem struct {
 
 func (p Problem) String() string {
 	if p.Row > 0 {
-		return fmt.Sprintf("row %d: %s", p.Row, p.Detail)
+		return fmt.Sprintf("row %d: %s", p.Row, Printable(p.Detail))
 	}
-	return fmt.Sprintf("%s: %s", p.Check, p.Detail)
+	return fmt.Sprintf("%s: %s", p.Check, Printable(p.Detail))
 }
 
 func (v *Verification) problem(check string, row int, format string, args ...any) {
 	switch {
 	case len(v.Problems) < maxProblems:
-		v.Problems = append(v.Problems, Problem{Check: check, Row: row, Detail: fmt.Sprintf(format, args...)})
+		v.Problems = append(v.Problems, Problem{Check: check, Row: row, Detail: Printable(fmt.Sprintf(format, args...))})
 	case len(v.Problems) == maxProblems:
 		v.Problems = append(v.Problems, Problem{Check: "more", Detail: fmt.Sprintf("more problems than the %d above; fix those first", maxProblems)})
 	}
@@ -83,11 +86,12 @@ func (v *Verification) problem(check string, row int, format string, args ...any
 // from what the log says it should be, the report once, keeping no more
 // than the log's revocations in memory. It reads no record of a proof file
 // whose checkpoint is not signed by the key, and no more records than the
-// checkpoint has.
+// checkpoint has; it compares no row with records that do not hash to the
+// checkpoint's root, and what it keeps and says of them is bounded.
 func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	v := &Verification{}
 	revocations := map[string]*logRevocation{} // by hex serial
-	cas := map[string]int64{}                  // CA ARN → first entry naming it
+	var otherCA int64 = -1                     // the first entry of another CA than the report's
 	var latest time.Time                       // a record may be dated at most
 	var records recordParser
 	future := 0 // entries dated after the checkpoint
@@ -109,8 +113,16 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 			v.problem("log", 0, "entry %d is not a key-use record a server writes: %v", seq, err)
 			return nil
 		}
-		if _, ok := cas[r.CertificateAuth]; !ok {
-			cas[r.CertificateAuth] = seq
+		// What is kept of a record until the log is known to be the
+		// checkpoint's (the records hash to its root) is bounded: the
+		// first entry of another CA, and revocations of serials of 20
+		// octets at most, for reasons the API has.
+		if r.CertificateAuth != v.Header.CertificateAuthorityArn {
+			if otherCA < 0 {
+				otherCA = seq
+				v.problem("log", 0, "entry %d is of the CA %s, not of the report's %s", seq, r.CertificateAuth, v.Header.CertificateAuthorityArn)
+			}
+			return nil
 		}
 		at, err := time.Parse(time.RFC3339Nano, r.At)
 		switch {
@@ -128,6 +140,10 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		case openpca.KeyUseIssue:
 			v.Certificates++
 		case openpca.KeyUseRevoke:
+			if len(r.Serial) > 2*openpca.MaxSerialOctets || !slices.Contains(openpca.RevocationReason("").Values(), openpca.RevocationReason(r.RevocationReason)) {
+				v.problem("log", 0, "entry %d revokes a certificate of a serial longer than %d octets, or for a reason the API does not have", seq, openpca.MaxSerialOctets)
+				return nil
+			}
 			if first, ok := revocations[r.Serial]; ok {
 				v.problem("log", 0, "entry %d revokes the certificate %s again (first at entry %d): a report shows one revocation", seq, r.Serial, first.seq)
 				return nil
@@ -148,13 +164,12 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	if h == nil || v.Checkpoint == nil {
 		return v
 	}
-	v.checkLog()
-	v.checkStatement(verifierKey)
-	for arn, seq := range cas {
-		if arn != h.CertificateAuthorityArn {
-			v.problem("log", 0, "entry %d is of the CA %s, not of the report's %s", seq, arn, h.CertificateAuthorityArn)
-		}
+	if !v.checkLog() {
+		// The entries are not the checkpoint's log: whatever they say of
+		// the report is not the server's word, and is not compared.
+		return v
 	}
+	v.checkStatement(verifierKey)
 	format := openpca.AuditReportResponseFormat(h.ReportFormat)
 	if err := rewind(report, proof); err != nil {
 		v.problem("input", 0, "%v", err)
@@ -179,6 +194,40 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		}
 	}
 	return v
+}
+
+// maxDetail bounds what a problem or note quotes of the files, in bytes:
+// they are anyone's, and a field of a megabyte in each of a thousand
+// problems would be a gigabyte to keep and print.
+const maxDetail = 1024
+
+// Printable is s as a terminal may show it: its control and format
+// characters (escape sequences that move the cursor or hide text, and
+// the marks that reverse it) written as Go escapes, and cut at maxDetail
+// bytes. What a verification says quotes the files it read, which are
+// anyone's.
+func Printable(s string) string {
+	cut := len(s) > maxDetail
+	if cut {
+		s = strings.ToValidUTF8(s[:maxDetail], "")
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) >= 0 {
+		var b strings.Builder
+		for _, r := range s {
+			switch {
+			case r == utf8.RuneError, unicode.IsPrint(r), r == ' ':
+				b.WriteRune(r)
+			default:
+				q := strconv.QuoteRune(r)
+				b.WriteString(q[1 : len(q)-1])
+			}
+		}
+		s = b.String()
+	}
+	if cut {
+		s += "…"
+	}
+	return s
 }
 
 // errStop stops the reading of a proof file whose records cannot be
@@ -374,19 +423,21 @@ func (v *Verification) openCheckpoint(verifierKey string) bool {
 	return true
 }
 
-// checkLog checks the proof file's records against its checkpoint.
-func (v *Verification) checkLog() {
+// checkLog checks the proof file's records against its checkpoint, and
+// reports whether they are its log.
+func (v *Verification) checkLog() bool {
 	c := v.Checkpoint
 	switch n := v.Log.Size(); {
 	case n < c.Size:
 		v.problem("log", 0, "the proof file has %d log entries, the checkpoint %d: entries were removed (the log was truncated)", n, c.Size)
 	case n > c.Size:
 		v.problem("log", 0, "the proof file has %d log entries, the checkpoint %d: entries were added", n, c.Size)
+	case v.Log.Root() != c.Root:
+		v.problem("log", 0, "the log entries do not hash to the checkpoint's root: an entry was changed, added, removed or reordered")
 	default:
-		if v.Log.Root() != c.Root {
-			v.problem("log", 0, "the log entries do not hash to the checkpoint's root: an entry was changed, added, removed or reordered")
-		}
+		return true
 	}
+	return false
 }
 
 // checkStatement checks that the report statement, if the proof file has

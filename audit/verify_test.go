@@ -10,6 +10,7 @@ import (
 	mathrand "math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -512,5 +513,59 @@ func TestVerifyBounds(t *testing.T) {
 	v = Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
 	if len(v.Problems) != maxProblems+1 || v.Problems[maxProblems].Check != "more" {
 		t.Errorf("5,000 forged rows: %d problems, the last %v", len(v.Problems), v.Problems[len(v.Problems)-1])
+	}
+}
+
+// TestVerifyForgedRecords: a proof file whose signed checkpoint is genuine
+// but whose records are someone else's (a megabyte's ARN in each, a
+// serial of a kilobyte) is found not to be the checkpoint's log, and
+// what the verification keeps and says of it stays small: it had each
+// record's CA in memory, and quoted each in a problem, whole.
+func TestVerifyForgedRecords(t *testing.T) {
+	f := newLogFixture(t, 20, openpca.AuditReportResponseFormatJson)
+	report, _ := f.write(t)
+	f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+	n := len(f.records)
+	f.records = f.records[:1]
+	for i := 1; i < n; i++ {
+		arn := f.ca.ARN + strings.Repeat("x", 256<<10) + strconv.Itoa(i)
+		c := *f.rows[0]
+		c.Serial = strings.Repeat("ab", 512)
+		c.ARN = arn + "/certificate/" + c.Serial
+		caARN := arn
+		if i == 1 {
+			caARN, c.ARN = f.ca.ARN, f.ca.ARN+"/certificate/"+c.Serial
+		}
+		f.records = append(f.records, openpca.RevokeUse(caARN, &c, c.IssuedAt, openpca.RevocationReasonKeyCompromise, "account:111122223333", "req-r\x1b[2K").Record)
+	}
+	_, proof := f.write(t)
+	v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+	said := 0
+	var all []string
+	for _, p := range v.Problems {
+		said += len(p.String())
+		all = append(all, p.String())
+		if p.Check == "row" || p.Check == "missing" {
+			t.Errorf("rows compared with a log that is not the checkpoint's: %v", p)
+		}
+	}
+	if said > 8<<10 || !strings.Contains(strings.Join(all, "\n"), "do not hash to the checkpoint's root") ||
+		!strings.Contains(strings.Join(all, "\n"), "serial longer than 20 octets") {
+		t.Errorf("%d problems, %d bytes in all:\n%.4000s", len(v.Problems), said, strings.Join(all, "\n"))
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"certificate 0a:1b is missing", "certificate 0a:1b is missing"},
+		{"CN=Bücher, O=Société", "CN=Bücher, O=Société"},
+		{"OK\x1b[1A\x1b[2K all good", `OK\x1b[1A\x1b[2K all good`},
+		{"name\u202Egnp.exe", `name\u202egnp.exe`},
+		{"a\tb\nc\r", `a\tb\nc\r`},
+		{strings.Repeat("é", maxDetail), strings.Repeat("é", maxDetail/2) + "…"},
+	} {
+		if got := Printable(tt.in); got != tt.want {
+			t.Errorf("Printable(%.40q) = %.60q, want %.60q", tt.in, got, tt.want)
+		}
 	}
 }

@@ -38,10 +38,6 @@ const (
 // responder's certificate).
 const ocspCacheBytes = 32 << 20
 
-// maxSerialOctets is the longest serial number RFC 5280 allows (4.1.2.2),
-// counted in the octets of its DER encoding.
-const maxSerialOctets = 20
-
 // DefaultOCSPUnknownRate is how many OCSP responses per second a server
 // signs, at most, for serials no CA issued. Anyone may ask about any
 // serial, and each answer is a signing, which the CA's log keeps for good
@@ -184,10 +180,10 @@ func (s *Service) OCSP(ctx context.Context, request []byte) []byte {
 }
 
 // wellFormedSerial reports whether n is a serial number RFC 5280 allows:
-// positive, and at most maxSerialOctets long. Anything else is not the
-// serial of a certificate this server issued, and is never answered.
+// positive, and at most openpca.MaxSerialOctets long. Anything else is not
+// the serial of a certificate this server issued, and is never answered.
 func wellFormedSerial(n *big.Int) bool {
-	return n.Sign() > 0 && n.BitLen() < 8*maxSerialOctets
+	return n.Sign() > 0 && n.BitLen() < 8*openpca.MaxSerialOctets
 }
 
 // errOCSPUnauthorized is a request for a CA this server does not answer
