@@ -35,14 +35,21 @@ type Log struct {
 // matches reports whether the log has origin. What a final "*" stands for
 // is plain ASCII (letters, digits, "-._:/"): an origin with a letter of
 // another alphabet that looks like one of these would be another log,
-// named to pass for a known one on screen.
+// named to pass for a known one on screen. It is maxWildcard bytes at
+// most: each origin is a row the witness keeps for good.
 func (l Log) matches(origin string) bool {
 	if prefix, ok := strings.CutSuffix(l.Origin, "*"); ok {
 		rest, ok := strings.CutPrefix(origin, prefix)
-		return ok && rest != "" && strings.Trim(rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:/") == ""
+		return ok && rest != "" && len(rest) <= maxWildcard && strings.Trim(rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:/") == ""
 	}
 	return origin == l.Origin
 }
+
+// maxWildcard bounds what a final "*" of a log's origin stands for: an
+// OpenPCA CA's is 58 bytes ("certificate-authority/" and its id), and a
+// key's holder would otherwise have the witness keep origins of 60 KB,
+// 20 MB a second.
+const maxWildcard = 128
 
 // Config is what a Server works with.
 type Config struct {

@@ -174,6 +174,11 @@ func TestWitness(t *testing.T) {
 	if _, err := c.AddCheckpoint(ctx, 0, nil, lookalike.checkpoint(t, 3)); refusal(err) != http.StatusNotFound {
 		t.Errorf("an origin under the pattern, in another alphabet: %v, want 404", err)
 	}
+	long := newLog(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/"+strings.Repeat("a", 107), 3)
+	long.signer, long.vkey = l.signer, l.vkey
+	if _, err := c.AddCheckpoint(ctx, 0, nil, long.checkpoint(t, 3)); refusal(err) != http.StatusNotFound {
+		t.Errorf("an origin under the pattern, of 129 bytes past it: %v, want 404", err)
+	}
 	impostor := newLog(t, l.origin+"x", 3) // an origin the prefix covers, another key
 	if _, err := c.AddCheckpoint(ctx, 0, nil, impostor.checkpoint(t, 3)); refusal(err) != http.StatusForbidden {
 		t.Errorf("a checkpoint signed by another key: %v, want 403", err)
