@@ -272,16 +272,8 @@ func TestKeyMadeID(t *testing.T) {
 		{"a random one", []byte("0123456789abcdefghij"), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, SubjectKeyId: tt.id,
-				NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := x509.ParseCertificate(der)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := signSelf(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, SubjectKeyId: tt.id,
+				NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}, key)
 			if got := KeyMadeID(c); got != tt.want {
 				t.Errorf("KeyMadeID = %v for %x, want %v", got, c.SubjectKeyId, tt.want)
 			}
