@@ -217,11 +217,16 @@ func (b *Batcher[T]) tx(batch []*request[T]) ([]error, error) {
 	return errs, nil
 }
 
+// ErrTimedOut is the error of the writes of a batch that ran out of its
+// time: the database did not answer, not the writes failing. It is a
+// context.DeadlineExceeded.
+var ErrTimedOut = fmt.Errorf("groupcommit: the database did not finish a batch in time: %w", context.DeadlineExceeded)
+
 // timedOut says that err came of the batch's deadline, if it did: a
 // driver may report an interrupted query in words of its own.
 func (b *Batcher[T]) timedOut(ctx context.Context, err error) error {
-	if ctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("groupcommit: the batch took longer than %v: %w (%w)", b.timeout, context.DeadlineExceeded, err)
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v): %w", ErrTimedOut, b.timeout, err)
 	}
 	return err
 }

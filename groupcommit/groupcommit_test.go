@@ -179,7 +179,7 @@ func TestHungDatabase(t *testing.T) {
 	}
 	wg.Wait()
 	for i, err := range errs {
-		if !errors.Is(err, context.DeadlineExceeded) {
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, groupcommit.ErrTimedOut) {
 			t.Errorf("write %d under a held lock: %v, want DeadlineExceeded", i, err)
 		}
 	}

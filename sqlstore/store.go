@@ -435,6 +435,11 @@ func (db *DB) wrap(what string, err error) error {
 	if db.dialect.Unreachable != nil && db.dialect.Unreachable(err) {
 		return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server cannot reach its database now; retry later.", Cause: err}
 	}
+	// A write whose batch ran out of time waited on a database that did
+	// not answer (stopped, cut off without a word, or a lock held).
+	if errors.Is(err, groupcommit.ErrTimedOut) {
+		return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server's database did not answer in time; retry later.", Cause: err}
+	}
 	return err
 }
 

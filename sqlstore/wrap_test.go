@@ -1,11 +1,14 @@
 package sqlstore
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/groupcommit"
 )
 
 // TestWrapFull: a write the database refused for want of disk space is
@@ -20,6 +23,8 @@ func TestWrapFull(t *testing.T) {
 		code string
 	}{
 		{errDisk, openpca.CodeServiceUnavailable},
+		{fmt.Errorf("%w: timeout: %w", groupcommit.ErrTimedOut, errors.New("context deadline exceeded")), openpca.CodeServiceUnavailable},
+		{context.DeadlineExceeded, openpca.CodeInternalFailure}, // a request's own bound
 		{errors.New("constraint failed"), openpca.CodeInternalFailure},
 		{openpca.Errorf(openpca.CodeInvalidState, "no"), openpca.CodeInvalidState},
 	} {
