@@ -2,6 +2,7 @@ package authority_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/csv"
@@ -505,6 +506,38 @@ func TestAuditReportS3Faults(t *testing.T) {
 	report, proof := s3.Get(t, "pca-reports", *out.S3Key), s3.Get(t, "pca-reports", *out.S3Key+auditlog.ProofSuffix)
 	if v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), publicKey(t, env)); len(v.Problems) > 0 || v.Rows != len(wantRows(t, list)) {
 		t.Errorf("the report: %d rows, %v", v.Rows, v.Problems)
+	}
+}
+
+// TestAuditReportS3Hangs: a store that takes a request and never answers
+// fails a report's request in the bucket check's time (RequestFailed),
+// not when the S3 client gives up, minutes on, past a CLI's read timeout.
+func TestAuditReportS3Hangs(t *testing.T) {
+	s3 := testenv.StartS3(t)
+	s3.CreateBucket(t, "pca-reports")
+	target, err := url.Parse(s3.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var hang atomic.Bool
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
+			<-r.Context().Done()
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer hanging.Close()
+	env := testenv.Start(t, s3.Use(t, s3.AccessKey, s3.SecretKey), func(c *app.Config) { c.S3Endpoint = hanging.URL })
+	caARN, _ := auditFixture(t, env)
+	hang.Store(true)
+	rctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	_, err = env.Client.CreateCertificateAuthorityAuditReport(rctx, &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &caARN, S3BucketName: aws.String("pca-reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	if _, ok := errors.AsType[*types.RequestFailedException](err); !ok {
+		t.Errorf("a report to a store that never answers: %v, want RequestFailedException", err)
 	}
 }
 

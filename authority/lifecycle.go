@@ -202,6 +202,10 @@ var (
 	crlBucket = bucketUse{"CrlConfiguration.S3BucketName", openpca.CodeInvalidArgs, openpca.CodeValidation, openpca.CodeInvalidArgs}
 )
 
+// bucketCheckTimeout bounds a request's check of a bucket: a write and a
+// delete of a small object.
+const bucketCheckTimeout = 20 * time.Second
+
 // checkBucket checks that bucket exists, that the server can write to it,
 // and that it belongs to account. A bucket of another account is refused
 // exactly as a missing one is, so that no account learns which names the
@@ -216,7 +220,12 @@ func (s *Service) checkBucket(ctx context.Context, account, bucket string, acl o
 	}
 	err = openpca.ErrBucketNotFound
 	if owner == account {
-		err = s.objects.CheckBucket(ctx, bucket, acl)
+		// A store that stopped answering is told in seconds, not when the
+		// S3 client gives up (minutes, past a CLI's read timeout, which
+		// would ask again).
+		cctx, cancel := context.WithTimeout(ctx, bucketCheckTimeout)
+		err = s.objects.CheckBucket(cctx, bucket, acl)
+		cancel()
 	}
 	switch {
 	case errors.Is(err, openpca.ErrBucketNotFound):

@@ -106,11 +106,16 @@ type Publisher struct {
 	// accounts are when accounts' next CRLs may be published here, for
 	// those that must wait: their CRLs' pauses, added up.
 	accounts map[string]time.Time
+
+	// writeTimeout bounds a CRL's write: the constant, but in tests.
+	writeTimeout time.Duration
+	readBack     readBackState
 }
 
 // Start starts a Publisher.
 func Start(cfg Config) *Publisher {
 	p := newPublisher(cfg)
+	p.startReadBacks()
 	p.pool = worker.Start(worker.Config{Name: "CRL", Owner: cfg.Owner, Workers: workers, Lease: Lease, Poll: Poll, Logger: cfg.Logger, Now: p.cfg.Now},
 		queue{p})
 	return p
@@ -121,14 +126,19 @@ func newPublisher(cfg Config) *Publisher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Publisher{cfg: cfg, pause: pause, failures: map[string]int{}, accounts: map[string]time.Time{}}
+	return &Publisher{cfg: cfg, pause: pause, failures: map[string]int{}, accounts: map[string]time.Time{}, writeTimeout: writeTimeout,
+		readBack: readBackState{written: map[string]*written{}}}
 }
 
 // Wake tells the publisher that a CRL is wanted.
 func (p *Publisher) Wake() { p.pool.Wake() }
 
-// Close stops the publisher; a CRL being published is taken over later.
-func (p *Publisher) Close() { p.pool.Close() }
+// Close stops the publisher; a CRL being published is taken over later,
+// and the CRLs it wrote are not read back.
+func (p *Publisher) Close() {
+	p.pool.Close()
+	p.stopReadBacks()
+}
 
 // queue is the publisher's side of the workers.
 type queue struct{ p *Publisher }
@@ -241,8 +251,10 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	if err := store.RenewCRL(ctx, ca.ID, owner, p.cfg.Now().Add(Lease)); err != nil {
 		return fmt.Errorf("before writing the CRL: %w", err)
 	}
-	err = p.cfg.Objects.Put(ctx, openpca.Object{Bucket: cfg.S3BucketName, Key: Key(ca, cfg), ContentType: "application/pkix-crl", ACL: cfg.S3ObjectAcl},
-		bytes.NewReader(der))
+	object := openpca.Object{Bucket: cfg.S3BucketName, Key: Key(ca, cfg), ContentType: "application/pkix-crl", ACL: cfg.S3ObjectAcl}
+	wctx, cancel := context.WithTimeout(ctx, p.writeTimeout)
+	err = p.cfg.Objects.Put(wctx, object, bytes.NewReader(der))
+	cancel()
 	// Once the CRL may be written, what follows is done whatever the job's
 	// context: a hold lost while it was written (the server stalled, and
 	// the job was given up) may have let another server write a newer CRL,
@@ -264,6 +276,7 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 			"ca", ca.ARN, "number", job.Number+1, "error", err)
 		return errors.Join(err, store.WantCRL(done, ca.ID))
 	}
+	p.wrote(ca, object, job.Number+1, len(der))
 	p.cfg.Logger.InfoContext(ctx, "CRL published", "ca", ca.ARN, "number", job.Number+1, "revoked", revoked, "bucket", cfg.S3BucketName, "key", Key(ca, cfg))
 	return nil
 }
