@@ -223,6 +223,11 @@ const MaxReportWorkers = 64
 // minRootSecret the shortest secret it takes.
 var rootKeyID = regexp.MustCompile(`^[A-Za-z0-9]{4,128}$`)
 
+// minAccountRequestRate is the least --account-request-rate but none: a
+// request each 1,000 seconds, which a client is told to wait for
+// (Retry-After), and not for ages (1e-300 was taken).
+const minAccountRequestRate = 0.001
+
 // A root secret given by the operator: at least minRootSecret characters,
 // of at least minSecretChars different ones. A random secret of 32 hex
 // digits has fewer than 8 different ones once in 10^20; a line of one
@@ -264,10 +269,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--console-search-time must not be negative")
 	case cfg.MaxConnections < 0 || cfg.MaxConnectionsPerNetwork < 0:
 		return fmt.Errorf("--max-connections and --max-connections-per-network must be 0 (no bound) or positive")
-	case cfg.AccountRequestRate != 0 && !(cfg.AccountRequestRate >= 1) || math.IsInf(cfg.AccountRequestRate, 0):
-		// Below one a second, an SDK's waiter or paginator could not
-		// finish, and a client would be told to wait for ages.
-		return fmt.Errorf("--account-request-rate must be 0 (no bound) or at least 1, not %g", cfg.AccountRequestRate)
+	case cfg.AccountRequestRate != 0 && !(cfg.AccountRequestRate >= minAccountRequestRate) || math.IsInf(cfg.AccountRequestRate, 0):
+		return fmt.Errorf("--account-request-rate must be 0 (no bound) or at least %g (a request each %.0f seconds), not %g", minAccountRequestRate, 1/minAccountRequestRate, cfg.AccountRequestRate)
 	case cfg.MaxCAsPerAccount <= 0 || cfg.OCSPUnknownBudget <= 0 || cfg.OCSPUnknownRate <= 0:
 		return fmt.Errorf("--max-cas-per-account, --ocsp-unknown-budget and the OCSP rate must be positive")
 	case cfg.ReportWitnessWait < 0:

@@ -70,7 +70,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative connection bounds", func(c *app.Config) { c.MaxConnectionsPerNetwork = -1 }, "--max-connections", nil},
 		{"a request rate that is no number", func(c *app.Config) { c.AccountRequestRate = math.NaN() }, "--account-request-rate", nil},
 		{"an infinite request rate", func(c *app.Config) { c.AccountRequestRate = math.Inf(1) }, "--account-request-rate", nil},
-		{"a request rate below one a second", func(c *app.Config) { c.AccountRequestRate = 1e-300 }, "--account-request-rate", nil},
+		{"a request rate of one an age", func(c *app.Config) { c.AccountRequestRate = 1e-300 }, "--account-request-rate", nil},
+		{"a request rate of one each 100 s", func(c *app.Config) { c.AccountRequestRate = 0.01 }, "", nil},
 		{"witnesses, the quorum all of them by default", func(c *app.Config) {
 			c.Witnesses = []string{"https://w1.example/a?b=c=" + witness1, "http://w2.example=" + witness2}
 		}, "",
