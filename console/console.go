@@ -151,7 +151,18 @@ const (
 // maxForm bounds what a form may send.
 const maxForm = 64 << 10
 
-const cookieName = "openpca_console"
+// sessionCookie is the name and path of the session's cookie for r. Over
+// HTTPS it is a __Host- cookie, of the whole host: a browser takes it only
+// from this host, over HTTPS, without a Domain, so that a sibling host
+// (evil.example beside ca.example) cannot set one of that name that the
+// browser would send here before the console's, signing its user into
+// another's account. Over HTTP nothing can stop that.
+func (c *Console) sessionCookie(r *http.Request) (name, path string) {
+	if c.secure(r) {
+		return "__Host-openpca_console", "/"
+	}
+	return "openpca_console", "/console/"
+}
 
 // Console is the console's HTTP handler.
 type Console struct {
@@ -210,9 +221,9 @@ func New(cfg Config) (*Console, error) {
 }
 
 // ServeHTTP serves the console, with the headers every answer carries: no
-// caching, no framing, no referrer, and only the console's own scripts;
-// and reached over HTTPS, HTTPS only from then on (HSTS, for the host,
-// not its subdomains, which the server does not know).
+// caching, no framing, no referrer to other sites, and only the console's
+// own scripts; and reached over HTTPS, HTTPS only from then on (HSTS, for
+// the host, not its subdomains, which the server does not know).
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	if c.secure(r) {
@@ -221,7 +232,10 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// Not no-referrer: under it, browsers send a form's Origin as "null",
+	// which the cross-origin check below refuses where no Sec-Fetch-Site
+	// tells it the form is the console's own (plain HTTP to a host name).
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	if r.Method == http.MethodPost {
 		// Forms come from the console's own pages: a cross-origin POST is
@@ -258,7 +272,7 @@ const (
 
 func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn), kind int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := c.findSession(r)
+		s, token, err := c.findSession(r)
 		if err != nil {
 			if !errors.Is(err, openpca.ErrNotFound) {
 				c.cfg.Logger.ErrorContext(r.Context(), "console: reading a session", "error", err)
@@ -310,9 +324,7 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 				return
 			}
 			// The browser keeps the cookie until the end it was given.
-			if cookie, err := r.Cookie(cookieName); err == nil {
-				c.setSessionCookie(w, r, cookie.Value, end)
-			}
+			c.setSessionCookie(w, r, token, end)
 		}
 		// As the API takes them: aws:SourceIp absent if the client's
 		// address cannot be told.
@@ -325,12 +337,15 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 	})
 }
 
-func (c *Console) findSession(r *http.Request) (*openpca.ConsoleSession, error) {
-	cookie, err := r.Cookie(cookieName)
+// findSession returns the session of r's cookie, and its token.
+func (c *Console) findSession(r *http.Request) (*openpca.ConsoleSession, string, error) {
+	name, _ := c.sessionCookie(r)
+	cookie, err := r.Cookie(name)
 	if err != nil || len(cookie.Value) > 64 {
-		return nil, openpca.ErrNotFound
+		return nil, "", openpca.ErrNotFound
 	}
-	return c.cfg.Store.FindConsoleSession(r.Context(), hashToken(cookie.Value), c.cfg.Now())
+	s, err := c.cfg.Store.FindConsoleSession(r.Context(), hashToken(cookie.Value), c.cfg.Now())
+	return s, cookie.Value, err
 }
 
 func hashToken(token string) []byte {
@@ -346,7 +361,7 @@ func randomToken() string {
 
 // home is the sign-in page, or the CAs once signed in.
 func (c *Console) home(w http.ResponseWriter, r *http.Request) {
-	if _, err := c.findSession(r); err == nil {
+	if _, _, err := c.findSession(r); err == nil {
 		http.Redirect(w, r, "/console/cas", http.StatusSeeOther)
 		return
 	}
@@ -417,7 +432,8 @@ func loggableKeyID(id string) string {
 
 // setSessionCookie gives the browser a session's token until its end.
 func (c *Console) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, end time.Time) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: token, Path: "/console/", Expires: end,
+	name, path := c.sessionCookie(r)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: token, Path: path, Expires: end,
 		HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 }
 
@@ -431,7 +447,8 @@ func (c *Console) endSession(w http.ResponseWriter, r *http.Request, s *openpca.
 	if err := c.cfg.Store.DeleteConsoleSession(r.Context(), s.IDHash, c.cfg.Now()); err != nil {
 		c.cfg.Logger.ErrorContext(r.Context(), "console: ending a session", "error", err)
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
+	name, path := c.sessionCookie(r)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 }
 
 // secure reports whether a cookie for r must be Secure: r came over TLS,

@@ -421,23 +421,41 @@ func TestConsoleReportAndCRL(t *testing.T) {
 
 // TestSecureCookieBehindProxy: a server that clients reach over HTTPS
 // (its public URL says so), through a proxy that ends TLS, still marks
-// the session cookie Secure, and asks browsers to keep to HTTPS.
+// the session cookie Secure, and asks browsers to keep to HTTPS. Over
+// HTTPS the cookie is a __Host- one, which a sibling host cannot set: a
+// cookie of the name over HTTP, as one could, signs no one in.
 func TestSecureCookieBehindProxy(t *testing.T) {
 	for _, tc := range []struct {
-		publicURL string
-		secure    bool
-	}{{"https://ca.example", true}, {"", false}} {
+		publicURL  string
+		secure     bool
+		name, path string
+		tossed     string // a cookie name that must not sign in
+	}{
+		{"https://ca.example", true, "__Host-openpca_console", "/", "openpca_console"},
+		{"", false, "openpca_console", "/console/", "__Host-openpca_console"},
+	} {
 		env := testenv.Start(t, func(c *app.Config) { c.PublicURL = tc.publicURL })
 		creds, err := env.Client.Options().Credentials.Retrieve(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		status, _, res := newBrowser(t, env).do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}})
-		if cookies := res.Cookies(); status != http.StatusSeeOther || len(cookies) != 1 || cookies[0].Secure != tc.secure {
-			t.Errorf("public URL %q: sign-in %d, cookies %v, want Secure %v", tc.publicURL, status, cookies, tc.secure)
+		b := newBrowser(t, env)
+		status, _, res := b.do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}})
+		cookies := res.Cookies()
+		if status != http.StatusSeeOther || len(cookies) != 1 || cookies[0].Secure != tc.secure || cookies[0].Name != tc.name || cookies[0].Path != tc.path {
+			t.Fatalf("public URL %q: sign-in %d, cookies %v, want Secure %v, %s, path %s", tc.publicURL, status, cookies, tc.secure, tc.name, tc.path)
 		}
 		if hsts := res.Header.Get("Strict-Transport-Security"); (hsts != "") != tc.secure {
 			t.Errorf("public URL %q: Strict-Transport-Security %q", tc.publicURL, hsts)
+		}
+		if referrer := res.Header.Get("Referrer-Policy"); referrer != "same-origin" {
+			t.Errorf("Referrer-Policy %q: browsers would send forms' Origin as null", referrer)
+		}
+		for name, want := range map[string]int{tc.name: http.StatusOK, tc.tossed: http.StatusSeeOther} {
+			status, _, _ := newBrowser(t, env).do(http.MethodGet, "/console/cas", nil, "Cookie", name+"="+cookies[0].Value)
+			if status != want {
+				t.Errorf("public URL %q: the session's token in a cookie %s: %d, want %d", tc.publicURL, name, status, want)
+			}
 		}
 	}
 }

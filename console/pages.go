@@ -304,6 +304,20 @@ func (s *searchSlots) take(account string) bool {
 	return true
 }
 
+// during runs query, a search or the charts' counts of account, if a
+// slot is free, and reports whether it ran. The slot is the query's
+// alone: the page is written after, so that a client that reads it
+// slowly, or not at all, holds none (it held one until the write's
+// timeout, two minutes, and two such accounts held every search).
+func (s *searchSlots) during(account string, query func()) bool {
+	if !s.take(account) {
+		return false
+	}
+	defer s.give(account)
+	query()
+	return true
+}
+
 // give ends a search take let through.
 func (s *searchSlots) give(account string) {
 	s.mu.Lock()
@@ -325,18 +339,20 @@ func (c *Console) listCertificates(w http.ResponseWriter, r *http.Request, in *s
 		return
 	}
 	ctx := in.ctx
-	if q.Text != "" {
-		if !c.searches.take(in.caller.AccountID) {
+	var list []*openpca.ListedCertificate
+	query := func() { list, err = c.cfg.Certificates.ListCertificates(ctx, ca.Arn, q) }
+	if q.Text == "" {
+		query()
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.SearchTime)
+		defer cancel()
+		if !c.searches.during(in.caller.AccountID, query) {
 			w.Header().Set("Retry-After", "1")
 			c.fail(w, r, http.StatusServiceUnavailable, "Another search by text is running, of your account's or others': wait for it, or look a certificate up by its serial.")
 			return
 		}
-		defer c.searches.give(in.caller.AccountID)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.SearchTime)
-		defer cancel()
 	}
-	list, err := c.cfg.Certificates.ListCertificates(ctx, ca.Arn, q)
 	if err != nil && ctx.Err() != nil && in.ctx.Err() == nil {
 		c.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("The search did not find %d certificates within %s: narrow it (a longer text, a status), or look a certificate up by its serial.",
 			pageSize, c.cfg.SearchTime))
@@ -457,15 +473,17 @@ func (c *Console) showCharts(w http.ResponseWriter, r *http.Request, in *signedI
 	if !ok {
 		return
 	}
-	if !c.searches.take(in.caller.AccountID) {
+	now := c.cfg.Now().UTC()
+	since := now.AddDate(0, 0, -chartDays+1).Truncate(24 * time.Hour)
+	var expiries, issued, revoked []openpca.DayCount
+	var err error
+	if !c.searches.during(in.caller.AccountID, func() {
+		expiries, issued, revoked, err = c.cfg.Certificates.CertificateCounts(in.ctx, ca.Arn, now, now.AddDate(0, 0, chartDays), since)
+	}) {
 		w.Header().Set("Retry-After", "1")
 		c.fail(w, r, http.StatusServiceUnavailable, "Charts or a search by text are being made, for your account or others: try again in a moment.")
 		return
 	}
-	defer c.searches.give(in.caller.AccountID)
-	now := c.cfg.Now().UTC()
-	since := now.AddDate(0, 0, -chartDays+1).Truncate(24 * time.Hour)
-	expiries, issued, revoked, err := c.cfg.Certificates.CertificateCounts(in.ctx, ca.Arn, now, now.AddDate(0, 0, chartDays), since)
 	if err != nil {
 		c.apiError(w, r, err)
 		return

@@ -36,3 +36,26 @@ func TestSearchSlots(t *testing.T) {
 		t.Errorf("after every search ended: %d under way, %v", s.total, s.byAccount)
 	}
 }
+
+// TestSearchSlotDuringItsQuery: a slot is held while its query runs, and
+// free once it returns, before the page is written; a query that panics
+// gives it back too.
+func TestSearchSlotDuringItsQuery(t *testing.T) {
+	s := searchSlots{byAccount: map[string]int{}}
+	ran := s.during("a", func() {
+		if s.take("a") {
+			t.Error("a second search of the account while the first's query runs")
+		}
+	})
+	if !ran || !s.take("a") {
+		t.Fatalf("the slot after the query: ran %v, free %v", ran, s.total == 0)
+	}
+	s.give("a")
+	func() {
+		defer func() { recover() }()
+		s.during("a", func() { panic("the query") })
+	}()
+	if s.total != 0 || len(s.byAccount) != 0 {
+		t.Errorf("after a query that panicked: %d under way, %v", s.total, s.byAccount)
+	}
+}
