@@ -230,11 +230,12 @@ const minAccountRequestRate = 0.001
 
 // A root secret given by the operator: at least minRootSecret characters,
 // of at least minSecretChars different ones. A random secret of 32 hex
-// digits has fewer than 8 different ones once in 10^20; a line of one
-// character pasted by mistake has one.
+// digits has fewer than 6 different ones less than once in 10^12 (fewer
+// than 8 was once in 28 million); a line of one character pasted by
+// mistake, or "abab...", has one or two.
 const (
 	minRootSecret  = 32
-	minSecretChars = 8
+	minSecretChars = 6
 )
 
 // strongSecret reports whether secret may be a root secret: long enough,

@@ -272,11 +272,21 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 				f.Name, envName(f.Name))
 		}
 	})
+	serverName := envNamer(flag.NewFlagSet("openpca", flag.ContinueOnError))
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
-		if v, ok := lookupEnv(name); ok && !set[f.Name] && err == nil {
+		v, ok := lookupEnv(name)
+		switch {
+		case set[f.Name] || err != nil:
+		case ok:
 			if e := f.Value.Set(v); e != nil {
 				err = fmt.Errorf("%s: %w", name, e)
+			}
+		case name != serverName(f.Name):
+			// A witness set up before its variables had their prefix
+			// would start in another folder, under a new key, silently.
+			if _, ok := lookupEnv(serverName(f.Name)); ok {
+				err = fmt.Errorf("%s is set, which a witness no longer reads (it is the server's): give %s, or --%s", serverName(f.Name), name, f.Name)
 			}
 		}
 	})

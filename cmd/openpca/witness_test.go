@@ -270,7 +270,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	}
 	w2 = startWitness(t, w2.dir, strings.TrimPrefix(w2.url, "http://"), "witness.example/two", auditKey)
 	issue(1)
-	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(logs.String(), "a witness knows less of this CA's log than it cosigned"); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(logs.String(), "a witness answers that it knows less of this CA's log than it cosigned"); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the server did not say that a witness forgot the log:\n%s", logs.String())
 		}
@@ -394,6 +394,18 @@ func TestWitnessEnvironment(t *testing.T) {
 	err := run(t.Context(), []string{"witness", "public-key"}, io.Discard, io.Discard, lookupEnv)
 	if err == nil || !strings.Contains(err.Error(), witnessDir) {
 		t.Errorf("witness public-key: %v, want the witness's folder %s", err, witnessDir)
+	}
+	// A witness set up with the server's variables, before the witness
+	// had its own, is refused rather than started elsewhere, under a new
+	// key; the command line settles it.
+	delete(env, "OPENPCA_WITNESS_DATA_DIR")
+	err = run(t.Context(), []string{"witness", "public-key"}, io.Discard, io.Discard, lookupEnv)
+	if err == nil || !strings.Contains(err.Error(), "OPENPCA_DATA_DIR is set, which a witness no longer reads") {
+		t.Errorf("witness public-key with OPENPCA_DATA_DIR alone: %v", err)
+	}
+	err = run(t.Context(), []string{"witness", "public-key", "--data-dir", witnessDir}, io.Discard, io.Discard, lookupEnv)
+	if err == nil || !strings.Contains(err.Error(), witnessDir) {
+		t.Errorf("witness public-key --data-dir with OPENPCA_DATA_DIR set: %v", err)
 	}
 	var usage bytes.Buffer
 	if err := run(t.Context(), []string{"witness", "serve", "-h"}, io.Discard, &usage, lookupEnv); !errors.Is(err, flag.ErrHelp) {
