@@ -164,12 +164,13 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	if h == nil || v.Checkpoint == nil {
 		return v
 	}
+	// Of the header and the key alone: which report the proof file is of.
+	v.checkStatement(verifierKey)
 	if !v.checkLog() {
 		// The entries are not the checkpoint's log: whatever they say of
 		// the report is not the server's word, and is not compared.
 		return v
 	}
-	v.checkStatement(verifierKey)
 	format := openpca.AuditReportResponseFormat(h.ReportFormat)
 	if err := rewind(report, proof); err != nil {
 		v.problem("input", 0, "%v", err)
@@ -203,31 +204,44 @@ const maxDetail = 1024
 
 // Printable is s as a terminal may show it: its control and format
 // characters (escape sequences that move the cursor or hide text, and
-// the marks that reverse it) written as Go escapes, and cut at maxDetail
-// bytes. What a verification says quotes the files it read, which are
-// anyone's.
+// the marks that reverse it) written as Go escapes, as are bytes that are
+// not UTF-8 (0x9b is a terminal's CSI in an 8-bit locale), and cut at
+// maxDetail bytes. What a verification says quotes the files it read,
+// which are anyone's.
 func Printable(s string) string {
 	cut := len(s) > maxDetail
 	if cut {
-		s = strings.ToValidUTF8(s[:maxDetail], "")
+		s = s[:maxDetail]
 	}
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) >= 0 {
-		var b strings.Builder
-		for _, r := range s {
-			switch {
-			case r == utf8.RuneError, unicode.IsPrint(r), r == ' ':
-				b.WriteRune(r)
-			default:
-				q := strconv.QuoteRune(r)
-				b.WriteString(q[1 : len(q)-1])
-			}
+	shown := func(r rune) bool { return r != utf8.RuneError && (unicode.IsPrint(r) || r == ' ') }
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !shown(r) }) < 0 {
+		if cut {
+			s += "…"
 		}
-		s = b.String()
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		switch {
+		case shown(r):
+			b.WriteString(s[:size])
+		case r == utf8.RuneError && size == 1:
+			if cut && len(s) < utf8.UTFMax {
+				s = s[size:] // a character the cut split
+				continue
+			}
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		s = s[size:]
 	}
 	if cut {
-		s += "…"
+		b.WriteString("…")
 	}
-	return s
+	return b.String()
 }
 
 // errStop stops the reading of a proof file whose records cannot be

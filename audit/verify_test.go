@@ -549,6 +549,9 @@ func TestVerifyForgedRecords(t *testing.T) {
 			t.Errorf("rows compared with a log that is not the checkpoint's: %v", p)
 		}
 	}
+	if v.Statement == nil {
+		t.Error("the proof file's report statement was not read: the report's identity would be said unsigned")
+	}
 	if said > 8<<10 || !strings.Contains(strings.Join(all, "\n"), "do not hash to the checkpoint's root") ||
 		!strings.Contains(strings.Join(all, "\n"), "serial longer than 20 octets") {
 		t.Errorf("%d problems, %d bytes in all:\n%.4000s", len(v.Problems), said, strings.Join(all, "\n"))
@@ -563,6 +566,10 @@ func TestPrintable(t *testing.T) {
 		{"name\u202Egnp.exe", `name\u202egnp.exe`},
 		{"a\tb\nc\r", `a\tb\nc\r`},
 		{strings.Repeat("é", maxDetail), strings.Repeat("é", maxDetail/2) + "…"},
+		{"a" + strings.Repeat("é", maxDetail), "a" + strings.Repeat("é", maxDetail/2-1) + "…"},
+		{"serial\x9b2Kok", `serial\x9b2Kok`},
+		{"CN=caf\xe9", `CN=caf\xe9`},
+		{"\uFFFD", "\uFFFD"}, // a replacement character itself: harmless
 	} {
 		if got := Printable(tt.in); got != tt.want {
 			t.Errorf("Printable(%.40q) = %.60q, want %.60q", tt.in, got, tt.want)

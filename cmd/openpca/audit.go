@@ -118,10 +118,13 @@ func auditReports(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
+	// What the server says is printed as audit verify prints the files:
+	// an auditor's server may be the party audited.
+	p := audit.Printable
 	for _, r := range reports {
-		line := fmt.Sprintf("%s  %-8s  %s  %d entries  s3://%s/%s", r.AuditReportID, r.Status, r.CreatedAt.Format(time.RFC3339), r.LogSize, r.S3BucketName, r.S3Key)
+		line := fmt.Sprintf("%s  %-8s  %s  %d entries  s3://%s/%s", p(r.AuditReportID), p(r.Status), r.CreatedAt.Format(time.RFC3339), r.LogSize, p(r.S3BucketName), p(r.S3Key))
 		if r.Failure != "" {
-			line += "\n    failed: " + r.Failure
+			line += "\n    failed: " + p(r.Failure)
 		}
 		if _, err := fmt.Fprintln(stdout, line); err != nil {
 			return err
