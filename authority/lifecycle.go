@@ -202,8 +202,8 @@ var (
 	crlBucket = bucketUse{"CrlConfiguration.S3BucketName", openpca.CodeInvalidArgs, openpca.CodeValidation, openpca.CodeInvalidArgs}
 )
 
-// bucketCheckTimeout bounds a request's check of a bucket: a write and a
-// delete of a small object.
+// bucketCheckTimeout bounds a request's check of a bucket: a look at the
+// bucket and a write of a small object.
 const bucketCheckTimeout = 20 * time.Second
 
 // checkBucket checks that bucket exists, that the server can write to it,

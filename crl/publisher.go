@@ -252,7 +252,7 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 		return fmt.Errorf("before writing the CRL: %w", err)
 	}
 	object := openpca.Object{Bucket: cfg.S3BucketName, Key: Key(ca, cfg), ContentType: "application/pkix-crl", ACL: cfg.S3ObjectAcl}
-	wctx, cancel := context.WithTimeout(ctx, p.writeTimeout)
+	wctx, cancel := context.WithTimeout(ctx, p.writeTime(len(der)))
 	err = p.cfg.Objects.Put(wctx, object, bytes.NewReader(der))
 	cancel()
 	// Once the CRL may be written, what follows is done whatever the job's

@@ -25,14 +25,21 @@ const (
 	// readBackPoll is how often the publisher looks for read-backs due.
 	readBackPoll = 30 * time.Second
 	// readBackTries is how many reads that fail (the bucket out of
-	// reach) a read-back is given before it is given up.
+	// reach) a read-back is given before it is given up for the next.
 	readBackTries = 5
-	// writeTimeout bounds the write of a CRL to its bucket: a bucket out
-	// of reach would hold the CA's CRL on this server for the S3 client's
-	// retries of minutes each, renewing its lease, while another server
-	// could write it. A CRL of a million entries is about 50 MB.
+	// writeTimeout bounds the write of a CRL to its bucket, and
+	// writeRate adds to it by the CRL's size: a bucket out of reach would
+	// hold the CA's CRL on this server for the S3 client's retries of
+	// minutes each, renewing its lease, while another server could write
+	// it. A CRL of a million entries, about 50 MB, has 5 minutes more.
 	writeTimeout = 2 * time.Minute
+	writeRate    = 160 << 10 // bytes a second
 )
+
+// writeTime is how long the write of a CRL of size bytes may take.
+func (p *Publisher) writeTime(size int) time.Duration {
+	return p.writeTimeout + time.Duration(size)*time.Second/writeRate
+}
 
 // written is a CRL the publisher wrote, to read back.
 type written struct {
@@ -116,10 +123,16 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 		}
 		older := err == nil && number < w.number
 		switch {
-		case older, errors.Is(err, errNotACRL):
-			delete(p.readBack.written, id)
+		case older, errors.Is(err, errNotACRL), errors.Is(err, openpca.ErrBucketAccess):
+			delete(p.readBack.written, id) // no other read would tell more
 		case err != nil:
-			if w.failures++; w.failures >= readBackTries {
+			if w.failures++; w.failures < readBackTries {
+				break
+			}
+			// Given up for the next: a bucket away for minutes leaves
+			// the later read-back.
+			w.failures = 0
+			if w.due = w.due[1:]; len(w.due) == 0 {
 				delete(p.readBack.written, id)
 			}
 		case len(w.due) == 1:
@@ -138,8 +151,10 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 			}
 		case errors.Is(err, errNotACRL):
 			log.WarnContext(ctx, "the object in the CA's CRL's place is not a CRL of the CA: written over by someone else", "error", err)
+		case errors.Is(err, openpca.ErrBucketAccess):
+			log.WarnContext(ctx, "reading back a CRL written: the server's credentials cannot read the bucket (s3:GetObject), and a CRL put back by a late write would go unnoticed", "error", err)
 		case err != nil:
-			log.WarnContext(ctx, "reading back a CRL written", "error", err, "failures_in_a_row", w.failures)
+			log.WarnContext(ctx, "reading back a CRL written", "error", err)
 		}
 	}
 }

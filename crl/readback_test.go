@@ -6,10 +6,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/localfs"
 )
 
 // TestReadBack: a CRL read back older than the one written (a late write
@@ -92,13 +94,15 @@ func (hung) Put(ctx context.Context, _ openpca.Object, _ io.Reader) error {
 }
 
 // TestWriteTimeout: a bucket that does not answer fails the CRL's write in
-// its time, not the S3 client's, and another CRL is wanted.
+// its time, not the S3 client's, and the CRL is let go, for any server to
+// take after the retry's wait.
 func TestWriteTimeout(t *testing.T) {
 	ctx := t.Context()
 	db, objects, _ := newCRLStores(t, "crls")
 	now := time.Now().UTC().Truncate(time.Second)
-	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
-	p := newPublisher(Config{Store: db, Objects: hung{objects}, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	_, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
+	var logs bytes.Buffer
+	p := newPublisher(Config{Store: db, Objects: hung{objects}, Keys: caKey{key, cert}, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }})
 	p.writeTimeout = 50 * time.Millisecond
 	job, err := db.ClaimCRL(ctx, "a", now, Lease)
 	if err != nil {
@@ -107,13 +111,44 @@ func TestWriteTimeout(t *testing.T) {
 	// The job's context ends only as a job's does, cancelled.
 	jctx, cancel := context.WithCancel(ctx)
 	defer time.AfterFunc(10*time.Second, cancel).Stop()
-	if err := p.publish(jctx, job, "a"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("a write to a bucket that does not answer: %v", err)
+	queue{p}.Do(jctx, job, "a")
+	if !strings.Contains(logs.String(), "publishing a CRL") || !strings.Contains(logs.String(), context.DeadlineExceeded.Error()) {
+		t.Fatalf("a write to a bucket that does not answer:\n%s", logs.String())
 	}
-	if err := db.ReleaseCRL(ctx, ca.ID, "a", now); err != nil {
-		t.Fatal(err)
+	if _, err := db.ClaimCRL(ctx, "b", now.Add(Retry), Lease); err != nil {
+		t.Errorf("the CRL is not let go after a write that failed: %v", err)
 	}
-	if _, err := db.ClaimCRL(ctx, "b", now, Lease); err != nil {
-		t.Errorf("no CRL is wanted after a write that failed: %v", err)
+}
+
+// failing is an object store whose reads fail, as a bucket out of reach.
+type failing struct{ *localfs.Store }
+
+func (failing) Get(context.Context, string, string) (io.ReadCloser, error) {
+	return nil, errors.New("connection refused")
+}
+
+// TestReadBackFails: reads that fail are tried again at each look, then
+// given up for the next read-back, not for good.
+func TestReadBackFails(t *testing.T) {
+	ctx := t.Context()
+	db, objects, _ := newCRLStores(t, "crls")
+	now := time.Now().UTC().Truncate(time.Second)
+	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
+	p := newPublisher(Config{Store: db, Objects: failing{objects}, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	p.wrote(ca, openpca.Object{Bucket: "crls", Key: Key(ca, ca.CRL())}, 2, 100)
+	now = now.Add(readBacks[0])
+	for range readBackTries {
+		p.readBackDue(ctx)
+	}
+	w := p.readBack.written[ca.ID]
+	if w == nil || len(w.due) != 1 || w.failures != 0 {
+		t.Fatalf("after the first read-back's tries: %+v, want the second read-back left", w)
+	}
+	now = now.Add(readBacks[1])
+	for range readBackTries {
+		p.readBackDue(ctx)
+	}
+	if n := len(p.readBack.written); n != 0 {
+		t.Errorf("%d read-backs left after every try failed", n)
 	}
 }

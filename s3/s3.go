@@ -176,6 +176,9 @@ func (s *Store) Get(ctx context.Context, bucket, key string) (io.ReadCloser, err
 	if _, ok := errors.AsType[*types.NoSuchKey](err); ok {
 		return nil, openpca.ErrNotFound
 	}
+	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() == http.StatusForbidden {
+		return nil, fmt.Errorf("%w: s3: %w", openpca.ErrBucketAccess, err)
+	}
 	if err != nil {
 		return nil, classify(ctx, err)
 	}

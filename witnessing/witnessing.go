@@ -252,7 +252,7 @@ func (w *Witnessing) submit(ctx context.Context, ca *openpca.CA, wit Witness, ol
 				// It goes on from what it knows: this server's log is
 				// consistent. But the witness no longer guards what it
 				// forgot: under the same key, it would cosign a fork of it.
-				log.Error("a witness knows less of this CA's log than it cosigned: it lost its state, or was restored from an older copy, and would cosign a fork of what it forgot; its operator should give it a new key",
+				log.Error("a witness answers that it knows less of this CA's log than it cosigned: it lost its state, or was restored from an older copy, and would cosign a fork of what it forgot, and its operator should give it a new key; or, reached without TLS, the answer (unsigned) was not the witness's",
 					"witness_size", conflict.Size, "cosigned", old)
 			}
 			old = conflict.Size // the witness knows more, or less, than the store said
@@ -267,8 +267,11 @@ func (w *Witnessing) submit(ctx context.Context, ca *openpca.CA, wit Witness, ol
 			w.submissions.WithLabelValues(name, "inconsistent").Inc()
 		case errors.As(err, &refused):
 			why := "it does not trust this server's audit key for this CA's log"
-			if refused.Status == http.StatusBadRequest {
+			switch {
+			case refused.Status == http.StatusBadRequest:
 				why = "it finds the request malformed, and may speak another version of the protocol"
+			case refused.Status >= 300 && refused.Status < 400:
+				why = "it redirects, which is not followed: its address may have changed"
 			}
 			log.Error("a witness refuses the checkpoint: "+why, "error", err)
 			w.submissions.WithLabelValues(name, "refused").Inc()
