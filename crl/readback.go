@@ -164,7 +164,7 @@ var errNotACRL = errors.New("not a CRL of the CA")
 
 // readNumber returns the CRL number of the CRL in w's place.
 func (p *Publisher) readNumber(ctx context.Context, w *written) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.writeTime(w.size))
 	defer cancel()
 	r, err := p.cfg.Objects.Get(ctx, w.object.Bucket, w.object.Key)
 	if errors.Is(err, openpca.ErrNotFound) {
