@@ -128,7 +128,11 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		}
 	}
 	if ctx.Err() != nil {
-		log.Info("audit report interrupted; it will be resumed", "cause", context.Cause(ctx))
+		msg := "audit report interrupted; it will be resumed"
+		if errors.Is(context.Cause(ctx), worker.ErrLeaseLost) {
+			msg = "audit report interrupted: another server took it over, or will" // and may have finished it
+		}
+		log.Info(msg, "cause", context.Cause(ctx))
 		return
 	}
 	status, failure := openpca.AuditReportStatusSuccess, ""
