@@ -470,10 +470,11 @@ func TestAuditReportS3(t *testing.T) {
 	}
 }
 
-// TestAuditReportS3Faults: connections to the S3 server cut while a
-// report's objects are written, more often than the S3 client retries,
-// do not fail the report: it is generated again, and verifies.
-func TestAuditReportS3Faults(t *testing.T) {
+// faultyS3 starts an S3 server with the bucket pca-reports, and a server
+// that writes to it through fault, which answers a request itself when it
+// returns true.
+func faultyS3(t *testing.T, fault func(http.ResponseWriter, *http.Request) bool) (*testenv.S3, *testenv.Env) {
+	t.Helper()
 	s3 := testenv.StartS3(t)
 	s3.CreateBucket(t, "pca-reports")
 	target, err := url.Parse(s3.URL)
@@ -481,20 +482,31 @@ func TestAuditReportS3Faults(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	faulty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fault(w, r) {
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(faulty.Close)
+	return s3, testenv.Start(t, s3.Use(t, s3.AccessKey, s3.SecretKey), func(c *app.Config) { c.S3Endpoint = faulty.URL })
+}
+
+// TestAuditReportS3Faults: connections to the S3 server cut while a
+// report's objects are written, more often than the S3 client retries,
+// do not fail the report: it is generated again, and verifies.
+func TestAuditReportS3Faults(t *testing.T) {
 	var cuts atomic.Int32
-	cutting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s3, env := faultyS3(t, func(w http.ResponseWriter, r *http.Request) bool {
 		// The S3 client tries each request three times: six cuts fail
 		// the first generation's writes of the report and its proof.
 		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/audit-report/") && cuts.Add(1) <= 6 {
 			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 				conn.Close()
-				return
+				return true
 			}
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer cutting.Close()
-	env := testenv.Start(t, s3.Use(t, s3.AccessKey, s3.SecretKey), func(c *app.Config) { c.S3Endpoint = cutting.URL })
+		return false
+	})
 	caARN, list := auditFixture(t, env)
 	out, err := createReport(env, caARN, "pca-reports", types.AuditReportResponseFormatJson)
 	if err != nil {
@@ -513,28 +525,19 @@ func TestAuditReportS3Faults(t *testing.T) {
 // fails a report's request in the bucket check's time (RequestFailed),
 // not when the S3 client gives up, minutes on, past a CLI's read timeout.
 func TestAuditReportS3Hangs(t *testing.T) {
-	s3 := testenv.StartS3(t)
-	s3.CreateBucket(t, "pca-reports")
-	target, err := url.Parse(s3.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var hang atomic.Bool
-	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hang.Load() {
-			<-r.Context().Done()
-			return
+	_, env := faultyS3(t, func(_ http.ResponseWriter, r *http.Request) bool {
+		if !hang.Load() {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer hanging.Close()
-	env := testenv.Start(t, s3.Use(t, s3.AccessKey, s3.SecretKey), func(c *app.Config) { c.S3Endpoint = hanging.URL })
+		<-r.Context().Done()
+		return true
+	})
 	caARN, _ := auditFixture(t, env)
 	hang.Store(true)
 	rctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	_, err = env.Client.CreateCertificateAuthorityAuditReport(rctx, &acmpca.CreateCertificateAuthorityAuditReportInput{
+	_, err := env.Client.CreateCertificateAuthorityAuditReport(rctx, &acmpca.CreateCertificateAuthorityAuditReportInput{
 		CertificateAuthorityArn: &caARN, S3BucketName: aws.String("pca-reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
 	if _, ok := errors.AsType[*types.RequestFailedException](err); !ok {
 		t.Errorf("a report to a store that never answers: %v, want RequestFailedException", err)
