@@ -107,9 +107,10 @@ type Publisher struct {
 	// those that must wait: their CRLs' pauses, added up.
 	accounts map[string]time.Time
 
-	// writeTimeout bounds a CRL's write: the constant, but in tests.
-	writeTimeout time.Duration
-	readBack     readBackState
+	// writeTimeout and readTimeout bound a CRL's write and a read-back's
+	// read: the constants, but in tests.
+	writeTimeout, readTimeout time.Duration
+	readBack                  readBackState
 }
 
 // Start starts a Publisher.
@@ -126,7 +127,7 @@ func newPublisher(cfg Config) *Publisher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Publisher{cfg: cfg, pause: pause, failures: map[string]int{}, accounts: map[string]time.Time{}, writeTimeout: writeTimeout,
+	return &Publisher{cfg: cfg, pause: pause, failures: map[string]int{}, accounts: map[string]time.Time{}, writeTimeout: writeTimeout, readTimeout: readTimeout,
 		readBack: readBackState{written: map[string]*written{}}}
 }
 

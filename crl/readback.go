@@ -1,15 +1,17 @@
 package crl
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
+	"math/big"
 	"sync"
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
 )
 
 // readBacks are when, after it wrote a CRL, the publisher reads it back.
@@ -27,6 +29,15 @@ const (
 	// readBackTries is how many reads that fail (the bucket out of
 	// reach) a read-back is given before it is given up for the next.
 	readBackTries = 5
+	// readTimeout bounds a read-back's read, with the CRL's size at
+	// writeRate added: read-backs are read one after the other, and a
+	// bucket that does not answer holds back the others'.
+	readTimeout = 30 * time.Second
+	// readMax bounds what is read of an object read back, if the CRL
+	// written was not a quarter of it: an older CRL may be much larger
+	// than a newer one, whose expired entries have been left out, and the
+	// object may be anyone's who can write to the bucket.
+	readMax = 64 << 20
 	// writeTimeout bounds the write of a CRL to its bucket, and
 	// writeRate adds to it by the CRL's size: a bucket out of reach would
 	// hold the CA's CRL on this server for the S3 client's retries of
@@ -44,7 +55,8 @@ func (p *Publisher) writeTime(size int) time.Duration {
 // written is a CRL the publisher wrote, to read back.
 type written struct {
 	object   openpca.Object
-	issuer   []byte // the CA certificate's subject, the CRL's issuer
+	issuer   *x509.Certificate
+	sigAlg   x509.SignatureAlgorithm
 	number   int64
 	size     int
 	due      []time.Time
@@ -90,7 +102,11 @@ func (p *Publisher) wrote(ca *openpca.CA, o openpca.Object, number int64, size i
 	if err != nil {
 		return // it signed the CRL: not to be
 	}
-	w := &written{object: o, issuer: cert.RawSubject, number: number, size: size}
+	sigAlg, err := pki.SignatureAlgorithm(ca.Config.KeyAlgorithm, ca.Config.SigningAlgorithm)
+	if err != nil {
+		return // as above
+	}
+	w := &written{object: o, issuer: cert, sigAlg: sigAlg, number: number, size: size}
 	for _, d := range readBacks {
 		w.due = append(w.due, p.cfg.Now().Add(d))
 	}
@@ -121,9 +137,9 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 			p.readBack.mu.Unlock() // a newer CRL was written meanwhile
 			continue
 		}
-		older := err == nil && number < w.number
+		older := err == nil && number.Cmp(big.NewInt(w.number)) < 0
 		switch {
-		case older, errors.Is(err, errNotACRL), errors.Is(err, openpca.ErrBucketAccess):
+		case older, errors.Is(err, errNotACRL), errors.Is(err, errTooLarge), errors.Is(err, openpca.ErrBucketAccess):
 			delete(p.readBack.written, id) // no other read would tell more
 		case err != nil:
 			if w.failures++; w.failures < readBackTries {
@@ -145,12 +161,15 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 		switch {
 		case older:
 			log.ErrorContext(ctx, "the CA's CRL in its bucket is older than the one this server wrote: a late write of a server that died as it wrote; another CRL is published", "found", number)
-			// Claimed at the workers' next look, within Poll.
-			if err := p.cfg.Store.WantCRL(ctx, id); err != nil {
+			// Claimed at the workers' next look, within Poll; asked for
+			// even if the server is stopping meanwhile.
+			if err := p.cfg.Store.WantCRL(context.WithoutCancel(ctx), id); err != nil {
 				log.ErrorContext(ctx, "asking for a CRL", "error", err)
 			}
 		case errors.Is(err, errNotACRL):
-			log.WarnContext(ctx, "the object in the CA's CRL's place is not a CRL of the CA: written over by someone else", "error", err)
+			log.WarnContext(ctx, "the object in the CA's CRL's place is not a CRL the CA signed: written over by someone else", "error", err)
+		case errors.Is(err, errTooLarge):
+			log.WarnContext(ctx, "the object in the CA's CRL's place is too large to read back: it is not checked", "error", err)
 		case errors.Is(err, openpca.ErrBucketAccess):
 			log.WarnContext(ctx, "reading back a CRL written: the server's credentials cannot read the bucket (s3:GetObject), and a CRL put back by a late write would go unnoticed", "error", err)
 		case err != nil:
@@ -162,32 +181,33 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 // errNotACRL is an object in a CRL's place that is not one of its CA's.
 var errNotACRL = errors.New("not a CRL of the CA")
 
-// readNumber returns the CRL number of the CRL in w's place.
-func (p *Publisher) readNumber(ctx context.Context, w *written) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.writeTime(w.size))
+// errTooLarge is an object in a CRL's place larger than is read back.
+var errTooLarge = errors.New("too large to read back")
+
+// readNumber returns the CRL number of the CRL in w's place, having
+// checked that the CA signed it.
+func (p *Publisher) readNumber(ctx context.Context, w *written) (*big.Int, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.readTimeout+time.Duration(w.size)*time.Second/writeRate)
 	defer cancel()
 	r, err := p.cfg.Objects.Get(ctx, w.object.Bucket, w.object.Key)
 	if errors.Is(err, openpca.ErrNotFound) {
-		return 0, errors.Join(errNotACRL, err) // removed by the bucket's owner
+		return nil, errors.Join(errNotACRL, err) // removed by the bucket's owner
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer r.Close()
-	// A CRL older than the one written is smaller, or not by much (its
-	// expired entries not yet left out): what else the bucket's owner
-	// may have put there is not read whole.
-	limit := int64(max(4*w.size, 1<<20))
+	limit := int64(max(4*w.size, readMax))
 	der, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if int64(len(der)) > limit {
-		return 0, errNotACRL
+		return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, limit)
 	}
-	crl, err := x509.ParseRevocationList(der)
-	if err != nil || !bytes.Equal(crl.RawIssuer, w.issuer) || crl.Number == nil || !crl.Number.IsInt64() {
-		return 0, errors.Join(errNotACRL, err)
+	number, err := pki.CRLNumber(der, w.issuer, w.sigAlg)
+	if err != nil {
+		return nil, errors.Join(errNotACRL, err)
 	}
-	return crl.Number.Int64(), nil
+	return number, nil
 }

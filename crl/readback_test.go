@@ -3,30 +3,44 @@ package crl
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/localfs"
+	"github.com/openpca/openpca/pki"
 )
 
+// crlSigner signs a CRL of number with entries revoked certificates, as
+// the CA signs them or with a key of the CA's name that is not its.
+type crlSigner func(number int64, entries int, own bool) []byte
+
 // TestReadBack: a CRL read back older than the one written (a late write
-// of a server that died as it wrote) is followed by another; one read back
-// as written is read twice and let be; an object that is not the CA's CRL
-// is not answered with CRLs.
+// of a server that died as it wrote) is followed by another, however much
+// larger; one read back as written, or newer, is read twice and let be; an
+// object that is not a CRL the CA signed is not answered with CRLs.
 func TestReadBack(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
-		over   func(first []byte) []byte // what lands over the second CRL; nil: nothing
+		over   func(first []byte, sign crlSigner) []byte // what lands over the second CRL; nil: nothing
 		wanted bool
 	}{
 		{"nothing lands over it", nil, false},
-		{"the first CRL lands over it", func(first []byte) []byte { return first }, true},
-		{"another object lands over it", func([]byte) []byte { return []byte("not a CRL") }, false},
+		{"the first CRL lands over it", func(first []byte, _ crlSigner) []byte { return first }, true},
+		// An older CRL may be much larger: its entries have since expired.
+		{"an older CRL of 40,000 entries lands over it", func(_ []byte, sign crlSigner) []byte { return sign(1, 40000, true) }, true},
+		{"a newer CRL lands over it", func(_ []byte, sign crlSigner) []byte { return sign(3, 1, true) }, false},
+		{"an older CRL of the CA's name, not its key, lands over it", func(_ []byte, sign crlSigner) []byte { return sign(1, 1, false) }, false},
+		{"another object lands over it", func([]byte, crlSigner) []byte { return []byte("not a CRL") }, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -60,8 +74,33 @@ func TestReadBack(t *testing.T) {
 				t.Fatal(err)
 			}
 			publish()
+			sign := func(number int64, entries int, own bool) []byte {
+				issuer, signer := cert, key
+				if !own {
+					signer, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+					tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), RawSubject: cert.RawSubject, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
+						IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+					der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
+					if err != nil {
+						t.Fatal(err)
+					}
+					issuer, _ = x509.ParseCertificate(der)
+				}
+				var revoked pki.RevokedCertificates
+				for i := range entries {
+					if err := revoked.Add(big.NewInt(int64(i+1)), now, 1); err != nil {
+						t.Fatal(err)
+					}
+				}
+				der, err := pki.CreateRevocationList(&x509.RevocationList{Number: big.NewInt(number), ThisUpdate: now, NextUpdate: now.Add(time.Hour),
+					SignatureAlgorithm: x509.ECDSAWithSHA256}, &revoked, issuer, signer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return der
+			}
 			if tt.over != nil {
-				if err := objects.Put(ctx, openpca.Object{Bucket: "crls", Key: Key(ca, ca.CRL())}, bytes.NewReader(tt.over(first))); err != nil {
+				if err := objects.Put(ctx, openpca.Object{Bucket: "crls", Key: Key(ca, ca.CRL())}, bytes.NewReader(tt.over(first, sign))); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -150,5 +189,49 @@ func TestReadBackFails(t *testing.T) {
 	}
 	if n := len(p.readBack.written); n != 0 {
 		t.Errorf("%d read-backs left after every try failed", n)
+	}
+}
+
+// hungReads is an object store whose reads of one key never answer.
+type hungReads struct {
+	*localfs.Store
+	key string
+}
+
+func (h hungReads) Get(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
+	if key == h.key {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return h.Store.Get(ctx, bucket, key)
+}
+
+// TestReadBackTimeout: a read-back's read that does not answer fails in
+// the read's time, not a CRL write's, and the other CAs' read-backs due are
+// read meanwhile.
+func TestReadBackTimeout(t *testing.T) {
+	db, objects, _ := newCRLStores(t, "crls")
+	now := time.Now().UTC().Truncate(time.Second)
+	hungCA, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
+	otherCA, _, _ := newCRLCA(t, db, "111122223333", "crls", now)
+	p := newPublisher(Config{Store: db, Objects: hungReads{objects, Key(hungCA, hungCA.CRL())}, Keys: caKey{key, cert},
+		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	p.writeTimeout, p.readTimeout = time.Hour, 50*time.Millisecond
+	for _, ca := range []*openpca.CA{hungCA, otherCA} {
+		p.wrote(ca, openpca.Object{Bucket: "crls", Key: Key(ca, ca.CRL())}, 2, 100)
+	}
+	now = now.Add(readBacks[0])
+	// Were the read's time a write's, the pass would end with its context.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	p.readBackDue(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("a read-back's read that does not answer held the pass for a CRL write's time")
+	}
+	if w := p.readBack.written[hungCA.ID]; w == nil || w.failures != 1 {
+		t.Errorf("the read-back of the bucket that does not answer: %+v, want one failure", w)
+	}
+	if w := p.readBack.written[otherCA.ID]; w != nil {
+		t.Errorf("the other CA's read-back, of no CRL: %+v, want it given up", w)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/asn1"
 	"io"
 	"math/big"
+	"slices"
 	"testing"
 	"time"
 
@@ -121,6 +122,9 @@ func TestCreateRevocationList(t *testing.T) {
 				if err := checkSigned(der, issuer, sigAlg); err != nil {
 					t.Errorf("the signature: %v", err)
 				}
+				if n, err := CRLNumber(der, issuer, sigAlg); err != nil || n.Int64() != 42 {
+					t.Errorf("CRLNumber: %v, %v, want 42", n, err)
+				}
 				if foreign(key) {
 					if len(crl.RevokedCertificateEntries) != len(entries) {
 						t.Fatalf("%d entries, want %d", len(crl.RevokedCertificateEntries), len(entries))
@@ -193,6 +197,51 @@ func (w wrongSignature) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts)
 		return nil, nil
 	}
 	return w.other.Sign(r, digest, opts)
+}
+
+// TestCRLNumberRefuses: CRLNumber gives no number for a CRL of another
+// issuer, of the issuer's name but another key, altered, or not a CRL.
+func TestCRLNumberRefuses(t *testing.T) {
+	sigAlg := x509.ECDSAWithSHA256
+	issuer, key := newIssuer(t, openpca.KeyAlgorithmEcPrime256v1, openpca.SigningAlgorithmSha256withecdsa)
+	namesake, namesakeKey := newIssuer(t, openpca.KeyAlgorithmEcPrime256v1, openpca.SigningAlgorithmSha256withecdsa)
+	other, otherKey := newIssuer(t, openpca.KeyAlgorithmEcSecp384r1, openpca.SigningAlgorithmSha256withecdsa)
+	crl := func(issuer *x509.Certificate, key crypto.Signer) []byte {
+		t.Helper()
+		var revoked RevokedCertificates
+		if err := revoked.Add(big.NewInt(7), time.Now(), 1); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		der, err := CreateRevocationList(&x509.RevocationList{Number: big.NewInt(9), ThisUpdate: now, NextUpdate: now.Add(time.Hour), SignatureAlgorithm: sigAlg}, &revoked, issuer, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	good := crl(issuer, key)
+	if n, err := CRLNumber(good, issuer, sigAlg); err != nil || n.Int64() != 9 {
+		t.Fatalf("the issuer's own CRL: %v, %v", n, err)
+	}
+	altered := slices.Clone(good)
+	i := bytes.Index(altered, []byte{0x02, 0x01, 0x07}) // the entry's serial
+	altered[i+2] = 8
+	for _, tt := range []struct {
+		name string
+		der  []byte
+	}{
+		{"another issuer's", crl(other, otherKey)},
+		{"a namesake's, of another key", crl(namesake, namesakeKey)},
+		{"an entry altered", altered},
+		{"bytes after it", append(slices.Clone(good), 0)},
+		{"cut short", good[:len(good)-1]},
+		{"a certificate", issuer.Raw},
+		{"nothing", nil},
+	} {
+		if n, err := CRLNumber(tt.der, issuer, sigAlg); err == nil {
+			t.Errorf("%s: number %v", tt.name, n)
+		}
+	}
 }
 
 // BenchmarkCreateRevocationList signs a CRL of 100,000 entries, added as a

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/openpca/openpca"
@@ -176,8 +177,14 @@ func (s *Store) Get(ctx context.Context, bucket, key string) (io.ReadCloser, err
 	if _, ok := errors.AsType[*types.NoSuchKey](err); ok {
 		return nil, openpca.ErrNotFound
 	}
-	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() == http.StatusForbidden {
+	// S3 answers 403 for more than a policy's refusal (a clock too far
+	// off, a signature that does not match, a KMS key that will not
+	// decrypt): those are not for good.
+	if ae, ok := errors.AsType[smithy.APIError](err); ok && (ae.ErrorCode() == "AccessDenied" || ae.ErrorCode() == "AllAccessDisabled") {
 		return nil, fmt.Errorf("%w: s3: %w", openpca.ErrBucketAccess, err)
+	}
+	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() == http.StatusForbidden {
+		return nil, fmt.Errorf("s3: %w", err)
 	}
 	if err != nil {
 		return nil, classify(ctx, err)

@@ -158,19 +158,31 @@ func TestCheckBucketACL(t *testing.T) {
 // ErrBucketAccess, with S3's error: the CRLs' read-back gives up at once,
 // and says what is missing.
 func TestGetForbidden(t *testing.T) {
-	forbidding := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusForbidden)
-		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
-	}))
-	defer forbidding.Close()
-	srv := testenv.StartS3(t)
-	srv.Use(t, srv.AccessKey, srv.SecretKey)
-	st, err := s3.Open(t.Context(), forbidding.URL, "us-east-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Get(t.Context(), "crls", "crl/x.crl"); !errors.Is(err, openpca.ErrBucketAccess) || !strings.Contains(err.Error(), "AccessDenied") {
-		t.Errorf("a read refused: %v, want ErrBucketAccess", err)
+	for _, tt := range []struct {
+		code   string
+		denied bool
+	}{
+		{"AccessDenied", true},
+		{"AllAccessDisabled", true},
+		{"SignatureDoesNotMatch", false},
+	} {
+		t.Run(tt.code, func(t *testing.T) {
+			forbidding := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>`+tt.code+`</Code><Message>Forbidden</Message></Error>`)
+			}))
+			defer forbidding.Close()
+			srv := testenv.StartS3(t)
+			srv.Use(t, srv.AccessKey, srv.SecretKey)
+			st, err := s3.Open(t.Context(), forbidding.URL, "us-east-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = st.Get(t.Context(), "crls", "crl/x.crl")
+			if err == nil || !strings.Contains(err.Error(), tt.code) || errors.Is(err, openpca.ErrBucketAccess) != tt.denied {
+				t.Errorf("a read refused: %v, want ErrBucketAccess: %v", err, tt.denied)
+			}
+		})
 	}
 }
 
