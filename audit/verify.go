@@ -653,6 +653,31 @@ func certificateOf(r *openpca.KeyUseRecord) (*openpca.Certificate, error) {
 	return c, errors.Join(errs...)
 }
 
+// maxRow bounds a report's row as read: a server's rows are a few KB at
+// most (a CSR, whose subject a row quotes, is 32 KB at most), and what
+// the report's reader reads ahead of a row, or the JSON decoder holds of
+// it, grows with it.
+const maxRow = 1 << 20
+
+// boundedRows reads a report, failing once more than maxRow has been read
+// past the end of the last row.
+type boundedRows struct {
+	r          io.Reader
+	read, last int64
+}
+
+func (b *boundedRows) Read(p []byte) (int, error) {
+	if b.read-b.last > maxRow {
+		return 0, fmt.Errorf("a row is longer than %d bytes, which no server writes", maxRow)
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	return n, err
+}
+
+// rowEnds says that a row ended at offset.
+func (b *boundedRows) rowEnds(offset int64) { b.last = offset }
+
 // readRows calls fn with each row of a report, numbered from 1, as its
 // values in the order of Fields ("" where JSON has no member).
 // readRow reads a row of a JSON report into vals, in the order of Fields.
@@ -689,9 +714,10 @@ func readRow(dec *json.Decoder, index map[string]int, vals []string, seen []bool
 
 func readRows(r io.Reader, format openpca.AuditReportResponseFormat, fn func(row int, values []string)) error {
 	vals := make([]string, len(Fields))
+	br := &boundedRows{r: r}
 	switch format {
 	case openpca.AuditReportResponseFormatCsv:
-		cr := csv.NewReader(r)
+		cr := csv.NewReader(br)
 		header, err := cr.Read()
 		if err != nil {
 			return fmt.Errorf("no header line: %w", err)
@@ -707,10 +733,11 @@ func readRows(r io.Reader, format openpca.AuditReportResponseFormat, fn func(row
 			if err != nil {
 				return err
 			}
+			br.rowEnds(cr.InputOffset())
 			fn(row, rec)
 		}
 	case openpca.AuditReportResponseFormatJson:
-		dec := json.NewDecoder(r)
+		dec := json.NewDecoder(br)
 		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
 			return errors.New("a JSON report is one array of objects")
 		}
@@ -725,6 +752,7 @@ func readRows(r io.Reader, format openpca.AuditReportResponseFormat, fn func(row
 			if err := readRow(dec, index, vals, seen); err != nil {
 				return fmt.Errorf("row %d: %w", row, err)
 			}
+			br.rowEnds(dec.InputOffset())
 			fn(row, vals)
 		}
 		if t, err := dec.Token(); err != nil || t != json.Delim(']') {

@@ -9,6 +9,7 @@ import (
 	"io"
 	mathrand "math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -555,6 +556,32 @@ func TestVerifyForgedRecords(t *testing.T) {
 	if said > 8<<10 || !strings.Contains(strings.Join(all, "\n"), "do not hash to the checkpoint's root") ||
 		!strings.Contains(strings.Join(all, "\n"), "serial longer than 20 octets") {
 		t.Errorf("%d problems, %d bytes in all:\n%.4000s", len(v.Problems), said, strings.Join(all, "\n"))
+	}
+}
+
+// TestVerifyLongRow: a report row far longer than a server writes, beside
+// a genuine proof file, is refused without being read whole.
+func TestVerifyLongRow(t *testing.T) {
+	for _, format := range []openpca.AuditReportResponseFormat{openpca.AuditReportResponseFormatJson, openpca.AuditReportResponseFormatCsv} {
+		t.Run(string(format), func(t *testing.T) {
+			f := newLogFixture(t, 3, format)
+			_, proof := f.write(t)
+			long := *f.rows[1]
+			long.Subject = strings.Repeat("CN=x,", 8<<20)
+			f.rows[1] = &long
+			report, _ := f.write(t)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+			runtime.ReadMemStats(&after)
+			if !strings.Contains(fmt.Sprint(v.Problems), "longer than") {
+				t.Errorf("a row of 40 MB: %.300v", v.Problems)
+			}
+			// The row alone is 40 MB; reading it whole took ten times that.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
+				t.Errorf("%d MB allocated to refuse a row of 40 MB", alloc>>20)
+			}
+		})
 	}
 }
 
