@@ -18,9 +18,11 @@ import (
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
 )
 
@@ -56,7 +58,14 @@ func NewAuditLogClient(serverURL, caBundle string) (*AuditLogClient, error) {
 // PublicKey returns the server's audit key, a note verifier key.
 func (c *AuditLogClient) PublicKey(ctx context.Context) (string, error) {
 	b, err := c.get(ctx, PathPublicKey, nil, "")
-	return strings.TrimSpace(string(b)), err
+	if err != nil {
+		return "", err
+	}
+	key := strings.TrimSpace(string(b))
+	if _, err := note.NewVerifier(key); err != nil {
+		return "", fmt.Errorf("the server's audit public key %s is not a verifier key: %v", audit.Printable(key), err)
+	}
+	return key, nil
 }
 
 // Checkpoint returns the signed checkpoint of the CA's current log.
@@ -139,8 +148,10 @@ func (c *AuditLogClient) get(ctx context.Context, path string, query url.Values,
 			Type    string `json:"__type"`
 			Message string `json:"message"`
 		}
+		// Escaped: an auditor's server may be the party audited, and
+		// its error would be printed on the auditor's terminal.
 		if json.Unmarshal(body, &e) == nil && e.Type != "" {
-			return nil, fmt.Errorf("%s: %s: %s", path, e.Type, e.Message)
+			return nil, fmt.Errorf("%s: %s: %s", path, audit.Printable(e.Type), audit.Printable(e.Message))
 		}
 		return nil, fmt.Errorf("%s: HTTP %d", path, res.StatusCode)
 	}

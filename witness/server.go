@@ -113,6 +113,24 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10), turn: make(chan struct{}, 1)}, nil
 }
 
+// HasState reports whether the database at path holds a witness's tables,
+// of this version or the first. It opens the database read-only, without
+// the pragmas NewServer sets: a file that is none of the witness's (empty,
+// or another program's SQLite database) is left as it was, where
+// NewServer would make the witness's tables in it.
+func HasState(ctx context.Context, path string) (bool, error) {
+	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=ro")
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	var tables int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('log_states', 'checkpoints')`).Scan(&tables); err != nil {
+		return false, fmt.Errorf("witness: %s: %w", path, err)
+	}
+	return tables > 0, nil
+}
+
 // VerifierKey is the witness's public key, which checks its cosignatures.
 func (s *Server) VerifierKey() string { return s.signer.Verifier().String() }
 

@@ -22,20 +22,16 @@ import (
 
 // openAdmin parses the flags of an operator command (where the data folder
 // and the master key are, and the command's own, which more defines) and
-// its arguments, as many as usage names, and opens the data folder. An
-// argument more or fewer is refused: one ignored (a second bucket to
-// remove, a mistyped flag) would leave the operator believing it done.
-func openAdmin(ctx context.Context, name, usage string, args []string, stderr io.Writer, lookupEnv func(string) (string, bool),
+// its arguments, those positional names (see parseFlags), and opens the
+// data folder.
+func openAdmin(ctx context.Context, name, positional string, args []string, stderr io.Writer, lookupEnv func(string) (string, bool),
 	more func(*flag.FlagSet)) (*app.Admin, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet("openpca "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg, previous := adminFlags(fs)
 	more(fs)
-	if err := parseFlags(fs, args, lookupEnv); err != nil {
+	if err := parseFlags(fs, positional, args, lookupEnv); err != nil {
 		return nil, nil, err
-	}
-	if want := len(strings.Fields(usage)); fs.NArg() != want {
-		return nil, nil, fmt.Errorf("usage: openpca %s %s (and flags; got %d arguments: %q)", name, usage, fs.NArg(), fs.Args())
 	}
 	if err := previous(cfg, lookupEnv); err != nil {
 		return nil, nil, err
@@ -125,6 +121,14 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	switch args[0] {
 	case "new":
+		// It takes no flags, but its arguments are parsed all the same:
+		// "new -h" asks for its usage, and "new FILE" is refused, rather
+		// than either printing a key.
+		fs := flag.NewFlagSet("openpca master-key new", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		if err := parseFlags(fs, "", args[1:], lookupEnv); err != nil {
+			return err
+		}
 		key, err := app.NewMasterKey()
 		if err != nil {
 			return err
@@ -135,7 +139,7 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		fs := flag.NewFlagSet("openpca master-key wrap", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		cfg, _ := adminFlags(fs)
-		if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
+		if err := parseFlags(fs, "", args[1:], lookupEnv); err != nil {
 			return err
 		}
 		if err := app.WrapMasterKey(ctx, *cfg); err != nil {
@@ -150,7 +154,7 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		cfg, previous := adminFlags(fs)
 		var newFile string
 		fs.StringVar(&newFile, "new-master-key-file", "", "a file holding the new master key (default: a new random key); on SQLite, the new key replaces the master key's file")
-		if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
+		if err := parseFlags(fs, "", args[1:], lookupEnv); err != nil {
 			return err
 		}
 		if cfg.Database != "" && newFile == "" {

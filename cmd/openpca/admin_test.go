@@ -314,9 +314,11 @@ func TestRotateWarnsOfReadableKey(t *testing.T) {
 	}
 }
 
-// TestArgumentsCounted: an operator command given an argument more or
-// fewer than it takes is refused, before it changes anything, rather
-// than done with those it expects (the first of two buckets removed).
+// TestArgumentsCounted: a command given an argument more or fewer than
+// it takes is refused, before it changes or prints anything, rather than
+// done with those it expects (the first of two buckets removed, a new
+// master key's file ignored for a random key, a misspelt flag's value
+// taken for an argument).
 func TestArgumentsCounted(t *testing.T) {
 	for _, args := range [][]string{
 		{"accounts", "list", "stray"},
@@ -329,15 +331,33 @@ func TestArgumentsCounted(t *testing.T) {
 		{"policy", "list", "AKID1", "AKID2"},
 		{"operator-log", "stray"},
 		{"cas", "list", "stray"},
+		{"master-key", "new", "new.key"},
+		{"master-key", "rotate", "new.key"},
+		{"master-key", "wrap", "KEY"},
+		{"backup", "create", "--to", "b.db"},
+		{"restore", "--from", "b.db", "stray"},
+		{"witness", "serve", "stray"},
+		{"witness", "public-key", "stray"},
+		{"audit", "public-key", "stray"},
+		{"audit", "verify", "report.json"},
+		{"audit", "proof", "0badbad"},
+		{"audit", "reports", "stray"},
 	} {
-		dir := t.TempDir()
-		err := run(t.Context(), append(args, "--data-dir", dir), io.Discard, io.Discard, func(string) (string, bool) { return "", false })
-		if err == nil || !strings.Contains(err.Error(), "usage: openpca "+args[0]) {
-			t.Errorf("%q: %v, want its usage", args, err)
-		}
-		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
-			t.Errorf("%q made %d files in the data folder", args, len(entries))
-		}
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir) // the data folders by default would be made here
+			var stdout bytes.Buffer
+			err := run(t.Context(), args, &stdout, io.Discard, func(string) (string, bool) { return "", false })
+			if err == nil || !strings.Contains(err.Error(), "usage: openpca "+args[0]) {
+				t.Errorf("%v, want its usage", err)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("printed %q", stdout.String())
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+				t.Errorf("made %d files in the working folder", len(entries))
+			}
+		})
 	}
 }
 
@@ -366,6 +386,7 @@ func TestUsage(t *testing.T) {
 		{args: []string{"buckets", "bogus"}, text: `unknown command "bogus"`, stderr: "usage: openpca buckets"},
 		{args: []string{"cas", "bogus"}, text: `unknown command "bogus"`, stderr: "usage: openpca cas"},
 		{args: []string{"audit", "-h"}, want: flag.ErrHelp, stdout: "usage: openpca audit"},
+		{args: []string{"master-key", "new", "-h"}, want: flag.ErrHelp, stderr: "Usage of openpca master-key new"},
 		{args: []string{"keys", "list", "--bogus"}, text: `("openpca keys list -h" lists its flags)`},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

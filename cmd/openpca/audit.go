@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -64,7 +66,7 @@ func auditPublicKey(ctx context.Context, args []string, stdout, stderr io.Writer
 	cfg, previous := adminFlags(fs)
 	var c serverFlags
 	c.flags(fs)
-	if err := parseFlags(fs, args, lookupEnv); err != nil {
+	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return err
 	}
 	if err := previous(cfg, lookupEnv); err != nil {
@@ -79,7 +81,9 @@ func auditPublicKey(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(stdout, key)
+		// A verifier key's name may hold control characters: the server
+		// may be the party audited.
+		_, err = fmt.Fprintln(stdout, audit.Printable(key))
 		return err
 	}
 	a, err := app.OpenAdmin(ctx, *cfg)
@@ -104,7 +108,7 @@ func auditReports(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	var c serverFlags
 	fs.StringVar(&caARN, "ca", "", "the CA's ARN")
 	c.flags(fs)
-	if err := parseFlags(fs, args, lookupEnv); err != nil {
+	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return err
 	}
 	if c.server == "" || caARN == "" {
@@ -153,7 +157,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	fs.StringVar(&caARN, "ca", "", "the ARN of the CA whose report it must be (it prints the CA's; a report of another CA, one named alike, fails)")
 	fs.StringVar(&reportID, "report-id", "", "the id of the report asked for (CreateCertificateAuthorityAuditReport's AuditReportId): the report must be it (default: the id the report's file is named for, if it is named for one)")
 	c.flags(fs)
-	if err := parseFlags(fs, args, lookupEnv); err != nil {
+	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return err
 	}
 	if reportPath == "" || key == "" {
@@ -213,7 +217,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 		return fmt.Errorf("%w: %s: %d problems", errVerification, reportPath, len(v.Problems))
 	}
 	fmt.Fprintf(stdout, "OK %s: its %d rows are the %d certificates of the first %d entries of the key-use log of %s, checkpoint signed %s\n",
-		reportPath, v.Rows, v.Certificates, v.Checkpoint.Size, v.Header.CertificateAuthorityArn, v.Checkpoint.Time.Format(time.RFC3339))
+		reportPath, v.Rows, v.Certificates, v.Checkpoint.Size, audit.Printable(v.Header.CertificateAuthorityArn), v.Checkpoint.Time.Format(time.RFC3339))
 	if v.Statement != nil {
 		fmt.Fprintf(stdout, "OK it is report %s, %s, at %s in its bucket\n", audit.Printable(v.Statement.ID), audit.Printable(v.Statement.Format), audit.Printable(v.Statement.S3Key))
 	} else {
@@ -283,7 +287,7 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	w.define(fs, "a log the entries are in (with --server and --key)")
 	wait := fs.Duration("witness-wait", 10*time.Second, "how long to wait for the witnesses to cosign entries newer than their last cosignature")
 	c.flags(fs)
-	if err := parseFlags(fs, args, lookupEnv); err != nil {
+	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return err
 	}
 	if serial == "" || (c.server == "") == (proofPath == "") || (c.server != "" && caARN == "") {
@@ -313,20 +317,23 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		if err != nil {
 			return err
 		}
+		// The proof is the server's word, and so are the ARNs and
+		// serials in Check's errors: escaped, as all it says is, since
+		// the server may be the party audited.
 		if err := p.Check(vkey); err != nil {
-			return fmt.Errorf("%w: %v", errVerification, err)
+			return fmt.Errorf("%w: %s", errVerification, audit.Printable(err.Error()))
 		}
 		// Check holds the proof to what it says it is about: that must be
 		// what was asked.
 		switch asked := strings.TrimLeft(strings.ToLower(strings.ReplaceAll(serial, ":", "")), "0"); {
 		case caARN != "" && p.CertificateAuthorityArn != caARN:
-			return fmt.Errorf("%w: the proof is of the CA %s, not %s", errVerification, p.CertificateAuthorityArn, caARN)
+			return fmt.Errorf("%w: the proof is of the CA %s, not %s", errVerification, audit.Printable(p.CertificateAuthorityArn), caARN)
 		case strings.TrimLeft(p.Serial, "0") != asked:
-			return fmt.Errorf("%w: the proof is about the certificate %s, not %s", errVerification, p.Serial, serial)
+			return fmt.Errorf("%w: the proof is about the certificate %s, not %s", errVerification, audit.Printable(p.Serial), serial)
 		}
 		if len(w.keys) > 0 {
 			if err := checkWitnessedProof(ctx, client, p, vkey, w.keys, w.quorum, *wait); err != nil {
-				return fmt.Errorf("%w: %v", errVerification, err)
+				return fmt.Errorf("%w: %s", errVerification, audit.Printable(err.Error()))
 			}
 		}
 	}
@@ -334,8 +341,29 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "%s\n", out)
+	_, err = fmt.Fprintf(stdout, "%s\n", asciiJSON(out))
 	return err
+}
+
+// asciiJSON returns JSON as encoding/json writes it (valid UTF-8, where
+// characters outside ASCII are in strings alone) with each of them, and
+// DEL, escaped as \uXXXX (a UTF-16 surrogate pair above U+FFFF): the
+// same JSON, which prints nothing but itself. encoding/json escapes the
+// other control characters, but leaves C1 ones (U+009B starts an escape
+// sequence on some terminals) and bidi overrides (U+202E shows the text
+// after it reversed) as they are.
+func asciiJSON(b []byte) []byte {
+	var out bytes.Buffer
+	for _, r := range string(b) {
+		if r < utf8.RuneSelf && r != 0x7f {
+			out.WriteByte(byte(r))
+			continue
+		}
+		for _, u := range utf16.AppendRune(nil, r) {
+			fmt.Fprintf(&out, `\u%04x`, u)
+		}
+	}
+	return out.Bytes()
 }
 
 // witnessFlags are the witnesses an audit command requires: --witness,

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
@@ -17,11 +18,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/sqlite"
@@ -361,5 +366,129 @@ func rewriteLog(t *testing.T, db *sql.DB, path, caID string, change func([][]byt
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuditEscapesServerText: what a server says reaches the auditor's
+// terminal escaped, even signed by its audit key: the server may be the
+// party audited, and control characters (U+009B starts an escape sequence
+// on some terminals) or bidi overrides (U+202E) in a key's name or a CA's
+// ARN would rewrite or disguise what the auditor reads.
+func TestAuditEscapesServerText(t *testing.T) {
+	// The command signs its requests with the standard AWS configuration.
+	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	skey, vkey, err := note.GenerateKey(rand.Reader, auditlog.KeyName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hostileKey, err := note.GenerateKey(rand.Reader, "openpca\u009b2J\u202eaudit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := func(c auditlog.Checkpoint) string {
+		b, err := c.Sign(signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	// A region is any text but a colon: the ARN is valid, and its log is
+	// signed by the key the auditor trusts.
+	const (
+		asked   = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555"
+		hostile = "arn:aws:acm-pca:us-east-1\u009b2J\u202e:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555"
+		escaped = `arn:aws:acm-pca:us-east-1\u009b2J\u202e:111122223333`
+	)
+	record, err := json.Marshal(openpca.KeyUseRecord{Kind: openpca.KeyUseIssue, CertificateAuth: hostile, At: "2026-01-02T03:04:05Z",
+		Account: "111122223333", CertificateArn: hostile + "/certificate/0a", Serial: "0a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof := auditlog.InclusionProof{CertificateAuthorityArn: hostile, Serial: "0a", Entries: []auditlog.ProvenEntry{{Index: 0, Record: string(record)}},
+		Checkpoint: signed(auditlog.Checkpoint{Origin: auditlog.Origin(hostile), Size: 1, Root: tlog.RecordHash(record), Time: time.Now()})}
+	proofJSON, _ := json.Marshal(proof)
+	// Of another CA than its checkpoint's log: Check's error names both.
+	elsewhere := proof
+	elsewhere.CertificateAuthorityArn = strings.Replace(hostile, "us-east-1", "eu-west-1", 1)
+	elsewhereJSON, _ := json.Marshal(elsewhere)
+
+	// A report of an empty log, whose proof file is of the hostile ARN.
+	report := filepath.Join(t.TempDir(), "report.json")
+	if err := os.WriteFile(report, []byte("[]"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty, _ := tlog.TreeHash(0, nil)
+	var proofFile bytes.Buffer
+	if err := auditlog.WriteProof(&proofFile, &auditlog.ProofHeader{Format: auditlog.ProofFormat, CertificateAuthorityArn: hostile, ReportFormat: "JSON",
+		Checkpoint: signed(auditlog.Checkpoint{Origin: auditlog.Origin(hostile), Size: 0, Root: empty, Time: time.Now()})},
+		func(func([]byte) error) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(report+auditlog.ProofSuffix, proofFile.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	var answer []byte // the liar's answer to any request
+	liar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(answer) }))
+	defer liar.Close()
+	for _, tc := range []struct {
+		name   string
+		answer []byte
+		args   []string
+		want   string // in what is printed, or in the error
+	}{
+		{"public key", []byte(hostileKey), []string{"public-key", "--server", liar.URL}, `openpca\u009b2J\u202eaudit+`},
+		{"proof", proofJSON, []string{"proof", "--server", liar.URL, "--ca", asked, "--serial", "0a"}, `"certificateAuthorityArn": "` + escaped},
+		{"proof of another CA", proofJSON, []string{"proof", "--server", liar.URL, "--ca", asked, "--serial", "0a", "--key", vkey}, "the proof is of the CA " + escaped},
+		{"proof that fails", elsewhereJSON, []string{"proof", "--server", liar.URL, "--ca", asked, "--serial", "0a", "--key", vkey}, "not of arn:aws:acm-pca:eu-west-1\\u009b"},
+		{"verified report", nil, []string{"verify", "--report", report, "--key", vkey}, "entries of the key-use log of " + escaped},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			answer = tc.answer
+			out, err := runOpenpca(t, append([]string{"audit"}, tc.args...)...)
+			if err != nil {
+				out += err.Error()
+			}
+			if !strings.Contains(out, tc.want) || strings.ContainsAny(out, "\u009b\u202e") {
+				t.Errorf("got %q, want %q, escaped", out, tc.want)
+			}
+		})
+	}
+	// The proof printed is ASCII, and still the proof.
+	answer = proofJSON
+	out, err := runOpenpca(t, "audit", "proof", "--server", liar.URL, "--ca", asked, "--serial", "0a")
+	var printed auditlog.InclusionProof
+	if err != nil || strings.ContainsFunc(out, func(r rune) bool { return r >= utf8.RuneSelf }) || json.Unmarshal([]byte(out), &printed) != nil || printed.CertificateAuthorityArn != hostile {
+		t.Errorf("the proof printed (%v) is not ASCII, or not the proof: %s", err, out)
+	}
+}
+
+// TestASCIIJSON: JSON printed for an auditor is ASCII, and the same JSON.
+func TestASCIIJSON(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain", `"plain"`},
+		{"csi \u009b2J", `"csi \u009b2J"`},
+		{"bidi \u202egnp.exe", `"bidi \u202egnp.exe"`},
+		{"del \x7f", `"del \u007f"`},
+		{"é", `"\u00e9"`},
+		{"emoji 😀", `"emoji \ud83d\ude00"`},
+		{"esc \x1b <", `"esc \u001b \u003c"`}, // escaped by encoding/json already
+	} {
+		b, err := json.Marshal(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := asciiJSON(b)
+		var back string
+		if string(got) != tc.want || json.Unmarshal(got, &back) != nil || back != tc.in {
+			t.Errorf("asciiJSON(%q) = %s (read back as %q), want %s", b, got, back, tc.want)
+		}
 	}
 }

@@ -72,7 +72,7 @@ func fileFlags(command, name, usage string, args []string, stderr io.Writer, loo
 	cfg, previous := adminFlags(fs)
 	var file string
 	fs.StringVar(&file, name, "", usage)
-	if err := parseFlags(fs, args, lookupEnv); err != nil {
+	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return nil, "", err
 	}
 	if err := previous(cfg, lookupEnv); err != nil {

@@ -237,24 +237,28 @@ func isHelp(arg string) bool {
 // parseFlags sets each flag from the command line, or else from its
 // OPENPCA_* environment variable: a flag that may be given several times
 // (--trusted-proxies, --witness) given in both holds the command line's
-// alone, not both lists.
-func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
+// alone, not both lists. The command's arguments are those positional
+// names ("KEY-ID NAME", or "" for none), and an argument more or fewer is
+// refused: one ignored (a second bucket to remove, a mistyped flag, a new
+// master key's file given without its flag) would leave the operator
+// believing it done.
+func parseFlags(fs *flag.FlagSet, positional string, args []string, lookupEnv func(string) (string, bool)) error {
 	envName := envNamer(fs)
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	// Flags may follow the arguments too, as in "buckets create NAME
 	// --account ID": the flag package stops at the first argument.
-	var positional []string
+	var given []string
 	// The flag package prints its error and every flag's usage; main
 	// prints the error once, after which the whole usage would be noise.
 	out := fs.Output()
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	for err == nil && fs.NArg() > 0 {
-		positional = append(positional, fs.Arg(0))
+		given = append(given, fs.Arg(0))
 		err = fs.Parse(fs.Args()[1:])
 	}
 	if err == nil {
-		err = fs.Parse(append([]string{"--"}, positional...))
+		err = fs.Parse(append([]string{"--"}, given...))
 	}
 	fs.SetOutput(out)
 	switch {
@@ -263,6 +267,8 @@ func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string,
 		return err
 	case err != nil:
 		return fmt.Errorf("%w (\"%s -h\" lists its flags)", err, fs.Name())
+	case fs.NArg() != len(strings.Fields(positional)):
+		return fmt.Errorf("usage: %s (and flags; got %d arguments: %q)", strings.TrimSpace(fs.Name()+" "+positional), fs.NArg(), fs.Args())
 	}
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) {
@@ -413,11 +419,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&metricsListen, "metrics-listen", "", "an address to serve /metrics on instead of the API's: the metrics count every account's CAs and requests, which a server shared by accounts keeps from them")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "an address to serve Go's profiler on (/debug/pprof/), for finding where time goes; off by default, and never for the outside")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on SIGINT or SIGTERM")
-	if err := parseFlags(fs, args, lookupEnv); err != nil {
+	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
 	cfg.Stdout = stdout
 	if shutdownTimeout < 0 {

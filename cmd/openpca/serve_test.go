@@ -71,13 +71,14 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	env := map[string]string{"OPENPCA_LIST": "from-env", "OPENPCA_ONE": "env-one", "OPENPCA_NUMBER": "not a number"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	for _, tc := range []struct {
-		args      []string
-		list, one string
-		err       string
+		args       []string
+		positional string
+		list, one  string
+		err        string
 	}{
-		{[]string{"--list", "a", "--list", "b", "--number", "1"}, "a,b", "env-one", ""},
-		{[]string{"--one", "cli-one", "--number", "2", "positional"}, "from-env", "cli-one", ""},
-		{nil, "from-env", "env-one", "OPENPCA_NUMBER"},
+		{[]string{"--list", "a", "--list", "b", "--number", "1"}, "", "a,b", "env-one", ""},
+		{[]string{"--one", "cli-one", "--number", "2", "positional"}, "ARG", "from-env", "cli-one", ""},
+		{nil, "", "from-env", "env-one", "OPENPCA_NUMBER"},
 	} {
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
@@ -85,7 +86,7 @@ func TestFlagsFromEnvironment(t *testing.T) {
 		fs.Func("list", "given several times", func(v string) error { list = append(list, v); return nil })
 		one := fs.String("one", "default", "given once")
 		fs.Int("number", 0, "a number")
-		err := parseFlags(fs, tc.args, lookup)
+		err := parseFlags(fs, tc.positional, tc.args, lookup)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%q: %v, want an error naming %s", tc.args, err, tc.err)
@@ -129,7 +130,7 @@ func TestMasterKeyGivenTwice(t *testing.T) {
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		gotKey, gotFile := fs.String("master-key", "", ""), fs.String("master-key-file", "", "")
-		if err := parseFlags(fs, tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }); err != nil || *gotKey != tc.wantKey || *gotFile != tc.wantFile {
+		if err := parseFlags(fs, "", tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }); err != nil || *gotKey != tc.wantKey || *gotFile != tc.wantFile {
 			t.Errorf("%q with %v: key %q, file %q, %v; want %q, %q", tc.args, tc.env, *gotKey, *gotFile, err, tc.wantKey, tc.wantFile)
 		}
 	}

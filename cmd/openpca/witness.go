@@ -44,7 +44,7 @@ func witnessCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	dir := fs.String("data-dir", "openpca-witness", "the witness's folder: its key and its database")
 	switch args[0] {
 	case "public-key":
-		if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
+		if err := parseFlags(fs, "", args[1:], lookupEnv); err != nil {
 			return err
 		}
 		skey, err := os.ReadFile(filepath.Join(*dir, witnessKeyFile))
@@ -86,7 +86,7 @@ func witnessCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 			logs = append(logs, l)
 			return nil
 		})
-		if err := parseFlags(fs, args[1:], lookupEnv); err != nil {
+		if err := parseFlags(fs, "", args[1:], lookupEnv); err != nil {
 			return err
 		}
 		if len(logs) == 0 {
@@ -136,11 +136,26 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 		// What the witness cosigned is in its database alone. Started
 		// without it, it would cosign from nothing, under the key the
 		// servers and auditors trust, any log it cosigned before: a fork
-		// of one, a log restored from a backup, one rewritten.
-		if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("the witness's key is in %s but its database %s is gone: started, it would cosign again, as if new, logs it cosigned, forks of them included. Restore the database as it last was, or else make a new key (move %s away) and give the servers and auditors its public key in place of this one", dir, dbPath, witnessKeyFile)
-		} else if err != nil {
+		// of one, a log restored from a backup, one rewritten. A file in
+		// its place without its tables (emptied, or another program's
+		// database) is no better: SQLite would make them in it, empty.
+		var lost string
+		switch _, err := os.Stat(dbPath); {
+		case errors.Is(err, os.ErrNotExist):
+			lost = "is gone"
+		case err != nil:
 			return err
+		default:
+			kept, err := witness.HasState(ctx, dbPath)
+			if err != nil {
+				return err
+			}
+			if !kept {
+				lost = "holds no witness's state (it is empty, or another program's database)"
+			}
+		}
+		if lost != "" {
+			return fmt.Errorf("the witness's key is in %s but its database %s %s: started, it would cosign again, as if new, logs it cosigned, forks of them included. Restore the database as it last was, or else make a new key (move %s away) and give the servers and auditors its public key in place of this one", dir, dbPath, lost, witnessKeyFile)
 		}
 	}
 	logger, closeLogs := asyncLogger(stderr, func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) })

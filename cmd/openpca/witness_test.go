@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -423,8 +424,9 @@ func TestWitnessEnvironment(t *testing.T) {
 
 // TestWitnessStateLost: a witness whose key outlives its database (lost,
 // or deleted by someone who wants a log cosigned again from nothing) does
-// not start under that key; with its key moved away, it starts under a
-// new one.
+// not start under that key, nor does one whose database was replaced by
+// an empty file or another program's; with its key moved away, it starts
+// under a new one.
 func TestWitnessStateLost(t *testing.T) {
 	dir := t.TempDir()
 	_, auditKey, err := note.GenerateKey(rand.Reader, "openpca.example/audit")
@@ -455,6 +457,43 @@ func TestWitnessStateLost(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "witness.db")); err == nil {
 		t.Error("the refused start made a database")
+	}
+	// Nor does it start on a file that holds no witness's tables, which
+	// SQLite would make, empty; and it leaves the file as it was.
+	foreign := filepath.Join(t.TempDir(), "other.db")
+	db, err := sql.Open("sqlite", "file:"+foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('another program''s')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	foreignDB, err := os.ReadFile(foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		db   []byte
+	}{
+		{"an empty file", []byte{}},
+		{"another program's database", foreignDB},
+	} {
+		path := filepath.Join(dir, "witness.db")
+		if err := os.WriteFile(path, tc.db, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := serve(); err == nil || !strings.Contains(err.Error(), "holds no witness's state") {
+			t.Errorf("started on %s: %v", tc.name, err)
+		}
+		got, _ := os.ReadFile(path)
+		if matches, _ := filepath.Glob(path + "*"); !bytes.Equal(got, tc.db) || len(matches) != 1 {
+			t.Errorf("the refused start on %s changed it: %d bytes, %d files", tc.name, len(got), len(matches))
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.Rename(filepath.Join(dir, witnessKeyFile), filepath.Join(dir, "old.key")); err != nil {
 		t.Fatal(err)
