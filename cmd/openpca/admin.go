@@ -481,10 +481,11 @@ func operatorLog(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	fmt.Fprintln(tw, "TIME\tUSER\tHOST\tCOMMAND\tWHAT")
 	// A policy's document may span lines: the table keeps one a row. And
 	// what a command was given (sudo's user from its environment, say)
-	// writes no control character to another operator's terminal.
+	// writes no control character to another operator's terminal, nor a
+	// format one (U+202E shows what follows it reversed).
 	printable := func(s string) string {
 		return strings.Join(strings.Fields(strings.Map(func(r rune) rune {
-			if unicode.IsControl(r) && !unicode.IsSpace(r) {
+			if unicode.IsControl(r) && !unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
 				return -1
 			}
 			return r

@@ -221,7 +221,7 @@ func TestOperatorLog(t *testing.T) {
 		}
 		return out
 	}
-	t.Setenv("SUDO_USER", "alice\x1b[2J")
+	t.Setenv("SUDO_USER", "alice\x1b[2J\u202e\u009b")
 	account := strings.TrimSpace(run("accounts", "create", "--name", "team-a"))
 	created := strings.Split(run("keys", "create", "--account", account), "\n")
 	key := strings.TrimPrefix(created[0], "AWS_ACCESS_KEY_ID=")
@@ -250,7 +250,7 @@ func TestOperatorLog(t *testing.T) {
 	if len(lines) != len(want)+1 {
 		t.Fatalf("the operator log has %d lines, want a header and %d:\n%s", len(lines), len(want), log)
 	}
-	who := strings.ReplaceAll(osUser(), "\x1b", "") // as the log prints it
+	who := strings.NewReplacer("\x1b", "", "\u202e", "", "\u009b", "").Replace(osUser()) // as the log prints it
 	for i, w := range want {
 		if l := lines[i+1]; !strings.Contains(l, " "+who+" ") || !strings.Contains(l, w.command) || !strings.Contains(l, w.what) {
 			t.Errorf("line %d of the operator log is %q, want %s by %s: %s", i+1, l, w.command, who, w.what)
@@ -259,8 +259,8 @@ func TestOperatorLog(t *testing.T) {
 	if strings.Contains(log, secret) {
 		t.Error("the operator log holds a key's secret")
 	}
-	if strings.Contains(log, "\x1b") || !strings.Contains(log, "(sudo by alice[2J)") {
-		t.Errorf("the operator log writes a control character, or not sudo's user:\n%q", log)
+	if strings.ContainsAny(log, "\x1b\u202e\u009b") || !strings.Contains(log, "(sudo by alice[2J)") {
+		t.Errorf("the operator log writes a control or format character, or not sudo's user:\n%q", log)
 	}
 	if lines := strings.Split(strings.TrimSpace(run("operator-log", "--limit", "1")), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "master-key rotate") {
 		t.Errorf("the operator log's latest action: %q", lines)
