@@ -29,9 +29,10 @@ const (
 	// readBackTries is how many reads that fail (the bucket out of
 	// reach) a read-back is given before it is given up for the next.
 	readBackTries = 5
-	// readTimeout bounds a read-back's read, with the CRL's size at
-	// writeRate added: read-backs are read one after the other, and a
-	// bucket that does not answer holds back the others'.
+	// readTimeout bounds how long a read-back's read may go without a
+	// byte: read-backs are read one after the other, and a bucket that
+	// does not answer holds back the others'. A read has, in all, the
+	// time of what it may read at writeRate.
 	readTimeout = 30 * time.Second
 	// readMax bounds what is read of an object read back, if the CRL
 	// written was not a quarter of it: an older CRL may be much larger
@@ -187,8 +188,11 @@ var errTooLarge = errors.New("too large to read back")
 // readNumber returns the CRL number of the CRL in w's place, having
 // checked that the CA signed it.
 func (p *Publisher) readNumber(ctx context.Context, w *written) (*big.Int, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.readTimeout+time.Duration(w.size)*time.Second/writeRate)
+	limit := int64(max(4*w.size, readMax))
+	ctx, cancel := context.WithTimeout(ctx, p.readTimeout+time.Duration(limit)*time.Second/writeRate)
 	defer cancel()
+	idle := time.AfterFunc(p.readTimeout, cancel)
+	defer idle.Stop()
 	r, err := p.cfg.Objects.Get(ctx, w.object.Bucket, w.object.Key)
 	if errors.Is(err, openpca.ErrNotFound) {
 		return nil, errors.Join(errNotACRL, err) // removed by the bucket's owner
@@ -197,8 +201,7 @@ func (p *Publisher) readNumber(ctx context.Context, w *written) (*big.Int, error
 		return nil, err
 	}
 	defer r.Close()
-	limit := int64(max(4*w.size, readMax))
-	der, err := io.ReadAll(io.LimitReader(r, limit+1))
+	der, err := io.ReadAll(io.LimitReader(&progress{r: r, idle: idle, d: p.readTimeout}, limit+1))
 	if err != nil {
 		return nil, err
 	}
@@ -210,4 +213,19 @@ func (p *Publisher) readNumber(ctx context.Context, w *written) (*big.Int, error
 		return nil, errors.Join(errNotACRL, err)
 	}
 	return number, nil
+}
+
+// progress is a reader that resets idle to d at each byte it reads.
+type progress struct {
+	r    io.Reader
+	idle *time.Timer
+	d    time.Duration
+}
+
+func (p *progress) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.idle.Reset(p.d)
+	}
+	return n, err
 }

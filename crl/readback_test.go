@@ -33,21 +33,30 @@ func TestReadBack(t *testing.T) {
 		name   string
 		over   func(first []byte, sign crlSigner) []byte // what lands over the second CRL; nil: nothing
 		wanted bool
+		slow   bool // the bucket's reads take longer than readTimeout, but not between two bytes
 	}{
-		{"nothing lands over it", nil, false},
-		{"the first CRL lands over it", func(first []byte, _ crlSigner) []byte { return first }, true},
+		{"nothing lands over it", nil, false, false},
+		{"the first CRL lands over it", func(first []byte, _ crlSigner) []byte { return first }, true, false},
 		// An older CRL may be much larger: its entries have since expired.
-		{"an older CRL of 40,000 entries lands over it", func(_ []byte, sign crlSigner) []byte { return sign(1, 40000, true) }, true},
-		{"a newer CRL lands over it", func(_ []byte, sign crlSigner) []byte { return sign(3, 1, true) }, false},
-		{"an older CRL of the CA's name, not its key, lands over it", func(_ []byte, sign crlSigner) []byte { return sign(1, 1, false) }, false},
-		{"another object lands over it", func([]byte, crlSigner) []byte { return []byte("not a CRL") }, false},
+		{"an older CRL of 40,000 entries lands over it", func(_ []byte, sign crlSigner) []byte { return sign(1, 40000, true) }, true, false},
+		{"an older CRL of 4,000 entries lands over it, read slowly", func(_ []byte, sign crlSigner) []byte { return sign(1, 4000, true) }, true, true},
+		{"a newer CRL lands over it", func(_ []byte, sign crlSigner) []byte { return sign(3, 1, true) }, false, false},
+		{"an older CRL of the CA's name, not its key, lands over it", func(_ []byte, sign crlSigner) []byte { return sign(1, 1, false) }, false, false},
+		{"another object lands over it", func([]byte, crlSigner) []byte { return []byte("not a CRL") }, false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
 			db, objects, _ := newCRLStores(t, "crls")
 			now := time.Now().UTC().Truncate(time.Second)
 			ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
-			p := newPublisher(Config{Store: db, Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+			var store openpca.ObjectStore = objects
+			if tt.slow {
+				store = slowReads{objects}
+			}
+			p := newPublisher(Config{Store: db, Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+			if tt.slow {
+				p.readTimeout = time.Second
+			}
 			publish := func() {
 				t.Helper()
 				job, err := db.ClaimCRL(ctx, "a", now, Lease)
@@ -122,6 +131,32 @@ func TestReadBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slowReads is an object store whose reads give 8 KB each tenth of a
+// second, until their context ends, as an S3 client's do.
+type slowReads struct{ *localfs.Store }
+
+func (s slowReads) Get(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
+	r, err := s.Store.Get(ctx, bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	return slowReader{r, ctx}, nil
+}
+
+type slowReader struct {
+	io.ReadCloser
+	ctx context.Context
+}
+
+func (s slowReader) Read(p []byte) (int, error) {
+	select {
+	case <-s.ctx.Done():
+		return 0, s.ctx.Err()
+	case <-time.After(100 * time.Millisecond):
+	}
+	return s.ReadCloser.Read(p[:min(len(p), 8<<10)])
 }
 
 // hung is an object store whose writes never answer.

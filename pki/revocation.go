@@ -217,10 +217,18 @@ func CRLNumber(der []byte, issuer *x509.Certificate, sigAlg x509.SignatureAlgori
 	// nextUpdate (OPTIONAL), revokedCertificates (OPTIONAL),
 	// [0] crlExtensions (OPTIONAL).
 	in := cryptobyte.String(der)
-	var outer, tbs, name cryptobyte.String
+	var outer, tbs, outerAlg, innerAlg, name cryptobyte.String
+	var sig asn1.BitString
 	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !in.Empty() || !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
-		!tbs.SkipOptionalASN1(cbasn1.INTEGER) || !tbs.SkipASN1(cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&name, cbasn1.SEQUENCE) {
+		!outer.ReadASN1Element(&outerAlg, cbasn1.SEQUENCE) || !outer.ReadASN1BitString(&sig) || !outer.Empty() ||
+		!tbs.SkipOptionalASN1(cbasn1.INTEGER) || !tbs.ReadASN1Element(&innerAlg, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&name, cbasn1.SEQUENCE) {
 		return nil, errors.New("pki: not a CRL")
+	}
+	// The signature is checked with the algorithm the CA signs with, not
+	// with the one the CRL names; relying parties refuse a CRL whose
+	// signed algorithm is not the one it names outside.
+	if !slices.Equal(outerAlg, innerAlg) {
+		return nil, errors.New("pki: the CRL's signature algorithm is not the one it signed")
 	}
 	if !slices.Equal(name, issuer.RawSubject) {
 		return nil, errors.New("pki: the CRL names another issuer")

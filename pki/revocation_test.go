@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/openpca/openpca"
 )
 
@@ -226,6 +229,23 @@ func TestCRLNumberRefuses(t *testing.T) {
 	altered := slices.Clone(good)
 	i := bytes.Index(altered, []byte{0x02, 0x01, 0x07}) // the entry's serial
 	altered[i+2] = 8
+	// ecdsa-with-SHA256 named outside, as ecdsa-with-SHA384, and inside.
+	relabelled := slices.Clone(good)
+	sha256OID := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}
+	i = bytes.LastIndex(relabelled, sha256OID)
+	relabelled[i+len(sha256OID)-1] = 0x03
+	// SEQUENCE { tbs, algorithm, signature, NULL }.
+	in := cryptobyte.String(good)
+	var outer cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) {
+		t.Fatal("the CRL does not parse")
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(outer)
+		b.AddASN1NULL()
+	})
+	extended := b.BytesOrPanic()
 	for _, tt := range []struct {
 		name string
 		der  []byte
@@ -234,6 +254,8 @@ func TestCRLNumberRefuses(t *testing.T) {
 		{"a namesake's, of another key", crl(namesake, namesakeKey)},
 		{"an entry altered", altered},
 		{"bytes after it", append(slices.Clone(good), 0)},
+		{"another signature algorithm named outside", relabelled},
+		{"an element after its signature", extended},
 		{"cut short", good[:len(good)-1]},
 		{"a certificate", issuer.Raw},
 		{"nothing", nil},

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,8 +118,21 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 // of this version or the first. It opens the database read-only, without
 // the pragmas NewServer sets: a file that is none of the witness's (empty,
 // or another program's SQLite database) is left as it was, where
-// NewServer would make the witness's tables in it.
+// NewServer would make the witness's tables in it. SQLite makes a
+// database's -wal and -shm files to read it in WAL mode, even read-only:
+// those it made are removed.
 func HasState(ctx context.Context, path string) (bool, error) {
+	var made []string
+	for _, f := range []string{path + "-wal", path + "-shm"} {
+		if _, err := os.Lstat(f); errors.Is(err, os.ErrNotExist) {
+			made = append(made, f)
+		}
+	}
+	defer func() {
+		for _, f := range made {
+			os.Remove(f)
+		}
+	}()
 	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=ro")
 	if err != nil {
 		return false, err

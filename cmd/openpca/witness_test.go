@@ -460,25 +460,32 @@ func TestWitnessStateLost(t *testing.T) {
 	}
 	// Nor does it start on a file that holds no witness's tables, which
 	// SQLite would make, empty; and it leaves the file as it was.
-	foreign := filepath.Join(t.TempDir(), "other.db")
-	db, err := sql.Open("sqlite", "file:"+foreign)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('another program''s')`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	foreignDB, err := os.ReadFile(foreign)
-	if err != nil {
-		t.Fatal(err)
+	foreign := func(journal string) []byte {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "other.db")
+		db, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`PRAGMA journal_mode = ` + journal + `; CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('another program''s')`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
 	for _, tc := range []struct {
 		name string
 		db   []byte
 	}{
 		{"an empty file", []byte{}},
-		{"another program's database", foreignDB},
+		{"another program's database", foreign("DELETE")},
+		// Read in WAL mode, even read-only, SQLite makes its -wal and
+		// -shm files.
+		{"another program's database in WAL mode", foreign("WAL")},
 	} {
 		path := filepath.Join(dir, "witness.db")
 		if err := os.WriteFile(path, tc.db, 0o600); err != nil {
