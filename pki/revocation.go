@@ -240,11 +240,11 @@ func CRLNumber(der []byte, issuer *x509.Certificate, sigAlg x509.SignatureAlgori
 		return nil, errors.New("pki: not a CRL")
 	}
 	skipTime() // nextUpdate
-	var exts cryptobyte.String
+	var tagged, exts cryptobyte.String
 	var present bool
 	if !tbs.SkipOptionalASN1(cbasn1.SEQUENCE) ||
-		!tbs.ReadOptionalASN1(&exts, &present, cbasn1.Tag(0).Constructed().ContextSpecific()) || !tbs.Empty() ||
-		present && !exts.ReadASN1(&exts, cbasn1.SEQUENCE) {
+		!tbs.ReadOptionalASN1(&tagged, &present, cbasn1.Tag(0).Constructed().ContextSpecific()) || !tbs.Empty() ||
+		present && (!tagged.ReadASN1(&exts, cbasn1.SEQUENCE) || !tagged.Empty()) {
 		return nil, errors.New("pki: not a CRL")
 	}
 	var number *big.Int
