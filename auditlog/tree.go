@@ -134,8 +134,9 @@ func HashAt(stored []byte, pos int) (tlog.Hash, error) {
 	return h, nil
 }
 
-// Tree is a whole tree in memory, built entry by entry: what a verifier
-// rebuilds from a proof file.
+// Tree is a whole tree in memory, built entry by entry, from which proofs
+// can be made: the tests build logs with it. Verifiers use a Hasher, whose
+// memory does not grow with the log.
 type Tree struct {
 	hashes []tlog.Hash // by stored-hash index
 	n      int64
