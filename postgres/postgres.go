@@ -86,11 +86,10 @@ type Options struct {
 // Open connects to the database at dsn (postgres://...) and brings its
 // schema up to date.
 func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	db, err := openDB(dsn)
 	if err != nil {
 		return nil, err
 	}
-	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(setSessionDefaults))
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -132,6 +131,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	return store, nil
 }
 
+// openDB opens a pool of connections to dsn as a server makes them: by
+// dialer, with the sessionDefaults.
+func openDB(dsn string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DialFunc = dialer(cfg.ConnectTimeout).DialContext
+	return stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(setSessionDefaults)), nil
+}
+
 // retryable reports the errors of a transaction that PostgreSQL aborted to
 // break a deadlock or keep transactions serializable: run again, it may
 // well succeed.
@@ -145,17 +155,26 @@ func full(err error) bool {
 // was lost or refused, or of a server shutting down or starting (class
 // 08, 57P01 to 57P03), not of what a statement asked.
 func unreachable(err error) bool {
-	// A deadline's error is a net.Error too: the request's own bound, or a
-	// lock waited on, is no sign of a database away.
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	// A connection that could not be made is the database away, even when
+	// its error is a deadline's: Go's dial timeout is one (errors.Is
+	// context.DeadlineExceeded), and a request that spent its whole time
+	// connecting found no database either.
+	if _, ok := errors.AsType[*pgconn.ConnectError](err); ok {
+		return true
+	}
+	// Otherwise a deadline's error, a net.Error too, is the request's own
+	// bound or a lock waited on: no sign of a database away.
+	if errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
 		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
 	}
-	_, connect := errors.AsType[*pgconn.ConnectError](err)
 	_, network := errors.AsType[net.Error](err)
-	return connect || network || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn)
+	return network || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn)
 }
 
 func retryable(err error) bool {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -25,12 +26,27 @@ func TestUnreachable(t *testing.T) {
 	if refused == nil {
 		t.Fatal("a connection to a closed port succeeded")
 	}
+	// Go's dial timeout is an error that errors.Is context.DeadlineExceeded.
+	cfg, err := pgconn.ParseConfig("postgres://u@" + addr + "/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DialFunc = (&net.Dialer{Timeout: time.Nanosecond}).DialContext
+	_, timedOut := pgconn.ConnectConfig(context.Background(), cfg)
+	if !errors.Is(timedOut, context.DeadlineExceeded) {
+		t.Fatalf("a dial that timed out: %v, not a deadline's error", timedOut)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, canceled := pgconn.Connect(ctx, "postgres://u@"+addr+"/db")
 	for _, tc := range []struct {
 		name string
 		err  error
 		want bool
 	}{
 		{"connection refused", refused, true},
+		{"a dial that timed out", timedOut, true},
+		{"a connection the client went away from", canceled, false},
 		{"connection lost mid-answer", fmt.Errorf("reading CA: %w", io.ErrUnexpectedEOF), true},
 		{"server shutting down", &pgconn.PgError{Code: "57P01"}, true},
 		{"server starting", &pgconn.PgError{Code: "57P03"}, true},
