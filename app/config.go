@@ -100,7 +100,7 @@ type Config struct {
 	// signs in with access keys.
 	NoConsole bool
 	// ConsoleSearchTime bounds a console search of a CA's certificates by
-	// text; 0 means console.DefaultSearchTime.
+	// text, and its charts; 0 means console.DefaultSearchTime.
 	ConsoleSearchTime time.Duration
 	// PrivateMetrics keeps /metrics off the API's listener; App.Metrics
 	// serves them (openpca serve --metrics-listen).

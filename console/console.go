@@ -100,8 +100,9 @@ type Config struct {
 	// together; nil: no bound.
 	Rates *awsjson.AccountRates
 	// SearchTime bounds a search of a CA's certificates by text, which
-	// reads all of a large CA's certificates when it matches few, on the
-	// database readers the API shares; 0 means DefaultSearchTime.
+	// reads all of a large CA's certificates when it matches few, and the
+	// charts' counts, which always do, on the database readers the API
+	// shares; 0 means DefaultSearchTime.
 	SearchTime time.Duration
 	// Proxies are the proxies in front of the server whose word on the
 	// client's address it takes, for the sign-in limit of an address.
@@ -114,7 +115,7 @@ type Config struct {
 	Now func() time.Time
 }
 
-// DefaultSearchTime is how long a search by text may read.
+// DefaultSearchTime is how long a search by text, or the charts, may read.
 const DefaultSearchTime = 5 * time.Second
 
 // SessionLife is how long a session lasts after sign-in, at most.

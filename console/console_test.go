@@ -500,9 +500,10 @@ func TestConsoleSessionEnds(t *testing.T) {
 	}
 }
 
-// TestConsoleSearchTime: a search by text that reads longer than the
-// console's search time is given up with a message, not left to read
-// all of a large CA's certificates on the readers the API shares.
+// TestConsoleSearchTime: a search by text, or the charts' counts, that
+// read longer than the console's search time are given up with a
+// message, not left to read all of a large CA's certificates on the
+// readers the API shares.
 func TestConsoleSearchTime(t *testing.T) {
 	env := testenv.Start(t, func(c *app.Config) { c.ConsoleSearchTime = time.Nanosecond })
 	caARN, _ := caWithLeaf(t, env, "Searched Root", "searched.example")
@@ -510,6 +511,9 @@ func TestConsoleSearchTime(t *testing.T) {
 	b.signIn(env.Client)
 	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}, "q": {"searched"}}.Encode()); status != http.StatusServiceUnavailable || !strings.Contains(page, "narrow it") {
 		t.Errorf("a search past its time: %d", status)
+	}
+	if status, page := b.get("/console/ca/charts?" + url.Values{"arn": {caARN}}.Encode()); status != http.StatusServiceUnavailable || !strings.Contains(page, "could not be counted within 1ns") {
+		t.Errorf("the charts past their time: %d", status)
 	}
 	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}}.Encode()); status != http.StatusOK || !strings.Contains(page, "searched.example") {
 		t.Errorf("the list, which is no search: %d", status)

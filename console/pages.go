@@ -477,11 +477,19 @@ func (c *Console) showCharts(w http.ResponseWriter, r *http.Request, in *signedI
 	since := now.AddDate(0, 0, -chartDays+1).Truncate(24 * time.Hour)
 	var expiries, issued, revoked []openpca.DayCount
 	var err error
+	// The counts read all of the CA's certificates: they have a search's
+	// time (a CA of ten million took 9 s).
+	ctx, cancel := context.WithTimeout(in.ctx, c.cfg.SearchTime)
+	defer cancel()
 	if !c.searches.during(in.caller.AccountID, func() {
-		expiries, issued, revoked, err = c.cfg.Certificates.CertificateCounts(in.ctx, ca.Arn, now, now.AddDate(0, 0, chartDays), since)
+		expiries, issued, revoked, err = c.cfg.Certificates.CertificateCounts(ctx, ca.Arn, now, now.AddDate(0, 0, chartDays), since)
 	}) {
 		w.Header().Set("Retry-After", "1")
 		c.fail(w, r, http.StatusServiceUnavailable, "Charts or a search by text are being made, for your account or others: try again in a moment.")
+		return
+	}
+	if err != nil && ctx.Err() != nil && in.ctx.Err() == nil {
+		c.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("The charts could not be counted within %s: the CA has too many certificates for them. Its list of certificates, by status, is there still.", c.cfg.SearchTime))
 		return
 	}
 	if err != nil {

@@ -381,7 +381,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.RootSecretAccessKey, "root-secret-access-key", "", "its secret; prefer the environment variable")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "accept unsigned requests, for the default account (development only)")
 	fs.BoolVar(&cfg.NoConsole, "no-console", false, "do not serve the web console under /console/")
-	fs.DurationVar(&cfg.ConsoleSearchTime, "console-search-time", cfg.ConsoleSearchTime, "how long a console search of a CA's certificates by text may read before it is given up")
+	fs.DurationVar(&cfg.ConsoleSearchTime, "console-search-time", cfg.ConsoleSearchTime, "how long a console search of a CA's certificates by text, or its charts' counts, may read before it is given up")
 	fs.StringVar(&cfg.KeyStore, "key-store", cfg.KeyStore, "where the keys of new CAs are kept: software (sealed with the master key), pkcs11 or kms")
 	fs.StringVar(&cfg.PKCS11.Module, "pkcs11-module", "", "the PKCS#11 library of the token that keeps CA keys, such as /usr/lib/softhsm/libsofthsm2.so")
 	fs.StringVar(&cfg.PKCS11.TokenLabel, "pkcs11-token-label", "", "the label of that token")
