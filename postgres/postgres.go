@@ -158,6 +158,11 @@ func unreachable(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
+	// PostgreSQL's own word decides, also on a connection it refused: a
+	// wrong password or a database that does not exist is no outage.
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
 	// A connection that could not be made is the database away, even when
 	// its error is a deadline's: Go's dial timeout is one (errors.Is
 	// context.DeadlineExceeded), and a request that spent its whole time
@@ -169,9 +174,6 @@ func unreachable(err error) bool {
 	// bound or a lock waited on: no sign of a database away.
 	if errors.Is(err, context.DeadlineExceeded) {
 		return false
-	}
-	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
-		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
 	}
 	_, network := errors.AsType[net.Error](err)
 	return network || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn)

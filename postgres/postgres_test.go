@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/storetest"
@@ -251,5 +254,19 @@ func TestStuckServer(t *testing.T) {
 	}
 	if err := tx.Commit(); err == nil {
 		t.Error("the stuck server's transaction was not ended")
+	}
+}
+
+// TestRefusedByPostgreSQL: a connection that PostgreSQL itself refused
+// (here a database that does not exist; a wrong password alike) is no
+// outage: clients are not told to retry it.
+func TestRefusedByPostgreSQL(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	_, err := pgconn.Connect(t.Context(), strings.Replace(dsn, "/openpca_test_", "/no_such_", 1))
+	if _, ok := errors.AsType[*pgconn.ConnectError](err); !ok {
+		t.Fatalf("a database that does not exist: %v, not a connection's error", err)
+	}
+	if postgres.Unreachable(err) {
+		t.Errorf("a database that does not exist is taken for one out of reach: %v", err)
 	}
 }
