@@ -3,6 +3,8 @@ package postgres
 import (
 	"net"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // How a server finds out that the network between it and PostgreSQL went
@@ -12,12 +14,14 @@ import (
 // resends unacknowledged data for about 15 minutes), and a connection
 // waiting for an answer was given up only after Go's keepalives, 150 s;
 // a new connection to such a host took the kernel's 2 minutes of SYN
-// retries. Each is now told within about 30 s (dialTimeout: 10 s), its
-// request fails as ServiceUnavailableException, which clients retry, and
-// the pool opens a new connection. They are our choice; a connection with
-// nothing to say to the database sends a keepalive probe each 15 s.
+// retries, and one to a host that took it but said nothing (a proxy in
+// front of a database gone) had no bound at all. Each is now told within
+// about 30 s, a new connection within connectTimeout; the request fails
+// as ServiceUnavailableException, which clients retry, and the pool opens
+// a new connection. They are our choice; a connection with nothing to say
+// to the database sends a keepalive probe each 15 s.
 const (
-	dialTimeout       = 10 * time.Second // unless the address sets connect_timeout
+	connectTimeout    = 10 * time.Second
 	keepAliveIdle     = 15 * time.Second
 	keepAliveInterval = 5 * time.Second
 	keepAliveCount    = 3
@@ -28,17 +32,25 @@ const (
 	userTimeout = 30 * time.Second
 )
 
-// dialer is how a server connects to PostgreSQL: within connectTimeout
-// (the address's connect_timeout), or dialTimeout if that is 0.
-func dialer(connectTimeout time.Duration) *net.Dialer {
-	if connectTimeout == 0 {
-		connectTimeout = dialTimeout
+// connConfig is how a server connects to dsn: each attempt whole (TCP,
+// TLS, startup, authentication) within the connect_timeout of the address
+// or of PGCONNECT_TIMEOUT, or connectTimeout where they set none or 0
+// (which libpq takes for no bound), over sockets that find a silent peer.
+func connConfig(dsn string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
 	}
-	return &net.Dialer{
-		Timeout: connectTimeout,
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	d := &net.Dialer{
+		Timeout: cfg.ConnectTimeout,
 		KeepAliveConfig: net.KeepAliveConfig{
 			Enable: true, Idle: keepAliveIdle, Interval: keepAliveInterval, Count: keepAliveCount,
 		},
 		Control: setUserTimeout,
 	}
+	cfg.DialFunc = d.DialContext
+	return cfg, nil
 }

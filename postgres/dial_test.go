@@ -5,16 +5,25 @@ import (
 	"time"
 )
 
-// TestDialTimeout: a dial is bounded by the address's connect_timeout, or
-// by dialTimeout when it sets none (libpq's 0, which would wait for the
-// kernel's SYN retries, about 2 minutes).
-func TestDialTimeout(t *testing.T) {
-	for _, tc := range []struct{ connectTimeout, want time.Duration }{
-		{0, dialTimeout},
-		{7 * time.Second, 7 * time.Second},
+// TestConnectTimeout: each attempt to connect, whole, is bounded by the
+// address's connect_timeout, or by connectTimeout when it sets none or 0
+// (libpq's "no bound": a host that takes the connection and says nothing
+// held it until the request's own deadline).
+func TestConnectTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		params string
+		want   time.Duration
+	}{
+		{"", connectTimeout},
+		{"&connect_timeout=0", connectTimeout},
+		{"&connect_timeout=7", 7 * time.Second},
 	} {
-		if got := dialer(tc.connectTimeout).Timeout; got != tc.want {
-			t.Errorf("connect_timeout %v: the dial's timeout is %v, want %v", tc.connectTimeout, got, tc.want)
+		cfg, err := connConfig("postgres://u@127.0.0.1:5432/db?sslmode=disable" + tc.params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ConnectTimeout != tc.want || cfg.DialFunc == nil {
+			t.Errorf("%q: connections are made within %v, want %v", tc.params, cfg.ConnectTimeout, tc.want)
 		}
 	}
 }

@@ -132,13 +132,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 }
 
 // openDB opens a pool of connections to dsn as a server makes them: by
-// dialer, with the sessionDefaults.
+// connConfig, with the sessionDefaults.
 func openDB(dsn string) (*sql.DB, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := connConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
-	cfg.DialFunc = dialer(cfg.ConnectTimeout).DialContext
 	return stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(setSessionDefaults)), nil
 }
 
@@ -152,16 +151,18 @@ func full(err error) bool {
 }
 
 // unreachable reports whether err is of a connection to PostgreSQL that
-// was lost or refused, or of a server shutting down or starting (class
-// 08, 57P01 to 57P03), not of what a statement asked.
+// was lost or could not be made, or of a server shutting down, starting
+// or out of connections (class 08, 57P01 to 57P03, 53300), not of what a
+// statement asked.
 func unreachable(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
 	// PostgreSQL's own word decides, also on a connection it refused: a
-	// wrong password or a database that does not exist is no outage.
+	// wrong password or a database that does not exist is no outage, too
+	// many connections (53300) is one for now.
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
-		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "53300"
 	}
 	// A connection that could not be made is the database away, even when
 	// its error is a deadline's: Go's dial timeout is one (errors.Is

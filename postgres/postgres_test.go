@@ -257,16 +257,35 @@ func TestStuckServer(t *testing.T) {
 	}
 }
 
-// TestRefusedByPostgreSQL: a connection that PostgreSQL itself refused
-// (here a database that does not exist; a wrong password alike) is no
-// outage: clients are not told to retry it.
+// TestRefusedByPostgreSQL: a connection that PostgreSQL itself refused is
+// decided by its code. A database that does not exist (a wrong password
+// alike) is no outage: clients are not told to retry it. A role out of
+// connections is one for now.
 func TestRefusedByPostgreSQL(t *testing.T) {
 	dsn := testenv.NewPostgresDB(t)
-	_, err := pgconn.Connect(t.Context(), strings.Replace(dsn, "/openpca_test_", "/no_such_", 1))
-	if _, ok := errors.AsType[*pgconn.ConnectError](err); !ok {
-		t.Fatalf("a database that does not exist: %v, not a connection's error", err)
+	db, err := postgres.OpenDB(dsn)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if postgres.Unreachable(err) {
-		t.Errorf("a database that does not exist is taken for one out of reach: %v", err)
+	defer db.Close()
+	// Roles are the cluster's: one of this database's name.
+	role := "no_connections_" + dsn[strings.LastIndex(dsn, "/")+1:strings.Index(dsn, "?")]
+	if _, err := db.ExecContext(t.Context(), `CREATE ROLE `+role+` LOGIN CONNECTION LIMIT 0`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, dsn   string
+		unreachable bool
+	}{
+		{"a database that does not exist", strings.Replace(dsn, "/openpca_test_", "/no_such_", 1), false},
+		{"a role out of connections", strings.Replace(dsn, "//postgres@", "//"+role+"@", 1), true},
+	} {
+		_, err := pgconn.Connect(t.Context(), tc.dsn)
+		if _, ok := errors.AsType[*pgconn.ConnectError](err); !ok {
+			t.Fatalf("%s: %v, not a connection's error", tc.name, err)
+		}
+		if got := postgres.Unreachable(err); got != tc.unreachable {
+			t.Errorf("%s (%v): unreachable %v, want %v", tc.name, err, got, tc.unreachable)
+		}
 	}
 }
