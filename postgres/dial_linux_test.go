@@ -1,7 +1,13 @@
 package postgres_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net"
+	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -10,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"golang.org/x/sys/unix"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/postgres"
 )
@@ -99,5 +106,77 @@ func TestDialUnixSocket(t *testing.T) {
 	}
 	if err == nil {
 		t.Error("a listener that is not PostgreSQL answered a ping")
+	}
+}
+
+// TestSilentDatabase: with the database's packets dropped (iptables; its
+// host gone, or a failover that moved its address), a read fails as the
+// database out of reach within the server's own bounds (see
+// postgres/dial.go), not at the caller's deadline as it did (110 s for a
+// request); and reads work again once the packets pass.
+func TestSilentDatabase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("dropping packets with iptables takes root, as CI runs")
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Fatal("iptables is missing: apt-get install iptables (.ci/run does)")
+	}
+	pg, err := testenv.StartPostgres() // a cluster of its own: its port goes silent
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	dsn, err := pg.NewDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.ListCAs(t.Context(), "111122223333", openpca.CACursor{}, 10); err != nil {
+		t.Fatal(err)
+	}
+	silence := func(op string) error {
+		for _, dir := range []string{"--sport", "--dport"} {
+			if out, err := exec.Command("iptables", op, "INPUT", "-i", "lo", "-p", "tcp", dir, u.Port(), "-j", "DROP").CombinedOutput(); err != nil {
+				return fmt.Errorf("iptables %s: %v: %s", op, err, out)
+			}
+		}
+		return nil
+	}
+	if err := silence("-A"); err != nil {
+		t.Fatal(err)
+	}
+	silenced := true
+	defer func() {
+		if silenced {
+			silence("-D")
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	_, err = store.ListCAs(ctx, "111122223333", openpca.CACursor{}, 10)
+	if e, ok := errors.AsType[*openpca.Error](err); !ok || e.Code != openpca.CodeServiceUnavailable || ctx.Err() != nil {
+		t.Errorf("a read from a database gone silent: %v (the caller's deadline: %v), want ServiceUnavailableException before it", err, ctx.Err())
+	}
+	if err := silence("-D"); err != nil {
+		t.Fatal(err)
+	}
+	silenced = false
+	// Connections the silence ended may still be in the pool: each is
+	// found so by its first use, and given up.
+	for i := 0; ; i++ {
+		if _, err = store.ListCAs(t.Context(), "111122223333", openpca.CACursor{}, 10); err == nil || i == 3 {
+			break
+		}
+	}
+	if err != nil {
+		t.Errorf("a read once the database is heard again: %v", err)
 	}
 }
