@@ -90,7 +90,15 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("sqlite", sqliteuri.File(cfg.Database)+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+	// A rollback journal, not a write-ahead log: each cosigned state is in
+	// the database's file once its transaction commits, so a copy of the
+	// file alone (a backup that knows nothing of -wal files) holds all the
+	// witness cosigned before it was taken. In WAL mode the file lagged
+	// the log until a checkpoint, and a restored copy forgot, silently,
+	// what the witness had cosigned since. A witness writes a few times a
+	// second at most: the journal's extra fsyncs cost nothing that shows.
+	// A database of an earlier version, in WAL mode, is switched at open.
+	db, err := sql.Open("sqlite", sqliteuri.File(cfg.Database)+"?_pragma=journal_mode(DELETE)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}

@@ -94,18 +94,26 @@ func startWitness(t *testing.T, logs ...witness.Log) (*witness.Client, *witness.
 		t.Fatal(err)
 	}
 	db := filepath.Join(dir, "witness.db")
-	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: logs, Database: db,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	c, s := serveWitness(t, skey, vkey, db, logs...)
 	if _, err := os.Stat(db); err != nil {
 		t.Fatalf("the witness's database is not where it was told: %v", err)
 	}
 	if s.VerifierKey() != vkey {
 		t.Fatalf("the witness's key %s is not the one made, %s", s.VerifierKey(), vkey)
 	}
+	return c, s
+}
+
+// serveWitness starts a witness of key skey (whose verifier key is vkey)
+// on the database at path, until the test ends.
+func serveWitness(t *testing.T, skey, vkey, path string, logs ...witness.Log) (*witness.Client, *witness.Server) {
+	t.Helper()
+	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: logs, Database: path,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	v, err := auditlog.NewWitnessVerifier(vkey)
@@ -442,16 +450,7 @@ func TestWitnessKeepsEarlierState(t *testing.T) {
 		t.Fatal(err)
 	}
 	skey, vkey, _ := witness.NewKey("witness.example/w1")
-	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{trust(t, l.origin, l)}, Database: path,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	v, _ := auditlog.NewWitnessVerifier(vkey)
-	c := &witness.Client{URL: srv.URL, Verifier: v}
+	c, _ := serveWitness(t, skey, vkey, path, trust(t, l.origin, l))
 	var conflict *witness.ConflictError
 	if _, err := c.AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 10)); !errors.As(err, &conflict) || conflict.Size != 10 {
 		t.Errorf("the log starting over: %v, want a conflict at 10", err)
@@ -494,14 +493,7 @@ func TestWitnessKeepsTheLongerState(t *testing.T) {
 		entry := trust(t, origin, old)
 		entry.Keys = append(entry.Keys, trust(t, origin, next).Keys...)
 		skey, vkey, _ := witness.NewKey("witness.example/w1")
-		s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{entry}, Database: path,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(s)
-		v, _ := auditlog.NewWitnessVerifier(vkey)
-		c := &witness.Client{URL: srv.URL, Verifier: v}
+		c, _ := serveWitness(t, skey, vkey, path, entry)
 		var conflict *witness.ConflictError
 		if _, err := c.AddCheckpoint(t.Context(), 10, old.proof(t, 10, 12), old.checkpoint(t, 12)); !errors.As(err, &conflict) || conflict.Size != 15 {
 			t.Errorf("states %v: a checkpoint from the shorter state: %v, want a conflict at 15", sizes, err)
@@ -510,8 +502,51 @@ func TestWitnessKeepsTheLongerState(t *testing.T) {
 		if _, err := c.AddCheckpoint(t.Context(), 15, old.proof(t, 15, 16), old.checkpoint(t, 16)); err != nil {
 			t.Errorf("states %v: the log going on from the longer state: %v", sizes, err)
 		}
-		srv.Close()
-		s.Close()
+	}
+}
+
+// TestWitnessStateInItsFile: what a witness cosigned is in its database's
+// file once cosigned, so that a backup of the file alone, taken while the
+// witness runs, forgets nothing; a database of an earlier version, in WAL
+// mode, is switched to a rollback journal.
+func TestWitnessStateInItsFile(t *testing.T) {
+	l := newLog(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a", 10)
+	path := filepath.Join(t.TempDir(), "witness.db")
+	old, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = old.Exec(`CREATE TABLE log_states (origin TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (origin, key))`)
+	old.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	skey, vkey, _ := witness.NewKey("witness.example/w1")
+	c, _ := serveWitness(t, skey, vkey, path, trust(t, l.origin, l))
+	if _, err := c.AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 10)); err != nil {
+		t.Fatal(err)
+	}
+	l.grow(t, 2)
+	if _, err := c.AddCheckpoint(t.Context(), 10, l.proof(t, 10, 12), l.checkpoint(t, 12)); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header's file format versions (bytes 18 and 19): 1 for a
+	// rollback journal, 2 for WAL.
+	if file[18] != 1 || file[19] != 1 {
+		t.Errorf("the database's file format versions are %d and %d, want 1 (a rollback journal)", file[18], file[19])
+	}
+	restored := filepath.Join(t.TempDir(), "witness.db")
+	if err := os.WriteFile(restored, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := serveWitness(t, skey, vkey, restored, trust(t, l.origin, l))
+	var conflict *witness.ConflictError
+	if _, err := c2.AddCheckpoint(t.Context(), 10, l.proof(t, 10, 12), l.checkpoint(t, 12)); !errors.As(err, &conflict) || conflict.Size != 12 {
+		t.Errorf("a copy of the database's file alone, cosigning from 10: %v, want a conflict at 12", err)
 	}
 }
 
