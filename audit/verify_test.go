@@ -20,6 +20,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/auditlogtest"
 )
 
 // logFixture is a CA's key-use log, and the report and proof file a
@@ -82,7 +83,7 @@ func newLogFixture(t testing.TB, n int, format openpca.AuditReportResponseFormat
 
 // signedCheckpoint signs the checkpoint of records with signer.
 func signedCheckpoint(t testing.TB, arn string, records [][]byte, signer note.Signer) []byte {
-	var tree auditlog.Tree
+	var tree auditlogtest.Tree
 	for _, r := range records {
 		if err := tree.Add(r); err != nil {
 			t.Fatal(err)
@@ -125,7 +126,7 @@ func (f *logFixture) write(t testing.TB) (report, proof []byte) {
 	if f.header != nil {
 		f.header(h)
 	}
-	err = auditlog.WriteProof(&pb, h, func(yield func([]byte) error) error {
+	err = auditlogtest.WriteProof(&pb, h, func(yield func([]byte) error) error {
 		for _, r := range f.records {
 			if err := yield(r); err != nil {
 				return err

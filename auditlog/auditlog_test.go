@@ -1,4 +1,4 @@
-package auditlog
+package auditlog_test
 
 import (
 	"bytes"
@@ -12,6 +12,9 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/auditlogtest"
 )
 
 // yieldEach yields each of recs, as WriteProof and Prove take records.
@@ -40,7 +43,7 @@ func records(n int) [][]byte {
 // entry by entry has.
 func TestAppendInBatches(t *testing.T) {
 	recs := records(300)
-	var whole Tree
+	var whole auditlogtest.Tree
 	for _, r := range recs {
 		if err := whole.Add(r); err != nil {
 			t.Fatal(err)
@@ -51,8 +54,8 @@ func TestAppendInBatches(t *testing.T) {
 		read := func(indexes []int64) map[int64]tlog.Hash {
 			m := map[int64]tlog.Hash{}
 			for _, i := range indexes {
-				seq, pos := Producer(i)
-				h, err := HashAt(stored[seq], pos)
+				seq, pos := auditlog.Producer(i)
+				h, err := auditlog.HashAt(stored[seq], pos)
 				if err != nil {
 					t.Fatalf("batch %d: hash %d: %v", batch, i, err)
 				}
@@ -60,17 +63,17 @@ func TestAppendInBatches(t *testing.T) {
 			}
 			return m
 		}
-		var last Edge
+		var last auditlog.Edge
 		for first := 0; first < len(recs); first += batch {
 			end := min(first+batch, len(recs))
-			edge := Edge{Size: int64(first)}
-			for _, index := range Frontier(edge.Size) {
+			edge := auditlog.Edge{Size: int64(first)}
+			for _, index := range auditlog.Frontier(edge.Size) {
 				edge.Hashes = append(edge.Hashes, read([]int64{index})[index])
 			}
 			if first > 0 && !reflect.DeepEqual(edge, last) {
-				t.Fatalf("batch %d: the edge Append returned at %d is not the one the stored hashes give", batch, first)
+				t.Fatalf("batch %d: the edge auditlog.Append returned at %d is not the one the stored hashes give", batch, first)
 			}
-			hashes, next, err := Append(edge, recs[first:end])
+			hashes, next, err := auditlog.Append(edge, recs[first:end])
 			if err != nil {
 				t.Fatalf("batch %d at %d: %v", batch, first, err)
 			}
@@ -92,20 +95,18 @@ func TestAppendInBatches(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := Append(Edge{Size: 5}, recs[5:6]); err == nil {
+	if _, _, err := auditlog.Append(auditlog.Edge{Size: 5}, recs[5:6]); err == nil {
 		t.Error("Append without the frontier it needs succeeded")
 	}
 }
 
-// TestEdgeEncoding reads back every edge of a growing tree, and refuses
-// encodings whose hashes do not fit their size.
 // TestHasher checks the root a Hasher keeps against a whole Tree's, at
 // every size from 0 to 300, across several powers of two, and that it
 // keeps no more hashes than the size has 1 bits.
 func TestHasher(t *testing.T) {
-	var tree Tree
+	var tree auditlogtest.Tree
 	stored := map[int64]tlog.Hash{}
-	h := Hasher{Stored: func(i int64, hash tlog.Hash) { stored[i] = hash }}
+	h := auditlog.Hasher{Stored: func(i int64, hash tlog.Hash) { stored[i] = hash }}
 	for i, rec := range append([][]byte{nil}, records(300)...) {
 		if i > 0 {
 			if err := tree.Add(rec); err != nil {
@@ -120,16 +121,21 @@ func TestHasher(t *testing.T) {
 		if h.Size() != tree.Size() || h.Root() != want {
 			t.Fatalf("at %d entries: the hasher's root %v, the tree's %v", i, h.Root(), want)
 		}
-		if len(h.subtrees) != bits.OnesCount64(uint64(i)) {
-			t.Fatalf("at %d entries the hasher keeps %d hashes", i, len(h.subtrees))
+		if kept := auditlog.Subtrees(&h); kept != bits.OnesCount64(uint64(i)) {
+			t.Fatalf("at %d entries the hasher keeps %d hashes", i, kept)
 		}
 	}
-	if len(stored) != len(tree.hashes) {
-		t.Fatalf("the hasher told of %d stored hashes, the tree has %d", len(stored), len(tree.hashes))
+	n := tlog.StoredHashCount(tree.Size())
+	if int64(len(stored)) != n {
+		t.Fatalf("the hasher told of %d stored hashes, the tree has %d", len(stored), n)
 	}
-	for i, want := range tree.hashes {
-		if stored[int64(i)] != want {
-			t.Fatalf("stored hash %d: the hasher's %v, the tree's %v", i, stored[int64(i)], want)
+	for i := range n {
+		want, err := tree.ReadHashes([]int64{i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored[i] != want[0] {
+			t.Fatalf("stored hash %d: the hasher's %v, the tree's %v", i, stored[i], want[0])
 		}
 	}
 }
@@ -139,13 +145,13 @@ func TestHasher(t *testing.T) {
 func TestProve(t *testing.T) {
 	recs := records(300)
 	for _, n := range []int64{1, 2, 7, 64, 65, 300} {
-		var tree Tree
+		var tree auditlogtest.Tree
 		for _, r := range recs[:n] {
 			tree.Add(r)
 		}
 		root, _ := tree.Root(n)
 		indexes := []int64{0, n / 2, n - 1}
-		proofs, err := Prove(n, indexes, yieldEach(recs[:n]))
+		proofs, err := auditlog.Prove(n, indexes, yieldEach(recs[:n]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,50 +165,52 @@ func TestProve(t *testing.T) {
 			}
 		}
 	}
-	_, err := Prove(5, []int64{1}, func(yield func([]byte) error) error { return yield(recs[0]) })
+	_, err := auditlog.Prove(5, []int64{1}, func(yield func([]byte) error) error { return yield(recs[0]) })
 	if err == nil {
 		t.Error("a proof in a tree of 5 from 1 record")
 	}
 }
 
+// TestEdgeEncoding reads back every edge of a growing tree, and refuses
+// encodings whose hashes do not fit their size.
 func TestEdgeEncoding(t *testing.T) {
-	var edge Edge
+	var edge auditlog.Edge
 	recs := records(70)
 	for i := range recs {
 		b, err := edge.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := ParseEdge(b)
+		back, err := auditlog.ParseEdge(b)
 		if err != nil || !reflect.DeepEqual(back, edge) {
 			t.Fatalf("edge of %d: read back %+v, %v", edge.Size, back, err)
 		}
-		if _, edge, err = Append(edge, recs[i:i+1]); err != nil {
+		if _, edge, err = auditlog.Append(edge, recs[i:i+1]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	b, _ := edge.MarshalBinary() // 70 entries: three hashes
 	for _, bad := range [][]byte{nil, b[:7], b[:len(b)-1], append(b, 0), append([]byte{0x80}, b[1:]...)} {
-		if e, err := ParseEdge(bad); err == nil {
+		if e, err := auditlog.ParseEdge(bad); err == nil {
 			t.Errorf("ParseEdge(%x) = %+v, want an error", bad, e)
 		}
 	}
 }
 
 func TestCheckpoint(t *testing.T) {
-	skey, vkey, err := note.GenerateKey(rand.Reader, KeyName)
+	skey, vkey, err := note.GenerateKey(rand.Reader, auditlog.KeyName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	signer, _ := note.NewSigner(skey)
-	_, otherKey, _ := note.GenerateKey(rand.Reader, KeyName)
-	c := Checkpoint{Origin: Origin("arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/x"), Size: 42,
+	_, otherKey, _ := note.GenerateKey(rand.Reader, auditlog.KeyName)
+	c := auditlog.Checkpoint{Origin: auditlog.Origin("arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/x"), Size: 42,
 		Root: tlog.RecordHash([]byte("x")), Time: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	signed, err := c.Sign(signer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := OpenCheckpoint(signed, vkey); err != nil || got != c {
+	if got, err := auditlog.OpenCheckpoint(signed, vkey); err != nil || got != c {
 		t.Fatalf("OpenCheckpoint = %+v, %v; want %+v", got, err, c)
 	}
 	for _, tt := range []struct {
@@ -216,29 +224,29 @@ func TestCheckpoint(t *testing.T) {
 		{"not a note", []byte("hello\n"), vkey, "not a signed note"},
 		{"not a key", signed, "nonsense", "not an audit verifier key"},
 	} {
-		if _, err := OpenCheckpoint(tt.signed, tt.key); err == nil || !strings.Contains(err.Error(), tt.want) {
+		if _, err := auditlog.OpenCheckpoint(tt.signed, tt.key); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want an error saying %q", tt.name, err, tt.want)
 		}
 	}
 	for _, text := range []string{"o\n1\nAAAA\ntime 2026-11-23T10:00:00Z\n", "o\n01\n" + strings.Repeat("A", 43) + "=\ntime x\n", "o\n1\n"} {
-		if _, err := ParseCheckpoint(text); err == nil {
+		if _, err := auditlog.ParseCheckpoint(text); err == nil {
 			t.Errorf("ParseCheckpoint(%q) succeeded", text)
 		}
 	}
 }
 
 func TestProofFile(t *testing.T) {
-	h := &ProofHeader{Format: ProofFormat, CertificateAuthorityArn: "arn", Checkpoint: "c"}
+	h := &auditlog.ProofHeader{Format: auditlog.ProofFormat, CertificateAuthorityArn: "arn", Checkpoint: "c"}
 	recs := append(records(2), bytes.Repeat([]byte("x"), 100<<10)) // longer than the reader's buffer
 	var b bytes.Buffer
-	err := WriteProof(&b, h, yieldEach(recs))
+	err := auditlogtest.WriteProof(&b, h, yieldEach(recs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got [][]byte
-	read := func(data []byte) (*ProofHeader, error) {
+	read := func(data []byte) (*auditlog.ProofHeader, error) {
 		got = nil
-		return ReadProof(bytes.NewReader(data), nil, func(seq int64, r []byte) error {
+		return auditlog.ReadProof(bytes.NewReader(data), nil, func(seq int64, r []byte) error {
 			if seq != int64(len(got)) {
 				t.Errorf("record %d numbered %d", len(got), seq)
 			}
@@ -275,7 +283,7 @@ func TestProofFile(t *testing.T) {
 	if _, err := read([]byte("{}\n")); err == nil {
 		t.Error("a file without the header's format was read")
 	}
-	err = WriteProof(&b, h, func(yield func([]byte) error) error { return yield([]byte("a\nb")) })
+	err = auditlogtest.WriteProof(&b, h, func(yield func([]byte) error) error { return yield([]byte("a\nb")) })
 	if err == nil {
 		t.Error("a record spanning lines was written")
 	}
@@ -283,13 +291,13 @@ func TestProofFile(t *testing.T) {
 
 // FuzzReadProof: whatever a proof file holds (an auditor reads what the
 // operator hands over), ReadProof neither panics nor hands out a line
-// longer than maxLine, and what it reads, written again by WriteProof,
+// longer than MaxLine, and what it reads, written again by WriteProof,
 // reads back the same.
 func FuzzReadProof(f *testing.F) {
-	h := &ProofHeader{Format: ProofFormat, CertificateAuthorityArn: "arn", Checkpoint: "c"}
+	h := &auditlog.ProofHeader{Format: auditlog.ProofFormat, CertificateAuthorityArn: "arn", Checkpoint: "c"}
 	write := func(recs [][]byte) []byte {
 		var b bytes.Buffer
-		err := WriteProof(&b, h, yieldEach(recs))
+		err := auditlogtest.WriteProof(&b, h, yieldEach(recs))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -299,10 +307,10 @@ func FuzzReadProof(f *testing.F) {
 	line, _ := h.Line()
 	f.Add(append(line, "{\"kind\":\"ISSUE\"}\n"...))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		read := func(data []byte) (*ProofHeader, [][]byte, error) {
+		read := func(data []byte) (*auditlog.ProofHeader, [][]byte, error) {
 			var recs [][]byte
-			h, err := ReadProof(bytes.NewReader(data), nil, func(_ int64, r []byte) error {
-				if len(r) > maxLine {
+			h, err := auditlog.ReadProof(bytes.NewReader(data), nil, func(_ int64, r []byte) error {
+				if len(r) > auditlog.MaxLine {
 					t.Fatalf("a record of %d bytes", len(r))
 				}
 				recs = append(recs, bytes.Clone(r))
@@ -315,7 +323,7 @@ func FuzzReadProof(f *testing.F) {
 			return
 		}
 		var b bytes.Buffer
-		err = WriteProof(&b, h, yieldEach(recs))
+		err = auditlogtest.WriteProof(&b, h, yieldEach(recs))
 		if err != nil {
 			t.Fatalf("writing again what was read: %v", err)
 		}

@@ -90,40 +90,6 @@ func (c *ProofCompressor) Compress(lines []byte) ([]byte, error) {
 	return c.out.Bytes(), nil
 }
 
-// proofRun is how many records WriteProof compresses at a time.
-const proofRun = 500
-
-// WriteProof writes a proof file: h, then each record that records yields.
-func WriteProof(w io.Writer, h *ProofHeader, records func(yield func(record []byte) error) error) error {
-	c := NewProofCompressor()
-	lines, err := h.Line()
-	if err != nil {
-		return err
-	}
-	n := 0
-	flush := func() error {
-		member, err := c.Compress(lines)
-		if err == nil {
-			_, err = w.Write(member)
-		}
-		lines, n = lines[:0], 0
-		return err
-	}
-	err = records(func(record []byte) error {
-		if lines, err = AppendRecordLine(lines, record); err != nil {
-			return err
-		}
-		if n++; n == proofRun {
-			return flush()
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return flush()
-}
-
 // Line returns the header's line of a proof file, its newline included.
 func (h *ProofHeader) Line() ([]byte, error) {
 	line, err := json.Marshal(h)

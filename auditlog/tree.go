@@ -134,43 +134,6 @@ func HashAt(stored []byte, pos int) (tlog.Hash, error) {
 	return h, nil
 }
 
-// Tree is a whole tree in memory, built entry by entry, from which proofs
-// can be made: the tests build logs with it. Verifiers use a Hasher, whose
-// memory does not grow with the log.
-type Tree struct {
-	hashes []tlog.Hash // by stored-hash index
-	n      int64
-}
-
-// Add appends an entry.
-func (t *Tree) Add(record []byte) error {
-	hashes, err := tlog.StoredHashes(t.n, record, t)
-	if err != nil {
-		return err
-	}
-	t.hashes = append(t.hashes, hashes...)
-	t.n++
-	return nil
-}
-
-// Size is the number of entries.
-func (t *Tree) Size() int64 { return t.n }
-
-// ReadHashes implements tlog.HashReader.
-func (t *Tree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, index := range indexes {
-		if index < 0 || index >= int64(len(t.hashes)) {
-			return nil, errors.New("auditlog: hash beyond the tree")
-		}
-		out[i] = t.hashes[index]
-	}
-	return out, nil
-}
-
-// Root returns the hash of the tree of its first n entries.
-func (t *Tree) Root(n int64) (tlog.Hash, error) { return tlog.TreeHash(n, t) }
-
 // A Hasher hashes a tree entry by entry and keeps only the hashes of its
 // complete subtrees, as many as the ones in the binary form of its size:
 // what checking a checkpoint's root needs, in memory that does not grow

@@ -11,9 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/openpca/openpca"
@@ -79,11 +77,6 @@ func (h *Handler) route(r *http.Request) (*Call, error) {
 		b, err := encodeJSON(result)
 		return Reply{ContentType: ContentType, Body: b}, err
 	}}, nil
-}
-
-// OperationNames lists the names of the model's operations, sorted.
-func OperationNames() []string {
-	return slices.Sorted(maps.Keys(operations))
 }
 
 // statusOf maps error codes to HTTP statuses; every other code is 400.

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/auditlogtest"
 	"github.com/openpca/openpca/witness"
 )
 
@@ -33,7 +34,7 @@ import (
 type logFixture struct {
 	origin string
 	label  string // in its entries
-	tree   auditlog.Tree
+	tree   auditlogtest.Tree
 	signer note.Signer
 	vkey   string
 }

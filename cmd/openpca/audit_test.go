@@ -28,6 +28,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/auditlogtest"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/sqlite"
 )
@@ -426,7 +427,7 @@ func TestAuditEscapesServerText(t *testing.T) {
 	}
 	empty, _ := tlog.TreeHash(0, nil)
 	var proofFile bytes.Buffer
-	if err := auditlog.WriteProof(&proofFile, &auditlog.ProofHeader{Format: auditlog.ProofFormat, CertificateAuthorityArn: hostile, ReportFormat: "JSON",
+	if err := auditlogtest.WriteProof(&proofFile, &auditlog.ProofHeader{Format: auditlog.ProofFormat, CertificateAuthorityArn: hostile, ReportFormat: "JSON",
 		Checkpoint: signed(auditlog.Checkpoint{Origin: auditlog.Origin(hostile), Size: 0, Root: empty, Time: time.Now()})},
 		func(func([]byte) error) error { return nil }); err != nil {
 		t.Fatal(err)

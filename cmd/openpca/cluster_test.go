@@ -29,6 +29,7 @@ import (
 
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/auditlogtest"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/server"
@@ -200,7 +201,7 @@ func TestClusterIssuance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	var tree auditlog.Tree
+	var tree auditlogtest.Tree
 	if err := store.LogRecords(t.Context(), rootARN[strings.LastIndex(rootARN, "/")+1:], checkpoint.Size, tree.Add); err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/auditlogtest"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/server"
 )
@@ -239,7 +240,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	}
 	f.Close()
 	var proofFile bytes.Buffer
-	if err := auditlog.WriteProof(&proofFile, h, func(yield func([]byte) error) error {
+	if err := auditlogtest.WriteProof(&proofFile, h, func(yield func([]byte) error) error {
 		for _, r := range records {
 			if err := yield(r); err != nil {
 				return err

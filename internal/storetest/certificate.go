@@ -12,7 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/openpca/openpca"
-	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/auditlogtest"
 )
 
 func testIssue(t *testing.T, s openpca.Store) {
@@ -263,7 +263,7 @@ func CheckTree(t *testing.T, s openpca.Store, ca *openpca.CA) {
 	if err := s.LogRecords(ctx, ca.ID, size+1, func([]byte) error { return nil }); err == nil {
 		t.Errorf("LogRecords past the log's end (%d) succeeded", size+1)
 	}
-	var tree auditlog.Tree
+	var tree auditlogtest.Tree
 	for _, u := range uses {
 		if err := tree.Add(u.Record); err != nil {
 			t.Fatal(err)
