@@ -19,6 +19,16 @@ const (
 	creationsWaiting = 8
 )
 
+// creationsPerSlot bounds the creations of all accounts under way or
+// waiting on a server, per key making it runs at once. Many accounts,
+// each within its own bound, could otherwise queue creations for longer
+// than a request may last: they would wait out their requests' time (110
+// s) and fail late, their keys' CPU spent for nothing, where a throttled
+// client retries later. Two CPUs make one to two RSA-4096 keys a second
+// (0.4 to 2.3 s each, measured here with the machine busy), so the last
+// of 32 creations (four slots) waits 15 to 30 s.
+const creationsPerSlot = 8
+
 // creations counts, per account, the CA creations waiting or making
 // their keys, which count toward the account's limit until their keys are
 // made (then the store counts them), so that requests at once make no key
@@ -27,6 +37,7 @@ const (
 type creations struct {
 	mu       sync.Mutex
 	accounts map[string]*accountCreations
+	reserved int // of all accounts
 	slots    chan struct{}
 	// tokens are the idempotency tokens of creations under way, by
 	// account and token: closed when the creation ends.
@@ -88,8 +99,11 @@ func (cr *creations) start(ctx context.Context, account string, stored, max int)
 		err = limitExceeded(account, max)
 	case a.reserved >= creationsRunning+creationsWaiting:
 		err = openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: account %s has %d certificate authorities being created on this server; retry once they are made.", account, a.reserved)
+	case cr.reserved >= creationsPerSlot*cap(cr.slots):
+		err = openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: this server has %d certificate authorities being created; retry later.", cr.reserved)
 	default:
 		a.reserved++
+		cr.reserved++
 	}
 	if a.reserved == 0 {
 		delete(cr.accounts, account)
@@ -101,6 +115,7 @@ func (cr *creations) start(ctx context.Context, account string, stored, max int)
 	release := func() {
 		cr.mu.Lock()
 		defer cr.mu.Unlock()
+		cr.reserved--
 		if a.reserved--; a.reserved == 0 {
 			delete(cr.accounts, account)
 		}

@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -83,5 +84,60 @@ func TestCreations(t *testing.T) {
 	}
 	if len(cr.accounts) != 0 || len(cr.slots) != 0 {
 		t.Errorf("left after every creation ended: %d accounts, %d slots", len(cr.accounts), len(cr.slots))
+	}
+}
+
+// TestCreationsServerBound: past creationsPerSlot creations of all
+// accounts per slot, under way or waiting, another account's creation is
+// throttled, though its own bound has room; one ending makes room.
+func TestCreationsServerBound(t *testing.T) {
+	cr := newCreations()
+	cr.slots = make(chan struct{}, 1)
+	ctx := t.Context()
+	first, err := cr.start(ctx, "a0", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first()
+	// The others wait for the one slot, each until its context ends.
+	cancels := make([]context.CancelFunc, creationsPerSlot)
+	errs := make([]chan error, creationsPerSlot)
+	for i := 1; i < creationsPerSlot; i++ {
+		waiting, cancel := context.WithCancel(ctx)
+		cancels[i], errs[i] = cancel, make(chan error, 1)
+		go func() {
+			_, err := cr.start(waiting, fmt.Sprintf("a%d", i/creationsRunning), 0, 100)
+			errs[i] <- err
+		}()
+	}
+	defer func() {
+		for i := 1; i < creationsPerSlot; i++ {
+			if cancels[i] != nil {
+				cancels[i]()
+				<-errs[i]
+			}
+		}
+	}()
+	for reserved := 0; reserved < creationsPerSlot; time.Sleep(time.Millisecond) {
+		cr.mu.Lock()
+		reserved = cr.reserved
+		cr.mu.Unlock()
+	}
+	bounded, cancelBounded := context.WithTimeout(ctx, 5*time.Second) // not to wait for ever if let through
+	defer cancelBounded()
+	if _, err := cr.start(bounded, "other", 0, 100); openpca.ErrorCode(err) != openpca.CodeThrottling {
+		t.Fatalf("an account's first creation past %d on the server: %v; want it throttled", creationsPerSlot, err)
+	}
+	last := creationsPerSlot - 1
+	cancels[last]()
+	if err := <-errs[last]; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a waiting creation whose request ended: %v", err)
+	}
+	cancels[last] = nil
+	// It waits its turn, until its request ends.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := cr.start(short, "other", 0, 100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a creation once one ended: %v; want it to wait", err)
 	}
 }
