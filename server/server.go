@@ -230,7 +230,12 @@ type readiness struct {
 func (h *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if h.check != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		// Not the request's context: a prober that hangs up at once
+		// would fail the check for everyone, and a check that failed
+		// stands for a second (a load balancer then took a healthy
+		// server out of service for anyone who hung up 20 times a
+		// second).
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), readyTimeout)
 		defer cancel()
 		err = h.check(ctx)
 	}

@@ -116,6 +116,24 @@ func TestReadyNeedsFreeSpace(t *testing.T) {
 	}
 }
 
+// TestReadyNotFailedByItsCaller: a readiness check whose caller gave up
+// is not kept as the store's answer for the others who ask.
+func TestReadyNotFailedByItsCaller(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "test.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := db.Ready(gone); err == nil {
+		t.Fatal("Ready for a caller that gave up: nil, want its context's error")
+	}
+	if err := db.Ready(t.Context()); err != nil {
+		t.Errorf("Ready right after a caller gave up: %v, want ready", err)
+	}
+}
+
 // TestSchemaVersions: a database of a later version is refused, whatever
 // the opener; one of an earlier version is brought up to date
 // (sqlstore.Migrate), refused unchanged by a command a server of that

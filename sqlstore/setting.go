@@ -72,17 +72,24 @@ func (db *DB) Ready(ctx context.Context) error {
 		r.at, r.err = time.Now(), fmt.Errorf("a write was refused for want of disk space within the last %v: %w", fullFor, full.err)
 		return r.err
 	}
+	var err error
 	if db.ready != nil {
-		if err := db.ready(ctx); err != nil {
-			r.at, r.err = time.Now(), err
-			return err
-		}
+		err = db.ready(ctx)
 	}
-	err := db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := db.txExec(ctx, tx, `INSERT INTO settings (name, value) VALUES ('readiness-probe', ?)
-			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	if err == nil {
+		err = db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			_, err := db.txExec(ctx, tx, `INSERT INTO settings (name, value) VALUES ('readiness-probe', ?)
+				ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+			return err
+		})
+		err = db.wrap("writing", err)
+	}
+	// A check its caller gave up on says nothing of the store, and is
+	// not kept for the others who ask. One past its deadline is: a
+	// database that hangs is not ready.
+	if errors.Is(ctx.Err(), context.Canceled) {
 		return err
-	})
-	r.at, r.err = time.Now(), db.wrap("writing", err)
-	return r.err
+	}
+	r.at, r.err = time.Now(), err
+	return err
 }
