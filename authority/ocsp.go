@@ -173,7 +173,9 @@ func (s *Service) OCSP(ctx context.Context, request []byte) []byte {
 		return ocsp.TryLaterErrorResponse
 	}
 	if err != nil {
-		s.logger.ErrorContext(ctx, "answering an OCSP request", "error", err)
+		if !openpca.Abandoned(ctx) {
+			s.logger.ErrorContext(ctx, "answering an OCSP request", "error", err)
+		}
 		return ocsp.InternalErrorErrorResponse
 	}
 	return resp

@@ -2,12 +2,15 @@ package authority_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"log/slog"
 	"math/big"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -438,5 +441,41 @@ func TestOCSPSignedOnce(t *testing.T) {
 	aged := e.ask(t, e.cert.SerialNumber)
 	if got, err := ocsp.ParseResponse(aged, e.root); err != nil || !got.ThisUpdate.Equal(e.env.Clock.Now().Truncate(time.Second)) {
 		t.Errorf("an answer past its refresh was not signed again: %+v, %v", got, err)
+	}
+}
+
+// TestOCSPClientHungUp: an OCSP request whose client hung up while its
+// answer waited to be written is not logged as an error (anyone could
+// write such lines, as fast as they hang up).
+func TestOCSPClientHungUp(t *testing.T) {
+	var logs testenv.SyncBuffer
+	e := newOCSPEnv(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	// The database's write lock, held: a fresh answer's write waits.
+	conn, err := e.env.DB(t).Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.env.URL+"/ocsp", bytes.NewReader(ocspRequest(t, e.root, e.cert.SerialNumber)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/ocsp-request")
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("answered %d while the database's write lock was held", res.StatusCode)
+	}
+	time.Sleep(200 * time.Millisecond) // for the server to see its client gone
+	if _, err := conn.ExecContext(t.Context(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	e.ask(t, e.cert.SerialNumber) // answered, once the lock is given back
+	if strings.Contains(logs.String(), "answering an OCSP request") {
+		t.Errorf("an OCSP request whose client hung up was logged as an error:\n%s", logs.String())
 	}
 }

@@ -41,9 +41,17 @@ type Outcome struct {
 	// request that proved none.
 	Key      string
 	Status   int
-	Code     string // AWS error code; "" on success
+	Code     string // AWS error code, or CodeClientClosed; "" on success
 	Duration time.Duration
 }
+
+// The outcome of a request whose client hung up before it was answered
+// (nginx's status for it, and a code of OpenPCA's own, for the log and
+// the metrics only): nothing is written to it.
+const (
+	StatusClientClosed = 499
+	CodeClientClosed   = "ClientClosedRequest"
+)
 
 // Call is one operation of an authenticated endpoint, as Envelope.Serve
 // runs it.
@@ -209,7 +217,16 @@ func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*htt
 	ctx, cancel := context.WithTimeout(r.Context(), e.timeout)
 	defer cancel()
 	reply, err := e.serve(w, r.WithContext(ctx), &out, route)
-	if _, answered := errors.AsType[*openpca.Error](err); err != nil && !answered && ctx.Err() == context.DeadlineExceeded && r.Context().Err() == nil {
+	_, answered := errors.AsType[*openpca.Error](err)
+	switch {
+	case err == nil || answered:
+	case openpca.Abandoned(r.Context()):
+		// The client hung up, and what failed for it says nothing of the
+		// server: not an internal failure (logged at ERROR, counted as a
+		// 500), which anyone could cause as fast as they hang up.
+		out.Status, out.Code = StatusClientClosed, CodeClientClosed
+		return
+	case ctx.Err() == context.DeadlineExceeded:
 		err = &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("The request did not finish within %s; retry later.", e.timeout), Cause: err}
 	}
 	if err != nil {

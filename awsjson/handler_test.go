@@ -450,6 +450,41 @@ func TestRequestTimeout(t *testing.T) {
 	}
 }
 
+// TestClientHungUp: a request whose client hung up before its answer is
+// no internal failure: not logged at ERROR, not counted as a 500.
+func TestClientHungUp(t *testing.T) {
+	t.Parallel()
+	var logs testenv.SyncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	outcomes := make(chan awsjson.Outcome, 1)
+	srv := httptest.NewServer(&awsjson.Handler{
+		Service: slow{},
+		Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, logger,
+			func(_ *http.Request, o awsjson.Outcome) { outcomes <- o }, awsjson.Options{}),
+		Logger: logger,
+	})
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", awsjson.ContentType)
+	req.Header.Set("X-Amz-Target", "ACMPrivateCA.ListCertificateAuthorities")
+	testenv.Sign(t, req, []byte(`{}`))
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("answered %d before the client hung up", res.StatusCode)
+	}
+	if o := <-outcomes; o.Status != awsjson.StatusClientClosed || o.Code != awsjson.CodeClientClosed {
+		t.Errorf("the outcome of a request whose client hung up: %d %s, want %d %s", o.Status, o.Code, awsjson.StatusClientClosed, awsjson.CodeClientClosed)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a request whose client hung up was logged at ERROR:\n%s", logs.String())
+	}
+}
+
 // failing is a service whose operations fail in ways clients must never
 // see in detail.
 type failing struct{ openpca.Unimplemented }

@@ -181,7 +181,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &refused):
 		http.Error(w, refused.Message, refused.Status)
 	case err != nil:
-		s.logger.ErrorContext(r.Context(), "witness: adding a checkpoint", "error", err)
+		// Unless its client hung up: anyone who saw a cosigned
+		// checkpoint can send it again and hang up, as fast as they like.
+		if !errors.Is(r.Context().Err(), context.Canceled) {
+			s.logger.ErrorContext(r.Context(), "witness: adding a checkpoint", "error", err)
+		}
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	default:
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -26,6 +26,7 @@ import (
 
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/auditlogtest"
+	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/witness"
 )
 
@@ -715,10 +716,21 @@ func FuzzAddSignedCheckpoint(f *testing.F) {
 }
 
 // TestWitnessWaitEndsWithItsClient: a request waiting for its turn, while
-// another holds it, stops waiting when its client goes away.
+// another holds it, stops waiting when its client goes away, and writes
+// no error to the log (anyone could, as fast as they hang up).
 func TestWitnessWaitEndsWithItsClient(t *testing.T) {
 	l := newLog(t, "example.com/log", 3)
-	_, s := startWitness(t, trust(t, l.origin, l))
+	skey, _, err := witness.NewKey("witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.SyncBuffer
+	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{trust(t, l.origin, l)},
+		Database: filepath.Join(t.TempDir(), "witness.db"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	srv := httptest.NewServer(s)
 	defer witness.HoldTurn(s)()
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
@@ -740,5 +752,8 @@ func TestWitnessWaitEndsWithItsClient(t *testing.T) {
 	case <-closed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request still waits for its turn, its client gone")
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a request whose client went away was logged as an error:\n%s", logs.String())
 	}
 }
