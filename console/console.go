@@ -14,6 +14,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -23,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -40,6 +42,7 @@ import (
 	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/internal/logsample"
+	"github.com/openpca/openpca/internal/smallbody"
 )
 
 //go:generate sh -c "GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -buildid=' -o static/verify.wasm ../cmd/verify-wasm"
@@ -245,7 +248,16 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.fail(w, r, http.StatusForbidden, "This request came from another site, and is refused.")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		body, err := smallbody.Read(w, r, maxForm)
+		switch {
+		case errors.Is(err, smallbody.ErrTooLarge):
+			c.fail(w, r, http.StatusRequestEntityTooLarge, "The form is too large.")
+			return
+		case err != nil:
+			c.fail(w, r, http.StatusBadRequest, "The form did not arrive whole in time: try again.")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	c.mux.ServeHTTP(w, r)
 }

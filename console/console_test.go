@@ -26,6 +26,7 @@ import (
 	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/internal/logsample"
+	"github.com/openpca/openpca/internal/smallbody"
 	"github.com/openpca/openpca/internal/testenv"
 	"log/slog"
 )
@@ -700,5 +701,17 @@ func TestConsoleActionLine(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "console action") {
 		t.Error("no action line")
+	}
+}
+
+// TestSlowForm: a form whose body comes slowly, the sign-in's (which
+// needs no session) included, holds its connection for smallbody.Time,
+// not the server's minute of read timeout.
+func TestSlowForm(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	status, took := testenv.SlowPost(t, env.URL+"/console/sign-in", "application/x-www-form-urlencoded")
+	if status != http.StatusBadRequest || took > smallbody.Time+5*time.Second {
+		t.Errorf("a sign-in sent a byte a second: %d after %v, want 400 after %v", status, took, smallbody.Time)
 	}
 }

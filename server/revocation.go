@@ -3,11 +3,12 @@ package server
 import (
 	"context"
 	"encoding/base64"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/openpca/openpca/internal/smallbody"
 )
 
 // OCSPResponder answers OCSP requests; *authority.Service implements it.
@@ -40,9 +41,9 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.Ha
 		w.Write(resp)
 	}
 	mux.HandleFunc("POST "+PathOCSP, func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOCSPRequest))
+		body, err := smallbody.Read(w, r, maxOCSPRequest)
 		if err != nil {
-			body = nil // too large or cut: malformed
+			body = nil // too large, too slow or cut: malformed
 		}
 		answer(w, r, body)
 	})

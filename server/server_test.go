@@ -22,6 +22,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/smallbody"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -380,5 +381,17 @@ func TestUnprovenRequestsSampled(t *testing.T) {
 	}
 	if unproven+held != sent+1 {
 		t.Errorf("%d lines and %d held back of %d unsigned requests", unproven, held, sent+1)
+	}
+}
+
+// TestSlowOCSPBody: an OCSP request whose body comes slowly holds its
+// connection for smallbody.Time, not the server's minute of read timeout,
+// and is answered as malformed.
+func TestSlowOCSPBody(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	status, took := testenv.SlowPost(t, env.URL+"/ocsp", "application/ocsp-request")
+	if status != http.StatusOK || took > smallbody.Time+5*time.Second {
+		t.Errorf("an OCSP request sent a byte a second: %d after %v, want 200 (malformedRequest) after %v", status, took, smallbody.Time)
 	}
 }
