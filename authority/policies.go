@@ -86,11 +86,13 @@ func (s *Service) GetPolicy(ctx context.Context, in *openpca.GetPolicyRequest) (
 // AWS lists LockoutPreventedException among its errors; since a CA's
 // policy can only give other accounts access, removing it can never lock
 // out the CA's own account, and OpenPCA never returns it.
+//
+// A deleted CA's policy may be removed too (not replaced): the accounts it
+// names still reach the CA for its restoration period (up to 30 days),
+// and an owner who deleted it to cut it off must be able to end that
+// without restoring it first. AWS documents no state that refuses it.
 func (s *Service) DeletePolicy(ctx context.Context, in *openpca.DeletePolicyRequest) error {
 	ca, err := s.updateCA(ctx, in.ResourceArn, nil, func(ca *openpca.CA) error {
-		if err := checkPolicyState(ca, s.now()); err != nil {
-			return err
-		}
 		ca.Policy, ca.SharedWith = "", nil
 		return nil
 	})
@@ -100,10 +102,10 @@ func (s *Service) DeletePolicy(ctx context.Context, in *openpca.DeletePolicyRequ
 	return err
 }
 
-// checkPolicyState refuses to change the policy of a deleted CA.
+// checkPolicyState refuses to give a deleted CA a policy.
 func checkPolicyState(ca *openpca.CA, now time.Time) error {
 	if st := ca.StatusAt(now); st == openpca.CertificateAuthorityStatusDeleted {
-		return invalidState("The certificate authority %s is DELETED; restore it to change its policy.", ca.ARN)
+		return invalidState("The certificate authority %s is DELETED; restore it to change its policy (DeletePolicy removes it).", ca.ARN)
 	}
 	return nil
 }

@@ -187,6 +187,38 @@ func TestSharing(t *testing.T) {
 	}
 }
 
+// TestDeletedCAPolicy: the owner of a deleted CA, in its restoration
+// period, takes back what its policy shared (another account reached it
+// until then), but gives it no new policy.
+func TestDeletedCAPolicy(t *testing.T) {
+	env := testenv.Start(t)
+	b, _ := env.NewAccount(t, accountB)
+	ca, _ := env.NewActiveRoot(t, "Shared, then deleted")
+	doc := sharePolicyFor(ca, accountB)
+	if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: &doc}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca, Status: types.CertificateAuthorityStatusDisabled}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &ca, PermanentDeletionTimeInDays: aws.Int32(30)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &ca}); err != nil {
+		t.Fatalf("B describes the deleted CA still shared with it: %v", err)
+	}
+	_, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: &doc})
+	testenv.WantError(t, err, "InvalidStateException")
+	if _, err := env.Client.DeletePolicy(ctx, &acmpca.DeletePolicyInput{ResourceArn: &ca}); err != nil {
+		t.Fatalf("DeletePolicy of a deleted CA: %v", err)
+	}
+	_, err = b.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &ca})
+	testenv.WantError(t, err, "ResourceNotFoundException")
+	if out, err := b.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{ResourceOwner: types.ResourceOwnerOtherAccounts}); err != nil || len(out.CertificateAuthorities) != 0 {
+		t.Errorf("B lists %v (%v) once the deleted CA's policy is gone", out, err)
+	}
+}
+
 // TestSharedCATokens: an idempotency token is its account's own, also on a
 // CA shared between accounts. Whoever uses a token first, the other
 // account's request with the same token gets a certificate for its own
