@@ -22,7 +22,6 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
-	"github.com/openpca/openpca/internal/smallbody"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -390,8 +389,5 @@ func TestUnprovenRequestsSampled(t *testing.T) {
 func TestSlowOCSPBody(t *testing.T) {
 	t.Parallel()
 	env := testenv.Start(t)
-	status, took := testenv.SlowPost(t, env.URL+"/ocsp", "application/ocsp-request")
-	if status != http.StatusOK || took > smallbody.Time+5*time.Second {
-		t.Errorf("an OCSP request sent a byte a second: %d after %v, want 200 (malformedRequest) after %v", status, took, smallbody.Time)
-	}
+	testenv.WantSlowBodyCut(t, env.URL+"/ocsp", "application/ocsp-request", http.StatusOK) // malformedRequest
 }

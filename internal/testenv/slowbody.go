@@ -8,12 +8,25 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/openpca/openpca/internal/smallbody"
 )
 
-// SlowPost sends a POST to rawURL whose body of 1,000 bytes comes a byte a
-// second, as a client holding the connection would send it, and returns
-// the status of the answer and how long it took to come.
-func SlowPost(t testing.TB, rawURL, contentType string) (int, time.Duration) {
+// WantSlowBodyCut sends a POST to rawURL whose body of 1,000 bytes comes
+// a byte a second, as a client holding the connection would send it, and
+// checks that it is answered with status once smallbody.Time is out, not
+// after the server's minute of read timeout.
+func WantSlowBodyCut(t testing.TB, rawURL, contentType string, status int) {
+	t.Helper()
+	got, took := slowPost(t, rawURL, contentType)
+	if got != status || took > smallbody.Time+5*time.Second {
+		t.Errorf("POST %s, its body sent a byte a second: %d after %v, want %d after %v", rawURL, got, took, status, smallbody.Time)
+	}
+}
+
+// slowPost sends WantSlowBodyCut's request, and returns the status of the
+// answer and how long it took to come.
+func slowPost(t testing.TB, rawURL, contentType string) (int, time.Duration) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
