@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/note"
@@ -97,12 +98,17 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	// the log until a checkpoint, and a restored copy forgot, silently,
 	// what the witness had cosigned since. A witness writes a few times a
 	// second at most: the journal's extra fsyncs cost nothing that shows.
-	// A database of an earlier version, in WAL mode, is switched at open.
-	db, err := sql.Open("sqlite", sqliteuri.File(cfg.Database)+"?_pragma=journal_mode(DELETE)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+	// A rollback journal is SQLite's default, which a database of an
+	// earlier version, in WAL mode, is switched to here.
+	db, err := sql.Open("sqlite", sqliteuri.File(cfg.Database)+"?_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
+	if err := leaveWAL(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("witness: %s: %w", cfg.Database, err)
+	}
 	// A log's state is its origin's, bound to a key (see state). State
 	// kept by origin alone, by the first version, is the state of the key
 	// "", which the first key to sign a checkpoint continues.
@@ -122,13 +128,43 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10), turn: make(chan struct{}, 1)}, nil
 }
 
+// leaveWAL puts db in rollback-journal mode. Leaving WAL mode needs the
+// database alone, and SQLite does not wait for it (busy_timeout does not
+// apply): another process that has it open (a backup, a monitoring
+// query) is waited for, up to walWait.
+func leaveWAL(ctx context.Context, db *sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, walWait)
+	defer cancel()
+	for {
+		var mode string
+		err := db.QueryRowContext(ctx, "PRAGMA journal_mode=DELETE").Scan(&mode)
+		if err == nil && mode == "delete" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("it stays in journal mode %q", mode)
+			}
+			return fmt.Errorf("the database is in WAL mode, which an earlier version used, and another process has it open: leaving WAL mode needs it alone (%w)", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// walWait is how long leaveWAL waits for the database to be its own.
+const walWait = 10 * time.Second
+
 // HasState reports whether the database at path holds a witness's tables,
-// of this version or the first. It opens the database read-only, without
-// the pragmas NewServer sets: a file that is none of the witness's (empty,
-// or another program's SQLite database) is left as it was, where
-// NewServer would make the witness's tables in it. SQLite makes a
-// database's -wal and -shm files to read it in WAL mode, even read-only:
-// those it made are removed.
+// of this version or the first. It opens the database for queries only,
+// without the pragmas NewServer sets: a file that is none of the
+// witness's (empty, or another program's SQLite database) is left as it
+// was, where NewServer would make the witness's tables in it. Not
+// read-only: a witness that died in a write left its journal, hot, which
+// only a connection that may write rolls back (read-only, SQLite refused
+// to read the database, and the witness to start). SQLite makes a
+// database's -wal and -shm files to read it in WAL mode: those it made
+// are removed.
 func HasState(ctx context.Context, path string) (bool, error) {
 	var made []string
 	for _, f := range []string{path + "-wal", path + "-shm"} {
@@ -141,7 +177,7 @@ func HasState(ctx context.Context, path string) (bool, error) {
 			os.Remove(f)
 		}
 	}()
-	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=ro")
+	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw&_pragma=query_only(1)")
 	if err != nil {
 		return false, err
 	}

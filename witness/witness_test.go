@@ -552,6 +552,77 @@ func TestWitnessStateInItsFile(t *testing.T) {
 	}
 }
 
+// TestWitnessStartsAfterACrash: a witness that died in a write left its
+// journal hot; HasState, which the witness command asks before it starts,
+// reads the database all the same (rolling the write back), and so does
+// the witness.
+func TestWitnessStartsAfterACrash(t *testing.T) {
+	l := newLog(t, "example.com/log", 10)
+	path := filepath.Join(t.TempDir(), "witness.db")
+	skey, vkey, _ := witness.NewKey("witness.example/w1")
+	c, s := serveWitness(t, skey, vkey, path, trust(t, l.origin, l))
+	if _, err := c.AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 10)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// A write under way, whose pages a small cache spills to the file
+	// before it commits: the files as they are then are a crash's.
+	db, err := sql.Open("sqlite", path+"?_pragma=cache_size(2)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		if _, err := tx.Exec(`INSERT INTO log_states VALUES (?, 'k', 1, zeroblob(200))`, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashed := filepath.Join(t.TempDir(), "witness.db")
+	for _, suffix := range []string{"", "-journal"} {
+		b, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crashed+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx.Rollback()
+	if kept, err := witness.HasState(t.Context(), crashed); err != nil || !kept {
+		t.Fatalf("HasState after a crash in a write: %v, %v; want true", kept, err)
+	}
+	c2, _ := serveWitness(t, skey, vkey, crashed, trust(t, l.origin, l))
+	var conflict *witness.ConflictError
+	if _, err := c2.AddCheckpoint(t.Context(), 0, nil, l.checkpoint(t, 10)); !errors.As(err, &conflict) || conflict.Size != 10 {
+		t.Errorf("the witness after a crash in a write, cosigning from 0: %v, want a conflict at 10", err)
+	}
+}
+
+// TestWitnessLeavesWALWhenAlone: a database of an earlier version, in WAL
+// mode, that another process has open (a backup, a query) is switched to
+// a rollback journal once it is the witness's alone.
+func TestWitnessLeavesWALWhenAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "witness.db")
+	other, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Exec(`CREATE TABLE log_states (origin TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (origin, key))`); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(500*time.Millisecond, func() { other.Close() })
+	skey, vkey, _ := witness.NewKey("witness.example/w1")
+	serveWitness(t, skey, vkey, path)
+	if file, err := os.ReadFile(path); err != nil || file[18] != 1 || file[19] != 1 {
+		t.Errorf("the database's file format versions: %v, %v; want 1 and 1 (a rollback journal)", file[18:20], err)
+	}
+}
+
 // TestWitnessKeyInTwoEntries: a key given in two --log entries is one key.
 func TestWitnessKeyInTwoEntries(t *testing.T) {
 	l := newLog(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a", 3)
