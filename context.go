@@ -7,11 +7,14 @@ import (
 	"github.com/openpca/openpca/policy"
 )
 
-// Abandoned reports whether ctx's caller gave up on it: a client that hung
-// up, not a deadline. What failed then says nothing of the server, and is
-// not logged as an error: anyone could write such lines, as fast as they
-// hang up.
-func Abandoned(ctx context.Context) bool { return errors.Is(ctx.Err(), context.Canceled) }
+// Abandoned reports whether err is only that ctx's caller gave up on it
+// (a client that hung up, not a deadline). Such a failure says nothing of
+// the server, and is not logged as an error: anyone could write such
+// lines, as fast as they hang up. Any other error is the server's, even
+// if its client has gone since.
+func Abandoned(ctx context.Context, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(ctx.Err(), context.Canceled)
+}
 
 // Caller is who made a request: the account it acts for, the principal
 // that signed it, what its policies let it do, and where it came from.

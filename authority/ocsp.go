@@ -173,7 +173,7 @@ func (s *Service) OCSP(ctx context.Context, request []byte) []byte {
 		return ocsp.TryLaterErrorResponse
 	}
 	if err != nil {
-		if !openpca.Abandoned(ctx) {
+		if !openpca.Abandoned(ctx, err) {
 			s.logger.ErrorContext(ctx, "answering an OCSP request", "error", err)
 		}
 		return ocsp.InternalErrorErrorResponse

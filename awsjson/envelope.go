@@ -45,9 +45,9 @@ type Outcome struct {
 	Duration time.Duration
 }
 
-// The outcome of a request whose client hung up before it was answered
-// (nginx's status for it, and a code of OpenPCA's own, for the log and
-// the metrics only): nothing is written to it.
+// The outcome of a request whose client hung up before it was answered,
+// in the log and the metrics: nginx's status for it, and a code of
+// OpenPCA's own. What is written to it, should it still read, is a 503.
 const (
 	StatusClientClosed = 499
 	CodeClientClosed   = "ClientClosedRequest"
@@ -220,10 +220,14 @@ func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*htt
 	_, answered := errors.AsType[*openpca.Error](err)
 	switch {
 	case err == nil || answered:
-	case openpca.Abandoned(r.Context()):
-		// The client hung up, and what failed for it says nothing of the
-		// server: not an internal failure (logged at ERROR, counted as a
-		// 500), which anyone could cause as fast as they hang up.
+	case openpca.Abandoned(r.Context(), err):
+		// The client hung up, and the request failed for that alone:
+		// not an internal failure (logged at ERROR, counted as a 500),
+		// which anyone could cause as fast as they hang up. A client
+		// that only closed its sending half still reads the answer, a
+		// 503 it retries: without one, net/http sent an empty 200, which
+		// the SDKs take for success.
+		WriteError(w, e.logger, out.RequestID, openpca.Errorf(openpca.CodeServiceUnavailable, "The request's connection was closed before it was answered; retry."))
 		out.Status, out.Code = StatusClientClosed, CodeClientClosed
 		return
 	case ctx.Err() == context.DeadlineExceeded:

@@ -450,38 +450,84 @@ func TestRequestTimeout(t *testing.T) {
 	}
 }
 
-// TestClientHungUp: a request whose client hung up before its answer is
-// no internal failure: not logged at ERROR, not counted as a 500.
+// deaf is a service whose operation does not heed its context, and then
+// fails on its own.
+type deaf struct{ openpca.Unimplemented }
+
+func (deaf) ListCertificateAuthorities(context.Context, *openpca.ListCertificateAuthoritiesRequest) (*openpca.ListCertificateAuthoritiesResponse, error) {
+	time.Sleep(500 * time.Millisecond)
+	return nil, errors.New("database disk image is malformed")
+}
+
+// TestClientHungUp: a request that failed only because its client hung
+// up is no internal failure: not logged at ERROR, not counted as a 500,
+// and a client that only closed its sending half reads a 503, which it
+// retries (not an empty 200, which the SDKs take for success). A request
+// that failed on its own is an internal failure, its client gone or not.
 func TestClientHungUp(t *testing.T) {
 	t.Parallel()
-	var logs testenv.SyncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	outcomes := make(chan awsjson.Outcome, 1)
-	srv := httptest.NewServer(&awsjson.Handler{
-		Service: slow{},
-		Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, logger,
-			func(_ *http.Request, o awsjson.Outcome) { outcomes <- o }, awsjson.Options{}),
-		Logger: logger,
-	})
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader(`{}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", awsjson.ContentType)
-	req.Header.Set("X-Amz-Target", "ACMPrivateCA.ListCertificateAuthorities")
-	testenv.Sign(t, req, []byte(`{}`))
-	if res, err := http.DefaultClient.Do(req); err == nil {
-		res.Body.Close()
-		t.Fatalf("answered %d before the client hung up", res.StatusCode)
-	}
-	if o := <-outcomes; o.Status != awsjson.StatusClientClosed || o.Code != awsjson.CodeClientClosed {
-		t.Errorf("the outcome of a request whose client hung up: %d %s, want %d %s", o.Status, o.Code, awsjson.StatusClientClosed, awsjson.CodeClientClosed)
-	}
-	if strings.Contains(logs.String(), "level=ERROR") {
-		t.Errorf("a request whose client hung up was logged at ERROR:\n%s", logs.String())
+	for _, tc := range []struct {
+		name     string
+		service  openpca.PrivateCA
+		halfOpen bool // the client closes only its sending half, and reads
+		status   int  // of the outcome
+		code     string
+		answer   int // what the half-open client reads
+		logged   bool
+	}{
+		{"hung up", slow{}, false, awsjson.StatusClientClosed, awsjson.CodeClientClosed, 0, false},
+		{"half closed", slow{}, true, awsjson.StatusClientClosed, awsjson.CodeClientClosed, http.StatusServiceUnavailable, false},
+		{"hung up, then failed on its own", deaf{}, false, http.StatusInternalServerError, openpca.CodeInternalFailure, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs testenv.SyncBuffer
+			logger := slog.New(slog.NewTextHandler(&logs, nil))
+			outcomes := make(chan awsjson.Outcome, 1)
+			srv := httptest.NewServer(&awsjson.Handler{
+				Service: tc.service,
+				Envelope: awsjson.NewEnvelope(awsjson.StaticAuthenticator{AccountID: "111122223333"}, logger,
+					func(_ *http.Request, o awsjson.Outcome) { outcomes <- o }, awsjson.Options{}),
+				Logger: logger,
+			})
+			defer srv.Close()
+			req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", awsjson.ContentType)
+			req.Header.Set("X-Amz-Target", "ACMPrivateCA.ListCertificateAuthorities")
+			testenv.Sign(t, req, []byte(`{}`))
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if err := req.Write(conn); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			if tc.halfOpen {
+				conn.(*net.TCPConn).CloseWrite()
+				conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				res, err := http.ReadResponse(bufio.NewReader(conn), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != tc.answer || res.Header.Get("X-Amzn-ErrorType") != openpca.CodeServiceUnavailable {
+					t.Errorf("the half-open client read %d %q, want %d %s", res.StatusCode, res.Header.Get("X-Amzn-ErrorType"), tc.answer, openpca.CodeServiceUnavailable)
+				}
+			} else {
+				conn.Close()
+			}
+			if o := <-outcomes; o.Status != tc.status || o.Code != tc.code {
+				t.Errorf("the outcome: %d %s, want %d %s", o.Status, o.Code, tc.status, tc.code)
+			}
+			if logged := strings.Contains(logs.String(), "level=ERROR"); logged != tc.logged {
+				t.Errorf("logged at ERROR: %v, want %v:\n%s", logged, tc.logged, logs.String())
+			}
+		})
 	}
 }
 

@@ -287,7 +287,7 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, token, err := c.findSession(r)
 		if err != nil {
-			if !errors.Is(err, openpca.ErrNotFound) && !openpca.Abandoned(r.Context()) {
+			if !errors.Is(err, openpca.ErrNotFound) && !openpca.Abandoned(r.Context(), err) {
 				c.cfg.Logger.ErrorContext(r.Context(), "console: reading a session", "error", err)
 			}
 			if r.Method == http.MethodGet {

@@ -219,7 +219,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		// Unless its client hung up: anyone who saw a cosigned
 		// checkpoint can send it again and hang up, as fast as they like.
-		if !errors.Is(r.Context().Err(), context.Canceled) {
+		if !errors.Is(err, context.Canceled) || r.Context().Err() == nil {
 			s.logger.ErrorContext(r.Context(), "witness: adding a checkpoint", "error", err)
 		}
 		http.Error(w, "internal error", http.StatusInternalServerError)
