@@ -19,15 +19,26 @@ const (
 	creationsWaiting = 8
 )
 
-// creationsPerSlot bounds the creations of all accounts under way or
-// waiting on a server, per key making it runs at once. Many accounts,
-// each within its own bound, could otherwise queue creations for longer
-// than a request may last: they would wait out their requests' time (110
-// s) and fail late, their keys' CPU spent for nothing, where a throttled
-// client retries later. Two CPUs make one to two RSA-4096 keys a second
-// (0.4 to 2.3 s each, measured here with the machine busy), so the last
-// of 32 creations (four slots) waits 15 to 30 s.
-const creationsPerSlot = 8
+// The creations of all accounts under way or waiting on a server are at
+// most creationsPerSlot per key making it runs at once, and never fewer
+// than creationsAccounts accounts' own bounds, so that one account, or
+// three, cannot throttle all others (a server of one CPU has one slot).
+// Many accounts, each within its own bound, could otherwise queue
+// creations for longer than a request may last: they would wait out their
+// requests' time (110 s) and fail late, their keys' CPU spent for
+// nothing, where a throttled client retries later. Two CPUs make one to
+// two RSA-4096 keys a second (0.4 to 2.3 s each, measured here with the
+// machine busy), so the last of 40 creations waits 20 to 40 s.
+const (
+	creationsPerSlot  = 8
+	creationsAccounts = 4
+)
+
+// serverBound is how many creations of all accounts may be under way or
+// waiting at once.
+func (cr *creations) serverBound() int {
+	return max(creationsPerSlot*cap(cr.slots), creationsAccounts*(creationsRunning+creationsWaiting))
+}
 
 // creations counts, per account, the CA creations waiting or making
 // their keys, which count toward the account's limit until their keys are
@@ -99,7 +110,7 @@ func (cr *creations) start(ctx context.Context, account string, stored, max int)
 		err = limitExceeded(account, max)
 	case a.reserved >= creationsRunning+creationsWaiting:
 		err = openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: account %s has %d certificate authorities being created on this server; retry once they are made.", account, a.reserved)
-	case cr.reserved >= creationsPerSlot*cap(cr.slots):
+	case cr.reserved >= cr.serverBound():
 		err = openpca.Errorf(openpca.CodeThrottling, "Rate exceeded: this server has %d certificate authorities being created; retry later.", cr.reserved)
 	default:
 		a.reserved++

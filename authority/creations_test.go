@@ -87,38 +87,44 @@ func TestCreations(t *testing.T) {
 	}
 }
 
-// TestCreationsServerBound: past creationsPerSlot creations of all
-// accounts per slot, under way or waiting, another account's creation is
-// throttled, though its own bound has room; one ending makes room.
+// TestCreationsServerBound: past the server's bound of creations of all
+// accounts, under way or waiting, another account's creation is
+// throttled, though its own bound has room; one ending makes room. No one
+// account can reach the server's bound alone.
 func TestCreationsServerBound(t *testing.T) {
 	cr := newCreations()
 	cr.slots = make(chan struct{}, 1)
 	ctx := t.Context()
+	bound := cr.serverBound()
+	if perAccount := creationsRunning + creationsWaiting; bound < 2*perAccount {
+		t.Fatalf("the server's bound, %d, is within two accounts' own, of %d", bound, perAccount)
+	}
 	first, err := cr.start(ctx, "a0", 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first()
-	// The others wait for the one slot, each until its context ends.
-	cancels := make([]context.CancelFunc, creationsPerSlot)
-	errs := make([]chan error, creationsPerSlot)
-	for i := 1; i < creationsPerSlot; i++ {
+	// The others wait for the one slot, each until its context ends; as
+	// many accounts as it takes, each to its own bound.
+	cancels := make([]context.CancelFunc, bound)
+	errs := make([]chan error, bound)
+	for i := 1; i < bound; i++ {
 		waiting, cancel := context.WithCancel(ctx)
 		cancels[i], errs[i] = cancel, make(chan error, 1)
 		go func() {
-			_, err := cr.start(waiting, fmt.Sprintf("a%d", i/creationsRunning), 0, 100)
+			_, err := cr.start(waiting, fmt.Sprintf("a%d", i/(creationsRunning+creationsWaiting)), 0, 100)
 			errs[i] <- err
 		}()
 	}
 	defer func() {
-		for i := 1; i < creationsPerSlot; i++ {
+		for i := 1; i < bound; i++ {
 			if cancels[i] != nil {
 				cancels[i]()
 				<-errs[i]
 			}
 		}
 	}()
-	for reserved := 0; reserved < creationsPerSlot; time.Sleep(time.Millisecond) {
+	for reserved := 0; reserved < bound; time.Sleep(time.Millisecond) {
 		cr.mu.Lock()
 		reserved = cr.reserved
 		cr.mu.Unlock()
@@ -126,9 +132,9 @@ func TestCreationsServerBound(t *testing.T) {
 	bounded, cancelBounded := context.WithTimeout(ctx, 5*time.Second) // not to wait for ever if let through
 	defer cancelBounded()
 	if _, err := cr.start(bounded, "other", 0, 100); openpca.ErrorCode(err) != openpca.CodeThrottling {
-		t.Fatalf("an account's first creation past %d on the server: %v; want it throttled", creationsPerSlot, err)
+		t.Fatalf("an account's first creation past %d on the server: %v; want it throttled", bound, err)
 	}
-	last := creationsPerSlot - 1
+	last := bound - 1
 	cancels[last]()
 	if err := <-errs[last]; !errors.Is(err, context.Canceled) {
 		t.Fatalf("a waiting creation whose request ended: %v", err)
