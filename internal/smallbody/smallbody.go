@@ -22,9 +22,11 @@ const Time = 10 * time.Second
 var ErrTooLarge = errors.New("the request's body is too large")
 
 // Read reads r's body, of at most limit bytes, within Time. When the body
-// is not read whole (too large, too slow, cut), the connection is closed
-// after the answer: net/http would otherwise read what is left of it
-// first, for as long as its sender holds it back.
+// is not read whole (too large, too slow, cut), its deadline stays: what
+// net/http reads of the rest after the answer, to use the connection
+// again, it reads within it too. (Not "Connection: close", which over
+// HTTP/2 ends the whole connection, and every request a proxy sends on
+// it.)
 func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	rc := http.NewResponseController(w)
 	// Not every ResponseWriter can (a test's recorder): then the server's
@@ -35,7 +37,6 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 		err = ErrTooLarge
 	}
 	if err != nil {
-		w.Header().Set("Connection", "close")
 		return nil, err
 	}
 	// No deadline is left for net/http's read behind the handler, whose
