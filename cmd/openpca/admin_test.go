@@ -170,6 +170,20 @@ func TestPolicyCommands(t *testing.T) {
 		"--context", "acm-pca:TemplateArn=arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1"); err != nil || !strings.HasPrefix(out, "denied") {
 		t.Errorf("simulate IssueCertificate with another template: %v\n%s", err, out)
 	}
+	// A CA deleted, whose restoration period ended, is none, as to the
+	// server.
+	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca, Status: types.CertificateAuthorityStatusDisabled}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &ca, PermanentDeletionTimeInDays: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.DB(t).Exec(`UPDATE certificate_authorities SET restorable_until = ? WHERE arn = ?`, time.Now().Add(-time.Hour).UnixMicro(), ca); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("policy", "simulate", issuing, "--action", "IssueCertificate", "--resource", ca); err == nil || !strings.Contains(err.Error(), "restoration period has ended") {
+		t.Errorf("simulate on a CA past its restoration period: %v\n%s", err, out)
+	}
 }
 
 // TestCasList shows where each CA's key is: in software, or in a token.

@@ -219,6 +219,11 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 		} else if err != nil {
 			return err
 		}
+		// As the server, which answers ResourceNotFoundException for it
+		// whatever the policies say.
+		if ca.Gone(time.Now()) {
+			return fmt.Errorf("there is no certificate authority %s: it was deleted, and its restoration period has ended", resource)
+		}
 	}
 	if !key.RevokedAt.IsZero() {
 		fmt.Fprintf(stdout, "note: %s was revoked at %s; the server refuses every request signed with it\n", key.ID, key.RevokedAt.Format(time.RFC3339))
