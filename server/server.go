@@ -159,11 +159,16 @@ func New(cfg Config) *Server {
 // Metrics serves the Prometheus metrics, as /metrics does.
 func (s *Server) Metrics() http.Handler { return s.metrics }
 
+// slowAbandoned is how long a request whose client gave up on it ran
+// before its line is a warning: as long as no request but a CA creation
+// takes.
+const slowAbandoned = 10 * time.Second
+
 // logRequest writes a request's log line: sampled for a request that
 // proved no signature; at ERROR for a failure of the server's own, at WARN
 // for one it answered as unavailable (busy, or a key store away: anyone
 // who knows a key id can have the server refuse a body it has no room
-// for).
+// for), and for one whose client gave up on it after slowAbandoned.
 func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 	var held []slog.Attr
 	if o.Key == "" {
@@ -177,6 +182,10 @@ func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 	case o.Status == http.StatusInternalServerError:
 		level = slog.LevelError
 	case o.Status >= 500:
+		level = slog.LevelWarn
+	case o.Status == awsjson.StatusClientClosed && o.Duration >= slowAbandoned:
+		// A client that gave up waiting: what was slow may be the server,
+		// or what it waits on (a key store, an object store).
 		level = slog.LevelWarn
 	}
 	// A slice of its own, which the held-back count rarely grows: built
