@@ -374,6 +374,12 @@ func WrapMasterKey(ctx context.Context, cfg Config) error {
 		}
 		defer rotation.Close()
 	}
+	// An interrupted rotation's new key, beside the file, may be the key
+	// the database is sealed with: settling the rotation would rename it,
+	// in the clear, over the file just wrapped.
+	if fileExists(cfg.MasterKeyFile + pendingSuffix) {
+		return fmt.Errorf("a rotation of the master key was interrupted (%s is there): settle it first, by starting the server or with any command that opens the data folder (openpca cas list), then wrap", cfg.MasterKeyFile+pendingSuffix)
+	}
 	files := &keyFiles{ctx: ctx, cfg: cfg}
 	key, err := files.read(cfg.MasterKeyFile)
 	if err != nil {

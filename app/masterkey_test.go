@@ -444,11 +444,22 @@ func TestMasterKeyWrappedByKMS(t *testing.T) {
 	f.env.Restart(t)
 	f.works(t)
 
-	// A plain key file, wrapped in place.
+	// A plain key file, wrapped in place; not while a rotation, cut
+	// short, left its new key beside it (settled after, it would rename
+	// that key, in the clear, over the wrapped file).
 	plain := newRotationFixture(t)
 	plain.env.Stop(t)
 	cfg := plain.env.Config
 	wrapped(&cfg)
+	pending, _ := app.NewMasterKey()
+	os.WriteFile(plain.master+".new", []byte(pending+"\n"), 0o600)
+	if err := app.WrapMasterKey(ctx, cfg); err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("wrapping beside an interrupted rotation's new key: %v", err)
+	}
+	if b := readFile(t, plain.master); strings.HasPrefix(b, "kms:") {
+		t.Error("the key file was wrapped beside an interrupted rotation's new key")
+	}
+	os.Remove(plain.master + ".new")
 	if err := app.WrapMasterKey(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
