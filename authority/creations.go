@@ -22,13 +22,13 @@ const (
 // The creations of all accounts under way or waiting on a server are at
 // most creationsPerSlot per key making it runs at once, and never fewer
 // than creationsAccounts accounts' own bounds, so that one account, or
-// three, cannot throttle all others (a server of one CPU has one slot).
-// Many accounts, each within its own bound, could otherwise queue
-// creations for longer than a request may last: they would wait out their
-// requests' time (110 s) and fail late, their keys' CPU spent for
-// nothing, where a throttled client retries later. Two CPUs make one to
-// two RSA-4096 keys a second (0.4 to 2.3 s each, measured here with the
-// machine busy), so the last of 40 creations waits 20 to 40 s.
+// three, cannot throttle all others. Many accounts, each within its own
+// bound, could otherwise queue creations for longer than a request may
+// last: they would wait out their requests' time (110 s) and fail late,
+// their keys' CPU spent for nothing, where a throttled client retries
+// later. An RSA-4096 key took 0.4 to 2.3 s of a CPU here, 1.25 s on
+// average (measured with the machine busy), so the last of 40 creations
+// waits about 25 s on two CPUs, 50 s on one.
 const (
 	creationsPerSlot  = 8
 	creationsAccounts = 4

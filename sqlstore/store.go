@@ -376,7 +376,14 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 			tx.Rollback()
 			return err
 		}
-		return tx.Commit()
+		err = tx.Commit()
+		// database/sql rolls back a transaction whose context ended, and
+		// Commit then says only that it is done: the context's end is
+		// the cause (a client that hung up is no internal failure).
+		if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
 	})
 }
 

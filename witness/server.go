@@ -20,7 +20,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/time/rate"
-	_ "modernc.org/sqlite" // the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/sqliteuri"
@@ -138,18 +139,27 @@ func leaveWAL(ctx context.Context, db *sql.DB) error {
 	for {
 		var mode string
 		err := db.QueryRowContext(ctx, "PRAGMA journal_mode=DELETE").Scan(&mode)
-		if err == nil && mode == "delete" {
+		switch {
+		case err == nil && mode == "delete":
 			return nil
+		case err == nil:
+			return fmt.Errorf("the database stays in journal mode %q", mode)
+		case !busy(err):
+			return err // not a database, a folder it cannot write to: no wait helps
 		}
 		select {
 		case <-ctx.Done():
-			if err == nil {
-				err = fmt.Errorf("it stays in journal mode %q", mode)
-			}
 			return fmt.Errorf("the database is in WAL mode, which an earlier version used, and another process has it open: leaving WAL mode needs it alone (%w)", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// busy reports whether err is SQLite's: another connection holds the
+// database.
+func busy(err error) bool {
+	e, ok := errors.AsType[*sqlite.Error](err)
+	return ok && (e.Code()&0xff == sqlite3.SQLITE_BUSY || e.Code()&0xff == sqlite3.SQLITE_LOCKED)
 }
 
 // walWait is how long leaveWAL waits for the database to be its own.
@@ -158,13 +168,14 @@ const walWait = 10 * time.Second
 // HasState reports whether the database at path holds a witness's tables,
 // of this version or the first. It opens the database for queries only,
 // without the pragmas NewServer sets: a file that is none of the
-// witness's (empty, or another program's SQLite database) is left as it
-// was, where NewServer would make the witness's tables in it. Not
-// read-only: a witness that died in a write left its journal, hot, which
-// only a connection that may write rolls back (read-only, SQLite refused
-// to read the database, and the witness to start). SQLite makes a
-// database's -wal and -shm files to read it in WAL mode: those it made
-// are removed.
+// witness's (empty, or another program's SQLite database) gets no tables,
+// where NewServer would make the witness's in it. Not read-only: a
+// witness that died in a write left its journal, hot, which only a
+// connection that may write rolls back (read-only, SQLite refused to read
+// the database, and the witness to start). So what any opener of the
+// database does, this does too: it rolls back a hot journal, and
+// checkpoints a WAL database's log into it. SQLite makes a database's
+// -wal and -shm files to read it in WAL mode: those it made are removed.
 func HasState(ctx context.Context, path string) (bool, error) {
 	var made []string
 	for _, f := range []string{path + "-wal", path + "-shm"} {
@@ -358,6 +369,12 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		// database/sql rolls back a transaction whose context ended, and
+		// Commit then says only that it is done: the request's end is
+		// the cause, which is no failure of the witness's.
+		if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, err
 	}
 	cosigned, err := note.Sign(&note.Note{Text: n.Text}, s.signer)

@@ -623,6 +623,53 @@ func TestWitnessLeavesWALWhenAlone(t *testing.T) {
 	}
 }
 
+// TestWitnessNotADatabase: a file that is no database is refused at once,
+// saying so, not waited on as a database another process holds.
+func TestWitnessNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "witness.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	skey, _, _ := witness.NewKey("witness.example/w1")
+	_, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Database: path, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || strings.Contains(err.Error(), "another process") || !strings.Contains(err.Error(), "not a database") {
+		t.Errorf("a witness on a file that is no database: %v", err)
+	}
+}
+
+// TestWitnessHangUpsLogNoErrors: requests whose clients hang up at any
+// point, a cosigned checkpoint sent again, write no error line (anyone who
+// saw a cosigned checkpoint can send it).
+func TestWitnessHangUpsLogNoErrors(t *testing.T) {
+	l := newLog(t, "example.com/log", 3)
+	skey, _, _ := witness.NewKey("witness.example/w1")
+	var logs testenv.SyncBuffer
+	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{trust(t, l.origin, l)},
+		Database: filepath.Join(t.TempDir(), "witness.db"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	send := func(ctx context.Context, body string) int {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/add-checkpoint", strings.NewReader(body)).WithContext(ctx))
+		return w.Code
+	}
+	if code := send(t.Context(), "old 0\n\n"+string(l.checkpoint(t, 3))); code != http.StatusOK {
+		t.Fatalf("the first cosigning: %d", code)
+	}
+	again := "old 3\n\n" + string(l.checkpoint(t, 3))
+	for i := range 2000 {
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(time.Duration(i%400)*time.Microsecond, cancel)
+		send(ctx, again)
+		cancel()
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("requests whose clients hung up wrote errors:\n%.1000s", logs.String())
+	}
+}
+
 // TestWitnessKeyInTwoEntries: a key given in two --log entries is one key.
 func TestWitnessKeyInTwoEntries(t *testing.T) {
 	l := newLog(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a", 3)
