@@ -19,7 +19,9 @@ type KeyStore interface {
 	// It returns the handle the CA keeps to find the key again (a sealed
 	// key, a token object's id, a key's ARN) and a signer of the new key.
 	// A store that cannot hold keys of alg returns an *Error with
-	// CodeInvalidArgs.
+	// CodeInvalidArgs. A handle returned with an error is of a key made
+	// that the store could not destroy: the caller records it, for a
+	// purge to destroy.
 	GenerateKey(ctx context.Context, ca *CA, alg KeyAlgorithm) (handle []byte, signer crypto.Signer, err error)
 	// Signer returns a signer of the key of ca, which ca.KeyHandle names.
 	// Its signatures are made in the store. When the store cannot sign,

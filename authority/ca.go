@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -142,6 +143,15 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	// The key is made in its store, and signs its CSR there.
 	handle, key, err := ks.GenerateKey(ctx, ca, cfg.KeyAlgorithm)
 	if err != nil {
+		// A key made, that its store could not destroy: recorded, a
+		// purge destroys it.
+		if handle != nil && ks.Hardware() {
+			made := *ca
+			made.KeyHandle = handle
+			if rerr := s.store.RecordKeyMade(context.WithoutCancel(ctx), &made, now); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("recording the key made for %s: %w", ca.ARN, rerr))
+			}
+		}
 		return nil, err
 	}
 	ca.KeyHandle = handle

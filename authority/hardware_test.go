@@ -7,6 +7,10 @@ import (
 	"crypto/x509/pkix"
 	"log/slog"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,6 +289,121 @@ func TestCreateRetryMakesNoKey(t *testing.T) {
 	}
 	if keys, err := k.Client().ListKeys(ctx, &awskms.ListKeysInput{}); err != nil || len(keys.Keys) != 1 {
 		t.Errorf("KMS holds %d keys (%v), want the CA's alone", len(keys.Keys), err)
+	}
+}
+
+// kmsFaults is a proxy in front of local-kms that makes KMS's answers to
+// the operations it names fail as a network would: a 503, after the
+// operation reached KMS (answerLost) or without it.
+type kmsFaults struct {
+	mu         sync.Mutex
+	answerLost map[string]bool
+	refused    map[string]bool
+	reached    []string // the operations that reached KMS
+}
+
+func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
+	f := &kmsFaults{answerLost: map[string]bool{}, refused: map[string]bool{}}
+	target, _ := url.Parse(k.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
+		f.mu.Lock()
+		refused, lost := f.refused[op], f.answerLost[op]
+		if !refused {
+			f.reached = append(f.reached, op)
+		}
+		f.mu.Unlock()
+		switch {
+		case refused:
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		case lost:
+			proxy.ServeHTTP(httptest.NewRecorder(), r)
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		default:
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return f, srv.URL
+}
+
+func (f *kmsFaults) set(answerLost, refused []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answerLost, f.refused = map[string]bool{}, map[string]bool{}
+	for _, op := range answerLost {
+		f.answerLost[op] = true
+	}
+	for _, op := range refused {
+		f.refused[op] = true
+	}
+}
+
+// TestKMSKeyMadeWithoutAnswer: a key KMS made for a CA that was not
+// created is never left enabled and unknown. A CreateKey whose answer was
+// lost is not sent again (KMS would make a second key); a key made whose
+// public key could not be read, nor its deletion scheduled, is recorded,
+// and a purge destroys it once KMS answers.
+func TestKMSKeyMadeWithoutAnswer(t *testing.T) {
+	k := testenv.StartKMS(t)
+	faults, proxied := startKMSFaults(t, k)
+	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.KMSEndpoint = proxied })
+	keys := func() map[string]kmstypes.KeyState {
+		out, err := k.Client().ListKeys(ctx, &awskms.ListKeysInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		states := map[string]kmstypes.KeyState{}
+		for _, key := range out.Keys {
+			d, err := k.Client().DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: key.KeyArn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			states[*key.KeyArn] = d.KeyMetadata.KeyState
+		}
+		return states
+	}
+	create := func() error {
+		_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+			CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "No answer"),
+			CertificateAuthorityType:          types.CertificateAuthorityTypeRoot})
+		return err
+	}
+
+	faults.set([]string{"CreateKey"}, nil)
+	if err := create(); err == nil {
+		t.Fatal("a CA created when CreateKey had no answer")
+	}
+	if n := strings.Count(strings.Join(faults.reached, " "), "CreateKey"); n != 1 {
+		t.Errorf("CreateKey reached KMS %d times for one CA, each a key; want once", n)
+	}
+	if n := len(keys()); n != 1 {
+		t.Errorf("KMS holds %d keys after a CreateKey without answer, want the one it made", n)
+	}
+
+	faults.set(nil, []string{"GetPublicKey", "ScheduleKeyDeletion"})
+	before := keys()
+	if err := create(); err == nil {
+		t.Fatal("a CA created when KMS answered CreateKey alone")
+	}
+	var made string
+	for arn := range keys() {
+		if _, ok := before[arn]; !ok {
+			made = arn
+		}
+	}
+	var recorded int
+	if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions WHERE key_handle = ?`, []byte(made)).Scan(&recorded); err != nil || recorded != 1 {
+		t.Fatalf("records of the key made, %s: %d, %v; want 1", made, recorded, err)
+	}
+	faults.set(nil, nil)
+	env.Clock.Advance(openpca.KeyMadeGrace + time.Minute)
+	env.Restart(t) // the purge runs at start
+	for deadline := time.Now().Add(15 * time.Second); keys()[made] != kmstypes.KeyStatePendingDeletion; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the key made without a CA, past the grace: %s", keys()[made])
+		}
 	}
 }
 

@@ -146,17 +146,25 @@ func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.Key
 	// A key made is no longer the request's: a client that goes away must
 	// not leave it made and unknown.
 	ctx = context.WithoutCancel(ctx)
-	out, err := s.client.CreateKey(ctx, in)
+	// Tried once: KMS makes a key for each CreateKey it gets, and one
+	// whose answer was lost, tried again, left a key no CA holds.
+	out, err := s.client.CreateKey(ctx, in, func(o *awskms.Options) { o.RetryMaxAttempts = 1 })
 	if err != nil {
-		return nil, nil, refusal(ca, err)
+		err = refusal(ca, err)
+		if openpca.ErrorCode(err) == openpca.CodeServiceUnavailable {
+			// No answer says whether KMS made the key.
+			err = errors.Join(err, fmt.Errorf("kms: CreateKey for %s had no answer: a key tagged openpca:certificate-authority=%s may have been made, which no CA holds", ca.ARN, ca.ARN))
+		}
+		return nil, nil, err
 	}
 	arn := aws.ToString(out.KeyMetadata.Arn)
 	key, err := s.signer(ctx, ca, arn)
 	if err != nil {
 		// Returned, the key would be the caller's to destroy; as it is
-		// not, it goes now.
+		// not, it goes now, or else its handle is returned, for the
+		// caller to record and a purge to destroy.
 		if _, derr := s.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: &arn, PendingWindowInDays: aws.Int32(pendingDays)}); derr != nil {
-			err = errors.Join(err, fmt.Errorf("kms: the key %s made for %s stays: %w", arn, ca.ARN, derr))
+			return []byte(arn), nil, errors.Join(err, fmt.Errorf("kms: the key %s made for %s stays, for a purge to destroy: %w", arn, ca.ARN, derr))
 		}
 		return nil, nil, err
 	}
