@@ -70,7 +70,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time) (*Admi
 		return nil, sqlite.Summary{}, err
 	}
 	path := filepath.Join(cfg.DataDir, "openpca.db")
-	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli())
+	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now)
 	if err != nil {
 		rotation.Close()
 		return nil, sum, err

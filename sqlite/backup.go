@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,7 +73,7 @@ func Backup(ctx context.Context, path, to string) (Summary, error) {
 // CAs number their next CRLs from crlNumberFloor on, at least. Work that
 // the backed-up database's servers held is let go at once, rather than
 // when their holds would have run out.
-func Restore(ctx context.Context, from, path string, crlNumberFloor int64) (Summary, error) {
+func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time) (Summary, error) {
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		if _, err := os.Lstat(p); err == nil {
 			return Summary{}, fmt.Errorf("%s exists: restore into a data folder that has no database", p)
@@ -102,12 +103,12 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64) (Summ
 	if err := errors.Join(err, dst.Close()); err != nil {
 		return Summary{}, err
 	}
-	unheld, err := settle(ctx, tmp, crlNumberFloor)
+	unheld, deleted, err := settle(ctx, tmp, crlNumberFloor, now)
 	if err != nil {
 		return Summary{}, err
 	}
 	sum, err := place(ctx, tmp, path)
-	sum.KeysNotHeld = unheld
+	sum.KeysNotHeld, sum.DeletedKept = unheld, deleted
 	return sum, err
 }
 
@@ -180,20 +181,26 @@ func lockPartial(dir string) (*os.File, error) {
 // destroy them, and they may be the keys of CAs that the backed-up
 // database's servers stored since, which are still in use, the
 // operator alone knows where.
-func settle(ctx context.Context, path string, crlNumberFloor int64) ([]string, error) {
+//
+// So are, for the same reason, the CAs deleted at the backup whose keys
+// are in a token or KMS (see keepDeleted): the backed-up database's
+// servers may have restored them since.
+func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time) (unheld, deleted []string, err error) {
 	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer db.Close()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer tx.Rollback()
-	unheld, err := keysNotHeld(ctx, tx)
-	if err != nil {
-		return nil, err
+	if unheld, err = keysNotHeld(ctx, tx); err != nil {
+		return nil, nil, err
+	}
+	if deleted, err = keepDeleted(ctx, tx, now); err != nil {
+		return nil, nil, err
 	}
 	for _, q := range []struct {
 		table, update string
@@ -212,18 +219,46 @@ func settle(ctx context.Context, path string, crlNumberFloor int64) ([]string, e
 	} {
 		if ok, err := hasTable(ctx, tx, q.table); err != nil || !ok {
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue // a database of a version before the table
 		}
 		if _, err := tx.ExecContext(ctx, q.update, q.args...); err != nil {
-			return nil, fmt.Errorf("%s: settling %s: %w", path, q.table, err)
+			return nil, nil, fmt.Errorf("%s: settling %s: %w", path, q.table, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		return nil, nil, err
+	}
+	return unheld, deleted, db.Close()
+}
+
+// keepDeleted gives each CA deleted at the backup whose key is in a token
+// or KMS its restoration period again, from now, and returns them, as
+// "<CA ARN> (restorable until <time>)". Its restoration period may have
+// ended meanwhile, and the restored server's purge would destroy its key,
+// which the store shares with the backed-up database's servers: one of
+// them may have restored the CA since, and sign with it still.
+func keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `UPDATE certificate_authorities
+		SET restorable_until = MAX(restorable_until, ? + restorable_until - last_state_change_at)
+		WHERE status = 'DELETED' AND key_store <> 'software' AND restorable_until IS NOT NULL
+		RETURNING arn, restorable_until`, now.UnixMicro())
+	if err != nil {
 		return nil, err
 	}
-	return unheld, db.Close()
+	defer rows.Close()
+	var kept []string
+	for rows.Next() {
+		var arn string
+		var until int64
+		if err := rows.Scan(&arn, &until); err != nil {
+			return nil, err
+		}
+		kept = append(kept, fmt.Sprintf("%s (restorable until %s)", arn, time.UnixMicro(until).UTC().Format(time.RFC3339)))
+	}
+	slices.Sort(kept)
+	return kept, rows.Err()
 }
 
 // hasTable reports whether the database has table.
@@ -301,8 +336,9 @@ type Summary struct {
 	KeyUses int64     // entries of the CAs' key-use logs
 	Last    time.Time // of the newest key use; zero if none
 	// KeysNotHeld are, after a restore, the keys made for CAs the backup
-	// does not hold (see settle).
-	KeysNotHeld []string
+	// does not hold; DeletedKept the CAs deleted in it whose keys are in
+	// a token or KMS, given their restoration period again (see settle).
+	KeysNotHeld, DeletedKept []string
 }
 
 // Check opens the database file at path read-only, with no write-ahead

@@ -100,7 +100,7 @@ func TestBackup(t *testing.T) {
 	backupsAtOnce(t, filepath.Join(dir, "openpca.db"))
 
 	restored := filepath.Join(t.TempDir(), "openpca.db")
-	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000)
+	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestBackup(t *testing.T) {
 	if !reflect.DeepEqual(restoredSum, sum) || sum.CAs != 1 || sum.Last.IsZero() {
 		t.Fatalf("restored %+v of a backup of %+v; want the same, with one CA and a last key use", restoredSum, sum)
 	}
-	if _, err := sqlite.Restore(ctx, to, restored, 1); err == nil {
+	if _, err := sqlite.Restore(ctx, to, restored, 1, time.Now()); err == nil {
 		t.Fatal("a restore over a database: no error")
 	}
 	// The CA had no CRLs: should they be enabled, they are numbered past
@@ -216,7 +216,7 @@ func TestBackupRefuses(t *testing.T) {
 				}
 			}
 			target := filepath.Join(t.TempDir(), "openpca.db")
-			_, err := sqlite.Restore(ctx, tc.from, target, 1)
+			_, err := sqlite.Restore(ctx, tc.from, target, 1, time.Now())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("restore: %v; want an error with %q", err, tc.want)
 			}
@@ -270,5 +270,66 @@ func backupsAtOnce(t *testing.T, path string) {
 	}
 	if matches, _ := filepath.Glob(to + ".partial-*"); len(matches) > 0 {
 		t.Errorf("left behind: %v", matches)
+	}
+}
+
+// TestRestoreKeepsDeletedCAsKeys: a CA deleted at the backup, whose key is
+// in KMS, has its restoration period again from the restore, so that the
+// restored server does not purge it and destroy the key (servers of the
+// backed-up database may have restored it since); one in software is
+// left as it was.
+func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "openpca.db")
+	db, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deletedAt := time.Now().Add(-30 * 24 * time.Hour).Truncate(time.Microsecond)
+	period := 7 * 24 * time.Hour
+	var cas []*openpca.CA
+	for range 2 {
+		cas = append(cas, newActiveCA(t, db))
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var arns []string
+	for i, store := range []string{"kms", "software"} {
+		arns = append(arns, cas[i].ARN)
+		if _, err := raw.Exec(`UPDATE certificate_authorities SET key_store = ?, status = 'DELETED', last_state_change_at = ?, restorable_until = ? WHERE id = ?`,
+			store, deletedAt.UnixMicro(), deletedAt.Add(period).UnixMicro(), cas[i].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	to := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := sqlite.Backup(ctx, path, to); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	restored := filepath.Join(t.TempDir(), "openpca.db")
+	sum, err := sqlite.Restore(ctx, to, restored, 1, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.DeletedKept) != 1 || !strings.HasPrefix(sum.DeletedKept[0], arns[0]+" ") {
+		t.Errorf("the deleted CAs kept: %v, want the one in KMS, %s", sum.DeletedKept, arns[0])
+	}
+	rdb, err := sql.Open("sqlite", "file:"+restored+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	for i, want := range []time.Time{now.Add(period), deletedAt.Add(period)} {
+		var until int64
+		if err := rdb.QueryRow(`SELECT restorable_until FROM certificate_authorities WHERE arn = ?`, arns[i]).Scan(&until); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.UnixMicro(until); got.Sub(want).Abs() > time.Second {
+			t.Errorf("%s: restorable until %s, want %s", arns[i], got, want)
+		}
 	}
 }

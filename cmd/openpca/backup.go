@@ -53,8 +53,15 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 - Revocations made since are undone: revoke those certificates again. Their CAs' CRLs in the buckets list them until a new CRL replaces each: keep a copy.
 - The CAs' audit logs are shorter than any that witnesses have cosigned since, and the witnesses refuse them as another history: this restore shows to every auditor who requires them.
 - The CAs number their next CRLs past every CRL published since.
+- Access keys revoked since are active again, and changes to keys' policies since are undone: revoke those keys again ("openpca keys list" shows the active ones).
 Local buckets (the data folder's s3 folder) are not in the backup: copy them from the old data folder.
 `)
+	if len(sum.DeletedKept) > 0 {
+		fmt.Fprintln(stdout, "CAs deleted at the backup, whose keys are in a token or KMS, have their restoration periods again, from now: servers of the old database may have restored them since, and this server's purge would destroy keys they sign with. If none did, each is purged when its period ends:")
+		for _, ca := range sum.DeletedKept {
+			fmt.Fprintln(stdout, "  "+ca)
+		}
+	}
 	if len(sum.KeysNotHeld) > 0 {
 		fmt.Fprintln(stdout, "Keys in a token or KMS were being made, at the backup, for CAs it does not hold. Servers of the old database may have stored those CAs since: this server leaves the keys alone. Destroy each by hand if no server uses it:")
 		for _, k := range sum.KeysNotHeld {

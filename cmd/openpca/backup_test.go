@@ -85,7 +85,7 @@ func TestBackupAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"Restored", "revoke those certificates again", "witnesses refuse them"} {
+	for _, want := range []string{"Restored", "revoke those certificates again", "witnesses refuse them", "Access keys revoked since are active again"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("restore said no %q:\n%s", want, out)
 		}
