@@ -128,8 +128,13 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 		pragmas.Add("_pragma", p)
 	}
 	base := sqliteuri.File(path) + "?" + pragmas.Encode()
-	// The writer never checkpoints on its own (see checkpointer).
-	write, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
+	// The writer never checkpoints on its own (see checkpointer). It
+	// zeroes what it deletes or overwrites (secure_delete): a CA's sealed
+	// key, resealed with a new master key or purged with its CA, stayed in
+	// the file, readable with the old master key. What it zeroes is in
+	// pages it writes anyway, but for pages it frees whole: issuance frees
+	// none.
+	write, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=secure_delete(ON)")
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +164,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	c := &checkpointer{write: write, passive: checkpoint, wal: path + "-wal", opts: opts}
 	m, _ := fs.Sub(migrations, "migrations")
 	db, err := sqlstore.Open(ctx, sqlstore.Config{
-		Dialect:  sqlstore.Dialect{Name: "sqlite", Migrations: m, Full: full},
+		Dialect:  sqlstore.Dialect{Name: "sqlite", Migrations: m, Full: full, Scrub: c.truncate},
 		Write:    write,
 		Read:     read,
 		Scan:     scan,
@@ -306,30 +311,48 @@ func (c *checkpointer) checkpoint() error {
 const walFrameHeader = 24
 
 // restart checkpoints the log in full, on the writer's connection, and
-// waits restartWait at most for the readers still on it.
+// waits restartWait at most for the readers still on it. A reader still
+// on the log makes the checkpoint give up: the next tick tries again.
 func (c *checkpointer) restart() error {
-	ctx := context.Background()
+	busy, err := c.full(context.Background(), "RESTART")
+	switch {
+	case err != nil:
+	case busy:
+		c.restartsBusy.Add(1)
+	default:
+		c.restarts.Add(1)
+	}
+	return err
+}
+
+// truncate checkpoints the log in full and empties its file, where the
+// old pages of what was deleted or overwritten stayed (secure_delete
+// zeroes them in the database alone). Readers still on the log after
+// restartWait leave it as it is: written again from its beginning, under
+// load, it is soon overwritten.
+func (c *checkpointer) truncate(ctx context.Context) error {
+	_, err := c.full(ctx, "TRUNCATE")
+	return err
+}
+
+// full runs a checkpoint of mode RESTART or TRUNCATE on the writer's
+// connection, and reports whether readers still on the log made it give
+// up.
+func (c *checkpointer) full(ctx context.Context, mode string) (busy bool, err error) {
 	conn, err := c.write.Conn(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, restartWait.Milliseconds())); err != nil {
-		return err
+		return false, err
 	}
-	defer conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeout.Milliseconds()))
-	// A reader still on the log makes the checkpoint give up (busy = 1):
-	// the next tick tries again.
-	var busy, frames, copied int
-	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied); err != nil {
-		return err
+	defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeout.Milliseconds()))
+	var gaveUp, frames, copied int
+	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&gaveUp, &frames, &copied); err != nil {
+		return false, err
 	}
-	if busy != 0 {
-		c.restartsBusy.Add(1)
-	} else {
-		c.restarts.Add(1)
-	}
-	return nil
+	return gaveUp != 0, nil
 }
 
 // report logs when checkpoints start failing and when they work again,

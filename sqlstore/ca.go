@@ -412,6 +412,9 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 			purged = append(purged, ca)
 		}
 	}
+	if len(purged) > 0 {
+		return purged, db.wrap("purging CAs", db.scrub(ctx))
+	}
 	return purged, nil
 }
 

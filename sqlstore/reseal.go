@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 
 	"github.com/openpca/openpca"
 )
@@ -53,6 +54,18 @@ func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte,
 	})
 	if err == nil {
 		db.cas.clear()
+		err = db.scrub(ctx)
 	}
 	return db.wrap("resealing", err)
+}
+
+// scrub runs the dialect's Scrub, if it has one.
+func (db *DB) scrub(ctx context.Context) error {
+	if db.dialect.Scrub == nil {
+		return nil
+	}
+	if err := db.dialect.Scrub(ctx); err != nil {
+		return fmt.Errorf("clearing what was overwritten from the database's files: %w", err)
+	}
+	return nil
 }

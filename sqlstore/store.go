@@ -52,6 +52,12 @@ type Dialect struct {
 	LockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
 	// Migrations holds the numbered schema migrations, NNNN_name.sql.
 	Migrations fs.FS
+	// Scrub, if set, clears from the database's files what was deleted or
+	// overwritten (old pages kept for recovery): it runs after secrets
+	// went (keys resealed with a new master key, CAs purged with their
+	// sealed keys), which the files would otherwise keep, for anyone with
+	// a copy of them and the old master key.
+	Scrub func(ctx context.Context) error
 }
 
 // ErrNoSchema says that a database opened without Migrate holds no schema.

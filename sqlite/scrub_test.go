@@ -1,0 +1,78 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/sqlite"
+)
+
+// TestSecretsLeaveTheFiles: a CA's sealed key, once resealed with another
+// master key, or purged with its CA, is in neither the database's file
+// nor its write-ahead log, where anyone with a copy of them and the old
+// master key would open it.
+func TestSecretsLeaveTheFiles(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "openpca.db")
+	db, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sealed := func() []byte {
+		b := make([]byte, 300) // as long as a sealed P-384 key
+		rand.Read(b)
+		return b
+	}
+	newCA := func() (*openpca.CA, []byte) {
+		now := time.Now()
+		key := sealed()
+		ca := &openpca.CA{ID: uuid.NewString(), AccountID: "111122223333", Status: openpca.CertificateAuthorityStatusActive,
+			CreatedAt: now, LastStateChangeAt: now, NotAfter: now.AddDate(1, 0, 0), KeyStore: "software", KeyHandle: key, CSR: []byte{2}}
+		ca.ARN = openpca.CAARN("us-east-1", ca.AccountID, ca.ID)
+		if _, err := db.CreateCA(ctx, ca, openpca.CSRUse(ca, "b", "r"), openpca.IdempotencyToken{Now: now}, 10); err != nil {
+			t.Fatal(err)
+		}
+		return ca, key
+	}
+	inFiles := func(secret []byte) string {
+		for _, f := range []string{path, path + "-wal"} {
+			if b, err := os.ReadFile(f); err == nil && bytes.Contains(b, secret) {
+				return filepath.Base(f)
+			}
+		}
+		return ""
+	}
+
+	resealed, oldKey := newCA()
+	if err := db.Reseal(ctx, func(v *openpca.SealedValue) ([]byte, error) {
+		if v.Kind == openpca.SealedCAKey && v.ID == resealed.ARN {
+			return sealed(), nil
+		}
+		return v.Value, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if f := inFiles(oldKey); f != "" {
+		t.Errorf("a CA's key, sealed with the old master key, is in %s after the reseal", f)
+	}
+
+	purged, purgedKey := newCA()
+	purged.Status, purged.StatusBeforeDeletion, purged.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, openpca.CertificateAuthorityStatusActive, time.Now().Add(-time.Hour)
+	if err := db.UpdateCA(ctx, purged); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := db.PurgeCAs(ctx, time.Now()); err != nil || len(gone) != 1 {
+		t.Fatalf("purged %v, %v; want the deleted CA", gone, err)
+	}
+	if f := inFiles(purgedKey); f != "" {
+		t.Errorf("a purged CA's sealed key is in %s", f)
+	}
+}
