@@ -168,6 +168,41 @@ func TestInterruptedMasterKeyRotation(t *testing.T) {
 	}
 }
 
+// TestRotationCutAnywhere: a rotation whose command is stopped (SIGINT or
+// SIGTERM cancel its context) at any point leaves a data folder that opens
+// with its own key files: the database is never left sealed with a key
+// the rotation removed.
+func TestRotationCutAnywhere(t *testing.T) {
+	f := newRotationFixture(t)
+	f.env.Stop(t)
+	start := time.Now()
+	next, _ := app.NewMasterKey()
+	if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err != nil {
+		t.Fatal(err)
+	}
+	whole := time.Since(start)
+	cut, done := 0, 0
+	for i := range 60 {
+		next, _ := app.NewMasterKey()
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(time.Duration(i)*whole/40, cancel)
+		if err := app.RotateMasterKey(ctx, f.env.Config, next); err != nil {
+			cut++
+		} else {
+			done++
+		}
+		cancel()
+		a, err := app.OpenAdmin(context.Background(), f.env.Config)
+		if err != nil {
+			t.Fatalf("after a rotation cut at %v of %v: the folder does not open: %v", time.Duration(i)*whole/40, whole, err)
+		}
+		a.Close()
+	}
+	t.Logf("%d rotations cut, %d done", cut, done)
+	f.env.Restart(t)
+	f.works(t)
+}
+
 // backupOf backs up the data folder of env, and returns the backup's path.
 func backupOf(t *testing.T, env *testenv.Env) string {
 	t.Helper()

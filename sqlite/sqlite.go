@@ -164,7 +164,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	c := &checkpointer{write: write, passive: checkpoint, wal: path + "-wal", opts: opts}
 	m, _ := fs.Sub(migrations, "migrations")
 	db, err := sqlstore.Open(ctx, sqlstore.Config{
-		Dialect:  sqlstore.Dialect{Name: "sqlite", Migrations: m, Full: full, Scrub: c.truncate},
+		Dialect:  sqlstore.Dialect{Name: "sqlite", Migrations: m, Full: full, Scrub: c.wantScrub},
 		Write:    write,
 		Read:     read,
 		Scan:     scan,
@@ -250,21 +250,44 @@ type checkpointer struct {
 	fileSize       int64 // the log's, when last looked at
 	frameSize      int64 // a page and its frame header, once known
 	failing        bool
+	// Scrubs asked for (wantScrub), and the last of them a truncation of
+	// the log has done.
+	scrubsAsked atomic.Int64
+	scrubbed    int64
 	// What /metrics shows: the log file's size, and how its checkpoints
 	// went.
 	walBytes, restarts, restartsBusy, failures atomic.Int64
 }
+
+// wantScrub asks for the log to be emptied (truncate), which run does at
+// its next tick, and again each scrubRetry while readers on the log make
+// it give up.
+func (c *checkpointer) wantScrub() { c.scrubsAsked.Add(1) }
+
+// scrubRetry is how often run tries again to empty the log for a scrub:
+// each try may hold the writer restartWait.
+const scrubRetry = time.Second
 
 func (c *checkpointer) run(stop <-chan struct{}, stopped chan<- struct{}) {
 	defer close(stopped)
 	t := time.NewTicker(walCheckInterval)
 	defer t.Stop()
 	lastPassive := time.Now()
+	var lastScrub time.Time
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-t.C:
+			if asked := c.scrubsAsked.Load(); asked > c.scrubbed && now.Sub(lastScrub) >= scrubRetry {
+				lastScrub = now
+				busy, err := c.full(context.Background(), "TRUNCATE")
+				if err == nil && !busy {
+					c.scrubbed = asked
+				}
+				c.report(err)
+				continue
+			}
 			if c.grewPastRestart() || now.Sub(lastPassive) >= checkpointInterval {
 				c.report(c.checkpoint())
 				lastPassive = now
@@ -325,19 +348,11 @@ func (c *checkpointer) restart() error {
 	return err
 }
 
-// truncate checkpoints the log in full and empties its file, where the
-// old pages of what was deleted or overwritten stayed (secure_delete
-// zeroes them in the database alone). Readers still on the log after
-// restartWait leave it as it is: written again from its beginning, under
-// load, it is soon overwritten.
-func (c *checkpointer) truncate(ctx context.Context) error {
-	_, err := c.full(ctx, "TRUNCATE")
-	return err
-}
-
 // full runs a checkpoint of mode RESTART or TRUNCATE on the writer's
 // connection, and reports whether readers still on the log made it give
-// up.
+// up. TRUNCATE also empties the log's file, where the old pages of what
+// was deleted or overwritten stayed (secure_delete zeroes them in the
+// database alone).
 func (c *checkpointer) full(ctx context.Context, mode string) (busy bool, err error) {
 	conn, err := c.write.Conn(ctx)
 	if err != nil {

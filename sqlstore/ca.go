@@ -413,7 +413,7 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 		}
 	}
 	if len(purged) > 0 {
-		return purged, db.wrap("purging CAs", db.scrub(ctx))
+		db.scrub()
 	}
 	return purged, nil
 }

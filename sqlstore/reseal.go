@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"fmt"
 
 	"github.com/openpca/openpca"
 )
@@ -54,18 +53,14 @@ func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte,
 	})
 	if err == nil {
 		db.cas.clear()
-		err = db.scrub(ctx)
+		db.scrub()
 	}
 	return db.wrap("resealing", err)
 }
 
-// scrub runs the dialect's Scrub, if it has one.
-func (db *DB) scrub(ctx context.Context) error {
-	if db.dialect.Scrub == nil {
-		return nil
+// scrub asks the dialect's Scrub, if it has one.
+func (db *DB) scrub() {
+	if db.dialect.Scrub != nil {
+		db.dialect.Scrub()
 	}
-	if err := db.dialect.Scrub(ctx); err != nil {
-		return fmt.Errorf("clearing what was overwritten from the database's files: %w", err)
-	}
-	return nil
 }

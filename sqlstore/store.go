@@ -52,12 +52,15 @@ type Dialect struct {
 	LockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
 	// Migrations holds the numbered schema migrations, NNNN_name.sql.
 	Migrations fs.FS
-	// Scrub, if set, clears from the database's files what was deleted or
-	// overwritten (old pages kept for recovery): it runs after secrets
-	// went (keys resealed with a new master key, CAs purged with their
-	// sealed keys), which the files would otherwise keep, for anyone with
-	// a copy of them and the old master key.
-	Scrub func(ctx context.Context) error
+	// Scrub, if set, asks the database to clear from its files, as soon
+	// as it can, what was deleted or overwritten (old pages kept for
+	// recovery): it is called after secrets went (keys resealed with a
+	// new master key, CAs purged with their sealed keys), which the files
+	// would otherwise keep, for anyone with a copy of them and the old
+	// master key. It returns at once: what went is gone for the database
+	// already, and an operation that committed must not fail for it (a
+	// rotation would take its new key for unused, and remove it).
+	Scrub func()
 }
 
 // ErrNoSchema says that a database opened without Migrate holds no schema.
