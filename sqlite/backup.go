@@ -239,10 +239,18 @@ func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Tim
 // ended meanwhile, and the restored server's purge would destroy its key,
 // which the store shares with the backed-up database's servers: one of
 // them may have restored the CA since, and sign with it still.
+//
+// Left out: CAs a purge had claimed (restorable_until 0), and those
+// deleted with no restoration period (CREATING, FAILED), which no server
+// could have restored.
 func keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time) ([]string, error) {
+	var stores int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('certificate_authorities') WHERE name = 'key_store'`).Scan(&stores); err != nil || stores == 0 {
+		return nil, err // a database of a version before key stores: every key is in software
+	}
 	rows, err := tx.QueryContext(ctx, `UPDATE certificate_authorities
 		SET restorable_until = MAX(restorable_until, ? + restorable_until - last_state_change_at)
-		WHERE status = 'DELETED' AND key_store <> 'software' AND restorable_until IS NOT NULL
+		WHERE status = 'DELETED' AND key_store <> 'software' AND restorable_until > last_state_change_at
 		RETURNING arn, restorable_until`, now.UnixMicro())
 	if err != nil {
 		return nil, err

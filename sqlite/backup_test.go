@@ -277,7 +277,8 @@ func backupsAtOnce(t *testing.T, path string) {
 // in KMS, has its restoration period again from the restore, so that the
 // restored server does not purge it and destroy the key (servers of the
 // backed-up database may have restored it since); one in software is
-// left as it was.
+// left as it was, and so are those no server could have restored: claimed
+// by a purge, or deleted with no restoration period.
 func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "openpca.db")
@@ -287,8 +288,19 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	}
 	deletedAt := time.Now().Add(-30 * 24 * time.Hour).Truncate(time.Microsecond)
 	period := 7 * 24 * time.Hour
+	now := time.Now()
+	deleted := []struct {
+		store      string
+		restorable int64 // micros; 0 once a purge claimed it
+		after      time.Time
+	}{
+		{"kms", deletedAt.Add(period).UnixMicro(), now.Add(period)},
+		{"software", deletedAt.Add(period).UnixMicro(), deletedAt.Add(period)},
+		{"kms", 0, time.UnixMicro(0)},                // claimed by a purge
+		{"pkcs11", deletedAt.UnixMicro(), deletedAt}, // deleted as it was being created: no period
+	}
 	var cas []*openpca.CA
-	for range 2 {
+	for range deleted {
 		cas = append(cas, newActiveCA(t, db))
 	}
 	db.Close()
@@ -297,10 +309,10 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	var arns []string
-	for i, store := range []string{"kms", "software"} {
+	for i, d := range deleted {
 		arns = append(arns, cas[i].ARN)
 		if _, err := raw.Exec(`UPDATE certificate_authorities SET key_store = ?, status = 'DELETED', last_state_change_at = ?, restorable_until = ? WHERE id = ?`,
-			store, deletedAt.UnixMicro(), deletedAt.Add(period).UnixMicro(), cas[i].ID); err != nil {
+			d.store, deletedAt.UnixMicro(), d.restorable, cas[i].ID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -309,7 +321,6 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	if _, err := sqlite.Backup(ctx, path, to); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
 	restored := filepath.Join(t.TempDir(), "openpca.db")
 	sum, err := sqlite.Restore(ctx, to, restored, 1, now)
 	if err != nil {
@@ -323,13 +334,13 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rdb.Close()
-	for i, want := range []time.Time{now.Add(period), deletedAt.Add(period)} {
+	for i, d := range deleted {
 		var until int64
 		if err := rdb.QueryRow(`SELECT restorable_until FROM certificate_authorities WHERE arn = ?`, arns[i]).Scan(&until); err != nil {
 			t.Fatal(err)
 		}
-		if got := time.UnixMicro(until); got.Sub(want).Abs() > time.Second {
-			t.Errorf("%s: restorable until %s, want %s", arns[i], got, want)
+		if got := time.UnixMicro(until); got.Sub(d.after).Abs() > time.Second {
+			t.Errorf("%s (%s): restorable until %s, want %s", arns[i], d.store, got, d.after)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/storetest"
@@ -68,6 +69,18 @@ func oldDatabase(t *testing.T, path string, n int) *sql.DB {
 		}
 	}
 	return raw
+}
+
+// TestRestoreBeforeKeyStores restores a backup of the version before key
+// stores (migration 11), whose CAs have no key_store: every key was in
+// software, so no deleted CA is kept for a shared store's sake.
+func TestRestoreBeforeKeyStores(t *testing.T) {
+	from := filepath.Join(t.TempDir(), "backup.db")
+	oldDatabase(t, from, 10).Close()
+	sum, err := Restore(t.Context(), from, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now())
+	if err != nil || len(sum.DeletedKept) != 0 {
+		t.Errorf("restoring a backup of the version before key stores: %+v, %v", sum, err)
+	}
 }
 
 // TestCertificatesMigrate opens a database of the version that kept each
