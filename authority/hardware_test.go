@@ -294,27 +294,35 @@ func TestCreateRetryMakesNoKey(t *testing.T) {
 
 // kmsFaults is a proxy in front of local-kms that makes KMS's answers to
 // the operations it names fail as a network would: a 503, after the
-// operation reached KMS (answerLost) or without it.
+// operation reached KMS (answerLost) or without it; or, as KMS's own
+// answer, a ThrottlingException the first throttled times.
 type kmsFaults struct {
 	mu         sync.Mutex
 	answerLost map[string]bool
 	refused    map[string]bool
+	throttled  map[string]int
 	reached    []string // the operations that reached KMS
 }
 
 func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
-	f := &kmsFaults{answerLost: map[string]bool{}, refused: map[string]bool{}}
+	f := &kmsFaults{answerLost: map[string]bool{}, refused: map[string]bool{}, throttled: map[string]int{}}
 	target, _ := url.Parse(k.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
 		f.mu.Lock()
-		refused, lost := f.refused[op], f.answerLost[op]
-		if !refused {
+		refused, lost, throttled := f.refused[op], f.answerLost[op], f.throttled[op] > 0
+		if throttled {
+			f.throttled[op]--
+		} else if !refused {
 			f.reached = append(f.reached, op)
 		}
 		f.mu.Unlock()
 		switch {
+		case throttled:
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"__type":"ThrottlingException","message":"Rate exceeded"}`))
 		case refused:
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 		case lost:
@@ -331,7 +339,7 @@ func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
 func (f *kmsFaults) set(answerLost, refused []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.answerLost, f.refused = map[string]bool{}, map[string]bool{}
+	f.answerLost, f.refused, f.reached = map[string]bool{}, map[string]bool{}, nil
 	for _, op := range answerLost {
 		f.answerLost[op] = true
 	}
@@ -342,9 +350,10 @@ func (f *kmsFaults) set(answerLost, refused []string) {
 
 // TestKMSKeyMadeWithoutAnswer: a key KMS made for a CA that was not
 // created is never left enabled and unknown. A CreateKey whose answer was
-// lost is not sent again (KMS would make a second key); a key made whose
-// public key could not be read, nor its deletion scheduled, is recorded,
-// and a purge destroys it once KMS answers.
+// lost is not sent again (KMS would make a second key), but one KMS
+// throttled is; a key made whose public key could not be read, nor its
+// deletion scheduled, is recorded, and a purge destroys it once KMS
+// answers.
 func TestKMSKeyMadeWithoutAnswer(t *testing.T) {
 	k := testenv.StartKMS(t)
 	faults, proxied := startKMSFaults(t, k)
@@ -380,6 +389,14 @@ func TestKMSKeyMadeWithoutAnswer(t *testing.T) {
 	}
 	if n := len(keys()); n != 1 {
 		t.Errorf("KMS holds %d keys after a CreateKey without answer, want the one it made", n)
+	}
+
+	faults.set(nil, nil)
+	faults.mu.Lock()
+	faults.throttled["CreateKey"] = 1
+	faults.mu.Unlock()
+	if err := create(); err != nil {
+		t.Errorf("a CA whose CreateKey KMS throttled once: %v, want it created on the retry", err)
 	}
 
 	faults.set(nil, []string{"GetPublicKey", "ScheduleKeyDeletion"})

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -146,13 +147,12 @@ func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.Key
 	// A key made is no longer the request's: a client that goes away must
 	// not leave it made and unknown.
 	ctx = context.WithoutCancel(ctx)
-	// Tried once: KMS makes a key for each CreateKey it gets, and one
-	// whose answer was lost, tried again, left a key no CA holds.
-	out, err := s.client.CreateKey(ctx, in, func(o *awskms.Options) { o.RetryMaxAttempts = 1 })
+	out, err := s.client.CreateKey(ctx, in, func(o *awskms.Options) { o.Retryer = createKeyRetryer() })
 	if err != nil {
+		refused := refused(err)
 		err = refusal(ca, err)
-		if openpca.ErrorCode(err) == openpca.CodeServiceUnavailable {
-			// No answer says whether KMS made the key.
+		if !refused {
+			// Neither an answer nor a refusal: KMS may have made the key.
 			err = errors.Join(err, fmt.Errorf("kms: CreateKey for %s had no answer: a key tagged openpca:certificate-authority=%s may have been made, which no CA holds", ca.ARN, ca.ARN))
 		}
 		return nil, nil, err
@@ -169,6 +169,22 @@ func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.Key
 		return nil, nil, err
 	}
 	return []byte(arn), key, nil
+}
+
+// createKeyRetryer tries a CreateKey again only when KMS throttled it:
+// KMS makes a key for each CreateKey it takes, and one whose answer was
+// lost, or that failed inside KMS, tried again, left a key no CA holds.
+func createKeyRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Retryables = []retry.IsErrorRetryable{retry.NoRetryCanceledError{}, retry.RetryableErrorCode{Codes: retry.DefaultThrottleErrorCodes}}
+	})
+}
+
+// refused reports whether err is KMS's refusal of a request (a status
+// below 500), which it made nothing for.
+func refused(err error) bool {
+	var answered interface{ HTTPStatusCode() int }
+	return errors.As(err, &answered) && answered.HTTPStatusCode() < 500
 }
 
 // Signer implements openpca.KeyStore.
