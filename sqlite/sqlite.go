@@ -259,9 +259,9 @@ type checkpointer struct {
 	walBytes, restarts, restartsBusy, failures atomic.Int64
 }
 
-// wantScrub asks for the log to be emptied (truncate), which run does at
-// its next tick, and again each scrubRetry while readers on the log make
-// it give up.
+// wantScrub asks for the log to be emptied (a TRUNCATE checkpoint), which
+// run does at its next tick, and again each scrubRetry while readers on
+// the log make it give up.
 func (c *checkpointer) wantScrub() { c.scrubsAsked.Add(1) }
 
 // scrubRetry is how often run tries again to empty the log for a scrub:
