@@ -637,19 +637,29 @@ func TestWitnessNotADatabase(t *testing.T) {
 	}
 }
 
+// loggedWitness starts a witness of l whose log lines the test reads.
+func loggedWitness(t *testing.T, l *logFixture) (*witness.Server, *testenv.SyncBuffer) {
+	t.Helper()
+	skey, _, err := witness.NewKey("witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := new(testenv.SyncBuffer)
+	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{trust(t, l.origin, l)},
+		Database: filepath.Join(t.TempDir(), "witness.db"), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, logs
+}
+
 // TestWitnessHangUpsLogNoErrors: requests whose clients hang up at any
 // point, a cosigned checkpoint sent again, write no error line (anyone who
 // saw a cosigned checkpoint can send it).
 func TestWitnessHangUpsLogNoErrors(t *testing.T) {
 	l := newLog(t, "example.com/log", 3)
-	skey, _, _ := witness.NewKey("witness.example/w1")
-	var logs testenv.SyncBuffer
-	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{trust(t, l.origin, l)},
-		Database: filepath.Join(t.TempDir(), "witness.db"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, logs := loggedWitness(t, l)
 	send := func(ctx context.Context, body string) int {
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/add-checkpoint", strings.NewReader(body)).WithContext(ctx))
@@ -838,17 +848,7 @@ func FuzzAddSignedCheckpoint(f *testing.F) {
 // no error to the log (anyone could, as fast as they hang up).
 func TestWitnessWaitEndsWithItsClient(t *testing.T) {
 	l := newLog(t, "example.com/log", 3)
-	skey, _, err := witness.NewKey("witness.example/w1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs testenv.SyncBuffer
-	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: []witness.Log{trust(t, l.origin, l)},
-		Database: filepath.Join(t.TempDir(), "witness.db"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, logs := loggedWitness(t, l)
 	srv := httptest.NewServer(s)
 	defer witness.HoldTurn(s)()
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
