@@ -11,8 +11,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ThalesGroup/crypto11"
 	p11 "github.com/miekg/pkcs11"
@@ -172,5 +174,63 @@ func TestPrivateKeyAlone(t *testing.T) {
 	destroy(p11.CKO_PRIVATE_KEY)
 	if err := store.DestroyKey(context.Background(), ca); !errors.Is(err, openpca.ErrNotFound) {
 		t.Fatalf("DestroyKey with no key left: %v, want ErrNotFound", err)
+	}
+}
+
+// TestMissingKeyLeavesOthersSigning: a CA whose key is gone from the
+// token has the store log in again (a token taken away shows its objects
+// only to a new login), once a second at most; the login it replaces is
+// closed under the signings of every other CA of the token, which must
+// go on all the same, on the new one.
+func TestMissingKeyLeavesOthersSigning(t *testing.T) {
+	_, store, ca, key, _ := newTokenCA(t)
+	gone := &openpca.CA{ID: "22222222-2222-2222-2222-222222222222", ARN: strings.ReplaceAll(ca.ARN, "1111-1111", "2222-2222"), Config: ca.Config}
+	handle, goneKey, err := store.GenerateKey(context.Background(), gone, openpca.KeyAlgorithmEcPrime256v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ski, _ := pki.SubjectKeyID(goneKey.Public())
+	gone.KeyStore, gone.KeyHandle, gone.KeyID = pkcs11.Name, handle, hex.EncodeToString(ski)
+	if err := store.DestroyKey(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := store.Signer(context.Background(), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	misses := make(chan int)
+	go func() {
+		n := 0
+		defer func() { misses <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(1100 * time.Millisecond):
+			}
+			_, err := store.Signer(context.Background(), gone)
+			if openpca.ErrorCode(err) != openpca.CodeServiceUnavailable {
+				t.Errorf("the signer of a CA whose key is gone: %v, want ServiceUnavailable", err)
+				return
+			}
+			n++
+		}
+	}()
+	var signed, failed int
+	var first error
+	digest := sha256.Sum256([]byte("x"))
+	for start := time.Now(); time.Since(start) < 4*time.Second; signed++ {
+		sig, err := signer.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if err != nil || !ecdsa.VerifyASN1(key.Public().(*ecdsa.PublicKey), digest[:], sig) {
+			if failed++; first == nil {
+				first = fmt.Errorf("signature %d: %v", signed, err)
+			}
+		}
+	}
+	close(stop)
+	n := <-misses
+	if n < 3 || failed > 0 {
+		t.Fatalf("%d of %d signatures failed beside %d logins again for a missing key, want none beside 3 or more; the first: %v", failed, signed, n, first)
 	}
 }
