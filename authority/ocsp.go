@@ -70,12 +70,43 @@ type ocspCertID struct {
 	serial            string // the serial number's bytes, big-endian
 }
 
-// ocspEntry is a kept response.
-type ocspEntry openpca.OCSPResponse
+// ocspEntry is a kept response, and the key identifier of the CA
+// certificate its delegated responder was issued under (the responder's
+// authority key identifier). Relying parties find the responder's issuer
+// by it, and OpenSSL refuses a responder whose issuer is a CA certificate
+// without it: the answer is served only while the CA's certificate in use
+// has it, which a certificate imported since (a renewal by another CA)
+// need not. An answer the CA signed itself (delegated false) names only
+// the CA's name or key, which every certificate of the CA shares.
+type ocspEntry struct {
+	openpca.OCSPResponse
+	delegated bool
+	under     []byte
+}
+
+// keptEntry is the entry of a response the store keeps, nil if its
+// responder's certificate does not read.
+func keptEntry(r *openpca.OCSPResponse) *ocspEntry {
+	responder, err := pki.OCSPResponder(r.DER)
+	if err != nil {
+		return nil
+	}
+	e := &ocspEntry{OCSPResponse: *r}
+	if responder != nil {
+		e.delegated, e.under = true, responder.AuthorityKeyId
+	}
+	return e
+}
+
+// signedUnder reports whether e may be served beside the CA certificate
+// issuer.
+func (e *ocspEntry) signedUnder(issuer *x509.Certificate) bool {
+	return !e.delegated || bytes.Equal(e.under, issuer.SubjectKeyId)
+}
 
 func (id ocspCertID) size(e *ocspEntry) int {
 	const overhead = 128 // map entry, headers of the strings and slices
-	return len(id.nameHash) + len(id.keyHash) + len(id.serial) + len(e.CAID) + len(e.Serial) + len(e.DER) + len(e.Status) + overhead
+	return len(id.nameHash) + len(id.keyHash) + len(id.serial) + len(e.CAID) + len(e.Serial) + len(e.DER) + len(e.Status) + len(e.under) + overhead
 }
 
 // ocspCache keeps signed responses within a bound on their bytes, in two
@@ -239,7 +270,8 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	// Not an answer signed ahead of now, by a clock since stepped back:
 	// relying parties refuse a thisUpdate in the future.
 	current := func(e *ocspEntry) bool {
-		return e.Status == status && e.RevokedAt.Equal(template.RevokedAt) && now.Sub(e.SignedAt) < ocspRefresh && !e.SignedAt.After(now)
+		return e.Status == status && e.RevokedAt.Equal(template.RevokedAt) && now.Sub(e.SignedAt) < ocspRefresh && !e.SignedAt.After(now) &&
+			e.signedUnder(is.cert)
 	}
 	if e := s.ocsp.get(id); e != nil && current(e) {
 		return e.DER, nil
@@ -286,8 +318,10 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 		if err != nil && !errors.Is(err, openpca.ErrNotFound) {
 			return nil, err
 		}
-		if e := (*ocspEntry)(kept); e != nil && current(e) {
-			return e, nil
+		if kept != nil {
+			if e := keptEntry(kept); e != nil && current(e) {
+				return e, nil
+			}
 		}
 	}
 	responder, err := s.ocspResponder(ctx, ca, is, now)
@@ -325,10 +359,13 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	if err != nil {
 		return nil, err
 	}
-	e := &ocspEntry{CAID: ca.ID, Serial: serial, Status: status, RevokedAt: template.RevokedAt, SignedAt: now, DER: der}
+	e := &ocspEntry{OCSPResponse: openpca.OCSPResponse{CAID: ca.ID, Serial: serial, Status: status, RevokedAt: template.RevokedAt, SignedAt: now, DER: der}}
+	if responder != nil {
+		e.delegated, e.under = true, responder.cert.AuthorityKeyId
+	}
 	// Answers for serials never issued are not kept: they would grow the
 	// store with whatever serials anyone asks about.
-	kept := (*openpca.OCSPResponse)(e)
+	kept := &e.OCSPResponse
 	if template.Status == ocsp.Unknown {
 		kept = nil
 	}

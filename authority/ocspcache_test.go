@@ -3,6 +3,8 @@ package authority
 import (
 	"fmt"
 	"testing"
+
+	"github.com/openpca/openpca"
 )
 
 // TestOCSPCacheBytes fills the kept responses far past their bound in
@@ -13,9 +15,9 @@ func TestOCSPCacheBytes(t *testing.T) {
 	c := ocspCache{limit: limit}
 	id := func(i int) ocspCertID { return ocspCertID{nameHash: "name", keyHash: "key", serial: fmt.Sprint(i)} }
 	hot := id(-1)
-	c.put(hot, &ocspEntry{DER: make([]byte, 1000)})
+	c.put(hot, &ocspEntry{OCSPResponse: openpca.OCSPResponse{DER: make([]byte, 1000)}})
 	for i := range 20000 {
-		c.put(id(i), &ocspEntry{DER: make([]byte, 1000)})
+		c.put(id(i), &ocspEntry{OCSPResponse: openpca.OCSPResponse{DER: make([]byte, 1000)}})
 		if c.get(hot) == nil {
 			t.Fatalf("a response asked for at every step was dropped after %d others", i)
 		}

@@ -280,3 +280,46 @@ func TestOCSPResponderIssuedBeforeStop(t *testing.T) {
 		t.Errorf("the log after the stop: %v, want the next responder's issuance", kinds)
 	}
 }
+
+// TestOCSPKeptAnswersFollowTheCACertificate: an answer a responder signed
+// is kept (in memory and in the store) only while the CA's certificate in
+// use has the key identifier the responder names as its issuer's. After a
+// renewal by another CA that gives the certificate another identifier,
+// the answer about the same certificate is signed again (by the CA
+// itself: its identifier is not made from its key), and OpenSSL takes it;
+// the kept one it refuses.
+func TestOCSPKeptAnswersFollowTheCACertificate(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	e := importedOCSPCA(t, env, root, root.PEM, "Renewed")
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "issued.example"}})
+	e.cert, _ = env.Certificate(t, e.caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &e.caARN, Csr: leaf.CSRPEM}))
+	first := e.ask(t, e.cert.SerialNumber)
+	if _, r := e.responderOf(t, e.cert.SerialNumber); r == nil {
+		t.Fatal("no responder")
+	}
+	if again := e.ask(t, e.cert.SerialNumber); !bytes.Equal(again, first) {
+		t.Fatal("the answer is not kept")
+	}
+
+	renewed := root.Sign(t, "Renewed", env.CSR(t, e.caARN).PublicKey, root.Cert.NotAfter.Add(-time.Hour), func(c *x509.Certificate) { c.SubjectKeyId = []byte{1, 1, 1, 1} })
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &e.caARN, Certificate: renewed.PEM, CertificateChain: root.PEM}); err != nil {
+		t.Fatal(err)
+	}
+	e.root = renewed.Cert
+	resp, r := e.responderOf(t, e.cert.SerialNumber)
+	switch {
+	case r != nil:
+		t.Errorf("after the renewal: an answer by a responder issued under %x, the CA's certificate now %x", r.AuthorityKeyId, renewed.Cert.SubjectKeyId)
+	case resp.Status != ocsp.Good:
+		t.Errorf("after the renewal: status %d", resp.Status)
+	}
+	dir := t.TempDir()
+	writePEM(t, dir, "root.pem", "CERTIFICATE", root.Cert.Raw)
+	writePEM(t, dir, "ca.pem", "CERTIFICATE", renewed.Cert.Raw)
+	writePEM(t, dir, "leaf.pem", "CERTIFICATE", e.cert.Raw)
+	if out, _ := openssl(t, dir, "ocsp", "-issuer", "ca.pem", "-cert", "leaf.pem", "-url", env.URL+"/ocsp", "-CAfile", "root.pem", "-no_nonce"); !strings.Contains(out, "Response verify OK") || !strings.Contains(out, "leaf.pem: good") {
+		t.Errorf("openssl ocsp after the renewal:\n%s", out)
+	}
+}

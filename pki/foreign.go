@@ -210,15 +210,11 @@ func CreateOCSPResponse(issuer, responder *x509.Certificate, tmpl ocsp.Response,
 	if err != nil {
 		return nil, err
 	}
-	// OCSPResponse { responseStatus, [0] { responseType, OCTET STRING {
-	// BasicOCSPResponse } } }, and the BasicOCSPResponse a signed object
-	// (with the responder's certificate after its signature, if one signs).
-	in := cryptobyte.String(der)
-	var resp, status, explicit, responseBytes, responseType, basic cryptobyte.String
-	if !in.ReadASN1(&resp, cbasn1.SEQUENCE) || !resp.ReadASN1Element(&status, cbasn1.ENUM) ||
-		!resp.ReadASN1(&explicit, cbasn1.Tag(0).Constructed().ContextSpecific()) || !explicit.ReadASN1(&responseBytes, cbasn1.SEQUENCE) ||
-		!responseBytes.ReadASN1Element(&responseType, cbasn1.OBJECT_IDENTIFIER) || !responseBytes.ReadASN1(&basic, cbasn1.OCTET_STRING) {
-		return nil, errors.New("pki: an unexpected OCSP response")
+	// The BasicOCSPResponse is a signed object (with the responder's
+	// certificate after its signature, if one signs).
+	status, responseType, basic, err := ocspParts(der)
+	if err != nil {
+		return nil, err
 	}
 	// ResponseData: [0] version (absent: v1), responderID, producedAt,
 	// responses, [1] extensions.
@@ -251,6 +247,46 @@ func CreateOCSPResponse(issuer, responder *x509.Certificate, tmpl ocsp.Response,
 		return nil, fmt.Errorf("pki: the OCSP response signed does not verify with its signer's certificate: %w", err)
 	}
 	return der, nil
+}
+
+// ocspParts splits an OCSPResponse { responseStatus, [0] {
+// responseType, OCTET STRING { BasicOCSPResponse } } } into its status
+// and type (as elements) and its BasicOCSPResponse.
+func ocspParts(der []byte) (status, responseType, basic cryptobyte.String, err error) {
+	in := cryptobyte.String(der)
+	var resp, explicit, responseBytes cryptobyte.String
+	if !in.ReadASN1(&resp, cbasn1.SEQUENCE) || !in.Empty() || !resp.ReadASN1Element(&status, cbasn1.ENUM) ||
+		!resp.ReadASN1(&explicit, cbasn1.Tag(0).Constructed().ContextSpecific()) || !explicit.ReadASN1(&responseBytes, cbasn1.SEQUENCE) ||
+		!responseBytes.ReadASN1Element(&responseType, cbasn1.OBJECT_IDENTIFIER) || !responseBytes.ReadASN1(&basic, cbasn1.OCTET_STRING) {
+		return nil, nil, nil, errors.New("pki: an unexpected OCSP response")
+	}
+	return status, responseType, basic, nil
+}
+
+// OCSPResponder returns the certificate of the delegated responder that
+// signed an OCSP response made by CreateOCSPResponse, as the response
+// carries it, or nil if it carries none: the CA signed it. The signature
+// is not checked.
+func OCSPResponder(der []byte) (*x509.Certificate, error) {
+	_, _, basic, err := ocspParts(der)
+	if err != nil {
+		return nil, err
+	}
+	// BasicOCSPResponse { tbsResponseData, signatureAlgorithm, signature,
+	// [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
+	var resp, certs, list, first cryptobyte.String
+	var present bool
+	if !basic.ReadASN1(&resp, cbasn1.SEQUENCE) || !basic.Empty() || !resp.SkipASN1(cbasn1.SEQUENCE) || !resp.SkipASN1(cbasn1.SEQUENCE) ||
+		!resp.SkipASN1(cbasn1.BIT_STRING) || !resp.ReadOptionalASN1(&certs, &present, cbasn1.Tag(0).Constructed().ContextSpecific()) || !resp.Empty() {
+		return nil, errors.New("pki: a malformed basic OCSP response")
+	}
+	if !present {
+		return nil, nil
+	}
+	if !certs.ReadASN1(&list, cbasn1.SEQUENCE) || !certs.Empty() || !list.ReadASN1Element(&first, cbasn1.SEQUENCE) {
+		return nil, errors.New("pki: a malformed certificate in an OCSP response")
+	}
+	return x509.ParseCertificate(first)
 }
 
 // resign takes a signed object, SEQUENCE { tbs, AlgorithmIdentifier, BIT
