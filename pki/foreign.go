@@ -92,18 +92,29 @@ func ParseCertificate(der []byte) (*x509.Certificate, error) {
 }
 
 // CreateCertificate is x509.CreateCertificate, with foreign keys as signer
-// or as the certified key too.
+// or as the certified key too. Go makes the certificate with a stand-in
+// key as both (its own signature by the CA's key would be a second
+// signature of the CA's, in no log, of a valid certificate for the
+// stand-in key), and signer signs it once, in resign. As
+// x509.CreateCertificate does, a certificate whose signature the
+// signer's public key does not verify is not returned: a faulty signer
+// (an RSA signature gone wrong gives its key away) is caught.
 func CreateCertificate(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) ([]byte, error) {
-	pubForeign, signerForeign := foreign(pub), foreign(signer)
-	if !pubForeign && !signerForeign {
+	pubForeign := foreign(pub)
+	if !pubForeign && !foreign(signer) {
 		return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	}
+	sigAlg := tmpl.SignatureAlgorithm
+	algID, err := signatureAlgorithmID(signer, sigAlg)
+	if err != nil {
+		return nil, err
 	}
 	key, err := standIn()
 	if err != nil {
 		return nil, err
 	}
 	t, p := *tmpl, *parent
-	goPub, goSigner := pub, signer
+	goPub := pub
 	if pubForeign {
 		goPub = key.Public()
 		if len(t.SubjectKeyId) == 0 && t.IsCA {
@@ -113,11 +124,9 @@ func CreateCertificate(tmpl, parent *x509.Certificate, pub crypto.PublicKey, sig
 			}
 		}
 	}
-	if signerForeign {
-		goSigner, t.SignatureAlgorithm = key, x509.ECDSAWithSHA256
-		p.PublicKey = nil // Go checks that the signer's key is the parent's
-	}
-	der, err := x509.CreateCertificate(rand.Reader, &t, &p, goPub, goSigner)
+	t.SignatureAlgorithm = x509.ECDSAWithSHA256
+	p.PublicKey = nil // Go checks that the signer's key is the parent's
+	der, err := x509.CreateCertificate(rand.Reader, &t, &p, goPub, key)
 	if err != nil {
 		return nil, err
 	}
@@ -129,22 +138,28 @@ func CreateCertificate(tmpl, parent *x509.Certificate, pub crypto.PublicKey, sig
 	}
 	// TBSCertificate: [0] version, serial, signature, issuer, validity,
 	// subject, subjectPublicKeyInfo, [3] extensions.
-	return resign(der, signer, t.SignatureAlgorithm, nil, func(tbs [][]byte) ([][]byte, error) {
+	der, err = resign(der, signer, sigAlg, algID, func(tbs [][]byte) ([][]byte, error) {
 		if len(tbs) < 7 || tbs[0][0] != 0xa0 {
 			return nil, errors.New("pki: Go made a TBSCertificate without a version")
 		}
-		if signerForeign {
-			tbs[2] = ownAlgorithmIdentifier(signer)
-		}
+		tbs[2] = algID
 		if spki != nil {
 			tbs[6] = spki
 		}
 		return tbs, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSignedBy(der, signer.Public(), sigAlg); err != nil {
+		return nil, fmt.Errorf("pki: the certificate signed does not verify with its signer's key: %w", err)
+	}
+	return der, nil
 }
 
 // CreateCertificateRequest is x509.CreateCertificateRequest, with a
-// foreign key too.
+// foreign key too. A request whose signature does not verify is not
+// returned, as x509.CreateCertificateRequest returns none either.
 func CreateCertificateRequest(key crypto.Signer, req *x509.CertificateRequest) ([]byte, error) {
 	if !foreign(key) {
 		return x509.CreateCertificateRequest(rand.Reader, req, key)
@@ -165,13 +180,20 @@ func CreateCertificateRequest(key crypto.Signer, req *x509.CertificateRequest) (
 	}
 	// CertificationRequestInfo: version, subject, subjectPKInfo, [0]
 	// attributes.
-	return resign(der, key, 0, nil, func(cri [][]byte) ([][]byte, error) {
+	der, err = resign(der, key, 0, nil, func(cri [][]byte) ([][]byte, error) {
 		if len(cri) != 4 {
 			return nil, errors.New("pki: Go made an unexpected CertificationRequestInfo")
 		}
 		cri[2] = spki
 		return cri, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSignedBy(der, key.Public(), 0); err != nil {
+		return nil, fmt.Errorf("pki: the CSR signed does not verify with its key: %w", err)
+	}
+	return der, nil
 }
 
 // CreateOCSPResponse is ocsp.CreateResponse, with a foreign issuer key

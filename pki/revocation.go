@@ -185,6 +185,15 @@ func CreateRevocationList(list *x509.RevocationList, revoked *RevokedCertificate
 // checkSigned checks the signature of a signed object that issuer's key
 // signed with sigAlg, or with its own algorithm if the key is foreign.
 func checkSigned(der []byte, issuer *x509.Certificate, sigAlg x509.SignatureAlgorithm) error {
+	pub, err := ParsePublicKey(issuer.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return err
+	}
+	return checkSignedBy(der, pub, sigAlg)
+}
+
+// checkSignedBy is checkSigned with the signer's public key.
+func checkSignedBy(der []byte, pub crypto.PublicKey, sigAlg x509.SignatureAlgorithm) error {
 	in := cryptobyte.String(der)
 	var outer, tbs cryptobyte.String
 	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) {
@@ -194,14 +203,10 @@ func checkSigned(der []byte, issuer *x509.Certificate, sigAlg x509.SignatureAlgo
 	if err != nil {
 		return err
 	}
-	pub, err := ParsePublicKey(issuer.RawSubjectPublicKeyInfo)
-	if err != nil {
-		return err
-	}
 	if foreign(pub) {
 		return checkForeignSignature(pub, algID, tbs, sig)
 	}
-	return issuer.CheckSignature(sigAlg, tbs, sig)
+	return (&x509.Certificate{PublicKey: pub}).CheckSignature(sigAlg, tbs, sig)
 }
 
 var oidCRLNumber = asn1.ObjectIdentifier{2, 5, 29, 20}
