@@ -315,3 +315,82 @@ func TestSM2(t *testing.T) {
 func ocspStatusNames(s int) string {
 	return map[int]string{ocsp.Good: "good", ocsp.Revoked: "revoked", ocsp.Unknown: "unknown"}[s]
 }
+
+// TestMLDSAKeyUsage: a certificate of an ML-DSA key cannot have a usage
+// RFC 9881 forbids (it only signs), asked for through ApiPassthrough
+// (InvalidArgsException), by the CSR of a CSR-passthrough template
+// (MalformedCSRException), or in a CA's CsrExtensions; an EC key's
+// passed-through encipherment is issued, as AWS issues it.
+func TestMLDSAKeyUsage(t *testing.T) {
+	env := testenv.Start(t)
+	root := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Root")
+	env.ActivateRoot(t, root)
+	mlKey, err := pki.GenerateKey(openpca.KeyAlgorithmMlDsa65)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := func(key crypto.Signer, usage pkix.Extension) []byte {
+		der, err := pki.CreateCertificateRequest(key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}, ExtraExtensions: []pkix.Extension{usage}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	}
+	usage := func(ku types.KeyUsage) pkix.Extension {
+		ext, err := pki.KeyUsageExtension(&openpca.KeyUsage{DigitalSignature: ku.DigitalSignature, KeyEncipherment: ku.KeyEncipherment, KeyAgreement: ku.KeyAgreement, DecipherOnly: ku.DecipherOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ext
+	}
+	signs := types.KeyUsage{DigitalSignature: true}
+	for _, tc := range []struct {
+		name     string
+		template string
+		csr      []byte
+		api      *types.KeyUsage
+		code     string // "": issued
+	}{
+		{"API, signing", "BlankEndEntityCertificate_APIPassthrough/V1", csr(mlKey, usage(signs)), &signs, ""},
+		{"API, key encipherment", "BlankEndEntityCertificate_APIPassthrough/V1", csr(mlKey, usage(signs)), &types.KeyUsage{DigitalSignature: true, KeyEncipherment: true}, "InvalidArgsException"},
+		{"API, decipher only", "BlankEndEntityCertificate_APIPassthrough/V1", csr(mlKey, usage(signs)), &types.KeyUsage{KeyAgreement: true, DecipherOnly: true}, "InvalidArgsException"},
+		{"API over the CSR's", "BlankEndEntityCertificate_APICSRPassthrough/V1", csr(mlKey, usage(types.KeyUsage{KeyAgreement: true})), &signs, ""},
+		{"CSR, key agreement", "BlankEndEntityCertificate_CSRPassthrough/V1", csr(mlKey, usage(types.KeyUsage{DigitalSignature: true, KeyAgreement: true})), nil, "MalformedCSRException"},
+		{"EC key, key encipherment", "BlankEndEntityCertificate_APIPassthrough/V1", testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ec.example"}}).CSRPEM,
+			&types.KeyUsage{DigitalSignature: true, KeyEncipherment: true}, ""},
+		{"a template's own", "EndEntityCertificate/V1", csr(mlKey, usage(types.KeyUsage{KeyEncipherment: true})), nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &acmpca.IssueCertificateInput{CertificateAuthorityArn: &root, Csr: tc.csr, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
+				TemplateArn: aws.String("arn:aws:acm-pca:::template/" + tc.template), Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}}
+			if tc.api != nil {
+				in.ApiPassthrough = &types.ApiPassthrough{Extensions: &types.Extensions{KeyUsage: tc.api}}
+			}
+			out, err := env.Client.IssueCertificate(ctx, in)
+			if tc.code != "" {
+				testenv.WantError(t, err, tc.code)
+				if !strings.Contains(err.Error(), "RFC 9881") {
+					t.Errorf("the refusal does not say why: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert, _ := env.Certificate(t, root, *out.CertificateArn)
+			pub, err := pki.ParsePublicKey(cert.RawSubjectPublicKeyInfo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if forbidden := x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment | x509.KeyUsageKeyAgreement | x509.KeyUsageDecipherOnly; pki.IsMLDSA(pki.KeyAlgorithmOf(pub)) && cert.KeyUsage&forbidden != 0 {
+				t.Errorf("an ML-DSA key's certificate with key usage %b", cert.KeyUsage)
+			}
+		})
+	}
+
+	_, err = env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{CertificateAuthorityType: types.CertificateAuthorityTypeRoot,
+		CertificateAuthorityConfiguration: &types.CertificateAuthorityConfiguration{KeyAlgorithm: types.KeyAlgorithmMlDsa44, SigningAlgorithm: types.SigningAlgorithmMlDsa44,
+			Subject:       &types.ASN1Subject{CommonName: aws.String("ML-DSA root")},
+			CsrExtensions: &types.CsrExtensions{KeyUsage: &types.KeyUsage{KeyCertSign: true, CRLSign: true, KeyEncipherment: true}}}})
+	testenv.WantError(t, err, "InvalidArgsException")
+}

@@ -57,6 +57,15 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if _, err := pki.MarshalSubject(cfg.Subject); err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: Subject: %v.", err)
 	}
+	if cfg.CsrExtensions != nil && cfg.CsrExtensions.KeyUsage != nil {
+		ku, err := pki.KeyUsageExtension(cfg.CsrExtensions.KeyUsage)
+		if err == nil {
+			err = pki.CheckKeyUsage(cfg.KeyAlgorithm, ku)
+		}
+		if err != nil {
+			return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: CsrExtensions: %v.", err)
+		}
+	}
 	// AWS Private CA offers SM2 in its China regions alone.
 	if cfg.KeyAlgorithm == openpca.KeyAlgorithmSm2 && openpca.Partition(s.region) != "aws-cn" {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "KeyAlgorithm SM2 is available in the China regions (cn-north-1, cn-northwest-1) only; this server's region is %s.", s.region)

@@ -398,8 +398,8 @@ func signatureAlgorithmID(signer crypto.Signer, sigAlg x509.SignatureAlgorithm) 
 // other hashes it for sigAlg first, and algID, sigAlg's, names the
 // signature.
 func signBytes(tbs []byte, signer crypto.Signer, sigAlg x509.SignatureAlgorithm, algID []byte) ([]byte, []byte, error) {
-	if _, ok := signer.(sign.PrivateKey); ok {
-		sig, err := signer.Sign(rand.Reader, tbs, crypto.Hash(0))
+	if ml, ok := signer.(sign.PrivateKey); ok {
+		sig, err := signMLDSA(ml, tbs)
 		return ownAlgorithmIdentifier(signer), sig, err
 	}
 	if isSM2(signer) {
@@ -472,17 +472,29 @@ func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
 		sm, smErr := smx509.ParseCertificateRequest(der)
-		if smErr != nil {
+		switch {
+		case smErr == nil:
+			csr = sm.ToX509()
+		case smErr.Error() != err.Error():
+			// Go's error of an SM2 key is its curve's, unknown to Go.
+			return nil, fmt.Errorf("%v (read as an SM2 key's: %v)", err, smErr)
+		default:
 			return nil, err
 		}
-		csr = sm.ToX509()
+	}
+	// Go's parser, and gmsm's, take elements after the key's bits, which
+	// no encoder writes.
+	spki := cryptobyte.String(csr.RawSubjectPublicKeyInfo)
+	var info cryptobyte.String
+	if !spki.ReadASN1(&info, cbasn1.SEQUENCE) || !spki.Empty() || !info.SkipASN1(cbasn1.SEQUENCE) || !info.SkipASN1(cbasn1.BIT_STRING) || !info.Empty() {
+		return nil, errors.New("its public key (SubjectPublicKeyInfo) is not an algorithm identifier and a BIT STRING alone")
 	}
 	// Go parsed the key unless it is ML-DSA: issuance, which parses every
 	// CSR, reads the key once.
 	pub := csr.PublicKey
 	if pub == nil {
 		if pub, err = ParsePublicKey(csr.RawSubjectPublicKeyInfo); err != nil {
-			return nil, fmt.Errorf("its public key is of an algorithm this server does not support")
+			return nil, fmt.Errorf("its public key (SubjectPublicKeyInfo) is not one this server reads: %v", err)
 		}
 	}
 	if !foreign(pub) {

@@ -1,14 +1,20 @@
 package pki
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"fmt"
 	"io"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/openpca/openpca"
 )
@@ -94,5 +100,85 @@ func TestCreateCertificateSignsOnce(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestParseCSRKeys: a CSR whose public key does not read is refused with
+// what is wrong with it, whatever the key; one with an element after the
+// key's bits (which Go's and gmsm's parsers skip) too. Each CSR is signed
+// by its key, over what it says.
+func TestParseCSRKeys(t *testing.T) {
+	keys := map[openpca.KeyAlgorithm]crypto.Signer{}
+	for _, alg := range []openpca.KeyAlgorithm{openpca.KeyAlgorithmEcPrime256v1, openpca.KeyAlgorithmMlDsa65, openpca.KeyAlgorithmSm2} {
+		k, err := GenerateKey(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[alg] = k
+	}
+	// spki rebuilds a SubjectPublicKeyInfo from its algorithm
+	// identifier's contents and its key's bits, and what follows.
+	spki := func(alg, bits []byte, after ...byte) []byte {
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(alg) })
+			b.AddASN1BitString(bits)
+			b.AddBytes(after)
+		})
+		return b.BytesOrPanic()
+	}
+	for _, tc := range []struct {
+		name   string
+		alg    openpca.KeyAlgorithm
+		change func(alg, bits []byte) []byte // nil: as made
+		want   string                        // "": accepted
+	}{
+		{"EC", openpca.KeyAlgorithmEcPrime256v1, nil, ""},
+		{"EC, an element after the key", openpca.KeyAlgorithmEcPrime256v1, func(a, b []byte) []byte { return spki(a, b, 5, 0) }, "BIT STRING alone"},
+		{"SM2", openpca.KeyAlgorithmSm2, nil, ""},
+		{"SM2, an element after the key", openpca.KeyAlgorithmSm2, func(a, b []byte) []byte { return spki(a, b, 5, 0) }, "BIT STRING alone"},
+		{"SM2, a point off the curve", openpca.KeyAlgorithmSm2, func(a, b []byte) []byte {
+			b = bytes.Clone(b)
+			b[len(b)-1] ^= 1
+			return spki(a, b)
+		}, "as an SM2 key's"},
+		{"ML-DSA", openpca.KeyAlgorithmMlDsa65, nil, ""},
+		{"ML-DSA, a byte short", openpca.KeyAlgorithmMlDsa65, func(a, b []byte) []byte { return spki(a, b[:len(b)-1]) }, "SubjectPublicKeyInfo"},
+		{"ML-DSA, NULL parameters", openpca.KeyAlgorithmMlDsa65, func(a, b []byte) []byte { return spki(append(bytes.Clone(a), 5, 0), b) }, "has parameters"},
+		{"ML-DSA, an element after the key", openpca.KeyAlgorithmMlDsa65, func(a, b []byte) []byte { return spki(a, b, 5, 0) }, "BIT STRING alone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := keys[tc.alg]
+			der, err := CreateCertificateRequest(key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.change != nil {
+				sigAlg := x509.SignatureAlgorithm(0)
+				if !foreign(key) {
+					sigAlg = x509.ECDSAWithSHA256
+				}
+				der, err = resign(der, key, sigAlg, nil, func(cri [][]byte) ([][]byte, error) {
+					in := cryptobyte.String(cri[2])
+					var info, alg cryptobyte.String
+					var bits asn1.BitString
+					if !in.ReadASN1(&info, cbasn1.SEQUENCE) || !info.ReadASN1(&alg, cbasn1.SEQUENCE) || !info.ReadASN1BitString(&bits) {
+						t.Fatal("the SubjectPublicKeyInfo made does not read")
+					}
+					cri[2] = tc.change(alg, bits.Bytes)
+					return cri, nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err = ParseCSR(der)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatal(err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("%v, want an error that says %q", err, tc.want)
+			}
+		})
 	}
 }

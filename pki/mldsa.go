@@ -94,6 +94,26 @@ func generateMLDSA(s sign.Scheme) (crypto.Signer, error) {
 	return priv, nil
 }
 
+// signMLDSA signs msg with an ML-DSA key in FIPS 204's hedged form, with
+// fresh randomness besides the key's own (circl's Sign is the
+// deterministic form, which a fault or a side channel exposes more), and
+// the empty context string that RFC 9881 prescribes.
+func signMLDSA(key sign.PrivateKey, msg []byte) ([]byte, error) {
+	sig := make([]byte, key.Scheme().SignatureSize())
+	var err error
+	switch k := key.(type) {
+	case *mldsa44.PrivateKey:
+		err = mldsa44.SignTo(k, msg, nil, true, sig)
+	case *mldsa65.PrivateKey:
+		err = mldsa65.SignTo(k, msg, nil, true, sig)
+	case *mldsa87.PrivateKey:
+		err = mldsa87.SignTo(k, msg, nil, true, sig)
+	default:
+		return nil, fmt.Errorf("pki: an ML-DSA key of type %T", key)
+	}
+	return sig, err
+}
+
 // marshalMLDSAPublicKey is the SubjectPublicKeyInfo of an ML-DSA key.
 func marshalMLDSAPublicKey(pub sign.PublicKey) ([]byte, error) {
 	raw, err := pub.MarshalBinary()

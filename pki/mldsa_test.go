@@ -153,6 +153,33 @@ func TestMLDSA(t *testing.T) {
 	}
 }
 
+// TestMLDSAHedged: ML-DSA signatures are FIPS 204's hedged ones, fresh
+// randomness in each, so the same object signed twice differs, and each
+// verifies with the empty context string.
+func TestMLDSAHedged(t *testing.T) {
+	for alg := range mldsaSchemes {
+		key, err := GenerateKey(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := []byte("the same object")
+		var sigs [][]byte
+		for range 2 {
+			_, sig, err := signBytes(msg, key, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := checkMLDSASignature(key.Public().(sign.PublicKey), algorithmIdentifier(mldsaSchemes[alg]), msg, sig); err != nil {
+				t.Fatalf("%s: %v", alg, err)
+			}
+			sigs = append(sigs, sig)
+		}
+		if bytes.Equal(sigs[0], sigs[1]) {
+			t.Errorf("%s: the same message signed twice alike, as only the deterministic form signs", alg)
+		}
+	}
+}
+
 // FuzzParseCSR feeds ParseCSR, which reads every CSR a client sends, DER
 // it never saw: it returns a request or an error, never panics, and a
 // request it returns has a key this package knows and a signature that

@@ -177,6 +177,32 @@ func KeyUsageExtension(ku *openpca.KeyUsage) (pkix.Extension, error) {
 	return pkix.Extension{Id: oidExtKeyUsage, Critical: true, Value: v}, err
 }
 
+// mldsaForbiddenUsages are the key usages, by bit, that RFC 9881 (section
+// 5) forbids in a certificate of an ML-DSA key, which only signs.
+var mldsaForbiddenUsages = map[int]string{2: "KeyEncipherment", 3: "DataEncipherment", 4: "KeyAgreement", 7: "EncipherOnly", 8: "DecipherOnly"}
+
+// CheckKeyUsage refuses, in ext, the key usage extension of a certificate
+// or CSR of a key of alg, a usage the key cannot have: for an ML-DSA key,
+// one RFC 9881 forbids, which relying parties that follow it refuse. (For
+// EC keys, which RFC 8813 forbids key and data encipherment, AWS's
+// templates that pass usages through take them all the same, and so does
+// this server.)
+func CheckKeyUsage(alg openpca.KeyAlgorithm, ext pkix.Extension) error {
+	if !IsMLDSA(alg) {
+		return nil
+	}
+	var bits asn1.BitString
+	if rest, err := asn1.Unmarshal(ext.Value, &bits); err != nil || len(rest) > 0 {
+		return fmt.Errorf("the key usage extension is not a BIT STRING")
+	}
+	for i := range bits.BitLength {
+		if name, ok := mldsaForbiddenUsages[i]; ok && bits.At(i) == 1 {
+			return fmt.Errorf("KeyUsage %s: an %s key only signs, and RFC 9881 forbids the usage in its certificates", name, alg)
+		}
+	}
+	return nil
+}
+
 // SubjectInformationAccessExtension encodes access descriptions as the
 // subject information access extension.
 func SubjectInformationAccessExtension(list []openpca.AccessDescription) (pkix.Extension, error) {

@@ -64,6 +64,16 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 	if err := t.setOwn(&exts, r.CSR.PublicKey); err != nil {
 		return nil, err
 	}
+	// Only a blank template's usages are those passed through.
+	if ku := exts.get(pki.OIDKeyUsage); ku != nil {
+		if err := pki.CheckKeyUsage(pki.KeyAlgorithmOf(r.CSR.PublicKey), *ku); err != nil {
+			if r.API != nil && r.API.Extensions != nil && t.UsesAPI() && (r.API.Extensions.KeyUsage != nil || slices.ContainsFunc(r.API.Extensions.CustomExtensions,
+				func(c openpca.CustomExtension) bool { return c.ObjectIdentifier == pki.OIDKeyUsage.String() })) {
+				return nil, fmt.Errorf("ApiPassthrough.Extensions: %w", err)
+			}
+			return nil, csrError{err}
+		}
+	}
 	// RFC 5280 (4.2.1.10): name constraints are a CA certificate's.
 	if !t.CA && exts.get(pki.OIDNameConstraints) != nil {
 		err := errors.New("name constraints (2.5.29.30) go in CA certificates only, and this template makes an end-entity certificate")
