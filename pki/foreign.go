@@ -97,8 +97,9 @@ func ParseCertificate(der []byte) (*x509.Certificate, error) {
 // signature of the CA's, in no log, of a valid certificate for the
 // stand-in key), and signer signs it once, in resign. As
 // x509.CreateCertificate does, a certificate whose signature the
-// signer's public key does not verify is not returned: a faulty signer
-// (an RSA signature gone wrong gives its key away) is caught.
+// issuer's public key does not verify is not returned: a faulty signer
+// (an RSA signature gone wrong gives its key away), or one of another key,
+// is caught.
 func CreateCertificate(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) ([]byte, error) {
 	pubForeign := foreign(pub)
 	if !pubForeign && !foreign(signer) {
@@ -124,8 +125,17 @@ func CreateCertificate(tmpl, parent *x509.Certificate, pub crypto.PublicKey, sig
 			}
 		}
 	}
+	// Go checks that the signer's key is the parent's, which the check of
+	// the signature below does in its place: the parent's, unless the
+	// certificate signs itself.
+	issuerKey := signer.Public()
+	if len(parent.RawSubjectPublicKeyInfo) > 0 {
+		if issuerKey, err = ParsePublicKey(parent.RawSubjectPublicKeyInfo); err != nil {
+			return nil, err
+		}
+	}
 	t.SignatureAlgorithm = x509.ECDSAWithSHA256
-	p.PublicKey = nil // Go checks that the signer's key is the parent's
+	p.PublicKey = nil
 	der, err := x509.CreateCertificate(rand.Reader, &t, &p, goPub, key)
 	if err != nil {
 		return nil, err
@@ -151,8 +161,8 @@ func CreateCertificate(tmpl, parent *x509.Certificate, pub crypto.PublicKey, sig
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSignedBy(der, signer.Public(), sigAlg); err != nil {
-		return nil, fmt.Errorf("pki: the certificate signed does not verify with its signer's key: %w", err)
+	if err := checkSignedBy(der, issuerKey, sigAlg); err != nil {
+		return nil, fmt.Errorf("pki: the certificate signed does not verify with its issuer's key: %w", err)
 	}
 	return der, nil
 }
@@ -475,8 +485,8 @@ func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
 		switch {
 		case smErr == nil:
 			csr = sm.ToX509()
-		case smErr.Error() != err.Error():
-			// Go's error of an SM2 key is its curve's, unknown to Go.
+		case sm2Requested(der):
+			// Go's error is of the curve, unknown to Go.
 			return nil, fmt.Errorf("%v (read as an SM2 key's: %v)", err, smErr)
 		default:
 			return nil, err

@@ -99,6 +99,17 @@ func TestCreateCertificateSignsOnce(t *testing.T) {
 					}
 				})
 			}
+			// A key store that gives another key than the CA's.
+			t.Run(fmt.Sprintf("%s CA/%s key/another CA key", caAlg, alg), func(t *testing.T) {
+				other, err := GenerateKey(caAlg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				leaf := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "leaf"}, NotBefore: now, NotAfter: now.Add(time.Hour), SignatureAlgorithm: sigAlg}
+				if _, err := CreateCertificate(leaf, ca, keys[alg].Public(), other); err == nil {
+					t.Fatal("a certificate signed by another key than its issuer's was returned")
+				}
+			})
 		}
 	}
 }
@@ -135,6 +146,11 @@ func TestParseCSRKeys(t *testing.T) {
 	}{
 		{"EC", openpca.KeyAlgorithmEcPrime256v1, nil, ""},
 		{"EC, an element after the key", openpca.KeyAlgorithmEcPrime256v1, func(a, b []byte) []byte { return spki(a, b, 5, 0) }, "BIT STRING alone"},
+		{"EC, a point off the curve", openpca.KeyAlgorithmEcPrime256v1, func(a, b []byte) []byte {
+			b = bytes.Clone(b)
+			b[len(b)-1] ^= 1
+			return spki(a, b)
+		}, "point"},
 		{"SM2", openpca.KeyAlgorithmSm2, nil, ""},
 		{"SM2, an element after the key", openpca.KeyAlgorithmSm2, func(a, b []byte) []byte { return spki(a, b, 5, 0) }, "BIT STRING alone"},
 		{"SM2, a point off the curve", openpca.KeyAlgorithmSm2, func(a, b []byte) []byte {
@@ -178,6 +194,8 @@ func TestParseCSRKeys(t *testing.T) {
 				t.Fatal(err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("%v, want an error that says %q", err, tc.want)
+			case err != nil && tc.alg != openpca.KeyAlgorithmSm2 && strings.Contains(err.Error(), "SM2"):
+				t.Fatalf("%v: the key is not SM2's", err)
 			}
 		})
 	}

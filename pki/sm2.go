@@ -20,8 +20,23 @@ import (
 // the default signer identity of GB/T 32918 ("1234567812345678"), as
 // every SM2 certificate does.
 
-// oidSM2WithSM3 is the signature algorithm SM2 with SM3 (GM/T 0006).
-var oidSM2WithSM3 = asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 501}
+// oidSM2WithSM3 is the signature algorithm SM2 with SM3 (GM/T 0006), and
+// oidSM2Curve the curve of SM2 keys.
+var (
+	oidSM2WithSM3 = asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 501}
+	oidSM2Curve   = asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 301}
+)
+
+// sm2Requested reports whether a DER CSR's key is on the SM2 curve, as
+// its SubjectPublicKeyInfo names it, however malformed the rest.
+func sm2Requested(der []byte) bool {
+	in := cryptobyte.String(der)
+	var req, info, spki, alg cryptobyte.String
+	var keyType, curve asn1.ObjectIdentifier
+	return in.ReadASN1(&req, cbasn1.SEQUENCE) && req.ReadASN1(&info, cbasn1.SEQUENCE) && info.SkipASN1(cbasn1.INTEGER) && info.SkipASN1(cbasn1.SEQUENCE) &&
+		info.ReadASN1(&spki, cbasn1.SEQUENCE) && spki.ReadASN1(&alg, cbasn1.SEQUENCE) && alg.ReadASN1ObjectIdentifier(&keyType) &&
+		alg.ReadASN1ObjectIdentifier(&curve) && curve.Equal(oidSM2Curve)
+}
 
 // isSM2 reports whether key, public or private, is an SM2 key.
 func isSM2(key any) bool {
