@@ -98,9 +98,13 @@ func TestMLDSA(t *testing.T) {
 				t.Errorf("an EC leaf of the ML-DSA root: %v", err)
 			}
 			other, _ := GenerateKey(alg)
-			otherDER, _ := CreateCertificate(leafTmpl, root, ecKey.Public(), other)
-			if c, _ := x509.ParseCertificate(otherDER); CheckSignatureFrom(c, root) == nil {
-				t.Error("a certificate signed by another key verified")
+			if _, err := CreateCertificate(leafTmpl, root, ecKey.Public(), other); err == nil {
+				t.Error("a certificate signed by another key than its issuer's was made")
+			}
+			tampered := bytes.Clone(leafDER)
+			tampered[len(tampered)-1] ^= 1 // in the signature
+			if c, err := x509.ParseCertificate(tampered); err != nil || CheckSignatureFrom(c, root) == nil {
+				t.Errorf("a certificate whose signature was changed verified (%v)", err)
 			}
 
 			// An EC CA certifies an ML-DSA key.
