@@ -500,8 +500,8 @@ func TestConsoleSessionEnds(t *testing.T) {
 	}
 }
 
-// TestConsoleSearchTime: a search by text, or the charts' counts, that
-// read longer than the console's search time are given up with a
+// TestConsoleSearchTime: a search by text or status, or the charts'
+// counts, that read longer than the console's search time are given up with a
 // message, not left to read all of a large CA's certificates on the
 // readers the API shares.
 func TestConsoleSearchTime(t *testing.T) {
@@ -514,6 +514,9 @@ func TestConsoleSearchTime(t *testing.T) {
 	}
 	if status, page := b.get("/console/ca/charts?" + url.Values{"arn": {caARN}}.Encode()); status != http.StatusServiceUnavailable || !strings.Contains(page, "could not be counted within 1ns") {
 		t.Errorf("the charts past their time: %d", status)
+	}
+	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}, "status": {"revoked"}}.Encode()); status != http.StatusServiceUnavailable || !strings.Contains(page, "narrow it") {
+		t.Errorf("a filter by status past its time: %d", status)
 	}
 	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}}.Encode()); status != http.StatusOK || !strings.Contains(page, "searched.example") {
 		t.Errorf("the list, which is no search: %d", status)
