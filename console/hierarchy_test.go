@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openpca/openpca/pki"
 )
 
 // caCert makes a CA certificate of key for name, signed by signer as
@@ -89,7 +91,7 @@ func TestHierarchy(t *testing.T) {
 			for _, c := range tc.certs {
 				nodes = append(nodes, &caNode{Cert: c})
 			}
-			roots := hierarchy(nodes)
+			roots := hierarchy(nodes, pki.CheckSignatureFrom)
 			if got := shape(roots); got != tc.want {
 				t.Errorf("%s, want %s", got, tc.want)
 			}
@@ -106,6 +108,41 @@ func TestHierarchy(t *testing.T) {
 				t.Errorf("%d CAs shown, want %d", count, len(nodes))
 			}
 		})
+	}
+}
+
+// TestHierarchyBounded: CAs another account shares that all claim one
+// key identifier and one another's names, none of them signed by another,
+// cost at most a signature check per CA and a few more (each was checked
+// against each), and the caller's own CAs, shared after, are still put in
+// their tree.
+func TestHierarchyBounded(t *testing.T) {
+	rootKey, subKey, outside := newKey(t), newKey(t), newKey(t)
+	var nodes []*caNode
+	for i := range 80 {
+		name, issuer := "twin-1", "twin-2"
+		if i%2 == 1 {
+			name, issuer = issuer, name
+		}
+		nodes = append(nodes, &caNode{Cert: caCert(t, name, newKey(t), issuer, outside, []byte("twin"), []byte("twin")), SharedBy: "444455556666"})
+	}
+	root := caCert(t, "root", rootKey, "", nil, []byte("root"), nil)
+	sub := caCert(t, "sub", subKey, "root", rootKey, []byte("sub"), []byte("root"))
+	leafCA := caCert(t, "leafca", newKey(t), "sub", subKey, []byte("leafca"), []byte("sub"))
+	nodes = append(nodes, &caNode{Cert: leafCA}, &caNode{Cert: sub}, &caNode{Cert: root})
+	checks := 0
+	roots := hierarchy(nodes, func(c, parent *x509.Certificate) error {
+		checks++
+		return pki.CheckSignatureFrom(c, parent)
+	})
+	if max := len(nodes) + parentChecksSpare; checks > max {
+		t.Errorf("%d signatures checked for %d CAs, want %d at most", checks, len(nodes), max)
+	}
+	if got := shape(roots[len(roots)-1:]); got != "root(sub(leafca))" {
+		t.Errorf("the caller's own CAs: %s", got)
+	}
+	if len(roots) != 81 {
+		t.Errorf("%d roots, want the 80 shared and the caller's", len(roots))
 	}
 }
 
