@@ -49,11 +49,17 @@ type DayCount struct {
 	Count int
 }
 
+// ConsoleSessionsPerKey is how many console sessions an access key keeps:
+// a sign-in past them ends its oldest, so that signing in over and over
+// (a script, a leaked key) does not grow the store by a row each time.
+const ConsoleSessionsPerKey = 16
+
 // ConsoleStore keeps console sessions and answers the console's
 // questions that the AWS API has no operation for.
 type ConsoleStore interface {
 	// CreateConsoleSession stores a session, and drops those that expired
-	// before it was created.
+	// before it was created, and those of its key past the newest
+	// ConsoleSessionsPerKey.
 	CreateConsoleSession(ctx context.Context, s *ConsoleSession) error
 	// FindConsoleSession returns the session with this hash if it has not
 	// expired at now; ErrNotFound otherwise.

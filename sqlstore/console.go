@@ -16,8 +16,12 @@ func (db *DB) CreateConsoleSession(ctx context.Context, s *openpca.ConsoleSessio
 		if _, err := db.txExec(ctx, tx, `DELETE FROM console_sessions WHERE expires_at <= ?`, s.CreatedAt.UnixMicro()); err != nil {
 			return err
 		}
-		_, err := db.txExec(ctx, tx, `INSERT INTO console_sessions (id_hash, key_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-			s.IDHash, s.KeyID, s.CSRF, s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro())
+		if _, err := db.txExec(ctx, tx, `INSERT INTO console_sessions (id_hash, key_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+			s.IDHash, s.KeyID, s.CSRF, s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro()); err != nil {
+			return err
+		}
+		_, err := db.txExec(ctx, tx, `DELETE FROM console_sessions WHERE key_id = ? AND id_hash NOT IN
+			(SELECT id_hash FROM console_sessions WHERE key_id = ? ORDER BY created_at DESC, id_hash LIMIT ?)`, s.KeyID, s.KeyID, openpca.ConsoleSessionsPerKey)
 		return err
 	})
 	return db.wrap("creating a console session", err)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -57,6 +58,31 @@ func testConsoleSessions(t *testing.T, s openpca.Store) {
 	}
 	if _, err := s.FindConsoleSession(ctx, old.IDHash, t0); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("an expired session outlived the creation of another: %v", err)
+	}
+
+	// A key keeps its newest sessions; another key's are its own.
+	other := &openpca.ConsoleSession{IDHash: []byte("hash-other"), KeyID: "OPCAOTHER", CSRF: "c", CreatedAt: t0.Add(time.Hour), ExpiresAt: t0.Add(2 * time.Hour)}
+	if err := s.CreateConsoleSession(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	var many []*openpca.ConsoleSession
+	for i := range openpca.ConsoleSessionsPerKey + 3 {
+		sess := &openpca.ConsoleSession{IDHash: fmt.Appendf(nil, "hash-many-%d", i), KeyID: "OPCAKEY", CSRF: "c",
+			CreatedAt: t0.Add(time.Hour + time.Duration(i+1)*time.Second), ExpiresAt: t0.Add(2 * time.Hour)}
+		if err := s.CreateConsoleSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		many = append(many, sess)
+	}
+	live := func(sess *openpca.ConsoleSession) bool {
+		_, err := s.FindConsoleSession(ctx, sess.IDHash, t0.Add(time.Hour))
+		return err == nil
+	}
+	for i, sess := range append(many, later, other) {
+		want := i >= 3 && i < len(many) || sess == other
+		if live(sess) != want {
+			t.Errorf("session %s live %v, want %v", sess.IDHash, !want, want)
+		}
 	}
 }
 
