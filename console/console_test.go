@@ -506,20 +506,23 @@ func TestConsoleSessionEnds(t *testing.T) {
 // readers the API shares.
 func TestConsoleSearchTime(t *testing.T) {
 	env := testenv.Start(t, func(c *app.Config) { c.ConsoleSearchTime = time.Nanosecond })
-	caARN, _ := caWithLeaf(t, env, "Searched Root", "searched.example")
+	caARN, serial := caWithLeaf(t, env, "Searched Root", "searched.example")
 	b := newBrowser(t, env)
 	b.signIn(env.Client)
-	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}, "q": {"searched"}}.Encode()); status != http.StatusServiceUnavailable || !strings.Contains(page, "narrow it") {
+	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}, "q": {"searched"}}.Encode()); status != http.StatusServiceUnavailable || !strings.Contains(page, "certificates match it") {
 		t.Errorf("a search past its time: %d", status)
 	}
 	if status, page := b.get("/console/ca/charts?" + url.Values{"arn": {caARN}}.Encode()); status != http.StatusServiceUnavailable || !strings.Contains(page, "could not be counted within 1ns") {
 		t.Errorf("the charts past their time: %d", status)
 	}
-	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}, "status": {"revoked"}}.Encode()); status != http.StatusServiceUnavailable || !strings.Contains(page, "narrow it") {
+	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}, "status": {"revoked"}}.Encode()); status != http.StatusServiceUnavailable || !strings.Contains(page, "certificates match it") {
 		t.Errorf("a filter by status past its time: %d", status)
 	}
 	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}}.Encode()); status != http.StatusOK || !strings.Contains(page, "searched.example") {
 		t.Errorf("the list, which is no search: %d", status)
+	}
+	if status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}, "serial": {serial}, "status": {"issued"}, "q": {"searched"}}.Encode()); status != http.StatusOK || !strings.Contains(page, "searched.example") {
+		t.Errorf("a serial's look-up, which is no search: %d", status)
 	}
 }
 

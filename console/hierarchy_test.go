@@ -146,6 +146,40 @@ func TestHierarchyBounded(t *testing.T) {
 	}
 }
 
+// TestHierarchyDecoys: another account's CAs that claim the key
+// identifier and name of a parent shared by a third are tried once per
+// account, however many are listed before the parent (four of them
+// used a CA's tries up); and a CA tries at most four of its own
+// account's.
+func TestHierarchyDecoys(t *testing.T) {
+	bKey, subKey, outside := newKey(t), newKey(t), newKey(t)
+	bRoot := caCert(t, "B Root", bKey, "", nil, []byte("broot"), nil)
+	sub := caCert(t, "sub", subKey, "B Root", bKey, []byte("sub"), []byte("broot"))
+	nodes := []*caNode{{Cert: sub}}
+	for range 6 {
+		nodes = append(nodes, &caNode{Cert: caCert(t, "B Root", newKey(t), "Other", outside, []byte("broot"), []byte("other")), SharedBy: "666677778888"})
+	}
+	nodes = append(nodes, &caNode{Cert: bRoot, SharedBy: "555566667777"})
+	checks := 0
+	verify := func(c, parent *x509.Certificate) error {
+		checks++
+		return pki.CheckSignatureFrom(c, parent)
+	}
+	if got := shape(hierarchy(nodes, verify)); !strings.HasSuffix(got, "B Root(sub)") || checks != 2 {
+		t.Errorf("%s after %d checks, want the subordinate under its root after 2", got, checks)
+	}
+
+	// Ten of the caller's own that claim a parent's identifiers.
+	nodes, checks = []*caNode{{Cert: sub}}, 0
+	for range 10 {
+		nodes = append(nodes, &caNode{Cert: caCert(t, "B Root", newKey(t), "Other", outside, []byte("broot"), []byte("other"))})
+	}
+	hierarchy(nodes, verify)
+	if checks != maxParentTries {
+		t.Errorf("%d checks, want %d", checks, maxParentTries)
+	}
+}
+
 // TestCheckpointSigners: the CA page names each signature's signer, and a
 // signature line without a name names none rather than failing the page.
 func TestCheckpointSigners(t *testing.T) {

@@ -148,10 +148,13 @@ const (
 // The signatures checked are bounded: an account that shares with the
 // caller's CAs that all claim one key identifier and name (198 of them,
 // with P-521 keys) had every pair checked, 47 s of CPU at each load of
-// the page. A CA tries at most maxParentTries candidates, the caller's
-// own CAs first, and the page checks at most one signature per CA and
-// parentChecksSpare more, the caller's own CAs' parents found first: a
-// CA left without its checks is shown as a root.
+// the page. A CA tries at most maxParentTries candidates of the caller's
+// account (first) and of its own, and one of each other account that
+// shares CAs (an honest account has one CA of a key identifier and name:
+// another's decoys listed first cannot use the tries up); the page checks
+// at most one signature per CA and parentChecksSpare more, the caller's
+// own CAs' parents found first. A CA left without its checks is shown as
+// a root.
 func hierarchy(nodes []*caNode, verify func(c, parent *x509.Certificate) error) []*caNode {
 	// Parents are looked for among the caller's own CAs first, and for
 	// them first.
@@ -176,15 +179,19 @@ func hierarchy(nodes []*caNode, verify func(c, parent *x509.Certificate) error) 
 		if n.Cert == nil || bytes.Equal(n.Cert.RawIssuer, n.Cert.RawSubject) {
 			continue
 		}
-		tries := 0
+		tries := map[string]int{} // by the candidates' account, "" the caller's
 		for _, p := range bySKI[string(n.Cert.AuthorityKeyId)] {
-			if p == n || !bytes.Equal(n.Cert.RawIssuer, p.Cert.RawSubject) {
-				continue
-			}
-			if tries == maxParentTries || budget == 0 {
+			if budget == 0 {
 				break
 			}
-			tries++
+			limit := 1
+			if p.SharedBy == "" || p.SharedBy == n.SharedBy {
+				limit = maxParentTries
+			}
+			if p == n || !bytes.Equal(n.Cert.RawIssuer, p.Cert.RawSubject) || tries[p.SharedBy] == limit {
+				continue
+			}
+			tries[p.SharedBy]++
 			budget--
 			if verify(n.Cert, p.Cert) == nil {
 				parents[n] = p
@@ -393,7 +400,7 @@ func (c *Console) listCertificates(w http.ResponseWriter, r *http.Request, in *s
 		}
 	}
 	if err != nil && ctx.Err() != nil && in.ctx.Err() == nil {
-		c.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("The search did not find %d certificates within %s: narrow it (a longer text, a status), or look a certificate up by its serial.",
+		c.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("The search did not find %d certificates within %s: few of the CA's certificates match it, and finding a page of them reads many; look a certificate up by its serial.",
 			pageSize, c.cfg.SearchTime))
 		return
 	}

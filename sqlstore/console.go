@@ -20,8 +20,11 @@ func (db *DB) CreateConsoleSession(ctx context.Context, s *openpca.ConsoleSessio
 			s.IDHash, s.KeyID, s.CSRF, s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro()); err != nil {
 			return err
 		}
-		_, err := db.txExec(ctx, tx, `DELETE FROM console_sessions WHERE key_id = ? AND id_hash NOT IN
-			(SELECT id_hash FROM console_sessions WHERE key_id = ? ORDER BY created_at DESC, id_hash LIMIT ?)`, s.KeyID, s.KeyID, openpca.ConsoleSessionsPerKey)
+		// The new session is kept whatever its time says (a clock
+		// stepped back, another server's, a tie), and the newest others.
+		_, err := db.txExec(ctx, tx, `DELETE FROM console_sessions WHERE key_id = ? AND id_hash <> ? AND id_hash NOT IN
+			(SELECT id_hash FROM console_sessions WHERE key_id = ? AND id_hash <> ? ORDER BY created_at DESC, id_hash LIMIT ?)`,
+			s.KeyID, s.IDHash, s.KeyID, s.IDHash, openpca.ConsoleSessionsPerKey-1)
 		return err
 	})
 	return db.wrap("creating a console session", err)

@@ -84,6 +84,24 @@ func testConsoleSessions(t *testing.T, s openpca.Store) {
 			t.Errorf("session %s live %v, want %v", sess.IDHash, !want, want)
 		}
 	}
+	// A session made at an earlier time than the key's others (a clock
+	// stepped back, another server's), or at the same, is kept, and the
+	// oldest of the others ends: the oldest of many, then the first of
+	// these.
+	oldest := many[3]
+	for i, at := range []time.Duration{time.Minute, time.Hour + time.Second} {
+		sess := &openpca.ConsoleSession{IDHash: fmt.Appendf(nil, "zz-hash-%d", i), KeyID: "OPCAKEY", CSRF: "c", CreatedAt: t0.Add(at), ExpiresAt: t0.Add(2 * time.Hour)}
+		if err := s.CreateConsoleSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		if !live(sess) {
+			t.Errorf("a session made at %v, beside newer ones, ended as it was made", at)
+		}
+		if live(oldest) {
+			t.Errorf("session %s outlived a new one past %d", oldest.IDHash, openpca.ConsoleSessionsPerKey)
+		}
+		oldest = sess
+	}
 }
 
 // testConsoleQueries: a CA's certificates are listed newest first, by
