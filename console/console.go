@@ -290,11 +290,20 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 			if !errors.Is(err, openpca.ErrNotFound) && !openpca.Abandoned(r.Context(), err) {
 				c.cfg.Logger.ErrorContext(r.Context(), "console: reading a session", "error", err)
 			}
-			if r.Method == http.MethodGet {
+			// A session that ended under its browser (by time, by its
+			// key's later sign-ins) is told so, not taken for none.
+			name, _ := c.sessionCookie(r)
+			_, had := r.Cookie(name)
+			switch {
+			case r.Method == http.MethodGet && had == nil:
+				http.Redirect(w, r, "/console/?ended=1", http.StatusSeeOther)
+			case r.Method == http.MethodGet:
 				http.Redirect(w, r, "/console/", http.StatusSeeOther)
-				return
+			case had == nil:
+				c.fail(w, r, http.StatusUnauthorized, sessionEnded+" What you asked was not done.")
+			default:
+				c.fail(w, r, http.StatusUnauthorized, "Sign in first.")
 			}
-			c.fail(w, r, http.StatusUnauthorized, "Sign in first.")
 			return
 		}
 		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
@@ -372,13 +381,21 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// sessionEnded tells a browser whose session the server no longer has
+// why that may be.
+const sessionEnded = "Your session ended: 30 minutes passed without a request, or 8 hours since you signed in, or you signed out, or its access key signed in 16 more times since (a key keeps 16 sessions). Sign in again."
+
 // home is the sign-in page, or the CAs once signed in.
 func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 	if _, _, err := c.findSession(r); err == nil {
 		http.Redirect(w, r, "/console/cas", http.StatusSeeOther)
 		return
 	}
-	c.render(w, r, http.StatusOK, "signin", nil, map[string]any{})
+	data := map[string]any{}
+	if r.FormValue("ended") != "" {
+		data["Error"] = sessionEnded
+	}
+	c.render(w, r, http.StatusOK, "signin", nil, data)
 }
 
 // allowSignIn reports whether a sign-in from r's client may be tried now.

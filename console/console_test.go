@@ -717,3 +717,48 @@ func TestSlowForm(t *testing.T) {
 	env := testenv.Start(t)
 	testenv.WantSlowBodyCut(t, env.URL+"/console/sign-in", "application/x-www-form-urlencoded", http.StatusBadRequest)
 }
+
+// TestConsoleSessionsPerKey: a key keeps its newest 16 sessions; the
+// browser whose session its key's later sign-ins ended is told so, on its
+// next page and on its next action, which is not done.
+func TestConsoleSessionsPerKey(t *testing.T) {
+	proxies, err := clientaddr.Parse("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := testenv.Start(t, func(c *app.Config) { c.TrustedProxies = proxies })
+	from := func(i int) *browser { // each from an address of its own, within its sign-in limit
+		b := newBrowser(t, env)
+		b.client.Transport = testenv.ForwardedFor(env.Transport(), fmt.Sprintf("203.0.%d.7", 113+i))
+		return b
+	}
+	first := from(0)
+	first.signIn(env.Client)
+	_, page := first.get("/console/cas")
+	csrf := csrfField.FindStringSubmatch(page)
+	for i := range openpca.ConsoleSessionsPerKey - 1 {
+		env.Clock.Advance(time.Second) // sessions are ordered by when they were made
+		from(i + 1).signIn(env.Client)
+	}
+	if status, _ := first.get("/console/cas"); status != http.StatusOK {
+		t.Fatalf("the first of 16 sessions: %d", status)
+	}
+	env.Clock.Advance(time.Second)
+	from(openpca.ConsoleSessionsPerKey).signIn(env.Client)
+	status, _, res := first.do(http.MethodGet, "/console/cas", nil)
+	if status != http.StatusSeeOther || res.Header.Get("Location") != "/console/?ended=1" {
+		t.Fatalf("the first session after 16 more sign-ins: %d to %q", status, res.Header.Get("Location"))
+	}
+	if _, page := first.get("/console/?ended=1"); !strings.Contains(page, "signed in 16 more times") {
+		t.Error("the sign-in page does not say why the session ended")
+	}
+	if csrf == nil {
+		t.Fatal("no CSRF token on the CAs page")
+	}
+	if status, page := first.post("/console/sign-out", url.Values{"csrf": {csrf[1]}}); status != http.StatusUnauthorized || !strings.Contains(page, "was not done") {
+		t.Errorf("an action of the ended session: %d", status)
+	}
+	if status, _, res := newBrowser(t, env).do(http.MethodGet, "/console/cas", nil); status != http.StatusSeeOther || res.Header.Get("Location") != "/console/" {
+		t.Errorf("a browser that never signed in: %d to %q", status, res.Header.Get("Location"))
+	}
+}
