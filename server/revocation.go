@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/openpca/openpca/internal/smallbody"
 )
@@ -83,6 +84,55 @@ func (s *Server) handleLocalCRLs(mux *http.ServeMux, objects LocalObjects) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/pkix-crl")
-		http.ServeContent(w, r, "", fi.ModTime(), f)
+		http.ServeContent(paced(w, crlGrace, crlRate), r, "", fi.ModTime(), f)
 	})
 }
+
+// A CRL is written within crlGrace and a second more for each crlRate
+// bytes (512 kbit/s), not within the server's write timeout: a reader
+// that takes nothing holds its connection for the grace and what the
+// socket's buffers took (a few MB), not two minutes, and one that reads
+// at the rate gets a CRL of any size (34 MB, a million entries, takes
+// nine minutes), where two minutes cut it off below 2.3 Mbit/s.
+const (
+	crlGrace = 10 * time.Second
+	crlRate  = 64 << 10
+)
+
+// pacedWriter writes its response within grace, and a second more for
+// each rate bytes written.
+type pacedWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	end     time.Time // of the grace
+	rate    int64
+	written int64
+}
+
+// paced returns a writer of w's response at rate bytes a second at least,
+// after grace.
+func paced(w http.ResponseWriter, grace time.Duration, rate int64) *pacedWriter {
+	return &pacedWriter{ResponseWriter: w, rc: http.NewResponseController(w), end: time.Now().Add(grace), rate: rate}
+}
+
+func (p *pacedWriter) Write(b []byte) (int, error) {
+	var n int
+	for len(b) > 0 {
+		// A chunk at a time, each with its own deadline: one large write
+		// would have the time of all of it from the start.
+		chunk := b[:min(len(b), paceChunk)]
+		p.written += int64(len(chunk))
+		// Not every ResponseWriter can (a test's recorder): then the
+		// server's own write timeout stands.
+		_ = p.rc.SetWriteDeadline(p.end.Add(time.Duration(p.written) * time.Second / time.Duration(p.rate)))
+		m, err := p.ResponseWriter.Write(chunk)
+		if n += m; err != nil {
+			return n, err
+		}
+		b = b[m:]
+	}
+	return n, nil
+}
+
+// paceChunk is what pacedWriter writes at once.
+const paceChunk = 32 << 10
