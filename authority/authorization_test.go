@@ -455,3 +455,30 @@ func TestTagsAtCreation(t *testing.T) {
 		})
 	}
 }
+
+// TestAlwaysSuppliedKeys: the condition keys AWS puts in every request
+// are in this server's too, so that policies that test them decide as on
+// AWS: a Deny past an aws:EpochTime denies, a Deny outside the server's
+// aws:RequestedRegion leaves its requests alone, and aws:ResourceAccount
+// is the CA's account (the caller's on a request on no CA).
+func TestAlwaysSuppliedKeys(t *testing.T) {
+	env := testenv.Start(t)
+	ca, _ := env.NewActiveRoot(t, "Supplied")
+	other := "444455556666"
+	key, _ := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "perimeter", Document: `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceAccount":"` + app.DefaultAccountID + `"},"Bool":{"aws:PrincipalIsAWSService":"false","aws:ViaAWSService":"false"}}},
+		{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:RequestedRegion":"us-east-1"}}},
+		{"Effect":"Deny","Action":"acm-pca:TagCertificateAuthority","Resource":"*","Condition":{"NumericGreaterThan":{"aws:EpochTime":"1700000000"}}},
+		{"Effect":"Deny","Action":"acm-pca:UntagCertificateAuthority","Resource":"*","Condition":{"StringEquals":{"aws:ResourceAccount":"` + other + `"}}}]}`})
+	if _, err := key.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &ca}); err != nil {
+		t.Errorf("DescribeCertificateAuthority of the key's account's CA, in the server's region: %v", err)
+	}
+	if _, err := key.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
+		t.Errorf("ListCertificateAuthorities: %v", err)
+	}
+	_, err := key.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &ca, Tags: []types.Tag{{Key: aws.String("k")}}})
+	testenv.WantError(t, err, "AccessDeniedException")
+	if _, err := key.UntagCertificateAuthority(ctx, &acmpca.UntagCertificateAuthorityInput{CertificateAuthorityArn: &ca, Tags: []types.Tag{{Key: aws.String("k")}}}); err != nil {
+		t.Errorf("UntagCertificateAuthority of a CA of the key's own account: %v", err)
+	}
+}

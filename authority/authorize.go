@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,18 +26,12 @@ var shareable = []string{
 	"GetAuditLogCheckpoint", "GetAuditLogConsistencyProof", "GetAuditLogInclusionProof",
 }
 
-// Condition keys the server sets, besides aws:ResourceTag/<key> and
-// aws:RequestTag/<key>. Keys are in lower case: they match regardless of
-// case.
+// Condition keys the server sets (policy lists them all).
 const (
-	keyTemplateArn     = "acm-pca:templatearn"
-	keyTagKeys         = "aws:tagkeys"
-	keyCurrentTime     = "aws:currenttime"
-	keyPrincipalAcct   = "aws:principalaccount"
-	keySourceIP        = "aws:sourceip"
-	keySecureTransport = "aws:securetransport"
-	prefixResourceTag  = "aws:resourcetag/"
-	prefixRequestTag   = "aws:requesttag/"
+	keyTemplateArn    = policy.KeyTemplateArn
+	keyTagKeys        = policy.KeyTagKeys
+	prefixResourceTag = policy.PrefixResourceTag
+	prefixRequestTag  = policy.PrefixRequestTag
 )
 
 // conditions are the values of condition keys a request sets itself,
@@ -71,7 +66,7 @@ func (s *Service) authorize(ctx context.Context, c openpca.Caller, ca *openpca.C
 // authorizeAction is authorize, for an action other than the request's
 // operation that the request also needs.
 func (s *Service) authorizeAction(ctx context.Context, c openpca.Caller, action string, ca *openpca.CA, resource string, values conditions) error {
-	v := Decide(&s.policies, c, action, ca, resource, ConditionValues(c, ca, values, s.now()))
+	v := Decide(&s.policies, c, action, ca, resource, ConditionValues(c, ca, s.region, values, s.now()))
 	switch {
 	case v.NotShared:
 		return caNotFound(ca.ARN)
@@ -145,17 +140,28 @@ func Decide(cache *policy.Cache, c openpca.Caller, action string, ca *openpca.CA
 }
 
 // ConditionValues are the values of the condition keys for a request of
-// c on ca (nil for none) at now, with the request's own values.
-func ConditionValues(c openpca.Caller, ca *openpca.CA, values map[string][]string, now time.Time) map[string][]string {
+// c on ca (nil for none) at now, to a server of region ("" if not known),
+// with the request's own values. The resource's account is the CA's, or
+// the caller's for a request on no CA (one that creates or lists the
+// caller's own).
+func ConditionValues(c openpca.Caller, ca *openpca.CA, region string, values map[string][]string, now time.Time) map[string][]string {
 	m := map[string][]string{
-		keyCurrentTime:     {now.UTC().Format(time.RFC3339)},
-		keyPrincipalAcct:   {c.AccountID},
-		keySecureTransport: {fmt.Sprint(c.SecureTransport)},
+		policy.KeyCurrentTime:           {now.UTC().Format(time.RFC3339)},
+		policy.KeyEpochTime:             {strconv.FormatInt(now.Unix(), 10)},
+		policy.KeyPrincipalAccount:      {c.AccountID},
+		policy.KeySecureTransport:       {fmt.Sprint(c.SecureTransport)},
+		policy.KeyResourceAccount:       {c.AccountID},
+		policy.KeyPrincipalIsAWSService: {"false"},
+		policy.KeyViaAWSService:         {"false"},
+	}
+	if region != "" {
+		m[policy.KeyRequestedRegion] = []string{region}
 	}
 	if c.SourceIP != "" {
-		m[keySourceIP] = []string{c.SourceIP}
+		m[policy.KeySourceIP] = []string{c.SourceIP}
 	}
 	if ca != nil {
+		m[policy.KeyResourceAccount] = []string{ca.AccountID}
 		for _, t := range ca.Tags {
 			m[prefixResourceTag+strings.ToLower(t.Key)] = []string{t.Value}
 		}

@@ -82,13 +82,52 @@ func lookupOperator(name string) (match matcher, negated bool, check func(string
 	return nil, false, nil, false
 }
 
+// The condition keys this server supplies, in lower case (keys match
+// regardless of case), and the prefixes of those named after a tag key.
+// AWS always supplies aws:EpochTime, aws:RequestedRegion,
+// aws:ResourceAccount and the two that say whether an AWS service made
+// or passed the request, which none does here.
+const (
+	KeyTemplateArn           = "acm-pca:templatearn"
+	KeyTagKeys               = "aws:tagkeys"
+	KeyCurrentTime           = "aws:currenttime"
+	KeyEpochTime             = "aws:epochtime"
+	KeyPrincipalAccount      = "aws:principalaccount"
+	KeyPrincipalIsAWSService = "aws:principalisawsservice"
+	KeyViaAWSService         = "aws:viaawsservice"
+	KeyRequestedRegion       = "aws:requestedregion"
+	KeyResourceAccount       = "aws:resourceaccount"
+	KeySourceIP              = "aws:sourceip"
+	KeySecureTransport       = "aws:securetransport"
+	PrefixResourceTag        = "aws:resourcetag/"
+	PrefixRequestTag         = "aws:requesttag/"
+)
+
+// supplied reports whether the server gives key (in lower case) a value in
+// some request: a key of AWS's or ACM Private CA's it never gives one is
+// absent from every request, where AWS may give it one.
+func supplied(key string) bool {
+	switch key {
+	case KeyTemplateArn, KeyTagKeys, KeyCurrentTime, KeyEpochTime, KeyPrincipalAccount, KeyPrincipalIsAWSService, KeyViaAWSService,
+		KeyRequestedRegion, KeyResourceAccount, KeySourceIP, KeySecureTransport:
+		return true
+	}
+	return strings.HasPrefix(key, PrefixResourceTag) && len(key) > len(PrefixResourceTag) ||
+		strings.HasPrefix(key, PrefixRequestTag) && len(key) > len(PrefixRequestTag) ||
+		!strings.HasPrefix(key, "aws:") && !strings.HasPrefix(key, "acm-pca:")
+}
+
 func parseConditions(v json.RawMessage) ([]*Condition, error) {
 	var block map[string]map[string]json.RawMessage
-	if err := json.Unmarshal(v, &block); err != nil {
+	if err := json.Unmarshal(v, &block); err != nil || block == nil {
 		return nil, fmt.Errorf("must map condition operators to {key: values}")
 	}
 	var out []*Condition
 	for op, keys := range block {
+		// As IAM's grammar has it: an operator names one key at least.
+		if len(keys) == 0 {
+			return nil, fmt.Errorf("%s: names no condition key", op)
+		}
 		for key, raw := range keys {
 			c, err := parseCondition(op, key, raw)
 			if err != nil {

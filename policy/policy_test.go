@@ -53,6 +53,15 @@ func TestParseErrors(t *testing.T) {
 		{`{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"acm-pca:Delete*","Resource":"arn:aws:acm-pca:*:${aws:PrincipalAccount}:certificate-authority/*"}}`, Identity, "policy variable"},
 		{`{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"acm-pca:*","NotResource":"arn:aws:acm-pca:*:${aws:PrincipalAccount}:*"}}`, Identity, "policy variable"},
 		{`{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:ResourceTag/owner":"${aws:userid}"}}}}`, Identity, "policy variable"},
+		// Keys the server never supplies: a Deny on them denied nothing.
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"false"}}}}`, Identity, "never supplies"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/a"}}}}`, Identity, "never supplies"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"acm-pca:Frobnicate":"x"}}}}`, Identity, "never supplies"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/":"x"}}}}`, Identity, "never supplies"},
+		// A null or empty operator is no condition at all.
+		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":null}}`, Identity, "must map condition operators"},
+		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":null}}}`, Identity, "names no condition key"},
+		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{}}}}`, Identity, "names no condition key"},
 	} {
 		_, err := Parse([]byte(tt.doc), tt.kind)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -138,7 +147,7 @@ func TestEvaluate(t *testing.T) {
 			with(issue(""), "x:n", "1.99"), "allow", "statement 1"},
 		{"NumericLessThan, a value with an exponent", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"NumericLessThan":{"x:n":10}}}}`},
 			with(issue(""), "x:n", "1e-999999"), "implicit", ""},
-		{"an unknown key is absent", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"acm-pca:NoSuchKey":"x"}}}}`}, issue(""), "implicit", ""},
+		{"an unknown key is absent", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"other-service:NoSuchKey":"x"}}}}`}, issue(""), "implicit", ""},
 		{"Bool", []string{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":false}}}}`},
 			with(issue(""), "aws:SecureTransport", "false"), "deny", "statement 1"},
 	} {

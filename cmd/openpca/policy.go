@@ -208,11 +208,13 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 	}
 	c := openpca.Caller{AccountID: key.AccountID, Principal: key.ID, Policies: policies}
 	var ca *openpca.CA
+	region := "" // the server's, which a CA's ARN names (--context aws:RequestedRegion=... otherwise)
 	if resource != "*" {
 		p, err := openpca.ParseCAARN(resource)
 		if err != nil {
 			return err
 		}
+		region = p.Region
 		ca, err = store.FindCA(ctx, p.AccountID, p.CAID)
 		if errors.Is(err, openpca.ErrNotFound) {
 			return fmt.Errorf("there is no certificate authority %s", resource)
@@ -239,7 +241,7 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 			}
 		}
 	}
-	v := authority.Decide(new(policy.Cache), c, action, ca, resource, authority.ConditionValues(c, ca, values, time.Now()))
+	v := authority.Decide(new(policy.Cache), c, action, ca, resource, authority.ConditionValues(c, ca, region, values, time.Now()))
 	decision := "denied"
 	if v.Allowed {
 		decision = "allowed"
