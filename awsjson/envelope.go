@@ -271,14 +271,15 @@ func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, r
 		return Reply{}, err
 	}
 	// What the connection tells, for the aws:SourceIp and
-	// aws:SecureTransport condition keys. X-Forwarded-For is believed from
-	// a trusted proxy alone: any client can send one. A client whose
+	// aws:SecureTransport condition keys. X-Forwarded-For and
+	// X-Forwarded-Proto are believed from a trusted proxy alone: any
+	// client can send them. A client whose
 	// address cannot be told has no aws:SourceIp, which IpAddress
 	// conditions do not match and NotIpAddress ones do.
 	if addr := e.proxies.Of(r); addr.IsValid() {
 		caller.SourceIP = addr.String()
 	}
-	caller.SecureTransport = r.TLS != nil
+	caller.SecureTransport = e.proxies.Secure(r)
 	ctx := openpca.WithCaller(r.Context(), caller)
 	ctx = openpca.WithOperation(openpca.WithRequestID(ctx, out.RequestID), call.Operation)
 	return call.Run(ctx, body)

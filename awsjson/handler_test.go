@@ -643,7 +643,8 @@ func TestAccountRequestRate(t *testing.T) {
 
 // TestSourceIPThroughProxy: aws:SourceIp is the client's address that a
 // trusted proxy forwards, and the connection's when the proxy is not
-// trusted, whatever X-Forwarded-For says.
+// trusted, whatever X-Forwarded-For says; aws:SecureTransport is true
+// when a trusted proxy says it got the request over TLS.
 func TestSourceIPThroughProxy(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -660,18 +661,21 @@ func TestSourceIPThroughProxy(t *testing.T) {
 			}
 			env := testenv.Start(t, func(c *app.Config) { c.TrustedProxies = proxies })
 			key, _ := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "from-the-office", Document: `{"Statement":{"Effect":"Allow",
-				"Action":"acm-pca:ListCertificateAuthorities","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"}}}}`})
-			through := func(addr string) error {
+				"Action":"acm-pca:ListCertificateAuthorities","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"},"Bool":{"aws:SecureTransport":"true"}}}}`})
+			through := func(addr, proto string) error {
 				c := acmpca.New(key.Options(), func(o *acmpca.Options) {
-					o.HTTPClient = &http.Client{Transport: testenv.ForwardedFor(env.Transport(), addr)}
+					o.HTTPClient = &http.Client{Transport: testenv.Forwarded(env.Transport(), addr, proto)}
 				})
 				_, err := c.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{})
 				return err
 			}
-			if err := through("203.0.113.7"); (err == nil) != tc.allowed {
+			if err := through("203.0.113.7", "https"); (err == nil) != tc.allowed {
 				t.Errorf("a client at 203.0.113.7 through the proxy: %v, want allowed %v", err, tc.allowed)
 			}
-			if err := through("198.51.100.9"); err == nil {
+			if err := through("203.0.113.7", "http"); err == nil {
+				t.Error("a client at 203.0.113.7 over plain HTTP through the proxy was allowed")
+			}
+			if err := through("198.51.100.9", "https"); err == nil {
 				t.Error("a client at 198.51.100.9 through the proxy was allowed")
 			}
 		})

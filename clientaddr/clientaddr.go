@@ -80,6 +80,25 @@ func (p Proxies) Trusts(addr netip.Addr) bool {
 	return false
 }
 
+// Secure reports whether r came over TLS to the server or, from a
+// trusted proxy, to it: a proxy that ends TLS says so with
+// X-Forwarded-Proto, of which its own word, the last, counts.
+func (p Proxies) Secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !p.Trusts(ap.Addr().Unmap()) {
+		return false
+	}
+	lines := r.Header.Values("X-Forwarded-Proto")
+	if len(lines) == 0 {
+		return false
+	}
+	last := lines[len(lines)-1]
+	return strings.EqualFold(strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:]), "https")
+}
+
 // maxHops bounds how many addresses of X-Forwarded-For are read: no path
 // through proxies is longer.
 const maxHops = 32

@@ -1,6 +1,7 @@
 package clientaddr
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -58,6 +59,45 @@ func TestOf(t *testing.T) {
 	}
 	if got := proxies.Nearest(&http.Request{RemoteAddr: "@"}); got.IsValid() {
 		t.Errorf("a connection without an address: %v", got)
+	}
+}
+
+// TestSecure: a request came over TLS if the server's connection is TLS,
+// or if a trusted proxy says, last in X-Forwarded-Proto, that its own was;
+// anyone else's word counts for nothing.
+func TestSecure(t *testing.T) {
+	proxies, err := Parse("10.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, remote string
+		tls          bool
+		proto        []string
+		want         bool
+	}{
+		{"TLS to the server", "198.51.100.9:5000", true, nil, true},
+		{"plain HTTP", "198.51.100.9:5000", false, nil, false},
+		{"a client's word", "198.51.100.9:5000", false, []string{"https"}, false},
+		{"a trusted proxy that ended TLS", "10.1.2.3:443", false, []string{"https"}, true},
+		{"in capitals", "10.1.2.3:443", false, []string{"HTTPS"}, true},
+		{"a trusted proxy that got plain HTTP", "10.1.2.3:443", false, []string{"http"}, false},
+		{"what a client wrote before the proxy's word", "10.1.2.3:443", false, []string{"https, http"}, false},
+		{"over two lines, the last counts", "10.1.2.3:443", false, []string{"http", "https"}, true},
+		{"a trusted proxy that says nothing", "10.1.2.3:443", false, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &http.Request{RemoteAddr: tc.remote, Header: http.Header{}}
+			if tc.tls {
+				r.TLS = &tls.ConnectionState{}
+			}
+			for _, v := range tc.proto {
+				r.Header.Add("X-Forwarded-Proto", v)
+			}
+			if got := proxies.Secure(r); got != tc.want {
+				t.Errorf("Secure = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 

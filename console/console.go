@@ -353,7 +353,7 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 		if addr := c.cfg.Proxies.Of(r); addr.IsValid() {
 			caller.SourceIP = addr.String()
 		}
-		caller.SecureTransport = r.TLS != nil
+		caller.SecureTransport = c.cfg.Proxies.Secure(r)
 		ctx := openpca.WithRequestID(openpca.WithCaller(r.Context(), caller), uuid.NewString())
 		h(w, r, &signedIn{session: s, caller: caller, ctx: ctx})
 	})

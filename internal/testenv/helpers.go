@@ -397,16 +397,25 @@ func WantOneWinner(t testing.TB, errs []error, code string) {
 // ForwardedFor sends every request with X-Forwarded-For: addr, as a
 // proxy in front of the server would.
 func ForwardedFor(base http.RoundTripper, addr string) http.RoundTripper {
-	return forwardedFor{base, addr}
+	return Forwarded(base, addr, "")
+}
+
+// Forwarded is ForwardedFor from a proxy that got the request over proto
+// (X-Forwarded-Proto; none if "").
+func Forwarded(base http.RoundTripper, addr, proto string) http.RoundTripper {
+	return forwardedFor{base, addr, proto}
 }
 
 type forwardedFor struct {
-	base http.RoundTripper
-	addr string
+	base        http.RoundTripper
+	addr, proto string
 }
 
 func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("X-Forwarded-For", f.addr)
+	if f.proto != "" {
+		r.Header.Set("X-Forwarded-Proto", f.proto)
+	}
 	return f.base.RoundTrip(r)
 }
