@@ -161,6 +161,9 @@ func errText(err error) string {
 
 // decodeStrict decodes one JSON value, and nothing after it.
 func decodeStrict(b []byte, v any) error {
+	if err := uniqueNames(b); err != nil {
+		return err
+	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	if err := d.Decode(v); err != nil {
@@ -170,6 +173,52 @@ func decodeStrict(b []byte, v any) error {
 		return fmt.Errorf("data after the JSON value")
 	}
 	return nil
+}
+
+// uniqueNames refuses a JSON document with an object that names a
+// member twice: Go would keep the last, and {"Effect": "Deny", ...,
+// "Effect": "Allow"} would allow, where its writer may read a Deny.
+func uniqueNames(b []byte) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	// Per open object or array, its names so far (nil for an array), and
+	// whether the next string of an object is a name.
+	var names []map[string]bool
+	var atName []bool
+	for {
+		t, err := d.Token()
+		if err != nil {
+			return nil // not JSON: the decoding that follows says so
+		}
+		top := len(names) - 1
+		switch t {
+		case json.Delim('{'):
+			names, atName = append(names, map[string]bool{}), append(atName, true)
+			continue
+		case json.Delim('['):
+			names, atName = append(names, nil), append(atName, false)
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			names, atName = names[:top], atName[:top]
+			top--
+		default:
+			if top >= 0 && names[top] != nil && atName[top] {
+				name := t.(string)
+				if names[top][name] {
+					return fmt.Errorf("%q is given twice in one object", name)
+				}
+				names[top][name] = true
+				atName[top] = false
+				continue
+			}
+		}
+		// A value ended: an object's next string is a name.
+		if top >= 0 && names[top] != nil {
+			atName[top] = true
+		}
+		if top < 0 && !d.More() {
+			return nil
+		}
+	}
 }
 
 func parseStatements(v json.RawMessage, kind Kind) ([]*Statement, error) {

@@ -58,6 +58,10 @@ func TestParseErrors(t *testing.T) {
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/a"}}}}`, Identity, "never supplies"},
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"acm-pca:Frobnicate":"x"}}}}`, Identity, "never supplies"},
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/":"x"}}}}`, Identity, "never supplies"},
+		// A name given twice: Go would keep the last.
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Effect":"Allow"}}`, Identity, `"Effect" is given twice`},
+		{`{"Statement":[{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"x:k":"a","x:k":"b"}}}]}`, Identity, "given twice"},
+		{`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*"},"Version":"2008-10-17"}`, Identity, "given twice"},
 		// A null or empty operator is no condition at all.
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":null}}`, Identity, "must map condition operators"},
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":null}}}`, Identity, "names no condition key"},
