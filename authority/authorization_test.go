@@ -481,4 +481,22 @@ func TestAlwaysSuppliedKeys(t *testing.T) {
 	if _, err := key.UntagCertificateAuthority(ctx, &acmpca.UntagCertificateAuthorityInput{CertificateAuthorityArn: &ca, Tags: []types.Tag{{Key: aws.String("k")}}}); err != nil {
 		t.Errorf("UntagCertificateAuthority of a CA of the key's own account: %v", err)
 	}
+
+	// Another account's key, on the CA shared with it: the resource's
+	// account is the CA's.
+	env.NewAccount(t, accountB)
+	keys := map[string]*acmpca.Client{}
+	for _, account := range []string{app.DefaultAccountID, accountB} {
+		keys[account], _ = env.NewKey(t, accountB, openpca.KeyPolicy{Name: "theirs", Document: `{"Statement":{"Effect":"Allow","Action":"acm-pca:DescribeCertificateAuthority","Resource":"*",
+			"Condition":{"StringEquals":{"aws:ResourceAccount":"` + account + `"}}}}`})
+	}
+	if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: aws.String(sharePolicyFor(ca, accountB))}); err != nil {
+		t.Fatal(err)
+	}
+	for account, b := range keys {
+		_, err := b.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &ca})
+		if want := account == app.DefaultAccountID; (err == nil) != want {
+			t.Errorf("another account's key allowed on aws:ResourceAccount %s: %v, want allowed %v", account, err, want)
+		}
+	}
 }

@@ -103,18 +103,22 @@ const (
 	PrefixRequestTag         = "aws:requesttag/"
 )
 
-// supplied reports whether the server gives key (in lower case) a value in
-// some request: a key of AWS's or ACM Private CA's it never gives one is
-// absent from every request, where AWS may give it one.
-func supplied(key string) bool {
+// unsupplied reports whether key (in lower case) is one that AWS puts in
+// every request signed with an access key and this server never does
+// (which principal made it: an access key here is no IAM user or role),
+// or one of ACM Private CA's it does not know. Other keys AWS leaves out
+// of such requests as well (aws:SourceVpc, aws:MultiFactorAuthPresent,
+// ...), and their absence means here what it means there.
+func unsupplied(key string) bool {
 	switch key {
-	case KeyTemplateArn, KeyTagKeys, KeyCurrentTime, KeyEpochTime, KeyPrincipalAccount, KeyPrincipalIsAWSService, KeyViaAWSService,
-		KeyRequestedRegion, KeyResourceAccount, KeySourceIP, KeySecureTransport:
+	case "aws:principalarn", "aws:principaltype", "aws:userid", "aws:username", "aws:principalorgid", "aws:principalorgpaths",
+		"aws:principalservicename", "aws:principalservicenameslist", "aws:useragent":
 		return true
 	}
-	return strings.HasPrefix(key, PrefixResourceTag) && len(key) > len(PrefixResourceTag) ||
-		strings.HasPrefix(key, PrefixRequestTag) && len(key) > len(PrefixRequestTag) ||
-		!strings.HasPrefix(key, "aws:") && !strings.HasPrefix(key, "acm-pca:")
+	return strings.HasPrefix(key, "aws:principaltag/") ||
+		strings.HasPrefix(key, PrefixResourceTag) && len(key) == len(PrefixResourceTag) ||
+		strings.HasPrefix(key, PrefixRequestTag) && len(key) == len(PrefixRequestTag) ||
+		strings.HasPrefix(key, "acm-pca:") && key != KeyTemplateArn
 }
 
 func parseConditions(v json.RawMessage) ([]*Condition, error) {

@@ -112,16 +112,17 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 	if v := p.variable(); v != "" {
 		return nil, invalid("%q uses a policy variable (or one of its escapes, such as ${*}), which this server does not substitute: write the value itself", v)
 	}
-	// A key the server never supplies is absent from every request: a Deny
-	// that tests it would deny nothing, and an Allow that tests it with a
-	// Not... operator would allow whatever it says. An identity policy is
-	// the operator's, whom the server can tell so; a CA's resource policy
-	// comes through PutPolicy, where AWS takes any key (see README).
+	// A key AWS supplies and the server never does is absent from every
+	// request: a Deny that tests it would deny nothing, and an Allow that
+	// tests it with a Not... operator would allow whatever it says. An
+	// identity policy is the operator's, whom the server can tell so; a
+	// CA's resource policy comes through PutPolicy, where AWS takes any
+	// key (see README).
 	if kind == Identity {
 		for _, st := range p.Statements {
 			for _, c := range st.Conditions {
-				if !supplied(c.lowerKey) {
-					return nil, invalid("the condition key %s is one this server never supplies (it supplies aws:CurrentTime, aws:EpochTime, aws:PrincipalAccount, aws:RequestedRegion, aws:ResourceAccount, aws:SourceIp, aws:SecureTransport, aws:PrincipalIsAWSService, aws:ViaAWSService, aws:TagKeys, aws:RequestTag/<key>, aws:ResourceTag/<key> and acm-pca:TemplateArn): a statement that tests it would never apply as written", c.Key)
+				if unsupplied(c.lowerKey) {
+					return nil, invalid("the condition key %s is one AWS supplies and this server does not (an access key here is no IAM principal; of ACM Private CA's keys it knows acm-pca:TemplateArn): every request would lack it", c.Key)
 				}
 			}
 		}

@@ -54,10 +54,10 @@ func TestParseErrors(t *testing.T) {
 		{`{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"acm-pca:*","NotResource":"arn:aws:acm-pca:*:${aws:PrincipalAccount}:*"}}`, Identity, "policy variable"},
 		{`{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:ResourceTag/owner":"${aws:userid}"}}}}`, Identity, "policy variable"},
 		// Keys the server never supplies: a Deny on them denied nothing.
-		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"false"}}}}`, Identity, "never supplies"},
-		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/a"}}}}`, Identity, "never supplies"},
-		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"acm-pca:Frobnicate":"x"}}}}`, Identity, "never supplies"},
-		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/":"x"}}}}`, Identity, "never supplies"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/a"}}}}`, Identity, "this server does not"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"x"}}}}`, Identity, "this server does not"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"acm-pca:Frobnicate":"x"}}}}`, Identity, "this server does not"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/":"x"}}}}`, Identity, "this server does not"},
 		// A name given twice: Go would keep the last.
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Effect":"Allow"}}`, Identity, `"Effect" is given twice`},
 		{`{"Statement":[{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"x:k":"a","x:k":"b"}}}]}`, Identity, "given twice"},
@@ -217,6 +217,15 @@ func TestManaged(t *testing.T) {
 	if names := ManagedNames(); len(names) != 2 || names[0] != "FullAccess" {
 		t.Errorf("managed policies %v", names)
 	}
+}
+
+// TestKeysAbsentAsOnAWS: an identity policy may test keys AWS too leaves
+// out of a request signed with an access key, such as the network
+// perimeter IAM's documentation writes with aws:SourceVpc.
+func TestKeysAbsentAsOnAWS(t *testing.T) {
+	mustParse(t, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"acm-pca:*","Resource":"*"},
+		{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"NotIpAddressIfExists":{"aws:SourceIp":"203.0.113.0/24"},
+		"StringNotEqualsIfExists":{"aws:SourceVpc":"vpc-1a2b3c4d"},"BoolIfExists":{"aws:MultiFactorAuthPresent":"false"}}}]}`, Identity)
 }
 
 // FuzzParse: any document parses or is refused with an *Error, and what

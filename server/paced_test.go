@@ -29,9 +29,10 @@ func TestPacedWriter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			wrote := make(chan error, 1)
+			body := make([]byte, tc.size) // before the grace begins: on a loaded machine, making it took seconds
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Length", fmt.Sprint(tc.size))
-				_, err := io.Copy(paced(w, time.Second, tc.rate), bytes.NewReader(make([]byte, tc.size)))
+				_, err := io.Copy(paced(w, 3*time.Second, tc.rate), bytes.NewReader(body))
 				wrote <- err
 			}))
 			srv.Config.WriteTimeout = tc.writeTimeout

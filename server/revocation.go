@@ -124,7 +124,7 @@ func (p *pacedWriter) Write(b []byte) (int, error) {
 		p.written += int64(len(chunk))
 		// Not every ResponseWriter can (a test's recorder): then the
 		// server's own write timeout stands.
-		_ = p.rc.SetWriteDeadline(p.end.Add(time.Duration(p.written) * time.Second / time.Duration(p.rate)))
+		_ = p.rc.SetWriteDeadline(p.end.Add(time.Duration(p.written/p.rate)*time.Second + time.Duration(p.written%p.rate)*time.Second/time.Duration(p.rate)))
 		m, err := p.ResponseWriter.Write(chunk)
 		if n += m; err != nil {
 			return n, err

@@ -170,6 +170,28 @@ func TestPolicyCommands(t *testing.T) {
 		"--context", "acm-pca:TemplateArn=arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1"); err != nil || !strings.HasPrefix(out, "denied") {
 		t.Errorf("simulate IssueCertificate with another template: %v\n%s", err, out)
 	}
+	// aws:RequestedRegion is the server's: the CA's, --region's, or the
+	// default one.
+	perimeter := filepath.Join(dir, "perimeter.json")
+	os.WriteFile(perimeter, []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"acm-pca:*","Resource":"*"},
+		{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:RequestedRegion":"us-east-1"}}}]}`), 0o600)
+	if out, err = run("keys", "create", "--account", app.DefaultAccountID, "--policy", perimeter); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	fenced := strings.TrimPrefix(strings.Split(out, "\n")[0], "AWS_ACCESS_KEY_ID=")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--action", "ListCertificateAuthorities"}, "allowed"},
+		{[]string{"--action", "DescribeCertificateAuthority", "--resource", ca}, "allowed"},
+		{[]string{"--action", "ListCertificateAuthorities", "--region", "eu-west-1"}, "denied"},
+	} {
+		if out, err := run(append([]string{"policy", "simulate", fenced}, tc.args...)...); err != nil || !strings.HasPrefix(out, tc.want) {
+			t.Errorf("simulate %v in a region perimeter: %v\n%s", tc.args, err, out)
+		}
+	}
+
 	// A CA deleted, whose restoration period ended, is none, as to the
 	// server.
 	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca, Status: types.CertificateAuthorityStatusDisabled}); err != nil {

@@ -367,7 +367,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.MasterKeyKMSKey, "master-key-kms-key", "", "a symmetric KMS key (at --kms-endpoint, or AWS KMS) that wraps the master key in its file, so that the data folder holds no usable key")
 	previous := previousMasterKeyFlag(fs)
 	fs.IntVar(&cfg.MaxCAsPerAccount, "max-cas-per-account", cfg.MaxCAsPerAccount, "most CAs an account may have, deleted ones included until their restoration period ends")
-	fs.Func("trusted-proxies", "comma-separated networks or addresses of the proxies in front of the server whose X-Forwarded-For it believes, for aws:SourceIp (the API's and the console's) and the limits of an address; they must hold only such proxies (repeatable; default none: the connection's address)", func(list string) error {
+	fs.Func("trusted-proxies", "comma-separated networks or addresses of the proxies in front of the server whose X-Forwarded-For and X-Forwarded-Proto it believes, for aws:SourceIp and aws:SecureTransport (the API's and the console's) and the limits of an address; they must hold only such proxies (repeatable; default none: the connection's address)", func(list string) error {
 		p, err := clientaddr.Parse(list)
 		cfg.TrustedProxies = append(cfg.TrustedProxies, p...)
 		return err

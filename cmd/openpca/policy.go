@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/policy"
@@ -92,7 +93,7 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if err := subcommand(args, policyUsage, stdout, stderr); err != nil {
 		return err
 	}
-	var file, name, managed, action, resource string
+	var file, name, managed, action, resource, region string
 	var leaveFull bool
 	values := map[string][]string{}
 	positional := map[string]string{"attach": "KEY-ID", "detach": "KEY-ID NAME", "list": "KEY-ID", "simulate": "KEY-ID"}[args[0]]
@@ -111,6 +112,7 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		case "simulate":
 			fs.StringVar(&action, "action", "", "the action, such as IssueCertificate or acm-pca:IssueCertificate")
 			fs.StringVar(&resource, "resource", "*", "the ARN of the CA acted on (* for ListCertificateAuthorities)")
+			fs.StringVar(&region, "region", "", "the server's --region, aws:RequestedRegion (default: the CA's, else "+app.DefaultRegion+")")
 			fs.Func("context", "a condition key's value, KEY=VALUE, such as acm-pca:TemplateArn=arn:aws:acm-pca:::template/EndEntityCertificate/V1 (repeatable)", func(kv string) error {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok || k == "" {
@@ -188,14 +190,14 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		}
 		return nil
 	default: // simulate
-		return simulate(ctx, a.Store, key, action, resource, values, stdout)
+		return simulate(ctx, a.Store, key, action, resource, region, values, stdout)
 	}
 }
 
 // simulate answers whether key may perform action on resource with the
 // given condition values, and which statement decided, as the server
 // would decide it now.
-func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, action, resource string, values map[string][]string, stdout io.Writer) error {
+func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, action, resource, region string, values map[string][]string, stdout io.Writer) error {
 	if action == "" {
 		return errors.New("--action is required")
 	}
@@ -208,13 +210,14 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 	}
 	c := openpca.Caller{AccountID: key.AccountID, Principal: key.ID, Policies: policies}
 	var ca *openpca.CA
-	region := "" // the server's, which a CA's ARN names (--context aws:RequestedRegion=... otherwise)
 	if resource != "*" {
 		p, err := openpca.ParseCAARN(resource)
 		if err != nil {
 			return err
 		}
-		region = p.Region
+		if region == "" {
+			region = p.Region // the server's: it makes CAs of its region alone
+		}
 		ca, err = store.FindCA(ctx, p.AccountID, p.CAID)
 		if errors.Is(err, openpca.ErrNotFound) {
 			return fmt.Errorf("there is no certificate authority %s", resource)
@@ -229,6 +232,9 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 	}
 	if !key.RevokedAt.IsZero() {
 		fmt.Fprintf(stdout, "note: %s was revoked at %s; the server refuses every request signed with it\n", key.ID, key.RevokedAt.Format(time.RFC3339))
+	}
+	if region == "" {
+		region = app.DefaultRegion
 	}
 	var notes []string
 	if strings.EqualFold(action, authority.ActionPrefix+"IssueCertificate") && ca != nil {
