@@ -112,7 +112,7 @@ const (
 func unsupplied(key string) bool {
 	switch key {
 	case "aws:principalarn", "aws:principaltype", "aws:userid", "aws:username", "aws:principalorgid", "aws:principalorgpaths",
-		"aws:principalservicename", "aws:principalservicenameslist", "aws:useragent":
+		"aws:resourceorgid", "aws:resourceorgpaths", "aws:useragent":
 		return true
 	}
 	return strings.HasPrefix(key, "aws:principaltag/") ||

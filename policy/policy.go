@@ -10,7 +10,9 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 )
@@ -181,14 +183,18 @@ func decodeStrict(b []byte, v any) error {
 // "Effect": "Allow"} would allow, where its writer may read a Deny.
 func uniqueNames(b []byte) error {
 	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber() // as the decoding that follows: a number past float64 (1e400) is no error
 	// Per open object or array, its names so far (nil for an array), and
 	// whether the next string of an object is a name.
 	var names []map[string]bool
 	var atName []bool
 	for {
 		t, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
-			return nil // not JSON: the decoding that follows says so
+			return err
 		}
 		top := len(names) - 1
 		switch t {

@@ -62,6 +62,9 @@ func TestParseErrors(t *testing.T) {
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Effect":"Allow"}}`, Identity, `"Effect" is given twice`},
 		{`{"Statement":[{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"x:k":"a","x:k":"b"}}}]}`, Identity, "given twice"},
 		{`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*"},"Version":"2008-10-17"}`, Identity, "given twice"},
+		// A number past float64 before it stopped the check.
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"x:k":1e400}},"Effect":"Allow"}}`, Identity, "given twice"},
+		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceOrgID":"o-1"}}}}`, Identity, "this server does not"},
 		// A null or empty operator is no condition at all.
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":null}}`, Identity, "must map condition operators"},
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":null}}}`, Identity, "names no condition key"},
