@@ -128,6 +128,10 @@ type CAStore interface {
 	// limit at now: every one but those deleted for good.
 	AccountCAs(ctx context.Context, accountID string, now time.Time) (int, error)
 
+	// CAPolicies calls fn with the ARN and the resource policy of every
+	// CA that has one, in creation order.
+	CAPolicies(ctx context.Context, fn func(arn, policy string)) error
+
 	// CountCAs counts the CAs of every account by their status at now, as
 	// CA.StatusAt gives it, and the key store that keeps their keys.
 	CountCAs(ctx context.Context, now time.Time) (map[CAKind]int, error)

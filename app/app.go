@@ -39,6 +39,7 @@ import (
 	"github.com/openpca/openpca/crl"
 	"github.com/openpca/openpca/localfs"
 	"github.com/openpca/openpca/pkcs11"
+	"github.com/openpca/openpca/policy"
 	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/s3"
 	"github.com/openpca/openpca/seal"
@@ -317,17 +318,8 @@ func (a *App) authenticator(ctx context.Context) (awsjson.Authenticator, error) 
 	case key == nil:
 		a.logger.Warn("the default account has no active access key, and none is made: openpca keys create makes one", "account", cfg.AccountID)
 	}
-	// A policy stored by an earlier version that this one no longer reads
-	// (one with a policy variable) denies every request of its key: say so
-	// now, not at the key's first refusal.
-	keys, err := a.store.ListAccessKeys(ctx, "")
-	if err != nil {
+	if err := a.warnUnreadablePolicies(ctx); err != nil {
 		return nil, err
-	}
-	for _, k := range keys {
-		if _, err := auth.ResolvePolicies(k.Policies); err != nil && k.RevokedAt.IsZero() {
-			a.logger.Warn("an access key's policy no longer reads: its requests are denied until the policy is detached (openpca policy detach)", "key", k.ID, "error", err)
-		}
 	}
 	if cfg.InsecureNoAuth {
 		a.logger.Warn("INSECURE: --insecure-no-auth is set: requests are not authenticated, and anyone who can reach this server acts as the default account",
@@ -340,6 +332,28 @@ func (a *App) authenticator(ctx context.Context) (awsjson.Authenticator, error) 
 		Verifier: &sigv4.Verifier{Service: openpca.SigningName, Region: cfg.Region, Keys: auth.Keys{Store: a.store, Sealer: a.sealer}, Now: time.Now},
 		Store:    a.store,
 	}, nil
+}
+
+// warnUnreadablePolicies says which stored policies this version no
+// longer reads (an earlier one took them): now, not at their first
+// refusal, which another account sees only as a CA not found. An access
+// key's such policy denies every request of the key; a CA's shares the CA
+// with no account.
+func (a *App) warnUnreadablePolicies(ctx context.Context) error {
+	keys, err := a.store.ListAccessKeys(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if _, err := auth.ResolvePolicies(k.Policies); err != nil && k.RevokedAt.IsZero() {
+			a.logger.Warn("an access key's policy no longer reads: its requests are denied until the policy is detached (openpca policy detach)", "key", k.ID, "error", err)
+		}
+	}
+	return a.store.CAPolicies(ctx, func(arn, doc string) {
+		if _, err := policy.Parse([]byte(doc), policy.Resource); err != nil {
+			a.logger.Warn("a certificate authority's policy no longer reads: it is shared with no account until it is put again (PutPolicy) or deleted", "ca", arn, "error", err)
+		}
+	})
 }
 
 // openStore opens the database of cfg.

@@ -331,6 +331,53 @@ func TestUnreadablePolicyWarned(t *testing.T) {
 	}
 }
 
+// TestUnreadableCAPolicyWarned: a CA's stored policy that this version
+// no longer reads (here one naming a member twice, which an earlier
+// version took) shares the CA with no account, and the operator hears of
+// it at the start and at each refusal; the other account sees only a CA
+// not found. A CA whose policy reads is not named.
+func TestUnreadableCAPolicyWarned(t *testing.T) {
+	ctx := t.Context()
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	const other = "444455556666"
+	client, _ := env.NewAccount(t, other)
+	share := func(ca string) string {
+		return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + other + `"},"Resource":"` + ca +
+			`","Action":"acm-pca:DescribeCertificateAuthority"}]}`
+	}
+	readable, unreadable := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "readable"), env.CreateCA(t, types.CertificateAuthorityTypeRoot, "unreadable")
+	for _, ca := range []string{readable, unreadable} {
+		if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: aws.String(share(ca))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &ca}); err != nil {
+			t.Fatalf("the other account, on %s shared with it: %v", ca, err)
+		}
+	}
+	old := strings.Replace(share(unreadable), `"Effect":"Allow"`, `"Effect":"Allow","Effect":"Allow"`, 1)
+	if _, err := env.DB(t).ExecContext(ctx, `UPDATE certificate_authorities SET policy = ? WHERE arn = ?`, old, unreadable); err != nil {
+		t.Fatal(err)
+	}
+	before := len(logs.String())
+	env.Restart(t)
+	client, _ = env.NewKey(t, other) // the restarted server listens elsewhere
+	start := logs.String()[before:]
+	if !strings.Contains(start, "certificate authority's policy no longer reads") || !strings.Contains(start, "ca="+unreadable) || strings.Contains(start, readable) {
+		t.Errorf("the start's warnings, of %s's policy and not %s's:\n%s", unreadable, readable, start)
+	}
+	if _, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &readable}); err != nil {
+		t.Errorf("the other account, on %s: %v", readable, err)
+	}
+	_, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &unreadable})
+	if _, ok := errors.AsType[*types.ResourceNotFoundException](err); !ok {
+		t.Errorf("the other account, on %s whose policy no longer reads: %v, want ResourceNotFoundException", unreadable, err)
+	}
+	if refusal := logs.String()[before+len(start):]; !strings.Contains(refusal, "policy no longer reads") || !strings.Contains(refusal, "account="+other) {
+		t.Errorf("the refusal's warning:\n%s", refusal)
+	}
+}
+
 // TestCommandsFollowNoLinks: an operator's command, often run as root on
 // the folder of the server's user, follows no link that user could have
 // put in place of a file it opens by name (it made the linked file 0600,

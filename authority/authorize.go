@@ -69,6 +69,10 @@ func (s *Service) authorizeAction(ctx context.Context, c openpca.Caller, action 
 	v := Decide(&s.policies, c, action, ca, resource, ConditionValues(c, ca, s.region, values, s.now()))
 	switch {
 	case v.NotShared:
+		if v.UnreadablePolicy != nil {
+			// The caller learns nothing of it; the operator must.
+			s.logger.WarnContext(ctx, "a certificate authority's policy no longer reads: it is shared with no account until it is put again (PutPolicy) or deleted", "ca", ca.ARN, "account", c.AccountID, "error", v.UnreadablePolicy)
+		}
 		return caNotFound(ca.ARN)
 	case !v.Allowed:
 		s.logger.WarnContext(ctx, "access denied", "key", c.Principal, "account", c.AccountID, "action", v.Action, "resource", v.Resource, "reason", v.Reason)
@@ -84,6 +88,9 @@ type Verdict struct {
 	// NotShared is set when the CA is another account's, which has not
 	// shared it with the caller's account at all.
 	NotShared bool
+	// UnreadablePolicy is why the CA's policy did not read, when it did
+	// not (NotShared is set then).
+	UnreadablePolicy error
 	// Reason says why, as AWS words its denials ("because no
 	// identity-based policy allows the ... action"), or which statement
 	// allowed.
@@ -109,7 +116,14 @@ func Decide(cache *policy.Cache, c openpca.Caller, action string, ca *openpca.CA
 		if ca.Policy != "" {
 			p, err = cache.Parse(ca.Policy, policy.Resource)
 		}
-		if p == nil || err != nil || !p.Names(c.AccountID) {
+		if err != nil {
+			// Fails closed: a policy an earlier version stored and this
+			// one no longer reads shares the CA with no account.
+			v.NotShared, v.UnreadablePolicy = true, err
+			v.Reason = fmt.Sprintf("because the policy of %s no longer reads (%v), and shares it with no account", ca.ARN, err)
+			return v
+		}
+		if p == nil || !p.Names(c.AccountID) {
 			v.NotShared, v.Reason = true, "because "+ca.ARN+" is not shared with account "+c.AccountID
 			return v
 		}

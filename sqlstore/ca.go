@@ -302,6 +302,23 @@ func (db *DB) ListSharedCAs(ctx context.Context, accountID string, after openpca
 	return db.listCAs(ctx, `certificate_authorities c JOIN ca_shares s ON s.ca_id = c.id WHERE s.account_id = ?`, accountID, after, limit)
 }
 
+// CAPolicies implements openpca.CAStore.
+func (db *DB) CAPolicies(ctx context.Context, fn func(arn, policy string)) error {
+	rows, err := db.query(ctx, `SELECT arn, policy FROM certificate_authorities WHERE policy <> '' ORDER BY created_at, id`)
+	if err != nil {
+		return db.wrap("listing CA policies", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var arn, policy string
+		if err := rows.Scan(&arn, &policy); err != nil {
+			return db.wrap("listing CA policies", err)
+		}
+		fn(arn, policy)
+	}
+	return db.wrap("listing CA policies", rows.Err())
+}
+
 // CountCAs implements openpca.CAStore.
 func (db *DB) CountCAs(ctx context.Context, now time.Time) (map[openpca.CAKind]int, error) {
 	rows, err := db.query(ctx, `SELECT
