@@ -320,6 +320,10 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		fmt.Fprintln(tw, "ACCESS KEY\tACCOUNT\tCREATED\tACCESS\tSTATUS")
 		for _, k := range list {
 			access, status := policyNames(k.Policies), "active"
+			if _, err := auth.ResolvePolicies(k.Policies); err != nil {
+				// As the server warns at start: such a key is refused.
+				status = "denied: its policy no longer reads (openpca policy detach)"
+			}
 			if !k.RevokedAt.IsZero() {
 				status = "revoked " + k.RevokedAt.Format(time.RFC3339)
 			}

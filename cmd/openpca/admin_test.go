@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 )
@@ -126,6 +127,14 @@ func TestPolicyCommands(t *testing.T) {
 	run := func(args ...string) (string, error) { return runOpenpca(t, append(args, "--data-dir", data)...) }
 	if out, _ := run("keys", "list"); !regexp.MustCompile(key + `\s.*\sissuer,ReadOnly\s+active`).MatchString(out) {
 		t.Errorf("keys list:\n%s", out)
+	}
+	// A policy an earlier version stored that this one no longer reads
+	// (with a policy variable) is marked: the server refuses the key.
+	_, stale := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "old",
+		Document: `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:*:${aws:PrincipalAccount}:*"}}`})
+	if out, _ := run("keys", "list"); !regexp.MustCompile(stale+`\s.*\sold\s+denied: its policy no longer reads`).MatchString(out) ||
+		!regexp.MustCompile(key+`\s.*\sactive`).MatchString(out) {
+		t.Errorf("keys list, with %s's policy unreadable:\n%s", stale, out)
 	}
 	if _, err := run("keys", "create", "--account", app.DefaultAccountID, "--policy", bad); err == nil || !strings.Contains(err.Error(), "Resource or NotResource is required") {
 		t.Errorf("a key with an invalid policy: %v", err)
