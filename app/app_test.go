@@ -378,6 +378,43 @@ func TestUnreadableCAPolicyWarned(t *testing.T) {
 	}
 }
 
+// TestKeyIDsNoKeyHas: a request that names an access key id no key can
+// have (not UTF-8) is UnrecognizedClientException on
+// either store, without a line at ERROR: PostgreSQL refused the string,
+// and that was an internal failure anyone could cause without a secret.
+func TestKeyIDsNoKeyHas(t *testing.T) {
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) {
+			var logs testenv.SyncBuffer
+			env := testenv.Start(t, func(c *app.Config) {
+				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+				if store == "postgres" {
+					c.Database, c.ObjectStore = testenv.NewPostgresDB(t), "local"
+				}
+			})
+			for _, id := range []string{"OPCA\xff\xfe", "\xc0\xafOPCA"} {
+				now := time.Now().UTC().Format("20060102T150405Z")
+				req, _ := http.NewRequest(http.MethodPost, env.URL, strings.NewReader("{}"))
+				req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+				req.Header.Set("X-Amz-Target", "ACMPrivateCA.ListCertificateAuthorities")
+				req.Header.Set("X-Amz-Date", now)
+				req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+id+"/"+now[:8]+"/us-east-1/acm-pca/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature="+strings.Repeat("0", 64))
+				res, err := env.Transport().RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if got := res.Header.Get("X-Amzn-ErrorType"); res.StatusCode != http.StatusBadRequest || got != "UnrecognizedClientException" {
+					t.Errorf("key id %q: %d %s, want 400 UnrecognizedClientException", id, res.StatusCode, got)
+				}
+			}
+			if strings.Contains(logs.String(), "level=ERROR") {
+				t.Errorf("lines at ERROR:\n%s", logs.String())
+			}
+		})
+	}
+}
+
 // TestCommandsFollowNoLinks: an operator's command, often run as root on
 // the folder of the server's user, follows no link that user could have
 // put in place of a file it opens by name (it made the linked file 0600,

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/awsjson"
@@ -28,12 +29,23 @@ type Keys struct {
 	Sealer openpca.KeySealer
 }
 
+// maxKeyID is the longest access key id: AWS's are at most 128
+// characters, this server's own 20, and a root key id given to it 128.
+const maxKeyID = 128
+
 // AssociatedData binds a sealed secret to its key id.
 func AssociatedData(keyID string) []byte { return []byte("access-key:" + keyID) }
 
 // Secret implements sigv4.KeyStore. The key it finds is kept for the
 // request's authenticator, if ctx has a place for it (see found).
 func (k Keys) Secret(ctx context.Context, id string) (string, error) {
+	// No key has such an id, and a request without a secret must not
+	// reach the store with it: PostgreSQL refuses a string that is not
+	// UTF-8 with an error, which was an internal failure, logged at
+	// ERROR, per request anyone could send.
+	if len(id) > maxKeyID || !utf8.ValidString(id) {
+		return "", sigv4.ErrUnknownKey
+	}
 	key, err := k.Store.FindAccessKey(ctx, id)
 	if errors.Is(err, openpca.ErrNotFound) {
 		return "", sigv4.ErrUnknownKey

@@ -24,6 +24,7 @@ import (
 	"github.com/openpca/openpca/awsjson"
 	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/internal/logsample"
+	"github.com/openpca/openpca/internal/smallbody"
 )
 
 // Config holds what a Server serves.
@@ -141,7 +142,7 @@ func New(cfg Config) *Server {
 		s.handleLocalCRLs(mux, cfg.LocalObjects)
 	}
 	s.http = &http.Server{
-		Handler:           handler,
+		Handler:           boundUnreadBodies(handler),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -154,6 +155,29 @@ func New(cfg Config) *Server {
 			Sampled: func(m string) bool { return strings.HasPrefix(m, "http: TLS handshake error") }}, slog.LevelWarn),
 	}
 	return s
+}
+
+// boundUnreadBodies bounds the time a request's body may take to
+// arrive to smallbody.Time, unless its handler sets another as it reads
+// it. A body its handler leaves unread (a request refused before its body,
+// a GET that has one), net/http reads after the answer, up to 256 KiB, to
+// use the connection again; within the server's read timeout, a body held
+// back held its connection a minute, however quickly its request was
+// answered, and a busy connection is never taken for a new client's. A
+// request of another method than POST, whose handlers read no body, is
+// answered with its connection's end, so that its answer does not wait
+// for that read either.
+func boundUnreadBodies(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			// Not every ResponseWriter can (a test's recorder).
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(smallbody.Time))
+			if r.Method != http.MethodPost {
+				w.Header().Set("Connection", "close")
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Metrics serves the Prometheus metrics, as /metrics does.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/server"
 )
 
 var ctx = context.Background()
@@ -381,6 +383,38 @@ func TestUnprovenRequestsSampled(t *testing.T) {
 	if unproven+held != sent+1 {
 		t.Errorf("%d lines and %d held back of %d unsigned requests", unproven, held, sent+1)
 	}
+}
+
+// TestBodiesNotRead: a request that announces a body its handler has no
+// use for, and never sends it, is answered at once, and its connection
+// ends within a body's time (net/http read what it could of the body
+// after the answer, within the server's read timeout of a minute).
+func TestBodiesNotRead(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	host := strings.TrimPrefix(env.URL, "http://")
+	var wg sync.WaitGroup // each request takes a body's time: all at once
+	for _, tc := range []struct {
+		request string
+		status  int
+	}{
+		{"GET /healthz", http.StatusOK},
+		{"GET /readyz", http.StatusOK},
+		{"GET /metrics", http.StatusOK},
+		{"HEAD /healthz", http.StatusOK},
+		{"GET " + server.PathPublicKey, http.StatusOK},
+		{"GET " + server.PathCheckpoint + "?certificateAuthorityArn=x", http.StatusForbidden}, // unsigned
+		{"GET " + server.PathOCSP + "/MAo%3D", http.StatusOK},                                 // malformedRequest
+		{"DELETE /", http.StatusBadRequest},                                                   // not an API request
+	} {
+		wg.Go(func() {
+			res := testenv.WantBodyLeftUnread(t, host, tc.request+" HTTP/1.1\r\nHost: "+host+"\r\nContent-Length: 1000\r\n")
+			if res != nil && res.StatusCode != tc.status {
+				t.Errorf("%s with a body: %d, want %d", tc.request, res.StatusCode, tc.status)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestSlowOCSPBody: an OCSP request whose body comes slowly holds its

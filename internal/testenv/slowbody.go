@@ -2,10 +2,13 @@ package testenv
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +67,45 @@ func slowPost(t testing.TB, rawURL, contentType string) (int, time.Duration) {
 	}
 	res.Body.Close()
 	return res.StatusCode, time.Since(start)
+}
+
+// WantBodyLeftUnread sends head, a request's line and headers that
+// announce a body, to the server at host, and never the body: the server
+// must answer at once, and let the connection go once smallbody.Time is
+// out, not after its minute of read timeout. It returns the answer, its
+// body read, or nil after reporting why there is none. Each call takes
+// smallbody.Time, and may run beside others in goroutines of the test.
+func WantBodyLeftUnread(t testing.TB, host, head string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	defer conn.Close()
+	start := time.Now()
+	if _, err := io.WriteString(conn, head+"\r\n"); err != nil {
+		t.Error(err)
+		return nil
+	}
+	// Had the server waited for the body, it would have answered only
+	// when smallbody.Time was out.
+	conn.SetReadDeadline(start.Add(smallbody.Time - 2*time.Second))
+	br := bufio.NewReader(conn)
+	method, _, _ := strings.Cut(head, " ") // an answer to HEAD has no body
+	res, err := http.ReadResponse(br, &http.Request{Method: method})
+	var body []byte
+	if err == nil {
+		body, err = io.ReadAll(res.Body)
+	}
+	if err != nil {
+		t.Errorf("%q: no answer without the body: %v after %v", head, err, time.Since(start))
+		return nil
+	}
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	conn.SetReadDeadline(start.Add(smallbody.Time + 5*time.Second))
+	if n, err := io.Copy(io.Discard, br); err != nil {
+		t.Errorf("%q: the server held the connection of a body never sent for %v and more (%v, %d bytes after the answer)", head, time.Since(start), err, n)
+	}
+	return res
 }
