@@ -239,7 +239,7 @@ func TestAuditReportErrors(t *testing.T) {
 		code              string
 	}{
 		{"certificate ARN", caARN + "/certificate/0a", "reports", "JSON", "InvalidArnException"},
-		{"unknown CA", caARN[:len(caARN)-4] + "0000", "reports", "JSON", "ResourceNotFoundException"},
+		{"unknown CA", testenv.MissingCA(caARN), "reports", "JSON", "ResourceNotFoundException"},
 		{"pending CA", pending, "reports", "JSON", "InvalidStateException"},
 		{"missing bucket", caARN, "no-such-bucket", "JSON", "ResourceNotFoundException"},
 		{"invalid bucket name", caARN, "Bad_Bucket", "JSON", "InvalidArgsException"},

@@ -506,7 +506,7 @@ func TestTags(t *testing.T) {
 	}
 	_, err = env.Client.UntagCertificateAuthority(ctx, &acmpca.UntagCertificateAuthorityInput{CertificateAuthorityArn: arn, Tags: []types.Tag{{Key: aws.String("aws:x")}}})
 	testenv.WantError(t, err, "InvalidTagException")
-	missing := strings.Replace(*arn, (*arn)[len(*arn)-4:], "0000", 1)
+	missing := testenv.MissingCA(*arn)
 	_, err = env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &missing, Tags: []types.Tag{{Key: aws.String("a")}}})
 	testenv.WantError(t, err, "ResourceNotFoundException")
 	for _, token := range []string{"%%%", "garbage"} { // "garbage" decodes, to no key

@@ -45,7 +45,7 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Metrics")
 	_, err := env.Client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{
-		CertificateAuthorityArn: aws.String(arn[:len(arn)-4] + "0000")})
+		CertificateAuthorityArn: aws.String(testenv.MissingCA(arn))})
 	testenv.WantError(t, err, "ResourceNotFoundException")
 	// A request that names the key but cannot sign for it: no key logged.
 	forged := testenv.NewClientWith(env.URL, env.Transport(), testenv.AccessKeyID, strings.Repeat("x", 40))

@@ -16,6 +16,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +72,12 @@ func Config(keyAlg types.KeyAlgorithm, cn string) *types.CertificateAuthorityCon
 		SigningAlgorithm: sig,
 		Subject:          &types.ASN1Subject{CommonName: aws.String(cn), Organization: aws.String("OpenPCA Tests"), Country: aws.String("US")},
 	}
+}
+
+// MissingCA is the ARN of a CA of arn's account and region that no
+// server has: the id of a UUIDv7 made at the epoch.
+func MissingCA(arn string) string {
+	return arn[:strings.LastIndex(arn, "/")+1] + "00000000-0000-7000-8000-000000000000"
 }
 
 // CreateCA creates a P-256 CA of the given type and returns its ARN.

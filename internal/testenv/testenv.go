@@ -171,7 +171,10 @@ func (e *Env) Stop(t testing.TB) {
 	// A connection the client opened but never used would hold up the
 	// server's shutdown for five seconds: close them first.
 	e.transport.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A request in flight is waited for: an RSA-4096 key's generation,
+	// which tests use to hold one, took 2 s under the race detector here
+	// and has a long tail.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := e.app.Shutdown(ctx); err != nil {
 		t.Errorf("shutting down: %v", err)
