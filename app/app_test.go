@@ -29,8 +29,10 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/sigv4"
 )
 
 // TestFileModes starts a server with no umask at all, on a data folder
@@ -379,9 +381,10 @@ func TestUnreadableCAPolicyWarned(t *testing.T) {
 }
 
 // TestKeyIDsNoKeyHas: a request that names an access key id no key can
-// have (not UTF-8) is UnrecognizedClientException on
-// either store, without a line at ERROR: PostgreSQL refused the string,
-// and that was an internal failure anyone could cause without a secret.
+// have (not UTF-8) is UnrecognizedClientException on either store,
+// without a line at ERROR: PostgreSQL refused the string, and that was an
+// internal failure anyone could cause without a secret. Nor does the
+// store see a NUL, which a console sign-in can send and a header cannot.
 func TestKeyIDsNoKeyHas(t *testing.T) {
 	for _, store := range []string{"sqlite", "postgres"} {
 		t.Run(store, func(t *testing.T) {
@@ -410,6 +413,16 @@ func TestKeyIDsNoKeyHas(t *testing.T) {
 			}
 			if strings.Contains(logs.String(), "level=ERROR") {
 				t.Errorf("lines at ERROR:\n%s", logs.String())
+			}
+			a, err := app.OpenAdmin(t.Context(), env.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			for _, id := range []string{"OPCA\x00X", "OPCA\xff"} {
+				if _, err := (auth.Keys{Store: a.Store, Sealer: a.Sealer}).Secret(t.Context(), id); !errors.Is(err, sigv4.ErrUnknownKey) {
+					t.Errorf("the secret of key %q: %v, want sigv4.ErrUnknownKey", id, err)
+				}
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -29,10 +30,6 @@ type Keys struct {
 	Sealer openpca.KeySealer
 }
 
-// maxKeyID is the longest access key id: AWS's are at most 128
-// characters, this server's own 20, and a root key id given to it 128.
-const maxKeyID = 128
-
 // AssociatedData binds a sealed secret to its key id.
 func AssociatedData(keyID string) []byte { return []byte("access-key:" + keyID) }
 
@@ -41,9 +38,9 @@ func AssociatedData(keyID string) []byte { return []byte("access-key:" + keyID) 
 func (k Keys) Secret(ctx context.Context, id string) (string, error) {
 	// No key has such an id, and a request without a secret must not
 	// reach the store with it: PostgreSQL refuses a string that is not
-	// UTF-8 with an error, which was an internal failure, logged at
-	// ERROR, per request anyone could send.
-	if len(id) > maxKeyID || !utf8.ValidString(id) {
+	// UTF-8, or holds a NUL, with an error, which was an internal failure,
+	// logged at ERROR, per request anyone could send.
+	if !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
 		return "", sigv4.ErrUnknownKey
 	}
 	key, err := k.Store.FindAccessKey(ctx, id)

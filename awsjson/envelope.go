@@ -18,6 +18,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/clientaddr"
+	"github.com/openpca/openpca/internal/smallbody"
 )
 
 // Authenticator establishes who sent a request, in two steps, so that a
@@ -248,12 +249,14 @@ func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*htt
 func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, route func(*http.Request) (*Call, error)) (Reply, error) {
 	call, err := route(r)
 	if err != nil {
-		return Reply{}, leaveBody(w, r, err)
+		smallbody.Leave(w, r)
+		return Reply{}, err
 	}
 	out.Operation = call.Operation
 	check, err := e.authn.Authenticate(r)
 	if err != nil {
-		return Reply{}, leaveBody(w, r, err)
+		smallbody.Leave(w, r)
+		return Reply{}, err
 	}
 	body, done, err := e.readBody(w, r, call.MaxBody)
 	if err != nil {
@@ -298,7 +301,8 @@ const smallBody = 64 << 10
 func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, done func(), err error) {
 	n := r.ContentLength
 	unread := func(err error) ([]byte, func(), error) {
-		return nil, nil, leaveBody(w, r, err)
+		smallbody.Leave(w, r)
+		return nil, nil, err
 	}
 	switch {
 	case limit == 0 || n == 0:
@@ -349,19 +353,6 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 	// 3 s failed, and every later request on its connection).
 	_ = rc.SetReadDeadline(time.Time{})
 	return body, done, nil
-}
-
-// leaveBody answers r, whose body is not read, with its connection's
-// end, and returns err. Otherwise net/http would read up to 256 KiB of the
-// body before the answer, and wait for as long as its sender holds it
-// back (at most smallbody.Time: package server bounds the time a body
-// has); after the answer, it still reads what of it comes within that
-// time, so that a client that sent it whole gets the answer and no reset.
-func leaveBody(w http.ResponseWriter, r *http.Request, err error) error {
-	if r.ContentLength != 0 {
-		w.Header().Set("Connection", "close")
-	}
-	return err
 }
 
 // read reads all of r into buf, refusing more than limit bytes, and tells

@@ -157,24 +157,24 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// boundUnreadBodies bounds the time a request's body may take to
-// arrive to smallbody.Time, unless its handler sets another as it reads
-// it. A body its handler leaves unread (a request refused before its body,
-// a GET that has one), net/http reads after the answer, up to 256 KiB, to
-// use the connection again; within the server's read timeout, a body held
+// boundUnreadBodies bounds what a request's body its handler never reads
+// holds. net/http reads such a body after the answer, up to 256 KiB, to
+// use the connection again, within the server's read timeout: a body held
 // back held its connection a minute, however quickly its request was
 // answered, and a busy connection is never taken for a new client's. A
 // request of another method than POST, whose handlers read no body, is
-// answered with its connection's end, so that its answer does not wait
-// for that read either.
+// left unread at once (smallbody.Leave); a POST's handler reads its body
+// within a deadline of its own or leaves it so, and smallbody.Time is the
+// bound of one that would do neither.
 func boundUnreadBodies(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength != 0 {
+		switch {
+		case r.ContentLength == 0:
+		case r.Method != http.MethodPost:
+			smallbody.Leave(w, r)
+		default:
 			// Not every ResponseWriter can (a test's recorder).
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(smallbody.Time))
-			if r.Method != http.MethodPost {
-				w.Header().Set("Connection", "close")
-			}
 		}
 		h.ServeHTTP(w, r)
 	})

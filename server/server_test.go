@@ -395,20 +395,21 @@ func TestBodiesNotRead(t *testing.T) {
 	host := strings.TrimPrefix(env.URL, "http://")
 	var wg sync.WaitGroup // each request takes a body's time: all at once
 	for _, tc := range []struct {
-		request string
-		status  int
+		request, headers string
+		status           int
 	}{
-		{"GET /healthz", http.StatusOK},
-		{"GET /readyz", http.StatusOK},
-		{"GET /metrics", http.StatusOK},
-		{"HEAD /healthz", http.StatusOK},
-		{"GET " + server.PathPublicKey, http.StatusOK},
-		{"GET " + server.PathCheckpoint + "?certificateAuthorityArn=x", http.StatusForbidden}, // unsigned
-		{"GET " + server.PathOCSP + "/MAo%3D", http.StatusOK},                                 // malformedRequest
-		{"DELETE /", http.StatusBadRequest},                                                   // not an API request
+		{"GET /healthz", "", http.StatusOK},
+		{"GET /readyz", "", http.StatusOK},
+		{"GET /metrics", "", http.StatusOK},
+		{"HEAD /healthz", "", http.StatusOK},
+		{"GET " + server.PathPublicKey, "", http.StatusOK},
+		{"GET " + server.PathCheckpoint + "?certificateAuthorityArn=x", "", http.StatusForbidden}, // unsigned
+		{"GET " + server.PathOCSP + "/MAo%3D", "", http.StatusOK},                                 // malformedRequest
+		{"DELETE /", "", http.StatusBadRequest},                                                   // not an API request
+		{"POST /console/sign-in", "Sec-Fetch-Site: cross-site\r\n", http.StatusForbidden},
 	} {
 		wg.Go(func() {
-			res := testenv.WantBodyLeftUnread(t, host, tc.request+" HTTP/1.1\r\nHost: "+host+"\r\nContent-Length: 1000\r\n")
+			res := testenv.WantBodyLeftUnread(t, host, tc.request+" HTTP/1.1\r\nHost: "+host+"\r\nContent-Length: 1000\r\n"+tc.headers)
 			if res != nil && res.StatusCode != tc.status {
 				t.Errorf("%s with a body: %d, want %d", tc.request, res.StatusCode, tc.status)
 			}

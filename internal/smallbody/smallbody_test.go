@@ -1,13 +1,17 @@
 package smallbody_test
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openpca/openpca/internal/smallbody"
 )
@@ -51,5 +55,43 @@ func TestRead(t *testing.T) {
 				t.Errorf("%d, %d bytes back; want %d, %d", res.StatusCode, len(b), tc.status, tc.echoLen)
 			}
 		})
+	}
+}
+
+// TestLeave: a request answered without its body being read, late (past
+// the deadline the server gave the body), is answered with the
+// connection's end, and the body its client had sent whole is still read
+// after the answer: the client reads the answer and the connection's end,
+// not a reset of a connection closed on unread bytes.
+func TestLeave(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		time.Sleep(300 * time.Millisecond) // a wait for room, or a slow key store
+		smallbody.Leave(w, r)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const size = 200 << 10 // less than net/http reads after an answer
+	if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n"+strings.Repeat("a", size)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	if res.StatusCode != http.StatusServiceUnavailable || !res.Close {
+		t.Errorf("%d, the connection's end: %v; want 503 and its end", res.StatusCode, res.Close)
+	}
+	if n, err := io.Copy(io.Discard, br); err != nil || n != 0 {
+		t.Errorf("after the answer: %d bytes, %v; want the connection's end", n, err)
 	}
 }

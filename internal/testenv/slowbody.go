@@ -72,9 +72,10 @@ func slowPost(t testing.TB, rawURL, contentType string) (int, time.Duration) {
 // WantBodyLeftUnread sends head, a request's line and headers that
 // announce a body, to the server at host, and never the body: the server
 // must answer at once, and let the connection go once smallbody.Time is
-// out, not after its minute of read timeout. It returns the answer, its
-// body read, or nil after reporting why there is none. Each call takes
-// smallbody.Time, and may run beside others in goroutines of the test.
+// out at the latest, not after its minute of read timeout. It returns the
+// answer, its body read, or nil after reporting why there is none. A call
+// takes up to smallbody.Time, and may run beside others in goroutines of
+// the test.
 func WantBodyLeftUnread(t testing.TB, host, head string) *http.Response {
 	t.Helper()
 	conn, err := net.Dial("tcp", host)
