@@ -18,7 +18,6 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/clientaddr"
-	"github.com/openpca/openpca/internal/smallbody"
 )
 
 // Authenticator establishes who sent a request, in two steps, so that a
@@ -249,13 +248,11 @@ func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*htt
 func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, route func(*http.Request) (*Call, error)) (Reply, error) {
 	call, err := route(r)
 	if err != nil {
-		smallbody.Leave(w, r)
 		return Reply{}, err
 	}
 	out.Operation = call.Operation
 	check, err := e.authn.Authenticate(r)
 	if err != nil {
-		smallbody.Leave(w, r)
 		return Reply{}, err
 	}
 	body, done, err := e.readBody(w, r, call.MaxBody)
@@ -300,15 +297,12 @@ const smallBody = 64 << 10
 // used after.
 func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, done func(), err error) {
 	n := r.ContentLength
-	unread := func(err error) ([]byte, func(), error) {
-		smallbody.Leave(w, r)
-		return nil, nil, err
-	}
+	// A body refused unread is left to package server (smallbody.Bound).
 	switch {
 	case limit == 0 || n == 0:
 		return nil, func() {}, nil
 	case n > limit:
-		return unread(tooLarge(limit))
+		return nil, nil, tooLarge(limit)
 	case n < 0 || n > smallBody: // a large buffer, or unknown until read
 		n = limit
 	}
@@ -319,7 +313,7 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 	// An IPv4 /24 or IPv6 /48, which one site is often given whole.
 	who := clientaddr.Network(e.proxies.Nearest(r), 24, 48)
 	if !pool.acquire(r.Context(), who, n) {
-		return unread(openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry."))
+		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry.")
 	}
 	// Not every ResponseWriter can (a test's recorder): then the server's
 	// own read timeout still ends a trickle.

@@ -245,7 +245,6 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Forms come from the console's own pages: a cross-origin POST is
 		// refused before it reaches a handler, CSRF token or not.
 		if err := c.origin.Check(r); err != nil {
-			smallbody.Leave(w, r)
 			c.fail(w, r, http.StatusForbidden, "This request came from another site, and is refused.")
 			return
 		}

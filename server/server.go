@@ -142,7 +142,7 @@ func New(cfg Config) *Server {
 		s.handleLocalCRLs(mux, cfg.LocalObjects)
 	}
 	s.http = &http.Server{
-		Handler:           boundUnreadBodies(handler),
+		Handler:           smallbody.Bound(handler),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -155,29 +155,6 @@ func New(cfg Config) *Server {
 			Sampled: func(m string) bool { return strings.HasPrefix(m, "http: TLS handshake error") }}, slog.LevelWarn),
 	}
 	return s
-}
-
-// boundUnreadBodies bounds what a request's body its handler never reads
-// holds. net/http reads such a body after the answer, up to 256 KiB, to
-// use the connection again, within the server's read timeout: a body held
-// back held its connection a minute, however quickly its request was
-// answered, and a busy connection is never taken for a new client's. A
-// request of another method than POST, whose handlers read no body, is
-// left unread at once (smallbody.Leave); a POST's handler reads its body
-// within a deadline of its own or leaves it so, and smallbody.Time is the
-// bound of one that would do neither.
-func boundUnreadBodies(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.ContentLength == 0:
-		case r.Method != http.MethodPost:
-			smallbody.Leave(w, r)
-		default:
-			// Not every ResponseWriter can (a test's recorder).
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(smallbody.Time))
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // Metrics serves the Prometheus metrics, as /metrics does.

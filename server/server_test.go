@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -393,25 +394,28 @@ func TestBodiesNotRead(t *testing.T) {
 	t.Parallel()
 	env := testenv.Start(t)
 	host := strings.TrimPrefix(env.URL, "http://")
-	var wg sync.WaitGroup // each request takes a body's time: all at once
+	var wg sync.WaitGroup // each request takes a few seconds: all at once
 	for _, tc := range []struct {
 		request, headers string
-		status           int
+		length, status   int
 	}{
-		{"GET /healthz", "", http.StatusOK},
-		{"GET /readyz", "", http.StatusOK},
-		{"GET /metrics", "", http.StatusOK},
-		{"HEAD /healthz", "", http.StatusOK},
-		{"GET " + server.PathPublicKey, "", http.StatusOK},
-		{"GET " + server.PathCheckpoint + "?certificateAuthorityArn=x", "", http.StatusForbidden}, // unsigned
-		{"GET " + server.PathOCSP + "/MAo%3D", "", http.StatusOK},                                 // malformedRequest
-		{"DELETE /", "", http.StatusBadRequest},                                                   // not an API request
-		{"POST /console/sign-in", "Sec-Fetch-Site: cross-site\r\n", http.StatusForbidden},
+		{"GET /healthz", "", 1000, http.StatusOK},
+		{"GET /readyz", "", 1000, http.StatusOK},
+		{"GET /metrics", "", 1000, http.StatusOK},
+		{"HEAD /healthz", "", 1000, http.StatusOK},
+		{"GET " + server.PathPublicKey, "", 1000, http.StatusOK},
+		{"GET " + server.PathCheckpoint + "?certificateAuthorityArn=x", "", 1000, http.StatusForbidden}, // unsigned
+		{"GET " + server.PathOCSP + "/MAo%3D", "", 1000, http.StatusOK},                                 // malformedRequest
+		{"DELETE /", "", 1000, http.StatusBadRequest},                                                   // not an API request
+		{"POST /console/sign-in", "Sec-Fetch-Site: cross-site\r\n", 1000, http.StatusForbidden},
+		{"POST /console", "", 1000, http.StatusTemporaryRedirect}, // the mux's, to /console/
+		{"POST /console/sign-in", "Content-Type: application/x-www-form-urlencoded\r\n", 100_000, http.StatusRequestEntityTooLarge},
+		{"POST " + server.PathOCSP, "Content-Type: application/ocsp-request\r\n", 100_000, http.StatusOK}, // malformedRequest
 	} {
 		wg.Go(func() {
-			res := testenv.WantBodyLeftUnread(t, host, tc.request+" HTTP/1.1\r\nHost: "+host+"\r\nContent-Length: 1000\r\n"+tc.headers)
+			res := testenv.WantBodyLeftUnread(t, host, tc.request+" HTTP/1.1\r\nHost: "+host+"\r\nContent-Length: "+strconv.Itoa(tc.length)+"\r\n"+tc.headers)
 			if res != nil && res.StatusCode != tc.status {
-				t.Errorf("%s with a body: %d, want %d", tc.request, res.StatusCode, tc.status)
+				t.Errorf("%s with a body of %d: %d, want %d", tc.request, tc.length, res.StatusCode, tc.status)
 			}
 		})
 	}

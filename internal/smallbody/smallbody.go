@@ -1,6 +1,6 @@
 // Package smallbody reads the small bodies of requests anyone may send
-// (an OCSP request, a console form) within a bound of time, and leaves
-// those a handler has no use for unread within one too (Leave). The
+// (an OCSP request, a console form) within a bound of time, and bounds
+// what a body a handler has no use for holds (Bound). The
 // server's read timeout is a minute, and a connection in the middle of a
 // request is never idle, so it cannot be taken for a new client's: a body
 // sent a byte every 20 s held its connection a minute, and sixteen
@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,11 +23,13 @@ const Time = 10 * time.Second
 // ErrTooLarge is a body of more than the limit.
 var ErrTooLarge = errors.New("the request's body is too large")
 
-// Read reads r's body, of at most limit bytes, within Time. When the body
-// is not read whole (too large, too slow, cut), its deadline stays: what
-// net/http reads of the rest after the answer, to use the connection
-// again, it reads within it too.
+// Read reads r's body, of at most limit bytes, within Time; a body
+// whose declared length is larger is ErrTooLarge before a byte of it is
+// read. What is left of a body not read whole, Bound leaves.
 func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, ErrTooLarge
+	}
 	rc := http.NewResponseController(w)
 	// Not every ResponseWriter can (a test's recorder): then the server's
 	// own read timeout still ends a trickle.
@@ -44,21 +47,93 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	return body, nil
 }
 
-// LeaveGrace is how long, once a request is answered unread (Leave), what
-// comes of its body is still read: a client that sent its body whole gets
-// the answer, not a reset from a connection closed on unread bytes.
+// LeaveGrace is how long, once a request is answered, what comes of a
+// body its handler did not read whole is still read (Bound): a client
+// that sent its body whole gets the answer, not a reset from a connection
+// closed on unread bytes.
 const LeaveGrace = 3 * time.Second
 
-// Leave answers r, whose body its handler does not read, with its
-// connection's end. Otherwise net/http reads up to 256 KiB of the body
-// before the answer, for as long as the sender holds it back; it still
-// reads the body after the answer, before it closes the connection, but
-// for LeaveGrace at most.
-func Leave(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength == 0 {
-		return
-	}
-	w.Header().Set("Connection", "close")
-	// Not every ResponseWriter can (a test's recorder).
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(LeaveGrace))
+// Bound bounds what the bodies of requests to h hold of their
+// connections. net/http reads what a handler left of a body, up to 256
+// KiB, to use the connection again: before the answer (which waited for
+// it), and after it, before the connection's next request, within the
+// server's read timeout of a minute. A body held back held its connection
+// that long, however quickly its request was refused, and a busy
+// connection is never taken for a new client's.
+//
+// Under Bound, a body has Time to arrive unless its handler sets a
+// deadline of its own as it reads it. The answer to a request whose body
+// its handler did not read whole ends the connection, and goes at once;
+// after it, what comes of the body is read for LeaveGrace, then the
+// connection ends.
+func Bound(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Over HTTP/2, an unread body ends its own stream, and
+		// "Connection: close" would end the connection: every request a
+		// proxy sends on it.
+		if r.ContentLength == 0 || r.ProtoMajor != 1 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		// Not every ResponseWriter can (a test's recorder).
+		_ = rc.SetReadDeadline(time.Now().Add(Time))
+		body := &wholeBody{ReadCloser: r.Body}
+		// On a copy: net/http tells from the request it was given
+		// whether a body was left unread, and then ends the connection
+		// after a wait, not at once, on the bytes still coming (a reset
+		// that lost the client the answer).
+		r = r.WithContext(r.Context())
+		r.Body = body
+		lw := &leavingWriter{ResponseWriter: w, body: body}
+		h.ServeHTTP(lw, r)
+		if !body.whole.Load() {
+			if !lw.wrote { // net/http writes the answer's headers itself
+				w.Header().Set("Connection", "close")
+			}
+			_ = rc.SetReadDeadline(time.Now().Add(LeaveGrace))
+		}
+	})
 }
+
+// wholeBody is a request's body that says whether it was read to its end.
+type wholeBody struct {
+	io.ReadCloser
+	whole atomic.Bool
+}
+
+func (b *wholeBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.whole.Store(true)
+	}
+	return n, err
+}
+
+// leavingWriter answers with the connection's end if the request's body
+// was not read whole by the time its answer's headers go.
+type leavingWriter struct {
+	http.ResponseWriter
+	body  *wholeBody
+	wrote bool
+}
+
+func (l *leavingWriter) WriteHeader(code int) {
+	if !l.wrote && code >= 200 { // not an informational answer
+		l.wrote = true
+		if !l.body.whole.Load() {
+			l.Header().Set("Connection", "close")
+		}
+	}
+	l.ResponseWriter.WriteHeader(code)
+}
+
+func (l *leavingWriter) Write(p []byte) (int, error) {
+	if !l.wrote {
+		l.WriteHeader(http.StatusOK)
+	}
+	return l.ResponseWriter.Write(p)
+}
+
+// Unwrap gives http.ResponseController the server's writer.
+func (l *leavingWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }

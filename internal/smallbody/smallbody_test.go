@@ -58,40 +58,111 @@ func TestRead(t *testing.T) {
 	}
 }
 
-// TestLeave: a request answered without its body being read, late (past
-// the deadline the server gave the body), is answered with the
-// connection's end, and the body its client had sent whole is still read
-// after the answer: the client reads the answer and the connection's end,
-// not a reset of a connection closed on unread bytes.
-func TestLeave(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		rc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		time.Sleep(300 * time.Millisecond) // a wait for room, or a slow key store
-		smallbody.Leave(w, r)
-		http.Error(w, "busy", http.StatusServiceUnavailable)
-	}))
+// TestBound: a request whose body its handler does not read whole is
+// answered at once with the connection's end, and the connection ends
+// LeaveGrace after the answer, not at the server's read timeout: before
+// that, a body its client sent whole is read, so that the client gets the
+// answer and the connection's end, not a reset. A body read whole keeps
+// its connection.
+func TestBound(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		send    int // bytes of the body of 200 KiB the client sends
+		status  int
+		close   bool
+		// within bounds the answer: at once, but for the handler's own
+		// time (had net/http read the body first, it would have come
+		// only when a deadline was out).
+		within time.Duration
+	}{
+		{"read whole", func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Write([]byte("ok"))
+		}, 200 << 10, http.StatusOK, false, 2 * time.Second},
+		{"held back, nothing written", func(w http.ResponseWriter, r *http.Request) {}, 0, http.StatusOK, true, 2 * time.Second},
+		{"held back, refused", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusForbidden) }, 0, http.StatusForbidden, true, 2 * time.Second},
+		{"sent whole, refused past its deadline", func(w http.ResponseWriter, r *http.Request) {
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			time.Sleep(300 * time.Millisecond) // a wait for room, or a slow key store
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		}, 200 << 10, http.StatusServiceUnavailable, true, 2 * time.Second},
+		{"sent whole, answered after LeaveGrace", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(smallbody.LeaveGrace + 500*time.Millisecond)
+			w.Write(bytes.Repeat([]byte("a"), 1<<20))
+		}, 200 << 10, http.StatusOK, true, smallbody.LeaveGrace + 2*time.Second},
+		{"read in part", func(w http.ResponseWriter, r *http.Request) {
+			r.Body.Read(make([]byte, 10))
+			w.Write([]byte("ok"))
+		}, 0, http.StatusOK, true, 2 * time.Second},
+		{"held back, waited for", func(w http.ResponseWriter, r *http.Request) {
+			if _, err := io.Copy(io.Discard, r.Body); err != nil {
+				http.Error(w, "too slow", http.StatusBadRequest)
+			}
+		}, 0, http.StatusBadRequest, true, smallbody.Time + 4*time.Second}, // Time is its bound
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewUnstartedServer(smallbody.Bound(tc.handler))
+			srv.Config.ReadTimeout = time.Minute
+			srv.Start()
+			defer srv.Close()
+			conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			const size = 200 << 10 // less than net/http reads after an answer
+			body := strings.Repeat("a", tc.send)
+			if tc.name == "read in part" {
+				body = "0123456789"
+			}
+			start := time.Now()
+			if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n"+body); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			br := bufio.NewReader(conn)
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(io.Discard, res.Body); err != nil {
+				t.Fatalf("the answer's body: %v", err)
+			}
+			answered := time.Since(start)
+			if res.StatusCode != tc.status || res.Close != tc.close || answered > tc.within {
+				t.Errorf("%d, the connection's end: %v, after %v; want %d, %v, within %v", res.StatusCode, res.Close, answered, tc.status, tc.close, tc.within)
+			}
+			if !tc.close {
+				return
+			}
+			conn.SetReadDeadline(start.Add(answered + smallbody.LeaveGrace + 4*time.Second))
+			if n, err := io.Copy(io.Discard, br); err != nil || n != 0 {
+				t.Errorf("after the answer: %d bytes, %v after %v; want the connection's end within %v", n, err, time.Since(start), smallbody.LeaveGrace)
+			}
+		})
+	}
+}
+
+// TestBoundLargeBody: a body larger than net/http reads after an answer,
+// refused unread while its client still sends it, leaves the client the
+// answer, not a reset of the connection.
+func TestBoundLargeBody(t *testing.T) {
+	srv := httptest.NewUnstartedServer(smallbody.Bound(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+	})))
+	srv.Config.ReadTimeout = time.Minute
+	srv.Start()
 	defer srv.Close()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	const size = 200 << 10 // less than net/http reads after an answer
-	if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n"+strings.Repeat("a", size)); err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, res.Body)
-	if res.StatusCode != http.StatusServiceUnavailable || !res.Close {
-		t.Errorf("%d, the connection's end: %v; want 503 and its end", res.StatusCode, res.Close)
-	}
-	if n, err := io.Copy(io.Discard, br); err != nil || n != 0 {
-		t.Errorf("after the answer: %d bytes, %v; want the connection's end", n, err)
+	for range 5 { // a reset lost the answer 3 times in 5, or 5
+		res, err := http.Post(srv.URL, "application/octet-stream", bytes.NewReader(make([]byte, 4<<20)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("%d, want 413", res.StatusCode)
+		}
 	}
 }

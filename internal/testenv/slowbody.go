@@ -71,11 +71,11 @@ func slowPost(t testing.TB, rawURL, contentType string) (int, time.Duration) {
 
 // WantBodyLeftUnread sends head, a request's line and headers that
 // announce a body, to the server at host, and never the body: the server
-// must answer at once, and let the connection go once smallbody.Time is
-// out at the latest, not after its minute of read timeout. It returns the
-// answer, its body read, or nil after reporting why there is none. A call
-// takes up to smallbody.Time, and may run beside others in goroutines of
-// the test.
+// must answer at once, with the connection's end, and end it once
+// smallbody.LeaveGrace is out, not after its minute of read timeout. It
+// returns the answer, its body read, or nil after reporting why there is
+// none. A call takes a few seconds, and may run beside others in
+// goroutines of the test.
 func WantBodyLeftUnread(t testing.TB, host, head string) *http.Response {
 	t.Helper()
 	conn, err := net.Dial("tcp", host)
@@ -104,7 +104,10 @@ func WantBodyLeftUnread(t testing.TB, host, head string) *http.Response {
 		return nil
 	}
 	res.Body = io.NopCloser(bytes.NewReader(body))
-	conn.SetReadDeadline(start.Add(smallbody.Time + 5*time.Second))
+	if !res.Close {
+		t.Errorf("%q: answered without the connection's end", head)
+	}
+	conn.SetReadDeadline(time.Now().Add(smallbody.LeaveGrace + 4*time.Second))
 	if n, err := io.Copy(io.Discard, br); err != nil {
 		t.Errorf("%q: the server held the connection of a body never sent for %v and more (%v, %d bytes after the answer)", head, time.Since(start), err, n)
 	}
