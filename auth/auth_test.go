@@ -464,7 +464,7 @@ func TestBodyReadOnlyAfterHeadersCheck(t *testing.T) {
 		{"stale", "ImportCertificateAuthorityCertificate", signed(testenv.AccessKeyID, stale), "InvalidSignatureException"},
 		{"unknown operation", "NoSuchOperation", signed(testenv.AccessKeyID, now), "UnknownOperationException"},
 	}
-	var wg sync.WaitGroup // each request takes a body's time: all at once
+	var wg sync.WaitGroup // each request takes a few seconds: all at once
 	for _, tt := range tests {
 		for _, length := range []int{4194000, 1000} { // more than net/http reads after an answer, and less
 			wg.Go(func() {

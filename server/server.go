@@ -148,6 +148,9 @@ func New(cfg Config) *Server {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
+		// Its answer to "OPTIONS *" read the body before the handler, and
+		// smallbody.Bound, ran: the mux answers it, 400.
+		DisableGeneralOptionsHandler: true,
 		// Of net/http's own lines, those of TLS handshakes that failed are
 		// of connections anyone can open; a panic's or an accept error's
 		// are the server's.

@@ -388,8 +388,9 @@ func TestUnprovenRequestsSampled(t *testing.T) {
 
 // TestBodiesNotRead: a request that announces a body its handler has no
 // use for, and never sends it, is answered at once, and its connection
-// ends within a body's time (net/http read what it could of the body
-// after the answer, within the server's read timeout of a minute).
+// ends smallbody.LeaveGrace after the answer (net/http read what it could
+// of the body after the answer, within the server's read timeout of a
+// minute).
 func TestBodiesNotRead(t *testing.T) {
 	t.Parallel()
 	env := testenv.Start(t)
@@ -411,9 +412,15 @@ func TestBodiesNotRead(t *testing.T) {
 		{"POST /console", "", 1000, http.StatusTemporaryRedirect}, // the mux's, to /console/
 		{"POST /console/sign-in", "Content-Type: application/x-www-form-urlencoded\r\n", 100_000, http.StatusRequestEntityTooLarge},
 		{"POST " + server.PathOCSP, "Content-Type: application/ocsp-request\r\n", 100_000, http.StatusOK}, // malformedRequest
+		{"OPTIONS *", "", 1000, http.StatusBadRequest},
+		{"PRI * HTTP/2.0", "", 1000, http.StatusBadRequest}, // an HTTP/1 request all the same
 	} {
 		wg.Go(func() {
-			res := testenv.WantBodyLeftUnread(t, host, tc.request+" HTTP/1.1\r\nHost: "+host+"\r\nContent-Length: "+strconv.Itoa(tc.length)+"\r\n"+tc.headers)
+			line := tc.request
+			if !strings.HasSuffix(line, "HTTP/2.0") {
+				line += " HTTP/1.1"
+			}
+			res := testenv.WantBodyLeftUnread(t, host, line+"\r\nHost: "+host+"\r\nContent-Length: "+strconv.Itoa(tc.length)+"\r\n"+tc.headers)
 			if res != nil && res.StatusCode != tc.status {
 				t.Errorf("%s with a body of %d: %d, want %d", tc.request, tc.length, res.StatusCode, tc.status)
 			}

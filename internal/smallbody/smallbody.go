@@ -65,13 +65,17 @@ const LeaveGrace = 3 * time.Second
 // deadline of its own as it reads it. The answer to a request whose body
 // its handler did not read whole ends the connection, and goes at once;
 // after it, what comes of the body is read for LeaveGrace, then the
-// connection ends.
+// connection ends. (Of a rest of more than 256 KiB, net/http reads
+// nothing: it ends the connection half a second after the answer, and a
+// client still sending may get a reset instead of the answer, unless it
+// reads as it sends, as Go's does.)
 func Bound(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Over HTTP/2, an unread body ends its own stream, and
 		// "Connection: close" would end the connection: every request a
-		// proxy sends on it.
-		if r.ContentLength == 0 || r.ProtoMajor != 1 {
+		// proxy sends on it. (An HTTP/1 connection's "PRI * HTTP/2.0" is
+		// HTTP/1 all the same.)
+		if r.ContentLength == 0 || r.ProtoMajor != 1 && r.Method != "PRI" {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -86,13 +90,15 @@ func Bound(h http.Handler) http.Handler {
 		r = r.WithContext(r.Context())
 		r.Body = body
 		lw := &leavingWriter{ResponseWriter: w, body: body}
-		h.ServeHTTP(lw, r)
-		if !body.whole.Load() {
-			if !lw.wrote { // net/http writes the answer's headers itself
-				w.Header().Set("Connection", "close")
+		// Deferred, for a handler that panics too: net/http then reads
+		// the body before it closes the connection.
+		defer func() {
+			if !body.whole.Load() {
+				lw.leave() // net/http writes the answer's headers itself
+				_ = rc.SetReadDeadline(time.Now().Add(LeaveGrace))
 			}
-			_ = rc.SetReadDeadline(time.Now().Add(LeaveGrace))
-		}
+		}()
+		h.ServeHTTP(lw, r)
 	})
 }
 
@@ -101,6 +107,11 @@ type wholeBody struct {
 	io.ReadCloser
 	whole atomic.Bool
 }
+
+// Close leaves the body to the server, which closes it after the answer,
+// within LeaveGrace: closed by its handler, it was read there, for as long
+// as its sender held it back.
+func (b *wholeBody) Close() error { return nil }
 
 func (b *wholeBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
@@ -119,13 +130,28 @@ type leavingWriter struct {
 }
 
 func (l *leavingWriter) WriteHeader(code int) {
-	if !l.wrote && code >= 200 { // not an informational answer
+	if code >= 200 { // not an informational answer
+		l.leave()
+	}
+	l.ResponseWriter.WriteHeader(code)
+}
+
+// leave marks the answer to end the connection, if its headers have not
+// gone and the body was not read whole.
+func (l *leavingWriter) leave() {
+	if !l.wrote {
 		l.wrote = true
 		if !l.body.whole.Load() {
 			l.Header().Set("Connection", "close")
 		}
 	}
-	l.ResponseWriter.WriteHeader(code)
+}
+
+// FlushError is what http.ResponseController's Flush calls: a flush
+// sends the headers too.
+func (l *leavingWriter) FlushError() error {
+	l.leave()
+	return http.NewResponseController(l.ResponseWriter).Flush()
 }
 
 func (l *leavingWriter) Write(p []byte) (int, error) {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,6 +96,14 @@ func TestBound(t *testing.T) {
 			r.Body.Read(make([]byte, 10))
 			w.Write([]byte("ok"))
 		}, 0, http.StatusOK, true, 2 * time.Second},
+		{"held back, flushed first", func(w http.ResponseWriter, r *http.Request) {
+			http.NewResponseController(w).Flush()
+			w.Write([]byte("ok"))
+		}, 0, http.StatusOK, true, 2 * time.Second},
+		{"held back, closed by its handler", func(w http.ResponseWriter, r *http.Request) {
+			r.Body.Close()
+			w.Write([]byte("ok"))
+		}, 0, http.StatusOK, true, 2 * time.Second},
 		{"held back, waited for", func(w http.ResponseWriter, r *http.Request) {
 			if _, err := io.Copy(io.Discard, r.Body); err != nil {
 				http.Error(w, "too slow", http.StatusBadRequest)
@@ -139,7 +148,7 @@ func TestBound(t *testing.T) {
 			}
 			conn.SetReadDeadline(start.Add(answered + smallbody.LeaveGrace + 4*time.Second))
 			if n, err := io.Copy(io.Discard, br); err != nil || n != 0 {
-				t.Errorf("after the answer: %d bytes, %v after %v; want the connection's end within %v", n, err, time.Since(start), smallbody.LeaveGrace)
+				t.Errorf("after the answer: %d bytes, %v after %v; want the connection's end once LeaveGrace is out", n, err, time.Since(start))
 			}
 		})
 	}
@@ -164,5 +173,29 @@ func TestBoundLargeBody(t *testing.T) {
 		if res.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Fatalf("%d, want 413", res.StatusCode)
 		}
+	}
+}
+
+// TestBoundPanic: a handler that panics leaves its connection once
+// LeaveGrace is out too (net/http reads the body before it closes it).
+func TestBoundPanic(t *testing.T) {
+	srv := httptest.NewUnstartedServer(smallbody.Bound(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic(http.ErrAbortHandler)
+	})))
+	srv.Config.ReadTimeout = time.Minute
+	srv.Start()
+	defer srv.Close()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(start.Add(smallbody.LeaveGrace + 4*time.Second))
+	if n, err := io.Copy(io.Discard, conn); n != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("%d bytes, %v after %v; want the connection's end once LeaveGrace is out", n, err, time.Since(start))
 	}
 }

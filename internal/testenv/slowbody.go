@@ -90,8 +90,8 @@ func WantBodyLeftUnread(t testing.TB, host, head string) *http.Response {
 		return nil
 	}
 	// Had the server waited for the body, it would have answered only
-	// when smallbody.Time was out.
-	conn.SetReadDeadline(start.Add(smallbody.Time - 2*time.Second))
+	// when a deadline was out: smallbody.LeaveGrace at the least.
+	conn.SetReadDeadline(start.Add(smallbody.LeaveGrace - time.Second))
 	br := bufio.NewReader(conn)
 	method, _, _ := strings.Cut(head, " ") // an answer to HEAD has no body
 	res, err := http.ReadResponse(br, &http.Request{Method: method})
