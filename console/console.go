@@ -258,6 +258,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+	} else {
+		// A page's parameters are its query's. FormValue parsed a
+		// multipart body here, to temporary files that nothing removed:
+		// net/http removes those of its own request, not of the copy a
+		// handler is given.
+		r.Body = http.NoBody
 	}
 	c.mux.ServeHTTP(w, r)
 }

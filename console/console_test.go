@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -642,6 +643,32 @@ func TestConsoleShowsInvisibleCharacters(t *testing.T) {
 		if status != http.StatusOK || strings.ContainsRune(page, '\u202e') || !strings.Contains(page, `\u202E`) {
 			t.Errorf("%s: %d, the override shown raw: %v, escaped: %v", path, status, strings.ContainsRune(page, '\u202e'), strings.Contains(page, `\u202E`))
 		}
+	}
+}
+
+// TestPageBodyNotParsed: a page's request with a multipart body, which
+// anyone can send, leaves no temporary file behind (the page's FormValue
+// parsed it, to files nothing removed), and its body is left unread.
+func TestPageBodyNotParsed(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where package mime/multipart puts its files
+	env := testenv.Start(t)
+	const boundary = "b0undary"
+	head := "--" + boundary + "\r\nContent-Disposition: form-data; name=\"ended\"; filename=\"f\"\r\n\r\n"
+	tail := "\r\n--" + boundary + "--\r\n"
+	file := make([]byte, 33<<20) // past the 32 MiB a form keeps in memory
+	req, _ := http.NewRequest(http.MethodGet, env.URL+"/console/", io.MultiReader(strings.NewReader(head), bytes.NewReader(file), strings.NewReader(tail)))
+	req.ContentLength = int64(len(head) + len(file) + len(tail))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	env.Stop(t) // the request is over, and whatever it left is left
+	if left, _ := filepath.Glob(filepath.Join(tmp, "multipart-*")); len(left) > 0 || res.StatusCode != http.StatusOK || !res.Close {
+		t.Errorf("%d, the connection's end: %v; files left: %v", res.StatusCode, res.Close, left)
 	}
 }
 
