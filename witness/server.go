@@ -327,9 +327,18 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 		return nil, err
 	}
 	defer tx.Rollback()
+	// database/sql rolls back a transaction whose context ended, and what
+	// uses it next says only that it is done: the request's end is the
+	// cause, which is no failure of the witness's.
+	txErr := func(err error) error {
+		if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
 	st, err := s.state(ctx, tx, c.Origin, logs, n.Sigs)
 	if err != nil {
-		return nil, err
+		return nil, txErr(err)
 	}
 	known, knownHash := st.size, st.hash
 	if oldSize != known {
@@ -362,20 +371,14 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	// The same checkpoint again (as the protocol allows) changes nothing.
 	if st.signer != st.stored || oldSize != c.N {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM log_states WHERE origin = ?`, c.Origin); err != nil {
-			return nil, err
+			return nil, txErr(err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO log_states (origin, key, size, hash) VALUES (?, ?, ?, ?)`, c.Origin, st.signer, c.N, c.Hash[:]); err != nil {
-			return nil, err
+			return nil, txErr(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		// database/sql rolls back a transaction whose context ended, and
-		// Commit then says only that it is done: the request's end is
-		// the cause, which is no failure of the witness's.
-		if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
+		return nil, txErr(err)
 	}
 	cosigned, err := note.Sign(&note.Note{Text: n.Text}, s.signer)
 	if err != nil {
