@@ -1,10 +1,10 @@
 // Package smallbody reads the small bodies of requests anyone may send
 // (an OCSP request, a console form) within a bound of time, and bounds
-// what a body a handler has no use for holds (Bound). The
-// server's read timeout is a minute, and a connection in the middle of a
-// request is never idle, so it cannot be taken for a new client's: a body
-// sent a byte every 20 s held its connection a minute, and sixteen
-// addresses could hold all of the server's connections so.
+// what a body a handler has no use for holds (Bound). The server's read
+// timeout is a minute, and a connection in the middle of a request is
+// never idle, so it cannot be taken for a new client's: a body sent a
+// byte every 20 s held its connection a minute, and sixteen addresses
+// could hold all of the server's connections so.
 package smallbody
 
 import (

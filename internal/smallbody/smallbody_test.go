@@ -112,15 +112,7 @@ func TestBound(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := httptest.NewUnstartedServer(smallbody.Bound(tc.handler))
-			srv.Config.ReadTimeout = time.Minute
-			srv.Start()
-			defer srv.Close()
-			conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := dial(t, boundServer(t, tc.handler))
 			const size = 200 << 10 // less than net/http reads after an answer
 			body := strings.Repeat("a", tc.send)
 			if tc.name == "read in part" {
@@ -158,12 +150,9 @@ func TestBound(t *testing.T) {
 // refused unread while its client still sends it, leaves the client the
 // answer, not a reset of the connection.
 func TestBoundLargeBody(t *testing.T) {
-	srv := httptest.NewUnstartedServer(smallbody.Bound(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := boundServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
-	})))
-	srv.Config.ReadTimeout = time.Minute
-	srv.Start()
-	defer srv.Close()
+	}))
 	for range 5 { // a reset lost the answer 3 times in 5, or 5
 		res, err := http.Post(srv.URL, "application/octet-stream", bytes.NewReader(make([]byte, 4<<20)))
 		if err != nil {
@@ -179,17 +168,9 @@ func TestBoundLargeBody(t *testing.T) {
 // TestBoundPanic: a handler that panics leaves its connection once
 // LeaveGrace is out too (net/http reads the body before it closes it).
 func TestBoundPanic(t *testing.T) {
-	srv := httptest.NewUnstartedServer(smallbody.Bound(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	conn := dial(t, boundServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	})))
-	srv.Config.ReadTimeout = time.Minute
-	srv.Start()
-	defer srv.Close()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	start := time.Now()
 	if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -198,4 +179,26 @@ func TestBoundPanic(t *testing.T) {
 	if n, err := io.Copy(io.Discard, conn); n != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("%d bytes, %v after %v; want the connection's end once LeaveGrace is out", n, err, time.Since(start))
 	}
+}
+
+// boundServer serves h under Bound, with the server's minute of read
+// timeout, until the test ends.
+func boundServer(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(smallbody.Bound(h))
+	srv.Config.ReadTimeout = time.Minute
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// dial opens a connection to srv, closed when the test ends.
+func dial(t *testing.T, srv *httptest.Server) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
