@@ -75,6 +75,7 @@ func newCluster(t *testing.T) *cluster {
 // node is one server of a cluster.
 type node struct {
 	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has exited
 	url    string
 	data   string
 	log    string
@@ -91,14 +92,13 @@ func (c *cluster) start(extra ...string) *node {
 func (c *cluster) startWith(s3URL string, extra ...string) *node {
 	t := c.t
 	t.Helper()
-	addr := freeAddr(t)
-	n := &node{url: "http://" + addr, data: t.TempDir()}
+	n := &node{data: t.TempDir()}
 	n.log = filepath.Join(n.data, "server.log")
 	logf, err := os.Create(n.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"serve", "--listen", addr, "--data-dir", n.data, "--database", c.dsn, "--s3-endpoint", s3URL, "--log-format", "text"}, extra...)
+	args := append([]string{"serve", "--listen", listenAny, "--data-dir", n.data, "--database", c.dsn, "--s3-endpoint", s3URL, "--log-format", "text"}, extra...)
 	n.cmd = exec.Command(binary, args...)
 	n.cmd.Env = append(os.Environ(), "OPENPCA_MASTER_KEY="+c.masterKey,
 		"OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey,
@@ -111,16 +111,14 @@ func (c *cluster) startWith(s3URL string, extra ...string) *node {
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() {
+		n.cmd.Wait()
+		close(exited)
+	}()
+	n.exited = exited
 	t.Cleanup(func() { n.kill() })
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if res, err := http.Get(n.url + "/healthz"); err == nil {
-			res.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) || n.cmd.ProcessState != nil {
-			t.Fatalf("node did not start:\n%s", n.logs())
-		}
-	}
+	n.url = servedURL(t, n.logs, "serving the AWS Private CA API", closed(exited))
 	n.client = testenv.NewClient(n.url, &http.Transport{MaxIdleConnsPerHost: 64})
 	n.env = &testenv.Env{Client: n.client}
 	return n
@@ -133,10 +131,8 @@ func (n *node) logs() string {
 
 // kill stops the node at once, as a crash would.
 func (n *node) kill() {
-	if n.cmd.ProcessState == nil {
-		n.cmd.Process.Kill()
-		n.cmd.Wait()
-	}
+	n.cmd.Process.Kill()
+	<-n.exited
 }
 
 var ctx = context.Background()

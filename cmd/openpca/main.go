@@ -472,6 +472,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 			cfg.Logger.Warn("the profiler answers beyond this machine, without authentication: give --pprof-listen a loopback address", "pprof_listen", pl.Addr().String())
 		}
 		go (&http.Server{Handler: profiler(), ReadHeaderTimeout: 10 * time.Second}).Serve(pl)
+		cfg.Logger.Info("serving the profiler", "url", "http://"+pl.Addr().String()+"/debug/pprof/")
 	}
 	cfg.PrivateMetrics = metricsListen != ""
 	// The addresses are taken before the server opens its database, which
@@ -503,6 +504,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		metrics := http.NewServeMux()
 		metrics.Handle("GET /metrics", a.Metrics())
 		go (&http.Server{Handler: metrics, ReadHeaderTimeout: 10 * time.Second}).Serve(ml)
+		cfg.Logger.Info("serving the metrics", "url", "http://"+ml.Addr().String()+"/metrics")
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(l) }()

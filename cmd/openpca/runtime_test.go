@@ -33,11 +33,10 @@ func TestMemoryLimitFromCgroup(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cgroup := newMemoryCgroup(t, limit)
-			addr := freeAddr(t)
 			// The shell moves itself into the cgroup, then becomes the
 			// server: it reads its limit as it starts.
 			cmd := exec.Command("sh", "-c", `echo $$ > "$1" && exec "$2" serve --listen "$3" --data-dir "$4"`,
-				"sh", filepath.Join(cgroup, "cgroup.procs"), binary, addr, t.TempDir())
+				"sh", filepath.Join(cgroup, "cgroup.procs"), binary, listenAny, t.TempDir())
 			for _, kv := range os.Environ() {
 				if !strings.HasPrefix(kv, "GOMEMLIMIT=") && !strings.HasPrefix(kv, "AUTOMEMLIMIT=") {
 					cmd.Env = append(cmd.Env, kv)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"flag"
 	"io"
-	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,26 +13,54 @@ import (
 	"github.com/openpca/openpca/internal/testenv"
 )
 
-// freeAddr returns an address on 127.0.0.1 that nothing listens on.
-func freeAddr(t testing.TB) string {
+// listenAny is the address the tests' servers listen on: the system picks
+// a free port, and servedURL reads it from the server's log. A port found
+// free beforehand is not reserved: another test's server could take it
+// before this one binds it.
+const listenAny = "127.0.0.1:0"
+
+// servedRE finds the URL in a JSON or text log line.
+var servedRE = regexp.MustCompile(`"url":"([^"]+)"|\burl=(\S+)`)
+
+// servedURL waits for the line msg in a server's log, which it writes once
+// it listens, and returns the URL the line names. It fails the test if
+// exited says the server has stopped, or after 30 s.
+func servedURL(t testing.TB, logs func() string, msg string, exited func() bool) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		gone := exited() // before the log is read: its last lines may come just before it exits
+		text := logs()
+		for line := range strings.Lines(text) {
+			if m := servedRE.FindStringSubmatch(line); m != nil && strings.Contains(line, msg) {
+				return m[1] + m[2]
+			}
+		}
+		if gone || time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", msg, text)
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+}
+
+// closed says, for servedURL, whether ch is closed.
+func closed(ch <-chan struct{}) func() bool {
+	return func() bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // TestMetricsListen: with --metrics-listen, /metrics is served there, and
 // not on the API's listener, which every account reaches.
 func TestMetricsListen(t *testing.T) {
-	api, metrics := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--listen", api, "--metrics-listen", metrics, "--data-dir", t.TempDir(), "--log-format", "text"},
+		done <- run(ctx, []string{"serve", "--listen", listenAny, "--metrics-listen", listenAny, "--data-dir", t.TempDir(), "--log-format", "text"},
 			&logs, &logs, func(string) (string, bool) { return "", false })
 	}()
 	t.Cleanup(func() {
@@ -41,6 +69,9 @@ func TestMetricsListen(t *testing.T) {
 			t.Errorf("openpca serve: %v\n%s", err, logs.String())
 		}
 	})
+	exited := func() bool { return len(done) > 0 }
+	api := servedURL(t, logs.String, "serving the AWS Private CA API", exited)
+	metrics := servedURL(t, logs.String, "serving the metrics", exited)
 	get := func(url string) (int, string) {
 		t.Helper()
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -55,10 +86,10 @@ func TestMetricsListen(t *testing.T) {
 			}
 		}
 	}
-	if status, body := get("http://" + metrics + "/metrics"); status != http.StatusOK || !strings.Contains(body, "openpca_certificate_authorities") {
+	if status, body := get(metrics); status != http.StatusOK || !strings.Contains(body, "openpca_certificate_authorities") {
 		t.Errorf("--metrics-listen's /metrics: %d\n%.300s", status, body)
 	}
-	if status, body := get("http://" + api + "/metrics"); status == http.StatusOK || strings.Contains(body, "openpca_") {
+	if status, body := get(api + "/metrics"); status == http.StatusOK || strings.Contains(body, "openpca_") {
 		t.Errorf("the API's /metrics: %d\n%.300s", status, body)
 	}
 }
@@ -109,8 +140,8 @@ func TestMasterKeyGivenTwice(t *testing.T) {
 		args []string
 		env  map[string]string
 	}{
-		{[]string{"serve", "--listen", freeAddr(t), "--master-key-file", "other.key", "--master-key", "a2V5"}, nil},
-		{[]string{"serve", "--listen", freeAddr(t)}, map[string]string{key: "a2V5", file: "other.key"}},
+		{[]string{"serve", "--listen", listenAny, "--master-key-file", "other.key", "--master-key", "a2V5"}, nil},
+		{[]string{"serve", "--listen", listenAny}, map[string]string{key: "a2V5", file: "other.key"}},
 		{[]string{"operator-log"}, map[string]string{key: "a2V5", file: "other.key"}},
 	} {
 		args := append(append([]string{}, tc.args...), "--data-dir", t.TempDir())
@@ -143,7 +174,7 @@ func TestServeFlagsRefused(t *testing.T) {
 		{[]string{"--shutdown-timeout", "-1s"}},
 		{[]string{"--public-url", "https://ca.example/?"}},
 	} {
-		args := append([]string{"serve", "--data-dir", t.TempDir(), "--listen", freeAddr(t)}, tc.args...)
+		args := append([]string{"serve", "--data-dir", t.TempDir(), "--listen", listenAny}, tc.args...)
 		err := run(t.Context(), args, io.Discard, io.Discard, func(string) (string, bool) { return "", false })
 		if err == nil || !strings.Contains(err.Error(), tc.args[0]) {
 			t.Errorf("%q: %v, want an error naming %s", tc.args, err, tc.args[0])

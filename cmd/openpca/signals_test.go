@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,20 +28,27 @@ import (
 	"github.com/openpca/openpca/internal/testenv"
 )
 
-// startServe starts openpca serve on a free address with extra flags, its log
-// to stderr, and returns it, its address once it takes connections, and
-// its data folder.
-func startServe(t *testing.T, stderr io.Writer, extra ...string) (*exec.Cmd, string, string) {
+// startServe starts openpca serve with extra flags, and returns it, its
+// address once it takes connections, and its data folder. Its log goes to
+// a pipe, which is read until the server says where it listens; the rest
+// is drained, or, without drain, never read, as a log's reader that is
+// stuck would.
+func startServe(t *testing.T, drain bool, extra ...string) (*exec.Cmd, string, string) {
 	t.Helper()
-	addr := freeAddr(t)
 	data := filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, append([]string{"serve", "--listen", addr, "--data-dir", data}, extra...)...)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, append([]string{"serve", "--listen", listenAny, "--data-dir", data}, extra...)...)
 	cmd.Env = append(os.Environ(), "OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey)
-	cmd.Stdout, cmd.Stderr = io.Discard, stderr
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = io.Discard, w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -49,16 +56,27 @@ func startServe(t *testing.T, stderr io.Writer, extra ...string) (*exec.Cmd, str
 			cmd.Process.Kill()
 			cmd.Wait()
 		}
+		r.Close()
 	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return cmd, addr, data
+	var logs testenv.SyncBuffer
+	lines := bufio.NewScanner(r)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for lines.Scan() {
+			logs.Write(append(lines.Bytes(), '\n'))
+			if strings.Contains(lines.Text(), "serving the AWS Private CA API") {
+				break
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("openpca serve took no connection in 30 s")
-		}
+	}()
+	url := servedURL(t, logs.String, "serving the AWS Private CA API", closed(stopped))
+	<-stopped
+	if drain {
+		go io.Copy(io.Discard, r)
 	}
+	_, addr, _ := strings.Cut(url, "://")
+	return cmd, addr, data
 }
 
 // writeCertificate writes a self-signed server certificate of serial, and
@@ -87,7 +105,7 @@ func TestSIGHUPReloadsTLS(t *testing.T) {
 	dir := t.TempDir()
 	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeCertificate(t, certPath, keyPath, 1)
-	cmd, addr, _ := startServe(t, io.Discard, "--tls-cert", certPath, "--tls-key", keyPath)
+	cmd, addr, _ := startServe(t, true, "--tls-cert", certPath, "--tls-key", keyPath)
 	served := func(cfg *tls.Config) (int64, error) {
 		cfg.InsecureSkipVerify = true // the certificate served is what is looked at
 		c, err := tls.Dial("tcp", addr, cfg)
@@ -126,13 +144,7 @@ func TestStuckLogReader(t *testing.T) {
 }
 
 func stuckLogReader(t *testing.T, superseded bool) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close() // never read: the pipe fills at 64 KiB
-	cmd, addr, data := startServe(t, w)
-	w.Close()
+	cmd, addr, data := startServe(t, false) // the pipe fills at 64 KiB
 	client := testenv.NewClientWith("http://"+addr, http.DefaultTransport.(*http.Transport).Clone(), testenv.AccessKeyID, testenv.SecretAccessKey)
 	for i := range 1000 { // about 300 KB of request lines
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -165,9 +177,8 @@ func TestSIGHUPLeavesTheWitness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
 	var logs testenv.SyncBuffer
-	cmd := exec.Command(binary, "witness", "serve", "--data-dir", t.TempDir(), "--name", "witness.example/hup", "--listen", addr,
+	cmd := exec.Command(binary, "witness", "serve", "--data-dir", t.TempDir(), "--name", "witness.example/hup", "--listen", listenAny,
 		"--log", "openpca/arn:aws:acm-pca:us-east-1:111122223333:*="+auditKey)
 	cmd.Stdout, cmd.Stderr = io.Discard, &logs
 	if err := cmd.Start(); err != nil {
@@ -183,17 +194,16 @@ func TestSIGHUPLeavesTheWitness(t *testing.T) {
 		cmd.Process.Kill()
 		<-exited
 	})
+	url := servedURL(t, logs.String, "serving the witness", closed(exited))
 	answers := func() bool {
-		res, err := http.Get("http://" + addr + "/")
+		res, err := http.Get(url + "/")
 		if err == nil {
 			res.Body.Close()
 		}
 		return err == nil
 	}
-	for deadline := time.Now().Add(30 * time.Second); !answers(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the witness did not start:\n%s", logs.String())
-		}
+	if !answers() {
+		t.Fatalf("the witness does not answer:\n%s", logs.String())
 	}
 	cmd.Process.Signal(syscall.SIGHUP)
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "nothing to reload"); time.Sleep(20 * time.Millisecond) {

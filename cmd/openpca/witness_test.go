@@ -32,27 +32,29 @@ import (
 	"github.com/openpca/openpca/server"
 )
 
-// witnessProc is "openpca witness serve" running in this process.
+// witnessProc is "openpca witness serve" running in this process, behind
+// a relay: started again, on a port of its own, it keeps its URL.
 type witnessProc struct {
 	url, key, dir string
+	relay         *testenv.Relay
 	stop          func()
 	logs          *testenv.SyncBuffer
 }
 
-// startWitness runs a witness named name in dir, on addr ("" for any
-// free port), that trusts the logs of the default account's CAs under the
+// startWitness runs a witness named name in dir, behind relay (nil for a
+// new one), that trusts the logs of the default account's CAs under the
 // server's audit key.
-func startWitness(t *testing.T, dir, addr, name, auditKey string) *witnessProc {
+func startWitness(t *testing.T, dir string, relay *testenv.Relay, name, auditKey string) *witnessProc {
 	t.Helper()
-	if addr == "" {
-		addr = freeAddr(t)
+	if relay == nil {
+		relay = testenv.NewRelay(t)
 	}
-	w := &witnessProc{url: "http://" + addr, dir: dir, logs: &testenv.SyncBuffer{}}
+	w := &witnessProc{url: "http://" + relay.Addr(), dir: dir, relay: relay, logs: &testenv.SyncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := run(ctx, []string{"witness", "serve", "--data-dir", dir, "--name", name, "--listen", addr,
+		err := run(ctx, []string{"witness", "serve", "--data-dir", dir, "--name", name, "--listen", listenAny,
 			"--log", "openpca/arn:aws:acm-pca:us-east-1:" + app.DefaultAccountID + ":*=" + auditKey},
 			w.logs, w.logs, func(string) (string, bool) { return "", false })
 		if err != nil {
@@ -60,19 +62,12 @@ func startWitness(t *testing.T, dir, addr, name, auditKey string) *witnessProc {
 		}
 	}()
 	w.stop = func() {
+		relay.To("")
 		cancel()
 		<-done
 	}
 	t.Cleanup(w.stop)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if res, err := http.Get(w.url + "/"); err == nil {
-			res.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the witness did not start:\n%s", w.logs)
-		}
-	}
+	relay.To(strings.TrimPrefix(servedURL(t, w.logs.String, "serving the witness", closed(done)), "http://"))
 	key, err := runOpenpca(t, "witness", "public-key", "--data-dir", dir)
 	if err != nil {
 		t.Fatal(err)
@@ -103,14 +98,14 @@ func TestWitnessedAuditLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	auditKey = strings.TrimSpace(auditKey)
-	w1 := startWitness(t, t.TempDir(), "", "witness.example/one", auditKey)
+	w1 := startWitness(t, t.TempDir(), nil, "witness.example/one", auditKey)
 	// The second witness trusts a key beside the server's for the same
 	// logs, as across a change of the audit key.
 	_, nextKey, err := note.GenerateKey(rand.Reader, "next.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2 := startWitness(t, t.TempDir(), "", "witness.example/two", auditKey+" "+nextKey)
+	w2 := startWitness(t, t.TempDir(), nil, "witness.example/two", auditKey+" "+nextKey)
 	env.Stop(t)
 	env.Config.Witnesses = []string{w1.url + "=" + w1.key, w2.url + "=" + w2.key}
 	env.Config.ReportWitnessWait = 10 * time.Second // a round under load; the case of a witness down waits it out
@@ -193,7 +188,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	if m := metricsText(t, env.URL); !strings.Contains(m, `openpca_witness_submissions_total{outcome="unreachable",witness="witness.example/two"}`) {
 		t.Errorf("the metrics do not show the stopped witness:\n%s", m)
 	}
-	w2 = startWitness(t, w2.dir, strings.TrimPrefix(w2.url, "http://"), "witness.example/two", auditKey) // its database remembers the log
+	w2 = startWitness(t, w2.dir, w2.relay, "witness.example/two", auditKey) // its database remembers the log
 	env.Clock.Advance(31 * time.Minute)
 	asked = time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
 	latest := newReport(t, env, caARN)
@@ -262,7 +257,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	// A witness's database is replaced by a blank one under its key, as
 	// an older copy's restore would: the server says the witness forgot.
 	w2.stop()
-	blank := startWitness(t, t.TempDir(), "", "witness.example/blank", auditKey)
+	blank := startWitness(t, t.TempDir(), nil, "witness.example/blank", auditKey)
 	blank.stop()
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		os.Remove(filepath.Join(w2.dir, "witness.db"+suffix))
@@ -270,7 +265,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(blank.dir, "witness.db")); err != nil || os.WriteFile(filepath.Join(w2.dir, "witness.db"), b, 0o600) != nil {
 		t.Fatal(err)
 	}
-	w2 = startWitness(t, w2.dir, strings.TrimPrefix(w2.url, "http://"), "witness.example/two", auditKey)
+	w2 = startWitness(t, w2.dir, w2.relay, "witness.example/two", auditKey)
 	issue(1)
 	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(logs.String(), "a witness answers that it knows less of this CA's log than it cosigned"); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -434,7 +429,7 @@ func TestWitnessStateLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := startWitness(t, dir, "", "witness.example/lost", auditKey)
+	w := startWitness(t, dir, nil, "witness.example/lost", auditKey)
 	w.stop()
 	matches, _ := filepath.Glob(filepath.Join(dir, "witness.db*"))
 	if len(matches) == 0 {
@@ -506,7 +501,7 @@ func TestWitnessStateLost(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, witnessKeyFile), filepath.Join(dir, "old.key")); err != nil {
 		t.Fatal(err)
 	}
-	again := startWitness(t, dir, "", "witness.example/lost", auditKey)
+	again := startWitness(t, dir, nil, "witness.example/lost", auditKey)
 	if again.key == w.key {
 		t.Error("the witness started under its old key")
 	}

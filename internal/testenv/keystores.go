@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -73,98 +72,49 @@ func (h *SoftHSM) Use() Option {
 }
 
 // KMS is a KMS-compatible server (local-kms) for the test, its keys in a
-// temporary folder. It can be stopped and started again on the same port
-// and folder.
+// temporary folder. It can be stopped and started again on the same
+// folder, at the same URL.
 type KMS struct {
-	URL    string
-	port   string
-	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	URL string
+	*process
 }
 
 // StartKMS starts local-kms, which .ci/run installs with go install, and
 // stops it when the test ends.
 func StartKMS(t testing.TB) *KMS {
 	t.Helper()
-	k := &KMS{dir: t.TempDir()}
-	t.Cleanup(func() { k.Stop(t) })
-	// local-kms listens on every address of the port it is given; a port
-	// found free may be taken before it binds it: pick another.
-	for attempt := 1; ; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, k.port, _ = net.SplitHostPort(l.Addr().String())
-		k.URL = "http://127.0.0.1:" + k.port
-		l.Close()
-		out, ok := k.start(t)
-		if ok {
-			return k
-		}
-		if attempt == 5 {
-			t.Fatalf("local-kms did not start: %s", out)
-		}
-	}
+	k := &KMS{}
+	binary := goBinary(t, "local-kms", "go install github.com/nsmithuk/local-kms@v0.0.0-20260228092603-2a5e92d09ab6")
+	dir := t.TempDir()
+	k.process = newProcess(t, "local-kms", func(addr string) *exec.Cmd {
+		// It listens on every address of the port it is given.
+		_, port, _ := net.SplitHostPort(addr)
+		cmd := exec.Command(binary)
+		cmd.Env = append(os.Environ(), "PORT="+port, "KMS_DATA_PATH="+dir, "KMS_REGION=us-east-1", "KMS_ACCOUNT_ID=111122223333")
+		return cmd
+	}, func(ctx context.Context, addr string) error {
+		_, err := kmsClient("http://"+addr).ListKeys(ctx, &awskms.ListKeysInput{})
+		return err
+	})
+	k.URL = "http://" + k.relay.Addr()
+	k.Start(t)
+	return k
 }
 
-// Start starts the server again, on the same port and folder.
+// Start starts the server, again if it was stopped.
 func (k *KMS) Start(t testing.TB) {
 	t.Helper()
-	if out, ok := k.start(t); !ok {
-		t.Fatalf("local-kms did not start again on port %s: %s", k.port, out)
-	}
-}
-
-func (k *KMS) start(t testing.TB) (string, bool) {
-	t.Helper()
-	k.cmd = exec.Command(goBinary(t, "local-kms", "go install github.com/nsmithuk/local-kms@v0.0.0-20260228092603-2a5e92d09ab6"))
-	k.cmd.Env = append(os.Environ(), "PORT="+k.port, "KMS_DATA_PATH="+k.dir, "KMS_REGION=us-east-1", "KMS_ACCOUNT_ID=111122223333")
-	out := &SyncBuffer{}
-	k.cmd.Stdout, k.cmd.Stderr = out, out
-	if err := k.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func(cmd *exec.Cmd) {
-		cmd.Wait()
-		close(exited)
-	}(k.cmd)
-	k.exited = exited
-	client := k.Client()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-exited:
-			k.cmd = nil
-			return out.String(), false
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := client.ListKeys(ctx, &awskms.ListKeysInput{})
-		cancel()
-		if err == nil {
-			return "", true
-		}
-	}
-	k.Stop(t)
-	return out.String(), false
+	k.start(t)
 }
 
 // Stop stops the server; it is safe to call twice.
-func (k *KMS) Stop(t testing.TB) {
-	t.Helper()
-	if k.cmd == nil {
-		return
-	}
-	k.cmd.Process.Kill()
-	<-k.exited
-	k.cmd = nil
-}
+func (k *KMS) Stop(t testing.TB) { k.stop() }
 
 // Client returns a KMS client for the server.
-func (k *KMS) Client() *awskms.Client {
-	return awskms.New(awskms.Options{Region: "us-east-1", BaseEndpoint: aws.String(k.URL),
+func (k *KMS) Client() *awskms.Client { return kmsClient(k.URL) }
+
+func kmsClient(url string) *awskms.Client {
+	return awskms.New(awskms.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
 		Credentials: credentials.NewStaticCredentialsProvider("openpcatest", "openpca-test-secret", "")})
 }
 

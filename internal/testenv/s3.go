@@ -3,11 +3,9 @@ package testenv
 import (
 	"context"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -18,16 +16,12 @@ import (
 
 // S3 is a real S3-compatible server (versitygw) on 127.0.0.1, its objects
 // plain files in a temporary folder. It can be stopped and started again
-// on the same port and folder.
+// on the same folder, at the same URL.
 type S3 struct {
 	URL       string
 	AccessKey string
 	SecretKey string
-	binary    string
-	addr      string
-	dir       string
-	cmd       *exec.Cmd
-	exited    chan struct{} // closed once cmd has exited
+	*process
 }
 
 // versitygw finds the versitygw binary: $OPENPCA_VERSITYGW, the PATH, or
@@ -48,88 +42,36 @@ func fileExists(p string) bool {
 // the test ends.
 func StartS3(t testing.TB) *S3 {
 	t.Helper()
-	s := &S3{AccessKey: "openpcatest", SecretKey: "openpca-test-secret", binary: versitygw(t), dir: t.TempDir()}
-	t.Cleanup(func() { s.Stop(t) })
-	// A port found free is not reserved: another test's server may take it
-	// before versitygw binds it, and versitygw then exits. Pick another.
-	for attempt := 1; ; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.addr = l.Addr().String()
-		s.URL = "http://" + s.addr
-		l.Close()
-		out, ok := s.start(t)
-		if ok {
-			return s
-		}
-		if attempt == 5 {
-			t.Fatalf("versitygw did not start: %s", out)
-		}
-	}
+	s := &S3{AccessKey: "openpcatest", SecretKey: "openpca-test-secret"}
+	binary, dir := versitygw(t), t.TempDir()
+	s.process = newProcess(t, "versitygw", func(addr string) *exec.Cmd {
+		cmd := exec.Command(binary, "--port", addr, "posix", dir)
+		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
+		return cmd
+	}, func(ctx context.Context, addr string) error {
+		_, err := s.client("http://"+addr).ListBuckets(ctx, &s3.ListBucketsInput{})
+		return err
+	})
+	s.URL = "http://" + s.relay.Addr()
+	s.Start(t)
+	return s
 }
 
-// Start starts the server again, on the same port and folder.
+// Start starts the server, again if it was stopped.
 func (s *S3) Start(t testing.TB) {
 	t.Helper()
-	if out, ok := s.start(t); !ok {
-		t.Fatalf("versitygw did not start again on %s: %s", s.addr, out)
-	}
-}
-
-// start runs versitygw and waits until it answers an S3 request: a TCP
-// connection alone could reach another process that took the port. It
-// returns versitygw's output if it exited or never answered.
-func (s *S3) start(t testing.TB) (string, bool) {
-	t.Helper()
-	s.cmd = exec.Command(s.binary, "--port", s.addr, "posix", s.dir)
-	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-	out := &SyncBuffer{}
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func(cmd *exec.Cmd) {
-		cmd.Wait()
-		close(exited)
-	}(s.cmd)
-	s.exited = exited
-	client := s.Client()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-exited:
-			s.cmd = nil
-			return out.String(), false
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := client.ListBuckets(ctx, &s3.ListBucketsInput{})
-		cancel()
-		if err == nil {
-			return "", true
-		}
-	}
-	s.Stop(t)
-	return out.String(), false
+	s.start(t)
 }
 
 // Stop stops the server; it is safe to call twice.
-func (s *S3) Stop(t testing.TB) {
-	t.Helper()
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
-}
+func (s *S3) Stop(t testing.TB) { s.stop() }
 
 // Client returns an S3 client for the server.
-func (s *S3) Client() *s3.Client {
+func (s *S3) Client() *s3.Client { return s.client(s.URL) }
+
+func (s *S3) client(url string) *s3.Client {
 	return s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(s.URL), UsePathStyle: true,
+		Region: "us-east-1", BaseEndpoint: aws.String(url), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 	})
 }
