@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -132,6 +133,17 @@ func (f *keyFiles) write(path string, key []byte) error {
 	wrapped, err := s.Wrap(f.ctx, f.cfg.MasterKeyKMSKey, key)
 	if err != nil {
 		return err
+	}
+	// KMS may let this caller wrap and no one unwrap (kms:Encrypt and
+	// kms:Decrypt are granted apart, and a key of another account may
+	// take either). A key written so, and the database sealed with it,
+	// would be lost: it is written only once it unwraps.
+	back, err := s.Unwrap(f.ctx, wrapped)
+	if err != nil {
+		return fmt.Errorf("the KMS key %s wraps the master key, and then does not unwrap it, so nothing was written: %w", f.cfg.MasterKeyKMSKey, err)
+	}
+	if !bytes.Equal(back, key) {
+		return fmt.Errorf("the KMS key %s unwraps another key than it wrapped, so nothing was written", f.cfg.MasterKeyKMSKey)
 	}
 	return seal.WriteFile(path, []byte(wrapped+"\n"))
 }

@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -502,6 +505,58 @@ func TestMasterKeyWrappedByKMS(t *testing.T) {
 	plain.env.Config = cfg
 	plain.env.Restart(t)
 	plain.works(t)
+}
+
+// TestMasterKeyWrapMustUnwrap: a KMS key that wraps the master key and
+// does not unwrap it (the caller was granted kms:Encrypt, not
+// kms:Decrypt) is refused before anything is written: the plain key file
+// stays, and a rotation leaves the database sealed as it was. Written, the
+// key would have been lost with all it seals.
+func TestMasterKeyWrapMustUnwrap(t *testing.T) {
+	ctx := context.Background()
+	k := testenv.StartKMS(t)
+	k.Credentials(t)
+	out, err := k.Client().CreateKey(ctx, &awskms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The real KMS, as a caller without kms:Decrypt sees it.
+	target, err := url.Parse(k.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	noDecrypt := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Amz-Target") == "TrentService.Decrypt" {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"__type":"AccessDeniedException","message":"not authorized to perform kms:Decrypt"}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(noDecrypt.Close)
+
+	f := newRotationFixture(t)
+	f.env.Stop(t)
+	plain := readFile(t, f.master)
+	cfg := f.env.Config
+	cfg.MasterKeyKMSKey, cfg.KMSEndpoint = *out.KeyMetadata.Arn, noDecrypt.URL
+	if err := app.WrapMasterKey(ctx, cfg); err == nil || !strings.Contains(err.Error(), "does not unwrap") {
+		t.Errorf("wrapping with a key that does not unwrap: %v", err)
+	}
+	next, _ := app.NewMasterKey()
+	if err := app.RotateMasterKey(ctx, cfg, next); err == nil || !strings.Contains(err.Error(), "does not unwrap") {
+		t.Errorf("rotating to a key wrapped so: %v", err)
+	}
+	if got := readFile(t, f.master); got != plain {
+		t.Errorf("the master key file now holds %q", got)
+	}
+	if _, err := os.Stat(f.master + ".new"); err == nil {
+		t.Error("a rotation refused left its new key's file")
+	}
+	f.env.Restart(t)
+	f.works(t)
 }
 
 // TestCutRestore: a server refuses a folder without a database where a
