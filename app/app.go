@@ -172,7 +172,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	// again) is finished on the schema this version knows.
 	a.store, err = openStore(ctx, cfg, sqlstore.AsIs)
 	migrated := errors.Is(err, sqlstore.ErrNoSchema)
-	if migrated || err == nil && fileExists(cfg.MasterKeyFile+pendingSuffix) {
+	if migrated || err == nil && rotationLeft(cfg) {
 		if a.store != nil {
 			a.store.Close()
 		}
@@ -805,7 +805,7 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool, schema sqlsto
 	// A rotation's new key beside the master key, with no rotation under
 	// way, is one interrupted, which only a holder of the data folder's
 	// lock (no server runs) may settle.
-	if !folderLocked && cfg.MasterKey == "" && fileExists(cfg.MasterKeyFile+pendingSuffix) {
+	if !folderLocked && cfg.MasterKey == "" && rotationLeft(cfg) {
 		lock, err := lockDataDir(cfg.DataDir)
 		if err != nil {
 			return nil, fmt.Errorf("a master key rotation is under way on %s: run this again once it ends (%w)", cfg.DataDir, err)

@@ -50,10 +50,10 @@ func loadMasterKeys(ctx context.Context, cfg Config, store openpca.SettingStore,
 	}
 	files := &keyFiles{ctx: ctx, cfg: cfg}
 	var err error
-	switch pending := cfg.MasterKeyFile + pendingSuffix; {
+	switch {
 	case cfg.MasterKey != "":
 		keys.current, err = seal.ParseKey(cfg.MasterKey)
-	case fileExists(pending):
+	case rotationLeft(cfg):
 		return finishRotation(ctx, files, store, keys, logger)
 	case create && !fileExists(cfg.MasterKeyFile):
 		// A database set up with a key (a restored one, say) needs that
@@ -167,6 +167,15 @@ func (f *keyFiles) create(path string) ([]byte, error) {
 // pendingSuffix names the file a rotation writes the new master key to
 // before the database is sealed with it.
 const pendingSuffix = ".new"
+
+// rotationLeft reports whether a rotation on this SQLite data folder was
+// interrupted and left its new key's file. Only a rotation on SQLite
+// writes that file: on PostgreSQL a file of that name is the operator's
+// (the rolling rotation's new key may well be called so), and was taken
+// for one, removed or renamed over the old key's file.
+func rotationLeft(cfg Config) bool {
+	return cfg.Database == "" && fileExists(cfg.MasterKeyFile+pendingSuffix)
+}
 
 // finishRotation settles a rotation interrupted between writing the new
 // key's file and renaming it into place: the database is sealed with one
@@ -389,7 +398,7 @@ func WrapMasterKey(ctx context.Context, cfg Config) error {
 	// An interrupted rotation's new key, beside the file, may be the key
 	// the database is sealed with: settling the rotation would rename it,
 	// in the clear, over the file just wrapped.
-	if fileExists(cfg.MasterKeyFile + pendingSuffix) {
+	if rotationLeft(cfg) {
 		return fmt.Errorf("a rotation of the master key was interrupted (%s is there): settle it first, by starting the server or with any command that opens the data folder (openpca cas list), then wrap", cfg.MasterKeyFile+pendingSuffix)
 	}
 	files := &keyFiles{ctx: ctx, cfg: cfg}

@@ -432,6 +432,50 @@ func TestRollingMasterKeyRotation(t *testing.T) {
 	f.works(t)
 }
 
+// TestRollingRotationKeyFiles: on PostgreSQL, a file named as a
+// rotation's new key beside the master key's (the rolling rotation's new
+// key, named so by the operator) is the operator's. A server with the old
+// key and the new one as previous left it in place, and one started on
+// the old key alone after the reseal is refused, rather than rename the
+// new key over the old one's file (which the dumps of before need).
+func TestRollingRotationKeyFiles(t *testing.T) {
+	old, _ := app.NewMasterKey()
+	next, _ := app.NewMasterKey()
+	dir := t.TempDir()
+	oldFile := filepath.Join(dir, "master.key")
+	newFile := oldFile + ".new"
+	for path, key := range map[string]string{oldFile: old, newFile: next} {
+		if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unchanged := func(when string) {
+		t.Helper()
+		for path, key := range map[string]string{oldFile: old, newFile: next} {
+			if got, err := os.ReadFile(path); err != nil || strings.TrimSpace(string(got)) != key {
+				t.Errorf("%s, %s holds %q, %v; want its key", when, filepath.Base(path), got, err)
+			}
+		}
+	}
+	dsn := testenv.NewPostgresDB(t)
+	f := newRotationFixture(t, func(c *app.Config) {
+		c.Database, c.ObjectStore, c.MasterKeyFile, c.PreviousMasterKeys = dsn, "local", oldFile, []string{next}
+	})
+	unchanged("with the old key, the new one as previous")
+	cfg := f.env.Config
+	cfg.DataDir = t.TempDir()
+	if err := app.RotateMasterKey(context.Background(), cfg, next); err != nil {
+		t.Fatal(err)
+	}
+	f.env.Stop(t)
+	f.env.Config.PreviousMasterKeys = nil
+	if a, err := app.Open(context.Background(), f.env.Config); err == nil {
+		a.Close()
+		t.Error("a server started on the old key alone after the reseal")
+	}
+	unchanged("after a start on the old key alone")
+}
+
 // TestMasterKeyWrappedByKMS keeps the master key wrapped by a KMS key: the
 // data folder holds no usable key, the server unwraps it at each start,
 // and cannot start while KMS cannot be reached. An existing key is wrapped
