@@ -46,8 +46,9 @@ func Backup(ctx context.Context, cfg Config, to string) (*Admin, sqlite.Summary,
 // command may run on the folder meanwhile. CAs number their next CRLs from
 // now's Unix milliseconds on, past every CRL published since the backup
 // (unless a CA published more than a thousand a second since the last
-// restore).
-func Restore(ctx context.Context, cfg Config, from string, now time.Time) (*Admin, sqlite.Summary, error) {
+// restore). The CAs active in the backup are disabled, unless keepStatus
+// (sqlite.Summary.Active says which).
+func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepStatus bool) (*Admin, sqlite.Summary, error) {
 	if cfg.Database != "" {
 		return nil, sqlite.Summary{}, errPostgresBackup
 	}
@@ -70,7 +71,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time) (*Admi
 		return nil, sqlite.Summary{}, err
 	}
 	path := filepath.Join(cfg.DataDir, "openpca.db")
-	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now)
+	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, keepStatus)
 	if err != nil {
 		rotation.Close()
 		return nil, sum, err

@@ -239,7 +239,7 @@ func TestRestoreSettlesInterruptedRotation(t *testing.T) {
 			cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
 			os.WriteFile(cfg.MasterKeyFile, []byte(tc.master), 0o600)
 			os.WriteFile(cfg.MasterKeyFile+".new", []byte(tc.pending), 0o600)
-			a, _, err := app.Restore(context.Background(), cfg, backup, time.Now())
+			a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,7 +262,7 @@ func TestRestoreFindsTheKeyInTheFolder(t *testing.T) {
 	cfg := env.Config
 	cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), ""
 	os.WriteFile(filepath.Join(cfg.DataDir, "master.key"), []byte(readFile(t, filepath.Join(env.Config.DataDir, "master.key"))), 0o600)
-	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now())
+	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false)
 	if err != nil {
 		t.Fatalf("a restore with the key in the folder: %v", err)
 	}
@@ -279,7 +279,7 @@ func TestRestoredNeedsItsKey(t *testing.T) {
 	cfg := env.Config
 	cfg.DataDir = t.TempDir()
 	cfg.MasterKeyFile = filepath.Join(env.Config.DataDir, "master.key")
-	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now())
+	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -626,7 +626,7 @@ func TestCutRestore(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "openpca.db")); !os.IsNotExist(err) {
 		t.Fatalf("the refused server made a database: %v", err)
 	}
-	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now())
+	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func Backup(ctx context.Context, path, to string) (Summary, error) {
 // CAs number their next CRLs from crlNumberFloor on, at least. Work that
 // the backed-up database's servers held is let go at once, rather than
 // when their holds would have run out.
-func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time) (Summary, error) {
+func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time, keepStatus bool) (Summary, error) {
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		if _, err := os.Lstat(p); err == nil {
 			return Summary{}, fmt.Errorf("%s exists: restore into a data folder that has no database", p)
@@ -103,12 +103,12 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now t
 	if err := errors.Join(err, dst.Close()); err != nil {
 		return Summary{}, err
 	}
-	unheld, deleted, err := settle(ctx, tmp, crlNumberFloor, now)
+	settled, err := settle(ctx, tmp, crlNumberFloor, now, keepStatus)
 	if err != nil {
 		return Summary{}, err
 	}
 	sum, err := place(ctx, tmp, path)
-	sum.KeysNotHeld, sum.DeletedKept = unheld, deleted
+	sum.KeysNotHeld, sum.DeletedKept, sum.Active, sum.KeptStatus = settled.KeysNotHeld, settled.DeletedKept, settled.Active, keepStatus
 	return sum, err
 }
 
@@ -185,22 +185,25 @@ func lockPartial(dir string) (*os.File, error) {
 // So are, for the same reason, the CAs deleted at the backup whose keys
 // are in a token or KMS (see keepDeleted): the backed-up database's
 // servers may have restored them since.
-func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time) (unheld, deleted []string, err error) {
+func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, keepStatus bool) (sum Summary, err error) {
 	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw")
 	if err != nil {
-		return nil, nil, err
+		return sum, err
 	}
 	defer db.Close()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, nil, err
+		return sum, err
 	}
 	defer tx.Rollback()
-	if unheld, err = keysNotHeld(ctx, tx); err != nil {
-		return nil, nil, err
+	if sum.KeysNotHeld, err = keysNotHeld(ctx, tx); err != nil {
+		return sum, err
 	}
-	if deleted, err = keepDeleted(ctx, tx, now); err != nil {
-		return nil, nil, err
+	if sum.DeletedKept, err = keepDeleted(ctx, tx, now); err != nil {
+		return sum, err
+	}
+	if sum.Active, err = settleActive(ctx, tx, now, keepStatus); err != nil {
+		return sum, err
 	}
 	for _, q := range []struct {
 		table, update string
@@ -216,21 +219,57 @@ func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Tim
 			SELECT id, 0, ? FROM certificate_authorities WHERE id NOT IN (SELECT ca_id FROM crl_publications)`, []any{crlNumberFloor - 1}},
 		{"audit_reports", `UPDATE audit_reports SET owner = '', lease_until = 0 WHERE status = 'CREATING'`, nil},
 		{"witnessing", `UPDATE witnessing SET owner = NULL, lease_until = NULL`, nil},
+		// A session signed out since the backup would be valid again
+		// until it expires: everyone signs in again.
+		{"console_sessions", `DELETE FROM console_sessions`, nil},
 	} {
 		if ok, err := hasTable(ctx, tx, q.table); err != nil || !ok {
 			if err != nil {
-				return nil, nil, err
+				return sum, err
 			}
 			continue // a database of a version before the table
 		}
 		if _, err := tx.ExecContext(ctx, q.update, q.args...); err != nil {
-			return nil, nil, fmt.Errorf("%s: settling %s: %w", path, q.table, err)
+			return sum, fmt.Errorf("%s: settling %s: %w", path, q.table, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, nil, err
+		return sum, err
 	}
-	return unheld, deleted, db.Close()
+	return sum, db.Close()
+}
+
+// settleActive returns the ARNs of the CAs that are ACTIVE in the backup
+// and, unless keepStatus, disables them. A CA may have been disabled or
+// deleted since the backup (its key leaked, say), and would issue again;
+// and a restored copy beside the servers of the old database (a staging
+// copy) would issue under their CAs' names, outside the audit logs those
+// servers keep. Its operator enables again each CA still in service
+// (UpdateCertificateAuthority, which any account may call for its own).
+func settleActive(ctx context.Context, tx *sql.Tx, now time.Time, keepStatus bool) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT arn FROM certificate_authorities WHERE status = 'ACTIVE' ORDER BY arn`)
+	if err != nil {
+		return nil, err
+	}
+	var active []string
+	for rows.Next() {
+		var arn string
+		if err := rows.Scan(&arn); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		active = append(active, arn)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	if !keepStatus {
+		if _, err := tx.ExecContext(ctx, `UPDATE certificate_authorities SET status = 'DISABLED', last_state_change_at = ?, version = version + 1
+			WHERE status = 'ACTIVE'`, now.UnixMicro()); err != nil {
+			return nil, fmt.Errorf("disabling the restored CAs: %w", err)
+		}
+	}
+	return active, nil
 }
 
 // keepDeleted gives each CA deleted at the backup whose key is in a token
@@ -345,8 +384,11 @@ type Summary struct {
 	Last    time.Time // of the newest key use; zero if none
 	// KeysNotHeld are, after a restore, the keys made for CAs the backup
 	// does not hold; DeletedKept the CAs deleted in it whose keys are in
-	// a token or KMS, given their restoration period again (see settle).
-	KeysNotHeld, DeletedKept []string
+	// a token or KMS, given their restoration period again (see settle);
+	// Active the CAs active in it, disabled by the restore unless
+	// KeptStatus (see settleActive).
+	KeysNotHeld, DeletedKept, Active []string
+	KeptStatus                       bool
 }
 
 // Check opens the database file at path read-only, with no write-ahead

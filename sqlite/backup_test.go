@@ -44,6 +44,13 @@ func TestBackup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A console session, which a restore does not keep: it may have
+	// been signed out since.
+	if raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "openpca.db")); err != nil {
+		t.Fatal(err)
+	} else if _, err := raw.Exec(`INSERT INTO console_sessions VALUES (x'01', 'key', 'csrf', 1, 9000000000000000)`); err != nil || raw.Close() != nil {
+		t.Fatal(err)
+	}
 	// Issuances go on during the backup. They finish in any order: the
 	// numbers taken are not all done.
 	var next atomic.Int64
@@ -100,7 +107,7 @@ func TestBackup(t *testing.T) {
 	backupsAtOnce(t, filepath.Join(dir, "openpca.db"))
 
 	restored := filepath.Join(t.TempDir(), "openpca.db")
-	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000, time.Now())
+	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000, time.Now(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,11 +115,14 @@ func TestBackup(t *testing.T) {
 	if !slices.Equal(restoredSum.KeysNotHeld, wantKeys) {
 		t.Errorf("keys made for CAs not held: %q; want %q", restoredSum.KeysNotHeld, wantKeys)
 	}
-	restoredSum.KeysNotHeld = nil
+	if !slices.Equal(restoredSum.Active, []string{ca.ARN}) || restoredSum.KeptStatus {
+		t.Errorf("CAs active in the backup: %q, kept %v; want %q, disabled", restoredSum.Active, restoredSum.KeptStatus, ca.ARN)
+	}
+	restoredSum.KeysNotHeld, restoredSum.Active = nil, nil
 	if !reflect.DeepEqual(restoredSum, sum) || sum.CAs != 1 || sum.Last.IsZero() {
 		t.Fatalf("restored %+v of a backup of %+v; want the same, with one CA and a last key use", restoredSum, sum)
 	}
-	if _, err := sqlite.Restore(ctx, to, restored, 1, time.Now()); err == nil {
+	if _, err := sqlite.Restore(ctx, to, restored, 1, time.Now(), true); err == nil {
 		t.Fatal("a restore over a database: no error")
 	}
 	// The CA had no CRLs: should they be enabled, they are numbered past
@@ -124,6 +134,12 @@ func TestBackup(t *testing.T) {
 	var number int64
 	if err := raw.QueryRow(`SELECT number FROM crl_publications WHERE ca_id = ?`, ca.ID).Scan(&number); err != nil || number != 999_999 {
 		t.Errorf("the restored CA's last CRL number: %d, %v; want 999999", number, err)
+	}
+	var status string
+	var sessions int
+	if err := raw.QueryRow(`SELECT status, (SELECT COUNT(*) FROM console_sessions) FROM certificate_authorities WHERE id = ?`, ca.ID).Scan(&status, &sessions); err != nil ||
+		status != "DISABLED" || sessions != 0 {
+		t.Errorf("the restored CA is %s, with %d console sessions, %v; want it DISABLED, and none", status, sessions, err)
 	}
 	raw.Close()
 	rdb, err := sqlite.Open(ctx, restored, sqlite.Options{})
@@ -216,7 +232,7 @@ func TestBackupRefuses(t *testing.T) {
 				}
 			}
 			target := filepath.Join(t.TempDir(), "openpca.db")
-			_, err := sqlite.Restore(ctx, tc.from, target, 1, time.Now())
+			_, err := sqlite.Restore(ctx, tc.from, target, 1, time.Now(), true)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("restore: %v; want an error with %q", err, tc.want)
 			}
@@ -322,7 +338,7 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := filepath.Join(t.TempDir(), "openpca.db")
-	sum, err := sqlite.Restore(ctx, to, restored, 1, now)
+	sum, err := sqlite.Restore(ctx, to, restored, 1, now, true)
 	if err != nil {
 		t.Fatal(err)
 	}

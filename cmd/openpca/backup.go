@@ -13,7 +13,7 @@ import (
 
 // backupCommand runs "openpca backup".
 func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	cfg, to, err := fileFlags("backup", "to", "the new file to write the backup to (required; never replaced)", args, stderr, lookupEnv)
+	cfg, to, err := fileFlags("backup", "to", "the new file to write the backup to (required; never replaced)", args, stderr, lookupEnv, nil)
 	if err != nil {
 		return err
 	}
@@ -37,16 +37,23 @@ func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 
 // restoreCommand runs "openpca restore".
 func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	cfg, from, err := fileFlags("restore", "from", "the backup to restore (required), into a data folder with no database", args, stderr, lookupEnv)
+	var keepStatus bool
+	cfg, from, err := fileFlags("restore", "from", "the backup to restore (required), into a data folder with no database", args, stderr, lookupEnv, func(fs *flag.FlagSet) {
+		fs.BoolVar(&keepStatus, "keep-status", false, "leave the CAs active in the backup active (by default they are disabled, to be enabled again one by one: one may have been disabled or deleted since, its key leaked say, or this may be a copy beside the servers of the old database)")
+	})
 	if err != nil {
 		return err
 	}
-	a, sum, err := app.Restore(ctx, *cfg, from, time.Now())
+	a, sum, err := app.Restore(ctx, *cfg, from, time.Now(), keepStatus)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	record(ctx, a, stderr, "restore", fmt.Sprintf("the database restored from %s: %s", from, describe(sum)))
+	action := fmt.Sprintf("the database restored from %s: %s", from, describe(sum))
+	if len(sum.Active) > 0 && !sum.KeptStatus {
+		action += fmt.Sprintf("; the %d CAs active in it disabled", len(sum.Active))
+	}
+	record(ctx, a, stderr, "restore", action)
 	fmt.Fprintf(stdout, "Restored %s into %s: %s.\n", from, cfg.DataDir, describe(sum))
 	fmt.Fprint(stdout, `What the CAs did after the backup is not in it:
 - Certificates issued since are unknown to the server: it cannot revoke them, and its OCSP answers "unknown" for them.
@@ -54,8 +61,18 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 - The CAs' audit logs are shorter than any that witnesses have cosigned since, and the witnesses refuse them as another history: this restore shows to every auditor who requires them.
 - The CAs number their next CRLs past every CRL published since.
 - Access keys revoked since are active again, and changes to keys' policies since are undone: revoke those keys again ("openpca keys list" shows the active ones).
+- CAs disabled, deleted or shared differently since are as they were at the backup. Console sessions are not kept: everyone signs in again.
 Local buckets (the data folder's s3 folder) are not in the backup: copy them from the old data folder.
 `)
+	switch {
+	case len(sum.Active) > 0 && sum.KeptStatus:
+		fmt.Fprintln(stdout, "These CAs were active at the backup, and are active again (--keep-status): disable any disabled or deleted since, before a server starts on this folder:")
+	case len(sum.Active) > 0:
+		fmt.Fprintln(stdout, "These CAs were active at the backup, and are now DISABLED, so that none disabled or deleted since issues again, nor a copy beside the old servers under their CAs' names. Each account enables its CAs still in service with UpdateCertificateAuthority (aws acm-pca update-certificate-authority --status ACTIVE):")
+	}
+	for _, ca := range sum.Active {
+		fmt.Fprintln(stdout, "  "+ca)
+	}
 	if len(sum.DeletedKept) > 0 {
 		fmt.Fprintln(stdout, "CAs deleted at the backup, whose keys are in a token or KMS, have their restoration periods again, from now: servers of the old database may have restored them since, and this server's purge would destroy keys they sign with. If none did, each is purged when its period ends:")
 		for _, ca := range sum.DeletedKept {
@@ -72,13 +89,16 @@ Local buckets (the data folder's s3 folder) are not in the backup: copy them fro
 }
 
 // fileFlags parses the flags of a command on a data folder and one file,
-// named by the required flag name.
-func fileFlags(command, name, usage string, args []string, stderr io.Writer, lookupEnv func(string) (string, bool)) (*app.Config, string, error) {
+// named by the required flag name, and those more adds.
+func fileFlags(command, name, usage string, args []string, stderr io.Writer, lookupEnv func(string) (string, bool), more func(*flag.FlagSet)) (*app.Config, string, error) {
 	fs := flag.NewFlagSet("openpca "+command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg, previous := adminFlags(fs)
 	var file string
 	fs.StringVar(&file, name, "", usage)
+	if more != nil {
+		more(fs)
+	}
 	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return nil, "", err
 	}

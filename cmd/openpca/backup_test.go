@@ -85,7 +85,8 @@ func TestBackupAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"Restored", "revoke those certificates again", "witnesses refuse them", "Access keys revoked since are active again"} {
+	for _, want := range []string{"Restored", "revoke those certificates again", "witnesses refuse them", "Access keys revoked since are active again",
+		"are now DISABLED", "  " + caARN + "\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("restore said no %q:\n%s", want, out)
 		}
@@ -107,7 +108,25 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	_, err = env2.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &caARN, CertificateArn: &after})
 	testenv.WantError(t, err, "ResourceNotFoundException")
+	// The CA active at the backup issues only once its account enables
+	// it again.
+	_, err = env2.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}}).CSRPEM,
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+	testenv.WantError(t, err, "InvalidStateException")
+	if _, err := env2.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &caARN, Status: types.CertificateAuthorityStatusActive}); err != nil {
+		t.Fatal(err)
+	}
 	issue(env2)
+
+	// With --keep-status, it stays active, and the restore says so.
+	kept := filepath.Join(t.TempDir(), "kept")
+	out, err = runOpenpca(t, "restore", "--from", backup, "--data-dir", kept, "--master-key-file", masterKey, "--keep-status")
+	if err != nil || !strings.Contains(out, "are active again (--keep-status)") || !strings.Contains(out, "  "+caARN+"\n") {
+		t.Errorf("a restore with --keep-status: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, "cas", "list", "--data-dir", kept, "--master-key-file", masterKey); err != nil || !strings.Contains(out, "ACTIVE") {
+		t.Errorf("the CA after a restore with --keep-status: %v\n%s", err, out)
+	}
 
 	serial := before[strings.LastIndex(before, "/")+1:]
 	if _, err := env2.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
