@@ -55,6 +55,12 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 	if err := cfg.Validate(); err != nil { // the master key's file, by default in the folder
 		return nil, sqlite.Summary{}, err
 	}
+	// Checked first: the advice a missing key gets elsewhere (start a
+	// server on the folder) would make a new database, and a new key, in
+	// the way of the restore.
+	if cfg.MasterKey == "" && !fileExists(cfg.MasterKeyFile) {
+		return nil, sqlite.Summary{}, fmt.Errorf("nothing was restored: no master key at %s: give the master key the backup was made with (--master-key-file or OPENPCA_MASTER_KEY)", cfg.MasterKeyFile)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, sqlite.Summary{}, err
 	}

@@ -269,6 +269,23 @@ func TestRestoreFindsTheKeyInTheFolder(t *testing.T) {
 	a.Close()
 }
 
+// TestRestoreWithoutAKey: a restore without a master key asks for the
+// backup's, and leaves the folder empty (the advice a missing key gets
+// elsewhere, to start a server on the folder, would put a new database
+// and key in the restore's way).
+func TestRestoreWithoutAKey(t *testing.T) {
+	env := testenv.Start(t)
+	backup := backupOf(t, env)
+	cfg := env.Config
+	cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), ""
+	if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false); err == nil || !strings.Contains(err.Error(), "give the master key the backup was made with") {
+		t.Errorf("a restore without a master key: %v", err)
+	}
+	if entries, _ := os.ReadDir(cfg.DataDir); len(entries) > 0 {
+		t.Errorf("the refused restore left %v", entries)
+	}
+}
+
 // TestRestoredNeedsItsKey: a server started on a restored folder without
 // the master key the database was set up with (the restore read it from
 // elsewhere) refuses, saying which key is missing, and makes no new key

@@ -396,8 +396,14 @@ type Summary struct {
 // says what it holds.
 func Check(ctx context.Context, path string) (Summary, error) {
 	var sum Summary
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return sum, err
+	}
+	// SQLite would wait in open for a named pipe's writer, for good, or
+	// say only "disk I/O error" of a folder.
+	if !fi.Mode().IsRegular() {
+		return sum, fmt.Errorf("%s is not a file (%s)", path, fi.Mode().Type())
 	}
 	// immutable: nothing else writes it, so SQLite needs no lock, and
 	// makes no -wal or -shm file beside it.

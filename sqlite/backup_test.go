@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,10 +225,17 @@ func TestBackupRefuses(t *testing.T) {
 		{"an empty database", filepath.Join(dir, "empty.db"), "not an OpenPCA database", "not an OpenPCA database"},
 		{"damaged", damaged, "damaged", ""},
 		{"a server's database", filepath.Join(dir, "openpca.db"), "not a backup", ""},
+		{"a folder", dir, "not a file", ""},
+		{"a named pipe", filepath.Join(dir, "pipe"), "not a file", ""}, // open waited for a writer, for good
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "an empty database" {
+			switch tc.name {
+			case "an empty database":
 				if err := os.WriteFile(tc.from, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			case "a named pipe":
+				if err := syscall.Mkfifo(tc.from, 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
