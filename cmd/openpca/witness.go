@@ -115,6 +115,18 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// Two witnesses started on one new folder each made a key, and served
+	// it, and the folder kept only one: the other's public key, handed
+	// out, failed at the next start. The lock is on the folder itself,
+	// and ends with the process.
+	lock, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("the witness's folder %s is in use by another openpca witness serve", dir)
+	}
 	keyPath, dbPath := filepath.Join(dir, witnessKeyFile), filepath.Join(dir, "witness.db")
 	skey, err := os.ReadFile(keyPath)
 	made := errors.Is(err, os.ErrNotExist)

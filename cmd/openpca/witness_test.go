@@ -418,9 +418,10 @@ func TestWitnessEnvironment(t *testing.T) {
 	}
 }
 
-// TestWitnessStateLost: a witness whose key outlives its database (lost,
-// or deleted by someone who wants a log cosigned again from nothing) does
-// not start under that key, nor does one whose database was replaced by
+// TestWitnessStateLost: a second witness on a running one's folder is
+// refused; a witness whose key outlives its database (lost, or deleted by
+// someone who wants a log cosigned again from nothing) does not start
+// under that key, nor does one whose database was replaced by
 // an empty file or another program's; with its key moved away, it starts
 // under a new one.
 func TestWitnessStateLost(t *testing.T) {
@@ -430,6 +431,15 @@ func TestWitnessStateLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := startWitness(t, dir, nil, "witness.example/lost", auditKey)
+	// Another on its folder is refused while it runs (two on a new
+	// folder each made a key, and one was lost).
+	second, cancel := context.WithTimeout(t.Context(), 5*time.Second) // started, it would serve until then
+	defer cancel()
+	if err := run(second, []string{"witness", "serve", "--data-dir", dir, "--name", "witness.example/lost", "--listen", listenAny,
+		"--log", "openpca/arn:aws:acm-pca:us-east-1:" + app.DefaultAccountID + ":*=" + auditKey},
+		io.Discard, io.Discard, func(string) (string, bool) { return "", false }); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("a second witness on the folder: %v", err)
+	}
 	w.stop()
 	matches, _ := filepath.Glob(filepath.Join(dir, "witness.db*"))
 	if len(matches) == 0 {
