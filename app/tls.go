@@ -244,10 +244,13 @@ func (a *App) makeTLSCA(dir, caPath, keyPath string) (*x509.Certificate, *ecdsa.
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(keyPath, sealed, 0o600); err != nil {
+	// Durably, and the key first: clients come to trust the bundle, and a
+	// bundle that outlived a power loss without its key (written, not
+	// synced) could only be replaced by one they do not trust.
+	if err := seal.WriteFile(keyPath, sealed); err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := seal.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
 		return nil, nil, err
 	}
 	ca, err := x509.ParseCertificate(der)
