@@ -84,12 +84,14 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 	}
 	a, err := openAdmin(ctx, cfg, true, sqlstore.Migrate) // no server runs: it holds the folder's lock
 	if err != nil {
-		rotation.Close()
+		// Removed before the lock goes: a command run meanwhile would
+		// open the refused database, or make an empty one in its place.
 		for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 			if rmErr := os.Remove(p); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
 				err = errors.Join(err, rmErr)
 			}
 		}
+		rotation.Close()
 		return nil, sum, fmt.Errorf("nothing was restored: %w", err)
 	}
 	a.rotation = rotation
