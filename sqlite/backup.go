@@ -470,20 +470,46 @@ func walMode(path string) (bool, error) {
 	return header[18] == 2 || header[19] == 2, nil
 }
 
-// removePartials removes what a backup or a restore to path left when a
-// crash cut it short; the partial folders of one still running, which
-// holds its folder's lock, stay.
+// removePartials removes what backups or restores left beside path when
+// a crash cut them short, whatever name they were to: a nightly backup's
+// changes each night, and its copies, each the whole database, were
+// otherwise left for good. Only folders named as partial folders that hold
+// no more than a copy's files go, and not those of a backup or restore
+// still running, which holds its folder's lock.
 func removePartials(path string) error {
-	left, err := Partials(path)
+	dir := filepath.Dir(path)
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
-	for _, dir := range left {
-		if err := removeUnlocked(dir); err != nil {
+	for _, e := range entries {
+		if !e.IsDir() || !strings.Contains(e.Name(), partialSuffix) {
+			continue
+		}
+		left := filepath.Join(dir, e.Name())
+		if !onlyCopy(left) {
+			continue
+		}
+		if err := removeUnlocked(left); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// onlyCopy reports whether the folder dir holds nothing but what a
+// backup's copy is made of.
+func onlyCopy(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Name() != "db" && e.Name() != "db-journal" {
+			return false
+		}
+	}
+	return true
 }
 
 // Partials returns the folders beside path in which a backup or a restore

@@ -106,6 +106,25 @@ func TestBackup(t *testing.T) {
 		t.Fatalf("left behind: %v", matches)
 	}
 	backupsAtOnce(t, filepath.Join(dir, "openpca.db"))
+	// A backup to another name removes the copy one to an earlier name
+	// left when cut short (a nightly backup's name changes each night),
+	// and leaves a folder of that shape that holds something else.
+	earlier := filepath.Join(filepath.Dir(to), "nightly-1.db.partial-42")
+	other := filepath.Join(filepath.Dir(to), "notes.partial-7")
+	for _, f := range []string{filepath.Join(earlier, "db"), filepath.Join(other, "notes.txt")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil || os.WriteFile(f, []byte("x"), 0o600) != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sqlite.Backup(ctx, filepath.Join(dir, "openpca.db"), filepath.Join(filepath.Dir(to), "nightly-2.db")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(earlier); !os.IsNotExist(err) {
+		t.Errorf("the copy an earlier backup left: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("a folder that is no copy: %v", err)
+	}
 
 	restored := filepath.Join(t.TempDir(), "openpca.db")
 	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000, time.Now(), false)
