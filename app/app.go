@@ -846,11 +846,12 @@ func (a *Admin) MakeLocalBucket(bucket string) error {
 	return os.MkdirAll(filepath.Join(a.DataDir, "s3", bucket), 0o700)
 }
 
-// Close closes the store, and lets a rotation run.
+// Close closes the store, lets a rotation run, and hands back to the data
+// folder's owner what a command run as root made in it.
 func (a *Admin) Close() error {
 	err := a.Store.Close()
 	if a.rotation != nil { // none on PostgreSQL
 		err = errors.Join(err, a.rotation.Close())
 	}
-	return err
+	return errors.Join(err, handBack(a.DataDir))
 }

@@ -333,6 +333,7 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		return err
 	}
 	ownFile := cfg.MasterKey == "" && !shared
+	giveBack := keepOwner(cfg.MasterKeyFile)
 	if ownFile {
 		if cfg.MasterKeyKMSKey == "" && wrappedFile(cfg.MasterKeyFile) {
 			return errors.New("the master key's file is wrapped by KMS: name the KMS key to wrap the new key with (--master-key-kms-key), or it would be written in the clear")
@@ -371,9 +372,11 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		if err := os.Rename(cfg.MasterKeyFile+pendingSuffix, cfg.MasterKeyFile); err != nil {
 			return err
 		}
-		return seal.SyncDir(filepath.Dir(cfg.MasterKeyFile))
+		if err := seal.SyncDir(filepath.Dir(cfg.MasterKeyFile)); err != nil {
+			return err
+		}
 	}
-	return nil
+	return errors.Join(giveBack(), handBack(cfg.DataDir))
 }
 
 // WrapMasterKey wraps the master key's file with the KMS key cfg names, in
@@ -406,5 +409,9 @@ func WrapMasterKey(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	return files.write(cfg.MasterKeyFile, key)
+	giveBack := keepOwner(cfg.MasterKeyFile)
+	if err := files.write(cfg.MasterKeyFile, key); err != nil {
+		return err
+	}
+	return giveBack()
 }
