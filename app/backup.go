@@ -80,7 +80,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, keepStatus)
 	if err != nil {
 		rotation.Close()
-		return nil, sum, errors.Join(err, handBack(cfg.DataDir))
+		return nil, sum, err
 	}
 	a, err := openAdmin(ctx, cfg, true, sqlstore.Migrate) // no server runs: it holds the folder's lock
 	if err != nil {
@@ -92,7 +92,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 			}
 		}
 		rotation.Close()
-		return nil, sum, fmt.Errorf("nothing was restored: %w", errors.Join(err, handBack(cfg.DataDir)))
+		return nil, sum, fmt.Errorf("nothing was restored: %w", err)
 	}
 	a.rotation = rotation
 	return a, sum, nil

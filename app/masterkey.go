@@ -121,10 +121,11 @@ func (f *keyFiles) read(path string) ([]byte, error) {
 	return key, nil
 }
 
-// write writes key to path, whole or not at all.
-func (f *keyFiles) write(path string, key []byte) error {
+// write writes key to path, whole or not at all, with like's owner when
+// root writes it (seal.WriteFileLike).
+func (f *keyFiles) write(path, like string, key []byte) error {
 	if f.cfg.MasterKeyKMSKey == "" {
-		return seal.WriteKeyFile(path, key)
+		return seal.WriteKeyFile(path, like, key)
 	}
 	s, err := f.store()
 	if err != nil {
@@ -145,7 +146,7 @@ func (f *keyFiles) write(path string, key []byte) error {
 	if !bytes.Equal(back, key) {
 		return fmt.Errorf("the KMS key %s unwraps another key than it wrapped, so nothing was written", f.cfg.MasterKeyKMSKey)
 	}
-	return seal.WriteFile(path, []byte(wrapped+"\n"))
+	return seal.WriteFileLike(path, like, []byte(wrapped+"\n"))
 }
 
 // create makes a new master key and its file. Only a server makes it, with
@@ -158,7 +159,7 @@ func (f *keyFiles) create(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	if err := f.write(path, key); err != nil {
+	if err := f.write(path, "", key); err != nil {
 		return nil, err
 	}
 	return key, nil
@@ -333,13 +334,14 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		return err
 	}
 	ownFile := cfg.MasterKey == "" && !shared
-	giveBack := keepOwner(cfg.MasterKeyFile)
 	if ownFile {
 		if cfg.MasterKeyKMSKey == "" && wrappedFile(cfg.MasterKeyFile) {
 			return errors.New("the master key's file is wrapped by KMS: name the KMS key to wrap the new key with (--master-key-kms-key), or it would be written in the clear")
 		}
 		files := &keyFiles{ctx: ctx, cfg: cfg}
-		if err := files.write(cfg.MasterKeyFile+pendingSuffix, next); err != nil {
+		// It replaces the master key's file, whose owner (the server's
+		// user) must read it.
+		if err := files.write(cfg.MasterKeyFile+pendingSuffix, cfg.MasterKeyFile, next); err != nil {
 			return err
 		}
 	}
@@ -372,11 +374,9 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		if err := os.Rename(cfg.MasterKeyFile+pendingSuffix, cfg.MasterKeyFile); err != nil {
 			return err
 		}
-		if err := seal.SyncDir(filepath.Dir(cfg.MasterKeyFile)); err != nil {
-			return err
-		}
+		return seal.SyncDir(filepath.Dir(cfg.MasterKeyFile))
 	}
-	return errors.Join(giveBack(), handBack(cfg.DataDir))
+	return nil
 }
 
 // WrapMasterKey wraps the master key's file with the KMS key cfg names, in
@@ -409,9 +409,5 @@ func WrapMasterKey(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	giveBack := keepOwner(cfg.MasterKeyFile)
-	if err := files.write(cfg.MasterKeyFile, key); err != nil {
-		return err
-	}
-	return giveBack()
+	return files.write(cfg.MasterKeyFile, "", key)
 }

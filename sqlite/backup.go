@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/openpca/openpca/internal/ownership"
 	"github.com/openpca/openpca/internal/sqliteuri"
 )
 
@@ -99,7 +100,12 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now t
 	if err != nil {
 		return Summary{}, err
 	}
-	_, err = io.Copy(dst, src)
+	// Restored by root into the folder of the server's user, the
+	// database is that user's.
+	err = ownership.Give(dst, filepath.Dir(path))
+	if err == nil {
+		_, err = io.Copy(dst, src)
+	}
 	if err := errors.Join(err, dst.Close()); err != nil {
 		return Summary{}, err
 	}

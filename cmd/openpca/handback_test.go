@@ -16,9 +16,9 @@ import (
 // folder of the server's user give what they make there to that user (a
 // rotated master key, the TLS CA's key resealed, a bucket's folder, a
 // restored database and its lock), which the server could not open
-// otherwise; and give away nothing another user could have put there for
-// them: a file of root's linked in, or a link. A master key file outside
-// the folder keeps its owner.
+// otherwise; and give away nothing else: not a file of root's linked or
+// moved in, nor a link. A master key file outside the folder keeps its
+// owner.
 func TestCommandsAsRootHandBack(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("giving files to another user takes root, as CI runs")
@@ -36,9 +36,14 @@ func TestCommandsAsRootHandBack(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Root's own file, linked into the folder, and a link to it.
+	// Root's own file, linked into the folder, and a link to it; and one
+	// of its files moved in (from a folder the server's user can write
+	// to).
 	victim := filepath.Join(t.TempDir(), "victim")
 	if err := os.WriteFile(victim, []byte("root's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "moved"), []byte("root's"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Link(victim, filepath.Join(data, "linked")); err != nil {
@@ -77,7 +82,7 @@ func TestCommandsAsRootHandBack(t *testing.T) {
 			}
 			uid := fi.Sys().(*syscall.Stat_t).Uid
 			switch want := uint32(nobody); {
-			case name == "linked" || name == filepath.Join("tls", "pointer"):
+			case dir == data && (name == "linked" || name == "moved" || name == filepath.Join("tls", "pointer")):
 				want = 0
 				fallthrough
 			default:
