@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -253,29 +255,32 @@ func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Tim
 // servers keep. Its operator enables again each CA still in service
 // (UpdateCertificateAuthority, which any account may call for its own).
 func settleActive(ctx context.Context, tx *sql.Tx, now time.Time, keepStatus bool) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT arn FROM certificate_authorities WHERE status = 'ACTIVE' ORDER BY arn`)
+	// One whose certificate has expired is EXPIRED to its account, and
+	// cannot be enabled: it is left as it is.
+	const active = `status = 'ACTIVE' AND not_after > ?`
+	rows, err := tx.QueryContext(ctx, `SELECT arn FROM certificate_authorities WHERE `+active+` ORDER BY arn`, now.UnixMicro())
 	if err != nil {
 		return nil, err
 	}
-	var active []string
+	var arns []string
 	for rows.Next() {
 		var arn string
 		if err := rows.Scan(&arn); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		active = append(active, arn)
+		arns = append(arns, arn)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, err
 	}
 	if !keepStatus {
 		if _, err := tx.ExecContext(ctx, `UPDATE certificate_authorities SET status = 'DISABLED', last_state_change_at = ?, version = version + 1
-			WHERE status = 'ACTIVE'`, now.UnixMicro()); err != nil {
+			WHERE `+active, now.UnixMicro(), now.UnixMicro()); err != nil {
 			return nil, fmt.Errorf("disabling the restored CAs: %w", err)
 		}
 	}
-	return active, nil
+	return arns, nil
 }
 
 // keepDeleted gives each CA deleted at the backup whose key is in a token
@@ -479,9 +484,11 @@ func walMode(path string) (bool, error) {
 // removePartials removes what backups or restores left beside path when
 // a crash cut them short, whatever name they were to: a nightly backup's
 // changes each night, and its copies, each the whole database, were
-// otherwise left for good. Only folders named as partial folders that hold
-// no more than a copy's files go, and not those of a backup or restore
-// still running, which holds its folder's lock.
+// otherwise left for good. Only a folder named as partial folders are
+// (partialName), of this process's user, that holds no more than a
+// copy's files goes, and not one of a backup or restore still running, which
+// holds its folder's lock. Those of path's own name must go; others are
+// left if they cannot be removed.
 func removePartials(path string) error {
 	dir := filepath.Dir(path)
 	entries, err := os.ReadDir(dir)
@@ -489,33 +496,51 @@ func removePartials(path string) error {
 		return err
 	}
 	for _, e := range entries {
-		if !e.IsDir() || !strings.Contains(e.Name(), partialSuffix) {
+		if !e.IsDir() || !partialName.MatchString(e.Name()) {
 			continue
 		}
 		left := filepath.Join(dir, e.Name())
 		if !onlyCopy(left) {
 			continue
 		}
-		if err := removeUnlocked(left); err != nil {
+		if err := removeUnlocked(left); err != nil && strings.HasPrefix(e.Name(), filepath.Base(path)+partialSuffix) {
 			return err
 		}
 	}
 	return nil
 }
 
-// onlyCopy reports whether the folder dir holds nothing but what a
-// backup's copy is made of.
+// partialName matches the names of the folders partial makes.
+var partialName = regexp.MustCompile(`^.+` + regexp.QuoteMeta(partialSuffix) + `[0-9]+$`)
+
+// onlyCopy reports whether the folder dir is this process's user's, and
+// holds nothing but the files a copy is made of (a restore's, run as root,
+// is the server's user's: see ownership).
 func onlyCopy(dir string) bool {
+	if !ours(dir) {
+		return false
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return false
 	}
 	for _, e := range entries {
-		if e.Name() != "db" && e.Name() != "db-journal" {
+		if e.Name() != "db" && e.Name() != "db-journal" || !e.Type().IsRegular() {
 			return false
 		}
 	}
 	return true
+}
+
+// ours reports whether the folder at path, not followed if a link, is
+// this process's user's.
+func ours(path string) bool {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Uid == uint32(os.Geteuid())
 }
 
 // Partials returns the folders beside path in which a backup or a restore

@@ -108,11 +108,28 @@ func TestBackup(t *testing.T) {
 	backupsAtOnce(t, filepath.Join(dir, "openpca.db"))
 	// A backup to another name removes the copy one to an earlier name
 	// left when cut short (a nightly backup's name changes each night),
-	// and leaves a folder of that shape that holds something else.
+	// and leaves folders of like names that are no copies: one that
+	// holds something else, one whose db is a folder, one not named as
+	// copies' folders are.
 	earlier := filepath.Join(filepath.Dir(to), "nightly-1.db.partial-42")
-	other := filepath.Join(filepath.Dir(to), "notes.partial-7")
-	for _, f := range []string{filepath.Join(earlier, "db"), filepath.Join(other, "notes.txt")} {
+	kept := []string{
+		filepath.Join(filepath.Dir(to), "notes.partial-7", "notes.txt"),
+		filepath.Join(filepath.Dir(to), "thesis.partial-8", "db", "chapter1.tex"),
+		filepath.Join(filepath.Dir(to), "thesis.partial-v2", "db"),
+	}
+	// Nor is another user's, which may hold anything and, in a shared
+	// folder, could not be removed (that failed the backup).
+	othersCopy := filepath.Join(filepath.Dir(to), "theirs.db.partial-9", "db")
+	if os.Geteuid() == 0 {
+		kept = append(kept, othersCopy)
+	}
+	for _, f := range append([]string{filepath.Join(earlier, "db")}, kept...) {
 		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil || os.WriteFile(f, []byte("x"), 0o600) != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(filepath.Dir(othersCopy), 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,8 +139,10 @@ func TestBackup(t *testing.T) {
 	if _, err := os.Stat(earlier); !os.IsNotExist(err) {
 		t.Errorf("the copy an earlier backup left: %v", err)
 	}
-	if _, err := os.Stat(other); err != nil {
-		t.Errorf("a folder that is no copy: %v", err)
+	for _, f := range kept {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("a folder that is no copy: %v", err)
+		}
 	}
 
 	restored := filepath.Join(t.TempDir(), "openpca.db")
@@ -139,6 +158,12 @@ func TestBackup(t *testing.T) {
 		t.Errorf("CAs active in the backup: %q, kept %v; want %q, disabled", restoredSum.Active, restoredSum.KeptStatus, ca.ARN)
 	}
 	restoredSum.KeysNotHeld, restoredSum.Active = nil, nil
+	// Restored once its certificate has expired, the CA is EXPIRED to its
+	// account, which could not enable it again: it is left, and not
+	// listed.
+	if later, err := sqlite.Restore(ctx, to, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now().AddDate(100, 0, 0), false); err != nil || len(later.Active) != 0 {
+		t.Errorf("restored after the CA expired: active %q, %v; want none", later.Active, err)
+	}
 	if !reflect.DeepEqual(restoredSum, sum) || sum.CAs != 1 || sum.Last.IsZero() {
 		t.Fatalf("restored %+v of a backup of %+v; want the same, with one CA and a last key use", restoredSum, sum)
 	}
