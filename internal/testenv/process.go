@@ -79,7 +79,16 @@ func (p *process) run(t testing.TB, addr string) (string, bool) {
 		err := p.ready(ctx, addr)
 		cancel()
 		if err == nil {
-			return "", true
+			// Another test's server of the same kind, which took the
+			// port first, answers alike; this one, unable to bind it,
+			// exits at once.
+			select {
+			case <-exited:
+				p.cmd = nil
+				return out.String(), false
+			case <-time.After(100 * time.Millisecond):
+				return "", true
+			}
 		}
 	}
 	p.stop()
