@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -38,7 +37,6 @@ import (
 	"github.com/openpca/openpca/connlimit"
 	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/crl"
-	"github.com/openpca/openpca/internal/ownership"
 	"github.com/openpca/openpca/localfs"
 	"github.com/openpca/openpca/pkcs11"
 	"github.com/openpca/openpca/policy"
@@ -530,19 +528,8 @@ func trusted(fi os.FileInfo) bool { return owner(fi) == uint32(os.Geteuid()) || 
 func lockDataDir(dir string) (*os.File, error) {
 	// Not through a link, which would have a command run as root make
 	// (or lock) a file where the folder's owner pointed it.
-	path := filepath.Join(dir, "lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	switch {
-	case err == nil: // made here: by a command run as root, for the server's user too
-		if err := ownership.Give(f, dir); err != nil {
-			f.Close()
-			return nil, err
-		}
-	case errors.Is(err, fs.ErrExist):
-		if f, err = os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0); err != nil {
-			return nil, err
-		}
-	default:
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -856,12 +843,10 @@ func (a *Admin) MakeLocalBucket(bucket string) error {
 	if _, err := checkFolder(a.DataDir, true); err != nil {
 		return err
 	}
-	for _, dir := range []string{filepath.Join(a.DataDir, "s3"), filepath.Join(a.DataDir, "s3", bucket)} {
-		if err := ownership.Mkdir(dir, a.DataDir); err != nil {
-			return err
-		}
+	if err := refuseRootWriting(a.DataDir, filepath.Join(a.DataDir, "s3")); err != nil {
+		return err
 	}
-	return nil
+	return os.MkdirAll(filepath.Join(a.DataDir, "s3", bucket), 0o700)
 }
 
 // Close closes the store, and lets a rotation run.

@@ -121,11 +121,10 @@ func (f *keyFiles) read(path string) ([]byte, error) {
 	return key, nil
 }
 
-// write writes key to path, whole or not at all, with like's owner when
-// root writes it (seal.WriteFileLike).
-func (f *keyFiles) write(path, like string, key []byte) error {
+// write writes key to path, whole or not at all.
+func (f *keyFiles) write(path string, key []byte) error {
 	if f.cfg.MasterKeyKMSKey == "" {
-		return seal.WriteKeyFile(path, like, key)
+		return seal.WriteKeyFile(path, key)
 	}
 	s, err := f.store()
 	if err != nil {
@@ -146,7 +145,7 @@ func (f *keyFiles) write(path, like string, key []byte) error {
 	if !bytes.Equal(back, key) {
 		return fmt.Errorf("the KMS key %s unwraps another key than it wrapped, so nothing was written", f.cfg.MasterKeyKMSKey)
 	}
-	return seal.WriteFileLike(path, like, []byte(wrapped+"\n"))
+	return seal.WriteFile(path, []byte(wrapped+"\n"))
 }
 
 // create makes a new master key and its file. Only a server makes it, with
@@ -159,7 +158,7 @@ func (f *keyFiles) create(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	if err := f.write(path, "", key); err != nil {
+	if err := f.write(path, key); err != nil {
 		return nil, err
 	}
 	return key, nil
@@ -305,6 +304,15 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		if _, err := checkFolder(cfg.DataDir, true); err != nil {
 			return err
 		}
+		// It writes the TLS CA's key, and the new master key beside the
+		// old one's file.
+		written := []string{cfg.DataDir, filepath.Join(cfg.DataDir, "tls")}
+		if cfg.MasterKey == "" {
+			written = append(written, filepath.Dir(cfg.MasterKeyFile), cfg.MasterKeyFile)
+		}
+		if err := refuseRootWriting(written...); err != nil {
+			return err
+		}
 		lock, err := lockDataDir(cfg.DataDir)
 		if err != nil {
 			return fmt.Errorf("%w: stop it before rotating the master key", err)
@@ -339,9 +347,7 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 			return errors.New("the master key's file is wrapped by KMS: name the KMS key to wrap the new key with (--master-key-kms-key), or it would be written in the clear")
 		}
 		files := &keyFiles{ctx: ctx, cfg: cfg}
-		// It replaces the master key's file, whose owner (the server's
-		// user) must read it.
-		if err := files.write(cfg.MasterKeyFile+pendingSuffix, cfg.MasterKeyFile, next); err != nil {
+		if err := files.write(cfg.MasterKeyFile+pendingSuffix, next); err != nil {
 			return err
 		}
 	}
@@ -404,10 +410,13 @@ func WrapMasterKey(ctx context.Context, cfg Config) error {
 	if rotationLeft(cfg) {
 		return fmt.Errorf("a rotation of the master key was interrupted (%s is there): settle it first, by starting the server or with any command that opens the data folder (openpca cas list), then wrap", cfg.MasterKeyFile+pendingSuffix)
 	}
+	if err := refuseRootWriting(filepath.Dir(cfg.MasterKeyFile), cfg.MasterKeyFile); err != nil {
+		return err
+	}
 	files := &keyFiles{ctx: ctx, cfg: cfg}
 	key, err := files.read(cfg.MasterKeyFile)
 	if err != nil {
 		return err
 	}
-	return files.write(cfg.MasterKeyFile, "", key)
+	return files.write(cfg.MasterKeyFile, key)
 }

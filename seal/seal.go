@@ -12,8 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/openpca/openpca/internal/ownership"
 )
 
 // KeySize is the size of a master key: AES-256.
@@ -113,10 +111,10 @@ func ParseKey(s string) ([]byte, error) {
 	return key, nil
 }
 
-// WriteKeyFile writes a master key, in base64, to path, as WriteFileLike
-// does.
-func WriteKeyFile(path, like string, key []byte) error {
-	return WriteFileLike(path, like, []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
+// WriteKeyFile writes a master key, in base64, to path, readable only by
+// its owner, replacing the file whole (never partly) if it exists.
+func WriteKeyFile(path string, key []byte) error {
+	return WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
 }
 
 // TempPattern matches the temporary files WriteFile writes beside path,
@@ -124,30 +122,13 @@ func WriteKeyFile(path, like string, key []byte) error {
 const TempPattern = ".seal-*"
 
 // WriteFile writes data to path, readable only by its owner, durably, and
-// replacing the file whole (never partly) if it exists. Written by root,
-// the file keeps the owner of the file it replaces, or else takes its
-// folder's (ownership.Give).
-func WriteFile(path string, data []byte) error { return WriteFileLike(path, "", data) }
-
-// WriteFileLike is WriteFile, the file given, when root writes it, the
-// owner of like: of the file it will replace in turn (a rotation's new
-// master key), or, if "", of path or else its folder.
-func WriteFileLike(path, like string, data []byte) error {
+// replacing the file whole (never partly) if it exists.
+func WriteFile(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), TempPattern)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if like == "" {
-		like = path
-		if _, err := os.Lstat(path); err != nil {
-			like = filepath.Dir(path)
-		}
-	}
-	if err := ownership.Give(f, like); err != nil {
-		f.Close()
-		return err
-	}
 	if err := writeSynced(f, data); err != nil {
 		return err
 	}

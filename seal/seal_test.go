@@ -68,7 +68,7 @@ func TestNewRefusesShortKeys(t *testing.T) {
 func TestWriteKeyFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "master.key")
 	for _, key := range [][]byte{bytes.Repeat([]byte{1}, KeySize), bytes.Repeat([]byte{2}, KeySize)} {
-		if err := WriteKeyFile(path, "", key); err != nil {
+		if err := WriteKeyFile(path, key); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(path)

@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/openpca/openpca/internal/ownership"
 	"github.com/openpca/openpca/internal/sqliteuri"
 )
 
@@ -102,12 +101,7 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now t
 	if err != nil {
 		return Summary{}, err
 	}
-	// Restored by root into the folder of the server's user, the
-	// database is that user's.
-	err = ownership.Give(dst, filepath.Dir(path))
-	if err == nil {
-		_, err = io.Copy(dst, src)
-	}
+	_, err = io.Copy(dst, src)
 	if err := errors.Join(err, dst.Close()); err != nil {
 		return Summary{}, err
 	}
