@@ -147,7 +147,9 @@ func partial(path string) (string, func(), error) {
 // returned unlocked: backups to one name at once there may remove each
 // other's copies, as they could before folders were locked.
 func lockPartial(dir string) (*os.File, error) {
-	lock, err := os.Open(dir)
+	// A folder, not a link or a named pipe put in its place (open would
+	// wait for the pipe's writer, for good).
+	lock, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -351,19 +353,21 @@ func keysNotHeld(ctx context.Context, tx *sql.Tx) ([]string, error) {
 // place makes the complete file tmp durable, checks it, and links it at
 // path, which it must not replace, durably.
 func place(ctx context.Context, tmp, path string) (Summary, error) {
-	f, err := os.Open(tmp)
+	f, err := os.OpenFile(tmp, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return Summary{}, err
 	}
-	err = f.Sync()
+	// Through the file: by name, a link put in its place would be
+	// followed.
+	err = f.Chmod(0o600)
+	if err == nil {
+		err = f.Sync()
+	}
 	if err := errors.Join(err, f.Close()); err != nil {
 		return Summary{}, err
 	}
 	sum, err := Check(ctx, tmp)
 	if err != nil {
-		return sum, err
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
 		return sum, err
 	}
 	// A link, unlike a rename, fails rather than replace a file made

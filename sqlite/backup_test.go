@@ -161,8 +161,18 @@ func TestBackup(t *testing.T) {
 	// Restored once its certificate has expired, the CA is EXPIRED to its
 	// account, which could not enable it again: it is left, and not
 	// listed.
-	if later, err := sqlite.Restore(ctx, to, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now().AddDate(100, 0, 0), false); err != nil || len(later.Active) != 0 {
+	expired := filepath.Join(t.TempDir(), "openpca.db")
+	if later, err := sqlite.Restore(ctx, to, expired, 1, time.Now().AddDate(100, 0, 0), false); err != nil || len(later.Active) != 0 {
 		t.Errorf("restored after the CA expired: active %q, %v; want none", later.Active, err)
+	}
+	if raw, err := sql.Open("sqlite", "file:"+expired+"?mode=ro"); err != nil {
+		t.Fatal(err)
+	} else {
+		var status string
+		if err := raw.QueryRow(`SELECT status FROM certificate_authorities WHERE id = ?`, ca.ID).Scan(&status); err != nil || status != "ACTIVE" {
+			t.Errorf("the expired CA, restored, is %s, %v; want it left ACTIVE (its account sees EXPIRED)", status, err)
+		}
+		raw.Close()
 	}
 	if !reflect.DeepEqual(restoredSum, sum) || sum.CAs != 1 || sum.Last.IsZero() {
 		t.Fatalf("restored %+v of a backup of %+v; want the same, with one CA and a last key use", restoredSum, sum)
