@@ -526,6 +526,9 @@ func trusted(fi os.FileInfo) bool { return owner(fi) == uint32(os.Geteuid()) || 
 // lockDataDir takes an exclusive lock on the data folder: one SQLite
 // database serves one process.
 func lockDataDir(dir string) (*os.File, error) {
+	if err := refuseRootWriting(dir); err != nil { // its lock may be made
+		return nil, err
+	}
 	// Not through a link, which would have a command run as root make
 	// (or lock) a file where the folder's owner pointed it.
 	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
@@ -806,6 +809,11 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool, schema sqlsto
 	// way, is one interrupted, which only a holder of the data folder's
 	// lock (no server runs) may settle.
 	if !folderLocked && cfg.MasterKey == "" && rotationLeft(cfg) {
+		// Settling it renames the new key's file and writes the TLS CA's
+		// key.
+		if err := refuseRootWriting(cfg.DataDir, filepath.Join(cfg.DataDir, "tls"), filepath.Dir(cfg.MasterKeyFile), cfg.MasterKeyFile); err != nil {
+			return nil, err
+		}
 		lock, err := lockDataDir(cfg.DataDir)
 		if err != nil {
 			return nil, fmt.Errorf("a master key rotation is under way on %s: run this again once it ends (%w)", cfg.DataDir, err)
@@ -831,19 +839,29 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool, schema sqlsto
 	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir, AccountID: cfg.AccountID}, nil
 }
 
+// CheckLocalBuckets refuses a data folder that buckets of the local
+// object store may not be made in: one that fails the checks a server's
+// does (on PostgreSQL, a command has not checked it, since it takes no
+// lock there, and one run as root would make the bucket wherever a link
+// in a folder others may write to points), or another user's, for a
+// command run as root (refuseRootWriting). A command checks before it
+// records the bucket.
+func (a *Admin) CheckLocalBuckets() error {
+	if _, err := os.Stat(a.DataDir); err == nil {
+		if _, err := checkFolder(a.DataDir, true); err != nil {
+			return err
+		}
+	}
+	return refuseRootWriting(a.DataDir, filepath.Join(a.DataDir, "s3"))
+}
+
 // MakeLocalBucket makes the folder of bucket in the local object store of
-// the data folder, once the folder passes the checks a server's does: on
-// PostgreSQL, a command has not checked it (it takes no lock there), and
-// one run as root would make the bucket wherever a link in a folder
-// others may write to points.
+// the data folder, once CheckLocalBuckets passes.
 func (a *Admin) MakeLocalBucket(bucket string) error {
 	if err := os.MkdirAll(a.DataDir, 0o700); err != nil {
 		return err
 	}
-	if _, err := checkFolder(a.DataDir, true); err != nil {
-		return err
-	}
-	if err := refuseRootWriting(a.DataDir, filepath.Join(a.DataDir, "s3")); err != nil {
+	if err := a.CheckLocalBuckets(); err != nil {
 		return err
 	}
 	return os.MkdirAll(filepath.Join(a.DataDir, "s3", bucket), 0o700)

@@ -61,7 +61,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 	if cfg.MasterKey == "" && !fileExists(cfg.MasterKeyFile) {
 		return nil, sqlite.Summary{}, fmt.Errorf("nothing was restored: no master key at %s: give the master key the backup was made with (--master-key-file or OPENPCA_MASTER_KEY)", cfg.MasterKeyFile)
 	}
-	if err := refuseRootWriting(cfg.DataDir); err != nil {
+	if err := refuseRootWriting(cfg.DataDir, cfg.MasterKeyFile); err != nil {
 		return nil, sqlite.Summary{}, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {

@@ -512,8 +512,7 @@ func removePartials(path string) error {
 var partialName = regexp.MustCompile(`^.+` + regexp.QuoteMeta(partialSuffix) + `[0-9]+$`)
 
 // onlyCopy reports whether the folder dir is this process's user's, and
-// holds nothing but the files a copy is made of (a restore's, run as root,
-// is the server's user's: see ownership).
+// holds nothing but the files a copy is made of.
 func onlyCopy(dir string) bool {
 	if !ours(dir) {
 		return false

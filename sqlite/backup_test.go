@@ -422,3 +422,37 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestLockPartialRefusesOthers: a copy's folder is locked through the
+// folder itself: a named pipe in its place is refused at once (open
+// waited for the pipe's writer, for good, with the data folder locked),
+// and so is a link, which would have the folder removed where it points.
+func TestLockPartialRefusesOthers(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "openpca.db.partial-1")
+	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "openpca.db.partial-2")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{pipe, link} {
+		done := make(chan error, 1)
+		go func() {
+			lock, err := sqlite.LockPartial(p)
+			if lock != nil {
+				lock.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: locked", filepath.Base(p))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: still opening after 10 s", filepath.Base(p))
+		}
+	}
+}

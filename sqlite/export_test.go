@@ -16,3 +16,6 @@ func JournalMode(ctx context.Context, path string) string {
 	db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode)
 	return mode
 }
+
+// LockPartial is lockPartial, for tests.
+var LockPartial = lockPartial

@@ -414,6 +414,11 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 		if err := keepCRLsOwn(ctx, a, bucket, account); err != nil {
 			return err
 		}
+		if objectStore == "local" {
+			if err := a.CheckLocalBuckets(); err != nil {
+				return err
+			}
+		}
 		err = a.Store.PutBucket(ctx, &openpca.Bucket{Name: bucket, AccountID: account, CreatedAt: time.Now().UTC()})
 		switch {
 		case errors.Is(err, openpca.ErrNotFound):

@@ -45,19 +45,41 @@ func TestCommandsAsRootRefuseOthersFolder(t *testing.T) {
 	empty := t.TempDir()
 	chown(empty)
 	key := filepath.Join(data, "master.key")
+	keyValue, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A container's volume: root's folder, the server's user's files.
+	volume := t.TempDir()
+	if err := os.WriteFile(filepath.Join(volume, "lock"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chown(filepath.Join(volume, "lock"))
+	// A link of root's to the server's user's folder.
+	linked := filepath.Join(t.TempDir(), "linked")
+	if err := os.Symlink(empty, linked); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"master-key", "rotate", "--data-dir", data},
 		{"buckets", "create", "crls", "--account", app.DefaultAccountID, "--data-dir", data},
 		{"restore", "--from", backup, "--data-dir", empty, "--master-key-file", key},
-		{"master-key", "wrap", "--data-dir", data, "--master-key-kms-key", "arn:aws:kms:us-east-1:111122223333:key/unused"},
+		// The key given itself: the folders alone are judged.
+		{"restore", "--from", backup, "--data-dir", volume, "--master-key", strings.TrimSpace(string(keyValue))},
+		{"restore", "--from", backup, "--data-dir", linked, "--master-key", strings.TrimSpace(string(keyValue))},
+		// Not on to KMS: the port is closed.
+		{"master-key", "wrap", "--data-dir", data, "--master-key-kms-key", "arn:aws:kms:us-east-1:111122223333:key/unused", "--kms-endpoint", "http://127.0.0.1:1"},
 	} {
-		if out, err := runOpenpca(t, args...); err == nil || !strings.Contains(err.Error(), "run it as that user (runuser -u nobody") {
-			t.Errorf("%s as root on another user's folder: %v\n%s", strings.Join(args[:2], " "), err, out)
+		if out, err := runOpenpca(t, args...); err == nil || !strings.Contains(err.Error(), "run it as that user") || !strings.Contains(err.Error(), "runuser -u nobody") {
+			t.Errorf("%s as root on another user's files: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	for _, dir := range []string{data, empty} {
+	if out, _ := runOpenpca(t, "buckets", "list", "--data-dir", data); strings.Contains(out, "crls") {
+		t.Errorf("the refused bucket was recorded:\n%s", out)
+	}
+	for _, dir := range []string{data, empty, volume} {
 		filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-			if fi, err := os.Lstat(p); err == nil && fi.Sys().(*syscall.Stat_t).Uid != nobody {
+			if fi, err := os.Lstat(p); err == nil && fi.Sys().(*syscall.Stat_t).Uid != nobody && p != volume {
 				t.Errorf("%s is root's", p)
 			}
 			return nil
@@ -65,5 +87,14 @@ func TestCommandsAsRootRefuseOthersFolder(t *testing.T) {
 	}
 	if out, err := runOpenpca(t, "cas", "list", "--data-dir", data); err != nil || !strings.Contains(out, "ACTIVE") {
 		t.Errorf("cas list as root on another user's folder: %v\n%s", err, out)
+	}
+	// A command that would settle an interrupted rotation (rename the new
+	// key's file, write the TLS CA's key) refuses too.
+	next := filepath.Join(data, "master.key.new")
+	if err := os.WriteFile(next, []byte("bm90IGEga2V5Cg==\n"), 0o600); err != nil || os.Chown(next, nobody, nobody) != nil {
+		t.Fatal(err)
+	}
+	if out, err := runOpenpca(t, "cas", "list", "--data-dir", data); err == nil || !strings.Contains(err.Error(), "run it as that user") {
+		t.Errorf("cas list as root, with a rotation to settle: %v\n%s", err, out)
 	}
 }
