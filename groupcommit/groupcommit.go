@@ -166,27 +166,29 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 		return
 	}
 	start := time.Now()
-	defer func() {
-		b.items.Add(uint64(len(live)))
-		b.commitNanos.Add(int64(time.Since(start)))
-	}()
 	errs, err := b.tx(live)
+	switch {
 	// A batch that failed on its own may have failed for one item: each
 	// runs again alone. One that ran out of time would only do so again.
-	if err != nil && len(live) > 1 && !errors.Is(err, context.DeadlineExceeded) {
-		for _, r := range live {
-			errs, err := b.tx([]*request[T]{r})
+	case err != nil && len(live) > 1 && !errors.Is(err, context.DeadlineExceeded):
+		for i, r := range live {
+			alone, err := b.tx([]*request[T]{r})
 			if err != nil {
-				errs[0] = err
+				alone[0] = err
 			}
-			r.result <- errs[0]
+			errs[i] = alone[0]
 		}
-		return
-	}
-	for i, r := range live {
-		if err != nil {
+	case err != nil:
+		for i := range errs {
 			errs[i] = err
 		}
+	}
+	// Counted before any caller hears: one that reads Stats once its
+	// write returned finds it there (TestLargeBatch missed the last batch
+	// once in CI).
+	b.items.Add(uint64(len(live)))
+	b.commitNanos.Add(int64(time.Since(start)))
+	for i, r := range live {
 		r.result <- errs[i]
 	}
 }

@@ -232,3 +232,22 @@ func TestBatcher(t *testing.T) {
 		t.Errorf("stats %+v, batch sizes %v: items should share transactions", s, sizes)
 	}
 }
+
+// TestStatsCountWriteReturned: a write is in the Batcher's Stats by the
+// time it returns (they were counted after the callers heard, and a test
+// reading them then missed the last batch).
+func TestStatsCountWriteReturned(t *testing.T) {
+	db, _ := setup(t)
+	b := groupcommit.NewBatcher(db, 64, 0, func(ctx context.Context, tx *sql.Tx, ks []int) ([]error, error) {
+		return make([]error, len(ks)), nil
+	})
+	defer b.Close()
+	for i := range uint64(2000) {
+		if err := b.Do(t.Context(), int(i)); err != nil {
+			t.Fatal(err)
+		}
+		if s := b.Stats(); s.Writes != i+1 {
+			t.Fatalf("write %d returned, and the stats count %d", i+1, s.Writes)
+		}
+	}
+}
