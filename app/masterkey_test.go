@@ -493,19 +493,26 @@ func TestRollingRotationKeyFiles(t *testing.T) {
 	unchanged("after a start on the old key alone")
 }
 
+// wrappingKMS starts a KMS for the test, with its credentials in the
+// environment, and returns it and the ARN of a symmetric key in it.
+func wrappingKMS(t *testing.T) (*testenv.KMS, string) {
+	t.Helper()
+	k := testenv.StartKMS(t)
+	k.Credentials(t)
+	out, err := k.Client().CreateKey(context.Background(), &awskms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, *out.KeyMetadata.Arn
+}
+
 // TestMasterKeyWrappedByKMS keeps the master key wrapped by a KMS key: the
 // data folder holds no usable key, the server unwraps it at each start,
 // and cannot start while KMS cannot be reached. An existing key is wrapped
 // in place, and a rotation keeps the new key wrapped.
 func TestMasterKeyWrappedByKMS(t *testing.T) {
 	ctx := context.Background()
-	k := testenv.StartKMS(t)
-	k.Credentials(t)
-	out, err := k.Client().CreateKey(ctx, &awskms.CreateKeyInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kmsKey := *out.KeyMetadata.Arn
+	k, kmsKey := wrappingKMS(t)
 	wrapped := func(c *app.Config) { c.MasterKeyKMSKey, c.KMSEndpoint = kmsKey, k.URL }
 	isWrapped := func(t *testing.T, path string) {
 		t.Helper()
@@ -575,12 +582,7 @@ func TestMasterKeyWrappedByKMS(t *testing.T) {
 // key would have been lost with all it seals.
 func TestMasterKeyWrapMustUnwrap(t *testing.T) {
 	ctx := context.Background()
-	k := testenv.StartKMS(t)
-	k.Credentials(t)
-	out, err := k.Client().CreateKey(ctx, &awskms.CreateKeyInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, kmsKey := wrappingKMS(t)
 	// The real KMS, as a caller without kms:Decrypt sees it.
 	target, err := url.Parse(k.URL)
 	if err != nil {
@@ -602,7 +604,7 @@ func TestMasterKeyWrapMustUnwrap(t *testing.T) {
 	f.env.Stop(t)
 	plain := readFile(t, f.master)
 	cfg := f.env.Config
-	cfg.MasterKeyKMSKey, cfg.KMSEndpoint = *out.KeyMetadata.Arn, noDecrypt.URL
+	cfg.MasterKeyKMSKey, cfg.KMSEndpoint = kmsKey, noDecrypt.URL
 	if err := app.WrapMasterKey(ctx, cfg); err == nil || !strings.Contains(err.Error(), "does not unwrap") {
 		t.Errorf("wrapping with a key that does not unwrap: %v", err)
 	}
