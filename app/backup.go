@@ -6,15 +6,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/sqlite"
 	"github.com/openpca/openpca/sqlstore"
 )
 
-// errPostgresBackup is the answer to a backup or restore of a store kept
-// in PostgreSQL, which has tools of its own for both.
-var errPostgresBackup = errors.New("a store in PostgreSQL is backed up and restored with PostgreSQL's own tools: pg_dump and pg_restore, or pg_basebackup with WAL archiving for a point in time")
+// errPostgresBackup is the answer to a backup of a store kept in
+// PostgreSQL, which has tools of its own.
+var errPostgresBackup = errors.New("a store in PostgreSQL is backed up with PostgreSQL's own tools: pg_dump, or pg_basebackup with WAL archiving for a point in time; restore with pg_restore, then run openpca restore --database on the restored database before any server starts on it")
 
 // Backup writes a consistent copy of the SQLite database of cfg's data
 // folder to the new file to, while servers go on using it. The master key
@@ -22,15 +24,15 @@ var errPostgresBackup = errors.New("a store in PostgreSQL is backed up and resto
 // it; a rotation of the master key does not run meanwhile, since the copy
 // would hold some secrets sealed with one key and some with the other.
 // The master key itself is not in the backup: it is kept apart.
-func Backup(ctx context.Context, cfg Config, to string) (*Admin, sqlite.Summary, error) {
+func Backup(ctx context.Context, cfg Config, to string) (*Admin, sqlstore.Summary, error) {
 	if cfg.Database != "" {
-		return nil, sqlite.Summary{}, errPostgresBackup
+		return nil, sqlstore.Summary{}, errPostgresBackup
 	}
 	// As it is: a database can be backed up before a new version's server
 	// migrates it.
 	a, err := openCommand(ctx, cfg, sqlstore.AsIs)
 	if err != nil {
-		return nil, sqlite.Summary{}, err
+		return nil, sqlstore.Summary{}, err
 	}
 	sum, err := sqlite.Backup(ctx, filepath.Join(cfg.DataDir, "openpca.db"), to)
 	if err != nil {
@@ -47,37 +49,40 @@ func Backup(ctx context.Context, cfg Config, to string) (*Admin, sqlite.Summary,
 // now's Unix milliseconds on, past every CRL published since the backup
 // (unless a CA published more than a thousand a second since the last
 // restore). The CAs active in the backup are disabled, unless keepStatus
-// (sqlite.Summary.Active says which).
-func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepStatus bool) (*Admin, sqlite.Summary, error) {
+// (sqlstore.Restored.Active says which).
+//
+// On PostgreSQL, PostgreSQL's tools restore the database, and Restore,
+// given no backup (from), only settles it (sqlstore.DB.SettleRestored).
+func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepStatus bool) (*Admin, sqlstore.Summary, error) {
 	if cfg.Database != "" {
-		return nil, sqlite.Summary{}, errPostgresBackup
+		return settlePostgres(ctx, cfg, from, now, keepStatus)
 	}
 	if err := cfg.Validate(); err != nil { // the master key's file, by default in the folder
-		return nil, sqlite.Summary{}, err
+		return nil, sqlstore.Summary{}, err
 	}
 	// Checked first: the advice a missing key gets elsewhere (start a
 	// server on the folder) would make a new database, and a new key, in
 	// the way of the restore.
 	if cfg.MasterKey == "" && !fileExists(cfg.MasterKeyFile) {
-		return nil, sqlite.Summary{}, fmt.Errorf("nothing was restored: no master key at %s: give the master key the backup was made with (--master-key-file or OPENPCA_MASTER_KEY)", cfg.MasterKeyFile)
+		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was restored: no master key at %s: give the master key the backup was made with (--master-key-file or OPENPCA_MASTER_KEY)", cfg.MasterKeyFile)
 	}
 	if err := refuseRootWriting(cfg.DataDir, cfg.MasterKeyFile); err != nil {
-		return nil, sqlite.Summary{}, err
+		return nil, sqlstore.Summary{}, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, sqlite.Summary{}, err
+		return nil, sqlstore.Summary{}, err
 	}
 	if _, err := checkFolder(cfg.DataDir, true); err != nil {
-		return nil, sqlite.Summary{}, err
+		return nil, sqlstore.Summary{}, err
 	}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
-		return nil, sqlite.Summary{}, err
+		return nil, sqlstore.Summary{}, err
 	}
 	defer lock.Close()
 	rotation, err := lockRotation(cfg.DataDir, true)
 	if err != nil {
-		return nil, sqlite.Summary{}, err
+		return nil, sqlstore.Summary{}, err
 	}
 	path := filepath.Join(cfg.DataDir, "openpca.db")
 	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, keepStatus)
@@ -98,5 +103,51 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 		return nil, sum, fmt.Errorf("nothing was restored: %w", err)
 	}
 	a.rotation = rotation
+	return a, sum, nil
+}
+
+// settlePostgres settles a PostgreSQL database that PostgreSQL's tools
+// have just restored. No server may run on it: it would serve what the
+// settling changes (a CA being disabled, say) as it was, and it is no
+// restored database if servers were using it, whose work since a backup
+// the settling would undo. A running server keeps a session open, so
+// any other session is refused.
+func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time, keepStatus bool) (*Admin, sqlstore.Summary, error) {
+	if from != "" {
+		return nil, sqlstore.Summary{}, errors.New("on PostgreSQL, --from takes no backup: restore the dump with PostgreSQL's tools (pg_restore, or psql for a plain one) into a new database, then run openpca restore --database on it, without --from, before any server starts on it")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, sqlstore.Summary{}, err
+	}
+	others, err := postgres.OtherSessions(ctx, cfg.Database)
+	if err != nil {
+		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: listing the database's sessions: %w", err)
+	}
+	if len(others) > 0 {
+		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: the database has other sessions (%s); a restored database is settled before any server starts on it, and one that servers use is no restored database, whose work since its backup this would undo: stop them, or close the sessions, and run this again", strings.Join(others, "; "))
+	}
+	// Opened as it is, so that a database without a schema (pg_restore
+	// not run, or a mistyped name) is refused rather than given one; then
+	// brought up to date, as a dump of an earlier version may need: no
+	// server of that version runs on it.
+	a, err := openAdmin(ctx, cfg, false, sqlstore.AsIs)
+	if err != nil {
+		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: %w", err)
+	}
+	if err := a.Store.Migrate(ctx); err != nil {
+		a.Close()
+		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: %w", err)
+	}
+	settled, err := a.Store.SettleRestored(ctx, now.UnixMilli(), now, keepStatus)
+	if err != nil {
+		a.Close()
+		return nil, sqlstore.Summary{}, err
+	}
+	sum, err := a.Store.Summary(ctx)
+	if err != nil {
+		a.Close()
+		return nil, sqlstore.Summary{}, fmt.Errorf("settled, but not summed up: %w", err)
+	}
+	sum.Restored = settled
 	return a, sum, nil
 }

@@ -44,6 +44,11 @@ func connConfig(dsn string) (*pgx.ConnConfig, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = connectTimeout
 	}
+	// pg_stat_activity names the sessions, for an operator, and for
+	// OtherSessions.
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "openpca"
+	}
 	d := &net.Dialer{
 		Timeout: cfg.ConnectTimeout,
 		KeepAliveConfig: net.KeepAliveConfig{

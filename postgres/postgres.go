@@ -4,6 +4,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -129,6 +130,45 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 		return nil, err
 	}
 	return store, nil
+}
+
+// OtherSessions lists the sessions on the database at dsn but its own,
+// each as "<application> from <address> since <time>" (as much as its
+// role may see): a running server
+// keeps at least one open (it reads the schema's version every few
+// seconds).
+func OtherSessions(ctx context.Context, dsn string) ([]string, error) {
+	db, err := openDB(dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	// Of another role's sessions, a role without pg_read_all_stats sees
+	// little more than that they are there.
+	rows, err := db.QueryContext(ctx, `SELECT COALESCE(application_name, ''), COALESCE(host(client_addr), ''), backend_start
+		FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+		AND COALESCE(backend_type, 'client backend') = 'client backend' ORDER BY backend_start`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var sessions []string
+	for rows.Next() {
+		var app, addr string
+		var since sql.NullTime
+		if err := rows.Scan(&app, &addr, &since); err != nil {
+			return nil, err
+		}
+		s := cmp.Or(app, "a session")
+		if addr != "" {
+			s += " from " + addr
+		}
+		if since.Valid {
+			s += " since " + since.Time.UTC().Format(time.RFC3339)
+		}
+		sessions = append(sessions, s)
+	}
+	return sessions, rows.Err()
 }
 
 // openDB opens a pool of connections to dsn as a server makes them: by

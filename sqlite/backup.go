@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/openpca/openpca/internal/sqliteuri"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // partialSuffix marks the file a backup or a restore writes before it is
@@ -35,33 +35,33 @@ const partialSuffix = ".partial-"
 // The read transaction holds the write-ahead log back from starting over
 // while it runs (seconds for millions of certificates), so that the log's
 // file may grow past its usual bound until then.
-func Backup(ctx context.Context, path, to string) (Summary, error) {
+func Backup(ctx context.Context, path, to string) (sqlstore.Summary, error) {
 	if _, err := os.Lstat(to); err == nil {
-		return Summary{}, fmt.Errorf("%s exists: a backup never replaces a file", to)
+		return sqlstore.Summary{}, fmt.Errorf("%s exists: a backup never replaces a file", to)
 	}
 	if err := removePartials(to); err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	tmp, cleanup, err := partial(to)
 	if err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	defer cleanup()
 	db, err := sql.Open("sqlite", sqliteuri.File(path)+fmt.Sprintf("?mode=rw&_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()))
 	if err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	defer db.Close()
 	// (query_only would refuse VACUUM INTO, which writes only its file.)
 	var tables int
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'schema_migrations'`).Scan(&tables); err != nil {
-		return Summary{}, fmt.Errorf("reading %s: %w", path, err)
+		return sqlstore.Summary{}, fmt.Errorf("reading %s: %w", path, err)
 	}
 	if tables == 0 {
-		return Summary{}, fmt.Errorf("%s is not an OpenPCA database", path)
+		return sqlstore.Summary{}, fmt.Errorf("%s is not an OpenPCA database", path)
 	}
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
-		return Summary{}, fmt.Errorf("backing up %s: %w", path, err)
+		return sqlstore.Summary{}, fmt.Errorf("backing up %s: %w", path, err)
 	}
 	return place(ctx, tmp, to)
 }
@@ -70,47 +70,46 @@ func Backup(ctx context.Context, path, to string) (Summary, error) {
 // which must not exist: a restore makes a new data folder, and never
 // replaces a database or mixes a backup with another's write-ahead log.
 //
-// CRLs published after the backup was made have numbers the backup does
-// not know, and a CRL number must grow (RFC 5280, 5.2.3): the restored
-// CAs number their next CRLs from crlNumberFloor on, at least. Work that
-// the backed-up database's servers held is let go at once, rather than
-// when their holds would have run out.
-func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time, keepStatus bool) (Summary, error) {
+// The copy is brought up to this version and settled before it is put in
+// place (sqlstore.DB.SettleRestored, which says why): the restored CAs
+// number their next CRLs from crlNumberFloor on, at least, and those
+// active in the backup are disabled, unless keepStatus.
+func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time, keepStatus bool) (sqlstore.Summary, error) {
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		if _, err := os.Lstat(p); err == nil {
-			return Summary{}, fmt.Errorf("%s exists: restore into a data folder that has no database", p)
+			return sqlstore.Summary{}, fmt.Errorf("%s exists: restore into a data folder that has no database", p)
 		}
 	}
 	if _, err := Check(ctx, from); err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	if err := removePartials(path); err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	src, err := os.Open(from)
 	if err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	defer src.Close()
 	tmp, cleanup, err := partial(path)
 	if err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	defer cleanup()
 	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	_, err = io.Copy(dst, src)
 	if err := errors.Join(err, dst.Close()); err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	settled, err := settle(ctx, tmp, crlNumberFloor, now, keepStatus)
 	if err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	sum, err := place(ctx, tmp, path)
-	sum.KeysNotHeld, sum.DeletedKept, sum.Active, sum.KeptStatus = settled.KeysNotHeld, settled.DeletedKept, settled.Active, keepStatus
+	sum.Restored = settled
 	return sum, err
 }
 
@@ -174,188 +173,31 @@ func lockPartial(dir string) (*os.File, error) {
 	return lock, nil
 }
 
-// settle readies the restored database at path for its first server:
-// the work that servers of the backed-up database held (CRLs, reports,
-// witnessing rounds) is let go, for servers that will never come back to
-// it to finish; and the number of every CA's last CRL is raised to
-// crlNumberFloor-1 at least, so that the next is crlNumberFloor or more.
-//
-// Keys made for CAs the backup does not hold (the records of RecordKeyMade)
-// are returned and their records removed: the restored server would
-// destroy them, and they may be the keys of CAs that the backed-up
-// database's servers stored since, which are still in use, the
-// operator alone knows where.
-//
-// So are, for the same reason, the CAs deleted at the backup whose keys
-// are in a token or KMS (see keepDeleted): the backed-up database's
-// servers may have restored them since.
-func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, keepStatus bool) (sum Summary, err error) {
-	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw")
+// settle brings the restored copy at path up to this version's schema and
+// settles it (sqlstore.DB.SettleRestored), before it is put in place: a
+// server never finds a restored database that is not. It stays in
+// rollback mode, as a backup is, so that place checks it as one.
+func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, keepStatus bool) (sqlstore.Restored, error) {
+	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw&_txlock=immediate&_pragma=foreign_keys(ON)&_pragma=synchronous(FULL)")
 	if err != nil {
-		return sum, err
+		return sqlstore.Restored{}, err
 	}
-	defer db.Close()
-	tx, err := db.BeginTx(ctx, nil)
+	db.SetMaxOpenConns(1)
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect(), Write: db, Read: db, MaxBatch: maxBatch, Close: db.Close})
 	if err != nil {
-		return sum, err
+		db.Close()
+		return sqlstore.Restored{}, fmt.Errorf("%s: %w", path, err)
 	}
-	defer tx.Rollback()
-	if sum.KeysNotHeld, err = keysNotHeld(ctx, tx); err != nil {
-		return sum, err
-	}
-	if sum.DeletedKept, err = keepDeleted(ctx, tx, now); err != nil {
-		return sum, err
-	}
-	if sum.Active, err = settleActive(ctx, tx, now, keepStatus); err != nil {
-		return sum, err
-	}
-	for _, q := range []struct {
-		table, update string
-		args          []any
-	}{
-		{"crl_publications", `UPDATE crl_publications SET number = MAX(number, ?), owner = NULL, lease_until = NULL`, []any{crlNumberFloor - 1}},
-		// A CA may have published its first CRLs after the backup: its
-		// numbering starts past them too, should its CRLs be enabled
-		// again. Meanwhile a revocation asks for a CRL of the CA, as for
-		// any CA whose CRLs were once enabled, and the publisher finds
-		// none is to be made.
-		{"crl_publications", `INSERT INTO crl_publications (ca_id, wanted, number)
-			SELECT id, 0, ? FROM certificate_authorities WHERE id NOT IN (SELECT ca_id FROM crl_publications)`, []any{crlNumberFloor - 1}},
-		{"audit_reports", `UPDATE audit_reports SET owner = '', lease_until = 0 WHERE status = 'CREATING'`, nil},
-		{"witnessing", `UPDATE witnessing SET owner = NULL, lease_until = NULL`, nil},
-		// A session signed out since the backup would be valid again
-		// until it expires: everyone signs in again.
-		{"console_sessions", `DELETE FROM console_sessions`, nil},
-	} {
-		if ok, err := hasTable(ctx, tx, q.table); err != nil || !ok {
-			if err != nil {
-				return sum, err
-			}
-			continue // a database of a version before the table
-		}
-		if _, err := tx.ExecContext(ctx, q.update, q.args...); err != nil {
-			return sum, fmt.Errorf("%s: settling %s: %w", path, q.table, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return sum, err
-	}
-	return sum, db.Close()
-}
-
-// settleActive returns the ARNs of the CAs that are ACTIVE in the backup
-// and, unless keepStatus, disables them. A CA may have been disabled or
-// deleted since the backup (its key leaked, say), and would issue again;
-// and a restored copy beside the servers of the old database (a staging
-// copy) would issue under their CAs' names, outside the audit logs those
-// servers keep. Its operator enables again each CA still in service
-// (UpdateCertificateAuthority, which any account may call for its own).
-func settleActive(ctx context.Context, tx *sql.Tx, now time.Time, keepStatus bool) ([]string, error) {
-	// One whose certificate has expired is EXPIRED to its account, and
-	// cannot be enabled: it is left as it is.
-	const active = `status = 'ACTIVE' AND not_after > ?`
-	rows, err := tx.QueryContext(ctx, `SELECT arn FROM certificate_authorities WHERE `+active+` ORDER BY arn`, now.UnixMicro())
-	if err != nil {
-		return nil, err
-	}
-	var arns []string
-	for rows.Next() {
-		var arn string
-		if err := rows.Scan(&arn); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		arns = append(arns, arn)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, err
-	}
-	if !keepStatus {
-		if _, err := tx.ExecContext(ctx, `UPDATE certificate_authorities SET status = 'DISABLED', last_state_change_at = ?, version = version + 1
-			WHERE `+active, now.UnixMicro(), now.UnixMicro()); err != nil {
-			return nil, fmt.Errorf("disabling the restored CAs: %w", err)
-		}
-	}
-	return arns, nil
-}
-
-// keepDeleted gives each CA deleted at the backup whose key is in a token
-// or KMS its restoration period again, from now, and returns them, as
-// "<CA ARN> (restorable until <time>)". Its restoration period may have
-// ended meanwhile, and the restored server's purge would destroy its key,
-// which the store shares with the backed-up database's servers: one of
-// them may have restored the CA since, and sign with it still.
-//
-// Left out: CAs a purge had claimed (restorable_until 0), and those
-// deleted with no restoration period (CREATING, FAILED), which no server
-// could have restored.
-func keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time) ([]string, error) {
-	var stores int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('certificate_authorities') WHERE name = 'key_store'`).Scan(&stores); err != nil || stores == 0 {
-		return nil, err // a database of a version before key stores: every key is in software
-	}
-	rows, err := tx.QueryContext(ctx, `UPDATE certificate_authorities
-		SET restorable_until = MAX(restorable_until, ? + restorable_until - last_state_change_at)
-		WHERE status = 'DELETED' AND key_store <> 'software' AND restorable_until > last_state_change_at
-		RETURNING arn, restorable_until`, now.UnixMicro())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var kept []string
-	for rows.Next() {
-		var arn string
-		var until int64
-		if err := rows.Scan(&arn, &until); err != nil {
-			return nil, err
-		}
-		kept = append(kept, fmt.Sprintf("%s (restorable until %s)", arn, time.UnixMicro(until).UTC().Format(time.RFC3339)))
-	}
-	slices.Sort(kept)
-	return kept, rows.Err()
-}
-
-// hasTable reports whether the database has table.
-func hasTable(ctx context.Context, tx *sql.Tx, table string) (bool, error) {
-	var n int
-	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, table).Scan(&n)
-	return n > 0, err
-}
-
-// keysNotHeld returns the keys made for CAs the database does not hold,
-// as "<key store> <key handle> (<CA ARN>)", and removes their records.
-func keysNotHeld(ctx context.Context, tx *sql.Tx) ([]string, error) {
-	var made int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('key_destructions') WHERE name = 'made_at'`).Scan(&made); err != nil || made == 0 {
-		return nil, err // a database of a version before the records
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT key_store, key_handle, arn FROM key_destructions WHERE made_at IS NOT NULL ORDER BY ca_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var keys []string
-	for rows.Next() {
-		var store, arn string
-		var handle []byte
-		if err := rows.Scan(&store, &handle, &arn); err != nil {
-			return nil, err
-		}
-		keys = append(keys, fmt.Sprintf("%s %s (%s)", store, handle, arn))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	_, err = tx.ExecContext(ctx, `DELETE FROM key_destructions WHERE made_at IS NOT NULL`)
-	return keys, err
+	r, err := store.SettleRestored(ctx, crlNumberFloor, now, keepStatus)
+	return r, errors.Join(err, store.Close())
 }
 
 // place makes the complete file tmp durable, checks it, and links it at
 // path, which it must not replace, durably.
-func place(ctx context.Context, tmp, path string) (Summary, error) {
+func place(ctx context.Context, tmp, path string) (sqlstore.Summary, error) {
 	f, err := os.OpenFile(tmp, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	// Through the file: by name, a link put in its place would be
 	// followed.
@@ -364,7 +206,7 @@ func place(ctx context.Context, tmp, path string) (Summary, error) {
 		err = f.Sync()
 	}
 	if err := errors.Join(err, f.Close()); err != nil {
-		return Summary{}, err
+		return sqlstore.Summary{}, err
 	}
 	sum, err := Check(ctx, tmp)
 	if err != nil {
@@ -386,25 +228,11 @@ func place(ctx context.Context, tmp, path string) (Summary, error) {
 	return sum, errors.Join(err, dir.Close())
 }
 
-// Summary says what a database file holds.
-type Summary struct {
-	CAs     int
-	KeyUses int64     // entries of the CAs' key-use logs
-	Last    time.Time // of the newest key use; zero if none
-	// KeysNotHeld are, after a restore, the keys made for CAs the backup
-	// does not hold; DeletedKept the CAs deleted in it whose keys are in
-	// a token or KMS, given their restoration period again (see settle);
-	// Active the CAs active in it, disabled by the restore unless
-	// KeptStatus (see settleActive).
-	KeysNotHeld, DeletedKept, Active []string
-	KeptStatus                       bool
-}
-
 // Check opens the database file at path read-only, with no write-ahead
 // log, checks that it is an OpenPCA database that SQLite finds sound, and
 // says what it holds.
-func Check(ctx context.Context, path string) (Summary, error) {
-	var sum Summary
+func Check(ctx context.Context, path string) (sqlstore.Summary, error) {
+	var sum sqlstore.Summary
 	fi, err := os.Stat(path)
 	if err != nil {
 		return sum, err
@@ -453,14 +281,8 @@ func Check(ctx context.Context, path string) (Summary, error) {
 	if len(problems) > 0 {
 		return sum, fmt.Errorf("%s is damaged: %v", path, problems)
 	}
-	var last sql.NullInt64
-	err = db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM certificate_authorities), (SELECT COALESCE(SUM(size), 0) FROM key_use_logs),
-		(SELECT MAX(at) FROM key_uses)`).Scan(&sum.CAs, &sum.KeyUses, &last)
-	if err != nil {
+	if sum, err = sqlstore.ReadSummary(ctx, db); err != nil {
 		return sum, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if last.Valid {
-		sum.Last = time.UnixMicro(last.Int64).UTC()
 	}
 	return sum, nil
 }

@@ -162,9 +162,10 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 		return errors.Join(read.Close(), checkpoint.Close(), write.Close())
 	}
 	c := &checkpointer{write: write, passive: checkpoint, wal: path + "-wal", opts: opts}
-	m, _ := fs.Sub(migrations, "migrations")
+	d := dialect()
+	d.Scrub = c.wantScrub
 	db, err := sqlstore.Open(ctx, sqlstore.Config{
-		Dialect:  sqlstore.Dialect{Name: "sqlite", Migrations: m, Full: full, Scrub: c.wantScrub},
+		Dialect:  d,
 		Write:    write,
 		Read:     read,
 		Scan:     scan,
@@ -184,6 +185,12 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	}
 	go c.run(stop, stopped)
 	return db, nil
+}
+
+// dialect is SQLite's, with its migrations.
+func dialect() sqlstore.Dialect {
+	m, _ := fs.Sub(migrations, "migrations")
+	return sqlstore.Dialect{Name: "sqlite", Migrations: m, Full: full}
 }
 
 // restrictFiles makes the database at path, creating it if needed, and

@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"github.com/openpca/openpca/app"
-	"github.com/openpca/openpca/sqlite"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // backupCommand runs "openpca backup".
 func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	cfg, to, err := fileFlags("backup", "to", "the new file to write the backup to (required; never replaced)", args, stderr, lookupEnv, nil)
+	cfg, to, err := fileFlags("backup", "to", "the new file to write the backup to (required; never replaced)", args, stderr, lookupEnv, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -38,9 +38,10 @@ func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 // restoreCommand runs "openpca restore".
 func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	var keepStatus bool
-	cfg, from, err := fileFlags("restore", "from", "the backup to restore (required), into a data folder with no database", args, stderr, lookupEnv, func(fs *flag.FlagSet) {
+	onPostgres := func(cfg *app.Config) bool { return cfg.Database != "" }
+	cfg, from, err := fileFlags("restore", "from", "the backup to restore (required), into a data folder with no database; none on PostgreSQL, whose own tools restore it: this then settles the restored database", args, stderr, lookupEnv, func(fs *flag.FlagSet) {
 		fs.BoolVar(&keepStatus, "keep-status", false, "leave the CAs active in the backup active (by default they are disabled, to be enabled again one by one: one may have been disabled or deleted since, its key leaked say, or this may be a copy beside the servers of the old database)")
-	})
+	}, onPostgres)
 	if err != nil {
 		return err
 	}
@@ -50,11 +51,18 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer a.Close()
 	action := fmt.Sprintf("the database restored from %s: %s", from, describe(sum))
+	if onPostgres(cfg) {
+		action = "the database restored by PostgreSQL's tools settled: " + describe(sum)
+	}
 	if len(sum.Active) > 0 && !sum.KeptStatus {
 		action += fmt.Sprintf("; the %d CAs active in it disabled", len(sum.Active))
 	}
 	record(ctx, a, stderr, "restore", action)
-	fmt.Fprintf(stdout, "Restored %s into %s: %s.\n", from, cfg.DataDir, describe(sum))
+	if onPostgres(cfg) {
+		fmt.Fprintf(stdout, "Settled the restored database: %s.\n", describe(sum))
+	} else {
+		fmt.Fprintf(stdout, "Restored %s into %s: %s.\n", from, cfg.DataDir, describe(sum))
+	}
 	fmt.Fprint(stdout, `What the CAs did after the backup is not in it:
 - Certificates issued since are unknown to the server: it cannot revoke them, and its OCSP answers "unknown" for them.
 - Revocations made since are undone: revoke those certificates again. Their CAs' CRLs in the buckets list them until a new CRL replaces each: keep a copy.
@@ -62,11 +70,13 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 - The CAs number their next CRLs past every CRL published since.
 - Access keys revoked since are active again, and changes to keys' policies since are undone: revoke those keys again ("openpca keys list" shows the active ones).
 - CAs disabled, deleted or shared differently since are as they were at the backup. Console sessions are not kept: everyone signs in again.
-Local buckets (the data folder's s3 folder) are not in the backup: copy them from the old data folder.
 `)
+	if !onPostgres(cfg) {
+		fmt.Fprintln(stdout, "Local buckets (the data folder's s3 folder) are not in the backup: copy them from the old data folder.")
+	}
 	switch {
 	case len(sum.Active) > 0 && sum.KeptStatus:
-		fmt.Fprintln(stdout, "These CAs were active at the backup, and are active again (--keep-status): disable any disabled or deleted since, before a server starts on this folder:")
+		fmt.Fprintln(stdout, "These CAs were active at the backup, and are active again (--keep-status): disable any disabled or deleted since, before a server starts on it:")
 	case len(sum.Active) > 0:
 		fmt.Fprintln(stdout, "These CAs were active at the backup, and are now DISABLED, so that none disabled or deleted since issues again, nor a copy beside the old servers under their CAs' names. Each account enables its CAs still in service with UpdateCertificateAuthority (aws acm-pca update-certificate-authority --status ACTIVE):")
 	}
@@ -89,8 +99,9 @@ Local buckets (the data folder's s3 folder) are not in the backup: copy them fro
 }
 
 // fileFlags parses the flags of a command on a data folder and one file,
-// named by the required flag name, and those more adds.
-func fileFlags(command, name, usage string, args []string, stderr io.Writer, lookupEnv func(string) (string, bool), more func(*flag.FlagSet)) (*app.Config, string, error) {
+// named by the flag name, and those more adds. The file is required,
+// unless optional says it is not for the configuration given.
+func fileFlags(command, name, usage string, args []string, stderr io.Writer, lookupEnv func(string) (string, bool), more func(*flag.FlagSet), optional func(*app.Config) bool) (*app.Config, string, error) {
 	fs := flag.NewFlagSet("openpca "+command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg, previous := adminFlags(fs)
@@ -105,7 +116,7 @@ func fileFlags(command, name, usage string, args []string, stderr io.Writer, loo
 	if err := previous(cfg, lookupEnv); err != nil {
 		return nil, "", err
 	}
-	if file == "" {
+	if file == "" && (optional == nil || !optional(cfg)) {
 		fs.Usage()
 		return nil, "", fmt.Errorf("--%s is required", name)
 	}
@@ -113,7 +124,7 @@ func fileFlags(command, name, usage string, args []string, stderr io.Writer, loo
 }
 
 // describe says what a backup holds.
-func describe(sum sqlite.Summary) string {
+func describe(sum sqlstore.Summary) string {
 	s := fmt.Sprintf("%d CAs, %d key uses", sum.CAs, sum.KeyUses)
 	if !sum.Last.IsZero() {
 		s += ", the newest at " + sum.Last.Format(time.RFC3339)

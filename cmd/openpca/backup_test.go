@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -27,20 +28,7 @@ func TestBackupAndRestore(t *testing.T) {
 	env := testenv.Start(t)
 	data := env.Config.DataDir
 	ctx := t.Context()
-	if out, err := runOpenpca(t, "buckets", "create", "crls", "--account", app.DefaultAccountID, "--data-dir", data); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	created, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
-		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Backed Up"),
-		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
-		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
-			Enabled: aws.Bool(true), S3BucketName: aws.String("crls")}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	caARN := *created.CertificateAuthorityArn
-	env.ActivateRoot(t, caARN)
+	caARN := activeCAWithCRLs(t, env)
 	issue := func(e *testenv.Env) string {
 		leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}})
 		return e.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM})
@@ -154,6 +142,44 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 }
 
+// readFrom reads one value from the database at dsn, in a session of its
+// own that is closed before it returns.
+func readFrom(t *testing.T, dsn, query string, v any) {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRowContext(t.Context(), query).Scan(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// activeCAWithCRLs makes the bucket "crls" and an active root CA whose
+// CRLs go to it, on env's server, and returns the CA's ARN.
+func activeCAWithCRLs(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	args := []string{"buckets", "create", "crls", "--account", app.DefaultAccountID, "--data-dir", env.Config.DataDir}
+	if env.Config.Database != "" {
+		args = append(args, "--database", env.Config.Database)
+	}
+	if out, err := runOpenpca(t, args...); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	created, err := env.Client.CreateCertificateAuthority(t.Context(), &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Backed Up"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+			Enabled: aws.Bool(true), S3BucketName: aws.String("crls")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.ActivateRoot(t, *created.CertificateAuthorityArn)
+	return *created.CertificateAuthorityArn
+}
+
 // TestCommandsNeedADatabase: an operator's command on a data folder
 // without a database (a mistyped --data-dir, or a cron job's working
 // folder where the default leads) refuses, and makes neither the folder
@@ -178,5 +204,113 @@ func TestCommandsNeedADatabase(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Errorf("a command made a data folder: %v", err)
+	}
+}
+
+// TestPostgresRestore: a PostgreSQL database restored with PostgreSQL's
+// tools is settled by "openpca restore --database" as a restored SQLite
+// database is: its active CAs disabled and listed, its CRLs numbered past
+// those published since, its console sessions ended. The command refuses
+// a backup to restore itself, and a database that others are connected
+// to, as a running server always is.
+func TestPostgresRestore(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	env := testenv.Start(t, func(c *app.Config) { c.Database, c.ObjectStore = dsn, "local" })
+	ctx := t.Context()
+	masterKey := filepath.Join(env.Config.DataDir, "master.key")
+	caARN := activeCAWithCRLs(t, env)
+	leaf := func() []byte {
+		return testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}}).CSRPEM
+	}
+	before := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf()})
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `INSERT INTO console_sessions (id_hash, key_id, csrf, created_at, expires_at) VALUES ('\x01', 'k', 'c', 0, 9223372036854775807)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	// pg_restore forgotten: an empty database is refused, not given a
+	// schema that a server would then take for the restored database.
+	empty := testenv.NewPostgresDB(t)
+	if out, err := runOpenpca(t, "restore", "--database", empty, "--master-key-file", masterKey); err == nil || !strings.Contains(err.Error(), "no OpenPCA schema") {
+		t.Errorf("a restore on an empty database: %v\n%s", err, out)
+	}
+	var tables int
+	readFrom(t, empty, `SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'`, &tables)
+	if tables != 0 {
+		t.Errorf("a refused restore made %d tables in an empty database", tables)
+	}
+
+	restoredDSN := testenv.RestorePostgresDB(t, dsn)
+	restore := func(extra ...string) (string, error) {
+		return runOpenpca(t, append([]string{"restore", "--database", restoredDSN, "--master-key-file", masterKey}, extra...)...)
+	}
+	if out, err := restore("--from", "/tmp/openpca.backup"); err == nil || !strings.Contains(err.Error(), "pg_restore") {
+		t.Errorf("a restore from a file on PostgreSQL: %v\n%s", err, out)
+	}
+	restored, err := sql.Open("pgx", restoredDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	if err := restored.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := restore(); err == nil || !strings.Contains(err.Error(), "other sessions") {
+		t.Errorf("a restore beside another session: %v\n%s", err, out)
+	}
+	restored.Close()
+	read := func(q string, v any) { readFrom(t, restoredDSN, q, v) }
+	var status string
+	read(`SELECT status FROM certificate_authorities`, &status)
+	if status != "ACTIVE" {
+		t.Fatalf("a refused restore changed the CA: %s", status)
+	}
+	var publications int
+	read(`SELECT COUNT(*) FROM crl_publications`, &publications)
+	if publications != 1 {
+		t.Fatalf("the CA with CRLs has %d CRL publications", publications)
+	}
+
+	restoredAt := time.Now()
+	out, err := restore()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"Settled the restored database: 1 CAs", "revoke those certificates again", "are now DISABLED", "  " + caARN + "\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("restore said no %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Local buckets") {
+		t.Errorf("restore spoke of a data folder's buckets on PostgreSQL:\n%s", out)
+	}
+	var number, sessions int64
+	read(`SELECT MIN(number) FROM crl_publications`, &number)
+	if number < restoredAt.UnixMilli()-1 {
+		t.Errorf("the restored CA's next CRL number is %d; want %d or more", number+1, restoredAt.UnixMilli())
+	}
+	read(`SELECT COUNT(*) FROM console_sessions`, &sessions)
+	if sessions != 0 {
+		t.Errorf("%d console sessions after the restore", sessions)
+	}
+	if out, _ := runOpenpca(t, "operator-log", "--database", restoredDSN, "--master-key-file", masterKey); !strings.Contains(out, "restored by PostgreSQL's tools settled") {
+		t.Errorf("the operator log has no restore:\n%s", out)
+	}
+
+	env2 := testenv.Start(t, func(c *app.Config) { c.Database, c.ObjectStore, c.MasterKeyFile = restoredDSN, "local", masterKey })
+	if _, err := env2.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &caARN, CertificateArn: &before}); err != nil {
+		t.Errorf("a certificate issued before the dump: %v", err)
+	}
+	_, err = env2.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf(),
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+	testenv.WantError(t, err, "InvalidStateException")
+	// A database a server runs on is no restored one.
+	if out, err := restore(); err == nil || !strings.Contains(err.Error(), "other sessions") || !strings.Contains(err.Error(), "openpca") {
+		t.Errorf("a restore beside a running server: %v\n%s", err, out)
 	}
 }

@@ -165,7 +165,7 @@ commands:
   operator-log  what operators changed with these commands, the newest first
   master-key  make a master key, rotate to a new one, or wrap it by KMS (new, rotate, wrap)
   backup    write a consistent copy of the database while servers run (SQLite)
-  restore   make a new data folder's database from a backup (SQLite)
+  restore   make a new data folder's database from a backup (SQLite), or settle one pg_restore made (PostgreSQL)
   policy    the IAM policies of access keys (attach, detach, list, simulate)
   audit     the tamper-evident audit log: public-key, verify, proof
   witness   run a witness that cosigns audit logs' checkpoints (serve, public-key)

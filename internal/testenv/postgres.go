@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -129,11 +130,15 @@ func StartPostgres() (_ *Postgres, err error) {
 }
 
 func (pg *Postgres) run(name string, args ...string) ([]byte, error) {
-	cmd := exec.Command(filepath.Join(pg.bin, name), args...)
+	return pg.command(name, args...).CombinedOutput()
+}
+
+// command is one of the cluster's programs, run as the cluster's user.
+func (pg *Postgres) command(name string, args ...string) *exec.Cmd {
 	if pg.as != "" {
-		cmd = exec.Command("runuser", append([]string{"-u", pg.as, "--", filepath.Join(pg.bin, name)}, args...)...)
+		return exec.Command("runuser", append([]string{"-u", pg.as, "--", filepath.Join(pg.bin, name)}, args...)...)
 	}
-	return cmd.CombinedOutput()
+	return exec.Command(filepath.Join(pg.bin, name), args...)
 }
 
 // Stop stops the cluster and removes its folder.
@@ -177,4 +182,25 @@ func NewPostgresDB(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dsn
+}
+
+// RestorePostgresDB backs up the database at dsn as an operator would,
+// with pg_dump, restores the dump into a new database of the cluster
+// with pg_restore, and returns the new one's address.
+func RestorePostgresDB(t testing.TB, dsn string) string {
+	t.Helper()
+	to := NewPostgresDB(t)
+	var stderr bytes.Buffer
+	dumper := postgres.pg.command("pg_dump", "--format", "custom", "--dbname", dsn)
+	dumper.Stderr = &stderr
+	dump, err := dumper.Output()
+	if err != nil {
+		t.Fatalf("pg_dump: %v\n%s", err, stderr.Bytes())
+	}
+	restore := postgres.pg.command("pg_restore", "--exit-on-error", "--dbname", to)
+	restore.Stdin = bytes.NewReader(dump)
+	if out, err := restore.CombinedOutput(); err != nil {
+		t.Fatalf("pg_restore: %v\n%s", err, out)
+	}
+	return to
 }

@@ -1,0 +1,209 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Summary says what a database holds, and after a restore, what settling
+// it found and changed.
+type Summary struct {
+	CAs     int
+	KeyUses int64     // entries of the CAs' key-use logs
+	Last    time.Time // of the newest key use; zero if none
+	Restored
+}
+
+// ReadSummary reads the Summary of the database q reads, but Restored.
+func ReadSummary(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (Summary, error) {
+	var sum Summary
+	var last sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM certificate_authorities), (SELECT COALESCE(SUM(size), 0) FROM key_use_logs),
+		(SELECT MAX(at) FROM key_uses)`).Scan(&sum.CAs, &sum.KeyUses, &last)
+	sum.Last = fromMicros(last)
+	return sum, err
+}
+
+// Summary reads the Summary of the database, but Restored.
+func (db *DB) Summary(ctx context.Context) (Summary, error) { return ReadSummary(ctx, db.read) }
+
+// Restored says what SettleRestored found in a restored database, and
+// changed.
+type Restored struct {
+	// KeysNotHeld are the keys in a token or KMS that were being made,
+	// at the backup, for CAs it does not hold, as "<key store> <key
+	// handle> (<CA ARN>)": their records are removed, and the keys left.
+	KeysNotHeld []string
+	// DeletedKept are the CAs deleted at the backup whose keys are in a
+	// token or KMS, given their restoration periods again from the
+	// restore, as "<CA ARN> (restorable until <time>)".
+	DeletedKept []string
+	// Active are the ARNs of the CAs active at the backup, disabled
+	// unless KeptStatus.
+	Active     []string
+	KeptStatus bool
+}
+
+// SettleRestored makes a database just restored from a backup fit for
+// servers to start on, in one transaction. It must run before any server
+// does, and never on a database that was not just restored: it undoes
+// what servers did since (see below).
+//
+// What the backed-up database's servers did after the backup is not in
+// it, and some of it must not happen twice:
+//   - CRLs were published with numbers the backup does not know, and a
+//     CRL number must grow (RFC 5280, 5.2.3): every CA numbers its next
+//     CRLs from crlNumberFloor on, at least, even one whose CRLs are off
+//     (it may have published its first since).
+//   - A CA may have been disabled or deleted since (its key leaked, say),
+//     and a restored copy beside the old servers (a staging copy) would
+//     issue under their CAs' names, outside the audit logs those servers
+//     keep: the CAs active in the backup are disabled, unless keepStatus,
+//     and listed; each account enables its CAs still in service
+//     (UpdateCertificateAuthority). One whose certificate has expired is
+//     EXPIRED to its account, which could not enable it: it is left.
+//   - Keys being made in a token or KMS, at the backup, for CAs it does
+//     not hold may belong to CAs the old servers stored since, which
+//     still sign with them: only the operator can tell, so their records
+//     go (a server would destroy each key) and they are listed.
+//   - For the same reason, a CA deleted at the backup whose key is in a
+//     token or KMS may have been restored since: it gets its restoration
+//     period again, from now, so that the purge of one whose period ended
+//     meanwhile does not destroy a key the old servers sign with. Left
+//     out: CAs a purge had claimed (restorable_until 0), and those deleted
+//     with no restoration period (CREATING, FAILED), which no server
+//     could have restored.
+//   - Work the old servers held (a CRL being published, a report being
+//     made, a checkpoint being witnessed) is let go at once, rather than
+//     when their holds would have run out.
+//   - A console session signed out since would be valid again until it
+//     expired: everyone signs in again.
+func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time.Time, keepStatus bool) (Restored, error) {
+	var r Restored
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		r = Restored{KeptStatus: keepStatus}
+		var err error
+		if r.KeysNotHeld, err = db.keysNotHeld(ctx, tx); err != nil {
+			return err
+		}
+		if r.DeletedKept, err = db.keepDeleted(ctx, tx, now); err != nil {
+			return err
+		}
+		if r.Active, err = db.settleActive(ctx, tx, now, keepStatus); err != nil {
+			return err
+		}
+		for _, q := range []struct {
+			what, stmt string
+			args       []any
+		}{
+			{"numbering the CRLs", `UPDATE crl_publications SET number = CASE WHEN number < ? THEN ? ELSE number END, owner = NULL, lease_until = NULL`,
+				[]any{crlNumberFloor - 1, crlNumberFloor - 1}},
+			// Meanwhile a revocation asks for a CRL of such a CA, as for
+			// any CA whose CRLs were once enabled, and the publisher finds
+			// none is to be made.
+			{"numbering the CRLs", `INSERT INTO crl_publications (ca_id, wanted, number)
+				SELECT id, 0, ? FROM certificate_authorities WHERE id NOT IN (SELECT ca_id FROM crl_publications)`, []any{crlNumberFloor - 1}},
+			{"letting go of the reports", `UPDATE audit_reports SET owner = '', lease_until = 0 WHERE status = 'CREATING'`, nil},
+			{"letting go of the witnessing", `UPDATE witnessing SET owner = NULL, lease_until = NULL`, nil},
+			{"ending the console sessions", `DELETE FROM console_sessions`, nil},
+		} {
+			if _, err := tx.ExecContext(ctx, db.rewrite(q.stmt), q.args...); err != nil {
+				return fmt.Errorf("%s: %w", q.what, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Restored{}, db.wrap("settling the restored database", err)
+	}
+	return r, nil
+}
+
+// keysNotHeld returns, and removes the records of, the keys made for CAs
+// the database does not hold.
+func (db *DB) keysNotHeld(ctx context.Context, tx *sql.Tx) ([]string, error) {
+	var keys []string
+	err := txRows(ctx, tx, db.rewrite(`SELECT key_store, key_handle, arn FROM key_destructions WHERE made_at IS NOT NULL ORDER BY ca_id`), nil, func(rows *sql.Rows) error {
+		var store, arn string
+		var handle []byte
+		if err := rows.Scan(&store, &handle, &arn); err != nil {
+			return err
+		}
+		keys = append(keys, fmt.Sprintf("%s %s (%s)", store, handle, arn))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the keys being made: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM key_destructions WHERE made_at IS NOT NULL`); err != nil {
+		return nil, fmt.Errorf("leaving the keys being made: %w", err)
+	}
+	return keys, nil
+}
+
+// keepDeleted gives the CAs deleted at the backup whose keys are in a
+// token or KMS their restoration periods again, from now.
+func (db *DB) keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time) ([]string, error) {
+	var kept []string
+	err := txRows(ctx, tx, db.rewrite(`UPDATE certificate_authorities
+		SET restorable_until = restorable_until + CASE WHEN ? > last_state_change_at THEN ? - last_state_change_at ELSE 0 END
+		WHERE status = 'DELETED' AND key_store <> 'software' AND restorable_until > last_state_change_at
+		RETURNING arn, restorable_until`), []any{now.UnixMicro(), now.UnixMicro()}, func(rows *sql.Rows) error {
+		var arn string
+		var until int64
+		if err := rows.Scan(&arn, &until); err != nil {
+			return err
+		}
+		kept = append(kept, fmt.Sprintf("%s (restorable until %s)", arn, time.UnixMicro(until).UTC().Format(time.RFC3339)))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keeping the deleted CAs: %w", err)
+	}
+	slices.Sort(kept)
+	return kept, nil
+}
+
+// settleActive returns the ARNs of the CAs active at the backup, and
+// disables them unless keepStatus.
+func (db *DB) settleActive(ctx context.Context, tx *sql.Tx, now time.Time, keepStatus bool) ([]string, error) {
+	const active = `status = 'ACTIVE' AND not_after > ?`
+	var arns []string
+	err := txRows(ctx, tx, db.rewrite(`SELECT arn FROM certificate_authorities WHERE `+active+` ORDER BY arn`), []any{now.UnixMicro()}, func(rows *sql.Rows) error {
+		var arn string
+		err := rows.Scan(&arn)
+		arns = append(arns, arn)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the active CAs: %w", err)
+	}
+	if keepStatus {
+		return arns, nil
+	}
+	if _, err := tx.ExecContext(ctx, db.rewrite(`UPDATE certificate_authorities SET status = 'DISABLED', last_state_change_at = ?, version = version + 1
+		WHERE `+active), now.UnixMicro(), now.UnixMicro()); err != nil {
+		return nil, fmt.Errorf("disabling the active CAs: %w", err)
+	}
+	return arns, nil
+}
+
+// txRows runs query in tx and calls fn for each row.
+func txRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
