@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openpca/openpca/audit"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/sqlite"
 	"github.com/openpca/openpca/sqlstore"
@@ -85,7 +87,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 		return nil, sqlstore.Summary{}, err
 	}
 	path := filepath.Join(cfg.DataDir, "openpca.db")
-	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, keepStatus)
+	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, keepStatus, checkLogs)
 	if err != nil {
 		rotation.Close()
 		return nil, sum, err
@@ -138,6 +140,10 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 		a.Close()
 		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: %w", err)
 	}
+	if err := checkLogs(ctx, a.Store); err != nil {
+		a.Close()
+		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: %w", err)
+	}
 	settled, err := a.Store.SettleRestored(ctx, now.UnixMilli(), now, keepStatus)
 	if err != nil {
 		a.Close()
@@ -150,4 +156,27 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	}
 	sum.Restored = settled
 	return a, sum, nil
+}
+
+// checkLogs checks the key-use log of every CA in a restored database
+// (audit.CheckLogs), before it is settled: PRAGMA quick_check, or a
+// dump's restore, finds a database sound whose rows were changed, by
+// damage or by hand, and what servers would make of it (reports, proofs)
+// would fail at an auditor's, or raise the integrity alarm at the first
+// report. A restore is refused instead, naming the CA and the entry.
+func checkLogs(ctx context.Context, store *sqlstore.DB) error {
+	// A database that has no audit key has no witnessed checkpoints,
+	// which only need it.
+	key := ""
+	if v, err := store.Setting(ctx, auditlog.KeySetting); err != nil {
+		return err
+	} else if v != nil {
+		if key, err = auditlog.PublicKey(ctx, store); err != nil {
+			return err
+		}
+	}
+	if _, _, err := audit.CheckLogs(ctx, store, key); err != nil {
+		return fmt.Errorf("the backup's key-use logs do not verify: %w", err)
+	}
+	return nil
 }

@@ -385,8 +385,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 			return err
 		}
 		if tree.Root() != signed.Root {
-			return &openpca.LogIntegrityError{CAID: r.CAID, Entry: r.LogSize - 1,
-				Problem: "and those before it do not hash to the root that the log's stored hashes give: the stored hashes were changed"}
+			return storedHashesChanged(r.CAID, r.LogSize)
 		}
 		if err := report.write(reportTail); err != nil {
 			return err
@@ -423,32 +422,44 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk
 			return err
 		}
 		c.leaves = append(c.leaves, e.Hash)
-		if cert := e.Certificate; cert != nil {
-			if !cert.RevokedAt.IsZero() {
-				c.revocations = append(c.revocations, revocation{seq: e.Seq, row: true, serial: cert.Serial,
-					at: cert.RevokedAt.UTC().Format(TimeLayout), reason: string(cert.RevocationReason)})
-			}
+		if c.revocations, err = appendRevocation(c.revocations, r.CAID, e, &records); err != nil {
+			return err
+		}
+		if e.Certificate != nil {
 			return c.rows.write(e.Certificate)
 		}
-		// A record can say REVOKE only with the word, or with an escape.
-		if !bytes.Contains(e.Record, []byte(openpca.KeyUseRevoke)) && bytes.IndexByte(e.Record, '\\') < 0 {
-			return nil
-		}
-		var rec openpca.KeyUseRecord
-		if records.parse(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseRevoke {
-			return nil // verify tells which entries are not records
-		}
-		at, err := time.Parse(time.RFC3339Nano, rec.At)
-		if err != nil {
-			return &openpca.LogIntegrityError{CAID: r.CAID, Entry: e.Seq, Problem: fmt.Sprintf("has the time %q", rec.At)}
-		}
-		c.revocations = append(c.revocations, revocation{seq: e.Seq, serial: rec.Serial, at: at.UTC().Format(TimeLayout), reason: rec.RevocationReason})
 		return nil
 	})
 	if c.err == nil {
 		c.proof, c.err = c.compressor.Compress(c.lines)
 	}
 	return c.err
+}
+
+// appendRevocation appends to list the revocation that entry e of CA
+// caID's log shows, if any: its certificate's row's, or its own as a
+// revocation entry.
+func appendRevocation(list []revocation, caID string, e *openpca.AuditEntry, records *recordParser) ([]revocation, error) {
+	if cert := e.Certificate; cert != nil {
+		if !cert.RevokedAt.IsZero() {
+			list = append(list, revocation{seq: e.Seq, row: true, serial: cert.Serial,
+				at: cert.RevokedAt.UTC().Format(TimeLayout), reason: string(cert.RevocationReason)})
+		}
+		return list, nil
+	}
+	// A record can say REVOKE only with the word, or with an escape.
+	if !bytes.Contains(e.Record, []byte(openpca.KeyUseRevoke)) && bytes.IndexByte(e.Record, '\\') < 0 {
+		return list, nil
+	}
+	var rec openpca.KeyUseRecord
+	if records.parse(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseRevoke {
+		return list, nil // verify tells which entries are not records
+	}
+	at, err := time.Parse(time.RFC3339Nano, rec.At)
+	if err != nil {
+		return list, &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: fmt.Sprintf("has the time %q", rec.At)}
+	}
+	return append(list, revocation{seq: e.Seq, serial: rec.Serial, at: at.UTC().Format(TimeLayout), reason: rec.RevocationReason}), nil
 }
 
 // revocation is a revocation as a report shows it: a row's, or a

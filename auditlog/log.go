@@ -43,8 +43,18 @@ func (l *Log) VerifierKey() string { return l.verifierKey }
 
 // hashes reads a CA's stored hashes.
 func (l *Log) hashes(ctx context.Context, caID string) tlog.HashReader {
+	return hashes(ctx, l.store, caID)
+}
+
+// TreeHash returns the root of the tree of the first size entries of a
+// CA's log, as its stored hashes give it.
+func TreeHash(ctx context.Context, store Store, caID string, size int64) (tlog.Hash, error) {
+	return tlog.TreeHash(size, hashes(ctx, store, caID))
+}
+
+func hashes(ctx context.Context, store Store, caID string) tlog.HashReader {
 	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-		hs, err := l.store.LogHashes(ctx, caID, indexes)
+		hs, err := store.LogHashes(ctx, caID, indexes)
 		if err != nil {
 			return nil, err
 		}
@@ -65,7 +75,7 @@ func (l *Log) Checkpoint(ctx context.Context, caARN, caID string, size int64) ([
 			return nil, Checkpoint{}, err
 		}
 	}
-	root, err := tlog.TreeHash(size, l.hashes(ctx, caID))
+	root, err := TreeHash(ctx, l.store, caID, size)
 	if err != nil {
 		return nil, Checkpoint{}, err
 	}

@@ -70,11 +70,12 @@ func Backup(ctx context.Context, path, to string) (sqlstore.Summary, error) {
 // which must not exist: a restore makes a new data folder, and never
 // replaces a database or mixes a backup with another's write-ahead log.
 //
-// The copy is brought up to this version and settled before it is put in
-// place (sqlstore.DB.SettleRestored, which says why): the restored CAs
-// number their next CRLs from crlNumberFloor on, at least, and those
-// active in the backup are disabled, unless keepStatus.
-func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time, keepStatus bool) (sqlstore.Summary, error) {
+// The copy is brought up to this version, checked by check (if not
+// nil), and settled before it is put in place (sqlstore.DB.SettleRestored,
+// which says why): the restored CAs number their next CRLs from
+// crlNumberFloor on, at least, and those active in the backup are
+// disabled, unless keepStatus.
+func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time, keepStatus bool, check func(context.Context, *sqlstore.DB) error) (sqlstore.Summary, error) {
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		if _, err := os.Lstat(p); err == nil {
 			return sqlstore.Summary{}, fmt.Errorf("%s exists: restore into a data folder that has no database", p)
@@ -104,7 +105,7 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now t
 	if err := errors.Join(err, dst.Close()); err != nil {
 		return sqlstore.Summary{}, err
 	}
-	settled, err := settle(ctx, tmp, crlNumberFloor, now, keepStatus)
+	settled, err := settle(ctx, tmp, crlNumberFloor, now, keepStatus, check)
 	if err != nil {
 		return sqlstore.Summary{}, err
 	}
@@ -173,20 +174,30 @@ func lockPartial(dir string) (*os.File, error) {
 	return lock, nil
 }
 
-// settle brings the restored copy at path up to this version's schema and
-// settles it (sqlstore.DB.SettleRestored), before it is put in place: a
-// server never finds a restored database that is not. It stays in
-// rollback mode, as a backup is, so that place checks it as one.
-func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, keepStatus bool) (sqlstore.Restored, error) {
+// settle brings the restored copy at path up to this version's schema,
+// checks it with check, if any, and settles it
+// (sqlstore.DB.SettleRestored), before it is put in place: a server never
+// finds a restored database that is not. It stays in rollback mode, as a
+// backup is, so that place checks it as one.
+func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, keepStatus bool, check func(context.Context, *sqlstore.DB) error) (sqlstore.Restored, error) {
 	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw&_txlock=immediate&_pragma=foreign_keys(ON)&_pragma=synchronous(FULL)")
 	if err != nil {
 		return sqlstore.Restored{}, err
 	}
 	db.SetMaxOpenConns(1)
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect(), Write: db, Read: db, MaxBatch: maxBatch, Close: db.Close})
+	// Long reads (checking the logs) go to SQLite itself, as a server's do.
+	scan := newScanner(path)
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect(), Write: db, Read: db, Scan: scan, MaxBatch: maxBatch,
+		Close: func() error { scan.close(); return db.Close() }})
 	if err != nil {
+		scan.close()
 		db.Close()
 		return sqlstore.Restored{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if check != nil {
+		if err := check(ctx, store); err != nil {
+			return sqlstore.Restored{}, errors.Join(err, store.Close())
+		}
 	}
 	r, err := store.SettleRestored(ctx, crlNumberFloor, now, keepStatus)
 	return r, errors.Join(err, store.Close())

@@ -146,7 +146,7 @@ func TestBackup(t *testing.T) {
 	}
 
 	restored := filepath.Join(t.TempDir(), "openpca.db")
-	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000, time.Now(), false)
+	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000, time.Now(), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestBackup(t *testing.T) {
 	// account, which could not enable it again: it is left, and not
 	// listed.
 	expired := filepath.Join(t.TempDir(), "openpca.db")
-	if later, err := sqlite.Restore(ctx, to, expired, 1, time.Now().AddDate(100, 0, 0), false); err != nil || len(later.Active) != 0 {
+	if later, err := sqlite.Restore(ctx, to, expired, 1, time.Now().AddDate(100, 0, 0), false, nil); err != nil || len(later.Active) != 0 {
 		t.Errorf("restored after the CA expired: active %q, %v; want none", later.Active, err)
 	}
 	if raw, err := sql.Open("sqlite", "file:"+expired+"?mode=ro"); err != nil {
@@ -177,7 +177,7 @@ func TestBackup(t *testing.T) {
 	if !reflect.DeepEqual(restoredSum, sum) || sum.CAs != 1 || sum.Last.IsZero() {
 		t.Fatalf("restored %+v of a backup of %+v; want the same, with one CA and a last key use", restoredSum, sum)
 	}
-	if _, err := sqlite.Restore(ctx, to, restored, 1, time.Now(), true); err == nil {
+	if _, err := sqlite.Restore(ctx, to, restored, 1, time.Now(), true, nil); err == nil {
 		t.Fatal("a restore over a database: no error")
 	}
 	// The CA had no CRLs: should they be enabled, they are numbered past
@@ -294,7 +294,7 @@ func TestBackupRefuses(t *testing.T) {
 				}
 			}
 			target := filepath.Join(t.TempDir(), "openpca.db")
-			_, err := sqlite.Restore(ctx, tc.from, target, 1, time.Now(), true)
+			_, err := sqlite.Restore(ctx, tc.from, target, 1, time.Now(), true, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("restore: %v; want an error with %q", err, tc.want)
 			}
@@ -400,7 +400,7 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := filepath.Join(t.TempDir(), "openpca.db")
-	sum, err := sqlite.Restore(ctx, to, restored, 1, now, true)
+	sum, err := sqlite.Restore(ctx, to, restored, 1, now, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,18 +6,25 @@ import (
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/base64"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/server"
 )
 
 // TestBackupAndRestore backs up a running server's data folder, restores
@@ -245,6 +252,25 @@ func TestPostgresRestore(t *testing.T) {
 		t.Errorf("a refused restore made %d tables in an empty database", tables)
 	}
 
+	// A dump whose log was changed is not settled.
+	tampered := testenv.RestorePostgresDB(t, dsn)
+	tamperDB, err := sql.Open("pgx", tampered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tamperDB.ExecContext(ctx, `UPDATE certificates SET subject = 'CN=forged.example'`); err != nil {
+		t.Fatal(err)
+	}
+	tamperDB.Close()
+	if out, err := runOpenpca(t, "restore", "--database", tampered, "--master-key-file", masterKey); err == nil || !strings.Contains(err.Error(), "nothing was settled: the backup's key-use logs do not verify") {
+		t.Errorf("a restore of a changed log: %v\n%s", err, out)
+	}
+	var status string
+	readFrom(t, tampered, `SELECT status FROM certificate_authorities`, &status)
+	if status != "ACTIVE" {
+		t.Errorf("a refused restore changed the CA: %s", status)
+	}
+
 	restoredDSN := testenv.RestorePostgresDB(t, dsn)
 	restore := func(extra ...string) (string, error) {
 		return runOpenpca(t, append([]string{"restore", "--database", restoredDSN, "--master-key-file", masterKey}, extra...)...)
@@ -265,7 +291,6 @@ func TestPostgresRestore(t *testing.T) {
 	}
 	restored.Close()
 	read := func(q string, v any) { readFrom(t, restoredDSN, q, v) }
-	var status string
 	read(`SELECT status FROM certificate_authorities`, &status)
 	if status != "ACTIVE" {
 		t.Fatalf("a refused restore changed the CA: %s", status)
@@ -312,5 +337,113 @@ func TestPostgresRestore(t *testing.T) {
 	// A database a server runs on is no restored one.
 	if out, err := restore(); err == nil || !strings.Contains(err.Error(), "other sessions") || !strings.Contains(err.Error(), "openpca") {
 		t.Errorf("a restore beside a running server: %v\n%s", err, out)
+	}
+}
+
+// TestRestoreChecksLogs: a backup whose key-use logs were changed, by
+// damage or by hand, in ways PRAGMA quick_check cannot see, is refused,
+// naming what is wrong, and leaves no database: a record, an entry, a
+// revocation, a stored hash, and the logs' agreement with the checkpoints
+// witnesses cosigned, which a log rewritten whole, hashes too, breaks.
+func TestRestoreChecksLogs(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := t.Context()
+	caARN, _ := env.NewActiveRoot(t, "Restored Root")
+	caID := caARN[strings.LastIndex(caARN, "/")+1:]
+	issue := func() string {
+		csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}}).CSRPEM
+		arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr})
+		return strings.ToLower(arn[strings.LastIndex(arn, "/")+1:])
+	}
+	issue()
+	first, revoked := issue(), issue()
+	if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+		CertificateSerial: aws.String(revoked), RevocationReason: types.RevocationReasonSuperseded}); err != nil {
+		t.Fatal(err)
+	}
+	checkpoint := func() []byte {
+		status, _, body := env.Get(t, server.PathCheckpoint+"?certificateAuthorityArn="+url.QueryEscape(caARN))
+		if status != http.StatusOK {
+			t.Fatalf("checkpoint: %d %s", status, body)
+		}
+		return body
+	}
+	now := checkpoint()
+	backup := filepath.Join(t.TempDir(), "openpca.backup")
+	if out, err := runOpenpca(t, "backup", "--to", backup, "--data-dir", env.Config.DataDir); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	issue()
+	later := checkpoint()
+	// A note the server never signed, and one it seems to, whose tree is
+	// another: the audit key's setting names the forger's key.
+	forgerKey, forgerVerifier, err := note.GenerateKey(rand.Reader, "forger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, err := note.NewSigner(forgerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := auditlog.Checkpoint{Origin: auditlog.Origin(caARN), Size: 2, Root: tlog.Hash{1}, Time: time.Now().UTC().Truncate(time.Second)}.Sign(forger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const witnessed = `INSERT INTO witnessing (ca_id, size, note, cosigners) VALUES (?, 0, ?, 1)`
+	tests := []struct {
+		name   string
+		tamper []string // SQL, with the CA's id and args for arguments
+		args   []any
+		want   string
+	}{
+		{"record changed", []string{`UPDATE certificates SET subject = 'CN=forged.example' WHERE ca_id = ? AND serial = ?`}, []any{first},
+			"does not match the hash the log stored for it"},
+		{"entry removed", []string{`DELETE FROM key_uses WHERE ca_id = ? AND seq = 2 AND ? <> ''`}, []any{first}, "is missing"},
+		{"revocation hidden", []string{`UPDATE certificates SET revoked_at = NULL, revocation_reason = '', revoke_seq = NULL WHERE ca_id = ? AND serial = ?`}, []any{revoked},
+			"which the certificates' table shows as not revoked"},
+		{"stored hash changed", []string{`UPDATE key_uses SET hashes = substr(hashes, 1, 64) || zeroblob(32) WHERE ca_id = ? AND seq = 3 AND ? <> ''`}, []any{first},
+			"do not hash to the root that the log's stored hashes give"},
+		{"witnessed as it was", []string{witnessed}, []any{now}, ""},
+		{"witnessed longer", []string{witnessed}, []any{later}, "is missing: witnesses cosigned"},
+		{"witnessed note not the server's", []string{witnessed}, []any{forged}, "whose witnessed checkpoint the server did not sign"},
+		{"witnessed another tree", []string{witnessed, `UPDATE settings SET value = json_set(CAST(value AS TEXT), '$.verifierKey', ?2) WHERE name = 'audit-signing-key' AND ?1 <> ''`},
+			[]any{forged, forgerVerifier}, "are not the log that witnesses cosigned"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tampered := filepath.Join(t.TempDir(), "tampered.backup")
+			data, err := os.ReadFile(backup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(tampered, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			db, err := sql.Open("sqlite", "file:"+tampered)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, q := range tt.tamper {
+				res, err := db.Exec(q, caID, tt.args[i])
+				if n, _ := res.RowsAffected(); err != nil || n == 0 {
+					t.Fatalf("tampering: %d rows, %v", n, err)
+				}
+			}
+			db.Close()
+			restored := filepath.Join(t.TempDir(), "restored")
+			out, err := runOpenpca(t, "restore", "--from", tampered, "--data-dir", restored, "--master-key-file", filepath.Join(env.Config.DataDir, "master.key"))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("a restore of a sound backup: %v\n%s", err, out)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "key-use logs do not verify") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("restore: %v\n%s\nwant an error with %q", err, out, tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(restored, "openpca.db")); !os.IsNotExist(err) {
+				t.Errorf("a refused restore left a database: %v", err)
+			}
+		})
 	}
 }

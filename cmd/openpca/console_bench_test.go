@@ -1,22 +1,16 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/openpca/openpca/internal/testenv"
-	"github.com/openpca/openpca/sqlite"
-	"github.com/openpca/openpca/sqlstore"
 )
 
 // BenchmarkConsole times the console's pages for a CA with many
@@ -24,19 +18,8 @@ import (
 // the store, on SQLite: from the request to the last byte of the page,
 // the median of a few loads of each.
 func BenchmarkConsole(b *testing.B) {
-	n := 1_000_000
-	if v := os.Getenv("OPENPCA_BENCH_CERTS"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
-	data := b.TempDir()
+	data, caARN := seededSQLite(b)
 	srv := startServer(b, data, nil)
-	env := &testenv.Env{Client: testenv.NewClient(srv.url, &http.Transport{})}
-	caARN, _ := env.NewActiveRoot(b, "Bench Root")
-	srv.stop(b)
-	seed(b, func(ctx context.Context) (*sqlstore.DB, error) {
-		return sqlite.Open(ctx, filepath.Join(data, "openpca.db"), sqlite.Options{})
-	}, caARN, n)
-	srv = startServer(b, data, nil)
 	defer srv.stop(b)
 
 	jar, _ := cookiejar.New(nil)

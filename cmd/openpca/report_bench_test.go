@@ -41,10 +41,7 @@ import (
 // store; with the local folder store, it also times openpca audit verify
 // of the JSON report.
 func BenchmarkAuditReport(b *testing.B) {
-	n := 1_000_000
-	if v := os.Getenv("OPENPCA_BENCH_CERTS"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
+	n := benchCerts()
 	for _, tc := range []struct{ db, objects string }{{"sqlite", "local"}, {"sqlite", "s3"}, {"postgres", "local"}} {
 		b.Run(fmt.Sprintf("db=%s/objects=%s/certificates=%d", tc.db, tc.objects, n), func(b *testing.B) {
 			var extra []string
@@ -280,4 +277,54 @@ func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN 
 	}
 	wg.Wait()
 	b.Logf("seeded %d certificates in %v", n, time.Since(start).Round(time.Millisecond))
+}
+
+// BenchmarkBackupRestore times openpca backup and openpca restore of a
+// SQLite database with a CA of a million certificates
+// (OPENPCA_BENCH_CERTS), seeded as for BenchmarkAuditReport: the restore
+// checks every CA's key-use log before it settles the copy.
+func BenchmarkBackupRestore(b *testing.B) {
+	data, _ := seededSQLite(b)
+	syscall.Sync()
+	b.ResetTimer()
+	for range b.N {
+		backup := filepath.Join(b.TempDir(), "openpca.backup")
+		start := time.Now()
+		if out, err := exec.Command(binary, "backup", "--data-dir", data, "--to", backup).CombinedOutput(); err != nil {
+			b.Fatalf("%v\n%s", err, out)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "backup-seconds")
+		start = time.Now()
+		if out, err := exec.Command(binary, "restore", "--from", backup, "--data-dir", filepath.Join(b.TempDir(), "restored"),
+			"--master-key-file", filepath.Join(data, "master.key")).CombinedOutput(); err != nil {
+			b.Fatalf("%v\n%s", err, out)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "restore-seconds")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// benchCerts is how many certificates a benchmark seeds its CA with:
+// OPENPCA_BENCH_CERTS, by default a million.
+func benchCerts() int {
+	if v := os.Getenv("OPENPCA_BENCH_CERTS"); v != "" {
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	return 1_000_000
+}
+
+// seededSQLite makes a data folder whose SQLite database holds an active
+// root CA with benchCerts certificates (seed), and returns it and the
+// CA's ARN. No server runs on it.
+func seededSQLite(b *testing.B) (data, caARN string) {
+	data = b.TempDir()
+	srv := startServer(b, data, nil)
+	env := &testenv.Env{Client: testenv.NewClient(srv.url, &http.Transport{})}
+	caARN, _ = env.NewActiveRoot(b, "Bench Root")
+	srv.stop(b)
+	seed(b, func(ctx context.Context) (*sqlstore.DB, error) {
+		return sqlite.Open(ctx, filepath.Join(data, "openpca.db"), sqlite.Options{})
+	}, caARN, benchCerts())
+	return data, caARN
 }

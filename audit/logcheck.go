@@ -1,0 +1,129 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
+)
+
+// LogStore is what CheckLogs reads.
+type LogStore interface {
+	auditlog.Store
+	AuditEntries(ctx context.Context, caID string, logSize, from, to int64, fn func(*openpca.AuditEntry) error) error
+	WitnessedCheckpoint(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
+	ListAccounts(ctx context.Context) ([]*openpca.Account, error)
+	ListCAs(ctx context.Context, accountID string, after openpca.CACursor, limit int) ([]*openpca.CA, error)
+}
+
+// CheckLogs checks the key-use log of every CA in the store, as a report
+// of the whole log would, without writing one (CheckLog), and returns
+// how many CAs and entries it checked. The first log that fails stops it:
+// its error is a *openpca.LogIntegrityError.
+func CheckLogs(ctx context.Context, store LogStore, verifierKey string) (cas int, entries int64, err error) {
+	accounts, err := store.ListAccounts(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	const page = 100
+	for _, acc := range accounts {
+		var after openpca.CACursor
+		for {
+			list, err := store.ListCAs(ctx, acc.ID, after, page)
+			if err != nil {
+				return cas, entries, err
+			}
+			for _, ca := range list {
+				n, err := CheckLog(ctx, store, ca, verifierKey)
+				if err != nil {
+					return cas, entries, err
+				}
+				cas++
+				entries += n
+			}
+			if len(list) < page {
+				break
+			}
+			after = openpca.CACursor{CreatedAt: list[len(list)-1].CreatedAt, ID: list[len(list)-1].ID}
+		}
+	}
+	return cas, entries, nil
+}
+
+// CheckLog checks what the store keeps of the key-use log of ca, and
+// returns its size. As a report does, it checks each record against the
+// hash stored for it (the store's AuditEntries), the records against the
+// root that the stored hashes give, and each revocation entry against its
+// certificate's row. It also checks the log against the latest checkpoint
+// of it that witnesses cosigned, if any, which the server signed with
+// the key of verifierKey: a log rewritten whole, records and hashes, is
+// not the tree they saw.
+func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey string) (int64, error) {
+	size, err := store.LogSize(ctx, ca.ID)
+	if err != nil {
+		return 0, err
+	}
+	root, err := auditlog.TreeHash(ctx, store, ca.ID, size)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		tree    auditlog.Hasher
+		records recordParser
+		list    []revocation
+	)
+	revoked := revocations{}
+	// In chunks, as a report reads: no read holds the database long.
+	for from := int64(0); from < size; from += chunkEntries {
+		err := store.AuditEntries(ctx, ca.ID, size, from, min(from+chunkEntries, size), func(e *openpca.AuditEntry) error {
+			tree.AddHash(e.Hash)
+			var err error
+			if list, err = appendRevocation(list[:0], ca.ID, e, &records); err != nil {
+				return err
+			}
+			return revoked.check(ca.ID, list)
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	if err := revoked.rest(ca.ID); err != nil {
+		return 0, err
+	}
+	if tree.Root() != root {
+		return 0, storedHashesChanged(ca.ID, size)
+	}
+	w, err := store.WitnessedCheckpoint(ctx, ca.ID)
+	if errors.Is(err, openpca.ErrNotFound) {
+		return size, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	c, err := auditlog.OpenCheckpoint(w.Note, verifierKey)
+	switch {
+	case err != nil:
+		return 0, &openpca.LogIntegrityError{CAID: ca.ID, Entry: max(size-1, 0), Problem: fmt.Sprintf("is in a log whose witnessed checkpoint the server did not sign: %v", err)}
+	case c.Origin != auditlog.Origin(ca.ARN):
+		return 0, &openpca.LogIntegrityError{CAID: ca.ID, Entry: max(size-1, 0), Problem: fmt.Sprintf("is in a log whose witnessed checkpoint is of another log, %q", c.Origin)}
+	case c.Size > size:
+		return 0, &openpca.LogIntegrityError{CAID: ca.ID, Entry: size, Problem: fmt.Sprintf("is missing: witnesses cosigned %d entries of the log", c.Size)}
+	}
+	if c.Size == 0 {
+		return size, nil
+	}
+	if witnessed, err := auditlog.TreeHash(ctx, store, ca.ID, c.Size); err != nil || witnessed != c.Root {
+		return 0, errors.Join(err, &openpca.LogIntegrityError{CAID: ca.ID, Entry: c.Size - 1,
+			Problem: "and those before it are not the log that witnesses cosigned: the log was rewritten"})
+	}
+	return size, nil
+}
+
+// storedHashesChanged is the error of a log whose first size records do
+// not hash to the root that its stored hashes give.
+func storedHashesChanged(caID string, size int64) error {
+	return &openpca.LogIntegrityError{CAID: caID, Entry: size - 1,
+		Problem: "and those before it do not hash to the root that the log's stored hashes give: the stored hashes were changed"}
+}
