@@ -149,6 +149,18 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 }
 
+// backupAndRestore backs up env's data folder, its server running, and
+// restores the backup into a new folder, saying what restore said.
+func backupAndRestore(t *testing.T, env *testenv.Env) (string, error) {
+	t.Helper()
+	backup := filepath.Join(t.TempDir(), "openpca.backup")
+	if out, err := runOpenpca(t, "backup", "--to", backup, "--data-dir", env.Config.DataDir); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return runOpenpca(t, "restore", "--from", backup, "--data-dir", filepath.Join(t.TempDir(), "restored"),
+		"--master-key-file", filepath.Join(env.Config.DataDir, "master.key"))
+}
+
 // readFrom reads one value from the database at dsn, in a session of its
 // own that is closed before it returns.
 func readFrom(t *testing.T, dsn, query string, v any) {

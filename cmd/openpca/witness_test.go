@@ -159,6 +159,10 @@ func TestWitnessedAuditLog(t *testing.T) {
 	if !strings.Contains(out, "OK witnessed: the witnesses cosigned 7 entries of the log, the report's 7: witness.example/one at ") {
 		t.Errorf("the verifier does not say what was witnessed:\n%s", out)
 	}
+	// A backup restores: its log is the one the witnesses cosigned.
+	if out, err := backupAndRestore(t, env); err != nil {
+		t.Errorf("a restore of the witnessed log: %v\n%s", err, out)
+	}
 	// A certificate's entries are in the log the witnesses cosigned.
 	proofArgs := func(serial string) []string {
 		return append([]string{"audit", "proof", "--server", env.URL, "--ca", caARN, "--serial", serial, "--key", auditKey}, witnessed...)
@@ -344,6 +348,10 @@ func TestWitnessedAuditLog(t *testing.T) {
 	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", auditKey}, witnessed...)...); !errors.Is(err, errVerification) ||
 		!strings.Contains(out, "not witnessed") {
 		t.Errorf("the forked log's report, with the witnesses' keys: %v\n%s", err, out)
+	}
+	// Nor does a backup of the forked log restore.
+	if out, err := backupAndRestore(t, env); err == nil || !strings.Contains(err.Error(), "are not the log that witnesses cosigned") {
+		t.Errorf("a restore of the forked log: %v\n%s", err, out)
 	}
 }
 
