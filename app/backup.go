@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/openpca/openpca/audit"
@@ -121,12 +120,16 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	if err := cfg.Validate(); err != nil {
 		return nil, sqlstore.Summary{}, err
 	}
-	others, err := postgres.OtherSessions(ctx, cfg.Database)
+	// Its sessions are named as its own, and every other is refused: at
+	// once, and again in the transaction that settles, which holds off
+	// servers starting meanwhile.
+	dsn, err := postgres.Settling(cfg.Database)
 	if err != nil {
-		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: listing the database's sessions: %w", err)
+		return nil, sqlstore.Summary{}, err
 	}
-	if len(others) > 0 {
-		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: the database has other sessions (%s); a restored database is settled before any server starts on it, and one that servers use is no restored database, whose work since its backup this would undo: stop them, or close the sessions, and run this again", strings.Join(others, "; "))
+	cfg.Database = dsn
+	if err := postgres.OtherSessions(ctx, cfg.Database); err != nil {
+		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	// Opened as it is, so that a database without a schema (pg_restore
 	// not run, or a mistyped name) is refused rather than given one; then
@@ -134,20 +137,20 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	// server of that version runs on it.
 	a, err := openAdmin(ctx, cfg, false, sqlstore.AsIs)
 	if err != nil {
-		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: %w", err)
+		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	if err := a.Store.Migrate(ctx); err != nil {
 		a.Close()
-		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: %w", err)
+		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	if err := checkLogs(ctx, a.Store); err != nil {
 		a.Close()
-		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was settled: %w", err)
+		return nil, sqlstore.Summary{}, notSettled(err)
 	}
-	settled, err := a.Store.SettleRestored(ctx, now.UnixMilli(), now, keepStatus)
+	settled, err := a.Store.SettleRestored(ctx, now.UnixMilli(), now, keepStatus, postgres.GuardSettling)
 	if err != nil {
 		a.Close()
-		return nil, sqlstore.Summary{}, err
+		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	sum, err := a.Store.Summary(ctx)
 	if err != nil {
@@ -156,6 +159,15 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	}
 	sum.Restored = settled
 	return a, sum, nil
+}
+
+// notSettled is the error of a settling that failed, err, with advice if
+// other sessions are on the database.
+func notSettled(err error) error {
+	if _, ok := errors.AsType[*postgres.OtherSessionsError](err); ok {
+		return fmt.Errorf("nothing was settled: %w; a restored database is settled before any server starts on it, and one that servers use is no restored database, whose work since its backup this would undo: stop them, or close the sessions, and run this again", err)
+	}
+	return fmt.Errorf("nothing was settled: %w", err)
 }
 
 // checkLogs checks the key-use log of every CA in a restored database

@@ -6,6 +6,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
 	"embed"
@@ -15,6 +16,7 @@ import (
 	"io/fs"
 	"maps"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -132,24 +134,69 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	return store, nil
 }
 
-// OtherSessions lists the sessions on the database at dsn but its own,
-// each as "<application> from <address> since <time>" (as much as its
-// role may see): a running server
+// Settling returns dsn with a name of its own for its sessions
+// (application_name), for settling a restored database: OtherSessions and
+// GuardSettling tell the sessions so named from every other, a server's
+// among them. The name is new each time, so that two settlings at once
+// each see the other.
+func Settling(dsn string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", errors.New("--database: not a postgres:// address")
+	}
+	q := u.Query()
+	q.Set("application_name", "openpca-restore-"+rand.Text())
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// OtherSessionsError lists the sessions on a database being settled
+// other than the settling's own (Settling), each as "<application> from
+// <address> since <time>", as much as its role may see: a running server
 // keeps at least one open (it reads the schema's version every few
 // seconds).
-func OtherSessions(ctx context.Context, dsn string) ([]string, error) {
+type OtherSessionsError struct{ Sessions []string }
+
+func (e *OtherSessionsError) Error() string {
+	return fmt.Sprintf("the database has other sessions (%s)", strings.Join(e.Sessions, "; "))
+}
+
+// OtherSessions returns an *OtherSessionsError if the database at dsn, a
+// Settling one, has sessions other than those it names.
+func OtherSessions(ctx context.Context, dsn string) error {
 	db, err := openDB(dsn)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer db.Close()
+	return otherSessions(ctx, db)
+}
+
+// GuardSettling runs first in the transaction that settles a restored
+// database, through a Settling dsn: it takes the lock that a server
+// takes as it starts (migrationLock), for the rest of the transaction,
+// and returns an *OtherSessionsError if another session is there. A
+// server that started before holds a session, and one that starts
+// meanwhile waits for the lock, to find the database settled.
+func GuardSettling(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		return err
+	}
+	return otherSessions(ctx, tx)
+}
+
+// otherSessions returns an *OtherSessionsError if the database q
+// queries has sessions not named as q's own.
+func otherSessions(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) error {
 	// Of another role's sessions, a role without pg_read_all_stats sees
 	// little more than that they are there.
-	rows, err := db.QueryContext(ctx, `SELECT COALESCE(application_name, ''), COALESCE(host(client_addr), ''), backend_start
-		FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+	rows, err := q.QueryContext(ctx, `SELECT COALESCE(application_name, ''), COALESCE(host(client_addr), ''), backend_start
+		FROM pg_stat_activity WHERE datname = current_database() AND application_name IS DISTINCT FROM current_setting('application_name')
 		AND COALESCE(backend_type, 'client backend') = 'client backend' ORDER BY backend_start`)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("listing the database's sessions: %w", err)
 	}
 	defer rows.Close()
 	var sessions []string
@@ -157,7 +204,7 @@ func OtherSessions(ctx context.Context, dsn string) ([]string, error) {
 		var app, addr string
 		var since sql.NullTime
 		if err := rows.Scan(&app, &addr, &since); err != nil {
-			return nil, err
+			return fmt.Errorf("listing the database's sessions: %w", err)
 		}
 		s := cmp.Or(app, "a session")
 		if addr != "" {
@@ -168,7 +215,13 @@ func OtherSessions(ctx context.Context, dsn string) ([]string, error) {
 		}
 		sessions = append(sessions, s)
 	}
-	return sessions, rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("listing the database's sessions: %w", err)
+	}
+	if len(sessions) > 0 {
+		return &OtherSessionsError{Sessions: sessions}
+	}
+	return nil
 }
 
 // openDB opens a pool of connections to dsn as a server makes them: by

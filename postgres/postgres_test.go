@@ -17,6 +17,7 @@ import (
 	"github.com/openpca/openpca/internal/storetest"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/postgres"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunWithPostgres(m)) }
@@ -287,5 +288,108 @@ func TestRefusedByPostgreSQL(t *testing.T) {
 		if got := postgres.Unreachable(err); got != tc.unreachable {
 			t.Errorf("%s (%v): unreachable %v, want %v", tc.name, err, got, tc.unreachable)
 		}
+	}
+}
+
+// TestGuardSettling: a settling's own sessions are not others; a
+// server's are, whether it runs before the check or in the transaction;
+// and a server that starts while the settling's transaction runs waits
+// for it to end.
+func TestGuardSettling(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	server, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settling, err := postgres.Settling(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := postgres.Settling(dsn); again == settling {
+		t.Error("two settlings have one name")
+	}
+	if _, err := server.SchemaVersion(ctx); err != nil { // it holds a session
+		t.Fatal(err)
+	}
+	var others *postgres.OtherSessionsError
+	if err := postgres.OtherSessions(ctx, settling); !errors.As(err, &others) || !strings.Contains(err.Error(), "openpca from 127.0.0.1") {
+		t.Fatalf("beside a server: %v", err)
+	}
+	server.Close()
+
+	own, err := postgres.OpenDB(settling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	own.SetMaxIdleConns(4)
+	// Idle sessions of its own are not others.
+	var conns []*sql.Conn
+	for range 3 {
+		c, err := own.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if err := postgres.OtherSessions(ctx, settling); err != nil {
+		t.Fatalf("with only its own sessions: %v", err)
+	}
+
+	guarded := func() (*sql.Tx, error) {
+		tx, err := own.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tx, postgres.GuardSettling(ctx, tx)
+	}
+	tx, err := guarded()
+	if err != nil {
+		t.Fatalf("with only its own sessions, in the transaction: %v", err)
+	}
+	type opened struct {
+		db  *sqlstore.DB
+		err error
+	}
+	started := make(chan opened, 1)
+	go func() {
+		db, err := postgres.Open(ctx, dsn, postgres.Options{})
+		started <- opened{db, err}
+	}()
+	// The server starting waits for the settling's lock.
+	for waiting := false; !waiting; {
+		select {
+		case o := <-started:
+			t.Fatalf("a server started while the settling's transaction ran: %v", o.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		probe, err := postgres.OpenDB(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = probe.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
+			AND application_name = 'openpca' AND pid <> pg_backend_pid() AND wait_event_type = 'Lock')`).Scan(&waiting)
+		probe.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	o := <-started
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	defer o.db.Close()
+	// Now it runs, and a settling is refused in the transaction too.
+	tx, err = guarded()
+	tx.Rollback()
+	if !errors.As(err, &others) || len(others.Sessions) == 0 {
+		t.Fatalf("beside a server, in the transaction: %v", err)
 	}
 }

@@ -199,7 +199,7 @@ func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Tim
 			return sqlstore.Restored{}, errors.Join(err, store.Close())
 		}
 	}
-	r, err := store.SettleRestored(ctx, crlNumberFloor, now, keepStatus)
+	r, err := store.SettleRestored(ctx, crlNumberFloor, now, keepStatus, nil)
 	return r, errors.Join(err, store.Close())
 }
 

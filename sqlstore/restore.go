@@ -83,10 +83,19 @@ type Restored struct {
 //     when their holds would have run out.
 //   - A console session signed out since would be valid again until it
 //     expired: everyone signs in again.
-func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time.Time, keepStatus bool) (Restored, error) {
+//
+// guard, if set, runs first in the transaction, and an error of it
+// settles nothing: a database that servers may reach checks there that
+// none does (postgres.GuardSettling).
+func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time.Time, keepStatus bool, guard func(context.Context, *sql.Tx) error) (Restored, error) {
 	var r Restored
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		r = Restored{KeptStatus: keepStatus}
+		if guard != nil {
+			if err := guard(ctx, tx); err != nil {
+				return err
+			}
+		}
 		var err error
 		if r.KeysNotHeld, err = db.keysNotHeld(ctx, tx); err != nil {
 			return err
