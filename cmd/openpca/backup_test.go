@@ -410,6 +410,10 @@ func TestRestoreChecksLogs(t *testing.T) {
 	}{
 		{"record changed", []string{`UPDATE certificates SET subject = 'CN=forged.example' WHERE ca_id = ? AND serial = ?`}, []any{first},
 			"does not match the hash the log stored for it"},
+		// A deleted CA may be restored, and its log with it.
+		{"record changed, CA deleted", []string{`UPDATE certificate_authorities SET status = 'DELETED', restorable_until = last_state_change_at + 3600000000 WHERE id = ? AND ? IS NULL`,
+			`UPDATE certificates SET subject = 'CN=forged.example' WHERE ca_id = ? AND serial = ?`}, []any{nil, first},
+			"does not match the hash the log stored for it"},
 		{"entry removed", []string{`DELETE FROM key_uses WHERE ca_id = ? AND seq = 2 AND ? <> ''`}, []any{first}, "is missing"},
 		{"revocation hidden", []string{`UPDATE certificates SET revoked_at = NULL, revocation_reason = '', revoke_seq = NULL WHERE ca_id = ? AND serial = ?`}, []any{revoked},
 			"which the certificates' table shows as not revoked"},
