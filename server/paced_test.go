@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -35,14 +37,7 @@ func TestPacedWriter(t *testing.T) {
 				_, err := io.Copy(paced(w, 3*time.Second, tc.rate), bytes.NewReader(body))
 				wrote <- err
 			}))
-			srv.Config.WriteTimeout = tc.writeTimeout
-			srv.Start()
-			defer srv.Close()
-			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := startAndDial(t, srv, tc.writeTimeout)
 			fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 			if !tc.reads {
 				conn.(*net.TCPConn).SetReadBuffer(4 << 10)
@@ -74,4 +69,75 @@ func TestPacedWriter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// crlFolder is a local object store of one folder per bucket.
+type crlFolder string
+
+func (d crlFolder) Open(bucket, key string) (*os.File, error) {
+	return os.Open(filepath.Join(string(d), bucket, key))
+}
+
+// smallSends makes each accepted connection's send buffer small, so that
+// what the system takes of a response for a reader that takes nothing is
+// little: the pace's deadline grows with each byte taken.
+type smallSends struct{ net.Listener }
+
+func (l smallSends) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		err = c.(*net.TCPConn).SetWriteBuffer(16 << 10)
+	}
+	return c, err
+}
+
+// TestLocalCRLsPaced: the local buckets' CRLs, which anyone may fetch, are
+// paced (crlGrace, crlRate): a reader that takes nothing has its
+// connection ended within the grace and a little more, not held for the
+// server's write timeout.
+func TestLocalCRLsPaced(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "b"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const size = 64 << 20
+	if err := os.WriteFile(filepath.Join(dir, "b", "ca.crl"), make([]byte, size), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	(&Server{}).handleLocalCRLs(mux, crlFolder(dir))
+	served := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(served)
+		mux.ServeHTTP(w, r)
+	}))
+	srv.Listener = smallSends{srv.Listener}
+	conn := startAndDial(t, srv, 10*time.Minute)
+	conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	fmt.Fprintf(conn, "GET /s3/b/ca.crl HTTP/1.1\r\nHost: x\r\n\r\n")
+	select {
+	case <-served:
+	case <-time.After(crlGrace + 50*time.Second):
+		t.Fatalf("a reader that took nothing held its CRL's response %v", crlGrace+50*time.Second)
+	}
+	// The response was cut short: the connection ends before the CRL.
+	n, _ := io.Copy(io.Discard, conn)
+	if n >= size {
+		t.Errorf("the whole CRL (%d bytes) went to a reader that took nothing", n)
+	}
+}
+
+// startAndDial starts srv with writeTimeout, and connects to it; both
+// end with the test.
+func startAndDial(t *testing.T, srv *httptest.Server, writeTimeout time.Duration) net.Conn {
+	srv.Config.WriteTimeout = writeTimeout
+	srv.Start()
+	t.Cleanup(srv.Close)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
