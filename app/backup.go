@@ -92,6 +92,13 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 		return nil, sum, err
 	}
 	a, err := openAdmin(ctx, cfg, true, sqlstore.Migrate) // no server runs: it holds the folder's lock
+	if err == nil {
+		// The logs were checked against the verifier key the backup
+		// names, which only the master key shows to be the audit key's.
+		if err = auditlog.CheckKey(ctx, a.Store, a.Sealer); err != nil {
+			a.Close()
+		}
+	}
 	if err != nil {
 		// Removed before the lock goes: a command run meanwhile would
 		// open the refused database, or make an empty one in its place.
@@ -143,7 +150,11 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 		a.Close()
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
-	if err := checkLogs(ctx, a.Store); err != nil {
+	err = auditlog.CheckKey(ctx, a.Store, a.Sealer)
+	if err == nil {
+		err = checkLogs(ctx, a.Store)
+	}
+	if err != nil {
 		a.Close()
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}

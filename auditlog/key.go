@@ -73,13 +73,9 @@ func LoadKey(ctx context.Context, settings openpca.SettingStore, keys Keys) (not
 		return nil, "", fmt.Errorf("auditlog: the stored audit key: %w", err)
 	}
 	if stored.KeyStore == "" {
-		opened, err := keys.Sealer.Open(stored.SealedKey, []byte(KeySetting))
+		signer, err := openSealed(stored, keys.Sealer)
 		if err != nil {
-			return nil, "", fmt.Errorf("auditlog: opening the audit key: %w", err)
-		}
-		signer, err := note.NewSigner(string(opened))
-		if err != nil {
-			return nil, "", fmt.Errorf("auditlog: the stored audit key: %w", err)
+			return nil, "", err
 		}
 		return signer, stored.VerifierKey, nil
 	}
@@ -174,6 +170,53 @@ func PublicKey(ctx context.Context, settings openpca.SettingStore) (string, erro
 		return "", fmt.Errorf("auditlog: the stored audit key: %w", err)
 	}
 	return stored.VerifierKey, nil
+}
+
+// openSealed opens the audit key sealed in stored, and checks that the
+// verifier key stored beside it, in plain, is its: checkpoints are
+// checked against that one, and a setting edited to name another key
+// (a restored backup's, say) would have a forger's checkpoints pass.
+func openSealed(stored storedKey, sealer openpca.KeySealer) (note.Signer, error) {
+	opened, err := sealer.Open(stored.SealedKey, []byte(KeySetting))
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: opening the audit key: %w", err)
+	}
+	signer, err := note.NewSigner(string(opened))
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: the stored audit key: %w", err)
+	}
+	verifier, err := note.NewVerifier(stored.VerifierKey)
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: the stored audit key's verifier key: %w", err)
+	}
+	signed, err := note.Sign(&note.Note{Text: "the audit key is the verifier key's\n"}, signer)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := note.Open(signed, note.VerifierList(verifier)); err != nil {
+		return nil, errors.New("auditlog: the verifier key stored beside the audit key is not the key's: the setting was changed")
+	}
+	return signer, nil
+}
+
+// CheckKey checks that the verifier key stored beside the audit key is
+// its, as LoadKey does, without making one: for a database a server has
+// not started on (a restored one). A key in a token is checked against
+// it when a server loads it.
+func CheckKey(ctx context.Context, settings openpca.SettingStore, sealer openpca.KeySealer) error {
+	value, err := settings.Setting(ctx, KeySetting)
+	if err != nil || value == nil {
+		return err
+	}
+	var stored storedKey
+	if err := json.Unmarshal(value, &stored); err != nil {
+		return fmt.Errorf("auditlog: the stored audit key: %w", err)
+	}
+	if stored.KeyStore != "" {
+		return nil
+	}
+	_, err = openSealed(stored, sealer)
+	return err
 }
 
 // ResealKey seals the audit key in the setting value again, with the

@@ -191,10 +191,12 @@ func otherSessions(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }) error {
 	// Of another role's sessions, a role without pg_read_all_stats sees
-	// little more than that they are there.
+	// little more than that they are there, and not their backend_type:
+	// autovacuum's workers, which run on a database just restored, are
+	// told apart by having no user.
 	rows, err := q.QueryContext(ctx, `SELECT COALESCE(application_name, ''), COALESCE(host(client_addr), ''), backend_start
 		FROM pg_stat_activity WHERE datname = current_database() AND application_name IS DISTINCT FROM current_setting('application_name')
-		AND COALESCE(backend_type, 'client backend') = 'client backend' ORDER BY backend_start`)
+		AND COALESCE(backend_type, 'client backend') = 'client backend' AND usesysid IS NOT NULL ORDER BY backend_start`)
 	if err != nil {
 		return fmt.Errorf("listing the database's sessions: %w", err)
 	}

@@ -83,6 +83,8 @@ type Restored struct {
 //     when their holds would have run out.
 //   - A console session signed out since would be valid again until it
 //     expired: everyone signs in again.
+//   - Each log's kept edge (what the next append starts from) is
+//     forgotten, to be rebuilt from its stored hashes.
 //
 // guard, if set, runs first in the transaction, and an error of it
 // settles nothing: a database that servers may reach checks there that
@@ -119,6 +121,10 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 				SELECT id, 0, ? FROM certificate_authorities WHERE id NOT IN (SELECT ca_id FROM crl_publications)`, []any{crlNumberFloor - 1}},
 			{"letting go of the reports", `UPDATE audit_reports SET owner = '', lease_until = 0 WHERE status = 'CREATING'`, nil},
 			{"letting go of the witnessing", `UPDATE witnessing SET owner = NULL, lease_until = NULL`, nil},
+			// The next append rebuilds each log's edge from the stored
+			// hashes, which the restore checked, rather than start from
+			// a kept edge it did not.
+			{"forgetting the logs' kept edges", `UPDATE key_use_logs SET tree_edge = NULL`, nil},
 			{"ending the console sessions", `DELETE FROM console_sessions`, nil},
 		} {
 			if _, err := tx.ExecContext(ctx, db.rewrite(q.stmt), q.args...); err != nil {
