@@ -130,12 +130,8 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	// Its sessions are named as its own, and every other is refused: at
 	// once, and again in the transaction that settles, which holds off
 	// servers starting meanwhile.
-	dsn, err := postgres.Settling(cfg.Database)
-	if err != nil {
-		return nil, sqlstore.Summary{}, err
-	}
-	cfg.Database = dsn
-	if err := postgres.OtherSessions(ctx, cfg.Database); err != nil {
+	cfg.session = postgres.SettlingSession()
+	if err := postgres.OtherSessions(ctx, cfg.Database, cfg.session); err != nil {
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	// Opened as it is, so that a database without a schema (pg_restore

@@ -165,6 +165,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now overrides the clock, for tests.
 	Now func() time.Time
+	// session names the store's sessions on PostgreSQL, if not "" (see
+	// postgres.Options.Session).
+	session string
 }
 
 // Defaults.

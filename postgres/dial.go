@@ -35,8 +35,9 @@ const (
 // connConfig is how a server connects to dsn: each attempt whole (TCP,
 // TLS, startup, authentication) within the connect_timeout of the address
 // or of PGCONNECT_TIMEOUT, or connectTimeout where they set none or 0
-// (which libpq takes for no bound), over sockets that find a silent peer.
-func connConfig(dsn string) (*pgx.ConnConfig, error) {
+// (which libpq takes for no bound), over sockets that find a silent peer;
+// its sessions named session, unless "" (see Options.Session).
+func connConfig(dsn, session string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
@@ -46,7 +47,9 @@ func connConfig(dsn string) (*pgx.ConnConfig, error) {
 	}
 	// pg_stat_activity names the sessions, for an operator, and for
 	// OtherSessions.
-	if cfg.RuntimeParams["application_name"] == "" {
+	if session != "" {
+		cfg.RuntimeParams["application_name"] = session
+	} else if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "openpca"
 	}
 	d := &net.Dialer{

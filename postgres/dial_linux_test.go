@@ -38,7 +38,7 @@ func TestConnectionsFindSilentPeers(t *testing.T) {
 			if tc.params != "" {
 				addr += "&" + tc.params
 			}
-			db, err := postgres.OpenDB(addr)
+			db, err := postgres.OpenDB(addr, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ func TestDialUnixSocket(t *testing.T) {
 			c.Close() // not PostgreSQL: the connection's start fails, after the dial
 		}
 	}()
-	db, err := postgres.OpenDB("postgres://u@/db?host=" + dir)
+	db, err := postgres.OpenDB("postgres://u@/db?host="+dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ func TestConnectTimeout(t *testing.T) {
 		{"&connect_timeout=0", connectTimeout},
 		{"&connect_timeout=7", 7 * time.Second},
 	} {
-		cfg, err := connConfig("postgres://u@127.0.0.1:5432/db?sslmode=disable" + tc.params)
+		cfg, err := connConfig("postgres://u@127.0.0.1:5432/db?sslmode=disable"+tc.params, "")
 		if err != nil {
 			t.Fatal(err)
 		}

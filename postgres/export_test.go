@@ -9,8 +9,9 @@ import (
 // NewScanner gives the tests of package postgres_test the scanner.
 func NewScanner(db *sql.DB) sqlstore.Scanner { return scanner{db} }
 
-// OpenDB opens the database at dsn with the store's connections.
-func OpenDB(dsn string) (*sql.DB, error) { return openDB(dsn) }
+// OpenDB opens the database at dsn with the store's connections, its
+// sessions named session if not "".
+func OpenDB(dsn, session string) (*sql.DB, error) { return openDB(dsn, session) }
 
 // Unreachable gives the tests of package postgres_test the dialect's
 // classification of errors.

@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"maps"
 	"net"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -84,12 +83,16 @@ type Options struct {
 	// Schema is what to do with a database of an earlier version
 	// (default: bring it up to date).
 	Schema sqlstore.Schema
+	// Session names the sessions in pg_stat_activity (application_name),
+	// over any name the address gives; by default the address's, or
+	// "openpca".
+	Session string
 }
 
 // Open connects to the database at dsn (postgres://...) and brings its
 // schema up to date.
 func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
-	db, err := openDB(dsn)
+	db, err := openDB(dsn, opts.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -134,21 +137,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	return store, nil
 }
 
-// Settling returns dsn with a name of its own for its sessions
-// (application_name), for settling a restored database: OtherSessions and
-// GuardSettling tell the sessions so named from every other, a server's
-// among them. The name is new each time, so that two settlings at once
-// each see the other.
-func Settling(dsn string) (string, error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "", errors.New("--database: not a postgres:// address")
-	}
-	q := u.Query()
-	q.Set("application_name", "openpca-restore-"+rand.Text())
-	u.RawQuery = q.Encode()
-	return u.String(), nil
-}
+// SettlingSession returns a name for the sessions of one settling of a
+// restored database (Options.Session): OtherSessions and GuardSettling
+// tell the sessions so named from every other, a server's among them. It
+// is new each time, so that two settlings at once each see the other.
+func SettlingSession() string { return "openpca-restore-" + rand.Text() }
 
 // OtherSessionsError lists the sessions on a database being settled
 // other than the settling's own (Settling), each as "<application> from
@@ -161,10 +154,10 @@ func (e *OtherSessionsError) Error() string {
 	return fmt.Sprintf("the database has other sessions (%s)", strings.Join(e.Sessions, "; "))
 }
 
-// OtherSessions returns an *OtherSessionsError if the database at dsn, a
-// Settling one, has sessions other than those it names.
-func OtherSessions(ctx context.Context, dsn string) error {
-	db, err := openDB(dsn)
+// OtherSessions returns an *OtherSessionsError if the database at dsn has
+// sessions other than those named session (SettlingSession).
+func OtherSessions(ctx context.Context, dsn, session string) error {
+	db, err := openDB(dsn, session)
 	if err != nil {
 		return err
 	}
@@ -173,7 +166,7 @@ func OtherSessions(ctx context.Context, dsn string) error {
 }
 
 // GuardSettling runs first in the transaction that settles a restored
-// database, through a Settling dsn: it takes the lock that a server
+// database, on sessions named by SettlingSession: it takes the lock that a server
 // takes as it starts (migrationLock), for the rest of the transaction,
 // and returns an *OtherSessionsError if another session is there. A
 // server that started before holds a session, and one that starts
@@ -228,8 +221,8 @@ func otherSessions(ctx context.Context, q interface {
 
 // openDB opens a pool of connections to dsn as a server makes them: by
 // connConfig, with the sessionDefaults.
-func openDB(dsn string) (*sql.DB, error) {
-	cfg, err := connConfig(dsn)
+func openDB(dsn, session string) (*sql.DB, error) {
+	cfg, err := connConfig(dsn, session)
 	if err != nil {
 		return nil, err
 	}

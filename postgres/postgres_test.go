@@ -209,7 +209,7 @@ func TestStuckServer(t *testing.T) {
 		if params != "" {
 			params = sep + params
 		}
-		db, err := postgres.OpenDB(dsn + params)
+		db, err := postgres.OpenDB(dsn+params, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +264,7 @@ func TestStuckServer(t *testing.T) {
 // connections is one for now.
 func TestRefusedByPostgreSQL(t *testing.T) {
 	dsn := testenv.NewPostgresDB(t)
-	db, err := postgres.OpenDB(dsn)
+	db, err := postgres.OpenDB(dsn, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,23 +302,31 @@ func TestGuardSettling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settling, err := postgres.Settling(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again, _ := postgres.Settling(dsn); again == settling {
+	settling := postgres.SettlingSession()
+	if postgres.SettlingSession() == settling {
 		t.Error("two settlings have one name")
 	}
 	if _, err := server.SchemaVersion(ctx); err != nil { // it holds a session
 		t.Fatal(err)
 	}
 	var others *postgres.OtherSessionsError
-	if err := postgres.OtherSessions(ctx, settling); !errors.As(err, &others) || !strings.Contains(err.Error(), "openpca from 127.0.0.1") {
+	if err := postgres.OtherSessions(ctx, dsn, settling); !errors.As(err, &others) || !strings.Contains(err.Error(), "openpca from 127.0.0.1") {
 		t.Fatalf("beside a server: %v", err)
 	}
 	server.Close()
+	// PostgreSQL ends the closed sessions in its own time.
+	for deadline := time.Now().Add(time.Minute); postgres.OtherSessions(ctx, dsn, settling) != nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed server's sessions are still listed after a minute")
+		}
+	}
 
-	own, err := postgres.OpenDB(settling)
+	// The settling's name goes over one the address gives.
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	own, err := postgres.OpenDB(dsn+sep+"application_name=mine", settling)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +344,7 @@ func TestGuardSettling(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	if err := postgres.OtherSessions(ctx, settling); err != nil {
+	if err := postgres.OtherSessions(ctx, dsn, settling); err != nil {
 		t.Fatalf("with only its own sessions: %v", err)
 	}
 
@@ -367,7 +375,7 @@ func TestGuardSettling(t *testing.T) {
 			t.Fatalf("a server started while the settling's transaction ran: %v", o.err)
 		case <-time.After(10 * time.Millisecond):
 		}
-		probe, err := postgres.OpenDB(dsn)
+		probe, err := postgres.OpenDB(dsn, "")
 		if err != nil {
 			t.Fatal(err)
 		}
