@@ -41,14 +41,14 @@ func (k masterKeys) sealer() (*seal.Sealer, error) { return seal.New(k.current, 
 // needs a key.
 func loadMasterKeys(ctx context.Context, cfg Config, store openpca.SettingStore, create bool, logger *slog.Logger) (masterKeys, error) {
 	var keys masterKeys
+	files := &keyFiles{ctx: ctx, cfg: cfg}
 	for _, p := range cfg.PreviousMasterKeys {
-		k, err := seal.ParseKey(p)
+		k, err := files.parse(p)
 		if err != nil {
 			return keys, fmt.Errorf("previous master key: %w", err)
 		}
 		keys.previous = append(keys.previous, k)
 	}
-	files := &keyFiles{ctx: ctx, cfg: cfg}
 	var err error
 	switch {
 	case cfg.MasterKey != "":
@@ -107,18 +107,24 @@ func (f *keyFiles) read(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(string(b), kms.WrapPrefix) {
-		s, err := f.store()
-		if err != nil {
-			return nil, err
-		}
-		return s.Unwrap(f.ctx, string(b))
-	}
-	key, err := seal.ParseKey(string(b))
+	key, err := f.parse(string(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return key, nil
+}
+
+// parse returns the key a key file holds, text: in base64, or wrapped by
+// KMS, as a rolling rotation's old and new key files may be too.
+func (f *keyFiles) parse(text string) ([]byte, error) {
+	if strings.HasPrefix(text, kms.WrapPrefix) {
+		s, err := f.store()
+		if err != nil {
+			return nil, err
+		}
+		return s.Unwrap(f.ctx, text)
+	}
+	return seal.ParseKey(text)
 }
 
 // write writes key to path, whole or not at all.
@@ -333,7 +339,8 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	if err != nil {
 		return err
 	}
-	next, err := seal.ParseKey(newKey)
+	files := &keyFiles{ctx: ctx, cfg: cfg}
+	next, err := files.parse(newKey)
 	if err != nil {
 		return fmt.Errorf("new master key: %w", err)
 	}
@@ -346,7 +353,6 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		if cfg.MasterKeyKMSKey == "" && wrappedFile(cfg.MasterKeyFile) {
 			return errors.New("the master key's file is wrapped by KMS: name the KMS key to wrap the new key with (--master-key-kms-key), or it would be written in the clear")
 		}
-		files := &keyFiles{ctx: ctx, cfg: cfg}
 		if err := files.write(cfg.MasterKeyFile+pendingSuffix, next); err != nil {
 			return err
 		}

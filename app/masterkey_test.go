@@ -23,6 +23,8 @@ import (
 
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/kms"
+	"github.com/openpca/openpca/seal"
 )
 
 // rotationFixture is a server over HTTPS with a CA in the software store,
@@ -658,4 +660,51 @@ func TestCutRestore(t *testing.T) {
 		t.Fatalf("a server on the restored folder: %v", err)
 	}
 	s.Close()
+}
+
+// TestRollingRotationWrappedKeys: on PostgreSQL, the old and the new key
+// of a rolling rotation may both be files wrapped by KMS, as a server
+// keeps its own: each step takes them as it takes the master key's file.
+func TestRollingRotationWrappedKeys(t *testing.T) {
+	ctx := context.Background()
+	k, kmsKey := wrappingKMS(t)
+	store, err := kms.Open(ctx, k.URL, app.DefaultRegion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	wrap := func(name string) (path, wrapped string) {
+		text, _ := app.NewMasterKey()
+		key, err := seal.ParseKey(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wrapped, err = store.Wrap(ctx, kmsKey, key); err != nil {
+			t.Fatal(err)
+		}
+		path = filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(wrapped+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path, wrapped
+	}
+	oldFile, old := wrap("old.key")
+	newFile, next := wrap("new.key")
+	dsn := testenv.NewPostgresDB(t)
+	f := newRotationFixture(t, func(c *app.Config) {
+		c.Database, c.ObjectStore, c.MasterKeyFile, c.MasterKeyKMSKey, c.KMSEndpoint = dsn, "local", oldFile, kmsKey, k.URL
+	})
+	cfg := f.env.Config
+	// The server runs with the new key, the old one as previous.
+	f.env.Config.MasterKeyFile, f.env.Config.PreviousMasterKeys = newFile, []string{old + "\n"}
+	f.env.Restart(t)
+	f.works(t)
+	// The database is resealed from the operator's folder.
+	cfg.DataDir = t.TempDir()
+	if err := app.RotateMasterKey(ctx, cfg, next); err != nil {
+		t.Fatal(err)
+	}
+	f.env.Config.PreviousMasterKeys = nil
+	f.env.Restart(t)
+	f.works(t)
 }
