@@ -144,7 +144,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 func SettlingSession() string { return "openpca-restore-" + rand.Text() }
 
 // OtherSessionsError lists the sessions on a database being settled
-// other than the settling's own (Settling), each as "<application> from
+// other than the settling's own (SettlingSession), each as "<application> from
 // <address> since <time>", as much as its role may see: a running server
 // keeps at least one open (it reads the schema's version every few
 // seconds).
