@@ -49,8 +49,10 @@ const (
 type ResealStore interface {
 	// Reseal calls fn with every sealed value the store keeps (and every
 	// setting), and stores what fn returns in its place, all in one
-	// transaction: every value is rewritten, or none.
-	Reseal(ctx context.Context, fn func(*SealedValue) ([]byte, error)) error
+	// transaction: every value is rewritten, or none. guard, unless nil,
+	// runs once every value is rewritten, before the transaction
+	// commits: its error undoes the rewriting.
+	Reseal(ctx context.Context, fn func(*SealedValue) ([]byte, error), guard func(context.Context) error) error
 }
 
 // CAPermission is what CreatePermission gave an AWS service principal

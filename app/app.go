@@ -170,6 +170,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	// start refused would have left it a schema that version misreads. A
 	// new database has none to keep; and a rotation to finish (which seals
 	// again) is finished on the schema this version knows.
+	files := &keyFiles{ctx: ctx, cfg: cfg}
+	keys, made, err := readMasterKeys(files, true, logger)
+	if err != nil {
+		return fail(err)
+	}
+	cfg.session = keySession(cfg, keys)
 	a.store, err = openStore(ctx, cfg, sqlstore.AsIs)
 	migrated := errors.Is(err, sqlstore.ErrNoSchema)
 	if migrated || err == nil && rotationLeft(cfg) {
@@ -182,8 +188,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	keys, err := loadMasterKeys(ctx, cfg, a.store, true, logger)
-	if err != nil {
+	if keys, err = loadMasterKeys(ctx, files, a.store, keys, made, logger); err != nil {
 		return fail(err)
 	}
 	if a.sealer, err = keys.sealer(); err != nil {
@@ -820,14 +825,19 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool, schema sqlsto
 		}
 		defer lock.Close()
 	}
+	files := &keyFiles{ctx: ctx, cfg: cfg}
+	keys, _, err := readMasterKeys(files, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	cfg.session = keySession(cfg, keys)
 	db, err := openStore(ctx, cfg, schema)
 	if err != nil {
 		return nil, err
 	}
 	// A key sealed with a master key other than the database's would be
 	// stored, and then fail every request.
-	keys, err := loadMasterKeys(ctx, cfg, db, false, slog.New(slog.DiscardHandler))
-	if err != nil {
+	if keys, err = loadMasterKeys(ctx, files, db, keys, false, slog.New(slog.DiscardHandler)); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -130,7 +130,7 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	// Its sessions are named as its own, and every other is refused: at
 	// once, and again in the transaction that settles, which holds off
 	// servers starting meanwhile.
-	cfg.session = postgres.SettlingSession()
+	cfg.session = postgres.CommandSession("restore")
 	if err := postgres.OtherSessions(ctx, cfg.Database, cfg.session); err != nil {
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
@@ -171,7 +171,7 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 // notSettled is the error of a settling that failed, err, with advice if
 // other sessions are on the database.
 func notSettled(err error) error {
-	if _, ok := errors.AsType[*postgres.OtherSessionsError](err); ok {
+	if _, ok := errors.AsType[*postgres.SessionsError](err); ok {
 		return fmt.Errorf("nothing was settled: %w; a restored database is settled before any server starts on it, and one that servers use is no restored database, whose work since its backup this would undo: stop them, or close the sessions, and run this again", err)
 	}
 	return fmt.Errorf("nothing was settled: %w", err)

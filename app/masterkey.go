@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/kms"
+	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/seal"
 	"github.com/openpca/openpca/sqlstore"
 )
@@ -33,48 +35,82 @@ type masterKeys struct {
 
 func (k masterKeys) sealer() (*seal.Sealer, error) { return seal.New(k.current, k.previous...) }
 
-// loadMasterKeys reads the master key (creating its file, with create,
-// on a first start) and the previous keys cfg names, finishes a rotation
-// that was interrupted, and checks the keys against the database: a
-// server given another master key (a node of a cluster started without the
-// shared key, say) would otherwise serve, and fail every request that
-// needs a key.
-func loadMasterKeys(ctx context.Context, cfg Config, store openpca.SettingStore, create bool, logger *slog.Logger) (masterKeys, error) {
-	var keys masterKeys
-	files := &keyFiles{ctx: ctx, cfg: cfg}
+// retiredMasterKeys names the setting that lists, by fingerprint
+// (seal.Fingerprint), one to a line, the master keys that rotations
+// replaced: a server or command given one as its master key is refused,
+// even with the new key as a previous one (a node of a cluster restarted
+// with the settings of a rolling rotation's second step, say), since what
+// it sealed would open with no key a server is left with.
+const retiredMasterKeys = "retired-master-keys"
+
+// readMasterKeys reads the master keys cfg gives, before the database is
+// opened (on PostgreSQL, sessions are named by the master key: keySession):
+// the previous keys, and the master key, nil when a rotation on this
+// SQLite data folder was interrupted (loadMasterKeys settles which key it
+// is, by the database), or, with create, a new one when its file is
+// missing, made but not yet written (made).
+func readMasterKeys(files *keyFiles, create bool, logger *slog.Logger) (keys masterKeys, made bool, err error) {
+	cfg := files.cfg
 	for _, p := range cfg.PreviousMasterKeys {
 		k, err := files.parse(p)
 		if err != nil {
-			return keys, fmt.Errorf("previous master key: %w", err)
+			return keys, false, fmt.Errorf("previous master key: %w", err)
 		}
 		keys.previous = append(keys.previous, k)
 	}
-	var err error
 	switch {
 	case cfg.MasterKey != "":
 		keys.current, err = seal.ParseKey(cfg.MasterKey)
 	case rotationLeft(cfg):
-		return finishRotation(ctx, files, store, keys, logger)
 	case create && !fileExists(cfg.MasterKeyFile):
-		// A database set up with a key (a restored one, say) needs that
-		// key: a new one would be written beside it, and then refused.
-		check, serr := store.Setting(ctx, masterKeyCheck)
-		if serr != nil {
-			return keys, serr
-		}
-		if check != nil {
-			return keys, fmt.Errorf("master key: %s is missing, and the database was set up with a master key: give it (--master-key-file or OPENPCA_MASTER_KEY)", cfg.MasterKeyFile)
-		}
-		if keys.current, err = files.create(cfg.MasterKeyFile); err == nil {
-			logger.Warn("created a new master key; back it up: without it no CA private key can be opened",
-				"path", cfg.MasterKeyFile, "wrapped_by", cfg.MasterKeyKMSKey)
-		}
+		keys.current, made = make([]byte, seal.KeySize), true
+		_, err = rand.Read(keys.current)
 	default:
 		keys.current, err = files.read(cfg.MasterKeyFile)
 		warnOfKeyFile(cfg, logger)
 	}
 	if err != nil {
-		return keys, fmt.Errorf("master key: %w", err)
+		return keys, false, fmt.Errorf("master key: %w", err)
+	}
+	return keys, made, nil
+}
+
+// keySession names the sessions of a server or command on PostgreSQL
+// that seals with keys (postgres.KeySession), unless cfg names them
+// already, or keys are not known yet (readMasterKeys, on SQLite).
+func keySession(cfg Config, keys masterKeys) string {
+	if cfg.session != "" || keys.current == nil {
+		return cfg.session
+	}
+	return postgres.KeySession(seal.Fingerprint(keys.current))
+}
+
+// loadMasterKeys checks keys, as readMasterKeys read them, against the
+// database: it finishes a rotation that was interrupted, writes a new key
+// (made) to its file, and refuses keys that do not open what the database
+// holds, or a master key that a rotation retired. A server given another
+// master key (a node of a cluster started without the shared key, say)
+// would otherwise serve, and fail every request that needs a key.
+func loadMasterKeys(ctx context.Context, files *keyFiles, store openpca.SettingStore, keys masterKeys, made bool, logger *slog.Logger) (masterKeys, error) {
+	cfg := files.cfg
+	switch {
+	case keys.current == nil:
+		return finishRotation(ctx, files, store, keys, logger)
+	case made:
+		// A database set up with a key (a restored one, say) needs that
+		// key: a new one would be written beside it, and then refused.
+		check, err := store.Setting(ctx, masterKeyCheck)
+		if err != nil {
+			return keys, err
+		}
+		if check != nil {
+			return keys, fmt.Errorf("master key: %s is missing, and the database was set up with a master key: give it (--master-key-file or OPENPCA_MASTER_KEY)", cfg.MasterKeyFile)
+		}
+		if err := files.create(cfg.MasterKeyFile, keys.current); err != nil {
+			return keys, fmt.Errorf("master key: %w", err)
+		}
+		logger.Warn("created a new master key; back it up: without it no CA private key can be opened",
+			"path", cfg.MasterKeyFile, "wrapped_by", cfg.MasterKeyKMSKey)
 	}
 	return keys, checkMasterKey(ctx, store, keys)
 }
@@ -154,20 +190,13 @@ func (f *keyFiles) write(path string, key []byte) error {
 	return seal.WriteFile(path, []byte(wrapped+"\n"))
 }
 
-// create makes a new master key and its file. Only a server makes it, with
+// create writes a new master key's file. Only a server makes one, with
 // the data folder locked.
-func (f *keyFiles) create(path string) ([]byte, error) {
-	key := make([]byte, seal.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
+func (f *keyFiles) create(path string, key []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
+		return err
 	}
-	if err := f.write(path, key); err != nil {
-		return nil, err
-	}
-	return key, nil
+	return f.write(path, key)
 }
 
 // pendingSuffix names the file a rotation writes the new master key to
@@ -261,12 +290,29 @@ func checkMasterKey(ctx context.Context, store openpca.SettingStore, keys master
 	if err != nil {
 		return err
 	}
+	// Read once the check is: a rotation that was rewriting it has ended.
+	retired, err := store.Setting(ctx, retiredMasterKeys)
+	if err != nil {
+		return err
+	}
+	if fp := seal.Fingerprint(keys.current); slices.Contains(strings.Fields(string(retired)), fp) {
+		return fmt.Errorf("the master key (fingerprint %s) was rotated away from (openpca master-key rotate), and the database is sealed with the new key: "+
+			"give the new one as the master key, and this one as previous, if at all (a rotation run again after its answer was lost has ended so)", fp)
+	}
 	if _, err := sealer.Open(stored, []byte(masterKeyCheck)); err != nil {
 		return errors.New("the master key is not the one this database was set up with: " +
 			"servers sharing a database must share its master key (--master-key-file or OPENPCA_MASTER_KEY), " +
 			"and a backup made before a rotation of the master key needs the key of its time")
 	}
 	return nil
+}
+
+// retire returns the list of retired master keys (retiredMasterKeys)
+// with the key of fingerprint old in it, and not the key of fingerprint
+// next, which a rotation makes the master key again.
+func retire(list []byte, old, next string) []byte {
+	fps := slices.DeleteFunc(strings.Fields(string(list)), func(fp string) bool { return fp == old || fp == next })
+	return []byte(strings.Join(append(fps, old), "\n") + "\n")
 }
 
 // NewMasterKey makes a new random master key, in base64.
@@ -330,16 +376,23 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		}
 		defer rotation.Close()
 	}
+	files := &keyFiles{ctx: ctx, cfg: cfg}
+	keys, _, err := readMasterKeys(files, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	// Its sessions are not a server's, which OtherKeys looks for.
+	if shared {
+		cfg.session = postgres.CommandSession("rotate")
+	}
 	store, err := openStore(ctx, cfg, schema)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	keys, err := loadMasterKeys(ctx, cfg, store, false, slog.New(slog.DiscardHandler))
-	if err != nil {
+	if keys, err = loadMasterKeys(ctx, files, store, keys, false, slog.New(slog.DiscardHandler)); err != nil {
 		return err
 	}
-	files := &keyFiles{ctx: ctx, cfg: cfg}
 	next, err := files.parse(newKey)
 	if err != nil {
 		return fmt.Errorf("new master key: %w", err)
@@ -357,19 +410,25 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 			return err
 		}
 	}
-	err = store.Reseal(ctx, func(v *openpca.SealedValue) ([]byte, error) {
-		switch {
-		case v.Kind == openpca.SealedCAKey:
-			return sealer.Reseal(v.Value, []byte(v.ID))
-		case v.Kind == openpca.SealedAccessKey:
-			return sealer.Reseal(v.Value, auth.AssociatedData(v.ID))
-		case v.ID == masterKeyCheck:
-			return sealer.Reseal(v.Value, []byte(masterKeyCheck))
-		case v.ID == auditlog.KeySetting:
-			return auditlog.ResealKey(v.Value, sealer)
-		}
-		return v.Value, nil
-	})
+	// Rewritten in the reseal, with the rest.
+	_, err = store.InitSetting(ctx, retiredMasterKeys, []byte{})
+	if err == nil {
+		err = store.Reseal(ctx, func(v *openpca.SealedValue) ([]byte, error) {
+			switch {
+			case v.Kind == openpca.SealedCAKey:
+				return sealer.Reseal(v.Value, []byte(v.ID))
+			case v.Kind == openpca.SealedAccessKey:
+				return sealer.Reseal(v.Value, auth.AssociatedData(v.ID))
+			case v.ID == masterKeyCheck:
+				return sealer.Reseal(v.Value, []byte(masterKeyCheck))
+			case v.ID == auditlog.KeySetting:
+				return auditlog.ResealKey(v.Value, sealer)
+			case v.ID == retiredMasterKeys:
+				return retire(v.Value, seal.Fingerprint(keys.current), seal.Fingerprint(next)), nil
+			}
+			return v.Value, nil
+		}, rotationGuard(cfg, keys.current, next))
+	}
 	if err != nil {
 		if ownFile {
 			os.Remove(cfg.MasterKeyFile + pendingSuffix)
@@ -389,6 +448,26 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		return seal.SyncDir(filepath.Dir(cfg.MasterKeyFile))
 	}
 	return nil
+}
+
+// rotationGuard returns the guard of a rotation of the master key from
+// old to next (openpca.ResealStore.Reseal's): on PostgreSQL, it refuses
+// while a server or command seals with another key than next (it skipped
+// the rolling rotation's step 3): what it sealed, then or while the
+// rotation ran, would open with no key a server is left with once old is
+// dropped.
+func rotationGuard(cfg Config, old, next []byte) func(context.Context) error {
+	if cfg.Database == "" {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		err := postgres.OtherKeys(ctx, cfg.Database, cfg.session, seal.Fingerprint(next))
+		if _, ok := errors.AsType[*postgres.SessionsError](err); ok {
+			return fmt.Errorf("nothing was resealed: %w; servers and commands must all seal with the new master key (fingerprint %s) first, not the old one (fingerprint %s) or another: restart each with the new key and the old one as previous (step 3 of a rolling rotation), and run this again",
+				err, seal.Fingerprint(next), seal.Fingerprint(old))
+		}
+		return err
+	}
 }
 
 // WrapMasterKey wraps the master key's file with the KMS key cfg names, in

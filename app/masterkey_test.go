@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/kms"
+	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/seal"
 )
 
@@ -451,6 +453,98 @@ func TestRollingMasterKeyRotation(t *testing.T) {
 	f.works(t)
 }
 
+// rotateAlone rotates the master key of cfg's PostgreSQL database to
+// next, once the sessions of servers stopped on other keys have ended,
+// which PostgreSQL does in its own time.
+func rotateAlone(t *testing.T, cfg app.Config, next string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		err := app.RotateMasterKey(context.Background(), cfg, next)
+		if err == nil {
+			return
+		}
+		if _, ok := errors.AsType[*postgres.SessionsError](err); !ok || time.Now().After(deadline) {
+			t.Fatalf("rotating the master key with every server on the new one: %v", err)
+		}
+	}
+}
+
+// TestRollingRotationWaitsForEveryNode: on PostgreSQL, a rotation is
+// refused while a server still seals with the old key (it skipped the
+// rolling rotation's step 3), or while one of the version before, whose key
+// is not known, runs: what it sealed would open with no key once servers
+// drop the old one. Once it is done, the old key is retired: a server or
+// command given it as its master key, even with the new one as previous
+// (step 2's settings), is refused, and so is the rotation run again.
+func TestRollingRotationWaitsForEveryNode(t *testing.T) {
+	ctx := context.Background()
+	old, _ := app.NewMasterKey()
+	next, _ := app.NewMasterKey()
+	fingerprint := func(key string) string {
+		k, err := seal.ParseKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seal.Fingerprint(k)
+	}
+	dsn := testenv.NewPostgresDB(t)
+	a := testenv.Start(t, func(c *app.Config) { c.Database, c.ObjectStore, c.MasterKey = dsn, "local", old })
+	a.Config.MasterKey, a.Config.PreviousMasterKeys = next, []string{old}
+	a.Restart(t)
+	behind := func(c *app.Config) {
+		c.Database, c.ObjectStore, c.MasterKey, c.PreviousMasterKeys = dsn, "local", old, []string{next}
+		c.RootAccessKeyID, c.RootSecretAccessKey = a.Config.RootAccessKeyID, a.Config.RootSecretAccessKey
+	}
+	b := testenv.Start(t, behind)
+	rotate := a.Config
+	rotate.DataDir, rotate.MasterKey, rotate.PreviousMasterKeys = t.TempDir(), old, nil
+	err := app.RotateMasterKey(ctx, rotate, next)
+	if err == nil || !strings.Contains(err.Error(), postgres.KeySession(fingerprint(old))+" from") ||
+		strings.Contains(err.Error(), postgres.KeySession(fingerprint(next))) {
+		t.Fatalf("beside a server on the old key, the rotation: %v", err)
+	}
+	// Nothing was resealed: the server behind makes and uses a CA.
+	b.NewActiveRoot(t, "Made before the rotation")
+	b.Stop(t)
+
+	// A server of the version before names its sessions "openpca".
+	earlier, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := earlier.SchemaVersion(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.RotateMasterKey(ctx, rotate, next); err == nil || !strings.Contains(err.Error(), "(openpca from") {
+		t.Fatalf("beside a server of the version before, the rotation: %v", err)
+	}
+	earlier.Close()
+
+	rotateAlone(t, rotate, next)
+	b.Config.MasterKey, b.Config.PreviousMasterKeys = next, nil
+	b.Restart(t)
+	b.NewActiveRoot(t, "Made after the rotation")
+	b.Stop(t)
+
+	retired := "(fingerprint " + fingerprint(old) + ") was rotated away from"
+	behind(&b.Config)
+	if s, err := app.Open(ctx, b.Config); err == nil || !strings.Contains(err.Error(), retired) {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("a server on the retired key, the new one as previous, started: %v", err)
+	}
+	if cmd, err := app.OpenAdmin(ctx, b.Config); err == nil || !strings.Contains(err.Error(), retired) {
+		if err == nil {
+			cmd.Close()
+		}
+		t.Errorf("a command on the retired key, the new one as previous, ran: %v", err)
+	}
+	if err := app.RotateMasterKey(ctx, rotate, next); err == nil || !strings.Contains(err.Error(), retired) {
+		t.Errorf("the rotation run again: %v", err)
+	}
+}
+
 // TestRollingRotationKeyFiles: on PostgreSQL, a file named as a
 // rotation's new key beside the master key's (the rolling rotation's new
 // key, named so by the operator) is the operator's. A server with the old
@@ -483,10 +577,9 @@ func TestRollingRotationKeyFiles(t *testing.T) {
 	unchanged("with the old key, the new one as previous")
 	cfg := f.env.Config
 	cfg.DataDir = t.TempDir()
-	if err := app.RotateMasterKey(context.Background(), cfg, next); err != nil {
-		t.Fatal(err)
-	}
+	// It seals with the old key: the rotation waits for it to stop.
 	f.env.Stop(t)
+	rotateAlone(t, cfg, next)
 	f.env.Config.PreviousMasterKeys = nil
 	if a, err := app.Open(context.Background(), f.env.Config); err == nil {
 		a.Close()

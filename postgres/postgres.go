@@ -137,25 +137,40 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	return store, nil
 }
 
-// SettlingSession returns a name for the sessions of one settling of a
-// restored database (Options.Session): OtherSessions and GuardSettling
-// tell the sessions so named from every other, a server's among them. It
-// is new each time, so that two settlings at once each see the other.
-func SettlingSession() string { return "openpca-restore-" + rand.Text() }
+// CommandSession returns a name for the sessions of one run of an
+// operator's command (Options.Session) that must tell its own sessions from
+// every other: a settling of a restored database (OtherSessions,
+// GuardSettling), a rotation of the master key (OtherKeys). It is new
+// each time, so that two runs at once each see the other.
+func CommandSession(command string) string { return "openpca-" + command + "-" + rand.Text() }
 
-// OtherSessionsError lists the sessions on a database being settled
-// other than the settling's own (SettlingSession), each as "<application> from
-// <address> since <time>", as much as its role may see: a running server
-// keeps at least one open (it reads the schema's version every few
-// seconds).
-type OtherSessionsError struct{ Sessions []string }
+// keySessionPrefix begins the name of the sessions of a server, or of an
+// operator's command, that seals with a master key (KeySession).
+const keySessionPrefix = "openpca key="
 
-func (e *OtherSessionsError) Error() string {
-	return fmt.Sprintf("the database has other sessions (%s)", strings.Join(e.Sessions, "; "))
+// KeySession names the sessions of a server, or of an operator's command,
+// that seals with the master key of the fingerprint given
+// (seal.Fingerprint): OtherKeys reads the name, to find those that seal
+// with another key than a rotation's new one.
+func KeySession(fingerprint string) string { return keySessionPrefix + fingerprint }
+
+// SessionsError lists sessions on the database that an operator's command
+// may not run beside, each as "<application> from <address> since
+// <time>", as much as its role may see: a running server keeps at least
+// one open (it reads the schema's version every few seconds).
+type SessionsError struct {
+	// Other says which: "other" (OtherSessions, GuardSettling), or
+	// "other master keys'" (OtherKeys).
+	Other    string
+	Sessions []string
 }
 
-// OtherSessions returns an *OtherSessionsError if the database at dsn has
-// sessions other than those named session (SettlingSession).
+func (e *SessionsError) Error() string {
+	return fmt.Sprintf("the database has %s sessions (%s)", e.Other, strings.Join(e.Sessions, "; "))
+}
+
+// OtherSessions returns a *SessionsError if the database at dsn has
+// sessions other than those named session (CommandSession).
 func OtherSessions(ctx context.Context, dsn, session string) error {
 	db, err := openDB(dsn, session)
 	if err != nil {
@@ -166,10 +181,10 @@ func OtherSessions(ctx context.Context, dsn, session string) error {
 }
 
 // GuardSettling runs first in the transaction that settles a restored
-// database, on sessions named by SettlingSession: it takes the lock that a server
-// takes as it starts (migrationLock), for the rest of the transaction,
-// and returns an *OtherSessionsError if another session is there. A
-// server that started before holds a session, and one that starts
+// database, on sessions named by CommandSession: it takes the lock that a
+// server takes as it starts (migrationLock), for the rest of the
+// transaction, and returns a *SessionsError if another session is there.
+// A server that started before holds a session, and one that starts
 // meanwhile waits for the lock, to find the database settled.
 func GuardSettling(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
@@ -178,23 +193,51 @@ func GuardSettling(ctx context.Context, tx *sql.Tx) error {
 	return otherSessions(ctx, tx)
 }
 
-// otherSessions returns an *OtherSessionsError if the database q
-// queries has sessions not named as q's own.
-func otherSessions(ctx context.Context, q interface {
+// otherSessions returns a *SessionsError if the database q queries has
+// sessions not named as q's own.
+func otherSessions(ctx context.Context, q querier) error {
+	return sessions(ctx, q, "other", `application_name IS DISTINCT FROM current_setting('application_name')`)
+}
+
+// OtherKeys returns a *SessionsError if the database at dsn has sessions
+// of servers or commands that seal with a master key other than the one
+// of the fingerprint given: named KeySession of another fingerprint, or
+// "openpca", as servers of the version before name theirs, whose key is
+// not known. A rotation of the master key asks, on sessions named
+// CommandSession, once it has rewritten the check of the master key,
+// which a server or command starting waits for (sqlstore's InitSetting)
+// to read: one started before has a session by then, and one started
+// after reads the check once the rotation ends, to find its key retired.
+func OtherKeys(ctx context.Context, dsn, session, fingerprint string) error {
+	db, err := openDB(dsn, session)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return sessions(ctx, db, "other master keys'", `(application_name LIKE $1 AND application_name <> $2 OR application_name = 'openpca')`,
+		keySessionPrefix+"%", KeySession(fingerprint))
+}
+
+type querier interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}) error {
+}
+
+// sessions returns a *SessionsError, saying which sessions they are
+// (other), if the database q queries has client sessions that where
+// selects.
+func sessions(ctx context.Context, q querier, other, where string, args ...any) error {
 	// Of another role's sessions, a role without pg_read_all_stats sees
 	// little more than that they are there, and not their backend_type:
 	// autovacuum's workers, which run on a database just restored, are
 	// told apart by having no user.
 	rows, err := q.QueryContext(ctx, `SELECT COALESCE(application_name, ''), COALESCE(host(client_addr), ''), backend_start
-		FROM pg_stat_activity WHERE datname = current_database() AND application_name IS DISTINCT FROM current_setting('application_name')
-		AND COALESCE(backend_type, 'client backend') = 'client backend' AND usesysid IS NOT NULL ORDER BY backend_start`)
+		FROM pg_stat_activity WHERE datname = current_database() AND `+where+`
+		AND COALESCE(backend_type, 'client backend') = 'client backend' AND usesysid IS NOT NULL ORDER BY backend_start`, args...)
 	if err != nil {
 		return fmt.Errorf("listing the database's sessions: %w", err)
 	}
 	defer rows.Close()
-	var sessions []string
+	var list []string
 	for rows.Next() {
 		var app, addr string
 		var since sql.NullTime
@@ -208,13 +251,13 @@ func otherSessions(ctx context.Context, q interface {
 		if since.Valid {
 			s += " since " + since.Time.UTC().Format(time.RFC3339)
 		}
-		sessions = append(sessions, s)
+		list = append(list, s)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("listing the database's sessions: %w", err)
 	}
-	if len(sessions) > 0 {
-		return &OtherSessionsError{Sessions: sessions}
+	if len(list) > 0 {
+		return &SessionsError{Other: other, Sessions: list}
 	}
 	return nil
 }

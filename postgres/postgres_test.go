@@ -1,8 +1,10 @@
 package postgres_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -302,14 +304,14 @@ func TestGuardSettling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settling := postgres.SettlingSession()
-	if postgres.SettlingSession() == settling {
+	settling := postgres.CommandSession("restore")
+	if postgres.CommandSession("restore") == settling {
 		t.Error("two settlings have one name")
 	}
 	if _, err := server.SchemaVersion(ctx); err != nil { // it holds a session
 		t.Fatal(err)
 	}
-	var others *postgres.OtherSessionsError
+	var others *postgres.SessionsError
 	if err := postgres.OtherSessions(ctx, dsn, settling); !errors.As(err, &others) || !strings.Contains(err.Error(), "openpca from 127.0.0.1") {
 		t.Fatalf("beside a server: %v", err)
 	}
@@ -399,5 +401,67 @@ func TestGuardSettling(t *testing.T) {
 	tx.Rollback()
 	if !errors.As(err, &others) || len(others.Sessions) == 0 {
 		t.Fatalf("beside a server, in the transaction: %v", err)
+	}
+}
+
+// TestCheckWaitsForReseal: a server or command starting reads the check
+// of the master key (InitSetting) locked for share, so that while a
+// rotation rewrites it, it waits, and then reads what the rotation left:
+// having read the value before, it would seal with the key the rotation
+// retires, unseen by the rotation if it connected after its look at the
+// sessions (OtherKeys).
+func TestCheckWaitsForReseal(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	open := func(session string) *sqlstore.DB {
+		db, err := postgres.Open(ctx, dsn, postgres.Options{Session: session})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	rotating, starting := open(postgres.CommandSession("rotate")), open("starting")
+	if _, err := rotating.InitSetting(ctx, "check", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan []byte, 1)
+	err := rotating.Reseal(ctx, func(v *openpca.SealedValue) ([]byte, error) {
+		if v.ID == "check" {
+			return []byte("new"), nil
+		}
+		return v.Value, nil
+	}, func(context.Context) error {
+		go func() {
+			v, err := starting.InitSetting(ctx, "check", []byte("first"))
+			if err != nil {
+				t.Error(err)
+			}
+			read <- v
+		}()
+		for waiting := false; !waiting; {
+			select {
+			case v := <-read:
+				return fmt.Errorf("read %q while the reseal ran", v)
+			case <-time.After(10 * time.Millisecond):
+			}
+			probe, err := postgres.OpenDB(dsn, "")
+			if err != nil {
+				return err
+			}
+			err = probe.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
+				AND application_name = 'starting' AND wait_event_type = 'Lock')`).Scan(&waiting)
+			probe.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := <-read; string(v) != "new" {
+		t.Errorf("read %q once the reseal committed, want new", v)
 	}
 }

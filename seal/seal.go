@@ -6,7 +6,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -109,6 +111,16 @@ func ParseKey(s string) ([]byte, error) {
 		return nil, fmt.Errorf("master key must decode to %d bytes, not %d", KeySize, len(key))
 	}
 	return key, nil
+}
+
+// Fingerprint names a master key without giving it away: 64 bits of a
+// hash of it, in hex. A fingerprint can be shown where the key may not (to
+// every user of the database, as PostgreSQL shows session names), and
+// tells keys apart well enough for an operator's mistake, which is all it
+// is for: no one chooses a key to match another's fingerprint.
+func Fingerprint(key []byte) string {
+	sum := sha256.Sum256(append([]byte("openpca master key fingerprint\x00"), key...))
+	return hex.EncodeToString(sum[:8])
 }
 
 // WriteKeyFile writes a master key, in base64, to path, readable only by

@@ -67,7 +67,7 @@ func TestSecretsLeaveTheFiles(t *testing.T) {
 			return sealed(), nil
 		}
 		return v.Value, nil
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if f := left(oldKey); f != "" {

@@ -10,7 +10,7 @@ import (
 
 // Reseal implements openpca.ResealStore. A CA whose key is rewritten gets a
 // new version, so that no cached record keeps the old one.
-func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte, error)) error {
+func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte, error), guard func(context.Context) error) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		for _, q := range []struct {
 			kind, read, write string
@@ -48,6 +48,9 @@ func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte,
 					return err
 				}
 			}
+		}
+		if guard != nil {
+			return guard(ctx)
 		}
 		return nil
 	})

@@ -10,7 +10,10 @@ import (
 	"time"
 )
 
-// InitSetting implements openpca.SettingStore.
+// InitSetting implements openpca.SettingStore. While a transaction that
+// rewrites the value runs (a rotation of the master key rewrites its
+// check), the insert waits for it to end, on PostgreSQL as on SQLite, and
+// the value read is what it left.
 func (db *DB) InitSetting(ctx context.Context, name string, value []byte) ([]byte, error) {
 	var stored []byte
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
