@@ -422,7 +422,7 @@ func openStore(ctx context.Context, cfg Config, schema sqlstore.Schema) (*sqlsto
 	case cfg.Database == "":
 		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"), sqlite.Options{Logger: cfg.Logger, Schema: schema})
 	case strings.HasPrefix(cfg.Database, "postgres://"), strings.HasPrefix(cfg.Database, "postgresql://"):
-		return postgres.Open(ctx, cfg.Database, postgres.Options{Schema: schema, Session: cfg.session})
+		return postgres.Open(ctx, cfg.Database, postgres.Options{Schema: schema, Session: cfg.session, Logger: cfg.Logger})
 	}
 	return nil, fmt.Errorf("--database must be a postgres:// address, or empty for SQLite in the data folder")
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -37,8 +38,18 @@ const (
 )
 
 // migrationLock is the advisory lock that servers starting at once take
-// in turn to migrate the schema.
+// in turn to migrate the schema, for the transaction that does, so that
+// nothing can leave it held (a pooler that gives the unlock to another
+// server connection than the lock's, say).
 const migrationLock int64 = 0x6f70656e706361 // "openpca"
+
+// lockWait bounds each wait of a migration's transaction for a lock: the
+// migration lock, held by a server migrating, or a restore settling (which
+// can take minutes, on a large database), or a table that a migration
+// alters, held by the transactions of servers of the earlier version
+// (which every later statement on the table would queue behind). Past it
+// the transaction is made again, and the server logs that it waits.
+const lockWait = 10 * time.Second
 
 // sessionDefaults are settings of each connection's session, where
 // nothing else set them (the server's configuration, the role or the
@@ -87,6 +98,11 @@ type Options struct {
 	// over any name the address gives; by default the address's, or
 	// "openpca".
 	Session string
+	// Logger is told of waits for a lock to migrate the schema; nil
+	// logs nothing.
+	Logger *slog.Logger
+	// lockWait, if not 0, replaces lockWait (for tests).
+	lockWait time.Duration
 }
 
 // Open connects to the database at dsn (postgres://...) and brings its
@@ -115,11 +131,23 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 			Retryable:   retryable,
 			Full:        full,
 			Unreachable: unreachable,
-			LockMigrations: func(ctx context.Context, conn *sql.Conn) (func(), error) {
-				if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
-					return nil, err
+			LockMigrations: func(ctx context.Context, tx *sql.Tx) error {
+				wait := cmp.Or(opts.lockWait, lockWait)
+				if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", wait.Milliseconds())); err != nil {
+					return err
 				}
-				return func() { conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock) }, nil
+				_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock)
+				return err
+			},
+			RetryMigration: func(err error) bool {
+				if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" {
+					return false
+				}
+				if opts.Logger != nil {
+					opts.Logger.Warn("waiting for a lock to read or migrate the schema: another server migrating it, a restore settling the database, "+
+						"or, for a table a migration alters, the transactions of servers of the earlier version", "waited", cmp.Or(opts.lockWait, lockWait), "error", err)
+				}
+				return true
 			},
 			Migrations: m,
 		},

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -72,25 +73,7 @@ func TestConcurrentMigrations(t *testing.T) {
 // log entry keeps its record, and the log's tree still holds.
 func TestCertificatesMigrate(t *testing.T) {
 	dsn := testenv.NewPostgresDB(t)
-	raw, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	names, _ := filepath.Glob("migrations/*.sql")
-	sort.Strings(names)
-	if _, err := raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for i, name := range names[:8] { // up to 0008, the last with wide certificates
-		body, _ := os.ReadFile(name)
-		if _, err := raw.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, err := raw.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, i+1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	raw := oldDatabase(t, dsn, 8) // up to 0008, the last with wide certificates
 	o := storetest.NewOldCertificate(t)
 	ca, c := o.CA, o.Certificate
 	for _, q := range []struct {
@@ -118,6 +101,120 @@ func TestCertificatesMigrate(t *testing.T) {
 	}
 	defer db.Close()
 	o.Check(t, db)
+}
+
+// oldDatabase gives the database at dsn the first n migrations, as a
+// server of that version left it, and returns a connection to it.
+func oldDatabase(t *testing.T, dsn string, n int) *sql.DB {
+	t.Helper()
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	names, _ := filepath.Glob("migrations/*.sql")
+	sort.Strings(names)
+	if _, err := raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range names[:n] {
+		body, _ := os.ReadFile(name)
+		if _, err := raw.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := raw.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return raw
+}
+
+// TestMigrationsAllOrNone: an upgrade whose last migration fails leaves
+// the schema as it was, none of its migrations applied, for the servers of
+// that version; once what failed it is gone, it applies whole.
+func TestMigrationsAllOrNone(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	raw := oldDatabase(t, dsn, 9)
+	names, _ := filepath.Glob("migrations/*.sql")
+	// The last migration makes an index of this name.
+	if _, err := raw.Exec(`CREATE TABLE console_sessions_by_key (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(names[len(names)-1])) {
+		t.Fatalf("an upgrade whose last migration fails: %v", err)
+	}
+	var version int
+	var witnessing sql.NullString
+	if err := raw.QueryRow(`SELECT (SELECT MAX(version) FROM schema_migrations), to_regclass('witnessing')`).Scan(&version, &witnessing); err != nil {
+		t.Fatal(err)
+	}
+	if version != 9 || witnessing.Valid {
+		t.Errorf("after the failed upgrade: version %d, table witnessing %v; want 9, and none of 0010", version, witnessing.Valid)
+	}
+	if _, err := raw.Exec(`DROP TABLE console_sessions_by_key`); err != nil {
+		t.Fatal(err)
+	}
+	db, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != len(names) {
+		t.Errorf("schema version %d, %v; want %d", v, err, len(names))
+	}
+}
+
+// TestMigrationWaitsForLock: a server starting while another holds the
+// migration lock (migrating a large database, say, or a restore settling
+// it) says that it waits, again at each bound of its wait, and starts once
+// the lock is free, leaving none held.
+func TestMigrationWaitsForLock(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	holder, err := postgres.OpenDB(dsn, "holder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	conn, err := holder.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, postgres.MigrationLock); err != nil {
+		t.Fatal(err)
+	}
+	var log testenv.SyncBuffer
+	opts := postgres.WithLockWait(postgres.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))}, 50*time.Millisecond)
+	opened := make(chan error, 1)
+	go func() {
+		db, err := postgres.Open(ctx, dsn, opts)
+		if err == nil {
+			db.Close()
+		}
+		opened <- err
+	}()
+	for deadline := time.Now().Add(time.Minute); strings.Count(log.String(), "waiting for a lock to read or migrate the schema") < 2; time.Sleep(10 * time.Millisecond) {
+		select {
+		case err := <-opened:
+			t.Fatalf("opened beside the lock's holder: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the wait after a minute: %q", log.String())
+		}
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, postgres.MigrationLock); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	var held int
+	if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory'`).Scan(&held); err != nil || held != 0 {
+		t.Errorf("%d advisory locks held once the server started, %v", held, err)
+	}
 }
 
 // TestCARowsLockInOrder: a revocation takes a CA's rows in the order a

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,4 +118,40 @@ func TestCertificatesMigrate(t *testing.T) {
 	}
 	defer db.Close()
 	o.Check(t, db)
+}
+
+// TestMigrationsAllOrNone: an upgrade whose last migration fails leaves
+// the schema as it was, none of its migrations applied; once what failed
+// it is gone, it applies whole.
+func TestMigrationsAllOrNone(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw := oldDatabase(t, path, 12)
+	defer raw.Close()
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	// The last migration makes an index of this name.
+	if _, err := raw.Exec(`CREATE TABLE console_sessions_by_key (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, path, Options{}); err == nil || !strings.Contains(err.Error(), filepath.Base(names[len(names)-1])) {
+		t.Fatalf("an upgrade whose last migration fails: %v", err)
+	}
+	var version, witnessing int
+	if err := raw.QueryRow(`SELECT (SELECT MAX(version) FROM schema_migrations), (SELECT COUNT(*) FROM sqlite_master WHERE name = 'witnessing')`).Scan(&version, &witnessing); err != nil {
+		t.Fatal(err)
+	}
+	if version != 12 || witnessing != 0 {
+		t.Errorf("after the failed upgrade: version %d, table witnessing %d; want 12, and none of 0013", version, witnessing)
+	}
+	if _, err := raw.Exec(`DROP TABLE console_sessions_by_key`); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, err := db.SchemaVersion(ctx); err != nil || v != len(names) {
+		t.Errorf("schema version %d, %v; want %d", v, err, len(names))
+	}
 }

@@ -47,9 +47,15 @@ type Dialect struct {
 	// that could not be reached (a connection lost or refused, the
 	// server shutting down): clients are told to retry later too.
 	Unreachable func(error) bool
-	// LockMigrations, if set, serializes migrations among the processes
-	// that start at once, holding a lock on conn until unlock.
-	LockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
+	// LockMigrations, if set, runs first in the transaction that reads
+	// the schema's version and applies the migrations it lacks, all of
+	// them or none: it serializes that transaction among the processes
+	// that start at once, and bounds each wait of it for a lock.
+	LockMigrations func(ctx context.Context, tx *sql.Tx) error
+	// RetryMigration, if set, reports whether a migration that failed
+	// with err waited for a lock past the bound LockMigrations set, and
+	// is to be made again; it may say so in a log.
+	RetryMigration func(err error) bool
 	// Migrations holds the numbered schema migrations, NNNN_name.sql.
 	Migrations fs.FS
 	// Scrub, if set, asks the database to clear from its files, as soon
@@ -220,35 +226,46 @@ func (db *DB) lockKey(ctx context.Context, tx *sql.Tx, key string) error {
 	return err
 }
 
-// migrate applies, in order, each migration not yet recorded.
+// migrate applies, in order, each migration not yet recorded, in one
+// transaction: an upgrade that fails (a migration refused, or a start
+// ended) leaves the schema as it was, for the servers of its version, not
+// half applied, which neither version could use. A transaction that
+// waited for a lock past its bound (RetryMigration) is made again.
 func (db *DB) migrate(ctx context.Context, schema Schema) error {
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if db.dialect.LockMigrations != nil {
-		unlock, err := db.dialect.LockMigrations(ctx, conn)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
-	// Only a migration makes a schema: a command on a database without
-	// one (a mistyped name) is refused, and leaves it as it was.
-	if schema == Migrate {
-		if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+	for {
+		err := db.migrateOnce(ctx, schema)
+		if err == nil || db.dialect.RetryMigration == nil || !db.dialect.RetryMigration(err) {
 			return err
 		}
 	}
+}
+
+func (db *DB) migrateOnce(ctx context.Context, schema Schema) error {
 	names, versions, err := db.migrations()
 	if err != nil {
 		return err
 	}
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if db.dialect.LockMigrations != nil {
+		if err := db.dialect.LockMigrations(ctx, tx); err != nil {
+			return err
+		}
+	}
+	// Only a migration makes a schema: a command on a database without
+	// one (a mistyped name) is refused, and leaves it as it was.
+	if schema == Migrate {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return err
+		}
+	}
 	// A later version's schema may hold what this one would misread, or
 	// overwrite: it is refused, not used.
 	var have sql.NullInt64
-	err = conn.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have)
+	err = tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have)
 	switch {
 	case err != nil && schema == Migrate:
 		return err
@@ -261,42 +278,42 @@ func (db *DB) migrate(ctx context.Context, schema Schema) error {
 	if schema == AsIs {
 		return nil
 	}
+	applied, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return err
+	}
+	done := map[int]bool{}
+	for applied.Next() {
+		var v int
+		if err := applied.Scan(&v); err != nil {
+			applied.Close()
+			return err
+		}
+		done[v] = true
+	}
+	if err := applied.Close(); err != nil {
+		return err
+	}
 	for i, name := range names {
 		version := versions[i]
+		if done[version] {
+			continue
+		}
+		if schema == RefuseEarlier {
+			return fmt.Errorf("the database is of an earlier version of OpenPCA (it lacks migration %s): start this version's server first, which brings it up to date; a command does not, as a server of the earlier version may still be running on it", name)
+		}
 		body, err := fs.ReadFile(db.dialect.Migrations, name)
 		if err != nil {
 			return err
 		}
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		var n int
-		if err := tx.QueryRowContext(ctx, db.rewrite(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if n > 0 {
-			tx.Rollback()
-			continue
-		}
-		if schema == RefuseEarlier {
-			tx.Rollback()
-			return fmt.Errorf("the database is of an earlier version of OpenPCA (it lacks migration %s): start this version's server first, which brings it up to date; a command does not, as a server of the earlier version may still be running on it", name)
-		}
 		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w (no migration was applied: they are applied all together, or none)", name, err)
 		}
 		if _, err := tx.ExecContext(ctx, db.rewrite(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, time.Now().UnixMicro()); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
 			return err
 		}
 	}
-	return nil
+	return tx.Commit()
 }
 
 // Migrate brings the schema of a database opened AsIs up to date, and
