@@ -211,6 +211,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 			return fail(err)
 		}
 	}
+	// Read once migrated, which waits for a restore's settling to end.
+	if begun, err := a.store.RestoreBegun(ctx); err != nil {
+		return fail(err)
+	} else if begun != "" {
+		return fail(fmt.Errorf("a restore of this database (openpca restore --database) began at %s and has not settled it: a server starts on it once it has; if it was cut short, or refused the database, run it again, which says why", begun))
+	}
 	authenticator, err := a.authenticator(ctx)
 	if err != nil {
 		return fail(err)

@@ -127,21 +127,26 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	if err := cfg.Validate(); err != nil {
 		return nil, sqlstore.Summary{}, err
 	}
-	// Its sessions are named as its own, and every other is refused: at
-	// once, and again in the transaction that settles, which holds off
-	// servers starting meanwhile.
+	// Its sessions are named as its own. Opened as it is, so that a
+	// database without a schema (pg_restore not run, or a mistyped name)
+	// is refused rather than given one.
 	cfg.session = postgres.CommandSession("restore")
-	if err := postgres.OtherSessions(ctx, cfg.Database, cfg.session); err != nil {
-		return nil, sqlstore.Summary{}, notSettled(err)
-	}
-	// Opened as it is, so that a database without a schema (pg_restore
-	// not run, or a mistyped name) is refused rather than given one; then
-	// brought up to date, as a dump of an earlier version may need: no
-	// server of that version runs on it.
 	a, err := openAdmin(ctx, cfg, false, sqlstore.AsIs)
 	if err != nil {
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
+	// Servers that start from here on are refused until the database is
+	// settled, and every other session is refused here: at once, and
+	// again in the transaction that settles.
+	if err := a.Store.BeginRestore(ctx, now); err != nil {
+		a.Close()
+		return nil, sqlstore.Summary{}, notSettled(err)
+	}
+	if err := postgres.OtherSessions(ctx, cfg.Database, cfg.session); err != nil {
+		return nil, sqlstore.Summary{}, abandon(ctx, a, err)
+	}
+	// Brought up to date, as a dump of an earlier version may need: no
+	// server of that version runs on it.
 	if err := a.Store.Migrate(ctx); err != nil {
 		a.Close()
 		return nil, sqlstore.Summary{}, notSettled(err)
@@ -156,8 +161,7 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	}
 	settled, err := a.Store.SettleRestored(ctx, now.UnixMilli(), now, keepStatus, postgres.GuardSettling)
 	if err != nil {
-		a.Close()
-		return nil, sqlstore.Summary{}, notSettled(err)
+		return nil, sqlstore.Summary{}, abandon(ctx, a, err)
 	}
 	sum, err := a.Store.Summary(ctx)
 	if err != nil {
@@ -166,6 +170,18 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	}
 	sum.Restored = settled
 	return a, sum, nil
+}
+
+// abandon ends a settling that failed with err, on a: it takes back the
+// restore's record (BeginRestore) if err found the database in use, which
+// is no restored one, and leaves it otherwise, for no server to start on
+// a database not settled.
+func abandon(ctx context.Context, a *Admin, err error) error {
+	if _, ok := errors.AsType[*postgres.SessionsError](err); ok {
+		err = errors.Join(err, a.Store.AbandonRestore(ctx))
+	}
+	a.Close()
+	return notSettled(err)
 }
 
 // notSettled is the error of a settling that failed, err, with advice if

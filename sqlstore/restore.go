@@ -49,6 +49,38 @@ type Restored struct {
 	KeptStatus bool
 }
 
+// restoreBegun names the setting that holds when a restore of a
+// PostgreSQL database began (BeginRestore), until SettleRestored settles
+// it.
+const restoreBegun = "restore-begun"
+
+// BeginRestore records that a restore of the database began at now,
+// before the restore looks for servers on it: a server that starts from
+// then on finds it (RestoreBegun), and is refused, until SettleRestored
+// settles the database. One that started before has a session the restore
+// sees. A restore cut short, or that refused what it restored (its logs
+// did not verify), leaves it, since such a database is not fit to serve;
+// one that found the database in use takes it back (AbandonRestore).
+func (db *DB) BeginRestore(ctx context.Context, now time.Time) error {
+	_, err := db.exec(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+		restoreBegun, []byte(now.UTC().Format(time.RFC3339)))
+	return db.wrap("recording the restore", err)
+}
+
+// AbandonRestore takes back what BeginRestore recorded, for a database
+// that a restore found in use, which is no restored one.
+func (db *DB) AbandonRestore(ctx context.Context) error {
+	_, err := db.exec(ctx, `DELETE FROM settings WHERE name = ?`, restoreBegun)
+	return db.wrap("abandoning the restore", err)
+}
+
+// RestoreBegun returns when a restore began (BeginRestore) that has not
+// settled the database, as it recorded it, or "".
+func (db *DB) RestoreBegun(ctx context.Context) (string, error) {
+	v, err := db.Setting(ctx, restoreBegun)
+	return string(v), err
+}
+
 // SettleRestored makes a database just restored from a backup fit for
 // servers to start on, in one transaction. It must run before any server
 // does, and never on a database that was not just restored: it undoes
@@ -85,6 +117,7 @@ type Restored struct {
 //     expired: everyone signs in again.
 //   - Each log's kept edge (what the next append starts from) is
 //     forgotten, to be rebuilt from its stored hashes.
+//   - The restore, begun (BeginRestore), has ended: servers may start.
 //
 // guard, if set, runs first in the transaction, and an error of it
 // settles nothing: a database that servers may reach checks there that
@@ -126,6 +159,7 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 			// a kept edge it did not.
 			{"forgetting the logs' kept edges", `UPDATE key_use_logs SET tree_edge = NULL`, nil},
 			{"ending the console sessions", `DELETE FROM console_sessions`, nil},
+			{"ending the restore", `DELETE FROM settings WHERE name = ?`, []any{restoreBegun}},
 		} {
 			if _, err := tx.ExecContext(ctx, db.rewrite(q.stmt), q.args...); err != nil {
 				return fmt.Errorf("%s: %w", q.what, err)

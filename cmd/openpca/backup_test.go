@@ -283,6 +283,15 @@ func TestPostgresRestore(t *testing.T) {
 	if status != "ACTIVE" {
 		t.Errorf("a refused restore changed the CA: %s", status)
 	}
+	// Nor does a server start on it, as on a database being restored.
+	unsettled := env.Config
+	unsettled.Database, unsettled.DataDir, unsettled.MasterKeyFile = tampered, t.TempDir(), masterKey
+	if s, err := app.Open(ctx, unsettled); err == nil || !strings.Contains(err.Error(), "has not settled it") {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("a server on a database whose restore was refused: %v", err)
+	}
 
 	restoredDSN := testenv.RestorePostgresDB(t, dsn)
 	restore := func(extra ...string) (string, error) {
@@ -304,6 +313,12 @@ func TestPostgresRestore(t *testing.T) {
 	}
 	restored.Close()
 	read := func(q string, v any) { readFrom(t, restoredDSN, q, v) }
+	// A database in use is no restored one: servers still start on it.
+	var begun int
+	read(`SELECT COUNT(*) FROM settings WHERE name = 'restore-begun'`, &begun)
+	if begun != 0 {
+		t.Error("a restore refused beside a session left its record, which servers refuse")
+	}
 	read(`SELECT status FROM certificate_authorities`, &status)
 	if status != "ACTIVE" {
 		t.Fatalf("a refused restore changed the CA: %s", status)
