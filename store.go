@@ -48,7 +48,7 @@ const (
 // ResealStore rewrites what the master key seals, when it changes.
 type ResealStore interface {
 	// Reseal calls fn with every sealed value the store keeps (and every
-	// setting), and stores what fn returns in its place, all in one
+	// setting but the store's own), and stores what fn returns in its place, all in one
 	// transaction: every value is rewritten, or none. guard, unless nil,
 	// runs once every value is rewritten, before the transaction
 	// commits: its error undoes the rewriting.

@@ -562,3 +562,36 @@ func TestCheckWaitsForReseal(t *testing.T) {
 		t.Errorf("read %q once the reseal committed, want new", v)
 	}
 }
+
+// TestReadyDuringReseal: a rotation of the master key, which locks what it
+// reseals for its transaction, leaves the readiness probe's row alone: a
+// server's probe, and the batch of writes it shares, do not wait for the
+// rotation, nor wait with it for each other's rows.
+func TestReadyDuringReseal(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	open := func() *sqlstore.DB {
+		db, err := postgres.Open(ctx, dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	rotating, serving, other := open(), open(), open()
+	// The probe's row is there to lock; serving's next probe writes it.
+	if err := other.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := rotating.Reseal(ctx, func(v *openpca.SealedValue) ([]byte, error) { return v.Value, nil }, func(context.Context) error {
+		wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := serving.Ready(wait); err != nil {
+			return fmt.Errorf("the probe while the reseal runs: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -35,6 +35,9 @@ func (db *DB) Setting(ctx context.Context, name string) ([]byte, error) {
 	return stored, db.wrap("reading setting "+name, err)
 }
 
+// readinessProbe names the setting Ready writes.
+const readinessProbe = "readiness-probe"
+
 // readyEvery is how often Ready writes to find out; between two writes
 // it answers what the last found.
 const readyEvery = time.Second
@@ -81,8 +84,8 @@ func (db *DB) Ready(ctx context.Context) error {
 	}
 	if err == nil {
 		err = db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-			_, err := db.txExec(ctx, tx, `INSERT INTO settings (name, value) VALUES ('readiness-probe', ?)
-				ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+			_, err := db.txExec(ctx, tx, `INSERT INTO settings (name, value) VALUES (?, ?)
+				ON CONFLICT (name) DO UPDATE SET value = excluded.value`, readinessProbe, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
 			return err
 		})
 		err = db.wrap("writing", err)
