@@ -78,6 +78,11 @@ type AuditEntry struct {
 	// Hash is Record's as a leaf of the log (RFC 6962), which the store
 	// checked against the one it keeps.
 	Hash [32]byte
+	// Stored are the hashes of the log's tree that the store keeps with
+	// the entry, those it completes (see tlog.StoredHashes), one after
+	// the other, the leaf's first: inclusion and consistency proofs read
+	// them. They are valid until fn returns.
+	Stored []byte
 	// Certificate is the certificate an issuance signed, nil for another
 	// entry.
 	Certificate *Certificate

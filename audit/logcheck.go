@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 )
@@ -14,64 +16,74 @@ type LogStore interface {
 	auditlog.Store
 	AuditEntries(ctx context.Context, caID string, logSize, from, to int64, fn func(*openpca.AuditEntry) error) error
 	WitnessedCheckpoint(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
-	ListAccounts(ctx context.Context) ([]*openpca.Account, error)
-	ListCAs(ctx context.Context, accountID string, after openpca.CACursor, limit int) ([]*openpca.CA, error)
+	// ListAllCAs lists up to limit CAs, of every account and of none, in
+	// creation order, after the one after names.
+	ListAllCAs(ctx context.Context, after openpca.CACursor, limit int) ([]*openpca.CA, error)
 }
+
+// maxBadLogs bounds the logs, of those that fail, that CheckLogs's error
+// names.
+const maxBadLogs = 10
 
 // CheckLogs checks the key-use log of every CA in the store, as a report
 // of the whole log would, without writing one (CheckLog), and returns
-// how many CAs and entries it checked. The first log that fails stops it:
-// its error is a *openpca.LogIntegrityError.
+// how many CAs and entries it checked. A log that fails does not stop it:
+// its error names each CA whose log fails, by ARN, with its
+// *openpca.LogIntegrityError (the first maxBadLogs, and how many more).
+// Any other error stops it.
 func CheckLogs(ctx context.Context, store LogStore, verifierKey string) (cas int, entries int64, err error) {
-	accounts, err := store.ListAccounts(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
 	const page = 100
-	for _, acc := range accounts {
-		var after openpca.CACursor
-		for {
-			list, err := store.ListCAs(ctx, acc.ID, after, page)
-			if err != nil {
+	var (
+		after  openpca.CACursor
+		bad    []error
+		failed int
+	)
+	for {
+		list, err := store.ListAllCAs(ctx, after, page)
+		if err != nil {
+			return cas, entries, err
+		}
+		for _, ca := range list {
+			// A CA a purge claimed (restorable until 0) is being
+			// destroyed, a chunk of its log at a time: a backup may hold
+			// part of its log, which no server reads again.
+			if ca.Status == openpca.CertificateAuthorityStatusDeleted && ca.RestorableUntil.UnixMicro() == 0 {
+				continue
+			}
+			n, err := CheckLog(ctx, store, ca, verifierKey)
+			switch {
+			case errors.Is(err, openpca.ErrLogIntegrity):
+				if failed++; len(bad) < maxBadLogs {
+					bad = append(bad, fmt.Errorf("%s: %w", ca.ARN, err))
+				}
+			case err != nil:
 				return cas, entries, err
 			}
-			for _, ca := range list {
-				// A CA a purge claimed (restorable until 0) is being
-				// destroyed, a chunk of its log at a time: a backup may
-				// hold part of its log, which no server reads again.
-				if ca.Status == openpca.CertificateAuthorityStatusDeleted && ca.RestorableUntil.UnixMicro() == 0 {
-					continue
-				}
-				n, err := CheckLog(ctx, store, ca, verifierKey)
-				if err != nil {
-					return cas, entries, err
-				}
-				cas++
-				entries += n
-			}
-			if len(list) < page {
-				break
-			}
-			after = openpca.CACursor{CreatedAt: list[len(list)-1].CreatedAt, ID: list[len(list)-1].ID}
+			cas++
+			entries += n
 		}
+		if len(list) < page {
+			break
+		}
+		after = openpca.CACursor{CreatedAt: list[len(list)-1].CreatedAt, ID: list[len(list)-1].ID}
 	}
-	return cas, entries, nil
+	if failed > len(bad) {
+		bad = append(bad, fmt.Errorf("and the logs of %d more CAs", failed-len(bad)))
+	}
+	return cas, entries, errors.Join(bad...)
 }
 
 // CheckLog checks what the store keeps of the key-use log of ca, and
 // returns its size. As a report does, it checks each record against the
-// hash stored for it (the store's AuditEntries), the records against the
-// root that the stored hashes give, and each revocation entry against its
-// certificate's row. It also checks the log against the latest checkpoint
+// hash stored for it (the store's AuditEntries), and each revocation entry
+// against its certificate's row; and every other hash of the tree stored
+// with an entry, against the tree the records make: a report's root, and
+// the proofs, read them. It also checks the log against the latest checkpoint
 // of it that witnesses cosigned, if any, which the server signed with
 // the key of verifierKey: a log rewritten whole, records and hashes, is
 // not the tree they saw.
 func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey string) (int64, error) {
 	size, err := store.LogSize(ctx, ca.ID)
-	if err != nil {
-		return 0, err
-	}
-	root, err := auditlog.TreeHash(ctx, store, ca.ID, size)
 	if err != nil {
 		return 0, err
 	}
@@ -81,10 +93,26 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 		list    []revocation
 	)
 	revoked := revocations{}
+	// Each hash an entry completes, as the tree makes them, is the one
+	// stored with it at the same place.
+	var (
+		stored   []byte
+		pos      int
+		mismatch bool
+	)
+	tree.Stored = func(_ int64, h tlog.Hash) {
+		s, err := auditlog.HashAt(stored, pos)
+		mismatch = mismatch || err != nil || s != h
+		pos++
+	}
 	// In chunks, as a report reads: no read holds the database long.
 	for from := int64(0); from < size; from += chunkEntries {
 		err := store.AuditEntries(ctx, ca.ID, size, from, min(from+chunkEntries, size), func(e *openpca.AuditEntry) error {
-			tree.AddHash(e.Hash)
+			stored, pos = e.Stored, 0
+			if tree.AddHash(e.Hash); mismatch || pos*tlog.HashSize != len(stored) {
+				return &openpca.LogIntegrityError{CAID: ca.ID, Entry: e.Seq,
+					Problem: "has hashes of the log's tree stored with it that are not the tree's: the proofs that read them would not verify"}
+			}
 			var err error
 			if list, err = appendRevocation(list[:0], ca.ID, e, &records); err != nil {
 				return err
@@ -97,9 +125,6 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 	}
 	if err := revoked.rest(ca.ID); err != nil {
 		return 0, err
-	}
-	if tree.Root() != root {
-		return 0, storedHashesChanged(ca.ID, size)
 	}
 	w, err := store.WitnessedCheckpoint(ctx, ca.ID)
 	if errors.Is(err, openpca.ErrNotFound) {

@@ -234,8 +234,8 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		if e.Record == nil {
 			return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "has no record"}
 		}
-		e.Hash = tlog.RecordHash(e.Record)
-		if leaf, err := auditlog.HashAt(row.Bytes(2), 0); err != nil || leaf != e.Hash {
+		e.Hash, e.Stored = tlog.RecordHash(e.Record), row.Bytes(2)
+		if leaf, err := auditlog.HashAt(e.Stored, 0); err != nil || leaf != e.Hash {
 			return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "does not match the hash the log stored for it"}
 		}
 		next++

@@ -196,19 +196,26 @@ func (db *DB) FindCA(ctx context.Context, accountID, id string) (*openpca.CA, er
 
 // ListCAs implements openpca.CAStore.
 func (db *DB) ListCAs(ctx context.Context, accountID string, after openpca.CACursor, limit int) ([]*openpca.CA, error) {
-	return db.listCAs(ctx, `certificate_authorities c WHERE c.account_id = ?`, accountID, after, limit)
+	return db.listCAs(ctx, `certificate_authorities c WHERE c.account_id = ?`, []any{accountID}, after, limit)
+}
+
+// ListAllCAs lists up to limit CAs of every account, and of none (an
+// account's row deleted by hand), in creation order, after the one after
+// names.
+func (db *DB) ListAllCAs(ctx context.Context, after openpca.CACursor, limit int) ([]*openpca.CA, error) {
+	return db.listCAs(ctx, `certificate_authorities c WHERE TRUE`, nil, after, limit)
 }
 
 // listCAs lists, in creation order, the CAs that from (a table expression
-// naming them c, with one parameter: the account) gives.
-func (db *DB) listCAs(ctx context.Context, from, accountID string, after openpca.CACursor, limit int) ([]*openpca.CA, error) {
+// naming them c, ending in a WHERE clause, of the parameters args) gives.
+func (db *DB) listCAs(ctx context.Context, from string, args []any, after openpca.CACursor, limit int) ([]*openpca.CA, error) {
 	at := after.CreatedAt.UnixMicro()
 	if after.CreatedAt.IsZero() {
 		at = -1
 	}
 	rows, err := db.query(ctx, `SELECT `+caColumnsOf("c")+` FROM `+from+`
 		AND (c.created_at > ? OR (c.created_at = ? AND c.id > ?))
-		ORDER BY c.created_at, c.id LIMIT ?`, accountID, at, at, after.ID, limit)
+		ORDER BY c.created_at, c.id LIMIT ?`, append(args, at, at, after.ID, limit)...)
 	if err != nil {
 		return nil, db.wrap("listing CAs", err)
 	}
@@ -299,7 +306,7 @@ func (db *DB) shareCA(ctx context.Context, tx *sql.Tx, ca *openpca.CA) error {
 
 // ListSharedCAs implements openpca.CAStore.
 func (db *DB) ListSharedCAs(ctx context.Context, accountID string, after openpca.CACursor, limit int) ([]*openpca.CA, error) {
-	return db.listCAs(ctx, `certificate_authorities c JOIN ca_shares s ON s.ca_id = c.id WHERE s.account_id = ?`, accountID, after, limit)
+	return db.listCAs(ctx, `certificate_authorities c JOIN ca_shares s ON s.ca_id = c.id WHERE s.account_id = ?`, []any{accountID}, after, limit)
 }
 
 // CAPolicies implements openpca.CAStore.

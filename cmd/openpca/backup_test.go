@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -368,6 +369,44 @@ func TestPostgresRestore(t *testing.T) {
 	}
 }
 
+// TestRestoreNamesBadLogs: a restore refused for logs that do not verify
+// names each CA whose log fails, by ARN, up to ten, and how many more,
+// not the first alone; and the CAs of no account (its row deleted) are
+// checked too.
+func TestRestoreNamesBadLogs(t *testing.T) {
+	env := testenv.Start(t)
+	var arns []string
+	for i := range 12 {
+		arns = append(arns, env.CreateCA(t, types.CertificateAuthorityTypeRoot, fmt.Sprintf("CA %d", i)))
+	}
+	backup := filepath.Join(t.TempDir(), "openpca.backup")
+	if out, err := runOpenpca(t, "backup", "--to", backup, "--data-dir", env.Config.DataDir); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	db, err := sql.Open("sqlite", "file:"+backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`UPDATE key_uses SET record = CAST('forged' AS BLOB) WHERE seq = 0`, `DELETE FROM accounts`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	out, err := runOpenpca(t, "restore", "--from", backup, "--data-dir", t.TempDir(), "--master-key-file", filepath.Join(env.Config.DataDir, "master.key"))
+	if err == nil {
+		t.Fatalf("a backup with a record changed in every log restored:\n%s", out)
+	}
+	for i, arn := range arns {
+		if named := strings.Contains(err.Error(), arn+": "); named != (i < 10) {
+			t.Errorf("CA %d of 12 named: %v", i+1, named)
+		}
+	}
+	if !strings.Contains(err.Error(), "and the logs of 2 more CAs") {
+		t.Errorf("the CAs past ten not counted: %v", err)
+	}
+}
+
 // TestRestoreChecksLogs: a backup whose key-use logs were changed, by
 // damage or by hand, in ways PRAGMA quick_check cannot see, is refused,
 // naming what is wrong, and leaves no database: a record, an entry, a
@@ -444,8 +483,13 @@ func TestRestoreChecksLogs(t *testing.T) {
 		{"entry removed", []string{`DELETE FROM key_uses WHERE ca_id = ? AND seq = 2 AND ? <> ''`}, []any{first}, "is missing"},
 		{"revocation hidden", []string{`UPDATE certificates SET revoked_at = NULL, revocation_reason = '', revoke_seq = NULL WHERE ca_id = ? AND serial = ?`}, []any{revoked},
 			"which the certificates' table shows as not revoked"},
+		// One that the log's root is made of.
 		{"stored hash changed", []string{`UPDATE key_uses SET hashes = substr(hashes, 1, 64) || zeroblob(32) WHERE ca_id = ? AND seq = 3 AND ? <> ''`}, []any{first},
-			"do not hash to the root that the log's stored hashes give"},
+			"entry 3 of the log of CA " + caID + " has hashes of the log's tree stored with it that are not the tree's"},
+		// Of entries 0 and 1, which no root of a log this size reads, but
+		// proofs do.
+		{"interior hash changed", []string{`UPDATE key_uses SET hashes = substr(hashes, 1, 32) || zeroblob(32) WHERE ca_id = ? AND seq = 1 AND ? <> ''`}, []any{first},
+			"entry 1 of the log of CA " + caID + " has hashes of the log's tree stored with it that are not the tree's"},
 		{"witnessed as it was", []string{witnessed}, []any{now}, ""},
 		{"witnessed longer", []string{witnessed}, []any{later}, "is missing: witnesses cosigned"},
 		{"witnessed note not the server's", []string{witnessed}, []any{forged}, "whose witnessed checkpoint the server did not sign"},
