@@ -52,8 +52,11 @@ import (
 
 // App is a running OpenPCA.
 type App struct {
-	cfg       Config
-	sealer    *seal.Sealer
+	cfg    Config
+	sealer *seal.Sealer
+	// masterKey is the master key's fingerprint (seal.Fingerprint), which
+	// the server logs: a rolling rotation's sessions are named by it.
+	masterKey string
 	keyStores []authority.KeyStore
 	closeKeys func() error // of the stores that hold sessions
 	token     *pkcs11.Store
@@ -194,6 +197,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if a.sealer, err = keys.sealer(); err != nil {
 		return fail(err)
 	}
+	a.masterKey = seal.Fingerprint(keys.current)
 	if err := a.openKeyStores(ctx); err != nil {
 		return fail(err)
 	}
@@ -731,7 +735,8 @@ func (a *App) Serve(l net.Listener) error {
 	if tc != nil {
 		l, scheme = tls.NewListener(l, tc), "https"
 	}
-	a.logger.Info("serving the AWS Private CA API", "url", scheme+"://"+l.Addr().String(), "public_url", a.cfg.PublicURL)
+	a.logger.Info("serving the AWS Private CA API", "url", scheme+"://"+l.Addr().String(), "public_url", a.cfg.PublicURL,
+		"master_key_fingerprint", a.masterKey)
 	return a.server.Serve(l, limited.ConnState)
 }
 

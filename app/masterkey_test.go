@@ -521,9 +521,14 @@ func TestRollingRotationWaitsForEveryNode(t *testing.T) {
 	earlier.Close()
 
 	rotateAlone(t, rotate, next)
-	b.Config.MasterKey, b.Config.PreviousMasterKeys = next, nil
+	var log testenv.SyncBuffer
+	b.Config.MasterKey, b.Config.PreviousMasterKeys, b.Config.Logger = next, nil, slog.New(slog.NewTextHandler(&log, nil))
 	b.Restart(t)
 	b.NewActiveRoot(t, "Made after the rotation")
+	// Said once it serves, which it does now.
+	if !strings.Contains(log.String(), "master_key_fingerprint="+fingerprint(next)) {
+		t.Errorf("a server does not log its master key's fingerprint:\n%s", log.String())
+	}
 	b.Stop(t)
 
 	retired := "(fingerprint " + fingerprint(old) + ") was rotated away from"
