@@ -138,12 +138,25 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	// Servers that start from here on are refused until the database is
 	// settled, and every other session is refused here: at once, and
 	// again in the transaction that settles.
-	if err := a.Store.BeginRestore(ctx, now); err != nil {
+	before, err := postgres.Clock(ctx, cfg.Database, cfg.session)
+	if err == nil {
+		err = a.Store.BeginRestore(ctx, now)
+	}
+	if err != nil {
 		a.Close()
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	if err := postgres.OtherSessions(ctx, cfg.Database, cfg.session); err != nil {
-		return nil, sqlstore.Summary{}, abandon(ctx, a, err)
+		// Only a session from before the record shows the database in
+		// use, which is no restored one: the record is taken back, as
+		// for any other failure here, which has shown neither. One since
+		// (a server starting, which the record refuses) shows no more
+		// than that it raced the restore.
+		if s, ok := errors.AsType[*postgres.SessionsError](err); !ok || s.Earliest.Before(before) {
+			err = errors.Join(err, a.Store.AbandonRestore(ctx))
+		}
+		a.Close()
+		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	// Brought up to date, as a dump of an earlier version may need: no
 	// server of that version runs on it.
@@ -159,9 +172,12 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 		a.Close()
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
+	// A session found here came after the first look, and is no sign
+	// that servers use the database: it stays recorded as being restored.
 	settled, err := a.Store.SettleRestored(ctx, now.UnixMilli(), now, keepStatus, postgres.GuardSettling)
 	if err != nil {
-		return nil, sqlstore.Summary{}, abandon(ctx, a, err)
+		a.Close()
+		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	sum, err := a.Store.Summary(ctx)
 	if err != nil {
@@ -170,18 +186,6 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	}
 	sum.Restored = settled
 	return a, sum, nil
-}
-
-// abandon ends a settling that failed with err, on a: it takes back the
-// restore's record (BeginRestore) if err found the database in use, which
-// is no restored one, and leaves it otherwise, for no server to start on
-// a database not settled.
-func abandon(ctx context.Context, a *Admin, err error) error {
-	if _, ok := errors.AsType[*postgres.SessionsError](err); ok {
-		err = errors.Join(err, a.Store.AbandonRestore(ctx))
-	}
-	a.Close()
-	return notSettled(err)
 }
 
 // notSettled is the error of a settling that failed, err, with advice if

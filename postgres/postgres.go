@@ -139,15 +139,44 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 				_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock)
 				return err
 			},
+			// Every table of the schema, all at once: the transactions of
+			// servers of the earlier version, and a pg_dump's, are waited
+			// for before any migration does its work, which a wait past
+			// lockWait would undo (a copy of every certificate, say).
+			// They wait in turn, and stop once they see the schema.
+			LockTables: func(ctx context.Context, tx *sql.Tx) error {
+				var tables []string
+				rows, err := tx.QueryContext(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
+				if err != nil {
+					return err
+				}
+				for rows.Next() {
+					var t string
+					if err := rows.Scan(&t); err != nil {
+						rows.Close()
+						return err
+					}
+					tables = append(tables, t)
+				}
+				if err := rows.Close(); err != nil || len(tables) == 0 {
+					return err
+				}
+				_, err = tx.ExecContext(ctx, `LOCK TABLE `+strings.Join(tables, ", ")+` IN ACCESS EXCLUSIVE MODE`)
+				return err
+			},
 			RetryMigration: func(err error) bool {
-				if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" {
-					return false
+				pe, ok := errors.AsType[*pgconn.PgError](err)
+				switch {
+				case ok && pe.Code == "55P03":
+					if opts.Logger != nil {
+						opts.Logger.Warn("waiting for a lock to read or migrate the schema: another server migrating it, a restore settling the database, "+
+							"or, to migrate, the transactions of servers of the earlier version or of a pg_dump", "waited", cmp.Or(opts.lockWait, lockWait), "error", err)
+					}
+					return true
+				case retryable(err):
+					return true
 				}
-				if opts.Logger != nil {
-					opts.Logger.Warn("waiting for a lock to read or migrate the schema: another server migrating it, a restore settling the database, "+
-						"or, for a table a migration alters, the transactions of servers of the earlier version", "waited", cmp.Or(opts.lockWait, lockWait), "error", err)
-				}
-				return true
+				return false
 			},
 			Migrations: m,
 		},
@@ -191,6 +220,10 @@ type SessionsError struct {
 	// "other master keys'" (OtherKeys).
 	Other    string
 	Sessions []string
+	// Earliest is when the first of them began, by the database's clock
+	// (Clock); the zero time if PostgreSQL does not show the role when
+	// one of them did.
+	Earliest time.Time
 }
 
 func (e *SessionsError) Error() string {
@@ -265,7 +298,7 @@ func sessions(ctx context.Context, q querier, other, where string, args ...any) 
 		return fmt.Errorf("listing the database's sessions: %w", err)
 	}
 	defer rows.Close()
-	var list []string
+	e := &SessionsError{Other: other}
 	for rows.Next() {
 		var app, addr string
 		var since sql.NullTime
@@ -276,18 +309,37 @@ func sessions(ctx context.Context, q querier, other, where string, args ...any) 
 		if addr != "" {
 			s += " from " + addr
 		}
+		switch {
+		case !since.Valid:
+			e.Earliest = time.Time{}
+		case len(e.Sessions) == 0 || since.Time.Before(e.Earliest):
+			e.Earliest = since.Time
+		}
 		if since.Valid {
 			s += " since " + since.Time.UTC().Format(time.RFC3339)
 		}
-		list = append(list, s)
+		e.Sessions = append(e.Sessions, s)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("listing the database's sessions: %w", err)
 	}
-	if len(list) > 0 {
-		return &SessionsError{Other: other, Sessions: list}
+	if len(e.Sessions) > 0 {
+		return e
 	}
 	return nil
+}
+
+// Clock returns the time by the database's clock, which SessionsError
+// gives the sessions' beginnings by, on a session named session.
+func Clock(ctx context.Context, dsn, session string) (time.Time, error) {
+	db, err := openDB(dsn, session)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer db.Close()
+	var now time.Time
+	err = db.QueryRowContext(ctx, `SELECT clock_timestamp()`).Scan(&now)
+	return now, err
 }
 
 // openDB opens a pool of connections to dsn as a server makes them: by

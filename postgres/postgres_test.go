@@ -165,6 +165,64 @@ func TestMigrationsAllOrNone(t *testing.T) {
 	}
 }
 
+// TestMigrationWaitsBeforeWork: a server migrating beside the
+// transactions of servers of the earlier version (or a pg_dump's) takes
+// every table's lock before it applies a migration, so that while it
+// waits for one table it holds none that a migration altered (a reader of
+// key_use_logs, which migration 13 alters, is not held up); and a
+// deadlock with such a transaction is broken, and the migration made
+// again, rather than the start failed.
+func TestMigrationWaitsBeforeWork(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	raw := oldDatabase(t, dsn, 12) // migration 21 indexes console_sessions
+	old, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Rollback()
+	if _, err := old.ExecContext(ctx, `INSERT INTO console_sessions (id_hash, key_id, csrf, created_at, expires_at) VALUES ('\x01', 'k', 'c', 0, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		db, err := postgres.Open(ctx, dsn, postgres.Options{})
+		if err == nil {
+			db.Close()
+		}
+		opened <- err
+	}()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		var waiting bool
+		if err := raw.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
+			AND application_name = 'openpca' AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the migration did not wait for the old transaction's table")
+		}
+	}
+	// The tables after console_sessions, in the order they are locked,
+	// are not held yet.
+	read, cancel := context.WithTimeout(ctx, 5*time.Second)
+	var n int
+	err = raw.QueryRowContext(read, `SELECT COUNT(*) FROM key_use_logs`).Scan(&n)
+	cancel()
+	if err != nil {
+		t.Errorf("a read of key_use_logs while the migration waits: %v", err)
+	}
+	// Those before it are: the old transaction wanting one makes a
+	// deadlock, which PostgreSQL breaks by ending one of the two.
+	old.ExecContext(ctx, `SELECT COUNT(*) FROM accounts`)
+	old.Rollback()
+	if err := <-opened; err != nil {
+		t.Fatalf("a start beside an old server's transaction: %v", err)
+	}
+}
+
 // TestMigrationWaitsForLock: a server starting while another holds the
 // migration lock (migrating a large database, say, or a restore settling
 // it) says that it waits, again at each bound of its wait, and starts once
@@ -593,5 +651,49 @@ func TestReadyDuringReseal(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSessionsEarliest: OtherSessions says when the first of the sessions
+// it finds began, by the database's clock (Clock), which tells a session
+// from before a moment (a server using the database) from one since.
+func TestSessionsEarliest(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	own := postgres.CommandSession("restore")
+	session := func() *sql.DB {
+		db, err := postgres.OpenDB(dsn, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.PingContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	earliest := func() time.Time {
+		t.Helper()
+		var e *postgres.SessionsError
+		if err := postgres.OtherSessions(ctx, dsn, own); !errors.As(err, &e) {
+			t.Fatalf("beside a session: %v", err)
+		}
+		return e.Earliest
+	}
+	first := session()
+	defer first.Close()
+	mark, err := postgres.Clock(ctx, dsn, own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := session()
+	defer later.Close()
+	if got := earliest(); !got.Before(mark) {
+		t.Errorf("with a session from before %v, the earliest began at %v", mark, got)
+	}
+	first.Close()
+	for deadline := time.Now().Add(time.Minute); earliest().Before(mark); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed session is still listed after a minute")
+		}
 	}
 }

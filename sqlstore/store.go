@@ -52,9 +52,16 @@ type Dialect struct {
 	// them or none: it serializes that transaction among the processes
 	// that start at once, and bounds each wait of it for a lock.
 	LockMigrations func(ctx context.Context, tx *sql.Tx) error
+	// LockTables, if set, runs in that transaction before the first
+	// migration it applies: it takes, in one order, the locks that the
+	// migrations would take one after another, so that the transaction
+	// waits for them (and is made again, RetryMigration) before it has
+	// done any work, and holds no table while it waits for another.
+	LockTables func(ctx context.Context, tx *sql.Tx) error
 	// RetryMigration, if set, reports whether a migration that failed
-	// with err waited for a lock past the bound LockMigrations set, and
-	// is to be made again; it may say so in a log.
+	// with err waited for a lock past the bound LockMigrations set, or
+	// was ended to break a deadlock, and is to be made again; it may say
+	// so in a log.
 	RetryMigration func(err error) bool
 	// Migrations holds the numbered schema migrations, NNNN_name.sql.
 	Migrations fs.FS
@@ -294,6 +301,7 @@ func (db *DB) migrateOnce(ctx context.Context, schema Schema) error {
 	if err := applied.Close(); err != nil {
 		return err
 	}
+	locked := false
 	for i, name := range names {
 		version := versions[i]
 		if done[version] {
@@ -302,6 +310,12 @@ func (db *DB) migrateOnce(ctx context.Context, schema Schema) error {
 		if schema == RefuseEarlier {
 			return fmt.Errorf("the database is of an earlier version of OpenPCA (it lacks migration %s): start this version's server first, which brings it up to date; a command does not, as a server of the earlier version may still be running on it", name)
 		}
+		if !locked && db.dialect.LockTables != nil {
+			if err := db.dialect.LockTables(ctx, tx); err != nil {
+				return err
+			}
+		}
+		locked = true
 		body, err := fs.ReadFile(db.dialect.Migrations, name)
 		if err != nil {
 			return err

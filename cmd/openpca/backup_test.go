@@ -369,6 +369,107 @@ func TestPostgresRestore(t *testing.T) {
 	}
 }
 
+// TestRestoreKeepsItsRecord: a session that appears on a restored
+// database after the restore's first look for sessions (a server being
+// refused, an operator's psql) makes the settling refuse, and the database
+// stays recorded as being restored: servers still refuse it, rather than
+// serve it unsettled. The test moves the restore along with the advisory
+// lock that opening and migrating the schema take.
+func TestRestoreKeepsItsRecord(t *testing.T) {
+	const migrationLock int64 = 0x6f70656e706361 // package postgres's
+	dsn := testenv.NewPostgresDB(t)
+	env := testenv.Start(t, func(c *app.Config) { c.Database, c.ObjectStore = dsn, "local" })
+	ctx := t.Context()
+	masterKey := filepath.Join(env.Config.DataDir, "master.key")
+	activeCAWithCRLs(t, env)
+	restoredDSN := testenv.RestorePostgresDB(t, dsn)
+	pool, err := sql.Open("pgx", restoredDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var holders [2]*sql.Conn
+	for i := range holders {
+		if holders[i], err = pool.Conn(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer holders[i].Close()
+	}
+	exec := func(c *sql.Conn, q string, args ...any) {
+		t.Helper()
+		if _, err := c.ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(what, q string, args ...any) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+			var yes bool
+			if err := holders[0].QueryRowContext(ctx, q, args...).Scan(&yes); err != nil {
+				t.Fatal(err)
+			}
+			if yes {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after a minute", what)
+			}
+		}
+	}
+	exec(holders[0], `SELECT pg_advisory_lock($1)`, migrationLock)
+	restored := make(chan error, 1)
+	go func() {
+		_, err := runOpenpca(t, "restore", "--database", restoredDSN, "--master-key-file", masterKey)
+		restored <- err
+	}()
+	// The restore opens the database, and waits for the lock.
+	var name string
+	waitFor("the restore waits to open", `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name LIKE 'openpca-restore-%' AND wait_event_type = 'Lock')`)
+	if err := holders[0].QueryRowContext(ctx, `SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'openpca-restore-%' LIMIT 1`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	// The holders pass for the restore's own sessions, which it does not
+	// count; the second queues for the lock behind the restore.
+	for _, c := range holders {
+		exec(c, `SELECT set_config('application_name', $1, false)`, name)
+	}
+	second := make(chan error, 1)
+	go func() {
+		_, err := holders[1].ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock)
+		second <- err
+	}()
+	waitFor("the second holder queues", `SELECT COUNT(*) >= 2 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)
+	exec(holders[0], `SELECT pg_advisory_unlock($1)`, migrationLock)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	// The restore has recorded itself, looked for sessions, and waits to
+	// migrate: a session appears.
+	waitFor("the restore waits to migrate", `SELECT EXISTS (SELECT FROM settings WHERE name = 'restore-begun')
+		AND EXISTS (SELECT FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock')`, name)
+	other, err := sql.Open("pgx", restoredDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exec(holders[1], `SELECT pg_advisory_unlock($1)`, migrationLock)
+	if err := <-restored; err == nil || !strings.Contains(err.Error(), "other sessions") {
+		t.Fatalf("a restore with a session at its settling: %v", err)
+	}
+	other.Close()
+	unsettled := env.Config
+	unsettled.Database, unsettled.DataDir, unsettled.MasterKeyFile = restoredDSN, t.TempDir(), masterKey
+	if s, err := app.Open(ctx, unsettled); err == nil || !strings.Contains(err.Error(), "has not settled it") {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("a server on a restored database whose settling was refused: %v", err)
+	}
+}
+
 // TestRestoreNamesBadLogs: a restore refused for logs that do not verify
 // names each CA whose log fails, by ARN, up to ten, and how many more,
 // not the first alone; and the CAs of no account (its row deleted) are
