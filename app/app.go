@@ -198,6 +198,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return fail(err)
 	}
 	a.masterKey = seal.Fingerprint(keys.current)
+	a.store.SealsWith(a.masterKey)
 	if err := a.openKeyStores(ctx); err != nil {
 		return fail(err)
 	}
@@ -857,6 +858,7 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool, schema sqlsto
 		db.Close()
 		return nil, err
 	}
+	db.SealsWith(seal.Fingerprint(keys.current))
 	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir, AccountID: cfg.AccountID}, nil
 }
 

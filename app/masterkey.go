@@ -22,10 +22,6 @@ import (
 	"github.com/openpca/openpca/sqlstore"
 )
 
-// masterKeyCheck names the setting that holds a value sealed with the
-// master key the database was set up with, and is that value.
-const masterKeyCheck = "master-key-check"
-
 // masterKeys are the master key a server seals with, and the previous
 // ones it still opens values with, during a rotation.
 type masterKeys struct {
@@ -34,14 +30,6 @@ type masterKeys struct {
 }
 
 func (k masterKeys) sealer() (*seal.Sealer, error) { return seal.New(k.current, k.previous...) }
-
-// retiredMasterKeys names the setting that lists, by fingerprint
-// (seal.Fingerprint), one to a line, the master keys that rotations
-// replaced: a server or command given one as its master key is refused,
-// even with the new key as a previous one (a node of a cluster restarted
-// with the settings of a rolling rotation's second step, say), since what
-// it sealed would open with no key a server is left with.
-const retiredMasterKeys = "retired-master-keys"
 
 // readMasterKeys reads the master keys cfg gives, before the database is
 // opened (on PostgreSQL, sessions are named by the master key: keySession):
@@ -99,7 +87,7 @@ func loadMasterKeys(ctx context.Context, files *keyFiles, store openpca.SettingS
 	case made:
 		// A database set up with a key (a restored one, say) needs that
 		// key: a new one would be written beside it, and then refused.
-		check, err := store.Setting(ctx, masterKeyCheck)
+		check, err := store.Setting(ctx, sqlstore.MasterKeyCheck)
 		if err != nil {
 			return keys, err
 		}
@@ -282,24 +270,25 @@ func checkMasterKey(ctx context.Context, store openpca.SettingStore, keys master
 	if err != nil {
 		return err
 	}
-	check, err := sealer.Seal([]byte(masterKeyCheck), []byte(masterKeyCheck))
+	check, err := sealer.Seal([]byte(sqlstore.MasterKeyCheck), []byte(sqlstore.MasterKeyCheck))
 	if err != nil {
 		return err
 	}
-	stored, err := store.InitSetting(ctx, masterKeyCheck, check)
+	stored, err := store.InitSetting(ctx, sqlstore.MasterKeyCheck, check)
 	if err != nil {
 		return err
 	}
 	// Read once the check is: a rotation that was rewriting it has ended.
-	retired, err := store.Setting(ctx, retiredMasterKeys)
+	retired, err := store.Setting(ctx, sqlstore.RetiredMasterKeys)
 	if err != nil {
 		return err
 	}
 	if fp := seal.Fingerprint(keys.current); slices.Contains(strings.Fields(string(retired)), fp) {
 		return fmt.Errorf("the master key (fingerprint %s) was rotated away from (openpca master-key rotate), and the database is sealed with the new key: "+
-			"give the new one as the master key, and this one as previous, if at all (a rotation run again after its answer was lost has ended so)", fp)
+			"give the new one as the master key, and this one as previous, if at all (a rotation run again after its answer was lost has ended so); "+
+			"to make this key the master key again, stop every server, rotate to it, and start them with it", fp)
 	}
-	if _, err := sealer.Open(stored, []byte(masterKeyCheck)); err != nil {
+	if _, err := sealer.Open(stored, []byte(sqlstore.MasterKeyCheck)); err != nil {
 		return errors.New("the master key is not the one this database was set up with: " +
 			"servers sharing a database must share its master key (--master-key-file or OPENPCA_MASTER_KEY), " +
 			"and a backup made before a rotation of the master key needs the key of its time")
@@ -307,7 +296,7 @@ func checkMasterKey(ctx context.Context, store openpca.SettingStore, keys master
 	return nil
 }
 
-// retire returns the list of retired master keys (retiredMasterKeys)
+// retire returns the list of retired master keys (sqlstore.RetiredMasterKeys)
 // with the key of fingerprint old in it, and not the key of fingerprint
 // next, which a rotation makes the master key again.
 func retire(list []byte, old, next string) []byte {
@@ -397,6 +386,17 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	if err != nil {
 		return fmt.Errorf("new master key: %w", err)
 	}
+	// Rotated to itself, the key would be retired, and no server start.
+	if bytes.Equal(next, keys.current) {
+		return fmt.Errorf("the new master key is the master key (fingerprint %s) already: nothing to rotate", seal.Fingerprint(next))
+	}
+	// At once, before the reseal locks every CA for its length; again in
+	// its transaction, for the servers started meanwhile.
+	if guard := rotationGuard(cfg, keys.current, next); guard != nil {
+		if err := guard(ctx); err != nil {
+			return err
+		}
+	}
 	sealer, err := seal.New(next, append([][]byte{keys.current}, keys.previous...)...)
 	if err != nil {
 		return err
@@ -410,25 +410,22 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 			return err
 		}
 	}
-	// Rewritten in the reseal, with the rest.
-	_, err = store.InitSetting(ctx, retiredMasterKeys, []byte{})
-	if err == nil {
-		err = store.Reseal(ctx, func(v *openpca.SealedValue) ([]byte, error) {
-			switch {
-			case v.Kind == openpca.SealedCAKey:
-				return sealer.Reseal(v.Value, []byte(v.ID))
-			case v.Kind == openpca.SealedAccessKey:
-				return sealer.Reseal(v.Value, auth.AssociatedData(v.ID))
-			case v.ID == masterKeyCheck:
-				return sealer.Reseal(v.Value, []byte(masterKeyCheck))
-			case v.ID == auditlog.KeySetting:
-				return auditlog.ResealKey(v.Value, sealer)
-			case v.ID == retiredMasterKeys:
-				return retire(v.Value, seal.Fingerprint(keys.current), seal.Fingerprint(next)), nil
-			}
-			return v.Value, nil
-		}, rotationGuard(cfg, keys.current, next))
-	}
+	// The list of retired keys is there since its migration.
+	err = store.Reseal(ctx, func(v *openpca.SealedValue) ([]byte, error) {
+		switch {
+		case v.Kind == openpca.SealedCAKey:
+			return sealer.Reseal(v.Value, []byte(v.ID))
+		case v.Kind == openpca.SealedAccessKey:
+			return sealer.Reseal(v.Value, auth.AssociatedData(v.ID))
+		case v.ID == sqlstore.MasterKeyCheck:
+			return sealer.Reseal(v.Value, []byte(sqlstore.MasterKeyCheck))
+		case v.ID == auditlog.KeySetting:
+			return auditlog.ResealKey(v.Value, sealer)
+		case v.ID == sqlstore.RetiredMasterKeys:
+			return retire(v.Value, seal.Fingerprint(keys.current), seal.Fingerprint(next)), nil
+		}
+		return v.Value, nil
+	}, rotationGuard(cfg, keys.current, next))
 	if err != nil {
 		if ownFile {
 			os.Remove(cfg.MasterKeyFile + pendingSuffix)
@@ -463,7 +460,7 @@ func rotationGuard(cfg Config, old, next []byte) func(context.Context) error {
 	return func(ctx context.Context) error {
 		err := postgres.OtherKeys(ctx, cfg.Database, cfg.session, seal.Fingerprint(next))
 		if _, ok := errors.AsType[*postgres.SessionsError](err); ok {
-			return fmt.Errorf("nothing was resealed: %w; servers and commands must all seal with the new master key (fingerprint %s) first, not the old one (fingerprint %s) or another: restart each with the new key and the old one as previous (step 3 of a rolling rotation), and run this again",
+			return fmt.Errorf("nothing was resealed: %w; servers and commands must all seal with the new master key (fingerprint %s) first, not the old one (fingerprint %s) or another: restart each with the new key and the old one as previous (step 3 of a rolling rotation), and upgrade a server of the version before (its sessions named openpca alone), then run this again",
 				err, seal.Fingerprint(next), seal.Fingerprint(old))
 		}
 		return err

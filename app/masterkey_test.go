@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/openpca/openpca/app"
@@ -547,6 +549,74 @@ func TestRollingRotationWaitsForEveryNode(t *testing.T) {
 	}
 	if err := app.RotateMasterKey(ctx, rotate, next); err == nil || !strings.Contains(err.Error(), retired) {
 		t.Errorf("the rotation run again: %v", err)
+	}
+}
+
+// TestRollingRotationUnseenNode: a server on the old key that the
+// rotation does not see, because it had no session when the rotation
+// looked (a failover, a network cut, pg_terminate_backend), reconnects
+// and serves on; what it would seal (a CA's key) it no longer stores,
+// since no server would open it once the old key is dropped.
+func TestRollingRotationUnseenNode(t *testing.T) {
+	ctx := context.Background()
+	old, _ := app.NewMasterKey()
+	next, _ := app.NewMasterKey()
+	oldKey, _ := seal.ParseKey(old)
+	dsn := testenv.NewPostgresDB(t)
+	a := testenv.Start(t, func(c *app.Config) { c.Database, c.ObjectStore, c.MasterKey = dsn, "local", old })
+	a.Config.MasterKey, a.Config.PreviousMasterKeys = next, []string{old}
+	a.Restart(t)
+	b := testenv.Start(t, func(c *app.Config) {
+		c.Database, c.ObjectStore, c.MasterKey, c.PreviousMasterKeys = dsn, "local", old, []string{next}
+		c.RootAccessKeyID, c.RootSecretAccessKey = a.Config.RootAccessKeyID, a.Config.RootSecretAccessKey
+	})
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	rotate := a.Config
+	rotate.DataDir, rotate.MasterKey, rotate.PreviousMasterKeys = t.TempDir(), old, nil
+	for tries := 1; ; tries++ {
+		if _, err := admin.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+			postgres.KeySession(seal.Fingerprint(oldKey))); err != nil {
+			t.Fatal(err)
+		}
+		err := app.RotateMasterKey(ctx, rotate, next)
+		if err == nil {
+			break
+		}
+		if _, ok := errors.AsType[*postgres.SessionsError](err); !ok || tries == 100 {
+			t.Fatalf("rotating beside a server whose sessions were ended: %v", err)
+		}
+	}
+	_, err = b.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Made on the retired key"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+	})
+	testenv.WantError(t, err, "ServiceUnavailableException")
+	a.NewActiveRoot(t, "Made on the new key")
+}
+
+// TestRotateToTheSameKey: a rotation to the master key itself (rotate run
+// again after the servers took the new key) rotates nothing, and retires
+// no key, which would leave no server able to start.
+func TestRotateToTheSameKey(t *testing.T) {
+	key, _ := app.NewMasterKey()
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			env := testenv.Start(t, func(c *app.Config) {
+				c.MasterKey = key
+				if dialect == "postgres" {
+					c.Database, c.ObjectStore = testenv.NewPostgresDB(t), "local"
+				}
+			})
+			env.Stop(t)
+			if err := app.RotateMasterKey(context.Background(), env.Config, key); err == nil || !strings.Contains(err.Error(), "nothing to rotate") {
+				t.Errorf("a rotation to the master key itself: %v", err)
+			}
+			env.Restart(t)
+		})
 	}
 }
 

@@ -129,20 +129,20 @@ func oldDatabase(t *testing.T, dsn string, n int) *sql.DB {
 	return raw
 }
 
-// TestMigrationsAllOrNone: an upgrade whose last migration fails leaves
+// TestMigrationsAllOrNone: an upgrade whose late migration fails leaves
 // the schema as it was, none of its migrations applied, for the servers of
 // that version; once what failed it is gone, it applies whole.
 func TestMigrationsAllOrNone(t *testing.T) {
 	dsn := testenv.NewPostgresDB(t)
 	raw := oldDatabase(t, dsn, 9)
 	names, _ := filepath.Glob("migrations/*.sql")
-	// The last migration makes an index of this name.
+	// A late migration makes an index of this name.
 	if _, err := raw.Exec(`CREATE TABLE console_sessions_by_key (x INTEGER)`); err != nil {
 		t.Fatal(err)
 	}
 	_, err := postgres.Open(t.Context(), dsn, postgres.Options{})
-	if err == nil || !strings.Contains(err.Error(), filepath.Base(names[len(names)-1])) {
-		t.Fatalf("an upgrade whose last migration fails: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "_console_sessions_by_key.sql") {
+		t.Fatalf("an upgrade whose late migration fails: %v", err)
 	}
 	var version int
 	var witnessing sql.NullString
@@ -559,13 +559,14 @@ func TestGuardSettling(t *testing.T) {
 	}
 }
 
-// TestCheckWaitsForReseal: a server or command starting reads the check
-// of the master key (InitSetting) locked for share, so that while a
-// rotation rewrites it, it waits, and then reads what the rotation left:
-// having read the value before, it would seal with the key the rotation
-// retires, unseen by the rotation if it connected after its look at the
-// sessions (OtherKeys).
-func TestCheckWaitsForReseal(t *testing.T) {
+// TestSealingWaitsForReseal: a rotation of the master key locks the
+// key's check before anything else, and what reads it waits: a server
+// starting (InitSetting) reads what the rotation left, not the check of
+// before, and a sealed value stored meanwhile (an access key's secret, a
+// CA's key) waits, to be refused once its key is retired, rather than be
+// stored after the rotation read the table, sealed with a key that
+// servers drop.
+func TestSealingWaitsForReseal(t *testing.T) {
 	ctx := t.Context()
 	dsn := testenv.NewPostgresDB(t)
 	open := func(session string) *sqlstore.DB {
@@ -576,48 +577,77 @@ func TestCheckWaitsForReseal(t *testing.T) {
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
-	rotating, starting := open(postgres.CommandSession("rotate")), open("starting")
-	if _, err := rotating.InitSetting(ctx, "check", []byte("old")); err != nil {
+	rotating, starting, sealing := open(postgres.CommandSession("rotate")), open("starting"), open("sealing")
+	sealing.SealsWith("old")
+	for _, s := range []struct{ name, value string }{{sqlstore.MasterKeyCheck, "old"}, {sqlstore.RetiredMasterKeys, ""}} {
+		if _, err := rotating.InitSetting(ctx, s.name, []byte(s.value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now()
+	if err := rotating.CreateAccount(ctx, &openpca.Account{ID: "111122223333", Name: "a", CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	read := make(chan []byte, 1)
+	if err := rotating.PutAccessKey(ctx, &openpca.AccessKey{ID: "OPCAKEY1", AccountID: "111122223333", SealedSecret: []byte("old"), CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		check []byte
+		err   error
+	}
+	read, stored := make(chan result, 1), make(chan result, 1)
+	waiting := func(session string) bool {
+		probe, err := postgres.OpenDB(dsn, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer probe.Close()
+		var yes bool
+		if err := probe.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
+			AND application_name = $1 AND wait_event_type = 'Lock')`, session).Scan(&yes); err != nil {
+			t.Fatal(err)
+		}
+		return yes
+	}
 	err := rotating.Reseal(ctx, func(v *openpca.SealedValue) ([]byte, error) {
-		if v.ID == "check" {
+		switch v.ID {
+		case "OPCAKEY1":
+			// The first value: the rotation has read no setting yet.
+			go func() {
+				v, err := starting.InitSetting(ctx, sqlstore.MasterKeyCheck, []byte("first"))
+				read <- result{v, err}
+			}()
+			go func() {
+				stored <- result{nil, sealing.PutAccessKey(ctx, &openpca.AccessKey{ID: "OPCAKEY2", AccountID: "111122223333", SealedSecret: []byte("old"), CreatedAt: t0})}
+			}()
+			for deadline := time.Now().Add(time.Minute); !waiting("starting") || !waiting("sealing"); time.Sleep(10 * time.Millisecond) {
+				select {
+				case r := <-read:
+					return nil, fmt.Errorf("a server starting read %q while the rotation ran", r.check)
+				case r := <-stored:
+					return nil, fmt.Errorf("an access key was stored while the rotation ran: %v", r.err)
+				default:
+				}
+				if time.Now().After(deadline) {
+					return nil, errors.New("no wait after a minute")
+				}
+			}
 			return []byte("new"), nil
+		case sqlstore.MasterKeyCheck:
+			return []byte("new"), nil
+		case sqlstore.RetiredMasterKeys:
+			return []byte("old\n"), nil
 		}
 		return v.Value, nil
-	}, func(context.Context) error {
-		go func() {
-			v, err := starting.InitSetting(ctx, "check", []byte("first"))
-			if err != nil {
-				t.Error(err)
-			}
-			read <- v
-		}()
-		for waiting := false; !waiting; {
-			select {
-			case v := <-read:
-				return fmt.Errorf("read %q while the reseal ran", v)
-			case <-time.After(10 * time.Millisecond):
-			}
-			probe, err := postgres.OpenDB(dsn, "")
-			if err != nil {
-				return err
-			}
-			err = probe.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
-				AND application_name = 'starting' AND wait_event_type = 'Lock')`).Scan(&waiting)
-			probe.Close()
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := <-read; string(v) != "new" {
-		t.Errorf("read %q once the reseal committed, want new", v)
+	if r := <-read; r.err != nil || string(r.check) != "new" {
+		t.Errorf("a server starting read %q, %v once the rotation committed; want new", r.check, r.err)
+	}
+	if r := <-stored; !strings.Contains(fmt.Sprint(r.err), "was retired by a rotation") {
+		t.Errorf("an access key sealed with the retired key, once the rotation committed: %v", r.err)
 	}
 }
 

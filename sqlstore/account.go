@@ -66,6 +66,9 @@ func (db *DB) ListAccounts(ctx context.Context) ([]*openpca.Account, error) {
 // PutAccessKey implements openpca.AccountStore.
 func (db *DB) PutAccessKey(ctx context.Context, k *openpca.AccessKey) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.checkSealing(ctx, tx); err != nil {
+			return err
+		}
 		var one int
 		if err := db.txQueryRow(ctx, tx, `SELECT 1 FROM accounts WHERE id = ?{FOR_SHARE}`, k.AccountID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound

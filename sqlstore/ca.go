@@ -96,6 +96,10 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 	}
 	var existing string
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		// A key kept in software is sealed.
+		if err := db.checkSealing(ctx, tx); err != nil {
+			return err
+		}
 		if err := db.lockKey(ctx, tx, "account:"+ca.AccountID); err != nil {
 			return err
 		}

@@ -4,9 +4,66 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/openpca/openpca"
 )
+
+// Settings that say which master key the database is sealed with, which
+// the server keeps (package app), and Reseal and the transactions that
+// store a sealed value read.
+const (
+	// MasterKeyCheck names the setting that holds a value sealed with the
+	// master key, which only that key (or one that opens what it sealed)
+	// opens.
+	MasterKeyCheck = "master-key-check"
+	// RetiredMasterKeys names the setting that lists, by fingerprint
+	// (seal.Fingerprint), one to a line, the master keys that rotations
+	// replaced: a server or command given one as its master key is
+	// refused, even with the new key as a previous one (a node of a
+	// cluster restarted with the settings of a rolling rotation's second
+	// step, say), since what it sealed would open with no key a server is
+	// left with; and so is a value sealed with one (checkSealing).
+	RetiredMasterKeys = "retired-master-keys"
+)
+
+// SealsWith tells the store the fingerprint (seal.Fingerprint) of the
+// master key that the values it is given to store are sealed with (CA
+// keys in software, access keys' secrets), before it is given one: a
+// store refuses them once a rotation has retired that key (checkSealing).
+func (db *DB) SealsWith(fingerprint string) { db.sealing = fingerprint }
+
+// checkSealing runs first in a transaction that stores a sealed value: it
+// refuses the value if the master key it was sealed with (SealsWith) was
+// retired. It reads the master key's check locked for share, which a
+// rotation (Reseal) locks for update before anything else: a transaction
+// that stores while a rotation runs waits for it to end, and then finds
+// its key retired; a rotation waits for one under way, and then reseals
+// what it stored. A server still sealing with the old key, because it
+// skipped a step of a rolling rotation or was not seen by the rotation,
+// fails such requests rather than store what no key would open once the
+// old one is dropped.
+func (db *DB) checkSealing(ctx context.Context, tx *sql.Tx) error {
+	var v []byte
+	err := db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?{FOR_SHARE}`, MasterKeyCheck).Scan(&v)
+	if err == nil {
+		err = db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?`, RetiredMasterKeys).Scan(&v)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if db.sealing != "" && slices.Contains(strings.Fields(string(v)), db.sealing) {
+		return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "This server's master key was retired; retry, for another server.",
+			Cause: fmt.Errorf("the master key this server seals with (fingerprint %s) was retired by a rotation: restart the server with the new master key", db.sealing)}
+	}
+	return nil
+}
 
 // Reseal implements openpca.ResealStore. A CA whose key is rewritten gets a
 // new version, so that no cached record keeps the old one. Every setting
@@ -16,6 +73,11 @@ import (
 // wants.
 func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte, error), guard func(context.Context) error) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		// Before anything else (see checkSealing).
+		var check []byte
+		if err := db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?{FOR_UPDATE}`, MasterKeyCheck).Scan(&check); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 		for _, q := range []struct {
 			kind, read, write string
 		}{

@@ -10,17 +10,17 @@ import (
 	"time"
 )
 
-// InitSetting implements openpca.SettingStore. While a transaction that
-// rewrites the value runs (a rotation of the master key rewrites its
-// check), the insert waits for it to end, on PostgreSQL as on SQLite, and
-// the value read is what it left.
+// InitSetting implements openpca.SettingStore. The value is read locked
+// for share: while a transaction that locks or rewrites it runs (a
+// rotation of the master key, which locks its check first, and rewrites
+// it), the read waits for it to end, and reads what it left.
 func (db *DB) InitSetting(ctx context.Context, name string, value []byte) ([]byte, error) {
 	var stored []byte
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, db.rewrite(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), name, value); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, db.rewrite(`SELECT value FROM settings WHERE name = ?`), name).Scan(&stored)
+		return tx.QueryRowContext(ctx, db.rewrite(`SELECT value FROM settings WHERE name = ?{FOR_SHARE}`), name).Scan(&stored)
 	})
 	return stored, db.wrap("initializing setting "+name, err)
 }

@@ -138,6 +138,7 @@ type DB struct {
 	cas       caCache
 	readiness readiness
 	ready     func(context.Context) error
+	sealing   string // see SealsWith
 	close     func() error
 }
 
