@@ -137,22 +137,27 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	}
 	// Servers that start from here on are refused until the database is
 	// settled, and every other session is refused here: at once, and
-	// again in the transaction that settles.
-	before, err := postgres.Clock(ctx, cfg.Database, cfg.session)
+	// again in the transaction that settles. The clock is read once the
+	// record is committed: a session begun after that belongs to a
+	// server that reads the record, and is refused.
+	err = a.Store.BeginRestore(ctx, now)
+	var recorded time.Time
 	if err == nil {
-		err = a.Store.BeginRestore(ctx, now)
+		recorded, err = postgres.Clock(ctx, cfg.Database, cfg.session)
 	}
 	if err != nil {
 		a.Close()
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	if err := postgres.OtherSessions(ctx, cfg.Database, cfg.session); err != nil {
-		// Only a session from before the record shows the database in
+		// Only a session from before the record may show the database in
 		// use, which is no restored one: the record is taken back, as
 		// for any other failure here, which has shown neither. One since
 		// (a server starting, which the record refuses) shows no more
-		// than that it raced the restore.
-		if s, ok := errors.AsType[*postgres.SessionsError](err); !ok || s.Earliest.Before(before) {
+		// than that it raced the restore. A session whose start is not
+		// known (another role's, or one a pooler such as PgBouncer
+		// opened long before) counts as from before.
+		if s, ok := errors.AsType[*postgres.SessionsError](err); !ok || s.Earliest.Before(recorded) {
 			err = errors.Join(err, a.Store.AbandonRestore(ctx))
 		}
 		a.Close()

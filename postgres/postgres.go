@@ -45,10 +45,9 @@ const migrationLock int64 = 0x6f70656e706361 // "openpca"
 
 // lockWait bounds each wait of a migration's transaction for a lock: the
 // migration lock, held by a server migrating, or a restore settling (which
-// can take minutes, on a large database), or a table that a migration
-// alters, held by the transactions of servers of the earlier version
-// (which every later statement on the table would queue behind). Past it
-// the transaction is made again, and the server logs that it waits.
+// can take minutes, on a large database). Past it the transaction is made
+// again, and the server logs that it waits. (Its tables, the migration
+// takes in brief tries instead: tableLocker.)
 const lockWait = 10 * time.Second
 
 // sessionDefaults are settings of each connection's session, where
@@ -120,6 +119,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 		return nil, err
 	}
 	m, _ := fs.Sub(migrations, "migrations")
+	tables, err := ownTables(m)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	wait := cmp.Or(opts.lockWait, lockWait)
 	store, err := sqlstore.Open(ctx, sqlstore.Config{
 		Dialect: sqlstore.Dialect{
 			Name:        "postgres",
@@ -132,45 +137,20 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 			Full:        full,
 			Unreachable: unreachable,
 			LockMigrations: func(ctx context.Context, tx *sql.Tx) error {
-				wait := cmp.Or(opts.lockWait, lockWait)
-				if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", wait.Milliseconds())); err != nil {
+				if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms(wait)); err != nil {
 					return err
 				}
 				_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock)
 				return err
 			},
-			// Every table of the schema, all at once: the transactions of
-			// servers of the earlier version, and a pg_dump's, are waited
-			// for before any migration does its work, which a wait past
-			// lockWait would undo (a copy of every certificate, say).
-			// They wait in turn, and stop once they see the schema.
-			LockTables: func(ctx context.Context, tx *sql.Tx) error {
-				var tables []string
-				rows, err := tx.QueryContext(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
-				if err != nil {
-					return err
-				}
-				for rows.Next() {
-					var t string
-					if err := rows.Scan(&t); err != nil {
-						rows.Close()
-						return err
-					}
-					tables = append(tables, t)
-				}
-				if err := rows.Close(); err != nil || len(tables) == 0 {
-					return err
-				}
-				_, err = tx.ExecContext(ctx, `LOCK TABLE `+strings.Join(tables, ", ")+` IN ACCESS EXCLUSIVE MODE`)
-				return err
-			},
+			LockTables: tableLocker{tables: tables, wait: wait, logger: opts.Logger}.lock,
 			RetryMigration: func(err error) bool {
 				pe, ok := errors.AsType[*pgconn.PgError](err)
 				switch {
 				case ok && pe.Code == "55P03":
 					if opts.Logger != nil {
-						opts.Logger.Warn("waiting for a lock to read or migrate the schema: another server migrating it, a restore settling the database, "+
-							"or, to migrate, the transactions of servers of the earlier version or of a pg_dump", "waited", cmp.Or(opts.lockWait, lockWait), "error", err)
+						opts.Logger.Warn("waiting for a lock to read or migrate the schema: another server migrating it, or a restore settling the database",
+							"waited", wait, "error", err)
 					}
 					return true
 				case retryable(err):

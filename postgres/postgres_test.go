@@ -165,61 +165,80 @@ func TestMigrationsAllOrNone(t *testing.T) {
 	}
 }
 
-// TestMigrationWaitsBeforeWork: a server migrating beside the
-// transactions of servers of the earlier version (or a pg_dump's) takes
-// every table's lock before it applies a migration, so that while it
-// waits for one table it holds none that a migration altered (a reader of
-// key_use_logs, which migration 13 alters, is not held up); and a
-// deadlock with such a transaction is broken, and the migration made
-// again, rather than the start failed.
+// TestMigrationWaitsBeforeWork: a server migrating beside a long read of
+// OpenPCA's tables (a pg_dump's) waits for it before it applies anything,
+// says so, and lets the reads of running servers through meanwhile; it
+// neither locks nor waits for a table of another application in the
+// schema.
 func TestMigrationWaitsBeforeWork(t *testing.T) {
 	ctx := t.Context()
 	dsn := testenv.NewPostgresDB(t)
 	raw := oldDatabase(t, dsn, 12) // migration 21 indexes console_sessions
-	old, err := raw.BeginTx(ctx, nil)
+	if _, err := raw.ExecContext(ctx, `CREATE TABLE other_application (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	other, err := raw.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer old.Rollback()
-	if _, err := old.ExecContext(ctx, `INSERT INTO console_sessions (id_hash, key_id, csrf, created_at, expires_at) VALUES ('\x01', 'k', 'c', 0, 1)`); err != nil {
+	defer other.Rollback()
+	if _, err := other.ExecContext(ctx, `LOCK TABLE other_application IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
+	dump, err := raw.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dump.Rollback()
+	if _, err := dump.ExecContext(ctx, `LOCK TABLE console_sessions, key_uses IN ACCESS SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	var log testenv.SyncBuffer
 	opened := make(chan error, 1)
 	go func() {
-		db, err := postgres.Open(ctx, dsn, postgres.Options{})
+		db, err := postgres.Open(ctx, dsn, postgres.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 		if err == nil {
 			db.Close()
 		}
 		opened <- err
 	}()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		var waiting bool
-		if err := raw.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
-			AND application_name = 'openpca' AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting {
-			break
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(log.String(), "waiting to migrate the schema"); time.Sleep(10 * time.Millisecond) {
+		select {
+		case err := <-opened:
+			t.Fatalf("migrated beside a pg_dump's transaction: %v", err)
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the migration did not wait for the old transaction's table")
+			t.Fatalf("no word of the wait for the pg_dump's transaction: %q", log.String())
 		}
 	}
-	// The tables after console_sessions, in the order they are locked,
-	// are not held yet.
-	read, cancel := context.WithTimeout(ctx, 5*time.Second)
-	var n int
-	err = raw.QueryRowContext(read, `SELECT COUNT(*) FROM key_use_logs`).Scan(&n)
-	cancel()
-	if err != nil {
-		t.Errorf("a read of key_use_logs while the migration waits: %v", err)
+	// Reads of the tables go on, the waiting lock ahead of them for a
+	// moment at most, across several of its tries.
+	for i := range 30 {
+		read, cancel := context.WithTimeout(ctx, time.Second)
+		var n, version int
+		err := raw.QueryRowContext(read, `SELECT (SELECT COUNT(*) FROM console_sessions) + (SELECT COUNT(*) FROM key_uses), (SELECT MAX(version) FROM schema_migrations)`).Scan(&n, &version)
+		cancel()
+		if err != nil {
+			t.Fatalf("read %d of the tables while the migration waits: %v", i, err)
+		}
+		if version != 12 {
+			t.Fatalf("the schema has migration %d while the migration waits", version)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	// Those before it are: the old transaction wanting one makes a
-	// deadlock, which PostgreSQL breaks by ending one of the two.
-	old.ExecContext(ctx, `SELECT COUNT(*) FROM accounts`)
-	old.Rollback()
-	if err := <-opened; err != nil {
-		t.Fatalf("a start beside an old server's transaction: %v", err)
+	dump.Rollback()
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatalf("a start after the pg_dump's transaction: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no start a minute after the pg_dump's transaction, beside another application's")
+	}
+	var version int
+	if err := raw.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil || version <= 12 {
+		t.Fatalf("migration %d after the start (%v)", version, err)
 	}
 }
 
@@ -563,7 +582,7 @@ func TestGuardSettling(t *testing.T) {
 // key's check before anything else, and what reads it waits: a server
 // starting (InitSetting) reads what the rotation left, not the check of
 // before, and a sealed value stored meanwhile (an access key's secret, a
-// CA's key) waits, to be refused once its key is retired, rather than be
+// CA's key, the audit log's key) waits, to be refused once its key is retired, rather than be
 // stored after the rotation read the table, sealed with a key that
 // servers drop.
 func TestSealingWaitsForReseal(t *testing.T) {
@@ -577,8 +596,9 @@ func TestSealingWaitsForReseal(t *testing.T) {
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
-	rotating, starting, sealing := open(postgres.CommandSession("rotate")), open("starting"), open("sealing")
+	rotating, starting, sealing, keeping := open(postgres.CommandSession("rotate")), open("starting"), open("sealing"), open("keeping")
 	sealing.SealsWith("old")
+	keeping.SealsWith("old")
 	for _, s := range []struct{ name, value string }{{sqlstore.MasterKeyCheck, "old"}, {sqlstore.RetiredMasterKeys, ""}} {
 		if _, err := rotating.InitSetting(ctx, s.name, []byte(s.value)); err != nil {
 			t.Fatal(err)
@@ -595,7 +615,7 @@ func TestSealingWaitsForReseal(t *testing.T) {
 		check []byte
 		err   error
 	}
-	read, stored := make(chan result, 1), make(chan result, 1)
+	read, stored, kept := make(chan result, 1), make(chan result, 1), make(chan result, 1)
 	waiting := func(session string) bool {
 		probe, err := postgres.OpenDB(dsn, "")
 		if err != nil {
@@ -620,12 +640,18 @@ func TestSealingWaitsForReseal(t *testing.T) {
 			go func() {
 				stored <- result{nil, sealing.PutAccessKey(ctx, &openpca.AccessKey{ID: "OPCAKEY2", AccountID: "111122223333", SealedSecret: []byte("old"), CreatedAt: t0})}
 			}()
-			for deadline := time.Now().Add(time.Minute); !waiting("starting") || !waiting("sealing"); time.Sleep(10 * time.Millisecond) {
+			go func() {
+				v, err := keeping.InitSetting(ctx, "audit-key", []byte("old"))
+				kept <- result{v, err}
+			}()
+			for deadline := time.Now().Add(time.Minute); !waiting("starting") || !waiting("sealing") || !waiting("keeping"); time.Sleep(10 * time.Millisecond) {
 				select {
 				case r := <-read:
 					return nil, fmt.Errorf("a server starting read %q while the rotation ran", r.check)
 				case r := <-stored:
 					return nil, fmt.Errorf("an access key was stored while the rotation ran: %v", r.err)
+				case r := <-kept:
+					return nil, fmt.Errorf("a sealed setting was stored while the rotation ran: %q, %v", r.check, r.err)
 				default:
 				}
 				if time.Now().After(deadline) {
@@ -648,6 +674,9 @@ func TestSealingWaitsForReseal(t *testing.T) {
 	}
 	if r := <-stored; !strings.Contains(fmt.Sprint(r.err), "was retired by a rotation") {
 		t.Errorf("an access key sealed with the retired key, once the rotation committed: %v", r.err)
+	}
+	if r := <-kept; !strings.Contains(fmt.Sprint(r.err), "was retired by a rotation") {
+		t.Errorf("a setting sealed with the retired key, once the rotation committed: %q, %v", r.check, r.err)
 	}
 }
 

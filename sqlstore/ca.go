@@ -96,7 +96,9 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 	}
 	var existing string
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		// A key kept in software is sealed.
+		// A key kept in software is sealed. A CA with its key in KMS or a
+		// token is refused too on a retired key: its server is one a
+		// rotation left behind, which must restart with the new key.
 		if err := db.checkSealing(ctx, tx); err != nil {
 			return err
 		}

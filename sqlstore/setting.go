@@ -13,10 +13,18 @@ import (
 // InitSetting implements openpca.SettingStore. The value is read locked
 // for share: while a transaction that locks or rewrites it runs (a
 // rotation of the master key, which locks its check first, and rewrites
-// it), the read waits for it to end, and reads what it left.
+// it), the read waits for it to end, and reads what it left. Any other
+// setting may hold a sealed value (the audit log's key), stored only as
+// checkSealing allows: one stored while a rotation runs would be left
+// sealed with the key it retires.
 func (db *DB) InitSetting(ctx context.Context, name string, value []byte) ([]byte, error) {
 	var stored []byte
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if name != MasterKeyCheck {
+			if err := db.checkSealing(ctx, tx); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, db.rewrite(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), name, value); err != nil {
 			return err
 		}

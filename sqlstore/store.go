@@ -53,10 +53,10 @@ type Dialect struct {
 	// that start at once, and bounds each wait of it for a lock.
 	LockMigrations func(ctx context.Context, tx *sql.Tx) error
 	// LockTables, if set, runs in that transaction before the first
-	// migration it applies: it takes, in one order, the locks that the
+	// migration it applies: it takes at once the locks that the
 	// migrations would take one after another, so that the transaction
-	// waits for them (and is made again, RetryMigration) before it has
-	// done any work, and holds no table while it waits for another.
+	// waits for other transactions on the tables before it has done any
+	// work, not midway.
 	LockTables func(ctx context.Context, tx *sql.Tx) error
 	// RetryMigration, if set, reports whether a migration that failed
 	// with err waited for a lock past the bound LockMigrations set, or

@@ -1,0 +1,129 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Tries of a migration to lock its tables (tableLocker).
+const (
+	tableLockTry   = 100 * time.Millisecond // each, at most
+	tableLockPause = time.Second            // between two
+)
+
+// createTable finds the tables a migration makes.
+var createTable = regexp.MustCompile(`(?i)\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)`)
+
+// ownTables returns the names of the tables that the migrations in m
+// make, and schema_migrations: OpenPCA's tables, the only ones a migration
+// locks. Others may share the schema (an extension's, another
+// application's), which the role may not be allowed to lock, and whose
+// transactions are not the migration's to wait for.
+func ownTables(m fs.FS) ([]string, error) {
+	files, err := fs.Glob(m, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	tables := []string{"schema_migrations"}
+	for _, name := range files {
+		body, err := fs.ReadFile(m, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, match := range createTable.FindAllSubmatch(body, -1) {
+			tables = append(tables, strings.ToLower(string(match[1])))
+		}
+	}
+	slices.Sort(tables)
+	return slices.Compact(tables), nil
+}
+
+// tableLocker takes, before a migration does any work, every table of
+// OpenPCA's that the database has, in one statement: the transactions of
+// servers of the earlier version, and a pg_dump's, are waited for first,
+// rather than met midway by a wait past lockWait that would undo the work
+// done (a copy of every certificate, say).
+//
+// It waits in brief tries (tableLockTry), with pauses between them
+// (tableLockPause), each begun and undone at a savepoint: a lock that
+// waits holds back every statement on its table that comes after it, so a
+// wait for a pg_dump (minutes) in one try would stall the reads of every
+// running server as long, and the tables a try took are given back when
+// it fails.
+type tableLocker struct {
+	tables []string
+	wait   time.Duration // lock_timeout of the rest of the transaction
+	logger *slog.Logger
+}
+
+func (l tableLocker) lock(ctx context.Context, tx *sql.Tx) error {
+	var present []string
+	rows, err := tx.QueryContext(ctx, `SELECT quote_ident(t) FROM unnest($1::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NOT NULL ORDER BY t`, l.tables)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		present = append(present, t)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	lock := `LOCK TABLE ` + strings.Join(present, ", ") + ` IN ACCESS EXCLUSIVE MODE`
+	began := time.Now()
+	var told time.Time
+	for {
+		err := l.try(ctx, tx, lock)
+		if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT lock_tables`); err != nil {
+			return err
+		}
+		if l.logger != nil && time.Since(told) >= lockWait {
+			told = time.Now()
+			l.logger.Warn("waiting to migrate the schema for the transactions of servers of the earlier version, or of a pg_dump, on its tables",
+				"waited", time.Since(began).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(tableLockPause):
+		}
+	}
+}
+
+// try makes one try to lock the tables, at the savepoint lock_tables.
+func (l tableLocker) try(ctx context.Context, tx *sql.Tx, lock string) error {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT lock_tables`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms(tableLockTry)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, lock); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT lock_tables`); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms(l.wait))
+	return err
+}
+
+// ms writes d as a value of lock_timeout.
+func ms(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
