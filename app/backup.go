@@ -140,23 +140,22 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	// again in the transaction that settles. The clock is read once the
 	// record is committed: a session begun after that belongs to a
 	// server that reads the record, and is refused.
-	err = a.Store.BeginRestore(ctx, now)
-	var recorded time.Time
-	if err == nil {
-		recorded, err = postgres.Clock(ctx, cfg.Database, cfg.session)
-	}
-	if err != nil {
+	if err := a.Store.BeginRestore(ctx, now); err != nil {
 		a.Close()
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
-	if err := postgres.OtherSessions(ctx, cfg.Database, cfg.session); err != nil {
+	recorded, err := postgres.Clock(ctx, cfg.Database, cfg.session)
+	if err == nil {
+		err = awaitSessions(ctx, cfg)
+	}
+	if err != nil {
 		// Only a session from before the record may show the database in
 		// use, which is no restored one: the record is taken back, as
 		// for any other failure here, which has shown neither. One since
-		// (a server starting, which the record refuses) shows no more
-		// than that it raced the restore. A session whose start is not
-		// known (another role's, or one a pooler such as PgBouncer
-		// opened long before) counts as from before.
+		// (an operator's psql, say) shows no more than that it raced the
+		// restore. A session whose start is not known (another role's,
+		// or one a pooler such as PgBouncer opened long before) counts as
+		// from before.
 		if s, ok := errors.AsType[*postgres.SessionsError](err); !ok || s.Earliest.Before(recorded) {
 			err = errors.Join(err, a.Store.AbandonRestore(ctx))
 		}
@@ -191,6 +190,36 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	}
 	sum.Restored = settled
 	return a, sum, nil
+}
+
+// sessionsGone bounds how long a restore looks for the other sessions on
+// a database to end (awaitSessions), a look every sessionsLook.
+const (
+	sessionsGone = 10 * time.Second
+	sessionsLook = 250 * time.Millisecond
+)
+
+// awaitSessions returns nil once the database of cfg has no sessions but
+// the restore's, or the *SessionsError of the last look, after
+// sessionsGone. A server that began to start before the restore recorded
+// itself, and reads the record once it is there, is refused, and its
+// sessions end within a moment: it is no server that uses the database,
+// and the restore waits for it rather than take its record back, which
+// would let that server start on the database unsettled. One that takes
+// longer than sessionsGone from its first session to reading the record
+// (a key store that answers that slowly) still can.
+func awaitSessions(ctx context.Context, cfg Config) error {
+	for deadline := time.Now().Add(sessionsGone); ; {
+		err := postgres.OtherSessions(ctx, cfg.Database, cfg.session)
+		if _, ok := errors.AsType[*postgres.SessionsError](err); !ok || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(sessionsLook):
+		}
+	}
 }
 
 // notSettled is the error of a settling that failed, err, with advice if

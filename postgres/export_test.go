@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"context"
 	"database/sql"
+	"io/fs"
 	"time"
 
 	"github.com/openpca/openpca/sqlstore"
@@ -26,4 +28,16 @@ const MigrationLock = migrationLock
 func WithLockWait(opts Options, wait time.Duration) Options {
 	opts.lockWait = wait
 	return opts
+}
+
+// OwnTables returns the tables that the migrations make (ownTables).
+func OwnTables() ([]string, error) {
+	m, _ := fs.Sub(migrations, "migrations")
+	return ownTables(m)
+}
+
+// LockTables locks the tables given, as a migration locks its own
+// (tableLocker), in tx.
+func LockTables(ctx context.Context, tx *sql.Tx, tables []string) error {
+	return tableLocker{tables: tables, wait: lockWait}.lock(ctx, tx)
 }

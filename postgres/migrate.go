@@ -15,10 +15,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Tries of a migration to lock its tables (tableLocker).
+// Tries of a migration to lock its tables (tableLocker): the first waits
+// firstLockTry at most, each after a failed one twice as long, up to
+// lastLockTry, and the pause before a try is lockTryPauses times its wait.
 const (
-	tableLockTry   = 100 * time.Millisecond // each, at most
-	tableLockPause = time.Second            // between two
+	firstLockTry  = 100 * time.Millisecond
+	lastLockTry   = time.Second
+	lockTryPauses = 10
 )
 
 // createTable finds the tables a migration makes.
@@ -54,12 +57,15 @@ func ownTables(m fs.FS) ([]string, error) {
 // rather than met midway by a wait past lockWait that would undo the work
 // done (a copy of every certificate, say).
 //
-// It waits in brief tries (tableLockTry), with pauses between them
-// (tableLockPause), each begun and undone at a savepoint: a lock that
-// waits holds back every statement on its table that comes after it, so a
-// wait for a pg_dump (minutes) in one try would stall the reads of every
-// running server as long, and the tables a try took are given back when
-// it fails.
+// It waits in tries, at one savepoint, each undone when it fails, so that
+// it gives back what it took: a lock that waits holds back every statement
+// on its table that comes after it, so one wait for a pg_dump (minutes)
+// would stall the reads of every running server as long. A try waits
+// firstLockTry at first, longer than a running server's transactions of
+// issuance and revocation (milliseconds); the tries then grow, to lastLockTry, so that transactions longer than
+// a try (a report's scan of an old server) cannot keep the migration out
+// for good, and the pauses grow with them, so that beside a pg_dump the
+// running servers are held back a tenth of the time at most.
 type tableLocker struct {
 	tables []string
 	wait   time.Duration // lock_timeout of the rest of the transaction
@@ -67,8 +73,12 @@ type tableLocker struct {
 }
 
 func (l tableLocker) lock(ctx context.Context, tx *sql.Tx) error {
+	// The tables of the schema the migrations make theirs in, which they
+	// name without a schema: a table of the same name elsewhere on the
+	// search_path is not OpenPCA's.
 	var present []string
-	rows, err := tx.QueryContext(ctx, `SELECT quote_ident(t) FROM unnest($1::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NOT NULL ORDER BY t`, l.tables)
+	rows, err := tx.QueryContext(ctx, `SELECT quote_ident(current_schema()) || '.' || quote_ident(t) FROM unnest($1::text[]) AS t
+		WHERE to_regclass(quote_ident(current_schema()) || '.' || quote_ident(t)) IS NOT NULL ORDER BY t`, l.tables)
 	if err != nil {
 		return err
 	}
@@ -83,14 +93,24 @@ func (l tableLocker) lock(ctx context.Context, tx *sql.Tx) error {
 	if err := rows.Close(); err != nil {
 		return err
 	}
+	if len(present) == 0 {
+		return nil
+	}
 	lock := `LOCK TABLE ` + strings.Join(present, ", ") + ` IN ACCESS EXCLUSIVE MODE`
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT lock_tables`); err != nil {
+		return err
+	}
 	began := time.Now()
 	var told time.Time
-	for {
-		err := l.try(ctx, tx, lock)
+	for try := firstLockTry; ; try = min(2*try, lastLockTry) {
+		err := l.try(ctx, tx, lock, try)
+		if err == nil {
+			break
+		}
 		if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" {
 			return err
 		}
+		// Kept for the next try: a savepoint made again would nest.
 		if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT lock_tables`); err != nil {
 			return err
 		}
@@ -99,29 +119,26 @@ func (l tableLocker) lock(ctx context.Context, tx *sql.Tx) error {
 			l.logger.Warn("waiting to migrate the schema for the transactions of servers of the earlier version, or of a pg_dump, on its tables",
 				"waited", time.Since(began).Round(time.Second))
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(tableLockPause):
+		// The pause is a statement, in which the transaction is not idle:
+		// idle_in_transaction_session_timeout would end the session.
+		pause := lockTryPauses * min(2*try, lastLockTry)
+		if _, err := tx.ExecContext(ctx, `SELECT pg_sleep($1)`, pause.Seconds()); err != nil {
+			return err
 		}
-	}
-}
-
-// try makes one try to lock the tables, at the savepoint lock_tables.
-func (l tableLocker) try(ctx context.Context, tx *sql.Tx, lock string) error {
-	if _, err := tx.ExecContext(ctx, `SAVEPOINT lock_tables`); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms(tableLockTry)); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, lock); err != nil {
-		return err
 	}
 	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT lock_tables`); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms(l.wait))
+	_, err = tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms(l.wait))
+	return err
+}
+
+// try makes one try to lock the tables, waiting wait at most.
+func (l tableLocker) try(ctx context.Context, tx *sql.Tx, lock string, wait time.Duration) error {
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms(wait)); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, lock)
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -213,11 +214,13 @@ func TestMigrationWaitsBeforeWork(t *testing.T) {
 		}
 	}
 	// Reads of the tables go on, the waiting lock ahead of them for a
-	// moment at most, across several of its tries.
+	// try at most (lastLockTry), across several of its tries: of the
+	// tables the pg_dump holds, and of the others (which a migration
+	// keeping the tables it got, try after try, would hold).
 	for i := range 30 {
-		read, cancel := context.WithTimeout(ctx, time.Second)
+		read, cancel := context.WithTimeout(ctx, 2*time.Second)
 		var n, version int
-		err := raw.QueryRowContext(read, `SELECT (SELECT COUNT(*) FROM console_sessions) + (SELECT COUNT(*) FROM key_uses), (SELECT MAX(version) FROM schema_migrations)`).Scan(&n, &version)
+		err := raw.QueryRowContext(read, `SELECT (SELECT COUNT(*) FROM accounts) + (SELECT COUNT(*) FROM console_sessions) + (SELECT COUNT(*) FROM key_uses), (SELECT MAX(version) FROM schema_migrations)`).Scan(&n, &version)
 		cancel()
 		if err != nil {
 			t.Fatalf("read %d of the tables while the migration waits: %v", i, err)
@@ -239,6 +242,186 @@ func TestMigrationWaitsBeforeWork(t *testing.T) {
 	var version int
 	if err := raw.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil || version <= 12 {
 		t.Fatalf("migration %d after the start (%v)", version, err)
+	}
+}
+
+// TestOwnTables: the tables a migration locks (ownTables) are those the
+// migrations make, every one: a table the pattern missed would be
+// altered by a migration that had not waited for its readers.
+func TestOwnTables(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	store, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	rows, err := raw.QueryContext(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	own, err := postgres.OwnTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(own, made) {
+		t.Errorf("the tables a migration locks: %q\nthe tables the migrations made: %q", own, made)
+	}
+}
+
+// TestLockTables: a migration locks its tables at a savepoint it keeps
+// from one try to the next, rather than one more nested savepoint each
+// try (each a subtransaction the migration then runs in), and gives it
+// back once the tables are locked; it locks the tables of its schema
+// alone, not those of the same name elsewhere on the search_path; and its
+// transaction is not idle while it pauses.
+func TestLockTables(t *testing.T) {
+	ctx := t.Context()
+	raw, err := sql.Open("pgx", testenv.NewPostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range []string{`CREATE SCHEMA openpca`, `CREATE TABLE openpca.accounts (x INTEGER)`, `CREATE TABLE public.accounts (x INTEGER)`, `CREATE TABLE public.certificates (x INTEGER)`} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	locks := func(q string) int {
+		t.Helper()
+		var n int
+		if err := raw.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_locks WHERE relation = 'openpca.accounts'::regclass AND mode = 'AccessExclusiveLock' AND `+q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Another application's transaction holds the public tables, and a
+	// pg_dump's OpenPCA's, until the migration has failed a try.
+	other, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.ExecContext(ctx, `LOCK TABLE public.accounts, public.certificates IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	dump, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dump.Rollback()
+	if _, err := dump.ExecContext(ctx, `LOCK TABLE openpca.accounts IN ACCESS SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	// Its pauses are longer than a transaction may be idle here.
+	for _, q := range []string{`SET LOCAL search_path = openpca, public`, `SET LOCAL idle_in_transaction_session_timeout = '500ms'`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	locked := make(chan error, 1)
+	go func() { locked <- postgres.LockTables(ctx, tx, []string{"accounts", "certificates"}) }()
+	for _, wait := range []struct {
+		what    string
+		waiting int
+	}{{"a try", 1}, {"the try's end", 0}} {
+		for deadline := time.Now().Add(time.Minute); locks(`NOT granted`) != wait.waiting; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no sign of %s after a minute", wait.what)
+			}
+		}
+	}
+	dump.Rollback()
+	select {
+	case err := <-locked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the tables not locked a minute after the pg_dump's transaction, beside another application's")
+	}
+	if locks(`granted`) != 1 {
+		t.Error("the migration holds no lock of its table")
+	}
+	var timeout string
+	if err := tx.QueryRowContext(ctx, `SHOW lock_timeout`).Scan(&timeout); err != nil || timeout != "10s" {
+		t.Errorf("lock_timeout once the tables are locked: %q, %v; want 10s", timeout, err)
+	}
+	_, err = tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT lock_tables`)
+	if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "3B001" {
+		t.Errorf("a savepoint of the tries is left to the migration (rolled back to: %v)", err)
+	}
+}
+
+// TestLockTablesOutlastsTransactions: transactions each longer than a
+// migration's first tries, overlapping so that one is always there (an old
+// server's reports, say), cannot keep the migration from locking its tables:
+// its tries grow until one outlasts them.
+func TestLockTablesOutlastsTransactions(t *testing.T) {
+	ctx := t.Context()
+	raw, err := sql.Open("pgx", testenv.NewPostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.ExecContext(ctx, `CREATE TABLE accounts (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	const hold = 300 * time.Millisecond // three first tries
+	reads, stop := context.WithCancel(ctx)
+	var readers sync.WaitGroup
+	for i := range 2 {
+		readers.Go(func() {
+			time.Sleep(time.Duration(i) * hold / 2)
+			for reads.Err() == nil {
+				tx, err := raw.BeginTx(reads, nil)
+				if err != nil {
+					return
+				}
+				if _, err := tx.ExecContext(reads, `LOCK TABLE accounts IN ACCESS SHARE MODE`); err == nil {
+					time.Sleep(hold)
+				}
+				tx.Rollback()
+			}
+		})
+	}
+	defer readers.Wait()
+	defer stop()
+	tx, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	locked := make(chan error, 1)
+	go func() { locked <- postgres.LockTables(ctx, tx, []string{"accounts"}) }()
+	select {
+	case err := <-locked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("the table not locked after a minute beside transactions of %v each", hold)
 	}
 }
 

@@ -330,10 +330,45 @@ func TestPostgresRestore(t *testing.T) {
 		t.Fatalf("the CA with CRLs has %d CRL publications", publications)
 	}
 
-	restoredAt := time.Now()
-	out, err := restore()
+	// A server that began to start before the restore recorded itself,
+	// refused once it reads the record, is waited for: it is no server
+	// that uses the database.
+	starting, err := sql.Open("pgx", restoredDSN)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
+		t.Fatal(err)
+	}
+	defer starting.Close()
+	if err := starting.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restoredAt := time.Now()
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := restore()
+		done <- result{out, err}
+	}()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		var begun bool
+		if err := starting.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM settings WHERE name = 'restore-begun')`).Scan(&begun); err != nil {
+			t.Fatal(err)
+		}
+		if begun {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the restore not recorded after a minute")
+		}
+	}
+	time.Sleep(time.Second) // the restore's first look, which finds the session
+	starting.Close()
+	r := <-done
+	out, err := r.out, r.err
+	if err != nil {
+		t.Fatalf("a restore beside a server refused as it starts: %v\n%s", err, out)
 	}
 	for _, want := range []string{"Settled the restored database: 1 CAs", "revoke those certificates again", "are now DISABLED", "  " + caARN + "\n"} {
 		if !strings.Contains(out, want) {
