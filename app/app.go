@@ -191,6 +191,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// Read before anything is written (a rotation finished, the schema
+	// migrated, under a restore's feet), and again once migrated.
+	if err := a.refuseRestoring(ctx); err != nil {
+		return fail(err)
+	}
 	if keys, err = loadMasterKeys(ctx, files, a.store, keys, made, logger); err != nil {
 		return fail(err)
 	}
@@ -216,11 +221,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 			return fail(err)
 		}
 	}
-	// Read once migrated, which waits for a restore's settling to end.
-	if begun, err := a.store.RestoreBegun(ctx); err != nil {
+	// Read once migrated too, which waits for a restore's settling to end.
+	if err := a.refuseRestoring(ctx); err != nil {
 		return fail(err)
-	} else if begun != "" {
-		return fail(fmt.Errorf("a restore of this database (openpca restore --database) began at %s and has not settled it: a server starts on it once it has; if it was cut short, or refused the database, run it again, which says why", begun))
 	}
 	authenticator, err := a.authenticator(ctx)
 	if err != nil {
@@ -895,6 +898,16 @@ func (a *Admin) Close() error {
 	err := a.Store.Close()
 	if a.rotation != nil { // none on PostgreSQL
 		err = errors.Join(err, a.rotation.Close())
+	}
+	return err
+}
+
+// refuseRestoring returns an error if a restore of the database began
+// (openpca restore --database) and has not settled it.
+func (a *App) refuseRestoring(ctx context.Context) error {
+	begun, err := a.store.RestoreBegun(ctx)
+	if err == nil && begun != "" {
+		err = fmt.Errorf("a restore of this database (openpca restore --database) began at %s and has not settled it: a server starts on it once it has; if it was cut short, or refused the database, run it again, which says why", begun)
 	}
 	return err
 }

@@ -151,13 +151,18 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	if err != nil {
 		// Only a session from before the record may show the database in
 		// use, which is no restored one: the record is taken back, as
-		// for any other failure here, which has shown neither. One since
-		// (an operator's psql, say) shows no more than that it raced the
-		// restore. A session whose start is not known (another role's,
-		// or one a pooler such as PgBouncer opened long before) counts as
-		// from before.
-		if s, ok := errors.AsType[*postgres.SessionsError](err); !ok || s.Earliest.Before(recorded) {
-			err = errors.Join(err, a.Store.AbandonRestore(ctx))
+		// for any other failure here (an interruption too), which has
+		// shown neither. One since (an operator's psql, say) shows no
+		// more than that it raced the restore. A session whose start is
+		// not known (another role's, or one a pooler such as PgBouncer
+		// opened long before) counts as from before. Another restore's
+		// shows a restore under way, whose record it is too: it is kept.
+		s, ok := errors.AsType[*postgres.SessionsError](err)
+		switch {
+		case ok && s.Restore:
+			err = fmt.Errorf("%w; another restore runs on it, whose settling ends the record that servers refuse", err)
+		case !ok || s.Earliest.Before(recorded):
+			err = errors.Join(err, abandonRestore(ctx, a.Store))
 		}
 		a.Close()
 		return nil, sqlstore.Summary{}, notSettled(err)
@@ -216,10 +221,25 @@ func awaitSessions(ctx context.Context, cfg Config) error {
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return ctx.Err()
 		case <-time.After(sessionsLook):
 		}
 	}
+}
+
+// abandonWait bounds how long a restore takes to take its record back.
+const abandonWait = 10 * time.Second
+
+// abandonRestore takes back the record of a restore that found the
+// database in use (AbandonRestore), even once the restore is interrupted:
+// a record left would refuse every server that starts on the database.
+func abandonRestore(ctx context.Context, store *sqlstore.DB) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonWait)
+	defer cancel()
+	if err := store.AbandonRestore(ctx); err != nil {
+		return fmt.Errorf("%w: the database stays recorded as being restored, and servers refuse to start on it; if servers use it, take the record back by hand (DELETE FROM settings WHERE name = 'restore-begun')", err)
+	}
+	return nil
 }
 
 // notSettled is the error of a settling that failed, err, with advice if

@@ -17,11 +17,18 @@ import (
 
 // Tries of a migration to lock its tables (tableLocker): the first waits
 // firstLockTry at most, each after a failed one twice as long, up to
-// lastLockTry, and the pause before a try is lockTryPauses times its wait.
+// lastLockTry, or deadlock_timeout and deadlockMargin if that is longer,
+// and the pause before a try is lockTryPauses times its wait.
 const (
 	firstLockTry  = 100 * time.Millisecond
 	lastLockTry   = time.Second
 	lockTryPauses = 10
+	// PostgreSQL cancels an autovacuum that holds a lock back only from
+	// the waiter's deadlock check, deadlock_timeout (1 s by default) into
+	// its wait: a try that ends by then never makes one yield, and the
+	// migration would wait out each vacuum of its tables (busy on every
+	// table of a dump just restored).
+	deadlockMargin = 100 * time.Millisecond
 )
 
 // createTable finds the tables a migration makes.
@@ -97,17 +104,24 @@ func (l tableLocker) lock(ctx context.Context, tx *sql.Tx) error {
 		return nil
 	}
 	lock := `LOCK TABLE ` + strings.Join(present, ", ") + ` IN ACCESS EXCLUSIVE MODE`
+	var deadlock float64
+	if err := tx.QueryRowContext(ctx, `SELECT EXTRACT(epoch FROM current_setting('deadlock_timeout')::interval)::float8`).Scan(&deadlock); err != nil {
+		return err
+	}
+	last := max(lastLockTry, time.Duration(deadlock*float64(time.Second))+deadlockMargin)
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT lock_tables`); err != nil {
 		return err
 	}
 	began := time.Now()
-	var told time.Time
-	for try := firstLockTry; ; try = min(2*try, lastLockTry) {
+	var told time.Time // the first failed try is told of at once
+	for try := firstLockTry; ; try = min(2*try, last) {
 		err := l.try(ctx, tx, lock, try)
 		if err == nil {
 			break
 		}
-		if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" {
+		// A try past its lock_timeout, or its statement_timeout: a try
+		// waits lock_timeout for each table in turn, holding those it has.
+		if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" && pe.Code != "57014" || ctx.Err() != nil {
 			return err
 		}
 		// Kept for the next try: a savepoint made again would nest.
@@ -121,7 +135,7 @@ func (l tableLocker) lock(ctx context.Context, tx *sql.Tx) error {
 		}
 		// The pause is a statement, in which the transaction is not idle:
 		// idle_in_transaction_session_timeout would end the session.
-		pause := lockTryPauses * min(2*try, lastLockTry)
+		pause := lockTryPauses * min(2*try, last)
 		if _, err := tx.ExecContext(ctx, `SELECT pg_sleep($1)`, pause.Seconds()); err != nil {
 			return err
 		}
@@ -129,16 +143,22 @@ func (l tableLocker) lock(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT lock_tables`); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms(l.wait))
-	return err
+	return setTimeouts(ctx, tx, l.wait, 0)
 }
 
 // try makes one try to lock the tables, waiting wait at most.
 func (l tableLocker) try(ctx context.Context, tx *sql.Tx, lock string, wait time.Duration) error {
-	if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms(wait)); err != nil {
+	if err := setTimeouts(ctx, tx, wait, wait); err != nil {
 		return err
 	}
 	_, err := tx.ExecContext(ctx, lock)
+	return err
+}
+
+// setTimeouts sets lock_timeout and statement_timeout (0: none) for the
+// rest of the transaction tx.
+func setTimeouts(ctx context.Context, tx *sql.Tx, lock, statement time.Duration) error {
+	_, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`, ms(lock), ms(statement))
 	return err
 }
 

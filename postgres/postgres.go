@@ -136,8 +136,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 			Retryable:   retryable,
 			Full:        full,
 			Unreachable: unreachable,
+			// A migration is not cut short by the statement_timeout of the
+			// role or the database: a long one (a copy of every
+			// certificate) would fail every start; its waits for locks are
+			// bounded by lock_timeout.
 			LockMigrations: func(ctx context.Context, tx *sql.Tx) error {
-				if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms(wait)); err != nil {
+				if err := setTimeouts(ctx, tx, wait, 0); err != nil {
 					return err
 				}
 				_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock)
@@ -181,6 +185,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 // each time, so that two runs at once each see the other.
 func CommandSession(command string) string { return "openpca-" + command + "-" + rand.Text() }
 
+// restoreSessions begins the names of a restore's sessions
+// (CommandSession("restore")).
+const restoreSessions = "openpca-restore-"
+
 // keySessionPrefix begins the name of the sessions of a server, or of an
 // operator's command, that seals with a master key (KeySession).
 const keySessionPrefix = "openpca key="
@@ -204,6 +212,9 @@ type SessionsError struct {
 	// (Clock); the zero time if PostgreSQL does not show the role when
 	// one of them did.
 	Earliest time.Time
+	// Restore says that one of them is another restore's
+	// (CommandSession("restore")).
+	Restore bool
 }
 
 func (e *SessionsError) Error() string {
@@ -285,6 +296,7 @@ func sessions(ctx context.Context, q querier, other, where string, args ...any) 
 		if err := rows.Scan(&app, &addr, &since); err != nil {
 			return fmt.Errorf("listing the database's sessions: %w", err)
 		}
+		e.Restore = e.Restore || strings.HasPrefix(app, restoreSessions)
 		s := cmp.Or(app, "a session")
 		if addr != "" {
 			s += " from " + addr

@@ -408,6 +408,19 @@ func TestLockTablesOutlastsTransactions(t *testing.T) {
 	}
 	defer readers.Wait()
 	defer stop()
+	// Both readers hold the table, the later for a first try at least.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		var holders int
+		if err := raw.QueryRowContext(ctx, `SELECT COUNT(DISTINCT pid) FROM pg_locks WHERE relation = 'accounts'::regclass AND granted`).Scan(&holders); err != nil {
+			t.Fatal(err)
+		}
+		if holders == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the readers never both held the table")
+		}
+	}
 	tx, err := raw.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -423,6 +436,33 @@ func TestLockTablesOutlastsTransactions(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatalf("the table not locked after a minute beside transactions of %v each", hold)
 	}
+}
+
+// TestMigrationUnderStatementTimeout: a database whose statement_timeout
+// is shorter than the migration's pauses (and than its migrations might
+// take) is migrated all the same, once a transaction on its tables (a
+// pg_dump's) ends.
+func TestMigrationUnderStatementTimeout(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	raw := oldDatabase(t, dsn, 12)
+	if _, err := raw.ExecContext(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = %L', current_database(), '1s'); END $$`); err != nil {
+		t.Fatal(err)
+	}
+	dump, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dump.Rollback()
+	if _, err := dump.ExecContext(ctx, `LOCK TABLE console_sessions IN ACCESS SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(3*time.Second, func() { dump.Rollback() })
+	db, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatalf("migrating under a statement_timeout of 1s: %v", err)
+	}
+	db.Close()
 }
 
 // TestMigrationWaitsForLock: a server starting while another holds the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -26,6 +27,7 @@ import (
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/server"
 )
 
@@ -284,7 +286,17 @@ func TestPostgresRestore(t *testing.T) {
 	if status != "ACTIVE" {
 		t.Errorf("a refused restore changed the CA: %s", status)
 	}
-	// Nor does a server start on it, as on a database being restored.
+	// Nor does a server start on it, as on a database being restored; nor
+	// does it migrate it first (its latest migration taken back here).
+	var latest int
+	readFrom(t, tampered, `SELECT MAX(version) FROM schema_migrations`, &latest)
+	if tamperDB, err = sql.Open("pgx", tampered); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tamperDB.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = $1`, latest); err != nil {
+		t.Fatal(err)
+	}
+	tamperDB.Close()
 	unsettled := env.Config
 	unsettled.Database, unsettled.DataDir, unsettled.MasterKeyFile = tampered, t.TempDir(), masterKey
 	if s, err := app.Open(ctx, unsettled); err == nil || !strings.Contains(err.Error(), "has not settled it") {
@@ -292,6 +304,11 @@ func TestPostgresRestore(t *testing.T) {
 			s.Close()
 		}
 		t.Errorf("a server on a database whose restore was refused: %v", err)
+	}
+	var migrated int
+	readFrom(t, tampered, `SELECT MAX(version) FROM schema_migrations`, &migrated)
+	if migrated == latest {
+		t.Error("a server refused by a restore's record migrated the database first")
 	}
 
 	restoredDSN := testenv.RestorePostgresDB(t, dsn)
@@ -401,6 +418,69 @@ func TestPostgresRestore(t *testing.T) {
 	// A database a server runs on is no restored one.
 	if out, err := restore(); err == nil || !strings.Contains(err.Error(), "other sessions") || !strings.Contains(err.Error(), "openpca") {
 		t.Errorf("a restore beside a running server: %v\n%s", err, out)
+	}
+}
+
+// TestRestoreRecordTakenBack: a restore interrupted while it waits for a
+// session from before its record (a running server's) takes its record
+// back, which would otherwise refuse every server that starts; and a
+// restore beside another restore leaves that one's record, which servers
+// must keep refusing until that one settles the database.
+func TestRestoreRecordTakenBack(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	env := testenv.Start(t, func(c *app.Config) { c.Database, c.ObjectStore = dsn, "local" })
+	masterKey := filepath.Join(env.Config.DataDir, "master.key")
+	activeCAWithCRLs(t, env)
+	restoredDSN := testenv.RestorePostgresDB(t, dsn)
+	begun := func() (n int) {
+		readFrom(t, restoredDSN, `SELECT COUNT(*) FROM settings WHERE name = 'restore-begun'`, &n)
+		return n
+	}
+	restore := func(ctx context.Context) error {
+		var out bytes.Buffer
+		return run(ctx, []string{"restore", "--database", restoredDSN, "--master-key-file", masterKey}, &out, &out, func(string) (string, bool) { return "", false })
+	}
+	session := func(name string) *sql.DB {
+		db, err := sql.Open("pgx", restoredDSN+"&application_name="+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if err := db.PingContext(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+
+	server := session("openpca")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- restore(ctx) }()
+	for deadline := time.Now().Add(time.Minute); begun() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the restore not recorded after a minute")
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // within its wait for the session
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "nothing was settled") {
+		t.Errorf("an interrupted restore: %v", err)
+	}
+	if n := begun(); n != 0 {
+		t.Error("a restore interrupted beside a server left its record, which servers refuse")
+	}
+	server.Close()
+
+	// Another restore, checking the logs: its record, and its session.
+	other := session(postgres.CommandSession("restore"))
+	if _, err := other.ExecContext(t.Context(), `INSERT INTO settings (name, value) VALUES ('restore-begun', '2026-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := restore(t.Context()); err == nil || !strings.Contains(err.Error(), "another restore runs on it") {
+		t.Errorf("a restore beside another: %v", err)
+	}
+	if n := begun(); n != 1 {
+		t.Error("a restore beside another took that one's record back")
 	}
 }
 
