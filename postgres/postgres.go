@@ -85,6 +85,13 @@ func setSessionDefaults(ctx context.Context, conn *pgx.Conn) error {
 			return fmt.Errorf("setting %s: %w", name, err)
 		}
 	}
+	// Whatever the role or the database say: the store's transactions
+	// rely on each statement seeing what committed before it (a rotation
+	// of the master key reseals what a transaction it waited for stored).
+	// Those that need a snapshot (a report's scan) ask for theirs.
+	if _, err := conn.Exec(ctx, `SET default_transaction_isolation = 'read committed'`); err != nil {
+		return fmt.Errorf("setting default_transaction_isolation: %w", err)
+	}
 	return nil
 }
 

@@ -78,6 +78,16 @@ func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte,
 		if err := db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?{FOR_UPDATE}`, MasterKeyCheck).Scan(&check); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		// Where write transactions run at once, the CAs are locked
+		// whole before their rows: a group commit's batch locks its CAs'
+		// rows for share one after another, in no order the rotation's
+		// scan could share, and the two would deadlock. Plain reads go
+		// on.
+		if db.dialect.ForUpdate != "" {
+			if _, err := tx.ExecContext(ctx, `LOCK TABLE certificate_authorities IN EXCLUSIVE MODE`); err != nil {
+				return err
+			}
+		}
 		for _, q := range []struct {
 			kind, read, write string
 		}{
@@ -98,6 +108,12 @@ func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte,
 					return err
 				}
 				values = append(values, v)
+			}
+			// A scan cut short (a lock's wait ended, a read failed) reseals
+			// nothing: the rest would stay sealed with the retired key.
+			if err := rows.Err(); err != nil {
+				rows.Close()
+				return err
 			}
 			if err := rows.Close(); err != nil {
 				return err
