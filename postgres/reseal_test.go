@@ -20,7 +20,7 @@ func unchanged(seen map[string]bool) func(*openpca.SealedValue) ([]byte, error) 
 	}
 }
 
-// awaitLockWait returns once a session of the database db reaches waits
+// awaitLockWait returns once a session of the database db waits
 // for a lock.
 func awaitLockWait(t *testing.T, db *sql.DB) {
 	t.Helper()
