@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -31,8 +33,9 @@ func verifier() *Verifier {
 	return &Verifier{Service: "acm-pca", Region: "us-east-1", Keys: keys{"AKIDOPENPCA": "secret-one"}, Now: func() time.Time { return now }}
 }
 
-// signed builds a request signed by the AWS SDK's own signer.
-func signed(t *testing.T, body, akid, secret, region, service string, at time.Time) *http.Request {
+// signed builds a request signed by the AWS SDK's own signer, with more
+// headers as name, value pairs.
+func signed(t *testing.T, body, akid, secret, region, service string, at time.Time, headers ...string) *http.Request {
 	t.Helper()
 	r, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:8080/", strings.NewReader(body))
 	if err != nil {
@@ -40,6 +43,9 @@ func signed(t *testing.T, body, akid, secret, region, service string, at time.Ti
 	}
 	r.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	r.Header.Set("X-Amz-Target", "ACMPrivateCA.ListCertificateAuthorities")
+	for i := 0; i+1 < len(headers); i += 2 {
+		r.Header.Set(headers[i], headers[i+1])
+	}
 	sum := sha256.Sum256([]byte(body))
 	err = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret},
 		r, hex.EncodeToString(sum[:]), service, region, at)
@@ -282,5 +288,73 @@ func TestHeadersThatMustBeSigned(t *testing.T) {
 				t.Errorf("the error does not name %s: %v", tt.header, err)
 			}
 		})
+	}
+}
+
+// botocoreSigned builds a request signed by botocore (the AWS CLI's and
+// boto3's signer), now, with the header X-Amz-Meta-Note: note.
+func botocoreSigned(t *testing.T, body, note string) *http.Request {
+	t.Helper()
+	script := `
+import json, sys
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+body, note = sys.argv[1], sys.argv[2]
+r = AWSRequest(method="POST", url="http://127.0.0.1:8080/", data=body, headers={
+    "Content-Type": "application/x-amz-json-1.1",
+    "X-Amz-Target": "ACMPrivateCA.ListCertificateAuthorities",
+    "X-Amz-Meta-Note": note})
+SigV4Auth(Credentials("AKIDOPENPCA", "secret-one"), "acm-pca", "us-east-1").add_auth(r)
+print(json.dumps(dict(r.headers.items())))
+`
+	out, err := exec.Command("python3", "-c", script, body, note).Output()
+	if err != nil {
+		t.Fatalf("botocore: %v", err)
+	}
+	var headers map[string]string
+	if err := json.Unmarshal(out, &headers); err != nil {
+		t.Fatal(err)
+	}
+	r, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:8080/", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		r.Header.Set(k, v)
+	}
+	return r
+}
+
+// TestHeaderWhiteSpace: SigV4 makes each run of spaces in a signed
+// header's value one space, which the Go SDK follows; botocore makes each
+// run of any white space one space. A value with a tab or a no-break space
+// inside is signed differently by the two, and each must verify; one
+// signed for a value that differs elsewhere must not.
+func TestHeaderWhiteSpace(t *testing.T) {
+	body := `{"MaxResults":10}`
+	v := verifier()
+	v.Now = time.Now // botocore signs at the present time
+	for _, note := range []string{"build 42", "  build   job  42 ", "build\tjob 42", "build\u00a0job 42", "build \t job"} {
+		for signer, sign := range map[string]func() *http.Request{
+			"Go SDK": func() *http.Request {
+				return signed(t, body, "AKIDOPENPCA", "secret-one", "us-east-1", "acm-pca", time.Now(), "X-Amz-Meta-Note", note)
+			},
+			"botocore": func() *http.Request { return botocoreSigned(t, body, note) },
+		} {
+			t.Run(fmt.Sprintf("%s/%q", signer, note), func(t *testing.T) {
+				r := sign()
+				if _, err := verify(v, r, []byte(body)); err != nil {
+					t.Errorf("refused: %v", err)
+				}
+				if got := r.Header.Get("X-Amz-Meta-Note"); got != note {
+					t.Errorf("the verification changed the header to %q", got)
+				}
+				r.Header.Set("X-Amz-Meta-Note", note+"x")
+				if _, err := verify(v, r, []byte(body)); openpca.ErrorCode(err) != openpca.CodeInvalidSignature {
+					t.Errorf("a changed value: %v, want %s", err, openpca.CodeInvalidSignature)
+				}
+			})
+		}
 	}
 }
