@@ -160,7 +160,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := refuseCutRestore(cfg); err != nil {
 		return fail(err)
 	}
-	if a.objects, err = openObjectStore(ctx, cfg); err != nil {
+	if a.objects, err = openObjectStore(ctx, cfg, logger); err != nil {
 		return fail(err)
 	}
 	nodeID, err := readOrCreate(filepath.Join(cfg.DataDir, "node-id"), uuid.NewString)
@@ -622,10 +622,10 @@ func removeSealTemporaries(dirs ...string) error {
 	return nil
 }
 
-func openObjectStore(ctx context.Context, cfg Config) (openpca.ObjectStore, error) {
+func openObjectStore(ctx context.Context, cfg Config, logger *slog.Logger) (openpca.ObjectStore, error) {
 	switch cfg.ObjectStore {
 	case "local":
-		return localfs.New(filepath.Join(cfg.DataDir, "s3"), strings.TrimSuffix(cfg.PublicURL, "/")+"/s3")
+		return localfs.New(filepath.Join(cfg.DataDir, "s3"), strings.TrimSuffix(cfg.PublicURL, "/")+"/s3", logger)
 	case "s3":
 		return s3.Open(ctx, cfg.S3Endpoint, cfg.Region)
 	}

@@ -46,7 +46,7 @@ func newCRLStores(t *testing.T, buckets ...string) (*sqlstore.DB, *localfs.Store
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	objects, err := localfs.New(filepath.Join(dir, "s3"), "http://pca.example/s3")
+	objects, err := localfs.New(filepath.Join(dir, "s3"), "http://pca.example/s3", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

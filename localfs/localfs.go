@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,14 +30,27 @@ var _ openpca.ObjectStore = (*Store)(nil)
 // New returns a Store rooted at root, creating the root if needed, whose
 // public objects are served at baseURL/<bucket>/<key>. The root is the
 // server's alone: temporary files found in it are what Puts left when the
-// server died, and go.
-func New(root, baseURL string) (*Store, error) {
+// server died, and go. A folder under the root that cannot be read (the
+// lost+found of a volume mounted there, a bucket made by another user)
+// keeps its temporary files, and is logged at WARN: removing them is
+// housekeeping, which must not keep the server from starting, and a
+// report resumed in that folder discards its own.
+func New(root, baseURL string, logger *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() && strings.HasPrefix(d.Name(), tempPrefix) {
-			err = os.Remove(path)
+			if err = os.Remove(path); errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			}
+		}
+		if err != nil && path != root {
+			logger.Warn("the temporary files of unfinished writes in this folder stay: it cannot be read", "path", path, "error", err)
+			if d == nil || d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		return err
 	})

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -16,7 +18,7 @@ import (
 
 func TestPutAndCheck(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "s3")
-	st, err := localfs.New(root, "http://pca.example/s3/")
+	st, err := localfs.New(root, "http://pca.example/s3/", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func TestPutAndCheck(t *testing.T) {
 
 func TestRefusesEscapes(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "s3")
-	st, _ := localfs.New(root, "http://pca.example/s3/")
+	st, _ := localfs.New(root, "http://pca.example/s3/", slog.New(slog.DiscardHandler))
 	os.Mkdir(filepath.Join(root, "bucket"), 0o755)
 	for _, key := range []string{"../outside", "a/../../outside", "/abs", "a//b", "dir/", ""} {
 		if err := st.Put(t.Context(), openpca.Object{Bucket: "bucket", Key: key, ContentType: "text/plain"}, strings.NewReader("x")); err == nil {
@@ -87,7 +89,7 @@ func TestRefusesEscapes(t *testing.T) {
 
 func TestFailedPutLeavesNothing(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "s3")
-	st, _ := localfs.New(root, "http://pca.example/s3/")
+	st, _ := localfs.New(root, "http://pca.example/s3/", slog.New(slog.DiscardHandler))
 	os.Mkdir(filepath.Join(root, "bucket"), 0o755)
 	err := st.Put(t.Context(), openpca.Object{Bucket: "bucket", Key: "k", ContentType: "text/plain"}, &failing{})
 	if err == nil {
@@ -115,7 +117,7 @@ func (f *failing) Read(p []byte) (int, error) {
 func TestOpenFollowsNoLink(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "s3")
-	st, err := localfs.New(root, "http://pca.example/s3/")
+	st, err := localfs.New(root, "http://pca.example/s3/", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +165,7 @@ func TestOpenFollowsNoLink(t *testing.T) {
 func TestWritesStayInTheRoot(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "s3")
-	st, err := localfs.New(root, "http://pca.example/s3/")
+	st, err := localfs.New(root, "http://pca.example/s3/", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +214,7 @@ func TestUnfinishedWritesGo(t *testing.T) {
 	for _, name := range []string{".tmp-r.json-123", ".tmp-r.json.proof.jsonl-456", "r.json", "other.json"} {
 		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600)
 	}
-	st, err := localfs.New(root, "http://pca.example/s3/")
+	st, err := localfs.New(root, "http://pca.example/s3/", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +229,78 @@ func TestUnfinishedWritesGo(t *testing.T) {
 	if got := names(t, dir); got != ".tmp-other.json-789 other.json r.json" {
 		t.Errorf("after discarding r.json's unfinished writes: %s", got)
 	}
+}
+
+// TestUnreadableFolder: a folder under the root that the server cannot
+// read (the lost+found of a volume mounted as the root) keeps its
+// temporary files, logged, and the store opens, cleaning up the others.
+func TestUnreadableFolder(t *testing.T) {
+	if ranAsUnprivileged(t) {
+		return
+	}
+	root := filepath.Join(t.TempDir(), "s3")
+	for _, dir := range []string{"reports", "lost+found"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(root, dir, ".tmp-r.json-1"), []byte("x"), 0o600)
+	}
+	locked := filepath.Join(root, "lost+found")
+	if err := os.Chmod(locked, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(locked, 0o700)
+	var logs bytes.Buffer
+	if _, err := localfs.New(root, "http://pca.example/s3/", slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatalf("the store does not open: %v", err)
+	}
+	if got := names(t, filepath.Join(root, "reports")); got != "" {
+		t.Errorf("left in a readable folder: %s", got)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), locked) {
+		t.Errorf("the unreadable folder was not logged: %s", logs.String())
+	}
+	// The root itself must be readable.
+	os.Chmod(locked, 0o700)
+	os.Chmod(root, 0)
+	defer os.Chmod(root, 0o700)
+	if _, err := localfs.New(root, "http://pca.example/s3/", slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("a root that cannot be read was taken")
+	}
+}
+
+// ranAsUnprivileged runs the test as the user nobody, in a process of its
+// own, when it runs as root, since root reads every folder, and reports
+// whether it did: the test then ends in root's process, with the other's
+// outcome.
+func ranAsUnprivileged(t *testing.T) bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	// The test binary, where nobody may run it.
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} { // the test's folder, then its first
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "localfs.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err == nil {
+		err = os.WriteFile(bin, b, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^"+t.Name()+"$", "-test.v")
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), "TMPDIR=/tmp")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	return true
 }
 
 func names(t *testing.T, dir string) string {
