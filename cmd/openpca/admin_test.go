@@ -201,6 +201,32 @@ func TestPolicyCommands(t *testing.T) {
 		}
 	}
 
+	// A creation is decided on the account's CAs in the server's region,
+	// by simulate as by the server, whichever way the policies go.
+	creation := openpca.CAARN(env.Config.Region, app.DefaultAccountID, "*")
+	for _, tc := range []struct {
+		doc, want string
+	}{
+		{`{"Effect":"Allow","Action":"acm-pca:CreateCertificateAuthority","Resource":"` + creation + `"}`, "allowed"},
+		{`[{"Effect":"Allow","Action":"acm-pca:*","Resource":"*"},
+			{"Effect":"Deny","Action":"acm-pca:CreateCertificateAuthority","Resource":"arn:aws:acm-pca:*:*:certificate-authority/*"}]`, "denied"},
+	} {
+		client, creator := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "creation", Document: `{"Version":"2012-10-17","Statement":` + tc.doc + `}`})
+		_, err := client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{CertificateAuthorityType: types.CertificateAuthorityTypeRoot,
+			CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Created")})
+		if (err == nil) != (tc.want == "allowed") {
+			t.Errorf("the server, for a key whose policy is %s: %v", tc.doc, err)
+		}
+		for _, resource := range []string{"*", creation} {
+			if out, err := run("policy", "simulate", creator, "--action", "CreateCertificateAuthority", "--resource", resource); err != nil || !strings.HasPrefix(out, tc.want+": acm-pca:CreateCertificateAuthority on "+creation) {
+				t.Errorf("simulate a creation on %s, for a key whose policy is %s: %v\n%s", resource, tc.doc, err, out)
+			}
+		}
+	}
+	if out, err := run("policy", "simulate", key, "--action", "CreateCertificateAuthority", "--resource", "arn:aws:acm-pca:us-east-1:444455556666:certificate-authority/*"); err == nil {
+		t.Errorf("simulate a creation in another account: %s", out)
+	}
+
 	// A CA deleted, whose restoration period ended, is none, as to the
 	// server.
 	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &ca, Status: types.CertificateAuthorityStatusDisabled}); err != nil {

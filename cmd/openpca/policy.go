@@ -111,7 +111,7 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 			fs.BoolVar(&leaveFull, "leave-full-access", false, "detach the key's last policy, which leaves it with full access to its account")
 		case "simulate":
 			fs.StringVar(&action, "action", "", "the action, such as IssueCertificate or acm-pca:IssueCertificate")
-			fs.StringVar(&resource, "resource", "*", "the ARN of the CA acted on (* for ListCertificateAuthorities)")
+			fs.StringVar(&resource, "resource", "*", "the ARN of the CA acted on (* for ListCertificateAuthorities and CreateCertificateAuthority)")
 			fs.StringVar(&region, "region", "", "the server's --region, aws:RequestedRegion (default: the CA's, else "+app.DefaultRegion+")")
 			fs.Func("context", "a condition key's value, KEY=VALUE, such as acm-pca:TemplateArn=arn:aws:acm-pca:::template/EndEntityCertificate/V1 (repeatable)", func(kv string) error {
 				k, v, ok := strings.Cut(kv, "=")
@@ -210,7 +210,20 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 	}
 	c := openpca.Caller{AccountID: key.AccountID, Principal: key.ID, Policies: policies}
 	var ca *openpca.CA
-	if resource != "*" {
+	var notes []string
+	if strings.EqualFold(action, authority.ActionPrefix+"CreateCertificateAuthority") {
+		// The server decides a creation on the CAs of the caller's account
+		// and its own region, as AWS names them.
+		if region == "" {
+			region = app.DefaultRegion
+		}
+		creation := openpca.CAARN(region, key.AccountID, "*")
+		if resource != "*" && resource != creation {
+			return fmt.Errorf("a creation by %s is decided on %s (give --region for the server's other than %s)", key.ID, creation, region)
+		}
+		resource = creation
+		notes = append(notes, "note: a creation with tags also needs acm-pca:TagCertificateAuthority on "+creation+", with the tags as aws:RequestTag and aws:ResourceTag")
+	} else if resource != "*" {
 		p, err := openpca.ParseCAARN(resource)
 		if err != nil {
 			return err
@@ -236,7 +249,6 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 	if region == "" {
 		region = app.DefaultRegion
 	}
-	var notes []string
 	if strings.EqualFold(action, authority.ActionPrefix+"IssueCertificate") && ca != nil {
 		// As the server does for a request that names no template.
 		p, _ := openpca.ParseCAARN(ca.ARN)
