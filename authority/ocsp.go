@@ -191,7 +191,7 @@ func (b *ocspBudgets) spend(caID string, n int, now time.Time, also func() bool)
 // internalError), and only the first certificate of a request is answered,
 // as RFC 5019's lightweight profile, which AWS follows.
 func (s *Service) OCSP(ctx context.Context, request []byte) []byte {
-	req, err := ocsp.ParseRequest(request)
+	req, err := pki.ParseOCSPRequest(request)
 	if err != nil || !wellFormedSerial(req.SerialNumber) {
 		return ocsp.MalformedRequestErrorResponse
 	}
@@ -232,7 +232,7 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 	// are by CA and serial, which with SHA-1 alone (and a CA's subject,
 	// which a renewal keeps) name one CertID: accepting another hash
 	// would need it in their key.
-	if req.HashAlgorithm != crypto.SHA1 {
+	if req.HashAlgorithm != crypto.SHA1 || len(req.IssuerKeyHash) != sha1.Size {
 		return nil, errOCSPUnauthorized
 	}
 	ca, err := s.store.FindCAByKeyID(ctx, hex.EncodeToString(req.IssuerKeyHash))

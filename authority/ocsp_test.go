@@ -26,6 +26,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/pki"
 )
 
 // ocspEnv is a server with a root CA that answers OCSP, and a
@@ -68,6 +69,14 @@ func (e *ocspEnv) post(t testing.TB, req []byte) []byte {
 // x509.Certificate cannot hold.
 func ocspRequest(t testing.TB, issuer *x509.Certificate, serial *big.Int) []byte {
 	t.Helper()
+	nameHash, keyHash := issuerHashes(t, issuer)
+	return buildOCSPRequest(nameHash, keyHash, serial, nil)
+}
+
+// issuerHashes are the SHA-1 hashes of issuer's name and key that a
+// CertID names it by.
+func issuerHashes(t testing.TB, issuer *x509.Certificate) (name, key []byte) {
+	t.Helper()
 	var spki struct {
 		Algorithm pkix.AlgorithmIdentifier
 		PublicKey asn1.BitString
@@ -75,10 +84,19 @@ func ocspRequest(t testing.TB, issuer *x509.Certificate, serial *big.Int) []byte
 	if _, err := asn1.Unmarshal(issuer.RawSubjectPublicKeyInfo, &spki); err != nil {
 		t.Fatal(err)
 	}
-	nameHash, keyHash := sha1.Sum(issuer.RawSubject), sha1.Sum(spki.PublicKey.RightAlign())
+	n, k := sha1.Sum(issuer.RawSubject), sha1.Sum(spki.PublicKey.RightAlign())
+	return n[:], k[:]
+}
+
+// buildOCSPRequest is an unsigned request for one CertID (SHA-1), with
+// requestor as its requestorName (a DER GeneralName) unless nil.
+func buildOCSPRequest(nameHash, keyHash []byte, serial *big.Int, requestor []byte) []byte {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // OCSPRequest
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // TBSRequest
+			if requestor != nil {
+				b.AddASN1(cbasn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(requestor) })
+			}
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // requestList
 				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // Request
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // CertID
@@ -86,8 +104,8 @@ func ocspRequest(t testing.TB, issuer *x509.Certificate, serial *big.Int) []byte
 							b.AddASN1ObjectIdentifier(asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26})
 							b.AddASN1NULL()
 						})
-						b.AddASN1OctetString(nameHash[:])
-						b.AddASN1OctetString(keyHash[:])
+						b.AddASN1OctetString(nameHash)
+						b.AddASN1OctetString(keyHash)
 						b.AddASN1BigInt(serial)
 					})
 				})
@@ -199,7 +217,7 @@ func TestOCSPAnswersTheCertIDAsked(t *testing.T) {
 		if err != nil || resp.Status != ocsp.Revoked {
 			t.Fatalf("the revoked certificate: %+v, %v", resp, err)
 		}
-		parsed, err := ocsp.ParseRequest(req)
+		parsed, err := pki.ParseOCSPRequest(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,6 +230,29 @@ func TestOCSPAnswersTheCertIDAsked(t *testing.T) {
 	writePEM(t, dir, "leaf.pem", "CERTIFICATE", e.cert.Raw)
 	if out, _ := openssl(t, dir, "ocsp", "-issuer", "root.pem", "-cert", "leaf.pem", "-url", e.env.URL+"/ocsp", "-CAfile", "root.pem", "-no_nonce"); !strings.Contains(out, "leaf.pem: revoked") {
 		t.Errorf("openssl ocsp:\n%s", out)
+	}
+	// RFC 6960 (4.1.1, 4.1.2) lets a client name itself and sign its
+	// request, which the server answers as it would unsigned.
+	if out, ok := openssl(t, dir, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", "client.key", "-out", "client.pem", "-subj", "/CN=relying party", "-days", "2"); !ok {
+		t.Fatal(out)
+	}
+	if out, _ := openssl(t, dir, "ocsp", "-issuer", "root.pem", "-cert", "leaf.pem", "-url", e.env.URL+"/ocsp", "-CAfile", "root.pem", "-no_nonce",
+		"-signer", "client.pem", "-signkey", "client.key"); !strings.Contains(out, "leaf.pem: revoked") {
+		t.Errorf("openssl ocsp -signer:\n%s", out)
+	}
+	name, key := issuerHashes(t, e.root)
+	requestor, _ := asn1.Marshal(pkix.Name{CommonName: "relying party"}.ToRDNSequence())
+	requestor = append([]byte{0xa4, byte(len(requestor))}, requestor...) // directoryName: [4] EXPLICIT Name
+	if resp, err := ocsp.ParseResponseForCert(e.post(t, buildOCSPRequest(name, key, e.cert.SerialNumber, requestor)), e.cert, e.root); err != nil || resp.Status != ocsp.Revoked {
+		t.Errorf("a request with a requestorName: %+v, %v", resp, err)
+	}
+	// A key hash that is no SHA-1 hash names no CA, not even one of an
+	// earlier version that kept no key hash.
+	for _, key := range [][]byte{{}, key[:19]} {
+		if body := e.post(t, buildOCSPRequest(name, key, e.cert.SerialNumber, nil)); !bytes.Equal(body, ocsp.UnauthorizedErrorResponse) {
+			t.Errorf("a key hash of %d bytes: %x, want unauthorized", len(key), body)
+		}
 	}
 }
 
@@ -361,7 +402,7 @@ func FuzzOCSP(f *testing.F) {
 			}
 			t.Fatalf("an error response that is none of RFC 6960's: %x", body)
 		}
-		parsed, err := ocsp.ParseRequest(req)
+		parsed, err := pki.ParseOCSPRequest(req)
 		if err != nil {
 			t.Fatalf("signed an answer to a request that does not parse: %x", req)
 		}

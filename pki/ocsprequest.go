@@ -1,0 +1,49 @@
+package pki
+
+import (
+	"crypto"
+	"encoding/asn1"
+	"errors"
+	"math/big"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+	"golang.org/x/crypto/ocsp"
+)
+
+// ParseOCSPRequest reads the first certificate an OCSP request asks about
+// (RFC 6960, 4.1.1). What follows the requestList (its extensions, the
+// signature) is skipped, as is the requestor's name: the server answers
+// anyone, and checks no request's signature. golang.org/x/crypto/ocsp's
+// ParseRequest refuses a signed request, and reads requestorName as a
+// Name where RFC 6960 has a GeneralName, so that OpenSSL's `ocsp -signer`
+// requests failed. Like it, this reads no further in a structure than
+// what it needs.
+func ParseOCSPRequest(der []byte) (*ocsp.Request, error) {
+	in := cryptobyte.String(der)
+	var req, tbs, list, single, id, alg cryptobyte.String
+	var nameHash, keyHash []byte
+	var oid asn1.ObjectIdentifier
+	serial := new(big.Int)
+	explicit := func(n int) cbasn1.Tag { return cbasn1.Tag(n).Constructed().ContextSpecific() }
+	if !in.ReadASN1(&req, cbasn1.SEQUENCE) || !in.Empty() ||
+		!req.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(explicit(0)) || // version
+		!tbs.SkipOptionalASN1(explicit(1)) || // requestorName
+		!tbs.ReadASN1(&list, cbasn1.SEQUENCE) ||
+		!list.ReadASN1(&single, cbasn1.SEQUENCE) ||
+		!single.ReadASN1(&id, cbasn1.SEQUENCE) ||
+		!id.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) ||
+		!id.ReadASN1Bytes(&nameHash, cbasn1.OCTET_STRING) ||
+		!id.ReadASN1Bytes(&keyHash, cbasn1.OCTET_STRING) ||
+		!id.ReadASN1Integer(serial) {
+		return nil, errors.New("pki: not an OCSP request")
+	}
+	// The hash algorithms x/crypto/ocsp knows.
+	hash := map[string]crypto.Hash{"1.3.14.3.2.26": crypto.SHA1, "2.16.840.1.101.3.4.2.1": crypto.SHA256,
+		"2.16.840.1.101.3.4.2.2": crypto.SHA384, "2.16.840.1.101.3.4.2.3": crypto.SHA512}[oid.String()]
+	if hash == 0 {
+		return nil, errors.New("pki: an OCSP request with an unknown hash algorithm")
+	}
+	return &ocsp.Request{HashAlgorithm: hash, IssuerNameHash: nameHash, IssuerKeyHash: keyHash, SerialNumber: serial}, nil
+}
