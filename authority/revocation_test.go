@@ -711,3 +711,47 @@ func TestCRLAfterClockStepsBack(t *testing.T) {
 		t.Errorf("CRL %v, signed at %v, leaves out %x, revoked and valid for a day", last.Number, last.ThisUpdate, short)
 	}
 }
+
+// TestCAOfEarlierVersion: a CA that a version before OCSP and CRL
+// publishing made had no key hash and no CRL publication after the
+// migrations that added them; its certificates named the responder and
+// the CRL, which never answered for it. The server gives it both as it
+// starts. Until then, an empty key hash names no CA.
+func TestCAOfEarlierVersion(t *testing.T) {
+	env := testenv.Start(t)
+	makeLocalBucket(t, env, "crls")
+	caARN, root := revocationCA(t, env, &types.RevocationConfiguration{
+		CrlConfiguration:  &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(7)},
+		OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)},
+	})
+	path := filepath.Join(env.Config.DataDir, "s3", "crls", "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl")
+	first, _ := waitCRL(t, 0, func() ([]byte, error) { return os.ReadFile(path) })
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "earlier.example"}})
+	cert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM}))
+	if _, err := env.DB(t).Exec(`UPDATE certificate_authorities SET key_id = ''`); err != nil {
+		t.Fatal(err)
+	}
+	name, _ := issuerHashes(t, root)
+	if body, err := post(env.URL+"/ocsp", buildOCSPRequest(name, []byte{}, cert.SerialNumber, nil)); err != nil || !bytes.Equal(body, ocsp.UnauthorizedErrorResponse) {
+		t.Errorf("an empty key hash, with a CA that has none: %x, %v, want unauthorized", body, err)
+	}
+	env.Stop(t)
+	if _, err := env.DB(t).Exec(`DELETE FROM crl_publications`); err != nil {
+		t.Fatal(err)
+	}
+	env.Restart(t)
+	if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+		CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+		t.Fatal(err)
+	}
+	body, err := post(env.URL+"/ocsp", ocspRequest(t, root, cert.SerialNumber))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := ocsp.ParseResponseForCert(body, cert, root); err != nil || resp.Status != ocsp.Revoked {
+		t.Errorf("OCSP: %+v, %v, want revoked", resp, err)
+	}
+	if crl, _ := waitCRL(t, first.Number.Int64(), func() ([]byte, error) { return os.ReadFile(path) }); len(crl.RevokedCertificateEntries) != 1 {
+		t.Errorf("the CRL lists %d certificates", len(crl.RevokedCertificateEntries))
+	}
+}

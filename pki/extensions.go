@@ -7,7 +7,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/openpca/openpca"
 )
@@ -145,12 +149,40 @@ func SubjectKeyID(pub any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	bits, err := publicKeyBits(der)
+	return keyID(der)
+}
+
+// keyID is SubjectKeyID of a DER SubjectPublicKeyInfo.
+func keyID(spki []byte) ([]byte, error) {
+	bits, err := publicKeyBits(spki)
 	if err != nil {
 		return nil, err
 	}
 	h := sha1.Sum(bits)
 	return h[:], nil
+}
+
+// CAKeyID is SubjectKeyID of the key of a CA's CSR, or failing one, of
+// its certificate, read from their DER whatever the key's algorithm.
+func CAKeyID(csr, cert []byte) ([]byte, error) {
+	in := cryptobyte.String(csr)
+	var signed, info, spki cryptobyte.String
+	ok := in.ReadASN1(&signed, cbasn1.SEQUENCE) && signed.ReadASN1(&info, cbasn1.SEQUENCE) &&
+		info.SkipASN1(cbasn1.INTEGER) && info.SkipASN1(cbasn1.SEQUENCE) // version, subject
+	if len(csr) == 0 {
+		in = cryptobyte.String(cert)
+		ok = in.ReadASN1(&signed, cbasn1.SEQUENCE) && signed.ReadASN1(&info, cbasn1.SEQUENCE) &&
+			info.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) // version
+		var skipped cryptobyte.String
+		var tag cbasn1.Tag
+		for range 5 { // serial, signature, issuer, validity, subject
+			ok = ok && info.ReadAnyASN1(&skipped, &tag)
+		}
+	}
+	if !ok || !info.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		return nil, errors.New("pki: no public key in the CA's CSR or certificate")
+	}
+	return keyID(spki)
 }
 
 // KeyMadeID reports whether c's subject key identifier is made from its

@@ -2,8 +2,15 @@ package sqlite
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
+	"encoding/hex"
 	"io/fs"
+	"math/big"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -13,6 +20,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/storetest"
+	"github.com/openpca/openpca/pki"
 )
 
 // TestReadOnlyKeysMigrate opens a database of the version before key
@@ -153,5 +161,71 @@ func TestMigrationsAllOrNone(t *testing.T) {
 	defer db.Close()
 	if v, err := db.SchemaVersion(ctx); err != nil || v != len(names) {
 		t.Errorf("schema version %d, %v; want %d", v, err, len(names))
+	}
+}
+
+// TestEarlierCAsCompleted opens a database of the version before OCSP and
+// CRL publishing: its CAs get the hash of their key, which OCSP requests
+// name them by, from their CSR or else their certificate, and those whose
+// CRLs were enabled the row of their CRLs' publication. A CA whose key
+// cannot be read keeps none, and the database opens.
+func TestEarlierCAsCompleted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw := oldDatabase(t, path, 5) // up to 0005, the last without crl_publications and key_id
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "Earlier"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Earlier"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	cert, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ski, _ := pki.SubjectKeyID(key.Public())
+	want := hex.EncodeToString(ski)
+	crl := `{"CrlConfiguration":{"Enabled":true,"S3BucketName":"crls"}}`
+	for _, ca := range []struct {
+		id, revocation string
+		csr, cert      []byte
+	}{
+		{"crl", crl, csr, nil},
+		{"nocrl", `{}`, csr, nil},
+		{"certonly", `{}`, []byte{}, cert},
+		{"unreadable", crl, []byte{0}, nil},
+	} {
+		if _, err := raw.Exec(`INSERT INTO certificate_authorities (id, account_id, arn, type, status, created_at, last_state_change_at, config, revocation,
+			key_storage, usage_mode, sealed_key, csr, certificate, version) VALUES (?, '123456789012', ?, 'ROOT', 'ACTIVE', 0, 0, '{}', ?, '', 'GENERAL_PURPOSE', x'00', ?, ?, 1)`,
+			ca.id, "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/"+ca.id, ca.revocation, ca.csr, ca.cert); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	for range 2 { // and once done, again
+		db, err := Open(t.Context(), path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, keyID := range map[string]string{"crl": want, "nocrl": want, "certonly": want, "unreadable": ""} {
+			if ca, err := db.FindCA(t.Context(), "123456789012", id); err != nil || ca.KeyID != keyID {
+				t.Errorf("CA %s: %v, key hash %q, want %q", id, err, ca.KeyID, keyID)
+			}
+		}
+		db.Close()
+		raw, _ := sql.Open("sqlite", "file:"+path)
+		var wanted []string
+		rows, err := raw.Query(`SELECT ca_id || ':' || wanted FROM crl_publications ORDER BY ca_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			rows.Scan(&s)
+			wanted = append(wanted, s)
+		}
+		raw.Close()
+		if !reflect.DeepEqual(wanted, []string{"crl:1", "unreadable:1"}) {
+			t.Errorf("CRL publications: %v", wanted)
+		}
 	}
 }

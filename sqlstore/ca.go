@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/pki"
 )
 
 const caColumns = `id, account_id, arn, type, status, status_before_deletion, created_at, last_state_change_at,
@@ -575,4 +577,53 @@ func (db *DB) FindCAByKeyID(ctx context.Context, keyID string) (*openpca.CA, err
 		return nil, openpca.ErrNotFound
 	}
 	return ca, db.wrap("reading CA", err)
+}
+
+// completeEarlierCAs gives the CAs that a version before OCSP and CRL
+// publishing made what this one finds them by: the hash of their key,
+// which OCSP requests name them by (the migration that added key_id left
+// it empty), and, for those whose CRLs were enabled then, the row of their
+// CRLs' publication, without which no CRL is ever written (the migration
+// that added those rows made none). It runs as each migration does, and
+// finds nothing to do once done: every CA made since has both.
+func (db *DB) completeEarlierCAs(ctx context.Context) error {
+	rows, err := db.query(ctx, `SELECT `+caColumnsOf("c")+` FROM certificate_authorities c
+		WHERE c.key_id = '' OR NOT EXISTS (SELECT 1 FROM crl_publications p WHERE p.ca_id = c.id)`)
+	if err != nil {
+		return err
+	}
+	var cas []*openpca.CA
+	for rows.Next() {
+		ca, err := scanCA(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		if ca.KeyID == "" || ca.CRL() != nil {
+			cas = append(cas, ca)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for _, ca := range cas {
+		err := db.inTx(ctx, func(tx *sql.Tx) error {
+			// A CA whose key cannot be read stays without its hash, and
+			// unknown to OCSP, rather than keep every server from starting.
+			if keyID, err := pki.CAKeyID(ca.CSR, ca.Certificate); ca.KeyID == "" && err == nil {
+				if _, err := db.txExec(ctx, tx, `UPDATE certificate_authorities SET key_id = ? WHERE id = ? AND key_id = ''`, hex.EncodeToString(keyID), ca.ID); err != nil {
+					return err
+				}
+			}
+			if ca.CRL() != nil {
+				_, err := db.txExec(ctx, tx, `INSERT INTO crl_publications (ca_id, wanted) VALUES (?, 1) ON CONFLICT (ca_id) DO NOTHING`, ca.ID)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("completing the CAs of an earlier version: %w", err)
+		}
+	}
+	return nil
 }

@@ -171,6 +171,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.issuances = groupcommit.NewBatcher(cfg.Write, cfg.MaxBatch, cfg.BatchTimeout, db.issueBatch)
+	if cfg.Schema == Migrate {
+		if err := db.completeEarlierCAs(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return db, nil
 }
 
@@ -342,7 +348,10 @@ func (db *DB) Migrate(ctx context.Context) error {
 	}
 	// Opened as it was, it has no hot queries prepared: they name what
 	// the schema may not have had.
-	return db.w.prepareHot(ctx, hotQueries...)
+	if err := db.w.prepareHot(ctx, hotQueries...); err != nil {
+		return err
+	}
+	return db.completeEarlierCAs(ctx)
 }
 
 // ErrLaterSchema says that a later version of OpenPCA migrated the
