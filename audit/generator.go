@@ -518,10 +518,15 @@ func (g *Generator) pipe(ctx context.Context, grp *errgroup.Group, bucket, key, 
 	o := &object{w: pw, closed: make(chan struct{})}
 	grp.Go(func() error {
 		err := g.cfg.Objects.Put(ctx, openpca.Object{Bucket: bucket, Key: key, ContentType: contentType}, pr)
-		pr.CloseWithError(errors.New("audit: the object store stopped reading")) // unblocks the writer
 		if err != nil {
+			// The writer, unblocked, returns the Put's own error: the
+			// group keeps whichever comes first, and a fault the report
+			// is generated again for (ServiceUnavailable) must not lose
+			// to the writer's news that nothing reads.
+			pr.CloseWithError(err)
 			return err
 		}
+		pr.CloseWithError(errors.New("audit: the object store stopped reading")) // unblocks the writer
 		select { // a Put that ends before all was written has not stored it all
 		case <-o.closed:
 			return nil
