@@ -165,18 +165,19 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.w.close()
 		return nil, err
 	}
+	if cfg.Schema == Migrate {
+		if err := db.completeEarlierCAs(ctx); err != nil {
+			db.w.close()
+			db.r.close()
+			return nil, err
+		}
+	}
 	if db.commits, err = groupcommit.New(ctx, cfg.Write, cfg.MaxBatch, cfg.BatchTimeout); err != nil {
 		db.w.close()
 		db.r.close()
 		return nil, err
 	}
 	db.issuances = groupcommit.NewBatcher(cfg.Write, cfg.MaxBatch, cfg.BatchTimeout, db.issueBatch)
-	if cfg.Schema == Migrate {
-		if err := db.completeEarlierCAs(ctx); err != nil {
-			db.Close()
-			return nil, err
-		}
-	}
 	return db, nil
 }
 
