@@ -526,8 +526,10 @@ func (g *Generator) pipe(ctx context.Context, grp *errgroup.Group, bucket, key, 
 			pr.CloseWithError(err)
 			return err
 		}
-		pr.CloseWithError(errors.New("audit: the object store stopped reading")) // unblocks the writer
-		select { // a Put that ends before all was written has not stored it all
+		// That unblocks a writer still writing: a Put that ends before
+		// all was written has not stored it all.
+		pr.CloseWithError(errors.New("audit: the object store stopped reading"))
+		select {
 		case <-o.closed:
 			return nil
 		default:
