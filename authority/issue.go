@@ -173,6 +173,8 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	parent := certTmpl
 	if is != nil {
 		parent = is.cert
+		// Go leaves the AKI out when subject and issuer are equal.
+		certTmpl.AuthorityKeyId = is.cert.SubjectKeyId
 		s.addRevocationInfo(ca, certTmpl)
 	}
 	der, err := pki.CreateCertificate(certTmpl, parent, csr.PublicKey, signer)

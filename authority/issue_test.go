@@ -1023,3 +1023,118 @@ func der(t *testing.T, v any) *string {
 	}
 	return aws.String(base64.StdEncoding.EncodeToString(b))
 }
+
+// TestAuthorityKeyIDOfSameName: a certificate names the key that signed
+// it by the issuing CA's key identifier (RFC 5280, 4.2.1.1: in all but
+// self-signed certificates), also when its subject is the CA's own, as in
+// a key rollover's certificate of a root's new key by its old one, which
+// only the key identifiers tell apart from the roots' own. Go leaves it
+// out when subject and issuer are the same.
+func TestAuthorityKeyIDOfSameName(t *testing.T) {
+	env := testenv.Start(t)
+	oldARN, oldRoot := env.NewActiveRoot(t, "Example Root")
+	newARN := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Example Root")
+	out, err := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &newARN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tmpl := range []string{"SubordinateCACertificate_PathLen0/V1", "EndEntityCertificate/V1"} {
+		certARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &oldARN, Csr: []byte(*out.Csr),
+			TemplateArn: aws.String(tmplPrefix + tmpl), Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(30)}})
+		c, _ := env.Certificate(t, oldARN, certARN)
+		if !bytes.Equal(c.RawSubject, oldRoot.RawSubject) || !bytes.Equal(c.AuthorityKeyId, oldRoot.SubjectKeyId) {
+			t.Errorf("%s: subject %s, authority key identifier %x, want the issuing CA's %x", tmpl, c.Subject, c.AuthorityKeyId, oldRoot.SubjectKeyId)
+		}
+	}
+}
+
+// TestEmailAndDomainComponentAttributes: emailAddress and domainComponent
+// in ApiPassthrough.Subject's CustomAttributes are IA5Strings (RFC 5280,
+// Appendix A.1), which OpenSSL requires of an emailAddress under a chain
+// with name constraints: as UTF8Strings it refused the certificate.
+func TestEmailAndDomainComponentAttributes(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	constraining := root.NewIntermediate(t, "Constraining", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"corp.example"} })
+	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
+	subCert := constraining.Sign(t, "Sub", env.CSR(t, sub).PublicKey, constraining.Cert.NotAfter.Add(-time.Hour))
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &sub, Certificate: subCert.PEM, CertificateChain: append(slices.Clone(constraining.PEM), root.PEM...)}); err != nil {
+		t.Fatal(err)
+	}
+	certARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
+		Csr:         testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "csr"}}).CSRPEM,
+		TemplateArn: aws.String(tmplPrefix + "EndEntityClientAuthCertificate_APIPassthrough/V1"),
+		ApiPassthrough: &types.ApiPassthrough{
+			Subject: &types.ASN1Subject{CustomAttributes: []types.CustomAttribute{
+				{ObjectIdentifier: aws.String("0.9.2342.19200300.100.1.25"), Value: aws.String("example")},
+				{ObjectIdentifier: aws.String("2.5.4.3"), Value: aws.String("alice")},
+				{ObjectIdentifier: aws.String("1.2.840.113549.1.9.1"), Value: aws.String("alice@corp.example")},
+			}},
+			Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("alice.corp.example")}}},
+		}})
+	leaf, chain := env.Certificate(t, sub, certARN)
+	type attribute struct {
+		Type  asn1.ObjectIdentifier
+		Value asn1.RawValue
+	}
+	type rdnSET []attribute // encoding/asn1 reads a type named ...SET as a SET OF
+	var rdns []rdnSET
+	if _, err := asn1.Unmarshal(leaf.RawSubject, &rdns); err != nil {
+		t.Fatal(err)
+	}
+	var raw []attribute
+	for _, set := range rdns {
+		raw = append(raw, set...)
+	}
+	for _, a := range raw {
+		if s := a.Type.String(); (s == "1.2.840.113549.1.9.1" || s == "0.9.2342.19200300.100.1.25") && a.Value.Tag != asn1.TagIA5String {
+			t.Errorf("attribute %s has tag %d, want IA5String", s, a.Value.Tag)
+		}
+	}
+	dir := t.TempDir()
+	writePEM(t, dir, "root.pem", "CERTIFICATE", root.Cert.Raw)
+	var untrusted [][]byte
+	for _, c := range chain[:len(chain)-1] {
+		untrusted = append(untrusted, c.Raw)
+	}
+	writePEM(t, dir, "chain.pem", "CERTIFICATE", untrusted...)
+	writePEM(t, dir, "leaf.pem", "CERTIFICATE", leaf.Raw)
+	if out, ok := openssl(t, dir, "verify", "-CAfile", "root.pem", "-untrusted", "chain.pem", "leaf.pem"); !ok {
+		t.Errorf("openssl verify:\n%s", out)
+	}
+	// An emailAddress that is no IA5String is refused.
+	_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
+		Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "csr"}}).CSRPEM,
+		TemplateArn:      aws.String(tmplPrefix + "EndEntityClientAuthCertificate_APIPassthrough/V1"),
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+		ApiPassthrough: &types.ApiPassthrough{Subject: &types.ASN1Subject{CustomAttributes: []types.CustomAttribute{
+			{ObjectIdentifier: aws.String("1.2.840.113549.1.9.1"), Value: aws.String("älice@corp.example")}}}}})
+	testenv.WantError(t, err, "InvalidArgsException")
+}
+
+// TestNamelessRequests: a CSR must name its subject, or give alternative
+// names (AWS, IssueCertificate), and a subject of one empty RDN, which
+// RFC 5280 does not allow, names nobody as the empty one does. An empty
+// alternative names extension given through the API is the API's fault,
+// not the CSR's.
+func TestNamelessRequests(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Nameless Root")
+	validity := &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}
+	for name, raw := range map[string][]byte{"empty": {0x30, 0x00}, "one empty RDN": {0x30, 0x02, 0x31, 0x00}} {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
+			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{RawSubject: raw}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: validity})
+		if code, _ := testenv.ErrorCode(err); code != "MalformedCSRException" {
+			t.Errorf("a subject %s: %v, want MalformedCSRException", name, err)
+		}
+	}
+	_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
+		Csr:         testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "a"}, DNSNames: []string{"a.example"}}).CSRPEM,
+		TemplateArn: aws.String(tmplPrefix + "BlankEndEntityCertificate_APIPassthrough/V1"),
+		ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{CustomExtensions: []types.CustomExtension{
+			{ObjectIdentifier: aws.String("2.5.29.17"), Value: aws.String("MAA=")}}}}, // SEQUENCE {}
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: validity})
+	testenv.WantError(t, err, "InvalidArgsException")
+}

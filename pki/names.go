@@ -310,6 +310,9 @@ func CheckSubject(raw []byte) error {
 		if !rdns.ReadASN1(&set, cbasn1.SET) {
 			return fmt.Errorf("the subject has a malformed RDN")
 		}
+		if set.Empty() {
+			return fmt.Errorf("the subject has an empty RDN")
+		}
 		for !set.Empty() {
 			var atv, value cryptobyte.String
 			var oid asn1.ObjectIdentifier

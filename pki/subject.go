@@ -26,6 +26,8 @@ var (
 	oidInitials            = asn1.ObjectIdentifier{2, 5, 4, 43}
 	oidPseudonym           = asn1.ObjectIdentifier{2, 5, 4, 65}
 	oidGenerationQualifier = asn1.ObjectIdentifier{2, 5, 4, 44}
+	oidEmailAddress        = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+	oidDomainComponent     = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
 )
 
 // subjectAttributes lists the standard members of an ASN1Subject in the
@@ -102,6 +104,12 @@ func subjectRDNs(s *openpca.ASN1Subject) (pkix.RDNSequence, error) {
 				return nil, fmt.Errorf("custom attribute: %w", err)
 			}
 			v := asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(ca.Value)}
+			if oid.Equal(oidEmailAddress) || oid.Equal(oidDomainComponent) {
+				if !isIA5(ca.Value) {
+					return nil, fmt.Errorf("custom attribute %s must be an IA5String", oid)
+				}
+				v.Tag = asn1.TagIA5String
+			}
 			if oid.Equal(oidCountry) || oid.Equal(oidSerialNumber) || oid.Equal(oidDNQualifier) {
 				if !isPrintable(ca.Value) {
 					return nil, fmt.Errorf("custom attribute %s must be a PrintableString", oid)

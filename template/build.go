@@ -67,8 +67,7 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 	// Only a blank template's usages are those passed through.
 	if ku := exts.get(pki.OIDKeyUsage); ku != nil {
 		if err := pki.CheckKeyUsage(pki.KeyAlgorithmOf(r.CSR.PublicKey), *ku); err != nil {
-			if r.API != nil && r.API.Extensions != nil && t.UsesAPI() && (r.API.Extensions.KeyUsage != nil || slices.ContainsFunc(r.API.Extensions.CustomExtensions,
-				func(c openpca.CustomExtension) bool { return c.ObjectIdentifier == pki.OIDKeyUsage.String() })) {
+			if t.fromAPI(r, pki.OIDKeyUsage) || t.UsesAPI() && r.API != nil && r.API.Extensions != nil && r.API.Extensions.KeyUsage != nil {
 				return nil, fmt.Errorf("ApiPassthrough.Extensions: %w", err)
 			}
 			return nil, csrError{err}
@@ -77,15 +76,16 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 	// RFC 5280 (4.2.1.10): name constraints are a CA certificate's.
 	if !t.CA && exts.get(pki.OIDNameConstraints) != nil {
 		err := errors.New("name constraints (2.5.29.30) go in CA certificates only, and this template makes an end-entity certificate")
-		if r.API == nil || r.API.Extensions == nil || !slices.ContainsFunc(r.API.Extensions.CustomExtensions, func(c openpca.CustomExtension) bool {
-			return c.ObjectIdentifier == pki.OIDNameConstraints.String()
-		}) {
+		if !t.fromAPI(r, pki.OIDNameConstraints) {
 			return nil, csrError{err} // the CSR's, passed through
 		}
 		return nil, err
 	}
 	if san := exts.get(pki.OIDSubjectAltName); san != nil {
 		if bytes.Equal(san.Value, []byte{0x30, 0}) {
+			if t.fromAPI(r, pki.OIDSubjectAltName) {
+				return nil, fmt.Errorf("ApiPassthrough.Extensions: %w", errNoAltName)
+			}
 			return nil, errNoAltName
 		}
 		san.Critical = emptySubject // RFC 5280, 4.2.1.6
@@ -106,6 +106,14 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 		SubjectKeyId:       ski,
 		ExtraExtensions:    exts.list,
 	}, nil
+}
+
+// fromAPI reports whether the request's ApiPassthrough gives the extension
+// oid as a custom extension that the template takes: what is wrong with
+// it is the API's input, not the CSR's.
+func (t *Template) fromAPI(r Request, oid asn1.ObjectIdentifier) bool {
+	return t.UsesAPI() && r.API != nil && r.API.Extensions != nil && slices.ContainsFunc(r.API.Extensions.CustomExtensions,
+		func(c openpca.CustomExtension) bool { return c.ObjectIdentifier == oid.String() })
 }
 
 // errNoName refuses a certificate that would name nobody; errNoAltName
