@@ -168,6 +168,17 @@ func openScanConn(path string) (*scanConn, error) {
 	return c, nil
 }
 
+// scanCacheKiB bounds each scan connection's page cache. Their reads are
+// an audit report's, once through a CA's log, and the access keys', a few
+// pages: SQLite's default of 2,000 KiB held four connections' worth of
+// pages read once, in modernc.org/memory's allocator, which rounds each
+// allocation up to a power of two (a 4 KiB page with SQLite's header
+// takes 8 KiB). A
+// million-certificate report peaked at 19 MiB less anonymous memory with
+// 256 KiB (73 against 92 MiB, two runs each, no slower), and issuance at 16
+// clients moved within noise.
+const scanCacheKiB = 256
+
 func (c *scanConn) open(path string) error {
 	name, err := libc.CString(path)
 	if err != nil {
@@ -187,6 +198,14 @@ func (c *scanConn) open(path string) error {
 		return c.err(rc)
 	}
 	lib.Xsqlite3_busy_timeout(c.tls, c.db, int32(busyTimeout.Milliseconds()))
+	pragma, err := libc.CString(fmt.Sprintf("PRAGMA cache_size=-%d", scanCacheKiB))
+	if err != nil {
+		return err
+	}
+	defer libc.Xfree(c.tls, pragma)
+	if rc := lib.Xsqlite3_exec(c.tls, c.db, pragma, 0, 0, 0); rc != lib.SQLITE_OK {
+		return c.err(rc)
+	}
 	return nil
 }
 
