@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -733,6 +734,7 @@ func TestKeyOfCANeverStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	handle := *made.KeyMetadata.KeyId
+	keyID := kmsKeyID(t, k, handle)
 	env.Stop(t)
 	var n int
 	if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&n); err != nil || n != 0 {
@@ -743,7 +745,7 @@ func TestKeyOfCANeverStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := uuid.NewString()
-	err = a.Store.RecordKeyMade(ctx, &openpca.CA{ID: id, ARN: openpca.CAARN("us-east-1", app.DefaultAccountID, id), KeyStore: kms.Name, KeyHandle: []byte(handle), KeyID: "x"}, env.Clock.Now())
+	err = a.Store.RecordKeyMade(ctx, &openpca.CA{ID: id, ARN: openpca.CAARN("us-east-1", app.DefaultAccountID, id), KeyStore: kms.Name, KeyHandle: []byte(handle), KeyID: keyID}, env.Clock.Now())
 	a.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -767,4 +769,65 @@ func TestKeyOfCANeverStored(t *testing.T) {
 			t.Fatalf("the key of a CA never stored, past the grace: %s", state())
 		}
 	}
+}
+
+// kmsKeyID is the key identifier of a KMS key, as a CA records it.
+func kmsKeyID(t *testing.T, k *testenv.KMS, handle string) string {
+	t.Helper()
+	out, err := k.Client().GetPublicKey(ctx, &awskms.GetPublicKeyInput{KeyId: &handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.ParsePKIXPublicKey(out.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := pki.SubjectKeyID(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(id)
+}
+
+// TestPurgeDestroysOnlyTheCAsKMSKey: a purge destroys the KMS key its CA
+// was made with, disabled or not, and not another key its row names (a
+// key ARN repaired by hand, a database restored beside another on the
+// same account), which would be a CA's still in service.
+func TestPurgeDestroysOnlyTheCAsKMSKey(t *testing.T) {
+	k := testenv.StartKMS(t)
+	env := testenv.Start(t, k.Use(t))
+	other, _ := env.NewActiveRoot(t, "Still in service")
+	disabledARN, disabledHandle := deletedKMSCA(t, env, "Disabled key, deleted")
+	if _, err := k.Client().DisableKey(ctx, &awskms.DisableKeyInput{KeyId: &disabledHandle}); err != nil {
+		t.Fatal(err)
+	}
+	env.Restart(t)
+	deleted, _ := deletedKMSCA(t, env, "Deleted")
+	db := env.DB(t)
+	var otherHandle string
+	if err := db.QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, other).Scan(&otherHandle); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE certificate_authorities SET key_handle = ? WHERE arn = ?`, []byte(otherHandle), deleted); err != nil {
+		t.Fatal(err)
+	}
+	state := func(handle string) kmstypes.KeyState {
+		out, err := k.Client().DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: &handle})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.KeyMetadata.KeyState
+	}
+	env.Clock.Advance(8 * 24 * time.Hour) // past both deleted CAs' restoration periods
+	env.Restart(t)                        // the purge runs at start, and destroys keys in the background
+	for deadline := time.Now().Add(15 * time.Second); state(disabledHandle) != kmstypes.KeyStatePendingDeletion; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the disabled key of %s, purged: %s", disabledARN, state(disabledHandle))
+		}
+	}
+	if s := state(otherHandle); s != kmstypes.KeyStateEnabled {
+		t.Errorf("the purge of %s, whose row names the key of %s, made it %s", deleted, other, s)
+	}
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "still.example"}})
+	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &other, Csr: leaf.CSRPEM})
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/awsconfig"
+	"github.com/openpca/openpca/pki"
 )
 
 // Name of the store in CA records.
@@ -139,7 +141,7 @@ func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.Key
 	in := &awskms.CreateKeyInput{
 		KeySpec: spec, KeyUsage: types.KeyUsageTypeSignVerify,
 		Description: aws.String("OpenPCA key of " + ca.ARN),
-		Tags:        []types.Tag{{TagKey: aws.String("openpca:certificate-authority"), TagValue: aws.String(ca.ARN)}},
+		Tags:        []types.Tag{{TagKey: aws.String(caTag), TagValue: aws.String(ca.ARN)}},
 	}
 	if s.KeyPolicy != "" {
 		in.Policy = aws.String(s.KeyPolicy)
@@ -211,21 +213,63 @@ const pendingDays = 7
 // DestroyKey implements openpca.KeyStore: KMS deletes the key after the
 // shortest waiting period it allows, seven days. A key already pending
 // deletion, or deleted (another server destroyed it, or a try whose answer
-// was lost), is ErrNotFound.
+// was lost), is ErrNotFound. A key that is not the CA's stays.
 func (s *Store) DestroyKey(ctx context.Context, ca *openpca.CA) error {
-	id := aws.String(string(ca.KeyHandle))
-	_, err := s.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: aws.Int32(pendingDays)})
+	arn := string(ca.KeyHandle)
+	err := s.checkOwner(ctx, ca, arn)
+	if err == nil {
+		_, err = s.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: &arn, PendingWindowInDays: aws.Int32(pendingDays)})
+	}
 	var notFound *types.NotFoundException
 	var state *types.KMSInvalidStateException
 	switch {
 	case errors.As(err, &notFound):
 		return openpca.ErrNotFound
 	case errors.As(err, &state):
-		if out, derr := s.client.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: id}); derr == nil && out.KeyMetadata.KeyState == types.KeyStatePendingDeletion {
+		if out, derr := s.client.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: &arn}); derr == nil && out.KeyMetadata.KeyState == types.KeyStatePendingDeletion {
 			return openpca.ErrNotFound
 		}
 	}
 	return err
+}
+
+// caTag tags each key with the ARN of the CA it was made for.
+const caTag = "openpca:certificate-authority"
+
+// checkOwner returns an error unless the key arn is the one ca was made
+// with: a handle that names another CA's key (a row repaired by hand, a
+// database restored beside another on the same account) must not destroy
+// a key still in service. KMS shows no public key of a disabled key, whose
+// tag tells instead.
+func (s *Store) checkOwner(ctx context.Context, ca *openpca.CA, arn string) error {
+	if ca.KeyID == "" {
+		return nil // a record of a version that kept none
+	}
+	out, err := s.client.GetPublicKey(ctx, &awskms.GetPublicKeyInput{KeyId: &arn})
+	var disabled *types.DisabledException
+	if errors.As(err, &disabled) {
+		tags, err := s.client.ListResourceTags(ctx, &awskms.ListResourceTagsInput{KeyId: &arn})
+		if err != nil {
+			return err
+		}
+		for _, t := range tags.Tags {
+			if aws.ToString(t.TagKey) == caTag && aws.ToString(t.TagValue) == ca.ARN {
+				return nil
+			}
+		}
+		return fmt.Errorf("kms: the key %s of %s is disabled, and not tagged %s=%s: whether it is the CA's is left to the operator", arn, ca.ARN, caTag, ca.ARN)
+	}
+	if err != nil {
+		return err
+	}
+	pub, err := x509.ParsePKIXPublicKey(out.PublicKey)
+	if err != nil {
+		return fmt.Errorf("kms: the public key of %s: %w", arn, err)
+	}
+	if id, err := pki.SubjectKeyID(pub); err != nil || hex.EncodeToString(id) != ca.KeyID {
+		return fmt.Errorf("kms: the key %s is not the one %s was made with: it is left to the operator", arn, ca.ARN)
+	}
+	return nil
 }
 
 // signer signs with a KMS key.
