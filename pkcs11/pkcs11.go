@@ -169,11 +169,21 @@ func (s *Store) GenerateKey(_ context.Context, ca *openpca.CA, alg openpca.KeyAl
 	if err != nil {
 		return nil, nil, err
 	}
-	var key crypto11.Signer
-	if isEC {
-		key, err = c.GenerateECDSAKeyPairWithAttributes(public, private, curve)
-	} else {
-		key, err = c.GenerateRSAKeyPairWithAttributes(public, private, bits)
+	generate := func(c *crypto11.Context) (crypto11.Signer, error) {
+		if isEC {
+			return c.GenerateECDSAKeyPairWithAttributes(public, private, curve)
+		}
+		return c.GenerateRSAKeyPairWithAttributes(public, private, bits)
+	}
+	key, err := generate(c)
+	if err != nil {
+		// A token taken away and back has closed the context's sessions,
+		// and its login with them: log in again, as a signature does,
+		// and try once more.
+		if again, lerr := s.relogin(c); lerr == nil {
+			c = again
+			key, err = generate(c)
+		}
 	}
 	if err != nil {
 		return nil, nil, unavailable(ca, err)

@@ -234,3 +234,43 @@ func TestMissingKeyLeavesOthersSigning(t *testing.T) {
 		t.Fatalf("%d of %d signatures failed beside %d logins again for a missing key, want none; the first: %v", failed, signed, misses.Load(), first)
 	}
 }
+
+// TestGenerateKeyAfterTokenBack: a token taken away and back closes every
+// session of it, and its login with the last (PKCS#11 2.40, 5.6), which
+// closing them from another context of the same library does here. The
+// store makes keys again once it is back, as it signs again, without a
+// signature logging it in first.
+func TestGenerateKeyAfterTokenBack(t *testing.T) {
+	h, store, ca, _, _ := newTokenCA(t)
+	m := p11.New(testenv.SoftHSMModule)
+	if err := m.Initialize(); err != nil && !errors.Is(err, p11.Error(p11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+		t.Fatal(err)
+	}
+	slots, err := m.GetSlotList(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	for _, slot := range slots {
+		if info, err := m.GetTokenInfo(slot); err == nil && info.Label == h.Label {
+			if err := m.CloseAllSessions(slot); err != nil {
+				t.Fatal(err)
+			}
+			closed = true
+		}
+	}
+	if !closed {
+		t.Fatal("no slot holds the token")
+	}
+	next := &openpca.CA{ID: "33333333-3333-3333-3333-333333333333", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/33333333-3333-3333-3333-333333333333",
+		Config: ca.Config}
+	for i := range 5 {
+		if i > 0 {
+			time.Sleep(1100 * time.Millisecond) // the store logs in at most once a second
+		}
+		if _, _, err = store.GenerateKey(context.Background(), next, openpca.KeyAlgorithmEcPrime256v1); err == nil {
+			return
+		}
+	}
+	t.Errorf("the token is back, and the store makes no key: %s: %v", openpca.ErrorCode(err), err)
+}
