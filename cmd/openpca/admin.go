@@ -33,7 +33,7 @@ func openAdmin(ctx context.Context, name, positional string, args []string, stde
 	if err := parseFlags(fs, positional, args, lookupEnv); err != nil {
 		return nil, nil, err
 	}
-	if err := previous(cfg, lookupEnv); err != nil {
+	if err := previous(cfg, lookupEnv, stderr); err != nil {
 		return nil, nil, err
 	}
 	a, err := app.OpenAdmin(ctx, *cfg)
@@ -81,7 +81,7 @@ func osUser() string {
 
 // adminFlags defines the flags that say where a server's data is, and
 // returns what reads the previous master key once they are parsed.
-func adminFlags(fs *flag.FlagSet) (*app.Config, func(*app.Config, func(string) (string, bool)) error) {
+func adminFlags(fs *flag.FlagSet) (*app.Config, func(*app.Config, func(string) (string, bool), io.Writer) error) {
 	cfg := app.DefaultConfig()
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "the server's data folder")
 	fs.StringVar(&cfg.AccountID, "account-id", cfg.AccountID, "the server's default account (its --account-id)")
@@ -96,16 +96,16 @@ func adminFlags(fs *flag.FlagSet) (*app.Config, func(*app.Config, func(string) (
 // previousMasterKeyFlag defines --previous-master-key-file, and returns
 // what sets the previous master key, from that file or from
 // OPENPCA_PREVIOUS_MASTER_KEY, once the flags are parsed.
-func previousMasterKeyFlag(fs *flag.FlagSet) func(*app.Config, func(string) (string, bool)) error {
+func previousMasterKeyFlag(fs *flag.FlagSet) func(*app.Config, func(string) (string, bool), io.Writer) error {
 	var file string
 	fs.StringVar(&file, "previous-master-key-file", "", "a file holding the master key being rotated away from, which still opens what it sealed (or set OPENPCA_PREVIOUS_MASTER_KEY)")
-	return func(cfg *app.Config, lookupEnv func(string) (string, bool)) error {
+	return func(cfg *app.Config, lookupEnv func(string) (string, bool), stderr io.Writer) error {
 		if file != "" {
-			b, err := os.ReadFile(file)
+			k, err := readSecretFile("--previous-master-key-file", file, stderr)
 			if err != nil {
-				return fmt.Errorf("--previous-master-key-file: %w", err)
+				return err
 			}
-			cfg.PreviousMasterKeys = append(cfg.PreviousMasterKeys, string(b))
+			cfg.PreviousMasterKeys = append(cfg.PreviousMasterKeys, k)
 		} else if k, ok := lookupEnv("OPENPCA_PREVIOUS_MASTER_KEY"); ok {
 			cfg.PreviousMasterKeys = append(cfg.PreviousMasterKeys, k)
 		}
@@ -161,20 +161,14 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 			// A key no running server holds would lock them all out.
 			return errors.New("on PostgreSQL, name the new master key the servers already open with (--new-master-key-file), after the rolling restarts the README describes")
 		}
-		if err := previous(cfg, lookupEnv); err != nil {
+		if err := previous(cfg, lookupEnv, stderr); err != nil {
 			return err
 		}
 		var newKey string
 		if newFile != "" {
-			b, err := os.ReadFile(newFile)
-			if err != nil {
+			var err error
+			if newKey, err = readSecretFile("--new-master-key-file", newFile, stderr); err != nil {
 				return err
-			}
-			newKey = strings.TrimSpace(string(b))
-			// "openpca master-key new > new.key" makes it as the umask
-			// says, often readable by every user.
-			if fi, err := os.Stat(newFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-				fmt.Fprintf(stderr, "warning: %s, the new master key, can be read by others than its owner (mode %s): chmod 600 it\n", newFile, fi.Mode().Perm())
 			}
 		} else {
 			var err error

@@ -363,24 +363,31 @@ func TestStartRetriesCRLs(t *testing.T) {
 
 // TestRotateWarnsOfReadableKey: a rotation to a new key in a file others
 // can read ("openpca master-key new > new.key" under a usual umask) warns,
-// and one in a file of mode 600 does not.
+// and one in a file of mode 600 does not; so does a previous key's file,
+// which step 2 of a rolling rotation gives the servers.
 func TestRotateWarnsOfReadableKey(t *testing.T) {
 	env := testenv.Start(t)
 	env.Stop(t)
 	for _, mode := range []os.FileMode{0o644, 0o600} {
-		key, err := app.NewMasterKey()
-		if err != nil {
-			t.Fatal(err)
+		var files []string
+		for _, name := range []string{"new.key", "previous.key"} {
+			key, err := app.NewMasterKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(t.TempDir(), name)
+			os.WriteFile(file, []byte(key+"\n"), mode)
+			os.Chmod(file, mode)
+			files = append(files, file)
 		}
-		file := filepath.Join(t.TempDir(), "new.key")
-		os.WriteFile(file, []byte(key+"\n"), mode)
-		os.Chmod(file, mode)
-		out, err := runOpenpca(t, "master-key", "rotate", "--data-dir", env.Config.DataDir, "--new-master-key-file", file)
+		out, err := runOpenpca(t, "master-key", "rotate", "--data-dir", env.Config.DataDir, "--new-master-key-file", files[0], "--previous-master-key-file", files[1])
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		if warned := strings.Contains(out, "can be read by others"); warned != (mode == 0o644) {
-			t.Errorf("a new key of mode %s: warned %v\n%s", mode, warned, out)
+		for i, flag := range []string{"--new-master-key-file", "--previous-master-key-file"} {
+			if warned := strings.Contains(out, flag+" "+files[i]+" can be read by others"); warned != (mode == 0o644) {
+				t.Errorf("%s of mode %s: warned %v\n%s", flag, mode, warned, out)
+			}
 		}
 	}
 }

@@ -69,7 +69,7 @@ func auditPublicKey(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return err
 	}
-	if err := previous(cfg, lookupEnv); err != nil {
+	if err := previous(cfg, lookupEnv, stderr); err != nil {
 		return err
 	}
 	client, err := c.client()

@@ -113,7 +113,7 @@ func fileFlags(command, name, usage string, args []string, stderr io.Writer, loo
 	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return nil, "", err
 	}
-	if err := previous(cfg, lookupEnv); err != nil {
+	if err := previous(cfg, lookupEnv, stderr); err != nil {
 		return nil, "", err
 	}
 	if file == "" && (optional == nil || !optional(cfg)) {

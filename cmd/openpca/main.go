@@ -426,13 +426,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	if shutdownTimeout < 0 {
 		return fmt.Errorf("--shutdown-timeout must be 0 (cut requests off at once) or more, not %s", shutdownTimeout)
 	}
-	if err := previous(&cfg, lookupEnv); err != nil {
+	if err := previous(&cfg, lookupEnv, stderr); err != nil {
 		return err
 	}
 	// The PIN comes from a file or the environment, never from a flag that
 	// ps would show.
 	if pinFile != "" {
-		pin, err := readPIN(pinFile, stderr)
+		pin, err := readSecretFile("--pkcs11-pin-file", pinFile, stderr)
 		if err != nil {
 			return err
 		}
@@ -547,15 +547,17 @@ wait:
 	return err
 }
 
-// readPIN reads the PIN file of --pkcs11-pin-file, and warns if others
-// than its owner can read it, as the server warns of the master key's.
-func readPIN(path string, stderr io.Writer) (string, error) {
+// readSecretFile reads the secret (a master key, a PIN) in the file of
+// flag, without its newline, and warns if others than its owner can read
+// the file: "openpca master-key new > new.key" makes one as the umask
+// says, often readable by every user.
+func readSecretFile(flag, path string, stderr io.Writer) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("--pkcs11-pin-file: %w", err)
+		return "", fmt.Errorf("%s: %w", flag, err)
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		fmt.Fprintf(stderr, "openpca: WARNING: --pkcs11-pin-file %s can be read by others than its owner (mode %s): chmod 600 it\n", path, fi.Mode().Perm())
+		fmt.Fprintf(stderr, "openpca: WARNING: %s %s can be read by others than its owner (mode %s): chmod 600 it\n", flag, path, fi.Mode().Perm())
 	}
 	return strings.TrimSpace(string(b)), nil
 }

@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// TestReadPIN: the PIN file's PIN is read without its newline, and a file
-// others may read is warned of.
-func TestReadPIN(t *testing.T) {
+// TestReadSecretFile: a secret's file (here a PIN's) is read without its
+// newline, and a file others may read is warned of.
+func TestReadSecretFile(t *testing.T) {
 	for _, tc := range []struct {
 		mode  os.FileMode
 		warns bool
@@ -21,7 +21,7 @@ func TestReadPIN(t *testing.T) {
 		}
 		os.Chmod(path, tc.mode)
 		var stderr bytes.Buffer
-		pin, err := readPIN(path, &stderr)
+		pin, err := readSecretFile("--pkcs11-pin-file", path, &stderr)
 		if err != nil || pin != "1234" {
 			t.Errorf("mode %v: %q, %v", tc.mode, pin, err)
 		}
@@ -29,7 +29,7 @@ func TestReadPIN(t *testing.T) {
 			t.Errorf("mode %v: warned %v, want %v: %s", tc.mode, got, tc.warns, stderr.String())
 		}
 	}
-	if _, err := readPIN(filepath.Join(t.TempDir(), "missing"), &bytes.Buffer{}); err == nil {
+	if _, err := readSecretFile("--pkcs11-pin-file", filepath.Join(t.TempDir(), "missing"), &bytes.Buffer{}); err == nil {
 		t.Error("a PIN file that is not there")
 	}
 }
