@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/awsconfig"
@@ -323,20 +325,26 @@ func algorithm(pub crypto.PublicKey, opts crypto.SignerOpts) (types.SigningAlgor
 // refusal says why KMS did not do what was asked, in AWS's terms: a key it
 // refuses to use (disabled, pending deletion, deleted) is InvalidState; a
 // use the key does not allow (a hash KMS does not sign with for its curve)
-// is InvalidArgs; a key policy it refuses (--kms-key-policy) is an
-// internal failure; anything else, KMS being unreachable, is
-// ServiceUnavailable, which clients retry.
+// is InvalidArgs; a key policy it refuses (--kms-key-policy), rights the
+// server lacks, and a handle that names no key it can use are internal
+// failures, logged; anything else, KMS being unreachable or throttling,
+// is ServiceUnavailable, which clients retry.
 func refusal(ca *openpca.CA, err error) error {
 	var disabled *types.DisabledException
 	var state *types.KMSInvalidStateException
 	var notFound *types.NotFoundException
 	var usage *types.InvalidKeyUsageException
 	var policy *types.MalformedPolicyDocumentException
+	var api smithy.APIError
 	switch {
 	case errors.As(err, &policy):
 		// The operator's to mend: an internal failure, logged (the SDKs
 		// retry it as any 500, to the same refusal).
 		return fmt.Errorf("kms: KMS refuses the key policy the server was given (--kms-key-policy): %w", err)
+	case errors.As(err, &api) && slices.Contains([]string{"AccessDeniedException", "InvalidArnException", "UnsupportedOperationException", "IncorrectKeyException"}, api.ErrorCode()):
+		// KMS answered, and will answer a retry the same: the server's
+		// rights or the CA's key handle are the operator's to mend.
+		return fmt.Errorf("kms: KMS refuses to act on the key of %s: %w", ca.ARN, err)
 	case errors.As(err, &disabled) || errors.As(err, &state) || errors.As(err, &notFound):
 		return &openpca.Error{Code: openpca.CodeInvalidState, Message: fmt.Sprintf("The KMS key of %s cannot sign: it is disabled, pending deletion or deleted.", ca.ARN), Cause: err}
 	case errors.As(err, &usage):

@@ -7,13 +7,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/openpca/openpca"
 )
 
 // TestRefusal: what KMS refuses is told in AWS's terms: a key that cannot
 // sign is the CA's state, a key policy KMS refuses is the server's to mend
-// (an internal failure, not one a client retries), anything else a KMS
+// (an internal failure, not one a client retries), as are the server's
+// rights and a handle that names no key it can use, anything else a KMS
 // that cannot be reached. KMS's own words (which name its endpoint) are
 // the cause, for the operator's log, not in the client's message.
 func TestRefusal(t *testing.T) {
@@ -25,6 +27,11 @@ func TestRefusal(t *testing.T) {
 		{&types.DisabledException{Message: aws.String("disabled")}, openpca.CodeInvalidState},
 		{&types.InvalidKeyUsageException{Message: aws.String("usage")}, openpca.CodeInvalidArgs},
 		{&types.MalformedPolicyDocumentException{Message: aws.String("lockout")}, openpca.CodeInternalFailure},
+		// KMS answered: a retry gets the same.
+		{&smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: kms:Sign", Fault: smithy.FaultClient}, openpca.CodeInternalFailure},
+		{&types.InvalidArnException{Message: aws.String("arn")}, openpca.CodeInternalFailure},
+		{&types.IncorrectKeyException{Message: aws.String("key")}, openpca.CodeInternalFailure},
+		{&smithy.GenericAPIError{Code: "ThrottlingException", Message: "slow down"}, openpca.CodeServiceUnavailable},
 		{errors.New("connection refused"), openpca.CodeServiceUnavailable},
 	} {
 		err := refusal(ca, tc.err)
