@@ -39,9 +39,17 @@ func ParseOCSPRequest(der []byte) (*ocsp.Request, error) {
 		!id.ReadASN1Integer(serial) {
 		return nil, errors.New("pki: not an OCSP request")
 	}
-	// The hash algorithms x/crypto/ocsp knows.
-	hash := map[string]crypto.Hash{"1.3.14.3.2.26": crypto.SHA1, "2.16.840.1.101.3.4.2.1": crypto.SHA256,
-		"2.16.840.1.101.3.4.2.2": crypto.SHA384, "2.16.840.1.101.3.4.2.3": crypto.SHA512}[oid.String()]
+	var hash crypto.Hash // of those x/crypto/ocsp knows
+	switch oid.String() {
+	case "1.3.14.3.2.26":
+		hash = crypto.SHA1
+	case "2.16.840.1.101.3.4.2.1":
+		hash = crypto.SHA256
+	case "2.16.840.1.101.3.4.2.2":
+		hash = crypto.SHA384
+	case "2.16.840.1.101.3.4.2.3":
+		hash = crypto.SHA512
+	}
 	if hash == 0 {
 		return nil, errors.New("pki: an OCSP request with an unknown hash algorithm")
 	}

@@ -173,10 +173,9 @@ func openScanConn(path string) (*scanConn, error) {
 // pages: SQLite's default of 2,000 KiB held four connections' worth of
 // pages read once, in modernc.org/memory's allocator, which rounds each
 // allocation up to a power of two (a 4 KiB page with SQLite's header
-// takes 8 KiB). A
-// million-certificate report peaked at 19 MiB less anonymous memory with
-// 256 KiB (73 against 92 MiB, two runs each, no slower), and issuance at 16
-// clients moved within noise.
+// takes 8 KiB). A million-certificate report peaked at 19 MiB less
+// anonymous memory with 256 KiB (73 against 92 MiB, two runs each, no
+// slower), and issuance at 16 clients moved within noise.
 const scanCacheKiB = 256
 
 func (c *scanConn) open(path string) error {
