@@ -35,3 +35,14 @@ type KeyStore interface {
 	// hold (destroyed already) is ErrNotFound.
 	DestroyKey(ctx context.Context, ca *CA) error
 }
+
+// KeyNamer is a KeyStore that knows the handle of a CA's key before it
+// makes the key: a token's object id. Such a key is recorded before it is
+// made (CAStore.RecordKeyMade), so that a server that stops while the
+// store makes it, or a store that fails after making it, leaves no key
+// that no record names. A key store that learns its handle only once the
+// key exists (a KMS key's ARN) records it then.
+type KeyNamer interface {
+	// KeyHandle returns the handle GenerateKey will give ca's key.
+	KeyHandle(ca *CA) []byte
+}

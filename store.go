@@ -154,12 +154,13 @@ type CAStore interface {
 	// stored, is destroyed.
 	KeyDestroyed(ctx context.Context, caID string) error
 
-	// RecordKeyMade records, at, that a key store made ca's key, before
-	// the CA is stored: a server that stops in between, or whose request
-	// fails and cannot destroy the key then, leaves no key behind
-	// unknown. CreateCA forgets the record; for a CA whose key is not in
-	// the software store, CreateCA fails with ErrKeyGivenUp if the record
-	// is gone (KeysToDestroy took it).
+	// RecordKeyMade records, at, that a key store made ca's key (or is
+	// about to: KeyNamer), before the CA is stored: a server that stops
+	// in between, or whose request fails and cannot destroy the key then,
+	// leaves no key behind unknown. Recording the CA again updates its
+	// key handle and key id. CreateCA forgets the record; for a CA whose
+	// key is not in the software store, CreateCA fails with ErrKeyGivenUp
+	// if the record is gone (KeysToDestroy took it).
 	RecordKeyMade(ctx context.Context, ca *CA, at time.Time) error
 }
 

@@ -148,12 +148,28 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	// through meanwhile is refused by the store.)
 	made := sync.OnceFunc(done)
 	defer made()
+	// A key whose handle is known before it exists is recorded before it
+	// is made: a server that stops while its store makes it, or a store
+	// that fails once it has, leaves a record that a purge acts on.
+	namer, named := ks.KeyStore.(openpca.KeyNamer)
+	if named {
+		ca.KeyHandle = namer.KeyHandle(ca)
+		if err := s.store.RecordKeyMade(ctx, ca, now); err != nil {
+			return nil, err
+		}
+	}
 	// The key is made in its store, and signs its CSR there.
 	handle, key, err := ks.GenerateKey(ctx, ca, cfg.KeyAlgorithm)
 	if err != nil {
-		// A key made, that its store could not destroy: recorded, a
-		// purge destroys it.
-		if handle != nil && ks.Hardware() {
+		switch {
+		case named && openpca.ErrorCode(err) == openpca.CodeInvalidArgs:
+			// Refused before any key was made: nothing to destroy.
+			if ferr := s.store.KeyDestroyed(context.WithoutCancel(ctx), ca.ID); ferr != nil {
+				s.logger.WarnContext(ctx, "the record of a key its store refused to make stays, for a purge to find nothing", "ca", ca.ARN, "error", ferr)
+			}
+		case !named && handle != nil && ks.Hardware():
+			// A key made, that its store could not destroy: recorded,
+			// a purge destroys it.
 			made := *ca
 			made.KeyHandle = handle
 			if rerr := s.store.RecordKeyMade(context.WithoutCancel(ctx), &made, now); rerr != nil {

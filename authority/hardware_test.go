@@ -97,6 +97,11 @@ func TestKeyAlgorithmsInHardware(t *testing.T) {
 					CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcSecp384r1, "P-384 with SHA-256")})
 				testenv.WantError(t, err, "InvalidArgsException")
 			}
+			// Refused before a key was made: no record of one is left.
+			var recorded int
+			if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&recorded); err != nil || recorded != 0 {
+				t.Errorf("records of keys made, with every CA stored or refused: %d, %v", recorded, err)
+			}
 			if m := metrics(t, env.URL); !strings.Contains(m, `openpca_certificate_authorities{key_store="`+name+`",status="PENDING_CERTIFICATE"} 6`) {
 				t.Errorf("the metrics do not count 6 CAs in the %s store", name)
 			}
@@ -768,6 +773,58 @@ func TestKeyOfCANeverStored(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the key of a CA never stored, past the grace: %s", state())
 		}
+	}
+}
+
+// TestTokenKeyRecordedBeforeMade: a token's key is recorded before it is
+// made, without its key id (its server may die as the token makes it, or
+// the token fail once it has). Past KeyMadeGrace without its CA, a purge
+// destroys the one key under its id, and forgets a record whose key was
+// never made.
+func TestTokenKeyRecordedBeforeMade(t *testing.T) {
+	h := testenv.NewSoftHSM(t)
+	env := testenv.Start(t, h.Use())
+	kept, _ := env.NewActiveRoot(t, "Kept")
+	env.Stop(t)
+	a, err := app.OpenAdmin(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, never := uuid.NewString(), uuid.NewString()
+	for _, id := range []string{made, never} {
+		if err := a.Store.RecordKeyMade(ctx, &openpca.CA{ID: id, ARN: openpca.CAARN("us-east-1", app.DefaultAccountID, id), KeyStore: pkcs11.Name, KeyHandle: []byte(id)}, env.Clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	token, err := crypto11.Configure(&crypto11.Config{Path: testenv.SoftHSMModule, TokenLabel: h.Label, Pin: h.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { token.Close() })
+	if _, err := token.GenerateECDSAKeyPair([]byte(made), elliptic.P256()); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(openpca.KeyMadeGrace + time.Minute)
+	env.Restart(t)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		keys, err := token.FindKeyPairs([]byte(made), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recorded int
+		if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&recorded); err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) == 0 && recorded == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("past the grace: %d keys recorded before they were made are in the token, %d records left", len(keys), recorded)
+		}
+	}
+	if keys, err := token.FindKeyPairs([]byte(kept[strings.LastIndex(kept, "/")+1:]), nil); err != nil || len(keys) != 1 {
+		t.Errorf("the keys of a CA in service: %d, %v", len(keys), err)
 	}
 }
 

@@ -145,10 +145,14 @@ var (
 	}
 )
 
-// GenerateKey implements openpca.KeyStore. The key's CKA_ID is the CA's
-// id, which is also its handle, and its label names the CA.
+// KeyHandle implements openpca.KeyNamer: a key's handle is its CKA_ID,
+// the CA's id.
+func (*Store) KeyHandle(ca *openpca.CA) []byte { return []byte(ca.ID) }
+
+// GenerateKey implements openpca.KeyStore. The key's CKA_ID is its handle
+// (KeyHandle), and its label names the CA.
 func (s *Store) GenerateKey(_ context.Context, ca *openpca.CA, alg openpca.KeyAlgorithm) ([]byte, crypto.Signer, error) {
-	id, label := []byte(ca.ID), []byte("openpca "+ca.ARN)
+	id, label := s.KeyHandle(ca), []byte("openpca "+ca.ARN)
 	curve, isEC := curves[alg]
 	bits, isRSA := rsaBits[alg]
 	if !isEC && !isRSA {
@@ -257,8 +261,9 @@ var errAnotherKey = errors.New("pkcs11: another key under the CA's id")
 // for the CA nor be destroyed with it. crypto11 pairs a private key with
 // the first public key of its id, which need not be its own: the private
 // key proves itself with a signature the public key checks. Of several
-// private keys under the id, none is taken. A CA of a version that kept no
-// KeyID takes the one key there is, proven the same way.
+// private keys under the id, none is taken. A CA without a KeyID (of a
+// version that kept none, or a key recorded before it was made) takes the
+// one key there is, proven the same way.
 func ownKey(c *crypto11.Context, ca *openpca.CA) (crypto11.Signer, error) {
 	keys, err := c.FindKeyPairs(ca.KeyHandle, nil)
 	switch {

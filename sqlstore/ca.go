@@ -511,9 +511,13 @@ func (db *DB) deleteInChunks(ctx context.Context, q string, atMost int64, args .
 	return removed, nil
 }
 
-// RecordKeyMade implements openpca.CAStore.
+// RecordKeyMade implements openpca.CAStore. A key recorded before it was
+// made (openpca.KeyNamer) is recorded again once it exists, with its key
+// id: the record keeps its first time, and a purge that took it meanwhile
+// still destroys the key.
 func (db *DB) RecordKeyMade(ctx context.Context, ca *openpca.CA, at time.Time) error {
-	_, err := db.exec(ctx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id, made_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := db.exec(ctx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id, made_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (ca_id) DO UPDATE SET key_handle = excluded.key_handle, key_id = excluded.key_id`,
 		ca.ID, ca.ARN, ca.KeyStore, ca.KeyHandle, ca.KeyID, at.UnixMicro())
 	return db.wrap("recording a key made", err)
 }

@@ -302,13 +302,19 @@ func testPurge(t *testing.T, s openpca.Store) {
 
 // testKeysMade: a key made for a CA is destroyed if the CA is not stored
 // within KeyMadeGrace (its server stopped, or its request failed and the
-// key could not be destroyed then), and forgotten once the CA is.
+// key could not be destroyed then), and forgotten once the CA is. A key
+// recorded before it was made, and again once made, is destroyed
+// KeyMadeGrace after its first record, by its key id.
 func testKeysMade(t *testing.T, s openpca.Store) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	orphan, held := newCA(account, now), newCA(account, now)
 	for _, ca := range []*openpca.CA{orphan, held} {
-		ca.KeyStore, ca.KeyHandle, ca.KeyID = "pkcs11", []byte("handle-"+ca.ID), "kid-"+ca.ID
+		ca.KeyStore, ca.KeyHandle = "pkcs11", []byte("handle-"+ca.ID)
 		if err := s.RecordKeyMade(ctx, ca, now); err != nil {
+			t.Fatal(err)
+		}
+		ca.KeyID = "kid-" + ca.ID
+		if err := s.RecordKeyMade(ctx, ca, now.Add(openpca.KeyMadeGrace/2)); err != nil {
 			t.Fatal(err)
 		}
 	}
