@@ -128,7 +128,7 @@ func checkRows(t *testing.T, got, want []map[string]string) {
 	}
 }
 
-func makeLocalBucket(t *testing.T, env *testenv.Env, name string) string {
+func makeLocalBucket(t testing.TB, env *testenv.Env, name string) string {
 	t.Helper()
 	dir := filepath.Join(env.Config.DataDir, "s3", name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
