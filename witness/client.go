@@ -101,7 +101,7 @@ func (c *Client) AddCheckpoint(ctx context.Context, oldSize int64, proof tlog.Tr
 	// The answer is signature lines: added to the checkpoint, they make a
 	// note the witness's key must verify.
 	cosigned := append(bytes.Clone(checkpoint), answer...)
-	n, err := note.Open(cosigned, note.VerifierList(c.Verifier))
+	n, err := openNote(cosigned, c.Verifier)
 	if err != nil {
 		return nil, fmt.Errorf("the witness's answer holds no valid cosignature of its key: %v", err)
 	}

@@ -287,7 +287,7 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if len(keys) == 0 {
 		return nil, refuse(http.StatusNotFound, "this witness does not know the log %q", origin)
 	}
-	n, err := note.Open(signed, note.VerifierList(keys...))
+	n, err := openNote(signed, keys...)
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		var invalid *note.InvalidSignatureError
@@ -356,6 +356,11 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 			s.logger.ErrorContext(ctx, "witness: a log signed two checkpoints of the same size with different roots: it shows two histories",
 				"origin", c.Origin, "size", c.N, "cosigned_root", tlog.Hash(knownHash).String(), "checkpoint", string(signed))
 			return nil, refuse(http.StatusUnprocessableEntity, "the checkpoint has another root than the one of %d entries this witness cosigned", known)
+		}
+		if len(proof) != 0 {
+			// RFC 6962's proof between equal sizes is empty: any other
+			// does not verify.
+			return nil, refuse(http.StatusUnprocessableEntity, "a checkpoint of the size this witness cosigned needs no consistency proof")
 		}
 	default:
 		if err := tlog.CheckTree(proof, c.N, c.Hash, oldSize, tlog.Hash(knownHash)); err != nil {

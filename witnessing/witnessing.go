@@ -225,6 +225,14 @@ func (w *Witnessing) submit(ctx context.Context, ca *openpca.CA, wit Witness, ol
 	name := wit.Client.Verifier.Name()
 	log := w.cfg.Logger.With("ca", ca.ARN, "witness", name, "size", c.Size)
 	for attempt := 1; ; attempt++ {
+		if old > c.Size && attempt == 1 {
+			// What the store says the witness cosigned is what it last
+			// answered, a 409 included, which is not signed: a bogus one
+			// kept there would have the witness never asked again. It is
+			// asked from the log's size: a witness that did cosign more
+			// answers so (409), and is found rolled back below.
+			old = c.Size
+		}
 		if old > c.Size {
 			log.Error("a witness cosigned more of this CA's log than the server has: the log lost entries (a database restored from a backup?) or was rewritten",
 				"witness_size", old)
