@@ -81,8 +81,9 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 		return nil, time.Time{}, 0, err
 	}
 	next := now.AddDate(0, 0, int(cfg.ExpirationInDays))
-	// Listed: what had not expired by the last CRL (a certificate stays
-	// on the first CRL past its end), or by now if that is earlier: a
+	// Listed: what was still valid at the last CRL (a certificate stays
+	// on the first CRL past its end; its validity includes its notAfter,
+	// RFC 5280 4.1.2.5), or at now if that is earlier: a
 	// last CRL dated ahead, by a clock since stepped back or by a server
 	// whose clock runs ahead, would leave out certificates still valid.
 	cutoff := job.LastThisUpdate
@@ -91,7 +92,10 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 	}
 	list := &x509.RevocationList{Number: big.NewInt(job.Number + 1), ThisUpdate: now, NextUpdate: next, SignatureAlgorithm: sigAlg}
 	var revoked pki.RevokedCertificates
-	err = p.cfg.Store.RevokedCertificates(ctx, ca.ID, cutoff, func(r *openpca.RevokedCertificate) error {
+	// A certificate whose notAfter is the cutoff itself was still valid
+	// then: the store lists those that expire after the instant before
+	// (times are stored to the microsecond).
+	err = p.cfg.Store.RevokedCertificates(ctx, ca.ID, cutoff.Add(-time.Microsecond), func(r *openpca.RevokedCertificate) error {
 		serial, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok {
 			return fmt.Errorf("serial %q of %s is not hexadecimal", r.Serial, ca.ARN)

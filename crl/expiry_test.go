@@ -1,0 +1,109 @@
+package crl
+
+import (
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/sqlstore"
+)
+
+// issueRevoked records a certificate of ca valid until notAfter,
+// revoked at revokedAt, and returns its serial.
+func issueRevoked(t *testing.T, db *sqlstore.DB, ca *openpca.CA, notBefore, notAfter, revokedAt time.Time) *big.Int {
+	t.Helper()
+	serial := big.NewInt(time.Now().UnixNano())
+	c := &openpca.Certificate{CAID: ca.ID, AccountID: ca.AccountID, Serial: serial.Text(16), DER: make([]byte, 100),
+		Subject: "CN=x", NotBefore: notBefore, NotAfter: notAfter, IssuedAt: notBefore,
+		TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1", RequestedBy: "arn:aws:iam::111122223333:root", RequestID: uuid.NewString()}
+	c.ARN = ca.ARN + "/certificate/" + c.Serial
+	active := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
+	if _, err := db.RecordIssuance(t.Context(), &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(ca.ARN, c), Statuses: active}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordRevocation(t.Context(), &openpca.Revocation{CAID: ca.ID, Serial: c.Serial, At: revokedAt, Reason: openpca.RevocationReasonKeyCompromise,
+		Use: openpca.RevokeUse(ca.ARN, c, revokedAt, openpca.RevocationReasonKeyCompromise, "tester", "r"), Statuses: active}); err != nil {
+		t.Fatal(err)
+	}
+	return serial
+}
+
+// TestRevokedListedOnFirstCRLPastNotAfter: RFC 5280 (3.3, 4.1.2.5): a
+// certificate's validity includes its notAfter second, and its entry stays
+// until it appears on one CRL issued beyond that period. A CRL signed at
+// the very second of notAfter is not beyond it: the next CRL must list the
+// certificate still.
+func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
+	db, objects, dir := newCRLStores(t, "crls")
+	t0 := time.Now().UTC().Truncate(time.Second)
+	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", t0)
+	notAfter := t0.Add(time.Hour)
+	serial := issueRevoked(t, db, ca, t0, notAfter, t0)
+	clock := t0
+	p := newPublisher(Config{Store: db, Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+	publishAt := func(at time.Time) {
+		t.Helper()
+		clock = at
+		if err := db.WantCRL(t.Context(), ca.ID); err != nil {
+			t.Fatal(err)
+		}
+		job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
+		if errors.Is(err, openpca.ErrNotFound) {
+			t.Fatalf("no CRL to claim at %v", at)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.publish(t.Context(), job, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listed := func() bool {
+		der, err := os.ReadFile(filepath.Join(dir, "s3", "crls", Key(ca, ca.CRL())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := parseCRL(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(l, func(s *big.Int) bool { return s.Cmp(serial) == 0 })
+	}
+	publishAt(t0)
+	if !listed() {
+		t.Fatal("the first CRL leaves out the revoked certificate")
+	}
+	publishAt(notAfter) // at the certificate's last valid second
+	if !listed() {
+		t.Fatal("the CRL signed at notAfter leaves out the certificate, still valid then")
+	}
+	publishAt(notAfter.Add(time.Minute)) // the first CRL beyond the validity period
+	if !listed() {
+		t.Error("the first CRL issued after the certificate's validity period leaves it out: it was never on a CRL issued beyond that period")
+	}
+	publishAt(notAfter.Add(2 * time.Minute))
+	if listed() {
+		t.Error("the certificate stays listed on a second CRL past its validity")
+	}
+}
+
+func parseCRL(der []byte) ([]*big.Int, error) {
+	l, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, err
+	}
+	var out []*big.Int
+	for _, e := range l.RevokedCertificateEntries {
+		out = append(out, e.SerialNumber)
+	}
+	return out, nil
+}
