@@ -14,6 +14,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +37,10 @@ type Batcher[T any] struct {
 	maxBatch int
 	timeout  time.Duration
 	write    BatchFunc[T]
-	queue    chan *request[T]
-	done     chan struct{}
+	// order, if set, orders the items of a batch before they are written.
+	order func(a, b T) int
+	queue chan *request[T]
+	done  chan struct{}
 
 	mu     sync.RWMutex // held for reading while sending on queue
 	closed bool
@@ -165,6 +169,9 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 	if len(live) == 0 {
 		return
 	}
+	if b.order != nil {
+		slices.SortStableFunc(live, func(x, y *request[T]) int { return b.order(x.item, y.item) })
+	}
 	start := time.Now()
 	errs, err := b.tx(live)
 	switch {
@@ -237,12 +244,18 @@ func (b *Batcher[T]) timedOut(ctx context.Context, err error) error {
 // for its queries, not a context of its own.
 type Write func(ctx context.Context, tx *sql.Tx) error
 
+// keyed is a Write and the key of the rows it locks first (DoFor).
+type keyed struct {
+	key string
+	w   Write
+}
+
 // Committer runs Writes in batches, one after the other in the shared
 // transaction, each inside a savepoint so that a write that fails is
 // undone alone and the others still commit. A batch of one needs no
 // savepoint: its transaction holds nothing else.
 type Committer struct {
-	*Batcher[Write]
+	*Batcher[keyed]
 	savepoint, rollbackTo, release *sql.Stmt // prepared once
 }
 
@@ -263,7 +276,23 @@ func New(ctx context.Context, db *sql.DB, maxBatch int, timeout time.Duration) (
 		*p.st = st
 	}
 	c.Batcher = NewBatcher(db, maxBatch, timeout, c.writes)
+	c.Batcher.order = func(a, b keyed) int { return strings.Compare(a.key, b.key) }
 	return c, nil
+}
+
+// Do runs w in the next batch, as Batcher.Do does, after the writes of
+// the batch that DoFor gave a key.
+func (c *Committer) Do(ctx context.Context, w Write) error {
+	return c.Batcher.Do(ctx, keyed{key: "\xff", w: w})
+}
+
+// DoFor is Do for a write whose locks are those of the rows of key (a
+// CA's, say): the writes of a batch run in the order of their keys, so
+// that two batches (of two servers on one database) that lock the rows of
+// the same keys take them in the same order, rather than each wait for a
+// row the other holds, until the database aborts one.
+func (c *Committer) DoFor(ctx context.Context, key string, w Write) error {
+	return c.Batcher.Do(ctx, keyed{key: key, w: w})
 }
 
 // Close stops accepting writes, finishes the queued ones and returns.
@@ -281,10 +310,10 @@ func (c *Committer) closeStatements() {
 }
 
 // writes runs writes one after the other, each in a savepoint.
-func (c *Committer) writes(ctx context.Context, tx *sql.Tx, writes []Write) ([]error, error) {
+func (c *Committer) writes(ctx context.Context, tx *sql.Tx, writes []keyed) ([]error, error) {
 	errs := make([]error, len(writes))
 	if len(writes) == 1 {
-		if errs[0] = writes[0](ctx, tx); errs[0] != nil {
+		if errs[0] = writes[0].w(ctx, tx); errs[0] != nil {
 			return nil, errs[0] // roll back what it did
 		}
 		return errs, nil
@@ -294,7 +323,7 @@ func (c *Committer) writes(ctx context.Context, tx *sql.Tx, writes []Write) ([]e
 		if _, err := savepoint.ExecContext(ctx); err != nil {
 			return nil, fmt.Errorf("groupcommit: savepoint: %w", err)
 		}
-		if errs[i] = w(ctx, tx); errs[i] != nil {
+		if errs[i] = w.w(ctx, tx); errs[i] != nil {
 			if _, err := rollbackTo.ExecContext(ctx); err != nil {
 				return nil, fmt.Errorf("groupcommit: rollback to savepoint: %w", err)
 			}

@@ -193,7 +193,7 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 	}
 	var existing *openpca.Certificate
 	err := db.retry(ctx, func() error {
-		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return db.commits.DoFor(ctx, is.Certificate.CAID, func(ctx context.Context, tx *sql.Tx) error {
 			return db.issue(ctx, tx, is, &existing)
 		})
 	})
@@ -286,7 +286,7 @@ func storedRecord(ca signer, is *openpca.Issuance, signedSHA256 []byte) []byte {
 // so dozens of times a minute, halving revocations.
 func (db *DB) RecordRevocation(ctx context.Context, r *openpca.Revocation) error {
 	err := db.retry(ctx, func() error {
-		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return db.commits.DoFor(ctx, r.CAID, func(ctx context.Context, tx *sql.Tx) error {
 			var revoked sql.NullInt64
 			err := db.txQueryRow(ctx, tx, qRevokedAt, r.CAID, r.Serial).Scan(&revoked)
 			if errors.Is(err, sql.ErrNoRows) {

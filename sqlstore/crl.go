@@ -66,7 +66,7 @@ func (db *DB) RenewCRL(ctx context.Context, caID, owner string, until time.Time)
 // RecordCRL implements openpca.CRLStore.
 func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus) error {
 	err := db.retry(ctx, func() error {
-		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return db.commits.DoFor(ctx, job.CAID, func(ctx context.Context, tx *sql.Tx) error {
 			// The CA's row first, as RecordRevocation says.
 			if _, err := db.caMaySign(ctx, tx, job.CAID, statuses, use.At); err != nil {
 				return err

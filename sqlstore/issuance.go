@@ -36,6 +36,12 @@ func (db *DB) issueBatch(ctx context.Context, tx *sql.Tx, batch []*openpca.Issua
 		}
 		groups[i].items = append(groups[i].items, is)
 	}
+	// The CAs' rows are taken in one order, their ids', as every batch
+	// takes them: two batches of the same CAs on two servers, each taking
+	// them in the order its requests came, would each wait for a row the
+	// other holds, until PostgreSQL aborted one (after deadlock_timeout, a
+	// second), and its issuances were written again one by one.
+	slices.SortStableFunc(groups, func(a, b *group) int { return strings.Compare(a.caID, b.caID) })
 	for _, g := range groups {
 		// The latest issue time of the group is the strictest check of
 		// the CA certificate's end.

@@ -32,8 +32,15 @@ func (db *DB) OCSPResponse(ctx context.Context, caID, serial string) (*openpca.O
 // group commit that logs its signing, which costs it no durable write of
 // its own.
 func (db *DB) RecordOCSP(ctx context.Context, use *openpca.KeyUse, kept *openpca.OCSPResponse, statuses []openpca.CertificateAuthorityStatus) error {
+	var caID string
+	switch {
+	case use != nil:
+		caID = use.CAID
+	case kept != nil:
+		caID = kept.CAID
+	}
 	err := db.retry(ctx, func() error {
-		return db.commits.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return db.commits.DoFor(ctx, caID, func(ctx context.Context, tx *sql.Tx) error {
 			if use != nil {
 				if err := db.appendKeyUse(ctx, tx, use, statuses, use.At); err != nil {
 					return err
