@@ -292,10 +292,14 @@ const (
 func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn), kind int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, token, err := c.findSession(r)
+		if err != nil && !errors.Is(err, openpca.ErrNotFound) {
+			// The store failed (its database away, say): the session may
+			// well be there, and its browser is told what failed rather
+			// than sent to sign in again, which would fail the same way.
+			c.apiError(w, r, err)
+			return
+		}
 		if err != nil {
-			if !errors.Is(err, openpca.ErrNotFound) && !openpca.Abandoned(r.Context(), err) {
-				c.cfg.Logger.ErrorContext(r.Context(), "console: reading a session", "error", err)
-			}
 			// A session that ended under its browser (by time, by its
 			// key's later sign-ins) is told so, not taken for none.
 			name, _ := c.sessionCookie(r)
@@ -331,7 +335,7 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 			return
 		}
 		if err != nil {
-			c.internal(w, r, err)
+			c.apiError(w, r, err)
 			return
 		}
 		// Checked only for pages: a check takes its request's share.
@@ -348,7 +352,7 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 		}
 		if end.Sub(s.ExpiresAt) >= time.Minute {
 			if err := c.cfg.Store.ExtendConsoleSession(r.Context(), s.IDHash, end); err != nil {
-				c.internal(w, r, err)
+				c.apiError(w, r, err)
 				return
 			}
 			// The browser keeps the cookie until the end it was given.
@@ -447,7 +451,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	token, now := randomToken(), c.cfg.Now().UTC()
 	s := &openpca.ConsoleSession{IDHash: hashToken(token), KeyID: keyID, CSRF: randomToken(), CreatedAt: now, ExpiresAt: now.Add(min(SessionIdle, SessionLife))}
 	if err := c.cfg.Store.CreateConsoleSession(r.Context(), s); err != nil {
-		c.internal(w, r, err)
+		c.apiError(w, r, err)
 		return
 	}
 	c.setSessionCookie(w, r, token, s.ExpiresAt)
@@ -510,17 +514,18 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, messa
 	c.render(w, r, status, "message", nil, map[string]any{"Title": http.StatusText(status), "Message": message})
 }
 
-func (c *Console) internal(w http.ResponseWriter, r *http.Request, err error) {
-	c.cfg.Logger.ErrorContext(r.Context(), "console: internal failure", "error", err)
-	c.fail(w, r, http.StatusInternalServerError, "The server could not answer; its log says why.")
-}
-
 // apiError answers with what an operation refused, as the API would have
-// said it, with the status the API would have used.
+// said it, with the status the API would have used; and logs what the
+// server failed at (logged).
 func (c *Console) apiError(w http.ResponseWriter, r *http.Request, err error) {
-	e, ok := errors.AsType[*openpca.Error](err)
-	if !ok {
-		c.internal(w, r, err)
+	e, ok := c.logged(r.Context(), err)
+	switch {
+	case openpca.Abandoned(r.Context(), err):
+		// No one reads the answer; the API answers it 503 too.
+		c.fail(w, r, http.StatusServiceUnavailable, "The request's connection was closed before it was answered.")
+		return
+	case !ok:
+		c.fail(w, r, http.StatusInternalServerError, "The server could not answer; its log says why.")
 		return
 	}
 	status := http.StatusBadRequest
@@ -529,8 +534,29 @@ func (c *Console) apiError(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusNotFound
 	case openpca.CodeAccessDenied:
 		status = http.StatusForbidden
+	case openpca.CodeInternalFailure:
+		status = http.StatusInternalServerError
+	case openpca.CodeServiceUnavailable:
+		status = http.StatusServiceUnavailable
 	}
 	c.fail(w, r, status, e.Code+": "+e.Message)
+}
+
+// logged logs err as the API logs what it answers: a failure of the
+// server's own at ERROR, a dependency's failure (the database, a key
+// store, the object store) with its cause at WARN, and neither a refusal
+// nor a client that hung up, which anyone could cause as fast as they
+// like. It returns err as an *openpca.Error, if it is one.
+func (c *Console) logged(ctx context.Context, err error) (*openpca.Error, bool) {
+	e, ok := errors.AsType[*openpca.Error](err)
+	switch {
+	case openpca.Abandoned(ctx, err):
+	case !ok:
+		c.cfg.Logger.ErrorContext(ctx, "console: internal failure", "error", err)
+	case e.Cause != nil:
+		c.cfg.Logger.WarnContext(ctx, "console: a dependency failed", "error", err)
+	}
+	return e, ok
 }
 
 func truncate(s string, n int) string {

@@ -364,16 +364,7 @@ func TestConsoleReportAndCRL(t *testing.T) {
 		RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls")}}}); err != nil {
 		t.Fatal(err)
 	}
-	report, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
-		CertificateAuthorityArn: &caARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 100*time.Millisecond
-	}).Wait(t.Context(), &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: report.AuditReportId}, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	report := newReport(t, env, caARN, "reports")
 
 	owner := newBrowser(t, env)
 	owner.signIn(env.Client)
@@ -408,7 +399,7 @@ func TestConsoleReportAndCRL(t *testing.T) {
 			b := newBrowser(t, env)
 			b.signIn(tc.client)
 			for _, proof := range []string{"", "1"} {
-				status, body := b.get("/console/ca/report?" + url.Values{"arn": {caARN}, "id": {*report.AuditReportId}, "proof": {proof}}.Encode())
+				status, body := b.get("/console/ca/report?" + url.Values{"arn": {caARN}, "id": {report}, "proof": {proof}}.Encode())
 				if status != tc.want {
 					t.Errorf("download (proof %q): %d, want %d", proof, status, tc.want)
 				}
@@ -418,6 +409,23 @@ func TestConsoleReportAndCRL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newReport asks for a JSON audit report of caARN in bucket, and returns
+// its id once it is written.
+func newReport(t *testing.T, env *testenv.Env, caARN, bucket string) string {
+	t.Helper()
+	report, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &caARN, S3BucketName: &bucket, AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 100*time.Millisecond
+	}).Wait(t.Context(), &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: report.AuditReportId}, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return *report.AuditReportId
 }
 
 // TestSecureCookieBehindProxy: a server that clients reach over HTTPS

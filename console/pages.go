@@ -247,12 +247,12 @@ func (c *Console) showCA(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	if reports, err := c.cfg.AuditLog.AuditReports(openpca.WithOperation(in.ctx, openpca.OperationAuditReports), ca.Arn); err == nil {
 		data["Reports"] = reports
 	} else {
-		data["ReportsError"] = errorMessage(err)
+		data["ReportsError"] = c.errorMessage(r.Context(), err)
 	}
 	if signed, err := c.cfg.AuditLog.AuditCheckpoint(openpca.WithOperation(in.ctx, openpca.OperationAuditCheckpoint), ca.Arn); err == nil {
 		data["Checkpoint"] = checkpointOf(signed)
 	} else {
-		data["CheckpointError"] = errorMessage(err)
+		data["CheckpointError"] = c.errorMessage(r.Context(), err)
 	}
 	c.render(w, r, http.StatusOK, "ca", in, data)
 }
@@ -447,7 +447,7 @@ func (c *Console) showCertificate(w http.ResponseWriter, r *http.Request, in *si
 	}
 	cert, err := parsePEM(out.Certificate)
 	if err != nil {
-		c.internal(w, r, err)
+		c.apiError(w, r, err)
 		return
 	}
 	var exts []extension
@@ -594,13 +594,39 @@ func (c *Console) downloadReport(w http.ResponseWriter, r *http.Request, in *sig
 		return
 	}
 	if err != nil {
-		c.internal(w, r, err)
+		c.apiError(w, r, err) // its store away is a 503, as the API's
 		return
 	}
 	defer f.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", key[strings.LastIndex(key, "/")+1:]))
-	io.Copy(w, f)
+	sink := &writeErr{w: w}
+	// A write that failed is a client that went away, or a HEAD request,
+	// which has no body.
+	if _, err := io.Copy(sink, f); err != nil && sink.err == nil {
+		// A report cut short (its object's read failed, or the request's
+		// time ran out) must not end as a whole answer, which the browser
+		// would save as the report: the connection is cut instead.
+		if !openpca.Abandoned(r.Context(), err) {
+			c.cfg.Logger.WarnContext(r.Context(), "console: a report's download was cut short", "bucket", out.S3BucketName, "key", key, "error", err)
+		}
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// writeErr is a writer that keeps its first error: a copy's failure is
+// then told from its reader's.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (x *writeErr) Write(p []byte) (int, error) {
+	n, err := x.w.Write(p)
+	if err != nil && x.err == nil {
+		x.err = err
+	}
+	return n, err
 }
 
 // act runs an action's operation and goes back to the CA's page, or says
@@ -619,9 +645,10 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, in *signedIn, oper
 }
 
 // errorMessage is what a page says of an error: an operation's refusal,
-// or that the server failed (its log says how).
-func errorMessage(err error) string {
-	if e, ok := errors.AsType[*openpca.Error](err); ok {
+// or that the server failed, which it logs (the page says its log says
+// why).
+func (c *Console) errorMessage(ctx context.Context, err error) string {
+	if e, ok := c.logged(ctx, err); ok {
 		return e.Code + ": " + e.Message
 	}
 	return "The server could not answer; its log says why."

@@ -72,8 +72,12 @@ func (db *DB) ListCertificates(ctx context.Context, caID string, q openpca.Certi
 		where, args = append(where, "c.serial = ?"), append(args, q.Serial)
 	}
 	if q.Text != "" {
-		pattern := "%" + likeEscaper.Replace(strings.ToLower(q.Text)) + "%"
-		where, args = append(where, `(lower(c.subject) LIKE ? ESCAPE '\' OR lower(c.names) LIKE ? ESCAPE '\')`), append(args, pattern, pattern)
+		// The pattern is lowered by the database, as the columns are:
+		// SQLite lowers ASCII letters alone, and a pattern Go lowered
+		// ("ÅRHUS" to "århus") matched no subject with a capital outside
+		// ASCII, even one typed exactly as the subject has it.
+		pattern := "%" + likeEscaper.Replace(q.Text) + "%"
+		where, args = append(where, `(lower(c.subject) LIKE lower(CAST(? AS TEXT)) ESCAPE '\' OR lower(c.names) LIKE lower(CAST(? AS TEXT)) ESCAPE '\')`), append(args, pattern, pattern)
 	}
 	switch q.Status {
 	case "issued":
