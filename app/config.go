@@ -389,7 +389,7 @@ func validPort(port string) bool {
 // parseWitnesses reads Witnesses into witnesses, and checks the quorum.
 func (cfg *Config) parseWitnesses() error {
 	cfg.witnesses = nil
-	seen := map[string]bool{}
+	var keys []string
 	for _, w := range cfg.Witnesses {
 		// A witness key has no "=" (its base64 needs no padding); the URL
 		// may, in its query.
@@ -400,15 +400,15 @@ func (cfg *Config) parseWitnesses() error {
 		if !ok || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--witness must be URL=KEY, the witness's http(s) address and its public key, not %q", w)
 		}
-		v, err := auditlog.NewWitnessVerifier(key)
-		if err != nil {
-			return fmt.Errorf("--witness %s: %w", rawURL, err)
-		}
-		if seen[key] {
-			return fmt.Errorf("--witness: the key %s is given twice; a witness counts once toward the quorum", key)
-		}
-		seen[key] = true
-		cfg.witnesses = append(cfg.witnesses, witnessing.Witness{Key: key, Client: &witness.Client{URL: rawURL, Verifier: v}})
+		keys = append(keys, key)
+		cfg.witnesses = append(cfg.witnesses, witnessing.Witness{Key: key, Client: &witness.Client{URL: rawURL}})
+	}
+	verifiers, err := auditlog.NewWitnessVerifiers(keys)
+	if err != nil {
+		return fmt.Errorf("--witness: %w", err)
+	}
+	for i, v := range verifiers {
+		cfg.witnesses[i].Client.Verifier = v
 	}
 	switch {
 	case cfg.WitnessQuorum == 0:

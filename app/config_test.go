@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/witness"
 )
 
@@ -80,6 +81,13 @@ func TestConfigValidate(t *testing.T) {
 		{"a witness key that is not one", func(c *app.Config) { c.Witnesses = []string{"https://w1.example=" + witness1 + "x"} }, "--witness", nil},
 		{"one witness twice", func(c *app.Config) {
 			c.Witnesses = []string{"https://w1.example=" + witness1, "https://w2.example=" + witness1}
+		}, "--witness", nil},
+		{"one witness's key under two names", func(c *app.Config) {
+			c.Witnesses = []string{"https://w1.example=" + witness1, "https://w2.example=" + testenv.RenamedWitnessKey(witness1, "w9.example")}
+		}, "--witness", nil},
+		{"one witness's key with its hash in capitals", func(c *app.Config) {
+			name, rest, _ := strings.Cut(witness1, "+")
+			c.Witnesses = []string{"https://w1.example=" + witness1, "https://w2.example=" + name + "+" + strings.ToUpper(rest[:8]) + rest[8:]}
 		}, "--witness", nil},
 		{"a quorum larger than the witnesses", func(c *app.Config) { c.Witnesses, c.WitnessQuorum = []string{"https://w1.example=" + witness1}, 2 }, "--witness-quorum", nil},
 		{"a negative report witness wait", func(c *app.Config) { c.ReportWitnessWait = -1 }, "--report-witness-wait", nil},

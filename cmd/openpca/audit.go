@@ -185,11 +185,11 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	defer proof.Close()
 
-	if !after.IsZero() && len(w.keys) == 0 {
-		return errors.New("--witnessed-after needs the witnesses' keys (--witness)")
-	}
 	if err := w.check(); err != nil {
 		return err
+	}
+	if !after.IsZero() && len(w.keys) == 0 {
+		return errors.New("--witnessed-after needs the witnesses' keys (--witness)")
 	}
 	start := time.Now()
 	v := audit.Verify(report, proof, vkey)
@@ -293,11 +293,11 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if serial == "" || (c.server == "") == (proofPath == "") || (c.server != "" && caARN == "") {
 		return errors.New("--serial is required, with either --server and --ca, or --proof")
 	}
-	if len(w.keys) > 0 && (c.server == "" || key == "") {
-		return errors.New("--witness needs --server and --key: the witnessed checkpoint and the proof that it holds the entries come from the server")
-	}
 	if err := w.check(); err != nil {
 		return err
+	}
+	if len(w.keys) > 0 && (c.server == "" || key == "") {
+		return errors.New("--witness needs --server and --key: the witnessed checkpoint and the proof that it holds the entries come from the server")
 	}
 	client, err := c.client()
 	if err != nil {
@@ -369,6 +369,7 @@ func asciiJSON(b []byte) []byte {
 // witnessFlags are the witnesses an audit command requires: --witness,
 // repeated, and --witness-quorum.
 type witnessFlags struct {
+	given  []string
 	keys   []note.Verifier
 	quorum int
 }
@@ -376,16 +377,19 @@ type witnessFlags struct {
 // define defines the flags, for witnesses that must have cosigned what.
 func (w *witnessFlags) define(fs *flag.FlagSet, what string) {
 	fs.Func("witness", "the public key of a witness that must have cosigned "+what+"; repeat for each", func(v string) error {
-		k, err := auditlog.NewWitnessVerifier(v)
-		w.keys = append(w.keys, k)
-		return err
+		w.given = append(w.given, v)
+		return nil
 	})
 	fs.IntVar(&w.quorum, "witness-quorum", 0, "how many of the witnesses given must have cosigned it (default all)")
 }
 
-// check checks the quorum, and makes it all the witnesses if none is
-// given.
+// check reads the keys, checks the quorum, and makes it all the witnesses
+// if none is given.
 func (w *witnessFlags) check() error {
+	var err error
+	if w.keys, err = auditlog.NewWitnessVerifiers(w.given); err != nil {
+		return fmt.Errorf("--witness: %w", err)
+	}
 	if w.quorum < 0 || w.quorum > len(w.keys) {
 		return fmt.Errorf("--witness-quorum must be between 1 and the %d witnesses given", len(w.keys))
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/openpca/openpca/internal/auditlogtest"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/sqlite"
+	"github.com/openpca/openpca/witness"
 )
 
 // runOpenpca runs the command in this process, as a user would run it, and
@@ -113,6 +114,15 @@ func TestAuditVerify(t *testing.T) {
 	out, err := s.verify(t)
 	if err != nil || !strings.Contains(out, "its 13 rows are the 13 certificates of the first 15 entries") {
 		t.Fatalf("clean report: %v\n%s", err, out)
+	}
+	// One witness's key under two names would count twice toward the
+	// quorum: its cosignatures sign no name.
+	_, w, err := witness.NewKey("w1.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.verify(t, "--witness", w, "--witness", testenv.RenamedWitnessKey(w, "w2.example")); err == nil || !strings.Contains(err.Error(), "one witness's key") {
+		t.Errorf("one witness's key under two names: %v\n%s", err, out)
 	}
 	keyFile := filepath.Join(t.TempDir(), "audit.pub")
 	os.WriteFile(keyFile, []byte(s.vkey+"\n"), 0o644)

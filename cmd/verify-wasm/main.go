@@ -17,8 +17,6 @@ import (
 	"syscall/js"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
 )
@@ -52,15 +50,10 @@ func main() {
 			return usage
 		}
 		report, proof, key := bytesOf(args[0]), bytesOf(args[1]), args[2].String()
-		var witnesses []note.Verifier
 		var problems []problem
-		for _, k := range strings.Fields(args[4].String()) {
-			w, err := auditlog.NewWitnessVerifier(k)
-			if err != nil {
-				problems = append(problems, problem{Check: "witness", Message: "a witness key: " + err.Error()})
-				continue
-			}
-			witnesses = append(witnesses, w)
+		witnesses, err := auditlog.NewWitnessVerifiers(strings.Fields(args[4].String()))
+		if err != nil {
+			problems = append(problems, problem{Check: "witness", Message: "the witness keys: " + err.Error()})
 		}
 		quorum := args[5].Int()
 		switch {
