@@ -31,7 +31,7 @@ var oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
 // making it first (not extractable, sensitive) if create is set and there
 // is none. It signs messages whole, as Ed25519 does.
 func (s *Store) Ed25519(label string, create bool) (crypto.Signer, error) {
-	k := &edKey{cfg: s.cfg, label: label}
+	k := &edKey{store: s, cfg: s.cfg, label: label}
 	if err := k.open(create); err != nil {
 		return nil, err
 	}
@@ -40,6 +40,7 @@ func (s *Store) Ed25519(label string, create bool) (crypto.Signer, error) {
 
 // edKey is an Ed25519 key of the token, with a session of its own.
 type edKey struct {
+	store *Store // whose login the token may have refused
 	cfg   Config
 	label string
 
@@ -207,8 +208,12 @@ func (k *edKey) Sign(_ io.Reader, message []byte, opts crypto.SignerOpts) ([]byt
 	if err == nil {
 		return sig, nil
 	}
+	// Opened again, it logs in again: not with a PIN the token refused.
+	if refused := k.store.pinRefused.Load(); refused != nil {
+		return nil, *refused
+	}
 	if err := k.open(false); err != nil {
-		return nil, err
+		return nil, k.store.checkPIN(err)
 	}
 	return k.sign(message)
 }

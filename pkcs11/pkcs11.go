@@ -21,9 +21,11 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThalesGroup/crypto11"
+	p11 "github.com/miekg/pkcs11"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/pki"
@@ -50,6 +52,13 @@ type Store struct {
 	mu     sync.RWMutex
 	ctx    *crypto11.Context // nil while the token cannot be reached
 	opened time.Time         // of the last login attempt
+	// pinRefused is the error of a login again that the token refused
+	// for its PIN (changed, locked, expired since the server started).
+	// Tried again once a second, a wrong PIN would soon lock the user's
+	// PIN of a token that counts failures, which takes its security
+	// officer to undo: the store does not try again until the server
+	// restarts, with the PIN that is right.
+	pinRefused atomic.Pointer[error]
 }
 
 var _ openpca.KeyStore = (*Store)(nil)
@@ -97,6 +106,9 @@ func (s *Store) relogin(failed *crypto11.Context) (*crypto11.Context, error) {
 	if s.ctx != failed && s.ctx != nil {
 		return s.ctx, nil // another request logged in again meanwhile
 	}
+	if refused := s.pinRefused.Load(); refused != nil {
+		return nil, *refused
+	}
 	if time.Since(s.opened) < time.Second {
 		return nil, errors.New("the token cannot be reached")
 	}
@@ -107,10 +119,23 @@ func (s *Store) relogin(failed *crypto11.Context) (*crypto11.Context, error) {
 	}
 	c, err := s.login()
 	if err != nil {
-		return nil, err
+		return nil, s.checkPIN(err)
 	}
 	s.ctx = c
 	return c, nil
+}
+
+// checkPIN returns err, a login's error; if the token refused its PIN,
+// the store logs in no more (pinRefused), and says so.
+func (s *Store) checkPIN(err error) error {
+	for _, code := range []p11.Error{p11.CKR_PIN_INCORRECT, p11.CKR_PIN_INVALID, p11.CKR_PIN_LEN_RANGE, p11.CKR_PIN_EXPIRED, p11.CKR_PIN_LOCKED} {
+		if is(err, code) {
+			refused := fmt.Errorf("%w; the token refused the PIN, and the server will not log in to it again until it restarts with the right one, lest a token that counts failed logins lock the PIN", err)
+			s.pinRefused.CompareAndSwap(nil, &refused)
+			return *s.pinRefused.Load()
+		}
+	}
+	return err
 }
 
 // Close logs out and closes the token's sessions.

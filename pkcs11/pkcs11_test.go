@@ -274,3 +274,62 @@ func TestGenerateKeyAfterTokenBack(t *testing.T) {
 	}
 	t.Errorf("the token is back, and the store makes no key: %s: %v", openpca.ErrorCode(err), err)
 }
+
+// TestRefusedPINNotTriedAgain: a token whose user PIN changed while the
+// server runs refuses the store's login again; the store then logs in no
+// more, lest a token that counts failed logins lock the PIN, until the
+// server restarts. With the PIN set back, it still does not sign (it
+// would, had it logged in again), and says why. The audit key's signer,
+// which logs in on its own, keeps to it too.
+func TestRefusedPINNotTriedAgain(t *testing.T) {
+	h, store, ca, _, own := newTokenCA(t)
+	signer, err := store.Signer(context.Background(), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditKey, err := store.Ed25519("audit", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	sign := func() (caErr, auditErr error) {
+		_, err := signer.Sign(rand.Reader, digest[:], crypto.SHA256)
+		_, aerr := auditKey.Sign(rand.Reader, []byte("x"), crypto.Hash(0))
+		return err, aerr
+	}
+	// setPIN changes the user's PIN from one to another, in a session of
+	// its own, and closes every session of the token, the store's too:
+	// they log in again.
+	setPIN := func(s *session, from, to string) {
+		t.Helper()
+		if err := s.m.SetPIN(s.h, from, to); err != nil {
+			t.Fatal(err)
+		}
+		slots, err := s.m.GetSlotList(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, slot := range slots {
+			if info, err := s.m.GetTokenInfo(slot); err == nil && info.Label == h.Label {
+				if err := s.m.CloseAllSessions(slot); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	setPIN(own, h.PIN, "87654321")
+	time.Sleep(1100 * time.Millisecond) // the store logs in at most once a second
+	if err, aerr := sign(); err == nil || aerr == nil {
+		t.Fatalf("signatures with the PIN changed: %v; the audit key's: %v", err, aerr)
+	}
+	changed := *h
+	changed.PIN = "87654321"
+	setPIN(openSession(t, &changed), "87654321", h.PIN)
+	time.Sleep(1100 * time.Millisecond)
+	err, aerr := sign()
+	for what, err := range map[string]error{"the CA's key": err, "the audit key": aerr} {
+		if err == nil || !strings.Contains(err.Error(), "will not log in to it again") {
+			t.Errorf("%s, with the PIN the token refused set back: %v; want no login tried again, and why", what, err)
+		}
+	}
+}
