@@ -435,12 +435,22 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	if shared {
 		return nil
 	}
+	// From here on the database is sealed with the new key: a failure
+	// must not read as a rotation that changed nothing, or the new key's
+	// file may be tidied away with every secret.
+	resealed := func(err error) error {
+		where := "given as the new master key"
+		if ownFile {
+			where = "in " + cfg.MasterKeyFile + pendingSuffix + ", which must be kept (starting the server, or any command on the data folder, finishes the rotation)"
+		}
+		return fmt.Errorf("the database is sealed with the new master key (fingerprint %s), %s, but the rotation did not finish: %w", seal.Fingerprint(next), where, err)
+	}
 	if err := resealTLSKey(cfg.DataDir, sealer); err != nil {
-		return err
+		return resealed(err)
 	}
 	if ownFile {
 		if err := os.Rename(cfg.MasterKeyFile+pendingSuffix, cfg.MasterKeyFile); err != nil {
-			return err
+			return resealed(err)
 		}
 		return seal.SyncDir(filepath.Dir(cfg.MasterKeyFile))
 	}

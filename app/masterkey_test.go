@@ -886,3 +886,39 @@ func TestRollingRotationWrappedKeys(t *testing.T) {
 	f.env.Restart(t)
 	f.works(t)
 }
+
+// TestRotationFailingAfterResealSaysKeepTheNewKey: a rotation on SQLite
+// that fails once the database is resealed (the TLS CA's key cannot be
+// rewritten: a full disk, a file in the way) has the database sealed with
+// the new key, which is only in master.key.new. Its error must say so, and
+// not read as a rotation that changed nothing: an operator who tidies up
+// the new key's file after a "failed" rotation loses every sealed secret.
+func TestRotationFailingAfterResealSaysKeepTheNewKey(t *testing.T) {
+	f := newRotationFixture(t)
+	f.env.Stop(t)
+	tlsKey := filepath.Join(f.env.Config.DataDir, "tls", "ca.key.sealed")
+	sealed := readFile(t, tlsKey)
+	// A folder in place of the TLS CA's key: its reading fails as an I/O
+	// error would, after the database's transaction committed.
+	if err := os.Remove(tlsKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(tlsKey, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := app.NewMasterKey()
+	err := app.RotateMasterKey(context.Background(), f.env.Config, next)
+	if err == nil {
+		t.Fatal("the rotation did not fail")
+	}
+	if _, statErr := os.Stat(f.master + ".new"); statErr != nil {
+		t.Fatalf("the new key's file is gone: %v", statErr)
+	}
+	if !strings.Contains(err.Error(), f.master+".new") || !strings.Contains(err.Error(), "sealed with the new master key") {
+		t.Errorf("a rotation that failed after the database was resealed says only: %v", err)
+	}
+	os.Remove(tlsKey)
+	os.WriteFile(tlsKey, []byte(sealed), 0o600)
+	f.env.Restart(t)
+	f.works(t)
+}
