@@ -529,16 +529,17 @@ func proveFromFile(path, serial string) (*auditlog.InclusionProof, error) {
 	return &auditlog.InclusionProof{CertificateAuthorityArn: h.CertificateAuthorityArn, Serial: want, Checkpoint: h.Checkpoint, Entries: entries}, nil
 }
 
-// verifierKey returns key, or the key in the file key names.
+// verifierKey returns the key in the file key names, or key itself: a
+// path may hold a "+" as a key does.
 func verifierKey(key string) (string, error) {
-	if strings.Contains(key, "+") {
+	b, err := os.ReadFile(key)
+	switch {
+	case err == nil:
+		return strings.TrimSpace(string(b)), nil
+	case strings.Contains(key, "+"):
 		return key, nil
 	}
-	b, err := os.ReadFile(key)
-	if err != nil {
-		return "", fmt.Errorf("--key is neither a public key nor a readable file: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	return "", fmt.Errorf("--key is neither a public key nor a readable file: %w", err)
 }
 
 // serverFlags name the OpenPCA server whose audit log a command asks.

@@ -129,6 +129,12 @@ func TestAuditVerify(t *testing.T) {
 	if out, err := runOpenpca(t, "audit", "verify", "--report", s.report, "--key", keyFile, "--server", s.env.URL); err != nil || !strings.Contains(out, "OK the server's current log extends it") {
 		t.Fatalf("clean report against the server: %v\n%s", err, out)
 	}
+	plus := filepath.Join(t.TempDir(), "keys+2026", "audit.pub") // a path may hold a "+" as a key does
+	os.Mkdir(filepath.Dir(plus), 0o755)
+	os.WriteFile(plus, []byte(s.vkey+"\n"), 0o644)
+	if out, err := runOpenpca(t, "audit", "verify", "--report", s.report, "--key", plus); err != nil {
+		t.Errorf("the key in a file whose path holds a +: %v\n%s", err, out)
+	}
 
 	// A report of an earlier version, beside its proof file of that
 	// version: the lines alone, as Go's own gzip reader reads them.
