@@ -17,12 +17,13 @@ import (
 const ActionPrefix = "acm-pca:"
 
 // shareable are the actions a CA's policy may grant another account: those
-// AWS Private CA documents for cross-account access, and the audit log's
-// checkpoints and proofs, OpenPCA's own, so that an auditor's account can
-// check reports against the server.
+// AWS Private CA documents for cross-account access (its RAM permissions'
+// read actions, and IssueCertificate and RevokeCertificate, their write
+// actions), and the audit log's checkpoints and proofs, OpenPCA's own, so
+// that an auditor's account can check reports against the server.
 var shareable = []string{
 	"DescribeCertificateAuthority", "GetCertificate", "GetCertificateAuthorityCertificate",
-	"ListPermissions", "ListTags", "IssueCertificate",
+	"ListPermissions", "ListTags", "IssueCertificate", "RevokeCertificate",
 	"GetAuditLogCheckpoint", "GetAuditLogConsistencyProof", "GetAuditLogInclusionProof",
 }
 

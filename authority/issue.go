@@ -85,6 +85,11 @@ func (s *Service) IssueCertificate(ctx context.Context, in *openpca.IssueCertifi
 	if tmpl.Root && ca.Type != openpca.CertificateAuthorityTypeRoot {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Template %s makes a root CA's self-signed certificate; %s is a SUBORDINATE certificate authority.", tmpl.Name, ca.ARN)
 	}
+	// "Short-lived certificates must be the last CA in the certificate
+	// hierarchy" (AWS's CA modes): such a CA signs no CA below it.
+	if tmpl.CA && !tmpl.Root && ca.UsageMode == openpca.CertificateAuthorityUsageModeShortLivedCertificate {
+		return nil, openpca.Errorf(openpca.CodeValidation, "%s issues short-lived certificates only, and is the last CA of its hierarchy: template %s makes a CA certificate.", ca.ARN, tmpl.Name)
+	}
 	sigAlg, err := pki.SignatureAlgorithm(ca.Config.KeyAlgorithm, in.SigningAlgorithm)
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "SigningAlgorithm: %v.", err)

@@ -1138,3 +1138,34 @@ func TestNamelessRequests(t *testing.T) {
 		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: validity})
 	testenv.WantError(t, err, "InvalidArgsException")
 }
+
+// TestShortLivedIssuesNoCA: a CA in SHORT_LIVED_CERTIFICATE mode is the
+// last CA of its hierarchy, as AWS documents ("Short-lived certificates
+// must be the last CA in the certificate hierarchy"): it issues no CA
+// certificate, even one valid for 7 days.
+func TestShortLivedIssuesNoCA(t *testing.T) {
+	env := testenv.Start(t)
+	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Short-Lived Root"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot, UsageMode: types.CertificateAuthorityUsageModeShortLivedCertificate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := *out.CertificateAuthorityArn
+	env.ActivateRoot(t, ca) // its own certificate is not held to the mode
+	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Below a short-lived CA")
+	csr, err := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tmpl := range []string{subCA, tmplPrefix + "BlankSubordinateCACertificate_PathLen0_APIPassthrough/V1"} {
+		_, err = env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: []byte(*csr.Csr),
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, TemplateArn: aws.String(tmpl),
+			Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(7)}})
+		testenv.WantError(t, err, "ValidationException")
+	}
+	// End-entity certificates it issues as before.
+	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca,
+		Csr:      testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "short.example"}}).CSRPEM,
+		Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(7)}})
+}

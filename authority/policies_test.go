@@ -335,3 +335,38 @@ func TestAuditLogAuthorization(t *testing.T) {
 		t.Errorf("another account the audit log was shared with: %d %s %s", status, code, body)
 	}
 }
+
+// TestSharedRevocation: a CA's policy may give another account
+// acm-pca:RevokeCertificate, as AWS Private CA's customer managed
+// permissions do ("Write actions: acm-pca:IssueCertificate,
+// acm-pca:RevokeCertificate"), and that account then revokes the CA's
+// certificates; an account the policy does not give it to still cannot.
+func TestSharedRevocation(t *testing.T) {
+	env := testenv.Start(t)
+	b, _ := env.NewAccount(t, accountB)
+	c, _ := env.NewAccount(t, accountC)
+	ca, _ := env.NewActiveRoot(t, "Shared for revocation")
+	doc := `{"Version":"2012-10-17","Statement":[
+		{"Sid":"IssueRevoke","Effect":"Allow","Principal":{"AWS":"` + accountB + `"},"Resource":"` + ca + `",
+		 "Action":["acm-pca:IssueCertificate","acm-pca:RevokeCertificate","acm-pca:GetCertificate"]},
+		{"Sid":"IssueOnly","Effect":"Allow","Principal":{"AWS":"` + accountC + `"},"Resource":"` + ca + `",
+		 "Action":["acm-pca:IssueCertificate","acm-pca:GetCertificate"]}]}`
+	if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: &doc}); err != nil {
+		t.Fatalf("PutPolicy granting acm-pca:RevokeCertificate: %v", err)
+	}
+	serial := func(e *testenv.Env) string {
+		arn := e.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca,
+			Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}}).CSRPEM})
+		return arn[strings.LastIndex(arn, "/")+1:] // the serial in hex
+	}
+	revoke := func(client *acmpca.Client, s string) error {
+		_, err := client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &ca, CertificateSerial: &s,
+			RevocationReason: types.RevocationReasonKeyCompromise})
+		return err
+	}
+	if err := revoke(b, serial(&testenv.Env{Client: b})); err != nil {
+		t.Errorf("account B, given RevokeCertificate, revokes: %v", err)
+	}
+	err := revoke(c, serial(&testenv.Env{Client: c}))
+	testenv.WantError(t, err, "AccessDeniedException")
+}
