@@ -8,6 +8,7 @@
 package connlimit
 
 import (
+	"cmp"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -39,7 +40,17 @@ type Limits struct {
 	// Logger is told, at most once a minute, of connections closed for
 	// PerNetwork, and of a listener full.
 	Logger *slog.Logger
+	// NextRequest is how long a connection idle between requests has,
+	// once the first bytes of its next request come, to have its server
+	// read on (0: DefaultNextRequest). Those bytes make it busy, no longer
+	// to be evicted, and net/http waits for its first four under its idle
+	// timeout: a byte sent after each request held a slot for minutes.
+	NextRequest time.Duration
 }
+
+// DefaultNextRequest is Limits.NextRequest's default: the server's own
+// bound on a request's headers.
+const DefaultNextRequest = 10 * time.Second
 
 // A Listener is a net.Listener with Limits. Its ConnState must be the
 // http.Server's, for it to know which connections are idle.
@@ -287,8 +298,14 @@ func (c *conn) SetDeadline(t time.Time) error {
 // runs.
 func (c *conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 && c.state.Load() != busy && !c.state.CompareAndSwap(idle, busy) {
-		return 0, net.ErrClosed
+	if n > 0 && c.state.Load() != busy {
+		if !c.state.CompareAndSwap(idle, busy) {
+			return 0, net.ErrClosed
+		}
+		// Its server, which waited for these bytes under its idle
+		// timeout, sets a deadline of its own once it has what it waits
+		// for: until then, these bytes alone must not hold the slot.
+		c.SetReadDeadline(time.Now().Add(cmp.Or(c.l.lim.NextRequest, DefaultNextRequest)))
 	}
 	return n, err
 }

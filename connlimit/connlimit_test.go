@@ -372,3 +372,49 @@ func TestReadAheadRequests(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleTrickleMakesRoom: a connection idle between requests that then
+// sends a byte or three of a next request, and nothing more, is still
+// made room from: it must not hold its slot for the server's idle timeout
+// (2 minutes) unevictable, which let an outsider hold every connection
+// with a request every two minutes and a byte after each, as idle
+// connections were to stop it from doing.
+func TestIdleTrickleMakesRoom(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(raw, Limits{Total: 2})
+	// The server's own timeouts: headers within 10 s, idle 2 minutes; an
+	// hour here, so that only the listener can make the room.
+	srv := &http.Server{ConnState: l.ConnState, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Hour,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	addr := raw.Addr().String()
+	var held []net.Conn
+	for range 2 {
+		c := dial(t, addr)
+		held = append(held, c)
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	// Once the server waits for the next requests: the first byte of one,
+	// and no more.
+	time.Sleep(100 * time.Millisecond)
+	for _, c := range held {
+		io.WriteString(c, "G")
+	}
+	time.Sleep(100 * time.Millisecond)
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
+	res, err := c.Get("http://" + addr)
+	if err != nil {
+		t.Fatalf("with the listener full of connections that each sent a byte after their request: %v", err)
+	}
+	res.Body.Close()
+}

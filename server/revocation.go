@@ -37,7 +37,13 @@ const maxOCSPRequest = 64 << 10
 // before the mux cleans it (see New).
 func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.HandlerFunc {
 	answer := func(w http.ResponseWriter, r *http.Request, request []byte) {
-		resp := responder.OCSP(r.Context(), request)
+		// Within requestTimeout, as the API's requests and the console's
+		// pages: a store that stops answering (or a reader of its pool
+		// that does not come) holds no request, and its connection, for
+		// as long as its client waits.
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		resp := responder.OCSP(ctx, request)
 		w.Header().Set("Content-Type", "application/ocsp-response")
 		w.Write(resp)
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/clientaddr"
+	"github.com/openpca/openpca/connlimit"
 	"github.com/openpca/openpca/internal/asynclog"
 )
 
@@ -501,9 +502,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		return err
 	}
 	if ml != nil {
-		metrics := http.NewServeMux()
-		metrics.Handle("GET /metrics", a.Metrics())
-		go (&http.Server{Handler: metrics, ReadHeaderTimeout: 10 * time.Second}).Serve(ml)
+		go serveMetrics(ml, a.Metrics(), cfg.Logger)
 		cfg.Logger.Info("serving the metrics", "url", "http://"+ml.Addr().String()+"/metrics")
 	}
 	served := make(chan error, 1)
@@ -545,6 +544,30 @@ wait:
 		cfg.Logger.Info("stopped")
 	}
 	return err
+}
+
+// The metrics listener's bounds. It serves a scraper or two, but whoever
+// else reaches its address must no more hold the server's memory, or its
+// file descriptors (which the API's listener and the database share),
+// than on the API's: with Go's defaults, a connection held 1 MiB of
+// headers for 10 s, and one idle after a request stayed open for good.
+const (
+	metricsConnections           = 64
+	metricsConnectionsPerNetwork = 8
+	metricsTimeout               = 10 * time.Second
+	metricsIdle                  = 2 * time.Minute
+	metricsHeaderBytes           = 16 << 10
+)
+
+// serveMetrics serves the metrics h on l, /metrics alone, within the
+// bounds above.
+func serveMetrics(l net.Listener, h http.Handler, logger *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	limited := connlimit.Listen(l, connlimit.Limits{Total: metricsConnections, PerNetwork: metricsConnectionsPerNetwork, Logger: logger})
+	srv := &http.Server{Handler: mux, ConnState: limited.ConnState, ReadHeaderTimeout: metricsTimeout, ReadTimeout: metricsTimeout,
+		WriteTimeout: time.Minute, IdleTimeout: metricsIdle, MaxHeaderBytes: metricsHeaderBytes}
+	return srv.Serve(limited)
 }
 
 // readSecretFile reads the secret (a master key, a PIN) in the file of
