@@ -541,3 +541,63 @@ func TestPurgeAfterRestorationPeriod(t *testing.T) {
 		t.Errorf("CAs in the database after purging: %v, want only %s", arns, keep)
 	}
 }
+
+// TestListTagsRefusesForeignNextToken: a NextToken that another list
+// operation returned (ListCertificateAuthorities, ListPermissions) is not
+// one of ListTags: it is refused, as a tampered one is, instead of being
+// read as a tag key to list after, which gave a 200 with an empty page
+// (or a page that skips tags) and no NextToken, so that a paginator ended
+// silently with tags left unlisted.
+func TestListTagsRefusesForeignNextToken(t *testing.T) {
+	env := testenv.Start(t)
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Foreign tokens")
+	env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Another")
+	var tags []types.Tag
+	for i := range 3 {
+		tags = append(tags, types.Tag{Key: aws.String(fmt.Sprintf("k%d", i)), Value: aws.String("v")})
+	}
+	if _, err := env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &arn, Tags: tags}); err != nil {
+		t.Fatal(err)
+	}
+	cas, err := env.Client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{MaxResults: aws.Int32(1)})
+	if err != nil || cas.NextToken == nil {
+		t.Fatalf("ListCertificateAuthorities: %v, next token %v", err, cas)
+	}
+	if _, err := env.Client.CreatePermission(ctx, &acmpca.CreatePermissionInput{CertificateAuthorityArn: &arn, Principal: aws.String("acm.amazonaws.com"),
+		Actions: []types.ActionType{types.ActionTypeIssueCertificate}}); err != nil {
+		t.Fatal(err)
+	}
+	// Only one principal can be given permissions: a permission token is
+	// had by asking for one a page of a CA that has one, and another
+	// source account's is not possible; the token is what the server
+	// makes of the page's last permission.
+	perms, err := env.Client.ListPermissions(ctx, &acmpca.ListPermissionsInput{CertificateAuthorityArn: &arn, MaxResults: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := map[string]string{"ListCertificateAuthorities": *cas.NextToken}
+	if perms.NextToken != nil {
+		foreign["ListPermissions"] = *perms.NextToken
+	}
+	for from, token := range foreign {
+		out, err := env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: &arn, NextToken: aws.String(token)})
+		if err == nil {
+			t.Errorf("ListTags with a NextToken of %s: %d tags, next token %v; want an error", from, len(out.Tags), out.NextToken)
+			continue
+		}
+		testenv.WantError(t, err, "ValidationException")
+	}
+	// Its own tokens still page through every tag.
+	var got int
+	p := acmpca.NewListTagsPaginator(env.Client, &acmpca.ListTagsInput{CertificateAuthorityArn: &arn, MaxResults: aws.Int32(2)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(page.Tags)
+	}
+	if got != 3 {
+		t.Errorf("paging ListTags listed %d tags, want 3", got)
+	}
+}

@@ -3,12 +3,18 @@ package authority
 import (
 	"context"
 	"encoding/base64"
+	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/openpca/openpca"
 )
+
+// tagKeyPattern is the model's pattern of a TagKey, which the wire layer
+// checks keys a request sets against: a ListTags token's key is this
+// package's own to check.
+var tagKeyPattern = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$`)
 
 // MaxTags is how many tags a CA may carry.
 const MaxTags = 50
@@ -120,8 +126,11 @@ func (s *Service) ListTags(ctx context.Context, in *openpca.ListTagsRequest) (*o
 	if in.NextToken != "" {
 		// A token is the last key of the page before; one that decodes to
 		// no key (a corrupted or another list's) would give an empty page.
+		// A key is one the model's pattern allows: a token of another
+		// list (ListCertificateAuthorities', ListPermissions', JSON)
+		// decodes to text that no tag key is, and is refused too.
 		after, err := base64.RawURLEncoding.DecodeString(in.NextToken)
-		if err != nil || len(after) == 0 || utf8.RuneCount(after) > 128 || !utf8.Valid(after) {
+		if err != nil || len(after) == 0 || utf8.RuneCount(after) > 128 || !utf8.Valid(after) || !tagKeyPattern.Match(after) {
 			// The model gives ListTags no InvalidNextTokenException.
 			return nil, openpca.Errorf(openpca.CodeValidation, "The NextToken is not one this server returned.")
 		}
