@@ -166,7 +166,7 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	}
 	// Of the header and the key alone: which report the proof file is of.
 	v.checkStatement(verifierKey)
-	if !v.checkLog() {
+	if err != nil || !v.checkLog() {
 		// The entries are not the checkpoint's log: whatever they say of
 		// the report is not the server's word, and is not compared.
 		return v
@@ -179,13 +179,13 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	// The report the log says there should be, written as a server writes
 	// it, is the report byte for byte, unless something is amiss: only
 	// then does the report need reading row by row, to say what.
-	same, err := sameReport(report, proof, format, revocations)
+	same, err := sameReport(report, proof, v.Checkpoint, format, revocations)
 	if err != nil || !same {
 		if err := rewind(report, proof); err != nil {
 			v.problem("input", 0, "%v", err)
 			return v
 		}
-		v.compareRows(report, proof, format, revocations)
+		v.compareRows(report, proof, v.Checkpoint, format, revocations)
 	} else {
 		v.Rows = v.Certificates
 	}
@@ -277,9 +277,17 @@ func rewind(files ...io.Seeker) error {
 
 // expectedRows calls fn with each issuance of the proof file's log as the
 // report's row should show it, in the log's order, with its revocation.
-func expectedRows(proof io.Reader, revocations map[string]*logRevocation, fn func(seq int64, c *openpca.Certificate, err error) error) error {
-	// Verify checked the records as it hashed them.
-	_, err := auditlog.ReadProof(proof, nil, func(seq int64, record []byte) error {
+// The proof file is read again: what this read gives is hashed too, and
+// must be the checkpoint's log, as the first read was (a file on storage
+// someone else controls, a network file system or a mounted bucket, can
+// change between two reads); if it is not, it returns an error, after fn
+// has seen what it read.
+func expectedRows(proof io.Reader, checkpoint *auditlog.Checkpoint, revocations map[string]*logRevocation, fn func(seq int64, c *openpca.Certificate, err error) error) error {
+	// Verify checked the records as it hashed them; they are hashed again,
+	// to know that they are the same.
+	var tree auditlog.Hasher
+	_, err := auditlog.ReadProof(proof, func(*auditlog.ProofHeader) (int64, error) { return checkpoint.Size, nil }, func(seq int64, record []byte) error {
+		tree.Add(record)
 		var r openpca.KeyUseRecord
 		if decodeRecord(record, &r) != nil || r.Kind != openpca.KeyUseIssue {
 			return nil
@@ -294,19 +302,26 @@ func expectedRows(proof io.Reader, revocations map[string]*logRevocation, fn fun
 		}
 		return fn(seq, c, err)
 	})
+	if err == nil && (tree.Size() != checkpoint.Size || tree.Root() != checkpoint.Root) {
+		err = errProofChanged
+	}
 	return err
 }
 
+// errProofChanged is expectedRows's error for a proof file that read
+// otherwise the second time.
+var errProofChanged = errors.New("the proof file changed while it was read: its log entries, read again, are not the checkpoint's")
+
 // sameReport reports whether the report is byte for byte the one a server
 // writes of the log.
-func sameReport(report, proof io.Reader, format openpca.AuditReportResponseFormat, revocations map[string]*logRevocation) (bool, error) {
+func sameReport(report, proof io.Reader, checkpoint *auditlog.Checkpoint, format openpca.AuditReportResponseFormat, revocations map[string]*logRevocation) (bool, error) {
 	cmp := &comparer{r: bufio.NewReaderSize(report, 64<<10), same: true}
 	w, err := NewWriter(format, cmp)
 	if err != nil {
 		return false, err
 	}
 	errDiffers := errors.New("the report differs")
-	err = expectedRows(proof, revocations, func(_ int64, c *openpca.Certificate, err error) error {
+	err = expectedRows(proof, checkpoint, revocations, func(_ int64, c *openpca.Certificate, err error) error {
 		if err != nil {
 			return err
 		}
@@ -352,13 +367,13 @@ func (c *comparer) Write(p []byte) (int, error) {
 
 // compareRows reads the report row by row and says how it differs from
 // the log's issuances. It keeps each issuance's row in memory.
-func (v *Verification) compareRows(report, proof io.Reader, format openpca.AuditReportResponseFormat, revocations map[string]*logRevocation) {
+func (v *Verification) compareRows(report, proof io.Reader, checkpoint *auditlog.Checkpoint, format openpca.AuditReportResponseFormat, revocations map[string]*logRevocation) {
 	type issuance struct {
 		seq int64
 		row []string // nil if its record is broken
 	}
 	var issued []issuance
-	err := expectedRows(proof, revocations, func(seq int64, c *openpca.Certificate, err error) error {
+	err := expectedRows(proof, checkpoint, revocations, func(seq int64, c *openpca.Certificate, err error) error {
 		if err != nil {
 			v.problem("log", 0, "entry %d: %v", seq, err)
 			issued = append(issued, issuance{seq: seq})
@@ -378,7 +393,10 @@ func (v *Verification) compareRows(report, proof io.Reader, format openpca.Audit
 		return nil
 	})
 	if err != nil {
+		// Rows compared with records that are not the checkpoint's log
+		// would say nothing of the report.
 		v.problem("log", 0, "%v", err)
+		return
 	}
 	bySerial := make(map[string]int, len(issued)) // colon serial → index in issued
 	for i, is := range issued {
