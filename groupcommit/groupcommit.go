@@ -39,6 +39,9 @@ type Batcher[T any] struct {
 	write    BatchFunc[T]
 	// order, if set, orders the items of a batch before they are written.
 	order func(a, b T) int
+	// check, if set, runs before each COMMIT: an error rolls the batch
+	// back (SetCheck).
+	check func() error
 	queue chan *request[T]
 	done  chan struct{}
 
@@ -88,6 +91,11 @@ func NewBatcher[T any](db *sql.DB, maxBatch int, timeout time.Duration, write Ba
 	go b.run()
 	return b
 }
+
+// SetCheck has check run before each commit, once the batch is written:
+// an error of it rolls the batch back, as a failed commit does. Call it
+// before the first Do.
+func (b *Batcher[T]) SetCheck(check func() error) { b.check = check }
 
 // ErrClosed is returned for items submitted after Close.
 var ErrClosed = errors.New("groupcommit: closed")
@@ -219,6 +227,12 @@ func (b *Batcher[T]) tx(batch []*request[T]) ([]error, error) {
 	if err != nil {
 		tx.Rollback()
 		return noErrs, b.timedOut(ctx, err)
+	}
+	if b.check != nil {
+		if err := b.check(); err != nil {
+			tx.Rollback()
+			return noErrs, fmt.Errorf("groupcommit: before commit: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return noErrs, b.timedOut(ctx, fmt.Errorf("groupcommit: commit: %w", err))

@@ -102,6 +102,33 @@ func freeSpace(dir string, min int64) func(context.Context) error {
 	}
 }
 
+// errGone says that the database's file was removed or replaced while
+// open: SQLite goes on writing to the file it has open, which has no name
+// any more, and the next start would open another (or make a new, empty
+// one), without what was committed meanwhile.
+var errGone = errors.New("sqlite: the database's file was removed or replaced while open")
+
+// stillThere checks that path still names the file opened (and that its
+// write-ahead log, which SQLite keeps while the database is open, is
+// still there), before each commit and in Ready: a commit to a file
+// removed, or renamed over, is lost for the next start. A stat, a
+// microsecond or two, per transaction.
+func stillThere(path string, opened os.FileInfo) func() error {
+	return func() error {
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errGone, err)
+		}
+		if !os.SameFile(fi, opened) {
+			return fmt.Errorf("%w: %s is another file now", errGone, path)
+		}
+		if _, err := os.Lstat(path + "-wal"); err != nil {
+			return fmt.Errorf("%w: its write-ahead log: %w", errGone, err)
+		}
+		return nil
+	}
+}
+
 // Open opens (creating if needed) the database at path and brings its
 // schema up to date.
 func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) {
@@ -123,18 +150,33 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	if err := restrictFiles(path); err != nil {
 		return nil, err
 	}
+	opened, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
 	pragmas := url.Values{}
 	for _, p := range []string{fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
 		pragmas.Add("_pragma", p)
 	}
-	base := sqliteuri.File(path) + "?" + pragmas.Encode()
+	// mode=rw: restrictFiles made the file; a connection opened later
+	// (the checkpointer's, a reader database/sql opens again) must not
+	// make a new, empty database under the name if the file was removed,
+	// beside the old one's write-ahead log and shared memory, which it
+	// would then share with the connections still on the old file.
+	base := sqliteuri.File(path) + "?mode=rw&" + pragmas.Encode()
 	// The writer never checkpoints on its own (see checkpointer). It
 	// zeroes what it deletes or overwrites (secure_delete): a CA's sealed
 	// key, resealed with a new master key or purged with its CA, stayed in
 	// the file, readable with the old master key. What it zeroes is in
 	// pages it writes anyway, but for pages it frees whole: issuance frees
 	// none.
-	write, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=secure_delete(ON)")
+	//
+	// journal_size_limit: a log restarted past twice RestartAt (it grew
+	// while a long reader, a backup's, kept it from starting over) has its
+	// file cut back to that at the next commit, rather than kept at its
+	// largest, and reused, until the server stops. A log of its usual size
+	// is never cut (see checkpointer).
+	write, err := sql.Open("sqlite", base+fmt.Sprintf("&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=secure_delete(ON)&_pragma=journal_size_limit(%d)", 2*opts.RestartAt))
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +206,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	c := &checkpointer{write: write, passive: checkpoint, wal: path + "-wal", opts: opts}
 	d := dialect()
 	d.Scrub = c.wantScrub
+	d.Unreachable = func(err error) bool { return errors.Is(err, errGone) }
 	db, err := sqlstore.Open(ctx, sqlstore.Config{
 		Dialect:  d,
 		Write:    write,
@@ -173,6 +216,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 		MaxBatch: maxBatch,
 		Ready:    freeSpace(filepath.Dir(path), opts.MinFreeSpace),
 		Schema:   opts.Schema,
+		Check:    stillThere(path, opened),
 		Close: func() error {
 			close(stop)
 			<-stopped
@@ -257,6 +301,11 @@ type checkpointer struct {
 	fileSize       int64 // the log's, when last looked at
 	frameSize      int64 // a page and its frame header, once known
 	failing        bool
+	// A restart that gave up on a reader still on the log held the writer
+	// restartWait: the next is not tried before retryAt, and each that
+	// gives up doubles backoff, up to maxRestartBackoff.
+	backoff time.Duration
+	retryAt time.Time
 	// Scrubs asked for (wantScrub), and the last of them a truncation of
 	// the log has done.
 	scrubsAsked atomic.Int64
@@ -343,17 +392,35 @@ const walFrameHeader = 24
 // restart checkpoints the log in full, on the writer's connection, and
 // waits restartWait at most for the readers still on it. A reader still
 // on the log makes the checkpoint give up: the next tick tries again.
+//
+// A long reader (a backup) makes every try give up, each after holding the
+// writer restartWait: tried again at every tick, or each time the log's
+// file grew, writers were held up most of the time while it read (12,000
+// issuances took 280 s beside one reader, against a few seconds). Tries
+// that give up are spaced out, twice as far each time, up to
+// maxRestartBackoff.
 func (c *checkpointer) restart() error {
+	now := time.Now()
+	if now.Before(c.retryAt) {
+		return nil
+	}
 	busy, err := c.full(context.Background(), "RESTART")
 	switch {
 	case err != nil:
 	case busy:
 		c.restartsBusy.Add(1)
+		c.backoff = min(max(2*c.backoff, checkpointInterval), maxRestartBackoff)
+		c.retryAt = time.Now().Add(c.backoff)
 	default:
 		c.restarts.Add(1)
+		c.backoff, c.retryAt = 0, time.Time{}
 	}
 	return err
 }
+
+// maxRestartBackoff bounds how long a restart that gave up on readers
+// waits before it tries again.
+const maxRestartBackoff = 5 * time.Second
 
 // full runs a checkpoint of mode RESTART or TRUNCATE on the writer's
 // connection, and reports whether readers still on the log made it give

@@ -87,7 +87,10 @@ func (db *DB) Ready(ctx context.Context) error {
 		return r.err
 	}
 	var err error
-	if db.ready != nil {
+	if db.check != nil {
+		err = db.check()
+	}
+	if err == nil && db.ready != nil {
 		err = db.ready(ctx)
 	}
 	if err == nil {

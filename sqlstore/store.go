@@ -118,6 +118,11 @@ type Config struct {
 	// Schema is what to do with a database whose schema is behind this
 	// version's.
 	Schema Schema
+	// Check, if set, runs before each write transaction commits, and in
+	// Ready: an error rolls the transaction back (SQLite's: the database's
+	// file is still the one open, not removed or replaced, when a commit
+	// would go to a file the next start does not open).
+	Check func() error
 	// Close closes what Open was given; the DB calls it last.
 	Close func() error
 }
@@ -138,6 +143,7 @@ type DB struct {
 	cas       caCache
 	readiness readiness
 	ready     func(context.Context) error
+	check     func() error
 	sealing   string // see SealsWith
 	close     func() error
 }
@@ -146,7 +152,7 @@ var _ openpca.Store = (*DB)(nil)
 
 // Open brings the schema up to date and returns the store.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, ready: cfg.Ready, close: cfg.Close,
+	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, ready: cfg.Ready, check: cfg.Check, close: cfg.Close,
 		locks: strings.NewReplacer("{FOR_SHARE}", cfg.Dialect.ForShare, "{FOR_UPDATE}", cfg.Dialect.ForUpdate, "{SKIP_LOCKED}", cfg.Dialect.SkipLocked)}
 	if err := db.migrate(ctx, cfg.Schema); err != nil {
 		return nil, fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
@@ -178,6 +184,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.issuances = groupcommit.NewBatcher(cfg.Write, cfg.MaxBatch, cfg.BatchTimeout, db.issueBatch)
+	if cfg.Check != nil {
+		db.commits.SetCheck(cfg.Check)
+		db.issuances.SetCheck(cfg.Check)
+	}
 	return db, nil
 }
 
@@ -426,6 +436,12 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		if err := fn(tx); err != nil {
 			tx.Rollback()
 			return err
+		}
+		if db.check != nil {
+			if err := db.check(); err != nil {
+				tx.Rollback()
+				return err
+			}
 		}
 		err = tx.Commit()
 		// database/sql rolls back a transaction whose context ended, and
