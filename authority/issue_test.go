@@ -337,11 +337,11 @@ func TestValidity(t *testing.T) {
 	}
 }
 
-// TestShortLivedValidity: a CA in SHORT_LIVED_CERTIFICATE mode issues
-// certificates valid for at most 7 days from issuance, and starting at
-// most the default hour before it.
-func TestShortLivedValidity(t *testing.T) {
-	env := testenv.Start(t)
+// newShortLivedRoot creates and activates a root CA in
+// SHORT_LIVED_CERTIFICATE mode (its own certificate is not held to the
+// mode), and returns its ARN.
+func newShortLivedRoot(t *testing.T, env *testenv.Env) string {
+	t.Helper()
 	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
 		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Short-Lived Root"),
 		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot, UsageMode: types.CertificateAuthorityUsageModeShortLivedCertificate})
@@ -350,6 +350,15 @@ func TestShortLivedValidity(t *testing.T) {
 	}
 	ca := *out.CertificateAuthorityArn
 	env.ActivateRoot(t, ca)
+	return ca
+}
+
+// TestShortLivedValidity: a CA in SHORT_LIVED_CERTIFICATE mode issues
+// certificates valid for at most 7 days from issuance, and starting at
+// most the default hour before it.
+func TestShortLivedValidity(t *testing.T) {
+	env := testenv.Start(t)
+	ca := newShortLivedRoot(t, env)
 	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "short"}}).CSRPEM
 	now := env.Clock.Now().Truncate(time.Second)
 	at := func(d time.Duration) *types.Validity {
@@ -1145,14 +1154,7 @@ func TestNamelessRequests(t *testing.T) {
 // certificate, even one valid for 7 days.
 func TestShortLivedIssuesNoCA(t *testing.T) {
 	env := testenv.Start(t)
-	out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
-		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Short-Lived Root"),
-		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot, UsageMode: types.CertificateAuthorityUsageModeShortLivedCertificate})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := *out.CertificateAuthorityArn
-	env.ActivateRoot(t, ca) // its own certificate is not held to the mode
+	ca := newShortLivedRoot(t, env)
 	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Below a short-lived CA")
 	csr, err := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &sub})
 	if err != nil {
