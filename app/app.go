@@ -82,6 +82,12 @@ type App struct {
 	// renewFailed is when the janitor last failed to issue the
 	// self-signed TLS certificate again (see renewSelfSigned).
 	renewFailed time.Time
+
+	// clockOffset is how far the database's clock was ahead of this
+	// server's at the last look, in nanoseconds, and clockOff whether that
+	// was beyond clockTolerance (see checkClock).
+	clockOffset atomic.Int64
+	clockOff    bool
 }
 
 // DefaultReportWitnessWait is how long an audit report waits for
@@ -100,6 +106,12 @@ const startTokens = 10_000
 // schemaInterval is how often a server looks whether a later version
 // has migrated its database.
 const schemaInterval = 5 * time.Second
+
+// clockTolerance is how far this server's clock may be off the
+// database's before the server warns: well within the shortest lease
+// (the audit reports' 15 s, renewed every 5 s), far beyond what NTP
+// leaves.
+const clockTolerance = time.Second
 
 // Open prepares an App: it locks the data folder, opens the database and
 // applies its migrations, loads (or creates) the master key, and starts
@@ -241,6 +253,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 			"ca", e.CAID, "entry", e.Entry, "problem", e.Problem)
 	}
 	collectors := []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector(), alarms}
+	if a.checkClock(ctx) {
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "openpca_database_clock_offset_seconds",
+			Help: "How far the shared database's clock was ahead of this server's (negative: behind) at the last look, every 5 s: servers time their leases on shared work each by its own clock; alert on a second or more.",
+		}, func() float64 { return time.Duration(a.clockOffset.Load()).Seconds() }))
+	}
 	if cfg.TLSCertFile != "" || cfg.TLSSelfSigned {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "openpca_tls_certificate_expiry_timestamp_seconds",
@@ -648,6 +666,7 @@ func (a *App) janitor(ctx context.Context, svc *authority.Service) {
 			return
 		case <-schema.C:
 			a.renewSelfSigned(a.now())
+			a.checkClock(ctx)
 		case <-purge.C:
 			if a.supersededBy(ctx) {
 				return
@@ -677,6 +696,36 @@ func (a *App) supersededBy(ctx context.Context) bool {
 	}
 	a.logger.Error("a later version of OpenPCA has migrated the database: this server stops; start that version in its place", "error", err)
 	a.superseded <- err
+	return true
+}
+
+// checkClock measures how far this server's clock is off the database's,
+// for a database with a clock of its own (PostgreSQL, which servers
+// share), and reports whether it has one. It warns once the clock is off
+// by more than clockTolerance, and says so once it agrees again: servers
+// sharing the database time their leases on audit reports, CRLs and
+// witnessing each by its own clock, so one off from the others by more
+// than a lease takes jobs over from peers that still work on them, and
+// the jobs are done twice; and a certificate or CRL carries the time of
+// whichever server signed it. A failed look says nothing: the schema's
+// look, at the same pace, warns of a database away.
+func (a *App) checkClock(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(ctx, schemaInterval)
+	defer cancel()
+	offset, uncertainty, ok, err := a.store.ClockOffset(cctx, a.now)
+	if !ok || err != nil {
+		return ok
+	}
+	a.clockOffset.Store(int64(offset))
+	off := offset.Abs() > clockTolerance+uncertainty
+	switch {
+	case off && !a.clockOff:
+		a.logger.Warn("this server's clock is off the database's, which servers sharing it measure themselves against: each times its leases on audit reports, CRLs and witnessing by its own clock, and one off by more than a lease takes jobs over from live peers; keep the clocks synchronised (NTP)",
+			"database_ahead_by", offset, "uncertainty", uncertainty)
+	case !off && a.clockOff:
+		a.logger.Info("this server's clock agrees with the database's again", "database_ahead_by", offset)
+	}
+	a.clockOff = off
 	return true
 }
 

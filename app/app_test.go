@@ -13,11 +13,13 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -698,5 +700,67 @@ func TestIdempotencyTokensExpire(t *testing.T) {
 		if n := tokens(); n != step.want {
 			t.Errorf("%v on: %d tokens, want %d", step.advance, n, step.want)
 		}
+	}
+}
+
+// TestClockOffDatabaseWarned: a server on PostgreSQL, which servers share,
+// measures its clock against the database's, every 5 s: it warns once
+// when it is off by more than a second, says so once when it agrees again,
+// and exports the offset as a metric. On SQLite, on the server's machine,
+// there is nothing to measure.
+func TestClockOffDatabaseWarned(t *testing.T) {
+	const warning, agreed = "this server's clock is off the database's", "this server's clock agrees with the database's again"
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) {
+			var logs testenv.SyncBuffer
+			var behind atomic.Int64
+			env := testenv.Start(t, func(c *app.Config) {
+				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+				c.Now = func() time.Time { return time.Now().Add(-time.Duration(behind.Load())) }
+				if store == "postgres" {
+					c.Database, c.ObjectStore = testenv.NewPostgresDB(t), "local"
+				}
+			})
+			offset := func() (float64, bool) {
+				res, err := (&http.Client{Transport: env.Transport()}).Get(env.URL + "/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				metrics, _ := io.ReadAll(res.Body)
+				_, value, found := strings.Cut(string(metrics), "\nopenpca_database_clock_offset_seconds ")
+				value, _, _ = strings.Cut(value, "\n")
+				got, _ := strconv.ParseFloat(value, 64)
+				return got, found
+			}
+			if got, found := offset(); found != (store == "postgres") || math.Abs(got) > 0.5 {
+				t.Errorf("at start, the offset metric: %v (exported: %v)", got, found)
+			}
+			behind.Store(int64(10 * time.Second))
+			wait := func(what string, done func() bool) {
+				t.Helper()
+				for deadline := time.Now().Add(15 * time.Second); !done(); time.Sleep(100 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("%s, 15 s on:\n%s", what, logs.String())
+					}
+				}
+			}
+			if store == "sqlite" {
+				time.Sleep(6 * time.Second) // past a look
+				if strings.Contains(logs.String(), warning) {
+					t.Errorf("a server on SQLite warned of its clock:\n%s", logs.String())
+				}
+				return
+			}
+			wait("no warning of a clock 10 s behind", func() bool { return strings.Contains(logs.String(), warning) })
+			if got, _ := offset(); got < 9.5 || got > 10.5 {
+				t.Errorf("the database 10 s ahead, the offset metric says %v", got)
+			}
+			behind.Store(0)
+			wait("no word of the clock agreeing again", func() bool { return strings.Contains(logs.String(), agreed) })
+			if n := strings.Count(logs.String(), warning); n != 1 {
+				t.Errorf("%d warnings of the clock, want 1:\n%s", n, logs.String())
+			}
+		})
 	}
 }

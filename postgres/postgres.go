@@ -169,6 +169,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 				}
 				return false
 			},
+			// clock_timestamp() is the time as the statement reads it;
+			// now() is when its transaction began.
+			Clock:      `SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)`,
 			Migrations: m,
 		},
 		Write:    db,

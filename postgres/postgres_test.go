@@ -979,3 +979,24 @@ func TestSessionsEarliest(t *testing.T) {
 		}
 	}
 }
+
+// TestClockOffset: the store measures how far the database's clock is
+// ahead of the one it is given, which servers sharing the database are
+// warned by when their own is off.
+func TestClockOffset(t *testing.T) {
+	db, err := postgres.Open(t.Context(), testenv.NewPostgresDB(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, skew := range []time.Duration{0, -time.Hour, 90 * time.Second} {
+		offset, uncertainty, ok, err := db.ClockOffset(t.Context(), func() time.Time { return time.Now().Add(skew) })
+		// The database runs on this machine, by its clock: the offset is
+		// the skew given, reversed, within the measure's uncertainty and
+		// a margin for the two clocks' readings (the database's rounded
+		// to a microsecond).
+		if err != nil || !ok || (offset+skew).Abs() > uncertainty+10*time.Millisecond || uncertainty > time.Second {
+			t.Errorf("a clock %v ahead: the database is %v ahead ± %v (%v, %v), want %v", skew, offset, uncertainty, ok, err, -skew)
+		}
+	}
+}

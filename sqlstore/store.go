@@ -63,6 +63,10 @@ type Dialect struct {
 	// was ended to break a deadlock, and is to be made again; it may say
 	// so in a log.
 	RetryMigration func(err error) bool
+	// Clock, if set, is a query of the database's own time, in
+	// microseconds since 1970, for ClockOffset. Unset for a database on
+	// the server's machine (SQLite), whose clock is the server's.
+	Clock string
 	// Migrations holds the numbered schema migrations, NNNN_name.sql.
 	Migrations fs.FS
 	// Scrub, if set, asks the database to clear from its files, as soon
