@@ -172,6 +172,12 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	if template.ErrCSR(err) {
 		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR cannot be signed: %v.", err)
 	}
+	// A subject alternative name entry that is blank or has a control
+	// character is a MalformedCSRException whether the CSR or the API
+	// passthrough gives it, as AWS answers it.
+	if _, ok := errors.AsType[*pki.EntryError](err); ok {
+		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The certificate cannot be issued: %v.", err)
+	}
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "%v.", err)
 	}
@@ -361,6 +367,12 @@ func (s *Service) RevokeCertificate(ctx context.Context, in *openpca.RevokeCerti
 	if selfSigned(cert) {
 		return openpca.Errorf(openpca.CodeInvalidRequest, "You cannot revoke a root CA self-signed certificate (serial %s of %s).", in.CertificateSerial, ca.ARN)
 	}
+	// "The RevokeCertificate API cannot be used to revoke any expired
+	// certificate, including a CA certificate" (AWS's CA status guide).
+	if !at.Before(cert.NotAfter) {
+		return openpca.Errorf(openpca.CodeInvalidRequest, "The certificate with serial %s expired at %s; an expired certificate cannot be revoked.",
+			in.CertificateSerial, cert.NotAfter.UTC().Format(time.RFC3339))
+	}
 	err = s.store.RecordRevocation(ctx, &openpca.Revocation{
 		CAID: ca.ID, Serial: serial, At: at, Reason: in.RevocationReason, Statuses: statuses,
 		Use: openpca.RevokeUse(ca.ARN, cert, at, in.RevocationReason, c.Principal, openpca.RequestIDFrom(ctx)),
@@ -406,6 +418,16 @@ func parseCSR(b []byte) (*x509.CertificateRequest, error) {
 		for _, name := range names {
 			if err := pki.CheckName(name); err != nil {
 				return nil, fmt.Errorf("a subject alternative name: %v", err)
+			}
+		}
+	}
+	// Its URIs and directory names too, which Go parses without such a
+	// check: AWS refuses "a SAN entry that's empty, that contains only
+	// whitespace, or that contains a control character".
+	for _, e := range csr.Extensions {
+		if e.Id.Equal(pki.OIDSubjectAltName) {
+			if err := pki.CheckAltNames(e.Value); err != nil {
+				return nil, err
 			}
 		}
 	}

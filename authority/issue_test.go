@@ -435,7 +435,7 @@ func TestIssueCertificateErrors(t *testing.T) {
 		{"an empty SAN and no subject", acmpca.IssueCertificateInput{Csr: testenv.NewLeaf(t, &x509.CertificateRequest{
 			ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: []byte{0x30, 0}}}}).CSRPEM}, "MalformedCSRException"},
 		{"API passthrough DNS name with a line break", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
-			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("a\nb.example")}}}}}, "InvalidArgsException"},
+			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("a\nb.example")}}}}}, "MalformedCSRException"},
 		{"CSR passthrough of a key usage that is none", acmpca.IssueCertificateInput{TemplateArn: aws.String(tmplPrefix + "BlankEndEntityCertificate_CSRPassthrough/V1"),
 			Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ku"},
 				ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 15}, Critical: true, Value: []byte{0xff}}}}).CSRPEM}, "MalformedCSRException"},
@@ -445,7 +445,7 @@ func TestIssueCertificateErrors(t *testing.T) {
 		{"API passthrough of a common name with a NUL", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
 			ApiPassthrough: &types.ApiPassthrough{Subject: &types.ASN1Subject{CommonName: aws.String("bank.example\x00.evil.example")}}}, "InvalidArgsException"},
 		{"a custom extension's DNS name with a NUL", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
-			ApiPassthrough: custom(types.CustomExtension{ObjectIdentifier: aws.String("2.5.29.17"), Value: der(t, []asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte("bank.example\x00.evil.example")}})})}, "InvalidArgsException"},
+			ApiPassthrough: custom(types.CustomExtension{ObjectIdentifier: aws.String("2.5.29.17"), Value: der(t, []asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte("bank.example\x00.evil.example")}})})}, "MalformedCSRException"},
 		{"a custom extension given twice", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
 			ApiPassthrough: custom(types.CustomExtension{ObjectIdentifier: aws.String("1.2.3.4"), Value: der(t, asn1.NullRawValue)},
 				types.CustomExtension{ObjectIdentifier: aws.String("1.2.3.4"), Value: der(t, []byte("x")), Critical: aws.Bool(true)})}, "InvalidArgsException"},
@@ -1170,4 +1170,114 @@ func TestShortLivedIssuesNoCA(t *testing.T) {
 	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca,
 		Csr:      testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "short.example"}}).CSRPEM,
 		Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(7)}})
+}
+
+// TestRootAPIPassthroughAuthorityKeyID: AWS's definition of
+// RootCACertificate_APIPassthrough/V1 gives the authority key identifier
+// as "[Passthrough from API]"; it was dropped.
+func TestRootAPIPassthroughAuthorityKeyID(t *testing.T) {
+	env := testenv.Start(t)
+	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "AKI Root")
+	csr, err := env.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyID := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
+	aki, err := asn1.Marshal(struct {
+		ID []byte `asn1:"optional,tag:0"`
+	}{keyID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &arn, Csr: []byte(*csr.Csr),
+		TemplateArn: aws.String(tmplPrefix + "RootCACertificate_APIPassthrough/V1"),
+		Validity:    &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(10)},
+		ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{CustomExtensions: []types.CustomExtension{
+			{ObjectIdentifier: aws.String("2.5.29.35"), Value: aws.String(base64.StdEncoding.EncodeToString(aki))}}}},
+	})
+	root, _ := env.Certificate(t, arn, certARN)
+	if !bytes.Equal(root.AuthorityKeyId, keyID) {
+		t.Fatalf("authority key identifier %x, want %x from the API passthrough", root.AuthorityKeyId, keyID)
+	}
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &arn, Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})}); err != nil {
+		t.Fatalf("importing the root certificate: %v", err)
+	}
+}
+
+// TestCSRAltNameEntries: AWS Private CA refuses, with a
+// MalformedCSRException, a request whose certificate would have "a SAN
+// entry that's empty, that contains only whitespace, or that contains a
+// control character" (user guide, Certificate request validation), and
+// RFC 5280 (4.2.1.6) forbids empty GeneralNames. A CSR's DNS names and
+// email addresses were checked; its URIs and directory names were not,
+// and went into the certificate as they came.
+func TestCSRAltNameEntries(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, _ := env.NewActiveRoot(t, "SAN Entries Root")
+	gn := func(tag int, compound bool, b []byte) asn1.RawValue {
+		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, IsCompound: compound, Bytes: b}
+	}
+	nulName, err := asn1.Marshal(pkix.Name{CommonName: "bank.example\x00.evil.example"}.ToRDNSequence())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		entry asn1.RawValue
+	}{
+		{"an empty URI", gn(6, false, []byte(""))},
+		{"a URI of spaces", gn(6, false, []byte("   "))},
+		{"an empty directory name", gn(4, true, []byte{0x30, 0x00})},
+		{"a directory name with a NUL", gn(4, true, nulName)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			san, err := asn1.Marshal([]asn1.RawValue{gn(2, false, []byte("ok.example")), tt.entry})
+			if err != nil {
+				t.Fatal(err)
+			}
+			csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ok.example"},
+				ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}}}).CSRPEM
+			out, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr,
+				SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+			if err == nil {
+				t.Fatalf("issued %s, whose subject alternative names have %s", *out.CertificateArn, tt.name)
+			}
+			testenv.WantError(t, err, "MalformedCSRException")
+		})
+	}
+}
+
+// TestAPIPassthroughAltNameEntries: the same validation applies to
+// what the API passthrough gives: "If the value comes from API
+// passthrough, correct the API passthrough values" (user guide,
+// MalformedCSRException with X.509 certificate condition keys). Such
+// entries were refused as InvalidArgsException.
+func TestAPIPassthroughAltNameEntries(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, _ := env.NewActiveRoot(t, "API SAN Entries Root")
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ok.example"}}).CSRPEM
+	blankDNS, err := asn1.Marshal([]asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte("  ")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		ext  *types.Extensions
+	}{
+		{"a blank DnsName", &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("  ")}}}},
+		{"a DnsName with a line break", &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("a\nb.example")}}}},
+		{"a URI with a tab", &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{UniformResourceIdentifier: aws.String("https://a\tb.example/")}}}},
+		{"a custom extension's blank DNS name", &types.Extensions{CustomExtensions: []types.CustomExtension{
+			{ObjectIdentifier: aws.String("2.5.29.17"), Value: aws.String(base64.StdEncoding.EncodeToString(blankDNS))}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr,
+				TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"), ApiPassthrough: &types.ApiPassthrough{Extensions: tt.ext},
+				SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+			testenv.WantError(t, err, "MalformedCSRException")
+		})
+	}
 }

@@ -755,3 +755,21 @@ func TestCAOfEarlierVersion(t *testing.T) {
 		t.Errorf("the CRL lists %d certificates", len(crl.RevokedCertificateEntries))
 	}
 }
+
+// TestRevokeExpiredCertificate: "The RevokeCertificate API cannot be
+// used to revoke any expired certificate, including a CA certificate"
+// (user guide, Understand AWS Private CA CA status).
+func TestRevokeExpiredCertificate(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, _ := env.NewActiveRoot(t, "Expiry Root")
+	arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN,
+		Csr:      testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "short.example"}}).CSRPEM,
+		Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+	env.Clock.Advance(48 * time.Hour)
+	_, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &rootARN,
+		CertificateSerial: aws.String(arn[strings.LastIndex(arn, "/")+1:]), RevocationReason: types.RevocationReasonKeyCompromise})
+	if err == nil {
+		t.Fatal("an expired certificate was revoked")
+	}
+	testenv.WantError(t, err, "InvalidRequestException")
+}

@@ -799,3 +799,26 @@ func TestConsoleSessionsPerKey(t *testing.T) {
 		t.Errorf("a browser that never signed in: %d to %q", status, res.Header.Get("Location"))
 	}
 }
+
+// TestExpiredCertificateNotRevocable: an expired certificate's page says
+// it expired and offers no revocation, which RevokeCertificate refuses.
+func TestExpiredCertificateNotRevocable(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Console Root")
+	leafARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
+		Csr:      testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "short.example"}}).CSRPEM,
+		Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+	page := "/console/ca/certificate?" + url.Values{"arn": {caARN}, "serial": {leafARN[strings.LastIndex(leafARN, "/")+1:]}}.Encode()
+	for _, tc := range []struct {
+		after   time.Duration
+		expired bool
+	}{{0, false}, {48 * time.Hour, true}} {
+		env.Clock.Advance(tc.after)
+		b := newBrowser(t, env)
+		b.signIn(env.Client)
+		status, html := b.get(page)
+		if status != http.StatusOK || strings.Contains(html, `id="revoke"`) == tc.expired || strings.Contains(html, `id="expired"`) != tc.expired {
+			t.Errorf("%v on, the certificate's page (%d): revocable %v, said expired %v", tc.after, status, strings.Contains(html, `id="revoke"`), strings.Contains(html, `id="expired"`))
+		}
+	}
+}

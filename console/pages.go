@@ -465,7 +465,9 @@ func (c *Console) showCertificate(w http.ResponseWriter, r *http.Request, in *si
 		}
 	}
 	data := map[string]any{"CA": c.node(in, *ca, nil), "Cert": cert, "Serial": serial, "PEM": out.Certificate, "Chain": chain, "Extensions": exts,
-		"KeyAlgorithm": pki.KeyAlgorithmOf(cert.PublicKey), "Reasons": openpca.RevocationReason("").Values()}
+		"KeyAlgorithm": pki.KeyAlgorithmOf(cert.PublicKey), "Reasons": openpca.RevocationReason("").Values(),
+		// An expired certificate cannot be revoked (RevokeCertificate).
+		"Expired": !c.cfg.Now().Before(cert.NotAfter)}
 	// Its status and who requested it, only to a caller who may list the
 	// CA's certificates.
 	if listed, err := c.cfg.Certificates.ListCertificates(in.ctx, ca.Arn, openpca.CertificateQuery{Serial: serial, Limit: 1}); err == nil && len(listed) == 1 {

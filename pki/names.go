@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
@@ -46,13 +47,13 @@ func MarshalGeneralName(g openpca.GeneralName) (asn1.RawValue, error) {
 	}
 	if g.Rfc822Name != "" {
 		if err := CheckName(g.Rfc822Name); err != nil {
-			return asn1.RawValue{}, fmt.Errorf("Rfc822Name: %v", err)
+			return asn1.RawValue{}, fmt.Errorf("Rfc822Name: %w", err)
 		}
 		ctx(tagRFC822Name, false, []byte(g.Rfc822Name))
 	}
 	if g.DnsName != "" {
 		if err := CheckName(g.DnsName); err != nil {
-			return asn1.RawValue{}, fmt.Errorf("DnsName: %v", err)
+			return asn1.RawValue{}, fmt.Errorf("DnsName: %w", err)
 		}
 		ctx(tagDNSName, false, []byte(g.DnsName))
 	}
@@ -73,7 +74,7 @@ func MarshalGeneralName(g openpca.GeneralName) (asn1.RawValue, error) {
 	}
 	if g.UniformResourceIdentifier != "" {
 		if err := CheckName(g.UniformResourceIdentifier); err != nil {
-			return asn1.RawValue{}, fmt.Errorf("UniformResourceIdentifier: %v", err)
+			return asn1.RawValue{}, fmt.Errorf("UniformResourceIdentifier: %w", err)
 		}
 		ctx(tagURI, false, []byte(g.UniformResourceIdentifier))
 	}
@@ -125,13 +126,21 @@ func CheckName(s string) error {
 		return fmt.Errorf("%q must be ASCII", s)
 	}
 	if strings.TrimSpace(s) == "" {
-		return fmt.Errorf("%q is blank", s)
+		return &EntryError{fmt.Sprintf("%q is blank", s)}
 	}
 	if strings.ContainsFunc(s, isControl) {
-		return fmt.Errorf("%q has a control character", s)
+		return &EntryError{fmt.Sprintf("%q has a control character", s)}
 	}
 	return nil
 }
+
+// EntryError refuses a subject alternative name entry that is empty,
+// blank or has a control character, which AWS Private CA answers with a
+// MalformedCSRException whether the CSR or the API passthrough gives it
+// ("Certificate request validation" in its user guide).
+type EntryError struct{ msg string }
+
+func (e *EntryError) Error() string { return e.msg }
 
 func isIA5(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -281,15 +290,30 @@ func AltNames(value []byte) string {
 }
 
 // CheckAltNames checks the names of a DER subject alternative name
-// extension's value that are IA5Strings (DNS names, email addresses,
-// URIs) with CheckName, as a CSR's are: a CustomExtension can give the
-// extension whole.
+// extension's value, whether a CSR or a CustomExtension gives it: those
+// that are IA5Strings (DNS names, email addresses, URIs) with CheckName,
+// and directory names, which must name something and have no control
+// character (CheckSubject). AWS Private CA refuses "a SAN entry that's
+// empty, that contains only whitespace, or that contains a control
+// character", and RFC 5280 (4.2.1.6) any empty GeneralName.
 func CheckAltNames(value []byte) error {
 	return eachAltName(value, func(tag cbasn1.Tag, v []byte) error {
 		switch tag {
 		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific(), cbasn1.Tag(6).ContextSpecific(): // rfc822Name, dNSName, URI
 			if err := CheckName(string(v)); err != nil {
-				return fmt.Errorf("a subject alternative name: %v", err)
+				return fmt.Errorf("a subject alternative name: %w", err)
+			}
+		case cbasn1.Tag(4).ContextSpecific().Constructed(): // directoryName: [4] EXPLICIT Name
+			name := cryptobyte.String(v)
+			var rdns cryptobyte.String
+			if !name.ReadASN1Element(&rdns, cbasn1.SEQUENCE) || !name.Empty() {
+				return fmt.Errorf("a subject alternative name: a directory name is not a Name")
+			}
+			if bytes.Equal(rdns, []byte{0x30, 0}) {
+				return &EntryError{"a subject alternative name: a directory name is empty"}
+			}
+			if err := CheckSubject(rdns); err != nil {
+				return &EntryError{"a subject alternative name: a directory name: " + err.Error()}
 			}
 		}
 		return nil

@@ -150,7 +150,13 @@ func ErrCSR(err error) bool {
 func (t *Template) setOwn(exts *extensions, pub any) error {
 	exts.set(pki.BasicConstraintsExtension(t.CA, t.PathLen, t.BCCritical))
 	exts.remove(pki.OIDSubjectKeyIdentifier) // derived from the CSR key
-	exts.remove(pki.OIDAuthorityKeyIdentifier)
+	// The issuing CA's SKI, set when signing; a root's own certificate
+	// has none unless the API passes one through, as AWS's
+	// RootCACertificate_APIPassthrough/V1 defines it ("[Passthrough from
+	// API]"). Root templates copy nothing else from the CSR.
+	if !t.Root {
+		exts.remove(pki.OIDAuthorityKeyIdentifier)
+	}
 	for _, id := range pki.SupersededExtensions {
 		exts.remove(id) // passed through, they could say otherwise
 	}
