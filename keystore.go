@@ -46,3 +46,12 @@ type KeyNamer interface {
 	// KeyHandle returns the handle GenerateKey will give ca's key.
 	KeyHandle(ca *CA) []byte
 }
+
+// RemoteKeyStore is a KeyStore that makes its keys on another machine (a
+// key management service), with none of the server's processors: its CA
+// creations wait on the network, not for a processor of the server.
+type RemoteKeyStore interface {
+	KeyStore
+	// MakesKeysElsewhere marks the store.
+	MakesKeysElsewhere()
+}

@@ -138,7 +138,8 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.creations.start(ctx, c.AccountID, n, s.maxCAs)
+	_, elsewhere := ks.KeyStore.(openpca.RemoteKeyStore)
+	done, err := s.creations.start(ctx, c.AccountID, n, s.maxCAs, !elsewhere)
 	if err != nil {
 		return nil, err
 	}

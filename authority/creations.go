@@ -97,8 +97,11 @@ func (cr *creations) join(ctx context.Context, account, token string) (end func(
 
 // start reserves a creation for account, which has stored CAs of its
 // limit max, and waits for its turn to make its key. The returned done
-// gives the turn and the reservation back.
-func (cr *creations) start(ctx context.Context, account string, stored, max int) (done func(), err error) {
+// gives the turn and the reservation back. A key made with the server's
+// processors (local) waits for one of them too; one made elsewhere (KMS)
+// does not, since a creation waiting on a slow or throttling KMS would
+// hold it from every other account's creations meanwhile.
+func (cr *creations) start(ctx context.Context, account string, stored, max int, local bool) (done func(), err error) {
 	cr.mu.Lock()
 	a := cr.accounts[account]
 	if a == nil {
@@ -136,6 +139,12 @@ func (cr *creations) start(ctx context.Context, account string, stored, max int)
 	case <-ctx.Done():
 		release()
 		return nil, ctx.Err()
+	}
+	if !local {
+		return func() {
+			<-a.running
+			release()
+		}, nil
 	}
 	select {
 	case cr.slots <- struct{}{}:

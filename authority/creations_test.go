@@ -19,7 +19,7 @@ func TestCreations(t *testing.T) {
 	ctx := t.Context()
 	var dones []func()
 	for range creationsRunning {
-		done, err := cr.start(ctx, "a", 0, 100)
+		done, err := cr.start(ctx, "a", 0, 100, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,13 +28,13 @@ func TestCreations(t *testing.T) {
 	// A third waits, until its request ends.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, err := cr.start(short, "a", 0, 100); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := cr.start(short, "a", 0, 100, true); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a third creation at once: %v; want it to wait", err)
 	}
 	// Or until one of the two is done.
 	started := make(chan func())
 	go func() {
-		done, err := cr.start(ctx, "a", 0, 100)
+		done, err := cr.start(ctx, "a", 0, 100, true)
 		if err != nil {
 			t.Error(err)
 		}
@@ -45,7 +45,7 @@ func TestCreations(t *testing.T) {
 		t.Fatal("a third creation started beside two")
 	case <-time.After(50 * time.Millisecond):
 	}
-	other, err := cr.start(ctx, "b", 0, 100)
+	other, err := cr.start(ctx, "b", 0, 100, true)
 	if err != nil {
 		t.Fatalf("another account's creation: %v", err)
 	}
@@ -53,7 +53,7 @@ func TestCreations(t *testing.T) {
 	dones[0]()
 	dones[0] = <-started
 	// Reserved ones count toward the limit.
-	if _, err := cr.start(ctx, "a", 8, 10); openpca.ErrorCode(err) != openpca.CodeLimitExceeded {
+	if _, err := cr.start(ctx, "a", 8, 10, true); openpca.ErrorCode(err) != openpca.CodeLimitExceeded {
 		t.Errorf("a creation with 8 stored and 2 under way, of 10: %v; want the limit", err)
 	}
 	// Past the waiting bound: throttled.
@@ -61,7 +61,7 @@ func TestCreations(t *testing.T) {
 	errs := make(chan error, creationsWaiting)
 	for range creationsWaiting {
 		go func() {
-			_, err := cr.start(waiting, "a", 0, 100)
+			_, err := cr.start(waiting, "a", 0, 100, true)
 			errs <- err
 		}()
 	}
@@ -70,7 +70,7 @@ func TestCreations(t *testing.T) {
 		reserved = cr.accounts["a"].reserved
 		cr.mu.Unlock()
 	}
-	if _, err := cr.start(ctx, "a", 0, 100); openpca.ErrorCode(err) != openpca.CodeThrottling {
+	if _, err := cr.start(ctx, "a", 0, 100, true); openpca.ErrorCode(err) != openpca.CodeThrottling {
 		t.Fatalf("a creation past %d waiting: %v; want it throttled", creationsWaiting, err)
 	}
 	cancelWaiting()
@@ -99,7 +99,7 @@ func TestCreationsServerBound(t *testing.T) {
 	if perAccount := creationsRunning + creationsWaiting; bound < 2*perAccount {
 		t.Fatalf("the server's bound, %d, is within two accounts' own, of %d", bound, perAccount)
 	}
-	first, err := cr.start(ctx, "a0", 0, 100)
+	first, err := cr.start(ctx, "a0", 0, 100, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestCreationsServerBound(t *testing.T) {
 		waiting, cancel := context.WithCancel(ctx)
 		cancels[i], errs[i] = cancel, make(chan error, 1)
 		go func() {
-			_, err := cr.start(waiting, fmt.Sprintf("a%d", i/(creationsRunning+creationsWaiting)), 0, 100)
+			_, err := cr.start(waiting, fmt.Sprintf("a%d", i/(creationsRunning+creationsWaiting)), 0, 100, true)
 			errs[i] <- err
 		}()
 	}
@@ -131,7 +131,7 @@ func TestCreationsServerBound(t *testing.T) {
 	}
 	bounded, cancelBounded := context.WithTimeout(ctx, 5*time.Second) // not to wait for ever if let through
 	defer cancelBounded()
-	if _, err := cr.start(bounded, "other", 0, 100); openpca.ErrorCode(err) != openpca.CodeThrottling {
+	if _, err := cr.start(bounded, "other", 0, 100, true); openpca.ErrorCode(err) != openpca.CodeThrottling {
 		t.Fatalf("an account's first creation past %d on the server: %v; want it throttled", bound, err)
 	}
 	last := bound - 1
@@ -143,7 +143,7 @@ func TestCreationsServerBound(t *testing.T) {
 	// It waits its turn, until its request ends.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, err := cr.start(short, "other", 0, 100); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := cr.start(short, "other", 0, 100, true); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a creation once one ended: %v; want it to wait", err)
 	}
 }

@@ -42,6 +42,10 @@ const signTimeout = 30 * time.Second
 // a start or a purge for good.
 const attemptTimeout = 20 * time.Second
 
+// newKeyWait bounds the wait for a key KMS has just made to show (see
+// newKeySigner).
+const newKeyWait = 30 * time.Second
+
 // MaxKeyPolicy is the most bytes a key policy may have in KMS.
 const MaxKeyPolicy = 32768
 
@@ -53,7 +57,7 @@ type Store struct {
 	KeyPolicy string
 }
 
-var _ openpca.KeyStore = (*Store)(nil)
+var _ openpca.RemoteKeyStore = (*Store)(nil)
 
 // Open returns a store on KMS in region, or on the KMS-compatible server at
 // endpoint. Credentials come from the standard AWS configuration.
@@ -112,6 +116,10 @@ func (*Store) Name() string { return Name }
 // Hardware implements openpca.KeyStore.
 func (*Store) Hardware() bool { return true }
 
+// MakesKeysElsewhere implements openpca.RemoteKeyStore: KMS makes its
+// keys, and the server waits on the network meanwhile.
+func (*Store) MakesKeysElsewhere() {}
+
 // keySpecs are the key algorithms the store makes keys of.
 var keySpecs = map[openpca.KeyAlgorithm]types.KeySpec{
 	openpca.KeyAlgorithmEcPrime256v1: types.KeySpecEccNistP256,
@@ -162,7 +170,12 @@ func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.Key
 		return nil, nil, err
 	}
 	arn := aws.ToString(out.KeyMetadata.Arn)
-	key, err := s.signer(ctx, ca, arn)
+	key, err := s.newKeySigner(ctx, ca, arn)
+	if openpca.ErrorCode(err) == openpca.CodeInvalidState {
+		// Not the state of a CA that has none yet: a key KMS still does
+		// not show, or lost as it was made.
+		err = &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("KMS does not show the key it made for %s; retry later.", ca.ARN), Cause: err}
+	}
 	if err != nil {
 		// Returned, the key would be the caller's to destroy; as it is
 		// not, it goes now, or else its handle is returned, for the
@@ -182,6 +195,28 @@ func createKeyRetryer() aws.Retryer {
 	return retry.NewStandard(func(o *retry.StandardOptions) {
 		o.Retryables = []retry.IsErrorRetryable{retry.NoRetryCanceledError{}, retry.RetryableErrorCode{Codes: retry.DefaultThrottleErrorCodes}}
 	})
+}
+
+// newKeySigner returns a signer of the key KMS has just made for ca.
+// AWS KMS is eventually consistent, and documents NotFoundException and
+// KMSInvalidStateException for a key used right after CreateKey, for
+// seconds, rarely minutes: those are tried again, for newKeyWait at
+// most; any other answer is taken as it comes.
+func (s *Store) newKeySigner(ctx context.Context, ca *openpca.CA, arn string) (*signer, error) {
+	deadline := time.Now().Add(newKeyWait)
+	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		key, err := s.signer(ctx, ca, arn)
+		var notFound *types.NotFoundException
+		var state *types.KMSInvalidStateException
+		if err == nil || !errors.As(err, &notFound) && !errors.As(err, &state) || time.Now().Add(wait).After(deadline) {
+			return key, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
 }
 
 // refused reports whether err is KMS's refusal of a request (a status
@@ -326,21 +361,29 @@ func algorithm(pub crypto.PublicKey, opts crypto.SignerOpts) (types.SigningAlgor
 // refuses to use (disabled, pending deletion, deleted) is InvalidState; a
 // use the key does not allow (a hash KMS does not sign with for its curve)
 // is InvalidArgs; a key policy it refuses (--kms-key-policy), rights the
-// server lacks, and a handle that names no key it can use are internal
-// failures, logged; anything else, KMS being unreachable or throttling,
-// is ServiceUnavailable, which clients retry.
+// server lacks, a handle that names no key it can use and a quota of
+// KMS's account reached are internal failures, logged; anything else,
+// KMS being unreachable or throttling, is ServiceUnavailable, which
+// clients retry.
 func refusal(ca *openpca.CA, err error) error {
 	var disabled *types.DisabledException
 	var state *types.KMSInvalidStateException
 	var notFound *types.NotFoundException
 	var usage *types.InvalidKeyUsageException
 	var policy *types.MalformedPolicyDocumentException
+	var limit *types.LimitExceededException
 	var api smithy.APIError
 	switch {
 	case errors.As(err, &policy):
 		// The operator's to mend: an internal failure, logged (the SDKs
 		// retry it as any 500, to the same refusal).
 		return fmt.Errorf("kms: KMS refuses the key policy the server was given (--kms-key-policy): %w", err)
+	case errors.As(err, &limit):
+		// A quota of KMS's account (its keys, those pending deletion
+		// among them): KMS answered, and answers a retry the same until
+		// the operator raises the quota. (The SDKs retry it as throttling
+		// first.)
+		return fmt.Errorf("kms: KMS refuses a key for %s: a quota of the KMS account is reached: %w", ca.ARN, err)
 	case errors.As(err, &api) && slices.Contains([]string{"AccessDeniedException", "InvalidArnException", "UnsupportedOperationException", "IncorrectKeyException"}, api.ErrorCode()):
 		// KMS answered, and will answer a retry the same: the server's
 		// rights or the CA's key handle are the operator's to mend.

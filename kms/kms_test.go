@@ -31,6 +31,8 @@ func TestRefusal(t *testing.T) {
 		{&smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: kms:Sign", Fault: smithy.FaultClient}, openpca.CodeInternalFailure},
 		{&types.InvalidArnException{Message: aws.String("arn")}, openpca.CodeInternalFailure},
 		{&types.IncorrectKeyException{Message: aws.String("key")}, openpca.CodeInternalFailure},
+		// A quota of KMS's account (its keys): the operator's to raise.
+		{&types.LimitExceededException{Message: aws.String("quota")}, openpca.CodeInternalFailure},
 		{&smithy.GenericAPIError{Code: "ThrottlingException", Message: "slow down"}, openpca.CodeServiceUnavailable},
 		{errors.New("connection refused"), openpca.CodeServiceUnavailable},
 	} {
