@@ -88,7 +88,7 @@ func (p Proxies) Secure(r *http.Request) bool {
 		return true
 	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil || !p.Trusts(ap.Addr().Unmap()) {
+	if err != nil || !p.Trusts(ap.Addr().Unmap().WithZone("")) {
 		return false
 	}
 	lines := r.Header.Values("X-Forwarded-Proto")
@@ -130,7 +130,10 @@ func (p Proxies) walk(r *http.Request) (client, nearest netip.Addr) {
 	if err != nil {
 		return netip.Addr{}, netip.Addr{}
 	}
-	addr := ap.Addr().Unmap()
+	// Without its zone, as an address of X-Forwarded-For: a zoned
+	// address (a link-local client's, fe80::1%eth0) is in no network
+	// netip knows, neither a trusted proxy's nor one a policy names.
+	addr := ap.Addr().Unmap().WithZone("")
 	if !p.Trusts(addr) {
 		return addr, addr
 	}

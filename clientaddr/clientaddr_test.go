@@ -144,3 +144,25 @@ func TestNetwork(t *testing.T) {
 		t.Errorf("Network of no address = %s", got)
 	}
 }
+
+// TestConnectionZoneDropped: the address of a client connected over a
+// link-local address has no zone, as one of X-Forwarded-For has none: it
+// is aws:SourceIp, and a zoned address is in no network (netip), so a
+// policy's Deny of fe80::/10 denied such a client nothing.
+func TestConnectionZoneDropped(t *testing.T) {
+	linkLocal, err := Parse("fe80::/10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &http.Request{RemoteAddr: "[fe80::1%eth0]:443", Header: http.Header{"X-Forwarded-For": {"203.0.113.7"}, "X-Forwarded-Proto": {"https"}}}
+	if got, want := Proxies(nil).Of(r), netip.MustParseAddr("fe80::1"); got != want {
+		t.Errorf("Of = %v, want %v", got, want)
+	}
+	// A proxy of a trusted network, connected over its link-local address.
+	if got, want := linkLocal.Of(r), netip.MustParseAddr("203.0.113.7"); got != want {
+		t.Errorf("through a trusted link-local proxy: Of = %v, want %v", got, want)
+	}
+	if !linkLocal.Secure(r) {
+		t.Error("through a trusted link-local proxy that says https: not secure")
+	}
+}

@@ -322,8 +322,11 @@ func ipAddress(v string, policy []string) bool {
 	if err != nil {
 		return false
 	}
+	// netip's Contains is false for an address with a zone (fe80::1%eth0,
+	// a link-local client's): a Deny of fe80::/10 would deny nothing.
+	addr = addr.Unmap().WithZone("")
 	for _, p := range policy {
-		if prefix, err := parsePrefix(p); err == nil && prefix.Contains(addr.Unmap()) {
+		if prefix, err := parsePrefix(p); err == nil && prefix.Contains(addr) {
 			return true
 		}
 	}

@@ -281,3 +281,20 @@ func TestVariablesOf2008(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestIpAddressZonedSource: a client's address with an IPv6 zone, as a
+// link-local client's connection has (fe80::1%eth0), is in the networks
+// that hold the address: netip's Contains is false for any zoned address,
+// so a Deny of fe80::/10 denied nothing, and an Allow of it allowed
+// nothing.
+func TestIpAddressZonedSource(t *testing.T) {
+	deny := mustParse(t, `{"Version":"2012-10-17","Statement":[
+		{"Sid":"All","Effect":"Allow","Action":"acm-pca:*","Resource":"*"},
+		{"Sid":"NotFromLinkLocal","Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"fe80::/10"}}}]}`, Identity)
+	for _, addr := range []string{"fe80::1", "fe80::1%eth0", "fe80::fc:ff:fe00:1%2"} {
+		r := &Request{Action: "acm-pca:IssueCertificate", Resource: ca, Account: "111122223333", Context: map[string][]string{KeySourceIP: {addr}}}
+		if d := Evaluate([]Named{{Name: "p", Policy: deny}}, r); !d.Denied {
+			t.Errorf("a request from %s: %+v, want denied by NotFromLinkLocal", addr, d)
+		}
+	}
+}
