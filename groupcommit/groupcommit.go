@@ -184,8 +184,11 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 	errs, err := b.tx(live)
 	switch {
 	// A batch that failed on its own may have failed for one item: each
-	// runs again alone. One that ran out of time would only do so again.
-	case err != nil && len(live) > 1 && !errors.Is(err, context.DeadlineExceeded):
+	// runs again alone. One that ran out of time would only do so again,
+	// and one whose COMMIT failed may have committed: written again, its
+	// writes would be made twice (an issuance signed again under a new
+	// serial when it found its own serial taken, a key use logged twice).
+	case err != nil && len(live) > 1 && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUncertain):
 		for i, r := range live {
 			alone, err := b.tx([]*request[T]{r})
 			if err != nil {
@@ -235,10 +238,17 @@ func (b *Batcher[T]) tx(batch []*request[T]) ([]error, error) {
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return noErrs, b.timedOut(ctx, fmt.Errorf("groupcommit: commit: %w", err))
+		return noErrs, b.timedOut(ctx, fmt.Errorf("%w: %w", ErrUncertain, err))
 	}
 	return errs, nil
 }
+
+// ErrUncertain wraps the error of a batch whose COMMIT failed: the
+// database may have committed it before its answer was lost (a connection
+// cut, a crash, a failover between the two), so its writes are neither
+// known to be durable nor known to be undone. The batch is not written
+// again.
+var ErrUncertain = errors.New("groupcommit: commit failed, and may have committed")
 
 // ErrTimedOut is the error of the writes of a batch that ran out of its
 // time: the database did not answer, not the writes failing. It is a

@@ -92,6 +92,15 @@ func setSessionDefaults(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, `SET default_transaction_isolation = 'read committed'`); err != nil {
 		return fmt.Errorf("setting default_transaction_isolation: %w", err)
 	}
+	// A write is acknowledged, a certificate returned, only once it is
+	// durable: synchronous_commit off (of the server, the role, the
+	// database or the address) has PostgreSQL answer a COMMIT before its
+	// log is on disk, and a crash of PostgreSQL then loses what the server
+	// acknowledged. The other values (local, remote_write, on,
+	// remote_apply) all wait for the local flush, and are kept.
+	if _, err := conn.Exec(ctx, `SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'`); err != nil {
+		return fmt.Errorf("setting synchronous_commit: %w", err)
+	}
 	return nil
 }
 
@@ -143,6 +152,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 			Retryable:   retryable,
 			Full:        full,
 			Unreachable: unreachable,
+			Timeout:     timeout,
 			// A migration is not cut short by the statement_timeout of the
 			// role or the database: a long one (a copy of every
 			// certificate) would fail every start; its waits for locks are
@@ -365,7 +375,8 @@ func full(err error) bool {
 
 // unreachable reports whether err is of a connection to PostgreSQL that
 // was lost or could not be made, or of a server shutting down, starting
-// or out of connections (class 08, 57P01 to 57P03, 53300), not of what a
+// or out of connections (class 08, 57P01 to 57P03, 53300), or of a
+// session it ended for idling (25P03, 25P04, 57P05), not of what a
 // statement asked.
 func unreachable(err error) bool {
 	if errors.Is(err, context.Canceled) {
@@ -374,8 +385,16 @@ func unreachable(err error) bool {
 	// PostgreSQL's own word decides, also on a connection it refused: a
 	// wrong password or a database that does not exist is no outage, too
 	// many connections (53300) is one for now.
+	// A session PostgreSQL ended for idling (idle_in_transaction_session_
+	// timeout, which the server sets: a server frozen within a
+	// transaction finds it on waking; idle_session_timeout;
+	// transaction_timeout) is a connection lost too.
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
-		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "53300"
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "53300", "25P03", "25P04", "57P05":
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08")
 	}
 	// A connection that could not be made is the database away, even when
 	// its error is a deadline's: Go's dial timeout is one (errors.Is
@@ -389,8 +408,22 @@ func unreachable(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	// A connection that pgx closed already, having lost it (the
+	// database crashed or restarted): the statement was never sent.
+	if errors.Is(err, pgconn.ErrConnClosed) {
+		return true
+	}
 	_, network := errors.AsType[net.Error](err)
 	return network || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn)
+}
+
+// timeout reports a statement that PostgreSQL ended past its lock_timeout
+// (55P03) or statement_timeout (57014), as a role's or a database's
+// settings may bound them: a lock held a while (another server's
+// transaction, a migration, a pg_dump), not the request's fault.
+func timeout(err error) bool {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && (pe.Code == "55P03" || pe.Code == "57014")
 }
 
 func retryable(err error) bool {

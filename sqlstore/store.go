@@ -47,6 +47,11 @@ type Dialect struct {
 	// that could not be reached (a connection lost or refused, the
 	// server shutting down): clients are told to retry later too.
 	Unreachable func(error) bool
+	// Timeout, if set, reports whether an error is of a statement the
+	// database ended for waiting too long (its lock_timeout or
+	// statement_timeout, which the operator may set): busy for now,
+	// clients are told to retry later.
+	Timeout func(error) bool
 	// LockMigrations, if set, runs first in the transaction that reads
 	// the schema's version and applies the migrations it lacks, all of
 	// them or none: it serializes that transaction among the processes
@@ -509,13 +514,19 @@ func (db *DB) wrap(what string, err error) error {
 		return errors.Join(errFull, err)
 	}
 	// A retry may find the database, or another connection to it; the
-	// error is the cause, which the server logs.
+	// error is the cause, which the server logs. A write whose commit's
+	// answer was lost with the connection may be durable: a client that
+	// retries it with its idempotency token gets what it made.
 	if db.dialect.Unreachable != nil && db.dialect.Unreachable(err) {
+		if errors.Is(err, groupcommit.ErrUncertain) {
+			return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server lost its database's answer to the write, which may have been stored; retry it, with the same idempotency token.", Cause: err}
+		}
 		return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server cannot reach its database now; retry later.", Cause: err}
 	}
 	// A write whose batch ran out of time waited on a database that did
-	// not answer (stopped, cut off without a word, or a lock held).
-	if errors.Is(err, groupcommit.ErrTimedOut) {
+	// not answer (stopped, cut off without a word, or a lock held); so
+	// did a statement the database itself ended for its wait.
+	if errors.Is(err, groupcommit.ErrTimedOut) || db.dialect.Timeout != nil && db.dialect.Timeout(err) {
 		return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server's database did not answer in time; retry later.", Cause: err}
 	}
 	return err

@@ -204,3 +204,38 @@ func RestorePostgresDB(t testing.TB, dsn string) string {
 	}
 	return to
 }
+
+// Crash stops the cluster as a crash of PostgreSQL would leave it
+// (pg_ctl stop -m immediate: no checkpoint, what is not in the
+// write-ahead log on disk is lost), keeping its files for Start.
+func (pg *Postgres) Crash() error {
+	out, err := pg.run("pg_ctl", "-D", filepath.Join(pg.dir, "data"), "-m", "immediate", "-w", "stop")
+	if err != nil {
+		return fmt.Errorf("pg_ctl stop: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// Start starts a cluster that Crash stopped, on its port, and waits for it
+// to take connections (after its recovery).
+func (pg *Postgres) Start() error {
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c max_connections=300 -c shared_buffers=128MB", pg.port, pg.dir)
+	out, err := pg.run("pg_ctl", "-D", filepath.Join(pg.dir, "data"), "-w", "-l", filepath.Join(pg.dir, "log"), "-o", opts, "start")
+	if err != nil {
+		return fmt.Errorf("pg_ctl start: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// NewOwnPostgres starts a cluster of the test's own, which it may crash
+// and start again (Crash, Start) beside the other tests' cluster; it
+// stops when the test ends.
+func NewOwnPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	pg, err := StartPostgres()
+	if err != nil {
+		t.Fatalf("starting PostgreSQL: %v", err)
+	}
+	t.Cleanup(pg.Stop)
+	return pg
+}

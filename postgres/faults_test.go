@@ -1,0 +1,248 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/storetest"
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/postgres"
+)
+
+// TestSynchronousCommitOff: a database, role or address that turns
+// synchronous_commit off (a tuning guide's advice for write-heavy loads)
+// does not turn it off for the store: a write is acknowledged only once
+// it is durable. With it off, PostgreSQL answers a COMMIT before its
+// write-ahead log is on disk, and a crash of PostgreSQL then loses an
+// issuance whose certificate the server had returned, with its entry in
+// the CA's log.
+func TestSynchronousCommitOff(t *testing.T) {
+	ctx := context.Background()
+	pg := testenv.NewOwnPostgres(t)
+	dsn, err := pg.NewDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	// The CA, made durable before the setting changes.
+	store, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := storetest.ActiveCA(t, store)
+	store.Close()
+	// The WAL writer flushes a partial page every wal_writer_delay: at its
+	// longest, an async commit stays in memory for seconds.
+	for _, q := range []string{
+		`ALTER SYSTEM SET wal_writer_delay = '10s'`,
+		`SELECT pg_reload_conf()`,
+		`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = off', current_database()); END $$`,
+	} {
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin.Close()
+
+	store, err = postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := storetest.NewIssuance(ca)
+	if _, err := store.RecordIssuance(ctx, is); err != nil {
+		t.Fatal(err)
+	}
+	// Acknowledged: PostgreSQL crashes.
+	if err := pg.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	store, err = postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.FindCertificate(ctx, ca.ID, is.Certificate.Serial); errors.Is(err, openpca.ErrNotFound) {
+		t.Errorf("an issuance acknowledged before PostgreSQL crashed is gone after its recovery (synchronous_commit off)")
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if size, err := store.LogSize(ctx, ca.ID); err != nil || size != is.Use.Seq+1 {
+		t.Errorf("the CA's log has %d entries (%v), want %d", size, err, is.Use.Seq+1)
+	}
+}
+
+// TestConnClosedIsUnreachable: a statement on a connection that pgx has
+// closed, having found it lost (PostgreSQL restarted, or ended the
+// session), is no statement's own failure: the client is told to retry
+// (ServiceUnavailableException), not of an internal failure. Under a load
+// of issuances across a crash of PostgreSQL, a batch's BEGIN met one
+// ("groupcommit: begin: conn closed") and its callers got a 500.
+func TestConnClosedIsUnreachable(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(t.Context())
+	_, err = conn.Exec(t.Context(), `SELECT 1`)
+	if err == nil {
+		t.Fatal("a statement on a closed connection succeeded")
+	}
+	if !postgres.Unreachable(fmt.Errorf("groupcommit: begin: %w", err)) {
+		t.Errorf("%q: not unreachable", err)
+	}
+}
+
+// TestInDoubtCommitLogsOnce: a group commit's batch of writes whose COMMIT
+// PostgreSQL carried out, but whose answer was lost with its connection,
+// is not written again: each OCSP signing of the batch, already in its
+// CA's log, was appended again, under a new number, when the writes ran
+// again one by one, and the log said the key signed twice.
+func TestInDoubtCommitLogsOnce(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.NewPostgresDB(t)
+	cutter, via := testenv.NewCommitCutter(t, dsn)
+	store, err := postgres.Open(ctx, via, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ca := storetest.ActiveCA(t, store)
+	active := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
+	// A batch of several writes of the Committer runs each in a savepoint.
+	several := func(tags []string) bool { return slices.Contains(tags, "SAVEPOINT") }
+	calls, failed := 0, 0
+	for round := 1; cutter.Cuts() == 0; round++ {
+		if round > 10 {
+			t.Skip("no batch of several writes formed to cut")
+		}
+		cutter.CutNext(several)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := range 64 {
+			wg.Go(func() {
+				serial := fmt.Sprintf("%02x%04x", round, i)
+				der := []byte("response " + serial)
+				err := store.RecordOCSP(ctx, openpca.OCSPUse(ca, serial, "good", time.Now().UTC(), der), nil, active)
+				mu.Lock()
+				defer mu.Unlock()
+				calls++
+				if err != nil {
+					failed++
+					if openpca.ErrorCode(err) != openpca.CodeServiceUnavailable {
+						t.Errorf("a signing whose batch's commit was cut: %v", err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var entries, twice int
+	if err := admin.QueryRow(`SELECT count(*) FROM key_uses WHERE ca_id = $1 AND kind = 'OCSP'`, ca.ID).Scan(&entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.QueryRow(`SELECT count(*) FROM (SELECT record FROM key_uses WHERE ca_id = $1 GROUP BY record HAVING count(*) > 1) d`, ca.ID).Scan(&twice); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d signings recorded, %d failed; %d log entries", calls, failed, entries)
+	if twice > 0 || entries > calls {
+		t.Errorf("%d signings are logged more than once: %d entries for %d signings", twice, entries, calls)
+	}
+}
+
+// TestLockTimeoutIsUnavailable: a statement that PostgreSQL ended past the
+// lock_timeout or the statement_timeout that the database (or the role,
+// or the address) sets, waiting for a lock another transaction held, is
+// answered ServiceUnavailableException, which clients retry later, not
+// InternalFailure.
+func TestLockTimeoutIsUnavailable(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, setting := range []string{"lock_timeout", "statement_timeout"} {
+		t.Run(setting, func(t *testing.T) {
+			set := func(value string) {
+				if _, err := admin.Exec(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET ` + setting + ` = ` + value + `', current_database()); END $$`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			set("''200ms''")
+			defer set("DEFAULT")
+			store, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			ca := storetest.ActiveCA(t, store)
+			tx, err := admin.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if _, err := tx.Exec(`SELECT 1 FROM key_use_logs WHERE ca_id = $1 FOR UPDATE`, ca.ID); err != nil {
+				t.Fatal(err)
+			}
+			_, err = store.RecordIssuance(t.Context(), storetest.NewIssuance(ca))
+			if code := openpca.ErrorCode(err); code != openpca.CodeServiceUnavailable {
+				t.Errorf("an issuance past the database's %s: %s (%v), want %s", setting, code, err, openpca.CodeServiceUnavailable)
+			}
+		})
+	}
+}
+
+// TestFrozenMidTransaction: a server frozen within a transaction (a
+// paused VM, a long stall) past idle_in_transaction_session_timeout,
+// which the server sets so that PostgreSQL ends such a session and its
+// row locks go, finds on waking that PostgreSQL ended the session (FATAL
+// 25P03). Its write failed as an internal failure (500); it is the
+// connection lost, and the client is told to retry
+// (ServiceUnavailableException).
+func TestFrozenMidTransaction(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.NewPostgresDB(t)
+	relay, via := testenv.NewCommitCutter(t, dsn)
+	u, err := url.Parse(via)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("idle_in_transaction_session_timeout", "200ms")
+	u.RawQuery = q.Encode()
+	store, err := postgres.Open(ctx, u.String(), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ca := storetest.ActiveCA(t, store)
+	relay.FreezeNext(time.Second)
+	_, err = store.RecordIssuance(ctx, storetest.NewIssuance(ca))
+	if code := openpca.ErrorCode(err); code != openpca.CodeServiceUnavailable {
+		t.Errorf("an issuance whose session PostgreSQL ended while the server was frozen: %s (%v), want %s", code, err, openpca.CodeServiceUnavailable)
+	}
+}
