@@ -4,6 +4,7 @@
 package sigv4
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -317,33 +318,56 @@ func canonicalRequest(r *http.Request, signed []string, payloadHash string, trim
 	return b.String(), nil
 }
 
-// canonicalURI encodes each segment of the path once, as AWS services
-// other than S3 expect.
+// canonicalURI is the path as the request sent it, each segment
+// URI-encoded once more: SigV4 encodes the path twice for every service
+// but S3, and botocore and the Go SDK sign so (a space in an endpoint's
+// path, sent as %20, is signed as %2520). Decoded first and encoded once,
+// as it was, the path of every request that had a percent-escape in it
+// (an endpoint under /open%20pca/, or with a name not in ASCII) was
+// refused, signed by any AWS SDK.
 func canonicalURI(u *url.URL) string {
-	p := u.EscapedPath()
+	// The path as sent: net/http keeps it in RawPath whenever it is not
+	// the default encoding of Path.
+	p := u.RawPath
+	if p == "" {
+		p = u.EscapedPath()
+	}
 	if p == "" {
 		return "/"
 	}
 	segments := strings.Split(p, "/")
 	for i, s := range segments {
-		unescaped, err := url.PathUnescape(s)
-		if err != nil {
-			unescaped = s
-		}
-		segments[i] = uriEncode(unescaped)
+		segments[i] = uriEncode(s)
 	}
 	return strings.Join(segments, "/")
 }
 
+// canonicalQuery sorts the encoded parameters by name, then by value, as
+// SigV4 says and the SDKs sign them. Sorted as whole name=value strings,
+// as they were, "from2=x" came before "from=1" ('2' is before '='), and
+// a request with such parameters was refused, signed by any SDK.
 func canonicalQuery(q url.Values) string {
-	var pairs []string
+	type param struct{ k, v string }
+	var params []param
 	for k, vs := range q {
+		ek := uriEncode(k)
 		for _, v := range vs {
-			pairs = append(pairs, uriEncode(k)+"="+uriEncode(v))
+			params = append(params, param{ek, uriEncode(v)})
 		}
 	}
-	sort.Strings(pairs)
-	return strings.Join(pairs, "&")
+	slices.SortFunc(params, func(a, b param) int {
+		return cmp.Or(strings.Compare(a.k, b.k), strings.Compare(a.v, b.v))
+	})
+	var b strings.Builder
+	for i, p := range params {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p.k)
+		b.WriteByte('=')
+		b.WriteString(p.v)
+	}
+	return b.String()
 }
 
 // uriEncode escapes every byte but the unreserved characters of RFC 3986.

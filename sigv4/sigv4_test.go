@@ -1,6 +1,7 @@
 package sigv4
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -355,6 +356,34 @@ func TestHeaderWhiteSpace(t *testing.T) {
 					t.Errorf("a changed value: %v, want %s", err, openpca.CodeInvalidSignature)
 				}
 			})
+		}
+	}
+}
+
+// TestCanonicalPathAndQuery pins the canonical URI and query string to
+// SigV4's: the path as sent, each segment URI-encoded once more (AWS's
+// own example: /documents%20and%20settings/ is signed as
+// /documents%2520and%2520settings/), and the parameters sorted by name,
+// then by value.
+func TestCanonicalPathAndQuery(t *testing.T) {
+	for _, tt := range []struct{ target, uri, query string }{
+		{"/", "/", ""},
+		{"/documents%20and%20settings/", "/documents%2520and%2520settings/", ""},
+		{"/a%2Fb/c", "/a%252Fb/c", ""},
+		{"/a:b@c", "/a%3Ab%40c", ""},
+		{"/?from2=x&from=1", "/", "from=1&from2=x"},
+		{"/?b=2&a=1&a=0&a%20=3", "/", "a=0&a=1&a%20=3&b=2"},
+		{"/?k=a+b&k=~", "/", "k=a%20b&k=~"},
+	} {
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET " + tt.target + " HTTP/1.1\r\nHost: h\r\n\r\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := canonicalURI(r.URL); got != tt.uri {
+			t.Errorf("%s: canonical URI %s, want %s", tt.target, got, tt.uri)
+		}
+		if got := canonicalQuery(r.URL.Query()); got != tt.query {
+			t.Errorf("%s: canonical query %s, want %s", tt.target, got, tt.query)
 		}
 	}
 }
