@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"strconv"
@@ -326,7 +327,18 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	}
 	responder, err := s.ocspResponder(ctx, ca, is, now)
 	if err != nil {
+		// The CA's key failed to sign the responder's certificate (which
+		// ocspResponder logged): tryLater, as for the answers after it.
+		if s.responders.refusing(ca.ID, now) {
+			return nil, fmt.Errorf("%w: %w", errOCSPTryLater, err)
+		}
 		return nil, err
+	}
+	// A CA whose key failed to sign moments ago is not asked again at
+	// every request: anyone can ask, and each try is a call to its key
+	// store (a KMS request, a token's session) and was an ERROR line.
+	if responder == nil && s.responders.refusing(ca.ID, now) {
+		return nil, errOCSPTryLater
 	}
 	if template.Status == ocsp.Unknown {
 		rate := func() bool { return s.ocspUnknown.AllowN(s.now(), 1) }
@@ -353,10 +365,13 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	if responder != nil {
 		signedBy, signer = responder.cert, responder.key
 	} else if signer, err = s.keys.Signer(ctx, ca); err != nil {
-		return nil, err
+		return nil, s.refused(ctx, ca, err)
 	}
 	der, err := pki.CreateOCSPResponse(is.cert, signedBy, template, signer)
 	if err != nil {
+		if responder == nil {
+			return nil, s.refused(ctx, ca, err)
+		}
 		return nil, err
 	}
 	e := &ocspEntry{OCSPResponse: openpca.OCSPResponse{CAID: ca.ID, Serial: serial, Status: status, RevokedAt: template.RevokedAt, SignedAt: now, DER: der}}
@@ -384,6 +399,15 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 		return nil, err
 	}
 	return e, nil
+}
+
+// refused records that ca's key failed to sign an OCSP answer, logs it
+// (once: the requests of the next signRetry do not ask the key store
+// again), and returns the error as tryLater.
+func (s *Service) refused(ctx context.Context, ca *openpca.CA, err error) error {
+	s.responders.refuse(ca.ID, s.now())
+	s.logger.ErrorContext(ctx, "signing an OCSP answer with the CA's key; the answers it would sign are tryLater until it is tried again, 10 s on", "ca", ca.ARN, "error", err)
+	return fmt.Errorf("%w: %w", errOCSPTryLater, err)
 }
 
 var ocspStatusNames = map[int]string{ocsp.Good: "good", ocsp.Revoked: "revoked", ocsp.Unknown: "unknown"}

@@ -57,6 +57,10 @@ const (
 	// responderRetry is how long a server waits, after a try to issue a
 	// CA's responder failed, before it tries again: each try makes a key.
 	responderRetry = time.Minute
+	// signRetry is how long a server waits, after the CA's key failed to
+	// sign for OCSP, before it asks the key store again; meanwhile the
+	// answers the key would sign are tryLater.
+	signRetry = 10 * time.Second
 )
 
 // ResponderPrincipal is who the certificate of a delegated OCSP responder
@@ -90,6 +94,42 @@ type responders struct {
 	mu     sync.Mutex
 	by     map[string]*ocspResponder
 	failed map[string]time.Time // when issuing a CA's next one last failed
+	// refused is when a CA's own key last failed to sign for OCSP (a
+	// responder's certificate, or an answer): for signRetry after, the
+	// key store is not asked again, and answers are tryLater.
+	refused map[string]time.Time
+}
+
+// recent reports whether at is within d of now. A time further after now
+// was set by a clock since stepped back, and does not count: a wait it
+// began would last as long as the step. (One a little after now is of a
+// request that read the clock a moment later, or truncated it.)
+func recent(now, at time.Time, d time.Duration) bool {
+	since := now.Sub(at)
+	return since > -d && since < d
+}
+
+// refuse records that ca's key failed to sign at now.
+func (rs *responders) refuse(caID string, now time.Time) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.refused == nil {
+		rs.refused = make(map[string]time.Time)
+	}
+	rs.refused[caID] = now
+}
+
+// refusing reports whether ca's key failed to sign within signRetry of
+// now.
+func (rs *responders) refusing(caID string, now time.Time) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	at, ok := rs.refused[caID]
+	if ok && !recent(now, at, signRetry) {
+		delete(rs.refused, caID)
+		return false
+	}
+	return ok
 }
 
 func (rs *responders) get(caID string) (*ocspResponder, time.Time) {
@@ -145,7 +185,7 @@ func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer,
 	}
 	r, failed := s.responders.get(ca.ID)
 	usable := r.usable(is.cert, now)
-	wait := now.Sub(failed) < responderRetry || ca.StatusAt(now) != openpca.CertificateAuthorityStatusActive
+	wait := recent(now, failed, responderRetry) || ca.StatusAt(now) != openpca.CertificateAuthorityStatusActive
 	switch {
 	case usable && (!r.due(now) || wait):
 		return r, nil
@@ -261,6 +301,7 @@ func (s *Service) shared(ctx context.Context, what string, fn func(context.Conte
 func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer) (*ocspResponder, error) {
 	signer, err := s.keys.Signer(ctx, ca)
 	if err != nil {
+		s.responders.refuse(ca.ID, s.now())
 		return nil, err
 	}
 	sigAlg, err := pki.SignatureAlgorithm(ca.Config.KeyAlgorithm, ca.Config.SigningAlgorithm)
@@ -295,6 +336,7 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 			ExtraExtensions: []pkix.Extension{{Id: oidOCSPNoCheck, Value: asn1.NullBytes}},
 		}, is.cert, key.Public(), signer)
 		if err != nil {
+			s.responders.refuse(ca.ID, s.now())
 			return nil, err
 		}
 		cert, err := x509.ParseCertificate(der)
