@@ -66,6 +66,9 @@ func TestPolicyRoundTrip(t *testing.T) {
 		"an unknown action":  stmt(`{"Effect":"Allow",` + principal + `"Action":"acm-pca:Frobnicate","Resource":"` + ca + `"}`),
 		"a partial account":  stmt(`{"Effect":"Allow","Principal":{"AWS":"2222"},"Action":"acm-pca:GetCertificate","Resource":"` + ca + `"}`),
 		"unknown conditions": stmt(`{"Effect":"Allow",` + principal + `"Action":"acm-pca:GetCertificate","Resource":"` + ca + `","Condition":{"Sometimes":{"a":"b"}}}`),
+		// AWS's X.509 certificate condition keys, which the server does not
+		// supply: ForAllValues over an absent key allowed every name.
+		"X.509 condition keys": stmt(`{"Effect":"Allow",` + principal + `"Action":"acm-pca:IssueCertificate","Resource":"` + ca + `","Condition":{"ForAllValues:StringLike":{"acm-pca:x509SAN/dNSName":["*.corp.example"]}}}`),
 	} {
 		_, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: aws.String(bad)})
 		if code, _ := testenv.ErrorCode(err); code != "InvalidPolicyException" {

@@ -117,15 +117,19 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 	// A key AWS supplies and the server never does is absent from every
 	// request: a Deny that tests it would deny nothing, and an Allow that
 	// tests it with a Not... operator would allow whatever it says. An
-	// identity policy is the operator's, whom the server can tell so; a
+	// identity policy is the operator's, whom the server can tell so. A
 	// CA's resource policy comes through PutPolicy, where AWS takes any
-	// key (see README).
-	if kind == Identity {
-		for _, st := range p.Statements {
-			for _, c := range st.Conditions {
-				if unsupplied(c.lowerKey) {
-					return nil, invalid("the condition key %s is one AWS supplies and this server does not (an access key here is no IAM principal; of ACM Private CA's keys it knows acm-pca:TemplateArn): every request would lack it", c.Key)
-				}
+	// key (see README), and may test AWS's keys of principals (an Allow
+	// on aws:PrincipalOrgID then allows nothing here); but not ACM Private
+	// CA's own: its X.509 certificate condition keys (acm-pca:x509Key/...,
+	// acm-pca:x509Ext/...) describe the certificate being issued, and
+	// AWS's way of allowing only some names in a shared CA, ForAllValues
+	// over such a key, is true of a key that is absent: it would allow
+	// every certificate.
+	for _, st := range p.Statements {
+		for _, c := range st.Conditions {
+			if unsupplied(c.lowerKey) && (kind == Identity || strings.HasPrefix(c.lowerKey, "acm-pca:")) {
+				return nil, invalid("the condition key %s is one AWS supplies and this server does not (an access key here is no IAM principal; of ACM Private CA's keys it knows acm-pca:TemplateArn, not the X.509 certificate condition keys): every request would lack it", c.Key)
 			}
 		}
 	}

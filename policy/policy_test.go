@@ -58,6 +58,10 @@ func TestParseErrors(t *testing.T) {
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"x"}}}}`, Identity, "this server does not"},
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"acm-pca:Frobnicate":"x"}}}}`, Identity, "this server does not"},
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/":"x"}}}}`, Identity, "this server does not"},
+		// In a CA's policy too, ACM Private CA's own: ForAllValues over an
+		// absent key is true, and allowed every certificate.
+		{`{"Statement":{"Effect":"Allow","Principal":{"AWS":"444455556666"},"Action":"acm-pca:IssueCertificate","Resource":"*","Condition":{"ForAllValues:StringLike":{"acm-pca:x509SAN/dNSName":"*.corp.example"}}}}`, Resource, "this server does not"},
+		{`{"Statement":{"Effect":"Allow","Principal":{"AWS":"444455556666"},"Action":"acm-pca:IssueCertificate","Resource":"*","Condition":{"StringNotEquals":{"acm-pca:x509Key/algorithm":"SM2"}}}}`, Resource, "this server does not"},
 		// A name given twice: Go would keep the last.
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Effect":"Allow"}}`, Identity, `"Effect" is given twice`},
 		{`{"Statement":[{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"x:k":"a","x:k":"b"}}}]}`, Identity, "given twice"},
