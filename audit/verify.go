@@ -633,6 +633,12 @@ func (v *Verification) CheckIdentity(reportName, reportID, caARN string) {
 	case path.Base(path.Dir(path.Dir(name))) == path.Base(reportFolder) && folder != caID(v.Header.CertificateAuthorityArn):
 		v.problem("report", 0, "the report is kept as a report of the CA %s (%s), but it is of %s", folder, path.Dir(name), v.Header.CertificateAuthorityArn)
 	}
+	if v.Header.Report == "" && v.Checkpoint != nil {
+		// The header, which nothing signs, may have had its statement
+		// taken out: what the report is of is then the checkpoint's
+		// word alone, which a reader must see (the CA, and its time).
+		v.Notes = append(v.Notes, UnsignedIdentityNote)
+	}
 	switch {
 	case named == "":
 	case v.Statement == nil && reportID != "":
@@ -641,6 +647,10 @@ func (v *Verification) CheckIdentity(reportName, reportID, caARN string) {
 		v.problem("report", 0, "this is report %s (%s), not report %s: another report was put in its place", v.Statement.ID, v.Statement.S3Key, named)
 	}
 }
+
+// UnsignedIdentityNote is CheckIdentity's note of a proof file that does
+// not sign which report it is.
+const UnsignedIdentityNote = "its proof file does not sign which report it is (servers before 2026-12 signed none): another report, older or of another CA the key signs for, could stand in for it; the CA and the checkpoint's time say which log it is of, and how old"
 
 // reportFolder is where a server puts reports in their bucket, each CA's
 // in a folder of its id.

@@ -218,10 +218,8 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	fmt.Fprintf(stdout, "OK %s: its %d rows are the %d certificates of the first %d entries of the key-use log of %s, checkpoint signed %s\n",
 		reportPath, v.Rows, v.Certificates, v.Checkpoint.Size, audit.Printable(v.Header.CertificateAuthorityArn), v.Checkpoint.Time.Format(time.RFC3339))
-	if v.Statement != nil {
+	if v.Statement != nil { // else a note (audit.UnsignedIdentityNote) says it is not signed
 		fmt.Fprintf(stdout, "OK it is report %s, %s, at %s in its bucket\n", audit.Printable(v.Statement.ID), audit.Printable(v.Statement.Format), audit.Printable(v.Statement.S3Key))
-	} else {
-		fmt.Fprintf(stdout, "NOTE its proof file does not sign which report it is (servers before 2026-12 signed none): another report of the same log, older, could stand in for it; the checkpoint's time says how old it is\n")
 	}
 	if w := v.Witnessed; w != nil {
 		var times []string

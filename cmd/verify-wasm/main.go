@@ -23,13 +23,23 @@ import (
 
 // result is what openpcaVerify returns, as JSON.
 type result struct {
-	Rows         int              `json:"rows"`
-	Certificates int              `json:"certificates"`
-	Report       string           `json:"report,omitempty"` // the id its proof file signs
+	Rows         int    `json:"rows"`
+	Certificates int    `json:"certificates"`
+	Report       string `json:"report,omitempty"` // the id its proof file signs
+	// CA, Size and Signed are what the report verified as: the CA whose
+	// log it is, how many entries of it, and when the checkpoint was
+	// signed (RFC 3339), as the CLI prints them; empty when no checkpoint
+	// holds.
+	CA           string           `json:"ca,omitempty"`
+	Size         int64            `json:"size,omitempty"`
+	Signed       string           `json:"signed,omitempty"`
 	Witnessed    *audit.Witnessed `json:"witnessed,omitempty"`
 	NotWitnessed string           `json:"notWitnessed,omitempty"` // why, as the server says, when witnesses were not checked
-	Problems     []problem        `json:"problems"`
-	Notes        []string         `json:"notes,omitempty"` // what proves nothing wrong, but a reader should know
+	// Unchecked says that the proof file has a witnessed checkpoint,
+	// which was not checked: no witness keys were given.
+	Unchecked bool      `json:"unchecked,omitempty"`
+	Problems  []problem `json:"problems"`
+	Notes     []string  `json:"notes,omitempty"` // what proves nothing wrong, but a reader should know
 }
 
 type problem struct {
@@ -79,12 +89,18 @@ func main() {
 		v.CheckIdentity(args[3].String(), "", "")
 		out := result{Rows: v.Rows, Certificates: v.Certificates, Witnessed: v.Witnessed, Problems: problems, Notes: v.Notes}
 		if v.Statement != nil {
-			out.Report = v.Statement.ID
+			out.Report = audit.Printable(v.Statement.ID)
+		}
+		if v.Checkpoint != nil {
+			out.CA = audit.Printable(v.Header.CertificateAuthorityArn)
+			out.Size, out.Signed = v.Checkpoint.Size, v.Checkpoint.Time.Format(time.RFC3339)
 		}
 		if v.Header != nil && len(witnesses) == 0 {
-			out.NotWitnessed = v.Header.NotWitnessed
+			// The header's word, which nothing signs: shown as the CLI
+			// shows what it quotes of the files, escaped and cut.
+			out.NotWitnessed = audit.Printable(v.Header.NotWitnessed)
 			if v.Header.WitnessedCheckpoint != "" {
-				out.NotWitnessed = "-" // witnessed, but not checked
+				out.NotWitnessed, out.Unchecked = "", true
 			}
 		}
 		if out.Problems == nil {

@@ -20,13 +20,14 @@
     }
     if (out.problems.length === 0) {
       result.append(line("ok", `Verified: ${out.rows} rows, ${out.certificates} certificates, every one in the log the key signed.`));
+      result.append(line("ok", `It is of the CA ${out.ca}: the first ${out.size || 0} entries of its key-use log, checkpoint signed ${out.signed}.`));
       if (out.report) {
         result.append(line("ok", `It is report ${out.report}.`));
       }
       if (out.witnessed) {
         const when = Object.entries(out.witnessed.cosigned).map(([name, at]) => `${name} at ${at}`).sort().join(", ");
         result.append(line("ok", `Witnessed: ${out.witnessed.size} entries of the log, cosigned by ${when}.`));
-      } else if (out.notWitnessed === "-") {
+      } else if (out.unchecked) {
         result.append(line("warning", "Witnesses not checked: give their keys to check that the server showed them, and everyone, this log."));
       } else {
         result.append(line("warning", "Not witnessed" + (out.notWitnessed ? ` (the server says: ${out.notWitnessed})` : "") +
