@@ -707,7 +707,7 @@ func TestIdempotencyTokensExpire(t *testing.T) {
 // measures its clock against the database's, every 5 s: it warns once
 // when it is off by more than a second, says so once when it agrees again,
 // and exports the offset as a metric. On SQLite, on the server's machine,
-// there is nothing to measure.
+// there is nothing to measure, and no metric.
 func TestClockOffDatabaseWarned(t *testing.T) {
 	const warning, agreed = "this server's clock is off the database's", "this server's clock agrees with the database's again"
 	for _, store := range []string{"sqlite", "postgres"} {
@@ -736,6 +736,9 @@ func TestClockOffDatabaseWarned(t *testing.T) {
 			if got, found := offset(); found != (store == "postgres") || math.Abs(got) > 0.5 {
 				t.Errorf("at start, the offset metric: %v (exported: %v)", got, found)
 			}
+			if store == "sqlite" {
+				return // no clock but the server's to measure against
+			}
 			behind.Store(int64(10 * time.Second))
 			wait := func(what string, done func() bool) {
 				t.Helper()
@@ -744,13 +747,6 @@ func TestClockOffDatabaseWarned(t *testing.T) {
 						t.Fatalf("%s, 15 s on:\n%s", what, logs.String())
 					}
 				}
-			}
-			if store == "sqlite" {
-				time.Sleep(6 * time.Second) // past a look
-				if strings.Contains(logs.String(), warning) {
-					t.Errorf("a server on SQLite warned of its clock:\n%s", logs.String())
-				}
-				return
 			}
 			wait("no warning of a clock 10 s behind", func() bool { return strings.Contains(logs.String(), warning) })
 			if got, _ := offset(); got < 9.5 || got > 10.5 {

@@ -414,16 +414,10 @@ func parseCSR(b []byte) (*x509.CertificateRequest, error) {
 	case x509.MD2WithRSA, x509.MD5WithRSA, x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1:
 		return nil, fmt.Errorf("it is signed with %v, which proves nothing any more", csr.SignatureAlgorithm)
 	}
-	for _, names := range [][]string{csr.DNSNames, csr.EmailAddresses} {
-		for _, name := range names {
-			if err := pki.CheckName(name); err != nil {
-				return nil, fmt.Errorf("a subject alternative name: %v", err)
-			}
-		}
-	}
-	// Its URIs and directory names too, which Go parses without such a
-	// check: AWS refuses "a SAN entry that's empty, that contains only
-	// whitespace, or that contains a control character".
+	// Its alternative names, which Go parses without such a check: AWS
+	// refuses "a SAN entry that's empty, that contains only whitespace, or
+	// that contains a control character" (DNS names, email addresses,
+	// URIs and directory names alike).
 	for _, e := range csr.Extensions {
 		if e.Id.Equal(pki.OIDSubjectAltName) {
 			if err := pki.CheckAltNames(e.Value); err != nil {

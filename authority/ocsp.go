@@ -405,8 +405,9 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 // (once: the requests of the next signRetry do not ask the key store
 // again), and returns the error as tryLater.
 func (s *Service) refused(ctx context.Context, ca *openpca.CA, err error) error {
-	s.responders.refuse(ca.ID, s.now())
-	s.logger.ErrorContext(ctx, "signing an OCSP answer with the CA's key; the answers it would sign are tryLater until it is tried again, 10 s on", "ca", ca.ARN, "error", err)
+	if s.responders.refuse(ca.ID, s.now()) {
+		s.logger.ErrorContext(ctx, "signing an OCSP answer with the CA's key; the answers it would sign are tryLater until it is tried again, 10 s on", "ca", ca.ARN, "error", err)
+	}
 	return fmt.Errorf("%w: %w", errOCSPTryLater, err)
 }
 

@@ -67,12 +67,11 @@ func TestOCSPKeyRefusedNotAmplified(t *testing.T) {
 	}
 }
 
-// TestOCSPResponderRetryAfterClockStepsBack: a responder's
-// issuance that failed is tried again a minute later, also when the
-// clock has since stepped back (README: a wait that ends more than an
-// hour past a clock stepped back is ignored). The failure's time, then
-// hours ahead, held every try back until the clock caught up, and the CA
-// signed (and logged) every answer itself meanwhile.
+// TestOCSPResponderRetryAfterClockStepsBack: a responder's issuance that
+// failed is tried again a minute later, also when the clock has since
+// stepped back: a failure's time further ahead than the wait is of a clock
+// since stepped back. It held every try back until the clock caught up,
+// hours on, and the CA signed (and logged) every answer itself meanwhile.
 func TestOCSPResponderRetryAfterClockStepsBack(t *testing.T) {
 	k := testenv.StartKMS(t)
 	faults, proxied := startKMSFaults(t, k)

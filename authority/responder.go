@@ -109,14 +109,19 @@ func recent(now, at time.Time, d time.Duration) bool {
 	return since > -d && since < d
 }
 
-// refuse records that ca's key failed to sign at now.
-func (rs *responders) refuse(caID string, now time.Time) {
+// refuse records that ca's key failed to sign at now, and reports whether
+// that is news: no refusal was recorded within signRetry. Requests at once
+// about distinct serials each ask the key store before the first refusal
+// is recorded; only one of them need say so.
+func (rs *responders) refuse(caID string, now time.Time) (first bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.refused == nil {
 		rs.refused = make(map[string]time.Time)
 	}
+	at, ok := rs.refused[caID]
 	rs.refused[caID] = now
+	return !ok || !recent(now, at, signRetry)
 }
 
 // refusing reports whether ca's key failed to sign within signRetry of

@@ -162,9 +162,10 @@ func (b *Batcher[T]) run() {
 	}
 }
 
-// commit writes a batch in one transaction. If the transaction itself
-// fails, each item is retried in a transaction of its own, so that one bad
-// item cannot fail the others.
+// commit writes a batch in one transaction. If the transaction fails
+// before its COMMIT, each item is retried in a transaction of its own, so
+// that one bad item cannot fail the others; one whose COMMIT fails is
+// not (ErrUncertain), and its items share its error.
 func (b *Batcher[T]) commit(batch []*request[T]) {
 	var live []*request[T]
 	for _, r := range batch {

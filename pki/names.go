@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -59,6 +60,11 @@ func MarshalGeneralName(g openpca.GeneralName) (asn1.RawValue, error) {
 	}
 	if g.DirectoryName != nil {
 		name, err := MarshalSubject(g.DirectoryName)
+		// Empty, or with a control character: an entry AWS refuses as it
+		// does such a directory name of a CSR (CheckAltNames).
+		if errors.Is(err, errNoAttributes) || errors.Is(err, errControl) {
+			err = &EntryError{err.Error()}
+		}
 		if err != nil {
 			return asn1.RawValue{}, fmt.Errorf("DirectoryName: %w", err)
 		}
@@ -345,12 +351,16 @@ func CheckSubject(raw []byte) error {
 				return fmt.Errorf("the subject has a malformed attribute")
 			}
 			if hasControl(tag, value) {
-				return fmt.Errorf("the subject's attribute %s has a control character", oid)
+				return fmt.Errorf("the subject's attribute %s %w", oid, errControl)
 			}
 		}
 	}
 	return nil
 }
+
+// errControl is CheckSubject's refusal of an attribute with a control
+// character.
+var errControl = errors.New("has a control character")
 
 // hasControl reports whether a string of ASN.1 type tag has a control
 // character: below 0x20, or from DEL to 0x9f. UTF8String is read as

@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -76,6 +77,10 @@ func MarshalSubject(s *openpca.ASN1Subject) ([]byte, error) {
 	return der, CheckSubject(der)
 }
 
+// errNoAttributes refuses a subject, or a directory name, that names
+// nothing.
+var errNoAttributes = errors.New("the subject has no attributes; set at least one, such as CommonName")
+
 func subjectRDNs(s *openpca.ASN1Subject) (pkix.RDNSequence, error) {
 	if s == nil {
 		return nil, fmt.Errorf("the subject is empty")
@@ -120,7 +125,7 @@ func subjectRDNs(s *openpca.ASN1Subject) (pkix.RDNSequence, error) {
 		}
 	}
 	if len(rdns) == 0 {
-		return nil, fmt.Errorf("the subject has no attributes; set at least one, such as CommonName")
+		return nil, errNoAttributes
 	}
 	return rdns, nil
 }

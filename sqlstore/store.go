@@ -519,7 +519,7 @@ func (db *DB) wrap(what string, err error) error {
 	// retries it with its idempotency token gets what it made.
 	if db.dialect.Unreachable != nil && db.dialect.Unreachable(err) {
 		if errors.Is(err, groupcommit.ErrUncertain) {
-			return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server lost its database's answer to the write, which may have been stored; retry it, with the same idempotency token.", Cause: err}
+			return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server lost its database's answer to the write, which may have been stored; retry it (an issuance with the same idempotency token gets what was stored).", Cause: err}
 		}
 		return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The server cannot reach its database now; retry later.", Cause: err}
 	}
