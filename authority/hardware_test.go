@@ -301,34 +301,36 @@ func TestCreateRetryMakesNoKey(t *testing.T) {
 // kmsFaults is a proxy in front of local-kms that makes KMS's answers to
 // the operations it names fail as a network would: a 503, after the
 // operation reached KMS (answerLost) or without it; or, as KMS's own
-// answer, a ThrottlingException the first throttled times.
+// answer (a 400 with the exception's __type), the exceptions answer gave
+// for an operation's next calls, in turn.
 type kmsFaults struct {
 	mu         sync.Mutex
 	answerLost map[string]bool
 	refused    map[string]bool
-	throttled  map[string]int
+	exceptions map[string][]string
 	reached    []string // the operations that reached KMS
 }
 
 func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
-	f := &kmsFaults{answerLost: map[string]bool{}, refused: map[string]bool{}, throttled: map[string]int{}}
+	f := &kmsFaults{answerLost: map[string]bool{}, refused: map[string]bool{}, exceptions: map[string][]string{}}
 	target, _ := url.Parse(k.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
 		f.mu.Lock()
-		refused, lost, throttled := f.refused[op], f.answerLost[op], f.throttled[op] > 0
-		if throttled {
-			f.throttled[op]--
+		refused, lost := f.refused[op], f.answerLost[op]
+		var exception string
+		if q := f.exceptions[op]; len(q) > 0 {
+			exception, f.exceptions[op] = q[0], q[1:]
 		} else if !refused {
 			f.reached = append(f.reached, op)
 		}
 		f.mu.Unlock()
 		switch {
-		case throttled:
+		case exception != "":
 			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 			w.WriteHeader(http.StatusBadRequest)
-			w.Write([]byte(`{"__type":"ThrottlingException","message":"Rate exceeded"}`))
+			w.Write([]byte(`{"__type":"` + exception + `","message":"answered by the test"}`))
 		case refused:
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 		case lost:
@@ -340,6 +342,13 @@ func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
 	}))
 	t.Cleanup(srv.Close)
 	return f, srv.URL
+}
+
+// answer has KMS answer op's next calls with exceptions, in turn.
+func (f *kmsFaults) answer(op string, exceptions ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exceptions[op] = append(f.exceptions[op], exceptions...)
 }
 
 func (f *kmsFaults) set(answerLost, refused []string) {
@@ -398,9 +407,7 @@ func TestKMSKeyMadeWithoutAnswer(t *testing.T) {
 	}
 
 	faults.set(nil, nil)
-	faults.mu.Lock()
-	faults.throttled["CreateKey"] = 1
-	faults.mu.Unlock()
+	faults.answer("CreateKey", "ThrottlingException")
 	if err := create(); err != nil {
 		t.Errorf("a CA whose CreateKey KMS throttled once: %v, want it created on the retry", err)
 	}

@@ -26,48 +26,6 @@ import (
 	"github.com/openpca/openpca/internal/testenv"
 )
 
-// kmsAnswers is a proxy in front of local-kms that answers the first
-// calls of an operation with an error of KMS's own, as AWS KMS words it
-// (a 400 with the exception's __type), and passes the rest on.
-type kmsAnswers struct {
-	mu      sync.Mutex
-	errors  map[string][]string // by operation: the exceptions to answer, in turn
-	reached map[string]int      // by operation: the calls passed on to KMS
-}
-
-func startKMSAnswers(t *testing.T, k *testenv.KMS) (*kmsAnswers, string) {
-	t.Helper()
-	a := &kmsAnswers{errors: map[string][]string{}, reached: map[string]int{}}
-	target, _ := url.Parse(k.URL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
-		a.mu.Lock()
-		var exception string
-		if q := a.errors[op]; len(q) > 0 {
-			exception, a.errors[op] = q[0], q[1:]
-		} else {
-			a.reached[op]++
-		}
-		a.mu.Unlock()
-		if exception == "" {
-			proxy.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.WriteHeader(http.StatusBadRequest)
-		w.Write([]byte(`{"__type":"` + exception + `","message":"answered by the test"}`))
-	}))
-	t.Cleanup(srv.Close)
-	return a, srv.URL
-}
-
-func (a *kmsAnswers) answer(op string, exceptions ...string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.errors[op] = append(a.errors[op], exceptions...)
-}
-
 // TestKMSNewKeyNotYetVisible: AWS KMS is eventually consistent, and says
 // a key it has just made may be NotFoundException (or
 // KMSInvalidStateException) for a few seconds to calls that follow
@@ -78,7 +36,7 @@ func (a *kmsAnswers) answer(op string, exceptions ...string) {
 // its new key scheduled for deletion.
 func TestKMSNewKeyNotYetVisible(t *testing.T) {
 	k := testenv.StartKMS(t)
-	answers, proxied := startKMSAnswers(t, k)
+	answers, proxied := startKMSFaults(t, k)
 	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.KMSEndpoint = proxied })
 	// Three in a row: more than the SDK's default three attempts take.
 	for _, exceptions := range [][]string{{"NotFoundException", "NotFoundException", "NotFoundException"}, {"KMSInvalidStateException"}} {
@@ -117,7 +75,7 @@ func TestKMSNewKeyNotYetVisible(t *testing.T) {
 // reached and to retry later (ServiceUnavailableException).
 func TestKMSKeyQuotaReached(t *testing.T) {
 	k := testenv.StartKMS(t)
-	answers, proxied := startKMSAnswers(t, k)
+	answers, proxied := startKMSFaults(t, k)
 	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.KMSEndpoint = proxied })
 	answers.answer("CreateKey", "LimitExceededException", "LimitExceededException", "LimitExceededException", "LimitExceededException")
 	_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
