@@ -41,9 +41,10 @@ type Batcher[T any] struct {
 	order func(a, b T) int
 	// check, if set, runs before each COMMIT: an error rolls the batch
 	// back (SetCheck).
-	check func() error
-	queue chan *request[T]
-	done  chan struct{}
+	check   func() error
+	outcome Outcome
+	queue   chan *request[T]
+	done    chan struct{}
 
 	mu     sync.RWMutex // held for reading while sending on queue
 	closed bool
@@ -96,6 +97,10 @@ func NewBatcher[T any](db *sql.DB, maxBatch int, timeout time.Duration, write Ba
 // an error of it rolls the batch back, as a failed commit does. Call it
 // before the first Do.
 func (b *Batcher[T]) SetCheck(check func() error) { b.check = check }
+
+// SetOutcome has the Batcher ask the database, as o says, how a batch
+// whose COMMIT failed ended. Call it before the first Do.
+func (b *Batcher[T]) SetOutcome(o Outcome) { b.outcome = o }
 
 // ErrClosed is returned for items submitted after Close.
 var ErrClosed = errors.New("groupcommit: closed")
@@ -163,9 +168,10 @@ func (b *Batcher[T]) run() {
 }
 
 // commit writes a batch in one transaction. If the transaction fails
-// before its COMMIT, each item is retried in a transaction of its own, so
-// that one bad item cannot fail the others; one whose COMMIT fails is
-// not (ErrUncertain), and its items share its error.
+// before its COMMIT, or its COMMIT fails and the database says it was
+// aborted, each item is retried in a transaction of its own, so that one
+// bad item cannot fail the others; one whose COMMIT's outcome the database
+// cannot tell is not (ErrUncertain), and its items share its error.
 func (b *Batcher[T]) commit(batch []*request[T]) {
 	var live []*request[T]
 	for _, r := range batch {
@@ -186,8 +192,8 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 	switch {
 	// A batch that failed on its own may have failed for one item: each
 	// runs again alone. One that ran out of time would only do so again,
-	// and one whose COMMIT failed may have committed: written again, its
-	// writes would be made twice (an issuance signed again under a new
+	// and one whose COMMIT failed, unless the database said it aborted,
+	// may have committed: written again, its writes would be made twice (an issuance signed again under a new
 	// serial when it found its own serial taken, a key use logged twice).
 	case err != nil && len(live) > 1 && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUncertain):
 		for i, r := range live {
@@ -238,18 +244,86 @@ func (b *Batcher[T]) tx(batch []*request[T]) ([]error, error) {
 			return noErrs, fmt.Errorf("groupcommit: before commit: %w", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return noErrs, b.timedOut(ctx, fmt.Errorf("%w: %w", ErrUncertain, err))
+	if err := b.outcome.Commit(ctx, b.db, tx); err != nil {
+		return noErrs, b.timedOut(ctx, err)
 	}
 	return errs, nil
 }
 
-// ErrUncertain wraps the error of a batch whose COMMIT failed: the
-// database may have committed it before its answer was lost (a connection
-// cut, a crash, a failover between the two), so its writes are neither
-// known to be durable nor known to be undone. The batch is not written
-// again.
+// ErrUncertain wraps the error of a transaction whose COMMIT failed and
+// whose outcome the database could not tell: it may have committed before
+// its answer was lost (a connection cut, a crash, a failover between the
+// two), so its writes are neither known to be durable nor known to be
+// undone. A batch of them is not written again.
 var ErrUncertain = errors.New("groupcommit: commit failed, and may have committed")
+
+// Outcome says how to ask a database how a transaction ended whose COMMIT
+// failed, on another connection: whether the writes of a COMMIT that got
+// no answer are durable. The zero Outcome cannot ask.
+type Outcome struct {
+	// ID is a query of the transaction's id, as text, run in the
+	// transaction just before its COMMIT.
+	ID string
+	// Status is a query of how the transaction whose id is its one
+	// argument ended: "committed", "aborted", or any other answer
+	// ("in progress", NULL) while the database cannot tell.
+	Status string
+}
+
+// outcomeWait bounds how long Commit asks how a failed COMMIT ended: a
+// database restarting after a crash answers within it, and one that is
+// away leaves the writes uncertain, their callers told so, rather than
+// hold them, and the writes queued behind, for longer.
+const outcomeWait = 5 * time.Second
+
+// Commit commits tx, a transaction of db. If the COMMIT fails, it asks the
+// database, on another connection of db, how the transaction ended: it
+// returns nil if it committed, the COMMIT's error if it was aborted, and
+// that error wrapped in ErrUncertain if the database could not tell
+// within outcomeWait. The question costs one statement more per
+// transaction, for its id.
+func (o Outcome) Commit(ctx context.Context, db *sql.DB, tx *sql.Tx) error {
+	var id string
+	if o.ID != "" {
+		if err := tx.QueryRowContext(ctx, o.ID).Scan(&id); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("groupcommit: transaction id: %w", err)
+		}
+	}
+	err := tx.Commit()
+	if err == nil {
+		return nil
+	}
+	if id != "" {
+		switch o.status(db, id) {
+		case "committed":
+			return nil
+		case "aborted":
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrUncertain, err)
+}
+
+// status asks how the transaction id ended until the database says
+// committed or aborted, or outcomeWait has passed: a COMMIT still under
+// way (its session not yet ended) is in progress, and a database
+// restarting is not reached at first.
+func (o Outcome) status(db *sql.DB, id string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), outcomeWait)
+	defer cancel()
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 500*time.Millisecond) {
+		var status sql.NullString
+		if err := db.QueryRowContext(ctx, o.Status, id).Scan(&status); err == nil && (status.String == "committed" || status.String == "aborted") {
+			return status.String
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(pause):
+		}
+	}
+}
 
 // ErrTimedOut is the error of the writes of a batch that ran out of its
 // time: the database did not answer, not the writes failing. It is a

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -111,12 +112,16 @@ func TestConnClosedIsUnreachable(t *testing.T) {
 	}
 }
 
-// TestInDoubtCommitLogsOnce: a group commit's batch of writes whose COMMIT
-// PostgreSQL carried out, but whose answer was lost with its connection,
-// is not written again: each OCSP signing of the batch, already in its
-// CA's log, was appended again, under a new number, when the writes ran
-// again one by one, and the log said the key signed twice.
-func TestInDoubtCommitLogsOnce(t *testing.T) {
+// TestCommitOutcome: a write whose COMMIT's connection broke (a network
+// cut, a crash, a failover) is answered as PostgreSQL, asked on another
+// connection, says the transaction ended. Committed, it succeeds, and is
+// not written again: a batch of OCSP signings written again one by one
+// logged each signing twice. Aborted, a batch's writes run again one by
+// one and succeed, and a write alone fails, to be retried
+// (ServiceUnavailableException), stored nowhere. Only a database that
+// cannot be asked leaves the write in doubt: the client is told to retry,
+// and that it may have been stored, which it was.
+func TestCommitOutcome(t *testing.T) {
 	ctx := context.Background()
 	dsn := testenv.NewPostgresDB(t)
 	cutter, via := testenv.NewCommitCutter(t, dsn)
@@ -125,51 +130,108 @@ func TestInDoubtCommitLogsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	ca := storetest.ActiveCA(t, store)
-	active := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
-	// A batch of several writes of the Committer runs each in a savepoint.
-	several := func(tags []string) bool { return slices.Contains(tags, "SAVEPOINT") }
-	calls, failed := 0, 0
-	for round := 1; cutter.Cuts() == 0; round++ {
-		if round > 10 {
-			t.Skip("no batch of several writes formed to cut")
-		}
-		cutter.CutNext(several)
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for i := range 64 {
-			wg.Go(func() {
-				serial := fmt.Sprintf("%02x%04x", round, i)
-				der := []byte("response " + serial)
-				err := store.RecordOCSP(ctx, openpca.OCSPUse(ca, serial, "good", time.Now().UTC(), der), nil, active)
-				mu.Lock()
-				defer mu.Unlock()
-				calls++
-				if err != nil {
-					failed++
-					if openpca.ErrorCode(err) != openpca.CodeServiceUnavailable {
-						t.Errorf("a signing whose batch's commit was cut: %v", err)
-					}
-				}
-			})
-		}
-		wg.Wait()
-	}
 	admin, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	var entries, twice int
-	if err := admin.QueryRow(`SELECT count(*) FROM key_uses WHERE ca_id = $1 AND kind = 'OCSP'`, ca.ID).Scan(&entries); err != nil {
-		t.Fatal(err)
+	count := func(q string, args ...any) (n int) {
+		t.Helper()
+		if err := admin.QueryRow(q, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	if err := admin.QueryRow(`SELECT count(*) FROM (SELECT record FROM key_uses WHERE ca_id = $1 GROUP BY record HAVING count(*) > 1) d`, ca.ID).Scan(&twice); err != nil {
-		t.Fatal(err)
+	ca := storetest.ActiveCA(t, store)
+	active := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
+	// One write, and what of it is stored.
+	alone := []struct {
+		name  string
+		write func(t *testing.T) (stored func() int, err error)
+	}{
+		{"issuance", func(t *testing.T) (func() int, error) {
+			is := storetest.NewIssuance(ca)
+			_, err := store.RecordIssuance(ctx, is)
+			return func() int { return count(`SELECT count(*) FROM certificates WHERE serial = $1`, is.Certificate.Serial) }, err
+		}},
+		{"setting", func(t *testing.T) (func() int, error) {
+			name := "outcome-" + t.Name()
+			_, err := store.InitSetting(ctx, name, []byte("v"))
+			return func() int { return count(`SELECT count(*) FROM settings WHERE name = $1`, name) }, err
+		}},
 	}
-	t.Logf("%d signings recorded, %d failed; %d log entries", calls, failed, entries)
-	if twice > 0 || entries > calls {
-		t.Errorf("%d signings are logged more than once: %d entries for %d signings", twice, entries, calls)
+	for _, c := range []struct {
+		name   string
+		cut    testenv.Cut
+		stored int
+		code   string
+		words  string // of the error's message
+	}{
+		{"committed", testenv.Cut{}, 1, "", ""},
+		{"aborted", testenv.Cut{Before: true}, 0, openpca.CodeServiceUnavailable, "cannot reach"},
+		{"database away", testenv.Cut{Apart: true}, 1, openpca.CodeServiceUnavailable, "may have been stored"},
+	} {
+		for _, w := range alone {
+			t.Run(c.name+"/"+w.name, func(t *testing.T) {
+				defer cutter.Heal()
+				cuts := cutter.Cuts()
+				cutter.Arm(c.cut)
+				stored, err := w.write(t)
+				if cutter.Cuts() != cuts+1 {
+					t.Fatalf("no COMMIT was cut: %v", err)
+				}
+				switch {
+				case c.code == "" && err != nil:
+					t.Errorf("the write: %v, want success", err)
+				case c.code != "" && (openpca.ErrorCode(err) != c.code || err == nil || !strings.Contains(err.Error(), c.words)):
+					t.Errorf("the write: %v, want %s saying %q", err, c.code, c.words)
+				}
+				cutter.Heal()
+				if n := stored(); n != c.stored {
+					t.Errorf("stored %d times, want %d", n, c.stored)
+				}
+			})
+		}
+	}
+	// A batch of several writes of the Committer runs each in a savepoint:
+	// whether its COMMIT committed or aborted, every signing succeeds,
+	// and is logged once.
+	several := func(tags []string) bool { return slices.Contains(tags, "SAVEPOINT") }
+	for _, c := range []struct {
+		name string
+		cut  testenv.Cut
+	}{{"committed", testenv.Cut{Match: several}}, {"aborted", testenv.Cut{Match: several, Before: true}}} {
+		t.Run(c.name+"/batch of signings", func(t *testing.T) {
+			before := count(`SELECT count(*) FROM key_uses WHERE ca_id = $1 AND kind = 'OCSP'`, ca.ID)
+			cuts := cutter.Cuts()
+			calls := 0
+			for round := 1; cutter.Cuts() == cuts; round++ {
+				if round > 10 {
+					t.Skip("no batch of several writes formed to cut")
+				}
+				cutter.Arm(c.cut)
+				var mu sync.Mutex
+				var wg sync.WaitGroup
+				for i := range 64 {
+					wg.Go(func() {
+						serial := fmt.Sprintf("%s%02x%04x", c.name, round, i)
+						err := store.RecordOCSP(ctx, openpca.OCSPUse(ca, serial, "good", time.Now().UTC(), []byte("response "+serial)), nil, active)
+						mu.Lock()
+						defer mu.Unlock()
+						calls++
+						if err != nil {
+							t.Errorf("a signing of a batch whose COMMIT was cut (%s): %v", c.name, err)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			entries := count(`SELECT count(*) FROM key_uses WHERE ca_id = $1 AND kind = 'OCSP'`, ca.ID) - before
+			twice := count(`SELECT count(*) FROM (SELECT record FROM key_uses WHERE ca_id = $1 AND kind = 'OCSP' GROUP BY record HAVING count(*) > 1) d`, ca.ID)
+			if twice > 0 || entries != calls {
+				t.Errorf("%d log entries for %d signings, %d logged more than once", entries, calls, twice)
+			}
+		})
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/openpca/openpca/groupcommit"
 	"github.com/openpca/openpca/sqlstore"
 )
 
@@ -178,6 +179,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 					return true
 				}
 				return false
+			},
+			// pg_xact_status (PostgreSQL 13 and later) tells a
+			// transaction's outcome as long as its id is recent.
+			Outcome: groupcommit.Outcome{
+				ID:     `SELECT pg_current_xact_id()::text`,
+				Status: `SELECT pg_xact_status($1::text::xid8)`,
 			},
 			// clock_timestamp() is the time as the statement reads it;
 			// now() is when its transaction began.

@@ -68,6 +68,11 @@ type Dialect struct {
 	// was ended to break a deadlock, and is to be made again; it may say
 	// so in a log.
 	RetryMigration func(err error) bool
+	// Outcome, if set, is how to ask the database how a transaction
+	// ended whose COMMIT failed without saying: one that committed is
+	// then answered as a success, and one that aborted as what failed
+	// it, rather than both as uncertain.
+	Outcome groupcommit.Outcome
 	// Clock, if set, is a query of the database's own time, in
 	// microseconds since 1970, for ClockOffset. Unset for a database on
 	// the server's machine (SQLite), whose clock is the server's.
@@ -193,6 +198,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.issuances = groupcommit.NewBatcher(cfg.Write, cfg.MaxBatch, cfg.BatchTimeout, db.issueBatch)
+	db.commits.SetOutcome(cfg.Dialect.Outcome)
+	db.issuances.SetOutcome(cfg.Dialect.Outcome)
 	if cfg.Check != nil {
 		db.commits.SetCheck(cfg.Check)
 		db.issuances.SetCheck(cfg.Check)
@@ -452,7 +459,7 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 				return err
 			}
 		}
-		err = tx.Commit()
+		err = db.dialect.Outcome.Commit(ctx, db.write, tx)
 		// database/sql rolls back a transaction whose context ended, and
 		// Commit then says only that it is done: the context's end is
 		// the cause (a client that hung up is no internal failure).
@@ -472,7 +479,8 @@ const retryAttempts = 5
 func (db *DB) retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn()
-		if err == nil || db.dialect.Retryable == nil || !db.dialect.Retryable(err) || attempt == retryAttempts {
+		// A transaction whose COMMIT may have committed is not run again.
+		if err == nil || db.dialect.Retryable == nil || !db.dialect.Retryable(err) || errors.Is(err, groupcommit.ErrUncertain) || attempt == retryAttempts {
 			return err
 		}
 		select {

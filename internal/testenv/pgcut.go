@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -15,29 +16,44 @@ import (
 	"time"
 )
 
-// A CommitCutter is a relay in front of PostgreSQL that reads the
-// server's side of the wire protocol, and once armed, cuts the connection
-// of a transaction that matched just after PostgreSQL answered its COMMIT,
-// without passing the answer on: the transaction is committed, and its
-// client learns only that the connection broke, as it would of a network
-// cut or a server's crash between its commit and its answer. It can also
-// hold a client's next statement within a transaction for a while, as a
-// server frozen mid-transaction (a paused VM, a stall) would. The client
-// must connect without TLS (sslmode=disable).
+// A CommitCutter is a relay in front of PostgreSQL that reads both sides
+// of the wire protocol, and once armed, cuts the connection of a
+// transaction that matched at its COMMIT, as a network cut or a crash
+// would, so that its client learns only that the connection broke: just
+// after PostgreSQL answered the COMMIT (the transaction committed), or
+// just before PostgreSQL gets it (the transaction is aborted). It can
+// then keep the database out of the client's reach until Heal, as a
+// network partition would. It can also hold a client's next statement
+// within a transaction for a while, as a server frozen mid-transaction (a
+// paused VM, a stall) would. The client must connect without TLS
+// (sslmode=disable).
 type CommitCutter struct {
 	l     net.Listener
 	to    string
-	armed atomic.Bool
+	armed atomic.Pointer[Cut]
 	// freeze, if not 0, is how long the next statement sent within a
 	// transaction is held.
 	freeze atomic.Int64
-	// match, if set, decides from the CommandComplete tags of a
-	// transaction whether its COMMIT is cut.
-	match atomic.Pointer[func(tags []string) bool]
+	// apart: the database is out of reach, every connection refused.
+	apart atomic.Bool
 	cuts  atomic.Int64
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+}
+
+// A Cut says which COMMIT a CommitCutter cuts, and how.
+type Cut struct {
+	// Match, if set, decides from the CommandComplete tags of a
+	// transaction whether its COMMIT is cut; nil matches all.
+	Match func(tags []string) bool
+	// Before cuts the COMMIT before PostgreSQL gets it, which aborts the
+	// transaction, rather than once it committed.
+	Before bool
+	// Apart keeps the database out of reach from the cut on: every
+	// connection through the cutter is closed, and new ones refused,
+	// until Heal.
+	Apart bool
 }
 
 // NewCommitCutter starts a CommitCutter in front of the PostgreSQL
@@ -61,6 +77,10 @@ func NewCommitCutter(t testing.TB, dsn string) (*CommitCutter, string) {
 			if err != nil {
 				return
 			}
+			if c.apart.Load() {
+				conn.Close()
+				continue
+			}
 			c.wg.Go(func() { c.pass(conn) })
 		}
 	})
@@ -79,11 +99,19 @@ func NewCommitCutter(t testing.TB, dsn string) (*CommitCutter, string) {
 }
 
 // CutNext arms the cutter: the next COMMIT answered in a transaction whose
-// statements' tags match says (all of them if match is nil) is cut.
+// statements' tags match says (all of them if match is nil) is cut after
+// PostgreSQL committed it.
 func (c *CommitCutter) CutNext(match func(tags []string) bool) {
-	c.match.Store(&match)
-	c.armed.Store(true)
+	c.Arm(Cut{Match: match})
 }
+
+// Arm has the cutter cut the next COMMIT that cut matches, as it says.
+func (c *CommitCutter) Arm(cut Cut) {
+	c.armed.Store(&cut)
+}
+
+// Heal brings the database back within reach after a Cut kept it apart.
+func (c *CommitCutter) Heal() { c.apart.Store(false) }
 
 // FreezeNext holds the next statement a client sends within a
 // transaction for d before passing it on.
@@ -139,23 +167,60 @@ func (c *CommitCutter) pass(client net.Conn) {
 		return
 	}
 	defer c.untrack(client, server)
-	var inTx atomic.Bool // the server said it is within a transaction
+	var (
+		inTx atomic.Bool // the server said it is within a transaction
+		mu   sync.Mutex
+		tags []string // of the transaction under way
+	)
+	// cutHere reports whether the cut armed is to cut this transaction's
+	// COMMIT, before PostgreSQL gets it or after it answered, and if so
+	// disarms it and breaks the connection.
+	cutHere := func(before bool) bool {
+		armed := c.armed.Load()
+		if armed == nil || armed.Before != before {
+			return false
+		}
+		mu.Lock()
+		match := armed.Match == nil || armed.Match(tags)
+		mu.Unlock()
+		if !match || !c.armed.CompareAndSwap(armed, nil) {
+			return false
+		}
+		c.cuts.Add(1)
+		// Reset, not a FIN: the client sees a broken connection, as a
+		// crash or a cut would leave it.
+		server.(*net.TCPConn).SetLinger(0)
+		client.(*net.TCPConn).SetLinger(0)
+		server.Close()
+		client.Close()
+		if armed.Apart {
+			c.apart.Store(true)
+			c.mu.Lock()
+			for conn := range c.conns {
+				conn.Close()
+			}
+			c.mu.Unlock()
+		}
+		return true
+	}
 	go func() {
 		defer server.Close()
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := client.Read(buf)
-			if n > 0 && inTx.Load() {
+		r := bufio.NewReader(client)
+		// The client's first message, of startup, has no type byte.
+		for startup := true; ; startup = false {
+			msg, err := readMessage(r, startup)
+			if err != nil {
+				return
+			}
+			if !startup && inTx.Load() {
 				if d := c.freeze.Load(); d != 0 && c.freeze.CompareAndSwap(d, 0) {
 					time.Sleep(time.Duration(d))
 				}
-			}
-			if n > 0 {
-				if _, err := server.Write(buf[:n]); err != nil {
+				if msg[0] == 'Q' && strings.EqualFold(strings.TrimSpace(string(bytes.TrimRight(msg[5:], "\x00"))), "commit") && cutHere(true) {
 					return
 				}
 			}
-			if err != nil {
+			if _, err := server.Write(msg); err != nil {
 				return
 			}
 		}
@@ -163,40 +228,52 @@ func (c *CommitCutter) pass(client net.Conn) {
 	defer client.Close()
 	defer server.Close()
 	r := bufio.NewReader(server)
-	var tags []string // of the transaction under way
-	hdr := make([]byte, 5)
 	for {
-		if _, err := io.ReadFull(r, hdr); err != nil {
+		msg, err := readMessage(r, false)
+		if err != nil {
 			return
 		}
-		n := int(binary.BigEndian.Uint32(hdr[1:])) - 4
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
-			return
-		}
-		switch hdr[0] {
+		body := msg[5:]
+		switch msg[0] {
 		case 'C': // CommandComplete
 			tag := string(bytes.TrimRight(body, "\x00"))
-			if tag == "COMMIT" && c.armed.Load() {
-				match := c.match.Load()
-				if (*match == nil || (*match)(tags)) && c.armed.CompareAndSwap(true, false) {
-					c.cuts.Add(1)
-					// Reset, not a FIN: the client sees a broken
-					// connection, as a crash or a cut would leave it.
-					server.(*net.TCPConn).SetLinger(0)
-					client.(*net.TCPConn).SetLinger(0)
-					return
-				}
+			if tag == "COMMIT" && cutHere(false) {
+				return
 			}
+			mu.Lock()
 			tags = append(tags, tag)
+			mu.Unlock()
 		case 'Z': // ReadyForQuery: 'I' outside a transaction
 			if len(body) == 1 && body[0] == 'I' {
+				mu.Lock()
 				tags = tags[:0]
+				mu.Unlock()
 			}
 			inTx.Store(len(body) == 1 && body[0] != 'I')
 		}
-		if _, err := client.Write(append(hdr, body...)); err != nil {
+		if _, err := client.Write(msg); err != nil {
 			return
 		}
 	}
+}
+
+// readMessage reads one message of PostgreSQL's wire protocol: a type
+// byte and a length that counts itself, or, for a client's startup
+// message, the length alone.
+func readMessage(r *bufio.Reader, startup bool) ([]byte, error) {
+	head := 5
+	if startup {
+		head = 4
+	}
+	msg := make([]byte, head)
+	if _, err := io.ReadFull(r, msg); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(msg[head-4:]))
+	if n < 4 || n > 1<<30 {
+		return nil, fmt.Errorf("message length %d", n)
+	}
+	msg = append(msg, make([]byte, n-4)...)
+	_, err := io.ReadFull(r, msg[head:])
+	return msg, err
 }
