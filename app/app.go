@@ -320,6 +320,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Service:        svc,
 		AuditLog:       svc,
 		OCSP:           svc,
+		OCSPMaxAge:     cfg.OCSPMaxAge,
 		LocalObjects:   local,
 		Collectors:     collectors,
 		Ready:          a.store.Ready,

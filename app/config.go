@@ -85,6 +85,9 @@ type Config struct {
 	// OCSPSignedByCA has CAs sign their OCSP answers with their own keys
 	// rather than by delegated responders.
 	OCSPSignedByCA bool
+	// OCSPMaxAge is how long HTTP caches may serve an OCSP answer
+	// without asking again (server.Config.OCSPMaxAge).
+	OCSPMaxAge time.Duration
 	// AuditReportInterval is the least time between two reports of a CA.
 	AuditReportInterval time.Duration
 	// RootAccessKeyID and RootSecretAccessKey, if set, are an access key of
@@ -277,6 +280,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--account-request-rate must be 0 (no bound) or at least %g (a request each %.0f seconds), not %g", minAccountRequestRate, 1/minAccountRequestRate, cfg.AccountRequestRate)
 	case cfg.MaxCAsPerAccount <= 0 || cfg.OCSPUnknownBudget <= 0 || cfg.OCSPUnknownRate <= 0:
 		return fmt.Errorf("--max-cas-per-account, --ocsp-unknown-budget and the OCSP rate must be positive")
+	case cfg.OCSPMaxAge < 0:
+		return fmt.Errorf("--ocsp-max-age must not be negative")
 	case cfg.ReportWitnessWait < 0:
 		return fmt.Errorf("--report-witness-wait must not be negative")
 	case cfg.AuditReportInterval <= 0 || cfg.AuditReportLease < time.Second:

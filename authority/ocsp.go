@@ -190,27 +190,29 @@ func (b *ocspBudgets) spend(caID string, n int, now time.Time, also func() bool)
 // never fails: a request it cannot answer gets an OCSP error response
 // (malformedRequest, unauthorized for a CA it does not serve, or
 // internalError), and only the first certificate of a request is answered,
-// as RFC 5019's lightweight profile, which AWS follows.
-func (s *Service) OCSP(ctx context.Context, request []byte) []byte {
+// as RFC 5019's lightweight profile, which AWS follows. A successful
+// response comes with its thisUpdate and nextUpdate, which tell HTTP
+// caches how long it may be kept; an error response with zero times.
+func (s *Service) OCSP(ctx context.Context, request []byte) (resp []byte, thisUpdate, nextUpdate time.Time) {
 	req, err := pki.ParseOCSPRequest(request)
 	if err != nil || !wellFormedSerial(req.SerialNumber) {
-		return ocsp.MalformedRequestErrorResponse
+		return ocsp.MalformedRequestErrorResponse, time.Time{}, time.Time{}
 	}
-	resp, err := s.ocspResponse(ctx, req)
+	e, err := s.ocspResponse(ctx, req)
 	if errors.Is(err, errOCSPUnauthorized) {
-		return ocsp.UnauthorizedErrorResponse
+		return ocsp.UnauthorizedErrorResponse, time.Time{}, time.Time{}
 	}
 	// A key store that cannot sign now is a reason to ask again later.
 	if errors.Is(err, errOCSPTryLater) || openpca.ErrorCode(err) == openpca.CodeServiceUnavailable {
-		return ocsp.TryLaterErrorResponse
+		return ocsp.TryLaterErrorResponse, time.Time{}, time.Time{}
 	}
 	if err != nil {
 		if !openpca.Abandoned(ctx, err) {
 			s.logger.ErrorContext(ctx, "answering an OCSP request", "error", err)
 		}
-		return ocsp.InternalErrorErrorResponse
+		return ocsp.InternalErrorErrorResponse, time.Time{}, time.Time{}
 	}
-	return resp
+	return e.DER, e.SignedAt, e.SignedAt.Add(ocspValidity)
 }
 
 // wellFormedSerial reports whether n is a serial number RFC 5280 allows:
@@ -228,7 +230,7 @@ var errOCSPUnauthorized = errors.New("authority: OCSP request for a CA this serv
 // rate of them (Config.OCSPUnknownRate).
 var errOCSPTryLater = errors.New("authority: too many OCSP requests for unknown serials")
 
-func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, error) {
+func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) (*ocspEntry, error) {
 	// CAs are found by their SHA-1 key hash. The answers the store keeps
 	// are by CA and serial, which with SHA-1 alone (and a CA's subject,
 	// which a renewal keeps) name one CertID: accepting another hash
@@ -275,7 +277,7 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 			e.signedUnder(is.cert)
 	}
 	if e := s.ocsp.get(id); e != nil && current(e) {
-		return e.DER, nil
+		return e, nil
 	}
 	// Requests that miss at once share one signing: each would be signed,
 	// and logged where the CA signs.
@@ -297,7 +299,7 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) ([]byte, 
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		return r.Val.(*ocspEntry).DER, nil
+		return r.Val.(*ocspEntry), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,8 +16,10 @@ import (
 )
 
 // OCSPResponder answers OCSP requests; *authority.Service implements it.
+// A successful response comes with its thisUpdate and nextUpdate, an
+// error response (tryLater, say) with zero times.
 type OCSPResponder interface {
-	OCSP(ctx context.Context, request []byte) []byte
+	OCSP(ctx context.Context, request []byte) (resp []byte, thisUpdate, nextUpdate time.Time)
 }
 
 // LocalObjects opens objects of the embedded object store: regular files
@@ -43,8 +48,26 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.Ha
 		// as long as its client waits.
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
-		resp := responder.OCSP(ctx, request)
-		w.Header().Set("Content-Type", "application/ocsp-response")
+		resp, thisUpdate, nextUpdate := responder.OCSP(ctx, request)
+		h := w.Header()
+		h.Set("Content-Type", "application/ocsp-response")
+		if thisUpdate.IsZero() {
+			// An error response (tryLater) is for now only.
+			h.Set("Cache-Control", "no-store")
+			w.Write(resp)
+			return
+		}
+		sum := sha256.Sum256(resp)
+		etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+		h.Set("ETag", etag)
+		h.Set("Last-Modified", thisUpdate.UTC().Format(http.TimeFormat))
+		h.Set("Expires", nextUpdate.UTC().Format(http.TimeFormat))
+		maxAge := max(0, min(s.ocspMaxAge, time.Until(nextUpdate)))
+		h.Set("Cache-Control", fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", int64(maxAge/time.Second)))
+		if r.Method == http.MethodGet && etagMatches(r.Header.Get("If-None-Match"), etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
 		w.Write(resp)
 	}
 	mux.HandleFunc("POST "+PathOCSP, func(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +89,18 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.Ha
 	}
 	mux.HandleFunc("GET "+PathOCSP+"/", get)
 	return get
+}
+
+// etagMatches reports whether an If-None-Match header names etag, or any
+// (RFC 9110, 13.1.2: a weak comparison).
+func etagMatches(header, etag string) bool {
+	for tag := range strings.SplitSeq(header, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == etag || tag == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 // handleLocalCRLs serves the CRLs of the embedded object store's buckets

@@ -34,6 +34,10 @@ type Config struct {
 	AuditLog AuditLog
 	// OCSP, if set, answers OCSP requests at /ocsp.
 	OCSP OCSPResponder
+	// OCSPMaxAge is how long HTTP caches may serve an OCSP answer without
+	// asking again (never past its nextUpdate): a revocation may take as
+	// long to reach relying parties behind one. 0: caches ask each time.
+	OCSPMaxAge time.Duration
 	// LocalObjects, if set, is the embedded object store, whose CRLs are
 	// served at /s3/<bucket>/<key>.
 	LocalObjects LocalObjects
@@ -89,12 +93,13 @@ type Server struct {
 	metrics http.Handler
 	proxies clientaddr.Proxies // for the client's address in the log
 	// unproven samples the lines of requests that proved no signature.
-	unproven *logsample.Sampler
+	unproven   *logsample.Sampler
+	ocspMaxAge time.Duration
 }
 
 // New returns a Server for cfg; Serve starts it.
 func New(cfg Config) *Server {
-	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies, unproven: logsample.New()}
+	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies, unproven: logsample.New(), ocspMaxAge: cfg.OCSPMaxAge}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(registry, cfg.Collectors)

@@ -405,6 +405,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls, whose bundle path is printed")
 	fs.BoolVar(&cfg.OCSPSignedByCA, "ocsp-signed-by-ca", false, "have each CA sign its OCSP answers with its own key, each signing in its log, instead of by a delegated responder whose certificate it issues")
+	fs.DurationVar(&cfg.OCSPMaxAge, "ocsp-max-age", 0, "how long HTTP caches in front of the server (a CDN) may serve an OCSP answer without asking again, never past its nextUpdate; a revocation may take as long to reach relying parties behind them (0: caches ask each time)")
 	fs.IntVar(&cfg.OCSPUnknownBudget, "ocsp-unknown-budget", cfg.OCSPUnknownBudget, "bytes that this server's OCSP answers for serials a CA never issued may add to its key-use log per hour where the CA signs them itself (each server of a database has its own); past it they get tryLater")
 	fs.DurationVar(&cfg.AuditReportInterval, "audit-report-interval", cfg.AuditReportInterval, "least time between two audit reports of one CA")
 	fs.DurationVar(&cfg.AuditReportLease, "audit-report-lease", cfg.AuditReportLease, "how long a server holds a report it generates without renewing; another server takes it over after")
