@@ -99,8 +99,12 @@ func TestWALShrinksAfterLongReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("the log's file once the reader is gone: %d KiB", fi.Size()>>10)
-	if fi.Size() > 2*restartAt {
-		t.Errorf("the log's file stays at %d KiB once the reader is gone and the log started over, more than twice its bound of %d KiB", fi.Size()>>10, restartAt>>10)
+	// Cut back to twice the bound, the log then grows past it by what 16
+	// writers add while a restart waits its turn: a few hundred KiB more
+	// on a machine busy with other tests. Kept at its largest, it stays
+	// past 60 MiB.
+	if fi.Size() > 8*restartAt {
+		t.Errorf("the log's file stays at %d KiB once the reader is gone and the log started over, more than eight times its bound of %d KiB", fi.Size()>>10, restartAt>>10)
 	}
 }
 
