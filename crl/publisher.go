@@ -102,7 +102,7 @@ type Publisher struct {
 	pause func(revoked int) time.Duration
 
 	mu       sync.Mutex
-	failures map[string]int // publications that failed in a row, by CA
+	failures map[string]failures // publications that failed in a row, by CA
 	// accounts are when accounts' next CRLs may be published here, for
 	// those that must wait: their CRLs' pauses, added up.
 	accounts map[string]time.Time
@@ -127,7 +127,7 @@ func newPublisher(cfg Config) *Publisher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Publisher{cfg: cfg, pause: pause, failures: map[string]int{}, accounts: map[string]time.Time{}, writeTimeout: writeTimeout, readTimeout: readTimeout,
+	return &Publisher{cfg: cfg, pause: pause, failures: map[string]failures{}, accounts: map[string]time.Time{}, writeTimeout: writeTimeout, readTimeout: readTimeout,
 		readBack: readBackState{written: map[string]*written{}}}
 }
 
@@ -163,21 +163,34 @@ func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 	}
 	err := p.publish(ctx, job, owner)
 	p.mu.Lock()
-	failures := 0
+	f := p.failures[job.CAID]
 	if err != nil {
-		p.failures[job.CAID]++
-		failures = p.failures[job.CAID]
+		// Failures since the last CRL published, by any server: one that
+		// another server published since this one's last failure ends
+		// the row.
+		if !f.last.Equal(job.LastThisUpdate) {
+			f = failures{last: job.LastThisUpdate}
+		}
+		f.n++
+		p.failures[job.CAID] = f
 	} else {
 		delete(p.failures, job.CAID)
 	}
 	p.mu.Unlock()
 	if err != nil && ctx.Err() == nil {
-		retry := retryAfter(failures)
-		p.cfg.Logger.Error("publishing a CRL", "ca", job.CAID, "error", err, "failures_in_a_row", failures, "retry_in", retry)
+		retry := retryAfter(f.n)
+		p.cfg.Logger.Error("publishing a CRL", "ca", job.CAID, "error", err, "failures_in_a_row", f.n, "retry_in", retry)
 		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, p.cfg.Now().Add(retry)); err != nil {
 			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
 		}
 	}
+}
+
+// failures are a CA's publications that failed in a row on this server,
+// since the CRL published last, whose thisUpdate it keeps.
+type failures struct {
+	n    int
+	last time.Time
 }
 
 // accountWaits returns when account's next CRL may be published here, if
