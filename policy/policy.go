@@ -119,8 +119,9 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 	// tests it with a Not... operator would allow whatever it says. An
 	// identity policy is the operator's, whom the server can tell so. A
 	// CA's resource policy comes through PutPolicy, where AWS takes any
-	// key (see README), and may test AWS's keys of principals (an Allow
-	// on aws:PrincipalOrgID then allows nothing here); but not ACM Private
+	// key (see README), and may test AWS's keys of principals where that
+	// errs on the side of refusing (an Allow on aws:PrincipalOrgID then
+	// allows nothing here); but not ACM Private
 	// CA's own: its X.509 certificate condition keys (acm-pca:x509Key/...,
 	// acm-pca:x509Ext/...) describe the certificate being issued, and
 	// AWS's way of allowing only some names in a shared CA, ForAllValues
@@ -128,7 +129,12 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 	// every certificate.
 	for _, st := range p.Statements {
 		for _, c := range st.Conditions {
-			if unsupplied(c.lowerKey) && (kind == Identity || strings.HasPrefix(c.lowerKey, "acm-pca:")) {
+			// In a CA's policy (Allow alone), a key of principals AWS
+			// always supplies may be tested only by a condition that is
+			// false of an absent key, an Allow that allows nothing here:
+			// one that holds of it (StringNotLike, ForAllValues:, Null
+			// "true") allowed every key of the accounts named.
+			if unsupplied(c.lowerKey) && (kind == Identity || strings.HasPrefix(c.lowerKey, "acm-pca:") || c.holds(nil, false)) {
 				return nil, invalid("the condition key %s is one AWS supplies and this server does not (an access key here is no IAM principal; of ACM Private CA's keys it knows acm-pca:TemplateArn, not the X.509 certificate condition keys): every request would lack it", c.Key)
 			}
 		}
