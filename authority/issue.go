@@ -169,6 +169,11 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 	if template.ErrNoName(err) {
 		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR must provide a subject name or a subject alternative name: %v.", err)
 	}
+	// AWS's "Certificate request validation": an extension it cannot
+	// read is a MalformedCSRException, from the CSR or the API.
+	if template.ErrMalformed(err) {
+		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The certificate cannot be issued: %v.", err)
+	}
 	if template.ErrCSR(err) {
 		return nil, openpca.Errorf(openpca.CodeMalformedCSR, "The CSR cannot be signed: %v.", err)
 	}

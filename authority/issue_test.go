@@ -440,7 +440,7 @@ func TestIssueCertificateErrors(t *testing.T) {
 			Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ku"},
 				ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 15}, Critical: true, Value: []byte{0xff}}}}).CSRPEM}, "MalformedCSRException"},
 		{"API passthrough of alternative names that do not parse", acmpca.IssueCertificateInput{Csr: good, TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
-			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{CustomExtensions: []types.CustomExtension{{ObjectIdentifier: aws.String("2.5.29.17"), Value: aws.String("AAAA")}}}}}, "InvalidArgsException"},
+			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{CustomExtensions: []types.CustomExtension{{ObjectIdentifier: aws.String("2.5.29.17"), Value: aws.String("AAAA")}}}}}, "MalformedCSRException"}, // "A ... SAN extension ... that can't be parsed" (Certificate request validation)
 		{"a common name with a NUL", acmpca.IssueCertificateInput{Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "bank.example\x00.evil.example"}}).CSRPEM}, "MalformedCSRException"},
 		{"API passthrough of a common name with a NUL", acmpca.IssueCertificateInput{Csr: good, TemplateArn: apiTemplate,
 			ApiPassthrough: &types.ApiPassthrough{Subject: &types.ASN1Subject{CommonName: aws.String("bank.example\x00.evil.example")}}}, "InvalidArgsException"},

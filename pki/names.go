@@ -218,6 +218,37 @@ func CheckKeyUsage(alg openpca.KeyAlgorithm, ext pkix.Extension) error {
 	return nil
 }
 
+// CheckExtKeyUsage refuses an extended key usage extension's value that
+// is not a SEQUENCE of object identifiers alone: Go's parser takes one
+// with data after it, which AWS Private CA refuses ("An extended key usage
+// extension with three or more bytes of extra data after its encoded
+// value", "Certificate request validation"), and which is not DER.
+func CheckExtKeyUsage(value []byte) error {
+	in := cryptobyte.String(value)
+	var oids cryptobyte.String
+	if !in.ReadASN1(&oids, cbasn1.SEQUENCE) || !in.Empty() {
+		return fmt.Errorf("the extended key usage extension is not a SEQUENCE of object identifiers alone")
+	}
+	for !oids.Empty() {
+		var oid asn1.ObjectIdentifier
+		if !oids.ReadASN1ObjectIdentifier(&oid) {
+			return fmt.Errorf("the extended key usage extension has an entry that is not an object identifier")
+		}
+	}
+	return nil
+}
+
+// CheckKeyUsageValue refuses a key usage extension's value that is not a
+// BIT STRING alone, which AWS Private CA refuses ("A key usage ... extension
+// ... that can't be parsed").
+func CheckKeyUsageValue(value []byte) error {
+	var bits asn1.BitString
+	if rest, err := asn1.Unmarshal(value, &bits); err != nil || len(rest) > 0 {
+		return fmt.Errorf("the key usage extension is not a BIT STRING")
+	}
+	return nil
+}
+
 // SubjectInformationAccessExtension encodes access descriptions as the
 // subject information access extension.
 func SubjectInformationAccessExtension(list []openpca.AccessDescription) (pkix.Extension, error) {
@@ -308,6 +339,12 @@ func CheckAltNames(value []byte) error {
 		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific(), cbasn1.Tag(6).ContextSpecific(): // rfc822Name, dNSName, URI
 			if err := CheckName(string(v)); err != nil {
 				return fmt.Errorf("a subject alternative name: %w", err)
+			}
+		case cbasn1.Tag(7).ContextSpecific(): // iPAddress
+			// AWS refuses "A SAN IP address that isn't 4 or 16 bytes
+			// long" ("Certificate request validation").
+			if len(v) != net.IPv4len && len(v) != net.IPv6len {
+				return &EntryError{fmt.Sprintf("a subject alternative name: an IP address of %d bytes; it must be 4 or 16", len(v))}
 			}
 		case cbasn1.Tag(4).ContextSpecific().Constructed(): // directoryName: [4] EXPLICIT Name
 			name := cryptobyte.String(v)

@@ -64,6 +64,20 @@ func (t *Template) Build(r Request) (*x509.Certificate, error) {
 	if err := t.setOwn(&exts, r.CSR.PublicKey); err != nil {
 		return nil, err
 	}
+	// What AWS reads of every certificate before it issues one
+	// ("Certificate request validation"), whichever source gives it: a
+	// key usage and an extended key usage that parse, and nothing after
+	// them. (The alternative names are checked where they come in.)
+	if ku := exts.get(pki.OIDKeyUsage); ku != nil {
+		if err := pki.CheckKeyUsageValue(ku.Value); err != nil {
+			return nil, malformedError{err}
+		}
+	}
+	if eku := exts.get(pki.OIDExtKeyUsage); eku != nil {
+		if err := pki.CheckExtKeyUsage(eku.Value); err != nil {
+			return nil, malformedError{err}
+		}
+	}
 	// Only a blank template's usages are those passed through.
 	if ku := exts.get(pki.OIDKeyUsage); ku != nil {
 		if err := pki.CheckKeyUsage(pki.KeyAlgorithmOf(r.CSR.PublicKey), *ku); err != nil {
@@ -129,6 +143,22 @@ var (
 type csrError struct{ error }
 
 func (e csrError) Error() string { return e.error.Error() }
+
+// malformedError refuses a certificate that would carry an extension
+// AWS Private CA cannot read ("Certificate request validation"): it
+// answers a MalformedCSRException whether the CSR or the API passthrough
+// gives the value.
+type malformedError struct{ error }
+
+func (e malformedError) Error() string { return e.error.Error() }
+func (e malformedError) Unwrap() error { return e.error }
+
+// ErrMalformed reports whether err refuses an extension that AWS cannot
+// read, from the CSR or the API passthrough.
+func ErrMalformed(err error) bool {
+	var m malformedError
+	return errors.As(err, &m)
+}
 
 // ErrNoName reports whether err is the refusal of a nameless certificate,
 // or of an empty subject alternative name, which AWS answers as a
@@ -241,14 +271,21 @@ func (x *extensions) setAPI(api *openpca.Extensions) error {
 		if err != nil {
 			return fmt.Errorf("CustomExtensions %d: the value is not base64", i+1)
 		}
+		// A key usage, an extended key usage or alternative names that
+		// cannot be read are what AWS answers as a malformed request.
+		read := oid.Equal(pki.OIDKeyUsage) || oid.Equal(pki.OIDExtKeyUsage) || oid.Equal(pki.OIDSubjectAltName)
 		var element cryptobyte.String
 		var tag cbasn1.Tag
 		if rest := cryptobyte.String(v); !rest.ReadAnyASN1Element(&element, &tag) || !rest.Empty() {
-			return fmt.Errorf("CustomExtensions %d: the value is not one DER-encoded ASN.1 value", i+1)
+			err := fmt.Errorf("CustomExtensions %d: the value is not one DER-encoded ASN.1 value", i+1)
+			if read {
+				return malformedError{err}
+			}
+			return err
 		}
 		if oid.Equal(pki.OIDSubjectAltName) {
 			if err := pki.CheckAltNames(v); err != nil {
-				return fmt.Errorf("CustomExtensions %d: %w", i+1, err)
+				return malformedError{fmt.Errorf("CustomExtensions %d: %w", i+1, err)}
 			}
 		}
 		x.set(pkix.Extension{Id: oid, Critical: c.Critical != nil && *c.Critical, Value: v})
