@@ -24,7 +24,8 @@ import (
 // are its thisUpdate and nextUpdate, and max-age is --ocsp-max-age, never
 // past nextUpdate, and 0 by default, so that a cache asks each time and a
 // revocation shows at once. A cache asking again with the answer's ETag is
-// told it has not changed (304), until a revocation changes it. An error
+// told it has not changed (304, to a HEAD too), until a revocation
+// changes it. An error
 // response (unauthorized, tryLater) is not to be kept.
 func TestOCSPCachingHeaders(t *testing.T) {
 	for _, c := range []struct {
@@ -38,10 +39,10 @@ func TestOCSPCachingHeaders(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(c.maxAge), func(t *testing.T) {
 			e := newOCSPEnv(t, func(cfg *app.Config) { cfg.OCSPMaxAge = c.maxAge })
-			get := func(serial *big.Int, etag string) (*http.Response, []byte) {
+			ask := func(method string, serial *big.Int, etag string) (*http.Response, []byte) {
 				t.Helper()
 				u := e.env.URL + "/ocsp/" + url.PathEscape(base64.StdEncoding.EncodeToString(ocspRequest(t, e.root, serial)))
-				req, err := http.NewRequest(http.MethodGet, u, nil)
+				req, err := http.NewRequest(method, u, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -58,6 +59,10 @@ func TestOCSPCachingHeaders(t *testing.T) {
 					t.Fatal(err)
 				}
 				return res, body
+			}
+			get := func(serial *big.Int, etag string) (*http.Response, []byte) {
+				t.Helper()
+				return ask(http.MethodGet, serial, etag)
 			}
 			res, body := get(e.cert.SerialNumber, "")
 			answer, err := ocsp.ParseResponse(body, e.root)
@@ -78,8 +83,12 @@ func TestOCSPCachingHeaders(t *testing.T) {
 			if etag == "" {
 				t.Fatal("no ETag")
 			}
-			if res, body := get(e.cert.SerialNumber, "W/"+etag); res.StatusCode != http.StatusNotModified || len(body) != 0 {
-				t.Errorf("asked again with its ETag: %s, %d bytes, want 304", res.Status, len(body))
+			// A condition that is false is 304 for GET and HEAD alike (RFC
+			// 9110, 13.1.2).
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				if res, body := ask(method, e.cert.SerialNumber, "W/"+etag); res.StatusCode != http.StatusNotModified || len(body) != 0 {
+					t.Errorf("%s again with its ETag: %s, %d bytes, want 304", method, res.Status, len(body))
+				}
 			}
 			if _, err := e.env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &e.caARN,
 				CertificateSerial: aws.String(e.cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {

@@ -235,6 +235,88 @@ func TestCommitOutcome(t *testing.T) {
 	}
 }
 
+// TestCommitOutcomeAfterFailover: a COMMIT whose answer was lost, then a
+// failover to a standby that lacks the transaction (or a crash that lost
+// the log's tail). The new primary hands the lost transaction's id out
+// again to other writes (another server's, or this one's other
+// connections); pg_xact_status of that id then says "committed" of a
+// transaction that is not the write's. The write must not be reported
+// stored when it is not: the README says such a failover leaves it in
+// doubt (ServiceUnavailableException, "may have been stored").
+func TestCommitOutcomeAfterFailover(t *testing.T) {
+	ctx := context.Background()
+	pg := testenv.NewOwnPostgres(t)
+	dsn, err := pg.NewDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutter, via := testenv.NewCommitCutter(t, dsn)
+	store, err := postgres.Open(ctx, via, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ca := storetest.ActiveCA(t, store)
+	// The standby's state: everything up to here.
+	if err := pg.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	// The store's connections broke with the restart: find the database again.
+	for i := 0; ; i++ {
+		if _, err := store.RecordIssuance(ctx, storetest.NewIssuance(ca)); err == nil {
+			break
+		} else if i == 50 {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cuts := cutter.Cuts()
+	cutter.Arm(testenv.Cut{Before: true, Apart: true})
+	done := make(chan error, 1)
+	go func() {
+		for cutter.Cuts() == cuts {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := pg.FailOver(); err != nil {
+			done <- err
+			return
+		}
+		// Another server's writes on the new primary.
+		other, err := sql.Open("pgx", dsn)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer other.Close()
+		for range 200 {
+			if _, err := other.Exec(`SELECT pg_current_xact_id()`); err != nil {
+				done <- err
+				return
+			}
+		}
+		cutter.Heal()
+		done <- nil
+	}()
+	is := storetest.NewIssuance(ca)
+	_, werr := store.RecordIssuance(ctx, is)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var n int
+	if err := admin.QueryRow(`SELECT count(*) FROM certificates WHERE serial = $1`, is.Certificate.Serial).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("issuance: err=%v; stored %d times on the new primary", werr, n)
+	if werr == nil && n == 0 {
+		t.Errorf("the issuance was reported stored (its certificate returned to the client), and the database has no such certificate")
+	}
+}
+
 // TestLockTimeoutIsUnavailable: a statement that PostgreSQL ended past the
 // lock_timeout or the statement_timeout that the database (or the role,
 // or the address) sets, waiting for a lock another transaction held, is

@@ -181,10 +181,21 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 				return false
 			},
 			// pg_xact_status (PostgreSQL 13 and later) tells a
-			// transaction's outcome as long as its id is recent.
+			// transaction's outcome as long as its id is recent. An id
+			// is unique only within one run of the server: one that
+			// lost the log's tail (a crash, a failover to a standby
+			// that lacks the transaction, a restored copy) hands the
+			// lost transaction's id out again, and another's commit
+			// then reads as the lost one's. "committed" is believed
+			// only from the run that gave the id: the postmaster's
+			// start, and the reset of the shared statistics, which a
+			// restart after a backend's crash (same postmaster)
+			// discards. "aborted" is true of the transaction on the
+			// server asked, whichever run: a transaction of that id
+			// there never committed.
 			Outcome: groupcommit.Outcome{
-				ID:     `SELECT pg_current_xact_id()::text`,
-				Status: `SELECT pg_xact_status($1::text::xid8)`,
+				ID:     `SELECT pg_current_xact_id()::text || ' ' || ` + pgRun,
+				Status: `SELECT CASE WHEN s = 'committed' AND split_part($1::text, ' ', 2) <> ` + pgRun + ` THEN NULL ELSE s END FROM pg_xact_status(split_part($1::text, ' ', 1)::xid8) AS s`,
 			},
 			// clock_timestamp() is the time as the statement reads it;
 			// now() is when its transaction began.
@@ -370,6 +381,11 @@ func openDB(dsn, session string) (*sql.DB, error) {
 	}
 	return stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(setSessionDefaults)), nil
 }
+
+// pgRun names the server's run: its postmaster's start and the last reset
+// of its shared statistics (discarded by the recovery that follows any
+// crash), in microseconds.
+const pgRun = `((extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint::text || '-' || COALESCE((extract(epoch FROM pg_stat_get_bgwriter_stat_reset_time()) * 1000000)::bigint::text, ''))`
 
 // retryable reports the errors of a transaction that PostgreSQL aborted to
 // break a deadlock or keep transactions serializable: run again, it may

@@ -64,7 +64,7 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.Ha
 		h.Set("Expires", nextUpdate.UTC().Format(http.TimeFormat))
 		maxAge := max(0, min(s.ocspMaxAge, time.Until(nextUpdate)))
 		h.Set("Cache-Control", fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", int64(maxAge/time.Second)))
-		if r.Method == http.MethodGet && etagMatches(r.Header.Get("If-None-Match"), etag) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && etagMatches(r.Header.Get("If-None-Match"), etag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}

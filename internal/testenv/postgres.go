@@ -239,3 +239,35 @@ func NewOwnPostgres(t testing.TB) *Postgres {
 	t.Cleanup(pg.Stop)
 	return pg
 }
+
+// Snapshot stops the cluster cleanly, keeps a copy of its files, and
+// starts it again: the state a standby that stopped receiving the log
+// here (or a backup taken here) would have.
+func (pg *Postgres) Snapshot() error {
+	data := filepath.Join(pg.dir, "data")
+	if out, err := pg.run("pg_ctl", "-D", data, "-m", "fast", "-w", "stop"); err != nil {
+		return fmt.Errorf("pg_ctl stop: %v\n%s", err, out)
+	}
+	os.RemoveAll(data + ".snapshot")
+	if out, err := exec.Command("cp", "-a", data, data+".snapshot").CombinedOutput(); err != nil {
+		return fmt.Errorf("cp: %v\n%s", err, out)
+	}
+	return pg.Start()
+}
+
+// FailOver crashes the cluster and starts, on its port, the copy Snapshot
+// kept, as a failover to a standby that lacks what was written since (or
+// a crash that lost the log's tail) would leave the database.
+func (pg *Postgres) FailOver() error {
+	if err := pg.Crash(); err != nil {
+		return err
+	}
+	data := filepath.Join(pg.dir, "data")
+	if err := os.RemoveAll(data); err != nil {
+		return err
+	}
+	if err := os.Rename(data+".snapshot", data); err != nil {
+		return err
+	}
+	return pg.Start()
+}
