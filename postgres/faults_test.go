@@ -378,6 +378,13 @@ func TestFrozenMidTransaction(t *testing.T) {
 	q := u.Query()
 	q.Set("idle_in_transaction_session_timeout", "200ms")
 	u.RawQuery = q.Encode()
+	// Migrated first without the timeout: a migration's transaction idle
+	// for 200 ms on a busy machine was ended too.
+	migrated, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrated.Close()
 	store, err := postgres.Open(ctx, u.String(), postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
