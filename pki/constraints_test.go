@@ -144,7 +144,7 @@ func TestReadDirectoryNameConstraints(t *testing.T) {
 	}
 }
 
-func utf8(s string) asn1.RawValue { return asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)} }
+func utf8String(s string) asn1.RawValue { return asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)} }
 
 // t61 is a T61String of s's Latin-1 bytes.
 func t61(s string) asn1.RawValue {
@@ -157,8 +157,8 @@ func t61(s string) asn1.RawValue {
 
 func TestDirectoryNameConstraintsCheck(t *testing.T) {
 	ca := selfSigned(t, pkix.RDNSequence{{atv(oidCN, "CA")}}, nameConstraints(
-		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example  Corp"))), subtree(dirName(t, atv(oidC, "FR"), atv(oidO, utf8("Société"))))},
-		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidOU, "Blocked"))), subtree(dirName(t, atv(oidC, "FR"), atv(oidO, utf8("Société")), atv(oidOU, utf8("Bloqué"))))}))
+		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example  Corp"))), subtree(dirName(t, atv(oidC, "FR"), atv(oidO, utf8String("Société"))))},
+		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidOU, "Blocked"))), subtree(dirName(t, atv(oidC, "FR"), atv(oidO, utf8String("Société")), atv(oidOU, utf8String("Bloqué"))))}))
 	dc, _, err := ReadDirectoryNameConstraints(ca)
 	if err != nil || dc == nil {
 		t.Fatal(dc, err)
@@ -178,12 +178,12 @@ func TestDirectoryNameConstraintsCheck(t *testing.T) {
 	}{
 		{name: "within", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidCN, "leaf")}}, ok: true},
 		{name: "the subtree itself", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}}, ok: true},
-		{name: "case, spaces and string type", subject: pkix.RDNSequence{{atv(oidC, "us")}, {atv(oidO, utf8("  example   CORP "))}, {atv(oidCN, "leaf")}}, ok: true},
+		{name: "case, spaces and string type", subject: pkix.RDNSequence{{atv(oidC, "us")}, {atv(oidO, utf8String("  example   CORP "))}, {atv(oidCN, "leaf")}}, ok: true},
 		{name: "another organization", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corporation")}, {atv(oidCN, "leaf")}}},
 		{name: "shorter than the subtree", subject: pkix.RDNSequence{{atv(oidC, "US")}}},
 		{name: "RDNs in another order", subject: pkix.RDNSequence{{atv(oidO, "Example Corp")}, {atv(oidC, "US")}, {atv(oidCN, "leaf")}}},
 		{name: "multi-valued RDN", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp"), atv(oidOU, "x")}, {atv(oidCN, "leaf")}}},
-		{name: "excluded, in another case beyond ASCII", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidOU, utf8("BLOCKED"))}}},
+		{name: "excluded, in another case beyond ASCII", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidOU, utf8String("BLOCKED"))}}},
 		{name: "excluded", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidOU, "blocked")}, {atv(oidCN, "leaf")}}},
 		{name: "an ASCII T61String", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, t61("Example Corp"))}, {atv(oidCN, "leaf")}}, ok: true},
 		{name: "a Latin-1 T61String, permitted as OpenSSL reads it only", subject: pkix.RDNSequence{{atv(oidC, "FR")}, {atv(oidO, t61("Société"))}, {atv(oidCN, "leaf")}}},

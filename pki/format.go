@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // rfc2253Keywords are the attribute types that RFC 2253 (and Java's
@@ -59,7 +60,15 @@ func FormatSubject(der []byte) (string, error) {
 
 func formatAttribute(a attribute) string {
 	if name, ok := rfc2253Keywords[a.Type.String()]; ok {
-		if s, ok := directoryString(a.Value); ok {
+		read := directoryString
+		if a.Value.Tag == asn1.TagT61String && !utf8.Valid(a.Value.Bytes) {
+			// Bytes past ASCII that are not UTF-8 are Latin-1, as Go's
+			// x509 and OpenSSL read them; kept as bytes, every writer of a
+			// report would print U+FFFD for each, and "caf\xe9" and
+			// "caf\xe8" would read alike.
+			read = latin1String
+		}
+		if s, ok := read(a.Value); ok {
 			return name + "=" + escapeRFC2253(s)
 		}
 		return name + "=#" + hex.EncodeToString(a.Value.FullBytes)
