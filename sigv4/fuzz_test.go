@@ -13,9 +13,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/fuzzhttp"
 )
 
 // authCodes are the codes a refused signature may carry.
@@ -37,7 +37,7 @@ func FuzzVerify(f *testing.F) {
 		strings.Repeat("0", 64)+"\r\nX-Amz-Date: 20261123T120000Z\r\nX-Amz-Meta-A: 1\r\nX-Amz-Meta-A:  2\t3\r\n", []byte("x"))
 	f.Fuzz(func(t *testing.T, head string, body []byte) {
 		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head + "\r\n")))
-		if err != nil || !servable(r) {
+		if err != nil || !fuzzhttp.Servable(r) {
 			return
 		}
 		if _, err := verify(verifier(), r, body); err == nil {
@@ -61,7 +61,7 @@ func FuzzVerify(f *testing.F) {
 			return
 		}
 		sr, err := http.ReadRequest(bufio.NewReader(&wire))
-		if err != nil || !servable(sr) {
+		if err != nil || !fuzzhttp.Servable(sr) {
 			return
 		}
 		if _, err := verify(verifier(), sr, body); err != nil {
@@ -75,24 +75,4 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("another X-Amz-Target verified")
 		}
 	})
-}
-
-// servable reports whether net/http's server would hand r to a handler:
-// it refuses other versions, and a host, header names and values that
-// are not valid.
-func servable(r *http.Request) bool {
-	if r.ProtoMajor != 1 || !httpguts.ValidHostHeader(r.Host) {
-		return false
-	}
-	for k, vs := range r.Header {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return false
-		}
-		for _, v := range vs {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return false
-			}
-		}
-	}
-	return true
 }
