@@ -144,7 +144,9 @@ func TestReadDirectoryNameConstraints(t *testing.T) {
 	}
 }
 
-func utf8String(s string) asn1.RawValue { return asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)} }
+func utf8String(s string) asn1.RawValue {
+	return asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)}
+}
 
 // t61 is a T61String of s's Latin-1 bytes.
 func t61(s string) asn1.RawValue {
