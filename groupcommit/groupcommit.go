@@ -262,7 +262,8 @@ var ErrUncertain = errors.New("groupcommit: commit failed, and may have committe
 // no answer are durable. The zero Outcome cannot ask.
 type Outcome struct {
 	// ID is a query of the transaction's id, as text, run in the
-	// transaction just before its COMMIT.
+	// transaction just before its COMMIT: NULL if it has none, having
+	// written nothing.
 	ID string
 	// Status is a query of how the transaction whose id is its one
 	// argument ended: "committed", "aborted", or any other answer
@@ -283,7 +284,7 @@ const outcomeWait = 5 * time.Second
 // within outcomeWait. The question costs one statement more per
 // transaction, for its id.
 func (o Outcome) Commit(ctx context.Context, db *sql.DB, tx *sql.Tx) error {
-	var id string
+	var id sql.NullString
 	if o.ID != "" {
 		if err := tx.QueryRowContext(ctx, o.ID).Scan(&id); err != nil {
 			tx.Rollback()
@@ -291,11 +292,13 @@ func (o Outcome) Commit(ctx context.Context, db *sql.DB, tx *sql.Tx) error {
 		}
 	}
 	err := tx.Commit()
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if id != "" {
-		switch o.status(db, id) {
+	case o.ID != "" && !id.Valid:
+		return err // it wrote nothing: nothing is in doubt
+	case id.Valid:
+		switch o.status(db, id.String) {
 		case "committed":
 			return nil
 		case "aborted":

@@ -262,8 +262,7 @@ func equalAttribute(a, b attribute, fold func(string) string, read func(asn1.Raw
 
 // latin1String is directoryString, but reads a T61String as Latin-1, as
 // OpenSSL does when it compares names: "caf" then 0xE9 is the UTF8String
-// "café" to it. (Subjects are printed from its bytes when they are UTF-8,
-// as reports of earlier versions printed them, and as Latin-1 otherwise.)
+// "café" to it. (Subjects are printed so too.)
 func latin1String(v asn1.RawValue) (string, bool) {
 	if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagT61String {
 		return directoryString(v)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
-	"unicode/utf8"
 )
 
 // rfc2253Keywords are the attribute types that RFC 2253 (and Java's
@@ -60,15 +59,11 @@ func FormatSubject(der []byte) (string, error) {
 
 func formatAttribute(a attribute) string {
 	if name, ok := rfc2253Keywords[a.Type.String()]; ok {
-		read := directoryString
-		if a.Value.Tag == asn1.TagT61String && !utf8.Valid(a.Value.Bytes) {
-			// Bytes past ASCII that are not UTF-8 are Latin-1, as Go's
-			// x509 and OpenSSL read them; kept as bytes, every writer of a
-			// report would print U+FFFD for each, and "caf\xe9" and
-			// "caf\xe8" would read alike.
-			read = latin1String
-		}
-		if s, ok := read(a.Value); ok {
+		// A T61String is read as Latin-1, as Go's x509 and OpenSSL read
+		// it: printed as its bytes, each byte past ASCII that is not
+		// UTF-8 was U+FFFD (café and cafè alike), and one of UTF-8 bytes
+		// another name than Go and OpenSSL show.
+		if s, ok := latin1String(a.Value); ok {
 			return name + "=" + escapeRFC2253(s)
 		}
 		return name + "=#" + hex.EncodeToString(a.Value.FullBytes)

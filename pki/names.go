@@ -206,9 +206,9 @@ func CheckKeyUsage(alg openpca.KeyAlgorithm, ext pkix.Extension) error {
 	if !IsMLDSA(alg) {
 		return nil
 	}
-	var bits asn1.BitString
-	if rest, err := asn1.Unmarshal(ext.Value, &bits); err != nil || len(rest) > 0 {
-		return fmt.Errorf("the key usage extension is not a BIT STRING")
+	bits, err := keyUsageBits(ext.Value)
+	if err != nil {
+		return err
 	}
 	for i := range bits.BitLength {
 		if name, ok := mldsaForbiddenUsages[i]; ok && bits.At(i) == 1 {
@@ -242,11 +242,17 @@ func CheckExtKeyUsage(value []byte) error {
 // BIT STRING alone, which AWS Private CA refuses ("A key usage ... extension
 // ... that can't be parsed").
 func CheckKeyUsageValue(value []byte) error {
+	_, err := keyUsageBits(value)
+	return err
+}
+
+// keyUsageBits reads a key usage extension's value: one BIT STRING.
+func keyUsageBits(value []byte) (asn1.BitString, error) {
 	var bits asn1.BitString
 	if rest, err := asn1.Unmarshal(value, &bits); err != nil || len(rest) > 0 {
-		return fmt.Errorf("the key usage extension is not a BIT STRING")
+		return bits, fmt.Errorf("the key usage extension is not a BIT STRING")
 	}
-	return nil
+	return bits, nil
 }
 
 // SubjectInformationAccessExtension encodes access descriptions as the

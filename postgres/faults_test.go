@@ -273,10 +273,15 @@ func TestCommitOutcomeAfterFailover(t *testing.T) {
 	cuts := cutter.Cuts()
 	cutter.Arm(testenv.Cut{Before: true, Apart: true})
 	done := make(chan error, 1)
+	var cutFor time.Duration // from the cut to the heal
 	go func() {
-		for cutter.Cuts() == cuts {
-			time.Sleep(5 * time.Millisecond)
+		for wait := time.Now(); cutter.Cuts() == cuts; time.Sleep(5 * time.Millisecond) {
+			if time.Since(wait) > 10*time.Second {
+				done <- errors.New("no COMMIT was cut")
+				return
+			}
 		}
+		cut := time.Now()
 		if err := pg.FailOver(); err != nil {
 			done <- err
 			return
@@ -294,6 +299,7 @@ func TestCommitOutcomeAfterFailover(t *testing.T) {
 				return
 			}
 		}
+		cutFor = time.Since(cut)
 		cutter.Heal()
 		done <- nil
 	}()
@@ -312,8 +318,15 @@ func TestCommitOutcomeAfterFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("issuance: err=%v; stored %d times on the new primary", werr, n)
-	if werr == nil && n == 0 {
+	switch {
+	case werr == nil && n == 0:
 		t.Errorf("the issuance was reported stored (its certificate returned to the client), and the database has no such certificate")
+	case werr != nil && openpca.ErrorCode(werr) != openpca.CodeServiceUnavailable:
+		t.Errorf("the issuance: %v, want %s", werr, openpca.CodeServiceUnavailable)
+	case cutFor > 4*time.Second:
+		// The server asks for 5 s: the new primary came too late to be
+		// asked, and the test tested nothing.
+		t.Skipf("the failover took %v", cutFor)
 	}
 }
 

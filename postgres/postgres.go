@@ -135,6 +135,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := checkVersion(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	m, _ := fs.Sub(migrations, "migrations")
 	tables, err := ownTables(m)
 	if err != nil {
@@ -180,8 +184,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 				}
 				return false
 			},
-			// pg_xact_status (PostgreSQL 13 and later) tells a
-			// transaction's outcome as long as its id is recent. An id
+			// pg_xact_status tells a transaction's outcome as long
+			// as its id is recent. An id
 			// is unique only within one run of the server: one that
 			// lost the log's tail (a crash, a failover to a standby
 			// that lacks the transaction, a restored copy) hands the
@@ -194,7 +198,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 			// server asked, whichever run: a transaction of that id
 			// there never committed.
 			Outcome: groupcommit.Outcome{
-				ID:     `SELECT pg_current_xact_id()::text || ' ' || ` + pgRun,
+				ID:     `SELECT pg_current_xact_id_if_assigned()::text || ' ' || ` + pgRun,
 				Status: `SELECT CASE WHEN s = 'committed' AND split_part($1::text, ' ', 2) <> ` + pgRun + ` THEN NULL ELSE s END FROM pg_xact_status(split_part($1::text, ' ', 1)::xid8) AS s`,
 			},
 			// clock_timestamp() is the time as the statement reads it;
@@ -380,6 +384,26 @@ func openDB(dsn, session string) (*sql.DB, error) {
 		return nil, err
 	}
 	return stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(setSessionDefaults)), nil
+}
+
+// minVersion is the earliest PostgreSQL the store runs on (its
+// server_version_num): pg_xact_status and pg_current_xact_id_if_assigned
+// came in 13, and before 15 the statistics that tell the server's run
+// (pgRun) were read from the statistics collector's files, at every
+// write.
+const minVersion = 150000
+
+// checkVersion refuses a PostgreSQL earlier than minVersion, on which
+// every write would fail, or wait on the statistics collector.
+func checkVersion(ctx context.Context, db *sql.DB) error {
+	var v int
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&v); err != nil {
+		return err
+	}
+	if v < minVersion {
+		return fmt.Errorf("postgres: the server is PostgreSQL %d.%d; OpenPCA needs %d or later", v/10000, v%10000, minVersion/10000)
+	}
+	return nil
 }
 
 // pgRun names the server's run: its postmaster's start and the last reset

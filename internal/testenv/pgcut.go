@@ -137,7 +137,8 @@ func MultiRowInsert(tags []string) bool {
 func (c *CommitCutter) track(conns ...net.Conn) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conns == nil {
+	// One accepted as a cut kept the database apart is refused too.
+	if c.conns == nil || c.apart.Load() {
 		for _, conn := range conns {
 			conn.Close()
 		}
@@ -194,8 +195,8 @@ func (c *CommitCutter) pass(client net.Conn) {
 		server.Close()
 		client.Close()
 		if armed.Apart {
-			c.apart.Store(true)
 			c.mu.Lock()
+			c.apart.Store(true)
 			for conn := range c.conns {
 				conn.Close()
 			}
