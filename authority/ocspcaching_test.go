@@ -60,11 +60,7 @@ func TestOCSPCachingHeaders(t *testing.T) {
 				}
 				return res, body
 			}
-			get := func(serial *big.Int, etag string) (*http.Response, []byte) {
-				t.Helper()
-				return ask(http.MethodGet, serial, etag)
-			}
-			res, body := get(e.cert.SerialNumber, "")
+			res, body := ask(http.MethodGet, e.cert.SerialNumber, "")
 			answer, err := ocsp.ParseResponse(body, e.root)
 			if err != nil {
 				t.Fatal(err)
@@ -94,7 +90,7 @@ func TestOCSPCachingHeaders(t *testing.T) {
 				CertificateSerial: aws.String(e.cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
 				t.Fatal(err)
 			}
-			res, body = get(e.cert.SerialNumber, etag)
+			res, body = ask(http.MethodGet, e.cert.SerialNumber, etag)
 			if answer, err := ocsp.ParseResponse(body, e.root); res.StatusCode != http.StatusOK || err != nil || answer.Status != ocsp.Revoked {
 				t.Errorf("asked with the ETag of the answer before the revocation: %s, %v", res.Status, err)
 			}

@@ -193,8 +193,9 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 	// A batch that failed on its own may have failed for one item: each
 	// runs again alone. One that ran out of time would only do so again,
 	// and one whose COMMIT failed, unless the database said it aborted,
-	// may have committed: written again, its writes would be made twice (an issuance signed again under a new
-	// serial when it found its own serial taken, a key use logged twice).
+	// may have committed: written again, its writes would be made twice
+	// (an issuance signed again under a new serial when it found its own
+	// serial taken, a key use logged twice).
 	case err != nil && len(live) > 1 && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUncertain):
 		for i, r := range live {
 			alone, err := b.tx([]*request[T]{r})
