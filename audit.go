@@ -58,9 +58,12 @@ type AuditStore interface {
 	// logSize) of CA caID's key-use log, in order, as a report cut at the
 	// log's first logSize entries sees them: each entry's record and, for
 	// an issuance, its certificate (without its DER), with its revocation
-	// only if that is among the first logSize entries too. Each record is
-	// checked against the hash the log stored for it: one that does not
-	// match is an error wrapping ErrLogIntegrity, as is a missing entry.
+	// only if that is among the first logSize entries too, and the
+	// certificate whose row names the entry as its revocation, if any.
+	// Each record is checked against the hash the log stored for it: one
+	// that does not match is an error wrapping ErrLogIntegrity, as is a
+	// missing entry, an entry two rows name as their revocation, or a row
+	// that names as its revocation an entry not after its issuance.
 	// What fn is given is valid only until it returns.
 	AuditEntries(ctx context.Context, caID string, logSize, from, to int64, fn func(*AuditEntry) error) error
 
@@ -86,6 +89,11 @@ type AuditEntry struct {
 	// Certificate is the certificate an issuance signed, nil for another
 	// entry.
 	Certificate *Certificate
+	// Revoked is the certificate whose row in the certificates' table says
+	// this entry revoked it, nil if no row does. A report checks it
+	// against the entry's record entry by entry: each revocation is
+	// matched where the log has it, and nothing is held in between.
+	Revoked *RevokedCertificate
 }
 
 // ErrLogIntegrity says that what the store keeps of a CA's key-use log

@@ -2,15 +2,12 @@ package audit
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"runtime"
-	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -334,15 +331,15 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		})
 	}
 	rows := 0
-	// The writer checks, as an auditor's verify would, that the report's
-	// rows are what the log says: the records hash to the root it signs,
-	// and each row's revocation is the log's. The store checks each record
-	// against its hash, but the checkpoint's root comes from the other
-	// hashes it keeps, and a row's revocation from the certificate's row:
-	// changed under the server, they would make a report that fails to
-	// verify, without an alarm.
+	// The report checks, as an auditor's verify would, that its rows are
+	// what the log says: the workers that each row's revocation is the
+	// log's (checkRevocation), the writer that the records hash to the
+	// root it signs. The store checks each record against its hash, but
+	// the checkpoint's root comes from the other hashes it keeps, and a
+	// row's revocation from the certificate's row: changed under the
+	// server, they would make a report that fails to verify, without an
+	// alarm.
 	var tree auditlog.Hasher
-	revoked := revocations{}
 	grp.Go(func() (err error) {
 		defer func() {
 			if err != nil { // the objects' readers must not wait for more
@@ -365,9 +362,6 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 			for _, leaf := range c.leaves {
 				tree.AddHash(leaf)
 			}
-			if err := revoked.check(r.CAID, c.revocations); err != nil {
-				return err
-			}
 			b, err := c.rows.bytes()
 			if err != nil {
 				return err
@@ -380,9 +374,6 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 				return err
 			}
 			free <- c
-		}
-		if err := revoked.rest(r.CAID); err != nil {
-			return err
 		}
 		if tree.Root() != signed.Root {
 			return storedHashesChanged(r.CAID, r.LogSize)
@@ -400,21 +391,20 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 // worker has formatted it (done is closed), its rows and its lines of the
 // proof file, compressed. Its buffers serve chunk after chunk.
 type chunk struct {
-	from, to    int64
-	done        chan struct{}
-	rows        *chunkWriter
-	lines       []byte // of the proof file
-	compressor  *auditlog.ProofCompressor
-	proof       []byte // lines, compressed
-	leaves      []tlog.Hash
-	revocations []revocation // in the log's order
-	err         error
+	from, to   int64
+	done       chan struct{}
+	rows       *chunkWriter
+	lines      []byte // of the proof file
+	compressor *auditlog.ProofCompressor
+	proof      []byte // lines, compressed
+	leaves     []tlog.Hash
+	err        error
 }
 
 // format reads the entries of c and formats them.
 func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk) error {
 	c.rows.reset()
-	c.lines, c.leaves, c.revocations = c.lines[:0], c.leaves[:0], c.revocations[:0]
+	c.lines, c.leaves = c.lines[:0], c.leaves[:0]
 	var records recordParser
 	c.err = g.cfg.Store.AuditEntries(ctx, r.CAID, r.LogSize, c.from, c.to, func(e *openpca.AuditEntry) error {
 		var err error
@@ -422,7 +412,7 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk
 			return err
 		}
 		c.leaves = append(c.leaves, e.Hash)
-		if c.revocations, err = appendRevocation(c.revocations, r.CAID, e, &records); err != nil {
+		if err := checkRevocation(r.CAID, e, &records); err != nil {
 			return err
 		}
 		if e.Certificate != nil {
@@ -436,74 +426,42 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk
 	return c.err
 }
 
-// appendRevocation appends to list the revocation that entry e of CA
-// caID's log shows, if any: its certificate's row's, or its own as a
-// revocation entry.
-func appendRevocation(list []revocation, caID string, e *openpca.AuditEntry, records *recordParser) ([]revocation, error) {
-	if cert := e.Certificate; cert != nil {
-		if !cert.RevokedAt.IsZero() {
-			list = append(list, revocation{seq: e.Seq, row: true, serial: cert.Serial,
-				at: cert.RevokedAt.UTC().Format(TimeLayout), reason: string(cert.RevocationReason)})
-		}
-		return list, nil
-	}
-	// A record can say REVOKE only with the word, or with an escape.
-	if !bytes.Contains(e.Record, []byte(openpca.KeyUseRevoke)) && bytes.IndexByte(e.Record, '\\') < 0 {
-		return list, nil
+// checkRevocation checks entry e of CA caID's log against the row of the
+// certificates' table that names it as its revocation, if any: a
+// revocation entry is that row's, at the time and for the reason the row
+// shows, and no other entry is named by a row. With the store's checks of
+// each row (see openpca.AuditStore.AuditEntries), a row shows a
+// revocation if and only if one entry of the log revokes it, as it says.
+func checkRevocation(caID string, e *openpca.AuditEntry, records *recordParser) error {
+	row := e.Revoked
+	if row == nil && (e.Certificate != nil ||
+		// A record can say REVOKE only with the word, or with an escape.
+		!bytes.Contains(e.Record, []byte(openpca.KeyUseRevoke)) && bytes.IndexByte(e.Record, '\\') < 0) {
+		return nil
 	}
 	var rec openpca.KeyUseRecord
-	if records.parse(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseRevoke {
-		return list, nil // verify tells which entries are not records
+	if e.Certificate != nil || records.parse(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseRevoke {
+		if row == nil {
+			return nil // verify tells which entries are not records
+		}
+		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "does not revoke certificate " + row.Serial + ", which the certificates' table shows as revoked by it"}
 	}
 	at, err := time.Parse(time.RFC3339Nano, rec.At)
 	if err != nil {
-		return list, &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: fmt.Sprintf("has the time %q", rec.At)}
+		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: fmt.Sprintf("has the time %q", rec.At)}
 	}
-	return append(list, revocation{seq: e.Seq, serial: rec.Serial, at: at.UTC().Format(TimeLayout), reason: rec.RevocationReason}), nil
-}
-
-// revocation is a revocation as a report shows it: a row's, or a
-// revocation entry's of the log.
-type revocation struct {
-	seq        int64
-	row        bool // a row's: seq is the certificate's issuance
-	serial     string
-	at, reason string
-}
-
-// revocations are the rows' revocations that no entry of the log has
-// matched yet, by serial. A certificate's revocation comes after its
-// issuance in the log, so in the log's order each revocation entry finds
-// its row's.
-type revocations map[string]revocation
-
-// check matches revocations, in the log's order, with those before.
-func (m revocations) check(caID string, list []revocation) error {
-	for _, v := range list {
-		if v.row {
-			m[v.serial] = v
-			continue
-		}
-		row, ok := m[v.serial]
-		switch {
-		case !ok:
-			return &openpca.LogIntegrityError{CAID: caID, Entry: v.seq, Problem: "revokes certificate " + v.serial + ", which the certificates' table shows as not revoked"}
-		case row.at != v.at || row.reason != v.reason:
-			return &openpca.LogIntegrityError{CAID: caID, Entry: v.seq, Problem: fmt.Sprintf("revokes certificate %s at %s (%s), and the certificates' table says at %s (%s)", v.serial, v.at, v.reason, row.at, row.reason)}
-		}
-		delete(m, v.serial)
+	switch {
+	case row == nil:
+		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "revokes certificate " + rec.Serial + ", which the certificates' table shows as not revoked by it"}
+	case row.Serial != rec.Serial:
+		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "revokes certificate " + rec.Serial + ", and the certificates' table says it revoked certificate " + row.Serial}
+	}
+	logged, shown := at.UTC().Format(TimeLayout), row.RevokedAt.UTC().Format(TimeLayout)
+	if logged != shown || rec.RevocationReason != string(row.Reason) {
+		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq,
+			Problem: fmt.Sprintf("revokes certificate %s at %s (%s), and the certificates' table says at %s (%s)", rec.Serial, logged, rec.RevocationReason, shown, row.Reason)}
 	}
 	return nil
-}
-
-// rest refuses rows revoked by no entry of the report's log, naming the
-// first.
-func (m revocations) rest(caID string) error {
-	if len(m) == 0 {
-		return nil
-	}
-	row := slices.MinFunc(slices.Collect(maps.Values(m)), func(a, b revocation) int { return cmp.Compare(a.seq, b.seq) })
-	return &openpca.LogIntegrityError{CAID: caID, Entry: row.seq, Problem: "issued certificate " + row.serial + ", which the certificates' table shows as revoked, and no entry of the log revokes it"}
 }
 
 // object is an object being put, whose bytes are written through a pipe.

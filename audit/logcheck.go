@@ -90,9 +90,7 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 	var (
 		tree    auditlog.Hasher
 		records recordParser
-		list    []revocation
 	)
-	revoked := revocations{}
 	// Each hash an entry completes, as the tree makes them, is the one
 	// stored with it at the same place.
 	var (
@@ -113,18 +111,11 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 				return &openpca.LogIntegrityError{CAID: ca.ID, Entry: e.Seq,
 					Problem: "has hashes of the log's tree stored with it that are not the tree's: the proofs that read them would not verify"}
 			}
-			var err error
-			if list, err = appendRevocation(list[:0], ca.ID, e, &records); err != nil {
-				return err
-			}
-			return revoked.check(ca.ID, list)
+			return checkRevocation(ca.ID, e, &records)
 		})
 		if err != nil {
 			return 0, err
 		}
-	}
-	if err := revoked.rest(ca.ID); err != nil {
-		return 0, err
 	}
 	w, err := store.WitnessedCheckpoint(ctx, ca.ID)
 	if errors.Is(err, openpca.ErrNotFound) {

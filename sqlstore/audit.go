@@ -175,7 +175,7 @@ func (db *DB) AuditEntries(ctx context.Context, caID string, logSize, from, to i
 }
 
 // auditChunk is AuditEntries for at most readChunk entries: it reads the
-// certificates issued in the range, then its entries.
+// certificates issued in the range, those revoked in it, then its entries.
 func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, from, to int64, fn func(*openpca.AuditEntry) error) error {
 	type issued struct {
 		seq          int64
@@ -184,8 +184,8 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 	}
 	certs := make([]issued, 0, to-from)
 	err := db.scan(ctx, `SELECT issue_seq, serial, subject, not_before, not_after, issued_at, template_arn, requested_by, request_id, signed_sha256,
-		CASE WHEN revoke_seq < ? THEN revoked_at END, CASE WHEN revoke_seq < ? THEN revocation_reason ELSE '' END
-		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq`, []any{logSize, logSize, caID, from, to}, func(row Row) error {
+		revoke_seq, revoked_at, revocation_reason
+		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq`, []any{caID, from, to}, func(row Row) error {
 		certs = append(certs, issued{
 			seq: row.Int64(0),
 			c: openpca.Certificate{
@@ -193,15 +193,42 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 				Serial: row.Text(1), Subject: row.Text(2),
 				NotBefore: time.UnixMicro(row.Int64(3)).UTC(), NotAfter: time.UnixMicro(row.Int64(4)).UTC(), IssuedAt: time.UnixMicro(row.Int64(5)).UTC(),
 				TemplateARN: row.Text(6), RequestedBy: row.Text(7), RequestID: row.Text(8),
-				RevocationReason: openpca.RevocationReason(row.Text(11)),
 			},
 			signedSHA256: bytes.Clone(row.Bytes(9)),
 		})
-		c := &certs[len(certs)-1].c
-		c.ARN = openpca.CertificateARN(ca.arn, c.Serial)
-		if !row.IsNull(10) {
-			c.RevokedAt = time.UnixMicro(row.Int64(10)).UTC()
+		is := &certs[len(certs)-1]
+		is.c.ARN = openpca.CertificateARN(ca.arn, is.c.Serial)
+		// A revocation logged after the report's end is not the report's.
+		if !row.IsNull(10) && row.Int64(10) < logSize {
+			if err := revokedAfterIssue(caID, is.c.Serial, is.seq, row.Int64(10)); err != nil {
+				return err
+			}
+			is.c.RevokedAt, is.c.RevocationReason = time.UnixMicro(row.Int64(11)).UTC(), openpca.RevocationReason(row.Text(12))
 		}
+		return nil
+	})
+	if err != nil {
+		return db.wrap("reading audit entries", err)
+	}
+	// The rows that name an entry of the range as their revocation, which
+	// the partial index of revoked certificates finds.
+	type revokedBy struct {
+		seq int64
+		c   openpca.RevokedCertificate
+	}
+	var revoked []revokedBy
+	err = db.scan(ctx, `SELECT revoke_seq, serial, issue_seq, revoked_at, revocation_reason FROM certificates
+		WHERE ca_id = ? AND revoke_seq >= ? AND revoke_seq < ? ORDER BY revoke_seq`, []any{caID, from, to}, func(row Row) error {
+		r := revokedBy{seq: row.Int64(0), c: openpca.RevokedCertificate{Serial: row.Text(1),
+			RevokedAt: time.UnixMicro(row.Int64(3)).UTC(), Reason: openpca.RevocationReason(row.Text(4))}}
+		if err := revokedAfterIssue(caID, r.c.Serial, row.Int64(2), r.seq); err != nil {
+			return err
+		}
+		if n := len(revoked); n > 0 && revoked[n-1].seq == r.seq {
+			return &openpca.LogIntegrityError{CAID: caID, Entry: r.seq,
+				Problem: fmt.Sprintf("is the revocation of two certificates, %s and %s, the certificates' table says", revoked[n-1].c.Serial, r.c.Serial)}
+		}
+		revoked = append(revoked, r)
 		return nil
 	})
 	if err != nil {
@@ -215,9 +242,13 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 	next := from
 	err = db.scan(ctx, `SELECT seq, record, hashes FROM key_uses WHERE ca_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, []any{caID, from, to}, func(row Row) error {
 		// The record and hashes are read in place: a log can have millions.
-		e.Seq, e.Record, e.Certificate = row.Int64(0), row.Bytes(1), nil
+		e.Seq, e.Record, e.Certificate, e.Revoked = row.Int64(0), row.Bytes(1), nil, nil
 		if e.Seq != next {
 			return &openpca.LogIntegrityError{CAID: caID, Entry: next, Problem: "is missing"}
+		}
+		if len(revoked) > 0 && revoked[0].seq == e.Seq {
+			e.Revoked = &revoked[0].c
+			revoked = revoked[1:]
 		}
 		if len(certs) > 0 && certs[0].seq == e.Seq {
 			is := &certs[0]
@@ -251,6 +282,16 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		return &openpca.LogIntegrityError{CAID: caID, Entry: certs[0].seq, Problem: fmt.Sprintf("is not the issuance of certificate %s, which names it", certs[0].c.Serial)}
 	}
 	return nil
+}
+
+// revokedAfterIssue refuses a row that names as its revocation an entry
+// of the log not after its issuance's.
+func revokedAfterIssue(caID, serial string, issueSeq, revokeSeq int64) error {
+	if revokeSeq > issueSeq {
+		return nil
+	}
+	return &openpca.LogIntegrityError{CAID: caID, Entry: issueSeq,
+		Problem: fmt.Sprintf("issued certificate %s, whose row in the certificates' table says entry %d revoked it, which is not after it", serial, revokeSeq)}
 }
 
 // LogRecords implements openpca.AuditStore.

@@ -113,22 +113,38 @@ func failedReport(t *testing.T, env *testenv.Env, caARN string, format types.Aud
 // says, because what the store keeps beside the log's records was changed
 // under the server, fails with an integrity alarm instead of succeeding
 // and then failing to verify: a revocation hidden from the certificates'
-// table, one added to it, and a stored hash of the log's tree changed.
+// table, one added to it, moved or changed in it, and a stored hash of the
+// log's tree changed.
 func TestReportIntegrity(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
 	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	// The statements' arguments are the CA's id and the revoked
+	// certificate's serial; the first certificate issued is not revoked.
+	const (
+		first    = `ca_id = ?1 AND serial <> ?2 AND issue_seq = (SELECT MIN(issue_seq) FROM certificates WHERE ca_id = ?1)`
+		unrevoke = `UPDATE certificates SET revoked_at = NULL, revocation_reason = '', revoke_seq = NULL WHERE ca_id = ?1 AND serial = ?2`
+		// The first certificate's row says the revocation entry revoked it.
+		alsoRevoked = `UPDATE certificates SET (revoked_at, revocation_reason, revoke_seq) =
+			(SELECT revoked_at, revocation_reason, revoke_seq FROM certificates WHERE ca_id = ?1 AND serial = ?2) WHERE ` + first
+	)
 	tests := []struct {
 		name   string
-		tamper string // SQL, with the CA's id and a serial for arguments
-		want   string
+		tamper []string // SQL
+		want   string   // %s is the revoked certificate's serial
 	}{
-		{"revocation hidden", `UPDATE certificates SET revoked_at = NULL, revocation_reason = '', revoke_seq = NULL WHERE ca_id = ? AND serial = ?`,
-			"revokes certificate %s, which the certificates' table shows as not revoked"},
-		{"revocation added", `UPDATE certificates SET revoked_at = 1, revocation_reason = 'KEY_COMPROMISE', revoke_seq = 1 WHERE ca_id = ? AND serial <> ?`,
-			"which the certificates' table shows as revoked, and no entry of the log revokes it"},
-		{"stored hash changed", `UPDATE key_uses SET hashes = substr(hashes, 1, 64) || zeroblob(32) WHERE ca_id = ? AND seq = 3 AND ? <> ''`,
+		{"revocation hidden", []string{unrevoke}, "revokes certificate %s, which the certificates' table shows as not revoked"},
+		{"revocation added, by an issuance", []string{`UPDATE certificates SET revoked_at = 1, revocation_reason = 'KEY_COMPROMISE',
+			revoke_seq = (SELECT issue_seq FROM certificates WHERE ca_id = ?1 AND serial = ?2) WHERE ` + first},
+			", which the certificates' table shows as revoked by it"},
+		{"revocation added, before the issuance", []string{`UPDATE certificates SET revoked_at = 1, revocation_reason = 'KEY_COMPROMISE', revoke_seq = -1 WHERE ` + first},
+			"whose row in the certificates' table says entry -1 revoked it, which is not after it"},
+		{"revocation of two certificates", []string{alsoRevoked}, "is the revocation of two certificates"},
+		{"revocation moved", []string{alsoRevoked, unrevoke}, "revokes certificate %s, and the certificates' table says it revoked certificate"},
+		{"revocation time changed", []string{`UPDATE certificates SET revoked_at = revoked_at + 1000000 WHERE ca_id = ?1 AND serial = ?2`},
+			"and the certificates' table says at"},
+		{"stored hash changed", []string{`UPDATE key_uses SET hashes = substr(hashes, 1, 64) || zeroblob(32) WHERE ca_id = ?1 AND seq = 3 AND ?2 <> ''`},
 			"do not hash to the root that the log's stored hashes give"},
 	}
 	for _, tt := range tests {
@@ -146,9 +162,11 @@ func TestReportIntegrity(t *testing.T) {
 				CertificateSerial: aws.String(serial), RevocationReason: types.RevocationReasonSuperseded}); err != nil {
 				t.Fatal(err)
 			}
-			res, err := env.DB(t).Exec(tt.tamper, caID, strings.ToLower(serial))
-			if n, _ := res.RowsAffected(); err != nil || n == 0 {
-				t.Fatalf("tampering: %d rows, %v", n, err)
+			for _, q := range tt.tamper {
+				res, err := env.DB(t).Exec(q, caID, strings.ToLower(serial))
+				if n, _ := res.RowsAffected(); err != nil || n == 0 {
+					t.Fatalf("tampering: %d rows, %v", n, err)
+				}
 			}
 			id := failedReport(t, env, caARN, types.AuditReportResponseFormatCsv)
 			want := tt.want

@@ -39,11 +39,20 @@ import (
 // process so that its memory is its own. On SQLite with the local folder
 // store and with S3 (versitygw), and on PostgreSQL with the local folder
 // store; with the local folder store, it also times openpca audit verify
-// of the JSON report.
+// of the JSON report. On SQLite, also with every certificate revoked after
+// all were issued, as a CA's compromise would: the report checks each
+// revocation where the log has it, and holds none from its issuance on.
 func BenchmarkAuditReport(b *testing.B) {
 	n := benchCerts()
-	for _, tc := range []struct{ db, objects string }{{"sqlite", "local"}, {"sqlite", "s3"}, {"postgres", "local"}} {
-		b.Run(fmt.Sprintf("db=%s/objects=%s/certificates=%d", tc.db, tc.objects, n), func(b *testing.B) {
+	for _, tc := range []struct {
+		db, objects string
+		revoked     int
+	}{{"sqlite", "local", 0}, {"sqlite", "s3", 0}, {"postgres", "local", 0}, {"sqlite", "local", n}} {
+		name := fmt.Sprintf("db=%s/objects=%s/certificates=%d", tc.db, tc.objects, n)
+		if tc.revoked > 0 {
+			name += fmt.Sprintf("/revoked=%d", tc.revoked)
+		}
+		b.Run(name, func(b *testing.B) {
 			var extra []string
 			if tc.objects == "s3" {
 				s3srv := testenv.StartS3(b)
@@ -67,7 +76,7 @@ func BenchmarkAuditReport(b *testing.B) {
 			env := &testenv.Env{Client: testenv.NewClient(srv.url, &http.Transport{})}
 			caARN, _ := env.NewActiveRoot(b, "Bench Root")
 			srv.stop(b)
-			seed(b, open, caARN, n)
+			seed(b, open, caARN, n, tc.revoked)
 			// The disk's writing back of the seeded database is not the
 			// report's work: it made the first report seconds slower.
 			syscall.Sync()
@@ -232,9 +241,10 @@ func (s *benchServer) peakAnon() (stop func() int64) {
 	}
 }
 
-// seed records n issuances of the CA through the store, as many at once
-// as the group commit takes.
-func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN string, n int) {
+// seed records n issuances of the CA through the store, then the
+// revocation of the first revoked of them, as many at once as the group
+// commit takes.
+func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN string, n, revoked int) {
 	b.Helper()
 	ctx := context.Background()
 	db, err := open(ctx)
@@ -249,34 +259,51 @@ func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN 
 	der := make([]byte, 650) // the size of a P-256 end-entity certificate; reports do not read it
 	rand.Read(der)
 	active := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
-	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 256 {
-		wg.Go(func() {
-			serial := make([]byte, 16)
-			for {
-				i := next.Add(1)
-				if i > int64(n) {
-					return
+	certs := make([]*openpca.Certificate, n)
+	// each calls fn for each certificate from 256 goroutines.
+	each := func(fn func(i int) error) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 256 {
+			wg.Go(func() {
+				for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+					if err := fn(i); err != nil {
+						b.Error(err)
+						return
+					}
 				}
-				rand.Read(serial)
-				serial[0] = serial[0]&0x7f | 0x01
-				s := hex.EncodeToString(serial)
-				at := time.Now().UTC().Truncate(time.Microsecond) // as the service stores times
-				c := &openpca.Certificate{CAID: p.CAID, AccountID: p.AccountID, Serial: s, ARN: caARN + "/certificate/" + s, DER: der,
-					Subject:   fmt.Sprintf("CN=host-%d.example.com,OU=Engineering,O=Example Corp,L=Seattle,ST=Washington,C=US", i),
-					NotBefore: at.Add(-time.Hour), NotAfter: at.AddDate(0, 0, 30), IssuedAt: at,
-					TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1", RequestedBy: "account:" + p.AccountID, RequestID: s}
-				if _, err := db.RecordIssuance(ctx, &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(caARN, c), Statuses: active}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	start := time.Now()
+	each(func(i int) error {
+		serial := make([]byte, 16)
+		rand.Read(serial)
+		serial[0] = serial[0]&0x7f | 0x01
+		s := hex.EncodeToString(serial)
+		at := time.Now().UTC().Truncate(time.Microsecond) // as the service stores times
+		c := &openpca.Certificate{CAID: p.CAID, AccountID: p.AccountID, Serial: s, ARN: caARN + "/certificate/" + s, DER: der,
+			Subject:   fmt.Sprintf("CN=host-%d.example.com,OU=Engineering,O=Example Corp,L=Seattle,ST=Washington,C=US", i+1),
+			NotBefore: at.Add(-time.Hour), NotAfter: at.AddDate(0, 0, 30), IssuedAt: at,
+			TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1", RequestedBy: "account:" + p.AccountID, RequestID: s}
+		certs[i] = c
+		_, err := db.RecordIssuance(ctx, &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(caARN, c), Statuses: active})
+		return err
+	})
 	b.Logf("seeded %d certificates in %v", n, time.Since(start).Round(time.Millisecond))
+	if revoked == 0 || b.Failed() {
+		return
+	}
+	start = time.Now()
+	n = revoked
+	each(func(i int) error {
+		c := certs[i]
+		at := time.Now().UTC().Truncate(time.Microsecond)
+		return db.RecordRevocation(ctx, &openpca.Revocation{CAID: c.CAID, Serial: c.Serial, At: at, Reason: openpca.RevocationReasonKeyCompromise,
+			Use: openpca.RevokeUse(caARN, c, at, openpca.RevocationReasonKeyCompromise, "account:"+p.AccountID, c.Serial), Statuses: active})
+	})
+	b.Logf("revoked %d of them in %v", revoked, time.Since(start).Round(time.Millisecond))
 }
 
 // BenchmarkBackupRestore times openpca backup and openpca restore of a
@@ -325,6 +352,6 @@ func seededSQLite(b *testing.B) (data, caARN string) {
 	srv.stop(b)
 	seed(b, func(ctx context.Context) (*sqlstore.DB, error) {
 		return sqlite.Open(ctx, filepath.Join(data, "openpca.db"), sqlite.Options{})
-	}, caARN, benchCerts())
+	}, caARN, benchCerts(), 0)
 	return data, caARN
 }

@@ -193,15 +193,18 @@ func testAuditEntries(t *testing.T, s openpca.Store) {
 		}
 		certs = append(certs, c)
 	}
+	var revokedAt time.Time
 	revoke := func(c *openpca.Certificate) {
 		t.Helper()
 		at := now()
+		revokedAt = at
 		if err := s.RecordRevocation(ctx, &openpca.Revocation{CAID: ca.ID, Serial: c.Serial, At: at, Reason: openpca.RevocationReasonSuperseded,
 			Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonSuperseded, "t", "r"), Statuses: active}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	revoke(certs[1])
+	wantRevoked := fmt.Sprintf("%s %v SUPERSEDED", certs[1].Serial, revokedAt)
 	r := newReport(ca, t0)
 	if _, err := s.CreateAuditReport(ctx, r, t0.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
@@ -217,10 +220,16 @@ func testAuditEntries(t *testing.T, s openpca.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
+	var got, revokedBy []string
 	err = s.AuditEntries(ctx, ca.ID, r.LogSize, 0, r.LogSize, func(e *openpca.AuditEntry) error {
 		if !bytes.Equal(e.Record, uses[e.Seq].Record) {
 			t.Errorf("entry %d: record %s, the log's is %s", e.Seq, e.Record, uses[e.Seq].Record)
+		}
+		if e.Revoked != nil {
+			revokedBy = append(revokedBy, fmt.Sprintf("%s %v %s", e.Revoked.Serial, e.Revoked.RevokedAt, e.Revoked.Reason))
+			if !bytes.Contains(e.Record, []byte(openpca.KeyUseRevoke)) {
+				t.Errorf("entry %d, not a revocation, is given the revocation of %s", e.Seq, e.Revoked.Serial)
+			}
 		}
 		if e.Hash != tlog.RecordHash(e.Record) {
 			t.Errorf("entry %d: hash %x, its record's is %x", e.Seq, e.Hash, tlog.RecordHash(e.Record))
@@ -245,6 +254,9 @@ func testAuditEntries(t *testing.T, s openpca.Store) {
 	want := []string{certs[0].Serial, certs[1].Serial + "revoked:SUPERSEDED", certs[2].Serial, certs[3].Serial, certs[4].Serial}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rows\n got %v\nwant %v (log order, as of the report)", got, want)
+	}
+	if fmt.Sprint(revokedBy) != fmt.Sprint([]string{wantRevoked}) {
+		t.Errorf("the entries' revoked certificates: %q, want %q (the one revocation in the report)", revokedBy, wantRevoked)
 	}
 	// A part of the log is read alike.
 	var part []int64
