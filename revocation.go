@@ -89,6 +89,9 @@ type CRLJob struct {
 	// LastThisUpdate is the thisUpdate of the last CRL published; zero if
 	// none was.
 	LastThisUpdate time.Time
+	// Failures counts the attempts that failed in a row since the last CRL
+	// was published, by any server.
+	Failures int
 }
 
 // RevokedCertificate is an entry of a CRL.
@@ -148,8 +151,9 @@ type CRLStore interface {
 	// WantCRL asks for a new CRL of a CA that has had CRLs.
 	WantCRL(ctx context.Context, caID string) error
 
-	// ReleaseCRL gives up owner's hold after a failure, until retryAt.
-	ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time) error
+	// ReleaseCRL gives up owner's hold until retryAt, counting a failure
+	// in a row if failed (FinishCRL ends the row).
+	ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time, failed bool) error
 
 	// RetryCRLsNow ends the waits ReleaseCRL set, so that CRLs whose
 	// writes failed are tried again at once; holds of owners stay.

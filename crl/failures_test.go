@@ -12,11 +12,12 @@ import (
 )
 
 // TestFailuresInARowAcrossServers: servers of one database publish a CA's
-// CRLs in turn. A server whose writes failed five times in a row, after
+// CRLs in turn, and count the failures in a row of its CRL as one (README:
+// "tried again after 30 seconds, then twice as long each time, up to 15
+// minutes"). A server whose writes failed five times in a row, after
 // which another server published the CA's CRL, counts its next failure as
-// the first in a row, and retries it 30 s later, not 15 minutes, as a
-// failure after a success is (README: "tried again after 30 seconds,
-// then twice as long each time, up to 15 minutes").
+// the first in a row, and retries it 30 s later, not 15 minutes; servers
+// that fail in turns wait twice as long each time, as one server would.
 func TestFailuresInARowAcrossServers(t *testing.T) {
 	db, objects, dir := newCRLStores(t, "crls")
 	bucket := filepath.Join(dir, "s3", "crls")
@@ -66,15 +67,23 @@ func TestFailuresInARowAcrossServers(t *testing.T) {
 	}
 	// The first failure in a row is tried again 30 s later.
 	clock = clock.Add(Retry + time.Second)
-	job, err := db.ClaimCRL(t.Context(), "b", clock, Lease)
-	if errors.Is(err, openpca.ErrNotFound) {
-		a.mu.Lock()
-		n := a.failures[ca.ID].n
-		a.mu.Unlock()
-		t.Fatalf("the first failure after another server's CRL is not tried again after %s: server a counts %d failures in a row, and waits %s", Retry, n, retryAfter(n))
-	}
-	if err != nil {
+	do(b, "b")
+	// The bucket goes again, and the servers take turns failing.
+	if err := db.WantCRL(t.Context(), ca.ID); err != nil {
 		t.Fatal(err)
 	}
-	queue{b}.Do(t.Context(), job, "b")
+	if err := os.RemoveAll(bucket); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 4; n++ {
+		if n%2 == 1 {
+			do(a, "a")
+		} else {
+			do(b, "b")
+		}
+		if job, err := db.ClaimCRL(t.Context(), "c", clock.Add(retryAfter(n)-time.Second), Lease); !errors.Is(err, openpca.ErrNotFound) {
+			t.Fatalf("after %d failures in a row, by servers in turn, the CRL is tried again before %s: %+v, %v", n, retryAfter(n), job, err)
+		}
+		clock = clock.Add(retryAfter(n) + time.Second)
+	}
 }

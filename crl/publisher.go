@@ -101,8 +101,7 @@ type Publisher struct {
 	// waits, and its account's: the function pause, but in tests.
 	pause func(revoked int) time.Duration
 
-	mu       sync.Mutex
-	failures map[string]failures // publications that failed in a row, by CA
+	mu sync.Mutex
 	// accounts are when accounts' next CRLs may be published here, for
 	// those that must wait: their CRLs' pauses, added up.
 	accounts map[string]time.Time
@@ -127,7 +126,7 @@ func newPublisher(cfg Config) *Publisher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Publisher{cfg: cfg, pause: pause, failures: map[string]failures{}, accounts: map[string]time.Time{}, writeTimeout: writeTimeout, readTimeout: readTimeout,
+	return &Publisher{cfg: cfg, pause: pause, accounts: map[string]time.Time{}, writeTimeout: writeTimeout, readTimeout: readTimeout,
 		readBack: readBackState{written: map[string]*written{}}}
 }
 
@@ -156,41 +155,22 @@ func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 	p := q.p
 	if until := p.accountWaits(job.AccountID); !until.IsZero() {
 		// Not a failure: the CA's CRL is still wanted, at its account's turn.
-		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, until); err != nil {
+		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, until, false); err != nil {
 			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
 		}
 		return
 	}
 	err := p.publish(ctx, job, owner)
-	p.mu.Lock()
-	f := p.failures[job.CAID]
-	if err != nil {
-		// Failures since the last CRL published, by any server: one that
-		// another server published since this one's last failure ends
-		// the row.
-		if !f.last.Equal(job.LastThisUpdate) {
-			f = failures{last: job.LastThisUpdate}
-		}
-		f.n++
-		p.failures[job.CAID] = f
-	} else {
-		delete(p.failures, job.CAID)
-	}
-	p.mu.Unlock()
 	if err != nil && ctx.Err() == nil {
-		retry := retryAfter(f.n)
-		p.cfg.Logger.Error("publishing a CRL", "ca", job.CAID, "error", err, "failures_in_a_row", f.n, "retry_in", retry)
-		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, p.cfg.Now().Add(retry)); err != nil {
+		// The row of failures is the database's, so that servers taking
+		// turns at a CA's failing CRL wait as one would.
+		n := job.Failures + 1
+		retry := retryAfter(n)
+		p.cfg.Logger.Error("publishing a CRL", "ca", job.CAID, "error", err, "failures_in_a_row", n, "retry_in", retry)
+		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, p.cfg.Now().Add(retry), true); err != nil {
 			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
 		}
 	}
-}
-
-// failures are a CA's publications that failed in a row on this server,
-// since the CRL published last, whose thisUpdate it keeps.
-type failures struct {
-	n    int
-	last time.Time
 }
 
 // accountWaits returns when account's next CRL may be published here, if

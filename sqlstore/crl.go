@@ -36,11 +36,11 @@ func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease t
 	var job openpca.CRLJob
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var thisUpdate sql.NullInt64
-		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update
+		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update, failures
 			FROM crl_publications
 			WHERE (published < wanted OR refresh_at <= ? OR this_update > ?) AND (lease_until IS NULL OR lease_until <= ? OR owner = ? OR owner IS NULL AND lease_until > ?)
 			ORDER BY COALESCE(this_update, 0) LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), now.Add(openpca.ClockSlack).UnixMicro(), now.UnixMicro(), owner, now.Add(openpca.ClockStep).UnixMicro()).
-			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate)
+			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate, &job.Failures)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound
 		}
@@ -86,7 +86,7 @@ func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, 
 func (db *DB) FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate, refreshAt, notBefore time.Time) error {
 	// An unheld row's lease_until is when it may be claimed again, as
 	// ReleaseCRL sets it.
-	res, err := db.exec(ctx, `UPDATE crl_publications SET published = ?, this_update = COALESCE(?, this_update), refresh_at = ?, owner = NULL, lease_until = ?
+	res, err := db.exec(ctx, `UPDATE crl_publications SET published = ?, this_update = COALESCE(?, this_update), refresh_at = ?, owner = NULL, lease_until = ?, failures = 0
 		WHERE ca_id = ? AND owner = ?`, wanted, micros(thisUpdate), micros(refreshAt), micros(notBefore), caID, owner)
 	return db.held(res, err, "finishing a CRL")
 }
@@ -111,8 +111,13 @@ func (db *DB) WantCRL(ctx context.Context, caID string) error {
 }
 
 // ReleaseCRL implements openpca.CRLStore.
-func (db *DB) ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time) error {
-	res, err := db.exec(ctx, `UPDATE crl_publications SET owner = NULL, lease_until = ? WHERE ca_id = ? AND owner = ?`, retryAt.UnixMicro(), caID, owner)
+func (db *DB) ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time, failed bool) error {
+	add := 0
+	if failed {
+		add = 1
+	}
+	res, err := db.exec(ctx, `UPDATE crl_publications SET owner = NULL, lease_until = ?, failures = failures + ? WHERE ca_id = ? AND owner = ?`,
+		retryAt.UnixMicro(), add, caID, owner)
 	return db.held(res, err, "releasing a CRL")
 }
 

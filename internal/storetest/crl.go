@@ -95,16 +95,20 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	}
 
 	// A failure releases the claim until the retry time; then it is
-	// claimed again, and after publishing, comes due for refresh.
-	if err := s.ReleaseCRL(ctx, ca.ID, "b", t0.Add(time.Minute)); err != nil {
+	// claimed again, by another owner too, with the failures in a row
+	// counted; after publishing, it comes due for refresh.
+	if job.Failures != 0 {
+		t.Errorf("the first claim counts %d failures", job.Failures)
+	}
+	if err := s.ReleaseCRL(ctx, ca.ID, "b", t0.Add(time.Minute), true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ClaimCRL(ctx, "a", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("claimed before the retry time: %v", err)
 	}
 	job, err = s.ClaimCRL(ctx, "a", t0.Add(2*time.Minute), lease)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || job.Failures != 1 {
+		t.Fatalf("the claim after a failure: %+v, %v", job, err)
 	}
 	// RetryCRLsNow ends a retry's wait, and leaves an owner's hold alone.
 	if err := s.RetryCRLsNow(ctx); err != nil {
@@ -113,14 +117,21 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if _, err := s.ClaimCRL(ctx, "b", t0.Add(2*time.Minute), lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("RetryCRLsNow let another owner claim a held CRL: %v", err)
 	}
-	if err := s.ReleaseCRL(ctx, ca.ID, "a", t0.Add(time.Hour)); err != nil {
+	if err := s.ReleaseCRL(ctx, ca.ID, "a", t0.Add(time.Hour), true); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RetryCRLsNow(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if job, err = s.ClaimCRL(ctx, "a", t0.Add(2*time.Minute), lease); err != nil {
-		t.Fatalf("a CRL waiting to retry, after RetryCRLsNow: %v", err)
+	if job, err = s.ClaimCRL(ctx, "b", t0.Add(2*time.Minute), lease); err != nil || job.Failures != 2 {
+		t.Fatalf("a CRL waiting to retry, after RetryCRLsNow: %+v, %v", job, err)
+	}
+	// A release that is not a failure (an account's turn) counts none.
+	if err := s.ReleaseCRL(ctx, ca.ID, "b", t0, false); err != nil {
+		t.Fatal(err)
+	}
+	if job, err = s.ClaimCRL(ctx, "a", t0.Add(2*time.Minute), lease); err != nil || job.Failures != 2 {
+		t.Fatalf("the claim after a release that was no failure: %+v, %v", job, err)
 	}
 	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0.Add(2*time.Minute), t0.Add(time.Hour), time.Time{}); err != nil {
 		t.Fatal(err)
@@ -133,8 +144,8 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Fatal(err)
 	}
 	job, err = s.ClaimCRL(ctx, "b", t0.Add(30*time.Minute), lease)
-	if err != nil {
-		t.Fatalf("the claim of a CRL asked for: %v", err)
+	if err != nil || job.Failures != 0 {
+		t.Fatalf("the claim of a CRL asked for, after one published: %+v, %v", job, err)
 	}
 	if err := s.RenewCRL(ctx, ca.ID, "a", t0.Add(time.Hour)); !errors.Is(err, openpca.ErrConflict) {
 		t.Errorf("a server renewed a hold another took: %v", err)
@@ -163,7 +174,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	}
 	// A wait set now holds it, dated ahead as it still is: a publication
 	// that fails is retried after its wait, not at once, again and again.
-	if err := s.ReleaseCRL(ctx, ca.ID, "b", now.Add(30*time.Second)); err != nil {
+	if err := s.ReleaseCRL(ctx, ca.ID, "b", now.Add(30*time.Second), true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ClaimCRL(ctx, "a", now, lease); !errors.Is(err, openpca.ErrNotFound) {
