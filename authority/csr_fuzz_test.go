@@ -32,6 +32,12 @@ import (
 // key: whatever tbs holds, the signature is over it, so that the fuzzer's
 // CSRs get past the signature check as a client's would.
 func signCSR(t testing.TB, tbs []byte, key *ecdsa.PrivateKey) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: signTBS(t, tbs, key)})
+}
+
+// signTBS wraps tbs, a CSR's or a certificate's to-be-signed part, with
+// its ECDSA signature by key, as both are signed.
+func signTBS(t testing.TB, tbs []byte, key crypto.Signer) []byte {
 	t.Helper()
 	digest := sha256.Sum256(tbs)
 	sig, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
@@ -46,7 +52,7 @@ func signCSR(t testing.TB, tbs []byte, key *ecdsa.PrivateKey) []byte {
 		})
 		b.AddASN1BitString(sig)
 	})
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: b.BytesOrPanic()})
+	return b.BytesOrPanic()
 }
 
 // FuzzIssueCSR issues certificates, with every template, for CSRs whose
