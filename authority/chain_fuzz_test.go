@@ -111,9 +111,20 @@ func FuzzImportChain(f *testing.F) {
 			}
 			return
 		}
-		if _, certChain := env.Certificate(t, sub, *out.CertificateArn); len(certChain) < 2 ||
+		leaf, certChain := env.Certificate(t, sub, *out.CertificateArn)
+		if len(certChain) < 2 ||
 			!bytes.Equal(certChain[len(certChain)-2].Raw, interDER) || !bytes.Equal(certChain[len(certChain)-1].Raw, root.Cert.Raw) {
 			t.Fatal("the issued certificate's chain does not end with the chain imported")
+		}
+		// A chain the server took, and issued under, is one a relying
+		// party takes: the leaf verifies under the root through it.
+		roots, inters := x509.NewCertPool(), x509.NewCertPool()
+		roots.AddCert(root.Cert)
+		for _, c := range certChain[:len(certChain)-1] {
+			inters.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			t.Fatalf("the server took the chain %q and issued under it, and the certificate it issued does not verify: %v", chain, err)
 		}
 	})
 }

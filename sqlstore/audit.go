@@ -184,8 +184,8 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 	}
 	certs := make([]issued, 0, to-from)
 	err := db.scan(ctx, `SELECT issue_seq, serial, subject, not_before, not_after, issued_at, template_arn, requested_by, request_id, signed_sha256,
-		revoke_seq, revoked_at, revocation_reason
-		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq`, []any{caID, from, to}, func(row Row) error {
+		CASE WHEN revoke_seq < ? THEN revoke_seq END, revoked_at, revocation_reason
+		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq`, []any{logSize, caID, from, to}, func(row Row) error {
 		certs = append(certs, issued{
 			seq: row.Int64(0),
 			c: openpca.Certificate{
@@ -199,7 +199,13 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		is := &certs[len(certs)-1]
 		is.c.ARN = openpca.CertificateARN(ca.arn, is.c.Serial)
 		// A revocation logged after the report's end is not the report's.
-		if !row.IsNull(10) && row.Int64(10) < logSize {
+		// The comparison is the database's, as in the query of the rows
+		// revoked in the range below: SQLite keeps a value of revoke_seq
+		// that is not a number as text or a blob, which it orders after
+		// every number but sqlite3_column_int64 reads as its leading
+		// digits. Compared here, such a row would be shown revoked, and
+		// no entry would be checked against it.
+		if !row.IsNull(10) {
 			if err := revokedAfterIssue(caID, is.c.Serial, is.seq, row.Int64(10)); err != nil {
 				return err
 			}
