@@ -12,6 +12,7 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,9 @@ func FuzzImportChain(f *testing.F) {
 	}
 	f.Add(plain.Cert.RawTBSCertificate, []byte("text outside the blocks\n"))
 	f.Add(plain.Cert.RawTBSCertificate, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+	// A certificate between the blocks, the root again: a chain the server
+	// takes, and gives back whole.
+	f.Add(plain.Cert.RawTBSCertificate, root.PEM)
 	leafCSR := testenv.NewLeaf(f, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "app.corp.example"}, DNSNames: []string{"app.corp.example"}}).CSRPEM
 
 	f.Fuzz(func(t *testing.T, tbs, sep []byte) {
@@ -100,7 +104,17 @@ func FuzzImportChain(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := strings.TrimSpace(string(interPEM) + string(rootPEM)); aws.ToString(got.CertificateChain) != want {
+		// The chain taken is the CERTIFICATE blocks given, whatever sep
+		// held: it may hold one.
+		var want []byte
+		for rest := chain; ; {
+			var b *pem.Block
+			if b, rest = pem.Decode(rest); b == nil {
+				break
+			}
+			want = append(want, pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: b.Bytes})...)
+		}
+		if want := strings.TrimSpace(string(want)); aws.ToString(got.CertificateChain) != want {
 			t.Fatalf("the chain imported is\n%s\nand the CA gives\n%s", want, aws.ToString(got.CertificateChain))
 		}
 		out, err := env.Client.IssueCertificate(t.Context(), &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub, Csr: leafCSR,
@@ -112,8 +126,8 @@ func FuzzImportChain(f *testing.F) {
 			return
 		}
 		leaf, certChain := env.Certificate(t, sub, *out.CertificateArn)
-		if len(certChain) < 2 ||
-			!bytes.Equal(certChain[len(certChain)-2].Raw, interDER) || !bytes.Equal(certChain[len(certChain)-1].Raw, root.Cert.Raw) {
+		if len(certChain) < 2 || !bytes.Equal(certChain[len(certChain)-1].Raw, root.Cert.Raw) ||
+			!slices.ContainsFunc(certChain, func(c *x509.Certificate) bool { return bytes.Equal(c.Raw, interDER) }) {
 			t.Fatal("the issued certificate's chain does not end with the chain imported")
 		}
 		// A chain the server took, and issued under, is one a relying

@@ -184,7 +184,7 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 	}
 	certs := make([]issued, 0, to-from)
 	err := db.scan(ctx, `SELECT issue_seq, serial, subject, not_before, not_after, issued_at, template_arn, requested_by, request_id, signed_sha256,
-		CASE WHEN revoke_seq < ? THEN revoke_seq END, revoked_at, revocation_reason
+		CASE WHEN revoke_seq < ? THEN revoke_seq END, revoked_at, revocation_reason, CASE WHEN revoke_seq > issue_seq THEN 1 ELSE 0 END
 		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq`, []any{logSize, caID, from, to}, func(row Row) error {
 		certs = append(certs, issued{
 			seq: row.Int64(0),
@@ -206,7 +206,7 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		// digits. Compared here, such a row would be shown revoked, and
 		// no entry would be checked against it.
 		if !row.IsNull(10) {
-			if err := revokedAfterIssue(caID, is.c.Serial, is.seq, row.Int64(10)); err != nil {
+			if err := revokedAfterIssue(caID, is.c.Serial, is.seq, row.Int64(10), row.Int64(13) == 1); err != nil {
 				return err
 			}
 			is.c.RevokedAt, is.c.RevocationReason = time.UnixMicro(row.Int64(11)).UTC(), openpca.RevocationReason(row.Text(12))
@@ -217,18 +217,24 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		return db.wrap("reading audit entries", err)
 	}
 	// The rows that name an entry of the range as their revocation, which
-	// the partial index of revoked certificates finds.
+	// the partial index of revoked certificates finds. Each must be one the
+	// issuance query shows, revoked: its issuance an entry of the log (not
+	// below 0), before its revocation, compared by the database as there.
+	// A row that is not would agree with its revocation entry while the
+	// report leaves it out.
 	type revokedBy struct {
 		seq int64
 		c   openpca.RevokedCertificate
 	}
 	var revoked []revokedBy
-	err = db.scan(ctx, `SELECT revoke_seq, serial, issue_seq, revoked_at, revocation_reason FROM certificates
+	err = db.scan(ctx, `SELECT revoke_seq, serial, issue_seq, revoked_at, revocation_reason,
+		CASE WHEN issue_seq >= 0 AND issue_seq < revoke_seq THEN 1 ELSE 0 END FROM certificates
 		WHERE ca_id = ? AND revoke_seq >= ? AND revoke_seq < ? ORDER BY revoke_seq`, []any{caID, from, to}, func(row Row) error {
 		r := revokedBy{seq: row.Int64(0), c: openpca.RevokedCertificate{Serial: row.Text(1),
 			RevokedAt: time.UnixMicro(row.Int64(3)).UTC(), Reason: openpca.RevocationReason(row.Text(4))}}
-		if err := revokedAfterIssue(caID, r.c.Serial, row.Int64(2), r.seq); err != nil {
-			return err
+		if row.Int64(5) != 1 {
+			return &openpca.LogIntegrityError{CAID: caID, Entry: r.seq,
+				Problem: fmt.Sprintf("is the revocation of certificate %s, the certificates' table says, whose row does not name an entry of the log before it as its issuance (it names entry %d)", r.c.Serial, row.Int64(2))}
 		}
 		if n := len(revoked); n > 0 && revoked[n-1].seq == r.seq {
 			return &openpca.LogIntegrityError{CAID: caID, Entry: r.seq,
@@ -291,9 +297,10 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 }
 
 // revokedAfterIssue refuses a row that names as its revocation an entry
-// of the log not after its issuance's.
-func revokedAfterIssue(caID, serial string, issueSeq, revokeSeq int64) error {
-	if revokeSeq > issueSeq {
+// of the log not after its issuance's: after is the database's comparison
+// of the two.
+func revokedAfterIssue(caID, serial string, issueSeq, revokeSeq int64, after bool) error {
+	if after {
 		return nil
 	}
 	return &openpca.LogIntegrityError{CAID: caID, Entry: issueSeq,
