@@ -89,6 +89,12 @@ type AuditEntry struct {
 	// Certificate is the certificate an issuance signed, nil for another
 	// entry.
 	Certificate *Certificate
+	// RecordFromRow says that the store made Record again from
+	// Certificate's row (IssueRecord), as it does for issuances logged
+	// since the narrow_certificates migration: the record, checked against
+	// its hash, then says what the row does. An issuance logged before
+	// keeps its record, which a report checks against the row.
+	RecordFromRow bool
 	// Revoked is the certificate whose row in the certificates' table says
 	// this entry revoked it, nil if no row does. A report checks it
 	// against the entry's record entry by entry: each revocation is

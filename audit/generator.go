@@ -332,9 +332,9 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	}
 	rows := 0
 	// The report checks, as an auditor's verify would, that its rows are
-	// what the log says: the workers that each row's revocation is the
-	// log's (checkRevocation), the writer that the records hash to the
-	// root it signs. The store checks each record against its hash, but
+	// what the log says: the workers that each row is its issuance's and
+	// its revocation the log's (checkRows), the writer that the records
+	// hash to the root it signs. The store checks each record against its hash, but
 	// the checkpoint's root comes from the other hashes it keeps, and a
 	// row's revocation from the certificate's row: changed under the
 	// server, they would make a report that fails to verify, without an
@@ -412,7 +412,7 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk
 			return err
 		}
 		c.leaves = append(c.leaves, e.Hash)
-		if err := checkRevocation(r.CAID, e, &records); err != nil {
+		if err := checkRows(r.CAID, e, &records); err != nil {
 			return err
 		}
 		if e.Certificate != nil {
@@ -424,6 +424,58 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk
 		c.proof, c.err = c.compressor.Compress(c.lines)
 	}
 	return c.err
+}
+
+// checkRows checks entry e of CA caID's log against the rows of the
+// certificates' table that name it, as its issuance or its revocation:
+// a report of rows that pass shows what an auditor's verify makes of the
+// log.
+func checkRows(caID string, e *openpca.AuditEntry, records *recordParser) error {
+	if err := checkIssuance(caID, e); err != nil {
+		return err
+	}
+	return checkRevocation(caID, e, records)
+}
+
+// checkIssuance checks entry e of CA caID's log, if it keeps its record
+// (see openpca.AuditEntry.RecordFromRow), against the row of the
+// certificates' table that names it as its issuance, if any: an
+// issuance entry has one, which shows what the record does, and no other
+// entry has one. A record made again from the row says what it does.
+func checkIssuance(caID string, e *openpca.AuditEntry) error {
+	row := e.Certificate
+	if e.RecordFromRow || row == nil &&
+		// A record can say ISSUE only with the word, or with an escape.
+		!bytes.Contains(e.Record, []byte(openpca.KeyUseIssue)) && bytes.IndexByte(e.Record, '\\') < 0 {
+		return nil
+	}
+	// As verify reads it: decoded, whether or not a server wrote it.
+	var rec openpca.KeyUseRecord
+	if decodeRecord(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseIssue {
+		if row == nil {
+			return nil
+		}
+		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "is not the issuance of certificate " + row.Serial + ", whose row in the certificates' table names it"}
+	}
+	if row == nil {
+		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "issued certificate " + rec.Serial + ", and no row of the certificates' table names it"}
+	}
+	logged, err := certificateOf(&rec)
+	if err != nil {
+		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: fmt.Sprintf("issued certificate %s with a record whose times do not parse: %v", rec.Serial, err)}
+	}
+	// The row's revocation is checkRevocation's.
+	shown := *row
+	shown.RevokedAt, shown.RevocationReason = time.Time{}, ""
+	want, got := values(logged, nil), values(&shown, nil)
+	for f, name := range Fields {
+		if got[f] != want[f] {
+			// Not the values: a subject can be 32 KB.
+			return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq,
+				Problem: fmt.Sprintf("issued certificate %s, whose row in the certificates' table shows another %s", rec.Serial, name)}
+		}
+	}
+	return nil
 }
 
 // checkRevocation checks entry e of CA caID's log against the row of the

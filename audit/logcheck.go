@@ -75,8 +75,8 @@ func CheckLogs(ctx context.Context, store LogStore, verifierKey string) (cas int
 
 // CheckLog checks what the store keeps of the key-use log of ca, and
 // returns its size. As a report does, it checks each record against the
-// hash stored for it (the store's AuditEntries), and each revocation entry
-// against its certificate's row; and every other hash of the tree stored
+// hash stored for it (the store's AuditEntries), and each issuance and
+// revocation entry against its certificate's row; and every other hash of the tree stored
 // with an entry, against the tree the records make: a report's root, and
 // the proofs, read them. It also checks the log against the latest checkpoint
 // of it that witnesses cosigned, if any, which the server signed with
@@ -111,7 +111,7 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 				return &openpca.LogIntegrityError{CAID: ca.ID, Entry: e.Seq,
 					Problem: "has hashes of the log's tree stored with it that are not the tree's: the proofs that read them would not verify"}
 			}
-			return checkRevocation(ca.ID, e, &records)
+			return checkRows(ca.ID, e, &records)
 		})
 		if err != nil {
 			return 0, err

@@ -254,7 +254,7 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 	next := from
 	err = db.scan(ctx, `SELECT seq, record, hashes FROM key_uses WHERE ca_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, []any{caID, from, to}, func(row Row) error {
 		// The record and hashes are read in place: a log can have millions.
-		e.Seq, e.Record, e.Certificate, e.Revoked = row.Int64(0), row.Bytes(1), nil, nil
+		e.Seq, e.Record, e.Certificate, e.Revoked, e.RecordFromRow = row.Int64(0), row.Bytes(1), nil, nil, false
 		if e.Seq != next {
 			return &openpca.LogIntegrityError{CAID: caID, Entry: next, Problem: "is missing"}
 		}
@@ -271,7 +271,7 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 					return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "has no record, and no certificate to make it again"}
 				}
 				rebuilt = openpca.AppendIssueRecord(rebuilt[:0], ca.arn, &is.c, is.signedSHA256)
-				e.Record = rebuilt
+				e.Record, e.RecordFromRow = rebuilt, true
 			}
 		}
 		if e.Record == nil {

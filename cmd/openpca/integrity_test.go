@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -92,21 +93,30 @@ func TestLogIntegrityAlarm(t *testing.T) {
 // it to fail, and returns its id.
 func failedReport(t *testing.T, env *testenv.Env, caARN string, format types.AuditReportResponseFormat) string {
 	t.Helper()
-	bucket := "reports"
-	if err := os.MkdirAll(env.Config.DataDir+"/s3/"+bucket, 0o755); err != nil {
+	id, _, err := awaitReport(t, env, caARN, format)
+	if err == nil {
+		t.Fatal("a report of a tampered log succeeded")
+	}
+	return id
+}
+
+// awaitReport asks for a report of a CA into the local bucket "reports",
+// waits for it to end, and returns its id, the path of its file, and the
+// waiter's error: nil if it succeeded.
+func awaitReport(t *testing.T, env *testenv.Env, caARN string, format types.AuditReportResponseFormat) (id, path string, err error) {
+	t.Helper()
+	bucket := filepath.Join(env.Config.DataDir, "s3", "reports")
+	if err := os.MkdirAll(bucket, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
-		CertificateAuthorityArn: &caARN, S3BucketName: aws.String(bucket), AuditReportResponseFormat: format})
+		CertificateAuthorityArn: &caARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: format})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = acmpca.NewAuditReportCreatedWaiter(env.Client).Wait(t.Context(),
 		&acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: rep.AuditReportId}, time.Minute)
-	if err == nil {
-		t.Fatal("a report of a tampered log succeeded")
-	}
-	return *rep.AuditReportId
+	return *rep.AuditReportId, filepath.Join(bucket, *rep.S3Key), err
 }
 
 // TestReportIntegrity: a report whose rows would not be what the log

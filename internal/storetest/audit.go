@@ -188,7 +188,13 @@ func testAuditEntries(t *testing.T, s openpca.Store) {
 	for i := range 5 {
 		c := newCertificate(ca)
 		c.IssuedAt = t0.Add(time.Duration(5-i) * time.Second) // logged out of the order of issue times
-		if _, err := s.RecordIssuance(ctx, issuance(ca, c)); err != nil {
+		is := issuance(ca, c)
+		if i == 3 { // a record the row does not make again, which the store keeps
+			logged := *c
+			logged.RequestID = "request-logged"
+			is.Use = openpca.IssueUse(ca.ARN, &logged)
+		}
+		if _, err := s.RecordIssuance(ctx, is); err != nil {
 			t.Fatal(err)
 		}
 		certs = append(certs, c)
@@ -235,6 +241,9 @@ func testAuditEntries(t *testing.T, s openpca.Store) {
 			t.Errorf("entry %d: hash %x, its record's is %x", e.Seq, e.Hash, tlog.RecordHash(e.Record))
 		}
 		c := e.Certificate
+		if kept := c == nil || c.Serial == certs[3].Serial; e.RecordFromRow == kept {
+			t.Errorf("entry %d: record made again from the row %t", e.Seq, e.RecordFromRow)
+		}
 		if c == nil {
 			return nil
 		}
