@@ -118,8 +118,18 @@ type LogIntegrityError struct {
 	Problem string
 }
 
+// maxProblem bounds, in bytes, what a LogIntegrityError says of its
+// entry: what it quotes comes from the tables, chosen by whoever changed
+// them under the server (a serial of a megabyte), and the error goes to a
+// report's failure, to the alarm and to the server's log.
+const maxProblem = 1024
+
 func (e *LogIntegrityError) Error() string {
-	return fmt.Sprintf("%v: entry %d of the log of CA %s %s", ErrLogIntegrity, e.Entry, e.CAID, e.Problem)
+	problem := e.Problem
+	if len(problem) > maxProblem {
+		problem = strings.ToValidUTF8(problem[:maxProblem], "") + "…"
+	}
+	return fmt.Sprintf("%v: entry %d of the log of CA %s %s", ErrLogIntegrity, e.Entry, e.CAID, problem)
 }
 
 // Is makes a *LogIntegrityError ErrLogIntegrity.

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -321,7 +320,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	for range workers {
 		grp.Go(func() error {
 			for c := range jobs {
-				err := g.format(ctx, r, c)
+				err := g.format(ctx, r, ca.ARN, c)
 				close(c.done)
 				if err != nil {
 					return err
@@ -401,8 +400,9 @@ type chunk struct {
 	err        error
 }
 
-// format reads the entries of c and formats them.
-func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk) error {
+// format reads the entries of c, of the log of the CA of caARN, and
+// formats them.
+func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, caARN string, c *chunk) error {
 	c.rows.reset()
 	c.lines, c.leaves = c.lines[:0], c.leaves[:0]
 	var records recordParser
@@ -412,7 +412,7 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk
 			return err
 		}
 		c.leaves = append(c.leaves, e.Hash)
-		if err := checkRows(r.CAID, e, &records); err != nil {
+		if err := checkRows(r.CAID, caARN, e, &records); err != nil {
 			return err
 		}
 		if e.Certificate != nil {
@@ -426,92 +426,98 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, c *chunk
 	return c.err
 }
 
-// checkRows checks entry e of CA caID's log against the rows of the
-// certificates' table that name it, as its issuance or its revocation:
-// a report of rows that pass shows what an auditor's verify makes of the
-// log.
-func checkRows(caID string, e *openpca.AuditEntry, records *recordParser) error {
-	if err := checkIssuance(caID, e); err != nil {
-		return err
+// checkRows checks entry e of the log of CA caID, whose ARN is caARN, on
+// its own as verify does (checkRecord), and against the rows of the
+// certificates' table that name it, as its issuance or its revocation: a
+// report of entries that pass shows what an auditor's verify makes of the
+// log. A record the store made again from its row (RecordFromRow) is an
+// issuance of the CA, written as a server writes it, and shows what the
+// row does.
+func checkRows(caID, caARN string, e *openpca.AuditEntry, records *recordParser) error {
+	problem := func(format string, args ...any) error {
+		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: fmt.Sprintf(format, args...)}
 	}
-	return checkRevocation(caID, e, records)
-}
-
-// checkIssuance checks entry e of CA caID's log, if it keeps its record
-// (see openpca.AuditEntry.RecordFromRow), against the row of the
-// certificates' table that names it as its issuance, if any: an
-// issuance entry has one, which shows what the record does, and no other
-// entry has one. A record made again from the row says what it does.
-func checkIssuance(caID string, e *openpca.AuditEntry) error {
-	row := e.Certificate
-	if e.RecordFromRow || row == nil &&
-		// A record can say ISSUE only with the word, or with an escape.
-		!bytes.Contains(e.Record, []byte(openpca.KeyUseIssue)) && bytes.IndexByte(e.Record, '\\') < 0 {
+	notRevoking := func() error {
+		return problem("does not revoke certificate %s, which the certificates' table shows as revoked by it", e.Revoked.Serial)
+	}
+	if e.RecordFromRow { // every issuance logged since the narrow_certificates migration
+		if e.Revoked != nil {
+			return notRevoking()
+		}
 		return nil
 	}
-	// As verify reads it: decoded, whether or not a server wrote it.
 	var rec openpca.KeyUseRecord
-	if decodeRecord(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseIssue {
-		if row == nil {
-			return nil
-		}
-		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "is not the issuance of certificate " + row.Serial + ", whose row in the certificates' table names it"}
-	}
-	if row == nil {
-		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "issued certificate " + rec.Serial + ", and no row of the certificates' table names it"}
-	}
-	logged, err := certificateOf(&rec)
+	at, err := checkRecord(records, e.Record, &rec, caARN)
 	if err != nil {
-		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: fmt.Sprintf("issued certificate %s with a record whose times do not parse: %v", rec.Serial, err)}
+		return problem("%v", err)
 	}
-	// The row's revocation is checkRevocation's.
-	shown := *row
-	shown.RevokedAt, shown.RevocationReason = time.Time{}, ""
-	want, got := values(logged, nil), values(&shown, nil)
-	for f, name := range Fields {
-		if got[f] != want[f] {
-			// Not the values: a subject can be 32 KB.
-			return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq,
-				Problem: fmt.Sprintf("issued certificate %s, whose row in the certificates' table shows another %s", rec.Serial, name)}
+	if e.Revoked != nil && rec.Kind != openpca.KeyUseRevoke {
+		return notRevoking()
+	}
+	switch {
+	case rec.Kind == openpca.KeyUseIssue:
+		return checkIssuance(problem, e.Certificate, &rec)
+	case e.Certificate != nil:
+		return problem("is not the issuance of certificate %s, whose row in the certificates' table names it", e.Certificate.Serial)
+	case rec.Kind == openpca.KeyUseRevoke:
+		return checkRevocation(problem, e.Revoked, &rec, at)
+	}
+	return nil
+}
+
+// checkIssuance checks issuance record rec, which the store keeps,
+// against the row of the certificates' table that names its entry, if
+// any: there must be one, which shows what the record does.
+func checkIssuance(problem func(string, ...any) error, row *openpca.Certificate, rec *openpca.KeyUseRecord) error {
+	if row == nil {
+		return problem("issued certificate %s, and no row of the certificates' table names it", rec.Serial)
+	}
+	// The report's row is the one verify makes of the record if the row
+	// has the record's fields, its times to the second (TimeLayout). The
+	// row's revocation is checkRevocation's, at its entry.
+	for _, f := range [...]struct {
+		name string
+		same bool
+	}{
+		{"serial", rec.Serial == row.Serial},
+		{"certificateArn", rec.CertificateArn == row.ARN},
+		{"awsAccountId", rec.Account == row.AccountID},
+		{"subject", rec.Subject == row.Subject},
+		{"notBefore", sameSecond(rec.NotBefore, time.RFC3339, row.NotBefore)},
+		{"notAfter", sameSecond(rec.NotAfter, time.RFC3339, row.NotAfter)},
+		{"issuedAt", sameSecond(rec.At, time.RFC3339Nano, row.IssuedAt)},
+		{"templateArn", rec.TemplateArn == row.TemplateARN},
+	} {
+		if !f.same {
+			return problem("issued certificate %s, whose row in the certificates' table shows another %s", rec.Serial, f.name)
 		}
 	}
 	return nil
 }
 
-// checkRevocation checks entry e of CA caID's log against the row of the
-// certificates' table that names it as its revocation, if any: a
-// revocation entry is that row's, at the time and for the reason the row
-// shows, and no other entry is named by a row. With the store's checks of
-// each row (see openpca.AuditStore.AuditEntries), a row shows a
-// revocation if and only if one entry of the log revokes it, as it says.
-func checkRevocation(caID string, e *openpca.AuditEntry, records *recordParser) error {
-	row := e.Revoked
-	if row == nil && (e.Certificate != nil ||
-		// A record can say REVOKE only with the word, or with an escape.
-		!bytes.Contains(e.Record, []byte(openpca.KeyUseRevoke)) && bytes.IndexByte(e.Record, '\\') < 0) {
-		return nil
-	}
-	var rec openpca.KeyUseRecord
-	if e.Certificate != nil || records.parse(e.Record, &rec) != nil || rec.Kind != openpca.KeyUseRevoke {
-		if row == nil {
-			return nil // verify tells which entries are not records
-		}
-		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "does not revoke certificate " + row.Serial + ", which the certificates' table shows as revoked by it"}
-	}
-	at, err := time.Parse(time.RFC3339Nano, rec.At)
-	if err != nil {
-		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: fmt.Sprintf("has the time %q", rec.At)}
-	}
+// sameSecond reports whether s, a time in layout, is in the second of t.
+func sameSecond(s, layout string, t time.Time) bool {
+	logged, err := time.Parse(layout, s)
+	return err == nil && logged.Unix() == t.Unix()
+}
+
+// checkRevocation checks revocation record rec, logged at at, against
+// the row of the certificates' table that names its entry as its
+// revocation, if any: there must be one, of the certificate the record
+// revokes, at the time and for the reason the record says. With the
+// store's checks of each row (see openpca.AuditStore.AuditEntries), a row
+// shows a revocation if and only if one entry of the log revokes it, as
+// it says.
+func checkRevocation(problem func(string, ...any) error, row *openpca.RevokedCertificate, rec *openpca.KeyUseRecord, at time.Time) error {
 	switch {
 	case row == nil:
-		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "revokes certificate " + rec.Serial + ", which the certificates' table shows as not revoked by it"}
+		return problem("revokes certificate %s, which the certificates' table shows as not revoked by it", rec.Serial)
 	case row.Serial != rec.Serial:
-		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "revokes certificate " + rec.Serial + ", and the certificates' table says it revoked certificate " + row.Serial}
+		return problem("revokes certificate %s, and the certificates' table says it revoked certificate %s", rec.Serial, row.Serial)
 	}
 	logged, shown := at.UTC().Format(TimeLayout), row.RevokedAt.UTC().Format(TimeLayout)
 	if logged != shown || rec.RevocationReason != string(row.Reason) {
-		return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq,
-			Problem: fmt.Sprintf("revokes certificate %s at %s (%s), and the certificates' table says at %s (%s)", rec.Serial, logged, rec.RevocationReason, shown, row.Reason)}
+		return problem("revokes certificate %s at %s (%s), and the certificates' table says at %s (%s)", rec.Serial, logged, rec.RevocationReason, shown, row.Reason)
 	}
 	return nil
 }

@@ -111,7 +111,7 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 				return &openpca.LogIntegrityError{CAID: ca.ID, Entry: e.Seq,
 					Problem: "has hashes of the log's tree stored with it that are not the tree's: the proofs that read them would not verify"}
 			}
-			return checkRows(ca.ID, e, &records)
+			return checkRows(ca.ID, ca.ARN, e, &records)
 		})
 		if err != nil {
 			return 0, err

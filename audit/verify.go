@@ -109,25 +109,22 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	}, func(seq int64, record []byte) error {
 		v.Log.Add(record)
 		var r openpca.KeyUseRecord
-		if err := records.parse(record, &r); err != nil {
-			v.problem("log", 0, "entry %d is not a key-use record a server writes: %v", seq, err)
-			return nil
-		}
 		// What is kept of a record until the log is known to be the
 		// checkpoint's (the records hash to its root) is bounded: the
 		// first entry of another CA, and revocations of serials of 20
-		// octets at most, for reasons the API has.
-		if r.CertificateAuth != v.Header.CertificateAuthorityArn {
+		// octets at most, for reasons the API has (checkRecord).
+		at, err := checkRecord(&records, record, &r, v.Header.CertificateAuthorityArn)
+		var other *otherCAError
+		switch {
+		case errors.As(err, &other):
 			if otherCA < 0 {
 				otherCA = seq
-				v.problem("log", 0, "entry %d is of the CA %s, not of the report's %s", seq, r.CertificateAuth, v.Header.CertificateAuthorityArn)
+				v.problem("log", 0, "entry %d %v", seq, err)
 			}
 			return nil
-		}
-		at, err := time.Parse(time.RFC3339Nano, r.At)
-		switch {
 		case err != nil:
-			v.problem("log", 0, "entry %d has the time %q", seq, r.At)
+			v.problem("log", 0, "entry %d %v", seq, err)
+			return nil
 		case at.After(latest):
 			// The log's times are its servers' clocks: a clock ahead is
 			// not tampering, but the reader should know.
@@ -140,10 +137,6 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		case openpca.KeyUseIssue:
 			v.Certificates++
 		case openpca.KeyUseRevoke:
-			if len(r.Serial) > 2*openpca.MaxSerialOctets || !slices.Contains(openpca.RevocationReason("").Values(), openpca.RevocationReason(r.RevocationReason)) {
-				v.problem("log", 0, "entry %d revokes a certificate of a serial longer than %d octets, or for a reason the API does not have", seq, openpca.MaxSerialOctets)
-				return nil
-			}
 			if first, ok := revocations[r.Serial]; ok {
 				v.problem("log", 0, "entry %d revokes the certificate %s again (first at entry %d): a report shows one revocation", seq, r.Serial, first.seq)
 				return nil
@@ -195,6 +188,38 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		}
 	}
 	return v
+}
+
+// checkRecord decodes record, an entry of the log of the CA of caARN,
+// into r, and checks it on its own, as verify checks each record of a
+// proof file and a report each record a store keeps: it is one a server
+// writes (recordParser), of that CA (else an *otherCAError), at a time
+// that parses, and a revocation is of a serial of 20 octets at most, for
+// a reason the API has. It returns the record's time. Its errors say
+// what is wrong, to follow "entry N".
+func checkRecord(records *recordParser, record []byte, r *openpca.KeyUseRecord, caARN string) (time.Time, error) {
+	if err := records.parse(record, r); err != nil {
+		return time.Time{}, fmt.Errorf("is not a key-use record a server writes: %w", err)
+	}
+	if r.CertificateAuth != caARN {
+		return time.Time{}, &otherCAError{of: r.CertificateAuth, want: caARN}
+	}
+	at, err := time.Parse(time.RFC3339Nano, r.At)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("has the time %q", r.At)
+	}
+	if r.Kind == openpca.KeyUseRevoke && (len(r.Serial) > 2*openpca.MaxSerialOctets ||
+		!slices.Contains(openpca.RevocationReason("").Values(), openpca.RevocationReason(r.RevocationReason))) {
+		return time.Time{}, fmt.Errorf("revokes a certificate of a serial longer than %d octets, or for a reason the API does not have", openpca.MaxSerialOctets)
+	}
+	return at, nil
+}
+
+// otherCAError is checkRecord's error for a record of another CA.
+type otherCAError struct{ of, want string }
+
+func (e *otherCAError) Error() string {
+	return fmt.Sprintf("is of the CA %s, not of the report's %s", e.of, e.want)
 }
 
 // maxDetail bounds what a problem or note quotes of the files, in bytes:

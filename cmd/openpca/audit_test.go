@@ -52,11 +52,7 @@ type auditServer struct {
 }
 
 func newAuditServer(t *testing.T) *auditServer {
-	// The command signs its requests with the standard AWS configuration.
-	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	signAsTestKey(t)
 	s := &auditServer{env: testenv.Start(t)}
 	env := s.env
 	s.caARN, _ = env.NewActiveRoot(t, "Audit Root")
@@ -333,6 +329,15 @@ func TestAuditProof(t *testing.T) {
 	}
 }
 
+// signAsTestKey has the commands this test runs sign their requests as
+// the test server's access key, through the standard AWS configuration.
+func signAsTestKey(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+}
+
 func openDB(t *testing.T, env *testenv.Env) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(env.Config.DataDir, "openpca.db")+"?_pragma=busy_timeout(10000)")
@@ -392,11 +397,7 @@ func rewriteLog(t *testing.T, db *sql.DB, path, caID string, change func([][]byt
 // on some terminals) or bidi overrides (U+202E) in a key's name or a CA's
 // ARN would rewrite or disguise what the auditor reads.
 func TestAuditEscapesServerText(t *testing.T) {
-	// The command signs its requests with the standard AWS configuration.
-	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	signAsTestKey(t)
 	skey, vkey, err := note.GenerateKey(rand.Reader, auditlog.KeyName)
 	if err != nil {
 		t.Fatal(err)

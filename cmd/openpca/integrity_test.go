@@ -25,10 +25,7 @@ import (
 // entry, in what "audit proof" answers, in the reason "audit reports"
 // gives for the failed report, in an ERROR log line and in a metric.
 func TestLogIntegrityAlarm(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	signAsTestKey(t)
 	var logs testenv.SyncBuffer
 	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	caARN, _ := env.NewActiveRoot(t, "Tampered Root")
@@ -126,10 +123,7 @@ func awaitReport(t *testing.T, env *testenv.Env, caARN string, format types.Audi
 // table, one added to it, moved or changed in it, and a stored hash of the
 // log's tree changed.
 func TestReportIntegrity(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	signAsTestKey(t)
 	// The statements' arguments are the CA's id and the revoked
 	// certificate's serial; the first certificate issued is not revoked.
 	const (

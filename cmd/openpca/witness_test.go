@@ -82,10 +82,7 @@ func startWitness(t *testing.T, dir string, relay *testenv.Relay, name, auditKey
 // under the server is refused by both witnesses, flagged by the server,
 // and its report fails verification with the witnesses' keys.
 func TestWitnessedAuditLog(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", testenv.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.SecretAccessKey)
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	signAsTestKey(t)
 	var logs testenv.SyncBuffer
 	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	t.Cleanup(func() {
