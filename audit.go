@@ -16,7 +16,7 @@ type AuditReport struct {
 	CAID      string
 	AccountID string
 	Bucket    string
-	Key       string // audit-report/<ca-id>/<id>.json or .csv
+	Key       string // AuditReportKey(CAID, ID, Format)
 	Format    AuditReportResponseFormat
 	Status    AuditReportStatus
 	CreatedAt time.Time
@@ -73,6 +73,16 @@ type AuditStore interface {
 	LogRecords(ctx context.Context, caID string, logSize int64, fn func(record []byte) error) error
 }
 
+// AuditReportKey is the S3 key of report id of the CA caID, as AWS
+// names it: audit-report/<ca-id>/<id>.json or .csv.
+func AuditReportKey(caID, id string, format AuditReportResponseFormat) string {
+	ext := ".json"
+	if format == AuditReportResponseFormatCsv {
+		ext = ".csv"
+	}
+	return "audit-report/" + caID + "/" + id + ext
+}
+
 // AuditEntry is an entry of a CA's key-use log, as an audit report sees
 // it.
 type AuditEntry struct {
@@ -125,11 +135,16 @@ type LogIntegrityError struct {
 const maxProblem = 1024
 
 func (e *LogIntegrityError) Error() string {
-	problem := e.Problem
-	if len(problem) > maxProblem {
-		problem = strings.ToValidUTF8(problem[:maxProblem], "") + "…"
+	return fmt.Sprintf("%v: entry %d of the log of CA %s %s", ErrLogIntegrity, e.Entry, e.CAID, e.Detail())
+}
+
+// Detail is Problem, cut at maxProblem bytes: what an error, an alarm or
+// a log line says of it.
+func (e *LogIntegrityError) Detail() string {
+	if len(e.Problem) <= maxProblem {
+		return e.Problem
 	}
-	return fmt.Sprintf("%v: entry %d of the log of CA %s %s", ErrLogIntegrity, e.Entry, e.CAID, problem)
+	return strings.ToValidUTF8(e.Problem[:maxProblem], "") + "…"
 }
 
 // Is makes a *LogIntegrityError ErrLogIntegrity.

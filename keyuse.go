@@ -61,7 +61,7 @@ func (c *RecordChecker) Check(b []byte, r *KeyUseRecord) error {
 	if !slices.Contains(keyUseKinds, r.Kind) {
 		return fmt.Errorf("its kind %q is none that a log records", r.Kind)
 	}
-	if (r.Kind == KeyUseIssue || r.Kind == KeyUseRevoke) && !certificateOf(r.CertificateArn, r.CertificateAuth, r.Serial) {
+	if (r.Kind == KeyUseIssue || r.Kind == KeyUseRevoke) && !IsCertificateARN(r.CertificateArn, r.CertificateAuth, r.Serial) {
 		return fmt.Errorf("its certificate %s is not the certificate %s of its CA %s", r.CertificateArn, r.Serial, r.CertificateAuth)
 	}
 	c.buf = appendRecord(c.buf[:0], r)
@@ -71,10 +71,10 @@ func (c *RecordChecker) Check(b []byte, r *KeyUseRecord) error {
 	return nil
 }
 
-// certificateOf reports whether arn is the ARN of the certificate of
+// IsCertificateARN reports whether arn is the ARN of the certificate of
 // serial issued by the CA of caARN, without making it (a report's log has
 // millions).
-func certificateOf(arn, caARN, serial string) bool {
+func IsCertificateARN(arn, caARN, serial string) bool {
 	rest, ok := strings.CutPrefix(arn, caARN)
 	return ok && serial != "" && len(rest) == len(certResource)+len(serial) && strings.HasPrefix(rest, certResource) && strings.HasSuffix(rest, serial)
 }

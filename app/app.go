@@ -250,7 +250,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	alarm := func(ctx context.Context, e *openpca.LogIntegrityError) {
 		alarms.Inc()
 		logger.ErrorContext(ctx, "integrity alarm: a CA's key-use log does not match its hashes; it was changed under the server",
-			"ca", e.CAID, "entry", e.Entry, "problem", e.Problem)
+			"ca", e.CAID, "entry", e.Entry, "problem", e.Detail())
 	}
 	collectors := []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector(), alarms}
 	if a.checkClock(ctx) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
@@ -188,13 +189,18 @@ const (
 // account after it was asked for.
 var errBucketGiven = errors.New("was given to another account after the report was asked for")
 
+// errNotServers fails a report whose CA's ARN or S3 key in the database
+// is not one the server makes: the report would sign it, and then fail to
+// verify.
+var errNotServers = errors.New("in the database is not one the server makes: it was changed under the server")
+
 // reportFailure is what a report's account is told of its failure (the
 // console and openpca audit reports show it): what is wrong with its CA's
-// log, or with its bucket, as it is; of anything else, what a client is
+// log, its bucket or its row, as it is; of anything else, what a client is
 // told of an error (openpca.ClientMessage), for the rest is the operator's
 // (an object store's address, a SQL error), which the log has.
 func reportFailure(err error) string {
-	if errors.Is(err, openpca.ErrLogIntegrity) || errors.Is(err, errBucketGiven) {
+	if errors.Is(err, openpca.ErrLogIntegrity) || errors.Is(err, errBucketGiven) || errors.Is(err, errNotServers) {
 		return err.Error()
 	}
 	return openpca.ClientMessage(err)
@@ -230,6 +236,12 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	ca, err := g.cfg.Store.FindCA(ctx, r.AccountID, r.CAID)
 	if err != nil {
 		return 0, fmt.Errorf("audit: reading the report's CA: %w", err)
+	}
+	// What the tables say of the report and its CA, which the report
+	// signs, as verify reads it: changed under the server, the report
+	// would fail to verify.
+	if _, err := openpca.ParseCAARN(ca.ARN); err != nil || r.Key != openpca.AuditReportKey(r.CAID, r.ID, r.Format) {
+		return 0, fmt.Errorf("audit: the CA's ARN or the report's S3 key %w", errNotServers)
 	}
 	// With witnesses, the report covers the log as far as a round begun
 	// now, after the report was requested, had them cosign it: the
@@ -441,8 +453,14 @@ func checkRows(caID, caARN string, e *openpca.AuditEntry, records *recordParser)
 		return problem("does not revoke certificate %s, which the certificates' table shows as revoked by it", e.Revoked.Serial)
 	}
 	if e.RecordFromRow { // every issuance logged since the narrow_certificates migration
-		if e.Revoked != nil {
+		c := e.Certificate
+		switch {
+		case e.Revoked != nil:
 			return notRevoking()
+		case !openpca.IsCertificateARN(c.ARN, caARN, c.Serial):
+			return problem("issued certificate %s as %s, not as a certificate of the report's CA %s", c.Serial, c.ARN, caARN)
+		case !serverWrites(c):
+			return problem("issued certificate %s, whose row in the certificates' table holds what no server writes: text that is not UTF-8, or a time outside the years 0000 to 9999", c.Serial)
 		}
 		return nil
 	}
@@ -464,6 +482,32 @@ func checkRows(caID, caARN string, e *openpca.AuditEntry, records *recordParser)
 	}
 	return nil
 }
+
+// serverWrites reports whether the record of the issuance of c, made
+// again from its row, is in the form a server writes (openpca.RecordChecker):
+// it is unless the row holds text that is not UTF-8, which encoding/json
+// writes as U+FFFD (read back, written otherwise), or a time RFC 3339 cannot
+// write.
+func serverWrites(c *openpca.Certificate) bool {
+	for _, s := range [...]string{c.AccountID, c.Serial, c.Subject, c.TemplateARN, c.RequestedBy, c.RequestID} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	for _, t := range [...]time.Time{c.NotBefore, c.NotAfter, c.IssuedAt} {
+		if s := t.Unix(); s < firstWritable || s >= pastWritable {
+			return false
+		}
+	}
+	return true
+}
+
+// The times RFC 3339 writes, in seconds of Unix time: from the year 0000
+// to the end of 9999.
+const (
+	firstWritable = -62167219200 // 0000-01-01T00:00:00Z
+	pastWritable  = 253402300800 // 10000-01-01T00:00:00Z
+)
 
 // checkIssuance checks issuance record rec, which the store keeps,
 // against the row of the certificates' table that names its entry, if

@@ -33,12 +33,8 @@ func (s *Service) CreateCertificateAuthorityAuditReport(ctx context.Context, in 
 		return nil, err
 	}
 	id := uuid.NewString()
-	ext := ".json"
-	if in.AuditReportResponseFormat == openpca.AuditReportResponseFormatCsv {
-		ext = ".csv"
-	}
 	r := &openpca.AuditReport{
-		ID: id, CAID: ca.ID, AccountID: ca.AccountID, Bucket: in.S3BucketName, Key: "audit-report/" + ca.ID + "/" + id + ext,
+		ID: id, CAID: ca.ID, AccountID: ca.AccountID, Bucket: in.S3BucketName, Key: openpca.AuditReportKey(ca.ID, id, in.AuditReportResponseFormat),
 		Format: in.AuditReportResponseFormat, Status: openpca.AuditReportStatusCreating, CreatedAt: now,
 	}
 	last, err := s.store.CreateAuditReport(ctx, r, now.Add(-s.reportInterval))

@@ -127,7 +127,7 @@ func (s *Service) logIntegrity(ctx context.Context, ca *openpca.CA, err error) e
 	s.alarm.Check(ctx, err)
 	return openpca.Errorf(openpca.CodeInternalFailure,
 		"Integrity alarm: entry %d of the key-use log of %s %s. The log was changed under the server, and no longer matches what the server signed.",
-		li.Entry, ca.ARN, li.Problem)
+		li.Entry, ca.ARN, li.Detail())
 }
 
 // MayListCertificates refuses a caller that may not list the CA's

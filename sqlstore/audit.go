@@ -184,7 +184,8 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 	}
 	certs := make([]issued, 0, to-from)
 	err := db.scan(ctx, `SELECT issue_seq, serial, subject, not_before, not_after, issued_at, template_arn, requested_by, request_id, signed_sha256,
-		CASE WHEN revoke_seq < ? THEN revoke_seq END, revoked_at, revocation_reason, CASE WHEN revoke_seq > issue_seq THEN 1 ELSE 0 END
+		CASE WHEN revoke_seq < ? THEN revoke_seq END, revoked_at, revocation_reason, CASE WHEN revoke_seq > issue_seq THEN 1 ELSE 0 END,
+		CASE WHEN CAST(serial AS TEXT) = serial THEN 1 ELSE 0 END
 		FROM certificates WHERE ca_id = ? AND issue_seq >= ? AND issue_seq < ? ORDER BY issue_seq`, []any{logSize, caID, from, to}, func(row Row) error {
 		certs = append(certs, issued{
 			seq: row.Int64(0),
@@ -198,6 +199,13 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		})
 		is := &certs[len(certs)-1]
 		is.c.ARN = openpca.CertificateARN(ca.arn, is.c.Serial)
+		// SQLite keeps a serial that is not text (a blob) apart from the
+		// text of the same bytes, in the unique index of serials too, and
+		// reads both as one: two rows of one serial, of which a
+		// revocation would show one revoked, and verify both.
+		if row.Int64(14) != 1 {
+			return &openpca.LogIntegrityError{CAID: caID, Entry: is.seq, Problem: fmt.Sprintf("issued certificate %s, whose serial in the certificates' table is not text", is.c.Serial)}
+		}
 		// A revocation logged after the report's end is not the report's.
 		// The comparison is the database's, as in the query of the rows
 		// revoked in the range below: SQLite keeps a value of revoke_seq

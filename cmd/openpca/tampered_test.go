@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"github.com/google/uuid"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/testenv"
@@ -31,9 +34,12 @@ type tampering struct {
 	// rewrite, if not nil, makes the CA's log, hashes and all
 	// (rewriteLog), of its records.
 	rewrite func(records [][]byte) [][]byte
-	format  types.AuditReportResponseFormat
+	// more is further SQL, run after sql with the same arguments, on any
+	// number of rows.
+	more   []string
+	format types.AuditReportResponseFormat
 	// want is "" for a report that must succeed and verify; else the
-	// report must fail with an integrity alarm saying it.
+	// report must fail saying it.
 	want string
 }
 
@@ -75,12 +81,18 @@ func tamperedReport(t *testing.T, tt tampering) {
 			t.Fatalf("tampering: %d rows", n)
 		}
 	}
+	for _, q := range tt.more {
+		if _, err := db.Exec(q, caID, serials[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
 	checkTamperedReport(t, env, caARN, tt.format, tt.want)
 }
 
 // checkTamperedReport asks for a report of a CA whose tables were
 // tampered with. With want "", the report must succeed and verify; else
-// it must fail with an integrity alarm saying want, kept short.
+// it must fail saying want (an integrity alarm's problem, mostly), kept
+// short.
 func checkTamperedReport(t *testing.T, env *testenv.Env, caARN string, format types.AuditReportResponseFormat, want string) {
 	t.Helper()
 	id, report, err := awaitReport(t, env, caARN, format)
@@ -91,7 +103,7 @@ func checkTamperedReport(t *testing.T, env *testenv.Env, caARN string, format ty
 	case want != "" && err == nil:
 		t.Fatalf("the report succeeded; want it FAILED, with %q", want)
 	case want != "":
-		if !strings.Contains(out, "does not match its hashes") || !strings.Contains(out, want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("audit reports:\n%s\nwant the report FAILED, with %q", out, want)
 		}
 		var kept int
@@ -236,4 +248,167 @@ func TestReportCAArnChanged(t *testing.T) {
 		t.Fatalf("tampering: %d rows, %v", n, err)
 	}
 	checkTamperedReport(t, env, subARN, types.AuditReportResponseFormatCsv, "is of the CA "+subARN+", not of the report's "+forged)
+}
+
+// recordsOf decodes a log's records.
+func recordsOf(t *testing.T, records [][]byte) []openpca.KeyUseRecord {
+	t.Helper()
+	out := make([]openpca.KeyUseRecord, len(records))
+	for i, r := range records {
+		if err := json.Unmarshal(r, &out[i]); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	return out
+}
+
+// madeAgain is SQL that has the store make the issuance records again
+// from the rows, as it does for those logged since narrow_certificates.
+const madeAgain = `UPDATE key_uses SET record = NULL WHERE ca_id = ?1 AND seq IN (SELECT issue_seq FROM certificates WHERE ca_id = ?1)`
+
+// TestReportSerialTwiceInSQLite: SQLite's unique index of (ca_id,
+// serial) holds a blob and a text of the same bytes as two values, which
+// the store reads as one serial. The log rewritten so that the last
+// leaf's issuance issues the revoked leaf's serial, and the last leaf's
+// row given that serial as a blob: verify showed both issuances of the
+// serial revoked (a revocation is of every issuance of its serial before
+// it), the report only one.
+func TestReportSerialTwiceInSQLite(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		t.Run(fmt.Sprintf("kept=%t", keep), func(t *testing.T) {
+			tt := tampering{format: types.AuditReportResponseFormatCsv, want: "whose serial in the certificates' table is not text",
+				rewrite: func(records [][]byte) [][]byte {
+					recs := recordsOf(t, records)
+					revokedSerial, last := "", -1
+					for i, r := range recs {
+						switch r.Kind {
+						case openpca.KeyUseRevoke:
+							revokedSerial = r.Serial
+						case openpca.KeyUseIssue:
+							last = i
+						}
+					}
+					records[last] = bytes.ReplaceAll(records[last], []byte(recs[last].Serial), []byte(revokedSerial))
+					return records
+				},
+				sql: `UPDATE certificates SET serial = CAST(?2 AS BLOB) WHERE ca_id = ?1 AND issue_seq = (SELECT MAX(issue_seq) FROM certificates WHERE ca_id = ?1)`,
+			}
+			if !keep {
+				tt.more = []string{madeAgain}
+			}
+			tamperedReport(t, tt)
+		})
+	}
+}
+
+// TestReportRowNoServerWrites: an issuance record the store makes again
+// from a row that holds what no server writes, with the log's hashes made
+// again for it, is one verify refuses: a request id that is not UTF-8
+// (written as "\ufffd", which the server's form writes unescaped), a
+// notAfter past the year 9999 (which RFC 3339 cannot write).
+func TestReportRowNoServerWrites(t *testing.T) {
+	const farAfter = 253402300800000000 // 10000-01-01T00:00:00Z, in µs
+	tests := []struct {
+		name   string
+		change func(r *openpca.KeyUseRecord, record []byte) []byte
+		set    string
+	}{
+		{"request id not UTF-8", func(r *openpca.KeyUseRecord, record []byte) []byte {
+			return bytes.Replace(record, []byte(`"requestId":"`+r.RequestID+`"`), []byte(`"requestId":"\ufffd"`), 1)
+		}, `request_id = X'ff'`},
+		{"notAfter past 9999", func(r *openpca.KeyUseRecord, record []byte) []byte {
+			far := time.UnixMicro(farAfter).UTC().Format(time.RFC3339)
+			return bytes.Replace(record, []byte(`"notAfter":"`+r.NotAfter+`"`), []byte(`"notAfter":"`+far+`"`), 1)
+		}, fmt.Sprintf(`not_after = %d`, int64(farAfter))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tamperedReport(t, tampering{format: types.AuditReportResponseFormatJson, want: "holds what no server writes",
+				rewrite: func(records [][]byte) [][]byte {
+					recs := recordsOf(t, records)
+					for i, r := range recs { // the CA's first issuance: the root's own
+						if r.Kind == openpca.KeyUseIssue {
+							changed := tc.change(&r, records[i])
+							if bytes.Equal(changed, records[i]) {
+								t.Fatal("the record did not change")
+							}
+							records[i] = changed
+							return records
+						}
+					}
+					t.Fatal("no issuance")
+					return nil
+				},
+				sql: `UPDATE certificates SET ` + tc.set + first, more: []string{madeAgain},
+			})
+		})
+	}
+}
+
+// TestReportCAArnCached: the report's CA ARN is FindCA's, which the
+// server's cache of CAs serves while the row's version is the same; the
+// records made again from the rows take the ARN the store reads. The
+// CA's ARN changed in its row without its version, and the log rewritten
+// so that its issuance records name the new ARN (its CSR and revocation
+// the old): the report succeeded, and verify said the issuances were of
+// another CA.
+func TestReportCAArnCached(t *testing.T) {
+	tamperedReport(t, tampering{format: types.AuditReportResponseFormatCsv, want: "not as a certificate of the report's CA",
+		rewrite: func(records [][]byte) [][]byte {
+			recs := recordsOf(t, records)
+			caARN := recs[0].CertificateAuth
+			for i, r := range recs {
+				if r.Kind == openpca.KeyUseIssue {
+					records[i] = bytes.ReplaceAll(records[i], []byte(caARN), []byte(strings.Replace(caARN, ":us-east-1:", ":eu-west-1:", 1)))
+				}
+			}
+			return records
+		},
+		more: []string{madeAgain,
+			// Not its version: the cache keeps the old ARN.
+			`UPDATE certificate_authorities SET arn = replace(arn, ':us-east-1:', ':eu-west-1:') WHERE id = ?1`},
+	})
+}
+
+// TestReportTablesNotServers: a report signs its CA's ARN and its S3 key
+// as the database has them; verify refuses an ARN that is not a CA's,
+// and a key that is not the report's. The log rewritten for a CA's ARN
+// that is not one, and a report's row given another key: each report
+// fails.
+func TestReportTablesNotServers(t *testing.T) {
+	const want = "in the database is not one the server makes"
+	t.Run("CA ARN", func(t *testing.T) {
+		tamperedReport(t, tampering{format: types.AuditReportResponseFormatCsv, want: want,
+			rewrite: func(records [][]byte) [][]byte {
+				caARN := recordsOf(t, records)[0].CertificateAuth
+				for i := range records {
+					records[i] = bytes.ReplaceAll(records[i], []byte(caARN), []byte(caARN+"x"))
+				}
+				return records
+			},
+			sql: `UPDATE certificate_authorities SET arn = arn || 'x', version = version + 1 WHERE id = ?1`})
+	})
+	t.Run("S3 key", func(t *testing.T) {
+		signAsTestKey(t)
+		env := testenv.Start(t)
+		caARN, _ := env.NewActiveRoot(t, "Reported Root")
+		caID := caARN[strings.LastIndex(caARN, "/")+1:]
+		if _, _, err := awaitReport(t, env, caARN, types.AuditReportResponseFormatCsv); err != nil {
+			t.Fatal(err)
+		}
+		// A report as the server asks for one, of another key, for its
+		// workers to find (they look every 5 s).
+		id := uuid.NewString()
+		if _, err := env.DB(t).Exec(`INSERT INTO audit_reports (id, ca_id, account_id, bucket, s3_key, format, status, created_at, log_size)
+			SELECT ?, ca_id, account_id, bucket, 'audit-report/' || ca_id || '/other.csv', format, 'CREATING', created_at + 1, log_size
+			FROM audit_reports WHERE ca_id = ?`, id, caID); err != nil {
+			t.Fatal(err)
+		}
+		err := acmpca.NewAuditReportCreatedWaiter(env.Client).Wait(t.Context(),
+			&acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: &id}, time.Minute)
+		out, _ := runOpenpca(t, "audit", "reports", "--server", env.URL, "--ca", caARN)
+		if err == nil || !strings.Contains(out, id+"  FAILED") || !strings.Contains(out, want) {
+			t.Errorf("the report of another key: %v\n%s\nwant it FAILED, with %q", err, out, want)
+		}
+	})
 }
