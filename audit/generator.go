@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
 
@@ -189,9 +190,9 @@ const (
 // account after it was asked for.
 var errBucketGiven = errors.New("was given to another account after the report was asked for")
 
-// errNotServers fails a report whose CA's ARN or S3 key in the database
-// is not one the server makes: the report would sign it, and then fail to
-// verify.
+// errNotServers fails a report whose row (its id or S3 key), or its CA's
+// ARN, in the database is not one the server makes: the report would
+// sign it, and then fail to verify.
 var errNotServers = errors.New("in the database is not one the server makes: it was changed under the server")
 
 // reportFailure is what a report's account is told of its failure (the
@@ -238,10 +239,12 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		return 0, fmt.Errorf("audit: reading the report's CA: %w", err)
 	}
 	// What the tables say of the report and its CA, which the report
-	// signs, as verify reads it: changed under the server, the report
-	// would fail to verify.
-	if _, err := openpca.ParseCAARN(ca.ARN); err != nil || r.Key != openpca.AuditReportKey(r.CAID, r.ID, r.Format) {
-		return 0, fmt.Errorf("audit: the CA's ARN or the report's S3 key %w", errNotServers)
+	// signs, and verify reads against the report's file name: changed
+	// under the server, the report would fail to verify.
+	arn, err := openpca.ParseCAARN(ca.ARN)
+	if id, idErr := uuid.Parse(r.ID); err != nil || arn.CAID != r.CAID || idErr != nil || id.String() != r.ID ||
+		r.Key != openpca.AuditReportKey(r.CAID, r.ID, r.Format) {
+		return 0, fmt.Errorf("audit: the report's row or its CA's ARN %w", errNotServers)
 	}
 	// With witnesses, the report covers the log as far as a round begun
 	// now, after the report was requested, had them cosign it: the

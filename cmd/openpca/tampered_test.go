@@ -370,45 +370,75 @@ func TestReportCAArnCached(t *testing.T) {
 	})
 }
 
-// TestReportTablesNotServers: a report signs its CA's ARN and its S3 key
-// as the database has them; verify refuses an ARN that is not a CA's,
-// and a key that is not the report's. The log rewritten for a CA's ARN
-// that is not one, and a report's row given another key: each report
-// fails.
+// TestReportTablesNotServers: a report signs its CA's ARN, and its id
+// and S3 key, as the database has them, which verify reads against the
+// report's file name. The log rewritten for a CA's ARN that is not one, or
+// that is another CA's, and a report's row inserted with another key, or
+// with an id not a UUID (and the key made for it): each report fails.
 func TestReportTablesNotServers(t *testing.T) {
 	const want = "in the database is not one the server makes"
-	t.Run("CA ARN", func(t *testing.T) {
-		tamperedReport(t, tampering{format: types.AuditReportResponseFormatCsv, want: want,
-			rewrite: func(records [][]byte) [][]byte {
-				caARN := recordsOf(t, records)[0].CertificateAuth
-				for i := range records {
-					records[i] = bytes.ReplaceAll(records[i], []byte(caARN), []byte(caARN+"x"))
+	other := uuid.NewString()
+	for _, tc := range []struct {
+		name string
+		arn  func(caARN string) string
+		sql  string // of the CA's row's arn
+	}{
+		{"CA ARN not one", func(caARN string) string { return caARN + "x" }, `arn || 'x'`},
+		{"CA ARN of another CA", func(caARN string) string { return caARN[:len(caARN)-len(other)] + other },
+			`substr(arn, 1, length(arn) - ` + fmt.Sprint(len(other)) + `) || '` + other + `'`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tamperedReport(t, tampering{format: types.AuditReportResponseFormatCsv, want: want,
+				rewrite: func(records [][]byte) [][]byte {
+					caARN := recordsOf(t, records)[0].CertificateAuth
+					for i := range records {
+						records[i] = bytes.ReplaceAll(records[i], []byte(caARN), []byte(tc.arn(caARN)))
+					}
+					return records
+				},
+				sql: `UPDATE certificate_authorities SET arn = ` + tc.sql + `, version = version + 1 WHERE id = ?1`})
+		})
+	}
+	for name, row := range map[string]func(caID string) (id, key string){
+		"S3 key": func(caID string) (string, string) {
+			return uuid.NewString(), "audit-report/" + caID + "/other.csv"
+		},
+		"id with a slash": func(caID string) (string, string) {
+			id := "sub/" + uuid.NewString()
+			return id, openpca.AuditReportKey(caID, id, openpca.AuditReportResponseFormatCsv)
+		},
+		"id with a backslash": func(caID string) (string, string) {
+			id := `sub\` + uuid.NewString()
+			return id, openpca.AuditReportKey(caID, id, openpca.AuditReportResponseFormatCsv)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			signAsTestKey(t)
+			env := testenv.Start(t)
+			caARN, _ := env.NewActiveRoot(t, "Reported Root")
+			caID := caARN[strings.LastIndex(caARN, "/")+1:]
+			done, _, err := awaitReport(t, env, caARN, types.AuditReportResponseFormatCsv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A report as the server asks for one, but for its row, for
+			// its workers to find (they look every 5 s). The API takes
+			// ids of a UUID's form only: the table says how it ended.
+			id, key := row(caID)
+			db := env.DB(t)
+			if _, err := db.Exec(`INSERT INTO audit_reports (id, ca_id, account_id, bucket, s3_key, format, status, created_at, log_size)
+				SELECT ?, ca_id, account_id, bucket, ?, format, 'CREATING', created_at + 1, log_size FROM audit_reports WHERE id = ?`, id, key, done); err != nil {
+				t.Fatal(err)
+			}
+			var status, failure string
+			for deadline := time.Now().Add(time.Minute); status != "FAILED" && status != "SUCCESS" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+				if err := db.QueryRow(`SELECT status, failure FROM audit_reports WHERE id = ?`, id).Scan(&status, &failure); err != nil {
+					t.Fatal(err)
 				}
-				return records
-			},
-			sql: `UPDATE certificate_authorities SET arn = arn || 'x', version = version + 1 WHERE id = ?1`})
-	})
-	t.Run("S3 key", func(t *testing.T) {
-		signAsTestKey(t)
-		env := testenv.Start(t)
-		caARN, _ := env.NewActiveRoot(t, "Reported Root")
-		caID := caARN[strings.LastIndex(caARN, "/")+1:]
-		if _, _, err := awaitReport(t, env, caARN, types.AuditReportResponseFormatCsv); err != nil {
-			t.Fatal(err)
-		}
-		// A report as the server asks for one, of another key, for its
-		// workers to find (they look every 5 s).
-		id := uuid.NewString()
-		if _, err := env.DB(t).Exec(`INSERT INTO audit_reports (id, ca_id, account_id, bucket, s3_key, format, status, created_at, log_size)
-			SELECT ?, ca_id, account_id, bucket, 'audit-report/' || ca_id || '/other.csv', format, 'CREATING', created_at + 1, log_size
-			FROM audit_reports WHERE ca_id = ?`, id, caID); err != nil {
-			t.Fatal(err)
-		}
-		err := acmpca.NewAuditReportCreatedWaiter(env.Client).Wait(t.Context(),
-			&acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: &id}, time.Minute)
-		out, _ := runOpenpca(t, "audit", "reports", "--server", env.URL, "--ca", caARN)
-		if err == nil || !strings.Contains(out, id+"  FAILED") || !strings.Contains(out, want) {
-			t.Errorf("the report of another key: %v\n%s\nwant it FAILED, with %q", err, out, want)
-		}
-	})
+			}
+			if status != "FAILED" || !strings.Contains(failure, want) {
+				t.Errorf("the report of row %s, %s: %s, %q; want it FAILED, with %q", id, key, status, failure, want)
+			}
+		})
+	}
 }
