@@ -348,11 +348,11 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	// The report checks, as an auditor's verify would, that its rows are
 	// what the log says: the workers that each row is its issuance's and
 	// its revocation the log's (checkRows), the writer that the records
-	// hash to the root it signs. The store checks each record against its hash, but
-	// the checkpoint's root comes from the other hashes it keeps, and a
-	// row's revocation from the certificate's row: changed under the
-	// server, they would make a report that fails to verify, without an
-	// alarm.
+	// hash to the root it signs. The store checks each record against its
+	// hash, but the checkpoint's root comes from the other hashes it
+	// keeps, and a row's revocation from the certificate's row: changed
+	// under the server, they would make a report that fails to verify,
+	// without an alarm.
 	var tree auditlog.Hasher
 	grp.Go(func() (err error) {
 		defer func() {
@@ -487,10 +487,10 @@ func checkRows(caID, caARN string, e *openpca.AuditEntry, records *recordParser)
 }
 
 // serverWrites reports whether the record of the issuance of c, made
-// again from its row, is in the form a server writes (openpca.RecordChecker):
-// it is unless the row holds text that is not UTF-8, which encoding/json
-// writes as U+FFFD (read back, written otherwise), or a time RFC 3339 cannot
-// write.
+// again from its row, is in the form a server writes
+// (openpca.RecordChecker): it is unless the row holds text that is not
+// UTF-8, which encoding/json writes as an escaped U+FFFD that a server
+// writes unescaped, or a time RFC 3339 cannot write.
 func serverWrites(c *openpca.Certificate) bool {
 	for _, s := range [...]string{c.AccountID, c.Serial, c.Subject, c.TemplateARN, c.RequestedBy, c.RequestID} {
 		if !utf8.ValidString(s) {
