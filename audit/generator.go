@@ -477,7 +477,7 @@ func checkRows(caID, caARN string, e *openpca.AuditEntry, records *recordParser)
 	}
 	switch {
 	case rec.Kind == openpca.KeyUseIssue:
-		return checkIssuance(problem, e.Certificate, &rec)
+		return checkIssuance(problem, e.Certificate, &rec, at)
 	case e.Certificate != nil:
 		return problem("is not the issuance of certificate %s, whose row in the certificates' table names it", e.Certificate.Serial)
 	case rec.Kind == openpca.KeyUseRevoke:
@@ -512,10 +512,10 @@ const (
 	pastWritable  = 253402300800 // 10000-01-01T00:00:00Z
 )
 
-// checkIssuance checks issuance record rec, which the store keeps,
-// against the row of the certificates' table that names its entry, if
-// any: there must be one, which shows what the record does.
-func checkIssuance(problem func(string, ...any) error, row *openpca.Certificate, rec *openpca.KeyUseRecord) error {
+// checkIssuance checks issuance record rec, logged at at, which the
+// store keeps, against the row of the certificates' table that names its
+// entry, if any: there must be one, which shows what the record does.
+func checkIssuance(problem func(string, ...any) error, row *openpca.Certificate, rec *openpca.KeyUseRecord, at time.Time) error {
 	if row == nil {
 		return problem("issued certificate %s, and no row of the certificates' table names it", rec.Serial)
 	}
@@ -532,7 +532,7 @@ func checkIssuance(problem func(string, ...any) error, row *openpca.Certificate,
 		{"subject", rec.Subject == row.Subject},
 		{"notBefore", sameSecond(rec.NotBefore, time.RFC3339, row.NotBefore)},
 		{"notAfter", sameSecond(rec.NotAfter, time.RFC3339, row.NotAfter)},
-		{"issuedAt", sameSecond(rec.At, time.RFC3339Nano, row.IssuedAt)},
+		{"issuedAt", at.Unix() == row.IssuedAt.Unix()},
 		{"templateArn", rec.TemplateArn == row.TemplateARN},
 	} {
 		if !f.same {

@@ -82,21 +82,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		arn := *out.CertificateAuthorityArn
-		csr, err := env.Client.GetCertificateAuthorityCsr(t.Context(), &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &arn})
-		if err != nil {
-			t.Fatal(err)
-		}
-		certARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: []byte(*csr.Csr),
-			TemplateArn: aws.String("arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1"),
-			Validity:    &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(3)}})
-		cert, err := env.Client.GetCertificate(t.Context(), &acmpca.GetCertificateInput{CertificateAuthorityArn: &rootARN, CertificateArn: &certARN})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := env.Client.ImportCertificateAuthorityCertificate(t.Context(), &acmpca.ImportCertificateAuthorityCertificateInput{
-			CertificateAuthorityArn: &arn, Certificate: []byte(*cert.Certificate), CertificateChain: []byte(*cert.CertificateChain)}); err != nil {
-			t.Fatal(err)
-		}
+		env.ActivateSubordinate(t, rootARN, arn, 3)
 		subs = append(subs, arn)
 	}
 	var serials []string

@@ -227,21 +227,7 @@ func TestReportCAArnChanged(t *testing.T) {
 	if forged == subARN {
 		t.Fatalf("ARN %s has no us-east-1", subARN)
 	}
-	csr, err := env.Client.GetCertificateAuthorityCsr(t.Context(), &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &subARN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: []byte(*csr.Csr),
-		TemplateArn: aws.String("arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1"),
-		Validity:    &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(5)}})
-	got, err := env.Client.GetCertificate(t.Context(), &acmpca.GetCertificateInput{CertificateAuthorityArn: &rootARN, CertificateArn: &certARN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Client.ImportCertificateAuthorityCertificate(t.Context(), &acmpca.ImportCertificateAuthorityCertificateInput{
-		CertificateAuthorityArn: &subARN, Certificate: []byte(*got.Certificate), CertificateChain: []byte(*got.CertificateChain)}); err != nil {
-		t.Fatal(err)
-	}
+	env.ActivateSubordinate(t, rootARN, subARN, 5)
 	// version: the server's cache of CAs reads the row again.
 	res, err := env.DB(t).Exec(`UPDATE certificate_authorities SET arn = ?, version = version + 1 WHERE id = ?`, forged, subARN[strings.LastIndex(subARN, "/")+1:])
 	if n, _ := res.RowsAffected(); err != nil || n != 1 {

@@ -293,6 +293,30 @@ func (e *Env) ActivateRoot(t testing.TB, arn string) *x509.Certificate {
 	return ParsePEM(t, *got.Certificate)[0]
 }
 
+// ActivateSubordinate activates the SUBORDINATE CA arn under the CA
+// parentARN: the parent issues its CSR with
+// SubordinateCACertificate_PathLen0/V1, valid for years, and the
+// certificate is imported with the parent's chain.
+func (e *Env) ActivateSubordinate(t testing.TB, parentARN, arn string, years int64) {
+	t.Helper()
+	ctx := context.Background()
+	csr, err := e.Client.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: &arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certARN := e.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &parentARN, Csr: []byte(*csr.Csr),
+		TemplateArn: aws.String("arn:" + openpca.Partition(e.Config.Region) + ":acm-pca:::template/SubordinateCACertificate_PathLen0/V1"),
+		Validity:    &types.Validity{Type: types.ValidityPeriodTypeYears, Value: aws.Int64(years)}})
+	got, err := e.Client.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: &parentARN, CertificateArn: &certARN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: &arn, Certificate: []byte(*got.Certificate), CertificateChain: []byte(*got.CertificateChain)}); err != nil {
+		t.Fatalf("importing the subordinate certificate: %v", err)
+	}
+}
+
 // NewActiveRoot creates and activates a P-256 root CA.
 func (e *Env) NewActiveRoot(t testing.TB, cn string) (string, *x509.Certificate) {
 	t.Helper()
