@@ -243,7 +243,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	// under the server, the report would fail to verify.
 	arn, err := openpca.ParseCAARN(ca.ARN)
 	if id, idErr := uuid.Parse(r.ID); err != nil || arn.CAID != r.CAID || idErr != nil || id.String() != r.ID ||
-		r.Key != openpca.AuditReportKey(r.CAID, r.ID, r.Format) {
+		r.Key != openpca.AuditReportKey(r.CAID, r.ID, r.Format) || r.LogSize < 0 {
 		return 0, fmt.Errorf("audit: the report's row or its CA's ARN %w", errNotServers)
 	}
 	// With witnesses, the report covers the log as far as a round begun
@@ -268,6 +268,23 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	checkpoint, signed, err := g.cfg.Log.Checkpoint(ctx, ca.ARN, ca.ID, r.LogSize)
 	if err != nil {
 		return 0, fmt.Errorf("audit: signing the checkpoint: %w", err)
+	}
+	// The witnessed checkpoint, and the size the report covers, come from
+	// the database; verify --witness refuses a report whose witnessed
+	// checkpoint is not its own. Of another root, the witnesses saw
+	// another log than the stored hashes give (a fork; the writer checks
+	// the records against those hashes).
+	if witnessed != nil {
+		c, err := openWitnessed(ca, witnessed.Note, g.cfg.Log.VerifierKey(), max(r.LogSize-1, 0))
+		switch {
+		case err != nil:
+			return 0, err
+		case c.Size != r.LogSize:
+			return 0, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
+				"is the last the server says witnesses cosigned, and their checkpoint has %d entries: what it keeps of their cosignatures was changed", c.Size)}
+		case c.Root != signed.Root:
+			return 0, witnessedRewritten(r.CAID, c.Size)
+		}
 	}
 	header := &auditlog.ProofHeader{
 		Format: auditlog.ProofFormat, CertificateAuthorityArn: ca.ARN, AuditReportID: r.ID,

@@ -124,16 +124,13 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 	if err != nil {
 		return 0, err
 	}
-	c, err := auditlog.OpenCheckpoint(w.Note, verifierKey)
+	c, err := openWitnessed(ca, w.Note, verifierKey, max(size-1, 0))
 	switch {
 	case err != nil:
-		return 0, &openpca.LogIntegrityError{CAID: ca.ID, Entry: max(size-1, 0), Problem: fmt.Sprintf("is in a log whose witnessed checkpoint the server did not sign: %v", err)}
-	case c.Origin != auditlog.Origin(ca.ARN):
-		return 0, &openpca.LogIntegrityError{CAID: ca.ID, Entry: max(size-1, 0), Problem: fmt.Sprintf("is in a log whose witnessed checkpoint is of another log, %q", c.Origin)}
+		return 0, err
 	case c.Size > size:
 		return 0, &openpca.LogIntegrityError{CAID: ca.ID, Entry: size, Problem: fmt.Sprintf("is missing: witnesses cosigned %d entries of the log", c.Size)}
-	}
-	if c.Size == 0 {
+	case c.Size == 0:
 		return size, nil
 	}
 	witnessed, err := auditlog.TreeHash(ctx, store, ca.ID, c.Size)
@@ -141,10 +138,31 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 		return 0, err
 	}
 	if witnessed != c.Root {
-		return 0, &openpca.LogIntegrityError{CAID: ca.ID, Entry: c.Size - 1,
-			Problem: "and those before it are not the log that witnesses cosigned: the log was rewritten"}
+		return 0, witnessedRewritten(ca.ID, c.Size)
 	}
 	return size, nil
+}
+
+// openWitnessed opens signed, the checkpoint that witnesses last cosigned
+// of the log of ca, as the server keeps it, and checks that the server
+// signed it with the key of verifierKey, and that it is of ca's log. Entry
+// is the one an error names.
+func openWitnessed(ca *openpca.CA, signed []byte, verifierKey string, entry int64) (auditlog.Checkpoint, error) {
+	c, err := auditlog.OpenCheckpoint(signed, verifierKey)
+	switch {
+	case err != nil:
+		return c, &openpca.LogIntegrityError{CAID: ca.ID, Entry: entry, Problem: fmt.Sprintf("is in a log whose witnessed checkpoint the server did not sign: %v", err)}
+	case c.Origin != auditlog.Origin(ca.ARN):
+		return c, &openpca.LogIntegrityError{CAID: ca.ID, Entry: entry, Problem: fmt.Sprintf("is in a log whose witnessed checkpoint is of another log, %q", c.Origin)}
+	}
+	return c, nil
+}
+
+// witnessedRewritten is the error of a log whose first size entries are
+// not the tree witnesses cosigned.
+func witnessedRewritten(caID string, size int64) error {
+	return &openpca.LogIntegrityError{CAID: caID, Entry: size - 1,
+		Problem: "and those before it are not the log that witnesses cosigned: the log was rewritten"}
 }
 
 // storedHashesChanged is the error of a log whose first size records do

@@ -344,7 +344,7 @@ func TestOperatorLog(t *testing.T) {
 func TestStartRetriesCRLs(t *testing.T) {
 	env := testenv.Start(t)
 	env.Stop(t)
-	db := openDB(t, env)
+	db := env.DB(t)
 	later := time.Now().Add(time.Hour).UnixMicro()
 	if _, err := db.Exec(`INSERT INTO crl_publications (ca_id, wanted, owner, lease_until) VALUES ('waiting', 0, NULL, ?), ('held', 0, 'another', ?)`, later, later); err != nil {
 		t.Fatal(err)

@@ -224,7 +224,7 @@ func TestAuditVerify(t *testing.T) {
 	// An operator rewrites an entry of the log, and every hash after it,
 	// in the database: the report alone still verifies (it was cut before),
 	// but the server's log no longer extends it.
-	db := openDB(t, s.env)
+	db := s.env.DB(t)
 	caID := s.caARN[strings.LastIndex(s.caARN, "/")+1:]
 	path := filepath.Join(s.env.Config.DataDir, "openpca.db")
 	rewriteLog(t, db, path, caID, func(records [][]byte) [][]byte {
@@ -338,18 +338,8 @@ func signAsTestKey(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 }
 
-func openDB(t *testing.T, env *testenv.Env) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(env.Config.DataDir, "openpca.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // rewriteLog replaces a CA's log in the database with what change makes
-// of its records, hashes and all, as an operator with the database could.
+// of its records, hashes and all (auditlogtest.RewriteLog).
 func rewriteLog(t *testing.T, db *sql.DB, path, caID string, change func([][]byte) [][]byte) {
 	t.Helper()
 	store, err := sqlite.Open(t.Context(), path, sqlite.Options{})
@@ -357,36 +347,7 @@ func rewriteLog(t *testing.T, db *sql.DB, path, caID string, change func([][]byt
 		t.Fatal(err)
 	}
 	defer store.Close()
-	size, err := store.LogSize(t.Context(), caID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var records [][]byte
-	if err := store.LogRecords(t.Context(), caID, size, func(r []byte) error { records = append(records, bytes.Clone(r)); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	records = change(records)
-	hashes, _, err := auditlog.Append(auditlog.Edge{}, records)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.Exec(`DELETE FROM key_uses WHERE ca_id = ? AND seq >= ?`, caID, len(records)); err != nil {
-		t.Fatal(err)
-	}
-	for i := range records {
-		if _, err := tx.Exec(`UPDATE key_uses SET record = ?, hashes = ? WHERE ca_id = ? AND seq = ?`, records[i], hashes[i], caID, i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := tx.Exec(`UPDATE key_use_logs SET size = ?, tree_edge = NULL WHERE ca_id = ?`, len(records), caID); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
+	if err := auditlogtest.RewriteLog(t.Context(), db, store, caID, change); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -90,10 +90,10 @@ func tamperedReport(t *testing.T, tt tampering) {
 }
 
 // checkTamperedReport asks for a report of a CA whose tables were
-// tampered with. With want "", the report must succeed and verify; else
-// it must fail saying want (an integrity alarm's problem, mostly), kept
-// short.
-func checkTamperedReport(t *testing.T, env *testenv.Env, caARN string, format types.AuditReportResponseFormat, want string) {
+// tampered with. With want "", the report must succeed and verify (with
+// verifyArgs); else it must fail saying want (an integrity alarm's
+// problem, mostly), kept short.
+func checkTamperedReport(t *testing.T, env *testenv.Env, caARN string, format types.AuditReportResponseFormat, want string, verifyArgs ...string) {
 	t.Helper()
 	id, report, err := awaitReport(t, env, caARN, format)
 	out, _ := runOpenpca(t, "audit", "reports", "--server", env.URL, "--ca", caARN)
@@ -114,7 +114,7 @@ func checkTamperedReport(t *testing.T, env *testenv.Env, caARN string, format ty
 	}
 	b, _ := os.ReadFile(report)
 	key, _ := runOpenpca(t, "audit", "public-key", "--server", env.URL)
-	if out, err := runOpenpca(t, "audit", "verify", "--report", report, "--key", strings.TrimSpace(key)); err != nil {
+	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", report, "--key", strings.TrimSpace(key)}, verifyArgs...)...); err != nil {
 		t.Errorf("the report succeeded, and fails to verify:\n%s\naudit verify: %v\n%s", b, err, out)
 	}
 }
@@ -359,8 +359,9 @@ func TestReportCAArnCached(t *testing.T) {
 // TestReportTablesNotServers: a report signs its CA's ARN, and its id
 // and S3 key, as the database has them, which verify reads against the
 // report's file name. The log rewritten for a CA's ARN that is not one, or
-// that is another CA's, and a report's row inserted with another key, or
-// with an id not a UUID (and the key made for it): each report fails.
+// that is another CA's, and a report's row inserted with another key, with
+// an id not a UUID (and the key made for it), or a log size of no log:
+// each report fails.
 func TestReportTablesNotServers(t *testing.T) {
 	const want = "in the database is not one the server makes"
 	other := uuid.NewString()
@@ -385,20 +386,17 @@ func TestReportTablesNotServers(t *testing.T) {
 				sql: `UPDATE certificate_authorities SET arn = ` + tc.sql + `, version = version + 1 WHERE id = ?1`})
 		})
 	}
-	for name, row := range map[string]func(caID string) (id, key string){
-		"S3 key": func(caID string) (string, string) {
-			return uuid.NewString(), "audit-report/" + caID + "/other.csv"
-		},
-		"id with a slash": func(caID string) (string, string) {
-			id := "sub/" + uuid.NewString()
-			return id, openpca.AuditReportKey(caID, id, openpca.AuditReportResponseFormatCsv)
-		},
-		"id with a backslash": func(caID string) (string, string) {
-			id := `sub\` + uuid.NewString()
-			return id, openpca.AuditReportKey(caID, id, openpca.AuditReportResponseFormatCsv)
-		},
+	// A report's row, inserted beside one made before: its id, its key
+	// (made for the id if ""), and the SQL of its log_size.
+	for _, tc := range []struct{ name, id, key, logSize, want string }{
+		{"S3 key", uuid.NewString(), "other.csv", "log_size", want},
+		{"id with a slash", "sub/" + uuid.NewString(), "", "log_size", want},
+		{"id with a backslash", `sub\` + uuid.NewString(), "", "log_size", want},
+		// A size below 0 asks for a checkpoint of the whole log.
+		{"log size below 0", uuid.NewString(), "", "-1", want},
+		{"log size past the log", uuid.NewString(), "", "log_size + 5", "is missing"},
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			signAsTestKey(t)
 			env := testenv.Start(t)
 			caARN, _ := env.NewActiveRoot(t, "Reported Root")
@@ -410,21 +408,104 @@ func TestReportTablesNotServers(t *testing.T) {
 			// A report as the server asks for one, but for its row, for
 			// its workers to find (they look every 5 s). The API takes
 			// ids of a UUID's form only: the table says how it ended.
-			id, key := row(caID)
+			key := "audit-report/" + caID + "/" + tc.key
+			if tc.key == "" {
+				key = openpca.AuditReportKey(caID, tc.id, openpca.AuditReportResponseFormatCsv)
+			}
 			db := env.DB(t)
 			if _, err := db.Exec(`INSERT INTO audit_reports (id, ca_id, account_id, bucket, s3_key, format, status, created_at, log_size)
-				SELECT ?, ca_id, account_id, bucket, ?, format, 'CREATING', created_at + 1, log_size FROM audit_reports WHERE id = ?`, id, key, done); err != nil {
+				SELECT ?, ca_id, account_id, bucket, ?, format, 'CREATING', created_at + 1, `+tc.logSize+` FROM audit_reports WHERE id = ?`, tc.id, key, done); err != nil {
 				t.Fatal(err)
 			}
 			var status, failure string
 			for deadline := time.Now().Add(time.Minute); status != "FAILED" && status != "SUCCESS" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-				if err := db.QueryRow(`SELECT status, failure FROM audit_reports WHERE id = ?`, id).Scan(&status, &failure); err != nil {
+				if err := db.QueryRow(`SELECT status, failure FROM audit_reports WHERE id = ?`, tc.id).Scan(&status, &failure); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if status != "FAILED" || !strings.Contains(failure, want) {
-				t.Errorf("the report of row %s, %s: %s, %q; want it FAILED, with %q", id, key, status, failure, want)
+			if status != "FAILED" || !strings.Contains(failure, tc.want) {
+				t.Errorf("the report of row %s, %s: %s, %q; want it FAILED, with %q", tc.id, key, status, failure, tc.want)
 			}
+		})
+	}
+}
+
+// TestReportWitnessedTampered: a report embeds the checkpoint witnesses
+// last cosigned, as the database keeps it, and covers the log as far as
+// the size kept beside it. With the witness out of reach and the rounds'
+// answers counted up in the table, so that a report takes what it finds
+// there, a checkpoint changed, a size changed, or a log forked under what
+// the witness cosigned, each made a report that succeeded and that
+// verify --witness then refused; each now fails saying why.
+func TestReportWitnessedTampered(t *testing.T) {
+	tests := []struct {
+		name string
+		more int  // certificates issued once the witness is down
+		fork bool // the last issuance taken out, and another issued in its place
+		sql  string
+		want string
+	}{
+		{"untouched", 0, false, "", ""},
+		{"checkpoint cut", 0, false, `note = substr(note, 1, length(note) - 20)`, "whose witnessed checkpoint the server did not sign"},
+		{"checkpoint of another CA", 0, false, `note = (SELECT note FROM witnessing WHERE ca_id <> ?1)`, "whose witnessed checkpoint is of another log"},
+		{"size past the checkpoint's", 1, false, `size = size + 1`, "is the last the server says witnesses cosigned, and their checkpoint has"},
+		{"log forked", 0, true, "", "and those before it are not the log that witnesses cosigned"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			signAsTestKey(t)
+			env := testenv.Start(t)
+			auditKey, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			auditKey = strings.TrimSpace(auditKey)
+			w := startWitness(t, t.TempDir(), nil, "witness.example/one", auditKey)
+			env.Stop(t)
+			env.Config.Witnesses = []string{w.url + "=" + w.key}
+			env.Restart(t)
+			caARN, _ := env.NewActiveRoot(t, "Witnessed Root")
+			caID := caARN[strings.LastIndex(caARN, "/")+1:]
+			other, _ := env.NewActiveRoot(t, "Other Witnessed Root")
+			leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "witnessed.example"}}).CSRPEM
+			issue := func(n int) {
+				for range n {
+					env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf})
+				}
+			}
+			issue(2)
+			db := env.DB(t)
+			// Both CAs' logs are cosigned to their ends, then the witness
+			// goes.
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				var unwitnessed int
+				if err := db.QueryRow(`SELECT COUNT(*) FROM key_use_logs l LEFT JOIN witnessing w ON w.ca_id = l.ca_id
+					WHERE l.ca_id IN (?, ?) AND (w.note IS NULL OR w.size <> l.size)`, caID, other[strings.LastIndex(other, "/")+1:]).Scan(&unwitnessed); err != nil {
+					t.Fatal(err)
+				}
+				if unwitnessed == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the witness did not cosign both logs to their ends")
+				}
+			}
+			w.stop()
+			issue(tt.more)
+			if tt.fork {
+				env.Stop(t)
+				forkLog(t, env, db, caID, 1)
+				env.Restart(t)
+				issue(1)
+			}
+			set := "answered = 1000000"
+			if tt.sql != "" {
+				set += ", " + tt.sql
+			}
+			if _, err := db.Exec(`UPDATE witnessing SET `+set+` WHERE ca_id = ?1`, caID); err != nil {
+				t.Fatal(err)
+			}
+			checkTamperedReport(t, env, caARN, types.AuditReportResponseFormatJson, tt.want, "--witness", w.key)
 		})
 	}
 }

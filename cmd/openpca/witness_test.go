@@ -292,18 +292,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	// which then signs the forked log as its own and grows it past what the
 	// witnesses cosigned.
 	env.Stop(t)
-	db := openDB(t, env)
-	caID := caARN[strings.LastIndex(caARN, "/")+1:]
-	var kept int
-	rewriteLog(t, db, filepath.Join(env.Config.DataDir, "openpca.db"), caID, func(records [][]byte) [][]byte {
-		kept = len(records) - 3
-		return records[:kept]
-	})
-	for _, table := range []string{"certificates", "certificate_ders"} {
-		if _, err := db.Exec(`DELETE FROM `+table+` WHERE ca_id = ? AND issue_seq >= ?`, caID, kept); err != nil {
-			t.Fatal(err)
-		}
-	}
+	forkLog(t, env, env.DB(t), caARN[strings.LastIndex(caARN, "/")+1:], 3)
 	env.Restart(t)
 	issue(4)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -349,6 +338,23 @@ func TestWitnessedAuditLog(t *testing.T) {
 	// Nor does a backup of the forked log restore.
 	if out, err := backupAndRestore(t, env); err == nil || !strings.Contains(err.Error(), "are not the log that witnesses cosigned") {
 		t.Errorf("a restore of the forked log: %v\n%s", err, out)
+	}
+}
+
+// forkLog takes the last n entries of a CA's log, issuances, out of it and
+// out of the certificates' tables, in the database under a stopped
+// server, as an operator with the database could.
+func forkLog(t *testing.T, env *testenv.Env, db *sql.DB, caID string, n int) {
+	t.Helper()
+	var kept int
+	rewriteLog(t, db, filepath.Join(env.Config.DataDir, "openpca.db"), caID, func(records [][]byte) [][]byte {
+		kept = len(records) - n
+		return records[:kept]
+	})
+	for _, table := range []string{"certificates", "certificate_ders"} {
+		if _, err := db.Exec(`DELETE FROM `+table+` WHERE ca_id = ? AND issue_seq >= ?`, caID, kept); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -4,6 +4,9 @@
 package auditlogtest
 
 import (
+	"bytes"
+	"context"
+	"database/sql"
 	"errors"
 	"io"
 
@@ -82,4 +85,48 @@ func WriteProof(w io.Writer, h *auditlog.ProofHeader, records func(yield func(re
 		return err
 	}
 	return flush()
+}
+
+// LogReader reads a CA's log as the server keeps it.
+type LogReader interface {
+	LogSize(ctx context.Context, caID string) (int64, error)
+	LogRecords(ctx context.Context, caID string, logSize int64, fn func(record []byte) error) error
+}
+
+// RewriteLog replaces a CA's log in the server's SQLite database db with
+// what change makes of its records (each one, issuances made again from
+// their rows too), hashes and all, as an operator with the database could.
+// Every record is then kept, as entries logged before the
+// narrow_certificates migration keep theirs.
+func RewriteLog(ctx context.Context, db *sql.DB, log LogReader, caID string, change func(records [][]byte) [][]byte) error {
+	size, err := log.LogSize(ctx, caID)
+	if err != nil {
+		return err
+	}
+	var records [][]byte
+	if err := log.LogRecords(ctx, caID, size, func(r []byte) error { records = append(records, bytes.Clone(r)); return nil }); err != nil {
+		return err
+	}
+	records = change(records)
+	hashes, _, err := auditlog.Append(auditlog.Edge{}, records)
+	if err != nil {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM key_uses WHERE ca_id = ? AND seq >= ?`, caID, len(records)); err != nil {
+		return err
+	}
+	for i := range records {
+		if _, err := tx.ExecContext(ctx, `UPDATE key_uses SET record = ?, hashes = ? WHERE ca_id = ? AND seq = ?`, records[i], hashes[i], caID, i); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE key_use_logs SET size = ?, tree_edge = NULL WHERE ca_id = ?`, len(records), caID); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
