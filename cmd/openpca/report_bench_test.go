@@ -41,16 +41,22 @@ import (
 // store; with the local folder store, it also times openpca audit verify
 // of the JSON report. On SQLite, also with every certificate revoked after
 // all were issued, as a CA's compromise would: the report checks each
-// revocation where the log has it, and holds none from its issuance on.
+// revocation where the log has it, and holds none from its issuance on;
+// and with an OCSP response signed for each certificate, whose entries the
+// report checks and puts in its proof file, as it does every record the
+// store keeps.
 func BenchmarkAuditReport(b *testing.B) {
 	n := benchCerts()
 	for _, tc := range []struct {
-		db, objects string
-		revoked     int
-	}{{"sqlite", "local", 0}, {"sqlite", "s3", 0}, {"postgres", "local", 0}, {"sqlite", "local", n}} {
+		db, objects   string
+		revoked, ocsp int
+	}{{"sqlite", "local", 0, 0}, {"sqlite", "s3", 0, 0}, {"postgres", "local", 0, 0}, {"sqlite", "local", n, 0}, {"sqlite", "local", 0, n}} {
 		name := fmt.Sprintf("db=%s/objects=%s/certificates=%d", tc.db, tc.objects, n)
 		if tc.revoked > 0 {
 			name += fmt.Sprintf("/revoked=%d", tc.revoked)
+		}
+		if tc.ocsp > 0 {
+			name += fmt.Sprintf("/ocsp=%d", tc.ocsp)
 		}
 		b.Run(name, func(b *testing.B) {
 			var extra []string
@@ -76,7 +82,7 @@ func BenchmarkAuditReport(b *testing.B) {
 			env := &testenv.Env{Client: testenv.NewClient(srv.url, &http.Transport{})}
 			caARN, _ := env.NewActiveRoot(b, "Bench Root")
 			srv.stop(b)
-			seed(b, open, caARN, n, tc.revoked)
+			seed(b, open, caARN, n, tc.revoked, tc.ocsp)
 			// The disk's writing back of the seeded database is not the
 			// report's work: it made the first report seconds slower.
 			syscall.Sync()
@@ -244,7 +250,7 @@ func (s *benchServer) peakAnon() (stop func() int64) {
 // seed records n issuances of the CA through the store, then the
 // revocation of the first revoked of them, as many at once as the group
 // commit takes.
-func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN string, n, revoked int) {
+func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN string, n, revoked, ocsp int) {
 	b.Helper()
 	ctx := context.Background()
 	db, err := open(ctx)
@@ -260,8 +266,9 @@ func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN 
 	rand.Read(der)
 	active := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
 	certs := make([]*openpca.Certificate, n)
-	// each calls fn for each certificate from 256 goroutines.
-	each := func(fn func(i int) error) {
+	// each calls fn for each of the first n certificates from 256
+	// goroutines.
+	each := func(n int, fn func(i int) error) {
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		for range 256 {
@@ -277,7 +284,7 @@ func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN 
 		wg.Wait()
 	}
 	start := time.Now()
-	each(func(i int) error {
+	each(n, func(i int) error {
 		serial := make([]byte, 16)
 		rand.Read(serial)
 		serial[0] = serial[0]&0x7f | 0x01
@@ -292,18 +299,27 @@ func seed(b *testing.B, open func(context.Context) (*sqlstore.DB, error), caARN 
 		return err
 	})
 	b.Logf("seeded %d certificates in %v", n, time.Since(start).Round(time.Millisecond))
-	if revoked == 0 || b.Failed() {
-		return
+	if revoked > 0 && !b.Failed() {
+		start = time.Now()
+		each(revoked, func(i int) error {
+			c := certs[i]
+			at := time.Now().UTC().Truncate(time.Microsecond)
+			return db.RecordRevocation(ctx, &openpca.Revocation{CAID: c.CAID, Serial: c.Serial, At: at, Reason: openpca.RevocationReasonKeyCompromise,
+				Use: openpca.RevokeUse(caARN, c, at, openpca.RevocationReasonKeyCompromise, "account:"+p.AccountID, c.Serial), Statuses: active})
+		})
+		b.Logf("revoked %d of them in %v", revoked, time.Since(start).Round(time.Millisecond))
 	}
-	start = time.Now()
-	n = revoked
-	each(func(i int) error {
-		c := certs[i]
-		at := time.Now().UTC().Truncate(time.Microsecond)
-		return db.RecordRevocation(ctx, &openpca.Revocation{CAID: c.CAID, Serial: c.Serial, At: at, Reason: openpca.RevocationReasonKeyCompromise,
-			Use: openpca.RevokeUse(caARN, c, at, openpca.RevocationReasonKeyCompromise, "account:"+p.AccountID, c.Serial), Statuses: active})
-	})
-	b.Logf("revoked %d of them in %v", revoked, time.Since(start).Round(time.Millisecond))
+	if ocsp > 0 && !b.Failed() {
+		start = time.Now()
+		ca := &openpca.CA{ID: p.CAID, ARN: caARN, AccountID: p.AccountID}
+		response := make([]byte, 300) // about a P-256 CA's OCSP response
+		rand.Read(response)
+		each(ocsp, func(i int) error {
+			at := time.Now().UTC().Truncate(time.Microsecond)
+			return db.RecordOCSP(ctx, openpca.OCSPUse(ca, certs[i].Serial, "good", at, response), nil, active)
+		})
+		b.Logf("signed an OCSP response for %d of them in %v", ocsp, time.Since(start).Round(time.Millisecond))
+	}
 }
 
 // BenchmarkBackupRestore times openpca backup and openpca restore of a
@@ -352,6 +368,6 @@ func seededSQLite(b *testing.B) (data, caARN string) {
 	srv.stop(b)
 	seed(b, func(ctx context.Context) (*sqlstore.DB, error) {
 		return sqlite.Open(ctx, filepath.Join(data, "openpca.db"), sqlite.Options{})
-	}, caARN, benchCerts(), 0)
+	}, caARN, benchCerts(), 0, 0)
 	return data, caARN
 }
