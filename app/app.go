@@ -27,6 +27,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/audit"
@@ -267,6 +268,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	var witnessed func(ctx context.Context, caID string, size int64) (*openpca.WitnessedCheckpoint, error)
 	var latestWitnessed func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
+	var witnesses []note.Verifier
 	if len(cfg.Witnesses) > 0 {
 		// Witnessing keeps the wall clock's pace, whatever the tests do
 		// to the service's.
@@ -279,11 +281,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 			return a.witnessing.AtLeast(ctx, caID, size, cfg.ReportWitnessWait)
 		}
 		latestWitnessed = a.store.WitnessedCheckpoint
+		for _, w := range cfg.witnesses {
+			witnesses = append(witnesses, w.Client.Verifier)
+		}
 	}
 	a.reports = audit.StartGenerator(audit.GeneratorConfig{
 		Store: a.store, Objects: a.objects, Log: log, Logger: logger,
 		Owner: nodeID, DefaultAccount: cfg.AccountID, Workers: cfg.ReportWorkers, Lease: cfg.AuditReportLease, Now: cfg.Now, Witnessed: witnessed,
-		Alarm: alarm,
+		Witnesses: witnesses, Quorum: cfg.WitnessQuorum, Alarm: alarm,
 	})
 	// A start is often the operator's answer to what made CRL writes fail
 	// (a full disk, an object store away): their backoff, up to 15

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
 
@@ -62,6 +63,11 @@ type GeneratorConfig struct {
 	// CA's log of at least size entries, cosigned in a round begun once
 	// it is called, waiting a while for one.
 	Witnessed func(ctx context.Context, caID string, size int64) (*openpca.WitnessedCheckpoint, error)
+	// Witnesses are the witnesses of Witnessed, at least Quorum of which
+	// must have cosigned the checkpoint it returns, as verify --witness
+	// requires.
+	Witnesses []note.Verifier
+	Quorum    int
 	// Alarm, if set, is told of every CA's key-use log found not to
 	// match its hashes: its report fails, saying which entry.
 	Alarm openpca.IntegrityAlarm
@@ -271,11 +277,17 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	}
 	// The witnessed checkpoint, and the size the report covers, come from
 	// the database; verify --witness refuses a report whose witnessed
-	// checkpoint is not its own. Of another root, the witnesses saw
-	// another log than the stored hashes give (a fork; the writer checks
-	// the records against those hashes).
+	// checkpoint is not its own, or lacks the cosignatures. Of another
+	// root, the witnesses saw another log than the stored hashes give (a
+	// fork; the writer checks the records against those hashes).
 	if witnessed != nil {
 		c, err := openWitnessed(ca, witnessed.Note, g.cfg.Log.VerifierKey(), max(r.LogSize-1, 0))
+		if err == nil {
+			if _, _, cosigned := OpenWitnessed(witnessed.Note, g.cfg.Log.VerifierKey(), g.cfg.Witnesses, g.cfg.Quorum, time.Time{}); cosigned != nil {
+				err = &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
+					"is in a log whose witnessed checkpoint, as the server keeps it, is not cosigned as the server's witnesses cosign: %v", cosigned)}
+			}
+		}
 		switch {
 		case err != nil:
 			return 0, err

@@ -434,22 +434,31 @@ func TestReportTablesNotServers(t *testing.T) {
 // last cosigned, as the database keeps it, and covers the log as far as
 // the size kept beside it. With the witness out of reach and the rounds'
 // answers counted up in the table, so that a report takes what it finds
-// there, a checkpoint changed, a size changed, or a log forked under what
-// the witness cosigned, each made a report that succeeded and that
-// verify --witness then refused; each now fails saying why.
+// there, a checkpoint changed or without its cosignature, a size changed,
+// or a log forked under what the witness cosigned, each made a report that
+// succeeded and that verify --witness then refused; each now fails saying
+// why.
 func TestReportWitnessedTampered(t *testing.T) {
+	// noCosignature takes the witness's cosignature, its last line, out
+	// of a witnessed checkpoint.
+	noCosignature := func(note []byte) []byte {
+		lines := bytes.SplitAfter(note, []byte("\n")) // the last is ""
+		return bytes.Join(append(lines[:len(lines)-2:len(lines)-2], lines[len(lines)-1]), nil)
+	}
 	tests := []struct {
 		name string
 		more int  // certificates issued once the witness is down
 		fork bool // the last issuance taken out, and another issued in its place
 		sql  string
+		note func([]byte) []byte // of the witnessed checkpoint
 		want string
 	}{
-		{"untouched", 0, false, "", ""},
-		{"checkpoint cut", 0, false, `note = substr(note, 1, length(note) - 20)`, "whose witnessed checkpoint the server did not sign"},
-		{"checkpoint of another CA", 0, false, `note = (SELECT note FROM witnessing WHERE ca_id <> ?1)`, "whose witnessed checkpoint is of another log"},
-		{"size past the checkpoint's", 1, false, `size = size + 1`, "is the last the server says witnesses cosigned, and their checkpoint has"},
-		{"log forked", 0, true, "", "and those before it are not the log that witnesses cosigned"},
+		{"untouched", 0, false, "", nil, ""},
+		{"checkpoint cut", 0, false, `note = substr(note, 1, length(note) - 20)`, nil, "whose witnessed checkpoint the server did not sign"},
+		{"checkpoint of another CA", 0, false, `note = (SELECT note FROM witnessing WHERE ca_id <> ?1)`, nil, "whose witnessed checkpoint is of another log"},
+		{"cosignature taken out", 0, false, "", noCosignature, "is not cosigned as the server's witnesses cosign: 0 of the witnesses given cosigned the log, and 1 must"},
+		{"size past the checkpoint's", 1, false, `size = size + 1`, nil, "is the last the server says witnesses cosigned, and their checkpoint has"},
+		{"log forked", 0, true, "", nil, "and those before it are not the log that witnesses cosigned"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -504,6 +513,15 @@ func TestReportWitnessedTampered(t *testing.T) {
 			}
 			if _, err := db.Exec(`UPDATE witnessing SET `+set+` WHERE ca_id = ?1`, caID); err != nil {
 				t.Fatal(err)
+			}
+			if tt.note != nil {
+				var note []byte
+				if err := db.QueryRow(`SELECT note FROM witnessing WHERE ca_id = ?`, caID).Scan(&note); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.Exec(`UPDATE witnessing SET note = ? WHERE ca_id = ?`, tt.note(note), caID); err != nil {
+					t.Fatal(err)
+				}
 			}
 			checkTamperedReport(t, env, caARN, types.AuditReportResponseFormatJson, tt.want, "--witness", w.key)
 		})
