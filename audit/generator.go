@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -205,13 +206,21 @@ var errNotServers = errors.New("in the database is not one the server makes: it 
 // console and openpca audit reports show it): what is wrong with its CA's
 // log, its bucket or its row, as it is; of anything else, what a client is
 // told of an error (openpca.ClientMessage), for the rest is the operator's
-// (an object store's address, a SQL error), which the log has.
+// (an object store's address, a SQL error), which the log has. What it
+// quotes of the tables (a bucket's name, an entry) may be of any length
+// there: it says at most maxFailure bytes.
 func reportFailure(err error) string {
 	if errors.Is(err, openpca.ErrLogIntegrity) || errors.Is(err, errBucketGiven) || errors.Is(err, errNotServers) {
+		if msg := err.Error(); len(msg) > maxFailure {
+			return strings.ToValidUTF8(msg[:maxFailure], "") + "…"
+		}
 		return err.Error()
 	}
 	return openpca.ClientMessage(err)
 }
+
+// maxFailure bounds, in bytes, what a report's failure says.
+const maxFailure = 2 << 10
 
 // chunkEntries is how many log entries one worker reads and formats at
 // a time.
@@ -248,7 +257,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	// signs, and verify reads against the report's file name: changed
 	// under the server, the report would fail to verify.
 	arn, err := openpca.ParseCAARN(ca.ARN)
-	if id, idErr := uuid.Parse(r.ID); err != nil || arn.CAID != r.CAID || idErr != nil || id.String() != r.ID ||
+	if id, idErr := uuid.Parse(r.ID); err != nil || arn.CAID != r.CAID || arn.AccountID != r.AccountID || idErr != nil || id.String() != r.ID ||
 		r.Key != openpca.AuditReportKey(r.CAID, r.ID, r.Format) || r.LogSize < 0 {
 		return 0, fmt.Errorf("audit: the report's row or its CA's ARN %w", errNotServers)
 	}

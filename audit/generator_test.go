@@ -22,10 +22,13 @@ func TestReportFailure(t *testing.T) {
 		{fmt.Errorf("audit: the S3 bucket b %w", errBucketGiven), "the S3 bucket b was given to another account", ""},
 		{errors.New(`s3: Put "http://s3.internal:9000/b/k": no such host`), "InternalFailure", "s3.internal"},
 		{&openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "KMS cannot be reached.", Cause: errors.New("dial tcp 10.0.0.9:443")}, "KMS cannot be reached.", "10.0.0.9"},
+		// A bucket's name of any length, as the tables may hold it, is
+		// cut.
+		{fmt.Errorf("audit: the S3 bucket %s %w", strings.Repeat("b", 5000), errBucketGiven), "audit: the S3 bucket bbb", "given"},
 	} {
 		got := reportFailure(tc.err)
-		if !strings.Contains(got, tc.want) || tc.hide != "" && strings.Contains(got, tc.hide) {
-			t.Errorf("%v: told %q", tc.err, got)
+		if !strings.Contains(got, tc.want) || tc.hide != "" && strings.Contains(got, tc.hide) || len(got) > maxFailure+len("…") {
+			t.Errorf("%.100v: told %d bytes: %.100q", tc.err, len(got), got)
 		}
 	}
 }

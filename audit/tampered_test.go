@@ -36,9 +36,10 @@ import (
 )
 
 // FuzzReportTampered: whatever someone with write access to the database
-// sets in a CA's tables, a report of them either fails, saying why in at
-// most 4 KiB, or succeeds and then verifies, as openpca audit verify
-// checks a report. The tables are a real server's, of a root CA that
+// sets in a CA's tables, a report of them either fails (its failure at
+// most 4 KiB), or succeeds and then verifies, as openpca audit verify
+// checks a report without --ca or --witness. The tables are a real
+// server's, without witnesses, of a root CA that
 // issued a subordinate CA and two leaves and revoked one; the fuzzer sets
 // their cells (to values of other cells, to its own bytes, to values of
 // other types) and, if its flags say so, rewrites the root's log, records
@@ -69,7 +70,11 @@ func FuzzReportTampered(f *testing.F) {
 		defer cancel()
 		dir := t.TempDir()
 		dbPath := filepath.Join(dir, "openpca.db")
-		if b, err := os.ReadFile(tmpl); err != nil || os.WriteFile(dbPath, b, 0o600) != nil {
+		b, err := os.ReadFile(tmpl)
+		if err == nil {
+			err = os.WriteFile(dbPath, b, 0o600)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 		db, err := sql.Open("sqlite", sqliteuri.File(dbPath)+"?_pragma=busy_timeout(10000)")

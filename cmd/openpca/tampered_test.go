@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -359,7 +360,7 @@ func TestReportCAArnCached(t *testing.T) {
 // TestReportTablesNotServers: a report signs its CA's ARN, and its id
 // and S3 key, as the database has them, which verify reads against the
 // report's file name. The log rewritten for a CA's ARN that is not one, or
-// that is another CA's, and a report's row inserted with another key, with
+// that is another CA's or another account's, and a report's row inserted with another key, with
 // an id not a UUID (and the key made for it), or a log size of no log:
 // each report fails.
 func TestReportTablesNotServers(t *testing.T) {
@@ -373,6 +374,10 @@ func TestReportTablesNotServers(t *testing.T) {
 		{"CA ARN not one", func(caARN string) string { return caARN + "x" }, `arn || 'x'`},
 		{"CA ARN of another CA", func(caARN string) string { return caARN[:len(caARN)-len(other)] + other },
 			`substr(arn, 1, length(arn) - ` + fmt.Sprint(len(other)) + `) || '` + other + `'`},
+		{"CA ARN of another account", func(caARN string) string {
+			return strings.Replace(caARN, ":"+app.DefaultAccountID+":", ":999988887777:", 1)
+		},
+			`replace(arn, ':` + app.DefaultAccountID + `:', ':999988887777:')`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tamperedReport(t, tampering{format: types.AuditReportResponseFormatCsv, want: want,
