@@ -219,6 +219,12 @@ func reportFailure(err error) string {
 	return openpca.ClientMessage(err)
 }
 
+// clockOffset is how far apart the clocks of servers sharing a database
+// may be (their offset from the database's alerts at 1 s): a witnessed
+// checkpoint signed by one before the time another dated a report's
+// request by so much is still of a later round.
+const clockOffset = 5 * time.Second
+
 // maxFailure bounds, in bytes, what a report's failure says.
 const maxFailure = 2 << 10
 
@@ -300,6 +306,13 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		switch {
 		case err != nil:
 			return 0, err
+		case c.Time.Before(r.CreatedAt.Add(-clockOffset)):
+			// A round begun after the report was asked for signed it:
+			// its cosignatures are then as late, which verify
+			// --witnessed-after requires.
+			return 0, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
+				"is in a log whose witnessed checkpoint, as the server keeps it, was signed at %s, before the report was asked for at %s: what the server keeps of its witnessing was changed",
+				c.Time.Format(time.RFC3339), r.CreatedAt.Format(time.RFC3339))}
 		case c.Size != r.LogSize:
 			return 0, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
 				"is the last the server says witnesses cosigned, and their checkpoint has %d entries: what it keeps of their cosignatures was changed", c.Size)}

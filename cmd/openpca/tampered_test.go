@@ -439,10 +439,11 @@ func TestReportTablesNotServers(t *testing.T) {
 // last cosigned, as the database keeps it, and covers the log as far as
 // the size kept beside it. With the witness out of reach and the rounds'
 // answers counted up in the table, so that a report takes what it finds
-// there, a checkpoint changed or without its cosignature, a size changed,
-// or a log forked under what the witness cosigned, each made a report that
-// succeeded and that verify --witness then refused; each now fails saying
-// why.
+// there, a checkpoint changed, without its cosignature or older than the
+// report's request, a size changed, or a log forked under what the witness
+// cosigned, each made a report that succeeded and that verify --witness
+// (--witnessed-after, for the old checkpoint) then refused; each now
+// fails saying why.
 func TestReportWitnessedTampered(t *testing.T) {
 	// noCosignature takes the witness's cosignature, its last line, out
 	// of a witnessed checkpoint.
@@ -456,14 +457,18 @@ func TestReportWitnessedTampered(t *testing.T) {
 		fork bool // the last issuance taken out, and another issued in its place
 		sql  string
 		note func([]byte) []byte // of the witnessed checkpoint
-		want string
+		// later is how long after the witnessed checkpoint the report is
+		// asked for, by the server's clock.
+		later time.Duration
+		want  string
 	}{
-		{"untouched", 0, false, "", nil, ""},
-		{"checkpoint cut", 0, false, `note = substr(note, 1, length(note) - 20)`, nil, "whose witnessed checkpoint the server did not sign"},
-		{"checkpoint of another CA", 0, false, `note = (SELECT note FROM witnessing WHERE ca_id <> ?1)`, nil, "whose witnessed checkpoint is of another log"},
-		{"cosignature taken out", 0, false, "", noCosignature, "is not cosigned as the server's witnesses cosign: 0 of the witnesses given cosigned the log, and 1 must"},
-		{"size past the checkpoint's", 1, false, `size = size + 1`, nil, "is the last the server says witnesses cosigned, and their checkpoint has"},
-		{"log forked", 0, true, "", nil, "and those before it are not the log that witnesses cosigned"},
+		{"untouched", 0, false, "", nil, 0, ""},
+		{"checkpoint cut", 0, false, `note = substr(note, 1, length(note) - 20)`, nil, 0, "whose witnessed checkpoint the server did not sign"},
+		{"checkpoint of another CA", 0, false, `note = (SELECT note FROM witnessing WHERE ca_id <> ?1)`, nil, 0, "whose witnessed checkpoint is of another log"},
+		{"cosignature taken out", 0, false, "", noCosignature, 0, "is not cosigned as the server's witnesses cosign: 0 of the witnesses given cosigned the log, and 1 must"},
+		{"cosigned before the report was asked for", 0, false, "", nil, 10 * time.Second, "before the report was asked for"},
+		{"size past the checkpoint's", 1, false, `size = size + 1`, nil, 0, "is the last the server says witnesses cosigned, and their checkpoint has"},
+		{"log forked", 0, true, "", nil, 0, "and those before it are not the log that witnesses cosigned"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -528,6 +533,7 @@ func TestReportWitnessedTampered(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			env.Clock.Advance(tt.later)
 			checkTamperedReport(t, env, caARN, types.AuditReportResponseFormatJson, tt.want, "--witness", w.key)
 		})
 	}
