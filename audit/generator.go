@@ -211,10 +211,11 @@ var errNotServers = errors.New("in the database is not one the server makes: it 
 // there: it says at most maxFailure bytes.
 func reportFailure(err error) string {
 	if errors.Is(err, openpca.ErrLogIntegrity) || errors.Is(err, errBucketGiven) || errors.Is(err, errNotServers) {
-		if msg := err.Error(); len(msg) > maxFailure {
-			return strings.ToValidUTF8(msg[:maxFailure], "") + "…"
+		msg := err.Error()
+		if len(msg) > maxFailure {
+			msg = strings.ToValidUTF8(msg[:maxFailure], "") + "…"
 		}
-		return err.Error()
+		return msg
 	}
 	return openpca.ClientMessage(err)
 }
