@@ -43,7 +43,9 @@ type AuditStore interface {
 
 	// ClaimAuditReport gives owner the oldest CREATING report that no
 	// other owner holds (its lease has run out, or it is owner's own), for
-	// lease; ErrNotFound if there is none.
+	// lease; ErrNotFound if there is none. A report whose row it cannot
+	// read it claims all the same, and says so with an
+	// *UnreadableReportError.
 	ClaimAuditReport(ctx context.Context, owner string, now time.Time, lease time.Duration) (*AuditReport, error)
 
 	// RenewAuditReport extends owner's lease on a report; ErrConflict if
@@ -160,6 +162,21 @@ func (a IntegrityAlarm) Check(ctx context.Context, err error) {
 		a(ctx, li)
 	}
 }
+
+// UnreadableReportError is a report claimed whose row the store cannot
+// read: a value of another type was set in the database under the server.
+// The claim holds the report for its owner to fail it, so that the reports
+// after it are still made.
+type UnreadableReportError struct {
+	ID  string
+	Err error
+}
+
+func (e *UnreadableReportError) Error() string {
+	return fmt.Sprintf("audit report %s: its row cannot be read: %v", e.ID, e.Err)
+}
+
+func (e *UnreadableReportError) Unwrap() error { return e.Err }
 
 // ErrTooSoon refuses a report requested within the interval of the last.
 var ErrTooSoon = &Error{Code: CodeRequestInProgress, Message: "An audit report was created recently."}

@@ -106,8 +106,21 @@ func (g *Generator) Close() { g.pool.Close() }
 // queue is the generator's side of the workers.
 type queue struct{ g *Generator }
 
+// Claim fails the reports whose rows cannot be read as it meets them, and
+// gives the first that can.
 func (q queue) Claim(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.AuditReport, error) {
-	return q.g.cfg.Store.ClaimAuditReport(ctx, owner, now, lease)
+	for {
+		r, err := q.g.cfg.Store.ClaimAuditReport(ctx, owner, now, lease)
+		bad, ok := errors.AsType[*openpca.UnreadableReportError](err)
+		if !ok {
+			return r, err
+		}
+		q.g.cfg.Logger.Error("audit report failed: its row cannot be read", "report", bad.ID, "error", bad.Err)
+		failure := reportFailure(fmt.Errorf("audit: the report's row %w", errNotServers))
+		if err := q.g.cfg.Store.FinishAuditReport(ctx, bad.ID, owner, openpca.AuditReportStatusFailed, failure); err != nil {
+			return nil, err
+		}
+	}
 }
 
 func (q queue) Renew(ctx context.Context, r *openpca.AuditReport, owner string, until time.Time) error {

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -93,29 +94,51 @@ func (db *DB) AuditReports(ctx context.Context, caID string, limit int) ([]*open
 	return out, db.wrap("listing audit reports", rows.Err())
 }
 
-// ClaimAuditReport implements openpca.AuditStore.
+// ClaimAuditReport implements openpca.AuditStore. It chooses the report
+// by its id, and reads its row once the claim holds it: of a row that
+// cannot be read, only the reading fails.
 func (db *DB) ClaimAuditReport(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.AuditReport, error) {
-	var r *openpca.AuditReport
+	var (
+		id         string
+		r          *openpca.AuditReport
+		unreadable error
+	)
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
 		// Of the accounts' reports, those of the account with the fewest
 		// being made first, then the oldest: one account's many reports
-		// take one worker at a time while another's wait.
-		r, err = scanAuditReport(db.txQueryRow(ctx, tx, `SELECT `+auditColumns+` FROM audit_reports
-			WHERE status = 'CREATING' AND (lease_until < ? OR owner = ?)
+		// take one worker at a time while another's wait. An id that is
+		// not text (SQLite keeps what it is given) names no report that
+		// can be asked for, or finished.
+		err := db.txQueryRow(ctx, tx, `SELECT id FROM audit_reports
+			WHERE status = 'CREATING' AND (lease_until < ? OR owner = ?) AND CAST(id AS TEXT) = id
 			ORDER BY (SELECT COUNT(*) FROM audit_reports made WHERE made.account_id = audit_reports.account_id AND made.status = 'CREATING' AND made.lease_until >= ?),
-				created_at LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), owner, now.UnixMicro()))
+				created_at LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), owner, now.UnixMicro()).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		_, err = db.txExec(ctx, tx, `UPDATE audit_reports SET owner = ?, lease_until = ? WHERE id = ?`, owner, now.Add(lease).UnixMicro(), r.ID)
-		return err
+		if _, err := db.txExec(ctx, tx, `UPDATE audit_reports SET owner = ?, lease_until = ? WHERE id = ?`, owner, now.Add(lease).UnixMicro(), id); err != nil {
+			return err
+		}
+		rows, err := db.txQuery(ctx, tx, `SELECT `+auditColumns+` FROM audit_reports WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if !rows.Next() {
+			return cmp.Or(rows.Err(), sql.ErrNoRows)
+		}
+		// The row was read: what Scan fails at is converting its values.
+		r, unreadable = scanAuditReport(rows)
+		return rows.Close()
 	})
 	if err != nil {
 		return nil, db.wrap("claiming audit report", err)
+	}
+	if unreadable != nil {
+		return nil, &openpca.UnreadableReportError{ID: id, Err: unreadable}
 	}
 	return r, nil
 }

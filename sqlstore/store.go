@@ -249,13 +249,17 @@ func (db *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 	return db.r.query(ctx, q, args...)
 }
 
-// txExec and txQueryRow run a statement inside a transaction.
+// txExec, txQueryRow and txQuery run a statement inside a transaction.
 func (db *DB) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
 	return db.w.txExec(ctx, tx, q, args...)
 }
 
 func (db *DB) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) rowScanner {
 	return db.w.txQueryRow(ctx, tx, q, args...)
+}
+
+func (db *DB) txQuery(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
+	return tx.QueryContext(ctx, db.w.rewrite(q), args...)
 }
 
 // lockKey takes the dialect's transaction lock on key, if it has one.

@@ -435,6 +435,37 @@ func TestReportTablesNotServers(t *testing.T) {
 	}
 }
 
+// TestReportRowUnreadable: a waiting report whose row the store cannot
+// read (text where the server keeps a number) failed every claim, so that
+// no report was made after it; now it fails alone, and the next is made.
+func TestReportRowUnreadable(t *testing.T) {
+	signAsTestKey(t)
+	env := testenv.Start(t)
+	firstARN, _ := env.NewActiveRoot(t, "First Root")
+	done, _, err := awaitReport(t, env, firstARN, types.AuditReportResponseFormatCsv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Older than the next report's request, so claimed before it.
+	bad := uuid.NewString()
+	db := env.DB(t)
+	if _, err := db.Exec(`INSERT INTO audit_reports (id, ca_id, account_id, bucket, s3_key, format, status, created_at, log_size)
+		SELECT ?1, ca_id, account_id, bucket, replace(s3_key, id, ?1), format, 'CREATING', created_at - 1, 'not a size' FROM audit_reports WHERE id = ?2`, bad, done); err != nil {
+		t.Fatal(err)
+	}
+	secondARN, _ := env.NewActiveRoot(t, "Second Root")
+	if _, _, err := awaitReport(t, env, secondARN, types.AuditReportResponseFormatCsv); err != nil {
+		t.Fatalf("the report after an unreadable row's: %v", err)
+	}
+	var status, failure string
+	if err := db.QueryRow(`SELECT status, failure FROM audit_reports WHERE id = ?`, bad).Scan(&status, &failure); err != nil {
+		t.Fatal(err)
+	}
+	if want := "the report's row in the database is not one the server makes"; status != "FAILED" || !strings.Contains(failure, want) {
+		t.Errorf("the unreadable row's report: %s, %q; want it FAILED, with %q", status, failure, want)
+	}
+}
+
 // TestReportWitnessedTampered: a report embeds the checkpoint witnesses
 // last cosigned, as the database keeps it, and covers the log as far as
 // the size kept beside it. With the witness out of reach and the rounds'
