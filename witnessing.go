@@ -2,8 +2,13 @@ package openpca
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrNotWitnessed says that no witnessed checkpoint covers the entries
+// asked for in time.
+var ErrNotWitnessed = errors.New("witnessing: too few witnesses have cosigned a checkpoint of the log that far")
 
 // WitnessJob is a CA whose key-use log has grown past the checkpoint
 // witnesses last cosigned, which a server has claimed, to have them cosign

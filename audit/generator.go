@@ -287,14 +287,21 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	// asks for cosignatures made after the request knows the report
 	// leaves out nothing logged before it. A report whose log no such
 	// round covers in time goes without, saying why; openpca audit verify
-	// --witness then refuses it.
+	// --witness then refuses it. One that cannot read what witnesses
+	// cosigned fails, as for its other reads: what the proof file says is
+	// the witnesses' part alone, and a database that did not answer once
+	// must not leave a report without them for good.
 	var witnessed *openpca.WitnessedCheckpoint
 	notWitnessed := ""
 	if g.cfg.Witnessed != nil {
-		if witnessed, err = g.cfg.Witnessed(ctx, r.CAID, r.LogSize); err != nil {
+		witnessed, err = g.cfg.Witnessed(ctx, r.CAID, r.LogSize)
+		switch {
+		case errors.Is(err, openpca.ErrNotWitnessed):
 			g.cfg.Logger.Warn("the audit report goes without witnesses' cosignatures", "report", r.ID, "ca", r.CAID, "error", err)
 			notWitnessed = err.Error()
-		} else {
+		case err != nil:
+			return 0, fmt.Errorf("audit: reading what witnesses cosigned: %w", err)
+		default:
 			covered := *r
 			covered.LogSize = witnessed.Size
 			r = &covered

@@ -103,10 +103,6 @@ func (w *Witnessing) Close() { w.pool.Close() }
 // Collector reports the submissions to witnesses.
 func (w *Witnessing) Collector() prometheus.Collector { return w.submissions }
 
-// ErrNotWitnessed says that no witnessed checkpoint covers the entries
-// asked for in time.
-var ErrNotWitnessed = errors.New("witnessing: too few witnesses have cosigned a checkpoint of the log that far")
-
 // AtLeast returns the CA's witnessed checkpoint once it has at least size
 // entries and was cosigned in a round begun after it asked, waiting for
 // witnesses to cosign one for at most wait. A report asks for its own
@@ -131,14 +127,14 @@ func (w *Witnessing) AtLeast(ctx context.Context, caID string, size int64, wait 
 		case err == nil && c.Size >= size && c.Cosigners >= w.cfg.Quorum && c.Answers >= ask:
 			return c, nil
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("%w, in the %s a report waits", ErrNotWitnessed, wait)
+			return nil, fmt.Errorf("%w, in the %s a report waits", openpca.ErrNotWitnessed, wait)
 		case err != nil && !errors.Is(err, openpca.ErrNotFound):
 			return nil, err
 		}
 		w.Wake()
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w, in the %s a report waits", ErrNotWitnessed, wait)
+			return nil, fmt.Errorf("%w, in the %s a report waits", openpca.ErrNotWitnessed, wait)
 		case <-t.C:
 		}
 	}
