@@ -229,7 +229,13 @@ var (
 // address.
 func CheckBucketName(name string) error {
 	invalid := func(why string) error {
-		return Errorf(CodeInvalidArgs, "%q is not a valid S3 bucket name: %s.", name, why)
+		// A name from the tables may be of any length: the error quotes
+		// as much of it as a name may have.
+		quoted := name
+		if len(quoted) > 63 {
+			quoted = strings.ToValidUTF8(quoted[:63], "") + "…"
+		}
+		return Errorf(CodeInvalidArgs, "%q is not a valid S3 bucket name: %s.", quoted, why)
 	}
 	if len(name) < 3 || len(name) > 63 {
 		return invalid("it must have 3 to 63 characters")

@@ -219,18 +219,18 @@ var errNotServers = errors.New("in the database is not one the server makes: it 
 // console and openpca audit reports show it): what is wrong with its CA's
 // log, its bucket or its row, as it is; of anything else, what a client is
 // told of an error (openpca.ClientMessage), for the rest is the operator's
-// (an object store's address, a SQL error), which the log has. What it
+// (an object store's address, a SQL error), which the log has. What either
 // quotes of the tables (a bucket's name, an entry) may be of any length
 // there: it says at most maxFailure bytes.
 func reportFailure(err error) string {
+	msg := openpca.ClientMessage(err)
 	if errors.Is(err, openpca.ErrLogIntegrity) || errors.Is(err, errBucketGiven) || errors.Is(err, errNotServers) {
-		msg := err.Error()
-		if len(msg) > maxFailure {
-			msg = strings.ToValidUTF8(msg[:maxFailure], "") + "…"
-		}
-		return msg
+		msg = err.Error()
 	}
-	return openpca.ClientMessage(err)
+	if len(msg) > maxFailure {
+		msg = strings.ToValidUTF8(msg[:maxFailure], "") + "…"
+	}
+	return msg
 }
 
 // clockOffset is how far apart the clocks of servers sharing a database

@@ -25,6 +25,10 @@ func TestReportFailure(t *testing.T) {
 		// A bucket's name of any length, as the tables may hold it, is
 		// cut.
 		{fmt.Errorf("audit: the S3 bucket %s %w", strings.Repeat("b", 5000), errBucketGiven), "audit: the S3 bucket bbb", "given"},
+		// So is what a client is told of an error that quotes the tables.
+		{&openpca.Error{Code: openpca.CodeInvalidArgs, Message: strings.Repeat("b", 5000) + " is not valid."}, "InvalidArgsException: bbb", "is not valid"},
+		// A name too long to be one is quoted as far as a name may go.
+		{openpca.CheckBucketName("reports" + strings.Repeat("0", 3000)), `"reports000`, "00000000000000000000000000000000000000000000000000000000000"},
 	} {
 		got := reportFailure(tc.err)
 		if !strings.Contains(got, tc.want) || tc.hide != "" && strings.Contains(got, tc.hide) || len(got) > maxFailure+len("…") {

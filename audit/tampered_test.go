@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,12 +37,14 @@ import (
 
 // FuzzReportTampered: whatever someone with write access to the database
 // sets in a CA's tables, a report of them either fails (its failure at
-// most 4 KiB), or succeeds and then verifies, as openpca audit verify
-// checks a report without --ca or --witness. The tables are a real
-// server's, without witnesses, of a root CA that
-// issued a subordinate CA and two leaves and revoked one; the fuzzer sets
-// their cells (to values of other cells, to its own bytes, to values of
-// other types) and, if its flags say so, rewrites the root's log, records
+// most the 2 KiB the generator says), or succeeds and then verifies, as
+// openpca audit verify checks a report without --ca or --witness. The
+// tables are a real server's, without witnesses, of a root CA that
+// issued a subordinate CA and two leaves and revoked one, with the
+// reports' bucket given to the account; the fuzzer sets their cells (to
+// values of other cells, to its own bytes, to values of other types),
+// adds copies of their rows with a cell set, and, if its flags say so,
+// rewrites the root's log, records
 // and hashes agreeing, with its records changed, kept or made again from
 // the rows, as the hand-written cases of cmd/openpca/tampered_test.go do.
 func FuzzReportTampered(f *testing.F) {
@@ -64,6 +67,10 @@ func FuzzReportTampered(f *testing.F) {
 	// A space inserted after a record's brace.
 	f.Add(byte(flagRewrite), []byte{opInsert, 1, 0, 1, 0, ' '})
 	f.Add(byte(0), []byte{opSet, 1, 0, valueExpr, 2, 0})
+	// The report's bucket 3,000 bytes longer.
+	f.Add(byte(0), []byte{opSet, 169, 0, valueExpr, 10, 0})
+	// A copy of the log's last entry, one past it.
+	f.Add(byte(0), []byte{opCopy, 159, 0, valueExpr, 0, 0})
 	f.Fuzz(func(t *testing.T, flags byte, ops []byte) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()
@@ -96,6 +103,16 @@ func FuzzReportTampered(f *testing.F) {
 				expr, args := in.value(pool, c.column)
 				sets = append(sets, func() error {
 					_, err := db.Exec(`UPDATE `+c.table+` SET `+c.column+` = `+expr+` WHERE `+c.where, append(args, c.key...)...)
+					return err
+				})
+			case opCopy:
+				c := cells[in.index(len(cells))]
+				expr, args := in.value(pool, c.column)
+				values := slices.Clone(c.columns)
+				values[slices.Index(values, c.column)] = expr
+				sets = append(sets, func() error {
+					_, err := db.Exec(`INSERT INTO `+c.table+` (`+strings.Join(c.columns, ", ")+`) SELECT `+strings.Join(values, ", ")+
+						` FROM `+c.table+` WHERE `+c.where, append(args, c.key...)...)
 					return err
 				})
 			default:
@@ -167,7 +184,7 @@ func FuzzReportTampered(f *testing.F) {
 		}
 		if err != nil {
 			if len(failure) > 2<<10+len("…") {
-				t.Fatalf("the report failed, saying %d bytes", len(failure))
+				t.Fatalf("the report failed, saying %d bytes: %.300s", len(failure), failure)
 			}
 			return
 		}
@@ -198,13 +215,14 @@ const (
 	flagJSON                  // the report is JSON, not CSV
 )
 
-// The fuzzer's operations: a cell set, or, in a log rewritten, a record
-// changed.
+// The fuzzer's operations: a cell set, a row copied with a cell set, or,
+// in a log rewritten, a record changed.
 const (
 	opSet     = iota
 	opReplace // a value of the tables replaced by another in a record
 	opInsert  // a byte inserted in a record
 	opDrop    // a record taken out of the log
+	opCopy    // a copy of a row added, with one of its cells set
 	opKinds
 )
 
@@ -235,6 +253,9 @@ func tamperableTables(f *testing.F) (path, caID string) {
 		id, app.DefaultAccountID, openpca.AuditReportKey(caID, id, openpca.AuditReportResponseFormatCsv), caID); err != nil {
 		f.Fatal(err)
 	}
+	if _, err := db.Exec(`INSERT INTO buckets (name, account_id, created_at) VALUES ('reports', ?, 1)`, app.DefaultAccountID); err != nil {
+		f.Fatal(err)
+	}
 	path = filepath.Join(f.TempDir(), "tables.db")
 	if _, err := db.Exec(`VACUUM INTO ?`, path); err != nil {
 		f.Fatal(err)
@@ -243,10 +264,11 @@ func tamperableTables(f *testing.F) (path, caID string) {
 }
 
 // cell is a value in a table: its table, column, and the WHERE clause
-// and arguments of its row.
+// and arguments of its row, and the table's columns.
 type cell struct {
 	table, column, where string
 	key                  []any
+	columns              []string
 }
 
 // tableCells lists every cell of the tables a report reads, and the
@@ -295,7 +317,7 @@ func tableCells(f *testing.F, path string) ([]cell, []poolValue) {
 			// The primary key's columns come last (ORDER BY pk, 0 first).
 			key := values[len(columns)-len(keys):]
 			for i, column := range columns {
-				cells = append(cells, cell{table: table, column: column, where: strings.Join(keys, " AND "), key: key})
+				cells = append(cells, cell{table: table, column: column, where: strings.Join(keys, " AND "), key: key, columns: columns})
 				if v := (poolValue{values[i]}); !seen[fmt.Sprintf("%T %v", v.v, v.v)] {
 					seen[fmt.Sprintf("%T %v", v.v, v.v)] = true
 					pool = append(pool, v)
@@ -361,8 +383,10 @@ const (
 	valueKinds
 )
 
-// exprs change a cell's own value: ? is the column.
-var exprs = []string{"? + 1", "? - 1", "-?", "upper(?)", "CAST(? AS TEXT)", "CAST(? AS BLOB)", "? || 'x'", "' ' || ?", "? * 1000000", "substr(?, 2)"}
+// exprs change a cell's own value: ? is the column. The last makes it
+// 3,000 bytes longer, past what a failure says.
+var exprs = []string{"? + 1", "? - 1", "-?", "upper(?)", "CAST(? AS TEXT)", "CAST(? AS BLOB)", "? || 'x'", "' ' || ?", "? * 1000000", "substr(?, 2)",
+	"? || hex(zeroblob(1500))"}
 
 // value reads a value for column, as SQL and its arguments.
 func (b *fuzzBytes) value(pool []poolValue, column string) (string, []any) {
