@@ -341,6 +341,34 @@ func TestWitnessedAuditLog(t *testing.T) {
 	}
 }
 
+// TestWitnessWaitZero: with --report-witness-wait 0, which the help says a
+// report goes without witnesses past, a report asks for no cosignatures
+// it would wait for: it succeeds without them, saying why, and does not
+// fail.
+func TestWitnessWaitZero(t *testing.T) {
+	signAsTestKey(t)
+	env := testenv.Start(t)
+	auditKey, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditKey = strings.TrimSpace(auditKey)
+	w := startWitness(t, t.TempDir(), nil, "witness.example/one", auditKey)
+	env.Stop(t)
+	env.Config.Witnesses = []string{w.url + "=" + w.key}
+	env.Config.ReportWitnessWait = 0
+	env.Restart(t)
+	caARN, _ := env.NewActiveRoot(t, "Root")
+	report := newReport(t, env, caARN)
+	if out, err := runOpenpca(t, "audit", "verify", "--report", report, "--key", auditKey, "--witness", w.key); !errors.Is(err, errVerification) ||
+		!strings.Contains(out, "in the 0s a report waits)") {
+		t.Errorf("a report that waits for no witness, verified with the witness: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, "audit", "verify", "--report", report, "--key", auditKey); err != nil {
+		t.Errorf("the same report, without asking for witnesses: %v\n%s", err, out)
+	}
+}
+
 // forkLog takes the last n entries of a CA's log, issuances, out of it and
 // out of the certificates' tables, in the database under a stopped
 // server, as an operator with the database could.
