@@ -143,10 +143,10 @@ func (e *LogIntegrityError) Error() string {
 // Detail is Problem, cut at maxProblem bytes: what an error, an alarm or
 // a log line says of it.
 func (e *LogIntegrityError) Detail() string {
-	if len(e.Problem) <= maxProblem {
-		return e.Problem
+	if s, cut := CutText(e.Problem, maxProblem); cut {
+		return s + "…"
 	}
-	return strings.ToValidUTF8(e.Problem[:maxProblem], "") + "…"
+	return e.Problem
 }
 
 // Is makes a *LogIntegrityError ErrLogIntegrity.
@@ -231,11 +231,12 @@ func CheckBucketName(name string) error {
 	invalid := func(why string) error {
 		// A name from the tables may be of any length: the error quotes
 		// as much of it as a name may have.
-		quoted := name
-		if len(quoted) > 63 {
-			quoted = strings.ToValidUTF8(quoted[:63], "") + "…"
+		quoted, cut := CutText(name, 63)
+		more := ""
+		if cut {
+			more = "…"
 		}
-		return Errorf(CodeInvalidArgs, "%q is not a valid S3 bucket name: %s.", quoted, why)
+		return Errorf(CodeInvalidArgs, "%q%s is not a valid S3 bucket name: %s.", quoted, more, why)
 	}
 	if len(name) < 3 || len(name) > 63 {
 		return invalid("it must have 3 to 63 characters")

@@ -3,6 +3,7 @@ package openpca
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Error codes. Each is the name of the AWS exception a client receives.
@@ -62,6 +63,21 @@ func ClientMessage(err error) string {
 		return e.Code + ": " + e.Message
 	}
 	return CodeInternalFailure + ": The server encountered an internal error; its log says why."
+}
+
+// CutText returns s cut to at most n bytes, and whether it was cut. It
+// cuts before a UTF-8 sequence, not within one, and leaves the bytes
+// before the cut as they are, UTF-8 or not: what an error quotes of the
+// tables may be anything, and a %q of it should show what is there.
+func CutText(s string, n int) (string, bool) {
+	if len(s) <= n {
+		return s, false
+	}
+	i := n
+	for i > n-(utf8.UTFMax-1) && i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i], true
 }
 
 // Errorf returns an *Error with code and a formatted message.

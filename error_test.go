@@ -25,3 +25,29 @@ func TestErrorCause(t *testing.T) {
 		t.Errorf("a client is told %q of another error", got)
 	}
 }
+
+// TestCutText: text is cut at most at n bytes, never within a character,
+// and what is before the cut stays as it was, UTF-8 or not.
+func TestCutText(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		n    int
+		want string
+		cut  bool
+	}{
+		{"short", 10, "short", false},
+		{"exact", 5, "exact", false},
+		{"abcdef", 3, "abc", true},
+		{"abé", 3, "ab", true},                      // é is 2 bytes: the cut would split it
+		{"ab€cd", 4, "ab", true},                    // € is 3 bytes
+		{"a😀b", 4, "a", true},                       // 😀 is 4 bytes
+		{"a😀b", 5, "a😀", true},                      // the cut falls after it
+		{"\xff\xfeabc", 3, "\xff\xfea", true},       // bytes that are not UTF-8 stay
+		{"a\x80\x80\x80\x80\x80", 5, "a\x80", true}, // a run of continuation bytes: at most 3 back
+	} {
+		got, cut := openpca.CutText(tc.s, tc.n)
+		if got != tc.want || cut != tc.cut {
+			t.Errorf("CutText(%q, %d) = %q, %v; want %q, %v", tc.s, tc.n, got, cut, tc.want, tc.cut)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -227,8 +226,8 @@ func reportFailure(err error) string {
 	if errors.Is(err, openpca.ErrLogIntegrity) || errors.Is(err, errBucketGiven) || errors.Is(err, errNotServers) {
 		msg = err.Error()
 	}
-	if len(msg) > maxFailure {
-		msg = strings.ToValidUTF8(msg[:maxFailure], "") + "…"
+	if s, cut := openpca.CutText(msg, maxFailure); cut {
+		return s + "…"
 	}
 	return msg
 }

@@ -29,6 +29,9 @@ func TestReportFailure(t *testing.T) {
 		{&openpca.Error{Code: openpca.CodeInvalidArgs, Message: strings.Repeat("b", 5000) + " is not valid."}, "InvalidArgsException: bbb", "is not valid"},
 		// A name too long to be one is quoted as far as a name may go.
 		{openpca.CheckBucketName("reports" + strings.Repeat("0", 3000)), `"reports000`, "00000000000000000000000000000000000000000000000000000000000"},
+		// Cut, it is cut between characters, and keeps what is not
+		// UTF-8 before the cut; the mark of the cut is not in the quote.
+		{openpca.CheckBucketName("a\xff" + strings.Repeat("é", 31)), `"a\xff` + strings.Repeat("é", 30) + `"… is not`, `\xc3`},
 	} {
 		got := reportFailure(tc.err)
 		if !strings.Contains(got, tc.want) || tc.hide != "" && strings.Contains(got, tc.hide) || len(got) > maxFailure+len("…") {
