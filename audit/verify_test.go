@@ -359,15 +359,28 @@ func TestVerifyCSVCarriageReturns(t *testing.T) {
 }
 
 // BenchmarkVerify verifies a clean JSON report of 100,000 certificates
-// and its proof file.
+// and its proof file: with the fixture's revocations (one certificate in
+// five), and with every certificate revoked, as after a key compromise.
+// Verify holds the log's revocations until it has read the report.
 func BenchmarkVerify(b *testing.B) {
-	f := newLogFixture(b, 100_000, openpca.AuditReportResponseFormatJson)
-	report, proof := f.write(b)
-	b.SetBytes(int64(len(report) + len(proof)))
-	for b.Loop() {
-		if v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey); len(v.Problems) > 0 || v.Rows != 100_000 {
-			b.Fatalf("%d rows, problems %v", v.Rows, v.Problems)
-		}
+	for _, all := range []bool{false, true} {
+		b.Run(fmt.Sprintf("all-revoked=%v", all), func(b *testing.B) {
+			f := newLogFixture(b, 100_000, openpca.AuditReportResponseFormatJson)
+			for i, c := range f.rows {
+				if all && i%5 != 0 {
+					c.RevokedAt, c.RevocationReason = c.IssuedAt.Add(2*time.Hour), openpca.RevocationReasonSuperseded
+					f.records = append(f.records, openpca.RevokeUse(f.ca.ARN, c, c.RevokedAt, c.RevocationReason, "account:111122223333", "req-r").Record)
+				}
+			}
+			report, proof := f.write(b)
+			b.SetBytes(int64(len(report) + len(proof)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey); len(v.Problems) > 0 || v.Rows != 100_000 {
+					b.Fatalf("%d rows, problems %v", v.Rows, v.Problems)
+				}
+			}
+		})
 	}
 }
 
