@@ -3,7 +3,6 @@ package audit_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
@@ -11,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,32 +33,29 @@ import (
 	"github.com/openpca/openpca/internal/sqliteuri"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/localfs"
+	"github.com/openpca/openpca/seal"
+	"github.com/openpca/openpca/server"
 	"github.com/openpca/openpca/sqlite"
+	"github.com/openpca/openpca/witness"
+	"github.com/openpca/openpca/witnessing"
 )
 
 // FuzzReportTampered: whatever someone with write access to the database
 // sets in a CA's tables, a report of them either fails (its failure at
 // most the 2 KiB the generator says), or succeeds and then verifies, as
-// openpca audit verify checks a report without --ca or --witness. The
-// tables are a real server's, without witnesses, of a root CA that
-// issued a subordinate CA and two leaves and revoked one, with the
-// reports' bucket given to the account; the fuzzer sets their cells (to
+// openpca audit verify checks a report without --ca; and if it has a
+// witnessed checkpoint, with --witness too. The tables are a real
+// server's, whose log a witness cosigned, of a root CA that issued a
+// subordinate CA and two leaves and revoked one, with the reports' bucket
+// given to the account; the fuzzer sets their cells (to
 // values of other cells, to its own bytes, to values of other types),
 // adds copies of their rows with a cell set, and, if its flags say so,
 // rewrites the root's log, records
 // and hashes agreeing, with its records changed, kept or made again from
 // the rows, as the hand-written cases of cmd/openpca/tampered_test.go do.
 func FuzzReportTampered(f *testing.F) {
-	tmpl, caID := tamperableTables(f)
+	tmpl, caID, signer, vkey, witnessKey := tamperableTables(f)
 	cells, pool := tableCells(f, tmpl)
-	skey, vkey, err := note.GenerateKey(rand.Reader, auditlog.KeyName)
-	if err != nil {
-		f.Fatal(err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		f.Fatal(err)
-	}
 	f.Add(byte(0), []byte{})
 	f.Add(byte(flagRewrite), []byte{})
 	f.Add(byte(flagRewrite|flagMadeAgain|flagJSON), []byte{})
@@ -66,6 +64,10 @@ func FuzzReportTampered(f *testing.F) {
 	f.Add(byte(flagRewrite|flagMadeAgain), []byte{opReplace, 3, 0, 9, 0, 0, 0, 2, 0, opSet, 7, 0, valuePool, 2, 0})
 	// A space inserted after a record's brace.
 	f.Add(byte(flagRewrite), []byte{opInsert, 1, 0, 1, 0, ' '})
+	// A hex digit inserted in the hash the CA's first record (its CSR's)
+	// has: a log of records as a server writes them, not the one the
+	// witness cosigned.
+	f.Add(byte(flagRewrite), []byte{opInsert, 0, 0, 330 % 256, 330 / 256, 'a'})
 	f.Add(byte(0), []byte{opSet, 1, 0, valueExpr, 2, 0})
 	// The report's bucket 3,000 bytes longer.
 	f.Add(byte(0), []byte{opSet, 169, 0, valueExpr, 10, 0})
@@ -175,9 +177,18 @@ func FuzzReportTampered(f *testing.F) {
 		if err := os.MkdirAll(filepath.Join(dir, "s3", "reports"), 0o700); err != nil {
 			t.Fatal(err)
 		}
+		log := auditlog.NewLog(store, signer, vkey, time.Now)
+		// The witness's rounds are the template's: what the tables say it
+		// cosigned is read once, and a report of a log it did not cosign
+		// goes without.
+		w := witnessing.Start(witnessing.Config{Store: store, Log: log, Quorum: 1, Owner: "fuzz", Logger: slog.New(slog.DiscardHandler)})
+		defer w.Close()
 		failure, err := audit.Generate(ctx, audit.GeneratorConfig{
-			Store: store, Objects: objects, Log: auditlog.NewLog(store, signer, vkey, time.Now),
-			Logger: slog.New(slog.DiscardHandler), DefaultAccount: app.DefaultAccountID,
+			Store: store, Objects: objects, Log: log, Logger: slog.New(slog.DiscardHandler), DefaultAccount: app.DefaultAccountID,
+			Witnessed: func(ctx context.Context, caID string, size int64) (*openpca.WitnessedCheckpoint, error) {
+				return w.AtLeast(ctx, caID, size, 0)
+			},
+			Witnesses: []note.Verifier{witnessKey}, Quorum: 1,
 		}, r)
 		if ctx.Err() != nil {
 			t.Fatalf("the report did not end within a minute: %v", err)
@@ -200,6 +211,9 @@ func FuzzReportTampered(f *testing.F) {
 		defer proof.Close()
 		v := audit.Verify(report, proof, vkey)
 		v.CheckIdentity(r.Key, "", "")
+		if v.Header != nil && v.Header.WitnessedCheckpoint != "" {
+			v.CheckWitnesses(vkey, []note.Verifier{witnessKey}, 1, time.Time{})
+		}
 		if len(v.Problems) > 0 {
 			report.Seek(0, io.SeekStart)
 			b, _ := io.ReadAll(io.LimitReader(report, 16<<10))
@@ -226,11 +240,46 @@ const (
 	opKinds
 )
 
-// tamperableTables makes, with a real server, the tables FuzzReportTampered
-// changes, in one file, and returns its path and the root CA's id. A
-// report of the root is waiting, as requested and not begun.
-func tamperableTables(f *testing.F) (path, caID string) {
+// tamperableTables makes, with a real server and a witness, the tables
+// FuzzReportTampered changes, in one file, and returns its path, the root
+// CA's id, the server's audit key and its public key, and the witness's
+// public key. A report of the root is waiting, as requested and not
+// begun; the witness cosigned the root's log to its end, in a round that
+// answers the report's ask.
+func tamperableTables(f *testing.F) (path, caID string, auditKey note.Signer, verifierKey string, witnessKey note.Verifier) {
 	env := testenv.Start(f)
+	res, err := http.Get(env.URL + server.PathPublicKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		f.Fatal(err)
+	}
+	verifierKey = strings.TrimSpace(string(b))
+	logKey, err := note.NewVerifier(verifierKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	wskey, wvkey, err := witness.NewKey("witness.example/fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if witnessKey, err = auditlog.NewWitnessVerifier(wvkey); err != nil {
+		f.Fatal(err)
+	}
+	ws, err := witness.NewServer(f.Context(), witness.Config{Key: wskey, Database: filepath.Join(f.TempDir(), "witness.db"), Logger: slog.New(slog.DiscardHandler),
+		Logs: []witness.Log{{Origin: auditlog.Origin("arn:aws:acm-pca:us-east-1:" + app.DefaultAccountID + ":*"), Keys: []note.Verifier{logKey}}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { ws.Close() })
+	hs := httptest.NewServer(ws)
+	f.Cleanup(hs.Close)
+	env.Stop(f)
+	env.Config.Witnesses = []string{hs.URL + "=" + wvkey}
+	env.Restart(f)
 	rootARN, _ := env.NewActiveRoot(f, "Fuzzed Root")
 	subARN := env.CreateCA(f, types.CertificateAuthorityTypeSubordinate, "Fuzzed Sub")
 	env.ActivateSubordinate(f, rootARN, subARN, 5)
@@ -244,10 +293,26 @@ func tamperableTables(f *testing.F) (path, caID string) {
 		CertificateSerial: aws.String(serials[1]), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
 		f.Fatal(err)
 	}
-	env.Stop(f)
 	caID = rootARN[strings.LastIndex(rootARN, "/")+1:]
-	id := uuid.NewString()
 	db := env.DB(f)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var unwitnessed int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM key_use_logs l LEFT JOIN witnessing w ON w.ca_id = l.ca_id
+			WHERE l.ca_id = ? AND (w.note IS NULL OR w.size <> l.size)`, caID).Scan(&unwitnessed); err != nil {
+			f.Fatal(err)
+		}
+		if unwitnessed == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.Fatal("the witness did not cosign the root's log to its end")
+		}
+	}
+	env.Stop(f)
+	if _, err := db.Exec(`UPDATE witnessing SET answered = 1000000 WHERE ca_id = ?`, caID); err != nil {
+		f.Fatal(err)
+	}
+	id := uuid.NewString()
 	if _, err := db.Exec(`INSERT INTO audit_reports (id, ca_id, account_id, bucket, s3_key, format, status, created_at, log_size)
 		SELECT ?, ca_id, ?, 'reports', ?, 'CSV', 'CREATING', 1, size FROM key_use_logs WHERE ca_id = ?`,
 		id, app.DefaultAccountID, openpca.AuditReportKey(caID, id, openpca.AuditReportResponseFormatCsv), caID); err != nil {
@@ -260,7 +325,28 @@ func tamperableTables(f *testing.F) (path, caID string) {
 	if _, err := db.Exec(`VACUUM INTO ?`, path); err != nil {
 		f.Fatal(err)
 	}
-	return path, caID
+	// The server's audit key, sealed in the tables with the master key.
+	mk, err := os.ReadFile(filepath.Join(env.Config.DataDir, "master.key"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	key, err := seal.ParseKey(string(mk))
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealer, err := seal.New(key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	store, err := sqlite.Open(f.Context(), path, sqlite.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer store.Close()
+	if auditKey, _, err = auditlog.LoadKey(f.Context(), store, auditlog.Keys{Sealer: sealer}); err != nil {
+		f.Fatal(err)
+	}
+	return path, caID, auditKey, verifierKey, witnessKey
 }
 
 // cell is a value in a table: its table, column, and the WHERE clause
@@ -282,7 +368,7 @@ func tableCells(f *testing.F, path string) ([]cell, []poolValue) {
 	var cells []cell
 	var pool []poolValue
 	seen := map[string]bool{}
-	for _, table := range []string{"certificate_authorities", "certificates", "key_use_logs", "key_uses", "audit_reports", "buckets"} {
+	for _, table := range []string{"certificate_authorities", "certificates", "key_use_logs", "key_uses", "audit_reports", "buckets", "witnessing"} {
 		rows, err := db.Query(`SELECT name, pk FROM pragma_table_info(?) ORDER BY pk`, table)
 		if err != nil {
 			f.Fatal(err)

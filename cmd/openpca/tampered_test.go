@@ -500,8 +500,9 @@ func TestReportWitnessedTampered(t *testing.T) {
 		{"cosigned before the report was asked for", 0, false, "", nil, 10 * time.Second, "before the report was asked for"},
 		{"size past the checkpoint's", 1, false, `size = size + 1`, nil, 0, "is the last the server says witnesses cosigned, and their checkpoint has"},
 		{"log forked", 0, true, "", nil, 0, "and those before it are not the log that witnesses cosigned"},
-		// A witnessed checkpoint the store cannot read went without
-		// witnesses, the proof file quoting the database's error.
+		// A witnessed checkpoint the store cannot read fails the report,
+		// as its other reads do (it used to go without witnesses, its
+		// proof file quoting the database's error).
 		{"witnessing unreadable", 0, false, `size = 'not a size'`, nil, 0, "InternalFailure: The server encountered an internal error"},
 	}
 	for _, tt := range tests {
