@@ -177,6 +177,42 @@ func TestInterruptedMasterKeyRotation(t *testing.T) {
 	}
 }
 
+// TestInterruptedRotationOfAGivenKey: a rotation of a master key given
+// in OPENPCA_MASTER_KEY, stopped after the database was resealed and
+// before the TLS CA's key was, leaves no file for a start to settle it
+// by. The server started with the new key says how to end it, and, with
+// the old key as the previous one, reseals the TLS CA's key; after that
+// the new key alone starts it.
+func TestInterruptedRotationOfAGivenKey(t *testing.T) {
+	old, err := app.NewMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newRotationFixture(t, func(c *app.Config) { c.MasterKey = old })
+	f.env.Stop(t)
+	tlsKey := filepath.Join(f.env.Config.DataDir, "tls", "ca.key.sealed")
+	oldTLSKey := readFile(t, tlsKey)
+	next, _ := app.NewMasterKey()
+	if err := app.RotateMasterKey(t.Context(), f.env.Config, next); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(tlsKey, []byte(oldTLSKey), 0o600) // as before its reseal
+	f.env.Config.MasterKey = next
+	if a, err := app.Open(t.Context(), f.env.Config); err == nil || !strings.Contains(err.Error(), "start once with the old key as the previous one") {
+		if a != nil {
+			a.Close()
+		}
+		t.Fatalf("a start with the new key alone: %v", err)
+	}
+	f.env.Config.PreviousMasterKeys = []string{old}
+	f.env.Restart(t)
+	f.works(t)
+	f.env.Stop(t)
+	f.env.Config.PreviousMasterKeys = nil
+	f.env.Restart(t)
+	f.works(t)
+}
+
 // TestRotationCutAnywhere: a rotation whose command is stopped (SIGINT or
 // SIGTERM cancel its context) at any point leaves a data folder that opens
 // with its own key files: the database is never left sealed with a key

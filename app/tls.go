@@ -202,7 +202,10 @@ func (a *App) loadTLSCA(caPath, keyPath string) (*x509.Certificate, *ecdsa.Priva
 	}
 	der, err := a.sealer.Open(sealed, []byte(tlsKeyData))
 	if err != nil {
-		return nil, nil, err
+		// A rotation of a master key given in OPENPCA_MASTER_KEY (no key
+		// file, so nothing for a start to settle) that stopped after the
+		// database was resealed leaves this key sealed with the old key.
+		return nil, nil, fmt.Errorf("%s: %w; if a rotation of the master key stopped before it ended, start once with the old key as the previous one (--previous-master-key-file or OPENPCA_PREVIOUS_MASTER_KEY), which reseals it", keyPath, err)
 	}
 	// A key sealed with a previous master key (this node's, while the
 	// servers of a database roll to a new one) is sealed again with the
