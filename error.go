@@ -73,11 +73,18 @@ func CutText(s string, n int) (string, bool) {
 	if len(s) <= n {
 		return s, false
 	}
-	i := n
-	for i > n-(utf8.UTFMax-1) && i > 0 && !utf8.RuneStart(s[i]) {
-		i--
+	// A character that s[n] is part of starts in the 3 bytes before it,
+	// at the first byte back that may start one; what does not decode
+	// there is bytes that are not UTF-8, cut as they come.
+	for i := n - 1; i >= max(n-(utf8.UTFMax-1), 0); i-- {
+		if utf8.RuneStart(s[i]) {
+			if _, size := utf8.DecodeRuneInString(s[i:]); i+size > n {
+				return s[:i], true
+			}
+			break
+		}
 	}
-	return s[:i], true
+	return s[:n], true
 }
 
 // Errorf returns an *Error with code and a formatted message.

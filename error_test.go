@@ -38,12 +38,17 @@ func TestCutText(t *testing.T) {
 		{"short", 10, "short", false},
 		{"exact", 5, "exact", false},
 		{"abcdef", 3, "abc", true},
-		{"abé", 3, "ab", true},                      // é is 2 bytes: the cut would split it
-		{"ab€cd", 4, "ab", true},                    // € is 3 bytes
-		{"a😀b", 4, "a", true},                       // 😀 is 4 bytes
-		{"a😀b", 5, "a😀", true},                      // the cut falls after it
-		{"\xff\xfeabc", 3, "\xff\xfea", true},       // bytes that are not UTF-8 stay
-		{"a\x80\x80\x80\x80\x80", 5, "a\x80", true}, // a run of continuation bytes: at most 3 back
+		{"abé", 3, "ab", true},                                  // é is 2 bytes: the cut would split it
+		{"ab€cd", 4, "ab", true},                                // € is 3 bytes
+		{"a😀b", 4, "a", true},                                   // 😀 is 4 bytes
+		{"a😀b", 5, "a😀", true},                                  // the cut falls after it
+		{"\xff\xfeabc", 3, "\xff\xfea", true},                   // bytes that are not UTF-8 stay
+		{"a\x80\x80\x80\x80\x80", 5, "a\x80\x80\x80\x80", true}, // continuation bytes of no character
+		{"😀\x80", 4, "😀", true},                                 // a character followed by a stray continuation byte
+		{"€\x80\x80", 4, "€\x80", true},
+		{"a😀\x80\x80", 6, "a😀\x80", true},
+		{"é\x80", 2, "é", true},
+		{"\xe2\x82\xe2\x82\xac", 3, "\xe2\x82", true}, // a character cut short, then a whole one the cut would split
 	} {
 		got, cut := openpca.CutText(tc.s, tc.n)
 		if got != tc.want || cut != tc.cut {

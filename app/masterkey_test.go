@@ -180,9 +180,11 @@ func TestInterruptedMasterKeyRotation(t *testing.T) {
 // TestInterruptedRotationOfAGivenKey: a rotation of a master key given
 // in OPENPCA_MASTER_KEY, stopped after the database was resealed and
 // before the TLS CA's key was, leaves no file for a start to settle it
-// by. The server started with the new key says how to end it, and, with
-// the old key as the previous one, reseals the TLS CA's key; after that
-// the new key alone starts it.
+// by. The server started with the new key says how to end it: with
+// --tls-self-signed it refuses to start, without it warns (the key is
+// kept for a later --tls-self-signed). Started with the old key as the
+// previous one, with or without --tls-self-signed, it reseals the TLS
+// CA's key; after that the new key alone starts it.
 func TestInterruptedRotationOfAGivenKey(t *testing.T) {
 	old, err := app.NewMasterKey()
 	if err != nil {
@@ -204,11 +206,17 @@ func TestInterruptedRotationOfAGivenKey(t *testing.T) {
 		}
 		t.Fatalf("a start with the new key alone: %v", err)
 	}
+	var logs testenv.SyncBuffer
+	f.env.Config.TLSSelfSigned, f.env.Config.Logger = false, slog.New(slog.NewTextHandler(&logs, nil))
+	f.env.Restart(t)
+	f.env.Stop(t)
+	if !strings.Contains(logs.String(), "start once with the old key as the previous one") {
+		t.Errorf("a start without --tls-self-signed did not warn of the TLS CA's key:\n%s", logs.String())
+	}
 	f.env.Config.PreviousMasterKeys = []string{old}
 	f.env.Restart(t)
-	f.works(t)
 	f.env.Stop(t)
-	f.env.Config.PreviousMasterKeys = nil
+	f.env.Config.TLSSelfSigned, f.env.Config.PreviousMasterKeys = true, nil
 	f.env.Restart(t)
 	f.works(t)
 }

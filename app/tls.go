@@ -62,11 +62,17 @@ func (a *App) tlsConfig(addr net.Addr) (*tls.Config, error) {
 // before the database is migrated.
 func (a *App) checkTLS() error {
 	cfg := a.cfg
+	dir := filepath.Join(cfg.DataDir, "tls")
 	if cfg.TLSSelfSigned {
-		dir := filepath.Join(cfg.DataDir, "tls")
 		if _, _, err := a.loadTLSCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key.sealed")); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("TLS CA: %w", err)
 		}
+	} else if err := resealTLSKey(cfg.DataDir, a.sealer); err != nil {
+		// A local TLS CA of an earlier --tls-self-signed is kept for the
+		// next: resealed at each start, so that a rotation of the master
+		// key that stopped before it did is settled while the old key is
+		// at hand, or said to be unsettled before it is thrown away.
+		a.logger.Warn("the local TLS CA's key, unused without --tls-self-signed, cannot be resealed", "error", tlsKeyUnopened(filepath.Join(dir, "ca.key.sealed"), err))
 	}
 	if cfg.TLSCertFile == "" && cfg.TLSKeyFile == "" {
 		return nil
@@ -202,10 +208,7 @@ func (a *App) loadTLSCA(caPath, keyPath string) (*x509.Certificate, *ecdsa.Priva
 	}
 	der, err := a.sealer.Open(sealed, []byte(tlsKeyData))
 	if err != nil {
-		// A rotation of a master key given in OPENPCA_MASTER_KEY (no key
-		// file, so nothing for a start to settle) that stopped after the
-		// database was resealed leaves this key sealed with the old key.
-		return nil, nil, fmt.Errorf("%s: %w; if a rotation of the master key stopped before it ended, start once with the old key as the previous one (--previous-master-key-file or OPENPCA_PREVIOUS_MASTER_KEY), which reseals it", keyPath, err)
+		return nil, nil, tlsKeyUnopened(keyPath, err)
 	}
 	// A key sealed with a previous master key (this node's, while the
 	// servers of a database roll to a new one) is sealed again with the
@@ -258,6 +261,15 @@ func (a *App) makeTLSCA(dir, caPath, keyPath string) (*x509.Certificate, *ecdsa.
 	}
 	ca, err := x509.ParseCertificate(der)
 	return ca, key, err
+}
+
+// tlsKeyUnopened is the error of the TLS CA's key at path that err says
+// the master keys do not open. A rotation of a master key given in
+// OPENPCA_MASTER_KEY (no key file, so nothing for a start to settle) that
+// stopped after the database was resealed leaves it sealed with the old
+// key.
+func tlsKeyUnopened(path string, err error) error {
+	return fmt.Errorf("%s: %w; if a rotation of the master key stopped before it ended, start once with the old key as the previous one (--previous-master-key-file or OPENPCA_PREVIOUS_MASTER_KEY), which reseals it", path, err)
 }
 
 // tlsKeyData is the associated data the TLS CA's key is sealed with.
