@@ -439,7 +439,9 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	// must not read as a rotation that changed nothing, or the new key's
 	// file may be tidied away with every secret.
 	resealed := func(err error) error {
-		where := "given as the new master key"
+		// A key given has no file for a start to settle the rotation by,
+		// and what failed is the TLS CA's key's reseal (loadTLSCA).
+		where := "given as the new master key; keep the old one too: the local TLS CA's key is still sealed with it, until a start with it as the previous key reseals it"
 		if ownFile {
 			where = "in " + cfg.MasterKeyFile + pendingSuffix + ", which must be kept (starting the server, or any command on the data folder, finishes the rotation)"
 		}

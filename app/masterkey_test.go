@@ -6,6 +6,7 @@ import (
 	"crypto/x509/pkix"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -937,32 +938,53 @@ func TestRollingRotationWrappedKeys(t *testing.T) {
 // the new key, which is only in master.key.new. Its error must say so, and
 // not read as a rotation that changed nothing: an operator who tidies up
 // the new key's file after a "failed" rotation loses every sealed secret.
+// Of a key given in OPENPCA_MASTER_KEY, with no file to settle by, it must
+// also say to keep the old key, which the TLS CA's key is still sealed
+// with.
 func TestRotationFailingAfterResealSaysKeepTheNewKey(t *testing.T) {
-	f := newRotationFixture(t)
-	f.env.Stop(t)
-	tlsKey := filepath.Join(f.env.Config.DataDir, "tls", "ca.key.sealed")
-	sealed := readFile(t, tlsKey)
-	// A folder in place of the TLS CA's key: its reading fails as an I/O
-	// error would, after the database's transaction committed.
-	if err := os.Remove(tlsKey); err != nil {
-		t.Fatal(err)
+	for _, given := range []bool{false, true} {
+		t.Run(fmt.Sprintf("key given=%v", given), func(t *testing.T) {
+			var opts []testenv.Option
+			old, _ := app.NewMasterKey()
+			if given {
+				opts = append(opts, func(c *app.Config) { c.MasterKey = old })
+			}
+			f := newRotationFixture(t, opts...)
+			f.env.Stop(t)
+			tlsKey := filepath.Join(f.env.Config.DataDir, "tls", "ca.key.sealed")
+			sealed := readFile(t, tlsKey)
+			// A folder in place of the TLS CA's key: its reading fails as
+			// an I/O error would, after the database's transaction
+			// committed.
+			if err := os.Remove(tlsKey); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(tlsKey, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			next, _ := app.NewMasterKey()
+			err := app.RotateMasterKey(context.Background(), f.env.Config, next)
+			if err == nil {
+				t.Fatal("the rotation did not fail")
+			}
+			want := []string{"sealed with the new master key", f.master + ".new"}
+			if given {
+				want = []string{"sealed with the new master key", "given as the new master key; keep the old one too"}
+			} else if _, statErr := os.Stat(f.master + ".new"); statErr != nil {
+				t.Fatalf("the new key's file is gone: %v", statErr)
+			}
+			for _, w := range want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("a rotation that failed after the database was resealed says only: %v", err)
+				}
+			}
+			os.Remove(tlsKey)
+			os.WriteFile(tlsKey, []byte(sealed), 0o600)
+			if given {
+				f.env.Config.MasterKey, f.env.Config.PreviousMasterKeys = next, []string{old}
+			}
+			f.env.Restart(t)
+			f.works(t)
+		})
 	}
-	if err := os.Mkdir(tlsKey, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	next, _ := app.NewMasterKey()
-	err := app.RotateMasterKey(context.Background(), f.env.Config, next)
-	if err == nil {
-		t.Fatal("the rotation did not fail")
-	}
-	if _, statErr := os.Stat(f.master + ".new"); statErr != nil {
-		t.Fatalf("the new key's file is gone: %v", statErr)
-	}
-	if !strings.Contains(err.Error(), f.master+".new") || !strings.Contains(err.Error(), "sealed with the new master key") {
-		t.Errorf("a rotation that failed after the database was resealed says only: %v", err)
-	}
-	os.Remove(tlsKey)
-	os.WriteFile(tlsKey, []byte(sealed), 0o600)
-	f.env.Restart(t)
-	f.works(t)
 }
