@@ -507,17 +507,7 @@ func TestReportWitnessedTampered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			signAsTestKey(t)
-			env := testenv.Start(t)
-			auditKey, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			auditKey = strings.TrimSpace(auditKey)
-			w := startWitness(t, t.TempDir(), nil, "witness.example/one", auditKey)
-			env.Stop(t)
-			env.Config.Witnesses = []string{w.url + "=" + w.key}
-			env.Restart(t)
+			env, _, w := witnessedEnv(t, nil)
 			caARN, _ := env.NewActiveRoot(t, "Witnessed Root")
 			caID := caARN[strings.LastIndex(caARN, "/")+1:]
 			other, _ := env.NewActiveRoot(t, "Other Witnessed Root")

@@ -341,11 +341,11 @@ func TestWitnessedAuditLog(t *testing.T) {
 	}
 }
 
-// TestWitnessWaitZero: with --report-witness-wait 0, which the help says a
-// report goes without witnesses past, a report asks for no cosignatures
-// it would wait for: it succeeds without them, saying why, and does not
-// fail.
-func TestWitnessWaitZero(t *testing.T) {
+// witnessedEnv starts a server whose logs a witness cosigns, configured
+// further by configure if not nil, and returns it, its audit key and the
+// witness.
+func witnessedEnv(t *testing.T, configure func(*app.Config)) (*testenv.Env, string, *witnessProc) {
+	t.Helper()
 	signAsTestKey(t)
 	env := testenv.Start(t)
 	auditKey, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
@@ -356,8 +356,19 @@ func TestWitnessWaitZero(t *testing.T) {
 	w := startWitness(t, t.TempDir(), nil, "witness.example/one", auditKey)
 	env.Stop(t)
 	env.Config.Witnesses = []string{w.url + "=" + w.key}
-	env.Config.ReportWitnessWait = 0
+	if configure != nil {
+		configure(&env.Config)
+	}
 	env.Restart(t)
+	return env, auditKey, w
+}
+
+// TestWitnessWaitZero: with --report-witness-wait 0, which the help says a
+// report goes without witnesses past, a report asks for no cosignatures
+// it would wait for: it succeeds without them, saying why, and does not
+// fail.
+func TestWitnessWaitZero(t *testing.T) {
+	env, auditKey, w := witnessedEnv(t, func(c *app.Config) { c.ReportWitnessWait = 0 })
 	caARN, _ := env.NewActiveRoot(t, "Root")
 	report := newReport(t, env, caARN)
 	if out, err := runOpenpca(t, "audit", "verify", "--report", report, "--key", auditKey, "--witness", w.key); !errors.Is(err, errVerification) ||
