@@ -111,35 +111,38 @@ func (w *Witnessing) Collector() prometheus.Collector { return w.submissions }
 // than the report's (and the entries the proof file adds) when they made
 // them, which an older report made to look new would not.
 func (w *Witnessing) AtLeast(ctx context.Context, caID string, size int64, wait time.Duration) (*openpca.WitnessedCheckpoint, error) {
-	// The wait bounds how long the report waits for the witnesses, not
-	// its reads of the database: a read cut short by it would make a
-	// database that did not answer in time look like witnesses that did
-	// not cosign, and the report would go without them for good; and with
-	// a wait of 0 no read would be made at all.
-	waited := time.NewTimer(wait)
-	defer waited.Stop()
 	// A round that got too few cosignatures waits Retry before the next;
 	// a report waiting is worth one sooner.
 	ask, err := w.cfg.Store.WitnessAgain(ctx, caID)
 	if err != nil {
 		return nil, err
 	}
+	// The wait bounds how long the report waits for the witnesses, from
+	// its ask, not its reads of the database: a read cut short by it would
+	// make a database that did not answer in time look like witnesses
+	// that did not cosign, and the report would go without them for good;
+	// and with a wait of 0 no read would be made at all. What the
+	// witnesses cosigned is read once more when it ends.
+	waited := time.NewTimer(wait)
+	defer waited.Stop()
 	t := time.NewTicker(poll / 5)
 	defer t.Stop()
-	for {
+	for last := false; ; {
 		c, err := w.cfg.Store.WitnessedCheckpoint(ctx, caID)
 		switch {
 		case err == nil && c.Size >= size && c.Cosigners >= w.cfg.Quorum && c.Answers >= ask:
 			return c, nil
 		case err != nil && !errors.Is(err, openpca.ErrNotFound):
 			return nil, err
+		case last:
+			return nil, fmt.Errorf("%w, in the %s a report waits", openpca.ErrNotWitnessed, wait)
 		}
 		w.Wake()
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-waited.C:
-			return nil, fmt.Errorf("%w, in the %s a report waits", openpca.ErrNotWitnessed, wait)
+			last = true
 		case <-t.C:
 		}
 	}

@@ -364,9 +364,9 @@ func witnessedEnv(t *testing.T, configure func(*app.Config)) (*testenv.Env, stri
 }
 
 // TestWitnessWaitZero: with --report-witness-wait 0, which the help says a
-// report goes without witnesses past, a report asks for no cosignatures
-// it would wait for: it succeeds without them, saying why, and does not
-// fail.
+// report goes without witnesses past, a report waits for no round of the
+// witnesses: it succeeds without their cosignatures, saying why, and does
+// not fail.
 func TestWitnessWaitZero(t *testing.T) {
 	env, auditKey, w := witnessedEnv(t, func(c *app.Config) { c.ReportWitnessWait = 0 })
 	caARN, _ := env.NewActiveRoot(t, "Root")
