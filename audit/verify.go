@@ -82,17 +82,19 @@ func (v *Verification) problem(check string, row int, format string, args ...any
 //     log is of a certificate issued before it, and the only one.
 //
 // Whatever fails is listed in Problems; the report is verified when there
-// is none. It reads the proof file twice and, unless the report differs
-// from what the log says it should be, the report once, keeping no more
-// than the log's revocations in memory. It reads no record of a proof file
+// is none. It reads the proof file twice and the report once, keeping no
+// more than the log's revocations in memory, unless the report differs
+// from what the log says it should be: then it reads both once more, and
+// keeps 64 bytes of each issuance too, and the proof file a fourth time
+// for what the problems quote of it. It reads no record of a proof file
 // whose checkpoint is not signed by the key, and no more records than the
 // checkpoint has; it compares no row with records that do not hash to the
 // checkpoint's root, and what it keeps and says of them is bounded.
 func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	v := &Verification{}
-	revocations := map[string]*logRevocation{} // by hex serial
-	var otherCA int64 = -1                     // the first entry of another CA than the report's
-	var latest time.Time                       // a record may be dated at most
+	var revs revocations
+	var otherCA int64 = -1 // the first entry of another CA than the report's
+	var latest time.Time   // a record may be dated at most
 	var records recordParser
 	future := 0 // entries dated after the checkpoint
 	h, err := auditlog.ReadProof(proof, func(h *auditlog.ProofHeader) (int64, error) {
@@ -137,13 +139,12 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		case openpca.KeyUseIssue:
 			v.Certificates++
 		case openpca.KeyUseRevoke:
-			if first, ok := revocations[r.Serial]; ok {
-				v.problem("log", 0, "entry %d revokes the certificate %s again (first at entry %d): a report shows one revocation", seq, r.Serial, first.seq)
-				return nil
-			}
-			revocations[r.Serial] = &logRevocation{seq: seq, at: at.UTC().Format(TimeLayout), reason: r.RevocationReason}
+			revs.add(seq, r.Serial, at, r.RevocationReason)
 		}
 		return nil
+	})
+	revs.sort(func(r, first *logRevocation) {
+		v.problem("log", 0, "entry %d revokes the certificate %s again (first at entry %d): a report shows one revocation", r.seq, r.hex(), first.seq)
 	})
 	if future > 1 {
 		v.Notes = append(v.Notes, fmt.Sprintf("%d entries in all are dated after the checkpoint", future))
@@ -172,19 +173,19 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	// The report the log says there should be, written as a server writes
 	// it, is the report byte for byte, unless something is amiss: only
 	// then does the report need reading row by row, to say what.
-	same, err := sameReport(report, proof, v.Checkpoint, format, revocations)
+	same, err := sameReport(report, proof, v.Checkpoint, format, &revs)
 	if err != nil || !same {
 		if err := rewind(report, proof); err != nil {
 			v.problem("input", 0, "%v", err)
 			return v
 		}
-		v.compareRows(report, proof, v.Checkpoint, format, revocations)
+		v.compareRows(report, proof, v.Checkpoint, format, &revs)
 	} else {
 		v.Rows = v.Certificates
 	}
-	for serial, r := range revocations {
+	for _, r := range revs.list {
 		if !r.issued {
-			v.problem("log", 0, "entry %d revokes the certificate %s, which the log has not issued before it", r.seq, serial)
+			v.problem("log", 0, "entry %d revokes the certificate %s, which the log has not issued before it", r.seq, r.hex())
 		}
 	}
 	return v
@@ -283,14 +284,6 @@ const recordClockSkew = 5 * time.Minute
 // million forged rows has a million, and its auditor needs the first.
 const maxProblems = 1000
 
-// logRevocation is a certificate's revocation in the log.
-type logRevocation struct {
-	seq    int64
-	at     string // as a report shows it
-	reason string
-	issued bool // its issuance came before it in the log
-}
-
 func rewind(files ...io.Seeker) error {
 	for _, f := range files {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -307,7 +300,7 @@ func rewind(files ...io.Seeker) error {
 // someone else controls, a network file system or a mounted bucket, can
 // change between two reads); if it is not, it returns an error, after fn
 // has seen what it read.
-func expectedRows(proof io.Reader, checkpoint *auditlog.Checkpoint, revocations map[string]*logRevocation, fn func(seq int64, c *openpca.Certificate, err error) error) error {
+func expectedRows(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations, fn func(seq int64, c *openpca.Certificate, err error) error) error {
 	// Verify checked the records as it hashed them; they are hashed again,
 	// to know that they are the same.
 	var tree auditlog.Hasher
@@ -318,11 +311,10 @@ func expectedRows(proof io.Reader, checkpoint *auditlog.Checkpoint, revocations 
 			return nil
 		}
 		c, err := certificateOf(&r)
-		if rev, ok := revocations[r.Serial]; ok && rev.seq > seq {
+		if rev := revs.find(r.Serial); rev != nil && rev.seq > seq {
 			rev.issued = true
 			if err == nil {
-				c.RevokedAt, _ = time.Parse(TimeLayout, rev.at)
-				c.RevocationReason = openpca.RevocationReason(rev.reason)
+				rev.revoke(c)
 			}
 		}
 		return fn(seq, c, err)
@@ -339,14 +331,14 @@ var errProofChanged = errors.New("the proof file changed while it was read: its 
 
 // sameReport reports whether the report is byte for byte the one a server
 // writes of the log.
-func sameReport(report, proof io.Reader, checkpoint *auditlog.Checkpoint, format openpca.AuditReportResponseFormat, revocations map[string]*logRevocation) (bool, error) {
+func sameReport(report, proof io.Reader, checkpoint *auditlog.Checkpoint, format openpca.AuditReportResponseFormat, revs *revocations) (bool, error) {
 	cmp := &comparer{r: bufio.NewReaderSize(report, 64<<10), same: true}
 	w, err := NewWriter(format, cmp)
 	if err != nil {
 		return false, err
 	}
 	errDiffers := errors.New("the report differs")
-	err = expectedRows(proof, checkpoint, revocations, func(_ int64, c *openpca.Certificate, err error) error {
+	err = expectedRows(proof, checkpoint, revs, func(_ int64, c *openpca.Certificate, err error) error {
 		if err != nil {
 			return err
 		}
@@ -388,80 +380,6 @@ func (c *comparer) Write(p []byte) (int, error) {
 		c.same = false
 	}
 	return len(p), nil
-}
-
-// compareRows reads the report row by row and says how it differs from
-// the log's issuances. It keeps each issuance's row in memory.
-func (v *Verification) compareRows(report, proof io.Reader, checkpoint *auditlog.Checkpoint, format openpca.AuditReportResponseFormat, revocations map[string]*logRevocation) {
-	type issuance struct {
-		seq int64
-		row []string // nil if its record is broken
-	}
-	var issued []issuance
-	err := expectedRows(proof, checkpoint, revocations, func(seq int64, c *openpca.Certificate, err error) error {
-		if err != nil {
-			v.problem("log", 0, "entry %d: %v", seq, err)
-			issued = append(issued, issuance{seq: seq})
-			return nil
-		}
-		row := values(c, nil)
-		if format == openpca.AuditReportResponseFormatCsv {
-			// A CSV report keeps no carriage return within a field:
-			// encoding/csv drops them when it writes with CRLF line ends
-			// (RFC 4180's), and reads a CRLF within a field as LF. A
-			// subject can hold one.
-			for f := range row {
-				row[f] = strings.ReplaceAll(row[f], "\r", "")
-			}
-		}
-		issued = append(issued, issuance{seq: seq, row: row})
-		return nil
-	})
-	if err != nil {
-		// Rows compared with records that are not the checkpoint's log
-		// would say nothing of the report.
-		v.problem("log", 0, "%v", err)
-		return
-	}
-	bySerial := make(map[string]int, len(issued)) // colon serial → index in issued
-	for i, is := range issued {
-		if is.row != nil {
-			bySerial[is.row[serialField]] = i
-		}
-	}
-	seenAt := make([]int, len(issued)) // report row of each issuance, 0 if none
-	last := -1
-	err = readRows(report, format, func(row int, got []string) {
-		v.Rows = row
-		serial := got[serialField]
-		i, ok := bySerial[serial]
-		switch {
-		case !ok:
-			v.problem("row", row, "certificate %s is not in the log: the row was added, or its serial changed", serial)
-			return
-		case seenAt[i] != 0:
-			v.problem("row", row, "certificate %s is listed again (first on row %d)", serial, seenAt[i])
-			return
-		}
-		seenAt[i] = row
-		for f, name := range Fields {
-			if got[f] != issued[i].row[f] {
-				v.problem("row", row, "certificate %s: %s is %q, the log says %q", serial, name, got[f], issued[i].row[f])
-			}
-		}
-		if i < last {
-			v.problem("order", row, "certificate %s is out of order: the log has it before the row above it", serial)
-		}
-		last = max(last, i)
-	})
-	if err != nil {
-		v.problem("input", 0, "the report: %v", err)
-	}
-	for i, row := range seenAt {
-		if row == 0 && issued[i].row != nil {
-			v.problem("missing", 0, "certificate %s (log entry %d, issued %s) is missing from the report", issued[i].row[serialField], issued[i].seq, issued[i].row[issuedAtField])
-		}
-	}
 }
 
 // openCheckpoint checks the proof file's checkpoint against the key and
@@ -731,8 +649,6 @@ func (b *boundedRows) Read(p []byte) (int, error) {
 // rowEnds says that a row ended at offset.
 func (b *boundedRows) rowEnds(offset int64) { b.last = offset }
 
-// readRows calls fn with each row of a report, numbered from 1, as its
-// values in the order of Fields ("" where JSON has no member).
 // readRow reads a row of a JSON report into vals, in the order of Fields.
 // A member given twice is refused: which of the two a reader shows is up
 // to the reader, and only one was checked.
@@ -765,6 +681,8 @@ func readRow(dec *json.Decoder, index map[string]int, vals []string, seen []bool
 	return err
 }
 
+// readRows calls fn with each row of a report, numbered from 1, as its
+// values in the order of Fields ("" where JSON has no member).
 func readRows(r io.Reader, format openpca.AuditReportResponseFormat, fn func(row int, values []string)) error {
 	vals := make([]string, len(Fields))
 	br := &boundedRows{r: r}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
@@ -302,6 +304,77 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// TestVerifyManyProblems: what compareRows says of a report that differs
+// from its log in many rows, which it finds by keys and digests of the
+// log's rows and quotes from a third read of the proof file: the first
+// problems, and then that there are more; a row that is too long to keep
+// until then said to differ, but not quoted; and a serial the log issued
+// twice compared with its later issuance.
+func TestVerifyManyProblems(t *testing.T) {
+	const n = maxProblems + 100
+	serial := func(i int) string {
+		return strings.Repeat("00:", 14) + fmt.Sprintf("%02x:%02x", (i+1)>>8, (i+1)&0xff)
+	}
+	long := "CN=" + strings.Repeat("a", maxRow-4096)
+	tests := []struct {
+		name   string
+		n      int
+		tamper func(f *logFixture)
+		first  string // the first problem starts so
+		want   []string
+		count  int // of problems, if not 0
+	}{
+		{name: "rows reversed", n: n, tamper: func(f *logFixture) { slices.Reverse(f.rows) },
+			first: "row 2: certificate " + serial(n-2) + " is out of order", count: maxProblems + 1},
+		{name: "every row deleted", n: n, tamper: func(f *logFixture) { f.rows = nil },
+			first: "missing: certificate " + serial(0) + " (log entry 1, issued 2026-11-23T10:00:00+0000)", count: maxProblems + 1},
+		{name: "rows too long to keep", n: 20, tamper: func(f *logFixture) {
+			for _, c := range f.rows {
+				c.Subject = long
+			}
+		}, first: "row 1: certificate " + serial(0) + `: subject is "CN=aaa`, count: 20,
+			want: []string{"row 16: certificate " + serial(15) + `: subject is "CN=aaa`,
+				"row 17: certificate " + serial(16) + " is not as the log says: its row is too long to quote",
+				"row 20: certificate " + serial(19) + " is not as the log says: its row is too long to quote"}},
+		{name: "a serial issued twice", n: 20, tamper: func(f *logFixture) {
+			c := *f.rows[0]
+			c.Subject, c.IssuedAt = "CN=again", c.IssuedAt.Add(time.Hour)
+			f.records = append(f.records, openpca.IssueUse(f.ca.ARN, &c).Record)
+		}, first: "row 1: certificate " + serial(0) + `: subject is "CN=host-0.example.com,O=Example", the log says "CN=again"`,
+			want: []string{"missing: certificate " + serial(0) + " (log entry 1, issued 2026-11-23T10:00:00+0000) is missing from the report"}},
+	}
+	for _, format := range []openpca.AuditReportResponseFormat{openpca.AuditReportResponseFormatJson, openpca.AuditReportResponseFormatCsv} {
+		for _, tt := range tests {
+			t.Run(string(format)+"/"+tt.name, func(t *testing.T) {
+				f := newLogFixture(t, tt.n, format)
+				tt.tamper(f)
+				f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+				report, proof := f.write(t)
+				v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+				var got []string
+				for _, p := range v.Problems {
+					got = append(got, p.String())
+				}
+				switch {
+				case len(got) == 0:
+					t.Fatal("no problems")
+				case !strings.HasPrefix(got[0], tt.first):
+					t.Errorf("first problem %q, want one that starts %q", got[0], tt.first)
+				case tt.count != 0 && len(got) != tt.count:
+					t.Errorf("%d problems, want %d; the last: %q", len(got), tt.count, got[len(got)-1])
+				case tt.count > maxProblems && !strings.HasPrefix(got[maxProblems], "more: "):
+					t.Errorf("the last problem is %q, not that there are more", got[maxProblems])
+				}
+				for _, w := range tt.want {
+					if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+						t.Errorf("no problem starts %q; got:\n%s", w, strings.Join(got[:min(len(got), 30)], "\n"))
+					}
+				}
+			})
+		}
+	}
+}
+
 // TestVerifyJSONText: a JSON report verifies only as the one array of rows
 // that was checked, with nothing after it and no member given twice: other
 // readers would show what verification never saw.
@@ -358,30 +431,99 @@ func TestVerifyCSVCarriageReturns(t *testing.T) {
 	}
 }
 
-// BenchmarkVerify verifies a clean JSON report of 100,000 certificates
-// and its proof file: with the fixture's revocations (one certificate in
-// five), and with every certificate revoked, as after a key compromise.
-// Verify holds the log's revocations until it has read the report.
+// BenchmarkVerify verifies a JSON report of 100,000 certificates and its
+// proof file: with the fixture's revocations (one certificate in five);
+// with every certificate revoked, as after a key compromise; and with the
+// last row's subject changed, which Verify finds by reading the report row
+// by row. Verify holds the log's revocations until it has read the report,
+// and then 64 bytes of each issuance too; peak-heap-MiB is the most heap
+// in use while it runs (not only what is live).
 func BenchmarkVerify(b *testing.B) {
-	for _, all := range []bool{false, true} {
-		b.Run(fmt.Sprintf("all-revoked=%v", all), func(b *testing.B) {
-			f := newLogFixture(b, 100_000, openpca.AuditReportResponseFormatJson)
-			for i, c := range f.rows {
-				if all && i%5 != 0 {
-					c.RevokedAt, c.RevocationReason = c.IssuedAt.Add(2*time.Hour), openpca.RevocationReasonSuperseded
-					f.records = append(f.records, openpca.RevokeUse(f.ca.ARN, c, c.RevokedAt, c.RevocationReason, "account:111122223333", "req-r").Record)
-				}
+	for _, tt := range []struct {
+		name               string
+		allRevoked, change bool
+	}{{name: "all-revoked=false"}, {name: "all-revoked=true", allRevoked: true}, {name: "last-row-changed", change: true}} {
+		b.Run(tt.name, func(b *testing.B) {
+			// The files are read from disk, as an auditor's are, so that
+			// the heap holds only what Verify keeps.
+			report, proof, vkey := verifyFiles(b, tt.allRevoked, tt.change)
+			problems := 0
+			if tt.change {
+				problems = 1
 			}
-			report, proof := f.write(b)
-			b.SetBytes(int64(len(report) + len(proof)))
 			b.ReportAllocs()
+			runtime.GC()
+			var base runtime.MemStats
+			runtime.ReadMemStats(&base)
+			peak := peakHeap()
 			for b.Loop() {
-				if v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey); len(v.Problems) > 0 || v.Rows != 100_000 {
+				if err := rewind(report, proof); err != nil {
+					b.Fatal(err)
+				}
+				if v := Verify(report, proof, vkey); len(v.Problems) != problems || v.Rows != 100_000 {
 					b.Fatalf("%d rows, problems %v", v.Rows, v.Problems)
 				}
 			}
+			b.ReportMetric(float64(peak()-base.HeapInuse)/(1<<20), "peak-heap-MiB")
 		})
 	}
+}
+
+// verifyFiles writes BenchmarkVerify's report and proof file, with the
+// last row's subject changed if asked, and opens them.
+func verifyFiles(b *testing.B, allRevoked, change bool) (report, proof *os.File, vkey string) {
+	f := newLogFixture(b, 100_000, openpca.AuditReportResponseFormatJson)
+	for i, c := range f.rows {
+		if allRevoked && i%5 != 0 {
+			c.RevokedAt, c.RevocationReason = c.IssuedAt.Add(2*time.Hour), openpca.RevocationReasonSuperseded
+			f.records = append(f.records, openpca.RevokeUse(f.ca.ARN, c, c.RevokedAt, c.RevocationReason, "account:111122223333", "req-r").Record)
+		}
+	}
+	r, p := f.write(b)
+	if change {
+		r[bytes.LastIndex(r, []byte("host-"))] = 'H'
+	}
+	b.SetBytes(int64(len(r) + len(p)))
+	dir := b.TempDir()
+	for _, file := range []struct {
+		name string
+		data []byte
+		to   **os.File
+	}{{"report.json", r, &report}, {"proof.jsonl.gz", p, &proof}} {
+		name := filepath.Join(dir, file.name)
+		if err := os.WriteFile(name, file.data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		opened, err := os.Open(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { opened.Close() })
+		*file.to = opened
+	}
+	return report, proof, f.vkey
+}
+
+// peakHeap samples the heap in use every millisecond until the function
+// it returns is called, which returns the most it saw.
+func peakHeap() func() uint64 {
+	done := make(chan uint64)
+	go func() {
+		var most uint64
+		var m runtime.MemStats
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				runtime.ReadMemStats(&m)
+				most = max(most, m.HeapInuse)
+			case done <- most:
+				return
+			}
+		}
+	}()
+	return func() uint64 { return <-done }
 }
 
 // TestVerifyOrdersByLog: a report lists certificates in the order of
@@ -465,10 +607,23 @@ func FuzzVerify(f *testing.F) {
 		}
 		f.Add(report, lines)
 	}
+	// Every seed's log is the same: a report verified is of its rows.
+	var want [][]string
+	for _, c := range newLogFixture(f, 6, openpca.AuditReportResponseFormatJson).rows {
+		want = append(want, values(c, nil))
+	}
 	f.Fuzz(func(t *testing.T, report, proof []byte) {
 		v := Verify(bytes.NewReader(report), bytes.NewReader(proof), vkey)
-		if len(v.Problems) == 0 && (v.Rows != 6 || v.Certificates != 6) {
+		if len(v.Problems) > 0 {
+			return
+		}
+		if v.Rows != 6 || v.Certificates != 6 {
 			t.Fatalf("verified with %d rows and %d certificates, not the log's 6", v.Rows, v.Certificates)
+		}
+		var got [][]string
+		err := readRows(bytes.NewReader(report), openpca.AuditReportResponseFormat(v.Header.ReportFormat), func(_ int, row []string) { got = append(got, slices.Clone(row)) })
+		if err != nil || !slices.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("verified a report whose rows are not the log's (%v):\n%q", err, got)
 		}
 	})
 }

@@ -1,0 +1,300 @@
+package audit
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
+)
+
+// What Verify keeps of a log is what sizes its memory at ten million
+// certificates: 64 bytes a revocation, and, when a report differs from
+// what its log says, 64 bytes an issuance (compareRows). Kept as strings
+// in maps, they took about 480 and 1,360 bytes of heap each.
+
+// revocations are the revocations of a log, by serial.
+type revocations struct {
+	list []logRevocation // by serial, then entry, once sorted
+}
+
+// logRevocation is a certificate's revocation in the log.
+type logRevocation struct {
+	serial [2 * openpca.MaxSerialOctets]byte // hex, as the record has it (checkRecord bounds it)
+	size   uint8                             // of serial
+	reason uint8                             // in revocationReasons
+	issued bool                              // its issuance came before it in the log
+	seq    int64
+	at     int64 // Unix seconds: a report shows times to the second
+}
+
+// revocationReasons are the reasons a revocation may give, which
+// checkRecord checks.
+var revocationReasons = openpca.RevocationReason("").Values()
+
+// add keeps a revocation that checkRecord has checked.
+func (rs *revocations) add(seq int64, serial string, at time.Time, reason string) {
+	r := logRevocation{seq: seq, at: at.Unix()}
+	r.size = uint8(copy(r.serial[:], serial))
+	r.reason = uint8(slices.Index(revocationReasons, openpca.RevocationReason(reason)))
+	rs.list = append(rs.list, r)
+}
+
+func (r *logRevocation) hex() string { return string(r.key()) }
+
+func (r *logRevocation) key() []byte { return r.serial[:r.size] }
+
+// sort orders the revocations by serial, and calls again with each that
+// revokes a certificate revoked before, which it then drops: a report
+// shows one revocation.
+func (rs *revocations) sort(again func(r, first *logRevocation)) {
+	slices.SortFunc(rs.list, func(a, b logRevocation) int {
+		return cmp.Or(bytes.Compare(a.key(), b.key()), cmp.Compare(a.seq, b.seq))
+	})
+	kept := rs.list[:0]
+	for i := range rs.list {
+		if n := len(kept); n > 0 && bytes.Equal(kept[n-1].key(), rs.list[i].key()) {
+			again(&rs.list[i], &kept[n-1])
+			continue
+		}
+		kept = append(kept, rs.list[i])
+	}
+	rs.list = slices.Clip(kept)
+}
+
+// find returns the revocation of serial, or nil.
+func (rs *revocations) find(serial string) *logRevocation {
+	var s logRevocation
+	if len(serial) > len(s.serial) {
+		return nil // no revocation is of it (checkRecord)
+	}
+	s.size = uint8(copy(s.serial[:], serial))
+	i, ok := slices.BinarySearchFunc(rs.list, s.key(), func(r logRevocation, k []byte) int {
+		return bytes.Compare(r.key(), k)
+	})
+	if !ok {
+		return nil
+	}
+	return &rs.list[i]
+}
+
+// revoke sets c's revocation to r's.
+func (r *logRevocation) revoke(c *openpca.Certificate) {
+	c.RevokedAt = time.Unix(r.at, 0).UTC()
+	c.RevocationReason = revocationReasons[r.reason]
+}
+
+// rowDigest is what compareRows keeps of a row the log says there should
+// be, to compare with the report's: its fields, each after its length, so
+// that no two rows have the same.
+func rowDigest(row []string) [sha256.Size]byte {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, f := range row {
+		h.Write(binary.AppendUvarint(n[:0], uint64(len(f))))
+		io.WriteString(h, f)
+	}
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
+// serialKey is what compareRows finds an issuance by: its row's serial,
+// hashed to 16 bytes. Two serials with one key could only make a problem
+// name the wrong certificate: the row found is compared whole, serial
+// included.
+func serialKey(serial string) [16]byte {
+	sum := sha256.Sum256([]byte(serial))
+	return [16]byte(sum[:16])
+}
+
+// maxQuoted bounds the fields of the report's rows that compareRows keeps
+// until it has read what the log says of them: a report of a thousand
+// rows of a megabyte each, all different from the log, would otherwise be
+// a gigabyte kept. A row past it is said to differ, without its fields.
+const maxQuoted = 16 << 20
+
+// rowProblem is a problem with a row of the report, said once the proof
+// file has been read again for what the log says of the issuance it is
+// compared with.
+type rowProblem struct {
+	check  string
+	row    int
+	detail string   // the problem, or the row's serial if it differs from its issuance
+	i      int      // the issuance the row differs from; -1 if detail says all
+	got    []string // the row, if kept
+}
+
+// compareRows reads the report row by row and says how it differs from
+// the log's issuances. Of each issuance it keeps 64 bytes: the key of its
+// serial, a digest of the row the log says it should have, and which row
+// of the report has it. For what its problems quote of the log, it reads
+// the proof file once more.
+func (v *Verification) compareRows(report io.Reader, proof io.ReadSeeker, checkpoint *auditlog.Checkpoint, format openpca.AuditReportResponseFormat, revs *revocations) {
+	type issuance struct {
+		digest [sha256.Size]byte // of its row
+		row    int               // of the report that has it; 0 if none, -1 if its record is broken
+	}
+	type key struct {
+		serial [16]byte
+		i      int // in issued
+	}
+	issued := make([]issuance, 0, v.Certificates)
+	index := make([]key, 0, v.Certificates)
+	var row []string
+	err := expectedRows(proof, checkpoint, revs, func(seq int64, c *openpca.Certificate, err error) error {
+		if err != nil {
+			v.problem("log", 0, "entry %d: %v", seq, err)
+			issued = append(issued, issuance{row: -1})
+			return nil
+		}
+		row = expectedRow(c, format, row)
+		index = append(index, key{serialKey(row[serialField]), len(issued)})
+		issued = append(issued, issuance{digest: rowDigest(row)})
+		return nil
+	})
+	if err != nil {
+		// Rows compared with records that are not the checkpoint's log
+		// would say nothing of the report.
+		v.problem("log", 0, "%v", err)
+		return
+	}
+	// With a serial logged twice, the later issuance is the one a row is
+	// compared with.
+	slices.SortFunc(index, func(a, b key) int {
+		return cmp.Or(bytes.Compare(a.serial[:], b.serial[:]), cmp.Compare(b.i, a.i))
+	})
+	find := func(serial string) (int, bool) {
+		k, ok := slices.BinarySearchFunc(index, serialKey(serial), func(e key, s [16]byte) int { return bytes.Compare(e.serial[:], s[:]) })
+		if !ok {
+			return 0, false
+		}
+		return index[k].i, true
+	}
+
+	var problems []rowProblem // each says one problem at least; one past maxProblems is enough
+	add := func(p rowProblem) {
+		if len(problems) <= maxProblems {
+			problems = append(problems, p)
+		}
+	}
+	quoted := 0
+	last := -1
+	err = readRows(report, format, func(n int, got []string) {
+		v.Rows = n
+		i, ok := find(got[serialField])
+		serial, _ := openpca.CutText(got[serialField], maxDetail) // a problem quotes no more
+		switch {
+		case !ok:
+			add(rowProblem{check: "row", row: n, i: -1, detail: fmt.Sprintf("certificate %s is not in the log: the row was added, or its serial changed", serial)})
+			return
+		case issued[i].row != 0:
+			add(rowProblem{check: "row", row: n, i: -1, detail: fmt.Sprintf("certificate %s is listed again (first on row %d)", serial, issued[i].row)})
+			return
+		}
+		issued[i].row = n
+		if rowDigest(got) != issued[i].digest {
+			p := rowProblem{check: "row", row: n, i: i, detail: serial}
+			if size := rowSize(got); quoted+size <= maxQuoted && len(problems) <= maxProblems {
+				quoted += size
+				p.got = slices.Clone(got)
+			}
+			add(p)
+		}
+		if i < last {
+			add(rowProblem{check: "order", row: n, i: -1, detail: fmt.Sprintf("certificate %s is out of order: the log has it before the row above it", serial)})
+		}
+		last = max(last, i)
+	})
+	if err != nil {
+		add(rowProblem{check: "input", i: -1, detail: "the report: " + err.Error()})
+	}
+
+	// What the log says of the issuances the problems name: the rows of
+	// those rows differ from, and those missing from the report.
+	type logged struct {
+		seq int64
+		row []string
+	}
+	quote := map[int]*logged{}
+	for _, p := range problems {
+		if p.i >= 0 {
+			quote[p.i] = nil
+		}
+	}
+	missing := 0
+	for i := 0; i < len(issued) && missing <= maxProblems; i++ {
+		if issued[i].row == 0 {
+			quote[i] = nil
+			missing++
+		}
+	}
+	if len(quote) > 0 {
+		if err := rewind(proof); err != nil {
+			v.problem("input", 0, "%v", err)
+			return
+		}
+		i := 0
+		err := expectedRows(proof, checkpoint, revs, func(seq int64, c *openpca.Certificate, err error) error {
+			if _, ok := quote[i]; ok && err == nil {
+				quote[i] = &logged{seq: seq, row: expectedRow(c, format, nil)}
+			}
+			i++
+			return nil
+		})
+		if err != nil {
+			// The log read the third time is not the one the rows were
+			// compared with: what it says of them would not be the
+			// checkpoint's.
+			v.problem("log", 0, "%v", err)
+			return
+		}
+	}
+	for _, p := range problems {
+		switch l := quote[p.i]; {
+		case p.i < 0:
+			v.problem(p.check, p.row, "%s", p.detail)
+		case p.got == nil || l == nil:
+			v.problem(p.check, p.row, "certificate %s is not as the log says: its row is too long to quote", p.detail)
+		default:
+			for f, name := range Fields {
+				if p.got[f] != l.row[f] {
+					v.problem(p.check, p.row, "certificate %s: %s is %q, the log says %q", p.detail, name, p.got[f], l.row[f])
+				}
+			}
+		}
+	}
+	for i, is := range issued {
+		if l := quote[i]; is.row == 0 && l != nil {
+			v.problem("missing", 0, "certificate %s (log entry %d, issued %s) is missing from the report", l.row[serialField], l.seq, l.row[issuedAtField])
+		}
+	}
+}
+
+// expectedRow is the row of c, as a report of the format holds it.
+func expectedRow(c *openpca.Certificate, format openpca.AuditReportResponseFormat, out []string) []string {
+	row := values(c, out)
+	if format == openpca.AuditReportResponseFormatCsv {
+		// A CSV report keeps no carriage return within a field:
+		// encoding/csv drops them when it writes with CRLF line ends
+		// (RFC 4180's), and reads a CRLF within a field as LF. A subject
+		// can hold one.
+		for f := range row {
+			row[f] = strings.ReplaceAll(row[f], "\r", "")
+		}
+	}
+	return row
+}
+
+func rowSize(row []string) int {
+	n := 0
+	for _, f := range row {
+		n += len(f)
+	}
+	return n
+}
