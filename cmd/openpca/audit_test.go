@@ -20,7 +20,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	"golang.org/x/mod/sumdb/note"
@@ -65,22 +64,7 @@ func newAuditServer(t *testing.T) *auditServer {
 		CertificateSerial: &s.serials[0], RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
 		t.Fatal(err)
 	}
-	bucket := filepath.Join(env.Config.DataDir, "s3", "reports")
-	if err := os.MkdirAll(bucket, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
-		CertificateAuthorityArn: &s.caARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 100*time.Millisecond
-	}).Wait(t.Context(), &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &s.caARN, AuditReportId: out.AuditReportId}, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.report = filepath.Join(bucket, *out.S3Key)
+	s.report = newReport(t, env, s.caARN)
 	s.proof = s.report + auditlog.ProofSuffix
 	key, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
 	if err != nil {

@@ -111,8 +111,11 @@ func awaitReport(t *testing.T, env *testenv.Env, caARN string, format types.Audi
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = acmpca.NewAuditReportCreatedWaiter(env.Client).Wait(t.Context(),
-		&acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: rep.AuditReportId}, time.Minute)
+	// The waiter's own delays (3 s and more) would idle most of the
+	// tests that ask for reports, which take a few milliseconds.
+	err = acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 100*time.Millisecond
+	}).Wait(t.Context(), &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: rep.AuditReportId}, time.Minute)
 	return *rep.AuditReportId, filepath.Join(bucket, *rep.S3Key), err
 }
 

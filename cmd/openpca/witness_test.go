@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	"golang.org/x/mod/sumdb/note"
@@ -401,22 +400,11 @@ func forkLog(t *testing.T, env *testenv.Env, db *sql.DB, caID string, n int) {
 // it, and returns its path.
 func newReport(t *testing.T, env *testenv.Env, caARN string) string {
 	t.Helper()
-	bucket := filepath.Join(env.Config.DataDir, "s3", "reports")
-	if err := os.MkdirAll(bucket, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := env.Client.CreateCertificateAuthorityAuditReport(t.Context(), &acmpca.CreateCertificateAuthorityAuditReportInput{
-		CertificateAuthorityArn: &caARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	_, path, err := awaitReport(t, env, caARN, types.AuditReportResponseFormatJson)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = acmpca.NewAuditReportCreatedWaiter(env.Client, func(o *acmpca.AuditReportCreatedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
-	}).Wait(t.Context(), &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: out.AuditReportId}, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(bucket, *out.S3Key)
+	return path
 }
 
 func metricsText(t *testing.T, base string) string {
