@@ -143,7 +143,7 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		}
 		return nil
 	})
-	revs.sort(func(r, first *logRevocation) {
+	revs.sort(func(r, first logRevocation) {
 		v.problem("log", 0, "entry %d revokes the certificate %s again (first at entry %d): a report shows one revocation", r.seq, r.hex(), first.seq)
 	})
 	if future > 1 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -39,7 +40,8 @@ type logRevocation struct {
 // checkRecord checks.
 var revocationReasons = openpca.RevocationReason("").Values()
 
-// add keeps a revocation that checkRecord has checked.
+// add keeps a revocation that checkRecord has checked: its serial fits,
+// and its reason is one of revocationReasons.
 func (rs *revocations) add(seq int64, serial string, at time.Time, reason string) {
 	r := logRevocation{seq: seq, at: at.Unix()}
 	r.size = uint8(copy(r.serial[:], serial))
@@ -51,35 +53,35 @@ func (r *logRevocation) hex() string { return string(r.key()) }
 
 func (r *logRevocation) key() []byte { return r.serial[:r.size] }
 
-// sort orders the revocations by serial, and calls again with each that
-// revokes a certificate revoked before, which it then drops: a report
-// shows one revocation.
-func (rs *revocations) sort(again func(r, first *logRevocation)) {
+// sort orders the revocations by serial, and drops each that revokes a
+// certificate revoked before: a report shows one revocation. It calls
+// again with each it drops, in the log's order.
+func (rs *revocations) sort(again func(r, first logRevocation)) {
 	slices.SortFunc(rs.list, func(a, b logRevocation) int {
 		return cmp.Or(bytes.Compare(a.key(), b.key()), cmp.Compare(a.seq, b.seq))
 	})
+	type pair struct{ r, first logRevocation }
+	var dropped []pair
 	kept := rs.list[:0]
-	for i := range rs.list {
-		if n := len(kept); n > 0 && bytes.Equal(kept[n-1].key(), rs.list[i].key()) {
-			again(&rs.list[i], &kept[n-1])
+	for _, r := range rs.list {
+		if n := len(kept); n > 0 && bytes.Equal(kept[n-1].key(), r.key()) {
+			dropped = append(dropped, pair{r, kept[n-1]})
 			continue
 		}
-		kept = append(kept, rs.list[i])
+		kept = append(kept, r)
 	}
 	rs.list = slices.Clip(kept)
+	slices.SortFunc(dropped, func(a, b pair) int { return cmp.Compare(a.r.seq, b.r.seq) })
+	for _, d := range dropped {
+		again(d.r, d.first)
+	}
 }
 
 // find returns the revocation of serial, or nil.
 func (rs *revocations) find(serial string) *logRevocation {
-	var s logRevocation
-	if len(serial) > len(s.serial) {
-		return nil // no revocation is of it (checkRecord)
-	}
-	s.size = uint8(copy(s.serial[:], serial))
-	i, ok := slices.BinarySearchFunc(rs.list, s.key(), func(r logRevocation, k []byte) int {
-		return bytes.Compare(r.key(), k)
-	})
-	if !ok {
+	// string(key) in a comparison is not a copy.
+	i := sort.Search(len(rs.list), func(i int) bool { return string(rs.list[i].key()) >= serial })
+	if i == len(rs.list) || string(rs.list[i].key()) != serial {
 		return nil
 	}
 	return &rs.list[i]
@@ -113,11 +115,25 @@ func serialKey(serial string) [16]byte {
 	return [16]byte(sum[:16])
 }
 
-// maxQuoted bounds the fields of the report's rows that compareRows keeps
-// until it has read what the log says of them: a report of a thousand
-// rows of a megabyte each, all different from the log, would otherwise be
-// a gigabyte kept. A row past it is said to differ, without its fields.
-const maxQuoted = 16 << 20
+// quotedRow is what compareRows keeps of a row it may quote: each field
+// cut to what a problem shows of it (Printable cuts there), and the digest
+// of the whole field, to compare by. A thousand rows of a megabyte, all
+// different from the log, are then 12 MB kept, not a gigabyte.
+type quotedRow []quotedField
+
+type quotedField struct {
+	shown string
+	sum   [sha256.Size]byte
+}
+
+func quoteRow(row []string) quotedRow {
+	q := make(quotedRow, len(row))
+	for f, v := range row {
+		q[f].shown, _ = openpca.CutText(v, maxDetail)
+		q[f].sum = sha256.Sum256([]byte(v))
+	}
+	return q
+}
 
 // rowProblem is a problem with a row of the report, said once the proof
 // file has been read again for what the log says of the issuance it is
@@ -125,9 +141,9 @@ const maxQuoted = 16 << 20
 type rowProblem struct {
 	check  string
 	row    int
-	detail string   // the problem, or the row's serial if it differs from its issuance
-	i      int      // the issuance the row differs from; -1 if detail says all
-	got    []string // the row, if kept
+	detail string    // the problem, or the row's serial if it differs from its issuance
+	i      int       // the issuance the row differs from; -1 if detail says all
+	got    quotedRow // the row, if it differs from its issuance
 }
 
 // compareRows reads the report row by row and says how it differs from
@@ -183,7 +199,6 @@ func (v *Verification) compareRows(report io.Reader, proof io.ReadSeeker, checkp
 			problems = append(problems, p)
 		}
 	}
-	quoted := 0
 	last := -1
 	err = readRows(report, format, func(n int, got []string) {
 		v.Rows = n
@@ -198,13 +213,8 @@ func (v *Verification) compareRows(report io.Reader, proof io.ReadSeeker, checkp
 			return
 		}
 		issued[i].row = n
-		if rowDigest(got) != issued[i].digest {
-			p := rowProblem{check: "row", row: n, i: i, detail: serial}
-			if size := rowSize(got); quoted+size <= maxQuoted && len(problems) <= maxProblems {
-				quoted += size
-				p.got = slices.Clone(got)
-			}
-			add(p)
+		if rowDigest(got) != issued[i].digest && len(problems) <= maxProblems {
+			add(rowProblem{check: "row", row: n, i: i, detail: serial, got: quoteRow(got)})
 		}
 		if i < last {
 			add(rowProblem{check: "order", row: n, i: -1, detail: fmt.Sprintf("certificate %s is out of order: the log has it before the row above it", serial)})
@@ -219,7 +229,7 @@ func (v *Verification) compareRows(report io.Reader, proof io.ReadSeeker, checkp
 	// those rows differ from, and those missing from the report.
 	type logged struct {
 		seq int64
-		row []string
+		row quotedRow
 	}
 	quote := map[int]*logged{}
 	for _, p := range problems {
@@ -227,11 +237,11 @@ func (v *Verification) compareRows(report io.Reader, proof io.ReadSeeker, checkp
 			quote[p.i] = nil
 		}
 	}
-	missing := 0
-	for i := 0; i < len(issued) && missing <= maxProblems; i++ {
+	// Only so many can be said (v.problem).
+	for i, shown := 0, len(problems); i < len(issued) && shown <= maxProblems; i++ {
 		if issued[i].row == 0 {
 			quote[i] = nil
-			missing++
+			shown++
 		}
 	}
 	if len(quote) > 0 {
@@ -242,7 +252,7 @@ func (v *Verification) compareRows(report io.Reader, proof io.ReadSeeker, checkp
 		i := 0
 		err := expectedRows(proof, checkpoint, revs, func(seq int64, c *openpca.Certificate, err error) error {
 			if _, ok := quote[i]; ok && err == nil {
-				quote[i] = &logged{seq: seq, row: expectedRow(c, format, nil)}
+				quote[i] = &logged{seq: seq, row: quoteRow(expectedRow(c, format, nil))}
 			}
 			i++
 			return nil
@@ -256,22 +266,20 @@ func (v *Verification) compareRows(report io.Reader, proof io.ReadSeeker, checkp
 		}
 	}
 	for _, p := range problems {
-		switch l := quote[p.i]; {
-		case p.i < 0:
+		if p.i < 0 {
 			v.problem(p.check, p.row, "%s", p.detail)
-		case p.got == nil || l == nil:
-			v.problem(p.check, p.row, "certificate %s is not as the log says: its row is too long to quote", p.detail)
-		default:
-			for f, name := range Fields {
-				if p.got[f] != l.row[f] {
-					v.problem(p.check, p.row, "certificate %s: %s is %q, the log says %q", p.detail, name, p.got[f], l.row[f])
-				}
+			continue
+		}
+		logged := quote[p.i].row
+		for f, name := range Fields {
+			if p.got[f].sum != logged[f].sum {
+				v.problem(p.check, p.row, "certificate %s: %s is %q, the log says %q", p.detail, name, p.got[f].shown, logged[f].shown)
 			}
 		}
 	}
 	for i, is := range issued {
 		if l := quote[i]; is.row == 0 && l != nil {
-			v.problem("missing", 0, "certificate %s (log entry %d, issued %s) is missing from the report", l.row[serialField], l.seq, l.row[issuedAtField])
+			v.problem("missing", 0, "certificate %s (log entry %d, issued %s) is missing from the report", l.row[serialField].shown, l.seq, l.row[issuedAtField].shown)
 		}
 	}
 }
@@ -289,12 +297,4 @@ func expectedRow(c *openpca.Certificate, format openpca.AuditReportResponseForma
 		}
 	}
 	return row
-}
-
-func rowSize(row []string) int {
-	n := 0
-	for _, f := range row {
-		n += len(f)
-	}
-	return n
 }
