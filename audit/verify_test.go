@@ -466,7 +466,7 @@ func BenchmarkVerify(b *testing.B) {
 		problems int
 	}{{"all-revoked=false", nil, 0}, {"all-revoked=true", allRevoked, 0}, {"last-row-changed", lastChanged, 1}} {
 		b.Run(tt.name, func(b *testing.B) {
-			report, proof, vkey := verifyFiles(b, 100_000, tt.tamper)
+			report, proof, vkey := verifyFiles(b, 100_000, openpca.AuditReportResponseFormatJson, tt.tamper)
 			b.ReportAllocs()
 			growth := heapGrowth()
 			for b.Loop() {
@@ -484,42 +484,83 @@ func BenchmarkVerify(b *testing.B) {
 
 // TestVerifyMemory: what Verify keeps of a log whose report differs from
 // it in every row is 64 bytes of each issuance, and of each problem no
-// more than it shows. GOGC is 10 while it runs, so that garbage does not
+// more than it shows, in either format. GOGC is 10 while it runs, so that garbage does not
 // hide what is kept.
 func TestVerifyMemory(t *testing.T) {
-	const n = 50_000 // 3.2 MB of what is kept
+	long := "CN=" + strings.Repeat("a", maxRow-4096)
 	for _, tt := range []struct {
 		name   string
+		n      int
 		tamper func(f *logFixture)
 	}{
-		{"every row deleted", func(f *logFixture) { f.rows = nil }},
-		{"every row changed", func(f *logFixture) {
+		{"every row deleted", 50_000, func(f *logFixture) { f.rows = nil }},
+		{"every row changed", 50_000, func(f *logFixture) {
 			for _, c := range f.rows {
 				c.Subject += "x"
 			}
 		}},
+		// Problems that quote no row.
+		{"every serial changed", 50_000, func(f *logFixture) {
+			for _, c := range f.rows {
+				c.Serial = "ff" + c.Serial
+			}
+		}},
+		// A problem quotes a kilobyte of a field: the rest is not kept.
+		{"rows of a megabyte changed", 32, func(f *logFixture) {
+			for _, c := range f.rows {
+				c.Subject = long
+			}
+		}},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			report, proof, vkey := verifyFiles(t, n, tt.tamper)
-			defer debug.SetGCPercent(debug.SetGCPercent(10))
-			growth := heapGrowth()
-			v := Verify(report, proof, vkey)
-			grew := growth()
-			if len(v.Problems) != maxProblems+1 {
-				t.Errorf("%d problems, want %d", len(v.Problems), maxProblems+1)
-			}
-			if grew > 16 {
-				t.Errorf("the heap grew by %.1f MiB, want at most 16", grew)
-			}
-			t.Logf("the heap grew by %.1f MiB", grew)
-		})
+		for _, format := range []openpca.AuditReportResponseFormat{openpca.AuditReportResponseFormatJson, openpca.AuditReportResponseFormatCsv} {
+			t.Run(string(format)+"/"+tt.name, func(t *testing.T) {
+				report, proof, vkey := verifyFiles(t, tt.n, format, tt.tamper)
+				defer debug.SetGCPercent(debug.SetGCPercent(10))
+				growth := heapGrowth()
+				v := Verify(report, proof, vkey)
+				grew := growth()
+				if len(v.Problems) == 0 {
+					t.Error("no problems")
+				}
+				if grew > 16 {
+					t.Errorf("the heap grew by %.1f MiB, want at most 16", grew)
+				}
+				t.Logf("the heap grew by %.1f MiB", grew)
+			})
+		}
 	}
 }
 
-// verifyFiles writes the report and proof file of a log of n issuances,
-// tampered with if tamper is not nil, and opens them.
-func verifyFiles(tb testing.TB, n int, tamper func(f *logFixture)) (report, proof *os.File, vkey string) {
-	f := newLogFixture(tb, n, openpca.AuditReportResponseFormatJson)
+// TestRevocationsBounded: a log that revokes one certificate at every
+// entry costs Verify the 64 bytes of each revocation and no more, and
+// finding a revocation allocates nothing.
+func TestRevocationsBounded(t *testing.T) {
+	var rs revocations
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	const serial = "00000000000000000000000000000001"
+	for i := range 200_000 {
+		rs.add(int64(200_000-i), serial, at, string(openpca.RevocationReasonKeyCompromise))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var said []int64
+	rs.sort(func(r, first logRevocation) { said = append(said, r.seq) })
+	runtime.ReadMemStats(&after)
+	if len(rs.list) != 1 || rs.list[0].seq != 1 || len(said) != maxProblems+1 || said[0] != 2 || !slices.IsSorted(said) {
+		t.Errorf("kept %d (the first at entry %d), said %d", len(rs.list), rs.list[0].seq, len(said))
+	}
+	if a := after.TotalAlloc - before.TotalAlloc; a > 1<<20 {
+		t.Errorf("sorting allocated %d KiB", a>>10)
+	}
+	if n := testing.AllocsPerRun(100, func() { rs.find(serial) }); n != 0 || rs.find(serial) == nil || rs.find(serial+"0") != nil {
+		t.Errorf("find: %v allocations", n)
+	}
+}
+
+// verifyFiles writes the report of the format and the proof file of a log
+// of n issuances, tampered with if tamper is not nil, and opens them.
+func verifyFiles(tb testing.TB, n int, format openpca.AuditReportResponseFormat, tamper func(f *logFixture)) (report, proof *os.File, vkey string) {
+	f := newLogFixture(tb, n, format)
 	if tamper != nil {
 		tamper(f)
 	}

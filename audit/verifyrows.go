@@ -55,24 +55,31 @@ func (r *logRevocation) key() []byte { return r.serial[:r.size] }
 
 // sort orders the revocations by serial, and drops each that revokes a
 // certificate revoked before: a report shows one revocation. It calls
-// again with each it drops, in the log's order.
+// again with the first it drops, in the log's order: at most
+// maxProblems+1 of them.
 func (rs *revocations) sort(again func(r, first logRevocation)) {
 	slices.SortFunc(rs.list, func(a, b logRevocation) int {
 		return cmp.Or(bytes.Compare(a.key(), b.key()), cmp.Compare(a.seq, b.seq))
 	})
+	// Of those dropped, the first that can be said (v.problem) are kept,
+	// and no more: a log may revoke one certificate at every entry.
 	type pair struct{ r, first logRevocation }
 	var dropped []pair
+	byEntry := func(a, b pair) int { return cmp.Compare(a.r.seq, b.r.seq) }
 	kept := rs.list[:0]
 	for _, r := range rs.list {
 		if n := len(kept); n > 0 && bytes.Equal(kept[n-1].key(), r.key()) {
-			dropped = append(dropped, pair{r, kept[n-1]})
+			if dropped = append(dropped, pair{r, kept[n-1]}); len(dropped) > 2*maxProblems {
+				slices.SortFunc(dropped, byEntry)
+				dropped = dropped[:maxProblems+1]
+			}
 			continue
 		}
 		kept = append(kept, r)
 	}
 	rs.list = slices.Clip(kept)
-	slices.SortFunc(dropped, func(a, b pair) int { return cmp.Compare(a.r.seq, b.r.seq) })
-	for _, d := range dropped {
+	slices.SortFunc(dropped, byEntry)
+	for _, d := range dropped[:min(len(dropped), maxProblems+1)] {
 		again(d.r, d.first)
 	}
 }
@@ -129,10 +136,17 @@ type quotedField struct {
 func quoteRow(row []string) quotedRow {
 	q := make(quotedRow, len(row))
 	for f, v := range row {
-		q[f].shown, _ = openpca.CutText(v, maxDetail)
+		q[f].shown = shownText(v)
 		q[f].sum = sha256.Sum256([]byte(v))
 	}
 	return q
+}
+
+// shownText is s cut to what a problem shows of it, in a string of its
+// own: a cut of s would keep all of s, and a CSV row's fields share one.
+func shownText(s string) string {
+	cut, _ := openpca.CutText(s, maxDetail)
+	return strings.Clone(cut)
 }
 
 // rowProblem is a problem with a row of the report, said once the proof
@@ -203,7 +217,7 @@ func (v *Verification) compareRows(report io.Reader, proof io.ReadSeeker, checkp
 	err = readRows(report, format, func(n int, got []string) {
 		v.Rows = n
 		i, ok := find(got[serialField])
-		serial, _ := openpca.CutText(got[serialField], maxDetail) // a problem quotes no more
+		serial := shownText(got[serialField])
 		switch {
 		case !ok:
 			add(rowProblem{check: "row", row: n, i: -1, detail: fmt.Sprintf("certificate %s is not in the log: the row was added, or its serial changed", serial)})
