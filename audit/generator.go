@@ -74,12 +74,10 @@ type GeneratorConfig struct {
 }
 
 // DefaultLease is how long a worker holds a report without renewing; it
-// renews every third of its lease.
+// renews every third of its lease. Idle workers look as often, unwoken,
+// for reports other servers asked for and reports whose worker died: a
+// lease taken over is then at most a third of it late.
 const DefaultLease = 15 * time.Second
-
-// pollInterval is how often idle workers look for reports whose worker
-// died, without being woken.
-const pollInterval = 5 * time.Second
 
 // StartGenerator starts a Generator's workers.
 func StartGenerator(cfg GeneratorConfig) *Generator {
@@ -90,7 +88,7 @@ func StartGenerator(cfg GeneratorConfig) *Generator {
 		cfg.Now = time.Now
 	}
 	g := &Generator{cfg: cfg}
-	g.pool = worker.Start(worker.Config{Name: "audit report", Owner: cfg.Owner, Workers: cfg.Workers, Lease: cfg.Lease, Poll: pollInterval,
+	g.pool = worker.Start(worker.Config{Name: "audit report", Owner: cfg.Owner, Workers: cfg.Workers, Lease: cfg.Lease, Poll: cfg.Lease / 3,
 		Logger: cfg.Logger, Now: cfg.Now}, queue{g})
 	return g
 }

@@ -403,7 +403,8 @@ func TestReportTablesNotServers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			signAsTestKey(t)
-			env := testenv.Start(t)
+			// Idle workers look for reports every third of the lease.
+			env := testenv.Start(t, func(c *app.Config) { c.AuditReportLease = 1500 * time.Millisecond })
 			caARN, _ := env.NewActiveRoot(t, "Reported Root")
 			caID := caARN[strings.LastIndex(caARN, "/")+1:]
 			done, _, err := awaitReport(t, env, caARN, types.AuditReportResponseFormatCsv)
@@ -411,8 +412,8 @@ func TestReportTablesNotServers(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A report as the server asks for one, but for its row, for
-			// its workers to find (they look every 5 s). The API takes
-			// ids of a UUID's form only: the table says how it ended.
+			// its workers to find unwoken. The API takes ids of a UUID's
+			// form only: the table says how it ended.
 			key := "audit-report/" + caID + "/" + tc.key
 			if tc.key == "" {
 				key = openpca.AuditReportKey(caID, tc.id, openpca.AuditReportResponseFormatCsv)
