@@ -448,12 +448,19 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 		if err == nil {
 			err = ks.DestroyKey(ctx, ca)
 		}
+		// What finds the key, for an operator to remove it by hand: its
+		// id, and the handle unless the store may be the software one,
+		// whose handle is the sealed key itself.
+		handle := ""
+		if ks.KeyStore != nil && ks.Hardware() {
+			handle = string(ca.KeyHandle)
+		}
 		if errors.Is(err, openpca.ErrNotFound) {
 			// Destroyed before (by another server, or a try whose answer
 			// was lost), or a store that is not the one that held it: said,
 			// for an operator to tell the two apart.
 			s.logger.WarnContext(ctx, "the key of a CA deleted for good, or never stored, is not in its store; it is taken as destroyed", "ca", ca.ARN, "key_store", ca.KeyStore,
-				"key_handle", string(ca.KeyHandle), "key_id", ca.KeyID)
+				"key_handle", handle, "key_id", ca.KeyID)
 			err = nil
 		}
 		if err == nil {
@@ -461,13 +468,6 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 			err = s.store.KeyDestroyed(context.WithoutCancel(ctx), ca.ID)
 		}
 		if err != nil {
-			// What finds the key, for an operator to remove it by hand:
-			// its id, and the handle unless the store may be the software
-			// one, whose handle is the sealed key itself.
-			handle := ""
-			if ks.KeyStore != nil && ks.Hardware() {
-				handle = string(ca.KeyHandle)
-			}
 			s.logger.ErrorContext(ctx, "removing the key of a CA deleted for good, or never stored; a purge tries again", "ca", ca.ARN, "key_store", ca.KeyStore,
 				"key_handle", handle, "key_id", ca.KeyID, "error", err)
 		}

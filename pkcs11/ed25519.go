@@ -74,8 +74,21 @@ func (k *edKey) open(create bool) error {
 		return fmt.Errorf("pkcs11: the token has no Ed25519 key %q", k.label)
 	}
 	k.priv = priv
-	k.pub, err = k.publicKey(pub)
-	return err
+	if k.pub, err = k.publicKey(pub); err != nil {
+		return err
+	}
+	// The private key must sign what the public key checks: keys under
+	// the label that are not one pair would sign checkpoints that no one
+	// can verify. The message has no newline, so it is no signed note.
+	proof := []byte("openpca: the audit key proves itself")
+	sig, err := k.sign(proof)
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(k.pub, proof, sig) {
+		return fmt.Errorf("pkcs11: the token's Ed25519 private key %q is not its public key's pair; keep the server's pair alone under the label", k.label)
+	}
+	return nil
 }
 
 func is(err error, code p11.Error) bool {
@@ -146,10 +159,16 @@ func (k *edKey) find() (pub, priv p11.ObjectHandle, err error) {
 		if err := k.ctx.FindObjectsInit(k.session, template); err != nil {
 			return 0, 0, fmt.Errorf("pkcs11: %w", err)
 		}
-		found, _, err := k.ctx.FindObjects(k.session, 1)
+		found, _, err := k.ctx.FindObjects(k.session, 2)
 		k.ctx.FindObjectsFinal(k.session)
 		if err != nil {
 			return 0, 0, fmt.Errorf("pkcs11: %w", err)
+		}
+		// Which of two the token lists first is the token's choice, not
+		// the server's.
+		if len(found) > 1 {
+			kind := map[uint]string{p11.CKO_PUBLIC_KEY: "public", p11.CKO_PRIVATE_KEY: "private"}[class]
+			return 0, 0, fmt.Errorf("pkcs11: the token has more than one Ed25519 %s key %q; keep the server's pair alone under the label", kind, k.label)
 		}
 		if len(found) == 1 {
 			if class == p11.CKO_PUBLIC_KEY {

@@ -275,12 +275,64 @@ func TestGenerateKeyAfterTokenBack(t *testing.T) {
 	t.Errorf("the token is back, and the store makes no key: %s: %v", openpca.ErrorCode(err), err)
 }
 
+// TestAuditKeyProvesItself: the audit key is one pair of the token alone
+// under its label. A second key of either class under it, whichever the
+// token lists first, or a private key not the public key's pair, would
+// sign checkpoints no one can verify: the key is refused.
+func TestAuditKeyProvesItself(t *testing.T) {
+	// One store for every case: another in the same process could not
+	// initialize the module, which the audit key's sessions keep.
+	_, store, _, _, s := newTokenCA(t)
+	for _, tc := range []struct {
+		name  string
+		moved uint // the class of the other pair's key moved under the label
+		swap  bool // the audit key's own of that class destroyed first
+		want  string
+	}{
+		{"second private key", p11.CKO_PRIVATE_KEY, false, "more than one Ed25519 private key"},
+		{"second public key", p11.CKO_PUBLIC_KEY, false, "more than one Ed25519 public key"},
+		{"private key swapped", p11.CKO_PRIVATE_KEY, true, "not its public key's pair"},
+		{"public key swapped", p11.CKO_PUBLIC_KEY, true, "not its public key's pair"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			label, other := "audit "+tc.name, "other "+tc.name
+			if _, err := store.Ed25519(label, true); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.Ed25519(other, true); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.Ed25519(label, false); err != nil {
+				t.Fatalf("the audit key, untouched: %v", err)
+			}
+			if tc.swap {
+				for _, o := range s.objects(t, []byte(label), tc.moved) {
+					if err := s.m.DestroyObject(s.h, o); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, o := range s.objects(t, []byte(other), tc.moved) {
+				if err := s.m.SetAttributeValue(s.h, o, []*p11.Attribute{p11.NewAttribute(p11.CKA_LABEL, label)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := store.Ed25519(label, false)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("the audit key with another pair's key under its label: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestRefusedPINNotTriedAgain: a token whose user PIN changed while the
 // server runs refuses the store's login again; the store then logs in no
 // more, lest a token that counts failed logins lock the PIN, until the
 // server restarts. With the PIN set back, it still does not sign (it
 // would, had it logged in again), and says why. The audit key's signer,
-// which logs in on its own, keeps to it too.
+// which logs in on its own, keeps to it too. It stays the file's last
+// test: after it, the module cannot be initialized again in the process
+// (CKR_CRYPTOKI_ALREADY_INITIALIZED).
 func TestRefusedPINNotTriedAgain(t *testing.T) {
 	h, store, ca, _, own := newTokenCA(t)
 	signer, err := store.Signer(context.Background(), ca)
