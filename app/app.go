@@ -378,10 +378,10 @@ func (a *App) authenticator(ctx context.Context) (awsjson.Authenticator, error) 
 }
 
 // warnUnreadablePolicies says which stored policies this version no
-// longer reads (an earlier one took them): now, not at their first
-// refusal, which another account sees only as a CA not found. An access
-// key's such policy denies every request of the key; a CA's shares the CA
-// with no account.
+// longer reads, or, a CA's, no longer takes (an earlier one took them):
+// now, not at their first refusal, which another account sees only as a
+// CA not found. An access key's such policy denies every request of the
+// key; a CA's shares the CA with no account.
 func (a *App) warnUnreadablePolicies(ctx context.Context) error {
 	keys, err := a.store.ListAccessKeys(ctx, "")
 	if err != nil {
@@ -392,9 +392,10 @@ func (a *App) warnUnreadablePolicies(ctx context.Context) error {
 			a.logger.Warn("an access key's policy no longer reads: its requests are denied until the policy is detached (openpca policy detach)", "key", k.ID, "error", err)
 		}
 	}
+	cache := new(policy.Cache)
 	return a.store.CAPolicies(ctx, func(arn, doc string) {
-		if _, err := policy.Parse([]byte(doc), policy.Resource); err != nil {
-			a.logger.Warn("a certificate authority's policy no longer reads: it is shared with no account until it is put again (PutPolicy) or deleted", "ca", arn, "error", err)
+		if _, err := authority.ParseCAPolicy(cache, doc, arn); err != nil {
+			a.logger.Warn("a certificate authority's policy is no longer one this version takes: it is shared with no account until it is put again (PutPolicy) or deleted", "ca", arn, "error", err)
 		}
 	})
 }

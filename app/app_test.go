@@ -336,49 +336,75 @@ func TestUnreadablePolicyWarned(t *testing.T) {
 }
 
 // TestUnreadableCAPolicyWarned: a CA's stored policy that this version
-// no longer reads (here one naming a member twice, which an earlier
-// version took) shares the CA with no account, and the operator hears of
-// it at the start and at each refusal; the other account sees only a CA
-// not found. A CA whose policy reads is not named.
+// no longer takes shares the CA with no account, and the operator hears
+// of it at the start and at each refusal; the other account sees only a
+// CA not found. A CA whose policy is taken is not named. Not taken: one
+// that does not read (naming a member twice, which an earlier version
+// took), and one that reads but that PutPolicy would refuse now (a
+// pattern that came to match an action a CA cannot share as actions were
+// added, or a policy written to the database by hand).
 func TestUnreadableCAPolicyWarned(t *testing.T) {
-	ctx := t.Context()
-	var logs testenv.SyncBuffer
-	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	const other = "444455556666"
-	client, _ := env.NewAccount(t, other)
-	share := func(ca string) string {
+	share := func(ca, action string) string {
 		return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + other + `"},"Resource":"` + ca +
-			`","Action":"acm-pca:DescribeCertificateAuthority"}]}`
+			`","Action":["acm-pca:DescribeCertificateAuthority",` + action + `]}]}`
 	}
-	readable, unreadable := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "readable"), env.CreateCA(t, types.CertificateAuthorityTypeRoot, "unreadable")
-	for _, ca := range []string{readable, unreadable} {
-		if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: aws.String(share(ca))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &ca}); err != nil {
-			t.Fatalf("the other account, on %s shared with it: %v", ca, err)
-		}
-	}
-	old := strings.Replace(share(unreadable), `"Effect":"Allow"`, `"Effect":"Allow","Effect":"Allow"`, 1)
-	if _, err := env.DB(t).ExecContext(ctx, `UPDATE certificate_authorities SET policy = ? WHERE arn = ?`, old, unreadable); err != nil {
-		t.Fatal(err)
-	}
-	before := len(logs.String())
-	env.Restart(t)
-	client, _ = env.NewKey(t, other) // the restarted server listens elsewhere
-	start := logs.String()[before:]
-	if !strings.Contains(start, "certificate authority's policy no longer reads") || !strings.Contains(start, "ca="+unreadable) || strings.Contains(start, readable) {
-		t.Errorf("the start's warnings, of %s's policy and not %s's:\n%s", unreadable, readable, start)
-	}
-	if _, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &readable}); err != nil {
-		t.Errorf("the other account, on %s: %v", readable, err)
-	}
-	_, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &unreadable})
-	if _, ok := errors.AsType[*types.ResourceNotFoundException](err); !ok {
-		t.Errorf("the other account, on %s whose policy no longer reads: %v, want ResourceNotFoundException", unreadable, err)
-	}
-	if refusal := logs.String()[before+len(start):]; !strings.Contains(refusal, "policy no longer reads") || !strings.Contains(refusal, "account="+other) {
-		t.Errorf("the refusal's warning:\n%s", refusal)
+	for _, tc := range []struct {
+		name  string
+		store func(ca string) string // the policy written to the database
+	}{
+		{"member named twice", func(ca string) string {
+			return strings.Replace(share(ca, `"acm-pca:GetCertificate"`), `"Effect":"Allow"`, `"Effect":"Allow","Effect":"Allow"`, 1)
+		}},
+		// acm-pca:*tAudit* matched only the audit log's three actions
+		// before ListAuditReports was added.
+		{"pattern matching an action added since", func(ca string) string { return share(ca, `"acm-pca:*tAudit*"`) }},
+		{"action a CA cannot share", func(ca string) string { return share(ca, `"acm-pca:DeleteCertificateAuthority"`) }},
+		{"every action", func(ca string) string { return share(ca, `"acm-pca:*"`) }},
+		{"a Deny", func(ca string) string {
+			return strings.Replace(share(ca, `"acm-pca:GetCertificate"`), `}]}`, `},{"Effect":"Deny","Principal":{"AWS":"`+other+`"},"Resource":"`+ca+`","Action":"acm-pca:GetCertificate"}]}`, 1)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			var logs testenv.SyncBuffer
+			env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+			client, _ := env.NewAccount(t, other)
+			readable, unreadable := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "readable"), env.CreateCA(t, types.CertificateAuthorityTypeRoot, "unreadable")
+			for _, ca := range []string{readable, unreadable} {
+				if _, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: aws.String(share(ca, `"acm-pca:GetCertificate"`))}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &ca}); err != nil {
+					t.Fatalf("the other account, on %s shared with it: %v", ca, err)
+				}
+			}
+			if _, err := env.DB(t).ExecContext(ctx, `UPDATE certificate_authorities SET policy = ? WHERE arn = ?`, tc.store(unreadable), unreadable); err != nil {
+				t.Fatal(err)
+			}
+			before := len(logs.String())
+			env.Restart(t)
+			client, _ = env.NewKey(t, other) // the restarted server listens elsewhere
+			const warning = "certificate authority's policy is no longer one this version takes"
+			start := logs.String()[before:]
+			if !strings.Contains(start, warning) || !strings.Contains(start, "ca="+unreadable) || strings.Contains(start, readable) {
+				t.Errorf("the start's warnings, of %s's policy and not %s's:\n%s", unreadable, readable, start)
+			}
+			if _, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &readable}); err != nil {
+				t.Errorf("the other account, on %s: %v", readable, err)
+			}
+			_, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: &unreadable})
+			if _, ok := errors.AsType[*types.ResourceNotFoundException](err); !ok {
+				t.Errorf("the other account, on %s whose policy is not taken: %v, want ResourceNotFoundException", unreadable, err)
+			}
+			_, err = client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &unreadable, Status: types.CertificateAuthorityStatusDisabled})
+			if _, ok := errors.AsType[*types.ResourceNotFoundException](err); !ok {
+				t.Errorf("the other account's UpdateCertificateAuthority of %s whose policy is not taken: %v, want ResourceNotFoundException", unreadable, err)
+			}
+			if refusal := logs.String()[before+len(start):]; !strings.Contains(refusal, warning) || !strings.Contains(refusal, "account="+other) {
+				t.Errorf("the refusal's warning:\n%s", refusal)
+			}
+		})
 	}
 }
 

@@ -72,7 +72,7 @@ func (s *Service) authorizeAction(ctx context.Context, c openpca.Caller, action 
 	case v.NotShared:
 		if v.UnreadablePolicy != nil {
 			// The caller learns nothing of it; the operator must.
-			s.logger.WarnContext(ctx, "a certificate authority's policy no longer reads: it is shared with no account until it is put again (PutPolicy) or deleted", "ca", ca.ARN, "account", c.AccountID, "error", v.UnreadablePolicy)
+			s.logger.WarnContext(ctx, "a certificate authority's policy is no longer one this version takes: it is shared with no account until it is put again (PutPolicy) or deleted", "ca", ca.ARN, "account", c.AccountID, "error", v.UnreadablePolicy)
 		}
 		return caNotFound(ca.ARN)
 	case !v.Allowed:
@@ -89,8 +89,8 @@ type Verdict struct {
 	// NotShared is set when the CA is another account's, which has not
 	// shared it with the caller's account at all.
 	NotShared bool
-	// UnreadablePolicy is why the CA's policy did not read, when it did
-	// not (NotShared is set then).
+	// UnreadablePolicy is why the CA's policy is not one this version
+	// takes, when it is not (NotShared is set then).
 	UnreadablePolicy error
 	// Reason says why, as AWS words its denials ("because no
 	// identity-based policy allows the ... action"), or which statement
@@ -115,13 +115,13 @@ func Decide(cache *policy.Cache, c openpca.Caller, action string, ca *openpca.CA
 		var p *policy.Policy
 		var err error
 		if ca.Policy != "" {
-			p, err = cache.Parse(ca.Policy, policy.Resource)
+			p, err = ParseCAPolicy(cache, ca.Policy, ca.ARN)
 		}
 		if err != nil {
 			// Fails closed: a policy an earlier version stored and this
-			// one no longer reads shares the CA with no account.
+			// one no longer takes shares the CA with no account.
 			v.NotShared, v.UnreadablePolicy = true, err
-			v.Reason = fmt.Sprintf("because the policy of %s no longer reads (%v), and shares it with no account", ca.ARN, err)
+			v.Reason = fmt.Sprintf("because the policy of %s is no longer one this version takes (%v), and shares it with no account", ca.ARN, err)
 			return v
 		}
 		if p == nil || !p.Names(c.AccountID) {

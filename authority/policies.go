@@ -110,6 +110,24 @@ func checkPolicyState(ca *openpca.CA, now time.Time) error {
 	return nil
 }
 
+// ParseCAPolicy reads a CA's stored policy, doc, as PutPolicy would take
+// it now. What PutPolicy checked when it stored the policy may no longer
+// hold: an earlier version, with fewer actions, took a pattern that now
+// matches one a CA cannot share (acm-pca:*tAudit* matched only the
+// audit log's actions before ListAuditReports), and a policy written to
+// the database by hand was never checked. Such a policy is an error, and
+// shares the CA with no account.
+func ParseCAPolicy(cache *policy.Cache, doc, caARN string) (*policy.Policy, error) {
+	p, err := cache.Parse(doc, policy.Resource)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := checkCAPolicy(p, caARN); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // checkCAPolicy checks what a CA's policy may say, and returns the
 // accounts it names.
 func checkCAPolicy(p *policy.Policy, caARN string) ([]string, error) {
