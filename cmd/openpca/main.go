@@ -31,6 +31,7 @@ import (
 	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/connlimit"
 	"github.com/openpca/openpca/internal/asynclog"
+	"github.com/openpca/openpca/internal/nodump"
 )
 
 // gcPercent is the garbage collector's target unless GOGC is set. The
@@ -118,6 +119,10 @@ func asyncLogger(stderr io.Writer, handler func(io.Writer) slog.Handler) (*slog.
 func main() {
 	if _, ok := os.LookupEnv("GOGC"); !ok {
 		debug.SetGCPercent(gcPercent)
+	}
+	// Before any key is read: the server's and the operator commands'.
+	if err := nodump.Disable(os.LookupEnv); err != nil {
+		fmt.Fprintln(os.Stderr, "openpca: warning: core dumps could not be turned off:", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -205,3 +205,48 @@ func TestPortTheSystemChose(t *testing.T) {
 		}
 	}
 }
+
+// TestNoCoreDumps: the server's memory, which holds the master key and
+// CA keys, goes into no core (internal/nodump): its core limit is 0, hard
+// too, unless GOTRACEBACK=crash asks for a core, when it keeps the limit
+// it was started with.
+func TestNoCoreDumps(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("core dumps are turned off on Linux")
+	}
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		zeroHard bool
+	}{
+		{"default", nil, true},
+		{"GOTRACEBACK=crash", []string{"GOTRACEBACK=crash"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The server starts with this process's limit, which it must
+			// lower to 0 where it is not already.
+			var own syscall.Rlimit
+			if err := syscall.Getrlimit(syscall.RLIMIT_CORE, &own); err != nil {
+				t.Fatal(err)
+			}
+			if own.Max == 0 {
+				t.Skip("this process's hard core limit is 0 already")
+			}
+			cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+			cmd.Env = append(os.Environ(), tc.env...)
+			cmd.Env = append(cmd.Env, "OPENPCA_ROOT_ACCESS_KEY_ID="+testenv.AccessKeyID, "OPENPCA_ROOT_SECRET_ACCESS_KEY="+testenv.SecretAccessKey)
+			startLog(t, cmd)
+			limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", cmd.Process.Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`(?m)^Max core file size\s+(\S+)\s+(\S+)`).FindSubmatch(limits)
+			if m == nil {
+				t.Fatalf("no core limit in:\n%s", limits)
+			}
+			if soft, hard := string(m[1]), string(m[2]); tc.zeroHard != (soft == "0" && hard == "0") {
+				t.Errorf("core limit %s (hard %s); want 0 and 0: %v", soft, hard, tc.zeroHard)
+			}
+		})
+	}
+}
