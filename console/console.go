@@ -134,21 +134,25 @@ const SessionIdle = 30 * time.Minute
 // signInRate a second (signInBurst at once), each a read of the store;
 // past that, 429 without one. Before that, one address (an IPv6 address's
 // /64, which one host usually has whole) takes at most signInAddrRate a
-// second, and its network (an IPv4 /24, an IPv6 /48) ten times that, so
-// that locking everyone out takes many networks: with the server's bound
-// only twice an address's, two addresses did it. Behind a proxy whose word
-// the server does not take (Config.Proxies), the address is the proxy's:
-// its clients share its bound. signInAddrs addresses, and as many
-// networks, are kept, the least recently seen dropped first (apart: one
-// network's many addresses must not drop another network's bound). The
-// lines of sign-ins refused are sampled (logsample).
+// second, and its network (an IPv4 /24, an IPv6 /48) a sixteenth of the
+// server's bound, so that filling it takes sixteen networks (with a
+// quarter, four did, and with twice an address's, two addresses). A
+// network from which a key signed in within signInKnownFor is not held to
+// the server's bound at all: floods from elsewhere do not lock its users
+// out. Behind a proxy whose word the server does not take
+// (Config.Proxies), the address is the proxy's: its clients share its
+// bound. signInAddrs addresses, and as many networks of each kind, are
+// kept, the least recently seen dropped first (apart: one network's many
+// addresses must not drop another network's bound). The lines of sign-ins
+// refused are sampled (logsample).
 const (
 	signInAddrRate  = 5
 	signInAddrBurst = 10
-	signInNetRate   = 10 * signInAddrRate
-	signInNetBurst  = 10 * signInAddrBurst
 	signInRate      = 40 * signInAddrRate
 	signInBurst     = 40 * signInAddrBurst
+	signInNetRate   = signInRate / 16.0
+	signInNetBurst  = signInBurst / 16
+	signInKnownFor  = 24 * time.Hour
 	signInAddrs     = 10_000
 )
 
@@ -178,8 +182,10 @@ type Console struct {
 	// signInsFrom limits each address's sign-ins, then signInsFromNet
 	// each network's, before signIns.
 	signInsFrom, signInsFromNet *lru.Cache[netip.Prefix, *rate.Limiter]
-	refusals                    *logsample.Sampler
-	searches                    searchSlots
+	// signedInFrom is when a key last signed in from each network.
+	signedInFrom *lru.Cache[netip.Prefix, time.Time]
+	refusals     *logsample.Sampler
+	searches     searchSlots
 }
 
 // New returns the console, to be served under /console/.
@@ -192,8 +198,10 @@ func New(cfg Config) (*Console, error) {
 	}
 	signInsFrom, _ := lru.New[netip.Prefix, *rate.Limiter](signInAddrs)
 	signInsFromNet, _ := lru.New[netip.Prefix, *rate.Limiter](signInAddrs)
+	signedInFrom, _ := lru.New[netip.Prefix, time.Time](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
-		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, signInsFromNet: signInsFromNet, refusals: logsample.New(), searches: searchSlots{byAccount: map[string]int{}}}
+		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, signInsFromNet: signInsFromNet, signedInFrom: signedInFrom,
+		refusals: logsample.New(), searches: searchSlots{byAccount: map[string]int{}}}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
@@ -413,9 +421,20 @@ func (c *Console) allowSignIn(r *http.Request) bool {
 	// Requests whose address net/http did not give (none over TCP) share
 	// one bound, of the zero prefix.
 	addr := c.cfg.Proxies.Nearest(r)
-	return signInLimit(c.signInsFrom, clientaddr.Network(addr, 32, 64), signInAddrRate, signInAddrBurst).Allow() &&
-		signInLimit(c.signInsFromNet, clientaddr.Network(addr, 24, 48), signInNetRate, signInNetBurst).Allow() &&
-		c.signIns.Allow()
+	network := clientaddr.Network(addr, 24, 48)
+	if !signInLimit(c.signInsFrom, clientaddr.Network(addr, 32, 64), signInAddrRate, signInAddrBurst).Allow() ||
+		!signInLimit(c.signInsFromNet, network, signInNetRate, signInNetBurst).Allow() {
+		return false
+	}
+	if at, ok := c.signedInFrom.Get(network); ok && c.cfg.Now().Sub(at) < signInKnownFor {
+		return true
+	}
+	return c.signIns.Allow()
+}
+
+// noteSignIn notes that a key signed in from r's network.
+func (c *Console) noteSignIn(r *http.Request, at time.Time) {
+	c.signedInFrom.Add(clientaddr.Network(c.cfg.Proxies.Nearest(r), 24, 48), at)
 }
 
 // signInLimit is the sign-in limit of from, an address or a network, in
@@ -454,6 +473,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.apiError(w, r, err)
 		return
 	}
+	c.noteSignIn(r, now)
 	c.setSessionCookie(w, r, token, s.ExpiresAt)
 	c.cfg.Logger.InfoContext(r.Context(), "console: signed in", "key", keyID, "account", caller.AccountID, "remote", r.RemoteAddr, "client", c.cfg.Proxies.Nearest(r))
 	http.Redirect(w, r, "/console/cas", http.StatusSeeOther)
