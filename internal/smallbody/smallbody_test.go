@@ -83,11 +83,13 @@ func TestBound(t *testing.T) {
 		}, 200 << 10, http.StatusOK, false, 2 * time.Second},
 		{"held back, nothing written", func(w http.ResponseWriter, r *http.Request) {}, 0, http.StatusOK, true, 2 * time.Second},
 		{"held back, refused", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusForbidden) }, 0, http.StatusForbidden, true, 2 * time.Second},
+		// The deadline leaves the body a second to come whole, on a
+		// loaded machine too: the case is a body in before it.
 		{"sent whole, refused past its deadline", func(w http.ResponseWriter, r *http.Request) {
-			http.NewResponseController(w).SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-			time.Sleep(300 * time.Millisecond) // a wait for room, or a slow key store
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Second))
+			time.Sleep(1200 * time.Millisecond) // a wait for room, or a slow key store
 			http.Error(w, "busy", http.StatusServiceUnavailable)
-		}, 200 << 10, http.StatusServiceUnavailable, true, 2 * time.Second},
+		}, 200 << 10, http.StatusServiceUnavailable, true, 1200*time.Millisecond + smallbody.LeaveGrace/2},
 		{"sent whole, answered after LeaveGrace", func(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(smallbody.LeaveGrace + 500*time.Millisecond)
 			w.Write(bytes.Repeat([]byte("a"), 1<<20))
