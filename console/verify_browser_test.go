@@ -66,7 +66,9 @@ func newVerifyPage(t *testing.T, names ...string) *verifyPage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox)
+	// Chromium's start may take more than chromedp's 20 s on a loaded
+	// machine: the browser tests' wait.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WSURLReadTimeout(time.Minute))
 	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
 	t.Cleanup(cancel)
 	ctx, cancel := chromedp.NewContext(actx)
