@@ -4,12 +4,12 @@
 // of which a crash or a debugger should copy to disk.
 package nodump
 
-// Disable turns core dumps off for the process (a limit of 0 bytes), and,
-// on Linux, makes it not dumpable: no core whatever the limit or the
+// Disable, on Linux, turns core dumps off for the process (a limit of 0
+// bytes, hard too) and makes it not dumpable: no core whatever the
 // system's core pattern (systemd-coredump's included), and no ptrace or
 // /proc/<pid>/mem by processes of the same user. Root keeps access.
-// An operator who sets GOTRACEBACK=crash asks for a core at a crash, and
-// gets one: Disable then does nothing.
+// Elsewhere it does nothing. An operator who sets GOTRACEBACK=crash asks
+// for a core at a crash, and gets one: Disable then does nothing either.
 func Disable(lookupEnv func(string) (string, bool)) error {
 	if v, _ := lookupEnv("GOTRACEBACK"); v == "crash" {
 		return nil
