@@ -208,7 +208,7 @@ func (s *Service) OCSP(ctx context.Context, request []byte) (resp []byte, thisUp
 	}
 	if err != nil {
 		if !openpca.Abandoned(ctx, err) {
-			s.logger.ErrorContext(ctx, "answering an OCSP request", "error", err)
+			s.ocspFailures.ErrorContext(ctx, "answering an OCSP request", "error", err)
 		}
 		return ocsp.InternalErrorErrorResponse, time.Time{}, time.Time{}
 	}

@@ -19,6 +19,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/logsample"
 	"github.com/openpca/openpca/policy"
 )
 
@@ -89,7 +90,10 @@ type Service struct {
 	// requireHardware and allowUnmet are Config's.
 	requireHardware, allowUnmet bool
 	logger                      *slog.Logger
-	region                      string
+	// ocspFailures logs, sampled, the OCSP requests that failed: anyone
+	// can send them, and while the store fails each one fails.
+	ocspFailures *slog.Logger
+	region       string
 	// defaultAccount owns the buckets no account was given.
 	defaultAccount string
 	now            func() time.Time
@@ -129,7 +133,7 @@ var _ openpca.PrivateCA = (*Service)(nil)
 func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, keys: cfg.Keys, requireHardware: cfg.RequireHardware, allowUnmet: cfg.AllowUnmetStandard,
-		logger: cfg.Logger, region: cfg.Region, defaultAccount: cfg.DefaultAccountID,
+		logger: cfg.Logger, ocspFailures: logsample.Logger(cfg.Logger), region: cfg.Region, defaultAccount: cfg.DefaultAccountID,
 		maxCAs:    cfg.MaxCAsPerAccount,
 		witnessed: cfg.Witnessed,
 		alarm:     cfg.Alarm,

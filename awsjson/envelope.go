@@ -18,6 +18,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/clientaddr"
+	"github.com/openpca/openpca/internal/logsample"
 )
 
 // Authenticator establishes who sent a request, in two steps, so that a
@@ -159,9 +160,13 @@ func (p *bodyPool) forget(who netip.Prefix, n int64) {
 // recovery from panics, errors written the AWS way, and the outcome
 // reported.
 type Envelope struct {
-	authn    Authenticator
-	proxies  clientaddr.Proxies
-	logger   *slog.Logger
+	authn   Authenticator
+	proxies clientaddr.Proxies
+	logger  *slog.Logger
+	// unproven logs, sampled, what failed of requests that proved no
+	// signature: anyone can send them, as fast as they like, and while
+	// the store fails each one fails.
+	unproven *slog.Logger
 	observe  func(*http.Request, Outcome)
 	small    *bodyPool // for bodies of at most smallBody
 	large    *bodyPool
@@ -193,7 +198,7 @@ type Options struct {
 // NewEnvelope returns an Envelope. observe, if set, is told the outcome of
 // every request.
 func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Request, Outcome), opts Options) *Envelope {
-	return &Envelope{authn: authn, proxies: opts.Proxies, logger: logger, observe: observe, small: newBodyPool(BodyBudget / 4), large: newBodyPool(BodyBudget),
+	return &Envelope{authn: authn, proxies: opts.Proxies, logger: logger, unproven: logsample.Logger(logger), observe: observe, small: newBodyPool(BodyBudget / 4), large: newBodyPool(BodyBudget),
 		accounts: opts.AccountRates, timeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout)}
 }
 
@@ -205,9 +210,10 @@ func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*htt
 	w.Header().Set("x-amzn-RequestId", out.RequestID)
 	defer func() {
 		if p := recover(); p != nil {
-			e.logger.Error("panic serving request", "request_id", out.RequestID, "operation", out.Operation,
+			logger := e.loggerOf(&out)
+			logger.Error("panic serving request", "request_id", out.RequestID, "operation", out.Operation,
 				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			out.Status, out.Code = WriteError(w, e.logger, out.RequestID, fmt.Errorf("panic: %v", p))
+			out.Status, out.Code = WriteError(w, logger, out.RequestID, fmt.Errorf("panic: %v", p))
 		}
 		out.Duration = time.Since(start)
 		if e.observe != nil {
@@ -227,14 +233,14 @@ func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*htt
 		// that only closed its sending half still reads the answer, a
 		// 503 it retries: without one, net/http sent an empty 200, which
 		// the SDKs take for success.
-		WriteError(w, e.logger, out.RequestID, openpca.Errorf(openpca.CodeServiceUnavailable, "The request's connection was closed before it was answered; retry."))
+		WriteError(w, e.loggerOf(&out), out.RequestID, openpca.Errorf(openpca.CodeServiceUnavailable, "The request's connection was closed before it was answered; retry."))
 		out.Status, out.Code = StatusClientClosed, CodeClientClosed
 		return
 	case ctx.Err() == context.DeadlineExceeded:
 		err = &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("The request did not finish within %s; retry later.", e.timeout), Cause: err}
 	}
 	if err != nil {
-		out.Status, out.Code = WriteError(w, e.logger, out.RequestID, err)
+		out.Status, out.Code = WriteError(w, e.loggerOf(&out), out.RequestID, err)
 		return
 	}
 	if reply.ContentType != "" {
@@ -243,6 +249,14 @@ func (e *Envelope) Serve(w http.ResponseWriter, r *http.Request, route func(*htt
 	w.Header().Set("Content-Length", fmt.Sprint(len(reply.Body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(reply.Body)
+}
+
+// loggerOf is the logger of what failed of the request of out.
+func (e *Envelope) loggerOf(out *Outcome) *slog.Logger {
+	if out.Key == "" {
+		return e.unproven
+	}
+	return e.logger
 }
 
 func (e *Envelope) serve(w http.ResponseWriter, r *http.Request, out *Outcome, route func(*http.Request) (*Call, error)) (Reply, error) {

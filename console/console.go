@@ -185,7 +185,11 @@ type Console struct {
 	// signedInFrom is when a key last signed in from each network.
 	signedInFrom *lru.Cache[netip.Prefix, time.Time]
 	refusals     *logsample.Sampler
-	searches     searchSlots
+	// unproven logs, sampled, what failed of requests that proved
+	// neither a session nor a secret: anyone can send them, and while
+	// the store fails each one fails.
+	unproven *slog.Logger
+	searches searchSlots
 }
 
 // New returns the console, to be served under /console/.
@@ -201,7 +205,7 @@ func New(cfg Config) (*Console, error) {
 	signedInFrom, _ := lru.New[netip.Prefix, time.Time](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
 		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, signInsFromNet: signInsFromNet, signedInFrom: signedInFrom,
-		refusals: logsample.New(), searches: searchSlots{byAccount: map[string]int{}}}
+		refusals: logsample.New(), unproven: logsample.Logger(cfg.Logger), searches: searchSlots{byAccount: map[string]int{}}}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
@@ -304,7 +308,7 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 			// The store failed (its database away, say): the session may
 			// well be there, and its browser is told what failed rather
 			// than sent to sign in again, which would fail the same way.
-			c.apiError(w, r, err)
+			c.apiErrorTo(c.unproven, w, r, err)
 			return
 		}
 		if err != nil {
@@ -459,6 +463,12 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusForbidden, openpca.ClientMessage(err))
 		return
 	}
+	if err != nil && !errors.Is(err, auth.ErrSignIn) {
+		// The store failed: the page says so, not that the secret is
+		// wrong, and the log says why.
+		c.apiErrorTo(c.unproven, w, r, err)
+		return
+	}
 	if err != nil {
 		if ok, held := c.refusals.Allow(); ok {
 			c.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "console: a sign-in was refused", append(held,
@@ -538,7 +548,12 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, messa
 // said it, with the status the API would have used; and logs what the
 // server failed at (logged).
 func (c *Console) apiError(w http.ResponseWriter, r *http.Request, err error) {
-	e, ok := c.logged(r.Context(), err)
+	c.apiErrorTo(c.cfg.Logger, w, r, err)
+}
+
+// apiErrorTo is apiError, logging to logger.
+func (c *Console) apiErrorTo(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
+	e, ok := logged(r.Context(), logger, err)
 	switch {
 	case openpca.Abandoned(r.Context(), err):
 		// No one reads the answer; the API answers it 503 too.
@@ -567,14 +582,14 @@ func (c *Console) apiError(w http.ResponseWriter, r *http.Request, err error) {
 // store, the object store) with its cause at WARN, and neither a refusal
 // nor a client that hung up, which anyone could cause as fast as they
 // like. It returns err as an *openpca.Error, if it is one.
-func (c *Console) logged(ctx context.Context, err error) (*openpca.Error, bool) {
+func logged(ctx context.Context, logger *slog.Logger, err error) (*openpca.Error, bool) {
 	e, ok := errors.AsType[*openpca.Error](err)
 	switch {
 	case openpca.Abandoned(ctx, err):
 	case !ok:
-		c.cfg.Logger.ErrorContext(ctx, "console: internal failure", "error", err)
+		logger.ErrorContext(ctx, "console: internal failure", "error", err)
 	case e.Cause != nil:
-		c.cfg.Logger.WarnContext(ctx, "console: a dependency failed", "error", err)
+		logger.WarnContext(ctx, "console: a dependency failed", "error", err)
 	}
 	return e, ok
 }

@@ -3,7 +3,6 @@ package console_test
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"database/sql"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,17 +26,10 @@ import (
 // signed-in browser to sign in again as if its session had ended. Once
 // the database is back, the session is there.
 func TestConsoleDatabaseAway(t *testing.T) {
-	dsn := testenv.NewPostgresDB(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay, pgAddr := testenv.NewRelay(t), u.Host
-	relay.To(pgAddr)
-	u.Host = relay.Addr()
+	db := testenv.NewRelayedPostgresDB(t)
 	var logs testenv.SyncBuffer
 	env := testenv.Start(t, func(c *app.Config) {
-		c.Database, c.ObjectStore = u.String(), "local"
+		c.Database, c.ObjectStore = db.DSN, "local"
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
 	caARN, _ := env.NewActiveRoot(t, "Database Away")
@@ -47,16 +39,7 @@ func TestConsoleDatabaseAway(t *testing.T) {
 		t.Fatalf("the CA's page: %d", status)
 	}
 
-	// The database goes: new connections are refused, and those open end.
-	relay.To("")
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
-		t.Fatal(err)
-	}
+	db.Away(t)
 	for _, path := range []string{caPage(caARN), "/console/cas"} {
 		status, page := b.get(path)
 		if status != http.StatusServiceUnavailable || !strings.Contains(page, "ServiceUnavailableException") {
@@ -69,7 +52,7 @@ func TestConsoleDatabaseAway(t *testing.T) {
 
 	// Back: connections the database ended fail once each, as a reload
 	// would find, and then the session is there.
-	relay.To(pgAddr)
+	db.Back()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		status, _ := b.get(caPage(caARN))
 		if status == http.StatusOK {

@@ -650,7 +650,7 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, in *signedIn, oper
 // or that the server failed, which it logs (the page says its log says
 // why).
 func (c *Console) errorMessage(ctx context.Context, err error) string {
-	if e, ok := c.logged(ctx, err); ok {
+	if e, ok := logged(ctx, c.cfg.Logger, err); ok {
 		return e.Code + ": " + e.Message
 	}
 	return "The server could not answer; its log says why."

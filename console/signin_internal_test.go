@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 // network, or the same once that time is past, does not.
 func TestSignInKnownNetwork(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	c, err := New(Config{Now: func() time.Time { return now }})
+	c, err := New(Config{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/internal/logsample"
 )
 
 type metrics struct {
@@ -61,7 +62,9 @@ type CACounter interface {
 // the keys really are. Each of keyStores, the server's, is reported even
 // without CAs.
 func CACollector(store CACounter, keyStores []string, logger *slog.Logger) prometheus.Collector {
-	return &caCollector{store: store, keyStores: keyStores, logger: logger}
+	// Sampled: anyone who reaches /metrics can scrape it as fast as they
+	// like, and while the store fails each scrape fails.
+	return &caCollector{store: store, keyStores: keyStores, logger: logsample.Logger(logger)}
 }
 
 type caCollector struct {

@@ -70,3 +70,9 @@ func (h Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h Handler) WithGroup(name string) slog.Handler {
 	return Handler{h.Handler.WithGroup(name), h.Sampler, h.Sampled}
 }
+
+// Logger returns a logger of l's handler that writes what a Sampler of its
+// own lets through of its lines, all of them sampled.
+func Logger(l *slog.Logger) *slog.Logger {
+	return slog.New(Handler{Handler: l.Handler(), Sampler: New()})
+}

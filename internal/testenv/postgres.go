@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -183,6 +184,51 @@ func NewPostgresDB(t testing.TB) string {
 	}
 	return dsn
 }
+
+// A RelayedDB is a new database of the cluster of RunWithPostgres that
+// servers reach through a Relay, so that a test can take it away from them
+// and bring it back.
+type RelayedDB struct {
+	// DSN is the database's address through the relay, for servers.
+	DSN   string
+	dsn   string // the database's own address
+	host  string // the cluster's, behind the relay
+	relay *Relay
+}
+
+// NewRelayedPostgresDB returns a new database of the cluster of
+// RunWithPostgres, behind a Relay.
+func NewRelayedPostgresDB(t testing.TB) *RelayedDB {
+	t.Helper()
+	dsn := NewPostgresDB(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := &RelayedDB{dsn: dsn, host: u.Host, relay: NewRelay(t)}
+	db.relay.To(db.host)
+	u.Host = db.relay.Addr()
+	db.DSN = u.String()
+	return db
+}
+
+// Away takes the database away, as a failover or a network cut would:
+// new connections are refused, and those open are ended.
+func (db *RelayedDB) Away(t testing.TB) {
+	t.Helper()
+	db.relay.To("")
+	admin, err := sql.Open("pgx", db.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Back brings the database back after Away.
+func (db *RelayedDB) Back() { db.relay.To(db.host) }
 
 // RestorePostgresDB backs up the database at dsn as an operator would,
 // with pg_dump, restores the dump into a new database of the cluster
