@@ -40,7 +40,6 @@ import (
 	"github.com/openpca/openpca/crl"
 	"github.com/openpca/openpca/localfs"
 	"github.com/openpca/openpca/pkcs11"
-	"github.com/openpca/openpca/policy"
 	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/s3"
 	"github.com/openpca/openpca/seal"
@@ -392,9 +391,9 @@ func (a *App) warnUnreadablePolicies(ctx context.Context) error {
 			a.logger.Warn("an access key's policy no longer reads: its requests are denied until the policy is detached (openpca policy detach)", "key", k.ID, "error", err)
 		}
 	}
-	cache := new(policy.Cache)
+	policies := authority.NewCAPolicies()
 	return a.store.CAPolicies(ctx, func(arn, doc string) {
-		if _, err := authority.ParseCAPolicy(cache, doc, arn); err != nil {
+		if _, err := policies.Parse(doc, arn); err != nil {
 			a.logger.Warn("a certificate authority's policy is no longer one this version takes: it is shared with no account until it is put again (PutPolicy) or deleted", "ca", arn, "error", err)
 		}
 	})

@@ -67,7 +67,7 @@ func (s *Service) authorize(ctx context.Context, c openpca.Caller, ca *openpca.C
 // authorizeAction is authorize, for an action other than the request's
 // operation that the request also needs.
 func (s *Service) authorizeAction(ctx context.Context, c openpca.Caller, action string, ca *openpca.CA, resource string, values conditions) error {
-	v := Decide(&s.policies, c, action, ca, resource, ConditionValues(c, ca, s.region, values, s.now()))
+	v := Decide(s.policies, c, action, ca, resource, ConditionValues(c, ca, s.region, values, s.now()))
 	switch {
 	case v.NotShared:
 		if v.UnreadablePolicy != nil {
@@ -105,7 +105,7 @@ type Verdict struct {
 // for the caller's account; and the caller's identity policies, if it has
 // any, must allow it too. An explicit Deny in them wins. A caller without
 // identity policies may do anything its account may.
-func Decide(cache *policy.Cache, c openpca.Caller, action string, ca *openpca.CA, resource string, context map[string][]string) Verdict {
+func Decide(policies *CAPolicies, c openpca.Caller, action string, ca *openpca.CA, resource string, context map[string][]string) Verdict {
 	if ca != nil {
 		resource = ca.ARN
 	}
@@ -115,7 +115,7 @@ func Decide(cache *policy.Cache, c openpca.Caller, action string, ca *openpca.CA
 		var p *policy.Policy
 		var err error
 		if ca.Policy != "" {
-			p, err = ParseCAPolicy(cache, ca.Policy, ca.ARN)
+			p, err = policies.Parse(ca.Policy, ca.ARN)
 		}
 		if err != nil {
 			// Fails closed: a policy an earlier version stored and this

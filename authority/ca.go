@@ -309,7 +309,7 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 			return false
 		}
 		return in.ResourceOwner != openpca.ResourceOwnerOtherAccounts ||
-			Decide(&s.policies, c, ActionPrefix+"DescribeCertificateAuthority", ca, "", ConditionValues(c, ca, s.region, nil, now)).Allowed
+			Decide(s.policies, c, ActionPrefix+"DescribeCertificateAuthority", ca, "", ConditionValues(c, ca, s.region, nil, now)).Allowed
 	}
 	var last *openpca.CA // the last CA on the page
 	for {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/server"
 )
@@ -372,4 +373,34 @@ func TestSharedRevocation(t *testing.T) {
 	}
 	err := revoke(c, serial(&testenv.Env{Client: c}))
 	testenv.WantError(t, err, "AccessDeniedException")
+}
+
+// TestCAPoliciesKeepsChecks: CAPolicies keeps what it checked of a CA's
+// policy for that CA alone, and for that text alone: the same policy read
+// for another CA (whose ARN is not its Resource), or a policy changed to
+// grant what a CA cannot share, is checked again, and refused, after a
+// policy that passed.
+func TestCAPoliciesKeepsChecks(t *testing.T) {
+	const arnA = "arn:aws:acm-pca:us-east-1:111111111111:certificate-authority/11111111-1111-1111-1111-111111111111"
+	const arnB = "arn:aws:acm-pca:us-east-1:111111111111:certificate-authority/22222222-2222-2222-2222-222222222222"
+	doc := func(action string) string {
+		return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"222222222222"},"Resource":"` + arnA + `","Action":"acm-pca:` + action + `"}]}`
+	}
+	policies := authority.NewCAPolicies()
+	for _, c := range []struct {
+		name, doc, arn string
+		ok             bool
+	}{
+		{"passes", doc("IssueCertificate"), arnA, true},
+		{"passes again", doc("IssueCertificate"), arnA, true},
+		{"read for another CA", doc("IssueCertificate"), arnB, false},
+		{"grants what no CA shares", doc("DeleteCertificateAuthority"), arnA, false},
+		{"refused again", doc("DeleteCertificateAuthority"), arnA, false},
+		{"the first, for its CA", doc("IssueCertificate"), arnA, true},
+	} {
+		p, err := policies.Parse(c.doc, c.arn)
+		if ok := err == nil && p != nil; ok != c.ok {
+			t.Errorf("%s: policy %v, error %v; want passed %v", c.name, p != nil, err, c.ok)
+		}
+	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/logsample"
-	"github.com/openpca/openpca/policy"
 )
 
 // Config holds the settings of a Service.
@@ -114,7 +113,7 @@ type Service struct {
 	responderFlights singleflight.Group
 	ocspUnknown      *rate.Limiter
 	ocspBudgets      ocspBudgets
-	policies         policy.Cache // of CAs' resource policies
+	policies         *CAPolicies
 	witnessed        func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
 	alarm            openpca.IntegrityAlarm
 	// issued keeps the certificates issued last, by ARN, for
@@ -139,7 +138,7 @@ func New(cfg Config) *Service {
 		alarm:     cfg.Alarm,
 		objects:   cfg.Objects, reports: cfg.Reports, crls: cfg.CRLs, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
 		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), ocspSignedByCA: cfg.OCSPSignedByCA,
-		creations: newCreations(),
+		creations: newCreations(), policies: NewCAPolicies(),
 	}
 	if s.reportInterval == 0 {
 		s.reportInterval = DefaultAuditReportInterval

@@ -259,7 +259,7 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 			}
 		}
 	}
-	v := authority.Decide(new(policy.Cache), c, action, ca, resource, authority.ConditionValues(c, ca, region, values, time.Now()))
+	v := authority.Decide(authority.NewCAPolicies(), c, action, ca, resource, authority.ConditionValues(c, ca, region, values, time.Now()))
 	decision := "denied"
 	if v.Allowed {
 		decision = "allowed"
