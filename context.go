@@ -54,6 +54,7 @@ const OperationListCertificates = "ListCertificates"
 type callerKey struct{}
 type requestIDKey struct{}
 type operationKey struct{}
+type denialUnloggedKey struct{}
 
 // WithCaller returns a context carrying the caller of a request.
 func WithCaller(ctx context.Context, c Caller) context.Context {
@@ -88,4 +89,19 @@ func WithOperation(ctx context.Context, operation string) context.Context {
 func OperationFrom(ctx context.Context) string {
 	op, _ := ctx.Value(operationKey{}).(string)
 	return op
+}
+
+// WithDenialUnlogged returns a context whose refusals for want of a
+// permission are not logged. A page of the web console asks, beside what
+// it was asked, for what it would show with it (each CA's certificate on
+// the list of CAs), and a refusal only leaves that out: logged, it wrote a
+// line per CA at each load of the page for a key that may list CAs and not
+// read their certificates, one request's worth of the account's rate.
+func WithDenialUnlogged(ctx context.Context) context.Context {
+	return context.WithValue(ctx, denialUnloggedKey{}, true)
+}
+
+// DenialUnlogged reports whether ctx's refusals are not to be logged.
+func DenialUnlogged(ctx context.Context) bool {
+	return ctx.Value(denialUnloggedKey{}) != nil
 }

@@ -76,7 +76,9 @@ func (s *Service) authorizeAction(ctx context.Context, c openpca.Caller, action 
 		}
 		return caNotFound(ca.ARN)
 	case !v.Allowed:
-		s.logger.WarnContext(ctx, "access denied", "key", c.Principal, "account", c.AccountID, "action", v.Action, "resource", v.Resource, "reason", v.Reason)
+		if !openpca.DenialUnlogged(ctx) {
+			s.logger.WarnContext(ctx, "access denied", "key", c.Principal, "account", c.AccountID, "action", v.Action, "resource", v.Resource, "reason", v.Reason)
+		}
 		return openpca.Errorf(openpca.CodeAccessDenied, "User: %s is not authorized to perform: %s on resource: %s %s", c.Principal, v.Action, v.Resource, v.Reason)
 	}
 	return nil

@@ -287,6 +287,12 @@ type signedIn struct {
 	ctx     context.Context // carries the caller, a request id and the operation
 }
 
+// extra is in, for what a page shows beside what it was asked for, which
+// a refusal leaves out: refusals of it are not logged.
+func (in *signedIn) extra() *signedIn {
+	return &signedIn{session: in.session, caller: in.caller, ctx: openpca.WithDenialUnlogged(in.ctx)}
+}
+
 // session wraps a handler that needs a session: without one, the request
 // goes to the sign-in page; a POST must carry the session's CSRF token.
 // Its requests count against the account's request rate.

@@ -822,3 +822,35 @@ func TestExpiredCertificateNotRevocable(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleExtrasDenialsUnlogged: what a page shows beside what it was
+// asked (each CA's certificate on the list of CAs, a CA's tags), which a
+// key may not read, is left out without a log line: a page of many CAs
+// wrote a denial per CA at each load. What the key asked for itself,
+// refused, is logged as the API's refusals are.
+func TestConsoleExtrasDenialsUnlogged(t *testing.T) {
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	var caARN string
+	for i := range 4 {
+		caARN, _ = env.NewActiveRoot(t, fmt.Sprintf("Viewed Root %d", i))
+	}
+	viewer, _ := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "viewer", Document: `{"Statement":{"Effect":"Allow",
+		"Action":["acm-pca:ListCertificateAuthorities","acm-pca:DescribeCertificateAuthority"],"Resource":"*"}}`})
+	b := newBrowser(t, env)
+	b.signIn(viewer)
+	for _, path := range []string{"/console/cas", caPage(caARN)} {
+		if status, page := b.get(path); status != http.StatusOK || !strings.Contains(page, "Viewed Root 3") {
+			t.Fatalf("%s: %d\n%.300s", path, status, page)
+		}
+	}
+	if n := strings.Count(logs.String(), `msg="access denied"`); n != 0 {
+		t.Errorf("%d lines of denials of what the pages show beside what was asked:\n%s", n, logs.String())
+	}
+	if status, _ := b.post("/console/ca/status", withCSRF(url.Values{"arn": {caARN}, "status": {"DISABLED"}}, b.csrf)); status != http.StatusForbidden {
+		t.Errorf("the viewer disabled a CA: %d", status)
+	}
+	if n := strings.Count(logs.String(), `msg="access denied"`); n != 1 {
+		t.Errorf("%d lines of the denial of what the viewer asked, want 1:\n%s", n, logs.String())
+	}
+}

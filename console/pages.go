@@ -110,10 +110,11 @@ func (c *Console) listCAs(w http.ResponseWriter, r *http.Request, in *signedIn) 
 		}
 	}
 	var nodes []*caNode
+	extra := in.extra()
 	for _, ca := range all {
 		var cert *x509.Certificate
 		if ca.Status != openpca.CertificateAuthorityStatusPendingCertificate && ca.Status != openpca.CertificateAuthorityStatusDeleted {
-			if out, err := call[openpca.GetCertificateAuthorityCertificateResponse](in, c.cfg.Service, "GetCertificateAuthorityCertificate",
+			if out, err := call[openpca.GetCertificateAuthorityCertificateResponse](extra, c.cfg.Service, "GetCertificateAuthorityCertificate",
 				&openpca.GetCertificateAuthorityCertificateRequest{CertificateAuthorityArn: ca.Arn}); err == nil {
 				cert, _ = parsePEM(out.Certificate)
 			}
@@ -237,19 +238,20 @@ func (c *Console) showCA(w http.ResponseWriter, r *http.Request, in *signedIn) {
 		return
 	}
 	data := map[string]any{"CA": c.withKeyStore(in, c.node(in, *ca, nil)), "Formats": openpca.AuditReportResponseFormat("").Values(), "Reasons": openpca.RevocationReason("").Values()}
-	if tags, err := call[openpca.ListTagsResponse](in, c.cfg.Service, "ListTags", &openpca.ListTagsRequest{CertificateAuthorityArn: ca.Arn}); err == nil {
+	extra := in.extra()
+	if tags, err := call[openpca.ListTagsResponse](extra, c.cfg.Service, "ListTags", &openpca.ListTagsRequest{CertificateAuthorityArn: ca.Arn}); err == nil {
 		data["Tags"] = tags.Tags
 	}
 	if crlCfg := ca.RevocationConfiguration.CrlConfiguration; crlCfg != nil && crlCfg.Enabled != nil && *crlCfg.Enabled {
 		data["LatestCRL"] = c.latestCRL(in, ca)
 	}
 	// The audit log's operations are authorized as its endpoints' are.
-	if reports, err := c.cfg.AuditLog.AuditReports(openpca.WithOperation(in.ctx, openpca.OperationAuditReports), ca.Arn); err == nil {
+	if reports, err := c.cfg.AuditLog.AuditReports(openpca.WithOperation(extra.ctx, openpca.OperationAuditReports), ca.Arn); err == nil {
 		data["Reports"] = reports
 	} else {
 		data["ReportsError"] = c.errorMessage(r.Context(), err)
 	}
-	if signed, err := c.cfg.AuditLog.AuditCheckpoint(openpca.WithOperation(in.ctx, openpca.OperationAuditCheckpoint), ca.Arn); err == nil {
+	if signed, err := c.cfg.AuditLog.AuditCheckpoint(openpca.WithOperation(extra.ctx, openpca.OperationAuditCheckpoint), ca.Arn); err == nil {
 		data["Checkpoint"] = checkpointOf(signed)
 	} else {
 		data["CheckpointError"] = c.errorMessage(r.Context(), err)
