@@ -230,8 +230,17 @@ func New(cfg Config) (*Console, error) {
 	c.mux.Handle("POST /console/ca/report", c.session(c.requestReport))
 	c.mux.Handle("POST /console/ca/status", c.session(c.setStatus))
 	c.mux.Handle("GET /console/verify", c.session(c.verifyPage))
-	c.mux.Handle("GET /console/static/", c.signedIn(func(w http.ResponseWriter, r *http.Request, _ *signedIn) {
-		http.StripPrefix("/console/static/", http.FileServerFS(static)).ServeHTTP(w, r)
+	files, err := loadStatic(static)
+	if err != nil {
+		return nil, err
+	}
+	c.mux.Handle("GET /console/static/{name}", c.signedIn(func(w http.ResponseWriter, r *http.Request, _ *signedIn) {
+		f, ok := files[r.PathValue("name")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		f.serve(w, r)
 	}, asset))
 	return c, nil
 }

@@ -2,10 +2,13 @@ package console_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -21,14 +24,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
-	"fmt"
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/internal/logsample"
 	"github.com/openpca/openpca/internal/testenv"
-	"log/slog"
 )
 
 // browser is an HTTP client with cookies, as a browser without JavaScript
@@ -852,5 +853,69 @@ func TestConsoleExtrasDenialsUnlogged(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), `msg="access denied"`); n != 1 {
 		t.Errorf("%d lines of the denial of what the viewer asked, want 1:\n%s", n, logs.String())
+	}
+}
+
+// TestConsoleStaticFiles: the console's scripts are kept by the browser,
+// which asks by their ETag whether they changed (304, no body, if not);
+// the WebAssembly comes gzipped to a browser that takes gzip, and whole to
+// one that does not; a small script comes whole.
+func TestConsoleStaticFiles(t *testing.T) {
+	env := testenv.Start(t)
+	b := newBrowser(t, env)
+	b.signIn(env.Client)
+	wasm, err := os.ReadFile("static/verify.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile("static/verify.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, path, accept string
+		want               []byte
+		gzipped            bool
+	}{
+		{"the WebAssembly, to a browser that takes gzip", "/console/static/verify.wasm", "gzip, deflate, br", wasm, true},
+		{"the WebAssembly, to one that refuses gzip", "/console/static/verify.wasm", "gzip;q=0, *", wasm, false},
+		{"the WebAssembly, to one that takes no coding", "/console/static/verify.wasm", "identity", wasm, false},
+		{"a small script", "/console/static/verify.js", "gzip", script, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, body, res := b.do(http.MethodGet, c.path, nil, "Accept-Encoding", c.accept)
+			if res.Uncompressed {
+				t.Fatal("the client's transport took the coding off")
+			}
+			if status != http.StatusOK || res.Header.Get("Cache-Control") != "private, no-cache" {
+				t.Fatalf("%d, Cache-Control %q", status, res.Header.Get("Cache-Control"))
+			}
+			got := []byte(body)
+			if gz := res.Header.Get("Content-Encoding") == "gzip"; gz != c.gzipped {
+				t.Fatalf("Content-Encoding %q", res.Header.Get("Content-Encoding"))
+			} else if gz {
+				zr, err := gzip.NewReader(strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err = io.ReadAll(zr); err != nil {
+					t.Fatal(err)
+				}
+				if len(body) > len(c.want)/2 {
+					t.Errorf("%d bytes gzipped of %d", len(body), len(c.want))
+				}
+			}
+			if !bytes.Equal(got, c.want) {
+				t.Errorf("%d bytes, not the file's %d", len(got), len(c.want))
+			}
+			etag := res.Header.Get("ETag")
+			status, body, res = b.do(http.MethodGet, c.path, nil, "Accept-Encoding", c.accept, "If-None-Match", etag)
+			if status != http.StatusNotModified || body != "" {
+				t.Errorf("asked again with its ETag %s: %d, %d bytes", etag, status, len(body))
+			}
+		})
+	}
+	if status, _ := b.get("/console/static/none.js"); status != http.StatusNotFound {
+		t.Errorf("a file that is not one of the console's: %d", status)
 	}
 }
