@@ -699,18 +699,23 @@ func parsePEM(s string) (*x509.Certificate, error) {
 	return pki.ParseCertificate(block.Bytes)
 }
 
-// visible shows a name's invisible characters, Unicode's format
-// characters, as escapes: a right-to-left override would have a subject
-// that reads moc.knab-ruoy.www shown as www.your-bank.com, and a name of
-// zero-width joins look like another.
+// visible shows a name's characters that cannot be seen for what they
+// are as escapes: Unicode's format characters (a right-to-left override
+// would have a subject that reads moc.knab-ruoy.www shown as
+// www.your-bank.com, and zero-width joins make a name look like another);
+// the other default-ignorable ones, which browsers draw as nothing or as
+// blank (U+3164 HANGUL FILLER, U+034F, variation selectors); line and
+// paragraph separators, controls, and spaces other than U+0020; and
+// U+2800, a blank Braille pattern. "bulk-1" followed by such characters
+// looked like "bulk-1".
 func visible(s string) string {
-	if !strings.ContainsFunc(s, isFormat) {
+	if !strings.ContainsFunc(s, isHidden) {
 		return s
 	}
 	var b strings.Builder
 	for _, r := range s {
 		switch {
-		case !isFormat(r):
+		case !isHidden(r):
 			b.WriteRune(r)
 		case r > 0xffff:
 			fmt.Fprintf(&b, "\\U%08X", r)
@@ -721,7 +726,10 @@ func visible(s string) string {
 	return b.String()
 }
 
-func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
+var hidden = []*unicode.RangeTable{unicode.Cf, unicode.Cc, unicode.Zl, unicode.Zp, unicode.Zs,
+	unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector}
+
+func isHidden(r rune) bool { return r != ' ' && (r == '\u2800' || unicode.IsOneOf(hidden, r)) }
 
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
