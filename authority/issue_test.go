@@ -1230,6 +1230,8 @@ func TestCSRAltNameEntries(t *testing.T) {
 		{"a URI of spaces", gn(6, false, []byte("   "))},
 		{"an empty directory name", gn(4, true, []byte{0x30, 0x00})},
 		{"a directory name with a NUL", gn(4, true, nulName)},
+		{"a URI that is not absolute", gn(6, false, []byte("not a uri"))},
+		{"an EDI party name empty", gn(5, true, []byte{0xa1, 0x02, 0x0c, 0x00})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1269,6 +1271,9 @@ func TestAPIPassthroughAltNameEntries(t *testing.T) {
 		{"a blank DnsName", &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("  ")}}}},
 		{"a DnsName with a line break", &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("a\nb.example")}}}},
 		{"a URI with a tab", &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{UniformResourceIdentifier: aws.String("https://a\tb.example/")}}}},
+		{"a URI that is not absolute", &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{UniformResourceIdentifier: aws.String("not a uri")}}}},
+		{"an empty EDI party", &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{EdiPartyName: &types.EdiPartyName{PartyName: aws.String("")}}}}},
+		{"a blank EDI name assigner", &types.Extensions{SubjectAlternativeNames: []types.GeneralName{{EdiPartyName: &types.EdiPartyName{PartyName: aws.String("p"), NameAssigner: aws.String(" ")}}}}},
 		{"a custom extension's blank DNS name", &types.Extensions{CustomExtensions: []types.CustomExtension{
 			{ObjectIdentifier: aws.String("2.5.29.17"), Value: aws.String(base64.StdEncoding.EncodeToString(blankDNS))}}}},
 	}
@@ -1278,6 +1283,54 @@ func TestAPIPassthroughAltNameEntries(t *testing.T) {
 				TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"), ApiPassthrough: &types.ApiPassthrough{Extensions: tt.ext},
 				SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
 			testenv.WantError(t, err, "MalformedCSRException")
+		})
+	}
+}
+
+// TestAPIPassthroughLongOIDs: object identifiers with numbers of 2^31 and
+// more (2.25.<a UUID>), which Go's x509 reads in certificate policies and
+// skips in other names and registered ids, are issued there, as AWS
+// issues them; elsewhere, where the certificate would not read back, they
+// are InvalidArgsException saying so. A policy named twice is refused
+// before the certificate is signed, naming both.
+func TestAPIPassthroughLongOIDs(t *testing.T) {
+	env := testenv.Start(t)
+	rootARN, _ := env.NewActiveRoot(t, "Long OIDs Root")
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ok.example"}}).CSRPEM
+	const uuidOID = "2.25.329800735698586629295641978511506172918"
+	issue := func(ext *types.Extensions) (*acmpca.IssueCertificateOutput, error) {
+		return env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &rootARN, Csr: csr,
+			TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"), ApiPassthrough: &types.ApiPassthrough{Extensions: ext},
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+	}
+	out, err := issue(&types.Extensions{
+		CertificatePolicies: []types.PolicyInformation{{CertPolicyId: aws.String(uuidOID)}, {CertPolicyId: aws.String("1.2.3")}},
+		SubjectAlternativeNames: []types.GeneralName{{DnsName: aws.String("ok.example")}, {RegisteredId: aws.String("1.2.2147483648")},
+			{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.4.1.4294967296"), Value: aws.String("v")}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := env.Certificate(t, rootARN, *out.CertificateArn)
+	want, _ := x509.ParseOID(uuidOID)
+	if len(cert.Policies) != 2 || !cert.Policies[0].Equal(want) || cert.Policies[1].String() != "1.2.3" {
+		t.Errorf("policies %v, want %s and 1.2.3", cert.Policies, uuidOID)
+	}
+	for _, tt := range []struct {
+		name string
+		ext  *types.Extensions
+		want string // in the message
+	}{
+		{"an extended key usage", &types.Extensions{ExtendedKeyUsage: []types.ExtendedKeyUsage{{ExtendedKeyUsageObjectIdentifier: aws.String(uuidOID)}}}, "above 2147483647"},
+		{"a custom extension", &types.Extensions{CustomExtensions: []types.CustomExtension{{ObjectIdentifier: aws.String(uuidOID), Value: aws.String("BQA=")}}}, "above 2147483647"},
+		{"a policy named twice", &types.Extensions{CertificatePolicies: []types.PolicyInformation{{CertPolicyId: aws.String("1.2.3")}, {CertPolicyId: aws.String("1.2.03")}}}, "policy 1's"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := issue(tt.ext)
+			testenv.WantError(t, err, "InvalidArgsException")
+			if err != nil && !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%v, want it to say %q", err, tt.want)
+			}
 		})
 	}
 }

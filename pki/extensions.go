@@ -120,16 +120,23 @@ func CertificatePoliciesExtension(policies []openpca.PolicyInformation) (pkix.Ex
 		Qualifier string `asn1:"ia5"`
 	}
 	type policyInformation struct {
-		ID         asn1.ObjectIdentifier
+		ID         asn1.RawValue
 		Qualifiers []qualifierInfo `asn1:"optional,omitempty"`
 	}
 	var out []policyInformation
 	for i, p := range policies {
-		oid, err := ParseOID(p.CertPolicyId)
+		oid, err := LongOID(p.CertPolicyId)
 		if err != nil {
 			return pkix.Extension{}, fmt.Errorf("certificate policy %d: %w", i+1, err)
 		}
-		pi := policyInformation{ID: oid}
+		// A policy appears once (RFC 5280, 4.2.1.4), which Go's x509
+		// checks reading the certificate: after it was signed.
+		for j, q := range out {
+			if bytes.Equal(q.ID.FullBytes, oid) {
+				return pkix.Extension{}, fmt.Errorf("certificate policy %d: %s is policy %d's; a certificate names a policy once", i+1, p.CertPolicyId, j+1)
+			}
+		}
+		pi := policyInformation{ID: asn1.RawValue{FullBytes: oid}}
 		for _, q := range p.PolicyQualifiers {
 			if q.Qualifier == nil || !isIA5(q.Qualifier.CpsUri) {
 				return pkix.Extension{}, fmt.Errorf("certificate policy %d: a CPS qualifier needs an ASCII CpsUri", i+1)

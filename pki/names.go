@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/openpca/openpca"
@@ -35,7 +36,7 @@ func MarshalGeneralName(g openpca.GeneralName) (asn1.RawValue, error) {
 		out = append(out, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, IsCompound: compound, Bytes: b})
 	}
 	if g.OtherName != nil {
-		oid, err := ParseOID(g.OtherName.TypeId)
+		oid, err := LongOID(g.OtherName.TypeId)
 		if err != nil {
 			return asn1.RawValue{}, fmt.Errorf("OtherName.TypeId: %w", err)
 		}
@@ -44,7 +45,7 @@ func MarshalGeneralName(g openpca.GeneralName) (asn1.RawValue, error) {
 		if err != nil {
 			return asn1.RawValue{}, err
 		}
-		ctx(tagOtherName, true, append(mustMarshal(oid), value...))
+		ctx(tagOtherName, true, append(oid, value...))
 	}
 	if g.Rfc822Name != "" {
 		if err := CheckName(g.Rfc822Name); err != nil {
@@ -73,13 +74,19 @@ func MarshalGeneralName(g openpca.GeneralName) (asn1.RawValue, error) {
 	if g.EdiPartyName != nil {
 		var b []byte
 		if g.EdiPartyName.NameAssigner != "" {
+			if err := checkEntry(g.EdiPartyName.NameAssigner); err != nil {
+				return asn1.RawValue{}, fmt.Errorf("EdiPartyName.NameAssigner: %w", err)
+			}
 			b = append(b, explicitUTF8(0, g.EdiPartyName.NameAssigner)...)
+		}
+		if err := checkEntry(g.EdiPartyName.PartyName); err != nil {
+			return asn1.RawValue{}, fmt.Errorf("EdiPartyName.PartyName: %w", err)
 		}
 		b = append(b, explicitUTF8(1, g.EdiPartyName.PartyName)...)
 		ctx(tagEDIPartyName, true, b)
 	}
 	if g.UniformResourceIdentifier != "" {
-		if err := CheckName(g.UniformResourceIdentifier); err != nil {
+		if err := checkURI(g.UniformResourceIdentifier); err != nil {
 			return asn1.RawValue{}, fmt.Errorf("UniformResourceIdentifier: %w", err)
 		}
 		ctx(tagURI, false, []byte(g.UniformResourceIdentifier))
@@ -92,12 +99,12 @@ func MarshalGeneralName(g openpca.GeneralName) (asn1.RawValue, error) {
 		ctx(tagIPAddress, false, ip.AsSlice())
 	}
 	if g.RegisteredId != "" {
-		oid, err := ParseOID(g.RegisteredId)
+		oid, err := LongOID(g.RegisteredId)
 		if err != nil {
 			return asn1.RawValue{}, fmt.Errorf("RegisteredId: %w", err)
 		}
 		var raw asn1.RawValue
-		if _, err := asn1.Unmarshal(mustMarshal(oid), &raw); err != nil {
+		if _, err := asn1.Unmarshal(oid, &raw); err != nil {
 			return asn1.RawValue{}, err
 		}
 		ctx(tagRegisteredID, false, raw.Bytes)
@@ -131,11 +138,29 @@ func CheckName(s string) error {
 	if !isIA5(s) {
 		return fmt.Errorf("%q must be ASCII", s)
 	}
+	return checkEntry(s)
+}
+
+// checkEntry refuses a name that is blank or has a control character.
+func checkEntry(s string) error {
 	if strings.TrimSpace(s) == "" {
 		return &EntryError{fmt.Sprintf("%q is blank", s)}
 	}
 	if strings.ContainsFunc(s, isControl) {
 		return &EntryError{fmt.Sprintf("%q has a control character", s)}
+	}
+	return nil
+}
+
+// checkURI checks a URI name (CheckName), which RFC 5280 (4.2.1.6) wants
+// absolute: with a scheme, and something after it. "not a uri" was
+// issued as it came.
+func checkURI(s string) error {
+	if err := CheckName(s); err != nil {
+		return err
+	}
+	if u, err := url.Parse(s); err != nil || u.Scheme == "" || u.Opaque == "" && u.Host == "" && u.Path == "" {
+		return &EntryError{fmt.Sprintf("%q is not an absolute URI, with a scheme (RFC 5280, 4.2.1.6)", s)}
 	}
 	return nil
 }
@@ -342,9 +367,29 @@ func AltNames(value []byte) string {
 func CheckAltNames(value []byte) error {
 	return eachAltName(value, func(tag cbasn1.Tag, v []byte) error {
 		switch tag {
-		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific(), cbasn1.Tag(6).ContextSpecific(): // rfc822Name, dNSName, URI
+		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific(): // rfc822Name, dNSName
 			if err := CheckName(string(v)); err != nil {
 				return fmt.Errorf("a subject alternative name: %w", err)
+			}
+		case cbasn1.Tag(6).ContextSpecific(): // uniformResourceIdentifier
+			if err := checkURI(string(v)); err != nil {
+				return fmt.Errorf("a subject alternative name: %w", err)
+			}
+		case cbasn1.Tag(5).ContextSpecific().Constructed(): // ediPartyName: [5] IMPLICIT EDIPartyName
+			// nameAssigner [0] and partyName [1], each an EXPLICIT
+			// DirectoryString: the party must be named.
+			in := cryptobyte.String(v)
+			var party, value cryptobyte.String
+			var tag cbasn1.Tag
+			if !in.SkipOptionalASN1(cbasn1.Tag(0).ContextSpecific().Constructed()) || !in.ReadASN1(&party, cbasn1.Tag(1).ContextSpecific().Constructed()) ||
+				!in.Empty() || !party.ReadAnyASN1(&value, &tag) || !party.Empty() {
+				return fmt.Errorf("a subject alternative name: an EDI party name is malformed")
+			}
+			// Blank: spaces alone, in one byte each or, in a BMPString or
+			// UniversalString, between zero bytes (a zero character is
+			// a control, refused too).
+			if len(bytes.TrimSpace(bytes.ReplaceAll(value, []byte{0}, nil))) == 0 || hasControl(tag, value) {
+				return &EntryError{"a subject alternative name: an EDI party name is blank or has a control character"}
 			}
 		case cbasn1.Tag(7).ContextSpecific(): // iPAddress
 			// AWS refuses "A SAN IP address that isn't 4 or 16 bytes

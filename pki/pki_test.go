@@ -110,9 +110,48 @@ func TestMarshalGeneralName(t *testing.T) {
 		}
 	}
 	// x509 reads back what a certificate would carry.
-	for _, bad := range []openpca.GeneralName{{}, {DnsName: "a", IpAddress: "1.2.3.4"}, {IpAddress: "300.1.1.1"}, {DnsName: "ü.example"}, {RegisteredId: "9.9"}} {
+	for _, bad := range []openpca.GeneralName{{}, {DnsName: "a", IpAddress: "1.2.3.4"}, {IpAddress: "300.1.1.1"}, {DnsName: "ü.example"}, {RegisteredId: "9.9"},
+		{EdiPartyName: &openpca.EdiPartyName{}}, {EdiPartyName: &openpca.EdiPartyName{PartyName: " \t"}},
+		{EdiPartyName: &openpca.EdiPartyName{PartyName: "p\x00"}}, {EdiPartyName: &openpca.EdiPartyName{PartyName: "p", NameAssigner: " "}},
+		{UniformResourceIdentifier: "not a uri"}, {UniformResourceIdentifier: "relative/path"}, {UniformResourceIdentifier: "//host/path"},
+		{UniformResourceIdentifier: "http:"}, {UniformResourceIdentifier: "http://[::1"}} {
 		if _, err := MarshalGeneralName(bad); err == nil {
 			t.Errorf("%+v: no error", bad)
+		}
+	}
+	for _, good := range []string{"urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66", "spiffe://example.org/ns/a", "mailto:a@b", "https://a.example/x?y#z"} {
+		if _, err := MarshalGeneralName(openpca.GeneralName{UniformResourceIdentifier: good}); err != nil {
+			t.Errorf("URI %s: %v", good, err)
+		}
+	}
+}
+
+// TestCheckAltNames: the names of a subject alternative name extension a
+// CSR or a custom extension gives are checked as the API's are.
+func TestCheckAltNames(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		hex  string // the extension's value
+		ok   bool
+	}{
+		{"a DNS name", "30048202" + hex.EncodeToString([]byte("a.")), true},
+		{"an absolute URI", "30058603" + hex.EncodeToString([]byte("u:x")), true},
+		{"a URI not absolute", "300b8609" + hex.EncodeToString([]byte("not a uri")), false},
+		{"an EDI party", "3007a505a1030c0170", true},
+		{"an EDI party with its assigner", "300ca50aa0030c0161a1030c0170", true},
+		{"an EDI party empty", "3006a504a1020c00", false},
+		{"an EDI party of spaces", "3008a506a1040c022020", false},
+		{"an EDI party of BMP spaces", "300aa508a1061e0400200020", false},
+		{"an EDI party with a control", "3008a506a1040c027001", false},
+		{"an EDI party without its party", "3007a505a0030c0161", false},
+		{"an EDI party with more after", "3009a507a1030c01700500", false},
+	} {
+		value, err := hex.DecodeString(c.hex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckAltNames(value); (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok %v", c.name, err, c.ok)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
@@ -130,7 +131,12 @@ func subjectRDNs(s *openpca.ASN1Subject) (pkix.RDNSequence, error) {
 	return rdns, nil
 }
 
-// ParseOID parses a dotted object identifier such as 1.3.6.1.4.1.
+// ParseOID parses a dotted object identifier such as 1.3.6.1.4.1, each of
+// whose numbers must be below 2^31: Go's x509 reads no larger one in a
+// certificate's extension identifiers, its extended key usages or its
+// subject's attribute types, so a certificate with one would not read
+// back. Where Go reads any (certificate policies, alternative names of
+// other kinds and registered ids), LongOID takes any.
 func ParseOID(s string) (asn1.ObjectIdentifier, error) {
 	parts := strings.Split(s, ".")
 	if len(parts) < 2 {
@@ -139,6 +145,9 @@ func ParseOID(s string) (asn1.ObjectIdentifier, error) {
 	oid := make(asn1.ObjectIdentifier, len(parts))
 	for i, p := range parts {
 		n, err := strconv.ParseUint(p, 10, 31)
+		if errors.Is(err, strconv.ErrRange) {
+			return nil, fmt.Errorf("%q has a number above 2147483647: this server takes such an object identifier only as a certificate policy (CertPolicyId), an OtherName's TypeId or a RegisteredId", s)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%q is not an object identifier", s)
 		}
@@ -148,6 +157,20 @@ func ParseOID(s string) (asn1.ObjectIdentifier, error) {
 		return nil, fmt.Errorf("%q is not an object identifier", s)
 	}
 	return oid, nil
+}
+
+// LongOID is ParseOID of any numbers (2.25.<a UUID's 128 bits>, say), as
+// its DER encoding, tag and length included.
+func LongOID(s string) ([]byte, error) {
+	oid, err := x509.ParseOID(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an object identifier", s)
+	}
+	content, err := oid.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return asn1.Marshal(asn1.RawValue{Tag: asn1.TagOID, Bytes: content})
 }
 
 // isPrintable reports whether s fits an ASN.1 PrintableString.
