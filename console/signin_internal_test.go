@@ -3,27 +3,73 @@ package console
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auth"
+	"github.com/openpca/openpca/seal"
+	"github.com/openpca/openpca/sigv4"
+	"github.com/openpca/openpca/sqlite"
 )
 
 // TestSignInKnownNetwork: with the server's bound of sign-ins spent (a
 // flood from many networks), a network from which a key signed in within
 // signInKnownFor still gets its sign-ins, within its own bound; another
-// network, or the same once that time is past, does not.
+// network, or the same once that time is past, does not, nor one from
+// which a sign-in was only tried, with a wrong secret.
 func TestSignInKnownNetwork(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	c, err := New(Config{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "openpca.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer db.Close()
+	sealer, err := seal.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const account = "111122223333"
+	if err := db.CreateAccount(ctx, &openpca.Account{ID: account, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	key, secret, err := auth.NewAccessKey(sealer, account, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutAccessKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{Store: db, Auth: &auth.Authenticator{Verifier: &sigv4.Verifier{Keys: auth.Keys{Store: db, Sealer: sealer}}, Store: db},
+		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signIn := func(addr, secret string) int {
+		r := httptest.NewRequest("POST", "/console/sign-in", strings.NewReader(url.Values{"access_key_id": {key.ID}, "secret_access_key": {secret}}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.RemoteAddr = addr + ":40000"
+		w := httptest.NewRecorder()
+		c.signIn(w, r)
+		return w.Code
+	}
+	if code := signIn("192.0.2.1", secret); code != http.StatusSeeOther {
+		t.Fatalf("signing in: %d", code)
+	}
+	if code := signIn("203.0.113.1", "not the secret"); code != http.StatusUnauthorized {
+		t.Fatalf("signing in with a wrong secret: %d", code)
 	}
 	from := func(addr string) bool {
 		r := httptest.NewRequest("POST", "/console/sign-in", nil)
 		r.RemoteAddr = addr + ":40000"
 		return c.allowSignIn(r)
 	}
-	c.noteSignIn(httptest.NewRequest("POST", "/console/sign-in", nil), now) // httptest's 192.0.2.1
 	for c.signIns.Allow() {
 	}
 	for _, tc := range []struct {
@@ -32,6 +78,7 @@ func TestSignInKnownNetwork(t *testing.T) {
 		want  bool
 	}{
 		{"198.51.100.7", 0, false}, // a network of no sign-in
+		{"203.0.113.2", 0, false},  // a network of a wrong secret
 		{"192.0.2.77", 0, true},    // another address of the known network
 		{"192.0.2.78", signInKnownFor - time.Second, true},
 		{"192.0.2.79", signInKnownFor, false}, // no longer known
