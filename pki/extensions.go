@@ -9,6 +9,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -75,9 +76,16 @@ func ExtKeyUsageExtension(oids []asn1.ObjectIdentifier, critical bool) pkix.Exte
 	return pkix.Extension{Id: OIDExtKeyUsage, Critical: critical, Value: mustMarshal(oids)}
 }
 
-// APIExtKeyUsages turns the API's extended key usage list into OIDs.
+// APIExtKeyUsages turns the API's extended key usage list into OIDs, each
+// once: a purpose named twice (SMART_CARD_LOGIN and its OID, say) was
+// listed twice in the certificate.
 func APIExtKeyUsages(list []openpca.ExtendedKeyUsage) ([]asn1.ObjectIdentifier, error) {
 	var oids []asn1.ObjectIdentifier
+	add := func(oid asn1.ObjectIdentifier) {
+		if !slices.ContainsFunc(oids, oid.Equal) {
+			oids = append(oids, oid)
+		}
+	}
 	for i, e := range list {
 		switch {
 		case (e.ExtendedKeyUsageType == "") == (e.ExtendedKeyUsageObjectIdentifier == ""):
@@ -87,13 +95,13 @@ func APIExtKeyUsages(list []openpca.ExtendedKeyUsage) ([]asn1.ObjectIdentifier, 
 			if !ok {
 				return nil, fmt.Errorf("ExtendedKeyUsage %d: unknown type %s", i+1, e.ExtendedKeyUsageType)
 			}
-			oids = append(oids, oid)
+			add(oid)
 		default:
 			oid, err := ParseOID(e.ExtendedKeyUsageObjectIdentifier)
 			if err != nil {
 				return nil, fmt.Errorf("ExtendedKeyUsage %d: %w", i+1, err)
 			}
-			oids = append(oids, oid)
+			add(oid)
 		}
 	}
 	return oids, nil

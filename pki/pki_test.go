@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -317,5 +318,24 @@ func TestKeyMadeID(t *testing.T) {
 				t.Errorf("KeyMadeID = %v for %x, want %v", got, c.SubjectKeyId, tt.want)
 			}
 		})
+	}
+}
+
+// TestAPIExtKeyUsagesOnce: a purpose the API names twice, by its type and
+// by its OID or twice the same way, is listed once, in the order of its
+// first naming.
+func TestAPIExtKeyUsagesOnce(t *testing.T) {
+	oids, err := APIExtKeyUsages([]openpca.ExtendedKeyUsage{
+		{ExtendedKeyUsageType: openpca.ExtendedKeyUsageTypeSmartCardLogin},
+		{ExtendedKeyUsageObjectIdentifier: "1.2.3"},
+		{ExtendedKeyUsageObjectIdentifier: "1.3.6.1.4.1.311.20.2.2"},
+		{ExtendedKeyUsageObjectIdentifier: "1.2.03"},
+		{ExtendedKeyUsageType: openpca.ExtendedKeyUsageTypeSmartCardLogin},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(oids) != "[1.3.6.1.4.1.311.20.2.2 1.2.3]" {
+		t.Errorf("%v, want each purpose once", oids)
 	}
 }
