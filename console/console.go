@@ -478,11 +478,18 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusForbidden, openpca.ClientMessage(err))
 		return
 	}
-	if err != nil && !errors.Is(err, auth.ErrSignIn) {
-		// The store failed: the page says so, not that the secret is
-		// wrong, and the log says why.
+	if openpca.ErrorCode(err) == openpca.CodeServiceUnavailable {
+		// The store failed, for every key alike: the page says so, not
+		// that the secret is wrong, and the log says why.
 		c.apiErrorTo(c.unproven, w, r, err)
 		return
+	}
+	if err != nil && !errors.Is(err, auth.ErrSignIn) {
+		// A failure with this key alone (its secret sealed under a
+		// master key this server does not hold): logged, and answered as
+		// a wrong secret, for an answer of its own would tell that the
+		// key exists.
+		logged(r.Context(), c.unproven, err)
 	}
 	if err != nil {
 		if ok, held := c.refusals.Allow(); ok {

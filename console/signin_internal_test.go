@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,7 +17,63 @@ import (
 	"github.com/openpca/openpca/seal"
 	"github.com/openpca/openpca/sigv4"
 	"github.com/openpca/openpca/sqlite"
+	"github.com/openpca/openpca/sqlstore"
 )
+
+// signInConsole is a console on a real SQLite store that holds an access
+// key of an account, and a sign-in to it from addr, answered with its
+// status code.
+type signInConsole struct {
+	*Console
+	db     *sqlstore.DB
+	sealer *seal.Sealer
+	logs   bytes.Buffer // the handler runs in the test's goroutine
+}
+
+func newSignInConsole(t *testing.T, now *time.Time) (c *signInConsole, keyID, secret string) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "openpca.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	sealer, err := seal.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateAccount(ctx, &openpca.Account{ID: "111122223333", CreatedAt: *now}); err != nil {
+		t.Fatal(err)
+	}
+	c = &signInConsole{db: db, sealer: sealer}
+	keyID, secret = c.newKey(t, sealer, *now)
+	c.Console, err = New(Config{Store: db, Auth: &auth.Authenticator{Verifier: &sigv4.Verifier{Keys: auth.Keys{Store: db, Sealer: sealer}}, Store: db},
+		Logger: slog.New(slog.NewTextHandler(&c.logs, nil)), Now: func() time.Time { return *now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, keyID, secret
+}
+
+// newKey stores a new key of the account, its secret sealed by sealer.
+func (c *signInConsole) newKey(t *testing.T, sealer *seal.Sealer, now time.Time) (id, secret string) {
+	key, secret, err := auth.NewAccessKey(sealer, "111122223333", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.db.PutAccessKey(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	return key.ID, secret
+}
+
+func (c *signInConsole) signIn(addr, keyID, secret string) int {
+	r := httptest.NewRequest("POST", "/console/sign-in", strings.NewReader(url.Values{"access_key_id": {keyID}, "secret_access_key": {secret}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.RemoteAddr = addr + ":40000"
+	w := httptest.NewRecorder()
+	c.Console.signIn(w, r)
+	return w.Code
+}
 
 // TestSignInKnownNetwork: with the server's bound of sign-ins spent (a
 // flood from many networks), a network from which a key signed in within
@@ -25,40 +82,8 @@ import (
 // which a sign-in was only tried, with a wrong secret.
 func TestSignInKnownNetwork(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "openpca.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	sealer, err := seal.New(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const account = "111122223333"
-	if err := db.CreateAccount(ctx, &openpca.Account{ID: account, CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	key, secret, err := auth.NewAccessKey(sealer, account, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.PutAccessKey(ctx, key); err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(Config{Store: db, Auth: &auth.Authenticator{Verifier: &sigv4.Verifier{Keys: auth.Keys{Store: db, Sealer: sealer}}, Store: db},
-		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signIn := func(addr, secret string) int {
-		r := httptest.NewRequest("POST", "/console/sign-in", strings.NewReader(url.Values{"access_key_id": {key.ID}, "secret_access_key": {secret}}.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.RemoteAddr = addr + ":40000"
-		w := httptest.NewRecorder()
-		c.signIn(w, r)
-		return w.Code
-	}
+	c, keyID, secret := newSignInConsole(t, &now)
+	signIn := func(addr, secret string) int { return c.signIn(addr, keyID, secret) }
 	if code := signIn("192.0.2.1", secret); code != http.StatusSeeOther {
 		t.Fatalf("signing in: %d", code)
 	}
@@ -98,5 +123,30 @@ func TestSignInKnownNetwork(t *testing.T) {
 	}
 	if allowed > signInNetBurst {
 		t.Errorf("%d of 200 sign-ins from the known network allowed at once, more than its bound of %d", allowed, signInNetBurst)
+	}
+}
+
+// TestSignInKeySealedElsewhere: a key whose secret this server cannot
+// open (sealed under a master key it does not hold) is answered as a
+// wrong secret, as an unknown key is, and not as a failure, which would
+// tell that the key exists; the log says why.
+func TestSignInKeySealedElsewhere(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	c, _, _ := newSignInConsole(t, &now)
+	other, err := seal.New(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedElsewhere, secret := c.newKey(t, other, now)
+	for _, tc := range []struct{ name, keyID string }{
+		{"an unknown key", "OPCAAAAAAAAAAAAAAAAA"},
+		{"a key sealed elsewhere", sealedElsewhere},
+	} {
+		if code := c.signIn("192.0.2.1", tc.keyID, secret); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", tc.name, code)
+		}
+	}
+	if !strings.Contains(c.logs.String(), "console: internal failure") {
+		t.Errorf("nothing logged of the key sealed elsewhere:\n%s", c.logs.String())
 	}
 }
