@@ -700,14 +700,15 @@ func parsePEM(s string) (*x509.Certificate, error) {
 }
 
 // visible shows a name's characters that cannot be seen for what they
-// are as escapes: Unicode's format characters (a right-to-left override
-// would have a subject that reads moc.knab-ruoy.www shown as
-// www.your-bank.com, and zero-width joins make a name look like another);
-// the other default-ignorable ones, which browsers draw as nothing or as
-// blank (U+3164 HANGUL FILLER, U+034F, variation selectors); line and
-// paragraph separators, controls, and spaces other than U+0020; and
-// U+2800, a blank Braille pattern. "bulk-1" followed by such characters
-// looked like "bulk-1".
+// are as escapes: those Unicode gives no glyph (format characters, such
+// as a right-to-left override, which would have a subject that reads
+// moc.knab-ruoy.www shown as www.your-bank.com, or zero-width joins;
+// controls, line and paragraph separators, private-use and unassigned
+// code points); the default-ignorable ones that have one, which browsers
+// draw as nothing or as blank (U+3164 HANGUL FILLER, U+034F, variation
+// selectors); and U+2800, a blank Braille pattern. "bulk-1" followed by
+// such characters looked like "bulk-1". Spaces, U+00A0 and U+3000
+// included, show as the spaces they are.
 func visible(s string) string {
 	if !strings.ContainsFunc(s, isHidden) {
 		return s
@@ -726,10 +727,9 @@ func visible(s string) string {
 	return b.String()
 }
 
-var hidden = []*unicode.RangeTable{unicode.Cf, unicode.Cc, unicode.Zl, unicode.Zp, unicode.Zs,
-	unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector}
-
-func isHidden(r rune) bool { return r != ' ' && (r == '\u2800' || unicode.IsOneOf(hidden, r)) }
+func isHidden(r rune) bool {
+	return !unicode.IsGraphic(r) || r == '\u2800' || unicode.In(r, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
+}
 
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{

@@ -61,7 +61,7 @@ func (f *staticFile) serve(w http.ResponseWriter, r *http.Request) {
 	body, etag := f.data, f.etag
 	if len(f.data) >= minGzip {
 		h.Set("Vary", "Accept-Encoding")
-		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		if acceptsGzip(strings.Join(r.Header.Values("Accept-Encoding"), ",")) {
 			body, etag = f.gzipped(), f.etag+"-gz"
 			h.Set("Content-Encoding", "gzip")
 		}
@@ -82,7 +82,8 @@ func (f *staticFile) gzipped() []byte {
 }
 
 // acceptsGzip reports whether an Accept-Encoding header takes gzip: with
-// a weight above 0, named or, if not named, by * (RFC 9110, 12.5.3).
+// a weight above 0, named (x-gzip too) or, if not named, by * (RFC 9110,
+// 12.5.3).
 func acceptsGzip(header string) bool {
 	named, star := -1.0, -1.0
 	for part := range strings.SplitSeq(header, ",") {
@@ -95,7 +96,7 @@ func acceptsGzip(header string) bool {
 			}
 		}
 		switch coding = strings.TrimSpace(coding); {
-		case strings.EqualFold(coding, "gzip"):
+		case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
 			named = q
 		case coding == "*":
 			star = q

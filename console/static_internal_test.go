@@ -22,6 +22,8 @@ func TestAcceptsGzip(t *testing.T) {
 		{"gzip;q=0, *", false},
 		{"*;q=0, gzip", true},
 		{"br, *;q=0.1", true},
+		{"x-gzip", true},
+		{"x-gzip;q=0, *", false},
 	} {
 		if got := acceptsGzip(c.header); got != c.want {
 			t.Errorf("Accept-Encoding %q: %v, want %v", c.header, got, c.want)
