@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"unicode"
 
 	"github.com/openpca/openpca"
 	"golang.org/x/crypto/cryptobyte"
@@ -141,9 +142,10 @@ func CheckName(s string) error {
 	return checkEntry(s)
 }
 
-// checkEntry refuses a name that is blank or has a control character.
+// checkEntry refuses a name that is blank (of spaces and characters that
+// show nothing, such as U+200B) or has a control character.
 func checkEntry(s string) error {
-	if strings.TrimSpace(s) == "" {
+	if strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }) == "" {
 		return &EntryError{fmt.Sprintf("%q is blank", s)}
 	}
 	if strings.ContainsFunc(s, isControl) {

@@ -113,7 +113,7 @@ func TestMarshalGeneralName(t *testing.T) {
 	// x509 reads back what a certificate would carry.
 	for _, bad := range []openpca.GeneralName{{}, {DnsName: "a", IpAddress: "1.2.3.4"}, {IpAddress: "300.1.1.1"}, {DnsName: "ü.example"}, {RegisteredId: "9.9"},
 		{EdiPartyName: &openpca.EdiPartyName{}}, {EdiPartyName: &openpca.EdiPartyName{PartyName: " \t"}},
-		{EdiPartyName: &openpca.EdiPartyName{PartyName: "p\x00"}}, {EdiPartyName: &openpca.EdiPartyName{PartyName: "p", NameAssigner: " "}},
+		{EdiPartyName: &openpca.EdiPartyName{PartyName: "p\x00"}}, {EdiPartyName: &openpca.EdiPartyName{PartyName: "\u200b\u00a0"}}, {EdiPartyName: &openpca.EdiPartyName{PartyName: "p", NameAssigner: " "}},
 		{UniformResourceIdentifier: "not a uri"}, {UniformResourceIdentifier: "relative/path"}, {UniformResourceIdentifier: "//host/path"},
 		{UniformResourceIdentifier: "http:"}, {UniformResourceIdentifier: "http://[::1"}} {
 		if _, err := MarshalGeneralName(bad); err == nil {
