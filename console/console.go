@@ -230,7 +230,7 @@ func New(cfg Config) (*Console, error) {
 	c.mux.Handle("POST /console/ca/report", c.session(c.requestReport))
 	c.mux.Handle("POST /console/ca/status", c.session(c.setStatus))
 	c.mux.Handle("GET /console/verify", c.session(c.verifyPage))
-	files, err := loadStatic(static)
+	files, err := listStatic(static)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"io/fs"
 	"net/http"
 	"strconv"
@@ -18,35 +19,31 @@ import (
 // no-store, and every load of the verifier's page fetched its 6.9 MB of
 // WebAssembly again. A browser keeps it and asks, by its ETag, whether it
 // changed (it changes only with the binary); one that takes gzip gets the
-// large ones gzipped (the WebAssembly takes 1.9 MB so), made at their first
-// request rather than at each start of a server.
+// large ones gzipped (the WebAssembly takes 1.9 MB so). Both are made at
+// the file's first request, not at each start of a server, whose memory
+// would hold a copy of the file for nothing until a browser asks.
 type staticFile struct {
-	name string
-	data []byte
-	etag string // of data; a gzipped answer's is etag with -gz
+	files fs.FS
+	name  string
 
 	once sync.Once
-	gz   []byte
+	err  error
+	etag string // of the file; a gzipped answer's is etag with -gz
+	gz   []byte // the file gzipped, if it is large
 }
 
 // minGzip is the size from which a static file is sent gzipped to the
 // browsers that take it: the WebAssembly, not the small scripts.
 const minGzip = 64 << 10
 
-// loadStatic reads the console's scripts from files.
-func loadStatic(files fs.FS) (map[string]*staticFile, error) {
+// listStatic lists the console's scripts in files.
+func listStatic(files fs.FS) (map[string]*staticFile, error) {
 	out := map[string]*staticFile{}
 	err := fs.WalkDir(files, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+		if err == nil && !d.IsDir() {
+			out[name] = &staticFile{files: files, name: name}
 		}
-		data, err := fs.ReadFile(files, name)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(data)
-		out[name] = &staticFile{name: name, data: data, etag: hex.EncodeToString(sum[:16])}
-		return nil
+		return err
 	})
 	return out, err
 }
@@ -54,31 +51,58 @@ func loadStatic(files fs.FS) (map[string]*staticFile, error) {
 // serve answers r with the file: gzipped if it is large and the browser
 // takes gzip, 304 if the browser has it.
 func (f *staticFile) serve(w http.ResponseWriter, r *http.Request) {
+	unreadable := func() { http.Error(w, "the console's file cannot be read", http.StatusInternalServerError) }
+	if err := f.prepare(); err != nil {
+		unreadable()
+		return
+	}
 	h := w.Header()
 	// Kept by the browser alone (a session fetched it), and asked about
 	// again before each use: a server upgraded in between serves its own.
 	h.Set("Cache-Control", "private, no-cache")
-	body, etag := f.data, f.etag
-	if len(f.data) >= minGzip {
+	if f.gz != nil {
 		h.Set("Vary", "Accept-Encoding")
 		if acceptsGzip(strings.Join(r.Header.Values("Accept-Encoding"), ",")) {
-			body, etag = f.gzipped(), f.etag+"-gz"
 			h.Set("Content-Encoding", "gzip")
+			h.Set("ETag", strconv.Quote(f.etag+"-gz"))
+			http.ServeContent(w, r, f.name, time.Time{}, bytes.NewReader(f.gz))
+			return
 		}
 	}
-	h.Set("ETag", strconv.Quote(etag))
-	http.ServeContent(w, r, f.name, time.Time{}, bytes.NewReader(body))
+	file, err := f.files.Open(f.name)
+	if err != nil {
+		unreadable()
+		return
+	}
+	defer file.Close()
+	// Embedded files seek: served from the binary's data, not a copy.
+	content, ok := file.(io.ReadSeeker)
+	if !ok {
+		unreadable()
+		return
+	}
+	h.Set("ETag", strconv.Quote(f.etag))
+	http.ServeContent(w, r, f.name, time.Time{}, content)
 }
 
-func (f *staticFile) gzipped() []byte {
+// prepare makes the file's ETag, and its gzip if it is large, once.
+func (f *staticFile) prepare() error {
 	f.once.Do(func() {
-		var b bytes.Buffer
-		zw := gzip.NewWriter(&b)
-		zw.Write(f.data) // to memory: no error
-		zw.Close()
-		f.gz = b.Bytes()
+		var data []byte
+		if data, f.err = fs.ReadFile(f.files, f.name); f.err != nil {
+			return
+		}
+		sum := sha256.Sum256(data)
+		f.etag = hex.EncodeToString(sum[:16])
+		if len(data) >= minGzip {
+			var b bytes.Buffer
+			zw := gzip.NewWriter(&b)
+			zw.Write(data) // to memory: no error
+			zw.Close()
+			f.gz = b.Bytes()
+		}
 	})
-	return f.gz
+	return f.err
 }
 
 // acceptsGzip reports whether an Accept-Encoding header takes gzip: with
