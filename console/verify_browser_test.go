@@ -71,11 +71,16 @@ func newVerifyPage(t *testing.T, names ...string) *verifyPage {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WSURLReadTimeout(time.Minute))
 	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
 	t.Cleanup(cancel)
-	ctx, cancel := chromedp.NewContext(actx)
+	p.ctx, cancel = chromedp.NewContext(actx)
 	t.Cleanup(cancel)
-	p.ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(cancel)
-	if err := chromedp.Run(p.ctx, chromedp.Navigate(env.URL+"/console/"),
+	// Started with the tab's own context: the first Run's context is the
+	// browser's, which would close when a step's bound ends.
+	if err := chromedp.Run(p.ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	ctx, cancel := p.bounded()
+	defer cancel()
+	if err := chromedp.Run(ctx, chromedp.Navigate(env.URL+"/console/"),
 		chromedp.SendKeys(`input[name=access_key_id]`, creds.AccessKeyID),
 		chromedp.SendKeys(`input[name=secret_access_key]`, creds.SecretAccessKey),
 		chromedp.Click(`#sign-in`),
@@ -85,12 +90,21 @@ func newVerifyPage(t *testing.T, names ...string) *verifyPage {
 	return p
 }
 
+// bounded is the page's context for one step (signing in, a report
+// verified), within two minutes: a bound for the test's whole run, which
+// verifies several reports, timed out on a loaded machine.
+func (p *verifyPage) bounded() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(p.ctx, 2*time.Minute)
+}
+
 // verify verifies a report and proof file on the page, and returns what
 // the page says.
 func (p *verifyPage) verify(report, proof string) string {
 	p.t.Helper()
+	ctx, cancel := p.bounded()
+	defer cancel()
 	var result string
-	if err := chromedp.Run(p.ctx, chromedp.Navigate(p.url+"/console/verify"),
+	if err := chromedp.Run(ctx, chromedp.Navigate(p.url+"/console/verify"),
 		chromedp.SetUploadFiles(`#report`, []string{report}),
 		chromedp.SetUploadFiles(`#proof`, []string{proof}),
 		chromedp.Click(`#verify`),
