@@ -16,6 +16,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/auth"
+	"github.com/openpca/openpca/internal/smallfile"
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/seal"
@@ -124,7 +125,7 @@ func (f *keyFiles) store() (*kms.Store, error) {
 }
 
 func (f *keyFiles) read(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := smallfile.Read(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no master key at %s: start openpca serve on this data folder first, or give the master key", path)
 	}

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/smallfile"
 )
 
 // AuditLogClient asks an OpenPCA server for its audit log, signing its
@@ -42,7 +42,7 @@ const maxAuditLogReply = 16 << 20
 func NewAuditLogClient(serverURL, caBundle string) (*AuditLogClient, error) {
 	hc := &http.Client{Timeout: time.Minute}
 	if caBundle != "" {
-		pem, err := os.ReadFile(caBundle)
+		pem, err := smallfile.Read(caBundle)
 		if err != nil {
 			return nil, err
 		}

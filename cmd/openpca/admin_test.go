@@ -21,6 +21,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/internal/smallfile"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -490,5 +491,29 @@ func TestUsage(t *testing.T) {
 				t.Errorf("made %d files in the working folder", len(entries))
 			}
 		})
+	}
+}
+
+// TestOperatorFilesBounded: a file an operator names for a key, a PIN, a
+// policy or a CA bundle is read up to 16 MiB, and one larger refused,
+// saying so: /dev/zero given as --key was read until the kernel killed
+// the command, 23 GB on.
+func TestOperatorFilesBounded(t *testing.T) {
+	env := testenv.Start(t)
+	data := env.Config.DataDir
+	big := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(big, make([]byte, smallfile.Max+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"audit", "verify", "--report", "none.json", "--key", big},
+		{"audit", "verify", "--report", "none.json", "--key", "k+k", "--server", env.URL, "--ca-bundle", big},
+		{"keys", "list", "--data-dir", data, "--master-key-file", big},
+		{"policy", "attach", testenv.AccessKeyID, "--file", big, "--data-dir", data},
+		{"serve", "--kms-key-policy", big},
+	} {
+		if out, err := runOpenpca(t, args...); err == nil || !strings.Contains(err.Error(), "holds more than 16 MiB") {
+			t.Errorf("openpca %s: %v\n%.300s", strings.Join(args[:2], " "), err, out)
+		}
 	}
 }

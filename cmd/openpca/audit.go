@@ -22,6 +22,7 @@ import (
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/internal/smallfile"
 	"github.com/openpca/openpca/server"
 )
 
@@ -530,7 +531,7 @@ func proveFromFile(path, serial string) (*auditlog.InclusionProof, error) {
 // verifierKey returns the key in the file key names, or key itself: a
 // path may hold a "+" as a key does.
 func verifierKey(key string) (string, error) {
-	b, err := os.ReadFile(key)
+	b, err := smallfile.Read(key)
 	switch {
 	case err == nil:
 		return strings.TrimSpace(string(b)), nil

@@ -32,6 +32,7 @@ import (
 	"github.com/openpca/openpca/connlimit"
 	"github.com/openpca/openpca/internal/asynclog"
 	"github.com/openpca/openpca/internal/nodump"
+	"github.com/openpca/openpca/internal/smallfile"
 )
 
 // gcPercent is the garbage collector's target unless GOGC is set. The
@@ -396,7 +397,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.StringVar(&cfg.PKCS11Standard, "pkcs11-standard", "", "the KeyStorageSecurityStandard the token is certified to meet, such as FIPS_140_2_LEVEL_3_OR_HIGHER (default none)")
 	fs.StringVar(&cfg.KMSEndpoint, "kms-endpoint", "", "URL of a KMS-compatible server for the kms key store (default AWS KMS); credentials come from the standard AWS configuration")
 	fs.Func("kms-key-policy", "a file with the key policy (JSON) each new CA key in KMS is made with, instead of KMS's default, which lets the account's IAM policies grant kms:Sign to anyone", func(path string) error {
-		b, err := os.ReadFile(path)
+		b, err := smallfile.Read(path)
 		if err == nil && len(bytes.TrimSpace(b)) == 0 {
 			err = fmt.Errorf("%s is empty", path)
 		}
@@ -581,7 +582,7 @@ func serveMetrics(l net.Listener, h http.Handler, logger *slog.Logger) error {
 // the file: "openpca master-key new > new.key" makes one as the umask
 // says, often readable by every user.
 func readSecretFile(flag, path string, stderr io.Writer) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := smallfile.Read(path)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", flag, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,13 +15,14 @@ import (
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/authority"
+	"github.com/openpca/openpca/internal/smallfile"
 	"github.com/openpca/openpca/policy"
 )
 
 // readPolicyFile reads a policy document for a key, named name, or after
 // the file without its extension.
 func readPolicyFile(path, name string) (openpca.KeyPolicy, error) {
-	b, err := os.ReadFile(path)
+	b, err := smallfile.Read(path)
 	if err != nil {
 		return openpca.KeyPolicy{}, err
 	}
