@@ -59,7 +59,11 @@ type AccountStore interface {
 	ListAccessKeys(ctx context.Context, accountID string) ([]*AccessKey, error)
 	// RevokeAccessKey revokes a key at at; ErrNotFound if it does not exist.
 	RevokeAccessKey(ctx context.Context, id string, at time.Time) error
-	// SetKeyPolicies replaces the policies of a key; ErrNotFound if it
-	// does not exist.
-	SetKeyPolicies(ctx context.Context, id string, policies []KeyPolicy) error
+	// UpdateKeyPolicies replaces the policies of a key with what update
+	// makes of the key as stored, in one transaction: two operators'
+	// changes at once each see the other's (one lost the other's when
+	// both read, then wrote). An error of update changes nothing; the
+	// key is ErrNotFound if it does not exist. update may run more than
+	// once, when the transaction is run again.
+	UpdateKeyPolicies(ctx context.Context, id string, update func(*AccessKey) ([]KeyPolicy, error)) ([]KeyPolicy, error)
 }

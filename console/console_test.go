@@ -614,7 +614,7 @@ func TestConsoleUnreadablePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = a.Store.SetKeyPolicies(t.Context(), key, []openpca.KeyPolicy{unreadable})
+	_, err = a.Store.UpdateKeyPolicies(t.Context(), key, func(*openpca.AccessKey) ([]openpca.KeyPolicy, error) { return []openpca.KeyPolicy{unreadable}, nil })
 	a.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -121,22 +121,37 @@ func encodePolicies(policies []openpca.KeyPolicy) (string, error) {
 	return string(b), err
 }
 
-// SetKeyPolicies implements openpca.AccountStore.
-func (db *DB) SetKeyPolicies(ctx context.Context, id string, policies []openpca.KeyPolicy) error {
-	doc, err := encodePolicies(policies)
-	if err != nil {
+// UpdateKeyPolicies implements openpca.AccountStore.
+func (db *DB) UpdateKeyPolicies(ctx context.Context, id string, update func(*openpca.AccessKey) ([]openpca.KeyPolicy, error)) ([]openpca.KeyPolicy, error) {
+	var policies []openpca.KeyPolicy
+	var refused error // update's, passed on as it is
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		k, err := scanAccessKey(db.txQueryRow(ctx, tx, `SELECT `+accessKeyColumns+` FROM access_keys WHERE id = ?{FOR_UPDATE}`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return openpca.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if policies, refused = update(k); refused != nil {
+			return refused
+		}
+		doc, err := encodePolicies(policies)
+		if err != nil {
+			return err
+		}
+		_, err = db.txExec(ctx, tx, `UPDATE access_keys SET policies = ? WHERE id = ?`, doc, id)
 		return err
+	})
+	switch {
+	case refused != nil:
+		return nil, refused
+	case errors.Is(err, openpca.ErrNotFound):
+		return nil, err
+	case err != nil:
+		return nil, db.wrap("setting a key's policies", err)
 	}
-	res, err := db.exec(ctx, `UPDATE access_keys SET policies = ? WHERE id = ?`, doc, id)
-	if err != nil {
-		return db.wrap("setting a key's policies", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return db.wrap("setting a key's policies", err)
-	} else if n == 0 {
-		return openpca.ErrNotFound
-	}
-	return nil
+	return policies, nil
 }
 
 // FindAccessKey implements openpca.AccountStore.

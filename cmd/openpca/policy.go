@@ -149,28 +149,32 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		default:
 			return errors.New("give --file or --managed")
 		}
-		// Attaching under a name the key already has replaces that policy.
-		policies := slices.DeleteFunc(slices.Clone(key.Policies), func(p openpca.KeyPolicy) bool { return p.Name == kp.Name })
-		policies = append(policies, kp)
-		if err := checkKeyPolicies(policies); err != nil {
-			return err
-		}
-		if err := a.Store.SetKeyPolicies(ctx, key.ID, policies); err != nil {
+		policies, err := a.Store.UpdateKeyPolicies(ctx, key.ID, func(key *openpca.AccessKey) ([]openpca.KeyPolicy, error) {
+			// Attaching under a name the key already has replaces that
+			// policy.
+			policies := slices.DeleteFunc(slices.Clone(key.Policies), func(p openpca.KeyPolicy) bool { return p.Name == kp.Name })
+			policies = append(policies, kp)
+			return policies, checkKeyPolicies(policies)
+		})
+		if err != nil {
 			return err
 		}
 		record(ctx, a, stderr, "policy attach", fmt.Sprintf("key %s: policy %s; its policies now: %s", key.ID, policyRecord([]openpca.KeyPolicy{kp}), policyNames(policies)))
 		fmt.Fprintf(stdout, "attached %s to %s; its policies: %s\n", kp.Name, key.ID, policyNames(policies))
 		return nil
 	case "detach":
-		policies := slices.DeleteFunc(slices.Clone(key.Policies), func(p openpca.KeyPolicy) bool { return p.Name == fs.Arg(1) })
-		if len(policies) == len(key.Policies) {
-			return fmt.Errorf("%s has no policy %s; it has %s", key.ID, fs.Arg(1), policyNames(key.Policies))
-		}
-		if len(policies) == 0 && !leaveFull {
-			return fmt.Errorf("%s is the last policy of %s: without a policy the key may do everything in its account. "+
-				"Attach another first, or pass --leave-full-access", fs.Arg(1), key.ID)
-		}
-		if err := a.Store.SetKeyPolicies(ctx, key.ID, policies); err != nil {
+		policies, err := a.Store.UpdateKeyPolicies(ctx, key.ID, func(key *openpca.AccessKey) ([]openpca.KeyPolicy, error) {
+			policies := slices.DeleteFunc(slices.Clone(key.Policies), func(p openpca.KeyPolicy) bool { return p.Name == fs.Arg(1) })
+			if len(policies) == len(key.Policies) {
+				return nil, fmt.Errorf("%s has no policy %s; it has %s", key.ID, fs.Arg(1), policyNames(key.Policies))
+			}
+			if len(policies) == 0 && !leaveFull {
+				return nil, fmt.Errorf("%s is the last policy of %s: without a policy the key may do everything in its account. "+
+					"Attach another first, or pass --leave-full-access", fs.Arg(1), key.ID)
+			}
+			return policies, nil
+		})
+		if err != nil {
 			return err
 		}
 		record(ctx, a, stderr, "policy detach", fmt.Sprintf("key %s: policy %s; its policies now: %s", key.ID, fs.Arg(1), policyNames(policies)))

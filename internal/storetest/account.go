@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -56,14 +57,43 @@ func testAccountsAndKeys(t *testing.T, s openpca.Store) {
 		t.Errorf("a key without policies reads back with %v", got.Policies)
 	}
 	inline := []openpca.KeyPolicy{{Name: "issue", Document: `{"Statement":[]}`}, {Name: "ReadOnly", Managed: true}}
-	if err := s.SetKeyPolicies(ctx, "OPCATESTKEY3", inline); err != nil {
-		t.Fatal(err)
+	set := func(policies []openpca.KeyPolicy) func(*openpca.AccessKey) ([]openpca.KeyPolicy, error) {
+		return func(*openpca.AccessKey) ([]openpca.KeyPolicy, error) { return policies, nil }
+	}
+	if got, err := s.UpdateKeyPolicies(ctx, "OPCATESTKEY3", set(inline)); err != nil || !reflect.DeepEqual(got, inline) {
+		t.Fatalf("UpdateKeyPolicies: %+v, %v", got, err)
 	}
 	if got, _ := s.FindAccessKey(ctx, "OPCATESTKEY3"); !reflect.DeepEqual(got.Policies, inline) {
-		t.Errorf("after SetKeyPolicies the key has %+v", got.Policies)
+		t.Errorf("after UpdateKeyPolicies the key has %+v", got.Policies)
 	}
-	if err := s.SetKeyPolicies(ctx, "OPCANOSUCHKEY", inline); !errors.Is(err, openpca.ErrNotFound) {
+	if _, err := s.UpdateKeyPolicies(ctx, "OPCANOSUCHKEY", set(inline)); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("policies of a missing key: %v", err)
+	}
+	refused := errors.New("refused")
+	if _, err := s.UpdateKeyPolicies(ctx, "OPCATESTKEY3", func(*openpca.AccessKey) ([]openpca.KeyPolicy, error) { return nil, refused }); err != refused {
+		t.Errorf("an update that refuses: %v", err)
+	}
+	if got, _ := s.FindAccessKey(ctx, "OPCATESTKEY3"); !reflect.DeepEqual(got.Policies, inline) {
+		t.Errorf("after an update that refused, the key has %+v", got.Policies)
+	}
+	// Updates at once each see the others': none is lost.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			_, err := s.UpdateKeyPolicies(ctx, "OPCATESTKEY3", func(k *openpca.AccessKey) ([]openpca.KeyPolicy, error) {
+				return append(slices.Clone(k.Policies), openpca.KeyPolicy{Name: fmt.Sprint("p", i), Document: `{"Statement":[]}`}), nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got, _ := s.FindAccessKey(ctx, "OPCATESTKEY3"); len(got.Policies) != len(inline)+8 {
+		t.Errorf("after 8 updates at once, each adding a policy, the key has %d policies, want %d", len(got.Policies), len(inline)+8)
+	}
+	if _, err := s.UpdateKeyPolicies(ctx, "OPCATESTKEY3", set(inline)); err != nil {
+		t.Fatal(err)
 	}
 	if list, _ := s.ListAccessKeys(ctx, "111122223333"); len(list) != 1 {
 		t.Errorf("keys of one account: %d", len(list))
