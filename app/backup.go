@@ -61,6 +61,15 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 	if err := cfg.Validate(); err != nil { // the master key's file, by default in the folder
 		return nil, sqlstore.Summary{}, err
 	}
+	// A backup holds values sealed with one key, the master key of its
+	// time. Restored with another and that one as previous, it was kept,
+	// sealed with the previous key, in a folder no server opened with the
+	// master key alone, while the operator took it to be moved to the
+	// new one.
+	if len(cfg.PreviousMasterKeys) > 0 {
+		return nil, sqlstore.Summary{}, errors.New("nothing was restored: restore takes the master key the backup was made with, and no previous one: " +
+			"for a backup made before a rotation, give that rotation's old key as the master key, then rotate the restored folder to the new one (openpca master-key rotate)")
+	}
 	// Checked first: the advice a missing key gets elsewhere (start a
 	// server on the folder) would make a new database, and a new key, in
 	// the way of the restore.

@@ -337,6 +337,25 @@ func TestRestoreWithoutAKey(t *testing.T) {
 	}
 }
 
+// TestRestoreWithPreviousKey: a restore given a new master key and the
+// backup's as previous is refused, naming what to do, and leaves the
+// folder empty: it was kept sealed with the previous key, which no server
+// given the new key alone then opened.
+func TestRestoreWithPreviousKey(t *testing.T) {
+	env := testenv.Start(t)
+	backup := backupOf(t, env)
+	newKey, _ := app.NewMasterKey()
+	cfg := env.Config
+	cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), ""
+	cfg.MasterKey, cfg.PreviousMasterKeys = newKey, []string{readFile(t, filepath.Join(env.Config.DataDir, "master.key"))}
+	if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false); err == nil || !strings.Contains(err.Error(), "give that rotation's old key as the master key") {
+		t.Errorf("a restore with the backup's key as previous: %v", err)
+	}
+	if entries, _ := os.ReadDir(cfg.DataDir); len(entries) > 0 {
+		t.Errorf("the refused restore left %v", entries)
+	}
+}
+
 // TestRestoredNeedsItsKey: a server started on a restored folder without
 // the master key the database was set up with (the restore read it from
 // elsewhere) refuses, saying which key is missing, and makes no new key
