@@ -1,10 +1,15 @@
 package crl
 
 import (
+	"bytes"
+	"context"
+	"crypto"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +90,67 @@ func TestFailuresInARowAcrossServers(t *testing.T) {
 			t.Fatalf("after %d failures in a row, by servers in turn, the CRL is tried again before %s: %+v, %v", n, retryAfter(n), job, err)
 		}
 		clock = clock.Add(retryAfter(n) + time.Second)
+	}
+}
+
+// deletingKey is a CA's key whose signature of a CRL comes as another
+// server deletes the CA.
+type deletingKey struct {
+	caKey
+	deleteCA func()
+}
+
+func (k deletingKey) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
+	return deletingSigner{k.key, k.deleteCA}, nil
+}
+
+type deletingSigner struct {
+	crypto.Signer
+	deleteCA func()
+}
+
+func (s deletingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	s.deleteCA()
+	return s.Signer.Sign(r, digest, opts)
+}
+
+// TestCAStatusChangedWhileSigned: a CRL signed as another server deletes
+// its CA is refused at its record, and dropped, which is no failure: the
+// CA is looked at again at once, not 30 s later, with no failure counted
+// and no ERROR line, and, deleted, it gets no CRL.
+func TestCAStatusChangedWhileSigned(t *testing.T) {
+	db, objects, dir := newCRLStores(t, "crls")
+	now := time.Now().UTC().Truncate(time.Second)
+	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
+	var logs bytes.Buffer
+	deleteCA := func() {
+		stored, err := db.FindCA(t.Context(), ca.AccountID, ca.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored.Status, stored.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, now.AddDate(0, 0, 30)
+		if err := db.UpdateCA(t.Context(), stored); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := newPublisher(Config{Store: db, Objects: objects, Keys: deletingKey{caKey{key, cert}, deleteCA},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }})
+	job, err := db.ClaimCRL(t.Context(), "a", now, Lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue{p}.Do(t.Context(), job, "a")
+	if strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "dropped") {
+		t.Errorf("the log:\n%s", logs.String())
+	}
+	again, err := db.ClaimCRL(t.Context(), "b", now, Lease)
+	if err != nil {
+		t.Fatalf("the CA is not looked at again at once: %v", err)
+	}
+	if again.Failures != 0 {
+		t.Errorf("%d failures counted", again.Failures)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s3", "crls", Key(ca, ca.CRL()))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a CRL was written: %v", err)
 	}
 }

@@ -161,6 +161,18 @@ func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 		return
 	}
 	err := p.publish(ctx, job, owner)
+	if errors.Is(err, openpca.ErrCAState) {
+		// The CA's status changed between the signing and the record
+		// (disabled, deleted): the CRL signed goes nowhere, unlogged, as
+		// a certificate so signed does. Not a failure, which would have
+		// a CA restored at once wait 30 s and more for its CRL: the CA
+		// is looked at again at once, as it is now.
+		p.cfg.Logger.InfoContext(ctx, "a CRL was signed as its CA's status changed, and dropped; the CA is looked at again", "ca", job.CAID)
+		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, p.cfg.Now(), false); err != nil {
+			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
+		}
+		return
+	}
 	if err != nil && ctx.Err() == nil {
 		// The row of failures is the database's, so that servers taking
 		// turns at a CA's failing CRL wait as one would.
