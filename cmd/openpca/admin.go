@@ -230,6 +230,9 @@ func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, look
 		if !openpca.ValidAccountID(id) {
 			return fmt.Errorf("--id must be 12 digits, not %q", id)
 		}
+		if err := checkName("--name", name); err != nil {
+			return err
+		}
 		err := a.Store.CreateAccount(ctx, &openpca.Account{ID: id, Name: name, CreatedAt: time.Now().UTC()})
 		if errors.Is(err, openpca.ErrConflict) {
 			return fmt.Errorf("account %s already exists", id)
@@ -248,7 +251,7 @@ func accounts(ctx context.Context, args []string, stdout, stderr io.Writer, look
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ACCOUNT\tNAME\tCREATED")
 		for _, acc := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", acc.ID, acc.Name, acc.CreatedAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", acc.ID, printable(acc.Name), acc.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()
 	}
@@ -482,22 +485,35 @@ func operatorLog(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tUSER\tHOST\tCOMMAND\tWHAT")
-	// A policy's document may span lines: the table keeps one a row. And
-	// what a command was given (sudo's user from its environment, say)
-	// writes no control character to another operator's terminal, nor a
-	// format one (U+202E shows what follows it reversed).
-	printable := func(s string) string {
-		return strings.Join(strings.Fields(strings.Map(func(r rune) rune {
-			if unicode.IsControl(r) && !unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
-				return -1
-			}
-			return r
-		}, s)), " ")
-	}
+	// A policy's document may span lines: the table keeps one a row.
 	for _, action := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", action.At.Format(time.RFC3339), printable(action.User), printable(action.Host), action.Command, printable(action.Detail))
 	}
 	return tw.Flush()
+}
+
+// printable is s as a listing shows it on one line of an operator's
+// terminal: what a command was given (sudo's user from its environment, an
+// account's or a policy's name stored by an earlier version) writes no
+// control character to it (an escape sequence can clear the screen or
+// retitle the window), nor a format one (U+202E shows what follows it
+// reversed), and its spaces and line breaks are single spaces.
+func printable(s string) string {
+	return strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && !unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, s)), " ")
+}
+
+// checkName refuses a name an operator gives (an account's) that
+// printable would change.
+func checkName(flag, name string) error {
+	if printable(name) != name {
+		return fmt.Errorf("%s %q has a control or format character, or spaces other than single ones between words", flag, name)
+	}
+	return nil
 }
 
 // cas runs "openpca cas list": every CA with where its key really is.

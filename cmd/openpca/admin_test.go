@@ -517,3 +517,48 @@ func TestOperatorFilesBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorNamesShownSafely: names an operator gives (an account's, a
+// policy's) that hold an escape sequence, a format character or stray
+// spaces are refused, and an inline policy may not take a managed one's
+// name in another case; a name stored so by an earlier version is listed
+// without its control characters, which wrote to the terminal (clearing
+// it, retitling it) as they were.
+func TestOperatorNamesShownSafely(t *testing.T) {
+	env := testenv.Start(t)
+	data := env.Config.DataDir
+	doc := filepath.Join(t.TempDir(), "p.json")
+	os.WriteFile(doc, []byte(`{"Statement":{"Effect":"Allow","Action":"acm-pca:Get*","Resource":"*"}}`), 0o600)
+	for _, args := range [][]string{
+		{"accounts", "create", "--name", "evil\x1b[2J"},
+		{"accounts", "create", "--name", "right\u202eleft"},
+		{"accounts", "create", "--name", "two  spaces"},
+		{"policy", "attach", testenv.AccessKeyID, "--file", doc, "--name", "evil\x1b]0;title\x07"},
+		{"policy", "attach", testenv.AccessKeyID, "--file", doc, "--name", "ReadOnly "},
+		{"policy", "attach", testenv.AccessKeyID, "--file", doc, "--name", "readonly"},
+	} {
+		if out, err := runOpenpca(t, append(args, "--data-dir", data)...); err == nil {
+			t.Errorf("openpca %q was taken:\n%s", args, out)
+		}
+	}
+	a, err := app.OpenAdmin(t.Context(), env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Store.CreateAccount(t.Context(), &openpca.Account{ID: "444455556666", Name: "old\x1b[31mred\x07", CreatedAt: time.Now()})
+	if err == nil {
+		_, err = a.Store.UpdateKeyPolicies(t.Context(), testenv.AccessKeyID, func(*openpca.AccessKey) ([]openpca.KeyPolicy, error) {
+			return []openpca.KeyPolicy{{Name: "old\x1b[2J", Document: `{"Statement":{"Effect":"Allow","Action":"acm-pca:Get*","Resource":"*"}}`}}, nil
+		})
+	}
+	a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"accounts", "list"}, {"keys", "list"}, {"policy", "list", testenv.AccessKeyID}} {
+		out, err := runOpenpca(t, append(args, "--data-dir", data)...)
+		if err != nil || strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, "old") {
+			t.Errorf("openpca %s: %v\n%q", strings.Join(args, " "), err, out)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,12 @@ import (
 	"github.com/openpca/openpca/policy"
 )
 
+// policyName is what an inline policy's name may be: IAM's pattern for
+// policy names. Listings and the operator log show it as it is: a name of
+// an escape sequence wrote it to the operator's terminal, and "ReadOnly "
+// passed for the managed ReadOnly.
+var policyName = regexp.MustCompile(`^[\w+=,.@-]{1,128}$`)
+
 // readPolicyFile reads a policy document for a key, named name, or after
 // the file without its extension.
 func readPolicyFile(path, name string) (openpca.KeyPolicy, error) {
@@ -28,6 +35,9 @@ func readPolicyFile(path, name string) (openpca.KeyPolicy, error) {
 	}
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	if !policyName.MatchString(name) {
+		return openpca.KeyPolicy{}, fmt.Errorf("a policy's name is 1 to 128 letters, digits and +=,.@_- (IAM's), not %q: give --name", name)
 	}
 	kp := openpca.KeyPolicy{Name: name, Document: string(b)}
 	if _, err := policy.Parse(b, policy.Identity); err != nil {
@@ -45,7 +55,7 @@ func checkKeyPolicies(policies []openpca.KeyPolicy) error {
 			return fmt.Errorf("two policies are named %s", kp.Name)
 		}
 		seen[kp.Name] = true
-		if _, managed := policy.Managed(kp.Name); managed != kp.Managed {
+		if managed := slices.ContainsFunc(policy.ManagedNames(), func(m string) bool { return strings.EqualFold(m, kp.Name) }); managed != kp.Managed {
 			return fmt.Errorf("%s is the name of a managed policy; name your own another way", kp.Name)
 		}
 	}
@@ -76,7 +86,7 @@ func policyNames(policies []openpca.KeyPolicy) string {
 	}
 	names := make([]string, len(policies))
 	for i, p := range policies {
-		names[i] = p.Name
+		names[i] = printable(p.Name)
 	}
 	return strings.Join(names, ",")
 }
@@ -190,7 +200,7 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 				doc, _ = policy.ManagedDocument(kp.Name)
 				kind = "managed"
 			}
-			fmt.Fprintf(stdout, "%s (%s)\n%s\n\n", kp.Name, kind, strings.TrimSpace(doc))
+			fmt.Fprintf(stdout, "%s (%s)\n%s\n\n", printable(kp.Name), kind, strings.TrimSpace(doc))
 		}
 		return nil
 	default: // simulate
