@@ -163,12 +163,14 @@ func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 	err := p.publish(ctx, job, owner)
 	if errors.Is(err, openpca.ErrCAState) {
 		// The CA's status changed between the signing and the record
-		// (disabled, deleted): the CRL signed goes nowhere, unlogged, as
-		// a certificate so signed does. Not a failure, which would have
-		// a CA restored at once wait 30 s and more for its CRL: the CA
-		// is looked at again at once, as it is now.
+		// (deleted, say): the CRL signed goes nowhere, unlogged, as a
+		// certificate so signed does. Not a failure, which would have a
+		// CA restored at once wait 30 s and more for its CRL: the CA is
+		// looked at again, as it is then, a Poll later. Not at once: in
+		// the second its certificate ends, the store refuses what the CA
+		// still allows, and each look would sign another CRL.
 		p.cfg.Logger.InfoContext(ctx, "a CRL was signed as its CA's status changed, and dropped; the CA is looked at again", "ca", job.CAID)
-		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, p.cfg.Now(), false); err != nil {
+		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, p.cfg.Now().Add(Poll), false); err != nil {
 			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
 		}
 		return
