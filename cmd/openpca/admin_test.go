@@ -529,6 +529,11 @@ func TestOperatorNamesShownSafely(t *testing.T) {
 	data := env.Config.DataDir
 	doc := filepath.Join(t.TempDir(), "p.json")
 	os.WriteFile(doc, []byte(`{"Statement":{"Effect":"Allow","Action":"acm-pca:Get*","Resource":"*"}}`), 0o600)
+	spaced := filepath.Join(t.TempDir(), "my policy.json")
+	os.WriteFile(spaced, []byte(`{"Statement":{"Effect":"Allow","Action":"acm-pca:Get*","Resource":"*"}}`), 0o600)
+	if out, err := runOpenpca(t, "keys", "create", "--account", app.DefaultAccountID, "--policy", spaced, "--data-dir", data); err == nil || !strings.Contains(err.Error(), "rename the file") {
+		t.Errorf("a key's policy named after a file whose name is no policy name: %v\n%s", err, out)
+	}
 	for _, args := range [][]string{
 		{"accounts", "create", "--name", "evil\x1b[2J"},
 		{"accounts", "create", "--name", "right\u202eleft"},

@@ -33,11 +33,13 @@ func readPolicyFile(path, name string) (openpca.KeyPolicy, error) {
 	if err != nil {
 		return openpca.KeyPolicy{}, err
 	}
+	fix := "give another --name"
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+		fix = "it is the file's name: rename the file, or, to policy attach, give --name"
 	}
 	if !policyName.MatchString(name) {
-		return openpca.KeyPolicy{}, fmt.Errorf("a policy's name is 1 to 128 letters, digits and +=,.@_- (IAM's), not %q: give --name", name)
+		return openpca.KeyPolicy{}, fmt.Errorf("a policy's name is 1 to 128 letters, digits and +=,.@_- (IAM's), not %q: %s", name, fix)
 	}
 	kp := openpca.KeyPolicy{Name: name, Document: string(b)}
 	if _, err := policy.Parse(b, policy.Identity); err != nil {
