@@ -374,7 +374,7 @@ func (s *Service) RevokeCertificate(ctx context.Context, in *openpca.RevokeCerti
 	}
 	// "The RevokeCertificate API cannot be used to revoke any expired
 	// certificate, including a CA certificate" (AWS's CA status guide).
-	if !at.Before(cert.NotAfter) {
+	if at.After(cert.NotAfter) {
 		return openpca.Errorf(openpca.CodeInvalidRequest, "The certificate with serial %s expired at %s; an expired certificate cannot be revoked.",
 			in.CertificateSerial, cert.NotAfter.UTC().Format(time.RFC3339))
 	}

@@ -469,7 +469,7 @@ func (c *Console) showCertificate(w http.ResponseWriter, r *http.Request, in *si
 	data := map[string]any{"CA": c.node(in, *ca, nil), "Cert": cert, "Serial": serial, "PEM": out.Certificate, "Chain": chain, "Extensions": exts,
 		"KeyAlgorithm": pki.KeyAlgorithmOf(cert.PublicKey), "Reasons": openpca.RevocationReason("").Values(),
 		// An expired certificate cannot be revoked (RevokeCertificate).
-		"Expired": !c.cfg.Now().Before(cert.NotAfter)}
+		"Expired": c.cfg.Now().After(cert.NotAfter)}
 	// Its status and who requested it, only to a caller who may list the
 	// CA's certificates.
 	if listed, err := c.cfg.Certificates.ListCertificates(in.ctx, ca.Arn, openpca.CertificateQuery{Serial: serial, Limit: 1}); err == nil && len(listed) == 1 {
@@ -773,7 +773,7 @@ var funcs = template.FuncMap{
 		switch {
 		case !l.RevokedAt.IsZero():
 			return "revoked"
-		case !l.NotAfter.After(now):
+		case l.NotAfter.Before(now):
 			return "expired"
 		}
 		return "issued"

@@ -42,11 +42,11 @@ const (
 	// database with row locks) until the transaction ends: a concurrent
 	// change of its status waits, and comes after the signature.
 	qCAMaySign = `SELECT arn, account_id FROM certificate_authorities
-		WHERE id = ? AND (not_after IS NULL OR not_after > ?) AND status IN (?, ?, ?){FOR_SHARE}`
+		WHERE id = ? AND (not_after IS NULL OR not_after >= ?) AND status IN (?, ?, ?){FOR_SHARE}`
 	// qCAExpired checks that a CA's certificate has expired, and keeps it
 	// so, as qCAMaySign does: a root CA signs its own renewal so.
 	qCAExpired = `SELECT arn, account_id FROM certificate_authorities
-		WHERE id = ? AND not_after <= ? AND status IN ('ACTIVE', 'DISABLED'){FOR_SHARE}`
+		WHERE id = ? AND not_after < ? AND status IN ('ACTIVE', 'DISABLED'){FOR_SHARE}`
 	// qAppendKeyUses takes the next entries of a CA's log; its row lock
 	// orders concurrent appends, so entries are numbered without gaps.
 	qAppendKeyUses = `UPDATE key_use_logs SET size = size + ? WHERE ca_id = ? RETURNING size, tree_edge`

@@ -81,11 +81,11 @@ func (db *DB) ListCertificates(ctx context.Context, caID string, q openpca.Certi
 	}
 	switch q.Status {
 	case "issued":
-		where, args = append(where, "c.revoked_at IS NULL AND c.not_after > ?"), append(args, q.Now.UnixMicro())
+		where, args = append(where, "c.revoked_at IS NULL AND c.not_after >= ?"), append(args, q.Now.UnixMicro())
 	case "revoked":
 		where = append(where, "c.revoke_seq IS NOT NULL") // as the partial index of revoked certificates says it
 	case "expired":
-		where, args = append(where, "c.revoked_at IS NULL AND c.not_after <= ?"), append(args, q.Now.UnixMicro())
+		where, args = append(where, "c.revoked_at IS NULL AND c.not_after < ?"), append(args, q.Now.UnixMicro())
 	}
 	if q.Before > 0 {
 		where, args = append(where, "c.issue_seq < ?"), append(args, q.Before)

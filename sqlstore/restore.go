@@ -221,7 +221,7 @@ func (db *DB) keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time) ([]str
 // settleActive returns the ARNs of the CAs active at the backup, and
 // disables them unless keepStatus.
 func (db *DB) settleActive(ctx context.Context, tx *sql.Tx, now time.Time, keepStatus bool) ([]string, error) {
-	const active = `status = 'ACTIVE' AND not_after > ?`
+	const active = `status = 'ACTIVE' AND not_after >= ?`
 	var arns []string
 	err := txRows(ctx, tx, db.rewrite(`SELECT arn FROM certificate_authorities WHERE `+active+` ORDER BY arn`), []any{now.UnixMicro()}, func(rows *sql.Rows) error {
 		var arn string

@@ -94,17 +94,29 @@ func testIssueRefused(t *testing.T, s openpca.Store) {
 	if _, err := s.RecordIssuance(ctx, expired(ca, early)); !errors.Is(err, openpca.ErrCAState) {
 		t.Errorf("a renewal of an expired CA while its certificate is valid: %v, want ErrCAState", err)
 	}
+	// A certificate is valid through its notAfter (RFC 5280), and the CA
+	// is ACTIVE then, as StatusAt says: it still signs, and renews not.
+	last := newCertificate(ca)
+	last.IssuedAt = ca.NotAfter
+	if _, err := s.RecordIssuance(ctx, issuance(ca, last)); err != nil {
+		t.Errorf("issuing at the CA certificate's notAfter (status %s): %v", ca.StatusAt(last.IssuedAt), err)
+	}
+	atEnd := newCertificate(ca)
+	atEnd.IssuedAt = ca.NotAfter
+	if _, err := s.RecordIssuance(ctx, expired(ca, atEnd)); !errors.Is(err, openpca.ErrCAState) {
+		t.Errorf("a renewal at the CA certificate's notAfter (status %s): %v, want ErrCAState", ca.StatusAt(atEnd.IssuedAt), err)
+	}
 	renewal := newCertificate(ca)
 	renewal.IssuedAt = ca.NotAfter.Add(time.Second)
 	if _, err := s.RecordIssuance(ctx, expired(ca, renewal)); err != nil {
 		t.Errorf("a renewal once the certificate expired: %v", err)
 	}
-	for _, c := range []*openpca.Certificate{refused, late, early} {
+	for _, c := range []*openpca.Certificate{refused, late, early, atEnd} {
 		if _, err := s.FindCertificate(ctx, c.CAID, c.Serial); !errors.Is(err, openpca.ErrNotFound) {
 			t.Errorf("a refused issuance stored certificate %s", c.Serial)
 		}
 	}
-	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE ISSUE]" {
+	if kinds := logKinds(t, s, ca); kinds != "[CSR ISSUE ISSUE ISSUE]" {
 		t.Errorf("refused issuances changed the log: %s", kinds)
 	}
 	if kinds := logKinds(t, s, disabled); kinds != "[CSR]" {
