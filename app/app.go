@@ -145,6 +145,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 				"public_url", cfg.PublicURL)
 		}
 	}
+	if why := audit.SplitView(cfg.WitnessQuorum, len(cfg.witnesses)); why != "" {
+		logger.Warn("--witness-quorum is half the witnesses or fewer: a checkpoint counts as witnessed when another history of the log could too; give a quorum of more than half, as auditors should require",
+			"why", why)
+	}
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		logger.Warn("the data folder can be read by users other than its owner; the files the server makes in it are its owner's alone, but make the folder 0700 (chmod 700)",
 			"path", cfg.DataDir, "mode", fi.Mode().Perm().String())

@@ -229,6 +229,29 @@ func TestDataFolderOfOthers(t *testing.T) {
 	a.Close()
 }
 
+// TestWitnessQuorumWarned: a server that counts a checkpoint witnessed
+// with half its witnesses or fewer warns of it at start.
+func TestWitnessQuorumWarned(t *testing.T) {
+	for _, tc := range []struct {
+		quorum int
+		warns  bool
+	}{{0, false}, {2, false}, {1, true}} {
+		var logs testenv.SyncBuffer
+		cfg := app.DefaultConfig()
+		cfg.DataDir, cfg.Stdout = t.TempDir(), io.Discard
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		cfg.Witnesses, cfg.WitnessQuorum = []string{"http://127.0.0.1:9=" + witness1, "http://127.0.0.1:9=" + witness2}, tc.quorum
+		a, err := app.Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+		if got := strings.Contains(logs.String(), "--witness-quorum is half the witnesses or fewer"); got != tc.warns {
+			t.Errorf("a quorum of %d of 2: warned %v, want %v", tc.quorum, got, tc.warns)
+		}
+	}
+}
+
 // TestPlainHTTPBeyondThisMachine: a server that would take console
 // sign-ins in plain HTTP from other machines warns of it; one whose
 // public URL, which certificates carry, names every address and none,

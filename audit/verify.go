@@ -497,6 +497,18 @@ func (v *Verification) CheckWitnesses(verifierKey string, witnesses []note.Verif
 	}
 }
 
+// SplitView says why a quorum of n witnesses lets two histories of one log
+// both pass as witnessed, or "" if it does not (or there are none). A
+// witness cosigns one history of a log, so two histories need two
+// disjoint sets of witnesses, each a quorum: possible only if a quorum is
+// half the witnesses or fewer.
+func SplitView(quorum, n int) string {
+	if n == 0 || 2*quorum > n {
+		return ""
+	}
+	return fmt.Sprintf("a quorum of %d of %d witnesses: %d could cosign one history of the log and %d others another, and both would pass as witnessed", quorum, n, quorum, quorum)
+}
+
 // OpenWitnessed opens a witnessed checkpoint: a checkpoint signed by the
 // server's key (verifierKey) and cosigned by at least quorum of
 // witnesses, at or after after if it is set (by the witnesses' clocks, in

@@ -368,9 +368,10 @@ func asciiJSON(b []byte) []byte {
 // witnessFlags are the witnesses an audit command requires: --witness,
 // repeated, and --witness-quorum.
 type witnessFlags struct {
-	given  []string
-	keys   []note.Verifier
-	quorum int
+	given     []string
+	keys      []note.Verifier
+	quorum    int
+	splitView bool
 }
 
 // define defines the flags, for witnesses that must have cosigned what.
@@ -379,7 +380,8 @@ func (w *witnessFlags) define(fs *flag.FlagSet, what string) {
 		w.given = append(w.given, v)
 		return nil
 	})
-	fs.IntVar(&w.quorum, "witness-quorum", 0, "how many of the witnesses given must have cosigned it (default all)")
+	fs.IntVar(&w.quorum, "witness-quorum", 0, "how many of the witnesses given must have cosigned it (default all); more than half of them")
+	fs.BoolVar(&w.splitView, "allow-split-view", false, "take a --witness-quorum of half the witnesses or fewer, which two histories of the log can each meet")
 }
 
 // check reads the keys, checks the quorum, and makes it all the witnesses
@@ -394,6 +396,9 @@ func (w *witnessFlags) check() error {
 	}
 	if w.quorum == 0 {
 		w.quorum = len(w.keys)
+	}
+	if why := audit.SplitView(w.quorum, len(w.keys)); why != "" && !w.splitView {
+		return fmt.Errorf("--witness-quorum: %s; give a quorum of more than half the witnesses, or --allow-split-view to take that", why)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/openpca/openpca/internal/auditlogtest"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/server"
+	"github.com/openpca/openpca/witness"
 )
 
 // witnessProc is "openpca witness serve" running in this process, behind
@@ -552,5 +554,49 @@ func TestWitnessStateLost(t *testing.T) {
 	again := startWitness(t, dir, nil, "witness.example/lost", auditKey)
 	if again.key == w.key {
 		t.Error("the witness started under its old key")
+	}
+}
+
+// TestWitnessQuorumMajority: a quorum an auditor requires must be more
+// than half the witnesses given, unless --allow-split-view: two histories
+// of a log, each cosigned by witnesses of its own, both verify otherwise.
+func TestWitnessQuorumMajority(t *testing.T) {
+	keys := make([]string, 4)
+	for i := range keys {
+		var err error
+		if _, keys[i], err = witness.NewKey(fmt.Sprintf("witness.example/%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		witnesses int
+		args      []string
+		want      string // the refusal, or "" for none
+	}{
+		{0, nil, ""},
+		{1, nil, ""},
+		{2, nil, ""},
+		{2, []string{"--witness-quorum", "1"}, "--witness-quorum: a quorum of 1 of 2 witnesses: 1 could cosign one history of the log and 1 others another"},
+		{2, []string{"--witness-quorum", "1", "--allow-split-view"}, ""},
+		{3, []string{"--witness-quorum", "2"}, ""},
+		{3, []string{"--witness-quorum", "1"}, "a quorum of 1 of 3"},
+		{4, []string{"--witness-quorum", "2"}, "a quorum of 2 of 4"},
+		{4, []string{"--witness-quorum", "3"}, ""},
+		{4, []string{"--witness-quorum", "5"}, "between 1 and the 4 witnesses"},
+	} {
+		var w witnessFlags
+		fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+		w.define(fs, "the log")
+		args := slices.Clone(tt.args)
+		for _, k := range keys[:tt.witnesses] {
+			args = append(args, "--witness", k)
+		}
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		err := w.check()
+		if got := fmt.Sprint(err); (tt.want == "") != (err == nil) || !strings.Contains(got, tt.want) {
+			t.Errorf("%d witnesses, %q: %v, want %q", tt.witnesses, tt.args, err, tt.want)
+		}
 	}
 }

@@ -72,6 +72,10 @@ func main() {
 		case quorum == 0:
 			quorum = len(witnesses)
 		}
+		var notes []string
+		if why := audit.SplitView(quorum, len(witnesses)); why != "" {
+			notes = append(notes, "Witnesses: "+why+". Require more than half of them.")
+		}
 		var after time.Time
 		if s := strings.TrimSpace(args[6].String()); s != "" {
 			var err error
@@ -87,7 +91,7 @@ func main() {
 			v.CheckWitnesses(key, witnesses, quorum, after)
 		}
 		v.CheckIdentity(args[3].String(), "", "")
-		out := result{Rows: v.Rows, Certificates: v.Certificates, Witnessed: v.Witnessed, Problems: problems, Notes: v.Notes}
+		out := result{Rows: v.Rows, Certificates: v.Certificates, Witnessed: v.Witnessed, Problems: problems, Notes: append(notes, v.Notes...)}
 		if v.Statement != nil {
 			out.Report = audit.Printable(v.Statement.ID)
 		}
