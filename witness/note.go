@@ -19,9 +19,21 @@ func openNote(msg []byte, known ...note.Verifier) (*note.Note, error) {
 	if err != nil {
 		return nil, err
 	}
-	// note.Open checked the form of every line.
+	// note.Open checked the form of every line, and verified the first of
+	// each key it knows. Each line is verified once: a note may repeat a
+	// valid line up to note.Open's 100, and anyone who holds one signed
+	// checkpoint could make each request cost 100 verifications.
+	verified := map[string]bool{}
+	for _, sig := range n.Sigs {
+		verified[sig.Name+" "+sig.Base64] = true
+	}
 	for line := range bytes.Lines(msg[len(n.Text)+1:]) {
-		name, b64, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(string(line), "— "), "\n"), " ")
+		text := strings.TrimSuffix(strings.TrimPrefix(string(line), "— "), "\n")
+		if verified[text] {
+			continue
+		}
+		verified[text] = true
+		name, b64, _ := strings.Cut(text, " ")
 		sig, err := base64.StdEncoding.DecodeString(b64)
 		if err != nil || len(sig) < 5 {
 			return nil, &note.InvalidSignatureError{Name: name}
