@@ -155,6 +155,11 @@ type CRLStore interface {
 	// in a row if failed (FinishCRL ends the row).
 	ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.Time, failed bool) error
 
+	// CountFailingCRLs counts the CAs that may sign CRLs at now (in
+	// RevocationStatuses, their certificates valid) whose last attempt to
+	// publish one failed.
+	CountFailingCRLs(ctx context.Context, now time.Time) (int, error)
+
 	// RetryCRLsNow ends the waits ReleaseCRL set, so that CRLs whose
 	// writes failed are tried again at once; holds of owners stay.
 	RetryCRLsNow(ctx context.Context) error

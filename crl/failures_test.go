@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/openpca/openpca"
 )
@@ -156,4 +159,52 @@ func TestCAStatusChangedWhileSigned(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "s3", "crls", Key(ca, ca.CRL()))); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a CRL was written: %v", err)
 	}
+}
+
+// TestCRLMetrics: a CRL whose bucket is gone counts as failed, and its CA
+// as failing, on this server's metrics and on another's that shares the
+// database; once a CRL is written the CA is failing no more.
+func TestCRLMetrics(t *testing.T) {
+	db, objects, dir := newCRLStores(t, "crls")
+	bucket := filepath.Join(dir, "s3", "crls")
+	now := time.Now().UTC().Truncate(time.Second)
+	_, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
+	clock := now
+	cfg := Config{Store: db, Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }}
+	a, b := newPublisher(cfg), newPublisher(cfg)
+	want := func(p *Publisher, written, failed, failing int) {
+		t.Helper()
+		expected := fmt.Sprintf(`# HELP openpca_crl_publications_total Attempts of this server to publish a CRL, by outcome: written to its bucket, or failed (see the log).
+# TYPE openpca_crl_publications_total counter
+openpca_crl_publications_total{outcome="failed"} %d
+openpca_crl_publications_total{outcome="written"} %d
+# HELP openpca_crls_failing Certificate authorities whose last attempt to publish a CRL failed, on any server sharing the database; each is tried again after 30 s, then twice as long each time, up to 15 minutes.
+# TYPE openpca_crls_failing gauge
+openpca_crls_failing %d
+`, failed, written, failing)
+		if err := testutil.CollectAndCompare(p.Collector(), strings.NewReader(expected)); err != nil {
+			t.Error(err)
+		}
+	}
+	do := func(p *Publisher) {
+		t.Helper()
+		job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
+		if err != nil {
+			t.Fatalf("nothing to claim at +%s: %v", clock.Sub(now), err)
+		}
+		queue{p}.Do(t.Context(), job, "a")
+	}
+	want(a, 0, 0, 0)
+	if err := os.RemoveAll(bucket); err != nil {
+		t.Fatal(err)
+	}
+	do(a)
+	want(a, 0, 1, 1)
+	want(b, 0, 0, 1)
+	if err := os.Mkdir(bucket, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(Retry + time.Second)
+	do(a)
+	want(a, 1, 1, 0)
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/worker"
 )
@@ -110,6 +112,8 @@ type Publisher struct {
 	// read: the constants, but in tests.
 	writeTimeout, readTimeout time.Duration
 	readBack                  readBackState
+
+	metrics *metrics
 }
 
 // Start starts a Publisher.
@@ -127,8 +131,12 @@ func newPublisher(cfg Config) *Publisher {
 		cfg.Now = time.Now
 	}
 	return &Publisher{cfg: cfg, pause: pause, accounts: map[string]time.Time{}, writeTimeout: writeTimeout, readTimeout: readTimeout,
-		readBack: readBackState{written: map[string]*written{}}}
+		readBack: readBackState{written: map[string]*written{}}, metrics: newMetrics(cfg.Store, cfg.Now, cfg.Logger)}
 }
+
+// Collector reports the CRLs this server wrote and failed to, and the CAs
+// whose CRLs fail on any server.
+func (p *Publisher) Collector() prometheus.Collector { return p.metrics }
 
 // Wake tells the publisher that a CRL is wanted.
 func (p *Publisher) Wake() { p.pool.Wake() }
@@ -180,6 +188,7 @@ func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 		// turns at a CA's failing CRL wait as one would.
 		n := job.Failures + 1
 		retry := retryAfter(n)
+		p.metrics.attempts.WithLabelValues(outcomeFailed).Inc()
 		p.cfg.Logger.Error("publishing a CRL", "ca", job.CAID, "error", err, "failures_in_a_row", n, "retry_in", retry)
 		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, p.cfg.Now().Add(retry), true); err != nil {
 			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
@@ -273,6 +282,7 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 		// newer one: asking for another costs a CRL.
 		return errors.Join(fmt.Errorf("writing the CRL to bucket %s: %w", cfg.S3BucketName, err), store.WantCRL(done, ca.ID))
 	}
+	p.metrics.attempts.WithLabelValues(outcomeWritten).Inc()
 	// Refresh at half the CRL's life, as AWS does.
 	var notBefore time.Time
 	if d := p.pause(revoked); d > 0 {

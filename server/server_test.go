@@ -70,6 +70,8 @@ func TestMetricsAndRequestLog(t *testing.T) {
 		`openpca_store_commit_transactions_total `,
 		`openpca_sqlite_wal_bytes `,
 		`openpca_sqlite_checkpoint_failures_total 0`,
+		`openpca_crl_publications_total{outcome="failed"} 0`,
+		`openpca_crls_failing 0`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)

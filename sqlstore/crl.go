@@ -121,6 +121,16 @@ func (db *DB) ReleaseCRL(ctx context.Context, caID, owner string, retryAt time.T
 	return db.held(res, err, "releasing a CRL")
 }
 
+// CountFailingCRLs implements openpca.CRLStore. A CA that was deleted, or
+// whose certificate ended, keeps the failures of its last attempts, which
+// no attempt follows.
+func (db *DB) CountFailingCRLs(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := db.queryRow(ctx, `SELECT COUNT(*) FROM crl_publications p JOIN certificate_authorities c ON c.id = p.ca_id
+		WHERE p.failures > 0 AND c.status IN ('ACTIVE', 'DISABLED') AND c.not_after >= ?`, now.UnixMicro()).Scan(&n)
+	return n, db.wrap("counting failing CRLs", err)
+}
+
 // RetryCRLsNow implements openpca.CRLStore.
 func (db *DB) RetryCRLsNow(ctx context.Context) error {
 	_, err := db.exec(ctx, `UPDATE crl_publications SET lease_until = NULL WHERE owner IS NULL AND lease_until IS NOT NULL`)

@@ -100,9 +100,19 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if job.Failures != 0 {
 		t.Errorf("the first claim counts %d failures", job.Failures)
 	}
+	failing := func(want int, at time.Time, when string) {
+		t.Helper()
+		if n, err := s.CountFailingCRLs(ctx, at); err != nil || n != want {
+			t.Errorf("CAs whose CRLs are failing, %s: %d, %v; want %d", when, n, err, want)
+		}
+	}
+	failing(0, t0, "before a failure")
 	if err := s.ReleaseCRL(ctx, ca.ID, "b", t0.Add(time.Minute), true); err != nil {
 		t.Fatal(err)
 	}
+	failing(1, t0, "after a failure")
+	failing(1, ca.NotAfter, "at the end of the CA's certificate")
+	failing(0, ca.NotAfter.Add(time.Microsecond), "once the CA's certificate ended")
 	if _, err := s.ClaimCRL(ctx, "a", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("claimed before the retry time: %v", err)
 	}
@@ -133,9 +143,11 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if job, err = s.ClaimCRL(ctx, "a", t0.Add(2*time.Minute), lease); err != nil || job.Failures != 2 {
 		t.Fatalf("the claim after a release that was no failure: %+v, %v", job, err)
 	}
+	failing(1, t0, "after a release that was no failure")
 	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0.Add(2*time.Minute), t0.Add(time.Hour), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
+	failing(0, t0, "once a CRL was published")
 	if _, err := s.ClaimCRL(ctx, "a", t0.Add(30*time.Minute), lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("claimed before the refresh time: %v", err)
 	}
