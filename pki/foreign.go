@@ -492,8 +492,13 @@ func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
 			return nil, err
 		}
 	}
-	// Go's parser, and gmsm's, take elements after the key's bits, which
-	// no encoder writes.
+	// Go's parser, and gmsm's, take elements after the signature, and
+	// after the key's bits, which no encoder writes.
+	signed := cryptobyte.String(csr.Raw)
+	var parts cryptobyte.String
+	if !signed.ReadASN1(&parts, cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.BIT_STRING) || !parts.Empty() {
+		return nil, errors.New("it has elements after its signature")
+	}
 	spki := cryptobyte.String(csr.RawSubjectPublicKeyInfo)
 	var info cryptobyte.String
 	if !spki.ReadASN1(&info, cbasn1.SEQUENCE) || !spki.Empty() || !info.SkipASN1(cbasn1.SEQUENCE) || !info.SkipASN1(cbasn1.BIT_STRING) || !info.Empty() {

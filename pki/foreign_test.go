@@ -200,3 +200,35 @@ func TestParseCSRKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestParseCSRElementAfterSignature: a CSR with an element after its
+// signature, which Go's parser skips and no encoder writes, is refused,
+// whatever its key.
+func TestParseCSRElementAfterSignature(t *testing.T) {
+	for _, alg := range []openpca.KeyAlgorithm{openpca.KeyAlgorithmEcPrime256v1, openpca.KeyAlgorithmRsa2048, openpca.KeyAlgorithmMlDsa65, openpca.KeyAlgorithmSm2} {
+		key, err := GenerateKey(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := CreateCertificateRequest(key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseCSR(der); err != nil {
+			t.Fatalf("%s: the CSR as made: %v", alg, err)
+		}
+		in := cryptobyte.String(der)
+		var outer cryptobyte.String
+		if !in.ReadASN1(&outer, cbasn1.SEQUENCE) {
+			t.Fatal("the CSR made does not read")
+		}
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddBytes(outer)
+			b.AddBytes([]byte{5, 0})
+		})
+		if _, err := ParseCSR(b.BytesOrPanic()); err == nil || !strings.Contains(err.Error(), "elements after its signature") {
+			t.Errorf("%s: a CSR with NULL after its signature: %v", alg, err)
+		}
+	}
+}
