@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/internal/logsample"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/pki"
 )
 
 // browser is an HTTP client with cookies, as a browser without JavaScript
@@ -838,6 +840,31 @@ func TestExpiredCertificateNotRevocable(t *testing.T) {
 		status, html := b.get(page)
 		if status != http.StatusOK || strings.Contains(html, `id="revoke"`) == tc.expired || strings.Contains(html, `id="expired"`) != tc.expired {
 			t.Errorf("%v on, the certificate's page (%d): revocable %v, said expired %v", tc.after, status, strings.Contains(html, `id="revoke"`), strings.Contains(html, `id="expired"`))
+		}
+	}
+}
+
+// TestConsoleCertificateKey: a certificate's page names its key as the
+// API does, an ML-DSA key too, which Go's parser leaves unread.
+func TestConsoleCertificateKey(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Console Root")
+	b := newBrowser(t, env)
+	b.signIn(env.Client)
+	for _, alg := range []openpca.KeyAlgorithm{openpca.KeyAlgorithmEcPrime256v1, openpca.KeyAlgorithmMlDsa44, openpca.KeyAlgorithmMlDsa87} {
+		key, err := pki.GenerateKey(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := pki.CreateCertificateRequest(key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "key.example"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leafARN := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN,
+			Csr: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})})
+		page := "/console/ca/certificate?" + url.Values{"arn": {caARN}, "serial": {leafARN[strings.LastIndex(leafARN, "/")+1:]}}.Encode()
+		if status, html := b.get(page); status != http.StatusOK || !strings.Contains(html, "<tr><th>Key</th><td>"+string(alg)+"</td></tr>") {
+			t.Errorf("the page of a certificate of an %s key (%d) does not name it:\n%s", alg, status, html)
 		}
 	}
 }

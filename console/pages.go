@@ -467,7 +467,7 @@ func (c *Console) showCertificate(w http.ResponseWriter, r *http.Request, in *si
 		}
 	}
 	data := map[string]any{"CA": c.node(in, *ca, nil), "Cert": cert, "Serial": serial, "PEM": out.Certificate, "Chain": chain, "Extensions": exts,
-		"KeyAlgorithm": pki.KeyAlgorithmOf(cert.PublicKey), "Reasons": openpca.RevocationReason("").Values(),
+		"KeyAlgorithm": keyName(cert), "Reasons": openpca.RevocationReason("").Values(),
 		// An expired certificate cannot be revoked (RevokeCertificate).
 		"Expired": c.cfg.Now().After(cert.NotAfter)}
 	// Its status and who requested it, only to a caller who may list the
@@ -780,4 +780,19 @@ var funcs = template.FuncMap{
 	},
 	"on":   func(b *bool) bool { return b != nil && *b },
 	"list": func(s ...string) []string { return s },
+}
+
+// keyName names cert's key as the API does (EC_prime256v1, ML_DSA_65), or
+// else as Go does. Go's parser leaves the keys it does not know (ML-DSA's)
+// unread.
+func keyName(cert *x509.Certificate) string {
+	if pub, err := pki.ParsePublicKey(cert.RawSubjectPublicKeyInfo); err == nil {
+		if alg := pki.KeyAlgorithmOf(pub); alg != "" {
+			return string(alg)
+		}
+	}
+	if cert.PublicKeyAlgorithm == x509.UnknownPublicKeyAlgorithm {
+		return "unknown"
+	}
+	return cert.PublicKeyAlgorithm.String()
 }
