@@ -125,6 +125,21 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 	return err
 }
 
+// checkKeyUsageOf refuses a key usage c's key cannot have (see
+// pki.CheckKeyUsage).
+func checkKeyUsageOf(c *x509.Certificate) error {
+	pub, err := pki.ParsePublicKey(c.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return nil // the key is checked against the CA's elsewhere
+	}
+	for _, e := range c.Extensions {
+		if e.Id.Equal(pki.OIDKeyUsage) {
+			return pki.CheckKeyUsage(pki.KeyAlgorithmOf(pub), e)
+		}
+	}
+	return nil
+}
+
 // checkCACertificate enforces what AWS Private CA requires of an imported CA
 // certificate and its chain. A field the certificate must not carry is a
 // MalformedCertificateException, a chain that does not lead from the
@@ -147,6 +162,13 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 		}
 		if err := pki.CheckCriticalExtensions(c); err != nil {
 			return openpca.Errorf(openpca.CodeMalformedCertificate, "%s: %v.", what, err)
+		}
+		if i == 0 {
+			// The CA's own certificate, of a key it holds, is held to what
+			// the certificates it signs are (its chain is another PKI's).
+			if err := checkKeyUsageOf(c); err != nil {
+				return openpca.Errorf(openpca.CodeMalformedCertificate, "%s: %v.", what, err)
+			}
 		}
 		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
 			return invalid("%s is not valid now: it is valid from %s to %s.", what, c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))

@@ -7,6 +7,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/pki"
 )
 
 // activateSubordinate signs a subordinate CA's CSR with an external root
@@ -599,5 +601,48 @@ func TestListTagsRefusesForeignNextToken(t *testing.T) {
 	}
 	if got != 3 {
 		t.Errorf("paging ListTags listed %d tags, want 3", got)
+	}
+}
+
+// TestImportMLDSAKeyUsage: an ML-DSA CA's own certificate may not have a
+// key usage RFC 9881 forbids an ML-DSA key, as no certificate the server
+// signs for such a key may; one with signing usages alone is imported.
+func TestImportMLDSAKeyUsage(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	for _, tc := range []struct {
+		usage x509.KeyUsage
+		want  string // the error code, or "" for none
+	}{
+		{x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageKeyEncipherment, "MalformedCertificateException"},
+		{x509.KeyUsageCertSign | x509.KeyUsageKeyAgreement, "MalformedCertificateException"},
+		{x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature, ""},
+	} {
+		out, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+			CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmMlDsa44, "ML-DSA Sub"), CertificateAuthorityType: types.CertificateAuthorityTypeSubordinate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		arn := *out.CertificateAuthorityArn
+		pub, err := pki.ParsePublicKey(env.CSR(t, arn).RawSubjectPublicKeyInfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ski, _ := pki.SubjectKeyID(pub)
+		der, err := pki.CreateCertificate(&x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "ML-DSA Sub"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: tc.usage,
+			SubjectKeyId: ski, SignatureAlgorithm: x509.ECDSAWithSHA256}, root.Cert, pub, root.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{CertificateAuthorityArn: &arn,
+			Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), CertificateChain: root.PEM})
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("key usage %b: %v", tc.usage, err)
+			}
+			continue
+		}
+		testenv.WantError(t, err, tc.want)
 	}
 }
