@@ -20,15 +20,17 @@ import (
 // checkpoints.
 func (s *Service) AuditVerifierKey() string { return s.log.VerifierKey() }
 
-// AuditCheckpoint returns the latest checkpoint of the log of the caller's
-// CA that witnesses cosigned, if the server has witnesses and they have;
-// else it signs a checkpoint of the whole log.
-func (s *Service) AuditCheckpoint(ctx context.Context, caARN string) ([]byte, error) {
+// AuditCheckpoint returns, if witnessed, the latest checkpoint of the log
+// of the caller's CA that witnesses cosigned, if the server has witnesses
+// and they have; else it signs a checkpoint of the whole log. The
+// witnessed one may be older than the log, by a round, or for as long as
+// witnesses are down or refuse it.
+func (s *Service) AuditCheckpoint(ctx context.Context, caARN string, witnessed bool) ([]byte, error) {
 	ca, err := s.findCA(ctx, caARN, nil)
 	if err != nil {
 		return nil, err
 	}
-	if s.witnessed != nil {
+	if witnessed && s.witnessed != nil {
 		w, err := s.witnessed(ctx, ca.ID)
 		if err == nil {
 			return w.Note, nil

@@ -65,6 +65,7 @@ func TestAuditLogEndpoints(t *testing.T) {
 		{"another account's CA", server.PathCheckpoint, q("certificateAuthorityArn", *out.CertificateAuthorityArn), true, http.StatusBadRequest, "ResourceNotFoundException"},
 		{"no CA", server.PathCheckpoint, nil, true, http.StatusBadRequest, "ValidationException"},
 		{"not an ARN", server.PathCheckpoint, q("certificateAuthorityArn", "nope"), true, http.StatusBadRequest, "InvalidArnException"},
+		{"current, not true", server.PathCheckpoint, q("certificateAuthorityArn", caARN, "current", "yes"), true, http.StatusBadRequest, "ValidationException"},
 		{"consistency from 0", server.PathConsistency, q("certificateAuthorityArn", caARN, "from", "0", "to", "2"), true, http.StatusBadRequest, "InvalidRequestException"},
 		{"consistency past the log", server.PathConsistency, q("certificateAuthorityArn", caARN, "from", "1", "to", "3"), true, http.StatusBadRequest, "InvalidRequestException"},
 		{"consistency without to", server.PathConsistency, q("certificateAuthorityArn", caARN, "from", "1"), true, http.StatusBadRequest, "ValidationException"},

@@ -65,7 +65,7 @@ type Authenticator interface {
 // AuditLog is what the console shows of the CAs' logs and reports.
 type AuditLog interface {
 	AuditVerifierKey() string
-	AuditCheckpoint(ctx context.Context, caARN string) ([]byte, error)
+	AuditCheckpoint(ctx context.Context, caARN string, witnessed bool) ([]byte, error)
 	AuditReports(ctx context.Context, caARN string) ([]*openpca.AuditReport, error)
 }
 

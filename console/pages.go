@@ -251,7 +251,7 @@ func (c *Console) showCA(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	} else {
 		data["ReportsError"] = c.errorMessage(r.Context(), err)
 	}
-	if signed, err := c.cfg.AuditLog.AuditCheckpoint(openpca.WithOperation(extra.ctx, openpca.OperationAuditCheckpoint), ca.Arn); err == nil {
+	if signed, err := c.cfg.AuditLog.AuditCheckpoint(openpca.WithOperation(extra.ctx, openpca.OperationAuditCheckpoint), ca.Arn, true); err == nil {
 		data["Checkpoint"] = checkpointOf(signed)
 	} else {
 		data["CheckpointError"] = c.errorMessage(r.Context(), err)

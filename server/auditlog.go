@@ -19,7 +19,7 @@ import (
 // logs, beside the AWS API; *authority.Service implements it.
 type AuditLog interface {
 	AuditVerifierKey() string
-	AuditCheckpoint(ctx context.Context, caARN string) ([]byte, error)
+	AuditCheckpoint(ctx context.Context, caARN string, witnessed bool) ([]byte, error)
 	AuditConsistencyProof(ctx context.Context, caARN string, from, to int64) (tlog.TreeProof, error)
 	AuditInclusionProof(ctx context.Context, caARN, serial string) (*auditlog.InclusionProof, error)
 	AuditReports(ctx context.Context, caARN string) ([]*openpca.AuditReport, error)
@@ -70,8 +70,15 @@ func handleAuditLog(mux *http.ServeMux, log AuditLog, envelope *awsjson.Envelope
 		}
 		return func(w http.ResponseWriter, r *http.Request) { envelope.Serve(w, r, call) }
 	}
-	mux.HandleFunc("GET "+PathCheckpoint, signed(openpca.OperationAuditCheckpoint, func(ctx context.Context, arn string, _ queryParams) (awsjson.Reply, error) {
-		note, err := log.AuditCheckpoint(ctx, arn)
+	mux.HandleFunc("GET "+PathCheckpoint, signed(openpca.OperationAuditCheckpoint, func(ctx context.Context, arn string, q queryParams) (awsjson.Reply, error) {
+		current := false
+		if v, ok := q["current"]; ok {
+			if len(v) != 1 || v[0] != "true" {
+				return awsjson.Reply{}, openpca.Errorf(openpca.CodeValidation, "The query parameter current is true, once, or absent.")
+			}
+			current = true
+		}
+		note, err := log.AuditCheckpoint(ctx, arn, !current)
 		return awsjson.Reply{ContentType: "text/plain; charset=utf-8", Body: note}, err
 	}))
 	mux.HandleFunc("GET "+PathConsistency, signed(openpca.OperationAuditConsistency, func(ctx context.Context, arn string, q queryParams) (awsjson.Reply, error) {

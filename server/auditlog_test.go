@@ -22,7 +22,7 @@ import (
 type panicking struct{}
 
 func (panicking) AuditVerifierKey() string { return "key" }
-func (panicking) AuditCheckpoint(context.Context, string) ([]byte, error) {
+func (panicking) AuditCheckpoint(context.Context, string, bool) ([]byte, error) {
 	panic("secret panic text")
 }
 func (panicking) AuditConsistencyProof(context.Context, string, int64, int64) (tlog.TreeProof, error) {

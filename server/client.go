@@ -68,9 +68,16 @@ func (c *AuditLogClient) PublicKey(ctx context.Context) (string, error) {
 	return key, nil
 }
 
-// Checkpoint returns the signed checkpoint of the CA's current log.
+// Checkpoint returns the CA's checkpoint the server serves: with witnesses,
+// the latest they cosigned.
 func (c *AuditLogClient) Checkpoint(ctx context.Context, caARN string) ([]byte, error) {
 	return c.get(ctx, PathCheckpoint, url.Values{"certificateAuthorityArn": {caARN}}, caARN)
+}
+
+// CurrentCheckpoint returns the CA's checkpoint of its whole log, signed
+// now, never a witnessed one, which may be older.
+func (c *AuditLogClient) CurrentCheckpoint(ctx context.Context, caARN string) ([]byte, error) {
+	return c.get(ctx, PathCheckpoint, url.Values{"certificateAuthorityArn": {caARN}, "current": {"true"}}, caARN)
 }
 
 // Consistency returns a proof that the CA's log of to entries extends its

@@ -187,6 +187,12 @@ func TestWitnessedAuditLog(t *testing.T) {
 	if out, err := runOpenpca(t, "audit", "verify", "--report", report, "--key", auditKey); err != nil {
 		t.Errorf("the same report, without asking for witnesses: %v\n%s", err, out)
 	}
+	// Against the server's current log, which the witnesses have not
+	// cosigned as far as the report: not truncated.
+	if out, err := runOpenpca(t, "audit", "verify", "--report", report, "--key", auditKey, "--server", env.URL); err != nil ||
+		!strings.Contains(out, "OK the server's current log extends it") {
+		t.Errorf("the same report, against the server's log, which the witnesses have cosigned less of: %v\n%s", err, out)
+	}
 	if m := metricsText(t, env.URL); !strings.Contains(m, `openpca_witness_submissions_total{outcome="unreachable",witness="witness.example/two"}`) {
 		t.Errorf("the metrics do not show the stopped witness:\n%s", m)
 	}
