@@ -189,8 +189,9 @@ func (b *ocspBudgets) spend(caID string, n int, now time.Time, also func() bool)
 // OCSP answers an OCSP request (RFC 6960, DER) with a DER response. It
 // never fails: a request it cannot answer gets an OCSP error response
 // (malformedRequest, unauthorized for a CA it does not serve, or
-// internalError), and only the first certificate of a request is answered,
-// as RFC 5019's lightweight profile, which AWS follows. A successful
+// internalError). A request is about one certificate, as RFC 5019's
+// lightweight profile, which AWS follows, says; one about more is
+// malformedRequest (see pki.ErrOCSPRequestMany). A successful
 // response comes with its thisUpdate and nextUpdate, which tell HTTP
 // caches how long it may be kept; an error response with zero times.
 func (s *Service) OCSP(ctx context.Context, request []byte) (resp []byte, thisUpdate, nextUpdate time.Time) {

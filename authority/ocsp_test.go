@@ -241,6 +241,11 @@ func TestOCSPAnswersTheCertIDAsked(t *testing.T) {
 		"-signer", "client.pem", "-signkey", "client.key"); !strings.Contains(out, "leaf.pem: revoked") {
 		t.Errorf("openssl ocsp -signer:\n%s", out)
 	}
+	// A request about two certificates is refused whole (RFC 5019 takes
+	// one): an answer about the first alone tells nothing of the other.
+	if out, _ := openssl(t, dir, "ocsp", "-issuer", "root.pem", "-cert", "leaf.pem", "-serial", "0xbad", "-url", e.env.URL+"/ocsp", "-CAfile", "root.pem", "-no_nonce"); !strings.Contains(out, "malformedrequest") {
+		t.Errorf("openssl ocsp about two certificates:\n%s", out)
+	}
 	name, key := issuerHashes(t, e.root)
 	requestor, _ := asn1.Marshal(pkix.Name{CommonName: "relying party"}.ToRDNSequence())
 	requestor = append([]byte{0xa4, byte(len(requestor))}, requestor...) // directoryName: [4] EXPLICIT Name

@@ -11,9 +11,16 @@ import (
 	"golang.org/x/crypto/ocsp"
 )
 
-// ParseOCSPRequest reads the first certificate an OCSP request asks about
-// (RFC 6960, 4.1.1). What follows the requestList (its extensions, the
-// signature) is skipped, as is the requestor's name: the server answers
+// ErrOCSPRequestMany is ParseOCSPRequest's error for a request about more
+// than one certificate. RFC 5019's profile, which AWS's responders follow,
+// takes one ("MUST include only one Request"), and RFC 6960 wants an
+// answer about each: an answer about the first alone, as x/crypto/ocsp
+// reads such a request, tells the client nothing of the others.
+var ErrOCSPRequestMany = errors.New("pki: an OCSP request about more than one certificate")
+
+// ParseOCSPRequest reads the certificate an OCSP request asks about (RFC
+// 6960, 4.1.1); ErrOCSPRequestMany if it asks about more than one. What
+// follows the requestList (its extensions, the signature) is skipped, as is the requestor's name: the server answers
 // anyone, and checks no request's signature. golang.org/x/crypto/ocsp's
 // ParseRequest refuses a signed request, and reads requestorName as a
 // Name where RFC 6960 has a GeneralName, so that OpenSSL's `ocsp -signer`
@@ -38,6 +45,9 @@ func ParseOCSPRequest(der []byte) (*ocsp.Request, error) {
 		!id.ReadASN1Bytes(&keyHash, cbasn1.OCTET_STRING) ||
 		!id.ReadASN1Integer(serial) {
 		return nil, errors.New("pki: not an OCSP request")
+	}
+	if !list.Empty() {
+		return nil, ErrOCSPRequestMany
 	}
 	var hash crypto.Hash // of those x/crypto/ocsp knows
 	switch oid.String() {

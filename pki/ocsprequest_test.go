@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"math/big"
 	"testing"
 	"time"
@@ -17,16 +18,19 @@ import (
 	"golang.org/x/crypto/ocsp"
 )
 
-// FuzzParseOCSPRequest: a request x/crypto/ocsp reads is read the same.
+// FuzzParseOCSPRequest: a request x/crypto/ocsp reads is read the same, or
+// refused as one about more than one certificate (x/crypto reads the
+// first).
 func FuzzParseOCSPRequest(f *testing.F) {
 	for _, req := range ocspRequests(f) {
 		f.Add(req)
 		f.Add(rewrap(f, req, func(*cryptobyte.Builder, bool) {}, true))
+		f.Add(twoCertificates(f, req))
 	}
 	f.Fuzz(func(t *testing.T, req []byte) {
 		got, err := ParseOCSPRequest(req)
 		want, werr := ocsp.ParseRequest(req)
-		if werr != nil {
+		if werr != nil || errors.Is(err, ErrOCSPRequestMany) {
 			return
 		}
 		if err != nil {
@@ -94,6 +98,27 @@ func rewrap(t testing.TB, req []byte, add func(b *cryptobyte.Builder, before boo
 	return b.BytesOrPanic()
 }
 
+// twoCertificates returns an unsigned request that asks about its one
+// certificate twice.
+func twoCertificates(t testing.TB, req []byte) []byte {
+	t.Helper()
+	in := cryptobyte.String(req)
+	var outer, tbs, list cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) || !tbs.ReadASN1(&list, cbasn1.SEQUENCE) {
+		t.Fatal("not a request")
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddBytes(list)
+				b.AddBytes(list)
+			})
+		})
+	})
+	return b.BytesOrPanic()
+}
+
 func TestParseOCSPRequest(t *testing.T) {
 	explicit := func(n int) cbasn1.Tag { return cbasn1.Tag(n).Constructed().ContextSpecific() }
 	none := func(*cryptobyte.Builder, bool) {}
@@ -101,6 +126,9 @@ func TestParseOCSPRequest(t *testing.T) {
 		want, err := ocsp.ParseRequest(req)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if _, err := ocsp.ParseRequest(twoCertificates(t, req)); err != nil {
+			t.Fatalf("x/crypto does not read a request about two certificates: %v", err)
 		}
 		for _, tc := range []struct {
 			name string
@@ -126,6 +154,7 @@ func TestParseOCSPRequest(t *testing.T) {
 				}
 			}, false), true},
 			{"an empty requestList", []byte{0x30, 0x04, 0x30, 0x02, 0x30, 0x00}, false},
+			{"two certificates", twoCertificates(t, req), false},
 			{"cut short", req[:len(req)-1], false},
 			{"another hash algorithm", bytes.Replace(req, []byte{6, 5, 0x2b, 0x0e, 3, 2, 0x1a}, []byte{6, 5, 0x2b, 0x0e, 3, 2, 0x1b}, 1), want.HashAlgorithm != crypto.SHA1},
 		} {
