@@ -164,6 +164,10 @@ type CRLStore interface {
 	// writes failed are tried again at once; holds of owners stay.
 	RetryCRLsNow(ctx context.Context) error
 
+	// RetryCRLNow ends the wait of a CA's CRL whose last attempt failed,
+	// as RetryCRLsNow does for every CA's.
+	RetryCRLNow(ctx context.Context, caID string) error
+
 	// LatestCRL returns the thisUpdate of the last CRL the CA published;
 	// zero if it published none.
 	LatestCRL(ctx context.Context, caID string) (time.Time, error)

@@ -65,11 +65,20 @@ func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.Up
 		}
 		return nil
 	})
-	if err == nil {
-		s.logger.InfoContext(ctx, "certificate authority updated", "ca", ca.ARN, "status", ca.Status)
-		s.wakeCRLs()
+	if err != nil {
+		return err
 	}
-	return err
+	s.logger.InfoContext(ctx, "certificate authority updated", "ca", ca.ARN, "status", ca.Status)
+	// A CRL configuration given has passed the bucket's probe: a CRL that
+	// failed (its bucket gone, say, and now back) is not held to its
+	// retry's wait, up to 15 minutes.
+	if rc := in.RevocationConfiguration; rc != nil && rc.CrlConfiguration != nil && ca.CRL() != nil {
+		if err := s.store.RetryCRLNow(ctx, ca.ID); err != nil {
+			s.logger.WarnContext(ctx, "the CA's CRL that failed waits out its retry", "ca", ca.ARN, "error", err)
+		}
+	}
+	s.wakeCRLs()
+	return nil
 }
 
 // DeleteCertificateAuthority deletes a CA. An ACTIVE CA must be disabled

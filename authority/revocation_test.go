@@ -773,3 +773,36 @@ func TestRevokeExpiredCertificate(t *testing.T) {
 	}
 	testenv.WantError(t, err, "InvalidRequestException")
 }
+
+// TestCRLRetriedOnUpdate: a CRL whose bucket was gone waits out its retry
+// (30 s, up to 15 minutes), unless the CA's CRL configuration is set again
+// and its bucket answers the probe: then it is published at once.
+func TestCRLRetriedOnUpdate(t *testing.T) {
+	env := testenv.Start(t)
+	bucket := makeLocalBucket(t, env, "crls")
+	crls := &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
+		Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)}}
+	caARN, _ := revocationCA(t, env, crls)
+	waitCRL(t, 0, func() ([]byte, error) {
+		return os.ReadFile(filepath.Join(bucket, "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl"))
+	})
+	if err := os.RemoveAll(bucket); err != nil {
+		t.Fatal(err)
+	}
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}})
+	issued, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM}))
+	if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+		CertificateSerial: aws.String(issued.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonSuperseded}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(metrics(t, env.URL), "openpca_crls_failing 1"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the CRL of a bucket gone did not fail")
+		}
+	}
+	makeLocalBucket(t, env, "crls")
+	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &caARN, RevocationConfiguration: crls}); err != nil {
+		t.Fatal(err)
+	}
+	crlListing(t, env, "crls", caARN, issued.SerialNumber)
+}

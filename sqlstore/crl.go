@@ -137,6 +137,13 @@ func (db *DB) RetryCRLsNow(ctx context.Context) error {
 	return db.wrap("retrying CRLs", err)
 }
 
+// RetryCRLNow implements openpca.CRLStore. The wait of a CA whose CRL did
+// not fail (the pause after a large CRL) stays.
+func (db *DB) RetryCRLNow(ctx context.Context, caID string) error {
+	_, err := db.exec(ctx, `UPDATE crl_publications SET lease_until = NULL WHERE ca_id = ? AND owner IS NULL AND lease_until IS NOT NULL AND failures > 0`, caID)
+	return db.wrap("retrying a CRL", err)
+}
+
 // RevokedCertificates implements openpca.CRLStore. It reads readChunk
 // certificates at a time, for the reason AuditEntries does: a CA's CRL can
 // list a million, and one long read would keep SQLite's write-ahead log

@@ -76,6 +76,10 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonSuperseded, "t", "r"), Statuses: active}); err != nil {
 		t.Fatal(err)
 	}
+	// RetryCRLNow ends the waits of failures alone.
+	if err := s.RetryCRLNow(ctx, ca.ID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.ClaimCRL(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Fatalf("a claim after a revocation, before the last CRL's pause is over: %v", err)
 	}
@@ -115,6 +119,15 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	failing(0, ca.NotAfter.Add(time.Microsecond), "once the CA's certificate ended")
 	if _, err := s.ClaimCRL(ctx, "a", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("claimed before the retry time: %v", err)
+	}
+	if err := s.RetryCRLNow(ctx, ca.ID); err != nil {
+		t.Fatal(err)
+	}
+	if job, err = s.ClaimCRL(ctx, "a", t0, lease); err != nil || job.Failures != 1 {
+		t.Fatalf("a claim after RetryCRLNow ended a failure's wait: %+v, %v", job, err)
+	}
+	if err := s.ReleaseCRL(ctx, ca.ID, "a", t0.Add(time.Minute), false); err != nil {
+		t.Fatal(err)
 	}
 	job, err = s.ClaimCRL(ctx, "a", t0.Add(2*time.Minute), lease)
 	if err != nil || job.Failures != 1 {
