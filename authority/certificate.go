@@ -58,8 +58,17 @@ func (s *Service) GetCertificateAuthorityCertificate(ctx context.Context, in *op
 // EXPIRED CA returns to the ACTIVE or DISABLED it had.
 func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in *openpca.ImportCertificateAuthorityCertificateRequest) error {
 	// Parsed before, refused only once the caller may import at all.
+	// What is stored is handed out in chains: it must read elsewhere too.
 	cert, certErr := parseOneCertificate(in.Certificate)
+	if certErr == nil {
+		certErr = pki.CheckElements(cert.Raw, cert.RawSubjectPublicKeyInfo)
+	}
 	chain, chainErr := parseChain(in.CertificateChain)
+	for i := 0; chainErr == nil && i < len(chain); i++ {
+		if err := pki.CheckElements(chain[i].Raw, chain[i].RawSubjectPublicKeyInfo); err != nil {
+			chainErr = fmt.Errorf("PEM block %d: %v", i+1, err)
+		}
+	}
 	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, nil, func(ca *openpca.CA) error {
 		if certErr != nil {
 			return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate is malformed: %v.", certErr)

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/pki"
@@ -141,6 +143,10 @@ func TestImportCertificateAuthorityCertificateErrors(t *testing.T) {
 		{"chain that did not sign it", sub, good.PEM, testenv.NewExternalRoot(t, "Other Root").PEM, "InvalidRequestException"},
 		{"expired certificate", sub, expired.PEM, root.PEM, "InvalidRequestException"},
 		{"root CA with a certificate signed by another", rootCA, root.Sign(t, "R", env.CSR(t, rootCA).PublicKey, time.Now().AddDate(1, 0, 0)).PEM, root.PEM, "InvalidRequestException"},
+		// Go reads them, OpenSSL does not, and what is imported is handed
+		// out in every chain.
+		{"an element after the signature", sub, elementAfterSignature(t, good.Cert.Raw), root.PEM, "MalformedCertificateException"},
+		{"a chain with an element after a signature", sub, good.PEM, elementAfterSignature(t, root.Cert.Raw), "MalformedCertificateException"},
 	}
 	// Chains past the bounds of our own (checkChainSize).
 	big := root.NewIntermediate(t, "Big", func(c *x509.Certificate) {
@@ -167,6 +173,23 @@ func TestImportCertificateAuthorityCertificateErrors(t *testing.T) {
 		t.Errorf("refused imports changed the status to %s", s)
 	}
 
+}
+
+// elementAfterSignature returns the certificate der, in PEM, with a NULL
+// after its signature.
+func elementAfterSignature(t *testing.T, der []byte) []byte {
+	t.Helper()
+	in := cryptobyte.String(der)
+	var outer cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) {
+		t.Fatal("not a certificate")
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(outer)
+		b.AddBytes([]byte{5, 0})
+	})
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.BytesOrPanic()})
 }
 
 // TestImportChecksCertificateFields covers certificates for the right key

@@ -475,6 +475,25 @@ func CheckSignatureFrom(c, parent *x509.Certificate) error {
 	return checkForeignSignature(pub, algID, c.RawTBSCertificate, sig)
 }
 
+// CheckElements refuses a signed object (a certificate, a CSR) raw that
+// holds more than what it signs, its signature algorithm and its
+// signature, or whose public key spki holds more than its algorithm
+// identifier and its bits. Go's parser, and gmsm's, skip such elements,
+// which no encoder writes, and other parsers (OpenSSL's) refuse.
+func CheckElements(raw, spki []byte) error {
+	signed := cryptobyte.String(raw)
+	var parts cryptobyte.String
+	if !signed.ReadASN1(&parts, cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.BIT_STRING) || !parts.Empty() {
+		return errors.New("it has elements after its signature")
+	}
+	key := cryptobyte.String(spki)
+	var info cryptobyte.String
+	if !key.ReadASN1(&info, cbasn1.SEQUENCE) || !key.Empty() || !info.SkipASN1(cbasn1.SEQUENCE) || !info.SkipASN1(cbasn1.BIT_STRING) || !info.Empty() {
+		return errors.New("its public key (SubjectPublicKeyInfo) is not an algorithm identifier and a BIT STRING alone")
+	}
+	return nil
+}
+
 // ParseCSR parses a DER certificate signing request and checks its
 // signature. A foreign key comes out in PublicKey: an ML-DSA key as its
 // circl public key, an SM2 key as an *ecdsa.PublicKey on the SM2 curve.
@@ -492,17 +511,8 @@ func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
 			return nil, err
 		}
 	}
-	// Go's parser, and gmsm's, take elements after the signature, and
-	// after the key's bits, which no encoder writes.
-	signed := cryptobyte.String(csr.Raw)
-	var parts cryptobyte.String
-	if !signed.ReadASN1(&parts, cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.BIT_STRING) || !parts.Empty() {
-		return nil, errors.New("it has elements after its signature")
-	}
-	spki := cryptobyte.String(csr.RawSubjectPublicKeyInfo)
-	var info cryptobyte.String
-	if !spki.ReadASN1(&info, cbasn1.SEQUENCE) || !spki.Empty() || !info.SkipASN1(cbasn1.SEQUENCE) || !info.SkipASN1(cbasn1.BIT_STRING) || !info.Empty() {
-		return nil, errors.New("its public key (SubjectPublicKeyInfo) is not an algorithm identifier and a BIT STRING alone")
+	if err := CheckElements(csr.Raw, csr.RawSubjectPublicKeyInfo); err != nil {
+		return nil, err
 	}
 	// Go parsed the key unless it is ML-DSA: issuance, which parses every
 	// CSR, reads the key once.
