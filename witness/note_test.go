@@ -37,6 +37,14 @@ func TestOpenNoteVerifiesEachLineOnce(t *testing.T) {
 	i := bytes.LastIndex(signed, []byte("\n\n")) + 2
 	line := string(signed[i:])
 	forged := strings.Replace(line, line[len(line)-6:len(line)-1], "AAAA=", 1)
+	// The line in the four base64 spellings of its signature: its last
+	// character before the padding has two bits unused.
+	var spellings string
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	last := strings.IndexByte(alphabet, line[len(line)-3])
+	for k := range 4 {
+		spellings += line[:len(line)-3] + string(alphabet[last&^3|k]) + line[len(line)-2:]
+	}
 	for _, tt := range []struct {
 		name   string
 		lines  string
@@ -45,6 +53,7 @@ func TestOpenNoteVerifiesEachLineOnce(t *testing.T) {
 	}{
 		{"one line", line, true, 1},
 		{"the line 100 times", strings.Repeat(line, 100), true, 1},
+		{"its four spellings 25 times", strings.Repeat(spellings, 25), true, 1},
 		{"then another of the key that does not verify", strings.Repeat(line, 99) + forged, false, 2},
 	} {
 		var n int
