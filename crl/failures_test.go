@@ -174,7 +174,7 @@ func TestCRLMetrics(t *testing.T) {
 	a, b := newPublisher(cfg), newPublisher(cfg)
 	want := func(p *Publisher, written, failed, failing int) {
 		t.Helper()
-		expected := fmt.Sprintf(`# HELP openpca_crl_publications_total Attempts of this server to publish a CRL, by outcome: written to its bucket, or failed (see the log).
+		expected := fmt.Sprintf(`# HELP openpca_crl_publications_total CRLs this server wrote to their buckets (written), and its attempts to publish one that failed (failed; see the log; one whose CRL was written but not recorded after counts in both).
 # TYPE openpca_crl_publications_total counter
 openpca_crl_publications_total{outcome="failed"} %d
 openpca_crl_publications_total{outcome="written"} %d

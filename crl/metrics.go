@@ -30,7 +30,7 @@ var failingDesc = prometheus.NewDesc("openpca_crls_failing",
 func newMetrics(store Store, now func() time.Time, logger *slog.Logger) *metrics {
 	m := &metrics{store: store, now: now, logger: logsample.Logger(logger), attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "openpca_crl_publications_total",
-		Help: "Attempts of this server to publish a CRL, by outcome: written to its bucket, or failed (see the log).",
+		Help: "CRLs this server wrote to their buckets (written), and its attempts to publish one that failed (failed; see the log; one whose CRL was written but not recorded after counts in both).",
 	}, []string{"outcome"})}
 	for _, o := range []string{outcomeWritten, outcomeFailed} {
 		m.attempts.WithLabelValues(o)

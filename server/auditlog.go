@@ -73,10 +73,10 @@ func handleAuditLog(mux *http.ServeMux, log AuditLog, envelope *awsjson.Envelope
 	mux.HandleFunc("GET "+PathCheckpoint, signed(openpca.OperationAuditCheckpoint, func(ctx context.Context, arn string, q queryParams) (awsjson.Reply, error) {
 		current := false
 		if v, ok := q["current"]; ok {
-			if len(v) != 1 || v[0] != "true" {
-				return awsjson.Reply{}, openpca.Errorf(openpca.CodeValidation, "The query parameter current is true, once, or absent.")
+			if len(v) != 1 || v[0] != "true" && v[0] != "false" {
+				return awsjson.Reply{}, openpca.Errorf(openpca.CodeValidation, "The query parameter current is true or false, once, or absent.")
 			}
-			current = true
+			current = v[0] == "true"
 		}
 		note, err := log.AuditCheckpoint(ctx, arn, !current)
 		return awsjson.Reply{ContentType: "text/plain; charset=utf-8", Body: note}, err

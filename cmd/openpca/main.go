@@ -422,7 +422,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		cfg.Witnesses = append(cfg.Witnesses, v)
 		return nil
 	})
-	fs.IntVar(&cfg.WitnessQuorum, "witness-quorum", 0, "how many witnesses must cosign a checkpoint for it to count (default all)")
+	fs.IntVar(&cfg.WitnessQuorum, "witness-quorum", 0, "how many witnesses must cosign a checkpoint for it to count (default all); more than half of them, as auditors require")
 	fs.DurationVar(&cfg.ReportWitnessWait, "report-witness-wait", cfg.ReportWitnessWait, "how long an audit report waits for witnesses to cosign its log; past it, it goes without")
 	fs.StringVar(&metricsListen, "metrics-listen", "", "an address to serve /metrics on instead of the API's: the metrics count every account's CAs and requests, which a server shared by accounts keeps from them")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "an address to serve Go's profiler on (/debug/pprof/), for finding where time goes; off by default, and never for the outside")

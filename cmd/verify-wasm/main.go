@@ -66,14 +66,14 @@ func main() {
 			problems = append(problems, problem{Check: "witness", Message: "the witness keys: " + err.Error()})
 		}
 		quorum := args[5].Int()
+		var notes []string
 		switch {
 		case quorum < 0 || quorum > len(witnesses):
 			problems = append(problems, problem{Check: "witness", Message: fmt.Sprintf("%d witnesses must have cosigned, of the %d whose keys are given", quorum, len(witnesses))})
 		case quorum == 0:
 			quorum = len(witnesses)
 		}
-		var notes []string
-		if why := audit.SplitView(quorum, len(witnesses)); why != "" {
+		if why := audit.SplitView(quorum, len(witnesses)); why != "" && quorum > 0 {
 			notes = append(notes, "Witnesses: "+why+". Require more than half of them.")
 		}
 		var after time.Time
