@@ -519,7 +519,7 @@ func OpenWitnessed(signed []byte, verifierKey string, witnesses []note.Verifier,
 	if err != nil {
 		return auditlog.Checkpoint{}, nil, fmt.Errorf("the server's key: %v", err)
 	}
-	n, err := note.Open(signed, note.VerifierList(append([]note.Verifier{server}, witnesses...)...))
+	n, err := auditlog.OpenNote(signed, append([]note.Verifier{server}, witnesses...)...)
 	if err != nil {
 		return auditlog.Checkpoint{}, nil, fmt.Errorf("the witnessed checkpoint: %v", err)
 	}

@@ -84,21 +84,21 @@ func (c Checkpoint) Sign(s note.Signer) ([]byte, error) {
 // OpenCheckpoint checks that signed is a checkpoint signed by the key of
 // verifierKey, and parses it.
 func OpenCheckpoint(signed []byte, verifierKey string) (Checkpoint, error) {
-	text, err := openNote(signed, verifierKey, "the checkpoint")
+	text, err := openSigned(signed, verifierKey, "the checkpoint")
 	if err != nil {
 		return Checkpoint{}, err
 	}
 	return ParseCheckpoint(text)
 }
 
-// openNote checks that signed, what is named, is a note signed by the key
+// openSigned checks that signed, what is named, is a note signed by the key
 // of verifierKey, and returns its text.
-func openNote(signed []byte, verifierKey, what string) (string, error) {
+func openSigned(signed []byte, verifierKey, what string) (string, error) {
 	v, err := note.NewVerifier(verifierKey)
 	if err != nil {
 		return "", fmt.Errorf("the public key %q is not an audit verifier key: %v", verifierKey, err)
 	}
-	n, err := note.Open(signed, note.VerifierList(v))
+	n, err := OpenNote(signed, v)
 	if err != nil {
 		if _, ok := errors.AsType[*note.UnverifiedNoteError](err); ok {
 			return "", fmt.Errorf("%s is not signed by the key %s (it was signed by another key)", what, verifierKey)

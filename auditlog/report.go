@@ -59,7 +59,7 @@ func (s ReportStatement) Sign(signer note.Signer) ([]byte, error) {
 // OpenReportStatement checks that signed is a report statement signed by
 // the key of verifierKey, and parses it.
 func OpenReportStatement(signed []byte, verifierKey string) (ReportStatement, error) {
-	text, err := openNote(signed, verifierKey, "the report statement")
+	text, err := openSigned(signed, verifierKey, "the report statement")
 	if err != nil {
 		return ReportStatement{}, err
 	}

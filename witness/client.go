@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/openpca/openpca/auditlog"
 )
 
 // ConflictError says that a witness last cosigned a checkpoint of Size
@@ -101,7 +103,7 @@ func (c *Client) AddCheckpoint(ctx context.Context, oldSize int64, proof tlog.Tr
 	// The answer is signature lines: added to the checkpoint, they make a
 	// note the witness's key must verify.
 	cosigned := append(bytes.Clone(checkpoint), answer...)
-	n, err := openNote(cosigned, c.Verifier)
+	n, err := auditlog.OpenNote(cosigned, c.Verifier)
 	if err != nil {
 		return nil, fmt.Errorf("the witness's answer holds no valid cosignature of its key: %v", err)
 	}

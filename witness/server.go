@@ -287,7 +287,7 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if len(keys) == 0 {
 		return nil, refuse(http.StatusNotFound, "this witness does not know the log %q", origin)
 	}
-	n, err := openNote(signed, keys...)
+	n, err := auditlog.OpenNote(signed, keys...)
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		var invalid *note.InvalidSignatureError

@@ -1,4 +1,4 @@
-package witness
+package auditlog
 
 import (
 	"bytes"
@@ -9,12 +9,12 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// openNote is note.Open that also verifies a second line of a key it knows.
+// OpenNote is note.Open that also verifies a second line of a key it knows.
 // note.Open drops such a line unverified, where c2sp.org/signed-note says
 // "If the key name and ID match a known key, verifiers MUST verify the
 // signature", and c2sp.org/tlog-witness answers a checkpoint with such a
 // line that fails with 403.
-func openNote(msg []byte, known ...note.Verifier) (*note.Note, error) {
+func OpenNote(msg []byte, known ...note.Verifier) (*note.Note, error) {
 	n, err := note.Open(msg, note.VerifierList(known...))
 	if err != nil {
 		return nil, err

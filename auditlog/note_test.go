@@ -1,4 +1,4 @@
-package witness
+package auditlog
 
 import (
 	"bytes"
@@ -57,7 +57,7 @@ func TestOpenNoteVerifiesEachLineOnce(t *testing.T) {
 		{"then another of the key that does not verify", strings.Repeat(line, 99) + forged, false, 2},
 	} {
 		var n int
-		_, err := openNote(append(signed[:i:i], tt.lines...), countingVerifier{verifier, &n})
+		_, err := OpenNote(append(signed[:i:i], tt.lines...), countingVerifier{verifier, &n})
 		if (err == nil) != tt.ok || n != tt.checks {
 			t.Errorf("%s: %v after %d verifications; want ok %v after %d", tt.name, err, n, tt.ok, tt.checks)
 		}
