@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -221,8 +222,12 @@ var errNotServers = errors.New("in the database is not one the server makes: it 
 // there: it says at most maxFailure bytes.
 func reportFailure(err error) string {
 	msg := openpca.ClientMessage(err)
-	if errors.Is(err, openpca.ErrLogIntegrity) || errors.Is(err, errBucketGiven) || errors.Is(err, errNotServers) {
+	switch {
+	case errors.Is(err, openpca.ErrLogIntegrity) || errors.Is(err, errBucketGiven) || errors.Is(err, errNotServers):
 		msg = err.Error()
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+		// The operator's to fix, and the account's to tell them of.
+		msg = "The object store is out of space: the report's objects could not be written."
 	}
 	if s, cut := openpca.CutText(msg, maxFailure); cut {
 		return s + "…"

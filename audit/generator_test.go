@@ -3,7 +3,9 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/openpca/openpca"
@@ -21,6 +23,8 @@ func TestReportFailure(t *testing.T) {
 		{fmt.Errorf("audit: reading the log: %w", integrity), "entry 3 of the log of CA ca is missing", ""},
 		{fmt.Errorf("audit: the S3 bucket b %w", errBucketGiven), "the S3 bucket b was given to another account", ""},
 		{errors.New(`s3: Put "http://s3.internal:9000/b/k": no such host`), "InternalFailure", "s3.internal"},
+		// A full disk is named, and not where it is.
+		{fmt.Errorf("localfs: %w", &os.PathError{Op: "write", Path: "/srv/openpca/s3/b/.tmp-1", Err: syscall.ENOSPC}), "out of space", "/srv"},
 		{&openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "KMS cannot be reached.", Cause: errors.New("dial tcp 10.0.0.9:443")}, "KMS cannot be reached.", "10.0.0.9"},
 		// A bucket's name of any length, as the tables may hold it, is
 		// cut.
