@@ -28,9 +28,24 @@ import (
 	"github.com/openpca/openpca/internal/awsconfig"
 )
 
-// PartSize is the size of the parts of a multipart upload, the least S3
-// allows. Put holds two at once, whatever the size of the object.
+// PartSize is the size of the first parts of a multipart upload, the
+// least S3 allows. Put holds two parts at once.
 const PartSize = 5 << 20
+
+// Part counts: S3 takes 10,000 parts in a multipart upload, and Put
+// doubles the size of its parts every 2,000. At PartSize alone an object
+// ended at 48.8 GiB (an audit report of a CA of some hundred million
+// certificates); so it may reach 310 GiB, and Put holds parts of 80 MiB
+// only past 150 GiB.
+const (
+	maxParts     = 10000
+	partsPerSize = 2000
+)
+
+// partSize is the size of part n (from 1).
+func (s *Store) partSize(n int32) int {
+	return PartSize << ((n - 1) / s.partsPerSize)
+}
 
 // ProbeKey is the object CheckBucket writes to prove it may write to a
 // bucket; AWS Private CA writes an object of the same name.
@@ -41,6 +56,8 @@ type Store struct {
 	client   *awss3.Client
 	endpoint string // "" for AWS's S3
 	region   string
+	// maxParts and partsPerSize are the constants, but in tests.
+	maxParts, partsPerSize int32
 }
 
 var _ openpca.ObjectStore = (*Store)(nil)
@@ -74,7 +91,7 @@ func open(ctx context.Context, endpoint, region string, timeout time.Duration) (
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		o.HTTPClient = awsconfig.HTTPClient(cfg, timeout)
 	})
-	return &Store{client: client, endpoint: strings.TrimSuffix(endpoint, "/"), region: cfg.Region}, nil
+	return &Store{client: client, endpoint: strings.TrimSuffix(endpoint, "/"), region: cfg.Region, maxParts: maxParts, partsPerSize: partsPerSize}, nil
 }
 
 // URL implements openpca.ObjectStore: on AWS, the virtual-hosted address
@@ -287,7 +304,22 @@ func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *s
 				readErr <- ctx.Err()
 				return
 			}
-			m, err := io.ReadFull(r, buf)
+			if n > s.maxParts {
+				// Unless the last part ended the object.
+				_, err := io.ReadFull(r, buf[:1])
+				if err == nil {
+					err = fmt.Errorf("s3: the object is larger than the %d parts S3 takes in an upload", s.maxParts)
+				} else if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				readErr <- err
+				return
+			}
+			size := s.partSize(n)
+			if cap(buf) < size {
+				buf = make([]byte, size)
+			}
+			m, err := io.ReadFull(r, buf[:size])
 			if m > 0 {
 				select {
 				case full <- part{n, buf[:m]}:
@@ -317,9 +349,7 @@ func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *s
 			return nil, err
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(p.n)})
-		if cap(p.buf) == PartSize {
-			free <- p.buf[:PartSize]
-		}
+		free <- p.buf
 	}
 	return parts, <-readErr
 }
