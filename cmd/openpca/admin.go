@@ -388,7 +388,7 @@ func buckets(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 	a, fs, err := openAdmin(ctx, "buckets "+args[0], map[string]string{"create": "NAME", "remove": "NAME"}[args[0]], args[1:], stderr, lookupEnv, func(fs *flag.FlagSet) {
 		if args[0] == "create" {
 			fs.StringVar(&account, "account", "", "the account that owns the bucket")
-			fs.StringVar(&objectStore, "object-store", "local", "the server's object store: local (the bucket's folder is made in the data folder) or s3 (the bucket must exist there)")
+			fs.StringVar(&objectStore, "object-store", "local", "the server's object store: local (the bucket's folder is made in the data folder) or s3 (the bucket must exist there; it is checked when a CA's CRLs or a report name it)")
 		}
 	})
 	if err != nil {

@@ -164,18 +164,18 @@ var errUsage = errors.New("usage")
 const usage = `usage: openpca <command> [flags]
 
 commands:
-  serve     run the AWS Private CA API server
-  accounts  create or list accounts (create, list)
-  keys      create, list or revoke access keys (create, list, revoke)
-  buckets   give buckets to accounts (create, list, remove)
-  cas       list every CA with where its key is kept (list)
+  serve         run the AWS Private CA API server
+  accounts      create or list accounts (create, list)
+  keys          create, list or revoke access keys (create, list, revoke)
+  buckets       give buckets to accounts (create, list, remove)
+  cas           list every CA with where its key is kept (list)
   operator-log  what operators changed with these commands, the newest first
-  master-key  make a master key, rotate to a new one, or wrap it by KMS (new, rotate, wrap)
-  backup    write a consistent copy of the database while servers run (SQLite)
-  restore   make a new data folder's database from a backup (SQLite), or settle one pg_restore made (PostgreSQL)
-  policy    the IAM policies of access keys (attach, detach, list, simulate)
-  audit     the tamper-evident audit log: public-key, verify, proof
-  witness   run a witness that cosigns audit logs' checkpoints (serve, public-key)
+  master-key    make a master key, rotate to a new one, or wrap it by KMS (new, rotate, wrap)
+  backup        write a consistent copy of the database while servers run (SQLite)
+  restore       make a new data folder's database from a backup (SQLite), or settle one pg_restore made (PostgreSQL)
+  policy        the IAM policies of access keys (attach, detach, list, simulate)
+  audit         the tamper-evident audit log (public-key, verify, proof, reports)
+  witness       run a witness that cosigns audit logs' checkpoints (serve, public-key)
 
 Run "openpca <command> -h" for a command's flags. Every flag can also be set
 with an environment variable: --data-dir is OPENPCA_DATA_DIR (for the
@@ -383,7 +383,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.IntVar(&cfg.MaxConnectionsPerNetwork, "max-connections-per-network", cfg.MaxConnectionsPerNetwork, "most of them from one address (an IPv6 /64), those of --trusted-proxies apart; past it, a new one is closed at once (0: no bound)")
 	fs.Float64Var(&cfg.AccountRequestRate, "account-request-rate", 0, "most API requests and console pages a second of one account, past which they are ThrottlingException (429 in the console), which clients retry (0: no bound, else 0.001 or more); for a server that several accounts share")
 	fs.StringVar(&cfg.ObjectStore, "object-store", cfg.ObjectStore, "where audit reports and CRLs go: local (bucket B is the folder <data-dir>/s3/B) or s3 (default local, or s3 with --s3-endpoint)")
-	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "URL of an S3-compatible server for audit reports (implies --object-store s3); credentials come from the standard AWS configuration")
+	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "URL of an S3-compatible server for audit reports and CRLs (implies --object-store s3); credentials come from the standard AWS configuration")
 	fs.StringVar(&cfg.RootAccessKeyID, "root-access-key-id", "", "access key id of the default account; without it the first start makes one and prints it")
 	fs.StringVar(&cfg.RootSecretAccessKey, "root-secret-access-key", "", "its secret; prefer the environment variable")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "accept unsigned requests, for the default account (development only)")

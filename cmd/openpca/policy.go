@@ -98,7 +98,7 @@ const policyUsage = `usage:
   openpca policy attach KEY-ID --managed NAME              attach a managed policy (` + "ReadOnly, FullAccess" + `)
   openpca policy detach KEY-ID NAME [--leave-full-access]
   openpca policy list KEY-ID
-  openpca policy simulate KEY-ID --action ACTION [--resource ARN] [--context KEY=VALUE]...`
+  openpca policy simulate KEY-ID --action ACTION [--resource ARN] [--region REGION] [--context KEY=VALUE]...`
 
 // policyCommand runs "openpca policy attach|detach|list|simulate".
 func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
