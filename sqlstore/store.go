@@ -169,7 +169,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, ready: cfg.Ready, check: cfg.Check, close: cfg.Close,
 		locks: strings.NewReplacer("{FOR_SHARE}", cfg.Dialect.ForShare, "{FOR_UPDATE}", cfg.Dialect.ForUpdate, "{SKIP_LOCKED}", cfg.Dialect.SkipLocked)}
 	if err := db.migrate(ctx, cfg.Schema); err != nil {
-		return nil, fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
+		return nil, fmt.Errorf("%s: the schema: %w", db.dialect.Name, err)
 	}
 	// A schema opened as it is may be of an earlier version, without
 	// what the hot queries name: they are prepared when first run.
@@ -375,7 +375,7 @@ func (db *DB) migrateOnce(ctx context.Context, schema Schema) error {
 // servers of its version still running on it need it.
 func (db *DB) Migrate(ctx context.Context) error {
 	if err := db.migrate(ctx, Migrate); err != nil {
-		return fmt.Errorf("%s: migrating: %w", db.dialect.Name, err)
+		return fmt.Errorf("%s: the schema: %w", db.dialect.Name, err)
 	}
 	// Opened as it was, it has no hot queries prepared: they name what
 	// the schema may not have had.

@@ -66,7 +66,7 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	fmt.Fprint(stdout, `What the CAs did after the backup is not in it:
 - Certificates issued since are unknown to the server: it cannot revoke them, and its OCSP answers "unknown" for them.
 - Revocations made since are undone: revoke those certificates again. Their CAs' CRLs in the buckets list them until a new CRL replaces each: keep a copy.
-- The CAs' audit logs are shorter than any that witnesses have cosigned since, and the witnesses refuse them as another history: this restore shows to every auditor who requires them.
+- A CA's audit log that grew after the backup is shorter here than witnesses may have cosigned since: if they did, they refuse it as another history, and this restore shows to every auditor who requires them.
 - The CAs number their next CRLs past every CRL published since.
 - Access keys revoked since are active again, and changes to keys' policies since are undone: revoke those keys again ("openpca keys list" shows the active ones).
 - CAs disabled, deleted or shared differently since are as they were at the backup. Console sessions are not kept: everyone signs in again.

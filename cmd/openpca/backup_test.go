@@ -84,7 +84,7 @@ func TestBackupAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"Restored", "revoke those certificates again", "witnesses refuse them", "Access keys revoked since are active again",
+	for _, want := range []string{"Restored", "revoke those certificates again", "they refuse it as another history", "Access keys revoked since are active again",
 		"are now DISABLED", "  " + caARN + "\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("restore said no %q:\n%s", want, out)
