@@ -116,8 +116,11 @@ func testConsoleQueries(t *testing.T, s openpca.Store) {
 		c := newCertificate(ca)
 		c.Subject = []string{"CN=alpha.example", "CN=beta.example", "CN=100%_sure.example", "CN=Alpha.example", "CN=ÅRHUS gamma.example"}[i]
 		c.NotAfter = t0.Add(time.Duration(i+1) * 24 * time.Hour)
-		if i == 4 {
-			c.NotAfter = t0.Add(-time.Hour) // expired
+		switch i {
+		case 3:
+			c.NotAfter = t0 // valid through its notAfter (RFC 5280)
+		case 4:
+			c.NotAfter = t0.Add(-time.Microsecond) // expired
 		}
 		if i == 0 {
 			c.Names = "api.internal.example 10.0.0.1"
