@@ -61,11 +61,11 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 	// What is stored is handed out in chains: it must read elsewhere too.
 	cert, certErr := parseOneCertificate(in.Certificate)
 	if certErr == nil {
-		certErr = pki.CheckElements(cert.Raw, cert.RawSubjectPublicKeyInfo)
+		certErr = pki.CheckCertificateElements(cert.Raw)
 	}
 	chain, chainErr := parseChain(in.CertificateChain)
 	for i := 0; chainErr == nil && i < len(chain); i++ {
-		if err := pki.CheckElements(chain[i].Raw, chain[i].RawSubjectPublicKeyInfo); err != nil {
+		if err := pki.CheckCertificateElements(chain[i].Raw); err != nil {
 			chainErr = fmt.Errorf("PEM block %d: %v", i+1, err)
 		}
 	}

@@ -475,23 +475,100 @@ func CheckSignatureFrom(c, parent *x509.Certificate) error {
 	return checkForeignSignature(pub, algID, c.RawTBSCertificate, sig)
 }
 
-// CheckElements refuses a signed object (a certificate, a CSR) raw that
-// holds more than what it signs, its signature algorithm and its
-// signature, or whose public key spki holds more than its algorithm
-// identifier and its bits. Go's parser, and gmsm's, skip such elements,
-// which no encoder writes, and other parsers (OpenSSL's) refuse.
-func CheckElements(raw, spki []byte) error {
-	signed := cryptobyte.String(raw)
-	var parts cryptobyte.String
-	if !signed.ReadASN1(&parts, cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.BIT_STRING) || !parts.Empty() {
-		return errors.New("it has elements after its signature")
+// Elements that Go's parser, and gmsm's, skip, which no encoder writes
+// and other parsers (OpenSSL's) refuse: CheckCertificateElements and
+// CheckCSRElements walk a signed object's structure, to its extensions,
+// and refuse any element past those RFC 5280 and RFC 2986 define.
+
+// CheckCertificateElements refuses a DER certificate with elements past
+// its fields: after its signature, its validity's times, its key's bits,
+// its extensions, or an extension's value.
+func CheckCertificateElements(der []byte) error {
+	tbs, err := signedParts(der)
+	if err != nil {
+		return err
 	}
-	key := cryptobyte.String(spki)
+	var validity, spki cryptobyte.String
+	explicit := func(n int) cbasn1.Tag { return cbasn1.Tag(n).Constructed().ContextSpecific() }
+	if !tbs.SkipOptionalASN1(explicit(0)) || !tbs.SkipASN1(cbasn1.INTEGER) || !tbs.SkipASN1(cbasn1.SEQUENCE) || !tbs.SkipASN1(cbasn1.SEQUENCE) ||
+		!tbs.ReadASN1(&validity, cbasn1.SEQUENCE) || !validity.SkipASN1(validityTag(validity)) || !validity.SkipASN1(validityTag(validity)) || !validity.Empty() ||
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		return errors.New("its fields up to its public key are not as RFC 5280 has them, alone")
+	}
+	if err := checkKeyElements(spki); err != nil {
+		return err
+	}
+	if !tbs.SkipOptionalASN1(cbasn1.Tag(1).ContextSpecific()) || !tbs.SkipOptionalASN1(cbasn1.Tag(2).ContextSpecific()) {
+		return errors.New("its unique identifiers are not as RFC 5280 has them")
+	}
+	if tbs.PeekASN1Tag(explicit(3)) {
+		var wrapped, exts cryptobyte.String
+		if !tbs.ReadASN1(&wrapped, explicit(3)) || !wrapped.ReadASN1(&exts, cbasn1.SEQUENCE) || !wrapped.Empty() {
+			return errors.New("its extensions are not a SEQUENCE alone")
+		}
+		for i := 1; !exts.Empty(); i++ {
+			var ext cryptobyte.String
+			if !exts.ReadASN1(&ext, cbasn1.SEQUENCE) || !ext.SkipASN1(cbasn1.OBJECT_IDENTIFIER) || !ext.SkipOptionalASN1(cbasn1.BOOLEAN) ||
+				!ext.SkipASN1(cbasn1.OCTET_STRING) || !ext.Empty() {
+				return fmt.Errorf("its extension %d is not an identifier, a criticality and a value alone", i)
+			}
+		}
+	}
+	if !tbs.Empty() {
+		return errors.New("it has elements after its extensions")
+	}
+	return nil
+}
+
+// CheckCSRElements refuses a DER CSR with elements past its fields: after
+// its signature, its key's bits, or its attributes.
+func CheckCSRElements(der []byte) error {
+	info, err := signedParts(der)
+	if err != nil {
+		return err
+	}
+	var spki cryptobyte.String
+	if !info.SkipASN1(cbasn1.INTEGER) || !info.SkipASN1(cbasn1.SEQUENCE) || !info.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		return errors.New("its fields up to its public key are not as RFC 2986 has them, alone")
+	}
+	if err := checkKeyElements(spki); err != nil {
+		return err
+	}
+	if !info.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) || !info.Empty() {
+		return errors.New("it has elements after its attributes")
+	}
+	return nil
+}
+
+// signedParts returns the contents of what der signs, if der is it, its
+// signature algorithm and its signature alone.
+func signedParts(der []byte) (cryptobyte.String, error) {
+	signed := cryptobyte.String(der)
+	var parts, tbs cryptobyte.String
+	if !signed.ReadASN1(&parts, cbasn1.SEQUENCE) || !signed.Empty() || !parts.ReadASN1(&tbs, cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.SEQUENCE) ||
+		!parts.SkipASN1(cbasn1.BIT_STRING) || !parts.Empty() {
+		return nil, errors.New("it has elements after its signature")
+	}
+	return tbs, nil
+}
+
+// checkKeyElements refuses a SubjectPublicKeyInfo that holds more than its
+// algorithm identifier and its bits.
+func checkKeyElements(spki cryptobyte.String) error {
 	var info cryptobyte.String
-	if !key.ReadASN1(&info, cbasn1.SEQUENCE) || !key.Empty() || !info.SkipASN1(cbasn1.SEQUENCE) || !info.SkipASN1(cbasn1.BIT_STRING) || !info.Empty() {
+	if !spki.ReadASN1(&info, cbasn1.SEQUENCE) || !spki.Empty() || !info.SkipASN1(cbasn1.SEQUENCE) || !info.SkipASN1(cbasn1.BIT_STRING) || !info.Empty() {
 		return errors.New("its public key (SubjectPublicKeyInfo) is not an algorithm identifier and a BIT STRING alone")
 	}
 	return nil
+}
+
+// validityTag is the tag of the time validity starts with: UTCTime or
+// GeneralizedTime.
+func validityTag(validity cryptobyte.String) cbasn1.Tag {
+	if validity.PeekASN1Tag(cbasn1.GeneralizedTime) {
+		return cbasn1.GeneralizedTime
+	}
+	return cbasn1.UTCTime
 }
 
 // ParseCSR parses a DER certificate signing request and checks its
@@ -511,7 +588,7 @@ func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
 			return nil, err
 		}
 	}
-	if err := CheckElements(csr.Raw, csr.RawSubjectPublicKeyInfo); err != nil {
+	if err := CheckCSRElements(csr.Raw); err != nil {
 		return nil, err
 	}
 	// Go parsed the key unless it is ML-DSA: issuance, which parses every

@@ -3,6 +3,7 @@ package pki
 import (
 	"bytes"
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -230,5 +231,147 @@ func TestParseCSRElementAfterSignature(t *testing.T) {
 		if _, err := ParseCSR(b.BytesOrPanic()); err == nil || !strings.Contains(err.Error(), "elements after its signature") {
 			t.Errorf("%s: a CSR with NULL after its signature: %v", alg, err)
 		}
+	}
+}
+
+// TestCheckCertificateElements: a certificate with an element past its
+// fields, which Go's parser skips and OpenSSL's refuses, is refused,
+// wherever the element is; one as made, with and without unique
+// identifiers' room (version 3, extensions), is taken.
+func TestCheckCertificateElements(t *testing.T) {
+	key, err := GenerateKey(openpca.KeyAlgorithmEcPrime256v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "ca"}, NotBefore: now, NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, DNSNames: []string{"ca.example"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	null := []byte{5, 0}
+	// rebuilt makes der again with its TBS's elements as edit leaves them.
+	rebuilt := func(edit func(fields [][]byte) [][]byte) []byte {
+		in := cryptobyte.String(der)
+		var outer, tbs, rest cryptobyte.String
+		if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) {
+			t.Fatal("not a certificate")
+		}
+		rest = outer
+		var fields [][]byte
+		for !tbs.Empty() {
+			var f cryptobyte.String
+			var tag cbasn1.Tag
+			if !tbs.ReadAnyASN1Element(&f, &tag) {
+				t.Fatal("a field does not read")
+			}
+			fields = append(fields, f)
+		}
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				for _, f := range edit(fields) {
+					b.AddBytes(f)
+				}
+			})
+			b.AddBytes(rest)
+		})
+		return b.BytesOrPanic()
+	}
+	// within appends null inside the element f (a SEQUENCE, or [3]
+	// wrapping the extensions' SEQUENCE, whose last extension gets it).
+	var within func(f []byte, depth int) []byte
+	within = func(f []byte, depth int) []byte {
+		in := cryptobyte.String(f)
+		var body cryptobyte.String
+		var tag cbasn1.Tag
+		if !in.ReadAnyASN1(&body, &tag) {
+			t.Fatal("an element does not read")
+		}
+		var b cryptobyte.Builder
+		b.AddASN1(tag, func(b *cryptobyte.Builder) {
+			if depth == 0 {
+				b.AddBytes(body)
+				b.AddBytes(null)
+				return
+			}
+			var last cryptobyte.String
+			var lastTag cbasn1.Tag
+			var before []byte
+			for !body.Empty() {
+				if len(last) > 0 {
+					before = append(before, last...)
+				}
+				if !body.ReadAnyASN1Element(&last, &lastTag) {
+					t.Fatal("an element does not read")
+				}
+			}
+			b.AddBytes(before)
+			b.AddBytes(within(last, depth-1))
+		})
+		return b.BytesOrPanic()
+	}
+	// The TBS's fields: version, serial, signature, issuer, validity,
+	// subject, key, extensions.
+	for _, tc := range []struct {
+		name string
+		der  []byte
+		want string
+	}{
+		{"as made", der, ""},
+		{"after the signature", func() []byte {
+			in := cryptobyte.String(der)
+			var outer cryptobyte.String
+			in.ReadASN1(&outer, cbasn1.SEQUENCE)
+			var b cryptobyte.Builder
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(outer); b.AddBytes(null) })
+			return b.BytesOrPanic()
+		}(), "after its signature"},
+		{"after the validity's times", rebuilt(func(f [][]byte) [][]byte { f[4] = within(f[4], 0); return f }), "up to its public key"},
+		{"after the key's bits", rebuilt(func(f [][]byte) [][]byte { f[6] = within(f[6], 0); return f }), "public key"},
+		{"after an extension's value", rebuilt(func(f [][]byte) [][]byte { f[7] = within(f[7], 2); return f }), "extension"},
+		{"after the extensions", rebuilt(func(f [][]byte) [][]byte { return append(f, null) }), "after its extensions"},
+	} {
+		if _, err := x509.ParseCertificate(tc.der); err != nil && tc.want != "after its signature" {
+			t.Errorf("%s: Go's parser refuses it (%v): the case tests nothing", tc.name, err)
+		}
+		err := CheckCertificateElements(tc.der)
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestCheckCSRElements: a CSR with an element after its attributes, which
+// Go's parser skips, is refused.
+func TestCheckCSRElements(t *testing.T) {
+	key, err := GenerateKey(openpca.KeyAlgorithmEcPrime256v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := CreateCertificateRequest(key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckCSRElements(der); err != nil {
+		t.Fatalf("the CSR as made: %v", err)
+	}
+	in := cryptobyte.String(der)
+	var outer, info cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1(&info, cbasn1.SEQUENCE) {
+		t.Fatal("the CSR made does not read")
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(info); b.AddBytes([]byte{5, 0}) })
+		b.AddBytes(outer)
+	})
+	bad := b.BytesOrPanic()
+	if _, err := x509.ParseCertificateRequest(bad); err != nil {
+		t.Fatalf("Go's parser refuses it (%v): the case tests nothing", err)
+	}
+	if err := CheckCSRElements(bad); err == nil || !strings.Contains(err.Error(), "after its attributes") {
+		t.Errorf("a CSR with NULL after its attributes: %v", err)
 	}
 }
