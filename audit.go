@@ -215,6 +215,10 @@ type Object struct {
 	Bucket, Key, ContentType string
 	// ACL is the canned ACL of the object; "" leaves the bucket's default.
 	ACL S3ObjectAcl
+	// SizeHint is about how large the object may grow, or 0 if it is
+	// small: a store that sizes the parts of an upload before it begins
+	// (S3's, which takes 10,000 parts) sizes them for it.
+	SizeHint int64
 }
 
 // Errors of ObjectStore.CheckBucket.

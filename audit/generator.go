@@ -369,8 +369,11 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	}
 
 	grp, ctx := errgroup.WithContext(ctx)
-	report := g.pipe(ctx, grp, r.Bucket, r.Key, ContentType(r.Format))
-	proof := g.pipe(ctx, grp, r.Bucket, r.Key+auditlog.ProofSuffix, auditlog.ProofContentType)
+	// A row is about 500 bytes, a proof's record less once compressed:
+	// twice that leaves room for long subjects.
+	hint := r.LogSize << 10
+	report := g.pipe(ctx, grp, openpca.Object{Bucket: r.Bucket, Key: r.Key, ContentType: ContentType(r.Format), SizeHint: hint})
+	proof := g.pipe(ctx, grp, openpca.Object{Bucket: r.Bucket, Key: r.Key + auditlog.ProofSuffix, ContentType: auditlog.ProofContentType, SizeHint: hint})
 	// The chunks go to the workers in order, and their results, each on a
 	// channel of its own, to the writer in the same order: at most
 	// inFlight chunks are held at once.
@@ -650,11 +653,11 @@ type object struct {
 }
 
 // pipe starts putting an object.
-func (g *Generator) pipe(ctx context.Context, grp *errgroup.Group, bucket, key, contentType string) *object {
+func (g *Generator) pipe(ctx context.Context, grp *errgroup.Group, obj openpca.Object) *object {
 	pr, pw := io.Pipe()
 	o := &object{w: pw, closed: make(chan struct{})}
 	grp.Go(func() error {
-		err := g.cfg.Objects.Put(ctx, openpca.Object{Bucket: bucket, Key: key, ContentType: contentType}, pr)
+		err := g.cfg.Objects.Put(ctx, obj, pr)
 		if err != nil {
 			// The writer, unblocked, returns the Put's own error: the
 			// group keeps whichever comes first, and a fault the report

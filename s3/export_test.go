@@ -1,5 +1,4 @@
 package s3
 
-// SetPartLimits sets how many parts s uploads at most, and after how many
-// it doubles their size.
-func SetPartLimits(s *Store, max, perSize int32) { s.maxParts, s.partsPerSize = max, perSize }
+// SetMaxParts sets how many parts s uploads at most.
+func SetMaxParts(s *Store, max int32) { s.maxParts = max }

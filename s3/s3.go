@@ -28,23 +28,21 @@ import (
 	"github.com/openpca/openpca/internal/awsconfig"
 )
 
-// PartSize is the size of the first parts of a multipart upload, the
+// PartSize is the least size of the parts of a multipart upload, the
 // least S3 allows. Put holds two parts at once.
 const PartSize = 5 << 20
 
-// Part counts: S3 takes 10,000 parts in a multipart upload, and Put
-// doubles the size of its parts every 2,000. At PartSize alone an object
-// ended at 48.8 GiB (an audit report of a CA of some hundred million
-// certificates); so it may reach 310 GiB, and Put holds parts of 80 MiB
-// only past 150 GiB.
-const (
-	maxParts     = 10000
-	partsPerSize = 2000
-)
+// maxParts is how many parts S3 takes in a multipart upload.
+const maxParts = 10000
 
-// partSize is the size of part n (from 1).
-func (s *Store) partSize(n int32) int {
-	return PartSize << ((n - 1) / s.partsPerSize)
+// partSize is the size of every part but the last of an upload of about
+// hint bytes: PartSize, or as much more, in MiB, as lets hint fill four
+// fifths of the parts. At PartSize alone an object ended at 48.8 GiB (an
+// audit report of a CA of some hundred million certificates). The parts
+// are of one size, as some S3-compatible stores (Cloudflare R2) require.
+func (s *Store) partSize(hint int64) int {
+	per := (hint/int64(s.maxParts-s.maxParts/5) + 1<<20 - 1) &^ (1<<20 - 1)
+	return int(max(PartSize, min(per, 5<<30)))
 }
 
 // ProbeKey is the object CheckBucket writes to prove it may write to a
@@ -56,8 +54,8 @@ type Store struct {
 	client   *awss3.Client
 	endpoint string // "" for AWS's S3
 	region   string
-	// maxParts and partsPerSize are the constants, but in tests.
-	maxParts, partsPerSize int32
+	// maxParts is the constant, but in tests.
+	maxParts int32
 }
 
 var _ openpca.ObjectStore = (*Store)(nil)
@@ -91,7 +89,7 @@ func open(ctx context.Context, endpoint, region string, timeout time.Duration) (
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		o.HTTPClient = awsconfig.HTTPClient(cfg, timeout)
 	})
-	return &Store{client: client, endpoint: strings.TrimSuffix(endpoint, "/"), region: cfg.Region, maxParts: maxParts, partsPerSize: partsPerSize}, nil
+	return &Store{client: client, endpoint: strings.TrimSuffix(endpoint, "/"), region: cfg.Region, maxParts: maxParts}, nil
 }
 
 // URL implements openpca.ObjectStore: on AWS, the virtual-hosted address
@@ -214,7 +212,8 @@ func (s *Store) Get(ctx context.Context, bucket, key string) (io.ReadCloser, err
 // once it is complete, and which is aborted if anything fails.
 func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
 	bucket, key, contentType, acl := o.Bucket, o.Key, o.ContentType, cannedACLs[o.ACL]
-	first := make([]byte, PartSize)
+	size := s.partSize(o.SizeHint)
+	first := make([]byte, size)
 	n, err := io.ReadFull(r, first)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		_, err := s.client.PutObject(ctx, &awss3.PutObjectInput{
@@ -288,7 +287,7 @@ func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *s
 		buf []byte
 	}
 	free := make(chan []byte, 2) // room for both buffers, first included
-	free <- make([]byte, PartSize)
+	free <- make([]byte, len(first))
 	full := make(chan part, 1)
 	readErr := make(chan error, 1)
 	ctx, cancel := context.WithCancel(ctx)
@@ -308,18 +307,14 @@ func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *s
 				// Unless the last part ended the object.
 				_, err := io.ReadFull(r, buf[:1])
 				if err == nil {
-					err = fmt.Errorf("s3: the object is larger than the %d parts S3 takes in an upload", s.maxParts)
+					err = fmt.Errorf("the object is larger than the %d parts of %d MiB an upload of it takes", s.maxParts, len(buf)>>20)
 				} else if errors.Is(err, io.EOF) {
 					err = nil
 				}
 				readErr <- err
 				return
 			}
-			size := s.partSize(n)
-			if cap(buf) < size {
-				buf = make([]byte, size)
-			}
-			m, err := io.ReadFull(r, buf[:size])
+			m, err := io.ReadFull(r, buf)
 			if m > 0 {
 				select {
 				case full <- part{n, buf[:m]}:
@@ -349,7 +344,7 @@ func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *s
 			return nil, err
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(p.n)})
-		free <- p.buf
+		free <- p.buf[:cap(p.buf)]
 	}
 	return parts, <-readErr
 }

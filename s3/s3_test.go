@@ -280,33 +280,39 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
-// TestPutGrowingParts: past a number of parts, their size doubles, so that
-// an object larger than S3's 10,000 parts of the least size is stored;
-// one larger than the parts can hold is refused and leaves nothing. Here
-// the sizes double every 2 parts, and 5 parts are the most: 5, 5, 10, 10
-// and 20 MiB.
-func TestPutGrowingParts(t *testing.T) {
+// TestPutPartsForHint: an upload's parts are of one size, PartSize or as
+// large as lets the object's size hint fill four fifths of them; an
+// object past them is refused before S3 would, and leaves nothing. Here
+// uploads take 5 parts at most.
+func TestPutPartsForHint(t *testing.T) {
 	srv := testenv.StartS3(t)
 	srv.CreateBucket(t, "objects")
 	st := open(t, srv, srv.SecretKey)
-	s3.SetPartLimits(st, 5, 2)
-	const most = 50 << 20
-	for _, size := range []int{most - 1, most} {
-		data := make([]byte, size)
-		rand.Read(data)
-		if err := st.Put(t.Context(), openpca.Object{Bucket: "objects", Key: "big", ContentType: "application/octet-stream"}, bytes.NewReader(data)); err != nil {
-			t.Fatalf("%d bytes: %v", size, err)
+	s3.SetMaxParts(st, 5)
+	for _, tc := range []struct {
+		hint int64
+		most int // 5 parts of 5 MiB, or of 10 MiB for 40 MiB hinted
+	}{{0, 25 << 20}, {40 << 20, 50 << 20}} {
+		put := func(size int) ([]byte, error) {
+			data := make([]byte, size)
+			rand.Read(data)
+			return data, st.Put(t.Context(), openpca.Object{Bucket: "objects", Key: "big", ContentType: "application/octet-stream", SizeHint: tc.hint}, bytes.NewReader(data))
 		}
-		if got := srv.Get(t, "objects", "big"); !bytes.Equal(got, data) {
-			t.Errorf("%d bytes: read back %d bytes that differ", size, len(got))
+		for _, size := range []int{tc.most - 1, tc.most} {
+			data, err := put(size)
+			if err != nil {
+				t.Fatalf("hint %d, %d bytes: %v", tc.hint, size, err)
+			}
+			if got := srv.Get(t, "objects", "big"); !bytes.Equal(got, data) {
+				t.Errorf("hint %d, %d bytes: read back %d bytes that differ", tc.hint, size, len(got))
+			}
 		}
-	}
-	err := st.Put(t.Context(), openpca.Object{Bucket: "objects", Key: "too-big", ContentType: "application/octet-stream"}, bytes.NewReader(make([]byte, most+1)))
-	if err == nil || !strings.Contains(err.Error(), "larger than the 5 parts") {
-		t.Errorf("an object past the parts: %v", err)
+		if _, err := put(tc.most + 1); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("larger than the 5 parts of %d MiB", tc.most/5>>20)) {
+			t.Errorf("hint %d, an object past the parts: %v", tc.hint, err)
+		}
 	}
 	ups, err := srv.Client().ListMultipartUploads(context.Background(), &awss3.ListMultipartUploadsInput{Bucket: aws.String("objects")})
 	if err != nil || len(ups.Uploads) != 0 {
-		t.Errorf("the refused upload was not aborted: %v, %v", ups, err)
+		t.Errorf("the refused uploads were not aborted: %v, %v", ups, err)
 	}
 }
