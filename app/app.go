@@ -453,7 +453,7 @@ func (a *App) migrate(ctx context.Context) error {
 	}
 	to, err := a.store.SchemaVersion(ctx)
 	if err == nil && to != from {
-		a.logger.Warn("brought the database's schema up to this version's (migrations numbered from and to): servers of earlier versions refuse it now, and those running on it stop",
+		a.logger.Warn("brought the database's schema up to this version's (migrations numbered from and to): servers of earlier versions on it must be stopped (those that check the schema stop by themselves)",
 			"from", from, "to", to)
 	}
 	return err
