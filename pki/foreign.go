@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cloudflare/circl/sign"
 	"github.com/emmansun/gmsm/smx509"
@@ -481,19 +482,32 @@ func CheckSignatureFrom(c, parent *x509.Certificate) error {
 // and refuse any element past those RFC 5280 and RFC 2986 define.
 
 // CheckCertificateElements refuses a DER certificate with elements past
-// its fields: after its signature, its validity's times, its key's bits,
-// its extensions, or an extension's value.
+// its fields: after its signature, an algorithm's parameters, an
+// attribute of its names, its validity's times, its key's bits, its
+// extensions, or an extension's value. (An extension's value itself is
+// the reader's of that extension.)
 func CheckCertificateElements(der []byte) error {
 	tbs, err := signedParts(der)
 	if err != nil {
 		return err
 	}
-	var validity, spki cryptobyte.String
+	var alg, issuer, validity, subject, spki cryptobyte.String
 	explicit := func(n int) cbasn1.Tag { return cbasn1.Tag(n).Constructed().ContextSpecific() }
-	if !tbs.SkipOptionalASN1(explicit(0)) || !tbs.SkipASN1(cbasn1.INTEGER) || !tbs.SkipASN1(cbasn1.SEQUENCE) || !tbs.SkipASN1(cbasn1.SEQUENCE) ||
+	if !tbs.SkipOptionalASN1(explicit(0)) || !tbs.SkipASN1(cbasn1.INTEGER) || !tbs.ReadASN1Element(&alg, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
 		!tbs.ReadASN1(&validity, cbasn1.SEQUENCE) || !validity.SkipASN1(validityTag(validity)) || !validity.SkipASN1(validityTag(validity)) || !validity.Empty() ||
-		!tbs.SkipASN1(cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		!tbs.ReadASN1Element(&subject, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
 		return errors.New("its fields up to its public key are not as RFC 5280 has them, alone")
+	}
+	if !algorithmAlone(alg) {
+		return errors.New("its signature algorithm is not an identifier and its parameters alone")
+	}
+	for _, name := range []struct {
+		what string
+		der  []byte
+	}{{"issuer", issuer}, {"subject", subject}} {
+		if err := CheckSubject(name.der); err != nil {
+			return fmt.Errorf("its %s: %v", name.what, strings.Replace(err.Error(), "the subject", "it", 1))
+		}
 	}
 	if err := checkKeyElements(spki); err != nil {
 		return err
@@ -521,7 +535,9 @@ func CheckCertificateElements(der []byte) error {
 }
 
 // CheckCSRElements refuses a DER CSR with elements past its fields: after
-// its signature, its key's bits, or its attributes.
+// its signature, an algorithm's parameters, its key's bits, an
+// attribute's values, or its attributes. (Its subject is checked as the
+// certificate's, CheckSubject.)
 func CheckCSRElements(der []byte) error {
 	info, err := signedParts(der)
 	if err != nil {
@@ -534,8 +550,16 @@ func CheckCSRElements(der []byte) error {
 	if err := checkKeyElements(spki); err != nil {
 		return err
 	}
-	if !info.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) || !info.Empty() {
+	var attrs cryptobyte.String
+	var present bool
+	if !info.ReadOptionalASN1(&attrs, &present, cbasn1.Tag(0).Constructed().ContextSpecific()) || !info.Empty() {
 		return errors.New("it has elements after its attributes")
+	}
+	for i := 1; !attrs.Empty(); i++ {
+		var attr cryptobyte.String
+		if !attrs.ReadASN1(&attr, cbasn1.SEQUENCE) || !attr.SkipASN1(cbasn1.OBJECT_IDENTIFIER) || !attr.SkipASN1(cbasn1.SET) || !attr.Empty() {
+			return fmt.Errorf("its attribute %d is not an identifier and a SET of values alone", i)
+		}
 	}
 	return nil
 }
@@ -544,10 +568,13 @@ func CheckCSRElements(der []byte) error {
 // signature algorithm and its signature alone.
 func signedParts(der []byte) (cryptobyte.String, error) {
 	signed := cryptobyte.String(der)
-	var parts, tbs cryptobyte.String
-	if !signed.ReadASN1(&parts, cbasn1.SEQUENCE) || !signed.Empty() || !parts.ReadASN1(&tbs, cbasn1.SEQUENCE) || !parts.SkipASN1(cbasn1.SEQUENCE) ||
+	var parts, tbs, alg cryptobyte.String
+	if !signed.ReadASN1(&parts, cbasn1.SEQUENCE) || !signed.Empty() || !parts.ReadASN1(&tbs, cbasn1.SEQUENCE) || !parts.ReadASN1Element(&alg, cbasn1.SEQUENCE) ||
 		!parts.SkipASN1(cbasn1.BIT_STRING) || !parts.Empty() {
 		return nil, errors.New("it has elements after its signature")
+	}
+	if !algorithmAlone(alg) {
+		return nil, errors.New("its signature's algorithm is not an identifier and its parameters alone")
 	}
 	return tbs, nil
 }
@@ -555,11 +582,26 @@ func signedParts(der []byte) (cryptobyte.String, error) {
 // checkKeyElements refuses a SubjectPublicKeyInfo that holds more than its
 // algorithm identifier and its bits.
 func checkKeyElements(spki cryptobyte.String) error {
-	var info cryptobyte.String
-	if !spki.ReadASN1(&info, cbasn1.SEQUENCE) || !spki.Empty() || !info.SkipASN1(cbasn1.SEQUENCE) || !info.SkipASN1(cbasn1.BIT_STRING) || !info.Empty() {
-		return errors.New("its public key (SubjectPublicKeyInfo) is not an algorithm identifier and a BIT STRING alone")
+	var info, alg cryptobyte.String
+	if !spki.ReadASN1(&info, cbasn1.SEQUENCE) || !spki.Empty() || !info.ReadASN1Element(&alg, cbasn1.SEQUENCE) || !algorithmAlone(alg) ||
+		!info.SkipASN1(cbasn1.BIT_STRING) || !info.Empty() {
+		return errors.New("its public key (SubjectPublicKeyInfo) is not an algorithm identifier (with its parameters alone) and a BIT STRING alone")
 	}
 	return nil
+}
+
+// algorithmAlone reports whether alg, an AlgorithmIdentifier, is an
+// identifier and at most one element of parameters.
+func algorithmAlone(alg cryptobyte.String) bool {
+	var body cryptobyte.String
+	var tag cbasn1.Tag
+	if !alg.ReadASN1(&body, cbasn1.SEQUENCE) || !body.SkipASN1(cbasn1.OBJECT_IDENTIFIER) {
+		return false
+	}
+	if !body.Empty() && !body.ReadAnyASN1(&cryptobyte.String{}, &tag) {
+		return false
+	}
+	return body.Empty()
 }
 
 // validityTag is the tag of the time validity starts with: UTCTime or

@@ -332,6 +332,18 @@ func TestCheckCertificateElements(t *testing.T) {
 		{"after the key's bits", rebuilt(func(f [][]byte) [][]byte { f[6] = within(f[6], 0); return f }), "public key"},
 		{"after an extension's value", rebuilt(func(f [][]byte) [][]byte { f[7] = within(f[7], 2); return f }), "extension"},
 		{"after the extensions", rebuilt(func(f [][]byte) [][]byte { return append(f, null) }), "after its extensions"},
+		{"after a subject attribute's value", rebuilt(func(f [][]byte) [][]byte { f[5] = within(f[5], 2); return f }), "its subject"},
+		{"after the key algorithm's parameters", rebuilt(func(f [][]byte) [][]byte {
+			in := cryptobyte.String(f[6])
+			var spki, alg cryptobyte.String
+			if !in.ReadASN1(&spki, cbasn1.SEQUENCE) || !spki.ReadASN1Element(&alg, cbasn1.SEQUENCE) {
+				t.Fatal("the key does not read")
+			}
+			var b cryptobyte.Builder
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(within(alg, 0)); b.AddBytes(spki) })
+			f[6] = b.BytesOrPanic()
+			return f
+		}), "public key"},
 	} {
 		if _, err := x509.ParseCertificate(tc.der); err != nil && tc.want != "after its signature" {
 			t.Errorf("%s: Go's parser refuses it (%v): the case tests nothing", tc.name, err)
