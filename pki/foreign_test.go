@@ -202,6 +202,23 @@ func TestParseCSRKeys(t *testing.T) {
 	}
 }
 
+// nullAfterSignature returns the signed object der (a certificate, a CSR,
+// a CRL) with a NULL after its signature, inside its SEQUENCE.
+func nullAfterSignature(t *testing.T, der []byte) []byte {
+	t.Helper()
+	in := cryptobyte.String(der)
+	var outer cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) {
+		t.Fatal("not a signed object")
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(outer)
+		b.AddASN1NULL()
+	})
+	return b.BytesOrPanic()
+}
+
 // TestParseCSRElementAfterSignature: a CSR with an element after its
 // signature, which Go's parser skips and no encoder writes, is refused,
 // whatever its key.
@@ -218,17 +235,7 @@ func TestParseCSRElementAfterSignature(t *testing.T) {
 		if _, err := ParseCSR(der); err != nil {
 			t.Fatalf("%s: the CSR as made: %v", alg, err)
 		}
-		in := cryptobyte.String(der)
-		var outer cryptobyte.String
-		if !in.ReadASN1(&outer, cbasn1.SEQUENCE) {
-			t.Fatal("the CSR made does not read")
-		}
-		var b cryptobyte.Builder
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddBytes(outer)
-			b.AddBytes([]byte{5, 0})
-		})
-		if _, err := ParseCSR(b.BytesOrPanic()); err == nil || !strings.Contains(err.Error(), "elements after its signature") {
+		if _, err := ParseCSR(nullAfterSignature(t, der)); err == nil || !strings.Contains(err.Error(), "elements after its signature") {
 			t.Errorf("%s: a CSR with NULL after its signature: %v", alg, err)
 		}
 	}
@@ -320,14 +327,7 @@ func TestCheckCertificateElements(t *testing.T) {
 		want string
 	}{
 		{"as made", der, ""},
-		{"after the signature", func() []byte {
-			in := cryptobyte.String(der)
-			var outer cryptobyte.String
-			in.ReadASN1(&outer, cbasn1.SEQUENCE)
-			var b cryptobyte.Builder
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(outer); b.AddBytes(null) })
-			return b.BytesOrPanic()
-		}(), "after its signature"},
+		{"after the signature", nullAfterSignature(t, der), "after its signature"},
 		{"after the validity's times", rebuilt(func(f [][]byte) [][]byte { f[4] = within(f[4], 0); return f }), "up to its public key"},
 		{"after the key's bits", rebuilt(func(f [][]byte) [][]byte { f[6] = within(f[6], 0); return f }), "public key"},
 		{"after an extension's value", rebuilt(func(f [][]byte) [][]byte { f[7] = within(f[7], 2); return f }), "extension"},

@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-
 	"github.com/openpca/openpca"
 )
 
@@ -234,18 +231,7 @@ func TestCRLNumberRefuses(t *testing.T) {
 	sha256OID := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}
 	i = bytes.LastIndex(relabelled, sha256OID)
 	relabelled[i+len(sha256OID)-1] = 0x03
-	// SEQUENCE { tbs, algorithm, signature, NULL }.
-	in := cryptobyte.String(good)
-	var outer cryptobyte.String
-	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) {
-		t.Fatal("the CRL does not parse")
-	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(outer)
-		b.AddASN1NULL()
-	})
-	extended := b.BytesOrPanic()
+	extended := nullAfterSignature(t, good)
 	for _, tt := range []struct {
 		name string
 		der  []byte
