@@ -294,7 +294,8 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 		return nil, err
 	}
 	out := &openpca.ListCertificateAuthoritiesResponse{CertificateAuthorities: []openpca.CertificateAuthority{}}
-	// AWS returns at most 100 CAs a page, whatever MaxResults says.
+	// AWS returns at most 100 CAs a page, whatever MaxResults says (up to
+	// 1000): its API reference says so of MaxResults.
 	limit := min(int(in.MaxResults), MaxCAsPerPage)
 	if limit <= 0 { // unset; the wire layer refuses negative values
 		limit = MaxCAsPerPage

@@ -82,9 +82,9 @@ func (s *Service) UpdateCertificateAuthority(ctx context.Context, in *openpca.Up
 }
 
 // DeleteCertificateAuthority deletes a CA. An ACTIVE CA must be disabled
-// first. A CA deleted while PENDING_CERTIFICATE, DISABLED or EXPIRED stays
-// restorable for PermanentDeletionTimeInDays; one deleted while CREATING or
-// FAILED is gone at once.
+// first. A deleted CA stays restorable for PermanentDeletionTimeInDays,
+// whatever its status was: AWS's API reference says so of a CA deleted
+// while CREATING too.
 func (s *Service) DeleteCertificateAuthority(ctx context.Context, in *openpca.DeleteCertificateAuthorityRequest) error {
 	days := int(in.PermanentDeletionTimeInDays)
 	if days == 0 {
@@ -97,11 +97,8 @@ func (s *Service) DeleteCertificateAuthority(ctx context.Context, in *openpca.De
 			return invalidState("The certificate authority is not in a valid state for deletion: %s is ACTIVE; disable it with UpdateCertificateAuthority first.", ca.ARN)
 		case openpca.CertificateAuthorityStatusDeleted:
 			return invalidState("The certificate authority is not in a valid state for deletion: %s is already DELETED.", ca.ARN)
-		case openpca.CertificateAuthorityStatusCreating, openpca.CertificateAuthorityStatusFailed:
-			ca.RestorableUntil = now
-		default:
-			ca.RestorableUntil = now.Add(time.Duration(days) * 24 * time.Hour)
 		}
+		ca.RestorableUntil = now.Add(time.Duration(days) * 24 * time.Hour)
 		ca.StatusBeforeDeletion = ca.Status
 		ca.SetStatus(openpca.CertificateAuthorityStatusDeleted, now)
 		return nil
