@@ -53,7 +53,23 @@ type edKey struct {
 
 // open opens a session on the token, logs in, and finds (or makes) the
 // key.
+//
+// The module is initialized by the store's crypto11 login alone, and the
+// session opened while that login holds it: crypto11 initializes the
+// module when it has no context of it, and cannot if another initialized
+// it (CKR_CRYPTOKI_ALREADY_INITIALIZED). A session of this key that
+// initialized the module itself, while the token was away and crypto11
+// had let go of it, kept every login after it from succeeding, and both
+// keys from signing until the server restarted.
 func (k *edKey) open(create bool) error {
+	if _, err := k.store.relogin(nil); err != nil {
+		return err
+	}
+	k.store.mu.RLock()
+	defer k.store.mu.RUnlock()
+	if k.store.ctx == nil { // a login again failed meanwhile
+		return errors.New("the token cannot be reached")
+	}
 	if k.ctx == nil {
 		if k.ctx = p11.New(k.cfg.Module); k.ctx == nil {
 			return fmt.Errorf("pkcs11: cannot load %s", k.cfg.Module)

@@ -339,8 +339,14 @@ func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 	if err == nil {
 		return key.Delete()
 	}
+	// Not with a PIN the token refused: the purge tries again every
+	// minute, and would lock the PIN of a token that counts failures.
+	if s.pinRefused.Load() != nil {
+		return err
+	}
 	c, lerr := s.login()
 	if lerr != nil {
+		s.checkPIN(lerr)
 		return err
 	}
 	defer c.Close()

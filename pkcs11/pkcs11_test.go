@@ -12,6 +12,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -275,6 +277,82 @@ func TestGenerateKeyAfterTokenBack(t *testing.T) {
 	t.Errorf("the token is back, and the store makes no key: %s: %v", openpca.ErrorCode(err), err)
 }
 
+// TestTokenBackAfterAuditKeyTried: a token taken away while the audit key
+// and a CA's key sign, each failing meanwhile, signs with both once it is
+// back, without a restart. The audit key's session initialized the module
+// itself while the token was away, after crypto11 had let go of it, and
+// crypto11 could then never log in again (CKR_CRYPTOKI_ALREADY_INITIALIZED).
+// The test runs in a process of its own: the module's state is the
+// process's, and the other tests' sessions hold it.
+func TestTokenBackAfterAuditKeyTried(t *testing.T) {
+	const child = "OPENPCA_PKCS11_TEST_CHILD"
+	if os.Getenv(child) == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestTokenBackAfterAuditKeyTried$", "-test.count=1")
+		cmd.Env = append(os.Environ(), child+"=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return
+	}
+	h := testenv.NewSoftHSM(t)
+	store, err := pkcs11.Open(h.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ca := &openpca.CA{ID: "11111111-1111-1111-1111-111111111111", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-1111-1111-1111-111111111111",
+		Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1}}
+	ca.KeyHandle, _, err = store.GenerateKey(context.Background(), ca, openpca.KeyAlgorithmEcPrime256v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.KeyStore = pkcs11.Name
+	caKey, err := store.Signer(context.Background(), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditKey, err := store.Ed25519("audit", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	sign := func() (caErr, auditErr error) {
+		_, err := caKey.Sign(rand.Reader, digest[:], crypto.SHA256)
+		_, aerr := auditKey.Sign(rand.Reader, []byte("x"), crypto.Hash(0))
+		return err, aerr
+	}
+	if err, aerr := sign(); err != nil || aerr != nil {
+		t.Fatalf("with the token there: %v; the audit key: %v", err, aerr)
+	}
+	away := h.TokenDir + ".away"
+	if err := os.Rename(h.TokenDir, away); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(h.TokenDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // each key tries a login of its own once
+		time.Sleep(1100 * time.Millisecond) // the store logs in at most once a second
+		if err, aerr := sign(); err == nil || aerr == nil {
+			t.Fatalf("with the token away: %v; the audit key: %v", err, aerr)
+		}
+	}
+	if err := os.Remove(h.TokenDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(away, h.TokenDir); err != nil {
+		t.Fatal(err)
+	}
+	var aerr error
+	for range 3 {
+		time.Sleep(1100 * time.Millisecond)
+		if err, aerr = sign(); err == nil && aerr == nil {
+			return
+		}
+	}
+	t.Errorf("the token is back, and the keys do not sign: %v; the audit key: %v", err, aerr)
+}
+
 // TestAuditKeyProvesItself: the audit key is one pair of the token alone
 // under its label. A second key of either class under it, whichever the
 // token lists first, or a private key not the public key's pair, would
@@ -325,12 +403,29 @@ func TestAuditKeyProvesItself(t *testing.T) {
 	}
 }
 
+// pinCountLow reports whether the token labelled label says a wrong user
+// PIN was given since the last right one.
+func pinCountLow(t *testing.T, m *p11.Ctx, label string) bool {
+	t.Helper()
+	slots, err := m.GetSlotList(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slot := range slots {
+		if info, err := m.GetTokenInfo(slot); err == nil && info.Label == label {
+			return info.Flags&p11.CKF_USER_PIN_COUNT_LOW != 0
+		}
+	}
+	t.Fatalf("no slot holds the token %q", label)
+	return false
+}
+
 // TestRefusedPINNotTriedAgain: a token whose user PIN changed while the
 // server runs refuses the store's login again; the store then logs in no
 // more, lest a token that counts failed logins lock the PIN, until the
 // server restarts. With the PIN set back, it still does not sign (it
 // would, had it logged in again), and says why. The audit key's signer,
-// which logs in on its own, keeps to it too. It stays the file's last
+// which logs in on its own, and the purge keep to it too. It stays the file's last
 // test: after it, the module cannot be initialized again in the process
 // (CKR_CRYPTOKI_ALREADY_INITIALIZED).
 func TestRefusedPINNotTriedAgain(t *testing.T) {
@@ -376,6 +471,26 @@ func TestRefusedPINNotTriedAgain(t *testing.T) {
 	}
 	changed := *h
 	changed.PIN = "87654321"
+	// The purge destroys keys of CAs deleted for good once a minute, and
+	// logs in itself when it cannot find a key: not with the PIN refused.
+	// A login with the right one clears the token's mark of a wrong one
+	// (CKF_USER_PIN_COUNT_LOW), which the purge's would set again. The
+	// module, which the store let go of, is the test's session's: let go
+	// of too, so that a login of the store's could initialize it.
+	s := openSession(t, &changed)
+	if err := s.m.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.DestroyKey(context.Background(), ca); err == nil {
+		t.Fatal("the key was destroyed with the PIN refused")
+	}
+	// Read before a session of the test logs in, which clears it.
+	if err := s.m.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	if pinCountLow(t, s.m, h.Label) {
+		t.Error("the purge logged in again with the PIN the token refused")
+	}
 	setPIN(openSession(t, &changed), "87654321", h.PIN)
 	time.Sleep(1100 * time.Millisecond)
 	err, aerr := sign()
