@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -208,6 +209,11 @@ func conditionValues(raw json.RawMessage) ([]string, error) {
 	}
 	out := make([]string, 0, len(list))
 	for _, v := range list {
+		// encoding/json decodes null as any type's zero value: "" would
+		// stand in for what the policy's writer left out.
+		if string(bytes.TrimSpace(v)) == "null" {
+			return nil, fmt.Errorf("values must be strings, booleans or numbers, not null")
+		}
 		var s string
 		if err := json.Unmarshal(v, &s); err == nil {
 			out = append(out, s)
@@ -346,7 +352,17 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked(), nil
+	// An IPv4 range written as IPv6 (::ffff:10.0.0.0/104) counts its bits
+	// from the IPv6 address's first: requests' addresses are unmapped, and
+	// so is it, less the 96 bits of its prefix. With the bits kept, it
+	// was an invalid prefix that contained no address.
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("an IPv4-mapped range of %d bits also holds IPv6 addresses", p.Bits())
+		}
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked(), nil
+	}
+	return p.Masked(), nil
 }
 
 func checkPrefix(s string) error {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // Effect is what a statement does to the requests it applies to.
@@ -349,6 +350,13 @@ func parseActions(v json.RawMessage) ([]string, error) {
 		}
 		if service, name, ok := strings.Cut(a, ":"); !ok || service == "" || name == "" || strings.ContainsAny(service, "*?") {
 			return nil, fmt.Errorf("%q is not an action: write service:Action, such as acm-pca:IssueCertificate", a)
+		}
+		// Actions match regardless of case, and Unicode's case folding
+		// makes ASCII of some letters (U+212A, the Kelvin sign, is "k"):
+		// "acm-pca:Revo\u212AeCertificate" granted RevokeCertificate,
+		// unseen by a search for it. Every action's name is ASCII.
+		if i := strings.IndexFunc(a, func(r rune) bool { return r > unicode.MaxASCII }); i >= 0 {
+			return nil, fmt.Errorf("%q is not an action: it holds %U, and actions' names are ASCII", a, []rune(a[i:])[0])
 		}
 	}
 	return list, nil

@@ -39,7 +39,14 @@ func TestParseErrors(t *testing.T) {
 		{`{"Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::12345:root"},"Action":"acm-pca:*","Resource":"*"}}`, Resource, "not an account"},
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEqualz":{"k":"v"}}}}`, Identity, "not a condition operator"},
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.300/8"}}}}`, Identity, "not an IP address"},
+		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"::ffff:10.0.0.0/95"}}}}`, Identity, "not an IP address"},
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"tomorrow"}}}}`, Identity, "not a date"},
+		// null decoded as "": StringNotEquals of it allowed every request.
+		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:RequestedRegion":[null]}}}}`, Identity, "not null"},
+		// The Kelvin sign folds to "k": this granted RevokeCertificate.
+		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:Revo\u212AeCertificate","Resource":"*"}}`, Identity, "U+212A"},
+		{"{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"acm-pca:Revo\u212AeCertificate\",\"Resource\":\"*\"}}", Identity, "U+212A"},
+		{`{"Statement":{"Effect":"Allow","NotAction":"acm-pca:Revo\u212AeCertificate","Resource":"*"}}`, Identity, "U+212A"},
 		// An exponent took big.Rat 15 ms to read, at every evaluation.
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"NumericEquals":{"x:n":"1e999999"}}}}`, Identity, "not a number"},
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"NumericEquals":{"x:n":1e9}}}}`, Identity, "not a number"},
@@ -148,6 +155,15 @@ func TestEvaluate(t *testing.T) {
 			with(issue(""), "aws:SourceIp", "10.1.2.3"), "allow", "statement 1"},
 		{"NotIpAddress", []string{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}}`},
 			with(issue(""), "aws:SourceIp", "::ffff:192.0.2.7"), "deny", "statement 1"},
+		// An IPv4 range written as IPv6 was a prefix that held no address.
+		{"IpAddress, IPv4-mapped range", []string{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"::ffff:127.0.0.0/104"}}}}`},
+			with(issue(""), "aws:SourceIp", "127.0.0.1"), "deny", "statement 1"},
+		{"IpAddress, IPv4-mapped address as a range", []string{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"::ffff:192.0.2.7/128"}}}}`},
+			with(issue(""), "aws:SourceIp", "::ffff:192.0.2.7"), "deny", "statement 1"},
+		{"IpAddress, IPv4-mapped range, outside", []string{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"::ffff:127.0.0.0/104"}}}}`},
+			with(issue(""), "aws:SourceIp", "128.0.0.1"), "implicit", ""},
+		{"Unicode in a condition's value", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/team":"\u30c1\u30fc\u30e0"}}}}`},
+			with(issue(""), "aws:ResourceTag/team", "チーム"), "allow", "statement 1"},
 		{"DateLessThan", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"2027-01-01T00:00:00Z"}}}}`},
 			with(issue(""), "aws:CurrentTime", "2026-11-30T12:00:00Z"), "allow", "statement 1"},
 		{"DateGreaterThan", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2027-01-01"}}}}`},
