@@ -220,10 +220,15 @@ func (s *Store) newKeySigner(ctx context.Context, ca *openpca.CA, arn string) (*
 }
 
 // refused reports whether err is KMS's refusal of a request (a status
-// below 500), which it made nothing for.
+// below 500), which it made nothing for. A request that got no answer (a
+// timeout, a connection cut) has status 0.
 func refused(err error) bool {
 	var answered interface{ HTTPStatusCode() int }
-	return errors.As(err, &answered) && answered.HTTPStatusCode() < 500
+	if !errors.As(err, &answered) {
+		return false
+	}
+	status := answered.HTTPStatusCode()
+	return 0 < status && status < 500
 }
 
 // Signer implements openpca.KeyStore.

@@ -2,12 +2,14 @@ package kms
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/openpca/openpca"
 )
@@ -42,6 +44,30 @@ func TestRefusal(t *testing.T) {
 		}
 		if e, ok := errors.AsType[*openpca.Error](err); ok && (strings.Contains(e.Message, tc.err.Error()) || !errors.Is(err, tc.err)) {
 			t.Errorf("%T: the message %q tells KMS's words, or the cause is lost", tc.err, e.Message)
+		}
+	}
+}
+
+// TestRefused: only an answer below 500 is KMS's refusal of a CreateKey,
+// which made no key. A request with no answer (a timeout: status 0) or an
+// answer of 500 or more may have made one, which the error must say.
+func TestRefused(t *testing.T) {
+	answer := func(status int) error {
+		return &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: errors.New("x")}
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{answer(400), true},
+		{answer(499), true},
+		{answer(0), false},
+		{answer(500), false},
+		{answer(503), false},
+		{errors.New("connection refused"), false},
+	} {
+		if got := refused(tc.err); got != tc.want {
+			t.Errorf("refused(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
