@@ -655,7 +655,8 @@ func deletedKMSCA(t *testing.T, env *testenv.Env, cn string) (arn, handle string
 // back, by a later purge (here, the one at the next start).
 func TestPurgeWhileKeyStoreAway(t *testing.T) {
 	k := testenv.StartKMS(t)
-	env := testenv.Start(t, k.Use(t))
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	arn, handle := deletedKMSCA(t, env, "Purged Away")
 	k.Stop(t)
 	env.Clock.Advance(8 * 24 * time.Hour)
@@ -683,6 +684,26 @@ func TestPurgeWhileKeyStoreAway(t *testing.T) {
 			t.Fatalf("the purged CA's key after KMS came back: %+v, %v; keys still to destroy: %d", out, err, n)
 		}
 	}
+	// Said, with what finds it.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		line := logLine(logs.String(), "destroyed the key of a CA deleted for good")
+		if strings.Contains(line, arn) && strings.Contains(line, handle) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key's destruction is not said, with its CA and handle: %q", line)
+		}
+	}
+}
+
+// logLine returns the first line of logs that holds text, "" if none.
+func logLine(logs, text string) string {
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, text) {
+			return line
+		}
+	}
+	return ""
 }
 
 // TestPurgeOfKeyGoneBefore: a purged CA's key that its store no longer

@@ -463,6 +463,12 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 				"key_handle", handle, "key_id", ca.KeyID)
 			err = nil
 		}
+		if err == nil && ks.KeyStore != nil {
+			// Said, with what found the key: a server of a restored copy
+			// on the same token or KMS destroys keys the old servers may
+			// still use, and nothing else would tell which.
+			s.logger.InfoContext(ctx, "destroyed the key of a CA deleted for good", "ca", ca.ARN, "key_store", ca.KeyStore, "key_handle", handle, "key_id", ca.KeyID)
+		}
 		if err == nil {
 			// A key destroyed is recorded so, even as the server stops.
 			err = s.store.KeyDestroyed(context.WithoutCancel(ctx), ca.ID)
