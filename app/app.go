@@ -241,6 +241,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := a.refuseRestoring(ctx); err != nil {
 		return fail(err)
 	}
+	a.warnKeyStoresMissing(ctx)
 	authenticator, err := a.authenticator(ctx)
 	if err != nil {
 		return fail(err)

@@ -809,3 +809,22 @@ func TestClockOffDatabaseWarned(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyStoreMissingWarned: a server started without the key store its
+// CAs' keys are in says so at start, with how many CAs cannot sign on it,
+// instead of answering their requests ServiceUnavailable unexplained.
+func TestKeyStoreMissingWarned(t *testing.T) {
+	k := testenv.StartKMS(t)
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	env.CreateCA(t, types.CertificateAuthorityTypeRoot, "In KMS")
+	const warning = "CAs keep their keys in a key store this server is not configured with"
+	if strings.Contains(logs.String(), warning) {
+		t.Fatalf("warned with the store configured:\n%s", logs.String())
+	}
+	env.Config.KeyStore, env.Config.KMSEndpoint = "software", ""
+	env.Restart(t)
+	if line := logs.Line(warning); !strings.Contains(line, "key_store=kms") || !strings.Contains(line, "cas=1") {
+		t.Errorf("no warning of the CA whose key is in KMS, which the server lacks: %q", line)
+	}
+}

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
@@ -86,6 +88,30 @@ func (a *App) keyStoreNames() []string {
 		names[i] = ks.Name()
 	}
 	return names
+}
+
+// warnKeyStoresMissing warns of CAs whose keys are in a store this server
+// is not configured with (a server started without --key-store pkcs11 on
+// a database whose CAs' keys are in a token, say): they cannot sign on
+// it, and their requests are answered ServiceUnavailable, which clients
+// retry in vain. A CA deleted for good has no key to use.
+func (a *App) warnKeyStoresMissing(ctx context.Context) {
+	counts, err := a.store.CountCAs(ctx, a.cfg.Now())
+	if err != nil {
+		a.logger.WarnContext(ctx, "counting the CAs of each key store, to warn of stores this server lacks", "error", err)
+		return
+	}
+	names := a.keyStoreNames()
+	missing := map[string]int{}
+	for kind, n := range counts {
+		if !slices.Contains(names, kind.KeyStore) {
+			missing[kind.KeyStore] += n
+		}
+	}
+	for _, store := range slices.Sorted(maps.Keys(missing)) {
+		a.logger.WarnContext(ctx, "CAs keep their keys in a key store this server is not configured with: they cannot sign on it, and their requests are answered ServiceUnavailable",
+			"key_store", store, "cas", missing[store])
+	}
 }
 
 // auditKeys says where the audit log's key may be.

@@ -686,7 +686,7 @@ func TestPurgeWhileKeyStoreAway(t *testing.T) {
 	}
 	// Said, with what finds it.
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		line := logLine(logs.String(), "destroyed the key of a CA deleted for good")
+		line := logs.Line("destroyed the key of a CA deleted for good")
 		if strings.Contains(line, arn) && strings.Contains(line, handle) {
 			break
 		}
@@ -694,16 +694,6 @@ func TestPurgeWhileKeyStoreAway(t *testing.T) {
 			t.Fatalf("the key's destruction is not said, with its CA and handle: %q", line)
 		}
 	}
-}
-
-// logLine returns the first line of logs that holds text, "" if none.
-func logLine(logs, text string) string {
-	for line := range strings.Lines(logs) {
-		if strings.Contains(line, text) {
-			return line
-		}
-	}
-	return ""
 }
 
 // TestPurgeOfKeyGoneBefore: a purged CA's key that its store no longer

@@ -407,6 +407,16 @@ func (b *SyncBuffer) String() string {
 	return b.b.String()
 }
 
+// Line returns the first line written that holds text, "" if none.
+func (b *SyncBuffer) Line(text string) string {
+	for line := range strings.Lines(b.String()) {
+		if strings.Contains(line, text) {
+			return line
+		}
+	}
+	return ""
+}
+
 // WantOneWinner fails the test unless exactly one of errs is nil and every
 // other is an AWS error with code: of concurrent requests that race for
 // one thing, one gets it.
