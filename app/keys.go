@@ -96,7 +96,7 @@ func (a *App) keyStoreNames() []string {
 // it, and their requests are answered ServiceUnavailable, which clients
 // retry in vain. A CA deleted for good has no key to use.
 func (a *App) warnKeyStoresMissing(ctx context.Context) {
-	counts, err := a.store.CountCAs(ctx, a.cfg.Now())
+	counts, err := a.store.CountCAs(ctx, a.now())
 	if err != nil {
 		a.logger.WarnContext(ctx, "counting the CAs of each key store, to warn of stores this server lacks", "error", err)
 		return
