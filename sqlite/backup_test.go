@@ -421,6 +421,37 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 			t.Errorf("%s (%s): restorable until %s, want %s", arns[i], d.store, got, d.after)
 		}
 	}
+	// Purged once its period ends, the kept CA leaves its key, which the
+	// backed-up database's servers may use; the one in software (whose
+	// key is its row) is destroyed as ever.
+	store, err := sqlite.Open(ctx, restored, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	purged, err := store.PurgeCAs(ctx, now.Add(period+time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := map[string]bool{}
+	for _, ca := range purged {
+		keep[ca.ARN] = ca.KeepKey
+	}
+	if want := map[string]bool{arns[0]: true, arns[1]: false, arns[2]: false, arns[3]: false}; !maps.Equal(keep, want) {
+		t.Errorf("the CAs purged, and whether each keeps its key: %v, want %v", keep, want)
+	}
+	toDestroy, err := store.KeysToDestroy(ctx, now.Add(period+time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ca := range toDestroy {
+		if ca.ARN == arns[0] {
+			t.Errorf("the key of %s, kept by the restore, is to be destroyed", ca.ARN)
+		}
+	}
+	if len(toDestroy) != 3 {
+		t.Errorf("%d keys to destroy, want those of the three CAs not kept", len(toDestroy))
+	}
 }
 
 // TestLockPartialRefusesOthers: a copy's folder is locked through the

@@ -18,7 +18,7 @@ import (
 
 const caColumns = `id, account_id, arn, type, status, status_before_deletion, created_at, last_state_change_at,
 	restorable_until, failure_reason, config, revocation, key_storage, usage_mode, key_handle, csr,
-	certificate, certificate_chain, serial, not_before, not_after, tags, version, key_id, policy, key_store`
+	certificate, certificate_chain, serial, not_before, not_after, tags, version, key_id, policy, key_store, keep_key`
 
 // caRow is a CA in the form of its row.
 type caRow struct {
@@ -57,7 +57,7 @@ func scanCA(s rowScanner) (*openpca.CA, error) {
 	)
 	err := s.Scan(&ca.ID, &ca.AccountID, &ca.ARN, &ca.Type, &ca.Status, &ca.StatusBeforeDeletion, &created, &changed,
 		&restorable, &ca.FailureReason, &config, &revocation, &ca.KeyStorageSecurityStandard, &ca.UsageMode, &ca.KeyHandle, &ca.CSR,
-		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version, &ca.KeyID, &ca.Policy, &ca.KeyStore)
+		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version, &ca.KeyID, &ca.Policy, &ca.KeyStore, &ca.KeepKey)
 	if err != nil {
 		return nil, err
 	}
@@ -125,10 +125,10 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return err
 		}
 		if _, err := db.txExec(ctx, tx, `INSERT INTO certificate_authorities (`+caColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ca.ID, ca.AccountID, ca.ARN, ca.Type, ca.Status, ca.StatusBeforeDeletion, micros(ca.CreatedAt), micros(ca.LastStateChangeAt),
 			micros(ca.RestorableUntil), ca.FailureReason, r.config, r.revocation, ca.KeyStorageSecurityStandard, ca.UsageMode, ca.KeyHandle, ca.CSR,
-			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version, ca.KeyID, ca.Policy, ca.KeyStore); err != nil {
+			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version, ca.KeyID, ca.Policy, ca.KeyStore, ca.KeepKey); err != nil {
 			return err
 		}
 		csrUse.Seq = 0
@@ -422,8 +422,9 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 				if ca.KeyStore == softwareStore {
 					handle = []byte{}
 				}
-				if _, err := db.txExec(ctx, tx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id) VALUES (?, ?, ?, ?, ?)
-					ON CONFLICT (ca_id) DO NOTHING`, ca.ID, ca.ARN, ca.KeyStore, handle, ca.KeyID); err != nil {
+				if _, err := db.txExec(ctx, tx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id)
+					SELECT ?, ?, ?, ?, ? FROM certificate_authorities WHERE id = ? AND NOT keep_key
+					ON CONFLICT (ca_id) DO NOTHING`, ca.ID, ca.ARN, ca.KeyStore, handle, ca.KeyID, ca.ID); err != nil {
 					return err
 				}
 				res, err := db.txExec(ctx, tx, `DELETE FROM certificate_authorities WHERE id = ? AND status = 'DELETED'`, ca.ID)

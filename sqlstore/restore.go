@@ -196,11 +196,15 @@ func (db *DB) keysNotHeld(ctx context.Context, tx *sql.Tx) ([]string, error) {
 }
 
 // keepDeleted gives the CAs deleted at the backup whose keys are in a
-// token or KMS their restoration periods again, from now.
+// token or KMS their restoration periods again, from now, and has their
+// purges leave their keys (openpca.CA.KeepKey): a restored copy beside the
+// old servers (for staging, say) would otherwise destroy, once the period
+// ends, keys those servers may have taken up again.
 func (db *DB) keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time) ([]string, error) {
 	var kept []string
 	err := txRows(ctx, tx, db.rewrite(`UPDATE certificate_authorities
-		SET restorable_until = restorable_until + CASE WHEN ? > last_state_change_at THEN ? - last_state_change_at ELSE 0 END
+		SET restorable_until = restorable_until + CASE WHEN ? > last_state_change_at THEN ? - last_state_change_at ELSE 0 END,
+			keep_key = TRUE, version = version + 1
 		WHERE status = 'DELETED' AND key_store <> 'software' AND restorable_until > last_state_change_at
 		RETURNING arn, restorable_until`), []any{now.UnixMicro(), now.UnixMicro()}, func(rows *sql.Rows) error {
 		var arn string

@@ -84,7 +84,7 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stdout, "  "+ca)
 	}
 	if len(sum.DeletedKept) > 0 {
-		fmt.Fprintln(stdout, "CAs deleted at the backup, whose keys are in a token or KMS, have their restoration periods again, from now: servers of the old database may have restored them since, and this server's purge would destroy keys they sign with. If none did, each is purged when its period ends:")
+		fmt.Fprintln(stdout, "CAs deleted at the backup, whose keys are in a token or KMS, have their restoration periods again, from now: servers of the old database may have restored them since, and sign with their keys. Each is purged when its period ends, and its key left in its store: destroy it by hand once no server of the old database uses it:")
 		for _, ca := range sum.DeletedKept {
 			fmt.Fprintln(stdout, "  "+ca)
 		}
