@@ -11,6 +11,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/ThalesGroup/crypto11"
 	p11 "github.com/miekg/pkcs11"
 )
 
@@ -49,6 +50,27 @@ type edKey struct {
 	session p11.SessionHandle
 	priv    p11.ObjectHandle
 	pub     ed25519.PublicKey
+	// under is the store's login the session was opened under. Once the
+	// store logs in again, the module may have been finalized and started
+	// anew, and the session's and key's handles may name others' objects:
+	// the session is used only under the store's read lock, while the
+	// store's login is still under.
+	under *crypto11.Context
+}
+
+// errSessionGone says the store logged in again since the key's session
+// was opened.
+var errSessionGone = errors.New("pkcs11: the token was logged in to again since the audit key's session was opened")
+
+// live runs f on the key's session, under the store's read lock, if the
+// store's login is still the one it was opened under.
+func (k *edKey) live(f func() error) error {
+	k.store.mu.RLock()
+	defer k.store.mu.RUnlock()
+	if k.store.ctx == nil || k.store.ctx != k.under {
+		return errSessionGone
+	}
+	return f()
 }
 
 // open opens a session on the token, logs in, and finds (or makes) the
@@ -70,6 +92,7 @@ func (k *edKey) open(create bool) error {
 	if k.store.ctx == nil { // a login again failed meanwhile
 		return errors.New("the token cannot be reached")
 	}
+	k.under = k.store.ctx
 	if k.ctx == nil {
 		if k.ctx = p11.New(k.cfg.Module); k.ctx == nil {
 			return fmt.Errorf("pkcs11: cannot load %s", k.cfg.Module)
@@ -239,8 +262,12 @@ func (k *edKey) Sign(_ io.Reader, message []byte, opts crypto.SignerOpts) ([]byt
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	sig, err := k.sign(message)
-	if err == nil {
+	var sig []byte
+	sign := func() (err error) {
+		sig, err = k.sign(message)
+		return err
+	}
+	if k.live(sign) == nil {
 		return sig, nil
 	}
 	// Opened again, it logs in again: not with a PIN the token refused.
@@ -248,9 +275,21 @@ func (k *edKey) Sign(_ io.Reader, message []byte, opts crypto.SignerOpts) ([]byt
 		return nil, *refused
 	}
 	if err := k.open(false); err != nil {
-		return nil, k.store.checkPIN(err)
+		// A module lists the tokens there are when it starts: one back
+		// since the store's login shows only to a login again, which
+		// starts the module over (at most once a second). No signature
+		// of a CA's key may have failed to do it.
+		if _, lerr := k.store.relogin(k.under); lerr != nil {
+			return nil, k.store.checkPIN(err)
+		}
+		if err := k.open(false); err != nil {
+			return nil, k.store.checkPIN(err)
+		}
 	}
-	return k.sign(message)
+	if err := k.live(sign); err != nil {
+		return nil, err
+	}
+	return sig, nil
 }
 
 func (k *edKey) sign(message []byte) ([]byte, error) {
@@ -269,7 +308,11 @@ func (k *edKey) sign(message []byte) ([]byte, error) {
 func (k *edKey) Extractable() (extractable, sensitive bool, err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	attrs, err := k.ctx.GetAttributeValue(k.session, k.priv, []*p11.Attribute{p11.NewAttribute(p11.CKA_EXTRACTABLE, nil), p11.NewAttribute(p11.CKA_SENSITIVE, nil)})
+	var attrs []*p11.Attribute
+	err = k.live(func() (err error) {
+		attrs, err = k.ctx.GetAttributeValue(k.session, k.priv, []*p11.Attribute{p11.NewAttribute(p11.CKA_EXTRACTABLE, nil), p11.NewAttribute(p11.CKA_SENSITIVE, nil)})
+		return err
+	})
 	if err != nil || len(attrs) != 2 {
 		return false, false, fmt.Errorf("pkcs11: %v", err)
 	}

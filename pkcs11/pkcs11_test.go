@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -277,80 +278,156 @@ func TestGenerateKeyAfterTokenBack(t *testing.T) {
 	t.Errorf("the token is back, and the store makes no key: %s: %v", openpca.ErrorCode(err), err)
 }
 
-// TestTokenBackAfterAuditKeyTried: a token taken away while the audit key
-// and a CA's key sign, each failing meanwhile, signs with both once it is
-// back, without a restart. The audit key's session initialized the module
+// TestTokenBack: a token taken away while the audit key and a CA's key
+// sign, and brought back, signs with both again without a restart,
+// whichever signs or fails first, and with both signing at once while it
+// comes and goes. The audit key's session once initialized the module
 // itself while the token was away, after crypto11 had let go of it, and
-// crypto11 could then never log in again (CKR_CRYPTOKI_ALREADY_INITIALIZED).
-// The test runs in a process of its own: the module's state is the
-// process's, and the other tests' sessions hold it.
-func TestTokenBackAfterAuditKeyTried(t *testing.T) {
+// crypto11 could then never log in again (CKR_CRYPTOKI_ALREADY_INITIALIZED);
+// it signed, unlocked, on a session of a module crypto11 had finalized
+// and started again (SIGSEGV); and a module that listed no token, started
+// while the token was away, was started again only by a CA's signature
+// that failed. Each case runs in a process of its own: the module's state
+// is the process's, and the other tests' sessions hold it.
+func TestTokenBack(t *testing.T) {
 	const child = "OPENPCA_PKCS11_TEST_CHILD"
-	if os.Getenv(child) == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestTokenBackAfterAuditKeyTried$", "-test.count=1")
-		cmd.Env = append(os.Environ(), child+"=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		return
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, away, back func(), sign func(audit bool) error)
+	}{
+		{"both-fail-away", func(t *testing.T, away, back func(), sign func(bool) error) {
+			away()
+			for range 2 {
+				time.Sleep(1100 * time.Millisecond) // the store logs in at most once a second
+				if err, aerr := sign(false), sign(true); err == nil || aerr == nil {
+					t.Fatalf("with the token away: %v; the audit key: %v", err, aerr)
+				}
+			}
+			back()
+		}},
+		{"audit-key-alone", func(t *testing.T, away, back func(), sign func(bool) error) {
+			away()
+			time.Sleep(1100 * time.Millisecond)
+			if err := sign(true); err == nil {
+				t.Fatal("the audit key signed with the token away")
+			}
+			back()
+		}},
+		{"ca-key-first-once-back", func(t *testing.T, away, back func(), sign func(bool) error) {
+			away()
+			time.Sleep(1100 * time.Millisecond)
+			if err := sign(true); err == nil {
+				t.Fatal("the audit key signed with the token away")
+			}
+			back()
+			time.Sleep(1100 * time.Millisecond)
+			_ = sign(false) // on its login of before, or logging in again
+		}},
+		{"both-at-once", func(t *testing.T, away, back func(), sign func(bool) error) {
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			for i := range 6 {
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+							_ = sign(i%2 == 0) // fails while the token is away
+						}
+					}
+				})
+			}
+			for range 3 {
+				time.Sleep(300 * time.Millisecond)
+				away()
+				time.Sleep(1200 * time.Millisecond)
+				back()
+			}
+			close(stop)
+			wg.Wait()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if os.Getenv(child) == "" {
+				cmd := exec.Command(os.Args[0], "-test.run=^TestTokenBack$/^"+tc.name+"$", "-test.count=1")
+				cmd.Env = append(os.Environ(), child+"=1")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				return
+			}
+			h := testenv.NewSoftHSM(t)
+			store, err := pkcs11.Open(h.Config())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			ca := &openpca.CA{ID: "11111111-1111-1111-1111-111111111111", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-1111-1111-1111-111111111111",
+				Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1}}
+			ca.KeyHandle, _, err = store.GenerateKey(context.Background(), ca, openpca.KeyAlgorithmEcPrime256v1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ca.KeyStore = pkcs11.Name
+			caKey, err := store.Signer(context.Background(), ca)
+			if err != nil {
+				t.Fatal(err)
+			}
+			auditKey, err := store.Ed25519("audit", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			digest := sha256.Sum256([]byte("x"))
+			sign := func(audit bool) error {
+				if audit {
+					_, err := auditKey.Sign(rand.Reader, []byte("x"), crypto.Hash(0))
+					return err
+				}
+				_, err := caKey.Sign(rand.Reader, digest[:], crypto.SHA256)
+				return err
+			}
+			if err, aerr := sign(false), sign(true); err != nil || aerr != nil {
+				t.Fatalf("with the token there: %v; the audit key: %v", err, aerr)
+			}
+			stash := h.TokenDir + ".away"
+			away := func() {
+				if err := os.Rename(h.TokenDir, stash); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Mkdir(h.TokenDir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			back := func() {
+				if err := os.Remove(h.TokenDir); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(stash, h.TokenDir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.run(t, away, back, sign)
+			// Back: the audit key first, whose own failures alone must
+			// bring the store's login back, then the CA's.
+			var err2, aerr error
+			for range 4 {
+				time.Sleep(1100 * time.Millisecond)
+				if aerr = sign(true); aerr == nil {
+					break
+				}
+			}
+			for range 3 {
+				if err2 = sign(false); err2 == nil {
+					break
+				}
+				time.Sleep(1100 * time.Millisecond)
+			}
+			if err2 != nil || aerr != nil {
+				t.Errorf("the token is back, and the keys do not sign: %v; the audit key: %v", err2, aerr)
+			}
+		})
 	}
-	h := testenv.NewSoftHSM(t)
-	store, err := pkcs11.Open(h.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ca := &openpca.CA{ID: "11111111-1111-1111-1111-111111111111", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-1111-1111-1111-111111111111",
-		Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1}}
-	ca.KeyHandle, _, err = store.GenerateKey(context.Background(), ca, openpca.KeyAlgorithmEcPrime256v1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.KeyStore = pkcs11.Name
-	caKey, err := store.Signer(context.Background(), ca)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auditKey, err := store.Ed25519("audit", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	digest := sha256.Sum256([]byte("x"))
-	sign := func() (caErr, auditErr error) {
-		_, err := caKey.Sign(rand.Reader, digest[:], crypto.SHA256)
-		_, aerr := auditKey.Sign(rand.Reader, []byte("x"), crypto.Hash(0))
-		return err, aerr
-	}
-	if err, aerr := sign(); err != nil || aerr != nil {
-		t.Fatalf("with the token there: %v; the audit key: %v", err, aerr)
-	}
-	away := h.TokenDir + ".away"
-	if err := os.Rename(h.TokenDir, away); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(h.TokenDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // each key tries a login of its own once
-		time.Sleep(1100 * time.Millisecond) // the store logs in at most once a second
-		if err, aerr := sign(); err == nil || aerr == nil {
-			t.Fatalf("with the token away: %v; the audit key: %v", err, aerr)
-		}
-	}
-	if err := os.Remove(h.TokenDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(away, h.TokenDir); err != nil {
-		t.Fatal(err)
-	}
-	var aerr error
-	for range 3 {
-		time.Sleep(1100 * time.Millisecond)
-		if err, aerr = sign(); err == nil && aerr == nil {
-			return
-		}
-	}
-	t.Errorf("the token is back, and the keys do not sign: %v; the audit key: %v", err, aerr)
 }
 
 // TestAuditKeyProvesItself: the audit key is one pair of the token alone
