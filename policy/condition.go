@@ -157,6 +157,13 @@ func parseCondition(op, key string, raw json.RawMessage) (*Condition, error) {
 	if key == "" {
 		return nil, fmt.Errorf("the condition key is empty")
 	}
+	// A tag key, after aws:ResourceTag/ or aws:RequestTag/, may be any
+	// text; the key's name is ASCII.
+	if name, _, _ := strings.Cut(key, "/"); name != "" {
+		if r, ok := nonASCII(name); ok {
+			return nil, fmt.Errorf("the condition key %q holds %U: keys' names are ASCII", key, r)
+		}
+	}
 	values, err := conditionValues(raw)
 	if err != nil {
 		return nil, err
@@ -357,10 +364,16 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	// so is it, less the 96 bits of its prefix. With the bits kept, it
 	// was an invalid prefix that contained no address.
 	if a := p.Addr(); a.Is4In6() {
-		if p.Bits() < 96 {
-			return netip.Prefix{}, fmt.Errorf("an IPv4-mapped range of %d bits also holds IPv6 addresses", p.Bits())
+		switch bits := p.Bits(); {
+		case bits >= 96:
+			return netip.PrefixFrom(a.Unmap(), bits-96).Masked(), nil
+		case bits <= 32:
+			// Read, before, as an IPv4 range of as many bits: a policy
+			// that gives one keeps its meaning.
+			return netip.PrefixFrom(a.Unmap(), bits).Masked(), nil
+		default:
+			return netip.Prefix{}, fmt.Errorf("an IPv4 range in IPv6 form takes at least 96 bits (::ffff:10.0.0.0/104 is 10.0.0.0/8)")
 		}
-		return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked(), nil
 	}
 	return p.Masked(), nil
 }
@@ -368,7 +381,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func checkPrefix(s string) error {
 	_, err := parsePrefix(s)
 	if err != nil {
-		return fmt.Errorf("%q is not an IP address or CIDR range", s)
+		return fmt.Errorf("%q is not an IP address or CIDR range: %v", s, err)
 	}
 	return nil
 }

@@ -351,15 +351,25 @@ func parseActions(v json.RawMessage) ([]string, error) {
 		if service, name, ok := strings.Cut(a, ":"); !ok || service == "" || name == "" || strings.ContainsAny(service, "*?") {
 			return nil, fmt.Errorf("%q is not an action: write service:Action, such as acm-pca:IssueCertificate", a)
 		}
-		// Actions match regardless of case, and Unicode's case folding
-		// makes ASCII of some letters (U+212A, the Kelvin sign, is "k"):
-		// "acm-pca:Revo\u212AeCertificate" granted RevokeCertificate,
-		// unseen by a search for it. Every action's name is ASCII.
-		if i := strings.IndexFunc(a, func(r rune) bool { return r > unicode.MaxASCII }); i >= 0 {
-			return nil, fmt.Errorf("%q is not an action: it holds %U, and actions' names are ASCII", a, []rune(a[i:])[0])
+		if r, ok := nonASCII(a); ok {
+			return nil, fmt.Errorf("%q is not an action: it holds %U, and actions' names are ASCII", a, r)
 		}
 	}
 	return list, nil
+}
+
+// nonASCII returns the first character of s past ASCII, if any. Actions
+// and condition keys match regardless of case, and Unicode's case folding
+// makes ASCII of some letters (U+212A, the Kelvin sign, is "k"; U+0130 is
+// "i"): "acm-pca:Revo\u212AeCertificate" granted RevokeCertificate, and
+// "aws:Source\u0130p" tested aws:SourceIp, unseen by a search for them.
+// Every action's name and condition key's is ASCII.
+func nonASCII(s string) (rune, bool) {
+	i := strings.IndexFunc(s, func(r rune) bool { return r > unicode.MaxASCII })
+	if i < 0 {
+		return 0, false
+	}
+	return []rune(s[i:])[0], true
 }
 
 func parseResources(v json.RawMessage) ([]string, error) {
