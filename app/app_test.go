@@ -818,6 +818,11 @@ func TestKeyStoreMissingWarned(t *testing.T) {
 	var logs testenv.SyncBuffer
 	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	env.CreateCA(t, types.CertificateAuthorityTypeRoot, "In KMS")
+	// A deleted CA signs nothing: not counted.
+	deleted := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Deleted, in KMS")
+	if _, err := env.Client.DeleteCertificateAuthority(context.Background(), &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &deleted}); err != nil {
+		t.Fatal(err)
+	}
 	const warning = "CAs keep their keys in a key store this server is not configured with"
 	if strings.Contains(logs.String(), warning) {
 		t.Fatalf("warned with the store configured:\n%s", logs.String())

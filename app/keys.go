@@ -94,7 +94,7 @@ func (a *App) keyStoreNames() []string {
 // is not configured with (a server started without --key-store pkcs11 on
 // a database whose CAs' keys are in a token, say): they cannot sign on
 // it, and their requests are answered ServiceUnavailable, which clients
-// retry in vain. A CA deleted for good has no key to use.
+// retry in vain.
 func (a *App) warnKeyStoresMissing(ctx context.Context) {
 	counts, err := a.store.CountCAs(ctx, a.now())
 	if err != nil {
@@ -104,7 +104,8 @@ func (a *App) warnKeyStoresMissing(ctx context.Context) {
 	names := a.keyStoreNames()
 	missing := map[string]int{}
 	for kind, n := range counts {
-		if !slices.Contains(names, kind.KeyStore) {
+		// A deleted CA signs nothing until it is restored.
+		if kind.Status != openpca.CertificateAuthorityStatusDeleted && !slices.Contains(names, kind.KeyStore) {
 			missing[kind.KeyStore] += n
 		}
 	}

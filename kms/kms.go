@@ -220,15 +220,16 @@ func (s *Store) newKeySigner(ctx context.Context, ca *openpca.CA, arn string) (*
 }
 
 // refused reports whether err is KMS's refusal of a request (a status
-// below 500), which it made nothing for. A request that got no answer (a
-// timeout, a connection cut) has status 0.
+// of 4xx), which it made nothing for. A request that got no answer (a
+// timeout, a connection cut) has status 0, and one whose answer of 200
+// could not be read whole may have made a key.
 func refused(err error) bool {
 	var answered interface{ HTTPStatusCode() int }
 	if !errors.As(err, &answered) {
 		return false
 	}
 	status := answered.HTTPStatusCode()
-	return 0 < status && status < 500
+	return 400 <= status && status < 500
 }
 
 // Signer implements openpca.KeyStore.

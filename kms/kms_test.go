@@ -48,9 +48,10 @@ func TestRefusal(t *testing.T) {
 	}
 }
 
-// TestRefused: only an answer below 500 is KMS's refusal of a CreateKey,
-// which made no key. A request with no answer (a timeout: status 0) or an
-// answer of 500 or more may have made one, which the error must say.
+// TestRefused: only an answer of 4xx is KMS's refusal of a CreateKey,
+// which made no key. A request with no answer (a timeout: status 0), an
+// answer of 200 not read whole, or one of 500 or more may have made one,
+// which the error must say.
 func TestRefused(t *testing.T) {
 	answer := func(status int) error {
 		return &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: errors.New("x")}
@@ -62,6 +63,7 @@ func TestRefused(t *testing.T) {
 		{answer(400), true},
 		{answer(499), true},
 		{answer(0), false},
+		{answer(200), false}, // its body cut short
 		{answer(500), false},
 		{answer(503), false},
 		{errors.New("connection refused"), false},

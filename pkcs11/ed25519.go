@@ -92,12 +92,18 @@ func (k *edKey) open(create bool) error {
 	if k.store.ctx == nil { // a login again failed meanwhile
 		return errors.New("the token cannot be reached")
 	}
-	k.under = k.store.ctx
 	if k.ctx == nil {
 		if k.ctx = p11.New(k.cfg.Module); k.ctx == nil {
 			return fmt.Errorf("pkcs11: cannot load %s", k.cfg.Module)
 		}
 	}
+	// A session opened under this login before (the key was missing, say)
+	// is closed, not left open on the token at each try.
+	if k.session != 0 && k.under == k.store.ctx {
+		k.ctx.CloseSession(k.session)
+	}
+	k.session = 0
+	k.under = k.store.ctx
 	var err error
 	if k.session, err = openSession(k.ctx, k.cfg); err != nil {
 		return err
@@ -160,7 +166,16 @@ func openSession(ctx *p11.Ctx, cfg Config) (p11.SessionHandle, error) {
 		}
 		return session, nil
 	}
-	return 0, fmt.Errorf("pkcs11: no token is labelled %q", cfg.TokenLabel)
+	return 0, fmt.Errorf("%w %q", errNoToken, cfg.TokenLabel)
+}
+
+// errNoToken says the module lists no token of the label.
+var errNoToken = errors.New("pkcs11: no token is labelled")
+
+// tokenAway reports whether err says the token cannot be seen: the module
+// lists none of its label, or says it went.
+func tokenAway(err error) bool {
+	return errors.Is(err, errNoToken) || is(err, p11.CKR_TOKEN_NOT_PRESENT) || is(err, p11.CKR_DEVICE_REMOVED) || is(err, p11.CKR_SLOT_ID_INVALID)
 }
 
 // privateKeys counts the token's private keys under id, whether or not a
@@ -278,7 +293,12 @@ func (k *edKey) Sign(_ io.Reader, message []byte, opts crypto.SignerOpts) ([]byt
 		// A module lists the tokens there are when it starts: one back
 		// since the store's login shows only to a login again, which
 		// starts the module over (at most once a second). No signature
-		// of a CA's key may have failed to do it.
+		// of a CA's key may have failed to do it. Only then: a login
+		// again closes the CA keys' sessions too, and a key missing from
+		// a token that is there would have it done each second.
+		if !tokenAway(err) {
+			return nil, k.store.checkPIN(err)
+		}
 		if _, lerr := k.store.relogin(k.under); lerr != nil {
 			return nil, k.store.checkPIN(err)
 		}
