@@ -216,7 +216,7 @@ func NewRelayedPostgresDB(t testing.TB) *RelayedDB {
 // new connections are refused, and those open are ended.
 func (db *RelayedDB) Away(t testing.TB) {
 	t.Helper()
-	db.relay.To("")
+	db.relay.Cut()
 	admin, err := sql.Open("pgx", db.dsn)
 	if err != nil {
 		t.Fatal(err)

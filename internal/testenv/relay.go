@@ -16,6 +16,7 @@ type Relay struct {
 	l     net.Listener
 	mu    sync.Mutex
 	to    string // the server's address; "" while it is away
+	cuts  int    // how many times Cut closed every connection
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
@@ -61,12 +62,26 @@ func (r *Relay) To(addr string) {
 	r.mu.Unlock()
 }
 
+// Cut has the server away, as To(""), and closes every connection passed
+// on, those being made included: a connection the server took just before
+// would otherwise outlive its being away.
+func (r *Relay) Cut() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.to = ""
+	r.cuts++
+	for c := range r.conns {
+		c.Close()
+		delete(r.conns, c)
+	}
+}
+
 // pass joins c to a connection of its own to the server. With the server
 // away, c is reset at once, which is what a client connecting to a
 // stopped server's port sees too (there, before it is accepted).
 func (r *Relay) pass(c net.Conn) {
 	r.mu.Lock()
-	to := r.to
+	to, cuts := r.to, r.cuts
 	r.mu.Unlock()
 	var s net.Conn
 	if to != "" {
@@ -77,7 +92,7 @@ func (r *Relay) pass(c net.Conn) {
 		c.Close()
 		return
 	}
-	if !r.track(c, s) {
+	if !r.track(c, s, cuts) {
 		return
 	}
 	defer r.untrack(c, s)
@@ -94,11 +109,12 @@ func (r *Relay) pass(c net.Conn) {
 }
 
 // track records a connection pair for the Relay's end; it is false, with
-// both closed, if the Relay has already ended.
-func (r *Relay) track(c, s net.Conn) bool {
+// both closed, if the Relay has already ended, or was cut since the pair
+// began (cuts is how many times it had been).
+func (r *Relay) track(c, s net.Conn, cuts int) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.conns == nil {
+	if r.conns == nil || r.cuts != cuts {
 		c.Close()
 		s.Close()
 		return false

@@ -108,4 +108,20 @@ func TestRelay(t *testing.T) {
 	}
 	r.To("")
 	t.Run("away", reset)
+	// Cut ends the connections the server still holds, as a network cut
+	// would, not only new ones.
+	c, _ := serve("c")
+	r.To(c)
+	open, err := dial(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(open, greeting); err != nil || string(greeting) != "c>" {
+		t.Fatalf("greeting %q, %v", greeting, err)
+	}
+	r.Cut()
+	if _, err := io.ReadAll(open); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("a connection outlived the cut")
+	}
+	t.Run("cut", reset)
 }
