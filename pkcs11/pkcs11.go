@@ -117,11 +117,24 @@ func (s *Store) relogin(failed *crypto11.Context) (*crypto11.Context, error) {
 		s.ctx.Close() // waits for the operations in flight
 		s.ctx = nil
 	}
+	c, err := s.loginAgain()
+	if err != nil {
+		return nil, err
+	}
+	s.ctx = c
+	return c, nil
+}
+
+// loginAgain logs in to the token anew, unless it refused the PIN: then,
+// or if it refuses it now, the store logs in no more (checkPIN).
+func (s *Store) loginAgain() (*crypto11.Context, error) {
+	if refused := s.pinRefused.Load(); refused != nil {
+		return nil, *refused
+	}
 	c, err := s.login()
 	if err != nil {
 		return nil, s.checkPIN(err)
 	}
-	s.ctx = c
 	return c, nil
 }
 
@@ -341,12 +354,8 @@ func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
 	}
 	// Not with a PIN the token refused: the purge tries again every
 	// minute, and would lock the PIN of a token that counts failures.
-	if s.pinRefused.Load() != nil {
-		return err
-	}
-	c, lerr := s.login()
+	c, lerr := s.loginAgain()
 	if lerr != nil {
-		s.checkPIN(lerr)
 		return err
 	}
 	defer c.Close()
