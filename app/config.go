@@ -82,6 +82,9 @@ type Config struct {
 	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
 	// key-use log per hour; 0 means authority.DefaultOCSPUnknownBudget.
 	OCSPUnknownBudget int
+	// OCSPSigners bounds the OCSP answers signed at once; 0 means
+	// authority.Config's default, half the processors.
+	OCSPSigners int
 	// OCSPSignedByCA has CAs sign their OCSP answers with their own keys
 	// rather than by delegated responders.
 	OCSPSignedByCA bool

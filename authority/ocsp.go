@@ -45,7 +45,8 @@ const ocspCacheBytes = 32 << 20
 // where the CA signs its answers itself: past this rate the responder
 // answers tryLater (RFC 6960) instead. It bounds the signing work
 // outsiders can cause; DefaultOCSPUnknownBudget bounds what they can add
-// to each log. Certificates that were issued are never held back.
+// to each log. Answers for certificates that were issued are held back by
+// no rate, only by how many the server signs at once (Config.OCSPSigners).
 const DefaultOCSPUnknownRate = 50
 
 // DefaultOCSPUnknownBudget is how many bytes a server lets answers for
@@ -54,6 +55,11 @@ const DefaultOCSPUnknownRate = 50
 // most); past it, such requests get tryLater until the budget refills, at
 // the same pace.
 const DefaultOCSPUnknownBudget = 1 << 20
+
+// ocspSignerWait is how long an OCSP answer to be signed waits for one of
+// the server's signers (Config.OCSPSigners) before it is answered
+// tryLater instead.
+const ocspSignerWait = time.Second
 
 // ocspEntryOverhead is what a key-use log entry takes in the database
 // besides its record (about 325 bytes for an unknown serial): its keys,
@@ -370,7 +376,12 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	} else if signer, err = s.keys.Signer(ctx, ca); err != nil {
 		return nil, s.refused(ctx, ca, err)
 	}
+	release, err := s.ocspSigning(ctx)
+	if err != nil {
+		return nil, err
+	}
 	der, err := pki.CreateOCSPResponse(is.cert, signedBy, template, signer)
+	release()
 	if err != nil {
 		if responder == nil {
 			return nil, s.refused(ctx, ca, err)
@@ -402,6 +413,22 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 		return nil, err
 	}
 	return e, nil
+}
+
+// ocspSigning waits for one of the server's OCSP signers, within
+// ocspSignerWait, and returns the function that gives it back; past the
+// wait, errOCSPTryLater.
+func (s *Service) ocspSigning(ctx context.Context) (release func(), err error) {
+	wait := time.NewTimer(ocspSignerWait)
+	defer wait.Stop()
+	select {
+	case s.ocspSigners <- struct{}{}:
+		return func() { <-s.ocspSigners }, nil
+	case <-wait.C:
+		return nil, errOCSPTryLater
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // refused records that ca's key failed to sign an OCSP answer, logs it

@@ -532,3 +532,60 @@ func TestOCSPClientHungUp(t *testing.T) {
 		t.Errorf("an OCSP request whose client hung up was logged as an error:\n%s", logs.String())
 	}
 }
+
+// TestOCSPSigners: answers for issued certificates, which no rate holds
+// back, are signed Config.OCSPSigners at a time, so that a flood of them
+// (anyone who knows serials may send one) leaves the server's other
+// processors to the API. One that finds no signer free within a second
+// is tryLater, and signed when asked again.
+func TestOCSPSigners(t *testing.T) {
+	k := testenv.StartKMS(t)
+	faults, proxied := startKMSFaults(t, k)
+	// A CA whose key is in KMS, signing its answers itself: the proxy
+	// sees each signing.
+	e := newOCSPEnv(t, k.Use(t), func(c *app.Config) { c.KMSEndpoint = proxied; c.OCSPSignedByCA = true; c.OCSPSigners = 1 })
+	certs := []*x509.Certificate{e.cert}
+	for i := range 7 {
+		leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprintf("leaf%d.example", i)}})
+		cert, _ := e.env.Certificate(t, e.caARN, e.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &e.caARN, Csr: leaf.CSRPEM}))
+		certs = append(certs, cert)
+	}
+	faults.slow("Sign", 200*time.Millisecond)
+	answers := make([][]byte, len(certs))
+	var wg sync.WaitGroup
+	for i, cert := range certs {
+		wg.Go(func() {
+			body, err := post(e.env.URL+"/ocsp", ocspRequest(t, e.root, cert.SerialNumber))
+			if err != nil {
+				t.Error(err)
+			}
+			answers[i] = body
+		})
+	}
+	wg.Wait()
+	if most := faults.mostAtOnce("Sign"); most != 1 {
+		t.Errorf("%d OCSP answers signed at once, want 1", most)
+	}
+	good, later := 0, 0
+	for i, a := range answers {
+		if bytes.Equal(a, ocsp.TryLaterErrorResponse) {
+			later++
+			continue
+		}
+		if resp, err := ocsp.ParseResponseForCert(a, certs[i], e.root); err != nil || resp.Status != ocsp.Good {
+			t.Fatalf("answer %d: %+v, %v", i, resp, err)
+		}
+		good++
+	}
+	// Each signing takes 200 ms: within the second an answer waits, a few
+	// are signed, and eight cannot all be.
+	if good < 2 || later == 0 {
+		t.Errorf("%d answers signed and %d tryLater, want at least 2 of the first and 1 of the second", good, later)
+	}
+	faults.slow("Sign", 0)
+	for _, cert := range certs {
+		if resp, err := ocsp.ParseResponseForCert(e.ask(t, cert.SerialNumber), cert, e.root); err != nil || resp.Status != ocsp.Good {
+			t.Errorf("asked again: %+v, %v", resp, err)
+		}
+	}
+}

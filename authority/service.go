@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"time"
 
@@ -67,6 +68,14 @@ type Config struct {
 	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
 	// key-use log per hour; 0 means DefaultOCSPUnknownBudget.
 	OCSPUnknownBudget int
+	// OCSPSigners bounds how many OCSP answers the server signs at once;
+	// 0 means half its processors, one at least. Anyone may ask about any
+	// serial, and answers for issued certificates are held back by no
+	// rate: a flood of them (each an RSA-4096 signing, say) would
+	// otherwise take every processor from the API and its other
+	// requests. An answer that finds no signer free within a second is
+	// tryLater (RFC 6960), which clients ask again after.
+	OCSPSigners int
 	// OCSPSignedByCA has each CA sign its OCSP answers with its own key,
 	// each signing logged, instead of by a delegated responder.
 	OCSPSignedByCA bool
@@ -113,6 +122,7 @@ type Service struct {
 	responderFlights singleflight.Group
 	ocspUnknown      *rate.Limiter
 	ocspBudgets      ocspBudgets
+	ocspSigners      chan struct{} // one taken per OCSP answer being signed
 	policies         *CAPolicies
 	witnessed        func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
 	alarm            openpca.IntegrityAlarm
@@ -161,6 +171,7 @@ func New(cfg Config) *Service {
 	s.ocspUnknown = rate.NewLimiter(rate.Limit(unknown), max(1, int(unknown)))
 	s.ocspBudgets.perHour = cmp.Or(cfg.OCSPUnknownBudget, DefaultOCSPUnknownBudget)
 	s.ocsp.limit = ocspCacheBytes
+	s.ocspSigners = make(chan struct{}, cmp.Or(cfg.OCSPSigners, max(1, runtime.GOMAXPROCS(0)/2)))
 	s.issued, _ = lru.New[string, *openpca.Certificate](issuedCacheSize)
 	return s
 }
