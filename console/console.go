@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -616,9 +617,14 @@ func logged(ctx context.Context, logger *slog.Logger, err error) (*openpca.Error
 	return e, ok
 }
 
+// truncate cuts s to n bytes at most, on a character's boundary: a
+// search cut inside a character is no longer UTF-8.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

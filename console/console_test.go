@@ -272,7 +272,8 @@ func TestConsoleSecurity(t *testing.T) {
 // shared with, nor to a key of its own account that may only describe it
 // or get a certificate, whatever else the console shows those.
 func TestConsoleCertificateLists(t *testing.T) {
-	env := testenv.Start(t)
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	caARN, serial := caWithLeaf(t, env, "Listed Root", "secret-host.example")
 	const sharee = "444455556666"
 	other, _ := env.NewAccount(t, sharee)
@@ -315,12 +316,22 @@ func TestConsoleCertificateLists(t *testing.T) {
 					t.Errorf("GET %s showed what it must not, or not why:\n%s", path, page)
 				}
 			}
+			// Who requested the certificate, and the CA's reports and
+			// checkpoint, are shown beside what was asked for: left out
+			// where refused, and the refusals not logged.
+			denials := strings.Count(logs.String(), "access denied")
 			status, page := b.get("/console/ca/certificate?" + url.Values{"arn": {caARN}, "serial": {serial}}.Encode())
 			if status != http.StatusOK || !strings.Contains(page, "secret-host.example") {
 				t.Fatalf("the certificate's page: %d", status)
 			}
 			if got := strings.Contains(page, "Requested by"); got != tc.lists {
 				t.Errorf("the certificate's page shows who requested it: %v, want %v", got, tc.lists)
+			}
+			if _, page := b.get(caPage(caARN)); strings.Contains(page, openpca.CodeAccessDenied) {
+				t.Errorf("the CA's page shows a refusal of what it shows beside the CA:\n%s", page)
+			}
+			if n := strings.Count(logs.String(), "access denied") - denials; n != 0 {
+				t.Errorf("%d refusals logged for the pages of a certificate and of its CA", n)
 			}
 			// Another account's CA is marked as such, and its key store,
 			// which the API tells no other account, is not shown.
@@ -962,5 +973,45 @@ func TestConsoleStaticFiles(t *testing.T) {
 	}
 	if status, _ := b.get("/console/static/none.js"); status != http.StatusNotFound {
 		t.Errorf("a file that is not one of the console's: %d", status)
+	}
+}
+
+// TestConsoleSearchText: a search's text is cut to 200 bytes on a
+// character's boundary, and text that is not UTF-8, or holds NUL, is
+// refused (400): PostgreSQL refuses both, which was a 500 and an ERROR
+// line, and so was a long search cut inside a character.
+func TestConsoleSearchText(t *testing.T) {
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) {
+			var logs testenv.SyncBuffer
+			env := testenv.Start(t, func(c *app.Config) {
+				if store == "postgres" {
+					c.Database, c.ObjectStore = testenv.NewPostgresDB(t), "local"
+				}
+				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			})
+			caARN, _ := caWithLeaf(t, env, "Search Root", "Café Leaf")
+			b := newBrowser(t, env)
+			b.signIn(env.Client)
+			for _, tc := range []struct {
+				q     string
+				want  int
+				found bool
+			}{
+				{"Café", http.StatusOK, true},
+				{"a" + strings.Repeat("é", 100), http.StatusOK, false}, // 201 bytes
+				{"\x00", http.StatusBadRequest, false},
+				{"Caf\xff", http.StatusBadRequest, false},
+				{"Caf\xc3", http.StatusBadRequest, false},
+			} {
+				status, page := b.get("/console/ca/certificates?" + url.Values{"arn": {caARN}, "q": {tc.q}}.Encode())
+				if found := strings.Contains(page, "Café Leaf"); status != tc.want || found != tc.found {
+					t.Errorf("search %q: %d, the certificate found %v; want %d, %v", tc.q, status, found, tc.want, tc.found)
+				}
+			}
+			if strings.Contains(logs.String(), "level=ERROR") {
+				t.Errorf("searches logged an error:\n%s", logs.String())
+			}
+		})
 	}
 }

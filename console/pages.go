@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
@@ -248,12 +249,12 @@ func (c *Console) showCA(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	// The audit log's operations are authorized as its endpoints' are.
 	if reports, err := c.cfg.AuditLog.AuditReports(openpca.WithOperation(extra.ctx, openpca.OperationAuditReports), ca.Arn); err == nil {
 		data["Reports"] = reports
-	} else {
+	} else if !refused(err) {
 		data["ReportsError"] = c.errorMessage(r.Context(), err)
 	}
 	if signed, err := c.cfg.AuditLog.AuditCheckpoint(openpca.WithOperation(extra.ctx, openpca.OperationAuditCheckpoint), ca.Arn, true); err == nil {
 		data["Checkpoint"] = checkpointOf(signed)
-	} else {
+	} else if !refused(err) {
 		data["CheckpointError"] = c.errorMessage(r.Context(), err)
 	}
 	c.render(w, r, http.StatusOK, "ca", in, data)
@@ -295,9 +296,20 @@ func checkpointOf(signed []byte) *checkpoint {
 	return out
 }
 
+// refused reports whether err is the refusal of what a page shows beside
+// what it was asked for (in.extra), which the page then leaves out.
+func refused(err error) bool {
+	return openpca.ErrorCode(err) == openpca.CodeAccessDenied
+}
+
 // certificateQuery reads a search from a request.
 func (c *Console) certificateQuery(r *http.Request) (openpca.CertificateQuery, error) {
 	q := openpca.CertificateQuery{Text: truncate(strings.TrimSpace(r.FormValue("q")), 200), Status: r.FormValue("status"), Now: c.cfg.Now(), Limit: pageSize}
+	// Text PostgreSQL takes: it refuses NUL and bytes that are not UTF-8,
+	// and the search would fail as the server's own failure.
+	if !utf8.ValidString(q.Text) || strings.ContainsRune(q.Text, 0) {
+		return q, errors.New("the search text is not UTF-8 text, or holds NUL")
+	}
 	if s := strings.TrimSpace(r.FormValue("serial")); s != "" {
 		serial, err := pki.ParseSerial(s)
 		if err != nil {
@@ -472,7 +484,7 @@ func (c *Console) showCertificate(w http.ResponseWriter, r *http.Request, in *si
 		"Expired": c.cfg.Now().After(cert.NotAfter)}
 	// Its status and who requested it, only to a caller who may list the
 	// CA's certificates.
-	if listed, err := c.cfg.Certificates.ListCertificates(in.ctx, ca.Arn, openpca.CertificateQuery{Serial: serial, Limit: 1}); err == nil && len(listed) == 1 {
+	if listed, err := c.cfg.Certificates.ListCertificates(in.extra().ctx, ca.Arn, openpca.CertificateQuery{Serial: serial, Limit: 1}); err == nil && len(listed) == 1 {
 		data["Listed"] = listed[0]
 	}
 	c.render(w, r, http.StatusOK, "certificate", in, data)
