@@ -43,10 +43,11 @@ type CA struct {
 	// KeyID is the SHA-1 hash of the public key's bits, in hex: the
 	// CA's subject key identifier, and how OCSP requests name it.
 	KeyID string
-	// KeepKey is set by a restore on a CA deleted at the backup whose key
-	// is in a token or KMS: the servers of the backed-up database may have
-	// restored the CA since, and still sign with the key, so the CA's
-	// purge leaves it in its store, for the operator.
+	// KeepKey is set by a restore on a CA whose key is in a token or KMS
+	// (and that a purge had not claimed): the servers of the backed-up
+	// database share the store, and may sign with the key still (having
+	// restored the CA since, if it was deleted at the backup), so the
+	// CA's purge leaves the key in its store, for the operator.
 	KeepKey bool
 
 	// Certificate (DER) and CertificateChain (PEM, issuer first) are set by

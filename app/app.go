@@ -769,7 +769,7 @@ func (a *App) purge(ctx, background context.Context, svc *authority.Service, tok
 	}
 	for _, ca := range purged {
 		if ca.KeepKey {
-			a.logger.Warn("the key of a CA deleted for good is left in its store: the CA was deleted at the backup this database was restored from, and servers of the backed-up database may sign with it still; destroy it by hand once none does",
+			a.logger.Warn("the key of a CA deleted for good is left in its store: the CA was in the backup this database was restored from, and servers of the backed-up database may sign with it still; destroy it by hand once none does",
 				"ca", ca.ARN, "key_store", ca.KeyStore, "key_handle", string(ca.KeyHandle), "key_id", ca.KeyID)
 		}
 	}

@@ -356,7 +356,9 @@ func backupsAtOnce(t *testing.T, path string) {
 // restored server does not purge it and destroy the key (servers of the
 // backed-up database may have restored it since); one in software is
 // left as it was, and so are those no server could have restored: claimed
-// by a purge, or deleted with no restoration period.
+// by a purge, or deleted with no restoration period. The key of a CA in
+// use at the backup, in KMS, is left too when the restored copy deletes
+// the CA (a staging copy beside the old servers, say).
 func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "openpca.db")
@@ -381,6 +383,7 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	for range deleted {
 		cas = append(cas, newActiveCA(t, db))
 	}
+	inUse := map[string]*openpca.CA{"kms": newActiveCA(t, db), "software": newActiveCA(t, db)}
 	db.Close()
 	raw, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
@@ -394,6 +397,9 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if _, err := raw.Exec(`UPDATE certificate_authorities SET key_store = 'kms' WHERE id = ?`, inUse["kms"].ID); err != nil {
+		t.Fatal(err)
+	}
 	raw.Close()
 	to := filepath.Join(t.TempDir(), "backup.db")
 	if _, err := sqlite.Backup(ctx, path, to); err != nil {
@@ -406,6 +412,9 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	}
 	if len(sum.DeletedKept) != 1 || !strings.HasPrefix(sum.DeletedKept[0], arns[0]+" ") {
 		t.Errorf("the deleted CAs kept: %v, want the one in KMS, %s", sum.DeletedKept, arns[0])
+	}
+	if sum.KeysKept != 1 {
+		t.Errorf("the keys of %d CAs in use kept, want the one in KMS", sum.KeysKept)
 	}
 	rdb, err := sql.Open("sqlite", "file:"+restored+"?mode=ro")
 	if err != nil {
@@ -423,12 +432,23 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	}
 	// Purged once its period ends, the kept CA leaves its key, which the
 	// backed-up database's servers may use; the one in software (whose
-	// key is its row) is destroyed as ever.
+	// key is its row) is destroyed as ever. So are the CAs in use at the
+	// backup, deleted in the restored copy.
 	store, err := sqlite.Open(ctx, restored, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
+	for _, ca := range inUse {
+		ca, err := store.FindCA(ctx, ca.AccountID, ca.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca.Status, ca.LastStateChangeAt, ca.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, now, now.Add(period)
+		if err := store.UpdateCA(ctx, ca); err != nil {
+			t.Fatal(err)
+		}
+	}
 	purged, err := store.PurgeCAs(ctx, now.Add(period+time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -437,7 +457,7 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	for _, ca := range purged {
 		keep[ca.ARN] = ca.KeepKey
 	}
-	if want := map[string]bool{arns[0]: true, arns[1]: false, arns[2]: false, arns[3]: false}; !maps.Equal(keep, want) {
+	if want := map[string]bool{arns[0]: true, arns[1]: false, arns[2]: false, arns[3]: false, inUse["kms"].ARN: true, inUse["software"].ARN: false}; !maps.Equal(keep, want) {
 		t.Errorf("the CAs purged, and whether each keeps its key: %v, want %v", keep, want)
 	}
 	toDestroy, err := store.KeysToDestroy(ctx, now.Add(period+time.Hour))
@@ -445,12 +465,12 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ca := range toDestroy {
-		if ca.ARN == arns[0] {
+		if ca.ARN == arns[0] || ca.ARN == inUse["kms"].ARN {
 			t.Errorf("the key of %s, kept by the restore, is to be destroyed", ca.ARN)
 		}
 	}
-	if len(toDestroy) != 3 {
-		t.Errorf("%d keys to destroy, want those of the three CAs not kept", len(toDestroy))
+	if len(toDestroy) != 4 {
+		t.Errorf("%d keys to destroy, want those of the four CAs not kept", len(toDestroy))
 	}
 }
 

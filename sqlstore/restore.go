@@ -43,6 +43,10 @@ type Restored struct {
 	// token or KMS, given their restoration periods again from the
 	// restore, as "<CA ARN> (restorable until <time>)".
 	DeletedKept []string
+	// KeysKept counts the CAs not deleted at the backup whose keys are in
+	// a token or KMS, which their purges will leave there (KeepKey), as
+	// they leave those of DeletedKept.
+	KeysKept int
 	// Active are the ARNs of the CAs active at the backup, disabled
 	// unless KeptStatus.
 	Active     []string
@@ -110,6 +114,11 @@ func (db *DB) RestoreBegun(ctx context.Context) (string, error) {
 //     out: CAs a purge had claimed (restorable_until 0), and those deleted
 //     with no restoration period (CREATING, FAILED), which no server
 //     could have restored.
+//   - The keys of those CAs, and of every CA not deleted whose key is in
+//     a token or KMS, are left in their stores when the CAs are purged
+//     (openpca.CA.KeepKey): the old servers share those stores, and a
+//     copy beside them (for staging, say) that deleted such a CA would
+//     otherwise destroy, at the end of its period, a key they sign with.
 //   - Work the old servers held (a CRL being published, a report being
 //     made, a checkpoint being witnessed) is let go at once, rather than
 //     when their holds would have run out.
@@ -136,6 +145,9 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 			return err
 		}
 		if r.DeletedKept, err = db.keepDeleted(ctx, tx, now); err != nil {
+			return err
+		}
+		if r.KeysKept, err = db.keepKeys(ctx, tx); err != nil {
 			return err
 		}
 		if r.Active, err = db.settleActive(ctx, tx, now, keepStatus); err != nil {
@@ -220,6 +232,19 @@ func (db *DB) keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time) ([]str
 	}
 	slices.Sort(kept)
 	return kept, nil
+}
+
+// keepKeys has the purges of the CAs not deleted whose keys are in a
+// token or KMS leave their keys (see SettleRestored), and returns how many
+// it marked.
+func (db *DB) keepKeys(ctx context.Context, tx *sql.Tx) (int, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE certificate_authorities SET keep_key = TRUE, version = version + 1
+		WHERE status <> 'DELETED' AND key_store <> 'software' AND NOT keep_key`)
+	if err != nil {
+		return 0, fmt.Errorf("keeping the CAs' keys: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // settleActive returns the ARNs of the CAs active at the backup, and

@@ -89,6 +89,9 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintln(stdout, "  "+ca)
 		}
 	}
+	if sum.KeysKept > 0 {
+		fmt.Fprintf(stdout, "%d CAs not deleted at the backup have their keys in a token or KMS, which servers of the old database share and may sign with. If this database deletes one of those CAs, its purge leaves the key in its store, and logs a WARN line that names it: destroy it by hand once no server of the old database uses it.\n", sum.KeysKept)
+	}
 	if len(sum.KeysNotHeld) > 0 {
 		fmt.Fprintln(stdout, "Keys in a token or KMS were being made, at the backup, for CAs it does not hold. Servers of the old database may have stored those CAs since: this server leaves the keys alone. Destroy each by hand if no server uses it:")
 		for _, k := range sum.KeysNotHeld {
