@@ -793,6 +793,9 @@ func (a *App) purge(ctx, background context.Context, svc *authority.Service, tok
 // Metrics serves the Prometheus metrics.
 func (a *App) Metrics() http.Handler { return a.server.Metrics() }
 
+// Service is the service that answers the API's operations.
+func (a *App) Service() *authority.Service { return a.service }
+
 // Serve answers requests on l until Shutdown, over TLS if the Config asks.
 func (a *App) Serve(l net.Listener) error {
 	tc, err := a.tlsConfig(l.Addr())

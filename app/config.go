@@ -82,8 +82,8 @@ type Config struct {
 	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
 	// key-use log per hour; 0 means authority.DefaultOCSPUnknownBudget.
 	OCSPUnknownBudget int
-	// OCSPSigners bounds the OCSP answers signed at once; 0 means
-	// authority.Config's default, half the processors.
+	// OCSPSigners bounds the OCSP answers signed at once with the server's
+	// processors; 0 means authority.Config's default, half of them.
 	OCSPSigners int
 	// OCSPSignedByCA has CAs sign their OCSP answers with their own keys
 	// rather than by delegated responders.
@@ -285,6 +285,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--max-cas-per-account, --ocsp-unknown-budget and the OCSP rate must be positive")
 	case cfg.OCSPMaxAge < 0:
 		return fmt.Errorf("--ocsp-max-age must not be negative")
+	case cfg.OCSPSigners < 0:
+		return fmt.Errorf("--ocsp-signers must be 0 (half the processors) or positive")
 	case cfg.ReportWitnessWait < 0:
 		return fmt.Errorf("--report-witness-wait must not be negative")
 	case cfg.AuditReportInterval <= 0 || cfg.AuditReportLease < time.Second:

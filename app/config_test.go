@@ -69,6 +69,8 @@ func TestConfigValidate(t *testing.T) {
 		{"a negative request rate", func(c *app.Config) { c.AccountRequestRate = -1 }, "--account-request-rate", nil},
 		{"no connection bounds", func(c *app.Config) { c.MaxConnections, c.MaxConnectionsPerNetwork = 0, 0 }, "", func(c *app.Config) bool { return c.MaxConnections == 0 }},
 		{"negative connection bounds", func(c *app.Config) { c.MaxConnectionsPerNetwork = -1 }, "--max-connections", nil},
+		{"OCSP signers", func(c *app.Config) { c.OCSPSigners = 3 }, "", func(c *app.Config) bool { return c.OCSPSigners == 3 }},
+		{"negative OCSP signers", func(c *app.Config) { c.OCSPSigners = -1 }, "--ocsp-signers", nil},
 		{"a request rate that is no number", func(c *app.Config) { c.AccountRequestRate = math.NaN() }, "--account-request-rate", nil},
 		{"an infinite request rate", func(c *app.Config) { c.AccountRequestRate = math.Inf(1) }, "--account-request-rate", nil},
 		{"a request rate of one an age", func(c *app.Config) { c.AccountRequestRate = 1e-300 }, "--account-request-rate", nil},

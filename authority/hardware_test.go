@@ -302,23 +302,17 @@ func TestCreateRetryMakesNoKey(t *testing.T) {
 // the operations it names fail as a network would: a 503, after the
 // operation reached KMS (answerLost) or without it; or, as KMS's own
 // answer (a 400 with the exception's __type), the exceptions answer gave
-// for an operation's next calls, in turn. Operations given a delay are
-// answered that much later, and the most of each under way at once are
-// counted.
+// for an operation's next calls, in turn.
 type kmsFaults struct {
 	mu         sync.Mutex
 	answerLost map[string]bool
 	refused    map[string]bool
 	exceptions map[string][]string
 	reached    []string // the operations that reached KMS
-	delay      map[string]time.Duration
-	running    map[string]int
-	most       map[string]int
 }
 
 func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
-	f := &kmsFaults{answerLost: map[string]bool{}, refused: map[string]bool{}, exceptions: map[string][]string{},
-		delay: map[string]time.Duration{}, running: map[string]int{}, most: map[string]int{}}
+	f := &kmsFaults{answerLost: map[string]bool{}, refused: map[string]bool{}, exceptions: map[string][]string{}}
 	target, _ := url.Parse(k.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -331,16 +325,7 @@ func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
 		} else if !refused {
 			f.reached = append(f.reached, op)
 		}
-		delay := f.delay[op]
-		f.running[op]++
-		f.most[op] = max(f.most[op], f.running[op])
 		f.mu.Unlock()
-		defer func() {
-			f.mu.Lock()
-			f.running[op]--
-			f.mu.Unlock()
-		}()
-		time.Sleep(delay)
 		switch {
 		case exception != "":
 			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -357,22 +342,6 @@ func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
 	}))
 	t.Cleanup(srv.Close)
 	return f, srv.URL
-}
-
-// slow has KMS answer op delay later, and counts again the most of it
-// under way at once.
-func (f *kmsFaults) slow(op string, delay time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.delay[op], f.most[op] = delay, 0
-}
-
-// mostAtOnce returns the most calls of op under way at once since it was
-// made slow.
-func (f *kmsFaults) mostAtOnce(op string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.most[op]
 }
 
 // answer has KMS answer op's next calls with exceptions, in turn.

@@ -423,6 +423,14 @@ func (s *Service) keyStoreFor(want openpca.KeyStorageSecurityStandard) (KeyStore
 			"omit the field to use the server's default store.", want, strings.Join(declared, ", "))
 }
 
+// hardware reports whether ca's key signs outside the server's
+// processors: in a token or KMS, or in a store this server lacks (where it
+// does not sign at all).
+func (k *Keys) hardware(ca *openpca.CA) bool {
+	ks, err := k.store(ca)
+	return err != nil || ks.Hardware()
+}
+
 // store returns the store that keeps ca's key.
 func (k *Keys) store(ca *openpca.CA) (KeyStore, error) {
 	for _, ks := range k.stores {

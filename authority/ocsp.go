@@ -56,9 +56,9 @@ const DefaultOCSPUnknownRate = 50
 // the same pace.
 const DefaultOCSPUnknownBudget = 1 << 20
 
-// ocspSignerWait is how long an OCSP answer to be signed waits for one of
-// the server's signers (Config.OCSPSigners) before it is answered
-// tryLater instead.
+// ocspSignerWait is how long an OCSP answer to be signed with the
+// server's processors waits for one of its signers (Config.OCSPSigners)
+// before it is answered tryLater instead.
 const ocspSignerWait = time.Second
 
 // ocspEntryOverhead is what a key-use log entry takes in the database
@@ -234,8 +234,13 @@ func wellFormedSerial(n *big.Int) bool {
 var errOCSPUnauthorized = errors.New("authority: OCSP request for a CA this server does not answer for")
 
 // errOCSPTryLater is a request for an unknown serial past the server's
-// rate of them (Config.OCSPUnknownRate).
-var errOCSPTryLater = errors.New("authority: too many OCSP requests for unknown serials")
+// rate of them (Config.OCSPUnknownRate), or past its CA's budget, or for a
+// CA whose key failed to sign moments ago.
+var errOCSPTryLater = errors.New("authority: an OCSP request to answer later")
+
+// errOCSPBusy is an answer that found none of the server's OCSP signers
+// free (Config.OCSPSigners) within ocspSignerWait: tryLater.
+var errOCSPBusy = fmt.Errorf("%w: every OCSP signer is busy", errOCSPTryLater)
 
 func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) (*ocspEntry, error) {
 	// CAs are found by their SHA-1 key hash. The answers the store keeps
@@ -349,6 +354,18 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	if responder == nil && s.responders.refusing(ca.ID, now) {
 		return nil, errOCSPTryLater
 	}
+	// A signing with the server's processors (a responder's key, or the
+	// CA's in software) waits for one of its OCSP signers, before an
+	// unknown serial spends its rate and budget; one in a token or KMS
+	// does not, since a slow or hung store would hold the signers from
+	// every other CA's answers.
+	release := func() {}
+	if responder != nil || !s.keys.hardware(ca) {
+		if release, err = s.ocspProcessor(ctx, ocspSignerWait); err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	if template.Status == ocsp.Unknown {
 		rate := func() bool { return s.ocspUnknown.AllowN(s.now(), 1) }
 		allowed := responder != nil && rate()
@@ -376,12 +393,8 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	} else if signer, err = s.keys.Signer(ctx, ca); err != nil {
 		return nil, s.refused(ctx, ca, err)
 	}
-	release, err := s.ocspSigning(ctx)
-	if err != nil {
-		return nil, err
-	}
 	der, err := pki.CreateOCSPResponse(is.cert, signedBy, template, signer)
-	release()
+	release() // the store's write below needs no signer
 	if err != nil {
 		if responder == nil {
 			return nil, s.refused(ctx, ca, err)
@@ -415,17 +428,18 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	return e, nil
 }
 
-// ocspSigning waits for one of the server's OCSP signers, within
-// ocspSignerWait, and returns the function that gives it back; past the
-// wait, errOCSPTryLater.
-func (s *Service) ocspSigning(ctx context.Context) (release func(), err error) {
-	wait := time.NewTimer(ocspSignerWait)
-	defer wait.Stop()
+// ocspProcessor waits for one of the server's OCSP signers
+// (Config.OCSPSigners), within wait, and returns the function that gives
+// it back, which may be called more than once; past the wait,
+// errOCSPBusy.
+func (s *Service) ocspProcessor(ctx context.Context, wait time.Duration) (release func(), err error) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	select {
 	case s.ocspSigners <- struct{}{}:
-		return func() { <-s.ocspSigners }, nil
-	case <-wait.C:
-		return nil, errOCSPTryLater
+		return sync.OnceFunc(func() { <-s.ocspSigners }), nil
+	case <-t.C:
+		return nil, errOCSPBusy
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/pki"
 )
@@ -533,59 +534,89 @@ func TestOCSPClientHungUp(t *testing.T) {
 	}
 }
 
-// TestOCSPSigners: answers for issued certificates, which no rate holds
-// back, are signed Config.OCSPSigners at a time, so that a flood of them
-// (anyone who knows serials may send one) leaves the server's other
-// processors to the API. One that finds no signer free within a second
-// is tryLater, and signed when asked again.
+// TestOCSPSigners: answers signed with the server's processors (by a
+// responder's key, or a CA's in software) wait for one of its OCSP
+// signers, and are tryLater past a second without one, so that a flood of
+// them (anyone who knows serials may send one) leaves the other
+// processors to the API; answers a CA signs in KMS do not wait for them,
+// so that a slow or hung key store holds back no other CA's answers.
 func TestOCSPSigners(t *testing.T) {
+	for _, byCA := range []bool{false, true} {
+		t.Run(fmt.Sprintf("signed by the CA %v", byCA), func(t *testing.T) { testOCSPSigners(t, byCA) })
+	}
+}
+
+func testOCSPSigners(t *testing.T, byCA bool) {
 	k := testenv.StartKMS(t)
-	faults, proxied := startKMSFaults(t, k)
-	// A CA whose key is in KMS, signing its answers itself: the proxy
-	// sees each signing.
-	e := newOCSPEnv(t, k.Use(t), func(c *app.Config) { c.KMSEndpoint = proxied; c.OCSPSignedByCA = true; c.OCSPSigners = 1 })
-	certs := []*x509.Certificate{e.cert}
-	for i := range 7 {
-		leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprintf("leaf%d.example", i)}})
-		cert, _ := e.env.Certificate(t, e.caARN, e.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &e.caARN, Csr: leaf.CSRPEM}))
-		certs = append(certs, cert)
+	k.Credentials(t)
+	// A CA in software; then, the server's store for new keys turned to
+	// KMS, one there.
+	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPSignedByCA = byCA; c.OCSPSigners = 2 })
+	e.env.Config.KeyStore, e.env.Config.KMSEndpoint = "kms", k.URL
+	e.env.Restart(t)
+	kmsARN, kmsRoot := revocationCA(t, e.env, &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
+	issue := func(arn string) *x509.Certificate {
+		leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "signers.example"}})
+		cert, _ := e.env.Certificate(t, arn, e.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &arn, Csr: leaf.CSRPEM}))
+		return cert
 	}
-	faults.slow("Sign", 200*time.Millisecond)
-	answers := make([][]byte, len(certs))
-	var wg sync.WaitGroup
-	for i, cert := range certs {
-		wg.Go(func() {
-			body, err := post(e.env.URL+"/ocsp", ocspRequest(t, e.root, cert.SerialNumber))
-			if err != nil {
-				t.Error(err)
-			}
-			answers[i] = body
-		})
-	}
-	wg.Wait()
-	if most := faults.mostAtOnce("Sign"); most != 1 {
-		t.Errorf("%d OCSP answers signed at once, want 1", most)
-	}
-	good, later := 0, 0
-	for i, a := range answers {
-		if bytes.Equal(a, ocsp.TryLaterErrorResponse) {
-			later++
-			continue
+	// ask returns the status cert's CA, root, answers for it.
+	ask := func(cert, root *x509.Certificate) string {
+		t.Helper()
+		answer := e.post(t, ocspRequest(t, root, cert.SerialNumber))
+		if bytes.Equal(answer, ocsp.TryLaterErrorResponse) {
+			return "tryLater"
 		}
-		if resp, err := ocsp.ParseResponseForCert(a, certs[i], e.root); err != nil || resp.Status != ocsp.Good {
-			t.Fatalf("answer %d: %+v, %v", i, resp, err)
+		resp, err := ocsp.ParseResponseForCert(answer, cert, root)
+		if err != nil {
+			t.Fatal(err)
 		}
-		good++
+		return ocspStatusNames(resp.Status)
 	}
-	// Each signing takes 200 ms: within the second an answer waits, a few
-	// are signed, and eight cannot all be.
-	if good < 2 || later == 0 {
-		t.Errorf("%d answers signed and %d tryLater, want at least 2 of the first and 1 of the second", good, later)
-	}
-	faults.slow("Sign", 0)
-	for _, cert := range certs {
-		if resp, err := ocsp.ParseResponseForCert(e.ask(t, cert.SerialNumber), cert, e.root); err != nil || resp.Status != ocsp.Good {
-			t.Errorf("asked again: %+v, %v", resp, err)
+	// Each CA's responder (if it has one) issued before.
+	for _, c := range []struct{ cert, root *x509.Certificate }{{e.cert, e.root}, {issue(kmsARN), kmsRoot}} {
+		if got := ask(c.cert, c.root); got != "good" {
+			t.Fatalf("before: %s", got)
 		}
+	}
+	softLeaf, kmsLeaf := issue(e.caARN), issue(kmsARN)
+	release := authority.HoldOCSPSigners(e.env.Service())
+	if got := ask(softLeaf, e.root); got != "tryLater" {
+		t.Errorf("the software CA's answer with every signer busy: %s, want tryLater", got)
+	}
+	want := "tryLater" // its responder's key is in memory
+	if byCA {
+		want = "good"
+	}
+	if got := ask(kmsLeaf, kmsRoot); got != want {
+		t.Errorf("the KMS CA's answer with every signer busy: %s, want %s", got, want)
+	}
+	release()
+	for _, c := range []struct{ cert, root *x509.Certificate }{{softLeaf, e.root}, {kmsLeaf, kmsRoot}} {
+		if got := ask(c.cert, c.root); got != "good" {
+			t.Errorf("once the signers are free: %s", got)
+		}
+	}
+	if byCA {
+		return
+	}
+	// A responder's key is made with one of the signers too, which it
+	// waits for as long as its issuance may: the first answer of a new
+	// CA waits with it, rather than be tryLater after a second.
+	arn, root := revocationCA(t, e.env, &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
+	leaf := issue(arn)
+	release = authority.HoldOCSPSigners(e.env.Service())
+	answer := make(chan []byte, 1)
+	go func() {
+		body, err := post(e.env.URL+"/ocsp", ocspRequest(t, root, leaf.SerialNumber))
+		if err != nil {
+			t.Error(err)
+		}
+		answer <- body
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	release()
+	if resp, err := ocsp.ParseResponseForCert(<-answer, leaf, root); err != nil || resp.Status != ocsp.Good {
+		t.Errorf("the first answer of a CA whose responder's key waited for a signer: %+v, %v", resp, err)
 	}
 }

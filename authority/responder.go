@@ -313,7 +313,16 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 	if err != nil {
 		return nil, err
 	}
+	// With one of the OCSP signers (an RSA-4096 key takes a second or
+	// more of a processor), waiting as long as the issuance may: a
+	// responder not issued has the CA sign its answers for a minute.
+	release, err := s.ocspProcessor(ctx, ocspSigningTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	key, err := pki.GenerateKey(ca.Config.KeyAlgorithm)
+	release()
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auth"
+	"github.com/openpca/openpca/authority"
 )
 
 // Env is a running server and a client for it.
@@ -191,6 +192,9 @@ func (e *Env) Restart(t testing.TB) {
 	e.Stop(t)
 	e.start(t)
 }
+
+// Service is the running server's service, for tests that look inside it.
+func (e *Env) Service() *authority.Service { return e.app.Service() }
 
 // DB opens the server's SQLite database directly, as someone with the
 // data folder in hand would. Beside a running server, a write waits for
