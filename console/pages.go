@@ -249,7 +249,9 @@ func (c *Console) showCA(w http.ResponseWriter, r *http.Request, in *signedIn) {
 	// The audit log's operations are authorized as its endpoints' are.
 	if reports, err := c.cfg.AuditLog.AuditReports(openpca.WithOperation(extra.ctx, openpca.OperationAuditReports), ca.Arn); err == nil {
 		data["Reports"] = reports
-	} else if !refused(err) {
+	} else if refused(err) {
+		data["ReportsRefused"] = true // not "No report yet"
+	} else {
 		data["ReportsError"] = c.errorMessage(r.Context(), err)
 	}
 	if signed, err := c.cfg.AuditLog.AuditCheckpoint(openpca.WithOperation(extra.ctx, openpca.OperationAuditCheckpoint), ca.Arn, true); err == nil {
@@ -304,12 +306,13 @@ func refused(err error) bool {
 
 // certificateQuery reads a search from a request.
 func (c *Console) certificateQuery(r *http.Request) (openpca.CertificateQuery, error) {
-	q := openpca.CertificateQuery{Text: truncate(strings.TrimSpace(r.FormValue("q")), 200), Status: r.FormValue("status"), Now: c.cfg.Now(), Limit: pageSize}
 	// Text PostgreSQL takes: it refuses NUL and bytes that are not UTF-8,
 	// and the search would fail as the server's own failure.
-	if !utf8.ValidString(q.Text) || strings.ContainsRune(q.Text, 0) {
-		return q, errors.New("the search text is not UTF-8 text, or holds NUL")
+	text := r.FormValue("q")
+	if !utf8.ValidString(text) || strings.ContainsRune(text, 0) {
+		return openpca.CertificateQuery{}, errors.New("the search text is not UTF-8 text, or holds NUL")
 	}
+	q := openpca.CertificateQuery{Text: truncate(strings.TrimSpace(text), 200), Status: r.FormValue("status"), Now: c.cfg.Now(), Limit: pageSize}
 	if s := strings.TrimSpace(r.FormValue("serial")); s != "" {
 		serial, err := pki.ParseSerial(s)
 		if err != nil {
