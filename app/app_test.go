@@ -35,6 +35,7 @@ import (
 	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/sigv4"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // TestFileModes starts a server with no umask at all, on a data folder
@@ -533,7 +534,7 @@ func TestCommandsFollowNoLinks(t *testing.T) {
 		if err := os.Symlink(made, filepath.Join(cfg.DataDir, "lock")); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false); err == nil {
+		if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), sqlstore.Settling{}); err == nil {
 			t.Error("restored into a folder with a link as its lock")
 		}
 		if _, err := os.Lstat(made); !os.IsNotExist(err) {
@@ -545,7 +546,7 @@ func TestCommandsFollowNoLinks(t *testing.T) {
 		cfg.DataDir = t.TempDir()
 		cfg.MasterKeyFile = filepath.Join(env.Config.DataDir, "master.key")
 		os.Chmod(cfg.DataDir, 0o777)
-		if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false); err == nil || !strings.Contains(err.Error(), "chmod 700") {
+		if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), sqlstore.Settling{}); err == nil || !strings.Contains(err.Error(), "chmod 700") {
 			t.Errorf("a restore into a folder of mode 0777: %v", err)
 		}
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, "openpca.db")); !os.IsNotExist(err) {

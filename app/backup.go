@@ -49,14 +49,14 @@ func Backup(ctx context.Context, cfg Config, to string) (*Admin, sqlstore.Summar
 // command may run on the folder meanwhile. CAs number their next CRLs from
 // now's Unix milliseconds on, past every CRL published since the backup
 // (unless a CA published more than a thousand a second since the last
-// restore). The CAs active in the backup are disabled, unless keepStatus
-// (sqlstore.Restored.Active says which).
+// restore). The CAs active in the backup are disabled, unless
+// how.KeepStatus (sqlstore.Restored.Active says which).
 //
 // On PostgreSQL, PostgreSQL's tools restore the database, and Restore,
 // given no backup (from), only settles it (sqlstore.DB.SettleRestored).
-func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepStatus bool) (*Admin, sqlstore.Summary, error) {
+func Restore(ctx context.Context, cfg Config, from string, now time.Time, how sqlstore.Settling) (*Admin, sqlstore.Summary, error) {
 	if cfg.Database != "" {
-		return settlePostgres(ctx, cfg, from, now, keepStatus)
+		return settlePostgres(ctx, cfg, from, now, how)
 	}
 	if err := cfg.Validate(); err != nil { // the master key's file, by default in the folder
 		return nil, sqlstore.Summary{}, err
@@ -95,7 +95,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 		return nil, sqlstore.Summary{}, err
 	}
 	path := filepath.Join(cfg.DataDir, "openpca.db")
-	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, keepStatus, checkLogs)
+	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, how, checkLogs)
 	if err != nil {
 		rotation.Close()
 		return nil, sum, err
@@ -129,7 +129,7 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, keepSt
 // restored database if servers were using it, whose work since a backup
 // the settling would undo. A running server keeps a session open, so
 // any other session is refused.
-func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time, keepStatus bool) (*Admin, sqlstore.Summary, error) {
+func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time, how sqlstore.Settling) (*Admin, sqlstore.Summary, error) {
 	if from != "" {
 		return nil, sqlstore.Summary{}, errors.New("on PostgreSQL, --from takes no backup: restore the dump with PostgreSQL's tools (pg_restore, or psql for a plain one) into a new database, then run openpca restore --database on it, without --from, before any server starts on it")
 	}
@@ -192,7 +192,7 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	}
 	// A session found here came after the first look, and is no sign
 	// that servers use the database: it stays recorded as being restored.
-	settled, err := a.Store.SettleRestored(ctx, now.UnixMilli(), now, keepStatus, postgres.GuardSettling)
+	settled, err := a.Store.SettleRestored(ctx, now.UnixMilli(), now, how, postgres.GuardSettling)
 	if err != nil {
 		a.Close()
 		return nil, sqlstore.Summary{}, notSettled(err)

@@ -30,6 +30,7 @@ import (
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/postgres"
 	"github.com/openpca/openpca/seal"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // rotationFixture is a server over HTTPS with a CA in the software store,
@@ -290,7 +291,7 @@ func TestRestoreSettlesInterruptedRotation(t *testing.T) {
 			cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
 			os.WriteFile(cfg.MasterKeyFile, []byte(tc.master), 0o600)
 			os.WriteFile(cfg.MasterKeyFile+".new", []byte(tc.pending), 0o600)
-			a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false)
+			a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), sqlstore.Settling{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -313,7 +314,7 @@ func TestRestoreFindsTheKeyInTheFolder(t *testing.T) {
 	cfg := env.Config
 	cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), ""
 	os.WriteFile(filepath.Join(cfg.DataDir, "master.key"), []byte(readFile(t, filepath.Join(env.Config.DataDir, "master.key"))), 0o600)
-	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false)
+	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), sqlstore.Settling{})
 	if err != nil {
 		t.Fatalf("a restore with the key in the folder: %v", err)
 	}
@@ -329,7 +330,7 @@ func TestRestoreWithoutAKey(t *testing.T) {
 	backup := backupOf(t, env)
 	cfg := env.Config
 	cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), ""
-	if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false); err == nil || !strings.Contains(err.Error(), "give the master key the backup was made with") {
+	if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), sqlstore.Settling{}); err == nil || !strings.Contains(err.Error(), "give the master key the backup was made with") {
 		t.Errorf("a restore without a master key: %v", err)
 	}
 	if entries, _ := os.ReadDir(cfg.DataDir); len(entries) > 0 {
@@ -348,7 +349,7 @@ func TestRestoreWithPreviousKey(t *testing.T) {
 	cfg := env.Config
 	cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), ""
 	cfg.MasterKey, cfg.PreviousMasterKeys = newKey, []string{readFile(t, filepath.Join(env.Config.DataDir, "master.key"))}
-	if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false); err == nil || !strings.Contains(err.Error(), "give that rotation's old key as the master key") {
+	if _, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), sqlstore.Settling{}); err == nil || !strings.Contains(err.Error(), "give that rotation's old key as the master key") {
 		t.Errorf("a restore with the backup's key as previous: %v", err)
 	}
 	if entries, _ := os.ReadDir(cfg.DataDir); len(entries) > 0 {
@@ -366,7 +367,7 @@ func TestRestoredNeedsItsKey(t *testing.T) {
 	cfg := env.Config
 	cfg.DataDir = t.TempDir()
 	cfg.MasterKeyFile = filepath.Join(env.Config.DataDir, "master.key")
-	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false)
+	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), sqlstore.Settling{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -892,7 +893,7 @@ func TestCutRestore(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "openpca.db")); !os.IsNotExist(err) {
 		t.Fatalf("the refused server made a database: %v", err)
 	}
-	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), false)
+	a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), sqlstore.Settling{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,8 +74,8 @@ func Backup(ctx context.Context, path, to string) (sqlstore.Summary, error) {
 // nil), and settled before it is put in place (sqlstore.DB.SettleRestored,
 // which says why): the restored CAs number their next CRLs from
 // crlNumberFloor on, at least, and those active in the backup are
-// disabled, unless keepStatus.
-func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time, keepStatus bool, check func(context.Context, *sqlstore.DB) error) (sqlstore.Summary, error) {
+// disabled, unless how.KeepStatus.
+func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time, how sqlstore.Settling, check func(context.Context, *sqlstore.DB) error) (sqlstore.Summary, error) {
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		if _, err := os.Lstat(p); err == nil {
 			return sqlstore.Summary{}, fmt.Errorf("%s exists: restore into a data folder that has no database", p)
@@ -105,7 +105,7 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now t
 	if err := errors.Join(err, dst.Close()); err != nil {
 		return sqlstore.Summary{}, err
 	}
-	settled, err := settle(ctx, tmp, crlNumberFloor, now, keepStatus, check)
+	settled, err := settle(ctx, tmp, crlNumberFloor, now, how, check)
 	if err != nil {
 		return sqlstore.Summary{}, err
 	}
@@ -179,7 +179,7 @@ func lockPartial(dir string) (*os.File, error) {
 // (sqlstore.DB.SettleRestored), before it is put in place: a server never
 // finds a restored database that is not. It stays in rollback mode, as a
 // backup is, so that place checks it as one.
-func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, keepStatus bool, check func(context.Context, *sqlstore.DB) error) (sqlstore.Restored, error) {
+func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, how sqlstore.Settling, check func(context.Context, *sqlstore.DB) error) (sqlstore.Restored, error) {
 	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw&_txlock=immediate&_pragma=foreign_keys(ON)&_pragma=synchronous(FULL)")
 	if err != nil {
 		return sqlstore.Restored{}, err
@@ -199,7 +199,7 @@ func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Tim
 			return sqlstore.Restored{}, errors.Join(err, store.Close())
 		}
 	}
-	r, err := store.SettleRestored(ctx, crlNumberFloor, now, keepStatus, nil)
+	r, err := store.SettleRestored(ctx, crlNumberFloor, now, how, nil)
 	return r, errors.Join(err, store.Close())
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/sqlite"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // TestBackup backs a database up while issuances go on, restores the
@@ -146,7 +147,7 @@ func TestBackup(t *testing.T) {
 	}
 
 	restored := filepath.Join(t.TempDir(), "openpca.db")
-	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000, time.Now(), false, nil)
+	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000, time.Now(), sqlstore.Settling{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestBackup(t *testing.T) {
 	// account, which could not enable it again: it is left, and not
 	// listed.
 	expired := filepath.Join(t.TempDir(), "openpca.db")
-	if later, err := sqlite.Restore(ctx, to, expired, 1, time.Now().AddDate(100, 0, 0), false, nil); err != nil || len(later.Active) != 0 {
+	if later, err := sqlite.Restore(ctx, to, expired, 1, time.Now().AddDate(100, 0, 0), sqlstore.Settling{}, nil); err != nil || len(later.Active) != 0 {
 		t.Errorf("restored after the CA expired: active %q, %v; want none", later.Active, err)
 	}
 	if raw, err := sql.Open("sqlite", "file:"+expired+"?mode=ro"); err != nil {
@@ -177,7 +178,7 @@ func TestBackup(t *testing.T) {
 	if !reflect.DeepEqual(restoredSum, sum) || sum.CAs != 1 || sum.Last.IsZero() {
 		t.Fatalf("restored %+v of a backup of %+v; want the same, with one CA and a last key use", restoredSum, sum)
 	}
-	if _, err := sqlite.Restore(ctx, to, restored, 1, time.Now(), true, nil); err == nil {
+	if _, err := sqlite.Restore(ctx, to, restored, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil); err == nil {
 		t.Fatal("a restore over a database: no error")
 	}
 	// The CA had no CRLs: should they be enabled, they are numbered past
@@ -294,7 +295,7 @@ func TestBackupRefuses(t *testing.T) {
 				}
 			}
 			target := filepath.Join(t.TempDir(), "openpca.db")
-			_, err := sqlite.Restore(ctx, tc.from, target, 1, time.Now(), true, nil)
+			_, err := sqlite.Restore(ctx, tc.from, target, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("restore: %v; want an error with %q", err, tc.want)
 			}
@@ -406,7 +407,7 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := filepath.Join(t.TempDir(), "openpca.db")
-	sum, err := sqlite.Restore(ctx, to, restored, 1, now, true, nil)
+	sum, err := sqlite.Restore(ctx, to, restored, 1, now, sqlstore.Settling{KeepStatus: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,11 +431,58 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 			t.Errorf("%s (%s): restorable until %s, want %s", arns[i], d.store, got, d.after)
 		}
 	}
+	// A backup of the restored database, restored as the sole copy: the
+	// old servers are gone, and no purge leaves a key, not even of a CA
+	// the first restore marked.
+	again := filepath.Join(t.TempDir(), "again.db")
+	if _, err := sqlite.Backup(ctx, restored, again); err != nil {
+		t.Fatal(err)
+	}
+	sole := filepath.Join(t.TempDir(), "openpca.db")
+	soleSum, err := sqlite.Restore(ctx, again, sole, 1, now, sqlstore.Settling{KeepStatus: true, SoleCopy: true}, nil)
+	if err != nil || soleSum.KeysKept != 0 || !soleSum.SoleCopy {
+		t.Errorf("a restore as the sole copy: %+v, %v", soleSum, err)
+	}
+
 	// Purged once its period ends, the kept CA leaves its key, which the
 	// backed-up database's servers may use; the one in software (whose
 	// key is its row) is destroyed as ever. So are the CAs in use at the
 	// backup, deleted in the restored copy.
-	store, err := sqlite.Open(ctx, restored, sqlite.Options{})
+	for _, tc := range []struct {
+		path string
+		kept []string // the CAs whose purges leave their keys
+	}{
+		{restored, []string{arns[0], inUse["kms"].ARN}},
+		{sole, nil},
+	} {
+		keep, toDestroy := deleteAndPurge(t, tc.path, inUse, now, period)
+		want := map[string]bool{}
+		for _, arn := range append(slices.Clone(arns), inUse["kms"].ARN, inUse["software"].ARN) {
+			want[arn] = slices.Contains(tc.kept, arn)
+		}
+		if !maps.Equal(keep, want) {
+			t.Errorf("%s: the CAs purged, and whether each keeps its key: %v, want %v", tc.path, keep, want)
+		}
+		for _, ca := range toDestroy {
+			if slices.Contains(tc.kept, ca.ARN) {
+				t.Errorf("%s: the key of %s, kept by the restore, is to be destroyed", tc.path, ca.ARN)
+			}
+		}
+		if len(toDestroy) != len(want)-len(tc.kept) {
+			t.Errorf("%s: %d keys to destroy, want those of the %d CAs not kept", tc.path, len(toDestroy), len(want)-len(tc.kept))
+		}
+	}
+}
+
+// deleteAndPurge deletes the CAs of inUse in the database at path, and
+// purges it long past their restoration periods (each restore of a
+// restored database gives a CA deleted at the backup its period again,
+// as long as it was from its deletion): it returns the CAs purged, and
+// whether each keeps its key, and the keys to destroy.
+func deleteAndPurge(t *testing.T, path string, inUse map[string]*openpca.CA, now time.Time, period time.Duration) (map[string]bool, []*openpca.CA) {
+	t.Helper()
+	ctx := t.Context()
+	store, err := sqlite.Open(ctx, path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +497,8 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	purged, err := store.PurgeCAs(ctx, now.Add(period+time.Hour))
+	later := now.Add(period + 90*24*time.Hour)
+	purged, err := store.PurgeCAs(ctx, later)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,21 +506,11 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	for _, ca := range purged {
 		keep[ca.ARN] = ca.KeepKey
 	}
-	if want := map[string]bool{arns[0]: true, arns[1]: false, arns[2]: false, arns[3]: false, inUse["kms"].ARN: true, inUse["software"].ARN: false}; !maps.Equal(keep, want) {
-		t.Errorf("the CAs purged, and whether each keeps its key: %v, want %v", keep, want)
-	}
-	toDestroy, err := store.KeysToDestroy(ctx, now.Add(period+time.Hour))
+	toDestroy, err := store.KeysToDestroy(ctx, later)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ca := range toDestroy {
-		if ca.ARN == arns[0] || ca.ARN == inUse["kms"].ARN {
-			t.Errorf("the key of %s, kept by the restore, is to be destroyed", ca.ARN)
-		}
-	}
-	if len(toDestroy) != 4 {
-		t.Errorf("%d keys to destroy, want those of the four CAs not kept", len(toDestroy))
-	}
+	return keep, toDestroy
 }
 
 // TestLockPartialRefusesOthers: a copy's folder is locked through the

@@ -21,6 +21,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/storetest"
 	"github.com/openpca/openpca/pki"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // TestReadOnlyKeysMigrate opens a database of the version before key
@@ -86,7 +87,7 @@ func oldDatabase(t *testing.T, path string, n int) *sql.DB {
 func TestRestoreBeforeKeyStores(t *testing.T) {
 	from := filepath.Join(t.TempDir(), "backup.db")
 	oldDatabase(t, from, 10).Close()
-	sum, err := Restore(t.Context(), from, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now(), true, nil)
+	sum, err := Restore(t.Context(), from, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil)
 	if err != nil || len(sum.DeletedKept) != 0 {
 		t.Errorf("restoring a backup of the version before key stores: %+v, %v", sum, err)
 	}

@@ -32,6 +32,17 @@ func ReadSummary(ctx context.Context, q interface {
 // Summary reads the Summary of the database, but Restored.
 func (db *DB) Summary(ctx context.Context) (Summary, error) { return ReadSummary(ctx, db.read) }
 
+// Settling says how SettleRestored settles a restored database.
+type Settling struct {
+	// KeepStatus leaves the CAs active in the backup active.
+	KeepStatus bool
+	// SoleCopy says that the backed-up database's servers are gone for
+	// good (a recovery, not a copy beside them): the restored CAs' keys in
+	// a token or KMS are this database's alone, and their purges destroy
+	// them, as they would have, rather than leave them (KeepKey).
+	SoleCopy bool
+}
+
 // Restored says what SettleRestored found in a restored database, and
 // changed.
 type Restored struct {
@@ -45,12 +56,14 @@ type Restored struct {
 	DeletedKept []string
 	// KeysKept counts the CAs not deleted at the backup whose keys are in
 	// a token or KMS, which their purges will leave there (KeepKey), as
-	// they leave those of DeletedKept.
+	// they leave those of DeletedKept; 0 for a SoleCopy, whose purges
+	// leave none.
 	KeysKept int
 	// Active are the ARNs of the CAs active at the backup, disabled
 	// unless KeptStatus.
 	Active     []string
 	KeptStatus bool
+	SoleCopy   bool
 }
 
 // restoreBegun names the setting that holds when a restore of a
@@ -99,8 +112,8 @@ func (db *DB) RestoreBegun(ctx context.Context) (string, error) {
 //   - A CA may have been disabled or deleted since (its key leaked, say),
 //     and a restored copy beside the old servers (a staging copy) would
 //     issue under their CAs' names, outside the audit logs those servers
-//     keep: the CAs active in the backup are disabled, unless keepStatus,
-//     and listed; each account enables its CAs still in service
+//     keep: the CAs active in the backup are disabled, unless
+//     Settling.KeepStatus, and listed; each account enables its CAs still in service
 //     (UpdateCertificateAuthority). One whose certificate has expired is
 //     EXPIRED to its account, which could not enable it: it is left.
 //   - Keys being made in a token or KMS, at the backup, for CAs it does
@@ -119,6 +132,8 @@ func (db *DB) RestoreBegun(ctx context.Context) (string, error) {
 //     (openpca.CA.KeepKey): the old servers share those stores, and a
 //     copy beside them (for staging, say) that deleted such a CA would
 //     otherwise destroy, at the end of its period, a key they sign with.
+//     Unless the restore is the sole copy (Settling.SoleCopy): then no
+//     purge leaves a key, not even of a CA an earlier restore marked.
 //   - Work the old servers held (a CRL being published, a report being
 //     made, a checkpoint being witnessed) is let go at once, rather than
 //     when their holds would have run out.
@@ -131,10 +146,10 @@ func (db *DB) RestoreBegun(ctx context.Context) (string, error) {
 // guard, if set, runs first in the transaction, and an error of it
 // settles nothing: a database that servers may reach checks there that
 // none does (postgres.GuardSettling).
-func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time.Time, keepStatus bool, guard func(context.Context, *sql.Tx) error) (Restored, error) {
+func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time.Time, how Settling, guard func(context.Context, *sql.Tx) error) (Restored, error) {
 	var r Restored
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		r = Restored{KeptStatus: keepStatus}
+		r = Restored{KeptStatus: how.KeepStatus, SoleCopy: how.SoleCopy}
 		if guard != nil {
 			if err := guard(ctx, tx); err != nil {
 				return err
@@ -147,10 +162,10 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 		if r.DeletedKept, err = db.keepDeleted(ctx, tx, now); err != nil {
 			return err
 		}
-		if r.KeysKept, err = db.keepKeys(ctx, tx); err != nil {
+		if r.KeysKept, err = db.keepKeys(ctx, tx, !how.SoleCopy); err != nil {
 			return err
 		}
-		if r.Active, err = db.settleActive(ctx, tx, now, keepStatus); err != nil {
+		if r.Active, err = db.settleActive(ctx, tx, now, how.KeepStatus); err != nil {
 			return err
 		}
 		for _, q := range []struct {
@@ -236,12 +251,18 @@ func (db *DB) keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time) ([]str
 
 // keepKeys has the purges of the CAs not deleted whose keys are in a
 // token or KMS leave their keys (see SettleRestored), and returns how many
-// it marked.
-func (db *DB) keepKeys(ctx context.Context, tx *sql.Tx) (int, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE certificate_authorities SET keep_key = TRUE, version = version + 1
-		WHERE status <> 'DELETED' AND key_store <> 'software' AND NOT keep_key`)
+// those are; or, not keep, has no purge leave a key.
+func (db *DB) keepKeys(ctx context.Context, tx *sql.Tx, keep bool) (int, error) {
+	stmt := `UPDATE certificate_authorities SET keep_key = TRUE, version = version + 1 WHERE status <> 'DELETED' AND key_store <> 'software'`
+	if !keep {
+		stmt = `UPDATE certificate_authorities SET keep_key = FALSE, version = version + 1 WHERE keep_key`
+	}
+	res, err := tx.ExecContext(ctx, stmt)
 	if err != nil {
 		return 0, fmt.Errorf("keeping the CAs' keys: %w", err)
+	}
+	if !keep {
+		return 0, nil
 	}
 	n, err := res.RowsAffected()
 	return int(n), err

@@ -37,15 +37,16 @@ func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 
 // restoreCommand runs "openpca restore".
 func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
-	var keepStatus bool
+	var how sqlstore.Settling
 	onPostgres := func(cfg *app.Config) bool { return cfg.Database != "" }
 	cfg, from, err := fileFlags("restore", "from", "the backup to restore (required), into a data folder with no database; none on PostgreSQL, whose own tools restore it: this then settles the restored database", args, stderr, lookupEnv, func(fs *flag.FlagSet) {
-		fs.BoolVar(&keepStatus, "keep-status", false, "leave the CAs active in the backup active (by default they are disabled, to be enabled again one by one: one may have been disabled or deleted since, its key leaked say, or this may be a copy beside the servers of the old database)")
+		fs.BoolVar(&how.SoleCopy, "sole-copy", false, "the backed-up database's servers are gone for good (a recovery, not a copy beside them): when a restored CA whose key is in a token or KMS is deleted for good, its purge destroys the key, as theirs would have (by default it leaves it in its store, for you to destroy once no old server uses it)")
+		fs.BoolVar(&how.KeepStatus, "keep-status", false, "leave the CAs active in the backup active (by default they are disabled, to be enabled again one by one: one may have been disabled or deleted since, its key leaked say, or this may be a copy beside the servers of the old database)")
 	}, onPostgres)
 	if err != nil {
 		return err
 	}
-	a, sum, err := app.Restore(ctx, *cfg, from, time.Now(), keepStatus)
+	a, sum, err := app.Restore(ctx, *cfg, from, time.Now(), how)
 	if err != nil {
 		return err
 	}
@@ -56,6 +57,12 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if len(sum.Active) > 0 && !sum.KeptStatus {
 		action += fmt.Sprintf("; the %d CAs active in it disabled", len(sum.Active))
+	}
+	switch {
+	case sum.SoleCopy:
+		action += "; the sole copy (--sole-copy): purges destroy the restored CAs' keys"
+	case sum.KeysKept > 0:
+		action += fmt.Sprintf("; purges leave the keys of %d more CAs in a token or KMS", sum.KeysKept)
 	}
 	record(ctx, a, stderr, "restore", action)
 	if onPostgres(cfg) {
@@ -83,14 +90,17 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	for _, ca := range sum.Active {
 		fmt.Fprintln(stdout, "  "+ca)
 	}
-	if len(sum.DeletedKept) > 0 {
+	switch {
+	case len(sum.DeletedKept) > 0 && sum.SoleCopy:
+		fmt.Fprintln(stdout, "CAs deleted at the backup, whose keys are in a token or KMS, have their restoration periods again, from now: one may have been restored since. Each is purged when its period ends, and its key destroyed (--sole-copy):")
+	case len(sum.DeletedKept) > 0:
 		fmt.Fprintln(stdout, "CAs deleted at the backup, whose keys are in a token or KMS, have their restoration periods again, from now: servers of the old database may have restored them since, and sign with their keys. Each is purged when its period ends, and its key left in its store: destroy it by hand once no server of the old database uses it:")
-		for _, ca := range sum.DeletedKept {
-			fmt.Fprintln(stdout, "  "+ca)
-		}
+	}
+	for _, ca := range sum.DeletedKept {
+		fmt.Fprintln(stdout, "  "+ca)
 	}
 	if sum.KeysKept > 0 {
-		fmt.Fprintf(stdout, "%d CAs not deleted at the backup have their keys in a token or KMS, which servers of the old database share and may sign with. If this database deletes one of those CAs, its purge leaves the key in its store, and logs a WARN line that names it: destroy it by hand once no server of the old database uses it.\n", sum.KeysKept)
+		fmt.Fprintf(stdout, "CAs not deleted at the backup whose keys are in a token or KMS, which servers of the old database share and may sign with: %d. If this database deletes one of them, its purge leaves the key in its store, and logs a WARN line that names it: destroy it by hand once no server of the old database uses it. (If those servers are gone for good, restore with --sole-copy instead.)\n", sum.KeysKept)
 	}
 	if len(sum.KeysNotHeld) > 0 {
 		fmt.Fprintln(stdout, "Keys in a token or KMS were being made, at the backup, for CAs it does not hold. Servers of the old database may have stored those CAs since: this server leaves the keys alone. Destroy each by hand if no server uses it:")

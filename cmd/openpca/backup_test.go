@@ -117,11 +117,15 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	issue(env2)
 
-	// With --keep-status, it stays active, and the restore says so.
+	// With --keep-status, it stays active, and the restore says so;
+	// --sole-copy is in the operator log.
 	kept := filepath.Join(t.TempDir(), "kept")
-	out, err = runOpenpca(t, "restore", "--from", backup, "--data-dir", kept, "--master-key-file", masterKey, "--keep-status")
+	out, err = runOpenpca(t, "restore", "--from", backup, "--data-dir", kept, "--master-key-file", masterKey, "--keep-status", "--sole-copy")
 	if err != nil || !strings.Contains(out, "are active again (--keep-status)") || !strings.Contains(out, "  "+caARN+"\n") {
 		t.Errorf("a restore with --keep-status: %v\n%s", err, out)
+	}
+	if out, _ := runOpenpca(t, "operator-log", "--data-dir", kept, "--master-key-file", masterKey); !strings.Contains(out, "the sole copy (--sole-copy)") {
+		t.Errorf("the operator log has no restore as the sole copy:\n%s", out)
 	}
 	if out, err := runOpenpca(t, "cas", "list", "--data-dir", kept, "--master-key-file", masterKey); err != nil || !strings.Contains(out, "ACTIVE") {
 		t.Errorf("the CA after a restore with --keep-status: %v\n%s", err, out)
