@@ -55,7 +55,11 @@ func (k Keys) Secret(ctx context.Context, id string) (string, error) {
 	}
 	secret, err := k.Sealer.Open(key.SealedSecret, AssociatedData(id))
 	if err != nil {
-		return "", fmt.Errorf("auth: opening the secret of %s: %w", id, err)
+		// Most likely the database was rotated to another master key by
+		// a rotation that did not see this server: its clients retry,
+		// and reach another, rather than take a 500 for a fault of ours.
+		return "", &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "This server cannot check the request's signature now; retry, for another server.",
+			Cause: fmt.Errorf("auth: the secret of access key %s does not open with this server's master key (was the database's master key rotated without this server? restart it with the new key): %w", id, err)}
 	}
 	if f, ok := ctx.Value(foundKey{}).(*found); ok {
 		f.key = key

@@ -27,7 +27,9 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/seal"
 	"github.com/openpca/openpca/sqlite"
 )
 
@@ -303,6 +305,28 @@ func TestRevokedKeyStopsAtOnce(t *testing.T) {
 	a.Close()
 	_, err = c.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
 	testenv.WantError(t, err, "UnrecognizedClientException")
+}
+
+// TestSecretUnderAnotherMasterKey: a key's secret sealed with another
+// master key than the server's (the database rotated by a rotation that
+// did not see the server) fails its requests as unavailable, which
+// clients retry, for another server: it was an internal failure (500).
+func TestSecretUnderAnotherMasterKey(t *testing.T) {
+	env := testenv.Start(t)
+	c, keyID := env.NewAccount(t, "555566667777")
+	other, err := seal.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := other.Seal([]byte("a secret"), auth.AssociatedData(keyID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.DB(t).Exec(`UPDATE access_keys SET sealed_secret = ? WHERE id = ?`, sealed, keyID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}, func(o *acmpca.Options) { o.RetryMaxAttempts = 1 })
+	testenv.WantError(t, err, "ServiceUnavailableException")
 }
 
 // TestFirstStartMakesKeyOnce: without a root key given, the first start
