@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"runtime/debug"
@@ -382,7 +383,14 @@ func read(r io.Reader, buf []byte, limit int64, progress func(int)) ([]byte, err
 			return buf, nil
 		}
 		if err != nil {
-			return nil, openpca.Errorf(openpca.CodeSerialization, "cannot read request body: %v", err)
+			// Not Go's error, which names the server's address and port
+			// (behind a load balancer, its private ones); nor logged: it
+			// is the client's, and anyone's to cause.
+			msg := "cannot read request body"
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				msg = "the request body did not arrive in time"
+			}
+			return nil, &openpca.Error{Code: openpca.CodeSerialization, Message: msg}
 		}
 	}
 }
