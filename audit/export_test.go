@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"hash/maphash"
 
 	"github.com/openpca/openpca"
 )
@@ -10,8 +11,8 @@ import (
 // without the workers, and returns what the report's row would keep of
 // its failure.
 func Generate(ctx context.Context, cfg GeneratorConfig, r *openpca.AuditReport) (failure string, err error) {
-	g := &Generator{cfg: cfg}
-	if _, err = g.generate(ctx, r); err != nil {
+	g := &Generator{cfg: cfg, seed: maphash.MakeSeed()}
+	if _, _, err = g.generate(ctx, r); err != nil {
 		failure = reportFailure(err)
 	}
 	return failure, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"runtime"
@@ -27,8 +28,10 @@ import (
 // A worker that dies leaves the lease to run out, and another (or the same
 // server, restarted with the same owner name) takes the report over.
 type Generator struct {
-	cfg  GeneratorConfig
-	pool *worker.Pool[*openpca.AuditReport]
+	cfg      GeneratorConfig
+	pool     *worker.Pool[*openpca.AuditReport]
+	readBack readBackState
+	seed     maphash.Seed // of objectSums
 }
 
 // Store is what the generator reads and keeps.
@@ -88,7 +91,8 @@ func StartGenerator(cfg GeneratorConfig) *Generator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Generator{cfg: cfg}
+	g := &Generator{cfg: cfg, seed: maphash.MakeSeed()}
+	g.startReadBacks(cfg.Lease / 3)
 	g.pool = worker.Start(worker.Config{Name: "audit report", Owner: cfg.Owner, Workers: cfg.Workers, Lease: cfg.Lease, Poll: cfg.Lease / 3,
 		Logger: cfg.Logger, Now: cfg.Now}, queue{g})
 	return g
@@ -97,9 +101,12 @@ func StartGenerator(cfg GeneratorConfig) *Generator {
 // Wake tells the workers that a report is waiting.
 func (g *Generator) Wake() { g.pool.Wake() }
 
-// Close stops the workers. A report in progress stays CREATING, to be
-// taken over.
-func (g *Generator) Close() { g.pool.Close() }
+// Close stops the workers, and the read-backs. A report in progress stays
+// CREATING, to be taken over.
+func (g *Generator) Close() {
+	g.pool.Close()
+	g.stopReadBacks()
+}
 
 // queue is the generator's side of the workers.
 type queue struct{ g *Generator }
@@ -130,7 +137,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	g := q.g
 	log := g.cfg.Logger.With("report", r.ID, "ca", r.CAID, "bucket", r.Bucket, "key", r.Key)
 	start := g.cfg.Now()
-	rows, err := g.generate(ctx, r)
+	rows, sums, err := g.generate(ctx, r)
 	// A fault of the object store or the database that a retry may not
 	// meet (a connection cut, answers of 5xx past the S3 client's own
 	// retries) fails a report only once its retries met it too, rather
@@ -139,7 +146,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		log.Warn("audit report attempt failed; it is tried again", "attempt", attempt, "error", err, "wait", wait)
 		select {
 		case <-time.After(wait):
-			rows, err = g.generate(ctx, r)
+			rows, sums, err = g.generate(ctx, r)
 		case <-ctx.Done():
 		}
 	}
@@ -187,6 +194,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		return
 	}
 	log.Info("audit report written", "rows", rows, "seconds", g.cfg.Now().Sub(start).Seconds())
+	g.wrote(r, sums)
 }
 
 // reportAttempts is how often a report is generated before a fault of its
@@ -250,18 +258,18 @@ const chunkEntries = 500
 
 // generate writes report r and, side by side, its proof file, in one pass
 // over the entries of the CA's log the report covers, and returns how many
-// rows it wrote. Workers each read and format a chunk of entries at once;
+// rows it wrote, and the hashes of what it wrote. Workers each read and format a chunk of entries at once;
 // a writer puts the chunks out in order, into both objects. Each object
 // appears whole or not at all; the report is not done until both are.
-func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, error) {
+func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, objectSums, error) {
 	// The bucket was the account's when the report was asked for; the
 	// operator may have given it to another account since.
 	owner, err := openpca.BucketOwner(ctx, g.cfg.Store, r.Bucket, g.cfg.DefaultAccount)
 	if err != nil {
-		return 0, err
+		return 0, objectSums{}, err
 	}
 	if owner != r.AccountID {
-		return 0, fmt.Errorf("audit: the S3 bucket %s %w", r.Bucket, errBucketGiven)
+		return 0, objectSums{}, fmt.Errorf("audit: the S3 bucket %s %w", r.Bucket, errBucketGiven)
 	}
 	// A report taken over may have left unfinished writes of its objects.
 	// Failing to discard them costs storage, not the report: a bucket
@@ -273,7 +281,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	}
 	ca, err := g.cfg.Store.FindCA(ctx, r.AccountID, r.CAID)
 	if err != nil {
-		return 0, fmt.Errorf("audit: reading the report's CA: %w", err)
+		return 0, objectSums{}, fmt.Errorf("audit: reading the report's CA: %w", err)
 	}
 	// What the tables say of the report and its CA, which the report
 	// signs, and verify reads against the report's file name: changed
@@ -281,7 +289,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	arn, err := openpca.ParseCAARN(ca.ARN)
 	if id, idErr := uuid.Parse(r.ID); err != nil || arn.CAID != r.CAID || arn.AccountID != r.AccountID || idErr != nil || id.String() != r.ID ||
 		r.Key != openpca.AuditReportKey(r.CAID, r.ID, r.Format) || r.LogSize < 0 {
-		return 0, fmt.Errorf("audit: the report's row or its CA's ARN %w", errNotServers)
+		return 0, objectSums{}, fmt.Errorf("audit: the report's row or its CA's ARN %w", errNotServers)
 	}
 	// With witnesses, the report covers the log as far as a round begun
 	// now, after the report was requested, had them cosign it: the
@@ -302,7 +310,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 			g.cfg.Logger.Warn("the audit report goes without witnesses' cosignatures", "report", r.ID, "ca", r.CAID, "error", err)
 			notWitnessed = err.Error()
 		case err != nil:
-			return 0, fmt.Errorf("audit: reading what witnesses cosigned: %w", err)
+			return 0, objectSums{}, fmt.Errorf("audit: reading what witnesses cosigned: %w", err)
 		default:
 			covered := *r
 			covered.LogSize = witnessed.Size
@@ -311,7 +319,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	}
 	checkpoint, signed, err := g.cfg.Log.Checkpoint(ctx, ca.ARN, ca.ID, r.LogSize)
 	if err != nil {
-		return 0, fmt.Errorf("audit: signing the checkpoint: %w", err)
+		return 0, objectSums{}, fmt.Errorf("audit: signing the checkpoint: %w", err)
 	}
 	// The witnessed checkpoint, and the size the report covers, come from
 	// the database; verify --witness refuses a report whose witnessed
@@ -328,19 +336,19 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		}
 		switch {
 		case err != nil:
-			return 0, err
+			return 0, objectSums{}, err
 		case c.Time.Before(r.CreatedAt.Add(-clockOffset)):
 			// A round begun after the report was asked for signed it:
 			// its cosignatures are then as late, which verify
 			// --witnessed-after requires.
-			return 0, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
+			return 0, objectSums{}, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
 				"is in a log whose witnessed checkpoint, as the server keeps it, was signed at %s, before the report was asked for at %s: what the server keeps of its witnessing was changed",
 				c.Time.Format(time.RFC3339), r.CreatedAt.Format(time.RFC3339))}
 		case c.Size != r.LogSize:
-			return 0, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
+			return 0, objectSums{}, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
 				"is the last the server says witnesses cosigned, and their checkpoint has %d entries: what it keeps of their cosignatures was changed", c.Size)}
 		case c.Root != signed.Root:
-			return 0, witnessedRewritten(r.CAID, c.Size)
+			return 0, objectSums{}, witnessedRewritten(r.CAID, c.Size)
 		}
 	}
 	header := &auditlog.ProofHeader{
@@ -349,7 +357,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	}
 	statement, err := g.cfg.Log.SignReport(auditlog.NewReportStatement(r.ID, r.Key, string(r.Format), checkpoint))
 	if err != nil {
-		return 0, fmt.Errorf("audit: signing the report's statement: %w", err)
+		return 0, objectSums{}, fmt.Errorf("audit: signing the report's statement: %w", err)
 	}
 	header.Report = string(statement)
 	header.NotWitnessed = notWitnessed
@@ -361,11 +369,11 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		proofHead, err = auditlog.NewProofCompressor().Compress(proofHead)
 	}
 	if err != nil {
-		return 0, err
+		return 0, objectSums{}, err
 	}
 	reportHead, reportTail, err := reportFrame(r.Format)
 	if err != nil {
-		return 0, err
+		return 0, objectSums{}, err
 	}
 
 	grp, ctx := errgroup.WithContext(ctx)
@@ -474,8 +482,10 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		}
 		return errors.Join(report.close(), proof.close())
 	})
-	err = grp.Wait()
-	return rows, err
+	if err = grp.Wait(); err != nil {
+		return rows, objectSums{}, err
+	}
+	return rows, objectSums{report.sum.Sum64(), proof.sum.Sum64()}, nil
 }
 
 // chunk is a run of a report's log entries, from to to-1, and once a
@@ -646,16 +656,18 @@ func checkRevocation(problem func(string, ...any) error, row *openpca.RevokedCer
 	return nil
 }
 
-// object is an object being put, whose bytes are written through a pipe.
+// object is an object being put, whose bytes are written through a pipe,
+// and hashed.
 type object struct {
 	w      *io.PipeWriter
+	sum    *maphash.Hash
 	closed chan struct{} // once its bytes are all written
 }
 
 // pipe starts putting an object.
 func (g *Generator) pipe(ctx context.Context, grp *errgroup.Group, obj openpca.Object) *object {
 	pr, pw := io.Pipe()
-	o := &object{w: pw, closed: make(chan struct{})}
+	o := &object{w: pw, sum: g.newHash(), closed: make(chan struct{})}
 	grp.Go(func() error {
 		err := g.cfg.Objects.Put(ctx, obj, pr)
 		if err != nil {
@@ -680,6 +692,7 @@ func (g *Generator) pipe(ctx context.Context, grp *errgroup.Group, obj openpca.O
 }
 
 func (o *object) write(b []byte) error {
+	o.sum.Write(b)
 	_, err := o.w.Write(b)
 	return err
 }

@@ -2,6 +2,7 @@ package authority_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -329,6 +330,63 @@ func TestAuditReportResumesAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRows(t, rows, wantRows(t, list))
+}
+
+// TestAuditReportReadBack: a report's object replaced after the report
+// was finished (the late write of a server that held it before, and
+// stalled as its writes were on the way) is found at the report's
+// read-back, and both are written again, to prove the report; objects as
+// written are left as they are.
+func TestAuditReportReadBack(t *testing.T) {
+	for _, replaced := range []string{"", "report", "proof file"} {
+		t.Run("replaced: "+cmp.Or(replaced, "nothing"), func(t *testing.T) {
+			env := testenv.Start(t, func(c *app.Config) { c.AuditReportLease = time.Second }) // read-backs looked for every 333 ms
+			caARN, list := auditFixture(t, env)
+			dir := makeLocalBucket(t, env, "reports")
+			out, err := createReport(env, caARN, "reports", types.AuditReportResponseFormatJson)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
+				t.Fatal(err)
+			}
+			paths := map[string]string{"report": filepath.Join(dir, *out.S3Key), "proof file": filepath.Join(dir, *out.S3Key+auditlog.ProofSuffix)}
+			files := map[string]os.FileInfo{}
+			for name, path := range paths {
+				if files[name], err = os.Stat(path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stale := []byte("a late write")
+			if replaced != "" {
+				if err := os.WriteFile(paths[replaced], stale, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env.Clock.Advance(3 * time.Minute) // past the first read-back
+			if replaced == "" {
+				time.Sleep(2 * time.Second)
+				for name, path := range paths {
+					if now, err := os.Stat(path); err != nil || !os.SameFile(now, files[name]) {
+						t.Errorf("the %s, read back as written, was written again (%v)", name, err)
+					}
+				}
+				return
+			}
+			var problems []audit.Problem
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				report, _ := os.ReadFile(paths["report"])
+				proof, _ := os.ReadFile(paths["proof file"])
+				v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), publicKey(t, env))
+				if problems = v.Problems; len(problems) == 0 && v.Rows == len(wantRows(t, list)) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the %s replaced after the report was finished: the report does not verify 15 s after its read-back: %v", replaced, problems)
+				}
+			}
+		})
+	}
 }
 
 // TestAuditReportFailureFreesWindow: a report that cannot be written ends

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/idleread"
+	"github.com/openpca/openpca/internal/readback"
 	"github.com/openpca/openpca/pki"
 )
 
@@ -26,9 +28,6 @@ var readBacks = []time.Duration{2 * time.Minute, 20 * time.Minute}
 const (
 	// readBackPoll is how often the publisher looks for read-backs due.
 	readBackPoll = 30 * time.Second
-	// readBackTries is how many reads that fail (the bucket out of
-	// reach) a read-back is given before it is given up for the next.
-	readBackTries = 5
 	// readTimeout bounds how long a read-back's read may go without a
 	// byte: read-backs are read one after the other, and a bucket that
 	// does not answer holds back the others'. A read has, in all, the
@@ -55,13 +54,12 @@ func (p *Publisher) writeTime(size int) time.Duration {
 
 // written is a CRL the publisher wrote, to read back.
 type written struct {
-	object   openpca.Object
-	issuer   *x509.Certificate
-	sigAlg   x509.SignatureAlgorithm
-	number   int64
-	size     int
-	due      []time.Time
-	failures int
+	object openpca.Object
+	issuer *x509.Certificate
+	sigAlg x509.SignatureAlgorithm
+	number int64
+	size   int
+	*readback.Schedule
 }
 
 // readBackState is the publisher's CRLs to read back, one by CA: the
@@ -69,32 +67,13 @@ type written struct {
 type readBackState struct {
 	mu      sync.Mutex
 	written map[string]*written
-	stop    context.CancelFunc
-	done    sync.WaitGroup
+	loop    *readback.Loop
 }
 
 // startReadBacks reads back CRLs as they are due, until stopReadBacks.
-func (p *Publisher) startReadBacks() {
-	ctx, stop := context.WithCancel(context.Background())
-	p.readBack.stop = stop
-	p.readBack.done.Go(func() {
-		t := time.NewTicker(readBackPoll)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				p.readBackDue(ctx)
-			}
-		}
-	})
-}
+func (p *Publisher) startReadBacks() { p.readBack.loop = readback.Start(readBackPoll, p.readBackDue) }
 
-func (p *Publisher) stopReadBacks() {
-	p.readBack.stop()
-	p.readBack.done.Wait()
-}
+func (p *Publisher) stopReadBacks() { p.readBack.loop.Stop() }
 
 // wrote has the CRL number of ca, of size bytes, just written to o, read
 // back later.
@@ -107,10 +86,7 @@ func (p *Publisher) wrote(ca *openpca.CA, o openpca.Object, number int64, size i
 	if err != nil {
 		return // as above
 	}
-	w := &written{object: o, issuer: cert, sigAlg: sigAlg, number: number, size: size}
-	for _, d := range readBacks {
-		w.due = append(w.due, p.cfg.Now().Add(d))
-	}
+	w := &written{object: o, issuer: cert, sigAlg: sigAlg, number: number, size: size, Schedule: readback.NewSchedule(p.cfg.Now(), readBacks)}
 	p.readBack.mu.Lock()
 	defer p.readBack.mu.Unlock()
 	p.readBack.written[ca.ID] = w
@@ -123,7 +99,7 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 	due := map[string]*written{}
 	p.readBack.mu.Lock()
 	for id, w := range p.readBack.written {
-		if !w.due[0].After(now) {
+		if w.DueAt(now) {
 			due[id] = w
 		}
 	}
@@ -142,20 +118,8 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 		switch {
 		case older, errors.Is(err, errNotACRL), errors.Is(err, errTooLarge), errors.Is(err, openpca.ErrBucketAccess):
 			delete(p.readBack.written, id) // no other read would tell more
-		case err != nil:
-			if w.failures++; w.failures < readBackTries {
-				break
-			}
-			// Given up for the next: a bucket away for minutes leaves
-			// the later read-back.
-			w.failures = 0
-			if w.due = w.due[1:]; len(w.due) == 0 {
-				delete(p.readBack.written, id)
-			}
-		case len(w.due) == 1:
+		case w.Read(err != nil):
 			delete(p.readBack.written, id)
-		default:
-			w.due = w.due[1:]
 		}
 		p.readBack.mu.Unlock()
 		log := p.cfg.Logger.With("ca_id", id, "bucket", w.object.Bucket, "key", w.object.Key, "number", w.number)
@@ -201,7 +165,7 @@ func (p *Publisher) readNumber(ctx context.Context, w *written) (*big.Int, error
 		return nil, err
 	}
 	defer r.Close()
-	der, err := io.ReadAll(io.LimitReader(&progress{r: r, idle: idle, d: p.readTimeout}, limit+1))
+	der, err := io.ReadAll(io.LimitReader(&idleread.Reader{R: r, Idle: idle, D: p.readTimeout}, limit+1))
 	if err != nil {
 		return nil, err
 	}
@@ -213,19 +177,4 @@ func (p *Publisher) readNumber(ctx context.Context, w *written) (*big.Int, error
 		return nil, errors.Join(errNotACRL, err)
 	}
 	return number, nil
-}
-
-// progress is a reader that resets idle to d at each byte it reads.
-type progress struct {
-	r    io.Reader
-	idle *time.Timer
-	d    time.Duration
-}
-
-func (p *progress) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.idle.Reset(p.d)
-	}
-	return n, err
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/readback"
 	"github.com/openpca/openpca/localfs"
 	"github.com/openpca/openpca/pki"
 )
@@ -211,15 +212,15 @@ func TestReadBackFails(t *testing.T) {
 	p := newPublisher(Config{Store: db, Objects: failing{objects}, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
 	p.wrote(ca, openpca.Object{Bucket: "crls", Key: Key(ca, ca.CRL())}, 2, 100)
 	now = now.Add(readBacks[0])
-	for range readBackTries {
+	for range readback.Tries {
 		p.readBackDue(ctx)
 	}
 	w := p.readBack.written[ca.ID]
-	if w == nil || len(w.due) != 1 || w.failures != 0 {
+	if w == nil || len(w.Times) != 1 || w.Failures != 0 {
 		t.Fatalf("after the first read-back's tries: %+v, want the second read-back left", w)
 	}
 	now = now.Add(readBacks[1])
-	for range readBackTries {
+	for range readback.Tries {
 		p.readBackDue(ctx)
 	}
 	if n := len(p.readBack.written); n != 0 {
@@ -263,7 +264,7 @@ func TestReadBackTimeout(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("a read-back's read that does not answer held the pass for a CRL write's time")
 	}
-	if w := p.readBack.written[hungCA.ID]; w == nil || w.failures != 1 {
+	if w := p.readBack.written[hungCA.ID]; w == nil || w.Failures != 1 {
 		t.Errorf("the read-back of the bucket that does not answer: %+v, want one failure", w)
 	}
 	if w := p.readBack.written[otherCA.ID]; w != nil {
