@@ -812,7 +812,7 @@ func (a *App) Serve(l net.Listener) error {
 	}
 	a.logger.Info("serving the AWS Private CA API", "url", scheme+"://"+l.Addr().String(), "public_url", a.cfg.PublicURL,
 		"master_key_fingerprint", a.masterKey)
-	return a.server.Serve(l, limited.ConnState)
+	return a.server.Serve(l, limited.Limit)
 }
 
 // Shutdown lets requests in flight finish (until ctx ends) and then closes

@@ -3,12 +3,15 @@
 // a server hold the memory of thousands of connections, each sending its
 // request slowly: before a request is read whole, nothing tells an
 // attacker's connection from a client's. Connections that wait idle
-// between requests make room for new ones when the listener is full, so
-// that holding its slots takes requests, not silence.
+// between requests make room for new ones when the listener is full, and
+// so do those that have been reading a request's headers the longest (a
+// client sends them at once): holding the slots takes requests, not
+// silence, nor a byte now and then.
 package connlimit
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -67,13 +70,17 @@ type Listener struct {
 	mu   sync.Mutex
 	open map[netip.Prefix]int // open connections by network
 	idle map[*conn]time.Time  // connections idle between requests, since when
+	// reading are the connections reading a request's headers (their
+	// first since they were accepted, or a next one since its first
+	// bytes came), since when.
+	reading map[*conn]time.Time
 }
 
 // Listen returns l with lim's bounds.
 func Listen(l net.Listener, lim Limits) *Listener {
 	ll := &Listener{Listener: l, lim: lim, closed: make(chan struct{}), idled: make(chan struct{}, 1),
 		warnRefuse: &rate.Sometimes{Interval: time.Minute}, warnFull: &rate.Sometimes{Interval: time.Minute},
-		open: map[netip.Prefix]int{}, idle: map[*conn]time.Time{}}
+		open: map[netip.Prefix]int{}, idle: map[*conn]time.Time{}, reading: map[*conn]time.Time{}}
 	if lim.Total > 0 {
 		ll.slots = make(chan struct{}, lim.Total)
 	}
@@ -95,11 +102,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 			continue
 		}
 		cc := &conn{Conn: c, l: l, network: network}
+		cc.state.Store(reading)
 		if err := l.slot(); err != nil {
 			cc.Close()
 			return nil, err
 		}
 		cc.slotted = true
+		l.mu.Lock()
+		l.reading[cc] = time.Now()
+		l.mu.Unlock()
 		return cc, nil
 	}
 }
@@ -109,8 +120,14 @@ func (l *Listener) Accept() (net.Conn, error) {
 // request its server had already read.
 const evictionWait = time.Second
 
+// readingGrace is how long a connection reads a request's headers before
+// a new connection may take its place: a client sends them at once, in a
+// round trip or two, TLS's handshake first.
+const readingGrace = time.Second
+
 // slot takes a slot: a free one, or that of the connection idle the
-// longest, which it evicts; or else it waits for one.
+// longest, which it evicts, or else of the one reading a request's
+// headers the longest, past readingGrace; or else it waits for one.
 func (l *Listener) slot() error {
 	if l.slots == nil {
 		return nil
@@ -129,10 +146,15 @@ func (l *Listener) slot() error {
 		}
 		idled, retry := l.idled, (*time.Timer)(nil)
 		var retried <-chan time.Time
-		if idlest := l.idlest(); idlest != nil {
-			idlest.evict() // its server closes it, giving its slot back
+		if evicted := l.evictable(); evicted != nil {
+			evicted.evict() // its server closes it, giving its slot back
 			retry = time.NewTimer(evictionWait)
 			idled, retried = nil, retry.C
+		} else {
+			// A connection reading its headers may pass the grace
+			// meanwhile.
+			retry = time.NewTimer(readingGrace / 4)
+			retried = retry.C
 		}
 		var err error
 		select {
@@ -152,56 +174,129 @@ func (l *Listener) slot() error {
 	}
 }
 
-// idlest returns the connection idle the longest, evicted, or nil if none
-// is idle. A connection that a request reached first is no longer idle:
-// its read and the eviction decide between them (conn.state), so that no
-// request read is then cut off.
-func (l *Listener) idlest() *conn {
+// evictable returns the connection idle the longest, evicted, or else the
+// one reading a request's headers the longest, past readingGrace, or nil
+// if none is. A connection that a request reached first is no longer
+// idle, and one whose request's handler began no longer reading: its read
+// or its handler and the eviction decide between them (conn.state), so
+// that no request is then cut off.
+func (l *Listener) evictable() *conn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for len(l.idle) > 0 {
-		var idlest *conn
-		var since time.Time
-		for c, t := range l.idle {
-			if idlest == nil || t.Before(since) {
-				idlest, since = c, t
+	for _, set := range []struct {
+		conns    map[*conn]time.Time
+		from, to int32
+		before   time.Time
+	}{{l.idle, idle, evicted, time.Now()}, {l.reading, reading, cut, time.Now().Add(-readingGrace)}} {
+		for {
+			var longest *conn
+			var since time.Time
+			for c, t := range set.conns {
+				if longest == nil || t.Before(since) {
+					longest, since = c, t
+				}
 			}
-		}
-		delete(l.idle, idlest)
-		if idlest.state.CompareAndSwap(idle, evicted) {
-			return idlest
+			if longest == nil || since.After(set.before) {
+				break
+			}
+			delete(set.conns, longest)
+			if longest.state.CompareAndSwap(set.from, set.to) {
+				return longest
+			}
 		}
 	}
 	return nil
 }
 
-// ConnState is for http.Server's ConnState: it keeps track of the
-// connections idle between requests.
-func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
+// Limit has srv tell l of its connections and their requests: l's
+// ConnState and ConnContext (before any srv had), and its handler told when
+// each request begins. Call it before srv serves l.
+func (l *Listener) Limit(srv *http.Server) {
+	state, connContext, h := srv.ConnState, srv.ConnContext, srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		l.ConnState(c, s)
+		if state != nil {
+			state(c, s)
+		}
+	}
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if connContext != nil {
+			ctx = connContext(ctx, c)
+		}
+		if cc := l.own(c); cc != nil {
+			ctx = context.WithValue(ctx, connKey{}, cc)
+		}
+		return ctx
+	}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := r.Context().Value(connKey{}).(*conn); ok && !c.handling() {
+			// Cut off as its headers came: it is not run (its context
+			// would end at the connection's next read), and its
+			// connection closes without an answer.
+			panic(http.ErrAbortHandler)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type connKey struct{}
+
+// own returns the connection of l that nc is, or wraps (TLS), or nil.
+func (l *Listener) own(nc net.Conn) *conn {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
-	c, ok := nc.(*conn)
-	if !ok || c.l != l {
+	if c, ok := nc.(*conn); ok && c.l == l {
+		return c
+	}
+	return nil
+}
+
+// ConnState is for http.Server's ConnState (see Limit): it keeps track of
+// the connections idle between requests.
+func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
+	c := l.own(nc)
+	if c == nil {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if state != http.StateIdle {
-		// A request its server had read ahead (pipelined, or in TLS's
-		// buffer) reads nothing from the connection: it is busy all the
-		// same.
-		c.state.CompareAndSwap(idle, busy)
-		delete(l.idle, c)
-		return
-	}
-	if c.state.CompareAndSwap(busy, idle) {
-		l.idle[c] = time.Now()
-		select {
-		case l.idled <- struct{}{}:
-		default:
+	switch state {
+	case http.StateNew: // reading since it was accepted
+	case http.StateIdle:
+		delete(l.reading, c)
+		if c.state.CompareAndSwap(handling, idle) {
+			l.idle[c] = time.Now()
+			select {
+			case l.idled <- struct{}{}:
+			default:
+			}
 		}
+	case http.StateActive:
+		// A request its server had read ahead (pipelined, or in TLS's
+		// buffer) reads nothing from the connection: it is reading all
+		// the same.
+		if c.state.CompareAndSwap(idle, reading) {
+			delete(l.idle, c)
+			l.reading[c] = time.Now()
+		}
+	default: // hijacked, or closed
+		delete(l.idle, c)
+		delete(l.reading, c)
 	}
+}
+
+// handling marks the connection's request as begun, unless the connection
+// was cut off as it read the request. One evicted while idle, with a
+// request its server had read ahead, answers that request first.
+func (c *conn) handling() bool {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	delete(c.l.reading, c)
+	return c.state.CompareAndSwap(reading, handling) || c.state.Load() != cut
 }
 
 // admit counts a connection from addr in its network, and returns that
@@ -251,19 +346,29 @@ type conn struct {
 	network netip.Prefix // the network counted; invalid for none
 	slotted bool         // holds a slot
 	once    sync.Once
-	state   atomic.Int32 // busy, idle or evicted
+	state   atomic.Int32 // reading, handling, idle, evicted or cut
 	// deadlines orders setting the read deadline with an eviction, which
 	// pins it in the past.
 	deadlines sync.Mutex
 }
 
-// A connection's states: idle between requests, as http.Server tells;
-// evicted, once taken to make room, when it reads nothing more.
+// A connection's states: reading a request's headers; handling the
+// request, from its handler's start (Limit); idle between requests, as
+// http.Server tells; once taken to make room, evicted (while idle) or cut
+// (while reading), when it reads nothing more.
 const (
-	busy int32 = iota
+	reading int32 = iota
+	handling
 	idle
 	evicted
+	cut
 )
+
+// gone reports whether the connection was taken to make room.
+func (c *conn) gone() bool {
+	s := c.state.Load()
+	return s == evicted || s == cut
+}
 
 // past is the read deadline of an evicted connection.
 var past = time.Unix(1, 0)
@@ -280,7 +385,7 @@ func (c *conn) evict() {
 func (c *conn) SetReadDeadline(t time.Time) error {
 	c.deadlines.Lock()
 	defer c.deadlines.Unlock()
-	if c.state.Load() == evicted {
+	if c.gone() {
 		t = past
 	}
 	return c.Conn.SetReadDeadline(t)
@@ -293,14 +398,27 @@ func (c *conn) SetDeadline(t time.Time) error {
 	return c.SetReadDeadline(t)
 }
 
-// Read reads, and marks the connection busy once bytes of a request come:
-// an evicted one gives them up, as closed, so that no request read from it
-// runs.
+// Read reads, and marks an idle connection reading once bytes of a next
+// request come: an evicted one gives them up, as closed, so that no
+// request read from it runs.
 func (c *conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 && c.state.Load() != busy {
-		if !c.state.CompareAndSwap(idle, busy) {
-			return 0, net.ErrClosed
+	if n == 0 {
+		return n, err
+	}
+	switch c.state.Load() {
+	case evicted, cut:
+		return 0, net.ErrClosed
+	case idle:
+		c.l.mu.Lock()
+		became := c.state.CompareAndSwap(idle, reading)
+		if became {
+			delete(c.l.idle, c)
+			c.l.reading[c] = time.Now()
+		}
+		c.l.mu.Unlock()
+		if !became {
+			return 0, net.ErrClosed // evicted meanwhile
 		}
 		// Its server, which waited for these bytes under its idle
 		// timeout, sets a deadline of its own once it has what it waits
@@ -328,6 +446,7 @@ func (c *conn) Close() error {
 	c.once.Do(func() {
 		c.l.mu.Lock()
 		delete(c.l.idle, c)
+		delete(c.l.reading, c)
 		if c.network.IsValid() {
 			if c.l.open[c.network]--; c.l.open[c.network] == 0 {
 				delete(c.l.open, c.network)

@@ -191,13 +191,14 @@ func TestIdleMakesRoom(t *testing.T) {
 	}
 	l := Listen(raw, Limits{Total: 2})
 	release, entered := make(chan struct{}), make(chan struct{}, 2)
-	srv := &http.Server{ConnState: l.ConnState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			entered <- struct{}{}
 			<-release
 		}
 		io.WriteString(w, "ok")
 	})}
+	l.Limit(srv)
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	url := "http://" + raw.Addr().String()
@@ -228,7 +229,7 @@ func TestIdleMakesRoom(t *testing.T) {
 	select {
 	case err := <-third:
 		t.Fatalf("a connection got in while the others were in requests: %v", err)
-	case <-time.After(200 * time.Millisecond):
+	case <-time.After(readingGrace + 500*time.Millisecond): // requests are not cut off, however long
 	}
 	close(release)
 	for range 2 {
@@ -253,11 +254,12 @@ func TestEvictionCutsNoRequest(t *testing.T) {
 	}
 	l := Listen(raw, Limits{Total: 4})
 	var ran atomic.Int64
-	srv := &http.Server{ConnState: l.ConnState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		ran.Add(1)
 		io.WriteString(w, "ok")
 	})}
+	l.Limit(srv)
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	url := "http://" + raw.Addr().String()
@@ -316,6 +318,7 @@ func TestReadAheadRequests(t *testing.T) {
 		}
 		l := Listen(raw, Limits{Total: total})
 		srv := &http.Server{ConnState: state(l), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+		l.Limit(srv)
 		go srv.Serve(l)
 		t.Cleanup(func() { srv.Close() })
 		return l, raw.Addr().String()
@@ -329,7 +332,7 @@ func TestReadAheadRequests(t *testing.T) {
 		return err
 	}
 	t.Run("evictable once idle", func(t *testing.T) {
-		_, addr := serve(t, 2, func(l *Listener) func(net.Conn, http.ConnState) { return l.ConnState })
+		_, addr := serve(t, 2, func(*Listener) func(net.Conn, http.ConnState) { return nil })
 		for range 2 {
 			if err := pipelined(dial(t, addr), "/1", "/2"); err != nil {
 				t.Fatal(err)
@@ -344,7 +347,6 @@ func TestReadAheadRequests(t *testing.T) {
 		var once sync.Once
 		l, addr := serve(t, 1, func(l *Listener) func(net.Conn, http.ConnState) {
 			return func(c net.Conn, s http.ConnState) {
-				l.ConnState(c, s)
 				if s == http.StateIdle {
 					// After the first answer, with the second request read
 					// ahead: the server waits here while another connection
@@ -373,6 +375,53 @@ func TestReadAheadRequests(t *testing.T) {
 	})
 }
 
+// TestReadingMakesRoom: with the listener full of connections that send
+// nothing, or a request's first bytes and no more, a new connection takes
+// the place of the one reading the longest, once it has read for
+// readingGrace, rather than wait for the server's bound on headers: from
+// sixteen addresses, silent connections made again as they closed held
+// every slot of a server for its 10 s.
+func TestReadingMakesRoom(t *testing.T) {
+	for _, sent := range []string{"", "GET / HTTP/1.1\r\nHo"} {
+		t.Run(fmt.Sprintf("%q", sent), func(t *testing.T) {
+			raw, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := Listen(raw, Limits{Total: 2})
+			// An hour for headers, so that only the listener makes room.
+			srv := &http.Server{ReadHeaderTimeout: time.Hour, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+			l.Limit(srv)
+			go srv.Serve(l)
+			t.Cleanup(func() { srv.Close() })
+			var held []net.Conn
+			for range 2 {
+				c := dial(t, raw.Addr().String())
+				io.WriteString(c, sent)
+				held = append(held, c)
+			}
+			time.Sleep(readingGrace + 200*time.Millisecond)
+			c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+			res, err := c.Get("http://" + raw.Addr().String())
+			if err != nil {
+				t.Fatalf("with the listener full of connections reading for %v: %v", readingGrace, err)
+			}
+			res.Body.Close()
+			// Closed, after whatever the server answered of the headers.
+			closed := 0
+			for _, c := range held {
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				if _, err := io.ReadAll(c); !errors.Is(err, os.ErrDeadlineExceeded) {
+					closed++
+				}
+			}
+			if closed != 1 {
+				t.Errorf("%d connections that were reading closed to make room for one, want 1", closed)
+			}
+		})
+	}
+}
+
 // TestIdleTrickleMakesRoom: a connection idle between requests that then
 // sends a byte or three of a next request, and nothing more, is still
 // made room from: it must not hold its slot for the server's idle timeout
@@ -387,8 +436,9 @@ func TestIdleTrickleMakesRoom(t *testing.T) {
 	l := Listen(raw, Limits{Total: 2})
 	// The server's own timeouts: headers within 10 s, idle 2 minutes; an
 	// hour here, so that only the listener can make the room.
-	srv := &http.Server{ConnState: l.ConnState, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Hour,
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Hour,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	l.Limit(srv)
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	addr := raw.Addr().String()

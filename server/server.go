@@ -216,11 +216,14 @@ func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 	s.logger.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
-// Serve answers requests on l until Shutdown, telling connState (nil
-// for none) each connection's state as it changes. It returns nil after a
-// graceful shutdown.
-func (s *Server) Serve(l net.Listener, connState func(net.Conn, http.ConnState)) error {
-	s.http.ConnState = connState
+// Serve answers requests on l until Shutdown, with its http.Server given
+// to limit first, if not nil (connlimit.Listener.Limit, which follows
+// each connection's state and requests). It returns nil after a graceful
+// shutdown.
+func (s *Server) Serve(l net.Listener, limit func(*http.Server)) error {
+	if limit != nil {
+		limit(s.http)
+	}
 	err := s.http.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

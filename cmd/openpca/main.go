@@ -573,8 +573,9 @@ func serveMetrics(l net.Listener, h http.Handler, logger *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
 	limited := connlimit.Listen(l, connlimit.Limits{Total: metricsConnections, PerNetwork: metricsConnectionsPerNetwork, Logger: logger})
-	srv := &http.Server{Handler: mux, ConnState: limited.ConnState, ReadHeaderTimeout: metricsTimeout, ReadTimeout: metricsTimeout,
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: metricsTimeout, ReadTimeout: metricsTimeout,
 		WriteTimeout: time.Minute, IdleTimeout: metricsIdle, MaxHeaderBytes: metricsHeaderBytes}
+	limited.Limit(srv)
 	return srv.Serve(limited)
 }
 

@@ -213,7 +213,7 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	srv := &http.Server{Handler: w, MaxHeaderBytes: witnessMaxHeader, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 5 * time.Second}
 	limited := connlimit.Listen(l, connlimit.Limits{Total: witnessMaxConns, PerNetwork: witnessMaxConnsPerNetwork, Logger: logger})
-	srv.ConnState = limited.ConnState
+	limited.Limit(srv)
 	l = limited
 	go func() {
 		<-ctx.Done()
