@@ -80,7 +80,15 @@ type Server struct {
 	// refusals bounds the log lines of refused proofs, which anyone
 	// holding a checkpoint of the log can send.
 	refusals *rate.Limiter
+	// forks bounds, by origin, the log lines of forks, under turn: each
+	// is the log's own evidence, but anyone who saw one can send it
+	// again, and the other logs' must not be drowned by it.
+	forks map[string]*rate.Sometimes
 }
+
+// maxForkOrigins bounds how many origins' fork lines Server.forks tells
+// apart; past it, they start again from none.
+const maxForkOrigins = 1024
 
 // maxRequest bounds an add-checkpoint request: an old size, at most 63
 // proof hashes and a checkpoint with a few signatures fit many times over.
@@ -126,7 +134,8 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, fmt.Errorf("witness: %s: %w", cfg.Database, err)
 	}
-	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10), turn: make(chan struct{}, 1)}, nil
+	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10), forks: map[string]*rate.Sometimes{},
+		turn: make(chan struct{}, 1)}, nil
 }
 
 // leaveWAL puts db in rollback-journal mode. Leaving WAL mode needs the
@@ -352,9 +361,17 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	case oldSize == c.N:
 		if !bytes.Equal(knownHash, c.Hash[:]) {
 			// Two checkpoints of one size signed by the log's key, with
-			// two roots: the proof of a fork, which the log shows.
-			s.logger.ErrorContext(ctx, "witness: a log signed two checkpoints of the same size with different roots: it shows two histories",
-				"origin", c.Origin, "size", c.N, "cosigned_root", tlog.Hash(knownHash).String(), "checkpoint", string(signed))
+			// two roots: the proof of a fork, which the log shows, with
+			// the signatures that verified (not the others a request may
+			// carry, 64 KiB of them), at most once a minute by origin.
+			s.forkSeen(c.Origin, func() {
+				evidence := n.Text + "\n"
+				for _, sig := range n.Sigs {
+					evidence += "— " + sig.Name + " " + sig.Base64 + "\n"
+				}
+				s.logger.ErrorContext(ctx, "witness: a log signed two checkpoints of the same size with different roots: it shows two histories (logged at most once a minute for the log)",
+					"origin", c.Origin, "size", c.N, "cosigned_root", tlog.Hash(knownHash).String(), "checkpoint", evidence)
+			})
 			return nil, refuse(http.StatusUnprocessableEntity, "the checkpoint has another root than the one of %d entries this witness cosigned", known)
 		}
 		if len(proof) != 0 {
@@ -373,8 +390,13 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 			return nil, refuse(http.StatusUnprocessableEntity, "the checkpoint does not extend the one of %d entries this witness cosigned", known)
 		}
 	}
-	// The same checkpoint again (as the protocol allows) changes nothing.
-	if st.signer != st.stored || oldSize != c.N {
+	// The same checkpoint again (as the protocol allows) changes nothing,
+	// but for a key change: signed by a key listed after the one the state
+	// is bound to in their --log entry (old, then new), it moves the state
+	// to that key; by one listed before, it does not move it back, or
+	// anyone with an old checkpoint could undo the change, and once the
+	// operator drops the old key the log would be refused.
+	if oldSize != c.N || st.stored == "" || st.signer != st.stored && keyIndex(logs, st.signer) > keyIndex(logs, st.stored) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM log_states WHERE origin = ?`, c.Origin); err != nil {
 			return nil, txErr(err)
 		}
@@ -393,6 +415,20 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	return cosigned[len(n.Text)+1:], nil
 }
 
+// forkSeen runs log if the fork lines of origin allow one now. Call it in
+// turn.
+func (s *Server) forkSeen(origin string, log func()) {
+	f, ok := s.forks[origin]
+	if !ok {
+		if len(s.forks) >= maxForkOrigins {
+			clear(s.forks)
+		}
+		f = &rate.Sometimes{Interval: time.Minute}
+		s.forks[origin] = f
+	}
+	f.Do(log)
+}
+
 // logState is what a witness knows of a log: the size and root it last
 // cosigned, and the key its checkpoints are to be signed with.
 type logState struct {
@@ -404,6 +440,17 @@ type logState struct {
 
 // keyID names a key as its signatures do.
 func keyID(name string, hash uint32) string { return fmt.Sprintf("%s+%08x", name, hash) }
+
+// keyIndex is where the key named id is in the --log entry that lists it,
+// or -1 if none does.
+func keyIndex(logs []Log, id string) int {
+	for _, l := range logs {
+		if i := slices.IndexFunc(l.Keys, func(k note.Verifier) bool { return keyID(k.Name(), k.KeyHash()) == id }); i >= 0 {
+			return i
+		}
+	}
+	return -1
+}
 
 // state returns the state of the log of origin, for a checkpoint with
 // the verified signatures sigs.

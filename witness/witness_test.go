@@ -110,8 +110,13 @@ func startWitness(t *testing.T, logs ...witness.Log) (*witness.Client, *witness.
 // on the database at path, until the test ends.
 func serveWitness(t *testing.T, skey, vkey, path string, logs ...witness.Log) (*witness.Client, *witness.Server) {
 	t.Helper()
-	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: logs, Database: path,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return serveWitnessLogged(t, skey, vkey, path, slog.New(slog.DiscardHandler), logs...)
+}
+
+// serveWitnessLogged is serveWitness, logging to logger.
+func serveWitnessLogged(t *testing.T, skey, vkey, path string, logger *slog.Logger, logs ...witness.Log) (*witness.Client, *witness.Server) {
+	t.Helper()
+	s, err := witness.NewServer(t.Context(), witness.Config{Key: skey, Logs: logs, Database: path, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,6 +437,79 @@ func TestWitnessOneStatePerOrigin(t *testing.T) {
 			t.Errorf("the new key going on: %v", err)
 		}
 	})
+}
+
+// TestWitnessKeyChangeStays: a log's state, moved to the new key of its
+// --log entry by a checkpoint of the size it had (the key changed while the
+// log did not grow), is not moved back by the old key's checkpoint of that
+// size, which anyone who saw it may send again: once the operator drops
+// the old key, the new one still signs the log.
+func TestWitnessKeyChangeStays(t *testing.T) {
+	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a"
+	old := newLog(t, origin, 7)
+	renewed := &logFixture{origin: origin, tree: old.tree}
+	_, renewed.vkey, renewed.signer = func() (string, string, note.Signer) {
+		n := newLog(t, origin, 0)
+		return "", n.vkey, n.signer
+	}()
+	both := trust(t, origin, old)
+	both.Keys = append(both.Keys, trust(t, origin, renewed).Keys...)
+	skey, vkey, err := witness.NewKey("witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "witness.db")
+	c, s := serveWitness(t, skey, vkey, path, both)
+	ctx := t.Context()
+	for i, signed := range [][]byte{old.checkpoint(t, 7), renewed.checkpoint(t, 7), old.checkpoint(t, 7)} {
+		from := int64(7)
+		if i == 0 {
+			from = 0
+		}
+		if _, err := c.AddCheckpoint(ctx, from, nil, signed); err != nil {
+			t.Fatalf("checkpoint %d of size 7: %v", i, err)
+		}
+	}
+	s.Close()
+	c, _ = serveWitness(t, skey, vkey, path, trust(t, origin, renewed))
+	renewed.grow(t, 1)
+	if _, err := c.AddCheckpoint(ctx, 7, renewed.proof(t, 7, 8), renewed.checkpoint(t, 8)); err != nil {
+		t.Errorf("the new key, the old one dropped: %v", err)
+	}
+}
+
+// TestWitnessForkLogged: a fork of a log (a checkpoint of the size the
+// witness cosigned, with another root, signed by the log's key) is logged
+// with its text and the log's signature, not the other signature lines a
+// request carries, and at most once a minute for the log: anyone who saw
+// it can send it again, 64 KiB at a time, which filled the witness's disk.
+func TestWitnessForkLogged(t *testing.T) {
+	l := newLog(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a", 5)
+	skey, vkey, err := witness.NewKey("witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.SyncBuffer
+	c, _ := serveWitnessLogged(t, skey, vkey, filepath.Join(t.TempDir(), "witness.db"), slog.New(slog.NewTextHandler(&logs, nil)), trust(t, l.origin, l))
+	ctx := t.Context()
+	if _, err := c.AddCheckpoint(ctx, 0, nil, l.checkpoint(t, 5)); err != nil {
+		t.Fatal(err)
+	}
+	fork := &logFixture{origin: l.origin, label: ", rewritten", signer: l.signer, vkey: l.vkey}
+	fork.grow(t, 5)
+	padded := fork.checkpoint(t, 5)
+	for i := range 90 { // a note has 100 signatures at most
+		padded = fmt.Appendf(padded, "— pad%d %s\n", i, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(i)}, 300)))
+	}
+	for range 20 {
+		if _, err := c.AddCheckpoint(ctx, 5, nil, padded); err == nil {
+			t.Fatal("a fork was cosigned")
+		}
+	}
+	lines := strings.Count(logs.String(), "two histories")
+	if lines != 1 || strings.Contains(logs.String(), "pad0") || !strings.Contains(logs.String(), l.vkey[:strings.Index(l.vkey, "+")]) {
+		t.Errorf("20 forks sent: %d lines, %d bytes of log; want one, without the unknown signatures:\n%.2000s", lines, len(logs.String()), logs.String())
+	}
 }
 
 // TestWitnessKeepsEarlierState: the state a witness of an earlier version
