@@ -12,7 +12,7 @@ import (
 // its failure.
 func Generate(ctx context.Context, cfg GeneratorConfig, r *openpca.AuditReport) (failure string, err error) {
 	g := &Generator{cfg: cfg, seed: maphash.MakeSeed()}
-	if _, _, err = g.generate(ctx, r); err != nil {
+	if _, _, err = g.generate(ctx, r, nil); err != nil {
 		failure = reportFailure(err)
 	}
 	return failure, err

@@ -137,7 +137,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	g := q.g
 	log := g.cfg.Logger.With("report", r.ID, "ca", r.CAID, "bucket", r.Bucket, "key", r.Key)
 	start := g.cfg.Now()
-	rows, sums, err := g.generate(ctx, r)
+	rows, gen, err := g.generate(ctx, r, nil)
 	// A fault of the object store or the database that a retry may not
 	// meet (a connection cut, answers of 5xx past the S3 client's own
 	// retries) fails a report only once its retries met it too, rather
@@ -146,7 +146,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		log.Warn("audit report attempt failed; it is tried again", "attempt", attempt, "error", err, "wait", wait)
 		select {
 		case <-time.After(wait):
-			rows, sums, err = g.generate(ctx, r)
+			rows, gen, err = g.generate(ctx, r, nil)
 		case <-ctx.Done():
 		}
 	}
@@ -194,7 +194,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		return
 	}
 	log.Info("audit report written", "rows", rows, "seconds", g.cfg.Now().Sub(start).Seconds())
-	g.wrote(r, sums)
+	g.wrote(r, gen)
 }
 
 // reportAttempts is how often a report is generated before a fault of its
@@ -258,18 +258,21 @@ const chunkEntries = 500
 
 // generate writes report r and, side by side, its proof file, in one pass
 // over the entries of the CA's log the report covers, and returns how many
-// rows it wrote, and the hashes of what it wrote. Workers each read and format a chunk of entries at once;
+// rows it wrote, and what it wrote. Written again (again, what an earlier
+// generation wrote), the report takes the witnesses' checkpoint that one
+// took, or goes without as it did: a round now would wait, and its
+// witnesses may not answer. Workers each read and format a chunk of entries at once;
 // a writer puts the chunks out in order, into both objects. Each object
 // appears whole or not at all; the report is not done until both are.
-func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, objectSums, error) {
+func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport, again *generation) (int, *generation, error) {
 	// The bucket was the account's when the report was asked for; the
 	// operator may have given it to another account since.
 	owner, err := openpca.BucketOwner(ctx, g.cfg.Store, r.Bucket, g.cfg.DefaultAccount)
 	if err != nil {
-		return 0, objectSums{}, err
+		return 0, nil, err
 	}
 	if owner != r.AccountID {
-		return 0, objectSums{}, fmt.Errorf("audit: the S3 bucket %s %w", r.Bucket, errBucketGiven)
+		return 0, nil, fmt.Errorf("audit: the S3 bucket %s %w", r.Bucket, errBucketGiven)
 	}
 	// A report taken over may have left unfinished writes of its objects.
 	// Failing to discard them costs storage, not the report: a bucket
@@ -281,7 +284,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	}
 	ca, err := g.cfg.Store.FindCA(ctx, r.AccountID, r.CAID)
 	if err != nil {
-		return 0, objectSums{}, fmt.Errorf("audit: reading the report's CA: %w", err)
+		return 0, nil, fmt.Errorf("audit: reading the report's CA: %w", err)
 	}
 	// What the tables say of the report and its CA, which the report
 	// signs, and verify reads against the report's file name: changed
@@ -289,7 +292,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	arn, err := openpca.ParseCAARN(ca.ARN)
 	if id, idErr := uuid.Parse(r.ID); err != nil || arn.CAID != r.CAID || arn.AccountID != r.AccountID || idErr != nil || id.String() != r.ID ||
 		r.Key != openpca.AuditReportKey(r.CAID, r.ID, r.Format) || r.LogSize < 0 {
-		return 0, objectSums{}, fmt.Errorf("audit: the report's row or its CA's ARN %w", errNotServers)
+		return 0, nil, fmt.Errorf("audit: the report's row or its CA's ARN %w", errNotServers)
 	}
 	// With witnesses, the report covers the log as far as a round begun
 	// now, after the report was requested, had them cosign it: the
@@ -303,23 +306,27 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	// must not leave a report without them for good.
 	var witnessed *openpca.WitnessedCheckpoint
 	notWitnessed := ""
-	if g.cfg.Witnessed != nil {
+	switch {
+	case again != nil:
+		witnessed, notWitnessed = again.witnessed, again.notWitnessed
+	case g.cfg.Witnessed != nil:
 		witnessed, err = g.cfg.Witnessed(ctx, r.CAID, r.LogSize)
 		switch {
 		case errors.Is(err, openpca.ErrNotWitnessed):
 			g.cfg.Logger.Warn("the audit report goes without witnesses' cosignatures", "report", r.ID, "ca", r.CAID, "error", err)
-			notWitnessed = err.Error()
+			witnessed, notWitnessed = nil, err.Error()
 		case err != nil:
-			return 0, objectSums{}, fmt.Errorf("audit: reading what witnesses cosigned: %w", err)
-		default:
-			covered := *r
-			covered.LogSize = witnessed.Size
-			r = &covered
+			return 0, nil, fmt.Errorf("audit: reading what witnesses cosigned: %w", err)
 		}
+	}
+	if witnessed != nil {
+		covered := *r
+		covered.LogSize = witnessed.Size
+		r = &covered
 	}
 	checkpoint, signed, err := g.cfg.Log.Checkpoint(ctx, ca.ARN, ca.ID, r.LogSize)
 	if err != nil {
-		return 0, objectSums{}, fmt.Errorf("audit: signing the checkpoint: %w", err)
+		return 0, nil, fmt.Errorf("audit: signing the checkpoint: %w", err)
 	}
 	// The witnessed checkpoint, and the size the report covers, come from
 	// the database; verify --witness refuses a report whose witnessed
@@ -336,19 +343,19 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		}
 		switch {
 		case err != nil:
-			return 0, objectSums{}, err
+			return 0, nil, err
 		case c.Time.Before(r.CreatedAt.Add(-clockOffset)):
 			// A round begun after the report was asked for signed it:
 			// its cosignatures are then as late, which verify
 			// --witnessed-after requires.
-			return 0, objectSums{}, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
+			return 0, nil, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
 				"is in a log whose witnessed checkpoint, as the server keeps it, was signed at %s, before the report was asked for at %s: what the server keeps of its witnessing was changed",
 				c.Time.Format(time.RFC3339), r.CreatedAt.Format(time.RFC3339))}
 		case c.Size != r.LogSize:
-			return 0, objectSums{}, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
+			return 0, nil, &openpca.LogIntegrityError{CAID: r.CAID, Entry: max(r.LogSize-1, 0), Problem: fmt.Sprintf(
 				"is the last the server says witnesses cosigned, and their checkpoint has %d entries: what it keeps of their cosignatures was changed", c.Size)}
 		case c.Root != signed.Root:
-			return 0, objectSums{}, witnessedRewritten(r.CAID, c.Size)
+			return 0, nil, witnessedRewritten(r.CAID, c.Size)
 		}
 	}
 	header := &auditlog.ProofHeader{
@@ -357,7 +364,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 	}
 	statement, err := g.cfg.Log.SignReport(auditlog.NewReportStatement(r.ID, r.Key, string(r.Format), checkpoint))
 	if err != nil {
-		return 0, objectSums{}, fmt.Errorf("audit: signing the report's statement: %w", err)
+		return 0, nil, fmt.Errorf("audit: signing the report's statement: %w", err)
 	}
 	header.Report = string(statement)
 	header.NotWitnessed = notWitnessed
@@ -369,11 +376,11 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		proofHead, err = auditlog.NewProofCompressor().Compress(proofHead)
 	}
 	if err != nil {
-		return 0, objectSums{}, err
+		return 0, nil, err
 	}
 	reportHead, reportTail, err := reportFrame(r.Format)
 	if err != nil {
-		return 0, objectSums{}, err
+		return 0, nil, err
 	}
 
 	grp, ctx := errgroup.WithContext(ctx)
@@ -483,9 +490,9 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport) (int, 
 		return errors.Join(report.close(), proof.close())
 	})
 	if err = grp.Wait(); err != nil {
-		return rows, objectSums{}, err
+		return rows, nil, err
 	}
-	return rows, objectSums{report.sum.Sum64(), proof.sum.Sum64()}, nil
+	return rows, &generation{objectSums{report.sum.Sum64(), proof.sum.Sum64()}, witnessed, notWitnessed}, nil
 }
 
 // chunk is a run of a report's log entries, from to to-1, and once a

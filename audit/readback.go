@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -19,14 +20,26 @@ import (
 // lease taken over) as its writes were on the way, may land them after
 // this server's: its report, or its proof file, or both, in place of this
 // one's. The pair then no longer verifies, or is not the report recorded.
-// Read back otherwise than written, both objects are written again, and
-// read back again. A write held longer than the last read-back is left.
+// Read back otherwise than written, both objects are written again (at
+// most maxRewrites times: a server that keeps writing its own, a copy of
+// the database beside this one sharing the bucket, would have them
+// written for good), and read back once more. A write held longer than
+// the last read-back is left. The read-backs are in this server's memory:
+// one that restarts meanwhile makes none of those of the reports it wrote
+// before.
 var readBacks = []time.Duration{2 * time.Minute, 20 * time.Minute}
 
-// readIdle bounds how long a read-back's read may go without a byte:
-// read-backs are read one after the other, and a bucket that does not
-// answer holds back the others'.
-const readIdle = 30 * time.Second
+const (
+	// readIdle bounds how long a read-back's read may go without a byte:
+	// read-backs are read one after the other, and a bucket that does
+	// not answer holds back the others'.
+	readIdle = 30 * time.Second
+	// maxRewrites bounds how often a report is written again.
+	maxRewrites = 2
+	// rewriteTimeout bounds a report's writing again: it holds back the
+	// other read-backs.
+	rewriteTimeout = 15 * time.Minute
+)
 
 // objectSums are hashes of a report's two objects as this server wrote
 // them. They tell this server's writes from another's, not from an
@@ -36,10 +49,19 @@ const readIdle = 30 * time.Second
 // slowed by half a second at a million certificates.
 type objectSums struct{ report, proof uint64 }
 
+// generation is what a generation of a report wrote: its objects'
+// hashes, and the witnesses' checkpoint it took, or why it went without.
+type generation struct {
+	sums         objectSums
+	witnessed    *openpca.WitnessedCheckpoint
+	notWitnessed string
+}
+
 // written is a report this server finished, to read back.
 type written struct {
-	report *openpca.AuditReport
-	sums   objectSums
+	report   *openpca.AuditReport
+	gen      *generation
+	rewrites int
 	*readback.Schedule
 }
 
@@ -59,9 +81,9 @@ func (g *Generator) startReadBacks(poll time.Duration) {
 
 func (g *Generator) stopReadBacks() { g.readBack.loop.Stop() }
 
-// wrote has report r, whose objects hash to sums, read back later.
-func (g *Generator) wrote(r *openpca.AuditReport, sums objectSums) {
-	w := &written{report: r, sums: sums, Schedule: readback.NewSchedule(g.cfg.Now(), readBacks)}
+// wrote has report r, as gen wrote it, read back later.
+func (g *Generator) wrote(r *openpca.AuditReport, gen *generation) {
+	w := &written{report: r, gen: gen, Schedule: readback.NewSchedule(g.cfg.Now(), readBacks)}
 	g.readBack.mu.Lock()
 	defer g.readBack.mu.Unlock()
 	if g.readBack.written != nil { // nil: a generator without workers
@@ -87,20 +109,26 @@ func (g *Generator) readBackDue(ctx context.Context) {
 			return
 		}
 		log := g.cfg.Logger.With("report", w.report.ID, "ca", w.report.CAID, "bucket", w.report.Bucket, "key", w.report.Key)
-		if err == nil && !same {
-			log.ErrorContext(ctx, "an audit report's objects in its bucket are not those this server wrote: a late write of a server that held the report before; both are written again")
-			_, sums, err := g.generate(ctx, w.report)
-			if err != nil {
-				log.ErrorContext(ctx, "writing an audit report again", "error", err)
-			} else {
-				g.wrote(w.report, sums) // and read back again
-				continue
-			}
+		var rewritten *generation
+		switch {
+		case err != nil || same:
+		case w.rewrites == maxRewrites:
+			log.ErrorContext(ctx, "an audit report's objects in its bucket are again not those this server wrote, after it wrote them again: another server keeps writing them (a copy of the database beside this one, sharing the bucket?); they are left", "rewrites", w.rewrites)
+		default:
+			log.WarnContext(ctx, "an audit report's objects in its bucket are not those this server wrote: a late write of a server that held the report before; both are written again")
+			rewritten = g.rewrite(ctx, log, w)
 		}
 		g.readBack.mu.Lock()
 		switch {
-		case errors.Is(err, openpca.ErrNotFound), errors.Is(err, openpca.ErrBucketAccess):
+		case errors.Is(err, openpca.ErrNotFound), errors.Is(err, openpca.ErrBucketAccess), err == nil && !same && rewritten == nil:
 			delete(g.readBack.written, w.report.ID) // no other read would tell more
+		case rewritten != nil:
+			// Read back once more, at the next read-back or after the
+			// first's wait.
+			w.gen, w.rewrites = rewritten, w.rewrites+1
+			if w.Read(false) {
+				w.Times = append(w.Times, g.cfg.Now().Add(readBacks[0]))
+			}
 		case w.Read(err != nil):
 			delete(g.readBack.written, w.report.ID)
 		}
@@ -116,13 +144,27 @@ func (g *Generator) readBackDue(ctx context.Context) {
 	}
 }
 
+// rewrite writes w's report again, as it was written (its witnesses'
+// checkpoint), and returns the new generation, or nil if it failed.
+func (g *Generator) rewrite(ctx context.Context, log *slog.Logger, w *written) *generation {
+	ctx, cancel := context.WithTimeout(ctx, rewriteTimeout)
+	defer cancel()
+	_, gen, err := g.generate(ctx, w.report, w.gen)
+	if err != nil {
+		g.cfg.Alarm.Check(ctx, err)
+		log.ErrorContext(ctx, "writing an audit report again", "error", err)
+		return nil
+	}
+	return gen
+}
+
 // readSame reports whether w's objects in its bucket are those this
 // server wrote.
 func (g *Generator) readSame(ctx context.Context, w *written) (bool, error) {
 	for _, o := range []struct {
 		key string
 		sum uint64
-	}{{w.report.Key, w.sums.report}, {w.report.Key + auditlog.ProofSuffix, w.sums.proof}} {
+	}{{w.report.Key, w.gen.sums.report}, {w.report.Key + auditlog.ProofSuffix, w.gen.sums.proof}} {
 		sum, err := g.readSum(ctx, w.report.Bucket, o.key)
 		if err != nil || sum != o.sum {
 			return false, err

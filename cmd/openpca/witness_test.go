@@ -387,6 +387,36 @@ func TestWitnessWaitZero(t *testing.T) {
 	}
 }
 
+// TestWitnessedReportWrittenAgain: a witnessed report whose proof file a
+// late write replaced is written again with the witnesses' checkpoint it
+// had, not a new round's: with its witness gone meanwhile, it still
+// verifies with the witness's key (a round would have waited, and the
+// report gone without the witness).
+func TestWitnessedReportWrittenAgain(t *testing.T) {
+	env, auditKey, w := witnessedEnv(t, func(c *app.Config) { c.AuditReportLease = time.Second })
+	caARN, _ := env.NewActiveRoot(t, "Root")
+	report := newReport(t, env, caARN)
+	verify := func() (string, error) {
+		return runOpenpca(t, "audit", "verify", "--report", report, "--key", auditKey, "--witness", w.key)
+	}
+	if out, err := verify(); err != nil {
+		t.Fatalf("the report: %v\n%s", err, out)
+	}
+	w.stop()
+	if err := os.WriteFile(report+auditlog.ProofSuffix, []byte("a late write"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(3 * time.Minute) // past the first read-back
+	var out string
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if out, err = verify(); err == nil {
+			return
+		}
+	}
+	t.Errorf("the report written again, with its witness gone: %v\n%s", err, out)
+}
+
 // forkLog takes the last n entries of a CA's log, issuances, out of it and
 // out of the certificates' tables, in the database under a stopped
 // server, as an operator with the database could.

@@ -69,14 +69,15 @@ func NewSchedule(now time.Time, after []time.Duration) *Schedule {
 func (s *Schedule) DueAt(now time.Time) bool { return len(s.Times) > 0 && !s.Times[0].After(now) }
 
 // Read records the read-back due: one that read the object, or, failed,
-// the last of its Tries, leaves the next. It reports whether none is left.
+// the last of its Tries, leaves the next, with Tries of its own. It
+// reports whether none is left.
 func (s *Schedule) Read(failed bool) (over bool) {
 	if failed {
 		if s.Failures++; s.Failures < Tries {
 			return false
 		}
-		s.Failures = 0
 	}
+	s.Failures = 0
 	s.Times = s.Times[1:]
 	return len(s.Times) == 0
 }
