@@ -59,7 +59,7 @@ func (k Keys) Secret(ctx context.Context, id string) (string, error) {
 		// a rotation that did not see this server: its clients retry,
 		// and reach another, rather than take a 500 for a fault of ours.
 		return "", &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "This server cannot check the request's signature now; retry, for another server.",
-			Cause: fmt.Errorf("auth: the secret of access key %s does not open with this server's master key (was the database's master key rotated without this server? restart it with the new key): %w", id, err)}
+			Cause: fmt.Errorf("%w: access key %s (was the database's master key rotated without this server? restart it with the new key): %w", ErrSecretUnopened, id, err)}
 	}
 	if f, ok := ctx.Value(foundKey{}).(*found); ok {
 		f.key = key
@@ -136,6 +136,10 @@ func (a *Authenticator) SignIn(ctx context.Context, keyID, secret string) (openp
 
 // ErrSignIn refuses a sign-in.
 var ErrSignIn = errors.New("auth: the access key or its secret is wrong")
+
+// ErrSecretUnopened is an access key's secret that does not open with the
+// server's master key: a failure with that key alone.
+var ErrSecretUnopened = errors.New("auth: the access key's secret does not open with this server's master key")
 
 // Caller returns the caller of an access key that is still valid, as a
 // request signed with it would have: ErrSignIn once it is revoked.

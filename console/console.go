@@ -479,7 +479,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusForbidden, openpca.ClientMessage(err))
 		return
 	}
-	if openpca.ErrorCode(err) == openpca.CodeServiceUnavailable {
+	if openpca.ErrorCode(err) == openpca.CodeServiceUnavailable && !errors.Is(err, auth.ErrSecretUnopened) {
 		// The store failed, for every key alike: the page says so, not
 		// that the secret is wrong, and the log says why.
 		c.apiErrorTo(c.unproven, w, r, err)
