@@ -431,17 +431,20 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 			t.Errorf("%s (%s): restorable until %s, want %s", arns[i], d.store, got, d.after)
 		}
 	}
-	// A backup of the restored database, restored as the sole copy: the
-	// old servers are gone, and no purge leaves a key, not even of a CA
-	// the first restore marked.
-	again := filepath.Join(t.TempDir(), "again.db")
+	// The backup restored as the sole copy: its old servers are gone, and
+	// no purge leaves a key. A backup of the restored database, restored
+	// as the sole copy: the marks of the first restore stay, for they keep
+	// the keys of the first database's servers, which may run still.
+	sole := filepath.Join(t.TempDir(), "openpca.db")
+	again, soleOfCopy := filepath.Join(t.TempDir(), "again.db"), filepath.Join(t.TempDir(), "openpca.db")
 	if _, err := sqlite.Backup(ctx, restored, again); err != nil {
 		t.Fatal(err)
 	}
-	sole := filepath.Join(t.TempDir(), "openpca.db")
-	soleSum, err := sqlite.Restore(ctx, again, sole, 1, now, sqlstore.Settling{KeepStatus: true, SoleCopy: true}, nil)
-	if err != nil || soleSum.KeysKept != 0 || !soleSum.SoleCopy {
-		t.Errorf("a restore as the sole copy: %+v, %v", soleSum, err)
+	for _, r := range []struct{ from, to string }{{to, sole}, {again, soleOfCopy}} {
+		soleSum, err := sqlite.Restore(ctx, r.from, r.to, 1, now, sqlstore.Settling{KeepStatus: true, SoleCopy: true}, nil)
+		if err != nil || soleSum.KeysKept != 0 || !soleSum.SoleCopy {
+			t.Errorf("a restore of %s as the sole copy: %+v, %v", r.from, soleSum, err)
+		}
 	}
 
 	// Purged once its period ends, the kept CA leaves its key, which the
@@ -454,6 +457,7 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	}{
 		{restored, []string{arns[0], inUse["kms"].ARN}},
 		{sole, nil},
+		{soleOfCopy, []string{arns[0], inUse["kms"].ARN}},
 	} {
 		keep, toDestroy := deleteAndPurge(t, tc.path, inUse, now, period)
 		want := map[string]bool{}

@@ -38,8 +38,10 @@ type Settling struct {
 	KeepStatus bool
 	// SoleCopy says that the backed-up database's servers are gone for
 	// good (a recovery, not a copy beside them): the restored CAs' keys in
-	// a token or KMS are this database's alone, and their purges destroy
-	// them, as they would have, rather than leave them (KeepKey).
+	// a token or KMS are not marked to be left by their purges (KeepKey),
+	// which destroy them as those servers' would have. Marks an earlier
+	// restore made stay: they keep the keys of another database's servers,
+	// which may run still.
 	SoleCopy bool
 }
 
@@ -132,8 +134,8 @@ func (db *DB) RestoreBegun(ctx context.Context) (string, error) {
 //     (openpca.CA.KeepKey): the old servers share those stores, and a
 //     copy beside them (for staging, say) that deleted such a CA would
 //     otherwise destroy, at the end of its period, a key they sign with.
-//     Unless the restore is the sole copy (Settling.SoleCopy): then no
-//     purge leaves a key, not even of a CA an earlier restore marked.
+//     Unless the restore is the sole copy (Settling.SoleCopy): then none
+//     is marked, and only the CAs an earlier restore marked keep theirs.
 //   - Work the old servers held (a CRL being published, a report being
 //     made, a checkpoint being witnessed) is let go at once, rather than
 //     when their holds would have run out.
@@ -159,11 +161,13 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 		if r.KeysNotHeld, err = db.keysNotHeld(ctx, tx); err != nil {
 			return err
 		}
-		if r.DeletedKept, err = db.keepDeleted(ctx, tx, now); err != nil {
+		if r.DeletedKept, err = db.keepDeleted(ctx, tx, now, !how.SoleCopy); err != nil {
 			return err
 		}
-		if r.KeysKept, err = db.keepKeys(ctx, tx, !how.SoleCopy); err != nil {
-			return err
+		if !how.SoleCopy {
+			if r.KeysKept, err = db.keepKeys(ctx, tx); err != nil {
+				return err
+			}
 		}
 		if r.Active, err = db.settleActive(ctx, tx, now, how.KeepStatus); err != nil {
 			return err
@@ -223,17 +227,17 @@ func (db *DB) keysNotHeld(ctx context.Context, tx *sql.Tx) ([]string, error) {
 }
 
 // keepDeleted gives the CAs deleted at the backup whose keys are in a
-// token or KMS their restoration periods again, from now, and has their
-// purges leave their keys (openpca.CA.KeepKey): a restored copy beside the
-// old servers (for staging, say) would otherwise destroy, once the period
-// ends, keys those servers may have taken up again.
-func (db *DB) keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time) ([]string, error) {
+// token or KMS their restoration periods again, from now, and, if keep,
+// has their purges leave their keys (openpca.CA.KeepKey): a restored copy
+// beside the old servers (for staging, say) would otherwise destroy, once
+// the period ends, keys those servers may have taken up again.
+func (db *DB) keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time, keep bool) ([]string, error) {
 	var kept []string
 	err := txRows(ctx, tx, db.rewrite(`UPDATE certificate_authorities
 		SET restorable_until = restorable_until + CASE WHEN ? > last_state_change_at THEN ? - last_state_change_at ELSE 0 END,
-			keep_key = TRUE, version = version + 1
+			keep_key = (keep_key OR ?), version = version + 1
 		WHERE status = 'DELETED' AND key_store <> 'software' AND restorable_until > last_state_change_at
-		RETURNING arn, restorable_until`), []any{now.UnixMicro(), now.UnixMicro()}, func(rows *sql.Rows) error {
+		RETURNING arn, restorable_until`), []any{now.UnixMicro(), now.UnixMicro(), keep}, func(rows *sql.Rows) error {
 		var arn string
 		var until int64
 		if err := rows.Scan(&arn, &until); err != nil {
@@ -251,18 +255,11 @@ func (db *DB) keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time) ([]str
 
 // keepKeys has the purges of the CAs not deleted whose keys are in a
 // token or KMS leave their keys (see SettleRestored), and returns how many
-// those are; or, not keep, has no purge leave a key.
-func (db *DB) keepKeys(ctx context.Context, tx *sql.Tx, keep bool) (int, error) {
-	stmt := `UPDATE certificate_authorities SET keep_key = TRUE, version = version + 1 WHERE status <> 'DELETED' AND key_store <> 'software'`
-	if !keep {
-		stmt = `UPDATE certificate_authorities SET keep_key = FALSE, version = version + 1 WHERE keep_key`
-	}
-	res, err := tx.ExecContext(ctx, stmt)
+// those are.
+func (db *DB) keepKeys(ctx context.Context, tx *sql.Tx) (int, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE certificate_authorities SET keep_key = TRUE, version = version + 1 WHERE status <> 'DELETED' AND key_store <> 'software'`)
 	if err != nil {
 		return 0, fmt.Errorf("keeping the CAs' keys: %w", err)
-	}
-	if !keep {
-		return 0, nil
 	}
 	n, err := res.RowsAffected()
 	return int(n), err

@@ -40,7 +40,7 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	var how sqlstore.Settling
 	onPostgres := func(cfg *app.Config) bool { return cfg.Database != "" }
 	cfg, from, err := fileFlags("restore", "from", "the backup to restore (required), into a data folder with no database; none on PostgreSQL, whose own tools restore it: this then settles the restored database", args, stderr, lookupEnv, func(fs *flag.FlagSet) {
-		fs.BoolVar(&how.SoleCopy, "sole-copy", false, "the backed-up database's servers are gone for good (a recovery, not a copy beside them): when a restored CA whose key is in a token or KMS is deleted for good, its purge destroys the key, as theirs would have (by default it leaves it in its store, for you to destroy once no old server uses it)")
+		fs.BoolVar(&how.SoleCopy, "sole-copy", false, "the backed-up database's servers are gone for good (a recovery, not a copy beside them): when a restored CA whose key is in a token or KMS is deleted for good, its purge destroys the key, as theirs would have (by default it leaves it in its store, for you to destroy once no old server uses it); CAs an earlier restore marked so stay marked")
 		fs.BoolVar(&how.KeepStatus, "keep-status", false, "leave the CAs active in the backup active (by default they are disabled, to be enabled again one by one: one may have been disabled or deleted since, its key leaked say, or this may be a copy beside the servers of the old database)")
 	}, onPostgres)
 	if err != nil {
@@ -60,7 +60,7 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	switch {
 	case sum.SoleCopy:
-		action += "; the sole copy (--sole-copy): purges destroy the restored CAs' keys"
+		action += "; the sole copy (--sole-copy): purges destroy the restored CAs' keys, but those an earlier restore kept"
 	case sum.KeysKept > 0:
 		action += fmt.Sprintf("; purges leave the keys of %d more CAs in a token or KMS", sum.KeysKept)
 	}
