@@ -314,9 +314,10 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 		return nil, err
 	}
 	// With one of the OCSP signers (an RSA-4096 key takes a second or
-	// more of a processor), waiting as long as the issuance may: a
-	// responder not issued has the CA sign its answers for a minute.
-	release, err := s.ocspProcessor(ctx, ocspSigningTimeout)
+	// more of a processor), waiting half the issuance's time, which leaves
+	// the other half to make the key: a responder not issued has the CA
+	// sign its answers for a minute.
+	release, err := s.ocspProcessor(ctx, ocspSigningTimeout/2)
 	if err != nil {
 		return nil, err
 	}
