@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 )
 
@@ -47,8 +48,12 @@ type Client struct {
 	HTTP     *http.Client
 }
 
-// maxResponse bounds what a witness's answer may be.
-const maxResponse = 64 << 10
+// maxResponse bounds what a witness's answer may be, and maxSaid what an
+// error quotes of it.
+const (
+	maxResponse = 64 << 10
+	maxSaid     = 256
+)
 
 // AddCheckpoint asks the witness to cosign checkpoint, a signed note,
 // with proof that it extends the checkpoint of oldSize entries the witness
@@ -87,18 +92,24 @@ func (c *Client) AddCheckpoint(ctx context.Context, oldSize int64, proof tlog.Tr
 	if err != nil {
 		return nil, err
 	}
+	// What the witness says goes to the server's log at each round: as
+	// much as a reason takes, not the 64 KiB an answer may be.
+	said, cut := openpca.CutText(strings.TrimSpace(string(answer)), maxSaid)
+	if cut {
+		said += "…"
+	}
 	switch {
 	case res.StatusCode == http.StatusConflict:
 		size, err := strconv.ParseInt(strings.TrimSpace(string(answer)), 10, 64)
 		if err != nil || size < 0 {
-			return nil, fmt.Errorf("the witness answered 409 without a size: %q", answer)
+			return nil, fmt.Errorf("the witness answered 409 without a size: %q", said)
 		}
 		return nil, &ConflictError{Size: size}
 	case res.StatusCode >= 500:
 		// A witness that fails is one that did not answer, not a refusal.
-		return nil, fmt.Errorf("the witness failed: %s: %s", res.Status, strings.TrimSpace(string(answer)))
+		return nil, fmt.Errorf("the witness failed: %s: %q", res.Status, said)
 	case res.StatusCode != http.StatusOK:
-		return nil, &RefusedError{Status: res.StatusCode, Message: strings.TrimSpace(string(answer))}
+		return nil, &RefusedError{Status: res.StatusCode, Message: said}
 	}
 	// The answer is signature lines: added to the checkpoint, they make a
 	// note the witness's key must verify.
