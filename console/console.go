@@ -32,7 +32,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -620,11 +619,6 @@ func logged(ctx context.Context, logger *slog.Logger, err error) (*openpca.Error
 // truncate cuts s to n bytes at most, on a character's boundary: a
 // search cut inside a character is no longer UTF-8.
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	cut, _ := openpca.CutText(s, n)
+	return cut
 }
