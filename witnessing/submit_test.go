@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
@@ -139,5 +140,42 @@ func TestSubmitRolledBack(t *testing.T) {
 		if size, cosig := after.submit(t.Context(), ca, wit, old, c, signed); cosig != nil || size != 20 {
 			t.Errorf("the restored log of 10 entries, from %d: %d, cosigned %v; want 20, none", old, size, cosig != nil)
 		}
+	}
+}
+
+// TestRoundLeavesLateWitness: once a quorum cosigned, a round waits
+// quorumGrace for the other witnesses, not for one that hangs until its
+// client's timeout (10 s): four such rounds at once held every CA's.
+func TestRoundLeavesLateWitness(t *testing.T) {
+	tree := &auditlogtest.Tree{}
+	for i := range 10 {
+		tree.Add(fmt.Appendf(nil, "entry %d", i))
+	}
+	signer, vkey, honest := witnessed(t, submitCA, nil)
+	// It reads the request, and answers only once its client went away.
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(hung.Close)
+	_, hungKey, err := witness.NewKey("witness.example/hung")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hv, _ := auditlog.NewWitnessVerifier(hungKey)
+	w := newWitnessing(tree, signer, vkey, honest)
+	w.cfg.Witnesses = append(w.cfg.Witnesses, Witness{Key: hungKey, Client: &witness.Client{URL: hung.URL, Verifier: hv}})
+	ca := &openpca.CA{ID: "a", ARN: submitCA}
+	signed, c, err := w.cfg.Log.Checkpoint(t.Context(), submitCA, ca.ID, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	sizes, witnessed := w.cosign(t.Context(), ca, nil, c, signed)
+	if took := time.Since(start); witnessed == nil || witnessed.Cosigners != 1 || took > quorumGrace+3*time.Second {
+		t.Errorf("a round with a quorum of 1 and a witness that hangs: cosigned %+v, in %v", witnessed, took)
+	}
+	if _, ok := sizes[hungKey]; ok || sizes[honest.Key] != c.Size {
+		t.Errorf("what the witnesses know: %v; want the honest one's alone", sizes)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,7 +83,7 @@ func Start(cfg Config) *Witnessing {
 	}
 	w := &Witnessing{cfg: cfg, submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "openpca_witness_submissions_total",
-		Help: "Checkpoints sent to witnesses, by witness and outcome: cosigned, unreachable (or answering wrong), refused (a 403 or 404: the witness does not trust this server's key for the log), inconsistent (a 422: the checkpoint does not extend what the witness cosigned, as a forked log's would not), rolled-back (the witness cosigned more of the log than the server has).",
+		Help: "Checkpoints sent to witnesses, by witness and outcome: cosigned, unreachable (or answering wrong), refused (a 403 or 404: the witness does not trust this server's key for the log), inconsistent (a 422: the checkpoint does not extend what the witness cosigned, as a forked log's would not), rolled-back (the witness cosigned more of the log than the server has), late (still to answer 2 s after a quorum cosigned).",
 	}, []string{"witness", "outcome"})}
 	// Several logs go to the witnesses at once: a round waits for every
 	// witness, a hanging one for its client's timeout, and each report
@@ -178,6 +177,15 @@ func (q queue) Do(ctx context.Context, job *openpca.WitnessJob, owner string) {
 	}
 }
 
+// quorumGrace is how long a round waits for the witnesses still to answer
+// once a quorum cosigned: a witness that hangs, until its client's timeout
+// (10 s), would hold every round, and the rounds of other CAs behind it.
+const quorumGrace = 2 * time.Second
+
+// errLate ends a witness's part of a round once the others' quorum cosigned
+// quorumGrace before.
+var errLate = errors.New("witnessing: the round's quorum cosigned without the witness")
+
 // round sends a checkpoint of the CA's whole log to every witness at once,
 // and returns what each now knows of the log and, if enough cosigned, the
 // checkpoint with their cosignatures.
@@ -190,35 +198,64 @@ func (w *Witnessing) round(ctx context.Context, job *openpca.WitnessJob) (map[st
 	if err != nil {
 		return nil, nil, err
 	}
+	sizes, witnessed := w.cosign(ctx, ca, job.Sizes, c, signed)
+	return sizes, witnessed, nil
+}
+
+// cosign asks every witness at once to cosign checkpoint c (signed), from
+// what each cosigned last (cosigned, by witness key), and returns what
+// each now knows of the log and, if enough cosigned, the checkpoint with
+// their cosignatures. Once a quorum cosigned, it waits quorumGrace for the
+// others.
+func (w *Witnessing) cosign(ctx context.Context, ca *openpca.CA, cosigned map[string]int64, c auditlog.Checkpoint, signed []byte) (map[string]int64, *openpca.WitnessedCheckpoint) {
 	type result struct {
+		i     int
 		size  int64  // what the witness now knows of the log; -1 if unknown
 		cosig []byte // its cosignature's line, if it cosigned
 	}
-	results := make([]result, len(w.cfg.Witnesses))
-	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	answers := make(chan result, len(w.cfg.Witnesses))
 	for i, wit := range w.cfg.Witnesses {
-		wg.Go(func() {
-			size, cosig := w.submit(ctx, ca, wit, job.Sizes[wit.Key], c, signed)
-			results[i] = result{size, cosig}
-		})
+		go func() {
+			size, cosig := w.submit(ctx, ca, wit, cosigned[wit.Key], c, signed)
+			answers <- result{i, size, cosig}
+		}()
 	}
-	wg.Wait()
+	results := make([]result, len(w.cfg.Witnesses))
+	var late <-chan time.Time
+	for n, count := 0, 0; n < len(results); n++ {
+		var r result
+		select {
+		case r = <-answers:
+		case <-late:
+			cancel(errLate) // the others answer at once
+			late = nil
+			r = <-answers
+		}
+		results[r.i] = r
+		if r.cosig != nil {
+			if count++; count == w.cfg.Quorum {
+				late = time.After(quorumGrace)
+			}
+		}
+	}
 	sizes := map[string]int64{}
-	cosigned := bytes.Clone(signed)
+	note := bytes.Clone(signed)
 	count := 0
 	for i, r := range results {
 		if r.size >= 0 {
 			sizes[w.cfg.Witnesses[i].Key] = r.size
 		}
 		if r.cosig != nil {
-			cosigned = append(cosigned, r.cosig...)
+			note = append(note, r.cosig...)
 			count++
 		}
 	}
 	if count < w.cfg.Quorum {
-		return sizes, nil, nil
+		return sizes, nil
 	}
-	return sizes, &openpca.WitnessedCheckpoint{Size: c.Size, Note: cosigned, Cosigners: count}, nil
+	return sizes, &openpca.WitnessedCheckpoint{Size: c.Size, Note: note, Cosigners: count}
 }
 
 // submit asks one witness to cosign the checkpoint c (signed), starting
@@ -247,6 +284,9 @@ func (w *Witnessing) submit(ctx context.Context, ca *openpca.CA, wit Witness, ol
 		if old > 0 && old < c.Size {
 			var err error
 			if proof, err = w.cfg.Log.ConsistencyProof(ctx, ca.ID, old, c.Size); err != nil {
+				if errors.Is(context.Cause(ctx), errLate) {
+					return -1, nil
+				}
 				log.Error("proving a checkpoint's consistency for a witness", "from", old, "error", err)
 				w.cfg.Alarm.Check(ctx, err)
 				return -1, nil
@@ -256,6 +296,12 @@ func (w *Witnessing) submit(ctx context.Context, ca *openpca.CA, wit Witness, ol
 		var conflict *witness.ConflictError
 		var refused *witness.RefusedError
 		switch {
+		case err != nil && errors.Is(context.Cause(ctx), errLate):
+			// It may have cosigned as it was cut off: what it knows is
+			// unknown, and the next round finds it out (409).
+			log.Warn("a witness had not answered when the others' quorum had cosigned, and a while after: its cosignature is left out of this round", "wait", quorumGrace)
+			w.submissions.WithLabelValues(name, "late").Inc()
+			return -1, nil
 		case err == nil:
 			w.submissions.WithLabelValues(name, "cosigned").Inc()
 			return c.Size, cosigned[len(signed):]
