@@ -210,8 +210,10 @@ func (l *Listener) evictable() *conn {
 
 // Limit has srv tell l of its connections and their requests: l's
 // ConnState and ConnContext (before any srv had), and its handler told when
-// each request begins. Call it before srv serves l.
+// each request begins: every request, "OPTIONS *" too, which net/http
+// would otherwise answer itself, unseen. Call it before srv serves l.
 func (l *Listener) Limit(srv *http.Server) {
+	srv.DisableGeneralOptionsHandler = true
 	state, connContext, h := srv.ConnState, srv.ConnContext, srv.Handler
 	if h == nil {
 		h = http.DefaultServeMux
@@ -268,7 +270,8 @@ func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
 	case http.StateNew: // reading since it was accepted
 	case http.StateIdle:
 		delete(l.reading, c)
-		if c.state.CompareAndSwap(handling, idle) {
+		// Reading still, if a request's answer came without its handler.
+		if c.state.CompareAndSwap(handling, idle) || c.state.CompareAndSwap(reading, idle) {
 			l.idle[c] = time.Now()
 			select {
 			case l.idled <- struct{}{}:

@@ -422,6 +422,37 @@ func TestReadingMakesRoom(t *testing.T) {
 	}
 }
 
+// TestOptionsStarIdle: a connection idle after "OPTIONS *", which net/http
+// answers without the server's handler unless told not to, makes room as
+// any idle one: it was left reading, in no list, unevictable, and one
+// such request each idle timeout held a slot for good.
+func TestOptionsStarIdle(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(raw, Limits{Total: 1})
+	srv := &http.Server{ReadHeaderTimeout: time.Hour, IdleTimeout: time.Hour, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	l.Limit(srv)
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	c := dial(t, raw.Addr().String())
+	io.WriteString(c, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	time.Sleep(100 * time.Millisecond) // for the server to wait for the next request
+	hc := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	res, err = hc.Get("http://" + raw.Addr().String())
+	if err != nil {
+		t.Fatalf("with the listener full of a connection idle after OPTIONS *: %v", err)
+	}
+	res.Body.Close()
+}
+
 // TestIdleTrickleMakesRoom: a connection idle between requests that then
 // sends a byte or three of a next request, and nothing more, is still
 // made room from: it must not hold its slot for the server's idle timeout
