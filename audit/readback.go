@@ -5,7 +5,6 @@ import (
 	"errors"
 	"hash/maphash"
 	"io"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -110,17 +109,30 @@ func (g *Generator) readBackDue(ctx context.Context) {
 		}
 		log := g.cfg.Logger.With("report", w.report.ID, "ca", w.report.CAID, "bucket", w.report.Bucket, "key", w.report.Key)
 		var rewritten *generation
+		var rewriteErr error
 		switch {
 		case err != nil || same:
 		case w.rewrites == maxRewrites:
 			log.ErrorContext(ctx, "an audit report's objects in its bucket are again not those this server wrote, after it wrote them again: another server keeps writing them (a copy of the database beside this one, sharing the bucket?); they are left", "rewrites", w.rewrites)
 		default:
 			log.WarnContext(ctx, "an audit report's objects in its bucket are not those this server wrote: a late write of a server that held the report before; both are written again")
-			rewritten = g.rewrite(ctx, log, w)
+			if rewritten, rewriteErr = g.rewrite(ctx, w); ctx.Err() != nil {
+				return // the server is stopping
+			}
+		}
+		// A fault of the object store or the database that a retry may
+		// not meet, as a report's first generation is tried again for.
+		retried := openpca.ErrorCode(rewriteErr) == openpca.CodeServiceUnavailable
+		switch {
+		case retried:
+			log.WarnContext(ctx, "writing an audit report again failed; it is tried again", "error", rewriteErr)
+		case rewriteErr != nil:
+			g.cfg.Alarm.Check(ctx, rewriteErr)
+			log.ErrorContext(ctx, "writing an audit report again", "error", rewriteErr)
 		}
 		g.readBack.mu.Lock()
 		switch {
-		case errors.Is(err, openpca.ErrNotFound), errors.Is(err, openpca.ErrBucketAccess), err == nil && !same && rewritten == nil:
+		case errors.Is(err, openpca.ErrNotFound), errors.Is(err, openpca.ErrBucketAccess), err == nil && !same && rewritten == nil && !retried:
 			delete(g.readBack.written, w.report.ID) // no other read would tell more
 		case rewritten != nil:
 			// Read back once more, at the next read-back or after the
@@ -129,7 +141,7 @@ func (g *Generator) readBackDue(ctx context.Context) {
 			if w.Read(false) {
 				w.Times = append(w.Times, g.cfg.Now().Add(readBacks[0]))
 			}
-		case w.Read(err != nil):
+		case w.Read(err != nil || retried):
 			delete(g.readBack.written, w.report.ID)
 		}
 		g.readBack.mu.Unlock()
@@ -145,17 +157,12 @@ func (g *Generator) readBackDue(ctx context.Context) {
 }
 
 // rewrite writes w's report again, as it was written (its witnesses'
-// checkpoint), and returns the new generation, or nil if it failed.
-func (g *Generator) rewrite(ctx context.Context, log *slog.Logger, w *written) *generation {
+// checkpoint), and returns the new generation.
+func (g *Generator) rewrite(ctx context.Context, w *written) (*generation, error) {
 	ctx, cancel := context.WithTimeout(ctx, rewriteTimeout)
 	defer cancel()
 	_, gen, err := g.generate(ctx, w.report, w.gen)
-	if err != nil {
-		g.cfg.Alarm.Check(ctx, err)
-		log.ErrorContext(ctx, "writing an audit report again", "error", err)
-		return nil
-	}
-	return gen
+	return gen, err
 }
 
 // readSame reports whether w's objects in its bucket are those this

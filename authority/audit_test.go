@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
@@ -554,7 +555,7 @@ func TestAuditReportS3(t *testing.T) {
 // faultyS3 starts an S3 server with the bucket pca-reports, and a server
 // that writes to it through fault, which answers a request itself when it
 // returns true.
-func faultyS3(t *testing.T, fault func(http.ResponseWriter, *http.Request) bool) (*testenv.S3, *testenv.Env) {
+func faultyS3(t *testing.T, fault func(http.ResponseWriter, *http.Request) bool, opts ...testenv.Option) (*testenv.S3, *testenv.Env) {
 	t.Helper()
 	s3 := testenv.StartS3(t)
 	s3.CreateBucket(t, "pca-reports")
@@ -569,7 +570,7 @@ func faultyS3(t *testing.T, fault func(http.ResponseWriter, *http.Request) bool)
 		}
 	}))
 	t.Cleanup(faulty.Close)
-	return s3, testenv.Start(t, s3.Use(t, s3.AccessKey, s3.SecretKey), func(c *app.Config) { c.S3Endpoint = faulty.URL })
+	return s3, testenv.Start(t, append([]testenv.Option{s3.Use(t, s3.AccessKey, s3.SecretKey), func(c *app.Config) { c.S3Endpoint = faulty.URL }}, opts...)...)
 }
 
 // TestAuditReportS3Faults: connections to the S3 server cut while a
@@ -599,6 +600,57 @@ func TestAuditReportS3Faults(t *testing.T) {
 	report, proof := s3.Get(t, "pca-reports", *out.S3Key), s3.Get(t, "pca-reports", *out.S3Key+auditlog.ProofSuffix)
 	if v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), publicKey(t, env)); len(v.Problems) > 0 || v.Rows != len(wantRows(t, list)) {
 		t.Errorf("the report: %d rows, %v", v.Rows, v.Problems)
+	}
+}
+
+// TestAuditReportReadBackRetried: a report whose writing again, at its
+// read-back, meets faults of S3 past the S3 client's retries is tried
+// again at the next looks, and then proves the report: it was let be,
+// a pair that fails to verify under a report that says SUCCESS.
+func TestAuditReportReadBackRetried(t *testing.T) {
+	var cutting atomic.Bool
+	var cuts atomic.Int32
+	s3, env := faultyS3(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if cutting.Load() && r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/audit-report/") {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				cuts.Add(1)
+				conn.Close()
+				return true
+			}
+		}
+		return false
+	}, func(c *app.Config) { c.AuditReportLease = time.Second })
+	caARN, list := auditFixture(t, env)
+	out, err := createReport(env, caARN, "pca-reports", types.AuditReportResponseFormatJson)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
+		t.Fatal(err)
+	}
+	proofKey := *out.S3Key + auditlog.ProofSuffix
+	if _, err := s3.Client().PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String("pca-reports"), Key: &proofKey, Body: strings.NewReader("a late write")}); err != nil {
+		t.Fatal(err)
+	}
+	cutting.Store(true)
+	env.Clock.Advance(3 * time.Minute) // past the first read-back
+	for deadline := time.Now().Add(30 * time.Second); cuts.Load() < 3; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the report's writing again met %d cuts", cuts.Load())
+		}
+	}
+	time.Sleep(time.Second) // the writing again fails
+	cutting.Store(false)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		report, _ := s3.TryGet(t, "pca-reports", *out.S3Key)
+		proof, _ := s3.TryGet(t, "pca-reports", proofKey)
+		v := audit.Verify(bytes.NewReader(report), bytes.NewReader(proof), publicKey(t, env))
+		if len(v.Problems) == 0 && v.Rows == len(wantRows(t, list)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the report, its writing again failed once: %v", v.Problems)
+		}
 	}
 }
 
