@@ -42,6 +42,13 @@ func witnessed(t *testing.T, caARN string, wrap func(http.Handler) http.Handler)
 	t.Helper()
 	skey, vkey, _ := note.GenerateKey(rand.Reader, auditlog.KeyName)
 	signer, _ := note.NewSigner(skey)
+	return witnessedBy(t, caARN, signer, vkey, wrap)
+}
+
+// witnessedBy is witnessed, of the log key signer (whose verifier key is
+// vkey).
+func witnessedBy(t *testing.T, caARN string, signer note.Signer, vkey string, wrap func(http.Handler) http.Handler) (note.Signer, string, Witness) {
+	t.Helper()
 	logKey, _ := note.NewVerifier(vkey)
 	wkey, wvkey, _ := witness.NewKey("witness.example/w1")
 	ws, err := witness.NewServer(t.Context(), witness.Config{Key: wkey,
@@ -67,6 +74,7 @@ func newWitnessing(tree *auditlogtest.Tree, signer note.Signer, vkey string, wit
 		cfg: Config{Log: auditlog.NewLog(treeStore{tree}, signer, vkey, nil), Witnesses: []Witness{wit}, Quorum: 1,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		submissions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"witness", "outcome"}),
+		life:        context.Background(), known: map[[2]string]int64{},
 	}
 }
 
@@ -165,6 +173,9 @@ func TestRoundLeavesLateWitness(t *testing.T) {
 	hv, _ := auditlog.NewWitnessVerifier(hungKey)
 	w := newWitnessing(tree, signer, vkey, honest)
 	w.cfg.Witnesses = append(w.cfg.Witnesses, Witness{Key: hungKey, Client: &witness.Client{URL: hung.URL, Verifier: hv}})
+	life, stop := context.WithCancel(t.Context())
+	w.life = life
+	t.Cleanup(func() { stop(); w.late.Wait() }) // before the hung server closes
 	ca := &openpca.CA{ID: "a", ARN: submitCA}
 	signed, c, err := w.cfg.Log.Checkpoint(t.Context(), submitCA, ca.ID, -1)
 	if err != nil {
@@ -177,5 +188,58 @@ func TestRoundLeavesLateWitness(t *testing.T) {
 	}
 	if _, ok := sizes[hungKey]; ok || sizes[honest.Key] != c.Size {
 		t.Errorf("what the witnesses know: %v; want the honest one's alone", sizes)
+	}
+}
+
+// TestLateWitnessCaughtUp: a witness that answered a round late, having
+// cosigned, is asked in the next from what it answered, not from what the
+// store said before: from there it answered 409 and was asked again, two
+// round trips, past the grace for a witness that takes over a second, in
+// every round after.
+func TestLateWitnessCaughtUp(t *testing.T) {
+	tree := &auditlogtest.Tree{}
+	for i := range 10 {
+		tree.Add(fmt.Appendf(nil, "entry %d", i))
+	}
+	signer, vkey, fast := witnessed(t, submitCA, nil)
+	// The slow witness trusts the same log key: it cosigns at once, and
+	// answers 3 s later the first time, 1.2 s later after.
+	var asked atomic.Int32
+	_, _, slow := witnessedBy(t, submitCA, signer, vkey, func(ws http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			ws.ServeHTTP(rec, r)
+			delay := 1200 * time.Millisecond
+			if asked.Add(1) == 1 {
+				delay = 3 * time.Second
+			}
+			time.Sleep(delay)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+		})
+	})
+	w := newWitnessing(tree, signer, vkey, fast)
+	w.cfg.Witnesses = append(w.cfg.Witnesses, slow)
+	life, stop := context.WithCancel(t.Context())
+	w.life = life
+	t.Cleanup(func() { stop(); w.late.Wait() })
+	ca := &openpca.CA{ID: "a", ARN: submitCA}
+	round := func() (map[string]int64, *openpca.WitnessedCheckpoint) {
+		signed, c, err := w.cfg.Log.Checkpoint(t.Context(), submitCA, ca.ID, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.cosign(t.Context(), ca, nil, c, signed)
+	}
+	if _, witnessed := round(); witnessed == nil || witnessed.Cosigners != 1 {
+		t.Fatalf("the first round, the slow witness late: %+v", witnessed)
+	}
+	time.Sleep(2 * time.Second) // its answer comes
+	tree.Add([]byte("entry 10"))
+	if _, witnessed := round(); witnessed == nil || witnessed.Cosigners != 2 {
+		t.Errorf("the next round, the slow witness answering in 1.2 s: %+v, want both cosigning; it was asked %d times", witnessed, asked.Load())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,6 +75,15 @@ type Witnessing struct {
 	cfg         Config
 	pool        *worker.Pool[*openpca.WitnessJob]
 	submissions *prometheus.CounterVec
+	// life ends at Close: the submissions to witnesses run within it, a
+	// round's late ones past the round, and late waits for them.
+	life context.Context
+	stop context.CancelFunc
+	late sync.WaitGroup
+	// known is what late submissions found a witness knows of a CA's log,
+	// by CA and witness, for the CA's next round to start from.
+	knownMu sync.Mutex
+	known   map[[2]string]int64
 }
 
 // Start starts witnessing.
@@ -81,13 +91,14 @@ func Start(cfg Config) *Witnessing {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	w := &Witnessing{cfg: cfg, submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+	w := &Witnessing{cfg: cfg, known: map[[2]string]int64{}, submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "openpca_witness_submissions_total",
 		Help: "Checkpoints sent to witnesses, by witness and outcome: cosigned, unreachable (or answering wrong), refused (a 403 or 404: the witness does not trust this server's key for the log), inconsistent (a 422: the checkpoint does not extend what the witness cosigned, as a forked log's would not), rolled-back (the witness cosigned more of the log than the server has), late (still to answer 2 s after a quorum cosigned).",
 	}, []string{"witness", "outcome"})}
 	// Several logs go to the witnesses at once: a round waits for every
 	// witness, a hanging one for its client's timeout, and each report
 	// asks for a round of its own.
+	w.life, w.stop = context.WithCancel(context.Background())
 	w.pool = worker.Start(worker.Config{Name: "witnessing", Owner: cfg.Owner, Workers: workers, Lease: lease, Poll: poll, Logger: cfg.Logger, Now: cfg.Now},
 		queue{w})
 	return w
@@ -97,7 +108,11 @@ func Start(cfg Config) *Witnessing {
 func (w *Witnessing) Wake() { w.pool.Wake() }
 
 // Close stops witnessing.
-func (w *Witnessing) Close() { w.pool.Close() }
+func (w *Witnessing) Close() {
+	w.pool.Close()
+	w.stop()
+	w.late.Wait()
+}
 
 // Collector reports the submissions to witnesses.
 func (w *Witnessing) Collector() prometheus.Collector { return w.submissions }
@@ -180,11 +195,12 @@ func (q queue) Do(ctx context.Context, job *openpca.WitnessJob, owner string) {
 // quorumGrace is how long a round waits for the witnesses still to answer
 // once a quorum cosigned: a witness that hangs, until its client's timeout
 // (10 s), would hold every round, and the rounds of other CAs behind it.
+// Those still to answer go on past the round, and what they find the
+// witness knows is where the CA's next round starts from with it: a
+// witness that answered late once, and cosigned, would be asked from what
+// the store says it cosigned before, answer 409, and be asked again, two
+// round trips, past the grace for a slow one, every round after.
 const quorumGrace = 2 * time.Second
-
-// errLate ends a witness's part of a round once the others' quorum cosigned
-// quorumGrace before.
-var errLate = errors.New("witnessing: the round's quorum cosigned without the witness")
 
 // round sends a checkpoint of the CA's whole log to every witness at once,
 // and returns what each now knows of the log and, if enough cosigned, the
@@ -206,56 +222,92 @@ func (w *Witnessing) round(ctx context.Context, job *openpca.WitnessJob) (map[st
 // what each cosigned last (cosigned, by witness key), and returns what
 // each now knows of the log and, if enough cosigned, the checkpoint with
 // their cosignatures. Once a quorum cosigned, it waits quorumGrace for the
-// others.
+// others (see there); it waits for none past ctx.
 func (w *Witnessing) cosign(ctx context.Context, ca *openpca.CA, cosigned map[string]int64, c auditlog.Checkpoint, signed []byte) (map[string]int64, *openpca.WitnessedCheckpoint) {
 	type result struct {
 		i     int
 		size  int64  // what the witness now knows of the log; -1 if unknown
 		cosig []byte // its cosignature's line, if it cosigned
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	answers := make(chan result, len(w.cfg.Witnesses))
 	for i, wit := range w.cfg.Witnesses {
-		go func() {
-			size, cosig := w.submit(ctx, ca, wit, cosigned[wit.Key], c, signed)
+		old := cosigned[wit.Key]
+		if known, ok := w.takeKnown(ca.ID, wit.Key); ok {
+			old = known
+		}
+		w.late.Go(func() {
+			size, cosig := w.submit(w.life, ca, wit, old, c, signed)
 			answers <- result{i, size, cosig}
-		}()
+		})
 	}
 	results := make([]result, len(w.cfg.Witnesses))
+	answered := make([]bool, len(results))
 	var late <-chan time.Time
-	for n, count := 0, 0; n < len(results); n++ {
-		var r result
+	n, count := 0, 0
+collect:
+	for n < len(results) {
 		select {
-		case r = <-answers:
+		case r := <-answers:
+			results[r.i], answered[r.i] = r, true
+			n++
+			if r.cosig != nil {
+				if count++; count == w.cfg.Quorum {
+					late = time.After(quorumGrace)
+				}
+			}
 		case <-late:
-			cancel(errLate) // the others answer at once
-			late = nil
-			r = <-answers
+			break collect
+		case <-ctx.Done():
+			break collect
 		}
-		results[r.i] = r
-		if r.cosig != nil {
-			if count++; count == w.cfg.Quorum {
-				late = time.After(quorumGrace)
+	}
+	if rest := len(results) - n; rest > 0 {
+		for i, ok := range answered {
+			if !ok {
+				name := w.cfg.Witnesses[i].Client.Verifier.Name()
+				w.cfg.Logger.Warn("a witness had not answered a while after the others' quorum cosigned: its cosignature is left out of this round, and what it answers is where the next starts from",
+					"ca", ca.ARN, "witness", name, "size", c.Size, "wait", quorumGrace)
+				w.submissions.WithLabelValues(name, "late").Inc()
 			}
 		}
+		w.late.Go(func() {
+			for range rest {
+				if r := <-answers; r.size >= 0 {
+					w.setKnown(ca.ID, w.cfg.Witnesses[r.i].Key, r.size)
+				}
+			}
+		})
 	}
 	sizes := map[string]int64{}
 	note := bytes.Clone(signed)
-	count := 0
 	for i, r := range results {
-		if r.size >= 0 {
+		if answered[i] && r.size >= 0 {
 			sizes[w.cfg.Witnesses[i].Key] = r.size
 		}
 		if r.cosig != nil {
 			note = append(note, r.cosig...)
-			count++
 		}
 	}
 	if count < w.cfg.Quorum {
 		return sizes, nil
 	}
 	return sizes, &openpca.WitnessedCheckpoint{Size: c.Size, Note: note, Cosigners: count}
+}
+
+// takeKnown returns, and forgets, what a late submission found witness
+// knows of the log of CA caID, if one did.
+func (w *Witnessing) takeKnown(caID, witness string) (int64, bool) {
+	w.knownMu.Lock()
+	defer w.knownMu.Unlock()
+	size, ok := w.known[[2]string{caID, witness}]
+	delete(w.known, [2]string{caID, witness})
+	return size, ok
+}
+
+func (w *Witnessing) setKnown(caID, witness string, size int64) {
+	w.knownMu.Lock()
+	defer w.knownMu.Unlock()
+	w.known[[2]string{caID, witness}] = size
 }
 
 // submit asks one witness to cosign the checkpoint c (signed), starting
@@ -284,9 +336,6 @@ func (w *Witnessing) submit(ctx context.Context, ca *openpca.CA, wit Witness, ol
 		if old > 0 && old < c.Size {
 			var err error
 			if proof, err = w.cfg.Log.ConsistencyProof(ctx, ca.ID, old, c.Size); err != nil {
-				if errors.Is(context.Cause(ctx), errLate) {
-					return -1, nil
-				}
 				log.Error("proving a checkpoint's consistency for a witness", "from", old, "error", err)
 				w.cfg.Alarm.Check(ctx, err)
 				return -1, nil
@@ -296,12 +345,6 @@ func (w *Witnessing) submit(ctx context.Context, ca *openpca.CA, wit Witness, ol
 		var conflict *witness.ConflictError
 		var refused *witness.RefusedError
 		switch {
-		case err != nil && errors.Is(context.Cause(ctx), errLate):
-			// It may have cosigned as it was cut off: what it knows is
-			// unknown, and the next round finds it out (409).
-			log.Warn("a witness had not answered when the others' quorum had cosigned, and a while after: its cosignature is left out of this round", "wait", quorumGrace)
-			w.submissions.WithLabelValues(name, "late").Inc()
-			return -1, nil
 		case err == nil:
 			w.submissions.WithLabelValues(name, "cosigned").Inc()
 			return c.Size, cosigned[len(signed):]
