@@ -58,8 +58,8 @@ type Restored struct {
 	DeletedKept []string
 	// KeysKept counts the CAs not deleted at the backup whose keys are in
 	// a token or KMS, which their purges will leave there (KeepKey), as
-	// they leave those of DeletedKept; 0 for a SoleCopy, whose purges
-	// leave none.
+	// they leave those of DeletedKept; 0 for a SoleCopy, which marks
+	// none.
 	KeysKept int
 	// Active are the ARNs of the CAs active at the backup, disabled
 	// unless KeptStatus.

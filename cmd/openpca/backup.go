@@ -92,7 +92,7 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	switch {
 	case len(sum.DeletedKept) > 0 && sum.SoleCopy:
-		fmt.Fprintln(stdout, "CAs deleted at the backup, whose keys are in a token or KMS, have their restoration periods again, from now: one may have been restored since. Each is purged when its period ends, and its key destroyed (--sole-copy):")
+		fmt.Fprintln(stdout, "CAs deleted at the backup, whose keys are in a token or KMS, have their restoration periods again, from now: one may have been restored since. Each is purged when its period ends, and its key destroyed (--sole-copy), unless an earlier restore marked it to be kept:")
 	case len(sum.DeletedKept) > 0:
 		fmt.Fprintln(stdout, "CAs deleted at the backup, whose keys are in a token or KMS, have their restoration periods again, from now: servers of the old database may have restored them since, and sign with their keys. Each is purged when its period ends, and its key left in its store: destroy it by hand once no server of the old database uses it:")
 	}
