@@ -38,6 +38,9 @@ const (
 	// rewriteTimeout bounds a report's writing again: it holds back the
 	// other read-backs.
 	rewriteTimeout = 15 * time.Minute
+	// rewriteRetry is how long after a writing again that failed, as a
+	// retry may not, it is tried again.
+	rewriteRetry = time.Minute
 )
 
 // objectSums are hashes of a report's two objects as this server wrote
@@ -121,16 +124,15 @@ func (g *Generator) readBackDue(ctx context.Context) {
 			}
 		}
 		// A fault of the object store or the database that a retry may
-		// not meet, as a report's first generation is tried again for.
+		// not meet, as a report's first generation is tried again for:
+		// again a minute on, a read-back's tries in all.
 		retried := openpca.ErrorCode(rewriteErr) == openpca.CodeServiceUnavailable
-		switch {
-		case retried:
-			log.WarnContext(ctx, "writing an audit report again failed; it is tried again", "error", rewriteErr)
-		case rewriteErr != nil:
+		if rewriteErr != nil && !retried {
 			g.cfg.Alarm.Check(ctx, rewriteErr)
-			log.ErrorContext(ctx, "writing an audit report again", "error", rewriteErr)
+			log.ErrorContext(ctx, "writing an audit report again failed: the objects in its bucket may not prove it", "error", rewriteErr)
 		}
 		g.readBack.mu.Lock()
+		over := false
 		switch {
 		case errors.Is(err, openpca.ErrNotFound), errors.Is(err, openpca.ErrBucketAccess), err == nil && !same && rewritten == nil && !retried:
 			delete(g.readBack.written, w.report.ID) // no other read would tell more
@@ -141,10 +143,23 @@ func (g *Generator) readBackDue(ctx context.Context) {
 			if w.Read(false) {
 				w.Times = append(w.Times, g.cfg.Now().Add(readBacks[0]))
 			}
-		case w.Read(err != nil || retried):
+		case retried:
+			left := len(w.Times)
+			if over = w.Read(true); over {
+				delete(g.readBack.written, w.report.ID)
+			} else if len(w.Times) == left {
+				w.Times[0] = g.cfg.Now().Add(rewriteRetry)
+			}
+		case w.Read(err != nil):
 			delete(g.readBack.written, w.report.ID)
 		}
 		g.readBack.mu.Unlock()
+		switch {
+		case retried && over:
+			log.ErrorContext(ctx, "writing an audit report again failed, and is given up: the objects in its bucket may not prove it", "error", rewriteErr)
+		case retried:
+			log.WarnContext(ctx, "writing an audit report again failed; it is tried again", "error", rewriteErr, "in", rewriteRetry)
+		}
 		switch {
 		case errors.Is(err, openpca.ErrNotFound):
 			log.InfoContext(ctx, "an audit report's object was removed from its bucket before it was read back")

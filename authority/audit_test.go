@@ -641,6 +641,7 @@ func TestAuditReportReadBackRetried(t *testing.T) {
 	}
 	time.Sleep(time.Second) // the writing again fails
 	cutting.Store(false)
+	env.Clock.Advance(2 * time.Minute) // past its retry
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		report, _ := s3.TryGet(t, "pca-reports", *out.S3Key)
 		proof, _ := s3.TryGet(t, "pca-reports", proofKey)

@@ -81,9 +81,11 @@ type Witnessing struct {
 	stop context.CancelFunc
 	late sync.WaitGroup
 	// known is what late submissions found a witness knows of a CA's log,
-	// by CA and witness, for the CA's next round to start from.
+	// by CA and witness, for the CA's next round to start from; lateNow,
+	// the late submissions under way.
 	knownMu sync.Mutex
 	known   map[[2]string]int64
+	lateNow map[[2]string]bool
 }
 
 // Start starts witnessing.
@@ -91,7 +93,7 @@ func Start(cfg Config) *Witnessing {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	w := &Witnessing{cfg: cfg, known: map[[2]string]int64{}, submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+	w := &Witnessing{cfg: cfg, known: map[[2]string]int64{}, lateNow: map[[2]string]bool{}, submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "openpca_witness_submissions_total",
 		Help: "Checkpoints sent to witnesses, by witness and outcome: cosigned, unreachable (or answering wrong), refused (a 403 or 404: the witness does not trust this server's key for the log), inconsistent (a 422: the checkpoint does not extend what the witness cosigned, as a forked log's would not), rolled-back (the witness cosigned more of the log than the server has), late (still to answer 2 s after a quorum cosigned).",
 	}, []string{"witness", "outcome"})}
@@ -230,20 +232,27 @@ func (w *Witnessing) cosign(ctx context.Context, ca *openpca.CA, cosigned map[st
 		cosig []byte // its cosignature's line, if it cosigned
 	}
 	answers := make(chan result, len(w.cfg.Witnesses))
+	cancels := make([]context.CancelFunc, len(w.cfg.Witnesses))
 	for i, wit := range w.cfg.Witnesses {
-		old := cosigned[wit.Key]
-		if known, ok := w.takeKnown(ca.ID, wit.Key); ok {
-			old = known
+		cancels[i] = func() {}
+		if w.lateUnderWay(ca.ID, wit.Key) {
+			// Still answering a round before: not asked again meanwhile.
+			w.submissions.WithLabelValues(wit.Client.Verifier.Name(), "late").Inc()
+			answers <- result{i, -1, nil}
+			continue
 		}
+		old := max(cosigned[wit.Key], w.takeKnown(ca.ID, wit.Key))
+		sctx, cancel := context.WithCancel(w.life)
+		cancels[i] = cancel
 		w.late.Go(func() {
-			size, cosig := w.submit(w.life, ca, wit, old, c, signed)
+			size, cosig := w.submit(sctx, ca, wit, old, c, signed)
 			answers <- result{i, size, cosig}
 		})
 	}
 	results := make([]result, len(w.cfg.Witnesses))
 	answered := make([]bool, len(results))
 	var late <-chan time.Time
-	n, count := 0, 0
+	n, count, graced := 0, 0, false
 collect:
 	for n < len(results) {
 		select {
@@ -256,28 +265,48 @@ collect:
 				}
 			}
 		case <-late:
+			graced = true
 			break collect
 		case <-ctx.Done():
 			break collect
 		}
 	}
-	if rest := len(results) - n; rest > 0 {
-		for i, ok := range answered {
-			if !ok {
-				name := w.cfg.Witnesses[i].Client.Verifier.Name()
-				w.cfg.Logger.Warn("a witness had not answered a while after the others' quorum cosigned: its cosignature is left out of this round, and what it answers is where the next starts from",
-					"ca", ca.ARN, "witness", name, "size", c.Size, "wait", quorumGrace)
-				w.submissions.WithLabelValues(name, "late").Inc()
+	// Those still to answer: past the grace, one request a witness and CA
+	// goes on (more, a witness that hangs at every round would be sent as
+	// many at once), the others end; the round's end (a lease lost, a
+	// stop) ends them all.
+	goOn := map[int]bool{}
+	for i, ok := range answered {
+		if ok {
+			continue
+		}
+		wit := w.cfg.Witnesses[i]
+		if graced && w.markLate(ca.ID, wit.Key) {
+			goOn[i] = true
+			name := wit.Client.Verifier.Name()
+			w.cfg.Logger.Warn("a witness had not answered a while after the others' quorum cosigned: its cosignature is left out of this round, and what it answers is where the next starts from",
+				"ca", ca.ARN, "witness", name, "size", c.Size, "wait", quorumGrace)
+			w.submissions.WithLabelValues(name, "late").Inc()
+		} else {
+			cancels[i]()
+		}
+	}
+	rest := len(results) - n
+	w.late.Go(func() {
+		for range rest {
+			r := <-answers
+			key := w.cfg.Witnesses[r.i].Key
+			if goOn[r.i] {
+				if r.size >= 0 {
+					w.setKnown(ca.ID, key, r.size)
+				}
+				w.unmarkLate(ca.ID, key)
 			}
 		}
-		w.late.Go(func() {
-			for range rest {
-				if r := <-answers; r.size >= 0 {
-					w.setKnown(ca.ID, w.cfg.Witnesses[r.i].Key, r.size)
-				}
-			}
-		})
-	}
+		for _, cancel := range cancels {
+			cancel()
+		}
+	})
 	sizes := map[string]int64{}
 	note := bytes.Clone(signed)
 	for i, r := range results {
@@ -295,19 +324,45 @@ collect:
 }
 
 // takeKnown returns, and forgets, what a late submission found witness
-// knows of the log of CA caID, if one did.
-func (w *Witnessing) takeKnown(caID, witness string) (int64, bool) {
+// knows of the log of CA caID, or 0. A witness's size only grows: the
+// larger of it and the stored size is where a round starts (another
+// server's rounds, or this one's since, may have taken it further).
+func (w *Witnessing) takeKnown(caID, witness string) int64 {
 	w.knownMu.Lock()
 	defer w.knownMu.Unlock()
-	size, ok := w.known[[2]string{caID, witness}]
+	size := w.known[[2]string{caID, witness}]
 	delete(w.known, [2]string{caID, witness})
-	return size, ok
+	return size
 }
 
 func (w *Witnessing) setKnown(caID, witness string, size int64) {
 	w.knownMu.Lock()
 	defer w.knownMu.Unlock()
-	w.known[[2]string{caID, witness}] = size
+	w.known[[2]string{caID, witness}] = max(w.known[[2]string{caID, witness}], size)
+}
+
+// markLate records a late submission to witness for CA caID under way,
+// unless one is: then it reports false.
+func (w *Witnessing) markLate(caID, witness string) bool {
+	w.knownMu.Lock()
+	defer w.knownMu.Unlock()
+	if w.lateNow[[2]string{caID, witness}] {
+		return false
+	}
+	w.lateNow[[2]string{caID, witness}] = true
+	return true
+}
+
+func (w *Witnessing) lateUnderWay(caID, witness string) bool {
+	w.knownMu.Lock()
+	defer w.knownMu.Unlock()
+	return w.lateNow[[2]string{caID, witness}]
+}
+
+func (w *Witnessing) unmarkLate(caID, witness string) {
+	w.knownMu.Lock()
+	defer w.knownMu.Unlock()
+	delete(w.lateNow, [2]string{caID, witness})
 }
 
 // submit asks one witness to cosign the checkpoint c (signed), starting
