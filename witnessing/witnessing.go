@@ -97,9 +97,10 @@ func Start(cfg Config) *Witnessing {
 		Name: "openpca_witness_submissions_total",
 		Help: "Checkpoints sent to witnesses, by witness and outcome: cosigned, unreachable (or answering wrong), refused (a 403 or 404: the witness does not trust this server's key for the log), inconsistent (a 422: the checkpoint does not extend what the witness cosigned, as a forked log's would not), rolled-back (the witness cosigned more of the log than the server has), late (still to answer 2 s after a quorum cosigned).",
 	}, []string{"witness", "outcome"})}
-	// Several logs go to the witnesses at once: a round waits for every
-	// witness, a hanging one for its client's timeout, and each report
-	// asks for a round of its own.
+	// Several logs go to the witnesses at once: a round waits for a
+	// quorum, and quorumGrace for the rest (a hanging one would hold it
+	// for its client's timeout), and each report asks for a round of its
+	// own.
 	w.life, w.stop = context.WithCancel(context.Background())
 	w.pool = worker.Start(worker.Config{Name: "witnessing", Owner: cfg.Owner, Workers: workers, Lease: lease, Poll: poll, Logger: cfg.Logger, Now: cfg.Now},
 		queue{w})
