@@ -15,7 +15,7 @@ import (
 )
 
 // readBacks are when, after it finished a report, the generator reads its
-// objects back. A server that held the report before, and stalled (its
+// objects back (readback.After). A server that held the report before, and stalled (its
 // lease taken over) as its writes were on the way, may land them after
 // this server's: its report, or its proof file, or both, in place of this
 // one's. The pair then no longer verifies, or is not the report recorded.
@@ -26,7 +26,7 @@ import (
 // the last read-back is left. The read-backs are in this server's memory:
 // one that restarts meanwhile makes none of those of the reports it wrote
 // before.
-var readBacks = []time.Duration{2 * time.Minute, 20 * time.Minute}
+var readBacks = readback.After
 
 const (
 	// readIdle bounds how long a read-back's read may go without a byte:

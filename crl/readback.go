@@ -16,14 +16,14 @@ import (
 	"github.com/openpca/openpca/pki"
 )
 
-// readBacks are when, after it wrote a CRL, the publisher reads it back.
-// A server that died while it wrote a CRL may have left its request on
-// the way (held by a proxy, or resent by its kernel for up to about 15
-// minutes): landing after a newer CRL of another server's, it would put
-// back fewer revoked certificates under a lower number, for days. A CRL
-// read back older than the one written is followed by another. A write
-// held longer than the last read-back is put right by the CA's next CRL.
-var readBacks = []time.Duration{2 * time.Minute, 20 * time.Minute}
+// readBacks are when, after it wrote a CRL, the publisher reads it back
+// (readback.After). A server that died while it wrote a CRL may have left
+// its request on the way: landing after a newer CRL of another server's,
+// it would put back fewer revoked certificates under a lower number, for
+// days. A CRL read back older than the one written is followed by
+// another. A write held longer than the last read-back is put right by
+// the CA's next CRL.
+var readBacks = readback.After
 
 const (
 	// readBackPoll is how often the publisher looks for read-backs due.

@@ -12,6 +12,11 @@ import (
 	"time"
 )
 
+// After are when, after it is written, an object is read back: a server
+// that died or stalled as it wrote may have left its request on the way,
+// held by a proxy, or resent by its kernel for up to about 15 minutes.
+var After = []time.Duration{2 * time.Minute, 20 * time.Minute}
+
 // Loop calls a function at an interval, in the background, until Stop.
 type Loop struct {
 	stop context.CancelFunc
