@@ -307,7 +307,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Logger: logger, Region: cfg.Region, DefaultAccountID: cfg.AccountID,
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
 		Objects: a.objects, Reports: a.reports, CRLs: a.crls, AuditReportInterval: cfg.AuditReportInterval, Log: log,
-		PublicURL: cfg.PublicURL, OCSPUnknownRate: cfg.OCSPUnknownRate, OCSPUnknownBudget: cfg.OCSPUnknownBudget, OCSPSigners: cfg.OCSPSigners, OCSPSignedByCA: cfg.OCSPSignedByCA,
+		PublicURL: cfg.PublicURL, OCSPUnknownRate: cfg.OCSPUnknownRate, OCSPUnknownBudget: cfg.OCSPUnknownBudget, OCSPSigners: cfg.OCSPSigners, OCSPStoreSigners: cfg.OCSPStoreSigners, OCSPSignedByCA: cfg.OCSPSignedByCA,
 		Witnessed: latestWitnessed, Alarm: alarm,
 	})
 	var local server.LocalObjects

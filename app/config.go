@@ -85,6 +85,9 @@ type Config struct {
 	// OCSPSigners bounds the OCSP answers signed at once with the server's
 	// processors; 0 means authority.Config's default, half of them.
 	OCSPSigners int
+	// OCSPStoreSigners bounds the OCSP answers CAs sign at once in each
+	// token or KMS (authority.Config.OCSPStoreSigners).
+	OCSPStoreSigners int
 	// OCSPSignedByCA has CAs sign their OCSP answers with their own keys
 	// rather than by delegated responders.
 	OCSPSignedByCA bool
@@ -196,6 +199,7 @@ func DefaultConfig() Config {
 		MaxCAsPerAccount:         authority.DefaultMaxCAsPerAccount,
 		OCSPUnknownRate:          authority.DefaultOCSPUnknownRate,
 		OCSPUnknownBudget:        authority.DefaultOCSPUnknownBudget,
+		OCSPStoreSigners:         authority.DefaultOCSPStoreSigners,
 		AuditReportInterval:      authority.DefaultAuditReportInterval,
 		AuditReportLease:         audit.DefaultLease,
 		ReportWorkers:            DefaultReportWorkers,
@@ -287,6 +291,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--ocsp-max-age must not be negative")
 	case cfg.OCSPSigners < 0:
 		return fmt.Errorf("--ocsp-signers must be 0 (half the processors) or positive")
+	case cfg.OCSPStoreSigners <= 0:
+		return fmt.Errorf("--ocsp-store-signers must be positive")
 	case cfg.ReportWitnessWait < 0:
 		return fmt.Errorf("--report-witness-wait must not be negative")
 	case cfg.AuditReportInterval <= 0 || cfg.AuditReportLease < time.Second:

@@ -71,6 +71,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative connection bounds", func(c *app.Config) { c.MaxConnectionsPerNetwork = -1 }, "--max-connections", nil},
 		{"OCSP signers", func(c *app.Config) { c.OCSPSigners = 3 }, "", func(c *app.Config) bool { return c.OCSPSigners == 3 }},
 		{"negative OCSP signers", func(c *app.Config) { c.OCSPSigners = -1 }, "--ocsp-signers", nil},
+		{"OCSP store signers", func(c *app.Config) { c.OCSPStoreSigners = 5 }, "", func(c *app.Config) bool { return c.OCSPStoreSigners == 5 }},
+		{"no OCSP store signers", func(c *app.Config) { c.OCSPStoreSigners = 0 }, "--ocsp-store-signers", nil},
 		{"a request rate that is no number", func(c *app.Config) { c.AccountRequestRate = math.NaN() }, "--account-request-rate", nil},
 		{"an infinite request rate", func(c *app.Config) { c.AccountRequestRate = math.Inf(1) }, "--account-request-rate", nil},
 		{"a request rate of one an age", func(c *app.Config) { c.AccountRequestRate = 1e-300 }, "--account-request-rate", nil},

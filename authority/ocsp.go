@@ -56,9 +56,9 @@ const DefaultOCSPUnknownRate = 50
 // the same pace.
 const DefaultOCSPUnknownBudget = 1 << 20
 
-// ocspSignerWait is how long an OCSP answer to be signed with the
-// server's processors waits for one of its signers (Config.OCSPSigners)
-// before it is answered tryLater instead.
+// ocspSignerWait is how long an OCSP answer to be signed waits for one of
+// its slots (Config.OCSPSigners, Config.OCSPStoreSigners) before it is
+// answered tryLater instead.
 const ocspSignerWait = time.Second
 
 // ocspEntryOverhead is what a key-use log entry takes in the database
@@ -238,8 +238,9 @@ var errOCSPUnauthorized = errors.New("authority: OCSP request for a CA this serv
 // CA whose key failed to sign moments ago.
 var errOCSPTryLater = errors.New("authority: an OCSP request to answer later")
 
-// errOCSPBusy is an answer that found none of the server's OCSP signers
-// free (Config.OCSPSigners) within ocspSignerWait: tryLater.
+// errOCSPBusy is an answer that found none of its OCSP slots free
+// (Config.OCSPSigners, Config.OCSPStoreSigners) within ocspSignerWait:
+// tryLater.
 var errOCSPBusy = fmt.Errorf("%w: every OCSP signer is busy", errOCSPTryLater)
 
 func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) (*ocspEntry, error) {
@@ -354,18 +355,21 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	if responder == nil && s.responders.refusing(ca.ID, now) {
 		return nil, errOCSPTryLater
 	}
-	// A signing with the server's processors (a responder's key, or the
-	// CA's in software) waits for one of its OCSP signers, before an
-	// unknown serial spends its rate and budget; one in a token or KMS
-	// does not, since a slow or hung store would hold the signers from
-	// every other CA's answers.
-	release := func() {}
+	// A signing waits for one of its OCSP slots before an unknown serial
+	// spends its rate and budget: one of the server's processors (a
+	// responder's key, or the CA's in software), or one of its key store's
+	// (a token or KMS), which a slow or hung store would otherwise hold
+	// from every other CA's answers.
+	var release func()
 	if responder != nil || !s.keys.hardware(ca) {
-		if release, err = s.ocspProcessor(ctx, ocspSignerWait); err != nil {
-			return nil, err
-		}
-		defer release()
+		release, err = s.ocspSlots.processor(ctx, ocspSignerWait)
+	} else {
+		release, err = s.ocspSlots.take(ctx, ca.KeyStore, ca.ID, ocspSignerWait)
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if template.Status == ocsp.Unknown {
 		rate := func() bool { return s.ocspUnknown.AllowN(s.now(), 1) }
 		allowed := responder != nil && rate()
@@ -426,23 +430,6 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 		return nil, err
 	}
 	return e, nil
-}
-
-// ocspProcessor waits for one of the server's OCSP signers
-// (Config.OCSPSigners), within wait, and returns the function that gives
-// it back, which may be called more than once; past the wait,
-// errOCSPBusy.
-func (s *Service) ocspProcessor(ctx context.Context, wait time.Duration) (release func(), err error) {
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case s.ocspSigners <- struct{}{}:
-		return sync.OnceFunc(func() { <-s.ocspSigners }), nil
-	case <-t.C:
-		return nil, errOCSPBusy
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // refused records that ca's key failed to sign an OCSP answer, logs it

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -539,7 +540,10 @@ func TestOCSPClientHungUp(t *testing.T) {
 // signers, and are tryLater past a second without one, so that a flood of
 // them (anyone who knows serials may send one) leaves the other
 // processors to the API; answers a CA signs in KMS do not wait for them,
-// so that a slow or hung key store holds back no other CA's answers.
+// so that a slow or hung key store holds back no other CA's answers. Those
+// wait for one of their key store's slots (two: the default), of which no
+// CA takes more than one, so that a flood of them leaves the store's
+// quota to issuance, and one slow key leaves the other CAs theirs.
 func TestOCSPSigners(t *testing.T) {
 	for _, byCA := range []bool{false, true} {
 		t.Run(fmt.Sprintf("signed by the CA %v", byCA), func(t *testing.T) { testOCSPSigners(t, byCA) })
@@ -598,6 +602,32 @@ func testOCSPSigners(t *testing.T, byCA bool) {
 		}
 	}
 	if byCA {
+		// Its answers take one of the KMS store's slots instead. Each
+		// certificate below is asked about once answered, so that none is
+		// served as kept.
+		other, otherRoot := revocationCA(t, e.env, &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
+		kmsLeaf, otherLeaf := issue(kmsARN), issue(other)
+		held := []func(){authority.HoldOCSPStoreSigner(e.env.Service(), "kms", "another"), authority.HoldOCSPStoreSigner(e.env.Service(), "kms", "a third")}
+		if got := ask(kmsLeaf, kmsRoot); got != "tryLater" {
+			t.Errorf("the KMS CA's answer with every slot of its store taken: %s, want tryLater", got)
+		}
+		if got := ask(issue(e.caARN), e.root); got != "good" {
+			t.Errorf("the software CA's answer with every slot of the KMS store taken: %s", got)
+		}
+		for _, release := range held {
+			release()
+		}
+		release = authority.HoldOCSPStoreSigner(e.env.Service(), "kms", path.Base(kmsARN))
+		if got := ask(kmsLeaf, kmsRoot); got != "tryLater" {
+			t.Errorf("the KMS CA's answer with its share of the store's slots taken: %s, want tryLater", got)
+		}
+		if got := ask(otherLeaf, otherRoot); got != "good" {
+			t.Errorf("another KMS CA's answer with the first's share taken: %s", got)
+		}
+		release()
+		if got := ask(kmsLeaf, kmsRoot); got != "good" {
+			t.Errorf("the KMS CA's answer once its slot is free: %s", got)
+		}
 		return
 	}
 	// A responder's key is made with one of the signers too, which it

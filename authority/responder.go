@@ -317,7 +317,7 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 	// more of a processor), waiting half the issuance's time, which leaves
 	// the other half to make the key: a responder not issued has the CA
 	// sign its answers for a minute.
-	release, err := s.ocspProcessor(ctx, ocspSigningTimeout/2)
+	release, err := s.ocspSlots.processor(ctx, ocspSigningTimeout/2)
 	if err != nil {
 		return nil, err
 	}

@@ -69,15 +69,21 @@ type Config struct {
 	// key-use log per hour; 0 means DefaultOCSPUnknownBudget.
 	OCSPUnknownBudget int
 	// OCSPSigners bounds how many OCSP answers, and delegated responders'
-	// keys, the server makes at once with its own processors (a responder's
-	// key, or a CA's in software; not one in a token or KMS); 0 means half
-	// its processors, one at least. Anyone may ask about any serial, and
-	// answers for issued certificates are held back by no rate: a flood of
-	// them (each an RSA-4096 signing, say) would otherwise take every
-	// processor from the API and its other requests. An answer that finds
-	// no signer free within a second is tryLater (RFC 6960), which clients
-	// ask again after; a responder's key waits as long as its issuance may.
+	// keys, the server makes at once with its own processors (a
+	// responder's key, or a CA's in software; one in a token or KMS takes
+	// OCSPStoreSigners); 0 means half its processors, one at least. Anyone
+	// may ask about any serial, and answers for issued certificates are
+	// held back by no rate: a flood of them (each an RSA-4096 signing,
+	// say) would otherwise take every processor from the API and its
+	// other requests. An answer that finds no signer free within a second
+	// is tryLater (RFC 6960), which clients ask again after; a responder's
+	// key waits as long as its issuance may.
 	OCSPSigners int
+	// OCSPStoreSigners bounds how many OCSP answers CAs sign at once in
+	// each key store that is a token or KMS, no CA more than half of them
+	// (one at least); 0 means DefaultOCSPStoreSigners. An answer that
+	// finds no slot within a second is tryLater, as above.
+	OCSPStoreSigners int
 	// OCSPSignedByCA has each CA sign its OCSP answers with its own key,
 	// each signing logged, instead of by a delegated responder.
 	OCSPSignedByCA bool
@@ -124,7 +130,7 @@ type Service struct {
 	responderFlights singleflight.Group
 	ocspUnknown      *rate.Limiter
 	ocspBudgets      ocspBudgets
-	ocspSigners      chan struct{} // one taken per OCSP answer being signed
+	ocspSlots        *ocspSlots
 	policies         *CAPolicies
 	witnessed        func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
 	alarm            openpca.IntegrityAlarm
@@ -173,7 +179,7 @@ func New(cfg Config) *Service {
 	s.ocspUnknown = rate.NewLimiter(rate.Limit(unknown), max(1, int(unknown)))
 	s.ocspBudgets.perHour = cmp.Or(cfg.OCSPUnknownBudget, DefaultOCSPUnknownBudget)
 	s.ocsp.limit = ocspCacheBytes
-	s.ocspSigners = make(chan struct{}, cmp.Or(cfg.OCSPSigners, max(1, runtime.GOMAXPROCS(0)/2)))
+	s.ocspSlots = newOCSPSlots(cmp.Or(cfg.OCSPSigners, max(1, runtime.GOMAXPROCS(0)/2)), cmp.Or(cfg.OCSPStoreSigners, DefaultOCSPStoreSigners))
 	s.issued, _ = lru.New[string, *openpca.Certificate](issuedCacheSize)
 	return s
 }
