@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/openpca/openpca/audit"
@@ -94,20 +96,37 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, how sq
 	if err != nil {
 		return nil, sqlstore.Summary{}, err
 	}
-	path := filepath.Join(cfg.DataDir, "openpca.db")
-	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, how, checkLogs)
+	files := &keyFiles{ctx: ctx, cfg: cfg}
+	keys, _, err := readMasterKeys(files, false, slog.New(slog.DiscardHandler))
 	if err != nil {
 		rotation.Close()
-		return nil, sum, err
+		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was restored: %w", err)
 	}
-	a, err := openAdmin(ctx, cfg, true, sqlstore.Migrate) // no server runs: it holds the folder's lock
-	if err == nil {
+	// Checked on the copy, before it is put in place: a restore cut short
+	// after that leaves no database that was not.
+	check := func(ctx context.Context, store *sqlstore.DB) error {
+		keys, err := loadMasterKeys(ctx, files, store, keys, false, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		sealer, err := keys.sealer()
+		if err != nil {
+			return err
+		}
+		if err := checkLogs(ctx, store); err != nil {
+			return err
+		}
 		// The logs were checked against the verifier key the backup
 		// names, which only the master key shows to be the audit key's.
-		if err = auditlog.CheckKey(ctx, a.Store, a.Sealer); err != nil {
-			a.Close()
-		}
+		return auditlog.CheckKey(ctx, store, sealer)
 	}
+	path := filepath.Join(cfg.DataDir, "openpca.db")
+	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, how, check)
+	if err != nil {
+		rotation.Close()
+		return nil, sum, fmt.Errorf("nothing was restored: %w", err)
+	}
+	a, err := openAdmin(ctx, cfg, true, sqlstore.Migrate) // no server runs: it holds the folder's lock
 	if err != nil {
 		// Removed before the lock goes: a command run meanwhile would
 		// open the refused database, or make an empty one in its place.
@@ -142,6 +161,14 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	cfg.session = postgres.CommandSession("restore")
 	a, err := openAdmin(ctx, cfg, false, sqlstore.AsIs)
 	if err != nil {
+		return nil, sqlstore.Summary{}, notSettled(err)
+	}
+	// Before anything here writes to it, which what is foreign would see.
+	if foreign, err := postgres.Foreign(ctx, cfg.Database, cfg.session); err != nil || len(foreign) > 0 {
+		a.Close()
+		if err == nil {
+			err = fmt.Errorf("the restored database holds what OpenPCA makes none of, which servers would run at their changes, or read in place of its tables: %s (if they are your own, drop them, and run this again)", strings.Join(foreign, ", "))
+		}
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	// Servers that start from here on are refused until the database is
@@ -280,5 +307,9 @@ func checkLogs(ctx context.Context, store *sqlstore.DB) error {
 	if _, _, err := audit.CheckLogs(ctx, store, key); err != nil {
 		return fmt.Errorf("the backup's key-use logs do not verify: %w", err)
 	}
-	return nil
+	over, err := store.LogsOverrun(ctx)
+	if err == nil && len(over) > 0 {
+		err = fmt.Errorf("the backup's key-use logs do not verify: those of %s hold entries past their size, or certificates that name such entries, which no server writes (the size was made smaller, say)", strings.Join(over, ", "))
+	}
+	return err
 }

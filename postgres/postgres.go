@@ -363,6 +363,45 @@ func sessions(ctx context.Context, q querier, other, where string, args ...any) 
 	return nil
 }
 
+// Foreign returns what a restored database has, of what OpenPCA's
+// migrations make none of, that would run or answer in place of its
+// tables: triggers and rules on the tables of its schema, views,
+// functions and row-level policies in that schema (an extension's
+// excepted), and event triggers. A dump is SQL that runs as the role
+// restoring it; one edited to leave a trigger that undoes each access
+// key's revocation, say, would keep it working in every server after.
+func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
+	db, err := openDB(dsn, session)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `
+		SELECT 'trigger ' || t.tgname || ' on ' || c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+			WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal
+		UNION ALL SELECT 'rule ' || rulename || ' on ' || tablename FROM pg_rules WHERE schemaname = current_schema()
+		UNION ALL SELECT 'view ' || viewname FROM pg_views WHERE schemaname = current_schema()
+		UNION ALL SELECT 'materialized view ' || matviewname FROM pg_matviews WHERE schemaname = current_schema()
+		UNION ALL SELECT 'policy ' || policyname || ' on ' || tablename FROM pg_policies WHERE schemaname = current_schema()
+		UNION ALL SELECT 'function ' || p.proname FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace
+			AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+		UNION ALL SELECT 'event trigger ' || evtname FROM pg_event_trigger
+		ORDER BY 1 LIMIT 10`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the database's schema: %w", err)
+	}
+	defer rows.Close()
+	var found []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return nil, err
+		}
+		found = append(found, f)
+	}
+	return found, rows.Err()
+}
+
 // Clock returns the time by the database's clock, which SessionsError
 // gives the sessions' beginnings by, on a session named session.
 func Clock(ctx context.Context, dsn, session string) (time.Time, error) {

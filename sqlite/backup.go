@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -180,9 +182,29 @@ func lockPartial(dir string) (*os.File, error) {
 // finds a restored database that is not. It stays in rollback mode, as a
 // backup is, so that place checks it as one.
 func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, how sqlstore.Settling, check func(context.Context, *sqlstore.DB) error) (sqlstore.Restored, error) {
-	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw&_txlock=immediate&_pragma=foreign_keys(ON)&_pragma=synchronous(FULL)")
+	store, db, err := openCopy(ctx, path)
 	if err != nil {
 		return sqlstore.Restored{}, err
+	}
+	if err := sameSchema(ctx, db, path); err != nil {
+		return sqlstore.Restored{}, errors.Join(err, store.Close())
+	}
+	if check != nil {
+		if err := check(ctx, store); err != nil {
+			return sqlstore.Restored{}, errors.Join(err, store.Close())
+		}
+	}
+	r, err := store.SettleRestored(ctx, crlNumberFloor, now, how, nil)
+	return r, errors.Join(err, store.Close())
+}
+
+// openCopy opens the database file at path in rollback mode, as a backup
+// is, and brings its schema up to this version's (making one if it has
+// none).
+func openCopy(ctx context.Context, path string) (*sqlstore.DB, *sql.DB, error) {
+	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rwc&_txlock=immediate&_pragma=foreign_keys(ON)&_pragma=synchronous(FULL)")
+	if err != nil {
+		return nil, nil, err
 	}
 	db.SetMaxOpenConns(1)
 	// Long reads (checking the logs) go to SQLite itself, as a server's do.
@@ -192,15 +214,71 @@ func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Tim
 	if err != nil {
 		scan.close()
 		db.Close()
-		return sqlstore.Restored{}, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if check != nil {
-		if err := check(ctx, store); err != nil {
-			return sqlstore.Restored{}, errors.Join(err, store.Close())
+	return store, db, nil
+}
+
+// sameSchema checks that the restored copy db, migrated, has the schema
+// of a new database of this version, object for object: a backup whose
+// schema was changed (an index dropped or added, a table's constraints
+// taken out, planner statistics put in) is refused, since servers trust
+// the schema to keep what the rows may hold, and to answer in bounded
+// time.
+func sameSchema(ctx context.Context, db *sql.DB, path string) error {
+	dir, err := os.MkdirTemp("", "openpca-schema-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fresh, freshDB, err := openCopy(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		return err
+	}
+	want, err := schemaOf(ctx, freshDB)
+	if err := errors.Join(err, fresh.Close()); err != nil {
+		return err
+	}
+	have, err := schemaOf(ctx, db)
+	if err != nil {
+		return err
+	}
+	var diffs []string
+	for _, name := range slices.Sorted(maps.Keys(have)) {
+		if def, ok := want[name]; !ok {
+			diffs = append(diffs, "holds the "+name+", which OpenPCA makes none of")
+		} else if def != have[name] {
+			diffs = append(diffs, "has the "+name+" other than OpenPCA makes it")
 		}
 	}
-	r, err := store.SettleRestored(ctx, crlNumberFloor, now, how, nil)
-	return r, errors.Join(err, store.Close())
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := have[name]; !ok {
+			diffs = append(diffs, "lacks the "+name)
+		}
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("%s is not an OpenPCA database as it was made: it %s", path, strings.Join(diffs[:min(len(diffs), 5)], "; it "))
+	}
+	return nil
+}
+
+// schemaOf returns the objects of the schema of db, by type and name:
+// their table and the SQL that made them.
+func schemaOf(ctx context.Context, db *sql.DB) (map[string]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT type, name, tbl_name, COALESCE(sql, '') FROM sqlite_schema`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	objects := map[string]string{}
+	for rows.Next() {
+		var typ, name, table, def string
+		if err := rows.Scan(&typ, &name, &table, &def); err != nil {
+			return nil, err
+		}
+		objects[typ+" "+name] = table + "\n" + def
+	}
+	return objects, rows.Err()
 }
 
 // place makes the complete file tmp durable, checks it, and links it at
@@ -260,6 +338,18 @@ func Check(ctx context.Context, path string) (sqlstore.Summary, error) {
 		return sum, err
 	}
 	defer db.Close()
+	// Only tables and indexes, as OpenPCA's migrations make: a trigger
+	// put in a backup would run at the changes servers make to the
+	// restored database (undoing a revocation, say), and a view read in
+	// a table's place could keep a query going for good. What else
+	// differs is found once the copy is migrated (sameSchema).
+	var other string
+	switch err := db.QueryRowContext(ctx, `SELECT type || ' ' || name FROM sqlite_schema WHERE type NOT IN ('table', 'index') LIMIT 1`).Scan(&other); {
+	case err == nil:
+		return sum, fmt.Errorf("%s is not an OpenPCA database as it was made: it holds the %s, which OpenPCA makes none of", path, other)
+	case !errors.Is(err, sql.ErrNoRows):
+		return sum, fmt.Errorf("%s is not an OpenPCA database: %w", path, err)
+	}
 	var version int64
 	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version); err != nil {
 		return sum, fmt.Errorf("%s is not an OpenPCA database: %w", path, err)

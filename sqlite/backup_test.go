@@ -158,7 +158,10 @@ func TestBackup(t *testing.T) {
 	if !slices.Equal(restoredSum.Active, []string{ca.ARN}) || restoredSum.KeptStatus {
 		t.Errorf("CAs active in the backup: %q, kept %v; want %q, disabled", restoredSum.Active, restoredSum.KeptStatus, ca.ARN)
 	}
-	restoredSum.KeysNotHeld, restoredSum.Active = nil, nil
+	if restoredSum.Unwitnessed != 1 {
+		t.Errorf("CAs whose logs no witness cosigned: %d; want 1", restoredSum.Unwitnessed)
+	}
+	restoredSum.KeysNotHeld, restoredSum.Active, restoredSum.Unwitnessed = nil, nil, 0
 	// Restored once its certificate has expired, the CA is EXPIRED to its
 	// account, which could not enable it again: it is left, and not
 	// listed.
@@ -316,6 +319,73 @@ func TestBackupRefuses(t *testing.T) {
 				t.Fatal("a backup of a database that is not there made it")
 			}
 		})
+	}
+}
+
+// TestRestoreRefusesChangedSchema: a backup whose schema is not the one
+// OpenPCA's migrations make is refused, and nothing is restored. A
+// trigger would otherwise run at every change servers make to the
+// restored database (here, undoing each access key's revocation), and a
+// view in a table's place held the restore's first query for good.
+func TestRestoreRefusesChangedSchema(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "openpca.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newActiveCA(t, db)
+	for i := range int64(10) {
+		if err := recordIssuance(ctx, db, ca, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlite.Backup(ctx, filepath.Join(dir, "openpca.db"), backup); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	body, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, change, want string }{
+		{"a trigger", `CREATE TRIGGER keep_keys AFTER UPDATE OF revoked_at ON access_keys WHEN NEW.revoked_at IS NOT NULL BEGIN UPDATE access_keys SET revoked_at = NULL WHERE id = NEW.id; END`, "trigger keep_keys"},
+		{"a view for a table", `DROP TABLE schema_migrations; CREATE VIEW schema_migrations AS WITH RECURSIVE c(version) AS (SELECT 1 UNION ALL SELECT version + 1 FROM c) SELECT version FROM c`, "view schema_migrations"},
+		{"an index added", `CREATE INDEX extra ON certificates (serial)`, "holds the index extra"},
+		{"planner statistics", `ANALYZE`, "holds the table sqlite_stat1"},
+		{"a column added", `ALTER TABLE certificates ADD COLUMN extra TEXT`, "has the table certificates other than"},
+		{"an index dropped", `DROP INDEX audit_reports_by_ca`, "lacks the index audit_reports_by_ca"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			from := filepath.Join(t.TempDir(), "changed.db")
+			if err := os.WriteFile(from, body, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			change, err := sql.Open("sqlite", from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := change.ExecContext(ctx, tc.change); err != nil {
+				t.Fatal(err)
+			}
+			change.Close()
+			// Bounded: the view's query ran until the restore was killed.
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			target := filepath.Join(t.TempDir(), "openpca.db")
+			_, err = sqlite.Restore(ctx, from, target, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("restore: %v; want an error with %q", err, tc.want)
+			}
+			if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(target), "*")); len(matches) > 0 {
+				t.Fatalf("a refused restore left %v", matches)
+			}
+		})
+	}
+	// The backup as made restores.
+	if _, err := sqlite.Restore(ctx, backup, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 

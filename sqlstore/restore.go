@@ -61,6 +61,10 @@ type Restored struct {
 	// they leave those of DeletedKept; 0 for a SoleCopy, which marks
 	// none.
 	KeysKept int
+	// Unwitnessed counts the CAs whose logs have entries and no
+	// checkpoint that witnesses cosigned: the restore checked them
+	// against themselves alone.
+	Unwitnessed int
 	// Active are the ARNs of the CAs active at the backup, disabled
 	// unless KeptStatus.
 	Active     []string
@@ -172,6 +176,10 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 		if r.Active, err = db.settleActive(ctx, tx, now, how.KeepStatus); err != nil {
 			return err
 		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_use_logs WHERE size > 0
+			AND ca_id NOT IN (SELECT ca_id FROM witnessing WHERE note IS NOT NULL)`).Scan(&r.Unwitnessed); err != nil {
+			return fmt.Errorf("counting the logs no witness cosigned: %w", err)
+		}
 		for _, q := range []struct {
 			what, stmt string
 			args       []any
@@ -202,6 +210,32 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 		return Restored{}, db.wrap("settling the restored database", err)
 	}
 	return r, nil
+}
+
+// LogsOverrun returns the ARNs (or ids, of CAs the database lacks) of the
+// CAs, ten at most, whose key-use logs hold entries at or past their
+// size, or whose certificates name such entries. A server never writes
+// them: a backup edited by hand (its size made smaller, to cut the log
+// short) may hold them, and the next signing of such a CA would fail, its
+// entry's place taken.
+func (db *DB) LogsOverrun(ctx context.Context) ([]string, error) {
+	rows, err := db.query(ctx, `SELECT COALESCE(a.arn, l.ca_id) FROM key_use_logs l LEFT JOIN certificate_authorities a ON a.id = l.ca_id
+		WHERE EXISTS (SELECT 1 FROM key_uses u WHERE u.ca_id = l.ca_id AND u.seq >= l.size)
+			OR EXISTS (SELECT 1 FROM certificates c WHERE c.ca_id = l.ca_id AND (c.issue_seq >= l.size OR c.revoke_seq >= l.size))
+		ORDER BY 1 LIMIT 10`)
+	if err != nil {
+		return nil, db.wrap("reading the logs' sizes", err)
+	}
+	defer rows.Close()
+	var cas []string
+	for rows.Next() {
+		var ca string
+		if err := rows.Scan(&ca); err != nil {
+			return nil, err
+		}
+		cas = append(cas, ca)
+	}
+	return cas, db.wrap("reading the logs' sizes", rows.Err())
 }
 
 // keysNotHeld returns, and removes the records of, the keys made for CAs

@@ -272,6 +272,23 @@ func TestPostgresRestore(t *testing.T) {
 		t.Errorf("a refused restore made %d tables in an empty database", tables)
 	}
 
+	// Nor is one that holds a trigger, which would undo each access key's
+	// revocation in every server after.
+	triggered := testenv.RestorePostgresDB(t, dsn)
+	triggerDB, err := sql.Open("pgx", triggered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := triggerDB.ExecContext(ctx, `CREATE FUNCTION keep_keys() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.revoked_at := NULL; RETURN NEW; END $$;
+		CREATE TRIGGER keep_keys BEFORE UPDATE ON access_keys FOR EACH ROW EXECUTE FUNCTION keep_keys()`); err != nil {
+		t.Fatal(err)
+	}
+	triggerDB.Close()
+	if out, err := runOpenpca(t, "restore", "--database", triggered, "--master-key-file", masterKey); err == nil ||
+		!strings.Contains(err.Error(), "nothing was settled: the restored database holds what OpenPCA makes none of") || !strings.Contains(err.Error(), "function keep_keys, trigger keep_keys on access_keys") {
+		t.Errorf("a restore of a database with a trigger: %v\n%s", err, out)
+	}
+
 	// A dump whose log was changed is not settled.
 	tampered := testenv.RestorePostgresDB(t, dsn)
 	tamperDB, err := sql.Open("pgx", tampered)
@@ -722,6 +739,10 @@ func TestRestoreChecksLogs(t *testing.T) {
 		// restored.
 		{"CA half purged", []string{`UPDATE certificate_authorities SET status = 'DELETED', restorable_until = 0 WHERE id = ? AND ? IS NULL`,
 			`DELETE FROM key_uses WHERE ca_id = ? AND seq < ?`}, []any{nil, 2}, ""},
+		// A log cut short, its size made smaller: its last entry, and the
+		// certificate that names it, are past its size.
+		{"log cut short", []string{`UPDATE key_use_logs SET size = size - 1 WHERE ca_id = ? AND ? IS NULL`}, []any{nil},
+			"those of " + caARN + " hold entries past their size"},
 		// The edge the next append starts from is not checked, but
 		// forgotten (see below).
 		{"kept edge changed", []string{`UPDATE key_use_logs SET tree_edge = substr(tree_edge, 1, length(tree_edge) - 32) || zeroblob(32) WHERE ca_id = ? AND ? IS NULL`},
@@ -753,6 +774,10 @@ func TestRestoreChecksLogs(t *testing.T) {
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("a restore of a sound backup: %v\n%s", err, out)
+				}
+				// The operator is told of a log checked against itself alone.
+				if said := strings.Contains(out, "witnesses cosigned: 1. Their logs were checked against themselves alone"); said == (tt.name == "witnessed as it was") {
+					t.Errorf("a restore of a CA whose log witnesses cosigned (%v) said it was unwitnessed (%v):\n%s", tt.name == "witnessed as it was", said, out)
 				}
 				// Each log's next append rebuilds its edge from the
 				// checked hashes.
