@@ -108,7 +108,8 @@ type Config struct {
 	// shares; 0 means DefaultSearchTime.
 	SearchTime time.Duration
 	// Proxies are the proxies in front of the server whose word on the
-	// client's address it takes, for the sign-in limit of an address.
+	// client's address it takes, for the sign-in limit of an address, and
+	// on whether the client came over HTTPS, for the session's cookie.
 	Proxies clientaddr.Proxies
 	// HTTPS says that clients reach the console over HTTPS, though the
 	// server may not: behind a proxy that ends TLS, cookies are Secure
@@ -246,8 +247,8 @@ func New(cfg Config) (*Console, error) {
 }
 
 // ServeHTTP serves the console, with the headers every answer carries: no
-// caching, no framing, no referrer to other sites, and only the console's
-// own scripts; and reached over HTTPS, HTTPS only from then on (HSTS, for
+// caching, no framing, no opener or loader of another origin, no referrer
+// to other sites, and only the console's own scripts; and reached over HTTPS, HTTPS only from then on (HSTS, for
 // the host, not its subdomains, which the server does not know).
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
@@ -257,6 +258,11 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
+	// A page of another site that opened the console keeps no handle on
+	// it (to send it elsewhere later), and one of this site's other
+	// origins (a sibling host, another port) cannot load its answers.
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	// Not no-referrer: under it, browsers send a form's Origin as "null",
 	// which the cross-origin check below refuses where no Sec-Fetch-Site
 	// tells it the form is the console's own (plain HTTP to a host name).
@@ -544,8 +550,10 @@ func (c *Console) endSession(w http.ResponseWriter, r *http.Request, s *openpca.
 }
 
 // secure reports whether a cookie for r must be Secure: r came over TLS,
-// or clients reach the console over HTTPS.
-func (c *Console) secure(r *http.Request) bool { return r.TLS != nil || c.cfg.HTTPS }
+// to the server or to a trusted proxy that says so (X-Forwarded-Proto),
+// or clients reach the console over HTTPS. The public URL alone does not
+// tell: it is also OCSP's, which certificates name, often over http.
+func (c *Console) secure(r *http.Request) bool { return c.cfg.HTTPS || c.cfg.Proxies.Secure(r) }
 
 // render writes page with the layout; in is the signed-in user, if any.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, page string, in *signedIn, data map[string]any) {

@@ -444,27 +444,41 @@ func newReport(t *testing.T, env *testenv.Env, caARN, bucket string) string {
 }
 
 // TestSecureCookieBehindProxy: a server that clients reach over HTTPS
-// (its public URL says so), through a proxy that ends TLS, still marks
-// the session cookie Secure, and asks browsers to keep to HTTPS. Over
-// HTTPS the cookie is a __Host- one, which a sibling host cannot set: a
-// cookie of the name over HTTP, as one could, signs no one in.
+// (its public URL says so, or a trusted proxy that ends TLS), through a
+// proxy that ends TLS, still marks the session cookie Secure, and asks
+// browsers to keep to HTTPS. Over HTTPS the cookie is a __Host- one,
+// which a sibling host cannot set: a cookie of the name over HTTP, as one
+// could, signs no one in. A public URL of http (OCSP's, as certificates
+// name it) does not take that from a console behind such a proxy: its
+// cookie was sent in the clear to any page on the host's plain HTTP.
 func TestSecureCookieBehindProxy(t *testing.T) {
+	trusted, err := clientaddr.Parse("127.0.0.1/32,::1/128")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		publicURL  string
+		proto      string // X-Forwarded-Proto, from a trusted proxy
 		secure     bool
 		name, path string
 		tossed     string // a cookie name that must not sign in
 	}{
-		{"https://ca.example", true, "__Host-openpca_console", "/", "openpca_console"},
-		{"", false, "openpca_console", "/console/", "__Host-openpca_console"},
+		{"https://ca.example", "", true, "__Host-openpca_console", "/", "openpca_console"},
+		{"http://ca.example", "https", true, "__Host-openpca_console", "/", "openpca_console"},
+		{"http://ca.example", "http", false, "openpca_console", "/console/", "__Host-openpca_console"},
+		{"", "", false, "openpca_console", "/console/", "__Host-openpca_console"},
 	} {
-		env := testenv.Start(t, func(c *app.Config) { c.PublicURL = tc.publicURL })
+		env := testenv.Start(t, func(c *app.Config) { c.PublicURL, c.TrustedProxies = tc.publicURL, trusted })
 		creds, err := env.Client.Options().Credentials.Retrieve(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		b := newBrowser(t, env)
-		status, _, res := b.do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}})
+		var proto []string
+		if tc.proto != "" {
+			proto = []string{"X-Forwarded-Proto", tc.proto}
+		}
+		status, _, res := b.do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {creds.SecretAccessKey}}, proto...)
 		cookies := res.Cookies()
 		if status != http.StatusSeeOther || len(cookies) != 1 || cookies[0].Secure != tc.secure || cookies[0].Name != tc.name || cookies[0].Path != tc.path {
 			t.Fatalf("public URL %q: sign-in %d, cookies %v, want Secure %v, %s, path %s", tc.publicURL, status, cookies, tc.secure, tc.name, tc.path)
@@ -476,9 +490,51 @@ func TestSecureCookieBehindProxy(t *testing.T) {
 			t.Errorf("Referrer-Policy %q: browsers would send forms' Origin as null", referrer)
 		}
 		for name, want := range map[string]int{tc.name: http.StatusOK, tc.tossed: http.StatusSeeOther} {
-			status, _, _ := newBrowser(t, env).do(http.MethodGet, "/console/cas", nil, "Cookie", name+"="+cookies[0].Value)
+			status, _, _ := newBrowser(t, env).do(http.MethodGet, "/console/cas", nil, append([]string{"Cookie", name + "=" + cookies[0].Value}, proto...)...)
 			if status != want {
 				t.Errorf("public URL %q: the session's token in a cookie %s: %d, want %d", tc.publicURL, name, status, want)
+			}
+		}
+	}
+}
+
+// TestConsoleHeaders: every answer of the console, signed in or not, a
+// redirect, a refusal or a script, carries the headers that keep other
+// sites from framing it, opening it, loading it or running script in it.
+func TestConsoleHeaders(t *testing.T) {
+	env := testenv.Start(t)
+	signedIn := newBrowser(t, env)
+	signedIn.signIn(env.Client)
+	want := map[string]string{
+		"Cache-Control":                "no-store",
+		"X-Frame-Options":              "DENY",
+		"X-Content-Type-Options":       "nosniff",
+		"Referrer-Policy":              "same-origin",
+		"Cross-Origin-Opener-Policy":   "same-origin",
+		"Cross-Origin-Resource-Policy": "same-origin",
+		"Content-Security-Policy":      "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+	}
+	for _, tc := range []struct {
+		name   string
+		b      *browser
+		method string
+		path   string
+	}{
+		{"the sign-in page", newBrowser(t, env), http.MethodGet, "/console/"},
+		{"a page, signed out", newBrowser(t, env), http.MethodGet, "/console/cas"},
+		{"a sign-in from another site", newBrowser(t, env), http.MethodPost, "/console/sign-in"},
+		{"a page", signedIn, http.MethodGet, "/console/cas"},
+		{"a page that is not", signedIn, http.MethodGet, "/console/none"},
+		{"a script", signedIn, http.MethodGet, "/console/static/verify.js"},
+	} {
+		var header []string
+		if tc.method == http.MethodPost {
+			header = []string{"Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site"}
+		}
+		_, _, res := tc.b.do(tc.method, tc.path, nil, header...)
+		for name, value := range want {
+			if got := res.Header.Get(name); got != value && !(name == "Cache-Control" && strings.HasPrefix(tc.path, "/console/static/")) {
+				t.Errorf("%s (%d): %s %q, want %q", tc.name, res.StatusCode, name, got, value)
 			}
 		}
 	}
