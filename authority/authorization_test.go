@@ -456,6 +456,47 @@ func TestTagsAtCreation(t *testing.T) {
 	}
 }
 
+// TestTagKeyLookalike: a tag key that differs from a protected one in a
+// letter whose lowering is ASCII (U+0130, "İ", lowers to "i") is not the
+// protected key anywhere: a Deny on aws:TagKeys, which compares without
+// case (strings.EqualFold), lets it be set, and then it is not read as
+// aws:ResourceTag of the protected key either. It was: the key got round
+// the Deny, and then passed the policy that the protected tag gates.
+// Keys that differ in ASCII case alone stay one key to conditions.
+func TestTagKeyLookalike(t *testing.T) {
+	env := testenv.Start(t)
+	ca, _ := env.NewActiveRoot(t, "Gated")
+	client, _ := env.NewKey(t, app.DefaultAccountID, policyKey("gated", `{"Version":"2012-10-17","Statement":[
+		{"Sid":"All","Effect":"Allow","Action":"acm-pca:*","Resource":"*"},
+		{"Sid":"Protected","Effect":"Deny","Action":["acm-pca:TagCertificateAuthority","acm-pca:UntagCertificateAuthority","acm-pca:CreateCertificateAuthority"],"Resource":"*",
+			"Condition":{"ForAnyValue:StringEqualsIgnoreCase":{"aws:TagKeys":["environment"]}}},
+		{"Sid":"DevOnly","Effect":"Deny","Action":"acm-pca:IssueCertificate","Resource":"*","Condition":{"StringNotEquals":{"aws:ResourceTag/environment":"dev"}}}]}`))
+	issue := func() error {
+		csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gated.example"}}).CSRPEM
+		_, err := client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: csr, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
+			Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+		return err
+	}
+	tag := func(c *acmpca.Client, key string) error {
+		_, err := c.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &ca, Tags: []types.Tag{{Key: aws.String(key), Value: aws.String("dev")}}})
+		return err
+	}
+	testenv.WantError(t, issue(), "AccessDeniedException")
+	testenv.WantError(t, tag(client, "Environment"), "AccessDeniedException")
+	if err := tag(client, "env\u0130ronment"); err != nil {
+		t.Fatalf("tagging with a key that is not the protected one: %v", err)
+	}
+	testenv.WantError(t, issue(), "AccessDeniedException")
+	// The CA's account, which the Deny does not hold, tags it as the
+	// policy asks, in any ASCII case: then the key issues.
+	if err := tag(env.Client, "ENVIRONMENT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue(); err != nil {
+		t.Errorf("issuing under a CA tagged ENVIRONMENT=dev: %v", err)
+	}
+}
+
 // TestAlwaysSuppliedKeys: the condition keys AWS puts in every request
 // are in this server's too, so that policies that test them decide as on
 // AWS: a Deny past an aws:EpochTime denies, a Deny outside the server's

@@ -45,7 +45,7 @@ func requestTags(tags []openpca.Tag, withValues bool) conditions {
 	for _, t := range tags {
 		c[keyTagKeys] = append(c[keyTagKeys], t.Key)
 		if withValues {
-			c[prefixRequestTag+strings.ToLower(t.Key)] = []string{t.Value}
+			c[prefixRequestTag+policy.FoldKey(t.Key)] = []string{t.Value}
 		}
 	}
 	return c
@@ -180,7 +180,7 @@ func ConditionValues(c openpca.Caller, ca *openpca.CA, region string, values map
 	if ca != nil {
 		m[policy.KeyResourceAccount] = []string{ca.AccountID}
 		for _, t := range ca.Tags {
-			m[prefixResourceTag+strings.ToLower(t.Key)] = []string{t.Value}
+			m[prefixResourceTag+policy.FoldKey(t.Key)] = []string{t.Value}
 		}
 	}
 	for k, v := range values {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/pki"
+	"github.com/openpca/openpca/policy"
 )
 
 // IdempotencyWindow is how long an idempotency token returns the result of
@@ -37,7 +37,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	// restricted tagging at creation denies by aws:ResourceTag.
 	tags := requestTags(in.Tags, true)
 	for _, t := range in.Tags {
-		tags[prefixResourceTag+strings.ToLower(t.Key)] = []string{t.Value}
+		tags[prefixResourceTag+policy.FoldKey(t.Key)] = []string{t.Value}
 	}
 	if err := s.authorize(ctx, c, nil, openpca.CAARN(s.region, c.AccountID, "*"), tags); err != nil {
 		return nil, err

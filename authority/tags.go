@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/policy"
 )
 
 // tagKeyPattern is the model's pattern of a TagKey, which the wire layer
@@ -40,15 +41,16 @@ func checkTags(tags []openpca.Tag) error {
 // regard to case (aws:ResourceTag/env is aws:ResourceTag/ENV), so of two
 // such tags, their order would decide which one a condition sees: a
 // policy that denies on env=prod would miss a CA that also has ENV=dev.
+// Only ASCII letters are folded (policy.FoldKey), as conditions fold them.
 // AWS documents tag keys as case-sensitive and says nothing of this; the
 // refusal is our choice.
 func checkTagCase(existing, added []openpca.Tag) error {
 	keys := make(map[string]string, len(existing)+len(added))
 	for _, t := range existing {
-		keys[strings.ToLower(t.Key)] = t.Key
+		keys[policy.FoldKey(t.Key)] = t.Key
 	}
 	for _, t := range added {
-		k := strings.ToLower(t.Key)
+		k := policy.FoldKey(t.Key)
 		if other, ok := keys[k]; ok && other != t.Key {
 			return openpca.Errorf(openpca.CodeInvalidTag, "Tag key %q differs from tag key %q only in case, which policies' tag conditions do not tell apart.", t.Key, other)
 		}

@@ -153,7 +153,7 @@ func parseConditions(v json.RawMessage) ([]*Condition, error) {
 }
 
 func parseCondition(op, key string, raw json.RawMessage) (*Condition, error) {
-	c := &Condition{Operator: op, Key: key, lowerKey: strings.ToLower(key)}
+	c := &Condition{Operator: op, Key: key, lowerKey: FoldKey(key)}
 	if key == "" {
 		return nil, fmt.Errorf("the condition key is empty")
 	}

@@ -182,6 +182,22 @@ func isASCII(s string) bool {
 	return true
 }
 
+// FoldKey returns a condition key's name as requests' contexts hold it,
+// and as conditions look it up: its ASCII letters lowered, and nothing
+// else changed. A key's name is ASCII, but a tag's key after
+// aws:ResourceTag/ may be any text, and Unicode's lowering makes ASCII of
+// some letters that case-insensitive comparison (strings.EqualFold) keeps
+// apart: U+0130 lowers to "i". A tag key "envİronment" would then pass a
+// Deny on aws:TagKeys naming "environment", and be read as
+// aws:ResourceTag/environment after.
+func FoldKey(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		b[i] = lowerASCII(c)
+	}
+	return string(b)
+}
+
 func lowerASCII(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
 		return c + 'a' - 'A'
