@@ -1,13 +1,20 @@
 package authority
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // HoldOCSPSigners takes every one of s's OCSP slots of its processors, as
 // signings under way would, until the returned function gives them back.
 func HoldOCSPSigners(s *Service) (release func()) {
 	var releases []func()
-	for range s.ocspSlots.processors {
-		releases = append(releases, HoldOCSPStoreSigner(s, "", ""))
+	for range cap(s.ocspSlots.processors) {
+		release, err := s.ocspSlots.processor(context.Background(), time.Second)
+		if err != nil {
+			panic(err)
+		}
+		releases = append(releases, release)
 	}
 	return func() {
 		for _, release := range releases {
@@ -18,9 +25,9 @@ func HoldOCSPSigners(s *Service) (release func()) {
 
 // HoldOCSPStoreSigner takes one of the OCSP slots of the key store named
 // store, for the CA of id caID, as a signing under way would, until the
-// returned function gives it back; store "" takes one of the processors'.
+// returned function gives it back.
 func HoldOCSPStoreSigner(s *Service, store, caID string) (release func()) {
-	release, err := s.ocspSlots.take(context.Background(), store, caID, 0)
+	release, err := s.ocspSlots.store(context.Background(), store, caID, time.Second)
 	if err != nil {
 		panic(err)
 	}

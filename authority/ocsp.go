@@ -364,7 +364,7 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	if responder != nil || !s.keys.hardware(ca) {
 		release, err = s.ocspSlots.processor(ctx, ocspSignerWait)
 	} else {
-		release, err = s.ocspSlots.take(ctx, ca.KeyStore, ca.ID, ocspSignerWait)
+		release, err = s.ocspSlots.store(ctx, ca.KeyStore, ca.ID, ocspSignerWait)
 	}
 	if err != nil {
 		return nil, err

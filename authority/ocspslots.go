@@ -16,77 +16,100 @@ import (
 const DefaultOCSPStoreSigners = 2
 
 // ocspSlots bounds the OCSP signings made at once: with the server's
-// processors (a responder's key, or a CA's in software), in a pool of
-// processors slots, and in each token or KMS, in a pool of perStore slots
-// of which no CA takes more than half (one at least), so that a slow key
-// (in a custom key store, say) does not hold back every other CA's
-// answers.
+// processors (a responder's key, or a CA's in software), and in each token
+// or KMS, of whose slots no CA takes more than half (one at least), so
+// that a slow key (in a custom key store, say) does not hold back every
+// other CA's answers. Each bound is a channel's buffer: a slot given back
+// goes to one signing waiting for it, in the order they came, and wakes
+// no other.
 type ocspSlots struct {
-	processors, perStore int
-	mu                   sync.Mutex
-	taken                map[string]int // by pool: "" the processors', else a key store's name
-	byCA                 map[string]int // slots of key stores, by CA id
-	freed                chan struct{}  // closed, and replaced, as a slot is given back
+	processors chan struct{}
+	perStore   int
+	mu         sync.Mutex
+	stores     map[string]chan struct{} // by key store's name, made at its first signing
+	shares     map[string]*caShare      // by CA id, while a signing of the CA waits or runs
+}
+
+// caShare is a CA's share of its key store's slots.
+type caShare struct {
+	slots chan struct{}
+	users int // the CA's signings that hold or wait for one of slots
 }
 
 func newOCSPSlots(processors, perStore int) *ocspSlots {
-	return &ocspSlots{processors: processors, perStore: perStore, taken: map[string]int{}, byCA: map[string]int{}, freed: make(chan struct{})}
+	return &ocspSlots{processors: make(chan struct{}, processors), perStore: perStore,
+		stores: map[string]chan struct{}{}, shares: map[string]*caShare{}}
 }
 
 // processor waits, within wait, for a slot of the server's processors;
 // past the wait, errOCSPBusy. The returned function gives it back, and may
 // be called more than once.
 func (o *ocspSlots) processor(ctx context.Context, wait time.Duration) (release func(), err error) {
-	return o.take(ctx, "", "", wait)
-}
-
-// take waits, within wait, for a slot of pool ("" the processors', else a
-// key store's name), for the CA of id caID if pool is a key store's.
-func (o *ocspSlots) take(ctx context.Context, pool, caID string, wait time.Duration) (func(), error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	for {
-		o.mu.Lock()
-		if o.free(pool, caID) {
-			o.taken[pool]++
-			if pool != "" {
-				o.byCA[caID]++
-			}
-			o.mu.Unlock()
-			return sync.OnceFunc(func() { o.give(pool, caID) }), nil
-		}
-		freed := o.freed
-		o.mu.Unlock()
-		select {
-		case <-freed:
-		case <-t.C:
-			return nil, errOCSPBusy
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	if err := take(ctx, o.processors, t.C); err != nil {
+		return nil, err
 	}
+	return sync.OnceFunc(func() { <-o.processors }), nil
 }
 
-// free reports whether pool has a slot for caID; o.mu is held.
-func (o *ocspSlots) free(pool, caID string) bool {
-	if pool == "" {
-		return o.taken[pool] < o.processors
-	}
-	return o.taken[pool] < o.perStore && o.byCA[caID] < max(1, o.perStore/2)
-}
-
-func (o *ocspSlots) give(pool, caID string) {
+// store waits, within wait, for one of the CA of id caID's share of the
+// slots of the key store named store, then for one of the store's slots;
+// past the wait, errOCSPBusy. The returned function gives them back, and
+// may be called more than once.
+func (o *ocspSlots) store(ctx context.Context, store, caID string, wait time.Duration) (release func(), err error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	// Emptied entries go, so that the maps hold only signings under way.
-	if o.taken[pool]--; o.taken[pool] == 0 {
-		delete(o.taken, pool)
+	pool := o.stores[store]
+	if pool == nil {
+		pool = make(chan struct{}, o.perStore)
+		o.stores[store] = pool
 	}
-	if pool != "" {
-		if o.byCA[caID]--; o.byCA[caID] == 0 {
-			delete(o.byCA, caID)
+	share := o.shares[caID]
+	if share == nil {
+		share = &caShare{slots: make(chan struct{}, max(1, o.perStore/2))}
+		o.shares[caID] = share
+	}
+	share.users++
+	o.mu.Unlock()
+	leave := func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if share.users--; share.users == 0 {
+			delete(o.shares, caID)
 		}
 	}
-	close(o.freed)
-	o.freed = make(chan struct{})
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	if err := take(ctx, share.slots, t.C); err != nil {
+		leave()
+		return nil, err
+	}
+	if err := take(ctx, pool, t.C); err != nil {
+		<-share.slots
+		leave()
+		return nil, err
+	}
+	return sync.OnceFunc(func() {
+		<-pool
+		<-share.slots
+		leave()
+	}), nil
+}
+
+// take takes one of slots, at once if one is free, else once one is,
+// before timeout (errOCSPBusy) or ctx ends.
+func take(ctx context.Context, slots chan struct{}, timeout <-chan time.Time) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-timeout:
+		return errOCSPBusy
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
