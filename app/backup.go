@@ -124,6 +124,11 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, how sq
 	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, how, check)
 	if err != nil {
 		rotation.Close()
+		// Put in place, but not known to be durably: the folder's sync
+		// failed.
+		if fileExists(path) {
+			return nil, sum, fmt.Errorf("the database was restored, but: %w", err)
+		}
 		return nil, sum, fmt.Errorf("nothing was restored: %w", err)
 	}
 	a, err := openAdmin(ctx, cfg, true, sqlstore.Migrate) // no server runs: it holds the folder's lock
@@ -159,16 +164,16 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	// database without a schema (pg_restore not run, or a mistyped name)
 	// is refused rather than given one.
 	cfg.session = postgres.CommandSession("restore")
-	a, err := openAdmin(ctx, cfg, false, sqlstore.AsIs)
-	if err != nil {
-		return nil, sqlstore.Summary{}, notSettled(err)
-	}
-	// Before anything here writes to it, which what is foreign would see.
+	// Before anything here writes to it (opening it checks the master
+	// key, which may write a setting), which what is foreign would see.
 	if foreign, err := postgres.Foreign(ctx, cfg.Database, cfg.session); err != nil || len(foreign) > 0 {
-		a.Close()
 		if err == nil {
 			err = fmt.Errorf("the restored database holds what OpenPCA makes none of, which servers would run at their changes, or read in place of its tables: %s (if they are your own, drop them, and run this again)", strings.Join(foreign, ", "))
 		}
+		return nil, sqlstore.Summary{}, notSettled(err)
+	}
+	a, err := openAdmin(ctx, cfg, false, sqlstore.AsIs)
+	if err != nil {
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
 	// Servers that start from here on are refused until the database is

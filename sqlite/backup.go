@@ -186,7 +186,7 @@ func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Tim
 	if err != nil {
 		return sqlstore.Restored{}, err
 	}
-	if err := sameSchema(ctx, db, path); err != nil {
+	if err := sameSchema(ctx, db); err != nil {
 		return sqlstore.Restored{}, errors.Join(err, store.Close())
 	}
 	if check != nil {
@@ -225,7 +225,7 @@ func openCopy(ctx context.Context, path string) (*sqlstore.DB, *sql.DB, error) {
 // taken out, planner statistics put in) is refused, since servers trust
 // the schema to keep what the rows may hold, and to answer in bounded
 // time.
-func sameSchema(ctx context.Context, db *sql.DB, path string) error {
+func sameSchema(ctx context.Context, db *sql.DB) error {
 	dir, err := os.MkdirTemp("", "openpca-schema-")
 	if err != nil {
 		return err
@@ -257,7 +257,7 @@ func sameSchema(ctx context.Context, db *sql.DB, path string) error {
 		}
 	}
 	if len(diffs) > 0 {
-		return fmt.Errorf("%s is not an OpenPCA database as it was made: it %s", path, strings.Join(diffs[:min(len(diffs), 5)], "; it "))
+		return fmt.Errorf("the backup's schema is not OpenPCA's: it %s", strings.Join(diffs[:min(len(diffs), 5)], "; it "))
 	}
 	return nil
 }
@@ -346,7 +346,7 @@ func Check(ctx context.Context, path string) (sqlstore.Summary, error) {
 	var other string
 	switch err := db.QueryRowContext(ctx, `SELECT type || ' ' || name FROM sqlite_schema WHERE type NOT IN ('table', 'index') LIMIT 1`).Scan(&other); {
 	case err == nil:
-		return sum, fmt.Errorf("%s is not an OpenPCA database as it was made: it holds the %s, which OpenPCA makes none of", path, other)
+		return sum, fmt.Errorf("%s is not an OpenPCA database as it was made: it holds the %s, and OpenPCA makes no triggers or views", path, other)
 	case !errors.Is(err, sql.ErrNoRows):
 		return sum, fmt.Errorf("%s is not an OpenPCA database: %w", path, err)
 	}

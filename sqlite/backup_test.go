@@ -326,7 +326,8 @@ func TestBackupRefuses(t *testing.T) {
 // OpenPCA's migrations make is refused, and nothing is restored. A
 // trigger would otherwise run at every change servers make to the
 // restored database (here, undoing each access key's revocation), and a
-// view in a table's place held the restore's first query for good.
+// view in a table's place held the restore's first query for good: both
+// are refused by the first look, before anything runs on the copy.
 func TestRestoreRefusesChangedSchema(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -350,8 +351,8 @@ func TestRestoreRefusesChangedSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ name, change, want string }{
-		{"a trigger", `CREATE TRIGGER keep_keys AFTER UPDATE OF revoked_at ON access_keys WHEN NEW.revoked_at IS NOT NULL BEGIN UPDATE access_keys SET revoked_at = NULL WHERE id = NEW.id; END`, "trigger keep_keys"},
-		{"a view for a table", `DROP TABLE schema_migrations; CREATE VIEW schema_migrations AS WITH RECURSIVE c(version) AS (SELECT 1 UNION ALL SELECT version + 1 FROM c) SELECT version FROM c`, "view schema_migrations"},
+		{"a trigger", `CREATE TRIGGER keep_keys AFTER UPDATE OF revoked_at ON access_keys WHEN NEW.revoked_at IS NOT NULL BEGIN UPDATE access_keys SET revoked_at = NULL WHERE id = NEW.id; END`, "holds the trigger keep_keys, and OpenPCA makes no triggers or views"},
+		{"a view for a table", `DROP TABLE schema_migrations; CREATE VIEW schema_migrations AS WITH RECURSIVE c(version) AS (SELECT 1 UNION ALL SELECT version + 1 FROM c) SELECT version FROM c`, "holds the view schema_migrations, and OpenPCA makes no triggers or views"},
 		{"an index added", `CREATE INDEX extra ON certificates (serial)`, "holds the index extra"},
 		{"planner statistics", `ANALYZE`, "holds the table sqlite_stat1"},
 		{"a column added", `ALTER TABLE certificates ADD COLUMN extra TEXT`, "has the table certificates other than"},

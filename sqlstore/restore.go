@@ -176,8 +176,8 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 		if r.Active, err = db.settleActive(ctx, tx, now, how.KeepStatus); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_use_logs WHERE size > 0
-			AND ca_id NOT IN (SELECT ca_id FROM witnessing WHERE note IS NOT NULL)`).Scan(&r.Unwitnessed); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_use_logs l WHERE size > 0
+			AND NOT EXISTS (SELECT 1 FROM witnessing w WHERE w.ca_id = l.ca_id AND w.note IS NOT NULL)`).Scan(&r.Unwitnessed); err != nil {
 			return fmt.Errorf("counting the logs no witness cosigned: %w", err)
 		}
 		for _, q := range []struct {
@@ -221,7 +221,8 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 func (db *DB) LogsOverrun(ctx context.Context) ([]string, error) {
 	rows, err := db.query(ctx, `SELECT COALESCE(a.arn, l.ca_id) FROM key_use_logs l LEFT JOIN certificate_authorities a ON a.id = l.ca_id
 		WHERE EXISTS (SELECT 1 FROM key_uses u WHERE u.ca_id = l.ca_id AND u.seq >= l.size)
-			OR EXISTS (SELECT 1 FROM certificates c WHERE c.ca_id = l.ca_id AND (c.issue_seq >= l.size OR c.revoke_seq >= l.size))
+			OR EXISTS (SELECT 1 FROM certificates c WHERE c.ca_id = l.ca_id AND c.issue_seq >= l.size)
+			OR EXISTS (SELECT 1 FROM certificates c WHERE c.ca_id = l.ca_id AND c.revoke_seq >= l.size)
 		ORDER BY 1 LIMIT 10`)
 	if err != nil {
 		return nil, db.wrap("reading the logs' sizes", err)

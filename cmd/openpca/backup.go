@@ -103,7 +103,7 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "CAs not deleted at the backup whose keys are in a token or KMS, which servers of the old database share and may sign with: %d. If this database deletes one of them, its purge leaves the key in its store, and logs a WARN line that names it: destroy it by hand once no server of the old database uses it. (If those servers are gone for good, restore with --sole-copy instead.)\n", sum.KeysKept)
 	}
 	if sum.Unwitnessed > 0 {
-		fmt.Fprintf(stdout, "CAs whose logs have no checkpoint in the backup that witnesses cosigned: %d. Their logs were checked against themselves alone, which a backup edited by hand, its witnessed checkpoints taken out, passes too. A server with witnesses (--witness) compares each log with theirs as it starts, and logs an ERROR for one they cosigned more of.\n", sum.Unwitnessed)
+		fmt.Fprintf(stdout, "CAs whose logs have no checkpoint in the backup that witnesses cosigned: %d. Their logs were checked against themselves alone, which a backup edited by hand, its witnessed checkpoints taken out, passes too. A server with witnesses (--witness) compares each log with theirs at its next round of witnessing (at the latest when the log next grows), and logs an ERROR for one they cosigned more of.\n", sum.Unwitnessed)
 	}
 	if len(sum.KeysNotHeld) > 0 {
 		fmt.Fprintln(stdout, "Keys in a token or KMS were being made, at the backup, for CAs it does not hold. Servers of the old database may have stored those CAs since: this server leaves the keys alone. Destroy each by hand if no server uses it:")

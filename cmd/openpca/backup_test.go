@@ -272,21 +272,34 @@ func TestPostgresRestore(t *testing.T) {
 		t.Errorf("a refused restore made %d tables in an empty database", tables)
 	}
 
-	// Nor is one that holds a trigger, which would undo each access key's
-	// revocation in every server after.
+	// Nor is one that holds a trigger, which would run at every change
+	// servers make (here at the settings' first write, which opening the
+	// database for the restore makes), or a default that calls another
+	// schema's function: refused before the restore writes. An
+	// extension's views are no refusal.
 	triggered := testenv.RestorePostgresDB(t, dsn)
 	triggerDB, err := sql.Open("pgx", triggered)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := triggerDB.ExecContext(ctx, `CREATE FUNCTION keep_keys() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.revoked_at := NULL; RETURN NEW; END $$;
-		CREATE TRIGGER keep_keys BEFORE UPDATE ON access_keys FOR EACH ROW EXECUTE FUNCTION keep_keys()`); err != nil {
+	if _, err := triggerDB.ExecContext(ctx, `CREATE EXTENSION pg_buffercache;
+		CREATE SCHEMA spy; CREATE TABLE spy.ran (at timestamptz);
+		CREATE FUNCTION spy.f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO spy.ran VALUES (now()); RETURN NULL; END $$;
+		CREATE TRIGGER spy AFTER INSERT OR UPDATE OR DELETE ON settings FOR EACH STATEMENT EXECUTE FUNCTION spy.f();
+		CREATE FUNCTION spy.policies() RETURNS text LANGUAGE sql AS 'SELECT ''[]''::text';
+		ALTER TABLE access_keys ALTER COLUMN policies SET DEFAULT spy.policies()`); err != nil {
 		t.Fatal(err)
 	}
 	triggerDB.Close()
 	if out, err := runOpenpca(t, "restore", "--database", triggered, "--master-key-file", masterKey); err == nil ||
-		!strings.Contains(err.Error(), "nothing was settled: the restored database holds what OpenPCA makes none of") || !strings.Contains(err.Error(), "function keep_keys, trigger keep_keys on access_keys") {
+		!strings.Contains(err.Error(), "nothing was settled: the restored database holds what OpenPCA makes none of") ||
+		!strings.Contains(err.Error(), ": function spy.policies, which a table calls, trigger spy on settings (") {
 		t.Errorf("a restore of a database with a trigger: %v\n%s", err, out)
+	}
+	var ran int
+	readFrom(t, triggered, `SELECT COUNT(*) FROM spy.ran`, &ran)
+	if ran != 0 {
+		t.Errorf("a refused restore ran the trigger it refused %d times", ran)
 	}
 
 	// A dump whose log was changed is not settled.
