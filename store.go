@@ -130,6 +130,10 @@ type CAStore interface {
 	// limit at now: every one but those deleted for good.
 	AccountCAs(ctx context.Context, accountID string, now time.Time) (int, error)
 
+	// AccountPolicySize returns the characters of the resource policies
+	// of an account's CAs, all together.
+	AccountPolicySize(ctx context.Context, accountID string) (int, error)
+
 	// CAPolicies calls fn with the ARN and the resource policy of every
 	// CA that has one, in creation order.
 	CAPolicies(ctx context.Context, fn func(arn, policy string)) error

@@ -456,6 +456,50 @@ func TestTagsAtCreation(t *testing.T) {
 	}
 }
 
+// TestAccountPolicySize: the policies of one account's CAs hold a MiB
+// at most, all together, since each is read whenever an account it names
+// lists the CAs shared with it; a policy replaced counts as its new size,
+// and one deleted leaves room.
+func TestAccountPolicySize(t *testing.T) {
+	env := testenv.Start(t)
+	env.NewAccount(t, accountB)
+	// 78 KB each, by a condition that holds in no request.
+	padded := func(ca string) *string {
+		return aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + accountB + `"},"Resource":"` + ca + `",
+			"Action":"acm-pca:DescribeCertificateAuthority","Condition":{"StringEquals":{"aws:SourceIp":"` + strings.Repeat("x", 78_000) + `"}}}]}`)
+	}
+	put := func(ca string, policy *string) error {
+		_, err := env.Client.PutPolicy(ctx, &acmpca.PutPolicyInput{ResourceArn: &ca, Policy: policy})
+		return err
+	}
+	var cas []string
+	for i := range 14 {
+		cas = append(cas, env.CreateCA(t, types.CertificateAuthorityTypeRoot, fmt.Sprintf("Policy %d", i)))
+	}
+	for _, ca := range cas[:13] {
+		if err := put(ca, padded(ca)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := put(cas[13], padded(cas[13]))
+	testenv.WantError(t, err, "InvalidPolicyException")
+	if !strings.Contains(err.Error(), "past the 1048576 they may hold all together") {
+		t.Errorf("the refusal does not say why: %v", err)
+	}
+	if err := put(cas[13], aws.String(sharePolicyFor(cas[13], accountB))); err != nil {
+		t.Errorf("a small policy beside them: %v", err)
+	}
+	if err := put(cas[0], padded(cas[0])); err != nil {
+		t.Errorf("a policy replaced by one of its size: %v", err)
+	}
+	if _, err := env.Client.DeletePolicy(ctx, &acmpca.DeletePolicyInput{ResourceArn: &cas[1]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(cas[13], padded(cas[13])); err != nil {
+		t.Errorf("a policy put where one was deleted: %v", err)
+	}
+}
+
 // TestTagKeyLookalike: a tag key that differs from a protected one in a
 // letter whose lowering is ASCII (U+0130, "İ", lowers to "i") is not the
 // protected key anywhere: a Deny on aws:TagKeys, which compares without

@@ -91,6 +91,13 @@ func (db *DB) AccountCAs(ctx context.Context, accountID string, now time.Time) (
 	return n, db.wrap("counting the account's CAs", err)
 }
 
+// AccountPolicySize implements openpca.CAStore.
+func (db *DB) AccountPolicySize(ctx context.Context, accountID string) (int, error) {
+	var n int
+	err := db.queryRow(ctx, `SELECT COALESCE(SUM(LENGTH(policy)), 0) FROM certificate_authorities WHERE account_id = ?`, accountID).Scan(&n)
+	return n, db.wrap("measuring the account's CAs' policies", err)
+}
+
 func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyUse, token openpca.IdempotencyToken, limit int) (*openpca.CA, error) {
 	r, err := toRow(ca)
 	if err != nil {
