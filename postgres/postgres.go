@@ -364,16 +364,18 @@ func sessions(ctx context.Context, q querier, other, where string, args ...any) 
 }
 
 // Foreign returns what a restored database has, of what OpenPCA's
-// migrations make none of, that would run or answer in place of its
-// tables: triggers and rules on the tables of its schema; views,
-// materialized views, foreign tables, functions and row-level policies
-// in that schema; functions of another schema that its tables' defaults,
-// constraints or indexes call; and event triggers. An extension's are
-// left out (pg_stat_statements' views, say). A dump is SQL that runs as
-// the role restoring it; one edited to leave a trigger that undoes each
-// access key's revocation, say, would keep it working in every server
-// after. The tables' own definitions are not compared with the
-// migrations', as a restore on SQLite compares them.
+// migrations make none of, that would run at servers' changes or answer
+// in place of its tables: functions, in any schema but PostgreSQL's own
+// (every way for a table to run code of its own needs one: a trigger, a
+// default, a constraint, a domain, an operator); triggers and rules on any
+// table; tables that inherit from its tables, or they from others; views,
+// foreign tables and row-level security in its schema; and event
+// triggers. An extension's are left out (pg_stat_statements' views,
+// say). A dump is SQL that runs as the role restoring it; one edited to
+// leave a trigger that undoes each access key's revocation, say, would
+// keep it working in every server after. The tables' own definitions are
+// not compared with the migrations', as a restore on SQLite compares
+// them.
 func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
 	db, err := openDB(dsn, session)
 	if err != nil {
@@ -382,23 +384,21 @@ func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, `
 		WITH ours AS (SELECT current_schema()::regnamespace AS ns),
-		extensions AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
-		SELECT 'trigger ' || t.tgname || ' on ' || c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid, ours
-			WHERE c.relnamespace = ours.ns AND NOT t.tgisinternal AND ('pg_trigger'::regclass, t.oid) NOT IN (SELECT * FROM extensions)
-		UNION ALL SELECT 'rule ' || r.rulename || ' on ' || c.relname FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class, ours
-			WHERE c.relnamespace = ours.ns AND c.relkind IN ('r', 'p') AND ('pg_rewrite'::regclass, r.oid) NOT IN (SELECT * FROM extensions)
+		extensions AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
+		system AS (SELECT oid FROM pg_namespace WHERE nspname IN ('pg_catalog', 'information_schema') OR nspname LIKE 'pg\_toast%' OR nspname LIKE 'pg\_temp\_%')
+		SELECT 'function ' || p.pronamespace::regnamespace || '.' || p.proname FROM pg_proc p
+			WHERE p.pronamespace NOT IN (SELECT oid FROM system) AND ('pg_proc'::regclass, p.oid) NOT IN (SELECT * FROM extensions)
+		UNION ALL SELECT 'trigger ' || t.tgname || ' on ' || t.tgrelid::regclass FROM pg_trigger t
+			WHERE NOT t.tgisinternal AND ('pg_trigger'::regclass, t.oid) NOT IN (SELECT * FROM extensions)
+		UNION ALL SELECT 'rule ' || r.rulename || ' on ' || r.ev_class::regclass FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+			WHERE r.rulename <> '_RETURN' AND c.relnamespace NOT IN (SELECT oid FROM system) AND ('pg_rewrite'::regclass, r.oid) NOT IN (SELECT * FROM extensions)
+		UNION ALL SELECT 'table ' || i.inhrelid::regclass || ', which inherits from ' || i.inhparent::regclass FROM pg_inherits i
+			JOIN pg_class child ON child.oid = i.inhrelid JOIN pg_class parent ON parent.oid = i.inhparent, ours
+			WHERE ours.ns IN (child.relnamespace, parent.relnamespace)
 		UNION ALL SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view ' ELSE 'foreign table ' END || c.relname FROM pg_class c, ours
 			WHERE c.relnamespace = ours.ns AND c.relkind IN ('v', 'm', 'f') AND ('pg_class'::regclass, c.oid) NOT IN (SELECT * FROM extensions)
-		UNION ALL SELECT 'policy ' || p.polname || ' on ' || c.relname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid, ours
-			WHERE c.relnamespace = ours.ns
-		UNION ALL SELECT 'function ' || p.proname FROM pg_proc p, ours
-			WHERE p.pronamespace = ours.ns AND ('pg_proc'::regclass, p.oid) NOT IN (SELECT * FROM extensions)
-		UNION ALL SELECT 'function ' || n.nspname || '.' || p.proname || ', which a table calls' FROM pg_depend d
-			JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_namespace n ON n.oid = p.pronamespace, ours
-			WHERE d.refclassid = 'pg_proc'::regclass AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, ours.ns) AND ours.ns = CASE d.classid
-				WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef a JOIN pg_class c ON c.oid = a.adrelid WHERE a.oid = d.objid)
-				WHEN 'pg_constraint'::regclass THEN (SELECT connamespace FROM pg_constraint WHERE oid = d.objid)
-				WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_class WHERE oid = d.objid) END
+		UNION ALL SELECT 'row-level security on ' || c.relname FROM pg_class c, ours
+			WHERE c.relnamespace = ours.ns AND (c.relrowsecurity OR c.relforcerowsecurity OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid))
 		UNION ALL SELECT 'event trigger ' || e.evtname FROM pg_event_trigger e
 			WHERE ('pg_event_trigger'::regclass, e.oid) NOT IN (SELECT * FROM extensions)
 		ORDER BY 1 LIMIT 10`)

@@ -293,7 +293,7 @@ func TestPostgresRestore(t *testing.T) {
 	triggerDB.Close()
 	if out, err := runOpenpca(t, "restore", "--database", triggered, "--master-key-file", masterKey); err == nil ||
 		!strings.Contains(err.Error(), "nothing was settled: the restored database holds what OpenPCA makes none of") ||
-		!strings.Contains(err.Error(), ": function spy.policies, which a table calls, trigger spy on settings (") {
+		!strings.Contains(err.Error(), ": function spy.f, function spy.policies, trigger spy on settings (") {
 		t.Errorf("a restore of a database with a trigger: %v\n%s", err, out)
 	}
 	var ran int

@@ -1,0 +1,67 @@
+package postgres_test
+
+import (
+	"database/sql"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/postgres"
+)
+
+// TestForeign: what a restore must refuse is found however it is put in
+// a dump, each way of having a table run code of its own that OpenPCA's
+// migrations never make; and an extension's objects, which databases
+// often hold, are not.
+func TestForeign(t *testing.T) {
+	const spy = `CREATE SCHEMA spy; CREATE TABLE spy.ran (at timestamptz);
+		CREATE FUNCTION spy.keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO spy.ran VALUES (now()); NEW.revoked_at := NULL; RETURN NEW; END $$;`
+	for _, tc := range []struct {
+		name, sql string
+		want      []string // in what Foreign finds; none for a database it must take
+	}{
+		{"a function alone", spy, []string{"function spy.keep"}},
+		{"a trigger on a table of another schema that inherits from one of its tables", spy + `CREATE TABLE spy.ak () INHERITS (access_keys);
+			CREATE TRIGGER keep BEFORE UPDATE ON spy.ak FOR EACH ROW EXECUTE FUNCTION spy.keep()`,
+			[]string{"table spy.ak, which inherits from access_keys", "trigger keep on spy.ak"}},
+		{"a domain's check", `CREATE SCHEMA spy; CREATE FUNCTION spy.ok(text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+			CREATE DOMAIN spy.id AS text CHECK (spy.ok(VALUE)); ALTER TABLE access_keys ALTER COLUMN id TYPE spy.id`, []string{"function spy.ok"}},
+		{"an operator", `CREATE SCHEMA spy; CREATE FUNCTION spy.same(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+			CREATE OPERATOR spy.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = spy.same);
+			ALTER TABLE access_keys ADD CONSTRAINT same CHECK (id OPERATOR(spy.===) id) NOT VALID`, []string{"function spy.same"}},
+		{"a rule", `CREATE RULE keep AS ON DELETE TO access_keys DO INSTEAD NOTHING`, []string{"rule keep on access_keys"}},
+		{"a view", `CREATE VIEW keys AS SELECT id FROM access_keys`, []string{"view keys"}},
+		{"row-level security", `ALTER TABLE access_keys ENABLE ROW LEVEL SECURITY`, []string{"row-level security on access_keys"}},
+		{"extensions", `CREATE EXTENSION pgcrypto; CREATE EXTENSION pg_stat_statements; CREATE EXTENSION pg_buffercache; CREATE EXTENSION lo; CREATE EXTENSION postgres_fdw`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := testenv.NewPostgresDB(t)
+			s, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			db, err := sql.Open("pgx", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.ExecContext(t.Context(), tc.sql); err != nil {
+				t.Fatal(err)
+			}
+			found, err := postgres.Foreign(t.Context(), dsn, "restore")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !slices.Contains(found, w) {
+					t.Errorf("found %q; want %q among them", found, w)
+				}
+			}
+			if tc.want == nil && len(found) > 0 {
+				t.Errorf("found %q in a database OpenPCA may be restored to", strings.Join(found, ", "))
+			}
+		})
+	}
+}
