@@ -123,16 +123,14 @@ type CAStore interface {
 	// UpdateCA writes ca (its status, configuration, certificate, tags and
 	// policy) if the stored record still has ca.Version, and then
 	// increments ca.Version. It returns ErrConflict if another update came
-	// first.
+	// first, and ErrLimitExceeded if ca's policy grew past what its
+	// account's CAs' policies may hold all together
+	// (MaxAccountPolicySize).
 	UpdateCA(ctx context.Context, ca *CA) error
 
 	// AccountCAs counts the CAs of an account that count towards its
 	// limit at now: every one but those deleted for good.
 	AccountCAs(ctx context.Context, accountID string, now time.Time) (int, error)
-
-	// AccountPolicySize returns the characters of the resource policies
-	// of an account's CAs, all together.
-	AccountPolicySize(ctx context.Context, accountID string) (int, error)
 
 	// CAPolicies calls fn with the ARN and the resource policy of every
 	// CA that has one, in creation order.

@@ -35,16 +35,6 @@ func Actions() []string {
 // of 80 KB names 5,300 (110 ms).
 const maxSharedAccounts = 1000
 
-// maxAccountPolicySize bounds the characters of the resource policies of
-// one account's CAs, all together (our choice; AWS documents none, and
-// shares across accounts through RAM, whose shares are accepted). Each
-// policy that names an account is read when that account lists the CAs
-// shared with it, which it cannot refuse: 200 CAs of 80 KB policies made
-// of short conditions took 2.5 s of a processor at each listing. A MiB
-// holds a policy of a few KB for each of an account's CAs, and costs
-// another account's listing some 0.2 s at most.
-const maxAccountPolicySize = 1 << 20
-
 // PutPolicy attaches a resource policy to a CA, replacing the one it had.
 // As AWS Private CA documents, such a policy may only allow (never deny),
 // only accounts, and only the actions another account may be granted on a
@@ -69,17 +59,13 @@ func (s *Service) PutPolicy(ctx context.Context, in *openpca.PutPolicyRequest) e
 		if len(accounts) > maxSharedAccounts {
 			return openpca.Errorf(openpca.CodeInvalidPolicy, "The policy shares the CA with %d accounts; at most %d are taken.", len(accounts), maxSharedAccounts)
 		}
-		total, err := s.store.AccountPolicySize(ctx, ca.AccountID)
-		if err != nil {
-			return err
-		}
-		if total += len(in.Policy) - len(ca.Policy); total > maxAccountPolicySize {
-			return openpca.Errorf(openpca.CodeInvalidPolicy, "The policies of account %s's certificate authorities would hold %d characters, past the %d they may hold all together: each is read whenever an account it names lists the certificate authorities shared with it.",
-				ca.AccountID, total, maxAccountPolicySize)
-		}
 		ca.Policy, ca.SharedWith = in.Policy, accounts
 		return nil
 	})
+	if errors.Is(err, openpca.ErrLimitExceeded) {
+		return openpca.Errorf(openpca.CodeInvalidPolicy, "The policies of the account's certificate authorities would hold more than the %d bytes they may hold all together: each is read whenever an account it names lists the certificate authorities shared with it.",
+			openpca.MaxAccountPolicySize)
+	}
 	if err == nil {
 		s.logger.InfoContext(ctx, "certificate authority policy attached", "ca", ca.ARN, "shared_with", ca.SharedWith)
 	}

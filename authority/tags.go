@@ -41,7 +41,7 @@ func checkTags(tags []openpca.Tag) error {
 // regard to case (aws:ResourceTag/env is aws:ResourceTag/ENV), so of two
 // such tags, their order would decide which one a condition sees: a
 // policy that denies on env=prod would miss a CA that also has ENV=dev.
-// Only ASCII letters are folded (policy.FoldKey), as conditions fold them.
+// Keys are folded as conditions fold them (policy.FoldKey).
 // AWS documents tag keys as case-sensitive and says nothing of this; the
 // refusal is our choice.
 func checkTagCase(existing, added []openpca.Tag) error {

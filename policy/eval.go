@@ -1,6 +1,9 @@
 package policy
 
-import "strings"
+import (
+	"strings"
+	"unicode"
+)
 
 // Request is what a policy decides: an action on a resource, by a
 // principal of an account, with the values of the condition keys.
@@ -183,19 +186,30 @@ func isASCII(s string) bool {
 }
 
 // FoldKey returns a condition key's name as requests' contexts hold it,
-// and as conditions look it up: its ASCII letters lowered, and nothing
-// else changed. A key's name is ASCII, but a tag's key after
-// aws:ResourceTag/ may be any text, and Unicode's lowering makes ASCII of
-// some letters that case-insensitive comparison (strings.EqualFold) keeps
-// apart: U+0130 lowers to "i". A tag key "envİronment" would then pass a
-// Deny on aws:TagKeys naming "environment", and be read as
-// aws:ResourceTag/environment after.
+// and as conditions look it up: each character folded as
+// case-insensitive comparison (strings.EqualFold) folds it, so that two
+// names are one key exactly when that comparison says they are the same.
+// A key's name is ASCII, but a tag's key after aws:ResourceTag/ may be
+// any text, and Unicode's lowering (strings.ToLower) makes one of
+// characters that the comparison keeps apart: U+0130 lowers to "i". A
+// tag key "envİronment" then passed a Deny on aws:TagKeys naming
+// "environment", and was read as aws:ResourceTag/environment after.
 func FoldKey(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		b[i] = lowerASCII(c)
+	return strings.Map(foldRune, s)
+}
+
+// foldRune returns the least character of r's case-folding orbit
+// (unicode.SimpleFold), which strings.EqualFold takes as one: an ASCII
+// letter's lower case (the Kelvin sign's is "k").
+func foldRune(r rune) rune {
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		least = min(least, f)
 	}
-	return string(b)
+	if 'A' <= least && least <= 'Z' {
+		least += 'a' - 'A'
+	}
+	return least
 }
 
 func lowerASCII(c byte) byte {

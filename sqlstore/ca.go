@@ -91,13 +91,6 @@ func (db *DB) AccountCAs(ctx context.Context, accountID string, now time.Time) (
 	return n, db.wrap("counting the account's CAs", err)
 }
 
-// AccountPolicySize implements openpca.CAStore.
-func (db *DB) AccountPolicySize(ctx context.Context, accountID string) (int, error) {
-	var n int
-	err := db.queryRow(ctx, `SELECT COALESCE(SUM(LENGTH(policy)), 0) FROM certificate_authorities WHERE account_id = ?`, accountID).Scan(&n)
-	return n, db.wrap("measuring the account's CAs' policies", err)
-}
-
 func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyUse, token openpca.IdempotencyToken, limit int) (*openpca.CA, error) {
 	r, err := toRow(ca)
 	if err != nil {
@@ -287,6 +280,23 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 			return openpca.ErrConflict
 		}
 		if ca.Policy != oldPolicy {
+			// Measured with the account locked, as CreateCA counts its
+			// CAs, so that policies put at once on several of its CAs do
+			// not pass the bound together: each one's sum sees those
+			// committed before it took the lock (READ COMMITTED, on
+			// PostgreSQL).
+			if len(ca.Policy) > len(oldPolicy) {
+				if err := db.lockKey(ctx, tx, "account:"+ca.AccountID); err != nil {
+					return err
+				}
+				var size int
+				if err := db.txQueryRow(ctx, tx, `SELECT COALESCE(SUM(OCTET_LENGTH(policy)), 0) FROM certificate_authorities WHERE account_id = ?`, ca.AccountID).Scan(&size); err != nil {
+					return err
+				}
+				if size > openpca.MaxAccountPolicySize {
+					return openpca.ErrLimitExceeded
+				}
+			}
 			if err := db.shareCA(ctx, tx, ca); err != nil {
 				return err
 			}

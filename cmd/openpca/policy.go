@@ -130,7 +130,7 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 				if !ok || k == "" {
 					return fmt.Errorf("%q is not KEY=VALUE", kv)
 				}
-				values[strings.ToLower(k)] = append(values[strings.ToLower(k)], v)
+				values[policy.FoldKey(k)] = append(values[policy.FoldKey(k)], v)
 				return nil
 			})
 		}
