@@ -25,7 +25,7 @@ const MaxTags = 50
 func checkTags(tags []openpca.Tag) error {
 	seen := make(map[string]bool, len(tags))
 	for _, t := range tags {
-		if strings.HasPrefix(strings.ToLower(t.Key), "aws:") {
+		if strings.HasPrefix(policy.FoldKey(t.Key), "aws:") {
 			return openpca.Errorf(openpca.CodeInvalidTag, "Tag key %q is invalid: the aws: prefix is reserved for AWS use.", t.Key)
 		}
 		if seen[t.Key] {

@@ -3,6 +3,7 @@ package policy
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Request is what a policy decides: an action on a resource, by a
@@ -202,6 +203,11 @@ func FoldKey(s string) string {
 // (unicode.SimpleFold), which strings.EqualFold takes as one: an ASCII
 // letter's lower case (the Kelvin sign's is "k").
 func foldRune(r rune) rune {
+	// An ASCII letter's orbit's least is its upper case: the lower case
+	// at once, without walking the orbit.
+	if r < utf8.RuneSelf {
+		return rune(lowerASCII(byte(r)))
+	}
 	least := r
 	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
 		least = min(least, f)

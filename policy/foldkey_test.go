@@ -24,6 +24,11 @@ func TestFoldKey(t *testing.T) {
 			t.Errorf("%q and %q fold to %q and %q; EqualFold says %v", tc.a, tc.b, policy.FoldKey(tc.a), policy.FoldKey(tc.b), strings.EqualFold(tc.a, tc.b))
 		}
 	}
+	for _, key := range []string{"aws:ResourceTag/Team", "AWS:RESOURCETAG/TEAM", "awſ:resourcetag/team"} { // U+017F, the long s, folds to s
+		if got := policy.FoldKey(key); got != "aws:resourcetag/team" {
+			t.Errorf("%q folds to %q", key, got)
+		}
+	}
 	if got := policy.FoldKey("aws:ResourceTag/Team"); got != "aws:resourcetag/team" {
 		t.Errorf("ASCII folds to %q", got)
 	}

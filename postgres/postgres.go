@@ -364,18 +364,25 @@ func sessions(ctx context.Context, q querier, other, where string, args ...any) 
 }
 
 // Foreign returns what a restored database has, of what OpenPCA's
-// migrations make none of, that would run at servers' changes or answer
-// in place of its tables: functions, in any schema but PostgreSQL's own
-// (every way for a table to run code of its own needs one: a trigger, a
-// default, a constraint, a domain, an operator); triggers and rules on any
-// table; tables that inherit from its tables, or they from others; views,
-// foreign tables and row-level security in its schema; and event
-// triggers. An extension's are left out (pg_stat_statements' views,
-// say). A dump is SQL that runs as the role restoring it; one edited to
-// leave a trigger that undoes each access key's revocation, say, would
-// keep it working in every server after. The tables' own definitions are
-// not compared with the migrations', as a restore on SQLite compares
-// them.
+// migrations make none of, that would run at servers' changes, answer in
+// place of its tables, or change their rows from elsewhere: functions, in
+// any schema but PostgreSQL's own; triggers and rules on any table;
+// tables that inherit from its tables, or they from others; views,
+// foreign tables, row-level security and check constraints in its
+// schema; defaults that are no constant (one that calls PostgreSQL's own
+// set_config, say: it leaves no trace in the catalogue's dependencies);
+// what its tables, their defaults, constraints and indexes
+// use that PostgreSQL did not make (a function, an operator, a type or
+// domain, a collation), an extension's included; event triggers;
+// subscriptions and publications; and settings of the database (a dump
+// made with --create holds them). An extension's objects are left out
+// otherwise (pg_stat_statements' views, say). A dump is SQL that runs as
+// the role restoring it; one edited to leave a trigger that undoes each
+// access key's revocation, say, would keep it working in every server
+// after. A superuser's can do what no look at the catalogue finds
+// (replace a function of PostgreSQL's own), and the tables' own
+// definitions are not compared with the migrations', as a restore on
+// SQLite compares them.
 func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
 	db, err := openDB(dsn, session)
 	if err != nil {
@@ -401,6 +408,21 @@ func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
 			WHERE c.relnamespace = ours.ns AND (c.relrowsecurity OR c.relforcerowsecurity OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid))
 		UNION ALL SELECT 'event trigger ' || e.evtname FROM pg_event_trigger e
 			WHERE ('pg_event_trigger'::regclass, e.oid) NOT IN (SELECT * FROM extensions)
+		UNION ALL SELECT 'check constraint ' || n.conname || ' on ' || n.conrelid::regclass FROM pg_constraint n, ours
+			WHERE n.connamespace = ours.ns AND n.contype = 'c'
+		UNION ALL SELECT 'default of ' || pg_describe_object('pg_class'::regclass, a.adrelid, a.adnum) || ', which is no constant' FROM pg_attrdef a
+			JOIN pg_class c ON c.oid = a.adrelid, ours
+			WHERE c.relnamespace = ours.ns AND pg_get_expr(a.adbin, a.adrelid) !~ '^(''[^'']*''::[a-z ]+|-?[0-9]+|true|false)$'
+		UNION ALL SELECT pg_describe_object(d.refclassid, d.refobjid, 0) || ', which ' || pg_describe_object(d.classid, d.objid, d.objsubid) || ' uses' FROM pg_depend d, ours
+			WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass, 'pg_type'::regclass, 'pg_collation'::regclass) AND d.refobjid >= 16384
+			AND ours.ns = CASE d.classid
+				WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef a JOIN pg_class c ON c.oid = a.adrelid WHERE a.oid = d.objid)
+				WHEN 'pg_constraint'::regclass THEN (SELECT c.relnamespace FROM pg_constraint n JOIN pg_class c ON c.oid = n.conrelid WHERE n.oid = d.objid)
+				WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_class WHERE oid = d.objid) END
+		UNION ALL SELECT 'subscription ' || subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		UNION ALL SELECT 'publication ' || pubname FROM pg_publication
+		UNION ALL SELECT 'setting ' || array_to_string(setconfig, ', ') || CASE WHEN setrole = 0 THEN ' of the database' ELSE ' of role ' || setrole::regrole || ' in the database' END FROM pg_db_role_setting
+			WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
 		ORDER BY 1 LIMIT 10`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the database's schema: %w", err)

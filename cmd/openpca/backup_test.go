@@ -291,10 +291,15 @@ func TestPostgresRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	triggerDB.Close()
-	if out, err := runOpenpca(t, "restore", "--database", triggered, "--master-key-file", masterKey); err == nil ||
-		!strings.Contains(err.Error(), "nothing was settled: the restored database holds what OpenPCA makes none of") ||
-		!strings.Contains(err.Error(), ": function spy.f, function spy.policies, trigger spy on settings (") {
-		t.Errorf("a restore of a database with a trigger: %v\n%s", err, out)
+	refused, err := runOpenpca(t, "restore", "--database", triggered, "--master-key-file", masterKey)
+	for _, want := range []string{"nothing was settled: the restored database holds what OpenPCA makes none of", "trigger spy on settings",
+		"default of column policies of table access_keys, which is no constant", "function spy.policies"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("a restore of a database with a trigger: %v\n%s\nwant an error with %q", err, refused, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "pg_buffercache") {
+		t.Errorf("an extension's view refused: %v", err)
 	}
 	var ran int
 	readFrom(t, triggered, `SELECT COUNT(*) FROM spy.ran`, &ran)
