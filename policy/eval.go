@@ -196,6 +196,15 @@ func isASCII(s string) bool {
 // tag key "envİronment" then passed a Deny on aws:TagKeys naming
 // "environment", and was read as aws:ResourceTag/environment after.
 func FoldKey(s string) string {
+	// ASCII, by far the usual key, a byte at a time: strings.Map takes
+	// some twenty times longer.
+	if isASCII(s) {
+		b := []byte(s)
+		for i, c := range b {
+			b[i] = lowerASCII(c)
+		}
+		return string(b)
+	}
 	return strings.Map(foldRune, s)
 }
 
