@@ -371,12 +371,12 @@ func sessions(ctx context.Context, q querier, other, where string, args ...any) 
 // foreign tables, row-level security and check constraints in its
 // schema; defaults that are no constant (one that calls PostgreSQL's own
 // set_config, say: it leaves no trace in the catalogue's dependencies);
-// what its tables, their defaults, constraints and indexes
-// use that PostgreSQL did not make (a function, an operator, a type or
-// domain, a collation), an extension's included; event triggers;
-// subscriptions and publications; and settings of the database (a dump
-// made with --create holds them). An extension's objects are left out
-// otherwise (pg_stat_statements' views, say). A dump is SQL that runs as
+// what its tables, their defaults, constraints and indexes use that
+// PostgreSQL did not make (a function, an operator, a type or domain, a
+// collation), an extension's included; event triggers; subscriptions and
+// publications; and settings of the database (a dump made with --create
+// holds them). An extension's objects are left out otherwise
+// (pg_stat_statements' views, say). A dump is SQL that runs as
 // the role restoring it; one edited to leave a trigger that undoes each
 // access key's revocation, say, would keep it working in every server
 // after. A superuser's can do what no look at the catalogue finds
