@@ -172,6 +172,15 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 		}
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}
+	// Servers trust the schema to keep what the rows may hold (a unique
+	// index), and what commits (a table unlogged would lose it in a
+	// crash), as a restore on SQLite checks it.
+	if diffs, err := postgres.SchemaDiffs(ctx, cfg.Database, cfg.session); err != nil || len(diffs) > 0 {
+		if err == nil {
+			err = fmt.Errorf("the restored database's schema is not OpenPCA's: it %s (if the changes are your own, undo them, and run this again)", strings.Join(diffs[:min(len(diffs), 5)], "; it "))
+		}
+		return nil, sqlstore.Summary{}, notSettled(err)
+	}
 	a, err := openAdmin(ctx, cfg, false, sqlstore.AsIs)
 	if err != nil {
 		return nil, sqlstore.Summary{}, notSettled(err)

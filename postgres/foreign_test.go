@@ -49,14 +49,7 @@ func TestForeign(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.Close()
-			db, err := sql.Open("pgx", dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			if _, err := db.ExecContext(t.Context(), tc.sql); err != nil {
-				t.Fatal(err)
-			}
+			execSQL(t, dsn, tc.sql)
 			found, err := postgres.Foreign(t.Context(), dsn, "restore")
 			if err != nil {
 				t.Fatal(err)
@@ -70,5 +63,18 @@ func TestForeign(t *testing.T) {
 				t.Errorf("found %q in a database OpenPCA may be restored to", strings.Join(found, ", "))
 			}
 		})
+	}
+}
+
+// execSQL runs q on the database at dsn.
+func execSQL(t *testing.T, dsn, q string) {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(t.Context(), q); err != nil {
+		t.Fatal(err)
 	}
 }

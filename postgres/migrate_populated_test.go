@@ -13,7 +13,8 @@ import (
 
 // TestEveryMigrationOnPopulatedDatabase builds, for every migration N, a
 // database at N-1 with two rows in each of its tables, and opens it: every
-// migration after N-1 applies to a database with data in it.
+// migration after N-1 applies to a database with data in it, and leaves
+// the schema a new database has.
 func TestEveryMigrationOnPopulatedDatabase(t *testing.T) {
 	names, _ := filepath.Glob("migrations/*.sql")
 	for n := 1; n < len(names); n++ {
@@ -26,6 +27,11 @@ func TestEveryMigrationOnPopulatedDatabase(t *testing.T) {
 				t.Fatalf("migrating a populated database at %d: %v", n, err)
 			}
 			db.Close()
+			// As a new database of this version has it, for a restore to
+			// take.
+			if diffs, err := postgres.SchemaDiffs(t.Context(), dsn, "restore"); err != nil || len(diffs) > 0 {
+				t.Errorf("the schema migrated from %d: %v, %q", n, err, diffs)
+			}
 		})
 	}
 }

@@ -380,9 +380,8 @@ func sessions(ctx context.Context, q querier, other, where string, args ...any) 
 // the role restoring it; one edited to leave a trigger that undoes each
 // access key's revocation, say, would keep it working in every server
 // after. A superuser's can do what no look at the catalogue finds
-// (replace a function of PostgreSQL's own), and the tables' own
-// definitions are not compared with the migrations', as a restore on
-// SQLite compares them.
+// (replace a function of PostgreSQL's own). The tables' own definitions
+// are SchemaDiffs' to compare.
 func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
 	db, err := openDB(dsn, session)
 	if err != nil {

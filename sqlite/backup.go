@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -243,19 +241,7 @@ func sameSchema(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	var diffs []string
-	for _, name := range slices.Sorted(maps.Keys(have)) {
-		if def, ok := want[name]; !ok {
-			diffs = append(diffs, "holds the "+name+", which OpenPCA makes none of")
-		} else if def != have[name] {
-			diffs = append(diffs, "has the "+name+" other than OpenPCA makes it")
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(want)) {
-		if _, ok := have[name]; !ok {
-			diffs = append(diffs, "lacks the "+name)
-		}
-	}
+	diffs := sqlstore.SchemaDiffs(have, want)
 	if len(diffs) > 0 {
 		return fmt.Errorf("the backup's schema is not OpenPCA's: it %s", strings.Join(diffs[:min(len(diffs), 5)], "; it "))
 	}

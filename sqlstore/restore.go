@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -337,4 +338,25 @@ func txRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(*
 		}
 	}
 	return rows.Err()
+}
+
+// SchemaDiffs compares the schema of a restored database, have, with the
+// one this version's migrations make, want, each a definition by object
+// ("table certificates", say), and says how they differ, each as what
+// follows "it" in a sentence about the restored schema.
+func SchemaDiffs(have, want map[string]string) []string {
+	var diffs []string
+	for _, name := range slices.Sorted(maps.Keys(have)) {
+		if def, ok := want[name]; !ok {
+			diffs = append(diffs, "holds the "+name+", which OpenPCA makes none of")
+		} else if def != have[name] {
+			diffs = append(diffs, "has the "+name+" other than OpenPCA makes it")
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := have[name]; !ok {
+			diffs = append(diffs, "lacks the "+name)
+		}
+	}
+	return diffs
 }

@@ -271,6 +271,10 @@ func (db *DB) lockKey(ctx context.Context, tx *sql.Tx, key string) error {
 	return err
 }
 
+// MigrationsTable makes the table that records the migrations applied,
+// in every dialect, before the first migration.
+const MigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`
+
 // migrate applies, in order, each migration not yet recorded, in one
 // transaction: an upgrade that fails (a migration refused, or a start
 // ended) leaves the schema as it was, for the servers of its version, not
@@ -303,7 +307,7 @@ func (db *DB) migrateOnce(ctx context.Context, schema Schema) error {
 	// Only a migration makes a schema: a command on a database without
 	// one (a mistyped name) is refused, and leaves it as it was.
 	if schema == Migrate {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		if _, err := tx.ExecContext(ctx, MigrationsTable); err != nil {
 			return err
 		}
 	}

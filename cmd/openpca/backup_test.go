@@ -307,6 +307,27 @@ func TestPostgresRestore(t *testing.T) {
 		t.Errorf("a refused restore ran the trigger it refused %d times", ran)
 	}
 
+	// Nor is one whose tables were changed: here a CA's serials no
+	// longer unique.
+	reshaped := testenv.RestorePostgresDB(t, dsn)
+	reshapeDB, err := sql.Open("pgx", reshaped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reshapeDB.ExecContext(ctx, `DROP INDEX certificates_by_serial`); err != nil {
+		t.Fatal(err)
+	}
+	reshapeDB.Close()
+	want := "nothing was settled: the restored database's schema is not OpenPCA's: it lacks the index certificates_by_serial of table certificates"
+	if out, err := runOpenpca(t, "restore", "--database", reshaped, "--master-key-file", masterKey); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a restore of a database without a unique index: %v\n%s\nwant an error with %q", err, out, want)
+	}
+	var begun int
+	readFrom(t, reshaped, `SELECT COUNT(*) FROM settings WHERE name = 'restore-begun'`, &begun)
+	if begun != 0 {
+		t.Error("a restore refused for its schema wrote its record")
+	}
+
 	// A dump whose log was changed is not settled.
 	tampered := testenv.RestorePostgresDB(t, dsn)
 	tamperDB, err := sql.Open("pgx", tampered)
@@ -371,7 +392,6 @@ func TestPostgresRestore(t *testing.T) {
 	restored.Close()
 	read := func(q string, v any) { readFrom(t, restoredDSN, q, v) }
 	// A database in use is no restored one: servers still start on it.
-	var begun int
 	read(`SELECT COUNT(*) FROM settings WHERE name = 'restore-begun'`, &begun)
 	if begun != 0 {
 		t.Error("a restore refused beside a session left its record, which servers refuse")
