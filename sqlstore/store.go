@@ -428,8 +428,12 @@ func (db *DB) SchemaBehind(ctx context.Context) (bool, error) {
 
 // migrations are the dialect's migrations' file names, in order, and their
 // numbers.
-func (db *DB) migrations() ([]string, []int, error) {
-	names, err := fs.Glob(db.dialect.Migrations, "*.sql")
+func (db *DB) migrations() ([]string, []int, error) { return Migrations(db.dialect.Migrations) }
+
+// Migrations returns the file names of the migrations in m (NNNN_name.sql),
+// in order, and their numbers.
+func Migrations(m fs.FS) ([]string, []int, error) {
+	names, err := fs.Glob(m, "*.sql")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -292,8 +292,8 @@ func TestPostgresRestore(t *testing.T) {
 	}
 	triggerDB.Close()
 	refused, err := runOpenpca(t, "restore", "--database", triggered, "--master-key-file", masterKey)
-	for _, want := range []string{"nothing was settled: the restored database holds what OpenPCA makes none of", "trigger spy on settings",
-		"default of column policies of table access_keys, which is no constant", "function spy.policies"} {
+	for _, want := range []string{"nothing was settled: the restored database holds what OpenPCA makes none of", "trigger spy on public.settings",
+		"default of column policies of table public.access_keys, which is no constant", "function spy.policies"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("a restore of a database with a trigger: %v\n%s\nwant an error with %q", err, refused, want)
 		}

@@ -118,8 +118,7 @@ func StartPostgres() (_ *Postgres, err error) {
 		}
 		pg.port = l.Addr().(*net.TCPAddr).Port
 		l.Close()
-		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c max_connections=300 -c shared_buffers=128MB", pg.port, dir)
-		out, err := pg.run("pg_ctl", "-D", data, "-w", "-l", filepath.Join(dir, "log"), "-o", opts, "start")
+		out, err := pg.run("pg_ctl", "-D", data, "-w", "-l", filepath.Join(dir, "log"), "-o", pg.options(), "start")
 		if err == nil {
 			return pg, nil
 		}
@@ -262,11 +261,16 @@ func (pg *Postgres) Crash() error {
 	return nil
 }
 
+// options are the cluster's settings: prepared transactions are allowed,
+// for tests of what a restored dump may leave.
+func (pg *Postgres) options() string {
+	return fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c max_connections=300 -c shared_buffers=128MB -c max_prepared_transactions=4", pg.port, pg.dir)
+}
+
 // Start starts a cluster that Crash stopped, on its port, and waits for it
 // to take connections (after its recovery).
 func (pg *Postgres) Start() error {
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c max_connections=300 -c shared_buffers=128MB", pg.port, pg.dir)
-	out, err := pg.run("pg_ctl", "-D", filepath.Join(pg.dir, "data"), "-w", "-l", filepath.Join(pg.dir, "log"), "-o", opts, "start")
+	out, err := pg.run("pg_ctl", "-D", filepath.Join(pg.dir, "data"), "-w", "-l", filepath.Join(pg.dir, "log"), "-o", pg.options(), "start")
 	if err != nil {
 		return fmt.Errorf("pg_ctl start: %v\n%s", err, out)
 	}

@@ -55,7 +55,12 @@ func TestSchemaDiffs(t *testing.T) {
 			want: []string{"holds the constraint pin_id_fkey of table other.pin, which OpenPCA makes none of"}},
 		{name: "an identity that cycles", sql: `ALTER TABLE operator_actions ALTER COLUMN seq SET CYCLE`,
 			want: []string{"has the sequence of column seq of table operator_actions other than OpenPCA makes it"}},
-		{name: "storage parameters", sql: `ALTER TABLE key_uses SET (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.01)`},
+		{name: "an identity behind a decoy sequence", sql: `CREATE SEQUENCE decoy AS bigint;
+			ALTER TABLE operator_actions ALTER COLUMN seq SET INCREMENT BY -1 SET MINVALUE -1000 SET MAXVALUE 3;
+			ALTER SEQUENCE decoy OWNED BY operator_actions.seq`,
+			want: []string{"has the sequence of column seq of table operator_actions other than OpenPCA makes it"}},
+		{name: "storage parameters", sql: `ALTER TABLE key_uses SET (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.01);
+			ALTER INDEX certificates_pkey SET (fillfactor = 90)`},
 		{name: "another application's tables", sql: `CREATE TABLE notes (id text PRIMARY KEY); CREATE INDEX notes_by_id ON notes (id)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,5 +94,27 @@ func TestSchemaDiffs(t *testing.T) {
 				t.Errorf("found %q in a database OpenPCA's migrations made", strings.Join(diffs, "; "))
 			}
 		})
+	}
+}
+
+// TestRestoreChecksQuotedSchema: the checks read the schema that servers
+// use by its name as it is, one that needs quoting included.
+func TestRestoreChecksQuotedSchema(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	execSQL(t, dsn, `CREATE SCHEMA "Open PCA"`)
+	dsn += "&search_path=%22Open%20PCA%22"
+	s, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	execSQL(t, dsn, `ALTER TABLE access_keys SET UNLOGGED; CREATE TABLE public.access_keys (id text)`)
+	found, err := postgres.Foreign(t.Context(), dsn, "restore")
+	if err != nil || len(found) > 0 {
+		t.Errorf("Foreign: %v, %q", err, found)
+	}
+	diffs, err := postgres.SchemaDiffs(t.Context(), dsn, "restore")
+	if want := []string{"has the table access_keys other than OpenPCA makes it"}; err != nil || !slices.Equal(diffs, want) {
+		t.Errorf("SchemaDiffs: %v, %q; want %q", err, diffs, want)
 	}
 }
