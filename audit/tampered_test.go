@@ -210,7 +210,7 @@ func FuzzReportTampered(f *testing.F) {
 		}
 		defer proof.Close()
 		v := audit.Verify(report, proof, vkey)
-		v.CheckIdentity(r.Key, "", "")
+		v.CheckIdentity(r.Key, "", "", false)
 		if v.Header != nil && v.Header.WitnessedCheckpoint != "" {
 			v.CheckWitnesses(vkey, []note.Verifier{witnessKey}, 1, time.Time{})
 		}

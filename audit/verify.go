@@ -570,8 +570,11 @@ func OpenWitnessed(signed []byte, verifierKey string, witnesses []note.Verifier,
 // names reports (<id>.json, <id>.csv). A report kept where its bucket had
 // it (audit-report/<CA id>/) must be of that CA. Only a proof file's
 // signed statement says which report it is; one without can be none
-// asked for.
-func (v *Verification) CheckIdentity(reportName, reportID, caARN string) {
+// asked for, or named for: the header, which nothing signs, may have had
+// its statement taken out, and an older report put in the place of the
+// one asked for. allowUnsigned takes such a proof file, of a server before
+// statements, with a note.
+func (v *Verification) CheckIdentity(reportName, reportID, caARN string, allowUnsigned bool) {
 	if v.Header == nil {
 		return // Verify has said why
 	}
@@ -588,16 +591,15 @@ func (v *Verification) CheckIdentity(reportName, reportID, caARN string) {
 	case path.Base(path.Dir(path.Dir(name))) == path.Base(reportFolder) && folder != caID(v.Header.CertificateAuthorityArn):
 		v.problem("report", 0, "the report is kept as a report of the CA %s (%s), but it is of %s", folder, path.Dir(name), v.Header.CertificateAuthorityArn)
 	}
-	if v.Header.Report == "" && v.Checkpoint != nil {
-		// The header, which nothing signs, may have had its statement
-		// taken out: what the report is of is then the checkpoint's
-		// word alone, which a reader must see (the CA, and its time).
+	if v.Header.Report == "" && v.Checkpoint != nil && (named == "" || allowUnsigned) {
+		// What the report is of is then the checkpoint's word alone,
+		// which a reader must see (the CA, and its time).
 		v.Notes = append(v.Notes, UnsignedIdentityNote)
 	}
 	switch {
 	case named == "":
-	case v.Statement == nil && reportID != "":
-		v.problem("report", 0, "the proof file does not sign which report it is, so it cannot show that it is report %s", reportID)
+	case v.Statement == nil && !allowUnsigned:
+		v.problem("report", 0, "the proof file does not sign which report it is, so it cannot show that it is report %s (a proof file of a server before 2026-12 signs none, and is taken with --allow-unsigned-identity)", named)
 	case v.Statement != nil && v.Statement.ID != named:
 		v.problem("report", 0, "this is report %s (%s), not report %s: another report was put in its place", v.Statement.ID, v.Statement.S3Key, named)
 	}

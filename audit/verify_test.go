@@ -865,21 +865,35 @@ func TestPrintable(t *testing.T) {
 // file's header, which nothing signs: taken out, the proof file reads as
 // one of a version before statements, and any report of a log the key
 // signs, older or of another CA, verifies in the place of the one asked
-// for. The verification itself says so, for every reader of it (the CLI
-// printed a note of its own; the console's verify page, none).
+// for. A report named for its id then fails, unless unsigned proof files
+// are allowed (those of servers before statements), with a note; one
+// named for none is noted, for every reader of it.
 func TestVerifyUnsignedIdentityNoted(t *testing.T) {
 	f := newLogFixture(t, 3, openpca.AuditReportResponseFormatJson)
 	f.header = func(h *auditlog.ProofHeader) { h.Report = "" }
 	report, proof := f.write(t)
-	v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
-	v.CheckIdentity("0b7a9f0e-9a55-4c41-8d9b-3c0a3f0e1d2c.json", "", "")
-	if len(v.Problems) > 0 || !slices.ContainsFunc(v.Notes, func(n string) bool { return strings.Contains(n, "does not sign which report it is") }) {
-		t.Errorf("a proof file without its statement: problems %v, notes %q", v.Problems, v.Notes)
+	noted := func(v *Verification) bool {
+		return slices.ContainsFunc(v.Notes, func(n string) bool { return strings.Contains(n, "does not sign which report it is") })
+	}
+	for _, tc := range []struct {
+		name, file    string
+		allowUnsigned bool
+		fails         bool
+	}{
+		{"named for a report", "0b7a9f0e-9a55-4c41-8d9b-3c0a3f0e1d2c.json", false, true},
+		{"named for a report, unsigned ones allowed", "0b7a9f0e-9a55-4c41-8d9b-3c0a3f0e1d2c.json", true, false},
+		{"named for none", "r.json", false, false},
+	} {
+		v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+		v.CheckIdentity(tc.file, "", "", tc.allowUnsigned)
+		if failed := len(v.Problems) > 0; failed != tc.fails || !tc.fails && !noted(v) {
+			t.Errorf("%s: a proof file without its statement: problems %v, notes %q; want failed %v, else a note", tc.name, v.Problems, v.Notes, tc.fails)
+		}
 	}
 	f.header = nil
 	report, proof = f.write(t)
-	v = Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
-	v.CheckIdentity("r.json", "", "")
+	v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+	v.CheckIdentity("r.json", "", "", false)
 	if len(v.Problems) > 0 || len(v.Notes) > 0 {
 		t.Errorf("a proof file with its statement: problems %v, notes %q", v.Problems, v.Notes)
 	}

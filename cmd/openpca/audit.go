@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +27,7 @@ import (
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/smallfile"
+	"github.com/openpca/openpca/pki"
 	"github.com/openpca/openpca/server"
 )
 
@@ -156,6 +161,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	fs.StringVar(&proofPath, "proof", "", "its proof file (default: the report's path + "+auditlog.ProofSuffix+", or + "+auditlog.LegacyProofSuffix+" for a report of an earlier version)")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it (openpca audit public-key prints it)")
 	fs.StringVar(&caARN, "ca", "", "the ARN of the CA whose report it must be (it prints the CA's; a report of another CA, one named alike, fails)")
+	allowUnsigned := fs.Bool("allow-unsigned-identity", false, "take a proof file that does not sign which report it is, as servers before 2026-12 wrote them: any older report of the CA then verifies in the place of the one asked for, with a note")
 	fs.StringVar(&reportID, "report-id", "", "the id of the report asked for (CreateCertificateAuthorityAuditReport's AuditReportId): the report must be it (default: the id the report's file is named for, if it is named for one)")
 	c.flags(fs)
 	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
@@ -197,7 +203,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	if len(w.keys) > 0 {
 		v.CheckWitnesses(vkey, w.keys, w.quorum, after)
 	}
-	v.CheckIdentity(reportPath, reportID, caARN)
+	v.CheckIdentity(reportPath, reportID, caARN, *allowUnsigned)
 	if len(v.Problems) == 0 && client != nil {
 		if err := checkConsistency(ctx, client, v, vkey); err != nil {
 			v.Problems = append(v.Problems, audit.Problem{Check: "server", Detail: err.Error()})
@@ -278,9 +284,10 @@ func checkConsistency(ctx context.Context, c *server.AuditLogClient, v *audit.Ve
 func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("openpca audit proof", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var serial, caARN, proofPath, key string
+	var serial, caARN, proofPath, key, certPath string
 	var c serverFlags
-	fs.StringVar(&serial, "serial", "", "the certificate's serial number, hex, with or without colons")
+	fs.StringVar(&serial, "serial", "", "the certificate's serial number, hex, with or without colons: a proof by serial shows that a certificate of that serial was logged, not which (--certificate shows that it is yours)")
+	fs.StringVar(&certPath, "certificate", "", "the certificate itself (PEM or DER), in place of --serial: the log's record of its issuance must be of it, byte for byte (its SHA-256); a certificate the CA's key signed outside the log, with a logged one's serial, fails (with --key)")
 	fs.StringVar(&caARN, "ca", "", "the ARN of the CA that issued it (required with --server; with --proof, the proof file must be of it)")
 	fs.StringVar(&proofPath, "proof", "", "a report's proof file, to prove from instead of a server")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it, to check the proof before printing it")
@@ -291,8 +298,19 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return err
 	}
+	var cert *x509.Certificate
+	if certPath != "" {
+		if serial != "" || key == "" {
+			return errors.New("--certificate takes the place of --serial, and needs --key: an unchecked proof shows nothing of it")
+		}
+		var err error
+		if cert, err = readCertificate(certPath); err != nil {
+			return err
+		}
+		serial = pki.SerialHex(cert.SerialNumber)
+	}
 	if serial == "" || (c.server == "") == (proofPath == "") || (c.server != "" && caARN == "") {
-		return errors.New("--serial is required, with either --server and --ca, or --proof")
+		return errors.New("--serial or --certificate is required, with either --server and --ca, or --proof")
 	}
 	if err := w.check(); err != nil {
 		return err
@@ -332,6 +350,11 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		case strings.TrimLeft(p.Serial, "0") != asked:
 			return fmt.Errorf("%w: the proof is about the certificate %s, not %s", errVerification, audit.Printable(p.Serial), serial)
 		}
+		if cert != nil {
+			if err := issuedIs(p, cert); err != nil {
+				return fmt.Errorf("%w: %s", errVerification, audit.Printable(err.Error()))
+			}
+		}
 		if len(w.keys) > 0 {
 			if err := checkWitnessedProof(ctx, client, p, vkey, w.keys, w.quorum, *wait); err != nil {
 				return fmt.Errorf("%w: %s", errVerification, audit.Printable(err.Error()))
@@ -344,6 +367,50 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", asciiJSON(out))
 	return err
+}
+
+// issuedIs checks that the issuance a checked proof holds is of cert,
+// byte for byte: a serial is the CA's to give again, and the log's record
+// of one certificate proves nothing of another of its serial that the
+// CA's key signed outside the log.
+func issuedIs(p *auditlog.InclusionProof, cert *x509.Certificate) error {
+	sum := sha256.Sum256(cert.Raw)
+	for _, e := range p.Entries {
+		var r openpca.KeyUseRecord
+		if err := json.Unmarshal([]byte(e.Record), &r); err != nil {
+			return err
+		}
+		switch {
+		case r.Kind != openpca.KeyUseIssue:
+		case r.SignedSHA256 == "":
+			return fmt.Errorf("the log's record of the issuance of %s (entry %d) names no hash of the certificate: it cannot show that the certificate given is the one logged", p.Serial, e.Index)
+		case r.SignedSHA256 != hex.EncodeToString(sum[:]):
+			return fmt.Errorf("the log's issuance of %s (entry %d) is of another certificate (SHA-256 %s) than the one given (%x): the CA's key signed this one outside its log", p.Serial, e.Index, r.SignedSHA256, sum)
+		default:
+			return nil
+		}
+	}
+	return fmt.Errorf("the proof has no issuance of %s", p.Serial)
+}
+
+// readCertificate reads one certificate, PEM or DER, from a file (of
+// any key OpenPCA issues under: pki.ParseCertificate).
+func readCertificate(path string) (*x509.Certificate, error) {
+	b, err := smallfile.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if block, _ := pem.Decode(b); block != nil {
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%s: a PEM %s, not a CERTIFICATE", path, block.Type)
+		}
+		b = block.Bytes
+	}
+	cert, err := pki.ParseCertificate(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cert, nil
 }
 
 // asciiJSON returns JSON as encoding/json writes it (valid UTF-8, where

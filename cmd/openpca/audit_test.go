@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -153,9 +156,11 @@ func TestAuditVerify(t *testing.T) {
 			t.Errorf("--report-id %s: %v\n%s", tc.id, err, out)
 		}
 	}
-	// A proof file without the statement, as earlier versions wrote: the
-	// report verifies, with a note that nothing says which report it is,
-	// unless the report asked for is named.
+	// A proof file without the statement, as earlier versions wrote: a
+	// report named for its id fails (an older one of the CA, its
+	// statement taken out, could stand in for it), unless such proof files
+	// are allowed; it then verifies with a note that nothing says which
+	// report it is.
 	head, rest, _ := bytes.Cut(lines, []byte("\n"))
 	var header map[string]any
 	if err := json.Unmarshal(head, &header); err != nil || header["report"] == nil {
@@ -166,12 +171,14 @@ func TestAuditVerify(t *testing.T) {
 	unsigned := filepath.Join(t.TempDir(), filepath.Base(s.report))
 	os.WriteFile(unsigned, report, 0o644)
 	os.WriteFile(unsigned+auditlog.LegacyProofSuffix, slices.Concat(head, []byte("\n"), rest), 0o644)
-	if out, err := runOpenpca(t, "audit", "verify", "--report", unsigned, "--key", s.vkey); err != nil || !strings.Contains(out, "NOTE its proof file does not sign which report it is") {
-		t.Errorf("a proof file without a statement: %v\n%s", err, out)
+	if out, err := runOpenpca(t, "audit", "verify", "--report", unsigned, "--key", s.vkey, "--allow-unsigned-identity"); err != nil || !strings.Contains(out, "NOTE its proof file does not sign which report it is") {
+		t.Errorf("a proof file without a statement, allowed: %v\n%s", err, out)
 	}
-	if out, err := runOpenpca(t, "audit", "verify", "--report", unsigned, "--key", s.vkey, "--report-id", id); !errors.Is(err, errVerification) ||
-		!strings.Contains(out, "FAIL report: the proof file does not sign which report it is, so it cannot show that it is report "+id) {
-		t.Errorf("a proof file without a statement, and --report-id: %v\n%s", err, out)
+	for _, asked := range [][]string{nil, {"--report-id", id}} {
+		if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", unsigned, "--key", s.vkey}, asked...)...); !errors.Is(err, errVerification) ||
+			!strings.Contains(out, "FAIL report: the proof file does not sign which report it is, so it cannot show that it is report "+id) {
+			t.Errorf("a proof file without a statement, %v: %v\n%s", asked, err, out)
+		}
 	}
 
 	// A field changed in the report.
@@ -262,6 +269,38 @@ func TestAuditProof(t *testing.T) {
 	out, err := runOpenpca(t, "audit", "proof", "--server", s.env.URL, "--ca", s.caARN, "--serial", "0badbad")
 	if err == nil || !strings.Contains(out+err.Error(), "ResourceNotFoundException") {
 		t.Errorf("an unknown serial: %v\n%s", err, out)
+	}
+
+	// A certificate given itself must be the one logged: another of a
+	// logged serial, which the CA's key signed outside the log (here one
+	// signed by another key: the log's record is what tells), fails.
+	issued, _ := s.env.Certificate(t, s.caARN, s.caARN+"/certificate/"+s.serials[1])
+	forgedKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: issued.SerialNumber, Subject: pkix.Name{CommonName: "www.victim-bank.example"},
+		NotBefore: issued.NotBefore, NotAfter: issued.NotAfter}, &x509.Certificate{Subject: issued.Issuer}, forgedKey.Public(), forgedKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	issuedPath, forgedPath := filepath.Join(dir, "issued.pem"), filepath.Join(dir, "forged.der")
+	if err := errors.Join(os.WriteFile(issuedPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issued.Raw}), 0o600),
+		os.WriteFile(forgedPath, forged, 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range [][]string{{"--server", s.env.URL, "--ca", s.caARN}, {"--proof", s.proof}} {
+		if out, err := runOpenpca(t, append([]string{"audit", "proof", "--key", s.vkey, "--certificate", issuedPath}, from...)...); err != nil {
+			t.Errorf("%v: the certificate logged: %v\n%s", from, err, out)
+		}
+		out, err := runOpenpca(t, append([]string{"audit", "proof", "--key", s.vkey, "--certificate", forgedPath}, from...)...)
+		if !errors.Is(err, errVerification) || !strings.Contains(err.Error(), "is of another certificate") {
+			t.Errorf("%v: a certificate of a logged serial, not logged: %v; want a failed verification\n%s", from, err, out)
+		}
+	}
+	if out, err := runOpenpca(t, "audit", "proof", "--proof", s.proof, "--certificate", forgedPath); err == nil || !strings.Contains(err.Error(), "needs --key") {
+		t.Errorf("--certificate without --key: %v\n%s", err, out)
 	}
 
 	// A server that lies answers with a true proof of something else: of

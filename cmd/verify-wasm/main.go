@@ -90,7 +90,7 @@ func main() {
 		if len(witnesses) > 0 {
 			v.CheckWitnesses(key, witnesses, quorum, after)
 		}
-		v.CheckIdentity(args[3].String(), "", "")
+		v.CheckIdentity(args[3].String(), "", "", false)
 		out := result{Rows: v.Rows, Certificates: v.Certificates, Witnessed: v.Witnessed, Problems: problems, Notes: append(notes, v.Notes...)}
 		if v.Statement != nil {
 			out.Report = audit.Printable(v.Statement.ID)
