@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,9 @@ type Verification struct {
 	Header *auditlog.ProofHeader // nil if the proof file has none
 	// Checkpoint is the proof file's checkpoint, once its signature holds.
 	Checkpoint *auditlog.Checkpoint
+	// Extends is the checkpoint of an earlier report that CheckExtends
+	// found the log extends.
+	Extends *auditlog.Checkpoint
 	// Statement says which report the proof file is of, once its
 	// signature holds and it agrees with the header; nil when the proof
 	// file has none (versions before it wrote none).
@@ -562,6 +566,60 @@ func OpenWitnessed(signed []byte, verifierKey string, witnesses []note.Verifier,
 		return auditlog.Checkpoint{}, nil, err
 	}
 	return c, &Witnessed{Size: c.Size, Cosigned: cosigned}, nil
+}
+
+// CheckExtends checks that the report's log extends the log of an earlier
+// report of its CA, whose proof file is earlier: its first entries, as
+// many as the earlier checkpoint's, hash to that checkpoint's root. An
+// auditor who kept an earlier report so finds, with no server's word,
+// a log whose history was rewritten since (an entry the earlier report
+// had, taken out or changed), where asking the server would take its
+// answer, which may differ by who asks. It reads proof, the report's
+// proof file that Verify read, again from its start.
+func (v *Verification) CheckExtends(proof io.ReadSeeker, earlier io.Reader, verifierKey string) {
+	if v.Checkpoint == nil {
+		return // Verify has said why
+	}
+	var old auditlog.Checkpoint
+	_, err := auditlog.ReadProof(earlier, func(h *auditlog.ProofHeader) (int64, error) {
+		c, err := auditlog.OpenCheckpoint([]byte(h.Checkpoint), verifierKey)
+		old = c
+		return 0, cmp.Or(err, errStop)
+	}, nil)
+	switch {
+	case !errors.Is(err, errStop):
+		v.problem("earlier", 0, "the earlier report's proof file: %v", err)
+		return
+	case old.Origin != v.Checkpoint.Origin:
+		v.problem("earlier", 0, "the earlier report is of the log %q, not of this report's, %q", old.Origin, v.Checkpoint.Origin)
+		return
+	case old.Size > v.Checkpoint.Size:
+		v.problem("earlier", 0, "the earlier report's log has %d entries, more than this report's %d: the log was cut short since, or the reports were given the other way round", old.Size, v.Checkpoint.Size)
+		return
+	}
+	var tree auditlog.Hasher
+	if _, err := proof.Seek(0, io.SeekStart); err != nil {
+		v.problem("earlier", 0, "%v", err)
+		return
+	}
+	if old.Size > 0 {
+		_, err = auditlog.ReadProof(proof, nil, func(_ int64, record []byte) error {
+			tree.Add(record)
+			if tree.Size() == old.Size {
+				return errStop
+			}
+			return nil
+		})
+		if !errors.Is(err, errStop) {
+			v.problem("earlier", 0, "reading the proof file again: %v", cmp.Or(err, io.ErrUnexpectedEOF))
+			return
+		}
+	}
+	if tree.Root() != old.Root {
+		v.problem("earlier", 0, "the log's first %d entries are not the earlier report's: its history was rewritten since", old.Size)
+		return
+	}
+	v.Extends = &old
 }
 
 // CheckIdentity checks that the report is the one asked for: of the CA

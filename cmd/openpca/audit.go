@@ -147,7 +147,7 @@ func auditReports(ctx context.Context, args []string, stdout, stderr io.Writer, 
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("openpca audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var reportPath, proofPath, key, reportID, caARN string
+	var reportPath, proofPath, key, reportID, caARN, earlierPath string
 	var c serverFlags
 	var w witnessFlags
 	w.define(fs, "the report's log")
@@ -161,6 +161,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	fs.StringVar(&proofPath, "proof", "", "its proof file (default: the report's path + "+auditlog.ProofSuffix+", or + "+auditlog.LegacyProofSuffix+" for a report of an earlier version)")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it (openpca audit public-key prints it)")
 	fs.StringVar(&caARN, "ca", "", "the ARN of the CA whose report it must be (it prints the CA's; a report of another CA, one named alike, fails)")
+	fs.StringVar(&earlierPath, "earlier", "", "the proof file of an earlier report of the CA, kept: this report's log must extend it (its first entries hash to the earlier checkpoint's root), which shows, with no server's word, that nothing the earlier report had was taken out or changed since")
 	allowUnsigned := fs.Bool("allow-unsigned-identity", false, "take a proof file that does not sign which report it is, as servers before 2026-12 wrote them: any older report of the CA then verifies in the place of the one asked for, with a note")
 	fs.StringVar(&reportID, "report-id", "", "the id of the report asked for (CreateCertificateAuthorityAuditReport's AuditReportId): the report must be it (default: the id the report's file is named for, if it is named for one)")
 	c.flags(fs)
@@ -204,6 +205,14 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 		v.CheckWitnesses(vkey, w.keys, w.quorum, after)
 	}
 	v.CheckIdentity(reportPath, reportID, caARN, *allowUnsigned)
+	if earlierPath != "" {
+		earlier, err := os.Open(earlierPath)
+		if err != nil {
+			return err
+		}
+		v.CheckExtends(proof, earlier, vkey)
+		earlier.Close()
+	}
 	if len(v.Problems) == 0 && client != nil {
 		if err := checkConsistency(ctx, client, v, vkey); err != nil {
 			v.Problems = append(v.Problems, audit.Problem{Check: "server", Detail: err.Error()})
@@ -227,6 +236,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 		reportPath, v.Rows, v.Certificates, v.Checkpoint.Size, audit.Printable(v.Header.CertificateAuthorityArn), v.Checkpoint.Time.Format(time.RFC3339))
 	if v.Statement != nil { // else a note (audit.UnsignedIdentityNote) says it is not signed
 		fmt.Fprintf(stdout, "OK it is report %s, %s, at %s in its bucket\n", audit.Printable(v.Statement.ID), audit.Printable(v.Statement.Format), audit.Printable(v.Statement.S3Key))
+	}
+	if e := v.Extends; e != nil {
+		fmt.Fprintf(stdout, "OK it extends the earlier report's log: its first %d entries are those of the checkpoint signed %s\n", e.Size, e.Time.Format(time.RFC3339))
 	}
 	if w := v.Witnessed; w != nil {
 		var times []string

@@ -82,6 +82,50 @@ func (s *auditServer) verify(t *testing.T, args ...string) (string, error) {
 	return runOpenpca(t, append([]string{"audit", "verify", "--report", s.report, "--key", s.vkey}, args...)...)
 }
 
+// TestAuditVerifyEarlier: a report's log must extend an earlier report's,
+// given: an operator who forks the log (takes issuances out of it, and
+// grows it again) leaves a later report that verifies alone, and against
+// the server that signs the fork, but not against an earlier report of
+// what was taken out.
+func TestAuditVerifyEarlier(t *testing.T) {
+	s := newAuditServer(t)
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "later.example"}}).CSRPEM
+	issue := func(n int) {
+		for range n {
+			s.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &s.caARN, Csr: leaf})
+		}
+	}
+	issue(3)
+	s.env.Clock.Advance(31 * time.Minute) // a report of the CA every 30 minutes at most
+	second := newReport(t, s.env, s.caARN)
+	verify := func(report, earlier string) (string, error) {
+		return runOpenpca(t, "audit", "verify", "--report", report, "--key", s.vkey, "--earlier", earlier+auditlog.ProofSuffix)
+	}
+	if out, err := verify(second, s.report); err != nil || !strings.Contains(out, "OK it extends the earlier report's log: its first 15 entries") {
+		t.Errorf("a later report against an earlier one: %v\n%s", err, out)
+	}
+	if out, err := verify(s.report, second); !errors.Is(err, errVerification) || !strings.Contains(out, "more than this report's") {
+		t.Errorf("an earlier report against a later one: %v\n%s", err, out)
+	}
+
+	s.env.Stop(t)
+	forkLog(t, s.env, s.env.DB(t), s.caARN[strings.LastIndex(s.caARN, "/")+1:], 2)
+	s.env.Restart(t)
+	issue(4)
+	s.env.Clock.Advance(31 * time.Minute)
+	third := newReport(t, s.env, s.caARN)
+	if out, err := runOpenpca(t, "audit", "verify", "--report", third, "--key", s.vkey, "--server", s.env.URL); err != nil {
+		t.Errorf("the forked log's report, alone and against the server: %v\n%s", err, out)
+	}
+	if out, err := verify(third, second); !errors.Is(err, errVerification) || !strings.Contains(out, "FAIL earlier: the log's first 18 entries are not the earlier report's: its history was rewritten since") {
+		t.Errorf("the forked log's report against the report before the fork: %v\n%s", err, out)
+	}
+	// What the fork kept, the first report had alone: it still extends it.
+	if out, err := verify(third, s.report); err != nil {
+		t.Errorf("the forked log's report against a report the fork kept: %v\n%s", err, out)
+	}
+}
+
 // TestAuditVerify checks a real report with openpca audit verify: clean, it
 // verifies, offline and against the server; tampered with, or against
 // another key, it fails and says what is wrong.
