@@ -168,7 +168,7 @@ func settlePostgres(ctx context.Context, cfg Config, from string, now time.Time,
 	// key, which may write a setting), which what is foreign would see.
 	if foreign, err := postgres.Foreign(ctx, cfg.Database, cfg.session); err != nil || len(foreign) > 0 {
 		if err == nil {
-			err = fmt.Errorf("the restored database holds what OpenPCA makes none of, which servers would run at their changes, or read in place of its tables: %s (if they are your own, drop them, and run this again)", strings.Join(foreign, ", "))
+			err = fmt.Errorf("the restored database holds what OpenPCA makes none of, which servers would run at their changes, read in place of its tables, or be changed through: %s (if they are your own, drop, reset or revoke them, and run this again)", strings.Join(foreign, ", "))
 		}
 		return nil, sqlstore.Summary{}, notSettled(err)
 	}

@@ -57,6 +57,14 @@ func TestForeign(t *testing.T) {
 		{"a setting of the role that puts the dump's operators first", overtake,
 			[]string{"setting search_path=public, pg_catalog of role owner_", "function public.texteq"}, true},
 		{"a setting of the role alone", `ALTER ROLE CURRENT_USER SET enable_indexscan = off`, []string{"setting enable_indexscan=off of role owner_"}, true},
+		{"settings an operator tunes", `ALTER ROLE CURRENT_USER SET statement_timeout = '1ms';
+			DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET work_mem = ''64MB''', current_database()); END $$`, nil, true},
+		{"a function of the role's own made an extension's", `CREATE EXTENSION hstore;
+			CREATE FUNCTION public.pg_advisory_xact_lock(k double precision) RETURNS void LANGUAGE sql AS 'SELECT';
+			ALTER EXTENSION hstore ADD FUNCTION public.pg_advisory_xact_lock(double precision)`, []string{"function public.pg_advisory_xact_lock"}, true},
+		{"a trusted extension the owner made", `CREATE EXTENSION hstore`, nil, true},
+		{"CREATE on the database granted", `DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO PUBLIC', current_database()); END $$`,
+			[]string{"privilege CREATE on the database granted to PUBLIC"}, false},
 		{"a prepared transaction", `BEGIN; LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 'held'`,
 			[]string{"prepared transaction held"}, false},
 		{"a write granted to PUBLIC", `GRANT UPDATE ON access_keys TO PUBLIC`, []string{"privilege UPDATE on access_keys granted to PUBLIC"}, false},

@@ -166,7 +166,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 				if err := setTimeouts(ctx, tx, wait, 0); err != nil {
 					return err
 				}
-				_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock)
+				_, err := tx.ExecContext(ctx, `SELECT pg_catalog.pg_advisory_xact_lock($1::bigint)`, migrationLock)
 				return err
 			},
 			LockTables: tableLocker{tables: tables, wait: wait, logger: opts.Logger}.lock,
@@ -281,7 +281,7 @@ func OtherSessions(ctx context.Context, dsn, session string) error {
 // A server that started before holds a session, and one that starts
 // meanwhile waits for the lock, to find the database settled.
 func GuardSettling(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_catalog.pg_advisory_xact_lock($1::bigint)`, migrationLock); err != nil {
 		return err
 	}
 	return otherSessions(ctx, tx)

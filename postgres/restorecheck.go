@@ -23,7 +23,26 @@ import (
 
 // checkWait bounds each of the checks' waits for a lock: a dump may leave
 // a prepared transaction that holds one for good (Foreign refuses it).
-const checkWait = 10 * time.Second
+// checkTime bounds each of their statements.
+const (
+	checkWait = 10 * time.Second
+	checkTime = time.Minute
+)
+
+// tunables are the settings that a role or the database may give
+// servers' sessions, which Foreign takes: those an operator tunes a
+// database by (timeouts, memory, the planner's costs, logging), which
+// change no answer a query gives. Any other (search_path, to put a
+// schema of the dump's first; transform_null_equals or
+// standard_conforming_strings, which change what a query means;
+// default_transaction_read_only; the planner's enable_ switches) is
+// refused: a setting of the role holds in every database, and a dump
+// may set it on its own role.
+var tunables = []string{
+	"application_name", "effective_cache_size", "idle_in_transaction_session_timeout", "idle_session_timeout", "jit",
+	"lock_timeout", "log_min_duration_statement", "log_statement", "maintenance_work_mem", "random_page_cost",
+	"seq_page_cost", "statement_timeout", "temp_buffers", "timezone", "work_mem",
+}
 
 // checkConn is a connection to a restored database on which no code of
 // the database's own runs: its search path is PostgreSQL's own schema
@@ -59,7 +78,10 @@ func openCheck(ctx context.Context, dsn, session string) (*checkConn, error) {
 		_, err = c.conn.ExecContext(ctx, `SET search_path = pg_catalog`)
 	}
 	if err == nil {
-		_, err = c.conn.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, false)`, ms(checkWait))
+		// Over what the role may set: a statement_timeout of 1 ms would
+		// hide the setting the checks are to find.
+		_, err = c.conn.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false),
+			set_config('idle_in_transaction_session_timeout', '0', false), set_config('default_transaction_read_only', 'off', false)`, ms(checkWait), ms(checkTime))
 	}
 	if err == nil && c.schema != "" {
 		err = c.conn.QueryRowContext(ctx, `SELECT oid FROM pg_namespace WHERE nspname = $1`, c.schema).Scan(&c.schemaOID)
@@ -90,15 +112,19 @@ func (c *checkConn) close() {
 // PostgreSQL did not make (a function, an operator, a type or domain, a
 // collation), an extension's included; event triggers; subscriptions and
 // publications; settings of the database, and of the role in any
-// database (a dump made with --create holds the first; the role may set
-// the second on itself: a search path that puts a schema of the dump's
-// before PostgreSQL's own); prepared transactions, which hold their
-// locks for good; and privileges on its tables, their identity sequences
-// and columns granted to PUBLIC, or to another role than their owner
-// beyond SELECT, CREATE on its schema granted to another, and default
-// privileges that grant others more than to read or use (through which
-// another login could undo a key's revocation, say). An extension's
-// objects are left out otherwise (pg_stat_statements' views, say). A
+// database, but tunables (a dump made with --create holds the first; the
+// role may set the second on itself: a search path that puts a schema of
+// the dump's before PostgreSQL's own); prepared transactions, which hold
+// their locks for good; and privileges on its tables, their identity
+// sequences and columns granted to PUBLIC, or to another role than their
+// owner beyond SELECT, CREATE on its schema or on the database granted
+// to another (who could make a schema of the servers' role's name, which
+// the search path puts first), and default privileges of the tables'
+// owner that grant others more than to read or use (through which another
+// login could undo a key's revocation, say). An extension's objects are
+// left out otherwise (pg_stat_statements' views, say), if a superuser
+// owns them, as an extension's script makes them: the role may add
+// objects of its own to an extension (ALTER EXTENSION ... ADD). A
 // superuser's dump can do what no look at the catalogue finds (replace a
 // function of PostgreSQL's own). The tables' own definitions are
 // SchemaDiffs' to compare.
@@ -118,12 +144,14 @@ func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
 	}
 	rows, err := c.conn.QueryContext(ctx, `
 		WITH ours AS (SELECT $1::oid AS ns),
+		superusers AS (SELECT oid FROM pg_roles WHERE rolsuper),
 		extensions AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
 		system AS (SELECT oid FROM pg_namespace WHERE nspname IN ('pg_catalog', 'information_schema') OR nspname LIKE 'pg\_toast%' OR nspname LIKE 'pg\_temp\_%'),
 		own AS (SELECT c.oid FROM pg_class c, ours WHERE c.relnamespace = ours.ns AND c.relname = ANY($2)),
 		owned AS (SELECT oid FROM own UNION SELECT objid FROM pg_depend WHERE classid = 'pg_class'::regclass AND deptype = 'i' AND refobjid IN (SELECT oid FROM own))
 		SELECT 'function ' || p.pronamespace::regnamespace || '.' || p.proname FROM pg_proc p
-			WHERE p.pronamespace NOT IN (SELECT oid FROM system) AND ('pg_proc'::regclass, p.oid) NOT IN (SELECT * FROM extensions)
+			WHERE p.pronamespace NOT IN (SELECT oid FROM system)
+			AND (('pg_proc'::regclass, p.oid) NOT IN (SELECT * FROM extensions) OR p.proowner NOT IN (SELECT oid FROM superusers))
 		UNION ALL SELECT 'trigger ' || t.tgname || ' on ' || t.tgrelid::regclass FROM pg_trigger t
 			WHERE NOT t.tgisinternal AND ('pg_trigger'::regclass, t.oid) NOT IN (SELECT * FROM extensions)
 		UNION ALL SELECT 'rule ' || r.rulename || ' on ' || r.ev_class::regclass FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
@@ -132,7 +160,8 @@ func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
 			JOIN pg_class child ON child.oid = i.inhrelid JOIN pg_class parent ON parent.oid = i.inhparent, ours
 			WHERE ours.ns IN (child.relnamespace, parent.relnamespace)
 		UNION ALL SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view ' ELSE 'foreign table ' END || c.relname FROM pg_class c, ours
-			WHERE c.relnamespace = ours.ns AND c.relkind IN ('v', 'm', 'f') AND ('pg_class'::regclass, c.oid) NOT IN (SELECT * FROM extensions)
+			WHERE c.relnamespace = ours.ns AND c.relkind IN ('v', 'm', 'f')
+			AND (('pg_class'::regclass, c.oid) NOT IN (SELECT * FROM extensions) OR c.relowner NOT IN (SELECT oid FROM superusers))
 		UNION ALL SELECT 'row-level security on ' || c.relname FROM pg_class c, ours
 			WHERE c.relnamespace = ours.ns AND (c.relrowsecurity OR c.relforcerowsecurity OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid))
 		UNION ALL SELECT 'event trigger ' || e.evtname FROM pg_event_trigger e
@@ -150,10 +179,15 @@ func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
 				WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_class WHERE oid = d.objid) END
 		UNION ALL SELECT 'subscription ' || subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 		UNION ALL SELECT 'publication ' || pubname FROM pg_publication
-		UNION ALL SELECT 'setting ' || array_to_string(setconfig, ', ') || CASE WHEN setdatabase = 0 THEN ' of role ' || setrole::regrole
-				WHEN setrole = 0 THEN ' of the database' ELSE ' of role ' || setrole::regrole || ' in the database' END FROM pg_db_role_setting
-			WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
-				OR setdatabase = 0 AND setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+		UNION ALL SELECT 'setting ' || x.setting || CASE WHEN setdatabase = 0 THEN ' of role ' || setrole::regrole || ', in every database'
+				WHEN setrole = 0 THEN ' of the database' ELSE ' of role ' || setrole::regrole || ' in the database' END
+			FROM pg_db_role_setting, unnest(setconfig) AS x(setting)
+			WHERE (setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+				OR setdatabase = 0 AND setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user))
+			AND lower(split_part(x.setting, '=', 1)) <> ALL ($3)
+		UNION ALL SELECT 'privilege CREATE on the database granted to ' || CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END
+			FROM pg_database d, aclexplode(d.datacl) x
+			WHERE d.datname = current_database() AND x.grantee <> d.datdba AND x.privilege_type = 'CREATE'
 		UNION ALL SELECT 'prepared transaction ' || gid FROM pg_prepared_xacts WHERE database = current_database()
 		UNION ALL SELECT 'privilege ' || x.privilege_type || ' on ' || c.relname || ' granted to ' || CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END
 			FROM pg_class c, aclexplode(c.relacl) x
@@ -166,8 +200,9 @@ func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
 			WHERE n.oid = ours.ns AND x.grantee <> n.nspowner AND x.privilege_type = 'CREATE'
 		UNION ALL SELECT 'default privilege ' || x.privilege_type || ' granted to ' || CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END || ' by ' || d.defaclrole::regrole
 			FROM pg_default_acl d, aclexplode(d.defaclacl) x, ours
-			WHERE d.defaclnamespace IN (0, ours.ns) AND x.grantee <> d.defaclrole AND x.privilege_type NOT IN ('SELECT', 'USAGE', 'EXECUTE')
-		ORDER BY 1 LIMIT 10`, c.schemaOID, tables)
+			WHERE d.defaclnamespace IN (0, ours.ns) AND d.defaclrole IN (SELECT relowner FROM pg_class WHERE oid IN (SELECT oid FROM own))
+			AND x.grantee <> d.defaclrole AND x.privilege_type NOT IN ('SELECT', 'USAGE', 'EXECUTE')
+		ORDER BY 1 LIMIT 10`, c.schemaOID, tables, tunables)
 	if err != nil {
 		return nil, fmt.Errorf("reading the database's schema: %w", err)
 	}
