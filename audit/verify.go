@@ -639,8 +639,14 @@ func (v *Verification) CheckIdentity(reportName, reportID, caARN string, allowUn
 	name := strings.ReplaceAll(reportName, "\\", "/")
 	base := path.Base(name)
 	named := strings.TrimSuffix(base, path.Ext(base))
-	if _, err := uuid.Parse(named); err != nil || reportID != "" {
+	if reportID != "" {
 		named = reportID
+	}
+	// An id however written (upper case, in braces) is the id.
+	if id, err := uuid.Parse(named); err == nil {
+		named = id.String()
+	} else if reportID == "" {
+		named = ""
 	}
 	folder := path.Base(path.Dir(name))
 	switch {
@@ -657,7 +663,7 @@ func (v *Verification) CheckIdentity(reportName, reportID, caARN string, allowUn
 	switch {
 	case named == "":
 	case v.Statement == nil && !allowUnsigned:
-		v.problem("report", 0, "the proof file does not sign which report it is, so it cannot show that it is report %s (a proof file of a server before 2026-12 signs none, and is taken with --allow-unsigned-identity)", named)
+		v.problem("report", 0, "the proof file does not sign which report it is, so it cannot show that it is report %s (a proof file of a server before 2026-12 signs none: openpca audit verify --allow-unsigned-identity takes it)", named)
 	case v.Statement != nil && v.Statement.ID != named:
 		v.problem("report", 0, "this is report %s (%s), not report %s: another report was put in its place", v.Statement.ID, v.Statement.S3Key, named)
 	}

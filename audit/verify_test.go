@@ -898,3 +898,36 @@ func TestVerifyUnsignedIdentityNoted(t *testing.T) {
 		t.Errorf("a proof file with its statement: problems %v, notes %q", v.Problems, v.Notes)
 	}
 }
+
+// TestCheckIdentitySpelling: a report's file named for its id, however
+// the id is written (upper case, in braces), is that report; named for
+// another id, it fails.
+func TestCheckIdentitySpelling(t *testing.T) {
+	const id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+	f := newLogFixture(t, 3, openpca.AuditReportResponseFormatJson)
+	f.header = func(h *auditlog.ProofHeader) {
+		h.AuditReportID, h.S3Key = id, "audit-report/"+f.ca.ID+"/"+id+".json"
+		s, err := auditlog.NewReportStatement(id, h.S3Key, h.ReportFormat, []byte(h.Checkpoint)).Sign(f.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Report = string(s)
+	}
+	report, proof := f.write(t)
+	for _, tc := range []struct {
+		file  string
+		fails bool
+	}{
+		{id + ".json", false},
+		{strings.ToUpper(id) + ".json", false},
+		{"{" + id + "}.json", false},
+		{strings.ReplaceAll(id, "-", "") + ".json", false},
+		{"1f8fad5b-d9cb-469f-a165-70867728950e.json", true},
+	} {
+		v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+		v.CheckIdentity(tc.file, "", "", false)
+		if failed := len(v.Problems) > 0; failed != tc.fails {
+			t.Errorf("%s: problems %v; want failed %v", tc.file, v.Problems, tc.fails)
+		}
+	}
+}
