@@ -59,6 +59,10 @@ type Store struct {
 	// officer to undo: the store does not try again until the server
 	// restarts, with the PIN that is right.
 	pinRefused atomic.Pointer[error]
+
+	// afterGenerate, set by tests alone, fails GenerateKey once the token
+	// has made a key pair under id, as a token whose answer was lost.
+	afterGenerate func(id []byte) error
 }
 
 var _ openpca.KeyStore = (*Store)(nil)
@@ -218,19 +222,44 @@ func (s *Store) GenerateKey(_ context.Context, ca *openpca.CA, alg openpca.KeyAl
 		return c.GenerateRSAKeyPairWithAttributes(public, private, bits)
 	}
 	key, err := generate(c)
+	if err == nil && s.afterGenerate != nil {
+		err = s.afterGenerate(id)
+	}
 	if err != nil {
 		// A token taken away and back has closed the context's sessions,
 		// and its login with them: log in again, as a signature does,
 		// and try once more.
 		if again, lerr := s.relogin(c); lerr == nil {
 			c = again
-			key, err = generate(c)
+			key, err = s.madeOrGenerate(c, ca, id, generate)
 		}
 	}
 	if err != nil {
 		return nil, nil, unavailable(ca, err)
 	}
 	return id, &signer{store: s, ca: ca, key: key, ctx: c}, nil
+}
+
+// madeOrGenerate makes ca's key pair under id on c, a login again after a
+// try that failed, unless that try made it: a token can fail after
+// C_GenerateKeyPair made the pair (a network HSM whose answer was lost),
+// and a second pair under the id would leave the CA two keys, with which
+// it could never sign nor have its key destroyed (ownKey). The one pair
+// under the id, proving itself, is taken as made; with several, none is,
+// and the operator removes them (a purge of the key's record leaves them
+// too).
+func (s *Store) madeOrGenerate(c *crypto11.Context, ca *openpca.CA, id []byte, generate func(*crypto11.Context) (crypto11.Signer, error)) (crypto11.Signer, error) {
+	key, err := ownKey(c, id, "")
+	switch {
+	case errors.Is(err, errAnotherKey):
+		return nil, &openpca.Error{Code: openpca.CodeServiceUnavailable, Cause: err, Message: fmt.Sprintf("The PKCS#11 token failed while making the key of %s, "+
+			"and holds several keys under its id %x since, or one that is not a pair: the CA is not made, and they are left to the operator.", ca.ARN, id)}
+	case err != nil:
+		return nil, err
+	case key != nil:
+		return key, nil
+	}
+	return generate(c)
 }
 
 // keyAttributes are those of a CA's private key: it signs, and does
@@ -268,7 +297,7 @@ func (s *Store) Signer(_ context.Context, ca *openpca.CA) (crypto.Signer, error)
 func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer, *crypto11.Context, error) {
 	tried := failed
 	if c := s.context(); c != nil && c != failed {
-		if key, err := ownKey(c, ca); err == nil && key != nil {
+		if key, err := ownKey(c, ca.KeyHandle, ca.KeyID); err == nil && key != nil {
 			return key, c, nil
 		}
 		tried = c
@@ -277,7 +306,7 @@ func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer,
 	if err != nil {
 		return nil, nil, unavailable(ca, err)
 	}
-	key, err := ownKey(c, ca)
+	key, err := ownKey(c, ca.KeyHandle, ca.KeyID)
 	if errors.Is(err, errAnotherKey) {
 		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The PKCS#11 token holds another key than the one %s was made with under its id, or several; the CA cannot sign until its own key is there alone.", ca.ARN)
 	}
@@ -293,24 +322,25 @@ func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer,
 // the CA was made with, or that it holds several.
 var errAnotherKey = errors.New("pkcs11: another key under the CA's id")
 
-// ownKey finds the key pair under ca's id in the token, if it is the one
-// ca was made with (its KeyID, the key's subject key identifier): a key put
-// under the same id, in place of the CA's or beside it, must neither sign
-// for the CA nor be destroyed with it. crypto11 pairs a private key with
-// the first public key of its id, which need not be its own: the private
-// key proves itself with a signature the public key checks. Of several
-// private keys under the id, none is taken. A CA without a KeyID (of a
-// version that kept none, or a key recorded before it was made) takes the
-// one key there is, proven the same way.
-func ownKey(c *crypto11.Context, ca *openpca.CA) (crypto11.Signer, error) {
-	keys, err := c.FindKeyPairs(ca.KeyHandle, nil)
+// ownKey finds the key pair under handle (a CA's id) in the token, if it
+// is the one the CA was made with (keyID, the CA's KeyID: the key's subject
+// key identifier): a key put under the same id, in place of the CA's or
+// beside it, must neither sign for the CA nor be destroyed with it.
+// crypto11 pairs a private key with the first public key of its id, which
+// need not be its own: the private key proves itself with a signature the
+// public key checks. Of several private keys under the id, none is taken.
+// An empty keyID (a CA of a version that kept none, a key recorded before
+// it was made, or one being made) takes the one key there is, proven the
+// same way.
+func ownKey(c *crypto11.Context, handle []byte, keyID string) (crypto11.Signer, error) {
+	keys, err := c.FindKeyPairs(handle, nil)
 	switch {
 	case err != nil || len(keys) == 0:
 		return nil, err
 	case len(keys) > 1:
 		return nil, errAnotherKey
 	}
-	if id, err := pki.SubjectKeyID(keys[0].Public()); err != nil || ca.KeyID != "" && hex.EncodeToString(id) != ca.KeyID {
+	if id, err := pki.SubjectKeyID(keys[0].Public()); err != nil || keyID != "" && hex.EncodeToString(id) != keyID {
 		return nil, errAnotherKey
 	}
 	if err := proves(keys[0]); err != nil {
