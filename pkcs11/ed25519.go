@@ -145,6 +145,21 @@ func is(err error, code p11.Error) bool {
 // the token cfg names. crypto11 may have initialized the library already,
 // or logged in: both are fine.
 func openSession(ctx *p11.Ctx, cfg Config) (p11.SessionHandle, error) {
+	session, err := publicSession(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	if err := ctx.Login(session, p11.CKU_USER, cfg.PIN); err != nil && !is(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
+		ctx.CloseSession(session)
+		return 0, fmt.Errorf("pkcs11: logging in: %w", err)
+	}
+	return session, nil
+}
+
+// publicSession opens a session of ctx on the token cfg names, logged in
+// only if the process is already (a login is the application's, not a
+// session's).
+func publicSession(ctx *p11.Ctx, cfg Config) (p11.SessionHandle, error) {
 	if err := ctx.Initialize(); err != nil && !is(err, p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		return 0, fmt.Errorf("pkcs11: %w", err)
 	}
@@ -159,10 +174,6 @@ func openSession(ctx *p11.Ctx, cfg Config) (p11.SessionHandle, error) {
 		session, err := ctx.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
 		if err != nil {
 			return 0, fmt.Errorf("pkcs11: %w", err)
-		}
-		if err := ctx.Login(session, p11.CKU_USER, cfg.PIN); err != nil && !is(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
-			ctx.CloseSession(session)
-			return 0, fmt.Errorf("pkcs11: logging in: %w", err)
 		}
 		return session, nil
 	}

@@ -225,7 +225,7 @@ func (s *Store) GenerateKey(_ context.Context, ca *openpca.CA, alg openpca.KeyAl
 	if err == nil && s.afterGenerate != nil {
 		err = s.afterGenerate(id)
 	}
-	if err != nil {
+	if dead(err) {
 		// A token taken away and back has closed the context's sessions,
 		// and its login with them: log in again, as a signature does,
 		// and try once more.
@@ -292,13 +292,19 @@ func (s *Store) Signer(_ context.Context, ca *openpca.CA) (crypto.Signer, error)
 // find finds the key pair of ca in the token, and the context it is of,
 // logging in again if the token failed (or failed, the context of a
 // signer that failed, did). A context other than failed is tried first:
-// another CA's key that failed (or is missing) has logged in again
-// already, and this one is found there.
+// another CA's key that failed has logged in again already, and this one
+// is found there. Only a login that failed (dead) is logged in again: that
+// closes the context every CA of the token signs on, and a key that is
+// not there, or another key under the CA's id, is the same on a new one.
 func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer, *crypto11.Context, error) {
 	tried := failed
 	if c := s.context(); c != nil && c != failed {
-		if key, err := ownKey(c, ca.KeyHandle, ca.KeyID); err == nil && key != nil {
+		key, err := ownKey(c, ca.KeyHandle, ca.KeyID)
+		if err == nil && key != nil {
 			return key, c, nil
+		}
+		if !dead(err) && (err != nil || s.loggedIn(c)) {
+			return nil, nil, notThere(ca, err)
 		}
 		tried = c
 	}
@@ -307,15 +313,67 @@ func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer,
 		return nil, nil, unavailable(ca, err)
 	}
 	key, err := ownKey(c, ca.KeyHandle, ca.KeyID)
-	if errors.Is(err, errAnotherKey) {
-		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The PKCS#11 token holds another key than the one %s was made with under its id, or several; the CA cannot sign until its own key is there alone.", ca.ARN)
-	}
 	if err != nil || key == nil {
-		// A token taken away shows no objects either: retrying is the
-		// right answer to both.
-		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The key of %s is not in the PKCS#11 token: the token is away, or the key was deleted.", ca.ARN)
+		return nil, nil, notThere(ca, err)
 	}
 	return key, c, nil
+}
+
+// loggedIn reports whether the token still holds the login of c, the
+// store's context: a token taken away and back, or whose sessions another
+// closed, has logged the process out (PKCS#11 2.40, 5.6), and the sessions
+// crypto11 opens again then find no private key, with no error. It looks
+// under the store's read lock, while c is its login: a session of the
+// library's opened after crypto11 let go of it would initialize the
+// library, and keep crypto11 from logging in again (edKey.open).
+func (s *Store) loggedIn(c *crypto11.Context) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ctx != c {
+		return false
+	}
+	ctx := p11.New(s.cfg.Module)
+	if ctx == nil {
+		return false
+	}
+	defer ctx.Destroy() // crypto11's own context keeps the library initialized
+	session, err := publicSession(ctx, s.cfg)
+	if err != nil {
+		return false
+	}
+	defer ctx.CloseSession(session)
+	info, err := ctx.GetSessionInfo(session)
+	return err == nil && (info.State == p11.CKS_RO_USER_FUNCTIONS || info.State == p11.CKS_RW_USER_FUNCTIONS)
+}
+
+// notThere is the error of a key of ca not found in the token, err the
+// lookup's: ServiceUnavailable, which clients retry, since a token taken
+// away shows no objects either.
+func notThere(ca *openpca.CA, err error) error {
+	if errors.Is(err, errAnotherKey) {
+		return openpca.Errorf(openpca.CodeServiceUnavailable, "The PKCS#11 token holds another key than the one %s was made with under its id, or several; the CA cannot sign until its own key is there alone.", ca.ARN)
+	}
+	return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("The key of %s is not in the PKCS#11 token: the token is away, or the key was deleted.", ca.ARN), Cause: err}
+}
+
+// dead reports whether err, of the token, says the login it was made on
+// is gone, so that only a login again can go on: its sessions closed or
+// invalid, the token or its device away or failed, its user logged out,
+// the library finalized. An object not there, a template or mechanism
+// refused, a pool of sessions all busy, are not: they are the same on a
+// new login. (A key not found with no error may be of a login gone too:
+// loggedIn tells.)
+func dead(err error) bool {
+	if tokenAway(err) {
+		return true
+	}
+	for _, code := range []p11.Error{p11.CKR_SESSION_CLOSED, p11.CKR_SESSION_HANDLE_INVALID, p11.CKR_DEVICE_ERROR, p11.CKR_TOKEN_NOT_RECOGNIZED,
+		p11.CKR_USER_NOT_LOGGED_IN, p11.CKR_CRYPTOKI_NOT_INITIALIZED, p11.CKR_GENERAL_ERROR} {
+		if is(err, code) {
+			return true
+		}
+	}
+	return false
 }
 
 // errAnotherKey says that the token's key under a CA's id is not the key
@@ -452,7 +510,13 @@ func (s *signer) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]
 	if err == nil {
 		return sig, nil
 	}
-	if key, c, err = s.store.find(s.ca, c); err != nil {
+	// A key that failed on a login that works (deleted, say) is looked
+	// for on that login again, not on a new one (find).
+	failed := c
+	if !dead(err) {
+		failed = nil
+	}
+	if key, c, err = s.store.find(s.ca, failed); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()

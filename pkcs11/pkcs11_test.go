@@ -61,6 +61,19 @@ func (s *session) objects(t *testing.T, id []byte, class uint) []p11.ObjectHandl
 	return found
 }
 
+// closeAll closes every session of the session's token, the store's
+// too, as a token taken away and back does (PKCS#11 2.40, 5.6).
+func (s *session) closeAll(t *testing.T) {
+	t.Helper()
+	info, err := s.m.GetSessionInfo(s.h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.m.CloseAllSessions(info.SlotID); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // newTokenCA returns a SoftHSM token of the test's own, a store on it, a
 // CA whose P-256 key the store made there, the key, and a session of the
 // test's beside the store's.
@@ -182,10 +195,9 @@ func TestPrivateKeyAlone(t *testing.T) {
 }
 
 // TestMissingKeyLeavesOthersSigning: a CA whose key is gone from the
-// token has the store log in again (a token taken away shows its objects
-// only to a new login), once a second at most; the login it replaces is
-// closed under the signings of every other CA of the token, which must
-// go on all the same, on the new one.
+// token, asked for once a second, leaves every other CA of the token
+// signing (it once had the store log in again each time, closing the
+// login they sign on; TestLoginKeptForKeysNotThere).
 func TestMissingKeyLeavesOthersSigning(t *testing.T) {
 	_, store, ca, key, _ := newTokenCA(t)
 	gone := &openpca.CA{ID: "22222222-2222-2222-2222-222222222222", ARN: strings.ReplaceAll(ca.ARN, "1111-1111", "2222-2222"), Config: ca.Config}
@@ -238,35 +250,79 @@ func TestMissingKeyLeavesOthersSigning(t *testing.T) {
 	}
 }
 
+// TestLoginKeptForKeysNotThere: a key not in the token, another under a
+// CA's id, or one deleted under its signer is looked for on the store's
+// login, not on a new one: a login again closes the context every CA of
+// the token signs on, and would find the same. A login whose sessions the
+// token closed (taken away and back) is logged in to again.
+func TestLoginKeptForKeysNotThere(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// find asks the store for ca's key, once the token or ca is
+		// changed so.
+		find  func(t *testing.T, store *pkcs11.Store, ca *openpca.CA, s *session) error
+		again bool // the store must log in again, and find the key
+	}{
+		{"key missing", func(t *testing.T, store *pkcs11.Store, ca *openpca.CA, _ *session) error {
+			ca.ID = "44444444-4444-4444-4444-444444444444"
+			ca.KeyHandle = []byte(ca.ID)
+			_, err := store.Signer(context.Background(), ca)
+			return err
+		}, false},
+		{"another key under the id", func(t *testing.T, store *pkcs11.Store, ca *openpca.CA, _ *session) error {
+			ca.KeyID = "00"
+			_, err := store.Signer(context.Background(), ca)
+			return err
+		}, false},
+		{"key deleted under its signer", func(t *testing.T, store *pkcs11.Store, ca *openpca.CA, s *session) error {
+			signer, err := store.Signer(context.Background(), ca)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, class := range []uint{p11.CKO_PUBLIC_KEY, p11.CKO_PRIVATE_KEY} {
+				for _, o := range s.objects(t, ca.KeyHandle, class) {
+					if err := s.m.DestroyObject(s.h, o); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			digest := sha256.Sum256([]byte("x"))
+			_, err = signer.Sign(rand.Reader, digest[:], crypto.SHA256)
+			return err
+		}, false},
+		{"sessions closed", func(t *testing.T, store *pkcs11.Store, ca *openpca.CA, s *session) error {
+			s.closeAll(t)
+			_, err := store.Signer(context.Background(), ca)
+			return err
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, store, ca, _, s := newTokenCA(t)
+			time.Sleep(1100 * time.Millisecond) // the store logs in again at most once a second
+			before := pkcs11.Login(store)
+			err := tc.find(t, store, ca, s)
+			again := pkcs11.Login(store) != before
+			switch {
+			case tc.again && (err != nil || !again):
+				t.Errorf("the store logged in again: %v, and found the key: %v; want both", again, err)
+			case !tc.again && (openpca.ErrorCode(err) != openpca.CodeServiceUnavailable || again):
+				t.Errorf("the store logged in again: %v, and found: %v; want no login again, and ServiceUnavailable", again, err)
+			}
+		})
+	}
+}
+
 // TestGenerateKeyAfterTokenBack: a token taken away and back closes every
 // session of it, and its login with the last (PKCS#11 2.40, 5.6), which
 // closing them from another context of the same library does here. The
 // store makes keys again once it is back, as it signs again, without a
 // signature logging it in first.
 func TestGenerateKeyAfterTokenBack(t *testing.T) {
-	h, store, ca, _, _ := newTokenCA(t)
-	m := p11.New(testenv.SoftHSMModule)
-	if err := m.Initialize(); err != nil && !errors.Is(err, p11.Error(p11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
-		t.Fatal(err)
-	}
-	slots, err := m.GetSlotList(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	for _, slot := range slots {
-		if info, err := m.GetTokenInfo(slot); err == nil && info.Label == h.Label {
-			if err := m.CloseAllSessions(slot); err != nil {
-				t.Fatal(err)
-			}
-			closed = true
-		}
-	}
-	if !closed {
-		t.Fatal("no slot holds the token")
-	}
+	_, store, ca, _, s := newTokenCA(t)
+	s.closeAll(t)
 	next := &openpca.CA{ID: "33333333-3333-3333-3333-333333333333", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/33333333-3333-3333-3333-333333333333",
 		Config: ca.Config}
+	var err error
 	for i := range 5 {
 		if i > 0 {
 			time.Sleep(1100 * time.Millisecond) // the store logs in at most once a second
