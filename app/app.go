@@ -247,7 +247,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return fail(err)
 	}
 	log := auditlog.NewLog(a.store, auditKey, verifierKey, cfg.Now)
-	caKeys := authority.NewKeys(a.keyStores)
+	caKeys := authority.NewKeys(a.keyStores, logger)
 	alarms := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "openpca_audit_log_integrity_alarms_total",
 		Help: "Times a CA's key-use log was found not to match its hashes (entries changed or removed under the server), by a report, a proof or witnessing.",

@@ -206,8 +206,8 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 			return nil, err
 		}
 	}
-	if ca.CSR, err = pki.CreateCSR(key, cfg); err != nil {
-		if _, ok := errors.AsType[*openpca.Error](err); ok {
+	if ca.CSR, err = pki.CreateCSR(s.keys.checked(ks, ca, key), cfg); err != nil {
+		if signingFailed(err) {
 			return nil, err
 		}
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: %v.", err)

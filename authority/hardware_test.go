@@ -5,7 +5,9 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -302,13 +305,16 @@ func TestCreateRetryMakesNoKey(t *testing.T) {
 // the operations it names fail as a network would: a 503, after the
 // operation reached KMS (answerLost) or without it; or, as KMS's own
 // answer (a 400 with the exception's __type), the exceptions answer gave
-// for an operation's next calls, in turn.
+// for an operation's next calls, in turn. While wrongSignatures is set,
+// each signature KMS makes has a bit flipped on its way, as a faulty KMS
+// or HSM would return it.
 type kmsFaults struct {
-	mu         sync.Mutex
-	answerLost map[string]bool
-	refused    map[string]bool
-	exceptions map[string][]string
-	reached    []string // the operations that reached KMS
+	mu              sync.Mutex
+	answerLost      map[string]bool
+	refused         map[string]bool
+	exceptions      map[string][]string
+	reached         []string // the operations that reached KMS
+	wrongSignatures atomic.Bool
 }
 
 func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
@@ -336,6 +342,19 @@ func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
 		case lost:
 			proxy.ServeHTTP(httptest.NewRecorder(), r)
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		case op == "Sign" && f.wrongSignatures.Load():
+			answer := httptest.NewRecorder()
+			proxy.ServeHTTP(answer, r)
+			var out struct{ KeyId, Signature, SigningAlgorithm string }
+			if err := json.Unmarshal(answer.Body.Bytes(), &out); err != nil || answer.Code != http.StatusOK {
+				t.Errorf("KMS's answer to Sign: %d %s", answer.Code, answer.Body)
+				return
+			}
+			sig, _ := base64.StdEncoding.DecodeString(out.Signature)
+			sig[len(sig)-3] ^= 1
+			out.Signature = base64.StdEncoding.EncodeToString(sig)
+			w.Header().Set("Content-Type", answer.Header().Get("Content-Type"))
+			json.NewEncoder(w).Encode(out)
 		default:
 			proxy.ServeHTTP(w, r)
 		}

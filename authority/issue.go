@@ -194,8 +194,8 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 		s.addRevocationInfo(ca, certTmpl)
 	}
 	der, err := pki.CreateCertificate(certTmpl, parent, csr.PublicKey, signer)
-	if _, ok := errors.AsType[*openpca.Error](err); ok {
-		return nil, err // the key store's: it could not sign
+	if signingFailed(err) {
+		return nil, err // the key store's: it could not sign, or signed wrongly
 	}
 	if err != nil {
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "The certificate cannot be made: %v.", err)

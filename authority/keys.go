@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +41,7 @@ func meets(have, want openpca.KeyStorageSecurityStandard) bool {
 // one.
 type Keys struct {
 	stores  []KeyStore
+	logger  *slog.Logger
 	signers *lru.Cache[string, crypto.Signer] // by CA id
 	issuers *lru.Cache[string, *issuer]       // by CA id
 }
@@ -68,11 +71,11 @@ type issuer struct {
 const KeyCacheSize = 1024
 
 // NewKeys returns Keys over stores, the first of which keeps the keys of
-// new CAs by default.
-func NewKeys(stores []KeyStore) *Keys {
+// new CAs by default; logger says which store signed wrongly (checked).
+func NewKeys(stores []KeyStore, logger *slog.Logger) *Keys {
 	signers, _ := lru.New[string, crypto.Signer](KeyCacheSize)
 	issuers, _ := lru.New[string, *issuer](KeyCacheSize)
-	return &Keys{stores: stores, signers: signers, issuers: issuers}
+	return &Keys{stores: stores, logger: logger, signers: signers, issuers: issuers}
 }
 
 // Signer returns a signer of ca's key, from the store that keeps it.
@@ -93,8 +96,66 @@ func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error
 	if id, err := pki.SubjectKeyID(key.Public()); err != nil || ca.KeyID != "" && hex.EncodeToString(id) != ca.KeyID {
 		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The key store %s holds another key than the one %s was made with under its handle; the CA cannot sign until its own key is back.", ca.KeyStore, ca.ARN)
 	}
+	key = k.checked(ks, ca, key)
 	k.signers.Add(ca.ID, key)
 	return key, nil
+}
+
+// checked returns key, a signer of ca's key from ks, as every signature of
+// it is to be used: a key in a token or KMS signs outside the server, and
+// a faulty or tampered store may return a wrong signature, which
+// x509.CreateCertificate reports only as an error of its own (taken for
+// the request's), and which OCSP answers and CRLs would carry out
+// unchecked. Each of its signatures is checked with its public key
+// first. A key in software signs in the server, checked by x509 as ever.
+func (k *Keys) checked(ks KeyStore, ca *openpca.CA, key crypto.Signer) crypto.Signer {
+	if !ks.Hardware() {
+		return key
+	}
+	return &checkedSigner{Signer: key, logger: k.logger, ca: ca.ARN, store: ks.Name(), handle: string(ca.KeyHandle)}
+}
+
+// checkedSigner signs with a key of a token or KMS and checks each
+// signature with the key's public key (Keys.checked). A store's failure to
+// sign is a keyStoreError, never the request's fault.
+type checkedSigner struct {
+	crypto.Signer
+	logger            *slog.Logger
+	ca, store, handle string
+}
+
+func (c *checkedSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	sig, err := c.Signer.Sign(rand, digest, opts)
+	if err != nil {
+		return nil, &keyStoreError{err}
+	}
+	if err := pki.VerifyDigest(c.Public(), digest, sig, opts); err != nil {
+		c.logger.Error("a key store returned a signature that the CA's public key does not verify: the store is faulty or tampered with, and the signature is not used",
+			"ca", c.ca, "key_store", c.store, "key_handle", c.handle, "error", err)
+		return nil, &keyStoreError{&openpca.Error{Code: openpca.CodeServiceUnavailable, Cause: fmt.Errorf("%w: %w", errWrongSignature, err),
+			Message: fmt.Sprintf("The key store %s returned a wrong signature for %s, which was not used; retry later.", c.store, c.ca)}}
+	}
+	return sig, nil
+}
+
+// errWrongSignature is the cause of the error of a signature that a key
+// store returned and the key's public key does not verify.
+var errWrongSignature = errors.New("the key store returned a signature the public key does not verify")
+
+// keyStoreError is a key store's failure to sign: passed on as it is (an
+// *openpca.Error keeps its code; any other error is an internal failure,
+// logged as such), never as the fault of the request being signed.
+type keyStoreError struct{ err error }
+
+func (e *keyStoreError) Error() string { return e.err.Error() }
+func (e *keyStoreError) Unwrap() error { return e.err }
+
+// signingFailed reports whether err, of signing something, is the
+// signer's to answer for: a key store's, or an *openpca.Error.
+func signingFailed(err error) bool {
+	_, ok := errors.AsType[*keyStoreError](err)
+	_, own := errors.AsType[*openpca.Error](err)
+	return ok || own
 }
 
 // Certificate returns the parsed certificate of ca.

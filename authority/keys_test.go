@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,7 @@ func TestKeysAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := seal.NewKeyStore(sealer)
-	keys := authority.NewKeys([]authority.KeyStore{{KeyStore: store}})
+	keys := authority.NewKeys([]authority.KeyStore{{KeyStore: store}}, slog.New(slog.DiscardHandler))
 	cas := make([]*openpca.CA, authority.KeyCacheSize+100)
 	for i := range cas {
 		ca := &openpca.CA{ID: fmt.Sprint(i), KeyStore: store.Name()}

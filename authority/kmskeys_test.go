@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -160,5 +161,59 @@ func TestKMSIssueWithAnotherHash(t *testing.T) {
 	testenv.WantError(t, err, "InvalidArgsException")
 	if n := count(logKinds(t, env, caARN), openpca.KeyUseIssue); n != before {
 		t.Errorf("%d issuances recorded for a signature KMS refused", n-before)
+	}
+}
+
+// TestKMSWrongSignature: a KMS (or HSM) that returns a wrong signature is
+// the key store's fault, not the request's: IssueCertificate and
+// CreateCertificateAuthority answer ServiceUnavailableException (they
+// answered InvalidArgsException, "x509: signature returned by signer is
+// invalid", and logged nothing), and the server logs at ERROR which CA's
+// key, in which store, signed wrongly.
+func TestKMSWrongSignature(t *testing.T) {
+	k := testenv.StartKMS(t)
+	faults, proxied := startKMSFaults(t, k)
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, k.Use(t), func(c *app.Config) {
+		c.KMSEndpoint = proxied
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	caARN, _ := env.NewActiveRoot(t, "Faulty KMS")
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "faulty.example"}}).CSRPEM
+	faults.wrongSignatures.Store(true)
+	for _, tc := range []struct {
+		name string
+		call func() error
+		ca   string // the CA the log line names, "" for one being made
+	}{
+		{"IssueCertificate", func() error {
+			_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf,
+				SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+			return err
+		}, caARN},
+		{"CreateCertificateAuthority", func() error {
+			_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+				CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Faulty KMS too"),
+				CertificateAuthorityType:          types.CertificateAuthorityTypeRoot})
+			return err
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(logs.String())
+			err := tc.call()
+			if code, status := testenv.ErrorCode(err); code != openpca.CodeServiceUnavailable || status != http.StatusServiceUnavailable {
+				t.Errorf("a wrong signature from KMS: %s %d (%v), want ServiceUnavailableException 503", code, status, err)
+			}
+			line := ""
+			for l := range strings.Lines(logs.String()[before:]) {
+				if strings.Contains(l, "level=ERROR") && strings.Contains(l, "does not verify") {
+					line = l
+					break
+				}
+			}
+			if !strings.Contains(line, "key_store=kms") || !strings.Contains(line, "ca="+tc.ca) {
+				t.Errorf("no ERROR line naming the CA %q and its key store: %q", tc.ca, line)
+			}
+		})
 	}
 }

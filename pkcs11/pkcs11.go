@@ -9,10 +9,8 @@ package pkcs11
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -415,17 +413,7 @@ func proves(key crypto11.Signer) error {
 	if err != nil {
 		return err
 	}
-	switch pub := key.Public().(type) {
-	case *ecdsa.PublicKey:
-		if !ecdsa.VerifyASN1(pub, digest[:], sig) {
-			return errors.New("the private key's signature does not verify with the public key")
-		}
-	case *rsa.PublicKey:
-		return rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig)
-	default:
-		return fmt.Errorf("a key of type %T", pub)
-	}
-	return nil
+	return pki.VerifyDigest(key.Public(), digest[:], sig, crypto.SHA256)
 }
 
 // DestroyKey implements openpca.KeyStore. A key is ErrNotFound when a

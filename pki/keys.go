@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
 	"fmt"
 
 	"github.com/cloudflare/circl/sign"
@@ -166,4 +167,24 @@ func ParsePrivateKey(der []byte) (crypto.Signer, error) {
 		return nil, fmt.Errorf("private key of type %T cannot sign", key)
 	}
 	return signer, nil
+}
+
+// VerifyDigest checks sig, a signature of digest made with opts by a
+// crypto.Signer whose public key is pub: ECDSA (ASN.1) or RSA, PKCS #1
+// v1.5 or PSS as opts says, the keys a token or KMS holds. Another key's
+// signature cannot be checked, and is an error too.
+func VerifyDigest(pub crypto.PublicKey, digest, sig []byte, opts crypto.SignerOpts) error {
+	switch pub := pub.(type) {
+	case *ecdsa.PublicKey:
+		if !ecdsa.VerifyASN1(pub, digest, sig) {
+			return errors.New("pki: the ECDSA signature does not verify with the public key")
+		}
+		return nil
+	case *rsa.PublicKey:
+		if pss, ok := opts.(*rsa.PSSOptions); ok {
+			return rsa.VerifyPSS(pub, opts.HashFunc(), digest, sig, pss)
+		}
+		return rsa.VerifyPKCS1v15(pub, opts.HashFunc(), digest, sig)
+	}
+	return fmt.Errorf("pki: a signature of a key of type %T cannot be checked here", pub)
 }
