@@ -835,7 +835,26 @@ func (a *App) Close() error {
 		a.witnessing.Close()
 	}
 	err := a.store.Close()
-	return errors.Join(err, a.closeKeys(), a.lock.Close())
+	return errors.Join(err, a.closeKeyStores(), a.lock.Close())
+}
+
+// keysCloseWait bounds how long Close waits for the key stores to close:
+// a token that hangs holds its sessions' calls, which closing it waits
+// for, for good.
+const keysCloseWait = 10 * time.Second
+
+// closeKeyStores closes the key stores, or gives up on them after
+// keysCloseWait, leaving their sessions to the process's end.
+func (a *App) closeKeyStores() error {
+	done := make(chan error, 1)
+	go func() { done <- a.closeKeys() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(keysCloseWait):
+		a.logger.Warn("the key stores did not close: a token's calls in flight never returned; their sessions end with the process", "waited", keysCloseWait)
+		return nil
+	}
 }
 
 // Admin is the store and master key of a data folder, opened for an

@@ -206,7 +206,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 			return nil, err
 		}
 	}
-	if ca.CSR, err = pki.CreateCSR(s.keys.checked(ks, ca, key), cfg); err != nil {
+	if ca.CSR, err = pki.CreateCSR(bind(ctx, s.keys.checked(ks, ca, key)), cfg); err != nil {
 		if signingFailed(err) {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package authority_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/elliptic"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -929,4 +930,52 @@ func TestPurgeDestroysOnlyTheCAsKMSKey(t *testing.T) {
 	}
 	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "still.example"}})
 	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &other, Csr: leaf.CSRPEM})
+}
+
+// TestHungToken: a token that stops answering mid-call (a network HSM
+// that hangs) leaves each request a ServiceUnavailableException at its
+// deadline, not a wait past it, signing nothing after it; the calls given
+// up on hold the store's slots no longer than they run, and the server
+// still shuts down.
+func TestHungToken(t *testing.T) {
+	h := testenv.NewSoftHSM(t)
+	env := testenv.Start(t, h.Use())
+	caARN, _ := env.NewActiveRoot(t, "Hung Root")
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "hung.example"}})
+	ctx := openpca.WithOperation(openpca.WithCaller(t.Context(), openpca.Caller{AccountID: strings.Split(caARN, ":")[4], Principal: testenv.AccessKeyID}), "IssueCertificate")
+	release := h.Hang(t)
+	issued := make(chan error)
+	for range 3 {
+		go func() {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err := env.Service().IssueCertificate(ctx, &openpca.IssueCertificateRequest{CertificateAuthorityArn: caARN, Csr: leaf.CSRPEM,
+				SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa, Validity: &openpca.Validity{Type: openpca.ValidityPeriodTypeDays, Value: 1}})
+			issued <- err
+		}()
+	}
+	// Within a minute, a hang's bound: the answer is due at the
+	// requests' 2 s deadline.
+	for range 3 {
+		select {
+		case err := <-issued:
+			if openpca.ErrorCode(err) != openpca.CodeServiceUnavailable {
+				t.Errorf("an issuance while the token hangs: %v; want ServiceUnavailableException", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("an issuance still waits for the hung token a minute past its deadline")
+		}
+	}
+	stopped := make(chan struct{})
+	go func() {
+		env.Stop(t)
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Minute):
+		t.Error("the server does not stop while the token hangs")
+		release()
+		<-stopped
+	}
 }

@@ -44,6 +44,9 @@ type Keys struct {
 	logger  *slog.Logger
 	signers *lru.Cache[string, crypto.Signer] // by CA id
 	issuers *lru.Cache[string, *issuer]       // by CA id
+	// calls are the slots of the calls into each token or KMS store in
+	// flight (inTime), by the store's name.
+	calls map[string]chan struct{}
 }
 
 // issuer is a CA's certificate and the chain above it, parsed.
@@ -75,19 +78,81 @@ const KeyCacheSize = 1024
 func NewKeys(stores []KeyStore, logger *slog.Logger) *Keys {
 	signers, _ := lru.New[string, crypto.Signer](KeyCacheSize)
 	issuers, _ := lru.New[string, *issuer](KeyCacheSize)
-	return &Keys{stores: stores, logger: logger, signers: signers, issuers: issuers}
+	calls := map[string]chan struct{}{}
+	for _, ks := range stores {
+		if ks.Hardware() {
+			calls[ks.Name()] = make(chan struct{}, StoreCalls)
+		}
+	}
+	return &Keys{stores: stores, logger: logger, signers: signers, issuers: issuers, calls: calls}
+}
+
+// StoreCalls bounds the calls into one token or KMS store in flight at
+// once, those a request stopped waiting for (inTime) included.
+const StoreCalls = 64
+
+// inTime makes call, a call into the token or KMS store whose slots are
+// calls, and waits for it no longer than ctx lasts: a store that hangs (a
+// network HSM that stopped answering mid-call) leaves the request a
+// ServiceUnavailableException at its deadline, not a wait past it, and
+// no signing after it. The call itself cannot be stopped: it goes on, in
+// one of the store's slots until it returns, so that calls given up on
+// pile up no further than StoreCalls; a call that finds no slot free
+// waits for one, within ctx.
+func inTime[T any](ctx context.Context, calls chan struct{}, store, ca string, call func() (T, error)) (T, error) {
+	var zero T
+	late := func() (T, error) {
+		return zero, openpca.Errorf(openpca.CodeServiceUnavailable, "The key store %s did not answer for %s in time (%v); retry later.", store, ca, context.Cause(ctx))
+	}
+	select {
+	case calls <- struct{}{}:
+	case <-ctx.Done():
+		return late()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() { <-calls }()
+		// Out of the request's goroutine, a panic would end the process:
+		// it is the call's error instead.
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{zero, fmt.Errorf("the key store %s failed: %v", store, p)}
+			}
+		}()
+		v, err := call()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return late()
+	}
 }
 
 // Signer returns a signer of ca's key, from the store that keeps it.
+//
+// A signer of a key in a token or KMS signs within ctx (inTime): it is of
+// one request, or one round of work, and not to be kept.
 func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
 	if key, ok := k.signers.Get(ca.ID); ok {
-		return key, nil
+		return bind(ctx, key), nil
 	}
 	ks, err := k.store(ca)
 	if err != nil {
 		return nil, err
 	}
-	key, err := ks.Signer(ctx, ca)
+	find := func() (crypto.Signer, error) { return ks.Signer(ctx, ca) }
+	var key crypto.Signer
+	if calls, ok := k.calls[ks.Name()]; ok {
+		key, err = inTime(ctx, calls, ks.Name(), ca.ARN, find)
+	} else {
+		key, err = find()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +163,7 @@ func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error
 	}
 	key = k.checked(ks, ca, key)
 	k.signers.Add(ca.ID, key)
-	return key, nil
+	return bind(ctx, key), nil
 }
 
 // checked returns key, a signer of ca's key from ks, as every signature of
@@ -112,7 +177,26 @@ func (k *Keys) checked(ks KeyStore, ca *openpca.CA, key crypto.Signer) crypto.Si
 	if !ks.Hardware() {
 		return key
 	}
-	return &checkedSigner{Signer: key, logger: k.logger, ca: ca.ARN, store: ks.Name(), handle: string(ca.KeyHandle)}
+	return &checkedSigner{Signer: key, logger: k.logger, ca: ca.ARN, store: ks.Name(), handle: string(ca.KeyHandle), calls: k.calls[ks.Name()]}
+}
+
+// bind returns key, as Keys keeps it, to sign within ctx: a key in a
+// token or KMS signs in time (inTime).
+func bind(ctx context.Context, key crypto.Signer) crypto.Signer {
+	if c, ok := key.(*checkedSigner); ok {
+		return &boundSigner{checkedSigner: c, ctx: ctx}
+	}
+	return key
+}
+
+// boundSigner signs with a key of a token or KMS within ctx.
+type boundSigner struct {
+	*checkedSigner
+	ctx context.Context
+}
+
+func (b *boundSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return inTime(b.ctx, b.calls, b.store, b.ca, func() ([]byte, error) { return b.checkedSigner.Sign(rand, digest, opts) })
 }
 
 // checkedSigner signs with a key of a token or KMS and checks each
@@ -122,6 +206,7 @@ type checkedSigner struct {
 	crypto.Signer
 	logger            *slog.Logger
 	ca, store, handle string
+	calls             chan struct{} // the store's (Keys.calls)
 }
 
 func (c *checkedSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {

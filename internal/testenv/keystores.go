@@ -1,11 +1,13 @@
 package testenv
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -62,6 +64,49 @@ func NewSoftHSM(t testing.TB) *SoftHSM {
 // Config is the token as a server's configuration names it.
 func (h *SoftHSM) Config() pkcs11.Config {
 	return pkcs11.Config{Module: SoftHSMModule, TokenLabel: h.Label, PIN: h.PIN}
+}
+
+// Hang makes the token stop answering, as a network HSM that hangs
+// mid-call: another process takes POSIX locks on each of its files, which
+// SoftHSM waits for at its next call, until release (or the test's end).
+// The locks are another process's: those of this one, SoftHSM's own,
+// would not hold it.
+func (h *SoftHSM) Hang(t testing.TB) (release func()) {
+	t.Helper()
+	cmd := exec.Command("python3", "-c", `
+import fcntl, os, sys
+held = []
+for root, _, files in os.walk(sys.argv[1]):
+    for name in files:
+        fd = os.open(os.path.join(root, name), os.O_RDWR)
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        held.append(fd)
+print(len(held), flush=True)
+sys.stdin.read()
+`, h.TokenDir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatalf("locking the token's files: %v", err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			stdin.Close()
+			cmd.Wait()
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
 
 // Use returns an Option that keeps the keys of new CAs in the token.
