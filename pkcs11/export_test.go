@@ -15,3 +15,10 @@ func FailAfterGenerate(s *Store, f func(id []byte) error) { s.afterGenerate = f 
 
 // Login returns the store's login, which a login again replaces.
 func Login(s *Store) *crypto11.Context { return s.context() }
+
+// Dead is dead, and ErrAnotherKey errAnotherKey, for the table of what
+// logs in again.
+var (
+	Dead          = dead
+	ErrAnotherKey = errAnotherKey
+)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ThalesGroup/crypto11"
 	p11 "github.com/miekg/pkcs11"
+	"github.com/thales-e-security/pool"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/pki"
@@ -354,24 +355,35 @@ func notThere(ca *openpca.CA, err error) error {
 	return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("The key of %s is not in the PKCS#11 token: the token is away, or the key was deleted.", ca.ARN), Cause: err}
 }
 
-// dead reports whether err, of the token, says the login it was made on
-// is gone, so that only a login again can go on: its sessions closed or
-// invalid, the token or its device away or failed, its user logged out,
-// the library finalized. An object not there, a template or mechanism
-// refused, a pool of sessions all busy, are not: they are the same on a
-// new login. (A key not found with no error may be of a login gone too:
-// loggedIn tells.)
+// dead reports whether err, of the token, may say that the login it was
+// made on is gone, so that only a login again (at most once a second:
+// relogin) can go on. Only what would be the same on a new login is not:
+// an error about the key or what was asked of it (another key under the
+// CA's id, an object or key handle that is no more, a mechanism, template
+// or data the token refuses),
+// and a pool of sessions all busy, which a new login would only tear
+// down for every CA of the token. Any other error may be of a login gone:
+// a session closed, a device failed, or a code of the vendor's
+// (YubiHSM's module answers CKR_FUNCTION_FAILED for a connection lost),
+// and a store that waited for a code it knows would never log in again.
+// (A key not found with no error may be of a login gone too: loggedIn
+// tells.)
 func dead(err error) bool {
-	if tokenAway(err) {
+	if err == nil || errors.Is(err, errAnotherKey) || errors.Is(err, pool.ErrTimeout) {
+		return false
+	}
+	var code p11.Error
+	if !errors.As(err, &code) {
 		return true
 	}
-	for _, code := range []p11.Error{p11.CKR_SESSION_CLOSED, p11.CKR_SESSION_HANDLE_INVALID, p11.CKR_DEVICE_ERROR, p11.CKR_TOKEN_NOT_RECOGNIZED,
-		p11.CKR_USER_NOT_LOGGED_IN, p11.CKR_CRYPTOKI_NOT_INITIALIZED, p11.CKR_GENERAL_ERROR} {
-		if is(err, code) {
-			return true
-		}
+	switch code {
+	case p11.CKR_OBJECT_HANDLE_INVALID, p11.CKR_KEY_HANDLE_INVALID, p11.CKR_KEY_SIZE_RANGE, p11.CKR_KEY_TYPE_INCONSISTENT, p11.CKR_KEY_FUNCTION_NOT_PERMITTED,
+		p11.CKR_MECHANISM_INVALID, p11.CKR_MECHANISM_PARAM_INVALID, p11.CKR_TEMPLATE_INCOMPLETE, p11.CKR_TEMPLATE_INCONSISTENT,
+		p11.CKR_ATTRIBUTE_TYPE_INVALID, p11.CKR_ATTRIBUTE_VALUE_INVALID, p11.CKR_ATTRIBUTE_READ_ONLY, p11.CKR_ATTRIBUTE_SENSITIVE,
+		p11.CKR_DATA_INVALID, p11.CKR_DATA_LEN_RANGE, p11.CKR_DOMAIN_PARAMS_INVALID, p11.CKR_CURVE_NOT_SUPPORTED:
+		return false
 	}
-	return false
+	return true
 }
 
 // errAnotherKey says that the token's key under a CA's id is not the key
