@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"crypto"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -159,8 +160,26 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 			return nil, err
 		}
 	}
-	// The key is made in its store, and signs its CSR there.
-	handle, key, err := ks.GenerateKey(ctx, ca, cfg.KeyAlgorithm)
+	// The key is made in its store, and signs its CSR there. A key whose
+	// record is made already is made in time (inTime): the request gives
+	// up on a store that hangs, and a purge destroys the key if it is
+	// made after. One whose handle is known only once made (KMS's ARN) is
+	// waited for, to be recorded.
+	type newKey struct {
+		handle []byte
+		key    crypto.Signer
+	}
+	generate := func() (newKey, error) {
+		handle, key, err := ks.GenerateKey(ctx, ca, cfg.KeyAlgorithm)
+		return newKey{handle, key}, err
+	}
+	var m newKey
+	if named {
+		m, err = inStore(ctx, s.keys, ks, ca, generate)
+	} else {
+		m, err = generate()
+	}
+	handle, key := m.handle, m.key
 	if err != nil {
 		switch {
 		case named && openpca.ErrorCode(err) == openpca.CodeInvalidArgs:
@@ -188,7 +207,11 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	kept := false
 	defer func() {
 		if !kept {
-			s.DestroyKeys(context.WithoutCancel(ctx), []*openpca.CA{ca})
+			// Beyond the request, but bounded: a store that hangs leaves
+			// the key to its record, for a purge.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keyDestroyWait)
+			defer cancel()
+			s.DestroyKeys(ctx, []*openpca.CA{ca})
 		}
 	}()
 	keyID, err := pki.SubjectKeyID(key.Public())
@@ -206,8 +229,9 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 			return nil, err
 		}
 	}
-	if ca.CSR, err = pki.CreateCSR(bind(ctx, s.keys.checked(ks, ca, key)), cfg); err != nil {
-		if signingFailed(err) {
+	signer := bind(ctx, s.keys.fromStore(ks, ca, key))
+	if ca.CSR, err = pki.CreateCSR(signer, cfg); err != nil {
+		if err = wrongSignature(signer, err); signingFailed(err) {
 			return nil, err
 		}
 		return nil, openpca.Errorf(openpca.CodeInvalidArgs, "Invalid certificate authority configuration: %v.", err)

@@ -933,8 +933,9 @@ func TestPurgeDestroysOnlyTheCAsKMSKey(t *testing.T) {
 }
 
 // TestHungToken: a token that stops answering mid-call (a network HSM
-// that hangs) leaves each request a ServiceUnavailableException at its
-// deadline, not a wait past it, signing nothing after it; the calls given
+// that hangs) leaves each request, an issuance or a CA's creation, a
+// ServiceUnavailableException at its deadline, not a wait past it,
+// signing nothing after it; the calls given
 // up on hold the store's slots no longer than they run, and the server
 // still shuts down.
 func TestHungToken(t *testing.T) {
@@ -942,28 +943,39 @@ func TestHungToken(t *testing.T) {
 	env := testenv.Start(t, h.Use())
 	caARN, _ := env.NewActiveRoot(t, "Hung Root")
 	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "hung.example"}})
-	ctx := openpca.WithOperation(openpca.WithCaller(t.Context(), openpca.Caller{AccountID: strings.Split(caARN, ":")[4], Principal: testenv.AccessKeyID}), "IssueCertificate")
+	caller := openpca.WithCaller(t.Context(), openpca.Caller{AccountID: strings.Split(caARN, ":")[4], Principal: testenv.AccessKeyID})
 	release := h.Hang(t)
-	issued := make(chan error)
-	for range 3 {
+	answered := make(chan error)
+	ask := func(operation string, call func(context.Context) error) {
 		go func() {
-			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			ctx, cancel := context.WithTimeout(openpca.WithOperation(caller, operation), 2*time.Second)
 			defer cancel()
-			_, err := env.Service().IssueCertificate(ctx, &openpca.IssueCertificateRequest{CertificateAuthorityArn: caARN, Csr: leaf.CSRPEM,
-				SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa, Validity: &openpca.Validity{Type: openpca.ValidityPeriodTypeDays, Value: 1}})
-			issued <- err
+			answered <- call(ctx)
 		}()
 	}
+	for range 3 {
+		ask("IssueCertificate", func(ctx context.Context) error {
+			_, err := env.Service().IssueCertificate(ctx, &openpca.IssueCertificateRequest{CertificateAuthorityArn: caARN, Csr: leaf.CSRPEM,
+				SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa, Validity: &openpca.Validity{Type: openpca.ValidityPeriodTypeDays, Value: 1}})
+			return err
+		})
+	}
+	ask("CreateCertificateAuthority", func(ctx context.Context) error {
+		_, err := env.Service().CreateCertificateAuthority(ctx, &openpca.CreateCertificateAuthorityRequest{CertificateAuthorityType: openpca.CertificateAuthorityTypeRoot,
+			CertificateAuthorityConfiguration: &openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1,
+				SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa, Subject: &openpca.ASN1Subject{CommonName: "Made While Hung"}}})
+		return err
+	})
 	// Within a minute, a hang's bound: the answer is due at the
 	// requests' 2 s deadline.
-	for range 3 {
+	for range 4 {
 		select {
-		case err := <-issued:
+		case err := <-answered:
 			if openpca.ErrorCode(err) != openpca.CodeServiceUnavailable {
-				t.Errorf("an issuance while the token hangs: %v; want ServiceUnavailableException", err)
+				t.Errorf("a request while the token hangs: %v; want ServiceUnavailableException", err)
 			}
 		case <-time.After(time.Minute):
-			t.Fatal("an issuance still waits for the hung token a minute past its deadline")
+			t.Fatal("a request still waits for the hung token a minute past its deadline")
 		}
 	}
 	stopped := make(chan struct{})

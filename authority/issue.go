@@ -194,7 +194,7 @@ func (s *Service) sign(ca *openpca.CA, tmpl *template.Template, csr *x509.Certif
 		s.addRevocationInfo(ca, certTmpl)
 	}
 	der, err := pki.CreateCertificate(certTmpl, parent, csr.PublicKey, signer)
-	if signingFailed(err) {
+	if err = wrongSignature(signer, err); signingFailed(err) {
 		return nil, err // the key store's: it could not sign, or signed wrongly
 	}
 	if err != nil {

@@ -74,7 +74,8 @@ type issuer struct {
 const KeyCacheSize = 1024
 
 // NewKeys returns Keys over stores, the first of which keeps the keys of
-// new CAs by default; logger says which store signed wrongly (checked).
+// new CAs by default; logger says which store signed wrongly
+// (wrongSignature).
 func NewKeys(stores []KeyStore, logger *slog.Logger) *Keys {
 	signers, _ := lru.New[string, crypto.Signer](KeyCacheSize)
 	issuers, _ := lru.New[string, *issuer](KeyCacheSize)
@@ -87,9 +88,23 @@ func NewKeys(stores []KeyStore, logger *slog.Logger) *Keys {
 	return &Keys{stores: stores, logger: logger, signers: signers, issuers: issuers, calls: calls}
 }
 
+// inStore makes call, into ks for ca, in time (inTime) if ks is a token
+// or KMS.
+func inStore[T any](ctx context.Context, k *Keys, ks KeyStore, ca *openpca.CA, call func() (T, error)) (T, error) {
+	if calls, ok := k.calls[ks.Name()]; ok {
+		return inTime(ctx, calls, ks.Name(), ca.ARN, call)
+	}
+	return call()
+}
+
 // StoreCalls bounds the calls into one token or KMS store in flight at
 // once, those a request stopped waiting for (inTime) included.
 const StoreCalls = 64
+
+// keyDestroyWait bounds the destruction of a key made for a CA that a
+// request failed to create: past it, the key is left to its record, for
+// a purge.
+const keyDestroyWait = 30 * time.Second
 
 // inTime makes call, a call into the token or KMS store whose slots are
 // calls, and waits for it no longer than ctx lasts: a store that hangs (a
@@ -146,13 +161,7 @@ func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error
 	if err != nil {
 		return nil, err
 	}
-	find := func() (crypto.Signer, error) { return ks.Signer(ctx, ca) }
-	var key crypto.Signer
-	if calls, ok := k.calls[ks.Name()]; ok {
-		key, err = inTime(ctx, calls, ks.Name(), ca.ARN, find)
-	} else {
-		key, err = find()
-	}
+	key, err := inStore(ctx, k, ks, ca, func() (crypto.Signer, error) { return ks.Signer(ctx, ca) })
 	if err != nil {
 		return nil, err
 	}
@@ -161,66 +170,83 @@ func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error
 	if id, err := pki.SubjectKeyID(key.Public()); err != nil || ca.KeyID != "" && hex.EncodeToString(id) != ca.KeyID {
 		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The key store %s holds another key than the one %s was made with under its handle; the CA cannot sign until its own key is back.", ca.KeyStore, ca.ARN)
 	}
-	key = k.checked(ks, ca, key)
+	key = k.fromStore(ks, ca, key)
 	k.signers.Add(ca.ID, key)
 	return bind(ctx, key), nil
 }
 
-// checked returns key, a signer of ca's key from ks, as every signature of
-// it is to be used: a key in a token or KMS signs outside the server, and
-// a faulty or tampered store may return a wrong signature, which
-// x509.CreateCertificate reports only as an error of its own (taken for
-// the request's), and which OCSP answers and CRLs would carry out
-// unchecked. Each of its signatures is checked with its public key
-// first. A key in software signs in the server, checked by x509 as ever.
-func (k *Keys) checked(ks KeyStore, ca *openpca.CA, key crypto.Signer) crypto.Signer {
+// fromStore returns key, a signer of ca's key from ks, as Keys keeps it:
+// a key in a token or KMS, whose failures to sign are the store's
+// (keyStoreError), never the request's. A key in software is key itself.
+func (k *Keys) fromStore(ks KeyStore, ca *openpca.CA, key crypto.Signer) crypto.Signer {
 	if !ks.Hardware() {
 		return key
 	}
-	return &checkedSigner{Signer: key, logger: k.logger, ca: ca.ARN, store: ks.Name(), handle: string(ca.KeyHandle), calls: k.calls[ks.Name()]}
+	return &storeSigner{Signer: key, logger: k.logger, ca: ca.ARN, store: ks.Name(), handle: string(ca.KeyHandle), calls: k.calls[ks.Name()]}
 }
 
 // bind returns key, as Keys keeps it, to sign within ctx: a key in a
-// token or KMS signs in time (inTime).
+// token or KMS signs in time (inTime), for one request.
 func bind(ctx context.Context, key crypto.Signer) crypto.Signer {
-	if c, ok := key.(*checkedSigner); ok {
-		return &boundSigner{checkedSigner: c, ctx: ctx}
+	if c, ok := key.(*storeSigner); ok {
+		return &boundSigner{storeSigner: c, ctx: ctx}
 	}
 	return key
 }
 
-// boundSigner signs with a key of a token or KMS within ctx.
-type boundSigner struct {
-	*checkedSigner
-	ctx context.Context
-}
-
-func (b *boundSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	return inTime(b.ctx, b.calls, b.store, b.ca, func() ([]byte, error) { return b.checkedSigner.Sign(rand, digest, opts) })
-}
-
-// checkedSigner signs with a key of a token or KMS and checks each
-// signature with the key's public key (Keys.checked). A store's failure to
-// sign is a keyStoreError, never the request's fault.
-type checkedSigner struct {
+// storeSigner signs with a key of a token or KMS (Keys.fromStore).
+type storeSigner struct {
 	crypto.Signer
 	logger            *slog.Logger
 	ca, store, handle string
 	calls             chan struct{} // the store's (Keys.calls)
 }
 
-func (c *checkedSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+func (c *storeSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	sig, err := c.Signer.Sign(rand, digest, opts)
 	if err != nil {
 		return nil, &keyStoreError{err}
 	}
-	if err := pki.VerifyDigest(c.Public(), digest, sig, opts); err != nil {
-		c.logger.Error("a key store returned a signature that the CA's public key does not verify: the store is faulty or tampered with, and the signature is not used",
-			"ca", c.ca, "key_store", c.store, "key_handle", c.handle, "error", err)
-		return nil, &keyStoreError{&openpca.Error{Code: openpca.CodeServiceUnavailable, Cause: fmt.Errorf("%w: %w", errWrongSignature, err),
-			Message: fmt.Sprintf("The key store %s returned a wrong signature for %s, which was not used; retry later.", c.store, c.ca)}}
-	}
 	return sig, nil
+}
+
+// boundSigner signs with a key of a token or KMS within ctx, and keeps the
+// last signature it returned, for wrongSignature.
+type boundSigner struct {
+	*storeSigner
+	ctx          context.Context
+	digest, last []byte
+	opts         crypto.SignerOpts
+}
+
+func (b *boundSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	sig, err := inTime(b.ctx, b.calls, b.store, b.ca, func() ([]byte, error) { return b.storeSigner.Sign(rand, digest, opts) })
+	if err == nil {
+		b.digest, b.last, b.opts = bytes.Clone(digest), sig, opts
+	}
+	return sig, err
+}
+
+// wrongSignature returns err, of signing with signer (of Keys.Signer or
+// bind), or, if the last signature signer returned does not verify with
+// its public key, the error of a key store that signed wrongly, logged: a
+// faulty or tampered token or KMS. x509 and pki check every signature
+// they make, and refuse a wrong one with an error of their own, taken for
+// the request's; the check is made again only once signing failed, since
+// one of each signature doubled the cost of a signature in a fast token.
+func wrongSignature(signer crypto.Signer, err error) error {
+	b, ok := signer.(*boundSigner)
+	if err == nil || !ok || b.last == nil {
+		return err
+	}
+	verr := pki.VerifyDigest(b.Public(), b.digest, b.last, b.opts)
+	if verr == nil {
+		return err
+	}
+	b.logger.Error("a key store returned a signature that the CA's public key does not verify: the store is faulty or tampered with, and the signature is not used",
+		"ca", b.ca, "key_store", b.store, "key_handle", b.handle, "error", verr)
+	return &keyStoreError{&openpca.Error{Code: openpca.CodeServiceUnavailable, Cause: fmt.Errorf("%w: %w", errWrongSignature, verr),
+		Message: fmt.Sprintf("The key store %s returned a wrong signature for %s, which was not used; retry later.", b.store, b.ca)}}
 }
 
 // errWrongSignature is the cause of the error of a signature that a key
@@ -600,7 +626,7 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 		s.keys.Forget(ca.ID)
 		ks, err := s.keys.store(ca)
 		if err == nil {
-			err = ks.DestroyKey(ctx, ca)
+			_, err = inStore(ctx, s.keys, ks, ca, func() (struct{}, error) { return struct{}{}, ks.DestroyKey(ctx, ca) })
 		}
 		// What finds the key, for an operator to remove it by hand: its
 		// id, and the handle unless the store may be the software one,
