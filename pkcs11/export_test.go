@@ -16,9 +16,6 @@ func FailAfterGenerate(s *Store, f func(id []byte) error) { s.afterGenerate = f 
 // Login returns the store's login, which a login again replaces.
 func Login(s *Store) *crypto11.Context { return s.context() }
 
-// Dead is dead, and ErrAnotherKey errAnotherKey, for the table of what
-// logs in again.
-var (
-	Dead          = dead
-	ErrAnotherKey = errAnotherKey
-)
+// SameOnNewLogin is sameOnNewLogin, for the table of the codes that keep
+// the login.
+var SameOnNewLogin = sameOnNewLogin

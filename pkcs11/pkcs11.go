@@ -224,7 +224,7 @@ func (s *Store) GenerateKey(_ context.Context, ca *openpca.CA, alg openpca.KeyAl
 	if err == nil && s.afterGenerate != nil {
 		err = s.afterGenerate(id)
 	}
-	if dead(err) {
+	if s.dead(c, err) {
 		// A token taken away and back has closed the context's sessions,
 		// and its login with them: log in again, as a signature does,
 		// and try once more.
@@ -302,7 +302,7 @@ func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer,
 		if err == nil && key != nil {
 			return key, c, nil
 		}
-		if !dead(err) && (err != nil || s.loggedIn(c)) {
+		if err == nil && s.loggedIn(c) || err != nil && !s.dead(c, err) {
 			return nil, nil, notThere(ca, err)
 		}
 		tried = c
@@ -355,35 +355,46 @@ func notThere(ca *openpca.CA, err error) error {
 	return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("The key of %s is not in the PKCS#11 token: the token is away, or the key was deleted.", ca.ARN), Cause: err}
 }
 
-// dead reports whether err, of the token, may say that the login it was
-// made on is gone, so that only a login again (at most once a second:
-// relogin) can go on. Only what would be the same on a new login is not:
-// an error about the key or what was asked of it (another key under the
-// CA's id, an object or key handle that is no more, a mechanism, template
-// or data the token refuses),
-// and a pool of sessions all busy, which a new login would only tear
-// down for every CA of the token. Any other error may be of a login gone:
-// a session closed, a device failed, or a code of the vendor's
-// (YubiHSM's module answers CKR_FUNCTION_FAILED for a connection lost),
-// and a store that waited for a code it knows would never log in again.
-// (A key not found with no error may be of a login gone too: loggedIn
-// tells.)
-func dead(err error) bool {
+// dead reports whether err, of the token on its login c, may say that
+// the login is gone, so that only a login again (at most once a second:
+// relogin) can go on; a new login closes the context every CA of the
+// token signs on. Of the token's own codes, only those that would be the
+// same on a new login are not (sameOnNewLogin); any other may be of a
+// login gone: a session closed, a device failed, or a code of the
+// vendor's (YubiHSM's module answers CKR_FUNCTION_FAILED for a connection
+// lost), and a store that waited for a code it knows would never log in
+// again. Another key under the CA's id, and a pool of sessions all busy,
+// are not. Of an error of crypto11's own (a key of a type it does not
+// take, say, which anyone who may put objects in the token can leave
+// under a CA's id), the token tells whether its login holds (loggedIn).
+func (s *Store) dead(c *crypto11.Context, err error) bool {
 	if err == nil || errors.Is(err, errAnotherKey) || errors.Is(err, pool.ErrTimeout) {
 		return false
 	}
 	var code p11.Error
-	if !errors.As(err, &code) {
-		return true
+	if errors.As(err, &code) {
+		return !sameOnNewLogin(code)
 	}
+	return !s.loggedIn(c)
+}
+
+// sameOnNewLogin reports whether a token's error code is about the key or
+// what was asked of it, or about the token's own limits, and would be the
+// same on a new login: an object or key handle that is no more, a
+// mechanism, template, attribute or data the token refuses, a function it
+// does not offer, its sessions or memory all taken, a token write
+// protected.
+func sameOnNewLogin(code p11.Error) bool {
 	switch code {
 	case p11.CKR_OBJECT_HANDLE_INVALID, p11.CKR_KEY_HANDLE_INVALID, p11.CKR_KEY_SIZE_RANGE, p11.CKR_KEY_TYPE_INCONSISTENT, p11.CKR_KEY_FUNCTION_NOT_PERMITTED,
 		p11.CKR_MECHANISM_INVALID, p11.CKR_MECHANISM_PARAM_INVALID, p11.CKR_TEMPLATE_INCOMPLETE, p11.CKR_TEMPLATE_INCONSISTENT,
 		p11.CKR_ATTRIBUTE_TYPE_INVALID, p11.CKR_ATTRIBUTE_VALUE_INVALID, p11.CKR_ATTRIBUTE_READ_ONLY, p11.CKR_ATTRIBUTE_SENSITIVE,
-		p11.CKR_DATA_INVALID, p11.CKR_DATA_LEN_RANGE, p11.CKR_DOMAIN_PARAMS_INVALID, p11.CKR_CURVE_NOT_SUPPORTED:
-		return false
+		p11.CKR_DATA_INVALID, p11.CKR_DATA_LEN_RANGE, p11.CKR_DOMAIN_PARAMS_INVALID, p11.CKR_CURVE_NOT_SUPPORTED,
+		p11.CKR_FUNCTION_NOT_SUPPORTED, p11.CKR_ARGUMENTS_BAD, p11.CKR_SESSION_COUNT, p11.CKR_DEVICE_MEMORY, p11.CKR_HOST_MEMORY,
+		p11.CKR_TOKEN_WRITE_PROTECTED:
+		return true
 	}
-	return true
+	return false
 }
 
 // errAnotherKey says that the token's key under a CA's id is not the key
@@ -513,7 +524,7 @@ func (s *signer) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]
 	// A key that failed on a login that works (deleted, say) is looked
 	// for on that login again, not on a new one (find).
 	failed := c
-	if !dead(err) {
+	if !s.store.dead(c, err) {
 		failed = nil
 	}
 	if key, c, err = s.store.find(s.ca, failed); err != nil {

@@ -290,6 +290,21 @@ func TestLoginKeptForKeysNotThere(t *testing.T) {
 			_, err = signer.Sign(rand.Reader, digest[:], crypto.SHA256)
 			return err
 		}, false},
+		{"a key of a type crypto11 does not take under the id", func(t *testing.T, store *pkcs11.Store, ca *openpca.CA, s *session) error {
+			ca.ID, ca.KeyID = "55555555-5555-5555-5555-555555555555", ""
+			ca.KeyHandle = []byte(ca.ID)
+			// CKM_EC_EDWARDS_KEY_PAIR_GEN (0x1055), on Ed25519 (its OID).
+			ed25519 := []byte{0x06, 0x03, 0x2b, 0x65, 0x70}
+			public := []*p11.Attribute{p11.NewAttribute(p11.CKA_TOKEN, true), p11.NewAttribute(p11.CKA_ID, ca.KeyHandle),
+				p11.NewAttribute(p11.CKA_EC_PARAMS, ed25519), p11.NewAttribute(p11.CKA_VERIFY, true)}
+			private := []*p11.Attribute{p11.NewAttribute(p11.CKA_TOKEN, true), p11.NewAttribute(p11.CKA_ID, ca.KeyHandle),
+				p11.NewAttribute(p11.CKA_PRIVATE, true), p11.NewAttribute(p11.CKA_SIGN, true)}
+			if _, _, err := s.m.GenerateKeyPair(s.h, []*p11.Mechanism{p11.NewMechanism(0x1055, nil)}, public, private); err != nil {
+				t.Fatal(err)
+			}
+			_, err := store.Signer(context.Background(), ca)
+			return err
+		}, false},
 		{"sessions closed", func(t *testing.T, store *pkcs11.Store, ca *openpca.CA, s *session) error {
 			s.closeAll(t)
 			_, err := store.Signer(context.Background(), ca)
