@@ -119,6 +119,11 @@ func inTime[T any](ctx context.Context, calls chan struct{}, store, ca string, c
 	late := func() (T, error) {
 		return zero, openpca.Errorf(openpca.CodeServiceUnavailable, "The key store %s did not answer for %s in time (%v); retry later.", store, ca, context.Cause(ctx))
 	}
+	// Both ready, select would draw one: a call past the deadline is
+	// not begun.
+	if ctx.Err() != nil {
+		return late()
+	}
 	select {
 	case calls <- struct{}{}:
 	case <-ctx.Done():

@@ -3,6 +3,7 @@ package authority_test
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
@@ -174,11 +176,11 @@ func TestKMSWrongSignature(t *testing.T) {
 	k := testenv.StartKMS(t)
 	faults, proxied := startKMSFaults(t, k)
 	var logs testenv.SyncBuffer
-	env := testenv.Start(t, k.Use(t), func(c *app.Config) {
+	e := newOCSPEnv(t, k.Use(t), func(c *app.Config) {
 		c.KMSEndpoint = proxied
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
-	caARN, _ := env.NewActiveRoot(t, "Faulty KMS")
+	env, caARN := e.env, e.caARN
 	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "faulty.example"}}).CSRPEM
 	faults.wrongSignatures.Store(true)
 	for _, tc := range []struct {
@@ -197,11 +199,19 @@ func TestKMSWrongSignature(t *testing.T) {
 				CertificateAuthorityType:          types.CertificateAuthorityTypeRoot})
 			return err
 		}, ""},
+		// The OCSP responder's certificate, which the CA's key signs.
+		{"OCSP", func() error {
+			answer, err := ocsp.ParseResponse(e.ask(t, e.cert.SerialNumber), nil)
+			if !errors.Is(err, ocsp.ResponseError{Status: ocsp.TryLater}) {
+				t.Errorf("the OCSP answer: %v (%v); want tryLater", answer, err)
+			}
+			return nil
+		}, caARN},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(logs.String())
 			err := tc.call()
-			if code, status := testenv.ErrorCode(err); code != openpca.CodeServiceUnavailable || status != http.StatusServiceUnavailable {
+			if code, status := testenv.ErrorCode(err); tc.name != "OCSP" && (code != openpca.CodeServiceUnavailable || status != http.StatusServiceUnavailable) {
 				t.Errorf("a wrong signature from KMS: %s %d (%v), want ServiceUnavailableException 503", code, status, err)
 			}
 			line := ""

@@ -401,7 +401,7 @@ func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, seri
 	release() // the store's write below needs no signer
 	if err != nil {
 		if responder == nil {
-			return nil, s.refused(ctx, ca, err)
+			return nil, s.refused(ctx, ca, wrongSignature(signer, err))
 		}
 		return nil, err
 	}

@@ -352,7 +352,7 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 		}, is.cert, key.Public(), signer)
 		if err != nil {
 			s.responders.refuse(ca.ID, s.now())
-			return nil, err
+			return nil, wrongSignature(signer, err)
 		}
 		cert, err := x509.ParseCertificate(der)
 		if err != nil {
