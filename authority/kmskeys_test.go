@@ -182,36 +182,47 @@ func TestKMSWrongSignature(t *testing.T) {
 	})
 	env, caARN := e.env, e.caARN
 	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "faulty.example"}}).CSRPEM
+	byCA := newOCSPEnv(t, k.Use(t), func(c *app.Config) {
+		c.KMSEndpoint = proxied
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		c.OCSPSignedByCA = true
+	})
 	faults.wrongSignatures.Store(true)
-	for _, tc := range []struct {
-		name string
-		call func() error
-		ca   string // the CA the log line names, "" for one being made
-	}{
-		{"IssueCertificate", func() error {
-			_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf,
-				SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
-			return err
-		}, caARN},
-		{"CreateCertificateAuthority", func() error {
-			_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
-				CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Faulty KMS too"),
-				CertificateAuthorityType:          types.CertificateAuthorityTypeRoot})
-			return err
-		}, ""},
-		// The OCSP responder's certificate, which the CA's key signs.
-		{"OCSP", func() error {
+	// An OCSP answer is tryLater; the call's error, none.
+	tryLater := func(e *ocspEnv) func() error {
+		return func() error {
 			answer, err := ocsp.ParseResponse(e.ask(t, e.cert.SerialNumber), nil)
 			if !errors.Is(err, ocsp.ResponseError{Status: ocsp.TryLater}) {
 				t.Errorf("the OCSP answer: %v (%v); want tryLater", answer, err)
 			}
 			return nil
-		}, caARN},
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+		ca   string // the CA the log line names, "" for one being made
+		api  bool   // an API call, whose error must be ServiceUnavailableException
+	}{
+		{"IssueCertificate", func() error {
+			_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf,
+				SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+			return err
+		}, caARN, true},
+		{"CreateCertificateAuthority", func() error {
+			_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+				CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Faulty KMS too"),
+				CertificateAuthorityType:          types.CertificateAuthorityTypeRoot})
+			return err
+		}, "", true},
+		// The OCSP responder's certificate, which the CA's key signs.
+		{"OCSP by a responder", tryLater(e), caARN, false},
+		{"OCSP signed by the CA", tryLater(byCA), byCA.caARN, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(logs.String())
 			err := tc.call()
-			if code, status := testenv.ErrorCode(err); tc.name != "OCSP" && (code != openpca.CodeServiceUnavailable || status != http.StatusServiceUnavailable) {
+			if code, status := testenv.ErrorCode(err); tc.api && (code != openpca.CodeServiceUnavailable || status != http.StatusServiceUnavailable) {
 				t.Errorf("a wrong signature from KMS: %s %d (%v), want ServiceUnavailableException 503", code, status, err)
 			}
 			line := ""

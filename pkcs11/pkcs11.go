@@ -338,7 +338,10 @@ func (s *Store) loggedIn(c *crypto11.Context) bool {
 	defer ctx.Destroy() // crypto11's own context keeps the library initialized
 	session, err := publicSession(ctx, s.cfg)
 	if err != nil {
-		return false
+		// A token out of sessions, say, tells nothing of the login, which
+		// a new one would not mend.
+		var code p11.Error
+		return errors.As(err, &code) && sameOnNewLogin(code)
 	}
 	defer ctx.CloseSession(session)
 	info, err := ctx.GetSessionInfo(session)
@@ -423,6 +426,12 @@ func ownKey(c *crypto11.Context, handle []byte, keyID string) (crypto11.Signer, 
 		return nil, errAnotherKey
 	}
 	if err := proves(keys[0]); err != nil {
+		// A signature the token could not make is the token's error, which
+		// may say its login is gone; one made that does not verify is of
+		// another key.
+		if _, failed := errors.AsType[p11.Error](err); failed {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: %v", errAnotherKey, err)
 	}
 	return keys[0], nil
