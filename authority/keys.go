@@ -250,13 +250,9 @@ func wrongSignature(signer crypto.Signer, err error) error {
 	}
 	b.logger.Error("a key store returned a signature that the CA's public key does not verify: the store is faulty or tampered with, and the signature is not used",
 		"ca", b.ca, "key_store", b.store, "key_handle", b.handle, "error", verr)
-	return &keyStoreError{&openpca.Error{Code: openpca.CodeServiceUnavailable, Cause: fmt.Errorf("%w: %w", errWrongSignature, verr),
-		Message: fmt.Sprintf("The key store %s returned a wrong signature for %s, which was not used; retry later.", b.store, b.ca)}}
+	return &openpca.Error{Code: openpca.CodeServiceUnavailable, Cause: fmt.Errorf("the key store returned a signature the public key does not verify: %w", verr),
+		Message: fmt.Sprintf("The key store %s returned a wrong signature for %s, which was not used; retry later.", b.store, b.ca)}
 }
-
-// errWrongSignature is the cause of the error of a signature that a key
-// store returned and the key's public key does not verify.
-var errWrongSignature = errors.New("the key store returned a signature the public key does not verify")
 
 // keyStoreError is a key store's failure to sign: passed on as it is (an
 // *openpca.Error keeps its code; any other error is an internal failure,
