@@ -254,6 +254,12 @@ func wrongSignature(signer crypto.Signer, err error) error {
 		Message: fmt.Sprintf("The key store %s returned a wrong signature for %s, which was not used; retry later.", b.store, b.ca)}
 }
 
+// SigningError is wrongSignature, for those that sign with Keys' signers
+// outside this package: the CRL publisher.
+func (*Keys) SigningError(signer crypto.Signer, err error) error {
+	return wrongSignature(signer, err)
+}
+
 // keyStoreError is a key store's failure to sign: passed on as it is (an
 // *openpca.Error keeps its code; any other error is an internal failure,
 // logged as such), never as the fault of the request being signed.

@@ -218,6 +218,17 @@ func TestKMSWrongSignature(t *testing.T) {
 		// The OCSP responder's certificate, which the CA's key signs.
 		{"OCSP by a responder", tryLater(e), caARN, false},
 		{"OCSP signed by the CA", tryLater(byCA), byCA.caARN, false},
+		// A CRL, signed in the background once asked for.
+		{"CRL", func() error {
+			before := len(logs.String())
+			makeLocalBucket(t, env, "crls")
+			_, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &caARN,
+				RevocationConfiguration: &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls")}}})
+			for deadline := time.Now().Add(15 * time.Second); err == nil && time.Now().Before(deadline) && !strings.Contains(logs.String()[before:], "does not verify"); {
+				time.Sleep(50 * time.Millisecond)
+			}
+			return err
+		}, caARN, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(logs.String())

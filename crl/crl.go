@@ -114,7 +114,7 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 	}
 	der, err := pki.CreateRevocationList(list, &revoked, issuer, signer)
 	if err != nil {
-		return nil, time.Time{}, 0, fmt.Errorf("signing the CRL of %s: %w", ca.ARN, err)
+		return nil, time.Time{}, 0, fmt.Errorf("signing the CRL of %s: %w", ca.ARN, p.cfg.Keys.SigningError(signer, err))
 	}
 	return der, next, revoked.Len(), nil
 }

@@ -79,6 +79,10 @@ type Store interface {
 type Keys interface {
 	Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error)
 	Certificate(ca *openpca.CA) (*x509.Certificate, error)
+	// SigningError returns err, of signing with signer, or the key
+	// store's error if what signer last signed was wrong: the store's
+	// fault, not the CRL's.
+	SigningError(signer crypto.Signer, err error) error
 }
 
 // Config is what a Publisher works with.

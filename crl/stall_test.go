@@ -35,6 +35,7 @@ type caKey struct {
 
 func (k caKey) Signer(context.Context, *openpca.CA) (crypto.Signer, error) { return k.key, nil }
 func (k caKey) Certificate(*openpca.CA) (*x509.Certificate, error)         { return k.cert, nil }
+func (caKey) SigningError(_ crypto.Signer, err error) error                { return err }
 
 // newCRLStores opens a SQLite store and a local object store with
 // buckets, in a folder of the test's, which it returns too.
