@@ -149,7 +149,15 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	// would refuse another creation the limit has room for. (One let
 	// through meanwhile is refused by the store.)
 	made := sync.OnceFunc(done)
-	defer made()
+	// Given back by a key's making the request gave up on, once it ends
+	// (madeLate): an account that gives up on a slow KMS at once would
+	// otherwise have as many keys made at once as it likes.
+	handedOn := false
+	defer func() {
+		if !handedOn {
+			made()
+		}
+	}()
 	// A key whose handle is known before it exists is recorded before it
 	// is made: a server that stops while its store makes it, or a store
 	// that fails once it has, leaves a record that a purge acts on.
@@ -160,23 +168,22 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 			return nil, err
 		}
 	}
-	// The key is made in its store, and signs its CSR there. A key whose
-	// record is made already is made in time (inTime): the request gives
-	// up on a store that hangs, and a purge destroys the key if it is
-	// made after. One whose handle is known only once made (KMS's ARN) is
-	// waited for, to be recorded.
-	type newKey struct {
-		handle []byte
-		key    crypto.Signer
-	}
+	// The key is made in its store, and signs its CSR there. A key in a
+	// token or KMS is made in time (inTime): the request gives up on a
+	// store that hangs. One whose record is made already is destroyed by
+	// a purge if it is made after; one whose handle is known only once
+	// made (KMS's ARN) is recorded then, and destroyed (madeLate).
 	generate := func() (newKey, error) {
 		handle, key, err := ks.GenerateKey(ctx, ca, cfg.KeyAlgorithm)
 		return newKey{handle, key}, err
 	}
 	var m newKey
-	if named {
+	switch {
+	case named:
 		m, err = inStore(ctx, s.keys, ks, ca, generate)
-	} else {
+	case ks.Hardware():
+		m, handedOn, err = s.madeLate(ctx, ks, ca, now, generate, made)
+	default:
 		m, err = generate()
 	}
 	handle, key := m.handle, m.key
@@ -190,11 +197,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		case !named && handle != nil && ks.Hardware():
 			// A key made, that its store could not destroy: recorded,
 			// a purge destroys it.
-			made := *ca
-			made.KeyHandle = handle
-			if rerr := s.store.RecordKeyMade(context.WithoutCancel(ctx), &made, now); rerr != nil {
-				s.logger.ErrorContext(ctx, "a key made in its store is recorded nowhere, and no purge will destroy it: destroy it by hand", "ca", ca.ARN, "key_store", ks.Name(), "key", string(handle), "error", rerr)
-			}
+			s.recordMade(ctx, ks, ca, now, handle)
 		}
 		return nil, err
 	}
@@ -253,6 +256,77 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 		s.logger.InfoContext(ctx, "certificate authority created", "ca", ca.ARN, "type", ca.Type, "key_algorithm", cfg.KeyAlgorithm, "key_store", ca.KeyStore)
 	}
 	return &openpca.CreateCertificateAuthorityResponse{CertificateAuthorityArn: created.ARN}, nil
+}
+
+// newKey is a key a store made for a CA, and its handle.
+type newKey struct {
+	handle []byte
+	key    crypto.Signer
+}
+
+// madeLate makes a key with generate in ks, a store that names its keys
+// once made (KMS), in time (inTime). A key made after the request gave
+// up (late) is no CA's: it is recorded, and destroyed, or left to a
+// purge; and done, which gives back the creation's turn, is called once
+// that is over, not by the caller.
+func (s *Service) madeLate(ctx context.Context, ks KeyStore, ca *openpca.CA, now time.Time, generate func() (newKey, error), done func()) (newKey, bool, error) {
+	// The call's result is taken by the request, or, once it gave up, by
+	// the call itself: one or the other, whichever comes first, even
+	// when both come at once. A call begun after the request gave up
+	// makes nothing.
+	var mu sync.Mutex
+	var made *newKey
+	var madeErr error
+	begun, gaveUp := false, false
+	m, err := inStore(ctx, s.keys, ks, ca, func() (newKey, error) {
+		mu.Lock()
+		if gaveUp {
+			mu.Unlock()
+			return newKey{}, context.Cause(ctx)
+		}
+		begun = true
+		mu.Unlock()
+		m, err := generate()
+		mu.Lock()
+		defer mu.Unlock()
+		if !gaveUp {
+			made, madeErr = &m, err
+			return m, err
+		}
+		// Out of the store's slot, which its destruction takes again.
+		go func() {
+			defer done()
+			if m.handle == nil {
+				return
+			}
+			s.recordMade(ctx, ks, ca, now, m.handle)
+			if err == nil {
+				late := *ca
+				late.KeyHandle = m.handle
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keyDestroyWait)
+				defer cancel()
+				s.DestroyKeys(dctx, []*openpca.CA{&late})
+			}
+		}()
+		return m, err
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if made != nil {
+		return *made, false, madeErr
+	}
+	gaveUp = true
+	return m, begun, err
+}
+
+// recordMade records handle, of a key ks made for ca, which no CA holds:
+// a purge destroys it.
+func (s *Service) recordMade(ctx context.Context, ks KeyStore, ca *openpca.CA, now time.Time, handle []byte) {
+	made := *ca
+	made.KeyHandle = handle
+	if err := s.store.RecordKeyMade(context.WithoutCancel(ctx), &made, now); err != nil {
+		s.logger.ErrorContext(ctx, "a key made in its store is recorded nowhere, and no purge will destroy it: destroy it by hand", "ca", ca.ARN, "key_store", ks.Name(), "key", string(handle), "error", err)
+	}
 }
 
 func limitExceeded(accountID string, limit int) error {

@@ -316,10 +316,11 @@ type kmsFaults struct {
 	exceptions      map[string][]string
 	reached         []string // the operations that reached KMS
 	wrongSignatures atomic.Bool
+	held            map[string]chan struct{} // operations held until their channel closes
 }
 
 func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
-	f := &kmsFaults{answerLost: map[string]bool{}, refused: map[string]bool{}, exceptions: map[string][]string{}}
+	f := &kmsFaults{answerLost: map[string]bool{}, refused: map[string]bool{}, exceptions: map[string][]string{}, held: map[string]chan struct{}{}}
 	target, _ := url.Parse(k.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -332,7 +333,15 @@ func startKMSFaults(t *testing.T, k *testenv.KMS) (*kmsFaults, string) {
 		} else if !refused {
 			f.reached = append(f.reached, op)
 		}
+		held := f.held[op]
 		f.mu.Unlock()
+		if held != nil {
+			select {
+			case <-held:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		switch {
 		case exception != "":
 			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -453,6 +462,81 @@ func TestKMSKeyMadeWithoutAnswer(t *testing.T) {
 	for deadline := time.Now().Add(15 * time.Second); keys()[made] != kmstypes.KeyStatePendingDeletion; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the key made without a CA, past the grace: %s", keys()[made])
+		}
+	}
+}
+
+// hold has KMS hold op's calls, as a KMS that hangs, until the returned
+// function is called.
+func (f *kmsFaults) hold(op string) (release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	held := make(chan struct{})
+	f.held[op] = held
+	return sync.OnceFunc(func() {
+		f.mu.Lock()
+		delete(f.held, op)
+		f.mu.Unlock()
+		close(held)
+	})
+}
+
+// TestKMSCreateKeyHung: a KMS that hangs as it makes a CA's key leaves
+// the request a ServiceUnavailableException at its deadline, not a wait
+// past it; the key KMS makes once it answers is no CA's, and is
+// destroyed at once.
+func TestKMSCreateKeyHung(t *testing.T) {
+	k := testenv.StartKMS(t)
+	faults, proxied := startKMSFaults(t, k)
+	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.KMSEndpoint = proxied })
+	release := faults.hold("CreateKey")
+	defer release()
+	caller := openpca.WithCaller(t.Context(), openpca.Caller{AccountID: env.Config.AccountID, Principal: testenv.AccessKeyID})
+	answered := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(openpca.WithOperation(caller, "CreateCertificateAuthority"), 2*time.Second)
+		defer cancel()
+		_, err := env.Service().CreateCertificateAuthority(ctx, &openpca.CreateCertificateAuthorityRequest{CertificateAuthorityType: openpca.CertificateAuthorityTypeRoot,
+			CertificateAuthorityConfiguration: &openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1,
+				SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa, Subject: &openpca.ASN1Subject{CommonName: "Made While KMS Hangs"}}})
+		answered <- err
+	}()
+	// Within 15 s: the answer is due at the request's 2 s deadline, and
+	// each call to KMS may take 20 s.
+	select {
+	case err := <-answered:
+		if openpca.ErrorCode(err) != openpca.CodeServiceUnavailable {
+			t.Errorf("a CA's creation while KMS hangs: %v; want ServiceUnavailableException", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a CA's creation still waits for KMS 13 s past its deadline")
+	}
+	release()
+	// KMS makes the key now: it is destroyed, and its record goes.
+	var made string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, err := k.Client().ListKeys(ctx, &awskms.ListKeysInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Keys) == 1 {
+			made = *out.Keys[0].KeyArn
+			d, err := k.Client().DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: &made})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var records int
+			if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&records); err != nil {
+				t.Fatal(err)
+			}
+			if d.KeyMetadata.KeyState == kmstypes.KeyStatePendingDeletion && records == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the key KMS made once the request gave up: %s, with %d records of keys to destroy; want it pending deletion, and none", d.KeyMetadata.KeyState, records)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatalf("KMS holds %d keys; want the one it made once the request gave up", len(out.Keys))
 		}
 	}
 }
