@@ -15,6 +15,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -522,6 +524,16 @@ func ed25519Key(t *testing.T) crypto.Signer {
 	return k
 }
 
+// mustDER is v in DER.
+func mustDER(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := asn1.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // csrOf is a PEM CSR of key.
 func csrOf(t *testing.T, key crypto.Signer, tmpl *x509.CertificateRequest) []byte {
 	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
@@ -539,6 +551,8 @@ func TestChainConstraints(t *testing.T) {
 	root := testenv.NewExternalRoot(t, "Root")
 	constraining := root.NewIntermediate(t, "Constraining", func(c *x509.Certificate) {
 		c.MaxPathLen, c.PermittedDNSDomains, c.PermittedEmailAddresses = 1, []string{"corp.example"}, []string{"corp.example", ".mail.corp.example"}
+		_, ten, _ := net.ParseCIDR("10.0.0.0/8")
+		c.ExcludedIPRanges = []*net.IPNet{ten}
 	})
 	sub := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Sub")
 	cert := constraining.Sign(t, "Sub", env.CSR(t, sub).PublicKey, constraining.Cert.NotAfter.Add(-time.Hour))
@@ -632,6 +646,55 @@ func TestChainConstraints(t *testing.T) {
 		"a@mail.corp.example": false, "a@evil.example": false, "a@sub.corp.example": false} {
 		if err := emailed(email); (err == nil) != ok {
 			t.Errorf("the subject's email address %q: %v, want allowed %v", email, err, ok)
+		}
+	}
+	// Alternative names Go's verifier reads otherwise than clients do, in
+	// the CSR and through the API: an internationalized email address
+	// (SmtpUTF8Mailbox, RFC 9598), whose host the email constraints hold
+	// to in ASCII, and an IPv4-mapped IPv6 address, which Go's clients
+	// match with the IPv4 address, and the IPv4 constraints hold to.
+	smtpUTF8 := func(box string) asn1.RawValue {
+		value, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true,
+			Bytes: mustDER(t, asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(box)})})
+		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: append(mustDER(t, asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 9}), value...)}
+	}
+	ipName := func(ip string) asn1.RawValue {
+		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 7, Bytes: netip.MustParseAddr(ip).AsSlice()}
+	}
+	for _, tc := range []struct {
+		name asn1.RawValue
+		api  types.GeneralName
+		ok   bool
+	}{
+		{smtpUTF8("jörg@corp.example"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("jörg@corp.example")}}, true},
+		{smtpUTF8("jörg@CORP.example"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("jörg@CORP.example")}}, true},
+		{smtpUTF8("boss@evil.example"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("boss@evil.example")}}, false},
+		{smtpUTF8("jörg@bücher.example"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("jörg@bücher.example")}}, false},
+		{smtpUTF8("jörg@mail.corp.example"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("jörg@mail.corp.example")}}, false},
+		{smtpUTF8("no mailbox"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("no mailbox")}}, false},
+		{ipName("192.0.2.1"), types.GeneralName{IpAddress: aws.String("192.0.2.1")}, true},
+		{ipName("::ffff:192.0.2.1"), types.GeneralName{IpAddress: aws.String("::ffff:192.0.2.1")}, true},
+		{ipName("10.1.2.3"), types.GeneralName{IpAddress: aws.String("10.1.2.3")}, false},
+		{ipName("::ffff:10.1.2.3"), types.GeneralName{IpAddress: aws.String("::ffff:10.1.2.3")}, false},
+	} {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
+			Csr: testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "named"},
+				ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: mustDER(t, []asn1.RawValue{tc.name})}}}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+		what := aws.ToString(tc.api.IpAddress)
+		if tc.api.OtherName != nil {
+			what = aws.ToString(tc.api.OtherName.Value)
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("the CSR's alternative name %q: %v, want allowed %v", what, err, tc.ok)
+		}
+		_, err = env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
+			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "named"}}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+			TemplateArn:    aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
+			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{tc.api}}}})
+		if (err == nil) != tc.ok {
+			t.Errorf("the alternative name %q through the API: %v, want allowed %v", what, err, tc.ok)
 		}
 	}
 

@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/net/idna"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/pki"
@@ -387,6 +389,16 @@ func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 		}
 		leaf = *copied
 	}
+	// Go's verifier takes an IPv4-mapped IPv6 address (::ffff:a.b.c.d)
+	// for the IPv4 address as a host, but checks it against IPv6
+	// constraints alone: it is checked as both.
+	ips := slices.Clip(leaf.IPAddresses)
+	for _, ip := range leaf.IPAddresses {
+		if len(ip) == net.IPv6len && ip.To4() != nil {
+			ips = append(ips, ip.To4())
+		}
+	}
+	leaf.IPAddresses = ips
 	at := now
 	if leaf.NotBefore.After(at) {
 		at = leaf.NotBefore
@@ -401,7 +413,10 @@ func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 			return err
 		}
 	}
-	return checkSubjectEmails(cert, path, &budget)
+	if err := checkSubjectEmails(cert, path, &budget); err != nil {
+		return err
+	}
+	return checkMailboxes(cert, path, &budget)
 }
 
 // oidEmailAddress is the PKCS #9 emailAddress attribute of a subject.
@@ -417,16 +432,56 @@ func checkSubjectEmails(cert *x509.Certificate, path []*x509.Certificate, budget
 		if !a.Type.Equal(oidEmailAddress) || !ok {
 			continue
 		}
-		for _, c := range path {
-			if err := pki.Spend(budget, (len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses))*pki.Cost(len(email), 0)); err != nil {
+		if err := checkEmail("the subject's email address", email, path, budget); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMailboxes checks the SmtpUTF8Mailbox names (RFC 9598) of cert's
+// subject alternative names, which Go's verifier does not read, against
+// the email constraints of the path: they apply to them, with the host
+// in its ASCII form, as OpenSSL checks them. Its comparisons come out of
+// budget.
+func checkMailboxes(cert *x509.Certificate, path []*x509.Certificate, budget *int) error {
+	for _, e := range cert.Extensions {
+		if !e.Id.Equal(pki.OIDSubjectAltName) {
+			continue
+		}
+		boxes, err := pki.SmtpUTF8Mailboxes(e.Value)
+		if err != nil {
+			return err
+		}
+		for _, box := range boxes {
+			at := strings.LastIndexByte(box, '@')
+			if at <= 0 {
+				return fmt.Errorf("the SmtpUTF8Mailbox %q is no mailbox", box)
+			}
+			host, err := idna.Lookup.ToASCII(box[at+1:])
+			if err != nil {
+				return fmt.Errorf("the host of the SmtpUTF8Mailbox %q: %v", box, err)
+			}
+			if err := checkEmail("the SmtpUTF8Mailbox", box[:at+1]+host, path, budget); err != nil {
 				return err
 			}
-			if len(c.PermittedEmailAddresses) > 0 && !slices.ContainsFunc(c.PermittedEmailAddresses, func(m string) bool { return inMailboxes(email, m) }) {
-				return fmt.Errorf("the subject's email address %q is not one that %s permits", email, c.Subject)
-			}
-			if slices.ContainsFunc(c.ExcludedEmailAddresses, func(m string) bool { return inMailboxes(email, m) }) {
-				return fmt.Errorf("the subject's email address %q is one that %s excludes", email, c.Subject)
-			}
+		}
+	}
+	return nil
+}
+
+// checkEmail checks email, what the certificate names, against the email
+// constraints of path. Its comparisons come out of budget.
+func checkEmail(what, email string, path []*x509.Certificate, budget *int) error {
+	for _, c := range path {
+		if err := pki.Spend(budget, (len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses))*pki.Cost(len(email), 0)); err != nil {
+			return err
+		}
+		if len(c.PermittedEmailAddresses) > 0 && !slices.ContainsFunc(c.PermittedEmailAddresses, func(m string) bool { return inMailboxes(email, m) }) {
+			return fmt.Errorf("%s %q is not one that %s permits", what, email, c.Subject)
+		}
+		if slices.ContainsFunc(c.ExcludedEmailAddresses, func(m string) bool { return inMailboxes(email, m) }) {
+			return fmt.Errorf("%s %q is one that %s excludes", what, email, c.Subject)
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/openpca/openpca"
 	"golang.org/x/crypto/cryptobyte"
@@ -357,6 +358,38 @@ func AltNames(value []byte) string {
 		return nil
 	})
 	return strings.Join(names, " ")
+}
+
+// oidSmtpUTF8Mailbox is the otherName type of an internationalized
+// email address (RFC 9598).
+var oidSmtpUTF8Mailbox = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 9}
+
+// SmtpUTF8Mailboxes returns the SmtpUTF8Mailbox names of a DER subject
+// alternative name extension's value, which Go's parser skips as it does
+// every otherName; one that is not a UTF8String is an error.
+func SmtpUTF8Mailboxes(value []byte) ([]string, error) {
+	var boxes []string
+	err := eachAltName(value, func(tag cbasn1.Tag, v []byte) error {
+		if tag != cbasn1.Tag(tagOtherName).ContextSpecific().Constructed() {
+			return nil
+		}
+		in := cryptobyte.String(v)
+		var oid asn1.ObjectIdentifier
+		if !in.ReadASN1ObjectIdentifier(&oid) {
+			return fmt.Errorf("an otherName of the subject alternative names is malformed")
+		}
+		if !oid.Equal(oidSmtpUTF8Mailbox) {
+			return nil
+		}
+		var explicit, box cryptobyte.String
+		if !in.ReadASN1(&explicit, cbasn1.Tag(0).ContextSpecific().Constructed()) || !in.Empty() ||
+			!explicit.ReadASN1(&box, cbasn1.UTF8String) || !explicit.Empty() || !utf8.Valid(box) {
+			return fmt.Errorf("a SmtpUTF8Mailbox of the subject alternative names is not a UTF8String")
+		}
+		boxes = append(boxes, string(box))
+		return nil
+	})
+	return boxes, err
 }
 
 // CheckAltNames checks the names of a DER subject alternative name
