@@ -482,20 +482,22 @@ func TestCRLConfiguration(t *testing.T) {
 // TestRevocationInfoIsTheCAs: a certificate of a CA that publishes CRLs
 // and answers OCSP names the CA's distribution point and responder,
 // whatever the CSR or the API passes through for them: elsewhere, a
-// revocation would never reach relying parties. A CA that publishes
-// neither keeps what was passed through.
+// revocation would never reach relying parties. One of a CA that
+// publishes CRLs alone names no responder nor delta CRL passed through,
+// which clients would ask first, but keeps where its issuer's
+// certificate is. A CA that publishes neither keeps what was passed
+// through.
 func TestRevocationInfoIsTheCAs(t *testing.T) {
 	env := testenv.Start(t)
 	makeLocalBucket(t, env, "crls")
-	published, _ := revocationCA(t, env, &types.RevocationConfiguration{
-		CrlConfiguration:  &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)},
-		OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)},
-	})
+	crls := &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)}
+	published, _ := revocationCA(t, env, &types.RevocationConfiguration{CrlConfiguration: crls, OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
+	crlsOnly, _ := revocationCA(t, env, &types.RevocationConfiguration{CrlConfiguration: crls})
 	unpublished, _ := revocationCA(t, env, nil)
 	// The extensions' values, as a certificate that names the elsewhere
-	// carries them.
+	// carries them; its delta CRL, in the same form as its CRL.
 	elsewhere := &x509.Certificate{SerialNumber: big.NewInt(1), CRLDistributionPoints: []string{"http://elsewhere.example/never.crl"},
-		OCSPServer: []string{"http://elsewhere.example/ocsp"}}
+		OCSPServer: []string{"http://elsewhere.example/ocsp"}, IssuingCertificateURL: []string{"http://elsewhere.example/ca.crt"}}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, err := x509.CreateCertificate(rand.Reader, elsewhere, elsewhere, key.Public(), key)
 	if err != nil {
@@ -505,13 +507,21 @@ func TestRevocationInfoIsTheCAs(t *testing.T) {
 	var exts []pkix.Extension
 	var custom []types.CustomExtension
 	for _, e := range parsed.Extensions {
+		if e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 31}) {
+			exts = append(exts, pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 46}, Value: e.Value})
+		}
 		if e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 31}) || e.Id.Equal(asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 1}) {
 			exts = append(exts, e)
-			custom = append(custom, types.CustomExtension{ObjectIdentifier: aws.String(e.Id.String()), Value: aws.String(base64.StdEncoding.EncodeToString(e.Value))})
 		}
+	}
+	for _, e := range exts {
+		custom = append(custom, types.CustomExtension{ObjectIdentifier: aws.String(e.Id.String()), Value: aws.String(base64.StdEncoding.EncodeToString(e.Value))})
 	}
 	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "passed.example"}, ExtraExtensions: exts}).CSRPEM
 	api := &types.ApiPassthrough{Extensions: &types.Extensions{CustomExtensions: custom}}
+	ownCRL := func(ca string) []string {
+		return []string{env.URL + "/s3/crls/crl/" + ca[strings.LastIndex(ca, "/")+1:] + ".crl"}
+	}
 	for _, tc := range []struct {
 		name, template string
 		api            *types.ApiPassthrough
@@ -520,15 +530,16 @@ func TestRevocationInfoIsTheCAs(t *testing.T) {
 		{"CSR passthrough", "arn:aws:acm-pca:::template/EndEntityCertificate_CSRPassthrough/V1", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, ca := range []string{published, unpublished} {
+			for ca, want := range map[string]string{
+				published:   fmt.Sprint(ownCRL(published), []string{env.URL + "/ocsp"}, []string(nil), false),
+				crlsOnly:    fmt.Sprint(ownCRL(crlsOnly), []string(nil), []string{"http://elsewhere.example/ca.crt"}, false),
+				unpublished: fmt.Sprint([]string{"http://elsewhere.example/never.crl"}, []string{"http://elsewhere.example/ocsp"}, []string{"http://elsewhere.example/ca.crt"}, true),
+			} {
 				arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: csr, TemplateArn: &tc.template, ApiPassthrough: tc.api})
 				cert, _ := env.Certificate(t, ca, arn)
-				want := fmt.Sprint([]string{"http://elsewhere.example/never.crl"}, []string{"http://elsewhere.example/ocsp"})
-				if ca == published {
-					want = fmt.Sprint([]string{env.URL + "/s3/crls/crl/" + ca[strings.LastIndex(ca, "/")+1:] + ".crl"}, []string{env.URL + "/ocsp"})
-				}
-				if got := fmt.Sprint(cert.CRLDistributionPoints, cert.OCSPServer); got != want {
-					t.Errorf("a CA that publishes (%v): %s, want %s", ca == published, got, want)
+				delta := slices.ContainsFunc(cert.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 46}) })
+				if got := fmt.Sprint(cert.CRLDistributionPoints, cert.OCSPServer, cert.IssuingCertificateURL, delta); got != want {
+					t.Errorf("a certificate of %s: %s, want %s", ca, got, want)
 				}
 			}
 		})

@@ -6,6 +6,9 @@ import (
 	"encoding/asn1"
 	"slices"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/crl"
 )
@@ -24,7 +27,9 @@ func (s *Service) ocspURL(cfg *openpca.OcspConfiguration) string {
 // Extension OIDs the revocation extensions check for.
 var (
 	oidCRLDistributionPoints = asn1.ObjectIdentifier{2, 5, 29, 31}
+	oidFreshestCRL           = asn1.ObjectIdentifier{2, 5, 29, 46}
 	oidAuthorityInfoAccess   = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 1}
+	oidAccessOCSP            = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1}
 )
 
 // addRevocationInfo tells relying parties of a certificate the CA issues
@@ -33,19 +38,72 @@ var (
 // enabled. Each replaces whatever the CSR or the API passed through for
 // it, as a template's values take priority in AWS's templates: a
 // certificate that sent relying parties elsewhere could not be revoked
-// for them. A CA that publishes neither leaves those passed through.
+// for them. A CA that publishes CRLs alone keeps no OCSP responder nor
+// delta CRL (freshest CRL) passed through either: clients that ask those
+// first would take another's word on its certificates' status. A CA
+// that publishes neither leaves those passed through.
 func (s *Service) addRevocationInfo(ca *openpca.CA, t *x509.Certificate) {
 	without := func(oid asn1.ObjectIdentifier) {
 		t.ExtraExtensions = slices.DeleteFunc(t.ExtraExtensions, func(e pkix.Extension) bool { return e.Id.Equal(oid) })
 	}
-	if cfg := ca.CRL(); cfg != nil && !crl.OmitDistributionPoint(cfg) {
-		without(oidCRLDistributionPoints)
-		t.CRLDistributionPoints = []string{crl.URL(s.objects, ca, cfg)}
+	if cfg := ca.CRL(); cfg != nil {
+		without(oidFreshestCRL)
+		if !crl.OmitDistributionPoint(cfg) {
+			without(oidCRLDistributionPoints)
+			t.CRLDistributionPoints = []string{crl.URL(s.objects, ca, cfg)}
+		}
 	}
 	if o := ca.OCSP(); o != nil {
 		without(oidAuthorityInfoAccess)
 		t.OCSPServer, t.IssuingCertificateURL = []string{s.ocspURL(o)}, nil
+		return
 	}
+	if ca.CRL() == nil {
+		return
+	}
+	for i, e := range t.ExtraExtensions {
+		if e.Id.Equal(oidAuthorityInfoAccess) {
+			t.ExtraExtensions[i].Value = withoutOCSP(e.Value)
+		}
+	}
+	t.ExtraExtensions = slices.DeleteFunc(t.ExtraExtensions, func(e pkix.Extension) bool { return e.Id.Equal(oidAuthorityInfoAccess) && e.Value == nil })
+}
+
+// withoutOCSP returns the value of an authority information access
+// extension without its OCSP responders, nil if none is left or it is
+// malformed (then it goes, as a certificate that does not parse would).
+func withoutOCSP(value []byte) []byte {
+	in := cryptobyte.String(value)
+	var descriptions cryptobyte.String
+	if !in.ReadASN1(&descriptions, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil
+	}
+	var kept cryptobyte.Builder
+	n := 0
+	kept.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for !descriptions.Empty() {
+			var description, element, inner cryptobyte.String
+			var method asn1.ObjectIdentifier
+			if !descriptions.ReadASN1Element(&description, cbasn1.SEQUENCE) {
+				n = -1
+				return
+			}
+			element = description
+			if !element.ReadASN1(&inner, cbasn1.SEQUENCE) || !inner.ReadASN1ObjectIdentifier(&method) {
+				n = -1
+				return
+			}
+			if !method.Equal(oidAccessOCSP) {
+				b.AddBytes(description)
+				n++
+			}
+		}
+	})
+	out, err := kept.Bytes()
+	if err != nil || n <= 0 {
+		return nil
+	}
+	return out
 }
 
 // wakeCRLs tells the CRL publisher that a CA may want a new CRL.
