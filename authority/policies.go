@@ -194,19 +194,15 @@ func checkCAPolicy(p *policy.Policy, caARN string) ([]string, error) {
 			}
 		}
 		for _, pattern := range s.Actions {
-			matched := false
-			for _, a := range actions {
-				if pattern != "*" && !policy.MatchFold(pattern, ActionPrefix+a) {
-					continue
-				}
+			matched := actionsOf(actions, pattern)
+			if len(matched) == 0 {
+				return nil, invalid(s, "%s is not an action of this service", pattern)
+			}
+			for _, a := range matched {
 				if !slices.Contains(shareable, a) {
 					return nil, invalid(s, "%s would grant %s%s, which a certificate authority cannot give another account; it may give %s%s",
 						pattern, ActionPrefix, a, ActionPrefix, strings.Join(shareable, ", "+ActionPrefix))
 				}
-				matched = true
-			}
-			if !matched {
-				return nil, invalid(s, "%s is not an action of this service", pattern)
 			}
 		}
 		for _, a := range s.Principals {
@@ -217,6 +213,33 @@ func checkCAPolicy(p *policy.Policy, caARN string) ([]string, error) {
 	}
 	slices.Sort(accounts)
 	return accounts, nil
+}
+
+// actionsOf returns the actions, of actions, that pattern matches.
+func actionsOf(actions []string, pattern string) []string {
+	var matched []string
+	for _, a := range actions {
+		if pattern == "*" || policy.MatchFold(pattern, ActionPrefix+a) {
+			matched = append(matched, a)
+		}
+	}
+	return matched
+}
+
+// CheckKeyPolicy refuses an access key's policy with an action, or a
+// pattern of actions, that names none of this server's: another
+// service's, or a misspelt one, which would grant nothing, and of which a
+// Deny would deny nothing.
+func CheckKeyPolicy(p *policy.Policy) error {
+	actions := Actions()
+	for _, s := range p.Statements {
+		for _, pattern := range slices.Concat(s.Actions, s.NotActions) {
+			if len(actionsOf(actions, pattern)) == 0 {
+				return fmt.Errorf("%s: %s is no action of this server, whose actions are %s<Operation>, such as %sIssueCertificate", s.Name(), pattern, ActionPrefix, ActionPrefix)
+			}
+		}
+	}
+	return nil
 }
 
 // PermissionPrincipal is the only principal a permission can be given to,

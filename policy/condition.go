@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Condition is one test of a statement's Condition element: an operator,
@@ -162,6 +163,11 @@ func parseCondition(op, key string, raw json.RawMessage) (*Condition, error) {
 	if name, _, _ := strings.Cut(key, "/"); name != "" {
 		if r, ok := nonASCII(name); ok {
 			return nil, fmt.Errorf("the condition key %q holds %U: keys' names are ASCII", key, r)
+		}
+		// A request has no such key: the condition would test one
+		// always absent.
+		if strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			return nil, fmt.Errorf("the condition key %q has a space or a control character in its name", key)
 		}
 	}
 	values, err := conditionValues(raw)

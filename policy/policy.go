@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -348,11 +349,13 @@ func parseActions(v json.RawMessage) ([]string, error) {
 		if a == "*" {
 			continue
 		}
-		if service, name, ok := strings.Cut(a, ":"); !ok || service == "" || name == "" || strings.ContainsAny(service, "*?") {
-			return nil, fmt.Errorf("%q is not an action: write service:Action, such as acm-pca:IssueCertificate", a)
-		}
 		if r, ok := nonASCII(a); ok {
 			return nil, fmt.Errorf("%q is not an action: it holds %U, and actions' names are ASCII", a, r)
+		}
+		// A space or another character no action has would match none,
+		// and a Deny of it deny nothing.
+		if !actionPattern.MatchString(a) {
+			return nil, fmt.Errorf("%q is not an action: write service:Action, such as acm-pca:IssueCertificate, of letters, digits and the wildcards * and ?", a)
 		}
 	}
 	return list, nil
@@ -372,14 +375,32 @@ func nonASCII(s string) (rune, bool) {
 	return []rune(s[i:])[0], true
 }
 
+// actionPattern is what an action, or a pattern of actions, is: its
+// service's prefix, and its name or a pattern of names.
+var actionPattern = regexp.MustCompile(`^[A-Za-z0-9-]+:[A-Za-z0-9*?]+$`)
+
 func parseResources(v json.RawMessage) ([]string, error) {
 	list, err := stringList(v)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range list {
-		if r != "*" && strings.Count(r, ":") < 5 || r != "*" && !strings.HasPrefix(r, "arn:") {
+		if r == "*" {
+			continue
+		}
+		if strings.Count(r, ":") < 5 || !strings.HasPrefix(r, "arn:") {
 			return nil, fmt.Errorf("%q is neither * nor an ARN", r)
+		}
+		// ARNs compare case and all: one with a space or a control
+		// character about it, or with upper case where this server's
+		// ARNs have none, would match no resource, and a Deny of it deny
+		// nothing.
+		if strings.TrimSpace(r) != r || strings.ContainsFunc(r, unicode.IsControl) {
+			return nil, fmt.Errorf("%q is not an ARN: it has a space or a control character about it", r)
+		}
+		// (A policy variable, refused in a 2012-10-17 policy, is said so.)
+		if parts := strings.SplitN(r, ":", 6); !strings.Contains(r, "${") && strings.EqualFold(parts[2], "acm-pca") && strings.ContainsFunc(parts[2]+parts[5], unicode.IsUpper) {
+			return nil, fmt.Errorf("%q matches no certificate authority: their ARNs are in lower case after the account", r)
 		}
 	}
 	return list, nil

@@ -80,6 +80,19 @@ func TestParseErrors(t *testing.T) {
 		// A number past float64 before it stopped the check.
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"x:k":1e400}},"Effect":"Allow"}}`, Identity, "given twice"},
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceOrgID":"o-1"}}}}`, Identity, "this server does not"},
+		// A space, or upper case where ARNs have none, matched nothing:
+		// a Deny of it denied nothing.
+		{`{"Statement":{"Effect":"Deny","Action":" acm-pca:RevokeCertificate","Resource":"*"}}`, Identity, "not an action"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:RevokeCertificate ","Resource":"*"}}`, Identity, "not an action"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca :RevokeCertificate","Resource":"*"}}`, Identity, "not an action"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:Revoke-Certificate","Resource":"*"}}`, Identity, "not an action"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/* "}}`, Identity, "a space or a control character"},
+		{"{\"Statement\":{\"Effect\":\"Deny\",\"Action\":\"acm-pca:*\",\"Resource\":\"arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/\\u0000*\"}}", Identity, "a space or a control character"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","NotResource":"arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/01A24B08-*"}}`, Identity, "in lower case"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:us-east-1:111122223333:Certificate-Authority/*"}}`, Identity, "in lower case"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"arn:aws:ACM-PCA:us-east-1:111122223333:certificate-authority/*"}}`, Identity, "in lower case"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp ":"10.0.0.0/8"}}}}`, Identity, "a space or a control character"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:Resource Tag/x":"y"}}}}`, Identity, "a space or a control character"},
 		// A null or empty operator is no condition at all.
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":null}}`, Identity, "must map condition operators"},
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":null}}}`, Identity, "names no condition key"},
@@ -88,6 +101,19 @@ func TestParseErrors(t *testing.T) {
 		_, err := Parse([]byte(tt.doc), tt.kind)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%.80s: %v, want an error with %q", tt.doc, err, tt.want)
+		}
+	}
+}
+
+// TestParseTakes: what the checks of TestParseErrors must not refuse.
+func TestParseTakes(t *testing.T) {
+	for _, doc := range []string{
+		`{"Statement":{"Effect":"Deny","Action":["acm-pca:Revoke*","acm-pca:?ssueCertificate","ACM-PCA:issuecertificate"],"Resource":"arn:aws:acm-pca:*:*:certificate-authority/*"}}`,
+		`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/01a24b08-96bc-7efd-b897-2b9b77a2005f/certificate/0a1b"}}`,
+		`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/cost center":"x y"}}}}`,
+	} {
+		if _, err := Parse([]byte(doc), Identity); err != nil {
+			t.Errorf("%.80s: %v", doc, err)
 		}
 	}
 }

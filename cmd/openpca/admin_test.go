@@ -140,6 +140,16 @@ func TestPolicyCommands(t *testing.T) {
 	if _, err := run("keys", "create", "--account", app.DefaultAccountID, "--policy", bad); err == nil || !strings.Contains(err.Error(), "Resource or NotResource is required") {
 		t.Errorf("a key with an invalid policy: %v", err)
 	}
+	// An action of no service of this server's, or misspelt, grants
+	// nothing, and a Deny of it denies nothing.
+	for _, action := range []string{"acmpca:RevokeCertificate", "acm-pca:RevokeCertificates", "s3:*", "acm-pca:Revoke?"} {
+		misspelt := filepath.Join(dir, "misspelt.json")
+		os.WriteFile(misspelt, []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"acm-pca:*","Resource":"*"},
+			{"Sid":"NoRevoking","Effect":"Deny","NotAction":"`+action+`","Resource":"*"}]}`), 0o600)
+		if _, err := run("policy", "attach", key, "--file", misspelt); err == nil || !strings.Contains(err.Error(), "NoRevoking: "+action+" is no action of this server") {
+			t.Errorf("a policy with the action %s: %v", action, err)
+		}
+	}
 	if out, err := run("policy", "list", key); err != nil || !strings.Contains(out, "issuer (inline)") || !strings.Contains(out, "ReadOnly (managed)") || !strings.Contains(out, `"acm-pca:Get*"`) {
 		t.Errorf("policy list: %v\n%s", err, out)
 	}

@@ -42,7 +42,11 @@ func readPolicyFile(path, name string) (openpca.KeyPolicy, error) {
 		return openpca.KeyPolicy{}, fmt.Errorf("a policy's name is 1 to 128 letters, digits and +=,.@_- (IAM's), not %q: %s", name, fix)
 	}
 	kp := openpca.KeyPolicy{Name: name, Document: string(b)}
-	if _, err := policy.Parse(b, policy.Identity); err != nil {
+	p, err := policy.Parse(b, policy.Identity)
+	if err == nil {
+		err = authority.CheckKeyPolicy(p)
+	}
+	if err != nil {
 		return kp, fmt.Errorf("%s: %v", path, err)
 	}
 	return kp, nil
