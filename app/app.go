@@ -300,7 +300,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := a.store.RetryCRLsNow(ctx); err != nil {
 		logger.Warn("CRLs whose writes failed wait out their retry", "error", err)
 	}
-	a.crls = crl.Start(crl.Config{Store: a.store, Objects: a.objects, Keys: caKeys, Logger: logger, Owner: nodeID, Now: cfg.Now})
+	a.crls = crl.Start(crl.Config{Store: a.store, Objects: a.objects, Keys: caKeys, Logger: logger, Owner: nodeID, DefaultAccount: cfg.AccountID, Now: cfg.Now})
 	collectors = append(collectors, a.crls.Collector())
 	svc := authority.New(authority.Config{
 		Store: a.store, Keys: caKeys, RequireHardware: cfg.RequireHardwareKeys, AllowUnmetStandard: cfg.AllowUnmetKeyStandard,

@@ -49,7 +49,7 @@ func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
 	notAfter := t0.Add(time.Hour)
 	serial := issueRevoked(t, db, ca, t0, notAfter, t0)
 	clock := t0
-	p := newPublisher(Config{Store: db, Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
 	publishAt := func(at time.Time) {
 		t.Helper()
 		clock = at

@@ -32,7 +32,7 @@ func TestFailuresInARowAcrossServers(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
 	clock := now
-	cfg := Config{Store: db, Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }}
+	cfg := Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }}
 	a, b := newPublisher(cfg), newPublisher(cfg)
 	// do has server p claim the CA's CRL at the clock, and publish it.
 	do := func(p *Publisher, owner string) {
@@ -136,7 +136,7 @@ func TestCAStatusChangedWhileSigned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := newPublisher(Config{Store: db, Objects: objects, Keys: deletingKey{caKey{key, cert}, deleteCA},
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: deletingKey{caKey{key, cert}, deleteCA},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }})
 	job, err := db.ClaimCRL(t.Context(), "a", now, Lease)
 	if err != nil {
@@ -170,7 +170,7 @@ func TestCRLMetrics(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	_, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
 	clock := now
-	cfg := Config{Store: db, Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }}
+	cfg := Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }}
 	a, b := newPublisher(cfg), newPublisher(cfg)
 	want := func(p *Publisher, written, failed, failing int) {
 		t.Helper()

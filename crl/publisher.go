@@ -73,6 +73,7 @@ func retryAfter(failures int) time.Duration {
 type Store interface {
 	openpca.CRLStore
 	FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error)
+	FindBucket(ctx context.Context, name string) (*openpca.Bucket, error)
 }
 
 // Keys gives the publisher CA keys and certificates.
@@ -93,6 +94,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// Owner names this server among those sharing the store.
 	Owner string
+	// DefaultAccount owns the buckets no account was given.
+	DefaultAccount string
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -258,6 +261,15 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 		// valid by relying parties on time. Its number still grows.
 		p.cfg.Logger.WarnContext(ctx, "this server's clock is behind the last CRL's thisUpdate: the new CRL is dated earlier than the last",
 			"ca", ca.ARN, "this_update", now, "last_this_update", job.LastThisUpdate)
+	}
+	// The bucket was the CA's account's when its configuration named it;
+	// the operator may have given it to another account since.
+	bucketOwner, err := openpca.BucketOwner(ctx, store, cfg.S3BucketName, p.cfg.DefaultAccount)
+	if err != nil {
+		return err
+	}
+	if bucketOwner != ca.AccountID {
+		return fmt.Errorf("the S3 bucket %s was given to another account: the CA's CRLs are not written to it, nor signed, until its CrlConfiguration names one of its own account's", cfg.S3BucketName)
 	}
 	der, next, revoked, err := p.sign(ctx, ca, cfg, job, now)
 	if err != nil {

@@ -1,14 +1,17 @@
 package crl
 
 import (
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // TestRetryAfter: a publication that keeps failing is retried after 30 s,
@@ -47,14 +50,15 @@ func TestPause(t *testing.T) {
 // account wait too, on this server, for the pauses of its CRLs added up;
 // another account's CA does not.
 func TestAccountPause(t *testing.T) {
-	db, objects, dir := newCRLStores(t, "crls")
+	db, objects, dir := newCRLStores(t, "crls", "crls-b")
 	now := time.Now().UTC().Truncate(time.Second)
 	const a, b = "111122223333", "444455556666"
+	giveBucket(t, db, "crls-b", b)
 	first, key, cert := newCRLCA(t, db, a, "crls", now)
 	second, _, _ := newCRLCA(t, db, a, "crls", now)
 	third, _, _ := newCRLCA(t, db, a, "crls", now)
 	clock := now
-	p := newPublisher(Config{Store: db, Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
 	p.pause = func(int) time.Duration { return time.Minute }
 	// Two of account a's CRLs at once, as two workers that both found the
 	// account free publish them: the account's next waits for both pauses.
@@ -75,7 +79,7 @@ func TestAccountPause(t *testing.T) {
 	for _, ca := range cas {
 		waiting = ca
 	}
-	other, _, _ := newCRLCA(t, db, b, "crls", now)
+	other, _, _ := newCRLCA(t, db, b, "crls-b", now)
 	for i, worker := range []string{"a", "b"} {
 		if err := p.publish(t.Context(), jobs[i], worker); err != nil {
 			t.Fatal(err)
@@ -84,7 +88,7 @@ func TestAccountPause(t *testing.T) {
 	// The rest, each claimed in turn: account b's is published, account
 	// a's third waits, at every time until both pauses have passed.
 	published := func(ca *openpca.CA) bool {
-		_, err := os.Stat(filepath.Join(dir, "s3", "crls", Key(ca, ca.CRL())))
+		_, err := os.Stat(filepath.Join(dir, "s3", ca.CRL().S3BucketName, Key(ca, ca.CRL())))
 		return err == nil
 	}
 	drain := func() {
@@ -116,6 +120,53 @@ func TestAccountPause(t *testing.T) {
 	}
 }
 
+// giveBucket gives bucket to account, which it makes.
+func giveBucket(t *testing.T, db *sqlstore.DB, bucket, account string) {
+	t.Helper()
+	if err := db.CreateAccount(t.Context(), &openpca.Account{ID: account, Name: "account " + account, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutBucket(t.Context(), &openpca.Bucket{Name: bucket, AccountID: account, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBucketGivenAway: a CA whose CRL bucket the operator gave to another
+// account since its configuration named it signs no CRL for it, nor
+// writes one there; given back, it does.
+func TestBucketGivenAway(t *testing.T) {
+	db, objects, dir := newCRLStores(t, "crls")
+	now := time.Now().UTC().Truncate(time.Second)
+	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
+	giveBucket(t, db, "crls", "444455556666")
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	job, err := db.ClaimCRL(t.Context(), "a", now, Lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlPath := filepath.Join(dir, "s3", "crls", Key(ca, ca.CRL()))
+	if err := p.publish(t.Context(), job, "a"); err == nil || !strings.Contains(err.Error(), "was given to another account") {
+		t.Errorf("a CRL for a bucket given away: %v", err)
+	}
+	if _, err := os.Stat(crlPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a CRL written to a bucket given away: %v", err)
+	}
+	// Given back: its first CRL, none signed before.
+	if err := db.DeleteBucket(t.Context(), "crls"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.publish(t.Context(), job, "a"); err != nil {
+		t.Fatal(err)
+	}
+	der, err := os.ReadFile(crlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := x509.ParseRevocationList(der); err != nil || list.Number.Int64() != 1 {
+		t.Errorf("the CRL once the bucket is given back: %v; want number 1", err)
+	}
+}
+
 // TestDisabledAfterClockStepsBack: a CA whose CRLs were disabled, its last
 // CRL dated ahead, is claimed once for it, not again and again.
 func TestDisabledAfterClockStepsBack(t *testing.T) {
@@ -123,7 +174,7 @@ func TestDisabledAfterClockStepsBack(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
 	clock := now.Add(48 * time.Hour)
-	p := newPublisher(Config{Store: db, Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
 	job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
 	if err != nil {
 		t.Fatal(err)

@@ -54,7 +54,7 @@ func TestReadBack(t *testing.T) {
 			if tt.slow {
 				store = slowReads{objects}
 			}
-			p := newPublisher(Config{Store: db, Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+			p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
 			if tt.slow {
 				p.readTimeout = time.Second
 			}
@@ -177,7 +177,7 @@ func TestWriteTimeout(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	_, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
 	var logs bytes.Buffer
-	p := newPublisher(Config{Store: db, Objects: hung{objects}, Keys: caKey{key, cert}, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }})
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: hung{objects}, Keys: caKey{key, cert}, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }})
 	p.writeTimeout = 50 * time.Millisecond
 	job, err := db.ClaimCRL(ctx, "a", now, Lease)
 	if err != nil {
@@ -209,7 +209,7 @@ func TestReadBackFails(t *testing.T) {
 	db, objects, _ := newCRLStores(t, "crls")
 	now := time.Now().UTC().Truncate(time.Second)
 	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
-	p := newPublisher(Config{Store: db, Objects: failing{objects}, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: failing{objects}, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
 	p.wrote(ca, openpca.Object{Bucket: "crls", Key: Key(ca, ca.CRL())}, 2, 100)
 	now = now.Add(readBacks[0])
 	for range readback.Tries {
@@ -250,7 +250,7 @@ func TestReadBackTimeout(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	hungCA, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
 	otherCA, _, _ := newCRLCA(t, db, "111122223333", "crls", now)
-	p := newPublisher(Config{Store: db, Objects: hungReads{objects, Key(hungCA, hungCA.CRL())}, Keys: caKey{key, cert},
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: hungReads{objects, Key(hungCA, hungCA.CRL())}, Keys: caKey{key, cert},
 		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
 	p.writeTimeout, p.readTimeout = time.Hour, 50*time.Millisecond
 	for _, ca := range []*openpca.CA{hungCA, otherCA} {

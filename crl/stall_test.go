@@ -144,7 +144,7 @@ func stalledWriter(t *testing.T, answered bool) {
 			t.Fatal(err)
 		}
 	}}
-	p := newPublisher(Config{Store: db, Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
 	if err := p.publish(jctx, job, "a"); err == nil {
 		t.Error("a CRL written after its hold was lost was taken as published")
 	}
@@ -178,7 +178,7 @@ func TestSlowBucketHoldsBackNoOther(t *testing.T) {
 	slowCA, key, cert := newCRLCA(t, db, "111122223333", "slow", now)
 	fastCA, _, _ := newCRLCA(t, db, "111122223333", "fast", now)
 	store := &slowBucket{Store: objects, bucket: "slow", release: make(chan struct{})}
-	p := Start(Config{Store: db, Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Owner: "a"})
+	p := Start(Config{Store: db, DefaultAccount: "111122223333", Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Owner: "a"})
 	defer p.Close()
 	defer close(store.release)
 	p.Wake()
