@@ -269,7 +269,8 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 		return err
 	}
 	if bucketOwner != ca.AccountID {
-		return fmt.Errorf("the S3 bucket %s was given to another account: the CA's CRLs are not written to it, nor signed, until its CrlConfiguration names one of its own account's", cfg.S3BucketName)
+		return fmt.Errorf("the S3 bucket %s belongs to account %s, not the CA's: its CRLs are neither signed nor written until its CrlConfiguration names one of its account's, or the bucket is given to it (openpca buckets create %s --account %s)",
+			cfg.S3BucketName, bucketOwner, cfg.S3BucketName, ca.AccountID)
 	}
 	der, next, revoked, err := p.sign(ctx, ca, cfg, job, now)
 	if err != nil {
