@@ -14,6 +14,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +24,10 @@ import (
 	"github.com/aws/smithy-go"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+	"golang.org/x/net/idna"
 
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/pki"
 	"github.com/openpca/openpca/template"
 )
 
@@ -114,6 +117,7 @@ func FuzzIssueCSR(f *testing.F) {
 			`"CustomExtensions":[{"ObjectIdentifier":"1.3.6.1.4.1.99999.1","Value":"BQA=","Critical":true}]}}`,
 		`{"Subject":{"Country":"US","Organization":"Corp","CommonName":"x"},"Extensions":{"SubjectAlternativeNames":[{"DirectoryName":{"CommonName":"dir"}},` +
 			`{"OtherName":{"TypeId":"1.3.6.1.4.1.311.20.2.3","Value":"upn@corp.example"}},{"EdiPartyName":{"PartyName":"p","NameAssigner":"n"}},{"RegisteredId":"1.2.3.4"}]}}`,
+		`{"Extensions":{"SubjectAlternativeNames":[{"OtherName":{"TypeId":"1.3.6.1.5.5.7.8.9","Value":"jörg@corp.example"}},{"IpAddress":"::ffff:192.0.2.1"}]}}`,
 	}
 	for i, tmpl := range []*x509.CertificateRequest{
 		{Subject: pkix.Name{CommonName: "seed.example", Organization: []string{"Example"}}, DNSNames: []string{"seed.example"}},
@@ -174,6 +178,25 @@ func FuzzIssueCSR(f *testing.F) {
 			_, err := cert.Verify(x509.VerifyOptions{Roots: ca.roots, Intermediates: ca.chain, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 			if e, ok := errors.AsType[x509.CertificateInvalidError](err); ok && e.Reason == x509.CANotAuthorizedForThisName {
 				t.Fatalf("a certificate for names its chain does not permit: %v", err)
+			}
+			// What Go's verifier does not check as clients read it: an
+			// IPv4-mapped address in the IPv4 range excluded, and an
+			// internationalized email address's host.
+			for _, ip := range cert.IPAddresses {
+				if v4 := ip.To4(); v4 != nil && v4[0] == 10 {
+					t.Fatalf("a certificate for %s, which its chain excludes", ip)
+				}
+			}
+			for _, e := range cert.Extensions {
+				if !e.Id.Equal(pki.OIDSubjectAltName) {
+					continue
+				}
+				boxes, _ := pki.SmtpUTF8Mailboxes(e.Value)
+				for _, box := range boxes {
+					if host, err := idna.Lookup.ToASCII(box[strings.LastIndexByte(box, '@')+1:]); err != nil || !strings.EqualFold(host, "corp.example") {
+						t.Fatalf("a certificate for the mailbox %q, which its chain does not permit", box)
+					}
+				}
 			}
 		}
 	})
