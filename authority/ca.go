@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -228,7 +229,9 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	// unknown. Storing the CA forgets the record; else a purge destroys
 	// the key once the record is KeyMadeGrace old.
 	if ks.Hardware() {
-		if err := s.store.RecordKeyMade(ctx, ca, now); err != nil {
+		// Whatever the request's end: a key left unrecorded here, that
+		// the destruction below fails to destroy, is found by nothing.
+		if err := s.store.RecordKeyMade(context.WithoutCancel(ctx), ca, now); err != nil {
 			return nil, err
 		}
 	}
@@ -286,7 +289,16 @@ func (s *Service) madeLate(ctx context.Context, ks KeyStore, ca *openpca.CA, now
 		}
 		begun = true
 		mu.Unlock()
-		m, err := generate()
+		m, err := func() (m newKey, err error) {
+			// A panic, which inTime would make the call's error, is one
+			// here, so that the result is still taken by one or the other.
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("the key store %s failed: %v", ks.Name(), p)
+				}
+			}()
+			return generate()
+		}()
 		mu.Lock()
 		defer mu.Unlock()
 		if !gaveUp {
@@ -296,6 +308,9 @@ func (s *Service) madeLate(ctx context.Context, ks KeyStore, ca *openpca.CA, now
 		// Out of the store's slot, which its destruction takes again.
 		go func() {
 			defer done()
+			if err != nil {
+				s.logger.ErrorContext(ctx, "making a CA's key, which its request gave up on, failed", "ca", ca.ARN, "key_store", ks.Name(), "error", err)
+			}
 			if m.handle == nil {
 				return
 			}

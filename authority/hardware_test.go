@@ -483,61 +483,86 @@ func (f *kmsFaults) hold(op string) (release func()) {
 
 // TestKMSCreateKeyHung: a KMS that hangs as it makes a CA's key leaves
 // the request a ServiceUnavailableException at its deadline, not a wait
-// past it; the key KMS makes once it answers is no CA's, and is
-// destroyed at once.
+// past it; the key KMS makes once it answers is no CA's: it is recorded,
+// and destroyed at once, and the account's turn to create CAs is given
+// back only then (an account has two at once), not while KMS still
+// makes keys for creations given up on.
 func TestKMSCreateKeyHung(t *testing.T) {
 	k := testenv.StartKMS(t)
 	faults, proxied := startKMSFaults(t, k)
 	env := testenv.Start(t, k.Use(t), func(c *app.Config) { c.KMSEndpoint = proxied })
-	release := faults.hold("CreateKey")
-	defer release()
+	releaseCreate, releaseDelete := faults.hold("CreateKey"), faults.hold("ScheduleKeyDeletion")
+	defer releaseCreate()
+	defer releaseDelete()
 	caller := openpca.WithCaller(t.Context(), openpca.Caller{AccountID: env.Config.AccountID, Principal: testenv.AccessKeyID})
-	answered := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(openpca.WithOperation(caller, "CreateCertificateAuthority"), 2*time.Second)
+	create := func(d time.Duration) error {
+		ctx, cancel := context.WithTimeout(openpca.WithOperation(caller, "CreateCertificateAuthority"), d)
 		defer cancel()
 		_, err := env.Service().CreateCertificateAuthority(ctx, &openpca.CreateCertificateAuthorityRequest{CertificateAuthorityType: openpca.CertificateAuthorityTypeRoot,
 			CertificateAuthorityConfiguration: &openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1,
 				SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa, Subject: &openpca.ASN1Subject{CommonName: "Made While KMS Hangs"}}})
-		answered <- err
-	}()
-	// Within 15 s: the answer is due at the request's 2 s deadline, and
-	// each call to KMS may take 20 s.
-	select {
-	case err := <-answered:
-		if openpca.ErrorCode(err) != openpca.CodeServiceUnavailable {
-			t.Errorf("a CA's creation while KMS hangs: %v; want ServiceUnavailableException", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("a CA's creation still waits for KMS 13 s past its deadline")
+		return err
 	}
-	release()
-	// KMS makes the key now: it is destroyed, and its record goes.
-	var made string
+	answered := make(chan error, 2)
+	for range 2 {
+		go func() { answered <- create(2 * time.Second) }()
+	}
+	// Within 15 s: the answers are due at the requests' 2 s deadline,
+	// and each call to KMS may take 20 s.
+	for range 2 {
+		select {
+		case err := <-answered:
+			if openpca.ErrorCode(err) != openpca.CodeServiceUnavailable {
+				t.Errorf("a CA's creation while KMS hangs: %v; want ServiceUnavailableException", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("a CA's creation still waits for KMS 13 s past its deadline")
+		}
+	}
+	// KMS makes the keys now: each is recorded before its destruction,
+	// which waits, and the account's turns with it.
+	releaseCreate()
+	records := func() int {
+		var n int
+		if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for deadline := time.Now().Add(15 * time.Second); records() != 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records of the keys KMS made once their requests gave up; want 2", records())
+		}
+	}
+	if err := create(time.Second); openpca.ErrorCode(err) == "" {
+		t.Errorf("a CA created while the account's two turns wait for the destruction of keys made for creations given up on: %v", err)
+	}
+	releaseDelete()
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		out, err := k.Client().ListKeys(ctx, &awskms.ListKeysInput{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(out.Keys) == 1 {
-			made = *out.Keys[0].KeyArn
-			d, err := k.Client().DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: &made})
+		pending := 0
+		for _, key := range out.Keys {
+			d, err := k.Client().DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: key.KeyArn})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var records int
-			if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&records); err != nil {
-				t.Fatal(err)
+			if d.KeyMetadata.KeyState == kmstypes.KeyStatePendingDeletion {
+				pending++
 			}
-			if d.KeyMetadata.KeyState == kmstypes.KeyStatePendingDeletion && records == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the key KMS made once the request gave up: %s, with %d records of keys to destroy; want it pending deletion, and none", d.KeyMetadata.KeyState, records)
-			}
-		} else if time.Now().After(deadline) {
-			t.Fatalf("KMS holds %d keys; want the one it made once the request gave up", len(out.Keys))
 		}
+		if pending == 2 && len(out.Keys) == 2 && records() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("KMS holds %d keys, %d pending deletion, with %d records of keys to destroy; want the 2 made once their requests gave up, pending deletion, and none", len(out.Keys), pending, records())
+		}
+	}
+	// The turns are the account's again.
+	if err := create(time.Minute); err != nil {
+		t.Errorf("a CA's creation once KMS answers: %v", err)
 	}
 }
 
