@@ -483,16 +483,21 @@ func TestCRLConfiguration(t *testing.T) {
 // and answers OCSP names the CA's distribution point and responder,
 // whatever the CSR or the API passes through for them: elsewhere, a
 // revocation would never reach relying parties. One of a CA that
-// publishes CRLs alone names no responder nor delta CRL passed through,
-// which clients would ask first, but keeps where its issuer's
-// certificate is. A CA that publishes neither keeps what was passed
-// through.
+// publishes CRLs alone names no responder passed through, which clients
+// would ask first, but keeps where its issuer's certificate is; one that
+// answers OCSP alone, no distribution point; neither, a delta CRL. One
+// whose CRLs omit the extension keeps the distribution point passed
+// through, as AWS documents. A CA that publishes neither keeps what was
+// passed through.
 func TestRevocationInfoIsTheCAs(t *testing.T) {
 	env := testenv.Start(t)
 	makeLocalBucket(t, env, "crls")
 	crls := &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)}
 	published, _ := revocationCA(t, env, &types.RevocationConfiguration{CrlConfiguration: crls, OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
 	crlsOnly, _ := revocationCA(t, env, &types.RevocationConfiguration{CrlConfiguration: crls})
+	ocspOnly, _ := revocationCA(t, env, &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
+	omitted, _ := revocationCA(t, env, &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"),
+		CrlDistributionPointExtensionConfiguration: &types.CrlDistributionPointExtensionConfiguration{OmitExtension: aws.Bool(true)}}})
 	unpublished, _ := revocationCA(t, env, nil)
 	// The extensions' values, as a certificate that names the elsewhere
 	// carries them; its delta CRL, in the same form as its CRL.
@@ -533,6 +538,8 @@ func TestRevocationInfoIsTheCAs(t *testing.T) {
 			for ca, want := range map[string]string{
 				published:   fmt.Sprint(ownCRL(published), []string{env.URL + "/ocsp"}, []string(nil), false),
 				crlsOnly:    fmt.Sprint(ownCRL(crlsOnly), []string(nil), []string{"http://elsewhere.example/ca.crt"}, false),
+				ocspOnly:    fmt.Sprint([]string(nil), []string{env.URL + "/ocsp"}, []string(nil), false),
+				omitted:     fmt.Sprint([]string{"http://elsewhere.example/never.crl"}, []string(nil), []string{"http://elsewhere.example/ca.crt"}, false),
 				unpublished: fmt.Sprint([]string{"http://elsewhere.example/never.crl"}, []string{"http://elsewhere.example/ocsp"}, []string{"http://elsewhere.example/ca.crt"}, true),
 			} {
 				arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: csr, TemplateArn: &tc.template, ApiPassthrough: tc.api})

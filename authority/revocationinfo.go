@@ -38,27 +38,33 @@ var (
 // enabled. Each replaces whatever the CSR or the API passed through for
 // it, as a template's values take priority in AWS's templates: a
 // certificate that sent relying parties elsewhere could not be revoked
-// for them. A CA that publishes CRLs alone keeps no OCSP responder nor
-// delta CRL (freshest CRL) passed through either: clients that ask those
-// first would take another's word on its certificates' status. A CA
-// that publishes neither leaves those passed through.
+// for them. For the same reason, a CA that gives its certificates'
+// status one way keeps no other way passed through: one that publishes
+// CRLs alone, no OCSP responder; one that answers OCSP alone, no CRL
+// distribution point (no CRL of its key is published for one to hold);
+// and either, no delta CRL (freshest CRL), which it never makes. (One
+// whose CRLs omit the extension keeps the distribution point passed
+// through, as AWS documents: that is how such a CA names where its CRLs
+// are copied.) A CA that does neither leaves them all.
 func (s *Service) addRevocationInfo(ca *openpca.CA, t *x509.Certificate) {
 	without := func(oid asn1.ObjectIdentifier) {
 		t.ExtraExtensions = slices.DeleteFunc(t.ExtraExtensions, func(e pkix.Extension) bool { return e.Id.Equal(oid) })
 	}
-	if cfg := ca.CRL(); cfg != nil {
-		without(oidFreshestCRL)
-		if !crl.OmitDistributionPoint(cfg) {
-			without(oidCRLDistributionPoints)
-			t.CRLDistributionPoints = []string{crl.URL(s.objects, ca, cfg)}
-		}
-	}
-	if o := ca.OCSP(); o != nil {
-		without(oidAuthorityInfoAccess)
-		t.OCSPServer, t.IssuingCertificateURL = []string{s.ocspURL(o)}, nil
+	cfg, o := ca.CRL(), ca.OCSP()
+	if cfg == nil && o == nil {
 		return
 	}
-	if ca.CRL() == nil {
+	without(oidFreshestCRL)
+	switch {
+	case cfg == nil:
+		without(oidCRLDistributionPoints)
+	case !crl.OmitDistributionPoint(cfg):
+		without(oidCRLDistributionPoints)
+		t.CRLDistributionPoints = []string{crl.URL(s.objects, ca, cfg)}
+	}
+	if o != nil {
+		without(oidAuthorityInfoAccess)
+		t.OCSPServer, t.IssuingCertificateURL = []string{s.ocspURL(o)}, nil
 		return
 	}
 	for i, e := range t.ExtraExtensions {
