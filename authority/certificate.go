@@ -246,6 +246,9 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 		if err := checkSubjectEmails(c, path[k+1:], &budget); err != nil {
 			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
 		}
+		if err := checkMailboxes(c, path[k+1:], &budget); err != nil {
+			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
+		}
 	}
 	for j, dc := range dirs {
 		if dc == nil {
@@ -272,7 +275,9 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 	if slices.ContainsFunc(path, pki.ForeignSignature) {
 		return nil
 	}
-	if _, err := verify[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	leaf := *verify[0]
+	leaf.IPAddresses = withUnmapped(leaf.IPAddresses)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
 	}
 	return nil

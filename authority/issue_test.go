@@ -534,6 +534,14 @@ func mustDER(t *testing.T, v any) []byte {
 	return b
 }
 
+// smtpUTF8Name is an alternative name of box, an internationalized email
+// address (SmtpUTF8Mailbox, RFC 9598).
+func smtpUTF8Name(t *testing.T, box string) asn1.RawValue {
+	value := mustDER(t, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true,
+		Bytes: mustDER(t, asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(box)})})
+	return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: append(mustDER(t, asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 9}), value...)}
+}
+
 // csrOf is a PEM CSR of key.
 func csrOf(t *testing.T, key crypto.Signer, tmpl *x509.CertificateRequest) []byte {
 	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
@@ -634,6 +642,27 @@ func TestChainConstraints(t *testing.T) {
 	_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
 		CertificateAuthorityArn: &mailed, Certificate: mailedCert.PEM, CertificateChain: append(append([]byte{}, constraining.PEM...), root.PEM...)})
 	testenv.WantError(t, err, "CertificateMismatchException")
+	// Nor one whose alternative names the chain does not permit, as
+	// clients read them: an internationalized email address, an
+	// IPv4-mapped address in a range excluded.
+	for name, san := range map[string]func(*x509.Certificate){
+		"SmtpUTF8Mailbox": func(c *x509.Certificate) {
+			c.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: mustDER(t, []asn1.RawValue{smtpUTF8Name(t, "ca@evil.example")})}}
+		},
+		// In 16 bytes: Go's x509 writes such an address in 4.
+		"IPv4-mapped": func(c *x509.Certificate) {
+			c.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: mustDER(t, []asn1.RawValue{
+				{Class: asn1.ClassContextSpecific, Tag: 7, Bytes: netip.MustParseAddr("::ffff:10.1.2.3").AsSlice()}})}}
+		},
+	} {
+		named := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Named "+name)
+		_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{CertificateAuthorityArn: &named,
+			Certificate:      constraining.Sign(t, "Named "+name, env.CSR(t, named).PublicKey, constraining.Cert.NotAfter.Add(-time.Hour), san).PEM,
+			CertificateChain: append(append([]byte{}, constraining.PEM...), root.PEM...)})
+		if code, _ := testenv.ErrorCode(err); code != "CertificateMismatchException" {
+			t.Errorf("a CA certificate with an alternative name (%s) the chain does not permit: %v", name, err)
+		}
+	}
 	// An email address in the subject is checked as OpenSSL checks it.
 	emailed := func(email string) error {
 		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
@@ -653,11 +682,7 @@ func TestChainConstraints(t *testing.T) {
 	// (SmtpUTF8Mailbox, RFC 9598), whose host the email constraints hold
 	// to in ASCII, and an IPv4-mapped IPv6 address, which Go's clients
 	// match with the IPv4 address, and the IPv4 constraints hold to.
-	smtpUTF8 := func(box string) asn1.RawValue {
-		value, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true,
-			Bytes: mustDER(t, asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(box)})})
-		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: append(mustDER(t, asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 9}), value...)}
-	}
+	smtpUTF8 := func(box string) asn1.RawValue { return smtpUTF8Name(t, box) }
 	ipName := func(ip string) asn1.RawValue {
 		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 7, Bytes: netip.MustParseAddr(ip).AsSlice()}
 	}
@@ -695,6 +720,27 @@ func TestChainConstraints(t *testing.T) {
 			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{tc.api}}}})
 		if (err == nil) != tc.ok {
 			t.Errorf("the alternative name %q through the API: %v, want allowed %v", what, err, tc.ok)
+		}
+	}
+
+	// A host with an empty label is another host than a constraint's,
+	// and escapes an excluded one.
+	excluding := root.NewIntermediate(t, "Excluding", func(c *x509.Certificate) { c.ExcludedEmailAddresses = []string{"evil.example"} })
+	underExcluding := env.CreateCA(t, types.CertificateAuthorityTypeSubordinate, "Under Excluding")
+	if _, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{CertificateAuthorityArn: &underExcluding,
+		Certificate:      excluding.Sign(t, "Under Excluding", env.CSR(t, underExcluding).PublicKey, excluding.Cert.NotAfter.Add(-time.Hour)).PEM,
+		CertificateChain: append(append([]byte{}, excluding.PEM...), root.PEM...)}); err != nil {
+		t.Fatal(err)
+	}
+	for box, ok := range map[string]bool{"jörg@good.example": true, "jörg@evil.example": false, "jörg@evil.example.": false, "jörg@evil..example": false} {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &underExcluding,
+			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "named"}}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+			TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
+			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{
+				{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String(box)}}}}}})
+		if (err == nil) != ok {
+			t.Errorf("the SmtpUTF8Mailbox %q under a chain that excludes evil.example: %v, want allowed %v", box, err, ok)
 		}
 	}
 

@@ -389,16 +389,7 @@ func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 		}
 		leaf = *copied
 	}
-	// Go's verifier takes an IPv4-mapped IPv6 address (::ffff:a.b.c.d)
-	// for the IPv4 address as a host, but checks it against IPv6
-	// constraints alone: it is checked as both.
-	ips := slices.Clip(leaf.IPAddresses)
-	for _, ip := range leaf.IPAddresses {
-		if len(ip) == net.IPv6len && ip.To4() != nil {
-			ips = append(ips, ip.To4())
-		}
-	}
-	leaf.IPAddresses = ips
+	leaf.IPAddresses = withUnmapped(leaf.IPAddresses)
 	at := now
 	if leaf.NotBefore.After(at) {
 		at = leaf.NotBefore
@@ -439,6 +430,21 @@ func checkSubjectEmails(cert *x509.Certificate, path []*x509.Certificate, budget
 	return nil
 }
 
+// withUnmapped returns ips and, after them, the IPv4 address of each
+// IPv4-mapped IPv6 address (::ffff:a.b.c.d) among them, in a slice of
+// its own: Go's verifier takes such an address for the IPv4 one as a
+// host, but checks it against IPv6 constraints alone, and must check it
+// as both.
+func withUnmapped(ips []net.IP) []net.IP {
+	out := slices.Clip(ips)
+	for _, ip := range ips {
+		if len(ip) == net.IPv6len && ip.To4() != nil {
+			out = append(out, ip.To4())
+		}
+	}
+	return out
+}
+
 // checkMailboxes checks the SmtpUTF8Mailbox names (RFC 9598) of cert's
 // subject alternative names, which Go's verifier does not read, against
 // the email constraints of the path: they apply to them, with the host
@@ -461,6 +467,12 @@ func checkMailboxes(cert *x509.Certificate, path []*x509.Certificate, budget *in
 			host, err := idna.Lookup.ToASCII(box[at+1:])
 			if err != nil {
 				return fmt.Errorf("the host of the SmtpUTF8Mailbox %q: %v", box, err)
+			}
+			// A label empty ("corp.example.", "corp..example") would read
+			// as another host than the constraint's, which it is, to a
+			// mail system.
+			if slices.Contains(strings.Split(host, "."), "") {
+				return fmt.Errorf("the host of the SmtpUTF8Mailbox %q has an empty label", box)
 			}
 			if err := checkEmail("the SmtpUTF8Mailbox", box[:at+1]+host, path, budget); err != nil {
 				return err
