@@ -393,8 +393,19 @@ func (a *App) warnUnreadablePolicies(ctx context.Context) error {
 		return err
 	}
 	for _, k := range keys {
-		if _, err := auth.ResolvePolicies(k.Policies); err != nil && k.RevokedAt.IsZero() {
+		if !k.RevokedAt.IsZero() {
+			continue
+		}
+		named, err := auth.ResolvePolicies(k.Policies)
+		if err != nil {
 			a.logger.Warn("an access key's policy no longer reads: its requests are denied until the policy is detached (openpca policy detach)", "key", k.ID, "error", err)
+		}
+		// Taken by an earlier version, and read still: what names no
+		// action of this server grants nothing, and denies nothing.
+		for _, n := range named {
+			if err := authority.CheckKeyPolicy(n.Policy); err != nil {
+				a.logger.Warn("an access key's policy names what is no action of this server: it grants nothing, and a Deny of it denies nothing; attach it again, mended", "key", k.ID, "policy", n.Name, "error", err)
+			}
 		}
 	}
 	policies := authority.NewCAPolicies()

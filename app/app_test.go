@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -347,15 +348,21 @@ func TestLeftoversOfACrash(t *testing.T) {
 }
 
 // TestUnreadablePolicyWarned: a start warns of a key whose stored policy
-// this version no longer reads, which denies all its requests.
+// this version no longer reads, which denies all its requests, and of one
+// whose policy names what is no action of this server, which an earlier
+// version took, and which grants and denies nothing.
 func TestUnreadablePolicyWarned(t *testing.T) {
 	var logs testenv.SyncBuffer
 	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	_, key := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "old",
 		Document: `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:*:${aws:PrincipalAccount}:*"}}`})
+	_, misspelt := env.NewKey(t, app.DefaultAccountID, openpca.KeyPolicy{Name: "misspelt",
+		Document: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"acm-pca:*","Resource":"*"},{"Effect":"Deny","Action":"acmpca:RevokeCertificate","Resource":"*"}]}`})
 	env.Restart(t)
-	if !strings.Contains(logs.String(), "policy no longer reads") || !strings.Contains(logs.String(), "key="+key) {
-		t.Errorf("no warning of key %s's policy:\n%s", key, logs.String())
+	for warning, k := range map[string]string{"policy no longer reads": key, "names what is no action of this server": misspelt} {
+		if !slices.ContainsFunc(strings.Split(logs.String(), "\n"), func(l string) bool { return strings.Contains(l, warning) && strings.Contains(l, "key="+k) }) {
+			t.Errorf("no warning of key %s's policy (%s):\n%s", k, warning, logs.String())
+		}
 	}
 }
 
