@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -517,18 +518,42 @@ func TestMigrationWaitsForLock(t *testing.T) {
 	}
 }
 
-// TestCARowsLockInOrder: a revocation takes a CA's rows in the order a
-// CRL's record and an update of the CA take them (the CA's, the CRL's,
-// the log's), so that no two on two servers wait for each other. A
-// transaction holds a row, as one of those does; the revocation waits for
-// it, and has taken nothing the transaction then needs.
+// TestCARowsLockInOrder: a revocation, and a CRL's record, take a CA's
+// rows in the order every write takes them (the CA's, the log's, the
+// CRL's, the certificate's), so that no two on two servers wait for each
+// other. A transaction holds a row, as another write does (an update of
+// the CA, a group commit that wrote an idempotent issuance); the write
+// waits for it, and has taken nothing the transaction then needs.
 func TestCARowsLockInOrder(t *testing.T) {
+	type write func(ctx context.Context, store *sqlstore.DB, r *openpca.Revocation) error
+	revoke := func(ctx context.Context, store *sqlstore.DB, r *openpca.Revocation) error {
+		return store.RecordRevocation(ctx, r)
+	}
+	recordCRL := func(ctx context.Context, store *sqlstore.DB, r *openpca.Revocation) error {
+		job, err := store.ClaimCRL(ctx, "a", time.Now(), time.Minute)
+		if err != nil {
+			return err
+		}
+		var record openpca.KeyUseRecord
+		if err := json.Unmarshal(r.Use.Record, &record); err != nil {
+			return err
+		}
+		ca, err := store.FindCA(ctx, record.Account, r.CAID)
+		if err != nil {
+			return err
+		}
+		return store.RecordCRL(ctx, job, "a", openpca.CRLUse(ca, job.Number+1, time.Now(), time.Now().Add(time.Hour), 0, []byte("crl")), []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive})
+	}
 	for _, tc := range []struct {
 		name          string
-		first, second string // the transaction's statements, with the CA's id
+		write         write
+		first, second string // the transaction's statements, with the CA's id and the certificate's serial
 	}{
-		{"a CRL recorded", `UPDATE crl_publications SET wanted = wanted WHERE ca_id = $1`, `UPDATE key_use_logs SET size = size WHERE ca_id = $1`},
-		{"the CA updated", `SELECT 1 FROM certificate_authorities WHERE id = $1 FOR UPDATE`, `UPDATE crl_publications SET wanted = wanted WHERE ca_id = $1`},
+		{"a revocation after the log", revoke, `UPDATE key_use_logs SET size = size WHERE ca_id = $1`, `UPDATE crl_publications SET wanted = wanted WHERE ca_id = $1`},
+		{"a revocation's certificate after the log", revoke, `UPDATE key_use_logs SET size = size WHERE ca_id = $1`,
+			`SELECT 1 FROM certificates WHERE ca_id = $1 AND serial = $2 FOR UPDATE`},
+		{"a revocation after the CA updated", revoke, `SELECT 1 FROM certificate_authorities WHERE id = $1 FOR UPDATE`, `UPDATE crl_publications SET wanted = wanted WHERE ca_id = $1`},
+		{"a CRL after the log", recordCRL, `UPDATE key_use_logs SET size = size WHERE ca_id = $1`, `UPDATE crl_publications SET wanted = wanted WHERE ca_id = $1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -549,11 +574,17 @@ func TestCARowsLockInOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tx.Rollback()
-			if _, err := tx.Exec(tc.first, r.CAID); err != nil {
+			args := func(q string) []any {
+				if strings.Contains(q, "$2") {
+					return []any{r.CAID, r.Serial}
+				}
+				return []any{r.CAID}
+			}
+			if _, err := tx.Exec(tc.first, args(tc.first)...); err != nil {
 				t.Fatal(err)
 			}
-			revoked := make(chan error, 1)
-			go func() { revoked <- store.RecordRevocation(ctx, r) }()
+			written := make(chan error, 1)
+			go func() { written <- tc.write(ctx, store, r) }()
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 				var waiting int
 				if err := raw.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
@@ -563,23 +594,23 @@ func TestCARowsLockInOrder(t *testing.T) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatal("the revocation never waited for the row")
+					t.Fatal("the write never waited for the row")
 				}
 			}
 			// Shorter than PostgreSQL's deadlock_timeout (1 s): were the
-			// row the revocation's already, this would fail before either
+			// row the write's already, this would fail before either
 			// found the deadlock.
 			if _, err := tx.Exec(`SET LOCAL lock_timeout = '300ms'`); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := tx.Exec(tc.second, r.CAID); err != nil {
-				t.Fatalf("the second row, with the first held: %v (the revocation took it first)", err)
+			if _, err := tx.Exec(tc.second, args(tc.second)...); err != nil {
+				t.Fatalf("the second row, with the first held: %v (the write took it first)", err)
 			}
 			if err := tx.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			if err := <-revoked; err != nil {
-				t.Errorf("the revocation: %v", err)
+			if err := <-written; err != nil {
+				t.Errorf("the write: %v", err)
 			}
 		})
 	}

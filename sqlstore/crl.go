@@ -67,16 +67,17 @@ func (db *DB) RenewCRL(ctx context.Context, caID, owner string, until time.Time)
 func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus) error {
 	err := db.retry(ctx, func() error {
 		return db.commits.DoFor(ctx, job.CAID, func(ctx context.Context, tx *sql.Tx) error {
-			// The CA's row first, as RecordRevocation says.
+			// The CA's row, the log's, then the CRL's, as RecordRevocation
+			// says; a CRL this server no longer holds undoes its entry.
 			if _, err := db.caMaySign(ctx, tx, job.CAID, statuses, use.At); err != nil {
+				return err
+			}
+			if err := db.logKeyUse(ctx, tx, use); err != nil {
 				return err
 			}
 			res, err := db.txExec(ctx, tx, `UPDATE crl_publications SET number = ? WHERE ca_id = ? AND owner = ? AND number = ?`,
 				job.Number+1, job.CAID, owner, job.Number)
-			if err := db.held(res, err, "recording a CRL"); err != nil {
-				return err
-			}
-			return db.logKeyUse(ctx, tx, use)
+			return db.held(res, err, "recording a CRL")
 		})
 	})
 	return db.wrap("recording a CRL", err)
