@@ -619,6 +619,17 @@ func TestChainConstraints(t *testing.T) {
 		CertificateChain: append(append([]byte{}, wide.PEM...), root.PEM...)}); err != nil {
 		t.Fatal(err)
 	}
+	// Nor, under a chain without email constraints, is an
+	// internationalized email address held to any, an empty label and
+	// all.
+	if _, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &parent,
+		Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "named"}}).CSRPEM,
+		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+		TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
+		ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{
+			{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("jörg@evil.example.")}}}}}}); err != nil {
+		t.Errorf("an internationalized email address under a chain without email constraints: %v", err)
+	}
 	for template, ok := range map[string]bool{"SubordinateCACertificate_PathLen0/V1": true, "EndEntityCertificate/V1": false} {
 		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &parent,
 			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "Issuing_CA.bank.example"}}).CSRPEM,
