@@ -529,26 +529,43 @@ func TestCARowsLockInOrder(t *testing.T) {
 	revoke := func(ctx context.Context, store *sqlstore.DB, r *openpca.Revocation) error {
 		return store.RecordRevocation(ctx, r)
 	}
+	caOf := func(ctx context.Context, store *sqlstore.DB, r *openpca.Revocation) (*openpca.CA, error) {
+		var record openpca.KeyUseRecord
+		if err := json.Unmarshal(r.Use.Record, &record); err != nil {
+			return nil, err
+		}
+		return store.FindCA(ctx, record.Account, r.CAID)
+	}
 	recordCRL := func(ctx context.Context, store *sqlstore.DB, r *openpca.Revocation) error {
 		job, err := store.ClaimCRL(ctx, "a", time.Now(), time.Minute)
 		if err != nil {
 			return err
 		}
-		var record openpca.KeyUseRecord
-		if err := json.Unmarshal(r.Use.Record, &record); err != nil {
-			return err
-		}
-		ca, err := store.FindCA(ctx, record.Account, r.CAID)
+		ca, err := caOf(ctx, store, r)
 		if err != nil {
 			return err
 		}
 		return store.RecordCRL(ctx, job, "a", openpca.CRLUse(ca, job.Number+1, time.Now(), time.Now().Add(time.Hour), 0, []byte("crl")), []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive})
+	}
+	// An issuance with the token "T", which another server is sent too.
+	issue := func(ctx context.Context, store *sqlstore.DB, r *openpca.Revocation) error {
+		ca, err := caOf(ctx, store, r)
+		if err != nil {
+			return err
+		}
+		is := storetest.NewIssuance(ca)
+		is.Token = openpca.IdempotencyToken{AccountID: ca.AccountID, Operation: "IssueCertificate:" + ca.ID, Token: "T", Now: time.Now(), Since: time.Now().Add(-time.Minute)}
+		_, err = store.RecordIssuance(ctx, is)
+		return err
 	}
 	for _, tc := range []struct {
 		name          string
 		write         write
 		first, second string // the transaction's statements, with the CA's id and the certificate's serial
 	}{
+		{"an idempotent issuance's token after the log", issue, `UPDATE key_use_logs SET size = size WHERE ca_id = $1`,
+			`INSERT INTO idempotency_tokens (account_id, operation, token, created_at, result)
+				SELECT account_id, 'IssueCertificate:' || id, 'T', 0, '' FROM certificate_authorities WHERE id = $1 ON CONFLICT DO NOTHING`},
 		{"a revocation after the log", revoke, `UPDATE key_use_logs SET size = size WHERE ca_id = $1`, `UPDATE crl_publications SET wanted = wanted WHERE ca_id = $1`},
 		{"a revocation's certificate after the log", revoke, `UPDATE key_use_logs SET size = size WHERE ca_id = $1`,
 			`SELECT 1 FROM certificates WHERE ca_id = $1 AND serial = $2 FOR UPDATE`},

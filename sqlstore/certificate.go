@@ -50,6 +50,10 @@ const (
 	// qAppendKeyUses takes the next entries of a CA's log; its row lock
 	// orders concurrent appends, so entries are numbered without gaps.
 	qAppendKeyUses = `UPDATE key_use_logs SET size = size + ? WHERE ca_id = ? RETURNING size, tree_edge`
+	// qLockLog takes a CA's row, then its log's, as every write takes
+	// them (see RecordRevocation), before an idempotent issuance takes its
+	// token's, whatever comes of the token.
+	qLockLog = `UPDATE key_use_logs SET size = size WHERE ca_id = ? AND EXISTS (SELECT 1 FROM certificate_authorities WHERE id = ?{FOR_SHARE})`
 	// qSetTreeEdge keeps the edge of a CA's log tree that its last append
 	// left, so that the next one reads no entry (see auditlog.Edge).
 	qSetTreeEdge = `UPDATE key_use_logs SET tree_edge = ? WHERE ca_id = ?`
@@ -72,7 +76,7 @@ var (
 	derInserts = newRowInsert(`INSERT INTO certificate_ders (ca_id, issue_seq, der) VALUES `, 3, "")
 )
 
-var hotQueries = slices.Concat([]string{qCAMaySign, qAppendKeyUses, qSetTreeEdge, qClaimToken, qTokenResult, qFindCertificate, qRevokedAt, qRevoke, qRevokedWantsCRL},
+var hotQueries = slices.Concat([]string{qCAMaySign, qLockLog, qAppendKeyUses, qSetTreeEdge, qClaimToken, qTokenResult, qFindCertificate, qRevokedAt, qRevoke, qRevokedWantsCRL},
 	keyUseInserts.queries, certificateInserts.queries, derInserts.queries)
 
 // signer is what the log's records say of the CA that signs.
@@ -211,6 +215,13 @@ func (db *DB) RecordIssuance(ctx context.Context, is *openpca.Issuance) (*openpc
 func (db *DB) issue(ctx context.Context, tx *sql.Tx, is *openpca.Issuance, existing **openpca.Certificate) error {
 	c := is.Certificate
 	*existing = nil
+	// The token's row comes after the CA's and the log's: a batch on
+	// another server that holds the log's row (an earlier write of the
+	// CA) and then claims the same token would otherwise wait for this
+	// one, which waits for the log.
+	if _, err := db.txExec(ctx, tx, qLockLog, c.CAID, c.CAID); err != nil {
+		return err
+	}
 	serial, err := db.claimToken(ctx, tx, is.Token, c.Serial)
 	if err != nil {
 		return err
@@ -279,9 +290,9 @@ func storedRecord(ca signer, is *openpca.Issuance, signedSHA256 []byte) []byte {
 // revocations the second finds the first.
 //
 // Every write takes a CA's rows in one order: the CA's row, its log's,
-// its CRL publication's, then the certificate's (here, in RecordCRL, in
-// issuances, in UpdateCA), so that two on two servers never each wait for
-// the other. PostgreSQL finds such a deadlock after a second and aborts
+// its CRL publication's, then the certificate's or the idempotency
+// token's (here, in RecordCRL, in issuances, in UpdateCA), so that two on
+// two servers never each wait for the other. PostgreSQL finds such a deadlock after a second and aborts
 // one, to be retried, its requests held meanwhile: with the CRL's row
 // taken after the log's in one write and before it in another, a
 // revocation and a CRL recorded at once did so dozens of times a minute,
