@@ -9,17 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/internal/logsample"
+	"github.com/openpca/openpca/internal/smallbody"
 )
 
 // Authenticator establishes who sent a request, in two steps, so that a
@@ -98,63 +97,6 @@ const (
 	minBodyRate = 128 << 10 // bytes a second
 )
 
-// bodyPool is a budget of bytes for request bodies, shared out among the
-// networks requests come from (an IPv4 /24, an IPv6 /48): none holds or
-// awaits more than an eighth of it (or one body, if that is more). An
-// access key id is no secret, and the headers of a request that names one
-// pass before its body is read: requests that name a key they cannot sign
-// with leave seven eighths to other networks, the key's own included.
-// Shared out by key and address instead, as it was, four requests' worth
-// of addresses, each naming a key of its own, took all of it.
-type bodyPool struct {
-	sem  *semaphore.Weighted
-	size int64
-
-	mu   sync.Mutex
-	held map[netip.Prefix]int64 // held or awaited, by network
-}
-
-func newBodyPool(size int64) *bodyPool {
-	return &bodyPool{sem: semaphore.NewWeighted(size), size: size, held: map[netip.Prefix]int64{}}
-}
-
-// bodyShares is how many networks share a body pool out.
-const bodyShares = 8
-
-// acquire makes room for n bytes of who's, waiting at most bodyWait; it
-// reports whether it did.
-func (p *bodyPool) acquire(ctx context.Context, who netip.Prefix, n int64) bool {
-	p.mu.Lock()
-	ok := p.held[who] == 0 || p.held[who]+n <= p.size/bodyShares
-	if ok {
-		p.held[who] += n
-	}
-	p.mu.Unlock()
-	if !ok {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, bodyWait)
-	defer cancel()
-	if err := p.sem.Acquire(ctx, n); err != nil {
-		p.forget(who, n)
-		return false
-	}
-	return true
-}
-
-func (p *bodyPool) release(who netip.Prefix, n int64) {
-	p.sem.Release(n)
-	p.forget(who, n)
-}
-
-func (p *bodyPool) forget(who netip.Prefix, n int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.held[who] -= n; p.held[who] == 0 {
-		delete(p.held, who)
-	}
-}
-
 // Envelope is what every authenticated endpoint of the server shares: a
 // request id, authentication before the body is read, a bounded body, the
 // caller and the operation in the context (for the service to authorize),
@@ -169,8 +111,8 @@ type Envelope struct {
 	// the store fails each one fails.
 	unproven *slog.Logger
 	observe  func(*http.Request, Outcome)
-	small    *bodyPool // for bodies of at most smallBody
-	large    *bodyPool
+	small    *smallbody.Budget // for bodies of at most smallBody
+	large    *smallbody.Budget
 	buffers  sync.Pool // *[]byte: buffers for bodies larger than smallBody
 	accounts *AccountRates
 	timeout  time.Duration
@@ -199,7 +141,7 @@ type Options struct {
 // NewEnvelope returns an Envelope. observe, if set, is told the outcome of
 // every request.
 func NewEnvelope(authn Authenticator, logger *slog.Logger, observe func(*http.Request, Outcome), opts Options) *Envelope {
-	return &Envelope{authn: authn, proxies: opts.Proxies, logger: logger, unproven: logsample.Logger(logger), observe: observe, small: newBodyPool(BodyBudget / 4), large: newBodyPool(BodyBudget),
+	return &Envelope{authn: authn, proxies: opts.Proxies, logger: logger, unproven: logsample.Logger(logger), observe: observe, small: smallbody.NewBudget(BodyBudget/4, bodyWait), large: smallbody.NewBudget(BodyBudget, bodyWait),
 		accounts: opts.AccountRates, timeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout)}
 }
 
@@ -327,7 +269,7 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 	}
 	// An IPv4 /24 or IPv6 /48, which one site is often given whole.
 	who := clientaddr.Network(e.proxies.Nearest(r), 24, 48)
-	if !pool.acquire(r.Context(), who, n) {
+	if !pool.Acquire(r.Context(), who, n) {
 		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The server is busy with other large requests; retry.")
 	}
 	// Not every ResponseWriter can (a test's recorder): then the server's
@@ -351,7 +293,7 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 		if n == limit {
 			e.buffers.Put(&buf)
 		}
-		pool.release(who, n)
+		pool.Release(who, n)
 	}
 	if body, err = read(r.Body, buf, limit, pace); err != nil {
 		done()

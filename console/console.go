@@ -160,6 +160,13 @@ const (
 // maxForm bounds what a form may send.
 const maxForm = 64 << 10
 
+// The forms a console holds at once are at most formBudget bytes
+// (smallbody.Budget), and one waits formWait for room.
+const (
+	formBudget = 4 << 20
+	formWait   = 5 * time.Second
+)
+
 // sessionCookie is the name and path of the session's cookie for r. Over
 // HTTPS it is a __Host- cookie, of the whole host: a browser takes it only
 // from this host, over HTTPS, without a Domain, so that a sibling host
@@ -186,6 +193,7 @@ type Console struct {
 	// signedInFrom is when a key last signed in from each network.
 	signedInFrom *lru.Cache[netip.Prefix, time.Time]
 	refusals     *logsample.Sampler
+	forms        *smallbody.Budget // for the bodies of forms
 	// unproven logs, sampled, what failed of requests that proved
 	// neither a session nor a secret: anyone can send them, and while
 	// the store fails each one fails.
@@ -206,7 +214,7 @@ func New(cfg Config) (*Console, error) {
 	signedInFrom, _ := lru.New[netip.Prefix, time.Time](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
 		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, signInsFromNet: signInsFromNet, signedInFrom: signedInFrom,
-		refusals: logsample.New(), unproven: logsample.Logger(cfg.Logger), searches: searchSlots{byAccount: map[string]int{}}}
+		refusals: logsample.New(), forms: smallbody.NewBudget(formBudget, formWait), unproven: logsample.Logger(cfg.Logger), searches: searchSlots{byAccount: map[string]int{}}}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
@@ -275,15 +283,19 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.fail(w, r, http.StatusForbidden, "This request came from another site, and is refused.")
 			return
 		}
-		body, err := smallbody.Read(w, r, maxForm)
+		body, done, err := smallbody.Read(w, r, maxForm, c.forms, clientaddr.Network(c.cfg.Proxies.Nearest(r), 24, 48))
 		switch {
 		case errors.Is(err, smallbody.ErrTooLarge):
 			c.fail(w, r, http.StatusRequestEntityTooLarge, "The form is too large.")
+			return
+		case errors.Is(err, smallbody.ErrBusy):
+			c.fail(w, r, http.StatusServiceUnavailable, "The server is busy: try again.")
 			return
 		case err != nil:
 			c.fail(w, r, http.StatusBadRequest, "The form did not arrive whole in time: try again.")
 			return
 		}
+		defer done()
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	} else {
 		// A page's parameters are its query's. FormValue parsed a

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/internal/smallbody"
 )
 
@@ -35,6 +39,15 @@ const PathOCSP = "/ocsp"
 // maxOCSPRequest bounds a request: one names a few certificates in a few
 // hundred bytes.
 const maxOCSPRequest = 64 << 10
+
+// The bodies of OCSP requests a server holds at once are at most
+// ocspBodyBudget bytes (smallbody.Budget; thousands of requests of a few
+// hundred bytes, 64 of the largest), and one waits ocspBodyWait for room,
+// then is answered tryLater.
+const (
+	ocspBodyBudget = 4 << 20
+	ocspBodyWait   = time.Second
+)
 
 // handleOCSP serves the OCSP responder. Every answer is an OCSP response,
 // an error response (malformedRequest, ...) for a request that is not one.
@@ -70,10 +83,18 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.Ha
 		}
 		w.Write(resp)
 	}
+	budget := smallbody.NewBudget(ocspBodyBudget, ocspBodyWait)
 	mux.HandleFunc("POST "+PathOCSP, func(w http.ResponseWriter, r *http.Request) {
-		body, err := smallbody.Read(w, r, maxOCSPRequest)
-		if err != nil {
+		body, done, err := smallbody.Read(w, r, maxOCSPRequest, budget, clientaddr.Network(s.proxies.Nearest(r), 24, 48))
+		switch {
+		case errors.Is(err, smallbody.ErrBusy):
+			w.Header().Set("Content-Type", "application/ocsp-response")
+			w.Write(ocsp.TryLaterErrorResponse)
+			return
+		case err != nil:
 			body = nil // too large, too slow or cut: malformed
+		default:
+			defer done()
 		}
 		answer(w, r, body)
 	})

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -24,6 +23,8 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/clientaddr"
+	"github.com/openpca/openpca/internal/smallbody"
 	"github.com/openpca/openpca/internal/sqliteuri"
 )
 
@@ -84,6 +85,8 @@ type Server struct {
 	// is the log's own evidence, but anyone who saw one can send it
 	// again, and the other logs' must not be drowned by it.
 	forks map[string]*rate.Sometimes
+	// bodies bounds the requests' bodies held at once.
+	bodies *smallbody.Budget
 }
 
 // maxForkOrigins bounds how many origins' fork lines Server.forks tells
@@ -93,6 +96,13 @@ const maxForkOrigins = 1024
 // maxRequest bounds an add-checkpoint request: an old size, at most 63
 // proof hashes and a checkpoint with a few signatures fit many times over.
 const maxRequest = 64 << 10
+
+// The bodies a witness holds at once are at most bodyBudget bytes
+// (smallbody.Budget), and one waits bodyWait for room.
+const (
+	bodyBudget = 4 << 20
+	bodyWait   = time.Second
+)
 
 // NewServer opens (or makes) the witness's database.
 func NewServer(ctx context.Context, cfg Config) (*Server, error) {
@@ -135,7 +145,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("witness: %s: %w", cfg.Database, err)
 	}
 	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10), forks: map[string]*rate.Sometimes{},
-		turn: make(chan struct{}, 1)}, nil
+		turn: make(chan struct{}, 1), bodies: smallbody.NewBudget(bodyBudget, bodyWait)}, nil
 }
 
 // leaveWAL puts db in rollback-journal mode. Leaving WAL mode needs the
@@ -221,11 +231,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
-	if err != nil {
+	body, done, err := smallbody.Read(w, r, maxRequest, s.bodies, clientaddr.Network(clientaddr.Proxies{}.Nearest(r), 24, 48))
+	switch {
+	case errors.Is(err, smallbody.ErrTooLarge):
 		http.Error(w, "the request is too large", http.StatusRequestEntityTooLarge)
 		return
+	case errors.Is(err, smallbody.ErrBusy):
+		http.Error(w, "the witness is busy: retry", http.StatusServiceUnavailable)
+		return
+	case err != nil:
+		http.Error(w, "the request did not arrive whole in time", http.StatusBadRequest)
+		return
 	}
+	defer done()
 	cosig, err := s.addCheckpoint(r.Context(), body)
 	var refused *RefusedError
 	var conflict *ConflictError

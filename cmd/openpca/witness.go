@@ -206,8 +206,8 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	}
 	// Anyone can reach a witness: each connection's memory is bounded (an
 	// add-checkpoint request needs no header of size, and its body is
-	// 64 KiB at most) and so is their number, so that slow clients take
-	// at most about 80 MiB, and 5 MiB from one network. A server sends
+	// 64 KiB at most, within the server's budget of bodies) and so is
+	// their number, so that slow clients take little of it. A server sends
 	// one request a round, so a connection idle for 5 seconds is let go:
 	// idle ones cannot hold the slots for long.
 	srv := &http.Server{Handler: w, MaxHeaderBytes: witnessMaxHeader, ReadHeaderTimeout: 5 * time.Second,

@@ -8,11 +8,17 @@
 package smallbody
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Time is how long a body may take to arrive. Bodies read here are at
@@ -23,28 +29,46 @@ const Time = 10 * time.Second
 // ErrTooLarge is a body of more than the limit.
 var ErrTooLarge = errors.New("the request's body is too large")
 
-// Read reads r's body, of at most limit bytes, within Time; a body
-// whose declared length is larger is ErrTooLarge before a byte of it is
-// read. What is left of a body not read whole, Bound leaves.
-func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, ErrTooLarge
+// ErrBusy is a body the budget had no room for.
+var ErrBusy = errors.New("the server is busy with other requests' bodies")
+
+// Read reads r's body, of at most limit bytes, within Time, in room it
+// takes from budget in the share of who, the network it comes from; a
+// body whose declared length is larger is ErrTooLarge before a byte of it
+// is read, and one the budget has no room for ErrBusy. done gives the
+// room back: the body must not be used after. What is left of a body not
+// read whole, Bound leaves.
+func Read(w http.ResponseWriter, r *http.Request, limit int64, budget *Budget, who netip.Prefix) (body []byte, done func(), err error) {
+	n := r.ContentLength
+	switch {
+	case n > limit:
+		return nil, nil, ErrTooLarge
+	case n < 0:
+		n = limit
 	}
+	if !budget.Acquire(r.Context(), who, n) {
+		return nil, nil, ErrBusy
+	}
+	done = func() { budget.Release(who, n) }
 	rc := http.NewResponseController(w)
 	// Not every ResponseWriter can (a test's recorder): then the server's
 	// own read timeout still ends a trickle.
 	_ = rc.SetReadDeadline(time.Now().Add(Time))
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err == nil && int64(len(body)) > limit {
+	// Of the size the room is for, and no more: io.ReadAll doubled its
+	// buffer as a body came, to twice what it held.
+	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+	_, err = buf.ReadFrom(io.LimitReader(r.Body, n+1))
+	if err == nil && int64(buf.Len()) > n {
 		err = ErrTooLarge
 	}
 	if err != nil {
-		return nil, err
+		done()
+		return nil, nil, err
 	}
 	// No deadline is left for net/http's read behind the handler, whose
 	// expiry would cancel the request.
 	_ = rc.SetReadDeadline(time.Time{})
-	return body, nil
+	return buf.Bytes(), done, nil
 }
 
 // LeaveGrace is how long, once a request is answered, what comes of a
@@ -163,3 +187,67 @@ func (l *leavingWriter) Write(p []byte) (int, error) {
 
 // Unwrap gives http.ResponseController the server's writer.
 func (l *leavingWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
+
+// Budget is a budget of bytes for request bodies, shared out among the
+// networks requests come from (an IPv4 /24, an IPv6 /48): none holds or
+// awaits more than an eighth of it (or one body, if that is more). Anyone
+// can send the bodies of OCSP requests and console forms, or name an
+// access key id, which is no secret, in an API request whose headers pass
+// before its body is read: the networks that hold bodies back leave seven
+// eighths to the others. (The API's, shared out by key and address, as
+// it was, went whole to four requests' worth of addresses, each naming a
+// key of its own; bodies of 64 KiB sent to the OCSP responder and the
+// console, each held back its last byte, by 4,096 connections, took a
+// server to 1.5 GB before they had a budget.)
+type Budget struct {
+	sem  *semaphore.Weighted
+	size int64
+	wait time.Duration
+
+	mu   sync.Mutex
+	held map[netip.Prefix]int64 // held or awaited, by network
+}
+
+// NewBudget returns a Budget of size bytes, whose room a body waits for
+// at most wait.
+func NewBudget(size int64, wait time.Duration) *Budget {
+	return &Budget{sem: semaphore.NewWeighted(size), size: size, wait: wait, held: map[netip.Prefix]int64{}}
+}
+
+// bodyShares is how many networks share a budget out.
+const bodyShares = 8
+
+// Acquire makes room for n bytes of who's, waiting at most the budget's
+// wait; it reports whether it did.
+func (p *Budget) Acquire(ctx context.Context, who netip.Prefix, n int64) bool {
+	p.mu.Lock()
+	ok := p.held[who] == 0 || p.held[who]+n <= p.size/bodyShares
+	if ok {
+		p.held[who] += n
+	}
+	p.mu.Unlock()
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.wait)
+	defer cancel()
+	if err := p.sem.Acquire(ctx, n); err != nil {
+		p.forget(who, n)
+		return false
+	}
+	return true
+}
+
+// Release gives back the room Acquire made.
+func (p *Budget) Release(who netip.Prefix, n int64) {
+	p.sem.Release(n)
+	p.forget(who, n)
+}
+
+func (p *Budget) forget(who netip.Prefix, n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held[who] -= n; p.held[who] == 0 {
+		delete(p.held, who)
+	}
+}

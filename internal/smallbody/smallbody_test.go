@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,21 +18,31 @@ import (
 	"github.com/openpca/openpca/internal/smallbody"
 )
 
-// TestRead: bodies up to the limit are read whole, with or without a
-// length; one past it is ErrTooLarge.
-func TestRead(t *testing.T) {
-	const limit = 1 << 10
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := smallbody.Read(w, r, limit)
+// echoServer answers with the body of each request, read with
+// smallbody.Read within limit and budget: 413 if it is too large, 503 if
+// the budget has no room for it.
+func echoServer(limit int64, budget *smallbody.Budget) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, done, err := smallbody.Read(w, r, limit, budget, netip.MustParsePrefix("127.0.0.0/24"))
 		switch {
 		case errors.Is(err, smallbody.ErrTooLarge):
 			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+		case errors.Is(err, smallbody.ErrBusy):
+			http.Error(w, "busy", http.StatusServiceUnavailable)
 		case err != nil:
 			http.Error(w, err.Error(), http.StatusBadRequest)
 		default:
 			w.Write(body)
+			done()
 		}
 	}))
+}
+
+// TestRead: bodies up to the limit are read whole, with or without a
+// length; one past it is ErrTooLarge.
+func TestRead(t *testing.T) {
+	const limit = 1 << 10
+	srv := echoServer(limit, smallbody.NewBudget(limit, time.Second))
 	defer srv.Close()
 	for _, tc := range []struct {
 		name    string
@@ -203,4 +214,32 @@ func dial(t *testing.T, srv *httptest.Server) net.Conn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// TestReadBusy: a body the budget has no room for, within its wait, is
+// ErrBusy, unread; once there is room, it is read.
+func TestReadBusy(t *testing.T) {
+	budget := smallbody.NewBudget(1<<10, 100*time.Millisecond)
+	srv := echoServer(1<<10, budget)
+	defer srv.Close()
+	post := func() int {
+		res, err := http.Post(srv.URL, "application/octet-stream", strings.NewReader("a body"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	// Another network's bodies hold all of it.
+	elsewhere := netip.MustParsePrefix("192.0.2.0/24")
+	if !budget.Acquire(t.Context(), elsewhere, 1<<10) {
+		t.Fatal("an empty budget had no room")
+	}
+	if status := post(); status != http.StatusServiceUnavailable {
+		t.Errorf("a body with no room: %d, want 503", status)
+	}
+	budget.Release(elsewhere, 1<<10)
+	if status := post(); status != http.StatusOK {
+		t.Errorf("a body with room: %d, want 200", status)
+	}
 }
