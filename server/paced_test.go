@@ -92,9 +92,9 @@ func (l smallSends) Accept() (net.Conn, error) {
 }
 
 // TestLocalCRLsPaced: the local buckets' CRLs, which anyone may fetch, are
-// paced (crlGrace, crlRate): a reader that takes nothing has its
-// connection ended within the grace and a little more, not held for the
-// server's write timeout.
+// paced, as every answer is (answerGrace, answerRate): a reader that
+// takes nothing has its connection ended within the grace and a little
+// more, not held for the server's write timeout.
 func TestLocalCRLsPaced(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -110,7 +110,7 @@ func TestLocalCRLsPaced(t *testing.T) {
 	served := make(chan struct{})
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer close(served)
-		mux.ServeHTTP(w, r)
+		paceAnswers(mux).ServeHTTP(w, r)
 	}))
 	srv.Listener = smallSends{srv.Listener}
 	conn := startAndDial(t, srv, 10*time.Minute)
@@ -118,13 +118,49 @@ func TestLocalCRLsPaced(t *testing.T) {
 	fmt.Fprintf(conn, "GET /s3/b/ca.crl HTTP/1.1\r\nHost: x\r\n\r\n")
 	select {
 	case <-served:
-	case <-time.After(crlGrace + 50*time.Second):
-		t.Fatalf("a reader that took nothing held its CRL's response %v", crlGrace+50*time.Second)
+	case <-time.After(answerGrace + 50*time.Second):
+		t.Fatalf("a reader that took nothing held its CRL's response %v", answerGrace+50*time.Second)
 	}
 	// The response was cut short: the connection ends before the CRL.
 	n, _ := io.Copy(io.Discard, conn)
 	if n >= size {
 		t.Errorf("the whole CRL (%d bytes) went to a reader that took nothing", n)
+	}
+}
+
+// TestPipelinedAnswersUnread: a client that sends requests one after the
+// other on its connection and never reads their answers has the
+// connection ended within answerGrace and a little more, once the
+// socket's buffers are full, not held for the server's write timeout: a
+// handler blocked writing is never taken for an idle connection, and a
+// few such clients held all of a server's connections for two minutes
+// at a time.
+func TestPipelinedAnswersUnread(t *testing.T) {
+	t.Parallel()
+	failed := make(chan struct{}, 1)
+	answer := make([]byte, 64<<10)
+	srv := httptest.NewUnstartedServer(paceAnswers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := w.Write(answer); err != nil {
+			select {
+			case failed <- struct{}{}:
+			default:
+			}
+		}
+	})))
+	srv.Listener = smallSends{srv.Listener}
+	conn := startAndDial(t, srv, 10*time.Minute)
+	conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	go func() {
+		for range 400 {
+			if _, err := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-failed:
+	case <-time.After(answerGrace + 30*time.Second):
+		t.Fatalf("a client that reads no answers held its connection %v", answerGrace+30*time.Second)
 	}
 }
 

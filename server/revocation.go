@@ -146,35 +146,65 @@ func (s *Server) handleLocalCRLs(mux *http.ServeMux, objects LocalObjects) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/pkix-crl")
-		http.ServeContent(paced(w, crlGrace, crlRate), r, "", fi.ModTime(), f)
+		http.ServeContent(w, r, "", fi.ModTime(), f) // paced, as every answer is
 	})
 }
 
-// A CRL is written within crlGrace and a second more for each crlRate
-// bytes (512 kbit/s), not within the server's write timeout: a reader
-// that takes nothing holds its connection for the grace and what the
-// socket's buffers took (a few MB), not two minutes, and one that reads
-// at the rate gets a CRL of any size (34 MB, a million entries, takes
-// nine minutes), where two minutes cut it off below 2.3 Mbit/s.
+// Every answer is written within answerGrace from its first byte (its
+// headers', or its body's), and a second more for each answerRate bytes
+// (512 kbit/s), not within the server's write timeout of two minutes,
+// counted from the request: a client that takes nothing (its requests
+// pipelined, their answers never read) holds its connection for the
+// grace and what the socket's buffers took (a few MB), not two minutes,
+// and one that reads at the rate gets an answer of any size (a CRL of 34
+// MB, a million entries, takes nine minutes), where two minutes cut it
+// off below 2.3 Mbit/s.
 const (
-	crlGrace = 10 * time.Second
-	crlRate  = 64 << 10
+	answerGrace = 10 * time.Second
+	answerRate  = 64 << 10
 )
 
-// pacedWriter writes its response within grace, and a second more for
-// each rate bytes written.
+// paceAnswers writes the answers of h at answerRate, after answerGrace.
+func paceAnswers(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(paced(w, answerGrace, answerRate), r)
+	})
+}
+
+// pacedWriter writes its response within grace of its first byte, and a
+// second more for each rate bytes written.
 type pacedWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
-	end     time.Time // of the grace
+	grace   time.Duration
 	rate    int64
+	end     time.Time // of the grace; zero before the first byte
 	written int64
 }
 
 // paced returns a writer of w's response at rate bytes a second at least,
 // after grace.
 func paced(w http.ResponseWriter, grace time.Duration, rate int64) *pacedWriter {
-	return &pacedWriter{ResponseWriter: w, rc: http.NewResponseController(w), end: time.Now().Add(grace), rate: rate}
+	return &pacedWriter{ResponseWriter: w, rc: http.NewResponseController(w), grace: grace, rate: rate}
+}
+
+// pace sets the deadline of the answer's next write, once n more bytes
+// of it are written.
+func (p *pacedWriter) pace(n int) {
+	if p.end.IsZero() {
+		p.end = time.Now().Add(p.grace)
+	}
+	p.written += int64(n)
+	// Not every ResponseWriter can (a test's recorder): then the server's
+	// own write timeout stands.
+	_ = p.rc.SetWriteDeadline(p.end.Add(time.Duration(p.written/p.rate)*time.Second + time.Duration(p.written%p.rate)*time.Second/time.Duration(p.rate)))
+}
+
+// WriteHeader starts the grace: the headers may go alone, at the
+// handler's end, to a client that takes nothing.
+func (p *pacedWriter) WriteHeader(code int) {
+	p.pace(0)
+	p.ResponseWriter.WriteHeader(code)
 }
 
 func (p *pacedWriter) Write(b []byte) (int, error) {
@@ -183,10 +213,7 @@ func (p *pacedWriter) Write(b []byte) (int, error) {
 		// A chunk at a time, each with its own deadline: one large write
 		// would have the time of all of it from the start.
 		chunk := b[:min(len(b), paceChunk)]
-		p.written += int64(len(chunk))
-		// Not every ResponseWriter can (a test's recorder): then the
-		// server's own write timeout stands.
-		_ = p.rc.SetWriteDeadline(p.end.Add(time.Duration(p.written/p.rate)*time.Second + time.Duration(p.written%p.rate)*time.Second/time.Duration(p.rate)))
+		p.pace(len(chunk))
 		m, err := p.ResponseWriter.Write(chunk)
 		if n += m; err != nil {
 			return n, err
@@ -195,6 +222,10 @@ func (p *pacedWriter) Write(b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// Unwrap gives http.ResponseController the server's writer: the read
+// deadlines of bodies, and flushes.
+func (p *pacedWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
 // paceChunk is what pacedWriter writes at once.
 const paceChunk = 32 << 10

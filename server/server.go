@@ -147,7 +147,7 @@ func New(cfg Config) *Server {
 		s.handleLocalCRLs(mux, cfg.LocalObjects)
 	}
 	s.http = &http.Server{
-		Handler:           smallbody.Bound(handler),
+		Handler:           paceAnswers(smallbody.Bound(handler)),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
