@@ -318,7 +318,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	var web http.Handler
 	if signIn, ok := authenticator.(console.Authenticator); ok && !cfg.NoConsole {
 		if web, err = console.New(console.Config{Rates: rates, Service: svc, AuditLog: svc, Certificates: svc, Store: a.store, Objects: a.objects, Auth: signIn, Logger: logger, Now: cfg.Now,
-			HTTPS: strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"), SearchTime: cfg.ConsoleSearchTime, Proxies: cfg.TrustedProxies}); err != nil {
+			HTTPS: strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"), SearchTime: cfg.ConsoleSearchTime, Proxies: cfg.TrustedProxies, MaxConnections: cfg.MaxConnections}); err != nil {
 			return fail(err)
 		}
 	}
@@ -327,6 +327,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		PrivateMetrics: cfg.PrivateMetrics,
 		AccountRates:   rates,
 		TrustedProxies: cfg.TrustedProxies,
+		MaxConnections: cfg.MaxConnections,
 		Service:        svc,
 		AuditLog:       svc,
 		OCSP:           svc,

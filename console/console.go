@@ -111,6 +111,9 @@ type Config struct {
 	// client's address it takes, for the sign-in limit of an address, and
 	// on whether the client came over HTTPS, for the session's cookie.
 	Proxies clientaddr.Proxies
+	// MaxConnections is how many connections the server takes at once
+	// (0: smallbody.DefaultConnections), for the budget of small forms.
+	MaxConnections int
 	// HTTPS says that clients reach the console over HTTPS, though the
 	// server may not: behind a proxy that ends TLS, cookies are Secure
 	// all the same.
@@ -160,8 +163,9 @@ const (
 // maxForm bounds what a form may send.
 const maxForm = 64 << 10
 
-// The forms a console holds at once are at most formBudget bytes
-// (smallbody.Budget), and one waits formWait for room.
+// The forms a console holds at once, past those of a few KiB (a sign-in,
+// a revocation: smallbody.Budgets), are at most formBudget bytes, and one
+// waits formWait for room.
 const (
 	formBudget = 4 << 20
 	formWait   = 5 * time.Second
@@ -193,7 +197,7 @@ type Console struct {
 	// signedInFrom is when a key last signed in from each network.
 	signedInFrom *lru.Cache[netip.Prefix, time.Time]
 	refusals     *logsample.Sampler
-	forms        *smallbody.Budget // for the bodies of forms
+	forms        *smallbody.Budgets // for the bodies of forms
 	// unproven logs, sampled, what failed of requests that proved
 	// neither a session nor a secret: anyone can send them, and while
 	// the store fails each one fails.
@@ -214,7 +218,7 @@ func New(cfg Config) (*Console, error) {
 	signedInFrom, _ := lru.New[netip.Prefix, time.Time](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
 		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, signInsFromNet: signInsFromNet, signedInFrom: signedInFrom,
-		refusals: logsample.New(), forms: smallbody.NewBudget(formBudget, formWait), unproven: logsample.Logger(cfg.Logger), searches: searchSlots{byAccount: map[string]int{}}}
+		refusals: logsample.New(), forms: smallbody.NewBudgets(formBudget, cfg.MaxConnections, formWait), unproven: logsample.Logger(cfg.Logger), searches: searchSlots{byAccount: map[string]int{}}}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {

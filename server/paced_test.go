@@ -16,17 +16,24 @@ import (
 
 // TestPacedWriter: a paced response goes on past the server's write
 // timeout for a reader that takes it at the rate, and ends soon for one
-// that takes nothing, however long the server's write timeout.
+// that takes nothing, however long the server's write timeout; one that
+// reads slower than the rate, but reads, gets it whole unless held to the
+// rate.
 func TestPacedWriter(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		size         int
 		writeTimeout time.Duration
 		rate         int64
-		reads        bool // at 3.2 MB/s at most, else not at all
+		strict       bool
+		pause        time.Duration // between reads of 64 KiB; 0: no reads at all
+		whole        bool
 	}{
-		{"a slow reader", 32 << 20, 2 * time.Second, 512 << 10, true},
-		{"a reader that takes nothing", 64 << 20, 10 * time.Minute, 1 << 20, false},
+		{"a slow reader", 32 << 20, 2 * time.Second, 512 << 10, true, 20 * time.Millisecond, true},
+		{"a reader that takes nothing", 64 << 20, 10 * time.Minute, 1 << 20, false, 0, false},
+		// Over small buffers, which take little of the answer ahead.
+		{"a reader slower than the rate", 512 << 10, 10 * time.Minute, 128 << 10, false, time.Second, true},
+		{"a reader slower than the rate, held to it", 512 << 10, 10 * time.Minute, 128 << 10, true, time.Second, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -34,13 +41,21 @@ func TestPacedWriter(t *testing.T) {
 			body := make([]byte, tc.size) // before the grace begins: on a loaded machine, making it took seconds
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Length", fmt.Sprint(tc.size))
-				_, err := io.Copy(paced(w, 3*time.Second, tc.rate), bytes.NewReader(body))
+				p := paced(w, 3*time.Second, tc.rate)
+				p.strict = tc.strict
+				_, err := io.Copy(p, bytes.NewReader(body))
 				wrote <- err
 			}))
+			small := tc.rate < 512<<10
+			if small {
+				srv.Listener = smallSends{srv.Listener}
+			}
 			conn := startAndDial(t, srv, tc.writeTimeout)
-			fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-			if !tc.reads {
+			if small || tc.pause == 0 {
 				conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+			}
+			fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			if tc.pause == 0 {
 				select {
 				case err := <-wrote:
 					if err == nil {
@@ -57,15 +72,15 @@ func TestPacedWriter(t *testing.T) {
 			}
 			n, buf := 0, make([]byte, 64<<10)
 			for {
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(tc.pause)
 				m, err := io.ReadFull(res.Body, buf)
 				n += m
 				if err != nil {
 					break
 				}
 			}
-			if n != tc.size || <-wrote != nil {
-				t.Errorf("the slow reader got %d bytes of %d", n, tc.size)
+			if err := <-wrote; (n == tc.size && err == nil) != tc.whole {
+				t.Errorf("the reader got %d bytes of %d, and the writer: %v; want it whole %v", n, tc.size, err, tc.whole)
 			}
 		})
 	}
@@ -176,4 +191,22 @@ func startAndDial(t *testing.T, srv *httptest.Server, writeTimeout time.Duration
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// unwrapping is a writer over another, as smallbody.Bound's is.
+type unwrapping struct{ http.ResponseWriter }
+
+func (u unwrapping) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// TestHoldToRate: a handler under paceAnswers (a CRL's) holds its answer
+// to the rate through the writers between.
+func TestHoldToRate(t *testing.T) {
+	var held bool
+	paceAnswers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		holdToRate(unwrapping{w})
+		held = w.(*pacedWriter).strict
+	})).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	if !held {
+		t.Error("the answer is not held to the rate")
+	}
 }

@@ -40,10 +40,10 @@ const PathOCSP = "/ocsp"
 // hundred bytes.
 const maxOCSPRequest = 64 << 10
 
-// The bodies of OCSP requests a server holds at once are at most
-// ocspBodyBudget bytes (smallbody.Budget; thousands of requests of a few
-// hundred bytes, 64 of the largest), and one waits ocspBodyWait for room,
-// then is answered tryLater.
+// The bodies of OCSP requests a server holds at once, past those of a
+// few KiB (smallbody.Budgets; a request is a few hundred bytes), are at
+// most ocspBodyBudget bytes (64 of the largest), and one waits
+// ocspBodyWait for room, then is answered tryLater.
 const (
 	ocspBodyBudget = 4 << 20
 	ocspBodyWait   = time.Second
@@ -83,12 +83,13 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.Ha
 		}
 		w.Write(resp)
 	}
-	budget := smallbody.NewBudget(ocspBodyBudget, ocspBodyWait)
+	budgets := smallbody.NewBudgets(ocspBodyBudget, s.connections, ocspBodyWait)
 	mux.HandleFunc("POST "+PathOCSP, func(w http.ResponseWriter, r *http.Request) {
-		body, done, err := smallbody.Read(w, r, maxOCSPRequest, budget, clientaddr.Network(s.proxies.Nearest(r), 24, 48))
+		body, done, err := smallbody.Read(w, r, maxOCSPRequest, budgets, clientaddr.Network(s.proxies.Nearest(r), 24, 48))
 		switch {
 		case errors.Is(err, smallbody.ErrBusy):
 			w.Header().Set("Content-Type", "application/ocsp-response")
+			w.Header().Set("Cache-Control", "no-store")
 			w.Write(ocsp.TryLaterErrorResponse)
 			return
 		case err != nil:
@@ -146,19 +147,22 @@ func (s *Server) handleLocalCRLs(mux *http.ServeMux, objects LocalObjects) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/pkix-crl")
-		http.ServeContent(w, r, "", fi.ModTime(), f) // paced, as every answer is
+		holdToRate(w)
+		http.ServeContent(w, r, "", fi.ModTime(), f)
 	})
 }
 
-// Every answer is written within answerGrace from its first byte (its
-// headers', or its body's), and a second more for each answerRate bytes
-// (512 kbit/s), not within the server's write timeout of two minutes,
-// counted from the request: a client that takes nothing (its requests
-// pipelined, their answers never read) holds its connection for the
-// grace and what the socket's buffers took (a few MB), not two minutes,
-// and one that reads at the rate gets an answer of any size (a CRL of 34
-// MB, a million entries, takes nine minutes), where two minutes cut it
-// off below 2.3 Mbit/s.
+// An answer is written at answerRate at least (512 kbit/s), after
+// answerGrace from its first byte (its headers', or its body's): a
+// client that takes nothing (its requests pipelined, their answers never
+// read) holds its connection for the grace and what the socket's buffers
+// took (a few MB), not the server's write timeout of two minutes, counted
+// from the request. Past the rate, an answer still goes on while each
+// chunk of it goes within the grace (26 kbit/s): a client on a slow link
+// gets a console's page, or its verifier of 2 MB. A CRL, which anyone may
+// fetch, and large, is held to the rate (strict): one that reads at it
+// gets a CRL of any size (34 MB, a million entries, in nine minutes), and
+// one that reads slower holds no connection for hours.
 const (
 	answerGrace = 10 * time.Second
 	answerRate  = 64 << 10
@@ -172,12 +176,14 @@ func paceAnswers(h http.Handler) http.Handler {
 }
 
 // pacedWriter writes its response within grace of its first byte, and a
-// second more for each rate bytes written.
+// second more for each rate bytes written; or else, unless strict, each
+// chunk within grace of its start.
 type pacedWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
 	grace   time.Duration
 	rate    int64
+	strict  bool
 	end     time.Time // of the grace; zero before the first byte
 	written int64
 }
@@ -188,16 +194,37 @@ func paced(w http.ResponseWriter, grace time.Duration, rate int64) *pacedWriter 
 	return &pacedWriter{ResponseWriter: w, rc: http.NewResponseController(w), grace: grace, rate: rate}
 }
 
+// holdToRate has the pacedWriter that w writes through (paceAnswers')
+// hold its answer to its rate.
+func holdToRate(w http.ResponseWriter) {
+	for {
+		switch v := w.(type) {
+		case *pacedWriter:
+			v.strict = true
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return
+		}
+	}
+}
+
 // pace sets the deadline of the answer's next write, once n more bytes
 // of it are written.
 func (p *pacedWriter) pace(n int) {
+	now := time.Now()
 	if p.end.IsZero() {
-		p.end = time.Now().Add(p.grace)
+		p.end = now.Add(p.grace)
 	}
 	p.written += int64(n)
+	deadline := p.end.Add(time.Duration(p.written/p.rate)*time.Second + time.Duration(p.written%p.rate)*time.Second/time.Duration(p.rate))
+	if stalled := now.Add(p.grace); !p.strict && stalled.After(deadline) {
+		deadline = stalled
+	}
 	// Not every ResponseWriter can (a test's recorder): then the server's
 	// own write timeout stands.
-	_ = p.rc.SetWriteDeadline(p.end.Add(time.Duration(p.written/p.rate)*time.Second + time.Duration(p.written%p.rate)*time.Second/time.Duration(p.rate)))
+	_ = p.rc.SetWriteDeadline(deadline)
 }
 
 // WriteHeader starts the grace: the headers may go alone, at the

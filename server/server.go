@@ -59,6 +59,9 @@ type Config struct {
 	AccountRates *awsjson.AccountRates
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
 	TrustedProxies clientaddr.Proxies
+	// MaxConnections is how many connections the server takes at once
+	// (0: smallbody.DefaultConnections), for the budget of small bodies.
+	MaxConnections int
 	Logger         *slog.Logger
 }
 
@@ -95,11 +98,13 @@ type Server struct {
 	// unproven samples the lines of requests that proved no signature.
 	unproven   *logsample.Sampler
 	ocspMaxAge time.Duration
+	// connections is Config.MaxConnections.
+	connections int
 }
 
 // New returns a Server for cfg; Serve starts it.
 func New(cfg Config) *Server {
-	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies, unproven: logsample.New(), ocspMaxAge: cfg.OCSPMaxAge}
+	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies, unproven: logsample.New(), ocspMaxAge: cfg.OCSPMaxAge, connections: cfg.MaxConnections}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(registry, cfg.Collectors)

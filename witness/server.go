@@ -61,6 +61,9 @@ type Config struct {
 	Key string
 	// Logs are the logs the witness cosigns.
 	Logs []Log
+	// MaxConnections is how many connections the witness takes at once
+	// (0: smallbody.DefaultConnections), for the budget of small bodies.
+	MaxConnections int
 	// Database is the path of the SQLite database where the witness keeps
 	// the latest checkpoint it cosigned of each log.
 	Database string
@@ -86,7 +89,7 @@ type Server struct {
 	// again, and the other logs' must not be drowned by it.
 	forks map[string]*rate.Sometimes
 	// bodies bounds the requests' bodies held at once.
-	bodies *smallbody.Budget
+	bodies *smallbody.Budgets
 }
 
 // maxForkOrigins bounds how many origins' fork lines Server.forks tells
@@ -97,8 +100,9 @@ const maxForkOrigins = 1024
 // proof hashes and a checkpoint with a few signatures fit many times over.
 const maxRequest = 64 << 10
 
-// The bodies a witness holds at once are at most bodyBudget bytes
-// (smallbody.Budget), and one waits bodyWait for room.
+// The bodies a witness holds at once, past those of a few KiB (a round's
+// request: smallbody.Budgets), are at most bodyBudget bytes, and one waits
+// bodyWait for room.
 const (
 	bodyBudget = 4 << 20
 	bodyWait   = time.Second
@@ -145,7 +149,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("witness: %s: %w", cfg.Database, err)
 	}
 	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10), forks: map[string]*rate.Sometimes{},
-		turn: make(chan struct{}, 1), bodies: smallbody.NewBudget(bodyBudget, bodyWait)}, nil
+		turn: make(chan struct{}, 1), bodies: smallbody.NewBudgets(bodyBudget, cfg.MaxConnections, bodyWait)}, nil
 }
 
 // leaveWAL puts db in rollback-journal mode. Leaving WAL mode needs the

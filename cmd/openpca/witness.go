@@ -189,7 +189,7 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 			}
 		}
 	}()
-	w, err := witness.NewServer(ctx, witness.Config{Key: strings.TrimSpace(string(skey)), Logs: logs, Database: dbPath, Logger: logger})
+	w, err := witness.NewServer(ctx, witness.Config{Key: strings.TrimSpace(string(skey)), Logs: logs, Database: dbPath, Logger: logger, MaxConnections: witnessMaxConns})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@
 package smallbody
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -32,19 +32,45 @@ var ErrTooLarge = errors.New("the request's body is too large")
 // ErrBusy is a body the budget had no room for.
 var ErrBusy = errors.New("the server is busy with other requests' bodies")
 
+// Budgets are the budgets Read reads bodies in: one of its own for bodies
+// that declare at most SmallBody bytes (an OCSP request, a console's
+// sign-in), as large as that many bytes for every connection a server
+// takes (so that held-back bodies can take it no sooner than they take
+// the connections themselves), and one for larger or undeclared ones.
+type Budgets struct{ small, large *Budget }
+
+// SmallBody is the size of the bodies read in their own budget.
+const SmallBody = 4 << 10
+
+// NewBudgets returns Budgets of large bytes for large bodies, and of
+// SmallBody bytes for each of connections for small ones (for each of
+// DefaultConnections if 0), whose room a body waits for at most wait.
+func NewBudgets(large int64, connections int, wait time.Duration) *Budgets {
+	connections = cmp.Or(connections, DefaultConnections)
+	return &Budgets{small: NewBudget(int64(connections)*SmallBody, wait), large: NewBudget(large, wait)}
+}
+
+// DefaultConnections is how many connections a server takes at once by
+// default (app.DefaultMaxConnections).
+const DefaultConnections = 4096
+
 // Read reads r's body, of at most limit bytes, within Time, in room it
-// takes from budget in the share of who, the network it comes from; a
+// takes from budgets in the share of who, the network it comes from; a
 // body whose declared length is larger is ErrTooLarge before a byte of it
 // is read, and one the budget has no room for ErrBusy. done gives the
 // room back: the body must not be used after. What is left of a body not
 // read whole, Bound leaves.
-func Read(w http.ResponseWriter, r *http.Request, limit int64, budget *Budget, who netip.Prefix) (body []byte, done func(), err error) {
+func Read(w http.ResponseWriter, r *http.Request, limit int64, budgets *Budgets, who netip.Prefix) (body []byte, done func(), err error) {
 	n := r.ContentLength
 	switch {
 	case n > limit:
 		return nil, nil, ErrTooLarge
 	case n < 0:
 		n = limit
+	}
+	budget := budgets.large
+	if n <= SmallBody {
+		budget = budgets.small
 	}
 	if !budget.Acquire(r.Context(), who, n) {
 		return nil, nil, ErrBusy
@@ -54,12 +80,21 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64, budget *Budget, w
 	// Not every ResponseWriter can (a test's recorder): then the server's
 	// own read timeout still ends a trickle.
 	_ = rc.SetReadDeadline(time.Now().Add(Time))
-	// Of the size the room is for, and no more: io.ReadAll doubled its
-	// buffer as a body came, to twice what it held.
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
-	_, err = buf.ReadFrom(io.LimitReader(r.Body, n+1))
-	if err == nil && int64(buf.Len()) > n {
+	// Of the size the room is for, and one byte more, to see a body
+	// longer than it said: io.ReadAll, and bytes.Buffer, grow their
+	// buffers to twice what they hold.
+	buf := make([]byte, n+1)
+	got := 0
+	for got < len(buf) && err == nil {
+		var m int
+		m, err = r.Body.Read(buf[got:])
+		got += m
+	}
+	switch {
+	case int64(got) > n:
 		err = ErrTooLarge
+	case errors.Is(err, io.EOF):
+		err = nil
 	}
 	if err != nil {
 		done()
@@ -68,7 +103,7 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64, budget *Budget, w
 	// No deadline is left for net/http's read behind the handler, whose
 	// expiry would cancel the request.
 	_ = rc.SetReadDeadline(time.Time{})
-	return buf.Bytes(), done, nil
+	return buf[:got], done, nil
 }
 
 // LeaveGrace is how long, once a request is answered, what comes of a
@@ -220,6 +255,9 @@ const bodyShares = 8
 // Acquire makes room for n bytes of who's, waiting at most the budget's
 // wait; it reports whether it did.
 func (p *Budget) Acquire(ctx context.Context, who netip.Prefix, n int64) bool {
+	if n > p.size {
+		return false // never: no wait would make room
+	}
 	p.mu.Lock()
 	ok := p.held[who] == 0 || p.held[who]+n <= p.size/bodyShares
 	if ok {

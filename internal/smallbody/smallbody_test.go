@@ -21,7 +21,7 @@ import (
 // echoServer answers with the body of each request, read with
 // smallbody.Read within limit and budget: 413 if it is too large, 503 if
 // the budget has no room for it.
-func echoServer(limit int64, budget *smallbody.Budget) *httptest.Server {
+func echoServer(limit int64, budget *smallbody.Budgets) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, done, err := smallbody.Read(w, r, limit, budget, netip.MustParsePrefix("127.0.0.0/24"))
 		switch {
@@ -42,7 +42,7 @@ func echoServer(limit int64, budget *smallbody.Budget) *httptest.Server {
 // length; one past it is ErrTooLarge.
 func TestRead(t *testing.T) {
 	const limit = 1 << 10
-	srv := echoServer(limit, smallbody.NewBudget(limit, time.Second))
+	srv := echoServer(limit, smallbody.NewBudgets(limit, 1, time.Second))
 	defer srv.Close()
 	for _, tc := range []struct {
 		name    string
@@ -217,29 +217,36 @@ func dial(t *testing.T, srv *httptest.Server) net.Conn {
 }
 
 // TestReadBusy: a body the budget has no room for, within its wait, is
-// ErrBusy, unread; once there is room, it is read.
+// ErrBusy, unread; small bodies and large ones have budgets of their own.
 func TestReadBusy(t *testing.T) {
-	budget := smallbody.NewBudget(1<<10, 100*time.Millisecond)
-	srv := echoServer(1<<10, budget)
+	srv := echoServer(64<<10, smallbody.NewBudgets(8<<10, 1, 100*time.Millisecond))
 	defer srv.Close()
-	post := func() int {
-		res, err := http.Post(srv.URL, "application/octet-stream", strings.NewReader("a body"))
+	post := func(body io.Reader, n int64) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, body)
+		req.ContentLength = n
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			return 0
 		}
 		res.Body.Close()
 		return res.StatusCode
 	}
-	// Another network's bodies hold all of it.
-	elsewhere := netip.MustParsePrefix("192.0.2.0/24")
-	if !budget.Acquire(t.Context(), elsewhere, 1<<10) {
-		t.Fatal("an empty budget had no room")
+	// A small body held back takes the small budget, one connection's.
+	held, holding := io.Pipe()
+	defer holding.Close()
+	go post(held, smallbody.SmallBody)
+	holding.Write([]byte("the first bytes"))
+	if status := post(strings.NewReader("a body"), 6); status != http.StatusServiceUnavailable {
+		t.Errorf("a small body with no room: %d, want 503", status)
 	}
-	if status := post(); status != http.StatusServiceUnavailable {
-		t.Errorf("a body with no room: %d, want 503", status)
+	if status := post(strings.NewReader(strings.Repeat("a", 5<<10)), 5<<10); status != http.StatusOK {
+		t.Errorf("a large body, in its own budget: %d, want 200", status)
 	}
-	budget.Release(elsewhere, 1<<10)
-	if status := post(); status != http.StatusOK {
-		t.Errorf("a body with room: %d, want 200", status)
+	holding.Write([]byte(strings.Repeat("a", smallbody.SmallBody-len("the first bytes"))))
+	holding.Close()
+	for deadline := time.Now().Add(5 * time.Second); post(strings.NewReader("a body"), 6) != http.StatusOK; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a small body, once the held one is in: still no room")
+		}
 	}
 }
