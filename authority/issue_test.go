@@ -610,6 +610,19 @@ func TestChainConstraints(t *testing.T) {
 			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
 		return err
 	}
+	// issueNamed issues, through the API, a certificate for name from ca.
+	issueNamed := func(ca string, name types.GeneralName) error {
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca,
+			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "named"}}).CSRPEM,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+			TemplateArn:    aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
+			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{name}}}})
+		return err
+	}
+	// mailbox is an internationalized email address (SmtpUTF8Mailbox).
+	mailbox := func(box string) types.GeneralName {
+		return types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String(box)}}
+	}
 	// A CA certificate's common name is none OpenSSL matches a host name
 	// with, and goes unchecked.
 	wide := root.NewIntermediate(t, "Wide", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"corp.example"} })
@@ -622,12 +635,7 @@ func TestChainConstraints(t *testing.T) {
 	// Nor, under a chain without email constraints, is an
 	// internationalized email address held to any, an empty label and
 	// all.
-	if _, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &parent,
-		Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "named"}}).CSRPEM,
-		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
-		TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
-		ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{
-			{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("jörg@evil.example.")}}}}}}); err != nil {
+	if err := issueNamed(parent, mailbox("jörg@evil.example.")); err != nil {
 		t.Errorf("an internationalized email address under a chain without email constraints: %v", err)
 	}
 	for template, ok := range map[string]bool{"SubordinateCACertificate_PathLen0/V1": true, "EndEntityCertificate/V1": false} {
@@ -702,12 +710,12 @@ func TestChainConstraints(t *testing.T) {
 		api  types.GeneralName
 		ok   bool
 	}{
-		{smtpUTF8("jörg@corp.example"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("jörg@corp.example")}}, true},
-		{smtpUTF8("jörg@CORP.example"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("jörg@CORP.example")}}, true},
-		{smtpUTF8("boss@evil.example"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("boss@evil.example")}}, false},
-		{smtpUTF8("jörg@bücher.example"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("jörg@bücher.example")}}, false},
-		{smtpUTF8("jörg@mail.corp.example"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("jörg@mail.corp.example")}}, false},
-		{smtpUTF8("no mailbox"), types.GeneralName{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String("no mailbox")}}, false},
+		{smtpUTF8("jörg@corp.example"), mailbox("jörg@corp.example"), true},
+		{smtpUTF8("jörg@CORP.example"), mailbox("jörg@CORP.example"), true},
+		{smtpUTF8("boss@evil.example"), mailbox("boss@evil.example"), false},
+		{smtpUTF8("jörg@bücher.example"), mailbox("jörg@bücher.example"), false},
+		{smtpUTF8("jörg@mail.corp.example"), mailbox("jörg@mail.corp.example"), false},
+		{smtpUTF8("no mailbox"), mailbox("no mailbox"), false},
 		{ipName("192.0.2.1"), types.GeneralName{IpAddress: aws.String("192.0.2.1")}, true},
 		{ipName("::ffff:192.0.2.1"), types.GeneralName{IpAddress: aws.String("::ffff:192.0.2.1")}, true},
 		{ipName("10.1.2.3"), types.GeneralName{IpAddress: aws.String("10.1.2.3")}, false},
@@ -724,12 +732,7 @@ func TestChainConstraints(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("the CSR's alternative name %q: %v, want allowed %v", what, err, tc.ok)
 		}
-		_, err = env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &sub,
-			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "named"}}).CSRPEM,
-			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
-			TemplateArn:    aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
-			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{tc.api}}}})
-		if (err == nil) != tc.ok {
+		if err := issueNamed(sub, tc.api); (err == nil) != tc.ok {
 			t.Errorf("the alternative name %q through the API: %v, want allowed %v", what, err, tc.ok)
 		}
 	}
@@ -744,13 +747,7 @@ func TestChainConstraints(t *testing.T) {
 		t.Fatal(err)
 	}
 	for box, ok := range map[string]bool{"jörg@good.example": true, "jörg@evil.example": false, "jörg@evil.example.": false, "jörg@evil..example": false} {
-		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &underExcluding,
-			Csr:              testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "named"}}).CSRPEM,
-			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
-			TemplateArn: aws.String(tmplPrefix + "EndEntityCertificate_APIPassthrough/V1"),
-			ApiPassthrough: &types.ApiPassthrough{Extensions: &types.Extensions{SubjectAlternativeNames: []types.GeneralName{
-				{OtherName: &types.OtherName{TypeId: aws.String("1.3.6.1.5.5.7.8.9"), Value: aws.String(box)}}}}}})
-		if (err == nil) != ok {
+		if err := issueNamed(underExcluding, mailbox(box)); (err == nil) != ok {
 			t.Errorf("the SmtpUTF8Mailbox %q under a chain that excludes evil.example: %v, want allowed %v", box, err, ok)
 		}
 	}
