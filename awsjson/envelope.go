@@ -295,7 +295,7 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 		}
 		pool.Release(who, n)
 	}
-	if body, err = read(r.Body, buf, limit, pace); err != nil {
+	if body, err = fill(r.Body, buf[:0:min(cap(buf), int(limit)+1)], limit, pace); err != nil {
 		done()
 		return nil, nil, err
 	}
@@ -306,35 +306,25 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 	return body, done, nil
 }
 
-// read reads all of r into buf, refusing more than limit bytes, and tells
-// progress how many it has after each read that got some.
-func read(r io.Reader, buf []byte, limit int64, progress func(int)) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			return nil, tooLarge(limit)
+// fill reads all of r into buf (smallbody.Fill), whose room is for limit
+// bytes and one more, and tells progress how many it has after each read
+// that got some.
+func fill(r io.Reader, buf []byte, limit int64, progress func(int)) ([]byte, error) {
+	body, err := smallbody.Fill(r, buf, progress)
+	switch {
+	case errors.Is(err, smallbody.ErrTooLarge):
+		return nil, tooLarge(limit)
+	case err != nil:
+		// Not Go's error, which names the server's address and port
+		// (behind a load balancer, its private ones); nor logged: it
+		// is the client's, and anyone's to cause.
+		msg := "cannot read request body"
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			msg = "the request body did not arrive in time"
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if n > 0 {
-			progress(len(buf))
-		}
-		if int64(len(buf)) > limit {
-			return nil, tooLarge(limit)
-		}
-		if errors.Is(err, io.EOF) {
-			return buf, nil
-		}
-		if err != nil {
-			// Not Go's error, which names the server's address and port
-			// (behind a load balancer, its private ones); nor logged: it
-			// is the client's, and anyone's to cause.
-			msg := "cannot read request body"
-			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-				msg = "the request body did not arrive in time"
-			}
-			return nil, &openpca.Error{Code: openpca.CodeSerialization, Message: msg}
-		}
+		return nil, &openpca.Error{Code: openpca.CodeSerialization, Message: msg}
 	}
+	return body, nil
 }
 
 func tooLarge(limit int64) error {

@@ -83,27 +83,36 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64, budgets *Budgets,
 	// Of the size the room is for, and one byte more, to see a body
 	// longer than it said: io.ReadAll, and bytes.Buffer, grow their
 	// buffers to twice what they hold.
-	buf := make([]byte, n+1)
-	got := 0
-	for got < len(buf) && err == nil {
-		var m int
-		m, err = r.Body.Read(buf[got:])
-		got += m
-	}
-	switch {
-	case int64(got) > n:
-		err = ErrTooLarge
-	case errors.Is(err, io.EOF):
-		err = nil
-	}
-	if err != nil {
+	if body, err = Fill(r.Body, make([]byte, 0, n+1), nil); err != nil {
 		done()
 		return nil, nil, err
 	}
 	// No deadline is left for net/http's read behind the handler, whose
 	// expiry would cancel the request.
 	_ = rc.SetReadDeadline(time.Time{})
-	return buf[:got], done, nil
+	return body, done, nil
+}
+
+// Fill reads r to its end into buf's room past its length, whose last
+// byte is there to see a body longer than it may be: one that fills it is
+// ErrTooLarge. progress, if set, is told how many bytes buf holds after
+// each read that got some.
+func Fill(r io.Reader, buf []byte, progress func(int)) ([]byte, error) {
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if n > 0 && progress != nil {
+			progress(len(buf))
+		}
+		switch {
+		case len(buf) == cap(buf):
+			return nil, ErrTooLarge
+		case errors.Is(err, io.EOF):
+			return buf, nil
+		case err != nil:
+			return nil, err
+		}
+	}
 }
 
 // LeaveGrace is how long, once a request is answered, what comes of a
