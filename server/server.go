@@ -170,8 +170,10 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// Metrics serves the Prometheus metrics, as /metrics does.
-func (s *Server) Metrics() http.Handler { return s.metrics }
+// Metrics serves the Prometheus metrics, as /metrics does, its answers
+// paced as the API's listener's are: the listener of --metrics-listen
+// bounds its connections, not how long an answer left unread holds one.
+func (s *Server) Metrics() http.Handler { return paceAnswers(s.metrics) }
 
 // slowAbandoned is how long a request whose client gave up on it ran
 // before its line is a warning: as long as no request but a CA creation
