@@ -160,15 +160,16 @@ const (
 	signInAddrs     = 10_000
 )
 
-// maxForm bounds what a form may send.
-const maxForm = 64 << 10
-
-// The forms a console holds at once, past those of a few KiB (a sign-in,
-// a revocation: smallbody.Budgets), are at most formBudget bytes, and one
-// waits formWait for room.
+// maxForm bounds what a form may send: the console's are of a few hundred
+// bytes (the largest, a revocation's, a CA's ARN, a serial, a reason and
+// the CSRF token), so that each is read in the budget of small bodies,
+// which held back take the connections before they take it
+// (smallbody.Budgets). Before, forms of up to 64 KiB, which anyone may
+// post, shared 4 MiB, which eight networks filled. One waits formWait for
+// room.
 const (
-	formBudget = 4 << 20
-	formWait   = 5 * time.Second
+	maxForm  = smallbody.SmallBody
+	formWait = 5 * time.Second
 )
 
 // sessionCookie is the name and path of the session's cookie for r. Over
@@ -218,7 +219,7 @@ func New(cfg Config) (*Console, error) {
 	signedInFrom, _ := lru.New[netip.Prefix, time.Time](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
 		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, signInsFromNet: signInsFromNet, signedInFrom: signedInFrom,
-		refusals: logsample.New(), forms: smallbody.NewBudgets(formBudget, cfg.MaxConnections, formWait), unproven: logsample.Logger(cfg.Logger), searches: searchSlots{byAccount: map[string]int{}}}
+		refusals: logsample.New(), forms: smallbody.NewBudgets(0, cfg.MaxConnections, formWait), unproven: logsample.Logger(cfg.Logger), searches: searchSlots{byAccount: map[string]int{}}}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -821,9 +822,9 @@ func TestConsoleActionLine(t *testing.T) {
 	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	b := newBrowser(t, env)
 	b.signIn(env.Client)
-	long := "arn:aws:acm-pca:" + strings.Repeat("x", 60_000)
+	long := "arn:aws:acm-pca:" + strings.Repeat("x", 3_900) // as long as a form may send
 	if status, _ := b.post("/console/ca/status", withCSRF(url.Values{"arn": {long}, "status": {"DISABLED"}}, b.csrf)); status == http.StatusSeeOther {
-		t.Fatal("a CA of a 60 KB ARN was disabled")
+		t.Fatal("a CA of a 4 KB ARN was disabled")
 	}
 	for line := range strings.Lines(logs.String()) {
 		if strings.Contains(line, "console action") && (len(line) > 1000 || !strings.Contains(line, "arn:aws:acm-pca:xxx")) {
@@ -842,6 +843,31 @@ func TestSlowForm(t *testing.T) {
 	t.Parallel()
 	env := testenv.Start(t)
 	testenv.WantSlowBodyCut(t, env.URL+"/console/sign-in", "application/x-www-form-urlencoded", http.StatusBadRequest)
+}
+
+// TestConsoleFormSize: a form is read up to 4 KiB, the budget of small
+// bodies' size, and one larger refused before it is: the console's forms
+// are of a few hundred bytes, and larger ones, which anyone may post,
+// shared a budget that a few networks filled.
+func TestConsoleFormSize(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	b := newBrowser(t, env)
+	signIn := url.Values{"access_key_id": {testenv.AccessKeyID}, "secret_access_key": {"wrong"}}
+	pad := 4<<10 - len(signIn.Encode()+"&pad=")
+	for _, tc := range []struct {
+		pad  int
+		want int
+	}{
+		{pad, http.StatusUnauthorized},
+		{pad + 1, http.StatusRequestEntityTooLarge},
+	} {
+		form := url.Values{"pad": {strings.Repeat("a", tc.pad)}}
+		maps.Copy(form, signIn)
+		if status, _ := b.post("/console/sign-in", form); status != tc.want {
+			t.Errorf("a sign-in of %d bytes: %d, want %d", len(form.Encode()), status, tc.want)
+		}
+	}
 }
 
 // TestConsoleSessionsPerKey: a key keeps its newest 16 sessions; the

@@ -42,9 +42,10 @@ type Budgets struct{ small, large *Budget }
 // SmallBody is the size of the bodies read in their own budget.
 const SmallBody = 4 << 10
 
-// NewBudgets returns Budgets of large bytes for large bodies, and of
-// SmallBody bytes for each of connections for small ones (for each of
-// DefaultConnections if 0), whose room a body waits for at most wait.
+// NewBudgets returns Budgets of large bytes for large bodies (0 for a
+// reader that takes none), and of SmallBody bytes for each of connections
+// for small ones (for each of DefaultConnections if 0), whose room a body
+// waits for at most wait.
 func NewBudgets(large int64, connections int, wait time.Duration) *Budgets {
 	connections = cmp.Or(connections, DefaultConnections)
 	return &Budgets{small: NewBudget(int64(connections)*SmallBody, wait), large: NewBudget(large, wait)}
