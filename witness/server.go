@@ -412,17 +412,22 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 			return nil, refuse(http.StatusUnprocessableEntity, "the checkpoint does not extend the one of %d entries this witness cosigned", known)
 		}
 	}
-	// The same checkpoint again (as the protocol allows) changes nothing,
-	// but for a key change: signed by a key listed after the one the state
-	// is bound to in their --log entry (old, then new), it moves the state
-	// to that key; by one listed before, it does not move it back, or
-	// anyone with an old checkpoint could undo the change, and once the
-	// operator drops the old key the log would be refused.
-	if oldSize != c.N || st.stored == "" || st.signer != st.stored && keyIndex(logs, st.signer) > keyIndex(logs, st.stored) {
+	// A checkpoint signed by a key listed after the one the state is bound
+	// to in their --log entry (old, then new) moves the state to that key;
+	// by one listed before, it does not move it back, whether it grows the
+	// log or not: or anyone with an old checkpoint, or a server not yet
+	// given the new key, could undo the change, and once the operator
+	// drops the old key the log would be refused. The same checkpoint
+	// again (as the protocol allows) changes nothing else.
+	key := st.stored
+	if st.stored == "" || st.signer != st.stored && keyIndex(logs, st.signer) > keyIndex(logs, st.stored) {
+		key = st.signer
+	}
+	if oldSize != c.N || key != st.stored {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM log_states WHERE origin = ?`, c.Origin); err != nil {
 			return nil, txErr(err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO log_states (origin, key, size, hash) VALUES (?, ?, ?, ?)`, c.Origin, st.signer, c.N, c.Hash[:]); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO log_states (origin, key, size, hash) VALUES (?, ?, ?, ?)`, c.Origin, key, c.N, c.Hash[:]); err != nil {
 			return nil, txErr(err)
 		}
 	}

@@ -448,8 +448,10 @@ func TestWitnessOneStatePerOrigin(t *testing.T) {
 // TestWitnessKeyChangeStays: a log's state, moved to the new key of its
 // --log entry by a checkpoint of the size it had (the key changed while the
 // log did not grow), is not moved back by the old key's checkpoint of that
-// size, which anyone who saw it may send again: once the operator drops
-// the old key, the new one still signs the log.
+// size, which anyone who saw it may send again, nor by one of the old key
+// that grows the log (a server not yet given the new key, or whoever
+// holds the retired one): once the operator drops the old key, the new
+// one still signs the log.
 func TestWitnessKeyChangeStays(t *testing.T) {
 	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a"
 	old := newLog(t, origin, 7)
@@ -476,10 +478,15 @@ func TestWitnessKeyChangeStays(t *testing.T) {
 			t.Fatalf("checkpoint %d of size 7: %v", i, err)
 		}
 	}
+	old.grow(t, 1)
+	if _, err := c.AddCheckpoint(ctx, 7, old.proof(t, 7, 8), old.checkpoint(t, 8)); err != nil {
+		t.Fatalf("the old key's checkpoint of a grown log, both keys listed: %v", err)
+	}
 	s.Close()
 	c, _ = serveWitness(t, skey, vkey, path, trust(t, origin, renewed))
+	renewed.tree = old.tree
 	renewed.grow(t, 1)
-	if _, err := c.AddCheckpoint(ctx, 7, renewed.proof(t, 7, 8), renewed.checkpoint(t, 8)); err != nil {
+	if _, err := c.AddCheckpoint(ctx, 8, renewed.proof(t, 8, 9), renewed.checkpoint(t, 9)); err != nil {
 		t.Errorf("the new key, the old one dropped: %v", err)
 	}
 }
