@@ -3,18 +3,21 @@ package audit
 import (
 	"bytes"
 	"io"
+	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/openpca/openpca"
 )
 
-// swappingReader serves first until the first Seek, then second: a proof
-// file on storage the operator controls (a network file system, a FUSE
-// mount of the audit bucket) that the operator rewrites between the two
-// times the verifier reads it.
+// swappingReader serves first until its Seek after the first after, then
+// second: a proof file on storage the operator controls (a network file
+// system, a FUSE mount of the audit bucket) that the operator rewrites
+// between two times the verifier reads it.
 type swappingReader struct {
 	first, second []byte
+	after         int
 	r             *bytes.Reader
 	seeks         int
 }
@@ -28,7 +31,11 @@ func (s *swappingReader) Read(p []byte) (int, error) {
 
 func (s *swappingReader) Seek(off int64, whence int) (int64, error) {
 	s.seeks++
-	s.r = bytes.NewReader(s.second)
+	b := s.second
+	if s.seeks <= s.after {
+		b = s.first
+	}
+	s.r = bytes.NewReader(b)
 	return s.r.Seek(off, whence)
 }
 
@@ -54,6 +61,44 @@ func TestVerifyProofReadTwice(t *testing.T) {
 					v.Rows, v.Certificates, v.Checkpoint.Size)
 			}
 			t.Logf("problems: %v", v.Problems)
+		})
+	}
+}
+
+// TestCheckExtendsProofReadAgain: CheckExtends reads the report's proof
+// file again, after Verify: the entries it hashes must be those Verify
+// checked. A proof file that became the earlier report's in between had a
+// log rewritten since (an issuance taken out) pass as extending it.
+func TestCheckExtendsProofReadAgain(t *testing.T) {
+	early := newLogFixture(t, 10, openpca.AuditReportResponseFormatJson)
+	_, earlier := early.write(t)
+	f := newLogFixture(t, 20, openpca.AuditReportResponseFormatJson)
+	f.signer, f.vkey = early.signer, early.vkey
+	f.records = slices.Delete(f.records, 4, 5)
+	f.rows = slices.Delete(f.rows, 3, 4)
+	report, rewritten := f.write(t)
+	for _, tc := range []struct {
+		name     string
+		swapped  bool
+		problems string
+	}{
+		{"read the same", false, "earlier: the log's first 13 entries are not the earlier report's"},
+		{"the earlier report's, read again", true, "earlier: " + errProofChanged.Error()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proof := &swappingReader{first: rewritten, second: rewritten, after: math.MaxInt}
+			if tc.swapped {
+				proof.second = earlier
+			}
+			v := Verify(bytes.NewReader(report), proof, f.vkey)
+			if len(v.Problems) != 0 {
+				t.Fatalf("the rewritten log's report, on its own: %v", v.Problems)
+			}
+			proof.after = proof.seeks
+			v.CheckExtends(proof, bytes.NewReader(earlier), f.vkey)
+			if v.Extends != nil || len(v.Problems) != 1 || !strings.Contains(v.Problems[0].String(), tc.problems) {
+				t.Errorf("problems %v, want one of %q", v.Problems, tc.problems)
+			}
 		})
 	}
 }

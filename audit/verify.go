@@ -575,7 +575,9 @@ func OpenWitnessed(signed []byte, verifierKey string, witnesses []note.Verifier,
 // a log whose history was rewritten since (an entry the earlier report
 // had, taken out or changed), where asking the server would take its
 // answer, which may differ by who asks. It reads proof, the report's
-// proof file that Verify read, again from its start.
+// proof file that Verify read, again from its start, and whole: what it
+// hashes must be the log Verify checked (a file on storage the operator
+// controls can change between reads).
 func (v *Verification) CheckExtends(proof io.ReadSeeker, earlier io.Reader, verifierKey string) {
 	if v.Checkpoint == nil {
 		return // Verify has said why
@@ -602,20 +604,23 @@ func (v *Verification) CheckExtends(proof io.ReadSeeker, earlier io.Reader, veri
 		v.problem("earlier", 0, "%v", err)
 		return
 	}
-	if old.Size > 0 {
-		_, err = auditlog.ReadProof(proof, nil, func(_ int64, record []byte) error {
-			tree.Add(record)
-			if tree.Size() == old.Size {
-				return errStop
-			}
-			return nil
-		})
-		if !errors.Is(err, errStop) {
-			v.problem("earlier", 0, "reading the proof file again: %v", cmp.Or(err, io.ErrUnexpectedEOF))
-			return
+	prefix := tree.Root()
+	_, err = auditlog.ReadProof(proof, nil, func(_ int64, record []byte) error {
+		tree.Add(record)
+		if tree.Size() == old.Size {
+			prefix = tree.Root()
 		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		v.problem("earlier", 0, "reading the proof file again: %v", err)
+		return
+	case tree.Size() != v.Checkpoint.Size || tree.Root() != v.Checkpoint.Root:
+		v.problem("earlier", 0, "%v", errProofChanged)
+		return
 	}
-	if tree.Root() != old.Root {
+	if prefix != old.Root {
 		v.problem("earlier", 0, "the log's first %d entries are not the earlier report's: its history was rewritten since", old.Size)
 		return
 	}
