@@ -199,6 +199,7 @@ type Console struct {
 	signedInFrom *lru.Cache[netip.Prefix, time.Time]
 	refusals     *logsample.Sampler
 	forms        *smallbody.Budgets // for the bodies of forms
+	signatures   *signatures        // of the CA page's tree
 	// unproven logs, sampled, what failed of requests that proved
 	// neither a session nor a secret: anyone can send them, and while
 	// the store fails each one fails.
@@ -219,7 +220,7 @@ func New(cfg Config) (*Console, error) {
 	signedInFrom, _ := lru.New[netip.Prefix, time.Time](signInAddrs)
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
 		signIns: rate.NewLimiter(signInRate, signInBurst), signInsFrom: signInsFrom, signInsFromNet: signInsFromNet, signedInFrom: signedInFrom,
-		refusals: logsample.New(), forms: smallbody.NewBudgets(0, cfg.MaxConnections, formWait), unproven: logsample.Logger(cfg.Logger), searches: searchSlots{byAccount: map[string]int{}}}
+		refusals: logsample.New(), forms: smallbody.NewBudgets(0, cfg.MaxConnections, formWait), signatures: newSignatures(), unproven: logsample.Logger(cfg.Logger), searches: searchSlots{byAccount: map[string]int{}}}
 	for _, page := range []string{"signin", "cas", "ca", "certificates", "certificate", "charts", "verify", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {

@@ -189,3 +189,40 @@ func TestCheckpointSigners(t *testing.T) {
 		t.Errorf("signers %+v", cp)
 	}
 }
+
+// TestSignaturesRemembered: the CA page's signature checks are remembered
+// by the pair of certificates, whether they held or not, so that loading
+// the page again checks none: each check of a P-521 key is about 2 ms of
+// CPU, for each CA at each load. A certificate made again (a renewal of
+// the same key) is checked again.
+func TestSignaturesRemembered(t *testing.T) {
+	rootKey, subKey, otherKey := newKey(t), newKey(t), newKey(t)
+	ski := []byte{1}
+	root := caCert(t, "Root", rootKey, "", nil, ski, nil)
+	other := caCert(t, "Root", otherKey, "", nil, ski, nil)
+	sub := caCert(t, "Sub", subKey, "Root", rootKey, []byte{2}, ski)
+	renewed := caCert(t, "Sub", subKey, "Root", rootKey, []byte{2}, ski)
+	s := newSignatures()
+	checks := 0
+	s.check = func(c, parent *x509.Certificate) error {
+		checks++
+		return pki.CheckSignatureFrom(c, parent)
+	}
+	for _, tc := range []struct {
+		name      string
+		c, parent *x509.Certificate
+		signed    bool
+		checks    int // in all, after it
+	}{
+		{"the parent", sub, root, true, 1},
+		{"the parent again", sub, root, true, 1},
+		{"a decoy", sub, other, false, 2},
+		{"the decoy again", sub, other, false, 2},
+		{"a certificate made again", renewed, root, true, 3},
+		{"the first once more", sub, root, true, 3},
+	} {
+		if err := s.verify(tc.c, tc.parent); (err == nil) != tc.signed || checks != tc.checks {
+			t.Errorf("%s: %v after %d checks, want signed %v after %d", tc.name, err, checks, tc.signed, tc.checks)
+		}
+	}
+}

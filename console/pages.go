@@ -122,7 +122,7 @@ func (c *Console) listCAs(w http.ResponseWriter, r *http.Request, in *signedIn) 
 		}
 		nodes = append(nodes, c.withKeyStore(in, c.node(in, ca, cert)))
 	}
-	roots := hierarchy(nodes, pki.CheckSignatureFrom)
+	roots := hierarchy(nodes, c.signatures.verify)
 	var expiring []*caNode
 	for _, n := range nodes {
 		if n.NotAfter != nil && n.NotAfter.Before(c.cfg.Now().AddDate(1, 0, 0)) {
