@@ -738,7 +738,7 @@ func TestConsoleShowsInvisibleCharacters(t *testing.T) {
 		if status != http.StatusOK || strings.ContainsAny(page, blanks) || !strings.Contains(page, `bulk-1\u3164\u2800\u034F\u2028\uFFA0\uE000\uFE0F`) {
 			t.Errorf("%s: %d, blank characters shown raw: %v", path, status, strings.ContainsAny(page, blanks))
 		}
-		if path != "/console/cas" && !strings.Contains(page, "team=pki\\u2028\u00a0") {
+		if path != "/console/cas" && !strings.Contains(page, `team=pki\u2028\u00A0`) {
 			t.Errorf("%s: the tag's blank characters not escaped", path)
 		}
 	}

@@ -722,22 +722,27 @@ func parsePEM(s string) (*x509.Certificate, error) {
 // code points); the default-ignorable ones that have one, which browsers
 // draw as nothing or as blank (U+3164 HANGUL FILLER, U+034F, variation
 // selectors); and U+2800, a blank Braille pattern. "bulk-1" followed by
-// such characters looked like "bulk-1". Spaces, U+00A0 and U+3000
-// included, show as the spaces they are.
+// such characters looked like "bulk-1". A space (U+0020, U+00A0, U+3000
+// and the others) shows as the space it is between other characters; at
+// the start or the end of a name, or after another space, where HTML
+// drops it or it looks like none, it is an escape too: "Prod  Root" and
+// "Prod Root " looked like "Prod Root".
 func visible(s string) string {
-	if !strings.ContainsFunc(s, isHidden) {
-		return s
-	}
 	var b strings.Builder
-	for _, r := range s {
+	afterSpace := true // at the start, a space is seen no more than after one
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+		space := unicode.Is(unicode.Zs, r)
 		switch {
-		case !isHidden(r):
+		case !isHidden(r) && !(space && (afterSpace || i == len(s))):
 			b.WriteRune(r)
 		case r > 0xffff:
 			fmt.Fprintf(&b, "\\U%08X", r)
 		default:
 			fmt.Fprintf(&b, "\\u%04X", r)
 		}
+		afterSpace = space
 	}
 	return b.String()
 }
