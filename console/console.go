@@ -422,13 +422,22 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 
 // findSession returns the session of r's cookie, and its token.
 func (c *Console) findSession(r *http.Request) (*openpca.ConsoleSession, string, error) {
+	token, ok := c.sessionToken(r)
+	if !ok {
+		return nil, "", openpca.ErrNotFound
+	}
+	s, err := c.cfg.Store.FindConsoleSession(r.Context(), hashToken(token), c.cfg.Now())
+	return s, token, err
+}
+
+// sessionToken is the session's token r's cookie gives, if any.
+func (c *Console) sessionToken(r *http.Request) (string, bool) {
 	name, _ := c.sessionCookie(r)
 	cookie, err := r.Cookie(name)
 	if err != nil || len(cookie.Value) > 64 {
-		return nil, "", openpca.ErrNotFound
+		return "", false
 	}
-	s, err := c.cfg.Store.FindConsoleSession(r.Context(), hashToken(cookie.Value), c.cfg.Now())
-	return s, cookie.Value, err
+	return cookie.Value, true
 }
 
 func hashToken(token string) []byte {
@@ -528,6 +537,14 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	if err := c.cfg.Store.CreateConsoleSession(r.Context(), s); err != nil {
 		c.apiError(w, r, err)
 		return
+	}
+	// The browser's session before this one, if it had one, ends: its
+	// cookie is replaced, and the session would have stayed valid, unseen,
+	// until it went idle.
+	if old, ok := c.sessionToken(r); ok {
+		if err := c.cfg.Store.DeleteConsoleSession(r.Context(), hashToken(old), now); err != nil {
+			c.cfg.Logger.ErrorContext(r.Context(), "console: ending the session signed in again", "error", err)
+		}
 	}
 	c.noteSignIn(r, now)
 	c.setSessionCookie(w, r, token, s.ExpiresAt)

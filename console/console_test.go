@@ -870,6 +870,36 @@ func TestConsoleFormSize(t *testing.T) {
 	}
 }
 
+// TestSignInAgainEndsTheSession: a browser that signs in again ends the
+// session its cookie held, which would have stayed valid, unseen, until
+// it went idle; a sign-in refused ends nothing.
+func TestSignInAgainEndsTheSession(t *testing.T) {
+	env := testenv.Start(t)
+	b := newBrowser(t, env)
+	b.signIn(env.Client)
+	consoleURL, _ := url.Parse(env.URL + "/console/")
+	held := b.client.Jar.Cookies(consoleURL)
+	if len(held) != 1 {
+		t.Fatalf("the session's cookies: %v", held)
+	}
+	replay := func() int { // the session's cookie, from elsewhere
+		other := newBrowser(t, env)
+		other.client.Jar.SetCookies(consoleURL, held)
+		status, _ := other.get("/console/cas")
+		return status
+	}
+	if status, _ := b.post("/console/sign-in", url.Values{"access_key_id": {testenv.AccessKeyID}, "secret_access_key": {"wrong"}}); status != http.StatusUnauthorized {
+		t.Fatalf("a wrong secret: %d", status)
+	}
+	if status := replay(); status != http.StatusOK {
+		t.Fatalf("the session, after a sign-in refused: %d", status)
+	}
+	b.signIn(env.Client)
+	if status := replay(); status != http.StatusSeeOther {
+		t.Errorf("the session, after its browser signed in again: %d, want a redirect to sign in", status)
+	}
+}
+
 // TestConsoleSessionsPerKey: a key keeps its newest 16 sessions; the
 // browser whose session its key's later sign-ins ended is told so, on its
 // next page and on its next action, which is not done.
