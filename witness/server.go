@@ -420,7 +420,7 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	// drops the old key the log would be refused. The same checkpoint
 	// again (as the protocol allows) changes nothing else.
 	key := st.stored
-	if st.stored == "" || st.signer != st.stored && keyIndex(logs, st.signer) > keyIndex(logs, st.stored) {
+	if st.stored == "" || listedAfter(logs, st.signer, st.stored) {
 		key = st.signer
 	}
 	if oldSize != c.N || key != st.stored {
@@ -468,15 +468,20 @@ type logState struct {
 // keyID names a key as its signatures do.
 func keyID(name string, hash uint32) string { return fmt.Sprintf("%s+%08x", name, hash) }
 
-// keyIndex is where the key named id is in the --log entry that lists it,
-// or -1 if none does.
-func keyIndex(logs []Log, id string) int {
-	for _, l := range logs {
-		if i := slices.IndexFunc(l.Keys, func(k note.Verifier) bool { return keyID(k.Name(), k.KeyHash()) == id }); i >= 0 {
-			return i
-		}
-	}
-	return -1
+// listedAfter reports whether a --log entry lists the key named later
+// after the one named earlier: positions in two entries (a key of the
+// old and the new, and another entry of the new alone whose pattern
+// covers the same origin) say nothing of which came first.
+func listedAfter(logs []Log, later, earlier string) bool {
+	return slices.ContainsFunc(logs, func(l Log) bool {
+		i, j := l.keyAt(later), l.keyAt(earlier)
+		return i >= 0 && j >= 0 && i > j
+	})
+}
+
+// keyAt is where l lists the key named id, or -1.
+func (l Log) keyAt(id string) int {
+	return slices.IndexFunc(l.Keys, func(k note.Verifier) bool { return keyID(k.Name(), k.KeyHash()) == id })
 }
 
 // state returns the state of the log of origin, for a checkpoint with
@@ -495,12 +500,7 @@ func keyIndex(logs []Log, id string) int {
 // key that continues it.
 func (s *Server) state(ctx context.Context, tx *sql.Tx, origin string, logs []Log, sigs []note.Signature) (*logState, error) {
 	sameLog := func(a, b string) bool {
-		return a == b || slices.ContainsFunc(logs, func(l Log) bool {
-			has := func(id string) bool {
-				return slices.ContainsFunc(l.Keys, func(k note.Verifier) bool { return keyID(k.Name(), k.KeyHash()) == id })
-			}
-			return has(a) && has(b)
-		})
+		return a == b || slices.ContainsFunc(logs, func(l Log) bool { return l.keyAt(a) >= 0 && l.keyAt(b) >= 0 })
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT key, size, hash FROM log_states WHERE origin = ? ORDER BY key DESC`, origin)
 	if err != nil {

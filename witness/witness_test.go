@@ -446,48 +446,72 @@ func TestWitnessOneStatePerOrigin(t *testing.T) {
 }
 
 // TestWitnessKeyChangeStays: a log's state, moved to the new key of its
-// --log entry by a checkpoint of the size it had (the key changed while the
-// log did not grow), is not moved back by the old key's checkpoint of that
-// size, which anyone who saw it may send again, nor by one of the old key
-// that grows the log (a server not yet given the new key, or whoever
-// holds the retired one): once the operator drops the old key, the new
-// one still signs the log.
+// --log entry (old, then new) by a checkpoint of that key, whether of the
+// size it had or grown, is not moved back by the old key's checkpoint:
+// one of the size already cosigned, which anyone who saw it may send
+// again, nor one that grows the log (a server not yet given the new key,
+// or whoever holds the retired one). Once the operator drops the old
+// key, the new one still signs the log, also where another entry, listed
+// first, names the new key alone: a key's place in one entry says
+// nothing of its place in another.
 func TestWitnessKeyChangeStays(t *testing.T) {
 	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a"
-	old := newLog(t, origin, 7)
-	renewed := &logFixture{origin: origin, tree: old.tree}
-	_, renewed.vkey, renewed.signer = func() (string, string, note.Signer) {
-		n := newLog(t, origin, 0)
-		return "", n.vkey, n.signer
-	}()
-	both := trust(t, origin, old)
-	both.Keys = append(both.Keys, trust(t, origin, renewed).Keys...)
-	skey, vkey, err := witness.NewKey("witness.example/w1")
-	if err != nil {
-		t.Fatal(err)
+	type step struct {
+		renewed bool // signed by the new key, else the old
+		size    int64
 	}
-	path := filepath.Join(t.TempDir(), "witness.db")
-	c, s := serveWitness(t, skey, vkey, path, both)
-	ctx := t.Context()
-	for i, signed := range [][]byte{old.checkpoint(t, 7), renewed.checkpoint(t, 7), old.checkpoint(t, 7)} {
-		from := int64(7)
-		if i == 0 {
-			from = 0
-		}
-		if _, err := c.AddCheckpoint(ctx, from, nil, signed); err != nil {
-			t.Fatalf("checkpoint %d of size 7: %v", i, err)
-		}
-	}
-	old.grow(t, 1)
-	if _, err := c.AddCheckpoint(ctx, 7, old.proof(t, 7, 8), old.checkpoint(t, 8)); err != nil {
-		t.Fatalf("the old key's checkpoint of a grown log, both keys listed: %v", err)
-	}
-	s.Close()
-	c, _ = serveWitness(t, skey, vkey, path, trust(t, origin, renewed))
-	renewed.tree = old.tree
-	renewed.grow(t, 1)
-	if _, err := c.AddCheckpoint(ctx, 8, renewed.proof(t, 8, 9), renewed.checkpoint(t, 9)); err != nil {
-		t.Errorf("the new key, the old one dropped: %v", err)
+	for _, tc := range []struct {
+		name  string
+		alone bool // the new key also in an entry of its own, listed first
+		steps []step
+	}{
+		{"the key changed at a size", false, []step{{false, 7}, {true, 7}, {false, 7}, {false, 8}}},
+		{"the key changed as the log grew", false, []step{{false, 7}, {true, 8}, {false, 9}}},
+		{"the new key also in an entry of its own", true, []step{{false, 7}, {true, 8}, {false, 9}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := newLog(t, origin, 0)
+			renewed := newLog(t, origin, 0)
+			both := trust(t, origin, old)
+			both.Keys = append(both.Keys, trust(t, origin, renewed).Keys...)
+			logs := []witness.Log{both}
+			if tc.alone {
+				logs = []witness.Log{trust(t, "openpca/arn:aws:acm-pca:us-east-1:111122223333:*", renewed), both}
+			}
+			skey, vkey, err := witness.NewKey("witness.example/w1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "witness.db")
+			c, s := serveWitness(t, skey, vkey, path, logs...)
+			ctx := t.Context()
+			var size int64
+			add := func(signer *logFixture, to int64) error {
+				old.grow(t, int(to-old.tree.Size()))
+				signer.tree = old.tree
+				var proof tlog.TreeProof
+				if size > 0 {
+					proof = signer.proof(t, size, to)
+				}
+				_, err := c.AddCheckpoint(ctx, size, proof, signer.checkpoint(t, to))
+				size = to
+				return err
+			}
+			for i, st := range tc.steps {
+				signer := old
+				if st.renewed {
+					signer = renewed
+				}
+				if err := add(signer, st.size); err != nil {
+					t.Fatalf("step %d, of %d entries: %v", i, st.size, err)
+				}
+			}
+			s.Close()
+			c, _ = serveWitness(t, skey, vkey, path, trust(t, origin, renewed))
+			if err := add(renewed, size+1); err != nil {
+				t.Errorf("the new key, the old one dropped: %v", err)
+			}
+		})
 	}
 }
 
