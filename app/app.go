@@ -802,7 +802,8 @@ func (a *App) purge(ctx, background context.Context, svc *authority.Service, tok
 	})
 }
 
-// Metrics serves the Prometheus metrics.
+// Metrics serves GET /metrics, the Prometheus metrics, alone, for a
+// listener of its own (server.Server.Metrics).
 func (a *App) Metrics() http.Handler { return a.server.Metrics() }
 
 // Service is the service that answers the API's operations.

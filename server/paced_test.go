@@ -154,12 +154,15 @@ func TestLocalCRLsPaced(t *testing.T) {
 // fails the client's write of the next.
 func TestPipelinedAnswersUnread(t *testing.T) {
 	answer := make([]byte, 64<<10)
+	metrics := New(Config{Logger: slog.New(slog.DiscardHandler)}).Metrics()
 	for _, tc := range []struct {
 		name    string
 		handler http.Handler
+		path    string
 	}{
-		{"the API's listener", paceAnswers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(answer) }))},
-		{"--metrics-listen", New(Config{Logger: slog.New(slog.DiscardHandler)}).Metrics()},
+		{"the API's listener", paceAnswers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(answer) })), "/"},
+		{"--metrics-listen", metrics, "/metrics"},
+		{"--metrics-listen, not found", metrics, "/nope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -171,7 +174,7 @@ func TestPipelinedAnswersUnread(t *testing.T) {
 			go func() {
 				defer close(ended)
 				for {
-					if _, err := fmt.Fprintf(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", tc.path); err != nil {
 						return
 					}
 				}

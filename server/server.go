@@ -170,10 +170,15 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// Metrics serves the Prometheus metrics, as /metrics does, its answers
-// paced as the API's listener's are: the listener of --metrics-listen
+// Metrics serves GET /metrics, the Prometheus metrics, and nothing else
+// (404, 405), for a listener of its own (--metrics-listen): its answers,
+// all of them, are paced as the API's listener's are, for the listener
 // bounds its connections, not how long an answer left unread holds one.
-func (s *Server) Metrics() http.Handler { return paceAnswers(s.metrics) }
+func (s *Server) Metrics() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics)
+	return paceAnswers(mux)
+}
 
 // slowAbandoned is how long a request whose client gave up on it ran
 // before its line is a warning: as long as no request but a CA creation

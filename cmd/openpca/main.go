@@ -568,13 +568,11 @@ const (
 	metricsHeaderBytes           = 16 << 10
 )
 
-// serveMetrics serves the metrics h on l, /metrics alone, within the
+// serveMetrics serves the metrics h (app.App.Metrics) on l, within the
 // bounds above.
 func serveMetrics(l net.Listener, h http.Handler, logger *slog.Logger) error {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", h)
 	limited := connlimit.Listen(l, connlimit.Limits{Total: metricsConnections, PerNetwork: metricsConnectionsPerNetwork, Logger: logger})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: metricsTimeout, ReadTimeout: metricsTimeout,
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: metricsTimeout, ReadTimeout: metricsTimeout,
 		WriteTimeout: time.Minute, IdleTimeout: metricsIdle, MaxHeaderBytes: metricsHeaderBytes}
 	limited.Limit(srv)
 	return srv.Serve(limited)
