@@ -68,7 +68,9 @@ func TestVerifyProofReadTwice(t *testing.T) {
 // TestCheckExtendsProofReadAgain: CheckExtends reads the report's proof
 // file again, after Verify: the entries it hashes must be those Verify
 // checked. A proof file that became the earlier report's in between had a
-// log rewritten since (an issuance taken out) pass as extending it.
+// log rewritten since (an issuance taken out) pass as extending it. A
+// proof file whose log Verify found wrong is not checked again, nor said
+// to have changed.
 func TestCheckExtendsProofReadAgain(t *testing.T) {
 	early := newLogFixture(t, 10, openpca.AuditReportResponseFormatJson)
 	_, earlier := early.write(t)
@@ -77,27 +79,34 @@ func TestCheckExtendsProofReadAgain(t *testing.T) {
 	f.records = slices.Delete(f.records, 4, 5)
 	f.rows = slices.Delete(f.rows, 3, 4)
 	report, rewritten := f.write(t)
+	f.checkpoint = signedCheckpoint(t, f.ca.ARN, f.records, f.signer)
+	f.records = f.records[:len(f.records)-1]
+	_, truncated := f.write(t)
 	for _, tc := range []struct {
-		name     string
-		swapped  bool
-		problems string
+		name          string
+		first, second []byte // the proof file as Verify reads it, then as CheckExtends does
+		problems      []string
 	}{
-		{"read the same", false, "earlier: the log's first 13 entries are not the earlier report's"},
-		{"the earlier report's, read again", true, "earlier: " + errProofChanged.Error()},
+		{"read the same", rewritten, rewritten, []string{"earlier: the log's first 13 entries are not the earlier report's"}},
+		{"the earlier report's, read again", rewritten, earlier, []string{"earlier: reading the proof file again: " + errProofChanged.Error()}},
+		{"a log that does not hold", truncated, truncated, []string{"log: the proof file has 23 log entries, the checkpoint 24"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			proof := &swappingReader{first: rewritten, second: rewritten, after: math.MaxInt}
-			if tc.swapped {
-				proof.second = earlier
-			}
+			proof := &swappingReader{first: tc.first, second: tc.first, after: math.MaxInt}
 			v := Verify(bytes.NewReader(report), proof, f.vkey)
-			if len(v.Problems) != 0 {
-				t.Fatalf("the rewritten log's report, on its own: %v", v.Problems)
-			}
-			proof.after = proof.seeks
+			proof.second, proof.after = tc.second, proof.seeks
 			v.CheckExtends(proof, bytes.NewReader(earlier), f.vkey)
-			if v.Extends != nil || len(v.Problems) != 1 || !strings.Contains(v.Problems[0].String(), tc.problems) {
-				t.Errorf("problems %v, want one of %q", v.Problems, tc.problems)
+			var problems []string
+			for _, p := range v.Problems {
+				problems = append(problems, p.String())
+			}
+			if v.Extends != nil || len(problems) != len(tc.problems) {
+				t.Fatalf("problems %q, want %q", problems, tc.problems)
+			}
+			for i, want := range tc.problems {
+				if !strings.HasPrefix(problems[i], want) {
+					t.Errorf("problem %q, want %q", problems[i], want)
+				}
 			}
 		})
 	}

@@ -41,7 +41,9 @@ type Verification struct {
 	// Witnessed is what CheckWitnesses found the witnesses cosigned.
 	Witnessed *Witnessed
 	// Log hashes the CA's log tree from the proof file's records.
-	Log          auditlog.Hasher
+	Log auditlog.Hasher
+	// logHolds is whether the records are the checkpoint's log.
+	logHolds     bool
 	Rows         int // of the report
 	Certificates int // issuances among the log entries
 	Problems     []Problem
@@ -169,6 +171,7 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		// the report is not the server's word, and is not compared.
 		return v
 	}
+	v.logHolds = true
 	format := openpca.AuditReportResponseFormat(h.ReportFormat)
 	if err := rewind(report, proof); err != nil {
 		v.problem("input", 0, "%v", err)
@@ -297,19 +300,29 @@ func rewind(files ...io.Seeker) error {
 	return nil
 }
 
-// expectedRows calls fn with each issuance of the proof file's log as the
-// report's row should show it, in the log's order, with its revocation.
-// The proof file is read again: what this read gives is hashed too, and
-// must be the checkpoint's log, as the first read was (a file on storage
-// someone else controls, a network file system or a mounted bucket, can
-// change between two reads); if it is not, it returns an error, after fn
-// has seen what it read.
-func expectedRows(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations, fn func(seq int64, c *openpca.Certificate, err error) error) error {
-	// Verify checked the records as it hashed them; they are hashed again,
-	// to know that they are the same.
+// rereadProof reads the proof file's records again, after Verify read
+// them, calling fn with each once tree has it. What this read gives is
+// hashed too, and must be the checkpoint's log, as the first read was (a
+// file on storage someone else controls, a network file system or a
+// mounted bucket, can change between two reads); if it is not, it returns
+// errProofChanged, after fn has seen what it read.
+func rereadProof(proof io.Reader, checkpoint *auditlog.Checkpoint, fn func(seq int64, record []byte, tree *auditlog.Hasher) error) error {
 	var tree auditlog.Hasher
 	_, err := auditlog.ReadProof(proof, func(*auditlog.ProofHeader) (int64, error) { return checkpoint.Size, nil }, func(seq int64, record []byte) error {
 		tree.Add(record)
+		return fn(seq, record, &tree)
+	})
+	if err == nil && (tree.Size() != checkpoint.Size || tree.Root() != checkpoint.Root) {
+		err = errProofChanged
+	}
+	return err
+}
+
+// expectedRows calls fn with each issuance of the proof file's log as the
+// report's row should show it, in the log's order, with its revocation,
+// as it reads the file again (rereadProof).
+func expectedRows(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations, fn func(seq int64, c *openpca.Certificate, err error) error) error {
+	return rereadProof(proof, checkpoint, func(seq int64, record []byte, _ *auditlog.Hasher) error {
 		var r openpca.KeyUseRecord
 		if decodeRecord(record, &r) != nil || r.Kind != openpca.KeyUseIssue {
 			return nil
@@ -323,13 +336,9 @@ func expectedRows(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revoca
 		}
 		return fn(seq, c, err)
 	})
-	if err == nil && (tree.Size() != checkpoint.Size || tree.Root() != checkpoint.Root) {
-		err = errProofChanged
-	}
-	return err
 }
 
-// errProofChanged is expectedRows's error for a proof file that read
+// errProofChanged is rereadProof's error for a proof file that read
 // otherwise the second time.
 var errProofChanged = errors.New("the proof file changed while it was read: its log entries, read again, are not the checkpoint's")
 
@@ -579,7 +588,7 @@ func OpenWitnessed(signed []byte, verifierKey string, witnesses []note.Verifier,
 // hashes must be the log Verify checked (a file on storage the operator
 // controls can change between reads).
 func (v *Verification) CheckExtends(proof io.ReadSeeker, earlier io.Reader, verifierKey string) {
-	if v.Checkpoint == nil {
+	if !v.logHolds {
 		return // Verify has said why
 	}
 	var old auditlog.Checkpoint
@@ -599,25 +608,20 @@ func (v *Verification) CheckExtends(proof io.ReadSeeker, earlier io.Reader, veri
 		v.problem("earlier", 0, "the earlier report's log has %d entries, more than this report's %d: the log was cut short since, or the reports were given the other way round", old.Size, v.Checkpoint.Size)
 		return
 	}
-	var tree auditlog.Hasher
 	if _, err := proof.Seek(0, io.SeekStart); err != nil {
 		v.problem("earlier", 0, "%v", err)
 		return
 	}
-	prefix := tree.Root()
-	_, err = auditlog.ReadProof(proof, nil, func(_ int64, record []byte) error {
-		tree.Add(record)
+	var empty auditlog.Hasher
+	prefix := empty.Root()
+	err = rereadProof(proof, v.Checkpoint, func(_ int64, _ []byte, tree *auditlog.Hasher) error {
 		if tree.Size() == old.Size {
 			prefix = tree.Root()
 		}
 		return nil
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		v.problem("earlier", 0, "reading the proof file again: %v", err)
-		return
-	case tree.Size() != v.Checkpoint.Size || tree.Root() != v.Checkpoint.Root:
-		v.problem("earlier", 0, "%v", errProofChanged)
 		return
 	}
 	if prefix != old.Root {
