@@ -212,8 +212,12 @@ func DefaultConfig() Config {
 	}
 }
 
-// region is what a region in an ARN may be.
+// region is what a region in an ARN may be: AWS's have at most 20
+// characters (us-isob-east-1, ap-southeast-2); one of more than
+// maxRegion would make CA ARNs too long for the console's forms.
 var region = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]+$`)
+
+const maxRegion = 32
 
 // Default bounds of the API's connections. Before a request is read
 // whole, nothing tells an outsider's connection from a client's, and each
@@ -245,9 +249,12 @@ const minAccountRequestRate = 0.001
 // of at least minSecretChars different ones. A random secret of 32 hex
 // digits has fewer than 6 different ones less than once in 10^12 (fewer
 // than 8 was once in 28 million); a line of one character pasted by
-// mistake, or "abab...", has one or two.
+// mistake, or "abab...", has one or two. At most maxRootSecret, so that
+// the console's sign-in form holds it (4 KiB, each character
+// percent-encoded in three bytes at worst).
 const (
 	minRootSecret  = 32
+	maxRootSecret  = 1024
 	minSecretChars = 6
 )
 
@@ -262,7 +269,7 @@ func strongSecret(secret string) bool {
 		}
 		seen[r] = true
 	}
-	return len(secret) >= minRootSecret && len(seen) >= minSecretChars
+	return len(secret) >= minRootSecret && len(secret) <= maxRootSecret && len(seen) >= minSecretChars
 }
 
 // Validate checks cfg, naming the flag of what is wrong, and fills in what
@@ -273,8 +280,8 @@ func (cfg *Config) Validate() error {
 	switch {
 	case cfg.DataDir == "":
 		return fmt.Errorf("--data-dir must name a folder")
-	case !region.MatchString(cfg.Region):
-		return fmt.Errorf("--region must be a region such as us-east-1, not %q", cfg.Region)
+	case !region.MatchString(cfg.Region) || len(cfg.Region) > maxRegion:
+		return fmt.Errorf("--region must be a region such as us-east-1, of at most %d characters, not %q", maxRegion, cfg.Region)
 	case !openpca.ValidAccountID(cfg.AccountID):
 		return fmt.Errorf("--account-id must be 12 digits, not %q", cfg.AccountID)
 	case cfg.ReportWorkers < 0 || cfg.ReportWorkers > MaxReportWorkers:
@@ -301,7 +308,7 @@ func (cfg *Config) Validate() error {
 	case cfg.RootAccessKeyID != "" && !rootKeyID.MatchString(cfg.RootAccessKeyID):
 		return fmt.Errorf("--root-access-key-id must be 4 to 128 letters and digits, as access key ids are")
 	case cfg.RootSecretAccessKey != "" && !strongSecret(cfg.RootSecretAccessKey):
-		return fmt.Errorf("--root-secret-access-key must be at least %d characters (AWS's are 40), of at least %d different ones, printable and without spaces: it is all that stands between the network and the default account", minRootSecret, minSecretChars)
+		return fmt.Errorf("--root-secret-access-key must be %d to %d characters (AWS's are 40), of at least %d different ones, printable and without spaces: it is all that stands between the network and the default account", minRootSecret, maxRootSecret, minSecretChars)
 	case (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == ""):
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	case cfg.TLSSelfSigned && cfg.TLSCertFile != "":

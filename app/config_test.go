@@ -43,6 +43,8 @@ func TestConfigValidate(t *testing.T) {
 		{"account id", func(c *app.Config) { c.AccountID = "12345678901a" }, "--account-id", nil},
 		{"short account id", func(c *app.Config) { c.AccountID = "1234" }, "--account-id", nil},
 		{"region", func(c *app.Config) { c.Region = "us-east-1:x" }, "--region", nil},
+		{"a region of 32 characters", func(c *app.Config) { c.Region = "us-" + strings.Repeat("x", 27) + "-1" }, "", func(c *app.Config) bool { return true }},
+		{"a region too long", func(c *app.Config) { c.Region = "us-" + strings.Repeat("x", 28) + "-1" }, "--region", nil},
 		{"data folder", func(c *app.Config) { c.DataDir = "" }, "--data-dir", nil},
 		{"negative report workers", func(c *app.Config) { c.ReportWorkers = -1 }, "--report-workers", nil},
 		{"object store", func(c *app.Config) { c.ObjectStore = "ftp" }, "--object-store", nil},
@@ -121,6 +123,14 @@ func TestConfigValidate(t *testing.T) {
 			c.RootAccessKeyID, c.RootSecretAccessKey = "AKID/EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 		}, "--root-access-key-id", nil},
 		{"a short root secret", func(c *app.Config) { c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", "a" }, "--root-secret-access-key", nil},
+		// The console's sign-in form takes 4 KiB: 1,024 characters, each
+		// percent-encoded, with the key id.
+		{"a root secret of 1,024 characters", func(c *app.Config) {
+			c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", strings.Repeat("/+=!@#$%", 128)
+		}, "", func(c *app.Config) bool { return true }},
+		{"a root secret too long", func(c *app.Config) {
+			c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", strings.Repeat("/+=!@#$%", 128)+"a"
+		}, "--root-secret-access-key", nil},
 		{"a root secret of spaces", func(c *app.Config) { c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", strings.Repeat(" ", 40) }, "--root-secret-access-key", nil},
 		{"a root secret of one character", func(c *app.Config) { c.RootAccessKeyID, c.RootSecretAccessKey = "AKIDEXAMPLE", strings.Repeat("a", 40) }, "--root-secret-access-key", nil},
 		{"a root secret with a line's end", func(c *app.Config) {

@@ -868,6 +868,14 @@ func TestConsoleFormSize(t *testing.T) {
 			t.Errorf("a sign-in of %d bytes: %d, want %d", len(form.Encode()), status, tc.want)
 		}
 	}
+
+	// The longest root key the server takes signs in, each character of
+	// its secret percent-encoded.
+	id, secret := strings.Repeat("A", 128), strings.Repeat("/+=!@#$%", 128)
+	long := testenv.Start(t, func(c *app.Config) { c.RootAccessKeyID, c.RootSecretAccessKey = id, secret })
+	if status, _ := newBrowser(t, long).post("/console/sign-in", url.Values{"access_key_id": {id}, "secret_access_key": {secret}}); status != http.StatusSeeOther {
+		t.Errorf("a sign-in with the longest root key: %d, want 303", status)
+	}
 }
 
 // TestSignInAgainEndsTheSession: a browser that signs in again ends the
