@@ -726,7 +726,9 @@ func parsePEM(s string) (*x509.Certificate, error) {
 // and the others) shows as the space it is between other characters; at
 // the start or the end of a name, or after another space, where HTML
 // drops it or it looks like none, it is an escape too: "Prod  Root" and
-// "Prod Root " looked like "Prod Root".
+// "Prod Root " looked like "Prod Root". A backslash before u or U, which
+// would look like the start of an escape (a name that reads `Prod
+// \u0020Root`), is doubled.
 func visible(s string) string {
 	var b strings.Builder
 	afterSpace := true // at the start, a space is seen no more than after one
@@ -735,6 +737,8 @@ func visible(s string) string {
 		i += n
 		space := unicode.Is(unicode.Zs, r)
 		switch {
+		case r == '\\' && i < len(s) && (s[i] == 'u' || s[i] == 'U'):
+			b.WriteString(`\\`)
 		case !isHidden(r) && !(space && (afterSpace || i == len(s))):
 			b.WriteRune(r)
 		case r > 0xffff:

@@ -22,6 +22,10 @@ func TestVisible(t *testing.T) {
 		{"bulk-1\u3164\u2800", `bulk-1\u3164\u2800`},
 		{"\u202emoc.knab", `\u202Emoc.knab`},
 		{"a\U000E0001", `a\U000E0001`},
+		{`Prod \u0020Root`, `Prod \\u0020Root`},
+		{`a\U000E0001`, `a\\U000E0001`},
+		{`CN=a\,b`, `CN=a\,b`},
+		{`a\`, `a\`},
 		{"", ""},
 	} {
 		if got := visible(tc.name); got != tc.shown {
@@ -31,7 +35,7 @@ func TestVisible(t *testing.T) {
 	// What a browser shows of each: HTML's white space (ASCII's)
 	// collapsed, and dropped at the ends.
 	seen := map[string]string{}
-	for _, name := range []string{"Prod Root", "Prod  Root", " Prod Root", "Prod Root ", "Prod Root\u00a0", "Prod\u3000 Root", "Prod Root\u3164"} {
+	for _, name := range []string{"Prod Root", "Prod  Root", " Prod Root", "Prod Root ", "Prod Root\u00a0", "Prod\u3000 Root", "Prod Root\u3164", `Prod \u0020Root`} {
 		shown := strings.Join(strings.FieldsFunc(visible(name), func(r rune) bool { return strings.ContainsRune(" \t\n\f\r", r) }), " ")
 		if other, ok := seen[shown]; ok {
 			t.Errorf("%q looks like %q: %q", name, other, shown)
