@@ -12,16 +12,17 @@ import (
 
 // signatures remembers which CA's key signed which CA's certificate. The
 // CA page puts each CA under its parent at each load (hierarchy): an
-// account of 200 CAs with P-521 keys spent 0.4 s of CPU on each load, 1.5
-// cores within its request rate. The outcome is the certificates' alone,
-// and they change seldom (an import, a renewal): a pair is remembered by
-// both certificates' hashes, for every account that sees them.
+// account of 200 CAs with P-521 keys spent 0.4 to 0.6 s of CPU on each
+// load, 1.5 cores within its request rate. The outcome is the
+// certificates' alone, and they change seldom (an import, a renewal): a
+// pair is remembered by both certificates' hashes, for every account that
+// sees them.
 type signatures struct {
 	checked *lru.Cache[[2][sha256.Size]byte, bool]
 	check   func(c, parent *x509.Certificate) error
 }
 
-// maxSignatures bounds the pairs remembered: about 2 MB of them.
+// maxSignatures bounds the pairs remembered: 3 to 4 MB of them.
 const maxSignatures = 16 << 10
 
 func newSignatures() *signatures {
