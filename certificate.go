@@ -119,6 +119,10 @@ type CertificateStore interface {
 	// ErrNotFound if the CA has no certificate with that serial.
 	CertificateKeyUses(ctx context.Context, caID, serial string) ([]*KeyUse, error)
 
+	// CRLKeyUses returns the entries of a CA's key-use log of the CRLs it
+	// signed with thisUpdate, to the second, in order (at most a few).
+	CRLKeyUses(ctx context.Context, caID string, thisUpdate time.Time) ([]*KeyUse, error)
+
 	// LogSize returns the number of entries in a CA's key-use log.
 	LogSize(ctx context.Context, caID string) (int64, error)
 

@@ -99,13 +99,16 @@ func (l *Log) InclusionProof(ctx context.Context, caID string, seq, size int64) 
 	return tlog.ProveRecord(size, seq, l.hashes(ctx, caID))
 }
 
-// InclusionProof shows that the log entries about one certificate are in
-// a CA's log as of a checkpoint.
+// InclusionProof shows that the log entries about one certificate, or
+// the entry of one CRL, are in a CA's log as of a checkpoint.
 type InclusionProof struct {
-	CertificateAuthorityArn string        `json:"certificateAuthorityArn"`
-	Serial                  string        `json:"serial"`
-	Checkpoint              string        `json:"checkpoint"` // a signed note
-	Entries                 []ProvenEntry `json:"entries"`
+	CertificateAuthorityArn string `json:"certificateAuthorityArn"`
+	Serial                  string `json:"serial,omitempty"`
+	// CRLNumber is the number of the CRL the proof is of, in place of a
+	// certificate's serial.
+	CRLNumber  int64         `json:"crlNumber,omitempty"`
+	Checkpoint string        `json:"checkpoint"` // a signed note
+	Entries    []ProvenEntry `json:"entries"`
 }
 
 // ProvenEntry is a log entry with its inclusion proof (RFC 6962's audit
@@ -121,9 +124,10 @@ type ProvenEntry struct {
 // Check checks that the proof is of what it says: each entry's proof
 // against the checkpoint, whose signature it checks with verifierKey, and
 // each entry's record, which must be the issuance of the certificate of
-// Serial by the CA, then at most its revocation. (An entry proven to be
-// in the log, but about another certificate or CA, proves nothing of
-// this one.)
+// Serial by the CA, then at most its revocation; or, of a CRL, the CA's
+// signing of CRL number CRLNumber, alone. (An entry proven to be in the
+// log, but about another certificate, CRL or CA, proves nothing of this
+// one.)
 func (p *InclusionProof) Check(verifierKey string) error {
 	if _, err := openpca.ParseCAARN(p.CertificateAuthorityArn); err != nil {
 		return err
@@ -137,6 +141,9 @@ func (p *InclusionProof) Check(verifierKey string) error {
 	}
 	if len(p.Entries) == 0 {
 		return errors.New("the proof has no entries")
+	}
+	if p.CRLNumber != 0 && (p.Serial != "" || len(p.Entries) != 1) {
+		return fmt.Errorf("a proof of CRL %d has its entry alone, and no serial", p.CRLNumber)
 	}
 	serial := strings.TrimLeft(p.Serial, "0")
 	issued, revoked, last := false, false, int64(-1)
@@ -152,6 +159,10 @@ func (p *InclusionProof) Check(verifierKey string) error {
 		switch {
 		case r.CertificateAuth != p.CertificateAuthorityArn:
 			return fmt.Errorf("entry %d is of the CA %s, not %s", e.Index, r.CertificateAuth, p.CertificateAuthorityArn)
+		case p.CRLNumber != 0 && (r.Kind != openpca.KeyUseCRL || r.CRLNumber != p.CRLNumber):
+			return fmt.Errorf("entry %d is not the signing of CRL %d", e.Index, p.CRLNumber)
+		case p.CRLNumber != 0:
+			issued = true // the CRL's
 		case strings.TrimLeft(r.Serial, "0") != serial:
 			return fmt.Errorf("entry %d is about the certificate %s, not %s", e.Index, r.Serial, p.Serial)
 		case e.Index <= last:

@@ -2,7 +2,9 @@ package authority
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -86,11 +88,43 @@ func (s *Service) inclusionProof(ctx context.Context, ca *openpca.CA, serial str
 	if err != nil {
 		return nil, err
 	}
+	return s.prove(ctx, ca, uses, &auditlog.InclusionProof{CertificateAuthorityArn: ca.ARN, Serial: serial})
+}
+
+// AuditCRLInclusionProof proves that the log entry of a CRL the caller's
+// CA signed, of number and thisUpdate (both the CRL's), is in the log, as
+// of a checkpoint signed now.
+func (s *Service) AuditCRLInclusionProof(ctx context.Context, caARN string, number int64, thisUpdate time.Time) (*auditlog.InclusionProof, error) {
+	ca, err := s.findCA(ctx, caARN, nil)
+	if err != nil {
+		return nil, err
+	}
+	if number <= 0 {
+		return nil, openpca.Errorf(openpca.CodeInvalidRequest, "crlNumber: a CRL's number is 1 or more.")
+	}
+	uses, err := s.store.CRLKeyUses(ctx, ca.ID, thisUpdate.UTC().Truncate(time.Second))
+	if err != nil {
+		return nil, err
+	}
+	uses = slices.DeleteFunc(uses, func(u *openpca.KeyUse) bool {
+		var r openpca.KeyUseRecord
+		return json.Unmarshal(u.Record, &r) != nil || r.CRLNumber != number
+	})
+	if len(uses) == 0 {
+		return nil, openpca.Errorf(openpca.CodeResourceNotFound, "%s has logged no CRL %d of thisUpdate %s.", ca.ARN, number, thisUpdate.UTC().Format(time.RFC3339))
+	}
+	p, err := s.prove(ctx, ca, uses[:1], &auditlog.InclusionProof{CertificateAuthorityArn: ca.ARN, CRLNumber: number})
+	return p, s.logIntegrity(ctx, ca, err)
+}
+
+// prove fills out with a checkpoint signed now, and uses, each with its
+// proof against it.
+func (s *Service) prove(ctx context.Context, ca *openpca.CA, uses []*openpca.KeyUse, out *auditlog.InclusionProof) (*auditlog.InclusionProof, error) {
 	signed, checkpoint, err := s.log.Checkpoint(ctx, ca.ARN, ca.ID, -1)
 	if err != nil {
 		return nil, err
 	}
-	out := &auditlog.InclusionProof{CertificateAuthorityArn: ca.ARN, Serial: serial, Checkpoint: string(signed)}
+	out.Checkpoint = string(signed)
 	for _, u := range uses {
 		proof, err := s.log.InclusionProof(ctx, ca.ID, u.Seq, checkpoint.Size)
 		if err != nil {

@@ -22,6 +22,7 @@ type AuditLog interface {
 	AuditCheckpoint(ctx context.Context, caARN string, witnessed bool) ([]byte, error)
 	AuditConsistencyProof(ctx context.Context, caARN string, from, to int64) (tlog.TreeProof, error)
 	AuditInclusionProof(ctx context.Context, caARN, serial string) (*auditlog.InclusionProof, error)
+	AuditCRLInclusionProof(ctx context.Context, caARN string, number int64, thisUpdate time.Time) (*auditlog.InclusionProof, error)
 	AuditReports(ctx context.Context, caARN string) ([]*openpca.AuditReport, error)
 }
 
@@ -45,7 +46,7 @@ const (
 	PathPublicKey   = "/audit-log/public-key"
 	PathCheckpoint  = "/audit-log/checkpoint"
 	PathConsistency = "/audit-log/consistency" // &from=N&to=M
-	PathInclusion   = "/audit-log/inclusion"   // &serial=S
+	PathInclusion   = "/audit-log/inclusion"   // &serial=S, or &crlNumber=N&thisUpdate=T
 	PathReports     = "/audit-log/reports"
 )
 
@@ -99,13 +100,30 @@ func handleAuditLog(mux *http.ServeMux, log AuditLog, envelope *awsjson.Envelope
 		}{proof})
 	}))
 	mux.HandleFunc("GET "+PathInclusion, signed(openpca.OperationAuditInclusion, func(ctx context.Context, arn string, q queryParams) (awsjson.Reply, error) {
-		serial, err := q.required("serial")
-		if err != nil {
-			return awsjson.Reply{}, err
-		}
-		proof, err := log.AuditInclusionProof(ctx, arn, serial)
-		if err != nil {
-			return awsjson.Reply{}, err
+		var proof *auditlog.InclusionProof
+		if _, ok := q["crlNumber"]; ok {
+			if _, ok := q["serial"]; ok {
+				return awsjson.Reply{}, openpca.Errorf(openpca.CodeValidation, "The query parameters serial and crlNumber do not go together.")
+			}
+			number, err := q.integer("crlNumber")
+			if err != nil {
+				return awsjson.Reply{}, err
+			}
+			thisUpdate, err := q.time("thisUpdate")
+			if err != nil {
+				return awsjson.Reply{}, err
+			}
+			if proof, err = log.AuditCRLInclusionProof(ctx, arn, number, thisUpdate); err != nil {
+				return awsjson.Reply{}, err
+			}
+		} else {
+			serial, err := q.required("serial")
+			if err != nil {
+				return awsjson.Reply{}, err
+			}
+			if proof, err = log.AuditInclusionProof(ctx, arn, serial); err != nil {
+				return awsjson.Reply{}, err
+			}
 		}
 		return jsonReply(proof)
 	}))
@@ -138,6 +156,18 @@ func (q queryParams) required(name string) (string, error) {
 		return "", openpca.Errorf(openpca.CodeValidation, "The query parameter %s is required, once.", name)
 	}
 	return v[0], nil
+}
+
+func (q queryParams) time(name string) (time.Time, error) {
+	v, err := q.required(name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, openpca.Errorf(openpca.CodeValidation, "The query parameter %s must be a time in RFC 3339, such as 2026-12-01T09:00:00Z, not %q.", name, v)
+	}
+	return t, nil
 }
 
 func (q queryParams) integer(name string) (int64, error) {

@@ -2,12 +2,14 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -29,6 +31,9 @@ func (panicking) AuditConsistencyProof(context.Context, string, int64, int64) (t
 	panic("secret panic text")
 }
 func (panicking) AuditInclusionProof(context.Context, string, string) (*auditlog.InclusionProof, error) {
+	panic("secret panic text")
+}
+func (panicking) AuditCRLInclusionProof(context.Context, string, int64, time.Time) (*auditlog.InclusionProof, error) {
 	panic("secret panic text")
 }
 func (panicking) AuditReports(context.Context, string) ([]*openpca.AuditReport, error) {
@@ -59,6 +64,7 @@ func TestAuditLogEnvelope(t *testing.T) {
 		server.PathCheckpoint + "?certificateAuthorityArn=" + arn,
 		server.PathConsistency + "?certificateAuthorityArn=" + arn + "&from=1&to=2",
 		server.PathInclusion + "?certificateAuthorityArn=" + arn + "&serial=01",
+		server.PathInclusion + "?certificateAuthorityArn=" + arn + "&crlNumber=1&thisUpdate=2026-12-01T09:00:00Z",
 		server.PathReports + "?certificateAuthorityArn=" + arn,
 	} {
 		status, code, body := testenv.Get(t, url+path, false)
@@ -72,8 +78,8 @@ func TestAuditLogEnvelope(t *testing.T) {
 	}
 	m, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	for _, op := range []string{openpca.OperationAuditCheckpoint, openpca.OperationAuditConsistency, openpca.OperationAuditInclusion, openpca.OperationAuditReports} {
-		if want := `openpca_requests_total{error_code="InternalFailure",operation="` + op + `"} 1`; !strings.Contains(string(m), want) {
+	for op, n := range map[string]int{openpca.OperationAuditCheckpoint: 1, openpca.OperationAuditConsistency: 1, openpca.OperationAuditInclusion: 2, openpca.OperationAuditReports: 1} {
+		if want := fmt.Sprintf(`openpca_requests_total{error_code="InternalFailure",operation="%s"} %d`, op, n); !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %s:\n%s", want, m)
 		}
 	}

@@ -100,7 +100,12 @@ func (c *AuditLogClient) Consistency(ctx context.Context, caARN string, from, to
 // Inclusion returns a proof of the log entries of a certificate the CA
 // issued (serial in hex).
 func (c *AuditLogClient) Inclusion(ctx context.Context, caARN, serial string) (*auditlog.InclusionProof, error) {
-	body, err := c.get(ctx, PathInclusion, url.Values{"certificateAuthorityArn": {caARN}, "serial": {serial}}, caARN)
+	return c.inclusion(ctx, caARN, url.Values{"serial": {serial}})
+}
+
+func (c *AuditLogClient) inclusion(ctx context.Context, caARN string, q url.Values) (*auditlog.InclusionProof, error) {
+	q.Set("certificateAuthorityArn", caARN)
+	body, err := c.get(ctx, PathInclusion, q, caARN)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +114,12 @@ func (c *AuditLogClient) Inclusion(ctx context.Context, caARN, serial string) (*
 		return nil, fmt.Errorf("the server's inclusion proof: %v", err)
 	}
 	return p, nil
+}
+
+// CRLInclusion returns a proof of the log entry of the CA's CRL of number
+// and thisUpdate.
+func (c *AuditLogClient) CRLInclusion(ctx context.Context, caARN string, number int64, thisUpdate time.Time) (*auditlog.InclusionProof, error) {
+	return c.inclusion(ctx, caARN, url.Values{"crlNumber": {strconv.FormatInt(number, 10)}, "thisUpdate": {thisUpdate.UTC().Format(time.RFC3339)}})
 }
 
 // Reports lists the CA's latest audit reports, the newest first.

@@ -66,6 +66,25 @@ func (db *DB) signerOf(ctx context.Context, caID string) (signer, error) {
 
 // KeyUses implements openpca.CertificateStore.
 func (db *DB) KeyUses(ctx context.Context, caID string, from int64, limit int) ([]*openpca.KeyUse, error) {
+	return db.keyUses(ctx, caID, ` AND k.seq >= ? ORDER BY k.seq LIMIT ?`, from, limit)
+}
+
+// maxCRLsASecond bounds the entries CRLKeyUses reads: a CA signs a CRL a
+// few times a day, and not twice in a second but by a clock set back.
+const maxCRLsASecond = 16
+
+// CRLKeyUses implements openpca.CertificateStore. The kind is written out,
+// not a parameter, and the order is the index's, so that the index of
+// CRLs' entries (key_uses_crls) serves the query: SQLite otherwise read
+// every entry of the CA in the order of seq.
+func (db *DB) CRLKeyUses(ctx context.Context, caID string, thisUpdate time.Time) ([]*openpca.KeyUse, error) {
+	return db.keyUses(ctx, caID, ` AND k.kind = '`+openpca.KeyUseCRL+`' AND k.at >= ? AND k.at < ? ORDER BY k.at, k.seq LIMIT ?`,
+		thisUpdate.UnixMicro(), thisUpdate.Add(time.Second).UnixMicro(), maxCRLsASecond)
+}
+
+// keyUses reads the entries of CA caID's log that the rest of the query,
+// where, and its args select.
+func (db *DB) keyUses(ctx context.Context, caID, where string, args ...any) ([]*openpca.KeyUse, error) {
 	ca, err := db.signerOf(ctx, caID)
 	if errors.Is(err, openpca.ErrNotFound) {
 		return nil, nil
@@ -73,7 +92,7 @@ func (db *DB) KeyUses(ctx context.Context, caID string, from int64, limit int) (
 	if err != nil {
 		return nil, db.wrap("reading key uses", err)
 	}
-	rows, err := db.query(ctx, entrySelect+` WHERE k.ca_id = ? AND k.seq >= ? ORDER BY k.seq LIMIT ?`, caID, from, limit)
+	rows, err := db.query(ctx, entrySelect+` WHERE k.ca_id = ?`+where, append([]any{caID}, args...)...)
 	if err != nil {
 		return nil, db.wrap("reading key uses", err)
 	}

@@ -292,14 +292,16 @@ func checkConsistency(ctx context.Context, c *server.AuditLogClient, v *audit.Ve
 }
 
 // auditProof prints an inclusion proof of a certificate's log entries,
-// from a server's current log or from a report's proof file.
+// or of a CRL's, from a server's current log or from a report's proof
+// file.
 func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("openpca audit proof", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var serial, caARN, proofPath, key, certPath string
+	var serial, caARN, proofPath, key, certPath, crlPath string
 	var c serverFlags
 	fs.StringVar(&serial, "serial", "", "the certificate's serial number, hex, with or without colons: a proof by serial shows that a certificate of that serial was logged, not which (--certificate shows that it is yours)")
 	fs.StringVar(&certPath, "certificate", "", "the certificate itself (PEM or DER), in place of --serial: the log's record of its issuance must be of it, byte for byte (its SHA-256); a certificate the CA's key signed outside the log, with a logged one's serial, fails (with --key)")
+	fs.StringVar(&crlPath, "crl", "", "a CRL of the CA (PEM or DER), in place of --serial: the log's record of its signing must be of it, byte for byte (its SHA-256); a CRL the CA's key signed outside the log fails (with --key)")
 	fs.StringVar(&caARN, "ca", "", "the ARN of the CA that issued it (required with --server; with --proof, the proof file must be of it)")
 	fs.StringVar(&proofPath, "proof", "", "a report's proof file, to prove from instead of a server")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it, to check the proof before printing it")
@@ -321,8 +323,18 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		}
 		serial = pki.SerialHex(cert.SerialNumber)
 	}
-	if serial == "" || (c.server == "") == (proofPath == "") || (c.server != "" && caARN == "") {
-		return errors.New("--serial or --certificate is required, with either --server and --ca, or --proof")
+	var crl *x509.RevocationList
+	if crlPath != "" {
+		if serial != "" || key == "" {
+			return errors.New("--crl takes the place of --serial and --certificate, and needs --key: an unchecked proof shows nothing of it")
+		}
+		var err error
+		if crl, err = readCRL(crlPath); err != nil {
+			return err
+		}
+	}
+	if serial == "" && crl == nil || (c.server == "") == (proofPath == "") || (c.server != "" && caARN == "") {
+		return errors.New("--serial, --certificate or --crl is required, with either --server and --ca, or --proof")
 	}
 	if err := w.check(); err != nil {
 		return err
@@ -335,9 +347,14 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		return err
 	}
 	var p *auditlog.InclusionProof
-	if client != nil {
+	switch {
+	case crl != nil && client != nil:
+		p, err = client.CRLInclusion(ctx, caARN, crl.Number.Int64(), crl.ThisUpdate)
+	case crl != nil:
+		p, err = proveCRLFromFile(proofPath, crl.Number.Int64())
+	case client != nil:
 		p, err = client.Inclusion(ctx, caARN, serial)
-	} else {
+	default:
 		p, err = proveFromFile(proofPath, serial)
 	}
 	if err != nil {
@@ -359,13 +376,19 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		switch asked := strings.TrimLeft(strings.ToLower(strings.ReplaceAll(serial, ":", "")), "0"); {
 		case caARN != "" && p.CertificateAuthorityArn != caARN:
 			return fmt.Errorf("%w: the proof is of the CA %s, not %s", errVerification, audit.Printable(p.CertificateAuthorityArn), caARN)
-		case strings.TrimLeft(p.Serial, "0") != asked:
+		case crl != nil && p.CRLNumber != crl.Number.Int64():
+			return fmt.Errorf("%w: the proof is about CRL %d, not %d", errVerification, p.CRLNumber, crl.Number)
+		case crl == nil && (p.CRLNumber != 0 || strings.TrimLeft(p.Serial, "0") != asked):
 			return fmt.Errorf("%w: the proof is about the certificate %s, not %s", errVerification, audit.Printable(p.Serial), serial)
 		}
-		if cert != nil {
-			if err := issuedIs(p, cert); err != nil {
-				return fmt.Errorf("%w: %s", errVerification, audit.Printable(err.Error()))
-			}
+		switch {
+		case cert != nil:
+			err = issuedIs(p, cert)
+		case crl != nil:
+			err = signedCRLIs(p, crl)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %s", errVerification, audit.Printable(err.Error()))
 		}
 		if len(w.keys) > 0 {
 			if err := checkWitnessedProof(ctx, client, p, vkey, w.keys, w.quorum, *wait); err != nil {
@@ -405,24 +428,59 @@ func issuedIs(p *auditlog.InclusionProof, cert *x509.Certificate) error {
 	return fmt.Errorf("the proof has no issuance of %s", p.Serial)
 }
 
+// signedCRLIs checks that the CRL signing a checked proof holds is of
+// crl, byte for byte: whoever holds the CA's key could sign another CRL
+// of a logged one's number and date, outside the log.
+func signedCRLIs(p *auditlog.InclusionProof, crl *x509.RevocationList) error {
+	var r openpca.KeyUseRecord
+	if err := json.Unmarshal([]byte(p.Entries[0].Record), &r); err != nil {
+		return err
+	}
+	if sum := sha256.Sum256(crl.Raw); r.SignedSHA256 != hex.EncodeToString(sum[:]) {
+		return fmt.Errorf("the log's signing of CRL %d (entry %d) is of another CRL (SHA-256 %s) than the one given (%x): the CA's key signed this one outside its log", p.CRLNumber, p.Entries[0].Index, r.SignedSHA256, sum)
+	}
+	return nil
+}
+
+// maxCRL bounds a CRL read: 34 MB lists a million revocations, which
+// crypto/x509 parses in about 0.7 GB.
+const maxCRL = 64 << 20
+
+// readCRL reads a CRL, PEM or DER, from a file; its number must be one a
+// server gives (1 to 2^63-1).
+func readCRL(path string) (*x509.RevocationList, error) {
+	crl, err := readDER(path, maxCRL, "X509 CRL", x509.ParseRevocationList)
+	if err == nil && (crl.Number == nil || crl.Number.Sign() <= 0 || !crl.Number.IsInt64()) {
+		return nil, fmt.Errorf("%s: the CRL's number %v is none a server gives", path, crl.Number)
+	}
+	return crl, err
+}
+
 // readCertificate reads one certificate, PEM or DER, from a file (of
 // any key OpenPCA issues under: pki.ParseCertificate).
 func readCertificate(path string) (*x509.Certificate, error) {
-	b, err := smallfile.Read(path)
+	return readDER(path, smallfile.Max, "CERTIFICATE", pki.ParseCertificate)
+}
+
+// readDER parses what a file of at most max bytes holds, DER or in a PEM
+// block of pemType.
+func readDER[T any](path string, max int64, pemType string, parse func([]byte) (T, error)) (T, error) {
+	var none T
+	b, err := smallfile.ReadUpTo(path, max)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	if block, _ := pem.Decode(b); block != nil {
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%s: a PEM %s, not a CERTIFICATE", path, block.Type)
+		if block.Type != pemType {
+			return none, fmt.Errorf("%s: a PEM %s, not %s", path, block.Type, pemType)
 		}
 		b = block.Bytes
 	}
-	cert, err := pki.ParseCertificate(b)
+	v, err := parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return none, fmt.Errorf("%s: %w", path, err)
 	}
-	return cert, nil
+	return v, nil
 }
 
 // asciiJSON returns JSON as encoding/json writes it (valid UTF-8, where
@@ -560,29 +618,53 @@ func proofBeside(report string) string {
 	return report + auditlog.ProofSuffix
 }
 
-// proveFromFile proves a certificate's entries from a proof file. It reads
-// the file twice: to find the entries, then to hash the tree, keeping only
-// the hashes their proofs need.
+// proveFromFile proves a certificate's entries from a proof file.
 func proveFromFile(path, serial string) (*auditlog.InclusionProof, error) {
+	want := strings.ToLower(strings.ReplaceAll(serial, ":", ""))
+	digits := []byte(strings.TrimLeft(want, "0")) // in every record that names it
+	// A certificate has its issuance and at most its revocation.
+	p, err := proveEntries(path, "the certificate "+serial, 2, func(record []byte) bool {
+		var r openpca.KeyUseRecord
+		return bytes.Contains(record, digits) && json.Unmarshal(record, &r) == nil && strings.TrimLeft(r.Serial, "0") == string(digits) &&
+			(r.Kind == openpca.KeyUseIssue || r.Kind == openpca.KeyUseRevoke)
+	})
+	if err == nil {
+		p.Serial = want
+	}
+	return p, err
+}
+
+// proveCRLFromFile proves the entry of CRL number from a proof file.
+func proveCRLFromFile(path string, number int64) (*auditlog.InclusionProof, error) {
+	kind, crlNumber := []byte(`"kind":"`+openpca.KeyUseCRL+`"`), fmt.Appendf(nil, `"crlNumber":%d,`, number)
+	p, err := proveEntries(path, fmt.Sprintf("CRL %d", number), 1, func(record []byte) bool {
+		var r openpca.KeyUseRecord
+		return bytes.Contains(record, kind) && bytes.Contains(record, crlNumber) && json.Unmarshal(record, &r) == nil &&
+			r.Kind == openpca.KeyUseCRL && r.CRLNumber == number
+	})
+	if err == nil {
+		p.CRLNumber = number
+	}
+	return p, err
+}
+
+// proveEntries proves from a proof file the entries about what that
+// match, at most max of them: a file of more copies is not a log, and
+// would take all memory. It reads the file twice: to find the entries,
+// then to hash the tree, keeping only the hashes their proofs need.
+func proveEntries(path, what string, max int, match func(record []byte) bool) (*auditlog.InclusionProof, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	want := strings.ToLower(strings.ReplaceAll(serial, ":", ""))
-	digits := []byte(strings.TrimLeft(want, "0")) // in every record that names it
 	var n int64
 	var entries []auditlog.ProvenEntry
 	h, err := auditlog.ReadProof(f, nil, func(seq int64, record []byte) error {
 		n++
-		var r openpca.KeyUseRecord
-		if bytes.Contains(record, digits) && json.Unmarshal(record, &r) == nil && strings.TrimLeft(r.Serial, "0") == string(digits) &&
-			(r.Kind == openpca.KeyUseIssue || r.Kind == openpca.KeyUseRevoke) {
-			// A certificate has its issuance and at most its revocation:
-			// a file of copies of them is not a log, and would take all
-			// memory.
-			if len(entries) == 2 {
-				return fmt.Errorf("%s has more than two log entries about the certificate %s: it is not a log's", path, serial)
+		if match(record) {
+			if len(entries) == max {
+				return fmt.Errorf("%s has more than %d log entries about %s: it is not a log's", path, max, what)
 			}
 			entries = append(entries, auditlog.ProvenEntry{Index: seq, Record: string(record)})
 		}
@@ -592,7 +674,7 @@ func proveFromFile(path, serial string) (*auditlog.InclusionProof, error) {
 		return nil, err
 	}
 	if len(entries) == 0 {
-		return nil, fmt.Errorf("%s has no log entry about the certificate %s", path, serial)
+		return nil, fmt.Errorf("%s has no log entry about %s", path, what)
 	}
 	indexes := make([]int64, len(entries))
 	for i, e := range entries {
@@ -611,7 +693,7 @@ func proveFromFile(path, serial string) (*auditlog.InclusionProof, error) {
 	for i := range entries {
 		entries[i].Proof = proofs[i]
 	}
-	return &auditlog.InclusionProof{CertificateAuthorityArn: h.CertificateAuthorityArn, Serial: want, Checkpoint: h.Checkpoint, Entries: entries}, nil
+	return &auditlog.InclusionProof{CertificateAuthorityArn: h.CertificateAuthorityArn, Checkpoint: h.Checkpoint, Entries: entries}, nil
 }
 
 // verifierKey returns the key in the file key names, or key itself: a

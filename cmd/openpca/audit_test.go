@@ -12,7 +12,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -393,6 +395,115 @@ func TestAuditProof(t *testing.T) {
 				t.Errorf("%v; want a failed verification with %q\n%s", err, tc.want, out)
 			}
 		})
+	}
+}
+
+// TestAuditProofCRL proves a CRL the CA published from the server and
+// from a report's proof file: the log's record must be of it, byte for
+// byte. A CRL of the same number and date signed outside the log (here by
+// another key: the record is what tells), one the log has not, and a
+// server that answers with a proof of something else each fail.
+func TestAuditProofCRL(t *testing.T) {
+	signAsTestKey(t)
+	env := testenv.Start(t)
+	caARN := activeCAWithCRLs(t, env)
+	dir := t.TempDir()
+	logged := filepath.Join(dir, "logged.crl")
+	var crl *x509.RevocationList
+	for deadline := time.Now().Add(15 * time.Second); crl == nil; time.Sleep(50 * time.Millisecond) {
+		der, err := os.ReadFile(filepath.Join(env.Config.DataDir, "s3", "crls", "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl"))
+		if err == nil {
+			if crl, err = x509.ParseRevocationList(der); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(logged, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CRL: %v", err)
+		}
+	}
+	proofFile := newReport(t, env, caARN) + auditlog.ProofSuffix
+	key, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := strings.TrimSpace(key)
+
+	otherKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forge := func(name string, number int64) string {
+		signer := &x509.Certificate{Subject: pkix.Name{CommonName: "Backed Up"}, SubjectKeyId: []byte{1}, KeyUsage: x509.KeyUsageCRLSign}
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: crl.ThisUpdate, NextUpdate: crl.NextUpdate},
+			signer, otherKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, der, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	number := crl.Number.Int64()
+	forged, unlogged := forge("forged.crl", number), forge("unlogged.crl", number+100)
+	for _, from := range [][]string{{"--server", env.URL, "--ca", caARN}, {"--proof", proofFile}} {
+		out, err := runOpenpca(t, append([]string{"audit", "proof", "--key", vkey, "--crl", logged}, from...)...)
+		var p auditlog.InclusionProof
+		if err != nil || json.Unmarshal([]byte(out), &p) != nil || p.CRLNumber != number || len(p.Entries) != 1 ||
+			!strings.Contains(p.Entries[0].Record, `"kind":"CRL"`) || p.Check(vkey) != nil {
+			t.Errorf("%v: the CRL logged: %v\n%s", from, err, out)
+		}
+		for _, tc := range []struct{ crl, want string }{
+			{forged, "is of another CRL"},
+			{unlogged, fmt.Sprintf("CRL %d", number+100)},
+		} {
+			out, err := runOpenpca(t, append([]string{"audit", "proof", "--key", vkey, "--crl", tc.crl}, from...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v, %s: %v; want an error with %q\n%s", from, filepath.Base(tc.crl), err, tc.want, out)
+			}
+		}
+	}
+	if out, err := runOpenpca(t, "audit", "proof", "--proof", proofFile, "--crl", logged); err == nil || !strings.Contains(err.Error(), "needs --key") {
+		t.Errorf("--crl without --key: %v\n%s", err, out)
+	}
+
+	// A server that answers with a true proof of another entry: the CSR's.
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "crl.example"}}).CSRPEM
+	arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf})
+	certProof, err := runOpenpca(t, "audit", "proof", "--server", env.URL, "--ca", caARN, "--serial", arn[strings.LastIndex(arn, "/")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p auditlog.InclusionProof
+	json.Unmarshal([]byte(certProof), &p)
+	relabel := func(serial string) []byte {
+		var p auditlog.InclusionProof
+		json.Unmarshal([]byte(certProof), &p)
+		p.Serial, p.CRLNumber = serial, number
+		b, _ := json.Marshal(p)
+		return b
+	}
+	for _, tc := range []struct {
+		name, want string
+		answer     []byte
+	}{
+		{"a certificate's", "the proof is about CRL 0", []byte(certProof)},
+		{"a certificate's, labelled a CRL's as well", "has its entry alone, and no serial", relabel(p.Serial)},
+		{"a certificate's, labelled a CRL's", "is not the signing of CRL", relabel("")},
+	} {
+		liar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(tc.answer)
+		}))
+		out, err := runOpenpca(t, "audit", "proof", "--server", liar.URL, "--ca", caARN, "--crl", logged, "--key", vkey)
+		liar.Close()
+		if !errors.Is(err, errVerification) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s proof for a CRL: %v; want a failed verification with %q\n%s", tc.name, err, tc.want, out)
+		}
 	}
 }
 

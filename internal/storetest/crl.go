@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -51,6 +52,30 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	}
 	if kinds := logKinds(t, s, ca); kinds != "[CSR CRL]" {
 		t.Errorf("log %s after a CRL", kinds)
+	}
+	// The CRL's entry is found by its thisUpdate, to the second: not
+	// another second's, not another CA's, not the CSR's of the same second.
+	second := t0.Truncate(time.Second)
+	if uses, err := s.CRLKeyUses(ctx, ca.ID, second); err != nil || len(uses) != 1 || uses[0].Seq != 1 || !bytes.Equal(uses[0].Record, use.Record) {
+		t.Errorf("the CRL's entries by its thisUpdate: %v, %v", uses, err)
+	}
+	for _, tc := range []struct {
+		name, caID string
+		at         time.Time
+	}{
+		{"a second later", ca.ID, second.Add(time.Second)},
+		{"a second before", ca.ID, second.Add(-time.Second)},
+		{"another CA", "no-such-ca", second},
+	} {
+		if uses, err := s.CRLKeyUses(ctx, tc.caID, tc.at); err != nil || len(uses) != 0 {
+			t.Errorf("the CRL's entries, %s: %v, %v", tc.name, uses, err)
+		}
+	}
+	// The CA's creation logged its CSR's signing microseconds before the
+	// CRL: in the same second, most often.
+	uses, err := s.CRLKeyUses(ctx, ca.ID, ca.CreatedAt.Truncate(time.Second))
+	if err != nil || len(uses) > 1 || len(uses) == 1 && uses[0].Kind != openpca.KeyUseCRL {
+		t.Errorf("the CRL's entries, of the second of the CSR's: %v, %v", uses, err)
 	}
 	if at, err := s.LatestCRL(ctx, ca.ID); err != nil || !at.IsZero() {
 		t.Errorf("the latest CRL before one was published: %v, %v", at, err)
