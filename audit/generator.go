@@ -163,6 +163,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		status, failure = openpca.AuditReportStatusFailed, reportFailure(err)
 	}
 	g.cfg.Alarm.Check(ctx, err)
+	g.cleanUp(ctx, r, status == openpca.AuditReportStatusFailed, log)
 	// Recorded even if the lease is lost meanwhile (the store checks the
 	// owner), within a bound: a store that stopped answering would hold
 	// the worker for good.
@@ -174,27 +175,38 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	}
 	if status == openpca.AuditReportStatusFailed {
 		log.Error("audit report failed", "error", err, "rows", rows)
-		// Either object may have been written whole before the other
-		// failed: a tool that watches the bucket would take it for a
-		// report. The report's end was recorded by this server, which
-		// held it; a server that held it before and stalled may still
-		// land a write, which stays. (A bucket given to another account
-		// got nothing from this server.) A bucket that does not answer
-		// must not hold the worker, or a stop, for long.
-		if errors.Is(err, errBucketGiven) {
-			return
-		}
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
-		defer cancel()
-		for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix} {
-			if err := g.cfg.Objects.Delete(dctx, r.Bucket, key); err != nil {
-				log.Warn("a failed audit report's object stays in its bucket", "object", key, "error", err)
-			}
-		}
 		return
 	}
 	log.Info("audit report written", "rows", rows, "seconds", g.cfg.Now().Sub(start).Seconds())
 	g.wrote(r, gen)
+}
+
+// cleanUp removes from report r's bucket what its generation left
+// unfinished (an upload whose start the object store's client sent
+// again, its answer lost: nothing knew of the first), and, if the report
+// failed, its objects, either of which may have been written whole before
+// the other failed: a tool that watches the bucket would take it for a
+// report. It runs before the report's end is recorded, so that a server
+// that stops in between resumes the report, and cleans up then. A
+// report's objects are named by its CA's id and its own: in a bucket given
+// to another account since, they are still the report's account's, and
+// are removed. A server that held the report before and stalled may still
+// land a write, which stays. A bucket that does not answer must not hold
+// the worker, or a stop, for long.
+func (g *Generator) cleanUp(ctx context.Context, r *openpca.AuditReport, failed bool, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
+	defer cancel()
+	for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix} {
+		if err := g.cfg.Objects.DiscardPartial(ctx, r.Bucket, key); err != nil {
+			log.Warn("what an audit report's generation left unfinished stays in its bucket", "object", key, "error", err)
+		}
+		if !failed {
+			continue
+		}
+		if err := g.cfg.Objects.Delete(ctx, r.Bucket, key); err != nil {
+			log.Warn("a failed audit report's object stays in its bucket", "object", key, "error", err)
+		}
+	}
 }
 
 // reportAttempts is how often a report is generated before a fault of its
