@@ -243,6 +243,21 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) (err err
 	if err := root.Rename(temp, rel); err != nil {
 		return err
 	}
+	// The rename, and the folders MkdirAll may have made on the way (a
+	// CA's first report's audit-report/<id>), are durable once each
+	// folder up to the bucket's is: a power cut could otherwise lose the
+	// folder of an object the database says is written.
+	for d := dir; ; d = filepath.Dir(d) {
+		if err := syncFolder(root, d); err != nil {
+			return err
+		}
+		if d == o.Bucket || d == "." || d == "/" {
+			return nil
+		}
+	}
+}
+
+func syncFolder(root *os.Root, dir string) error {
 	d, err := root.Open(dir)
 	if err != nil {
 		return err
