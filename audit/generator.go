@@ -150,6 +150,9 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		case <-ctx.Done():
 		}
 	}
+	if ctx.Err() == nil {
+		g.cleanUp(ctx, r, err != nil, log)
+	}
 	if ctx.Err() != nil {
 		msg := "audit report interrupted; it will be resumed"
 		if errors.Is(context.Cause(ctx), worker.ErrLeaseLost) {
@@ -163,7 +166,6 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		status, failure = openpca.AuditReportStatusFailed, reportFailure(err)
 	}
 	g.cfg.Alarm.Check(ctx, err)
-	g.cleanUp(ctx, r, status == openpca.AuditReportStatusFailed, log)
 	// Recorded even if the lease is lost meanwhile (the store checks the
 	// owner), within a bound: a store that stopped answering would hold
 	// the worker for good.
@@ -186,15 +188,17 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 // again, its answer lost: nothing knew of the first), and, if the report
 // failed, its objects, either of which may have been written whole before
 // the other failed: a tool that watches the bucket would take it for a
-// report. It runs before the report's end is recorded, so that a server
-// that stops in between resumes the report, and cleans up then. A
-// report's objects are named by its CA's id and its own: in a bucket given
-// to another account since, they are still the report's account's, and
-// are removed. A server that held the report before and stalled may still
-// land a write, which stays. A bucket that does not answer must not hold
-// the worker, or a stop, for long.
+// report. It runs before the report's end is recorded, while the server
+// holds the report: a stop, or the report's lease lost (another server
+// may be writing the same objects), ends it, and the report is taken up
+// again, and cleaned up then. A report's objects are named by its CA's id
+// and its own: in a bucket given to another account since, they are
+// still the report's account's, and are removed. A server that held the
+// report before and stalled may still land a write, which stays. A
+// bucket that does not answer must not hold the worker, or a stop, for
+// long.
 func (g *Generator) cleanUp(ctx context.Context, r *openpca.AuditReport, failed bool, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, deleteTimeout)
 	defer cancel()
 	for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix} {
 		if err := g.cfg.Objects.DiscardPartial(ctx, r.Bucket, key); err != nil {
