@@ -546,17 +546,8 @@ func checkDataDir(dir string) error {
 // on the folder of the server's user, trusts that user's files and group,
 // but not to lead it elsewhere.
 func checkFolder(dir string, command bool) (os.FileInfo, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
+	if err := checkLinks(dir, "the data folder"); err != nil {
 		return nil, err
-	}
-	for p := abs; ; p = filepath.Dir(p) {
-		if li, err := os.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 && !trusted(li) {
-			return nil, fmt.Errorf("%s, on the way to the data folder %s, is a link of user %d, not of this process's (%d): another user may point it elsewhere", p, dir, owner(li), os.Geteuid())
-		}
-		if filepath.Dir(p) == p {
-			break
-		}
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -565,10 +556,7 @@ func checkFolder(dir string, command bool) (os.FileInfo, error) {
 	// The folder's group is trusted by its members, and by root's
 	// commands, which run on the server's folder (a container's volume is
 	// often writable by the pod's group).
-	groups, _ := os.Getgroups()
-	gid := int(fi.Sys().(*syscall.Stat_t).Gid)
-	ours := slices.Contains(groups, gid) || gid == os.Getegid() || command && os.Geteuid() == 0
-	if fi.Mode().Perm()&0o002 != 0 || fi.Mode().Perm()&0o020 != 0 && !ours {
+	if writableByOthers(fi, command && os.Geteuid() == 0) {
 		return nil, fmt.Errorf("the data folder %s can be written by users outside this process's user and groups (mode %s): chmod 700 it", dir, fi.Mode().Perm())
 	}
 	for _, name := range dataFiles {
@@ -577,6 +565,33 @@ func checkFolder(dir string, command bool) (os.FileInfo, error) {
 		}
 	}
 	return fi, nil
+}
+
+// writableByOthers reports whether users outside this process's user and
+// groups (and the folder's group, unless trustGroup) may write to the
+// folder fi.
+func writableByOthers(fi os.FileInfo, trustGroup bool) bool {
+	groups, _ := os.Getgroups()
+	gid := int(fi.Sys().(*syscall.Stat_t).Gid)
+	ours := slices.Contains(groups, gid) || gid == os.Getegid() || trustGroup
+	return fi.Mode().Perm()&0o002 != 0 || fi.Mode().Perm()&0o020 != 0 && !ours
+}
+
+// checkLinks refuses a link of another user on the way to dir (or in its
+// place), what names it.
+func checkLinks(dir, what string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		if li, err := os.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 && !trusted(li) {
+			return fmt.Errorf("%s, on the way to %s %s, is a link of user %d, not of this process's (%d): another user may point it elsewhere", p, what, dir, owner(li), os.Geteuid())
+		}
+		if filepath.Dir(p) == p {
+			return nil
+		}
+	}
 }
 
 // owner is the user a file belongs to; trusted reports whether that is

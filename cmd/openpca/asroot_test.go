@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -96,5 +97,52 @@ func TestCommandsAsRootRefuseOthersFolder(t *testing.T) {
 	}
 	if out, err := runOpenpca(t, "cas", "list", "--data-dir", data); err == nil || !strings.Contains(err.Error(), "run it as that user") {
 		t.Errorf("cas list as root, with a rotation to settle: %v\n%s", err, out)
+	}
+}
+
+// TestBackupRefusesOthersFolder: a backup is written only in a folder no
+// other user can change under the command: another user's, or one others
+// may write to without the sticky bit, or one reached through another
+// user's link, is refused, and nothing is written. Another user who could
+// swap the folder the backup is made in for a link had root's backup
+// write the whole database, readable by all, where they chose. /tmp's
+// kind of folder (root's, world-writable, sticky) takes it.
+func TestBackupRefusesOthersFolder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("files of another user take root to make, as CI runs")
+	}
+	const nobody = 65534
+	env := testenv.Start(t)
+	env.Stop(t)
+	theirs, open, sticky := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := errors.Join(os.Chown(theirs, nobody, nobody), os.Chmod(open, 0o777), os.Chmod(sticky, 0o777|os.ModeSticky)); err != nil {
+		t.Fatal(err)
+	}
+	linked := filepath.Join(t.TempDir(), "linked")
+	if err := errors.Join(os.Symlink(sticky, linked), os.Lchown(linked, nobody, nobody)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, dir, want string
+	}{
+		{"another user's folder", theirs, "belongs to user 65534"},
+		{"a folder all may write to", open, "can be written by users outside"},
+		{"through another user's link", linked, "is a link of user 65534"},
+		{"a sticky folder all may write to", sticky, ""},
+	} {
+		to := filepath.Join(tc.dir, "backup.db")
+		out, err := runOpenpca(t, "backup", "--to", to, "--data-dir", env.Config.DataDir)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v\n%s", tc.name, err, out)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q\n%s", tc.name, err, tc.want, out)
+		}
+		if entries, _ := os.ReadDir(tc.dir); len(entries) > 0 {
+			t.Errorf("%s: the refused backup left %v", tc.name, entries)
+		}
 	}
 }
