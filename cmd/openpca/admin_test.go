@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -524,6 +525,44 @@ func TestOperatorFilesBounded(t *testing.T) {
 	} {
 		if out, err := runOpenpca(t, args...); err == nil || !strings.Contains(err.Error(), "holds more than 16 MiB") {
 			t.Errorf("openpca %s: %v\n%.300s", strings.Join(args[:2], " "), err, out)
+		}
+	}
+}
+
+// TestOperatorFilesRegular: a file an operator names that is not a
+// regular file (a named pipe, a device) is refused at once: a named pipe
+// given for the master key's file, or a report's, had the command wait in
+// open(2) for a writer for good, past SIGTERM.
+func TestOperatorFilesRegular(t *testing.T) {
+	env := testenv.Start(t)
+	data := env.Config.DataDir
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"keys", "list", "--data-dir", data, "--master-key-file", fifo},
+		{"keys", "list", "--data-dir", data, "--master-key-file", "/dev/zero"},
+		{"audit", "verify", "--report", fifo, "--key", "k+k"},
+		{"audit", "proof", "--proof", fifo, "--serial", "01"},
+		{"audit", "proof", "--proof", fifo, "--crl", "/dev/zero", "--key", "k+k"},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := runOpenpca(t, args...)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "is not a file") {
+				t.Errorf("openpca %s: %v", strings.Join(args, " "), err)
+			}
+		case <-time.After(10 * time.Second):
+			// A writer lets the reader's open return.
+			if w, err := os.OpenFile(fifo, os.O_RDWR, 0); err == nil {
+				defer w.Close()
+			}
+			t.Fatalf("openpca %s waits on a named pipe", strings.Join(args, " "))
 		}
 	}
 }

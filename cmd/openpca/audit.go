@@ -182,12 +182,12 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	if err != nil {
 		return err
 	}
-	report, err := os.Open(reportPath)
+	report, err := smallfile.Open(reportPath)
 	if err != nil {
 		return err
 	}
 	defer report.Close()
-	proof, err := os.Open(proofPath)
+	proof, err := smallfile.Open(proofPath)
 	if err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	}
 	v.CheckIdentity(reportPath, reportID, caARN, *allowUnsigned)
 	if earlierPath != "" {
-		earlier, err := os.Open(earlierPath)
+		earlier, err := smallfile.Open(earlierPath)
 		if err != nil {
 			return err
 		}
@@ -653,7 +653,7 @@ func proveCRLFromFile(path string, number int64) (*auditlog.InclusionProof, erro
 // would take all memory. It reads the file twice: to find the entries,
 // then to hash the tree, keeping only the hashes their proofs need.
 func proveEntries(path, what string, max int, match func(record []byte) bool) (*auditlog.InclusionProof, error) {
-	f, err := os.Open(path)
+	f, err := smallfile.Open(path)
 	if err != nil {
 		return nil, err
 	}

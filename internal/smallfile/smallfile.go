@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // Max is the most Read takes: far more than any such file holds.
@@ -21,7 +22,7 @@ func Read(path string) ([]byte, error) { return ReadUpTo(path, Max) }
 // ReadUpTo returns the contents of the file at path, refusing one of more
 // than max bytes, for files that may be larger than most such (a CRL).
 func ReadUpTo(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -34,4 +35,29 @@ func ReadUpTo(path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s holds more than %d MiB, more than such a file does", path, max>>20)
 	}
 	return b, nil
+}
+
+// Open opens the regular file at path for reading, refusing anything
+// else: a named pipe given for a key's or a report's file had the command
+// wait in open(2) for a writer, for good, past SIGTERM (which the
+// commands catch, to end their work cleanly).
+func Open(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a file (%s)", path, fi.Mode().Type())
+	}
+	if err == nil {
+		// Reads of a regular file do not block; the flag is cleared all
+		// the same, as the file is handed on.
+		err = syscall.SetNonblock(int(f.Fd()), false)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
