@@ -151,12 +151,13 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, how sq
 		return auditlog.CheckKey(ctx, store, sealer)
 	}
 	path := filepath.Join(cfg.DataDir, "openpca.db")
+	existed := fileExists(path) // and Restore refuses
 	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, how, check)
 	if err != nil {
 		rotation.Close()
 		// Put in place, but not known to be durably: the folder's sync
 		// failed.
-		if fileExists(path) {
+		if !existed && fileExists(path) {
 			return nil, sum, fmt.Errorf("the database was restored, but: %w", err)
 		}
 		return nil, sum, fmt.Errorf("nothing was restored: %w", err)

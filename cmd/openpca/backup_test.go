@@ -90,8 +90,8 @@ func TestBackupAndRestore(t *testing.T) {
 			t.Errorf("restore said no %q:\n%s", want, out)
 		}
 	}
-	if out, err := runOpenpca(t, "restore", "--from", backup, "--data-dir", restored, "--master-key-file", masterKey); err == nil {
-		t.Errorf("a restore over a database: no error\n%s", out)
+	if out, err := runOpenpca(t, "restore", "--from", backup, "--data-dir", restored, "--master-key-file", masterKey); err == nil || !strings.Contains(err.Error(), "nothing was restored") {
+		t.Errorf("a restore over a database: %v, want nothing restored\n%s", err, out)
 	}
 	if out, _ := runOpenpca(t, "operator-log", "--data-dir", restored, "--master-key-file", masterKey); !strings.Contains(out, "restored from "+backup) {
 		t.Errorf("the operator log has no restore:\n%s", out)
