@@ -63,7 +63,49 @@ func Backup(ctx context.Context, path, to string) (sqlstore.Summary, error) {
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
 		return sqlstore.Summary{}, fmt.Errorf("backing up %s: %w", path, err)
 	}
+	if err := markBackup(ctx, tmp, time.Now()); err != nil {
+		return sqlstore.Summary{}, fmt.Errorf("backing up %s: %w", path, err)
+	}
 	return place(ctx, tmp, to)
+}
+
+// backupSetting marks a backup, as Backup writes it, with when it was
+// made; Restore takes the mark off, and Open refuses a database that has
+// it. A backup copied over a server's database (as SQLite's files are
+// often restored) was served as it was: none of restore's checks, its
+// active CAs signing again, CRLs under numbers published since, without
+// the revocations since.
+const backupSetting = "backup"
+
+// markBackup marks the backup at path as made at, unless its database is
+// of a version before settings.
+func markBackup(ctx context.Context, path string, at time.Time) error {
+	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rw")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var tables int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'settings'`).Scan(&tables); err != nil || tables == 0 {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)`, backupSetting, []byte(at.UTC().Format(time.RFC3339)))
+	return err
+}
+
+// backupMade returns when the database of db was backed up, if it is a
+// backup not restored: "" if not.
+func backupMade(ctx context.Context, db *sql.DB) (string, error) {
+	var tables int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'settings'`).Scan(&tables); err != nil || tables == 0 {
+		return "", err
+	}
+	var at []byte
+	err := db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, backupSetting).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return string(at), err
 }
 
 // Restore puts the backup from, checked, in place as the database at path,
@@ -193,6 +235,9 @@ func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Tim
 		}
 	}
 	r, err := store.SettleRestored(ctx, crlNumberFloor, now, how, nil)
+	if err == nil {
+		_, err = db.ExecContext(ctx, `DELETE FROM settings WHERE name = ?`, backupSetting)
+	}
 	return r, errors.Join(err, store.Close())
 }
 

@@ -203,6 +203,14 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 		scan.close()
 		return errors.Join(read.Close(), checkpoint.Close(), write.Close())
 	}
+	switch made, err := backupMade(ctx, write); {
+	case err != nil:
+		closeAll()
+		return nil, err
+	case made != "":
+		closeAll()
+		return nil, fmt.Errorf("%s is a backup (made %s by openpca backup), copied into place: put a backup in place with openpca restore --from <the backup> into a data folder without a database, which checks it, disables its active CAs and numbers their CRLs past those published since", path, made)
+	}
 	c := &checkpointer{write: write, passive: checkpoint, wal: path + "-wal", opts: opts}
 	d := dialect()
 	d.Scrub = c.wantScrub

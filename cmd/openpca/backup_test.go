@@ -67,6 +67,23 @@ func TestBackupAndRestore(t *testing.T) {
 	if out, _ := runOpenpca(t, "operator-log", "--data-dir", data); !strings.Contains(out, "backed up to "+backup) {
 		t.Errorf("the operator log has no backup:\n%s", out)
 	}
+	// Copied into a data folder as the database, as SQLite's files are
+	// often restored, the backup is refused, by servers and commands:
+	// served as it was, its CAs signed CRLs under numbers used since,
+	// without the revocations since.
+	copied := t.TempDir()
+	for from, to := range map[string]string{backup: "openpca.db", filepath.Join(data, "master.key"): "master.key"} {
+		b, err := os.ReadFile(from)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(copied, to), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := runOpenpca(t, "keys", "list", "--data-dir", copied); err == nil || !strings.Contains(err.Error(), "is a backup") || !strings.Contains(err.Error(), "openpca restore") {
+		t.Errorf("a backup copied into place as the database: %v\n%s", err, out)
+	}
 
 	restored := filepath.Join(t.TempDir(), "restored")
 	masterKey := filepath.Join(data, "master.key")
