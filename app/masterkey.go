@@ -125,6 +125,9 @@ func (f *keyFiles) store() (*kms.Store, error) {
 }
 
 func (f *keyFiles) read(path string) ([]byte, error) {
+	if err := checkKeyFile(path, f.cfg.DataDir); err != nil {
+		return nil, err
+	}
 	b, err := smallfile.Read(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no master key at %s: start openpca serve on this data folder first, or give the master key", path)
@@ -238,6 +241,50 @@ func finishRotation(ctx context.Context, files *keyFiles, store openpca.SettingS
 		return keys, err
 	}
 	return keys, seal.SyncDir(filepath.Dir(cfg.MasterKeyFile))
+}
+
+// checkKeyFile refuses a master key's file outside the data folder (whose
+// own files checkDataDir judges) that another user could have written, or
+// can change: one of another user than this process's, root, or the data
+// folder's owner (whose files root's commands trust), or in a folder of
+// such a user's or that others may write to without the sticky bit, or
+// reached through such a user's link. The master key seals every CA's
+// key: a file another user wrote gave the server that user's key, taken
+// at its first start, and known to them.
+func checkKeyFile(path, dataDir string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	data, err := filepath.Abs(dataDir)
+	if err != nil || filepath.Dir(abs) == data {
+		return err
+	}
+	dataOwner := uint32(os.Geteuid())
+	if fi, err := os.Stat(data); err == nil {
+		dataOwner = owner(fi)
+	}
+	ours := func(fi os.FileInfo) bool { return trusted(fi) || owner(fi) == dataOwner }
+	if err := checkLinks(filepath.Dir(abs), "the master key's file"); err != nil {
+		return err
+	}
+	dir, err := os.Stat(filepath.Dir(abs))
+	if err != nil {
+		return err
+	}
+	if !ours(dir) || dir.Mode()&os.ModeSticky == 0 && writableByOthers(dir, false) {
+		return fmt.Errorf("the master key's file %s is in a folder that another user than this process's, root or the data folder's owns or may write to (user %d, mode %s): that user could put their own key in its place", path, owner(dir), dir.Mode().Perm())
+	}
+	for _, stat := range []func(string) (os.FileInfo, error){os.Lstat, os.Stat} {
+		fi, err := stat(abs)
+		if err != nil {
+			return err
+		}
+		if !ours(fi) {
+			return fmt.Errorf("the master key's file %s belongs to user %d, not to this process's (%d), root or the data folder's (%d): that user may have written it, and knows the key", path, owner(fi), os.Geteuid(), dataOwner)
+		}
+	}
+	return nil
 }
 
 // warnOfKeyFile warns of a master key file that others can read, or that

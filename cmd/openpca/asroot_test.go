@@ -146,3 +146,43 @@ func TestBackupRefusesOthersFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestMasterKeyFileOfAnotherUser: a master key's file outside the data
+// folder that another user wrote, or can replace (from a folder of theirs,
+// or one others may write to without the sticky bit), is refused: the
+// server took such a file's key at its first start, a key that user
+// knows, and warned only of the file's mode.
+func TestMasterKeyFileOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("files of another user take root to make, as CI runs")
+	}
+	const nobody = 65534
+	env := testenv.Start(t)
+	env.Stop(t)
+	key, err := os.ReadFile(filepath.Join(env.Config.DataDir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, want string
+		fileOwner  int
+		folderMode os.FileMode
+		folderOf   int
+	}{
+		{"root's, in root's folder", "", 0, 0o700, 0},
+		{"root's, in a sticky folder all may write to", "", 0, 0o777 | os.ModeSticky, 0},
+		{"another user's", "belongs to user 65534", nobody, 0o700, 0},
+		{"in another user's folder", "in a folder that another user", 0, 0o700, nobody},
+		{"in a folder all may write to", "in a folder that another user", 0, 0o777, 0},
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "master.key")
+		if err := errors.Join(os.WriteFile(path, key, 0o600), os.Chown(path, tc.fileOwner, tc.fileOwner), os.Chmod(dir, tc.folderMode), os.Chown(dir, tc.folderOf, tc.folderOf)); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runOpenpca(t, "keys", "list", "--data-dir", env.Config.DataDir, "--master-key-file", path)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q\n%s", tc.name, err, tc.want, out)
+		}
+	}
+}
