@@ -93,6 +93,24 @@ func markBackup(ctx context.Context, path string, at time.Time) error {
 	return err
 }
 
+// copiedBackup returns when the database at path was backed up, if it is
+// a backup not restored: "" if not. It looks before anything opens the
+// database to use it, which would turn it to WAL mode, and the backup,
+// copied back, into one restore refuses as a server's. A database in WAL
+// mode is a server's, whatever it holds: one an earlier version restored
+// from a marked backup, and served, kept the mark.
+func copiedBackup(ctx context.Context, path string) (string, error) {
+	if wal, err := walMode(path); err != nil || wal {
+		return "", nil // a new database's empty file, or a server's
+	}
+	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=ro")
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	return backupMade(ctx, db)
+}
+
 // backupMade returns when the database of db was backed up, if it is a
 // backup not restored: "" if not.
 func backupMade(ctx context.Context, db *sql.DB) (string, error) {

@@ -6,6 +6,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -154,6 +155,9 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	if err != nil {
 		return nil, err
 	}
+	if made, err := copiedBackup(ctx, path); err != nil || made != "" {
+		return nil, cmp.Or(err, fmt.Errorf("%s is a backup (made %s by openpca backup), copied into place: put a backup in place with openpca restore --from <the backup> into a data folder without a database, which checks it, disables its active CAs and numbers their CRLs past those published since", path, made))
+	}
 	pragmas := url.Values{}
 	for _, p := range []string{fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
 		pragmas.Add("_pragma", p)
@@ -202,14 +206,6 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	closeAll := func() error {
 		scan.close()
 		return errors.Join(read.Close(), checkpoint.Close(), write.Close())
-	}
-	switch made, err := backupMade(ctx, write); {
-	case err != nil:
-		closeAll()
-		return nil, err
-	case made != "":
-		closeAll()
-		return nil, fmt.Errorf("%s is a backup (made %s by openpca backup), copied into place: put a backup in place with openpca restore --from <the backup> into a data folder without a database, which checks it, disables its active CAs and numbers their CRLs past those published since", path, made)
 	}
 	c := &checkpointer{write: write, passive: checkpoint, wal: path + "-wal", opts: opts}
 	d := dialect()

@@ -84,6 +84,12 @@ func TestBackupAndRestore(t *testing.T) {
 	if out, err := runOpenpca(t, "keys", "list", "--data-dir", copied); err == nil || !strings.Contains(err.Error(), "is a backup") || !strings.Contains(err.Error(), "openpca restore") {
 		t.Errorf("a backup copied into place as the database: %v\n%s", err, out)
 	}
+	// Refused as it was found: still a backup restore takes, not turned to
+	// a server's database (WAL mode), which it refuses.
+	if out, err := runOpenpca(t, "restore", "--from", filepath.Join(copied, "openpca.db"), "--data-dir", filepath.Join(t.TempDir(), "r"),
+		"--master-key-file", filepath.Join(data, "master.key")); err != nil {
+		t.Errorf("a restore of the backup copied into place, once refused: %v\n%s", err, out)
+	}
 
 	restored := filepath.Join(t.TempDir(), "restored")
 	masterKey := filepath.Join(data, "master.key")
