@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -529,40 +530,60 @@ func TestOperatorFilesBounded(t *testing.T) {
 	}
 }
 
-// TestOperatorFilesRegular: a file an operator names that is not a
-// regular file (a named pipe, a device) is refused at once: a named pipe
-// given for the master key's file, or a report's, had the command wait in
-// open(2) for a writer for good, past SIGTERM.
+// TestOperatorFilesRegular: a file an operator names is read without
+// waiting on a named pipe's writer: a named pipe given for the master
+// key's file, or a report's, had the command wait in open(2) for good,
+// past SIGTERM. A pipe with a writer is read (a key given as <(...)), one
+// without reads as empty; a device, or a pipe for a report or proof file
+// (read twice), is refused.
 func TestOperatorFilesRegular(t *testing.T) {
 	env := testenv.Start(t)
+	env.Stop(t)
 	data := env.Config.DataDir
+	key, err := os.ReadFile(filepath.Join(data, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	fifo := filepath.Join(t.TempDir(), "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{
-		{"keys", "list", "--data-dir", data, "--master-key-file", fifo},
-		{"keys", "list", "--data-dir", data, "--master-key-file", "/dev/zero"},
-		{"audit", "verify", "--report", fifo, "--key", "k+k"},
-		{"audit", "proof", "--proof", fifo, "--serial", "01"},
-		{"audit", "proof", "--proof", fifo, "--crl", "/dev/zero", "--key", "k+k"},
+	// A pipe that holds the key, its writer gone, as a shell's <(...) is.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w.Write(key)
+	w.Close()
+	given := fmt.Sprintf("/proc/self/fd/%d", r.Fd())
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"keys", "list", "--data-dir", data, "--master-key-file", given}, ""},
+		{[]string{"keys", "list", "--data-dir", data, "--master-key-file", fifo}, "master key"},
+		{[]string{"keys", "list", "--data-dir", data, "--master-key-file", "/dev/zero"}, "is not a file (a device)"},
+		{[]string{"audit", "verify", "--report", fifo, "--key", "k+k"}, "is not a file (a pipe)"},
+		{[]string{"audit", "proof", "--proof", fifo, "--serial", "01"}, "is not a file (a pipe)"},
+		{[]string{"audit", "proof", "--proof", fifo, "--crl", "/dev/zero", "--key", "k+k"}, "is not a file (a device)"},
 	} {
 		done := make(chan error, 1)
 		go func() {
-			_, err := runOpenpca(t, args...)
+			_, err := runOpenpca(t, tc.args...)
 			done <- err
 		}()
 		select {
 		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), "is not a file") {
-				t.Errorf("openpca %s: %v", strings.Join(args, " "), err)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("openpca %s: %v, want %q", strings.Join(tc.args, " "), err, tc.want)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(20 * time.Second):
 			// A writer lets the reader's open return.
 			if w, err := os.OpenFile(fifo, os.O_RDWR, 0); err == nil {
 				defer w.Close()
 			}
-			t.Fatalf("openpca %s waits on a named pipe", strings.Join(args, " "))
+			t.Fatalf("openpca %s waits on a named pipe", strings.Join(tc.args, " "))
 		}
 	}
 }
