@@ -594,6 +594,45 @@ func checkLinks(dir, what string) error {
 	}
 }
 
+// checkFolders refuses a folder that another user could change under this
+// process: one with a link on the way to it (or in its place) of a user
+// ok does not take, or that is, or is below, a folder of such a user's, or
+// one that users outside this process's user and groups may write to
+// without the sticky bit (as /tmp has: there, another user can neither
+// rename nor remove what is not theirs). A folder above another user's can
+// have the whole path swapped while the process uses it. what names the
+// folder.
+func checkFolders(dir, what string, ok func(os.FileInfo) bool) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return err
+	}
+	for _, path := range []string{abs, real} {
+		for p := path; ; p = filepath.Dir(p) {
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			switch {
+			case !ok(fi) && fi.Mode()&os.ModeSymlink != 0:
+				return fmt.Errorf("%s, on the way to %s %s, is a link of user %d, not of this process's (%d): that user may point it elsewhere", p, what, dir, owner(fi), os.Geteuid())
+			case fi.IsDir() && !ok(fi):
+				return fmt.Errorf("%s, on the way to %s %s, is a folder of user %d, not of this process's (%d): that user could put another in its place", p, what, dir, owner(fi), os.Geteuid())
+			case fi.IsDir() && fi.Mode()&os.ModeSticky == 0 && writableByOthers(fi, false):
+				return fmt.Errorf("%s, on the way to %s %s, can be written by users outside this process's user and groups (mode %s), without the sticky bit: they could put another in its place", p, what, dir, fi.Mode().Perm())
+			}
+			if filepath.Dir(p) == p {
+				break
+			}
+		}
+	}
+	return nil
+}
+
 // owner is the user a file belongs to; trusted reports whether that is
 // this process's user or root.
 func owner(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }

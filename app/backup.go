@@ -50,30 +50,11 @@ func Backup(ctx context.Context, cfg Config, to string) (*Admin, sqlstore.Summar
 }
 
 // checkBackupFolder refuses a folder to write a backup in that another
-// user could change under the command: one of another user than this
-// process's or root, one that users outside its user and groups may write
-// to without the sticky bit (which /tmp has: there, another user can
-// neither rename nor remove what the command makes), or one with a link
-// of another user on the way. The backup is made in a folder of its own
-// in it, then moved into place: another user who swapped that folder for
-// one of theirs, holding a link, had a command of root's write the whole
-// database, readable by all, where the link led.
-func checkBackupFolder(dir string) error {
-	if err := checkLinks(dir, "the backup's folder"); err != nil {
-		return err
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if !trusted(fi) {
-		return fmt.Errorf("the backup's folder %s belongs to user %d, not to this process's (%d) or root: that user could have the backup written elsewhere, or read it", dir, owner(fi), os.Geteuid())
-	}
-	if fi.Mode()&os.ModeSticky == 0 && writableByOthers(fi, false) {
-		return fmt.Errorf("the backup's folder %s can be written by users outside this process's user and groups (mode %s), without the sticky bit: they could have the backup written elsewhere", dir, fi.Mode().Perm())
-	}
-	return nil
-}
+// user could change under the command (checkFolders): the backup is made
+// in a folder of its own in it, then moved into place, and another user
+// who swapped that folder for one of theirs, holding a link, had a command
+// of root's write the whole database, readable by all, where the link led.
+func checkBackupFolder(dir string) error { return checkFolders(dir, "the backup's folder", trusted) }
 
 // Restore makes the backup from the database of cfg's data folder, which
 // must have none, and opens it with the master key of cfg, which must open

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -52,8 +53,12 @@ func readMasterKeys(files *keyFiles, create bool, logger *slog.Logger) (keys mas
 		keys.current, err = seal.ParseKey(cfg.MasterKey)
 	case rotationLeft(cfg):
 	case create && !fileExists(cfg.MasterKeyFile):
-		keys.current, made = make([]byte, seal.KeySize), true
-		_, err = rand.Read(keys.current)
+		// Not made where another user could change it, which the next
+		// start would refuse.
+		if err = checkKeyFile(cfg.MasterKeyFile, cfg.DataDir); err == nil {
+			keys.current, made = make([]byte, seal.KeySize), true
+			_, err = rand.Read(keys.current)
+		}
 	default:
 		keys.current, err = files.read(cfg.MasterKeyFile)
 		warnOfKeyFile(cfg, logger)
@@ -246,11 +251,11 @@ func finishRotation(ctx context.Context, files *keyFiles, store openpca.SettingS
 // checkKeyFile refuses a master key's file outside the data folder (whose
 // own files checkDataDir judges) that another user could have written, or
 // can change: one of another user than this process's, root, or the data
-// folder's owner (whose files root's commands trust), or in a folder of
-// such a user's or that others may write to without the sticky bit, or
-// reached through such a user's link. The master key seals every CA's
-// key: a file another user wrote gave the server that user's key, taken
-// at its first start, and known to them.
+// folder's owner (whose files root's commands trust), or that others may
+// write to, or in a folder another such user could change (checkFolders).
+// The master key seals every CA's key: a file another user wrote gave the
+// server that user's key, taken at its first start, and known to them. A
+// missing file is left to the caller (which makes one, or says so).
 func checkKeyFile(path, dataDir string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -265,23 +270,20 @@ func checkKeyFile(path, dataDir string) error {
 		dataOwner = owner(fi)
 	}
 	ours := func(fi os.FileInfo) bool { return trusted(fi) || owner(fi) == dataOwner }
-	if err := checkLinks(filepath.Dir(abs), "the master key's file"); err != nil {
+	if err := checkFolders(filepath.Dir(abs), "the master key's file", ours); err != nil {
 		return err
-	}
-	dir, err := os.Stat(filepath.Dir(abs))
-	if err != nil {
-		return err
-	}
-	if !ours(dir) || dir.Mode()&os.ModeSticky == 0 && writableByOthers(dir, false) {
-		return fmt.Errorf("the master key's file %s is in a folder that another user than this process's, root or the data folder's owns or may write to (user %d, mode %s): that user could put their own key in its place", path, owner(dir), dir.Mode().Perm())
 	}
 	for _, stat := range []func(string) (os.FileInfo, error){os.Lstat, os.Stat} {
 		fi, err := stat(abs)
-		if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err != nil:
 			return err
-		}
-		if !ours(fi) {
+		case !ours(fi):
 			return fmt.Errorf("the master key's file %s belongs to user %d, not to this process's (%d), root or the data folder's (%d): that user may have written it, and knows the key", path, owner(fi), os.Geteuid(), dataOwner)
+		case fi.Mode().IsRegular() && writableByOthers(fi, false):
+			return fmt.Errorf("the master key's file %s can be written by users outside this process's user and groups (mode %s): they could put their own key in it; chmod 600 it", path, fi.Mode().Perm())
 		}
 	}
 	return nil

@@ -271,7 +271,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 			fs.StringVar(&account, "account", "", "the account of the keys")
 		}
 		if args[0] == "create" {
-			fs.BoolVar(&readOnly, "read-only", false, "attach the managed ReadOnly policy, which allows the Describe*, Get* and List* operations: alone, the key may call those only; with --policy, what that policy allows too (a key's policies add up, as IAM's do)")
+			fs.BoolVar(&readOnly, "read-only", false, "attach the managed ReadOnly policy, which allows the Describe*, Get* and List* operations: alone, the key may call those only; with --policy, what that policy allows too, unless either denies it (a key's policies add up, as IAM's do)")
 			fs.Func("policy", "attach the IAM policy in this JSON file, named after the file (repeatable)", func(path string) error {
 				kp, err := readPolicyFile(path, "")
 				policies = append(policies, kp)

@@ -122,10 +122,16 @@ func TestBackupRefusesOthersFolder(t *testing.T) {
 	if err := errors.Join(os.Symlink(sticky, linked), os.Lchown(linked, nobody, nobody)); err != nil {
 		t.Fatal(err)
 	}
+	above := t.TempDir()
+	below := filepath.Join(above, "root's")
+	if err := errors.Join(os.Mkdir(below, 0o700), os.Chown(above, nobody, nobody)); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, dir, want string
 	}{
-		{"another user's folder", theirs, "belongs to user 65534"},
+		{"another user's folder", theirs, "is a folder of user 65534"},
+		{"root's folder in another user's", below, "is a folder of user 65534"},
 		{"a folder all may write to", open, "can be written by users outside"},
 		{"through another user's link", linked, "is a link of user 65534"},
 		{"a sticky folder all may write to", sticky, ""},
@@ -148,10 +154,11 @@ func TestBackupRefusesOthersFolder(t *testing.T) {
 }
 
 // TestMasterKeyFileOfAnotherUser: a master key's file outside the data
-// folder that another user wrote, or can replace (from a folder of theirs,
-// or one others may write to without the sticky bit), is refused: the
-// server took such a file's key at its first start, a key that user
-// knows, and warned only of the file's mode.
+// folder that another user wrote, or can replace (one all may write to,
+// or in or below a folder of theirs, or in one others may write to
+// without the sticky bit), is refused: the server took such a file's key
+// at its first start, a key that user knows, and warned only of the
+// file's mode.
 func TestMasterKeyFileOfAnotherUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("files of another user take root to make, as CI runs")
@@ -166,18 +173,31 @@ func TestMasterKeyFileOfAnotherUser(t *testing.T) {
 	for _, tc := range []struct {
 		name, want string
 		fileOwner  int
+		fileMode   os.FileMode
 		folderMode os.FileMode
 		folderOf   int
+		below      bool // in a folder of root's, in the folder
 	}{
-		{"root's, in root's folder", "", 0, 0o700, 0},
-		{"root's, in a sticky folder all may write to", "", 0, 0o777 | os.ModeSticky, 0},
-		{"another user's", "belongs to user 65534", nobody, 0o700, 0},
-		{"in another user's folder", "in a folder that another user", 0, 0o700, nobody},
-		{"in a folder all may write to", "in a folder that another user", 0, 0o777, 0},
+		{"root's, in root's folder", "", 0, 0o600, 0o700, 0, false},
+		{"root's, in a sticky folder all may write to", "", 0, 0o600, 0o777 | os.ModeSticky, 0, false},
+		{"another user's", "belongs to user 65534", nobody, 0o600, 0o700, 0, false},
+		{"one all may write to", "chmod 600 it", 0, 0o666, 0o700, 0, false},
+		{"in another user's folder", "is a folder of user 65534", 0, 0o600, 0o700, nobody, false},
+		{"in root's folder in another user's", "is a folder of user 65534", 0, 0o600, 0o700, nobody, true},
+		{"in a folder all may write to", "can be written by users outside", 0, 0o600, 0o777, 0, false},
 	} {
 		dir := t.TempDir()
+		if err := errors.Join(os.Chmod(dir, tc.folderMode), os.Chown(dir, tc.folderOf, tc.folderOf)); err != nil {
+			t.Fatal(err)
+		}
+		if tc.below {
+			dir = filepath.Join(dir, "root's")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
 		path := filepath.Join(dir, "master.key")
-		if err := errors.Join(os.WriteFile(path, key, 0o600), os.Chown(path, tc.fileOwner, tc.fileOwner), os.Chmod(dir, tc.folderMode), os.Chown(dir, tc.folderOf, tc.folderOf)); err != nil {
+		if err := errors.Join(os.WriteFile(path, key, 0o600), os.Chown(path, tc.fileOwner, tc.fileOwner), os.Chmod(path, tc.fileMode)); err != nil {
 			t.Fatal(err)
 		}
 		out, err := runOpenpca(t, "keys", "list", "--data-dir", env.Config.DataDir, "--master-key-file", path)
