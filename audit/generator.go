@@ -198,17 +198,25 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 // bucket that does not answer must not hold the worker, or a stop, for
 // long.
 func (g *Generator) cleanUp(ctx context.Context, r *openpca.AuditReport, failed bool, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(ctx, deleteTimeout)
-	defer cancel()
-	for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix} {
-		if err := g.cfg.Objects.DiscardPartial(ctx, r.Bucket, key); err != nil {
-			log.Warn("what an audit report's generation left unfinished stays in its bucket", "object", key, "error", err)
-		}
+	// Each within deleteTimeout of its own, the objects first: a bucket
+	// that does not answer one must not leave the others.
+	within := func(f func(context.Context) error) error {
+		ctx, cancel := context.WithTimeout(ctx, deleteTimeout)
+		defer cancel()
+		return f(ctx)
+	}
+	keys := []string{r.Key, r.Key + auditlog.ProofSuffix}
+	for _, key := range keys {
 		if !failed {
-			continue
+			break
 		}
-		if err := g.cfg.Objects.Delete(ctx, r.Bucket, key); err != nil {
+		if err := within(func(ctx context.Context) error { return g.cfg.Objects.Delete(ctx, r.Bucket, key) }); err != nil {
 			log.Warn("a failed audit report's object stays in its bucket", "object", key, "error", err)
+		}
+	}
+	for _, key := range keys {
+		if err := within(func(ctx context.Context) error { return g.cfg.Objects.DiscardPartial(ctx, r.Bucket, key) }); err != nil {
+			log.Warn("what an audit report's generation left unfinished stays in its bucket", "object", key, "error", err)
 		}
 	}
 }

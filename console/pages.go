@@ -730,23 +730,26 @@ func parsePEM(s string) (*x509.Certificate, error) {
 // would look like the start of an escape (a name that reads `Prod
 // \u0020Root`), is doubled.
 func visible(s string) string {
-	var b strings.Builder
+	runes := []rune(s) // invalid UTF-8 as U+FFFD, as a browser shows it
+	escaped := make([]bool, len(runes))
 	afterSpace := true // at the start, a space is seen no more than after one
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		i += n
+	for i, r := range runes {
 		space := unicode.Is(unicode.Zs, r)
+		escaped[i] = isHidden(r) || space && (afterSpace || i == len(runes)-1)
+		afterSpace = space
+	}
+	var b strings.Builder
+	for i, r := range runes {
 		switch {
-		case r == '\\' && i < len(s) && (s[i] == 'u' || s[i] == 'U'):
+		case r == '\\' && i+1 < len(runes) && (runes[i+1] == 'u' || runes[i+1] == 'U' || escaped[i+1]):
 			b.WriteString(`\\`)
-		case !isHidden(r) && !(space && (afterSpace || i == len(s))):
+		case !escaped[i]:
 			b.WriteRune(r)
 		case r > 0xffff:
 			fmt.Fprintf(&b, "\\U%08X", r)
 		default:
 			fmt.Fprintf(&b, "\\u%04X", r)
 		}
-		afterSpace = space
 	}
 	return b.String()
 }

@@ -25,6 +25,8 @@ func TestVisible(t *testing.T) {
 		{`Prod \u0020Root`, `Prod \\u0020Root`},
 		{`a\U000E0001`, `a\\U000E0001`},
 		{`CN=a\,b`, `CN=a\,b`},
+		{"Prod\\ ", `Prod\\\u0020`},
+		{"Prod \\\u200bRoot", `Prod \\\u200BRoot`},
 		{`a\`, `a\`},
 		{"", ""},
 	} {
@@ -35,7 +37,7 @@ func TestVisible(t *testing.T) {
 	// What a browser shows of each: HTML's white space (ASCII's)
 	// collapsed, and dropped at the ends.
 	seen := map[string]string{}
-	for _, name := range []string{"Prod Root", "Prod  Root", " Prod Root", "Prod Root ", "Prod Root\u00a0", "Prod\u3000 Root", "Prod Root\u3164", `Prod \u0020Root`} {
+	for _, name := range []string{"Prod Root", "Prod  Root", " Prod Root", "Prod Root ", "Prod Root\u00a0", "Prod\u3000 Root", "Prod Root\u3164", `Prod \u0020Root`, "Prod\\ ", `Prod\u0020`, "Prod \\\u200bRoot", `Prod \u200BRoot`} {
 		shown := strings.Join(strings.FieldsFunc(visible(name), func(r rune) bool { return strings.ContainsRune(" \t\n\f\r", r) }), " ")
 		if other, ok := seen[shown]; ok {
 			t.Errorf("%q looks like %q: %q", name, other, shown)

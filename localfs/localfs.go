@@ -251,7 +251,7 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) (err err
 		if err := syncFolder(root, d); err != nil {
 			return err
 		}
-		if d == o.Bucket || d == "." || d == "/" {
+		if d == o.Bucket {
 			return nil
 		}
 	}

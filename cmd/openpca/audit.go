@@ -437,7 +437,7 @@ func signedCRLIs(p *auditlog.InclusionProof, crl *x509.RevocationList) error {
 		return err
 	}
 	if sum := sha256.Sum256(crl.Raw); r.SignedSHA256 != hex.EncodeToString(sum[:]) {
-		return fmt.Errorf("the log's signing of CRL %d (entry %d) is of another CRL (SHA-256 %s) than the one given (%x): the CA's key signed this one outside its log", p.CRLNumber, p.Entries[0].Index, r.SignedSHA256, sum)
+		return fmt.Errorf("the log of %s signed CRL %d (entry %d) is another CRL (SHA-256 %s) than the one given (%x): the CA's key signed this one outside its log, or it is another CA's CRL", p.CertificateAuthorityArn, p.CRLNumber, p.Entries[0].Index, r.SignedSHA256, sum)
 	}
 	return nil
 }

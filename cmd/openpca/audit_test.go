@@ -458,7 +458,7 @@ func TestAuditProofCRL(t *testing.T) {
 			t.Errorf("%v: the CRL logged: %v\n%s", from, err, out)
 		}
 		for _, tc := range []struct{ crl, want string }{
-			{forged, "is of another CRL"},
+			{forged, "is another CRL"},
 			{unlogged, fmt.Sprintf("CRL %d", number+100)},
 		} {
 			out, err := runOpenpca(t, append([]string{"audit", "proof", "--key", vkey, "--crl", tc.crl}, from...)...)
