@@ -633,6 +633,16 @@ func checkFolders(dir, what string, ok func(os.FileInfo) bool) error {
 	return nil
 }
 
+// ownersOf reports whether a file is this process's user's, root's, or
+// of the owner of the data folder dir, whose files root's commands trust.
+func ownersOf(dir string) func(os.FileInfo) bool {
+	dataOwner := uint32(os.Geteuid())
+	if fi, err := os.Stat(dir); err == nil {
+		dataOwner = owner(fi)
+	}
+	return func(fi os.FileInfo) bool { return trusted(fi) || owner(fi) == dataOwner }
+}
+
 // owner is the user a file belongs to; trusted reports whether that is
 // this process's user or root.
 func owner(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }

@@ -37,7 +37,7 @@ func Backup(ctx context.Context, cfg Config, to string) (*Admin, sqlstore.Summar
 	if err != nil {
 		return nil, sqlstore.Summary{}, err
 	}
-	if err := checkBackupFolder(filepath.Dir(to)); err != nil {
+	if err := checkBackupFolder(filepath.Dir(to), cfg.DataDir); err != nil {
 		a.Close()
 		return nil, sqlstore.Summary{}, err
 	}
@@ -49,12 +49,16 @@ func Backup(ctx context.Context, cfg Config, to string) (*Admin, sqlstore.Summar
 	return a, sum, nil
 }
 
-// checkBackupFolder refuses a folder to write a backup in that another
-// user could change under the command (checkFolders): the backup is made
-// in a folder of its own in it, then moved into place, and another user
-// who swapped that folder for one of theirs, holding a link, had a command
-// of root's write the whole database, readable by all, where the link led.
-func checkBackupFolder(dir string) error { return checkFolders(dir, "the backup's folder", trusted) }
+// checkBackupFolder refuses a folder to write a backup of the database in
+// dataDir in that another user than this process's, root or the data
+// folder's owner (who holds the database already) could change under the
+// command (checkFolders): the backup is made in a folder of its own in
+// it, then moved into place, and another user who swapped that folder for
+// one of theirs, holding a link, had a command of root's write the whole
+// database, readable by all, where the link led.
+func checkBackupFolder(dir, dataDir string) error {
+	return checkFolders(dir, "the backup's folder", ownersOf(dataDir))
+}
 
 // Restore makes the backup from the database of cfg's data folder, which
 // must have none, and opens it with the master key of cfg, which must open

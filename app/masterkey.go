@@ -265,11 +265,7 @@ func checkKeyFile(path, dataDir string) error {
 	if err != nil || filepath.Dir(abs) == data {
 		return err
 	}
-	dataOwner := uint32(os.Geteuid())
-	if fi, err := os.Stat(data); err == nil {
-		dataOwner = owner(fi)
-	}
-	ours := func(fi os.FileInfo) bool { return trusted(fi) || owner(fi) == dataOwner }
+	ours := ownersOf(data)
 	if err := checkFolders(filepath.Dir(abs), "the master key's file", ours); err != nil {
 		return err
 	}
@@ -281,7 +277,7 @@ func checkKeyFile(path, dataDir string) error {
 		case err != nil:
 			return err
 		case !ours(fi):
-			return fmt.Errorf("the master key's file %s belongs to user %d, not to this process's (%d), root or the data folder's (%d): that user may have written it, and knows the key", path, owner(fi), os.Geteuid(), dataOwner)
+			return fmt.Errorf("the master key's file %s belongs to user %d, not to this process's (%d), root or the data folder's owner: that user may have written it, and knows the key", path, owner(fi), os.Geteuid())
 		case fi.Mode().IsRegular() && writableByOthers(fi, false):
 			return fmt.Errorf("the master key's file %s can be written by users outside this process's user and groups (mode %s): they could put their own key in it; chmod 600 it", path, fi.Mode().Perm())
 		}

@@ -151,6 +151,16 @@ func TestBackupRefusesOthersFolder(t *testing.T) {
 			t.Errorf("%s: the refused backup left %v", tc.name, entries)
 		}
 	}
+	// Root's backup of the server's user's data folder, into a folder of
+	// that user's, which holds the database already: taken.
+	if err := filepath.WalkDir(env.Config.DataDir, func(p string, _ fs.DirEntry, err error) error {
+		return errors.Join(err, os.Lchown(p, nobody, nobody))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runOpenpca(t, "backup", "--to", filepath.Join(theirs, "backup.db"), "--data-dir", env.Config.DataDir); err != nil {
+		t.Errorf("root's backup into a folder of the data folder's owner: %v\n%s", err, out)
+	}
 }
 
 // TestMasterKeyFileOfAnotherUser: a master key's file outside the data
