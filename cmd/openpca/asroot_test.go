@@ -19,10 +19,7 @@ import (
 // user, and leave the folder as it was: what they wrote would be root's,
 // which the server could not open. Commands that only read it run.
 func TestCommandsAsRootRefuseOthersFolder(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("files of another user take root to make, as CI runs")
-	}
-	const nobody = 65534
+	asRoot(t)
 	env := testenv.Start(t, func(c *app.Config) { c.TLSSelfSigned = true })
 	env.NewActiveRoot(t, "Not Root's")
 	env.Stop(t)
@@ -31,20 +28,9 @@ func TestCommandsAsRootRefuseOthersFolder(t *testing.T) {
 	if out, err := runOpenpca(t, "backup", "--to", backup, "--data-dir", data); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	chown := func(dir string) {
-		t.Helper()
-		if err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(p, nobody, nobody)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	chown(data)
+	giveToNobody(t, data)
 	empty := t.TempDir()
-	chown(empty)
+	giveToNobody(t, empty)
 	key := filepath.Join(data, "master.key")
 	keyValue, err := os.ReadFile(key)
 	if err != nil {
@@ -55,7 +41,7 @@ func TestCommandsAsRootRefuseOthersFolder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(volume, "lock"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	chown(filepath.Join(volume, "lock"))
+	giveToNobody(t, filepath.Join(volume, "lock"))
 	// A link of root's to the server's user's folder.
 	linked := filepath.Join(t.TempDir(), "linked")
 	if err := os.Symlink(empty, linked); err != nil {
@@ -108,10 +94,7 @@ func TestCommandsAsRootRefuseOthersFolder(t *testing.T) {
 // write the whole database, readable by all, where they chose. /tmp's
 // kind of folder (root's, world-writable, sticky) takes it.
 func TestBackupRefusesOthersFolder(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("files of another user take root to make, as CI runs")
-	}
-	const nobody = 65534
+	asRoot(t)
 	env := testenv.Start(t)
 	env.Stop(t)
 	theirs, open, sticky := t.TempDir(), t.TempDir(), t.TempDir()
@@ -153,11 +136,7 @@ func TestBackupRefusesOthersFolder(t *testing.T) {
 	}
 	// Root's backup of the server's user's data folder, into a folder of
 	// that user's, which holds the database already: taken.
-	if err := filepath.WalkDir(env.Config.DataDir, func(p string, _ fs.DirEntry, err error) error {
-		return errors.Join(err, os.Lchown(p, nobody, nobody))
-	}); err != nil {
-		t.Fatal(err)
-	}
+	giveToNobody(t, env.Config.DataDir)
 	if out, err := runOpenpca(t, "backup", "--to", filepath.Join(theirs, "backup.db"), "--data-dir", env.Config.DataDir); err != nil {
 		t.Errorf("root's backup into a folder of the data folder's owner: %v\n%s", err, out)
 	}
@@ -170,10 +149,7 @@ func TestBackupRefusesOthersFolder(t *testing.T) {
 // at its first start, a key that user knows, and warned only of the
 // file's mode.
 func TestMasterKeyFileOfAnotherUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("files of another user take root to make, as CI runs")
-	}
-	const nobody = 65534
+	asRoot(t)
 	env := testenv.Start(t)
 	env.Stop(t)
 	key, err := os.ReadFile(filepath.Join(env.Config.DataDir, "master.key"))
@@ -214,5 +190,27 @@ func TestMasterKeyFileOfAnotherUser(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q\n%s", tc.name, err, tc.want, out)
 		}
+	}
+}
+
+// nobody is the other user these tests give files to.
+const nobody = 65534
+
+// asRoot skips a test that is not run as root, which files of another
+// user take to make.
+func asRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("files of another user take root to make, as CI runs")
+	}
+}
+
+// giveToNobody gives dir, and all in it, to nobody.
+func giveToNobody(t *testing.T, dir string) {
+	t.Helper()
+	if err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		return errors.Join(err, os.Lchown(p, nobody, nobody))
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
