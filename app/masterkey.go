@@ -55,7 +55,7 @@ func readMasterKeys(files *keyFiles, create bool, logger *slog.Logger) (keys mas
 	case create && !fileExists(cfg.MasterKeyFile):
 		// Not made where another user could change it, which the next
 		// start would refuse.
-		if err = checkKeyFile(cfg.MasterKeyFile, cfg.DataDir); err == nil {
+		if err = CheckKeyFile(cfg.MasterKeyFile, cfg.DataDir); err == nil {
 			keys.current, made = make([]byte, seal.KeySize), true
 			_, err = rand.Read(keys.current)
 		}
@@ -130,7 +130,7 @@ func (f *keyFiles) store() (*kms.Store, error) {
 }
 
 func (f *keyFiles) read(path string) ([]byte, error) {
-	if err := checkKeyFile(path, f.cfg.DataDir); err != nil {
+	if err := CheckKeyFile(path, f.cfg.DataDir); err != nil {
 		return nil, err
 	}
 	b, err := smallfile.Read(path)
@@ -248,7 +248,7 @@ func finishRotation(ctx context.Context, files *keyFiles, store openpca.SettingS
 	return keys, seal.SyncDir(filepath.Dir(cfg.MasterKeyFile))
 }
 
-// checkKeyFile refuses a master key's file outside the data folder (whose
+// CheckKeyFile refuses a master key's file outside the data folder (whose
 // own files checkDataDir judges) that another user could have written, or
 // can change: one of another user than this process's, root, or the data
 // folder's owner (whose files root's commands trust), or that others may
@@ -256,7 +256,7 @@ func finishRotation(ctx context.Context, files *keyFiles, store openpca.SettingS
 // The master key seals every CA's key: a file another user wrote gave the
 // server that user's key, taken at its first start, and known to them. A
 // missing file is left to the caller (which makes one, or says so).
-func checkKeyFile(path, dataDir string) error {
+func CheckKeyFile(path, dataDir string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err

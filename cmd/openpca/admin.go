@@ -101,7 +101,7 @@ func previousMasterKeyFlag(fs *flag.FlagSet) func(*app.Config, func(string) (str
 	fs.StringVar(&file, "previous-master-key-file", "", "a file holding the master key being rotated away from, which still opens what it sealed (or set OPENPCA_PREVIOUS_MASTER_KEY)")
 	return func(cfg *app.Config, lookupEnv func(string) (string, bool), stderr io.Writer) error {
 		if file != "" {
-			k, err := readSecretFile("--previous-master-key-file", file, stderr)
+			k, err := readMasterKeyFile("--previous-master-key-file", file, cfg.DataDir, stderr)
 			if err != nil {
 				return err
 			}
@@ -111,6 +111,18 @@ func previousMasterKeyFlag(fs *flag.FlagSet) func(*app.Config, func(string) (str
 		}
 		return nil
 	}
+}
+
+// readMasterKeyFile reads a master key from the file of flag, as
+// --master-key-file's is read: refused if another user could have
+// written it (app.CheckKeyFile). A new master key of theirs would have
+// every CA key resealed with a key they know; a previous one, values of
+// theirs opened as the server's.
+func readMasterKeyFile(flag, path, dataDir string, stderr io.Writer) (string, error) {
+	if err := app.CheckKeyFile(path, dataDir); err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	return readSecretFile(flag, path, stderr)
 }
 
 // masterKeyCommand runs "openpca master-key new|rotate".
@@ -167,7 +179,7 @@ func masterKeyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		var newKey string
 		if newFile != "" {
 			var err error
-			if newKey, err = readSecretFile("--new-master-key-file", newFile, stderr); err != nil {
+			if newKey, err = readMasterKeyFile("--new-master-key-file", newFile, cfg.DataDir, stderr); err != nil {
 				return err
 			}
 		} else {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -190,6 +191,40 @@ func TestMasterKeyFileOfAnotherUser(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q\n%s", tc.name, err, tc.want, out)
 		}
+	}
+}
+
+// TestRotationKeyFilesOfAnotherUser: a rotation's new and previous master
+// keys' files are judged as --master-key-file's is: another user's is
+// refused, before anything is resealed, and the data folder still opens
+// with its key.
+func TestRotationKeyFilesOfAnotherUser(t *testing.T) {
+	asRoot(t)
+	env := testenv.Start(t)
+	env.Stop(t)
+	dir := t.TempDir()
+	files := map[int]string{}
+	for _, owner := range []int{0, nobody} {
+		key, err := app.NewMasterKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[owner] = filepath.Join(dir, fmt.Sprintf("%d.key", owner))
+		if err := errors.Join(os.WriteFile(files[owner], []byte(key), 0o600), os.Chown(files[owner], owner, owner)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ flag, other string }{
+		{"--new-master-key-file", "--previous-master-key-file"},
+		{"--previous-master-key-file", "--new-master-key-file"},
+	} {
+		out, err := runOpenpca(t, "master-key", "rotate", "--data-dir", env.Config.DataDir, tc.flag, files[nobody], tc.other, files[0])
+		if want := tc.flag + ": the master key's file " + files[nobody] + " belongs to user 65534"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s of another user: %v, want %q\n%s", tc.flag, err, want, out)
+		}
+	}
+	if out, err := runOpenpca(t, "keys", "list", "--data-dir", env.Config.DataDir); err != nil {
+		t.Errorf("the data folder after the refusals: %v\n%s", err, out)
 	}
 }
 
