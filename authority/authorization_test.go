@@ -584,6 +584,26 @@ func TestTagKeyLookalike(t *testing.T) {
 	testenv.WantError(t, err, "AccessDeniedException")
 }
 
+// TestTagKeysDenyWhateverCase: a Deny on aws:TagKeys written with
+// StringEquals, as IAM's examples write it, holds the key in any case.
+// AWS compares its values as written; here "Owner" got round a Deny
+// naming "owner", and then every aws:ResourceTag/owner condition read it.
+func TestTagKeysDenyWhateverCase(t *testing.T) {
+	env := testenv.Start(t)
+	ca, _ := env.NewActiveRoot(t, "Owned")
+	client, _ := env.NewKey(t, app.DefaultAccountID, policyKey("no-owner", `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":"acm-pca:*","Resource":"*"},
+		{"Effect":"Deny","Action":["acm-pca:TagCertificateAuthority","acm-pca:UntagCertificateAuthority","acm-pca:CreateCertificateAuthority"],"Resource":"*",
+			"Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":["owner"]}}}]}`))
+	for _, key := range []string{"owner", "Owner", "OWNER"} {
+		_, err := client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &ca, Tags: []types.Tag{{Key: aws.String(key), Value: aws.String("mallory")}}})
+		testenv.WantError(t, err, "AccessDeniedException")
+	}
+	if _, err := client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &ca, Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("pki")}}}); err != nil {
+		t.Errorf("tagging with a key the Deny does not name: %v", err)
+	}
+}
+
 // TestAlwaysSuppliedKeys: the condition keys AWS puts in every request
 // are in this server's too, so that policies that test them decide as on
 // AWS: a Deny past an aws:EpochTime denies, a Deny outside the server's

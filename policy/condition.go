@@ -25,6 +25,9 @@ type Condition struct {
 	Values []string
 
 	lowerKey string
+	// compared are the values requests' are matched with: Values, folded
+	// for aws:TagKeys (foldsValues).
+	compared []string
 	match    matcher
 	negated  bool // the operator is a Not... one
 	set      setQualifier
@@ -200,6 +203,13 @@ func parseCondition(op, key string, raw json.RawMessage) (*Condition, error) {
 	if !ok {
 		return nil, fmt.Errorf("%q is not a condition operator", op)
 	}
+	c.compared = values
+	if foldsValues(c.lowerKey) {
+		c.compared = make([]string, len(values))
+		for i, v := range values {
+			c.compared[i] = FoldKey(v)
+		}
+	}
 	for _, v := range values {
 		if check != nil {
 			if err := check(v); err != nil {
@@ -209,6 +219,15 @@ func parseCondition(op, key string, raw json.RawMessage) (*Condition, error) {
 	}
 	return c, nil
 }
+
+// foldsValues reports whether the values of key (in lower case) are
+// compared with their case folded (FoldKey), on both sides: aws:TagKeys,
+// whose tag keys aws:ResourceTag/ and aws:RequestTag/ fold in the key's
+// name. AWS compares them as written, so that a Deny naming "owner" under
+// ForAnyValue:StringEquals missed a tag "Owner", which every
+// aws:ResourceTag/owner condition then read. Two tags of a CA never
+// differ only in case (InvalidTagException), so folding loses nothing.
+func foldsValues(key string) bool { return key == KeyTagKeys }
 
 // conditionValues reads a value or a list of values: strings, or booleans
 // and numbers, which IAM compares as the strings they are written as.
@@ -270,7 +289,14 @@ func (c *Condition) holds(values []string, present bool) bool {
 	if c.ifExists && (!present || len(values) == 0) {
 		return true
 	}
-	matches := func(v string) bool { return c.match(v, c.Values) != c.negated }
+	if foldsValues(c.lowerKey) {
+		folded := make([]string, len(values))
+		for i, v := range values {
+			folded[i] = FoldKey(v)
+		}
+		values = folded
+	}
+	matches := func(v string) bool { return c.match(v, c.compared) != c.negated }
 	switch c.set {
 	case forAnyValue:
 		for _, v := range values {
@@ -292,7 +318,7 @@ func (c *Condition) holds(values []string, present bool) bool {
 	}
 	any := false
 	for _, v := range values {
-		if c.match(v, c.Values) {
+		if c.match(v, c.compared) {
 			any = true
 			break
 		}

@@ -175,6 +175,16 @@ func TestEvaluate(t *testing.T) {
 			with(issue(""), "aws:TagKeys", "owner", "team"), "allow", "statement 1"},
 		{"ForAllValues, negated", []string{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"ForAnyValue:StringNotEquals":{"aws:TagKeys":["team","owner"]}}}}`},
 			with(issue(""), "aws:TagKeys", "owner", "secret"), "deny", "statement 1"},
+		// Tag keys are one to conditions whatever their case, as
+		// aws:ResourceTag/ reads them: a Deny naming "owner" holds "Owner".
+		{"aws:TagKeys folded, Deny", []string{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":["owner"]}}}}`},
+			with(issue(""), "aws:TagKeys", "team", "Owner"), "deny", "statement 1"},
+		{"aws:TagKeys folded, in the policy", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"ForAllValues:StringLike":{"aws:TagKeys":["TEAM-*","Owner"]}}}}`},
+			with(issue(""), "aws:TagKeys", "team-a", "OWNER"), "allow", "statement 1"},
+		{"aws:TagKeys folded, beyond ASCII", []string{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:TagKeys":"Übung"}}}}`},
+			with(issue(""), "aws:TagKeys", "übung"), "deny", "statement 1"},
+		{"other keys' values as written", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/team":"PKI"}}}}`},
+			with(issue(""), "aws:ResourceTag/team", "pki"), "implicit", ""},
 		{"StringEqualsIgnoreCase", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringEqualsIgnoreCase":{"aws:ResourceTag/Team":"PKI"}}}}`},
 			with(issue(""), "aws:ResourceTag/team", "pki"), "allow", "statement 1"},
 		{"StringNotEqualsIgnoreCase", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEqualsIgnoreCase":{"aws:ResourceTag/Team":"PKI"}}}}`},
