@@ -146,7 +146,7 @@ func TestLifecycleInHardware(t *testing.T) {
 				t.Fatal(err)
 			}
 			crlPath := filepath.Join(bucket, "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl")
-			crl, _ := waitCRL(t, 1, func() ([]byte, error) { return os.ReadFile(crlPath) })
+			crl, _ := waitCRL(t, env, 1, func() ([]byte, error) { return os.ReadFile(crlPath) })
 			if err := crl.CheckSignatureFrom(root); err != nil || len(crl.RevokedCertificateEntries) != 1 {
 				t.Errorf("the CRL: %v, %d entries", err, len(crl.RevokedCertificateEntries))
 			}

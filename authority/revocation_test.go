@@ -52,10 +52,12 @@ func revocationCA(t testing.TB, env *testenv.Env, rc *types.RevocationConfigurat
 }
 
 // waitCRL waits for a CRL newer than number from fetch, and returns it.
-func waitCRL(t *testing.T, number int64, fetch func() ([]byte, error)) (*x509.RevocationList, []byte) {
+func waitCRL(t *testing.T, env *testenv.Env, number int64, fetch func() ([]byte, error)) (*x509.RevocationList, []byte) {
 	t.Helper()
 	var last error
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		// A CRL waits for the second after the last CRL's.
+		env.Clock.CatchUp()
 		der, err := fetch()
 		if err != nil {
 			last = err
@@ -79,7 +81,7 @@ func crlListing(t *testing.T, env *testenv.Env, bucket, caARN string, serial *bi
 	t.Helper()
 	path := filepath.Join(env.Config.DataDir, "s3", bucket, "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl")
 	for number := int64(0); ; {
-		crl, der := waitCRL(t, number, func() ([]byte, error) { return os.ReadFile(path) })
+		crl, der := waitCRL(t, env, number, func() ([]byte, error) { return os.ReadFile(path) })
 		if number = crl.Number.Int64(); len(crl.RevokedCertificateEntries) == 1 && crl.RevokedCertificateEntries[0].SerialNumber.Cmp(serial) == 0 {
 			return der
 		}
@@ -183,7 +185,7 @@ func TestCRLAndOCSP(t *testing.T) {
 
 	// A CRL with no revocations is published once the CA has its
 	// certificate.
-	crl, _ := waitCRL(t, 0, fromFile)
+	crl, _ := waitCRL(t, env, 0, fromFile)
 	if len(crl.RevokedCertificateEntries) != 0 || crl.NextUpdate.Sub(crl.ThisUpdate) != 72*time.Hour {
 		t.Errorf("first CRL: %d entries, valid %v", len(crl.RevokedCertificateEntries), crl.NextUpdate.Sub(crl.ThisUpdate))
 	}
@@ -237,7 +239,7 @@ func TestCRLAndOCSP(t *testing.T) {
 		}
 		return out
 	}
-	_, der := waitCRL(t, 0, fromFile)
+	_, der := waitCRL(t, env, 0, fromFile)
 	checkCRL(der)
 	if out, ok := verify("leaf.pem"); !ok {
 		t.Fatalf("openssl verify -crl_check refuses a good certificate:\n%s", out)
@@ -260,7 +262,7 @@ func TestCRLAndOCSP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crl, der = waitCRL(t, crl.Number.Int64(), fromFile)
+	crl, der = waitCRL(t, env, crl.Number.Int64(), fromFile)
 	if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Cmp(cert.SerialNumber) != 0 ||
 		crl.RevokedCertificateEntries[0].ReasonCode != 1 {
 		t.Fatalf("CRL after the revocation: %+v", crl.RevokedCertificateEntries)
@@ -363,7 +365,7 @@ func TestCRLAndOCSP(t *testing.T) {
 	if n := count(logKinds(t, env, caARN), openpca.KeyUseCRL); n != count(kinds, openpca.KeyUseCRL) {
 		t.Errorf("a CRL was signed after CRLs were disabled: %d CRLs in the log, %d before", n, count(kinds, openpca.KeyUseCRL))
 	}
-	if last, _ := waitCRL(t, 0, fromFile); last.Number.Cmp(crl.Number) != 0 {
+	if last, _ := waitCRL(t, env, 0, fromFile); last.Number.Cmp(crl.Number) != 0 {
 		t.Errorf("CRL %v was published after CRLs were disabled", last.Number)
 	}
 	later := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "later.example"}})
@@ -383,7 +385,7 @@ func TestCRLS3(t *testing.T) {
 		CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("pca-crls"), S3ObjectAcl: types.S3ObjectAclBucketOwnerFullControl},
 	})
 	caID := caARN[strings.LastIndex(caARN, "/")+1:]
-	crl, _ := waitCRL(t, 0, func() ([]byte, error) { return s3.TryGet(t, "pca-crls", "crl/"+caID+".crl") })
+	crl, _ := waitCRL(t, env, 0, func() ([]byte, error) { return s3.TryGet(t, "pca-crls", "crl/"+caID+".crl") })
 	if err := crl.CheckSignatureFrom(root); err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +398,7 @@ func TestCRLS3(t *testing.T) {
 		CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonCessationOfOperation}); err != nil {
 		t.Fatal(err)
 	}
-	crl, _ = waitCRL(t, crl.Number.Int64(), func() ([]byte, error) { return s3.TryGet(t, "pca-crls", "crl/"+caID+".crl") })
+	crl, _ = waitCRL(t, env, crl.Number.Int64(), func() ([]byte, error) { return s3.TryGet(t, "pca-crls", "crl/"+caID+".crl") })
 	if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].ReasonCode != 5 {
 		t.Errorf("CRL after the revocation: %+v", crl.RevokedCertificateEntries)
 	}
@@ -423,7 +425,7 @@ func TestCRLConfiguration(t *testing.T) {
 		Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), CustomPath: aws.String("pki/revoked"),
 		CustomCname: aws.String("crl.example.com"), CrlType: types.CrlTypePartitioned}})
 	caID := caARN[strings.LastIndex(caARN, "/")+1:]
-	crl, _ := waitCRL(t, 0, func() ([]byte, error) { return os.ReadFile(filepath.Join(bucket, "pki", "revoked", caID+".crl")) })
+	crl, _ := waitCRL(t, env, 0, func() ([]byte, error) { return os.ReadFile(filepath.Join(bucket, "pki", "revoked", caID+".crl")) })
 	wantCDP := "http://crl.example.com/pki/revoked/" + caID + ".crl"
 	var idp *pkix.Extension
 	for _, e := range crl.Extensions {
@@ -464,7 +466,7 @@ func TestCRLConfiguration(t *testing.T) {
 		if len(cert.CRLDistributionPoints) != 1 || cert.CRLDistributionPoints[0] != want {
 			t.Fatalf("CustomPath %q: distribution points %v, want %s", path, cert.CRLDistributionPoints, want)
 		}
-		waitCRL(t, 0, func() ([]byte, error) { return httpGet(want) })
+		waitCRL(t, env, 0, func() ([]byte, error) { return httpGet(want) })
 	}
 
 	// A CA without revocation configuration describes both as disabled.
@@ -702,7 +704,7 @@ func TestCRLAfterClockStepsBack(t *testing.T) {
 	fetch := func() ([]byte, error) {
 		return os.ReadFile(filepath.Join(bucket, "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl"))
 	}
-	last, _ := waitCRL(t, 0, fetch)
+	last, _ := waitCRL(t, env, 0, fetch)
 	revoke := func(days int64) *big.Int {
 		leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "revoked.example"}})
 		cert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM,
@@ -711,7 +713,7 @@ func TestCRLAfterClockStepsBack(t *testing.T) {
 			CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
 			t.Fatal(err)
 		}
-		last, _ = waitCRL(t, last.Number.Int64(), fetch)
+		last, _ = waitCRL(t, env, last.Number.Int64(), fetch)
 		return cert.SerialNumber
 	}
 	lists := func(serial *big.Int) bool {
@@ -721,7 +723,7 @@ func TestCRLAfterClockStepsBack(t *testing.T) {
 	env.Clock.Advance(48 * time.Hour)
 	revoke(30) // a CRL dated two days ahead, past short's end
 	env.Clock.Advance(-48*time.Hour + time.Minute)
-	last, _ = waitCRL(t, last.Number.Int64(), fetch)
+	last, _ = waitCRL(t, env, last.Number.Int64(), fetch)
 	if now := env.Clock.Now(); last.ThisUpdate.After(now) {
 		t.Errorf("at %v, the CRL's thisUpdate is %v", now, last.ThisUpdate)
 	}
@@ -743,7 +745,7 @@ func TestCAOfEarlierVersion(t *testing.T) {
 		OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)},
 	})
 	path := filepath.Join(env.Config.DataDir, "s3", "crls", "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl")
-	first, _ := waitCRL(t, 0, func() ([]byte, error) { return os.ReadFile(path) })
+	first, _ := waitCRL(t, env, 0, func() ([]byte, error) { return os.ReadFile(path) })
 	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "earlier.example"}})
 	cert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM}))
 	if _, err := env.DB(t).Exec(`UPDATE certificate_authorities SET key_id = ''`); err != nil {
@@ -769,7 +771,7 @@ func TestCAOfEarlierVersion(t *testing.T) {
 	if resp, err := ocsp.ParseResponseForCert(body, cert, root); err != nil || resp.Status != ocsp.Revoked {
 		t.Errorf("OCSP: %+v, %v, want revoked", resp, err)
 	}
-	if crl, _ := waitCRL(t, first.Number.Int64(), func() ([]byte, error) { return os.ReadFile(path) }); len(crl.RevokedCertificateEntries) != 1 {
+	if crl, _ := waitCRL(t, env, first.Number.Int64(), func() ([]byte, error) { return os.ReadFile(path) }); len(crl.RevokedCertificateEntries) != 1 {
 		t.Errorf("the CRL lists %d certificates", len(crl.RevokedCertificateEntries))
 	}
 }
@@ -801,7 +803,7 @@ func TestCRLRetriedOnUpdate(t *testing.T) {
 	crls := &types.RevocationConfiguration{CrlConfiguration: &types.CrlConfiguration{
 		Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)}}
 	caARN, _ := revocationCA(t, env, crls)
-	waitCRL(t, 0, func() ([]byte, error) {
+	waitCRL(t, env, 0, func() ([]byte, error) {
 		return os.ReadFile(filepath.Join(bucket, "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl"))
 	})
 	if err := os.RemoveAll(bucket); err != nil {
@@ -814,6 +816,7 @@ func TestCRLRetriedOnUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(metrics(t, env.URL), "openpca_crls_failing 1"); time.Sleep(50 * time.Millisecond) {
+		env.Clock.CatchUp() // the CRL waits for the second after the first's
 		if time.Now().After(deadline) {
 			t.Fatal("the CRL of a bucket gone did not fail")
 		}
@@ -823,4 +826,67 @@ func TestCRLRetriedOnUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	crlListing(t, env, "crls", caARN, issued.SerialNumber)
+}
+
+// TestCRLsToldApart: relying parties tell CRLs apart by thisUpdate alone
+// (OpenSSL picks the latest by it), HTTP caches by their validators. A
+// CRL wanted in the second of the last waits for the next second, and the
+// distribution point's ETag changes with each CRL, which caches must ask
+// about each time. A revocation made in the second of the CRL before got
+// a CRL of the same thisUpdate, which OpenSSL could pass over for days,
+// and the distribution point answered a cache 304 for it.
+func TestCRLsToldApart(t *testing.T) {
+	env := testenv.Start(t)
+	makeLocalBucket(t, env, "crls")
+	caARN, _ := revocationCA(t, env, &types.RevocationConfiguration{
+		CrlConfiguration: &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)}})
+	url := env.URL + "/s3/crls/crl/" + caARN[strings.LastIndex(caARN, "/")+1:] + ".crl"
+	get := func(etag string) (int, http.Header) {
+		t.Helper()
+		r, _ := http.NewRequest(http.MethodGet, url, nil)
+		if etag != "" {
+			r.Header.Set("If-None-Match", etag)
+		}
+		res, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, res.Header
+	}
+	revoke := func() {
+		t.Helper()
+		leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}})
+		cert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM}))
+		if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+			CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crl, _ := waitCRL(t, env, 0, func() ([]byte, error) { return httpGet(url) })
+	var etags []string
+	for range 2 {
+		// The server's clock stands still from the last CRL's second on:
+		// the revocation's CRL waits until waitCRL moves it.
+		revoke()
+		status, header := get("")
+		if status != http.StatusOK || header.Get("ETag") == "" || header.Get("Cache-Control") != "no-cache" {
+			t.Fatalf("the distribution point: %d, ETag %q, Cache-Control %q", status, header.Get("ETag"), header.Get("Cache-Control"))
+		}
+		if status, _ := get(header.Get("ETag")); status != http.StatusNotModified {
+			t.Errorf("asked with the CRL's own ETag: %d, want 304", status)
+		}
+		etags = append(etags, header.Get("ETag"))
+		next, _ := waitCRL(t, env, crl.Number.Int64(), func() ([]byte, error) { return httpGet(url) })
+		if !next.ThisUpdate.After(crl.ThisUpdate) {
+			t.Errorf("CRL %d is dated %s, CRL %d before it %s", next.Number, next.ThisUpdate, crl.Number, crl.ThisUpdate)
+		}
+		crl = next
+	}
+	for _, etag := range etags {
+		if status, _ := get(etag); status != http.StatusOK {
+			t.Errorf("asked with an earlier CRL's ETag: %d, want 200", status)
+		}
+	}
 }

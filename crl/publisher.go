@@ -105,6 +105,9 @@ type Config struct {
 type Publisher struct {
 	cfg  Config
 	pool *worker.Pool[*openpca.CRLJob]
+	// started is closed once pool is set, which workers' timers wait for
+	// (nil when the workers are not started, in tests).
+	started chan struct{}
 
 	// pause is how long after a CRL of so many entries the CA's next
 	// waits, and its account's: the function pause, but in tests.
@@ -127,8 +130,10 @@ type Publisher struct {
 func Start(cfg Config) *Publisher {
 	p := newPublisher(cfg)
 	p.startReadBacks()
+	p.started = make(chan struct{})
 	p.pool = worker.Start(worker.Config{Name: "CRL", Owner: cfg.Owner, Workers: workers, Lease: Lease, Poll: Poll, Logger: cfg.Logger, Now: p.cfg.Now},
 		queue{p})
+	close(p.started)
 	return p
 }
 
@@ -190,6 +195,19 @@ func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 		}
 		return
 	}
+	var wait waitUntil
+	if errors.As(err, &wait) {
+		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, time.Time(wait), false); err != nil {
+			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
+		}
+		if p.started != nil { // a second at most, not the next Poll
+			time.AfterFunc(time.Time(wait).Sub(p.cfg.Now()), func() {
+				<-p.started
+				p.pool.Wake()
+			})
+		}
+		return
+	}
 	if err != nil && ctx.Err() == nil {
 		// The row of failures is the database's, so that servers taking
 		// turns at a CA's failing CRL wait as one would.
@@ -235,6 +253,23 @@ func (p *Publisher) accountPaused(account string, d time.Duration) {
 	p.accounts[account] = until
 }
 
+// behindWait is how far this server's clock may be behind the last CRL's
+// thisUpdate (a second of its own, or another server's a little ahead)
+// for the next CRL to wait until it is past it, rather than be dated the
+// same or earlier. Relying parties tell CRLs apart by thisUpdate alone:
+// given two of one second, OpenSSL takes the first it finds, HTTP caches
+// (Last-Modified) the one they hold, and a CRL listing a revocation made
+// since was passed over for days; bulk revocations made that every time.
+// A clock further behind (stepped back) has the CRL signed all the same.
+const behindWait = time.Minute
+
+// waitUntil is publish's answer when the CRL must wait, not a failure.
+type waitUntil time.Time
+
+func (w waitUntil) Error() string {
+	return "the CRL waits until " + time.Time(w).Format(time.RFC3339)
+}
+
 // publish signs the CRL a job asks for, records the key use, and writes
 // the CRL to the CA's bucket. A CA that no longer publishes CRLs (disabled
 // configuration, no certificate yet, deleted or expired) gets none, and
@@ -256,7 +291,10 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 		}
 		return store.FinishCRL(ctx, ca.ID, owner, job.Wanted, last, time.Time{}, time.Time{})
 	}
-	if now.Before(job.LastThisUpdate) {
+	if !now.After(job.LastThisUpdate) {
+		if job.LastThisUpdate.Sub(now) < behindWait {
+			return waitUntil(job.LastThisUpdate.Add(time.Second))
+		}
 		// Signed all the same: a CRL dated ahead would be refused as not yet
 		// valid by relying parties on time. Its number still grows.
 		p.cfg.Logger.WarnContext(ctx, "this server's clock is behind the last CRL's thisUpdate: the new CRL is dated earlier than the last",

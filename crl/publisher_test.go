@@ -203,3 +203,61 @@ func TestDisabledAfterClockStepsBack(t *testing.T) {
 		queue{p}.Do(t.Context(), job, "a")
 	}
 }
+
+// TestCRLsOfOneSecond: a CRL wanted in the second of the last one waits
+// for the next second, on a server whose clock is a little behind too,
+// rather than be dated as the last (or earlier): relying parties tell CRLs
+// apart by thisUpdate alone, and OpenSSL, given two of one second, passed
+// over the one listing a revocation made since. A clock far behind
+// (stepped back) has the CRL dated earlier all the same.
+func TestCRLsOfOneSecond(t *testing.T) {
+	db, objects, dir := newCRLStores(t, "crls")
+	now := time.Now().UTC().Truncate(time.Second)
+	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
+	clock := now
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+	published := func() (int64, time.Time) {
+		t.Helper()
+		der, err := os.ReadFile(filepath.Join(dir, "s3", "crls", Key(ca, ca.CRL())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return list.Number.Int64(), list.ThisUpdate
+	}
+	for _, step := range []struct {
+		name    string
+		at      time.Duration // from now
+		claimed bool
+		number  int64
+		dated   time.Duration
+	}{
+		{"the first", 0, true, 1, 0},
+		{"another, in its second", 900 * time.Millisecond, true, 1, 0},
+		{"still in its second", 900 * time.Millisecond, false, 1, 0},
+		{"the next second", time.Second, true, 2, time.Second},
+		{"on a server two minutes behind", time.Second - 2*time.Minute, true, 3, time.Second - 2*time.Minute},
+		{"then on one 30 s behind that", time.Second - 2*time.Minute - 30*time.Second, true, 3, time.Second - 2*time.Minute},
+		{"and when its clock has passed it", 2*time.Second - 2*time.Minute, true, 4, 2*time.Second - 2*time.Minute},
+	} {
+		clock = now.Add(step.at)
+		if step.claimed {
+			if err := db.WantCRL(t.Context(), ca.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
+		if claimed := err == nil; claimed != step.claimed {
+			t.Fatalf("%s: claimed %v (%v), want %v", step.name, claimed, err, step.claimed)
+		}
+		if err == nil {
+			queue{p}.Do(t.Context(), job, "a")
+		}
+		if number, thisUpdate := published(); number != step.number || !thisUpdate.Equal(now.Add(step.dated)) {
+			t.Errorf("%s: CRL %d of %s, want %d of %s", step.name, number, thisUpdate, step.number, now.Add(step.dated))
+		}
+	}
+}
