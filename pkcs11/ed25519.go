@@ -252,7 +252,11 @@ func (k *edKey) generate() (pub, priv p11.ObjectHandle, err error) {
 	pub, priv, err = k.ctx.GenerateKeyPair(k.session, []*p11.Mechanism{p11.NewMechanism(ckmECEdwardsKeyPairGen, nil)},
 		append(common, p11.NewAttribute(p11.CKA_VERIFY, true), p11.NewAttribute(p11.CKA_EC_PARAMS, params)),
 		append(common, p11.NewAttribute(p11.CKA_SIGN, true), p11.NewAttribute(p11.CKA_PRIVATE, true),
-			p11.NewAttribute(p11.CKA_SENSITIVE, true), p11.NewAttribute(p11.CKA_EXTRACTABLE, false)))
+			p11.NewAttribute(p11.CKA_SENSITIVE, true), p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
+			// As CA keys are made (keyAttributes): a holder of the PIN can
+			// neither give it other uses nor copy it under another id.
+			p11.NewAttribute(p11.CKA_DECRYPT, false), p11.NewAttribute(p11.CKA_UNWRAP, false),
+			p11.NewAttribute(p11.CKA_DERIVE, false), p11.NewAttribute(p11.CKA_MODIFIABLE, false)))
 	if err != nil {
 		return 0, 0, fmt.Errorf("pkcs11: making an Ed25519 key (the token must support CKM_EC_EDWARDS_KEY_PAIR_GEN): %w", err)
 	}

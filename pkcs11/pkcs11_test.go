@@ -9,6 +9,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -525,9 +526,9 @@ func TestAuditKeyProvesItself(t *testing.T) {
 			if _, err := store.Ed25519(label, true); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := store.Ed25519(other, true); err != nil {
-				t.Fatal(err)
-			}
+			// Made by the test, as an attacker with the PIN would: the
+			// store's own keys cannot be relabelled.
+			s.edPair(t, other)
 			if _, err := store.Ed25519(label, false); err != nil {
 				t.Fatalf("the audit key, untouched: %v", err)
 			}
@@ -548,6 +549,51 @@ func TestAuditKeyProvesItself(t *testing.T) {
 				t.Errorf("the audit key with another pair's key under its label: %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// edPair makes an Ed25519 key pair in the token under label, as id too,
+// with the token's default attributes (CKM_EC_EDWARDS_KEY_PAIR_GEN).
+func (s *session) edPair(t *testing.T, label string) {
+	t.Helper()
+	params, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 101, 112})
+	common := []*p11.Attribute{p11.NewAttribute(p11.CKA_TOKEN, true), p11.NewAttribute(p11.CKA_LABEL, label), p11.NewAttribute(p11.CKA_ID, []byte(label))}
+	if _, _, err := s.m.GenerateKeyPair(s.h, []*p11.Mechanism{p11.NewMechanism(0x1055, nil)},
+		append(common, p11.NewAttribute(p11.CKA_VERIFY, true), p11.NewAttribute(p11.CKA_EC_PARAMS, params)),
+		append(common, p11.NewAttribute(p11.CKA_SIGN, true), p11.NewAttribute(p11.CKA_PRIVATE, true))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKeysLockedDown: the private keys the store makes, a CA's and the
+// audit log's, are sensitive, never extractable, and sign alone: a holder
+// of the token's PIN can neither read them out, nor give them another use,
+// nor copy them under another id. The audit log's key could be given
+// CKA_DERIVE and copied.
+func TestKeysLockedDown(t *testing.T) {
+	_, store, ca, _, s := newTokenCA(t)
+	if _, err := store.Ed25519("audit locked down", true); err != nil {
+		t.Fatal(err)
+	}
+	for name, id := range map[string][]byte{"a CA's key": ca.KeyHandle, "the audit log's key": []byte("audit locked down")} {
+		keys := s.objects(t, id, p11.CKO_PRIVATE_KEY)
+		if len(keys) != 1 {
+			t.Fatalf("%s: %d private keys", name, len(keys))
+		}
+		want := map[uint]bool{p11.CKA_SENSITIVE: true, p11.CKA_EXTRACTABLE: false, p11.CKA_MODIFIABLE: false,
+			p11.CKA_DERIVE: false, p11.CKA_DECRYPT: false, p11.CKA_UNWRAP: false, p11.CKA_SIGN: true}
+		for attr, value := range want {
+			got, err := s.m.GetAttributeValue(s.h, keys[0], []*p11.Attribute{p11.NewAttribute(attr, nil)})
+			if err != nil || len(got) != 1 || len(got[0].Value) != 1 || (got[0].Value[0] != 0) != value {
+				t.Errorf("%s: attribute %#x is %v (%v), want %v", name, attr, got, err, value)
+			}
+		}
+		if err := s.m.SetAttributeValue(s.h, keys[0], []*p11.Attribute{p11.NewAttribute(p11.CKA_DERIVE, true)}); err == nil {
+			t.Errorf("%s given CKA_DERIVE", name)
+		}
+		if _, err := s.m.CopyObject(s.h, keys[0], []*p11.Attribute{p11.NewAttribute(p11.CKA_ID, []byte("copy"))}); err == nil {
+			t.Errorf("%s copied under another id", name)
+		}
 	}
 }
 
