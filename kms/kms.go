@@ -74,9 +74,13 @@ func Open(ctx context.Context, endpoint, region string) (*Store, error) {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 		o.RetryMaxAttempts = 3
-		o.HTTPClient = awsconfig.HTTPClient(cfg, attemptTimeout)
+		o.HTTPClient = awsconfig.BoundBodies(awsconfig.HTTPClient(cfg, attemptTimeout), maxAnswer)
 	})}, nil
 }
+
+// maxAnswer bounds the body of a KMS answer: those the store asks for (a
+// key's metadata, public key, tags, a signature) take a few KB.
+const maxAnswer = 1 << 20
 
 // WrapPrefix starts a master key wrapped by KMS, as its file keeps it.
 const WrapPrefix = "kms:"

@@ -2,7 +2,10 @@ package kms
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -71,5 +74,27 @@ func TestRefused(t *testing.T) {
 		if got := refused(tc.err); got != tc.want {
 			t.Errorf("refused(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestAnswerBounded: a KMS whose answer is larger than any the store asks
+// for (a master key's unwrapping, here, of 2 MiB) fails the call, having
+// read a MiB of it: read whole, an answer of 600 MB took 3 GB of memory.
+func TestAnswerBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		fmt.Fprintf(w, `{"KeyId":"k","Plaintext":"%s"}`, strings.Repeat("A", 2<<20))
+	}))
+	defer srv.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "k")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	s, err := Open(t.Context(), srv.URL, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Unwrap(t.Context(), WrapPrefix+"AAAA"); err == nil || !strings.Contains(err.Error(), "longer than the 1048576 bytes taken") {
+		t.Errorf("an answer of 2 MiB: %v", err)
 	}
 }

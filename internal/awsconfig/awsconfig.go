@@ -3,6 +3,9 @@
 package awsconfig
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,4 +24,46 @@ func HTTPClient(cfg aws.Config, timeout time.Duration) aws.HTTPClient {
 		return cfg.HTTPClient // the caller's own; its timeouts are its own
 	}
 	return awshttp.NewBuildableClient().WithTimeout(timeout)
+}
+
+// BoundBodies returns client, reading at most max bytes of each answer's
+// body: past them, the read fails, as an answer cut short would. The SDK
+// reads a JSON API's answer whole, and a KMS that sent gigabytes (broken,
+// hostile, or reached through a path another can change) took the
+// server's memory, five times over as the SDK decoded it.
+func BoundBodies(client aws.HTTPClient, max int64) aws.HTTPClient {
+	return boundBodies{client, max}
+}
+
+type boundBodies struct {
+	client aws.HTTPClient
+	max    int64
+}
+
+func (b boundBodies) Do(r *http.Request) (*http.Response, error) {
+	res, err := b.client.Do(r)
+	if err != nil || res.Body == nil {
+		return res, err
+	}
+	res.Body = &boundBody{ReadCloser: res.Body, left: b.max, max: b.max}
+	return res, nil
+}
+
+// boundBody fails once more than max bytes were read.
+type boundBody struct {
+	io.ReadCloser
+	left, max int64
+}
+
+func (b *boundBody) Read(p []byte) (int, error) {
+	if b.left >= 0 {
+		if int64(len(p)) > b.left+1 { // a byte past max tells a longer body
+			p = p[:b.left+1]
+		}
+		n, err := b.ReadCloser.Read(p)
+		if b.left -= int64(n); b.left >= 0 {
+			return n, err
+		}
+	}
+	return 0, fmt.Errorf("the answer's body is longer than the %d bytes taken", b.max)
 }

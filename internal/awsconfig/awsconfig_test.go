@@ -3,10 +3,12 @@ package awsconfig_test
 import (
 	"context"
 	"encoding/pem"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -38,4 +40,43 @@ func TestHTTPClientKeepsTheCABundle(t *testing.T) {
 		t.Fatalf("a server whose CA is in AWS_CA_BUNDLE: %v", err)
 	}
 	res.Body.Close()
+}
+
+// TestBoundBodies: an answer's body is read up to the bound, and fails
+// past it, whether its length is given or not.
+func TestBoundBodies(t *testing.T) {
+	const max = 1000
+	for _, tc := range []struct {
+		size    int
+		chunked bool
+		fails   bool
+	}{
+		{max, false, false},
+		{max, true, false},
+		{max + 1, false, true},
+		{max + 1, true, true},
+		{100 * max, true, true},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !tc.chunked {
+				w.Header().Set("Content-Length", strconv.Itoa(tc.size))
+			}
+			for range tc.size {
+				if _, err := w.Write([]byte{'x'}); err != nil {
+					return
+				}
+			}
+		}))
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		res, err := awsconfig.BoundBodies(srv.Client(), max).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		srv.Close()
+		if tc.fails != (err != nil) || !tc.fails && len(body) != tc.size || tc.fails && len(body) > max {
+			t.Errorf("a body of %d bytes (chunked %v): read %d, %v", tc.size, tc.chunked, len(body), err)
+		}
+	}
 }
