@@ -183,6 +183,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// The jobs this server holds (reports, CRLs, witnessing) are held by
+	// its start: the data folder's node id, which says which server it is,
+	// and a part of this start's own. A server takes back at once jobs
+	// its owner name holds, and a node id is copied with a data folder (an
+	// image, a snapshot): two servers of one id both wrote the same report.
+	// A server restarted takes its jobs back when their leases end, as
+	// another would.
+	owner := nodeID + "/" + uuid.NewString()[:8]
 	// The database is migrated once what could refuse the start (the
 	// master key, the key stores, the TLS files, the audit key) is
 	// checked: a server of an earlier version may still run on it, and a
@@ -277,7 +285,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		// Witnessing keeps the wall clock's pace, whatever the tests do
 		// to the service's.
 		a.witnessing = witnessing.Start(witnessing.Config{Store: a.store, Log: log, Witnesses: cfg.witnesses, Quorum: cfg.WitnessQuorum,
-			Owner: nodeID, Logger: logger, Alarm: alarm})
+			Owner: owner, Logger: logger, Alarm: alarm})
 		collectors = append(collectors, a.witnessing.Collector())
 		// A report's log is cosigned in a round begun once the report is
 		// being made, after it was requested.
@@ -291,7 +299,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.reports = audit.StartGenerator(audit.GeneratorConfig{
 		Store: a.store, Objects: a.objects, Log: log, Logger: logger,
-		Owner: nodeID, DefaultAccount: cfg.AccountID, Workers: cfg.ReportWorkers, Lease: cfg.AuditReportLease, Now: cfg.Now, Witnessed: witnessed,
+		Owner: owner, DefaultAccount: cfg.AccountID, Workers: cfg.ReportWorkers, Lease: cfg.AuditReportLease, Now: cfg.Now, Witnessed: witnessed,
 		Witnesses: witnesses, Quorum: cfg.WitnessQuorum, Alarm: alarm,
 	})
 	// A start is often the operator's answer to what made CRL writes fail
@@ -300,7 +308,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := a.store.RetryCRLsNow(ctx); err != nil {
 		logger.Warn("CRLs whose writes failed wait out their retry", "error", err)
 	}
-	a.crls = crl.Start(crl.Config{Store: a.store, Objects: a.objects, Keys: caKeys, Logger: logger, Owner: nodeID, DefaultAccount: cfg.AccountID, Now: cfg.Now})
+	a.crls = crl.Start(crl.Config{Store: a.store, Objects: a.objects, Keys: caKeys, Logger: logger, Owner: owner, DefaultAccount: cfg.AccountID, Now: cfg.Now})
 	collectors = append(collectors, a.crls.Collector())
 	svc := authority.New(authority.Config{
 		Store: a.store, Keys: caKeys, RequireHardware: cfg.RequireHardwareKeys, AllowUnmetStandard: cfg.AllowUnmetKeyStandard,

@@ -90,9 +90,15 @@ func (c *cluster) start(extra ...string) *node {
 
 // startWith starts a node whose object store is at s3URL.
 func (c *cluster) startWith(s3URL string, extra ...string) *node {
+	c.t.Helper()
+	return c.startIn(c.t.TempDir(), s3URL, extra...)
+}
+
+// startIn starts a node on the data folder data.
+func (c *cluster) startIn(data, s3URL string, extra ...string) *node {
 	t := c.t
 	t.Helper()
-	n := &node{data: t.TempDir()}
+	n := &node{data: data}
 	n.log = filepath.Join(n.data, "server.log")
 	logf, err := os.Create(n.log)
 	if err != nil {
@@ -337,46 +343,15 @@ func TestClusterReportOneGenerator(t *testing.T) {
 // it to another node, which finishes it.
 func TestClusterReportTakeover(t *testing.T) {
 	c := newCluster(t)
-	// A black hole: an S3 endpoint that accepts connections and never
-	// answers, so that the first node is stuck writing when it is killed.
-	hole, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hole.Close()
-	var held []net.Conn
-	go func() {
-		for {
-			conn, err := hole.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, conn)
-		}
-	}()
 	api := c.start("--report-workers", "0", "--audit-report-lease", "2s")
-	stuck := c.startWith("http://"+hole.Addr().String(), "--report-workers", "1", "--audit-report-lease", "2s")
+	stuck := c.startWith(blackHole(t), "--report-workers", "1", "--audit-report-lease", "2s")
 	rootARN, _ := api.env.NewActiveRoot(t, "Takeover Root")
 	out, err := api.client.CreateCertificateAuthorityAuditReport(ctx, &acmpca.CreateCertificateAuthorityAuditReportInput{
 		CertificateAuthorityArn: &rootARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("pgx", c.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var owner string
-		db.QueryRow(`SELECT owner FROM audit_reports WHERE id = $1`, *out.AuditReportId).Scan(&owner)
-		if owner != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no node took the report")
-		}
-	}
+	waitOwner(t, c, *out.AuditReportId)
 	stuck.kill()
 	c.start("--report-workers", "1", "--audit-report-lease", "2s")
 	if s := waitReport(t, api, rootARN, *out.AuditReportId); s != types.AuditReportStatusSuccess {
@@ -384,6 +359,90 @@ func TestClusterReportTakeover(t *testing.T) {
 	}
 	if len(c.s3.Get(t, "reports", "audit-report/"+rootARN[strings.LastIndex(rootARN, "/")+1:]+"/"+*out.AuditReportId+".json")) == 0 {
 		t.Error("the report object is empty")
+	}
+}
+
+// TestClusterCopiedNodeID: a node started on a copy of another's data
+// folder (an image, a snapshot), its node id the same, does not take the
+// report the other is writing as its own, until the other dies. It did,
+// and both wrote the report at once.
+func TestClusterCopiedNodeID(t *testing.T) {
+	c := newCluster(t)
+	hole := blackHole(t)
+	api := c.start("--report-workers", "0")
+	stuck := c.startWith(hole, "--report-workers", "1", "--audit-report-lease", "3s")
+	rootARN, _ := api.env.NewActiveRoot(t, "Copied Root")
+	out, err := api.client.CreateCertificateAuthorityAuditReport(ctx, &acmpca.CreateCertificateAuthorityAuditReportInput{
+		CertificateAuthorityArn: &rootARN, S3BucketName: aws.String("reports"), AuditReportResponseFormat: types.AuditReportResponseFormatJson})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOwner(t, c, *out.AuditReportId)
+	copied := t.TempDir()
+	id, err := os.ReadFile(filepath.Join(stuck.data, "node-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(copied, "node-id"), id, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	twin := c.startIn(copied, c.s3.URL, "--report-workers", "1", "--audit-report-lease", "3s")
+	// A worker claims at its start; the stuck node renews its lease each
+	// second meanwhile.
+	time.Sleep(2 * time.Second)
+	if strings.Contains(twin.logs(), "report="+*out.AuditReportId) {
+		t.Fatalf("the node of the copied id took the report another writes:\n%s", twin.logs())
+	}
+	stuck.kill()
+	if s := waitReport(t, api, rootARN, *out.AuditReportId); s != types.AuditReportStatusSuccess {
+		t.Fatalf("the report ended %s after its node died", s)
+	}
+	if !strings.Contains(twin.logs(), "report="+*out.AuditReportId) {
+		t.Error("the node of the copied id did not take the report over")
+	}
+}
+
+// blackHole returns the address of an S3 endpoint that takes connections
+// and never answers: a node writing to it is stuck until it is killed.
+func blackHole(t *testing.T) string {
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hole.Close() })
+	go func() {
+		var held []net.Conn
+		for {
+			conn, err := hole.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, conn)
+		}
+	}()
+	return "http://" + hole.Addr().String()
+}
+
+// waitOwner waits until a node holds the report of id.
+func waitOwner(t *testing.T, c *cluster, id string) {
+	t.Helper()
+	db, err := sql.Open("pgx", c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var owner string
+		db.QueryRow(`SELECT owner FROM audit_reports WHERE id = $1`, id).Scan(&owner)
+		if owner != "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no node took the report")
+		}
 	}
 }
 
