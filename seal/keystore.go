@@ -52,7 +52,12 @@ func (k *KeyStore) GenerateKey(_ context.Context, ca *openpca.CA, alg openpca.Ke
 func (k *KeyStore) Signer(_ context.Context, ca *openpca.CA) (crypto.Signer, error) {
 	der, err := k.sealer.Open(ca.KeyHandle, []byte(ca.ARN))
 	if err != nil {
-		return nil, fmt.Errorf("opening the key of %s: %w", ca.ARN, err)
+		// Most likely sealed by a server given a new master key before
+		// this one was (a rolling rotation's second step skipped), as an
+		// access key's secret may be: clients retry, and reach another
+		// server, rather than take a 500 for a fault of ours.
+		return nil, &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "This server cannot open the CA's key now; retry, for another server.",
+			Cause: fmt.Errorf("opening the key of %s (was it sealed by a server given a master key this one lacks? restart this one with it, as the README's rotation says): %w", ca.ARN, err)}
 	}
 	return pki.ParsePrivateKey(der)
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/openpca/openpca"
 )
 
 func newSealer(t *testing.T) *Sealer {
@@ -113,5 +115,22 @@ func TestPreviousKeys(t *testing.T) {
 	}
 	if _, err := old.Open(resealed, []byte("ad")); err == nil {
 		t.Error("the old key opens the resealed value")
+	}
+}
+
+// TestKeyOfAnotherMasterKey: a CA key sealed by a server with a master key
+// this one lacks (a rolling rotation's second step skipped) is a fault of
+// this server's, which clients retry elsewhere (503), not an internal
+// failure (500).
+func TestKeyOfAnotherMasterKey(t *testing.T) {
+	ca := &openpca.CA{ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-1111-1111-1111-111111111111"}
+	handle, _, err := NewKeyStore(newSealer(t)).GenerateKey(t.Context(), ca, openpca.KeyAlgorithmEcPrime256v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.KeyHandle = handle
+	_, err = NewKeyStore(newSealer(t)).Signer(t.Context(), ca)
+	if code := openpca.ErrorCode(err); code != openpca.CodeServiceUnavailable {
+		t.Errorf("a key sealed with another master key: %v (%s), want %s", err, code, openpca.CodeServiceUnavailable)
 	}
 }
