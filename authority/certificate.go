@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -104,9 +105,24 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 		// A certificate issued before names the CA's subject as its
 		// issuer, which CRLs and OCSP answers must keep naming (our rule;
 		// AWS documents none).
-		if old, err := pki.ParseCertificate(ca.Certificate); err == nil && !bytes.Equal(old.RawSubject, cert.RawSubject) {
-			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate's subject (%s) is not that of the certificate of %s (%s), which the certificates it issued name as their issuer: a renewed certificate keeps the subject.",
-				cert.Subject, ca.ARN, old.Subject)
+		if old, err := pki.ParseCertificate(ca.Certificate); err == nil {
+			if !bytes.Equal(old.RawSubject, cert.RawSubject) {
+				return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate's subject (%s) is not that of the certificate of %s (%s), which the certificates it issued name as their issuer: a renewed certificate keeps the subject.",
+					cert.Subject, ca.ARN, old.Subject)
+			}
+			// Nor may its key identifier change, which those certificates
+			// name as their authority key identifier: OpenSSL then found
+			// neither the old certificate the issuer of the CA's new CRLs,
+			// nor the new one the issuer of the old certificates.
+			oldID, err1 := keyIdentifier(old)
+			newID, err2 := keyIdentifier(cert)
+			if err := errors.Join(err1, err2); err != nil {
+				return err
+			}
+			if !bytes.Equal(oldID, newID) {
+				return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate's subject key identifier (%X) is not that of the certificate of %s (%X), which the certificates it issued name as their authority key identifier: a renewed certificate keeps it.",
+					newID, ca.ARN, oldID)
+			}
 		}
 		ca.Certificate = cert.Raw
 		ca.CertificateChain = nil

@@ -296,18 +296,8 @@ func (k *Keys) issuer(ca *openpca.CA) (*issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing the certificate of %s: %w", ca.ARN, err)
 	}
-	// An imported certificate may have no subject key identifier, which
-	// the authority key identifier of what the CA signs repeats (RFC
-	// 5280, 4.2.1.1), and without which Go signs no CRL: it is the key's,
-	// made as the CA's own certificates make it.
-	if len(c.SubjectKeyId) == 0 {
-		pub, err := pki.ParsePublicKey(c.RawSubjectPublicKeyInfo)
-		if err == nil {
-			c.SubjectKeyId, err = pki.SubjectKeyID(pub)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("the key identifier of the certificate of %s: %w", ca.ARN, err)
-		}
+	if c.SubjectKeyId, err = keyIdentifier(c); err != nil {
+		return nil, fmt.Errorf("the key identifier of the certificate of %s: %w", ca.ARN, err)
 	}
 	chain, err := parseChain(ca.CertificateChain)
 	if err != nil {
@@ -740,4 +730,20 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 				"key_handle", handle, "key_id", ca.KeyID, "error", err)
 		}
 	}
+}
+
+// keyIdentifier returns the key identifier of a CA's certificate, which
+// the authority key identifier of what the CA signs repeats (RFC 5280,
+// 4.2.1.1): its subject key identifier, or, for an imported certificate
+// without one (without which Go signs no CRL), the key's, made as the
+// CA's own certificates make it.
+func keyIdentifier(c *x509.Certificate) ([]byte, error) {
+	if len(c.SubjectKeyId) > 0 {
+		return c.SubjectKeyId, nil
+	}
+	pub, err := pki.ParsePublicKey(c.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return nil, err
+	}
+	return pki.SubjectKeyID(pub)
 }

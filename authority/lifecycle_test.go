@@ -254,6 +254,31 @@ func TestRenewalKeepsStatus(t *testing.T) {
 	_, err := env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
 		CertificateAuthorityArn: &arn, Certificate: root.Sign(t, "Renamed", key, time.Now().AddDate(1, 0, 0)).PEM, CertificateChain: root.PEM})
 	testenv.WantError(t, err, "CertificateMismatchException")
+	// And its subject key identifier, which they name as their authority
+	// key identifier: the same key, identified otherwise (by a parent
+	// that makes identifiers another way), is refused; identified as
+	// before, it is taken.
+	for _, tc := range []struct {
+		name string
+		ski  []byte
+		want string
+	}{
+		{"another identifier", bytes.Repeat([]byte{1}, 20), "CertificateMismatchException"},
+		{"the same", nil, ""},
+	} {
+		c := root.Sign(t, "Renewed", key, time.Now().AddDate(0, 0, 10), func(c *x509.Certificate) {
+			if tc.ski != nil {
+				c.SubjectKeyId = tc.ski
+			}
+		})
+		_, err = env.Client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+			CertificateAuthorityArn: &arn, Certificate: c.PEM, CertificateChain: root.PEM})
+		if tc.want == "" && err != nil {
+			t.Errorf("renewed with %s subject key identifier: %v", tc.name, err)
+		} else if tc.want != "" {
+			testenv.WantError(t, err, tc.want)
+		}
+	}
 	if _, err := env.Client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{CertificateAuthorityArn: &arn, Status: types.CertificateAuthorityStatusDisabled}); err != nil {
 		t.Fatal(err)
 	}
