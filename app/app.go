@@ -139,10 +139,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		logger.Warn("serving plain HTTP beyond this machine: the console's sign-in form carries a secret access key, and its session cookie, in the clear; serve TLS (--tls-cert, --tls-self-signed), or end it at a proxy and say so with an https:// --public-url",
 			"listen", cfg.Listen)
 	}
-	if u, err := url.Parse(cfg.PublicURL); err == nil {
+	if u, err := url.Parse(cfg.RevocationURL); err == nil {
 		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
-			logger.Warn("the public URL names no address that relying parties can reach, and certificates carry it (the OCSP responder, local CRLs): give --public-url",
-				"public_url", cfg.PublicURL)
+			logger.Warn("the URL relying parties fetch revocation from names no address that they can reach, and certificates carry it (the OCSP responder, local CRLs): give --public-url, or --revocation-url",
+				"revocation_url", cfg.RevocationURL)
+		}
+		if u.Scheme == "https" {
+			logger.Warn("certificates will name the OCSP responder and local CRLs over HTTPS, which relying parties fetch over HTTP (RFC 5280, RFC 6960): NSS and GnuTLS fetch no OCSP answer over HTTPS, and take a revoked certificate for good; serve them in plain HTTP as well (--revocation-listen)",
+				"revocation_url", cfg.RevocationURL)
 		}
 	}
 	if why := audit.SplitView(cfg.WitnessQuorum, len(cfg.witnesses)); why != "" {
@@ -315,7 +319,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Logger: logger, Region: cfg.Region, DefaultAccountID: cfg.AccountID,
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
 		Objects: a.objects, Reports: a.reports, CRLs: a.crls, AuditReportInterval: cfg.AuditReportInterval, Log: log,
-		PublicURL: cfg.PublicURL, OCSPUnknownRate: cfg.OCSPUnknownRate, OCSPUnknownBudget: cfg.OCSPUnknownBudget, OCSPSigners: cfg.OCSPSigners, OCSPStoreSigners: cfg.OCSPStoreSigners, OCSPSignedByCA: cfg.OCSPSignedByCA,
+		PublicURL: cfg.RevocationURL, OCSPUnknownRate: cfg.OCSPUnknownRate, OCSPUnknownBudget: cfg.OCSPUnknownBudget, OCSPSigners: cfg.OCSPSigners, OCSPStoreSigners: cfg.OCSPStoreSigners, OCSPSignedByCA: cfg.OCSPSignedByCA,
 		Witnessed: latestWitnessed, Alarm: alarm,
 	})
 	var local server.LocalObjects
@@ -740,7 +744,7 @@ func removeSealTemporaries(dirs ...string) error {
 func openObjectStore(ctx context.Context, cfg Config, logger *slog.Logger) (openpca.ObjectStore, error) {
 	switch cfg.ObjectStore {
 	case "local":
-		return localfs.New(filepath.Join(cfg.DataDir, "s3"), strings.TrimSuffix(cfg.PublicURL, "/")+"/s3", logger)
+		return localfs.New(filepath.Join(cfg.DataDir, "s3"), strings.TrimSuffix(cfg.RevocationURL, "/")+"/s3", logger)
 	case "s3":
 		return s3.Open(ctx, cfg.S3Endpoint, cfg.Region)
 	}
@@ -898,6 +902,16 @@ func (a *App) Serve(l net.Listener) error {
 	a.logger.Info("serving the AWS Private CA API", "url", scheme+"://"+l.Addr().String(), "public_url", a.cfg.PublicURL,
 		"master_key_fingerprint", a.masterKey)
 	return a.server.Serve(l, limited.Limit)
+}
+
+// ServeRevocation serves the OCSP responder and local buckets' CRLs alone
+// on l, in plain HTTP, until Shutdown (server.Server.ServeRevocation),
+// within the API listener's bounds of connections.
+func (a *App) ServeRevocation(l net.Listener) error {
+	limited := connlimit.Listen(l, connlimit.Limits{Total: a.cfg.MaxConnections, PerNetwork: a.cfg.MaxConnectionsPerNetwork,
+		Exempt: a.cfg.TrustedProxies.Trusts, Logger: a.logger})
+	a.logger.Info("serving the OCSP responder and local CRLs", "url", "http://"+l.Addr().String(), "revocation_url", a.cfg.RevocationURL)
+	return a.server.ServeRevocation(limited, limited.Limit)
 }
 
 // Shutdown lets requests in flight finish (until ctx ends) and then closes

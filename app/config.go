@@ -76,6 +76,13 @@ type Config struct {
 	// responder's address in certificates, and the CRL distribution
 	// points of local buckets. Default http(s)://Listen.
 	PublicURL string
+	// RevocationURL is where relying parties fetch what says whether a
+	// certificate is revoked, if not at PublicURL: the OCSP responder's
+	// address in certificates, and the CRL distribution points of local
+	// buckets. A plain HTTP listener of its own (App.Revocation) serves
+	// them where the API is served over HTTPS: relying parties fetch them
+	// over HTTP (RFC 5280, RFC 6960). Default PublicURL.
+	RevocationURL string
 	// OCSPUnknownRate bounds the OCSP responses per second signed for
 	// serials no CA issued; 0 means authority.DefaultOCSPUnknownRate.
 	OCSPUnknownRate float64
@@ -367,6 +374,9 @@ func (cfg *Config) Validate() error {
 	if cfg.PublicURL != "" && !httpURL(cfg.PublicURL) {
 		return fmt.Errorf("--public-url must be an http:// or https:// address such as https://ca.example.com, not %q", cfg.PublicURL)
 	}
+	if cfg.RevocationURL != "" && !httpURL(cfg.RevocationURL) {
+		return fmt.Errorf("--revocation-url must be an http:// (or https://) address such as http://ocsp.example.com, not %q", cfg.RevocationURL)
+	}
 	for _, e := range []struct{ flag, value string }{{"--s3-endpoint", cfg.S3Endpoint}, {"--kms-endpoint", cfg.KMSEndpoint}} {
 		if e.value != "" && !httpURL(e.value) {
 			return fmt.Errorf("%s must be an http:// or https:// address such as http://127.0.0.1:9000, not %q", e.flag, e.value)
@@ -384,6 +394,9 @@ func (cfg *Config) Validate() error {
 			listen = net.JoinHostPort("0.0.0.0", port)
 		}
 		cfg.PublicURL = scheme + "://" + listen
+	}
+	if cfg.RevocationURL == "" {
+		cfg.RevocationURL = cfg.PublicURL
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -888,5 +889,51 @@ func TestCRLsToldApart(t *testing.T) {
 		if status, _ := get(etag); status != http.StatusOK {
 			t.Errorf("asked with an earlier CRL's ETag: %d, want 200", status)
 		}
+	}
+}
+
+// TestRevocationListener: a server that serves its API over HTTPS serves
+// the OCSP responder and local CRLs in plain HTTP as well, on a listener
+// of their own (--revocation-listen), and certificates name them there:
+// NSS and GnuTLS fetch no OCSP answer over HTTPS, and took a revoked
+// certificate for good. That listener serves nothing else.
+func TestRevocationListener(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + l.Addr().String()
+	env := testenv.Start(t, func(c *app.Config) { c.TLSSelfSigned, c.RevocationURL = true, base })
+	env.ServeRevocation(t, l)
+	makeLocalBucket(t, env, "crls")
+	caARN, root := revocationCA(t, env, &types.RevocationConfiguration{
+		CrlConfiguration:  &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("crls"), ExpirationInDays: aws.Int32(3)},
+		OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)},
+	})
+	leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "plain.example"}})
+	cert, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leaf.CSRPEM}))
+	wantCDP := base + "/s3/crls/crl/" + caARN[strings.LastIndex(caARN, "/")+1:] + ".crl"
+	if len(cert.OCSPServer) != 1 || cert.OCSPServer[0] != base+"/ocsp" || len(cert.CRLDistributionPoints) != 1 || cert.CRLDistributionPoints[0] != wantCDP {
+		t.Fatalf("the certificate names OCSP %v and CRLs %v, want %s/ocsp and %s", cert.OCSPServer, cert.CRLDistributionPoints, base, wantCDP)
+	}
+	req, err := ocsp.CreateRequest(cert, root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := post(cert.OCSPServer[0], req)
+	if resp, perr := ocsp.ParseResponseForCert(body, cert, root); err != nil || perr != nil || resp.Status != ocsp.Good {
+		t.Errorf("OCSP in plain HTTP: %v, %v", err, perr)
+	}
+	crl, _ := waitCRL(t, env, 0, func() ([]byte, error) { return httpGet(wantCDP) })
+	if err := crl.CheckSignatureFrom(root); err != nil {
+		t.Errorf("the CRL in plain HTTP: %v", err)
+	}
+	for _, path := range []string{"/", "/console/", "/metrics", "/healthz", "/audit-log/checkpoint?certificateAuthorityArn=" + caARN} {
+		if _, err := httpGet(base + path); err == nil || !strings.Contains(err.Error(), "404") {
+			t.Errorf("GET %s on the revocation listener: %v, want 404", path, err)
+		}
+	}
+	if _, err := post(base+"/", []byte("{}")); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("an API request on the revocation listener: %v, want 404", err)
 	}
 }

@@ -50,11 +50,12 @@ const (
 	ocspBodyWait   = time.Second
 )
 
-// handleOCSP serves the OCSP responder. Every answer is an OCSP response,
-// an error response (malformedRequest, ...) for a request that is not one.
-// It returns the handler of GET requests, which must see their path
-// before the mux cleans it (see New).
-func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.HandlerFunc {
+// ocspHandlers returns the OCSP responder's handlers of POST and GET
+// requests, the listeners' that serve it sharing their bodies' budget.
+// Every answer is an OCSP response, an error response (malformedRequest,
+// ...) for a request that is not one. A GET request must be handled
+// before the mux cleans its path (see revocationRoutes).
+func (s *Server) ocspHandlers(responder OCSPResponder) (post, get http.HandlerFunc) {
 	answer := func(w http.ResponseWriter, r *http.Request, request []byte) {
 		// Within requestTimeout, as the API's requests and the console's
 		// pages: a store that stops answering (or a reader of its pool
@@ -85,7 +86,7 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.Ha
 		w.Write(resp)
 	}
 	budgets := smallbody.NewBudgets(ocspBodyBudget, s.connections, ocspBodyWait)
-	mux.HandleFunc("POST "+PathOCSP, func(w http.ResponseWriter, r *http.Request) {
+	post = func(w http.ResponseWriter, r *http.Request) {
 		body, done, err := smallbody.Read(w, r, maxOCSPRequest, budgets, clientaddr.Network(s.proxies.Nearest(r), 24, 48))
 		switch {
 		case errors.Is(err, smallbody.ErrBusy):
@@ -99,8 +100,8 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.Ha
 			defer done()
 		}
 		answer(w, r, body)
-	})
-	get := func(w http.ResponseWriter, r *http.Request) {
+	}
+	get = func(w http.ResponseWriter, r *http.Request) {
 		// The request is base64 in the path, URL-escaped; some clients
 		// leave '/' and '+' as they are.
 		raw, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), PathOCSP+"/"))
@@ -110,8 +111,7 @@ func (s *Server) handleOCSP(mux *http.ServeMux, responder OCSPResponder) http.Ha
 		}
 		answer(w, r, request)
 	}
-	mux.HandleFunc("GET "+PathOCSP+"/", get)
-	return get
+	return post, get
 }
 
 // etagMatches reports whether an If-None-Match header names etag, or any

@@ -100,6 +100,8 @@ type Server struct {
 	ocspMaxAge time.Duration
 	// connections is Config.MaxConnections.
 	connections int
+	// revocation serves what ServeRevocation does.
+	revocation *http.Server
 }
 
 // New returns a Server for cfg; Serve starts it.
@@ -134,25 +136,17 @@ func New(cfg Config) *Server {
 	if cfg.AuditLog != nil {
 		handleAuditLog(mux, cfg.AuditLog, envelope)
 	}
-	var handler http.Handler = mux
-	if cfg.OCSP != nil {
-		get := s.handleOCSP(mux, cfg.OCSP)
-		// The mux cleans a path with "//" in it by redirecting to it
-		// without, and base64 that a client left unescaped can have "//":
-		// the redirect would ask about another certificate, or none.
-		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.EscapedPath(), PathOCSP+"/") {
-				get(w, r)
-				return
-			}
-			mux.ServeHTTP(w, r)
-		})
-	}
-	if cfg.LocalObjects != nil {
-		s.handleLocalCRLs(mux, cfg.LocalObjects)
-	}
-	s.http = &http.Server{
-		Handler:           paceAnswers(smallbody.Bound(handler)),
+	revocation := s.revocationRoutes(cfg)
+	s.http = s.newHTTP(revocation(mux), cfg.Logger)
+	s.revocation = s.newHTTP(revocation(http.NewServeMux()), cfg.Logger)
+	return s
+}
+
+// newHTTP returns the HTTP server of a listener serving h, bounded and
+// paced.
+func (s *Server) newHTTP(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           paceAnswers(smallbody.Bound(h)),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -164,10 +158,39 @@ func New(cfg Config) *Server {
 		// Of net/http's own lines, those of TLS handshakes that failed are
 		// of connections anyone can open; a panic's or an accept error's
 		// are the server's.
-		ErrorLog: slog.NewLogLogger(logsample.Handler{Handler: cfg.Logger.Handler(), Sampler: logsample.New(),
+		ErrorLog: slog.NewLogLogger(logsample.Handler{Handler: logger.Handler(), Sampler: logsample.New(),
 			Sampled: func(m string) bool { return strings.HasPrefix(m, "http: TLS handshake error") }}, slog.LevelWarn),
 	}
-	return s
+}
+
+// revocationRoutes returns what adds to a mux the routes relying parties
+// fetch, as cfg has them: the OCSP responder and the embedded object
+// store's CRLs; and returns the handler that serves the mux.
+func (s *Server) revocationRoutes(cfg Config) func(*http.ServeMux) http.Handler {
+	var post, get http.HandlerFunc
+	if cfg.OCSP != nil {
+		post, get = s.ocspHandlers(cfg.OCSP)
+	}
+	return func(mux *http.ServeMux) http.Handler {
+		if cfg.LocalObjects != nil {
+			s.handleLocalCRLs(mux, cfg.LocalObjects)
+		}
+		if cfg.OCSP == nil {
+			return mux
+		}
+		mux.HandleFunc("POST "+PathOCSP, post)
+		mux.HandleFunc("GET "+PathOCSP+"/", get)
+		// The mux cleans a path with "//" in it by redirecting to it
+		// without, and base64 that a client left unescaped can have "//":
+		// the redirect would ask about another certificate, or none.
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.EscapedPath(), PathOCSP+"/") {
+				get(w, r)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
+	}
 }
 
 // Metrics serves GET /metrics, the Prometheus metrics, and nothing else
@@ -233,20 +256,34 @@ func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 // each connection's state and requests). It returns nil after a graceful
 // shutdown.
 func (s *Server) Serve(l net.Listener, limit func(*http.Server)) error {
+	return serve(s.http, l, limit)
+}
+
+func serve(srv *http.Server, l net.Listener, limit func(*http.Server)) error {
 	if limit != nil {
-		limit(s.http)
+		limit(srv)
 	}
-	err := s.http.Serve(l)
+	err := srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
+// ServeRevocation serves the OCSP responder and the embedded object
+// store's CRLs, and nothing else (404), on l, a listener of their own in
+// plain HTTP (--revocation-listen), until Shutdown: relying parties fetch
+// them over HTTP (RFC 5280, RFC 6960), and NSS and GnuTLS fetch no OCSP
+// answer over HTTPS, which took a revoked certificate for good. Its
+// answers are bounded and paced as the API's are.
+func (s *Server) ServeRevocation(l net.Listener, limit func(*http.Server)) error {
+	return serve(s.revocation, l, limit)
+}
+
 // Shutdown stops accepting requests and waits for the requests in flight
 // to finish or ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.http.Shutdown(ctx)
+	return errors.Join(s.http.Shutdown(ctx), s.revocation.Shutdown(ctx))
 }
 
 // readiness answers /readyz. Why the store is not ready goes to the log,

@@ -356,12 +356,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	fs.SetOutput(stderr)
 	cfg := app.DefaultConfig()
 	var (
-		logLevel        slog.Level
-		logFormat       string
-		shutdownTimeout time.Duration
-		pprofListen     string
-		metricsListen   string
-		pinFile         string
+		logLevel         slog.Level
+		logFormat        string
+		shutdownTimeout  time.Duration
+		pprofListen      string
+		metricsListen    string
+		revocationListen string
+		pinFile          string
 	)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve the API on")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "where relying parties reach this server, for the OCSP responder and local CRLs in certificates (default http(s)://<listen>)")
@@ -426,6 +427,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	})
 	fs.IntVar(&cfg.WitnessQuorum, "witness-quorum", 0, "how many witnesses must cosign a checkpoint for it to count (default all); more than half of them, as auditors require")
 	fs.DurationVar(&cfg.ReportWitnessWait, "report-witness-wait", cfg.ReportWitnessWait, "how long an audit report waits for witnesses to cosign its log; past it, it goes without")
+	fs.StringVar(&revocationListen, "revocation-listen", "", "an address to serve the OCSP responder and local CRLs on in plain HTTP as well, which relying parties fetch them over (NSS and GnuTLS fetch no OCSP answer over HTTPS); certificates then name them there (or at --revocation-url)")
+	fs.StringVar(&cfg.RevocationURL, "revocation-url", "", "where relying parties reach the OCSP responder and local CRLs, for the certificates to name (default http://<revocation-listen> with it, else the public URL)")
 	fs.StringVar(&metricsListen, "metrics-listen", "", "an address to serve /metrics on instead of the API's: the metrics count every account's CAs and requests, which a server shared by accounts keeps from them")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "an address to serve Go's profiler on (/debug/pprof/), for finding where time goes; off by default, and never for the outside")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on SIGINT or SIGTERM")
@@ -497,6 +500,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	if host, port, _ := net.SplitHostPort(cfg.Listen); port == "0" && cfg.PublicURL == "" {
 		cfg.Listen = net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 	}
+	var rl net.Listener
+	if revocationListen != "" {
+		if rl, err = net.Listen("tcp", revocationListen); err != nil {
+			l.Close()
+			return fmt.Errorf("--revocation-listen: %w", err)
+		}
+		defer rl.Close()
+		if cfg.RevocationURL == "" {
+			// The port the system chose, if asked to; the host as given
+			// (every address, which Open warns of, if none).
+			host, _, _ := net.SplitHostPort(revocationListen)
+			if host == "" {
+				host = "0.0.0.0"
+			}
+			cfg.RevocationURL = "http://" + net.JoinHostPort(host, strconv.Itoa(rl.Addr().(*net.TCPAddr).Port))
+		}
+	}
 	var ml net.Listener
 	if metricsListen != "" {
 		if ml, err = net.Listen("tcp", metricsListen); err != nil {
@@ -514,8 +534,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		go serveMetrics(ml, a.Metrics(), cfg.Logger)
 		cfg.Logger.Info("serving the metrics", "url", "http://"+ml.Addr().String()+"/metrics")
 	}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- a.Serve(l) }()
+	if rl != nil {
+		go func() {
+			if err := a.ServeRevocation(rl); err != nil {
+				served <- fmt.Errorf("--revocation-listen: %w", err)
+			}
+		}()
+	}
 	var superseded error
 wait:
 	for {

@@ -53,14 +53,15 @@ func closed(ch <-chan struct{}) func() bool {
 	}
 }
 
-// TestMetricsListen: with --metrics-listen, /metrics is served there, and
-// not on the API's listener, which every account reaches.
-func TestMetricsListen(t *testing.T) {
+// serveInProcess runs openpca serve with args in the test's process until
+// the test ends, and returns its log and a function that says whether it
+// has exited.
+func serveInProcess(t *testing.T, args ...string) (*testenv.SyncBuffer, func() bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--listen", listenAny, "--metrics-listen", listenAny, "--data-dir", t.TempDir(), "--log-format", "text"},
+		done <- run(ctx, append([]string{"serve", "--listen", listenAny, "--data-dir", t.TempDir(), "--log-format", "text"}, args...),
 			&logs, &logs, func(string) (string, bool) { return "", false })
 	}()
 	t.Cleanup(func() {
@@ -69,7 +70,35 @@ func TestMetricsListen(t *testing.T) {
 			t.Errorf("openpca serve: %v\n%s", err, logs.String())
 		}
 	})
-	exited := func() bool { return len(done) > 0 }
+	return &logs, func() bool { return len(done) > 0 }
+}
+
+// TestRevocationListen: with --revocation-listen, the OCSP responder is
+// served there too, in plain HTTP beside the API's HTTPS, certificates
+// name it there (the port the system chose), and nothing else is served
+// there.
+func TestRevocationListen(t *testing.T) {
+	logs, exited := serveInProcess(t, "--tls-self-signed", "--revocation-listen", listenAny)
+	revocation := servedURL(t, logs.String, "serving the OCSP responder and local CRLs", exited)
+	if !strings.HasPrefix(revocation, "http://127.0.0.1:") || !strings.Contains(logs.String(), "revocation_url="+revocation) {
+		t.Errorf("served at %s, named in certificates as the log says:\n%s", revocation, logs.String())
+	}
+	for path, want := range map[string]int{"/ocsp/": http.StatusOK, "/healthz": http.StatusNotFound} {
+		res, err := http.Get(revocation + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+}
+
+// TestMetricsListen: with --metrics-listen, /metrics is served there, and
+// not on the API's listener, which every account reaches.
+func TestMetricsListen(t *testing.T) {
+	logs, exited := serveInProcess(t, "--metrics-listen", listenAny)
 	api := servedURL(t, logs.String, "serving the AWS Private CA API", exited)
 	metrics := servedURL(t, logs.String, "serving the metrics", exited)
 	get := func(url string) (int, string) {

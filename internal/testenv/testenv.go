@@ -186,6 +186,21 @@ func (e *Env) Stop(t testing.TB) {
 	e.app = nil
 }
 
+// ServeRevocation serves the OCSP responder and local CRLs on l, in plain
+// HTTP, as --revocation-listen does, until the server stops.
+func (e *Env) ServeRevocation(t testing.TB, l net.Listener) {
+	t.Helper()
+	a := e.app
+	done := make(chan error, 1)
+	go func() { done <- a.ServeRevocation(l) }()
+	t.Cleanup(func() {
+		e.Stop(t)
+		if err := <-done; err != nil {
+			t.Errorf("serving revocation: %v", err)
+		}
+	})
+}
+
 // Restart stops the server and starts it again on the same data folder.
 func (e *Env) Restart(t testing.TB) {
 	t.Helper()
