@@ -55,8 +55,9 @@ const lockWait = 10 * time.Second
 // nothing else set them (the server's configuration, the role or the
 // database, the address or PGOPTIONS). A server that stops (frozen, or cut
 // off by the network) within a transaction holds its row locks, the CA's
-// among them, and with them every other server's writes for that CA,
-// until PostgreSQL ends the session: its transaction is ended once idle
+// among them, and with them every other server's writes for that CA (and
+// the writes batched with them, of any CA), until PostgreSQL ends the
+// session: its transaction is ended once idle
 // for 15 seconds (a server's last well under a second between
 // statements), and a peer gone silent is found by TCP keepalives within
 // about 30 seconds rather than the system's 2 hours. They are set once
