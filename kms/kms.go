@@ -174,6 +174,14 @@ func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.Key
 		return nil, nil, err
 	}
 	arn := aws.ToString(out.KeyMetadata.Arn)
+	// A key made now carries the tag it was asked with. One that does
+	// not is no key made for ca (a KMS that answered with a key of
+	// another CA's, broken or hostile): held, a purge of ca would destroy
+	// the other CA's key. It is left alone, not destroyed.
+	if tagged, err := s.taggedFor(ctx, ca, arn); err != nil || !tagged {
+		return nil, nil, errors.Join(openpca.Errorf(openpca.CodeServiceUnavailable, "KMS answered with a key that was not made for %s; retry later.", ca.ARN),
+			fmt.Errorf("kms: CreateKey for %s answered with the key %s, not tagged %s=%s: it is left alone: %w", ca.ARN, arn, caTag, ca.ARN, err))
+	}
 	key, err := s.newKeySigner(ctx, ca, arn)
 	if openpca.ErrorCode(err) == openpca.CodeInvalidState {
 		// Not the state of a CA that has none yet: a key KMS still does
@@ -284,27 +292,27 @@ func (s *Store) DestroyKey(ctx context.Context, ca *openpca.CA) error {
 const caTag = "openpca:certificate-authority"
 
 // checkOwner returns an error unless the key arn is the one ca was made
-// with: a handle that names another CA's key (a row repaired by hand, a
-// database restored beside another on the same account) must not destroy
-// a key still in service. KMS shows no public key of a disabled key, whose
-// tag tells instead.
+// with, tagged for it: a handle that names another CA's key (a row
+// repaired by hand, a database restored beside another on the same
+// account) must not destroy a key still in service. KMS shows no public
+// key of a disabled key, whose tag alone tells.
 func (s *Store) checkOwner(ctx context.Context, ca *openpca.CA, arn string) error {
 	if ca.KeyID == "" {
 		return nil // a record of a version that kept none
 	}
+	// Its tag first: two CAs' rows may name one key (a KMS that answered a
+	// CreateKey with a key made before, which GenerateKey now refuses),
+	// whose public key is then both CAs' own.
+	tagged, err := s.taggedFor(ctx, ca, arn)
+	if err != nil {
+		return err
+	}
+	if !tagged {
+		return fmt.Errorf("kms: the key %s of %s is not tagged %s=%s: whether it is the CA's is left to the operator", arn, ca.ARN, caTag, ca.ARN)
+	}
 	out, err := s.client.GetPublicKey(ctx, &awskms.GetPublicKeyInput{KeyId: &arn})
-	var disabled *types.DisabledException
-	if errors.As(err, &disabled) {
-		tags, err := s.client.ListResourceTags(ctx, &awskms.ListResourceTagsInput{KeyId: &arn})
-		if err != nil {
-			return err
-		}
-		for _, t := range tags.Tags {
-			if aws.ToString(t.TagKey) == caTag && aws.ToString(t.TagValue) == ca.ARN {
-				return nil
-			}
-		}
-		return fmt.Errorf("kms: the key %s of %s is disabled, and not tagged %s=%s: whether it is the CA's is left to the operator", arn, ca.ARN, caTag, ca.ARN)
+	if _, disabled := errors.AsType[*types.DisabledException](err); disabled {
+		return nil // its tag says
 	}
 	if err != nil {
 		return err
@@ -318,6 +326,32 @@ func (s *Store) checkOwner(ctx context.Context, ca *openpca.CA, arn string) erro
 	}
 	return nil
 }
+
+// taggedFor reports whether the key arn carries the tag of ca, which the
+// keys the store makes are made with.
+func (s *Store) taggedFor(ctx context.Context, ca *openpca.CA, arn string) (bool, error) {
+	in := &awskms.ListResourceTagsInput{KeyId: &arn}
+	for range maxTagPages {
+		out, err := s.client.ListResourceTags(ctx, in)
+		if err != nil {
+			return false, err
+		}
+		for _, t := range out.Tags {
+			if aws.ToString(t.TagKey) == caTag {
+				return aws.ToString(t.TagValue) == ca.ARN, nil
+			}
+		}
+		if !out.Truncated || out.NextMarker == nil {
+			return false, nil
+		}
+		in.Marker = out.NextMarker
+	}
+	return false, nil
+}
+
+// maxTagPages bounds the pages of a key's tags read: KMS keeps 50 tags a
+// key at most, a page or two.
+const maxTagPages = 4
 
 // signer signs with a KMS key.
 type signer struct {
