@@ -250,10 +250,12 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 	if err != nil {
 		return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate or its chain: %v.", err)
 	}
-	// Directory-name constraints, and those of email addresses on the
-	// subject's (as OpenSSL reads them), bind the certificates below, but
-	// for self-issued ones (RFC 5280, 6.1.3): each certificate here is one
-	// a leaf's path passes through. Go's verifier reads neither.
+	// Directory-name constraints, those of email addresses on the
+	// subject's (as OpenSSL reads them), and the constraints on alternative
+	// names that Go's verifier reads otherwise than clients do
+	// (checkAltNames) bind the certificates below, but for self-issued ones
+	// (RFC 5280, 6.1.3): each certificate here is one a leaf's path passes
+	// through. Go's verifier checks none of these.
 	budget := pki.MaxNameComparisons
 	for k, c := range path[:len(path)-1] {
 		if bytes.Equal(c.RawSubject, c.RawIssuer) {
@@ -262,7 +264,7 @@ func checkCACertificate(caType openpca.CertificateAuthorityType, cert *x509.Cert
 		if err := checkSubjectEmails(c, path[k+1:], &budget); err != nil {
 			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
 		}
-		if err := checkMailboxes(c, path[k+1:], &budget); err != nil {
+		if err := checkAltNames(c, path[k+1:], &budget); err != nil {
 			return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate does not comply with the certificates that signed it: %v.", err)
 		}
 	}

@@ -352,8 +352,10 @@ func (is *issuer) constrains() bool { return is.constrained || len(is.dirs) > 0 
 // and chain, as a relying party would, for the name constraints of the
 // path: Go's verifier checks the names of the subject alternative name
 // extension (DNS names, email addresses, IP addresses, URIs), a host name
-// in the common name is checked as OpenSSL checks it, and directory names
-// (the subject's and the subject alternative names') as RFC 5280 says.
+// in the common name, and a DNS name with a "*" in its first label, are
+// checked as OpenSSL matches them (checkCommonName, checkAltNames), and
+// directory names (the subject's and the subject alternative names') as
+// RFC 5280 says.
 func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 	budget := pki.MaxNameComparisons
 	for _, dc := range is.dirs {
@@ -397,7 +399,7 @@ func (is *issuer) checkNames(cert *x509.Certificate, now time.Time) error {
 	if err := checkSubjectEmails(cert, path, &budget); err != nil {
 		return err
 	}
-	return checkMailboxes(cert, path, &budget)
+	return checkAltNames(cert, path, &budget)
 }
 
 // oidEmailAddress is the PKCS #9 emailAddress attribute of a subject.
@@ -483,18 +485,37 @@ func checkMailboxes(cert *x509.Certificate, path []*x509.Certificate, budget *in
 // checkEmail checks email, what the certificate names, against the email
 // constraints of path. Its comparisons come out of budget.
 func checkEmail(what, email string, path []*x509.Certificate, budget *int) error {
+	in := func(m string) bool { return inMailboxes(email, m) }
+	return within(fmt.Sprintf("%s %q", what, email), len(email), path, emailSubtrees, in, in, budget)
+}
+
+// within checks a name, which what describes in errors and which is size
+// bytes long, against the subtrees of one form (subtrees gives them) of
+// each certificate of path: permits reports whether a permitted subtree
+// holds the name, excludes whether an excluded one takes it in. Its
+// comparisons come out of budget.
+func within(what string, size int, path []*x509.Certificate, subtrees func(*x509.Certificate) (permitted, excluded []string), permits, excludes func(subtree string) bool, budget *int) error {
 	for _, c := range path {
-		if err := pki.Spend(budget, (len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses))*pki.Cost(len(email), 0)); err != nil {
+		permitted, excluded := subtrees(c)
+		if err := pki.Spend(budget, (len(permitted)+len(excluded))*pki.Cost(size, 0)); err != nil {
 			return err
 		}
-		if len(c.PermittedEmailAddresses) > 0 && !slices.ContainsFunc(c.PermittedEmailAddresses, func(m string) bool { return inMailboxes(email, m) }) {
-			return fmt.Errorf("%s %q is not one that %s permits", what, email, c.Subject)
+		if len(permitted) > 0 && !slices.ContainsFunc(permitted, permits) {
+			return fmt.Errorf("%s is not within a subtree that %s permits", what, c.Subject)
 		}
-		if slices.ContainsFunc(c.ExcludedEmailAddresses, func(m string) bool { return inMailboxes(email, m) }) {
-			return fmt.Errorf("%s %q is one that %s excludes", what, email, c.Subject)
+		if slices.ContainsFunc(excluded, excludes) {
+			return fmt.Errorf("%s is within a subtree that %s excludes", what, c.Subject)
 		}
 	}
 	return nil
+}
+
+func emailSubtrees(c *x509.Certificate) (permitted, excluded []string) {
+	return c.PermittedEmailAddresses, c.ExcludedEmailAddresses
+}
+
+func dnsSubtrees(c *x509.Certificate) (permitted, excluded []string) {
+	return c.PermittedDNSDomains, c.ExcludedDNSDomains
 }
 
 // inMailboxes reports whether email is within an email constraint (RFC
@@ -533,23 +554,64 @@ func checkCommonName(cert *x509.Certificate, path []*x509.Certificate, budget *i
 		if !a.Type.Equal(oidCommonName) || !ok {
 			continue
 		}
-		host, wildcard := hostPattern(cn)
-		if host == "" {
-			continue
-		}
-		for _, c := range path {
-			if err := pki.Spend(budget, (len(c.PermittedDNSDomains)+len(c.ExcludedDNSDomains))*pki.Cost(len(host), 0)); err != nil {
-				return err
-			}
-			if len(c.PermittedDNSDomains) > 0 && !slices.ContainsFunc(c.PermittedDNSDomains, func(d string) bool { return domainHolds(host, wildcard, d) }) {
-				return fmt.Errorf("the common name %q, a host name, is not in a domain that %s permits", cn, c.Subject)
-			}
-			if slices.ContainsFunc(c.ExcludedDNSDomains, func(d string) bool { return domainTouches(host, wildcard, d) }) {
-				return fmt.Errorf("the common name %q, a host name, is in a domain that %s excludes", cn, c.Subject)
-			}
+		if err := checkHost(fmt.Sprintf("the common name %q, a host name,", cn), cn, path, budget); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// checkHost checks name as OpenSSL's host check matches it (hostPattern):
+// a host name, or a wildcard, every name it stands for, against the DNS
+// name constraints of path: each name permitted, and none excluded. A name
+// that is neither goes unchecked. Its comparisons come out of budget.
+func checkHost(what, name string, path []*x509.Certificate, budget *int) error {
+	host, wildcard := hostPattern(name)
+	if host == "" {
+		return nil
+	}
+	return within(what, len(host), path, dnsSubtrees,
+		func(d string) bool { return domainHolds(host, wildcard, d) }, func(d string) bool { return domainTouches(host, wildcard, d) }, budget)
+}
+
+// checkDNSNames checks, as Go's verifier does not, the DNS names of cert's
+// subject alternative names with a "*" in their first label against the
+// DNS name constraints of path, as a wildcard common name is checked
+// (checkCommonName): every name the wildcard may stand for permitted, and
+// none excluded. Go's verifier takes a name for a wildcard only when its
+// first label is "*" alone, and compares "s*.corp.example" as it is;
+// OpenSSL's host check (curl's, Python's) matches it with
+// secret.corp.example, which an excluded subtree would have kept out.
+// Holding such a name as a wildcard common name is held, rather than
+// refusing it, keeps one rule for a host name wherever a certificate
+// gives it, in code already there; a first label with a "*" is taken to
+// stand for any label ("a*" for "secret" too), the safe side. A name
+// hostPattern reads as no wildcard (a "*" after the first label), no
+// client matches as one either: Go's verifier compares it as it is. Its
+// comparisons come out of budget.
+func checkDNSNames(cert *x509.Certificate, path []*x509.Certificate, budget *int) error {
+	for _, name := range cert.DNSNames {
+		first, _, _ := strings.Cut(name, ".")
+		if !strings.Contains(first, "*") {
+			continue
+		}
+		if err := checkHost(fmt.Sprintf("the DNS name %q", name), name, path, budget); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkAltNames checks the subject alternative names of cert that Go's
+// verifier reads otherwise than clients do, or not at all, against the
+// name constraints of path: DNS names with a "*" in their first label
+// (checkDNSNames) and internationalized email addresses (checkMailboxes).
+// Its comparisons come out of budget.
+func checkAltNames(cert *x509.Certificate, path []*x509.Certificate, budget *int) error {
+	if err := checkDNSNames(cert, path, budget); err != nil {
+		return err
+	}
+	return checkMailboxes(cert, path, budget)
 }
 
 // oidCommonName is the commonName attribute of a subject.
