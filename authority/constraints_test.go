@@ -3,6 +3,7 @@ package authority_test
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"net/url"
 	"testing"
 	"time"
 
@@ -44,6 +45,18 @@ func asDNSName(_ *testing.T, name string) *x509.CertificateRequest {
 	return &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}, DNSNames: []string{name}}
 }
 
+func asEmail(_ *testing.T, email string) *x509.CertificateRequest {
+	return &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}, EmailAddresses: []string{email}}
+}
+
+func asURI(t *testing.T, uri string) *x509.CertificateRequest {
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}, URIs: []*url.URL{u}}
+}
+
 // TestWildcardDNSNameConstraints: a DNS name with a "*" in its first
 // label, which OpenSSL's host check (curl's, Python's) matches as a
 // wildcard ("s*.corp.example" with secret.corp.example) and Go's verifier
@@ -67,5 +80,37 @@ func TestWildcardDNSNameConstraints(t *testing.T) {
 	})
 	wantAllowed(t, env, narrow, "permitting app.corp.example", asDNSName, map[string]bool{
 		"app.corp.example": true, "a*.corp.example": false, "*.app.corp.example": true, "x*.app.corp.example": true,
+	})
+}
+
+// TestEmailAndURIConstraints: an email or URI constraint without a
+// leading dot names that host alone, as RFC 5280 (4.2.1.10) says and
+// OpenSSL checks it, not the hosts under it, which Go's verifier permits
+// as it would for a DNS name; with one, it names the hosts under it.
+func TestEmailAndURIConstraints(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	permitting := underChain(t, env, root, "Permitting", func(c *x509.Certificate) {
+		c.PermittedEmailAddresses = []string{"corp.example", ".mail.corp.example", "boss@hq.corp.example"}
+		c.PermittedURIDomains = []string{"corp.example", ".svc.corp.example"}
+	})
+	excluding := underChain(t, env, root, "Excluding", func(c *x509.Certificate) {
+		c.ExcludedEmailAddresses, c.ExcludedURIDomains = []string{"corp.example"}, []string{".svc.corp.example"}
+	})
+	wantAllowed(t, env, permitting, "permitting corp.example and others", asEmail, map[string]bool{
+		"a@corp.example": true, "a@CORP.example": true, "a@x.mail.corp.example": true, "boss@hq.corp.example": true,
+		"a@evil.corp.example": false, "a@mail.corp.example": false, "a@hq.corp.example": false, "a@evil.example": false,
+	})
+	wantAllowed(t, env, permitting, "permitting corp.example and .svc.corp.example", asURI, map[string]bool{
+		"spiffe://corp.example/x": true, "https://CORP.example:8443/x": true, "spiffe://a.svc.corp.example/x": true,
+		"spiffe://evil.corp.example/x": false, "https://evil.corp.example:8443/x": false, "spiffe://svc.corp.example/x": false,
+	})
+	// Go's verifier excludes the hosts under corp.example too: more than
+	// RFC 5280 asks, the safe side, kept.
+	wantAllowed(t, env, excluding, "excluding corp.example", asEmail, map[string]bool{
+		"a@corp.example": false, "a@other.example": true, "a@evil.corp.example": false,
+	})
+	wantAllowed(t, env, excluding, "excluding .svc.corp.example", asURI, map[string]bool{
+		"spiffe://svc.corp.example/x": true, "spiffe://a.svc.corp.example/x": false, "spiffe://A.SVC.corp.example/x": false,
 	})
 }

@@ -531,10 +531,22 @@ func inMailboxes(email, constraint string) bool {
 	if cLocal, cHost, ok := strings.Cut(constraint, "@"); ok {
 		return local == cLocal && strings.EqualFold(host, cHost)
 	}
+	return inHosts(host, constraint)
+}
+
+// inHosts reports whether host is within the host constraint of an email
+// address or URI (RFC 5280, 4.2.1.10): without a leading dot, that host
+// alone; with one, the hosts under it. Host names compare without regard
+// to case.
+func inHosts(host, constraint string) bool {
 	if strings.HasPrefix(constraint, ".") {
 		return len(host) > len(constraint) && strings.EqualFold(host[len(host)-len(constraint):], constraint)
 	}
 	return strings.EqualFold(host, constraint)
+}
+
+func uriSubtrees(c *x509.Certificate) (permitted, excluded []string) {
+	return c.PermittedURIDomains, c.ExcludedURIDomains
 }
 
 // checkCommonName checks, as OpenSSL does and Go's verifier does not, the
@@ -605,11 +617,34 @@ func checkDNSNames(cert *x509.Certificate, path []*x509.Certificate, budget *int
 // checkAltNames checks the subject alternative names of cert that Go's
 // verifier reads otherwise than clients do, or not at all, against the
 // name constraints of path: DNS names with a "*" in their first label
-// (checkDNSNames) and internationalized email addresses (checkMailboxes).
-// Its comparisons come out of budget.
+// (checkDNSNames), email addresses and URIs, and internationalized email
+// addresses (checkMailboxes). Its comparisons come out of budget.
+//
+// Go's verifier reads an email or URI constraint without a leading dot as
+// a DNS one, a domain and the hosts under it: "corp.example" permits
+// a@evil.corp.example and spiffe://evil.corp.example/x. RFC 5280 (4.2.1.10)
+// has it name that host alone (".corp.example" names the hosts under it),
+// and OpenSSL refuses the others ("permitted subtree violation"): each is
+// checked so here too (inMailboxes, inHosts), after Go's verifier, and
+// a name is issued only if both permit it and neither excludes it (Go's
+// reading excludes more, the safe side).
 func checkAltNames(cert *x509.Certificate, path []*x509.Certificate, budget *int) error {
 	if err := checkDNSNames(cert, path, budget); err != nil {
 		return err
+	}
+	for _, email := range cert.EmailAddresses {
+		if err := checkEmail("the email address", email, path, budget); err != nil {
+			return err
+		}
+	}
+	for _, u := range cert.URIs {
+		// The host, without port or brackets, as Go's verifier reads it
+		// (one empty or an IP address it refuses, under any constraint).
+		host := u.Hostname()
+		in := func(d string) bool { return inHosts(host, d) }
+		if err := within(fmt.Sprintf("the URI %q", u), len(host), path, uriSubtrees, in, in, budget); err != nil {
+			return err
+		}
 	}
 	return checkMailboxes(cert, path, budget)
 }
