@@ -157,6 +157,15 @@ func t61(s string) asn1.RawValue {
 	return asn1.RawValue{Tag: asn1.TagT61String, Bytes: b}
 }
 
+// universalString is a UniversalString of s: UTF-32BE.
+func universalString(s string) asn1.RawValue {
+	var b []byte
+	for _, r := range s {
+		b = append(b, byte(r>>24), byte(r>>16), byte(r>>8), byte(r))
+	}
+	return asn1.RawValue{Tag: tagUniversalString, Bytes: b}
+}
+
 func TestDirectoryNameConstraintsCheck(t *testing.T) {
 	ca := selfSigned(t, pkix.RDNSequence{{atv(oidCN, "CA")}}, nameConstraints(
 		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example  Corp"))), subtree(dirName(t, atv(oidC, "FR"), atv(oidO, utf8String("Société"))))},
@@ -197,6 +206,14 @@ func TestDirectoryNameConstraintsCheck(t *testing.T) {
 		{name: "directory name in the SAN", subject: pkix.RDNSequence{}, exts: []pkix.Extension{san(dnsName("a.example"), dirName(t, atv(oidC, "US"), atv(oidO, "Other")))}},
 		{name: "permitted directory name in the SAN", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}},
 			exts: []pkix.Extension{san(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidCN, "x")))}, ok: true},
+		// Go's parser refuses a subject with a UniversalString; a
+		// directory name in the SAN may have one.
+		{name: "permitted, in a UniversalString", subject: pkix.RDNSequence{},
+			exts: []pkix.Extension{san(dirName(t, atv(oidC, "US"), atv(oidO, universalString("Example Corp")), atv(oidCN, "x")))}, ok: true},
+		{name: "excluded, in a UniversalString", subject: pkix.RDNSequence{},
+			exts: []pkix.Extension{san(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidOU, universalString("Blocked"))))}},
+		{name: "excluded, in a UniversalString beyond ASCII", subject: pkix.RDNSequence{},
+			exts: []pkix.Extension{san(dirName(t, atv(oidC, "FR"), atv(oidO, universalString("Société")), atv(oidOU, universalString("BLOQUÉ"))))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			budget := MaxNameComparisons

@@ -3,12 +3,14 @@ package pki
 import (
 	"crypto/rand"
 	"encoding/asn1"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math/big"
 	"strings"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // rfc2253Keywords are the attribute types that RFC 2253 (and Java's
@@ -62,8 +64,9 @@ func formatAttribute(a attribute) string {
 		// A T61String is read as Latin-1, as Go's x509 and OpenSSL read
 		// it: printed as its bytes, each byte past ASCII that is not
 		// UTF-8 was U+FFFD (café and cafè alike), and one of UTF-8 bytes
-		// another name than Go and OpenSSL show.
-		if s, ok := latin1String(a.Value); ok {
+		// another name than Go and OpenSSL show. A UniversalString is
+		// printed as #hex, as Java's X500Principal prints it.
+		if s, ok := latin1String(a.Value); ok && a.Value.Tag != tagUniversalString {
 			return name + "=" + escapeRFC2253(s)
 		}
 		return name + "=#" + hex.EncodeToString(a.Value.FullBytes)
@@ -71,7 +74,13 @@ func formatAttribute(a attribute) string {
 	return a.Type.String() + "=#" + hex.EncodeToString(a.Value.FullBytes)
 }
 
-// directoryString decodes the string types a DirectoryString may take.
+// tagUniversalString is the universal tag of a UniversalString, which
+// encoding/asn1 names no constant for.
+const tagUniversalString = 28
+
+// directoryString decodes the string types a DirectoryString may take,
+// and IA5String (of emailAddress and domainComponent): a value that
+// decodes compares with one of another type as a string.
 func directoryString(v asn1.RawValue) (string, bool) {
 	if v.Class != asn1.ClassUniversal {
 		return "", false
@@ -79,6 +88,21 @@ func directoryString(v asn1.RawValue) (string, bool) {
 	switch v.Tag {
 	case asn1.TagUTF8String, asn1.TagPrintableString, asn1.TagIA5String, asn1.TagT61String:
 		return string(v.Bytes), true
+	case tagUniversalString:
+		// UTF-32BE, four bytes a character: an excluded O=Secret let the
+		// same value in a UniversalString through, compared by its bytes.
+		if len(v.Bytes)%4 != 0 {
+			return "", false
+		}
+		r := make([]rune, len(v.Bytes)/4)
+		for i := range r {
+			c := binary.BigEndian.Uint32(v.Bytes[4*i:])
+			if !utf8.ValidRune(rune(c)) { // a rune of 2^31 or more is negative
+				return "", false
+			}
+			r[i] = rune(c)
+		}
+		return string(r), true
 	case asn1.TagBMPString:
 		if len(v.Bytes)%2 != 0 {
 			return "", false

@@ -395,8 +395,9 @@ func SmtpUTF8Mailboxes(value []byte) ([]string, error) {
 // CheckAltNames checks the names of a DER subject alternative name
 // extension's value, whether a CSR or a CustomExtension gives it: those
 // that are IA5Strings (DNS names, email addresses, URIs) with CheckName,
-// and directory names, which must name something and have no control
-// character (CheckSubject). AWS Private CA refuses "a SAN entry that's
+// and directory names, which must name something, have no control
+// character (CheckSubject), and values of DirectoryString types alone
+// (checkDirectoryString). AWS Private CA refuses "a SAN entry that's
 // empty, that contains only whitespace, or that contains a control
 // character", and RFC 5280 (4.2.1.6) any empty GeneralName.
 func CheckAltNames(value []byte) error {
@@ -444,6 +445,9 @@ func CheckAltNames(value []byte) error {
 			if err := CheckSubject(rdns); err != nil {
 				return &EntryError{"a subject alternative name: a directory name: " + err.Error()}
 			}
+			if err := eachAttribute(rdns, checkDirectoryString); err != nil {
+				return &EntryError{"a subject alternative name: a directory name: " + err.Error()}
+			}
 		}
 		return nil
 	})
@@ -453,6 +457,18 @@ func CheckAltNames(value []byte) error {
 // C1) in an attribute's string value: "bank.example\x00.evil.example"
 // reads as another name to some readers of a common name.
 func CheckSubject(raw []byte) error {
+	return eachAttribute(raw, func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+		if hasControl(tag, value) {
+			return fmt.Errorf("the subject's attribute %s %w", oid, errControl)
+		}
+		return nil
+	})
+}
+
+// eachAttribute calls fn with the type, and the tag and contents of the
+// value, of each attribute of a DER Name, until fn fails; a Name that is
+// not a SEQUENCE of non-empty SETs of attributes is an error.
+func eachAttribute(raw []byte, fn func(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error) error {
 	in := cryptobyte.String(raw)
 	var rdns cryptobyte.String
 	if !in.ReadASN1(&rdns, cbasn1.SEQUENCE) || !in.Empty() {
@@ -473,8 +489,8 @@ func CheckSubject(raw []byte) error {
 			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !atv.ReadASN1ObjectIdentifier(&oid) || !atv.ReadAnyASN1(&value, &tag) || !atv.Empty() {
 				return fmt.Errorf("the subject has a malformed attribute")
 			}
-			if hasControl(tag, value) {
-				return fmt.Errorf("the subject's attribute %s %w", oid, errControl)
+			if err := fn(oid, tag, value); err != nil {
+				return err
 			}
 		}
 	}
@@ -496,9 +512,9 @@ func hasControl(tag cbasn1.Tag, value []byte) bool {
 		return strings.ContainsFunc(string(value), isControl)
 	case cbasn1.PrintableString, cbasn1.IA5String, cbasn1.T61String, cbasn1.Tag(26): // VisibleString
 		width = 1
-	case cbasn1.Tag(30): // BMPString
+	case cbasn1.Tag(asn1.TagBMPString):
 		width = 2
-	case cbasn1.Tag(28): // UniversalString
+	case cbasn1.Tag(tagUniversalString):
 		width = 4
 	default:
 		return false
@@ -517,3 +533,38 @@ func hasControl(tag cbasn1.Tag, value []byte) bool {
 
 // isControl reports whether r is a C0 or C1 control character, or DEL.
 func isControl(r rune) bool { return r < 0x20 || 0x7f <= r && r <= 0x9f }
+
+// String types of ASN.1 (X.680) by their universal tags, for errors.
+var stringTypes = map[cbasn1.Tag]string{cbasn1.UTF8String: "UTF8String", cbasn1.Tag(18): "NumericString", cbasn1.PrintableString: "PrintableString",
+	cbasn1.T61String: "TeletexString", cbasn1.IA5String: "IA5String", cbasn1.Tag(26): "VisibleString", cbasn1.Tag(27): "GeneralString",
+	cbasn1.Tag(tagUniversalString): "UniversalString", cbasn1.Tag(asn1.TagBMPString): "BMPString"}
+
+// checkDirectoryString refuses an attribute value of a directory name
+// that is not a DirectoryString (RFC 5280, 4.1.2.4: UTF8String,
+// PrintableString, TeletexString, UniversalString, BMPString), nor an
+// IA5String of an emailAddress or domainComponent, the two attributes
+// RFC 5280 gives that type; or one that does not decode. Name
+// constraints compare values of another type by their bytes: an
+// excluded O=Secret let O=Secret in a VisibleString through, which
+// OpenSSL cannot even decode.
+func checkDirectoryString(oid asn1.ObjectIdentifier, tag cbasn1.Tag, value []byte) error {
+	name := oid.String()
+	if k, ok := rfc2253Keywords[name]; ok {
+		name = k + " (" + name + ")"
+	}
+	switch {
+	case tag == cbasn1.UTF8String, tag == cbasn1.PrintableString, tag == cbasn1.T61String, tag == cbasn1.Tag(tagUniversalString), tag == cbasn1.Tag(asn1.TagBMPString):
+	case tag == cbasn1.IA5String && (oid.Equal(oidEmailAddress) || oid.Equal(oidDomainComponent)):
+	default:
+		what := fmt.Sprintf("has a value whose ASN.1 tag byte is %#x", uint8(tag))
+		if t, ok := stringTypes[tag]; ok {
+			what = "is a " + t
+		}
+		return fmt.Errorf("the attribute %s %s, not a DirectoryString (UTF8String, PrintableString, TeletexString, UniversalString or BMPString; "+
+			"IA5String for emailAddress and domainComponent alone), as RFC 5280 asks", name, what)
+	}
+	if _, ok := directoryString(asn1.RawValue{Class: asn1.ClassUniversal, Tag: int(tag), Bytes: value}); !ok {
+		return fmt.Errorf("the attribute %s is a %s that does not decode", name, stringTypes[tag])
+	}
+	return nil
+}

@@ -127,6 +127,13 @@ func TestMarshalGeneralName(t *testing.T) {
 	}
 }
 
+// dirNameHex is, in hex, a subject alternative name extension's value of
+// one directory name, of one attribute of type oid whose value has the
+// universal tag given.
+func dirNameHex(t *testing.T, oid asn1.ObjectIdentifier, tag int, value []byte) string {
+	return hex.EncodeToString(mustMarshal([]asn1.RawValue{dirName(t, atv(oid, asn1.RawValue{Tag: tag, Bytes: value}))}))
+}
+
 // TestCheckAltNames: the names of a subject alternative name extension a
 // CSR or a custom extension gives are checked as the API's are.
 func TestCheckAltNames(t *testing.T) {
@@ -146,6 +153,21 @@ func TestCheckAltNames(t *testing.T) {
 		{"an EDI party with a control", "3008a506a1040c027001", false},
 		{"an EDI party without its party", "3007a505a0030c0161", false},
 		{"an EDI party with more after", "3009a507a1030c01700500", false},
+		// A directory name's values are DirectoryStrings: name
+		// constraints compare no other type as a string.
+		{"a directory name in a UTF8String", dirNameHex(t, oidO, asn1.TagUTF8String, []byte("Secret")), true},
+		{"a directory name in a PrintableString", dirNameHex(t, oidO, asn1.TagPrintableString, []byte("Secret")), true},
+		{"a directory name in a TeletexString", dirNameHex(t, oidO, asn1.TagT61String, []byte("Secret")), true},
+		{"a directory name in a BMPString", dirNameHex(t, oidO, asn1.TagBMPString, []byte("\x00S\x00e")), true},
+		{"a directory name in a UniversalString", dirNameHex(t, oidO, tagUniversalString, universalString("Secret").Bytes), true},
+		{"a directory name in a VisibleString", dirNameHex(t, oidO, 26, []byte("Secret")), false},
+		{"a directory name in a NumericString", dirNameHex(t, oidO, asn1.TagNumericString, []byte("123")), false},
+		{"a directory name's organization in an IA5String", dirNameHex(t, oidO, asn1.TagIA5String, []byte("Secret")), false},
+		{"a directory name's email address in an IA5String", dirNameHex(t, oidEmailAddress, asn1.TagIA5String, []byte("a@corp.example")), true},
+		{"a directory name's domain component in an IA5String", dirNameHex(t, oidDomainComponent, asn1.TagIA5String, []byte("corp")), true},
+		{"a directory name in an INTEGER", dirNameHex(t, oidO, asn1.TagInteger, []byte{1}), false},
+		{"a directory name in a UniversalString of 3 bytes", dirNameHex(t, oidO, tagUniversalString, []byte{0, 0, 'S'}), false},
+		{"a directory name in a UniversalString past U+10FFFF", dirNameHex(t, oidO, tagUniversalString, []byte{0, 0x11, 0, 0}), false},
 	} {
 		value, err := hex.DecodeString(c.hex)
 		if err != nil {
