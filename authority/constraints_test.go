@@ -3,6 +3,7 @@ package authority_test
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -43,6 +44,10 @@ func wantAllowed(t *testing.T, env *testenv.Env, ca, under string, as func(*test
 
 func asDNSName(_ *testing.T, name string) *x509.CertificateRequest {
 	return &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf"}, DNSNames: []string{name}}
+}
+
+func asCommonName(_ *testing.T, name string) *x509.CertificateRequest {
+	return &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}
 }
 
 func asEmail(_ *testing.T, email string) *x509.CertificateRequest {
@@ -113,4 +118,29 @@ func TestEmailAndURIConstraints(t *testing.T) {
 	wantAllowed(t, env, excluding, "excluding .svc.corp.example", asURI, map[string]bool{
 		"spiffe://svc.corp.example/x": true, "spiffe://a.svc.corp.example/x": false, "spiffe://A.SVC.corp.example/x": false,
 	})
+}
+
+// TestIPLiteralHostNames: under IP address constraints, a DNS name or a
+// host-name common name that is an IP address, which OpenSSL's host check
+// matches with a client's host written so and Go's verifier holds to the
+// DNS name constraints alone, is refused: it belongs in an IP address
+// alternative name.
+func TestIPLiteralHostNames(t *testing.T) {
+	env := testenv.Start(t)
+	root := testenv.NewExternalRoot(t, "Root")
+	ipExcluding := underChain(t, env, root, "IP Excluding", func(c *x509.Certificate) {
+		_, ten, _ := net.ParseCIDR("10.0.0.0/8")
+		c.ExcludedIPRanges = []*net.IPNet{ten}
+	})
+	mailOnly := underChain(t, env, root, "Mail Only", func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"corp.example"} })
+	ips := map[string]bool{
+		"app.example": true, "10.1.2.3.example": true, "10.1.2.3": false, "10.1.2.3.": false, "::ffff:10.1.2.3": false,
+		// Any address: the IP address constraints hold none named so.
+		"192.0.2.1": false, "2001:db8::1": false,
+	}
+	unconstrained := map[string]bool{"app.example": true, "10.1.2.3": true}
+	for _, as := range []func(*testing.T, string) *x509.CertificateRequest{asDNSName, asCommonName} {
+		wantAllowed(t, env, ipExcluding, "excluding 10.0.0.0/8", as, ips)
+		wantAllowed(t, env, mailOnly, "without IP address constraints", as, unconstrained)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -556,7 +557,9 @@ func uriSubtrees(c *x509.Certificate) (permitted, excluded []string) {
 // the common name would take these. Every common name counts (Go's
 // Subject.CommonName is the last; OpenSSL matches each), and so does a
 // wildcard one, which OpenSSL's constraint check skips and its host name
-// check (curl's, Python's) matches. Its comparisons come out of budget.
+// check (curl's, Python's) matches. One that is an IP address is refused
+// under IP address constraints (checkIPLiteral). Its comparisons come out
+// of budget.
 func checkCommonName(cert *x509.Certificate, path []*x509.Certificate, budget *int) error {
 	if len(cert.DNSNames) > 0 {
 		return nil
@@ -566,9 +569,31 @@ func checkCommonName(cert *x509.Certificate, path []*x509.Certificate, budget *i
 		if !a.Type.Equal(oidCommonName) || !ok {
 			continue
 		}
-		if err := checkHost(fmt.Sprintf("the common name %q, a host name,", cn), cn, path, budget); err != nil {
+		what := fmt.Sprintf("the common name %q, a host name,", cn)
+		if err := checkIPLiteral(what, cn, path); err != nil {
 			return err
 		}
+		if err := checkHost(what, cn, path, budget); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkIPLiteral refuses name, a DNS name or a common name, that is an IP
+// address ("10.1.2.3") when path has IP address constraints: OpenSSL's
+// host check matches it with a client's host written so, and Go's
+// verifier checks a DNS name against the DNS name constraints alone, so
+// it escaped an excluded range. Refusing it is simpler than holding it to
+// the IP address constraints too, and safe: an address belongs in an
+// iPAddress alternative name, which is held to them (and where RFC 6125
+// and the CA/Browser Forum want it).
+func checkIPLiteral(what, name string, path []*x509.Certificate) error {
+	if _, err := netip.ParseAddr(strings.TrimSuffix(name, ".")); err != nil {
+		return nil
+	}
+	if slices.ContainsFunc(path, func(c *x509.Certificate) bool { return len(c.PermittedIPRanges)+len(c.ExcludedIPRanges) > 0 }) {
+		return fmt.Errorf("%s is an IP address, which the IP address constraints of the path cannot hold as a DNS name; name it as an IP address", what)
 	}
 	return nil
 }
@@ -600,14 +625,19 @@ func checkHost(what, name string, path []*x509.Certificate, budget *int) error {
 // stand for any label ("a*" for "secret" too), the safe side. A name
 // hostPattern reads as no wildcard (a "*" after the first label), no
 // client matches as one either: Go's verifier compares it as it is. Its
-// comparisons come out of budget.
+// comparisons come out of budget. A DNS name that is an IP address is
+// refused under IP address constraints (checkIPLiteral).
 func checkDNSNames(cert *x509.Certificate, path []*x509.Certificate, budget *int) error {
 	for _, name := range cert.DNSNames {
+		what := fmt.Sprintf("the DNS name %q", name)
+		if err := checkIPLiteral(what, name, path); err != nil {
+			return err
+		}
 		first, _, _ := strings.Cut(name, ".")
 		if !strings.Contains(first, "*") {
 			continue
 		}
-		if err := checkHost(fmt.Sprintf("the DNS name %q", name), name, path, budget); err != nil {
+		if err := checkHost(what, name, path, budget); err != nil {
 			return err
 		}
 	}
@@ -616,8 +646,8 @@ func checkDNSNames(cert *x509.Certificate, path []*x509.Certificate, budget *int
 
 // checkAltNames checks the subject alternative names of cert that Go's
 // verifier reads otherwise than clients do, or not at all, against the
-// name constraints of path: DNS names with a "*" in their first label
-// (checkDNSNames), email addresses and URIs, and internationalized email
+// name constraints of path: DNS names with a "*" in their first label,
+// or that are IP addresses (checkDNSNames), email addresses and URIs, and internationalized email
 // addresses (checkMailboxes). Its comparisons come out of budget.
 //
 // Go's verifier reads an email or URI constraint without a leading dot as
