@@ -196,7 +196,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	// another would.
 	owner := nodeID + "/" + uuid.NewString()[:8]
 	// The database is migrated once what could refuse the start (the
-	// master key, the key stores, the TLS files, the audit key) is
+	// master key, the key stores, the TLS files, the audit key, the
+	// default account and the region) is
 	// checked: a server of an earlier version may still run on it, and a
 	// start refused would have left it a schema that version misreads. A
 	// new database has none to keep; and a rotation to finish (which seals
@@ -244,6 +245,13 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// Before the schema is migrated (a server refused leaves it to the
+	// servers of an earlier version), and before the default account gets
+	// a root key or anything is published.
+	if cfg.AccountID, cfg.Region, err = identity(ctx, a.store, cfg.AccountID, cfg.Region); err != nil {
+		return fail(err)
+	}
+	a.cfg.AccountID, a.cfg.Region = cfg.AccountID, cfg.Region
 	if !migrated {
 		if err := a.migrate(ctx); err != nil {
 			return fail(err)
@@ -963,8 +971,10 @@ type Admin struct {
 	Sealer  *seal.Sealer
 	DataDir string
 	// AccountID is the default account's: the owner of buckets no account
-	// was given.
+	// was given. Region is the servers' (in their CAs' ARNs). Both are
+	// those the database records, else the defaults (see identity).
 	AccountID string
+	Region    string
 	rotation  *os.File // the rotation lock, shared
 }
 
@@ -1051,7 +1061,13 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool, schema sqlsto
 		return nil, err
 	}
 	db.SealsWith(seal.Fingerprint(keys.current))
-	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir, AccountID: cfg.AccountID}, nil
+	// A command takes no --region: its own is not compared (see identity).
+	account, region, err := identity(ctx, db, cfg.AccountID, "")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Admin{Store: db, Sealer: sealer, DataDir: cfg.DataDir, AccountID: account, Region: region}, nil
 }
 
 // CheckLocalBuckets refuses a data folder that buckets of the local

@@ -38,7 +38,14 @@ type Config struct {
 	// Database is where the store is: "" for SQLite in the data folder, or
 	// a postgres:// address for PostgreSQL, shared by several servers
 	// (which must then share the master key).
-	Database  string
+	Database string
+	// Region is in the ARNs of new CAs, and AccountID is the default
+	// account's (which owns the buckets no account was given, and gets the
+	// first root key). The database records both at the first start, and
+	// refuses a server or command given others (see identity). An
+	// AccountID of "" (a command not given --account-id) takes the
+	// recorded one, else DefaultAccountID. Commands compare no region:
+	// theirs is only their KMS client's.
 	Region    string
 	AccountID string
 	// MasterKey is the base64 master key; if empty, the key is read from
@@ -289,7 +296,7 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--data-dir must name a folder")
 	case !region.MatchString(cfg.Region) || len(cfg.Region) > maxRegion:
 		return fmt.Errorf("--region must be a region such as us-east-1, of at most %d characters, not %q", maxRegion, cfg.Region)
-	case !openpca.ValidAccountID(cfg.AccountID):
+	case cfg.AccountID != "" && !openpca.ValidAccountID(cfg.AccountID):
 		return fmt.Errorf("--account-id must be 12 digits, not %q", cfg.AccountID)
 	case cfg.ReportWorkers < 0 || cfg.ReportWorkers > MaxReportWorkers:
 		return fmt.Errorf("--report-workers must be from 0 to %d, not %d", MaxReportWorkers, cfg.ReportWorkers)

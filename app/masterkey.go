@@ -428,6 +428,12 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	if keys, err = loadMasterKeys(ctx, files, store, keys, false, slog.New(slog.DiscardHandler)); err != nil {
 		return err
 	}
+	// Refused before anything is resealed, as every command given another
+	// default account is: otherwise only its record in the operator log,
+	// after the rotation, would be.
+	if _, _, err := identity(ctx, store, cfg.AccountID, ""); err != nil {
+		return err
+	}
 	next, err := files.parse(newKey)
 	if err != nil {
 		return fmt.Errorf("new master key: %w", err)

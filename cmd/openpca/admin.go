@@ -84,7 +84,9 @@ func osUser() string {
 func adminFlags(fs *flag.FlagSet) (*app.Config, func(*app.Config, func(string) (string, bool), io.Writer) error) {
 	cfg := app.DefaultConfig()
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "the server's data folder")
-	fs.StringVar(&cfg.AccountID, "account-id", cfg.AccountID, "the server's default account (its --account-id)")
+	// Not given, the one the database records: a command given another
+	// than the servers' is refused, and one given none has no reason to be.
+	fs.StringVar(&cfg.AccountID, "account-id", "", "the server's default account (its --account-id), which the database records; another is refused (default: the recorded one, else "+app.DefaultAccountID+")")
 	fs.StringVar(&cfg.Database, "database", "", "the server's postgres:// address, if it keeps its store in PostgreSQL")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the base64 master key (default <data-dir>/master.key)")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "the base64 master key itself; prefer the environment variable")

@@ -637,3 +637,23 @@ func TestOperatorNamesShownSafely(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandsTakeTheRecordedAccount: a command given no --account-id
+// takes the default account and the region the database records (as
+// policy simulate shows), not the defaults of a new one; one given
+// another account is refused, saying which is recorded.
+func TestCommandsTakeTheRecordedAccount(t *testing.T) {
+	env := testenv.Start(t, func(c *app.Config) { c.AccountID, c.Region = "999999999999", "eu-west-1" })
+	data := env.Config.DataDir
+	if out, err := runOpenpca(t, "keys", "list", "--data-dir", data); err != nil || !strings.Contains(out, testenv.AccessKeyID) {
+		t.Errorf("keys list without --account-id: %v\n%s", err, out)
+	}
+	want := "allowed: acm-pca:CreateCertificateAuthority on " + openpca.CAARN("eu-west-1", "999999999999", "*")
+	if out, err := runOpenpca(t, "policy", "simulate", testenv.AccessKeyID, "--action", "CreateCertificateAuthority", "--data-dir", data); err != nil || !strings.HasPrefix(out, want) {
+		t.Errorf("a creation simulated without --region: %v\n%s", err, out)
+	}
+	if out, err := runOpenpca(t, "keys", "list", "--data-dir", data, "--account-id", app.DefaultAccountID); err == nil ||
+		!strings.Contains(err.Error(), "--account-id is "+app.DefaultAccountID+", but this database's is 999999999999") {
+		t.Errorf("keys list with another --account-id: %v\n%s", err, out)
+	}
+}

@@ -629,3 +629,30 @@ func TestClusterMasterKeyRoll(t *testing.T) {
 	c.previous = ""
 	roll("with the new key alone")
 }
+
+// TestClusterRefusesOtherIdentity: a node started with another
+// --account-id or --region than the cluster's first node stops at once,
+// naming the flag and the value the database records, rather than serve
+// another account's buckets or say the cluster's CAs do not exist; one
+// given the same starts.
+func TestClusterRefusesOtherIdentity(t *testing.T) {
+	c := newCluster(t)
+	c.start("--account-id", "999999999999", "--region", "eu-west-1")
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--account-id", app.DefaultAccountID, "--region", "eu-west-1"}, "--account-id is " + app.DefaultAccountID + ", but this database's is 999999999999"},
+		{[]string{"--account-id", "999999999999"}, "--region is " + app.DefaultRegion + ", but this database's is eu-west-1"},
+	} {
+		run, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(run, binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--database", c.dsn, "--object-store", "local"}, tc.flags...)...)
+		cmd.Env = append(os.Environ(), "OPENPCA_MASTER_KEY="+c.masterKey)
+		out, err := cmd.CombinedOutput()
+		if err == nil || run.Err() != nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("a node with %v: %v\n%s", tc.flags, err, out)
+		}
+	}
+	c.start("--account-id", "999999999999", "--region", "eu-west-1")
+}

@@ -128,7 +128,7 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		case "simulate":
 			fs.StringVar(&action, "action", "", "the action, such as IssueCertificate or acm-pca:IssueCertificate")
 			fs.StringVar(&resource, "resource", "*", "the ARN of the CA acted on (* for ListCertificateAuthorities and CreateCertificateAuthority)")
-			fs.StringVar(&region, "region", "", "the server's --region, aws:RequestedRegion (default: the CA's, else "+app.DefaultRegion+")")
+			fs.StringVar(&region, "region", "", "the server's --region, aws:RequestedRegion (default: the CA's, else the one the database records, else "+app.DefaultRegion+")")
 			fs.Func("context", "a condition key's value, KEY=VALUE, such as acm-pca:TemplateArn=arn:aws:acm-pca:::template/EndEntityCertificate/V1 (repeatable)", func(kv string) error {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok || k == "" {
@@ -210,14 +210,15 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		}
 		return nil
 	default: // simulate
-		return simulate(ctx, a.Store, key, action, resource, region, values, stdout)
+		return simulate(ctx, a.Store, key, action, resource, region, a.Region, values, stdout)
 	}
 }
 
 // simulate answers whether key may perform action on resource with the
 // given condition values, and which statement decided, as the server
-// would decide it now.
-func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, action, resource, region string, values map[string][]string, stdout io.Writer) error {
+// would decide it now. region is the one given, if any, and serverRegion
+// the servers' (recorded in the database).
+func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, action, resource, region, serverRegion string, values map[string][]string, stdout io.Writer) error {
 	if action == "" {
 		return errors.New("--action is required")
 	}
@@ -235,7 +236,7 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 		// The server decides a creation on the CAs of the caller's account
 		// and its own region, as AWS names them.
 		if region == "" {
-			region = app.DefaultRegion
+			region = serverRegion
 		}
 		creation := openpca.CAARN(region, key.AccountID, "*")
 		if resource != "*" && resource != creation {
@@ -267,7 +268,7 @@ func simulate(ctx context.Context, store openpca.Store, key *openpca.AccessKey, 
 		fmt.Fprintf(stdout, "note: %s was revoked at %s; the server refuses every request signed with it\n", key.ID, key.RevokedAt.Format(time.RFC3339))
 	}
 	if region == "" {
-		region = app.DefaultRegion
+		region = serverRegion
 	}
 	if strings.EqualFold(action, authority.ActionPrefix+"IssueCertificate") && ca != nil {
 		// As the server does for a request that names no template.
