@@ -257,21 +257,26 @@ func TestWitnessQuorumWarned(t *testing.T) {
 // TestPlainHTTPBeyondThisMachine: a server that would take console
 // sign-ins in plain HTTP from other machines warns of it; one whose
 // public URL, which certificates carry, names every address and none,
-// warns of that.
+// warns of that; and one whose certificates would name the OCSP responder
+// and local CRLs at an https:// address, which relying parties fetch over
+// HTTP, warns of that.
 func TestPlainHTTPBeyondThisMachine(t *testing.T) {
 	for _, tc := range []struct {
-		name               string
-		change             func(*app.Config)
-		warns, unreachable bool
+		name                      string
+		change                    func(*app.Config)
+		warns, unreachable, https bool
 	}{
-		{"every address", func(c *app.Config) { c.Listen = "0.0.0.0:8080" }, true, true},
-		{"no host", func(c *app.Config) { c.Listen = ":8080" }, true, true},
-		{"a host name", func(c *app.Config) { c.Listen = "ca.example:8080" }, true, false},
-		{"loopback", func(c *app.Config) { c.Listen = "127.0.0.1:8080" }, false, false},
-		{"IPv6 loopback", func(c *app.Config) { c.Listen = "[::1]:8080" }, false, false},
-		{"TLS", func(c *app.Config) { c.Listen, c.TLSSelfSigned = "0.0.0.0:8080", true }, false, true},
-		{"a proxy that ends TLS", func(c *app.Config) { c.Listen, c.PublicURL = "0.0.0.0:8080", "https://ca.example" }, false, false},
-		{"no console", func(c *app.Config) { c.Listen, c.NoConsole = "0.0.0.0:8080", true }, false, true},
+		{"every address", func(c *app.Config) { c.Listen = "0.0.0.0:8080" }, true, true, false},
+		{"no host", func(c *app.Config) { c.Listen = ":8080" }, true, true, false},
+		{"a host name", func(c *app.Config) { c.Listen = "ca.example:8080" }, true, false, false},
+		{"loopback", func(c *app.Config) { c.Listen = "127.0.0.1:8080" }, false, false, false},
+		{"IPv6 loopback", func(c *app.Config) { c.Listen = "[::1]:8080" }, false, false, false},
+		{"TLS", func(c *app.Config) { c.Listen, c.TLSSelfSigned = "0.0.0.0:8080", true }, false, true, true},
+		{"TLS, revocation in plain HTTP", func(c *app.Config) {
+			c.Listen, c.TLSSelfSigned, c.RevocationURL = "127.0.0.1:8080", true, "http://ocsp.example"
+		}, false, false, false},
+		{"a proxy that ends TLS", func(c *app.Config) { c.Listen, c.PublicURL = "0.0.0.0:8080", "https://ca.example" }, false, false, true},
+		{"no console", func(c *app.Config) { c.Listen, c.NoConsole = "0.0.0.0:8080", true }, false, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs testenv.SyncBuffer
@@ -284,11 +289,17 @@ func TestPlainHTTPBeyondThisMachine(t *testing.T) {
 				t.Fatal(err)
 			}
 			a.Close()
-			if got := strings.Contains(logs.String(), "serving plain HTTP beyond this machine"); got != tc.warns {
-				t.Errorf("warned: %v, want %v", got, tc.warns)
-			}
-			if got := strings.Contains(logs.String(), "the public URL names no address"); got != tc.unreachable {
-				t.Errorf("warned of the public URL: %v, want %v", got, tc.unreachable)
+			for _, w := range []struct {
+				what string
+				want bool
+			}{
+				{"serving plain HTTP beyond this machine", tc.warns},
+				{"names no address that they can reach", tc.unreachable},
+				{"certificates will name the OCSP responder and local CRLs over HTTPS", tc.https},
+			} {
+				if got := strings.Contains(logs.String(), w.what); got != w.want {
+					t.Errorf("warned %q: %v, want %v", w.what, got, w.want)
+				}
 			}
 		})
 	}
