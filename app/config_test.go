@@ -41,7 +41,9 @@ func TestConfigValidate(t *testing.T) {
 		{"a public URL of the operator's", func(c *app.Config) { c.PublicURL = "https://ca.example" }, "", func(c *app.Config) bool { return c.PublicURL == "https://ca.example" }},
 		{"revocation at the public URL", func(c *app.Config) { c.PublicURL = "https://ca.example" }, "", func(c *app.Config) bool { return c.RevocationURL == "https://ca.example" }},
 		{"revocation of its own", func(c *app.Config) { c.PublicURL, c.RevocationURL = "https://ca.example", "http://ocsp.example" }, "",
-			func(c *app.Config) bool { return c.PublicURL == "https://ca.example" && c.RevocationURL == "http://ocsp.example" }},
+			func(c *app.Config) bool {
+				return c.PublicURL == "https://ca.example" && c.RevocationURL == "http://ocsp.example"
+			}},
 		{"no report workers", func(c *app.Config) { c.ReportWorkers = 0 }, "", func(c *app.Config) bool { return c.ReportWorkers == 0 }},
 		{"account id", func(c *app.Config) { c.AccountID = "12345678901a" }, "--account-id", nil},
 		{"short account id", func(c *app.Config) { c.AccountID = "1234" }, "--account-id", nil},

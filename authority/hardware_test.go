@@ -881,7 +881,11 @@ func TestKeyOfCANeverStored(t *testing.T) {
 	k := testenv.StartKMS(t)
 	env := testenv.Start(t, k.Use(t))
 	env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Stored")
-	made, err := k.Client().CreateKey(ctx, &awskms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccNistP256, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
+	// Made as the store makes a CA's key, tagged with its ARN.
+	id := uuid.NewString()
+	arn := openpca.CAARN("us-east-1", app.DefaultAccountID, id)
+	made, err := k.Client().CreateKey(ctx, &awskms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccNistP256, KeyUsage: kmstypes.KeyUsageTypeSignVerify,
+		Tags: []kmstypes.Tag{{TagKey: aws.String("openpca:certificate-authority"), TagValue: &arn}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -896,8 +900,7 @@ func TestKeyOfCANeverStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := uuid.NewString()
-	err = a.Store.RecordKeyMade(ctx, &openpca.CA{ID: id, ARN: openpca.CAARN("us-east-1", app.DefaultAccountID, id), KeyStore: kms.Name, KeyHandle: []byte(handle), KeyID: keyID}, env.Clock.Now())
+	err = a.Store.RecordKeyMade(ctx, &openpca.CA{ID: id, ARN: arn, KeyStore: kms.Name, KeyHandle: []byte(handle), KeyID: keyID}, env.Clock.Now())
 	a.Close()
 	if err != nil {
 		t.Fatal(err)
