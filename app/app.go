@@ -914,7 +914,7 @@ func (a *App) Serve(l net.Listener) error {
 
 // ServeRevocation serves the OCSP responder and local buckets' CRLs alone
 // on l, in plain HTTP, until Shutdown (server.Server.ServeRevocation),
-// within the API listener's bounds of connections.
+// with bounds of connections of its own, the API listener's numbers.
 func (a *App) ServeRevocation(l net.Listener) error {
 	limited := connlimit.Listen(l, connlimit.Limits{Total: a.cfg.MaxConnections, PerNetwork: a.cfg.MaxConnectionsPerNetwork,
 		Exempt: a.cfg.TrustedProxies.Trusts, Logger: a.logger})

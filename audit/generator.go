@@ -26,7 +26,7 @@ import (
 // a CREATING report from the store with a lease, which it renews while it
 // streams the rows into the object store, and then records the outcome.
 // A worker that dies leaves the lease to run out, and another (or the same
-// server, restarted with the same owner name) takes the report over.
+// server, restarted) takes the report over.
 type Generator struct {
 	cfg      GeneratorConfig
 	pool     *worker.Pool[*openpca.AuditReport]

@@ -117,7 +117,7 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 			oldID, err1 := keyIdentifier(old)
 			newID, err2 := keyIdentifier(cert)
 			if err := errors.Join(err1, err2); err != nil {
-				return err
+				return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate's key identifier: %v.", err)
 			}
 			if !bytes.Equal(oldID, newID) {
 				return openpca.Errorf(openpca.CodeCertificateMismatch, "The certificate's subject key identifier (%X) is not that of the certificate of %s (%X), which the certificates it issued name as their authority key identifier: a renewed certificate keeps it.",

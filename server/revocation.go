@@ -147,14 +147,15 @@ func (s *Server) handleLocalCRLs(mux *http.ServeMux, objects LocalObjects) {
 			http.NotFound(w, r)
 			return
 		}
-		// The ETag tells apart CRLs written in one second, which
-		// Last-Modified does not: a cache asking If-Modified-Since kept the
-		// older. Caches ask again each time (no-cache): a CRL published
-		// after a revocation reaches relying parties behind them at once.
+		// The ETag (the file's time, to the nanosecond, and size) tells
+		// apart CRLs written in one second, which Last-Modified did not: a
+		// cache asking If-Modified-Since kept the older, so none is sent.
+		// Caches ask again each time (no-cache): a CRL published after a
+		// revocation reaches relying parties behind them at once.
 		w.Header().Set("Content-Type", "application/pkix-crl")
 		w.Header().Set("ETag", `"`+strconv.FormatInt(fi.ModTime().UnixNano(), 36)+"-"+strconv.FormatInt(fi.Size(), 36)+`"`)
 		w.Header().Set("Cache-Control", "no-cache")
 		holdToRate(w)
-		http.ServeContent(w, r, "", fi.ModTime(), f)
+		http.ServeContent(w, r, "", time.Time{}, f)
 	})
 }

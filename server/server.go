@@ -283,7 +283,11 @@ func (s *Server) ServeRevocation(l net.Listener, limit func(*http.Server)) error
 // Shutdown stops accepting requests and waits for the requests in flight
 // to finish or ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return errors.Join(s.http.Shutdown(ctx), s.revocation.Shutdown(ctx))
+	// Both at once: the revocation listener's requests (OCSP answers,
+	// which sign) stop as the API's do, and are waited for as long.
+	revocation := make(chan error, 1)
+	go func() { revocation <- s.revocation.Shutdown(ctx) }()
+	return errors.Join(s.http.Shutdown(ctx), <-revocation)
 }
 
 // readiness answers /readyz. Why the store is not ready goes to the log,

@@ -2,8 +2,8 @@
 // take turns at, such as audit reports and CRLs: a worker claims a job
 // under a lease, renews the lease while it works, and looks for the next
 // job when it is woken or at each tick. A server that dies leaves its
-// leases to run out, and another server (or the same one, restarted with
-// the same owner name) takes its jobs over.
+// leases to run out, and another server (or the same one, restarted: each
+// start has an owner name of its own) takes its jobs over.
 package worker
 
 import (

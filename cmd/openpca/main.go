@@ -508,11 +508,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		}
 		defer rl.Close()
 		if cfg.RevocationURL == "" {
-			// The port the system chose, if asked to; the host as given
-			// (every address, which Open warns of, if none).
+			// The port the system chose, if asked to; the host as given,
+			// or, for every address, the public URL's host, which relying
+			// parties reach (else every address, which Open warns of).
 			host, _, _ := net.SplitHostPort(revocationListen)
-			if host == "" {
+			if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 				host = "0.0.0.0"
+				if u, err := url.Parse(cfg.PublicURL); cfg.PublicURL != "" && err == nil && u.Hostname() != "" {
+					host = u.Hostname()
+				}
 			}
 			cfg.RevocationURL = "http://" + net.JoinHostPort(host, strconv.Itoa(rl.Addr().(*net.TCPAddr).Port))
 		}

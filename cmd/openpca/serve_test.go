@@ -75,8 +75,8 @@ func serveInProcess(t *testing.T, args ...string) (*testenv.SyncBuffer, func() b
 
 // TestRevocationListen: with --revocation-listen, the OCSP responder is
 // served there too, in plain HTTP beside the API's HTTPS, certificates
-// name it there (the port the system chose), and nothing else is served
-// there.
+// name it there (the port the system chose; for every address, the
+// public URL's host), and nothing else is served there.
 func TestRevocationListen(t *testing.T) {
 	logs, exited := serveInProcess(t, "--tls-self-signed", "--revocation-listen", listenAny)
 	revocation := servedURL(t, logs.String, "serving the OCSP responder and local CRLs", exited)
@@ -92,6 +92,14 @@ func TestRevocationListen(t *testing.T) {
 		if res.StatusCode != want {
 			t.Errorf("GET %s: %d, want %d", path, res.StatusCode, want)
 		}
+	}
+	// On every address, behind the public URL's host: certificates name
+	// that host, not 0.0.0.0, which no relying party reaches.
+	logs, exited = serveInProcess(t, "--public-url", "https://ca.example", "--revocation-listen", ":0")
+	served := servedURL(t, logs.String, "serving the OCSP responder and local CRLs", exited)
+	_, port, _ := strings.Cut(strings.TrimPrefix(served, "http://"), "]:")
+	if !strings.Contains(logs.String(), "revocation_url=http://ca.example:"+port) {
+		t.Errorf("served at %s; certificates name:\n%s", served, logs.String())
 	}
 }
 

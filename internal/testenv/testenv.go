@@ -281,7 +281,7 @@ func (c *Clock) Now() time.Time {
 func (c *Clock) CatchUp() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := time.Now().Add(c.advanced); now.After(c.now) {
+	if now := time.Now().UTC().Add(c.advanced); now.After(c.now) {
 		c.now = now
 	}
 }
