@@ -376,3 +376,56 @@ func TestInDoubtCommitWithToken(t *testing.T) {
 		t.Errorf("the retry's certificate %s is not the one stored (%d, %v)", *out.CertificateArn, n, err)
 	}
 }
+
+// TestLockedCAHoldsOnlyItsOwn: a CA whose log another transaction holds
+// locked (a server frozen within one, until PostgreSQL ends its session)
+// fails its issuances after lock_timeout, ServiceUnavailable, and holds
+// back no other CA's, batched with them or behind them. Every CA's waited
+// for the batch's 30 s, and failed (a red-team measured 15 s and more).
+func TestLockedCAHoldsOnlyItsOwn(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	env := testenv.Start(t, func(c *app.Config) { c.Database, c.ObjectStore = dsn, "local" })
+	locked, _ := env.NewActiveRoot(t, "Locked")
+	free, _ := env.NewActiveRoot(t, "Free")
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	holder, err := admin.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	for _, q := range []string{`SET idle_in_transaction_session_timeout = 0`, `BEGIN`} {
+		if _, err := holder.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := holder.ExecContext(t.Context(), `SELECT 1 FROM key_use_logs WHERE ca_id = $1 FOR UPDATE`, locked[strings.LastIndex(locked, "/")+1:]); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.ExecContext(context.Background(), `ROLLBACK`)
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}}).CSRPEM
+	issue := func(ca string, within time.Duration) error {
+		ctx, cancel := context.WithTimeout(t.Context(), within)
+		defer cancel()
+		_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: csr,
+			SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(30)}})
+		return err
+	}
+	var wg sync.WaitGroup
+	lockedErrs, freeErrs := make([]error, 4), make([]error, 4)
+	for i := range 4 {
+		wg.Go(func() { lockedErrs[i] = issue(locked, time.Minute) })
+		// Well under the batch's 30 s, well over lock_timeout's 2 s.
+		wg.Go(func() { freeErrs[i] = issue(free, 15*time.Second) })
+	}
+	wg.Wait()
+	for i := range 4 {
+		testenv.WantError(t, lockedErrs[i], "ServiceUnavailableException")
+		if freeErrs[i] != nil {
+			t.Errorf("an issuance under a CA no one holds, beside one held: %v", freeErrs[i])
+		}
+	}
+}

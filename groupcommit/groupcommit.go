@@ -41,10 +41,14 @@ type Batcher[T any] struct {
 	order func(a, b T) int
 	// check, if set, runs before each COMMIT: an error rolls the batch
 	// back (SetCheck).
-	check   func() error
-	outcome Outcome
-	queue   chan *request[T]
-	done    chan struct{}
+	check func() error
+	// key and contended, if set, fail at once the writes of a key whose
+	// write waited out a lock (SetContended).
+	key       func(T) string
+	contended func(error) bool
+	outcome   Outcome
+	queue     chan *request[T]
+	done      chan struct{}
 
 	mu     sync.RWMutex // held for reading while sending on queue
 	closed bool
@@ -101,6 +105,29 @@ func (b *Batcher[T]) SetCheck(check func() error) { b.check = check }
 // SetOutcome has the Batcher ask the database, as o says, how a batch
 // whose COMMIT failed ended. Call it before the first Do.
 func (b *Batcher[T]) SetOutcome(o Outcome) { b.outcome = o }
+
+// SetContended has a write whose error contended reports (it waited out
+// the database's lock_timeout for a lock that another transaction holds,
+// a frozen server's, say) fail, with that error, the writes after it of
+// the same key (key gives an item's, a CA's id) that run again alone once
+// their batch failed, rather than each wait as long again: a batch's
+// writes of other keys, and the batches behind it, then wait once for
+// the lock, not once for each of its writes. Items of key "" are never
+// failed so.
+func (b *Batcher[T]) SetContended(key func(T) string, contended func(error) bool) {
+	b.key, b.contended = key, contended
+}
+
+// locked are the keys whose writes waited out a lock in one batch, and
+// the error each got.
+type locked map[string]error
+
+// note records key as locked if err says its write waited out a lock.
+func (l locked) note(contended func(error) bool, key string, err error) {
+	if err != nil && key != "" && contended != nil && contended(err) {
+		l[key] = err
+	}
+}
 
 // ErrClosed is returned for items submitted after Close.
 var ErrClosed = errors.New("groupcommit: closed")
@@ -197,12 +224,22 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 	// (an issuance signed again under a new serial when it found its own
 	// serial taken, a key use logged twice).
 	case err != nil && len(live) > 1 && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUncertain):
+		held := locked{}
 		for i, r := range live {
+			var key string
+			if b.key != nil {
+				key = b.key(r.item)
+			}
+			if err, ok := held[key]; ok {
+				errs[i] = err
+				continue
+			}
 			alone, err := b.tx([]*request[T]{r})
 			if err != nil {
 				alone[0] = err
 			}
 			errs[i] = alone[0]
+			held.note(b.contended, key, errs[i])
 		}
 	case err != nil:
 		for i := range errs {
@@ -386,7 +423,23 @@ func New(ctx context.Context, db *sql.DB, maxBatch int, timeout time.Duration) (
 // Do runs w in the next batch, as Batcher.Do does, after the writes of
 // the batch that DoFor gave a key.
 func (c *Committer) Do(ctx context.Context, w Write) error {
-	return c.Batcher.Do(ctx, keyed{key: "\xff", w: w})
+	return c.Batcher.Do(ctx, keyed{key: unkeyed, w: w})
+}
+
+// unkeyed is the key of writes given none, last in the order of keys.
+const unkeyed = "\xff"
+
+// SetContended has a write whose error contended reports (it waited out a
+// lock) fail at once the writes after it in its batch of the same key
+// that DoFor gave, as Batcher.SetContended says: they would wait for the
+// same lock, each as long, and the batch's other writes with them.
+func (c *Committer) SetContended(contended func(error) bool) {
+	c.Batcher.SetContended(func(k keyed) string {
+		if k.key == unkeyed {
+			return ""
+		}
+		return k.key
+	}, contended)
 }
 
 // DoFor is Do for a write whose locks are those of the rows of key (a
@@ -422,7 +475,16 @@ func (c *Committer) writes(ctx context.Context, tx *sql.Tx, writes []keyed) ([]e
 		return errs, nil
 	}
 	savepoint, rollbackTo, release := tx.StmtContext(ctx, c.savepoint), tx.StmtContext(ctx, c.rollbackTo), tx.StmtContext(ctx, c.release)
+	held := locked{}
 	for i, w := range writes {
+		var key string
+		if c.key != nil {
+			key = c.key(w)
+		}
+		if err, ok := held[key]; ok {
+			errs[i] = err
+			continue
+		}
 		if _, err := savepoint.ExecContext(ctx); err != nil {
 			return nil, fmt.Errorf("groupcommit: savepoint: %w", err)
 		}
@@ -430,6 +492,7 @@ func (c *Committer) writes(ctx context.Context, tx *sql.Tx, writes []keyed) ([]e
 			if _, err := rollbackTo.ExecContext(ctx); err != nil {
 				return nil, fmt.Errorf("groupcommit: rollback to savepoint: %w", err)
 			}
+			held.note(c.contended, key, errs[i])
 		}
 		if _, err := release.ExecContext(ctx); err != nil {
 			return nil, fmt.Errorf("groupcommit: release savepoint: %w", err)

@@ -251,3 +251,89 @@ func TestStatsCountWriteReturned(t *testing.T) {
 		}
 	}
 }
+
+// TestContendedKeyFailsAtOnce: once a write of a key waited out a lock
+// (the error SetContended's function reports), the writes of the same key
+// after it in its batch, or in its batch's writes run again alone, fail
+// at once with that error, rather than each wait as long again and hold
+// the batch's other writes; those of other keys commit. It is the
+// Committer's writes (in savepoints) and the Batcher's (run again alone
+// once their batch failed).
+func TestContendedKeyFailsAtOnce(t *testing.T) {
+	errLocked := errors.New("lock timeout")
+	contended := func(err error) bool { return errors.Is(err, errLocked) }
+	for _, tc := range []struct {
+		name  string
+		start func(db *sql.DB, calls map[string]int, mu *sync.Mutex, release <-chan struct{}) func(key string) error
+	}{
+		{"committer", func(db *sql.DB, calls map[string]int, mu *sync.Mutex, release <-chan struct{}) func(string) error {
+			c, err := groupcommit.New(context.Background(), db, 64, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			c.SetContended(contended)
+			go c.DoFor(t.Context(), "0", func(context.Context, *sql.Tx) error { <-release; return nil })
+			return func(key string) error {
+				return c.DoFor(t.Context(), key, func(context.Context, *sql.Tx) error {
+					mu.Lock()
+					defer mu.Unlock()
+					calls[key]++
+					if key == "a" {
+						return errLocked
+					}
+					return nil
+				})
+			}
+		}},
+		{"batcher", func(db *sql.DB, calls map[string]int, mu *sync.Mutex, release <-chan struct{}) func(string) error {
+			b := groupcommit.NewBatcher(db, 64, 0, func(_ context.Context, _ *sql.Tx, items []string) ([]error, error) {
+				if items[0] == "0" {
+					<-release
+					return make([]error, len(items)), nil
+				}
+				if len(items) > 1 {
+					return nil, errors.New("the batch failed") // each runs again alone
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				calls[items[0]]++
+				if items[0] == "a" {
+					return nil, errLocked
+				}
+				return make([]error, 1), nil
+			})
+			t.Cleanup(b.Close)
+			b.SetContended(func(s string) string { return s }, contended)
+			go b.Do(t.Context(), "0")
+			return func(key string) error { return b.Do(t.Context(), key) }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, _ := setup(t)
+			var mu sync.Mutex
+			calls := map[string]int{}
+			release := make(chan struct{})
+			do := tc.start(db, calls, &mu, release)
+			time.Sleep(50 * time.Millisecond) // the blocking batch first
+			keys := []string{"a", "b", "a", "b", "a"}
+			errs := make([]error, len(keys))
+			var wg sync.WaitGroup
+			for i, k := range keys {
+				wg.Go(func() { errs[i] = do(k) })
+			}
+			time.Sleep(200 * time.Millisecond) // queued behind it, as one batch
+			close(release)
+			wg.Wait()
+			for i, k := range keys {
+				if (k == "a") != errors.Is(errs[i], errLocked) || k == "b" && errs[i] != nil {
+					t.Errorf("write %d of key %s: %v", i, k, errs[i])
+				}
+			}
+			// Had the three shared no batch, each would have run.
+			if calls["a"] >= 3 || calls["b"] != 2 {
+				t.Errorf("writes run: %v; the contended key's after its first should not", calls)
+			}
+		})
+	}
+}

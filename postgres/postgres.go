@@ -55,8 +55,8 @@ const lockWait = 10 * time.Second
 // nothing else set them (the server's configuration, the role or the
 // database, the address or PGOPTIONS). A server that stops (frozen, or cut
 // off by the network) within a transaction holds its row locks, the CA's
-// among them, and with them every other server's writes for that CA (and
-// the writes batched with them, of any CA), until PostgreSQL ends the
+// among them, and with them every other server's writes for that CA
+// (each for lock_timeout, then refused) until PostgreSQL ends the
 // session: its transaction is ended once idle
 // for 15 seconds (a server's last well under a second between
 // statements), and a peer gone silent is found by TCP keepalives within
@@ -65,9 +65,16 @@ const lockWait = 10 * time.Second
 // refuse.
 var sessionDefaults = map[string]string{
 	"idle_in_transaction_session_timeout": "15s",
-	"tcp_keepalives_idle":                 "15",
-	"tcp_keepalives_interval":             "5",
-	"tcp_keepalives_count":                "3",
+	// A write waits 2 s at most for a lock another transaction holds
+	// (55P03, ServiceUnavailable), rather than until its batch's time runs
+	// out (30 s): a CA's rows that a frozen server holds then fail its
+	// writes alone (groupcommit's SetContended), not every CA's batched
+	// with them and behind them. Locks are held for a batch's commit, some
+	// milliseconds; migrations and restores set waits of their own.
+	"lock_timeout":            "2s",
+	"tcp_keepalives_idle":     "15",
+	"tcp_keepalives_interval": "5",
+	"tcp_keepalives_count":    "3",
 }
 
 // setSessionDefaults sets the sessionDefaults that are at PostgreSQL's

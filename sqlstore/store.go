@@ -200,6 +200,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	db.issuances = groupcommit.NewBatcher(cfg.Write, cfg.MaxBatch, cfg.BatchTimeout, db.issueBatch)
 	db.commits.SetOutcome(cfg.Dialect.Outcome)
 	db.issuances.SetOutcome(cfg.Dialect.Outcome)
+	if cfg.Dialect.Timeout != nil {
+		// A CA's rows locked elsewhere (a server frozen in a transaction)
+		// fail its writes, each batch's once, not those of the other CAs
+		// batched with them, and behind them.
+		db.commits.SetContended(cfg.Dialect.Timeout)
+		db.issuances.SetContended(func(is *openpca.Issuance) string { return is.Use.CAID }, cfg.Dialect.Timeout)
+	}
 	if cfg.Check != nil {
 		db.commits.SetCheck(cfg.Check)
 		db.issuances.SetCheck(cfg.Check)
