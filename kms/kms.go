@@ -174,30 +174,46 @@ func (s *Store) GenerateKey(ctx context.Context, ca *openpca.CA, alg openpca.Key
 		return nil, nil, err
 	}
 	arn := aws.ToString(out.KeyMetadata.Arn)
-	// A key made now carries the tag it was asked with. One that does
-	// not is no key made for ca (a KMS that answered with a key of
-	// another CA's, broken or hostile): held, a purge of ca would destroy
-	// the other CA's key. It is left alone, not destroyed.
-	if tagged, err := s.taggedFor(ctx, ca, arn); err != nil || !tagged {
+	key, ours, err := s.newKeySigner(ctx, ca, arn)
+	if foreign, ok := errors.AsType[*foreignKey](err); ok {
+		// Not a key made for ca (a KMS that answered with another CA's,
+		// broken or hostile): held, a purge of ca would destroy the other
+		// CA's key. It is left alone, not destroyed, nor recorded.
 		return nil, nil, errors.Join(openpca.Errorf(openpca.CodeServiceUnavailable, "KMS answered with a key that was not made for %s; retry later.", ca.ARN),
-			fmt.Errorf("kms: CreateKey for %s answered with the key %s, not tagged %s=%s: it is left alone: %w", ca.ARN, arn, caTag, ca.ARN, err))
+			fmt.Errorf("kms: CreateKey for %s answered with %w: it is left alone", ca.ARN, foreign))
 	}
-	key, err := s.newKeySigner(ctx, ca, arn)
-	if openpca.ErrorCode(err) == openpca.CodeInvalidState {
+	if openpca.ErrorCode(err) == openpca.CodeInvalidState || errors.Is(err, errUntagged) {
 		// Not the state of a CA that has none yet: a key KMS still does
-		// not show, or lost as it was made.
+		// not show, or lost as it was made, or not yet its tag.
 		err = &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("KMS does not show the key it made for %s; retry later.", ca.ARN), Cause: err}
 	}
 	if err != nil {
 		// Returned, the key would be the caller's to destroy; as it is
-		// not, it goes now, or else its handle is returned, for the
-		// caller to record and a purge to destroy.
-		if _, derr := s.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: &arn, PendingWindowInDays: aws.Int32(pendingDays)}); derr != nil {
-			return []byte(arn), nil, errors.Join(err, fmt.Errorf("kms: the key %s made for %s stays, for a purge to destroy: %w", arn, ca.ARN, derr))
+		// not, it goes now, if its tag said it is the one made for ca,
+		// or else its handle is returned, for the caller to record and a
+		// purge to destroy (which looks at its tag again).
+		if ours {
+			_, derr := s.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: &arn, PendingWindowInDays: aws.Int32(pendingDays)})
+			if derr == nil {
+				return nil, nil, err
+			}
+			err = errors.Join(err, derr)
 		}
-		return nil, nil, err
+		return []byte(arn), nil, errors.Join(err, fmt.Errorf("kms: the key %s made for %s stays, for a purge to destroy", arn, ca.ARN))
 	}
 	return []byte(arn), key, nil
+}
+
+// errUntagged is a key KMS shows without the tag naming a CA, which the
+// store makes every key with: AWS KMS may show a key's tags late, as it
+// shows the key itself.
+var errUntagged = errors.New("kms: the key has no " + caTag + " tag")
+
+// foreignKey is a key tagged for another CA than the one it was made for.
+type foreignKey struct{ arn, tag string }
+
+func (f *foreignKey) Error() string {
+	return fmt.Sprintf("the key %s, tagged %s=%s", f.arn, caTag, f.tag)
 }
 
 // createKeyRetryer tries a CreateKey again only when KMS throttled it:
@@ -209,24 +225,39 @@ func createKeyRetryer() aws.Retryer {
 	})
 }
 
-// newKeySigner returns a signer of the key KMS has just made for ca.
-// AWS KMS is eventually consistent, and documents NotFoundException and
+// newKeySigner returns a signer of the key KMS has just made for ca, and
+// whether its tag says it is (ours), which it looks at first. AWS KMS is
+// eventually consistent, and documents NotFoundException and
 // KMSInvalidStateException for a key used right after CreateKey, for
-// seconds, rarely minutes: those are tried again, for newKeyWait at
-// most; any other answer is taken as it comes.
-func (s *Store) newKeySigner(ctx context.Context, ca *openpca.CA, arn string) (*signer, error) {
+// seconds, rarely minutes: those, and a key without its tag yet, are
+// tried again, for newKeyWait at most; any other answer is taken as it
+// comes. A key tagged for another CA is a *foreignKey.
+func (s *Store) newKeySigner(ctx context.Context, ca *openpca.CA, arn string) (key *signer, ours bool, err error) {
 	deadline := time.Now().Add(newKeyWait)
 	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		key, err := s.signer(ctx, ca, arn)
+		var tag string
+		if tag, err = s.tagOf(ctx, arn); err != nil {
+			err = refusal(ca, err)
+		} else {
+			switch {
+			case tag == ca.ARN:
+				ours = true
+				key, err = s.signer(ctx, ca, arn)
+			case tag != "":
+				return nil, false, &foreignKey{arn, tag}
+			default:
+				err = errUntagged
+			}
+		}
 		var notFound *types.NotFoundException
 		var state *types.KMSInvalidStateException
-		if err == nil || !errors.As(err, &notFound) && !errors.As(err, &state) || time.Now().Add(wait).After(deadline) {
-			return key, err
+		if err == nil || !errors.As(err, &notFound) && !errors.As(err, &state) && !errors.Is(err, errUntagged) || time.Now().Add(wait).After(deadline) {
+			return key, ours, err
 		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return nil, err
+			return nil, ours, err
 		}
 	}
 }
@@ -297,18 +328,19 @@ const caTag = "openpca:certificate-authority"
 // account) must not destroy a key still in service. KMS shows no public
 // key of a disabled key, whose tag alone tells.
 func (s *Store) checkOwner(ctx context.Context, ca *openpca.CA, arn string) error {
-	if ca.KeyID == "" {
-		return nil // a record of a version that kept none
-	}
-	// Its tag first: two CAs' rows may name one key (a KMS that answered a
-	// CreateKey with a key made before, which GenerateKey now refuses),
-	// whose public key is then both CAs' own.
-	tagged, err := s.taggedFor(ctx, ca, arn)
+	// Its tag first, which every key the store made carries: two CAs'
+	// rows may name one key (a KMS that answered a CreateKey with a key
+	// made before, which GenerateKey now refuses), whose public key is
+	// then both CAs' own.
+	tag, err := s.tagOf(ctx, arn)
 	if err != nil {
 		return err
 	}
-	if !tagged {
+	if tag != ca.ARN {
 		return fmt.Errorf("kms: the key %s of %s is not tagged %s=%s: whether it is the CA's is left to the operator", arn, ca.ARN, caTag, ca.ARN)
+	}
+	if ca.KeyID == "" {
+		return nil // a record of a version that kept none
 	}
 	out, err := s.client.GetPublicKey(ctx, &awskms.GetPublicKeyInput{KeyId: &arn})
 	if _, disabled := errors.AsType[*types.DisabledException](err); disabled {
@@ -327,26 +359,26 @@ func (s *Store) checkOwner(ctx context.Context, ca *openpca.CA, arn string) erro
 	return nil
 }
 
-// taggedFor reports whether the key arn carries the tag of ca, which the
-// keys the store makes are made with.
-func (s *Store) taggedFor(ctx context.Context, ca *openpca.CA, arn string) (bool, error) {
+// tagOf returns the CA the key arn is tagged for, which every key the
+// store makes is made with, or "" if none.
+func (s *Store) tagOf(ctx context.Context, arn string) (string, error) {
 	in := &awskms.ListResourceTagsInput{KeyId: &arn}
 	for range maxTagPages {
 		out, err := s.client.ListResourceTags(ctx, in)
 		if err != nil {
-			return false, err
+			return "", err
 		}
 		for _, t := range out.Tags {
 			if aws.ToString(t.TagKey) == caTag {
-				return aws.ToString(t.TagValue) == ca.ARN, nil
+				return aws.ToString(t.TagValue), nil
 			}
 		}
 		if !out.Truncated || out.NextMarker == nil {
-			return false, nil
+			return "", nil
 		}
 		in.Marker = out.NextMarker
 	}
-	return false, nil
+	return "", nil
 }
 
 // maxTagPages bounds the pages of a key's tags read: KMS keeps 50 tags a

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
@@ -71,7 +72,7 @@ func TestCreateKeyAnsweredWithAnotherKey(t *testing.T) {
 	}
 	second := &openpca.CA{ID: "22222222-2222-2222-2222-222222222222", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/22222222-2222-2222-2222-222222222222",
 		Config: first.Config}
-	if h, _, err := lying.GenerateKey(t.Context(), second, openpca.KeyAlgorithmEcPrime256v1); err == nil || !strings.Contains(err.Error(), "not tagged") {
+	if h, _, err := lying.GenerateKey(t.Context(), second, openpca.KeyAlgorithmEcPrime256v1); h != nil || err == nil || !strings.Contains(err.Error(), "it is left alone") {
 		t.Errorf("a CreateKey answered with another CA's key: handle %s, %v", h, err)
 	}
 	// A row of the second CA that names the first's key, as the server
@@ -83,5 +84,39 @@ func TestCreateKeyAnsweredWithAnotherKey(t *testing.T) {
 	out, err := k.Client().DescribeKey(t.Context(), &awskms.DescribeKeyInput{KeyId: &firstARN})
 	if err != nil || out.KeyMetadata.KeyState != types.KeyStateEnabled {
 		t.Errorf("the first CA's key: %v, %v", out, err)
+	}
+}
+
+// TestNewKeyTagsShownLate: a new key whose tags KMS does not show at
+// first (it is eventually consistent: NotFoundException for a key just
+// made) is asked about again, and the CA gets it; it was refused, and its
+// key left made and unrecorded.
+func TestNewKeyTagsShownLate(t *testing.T) {
+	k := testenv.StartKMS(t)
+	k.Credentials(t)
+	target, _ := url.Parse(k.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var refused atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Amz-Target") == "TrentService.ListResourceTags" && refused.Add(1) == 1 {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"__type":"NotFoundException","message":"not yet"}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s, err := kms.Open(t.Context(), srv.URL, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &openpca.CA{ID: "33333333-3333-3333-3333-333333333333", ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/33333333-3333-3333-3333-333333333333",
+		Config: openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1, SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa}}
+	if handle, key, err := s.GenerateKey(t.Context(), ca, openpca.KeyAlgorithmEcPrime256v1); err != nil || handle == nil || key == nil {
+		t.Errorf("a key whose tags showed late: %s, %v", handle, err)
+	}
+	if refused.Load() < 2 {
+		t.Errorf("the tags were read %d times", refused.Load())
 	}
 }
