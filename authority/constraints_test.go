@@ -120,27 +120,26 @@ func TestEmailAndURIConstraints(t *testing.T) {
 	})
 }
 
-// TestIPLiteralHostNames: under IP address constraints, a DNS name or a
-// host-name common name that is an IP address, which OpenSSL's host check
-// matches with a client's host written so and Go's verifier holds to the
-// DNS name constraints alone, is refused: it belongs in an IP address
-// alternative name.
+// TestIPLiteralHostNames: a DNS name or a host-name common name that is
+// an IP address, which OpenSSL's host check matches with a client's host
+// written so and Go's verifier holds to the DNS name constraints alone, is
+// held to the IP address constraints, as an IP address alternative name
+// is: one in an excluded range, or outside the permitted ones, is refused.
 func TestIPLiteralHostNames(t *testing.T) {
 	env := testenv.Start(t)
 	root := testenv.NewExternalRoot(t, "Root")
-	ipExcluding := underChain(t, env, root, "IP Excluding", func(c *x509.Certificate) {
-		_, ten, _ := net.ParseCIDR("10.0.0.0/8")
-		c.ExcludedIPRanges = []*net.IPNet{ten}
-	})
+	_, ten, _ := net.ParseCIDR("10.0.0.0/8")
+	ipExcluding := underChain(t, env, root, "IP Excluding", func(c *x509.Certificate) { c.ExcludedIPRanges = []*net.IPNet{ten} })
+	ipPermitting := underChain(t, env, root, "IP Permitting", func(c *x509.Certificate) { c.PermittedIPRanges = []*net.IPNet{ten} })
 	mailOnly := underChain(t, env, root, "Mail Only", func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"corp.example"} })
-	ips := map[string]bool{
-		"app.example": true, "10.1.2.3.example": true, "10.1.2.3": false, "10.1.2.3.": false, "::ffff:10.1.2.3": false,
-		// Any address: the IP address constraints hold none named so.
-		"192.0.2.1": false, "2001:db8::1": false,
-	}
-	unconstrained := map[string]bool{"app.example": true, "10.1.2.3": true}
 	for _, as := range []func(*testing.T, string) *x509.CertificateRequest{asDNSName, asCommonName} {
-		wantAllowed(t, env, ipExcluding, "excluding 10.0.0.0/8", as, ips)
-		wantAllowed(t, env, mailOnly, "without IP address constraints", as, unconstrained)
+		wantAllowed(t, env, ipExcluding, "excluding 10.0.0.0/8", as, map[string]bool{
+			"app.example": true, "10.1.2.3.example": true, "10.1.2.3": false, "10.1.2.3.": false, "::ffff:10.1.2.3": false,
+			"192.0.2.1": true, "2001:db8::1": true,
+		})
+		wantAllowed(t, env, ipPermitting, "permitting 10.0.0.0/8", as, map[string]bool{
+			"10.1.2.3": true, "::ffff:10.1.2.3": true, "192.0.2.1": false, "2001:db8::1": false,
+		})
+		wantAllowed(t, env, mailOnly, "without IP address constraints", as, map[string]bool{"app.example": true, "10.1.2.3": true})
 	}
 }

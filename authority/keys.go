@@ -557,8 +557,8 @@ func uriSubtrees(c *x509.Certificate) (permitted, excluded []string) {
 // the common name would take these. Every common name counts (Go's
 // Subject.CommonName is the last; OpenSSL matches each), and so does a
 // wildcard one, which OpenSSL's constraint check skips and its host name
-// check (curl's, Python's) matches. One that is an IP address is refused
-// under IP address constraints (checkIPLiteral). Its comparisons come out
+// check (curl's, Python's) matches. One that is an IP address is held to
+// the IP address constraints (checkIPLiteral). Its comparisons come out
 // of budget.
 func checkCommonName(cert *x509.Certificate, path []*x509.Certificate, budget *int) error {
 	if len(cert.DNSNames) > 0 {
@@ -570,7 +570,7 @@ func checkCommonName(cert *x509.Certificate, path []*x509.Certificate, budget *i
 			continue
 		}
 		what := fmt.Sprintf("the common name %q, a host name,", cn)
-		if err := checkIPLiteral(what, cn, path); err != nil {
+		if err := checkIPLiteral(what, cn, path, budget); err != nil {
 			return err
 		}
 		if err := checkHost(what, cn, path, budget); err != nil {
@@ -580,20 +580,30 @@ func checkCommonName(cert *x509.Certificate, path []*x509.Certificate, budget *i
 	return nil
 }
 
-// checkIPLiteral refuses name, a DNS name or a common name, that is an IP
-// address ("10.1.2.3") when path has IP address constraints: OpenSSL's
-// host check matches it with a client's host written so, and Go's
-// verifier checks a DNS name against the DNS name constraints alone, so
-// it escaped an excluded range. Refusing it is simpler than holding it to
-// the IP address constraints too, and safe: an address belongs in an
-// iPAddress alternative name, which is held to them (and where RFC 6125
-// and the CA/Browser Forum want it).
-func checkIPLiteral(what, name string, path []*x509.Certificate) error {
-	if _, err := netip.ParseAddr(strings.TrimSuffix(name, ".")); err != nil {
+// checkIPLiteral holds name, a DNS name or a common name, that is an IP
+// address ("10.1.2.3") to the IP address constraints of path, as if it
+// were an iPAddress alternative name: OpenSSL's host check matches it
+// with a client's host written so, and Go's verifier checks a DNS name
+// against the DNS name constraints alone, so it escaped an excluded
+// range. (An address IPv4-mapped, "::ffff:10.1.2.3", is held as its IPv4
+// address, as net.IPNet takes it.) Its comparisons come out of budget.
+func checkIPLiteral(what, name string, path []*x509.Certificate, budget *int) error {
+	addr, err := netip.ParseAddr(strings.TrimSuffix(name, "."))
+	if err != nil {
 		return nil
 	}
-	if slices.ContainsFunc(path, func(c *x509.Certificate) bool { return len(c.PermittedIPRanges)+len(c.ExcludedIPRanges) > 0 }) {
-		return fmt.Errorf("%s is an IP address, which the IP address constraints of the path cannot hold as a DNS name; name it as an IP address", what)
+	ip := net.IP(addr.AsSlice())
+	in := func(n *net.IPNet) bool { return n.Contains(ip) }
+	for _, c := range path {
+		if err := pki.Spend(budget, len(c.PermittedIPRanges)+len(c.ExcludedIPRanges)); err != nil {
+			return err
+		}
+		if len(c.PermittedIPRanges) > 0 && !slices.ContainsFunc(c.PermittedIPRanges, in) {
+			return fmt.Errorf("%s is an IP address not within a range that %s permits", what, c.Subject)
+		}
+		if slices.ContainsFunc(c.ExcludedIPRanges, in) {
+			return fmt.Errorf("%s is an IP address within a range that %s excludes", what, c.Subject)
+		}
 	}
 	return nil
 }
@@ -626,11 +636,11 @@ func checkHost(what, name string, path []*x509.Certificate, budget *int) error {
 // hostPattern reads as no wildcard (a "*" after the first label), no
 // client matches as one either: Go's verifier compares it as it is. Its
 // comparisons come out of budget. A DNS name that is an IP address is
-// refused under IP address constraints (checkIPLiteral).
+// held to the IP address constraints (checkIPLiteral).
 func checkDNSNames(cert *x509.Certificate, path []*x509.Certificate, budget *int) error {
 	for _, name := range cert.DNSNames {
 		what := fmt.Sprintf("the DNS name %q", name)
-		if err := checkIPLiteral(what, name, path); err != nil {
+		if err := checkIPLiteral(what, name, path, budget); err != nil {
 			return err
 		}
 		first, _, _ := strings.Cut(name, ".")

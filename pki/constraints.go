@@ -149,7 +149,7 @@ func (dc *DirectoryNameConstraints) Check(cert *x509.Certificate, budget *int) e
 	// A T61String's bytes are Latin-1 to OpenSSL and may be UTF-8 to
 	// another verifier: a name must be permitted however it is read, and
 	// is excluded if any reading puts it in an excluded subtree.
-	readings := []func(asn1.RawValue) (string, bool){directoryString, latin1String}
+	readings := []func(asn1.RawValue) (string, bool){withNumeric(directoryString), withNumeric(latin1String)}
 	// Every comparison of a name with a subtree, and of two attributes
 	// within them, comes out of the budget: a multi-valued RDN's
 	// attributes compare each with each.
@@ -258,6 +258,19 @@ func equalAttribute(a, b attribute, fold func(string) string, read func(asn1.Raw
 		return fold(sa) == fold(sb)
 	}
 	return bytes.Equal(a.Value.FullBytes, b.Value.FullBytes)
+}
+
+// withNumeric returns read, but reading a NumericString (digits and
+// spaces), which no DirectoryString is but Go's parser takes in a
+// subject, as the text it is: compared by its bytes, an excluded OU=12345
+// let the same value in a NumericString through.
+func withNumeric(read func(asn1.RawValue) (string, bool)) func(asn1.RawValue) (string, bool) {
+	return func(v asn1.RawValue) (string, bool) {
+		if v.Class == asn1.ClassUniversal && v.Tag == asn1.TagNumericString {
+			return string(v.Bytes), true
+		}
+		return read(v)
+	}
 }
 
 // latin1String is directoryString, but reads a T61String as Latin-1, as

@@ -169,7 +169,8 @@ func universalString(s string) asn1.RawValue {
 func TestDirectoryNameConstraintsCheck(t *testing.T) {
 	ca := selfSigned(t, pkix.RDNSequence{{atv(oidCN, "CA")}}, nameConstraints(
 		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example  Corp"))), subtree(dirName(t, atv(oidC, "FR"), atv(oidO, utf8String("Société"))))},
-		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidOU, "Blocked"))), subtree(dirName(t, atv(oidC, "FR"), atv(oidO, utf8String("Société")), atv(oidOU, utf8String("Bloqué"))))}))
+		[]asn1.RawValue{subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidOU, "Blocked"))), subtree(dirName(t, atv(oidC, "FR"), atv(oidO, utf8String("Société")), atv(oidOU, utf8String("Bloqué")))),
+			subtree(dirName(t, atv(oidC, "US"), atv(oidO, "Example Corp"), atv(oidOU, "12345")))}))
 	dc, _, err := ReadDirectoryNameConstraints(ca)
 	if err != nil || dc == nil {
 		t.Fatal(dc, err)
@@ -202,6 +203,10 @@ func TestDirectoryNameConstraintsCheck(t *testing.T) {
 		{name: "excluded, in a Latin-1 T61String", subject: pkix.RDNSequence{{atv(oidC, "FR")}, {atv(oidO, "Soci\u00e9t\u00e9")}, {atv(oidOU, t61("BLOQUÉ"))}}},
 		{name: "excluded, in a UTF-8 T61String", subject: pkix.RDNSequence{{atv(oidC, "FR")}, {atv(oidO, "Soci\u00e9t\u00e9")}, {atv(oidOU, asn1.RawValue{Tag: asn1.TagT61String, Bytes: []byte("Bloqué")})}}},
 		{name: "within, beside a T61String", subject: pkix.RDNSequence{{atv(oidC, "FR")}, {atv(oidO, "Soci\u00e9t\u00e9")}, {atv(oidOU, t61("Ouvert"))}}, ok: true},
+		// Go's parser takes a NumericString in a subject: read as its
+		// digits, not compared by its bytes.
+		{name: "excluded, in a NumericString", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidOU, asn1.RawValue{Tag: asn1.TagNumericString, Bytes: []byte("12345")})}}},
+		{name: "within, in a NumericString", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}, {atv(oidOU, asn1.RawValue{Tag: asn1.TagNumericString, Bytes: []byte("67890")})}}, ok: true},
 		{name: "empty subject is not checked", subject: pkix.RDNSequence{}, exts: []pkix.Extension{san(dnsName("a.example"))}, ok: true},
 		{name: "directory name in the SAN", subject: pkix.RDNSequence{}, exts: []pkix.Extension{san(dnsName("a.example"), dirName(t, atv(oidC, "US"), atv(oidO, "Other")))}},
 		{name: "permitted directory name in the SAN", subject: pkix.RDNSequence{{atv(oidC, "US")}, {atv(oidO, "Example Corp")}},
