@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/sqlstore"
 )
 
 // The settings that record the default account (--account-id) and the
@@ -28,30 +30,61 @@ const (
 // and the region to run with. A value given as "" is not compared: it
 // takes the one recorded, else the default. Commands give no region (they
 // take no --region, and make no CA), and may leave the account out.
-func identity(ctx context.Context, store openpca.SettingStore, account, region string) (string, string, error) {
+func identity(ctx context.Context, store *sqlstore.DB, account, region string) (string, string, error) {
 	account, err := checkRecorded(ctx, store, accountSetting, "--account-id", account,
-		"the default account owns the buckets no account was given: a server given another would make that account a root key, and publish its CAs' CRLs to buckets of this one")
+		"the default account owns the buckets no account was given: a server given another would make that account a root key, and publish its CAs' CRLs to buckets of this one",
+		func() (bool, error) { return accountHeld(ctx, store, account) })
 	if err != nil {
 		return "", "", err
 	}
 	region, err = checkRecorded(ctx, store, regionSetting, "--region", region,
-		"every CA's ARN names it: a server given another would find none of its CAs")
+		"every CA's ARN names it: a server given another would find none of its CAs",
+		func() (bool, error) { return regionHeld(ctx, store, region) })
 	if err != nil {
 		return "", "", err
 	}
 	return cmp.Or(account, DefaultAccountID), cmp.Or(region, DefaultRegion), nil
 }
 
+// accountHeld reports whether account may be recorded as the default one
+// of a database that records none: one of its accounts, if it has any
+// (the first server to start made the default account).
+func accountHeld(ctx context.Context, store *sqlstore.DB, account string) (bool, error) {
+	accounts, err := store.ListAccounts(ctx)
+	return len(accounts) == 0 || slices.ContainsFunc(accounts, func(a *openpca.Account) bool { return a.ID == account }), err
+}
+
+// regionHeld reports whether region may be recorded as that of a database
+// that records none: the region of one of its first CAs, if it has any.
+func regionHeld(ctx context.Context, store *sqlstore.DB, region string) (bool, error) {
+	cas, err := store.ListAllCAs(ctx, openpca.CACursor{}, 100)
+	return len(cas) == 0 || slices.ContainsFunc(cas, func(ca *openpca.CA) bool {
+		p, err := openpca.ParseCAARN(ca.ARN)
+		return err == nil && p.Region == region
+	}), err
+}
+
 // checkRecorded returns the value of the setting name that every server
 // and command on the database must share: given, which is recorded if the
-// database records none yet (the first value given wins, as the master
-// key's check does), and refused, naming flag and why, if it records
-// another; or, given "", the recorded value ("" if none), recording
-// nothing, since nothing was said.
-func checkRecorded(ctx context.Context, store openpca.SettingStore, name, flag, given, why string) (string, error) {
-	if given == "" {
-		v, err := store.Setting(ctx, name)
+// database records none yet and held says its data bears it out (the
+// first value given wins, as the master key's check does), and refused,
+// naming flag and why, if it records another; or, given "", the recorded
+// value ("" if none), recording nothing, since nothing was said.
+func checkRecorded(ctx context.Context, store openpca.SettingStore, name, flag, given, why string, held func() (bool, error)) (string, error) {
+	v, err := store.Setting(ctx, name)
+	if given == "" || err != nil {
 		return string(v), err
+	}
+	// The first record, on a database of an earlier version, is of a
+	// value its data bears out: a server misconfigured before the upgrade,
+	// started first after it, would otherwise have every other refused.
+	if v == nil {
+		switch ok, err := held(); {
+		case err != nil:
+			return "", err
+		case !ok:
+			return "", fmt.Errorf("%s is %s, which this database's data does not bear out (%s): give %s the value its servers had", flag, given, why, flag)
+		}
 	}
 	stored, err := store.InitSetting(ctx, name, []byte(given))
 	if err != nil {

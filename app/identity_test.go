@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/sqlstore"
@@ -119,14 +121,20 @@ func openCommand(t *testing.T, want string) func(app.Config) error {
 	}
 }
 
-// TestIdentityUpgraded: a database of an earlier version, which records
-// neither, takes the first values a server of this version is given
-// (recording nothing for a command given no --account-id before it), and
-// then holds every later server to them.
+// TestIdentityUpgraded: on a database of an earlier version, which records
+// no default account nor region, a command given none records nothing;
+// the first server records what it is given, if the data bears it out
+// (an account of the database's, the region of its CAs), and is refused
+// otherwise, recording nothing: a server misconfigured before the
+// upgrade, started first, had every other refused. Other values are
+// refused once recorded.
 func TestIdentityUpgraded(t *testing.T) {
 	for _, dialect := range []string{"sqlite", "postgres"} {
 		t.Run(dialect, func(t *testing.T) {
 			env := identityServer(t, dialect)
+			opts := env.Client.Options()
+			opts.Region = firstRegion // the server's
+			(&testenv.Env{Client: acmpca.New(opts)}).NewActiveRoot(t, "Before the Upgrade")
 			cfg := secondStart(t, env)
 			// As an earlier version left it.
 			var db *sql.DB
@@ -149,17 +157,28 @@ func TestIdentityUpgraded(t *testing.T) {
 				t.Fatal(err)
 			}
 			a.Close()
-			upgraded := cfg
-			upgraded.AccountID, upgraded.Region = "444455556666", "ap-southeast-2"
-			if err := openServer(upgraded); err != nil {
-				t.Fatalf("the first server after the upgrade: %v", err)
+			for _, change := range []func(*app.Config){
+				func(c *app.Config) { c.AccountID = "444455556666" },
+				func(c *app.Config) { c.Region = "ap-southeast-2" },
+			} {
+				misconfigured := cfg
+				change(&misconfigured)
+				if err := openServer(misconfigured); err == nil || !strings.Contains(err.Error(), "which this database's data does not bear out") {
+					t.Fatalf("a first server after the upgrade given %s, %s: %v", misconfigured.AccountID, misconfigured.Region, err)
+				}
 			}
-			if err := openServer(cfg); err == nil || !strings.Contains(err.Error(), "--account-id is "+firstAccount+", but this database's is 444455556666") {
-				t.Fatalf("a server given the values of before, once another's were recorded: %v", err)
+			if err := openServer(cfg); err != nil {
+				t.Fatalf("the first server after the upgrade, given the values of before: %v", err)
 			}
-			cfg.AccountID = upgraded.AccountID
-			if err := openServer(cfg); err == nil || !strings.Contains(err.Error(), "--region is "+firstRegion+", but this database's is ap-southeast-2") {
-				t.Fatalf("a server given the region of before, once another was recorded: %v", err)
+			other := cfg
+			other.AccountID = app.DefaultAccountID
+			if err := openServer(other); err == nil || !strings.Contains(err.Error(), "--account-id is "+app.DefaultAccountID+", but this database's is "+firstAccount) {
+				t.Fatalf("a server given another account, once the first was recorded: %v", err)
+			}
+			other = cfg
+			other.Region = app.DefaultRegion
+			if err := openServer(other); err == nil || !strings.Contains(err.Error(), "--region is "+app.DefaultRegion+", but this database's is "+firstRegion) {
+				t.Fatalf("a server given another region, once the first was recorded: %v", err)
 			}
 		})
 	}
