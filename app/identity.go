@@ -55,13 +55,9 @@ func accountHeld(ctx context.Context, store *sqlstore.DB, account string) (bool,
 }
 
 // regionHeld reports whether region may be recorded as that of a database
-// that records none: the region of one of its first CAs, if it has any.
+// that records none: the region of one of its CAs, if it has any.
 func regionHeld(ctx context.Context, store *sqlstore.DB, region string) (bool, error) {
-	cas, err := store.ListAllCAs(ctx, openpca.CACursor{}, 100)
-	return len(cas) == 0 || slices.ContainsFunc(cas, func(ca *openpca.CA) bool {
-		p, err := openpca.ParseCAARN(ca.ARN)
-		return err == nil && p.Region == region
-	}), err
+	return store.RegionHeld(ctx, region)
 }
 
 // checkRecorded returns the value of the setting name that every server

@@ -418,8 +418,9 @@ func TestLockedCAHoldsOnlyItsOwn(t *testing.T) {
 	lockedErrs, freeErrs := make([]error, 4), make([]error, 4)
 	for i := range 4 {
 		wg.Go(func() { lockedErrs[i] = issue(locked, time.Minute) })
-		// Well under the batch's 30 s, well over lock_timeout's 2 s.
-		wg.Go(func() { freeErrs[i] = issue(free, 15*time.Second) })
+		// Under the batch's 30 s, well over lock_timeout's 2 s, a few
+		// times over.
+		wg.Go(func() { freeErrs[i] = issue(free, 20*time.Second) })
 	}
 	wg.Wait()
 	for i := range 4 {

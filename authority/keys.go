@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -588,8 +589,8 @@ func checkCommonName(cert *x509.Certificate, path []*x509.Certificate, budget *i
 // range. (An address IPv4-mapped, "::ffff:10.1.2.3", is held as its IPv4
 // address, as net.IPNet takes it.) Its comparisons come out of budget.
 func checkIPLiteral(what, name string, path []*x509.Certificate, budget *int) error {
-	addr, err := netip.ParseAddr(strings.TrimSuffix(name, "."))
-	if err != nil {
+	addr, ok := hostAddr(name)
+	if !ok {
 		return nil
 	}
 	ip := net.IP(addr.AsSlice())
@@ -606,6 +607,42 @@ func checkIPLiteral(what, name string, path []*x509.Certificate, budget *int) er
 		}
 	}
 	return nil
+}
+
+// hostAddr returns the IP address that name, a host name, reads as to a
+// client that resolves it: an address as written, or in one of the forms
+// of inet_aton, which getaddrinfo takes too ("0xa.1.2.3", "012.1.2.3",
+// "10.1.515" and "167838211" are all 10.1.2.3).
+func hostAddr(name string) (netip.Addr, bool) {
+	name = strings.TrimSuffix(name, ".")
+	if addr, err := netip.ParseAddr(name); err == nil {
+		return addr, true
+	}
+	parts := strings.Split(name, ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	var ip uint64
+	for i, p := range parts {
+		base := 10
+		switch {
+		case len(p) > 2 && (p[:2] == "0x" || p[:2] == "0X"):
+			base, p = 16, p[2:]
+		case len(p) > 1 && p[0] == '0':
+			base, p = 8, p[1:]
+		}
+		v, err := strconv.ParseUint(p, base, 32)
+		// Each part a byte, but the last, which fills the bytes left.
+		if bits := 8 * (4 - i); err != nil || i < len(parts)-1 && v > 255 || i == len(parts)-1 && v >= 1<<bits {
+			return netip.Addr{}, false
+		}
+		if i < len(parts)-1 {
+			ip |= v << (24 - 8*i)
+		} else {
+			ip |= v
+		}
+	}
+	return netip.AddrFrom4([4]byte{byte(ip >> 24), byte(ip >> 16), byte(ip >> 8), byte(ip)}), true
 }
 
 // checkHost checks name as OpenSSL's host check matches it (hostPattern):

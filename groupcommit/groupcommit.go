@@ -118,6 +118,18 @@ func (b *Batcher[T]) SetContended(key func(T) string, contended func(error) bool
 	b.key, b.contended = key, contended
 }
 
+// KeyError is an error of a batch as a whole (BatchFunc's) that one
+// key's items caused: if it says they waited out a lock (SetContended),
+// they fail at once when the batch's items run again alone, rather than
+// wait as long again before the others are answered.
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string { return e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
 // locked are the keys whose writes waited out a lock in one batch, and
 // the error each got.
 type locked map[string]error
@@ -225,6 +237,9 @@ func (b *Batcher[T]) commit(batch []*request[T]) {
 	// serial taken, a key use logged twice).
 	case err != nil && len(live) > 1 && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUncertain):
 		held := locked{}
+		if ke, ok := errors.AsType[*KeyError](err); ok {
+			held.note(b.contended, ke.Key, ke.Err)
+		}
 		for i, r := range live {
 			var key string
 			if b.key != nil {

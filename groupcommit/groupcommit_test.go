@@ -258,13 +258,39 @@ func TestStatsCountWriteReturned(t *testing.T) {
 // at once with that error, rather than each wait as long again and hold
 // the batch's other writes; those of other keys commit. It is the
 // Committer's writes (in savepoints) and the Batcher's (run again alone
-// once their batch failed).
+// once their batch failed; with none run again at all when the batch's
+// error names the key, a KeyError).
 func TestContendedKeyFailsAtOnce(t *testing.T) {
 	errLocked := errors.New("lock timeout")
 	contended := func(err error) bool { return errors.Is(err, errLocked) }
+	batcher := func(batchErr func(items []string) error) func(db *sql.DB, calls map[string]int, mu *sync.Mutex, release <-chan struct{}) func(string) error {
+		return func(db *sql.DB, calls map[string]int, mu *sync.Mutex, release <-chan struct{}) func(string) error {
+			b := groupcommit.NewBatcher(db, 64, 0, func(_ context.Context, _ *sql.Tx, items []string) ([]error, error) {
+				if items[0] == "0" {
+					<-release
+					return make([]error, len(items)), nil
+				}
+				if len(items) > 1 {
+					return nil, batchErr(items) // each runs again alone
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				calls[items[0]]++
+				if items[0] == "a" {
+					return nil, errLocked
+				}
+				return make([]error, 1), nil
+			})
+			t.Cleanup(b.Close)
+			b.SetContended(func(s string) string { return s }, contended)
+			go b.Do(t.Context(), "0")
+			return func(key string) error { return b.Do(t.Context(), key) }
+		}
+	}
 	for _, tc := range []struct {
-		name  string
-		start func(db *sql.DB, calls map[string]int, mu *sync.Mutex, release <-chan struct{}) func(key string) error
+		name   string
+		start  func(db *sql.DB, calls map[string]int, mu *sync.Mutex, release <-chan struct{}) func(key string) error
+		aCalls int // the contended key's writes run
 	}{
 		{"committer", func(db *sql.DB, calls map[string]int, mu *sync.Mutex, release <-chan struct{}) func(string) error {
 			c, err := groupcommit.New(context.Background(), db, 64, 0)
@@ -285,29 +311,9 @@ func TestContendedKeyFailsAtOnce(t *testing.T) {
 					return nil
 				})
 			}
-		}},
-		{"batcher", func(db *sql.DB, calls map[string]int, mu *sync.Mutex, release <-chan struct{}) func(string) error {
-			b := groupcommit.NewBatcher(db, 64, 0, func(_ context.Context, _ *sql.Tx, items []string) ([]error, error) {
-				if items[0] == "0" {
-					<-release
-					return make([]error, len(items)), nil
-				}
-				if len(items) > 1 {
-					return nil, errors.New("the batch failed") // each runs again alone
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				calls[items[0]]++
-				if items[0] == "a" {
-					return nil, errLocked
-				}
-				return make([]error, 1), nil
-			})
-			t.Cleanup(b.Close)
-			b.SetContended(func(s string) string { return s }, contended)
-			go b.Do(t.Context(), "0")
-			return func(key string) error { return b.Do(t.Context(), key) }
-		}},
+		}, 1},
+		{"batcher", batcher(func([]string) error { return errors.New("the batch failed") }), 1},
+		{"batcher, the batch's error naming the key", batcher(func([]string) error { return &groupcommit.KeyError{Key: "a", Err: errLocked} }), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db, _ := setup(t)
@@ -330,9 +336,8 @@ func TestContendedKeyFailsAtOnce(t *testing.T) {
 					t.Errorf("write %d of key %s: %v", i, k, errs[i])
 				}
 			}
-			// Had the three shared no batch, each would have run.
-			if calls["a"] >= 3 || calls["b"] != 2 {
-				t.Errorf("writes run: %v; the contended key's after its first should not", calls)
+			if calls["a"] != tc.aCalls || calls["b"] != 2 {
+				t.Errorf("writes run: %v; want the contended key's %d times", calls, tc.aCalls)
 			}
 		})
 	}

@@ -70,7 +70,8 @@ var sessionDefaults = map[string]string{
 	// out (30 s): a CA's rows that a frozen server holds then fail its
 	// writes alone (groupcommit's SetContended), not every CA's batched
 	// with them and behind them. Locks are held for a batch's commit, some
-	// milliseconds; migrations and restores set waits of their own.
+	// milliseconds; migrations and restores set waits of their own, and
+	// a start waits out a rotation of the master key (WaitLocks).
 	"lock_timeout":            "2s",
 	"tcp_keepalives_idle":     "15",
 	"tcp_keepalives_interval": "5",
@@ -166,6 +167,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 			Full:        full,
 			Unreachable: unreachable,
 			Timeout:     timeout,
+			LockTimeout: func(err error) bool {
+				pe, ok := errors.AsType[*pgconn.PgError](err)
+				return ok && pe.Code == "55P03"
+			},
+			WaitLocks: `SELECT pg_catalog.set_config('lock_timeout', '5min', true)`,
 			// A migration is not cut short by the statement_timeout of the
 			// role or the database: a long one (a copy of every
 			// certificate) would fail every start; its waits for locks are

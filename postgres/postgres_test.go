@@ -850,12 +850,12 @@ func TestGuardSettling(t *testing.T) {
 }
 
 // TestSealingWaitsForReseal: a rotation of the master key locks the
-// key's check before anything else, and what reads it waits: a server
-// starting (InitSetting) reads what the rotation left, not the check of
-// before, and a sealed value stored meanwhile (an access key's secret, a
-// CA's key, the audit log's key) waits, to be refused once its key is retired, rather than be
-// stored after the rotation read the table, sealed with a key that
-// servers drop.
+// key's check before anything else, and what reads it waits, longer than
+// the sessions' lock_timeout: a server starting (InitSetting) reads what
+// the rotation left, not the check of before, and a sealed value stored
+// meanwhile (an access key's secret, a CA's key, the audit log's key)
+// waits, to be refused once its key is retired, rather than be stored
+// after the rotation read the table, sealed with a key that servers drop.
 func TestSealingWaitsForReseal(t *testing.T) {
 	ctx := t.Context()
 	dsn := testenv.NewPostgresDB(t)
@@ -929,6 +929,9 @@ func TestSealingWaitsForReseal(t *testing.T) {
 					return nil, errors.New("no wait after a minute")
 				}
 			}
+			// Longer than the sessions' lock_timeout, which bounds a
+			// batch's waits: these wait for the rotation all the same.
+			time.Sleep(2500 * time.Millisecond)
 			return []byte("new"), nil
 		case sqlstore.MasterKeyCheck:
 			return []byte("new"), nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/groupcommit"
 )
 
 // issueBatch records a batch of issuances without idempotency tokens in
@@ -51,19 +52,22 @@ func (db *DB) issueBatch(ctx context.Context, tx *sql.Tx, batch []*openpca.Issua
 				last = is.Certificate.IssuedAt
 			}
 		}
+		// An error names the group's CA: one whose rows are locked
+		// elsewhere fails its items when they run again alone at once,
+		// not after waiting again (groupcommit.KeyError).
 		ca, err := db.caMaySign(ctx, tx, g.caID, g.statuses, last)
 		if err != nil {
-			return nil, err
+			return nil, &groupcommit.KeyError{Key: g.caID, Err: err}
 		}
 		edge, err := db.reserveKeyUses(ctx, tx, g.caID, len(g.items))
 		if err != nil {
-			return nil, err
+			return nil, &groupcommit.KeyError{Key: g.caID, Err: err}
 		}
 		for i, is := range g.items {
 			is.Use.Seq = edge.Size + int64(i)
 		}
 		if err := db.insertIssuances(ctx, tx, g.caID, edge, g.items, ca); err != nil {
-			return nil, err
+			return nil, &groupcommit.KeyError{Key: g.caID, Err: err}
 		}
 	}
 	return make([]error, len(batch)), nil

@@ -47,6 +47,9 @@ func (db *DB) SealsWith(fingerprint string) { db.sealing = fingerprint }
 // fails such requests rather than store what no key would open once the
 // old one is dropped.
 func (db *DB) checkSealing(ctx context.Context, tx *sql.Tx) error {
+	if err := db.waitLocks(ctx, tx); err != nil {
+		return err
+	}
 	var v []byte
 	err := db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?{FOR_SHARE}`, MasterKeyCheck).Scan(&v)
 	if err == nil {
@@ -63,6 +66,20 @@ func (db *DB) checkSealing(ctx context.Context, tx *sql.Tx) error {
 			Cause: fmt.Errorf("the master key this server seals with (fingerprint %s) was retired by a rotation: restart the server with the new master key", db.sealing)}
 	}
 	return nil
+}
+
+// waitLocks has the rest of tx wait for locks as long as a rotation of
+// the master key may hold them (Dialect.WaitLocks): what reads the key's
+// check, which a rotation holds locked for its whole transaction, waits
+// for it to end (a server or command starting, a sealed value stored),
+// rather than give up at the session's lock_timeout, which bounds the
+// waits of a batch of writes.
+func (db *DB) waitLocks(ctx context.Context, tx *sql.Tx) error {
+	if db.dialect.WaitLocks == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, db.dialect.WaitLocks)
+	return err
 }
 
 // Reseal implements openpca.ResealStore. A CA whose key is rewritten gets a

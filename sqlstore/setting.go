@@ -20,10 +20,12 @@ import (
 func (db *DB) InitSetting(ctx context.Context, name string, value []byte) ([]byte, error) {
 	var stored []byte
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		if name != MasterKeyCheck {
-			if err := db.checkSealing(ctx, tx); err != nil {
+		if name == MasterKeyCheck {
+			if err := db.waitLocks(ctx, tx); err != nil {
 				return err
 			}
+		} else if err := db.checkSealing(ctx, tx); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, db.rewrite(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), name, value); err != nil {
 			return err
@@ -109,4 +111,14 @@ func (db *DB) Ready(ctx context.Context) error {
 	}
 	r.at, r.err = time.Now(), err
 	return err
+}
+
+// RegionHeld reports whether the database has no CA, or one whose ARN
+// names region (a server's --region, which Config.Validate holds to
+// letters, digits and hyphens: no LIKE pattern's characters).
+func (db *DB) RegionHeld(ctx context.Context, region string) (bool, error) {
+	var held bool
+	err := db.queryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM certificate_authorities) OR EXISTS (SELECT 1 FROM certificate_authorities WHERE arn LIKE ?)`,
+		"arn:%:acm-pca:"+region+":%").Scan(&held)
+	return held, db.wrap("looking for the CAs of a region", err)
 }

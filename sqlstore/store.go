@@ -52,6 +52,16 @@ type Dialect struct {
 	// statement_timeout, which the operator may set): busy for now,
 	// clients are told to retry later.
 	Timeout func(error) bool
+	// LockTimeout, if set, reports whether an error is of a statement that
+	// waited out the lock_timeout for a row another transaction holds:
+	// the writes of the same CA after it in its batch fail at once
+	// (groupcommit's SetContended).
+	LockTimeout func(error) bool
+	// WaitLocks, if set, is a statement that has the rest of its
+	// transaction wait for locks as long as a master key's rotation may
+	// hold them (InitSetting, at a server's or command's start), where
+	// other statements wait less.
+	WaitLocks string
 	// LockMigrations, if set, runs first in the transaction that reads
 	// the schema's version and applies the migrations it lacks, all of
 	// them or none: it serializes that transaction among the processes
@@ -200,12 +210,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	db.issuances = groupcommit.NewBatcher(cfg.Write, cfg.MaxBatch, cfg.BatchTimeout, db.issueBatch)
 	db.commits.SetOutcome(cfg.Dialect.Outcome)
 	db.issuances.SetOutcome(cfg.Dialect.Outcome)
-	if cfg.Dialect.Timeout != nil {
+	if cfg.Dialect.LockTimeout != nil {
 		// A CA's rows locked elsewhere (a server frozen in a transaction)
 		// fail its writes, each batch's once, not those of the other CAs
 		// batched with them, and behind them.
-		db.commits.SetContended(cfg.Dialect.Timeout)
-		db.issuances.SetContended(func(is *openpca.Issuance) string { return is.Use.CAID }, cfg.Dialect.Timeout)
+		db.commits.SetContended(cfg.Dialect.LockTimeout)
+		db.issuances.SetContended(func(is *openpca.Issuance) string { return is.Use.CAID }, cfg.Dialect.LockTimeout)
 	}
 	if cfg.Check != nil {
 		db.commits.SetCheck(cfg.Check)
