@@ -137,12 +137,20 @@ func TestIPLiteralHostNames(t *testing.T) {
 			"app.example": true, "10.1.2.3.example": true, "10.1.2.3": false, "10.1.2.3.": false, "::ffff:10.1.2.3": false,
 			"192.0.2.1": true, "2001:db8::1": true,
 			// As inet_aton and getaddrinfo read them: 10.1.2.3 each.
-			"0xa.1.2.3": false, "012.1.2.3": false, "10.1.515": false, "167838211": false,
+			"0xa.1.2.3": false, "012.1.2.3": false, "10.1.515": false, "0x0a010203": false,
 			"0xa.example": true, "08.1.2.3": true, // no address: 08 is no octal number
 		})
 		wantAllowed(t, env, ipPermitting, "permitting 10.0.0.0/8", as, map[string]bool{
 			"10.1.2.3": true, "::ffff:10.1.2.3": true, "192.0.2.1": false, "2001:db8::1": false, "0xa.1.2.3": true, "0xc0.0.2.1": false,
+			// No address: a part past a byte, a last part past the bytes left.
+			"10.256.1": true, "10.16777216": true,
 		})
 		wantAllowed(t, env, mailOnly, "without IP address constraints", as, map[string]bool{"app.example": true, "10.1.2.3": true})
 	}
+	// A number alone is an address in a DNS name, as resolvers read it,
+	// and not in a common name, where numbers (an employee's, a device's)
+	// are common.
+	wantAllowed(t, env, ipPermitting, "permitting 10.0.0.0/8", asDNSName, map[string]bool{"167838211": true, "3221225985": false})
+	wantAllowed(t, env, ipExcluding, "excluding 10.0.0.0/8", asDNSName, map[string]bool{"167838211": false})
+	wantAllowed(t, env, ipPermitting, "permitting 10.0.0.0/8", asCommonName, map[string]bool{"12345": true, "007": true, "3221225985": true})
 }

@@ -171,7 +171,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 				pe, ok := errors.AsType[*pgconn.PgError](err)
 				return ok && pe.Code == "55P03"
 			},
-			WaitLocks: `SELECT pg_catalog.set_config('lock_timeout', '5min', true)`,
+			// Not where the operator set a longer wait, or none.
+			WaitLocks: `SELECT pg_catalog.set_config('lock_timeout', '5min', true)
+				WHERE pg_catalog.current_setting('lock_timeout')::interval BETWEEN '1 millisecond' AND '5 minutes'`,
 			// A migration is not cut short by the statement_timeout of the
 			// role or the database: a long one (a copy of every
 			// certificate) would fail every start; its waits for locks are

@@ -1051,3 +1051,39 @@ func TestClockOffset(t *testing.T) {
 		}
 	}
 }
+
+// TestResealWaitsForSealing: a rotation waits for a transaction under way
+// that stores a sealed value (it holds the master key's check for share)
+// longer than the sessions' lock_timeout: it failed at 2 s.
+func TestResealWaitsForSealing(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	store, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.InitSetting(ctx, sqlstore.MasterKeyCheck, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := postgres.OpenDB(dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	tx, err := holder.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v []byte
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = $1 FOR SHARE`, sqlstore.MasterKeyCheck).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(2500 * time.Millisecond)
+		tx.Commit()
+	}()
+	if err := store.Reseal(ctx, func(v *openpca.SealedValue) ([]byte, error) { return v.Value, nil }, nil); err != nil {
+		t.Errorf("a rotation beside a sealing transaction of 2.5 s: %v", err)
+	}
+}

@@ -90,6 +90,12 @@ func (db *DB) waitLocks(ctx context.Context, tx *sql.Tx) error {
 // wants.
 func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte, error), guard func(context.Context) error) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		// It waits for the transactions under way that store a sealed
+		// value as long as they wait for it (waitLocks), and for the
+		// CAs' rows that batches hold.
+		if err := db.waitLocks(ctx, tx); err != nil {
+			return err
+		}
 		// Before anything else (see checkSealing).
 		var check []byte
 		if err := db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?{FOR_UPDATE}`, MasterKeyCheck).Scan(&check); err != nil && !errors.Is(err, sql.ErrNoRows) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/openpca/openpca"
 )
 
 // InitSetting implements openpca.SettingStore. The value is read locked
@@ -115,10 +117,27 @@ func (db *DB) Ready(ctx context.Context) error {
 
 // RegionHeld reports whether the database has no CA, or one whose ARN
 // names region (a server's --region, which Config.Validate holds to
-// letters, digits and hyphens: no LIKE pattern's characters).
+// letters, digits and hyphens: no LIKE pattern's characters). LIKE finds
+// the candidates, which SQLite compares without regard to case, and
+// their ARNs say.
 func (db *DB) RegionHeld(ctx context.Context, region string) (bool, error) {
-	var held bool
-	err := db.queryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM certificate_authorities) OR EXISTS (SELECT 1 FROM certificate_authorities WHERE arn LIKE ?)`,
-		"arn:%:acm-pca:"+region+":%").Scan(&held)
-	return held, db.wrap("looking for the CAs of a region", err)
+	var some bool
+	if err := db.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM certificate_authorities)`).Scan(&some); err != nil || !some {
+		return !some, db.wrap("looking for CAs", err)
+	}
+	rows, err := db.query(ctx, `SELECT arn FROM certificate_authorities WHERE arn LIKE ? LIMIT 100`, "arn:%:acm-pca:"+region+":%")
+	if err != nil {
+		return false, db.wrap("looking for the CAs of a region", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var arn string
+		if err := rows.Scan(&arn); err != nil {
+			return false, db.wrap("looking for the CAs of a region", err)
+		}
+		if p, err := openpca.ParseCAARN(arn); err == nil && p.Region == region {
+			return true, nil
+		}
+	}
+	return false, db.wrap("looking for the CAs of a region", rows.Err())
 }
