@@ -572,8 +572,8 @@ func checkCommonName(cert *x509.Certificate, path []*x509.Certificate, budget *i
 		}
 		what := fmt.Sprintf("the common name %q, a host name,", cn)
 		// A number alone ("12345", "007": an employee's, a device's) is
-		// no address to these checks in a common name, as it is in a DNS
-		// name: too many common names are numbers.
+		// taken for no address in a common name, though it is one in a
+		// DNS name: too many common names are numbers.
 		if strings.ContainsAny(cn, ".:") || strings.HasPrefix(strings.ToLower(cn), "0x") {
 			if err := checkIPLiteral(what, cn, path, budget); err != nil {
 				return err

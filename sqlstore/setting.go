@@ -122,8 +122,11 @@ func (db *DB) Ready(ctx context.Context) error {
 // their ARNs say.
 func (db *DB) RegionHeld(ctx context.Context, region string) (bool, error) {
 	var some bool
-	if err := db.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM certificate_authorities)`).Scan(&some); err != nil || !some {
-		return !some, db.wrap("looking for CAs", err)
+	if err := db.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM certificate_authorities)`).Scan(&some); err != nil {
+		return false, db.wrap("looking for CAs", err)
+	}
+	if !some {
+		return true, nil
 	}
 	rows, err := db.query(ctx, `SELECT arn FROM certificate_authorities WHERE arn LIKE ? LIMIT 100`, "arn:%:acm-pca:"+region+":%")
 	if err != nil {
