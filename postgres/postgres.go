@@ -78,6 +78,24 @@ var sessionDefaults = map[string]string{
 	"tcp_keepalives_count":    "3",
 }
 
+// waitLocks has the statements of tx that follow wait for locks 5
+// minutes (not where the operator set a longer wait, or none), and
+// returns what puts back the wait of before (sqlstore.Dialect.WaitLocks).
+func waitLocks(ctx context.Context, tx *sql.Tx) (func() error, error) {
+	var before string
+	if err := tx.QueryRowContext(ctx, `SELECT pg_catalog.current_setting('lock_timeout')`).Scan(&before); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_catalog.set_config('lock_timeout', '5min', true)
+		WHERE $1::interval BETWEEN '1 millisecond' AND '5 minutes'`, before); err != nil {
+		return nil, err
+	}
+	return func() error {
+		_, err := tx.ExecContext(ctx, `SELECT pg_catalog.set_config('lock_timeout', $1, true)`, before)
+		return err
+	}, nil
+}
+
 // setSessionDefaults sets the sessionDefaults that are at PostgreSQL's
 // own defaults on a new connection.
 func setSessionDefaults(ctx context.Context, conn *pgx.Conn) error {
@@ -171,9 +189,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 				pe, ok := errors.AsType[*pgconn.PgError](err)
 				return ok && pe.Code == "55P03"
 			},
-			// Not where the operator set a longer wait, or none.
-			WaitLocks: `SELECT pg_catalog.set_config('lock_timeout', '5min', true)
-				WHERE pg_catalog.current_setting('lock_timeout')::interval BETWEEN '1 millisecond' AND '5 minutes'`,
+			WaitLocks: waitLocks,
 			// A migration is not cut short by the statement_timeout of the
 			// role or the database: a long one (a copy of every
 			// certificate) would fail every start; its waits for locks are

@@ -1087,3 +1087,39 @@ func TestResealWaitsForSealing(t *testing.T) {
 		t.Errorf("a rotation beside a sealing transaction of 2.5 s: %v", err)
 	}
 }
+
+// TestResealGivesUpOnFrozenCAs: a rotation waits long for the master
+// key's check only: for the CAs' table, which a frozen server's batch may
+// hold, it waits as a batch does, and fails, rather than queue every CA's
+// writes behind its lock of the table until that server's session ends.
+func TestResealGivesUpOnFrozenCAs(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.NewPostgresDB(t)
+	store, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.InitSetting(ctx, sqlstore.MasterKeyCheck, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := postgres.OpenDB(dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	tx, err := holder.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `LOCK TABLE certificate_authorities IN ROW EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err = store.Reseal(wait, func(v *openpca.SealedValue) ([]byte, error) { return v.Value, nil }, nil)
+	if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" {
+		t.Errorf("a rotation beside a frozen batch's lock: %v; want the lock_timeout's", err)
+	}
+}

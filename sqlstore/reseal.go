@@ -47,11 +47,10 @@ func (db *DB) SealsWith(fingerprint string) { db.sealing = fingerprint }
 // fails such requests rather than store what no key would open once the
 // old one is dropped.
 func (db *DB) checkSealing(ctx context.Context, tx *sql.Tx) error {
-	if err := db.waitLocks(ctx, tx); err != nil {
-		return err
-	}
 	var v []byte
-	err := db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?{FOR_SHARE}`, MasterKeyCheck).Scan(&v)
+	err := db.waitingLocks(ctx, tx, func() error {
+		return db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?{FOR_SHARE}`, MasterKeyCheck).Scan(&v)
+	})
 	if err == nil {
 		err = db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?`, RetiredMasterKeys).Scan(&v)
 	}
@@ -68,18 +67,29 @@ func (db *DB) checkSealing(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// waitLocks has the rest of tx wait for locks as long as a rotation of
-// the master key may hold them (Dialect.WaitLocks): what reads the key's
-// check, which a rotation holds locked for its whole transaction, waits
-// for it to end (a server or command starting, a sealed value stored),
-// rather than give up at the session's lock_timeout, which bounds the
-// waits of a batch of writes.
-func (db *DB) waitLocks(ctx context.Context, tx *sql.Tx) error {
-	if db.dialect.WaitLocks == "" {
-		return nil
+// waitingLocks runs fn, the reading of the master key's check, waiting
+// for locks as long as a rotation of the master key may hold it
+// (Dialect.WaitLocks), and then puts back the wait of before: what reads
+// the check, which a rotation holds locked for its whole transaction,
+// waits for the rotation to end (a server or command starting, a sealed
+// value stored), as a rotation waits for those under way, rather than
+// give up at the session's lock_timeout, which bounds the waits of a
+// batch of writes. What follows in the transaction waits as others do:
+// a rotation kept waiting for a CA's row (a frozen server's) would queue
+// every CA's writes behind its lock of their table.
+func (db *DB) waitingLocks(ctx context.Context, tx *sql.Tx, fn func() error) error {
+	if db.dialect.WaitLocks == nil {
+		return fn()
 	}
-	_, err := tx.ExecContext(ctx, db.dialect.WaitLocks)
-	return err
+	restore, err := db.dialect.WaitLocks(ctx, tx)
+	if err != nil {
+		return err
+	}
+	// A row not found leaves the transaction going on, as its callers do.
+	if err = fn(); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err // the transaction is rolled back
+	}
+	return errors.Join(err, restore())
 }
 
 // Reseal implements openpca.ResealStore. A CA whose key is rewritten gets a
@@ -90,15 +100,13 @@ func (db *DB) waitLocks(ctx context.Context, tx *sql.Tx) error {
 // wants.
 func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte, error), guard func(context.Context) error) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		// It waits for the transactions under way that store a sealed
-		// value as long as they wait for it (waitLocks), and for the
-		// CAs' rows that batches hold.
-		if err := db.waitLocks(ctx, tx); err != nil {
-			return err
-		}
-		// Before anything else (see checkSealing).
+		// Before anything else (see checkSealing), waiting for the
+		// transactions under way that store a sealed value as long as
+		// they wait for it.
 		var check []byte
-		if err := db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?{FOR_UPDATE}`, MasterKeyCheck).Scan(&check); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if err := db.waitingLocks(ctx, tx, func() error {
+			return db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?{FOR_UPDATE}`, MasterKeyCheck).Scan(&check)
+		}); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		// Where write transactions run at once, the CAs are locked

@@ -22,17 +22,19 @@ import (
 func (db *DB) InitSetting(ctx context.Context, name string, value []byte) ([]byte, error) {
 	var stored []byte
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		if name == MasterKeyCheck {
-			if err := db.waitLocks(ctx, tx); err != nil {
+		init := func() error {
+			if _, err := tx.ExecContext(ctx, db.rewrite(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), name, value); err != nil {
 				return err
 			}
-		} else if err := db.checkSealing(ctx, tx); err != nil {
+			return tx.QueryRowContext(ctx, db.rewrite(`SELECT value FROM settings WHERE name = ?{FOR_SHARE}`), name).Scan(&stored)
+		}
+		if name == MasterKeyCheck {
+			return db.waitingLocks(ctx, tx, init)
+		}
+		if err := db.checkSealing(ctx, tx); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.rewrite(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), name, value); err != nil {
-			return err
-		}
-		return tx.QueryRowContext(ctx, db.rewrite(`SELECT value FROM settings WHERE name = ?{FOR_SHARE}`), name).Scan(&stored)
+		return init()
 	})
 	return stored, db.wrap("initializing setting "+name, err)
 }

@@ -57,11 +57,11 @@ type Dialect struct {
 	// the writes of the same CA after it in its batch fail at once
 	// (groupcommit's SetContended).
 	LockTimeout func(error) bool
-	// WaitLocks, if set, is a statement that has the rest of its
-	// transaction wait for locks as long as a master key's rotation may
-	// hold them (InitSetting, at a server's or command's start), where
-	// other statements wait less.
-	WaitLocks string
+	// WaitLocks, if set, has the statements of its transaction that follow
+	// wait for locks as long as a master key's rotation may hold them,
+	// where other statements wait less, until restore puts back the wait
+	// of before (see waitingLocks).
+	WaitLocks func(ctx context.Context, tx *sql.Tx) (restore func() error, err error)
 	// LockMigrations, if set, runs first in the transaction that reads
 	// the schema's version and applies the migrations it lacks, all of
 	// them or none: it serializes that transaction among the processes
