@@ -1056,34 +1056,12 @@ func TestClockOffset(t *testing.T) {
 // that stores a sealed value (it holds the master key's check for share)
 // longer than the sessions' lock_timeout: it failed at 2 s.
 func TestResealWaitsForSealing(t *testing.T) {
-	ctx := t.Context()
-	dsn := testenv.NewPostgresDB(t)
-	store, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := store.InitSetting(ctx, sqlstore.MasterKeyCheck, []byte("old")); err != nil {
-		t.Fatal(err)
-	}
-	holder, err := postgres.OpenDB(dsn, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	tx, err := holder.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v []byte
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = $1 FOR SHARE`, sqlstore.MasterKeyCheck).Scan(&v); err != nil {
-		t.Fatal(err)
-	}
+	store, tx := storeBeside(t, `SELECT value FROM settings WHERE name = '`+sqlstore.MasterKeyCheck+`' FOR SHARE`)
 	go func() {
 		time.Sleep(2500 * time.Millisecond)
 		tx.Commit()
 	}()
-	if err := store.Reseal(ctx, func(v *openpca.SealedValue) ([]byte, error) { return v.Value, nil }, nil); err != nil {
+	if err := store.Reseal(t.Context(), func(v *openpca.SealedValue) ([]byte, error) { return v.Value, nil }, nil); err != nil {
 		t.Errorf("a rotation beside a sealing transaction of 2.5 s: %v", err)
 	}
 }
@@ -1093,13 +1071,26 @@ func TestResealWaitsForSealing(t *testing.T) {
 // hold, it waits as a batch does, and fails, rather than queue every CA's
 // writes behind its lock of the table until that server's session ends.
 func TestResealGivesUpOnFrozenCAs(t *testing.T) {
+	store, _ := storeBeside(t, `LOCK TABLE certificate_authorities IN ROW EXCLUSIVE MODE`)
+	wait, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	err := store.Reseal(wait, func(v *openpca.SealedValue) ([]byte, error) { return v.Value, nil }, nil)
+	if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" {
+		t.Errorf("a rotation beside a frozen batch's lock: %v; want the lock_timeout's", err)
+	}
+}
+
+// storeBeside returns a store on a new database whose master key's check
+// is set, and the transaction, on another connection, that ran lock.
+func storeBeside(t *testing.T, lock string) (*sqlstore.DB, *sql.Tx) {
+	t.Helper()
 	ctx := t.Context()
 	dsn := testenv.NewPostgresDB(t)
 	store, err := postgres.Open(ctx, dsn, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	if _, err := store.InitSetting(ctx, sqlstore.MasterKeyCheck, []byte("old")); err != nil {
 		t.Fatal(err)
 	}
@@ -1107,19 +1098,14 @@ func TestResealGivesUpOnFrozenCAs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer holder.Close()
+	t.Cleanup(func() { holder.Close() })
 	tx, err := holder.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `LOCK TABLE certificate_authorities IN ROW EXCLUSIVE MODE`); err != nil {
+	t.Cleanup(func() { tx.Rollback() })
+	if _, err := tx.ExecContext(ctx, lock); err != nil {
 		t.Fatal(err)
 	}
-	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	err = store.Reseal(wait, func(v *openpca.SealedValue) ([]byte, error) { return v.Value, nil }, nil)
-	if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" {
-		t.Errorf("a rotation beside a frozen batch's lock: %v; want the lock_timeout's", err)
-	}
+	return store, tx
 }
