@@ -69,6 +69,14 @@ func openCheck(ctx context.Context, dsn, session string) (*checkConn, error) {
 	c := &checkConn{db: db}
 	c.conn, err = db.Conn(ctx)
 	if err == nil {
+		// Over what the role may set: a statement_timeout of 1 ms would
+		// hide the setting the checks are to find. First, so that it
+		// bounds no statement but itself (a loaded machine ran the next
+		// past 1 ms).
+		_, err = c.conn.ExecContext(ctx, `SELECT pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false),
+			pg_catalog.set_config('idle_in_transaction_session_timeout', '0', false), pg_catalog.set_config('default_transaction_read_only', 'off', false)`, ms(checkWait), ms(checkTime))
+	}
+	if err == nil {
 		// Called by its schema, which no search path changes.
 		var schema sql.NullString
 		err = c.conn.QueryRowContext(ctx, `SELECT pg_catalog.current_schema()`).Scan(&schema)
@@ -76,12 +84,6 @@ func openCheck(ctx context.Context, dsn, session string) (*checkConn, error) {
 	}
 	if err == nil {
 		_, err = c.conn.ExecContext(ctx, `SET search_path = pg_catalog`)
-	}
-	if err == nil {
-		// Over what the role may set: a statement_timeout of 1 ms would
-		// hide the setting the checks are to find.
-		_, err = c.conn.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false),
-			set_config('idle_in_transaction_session_timeout', '0', false), set_config('default_transaction_read_only', 'off', false)`, ms(checkWait), ms(checkTime))
 	}
 	if err == nil && c.schema != "" {
 		err = c.conn.QueryRowContext(ctx, `SELECT oid FROM pg_namespace WHERE nspname = $1`, c.schema).Scan(&c.schemaOID)
