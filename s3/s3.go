@@ -45,15 +45,26 @@ func (s *Store) partSize(hint int64) int {
 	return int(max(PartSize, min(per, 5<<30)))
 }
 
+// maxAnswer bounds the body of an S3 answer the SDK reads whole (an error,
+// a page of ListMultipartUploads, CompleteMultipartUpload's): S3's take
+// some hundreds of KB at most, and a store that sent gigabytes (broken,
+// hostile, or reached through a path another can change) would take the
+// server's memory.
+const maxAnswer = 4 << 20
+
 // ProbeKey is the object CheckBucket writes to prove it may write to a
 // bucket; AWS Private CA writes an object of the same name.
 const ProbeKey = "acm-pca-permission-test-key"
 
 // Store is an openpca.ObjectStore on S3.
 type Store struct {
-	client   *awss3.Client
-	endpoint string // "" for AWS's S3
-	region   string
+	client *awss3.Client
+	// streaming is the client's HTTP client whose answers' bodies are
+	// bounded only when they are errors: GetObject's body goes, unread,
+	// to the caller, which bounds what it reads.
+	streaming aws.HTTPClient
+	endpoint  string // "" for AWS's S3
+	region    string
 	// maxParts is the constant, but in tests.
 	maxParts int32
 }
@@ -77,6 +88,7 @@ func open(ctx context.Context, endpoint, region string, timeout time.Duration) (
 	if cfg.Region == "" {
 		cfg.Region = region
 	}
+	httpClient := awsconfig.HTTPClient(cfg, timeout)
 	client := awss3.NewFromConfig(cfg, func(o *awss3.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
@@ -87,9 +99,9 @@ func open(ctx context.Context, endpoint, region string, timeout time.Duration) (
 		// server accepts the newer ones.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		o.HTTPClient = awsconfig.HTTPClient(cfg, timeout)
+		o.HTTPClient = awsconfig.BoundBodies(httpClient, maxAnswer)
 	})
-	return &Store{client: client, endpoint: strings.TrimSuffix(endpoint, "/"), region: cfg.Region, maxParts: maxParts}, nil
+	return &Store{client: client, streaming: awsconfig.BoundErrorBodies(httpClient, maxAnswer), endpoint: strings.TrimSuffix(endpoint, "/"), region: cfg.Region, maxParts: maxParts}, nil
 }
 
 // URL implements openpca.ObjectStore: on AWS, the virtual-hosted address
@@ -188,7 +200,9 @@ var cannedACLs = map[openpca.S3ObjectAcl]types.ObjectCannedACL{
 
 // Get implements openpca.ObjectStore.
 func (s *Store) Get(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
-	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}, func(o *awss3.Options) {
+		o.HTTPClient = s.streaming
+	})
 	if _, ok := errors.AsType[*types.NoSuchKey](err); ok {
 		return nil, openpca.ErrNotFound
 	}

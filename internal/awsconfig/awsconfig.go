@@ -32,17 +32,25 @@ func HTTPClient(cfg aws.Config, timeout time.Duration) aws.HTTPClient {
 // hostile, or reached through a path another can change) took the
 // server's memory, five times over as the SDK decoded it.
 func BoundBodies(client aws.HTTPClient, max int64) aws.HTTPClient {
-	return boundBodies{client, max}
+	return boundBodies{client: client, max: max}
+}
+
+// BoundErrorBodies is BoundBodies for the answers that are errors (a
+// status other than 2xx) alone, for a call whose answer's body is a
+// stream its caller bounds.
+func BoundErrorBodies(client aws.HTTPClient, max int64) aws.HTTPClient {
+	return boundBodies{client: client, max: max, errorsOnly: true}
 }
 
 type boundBodies struct {
-	client aws.HTTPClient
-	max    int64
+	client     aws.HTTPClient
+	max        int64
+	errorsOnly bool
 }
 
 func (b boundBodies) Do(r *http.Request) (*http.Response, error) {
 	res, err := b.client.Do(r)
-	if err != nil || res.Body == nil {
+	if err != nil || res.Body == nil || b.errorsOnly && res.StatusCode/100 == 2 {
 		return res, err
 	}
 	res.Body = &boundBody{ReadCloser: res.Body, left: b.max, max: b.max}

@@ -47,20 +47,31 @@ func TestHTTPClientKeepsTheCABundle(t *testing.T) {
 func TestBoundBodies(t *testing.T) {
 	const max = 1000
 	for _, tc := range []struct {
-		size    int
-		chunked bool
-		fails   bool
+		size       int
+		chunked    bool
+		status     int
+		errorsOnly bool
+		fails      bool
 	}{
-		{max, false, false},
-		{max, true, false},
-		{max + 1, false, true},
-		{max + 1, true, true},
-		{100 * max, true, true},
+		{max, false, 200, false, false},
+		{max, true, 200, false, false},
+		{max + 1, false, 200, false, true},
+		{max + 1, true, 200, false, true},
+		{100 * max, true, 200, false, true},
+		{max + 1, false, 500, false, true},
+		// A stream's caller bounds it; its errors are bounded still.
+		{100 * max, true, 200, true, false},
+		{100 * max, true, 206, true, false},
+		{max, true, 404, true, false},
+		{max + 1, true, 404, true, true},
+		{100 * max, false, 503, true, true},
+		{max + 1, true, 301, true, true},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !tc.chunked {
 				w.Header().Set("Content-Length", strconv.Itoa(tc.size))
 			}
+			w.WriteHeader(tc.status)
 			for range tc.size {
 				if _, err := w.Write([]byte{'x'}); err != nil {
 					return
@@ -68,7 +79,13 @@ func TestBoundBodies(t *testing.T) {
 			}
 		}))
 		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-		res, err := awsconfig.BoundBodies(srv.Client(), max).Do(req)
+		bound := awsconfig.BoundBodies
+		if tc.errorsOnly {
+			bound = awsconfig.BoundErrorBodies
+		}
+		client := srv.Client()
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		res, err := bound(client, max).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +93,7 @@ func TestBoundBodies(t *testing.T) {
 		res.Body.Close()
 		srv.Close()
 		if tc.fails != (err != nil) || !tc.fails && len(body) != tc.size || tc.fails && len(body) > max {
-			t.Errorf("a body of %d bytes (chunked %v): read %d, %v", tc.size, tc.chunked, len(body), err)
+			t.Errorf("a body of %d bytes (status %d, chunked %v, errors only %v): read %d, %v", tc.size, tc.status, tc.chunked, tc.errorsOnly, len(body), err)
 		}
 	}
 }
