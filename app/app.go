@@ -267,7 +267,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return fail(err)
 	}
 	log := auditlog.NewLog(a.store, auditKey, verifierKey, cfg.Now)
-	caKeys := authority.NewKeys(a.keyStores, logger)
+	keysUnavailable := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "openpca_ca_keys_unavailable_total",
+		Help: "Requests and rounds of work whose CA key this server could not open, by the key store that keeps it (away, slow, or holding another key), or that holds what no master key of this server opens: each a ServiceUnavailableException, which clients retry, so alert on any.",
+	}, []string{"key_store"})
+	for _, ks := range a.keyStores {
+		keysUnavailable.WithLabelValues(ks.Name())
+	}
+	caKeys := authority.NewKeys(a.keyStores, logger, func(store string) { keysUnavailable.WithLabelValues(store).Inc() })
 	alarms := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "openpca_audit_log_integrity_alarms_total",
 		Help: "Times a CA's key-use log was found not to match its hashes (entries changed or removed under the server), by a report, a proof or witnessing.",
@@ -277,7 +284,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		logger.ErrorContext(ctx, "integrity alarm: a CA's key-use log does not match its hashes; it was changed under the server",
 			"ca", e.CAID, "entry", e.Entry, "problem", e.Detail())
 	}
-	collectors := []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector(), alarms}
+	collectors := []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector(), alarms, keysUnavailable}
 	if a.checkClock(ctx) {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "openpca_database_clock_offset_seconds",

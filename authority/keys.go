@@ -51,6 +51,8 @@ type Keys struct {
 	// calls are the slots of the calls into each token or KMS store in
 	// flight (inTime), by the store's name.
 	calls map[string]chan struct{}
+	// unavailable is told the store of each CA key Signer could not open.
+	unavailable func(store string)
 }
 
 // issuer is a CA's certificate and the chain above it, parsed.
@@ -79,8 +81,12 @@ const KeyCacheSize = 1024
 
 // NewKeys returns Keys over stores, the first of which keeps the keys of
 // new CAs by default; logger says which store signed wrongly
-// (wrongSignature).
-func NewKeys(stores []KeyStore, logger *slog.Logger) *Keys {
+// (wrongSignature). unavailable, if set, is told the store of each CA key
+// that could not be opened, which the request gets as a 503 (a store
+// away, a key sealed with a master key this server lacks, another key
+// under the CA's handle): the operator's alarm, since clients retry
+// elsewhere and the server logs each at WARN alone.
+func NewKeys(stores []KeyStore, logger *slog.Logger, unavailable func(store string)) *Keys {
 	signers, _ := lru.New[string, crypto.Signer](KeyCacheSize)
 	issuers, _ := lru.New[string, *issuer](KeyCacheSize)
 	calls := map[string]chan struct{}{}
@@ -89,7 +95,10 @@ func NewKeys(stores []KeyStore, logger *slog.Logger) *Keys {
 			calls[ks.Name()] = make(chan struct{}, StoreCalls)
 		}
 	}
-	return &Keys{stores: stores, logger: logger, signers: signers, issuers: issuers, calls: calls}
+	if unavailable == nil {
+		unavailable = func(string) {}
+	}
+	return &Keys{stores: stores, logger: logger, signers: signers, issuers: issuers, calls: calls, unavailable: unavailable}
 }
 
 // inStore makes call, into ks for ca, in time (inTime) if ks is a token
@@ -166,6 +175,17 @@ func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error
 	if key, ok := k.signers.Get(ca.ID); ok {
 		return bind(ctx, key), nil
 	}
+	key, err := k.open(ctx, ca)
+	// A store that hangs past the request's deadline counts; a request
+	// its client gave up does not.
+	if openpca.ErrorCode(err) == openpca.CodeServiceUnavailable && !errors.Is(ctx.Err(), context.Canceled) {
+		k.unavailable(ca.KeyStore)
+	}
+	return key, err
+}
+
+// open opens ca's key from its store, for Signer.
+func (k *Keys) open(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
 	ks, err := k.store(ca)
 	if err != nil {
 		return nil, err

@@ -70,7 +70,7 @@ func TestKeysAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := seal.NewKeyStore(sealer)
-	keys := authority.NewKeys([]authority.KeyStore{{KeyStore: store}}, slog.New(slog.DiscardHandler))
+	keys := authority.NewKeys([]authority.KeyStore{{KeyStore: store}}, slog.New(slog.DiscardHandler), nil)
 	cas := make([]*openpca.CA, authority.KeyCacheSize+100)
 	for i := range cas {
 		ca := &openpca.CA{ID: fmt.Sprint(i), KeyStore: store.Name()}
@@ -121,6 +121,13 @@ func TestKeyReplacedInItsStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Restart(t)
+	unavailable := func(n int) {
+		t.Helper()
+		if m := metrics(t, env.URL); !strings.Contains(m, fmt.Sprintf("openpca_ca_keys_unavailable_total{key_store=%q} %d\n", seal.SoftwareStore, n)) {
+			t.Errorf("the metrics do not count %d CA keys unavailable", n)
+		}
+	}
+	unavailable(0)
 	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "leaf.example"}}).CSRPEM
 	_, err = env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &victim, Csr: csr,
 		SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
@@ -128,5 +135,7 @@ func TestKeyReplacedInItsStore(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "holds another key than the one") {
 		t.Errorf("the refusal does not say why: %v", err)
 	}
+	unavailable(1)
 	env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &other, Csr: csr})
+	unavailable(1)
 }

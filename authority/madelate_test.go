@@ -27,7 +27,7 @@ func (panicking) DestroyKey(context.Context, *openpca.CA) error              { r
 // call that ended in a panic would never be.
 func TestMadeLatePanic(t *testing.T) {
 	ks := KeyStore{KeyStore: panicking{}}
-	s := &Service{keys: NewKeys([]KeyStore{ks}, slog.New(slog.DiscardHandler)), logger: slog.New(slog.DiscardHandler)}
+	s := &Service{keys: NewKeys([]KeyStore{ks}, slog.New(slog.DiscardHandler), nil), logger: slog.New(slog.DiscardHandler)}
 	ca := &openpca.CA{ARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/01a24b08-96bc-7efd-b897-2b9b77a2005f"}
 	generate := func() (newKey, error) {
 		handle, key, err := ks.GenerateKey(t.Context(), ca, openpca.KeyAlgorithmEcPrime256v1)
