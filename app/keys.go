@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
@@ -119,7 +121,24 @@ func (a *App) warnKeyStoresMissing(ctx context.Context) {
 func (a *App) auditKeys() auditlog.Keys {
 	keys := auditlog.Keys{Sealer: a.sealer, InToken: a.cfg.AuditKeyStore == pkcs11.Name}
 	if a.token != nil {
-		keys.Token = a.token
+		keys.Token = looseWarning{a.token, a}
 	}
 	return keys
+}
+
+// looseWarning is a token whose Ed25519 keys found in it (not made) are
+// logged at WARN if a holder of its PIN may do more with them than sign:
+// an audit key made before the store locked its attributes.
+type looseWarning struct {
+	*pkcs11.Store
+	a *App
+}
+
+func (t looseWarning) Ed25519(label string, create bool) (crypto.Signer, error) {
+	key, err := t.Store.Ed25519(label, create)
+	if l, ok := key.(interface{ Loose() []string }); ok && err == nil && len(l.Loose()) > 0 {
+		t.a.logger.Warn("the audit log's key in the token was made before the server locked its attributes: a holder of the token's PIN may give it uses "+
+			"beyond signing checkpoints, or copy it under another label (never out of the token)", "label", label, "allows", strings.Join(l.Loose(), ", "))
+	}
+	return key, err
 }

@@ -50,6 +50,9 @@ type edKey struct {
 	session p11.SessionHandle
 	priv    p11.ObjectHandle
 	pub     ed25519.PublicKey
+	// loose names what a holder of the PIN may do with the key, found in
+	// the token, beyond signing (Loose).
+	loose []string
 	// under is the store's login the session was opened under. Once the
 	// store logs in again, the module may have been finalized and started
 	// anew, and the session's and key's handles may name others' objects:
@@ -109,8 +112,10 @@ func (k *edKey) open(create bool) error {
 		return err
 	}
 	pub, priv, err := k.find()
+	made := false
 	if err == nil && priv == 0 && create {
 		pub, priv, err = k.generate()
+		made = true
 	}
 	if err != nil {
 		return err
@@ -119,6 +124,9 @@ func (k *edKey) open(create bool) error {
 		return fmt.Errorf("pkcs11: the token has no Ed25519 key %q", k.label)
 	}
 	k.priv = priv
+	if !made {
+		k.loose = k.looseAttributes()
+	}
 	if k.pub, err = k.publicKey(pub); err != nil {
 		return err
 	}
@@ -244,6 +252,34 @@ func (k *edKey) find() (pub, priv p11.ObjectHandle, err error) {
 		}
 	}
 	return pub, priv, nil
+}
+
+// Loose names the attributes of the key, if it was found in the token
+// rather than made, that let a holder of the token's PIN do more with it
+// than sign ("modifiable", "derive", "decrypt", "unwrap"): a key made
+// before the store locked them (as generate does) may be given other uses
+// or copied under another label.
+func (k *edKey) Loose() []string { return k.loose }
+
+// looseAttributes reads what Loose reports of the private key. It tells;
+// it refuses nothing, so an attribute the token will not read (one it
+// holds not for this kind of key, say) is left out rather than keep the
+// audit key from signing.
+func (k *edKey) looseAttributes() []string {
+	names := []struct {
+		attr uint
+		name string
+	}{{p11.CKA_MODIFIABLE, "modifiable"}, {p11.CKA_DERIVE, "derive"}, {p11.CKA_DECRYPT, "decrypt"}, {p11.CKA_UNWRAP, "unwrap"}}
+	var loose []string
+	for _, n := range names {
+		// One at a time: a token refuses a template whole for one it
+		// will not read.
+		attrs, err := k.ctx.GetAttributeValue(k.session, k.priv, []*p11.Attribute{p11.NewAttribute(n.attr, nil)})
+		if err == nil && len(attrs) == 1 && len(attrs[0].Value) == 1 && attrs[0].Value[0] != 0 {
+			loose = append(loose, n.name)
+		}
+	}
+	return loose
 }
 
 func (k *edKey) generate() (pub, priv p11.ObjectHandle, err error) {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -594,6 +595,39 @@ func TestKeysLockedDown(t *testing.T) {
 		if _, err := s.m.CopyObject(s.h, keys[0], []*p11.Attribute{p11.NewAttribute(p11.CKA_ID, []byte("copy"))}); err == nil {
 			t.Errorf("%s copied under another id", name)
 		}
+	}
+}
+
+// TestLooseAuditKey: an audit key found in the token (one an earlier
+// version made) tells what it allows beyond signing, which the server
+// warns of; one the store made, or finds again, allows nothing more.
+func TestLooseAuditKey(t *testing.T) {
+	_, store, _, _, s := newTokenCA(t)
+	loose := func(label string, create bool) []string {
+		t.Helper()
+		key, err := store.Ed25519(label, create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key.(interface{ Loose() []string }).Loose()
+	}
+	if got := loose("made", true); got != nil {
+		t.Errorf("a key made: %v", got)
+	}
+	if got := loose("made", false); got != nil {
+		t.Errorf("a key made, found again: %v", got)
+	}
+	s.edPair(t, "old")
+	if got := loose("old", false); !slices.Equal(got, []string{"modifiable", "decrypt", "unwrap"}) {
+		t.Errorf("a key of the token's default attributes: %v, want modifiable, decrypt, unwrap (SoftHSM2's defaults)", got)
+	}
+	for _, o := range s.objects(t, []byte("old"), p11.CKO_PRIVATE_KEY) {
+		if err := s.m.SetAttributeValue(s.h, o, []*p11.Attribute{p11.NewAttribute(p11.CKA_DERIVE, true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := loose("old", false); !slices.Equal(got, []string{"modifiable", "derive", "decrypt", "unwrap"}) {
+		t.Errorf("a key given CKA_DERIVE: %v, want modifiable, derive, decrypt, unwrap", got)
 	}
 }
 
