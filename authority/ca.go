@@ -3,9 +3,7 @@ package authority
 import (
 	"context"
 	"crypto"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -402,9 +400,19 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 	if err := s.authorize(ctx, c, nil, "*", nil); err != nil {
 		return nil, err
 	}
-	after, err := decodeCursor(in.NextToken)
-	if err != nil {
-		return nil, err
+	// A list of CAs is the caller's account's, or those shared with it.
+	owner := openpca.ResourceOwnerSelf // AWS's default
+	if in.ResourceOwner == openpca.ResourceOwnerOtherAccounts {
+		owner = in.ResourceOwner
+	}
+	listOf := "ListCertificateAuthorities/" + c.AccountID + "/" + string(owner)
+	var after openpca.CACursor
+	if in.NextToken != "" {
+		var place cursorToken
+		if !decodeNextToken(in.NextToken, listOf, &place) || place.ID == "" {
+			return nil, openpca.Errorf(openpca.CodeInvalidNextToken, "The NextToken is not one this server returned for this list.")
+		}
+		after = openpca.CACursor{CreatedAt: time.UnixMicro(place.CreatedAt), ID: place.ID}
 	}
 	out := &openpca.ListCertificateAuthoritiesResponse{CertificateAuthorities: []openpca.CertificateAuthority{}}
 	// AWS returns at most 100 CAs a page, whatever MaxResults says (up to
@@ -438,7 +446,7 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 			}
 			// A CA to list past a full page: there is a next one.
 			if len(out.CertificateAuthorities) == limit {
-				out.NextToken = encodeCursor(openpca.CACursor{CreatedAt: last.CreatedAt, ID: last.ID})
+				out.NextToken = encodeNextToken(listOf, cursorToken{last.CreatedAt.UnixMicro(), last.ID})
 				return out, nil
 			}
 			out.CertificateAuthorities = append(out.CertificateAuthorities, *ca.Describe(now))
@@ -450,28 +458,8 @@ func (s *Service) ListCertificateAuthorities(ctx context.Context, in *openpca.Li
 	}
 }
 
-// cursorToken is the content of a NextToken.
+// cursorToken is the place of a page of CAs, in a NextToken.
 type cursorToken struct {
 	CreatedAt int64  `json:"t"`
 	ID        string `json:"i"`
-}
-
-func encodeCursor(c openpca.CACursor) string {
-	b, _ := json.Marshal(cursorToken{c.CreatedAt.UnixMicro(), c.ID})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(token string) (openpca.CACursor, error) {
-	if token == "" {
-		return openpca.CACursor{}, nil
-	}
-	var c cursorToken
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || c.ID == "" {
-		return openpca.CACursor{}, openpca.Errorf(openpca.CodeInvalidNextToken, "The NextToken is not one this server returned.")
-	}
-	return openpca.CACursor{CreatedAt: time.UnixMicro(c.CreatedAt), ID: c.ID}, nil
 }

@@ -596,50 +596,73 @@ func TestPurgeAfterRestorationPeriod(t *testing.T) {
 	}
 }
 
-// TestListTagsRefusesForeignNextToken: a NextToken that another list
-// operation returned (ListCertificateAuthorities, ListPermissions) is not
-// one of ListTags: it is refused, as a tampered one is, instead of being
-// read as a tag key to list after, which gave a 200 with an empty page
-// (or a page that skips tags) and no NextToken, so that a paginator ended
-// silently with tags left unlisted.
-func TestListTagsRefusesForeignNextToken(t *testing.T) {
+// TestNextTokenOfAnotherList: a NextToken is refused by any list but the
+// one it pages, as AWS refuses a token of another request: another
+// operation's (read as a tag key to list after, one gave a 200 with an
+// empty page and no NextToken, so that a paginator ended silently with
+// tags left unlisted), another CA's, another account's, the other
+// ResourceOwner's. A list's own tokens page through it.
+func TestNextTokenOfAnotherList(t *testing.T) {
 	env := testenv.Start(t)
 	arn := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Foreign tokens")
-	env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Another")
+	another := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Another")
 	var tags []types.Tag
 	for i := range 3 {
 		tags = append(tags, types.Tag{Key: aws.String(fmt.Sprintf("k%d", i)), Value: aws.String("v")})
 	}
-	if _, err := env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &arn, Tags: tags}); err != nil {
-		t.Fatal(err)
+	for _, ca := range []string{arn, another} {
+		if _, err := env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &ca, Tags: tags}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	b, _ := env.NewAccount(t, "222233334444")
 	cas, err := env.Client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{MaxResults: aws.Int32(1)})
 	if err != nil || cas.NextToken == nil {
 		t.Fatalf("ListCertificateAuthorities: %v, next token %v", err, cas)
 	}
-	if _, err := env.Client.CreatePermission(ctx, &acmpca.CreatePermissionInput{CertificateAuthorityArn: &arn, Principal: aws.String("acm.amazonaws.com"),
-		Actions: []types.ActionType{types.ActionTypeIssueCertificate}}); err != nil {
-		t.Fatal(err)
+	tagged, err := env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: &arn, MaxResults: aws.Int32(1)})
+	if err != nil || tagged.NextToken == nil {
+		t.Fatalf("ListTags: %v, next token %v", err, tagged)
 	}
-	// Only one principal can be given permissions: a permission token is
-	// had by asking for one a page of a CA that has one, and another
-	// source account's is not possible; the token is what the server
-	// makes of the page's last permission.
-	perms, err := env.Client.ListPermissions(ctx, &acmpca.ListPermissionsInput{CertificateAuthorityArn: &arn, MaxResults: aws.Int32(1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	foreign := map[string]string{"ListCertificateAuthorities": *cas.NextToken}
-	if perms.NextToken != nil {
-		foreign["ListPermissions"] = *perms.NextToken
-	}
-	for from, token := range foreign {
-		out, err := env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: &arn, NextToken: aws.String(token)})
-		if err == nil {
-			t.Errorf("ListTags with a NextToken of %s: %d tags, next token %v; want an error", from, len(out.Tags), out.NextToken)
-			continue
+	listTags := func(ca string) func(*string) error {
+		return func(token *string) error {
+			_, err := env.Client.ListTags(ctx, &acmpca.ListTagsInput{CertificateAuthorityArn: &ca, NextToken: token})
+			return err
 		}
-		testenv.WantError(t, err, "ValidationException")
+	}
+	listPermissions := func(token *string) error {
+		_, err := env.Client.ListPermissions(ctx, &acmpca.ListPermissionsInput{CertificateAuthorityArn: &arn, NextToken: token})
+		return err
+	}
+	listCAs := func(client *acmpca.Client, owner types.ResourceOwner) func(*string) error {
+		return func(token *string) error {
+			_, err := client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{NextToken: token, ResourceOwner: owner})
+			return err
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		token *string
+		call  func(token *string) error
+		want  string // the model gives ListTags no InvalidNextTokenException
+	}{
+		{"another CA's tags, a token of ListTags", tagged.NextToken, listTags(another), "ValidationException"},
+		{"the CA's permissions, a token of ListTags", tagged.NextToken, listPermissions, "InvalidNextTokenException"},
+		{"the account's CAs, a token of ListTags", tagged.NextToken, listCAs(env.Client, ""), "InvalidNextTokenException"},
+		{"the CA's tags, a token of the account's CAs", cas.NextToken, listTags(arn), "ValidationException"},
+		{"the CA's permissions, a token of the account's CAs", cas.NextToken, listPermissions, "InvalidNextTokenException"},
+		{"another account's CAs, a token of the account's", cas.NextToken, listCAs(b, ""), "InvalidNextTokenException"},
+		{"the CAs shared with the account, a token of its own", cas.NextToken, listCAs(env.Client, types.ResourceOwnerOtherAccounts), "InvalidNextTokenException"},
+	} {
+		if err := tc.call(tc.token); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		} else {
+			testenv.WantError(t, err, tc.want)
+		}
+	}
+	// SELF, named, is the default's list.
+	if err := listCAs(env.Client, types.ResourceOwnerSelf)(cas.NextToken); err != nil {
+		t.Errorf("ResourceOwner SELF with the default's NextToken: %v", err)
 	}
 	// Its own tokens still page through every tag.
 	var got int

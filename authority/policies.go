@@ -3,7 +3,6 @@ package authority
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -322,14 +321,8 @@ func (s *Service) ListPermissions(ctx context.Context, in *openpca.ListPermissio
 		return nil, err
 	}
 	var after openpca.PermissionCursor
-	if in.NextToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(in.NextToken)
-		if err == nil {
-			err = json.Unmarshal(b, &after)
-		}
-		if err != nil || after.Principal == "" {
-			return nil, openpca.Errorf(openpca.CodeInvalidNextToken, "The NextToken is not one this server returned.")
-		}
+	if in.NextToken != "" && (!decodeNextToken(in.NextToken, "ListPermissions/"+ca.ID, &after) || after.Principal == "") {
+		return nil, openpca.Errorf(openpca.CodeInvalidNextToken, "The NextToken is not one this server returned for this list.")
 	}
 	limit := int(in.MaxResults)
 	if limit <= 0 || limit > MaxPermissionsPerPage {
@@ -343,8 +336,7 @@ func (s *Service) ListPermissions(ctx context.Context, in *openpca.ListPermissio
 	if len(list) > limit {
 		list = list[:limit]
 		last := list[limit-1]
-		b, _ := json.Marshal(openpca.PermissionCursor{Principal: last.Principal, SourceAccount: last.SourceAccount})
-		out.NextToken = base64.RawURLEncoding.EncodeToString(b)
+		out.NextToken = encodeNextToken("ListPermissions/"+ca.ID, openpca.PermissionCursor{Principal: last.Principal, SourceAccount: last.SourceAccount})
 	}
 	for _, p := range list {
 		out.Permissions = append(out.Permissions, openpca.Permission{

@@ -2,20 +2,12 @@ package authority
 
 import (
 	"context"
-	"encoding/base64"
-	"regexp"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/policy"
 )
-
-// tagKeyPattern is the model's pattern of a TagKey, which the wire layer
-// checks keys a request sets against: a ListTags token's key is this
-// package's own to check.
-var tagKeyPattern = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$`)
 
 // MaxTags is how many tags a CA may carry.
 const MaxTags = 50
@@ -126,17 +118,12 @@ func (s *Service) ListTags(ctx context.Context, in *openpca.ListTagsRequest) (*o
 	tags := append([]openpca.Tag(nil), ca.Tags...)
 	sort.Slice(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
 	if in.NextToken != "" {
-		// A token is the last key of the page before; one that decodes to
-		// no key (a corrupted or another list's) would give an empty page.
-		// A key is one the model's pattern allows: a token of another
-		// list (ListCertificateAuthorities', ListPermissions', JSON)
-		// decodes to text that no tag key is, and is refused too.
-		after, err := base64.RawURLEncoding.DecodeString(in.NextToken)
-		if err != nil || len(after) == 0 || utf8.RuneCount(after) > 128 || !utf8.Valid(after) || !tagKeyPattern.Match(after) {
+		var after string
+		if !decodeNextToken(in.NextToken, "ListTags/"+ca.ID, &after) || after == "" {
 			// The model gives ListTags no InvalidNextTokenException.
-			return nil, openpca.Errorf(openpca.CodeValidation, "The NextToken is not one this server returned.")
+			return nil, openpca.Errorf(openpca.CodeValidation, "The NextToken is not one this server returned for this list.")
 		}
-		i := sort.Search(len(tags), func(i int) bool { return tags[i].Key > string(after) })
+		i := sort.Search(len(tags), func(i int) bool { return tags[i].Key > after })
 		tags = tags[i:]
 	}
 	limit := int(in.MaxResults)
@@ -146,7 +133,7 @@ func (s *Service) ListTags(ctx context.Context, in *openpca.ListTagsRequest) (*o
 	out := &openpca.ListTagsResponse{Tags: tags}
 	if len(tags) > limit {
 		out.Tags = tags[:limit]
-		out.NextToken = base64.RawURLEncoding.EncodeToString([]byte(tags[limit-1].Key))
+		out.NextToken = encodeNextToken("ListTags/"+ca.ID, tags[limit-1].Key)
 	}
 	if out.Tags == nil {
 		out.Tags = []openpca.Tag{}
