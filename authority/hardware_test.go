@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +114,17 @@ func TestKeyAlgorithmsInHardware(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keysUnavailable reads openpca_ca_keys_unavailable_total of store.
+func keysUnavailable(t *testing.T, env *testenv.Env, store string) int {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^openpca_ca_keys_unavailable_total\{key_store="` + store + `"\} (\d+)$`).FindStringSubmatch(metrics(t, env.URL))
+	if m == nil {
+		t.Fatalf("no openpca_ca_keys_unavailable_total of the %s store", store)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }
 
 func metrics(t *testing.T, url string) string {
@@ -644,8 +658,16 @@ func TestKeyStoreOutage(t *testing.T) {
 				}
 			}
 			waitFor("issuance", func() bool { return successes >= 20 })
+			if n := keysUnavailable(t, env, name); n != 0 {
+				t.Errorf("%d CA keys counted unavailable before the store went away", n)
+			}
 			kill()
 			waitFor("failures", func() bool { return failures >= 20 })
+			// The CA's key, open since before, failed to sign: the
+			// operator's alarm.
+			if n := keysUnavailable(t, env, name); n == 0 {
+				t.Error("no CA key counted unavailable while the store was away")
+			}
 			revive()
 			resumed := 0
 			waitFor("issuance to resume", func() bool {
@@ -1058,21 +1080,32 @@ func TestHungToken(t *testing.T) {
 	caller := openpca.WithCaller(t.Context(), openpca.Caller{AccountID: strings.Split(caARN, ":")[4], Principal: testenv.AccessKeyID})
 	release := h.Hang(t)
 	answered := make(chan error)
-	ask := func(operation string, call func(context.Context) error) {
+	// A request ends at its deadline, or, before it, cancelled: with no
+	// cause (its client gone), or with one (a round of work's lease
+	// lost).
+	ask := func(operation string, cancelled error, call func(context.Context) error) {
 		go func() {
 			ctx, cancel := context.WithTimeout(openpca.WithOperation(caller, operation), 2*time.Second)
 			defer cancel()
+			if cancelled != nil {
+				var cancelCause context.CancelCauseFunc
+				ctx, cancelCause = context.WithCancelCause(ctx)
+				time.AfterFunc(time.Second, func() { cancelCause(cancelled) })
+			}
 			answered <- call(ctx)
 		}()
 	}
-	for range 3 {
-		ask("IssueCertificate", func(ctx context.Context) error {
-			_, err := env.Service().IssueCertificate(ctx, &openpca.IssueCertificateRequest{CertificateAuthorityArn: caARN, Csr: leaf.CSRPEM,
-				SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa, Validity: &openpca.Validity{Type: openpca.ValidityPeriodTypeDays, Value: 1}})
-			return err
-		})
+	issue := func(ctx context.Context) error {
+		_, err := env.Service().IssueCertificate(ctx, &openpca.IssueCertificateRequest{CertificateAuthorityArn: caARN, Csr: leaf.CSRPEM,
+			SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa, Validity: &openpca.Validity{Type: openpca.ValidityPeriodTypeDays, Value: 1}})
+		return err
 	}
-	ask("CreateCertificateAuthority", func(ctx context.Context) error {
+	for range 3 {
+		ask("IssueCertificate", nil, issue)
+	}
+	ask("IssueCertificate", context.Canceled, issue)
+	ask("IssueCertificate", errors.New("the lease was lost"), issue)
+	ask("CreateCertificateAuthority", nil, func(ctx context.Context) error {
 		_, err := env.Service().CreateCertificateAuthority(ctx, &openpca.CreateCertificateAuthorityRequest{CertificateAuthorityType: openpca.CertificateAuthorityTypeRoot,
 			CertificateAuthorityConfiguration: &openpca.CertificateAuthorityConfiguration{KeyAlgorithm: openpca.KeyAlgorithmEcPrime256v1,
 				SigningAlgorithm: openpca.SigningAlgorithmSha256withecdsa, Subject: &openpca.ASN1Subject{CommonName: "Made While Hung"}}})
@@ -1080,7 +1113,7 @@ func TestHungToken(t *testing.T) {
 	})
 	// Within a minute, a hang's bound: the answer is due at the
 	// requests' 2 s deadline.
-	for range 4 {
+	for range 6 {
 		select {
 		case err := <-answered:
 			if openpca.ErrorCode(err) != openpca.CodeServiceUnavailable {
@@ -1089,6 +1122,12 @@ func TestHungToken(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatal("a request still waits for the hung token a minute past its deadline")
 		}
+	}
+	// The issuances' signings, past their deadline or their lease,
+	// count; that of a client gone does not, and the creation opens no
+	// key.
+	if n := keysUnavailable(t, env, pkcs11.Name); n != 4 {
+		t.Errorf("%d CA keys counted unavailable while the token hung, want 4", n)
 	}
 	stopped := make(chan struct{})
 	go func() {

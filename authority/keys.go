@@ -51,7 +51,8 @@ type Keys struct {
 	// calls are the slots of the calls into each token or KMS store in
 	// flight (inTime), by the store's name.
 	calls map[string]chan struct{}
-	// unavailable is told the store of each CA key Signer could not open.
+	// unavailable is told the store of each CA key that could not be
+	// opened, or sign (NewKeys).
 	unavailable func(store string)
 }
 
@@ -82,10 +83,11 @@ const KeyCacheSize = 1024
 // NewKeys returns Keys over stores, the first of which keeps the keys of
 // new CAs by default; logger says which store signed wrongly
 // (wrongSignature). unavailable, if set, is told the store of each CA key
-// that could not be opened, which the request gets as a 503 (a store
-// away, a key sealed with a master key this server lacks, another key
-// under the CA's handle): the operator's alarm, since clients retry
-// elsewhere and the server logs each at WARN alone.
+// that could not be opened, or, kept open, sign, which the request gets
+// as a 503 (a store away or too slow, a key sealed with a master key this
+// server lacks, another key under the CA's handle): the operator's
+// alarm, since clients retry elsewhere and the server logs each at WARN
+// alone.
 func NewKeys(stores []KeyStore, logger *slog.Logger, unavailable func(store string)) *Keys {
 	signers, _ := lru.New[string, crypto.Signer](KeyCacheSize)
 	issuers, _ := lru.New[string, *issuer](KeyCacheSize)
@@ -176,12 +178,18 @@ func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error
 		return bind(ctx, key), nil
 	}
 	key, err := k.open(ctx, ca)
-	// A store that hangs past the request's deadline counts; a request
-	// its client gave up does not.
-	if openpca.ErrorCode(err) == openpca.CodeServiceUnavailable && !errors.Is(ctx.Err(), context.Canceled) {
-		k.unavailable(ca.KeyStore)
-	}
+	countUnavailable(ctx, err, ca.KeyStore, k.unavailable)
 	return key, err
+}
+
+// countUnavailable tells unavailable of store if err, of a call made
+// within ctx with a key of the store, is a 503: a store that hangs past
+// the call's deadline, or a round of work's lease, counts; a request whose
+// client gave up does not.
+func countUnavailable(ctx context.Context, err error, store string, unavailable func(string)) {
+	if openpca.ErrorCode(err) == openpca.CodeServiceUnavailable && !errors.Is(context.Cause(ctx), context.Canceled) {
+		unavailable(store)
+	}
 }
 
 // open opens ca's key from its store, for Signer.
@@ -211,7 +219,7 @@ func (k *Keys) fromStore(ks KeyStore, ca *openpca.CA, key crypto.Signer) crypto.
 	if !ks.Hardware() {
 		return key
 	}
-	return &storeSigner{Signer: key, logger: k.logger, ca: ca.ARN, store: ks.Name(), handle: string(ca.KeyHandle), calls: k.calls[ks.Name()]}
+	return &storeSigner{Signer: key, logger: k.logger, ca: ca.ARN, store: ks.Name(), handle: string(ca.KeyHandle), calls: k.calls[ks.Name()], unavailable: k.unavailable}
 }
 
 // bind returns key, as Keys keeps it, to sign within ctx: a key in a
@@ -229,6 +237,9 @@ type storeSigner struct {
 	logger            *slog.Logger
 	ca, store, handle string
 	calls             chan struct{} // the store's (Keys.calls)
+	// unavailable is Keys.unavailable: a key kept open fails once its
+	// store goes away, which is when the operator's alarm matters most.
+	unavailable func(store string)
 }
 
 func (c *storeSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
@@ -253,6 +264,7 @@ func (b *boundSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts
 	if err == nil {
 		b.digest, b.last, b.opts = bytes.Clone(digest), sig, opts
 	}
+	countUnavailable(b.ctx, err, b.store, b.unavailable)
 	return sig, err
 }
 
