@@ -63,16 +63,17 @@ func OmitDistributionPoint(cfg *openpca.CrlConfiguration) bool {
 	return o != nil && o.OmitExtension != nil && *o.OmitExtension
 }
 
+// signTimeout bounds the opening of a CA's key and the CRL's signature,
+// made by a token or KMS: a signature there takes milliseconds, and a
+// minute is a store that hangs.
+const signTimeout = time.Minute
+
 // sign signs CRL number job.Number+1 of a CA at now, and returns it, its
 // nextUpdate and how many certificates it lists. A revoked certificate is
 // listed until it expires, and in one more CRL after: those that expired
 // after the last CRL are still listed.
 func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlConfiguration, job *openpca.CRLJob, now time.Time) ([]byte, time.Time, int, error) {
 	issuer, err := p.cfg.Keys.Certificate(ca)
-	if err != nil {
-		return nil, time.Time{}, 0, err
-	}
-	signer, err := p.cfg.Keys.Signer(ctx, ca)
 	if err != nil {
 		return nil, time.Time{}, 0, err
 	}
@@ -111,6 +112,16 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 			return nil, time.Time{}, 0, err
 		}
 		list.ExtraExtensions = append(list.ExtraExtensions, idp)
+	}
+	// A token or KMS that hangs must not hold the CA's CRL for good: the
+	// round's lease is renewed while it waits, so no other server would
+	// take the CRL over. Bounded once the list is read, the wait is the
+	// key store's alone.
+	kctx, cancel := context.WithTimeout(ctx, p.signTimeout)
+	defer cancel()
+	signer, err := p.cfg.Keys.Signer(kctx, ca)
+	if err != nil {
+		return nil, time.Time{}, 0, err
 	}
 	der, err := pki.CreateRevocationList(list, &revoked, issuer, signer)
 	if err != nil {

@@ -118,10 +118,11 @@ type Publisher struct {
 	// those that must wait: their CRLs' pauses, added up.
 	accounts map[string]time.Time
 
-	// writeTimeout and readTimeout bound a CRL's write and a read-back's
-	// read: the constants, but in tests.
-	writeTimeout, readTimeout time.Duration
-	readBack                  readBackState
+	// writeTimeout, readTimeout and signTimeout bound a CRL's write, a
+	// read-back's read, and the opening of the CA's key and its
+	// signature: the constants, but in tests.
+	writeTimeout, readTimeout, signTimeout time.Duration
+	readBack                               readBackState
 
 	metrics *metrics
 }
@@ -142,7 +143,7 @@ func newPublisher(cfg Config) *Publisher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Publisher{cfg: cfg, pause: pause, accounts: map[string]time.Time{}, writeTimeout: writeTimeout, readTimeout: readTimeout,
+	return &Publisher{cfg: cfg, pause: pause, accounts: map[string]time.Time{}, writeTimeout: writeTimeout, readTimeout: readTimeout, signTimeout: signTimeout,
 		readBack: readBackState{written: map[string]*written{}}, metrics: newMetrics(cfg.Store, cfg.Now, cfg.Logger)}
 }
 

@@ -3,6 +3,7 @@ package crl
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -169,30 +170,65 @@ func (hung) Put(ctx context.Context, _ openpca.Object, _ io.Reader) error {
 	return ctx.Err()
 }
 
-// TestWriteTimeout: a bucket that does not answer fails the CRL's write in
-// its time, not the S3 client's, and the CRL is let go, for any server to
-// take after the retry's wait.
-func TestWriteTimeout(t *testing.T) {
-	ctx := t.Context()
-	db, objects, _ := newCRLStores(t, "crls")
-	now := time.Now().UTC().Truncate(time.Second)
-	_, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
-	var logs bytes.Buffer
-	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: hung{objects}, Keys: caKey{key, cert}, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }})
-	p.writeTimeout = 50 * time.Millisecond
-	job, err := db.ClaimCRL(ctx, "a", now, Lease)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The job's context ends only as a job's does, cancelled.
-	jctx, cancel := context.WithCancel(ctx)
-	defer time.AfterFunc(10*time.Second, cancel).Stop()
-	queue{p}.Do(jctx, job, "a")
-	if !strings.Contains(logs.String(), "publishing a CRL") || !strings.Contains(logs.String(), context.DeadlineExceeded.Error()) {
-		t.Fatalf("a write to a bucket that does not answer:\n%s", logs.String())
-	}
-	if _, err := db.ClaimCRL(ctx, "b", now.Add(Retry), Lease); err != nil {
-		t.Errorf("the CRL is not let go after a write that failed: %v", err)
+// hungKey is a CA key in a token that hangs: its signer, as the
+// service's Keys bind it to the context it was had with, answers once
+// that context ends, unavailable, and not before.
+type hungKey struct{ caKey }
+
+func (k hungKey) Signer(ctx context.Context, _ *openpca.CA) (crypto.Signer, error) {
+	return hungSigner{k.key, ctx}, nil
+}
+
+type hungSigner struct {
+	crypto.Signer
+	ctx context.Context
+}
+
+func (s hungSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	<-s.ctx.Done()
+	return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The key store did not answer in time (%v).", context.Cause(s.ctx))
+}
+
+// TestTimeouts: a bucket that does not answer fails the CRL's write in
+// its time, not the S3 client's, and a CA key whose store hangs fails the
+// CRL in its time; the CRL's round would otherwise renew its lease for
+// good. The CRL is let go, for any server to take after the retry's
+// wait.
+func TestTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hang func(objects *localfs.Store, key caKey) (openpca.ObjectStore, Keys)
+		set  func(p *Publisher)
+	}{
+		{"write", func(objects *localfs.Store, key caKey) (openpca.ObjectStore, Keys) { return hung{objects}, key },
+			func(p *Publisher) { p.writeTimeout = 50 * time.Millisecond }},
+		{"signature", func(objects *localfs.Store, key caKey) (openpca.ObjectStore, Keys) { return objects, hungKey{key} },
+			func(p *Publisher) { p.signTimeout = 50 * time.Millisecond }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, objects, _ := newCRLStores(t, "crls")
+			now := time.Now().UTC().Truncate(time.Second)
+			_, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
+			var logs bytes.Buffer
+			store, keys := tc.hang(objects, caKey{key, cert})
+			p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: store, Keys: keys, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }})
+			tc.set(p)
+			job, err := db.ClaimCRL(ctx, "a", now, Lease)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The job's context ends only as a job's does, cancelled.
+			jctx, cancel := context.WithCancel(ctx)
+			defer time.AfterFunc(10*time.Second, cancel).Stop()
+			queue{p}.Do(jctx, job, "a")
+			if !strings.Contains(logs.String(), "publishing a CRL") || !strings.Contains(logs.String(), context.DeadlineExceeded.Error()) {
+				t.Fatalf("a CRL whose %s hangs:\n%s", tc.name, logs.String())
+			}
+			if _, err := db.ClaimCRL(ctx, "b", now.Add(Retry), Lease); err != nil {
+				t.Errorf("the CRL is not let go after a %s that failed: %v", tc.name, err)
+			}
+		})
 	}
 }
 
