@@ -128,7 +128,8 @@ func (a *App) auditKeys() auditlog.Keys {
 
 // looseWarning is a token whose Ed25519 keys found in it (not made) are
 // logged at WARN if a holder of its PIN may do more with them than sign:
-// an audit key made before the store locked its attributes.
+// an audit key made before the store locked its attributes, or put under
+// its label by hand.
 type looseWarning struct {
 	*pkcs11.Store
 	a *App
@@ -137,8 +138,9 @@ type looseWarning struct {
 func (t looseWarning) Ed25519(label string, create bool) (crypto.Signer, error) {
 	key, err := t.Store.Ed25519(label, create)
 	if l, ok := key.(interface{ Loose() []string }); ok && err == nil && len(l.Loose()) > 0 {
-		t.a.logger.Warn("the audit log's key in the token was made before the server locked its attributes: a holder of the token's PIN may give it uses "+
-			"beyond signing checkpoints, or copy it under another label (never out of the token)", "label", label, "allows", strings.Join(l.Loose(), ", "))
+		t.a.logger.Warn("the audit log's key in the token allows more than signing checkpoints (made by an earlier version, or not by a server): a holder of "+
+			"the token's PIN may give it other uses or copy it under another label, and read it out if it is extractable or not sensitive",
+			"label", label, "allows", strings.Join(l.Loose(), ", "))
 	}
 	return key, err
 }

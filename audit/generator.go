@@ -516,7 +516,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport, again 
 	if err = grp.Wait(); err != nil {
 		return rows, nil, err
 	}
-	return rows, &generation{objectSums{report.sum.Sum64(), proof.sum.Sum64()}, witnessed, notWitnessed}, nil
+	return rows, &generation{objectSums{report.objectSum(), proof.objectSum()}, witnessed, notWitnessed}, nil
 }
 
 // chunk is a run of a report's log entries, from to to-1, and once a
@@ -692,6 +692,7 @@ func checkRevocation(problem func(string, ...any) error, row *openpca.RevokedCer
 type object struct {
 	w      *io.PipeWriter
 	sum    *maphash.Hash
+	size   int64
 	closed chan struct{} // once its bytes are all written
 }
 
@@ -724,9 +725,13 @@ func (g *Generator) pipe(ctx context.Context, grp *errgroup.Group, obj openpca.O
 
 func (o *object) write(b []byte) error {
 	o.sum.Write(b)
+	o.size += int64(len(b))
 	_, err := o.w.Write(b)
 	return err
 }
+
+// objectSum is the object's hash and size, once it is written.
+func (o *object) objectSum() objectSum { return objectSum{o.sum.Sum64(), o.size} }
 
 // close ends the object's bytes.
 func (o *object) close() error {

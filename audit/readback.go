@@ -49,7 +49,14 @@ const (
 // them): a seeded hash of the process (maphash), four times as fast as
 // SHA-256 here, so that the report, which hashes as it writes, is not
 // slowed by half a second at a million certificates.
-type objectSums struct{ report, proof uint64 }
+type objectSums struct{ report, proof objectSum }
+
+// objectSum is an object's hash, and its size, past which a read back
+// stops: the object may be anyone's who can write to the bucket.
+type objectSum struct {
+	sum  uint64
+	size int64
+}
 
 // generation is what a generation of a report wrote: its objects'
 // hashes, and the witnesses' checkpoint it took, or why it went without.
@@ -185,9 +192,9 @@ func (g *Generator) rewrite(ctx context.Context, w *written) (*generation, error
 func (g *Generator) readSame(ctx context.Context, w *written) (bool, error) {
 	for _, o := range []struct {
 		key string
-		sum uint64
+		objectSum
 	}{{w.report.Key, w.gen.sums.report}, {w.report.Key + auditlog.ProofSuffix, w.gen.sums.proof}} {
-		sum, err := g.readSum(ctx, w.report.Bucket, o.key)
+		sum, err := g.readSum(ctx, w.report.Bucket, o.key, o.size)
 		if err != nil || sum != o.sum {
 			return false, err
 		}
@@ -195,9 +202,10 @@ func (g *Generator) readSame(ctx context.Context, w *written) (bool, error) {
 	return true, nil
 }
 
-// readSum returns the hash (objectSums) of an object, read with no more
-// than readIdle between two bytes.
-func (g *Generator) readSum(ctx context.Context, bucket, key string) (uint64, error) {
+// readSum returns the hash (objectSums) of an object, of its first size
+// bytes and one more (which tells a longer object), read with no more than
+// readIdle between two bytes.
+func (g *Generator) readSum(ctx context.Context, bucket, key string, size int64) (uint64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	idle := time.AfterFunc(readIdle, cancel)
@@ -208,7 +216,7 @@ func (g *Generator) readSum(ctx context.Context, bucket, key string) (uint64, er
 	}
 	defer r.Close()
 	h := g.newHash()
-	if _, err := io.Copy(h, &idleread.Reader{R: r, Idle: idle, D: readIdle}); err != nil {
+	if _, err := io.Copy(h, io.LimitReader(&idleread.Reader{R: r, Idle: idle, D: readIdle}, size+1)); err != nil {
 		return 0, err
 	}
 	return h.Sum64(), nil

@@ -256,9 +256,10 @@ func (k *edKey) find() (pub, priv p11.ObjectHandle, err error) {
 
 // Loose names the attributes of the key, if it was found in the token
 // rather than made, that let a holder of the token's PIN do more with it
-// than sign ("modifiable", "derive", "decrypt", "unwrap"): a key made
-// before the store locked them (as generate does) may be given other uses
-// or copied under another label.
+// than sign ("extractable", "not sensitive", "modifiable", "derive",
+// "decrypt", "unwrap"): a key made before the store locked the last four
+// (as generate does) may be given other uses or copied under another
+// label; one the store did not make may be read out of the token.
 func (k *edKey) Loose() []string { return k.loose }
 
 // looseAttributes reads what Loose reports of the private key. It tells;
@@ -267,15 +268,19 @@ func (k *edKey) Loose() []string { return k.loose }
 // audit key from signing.
 func (k *edKey) looseAttributes() []string {
 	names := []struct {
-		attr uint
-		name string
-	}{{p11.CKA_MODIFIABLE, "modifiable"}, {p11.CKA_DERIVE, "derive"}, {p11.CKA_DECRYPT, "decrypt"}, {p11.CKA_UNWRAP, "unwrap"}}
+		attr  uint
+		loose bool // the value that allows more
+		name  string
+	}{
+		{p11.CKA_EXTRACTABLE, true, "extractable"}, {p11.CKA_SENSITIVE, false, "not sensitive"},
+		{p11.CKA_MODIFIABLE, true, "modifiable"}, {p11.CKA_DERIVE, true, "derive"}, {p11.CKA_DECRYPT, true, "decrypt"}, {p11.CKA_UNWRAP, true, "unwrap"},
+	}
 	var loose []string
 	for _, n := range names {
 		// One at a time: a token refuses a template whole for one it
 		// will not read.
 		attrs, err := k.ctx.GetAttributeValue(k.session, k.priv, []*p11.Attribute{p11.NewAttribute(n.attr, nil)})
-		if err == nil && len(attrs) == 1 && len(attrs[0].Value) == 1 && attrs[0].Value[0] != 0 {
+		if err == nil && len(attrs) == 1 && len(attrs[0].Value) == 1 && (attrs[0].Value[0] != 0) == n.loose {
 			loose = append(loose, n.name)
 		}
 	}

@@ -618,16 +618,16 @@ func TestLooseAuditKey(t *testing.T) {
 		t.Errorf("a key made, found again: %v", got)
 	}
 	s.edPair(t, "old")
-	if got := loose("old", false); !slices.Equal(got, []string{"modifiable", "decrypt", "unwrap"}) {
-		t.Errorf("a key of the token's default attributes: %v, want modifiable, decrypt, unwrap (SoftHSM2's defaults)", got)
+	if got := loose("old", false); !slices.Equal(got, []string{"not sensitive", "modifiable", "decrypt", "unwrap"}) {
+		t.Errorf("a key of the token's default attributes: %v, want not sensitive, modifiable, decrypt, unwrap (SoftHSM2's defaults)", got)
 	}
 	for _, o := range s.objects(t, []byte("old"), p11.CKO_PRIVATE_KEY) {
 		if err := s.m.SetAttributeValue(s.h, o, []*p11.Attribute{p11.NewAttribute(p11.CKA_DERIVE, true)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := loose("old", false); !slices.Equal(got, []string{"modifiable", "derive", "decrypt", "unwrap"}) {
-		t.Errorf("a key given CKA_DERIVE: %v, want modifiable, derive, decrypt, unwrap", got)
+	if got := loose("old", false); !slices.Equal(got, []string{"not sensitive", "modifiable", "derive", "decrypt", "unwrap"}) {
+		t.Errorf("a key given CKA_DERIVE: %v, want not sensitive, modifiable, derive, decrypt, unwrap", got)
 	}
 }
 
