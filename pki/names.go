@@ -238,13 +238,26 @@ func CheckKeyUsage(alg openpca.KeyAlgorithm, ext pkix.Extension) error {
 	if err != nil {
 		return err
 	}
+	signs := false
 	for i := range bits.BitLength {
 		if name, ok := mldsaForbiddenUsages[i]; ok && bits.At(i) == 1 {
 			return fmt.Errorf("KeyUsage %s: an %s key only signs, and RFC 9881 forbids the usage in its certificates", name, alg)
 		}
+		if mldsaSigningUsages[i] && bits.At(i) == 1 {
+			signs = true
+		}
+	}
+	if !signs {
+		return fmt.Errorf("KeyUsage sets none of DigitalSignature, NonRepudiation, KeyCertSign and CRLSign, one of which RFC 9881 requires in a certificate of an %s key", alg)
 	}
 	return nil
 }
+
+// mldsaSigningUsages are the key usages, by bit, of which RFC 9881
+// (section 5) requires at least one in the key usage extension of a
+// certificate of an ML-DSA key: digitalSignature, nonRepudiation,
+// keyCertSign, cRLSign.
+var mldsaSigningUsages = map[int]bool{0: true, 1: true, 5: true, 6: true}
 
 // CheckExtKeyUsage refuses an extended key usage extension's value that
 // is not a SEQUENCE of object identifiers alone: Go's parser takes one
