@@ -2,7 +2,10 @@ package authority_test
 
 import (
 	"bytes"
+	"cmp"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -320,7 +323,9 @@ func ocspStatusNames(s int) string {
 // RFC 9881 forbids (it only signs), asked for through ApiPassthrough
 // (InvalidArgsException), by the CSR of a CSR-passthrough template
 // (MalformedCSRException), or in a CA's CsrExtensions; an EC key's
-// passed-through encipherment is issued, as AWS issues it.
+// passed-through encipherment is issued, as AWS issues it. No key's
+// certificate has a key usage of none of RFC 5280's usages, passed
+// through by the CSR or as a custom extension.
 func TestMLDSAKeyUsage(t *testing.T) {
 	env := testenv.Start(t)
 	root := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Root")
@@ -344,32 +349,40 @@ func TestMLDSAKeyUsage(t *testing.T) {
 		return ext
 	}
 	signs := types.KeyUsage{DigitalSignature: true}
+	none := pkix.Extension{Id: pki.OIDKeyUsage, Critical: true, Value: []byte{3, 1, 0}}
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	noneAsCustom := []types.CustomExtension{{ObjectIdentifier: aws.String("2.5.29.15"), Value: aws.String("AwEA"), Critical: aws.Bool(true)}}
 	for _, tc := range []struct {
 		name     string
 		template string
 		csr      []byte
 		api      *types.KeyUsage
 		code     string // "": issued
+		custom   []types.CustomExtension
+		why      string // what the refusal names, RFC 9881 if ""
 	}{
-		{"API, signing", "BlankEndEntityCertificate_APIPassthrough/V1", csr(mlKey, usage(signs)), &signs, ""},
-		{"API, key encipherment", "BlankEndEntityCertificate_APIPassthrough/V1", csr(mlKey, usage(signs)), &types.KeyUsage{DigitalSignature: true, KeyEncipherment: true}, "InvalidArgsException"},
-		{"API, decipher only", "BlankEndEntityCertificate_APIPassthrough/V1", csr(mlKey, usage(signs)), &types.KeyUsage{KeyAgreement: true, DecipherOnly: true}, "InvalidArgsException"},
-		{"API over the CSR's", "BlankEndEntityCertificate_APICSRPassthrough/V1", csr(mlKey, usage(types.KeyUsage{KeyAgreement: true})), &signs, ""},
-		{"CSR, key agreement", "BlankEndEntityCertificate_CSRPassthrough/V1", csr(mlKey, usage(types.KeyUsage{DigitalSignature: true, KeyAgreement: true})), nil, "MalformedCSRException"},
+		{"CSR, no usage, ML-DSA key", "BlankEndEntityCertificate_CSRPassthrough/V1", csr(mlKey, none), nil, "MalformedCSRException", nil, "RFC 5280"},
+		{"CSR, no usage, EC key", "BlankEndEntityCertificate_CSRPassthrough/V1", csr(ecKey, none), nil, "MalformedCSRException", nil, "RFC 5280"},
+		{"custom extension, no usage", "BlankEndEntityCertificate_APIPassthrough/V1", csr(ecKey, usage(signs)), nil, "InvalidArgsException", noneAsCustom, "RFC 5280"},
+		{"API, signing", "BlankEndEntityCertificate_APIPassthrough/V1", csr(mlKey, usage(signs)), &signs, "", nil, ""},
+		{"API, key encipherment", "BlankEndEntityCertificate_APIPassthrough/V1", csr(mlKey, usage(signs)), &types.KeyUsage{DigitalSignature: true, KeyEncipherment: true}, "InvalidArgsException", nil, ""},
+		{"API, decipher only", "BlankEndEntityCertificate_APIPassthrough/V1", csr(mlKey, usage(signs)), &types.KeyUsage{KeyAgreement: true, DecipherOnly: true}, "InvalidArgsException", nil, ""},
+		{"API over the CSR's", "BlankEndEntityCertificate_APICSRPassthrough/V1", csr(mlKey, usage(types.KeyUsage{KeyAgreement: true})), &signs, "", nil, ""},
+		{"CSR, key agreement", "BlankEndEntityCertificate_CSRPassthrough/V1", csr(mlKey, usage(types.KeyUsage{DigitalSignature: true, KeyAgreement: true})), nil, "MalformedCSRException", nil, ""},
 		{"EC key, key encipherment", "BlankEndEntityCertificate_APIPassthrough/V1", testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ec.example"}}).CSRPEM,
-			&types.KeyUsage{DigitalSignature: true, KeyEncipherment: true}, ""},
-		{"a template's own", "EndEntityCertificate/V1", csr(mlKey, usage(types.KeyUsage{KeyEncipherment: true})), nil, ""},
+			&types.KeyUsage{DigitalSignature: true, KeyEncipherment: true}, "", nil, ""},
+		{"a template's own", "EndEntityCertificate/V1", csr(mlKey, usage(types.KeyUsage{KeyEncipherment: true})), nil, "", nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := &acmpca.IssueCertificateInput{CertificateAuthorityArn: &root, Csr: tc.csr, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
 				TemplateArn: aws.String("arn:aws:acm-pca:::template/" + tc.template), Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}}
-			if tc.api != nil {
-				in.ApiPassthrough = &types.ApiPassthrough{Extensions: &types.Extensions{KeyUsage: tc.api}}
+			if tc.api != nil || tc.custom != nil {
+				in.ApiPassthrough = &types.ApiPassthrough{Extensions: &types.Extensions{KeyUsage: tc.api, CustomExtensions: tc.custom}}
 			}
 			out, err := env.Client.IssueCertificate(ctx, in)
 			if tc.code != "" {
 				testenv.WantError(t, err, tc.code)
-				if !strings.Contains(err.Error(), "RFC 9881") {
+				if !strings.Contains(err.Error(), cmp.Or(tc.why, "RFC 9881")) {
 					t.Errorf("the refusal does not say why: %v", err)
 				}
 				return

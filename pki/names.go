@@ -225,33 +225,42 @@ func KeyUsageExtension(ku *openpca.KeyUsage) (pkix.Extension, error) {
 var mldsaForbiddenUsages = map[int]string{2: "KeyEncipherment", 3: "DataEncipherment", 4: "KeyAgreement", 7: "EncipherOnly", 8: "DecipherOnly"}
 
 // CheckKeyUsage refuses, in ext, the key usage extension of a certificate
-// or CSR of a key of alg, a usage the key cannot have: for an ML-DSA key,
-// one RFC 9881 forbids, which relying parties that follow it refuse. (For
+// or CSR of a key of alg that sets none of the nine usages RFC 5280
+// defines (it requires one at least: a usage of bits it does not name, or
+// of none, tells relying parties nothing the key may do), or a usage the
+// key cannot have: for an ML-DSA key, one RFC 9881 forbids, which relying
+// parties that follow it refuse, or none of those it requires one of. (For
 // EC keys, which RFC 8813 forbids key and data encipherment, AWS's
 // templates that pass usages through take them all the same, and so does
 // this server.)
 func CheckKeyUsage(alg openpca.KeyAlgorithm, ext pkix.Extension) error {
-	if !IsMLDSA(alg) {
-		return nil
-	}
 	bits, err := keyUsageBits(ext.Value)
 	if err != nil {
 		return err
 	}
-	signs := false
-	for i := range bits.BitLength {
-		if name, ok := mldsaForbiddenUsages[i]; ok && bits.At(i) == 1 {
+	some, signs := false, false
+	for i := range min(bits.BitLength, keyUsages) {
+		if bits.At(i) == 0 {
+			continue
+		}
+		some = true
+		if name, ok := mldsaForbiddenUsages[i]; ok && IsMLDSA(alg) {
 			return fmt.Errorf("KeyUsage %s: an %s key only signs, and RFC 9881 forbids the usage in its certificates", name, alg)
 		}
-		if mldsaSigningUsages[i] && bits.At(i) == 1 {
-			signs = true
-		}
+		signs = signs || mldsaSigningUsages[i]
 	}
-	if !signs {
+	switch {
+	case !some:
+		return fmt.Errorf("the key usage extension sets none of the usages RFC 5280 defines, one of which it requires")
+	case !signs && IsMLDSA(alg):
 		return fmt.Errorf("KeyUsage sets none of DigitalSignature, NonRepudiation, KeyCertSign and CRLSign, one of which RFC 9881 requires in a certificate of an %s key", alg)
 	}
 	return nil
 }
+
+// keyUsages is how many usages RFC 5280 names in the key usage
+// extension, digitalSignature (bit 0) to decipherOnly (bit 8).
+const keyUsages = 9
 
 // mldsaSigningUsages are the key usages, by bit, of which RFC 9881
 // (section 5) requires at least one in the key usage extension of a
