@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -97,4 +99,44 @@ func TestAuditKeyStaysWhereItIs(t *testing.T) {
 	f.env.Config.AuditKeyStore = pkcs11.Name
 	f.env.Restart(t)
 	f.works(t)
+}
+
+// TestAuditKeyInHungToken: with the token that keeps the audit key hung
+// mid-call (a network HSM that stopped answering), a checkpoint is
+// ServiceUnavailable within its wait, for the signature and for the calls
+// queued behind it, rather than a request held for good; once the token
+// answers again, checkpoints are signed.
+func TestAuditKeyInHungToken(t *testing.T) {
+	hsm := testenv.NewSoftHSM(t)
+	env := testenv.Start(t, hsm.Use(), func(c *app.Config) { c.AuditKeyStore = pkcs11.Name })
+	caARN, _ := env.NewActiveRoot(t, "Hung audit key")
+	path := server.PathCheckpoint + "?certificateAuthorityArn=" + url.QueryEscape(caARN)
+	release := hsm.Hang(t)
+	statuses := make(chan int)
+	for range 2 {
+		go func() {
+			status, _, _ := env.Get(t, path)
+			statuses <- status
+		}()
+	}
+	for range 2 {
+		select {
+		case status := <-statuses:
+			if status != http.StatusServiceUnavailable {
+				t.Errorf("a checkpoint while the audit key's token hangs: %d, want 503", status)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a checkpoint still waits for the hung token after a minute")
+		}
+	}
+	release()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		status, _, body := env.Get(t, path)
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint a minute after the token answers again: %d %s", status, body)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -139,20 +140,62 @@ func tokenSigner(key crypto.Signer) (note.Signer, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return &signer{key: key, hash: verifier.KeyHash()}, vkey, nil
+	return &signer{key: key, hash: verifier.KeyHash(), slot: make(chan struct{}, 1)}, vkey, nil
 }
 
 // signer signs notes with a key in a token.
 type signer struct {
 	key  crypto.Signer
 	hash uint32
+	// slot is held by the call into the token under way, which the key
+	// makes one at a time. A call that hangs (a network HSM that stopped
+	// answering mid-call) cannot be stopped: it holds the slot until it
+	// returns, and the signatures asked for meanwhile fail at TokenWait
+	// rather than wait with it, holding their requests and reports for
+	// good.
+	slot chan struct{}
 }
+
+// TokenWait bounds a signature of the audit key in a token, its wait for
+// the call before it included: the token signs in milliseconds.
+const TokenWait = 10 * time.Second
 
 func (*signer) Name() string      { return KeyName }
 func (s *signer) KeyHash() uint32 { return s.hash }
 
 func (s *signer) Sign(msg []byte) ([]byte, error) {
-	return s.key.Sign(nil, msg, crypto.Hash(0))
+	late := time.NewTimer(TokenWait)
+	defer late.Stop()
+	hung := &openpca.Error{Code: openpca.CodeServiceUnavailable,
+		Message: fmt.Sprintf("The token that keeps the audit key did not sign within %v; retry later.", TokenWait)}
+	select {
+	case s.slot <- struct{}{}:
+	case <-late.C:
+		return nil, hung
+	}
+	type result struct {
+		sig []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			// Out of the caller's goroutine, a panic would end the
+			// process.
+			if p := recover(); p != nil {
+				done <- result{nil, fmt.Errorf("auditlog: panic signing in the token: %v", p)}
+			}
+			<-s.slot
+		}()
+		sig, err := s.key.Sign(nil, msg, crypto.Hash(0))
+		done <- result{sig, err}
+	}()
+	select {
+	case r := <-done:
+		return r.sig, r.err
+	case <-late.C:
+		return nil, hung
+	}
 }
 
 // PublicKey returns the audit public key the store names, for an operator
