@@ -137,6 +137,12 @@ func classify(ctx context.Context, err error) error {
 	if errors.As(err, &nf) || errors.As(err, &nsb) {
 		return openpca.ErrBucketNotFound
 	}
+	if errorCode(err) == "NoSuchUpload" {
+		// An upload aborted under the server (a lifecycle rule's), or
+		// completed by a request whose answer was lost, which completed
+		// could not tell: writing it again may succeed.
+		return &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "The object store lost an upload of the server's; retry later.", Cause: fmt.Errorf("s3: %w", err)}
+	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		switch re.HTTPStatusCode() {
@@ -209,7 +215,7 @@ func (s *Store) Get(ctx context.Context, bucket, key string) (io.ReadCloser, err
 	// S3 answers 403 for more than a policy's refusal (a clock too far
 	// off, a signature that does not match, a KMS key that will not
 	// decrypt): those are not for good.
-	if ae, ok := errors.AsType[smithy.APIError](err); ok && (ae.ErrorCode() == "AccessDenied" || ae.ErrorCode() == "AllAccessDisabled") {
+	if code := errorCode(err); code == "AccessDenied" || code == "AllAccessDisabled" {
 		return nil, fmt.Errorf("%w: s3: %w", openpca.ErrBucketAccess, err)
 	}
 	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() == http.StatusForbidden {
@@ -245,12 +251,18 @@ func (s *Store) Put(ctx context.Context, o openpca.Object, r io.Reader) error {
 	if err != nil {
 		return classify(ctx, err)
 	}
-	parts, err := s.uploadParts(ctx, bucket, key, up.UploadId, first, r)
+	parts, written, err := s.uploadParts(ctx, bucket, key, up.UploadId, first, r)
 	if err == nil {
 		_, err = s.client.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{
 			Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId,
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 		})
+		// The client sent it again, the first's answer lost: S3 completed
+		// the upload with the first, and answers the second that there is
+		// no such upload. The object is then in place, whole.
+		if errorCode(err) == "NoSuchUpload" && s.completed(ctx, bucket, key, written, len(parts)) {
+			err = nil
+		}
 	}
 	if err != nil {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -295,7 +307,7 @@ func (s *Store) DiscardPartial(ctx context.Context, bucket, key string) error {
 // one part uploads, the next is read, so that the producer keeps going.
 // If an upload fails it returns at once; the reading goroutine stops when
 // the caller closes r.
-func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *string, first []byte, r io.Reader) ([]types.CompletedPart, error) {
+func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *string, first []byte, r io.Reader) ([]types.CompletedPart, int64, error) {
 	type part struct {
 		n   int32
 		buf []byte
@@ -348,6 +360,7 @@ func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *s
 		}
 	}()
 	var parts []types.CompletedPart
+	var written int64
 	for p := range full {
 		out, err := s.client.UploadPart(ctx, &awss3.UploadPartInput{
 			Bucket: aws.String(bucket), Key: aws.String(key), UploadId: uploadID, PartNumber: aws.Int32(p.n),
@@ -355,10 +368,27 @@ func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *s
 		})
 		if err != nil {
 			// The reader stops at its next part; the caller closes r.
-			return nil, err
+			return nil, 0, err
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(p.n)})
+		written += int64(len(p.buf))
 		free <- p.buf[:cap(p.buf)]
 	}
-	return parts, <-readErr
+	return parts, written, <-readErr
+}
+
+// completed reports whether the object in key's place is one a multipart
+// upload of parts parts completed, of size bytes: S3 gives such an object
+// an ETag that ends in "-" and the number of its parts.
+func (s *Store) completed(ctx context.Context, bucket, key string, size int64, parts int) bool {
+	out, err := s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	return err == nil && aws.ToInt64(out.ContentLength) == size && strings.HasSuffix(strings.Trim(aws.ToString(out.ETag), `"`), fmt.Sprintf("-%d", parts))
+}
+
+// errorCode is the code of S3's error err, "" for none.
+func errorCode(err error) string {
+	if ae, ok := errors.AsType[smithy.APIError](err); ok {
+		return ae.ErrorCode()
+	}
+	return ""
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -314,5 +315,58 @@ func TestPutPartsForHint(t *testing.T) {
 	ups, err := srv.Client().ListMultipartUploads(context.Background(), &awss3.ListMultipartUploadsInput{Bucket: aws.String("objects")})
 	if err != nil || len(ups.Uploads) != 0 {
 		t.Errorf("the refused uploads were not aborted: %v, %v", ups, err)
+	}
+}
+
+// TestCompleteAnswerLost: a CompleteMultipartUpload whose answer was lost
+// is sent again by the client, which S3 answers NoSuchUpload, the upload
+// completed by the first (here a proxy before versitygw answers as S3
+// does). The object in place, of the upload's size and parts, is the
+// upload's: the Put succeeds. One that S3 lost (aborted, by a lifecycle
+// rule say) fails to be written again, not as a bucket that is missing.
+func TestCompleteAnswerLost(t *testing.T) {
+	srv := testenv.StartS3(t)
+	srv.CreateBucket(t, "objects")
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	for _, forwarded := range []bool{true, false} {
+		var completes atomic.Int32
+		losing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, complete := r.URL.Query()["uploadId"]; !complete || r.Method != http.MethodPost {
+				proxy.ServeHTTP(w, r)
+				return
+			}
+			if completes.Add(1) > 1 || !forwarded {
+				w.WriteHeader(http.StatusNotFound)
+				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>`)
+				return
+			}
+			proxy.ServeHTTP(httptest.NewRecorder(), r) // completed, its answer lost
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}))
+		srv.Use(t, srv.AccessKey, srv.SecretKey)
+		st, err := s3.Open(t.Context(), losing.URL, "us-east-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, 2*s3.PartSize+12345)
+		rand.Read(data)
+		key := fmt.Sprintf("lost-%v", forwarded)
+		err = st.Put(t.Context(), openpca.Object{Bucket: "objects", Key: key, ContentType: "application/octet-stream"}, bytes.NewReader(data))
+		losing.Close()
+		switch {
+		case forwarded && err != nil:
+			t.Errorf("an upload completed, the answer lost: %v", err)
+		case forwarded && !bytes.Equal(srv.Get(t, "objects", key), data):
+			t.Error("an upload completed, the answer lost: the object differs")
+		case !forwarded && openpca.ErrorCode(err) != openpca.CodeServiceUnavailable:
+			t.Errorf("an upload S3 lost: %v, want ServiceUnavailable", err)
+		}
+		if completes.Load() < 2 && forwarded {
+			t.Errorf("the client sent CompleteMultipartUpload %d times", completes.Load())
+		}
 	}
 }
