@@ -67,8 +67,17 @@ type written struct {
 type readBackState struct {
 	mu      sync.Mutex
 	written map[string]*written
-	loop    *readback.Loop
+	// published are how many CRLs a CA was given in a row, by id, for
+	// older ones read back: at most maxPublished.
+	published map[string]int
+	loop      *readback.Loop
 }
+
+// maxPublished bounds the CRLs a CA is given in a row for older ones read
+// back in its bucket. A late write is put right by one; a bucket whose
+// reads serve an older copy (a cache before it, a replica behind) would
+// have a CRL signed, logged and written every few minutes, for good.
+const maxPublished = 2
 
 // startReadBacks reads back CRLs as they are due, until stopReadBacks.
 func (p *Publisher) startReadBacks() { p.readBack.loop = readback.Start(readBackPoll, p.readBackDue) }
@@ -115,6 +124,13 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 			continue
 		}
 		older := err == nil && number.Cmp(big.NewInt(w.number)) < 0
+		published := p.readBack.published[id]
+		switch {
+		case older:
+			p.readBack.published[id]++
+		case err == nil:
+			delete(p.readBack.published, id) // read back as written
+		}
 		switch {
 		case older, errors.Is(err, errNotACRL), errors.Is(err, errTooLarge), errors.Is(err, openpca.ErrBucketAccess):
 			delete(p.readBack.written, id) // no other read would tell more
@@ -124,6 +140,10 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 		p.readBack.mu.Unlock()
 		log := p.cfg.Logger.With("ca_id", id, "bucket", w.object.Bucket, "key", w.object.Key, "number", w.number)
 		switch {
+		case older && published >= maxPublished:
+			log.ErrorContext(ctx, "the CA's CRL in its bucket is older than the one this server wrote, again after the CRLs published for it: the bucket's reads serve an older copy "+
+				"(a cache before it, a replica behind), or another server keeps writing old ones; no other is published for it until a CRL is read back as written",
+				"found", number, "published", published)
 		case older:
 			log.ErrorContext(ctx, "the CA's CRL in its bucket is older than the one this server wrote: a late write of a server that died as it wrote; another CRL is published", "found", number)
 			// Claimed at the workers' next look, within Poll; asked for

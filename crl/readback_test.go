@@ -136,6 +136,96 @@ func TestReadBack(t *testing.T) {
 	}
 }
 
+// staleReads is an object store whose reads of CRLs give old once it is
+// set, as a cache before the bucket, or a replica behind it, may.
+type staleReads struct {
+	*localfs.Store
+	old []byte
+}
+
+func (s *staleReads) Get(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
+	if s.old == nil {
+		return s.Store.Get(ctx, bucket, key)
+	}
+	return io.NopCloser(bytes.NewReader(s.old)), nil
+}
+
+// TestStaleReads: a bucket whose reads keep serving an older CRL than
+// the one written has the CA given maxPublished CRLs for it in a row, and
+// then no more, rather than one every few minutes for good.
+func TestStaleReads(t *testing.T) {
+	ctx := t.Context()
+	db, objects, _ := newCRLStores(t, "crls")
+	now := time.Now().UTC().Truncate(time.Second)
+	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", now)
+	store := &staleReads{Store: objects}
+	var logs bytes.Buffer
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: store, Keys: caKey{key, cert}, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }})
+	publish := func() bool {
+		t.Helper()
+		job, err := db.ClaimCRL(ctx, "a", now, Lease)
+		if errors.Is(err, openpca.ErrNotFound) {
+			return false
+		}
+		if err == nil {
+			err = p.publish(ctx, job, "a")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return true
+	}
+	publish()
+	r, err := objects.Get(ctx, "crls", Key(ca, ca.CRL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := io.ReadAll(r)
+	r.Close()
+	store.old = stale
+	if err := db.WantCRL(ctx, ca.ID); err != nil {
+		t.Fatal(err)
+	}
+	published := -1 // the CRL wanted above
+	for range 2 * maxPublished {
+		now = now.Add(time.Second) // a CRL of its own second
+		if !publish() {
+			break
+		}
+		published++
+		now = now.Add(readBacks[0])
+		p.readBackDue(ctx)
+	}
+	if published != maxPublished {
+		t.Errorf("%d CRLs published for older ones read back, want %d", published, maxPublished)
+	}
+	if !strings.Contains(logs.String(), "no other is published for it") {
+		t.Errorf("the last older CRL read back is not logged as such:\n%s", logs.String())
+	}
+	// The bucket's reads catch up: a CRL read back as written counts the
+	// next older one anew.
+	store.old = nil
+	if err := db.WantCRL(ctx, ca.ID); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	publish()
+	now = now.Add(readBacks[0])
+	p.readBackDue(ctx)
+	store.old = stale
+	now = now.Add(time.Second)
+	if err := db.WantCRL(ctx, ca.ID); err != nil {
+		t.Fatal(err)
+	}
+	publish()
+	now = now.Add(readBacks[0])
+	p.readBackDue(ctx)
+	now = now.Add(time.Second)
+	if !publish() {
+		t.Error("no CRL published for an older one read back, after one read back as written")
+	}
+}
+
 // slowReads is an object store whose reads give 8 KB each tenth of a
 // second, until their context ends, as an S3 client's do.
 type slowReads struct{ *localfs.Store }
