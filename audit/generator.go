@@ -200,25 +200,36 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 func (g *Generator) cleanUp(ctx context.Context, r *openpca.AuditReport, failed bool, log *slog.Logger) {
 	// Each within deleteTimeout of its own, the objects first: a bucket
 	// that does not answer one must not leave the others.
-	within := func(f func(context.Context) error) error {
-		ctx, cancel := context.WithTimeout(ctx, deleteTimeout)
-		defer cancel()
-		return f(ctx)
-	}
 	keys := []string{r.Key, r.Key + auditlog.ProofSuffix}
 	for _, key := range keys {
 		if !failed {
 			break
 		}
-		if err := within(func(ctx context.Context) error { return g.cfg.Objects.Delete(ctx, r.Bucket, key) }); err != nil {
+		if err := within(ctx, func(ctx context.Context) error { return g.cfg.Objects.Delete(ctx, r.Bucket, key) }); err != nil {
 			log.Warn("a failed audit report's object stays in its bucket", "object", key, "error", err)
 		}
 	}
+	g.discardPartials(ctx, r, keys, log)
+}
+
+// discardPartials aborts the unfinished uploads of r's objects of keys,
+// each within deleteTimeout. Failing to costs storage, not the report: a
+// bucket that lets the server write may not let it list uploads.
+func (g *Generator) discardPartials(ctx context.Context, r *openpca.AuditReport, keys []string, log *slog.Logger) {
 	for _, key := range keys {
-		if err := within(func(ctx context.Context) error { return g.cfg.Objects.DiscardPartial(ctx, r.Bucket, key) }); err != nil {
+		if err := within(ctx, func(ctx context.Context) error { return g.cfg.Objects.DiscardPartial(ctx, r.Bucket, key) }); err != nil {
 			log.Warn("what an audit report's generation left unfinished stays in its bucket", "object", key, "error", err)
 		}
 	}
+}
+
+// within calls f with ctx bounded to deleteTimeout: a removal from a
+// bucket that does not answer, which the S3 client would try for 15
+// minutes, must not hold a report's worker for long.
+func within(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, deleteTimeout)
+	defer cancel()
+	return f(ctx)
 }
 
 // reportAttempts is how often a report is generated before a fault of its
@@ -229,8 +240,8 @@ const (
 	retryWait      = 2 * time.Second
 )
 
-// deleteTimeout bounds the removal of a failed report's objects, and
-// finishTimeout the record of a report's end.
+// deleteTimeout bounds each removal of a report's objects, or of its
+// unfinished uploads, and finishTimeout the record of a report's end.
 const (
 	deleteTimeout = 30 * time.Second
 	finishTimeout = 30 * time.Second
@@ -299,13 +310,7 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport, again 
 		return 0, nil, fmt.Errorf("audit: the S3 bucket %s %w", r.Bucket, errBucketGiven)
 	}
 	// A report taken over may have left unfinished writes of its objects.
-	// Failing to discard them costs storage, not the report: a bucket
-	// that lets the server write may not let it list uploads.
-	for _, key := range []string{r.Key, r.Key + auditlog.ProofSuffix, r.Key + auditlog.LegacyProofSuffix} {
-		if err := g.cfg.Objects.DiscardPartial(ctx, r.Bucket, key); err != nil {
-			g.cfg.Logger.Warn("what an interrupted audit report left in its bucket stays", "report", r.ID, "object", key, "error", err)
-		}
-	}
+	g.discardPartials(ctx, r, []string{r.Key, r.Key + auditlog.ProofSuffix, r.Key + auditlog.LegacyProofSuffix}, g.cfg.Logger.With("report", r.ID))
 	ca, err := g.cfg.Store.FindCA(ctx, r.AccountID, r.CAID)
 	if err != nil {
 		return 0, nil, fmt.Errorf("audit: reading the report's CA: %w", err)

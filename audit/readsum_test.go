@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/localfs"
@@ -82,5 +83,36 @@ func TestReadSumBounded(t *testing.T) {
 		if read > int64(len(written))+1 {
 			t.Errorf("the object %s: read %d bytes of it, past the %d written and one", tc.name, read, len(written))
 		}
+	}
+}
+
+// unbounded is an object store that records whether its calls to discard
+// unfinished uploads came with a deadline.
+type unbounded struct {
+	*localfs.Store
+	calls, bounded int
+}
+
+func (u *unbounded) DiscardPartial(ctx context.Context, _, _ string) error {
+	u.calls++
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= deleteTimeout {
+		u.bounded++
+	}
+	return nil
+}
+
+// TestDiscardPartialsBounded: each look for a report's unfinished uploads
+// has deleteTimeout: the S3 client tries a bucket that does not answer
+// for 15 minutes, three times for each of the report's attempts.
+func TestDiscardPartialsBounded(t *testing.T) {
+	store, err := localfs.New(t.TempDir(), "http://pca.example/s3", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unbounded{Store: store}
+	g := &Generator{cfg: GeneratorConfig{Objects: u}}
+	g.discardPartials(t.Context(), &openpca.AuditReport{Bucket: "reports", Key: "report.json"}, []string{"a", "b"}, slog.New(slog.DiscardHandler))
+	if u.calls != 2 || u.bounded != 2 {
+		t.Errorf("%d looks for unfinished uploads, %d of them bounded, want 2 and 2", u.calls, u.bounded)
 	}
 }
