@@ -269,7 +269,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	log := auditlog.NewLog(a.store, auditKey, verifierKey, cfg.Now)
 	keysUnavailable := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "openpca_ca_keys_unavailable_total",
-		Help: "Requests and rounds of work whose CA key this server could not open, or sign with, by the key store that keeps it (away, slow, or holding another key), or that holds what no master key of this server opens: each a ServiceUnavailableException, which clients retry, so alert on any.",
+		Help: "Requests and rounds of work whose CA key this server could not open, or sign with, by the key store that keeps it (away, slow, or holding another key), or that holds what no master key of this server opens: each a ServiceUnavailableException, which clients retry, so alert on any (a round of work that lost its lease, the database away, counts too).",
 	}, []string{"key_store"})
 	for _, ks := range a.keyStores {
 		keysUnavailable.WithLabelValues(ks.Name())

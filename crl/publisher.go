@@ -144,7 +144,7 @@ func newPublisher(cfg Config) *Publisher {
 		cfg.Now = time.Now
 	}
 	return &Publisher{cfg: cfg, pause: pause, accounts: map[string]time.Time{}, writeTimeout: writeTimeout, readTimeout: readTimeout, signTimeout: signTimeout,
-		readBack: readBackState{written: map[string]*written{}, published: map[string]int{}}, metrics: newMetrics(cfg.Store, cfg.Now, cfg.Logger)}
+		readBack: readBackState{written: map[string]*written{}, published: map[string]published{}}, metrics: newMetrics(cfg.Store, cfg.Now, cfg.Logger)}
 }
 
 // Collector reports the CRLs this server wrote and failed to, and the CAs

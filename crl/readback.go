@@ -67,17 +67,31 @@ type written struct {
 type readBackState struct {
 	mu      sync.Mutex
 	written map[string]*written
-	// published are how many CRLs a CA was given in a row, by id, for
-	// older ones read back: at most maxPublished.
-	published map[string]int
+	// published are the CRLs a CA was given in a row, by id, for older
+	// ones read back: at most maxPublished within publishedFor.
+	published map[string]published
 	loop      *readback.Loop
 }
 
+// published counts the CRLs a CA was given in a row for older ones read
+// back, and when the last was asked for.
+type published struct {
+	n    int
+	last time.Time
+}
+
 // maxPublished bounds the CRLs a CA is given in a row for older ones read
-// back in its bucket. A late write is put right by one; a bucket whose
-// reads serve an older copy (a cache before it, a replica behind) would
-// have a CRL signed, logged and written every few minutes, for good.
-const maxPublished = 2
+// back in its bucket, within publishedFor of the last. A late write is
+// put right by one; a bucket whose reads serve an older copy (a cache
+// before it, a replica behind) would have a CRL signed, logged and
+// written every few minutes, for good. The count is this server's, and
+// ends with a CRL read back as written, or publishedFor after the last:
+// another server may have written the CA's CRLs meanwhile, which this
+// one does not read back.
+const (
+	maxPublished = 2
+	publishedFor = time.Hour
+)
 
 // startReadBacks reads back CRLs as they are due, until stopReadBacks.
 func (p *Publisher) startReadBacks() { p.readBack.loop = readback.Start(readBackPoll, p.readBackDue) }
@@ -112,6 +126,11 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 			due[id] = w
 		}
 	}
+	for id, c := range p.readBack.published {
+		if now.Sub(c.last) > publishedFor {
+			delete(p.readBack.published, id)
+		}
+	}
 	p.readBack.mu.Unlock()
 	for id, w := range due {
 		number, err := p.readNumber(ctx, w)
@@ -124,11 +143,11 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 			continue
 		}
 		older := err == nil && number.Cmp(big.NewInt(w.number)) < 0
-		published := p.readBack.published[id]
+		republished := p.readBack.published[id].n
 		switch {
-		case older:
-			p.readBack.published[id]++
-		case err == nil:
+		case older && republished < maxPublished:
+			p.readBack.published[id] = published{republished + 1, now}
+		case err == nil && !older:
 			delete(p.readBack.published, id) // read back as written
 		}
 		switch {
@@ -140,10 +159,10 @@ func (p *Publisher) readBackDue(ctx context.Context) {
 		p.readBack.mu.Unlock()
 		log := p.cfg.Logger.With("ca_id", id, "bucket", w.object.Bucket, "key", w.object.Key, "number", w.number)
 		switch {
-		case older && published >= maxPublished:
+		case older && republished >= maxPublished:
 			log.ErrorContext(ctx, "the CA's CRL in its bucket is older than the one this server wrote, again after the CRLs published for it: the bucket's reads serve an older copy "+
 				"(a cache before it, a replica behind), or another server keeps writing old ones; no other is published for it until a CRL is read back as written",
-				"found", number, "published", published)
+				"found", number, "published", republished)
 		case older:
 			log.ErrorContext(ctx, "the CA's CRL in its bucket is older than the one this server wrote: a late write of a server that died as it wrote; another CRL is published", "found", number)
 			// Claimed at the workers' next look, within Poll; asked for

@@ -554,14 +554,15 @@ func TestAuditKeyProvesItself(t *testing.T) {
 }
 
 // edPair makes an Ed25519 key pair in the token under label, as id too,
-// with the token's default attributes (CKM_EC_EDWARDS_KEY_PAIR_GEN).
-func (s *session) edPair(t *testing.T, label string) {
+// with the token's default attributes (CKM_EC_EDWARDS_KEY_PAIR_GEN) but
+// the private key's of private.
+func (s *session) edPair(t *testing.T, label string, private ...*p11.Attribute) {
 	t.Helper()
 	params, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 101, 112})
 	common := []*p11.Attribute{p11.NewAttribute(p11.CKA_TOKEN, true), p11.NewAttribute(p11.CKA_LABEL, label), p11.NewAttribute(p11.CKA_ID, []byte(label))}
 	if _, _, err := s.m.GenerateKeyPair(s.h, []*p11.Mechanism{p11.NewMechanism(0x1055, nil)},
 		append(common, p11.NewAttribute(p11.CKA_VERIFY, true), p11.NewAttribute(p11.CKA_EC_PARAMS, params)),
-		append(common, p11.NewAttribute(p11.CKA_SIGN, true), p11.NewAttribute(p11.CKA_PRIVATE, true))); err != nil {
+		append(append(common, p11.NewAttribute(p11.CKA_SIGN, true), p11.NewAttribute(p11.CKA_PRIVATE, true)), private...)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -628,6 +629,10 @@ func TestLooseAuditKey(t *testing.T) {
 	}
 	if got := loose("old", false); !slices.Equal(got, []string{"not sensitive", "modifiable", "derive", "decrypt", "unwrap"}) {
 		t.Errorf("a key given CKA_DERIVE: %v, want not sensitive, modifiable, derive, decrypt, unwrap", got)
+	}
+	s.edPair(t, "readable", p11.NewAttribute(p11.CKA_EXTRACTABLE, true), p11.NewAttribute(p11.CKA_SENSITIVE, true))
+	if got := loose("readable", false); !slices.Equal(got, []string{"extractable", "modifiable", "decrypt", "unwrap"}) {
+		t.Errorf("an extractable key: %v, want extractable, modifiable, decrypt, unwrap", got)
 	}
 }
 

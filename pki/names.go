@@ -229,16 +229,18 @@ var mldsaForbiddenUsages = map[int]string{2: "KeyEncipherment", 3: "DataEncipher
 // defines (it requires one at least: a usage of bits it does not name, or
 // of none, tells relying parties nothing the key may do), or a usage the
 // key cannot have: for an ML-DSA key, one RFC 9881 forbids, which relying
-// parties that follow it refuse, or none of those it requires one of. (For
-// EC keys, which RFC 8813 forbids key and data encipherment, AWS's
-// templates that pass usages through take them all the same, and so does
-// this server.)
+// parties that follow it refuse. (RFC 9881 also requires one of the
+// signing usages, which the rest are: with one usage set and none
+// forbidden, it holds.) For EC keys, which RFC 8813 forbids key and data
+// encipherment, AWS's templates that pass usages through take them all
+// the same, and so does this server. AWS refuses a key usage only if it
+// cannot parse it: one of no usage is refused here, as RFC 5280 says.
 func CheckKeyUsage(alg openpca.KeyAlgorithm, ext pkix.Extension) error {
 	bits, err := keyUsageBits(ext.Value)
 	if err != nil {
 		return err
 	}
-	some, signs := false, false
+	some := false
 	for i := range min(bits.BitLength, keyUsages) {
 		if bits.At(i) == 0 {
 			continue
@@ -247,13 +249,9 @@ func CheckKeyUsage(alg openpca.KeyAlgorithm, ext pkix.Extension) error {
 		if name, ok := mldsaForbiddenUsages[i]; ok && IsMLDSA(alg) {
 			return fmt.Errorf("KeyUsage %s: an %s key only signs, and RFC 9881 forbids the usage in its certificates", name, alg)
 		}
-		signs = signs || mldsaSigningUsages[i]
 	}
-	switch {
-	case !some:
+	if !some {
 		return fmt.Errorf("the key usage extension sets none of the usages RFC 5280 defines, one of which it requires")
-	case !signs && IsMLDSA(alg):
-		return fmt.Errorf("KeyUsage sets none of DigitalSignature, NonRepudiation, KeyCertSign and CRLSign, one of which RFC 9881 requires in a certificate of an %s key", alg)
 	}
 	return nil
 }
@@ -261,12 +259,6 @@ func CheckKeyUsage(alg openpca.KeyAlgorithm, ext pkix.Extension) error {
 // keyUsages is how many usages RFC 5280 names in the key usage
 // extension, digitalSignature (bit 0) to decipherOnly (bit 8).
 const keyUsages = 9
-
-// mldsaSigningUsages are the key usages, by bit, of which RFC 9881
-// (section 5) requires at least one in the key usage extension of a
-// certificate of an ML-DSA key: digitalSignature, nonRepudiation,
-// keyCertSign, cRLSign.
-var mldsaSigningUsages = map[int]bool{0: true, 1: true, 5: true, 6: true}
 
 // CheckExtKeyUsage refuses an extended key usage extension's value that
 // is not a SEQUENCE of object identifiers alone: Go's parser takes one

@@ -295,7 +295,8 @@ func (s *Store) DiscardPartial(ctx context.Context, bucket, key string) error {
 			if aws.ToString(u.Key) != key {
 				continue
 			}
-			if _, err := s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId}); err != nil {
+			// Another server's clean-up may abort it first.
+			if _, err := s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId}); err != nil && errorCode(err) != "NoSuchUpload" {
 				return classify(ctx, err)
 			}
 		}
