@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -255,8 +256,13 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 		return err
 	}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		var oldPolicy string
-		err := db.txQueryRow(ctx, tx, `SELECT policy FROM certificate_authorities WHERE id = ? AND version = ?{FOR_UPDATE}`, ca.ID, ca.Version).Scan(&oldPolicy)
+		var (
+			oldPolicy, oldStatus          string
+			oldRevocation, oldCertificate []byte
+			oldNotBefore, oldNotAfter     sql.NullInt64
+		)
+		err := db.txQueryRow(ctx, tx, `SELECT policy, status, revocation, certificate, not_before, not_after FROM certificate_authorities WHERE id = ? AND version = ?{FOR_UPDATE}`, ca.ID, ca.Version).
+			Scan(&oldPolicy, &oldStatus, &oldRevocation, &oldCertificate, &oldNotBefore, &oldNotAfter)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrConflict
 		}
@@ -300,6 +306,16 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 			if err := db.shareCA(ctx, tx, ca); err != nil {
 				return err
 			}
+		}
+		// A new CRL only for what a CRL depends on: its configuration,
+		// the CA's status and certificate. Tags and policies are no
+		// reason for the CA's key to sign one: each is a use of the key
+		// (a KMS or token signing, an entry of its log for good), and a
+		// CRL of 1,999 entries cost ~17 ms of CPU, which any account
+		// could have signed at the rate of its tag or policy writes.
+		if oldStatus == string(ca.Status) && bytes.Equal(oldRevocation, r.revocation) && bytes.Equal(oldCertificate, ca.Certificate) &&
+			oldNotBefore == micros(ca.NotBefore) && oldNotAfter == micros(ca.NotAfter) {
+			return nil
 		}
 		return db.wantCRL(ctx, tx, ca)
 	})

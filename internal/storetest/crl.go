@@ -276,11 +276,9 @@ func testCRLOrder(t *testing.T, s openpca.Store) {
 		}
 	}
 	for _, ca := range []*openpca.CA{busy, quiet} {
-		again, err := s.FindCA(ctx, ca.AccountID, ca.ID)
-		if err != nil {
+		if err := s.WantCRL(ctx, ca.ID); err != nil { // a revocation's, say
 			t.Fatal(err)
 		}
-		enable(again)
 	}
 	if job, err := s.ClaimCRL(ctx, "a", t0.Add(2*time.Minute), lease); err != nil || job.CAID != quiet.ID {
 		t.Errorf("claimed %+v, %v; want the CA whose last CRL is older, %s", job, err, quiet.ID)
@@ -488,5 +486,44 @@ func testOCSPResponses(t *testing.T, s openpca.Store) {
 	}
 	if _, err := s.OCSPResponse(ctx, "another-ca", "01"); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("a response for a CA that does not exist: %v", err)
+	}
+}
+
+// testCRLNotForTags: a change of a CA's tags or policy asks for no CRL
+// (each would be a signing of the CA's key, and any account could have
+// one signed at the rate of its tag writes); a change of its CRL
+// configuration does.
+func testCRLNotForTags(t *testing.T, s openpca.Store) {
+	t0, lease := now(), time.Minute
+	ca := activeCA(t, s)
+	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
+	if err := s.UpdateCA(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	job, err := s.ClaimCRL(ctx, "a", t0, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, t0.AddDate(0, 0, 7), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	later := t0.Add(time.Minute)
+	ca.Tags = append(ca.Tags, openpca.Tag{Key: "team", Value: "x"})
+	if err := s.UpdateCA(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	ca.Policy = `{"Version":"2012-10-17","Statement":[]}`
+	if err := s.UpdateCA(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	if job, err := s.ClaimCRL(ctx, "a", later, lease); !errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("a change of tags and policy asked for a CRL: %+v, %v", job, err)
+	}
+	ca.Revocation.CrlConfiguration.ExpirationInDays = 3
+	if err := s.UpdateCA(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimCRL(ctx, "a", later, lease); err != nil {
+		t.Fatalf("a change of the CRL configuration asked for no CRL: %v", err)
 	}
 }

@@ -53,6 +53,7 @@ func Run(t *testing.T, open Open) {
 		{"SharingAndPermissions", testSharingAndPermissions},
 		{"CRLPublication", testCRLPublication},
 		{"CRLOrder", testCRLOrder},
+		{"CRLNotForTags", testCRLNotForTags},
 		{"LargeCA", testLargeCA},
 		{"Witnessing", testWitnessing},
 		{"ConsoleSessions", testConsoleSessions},
