@@ -34,7 +34,8 @@ func TestPause(t *testing.T) {
 		want    time.Duration
 	}{
 		{0, 0},
-		{1999, 0},
+		{199, 0},
+		{200, 10 * time.Millisecond},
 		{2000, 100 * time.Millisecond},
 		{97_000, 4850 * time.Millisecond},
 		{1_000_000, 50 * time.Second},
