@@ -311,7 +311,7 @@ func (cfg *Config) Validate() error {
 	case cfg.OCSPMaxAge < 0:
 		return fmt.Errorf("--ocsp-max-age must not be negative")
 	case cfg.OCSPSigners < 0:
-		return fmt.Errorf("--ocsp-signers must be 0 (half the processors) or positive")
+		return fmt.Errorf("--ocsp-signers must be 0 (half the CPUs) or positive")
 	case cfg.OCSPStoreSigners <= 0:
 		return fmt.Errorf("--ocsp-store-signers must be positive")
 	case cfg.ReportWitnessWait < 0:

@@ -60,8 +60,14 @@ type accountCreations struct {
 	running  chan struct{} // of creationsRunning
 }
 
+// cpus is how many of the server's processors run at once: its CPUs, or
+// fewer Ps (a CPU quota's). On SQLite the server runs two Ps more than its
+// CPUs (for the system calls that block them), which do not run more at
+// once: bounds of a share of the processors are of its CPUs.
+func cpus() int { return min(runtime.GOMAXPROCS(0), runtime.NumCPU()) }
+
 func newCreations() *creations {
-	return &creations{accounts: map[string]*accountCreations{}, slots: make(chan struct{}, runtime.GOMAXPROCS(0)), tokens: map[[2]string]chan struct{}{}}
+	return &creations{accounts: map[string]*accountCreations{}, slots: make(chan struct{}, cpus()), tokens: map[[2]string]chan struct{}{}}
 }
 
 // join has a creation with an idempotency token wait for one of the same

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -145,5 +146,22 @@ func TestCreationsServerBound(t *testing.T) {
 	defer cancel()
 	if _, err := cr.start(short, "other", 0, 100, true); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a creation once one ended: %v; want it to wait", err)
+	}
+}
+
+// TestCPUs: the bounds of a share of the processors (key creations, OCSP
+// signers) are of the CPUs, not of the Ps: on SQLite the server runs two
+// more Ps than CPUs, and half of them was every CPU of a 2-CPU machine.
+func TestCPUs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	n := runtime.NumCPU()
+	for _, tc := range []struct{ procs, want int }{{n + 2, n}, {n, n}, {1, 1}} {
+		runtime.GOMAXPROCS(tc.procs)
+		if got := cpus(); got != tc.want {
+			t.Errorf("GOMAXPROCS %d on %d CPUs: %d, want %d", tc.procs, n, got, tc.want)
+		}
+		if got := cap(newCreations().slots); got != tc.want {
+			t.Errorf("GOMAXPROCS %d on %d CPUs: %d key creations at once, want %d", tc.procs, n, got, tc.want)
+		}
 	}
 }

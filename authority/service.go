@@ -10,7 +10,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"runtime"
 	"strings"
 	"time"
 
@@ -179,7 +178,7 @@ func New(cfg Config) *Service {
 	s.ocspUnknown = rate.NewLimiter(rate.Limit(unknown), max(1, int(unknown)))
 	s.ocspBudgets.perHour = cmp.Or(cfg.OCSPUnknownBudget, DefaultOCSPUnknownBudget)
 	s.ocsp.limit = ocspCacheBytes
-	s.ocspSlots = newOCSPSlots(cmp.Or(cfg.OCSPSigners, max(1, runtime.GOMAXPROCS(0)/2)), cmp.Or(cfg.OCSPStoreSigners, DefaultOCSPStoreSigners))
+	s.ocspSlots = newOCSPSlots(cmp.Or(cfg.OCSPSigners, max(1, cpus()/2)), cmp.Or(cfg.OCSPStoreSigners, DefaultOCSPStoreSigners))
 	s.issued, _ = lru.New[string, *openpca.Certificate](issuedCacheSize)
 	return s
 }
