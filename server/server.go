@@ -95,9 +95,10 @@ type Server struct {
 	logger  *slog.Logger
 	metrics http.Handler
 	proxies clientaddr.Proxies // for the client's address in the log
-	// unproven samples the lines of requests that proved no signature.
-	unproven   *logsample.Sampler
-	ocspMaxAge time.Duration
+	// unproven samples the lines of requests that proved no signature,
+	// and throttled those of requests refused for their account's rate.
+	unproven, throttled *logsample.Sampler
+	ocspMaxAge          time.Duration
 	// connections is Config.MaxConnections.
 	connections int
 	// revocation serves what ServeRevocation does.
@@ -106,7 +107,7 @@ type Server struct {
 
 // New returns a Server for cfg; Serve starts it.
 func New(cfg Config) *Server {
-	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies, unproven: logsample.New(), ocspMaxAge: cfg.OCSPMaxAge, connections: cfg.MaxConnections}
+	s := &Server{logger: cfg.Logger, proxies: cfg.TrustedProxies, unproven: logsample.New(), throttled: logsample.New(), ocspMaxAge: cfg.OCSPMaxAge, connections: cfg.MaxConnections}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(registry, cfg.Collectors)
@@ -209,15 +210,24 @@ func (s *Server) Metrics() http.Handler {
 const slowAbandoned = 10 * time.Second
 
 // logRequest writes a request's log line: sampled for a request that
-// proved no signature; at ERROR for a failure of the server's own, at WARN
+// proved no signature, and for one refused for its account's rate (an
+// account that sends thousands a second past it wrote a line each, 1.4
+// MB of log a second); at ERROR for a failure of the server's own, at WARN
 // for one it answered as unavailable (busy, or a key store away: anyone
 // who knows a key id can have the server refuse a body it has no room
 // for), and for one whose client gave up on it after slowAbandoned.
 func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 	var held []slog.Attr
-	if o.Key == "" {
+	var sampler *logsample.Sampler
+	switch {
+	case o.Code == openpca.CodeThrottling:
+		sampler = s.throttled
+	case o.Key == "":
+		sampler = s.unproven
+	}
+	if sampler != nil {
 		var ok bool
-		if ok, held = s.unproven.Allow(); !ok {
+		if ok, held = sampler.Allow(); !ok {
 			return
 		}
 	}

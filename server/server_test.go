@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -332,59 +333,78 @@ func TestHeaderBound(t *testing.T) {
 	}
 }
 
-// TestUnprovenRequestsSampled: requests that prove no signature, which
-// anyone can send, are logged a few a second, the next line let through
-// counting those held back; a signed request's line is never held back.
-func TestUnprovenRequestsSampled(t *testing.T) {
-	var logs testenv.SyncBuffer
-	env := testenv.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
-	unsigned := func() {
-		req, _ := http.NewRequest(http.MethodPost, env.URL, strings.NewReader(`{}`))
-		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-		req.Header.Set("X-Amz-Target", "ACMPrivateCA.ListCertificateAuthorities")
-		res, err := env.Transport().RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-	}
-	const sent = 1000
-	start := time.Now()
-	for range sent {
-		unsigned()
-	}
-	elapsed := time.Since(start)
-	if _, err := env.Client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond) // room for a line again
-	unsigned()
-	var unproven, signed, held int
-	sc := bufio.NewScanner(strings.NewReader(logs.String()))
-	for sc.Scan() {
-		var l map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l["msg"] != "request" {
-			continue
-		}
-		if l["key"] == "" {
-			unproven++
-		} else {
-			signed++
-		}
-		if n, ok := l["held_back"].(float64); ok {
-			held += int(n)
-		}
-	}
-	// The limiter's bound: its burst, and its rate for the time taken.
-	if most := 100 + int(20*elapsed.Seconds()) + 2; unproven > most {
-		t.Errorf("%d lines of %d unsigned requests in %v, more than %d", unproven, sent+1, elapsed, most)
-	}
-	if signed != 1 {
-		t.Errorf("%d lines of the signed request", signed)
-	}
-	if unproven+held != sent+1 {
-		t.Errorf("%d lines and %d held back of %d unsigned requests", unproven, held, sent+1)
+// TestRequestsSampled: requests that prove no signature, which anyone
+// can send, and those refused for their account's rate, which it can send
+// as fast as it likes, are logged a few a second, the next line let
+// through counting those held back; a signed request's line is never
+// held back.
+func TestRequestsSampled(t *testing.T) {
+	for _, throttled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("throttled %v", throttled), func(t *testing.T) {
+			var logs testenv.SyncBuffer
+			env := testenv.Start(t, func(c *app.Config) {
+				c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+				if throttled {
+					c.AccountRequestRate = 1
+				}
+			})
+			// The account's own request, let through by its rate's burst.
+			if _, err := env.Client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}); err != nil {
+				t.Fatal(err)
+			}
+			sampled := func() {
+				if throttled {
+					_, err := env.Client.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}, func(o *acmpca.Options) { o.RetryMaxAttempts = 1 })
+					if code, _ := testenv.ErrorCode(err); code != "ThrottlingException" {
+						t.Fatalf("past the account's rate: %v", err)
+					}
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, env.URL, strings.NewReader(`{}`))
+				req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+				req.Header.Set("X-Amz-Target", "ACMPrivateCA.ListCertificateAuthorities")
+				res, err := env.Transport().RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			const sent = 1000
+			start := time.Now()
+			for range sent {
+				sampled()
+			}
+			elapsed := time.Since(start)
+			time.Sleep(200 * time.Millisecond) // room for a line again
+			sampled()
+			var lines, other, held int
+			sc := bufio.NewScanner(strings.NewReader(logs.String()))
+			for sc.Scan() {
+				var l map[string]any
+				if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l["msg"] != "request" {
+					continue
+				}
+				if l["key"] == "" || l["error_code"] == "ThrottlingException" {
+					lines++
+				} else {
+					other++
+				}
+				if n, ok := l["held_back"].(float64); ok {
+					held += int(n)
+				}
+			}
+			// The limiter's bound: its burst, and its rate for the time taken.
+			if most := 100 + int(20*elapsed.Seconds()) + 2; lines > most {
+				t.Errorf("%d lines of %d requests in %v, more than %d", lines, sent+1, elapsed, most)
+			}
+			if other != 1 {
+				t.Errorf("%d lines of the signed request let through", other)
+			}
+			if lines+held != sent+1 {
+				t.Errorf("%d lines and %d held back of %d requests", lines, held, sent+1)
+			}
+		})
 	}
 }
 
