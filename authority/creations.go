@@ -44,7 +44,7 @@ func (cr *creations) serverBound() int {
 // their keys, which count toward the account's limit until their keys are
 // made (then the store counts them), so that requests at once make no key
 // past it; and it shares out the server's key making, as many at once as
-// it has processors.
+// it has CPUs.
 type creations struct {
 	mu       sync.Mutex
 	accounts map[string]*accountCreations

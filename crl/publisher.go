@@ -182,6 +182,7 @@ func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, until, false); err != nil {
 			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
 		}
+		p.wakeAt(until)
 		return
 	}
 	err := p.publish(ctx, job, owner)
@@ -204,12 +205,7 @@ func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 		if err := p.cfg.Store.ReleaseCRL(context.WithoutCancel(ctx), job.CAID, owner, time.Time(wait), false); err != nil {
 			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
 		}
-		if p.started != nil { // a second at most, not the next Poll
-			time.AfterFunc(time.Time(wait).Sub(p.cfg.Now()), func() {
-				<-p.started
-				p.pool.Wake()
-			})
-		}
+		p.wakeAt(time.Time(wait)) // a second at most
 		return
 	}
 	if err != nil && ctx.Err() == nil {
@@ -223,6 +219,19 @@ func (q queue) Do(ctx context.Context, job *openpca.CRLJob, owner string) {
 			p.cfg.Logger.Error("releasing a CRL", "ca", job.CAID, "error", err)
 		}
 	}
+}
+
+// wakeAt has the workers look for CRLs again at t, rather than at the
+// next Poll: a wait of milliseconds (a pause after a CRL of some hundred
+// entries) must not become one of seconds.
+func (p *Publisher) wakeAt(t time.Time) {
+	if p.started == nil { // the workers are not started, in tests
+		return
+	}
+	time.AfterFunc(t.Sub(p.cfg.Now()), func() {
+		<-p.started
+		p.pool.Wake()
+	})
 }
 
 // accountWaits returns when account's next CRL may be published here, if
@@ -352,6 +361,9 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 		p.cfg.Logger.WarnContext(ctx, "a CRL was written after this server lost its hold on it, or could not record it; another is asked for, to be written over it",
 			"ca", ca.ARN, "number", job.Number+1, "error", err)
 		return errors.Join(err, store.WantCRL(done, ca.ID))
+	}
+	if !notBefore.IsZero() {
+		p.wakeAt(notBefore) // for a CRL wanted meanwhile
 	}
 	p.wrote(ca, object, job.Number+1, len(der))
 	p.cfg.Logger.InfoContext(ctx, "CRL published", "ca", ca.ARN, "number", job.Number+1, "revoked", revoked, "bucket", cfg.S3BucketName, "key", Key(ca, cfg))

@@ -96,7 +96,7 @@ type Server struct {
 	metrics http.Handler
 	proxies clientaddr.Proxies // for the client's address in the log
 	// unproven samples the lines of requests that proved no signature,
-	// and throttled those of requests refused for their account's rate.
+	// and throttled those of requests throttled.
 	unproven, throttled *logsample.Sampler
 	ocspMaxAge          time.Duration
 	// connections is Config.MaxConnections.
@@ -210,9 +210,9 @@ func (s *Server) Metrics() http.Handler {
 const slowAbandoned = 10 * time.Second
 
 // logRequest writes a request's log line: sampled for a request that
-// proved no signature, and for one refused for its account's rate (an
-// account that sends thousands a second past it wrote a line each, 1.4
-// MB of log a second); at ERROR for a failure of the server's own, at WARN
+// proved no signature, and for one throttled (past its account's rate, or
+// its creations at once: an account that sends thousands a second past
+// its rate wrote a line each, 1.4 MB of log a second); at ERROR for a failure of the server's own, at WARN
 // for one it answered as unavailable (busy, or a key store away: anyone
 // who knows a key id can have the server refuse a body it has no room
 // for), and for one whose client gave up on it after slowAbandoned.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -308,12 +309,24 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 			}
 		}
 		// A new CRL only for what a CRL depends on: its configuration,
-		// the CA's status and certificate. Tags and policies are no
-		// reason for the CA's key to sign one: each is a use of the key
-		// (a KMS or token signing, an entry of its log for good), and a
-		// CRL of 1,999 entries cost ~17 ms of CPU, which any account
-		// could have signed at the rate of its tag or policy writes.
-		if oldStatus == string(ca.Status) && bytes.Equal(oldRevocation, r.revocation) && bytes.Equal(oldCertificate, ca.Certificate) &&
+		// whether the CA's status is one that signs CRLs, its
+		// certificate. Tags, policies, OCSP and a move between ACTIVE and
+		// DISABLED are no reason for the CA's key to sign one: each is a
+		// use of the key (a KMS or token signing, an entry of its log for
+		// good), and a CRL of 1,999 entries cost ~17 ms of CPU, which any
+		// account could have signed at the rate of such writes.
+		var old openpca.RevocationConfiguration
+		if len(oldRevocation) > 0 {
+			if err := json.Unmarshal(oldRevocation, &old); err != nil {
+				return fmt.Errorf("CA %s: revocation configuration: %w", ca.ID, err)
+			}
+		}
+		oldCRL, _ := json.Marshal((&openpca.CA{Revocation: &old}).CRL())
+		newCRL, _ := json.Marshal(ca.CRL())
+		signs := func(status string) bool {
+			return slices.Contains(openpca.RevocationStatuses, openpca.CertificateAuthorityStatus(status))
+		}
+		if signs(oldStatus) == signs(string(ca.Status)) && bytes.Equal(oldCRL, newCRL) && bytes.Equal(oldCertificate, ca.Certificate) &&
 			oldNotBefore == micros(ca.NotBefore) && oldNotAfter == micros(ca.NotAfter) {
 			return nil
 		}

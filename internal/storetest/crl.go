@@ -527,3 +527,55 @@ func testCRLNotForTags(t *testing.T, s openpca.Store) {
 		t.Fatalf("a change of the CRL configuration asked for no CRL: %v", err)
 	}
 }
+
+// testCRLForStatusAndCertificate: each change alone of what a CRL depends
+// on asks for one: the CA's certificate, its validity, a status that signs
+// CRLs or not (deleted, restored).
+func testCRLForStatusAndCertificate(t *testing.T, s openpca.Store) {
+	t0, lease := now(), time.Minute
+	ca := activeCA(t, s)
+	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
+	if err := s.UpdateCA(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	// settle publishes the CRL wanted, if one is, and returns its job.
+	settle := func() *openpca.CRLJob {
+		t.Helper()
+		job, err := s.ClaimCRL(ctx, "a", t0, lease)
+		if errors.Is(err, openpca.ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			err = s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, t0.AddDate(0, 0, 7), time.Time{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return job
+	}
+	if settle() == nil {
+		t.Fatal("no CRL asked for a CA whose CRLs are enabled")
+	}
+	for _, tc := range []struct {
+		what   string
+		change func()
+		wanted bool
+	}{
+		{"OCSP enabled", func() { ca.Revocation.OcspConfiguration = &openpca.OcspConfiguration{Enabled: new(true)} }, false},
+		{"OCSP disabled", func() { ca.Revocation.OcspConfiguration = &openpca.OcspConfiguration{Enabled: new(false)} }, false},
+		{"disabled", func() { ca.Status = openpca.CertificateAuthorityStatusDisabled }, false},
+		{"the certificate", func() { ca.Certificate = []byte{0x30, 0x01} }, true},
+		{"not after", func() { ca.NotAfter = ca.NotAfter.Add(time.Hour) }, true},
+		{"the CRL's validity", func() { ca.Revocation.CrlConfiguration.ExpirationInDays = 30 }, true},
+		{"deleted", func() { ca.StatusBeforeDeletion, ca.Status = ca.Status, openpca.CertificateAuthorityStatusDeleted }, true},
+		{"restored", func() { ca.Status, ca.StatusBeforeDeletion = ca.StatusBeforeDeletion, "" }, true},
+	} {
+		tc.change()
+		if err := s.UpdateCA(ctx, ca); err != nil {
+			t.Fatal(err)
+		}
+		if wanted := settle() != nil; wanted != tc.wanted {
+			t.Errorf("%s alone: a CRL asked for %v, want %v", tc.what, wanted, tc.wanted)
+		}
+	}
+}

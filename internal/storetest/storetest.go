@@ -54,6 +54,7 @@ func Run(t *testing.T, open Open) {
 		{"CRLPublication", testCRLPublication},
 		{"CRLOrder", testCRLOrder},
 		{"CRLNotForTags", testCRLNotForTags},
+		{"CRLForStatusAndCertificate", testCRLForStatusAndCertificate},
 		{"LargeCA", testLargeCA},
 		{"Witnessing", testWitnessing},
 		{"ConsoleSessions", testConsoleSessions},
