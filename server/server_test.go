@@ -345,7 +345,7 @@ func TestRequestsSampled(t *testing.T) {
 			env := testenv.Start(t, func(c *app.Config) {
 				c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 				if throttled {
-					c.AccountRequestRate = 1
+					c.AccountRequestRate = 0.001 // the least: no token again within the test
 				}
 			})
 			// The account's own request, let through by its rate's burst.
