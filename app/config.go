@@ -97,7 +97,7 @@ type Config struct {
 	// key-use log per hour; 0 means authority.DefaultOCSPUnknownBudget.
 	OCSPUnknownBudget int
 	// OCSPSigners bounds the OCSP answers signed at once with the server's
-	// processors; 0 means authority.Config's default, half of them.
+	// processors; 0 means authority.Config's default, half its CPUs.
 	OCSPSigners int
 	// OCSPStoreSigners bounds the OCSP answers CAs sign at once in each
 	// token or KMS (authority.Config.OCSPStoreSigners).

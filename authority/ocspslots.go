@@ -24,10 +24,16 @@ const DefaultOCSPStoreSigners = 2
 // no other.
 type ocspSlots struct {
 	processors chan struct{}
-	perStore   int
-	mu         sync.Mutex
-	stores     map[string]chan struct{} // by key store's name, made at its first signing
-	shares     map[string]*caShare      // by CA id, while a signing of the CA waits or runs
+	// keys is the slot of the responders' keys being made, one at a time,
+	// apart from the answers': an RSA-4096 key takes up to two seconds of
+	// a processor, and the keys of many CAs made at once (after a restart,
+	// one request to each) held every answer's slot, on a 2-CPU server
+	// its one, and other accounts' answers were tryLater.
+	keys     chan struct{}
+	perStore int
+	mu       sync.Mutex
+	stores   map[string]chan struct{} // by key store's name, made at its first signing
+	shares   map[string]*caShare      // by CA id, while a signing of the CA waits or runs
 }
 
 // caShare is a CA's share of its key store's slots.
@@ -37,7 +43,7 @@ type caShare struct {
 }
 
 func newOCSPSlots(processors, perStore int) *ocspSlots {
-	return &ocspSlots{processors: make(chan struct{}, processors), perStore: perStore,
+	return &ocspSlots{processors: make(chan struct{}, processors), keys: make(chan struct{}, 1), perStore: perStore,
 		stores: map[string]chan struct{}{}, shares: map[string]*caShare{}}
 }
 
@@ -45,12 +51,24 @@ func newOCSPSlots(processors, perStore int) *ocspSlots {
 // past the wait, errOCSPBusy. The returned function gives it back, and may
 // be called more than once.
 func (o *ocspSlots) processor(ctx context.Context, wait time.Duration) (release func(), err error) {
+	return o.one(ctx, o.processors, wait)
+}
+
+// key waits, within wait, for the slot of the responders' keys; past the
+// wait, errOCSPBusy. The returned function gives it back, and may be
+// called more than once.
+func (o *ocspSlots) key(ctx context.Context, wait time.Duration) (release func(), err error) {
+	return o.one(ctx, o.keys, wait)
+}
+
+// one waits, within wait, for one of slots.
+func (o *ocspSlots) one(ctx context.Context, slots chan struct{}, wait time.Duration) (release func(), err error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	if err := take(ctx, o.processors, t.C); err != nil {
+	if err := take(ctx, slots, t.C); err != nil {
 		return nil, err
 	}
-	return sync.OnceFunc(func() { <-o.processors }), nil
+	return sync.OnceFunc(func() { <-slots }), nil
 }
 
 // store waits, within wait, for one of the CA of id caID's share of the

@@ -8,8 +8,9 @@ import (
 )
 
 // TestOCSPSlots: a CA takes half its key store's slots at most, and the
-// store as many as it has; a slot given back goes to a signing that
-// waits; given back twice, it counts once; a wait that ends takes
+// store as many as it has; responders' keys are made one at a time, on a
+// slot apart from the answers' processors; a slot given back goes to a
+// signing that waits; given back twice, it counts once; a wait that ends takes
 // nothing; and once every signing has ended, nothing is held or kept.
 func TestOCSPSlots(t *testing.T) {
 	ctx := t.Context()
@@ -42,6 +43,16 @@ func TestOCSPSlots(t *testing.T) {
 	b1 := must(take("kms", "b", 0))
 	p := must(take("", "", 0))
 	busy("", "")
+	// The responders' keys have a slot of their own, one.
+	k := must(o.key(ctx, 0))
+	if release, err := o.key(ctx, 10*time.Millisecond); !errors.Is(err, errOCSPBusy) {
+		if release != nil {
+			release()
+		}
+		t.Fatalf("a second responder's key at once: %v; want the slot busy", err)
+	}
+	k()
+	must(o.key(ctx, 0))()
 	c1 := must(take("kms", "c", 0))
 	busy("kms", "d") // the store's four
 	busy("kms", "b") // its share has room, the store none

@@ -313,11 +313,11 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 	if err != nil {
 		return nil, err
 	}
-	// With one of the OCSP signers (an RSA-4096 key takes a second or
-	// more of a processor), waiting half the issuance's time, which leaves
-	// the other half to make the key: a responder not issued has the CA
-	// sign its answers for a minute.
-	release, err := s.ocspSlots.processor(ctx, ocspSigningTimeout/2)
+	// With the slot of the responders' keys (an RSA-4096 key takes a
+	// second or more of a processor), not an answer's, waiting half the
+	// issuance's time, which leaves the other half to make the key: a
+	// responder not issued has the CA sign its answers for a minute.
+	release, err := s.ocspSlots.key(ctx, ocspSigningTimeout/2)
 	if err != nil {
 		return nil, err
 	}

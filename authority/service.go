@@ -67,16 +67,16 @@ type Config struct {
 	// OCSPUnknownBudget bounds the bytes such responses add to each CA's
 	// key-use log per hour; 0 means DefaultOCSPUnknownBudget.
 	OCSPUnknownBudget int
-	// OCSPSigners bounds how many OCSP answers, and delegated responders'
-	// keys, the server makes at once with its own processors (a
-	// responder's key, or a CA's in software; one in a token or KMS takes
-	// OCSPStoreSigners); 0 means half its processors, one at least. Anyone
-	// may ask about any serial, and answers for issued certificates are
-	// held back by no rate: a flood of them (each an RSA-4096 signing,
-	// say) would otherwise take every processor from the API and its
-	// other requests. An answer that finds no signer free within a second
-	// is tryLater (RFC 6960), which clients ask again after; a responder's
-	// key waits as long as its issuance may.
+	// OCSPSigners bounds how many OCSP answers the server signs at once
+	// with its own processors (a responder's key, or a CA's in software;
+	// one in a token or KMS takes OCSPStoreSigners); 0 means half its
+	// CPUs, one at least. Anyone may ask about any serial, and answers for
+	// issued certificates are held back by no rate: a flood of them (each
+	// an RSA-4096 signing, say) would otherwise take every processor from
+	// the API and its other requests. An answer that finds no signer free
+	// within a second is tryLater (RFC 6960), which clients ask again
+	// after. Delegated responders' keys are made one at a time apart,
+	// each waiting as long as its issuance may.
 	OCSPSigners int
 	// OCSPStoreSigners bounds how many OCSP answers CAs sign at once in
 	// each key store that is a token or KMS, no CA more than half of them
