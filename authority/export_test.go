@@ -33,3 +33,13 @@ func HoldOCSPStoreSigner(s *Service, store, caID string) (release func()) {
 	}
 	return release
 }
+
+// HoldOCSPKeySlot takes s's slot of the responders' keys, as a key being
+// made would, until the returned function gives it back.
+func HoldOCSPKeySlot(s *Service) (release func()) {
+	release, err := s.ocspSlots.key(context.Background(), time.Second)
+	if err != nil {
+		panic(err)
+	}
+	return release
+}

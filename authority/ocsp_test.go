@@ -630,12 +630,14 @@ func testOCSPSigners(t *testing.T, byCA bool) {
 		}
 		return
 	}
-	// A responder's key is made with one of the signers too, which it
-	// waits for as long as its issuance may: the first answer of a new
-	// CA waits with it, rather than be tryLater after a second.
+	// A responder's key is made on a slot of its own, apart from the
+	// signers, which it waits for as long as its issuance may: the first
+	// answer of a new CA waits with it, rather than be tryLater after a
+	// second, and the answers of a CA that has its responder are not held
+	// up meanwhile.
 	arn, root := revocationCA(t, e.env, &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
 	leaf := issue(arn)
-	release = authority.HoldOCSPSigners(e.env.Service())
+	release = authority.HoldOCSPKeySlot(e.env.Service())
 	answer := make(chan []byte, 1)
 	go func() {
 		body, err := post(e.env.URL+"/ocsp", ocspRequest(t, root, leaf.SerialNumber))
@@ -644,9 +646,12 @@ func testOCSPSigners(t *testing.T, byCA bool) {
 		}
 		answer <- body
 	}()
+	if got := ask(issue(e.caARN), e.root); got != "good" {
+		t.Errorf("an answer of a CA that has its responder, while another's key waits: %s", got)
+	}
 	time.Sleep(1500 * time.Millisecond)
 	release()
 	if resp, err := ocsp.ParseResponseForCert(<-answer, leaf, root); err != nil || resp.Status != ocsp.Good {
-		t.Errorf("the first answer of a CA whose responder's key waited for a signer: %+v, %v", resp, err)
+		t.Errorf("the first answer of a CA whose responder's key waited for its slot: %+v, %v", resp, err)
 	}
 }
