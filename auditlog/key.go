@@ -150,24 +150,24 @@ type signer struct {
 	// slot is held by the call into the token under way, which the key
 	// makes one at a time. A call that hangs (a network HSM that stopped
 	// answering mid-call) cannot be stopped: it holds the slot until it
-	// returns, and the signatures asked for meanwhile fail at TokenWait
+	// returns, and the signatures asked for meanwhile fail at tokenWait
 	// rather than wait with it, holding their requests and reports for
 	// good.
 	slot chan struct{}
 }
 
-// TokenWait bounds a signature of the audit key in a token, its wait for
+// tokenWait bounds a signature of the audit key in a token, its wait for
 // the call before it included: the token signs in milliseconds.
-const TokenWait = 10 * time.Second
+const tokenWait = 10 * time.Second
 
 func (*signer) Name() string      { return KeyName }
 func (s *signer) KeyHash() uint32 { return s.hash }
 
 func (s *signer) Sign(msg []byte) ([]byte, error) {
-	late := time.NewTimer(TokenWait)
+	late := time.NewTimer(tokenWait)
 	defer late.Stop()
 	hung := &openpca.Error{Code: openpca.CodeServiceUnavailable,
-		Message: fmt.Sprintf("The token that keeps the audit key did not sign within %v; retry later.", TokenWait)}
+		Message: fmt.Sprintf("The token that keeps the audit key did not sign within %v; retry later.", tokenWait)}
 	select {
 	case s.slot <- struct{}{}:
 	case <-late.C:

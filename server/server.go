@@ -212,10 +212,11 @@ const slowAbandoned = 10 * time.Second
 // logRequest writes a request's log line: sampled for a request that
 // proved no signature, and for one throttled (past its account's rate, or
 // its creations at once: an account that sends thousands a second past
-// its rate wrote a line each, 1.4 MB of log a second); at ERROR for a failure of the server's own, at WARN
-// for one it answered as unavailable (busy, or a key store away: anyone
-// who knows a key id can have the server refuse a body it has no room
-// for), and for one whose client gave up on it after slowAbandoned.
+// its rate wrote a line each, 1.4 MB of log a second); at ERROR for a
+// failure of the server's own, at WARN for one it answered as unavailable
+// (busy, or a key store away: anyone who knows a key id can have the
+// server refuse a body it has no room for), and for one whose client gave
+// up on it after slowAbandoned.
 func (s *Server) logRequest(r *http.Request, o awsjson.Outcome) {
 	var held []slog.Attr
 	var sampler *logsample.Sampler

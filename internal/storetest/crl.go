@@ -489,49 +489,13 @@ func testOCSPResponses(t *testing.T, s openpca.Store) {
 	}
 }
 
-// testCRLNotForTags: a change of a CA's tags or policy asks for no CRL
-// (each would be a signing of the CA's key, and any account could have
-// one signed at the rate of its tag writes); a change of its CRL
-// configuration does.
-func testCRLNotForTags(t *testing.T, s openpca.Store) {
-	t0, lease := now(), time.Minute
-	ca := activeCA(t, s)
-	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
-	if err := s.UpdateCA(ctx, ca); err != nil {
-		t.Fatal(err)
-	}
-	job, err := s.ClaimCRL(ctx, "a", t0, lease)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, t0.AddDate(0, 0, 7), time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	later := t0.Add(time.Minute)
-	ca.Tags = append(ca.Tags, openpca.Tag{Key: "team", Value: "x"})
-	if err := s.UpdateCA(ctx, ca); err != nil {
-		t.Fatal(err)
-	}
-	ca.Policy = `{"Version":"2012-10-17","Statement":[]}`
-	if err := s.UpdateCA(ctx, ca); err != nil {
-		t.Fatal(err)
-	}
-	if job, err := s.ClaimCRL(ctx, "a", later, lease); !errors.Is(err, openpca.ErrNotFound) {
-		t.Fatalf("a change of tags and policy asked for a CRL: %+v, %v", job, err)
-	}
-	ca.Revocation.CrlConfiguration.ExpirationInDays = 3
-	if err := s.UpdateCA(ctx, ca); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.ClaimCRL(ctx, "a", later, lease); err != nil {
-		t.Fatalf("a change of the CRL configuration asked for no CRL: %v", err)
-	}
-}
-
-// testCRLForStatusAndCertificate: each change alone of what a CRL depends
-// on asks for one: the CA's certificate, its validity, a status that signs
-// CRLs or not (deleted, restored).
-func testCRLForStatusAndCertificate(t *testing.T, s openpca.Store) {
+// testCRLWhenItChanges: each change alone of what a CRL depends on asks
+// for one: its configuration, the CA's certificate, its validity, a status
+// that signs CRLs or not (deleted, restored). A change of the CA's tags,
+// policy, OCSP, or a move between ACTIVE and DISABLED asks for none: each
+// would be a signing of the CA's key, which any account could have made at
+// the rate of its writes.
+func testCRLWhenItChanges(t *testing.T, s openpca.Store) {
 	t0, lease := now(), time.Minute
 	ca := activeCA(t, s)
 	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
@@ -561,6 +525,8 @@ func testCRLForStatusAndCertificate(t *testing.T, s openpca.Store) {
 		change func()
 		wanted bool
 	}{
+		{"tags", func() { ca.Tags = append(ca.Tags, openpca.Tag{Key: "team", Value: "x"}) }, false},
+		{"the policy", func() { ca.Policy = `{"Version":"2012-10-17","Statement":[]}` }, false},
 		{"OCSP enabled", func() { ca.Revocation.OcspConfiguration = &openpca.OcspConfiguration{Enabled: new(true)} }, false},
 		{"OCSP disabled", func() { ca.Revocation.OcspConfiguration = &openpca.OcspConfiguration{Enabled: new(false)} }, false},
 		{"disabled", func() { ca.Status = openpca.CertificateAuthorityStatusDisabled }, false},
