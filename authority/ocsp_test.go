@@ -631,27 +631,36 @@ func testOCSPSigners(t *testing.T, byCA bool) {
 		return
 	}
 	// A responder's key is made on a slot of its own, apart from the
-	// signers, which it waits for as long as its issuance may: the first
-	// answer of a new CA waits with it, rather than be tryLater after a
-	// second, and the answers of a CA that has its responder are not held
-	// up meanwhile.
+	// signers. The first answers of a new CA whose key waits there, behind
+	// other CAs' keys, are signed by the CA meanwhile, rather than wait or
+	// be tryLater, and the answers of a CA that has its responder are not
+	// held up either; once the key is made, the responder signs.
 	arn, root := revocationCA(t, e.env, &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
 	leaf := issue(arn)
 	release = authority.HoldOCSPKeySlot(e.env.Service())
-	answer := make(chan []byte, 1)
-	go func() {
-		body, err := post(e.env.URL+"/ocsp", ocspRequest(t, root, leaf.SerialNumber))
-		if err != nil {
-			t.Error(err)
-		}
-		answer <- body
-	}()
 	if got := ask(issue(e.caARN), e.root); got != "good" {
 		t.Errorf("an answer of a CA that has its responder, while another's key waits: %s", got)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	signer := func(cert *x509.Certificate) string {
+		t.Helper()
+		resp, err := ocsp.ParseResponseForCert(e.post(t, ocspRequest(t, root, cert.SerialNumber)), cert, root)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case resp.Status != ocsp.Good:
+			t.Errorf("status %d", resp.Status)
+		case resp.Certificate != nil:
+			return "its responder"
+		}
+		return "the CA"
+	}
+	if got := signer(leaf); got != "the CA" {
+		t.Errorf("the first answer of a CA whose responder's key waits for its slot was signed by %s, want the CA", got)
+	}
 	release()
-	if resp, err := ocsp.ParseResponseForCert(<-answer, leaf, root); err != nil || resp.Status != ocsp.Good {
-		t.Errorf("the first answer of a CA whose responder's key waited for its slot: %+v, %v", resp, err)
+	for end := time.Now().Add(30 * time.Second); signer(issue(arn)) != "its responder"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("no responder signs within 30 s of its key's slot given back")
+		}
 	}
 }

@@ -98,6 +98,30 @@ type responders struct {
 	// responder's certificate, or an answer): for signRetry after, the
 	// key store is not asked again, and answers are tryLater.
 	refused map[string]time.Time
+	// queued are the CAs whose next responder's key waits for the slot of
+	// the responders' keys, behind other CAs'.
+	queued map[string]bool
+}
+
+// queue records whether ca's next responder's key waits for its slot.
+func (rs *responders) queue(caID string, waits bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if !waits {
+		delete(rs.queued, caID)
+		return
+	}
+	if rs.queued == nil {
+		rs.queued = make(map[string]bool)
+	}
+	rs.queued[caID] = true
+}
+
+// waiting reports whether ca's next responder's key waits for its slot.
+func (rs *responders) waiting(caID string) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.queued[caID]
 }
 
 // recent reports whether at is within d of now. A time further after now
@@ -183,7 +207,8 @@ var errResponderUnusable = errors.New("authority: the OCSP responder issued is n
 // ocspResponder returns the responder to sign ca's answers at now, issuing
 // one if it has none it may use, or nil if the CA signs them itself: where
 // it does not delegate them, while it is not ACTIVE and has no responder
-// (only an active CA issues), and for a minute after an issuance failed.
+// (only an active CA issues), for a minute after an issuance failed, and
+// while its responder's key waits behind other CAs'.
 func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer, now time.Time) (*ocspResponder, error) {
 	if !s.delegates(ca, is, now) {
 		return nil, nil
@@ -216,17 +241,29 @@ func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer,
 	if usable {
 		return r, nil
 	}
-	select {
-	case res := <-flight:
-		switch {
-		case errors.Is(res.Err, errResponderUnusable) || errors.Is(res.Err, openpca.ErrCAState):
-			return nil, nil
-		case res.Err != nil:
-			return nil, res.Err
+	// The request waits while its CA's responder is made, not while its
+	// key waits behind other CAs' (after a restart, one request to each of
+	// many RSA-4096 CAs queued the last for 15 s): past ocspSignerWait so
+	// queued, the CA signs this answer itself, as when an issuance failed.
+	queued := time.NewTimer(ocspSignerWait)
+	defer queued.Stop()
+	for {
+		select {
+		case res := <-flight:
+			switch {
+			case errors.Is(res.Err, errResponderUnusable) || errors.Is(res.Err, openpca.ErrCAState):
+				return nil, nil
+			case res.Err != nil:
+				return nil, res.Err
+			}
+			return res.Val.(*ocspResponder), nil
+		case <-queued.C:
+			if s.responders.waiting(ca.ID) {
+				return nil, nil
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return res.Val.(*ocspResponder), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 
@@ -317,7 +354,9 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 	// second or more of a processor), not an answer's, waiting half the
 	// issuance's time, which leaves the other half to make the key: a
 	// responder not issued has the CA sign its answers for a minute.
+	s.responders.queue(ca.ID, true)
 	release, err := s.ocspSlots.key(ctx, ocspSigningTimeout/2)
+	s.responders.queue(ca.ID, false)
 	if err != nil {
 		return nil, err
 	}
