@@ -301,7 +301,7 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	var c serverFlags
 	fs.StringVar(&serial, "serial", "", "the certificate's serial number, hex, with or without colons: a proof by serial shows that a certificate of that serial was logged, not which (--certificate shows that it is yours)")
 	fs.StringVar(&certPath, "certificate", "", "the certificate itself (PEM or DER), in place of --serial: the log's record of its issuance must be of it, byte for byte (its SHA-256); a certificate the CA's key signed outside the log, with a logged one's serial, fails (with --key)")
-	fs.StringVar(&crlPath, "crl", "", "a CRL of the CA (PEM or DER), in place of --serial: the log's record of its signing must be of it, byte for byte (its SHA-256); a CRL the CA's key signed outside the log fails (with --key)")
+	fs.StringVar(&crlPath, "crl", "", "a CRL of the CA (PEM or DER), in place of --serial: the log's record of its signing must be of it, byte for byte (its SHA-256); a CRL the CA's key signed outside the log fails (with --key); with --proof, what it lists must be the log's revocations")
 	fs.StringVar(&caARN, "ca", "", "the ARN of the CA that issued it (required with --server; with --proof, the proof file must be of it)")
 	fs.StringVar(&proofPath, "proof", "", "a report's proof file, to prove from instead of a server")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it, to check the proof before printing it")
@@ -386,6 +386,9 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 			err = issuedIs(p, cert)
 		case crl != nil:
 			err = signedCRLIs(p, crl)
+			if err == nil && proofPath != "" {
+				err = crlIsTheLogs(proofPath, p, vkey, crl)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("%w: %s", errVerification, audit.Printable(err.Error()))
@@ -440,6 +443,22 @@ func signedCRLIs(p *auditlog.InclusionProof, crl *x509.RevocationList) error {
 		return fmt.Errorf("the log of %s signed CRL %d (entry %d) is another CRL (SHA-256 %s) than the one given (%x): the CA's key signed this one outside its log, or it is another CA's CRL", p.CertificateAuthorityArn, p.CRLNumber, p.Entries[0].Index, r.SignedSHA256, sum)
 	}
 	return nil
+}
+
+// crlIsTheLogs checks what crl lists against the log of the proof file
+// at path (audit.CheckCRLEntries), in which p, checked, proves crl's
+// signing.
+func crlIsTheLogs(path string, p *auditlog.InclusionProof, vkey string, crl *x509.RevocationList) error {
+	checkpoint, err := auditlog.OpenCheckpoint([]byte(p.Checkpoint), vkey)
+	if err != nil {
+		return err
+	}
+	f, err := smallfile.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return audit.CheckCRLEntries(f, &checkpoint, crl, p.Entries[0].Index)
 }
 
 // maxCRL bounds a CRL read: 34 MB lists a million revocations, which

@@ -25,6 +25,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	"golang.org/x/mod/sumdb/note"
@@ -34,6 +35,7 @@ import (
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/auditlogtest"
 	"github.com/openpca/openpca/internal/testenv"
+	"github.com/openpca/openpca/pki"
 	"github.com/openpca/openpca/sqlite"
 	"github.com/openpca/openpca/witness"
 )
@@ -504,6 +506,88 @@ func TestAuditProofCRL(t *testing.T) {
 		if !errors.Is(err, errVerification) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s proof for a CRL: %v; want a failed verification with %q\n%s", tc.name, err, tc.want, out)
 		}
+	}
+}
+
+// TestAuditProofCRLLeavesOutARevocation: an operator who clears a
+// revocation in the database has the CA's next CRLs leave it out, its log
+// unchanged. Proven from a report's proof file, such a CRL fails, naming
+// the certificate; the CRL before it, which listed it, holds (a
+// red-team's finding: every check passed).
+func TestAuditProofCRLLeavesOutARevocation(t *testing.T) {
+	signAsTestKey(t)
+	env := testenv.Start(t)
+	ctx := t.Context()
+	caARN := activeCAWithCRLs(t, env)
+	serialOf := func(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
+	var serials []string
+	for _, name := range []string{"cleared.example", "kept.example"} {
+		csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}).CSRPEM
+		serials = append(serials, serialOf(env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr})))
+	}
+	dir := t.TempDir()
+	// crlListing revokes serial and waits for the CA's CRL that lists it,
+	// which it writes to a file of its own and returns the path of.
+	crlListing := func(serial string) (string, *x509.RevocationList) {
+		t.Helper()
+		if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+			CertificateSerial: aws.String(serial), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			env.Clock.CatchUp() // the CRL waits for the second after the last CRL's
+			der, err := os.ReadFile(filepath.Join(env.Config.DataDir, "s3", "crls", "crl", serialOf(caARN)+".crl"))
+			if err == nil {
+				crl, err := x509.ParseRevocationList(der)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if slices.ContainsFunc(crl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool { return pki.SerialHex(e.SerialNumber) == serial }) {
+					path := filepath.Join(dir, serial+".crl")
+					if err := os.WriteFile(path, der, 0o600); err != nil {
+						t.Fatal(err)
+					}
+					return path, crl
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no CRL lists %s: %v", serial, err)
+			}
+		}
+	}
+	listed, _ := crlListing(serials[0])
+	db := env.DB(t)
+	clear := `UPDATE certificates SET revoked_at = NULL, revocation_reason = '', revoke_seq = NULL WHERE serial = ?`
+	var saved struct{ at, reason, seq any }
+	if err := db.QueryRowContext(ctx, `SELECT revoked_at, revocation_reason, revoke_seq FROM certificates WHERE serial = ?`, serials[0]).Scan(&saved.at, &saved.reason, &saved.seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, clear, serials[0]); err != nil {
+		t.Fatal(err)
+	}
+	leftOut, crl := crlListing(serials[1])
+	if len(crl.RevokedCertificateEntries) != 1 {
+		t.Fatalf("the CRL after the revocation was cleared lists %d certificates; want the second alone", len(crl.RevokedCertificateEntries))
+	}
+	// The row put back as it was, for the report (whose rows are checked
+	// against the log as they are read).
+	if _, err := db.ExecContext(ctx, `UPDATE certificates SET revoked_at = ?, revocation_reason = ?, revoke_seq = ? WHERE serial = ?`, saved.at, saved.reason, saved.seq, serials[0]); err != nil {
+		t.Fatal(err)
+	}
+	proofFile := newReport(t, env, caARN) + auditlog.ProofSuffix
+	key, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prove := func(crl string) error {
+		_, err := runOpenpca(t, "audit", "proof", "--proof", proofFile, "--key", strings.TrimSpace(key), "--crl", crl)
+		return err
+	}
+	if err := prove(listed); err != nil {
+		t.Errorf("the CRL that listed the revocation: %v", err)
+	}
+	if err := prove(leftOut); !errors.Is(err, errVerification) || !strings.Contains(err.Error(), "leaves out the certificate "+serials[0]) {
+		t.Errorf("the CRL that left the revocation out: %v; want a failed verification naming %s", err, serials[0])
 	}
 }
 
