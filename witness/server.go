@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -86,15 +87,29 @@ type Server struct {
 	refusals *rate.Limiter
 	// forks bounds, by origin, the log lines of forks, under turn: each
 	// is the log's own evidence, but anyone who saw one can send it
-	// again, and the other logs' must not be drowned by it.
-	forks map[string]*rate.Sometimes
+	// again, and the other logs' must not be drowned by it. It holds when
+	// each origin's last line was; moreForks is the line of the origins
+	// past maxForkOrigins within a minute.
+	forks     map[string]time.Time
+	moreForks rate.Sometimes
+	// maxLogs is maxLogsPerEntry, but in tests; full bounds the log lines
+	// of --log entries that stand for as many, and are refused more.
+	maxLogs int
+	full    rate.Sometimes
 	// bodies bounds the requests' bodies held at once.
 	bodies *smallbody.Budgets
 }
 
 // maxForkOrigins bounds how many origins' fork lines Server.forks tells
-// apart; past it, they start again from none.
+// apart within a minute; past it, the others share one line a minute.
 const maxForkOrigins = 1024
+
+// maxLogsPerEntry bounds the logs a --log entry whose origin ends in "*"
+// stands for: each is a row the witness keeps for good, and the holder of
+// its key could otherwise sign checkpoints of new origins at a thousand a
+// second, 37 GB a day. AWS lets an account 200 CAs in a region unless it
+// asks for more.
+const maxLogsPerEntry = 10_000
 
 // maxRequest bounds an add-checkpoint request: an old size, at most 63
 // proof hashes and a checkpoint with a few signatures fit many times over.
@@ -148,7 +163,8 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, fmt.Errorf("witness: %s: %w", cfg.Database, err)
 	}
-	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10), forks: map[string]*rate.Sometimes{},
+	return &Server{signer: s, logs: cfg.Logs, db: db, logger: cfg.Logger, refusals: rate.NewLimiter(1, 10), forks: map[string]time.Time{},
+		moreForks: rate.Sometimes{Interval: time.Minute}, maxLogs: maxLogsPerEntry, full: rate.Sometimes{Interval: time.Minute},
 		turn: make(chan struct{}, 1), bodies: smallbody.NewBudgets(bodyBudget, cfg.MaxConnections, bodyWait)}, nil
 }
 
@@ -371,6 +387,11 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if err != nil {
 		return nil, txErr(err)
 	}
+	if st.new {
+		if err := s.roomFor(ctx, tx, c.Origin, logs); err != nil {
+			return nil, txErr(err)
+		}
+	}
 	known, knownHash := st.size, st.hash
 	if oldSize != known {
 		return nil, &ConflictError{Size: known}
@@ -445,15 +466,47 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 // forkSeen runs log if the fork lines of origin allow one now. Call it in
 // turn.
 func (s *Server) forkSeen(origin string, log func()) {
-	f, ok := s.forks[origin]
-	if !ok {
+	now := time.Now()
+	at, ok := s.forks[origin]
+	switch {
+	case ok && now.Sub(at) < time.Minute && now.Sub(at) > -time.Minute:
+		return
+	case !ok && len(s.forks) >= maxForkOrigins:
+		maps.DeleteFunc(s.forks, func(_ string, at time.Time) bool { return now.Sub(at) >= time.Minute || now.Sub(at) <= -time.Minute })
 		if len(s.forks) >= maxForkOrigins {
-			clear(s.forks)
+			// Forks of more logs than it tells apart, within a minute:
+			// starting again from none had each logged again at once.
+			s.moreForks.Do(log)
+			return
 		}
-		f = &rate.Sometimes{Interval: time.Minute}
-		s.forks[origin] = f
 	}
-	f.Do(log)
+	s.forks[origin] = now
+	log()
+}
+
+// roomFor refuses a log of origin new to the witness where each of logs,
+// the --log entries that cover it, ends in "*" and one of them stands for
+// maxLogsPerEntry logs already.
+func (s *Server) roomFor(ctx context.Context, tx *sql.Tx, origin string, logs []Log) error {
+	if slices.ContainsFunc(logs, func(l Log) bool { return !strings.HasSuffix(l.Origin, "*") }) {
+		return nil
+	}
+	for _, l := range logs {
+		prefix := strings.TrimSuffix(l.Origin, "*")
+		var n int
+		// What "*" stands for is ASCII below DEL (Log.matches).
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM log_states WHERE origin >= ? AND origin < ?`, prefix, prefix+"\x7f").Scan(&n); err != nil {
+			return err
+		}
+		if n >= s.maxLogs {
+			s.full.Do(func() {
+				s.logger.WarnContext(ctx, "witness: a --log entry stands for as many logs as a witness keeps of one, and new ones are refused (logged at most once a minute)",
+					"log", l.Origin, "logs", n, "refused", origin)
+			})
+			return refuse(http.StatusForbidden, "this witness keeps %d logs at most of the --log entry %q, and has them", s.maxLogs, l.Origin)
+		}
+	}
+	return nil
 }
 
 // logState is what a witness knows of a log: the size and root it last
@@ -463,6 +516,7 @@ type logState struct {
 	hash   []byte
 	signer string // the key, as "name+hash", that signed the checkpoint being added
 	stored string // the key the state is kept under ("" for none, and for an earlier version's)
+	new    bool   // the witness has no state of the log
 }
 
 // keyID names a key as its signatures do.
@@ -507,9 +561,10 @@ func (s *Server) state(ctx context.Context, tx *sql.Tx, origin string, logs []Lo
 		return nil, err
 	}
 	defer rows.Close()
-	st := &logState{signer: keyID(sigs[0].Name, sigs[0].Hash)}
+	st := &logState{signer: keyID(sigs[0].Name, sigs[0].Hash), new: true}
 	bound, others := "", 0
 	for rows.Next() {
+		st.new = false
 		var key string
 		var size int64
 		var hash []byte

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -546,6 +547,90 @@ func TestWitnessForkLogged(t *testing.T) {
 	lines := strings.Count(logs.String(), "two histories")
 	if lines != 1 || strings.Contains(logs.String(), "pad0") || !strings.Contains(logs.String(), l.vkey[:strings.Index(l.vkey, "+")]) {
 		t.Errorf("20 forks sent: %d lines, %d bytes of log; want one, without the unknown signatures:\n%.2000s", lines, len(logs.String()), logs.String())
+	}
+}
+
+// TestWitnessLogsOfAnEntryBounded: a --log entry whose origin ends in "*"
+// stands for a bounded number of logs: the key's holder signed
+// checkpoints of new origins at 880 a second, each a row kept for good
+// (a red-team's finding). Past the bound, a new log is refused (403, and
+// a line for the witness's operator); the logs kept go on, and so do the
+// logs of an entry that names its origin.
+func TestWitnessLogsOfAnEntryBounded(t *testing.T) {
+	prefix := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/"
+	l := newLog(t, prefix+"0", 3)
+	named := newLog(t, prefix+"named", 3)
+	named.signer, named.vkey = l.signer, l.vkey
+	skey, vkey, err := witness.NewKey("witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.SyncBuffer
+	c, s := serveWitnessLogged(t, skey, vkey, filepath.Join(t.TempDir(), "witness.db"), slog.New(slog.NewTextHandler(&logs, nil)),
+		trust(t, prefix+"*", l), trust(t, named.origin, named))
+	witness.SetMaxLogs(s, 3)
+	ctx := t.Context()
+	add := func(origin string, old, size int64) error {
+		l.origin = origin
+		_, err := c.AddCheckpoint(ctx, old, l.proof(t, old, size), l.checkpoint(t, size))
+		return err
+	}
+	for i := range 3 {
+		if err := add(prefix+strconv.Itoa(i), 0, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 3; i < 6; i++ {
+		var refused *witness.RefusedError
+		if err := add(prefix+strconv.Itoa(i), 0, 2); !errors.As(err, &refused) || refused.Status != http.StatusForbidden || !strings.Contains(err.Error(), "keeps 3 logs at most") {
+			t.Errorf("log %d of the entry: %v; want 403", i, err)
+		}
+	}
+	if n := strings.Count(logs.String(), "new ones are refused"); n != 1 {
+		t.Errorf("%d lines of the full entry; want one:\n%s", n, logs.String())
+	}
+	if err := add(prefix+"1", 2, 3); err != nil {
+		t.Errorf("a log kept, grown: %v", err)
+	}
+	if _, err := c.AddCheckpoint(ctx, 0, nil, named.checkpoint(t, 3)); err != nil {
+		t.Errorf("a log its entry names: %v", err)
+	}
+}
+
+// TestWitnessForkLinesOfManyLogs: forks of more logs than the witness
+// tells apart are logged once a minute in all, and each log's at most
+// once a minute still: past 1,024 logs, starting again from none had
+// each logged again at once, 3,300 lines in a second (a red-team's
+// finding).
+func TestWitnessForkLinesOfManyLogs(t *testing.T) {
+	prefix := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/"
+	l := newLog(t, prefix+"0", 1)
+	fork := &logFixture{origin: l.origin, label: ", rewritten", signer: l.signer, vkey: l.vkey}
+	fork.grow(t, 1)
+	skey, vkey, err := witness.NewKey("witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.SyncBuffer
+	c, _ := serveWitnessLogged(t, skey, vkey, filepath.Join(t.TempDir(), "witness.db"), slog.New(slog.NewTextHandler(&logs, nil)), trust(t, prefix+"*", l))
+	ctx := t.Context()
+	const n = 1100 // past the 1,024 told apart
+	for i := range n {
+		l.origin = prefix + strconv.Itoa(i)
+		if _, err := c.AddCheckpoint(ctx, 0, nil, l.checkpoint(t, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		for i := range n {
+			fork.origin = prefix + strconv.Itoa(i)
+			if _, err := c.AddCheckpoint(ctx, 1, nil, fork.checkpoint(t, 1)); err == nil {
+				t.Fatal("a fork was cosigned")
+			}
+		}
+	}
+	if got := strings.Count(logs.String(), "two histories"); got != 1025 {
+		t.Errorf("forks of %d logs sent twice: %d lines; want 1,025 (1,024 logs' and one for the rest)", n, got)
 	}
 }
 
