@@ -47,6 +47,7 @@ import (
 	"github.com/openpca/openpca/sigv4"
 	"github.com/openpca/openpca/sqlite"
 	"github.com/openpca/openpca/sqlstore"
+	"github.com/openpca/openpca/tlshello"
 	"github.com/openpca/openpca/witnessing"
 )
 
@@ -912,7 +913,7 @@ func (a *App) Serve(l net.Listener) error {
 	l = limited
 	scheme := "http"
 	if tc != nil {
-		l, scheme = tls.NewListener(l, tc), "https"
+		l, scheme = tlshello.NewListener(l, tc), "https"
 	}
 	a.logger.Info("serving the AWS Private CA API", "url", scheme+"://"+l.Addr().String(), "public_url", a.cfg.PublicURL,
 		"master_key_fingerprint", a.masterKey)

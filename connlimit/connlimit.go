@@ -12,7 +12,6 @@ package connlimit
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -248,13 +247,19 @@ type connKey struct{}
 
 // own returns the connection of l that nc is, or wraps (TLS), or nil.
 func (l *Listener) own(nc net.Conn) *conn {
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
+	for {
+		switch c := nc.(type) {
+		case *conn:
+			if c.l == l {
+				return c
+			}
+			return nil
+		case interface{ NetConn() net.Conn }: // a tls.Conn, and what it wraps
+			nc = c.NetConn()
+		default:
+			return nil
+		}
 	}
-	if c, ok := nc.(*conn); ok && c.l == l {
-		return c
-	}
-	return nil
 }
 
 // ConnState is for http.Server's ConnState (see Limit): it keeps track of

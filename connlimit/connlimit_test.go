@@ -2,6 +2,7 @@ package connlimit
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -498,4 +499,35 @@ func TestIdleTrickleMakesRoom(t *testing.T) {
 		t.Fatalf("with the listener full of connections that each sent a byte after their request: %v", err)
 	}
 	res.Body.Close()
+}
+
+// wrapper is a connection that wraps another, as tlshello's does.
+type wrapper struct{ net.Conn }
+
+func (w wrapper) NetConn() net.Conn { return w.Conn }
+
+// TestOwnUnwraps: a connection of the listener is known through what
+// wraps it, TLS and what wraps it for TLS (tlshello's bound on a
+// ClientHello), so that the idle ones among them make room; another
+// listener's is not.
+func TestOwnUnwraps(t *testing.T) {
+	addr, accepted := serve(t, Limits{})
+	dial(t, addr)
+	c := <-accepted
+	l := c.(*conn).l
+	for _, tc := range []struct {
+		name string
+		nc   net.Conn
+		own  bool
+	}{
+		{"itself", c, true},
+		{"under TLS", tls.Server(c, &tls.Config{}), true},
+		{"under TLS and a wrapper", tls.Server(wrapper{c}, &tls.Config{}), true},
+		{"another listener's", tls.Server(wrapper{&conn{Conn: c, l: &Listener{}}}, &tls.Config{}), false},
+		{"none of a listener", wrapper{c.(*conn).Conn}, false},
+	} {
+		if got := l.own(tc.nc) != nil; got != tc.own {
+			t.Errorf("%s: owned %v; want %v", tc.name, got, tc.own)
+		}
+	}
 }
