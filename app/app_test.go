@@ -688,6 +688,26 @@ func TestSupersededByALaterVersion(t *testing.T) {
 	}
 }
 
+// TestSelfSignedNamesThePublicURL: the self-signed certificate names the
+// public URL's host, a name or an address, where clients reach the
+// server: it named the listen address, localhost and the loopback
+// addresses alone, and a client that followed the public URL refused it
+// (a red-team's finding).
+func TestSelfSignedNamesThePublicURL(t *testing.T) {
+	for _, host := range []string{"pca.example.test", "192.0.2.7", "[2001:db8::7]"} {
+		t.Run(host, func(t *testing.T) {
+			env := testenv.Start(t, func(c *app.Config) { c.TLSSelfSigned, c.PublicURL = true, "https://"+host+":8443" })
+			config := env.Transport().TLSClientConfig.Clone()
+			config.ServerName = strings.Trim(host, "[]")
+			c, err := tls.Dial("tcp", strings.TrimPrefix(env.URL, "https://"), config)
+			if err != nil {
+				t.Fatalf("a client that reaches the server as %s: %v", host, err)
+			}
+			c.Close()
+		})
+	}
+}
+
 // TestSelfSignedRenewed: the self-signed TLS certificate, issued for a
 // year, is issued again once it ends within a month, without a restart.
 func TestSelfSignedRenewed(t *testing.T) {

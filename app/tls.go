@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/openpca/openpca/seal"
@@ -145,7 +147,8 @@ func (a *App) tlsExpiry() float64 {
 // selfSignedCertificate makes (once) a local CA in <data-dir>/tls, its key
 // sealed with the master key, and issues from it, at each start, on SIGHUP
 // and a month before the last one ends, a server certificate of a year for
-// the address served, localhost and the loopback addresses. It returns the
+// the address served, the public URL's host, localhost and the loopback
+// addresses. It returns the
 // certificate and the path of the CA bundle.
 func (a *App) selfSignedCertificate(addr net.Addr) (tls.Certificate, string, error) {
 	dir := filepath.Join(a.cfg.DataDir, "tls")
@@ -176,6 +179,17 @@ func (a *App) selfSignedCertificate(addr net.Addr) (tls.Certificate, string, err
 	} else if ok && tcp.IP.IsUnspecified() {
 		if host, err := os.Hostname(); err == nil {
 			tmpl.DNSNames = append(tmpl.DNSNames, host)
+		}
+	}
+	// Clients reach the server at its public URL's host, which may be
+	// none of those (a name in DNS, a proxy's address passed through).
+	if u, err := url.Parse(a.cfg.PublicURL); err == nil && u.Hostname() != "" {
+		if ip := net.ParseIP(u.Hostname()); ip == nil {
+			if !slices.Contains(tmpl.DNSNames, u.Hostname()) {
+				tmpl.DNSNames = append(tmpl.DNSNames, u.Hostname())
+			}
+		} else if !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal) {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
