@@ -908,8 +908,12 @@ func (a *App) Serve(l net.Listener) error {
 		l.Close()
 		return err
 	}
-	limited := connlimit.Listen(l, connlimit.Limits{Total: a.cfg.MaxConnections, PerNetwork: a.cfg.MaxConnectionsPerNetwork,
-		Exempt: a.cfg.TrustedProxies.Trusts, Logger: a.logger})
+	lim := connlimit.Limits{Total: a.cfg.MaxConnections, PerNetwork: a.cfg.MaxConnectionsPerNetwork,
+		Exempt: a.cfg.TrustedProxies.Trusts, Logger: a.logger}
+	if tc != nil {
+		lim.RatePerNetwork = a.cfg.MaxHandshakeRatePerNetwork
+	}
+	limited := connlimit.Listen(l, lim)
 	l = limited
 	scheme := "http"
 	if tc != nil {

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -685,6 +686,33 @@ func TestSupersededByALaterVersion(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("a server ran on for 30 s on a database a later version migrated")
+	}
+}
+
+// TestHandshakeRate: over TLS, an address that opens connections faster
+// than --max-handshake-rate-per-network has those past it closed before
+// their handshake (one address had a server make 4,200 handshakes a
+// second, a red-team's finding); over plain HTTP, where a connection
+// costs no handshake, it is not bounded.
+func TestHandshakeRate(t *testing.T) {
+	for _, overTLS := range []bool{true, false} {
+		t.Run(fmt.Sprintf("TLS %v", overTLS), func(t *testing.T) {
+			env := testenv.Start(t, func(c *app.Config) { c.TLSSelfSigned, c.MaxHandshakeRatePerNetwork = overTLS, 5 })
+			client := &http.Client{Transport: env.Transport().Clone()}
+			client.Transport.(*http.Transport).DisableKeepAlives = true
+			refused := 0
+			for range 20 {
+				res, err := client.Get(env.URL + "/healthz")
+				if err != nil {
+					refused++
+					continue
+				}
+				res.Body.Close()
+			}
+			if got := refused > 0; got != overTLS {
+				t.Errorf("%d of 20 connections opened at once refused; want some: %v", refused, overTLS)
+			}
+		})
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // serve listens on 127.0.0.1 with lim and hands over the connections it
@@ -102,6 +104,61 @@ func TestPerNetwork(t *testing.T) {
 				t.Fatal("a connection within the bound, once another closed, was closed")
 			}
 		})
+	}
+}
+
+// TestRatePerNetwork: a network's connections opened past its rate are
+// closed at once, whether or not the first are still open (a TLS
+// handshake is paid for as the connection opens); another network's, and
+// an exempt address's, are not; a network's pace forgotten once its
+// bucket is full again is not lost while it is not.
+func TestRatePerNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		exempt bool
+	}{{"bounded", false}, {"exempt", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := Limits{RatePerNetwork: 0.01} // one, then one each 100 s
+			if tc.exempt {
+				lim.Exempt = func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.1") }
+			}
+			addr, accepted := serve(t, lim)
+			first := dial(t, addr)
+			(<-accepted).Close()
+			if !closedByServer(first) {
+				t.Fatal("the first connection, closed by its server, stayed open")
+			}
+			second := dial(t, addr)
+			if tc.exempt {
+				<-accepted
+				if !open(second) {
+					t.Fatal("a connection from an exempt address past the rate was closed")
+				}
+				return
+			}
+			if !closedByServer(second) {
+				t.Fatal("a connection past the rate stayed open")
+			}
+		})
+	}
+}
+
+// TestPacedForgotten: past maxPaced networks, those whose bucket is full
+// again are forgotten, and those still paced are kept.
+func TestPacedForgotten(t *testing.T) {
+	l := Listen(nil, Limits{RatePerNetwork: 1})
+	busy := netip.MustParsePrefix("192.0.2.0/32")
+	if !l.paced(busy) || l.paced(busy) {
+		t.Fatal("a network of rate 1 opened two connections at once")
+	}
+	for i := range maxPaced {
+		l.opened[netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)] = rate.NewLimiter(1, 1)
+	}
+	if !l.paced(netip.MustParsePrefix("198.51.100.0/32")) {
+		t.Fatal("a new network was refused")
+	}
+	if len(l.opened) != 2 || l.paced(busy) {
+		t.Errorf("%d networks paced, the busy one refused %v; want 2, and refused", len(l.opened), !l.paced(busy))
 	}
 }
 

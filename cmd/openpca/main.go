@@ -382,6 +382,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 	})
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most connections the API keeps open at once; past it, a new one takes the place of the one idle the longest, or waits (0: no bound)")
 	fs.IntVar(&cfg.MaxConnectionsPerNetwork, "max-connections-per-network", cfg.MaxConnectionsPerNetwork, "most of them from one address (an IPv6 /64), those of --trusted-proxies apart; past it, a new one is closed at once (0: no bound)")
+	fs.Float64Var(&cfg.MaxHandshakeRatePerNetwork, "max-handshake-rate-per-network", cfg.MaxHandshakeRatePerNetwork, "over TLS, most connections a second, each a handshake, one address (an IPv6 /64) opens to the API, in bursts of as many, those of --trusted-proxies apart; past it, a new one is closed at once (0: no bound)")
 	fs.Float64Var(&cfg.AccountRequestRate, "account-request-rate", 0, "most API requests and console pages a second of one account, past which they are ThrottlingException (429 in the console), which clients retry (0: no bound, else 0.001 or more); for a server that several accounts share")
 	fs.StringVar(&cfg.ObjectStore, "object-store", cfg.ObjectStore, "where audit reports and CRLs go: local (bucket B is the folder <data-dir>/s3/B) or s3 (default local, or s3 with --s3-endpoint)")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "URL of an S3-compatible server for audit reports and CRLs (implies --object-store s3); credentials come from the standard AWS configuration")
