@@ -19,6 +19,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"golang.org/x/crypto/ocsp"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -302,6 +303,9 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	fs.StringVar(&serial, "serial", "", "the certificate's serial number, hex, with or without colons: a proof by serial shows that a certificate of that serial was logged, not which (--certificate shows that it is yours)")
 	fs.StringVar(&certPath, "certificate", "", "the certificate itself (PEM or DER), in place of --serial: the log's record of its issuance must be of it, byte for byte (its SHA-256); a certificate the CA's key signed outside the log, with a logged one's serial, fails (with --key)")
 	fs.StringVar(&crlPath, "crl", "", "a CRL of the CA (PEM or DER), in place of --serial: the log's record of its signing must be of it, byte for byte (its SHA-256); a CRL the CA's key signed outside the log fails (with --key); with --proof, what it lists must be the log's revocations")
+	var ocspPath, issuerPath string
+	fs.StringVar(&ocspPath, "ocsp", "", "an OCSP answer (DER) about a certificate of the CA, in place of --serial, with --proof, --issuer and --key: what it says must be what the log says, and its signing (or its responder's certificate) in the log")
+	fs.StringVar(&issuerPath, "issuer", "", "the CA's certificate (PEM or DER), which checks --ocsp's signature")
 	fs.StringVar(&caARN, "ca", "", "the ARN of the CA that issued it (required with --server; with --proof, the proof file must be of it)")
 	fs.StringVar(&proofPath, "proof", "", "a report's proof file, to prove from instead of a server")
 	fs.StringVar(&key, "key", "", "the server's audit public key, or a file holding it, to check the proof before printing it")
@@ -311,6 +315,12 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	c.flags(fs)
 	if err := parseFlags(fs, "", args, lookupEnv); err != nil {
 		return err
+	}
+	if ocspPath != "" {
+		if serial != "" || certPath != "" || crlPath != "" || c.server != "" || proofPath == "" || key == "" || issuerPath == "" {
+			return errors.New("--ocsp takes the place of --serial, --certificate and --crl, and needs --proof, --issuer and --key")
+		}
+		return proveOCSP(ocspPath, issuerPath, proofPath, caARN, key, stdout)
 	}
 	var cert *x509.Certificate
 	if certPath != "" {
@@ -460,6 +470,54 @@ func crlIsTheLogs(path string, p *auditlog.InclusionProof, vkey string, crl *x50
 	defer f.Close()
 	return audit.CheckCRLEntries(f, &checkpoint, crl, p.Entries[0].Index)
 }
+
+// proveOCSP checks an OCSP answer, signed by the CA of the certificate at
+// issuerPath or a responder it certified, against the log of the proof
+// file (audit.CheckOCSPAnswer), and says so.
+func proveOCSP(answerPath, issuerPath, proofPath, caARN, key string, stdout io.Writer) error {
+	issuer, err := readCertificate(issuerPath)
+	if err != nil {
+		return err
+	}
+	der, err := smallfile.ReadUpTo(answerPath, maxOCSPAnswer)
+	if err != nil {
+		return err
+	}
+	resp, err := ocsp.ParseResponse(der, issuer)
+	if err != nil {
+		return fmt.Errorf("%s: not an OCSP answer signed by the CA of %s, nor by a responder it certified: %w", answerPath, issuerPath, err)
+	}
+	vkey, err := verifierKey(key)
+	if err != nil {
+		return err
+	}
+	f, err := smallfile.Open(proofPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	a := &audit.OCSPAnswer{DER: der, Serial: pki.SerialHex(resp.SerialNumber), Status: ocspStatuses[resp.Status], RevokedAt: resp.RevokedAt,
+		Reason: resp.RevocationReason, ProducedAt: resp.ProducedAt}
+	signer := "the CA"
+	if resp.Certificate != nil {
+		a.Responder, signer = resp.Certificate.Raw, "its responder, issued"
+	}
+	p, err := audit.CheckOCSPAnswer(f, vkey, a)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %s", errVerification, audit.Printable(err.Error()))
+	case caARN != "" && p.CertificateAuthorityArn != caARN:
+		return fmt.Errorf("%w: the proof file is of the CA %s, not %s", errVerification, audit.Printable(p.CertificateAuthorityArn), caARN)
+	}
+	_, err = fmt.Fprintf(stdout, "OK: the OCSP answer about %s (%s, produced at %s) is the log's of %s: signed by %s at entry %d of %d\n",
+		a.Serial, a.Status, a.ProducedAt.UTC().Format(time.RFC3339), audit.Printable(p.CertificateAuthorityArn), signer, p.Entry, p.Size)
+	return err
+}
+
+// maxOCSPAnswer bounds an OCSP answer read: one is a few KiB.
+const maxOCSPAnswer = 64 << 10
+
+var ocspStatuses = map[int]string{ocsp.Good: "good", ocsp.Revoked: "revoked", ocsp.Unknown: "unknown"}
 
 // maxCRL bounds a CRL read: 34 MB lists a million revocations, which
 // crypto/x509 parses in about 0.7 GB.

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"golang.org/x/crypto/ocsp"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -444,11 +445,7 @@ func TestAuditProofCRL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, der, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
+		return fileOf(t, dir, name, der)
 	}
 	number := crl.Number.Int64()
 	forged, unlogged := forge("forged.crl", number), forge("unlogged.crl", number+100)
@@ -543,11 +540,7 @@ func TestAuditProofCRLLeavesOutARevocation(t *testing.T) {
 					t.Fatal(err)
 				}
 				if slices.ContainsFunc(crl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool { return pki.SerialHex(e.SerialNumber) == serial }) {
-					path := filepath.Join(dir, serial+".crl")
-					if err := os.WriteFile(path, der, 0o600); err != nil {
-						t.Fatal(err)
-					}
-					return path, crl
+					return fileOf(t, dir, serial+".crl", der), crl
 				}
 			}
 			if time.Now().After(deadline) {
@@ -589,6 +582,107 @@ func TestAuditProofCRLLeavesOutARevocation(t *testing.T) {
 	if err := prove(leftOut); !errors.Is(err, errVerification) || !strings.Contains(err.Error(), "leaves out the certificate "+serials[0]) {
 		t.Errorf("the CRL that left the revocation out: %v; want a failed verification naming %s", err, serials[0])
 	}
+}
+
+// TestAuditProofOCSP: an OCSP answer a relying party kept is checked
+// against a report's log: what it says must be what the log says. An
+// operator who clears a revocation in the database has the responder say
+// "good" of a certificate the log revoked, which fails; the honest
+// answers (good, then revoked, and unknown of a serial never issued)
+// hold (a red-team's finding: nothing read an answer against the log).
+func TestAuditProofOCSP(t *testing.T) {
+	signAsTestKey(t)
+	env := testenv.Start(t)
+	ctx := t.Context()
+	created, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "OCSP Proven"),
+		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
+		RevocationConfiguration:           &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caARN := *created.CertificateAuthorityArn
+	root := env.ActivateRoot(t, caARN)
+	dir := t.TempDir()
+	issuer := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(issuer, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ocsp.example"}}).CSRPEM
+	leaf, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr}))
+	serial := pki.SerialHex(leaf.SerialNumber)
+	// ask keeps the answer about the certificate of serial n in a file.
+	ask := func(name string, n *big.Int) string {
+		t.Helper()
+		req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: n}, root, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.Post(env.URL+"/ocsp", "application/ocsp-request", bytes.NewReader(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		der, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fileOf(t, dir, name, der)
+	}
+	good := ask("good.der", leaf.SerialNumber)
+	unknown := ask("unknown.der", big.NewInt(0xbad))
+	if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+		CertificateSerial: aws.String(serial), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+		t.Fatal(err)
+	}
+	revoked := ask("revoked.der", leaf.SerialNumber)
+	// The revocation cleared from the database (and the answer it kept),
+	// an answer signed then, and the row put back for the report.
+	env.Clock.Advance(10 * time.Minute)
+	db := env.DB(t)
+	var saved struct{ at, reason, seq any }
+	if err := db.QueryRowContext(ctx, `SELECT revoked_at, revocation_reason, revoke_seq FROM certificates WHERE serial = ?`, serial).Scan(&saved.at, &saved.reason, &saved.seq); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`UPDATE certificates SET revoked_at = NULL, revocation_reason = '', revoke_seq = NULL WHERE serial = ?`, `DELETE FROM ocsp_responses WHERE serial = ?`} {
+		if _, err := db.ExecContext(ctx, q, serial); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lie := ask("lie.der", leaf.SerialNumber)
+	if _, err := db.ExecContext(ctx, `UPDATE certificates SET revoked_at = ?, revocation_reason = ?, revoke_seq = ? WHERE serial = ?`, saved.at, saved.reason, saved.seq, serial); err != nil {
+		t.Fatal(err)
+	}
+	proofFile := newReport(t, env, caARN) + auditlog.ProofSuffix
+	key, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ answer, want string }{
+		{good, "(good, "},
+		{revoked, "(revoked, "},
+		{unknown, "(unknown, "},
+		{lie, "says the certificate " + serial + " is good; the log revoked it at"},
+	} {
+		out, err := runOpenpca(t, "audit", "proof", "--proof", proofFile, "--key", strings.TrimSpace(key), "--issuer", issuer, "--ocsp", tc.answer, "--ca", caARN)
+		if err != nil {
+			out = err.Error()
+		}
+		if !strings.Contains(out, tc.want) || (tc.answer == lie) != errors.Is(err, errVerification) {
+			t.Errorf("%s: %s; want %q", filepath.Base(tc.answer), out, tc.want)
+		}
+	}
+}
+
+// fileOf writes b to the file name in dir, and returns its path.
+func fileOf(t *testing.T, dir, name string, b []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // signAsTestKey has the commands this test runs sign their requests as
