@@ -303,6 +303,7 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	fs.StringVar(&serial, "serial", "", "the certificate's serial number, hex, with or without colons: a proof by serial shows that a certificate of that serial was logged, not which (--certificate shows that it is yours)")
 	fs.StringVar(&certPath, "certificate", "", "the certificate itself (PEM or DER), in place of --serial: the log's record of its issuance must be of it, byte for byte (its SHA-256); a certificate the CA's key signed outside the log, with a logged one's serial, fails (with --key)")
 	fs.StringVar(&crlPath, "crl", "", "a CRL of the CA (PEM or DER), in place of --serial: the log's record of its signing must be of it, byte for byte (its SHA-256); a CRL the CA's key signed outside the log fails (with --key); with --proof, what it lists must be the log's revocations")
+	revoked := fs.Bool("revoked", false, "with --serial or --certificate and --key: the proof must hold the certificate's revocation too (a server may leave it out of its answer)")
 	var ocspPath, issuerPath string
 	fs.StringVar(&ocspPath, "ocsp", "", "an OCSP answer (DER) about a certificate of the CA, in place of --serial, with --proof, --issuer and --key: what it says must be what the log says, and its signing (or its responder's certificate) in the log")
 	fs.StringVar(&issuerPath, "issuer", "", "the CA's certificate (PEM or DER), which checks --ocsp's signature")
@@ -334,6 +335,9 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 		serial = pki.SerialHex(cert.SerialNumber)
 	}
 	var crl *x509.RevocationList
+	if *revoked && (key == "" || crlPath != "") {
+		return errors.New("--revoked needs --key, and --serial or --certificate")
+	}
 	if crlPath != "" {
 		if serial != "" || key == "" {
 			return errors.New("--crl takes the place of --serial and --certificate, and needs --key: an unchecked proof shows nothing of it")
@@ -399,6 +403,11 @@ func auditProof(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 			if err == nil && proofPath != "" {
 				err = crlIsTheLogs(proofPath, p, vkey, crl)
 			}
+		}
+		if err == nil && *revoked && !slices.ContainsFunc(p.Entries, func(e auditlog.ProvenEntry) bool {
+			return strings.Contains(e.Record, `"kind":"`+openpca.KeyUseRevoke+`"`)
+		}) {
+			err = fmt.Errorf("the proof has no revocation of the certificate %s: the log had none up to its checkpoint, or the server left it out", p.Serial)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: %s", errVerification, audit.Printable(err.Error()))

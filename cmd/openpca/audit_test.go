@@ -320,6 +320,38 @@ func TestAuditProof(t *testing.T) {
 		t.Errorf("an unknown serial: %v\n%s", err, out)
 	}
 
+	// --revoked: the proof must hold the certificate's revocation, which
+	// a server may leave out of its answer (here one that serves the
+	// true proof of the revoked certificate, its revocation taken out).
+	withRevocation, err := runOpenpca(t, "audit", "proof", "--server", s.env.URL, "--ca", s.caARN, "--serial", s.serials[0], "--key", s.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut auditlog.InclusionProof
+	json.Unmarshal([]byte(withRevocation), &cut)
+	cut.Entries = cut.Entries[:1]
+	cutAnswer, _ := json.Marshal(cut)
+	leaving := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(cutAnswer)
+	}))
+	defer leaving.Close()
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		revoked bool
+	}{
+		{"revoked, from the server", []string{"--server", s.env.URL, "--ca", s.caARN, "--serial", s.serials[0]}, true},
+		{"revoked, from the proof file", []string{"--proof", s.proof, "--serial", s.serials[0]}, true},
+		{"not revoked", []string{"--proof", s.proof, "--serial", s.serials[1]}, false},
+		{"revoked, the revocation left out", []string{"--server", leaving.URL, "--ca", s.caARN, "--serial", s.serials[0]}, false},
+	} {
+		out, err := runOpenpca(t, append([]string{"audit", "proof", "--key", s.vkey, "--revoked"}, tc.args...)...)
+		if got := err == nil; got != tc.revoked || !tc.revoked && (!errors.Is(err, errVerification) || !strings.Contains(err.Error(), "has no revocation")) {
+			t.Errorf("--revoked, %s: %v\n%s", tc.name, err, out)
+		}
+	}
+
 	// A certificate given itself must be the one logged: another of a
 	// logged serial, which the CA's key signed outside the log (here one
 	// signed by another key: the log's record is what tells), fails.
