@@ -9,6 +9,14 @@ import (
 // sets none, as the AWS console proposes; the model documents none.
 const DefaultCRLExpirationInDays = 7
 
+// OCSPValidity is how long an OCSP answer a server signs is valid: its
+// nextUpdate is its thisUpdate and this.
+const OCSPValidity = 24 * time.Hour
+
+// ResponderPrincipal is who the certificate of a delegated OCSP responder
+// is requested by, in the CA's log and audit reports: the server itself.
+const ResponderPrincipal = "openpca:ocsp-responder"
+
 // CRL returns the CA's CRL configuration if CRLs are enabled, else nil, as
 // it takes effect: what the configuration leaves out is the default, as
 // the model documents it (S3ObjectAcl PUBLIC_READ, CrlType COMPLETE), and

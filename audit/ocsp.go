@@ -24,6 +24,9 @@ type OCSPAnswer struct {
 	RevokedAt  time.Time
 	Reason     int // the CRL reason code, 0 for none
 	ProducedAt time.Time
+	// ThisUpdate and NextUpdate are when what it says holds, for relying
+	// parties.
+	ThisUpdate, NextUpdate time.Time
 	// Responder is the certificate of the responder that signed it, or
 	// nil if the CA's key did.
 	Responder []byte
@@ -37,14 +40,18 @@ type OCSPProof struct {
 }
 
 // CheckOCSPAnswer checks an answer against a proof file's log, whose
-// checkpoint verifierKey signed, and returns the entry of its signing: the answer's, if
-// the CA signed it, which the log keeps, or its responder's issuance
-// (the answers a responder signs are in no log). What it says must be the
-// log's, give or take the clocks' skew (recordClockSkew): "good" of a
-// certificate the log issued and had not revoked, "revoked" of one the
-// log revoked, at that second and for that reason, "unknown" of one the
-// log had not issued. An answer that says otherwise was signed with a
-// revocation cleared from the database, or a key used outside the server.
+// checkpoint verifierKey signed, and returns the entry of its signing:
+// the answer's, if the CA signed it, which the log keeps, or its
+// responder's issuance, requested by ResponderPrincipal (the answers a
+// responder signs are in no log). It holds for OCSPValidity at most, as
+// a server's answers do, and the log must reach its time: the later of
+// its producedAt and thisUpdate (so that neither, set back, hides a
+// revocation). What it says must be the log's then, give or take the
+// clocks' skew (recordClockSkew): "good" of a certificate the log issued
+// and had not revoked, "revoked" of one the log revoked, at that second
+// and for that reason, "unknown" of one the log had not issued. An answer
+// that says otherwise was signed with a revocation cleared from the
+// database, or a key used outside the server.
 func CheckOCSPAnswer(proof io.ReadSeeker, verifierKey string, a *OCSPAnswer) (*OCSPProof, error) {
 	var checkpoint auditlog.Checkpoint
 	h, err := auditlog.ReadProof(proof, func(h *auditlog.ProofHeader) (int64, error) {
@@ -76,7 +83,8 @@ func CheckOCSPAnswer(proof io.ReadSeeker, verifierKey string, a *OCSPAnswer) (*O
 		if err := decodeRecord(record, &r); err != nil {
 			return fmt.Errorf("entry %d: %w", seq, err)
 		}
-		if r.SignedSHA256 == signer && signing < 0 && (a.Responder == nil && r.Kind == openpca.KeyUseOCSP || a.Responder != nil && r.Kind == openpca.KeyUseIssue) {
+		if r.SignedSHA256 == signer && signing < 0 && (a.Responder == nil && r.Kind == openpca.KeyUseOCSP ||
+			a.Responder != nil && r.Kind == openpca.KeyUseIssue && r.RequestedBy == openpca.ResponderPrincipal) {
 			signing = seq
 		}
 		if bareSerial(r.Serial) != serial {
@@ -97,16 +105,26 @@ func CheckOCSPAnswer(proof io.ReadSeeker, verifierKey string, a *OCSPAnswer) (*O
 	if err != nil {
 		return nil, err
 	}
-	if signing < 0 {
-		what := "the CA's key signed the answer"
-		if a.Responder != nil {
-			what = "the CA's key issued the answer's responder certificate"
-		}
-		return nil, fmt.Errorf("%s outside its log: the log of %d entries (its checkpoint signed at %s) has no record of it; a report made after the answer was produced (%s) has, if the server logged it",
-			what, checkpoint.Size, checkpoint.Time.Format(time.RFC3339), a.ProducedAt.UTC().Format(time.RFC3339))
+	at := a.ProducedAt
+	if a.ThisUpdate.After(at) {
+		at = a.ThisUpdate
 	}
-	before, after := a.ProducedAt.Add(-recordClockSkew), a.ProducedAt.Add(recordClockSkew)
-	said := fmt.Sprintf("the answer produced at %s says the certificate %s is %s", a.ProducedAt.UTC().Format(time.RFC3339), a.Serial, a.Status)
+	switch {
+	case a.NextUpdate.IsZero() || a.NextUpdate.Sub(a.ThisUpdate) > openpca.OCSPValidity:
+		return nil, fmt.Errorf("the answer holds from %s to %s, longer than the %s a server's answers hold",
+			a.ThisUpdate.UTC().Format(time.RFC3339), a.NextUpdate.UTC().Format(time.RFC3339), openpca.OCSPValidity)
+	case checkpoint.Time.Before(at):
+		return nil, fmt.Errorf("the log's checkpoint was signed at %s, before the answer's time, %s: a report made after it holds what the log said then",
+			checkpoint.Time.Format(time.RFC3339), at.UTC().Format(time.RFC3339))
+	}
+	switch {
+	case signing < 0 && a.Responder != nil:
+		return nil, fmt.Errorf("the answer's responder certificate is no responder's issuance in the log of %d entries: the CA's key issued it outside its log, or it is a certificate of another kind", checkpoint.Size)
+	case signing < 0:
+		return nil, fmt.Errorf("the CA's key signed the answer outside its log: the log of %d entries has no record of it", checkpoint.Size)
+	}
+	before, after := at.Add(-recordClockSkew), at.Add(recordClockSkew)
+	said := fmt.Sprintf("the answer of %s says the certificate %s is %s", at.UTC().Format(time.RFC3339), a.Serial, a.Status)
 	switch a.Status {
 	case "good":
 		if issued < 0 || issuedAt.After(after) {

@@ -315,10 +315,6 @@ func TestSM2(t *testing.T) {
 	}
 }
 
-func ocspStatusNames(s int) string {
-	return map[int]string{ocsp.Good: "good", ocsp.Revoked: "revoked", ocsp.Unknown: "unknown"}[s]
-}
-
 // TestMLDSAKeyUsage: a certificate of an ML-DSA key cannot have a usage
 // RFC 9881 forbids (it only signs), asked for through ApiPassthrough
 // (InvalidArgsException), by the CSR of a CSR-passthrough template

@@ -30,7 +30,7 @@ import (
 // from the store at each request, so a revocation shows at once on every
 // server.
 const (
-	ocspValidity = 24 * time.Hour
+	ocspValidity = openpca.OCSPValidity
 	ocspRefresh  = ocspValidity / 2
 )
 
@@ -282,7 +282,7 @@ func (s *Service) ocspResponse(ctx context.Context, req *ocsp.Request) (*ocspEnt
 		template.Status, template.RevokedAt, template.RevocationReason = ocsp.Revoked, cert.RevokedAt, pki.CRLReason(cert.RevocationReason)
 	}
 	id := ocspCertID{hash: req.HashAlgorithm, nameHash: string(req.IssuerNameHash), keyHash: string(req.IssuerKeyHash), serial: string(req.SerialNumber.Bytes())}
-	status := ocspStatusNames[template.Status]
+	status := pki.OCSPStatusName(template.Status)
 	// Not an answer signed ahead of now, by a clock since stepped back:
 	// relying parties refuse a thisUpdate in the future.
 	current := func(e *ocspEntry) bool {
@@ -326,7 +326,7 @@ const ocspSigningTimeout = 30 * time.Second
 // serial of ca at now: the one the store keeps if current, else one it
 // signs and keeps (and logs, if the CA's key signs it).
 func (s *Service) signOCSP(ctx context.Context, ca *openpca.CA, is *issuer, serial string, template ocsp.Response, now time.Time, current func(*ocspEntry) bool) (*ocspEntry, error) {
-	status := ocspStatusNames[template.Status]
+	status := pki.OCSPStatusName(template.Status)
 	// The request names the CA (its name and key hashes were checked) and
 	// the serial: the store's response for them is the one asked for.
 	if template.Status != ocsp.Unknown {
@@ -441,5 +441,3 @@ func (s *Service) refused(ctx context.Context, ca *openpca.CA, err error) error 
 	}
 	return fmt.Errorf("%w: %w", errOCSPTryLater, err)
 }
-
-var ocspStatusNames = map[int]string{ocsp.Good: "good", ocsp.Revoked: "revoked", ocsp.Unknown: "unknown"}

@@ -575,7 +575,7 @@ func testOCSPSigners(t *testing.T, byCA bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ocspStatusNames(resp.Status)
+		return pki.OCSPStatusName(resp.Status)
 	}
 	// Each CA's responder (if it has one) issued before.
 	for _, c := range []struct{ cert, root *x509.Certificate }{{e.cert, e.root}, {issue(kmsARN), kmsRoot}} {

@@ -63,10 +63,6 @@ const (
 	signRetry = 10 * time.Second
 )
 
-// ResponderPrincipal is who the certificate of a delegated OCSP responder
-// is requested by, in the CA's log and audit reports: the server itself.
-const ResponderPrincipal = "openpca:ocsp-responder"
-
 // oidOCSPNoCheck is id-pkix-ocsp-nocheck (RFC 6960, 4.2.2.2.1).
 var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 
@@ -402,7 +398,7 @@ func (s *Service) issueResponder(ctx context.Context, ca *openpca.CA, is *issuer
 			return nil, err
 		}
 		c := &openpca.Certificate{CAID: ca.ID, AccountID: ca.AccountID, Serial: pki.SerialHex(serial), DER: der, Subject: formatted,
-			NotBefore: nb, NotAfter: na, IssuedAt: issued, RequestedBy: ResponderPrincipal, RequestID: openpca.RequestIDFrom(ctx)}
+			NotBefore: nb, NotAfter: na, IssuedAt: issued, RequestedBy: openpca.ResponderPrincipal, RequestID: openpca.RequestIDFrom(ctx)}
 		c.ARN = openpca.CertificateARN(ca.ARN, c.Serial)
 		_, err = s.store.RecordIssuance(ctx, &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(ca.ARN, c),
 			Statuses: []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}})

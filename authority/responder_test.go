@@ -20,7 +20,6 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
-	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/pki"
 )
@@ -114,7 +113,7 @@ func TestOCSPResponder(t *testing.T) {
 	}
 	defer a.Close()
 	c, err := a.Store.FindCertificate(ctx, e.caARN[strings.LastIndex(e.caARN, "/")+1:], pki.SerialHex(next.SerialNumber))
-	if err != nil || c.RequestedBy != authority.ResponderPrincipal {
+	if err != nil || c.RequestedBy != openpca.ResponderPrincipal {
 		t.Errorf("the next responder's certificate as kept: %+v, %v", c, err)
 	}
 

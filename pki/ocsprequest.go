@@ -65,3 +65,17 @@ func ParseOCSPRequest(der []byte) (*ocsp.Request, error) {
 	}
 	return &ocsp.Request{HashAlgorithm: hash, IssuerNameHash: nameHash, IssuerKeyHash: keyHash, SerialNumber: serial}, nil
 }
+
+// OCSPStatusName is the name of an OCSP status (ocsp.Good and the
+// others), as the key-use log writes it: good, revoked or unknown.
+func OCSPStatusName(status int) string {
+	switch status {
+	case ocsp.Good:
+		return "good"
+	case ocsp.Revoked:
+		return "revoked"
+	case ocsp.Unknown:
+		return "unknown"
+	}
+	return ""
+}

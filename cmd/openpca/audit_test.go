@@ -618,16 +618,36 @@ func TestAuditProofCRLLeavesOutARevocation(t *testing.T) {
 
 // TestAuditProofOCSP: an OCSP answer a relying party kept is checked
 // against a report's log: what it says must be what the log says. An
-// operator who clears a revocation in the database has the responder say
-// "good" of a certificate the log revoked, which fails; the honest
-// answers (good, then revoked, and unknown of a serial never issued)
-// hold (a red-team's finding: nothing read an answer against the log).
+// operator who clears a revocation in the database has the answer say
+// "good" of a certificate the log revoked, which fails: its responder's,
+// or an ML-DSA CA's, which signs its answers itself, and whose signature
+// Go cannot check (the log's record of the answer shows that the CA
+// signed it). The honest answers (good, then revoked, and unknown of a
+// serial never issued) hold, and one signed by a subscriber's key in a
+// responder's place fails (a red-team's finding: nothing read an answer
+// against the log).
 func TestAuditProofOCSP(t *testing.T) {
 	signAsTestKey(t)
 	env := testenv.Start(t)
+	key, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		alg     types.KeyAlgorithm
+		signing types.SigningAlgorithm
+	}{
+		{types.KeyAlgorithmEcPrime256v1, types.SigningAlgorithmSha256withecdsa},
+		{types.KeyAlgorithmMlDsa65, types.SigningAlgorithmMlDsa65},
+	} {
+		t.Run(string(tc.alg), func(t *testing.T) { testAuditProofOCSP(t, env, strings.TrimSpace(key), tc.alg, tc.signing) })
+	}
+}
+
+func testAuditProofOCSP(t *testing.T, env *testenv.Env, key string, alg types.KeyAlgorithm, signing types.SigningAlgorithm) {
 	ctx := t.Context()
 	created, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
-		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "OCSP Proven"),
+		CertificateAuthorityConfiguration: testenv.Config(alg, "OCSP Proven"),
 		CertificateAuthorityType:          types.CertificateAuthorityTypeRoot,
 		RevocationConfiguration:           &types.RevocationConfiguration{OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}},
 	})
@@ -637,12 +657,9 @@ func TestAuditProofOCSP(t *testing.T) {
 	caARN := *created.CertificateAuthorityArn
 	root := env.ActivateRoot(t, caARN)
 	dir := t.TempDir()
-	issuer := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(issuer, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ocsp.example"}}).CSRPEM
-	leaf, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr}))
+	issuer := fileOf(t, dir, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}))
+	leafKey := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ocsp.example"}})
+	leaf, _ := env.Certificate(t, caARN, env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: leafKey.CSRPEM, SigningAlgorithm: signing}))
 	serial := pki.SerialHex(leaf.SerialNumber)
 	// ask keeps the answer about the certificate of serial n in a file.
 	ask := func(name string, n *big.Int) string {
@@ -687,23 +704,33 @@ func TestAuditProofOCSP(t *testing.T) {
 		t.Fatal(err)
 	}
 	proofFile := newReport(t, env, caARN) + auditlog.ProofSuffix
-	key, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct{ answer, want string }{
+	cases := []struct{ answer, want string }{
 		{good, "(good, "},
 		{revoked, "(revoked, "},
 		{unknown, "(unknown, "},
 		{lie, "says the certificate " + serial + " is good; the log revoked it at"},
-	} {
-		out, err := runOpenpca(t, "audit", "proof", "--proof", proofFile, "--key", strings.TrimSpace(key), "--issuer", issuer, "--ocsp", tc.answer, "--ca", caARN)
+	}
+	if alg == types.KeyAlgorithmEcPrime256v1 {
+		// The subscriber's key signs an answer, its certificate in it.
+		now := env.Clock.Now()
+		der, err := ocsp.CreateResponse(root, leaf, ocsp.Response{Status: ocsp.Good, SerialNumber: leaf.SerialNumber, ProducedAt: now, ThisUpdate: now,
+			NextUpdate: now.Add(time.Hour), Certificate: leaf}, leafKey.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, struct{ answer, want string }{fileOf(t, dir, "subscriber.der", der), "is no OCSP responder of the CA's"})
+	}
+	for _, tc := range cases {
+		out, err := runOpenpca(t, "audit", "proof", "--proof", proofFile, "--key", key, "--issuer", issuer, "--ocsp", tc.answer, "--ca", caARN)
 		if err != nil {
 			out = err.Error()
 		}
-		if !strings.Contains(out, tc.want) || (tc.answer == lie) != errors.Is(err, errVerification) {
+		if !strings.Contains(out, tc.want) || (tc.want[0] != '(') != errors.Is(err, errVerification) {
 			t.Errorf("%s: %s; want %q", filepath.Base(tc.answer), out, tc.want)
 		}
+	}
+	if out, err := runOpenpca(t, "audit", "proof", "--proof", proofFile, "--key", key, "--issuer", issuer, "--ocsp", good, "--ca", "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555"); !errors.Is(err, errVerification) || !strings.Contains(err.Error(), "is of the CA") {
+		t.Errorf("the proof file of another CA: %v\n%s", err, out)
 	}
 }
 
