@@ -722,16 +722,27 @@ func TestHandshakeRate(t *testing.T) {
 // addresses alone, and a client that followed the public URL refused it
 // (a red-team's finding).
 func TestSelfSignedNamesThePublicURL(t *testing.T) {
-	for _, host := range []string{"pca.example.test", "192.0.2.7", "[2001:db8::7]"} {
-		t.Run(host, func(t *testing.T) {
-			env := testenv.Start(t, func(c *app.Config) { c.TLSSelfSigned, c.PublicURL = true, "https://"+host+":8443" })
+	for _, tc := range []struct {
+		host  string
+		named bool
+	}{
+		{"pca.example.test", true}, {"192.0.2.7", true}, {"[2001:db8::7]", true},
+		// Neither an address of none, as the default public URL of a
+		// server on every address is, nor a name a certificate cannot
+		// hold as it is (the server did not start).
+		{"0.0.0.0", false}, {"bücher.example", false},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			env := testenv.Start(t, func(c *app.Config) { c.TLSSelfSigned, c.PublicURL = true, "https://"+tc.host+":8443" })
 			config := env.Transport().TLSClientConfig.Clone()
-			config.ServerName = strings.Trim(host, "[]")
+			config.ServerName = strings.Trim(tc.host, "[]")
 			c, err := tls.Dial("tcp", strings.TrimPrefix(env.URL, "https://"), config)
-			if err != nil {
-				t.Fatalf("a client that reaches the server as %s: %v", host, err)
+			if err == nil {
+				c.Close()
 			}
-			c.Close()
+			if named := err == nil; named != tc.named {
+				t.Errorf("a client that reaches the server as %s: %v; want the certificate to name it: %v", tc.host, err, tc.named)
+			}
 		})
 	}
 }

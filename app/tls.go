@@ -17,7 +17,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/openpca/openpca/seal"
 )
@@ -182,14 +184,18 @@ func (a *App) selfSignedCertificate(addr net.Addr) (tls.Certificate, string, err
 		}
 	}
 	// Clients reach the server at its public URL's host, which may be
-	// none of those (a name in DNS, a proxy's address passed through).
+	// none of those (a name in DNS, a proxy's address passed through): not
+	// an unspecified address (the default public URL of a server on every
+	// address), nor a name of other than ASCII, which a certificate holds
+	// in its A-label form alone (a server with --tls-cert names it so).
 	if u, err := url.Parse(a.cfg.PublicURL); err == nil && u.Hostname() != "" {
-		if ip := net.ParseIP(u.Hostname()); ip == nil {
-			if !slices.Contains(tmpl.DNSNames, u.Hostname()) {
-				tmpl.DNSNames = append(tmpl.DNSNames, u.Hostname())
-			}
-		} else if !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal) {
+		host := u.Hostname()
+		ip := net.ParseIP(host)
+		switch {
+		case ip != nil && !ip.IsUnspecified() && !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal):
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		case ip == nil && !slices.Contains(tmpl.DNSNames, host) && strings.IndexFunc(host, func(r rune) bool { return r > unicode.MaxASCII }) < 0:
+			tmpl.DNSNames = append(tmpl.DNSNames, host)
 		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)

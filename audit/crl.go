@@ -51,9 +51,7 @@ func CheckCRLEntries(proof io.ReadSeeker, checkpoint *auditlog.Checkpoint, crl *
 			if err != nil {
 				return fmt.Errorf("entry %d: %w", seq, err)
 			}
-			if _, again := revoked[bareSerial(r.Serial)]; !again {
-				revoked[bareSerial(r.Serial)] = revocation{serial: r.Serial, seq: seq, at: at.Unix(), reason: pki.CRLReason(openpca.RevocationReason(r.RevocationReason))}
-			}
+			revoked[bareSerial(r.Serial)] = revocation{serial: r.Serial, seq: seq, at: at.Unix(), reason: pki.CRLReason(openpca.RevocationReason(r.RevocationReason))}
 		}
 		return nil
 	})

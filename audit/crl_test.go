@@ -79,6 +79,7 @@ func TestCheckCRLEntries(t *testing.T) {
 		{"another reason", makeCRL(2, thisUpdate, revoked(0), entry{5, 0, f.rows[5].RevokedAt}), "for reason 0; the log's revocation"},
 		{"another date", makeCRL(2, thisUpdate, revoked(0), entry{5, 1, f.rows[5].RevokedAt.Add(time.Second)}), "the log's revocation (entry"},
 		{"the expired left out", makeCRL(2, expired), ""},
+		{"one that ends at its thisUpdate left out", makeCRL(2, f.rows[0].NotAfter), "leaves out the certificate " + f.rows[0].Serial},
 		{"the expired listed", makeCRL(2, expired, revoked(0), revoked(5), revoked(2)), ""},
 	}
 	for _, tc := range cases {

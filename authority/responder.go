@@ -239,9 +239,11 @@ func (s *Service) ocspResponder(ctx context.Context, ca *openpca.CA, is *issuer,
 	}
 	// The request waits while its CA's responder is made, not while its
 	// key waits behind other CAs' (after a restart, one request to each of
-	// many RSA-4096 CAs queued the last for 15 s): past ocspSignerWait so
-	// queued, the CA signs this answer itself, as when an issuance failed.
-	queued := time.NewTimer(ocspSignerWait)
+	// many RSA-4096 CAs queued the last for 15 s): found so queued once
+	// ocspSignerWait has passed (looked at each ocspSignerWait, as the key
+	// joins the queue once the CA's key is open), the CA signs this answer
+	// itself, as when an issuance failed.
+	queued := time.NewTicker(ocspSignerWait)
 	defer queued.Stop()
 	for {
 		select {

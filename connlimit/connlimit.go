@@ -335,6 +335,16 @@ func (l *Listener) admit(addr net.Addr) (network netip.Prefix, ok bool) {
 	network = clientaddr.Network(ip, 32, 64)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.lim.PerNetwork > 0 && l.open[network] >= l.lim.PerNetwork {
+		if l.lim.Logger != nil {
+			l.warnRefuse.Do(func() {
+				l.lim.Logger.Warn("closed a connection: its network has as many open as one may (others may follow, unlogged for a minute)",
+					"network", network.String(), "open", l.open[network])
+			})
+		}
+		return netip.Prefix{}, false
+	}
+	// Paced after the bound above, whose refusals take none of the rate.
 	if !l.paced(network) {
 		if l.lim.Logger != nil {
 			l.warnRate.Do(func() {
@@ -346,15 +356,6 @@ func (l *Listener) admit(addr net.Addr) (network netip.Prefix, ok bool) {
 	}
 	if l.lim.PerNetwork <= 0 {
 		return netip.Prefix{}, true
-	}
-	if l.open[network] >= l.lim.PerNetwork {
-		if l.lim.Logger != nil {
-			l.warnRefuse.Do(func() {
-				l.lim.Logger.Warn("closed a connection: its network has as many open as one may (others may follow, unlogged for a minute)",
-					"network", network.String(), "open", l.open[network])
-			})
-		}
-		return netip.Prefix{}, false
 	}
 	l.open[network]++
 	return network, true

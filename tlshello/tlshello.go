@@ -15,7 +15,10 @@ import (
 )
 
 // MaxHello is how many bytes a connection reads before its ClientHello is
-// parsed: browsers' are 2 KiB or less, post-quantum key shares included.
+// parsed, and as many again before its handshake ends (the client's
+// second ClientHello, after the server's HelloRetryRequest, and its
+// Finished): browsers' hellos are 2 KiB or less, post-quantum key shares
+// included.
 const MaxHello = 16 << 10
 
 // errTooLarge ends a handshake whose ClientHello is past MaxHello.
@@ -23,19 +26,31 @@ var errTooLarge = errors.New("tlshello: the ClientHello is longer than the serve
 
 // NewListener returns a listener that serves TLS with config on the
 // connections l accepts, each reading at most MaxHello bytes before its
-// ClientHello is parsed. A connection it returns has NetConn, as its
-// tls.Conn has, for the connection l accepted.
+// ClientHello is parsed, and MaxHello more before its handshake ends. A
+// connection it returns has NetConn, as its tls.Conn has, for the
+// connection l accepted. config's GetConfigForClient is not called.
 func NewListener(l net.Listener, config *tls.Config) net.Listener {
 	c := config.Clone()
-	next := c.GetConfigForClient
 	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		if b, ok := hello.Conn.(*conn); ok {
-			b.read.Store(true)
+		b, ok := hello.Conn.(*conn)
+		if !ok {
+			return nil, nil
 		}
-		if next != nil {
-			return next(hello)
+		// Go reads a second ClientHello, after a HelloRetryRequest,
+		// without asking again: the bound holds until the handshake is
+		// all but done, which VerifyConnection is told of, with or
+		// without a client's certificate.
+		b.left = MaxHello
+		each := config.Clone()
+		verify := each.VerifyConnection
+		each.VerifyConnection = func(cs tls.ConnectionState) error {
+			b.done.Store(true)
+			if verify != nil {
+				return verify(cs)
+			}
+			return nil
 		}
-		return nil, nil
+		return each, nil
 	}
 	return tls.NewListener(listener{l}, c)
 }
@@ -50,16 +65,16 @@ func (l listener) Accept() (net.Conn, error) {
 	return &conn{Conn: c, left: MaxHello}, nil
 }
 
-// conn is a connection whose reads stop at MaxHello bytes until read says
-// its ClientHello was.
+// conn is a connection whose reads stop at MaxHello bytes, twice, until
+// done says its handshake is.
 type conn struct {
 	net.Conn
-	read atomic.Bool
-	left int // read by the handshake alone, before read is set
+	done atomic.Bool
+	left int // read by the handshake alone, before done is set
 }
 
 func (c *conn) Read(p []byte) (int, error) {
-	if c.read.Load() {
+	if c.done.Load() {
 		return c.Conn.Read(p)
 	}
 	if c.left <= 0 {

@@ -469,10 +469,10 @@ func (s *Server) forkSeen(origin string, log func()) {
 	now := time.Now()
 	at, ok := s.forks[origin]
 	switch {
-	case ok && now.Sub(at) < time.Minute && now.Sub(at) > -time.Minute:
+	case ok && now.Sub(at) < time.Minute:
 		return
 	case !ok && len(s.forks) >= maxForkOrigins:
-		maps.DeleteFunc(s.forks, func(_ string, at time.Time) bool { return now.Sub(at) >= time.Minute || now.Sub(at) <= -time.Minute })
+		maps.DeleteFunc(s.forks, func(_ string, at time.Time) bool { return now.Sub(at) >= time.Minute })
 		if len(s.forks) >= maxForkOrigins {
 			// Forks of more logs than it tells apart, within a minute:
 			// starting again from none had each logged again at once.
@@ -495,7 +495,7 @@ func (s *Server) roomFor(ctx context.Context, tx *sql.Tx, origin string, logs []
 		prefix := strings.TrimSuffix(l.Origin, "*")
 		var n int
 		// What "*" stands for is ASCII below DEL (Log.matches).
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM log_states WHERE origin >= ? AND origin < ?`, prefix, prefix+"\x7f").Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(DISTINCT origin) FROM log_states WHERE origin >= ? AND origin < ?`, prefix, prefix+"\x7f").Scan(&n); err != nil {
 			return err
 		}
 		if n >= s.maxLogs {
