@@ -1,12 +1,7 @@
 package tlshello_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"math/big"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -27,21 +22,12 @@ func (c counted) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// FuzzHandshake sends whatever the fuzzer makes, as a client's first
-// flight, to a TLS server behind the bound: before its handshake ends,
-// the server reads no more than a ClientHello's tlshello.MaxHello and as many
-// again, and the handshake ends (it waits for nothing more than it got).
+// FuzzHandshake sends whatever the fuzzer makes, as what a client sends
+// before it reads, to a TLS server behind the bound: before its handshake
+// ends, the server reads no more than a ClientHello's MaxHello and as
+// many again, and the handshake ends (the client has left).
 func FuzzHandshake(f *testing.F) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		f.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		f.Fatal(err)
-	}
-	config := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	config, _ := serverConfig(f)
 	// Seeds: a real client's first flight, one padded past the bound, and
 	// a record that announces more than it holds.
 	for _, pad := range []int{0, tlshello.MaxHello + 512} {

@@ -28,20 +28,7 @@ import (
 // bound ends with the handshake), on a connection of connlimit's, as the
 // server's are, and a session resumed.
 func TestHelloBounded(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	config, cert := serverConfig(t)
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +41,7 @@ func TestHelloBounded(t *testing.T) {
 		}
 	}), ErrorLog: log.New(io.Discard, "", 0)}
 	limited.Limit(srv)
-	l := tlshello.NewListener(limited, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	l := tlshello.NewListener(limited, config)
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	roots := x509.NewCertPool()
@@ -101,20 +88,12 @@ func TestHelloBounded(t *testing.T) {
 // bounded too: lifted after the first, the bound let a second of 50 KiB
 // in (a review's finding).
 func TestSecondHelloBounded(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	config, _ := serverConfig(t)
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := tlshello.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	l := tlshello.NewListener(raw, config)
 	t.Cleanup(func() { l.Close() })
 	handshake := make(chan error, 1)
 	go func() {
@@ -206,4 +185,24 @@ func record(t *testing.T, c net.Conn) (byte, []byte) {
 		t.Fatal(err)
 	}
 	return head[0], body
+}
+
+// serverConfig is the TLS configuration of a server at 127.0.0.1, and its
+// certificate, self-signed.
+func serverConfig(tb testing.TB) (*tls.Config, *x509.Certificate) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, cert
 }
