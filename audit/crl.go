@@ -51,7 +51,11 @@ func CheckCRLEntries(proof io.ReadSeeker, checkpoint *auditlog.Checkpoint, crl *
 			if err != nil {
 				return fmt.Errorf("entry %d: %w", seq, err)
 			}
-			revoked[bareSerial(r.Serial)] = revocation{serial: r.Serial, seq: seq, at: at.Unix(), reason: pki.CRLReason(openpca.RevocationReason(r.RevocationReason))}
+			// The first, as the report's verification takes it (which
+			// fails a log that revokes a certificate twice).
+			if _, again := revoked[bareSerial(r.Serial)]; !again {
+				revoked[bareSerial(r.Serial)] = revocation{serial: r.Serial, seq: seq, at: at.Unix(), reason: pki.CRLReason(openpca.RevocationReason(r.RevocationReason))}
+			}
 		}
 		return nil
 	})

@@ -12,13 +12,15 @@ import (
 	"errors"
 	"net"
 	"sync/atomic"
+	"time"
 )
 
 // MaxHello is how many bytes a connection reads before its ClientHello is
-// parsed, and as many again before its handshake ends (the client's
-// second ClientHello, after the server's HelloRetryRequest, and its
-// Finished): browsers' hellos are 2 KiB or less, post-quantum key shares
-// included.
+// parsed, as many again until the handshake has its keys (the client's
+// second ClientHello, after the server's HelloRetryRequest), and as many
+// again until it ends (the client's Finished; Go reads a handshake message
+// of 256 KiB there): browsers' hellos are 2 KiB or less, post-quantum key
+// shares included.
 const MaxHello = 16 << 10
 
 // errTooLarge ends a handshake whose ClientHello is past MaxHello.
@@ -26,9 +28,15 @@ var errTooLarge = errors.New("tlshello: the ClientHello is longer than the serve
 
 // NewListener returns a listener that serves TLS with config on the
 // connections l accepts, each reading at most MaxHello bytes before its
-// ClientHello is parsed, and MaxHello more before its handshake ends. A
+// ClientHello is parsed, and twice that more before its handshake ends. A
 // connection it returns has NetConn, as its tls.Conn has, for the
 // connection l accepted. config's GetConfigForClient is not called.
+//
+// The handshake's end is told by net/http, which sets the connection's
+// read deadline once the handshake is done: clears the one it set for the
+// handshake, or sets a request's, which is none without a ReadTimeout or
+// ReadHeaderTimeout. The first deadline cleared after VerifyConnection
+// ends the bound.
 func NewListener(l net.Listener, config *tls.Config) net.Listener {
 	c := config.Clone()
 	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -37,14 +45,15 @@ func NewListener(l net.Listener, config *tls.Config) net.Listener {
 			return nil, nil
 		}
 		// Go reads a second ClientHello, after a HelloRetryRequest,
-		// without asking again: the bound holds until the handshake is
-		// all but done, which VerifyConnection is told of, with or
-		// without a client's certificate.
+		// without asking again; then VerifyConnection is told, with or
+		// without a client's certificate, before the client's last
+		// messages are read.
 		b.left = MaxHello
 		each := config.Clone()
 		verify := each.VerifyConnection
 		each.VerifyConnection = func(cs tls.ConnectionState) error {
-			b.done.Store(true)
+			b.left = MaxHello
+			b.verified.Store(true)
 			if verify != nil {
 				return verify(cs)
 			}
@@ -65,12 +74,21 @@ func (l listener) Accept() (net.Conn, error) {
 	return &conn{Conn: c, left: MaxHello}, nil
 }
 
-// conn is a connection whose reads stop at MaxHello bytes, twice, until
-// done says its handshake is.
+// conn is a connection whose reads stop at MaxHello bytes, three times,
+// until done says its handshake is.
 type conn struct {
 	net.Conn
-	done atomic.Bool
-	left int // read by the handshake alone, before done is set
+	verified, done atomic.Bool
+	left           int // read by the handshake alone, before done is set
+}
+
+// SetReadDeadline ends the bound once the handshake is verified and
+// net/http clears the deadline it set for it: the handshake is done.
+func (c *conn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() && c.verified.Load() {
+		c.done.Store(true)
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *conn) Read(p []byte) (int, error) {

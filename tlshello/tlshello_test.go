@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,74 +64,116 @@ func TestHelloBounded(t *testing.T) {
 			for n := 0; n < tc.padded; n += 201 {
 				protos = append(protos, strings.Repeat("p", 200))
 			}
-			// Two requests on connections of their own, the second
-			// resuming the first's session.
-			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: roots,
-				NextProtos: protos, MaxVersion: tc.version, ClientSessionCache: tls.NewLRUClientSessionCache(1)}}}
-			for i := range 2 {
-				res, err := c.Post("https://"+raw.Addr().String()+"/", "text/plain", bytes.NewReader(make([]byte, 64<<10)))
-				if err == nil {
-					res.Body.Close()
-				}
-				if served := err == nil && res.StatusCode == http.StatusOK; served != tc.served {
-					t.Errorf("request %d: served %v (%v); want %v", i, served, err, tc.served)
-				}
-				if err == nil && i == 1 && !res.TLS.DidResume {
-					t.Error("the second connection did not resume the first's session")
-				}
+			// Three clients at once (each connection's handshake has a
+			// configuration of its own), each with two requests on
+			// connections of their own, the second resuming the first's
+			// session.
+			var wg sync.WaitGroup
+			for range 3 {
+				wg.Go(func() {
+					c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: roots,
+						NextProtos: protos, MaxVersion: tc.version, ClientSessionCache: tls.NewLRUClientSessionCache(1)}}}
+					for i := range 2 {
+						res, err := c.Post("https://"+raw.Addr().String()+"/", "text/plain", bytes.NewReader(make([]byte, 64<<10)))
+						if err == nil {
+							res.Body.Close()
+						}
+						if served := err == nil && res.StatusCode == http.StatusOK; served != tc.served {
+							t.Errorf("request %d: served %v (%v); want %v", i, served, err, tc.served)
+						}
+						if err == nil && i == 1 && !res.TLS.DidResume {
+							t.Error("the second connection did not resume the first's session")
+						}
+					}
+				})
 			}
+			wg.Wait()
 		})
 	}
 }
 
 // TestSecondHelloBounded: a ClientHello sent again after the server's
 // HelloRetryRequest (the first offered no key share the server takes) is
-// bounded too: lifted after the first, the bound let a second of 50 KiB
-// in (a review's finding).
+// bounded too, on its own: lifted after the first, the bound let a second
+// of 50 KiB in (a review's finding); two of 14 KiB are read.
 func TestSecondHelloBounded(t *testing.T) {
 	config, _ := serverConfig(t)
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := tlshello.NewListener(raw, config)
-	t.Cleanup(func() { l.Close() })
-	handshake := make(chan error, 1)
-	go func() {
-		c, err := l.Accept()
-		if err == nil {
+	for _, tc := range []struct {
+		name          string
+		first, second int // bytes of padding
+		read          bool
+	}{
+		{"a second hello of 50 KiB", 0, 50 << 10, false},
+		{"two of 14 KiB", 14 << 10, 14 << 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := tlshello.NewListener(raw, config)
+			defer l.Close()
+			handshake := make(chan error, 1)
+			go func() {
+				c, err := l.Accept()
+				if err == nil {
+					defer c.Close()
+					err = c.(*tls.Conn).Handshake()
+				}
+				handshake <- err
+			}()
+			c, err := net.Dial("tcp", raw.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer c.Close()
-			err = c.(*tls.Conn).Handshake()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			random := make([]byte, 32)
+			rand.Read(random)
+			if _, err := c.Write(clientHello(random, nil, tc.first)); err != nil {
+				t.Fatal(err)
+			}
+			// The HelloRetryRequest: a ServerHello (handshake type 2).
+			if body := handshakeRecord(t, c); body[0] != 2 {
+				t.Fatalf("the answer to a hello without a key share: %x", body[:min(len(body), 8)])
+			}
+			share := make([]byte, 32)
+			rand.Read(share)
+			if _, err := c.Write(clientHello(random, share, tc.second)); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.read {
+				select {
+				case err := <-handshake:
+					if err == nil || !strings.Contains(err.Error(), "longer than the server reads") {
+						t.Errorf("%v; want the handshake ended", err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Error("the second ClientHello was read whole: the handshake waits for the client's Finished")
+				}
+				return
+			}
+			if body := handshakeRecord(t, c); body[0] != 2 {
+				t.Errorf("the answer to the second hello: %x; want a ServerHello", body[:min(len(body), 8)])
+			}
+		})
+	}
+}
+
+// handshakeRecord reads from c the body of the next handshake record,
+// past the ChangeCipherSpec records a TLS 1.3 server sends for
+// middleboxes.
+func handshakeRecord(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	for {
+		typ, body := record(t, c)
+		switch {
+		case typ == 20:
+		case typ != 22 || len(body) == 0:
+			t.Fatalf("record %d %x; want a handshake record", typ, body[:min(len(body), 8)])
+		default:
+			return body
 		}
-		handshake <- err
-	}()
-	c, err := net.Dial("tcp", raw.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	random := make([]byte, 32)
-	rand.Read(random)
-	if _, err := c.Write(clientHello(random, nil, 0)); err != nil {
-		t.Fatal(err)
-	}
-	// The HelloRetryRequest: a ServerHello (handshake type 2).
-	if typ, body := record(t, c); typ != 22 || len(body) == 0 || body[0] != 2 {
-		t.Fatalf("the answer to a hello without a key share: record %d %x", typ, body[:min(len(body), 8)])
-	}
-	share := make([]byte, 32)
-	rand.Read(share)
-	if _, err := c.Write(clientHello(random, share, 50<<10)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-handshake:
-		if err == nil || !strings.Contains(err.Error(), "longer than the server reads") {
-			t.Errorf("a second ClientHello of 50 KiB: %v; want the handshake ended", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Error("a second ClientHello of 50 KiB was read whole: the handshake waits for the client's Finished")
 	}
 }
 
