@@ -1,5 +1,5 @@
-// Package tlshello bounds what a TLS client may send before the server has
-// read its ClientHello. Go's crypto/tls reads a ClientHello of up to 64 KiB
+// Package tlshello bounds what a TLS client may send before its handshake
+// ends. Go's crypto/tls reads a ClientHello of up to 64 KiB
 // (padded with ALPN values, say), before any bound of the HTTP server's
 // applies, and its buffers keep the size they grew to for as long as the
 // connection is open: 4,096 connections each idle after one such hello
@@ -23,8 +23,9 @@ import (
 // shares included.
 const MaxHello = 16 << 10
 
-// errTooLarge ends a handshake whose ClientHello is past MaxHello.
-var errTooLarge = errors.New("tlshello: the ClientHello is longer than the server reads")
+// errTooLarge ends a handshake whose client sent more than MaxHello at
+// one of its steps.
+var errTooLarge = errors.New("tlshello: the client's handshake is longer than the server reads")
 
 // NewListener returns a listener that serves TLS with config on the
 // connections l accepts, each reading at most MaxHello bytes before its
