@@ -457,18 +457,24 @@ func checkNumber(s string) error {
 }
 
 // parseDate reads a date as IAM writes them: ISO 8601 (RFC 3339, or a
-// date alone) or epoch seconds.
+// date alone) or epoch seconds. Digits that would be seconds before
+// 1973-03-03 (fewer than nine) are no date: "2027" and "20270101" are a
+// year and an ISO 8601 date to whoever wrote them, and as seconds, dates
+// of 1970, a Deny until then would deny nothing.
 func parseDate(s string) (time.Time, bool) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04Z07:00", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, true
 		}
 	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= minEpochDate {
 		return time.Unix(n, 0), true
 	}
 	return time.Time{}, false
 }
+
+// minEpochDate is the least number of seconds read as a date.
+const minEpochDate = 100_000_000
 
 func date(ok func(int) bool) matcher {
 	return func(v string, policy []string) bool {
@@ -487,7 +493,7 @@ func date(ok func(int) bool) matcher {
 
 func checkDate(s string) error {
 	if _, ok := parseDate(s); !ok {
-		return fmt.Errorf("%q is not a date: use ISO 8601, such as 2027-01-31T00:00:00Z", s)
+		return fmt.Errorf("%q is not a date: use ISO 8601 with its dashes, such as 2027-01-31T00:00:00Z, or seconds since 1970 of %d or more", s, minEpochDate)
 	}
 	return nil
 }

@@ -45,6 +45,11 @@ func TestParseErrors(t *testing.T) {
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"IpAddress":{"aws:Source\u0130p":"10.0.0.0/8"}}}}`, Identity, "U+0130"},
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"aws:Tag\u212Aeys":"x"}}}}`, Identity, "U+212A"},
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"tomorrow"}}}}`, Identity, "not a date"},
+		// Seconds since 1970 as IAM reads digits: a Deny until "2027"
+		// (second 2027) denied nothing.
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"2027"}}}}`, Identity, "not a date"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"20270101"}}}}`, Identity, "not a date"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"99999999"}}}}`, Identity, "not a date"},
 		// null decoded as "": StringNotEquals of it allowed every request.
 		{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"StringNotEquals":{"aws:RequestedRegion":[null]}}}}`, Identity, "not null"},
 		// The Kelvin sign folds to "k": this granted RevokeCertificate.
@@ -212,6 +217,8 @@ func TestEvaluate(t *testing.T) {
 			with(issue(""), "aws:CurrentTime", "2026-11-30T12:00:00Z"), "allow", "statement 1"},
 		{"DateGreaterThan", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2027-01-01"}}}}`},
 			with(issue(""), "aws:CurrentTime", "2026-11-30T12:00:00Z"), "implicit", ""},
+		{"DateLessThan, seconds since 1970", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"100000000"}}}}`},
+			with(issue(""), "aws:CurrentTime", "1973-03-03T09:46:39Z"), "allow", "statement 1"},
 		{"NumericLessThan", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"NumericLessThan":{"x:n":10}}}}`},
 			with(issue(""), "x:n", "9.5"), "allow", "statement 1"},
 		{"NumericLessThan, decimals", []string{`{"Statement":{"Effect":"Allow","Action":"acm-pca:*","Resource":"*","Condition":{"NumericLessThan":{"x:n":["-.5", "+2."]}}}}`},
