@@ -33,11 +33,16 @@ type KeyUseRecord struct {
 	TemplateArn      string `json:"templateArn,omitempty"`
 	RevocationReason string `json:"revocationReason,omitempty"`
 	// CRLNumber, ThisUpdate and NextUpdate describe a signed CRL;
-	// Revoked is how many certificates it lists.
-	CRLNumber  int64  `json:"crlNumber,omitempty"`
-	ThisUpdate string `json:"thisUpdate,omitempty"`
-	NextUpdate string `json:"nextUpdate,omitempty"`
-	Revoked    *int   `json:"revokedCertificates,omitempty"`
+	// Revoked is how many certificates it lists, and RevocationsBefore,
+	// ExpiringFrom and EntriesSHA256 which (CRLEntries). Records written
+	// before the three were added have none of them.
+	CRLNumber         int64  `json:"crlNumber,omitempty"`
+	ThisUpdate        string `json:"thisUpdate,omitempty"`
+	NextUpdate        string `json:"nextUpdate,omitempty"`
+	Revoked           *int   `json:"revokedCertificates,omitempty"`
+	RevocationsBefore *int64 `json:"revocationsBefore,omitempty"`
+	ExpiringFrom      string `json:"expiringFrom,omitempty"`
+	EntriesSHA256     string `json:"entriesSha256,omitempty"`
 	// CertStatus is the status an OCSP response gives the certificate of
 	// Serial: good, revoked or unknown.
 	CertStatus   string `json:"certStatus,omitempty"`
@@ -112,6 +117,14 @@ func appendRecord(b []byte, r *KeyUseRecord) []byte {
 	}
 	if r.Revoked != nil {
 		b = strconv.AppendInt(append(b, `,"revokedCertificates":`...), int64(*r.Revoked), 10)
+	}
+	if r.RevocationsBefore != nil {
+		b = strconv.AppendInt(append(b, `,"revocationsBefore":`...), *r.RevocationsBefore, 10)
+	}
+	for _, m := range []struct{ name, value string }{{`,"expiringFrom":`, r.ExpiringFrom}, {`,"entriesSha256":`, r.EntriesSHA256}} {
+		if m.value != "" {
+			b = appendMember(b, m.name, m.value)
+		}
 	}
 	for _, m := range []struct{ name, value string }{{`,"certStatus":`, r.CertStatus}, {`,"signedSha256":`, r.SignedSHA256}} {
 		if m.value != "" {
@@ -201,13 +214,28 @@ func RevokeUse(caARN string, c *Certificate, at time.Time, reason RevocationReas
 	}, at, c.Serial)
 }
 
-// CRLUse is the key use of a CA signing CRL number, listing revoked
-// certificates, DER-encoded as der.
-func CRLUse(ca *CA, number int64, thisUpdate, nextUpdate time.Time, revoked int, der []byte) *KeyUse {
+// CRLEntries says which certificates a CRL lists: those revoked in the
+// first RevocationsBefore entries of its CA's log (the log's size when
+// they were read) that expire at ExpiringFrom or later, Count of them,
+// whose entries, DER as in the CRL, in the order of the revocations,
+// have the SHA-256 SHA256. With it, a verifier holding the log tells a
+// CRL that left out a logged revocation without the CRL itself.
+type CRLEntries struct {
+	RevocationsBefore int64
+	ExpiringFrom      time.Time // to the second
+	Count             int
+	SHA256            [sha256.Size]byte
+}
+
+// CRLUse is the key use of a CA signing CRL number, listing entries,
+// DER-encoded as der.
+func CRLUse(ca *CA, number int64, thisUpdate, nextUpdate time.Time, entries *CRLEntries, der []byte) *KeyUse {
 	return newKeyUse(ca.ID, KeyUseRecord{
 		Kind: KeyUseCRL, CertificateAuth: ca.ARN, Account: ca.AccountID, CRLNumber: number,
 		ThisUpdate: thisUpdate.UTC().Format(time.RFC3339), NextUpdate: nextUpdate.UTC().Format(time.RFC3339),
-		Revoked: &revoked, SignedSHA256: sha256Hex(der),
+		Revoked: &entries.Count, RevocationsBefore: &entries.RevocationsBefore,
+		ExpiringFrom: entries.ExpiringFrom.UTC().Format(time.RFC3339), EntriesSHA256: hex.EncodeToString(entries.SHA256[:]),
+		SignedSHA256: sha256Hex(der),
 	}, thisUpdate, "")
 }
 

@@ -14,9 +14,11 @@ func FuzzAppendRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind, arn, subject, at string, crlNumber int64, revoked int) {
 		r := KeyUseRecord{Kind: kind, CertificateAuth: arn, At: at, Account: arn, RequestedBy: subject, RequestID: at,
 			CertificateArn: arn, Serial: kind, Subject: subject, NotBefore: at, NotAfter: subject, TemplateArn: arn,
-			RevocationReason: kind, CRLNumber: crlNumber, ThisUpdate: at, NextUpdate: subject, CertStatus: kind, SignedSHA256: at}
+			RevocationReason: kind, CRLNumber: crlNumber, ThisUpdate: at, NextUpdate: subject, ExpiringFrom: subject, EntriesSHA256: kind,
+			CertStatus: kind, SignedSHA256: at}
 		if revoked >= 0 {
 			r.Revoked = &revoked
+			r.RevocationsBefore = &crlNumber
 		}
 		want, err := json.Marshal(r)
 		if err != nil {

@@ -181,6 +181,9 @@ type CRLStore interface {
 	LatestCRL(ctx context.Context, caID string) (time.Time, error)
 
 	// RevokedCertificates calls fn for each certificate of the CA that is
-	// revoked and expires after expiresAfter, in order of revocation.
-	RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, fn func(*RevokedCertificate) error) error
+	// revoked and expires after expiresAfter, in order of revocation, of
+	// those revoked in the first before entries of the CA's log: its size
+	// when the read began, which it returns. A CRL's record says so
+	// (CRLEntries), and every revocation logged before is read.
+	RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, fn func(*RevokedCertificate) error) (before int64, err error)
 }

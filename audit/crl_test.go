@@ -54,7 +54,7 @@ func TestCheckCRLEntries(t *testing.T) {
 		return crl
 	}
 	log := func(crl *x509.RevocationList) int64 {
-		f.records = append(f.records, openpca.CRLUse(f.ca, crl.Number.Int64(), crl.ThisUpdate, crl.NextUpdate, len(crl.RevokedCertificateEntries), crl.Raw).Record)
+		f.records = append(f.records, openpca.CRLUse(f.ca, crl.Number.Int64(), crl.ThisUpdate, crl.NextUpdate, &openpca.CRLEntries{Count: len(crl.RevokedCertificateEntries)}, crl.Raw).Record)
 		return int64(len(f.records) - 1)
 	}
 	base := f.rows[0].IssuedAt.Add(2 * time.Hour)
@@ -87,7 +87,7 @@ func TestCheckCRLEntries(t *testing.T) {
 			g := *f
 			g.records = append(g.records[:len(g.records):len(g.records)], nil)
 			at := int64(len(g.records) - 1)
-			g.records[at] = openpca.CRLUse(f.ca, 2, tc.crl.ThisUpdate, tc.crl.NextUpdate, len(tc.crl.RevokedCertificateEntries), tc.crl.Raw).Record
+			g.records[at] = openpca.CRLUse(f.ca, 2, tc.crl.ThisUpdate, tc.crl.NextUpdate, &openpca.CRLEntries{Count: len(tc.crl.RevokedCertificateEntries)}, tc.crl.Raw).Record
 			err := checkCRL(t, &g, tc.crl, at)
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Errorf("%v; want %q", err, tc.want)
@@ -102,7 +102,7 @@ func TestCheckCRLEntries(t *testing.T) {
 	honest := cases[0].crl
 	at := log(honest)
 	tampered := *f
-	other := append(f.records[:len(f.records)-1:len(f.records)-1], openpca.CRLUse(f.ca, 2, thisUpdate, thisUpdate, 0, nil).Record)
+	other := append(f.records[:len(f.records)-1:len(f.records)-1], openpca.CRLUse(f.ca, 2, thisUpdate, thisUpdate, &openpca.CRLEntries{}, nil).Record)
 	tampered.checkpoint = signedCheckpoint(t, f.ca.ARN, other, f.signer)
 	if err := checkCRL(t, &tampered, honest, at); err == nil || !strings.Contains(err.Error(), "not the checkpoint's") {
 		t.Errorf("a log that is not the checkpoint's: %v", err)

@@ -165,6 +165,12 @@ func recordField(r *openpca.KeyUseRecord, key []byte) (bit uint, str *string, in
 		return 17, nil, func(n int64) { r.CRLNumber = n }, true
 	case "revokedCertificates":
 		return 18, nil, func(n int64) { v := int(n); r.Revoked = &v }, true
+	case "revocationsBefore":
+		return 19, nil, func(n int64) { r.RevocationsBefore = &n }, true
+	case "expiringFrom":
+		return 20, &r.ExpiringFrom, nil, true
+	case "entriesSha256":
+		return 21, &r.EntriesSHA256, nil, true
 	}
 	return 0, nil, nil, false
 }

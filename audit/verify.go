@@ -85,11 +85,14 @@ func (v *Verification) problem(check string, row int, format string, args ...any
 //   - every row of the report is an issuance in that log, field for field
 //     (with its revocation if the log has one), in the log's order, once;
 //     and every issuance in the log has its row; each revocation in the
-//     log is of a certificate issued before it, and the only one.
+//     log is of a certificate issued before it, and the only one;
+//   - what each CRL in the log lists is what the log says it should
+//     (checkCRLs).
 //
 // Whatever fails is listed in Problems; the report is verified when there
-// is none. It reads the proof file twice and the report once, keeping no
-// more than the log's revocations in memory, unless the report differs
+// is none. It reads the proof file twice (three times if the log has
+// CRLs) and the report once, keeping no more than the log's revocations
+// in memory (twice that with CRLs), unless the report differs
 // from what the log says it should be: then it reads both once more, and
 // keeps 64 bytes of each issuance too, and the proof file a fourth time
 // for what the problems quote of it. It reads no record of a proof file
@@ -103,6 +106,7 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	var latest time.Time   // a record may be dated at most
 	var records recordParser
 	future := 0 // entries dated after the checkpoint
+	crls := 0
 	h, err := auditlog.ReadProof(proof, func(h *auditlog.ProofHeader) (int64, error) {
 		v.Header = h
 		if _, err := openpca.ParseCAARN(h.CertificateAuthorityArn); err != nil {
@@ -146,6 +150,8 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 			v.Certificates++
 		case openpca.KeyUseRevoke:
 			revs.add(seq, r.Serial, at, r.RevocationReason)
+		case openpca.KeyUseCRL:
+			crls++
 		}
 		return nil
 	})
@@ -194,6 +200,13 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		if !r.issued {
 			v.problem("log", 0, "entry %d revokes the certificate %s, which the log has not issued before it", r.seq, r.hex())
 		}
+	}
+	if crls > 0 {
+		if err := rewind(proof); err != nil {
+			v.problem("input", 0, "%v", err)
+			return v
+		}
+		v.checkCRLs(proof, v.Checkpoint, &revs)
 	}
 	return v
 }

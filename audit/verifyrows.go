@@ -86,12 +86,20 @@ func (rs *revocations) sort(again func(r, first logRevocation)) {
 
 // find returns the revocation of serial, or nil.
 func (rs *revocations) find(serial string) *logRevocation {
+	if i := rs.index(serial); i >= 0 {
+		return &rs.list[i]
+	}
+	return nil
+}
+
+// index returns the index in list of the revocation of serial, or -1.
+func (rs *revocations) index(serial string) int {
 	// string(key) in a comparison is not a copy.
 	i := sort.Search(len(rs.list), func(i int) bool { return string(rs.list[i].key()) >= serial })
 	if i == len(rs.list) || string(rs.list[i].key()) != serial {
-		return nil
+		return -1
 	}
-	return &rs.list[i]
+	return i
 }
 
 // revoke sets c's revocation to r's.

@@ -69,25 +69,26 @@ func OmitDistributionPoint(cfg *openpca.CrlConfiguration) bool {
 const signTimeout = time.Minute
 
 // sign signs CRL number job.Number+1 of a CA at now, and returns it, its
-// nextUpdate and how many certificates it lists. A revoked certificate is
-// listed until it expires, and in one more CRL after: those that expired
-// after the last CRL are still listed.
-func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlConfiguration, job *openpca.CRLJob, now time.Time) ([]byte, time.Time, int, error) {
+// nextUpdate and what it lists. A revoked certificate is listed until it
+// expires, and in one more CRL after: those that expired after the last
+// CRL are still listed.
+func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlConfiguration, job *openpca.CRLJob, now time.Time) ([]byte, time.Time, *openpca.CRLEntries, error) {
 	issuer, err := p.cfg.Keys.Certificate(ca)
 	if err != nil {
-		return nil, time.Time{}, 0, err
+		return nil, time.Time{}, nil, err
 	}
 	sigAlg, err := pki.SignatureAlgorithm(ca.Config.KeyAlgorithm, ca.Config.SigningAlgorithm)
 	if err != nil {
-		return nil, time.Time{}, 0, err
+		return nil, time.Time{}, nil, err
 	}
 	next := now.AddDate(0, 0, int(cfg.ExpirationInDays))
 	// Listed: what was still valid at the last CRL (a certificate stays
 	// on the first CRL past its end; its validity includes its notAfter,
-	// RFC 5280 4.1.2.5), or at now if that is earlier: a
-	// last CRL dated ahead, by a clock since stepped back or by a server
-	// whose clock runs ahead, would leave out certificates still valid.
-	cutoff := job.LastThisUpdate
+	// RFC 5280 4.1.2.5), or at now if that is earlier: a last CRL dated
+	// ahead, by a clock since stepped back or by a server whose clock
+	// runs ahead, would leave out certificates still valid. To the
+	// second, as the CRL's record says it (certificates end on one).
+	cutoff := job.LastThisUpdate.Truncate(time.Second)
 	if cutoff.IsZero() || cutoff.After(now) {
 		cutoff = now
 	}
@@ -96,7 +97,7 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 	// A certificate whose notAfter is the cutoff itself was still valid
 	// then: the store lists those that expire after the instant before
 	// (times are stored to the microsecond).
-	err = p.cfg.Store.RevokedCertificates(ctx, ca.ID, cutoff.Add(-time.Microsecond), func(r *openpca.RevokedCertificate) error {
+	before, err := p.cfg.Store.RevokedCertificates(ctx, ca.ID, cutoff.Add(-time.Microsecond), func(r *openpca.RevokedCertificate) error {
 		serial, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok {
 			return fmt.Errorf("serial %q of %s is not hexadecimal", r.Serial, ca.ARN)
@@ -104,12 +105,13 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 		return revoked.Add(serial, r.RevokedAt, pki.CRLReason(r.Reason))
 	})
 	if err != nil {
-		return nil, time.Time{}, 0, err
+		return nil, time.Time{}, nil, err
 	}
+	entries := &openpca.CRLEntries{RevocationsBefore: before, ExpiringFrom: cutoff, Count: revoked.Len(), SHA256: revoked.SHA256()}
 	if cfg.CrlType == openpca.CrlTypePartitioned && !OmitDistributionPoint(cfg) {
 		idp, err := issuingDistributionPoint(URL(p.cfg.Objects, ca, cfg))
 		if err != nil {
-			return nil, time.Time{}, 0, err
+			return nil, time.Time{}, nil, err
 		}
 		list.ExtraExtensions = append(list.ExtraExtensions, idp)
 	}
@@ -121,13 +123,13 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 	defer cancel()
 	signer, err := p.cfg.Keys.Signer(kctx, ca)
 	if err != nil {
-		return nil, time.Time{}, 0, err
+		return nil, time.Time{}, nil, err
 	}
 	der, err := pki.CreateRevocationList(list, &revoked, issuer, signer)
 	if err != nil {
-		return nil, time.Time{}, 0, fmt.Errorf("signing the CRL of %s: %w", ca.ARN, p.cfg.Keys.SigningError(signer, err))
+		return nil, time.Time{}, nil, fmt.Errorf("signing the CRL of %s: %w", ca.ARN, p.cfg.Keys.SigningError(signer, err))
 	}
-	return der, next, revoked.Len(), nil
+	return der, next, entries, nil
 }
 
 var oidIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}

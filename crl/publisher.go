@@ -323,11 +323,12 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 		return fmt.Errorf("the S3 bucket %s belongs to account %s, not the CA's: its CRLs are neither signed nor written until its CrlConfiguration names one of its account's, or the bucket is given to it (openpca buckets create %s --account %s)",
 			cfg.S3BucketName, bucketOwner, cfg.S3BucketName, ca.AccountID)
 	}
-	der, next, revoked, err := p.sign(ctx, ca, cfg, job, now)
+	der, next, entries, err := p.sign(ctx, ca, cfg, job, now)
 	if err != nil {
 		return err
 	}
-	use := openpca.CRLUse(ca, job.Number+1, now, next, revoked, der)
+	revoked := entries.Count
+	use := openpca.CRLUse(ca, job.Number+1, now, next, entries, der)
 	if err := store.RecordCRL(ctx, job, owner, use, openpca.RevocationStatuses); err != nil {
 		return fmt.Errorf("recording the CRL's key use: %w", err)
 	}

@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
@@ -51,20 +52,32 @@ const headerRoom = 6
 
 var oidReasonCode = asn1.ObjectIdentifier{2, 5, 29, 21}
 
-// Add appends the entry of a revoked certificate, encoded as
-// x509.CreateRevocationList encodes it: the time in UTC to the second, as
-// a UTCTime before 2050, and the reason as a reasonCode extension unless
-// it is 0, unspecified, which RFC 5280 (5.3.1) leaves out.
+// Add appends the entry of a revoked certificate (AppendRevokedEntry).
 func (r *RevokedCertificates) Add(serial *big.Int, revokedAt time.Time, reason int) error {
-	if serial == nil || serial.Sign() < 0 {
-		return errors.New("pki: a revoked certificate without a serial number")
-	}
 	if r.der == nil {
 		r.der = make([]byte, headerRoom, 4096)
 	}
+	der, err := AppendRevokedEntry(r.der, serial, revokedAt, reason)
+	if err != nil {
+		return err
+	}
+	r.der = der
+	r.n++
+	return nil
+}
+
+// AppendRevokedEntry appends to b the CRL entry of a revoked certificate,
+// encoded as x509.CreateRevocationList encodes it: the time in UTC to the
+// second, as a UTCTime before 2050, and the reason as a reasonCode
+// extension unless it is 0, unspecified, which RFC 5280 (5.3.1) leaves
+// out.
+func AppendRevokedEntry(b []byte, serial *big.Int, revokedAt time.Time, reason int) ([]byte, error) {
+	if serial == nil || serial.Sign() < 0 {
+		return nil, errors.New("pki: a revoked certificate without a serial number")
+	}
 	revokedAt = revokedAt.UTC()
-	b := cryptobyte.NewBuilder(r.der)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+	builder := cryptobyte.NewBuilder(b)
+	builder.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1BigInt(serial)
 		if y := revokedAt.Year(); 1950 <= y && y < 2050 {
 			b.AddASN1UTCTime(revokedAt)
@@ -81,17 +94,25 @@ func (r *RevokedCertificates) Add(serial *big.Int, revokedAt time.Time, reason i
 			})
 		})
 	})
-	der, err := b.Bytes()
+	der, err := builder.Bytes()
 	if err != nil {
-		return fmt.Errorf("pki: encoding the CRL entry of serial %x: %w", serial, err)
+		return nil, fmt.Errorf("pki: encoding the CRL entry of serial %x: %w", serial, err)
 	}
-	r.der = der
-	r.n++
-	return nil
+	return der, nil
 }
 
 // Len is how many entries were added.
 func (r *RevokedCertificates) Len() int { return r.n }
+
+// SHA256 is the SHA-256 of the entries' DER, one after the other, as the
+// CRL carries them inside its revokedCertificates SEQUENCE: what a CRL's
+// record in the log holds of them (openpca.CRLEntries).
+func (r *RevokedCertificates) SHA256() [sha256.Size]byte {
+	if r.n == 0 {
+		return sha256.Sum256(nil)
+	}
+	return sha256.Sum256(r.der[headerRoom:])
+}
 
 // element is the entries as one SEQUENCE, or nil if there are none. Its
 // header goes in the room kept before them, so that the entries are not

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -12,6 +13,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/openpca/openpca"
 )
@@ -124,6 +128,9 @@ func TestCreateRevocationList(t *testing.T) {
 				}
 				if n, err := CRLNumber(der, issuer, sigAlg); err != nil || n.Int64() != 42 {
 					t.Errorf("CRLNumber: %v, %v, want 42", n, err)
+				}
+				if got, want := revoked.SHA256(), sha256.Sum256(revokedCertificates(t, crl.RawTBSRevocationList)); got != want {
+					t.Errorf("SHA256 %x; the CRL's entries have %x", got, want)
 				}
 				if foreign(key) {
 					if len(crl.RevokedCertificateEntries) != len(entries) {
@@ -272,4 +279,32 @@ func BenchmarkCreateRevocationList(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// revokedCertificates returns the contents of a TBSCertList's
+// revokedCertificates, nil if it has none (RFC 5280, 5.1).
+func revokedCertificates(t *testing.T, tbs []byte) []byte {
+	t.Helper()
+	in := cryptobyte.String(tbs)
+	var list cryptobyte.String
+	if !in.ReadASN1(&list, cbasn1.SEQUENCE) ||
+		!list.SkipOptionalASN1(cbasn1.INTEGER) || !list.SkipASN1(cbasn1.SEQUENCE) || !list.SkipASN1(cbasn1.SEQUENCE) { // version, signature, issuer
+		t.Fatal("a TBSCertList that does not parse")
+	}
+	for range 2 { // thisUpdate, and nextUpdate if there is one
+		for _, tag := range []cbasn1.Tag{cbasn1.UTCTime, cbasn1.GeneralizedTime} {
+			if list.PeekASN1Tag(tag) {
+				list.SkipASN1(tag)
+				break
+			}
+		}
+	}
+	var entries cryptobyte.String
+	if !list.PeekASN1Tag(cbasn1.SEQUENCE) {
+		return nil
+	}
+	if !list.ReadASN1(&entries, cbasn1.SEQUENCE) {
+		t.Fatal("revokedCertificates that does not parse")
+	}
+	return entries
 }

@@ -148,22 +148,31 @@ func (db *DB) RetryCRLNow(ctx context.Context, caID string) error {
 // RevokedCertificates implements openpca.CRLStore. It reads readChunk
 // certificates at a time, for the reason AuditEntries does: a CA's CRL can
 // list a million, and one long read would keep SQLite's write-ahead log
-// from starting over. A revocation made during the read is listed if it
-// comes after the chunks read; it asks for a CRL of its own anyway.
-func (db *DB) RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, fn func(*openpca.RevokedCertificate) error) error {
+// from starting over. The log's size is read first: a revocation is
+// committed with its entry and the log's new size, so every one logged
+// before is read, whichever chunk reads it.
+func (db *DB) RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, fn func(*openpca.RevokedCertificate) error) (int64, error) {
+	before, err := db.LogSize(ctx, caID)
+	if errors.Is(err, openpca.ErrNotFound) {
+		return 0, nil // no log, and so no revocation
+	}
+	if err != nil {
+		return 0, err
+	}
 	for after := int64(-1); ; {
-		n, err := db.revokedChunk(ctx, caID, expiresAfter, &after, fn)
+		n, err := db.revokedChunk(ctx, caID, expiresAfter, before, &after, fn)
 		if err != nil || n < readChunk {
-			return err
+			return before, err
 		}
 	}
 }
 
 // revokedChunk is RevokedCertificates for at most readChunk certificates
-// revoked after log entry *after, which it moves on to the last one read.
-func (db *DB) revokedChunk(ctx context.Context, caID string, expiresAfter time.Time, after *int64, fn func(*openpca.RevokedCertificate) error) (int, error) {
+// revoked after log entry *after and before entry before, and moves *after
+// on to the last one read.
+func (db *DB) revokedChunk(ctx context.Context, caID string, expiresAfter time.Time, before int64, after *int64, fn func(*openpca.RevokedCertificate) error) (int, error) {
 	rows, err := db.query(ctx, `SELECT serial, revoked_at, revocation_reason, revoke_seq FROM certificates
-		WHERE ca_id = ? AND revoke_seq > ? AND not_after > ? ORDER BY revoke_seq LIMIT ?`, caID, *after, expiresAfter.UnixMicro(), readChunk)
+		WHERE ca_id = ? AND revoke_seq > ? AND revoke_seq < ? AND not_after > ? ORDER BY revoke_seq LIMIT ?`, caID, *after, before, expiresAfter.UnixMicro(), readChunk)
 	if err != nil {
 		return 0, db.wrap("reading revoked certificates", err)
 	}

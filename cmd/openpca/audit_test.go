@@ -580,7 +580,7 @@ func TestAuditProofCRLLeavesOutARevocation(t *testing.T) {
 			}
 		}
 	}
-	listed, _ := crlListing(serials[0])
+	listed, listedCRL := crlListing(serials[0])
 	db := env.DB(t)
 	clear := `UPDATE certificates SET revoked_at = NULL, revocation_reason = '', revoke_seq = NULL WHERE serial = ?`
 	var saved struct{ at, reason, seq any }
@@ -613,6 +613,13 @@ func TestAuditProofCRLLeavesOutARevocation(t *testing.T) {
 	}
 	if err := prove(leftOut); !errors.Is(err, errVerification) || !strings.Contains(err.Error(), "leaves out the certificate "+serials[0]) {
 		t.Errorf("the CRL that left the revocation out: %v; want a failed verification naming %s", err, serials[0])
+	}
+	// The report's verification, which has the log and no CRL, finds the
+	// CRL that left the revocation out by its record, and only that one.
+	out, err := runOpenpca(t, "audit", "verify", "--report", strings.TrimSuffix(proofFile, auditlog.ProofSuffix), "--key", strings.TrimSpace(key))
+	want := fmt.Sprintf("signs CRL %v, which lists 1 certificates", crl.Number)
+	if !errors.Is(err, errVerification) || !strings.Contains(out, want) || strings.Count(out, "signs CRL") != 1 {
+		t.Errorf("the report's verification: %v\n%s\nwant %q alone (CRL %v listed the revocation)", err, out, want, listedCRL.Number)
 	}
 }
 

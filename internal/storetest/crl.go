@@ -43,7 +43,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if err := s.RenewCRL(ctx, ca.ID, "b", t0.Add(3*lease)); !errors.Is(err, openpca.ErrConflict) {
 		t.Errorf("an owner renewed a lease it does not hold: %v", err)
 	}
-	use := openpca.CRLUse(ca, 1, t0, t0.AddDate(0, 0, 7), 0, []byte("crl"))
+	use := openpca.CRLUse(ca, 1, t0, t0.AddDate(0, 0, 7), &openpca.CRLEntries{}, []byte("crl"))
 	if err := s.RecordCRL(ctx, job, "b", use, active); !errors.Is(err, openpca.ErrConflict) {
 		t.Errorf("a CRL recorded by a server that does not hold it: %v", err)
 	}
@@ -114,12 +114,16 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	}
 	var revoked []*openpca.RevokedCertificate
 	collect := func(r *openpca.RevokedCertificate) error { revoked = append(revoked, r); return nil }
-	if err := s.RevokedCertificates(ctx, ca.ID, t0, collect); err != nil || len(revoked) != 1 ||
+	size, err := s.LogSize(ctx, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before, err := s.RevokedCertificates(ctx, ca.ID, t0, collect); err != nil || len(revoked) != 1 || before != size ||
 		revoked[0].Serial != c.Serial || !revoked[0].RevokedAt.Equal(at) || revoked[0].Reason != openpca.RevocationReasonSuperseded {
-		t.Fatalf("revoked certificates %v, %v", revoked, err)
+		t.Fatalf("revoked certificates %v before entry %d of %d, %v", revoked, before, size, err)
 	}
 	revoked = nil
-	if err := s.RevokedCertificates(ctx, ca.ID, c.NotAfter, collect); err != nil || len(revoked) != 0 {
+	if _, err := s.RevokedCertificates(ctx, ca.ID, c.NotAfter, collect); err != nil || len(revoked) != 0 {
 		t.Errorf("a certificate expired before the cutoff is listed: %v, %v", revoked, err)
 	}
 
@@ -306,9 +310,10 @@ func RevocationOfCRLCA(t *testing.T, s openpca.Store) *openpca.Revocation {
 
 // testLargeCA: a CA's revoked certificates come each once, in the order
 // of revocation, past the chunks a store may read them in (sqlstore reads
-// 2000 at a time), without those that expired before the cutoff; and a
-// purge, which sqlstore does 5000 log entries at a time, leaves nothing of
-// the CA.
+// 2000 at a time), without those that expired before the cutoff, nor one
+// revoked while they are read, after the log's size was; and a purge,
+// which sqlstore does 5000 log entries at a time, leaves nothing of the
+// CA.
 func testLargeCA(t *testing.T, s openpca.Store) {
 	ca := activeCA(t, s)
 	const n, phases = 2600, 3 // 2080 listed; three phases of revocations, whose ends are not a chunk's
@@ -352,8 +357,19 @@ func testLargeCA(t *testing.T, s openpca.Store) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	late := newCertificate(ca)
+	if _, err := s.RecordIssuance(ctx, issuance(ca, late)); err != nil {
+		t.Fatal(err)
+	}
 	seen, last := map[string]bool{}, 0
-	err := s.RevokedCertificates(ctx, ca.ID, cutoff, func(r *openpca.RevokedCertificate) error {
+	listedBefore, err := s.RevokedCertificates(ctx, ca.ID, cutoff, func(r *openpca.RevokedCertificate) error {
+		if len(seen) == 0 { // read by a later chunk, were it not for the log's size
+			at := now()
+			if err := s.RecordRevocation(ctx, &openpca.Revocation{CAID: ca.ID, Serial: late.Serial, At: at, Reason: openpca.RevocationReasonKeyCompromise,
+				Use: openpca.RevokeUse(ca.ARN, late, at, openpca.RevocationReasonKeyCompromise, "t", "r"), Statuses: active}); err != nil {
+				return err
+			}
+		}
 		switch p, ok := phase[r.Serial]; {
 		case !ok || seen[r.Serial]:
 			return fmt.Errorf("certificate %s is listed, or listed twice", r.Serial)
@@ -364,8 +380,8 @@ func testLargeCA(t *testing.T, s openpca.Store) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || listedBefore != 2*n+2 {
+		t.Fatalf("read before entry %d, want %d: %v", listedBefore, 2*n+2, err)
 	}
 	for i, c := range certs {
 		if expired := i%5 == 0; seen[c.Serial] == expired {
@@ -377,8 +393,8 @@ func testLargeCA(t *testing.T, s openpca.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if size, err := s.LogSize(ctx, ca.ID); err != nil || size != 2*n+1 {
-		t.Fatalf("the log has %d entries (%v), want %d", size, err, 2*n+1)
+	if size, err := s.LogSize(ctx, ca.ID); err != nil || size != 2*n+3 {
+		t.Fatalf("the log has %d entries (%v), want %d", size, err, 2*n+3)
 	}
 	ca.Status, ca.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, now().Add(-time.Minute)
 	if err := s.UpdateCA(ctx, ca); err != nil {

@@ -1,0 +1,189 @@
+package audit
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"math"
+	"math/big"
+	"slices"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/pki"
+)
+
+// checkCRLs checks each CRL record of the proof file's log that says what
+// its CRL lists (openpca.CRLEntries) against the log's revocations: a CRL
+// is made from the store's certificates, and an operator who cleared a
+// revocation there had the next CRLs leave it out, the log unchanged. The
+// record must say the CRL lists the certificates revoked before an entry
+// after the CA's previous CRL (a CA's CRLs are made one at a time, each
+// read after the last was logged) and not after its own, that expire at
+// or after a time no later than its thisUpdate and its previous CRL's
+// (later would leave out certificates still valid), and those must be,
+// entry for entry, what the log says. A CA's first CRL is held to the
+// revocations it says it read. Records written before they said what
+// they list are counted in a note. It reads the proof file once more;
+// revs are the log's, sorted.
+func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations) {
+	l := newCRLLister(revs)
+	var previous struct {
+		seq        int64 // -1: none
+		thisUpdate time.Time
+	}
+	previous.seq = -1
+	unlisted := 0
+	err := rereadProof(proof, checkpoint, func(seq int64, record []byte, _ *auditlog.Hasher) error {
+		var r openpca.KeyUseRecord
+		if decodeRecord(record, &r) != nil {
+			return nil // a problem of Verify's first read
+		}
+		switch r.Kind {
+		case openpca.KeyUseIssue:
+			l.issued(seq, &r)
+		case openpca.KeyUseCRL:
+			thisUpdate, err := time.Parse(time.RFC3339, r.ThisUpdate)
+			if err != nil {
+				v.problem("log", 0, "entry %d signs a CRL of thisUpdate %q", seq, r.ThisUpdate)
+				return nil
+			}
+			if r.EntriesSHA256 == "" {
+				unlisted++
+			} else if p := l.check(seq, &r, thisUpdate, previous.seq, previous.thisUpdate); p != "" {
+				v.problem("log", 0, "entry %d signs CRL %d, %s", seq, r.CRLNumber, p)
+			}
+			previous.seq, previous.thisUpdate = seq, thisUpdate
+		}
+		return nil
+	})
+	if err != nil {
+		v.problem("log", 0, "%v", err)
+	}
+	if unlisted > 0 {
+		v.Notes = append(v.Notes, fmt.Sprintf("%d CRLs were signed by a version that did not log what they list: what they list is checked only against a CRL kept (openpca audit proof --crl)", unlisted))
+	}
+}
+
+// crlLister makes again, from a log's revocations, what a CRL's record
+// says it lists. Each revocation's entry is encoded once (about 50 bytes),
+// and the list's hash runs on: a CA's next CRL lists what the last did
+// and the revocations since, unless a certificate it listed expired, and
+// only then is the list hashed again from its start.
+type crlLister struct {
+	revs     *revocations
+	bySeq    []int32 // indexes in revs.list, in the log's order
+	notAfter []int64 // by index in revs.list: Unix seconds; notIssued before its issuance is read
+	entries  []byte  // the entries encoded, each at start of its index, of size bytes (0: not yet)
+	start    []uint32
+	size     []uint8
+	serial   big.Int
+	// The list so far: the revocations of the first n of bySeq that
+	// expire from expiringFrom on, count of them, the earliest expiry of
+	// those, and their entries hashed.
+	n                            int
+	expiringFrom, earliestExpiry int64
+	count                        int
+	hash                         hash.Hash
+}
+
+const notIssued = math.MinInt64
+
+func newCRLLister(revs *revocations) *crlLister {
+	l := &crlLister{revs: revs, bySeq: make([]int32, len(revs.list)), notAfter: make([]int64, len(revs.list)),
+		start: make([]uint32, len(revs.list)), size: make([]uint8, len(revs.list)), hash: sha256.New()}
+	for i := range revs.list {
+		l.bySeq[i] = int32(i)
+		l.notAfter[i] = notIssued
+	}
+	slices.SortFunc(l.bySeq, func(a, b int32) int { return cmp.Compare(revs.list[a].seq, revs.list[b].seq) })
+	l.restart(math.MinInt64)
+	return l
+}
+
+// issued notes the expiry of a revoked certificate, issued at entry seq
+// before its revocation.
+func (l *crlLister) issued(seq int64, r *openpca.KeyUseRecord) {
+	i := l.revs.index(r.Serial)
+	if i < 0 || l.revs.list[i].seq < seq {
+		return
+	}
+	if notAfter, err := time.Parse(time.RFC3339, r.NotAfter); err == nil {
+		l.notAfter[i] = notAfter.Unix()
+	}
+}
+
+// check checks the record r of a CRL signed at entry seq, whose CA's
+// previous CRL (-1: none) is at entry previous, dated previousThisUpdate;
+// it returns what is wrong, or "".
+func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Time, previous int64, previousThisUpdate time.Time) string {
+	expiringFrom, err := time.Parse(time.RFC3339, r.ExpiringFrom)
+	switch {
+	case r.RevocationsBefore == nil || r.Revoked == nil || err != nil:
+		return "whose record says what the CRL lists in part"
+	case *r.RevocationsBefore > seq || *r.RevocationsBefore <= previous:
+		return fmt.Sprintf("which lists the revocations before entry %d: not after the CA's previous CRL (entry %d), or after its own", *r.RevocationsBefore, previous)
+	case expiringFrom.After(thisUpdate) || previous >= 0 && expiringFrom.After(previousThisUpdate):
+		return fmt.Sprintf("which lists the certificates that expire from %s on: after its thisUpdate or the previous CRL's, so that it leaves out some still valid", r.ExpiringFrom)
+	}
+	count, sum := l.list(*r.RevocationsBefore, expiringFrom.Unix())
+	if count != *r.Revoked || hex.EncodeToString(sum) != r.EntriesSHA256 {
+		return fmt.Sprintf("which lists %d certificates (their entries' SHA-256 %s); the log's revocations before entry %d of certificates that expire from %s on are %d (SHA-256 %x): it leaves out a revocation of the log, or lists one the log has not (openpca audit proof --crl says which of a CRL kept)",
+			*r.Revoked, r.EntriesSHA256, *r.RevocationsBefore, r.ExpiringFrom, count, sum)
+	}
+	return ""
+}
+
+// list returns how many certificates a CRL lists that lists those revoked
+// before entry before that expire from expiringFrom on, and the SHA-256
+// of their entries.
+func (l *crlLister) list(before int64, expiringFrom int64) (int, []byte) {
+	n, _ := slices.BinarySearchFunc(l.bySeq, before, func(i int32, seq int64) int { return cmp.Compare(l.revs.list[i].seq, seq) })
+	// The list so far is the start of this one if this one has every
+	// revocation it has, and lists every certificate it lists (none
+	// expired) and none it left out.
+	if n < l.n || expiringFrom < l.expiringFrom || expiringFrom > l.earliestExpiry {
+		l.restart(expiringFrom)
+	}
+	for _, i := range l.bySeq[l.n:n] {
+		if l.notAfter[i] == notIssued || l.notAfter[i] < expiringFrom {
+			continue
+		}
+		if entry := l.entry(i); entry != nil {
+			l.hash.Write(entry)
+			l.count++
+			l.earliestExpiry = min(l.earliestExpiry, l.notAfter[i])
+		}
+	}
+	l.n, l.expiringFrom = n, expiringFrom
+	return l.count, l.hash.Sum(nil)
+}
+
+// restart empties the list.
+func (l *crlLister) restart(expiringFrom int64) {
+	l.hash.Reset()
+	l.n, l.count, l.expiringFrom, l.earliestExpiry = 0, 0, expiringFrom, math.MaxInt64
+}
+
+// entry returns the CRL entry of the revocation of index i, DER, or nil
+// if it has none (a serial that is no number: checkRecord keeps serials
+// of any text).
+func (l *crlLister) entry(i int32) []byte {
+	if l.size[i] == 0 {
+		r := &l.revs.list[i]
+		if _, ok := l.serial.SetString(r.hex(), 16); !ok {
+			return nil
+		}
+		from := len(l.entries)
+		entries, err := pki.AppendRevokedEntry(l.entries, &l.serial, time.Unix(r.at, 0), pki.CRLReason(revocationReasons[r.reason]))
+		if err != nil || len(entries)-from > math.MaxUint8 || len(entries) > math.MaxUint32 {
+			return nil
+		}
+		l.entries, l.start[i], l.size[i] = entries, uint32(from), uint8(len(entries)-from)
+	}
+	return l.entries[l.start[i] : l.start[i]+uint32(l.size[i])]
+}

@@ -1,0 +1,147 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/big"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/pki"
+)
+
+// TestVerifyCRLRecords: what a CRL's record says it lists is held to the
+// log's revocations. The fixture's log revokes its certificates 0 and 5
+// (entries 11 and 12), and the test its certificate 2 (entry 14), between
+// CRL 1 (entry 13) and CRL 2 (entry 15).
+func TestVerifyCRLRecords(t *testing.T) {
+	base := newLogFixture(t, 10, openpca.AuditReportResponseFormatJson)
+	// crl is the record of CRL number signed at thisUpdate, which says it
+	// lists the certificates revoked before entry before that expire from
+	// expiringFrom on, and lists those of rows.
+	crl := func(f *logFixture, number int64, thisUpdate time.Time, before int64, expiringFrom time.Time, rows ...int) []byte {
+		var list pki.RevokedCertificates
+		for _, i := range rows {
+			c := f.rows[i]
+			serial, _ := new(big.Int).SetString(c.Serial, 16)
+			if err := list.Add(serial, c.RevokedAt, pki.CRLReason(c.RevocationReason)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		entries := &openpca.CRLEntries{RevocationsBefore: before, ExpiringFrom: expiringFrom, Count: list.Len(), SHA256: list.SHA256()}
+		return openpca.CRLUse(f.ca, number, thisUpdate, thisUpdate.Add(24*time.Hour), entries, []byte("crl")).Record
+	}
+	first := base.rows[0].IssuedAt.Truncate(time.Second).Add(2 * time.Hour)
+	second := first.Add(time.Hour)
+	expiry := base.rows[9].NotAfter // the latest; every certificate ends in the same second
+	if !base.rows[0].NotAfter.Equal(expiry) {
+		t.Fatal("the fixture's certificates end at different times")
+	}
+	// logged returns the fixture with CRL 1, certificate 2's revocation,
+	// and then records.
+	logged := func(records ...func(f *logFixture) []byte) *logFixture {
+		f := *base
+		f.rows = make([]*openpca.Certificate, len(base.rows))
+		for i, c := range base.rows {
+			copied := *c
+			f.rows[i] = &copied
+		}
+		f.records = append(f.records[:len(f.records):len(f.records)], crl(&f, 1, first, 13, first, 0, 5))
+		c := f.rows[2]
+		c.RevokedAt, c.RevocationReason = first.Add(time.Minute), openpca.RevocationReasonSuperseded
+		f.records = append(f.records, openpca.RevokeUse(f.ca.ARN, c, c.RevokedAt, c.RevocationReason, "account:111122223333", "req").Record)
+		for _, r := range records {
+			f.records = append(f.records, r(&f))
+		}
+		return &f
+	}
+	second2 := func(before int64, expiringFrom time.Time, rows ...int) func(f *logFixture) []byte {
+		return func(f *logFixture) []byte { return crl(f, 2, second, before, expiringFrom, rows...) }
+	}
+	cases := []struct {
+		name string
+		f    *logFixture
+		want string // in the only problem; "": none
+	}{
+		{"every revocation", logged(second2(15, first, 0, 5, 2)), ""},
+		{"one logged after the previous CRL left for the next", logged(second2(14, first, 0, 5)), ""},
+		{"a revocation left out", logged(second2(15, first, 0, 2)), "signs CRL 2, which lists 2 certificates"},
+		{"one listed the log has not revoked", logged(second2(15, first, 0, 5, 2, 3)), "signs CRL 2, which lists 4 certificates"},
+		{"another order", logged(second2(15, first, 5, 0, 2)), "signs CRL 2, which lists 3 certificates"},
+		{"revocations before the previous CRL", logged(second2(13, first, 0, 5)), "lists the revocations before entry 13: not after the CA's previous CRL (entry 13)"},
+		{"revocations after its own entry", logged(second2(16, first, 0, 5, 2)), "lists the revocations before entry 16"},
+		{"expiring from after the previous CRL", logged(second2(15, second, 0, 5, 2)), "that expire from " + second.Format(time.RFC3339) + " on: after"},
+		{"expiring from after its own thisUpdate", logged(func(f *logFixture) []byte { return crl(f, 2, first, 15, first.Add(time.Second), 0, 5, 2) }), "after its thisUpdate"},
+		{"ending as the previous CRL began, listed", logged(
+			func(f *logFixture) []byte { return crl(f, 2, expiry, 14, first, 0, 5) },
+			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(time.Hour), 16, expiry, 0, 5, 2) }), ""},
+		{"another count", logged(func(f *logFixture) []byte {
+			var r openpca.KeyUseRecord
+			if err := decodeRecord(second2(15, first, 0, 5, 2)(f), &r); err != nil {
+				t.Fatal(err)
+			}
+			*r.Revoked = 4
+			return marshalRecord(t, &r)
+		}), "signs CRL 2, which lists 4 certificates"},
+		{"expired before the previous CRL, left out", logged(
+			second2(15, first, 0, 5, 2),
+			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(time.Hour), 16, first, 0, 5, 2) },
+			func(f *logFixture) []byte { return crl(f, 4, expiry.Add(2*time.Hour), 17, expiry.Add(time.Second)) }), ""},
+		{"expired before the previous CRL, listed", logged(
+			second2(15, first, 0, 5, 2),
+			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(time.Hour), 16, first, 0, 5, 2) },
+			func(f *logFixture) []byte {
+				return crl(f, 4, expiry.Add(2*time.Hour), 17, expiry.Add(time.Second), 0, 5, 2)
+			}), "signs CRL 4, which lists 3 certificates"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			report, proof := tc.f.write(t)
+			v := Verify(bytes.NewReader(report), bytes.NewReader(proof), tc.f.vkey)
+			switch {
+			case tc.want == "" && len(v.Problems) > 0:
+				t.Errorf("problems: %v", v.Problems)
+			case tc.want != "" && (len(v.Problems) != 1 || !strings.Contains(v.Problems[0].Detail, tc.want)):
+				t.Errorf("problems: %v; want one saying %q", v.Problems, tc.want)
+			}
+			if slices.ContainsFunc(v.Notes, func(n string) bool { return strings.Contains(n, "CRL") }) {
+				t.Errorf("notes: %v", v.Notes)
+			}
+		})
+	}
+
+	// A record written before records said what their CRL lists is
+	// noted, and its CRL is the previous one of the next.
+	f := logged(func(f *logFixture) []byte {
+		return openpca.CRLUse(f.ca, 2, second, second, &openpca.CRLEntries{}, nil).Record
+	})
+	var old openpca.KeyUseRecord
+	if err := decodeRecord(f.records[15], &old); err != nil {
+		t.Fatal(err)
+	}
+	old.RevocationsBefore, old.ExpiringFrom, old.EntriesSHA256 = nil, "", ""
+	f.records[15] = marshalRecord(t, &old)
+	f.records = append(f.records, crl(f, 3, second.Add(time.Hour), 15, first, 0, 5, 2))
+	report, proof := f.write(t)
+	v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+	if len(v.Problems) != 1 || !strings.Contains(v.Problems[0].Detail, "signs CRL 3, which lists the revocations before entry 15: not after the CA's previous CRL (entry 15)") ||
+		!slices.ContainsFunc(v.Notes, func(n string) bool {
+			return strings.Contains(n, "1 CRLs were signed by a version that did not log what they list")
+		}) {
+		t.Errorf("problems %v, notes %v", v.Problems, v.Notes)
+	}
+}
+
+// marshalRecord writes r as a server writes records (FuzzAppendRecord
+// holds openpca's writer to encoding/json's).
+func marshalRecord(t *testing.T, r *openpca.KeyUseRecord) []byte {
+	t.Helper()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
