@@ -399,8 +399,15 @@ func parseResources(v json.RawMessage) ([]string, error) {
 			return nil, fmt.Errorf("%q is not an ARN: it has a space or a control character about it", r)
 		}
 		// (A policy variable, refused in a 2012-10-17 policy, is said so.)
-		if parts := strings.SplitN(r, ":", 6); !strings.Contains(r, "${") && strings.EqualFold(parts[2], "acm-pca") && strings.ContainsFunc(parts[2]+parts[5], unicode.IsUpper) {
-			return nil, fmt.Errorf("%q matches no certificate authority: their ARNs are in lower case after the account", r)
+		parts := strings.SplitN(r, ":", 6)
+		if strings.Contains(r, "${") || !strings.EqualFold(parts[2], "acm-pca") {
+			continue
+		}
+		if strings.ContainsFunc(parts[1]+parts[2]+parts[3]+parts[5], unicode.IsUpper) {
+			return nil, fmt.Errorf("%q matches no certificate authority: their ARNs are in lower case but for the account", r)
+		}
+		if account := parts[4]; !strings.ContainsAny(account, "*?") && (len(account) != 12 || strings.Trim(account, "0123456789") != "") {
+			return nil, fmt.Errorf("%q matches no certificate authority: its account %q is not 12 digits", r, account)
 		}
 	}
 	return list, nil

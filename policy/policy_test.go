@@ -96,6 +96,10 @@ func TestParseErrors(t *testing.T) {
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","NotResource":"arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/01A24B08-*"}}`, Identity, "in lower case"},
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:us-east-1:111122223333:Certificate-Authority/*"}}`, Identity, "in lower case"},
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"arn:aws:ACM-PCA:us-east-1:111122223333:certificate-authority/*"}}`, Identity, "in lower case"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:US-EAST-1:111122223333:certificate-authority/*"}}`, Identity, "in lower case"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"arn:AWS:acm-pca:us-east-1:111122223333:certificate-authority/*"}}`, Identity, "in lower case"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:us-east-1:11112222333:certificate-authority/*"}}`, Identity, "is not 12 digits"},
+		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"arn:aws:acm-pca:us-east-1::certificate-authority/*"}}`, Identity, "is not 12 digits"},
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp ":"10.0.0.0/8"}}}}`, Identity, "a space or a control character"},
 		{`{"Statement":{"Effect":"Deny","Action":"acm-pca:*","Resource":"*","Condition":{"StringEquals":{"aws:Resource Tag/x":"y"}}}}`, Identity, "a space or a control character"},
 		// A null or empty operator is no condition at all.
