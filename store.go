@@ -149,7 +149,10 @@ type CAStore interface {
 	// KeysToDestroy returns the CAs whose keys are to be destroyed and
 	// are not yet known to be: the CAs purged, and those whose keys were
 	// made (RecordKeyMade) more than KeyMadeGrace before now and never
-	// stored; their ids, ARNs, key stores, key handles and key ids.
+	// stored; their ids, ARNs, key stores, key handles and key ids. One
+	// whose key a stored CA holds (its id, or its key store and handle:
+	// a record written outside the server) has KeepKey set, and its key
+	// is not to be destroyed.
 	KeysToDestroy(ctx context.Context, now time.Time) ([]*CA, error)
 
 	// KeyDestroyed records that the key of a purged CA, or of one never

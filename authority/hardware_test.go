@@ -1142,3 +1142,75 @@ func TestHungToken(t *testing.T) {
 		<-stopped
 	}
 }
+
+// TestRowsChangedByHand: an operator who can write the database, and not
+// the token's PIN or KMS, gets no signature of a CA's key outside that
+// key's log. A row copied under another id and ARN (its log with it) does
+// not sign with the CA's key, in any key store; nor does a CA moved to
+// another account (its account changed, not its ARN); and a record of a
+// key to destroy that names a stored CA's key is forgotten, the key left.
+// The CA itself signs throughout.
+func TestRowsChangedByHand(t *testing.T) {
+	stores := hardware(t)
+	stores["software"] = func(t *testing.T) testenv.Option { return func(*app.Config) {} }
+	for name, use := range stores {
+		t.Run(name, func(t *testing.T) {
+			env := testenv.Start(t, use(t))
+			const otherAccount = "444455556666"
+			env.NewAccount(t, otherAccount)
+			victim, _ := env.NewActiveRoot(t, "Victim")
+			moved, _ := env.NewActiveRoot(t, "Moved")
+			leaf := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "by-hand.example"}}).CSRPEM
+			issue := func(client *acmpca.Client, ca string) error {
+				_, err := client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &ca, Csr: leaf,
+					SigningAlgorithm: types.SigningAlgorithmSha256withecdsa, Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)}})
+				return err
+			}
+			idOf := func(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
+			env.Stop(t)
+			db := env.DB(t)
+			cloneID := uuid.NewString()
+			clone := strings.Replace(victim, idOf(victim), cloneID, 1)
+			for _, q := range []string{
+				`CREATE TEMP TABLE copied AS SELECT * FROM certificate_authorities WHERE id = ?1`,
+				`UPDATE copied SET id = ?2, arn = ?3`,
+				`INSERT INTO certificate_authorities SELECT * FROM copied`,
+				`INSERT INTO key_use_logs SELECT ?2, size, tree_edge FROM key_use_logs WHERE ca_id = ?1`,
+				`INSERT INTO key_uses SELECT ?2, seq, kind, at, serial, record, hashes FROM key_uses WHERE ca_id = ?1`,
+				`UPDATE certificate_authorities SET account_id = ?4 WHERE id = ?5`,
+				// Under an id no CA has, its ARN the victim's: KMS's tag check
+				// at destruction would find it the victim's key.
+				`INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id) SELECT ?6, arn, key_store, key_handle, key_id FROM certificate_authorities WHERE id = ?1`,
+			} {
+				if _, err := db.Exec(q, idOf(victim), cloneID, clone, otherAccount, idOf(moved), uuid.NewString()); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			env.Restart(t) // a purge runs at start, and destroys keys in the background
+			other, _ := env.NewKey(t, otherAccount)
+			testenv.WantError(t, issue(env.Client, clone), "ServiceUnavailableException")
+			p, err := openpca.ParseCAARN(moved)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testenv.WantError(t, issue(other, strings.Replace(moved, p.AccountID, otherAccount, 1)), "ServiceUnavailableException")
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				var records int
+				if err := db.QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&records); err != nil {
+					t.Fatal(err)
+				}
+				if records == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the record naming the victim's key is still there")
+				}
+			}
+			env.Stop(t)
+			env.Restart(t) // the victim's key opened anew
+			if err := issue(env.Client, victim); err != nil {
+				t.Errorf("the victim, after its row was copied and its key named for destruction: %v", err)
+			}
+		})
+	}
+}

@@ -194,6 +194,14 @@ func countUnavailable(ctx context.Context, err error, store string, unavailable 
 
 // open opens ca's key from its store, for Signer.
 func (k *Keys) open(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
+	// Each store binds a key to its CA (the sealed key's associated data
+	// is its ARN, a token key's id is its id, a KMS key's tag its ARN),
+	// and the API finds a CA by its account and id: a row whose ARN is not
+	// of both (a CA moved to another account by hand) would sign with a
+	// key outside that key's log.
+	if p, err := openpca.ParseCAARN(ca.ARN); err != nil || p.AccountID != ca.AccountID || p.CAID != ca.ID {
+		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The CA %s is stored as the CA %s of account %s: its row was changed outside the server, and it does not sign.", ca.ARN, ca.ID, ca.AccountID)
+	}
 	ks, err := k.store(ca)
 	if err != nil {
 		return nil, err
@@ -905,6 +913,12 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 	for _, ca := range cas {
 		if ctx.Err() != nil {
 			return // the server is stopping; the rest are tried at its next start
+		}
+		if ca.KeepKey {
+			err := s.store.KeyDestroyed(ctx, ca.ID)
+			s.logger.ErrorContext(ctx, "a record asks for a key to be destroyed that a stored CA holds: it was written outside the server, or names one CA's key for another; the key is left in its store, and the record forgotten",
+				"ca", ca.ARN, "key_store", ca.KeyStore, "key_handle", string(ca.KeyHandle), "key_id", ca.KeyID, "error", err)
+			continue
 		}
 		s.keys.Forget(ca.ID)
 		ks, err := s.keys.store(ca)

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"github.com/google/uuid"
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
@@ -73,7 +74,8 @@ func TestKeysAreBounded(t *testing.T) {
 	keys := authority.NewKeys([]authority.KeyStore{{KeyStore: store}}, slog.New(slog.DiscardHandler), nil)
 	cas := make([]*openpca.CA, authority.KeyCacheSize+100)
 	for i := range cas {
-		ca := &openpca.CA{ID: fmt.Sprint(i), KeyStore: store.Name()}
+		id := uuid.NewString()
+		ca := &openpca.CA{ID: id, AccountID: "111122223333", ARN: openpca.CAARN("us-east-1", "111122223333", id), KeyStore: store.Name()}
 		if ca.KeyHandle, _, err = store.GenerateKey(ctx, ca, openpca.KeyAlgorithmEcPrime256v1); err != nil {
 			t.Fatal(err)
 		}

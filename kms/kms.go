@@ -275,9 +275,23 @@ func refused(err error) bool {
 	return 400 <= status && status < 500
 }
 
-// Signer implements openpca.KeyStore.
+// Signer implements openpca.KeyStore. The key must be tagged for the CA,
+// as the store makes every key: a row that names another CA's key (copied
+// or changed by hand) would sign with it outside that key's log. A key
+// KMS shows without its tag (one just made, on another server) is a
+// ServiceUnavailableException, which clients retry.
 func (s *Store) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
-	return s.signer(ctx, ca, string(ca.KeyHandle))
+	arn := string(ca.KeyHandle)
+	tag, err := s.tagOf(ctx, arn)
+	switch {
+	case err != nil:
+		return nil, refusal(ca, err)
+	case tag == "":
+		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The KMS key %s of %s shows no %s tag: the CA signs with it once KMS shows the tag naming it.", arn, ca.ARN, caTag)
+	case tag != ca.ARN:
+		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The KMS key of %s is %s: its row was changed outside the server, and it does not sign.", ca.ARN, &foreignKey{arn, tag})
+	}
+	return s.signer(ctx, ca, arn)
 }
 
 func (s *Store) signer(ctx context.Context, ca *openpca.CA, arn string) (*signer, error) {

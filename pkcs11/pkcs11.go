@@ -7,6 +7,7 @@
 package pkcs11
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/elliptic"
@@ -296,6 +297,12 @@ func (s *Store) Signer(_ context.Context, ca *openpca.CA) (crypto.Signer, error)
 // closes the context every CA of the token signs on, and a key that is
 // not there, or another key under the CA's id, is the same on a new one.
 func (s *Store) find(ca *openpca.CA, failed *crypto11.Context) (crypto11.Signer, *crypto11.Context, error) {
+	// A CA's key is under its own id: a row that names another's (copied
+	// or changed by hand) finds none, and signs nothing outside that key's
+	// log, nor has the key destroyed.
+	if !bytes.Equal(ca.KeyHandle, s.KeyHandle(ca)) {
+		return nil, nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The key of %s is recorded under the id %q in the PKCS#11 token, not under the CA's own: its row was changed outside the server, and it does not sign.", ca.ARN, ca.KeyHandle)
+	}
 	tried := failed
 	if c := s.context(); c != nil && c != failed {
 		key, err := ownKey(c, ca.KeyHandle, ca.KeyID)

@@ -578,8 +578,13 @@ func (db *DB) KeysToDestroy(ctx context.Context, now time.Time) ([]*openpca.CA, 
 	if _, err := db.exec(ctx, `UPDATE key_destructions SET made_at = NULL WHERE made_at < ?`, now.Add(-openpca.KeyMadeGrace).UnixMicro()); err != nil {
 		return nil, db.wrap("taking the keys of CAs never stored", err)
 	}
-	rows, err := db.query(ctx, `SELECT ca_id, arn, key_store, key_handle, key_id FROM key_destructions
-		WHERE made_at IS NULL ORDER BY ca_id`)
+	// A record whose key a stored CA holds (by the record's CA id, or its
+	// store and handle) was not written by a purge, which deletes the CA's
+	// row as it writes the record, nor by a creation, whose CA is stored
+	// only while its record is: it comes with KeepKey.
+	rows, err := db.query(ctx, `SELECT k.ca_id, k.arn, k.key_store, k.key_handle, k.key_id,
+		EXISTS (SELECT 1 FROM certificate_authorities c WHERE c.id = k.ca_id OR c.key_store = k.key_store AND c.key_handle = k.key_handle)
+		FROM key_destructions k WHERE k.made_at IS NULL ORDER BY k.ca_id`)
 	if err != nil {
 		return nil, db.wrap("reading the keys to destroy", err)
 	}
@@ -587,7 +592,7 @@ func (db *DB) KeysToDestroy(ctx context.Context, now time.Time) ([]*openpca.CA, 
 	var cas []*openpca.CA
 	for rows.Next() {
 		ca := &openpca.CA{}
-		if err := rows.Scan(&ca.ID, &ca.ARN, &ca.KeyStore, &ca.KeyHandle, &ca.KeyID); err != nil {
+		if err := rows.Scan(&ca.ID, &ca.ARN, &ca.KeyStore, &ca.KeyHandle, &ca.KeyID, &ca.KeepKey); err != nil {
 			return nil, db.wrap("reading the keys to destroy", err)
 		}
 		cas = append(cas, ca)
