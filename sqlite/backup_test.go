@@ -472,6 +472,13 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	if _, err := raw.Exec(`UPDATE certificate_authorities SET key_store = 'kms' WHERE id = ?`, inUse["kms"].ID); err != nil {
 		t.Fatal(err)
 	}
+	// A key the old servers' purge is to destroy: theirs, not a copy's
+	// beside them (a backup edited by hand could name any CA's key).
+	pending := "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/" + uuid.NewString()
+	if _, err := raw.Exec(`INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id) VALUES (?, ?, 'kms', ?, '')`,
+		pending[strings.LastIndex(pending, "/")+1:], pending, []byte("handle-pending")); err != nil {
+		t.Fatal(err)
+	}
 	raw.Close()
 	to := filepath.Join(t.TempDir(), "backup.db")
 	if _, err := sqlite.Backup(ctx, path, to); err != nil {
@@ -487,6 +494,9 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	}
 	if sum.KeysKept != 1 {
 		t.Errorf("the keys of %d CAs in use kept, want the one in KMS", sum.KeysKept)
+	}
+	if want := []string{"kms handle-pending (" + pending + ")"}; !slices.Equal(sum.KeysNotHeld, want) {
+		t.Errorf("the keys left to the old servers: %q, want %q", sum.KeysNotHeld, want)
 	}
 	rdb, err := sql.Open("sqlite", "file:"+restored+"?mode=ro")
 	if err != nil {
@@ -513,7 +523,7 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	}
 	for _, r := range []struct{ from, to string }{{to, sole}, {again, soleOfCopy}} {
 		soleSum, err := sqlite.Restore(ctx, r.from, r.to, 1, now, sqlstore.Settling{KeepStatus: true, SoleCopy: true}, nil)
-		if err != nil || soleSum.KeysKept != 0 || !soleSum.SoleCopy {
+		if err != nil || soleSum.KeysKept != 0 || !soleSum.SoleCopy || len(soleSum.KeysNotHeld) != 0 {
 			t.Errorf("a restore of %s as the sole copy: %+v, %v", r.from, soleSum, err)
 		}
 	}
@@ -522,13 +532,18 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 	// backed-up database's servers may use; the one in software (whose
 	// key is its row) is destroyed as ever. So are the CAs in use at the
 	// backup, deleted in the restored copy.
+	// Those deleted with no period (claimed by a purge, or deleted as
+	// they were made) leave theirs in a copy too: they are the old
+	// servers' to destroy, and a backup edited by hand could show a CA in
+	// service so. The sole copy destroys the key its purge was to.
 	for _, tc := range []struct {
-		path string
-		kept []string // the CAs whose purges leave their keys
+		path    string
+		kept    []string // the CAs whose purges leave their keys
+		pending int      // keys to destroy of CAs purged before the backup
 	}{
-		{restored, []string{arns[0], inUse["kms"].ARN}},
-		{sole, nil},
-		{soleOfCopy, []string{arns[0], inUse["kms"].ARN}},
+		{restored, []string{arns[0], arns[2], arns[3], inUse["kms"].ARN}, 0},
+		{sole, nil, 1},
+		{soleOfCopy, []string{arns[0], arns[2], arns[3], inUse["kms"].ARN}, 0},
 	} {
 		keep, toDestroy := deleteAndPurge(t, tc.path, inUse, now, period)
 		want := map[string]bool{}
@@ -543,8 +558,8 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 				t.Errorf("%s: the key of %s, kept by the restore, is to be destroyed", tc.path, ca.ARN)
 			}
 		}
-		if len(toDestroy) != len(want)-len(tc.kept) {
-			t.Errorf("%s: %d keys to destroy, want those of the %d CAs not kept", tc.path, len(toDestroy), len(want)-len(tc.kept))
+		if len(toDestroy) != len(want)-len(tc.kept)+tc.pending {
+			t.Errorf("%s: %d keys to destroy, want those of the %d CAs not kept, and %d more", tc.path, len(toDestroy), len(want)-len(tc.kept), tc.pending)
 		}
 	}
 }

@@ -50,7 +50,8 @@ type Settling struct {
 // changed.
 type Restored struct {
 	// KeysNotHeld are the keys in a token or KMS that were being made,
-	// at the backup, for CAs it does not hold, as "<key store> <key
+	// at the backup, for CAs it does not hold, and, unless SoleCopy, those
+	// of CAs purged and still to be destroyed, as "<key store> <key
 	// handle> (<CA ARN>)": their records are removed, and the keys left.
 	KeysNotHeld []string
 	// DeletedKept are the CAs deleted at the backup whose keys are in a
@@ -163,7 +164,7 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 			}
 		}
 		var err error
-		if r.KeysNotHeld, err = db.keysNotHeld(ctx, tx); err != nil {
+		if r.KeysNotHeld, err = db.keysNotHeld(ctx, tx, how.SoleCopy); err != nil {
 			return err
 		}
 		if r.DeletedKept, err = db.keepDeleted(ctx, tx, now, !how.SoleCopy); err != nil {
@@ -241,10 +242,17 @@ func (db *DB) LogsOverrun(ctx context.Context) ([]string, error) {
 }
 
 // keysNotHeld returns, and removes the records of, the keys made for CAs
-// the database does not hold.
-func (db *DB) keysNotHeld(ctx context.Context, tx *sql.Tx) ([]string, error) {
+// the database does not hold, and, unless sole, those of CAs purged whose
+// keys are still to be destroyed: those are the old servers' to destroy,
+// and a copy beside them must not destroy a key they may hold (a backup
+// edited by hand could name any CA's key).
+func (db *DB) keysNotHeld(ctx context.Context, tx *sql.Tx, sole bool) ([]string, error) {
+	which := `made_at IS NOT NULL`
+	if !sole {
+		which = `TRUE`
+	}
 	var keys []string
-	err := txRows(ctx, tx, db.rewrite(`SELECT key_store, key_handle, arn FROM key_destructions WHERE made_at IS NOT NULL ORDER BY ca_id`), nil, func(rows *sql.Rows) error {
+	err := txRows(ctx, tx, db.rewrite(`SELECT key_store, key_handle, arn FROM key_destructions WHERE `+which+` ORDER BY ca_id`), nil, func(rows *sql.Rows) error {
 		var store, arn string
 		var handle []byte
 		if err := rows.Scan(&store, &handle, &arn); err != nil {
@@ -256,7 +264,7 @@ func (db *DB) keysNotHeld(ctx context.Context, tx *sql.Tx) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing the keys being made: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM key_destructions WHERE made_at IS NOT NULL`); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM key_destructions WHERE `+which); err != nil {
 		return nil, fmt.Errorf("leaving the keys being made: %w", err)
 	}
 	return keys, nil
@@ -289,10 +297,16 @@ func (db *DB) keepDeleted(ctx context.Context, tx *sql.Tx, now time.Time, keep b
 	return kept, nil
 }
 
-// keepKeys has the purges of the CAs not deleted whose keys are in a
-// token or KMS leave their keys (see SettleRestored), and returns how many
-// those are.
+// keepKeys has the purges of the CAs whose keys are in a token or KMS
+// leave their keys (see SettleRestored), and returns how many of those
+// are not deleted. Those deleted with no period to restore them in (a
+// purge had claimed them, or their creation failed) are the old servers'
+// to destroy; and a backup edited by hand could show any CA so, for the
+// copy's first purge to destroy its key.
 func (db *DB) keepKeys(ctx context.Context, tx *sql.Tx) (int, error) {
+	if _, err := tx.ExecContext(ctx, `UPDATE certificate_authorities SET keep_key = TRUE, version = version + 1 WHERE status = 'DELETED' AND key_store <> 'software' AND NOT keep_key`); err != nil {
+		return 0, fmt.Errorf("keeping the deleted CAs' keys: %w", err)
+	}
 	res, err := tx.ExecContext(ctx, `UPDATE certificate_authorities SET keep_key = TRUE, version = version + 1 WHERE status <> 'DELETED' AND key_store <> 'software'`)
 	if err != nil {
 		return 0, fmt.Errorf("keeping the CAs' keys: %w", err)

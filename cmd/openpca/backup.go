@@ -106,7 +106,7 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "CAs whose logs have no checkpoint in the backup that witnesses cosigned: %d. Their logs were checked against themselves alone, which a backup edited by hand, its witnessed checkpoints taken out, passes too. A server with witnesses (--witness) compares each log with theirs at its next round of witnessing (at the latest when the log next grows), and logs an ERROR for one they cosigned more of.\n", sum.Unwitnessed)
 	}
 	if len(sum.KeysNotHeld) > 0 {
-		fmt.Fprintln(stdout, "Keys in a token or KMS were being made, at the backup, for CAs it does not hold. Servers of the old database may have stored those CAs since: this server leaves the keys alone. Destroy each by hand if no server uses it:")
+		fmt.Fprintln(stdout, "Keys in a token or KMS were being made, at the backup, for CAs it does not hold, or (without --sole-copy) were to be destroyed, their CAs purged. Servers of the old database may have stored those CAs since, or destroy the keys themselves: this server leaves the keys alone. Destroy each by hand if no server uses it:")
 		for _, k := range sum.KeysNotHeld {
 			fmt.Fprintln(stdout, "  "+k)
 		}
