@@ -98,17 +98,39 @@ func markBackup(ctx context.Context, path string, at time.Time) error {
 // database to use it, which would turn it to WAL mode, and the backup,
 // copied back, into one restore refuses as a server's. A database in WAL
 // mode is a server's, whatever it holds: one an earlier version restored
-// from a marked backup, and served, kept the mark.
+// from a marked backup, and served, kept the mark. Any that holds more
+// than tables and indexes is refused (tablesAndIndexes).
 func copiedBackup(ctx context.Context, path string) (string, error) {
-	if wal, err := walMode(path); err != nil || wal {
-		return "", nil // a new database's empty file, or a server's
-	}
 	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=ro")
 	if err != nil {
 		return "", err
 	}
 	defer db.Close()
+	if err := tablesAndIndexes(ctx, db, path); err != nil {
+		return "", err
+	}
+	if wal, err := walMode(path); err != nil || wal {
+		return "", nil // a new database's empty file, or a server's
+	}
 	return backupMade(ctx, db)
+}
+
+// tablesAndIndexes refuses a database, at path, that holds anything but
+// tables and indexes, as OpenPCA's migrations make: a trigger put in a
+// backup would run at the changes servers make to the restored database
+// (undoing a revocation, say), and a view read in a table's place could
+// keep a query going for good. Restore checks a backup so, and Open each
+// database: a backup copied into place, its mark taken out, is not
+// known for one.
+func tablesAndIndexes(ctx context.Context, db *sql.DB, path string) error {
+	var other string
+	switch err := db.QueryRowContext(ctx, `SELECT type || ' ' || name FROM sqlite_schema WHERE type NOT IN ('table', 'index') LIMIT 1`).Scan(&other); {
+	case err == nil:
+		return fmt.Errorf("%s is not an OpenPCA database as it was made: it holds the %s, and OpenPCA makes no triggers or views", path, other)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s is not an OpenPCA database: %w", path, err)
+	}
+	return nil
 }
 
 // backupMade returns when the database of db was backed up, if it is a
@@ -387,17 +409,9 @@ func Check(ctx context.Context, path string) (sqlstore.Summary, error) {
 		return sum, err
 	}
 	defer db.Close()
-	// Only tables and indexes, as OpenPCA's migrations make: a trigger
-	// put in a backup would run at the changes servers make to the
-	// restored database (undoing a revocation, say), and a view read in
-	// a table's place could keep a query going for good. What else
-	// differs is found once the copy is migrated (sameSchema).
-	var other string
-	switch err := db.QueryRowContext(ctx, `SELECT type || ' ' || name FROM sqlite_schema WHERE type NOT IN ('table', 'index') LIMIT 1`).Scan(&other); {
-	case err == nil:
-		return sum, fmt.Errorf("%s is not an OpenPCA database as it was made: it holds the %s, and OpenPCA makes no triggers or views", path, other)
-	case !errors.Is(err, sql.ErrNoRows):
-		return sum, fmt.Errorf("%s is not an OpenPCA database: %w", path, err)
+	// What else differs is found once the copy is migrated (sameSchema).
+	if err := tablesAndIndexes(ctx, db, path); err != nil {
+		return sum, err
 	}
 	var version int64
 	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version); err != nil {

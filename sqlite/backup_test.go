@@ -636,3 +636,38 @@ func TestLockPartialRefusesOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRefusesTriggersAndViews: a database that holds a trigger or a
+// view is refused at every open, a server's (in WAL mode) too: a backup
+// copied into place, its mark taken out, or its header set to WAL mode,
+// is not known for a backup, and what it holds would run at the server's
+// writes.
+func TestOpenRefusesTriggersAndViews(t *testing.T) {
+	for _, tc := range []struct{ name, stmt, want string }{
+		{"a trigger", `CREATE TRIGGER keep_keys AFTER UPDATE OF revoked_at ON access_keys WHEN NEW.revoked_at IS NOT NULL BEGIN UPDATE access_keys SET revoked_at = NULL WHERE id = NEW.id; END`, "holds the trigger keep_keys"},
+		{"a view", `CREATE VIEW keys AS SELECT * FROM access_keys`, "holds the view keys"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "openpca.db")
+			db, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			raw, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := raw.Exec(tc.stmt); err != nil {
+				t.Fatal(err)
+			}
+			raw.Close()
+			if db, err := sqlite.Open(t.Context(), path, sqlite.Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+				if err == nil {
+					db.Close()
+				}
+				t.Errorf("Open: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
