@@ -24,19 +24,17 @@ import (
 // record must say the CRL lists the certificates revoked before an entry
 // after the CA's previous CRL (a CA's CRLs are made one at a time, each
 // read after the last was logged) and not after its own, that expire at
-// or after a time no later than its thisUpdate and its previous CRL's
-// (later would leave out certificates still valid), and those must be,
-// entry for entry, what the log says. A CA's first CRL is held to the
-// revocations it says it read. Records written before they said what
-// they list are counted in a note. It reads the proof file once more;
-// revs are the log's, sorted.
+// or after a time no later than its thisUpdate (later would leave out
+// certificates still valid), and those must be, entry for entry, what
+// the log says. (A server lists a certificate in one more CRL after it
+// expires, which is not checked: the CRL it was listed in last may not
+// have been published, and one expired at thisUpdate needs no listing.)
+// A CA's first CRL is held to the revocations it says it read. Records
+// written before they said what they list are counted in a note. It reads
+// the proof file once more; revs are the log's, sorted.
 func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations) {
 	l := newCRLLister(revs)
-	var previous struct {
-		seq        int64 // -1: none
-		thisUpdate time.Time
-	}
-	previous.seq = -1
+	previous := int64(-1) // the CA's previous CRL's entry
 	unlisted := 0
 	err := rereadProof(proof, checkpoint, func(seq int64, record []byte, _ *auditlog.Hasher) error {
 		var r openpca.KeyUseRecord
@@ -54,10 +52,10 @@ func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoin
 			}
 			if r.EntriesSHA256 == "" {
 				unlisted++
-			} else if p := l.check(seq, &r, thisUpdate, previous.seq, previous.thisUpdate); p != "" {
+			} else if p := l.check(seq, &r, thisUpdate, previous); p != "" {
 				v.problem("log", 0, "entry %d signs CRL %d, %s", seq, r.CRLNumber, p)
 			}
-			previous.seq, previous.thisUpdate = seq, thisUpdate
+			previous = seq
 		}
 		return nil
 	})
@@ -79,15 +77,15 @@ type crlLister struct {
 	bySeq    []int32 // indexes in revs.list, in the log's order
 	notAfter []int64 // by index in revs.list: Unix seconds; notIssued before its issuance is read
 	entries  []byte  // the entries encoded, each at start of its index, of size bytes (0: not yet)
-	start    []uint32
+	start    []int
 	size     []uint8
 	serial   big.Int
 	// The list so far: the revocations of the first n of bySeq that
-	// expire from expiringFrom on, count of them, the earliest expiry of
-	// those, and their entries hashed.
+	// expire from expiringFrom on (listed, in the log's order), the
+	// earliest expiry of those, and their entries hashed.
 	n                            int
 	expiringFrom, earliestExpiry int64
-	count                        int
+	listed                       []int32
 	hash                         hash.Hash
 }
 
@@ -95,7 +93,7 @@ const notIssued = math.MinInt64
 
 func newCRLLister(revs *revocations) *crlLister {
 	l := &crlLister{revs: revs, bySeq: make([]int32, len(revs.list)), notAfter: make([]int64, len(revs.list)),
-		start: make([]uint32, len(revs.list)), size: make([]uint8, len(revs.list)), hash: sha256.New()}
+		start: make([]int, len(revs.list)), size: make([]uint8, len(revs.list)), hash: sha256.New()}
 	for i := range revs.list {
 		l.bySeq[i] = int32(i)
 		l.notAfter[i] = notIssued
@@ -118,17 +116,17 @@ func (l *crlLister) issued(seq int64, r *openpca.KeyUseRecord) {
 }
 
 // check checks the record r of a CRL signed at entry seq, whose CA's
-// previous CRL (-1: none) is at entry previous, dated previousThisUpdate;
-// it returns what is wrong, or "".
-func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Time, previous int64, previousThisUpdate time.Time) string {
+// previous CRL (-1: none) is at entry previous; it returns what is wrong,
+// or "".
+func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Time, previous int64) string {
 	expiringFrom, err := time.Parse(time.RFC3339, r.ExpiringFrom)
 	switch {
 	case r.RevocationsBefore == nil || r.Revoked == nil || err != nil:
 		return "whose record says what the CRL lists in part"
 	case *r.RevocationsBefore > seq || *r.RevocationsBefore <= previous:
 		return fmt.Sprintf("which lists the revocations before entry %d: not after the CA's previous CRL (entry %d), or after its own", *r.RevocationsBefore, previous)
-	case expiringFrom.After(thisUpdate) || previous >= 0 && expiringFrom.After(previousThisUpdate):
-		return fmt.Sprintf("which lists the certificates that expire from %s on: after its thisUpdate or the previous CRL's, so that it leaves out some still valid", r.ExpiringFrom)
+	case expiringFrom.After(thisUpdate):
+		return fmt.Sprintf("which lists the certificates that expire from %s on: after its thisUpdate, so that it leaves out some still valid", r.ExpiringFrom)
 	}
 	count, sum := l.list(*r.RevocationsBefore, expiringFrom.Unix())
 	if count != *r.Revoked || hex.EncodeToString(sum) != r.EntriesSHA256 {
@@ -145,28 +143,52 @@ func (l *crlLister) list(before int64, expiringFrom int64) (int, []byte) {
 	n, _ := slices.BinarySearchFunc(l.bySeq, before, func(i int32, seq int64) int { return cmp.Compare(l.revs.list[i].seq, seq) })
 	// The list so far is the start of this one if this one has every
 	// revocation it has, and lists every certificate it lists (none
-	// expired) and none it left out.
-	if n < l.n || expiringFrom < l.expiringFrom || expiringFrom > l.earliestExpiry {
+	// expired) and none it left out. Of one whose certificates expired,
+	// the rest is, hashed again: a CA of short-lived certificates has one
+	// expire before most of its CRLs, and its expired revocations are
+	// not read again for each.
+	switch {
+	case n < l.n || expiringFrom < l.expiringFrom:
 		l.restart(expiringFrom)
+	case expiringFrom > l.earliestExpiry:
+		l.dropExpired(expiringFrom)
 	}
 	for _, i := range l.bySeq[l.n:n] {
-		if l.notAfter[i] == notIssued || l.notAfter[i] < expiringFrom {
-			continue
-		}
-		if entry := l.entry(i); entry != nil {
-			l.hash.Write(entry)
-			l.count++
-			l.earliestExpiry = min(l.earliestExpiry, l.notAfter[i])
+		if l.notAfter[i] != notIssued && l.notAfter[i] >= expiringFrom {
+			l.add(i)
 		}
 	}
 	l.n, l.expiringFrom = n, expiringFrom
-	return l.count, l.hash.Sum(nil)
+	return len(l.listed), l.hash.Sum(nil)
+}
+
+// add lists the revocation of index i, if it has an entry.
+func (l *crlLister) add(i int32) {
+	if entry := l.entry(i); entry != nil {
+		l.hash.Write(entry)
+		l.listed = append(l.listed, i)
+		l.earliestExpiry = min(l.earliestExpiry, l.notAfter[i])
+	}
 }
 
 // restart empties the list.
 func (l *crlLister) restart(expiringFrom int64) {
 	l.hash.Reset()
-	l.n, l.count, l.expiringFrom, l.earliestExpiry = 0, 0, expiringFrom, math.MaxInt64
+	l.listed = l.listed[:0]
+	l.n, l.expiringFrom, l.earliestExpiry = 0, expiringFrom, math.MaxInt64
+}
+
+// dropExpired takes out of the list the certificates that expire before
+// expiringFrom.
+func (l *crlLister) dropExpired(expiringFrom int64) {
+	l.hash.Reset()
+	listed := l.listed
+	l.listed, l.earliestExpiry = listed[:0], math.MaxInt64
+	for _, i := range listed {
+		if l.notAfter[i] >= expiringFrom {
+			l.add(i)
+		}
+	}
 }
 
 // entry returns the CRL entry of the revocation of index i, DER, or nil
@@ -180,10 +202,10 @@ func (l *crlLister) entry(i int32) []byte {
 		}
 		from := len(l.entries)
 		entries, err := pki.AppendRevokedEntry(l.entries, &l.serial, time.Unix(r.at, 0), pki.CRLReason(revocationReasons[r.reason]))
-		if err != nil || len(entries)-from > math.MaxUint8 || len(entries) > math.MaxUint32 {
+		if err != nil || len(entries)-from > math.MaxUint8 {
 			return nil
 		}
-		l.entries, l.start[i], l.size[i] = entries, uint32(from), uint8(len(entries)-from)
+		l.entries, l.start[i], l.size[i] = entries, from, uint8(len(entries)-from)
 	}
-	return l.entries[l.start[i] : l.start[i]+uint32(l.size[i])]
+	return l.entries[l.start[i] : l.start[i]+int(l.size[i])]
 }

@@ -42,7 +42,17 @@ func TestVerifyCRLRecords(t *testing.T) {
 	}
 	// logged returns the fixture with CRL 1, certificate 2's revocation,
 	// and then records.
-	logged := func(records ...func(f *logFixture) []byte) *logFixture {
+	// early is base with its certificate 0 ending a day before the rest.
+	early := *base
+	early.rows = slices.Clone(base.rows)
+	first0 := *base.rows[0]
+	first0.NotAfter = expiry.AddDate(0, 0, -1)
+	early.rows[0] = &first0
+	early.records = slices.Clone(base.records)
+	if early.records[1] = openpca.IssueUse(base.ca.ARN, &first0).Record; !strings.Contains(string(early.records[1]), first0.Serial) {
+		t.Fatal("entry 1 is not the issuance of certificate 0")
+	}
+	loggedOn := func(base *logFixture, records ...func(f *logFixture) []byte) *logFixture {
 		f := *base
 		f.rows = make([]*openpca.Certificate, len(base.rows))
 		for i, c := range base.rows {
@@ -58,6 +68,7 @@ func TestVerifyCRLRecords(t *testing.T) {
 		}
 		return &f
 	}
+	logged := func(records ...func(f *logFixture) []byte) *logFixture { return loggedOn(base, records...) }
 	second2 := func(before int64, expiringFrom time.Time, rows ...int) func(f *logFixture) []byte {
 		return func(f *logFixture) []byte { return crl(f, 2, second, before, expiringFrom, rows...) }
 	}
@@ -73,7 +84,14 @@ func TestVerifyCRLRecords(t *testing.T) {
 		{"another order", logged(second2(15, first, 5, 0, 2)), "signs CRL 2, which lists 3 certificates"},
 		{"revocations before the previous CRL", logged(second2(13, first, 0, 5)), "lists the revocations before entry 13: not after the CA's previous CRL (entry 13)"},
 		{"revocations after its own entry", logged(second2(16, first, 0, 5, 2)), "lists the revocations before entry 16"},
-		{"expiring from after the previous CRL", logged(second2(15, second, 0, 5, 2)), "that expire from " + second.Format(time.RFC3339) + " on: after"},
+		// The last CRL, which listed the certificates to expire before
+		// this one, may not have been published (a server whose clock is
+		// behind dates it before the last it finished): those expired at
+		// thisUpdate need no listing.
+		{"expiring from its thisUpdate, after the previous CRL's", logged(second2(15, second, 0, 5, 2)), ""},
+		{"expiring from earlier than the CRL before (a clock set back)", logged(
+			func(f *logFixture) []byte { return crl(f, 2, expiry.Add(time.Hour), 15, expiry.Add(time.Second)) },
+			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(-time.Hour), 16, expiry.Add(-time.Hour), 0, 5, 2) }), ""},
 		{"expiring from after its own thisUpdate", logged(func(f *logFixture) []byte { return crl(f, 2, first, 15, first.Add(time.Second), 0, 5, 2) }), "after its thisUpdate"},
 		{"ending as the previous CRL began, listed", logged(
 			func(f *logFixture) []byte { return crl(f, 2, expiry, 14, first, 0, 5) },
@@ -90,6 +108,9 @@ func TestVerifyCRLRecords(t *testing.T) {
 			second2(15, first, 0, 5, 2),
 			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(time.Hour), 16, first, 0, 5, 2) },
 			func(f *logFixture) []byte { return crl(f, 4, expiry.Add(2*time.Hour), 17, expiry.Add(time.Second)) }), ""},
+		{"one expired, the others listed to their end", loggedOn(&early,
+			second2(15, first, 0, 5, 2),
+			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(time.Hour), 16, expiry, 5, 2) }), ""},
 		{"expired before the previous CRL, listed", logged(
 			second2(15, first, 0, 5, 2),
 			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(time.Hour), 16, first, 0, 5, 2) },
@@ -113,6 +134,14 @@ func TestVerifyCRLRecords(t *testing.T) {
 		})
 	}
 
+	// A log of one CRL, which leaves out a revocation.
+	one := *base
+	one.records = append(one.records[:len(one.records):len(one.records)], crl(&one, 1, first, 13, first, 0))
+	report, proof := one.write(t)
+	if v := Verify(bytes.NewReader(report), bytes.NewReader(proof), one.vkey); len(v.Problems) != 1 || !strings.Contains(v.Problems[0].Detail, "signs CRL 1, which lists 1 certificates") {
+		t.Errorf("a log of one CRL, which leaves out a revocation: %v", v.Problems)
+	}
+
 	// A record written before records said what their CRL lists is
 	// noted, and its CRL is the previous one of the next.
 	f := logged(func(f *logFixture) []byte {
@@ -125,7 +154,7 @@ func TestVerifyCRLRecords(t *testing.T) {
 	old.RevocationsBefore, old.ExpiringFrom, old.EntriesSHA256 = nil, "", ""
 	f.records[15] = marshalRecord(t, &old)
 	f.records = append(f.records, crl(f, 3, second.Add(time.Hour), 15, first, 0, 5, 2))
-	report, proof := f.write(t)
+	report, proof = f.write(t)
 	v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
 	if len(v.Problems) != 1 || !strings.Contains(v.Problems[0].Detail, "signs CRL 3, which lists the revocations before entry 15: not after the CA's previous CRL (entry 15)") ||
 		!slices.ContainsFunc(v.Notes, func(n string) bool {

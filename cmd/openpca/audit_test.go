@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -33,6 +34,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/auditlogtest"
 	"github.com/openpca/openpca/internal/testenv"
@@ -620,6 +622,76 @@ func TestAuditProofCRLLeavesOutARevocation(t *testing.T) {
 	want := fmt.Sprintf("signs CRL %v, which lists 1 certificates", crl.Number)
 	if !errors.Is(err, errVerification) || !strings.Contains(out, want) || strings.Count(out, "signs CRL") != 1 {
 		t.Errorf("the report's verification: %v\n%s\nwant %q alone (CRL %v listed the revocation)", err, out, want, listedCRL.Number)
+	}
+}
+
+// TestAuditVerifyCRLsOfAClockSetBack: an honest server's CRLs verify
+// when its clock runs ahead for one CRL and is set back, and the next
+// CRL, dated before the last, is logged but not written (its bucket
+// fails): the CRL that follows lists the certificates valid since the
+// last CRL written, which is after the last logged (a review found verify
+// held a CRL to the last logged, and failed this log).
+func TestAuditVerifyCRLsOfAClockSetBack(t *testing.T) {
+	signAsTestKey(t)
+	var mu sync.Mutex
+	var ahead time.Duration
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().UTC().Add(ahead) }
+	setAhead := func(d time.Duration) { mu.Lock(); ahead = d; mu.Unlock() }
+	env := testenv.Start(t, func(c *app.Config) { c.Now = now })
+	ctx := t.Context()
+	caARN := activeCAWithCRLs(t, env)
+	caID := caARN[strings.LastIndex(caARN, "/")+1:]
+	db := env.DB(t)
+	logged := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			var crls int
+			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM key_uses WHERE ca_id = ? AND kind = 'CRL'`, caID).Scan(&crls); err != nil {
+				t.Fatal(err)
+			}
+			if crls >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d CRLs logged, want %d", crls, n)
+			}
+		}
+	}
+	revoke := func() {
+		t.Helper()
+		csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "set-back.example"}}).CSRPEM
+		arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr})
+		if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+			CertificateSerial: aws.String(arn[strings.LastIndex(arn, "/")+1:]), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logged(1)
+	setAhead(10 * time.Minute)
+	revoke()
+	logged(2)
+	setAhead(0)
+	bucket := filepath.Join(env.Config.DataDir, "s3", "crls")
+	if err := os.Rename(bucket, bucket+".away"); err != nil {
+		t.Fatal(err)
+	}
+	revoke()
+	logged(3) // signed and logged, not written
+	if err := os.Rename(bucket+".away", bucket); err != nil {
+		t.Fatal(err)
+	}
+	setAhead(31 * time.Second) // past the retry's wait
+	logged(4)
+	_, report, err := awaitReport(t, env, caARN, types.AuditReportResponseFormatJson)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := runOpenpca(t, "audit", "public-key", "--server", env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runOpenpca(t, "audit", "verify", "--report", report, "--key", strings.TrimSpace(key)); err != nil {
+		t.Errorf("an honest server's CRLs: %v\n%s", err, out)
 	}
 }
 
