@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -169,11 +171,17 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now t
 	if err := removePartials(path); err != nil {
 		return sqlstore.Summary{}, err
 	}
-	src, err := os.Open(from)
+	// Non-blocking: a named pipe put in the backup's place since it was
+	// checked would hold the open for its writer; it is refused below.
+	src, err := os.OpenFile(from, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return sqlstore.Summary{}, err
 	}
 	defer src.Close()
+	size, err := databaseSize(src, from)
+	if err != nil {
+		return sqlstore.Summary{}, err
+	}
 	tmp, cleanup, err := partial(path)
 	if err != nil {
 		return sqlstore.Summary{}, err
@@ -186,6 +194,15 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now t
 	_, err = io.Copy(dst, src)
 	if err := errors.Join(err, dst.Close()); err != nil {
 		return sqlstore.Summary{}, err
+	}
+	// The copy is checked again, as the backup was: the backup, on
+	// storage others may write, may have changed since (a view put in,
+	// that a migration would read for good).
+	if fi, err := os.Stat(tmp); err != nil || fi.Size() != size {
+		return sqlstore.Summary{}, cmp.Or(err, fmt.Errorf("%s changed while it was restored", from))
+	}
+	if _, err := Check(ctx, tmp); err != nil {
+		return sqlstore.Summary{}, fmt.Errorf("%s changed while it was restored: %w", from, err)
 	}
 	settled, err := settle(ctx, tmp, crlNumberFloor, now, how, check)
 	if err != nil {
@@ -449,6 +466,36 @@ func Check(ctx context.Context, path string) (sqlstore.Summary, error) {
 		return sum, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return sum, nil
+}
+
+// databaseSize returns the size of the database file f, named name, as
+// its header says it, which must be the file's: a regular file whose
+// size is its pages', as openpca backup writes it. A file of a few pages
+// and gigabytes of bytes after them (a sparse file, which a copy would
+// write out whole) is refused, as is one that is not a regular file.
+func databaseSize(f *os.File, name string) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s is not a file (%s)", name, fi.Mode().Type())
+	}
+	var header [100]byte
+	if _, err := f.ReadAt(header[:], 0); err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	pageSize := int64(binary.BigEndian.Uint16(header[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	// The header's page count holds when its version-valid-for number is
+	// the change counter, as SQLite since 3.7.0 writes it.
+	pages := int64(binary.BigEndian.Uint32(header[28:32]))
+	if binary.BigEndian.Uint32(header[92:96]) != binary.BigEndian.Uint32(header[24:28]) || pages*pageSize != fi.Size() {
+		return 0, fmt.Errorf("%s is %d bytes, not the %d pages of %d bytes its header says: not a backup as openpca backup writes it", name, fi.Size(), pages, pageSize)
+	}
+	return fi.Size(), nil
 }
 
 // walMode reports whether the database file at path is in WAL mode.

@@ -384,6 +384,19 @@ func TestRestoreRefusesChangedSchema(t *testing.T) {
 			}
 		})
 	}
+	// Bytes after its pages, a sparse gigabyte that SQLite never reads
+	// and a copy would write out whole, are refused.
+	sparse := filepath.Join(t.TempDir(), "sparse.db")
+	if err := os.WriteFile(sparse, body, 0o600); err != nil || os.Truncate(sparse, 1<<30) != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "openpca.db")
+	if _, err := sqlite.Restore(ctx, sparse, target, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil); err == nil || !strings.Contains(err.Error(), "pages of") {
+		t.Errorf("a backup of a gigabyte more: %v", err)
+	}
+	if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(target), "*")); len(matches) > 0 {
+		t.Errorf("a refused restore left %v", matches)
+	}
 	// The backup as made restores.
 	if _, err := sqlite.Restore(ctx, backup, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil); err != nil {
 		t.Fatal(err)
