@@ -91,7 +91,9 @@ func TestVerifyCRLRecords(t *testing.T) {
 		{"expiring from its thisUpdate, after the previous CRL's", logged(second2(15, second, 0, 5, 2)), ""},
 		{"expiring from earlier than the CRL before (a clock set back)", logged(
 			func(f *logFixture) []byte { return crl(f, 2, expiry.Add(time.Hour), 15, expiry.Add(time.Second)) },
-			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(-time.Hour), 16, expiry.Add(-time.Hour), 0, 5, 2) }), ""},
+			func(f *logFixture) []byte {
+				return crl(f, 3, expiry.Add(-time.Hour), 16, expiry.Add(-time.Hour), 0, 5, 2)
+			}), ""},
 		{"expiring from after its own thisUpdate", logged(func(f *logFixture) []byte { return crl(f, 2, first, 15, first.Add(time.Second), 0, 5, 2) }), "after its thisUpdate"},
 		{"ending as the previous CRL began, listed", logged(
 			func(f *logFixture) []byte { return crl(f, 2, expiry, 14, first, 0, 5) },
