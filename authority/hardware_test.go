@@ -1167,8 +1167,22 @@ func TestRowsChangedByHand(t *testing.T) {
 				return err
 			}
 			idOf := func(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
-			env.Stop(t)
+			p, err := openpca.ParseCAARN(moved)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Moved while its key is open: the row is the one it signs for.
+			live, _ := env.NewActiveRoot(t, "Moved while open")
+			if err := issue(env.Client, live); err != nil {
+				t.Fatal(err)
+			}
 			db := env.DB(t)
+			if _, err := db.Exec(`UPDATE certificate_authorities SET account_id = ?, version = version + 1 WHERE id = ?`, otherAccount, idOf(live)); err != nil {
+				t.Fatal(err)
+			}
+			other, _ := env.NewKey(t, otherAccount)
+			testenv.WantError(t, issue(other, strings.Replace(live, p.AccountID, otherAccount, 1)), "ServiceUnavailableException")
+			env.Stop(t)
 			cloneID := uuid.NewString()
 			clone := strings.Replace(victim, idOf(victim), cloneID, 1)
 			for _, q := range []string{
@@ -1181,18 +1195,18 @@ func TestRowsChangedByHand(t *testing.T) {
 				// Under an id no CA has, its ARN the victim's: KMS's tag check
 				// at destruction would find it the victim's key.
 				`INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id) SELECT ?6, arn, key_store, key_handle, key_id FROM certificate_authorities WHERE id = ?1`,
+				// The victim's id as a BLOB and its handle as TEXT, which
+				// SQLite compares equal to no TEXT or BLOB column, and which
+				// read back as the victim's.
+				`INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id) SELECT CAST(id AS BLOB), arn, key_store, CAST(key_handle AS TEXT), key_id FROM certificate_authorities WHERE id = ?1`,
 			} {
 				if _, err := db.Exec(q, idOf(victim), cloneID, clone, otherAccount, idOf(moved), uuid.NewString()); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
 			}
 			env.Restart(t) // a purge runs at start, and destroys keys in the background
-			other, _ := env.NewKey(t, otherAccount)
+			other, _ = env.NewKey(t, otherAccount)
 			testenv.WantError(t, issue(env.Client, clone), "ServiceUnavailableException")
-			p, err := openpca.ParseCAARN(moved)
-			if err != nil {
-				t.Fatal(err)
-			}
 			testenv.WantError(t, issue(other, strings.Replace(moved, p.AccountID, otherAccount, 1)), "ServiceUnavailableException")
 			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 				var records int

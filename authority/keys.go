@@ -174,6 +174,11 @@ func inTime[T any](ctx context.Context, calls chan struct{}, store, ca string, c
 // A signer of a key in a token or KMS signs within ctx (inTime): it is of
 // one request, or one round of work, and not to be kept.
 func (k *Keys) Signer(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
+	// Each time, the key open or not: a row changed under a server that
+	// holds the key open is the row it signs for.
+	if err := ownRow(ca); err != nil {
+		return nil, err
+	}
 	if key, ok := k.signers.Get(ca.ID); ok {
 		return bind(ctx, key), nil
 	}
@@ -192,16 +197,21 @@ func countUnavailable(ctx context.Context, err error, store string, unavailable 
 	}
 }
 
+// ownRow refuses a CA whose ARN is not the one of its account and id.
+// Each store binds a key to its CA (the sealed key's associated data is
+// its ARN, a token key's id is its id, a KMS key's tag its ARN), and the
+// API finds a CA by its account and id: a row whose ARN is not of both (a
+// CA moved to another account by hand) would sign with a key outside
+// that key's log.
+func ownRow(ca *openpca.CA) error {
+	if p, err := openpca.ParseCAARN(ca.ARN); err != nil || p.AccountID != ca.AccountID || p.CAID != ca.ID {
+		return openpca.Errorf(openpca.CodeServiceUnavailable, "The CA %s is stored as the CA %s of account %s: its row was changed outside the server, and it does not sign.", ca.ARN, ca.ID, ca.AccountID)
+	}
+	return nil
+}
+
 // open opens ca's key from its store, for Signer.
 func (k *Keys) open(ctx context.Context, ca *openpca.CA) (crypto.Signer, error) {
-	// Each store binds a key to its CA (the sealed key's associated data
-	// is its ARN, a token key's id is its id, a KMS key's tag its ARN),
-	// and the API finds a CA by its account and id: a row whose ARN is not
-	// of both (a CA moved to another account by hand) would sign with a
-	// key outside that key's log.
-	if p, err := openpca.ParseCAARN(ca.ARN); err != nil || p.AccountID != ca.AccountID || p.CAID != ca.ID {
-		return nil, openpca.Errorf(openpca.CodeServiceUnavailable, "The CA %s is stored as the CA %s of account %s: its row was changed outside the server, and it does not sign.", ca.ARN, ca.ID, ca.AccountID)
-	}
 	ks, err := k.store(ca)
 	if err != nil {
 		return nil, err

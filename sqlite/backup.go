@@ -191,7 +191,9 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now t
 	if err != nil {
 		return sqlstore.Summary{}, err
 	}
-	_, err = io.Copy(dst, src)
+	// Its pages alone: a backup grown since its size was read (a sparse
+	// gigabyte) is not written out.
+	_, err = io.Copy(dst, io.LimitReader(src, size))
 	if err := errors.Join(err, dst.Close()); err != nil {
 		return sqlstore.Summary{}, err
 	}

@@ -578,13 +578,8 @@ func (db *DB) KeysToDestroy(ctx context.Context, now time.Time) ([]*openpca.CA, 
 	if _, err := db.exec(ctx, `UPDATE key_destructions SET made_at = NULL WHERE made_at < ?`, now.Add(-openpca.KeyMadeGrace).UnixMicro()); err != nil {
 		return nil, db.wrap("taking the keys of CAs never stored", err)
 	}
-	// A record whose key a stored CA holds (by the record's CA id, or its
-	// store and handle) was not written by a purge, which deletes the CA's
-	// row as it writes the record, nor by a creation, whose CA is stored
-	// only while its record is: it comes with KeepKey.
-	rows, err := db.query(ctx, `SELECT k.ca_id, k.arn, k.key_store, k.key_handle, k.key_id,
-		EXISTS (SELECT 1 FROM certificate_authorities c WHERE c.id = k.ca_id OR c.key_store = k.key_store AND c.key_handle = k.key_handle)
-		FROM key_destructions k WHERE k.made_at IS NULL ORDER BY k.ca_id`)
+	rows, err := db.query(ctx, `SELECT ca_id, arn, key_store, key_handle, key_id FROM key_destructions
+		WHERE made_at IS NULL ORDER BY ca_id`)
 	if err != nil {
 		return nil, db.wrap("reading the keys to destroy", err)
 	}
@@ -592,17 +587,36 @@ func (db *DB) KeysToDestroy(ctx context.Context, now time.Time) ([]*openpca.CA, 
 	var cas []*openpca.CA
 	for rows.Next() {
 		ca := &openpca.CA{}
-		if err := rows.Scan(&ca.ID, &ca.ARN, &ca.KeyStore, &ca.KeyHandle, &ca.KeyID, &ca.KeepKey); err != nil {
+		if err := rows.Scan(&ca.ID, &ca.ARN, &ca.KeyStore, &ca.KeyHandle, &ca.KeyID); err != nil {
 			return nil, db.wrap("reading the keys to destroy", err)
 		}
 		cas = append(cas, ca)
 	}
-	return cas, db.wrap("reading the keys to destroy", rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("reading the keys to destroy", err)
+	}
+	rows.Close()
+	// A record whose key a stored CA holds (by the record's CA id or ARN,
+	// or its store and handle) was not written by a purge, which deletes
+	// the CA's row as it writes the record, nor by a creation, whose CA is
+	// stored only while its record is: it comes with KeepKey. Compared as
+	// the values read, bound as the server writes them: in SQLite, a
+	// record's id written as a BLOB, or its handle as TEXT, equals no
+	// CA's column, and reads back as the CA's all the same.
+	for _, ca := range cas {
+		if err := db.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM certificate_authorities WHERE id = ? OR arn = ? OR key_store = ? AND key_handle = ?)`,
+			ca.ID, ca.ARN, ca.KeyStore, ca.KeyHandle).Scan(&ca.KeepKey); err != nil {
+			return nil, db.wrap("reading the keys to destroy", err)
+		}
+	}
+	return cas, nil
 }
 
 // KeyDestroyed implements openpca.CAStore.
 func (db *DB) KeyDestroyed(ctx context.Context, caID string) error {
-	_, err := db.exec(ctx, `DELETE FROM key_destructions WHERE ca_id = ?`, caID)
+	// As text: a record written by hand with its id as a BLOB reads as
+	// this id, and would never go (KeysToDestroy).
+	_, err := db.exec(ctx, `DELETE FROM key_destructions WHERE CAST(ca_id AS TEXT) = ?`, caID)
 	return db.wrap("recording a key destroyed", err)
 }
 
