@@ -562,11 +562,6 @@ func checkDataDir(dir string) error {
 		if !trusted(fi) {
 			return fmt.Errorf("%s in the data folder belongs to user %d, not to this server's (%d): another user may have put it there", filepath.Join(dir, e.Name()), owner(fi), os.Geteuid())
 		}
-		// The master key seals every CA's key: in the folder as outside it
-		// (CheckKeyFile), one that others may write could be their key.
-		if strings.HasPrefix(e.Name(), "master.key") && fi.Mode().IsRegular() && writableByOthers(fi, false) {
-			return fmt.Errorf("%s can be written by users outside this server's user and groups (mode %s): they could put their own key in it; chmod 600 it", filepath.Join(dir, e.Name()), fi.Mode().Perm())
-		}
 	}
 	return nil
 }

@@ -262,8 +262,15 @@ func CheckKeyFile(path, dataDir string) error {
 		return err
 	}
 	data, err := filepath.Abs(dataDir)
-	if err != nil || filepath.Dir(abs) == data {
+	if err != nil {
 		return err
+	}
+	if filepath.Dir(abs) == data {
+		// Its owner checkDataDir judges, not who may write to it.
+		if fi, err := os.Lstat(abs); err == nil && fi.Mode().IsRegular() && writableByOthers(fi, false) {
+			return fmt.Errorf("the master key's file %s can be written by users outside this process's user and groups (mode %s): they could put their own key in it; chmod 600 it", path, fi.Mode().Perm())
+		}
+		return nil
 	}
 	ours := ownersOf(data)
 	if err := checkFolders(filepath.Dir(abs), "the master key's file", ours); err != nil {

@@ -432,6 +432,37 @@ func TestMasterKeyFileWarnings(t *testing.T) {
 	}
 }
 
+// TestMasterKeyFileOthersMayWrite: a master key's file in the data folder
+// that users outside the server's user and groups may write to is
+// refused, whatever its name, as one outside the folder is: they could
+// put their own key in it.
+func TestMasterKeyFileOthersMayWrite(t *testing.T) {
+	env := testenv.Start(t)
+	env.Stop(t)
+	for _, name := range []string{"master.key", "mk.b64"} {
+		path := filepath.Join(env.Config.DataDir, name)
+		if name != "master.key" {
+			if err := os.Rename(filepath.Join(env.Config.DataDir, "master.key"), path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(path, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		cfg := env.Config
+		cfg.MasterKeyFile = path
+		if a, err := app.Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "chmod 600 it") {
+			if a != nil {
+				a.Close()
+			}
+			t.Errorf("%s of mode 666: %v", name, err)
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestCommandDuringRotation: an operator's command on a data folder whose
 // rotation is under way (its new key's file beside the master key, the
 // folder locked) refuses to run, and leaves the new key where it is: it
