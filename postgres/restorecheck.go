@@ -65,17 +65,18 @@ func openCheck(ctx context.Context, dsn, session string) (*checkConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Over what the role may set (a statement_timeout of 1 ms would hide
+	// the setting the checks are to find): in the connection's start,
+	// whose settings a role's do not override, so that they bound every
+	// statement. Set by the first statement instead, they bounded that
+	// one, which a loaded machine ran past 1 ms.
+	for name, value := range map[string]string{"lock_timeout": ms(checkWait), "statement_timeout": ms(checkTime),
+		"idle_in_transaction_session_timeout": "0", "default_transaction_read_only": "off"} {
+		cfg.RuntimeParams[name] = value
+	}
 	db := stdlib.OpenDB(*cfg)
 	c := &checkConn{db: db}
 	c.conn, err = db.Conn(ctx)
-	if err == nil {
-		// Over what the role may set: a statement_timeout of 1 ms would
-		// hide the setting the checks are to find. First, so that it
-		// bounds no statement but itself (a loaded machine ran the next
-		// past 1 ms).
-		_, err = c.conn.ExecContext(ctx, `SELECT pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false),
-			pg_catalog.set_config('idle_in_transaction_session_timeout', '0', false), pg_catalog.set_config('default_transaction_read_only', 'off', false)`, ms(checkWait), ms(checkTime))
-	}
 	if err == nil {
 		// Called by its schema, which no search path changes.
 		var schema sql.NullString
