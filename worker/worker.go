@@ -100,10 +100,11 @@ func (p *Pool[J]) work(ctx context.Context, owner string) {
 		// closing its connection) fails, as a renewal does, and is tried
 		// again at the next poll, on another connection.
 		cctx, cancel := context.WithTimeout(ctx, p.cfg.Lease/3)
-		job, err := p.queue.Claim(cctx, owner, p.cfg.Now(), p.cfg.Lease)
+		claimed := p.cfg.Now()
+		job, err := p.queue.Claim(cctx, owner, claimed, p.cfg.Lease)
 		cancel()
 		if err == nil {
-			p.do(ctx, job, owner)
+			p.do(ctx, job, owner, claimed.Add(p.cfg.Lease))
 			continue
 		}
 		if !errors.Is(err, openpca.ErrNotFound) && ctx.Err() == nil {
@@ -117,35 +118,47 @@ func (p *Pool[J]) work(ctx context.Context, owner string) {
 	}
 }
 
-// do does one job while renewing its lease.
-func (p *Pool[J]) do(ctx context.Context, job J, owner string) {
+// do does one job, whose lease the store holds until held, while
+// renewing the lease.
+func (p *Pool[J]) do(ctx context.Context, job J, owner string, held time.Time) {
 	jctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		p.renew(jctx, cancel, job, owner)
+		p.renew(jctx, cancel, job, owner, held)
 	}()
 	p.queue.Do(jctx, job, owner)
 	cancel(nil)
 	<-renewed
 }
 
-// renew extends the lease on job until ctx ends; if the lease is lost, or
-// about to run out unrenewed (the store cannot be reached), it ends the
-// job's context: another server may take the job once the lease ends.
-func (p *Pool[J]) renew(ctx context.Context, cancel context.CancelCauseFunc, job J, owner string) {
+// renew extends the lease on job, which the store holds until held,
+// until ctx ends; if the lease is lost, or about to run out unrenewed
+// (the store cannot be reached), it ends the job's context: another
+// server may take the job once the lease ends. The job ends a third of a
+// lease before then, whatever its renewals do meanwhile: one that hangs
+// is given up at that time too, not a third of a lease later.
+func (p *Pool[J]) renew(ctx context.Context, cancel context.CancelCauseFunc, job J, owner string, held time.Time) {
 	t := time.NewTicker(p.cfg.Lease / 3)
 	defer t.Stop()
-	held := p.cfg.Now().Add(p.cfg.Lease) // at most: the claim was made before
 	for {
+		giveUp := held.Add(-p.cfg.Lease / 3)
+		timer := time.NewTimer(giveUp.Sub(p.cfg.Now()))
 		select {
 		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+			p.cfg.Logger.Warn("giving up a job whose lease could not be renewed", "job", p.cfg.Name)
+			cancel(ErrLeaseLost)
 			return
 		case <-t.C:
-			until := p.cfg.Now().Add(p.cfg.Lease)
+			timer.Stop()
+			now := p.cfg.Now()
+			until := now.Add(p.cfg.Lease)
 			// A renewal that hangs counts as one that failed.
-			rctx, stop := context.WithTimeout(ctx, p.cfg.Lease/3)
+			rctx, stop := context.WithTimeout(ctx, min(p.cfg.Lease/3, giveUp.Sub(now)))
 			err := p.queue.Renew(rctx, job, owner, until)
 			stop()
 			switch {
@@ -155,10 +168,6 @@ func (p *Pool[J]) renew(ctx context.Context, cancel context.CancelCauseFunc, job
 				cancel(ErrLeaseLost)
 				return
 			case ctx.Err() != nil:
-			case !p.cfg.Now().Before(held.Add(-p.cfg.Lease / 3)):
-				p.cfg.Logger.Warn("giving up a job whose lease could not be renewed", "job", p.cfg.Name, "error", err)
-				cancel(ErrLeaseLost)
-				return
 			default:
 				p.cfg.Logger.Warn("renewing a job's lease", "job", p.cfg.Name, "error", err)
 			}

@@ -21,6 +21,12 @@ type queue struct {
 	renew   error // what Renew answers
 	renews  int
 	hangs   int // claims to come that wait for their context's end
+	// slow claims take claimTime, and renewals past the first
+	// renewals hang until their context ends, if set.
+	slow      bool
+	claimTime time.Duration
+	claimed   time.Time // the time the last claim was given
+	stopped   time.Time // when the last job's context ended
 
 	started chan string
 	finish  chan struct{}
@@ -37,7 +43,7 @@ func (q *queue) add(job string) {
 	q.waiting = append(q.waiting, job)
 }
 
-func (q *queue) Claim(ctx context.Context, _ string, _ time.Time, _ time.Duration) (string, error) {
+func (q *queue) Claim(ctx context.Context, _ string, now time.Time, _ time.Duration) (string, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.hangs > 0 {
@@ -52,13 +58,23 @@ func (q *queue) Claim(ctx context.Context, _ string, _ time.Time, _ time.Duratio
 	}
 	job := q.waiting[0]
 	q.waiting = q.waiting[1:]
+	q.claimed = now
+	if q.slow {
+		time.Sleep(q.claimTime)
+	}
 	return job, nil
 }
 
-func (q *queue) Renew(context.Context, string, string, time.Time) error {
+func (q *queue) Renew(ctx context.Context, _, _ string, _ time.Time) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.renews++
+	if q.slow && q.renews > 1 {
+		q.mu.Unlock()
+		<-ctx.Done()
+		q.mu.Lock()
+		return ctx.Err()
+	}
 	return q.renew
 }
 
@@ -68,6 +84,9 @@ func (q *queue) Do(ctx context.Context, job string, _ string) {
 	case <-ctx.Done():
 	case <-q.finish:
 	}
+	q.mu.Lock()
+	q.stopped = time.Now()
+	q.mu.Unlock()
 	q.ended <- context.Cause(ctx)
 }
 
@@ -157,6 +176,28 @@ func TestWorker(t *testing.T) {
 			}
 		})
 	}
+	// The job stops before the lease the claim took runs out, though the
+	// claim took a while, and a renewal that failed was followed by one
+	// that hung: a third of a lease before, so that a clock of the
+	// machine's a little slow does not take that third.
+	t.Run("a slow claim, a renewal failed, one that hangs", func(t *testing.T) {
+		const lease = 3 * time.Second
+		q := newQueue()
+		q.renew, q.slow, q.claimTime = errors.New("the store cannot be reached"), true, lease/4
+		p := start(q, lease)
+		defer p.Close()
+		q.add("one")
+		p.Wake()
+		wait(t, q.started, "job started")
+		if cause := wait(t, q.ended, "job ended"); !errors.Is(cause, worker.ErrLeaseLost) {
+			t.Errorf("the job's context ended with %v, want ErrLeaseLost", cause)
+		}
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if end := q.claimed.Add(lease); !q.stopped.Before(end) {
+			t.Errorf("the job stopped %v after its lease ran out", q.stopped.Sub(end))
+		}
+	})
 	t.Run("close", func(t *testing.T) {
 		q := newQueue()
 		p := start(q, time.Hour)
