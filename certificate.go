@@ -44,6 +44,9 @@ const (
 	KeyUseRevoke = "REVOKE" // the CA revoked a certificate it signed
 	KeyUseCRL    = "CRL"    // the CA signed a certificate revocation list
 	KeyUseOCSP   = "OCSP"   // the CA signed an OCSP response
+	// KeyUseImport: the CA's certificate and chain were imported, which
+	// its signatures name as their issuer and hand out as their chain.
+	KeyUseImport = "IMPORT"
 )
 
 // KeyUse is one entry of a CA's key-use log, which is append-only: entry

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,6 +44,12 @@ type KeyUseRecord struct {
 	RevocationsBefore *int64 `json:"revocationsBefore,omitempty"`
 	ExpiringFrom      string `json:"expiringFrom,omitempty"`
 	EntriesSHA256     string `json:"entriesSha256,omitempty"`
+	// CertificateSHA256 and ChainSHA256 are the SHA-256 of the DER of
+	// the CA certificate an IMPORT record imported, and of its chain's
+	// certificates' DER, one after another, in the chain's order (none
+	// for a CA certificate imported without a chain).
+	CertificateSHA256 string `json:"certificateSha256,omitempty"`
+	ChainSHA256       string `json:"chainSha256,omitempty"`
 	// CertStatus is the status an OCSP response gives the certificate of
 	// Serial: good, revoked or unknown.
 	CertStatus   string `json:"certStatus,omitempty"`
@@ -50,7 +57,7 @@ type KeyUseRecord struct {
 }
 
 // keyUseKinds are the kinds of key use a log records.
-var keyUseKinds = []string{KeyUseCSR, KeyUseIssue, KeyUseRevoke, KeyUseCRL, KeyUseOCSP}
+var keyUseKinds = []string{KeyUseCSR, KeyUseIssue, KeyUseRevoke, KeyUseCRL, KeyUseOCSP, KeyUseImport}
 
 // RecordChecker checks that records are ones a server writes. Its zero
 // value is ready; it keeps a buffer from record to record.
@@ -121,7 +128,10 @@ func appendRecord(b []byte, r *KeyUseRecord) []byte {
 	if r.RevocationsBefore != nil {
 		b = strconv.AppendInt(append(b, `,"revocationsBefore":`...), *r.RevocationsBefore, 10)
 	}
-	for _, m := range []struct{ name, value string }{{`,"expiringFrom":`, r.ExpiringFrom}, {`,"entriesSha256":`, r.EntriesSHA256}} {
+	for _, m := range []struct{ name, value string }{
+		{`,"expiringFrom":`, r.ExpiringFrom}, {`,"entriesSha256":`, r.EntriesSHA256},
+		{`,"certificateSha256":`, r.CertificateSHA256}, {`,"chainSha256":`, r.ChainSHA256},
+	} {
 		if m.value != "" {
 			b = appendMember(b, m.name, m.value)
 		}
@@ -246,4 +256,99 @@ func OCSPUse(ca *CA, serial, certStatus string, at time.Time, der []byte) *KeyUs
 		Kind: KeyUseOCSP, CertificateAuth: ca.ARN, Account: ca.AccountID, Serial: serial, CertStatus: certStatus,
 		SignedSHA256: sha256Hex(der),
 	}, at, serial)
+}
+
+// UpgradePrincipal is who requested the IMPORT records that the upgrade
+// to a version logging imports wrote for the CAs that held a certificate
+// already: their imports, made before, are in no log.
+const UpgradePrincipal = "openpca:upgrade"
+
+// ImportUse is the log entry of ca's certificate and chain, as it holds
+// them, imported at at. Its chain must be as a server stores it
+// (ChainSHA256).
+func ImportUse(ca *CA, requestedBy, requestID string, at time.Time) (*KeyUse, error) {
+	chain, err := ChainSHA256(ca.CertificateChain)
+	if err != nil {
+		return nil, fmt.Errorf("CA %s: %w", ca.ARN, err)
+	}
+	return newKeyUse(ca.ID, importRecord(ca, chain, requestedBy, requestID), at, ""), nil
+}
+
+func importRecord(ca *CA, chainSHA256, requestedBy, requestID string) KeyUseRecord {
+	return KeyUseRecord{
+		Kind: KeyUseImport, CertificateAuth: ca.ARN, Account: ca.AccountID,
+		RequestedBy: requestedBy, RequestID: requestID,
+		NotBefore: ca.NotBefore.UTC().Format(time.RFC3339), NotAfter: ca.NotAfter.UTC().Format(time.RFC3339),
+		CertificateSHA256: sha256Hex(ca.Certificate), ChainSHA256: chainSHA256,
+	}
+}
+
+// ChainSHA256 returns the SHA-256, in hex, of the DER of the certificates
+// of chain, PEM as a server stores a CA's chain, one after another; "" for
+// no chain. A chain written otherwise (text around the blocks, other
+// headers or line lengths), which clients would be handed as it is, is
+// an error: the hash would not tell it from the chain a server stored.
+func ChainSHA256(chain []byte) (string, error) {
+	if len(chain) == 0 {
+		return "", nil
+	}
+	var (
+		ders  = sha256.New()
+		again []byte
+	)
+	for rest := chain; len(rest) > 0; {
+		b, next := pem.Decode(rest)
+		if b == nil || b.Type != "CERTIFICATE" || len(b.Headers) > 0 {
+			return "", errors.New("its certificate chain is not PEM as a server stores it")
+		}
+		ders.Write(b.Bytes)
+		again = append(again, pem.EncodeToMemory(b)...)
+		rest = next
+	}
+	if !bytes.Equal(again, chain) {
+		return "", errors.New("its certificate chain is not PEM as a server stores it")
+	}
+	return hex.EncodeToString(ders.Sum(nil)), nil
+}
+
+// CheckImported checks that ca holds the certificate and chain that its
+// log's last IMPORT record, last (nil if the log has none), at entry,
+// logged: a server changes them in the same transaction as it logs them.
+// A log of size entries without an IMPORT record is right only for a CA
+// without a certificate. The error is a *LogIntegrityError.
+func CheckImported(ca *CA, last *KeyUseRecord, entry, size int64) error {
+	problem := func(entry int64, format string, args ...any) error {
+		return &LogIntegrityError{CAID: ca.ID, Entry: entry, Problem: fmt.Sprintf(format, args...)}
+	}
+	if last == nil {
+		if len(ca.Certificate) > 0 {
+			return problem(max(size-1, 0), "and those before it import no certificate, yet the CA holds one: its certificate was put in place of none without being logged")
+		}
+		return nil
+	}
+	chain, err := ChainSHA256(ca.CertificateChain)
+	if err != nil {
+		return problem(entry, "imported the CA's certificate, but %v", err)
+	}
+	want := importRecord(ca, chain, "", "")
+	switch {
+	case len(ca.Certificate) == 0:
+		return problem(entry, "imported a certificate that the CA no longer holds")
+	case want.CertificateSHA256 != last.CertificateSHA256 || want.ChainSHA256 != last.ChainSHA256:
+		return problem(entry, "is the last import of the CA's certificate, but not of the certificate and chain it holds: they were changed without being logged")
+	case want.NotBefore != last.NotBefore || want.NotAfter != last.NotAfter:
+		return problem(entry, "imported a certificate valid from %s to %s, but the CA's row says from %s to %s", last.NotBefore, last.NotAfter, want.NotBefore, want.NotAfter)
+	}
+	return nil
+}
+
+// LastImport is a CA as stored, with its log's size and the last
+// IMPORT entry of its log, read together (see CheckImported).
+type LastImport struct {
+	CA      *CA
+	LogSize int64
+	// Entry is the last IMPORT entry's number, -1 if the log has none,
+	// and Record its record as stored.
+	Entry  int64
+	Record []byte
 }

@@ -15,7 +15,7 @@ func FuzzAppendRecord(f *testing.F) {
 		r := KeyUseRecord{Kind: kind, CertificateAuth: arn, At: at, Account: arn, RequestedBy: subject, RequestID: at,
 			CertificateArn: arn, Serial: kind, Subject: subject, NotBefore: at, NotAfter: subject, TemplateArn: arn,
 			RevocationReason: kind, CRLNumber: crlNumber, ThisUpdate: at, NextUpdate: subject, ExpiringFrom: subject, EntriesSHA256: kind,
-			CertStatus: kind, SignedSHA256: at}
+			CertificateSHA256: subject, ChainSHA256: at, CertStatus: kind, SignedSHA256: at}
 		if revoked >= 0 {
 			r.Revoked = &revoked
 			r.RevocationsBefore = &crlNumber

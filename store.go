@@ -125,8 +125,15 @@ type CAStore interface {
 	// increments ca.Version. It returns ErrConflict if another update came
 	// first, and ErrLimitExceeded if ca's policy grew past what its
 	// account's CAs' policies may hold all together
-	// (MaxAccountPolicySize).
-	UpdateCA(ctx context.Context, ca *CA) error
+	// (MaxAccountPolicySize). A change of ca's certificate or chain is
+	// written only with imported, its IMPORT record (ImportUse), appended
+	// to ca's log in the same transaction; imported is nil otherwise.
+	UpdateCA(ctx context.Context, ca *CA, imported *KeyUse) error
+
+	// LastImport returns the CA of accountID and caID, as FindCA does,
+	// with the size of its log and the last IMPORT entry of it, read
+	// together: an import is in all three or none.
+	LastImport(ctx context.Context, accountID, caID string) (*LastImport, error)
 
 	// AccountCAs counts the CAs of an account that count towards its
 	// limit at now: every one but those deleted for good.

@@ -40,7 +40,8 @@ type Store interface {
 	RenewAuditReport(ctx context.Context, id, owner string, until time.Time) error
 	FinishAuditReport(ctx context.Context, id, owner string, status openpca.AuditReportStatus, failure string) error
 	AuditEntries(ctx context.Context, caID string, logSize, from, to int64, fn func(*openpca.AuditEntry) error) error
-	FindCA(ctx context.Context, accountID, id string) (*openpca.CA, error)
+	// LastImport reads a CA with what CheckImported checks it against.
+	LastImport(ctx context.Context, accountID, caID string) (*openpca.LastImport, error)
 	FindBucket(ctx context.Context, name string) (*openpca.Bucket, error)
 }
 
@@ -311,9 +312,16 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport, again 
 	}
 	// A report taken over may have left unfinished writes of its objects.
 	g.discardPartials(ctx, r, []string{r.Key, r.Key + auditlog.ProofSuffix, r.Key + auditlog.LegacyProofSuffix}, g.cfg.Logger.With("report", r.ID))
-	ca, err := g.cfg.Store.FindCA(ctx, r.AccountID, r.CAID)
+	last, err := g.cfg.Store.LastImport(ctx, r.AccountID, r.CAID)
 	if err != nil {
 		return 0, nil, fmt.Errorf("audit: reading the report's CA: %w", err)
+	}
+	ca := last.CA
+	// The CA's certificate and chain, which its certificates name as
+	// their issuer, are the ones its log last imported: changed under the
+	// server, they would pass for the CA's in no entry of the report.
+	if err := checkLastImport(last); err != nil {
+		return 0, nil, err
 	}
 	// What the tables say of the report and its CA, which the report
 	// signs, and verify reads against the report's file name: changed

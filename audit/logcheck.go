@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,30 @@ type LogStore interface {
 	// ListAllCAs lists up to limit CAs, of every account and of none, in
 	// creation order, after the one after names.
 	ListAllCAs(ctx context.Context, after openpca.CACursor, limit int) ([]*openpca.CA, error)
+}
+
+// importPrefix begins every IMPORT record a server writes.
+var importPrefix = []byte(`{"kind":"` + openpca.KeyUseImport + `",`)
+
+// checkLastImport checks the CA of last against its log's last import
+// (openpca.CheckImported), whose record must be an import a server
+// writes, of that CA.
+func checkLastImport(last *openpca.LastImport) error {
+	if last.Entry < 0 {
+		return openpca.CheckImported(last.CA, nil, 0, last.LogSize)
+	}
+	var (
+		r       openpca.KeyUseRecord
+		records recordParser
+	)
+	_, err := checkRecord(&records, last.Record, &r, last.CA.ARN)
+	if err == nil && r.Kind != openpca.KeyUseImport {
+		err = fmt.Errorf("is stored as an import of the CA's certificate, but is a %s record", r.Kind)
+	}
+	if err != nil {
+		return &openpca.LogIntegrityError{CAID: last.CA.ID, Entry: last.Entry, Problem: err.Error()}
+	}
+	return openpca.CheckImported(last.CA, &r, last.Entry, last.LogSize)
 }
 
 // maxBadLogs bounds the logs, of those that fail, that CheckLogs's error
@@ -88,8 +113,10 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 		return 0, err
 	}
 	var (
-		tree    auditlog.Hasher
-		records recordParser
+		tree     auditlog.Hasher
+		records  recordParser
+		imported *openpca.KeyUseRecord // the last import
+		importAt int64
 	)
 	// Each hash an entry completes, as the tree makes them, is the one
 	// stored with it at the same place.
@@ -111,11 +138,18 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 				return &openpca.LogIntegrityError{CAID: ca.ID, Entry: e.Seq,
 					Problem: "has hashes of the log's tree stored with it that are not the tree's: the proofs that read them would not verify"}
 			}
-			return checkRows(ca.ID, ca.ARN, e, &records)
+			if err := checkRows(ca.ID, ca.ARN, e, &records); err != nil || e.RecordFromRow || !bytes.HasPrefix(e.Record, importPrefix) {
+				return err
+			}
+			imported, importAt = new(openpca.KeyUseRecord), e.Seq
+			return decodeRecord(e.Record, imported)
 		})
 		if err != nil {
 			return 0, err
 		}
+	}
+	if err := openpca.CheckImported(ca, imported, importAt, size); err != nil {
+		return 0, err
 	}
 	w, err := store.WitnessedCheckpoint(ctx, ca.ID)
 	if errors.Is(err, openpca.ErrNotFound) {

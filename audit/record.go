@@ -171,6 +171,10 @@ func recordField(r *openpca.KeyUseRecord, key []byte) (bit uint, str *string, in
 		return 20, &r.ExpiringFrom, nil, true
 	case "entriesSha256":
 		return 21, &r.EntriesSHA256, nil, true
+	case "certificateSha256":
+		return 22, &r.CertificateSHA256, nil, true
+	case "chainSha256":
+		return 23, &r.ChainSHA256, nil, true
 	}
 	return 0, nil, nil, false
 }

@@ -106,7 +106,11 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	var latest time.Time   // a record may be dated at most
 	var records recordParser
 	future := 0 // entries dated after the checkpoint
-	crls := 0
+	crls, imports := 0, 0
+	var (
+		lastImport   openpca.KeyUseRecord
+		lastImportAt int64
+	)
 	h, err := auditlog.ReadProof(proof, func(h *auditlog.ProofHeader) (int64, error) {
 		v.Header = h
 		if _, err := openpca.ParseCAARN(h.CertificateAuthorityArn); err != nil {
@@ -152,9 +156,20 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 			revs.add(seq, r.Serial, at, r.RevocationReason)
 		case openpca.KeyUseCRL:
 			crls++
+		case openpca.KeyUseImport:
+			imports++
+			lastImport, lastImportAt = r, seq
 		}
 		return nil
 	})
+	if imports > 0 {
+		chain := "without a chain"
+		if lastImport.ChainSHA256 != "" {
+			chain = "with a chain of SHA-256 " + lastImport.ChainSHA256
+		}
+		v.Notes = append(v.Notes, fmt.Sprintf("the log imports the CA's certificate %d times; the last import, entry %d, is of the certificate of SHA-256 %s, %s, valid from %s to %s: compare them with those you hold for the CA",
+			imports, lastImportAt, lastImport.CertificateSHA256, chain, lastImport.NotBefore, lastImport.NotAfter))
+	}
 	revs.sort(func(r, first logRevocation) {
 		v.problem("log", 0, "entry %d revokes the certificate %s again (first at entry %d): a report shows one revocation", r.seq, r.hex(), first.seq)
 	})

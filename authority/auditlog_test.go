@@ -35,8 +35,8 @@ func TestAuditLogEndpoints(t *testing.T) {
 		t.Fatalf("checkpoint: %d %s", status, body)
 	}
 	c, err := auditlog.OpenCheckpoint(body, key)
-	if err != nil || c.Size != 2 || c.Origin != auditlog.Origin(caARN) {
-		t.Fatalf("checkpoint %+v, %v; want the CSR and the root certificate's entries", c, err)
+	if err != nil || c.Size != 3 || c.Origin != auditlog.Origin(caARN) {
+		t.Fatalf("checkpoint %+v, %v; want the CSR, the root certificate's and its import's entries", c, err)
 	}
 	other, _ := env.NewAccount(t, "444455556666")
 	out, err := other.CreateCertificateAuthority(t.Context(), &acmpca.CreateCertificateAuthorityInput{
@@ -67,7 +67,7 @@ func TestAuditLogEndpoints(t *testing.T) {
 		{"not an ARN", server.PathCheckpoint, q("certificateAuthorityArn", "nope"), true, http.StatusBadRequest, "InvalidArnException"},
 		{"current, not true", server.PathCheckpoint, q("certificateAuthorityArn", caARN, "current", "yes"), true, http.StatusBadRequest, "ValidationException"},
 		{"consistency from 0", server.PathConsistency, q("certificateAuthorityArn", caARN, "from", "0", "to", "2"), true, http.StatusBadRequest, "InvalidRequestException"},
-		{"consistency past the log", server.PathConsistency, q("certificateAuthorityArn", caARN, "from", "1", "to", "3"), true, http.StatusBadRequest, "InvalidRequestException"},
+		{"consistency past the log", server.PathConsistency, q("certificateAuthorityArn", caARN, "from", "1", "to", "4"), true, http.StatusBadRequest, "InvalidRequestException"},
 		{"consistency without to", server.PathConsistency, q("certificateAuthorityArn", caARN, "from", "1"), true, http.StatusBadRequest, "ValidationException"},
 		{"inclusion of an unknown serial", server.PathInclusion, q("certificateAuthorityArn", caARN, "serial", "0abc"), true, http.StatusBadRequest, "ResourceNotFoundException"},
 		{"inclusion of a bad serial", server.PathInclusion, q("certificateAuthorityArn", caARN, "serial", "xyz"), true, http.StatusBadRequest, "InvalidRequestException"},

@@ -70,7 +70,8 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 			chainErr = fmt.Errorf("PEM block %d: %v", i+1, err)
 		}
 	}
-	ca, err := s.updateCA(ctx, in.CertificateAuthorityArn, nil, func(ca *openpca.CA) error {
+	var now time.Time
+	ca, err := s.updateLoggedCA(ctx, in.CertificateAuthorityArn, nil, func(ca *openpca.CA) error {
 		if certErr != nil {
 			return openpca.Errorf(openpca.CodeMalformedCertificate, "The certificate is malformed: %v.", certErr)
 		}
@@ -80,7 +81,7 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 		if err := checkChainSize(chain); err != nil {
 			return err
 		}
-		now := s.now()
+		now = s.now()
 		// AWS's table of CA states: a DISABLED CA's certificate cannot
 		// be updated (one that expired while DISABLED can, and stays so).
 		st := ca.StatusAt(now)
@@ -142,6 +143,12 @@ func (s *Service) ImportCertificateAuthorityCertificate(ctx context.Context, in 
 			ca.SetStatus(ca.Status, now.UTC()) // EXPIRED, back to what it was
 		}
 		return nil
+	}, func(ca *openpca.CA) (*openpca.KeyUse, error) {
+		c, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return openpca.ImportUse(ca, c.Principal, openpca.RequestIDFrom(ctx), now)
 	})
 	if err == nil {
 		s.logger.InfoContext(ctx, "certificate authority certificate imported", "ca", ca.ARN, "serial", ca.Serial, "not_after", ca.NotAfter, "status", ca.Status)

@@ -8,10 +8,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -31,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/pki"
 	"github.com/openpca/openpca/template"
@@ -1105,8 +1109,25 @@ func TestAuditRecord(t *testing.T) {
 		rows.Scan(&seq, &kind, &s)
 		log = append(log, fmt.Sprintf("%d:%s", seq, kind))
 	}
-	if got := strings.Join(log, " "); got != "0:CSR 1:ISSUE 2:ISSUE 3:REVOKE" {
+	if got := strings.Join(log, " "); got != "0:CSR 1:ISSUE 2:IMPORT 3:ISSUE 4:REVOKE" {
 		t.Errorf("key-use log %s", got)
+	}
+	// The import names the certificate, and chain, that the CA hands out,
+	// and who imported them.
+	var record []byte
+	if err := db.QueryRow(`SELECT record FROM key_uses WHERE ca_id = ? AND seq = 2`, rootARN[strings.LastIndex(rootARN, "/")+1:]).Scan(&record); err != nil {
+		t.Fatal(err)
+	}
+	var imported openpca.KeyUseRecord
+	if err := json.Unmarshal(record, &imported); err != nil {
+		t.Fatal(err)
+	}
+	var cert []byte
+	if err := db.QueryRow(`SELECT certificate FROM certificate_authorities WHERE arn = ?`, rootARN).Scan(&cert); err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(cert); imported.CertificateSHA256 != hex.EncodeToString(sum[:]) || imported.ChainSHA256 != "" || imported.RequestedBy != requestedBy || imported.RequestID == "" {
+		t.Errorf("the import's record %s, of a certificate of SHA-256 %x imported by %s", record, sum, requestedBy)
 	}
 }
 

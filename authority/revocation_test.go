@@ -664,7 +664,7 @@ func TestImportedKeyUsage(t *testing.T) {
 	record, err := a.Store.FindCA(ctx, app.DefaultAccountID, ca[strings.LastIndex(ca, "/")+1:])
 	if err == nil {
 		record.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: "crls"}}
-		err = a.Store.UpdateCA(ctx, record)
+		err = a.Store.UpdateCA(ctx, record, nil)
 	}
 	a.Close()
 	if err != nil {

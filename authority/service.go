@@ -237,6 +237,12 @@ func (s *Service) findCA(ctx context.Context, arn string, values conditions) (*o
 // and stores it, starting over if another request changed the CA
 // meanwhile.
 func (s *Service) updateCA(ctx context.Context, arn string, values conditions, change func(*openpca.CA) error) (*openpca.CA, error) {
+	return s.updateLoggedCA(ctx, arn, values, change, nil)
+}
+
+// updateLoggedCA is updateCA, which also logs what logged makes of the
+// changed CA, if logged is not nil, with the change.
+func (s *Service) updateLoggedCA(ctx context.Context, arn string, values conditions, change func(*openpca.CA) error, logged func(*openpca.CA) (*openpca.KeyUse, error)) (*openpca.CA, error) {
 	const attempts = 50
 	for i := 0; ; i++ {
 		if i > 0 {
@@ -255,7 +261,13 @@ func (s *Service) updateCA(ctx context.Context, arn string, values conditions, c
 		if err := change(ca); err != nil {
 			return nil, err
 		}
-		err = s.store.UpdateCA(ctx, ca)
+		var use *openpca.KeyUse
+		if logged != nil {
+			if use, err = logged(ca); err != nil {
+				return nil, err
+			}
+		}
+		err = s.store.UpdateCA(ctx, ca, use)
 		if errors.Is(err, openpca.ErrConflict) && i+1 < attempts {
 			continue
 		}

@@ -133,7 +133,7 @@ func TestCAStatusChangedWhileSigned(t *testing.T) {
 			t.Fatal(err)
 		}
 		stored.Status, stored.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, now.AddDate(0, 0, 30)
-		if err := db.UpdateCA(t.Context(), stored); err != nil {
+		if err := db.UpdateCA(t.Context(), stored, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -186,7 +186,7 @@ func TestDisabledAfterClockStepsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca.Revocation.CrlConfiguration.Enabled = new(false)
-	if err := db.UpdateCA(t.Context(), ca); err != nil {
+	if err := db.UpdateCA(t.Context(), ca, nil); err != nil {
 		t.Fatal(err)
 	}
 	clock = now

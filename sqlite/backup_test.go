@@ -596,7 +596,7 @@ func deleteAndPurge(t *testing.T, path string, inUse map[string]*openpca.CA, now
 			t.Fatal(err)
 		}
 		ca.Status, ca.LastStateChangeAt, ca.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, now, now.Add(period)
-		if err := store.UpdateCA(ctx, ca); err != nil {
+		if err := store.UpdateCA(ctx, ca, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -76,7 +76,7 @@ func TestSecretsLeaveTheFiles(t *testing.T) {
 
 	purged, purgedKey := newCA()
 	purged.Status, purged.StatusBeforeDeletion, purged.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, openpca.CertificateAuthorityStatusActive, time.Now().Add(-time.Hour)
-	if err := db.UpdateCA(ctx, purged); err != nil {
+	if err := db.UpdateCA(ctx, purged, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A reader on the log meanwhile (a listing, a backup) holds the log's

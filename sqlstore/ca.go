@@ -251,19 +251,19 @@ func caColumnsOf(alias string) string {
 }
 
 // UpdateCA implements openpca.CAStore.
-func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
+func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA, imported *openpca.KeyUse) error {
 	r, err := toRow(ca)
 	if err != nil {
 		return err
 	}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		var (
-			oldPolicy, oldStatus          string
-			oldRevocation, oldCertificate []byte
-			oldNotBefore, oldNotAfter     sql.NullInt64
+			oldPolicy, oldStatus                    string
+			oldRevocation, oldCertificate, oldChain []byte
+			oldNotBefore, oldNotAfter               sql.NullInt64
 		)
-		err := db.txQueryRow(ctx, tx, `SELECT policy, status, revocation, certificate, not_before, not_after FROM certificate_authorities WHERE id = ? AND version = ?{FOR_UPDATE}`, ca.ID, ca.Version).
-			Scan(&oldPolicy, &oldStatus, &oldRevocation, &oldCertificate, &oldNotBefore, &oldNotAfter)
+		err := db.txQueryRow(ctx, tx, `SELECT policy, status, revocation, certificate, certificate_chain, not_before, not_after FROM certificate_authorities WHERE id = ? AND version = ?{FOR_UPDATE}`, ca.ID, ca.Version).
+			Scan(&oldPolicy, &oldStatus, &oldRevocation, &oldCertificate, &oldChain, &oldNotBefore, &oldNotAfter)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrConflict
 		}
@@ -285,6 +285,20 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA) error {
 			return err
 		} else if n == 0 {
 			return openpca.ErrConflict
+		}
+		// What the CA's certificates name as their issuer, and clients are
+		// handed as its chain, changes only logged (CheckImported).
+		changed := !bytes.Equal(oldCertificate, ca.Certificate) || !bytes.Equal(oldChain, ca.CertificateChain) ||
+			oldNotBefore != micros(ca.NotBefore) || oldNotAfter != micros(ca.NotAfter)
+		switch {
+		case imported != nil && (imported.Kind != openpca.KeyUseImport || imported.CAID != ca.ID):
+			return fmt.Errorf("CA %s: the record of an import is a %s record of CA %s", ca.ID, imported.Kind, imported.CAID)
+		case imported != nil:
+			if err := db.logKeyUse(ctx, tx, imported); err != nil {
+				return err
+			}
+		case changed:
+			return fmt.Errorf("CA %s: its certificate changed without the record of its import", ca.ID)
 		}
 		if ca.Policy != oldPolicy {
 			// Measured with the account locked, as CreateCA counts its
@@ -697,3 +711,90 @@ func (db *DB) completeEarlierCAs(ctx context.Context) error {
 	}
 	return nil
 }
+
+// migrationSteps are what migrations do beyond their SQL, in Go, in
+// their transaction, by the name of the migration's file after its
+// number.
+var migrationSteps = map[string]func(db *DB, ctx context.Context, tx *sql.Tx) error{
+	"import_key_uses.sql": (*DB).logEarlierImports,
+}
+
+// logEarlierImports logs, for every CA that holds a certificate when
+// imports begin to be logged, an IMPORT record of what it holds
+// (openpca.UpgradePrincipal's), as if imported then: from then on, a CA
+// holds only what its log's last import says (openpca.CheckImported). It
+// runs once, as the migration does; a CA whose log is being destroyed
+// (DELETED, restorable until 0) is left, as audit.CheckLogs leaves it.
+// So is one whose chain no server would have stored: the alarm names it.
+func (db *DB) logEarlierImports(ctx context.Context, tx *sql.Tx) error {
+	rows, err := db.txQuery(ctx, tx, `SELECT c.id, c.arn, c.account_id, c.status, c.restorable_until, c.certificate, c.certificate_chain, c.not_before, c.not_after
+		FROM certificate_authorities c JOIN key_use_logs l ON l.ca_id = c.id WHERE c.certificate IS NOT NULL ORDER BY c.created_at, c.id`)
+	if err != nil {
+		return err
+	}
+	var uses []*openpca.KeyUse
+	now := time.Now()
+	for rows.Next() {
+		var (
+			ca                              openpca.CA
+			restorable, notBefore, notAfter sql.NullInt64
+		)
+		if err := rows.Scan(&ca.ID, &ca.ARN, &ca.AccountID, &ca.Status, &restorable, &ca.Certificate, &ca.CertificateChain, &notBefore, &notAfter); err != nil {
+			rows.Close()
+			return err
+		}
+		if len(ca.Certificate) == 0 || ca.Status == openpca.CertificateAuthorityStatusDeleted && restorable.Valid && restorable.Int64 == 0 {
+			continue
+		}
+		ca.NotBefore, ca.NotAfter = fromMicros(notBefore), fromMicros(notAfter)
+		if use, err := openpca.ImportUse(&ca, openpca.UpgradePrincipal, "", now); err == nil {
+			uses = append(uses, use)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for _, use := range uses {
+		if err := db.logKeyUse(ctx, tx, use); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LastImport implements openpca.CAStore: the CA, its log's size and
+// its last IMPORT entry, in one statement, so that an import committed
+// meanwhile is in all three or none.
+func (db *DB) LastImport(ctx context.Context, accountID, caID string) (*openpca.LastImport, error) {
+	var (
+		last   openpca.LastImport
+		seq    sql.NullInt64
+		record []byte
+	)
+	row := db.queryRow(ctx, `SELECT `+caColumnsOf("c")+`, l.size, k.seq, k.record FROM certificate_authorities c
+		JOIN key_use_logs l ON l.ca_id = c.id
+		LEFT JOIN key_uses k ON k.ca_id = c.id AND k.kind = '`+openpca.KeyUseImport+`' AND k.seq = (
+			SELECT MAX(i.seq) FROM key_uses i WHERE i.ca_id = c.id AND i.kind = '`+openpca.KeyUseImport+`')
+		WHERE c.id = ? AND c.account_id = ?`, caID, accountID)
+	ca, err := scanCA(moreColumns{row, []any{&last.LogSize, &seq, &record}})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, openpca.ErrNotFound
+	}
+	if err != nil {
+		return nil, db.wrap("reading the CA's last import", err)
+	}
+	last.CA, last.Entry, last.Record = ca, seq.Int64, record
+	if !seq.Valid {
+		last.Entry = -1
+	}
+	return &last, nil
+}
+
+// moreColumns scans a row's columns past those a scan of it takes into
+// more.
+type moreColumns struct {
+	row  rowScanner
+	more []any
+}
+
+func (m moreColumns) Scan(dest ...any) error { return m.row.Scan(append(dest, m.more...)...) }

@@ -178,22 +178,29 @@ var _ openpca.Store = (*DB)(nil)
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, ready: cfg.Ready, check: cfg.Check, close: cfg.Close,
 		locks: strings.NewReplacer("{FOR_SHARE}", cfg.Dialect.ForShare, "{FOR_UPDATE}", cfg.Dialect.ForUpdate, "{SKIP_LOCKED}", cfg.Dialect.SkipLocked)}
-	if err := db.migrate(ctx, cfg.Schema); err != nil {
-		return nil, fmt.Errorf("%s: the schema: %w", db.dialect.Name, err)
-	}
-	// A schema opened as it is may be of an earlier version, without
-	// what the hot queries name: they are prepared when first run.
-	hot := hotQueries
-	if cfg.Schema == AsIs {
-		hot = nil
-	}
+	// The hot queries are prepared once the schema is up to date (a
+	// migration's steps in Go run unprepared, in its transaction). A
+	// schema opened as it is may be of an earlier version, without what
+	// they name: they are prepared when first run.
 	var err error
-	if db.w, err = newStatements(ctx, cfg.Write, db.rewrite, hot...); err != nil {
+	if db.w, err = newStatements(ctx, cfg.Write, db.rewrite); err != nil {
 		return nil, err
 	}
 	if db.r, err = newStatements(ctx, cfg.Read, db.rewrite); err != nil {
 		db.w.close()
 		return nil, err
+	}
+	if err := db.migrate(ctx, cfg.Schema); err != nil {
+		db.w.close()
+		db.r.close()
+		return nil, fmt.Errorf("%s: the schema: %w", db.dialect.Name, err)
+	}
+	if cfg.Schema != AsIs {
+		if err := db.w.prepareHot(ctx, hotQueries...); err != nil {
+			db.w.close()
+			db.r.close()
+			return nil, err
+		}
 	}
 	if cfg.Schema == Migrate {
 		if err := db.completeEarlierCAs(ctx); err != nil {
@@ -381,6 +388,11 @@ func (db *DB) migrateOnce(ctx context.Context, schema Schema) error {
 		}
 		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 			return fmt.Errorf("%s: %w (no migration was applied: they are applied all together, or none)", name, err)
+		}
+		if _, step, _ := strings.Cut(name, "_"); migrationSteps[step] != nil {
+			if err := migrationSteps[step](db, ctx, tx); err != nil {
+				return fmt.Errorf("%s: %w (no migration was applied: they are applied all together, or none)", name, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, db.rewrite(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, time.Now().UnixMicro()); err != nil {
 			return err

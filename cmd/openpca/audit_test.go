@@ -108,7 +108,7 @@ func TestAuditVerifyEarlier(t *testing.T) {
 	verify := func(report, earlier string) (string, error) {
 		return runOpenpca(t, "audit", "verify", "--report", report, "--key", s.vkey, "--earlier", earlier+auditlog.ProofSuffix)
 	}
-	if out, err := verify(second, s.report); err != nil || !strings.Contains(out, "OK it extends the earlier report's log: its first 15 entries") {
+	if out, err := verify(second, s.report); err != nil || !strings.Contains(out, "OK it extends the earlier report's log: its first 16 entries") {
 		t.Errorf("a later report against an earlier one: %v\n%s", err, out)
 	}
 	if out, err := verify(s.report, second); !errors.Is(err, errVerification) || !strings.Contains(out, "more than this report's") {
@@ -124,7 +124,7 @@ func TestAuditVerifyEarlier(t *testing.T) {
 	if out, err := runOpenpca(t, "audit", "verify", "--report", third, "--key", s.vkey, "--server", s.env.URL); err != nil {
 		t.Errorf("the forked log's report, alone and against the server: %v\n%s", err, out)
 	}
-	if out, err := verify(third, second); !errors.Is(err, errVerification) || !strings.Contains(out, "FAIL earlier: the log's first 18 entries are not the earlier report's: its history was rewritten since") {
+	if out, err := verify(third, second); !errors.Is(err, errVerification) || !strings.Contains(out, "FAIL earlier: the log's first 19 entries are not the earlier report's: its history was rewritten since") {
 		t.Errorf("the forked log's report against the report before the fork: %v\n%s", err, out)
 	}
 	// What the fork kept, the first report had alone: it still extends it.
@@ -146,7 +146,7 @@ func TestAuditVerify(t *testing.T) {
 	}
 
 	out, err := s.verify(t)
-	if err != nil || !strings.Contains(out, "its 13 rows are the 13 certificates of the first 15 entries") {
+	if err != nil || !strings.Contains(out, "its 13 rows are the 13 certificates of the first 16 entries") {
 		t.Fatalf("clean report: %v\n%s", err, out)
 	}
 	// One witness's key under two names would count twice toward the
@@ -274,13 +274,13 @@ func TestAuditVerify(t *testing.T) {
 		return records
 	})
 	out, err = s.verify(t, "--server", s.env.URL)
-	if !errors.Is(err, errVerification) || !strings.Contains(out, "FAIL server: the server's current log (20 entries) does not extend the report's (15 entries): its history was rewritten") {
+	if !errors.Is(err, errVerification) || !strings.Contains(out, "FAIL server: the server's current log (21 entries) does not extend the report's (16 entries): its history was rewritten") {
 		t.Errorf("a rewritten history: %v\n%s", err, out)
 	}
 	// ... or truncates it.
 	rewriteLog(t, db, path, caID, func(records [][]byte) [][]byte { return records[:10] })
 	out, err = s.verify(t, "--server", s.env.URL)
-	if !errors.Is(err, errVerification) || !strings.Contains(out, "the server's log has 10 entries, fewer than the 15 of the report's checkpoint: it was truncated") {
+	if !errors.Is(err, errVerification) || !strings.Contains(out, "the server's log has 10 entries, fewer than the 16 of the report's checkpoint: it was truncated") {
 		t.Errorf("a truncated log: %v\n%s", err, out)
 	}
 }

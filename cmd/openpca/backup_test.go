@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -805,6 +806,17 @@ func TestRestoreChecksLogs(t *testing.T) {
 		// certificate that names it, are past its size.
 		{"log cut short", []string{`UPDATE key_use_logs SET size = size - 1 WHERE ca_id = ? AND ? IS NULL`}, []any{nil},
 			"those of " + caARN + " hold entries past their size"},
+		// What the CA hands out as its certificate and chain, and names as
+		// the issuer of what it signs, is what its log last imported.
+		{"certificate changed", []string{`UPDATE certificate_authorities SET certificate = ?2 WHERE id = ?1`}, []any{[]byte{0x30, 0}},
+			"entry 2 of the log of CA " + caID + " is the last import of the CA's certificate, but not of the certificate and chain it holds"},
+		{"chain put in", []string{`UPDATE certificate_authorities SET certificate_chain = ?2 WHERE id = ?1`},
+			[]any{pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0}})},
+			"is the last import of the CA's certificate, but not of the certificate and chain it holds"},
+		{"chain with text", []string{`UPDATE certificate_authorities SET certificate_chain = CAST(?2 AS BLOB) WHERE id = ?1`}, []any{"hello"},
+			"its certificate chain is not PEM as a server stores it"},
+		{"expiry put off", []string{`UPDATE certificate_authorities SET not_after = not_after + 3600000000 WHERE id = ? AND ? IS NULL`}, []any{nil},
+			"imported a certificate valid from"},
 		// The edge the next append starts from is not checked, but
 		// forgotten (see below).
 		{"kept edge changed", []string{`UPDATE key_use_logs SET tree_edge = substr(tree_edge, 1, length(tree_edge) - 32) || zeroblob(32) WHERE ca_id = ? AND ? IS NULL`},

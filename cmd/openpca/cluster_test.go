@@ -183,8 +183,8 @@ func TestClusterIssuance(t *testing.T) {
 	if err := db.QueryRow(`SELECT COUNT(*), MAX(seq) FROM key_uses WHERE ca_id = $1`, rootARN[strings.LastIndex(rootARN, "/")+1:]).Scan(&n, &maxSeq); err != nil {
 		t.Fatal(err)
 	}
-	// The CSR, the root's own certificate, and the leaves.
-	if want := 2 + len(arns); n != want || maxSeq != want-1 {
+	// The CSR, the root's own certificate, its import, and the leaves.
+	if want := 3 + len(arns); n != want || maxSeq != want-1 {
 		t.Errorf("the log has %d entries up to seq %d, want %d without gaps", n, maxSeq, want)
 	}
 

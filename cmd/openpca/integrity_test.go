@@ -31,6 +31,9 @@ func TestLogIntegrityAlarm(t *testing.T) {
 	caARN, _ := env.NewActiveRoot(t, "Tampered Root")
 	caID := caARN[strings.LastIndex(caARN, "/")+1:]
 	var serials []string
+	// Entries 3 to 6 of the log (its CSR, the root's certificate and its
+	// import before them): removed, entry 6 takes a hash the proof of
+	// entry 3 reads.
 	for i := range 4 {
 		csr := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprintf("leaf%d.example", i)}}).CSRPEM
 		arn := env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, Csr: csr})
@@ -64,7 +67,7 @@ func TestLogIntegrityAlarm(t *testing.T) {
 	proof(serials[0], "")
 	// An entry removed: with it went hashes of the log's tree, so no
 	// checkpoint of the log can be signed.
-	removed := issueSeq(serials[1])
+	removed := issueSeq(serials[3])
 	if _, err := db.Exec(`DELETE FROM key_uses WHERE ca_id = ? AND seq = ?`, caID, removed); err != nil {
 		t.Fatal(err)
 	}

@@ -332,20 +332,21 @@ func TestReportRowNoServerWrites(t *testing.T) {
 	}
 }
 
-// TestReportCAArnCached: the report's CA ARN is FindCA's, which the
-// server's cache of CAs serves while the row's version is the same; the
-// records made again from the rows take the ARN the store reads. The
-// CA's ARN changed in its row without its version, and the log rewritten
-// so that its issuance records name the new ARN (its CSR and revocation
-// the old): the report succeeded, and verify said the issuances were of
-// another CA.
+// TestReportCAArnCached: the server's cache of CAs serves a CA while its
+// row's version is the same; the records made again from the rows take
+// the ARN the store reads. The CA's ARN changed in its row without its
+// version, and the log rewritten so that its issuance and import records
+// name the new ARN (its CSR and revocation the old): a report that took
+// its CA's ARN from the cache succeeded, and verify said the issuances
+// were of another CA. A report reads its CA from the store (LastImport),
+// and fails at the CSR.
 func TestReportCAArnCached(t *testing.T) {
-	tamperedReport(t, tampering{format: types.AuditReportResponseFormatCsv, want: "not as a certificate of the report's CA",
+	tamperedReport(t, tampering{format: types.AuditReportResponseFormatCsv, want: "entry 0 of the log of CA",
 		rewrite: func(records [][]byte) [][]byte {
 			recs := recordsOf(t, records)
 			caARN := recs[0].CertificateAuth
 			for i, r := range recs {
-				if r.Kind == openpca.KeyUseIssue {
+				if r.Kind == openpca.KeyUseIssue || r.Kind == openpca.KeyUseImport {
 					records[i] = bytes.ReplaceAll(records[i], []byte(caARN), []byte(strings.Replace(caARN, ":us-east-1:", ":eu-west-1:", 1)))
 				}
 			}
@@ -561,6 +562,30 @@ func TestReportWitnessedTampered(t *testing.T) {
 			}
 			env.Clock.Advance(tt.later)
 			checkTamperedReport(t, env, caARN, types.AuditReportResponseFormatJson, tt.want, "--witness", w.key)
+		})
+	}
+}
+
+// TestReportCACertificateChanged: a report fails, with the integrity
+// alarm, for a CA that holds another certificate than its log last
+// imported: one changed under the server, or the log rewritten so that
+// its import is of another certificate.
+func TestReportCACertificateChanged(t *testing.T) {
+	const want = "is the last import of the CA's certificate, but not of the certificate and chain it holds"
+	for name, tt := range map[string]tampering{
+		"the certificate": {sql: `UPDATE certificate_authorities SET certificate = x'3000' WHERE id = ?1 AND ?2 <> ''`},
+		"the import": {rewrite: func(records [][]byte) [][]byte {
+			for i, r := range recordsOf(t, records) {
+				if r.Kind == openpca.KeyUseImport {
+					records[i] = bytes.Replace(records[i], []byte(`"certificateSha256":"`), []byte(`"certificateSha256":"00`), 1)
+				}
+			}
+			return records
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tt.format, tt.want = types.AuditReportResponseFormatJson, want
+			tamperedReport(t, tt)
 		})
 	}
 }

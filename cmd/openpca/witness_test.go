@@ -154,7 +154,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a witnessed report, cosigned after it was asked for: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "OK witnessed: the witnesses cosigned 7 entries of the log, the report's 7: witness.example/one at ") {
+	if !strings.Contains(out, "OK witnessed: the witnesses cosigned 8 entries of the log, the report's 8: witness.example/one at ") {
 		t.Errorf("the verifier does not say what was witnessed:\n%s", out)
 	}
 	// A backup restores: its log is the one the witnesses cosigned.
@@ -203,8 +203,8 @@ func TestWitnessedAuditLog(t *testing.T) {
 	if out, err := runOpenpca(t, append([]string{"audit", "verify", "--report", latest, "--key", auditKey, "--witnessed-after", asked}, witnessed...)...); err != nil {
 		t.Fatalf("a report once the witness is back: %v\n%s\n%s", err, out, logs.String())
 	}
-	// The operator passes the first report, of 7 entries, off as this one
-	// of 10: with this one's fresh cosignatures, and a proof that they
+	// The operator passes the first report, of 8 entries, off as this one
+	// of 11: with this one's fresh cosignatures, and a proof that they
 	// extend the first's log (the witness fields are not signed by the
 	// audit key; had they been, the operator holds it). Without a time,
 	// it verifies; with the time of the ask, it does not.
@@ -232,7 +232,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.WitnessProof, err = client.Consistency(t.Context(), caARN, 7, 10); err != nil {
+	if h.WitnessProof, err = client.Consistency(t.Context(), caARN, 8, 11); err != nil {
 		t.Fatal(err)
 	}
 	h.WitnessedCheckpoint, h.NotWitnessed = fresh.WitnessedCheckpoint, ""
@@ -259,7 +259,7 @@ func TestWitnessedAuditLog(t *testing.T) {
 		t.Errorf("the first report with fresh cosignatures, without a time: %v\n%s", err, out)
 	}
 	if out, err := runOpenpca(t, append(staleArgs, "--witnessed-after", asked)...); !errors.Is(err, errVerification) ||
-		!strings.Contains(out, "the witnesses cosigned 10 entries of the log, past the report's 7") {
+		!strings.Contains(out, "the witnesses cosigned 11 entries of the log, past the report's 8") {
 		t.Errorf("the first report passed off as a newer one: %v\n%s", err, out)
 	}
 	// A witness's database is replaced by a blank one under its key, as

@@ -132,7 +132,7 @@ func testSharingAndPermissions(t *testing.T, s openpca.Store) {
 	t0 := now()
 	shared, other := create(t, s, newCA(account, t0)), create(t, s, newCA(account, t0.Add(time.Second)))
 	shared.Policy, shared.SharedWith = `{"Statement":[]}`, []string{"222233334444", "333344445555"}
-	if err := s.UpdateCA(ctx, shared); err != nil {
+	if err := s.UpdateCA(ctx, shared, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.FindCA(ctx, account, shared.ID); err != nil || got.Policy != shared.Policy {
@@ -147,14 +147,14 @@ func testSharingAndPermissions(t *testing.T, s openpca.Store) {
 	// read back does not carry the accounts.
 	again, _ := s.FindCA(ctx, account, shared.ID)
 	again.Tags = []openpca.Tag{{Key: "k", Value: "v"}}
-	if err := s.UpdateCA(ctx, again); err != nil {
+	if err := s.UpdateCA(ctx, again, nil); err != nil {
 		t.Fatal(err)
 	}
 	if list, _ := s.ListSharedCAs(ctx, "222233334444", openpca.CACursor{}, 10); len(list) != 1 {
 		t.Errorf("after a tag change, %d CAs are shared", len(list))
 	}
 	again.Policy, again.SharedWith = "", nil
-	if err := s.UpdateCA(ctx, again); err != nil {
+	if err := s.UpdateCA(ctx, again, nil); err != nil {
 		t.Fatal(err)
 	}
 	if list, _ := s.ListSharedCAs(ctx, "222233334444", openpca.CACursor{}, 10); len(list) != 0 {
@@ -194,7 +194,7 @@ func testSharingAndPermissions(t *testing.T, s openpca.Store) {
 	other.Policy, other.SharedWith = `{"Statement":[]}`, []string{"222233334444"}
 	other.SetStatus(openpca.CertificateAuthorityStatusDeleted, t0)
 	other.RestorableUntil = t0
-	if err := s.UpdateCA(ctx, other); err != nil {
+	if err := s.UpdateCA(ctx, other, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.PurgeCAs(ctx, t0); err != nil {

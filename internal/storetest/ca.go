@@ -1,6 +1,9 @@
 package storetest
 
 import (
+	"bytes"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"sync"
@@ -76,12 +79,33 @@ func testUpdate(t *testing.T, s openpca.Store) {
 	ca := newCA(account, now())
 	create(t, s, ca)
 	ca.SetStatus(openpca.CertificateAuthorityStatusActive, now())
-	ca.Certificate, ca.CertificateChain, ca.Serial = []byte{7}, []byte("chain"), "01:02"
+	ca.Certificate, ca.CertificateChain, ca.Serial = []byte{7}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{8}}), "01:02"
 	ca.NotBefore, ca.NotAfter = now(), now().Add(time.Hour)
 	ca.Tags = append(ca.Tags, openpca.Tag{Key: "k", Value: "v"})
 	ca.Revocation = nil
-	if err := s.UpdateCA(ctx, ca); err != nil {
+	// A certificate comes with the record of its import, and only so.
+	imported, err := openpca.ImportUse(ca, "tester", "r", now())
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, use := range []*openpca.KeyUse{nil, openpca.CSRUse(ca, "tester", "r")} {
+		if err := s.UpdateCA(ctx, ca, use); err == nil {
+			t.Fatalf("a certificate written with %v as the record of its import", use)
+		}
+	}
+	if err := s.UpdateCA(ctx, ca, imported); err != nil {
+		t.Fatal(err)
+	}
+	last, err := s.LastImport(ctx, account, ca.ID)
+	if err != nil || last.Entry != 1 || last.LogSize != 2 || !bytes.Equal(last.Record, imported.Record) || last.CA.Version != 2 {
+		t.Fatalf("last import: %+v, %v; want entry 1 of 2, its record, the CA's version 2", last, err)
+	}
+	var r openpca.KeyUseRecord
+	if err := json.Unmarshal(last.Record, &r); err != nil {
+		t.Fatal(err)
+	}
+	if err := openpca.CheckImported(last.CA, &r, last.Entry, last.LogSize); err != nil {
+		t.Errorf("the stored CA is not its last import: %v", err)
 	}
 	if ca.Version != 2 {
 		t.Errorf("version %d after update, want 2", ca.Version)
@@ -94,7 +118,7 @@ func testUpdate(t *testing.T, s openpca.Store) {
 		t.Errorf("stored after update: %+v", got)
 	}
 	missing := newCA(account, now())
-	if err := s.UpdateCA(ctx, missing); !errors.Is(err, openpca.ErrNotFound) {
+	if err := s.UpdateCA(ctx, missing, nil); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("updating a missing CA: %v, want ErrNotFound", err)
 	}
 }
@@ -105,11 +129,11 @@ func testUpdateConflict(t *testing.T, s openpca.Store) {
 	a, _ := s.FindCA(ctx, account, ca.ID)
 	b, _ := s.FindCA(ctx, account, ca.ID)
 	a.Tags = nil
-	if err := s.UpdateCA(ctx, a); err != nil {
+	if err := s.UpdateCA(ctx, a, nil); err != nil {
 		t.Fatal(err)
 	}
 	b.SetStatus(openpca.CertificateAuthorityStatusDeleted, now())
-	if err := s.UpdateCA(ctx, b); !errors.Is(err, openpca.ErrConflict) {
+	if err := s.UpdateCA(ctx, b, nil); !errors.Is(err, openpca.ErrConflict) {
 		t.Fatalf("stale update: %v, want ErrConflict", err)
 	}
 	got, _ := s.FindCA(ctx, account, ca.ID)
@@ -240,7 +264,7 @@ func testPurge(t *testing.T, s openpca.Store) {
 	}
 	gone.SetStatus(openpca.CertificateAuthorityStatusDeleted, t0)
 	gone.RestorableUntil = t0
-	if err := s.UpdateCA(ctx, gone); err != nil {
+	if err := s.UpdateCA(ctx, gone, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A CA deleted for good no longer counts toward the limit.

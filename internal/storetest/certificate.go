@@ -71,7 +71,7 @@ func testIssueRefused(t *testing.T, s openpca.Store) {
 
 	disabled := activeCA(t, s)
 	disabled.SetStatus(openpca.CertificateAuthorityStatusDisabled, now())
-	if err := s.UpdateCA(ctx, disabled); err != nil {
+	if err := s.UpdateCA(ctx, disabled, nil); err != nil {
 		t.Fatal(err)
 	}
 	refused := newCertificate(disabled)
@@ -335,7 +335,7 @@ func testIssueConcurrentFailures(t *testing.T, s openpca.Store) {
 	}
 	disabled := activeCA(t, s)
 	disabled.SetStatus(openpca.CertificateAuthorityStatusDisabled, now())
-	if err := s.UpdateCA(ctx, disabled); err != nil {
+	if err := s.UpdateCA(ctx, disabled, nil); err != nil {
 		t.Fatal(err)
 	}
 

@@ -22,7 +22,7 @@ func RevocationsOfCRLCA(t *testing.T, s openpca.Store, n int) []*openpca.Revocat
 	t.Helper()
 	ca := activeCA(t, s)
 	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
-	if err := s.UpdateCA(ctx, ca); err != nil {
+	if err := s.UpdateCA(ctx, ca, nil); err != nil {
 		t.Fatal(err)
 	}
 	var rs []*openpca.Revocation

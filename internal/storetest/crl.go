@@ -23,7 +23,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	}
 	ca := activeCA(t, s)
 	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
-	if err := s.UpdateCA(ctx, ca); err != nil {
+	if err := s.UpdateCA(ctx, ca, nil); err != nil {
 		t.Fatal(err)
 	}
 	job, err := s.ClaimCRL(ctx, "a", t0, lease)
@@ -259,7 +259,7 @@ func testCRLOrder(t *testing.T, s openpca.Store) {
 	enable := func(ca *openpca.CA) {
 		t.Helper()
 		ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
-		if err := s.UpdateCA(ctx, ca); err != nil { // asks for a CRL
+		if err := s.UpdateCA(ctx, ca, nil); err != nil { // asks for a CRL
 			t.Fatal(err)
 		}
 	}
@@ -296,7 +296,7 @@ func RevocationOfCRLCA(t *testing.T, s openpca.Store) *openpca.Revocation {
 	t.Helper()
 	ca := activeCA(t, s)
 	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
-	if err := s.UpdateCA(ctx, ca); err != nil {
+	if err := s.UpdateCA(ctx, ca, nil); err != nil {
 		t.Fatal(err)
 	}
 	c := newCertificate(ca)
@@ -397,7 +397,7 @@ func testLargeCA(t *testing.T, s openpca.Store) {
 		t.Fatalf("the log has %d entries (%v), want %d", size, err, 2*n+3)
 	}
 	ca.Status, ca.RestorableUntil = openpca.CertificateAuthorityStatusDeleted, now().Add(-time.Minute)
-	if err := s.UpdateCA(ctx, ca); err != nil {
+	if err := s.UpdateCA(ctx, ca, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A server that read the CA before the purge claimed it (its clock
@@ -432,7 +432,7 @@ func testLargeCA(t *testing.T, s openpca.Store) {
 			claimed = true
 			restored := stale
 			restored.Status, restored.RestorableUntil = openpca.CertificateAuthorityStatusDisabled, time.Time{}
-			if err := s.UpdateCA(ctx, &restored); !errors.Is(err, openpca.ErrConflict) && !errors.Is(err, openpca.ErrNotFound) {
+			if err := s.UpdateCA(ctx, &restored, nil); !errors.Is(err, openpca.ErrConflict) && !errors.Is(err, openpca.ErrNotFound) {
 				t.Errorf("a restore from a copy read before the purge's claim, during the purge: %v", err)
 			}
 		}
@@ -515,7 +515,7 @@ func testCRLWhenItChanges(t *testing.T, s openpca.Store) {
 	t0, lease := now(), time.Minute
 	ca := activeCA(t, s)
 	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
-	if err := s.UpdateCA(ctx, ca); err != nil {
+	if err := s.UpdateCA(ctx, ca, nil); err != nil {
 		t.Fatal(err)
 	}
 	// settle publishes the CRL wanted, if one is, and returns its job.
@@ -553,7 +553,11 @@ func testCRLWhenItChanges(t *testing.T, s openpca.Store) {
 		{"restored", func() { ca.Status, ca.StatusBeforeDeletion = ca.StatusBeforeDeletion, "" }, true},
 	} {
 		tc.change()
-		if err := s.UpdateCA(ctx, ca); err != nil {
+		var imported *openpca.KeyUse
+		if tc.what == "the certificate" || tc.what == "not after" {
+			imported, _ = openpca.ImportUse(ca, "tester", "r", now())
+		}
+		if err := s.UpdateCA(ctx, ca, imported); err != nil {
 			t.Fatal(err)
 		}
 		if wanted := settle() != nil; wanted != tc.wanted {
