@@ -15,15 +15,23 @@ import (
 // HTTPClient is the HTTP client of cfg, as the standard configuration made
 // it (with the roots of AWS_CA_BUNDLE, say), bounded to timeout for each
 // attempt of a call: a server that takes connections and never answers
-// must not hold a request for good.
+// must not hold a request for good. It follows no redirect: the SDK's
+// client follows a 307 or 308 to any host, and an S3-compatible store,
+// or whoever sits on the path to it, would have the server fetch what
+// it names (instance metadata and its credentials, a listener on the
+// loopback), which a report's download in the console then handed to
+// the user. Neither S3 nor KMS answers with one that a client must
+// follow: it gets the redirect's answer, an error.
 func HTTPClient(cfg aws.Config, timeout time.Duration) aws.HTTPClient {
-	if c, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		return c.WithTimeout(timeout)
+	b, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	switch {
+	case !ok && cfg.HTTPClient != nil:
+		return cfg.HTTPClient // the caller's own; its timeouts, and redirects, are its own
+	case !ok:
+		b = awshttp.NewBuildableClient()
 	}
-	if cfg.HTTPClient != nil {
-		return cfg.HTTPClient // the caller's own; its timeouts are its own
-	}
-	return awshttp.NewBuildableClient().WithTimeout(timeout)
+	return &http.Client{Transport: b.GetTransport(), Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // BoundBodies returns client, reading at most max bytes of each answer's

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,38 @@ func TestHTTPClientKeepsTheCABundle(t *testing.T) {
 		t.Fatalf("a server whose CA is in AWS_CA_BUNDLE: %v", err)
 	}
 	res.Body.Close()
+}
+
+// TestHTTPClientFollowsNoRedirect: a redirect of any kind, to any host,
+// is answered as it came, and the place it names is not asked: a store
+// that sends one must not make the server fetch instance metadata, or
+// its own loopback listeners.
+func TestHTTPClientFollowsNoRedirect(t *testing.T) {
+	var asked atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked.Add(1) }))
+	defer target.Close()
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := awsconfig.HTTPClient(cfg, 5*time.Second)
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target.URL+"/latest/meta-data/", status)
+		}))
+		req, _ := http.NewRequest(http.MethodGet, store.URL+"/bucket/key", nil)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%d: %v", status, err)
+		}
+		res.Body.Close()
+		store.Close()
+		if res.StatusCode != status || asked.Load() != 0 {
+			t.Errorf("a %d: answered %d, and the place it names asked %d times", status, res.StatusCode, asked.Load())
+		}
+	}
 }
 
 // TestBoundBodies: an answer's body is read up to the bound, and fails
