@@ -117,15 +117,27 @@ func (g *Generator) readBackDue(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		// An object gone is written again as one changed is: a server
+		// that held the report before, and failed it, may land its
+		// removal after this one finished it, and the report would show
+		// SUCCESS with nothing in the bucket.
+		gone := errors.Is(err, openpca.ErrNotFound)
+		if gone {
+			err = nil
+		}
 		log := g.cfg.Logger.With("report", w.report.ID, "ca", w.report.CAID, "bucket", w.report.Bucket, "key", w.report.Key)
 		var rewritten *generation
 		var rewriteErr error
 		switch {
 		case err != nil || same:
 		case w.rewrites == maxRewrites:
-			log.ErrorContext(ctx, "an audit report's objects in its bucket are again not those this server wrote, after it wrote them again: another server keeps writing them (a copy of the database beside this one, sharing the bucket?); they are left", "rewrites", w.rewrites)
+			log.ErrorContext(ctx, "an audit report's objects in its bucket are again not those this server wrote, after it wrote them again: another server keeps writing them (a copy of the database beside this one, sharing the bucket?); they are left", "rewrites", w.rewrites, "gone", gone)
 		default:
-			log.WarnContext(ctx, "an audit report's objects in its bucket are not those this server wrote: a late write of a server that held the report before; both are written again")
+			msg := "an audit report's objects in its bucket are not those this server wrote: a late write of a server that held the report before; both are written again"
+			if gone {
+				msg = "an audit report's object is gone from its bucket: a late removal of a server that held the report before, or the bucket's owner's; both are written again"
+			}
+			log.WarnContext(ctx, msg)
 			if rewritten, rewriteErr = g.rewrite(ctx, w); ctx.Err() != nil {
 				return // the server is stopping
 			}
@@ -141,7 +153,7 @@ func (g *Generator) readBackDue(ctx context.Context) {
 		g.readBack.mu.Lock()
 		over := false
 		switch {
-		case errors.Is(err, openpca.ErrNotFound), errors.Is(err, openpca.ErrBucketAccess), err == nil && !same && rewritten == nil && !retried:
+		case errors.Is(err, openpca.ErrBucketAccess), err == nil && !same && rewritten == nil && !retried:
 			delete(g.readBack.written, w.report.ID) // no other read would tell more
 		case rewritten != nil:
 			// Read back once more, at the next read-back or after the
@@ -168,8 +180,6 @@ func (g *Generator) readBackDue(ctx context.Context) {
 			log.WarnContext(ctx, "writing an audit report again failed; it is tried again", "error", rewriteErr, "in", rewriteRetry)
 		}
 		switch {
-		case errors.Is(err, openpca.ErrNotFound):
-			log.InfoContext(ctx, "an audit report's object was removed from its bucket before it was read back")
 		case errors.Is(err, openpca.ErrBucketAccess):
 			log.WarnContext(ctx, "reading back an audit report: the server's credentials cannot read the bucket (s3:GetObject), and a report put back by a late write would go unnoticed", "error", err)
 		case err != nil:

@@ -334,15 +334,20 @@ func TestAuditReportResumesAfterRestart(t *testing.T) {
 	checkRows(t, rows, wantRows(t, list))
 }
 
-// TestAuditReportReadBack: a report's object replaced after the report
-// was finished (the late write of a server that held it before, and
-// stalled as its writes were on the way) is found at the report's
-// read-back, and both are written again, to prove the report, twice at
-// most (a server that kept writing its own would have them written for
-// good); objects as written are left as they are.
+// TestAuditReportReadBack: a report's object replaced or removed after
+// the report was finished (the late write, or removal, of a server that
+// held it before, and stalled as its writes were on the way) is found at
+// the report's read-back, and both are written again, to prove the
+// report, twice at most (a server that kept writing its own would have
+// them written for good); objects as written are left as they are.
 func TestAuditReportReadBack(t *testing.T) {
-	for _, replaced := range []string{"", "report", "proof file"} {
-		t.Run("replaced: "+cmp.Or(replaced, "nothing"), func(t *testing.T) {
+	for _, tc := range []struct {
+		replaced string
+		removed  bool
+	}{{"", false}, {"report", false}, {"proof file", false}, {"report", true}, {"proof file", true}} {
+		replaced := tc.replaced
+		verb := map[bool]string{false: "replaced", true: "removed"}[tc.removed]
+		t.Run(verb+": "+cmp.Or(replaced, "nothing"), func(t *testing.T) {
 			var logs testenv.SyncBuffer
 			env := testenv.Start(t, func(c *app.Config) {
 				c.AuditReportLease = time.Second // read-backs looked for every 333 ms
@@ -365,10 +370,18 @@ func TestAuditReportReadBack(t *testing.T) {
 				}
 			}
 			stale := []byte("a late write")
-			if replaced != "" {
-				if err := os.WriteFile(paths[replaced], stale, 0o600); err != nil {
+			tamper := func() {
+				t.Helper()
+				err := os.WriteFile(paths[replaced], stale, 0o600)
+				if tc.removed {
+					err = os.Remove(paths[replaced])
+				}
+				if err != nil {
 					t.Fatal(err)
 				}
+			}
+			if replaced != "" {
+				tamper()
 			}
 			env.Clock.Advance(3 * time.Minute) // past the first read-back
 			if replaced == "" {
@@ -393,12 +406,10 @@ func TestAuditReportReadBack(t *testing.T) {
 						break
 					}
 					if time.Now().After(deadline) {
-						t.Fatalf("the %s replaced after the report was finished: the report does not verify 15 s after read-back %d: %v", replaced, rewrite, problems)
+						t.Fatalf("the %s %s after the report was finished: the report does not verify 15 s after read-back %d: %v", replaced, verb, rewrite, problems)
 					}
 				}
-				if err := os.WriteFile(paths[replaced], stale, 0o600); err != nil {
-					t.Fatal(err)
-				}
+				tamper()
 				env.Clock.Advance(30 * time.Minute)
 			}
 			for deadline := time.Now().Add(15 * time.Second); !strings.Contains(logs.String(), "another server keeps writing them"); time.Sleep(100 * time.Millisecond) {
@@ -406,7 +417,7 @@ func TestAuditReportReadBack(t *testing.T) {
 					t.Fatalf("the third replacement is not read back, or not logged:\n%s", logs.String())
 				}
 			}
-			if b, err := os.ReadFile(paths[replaced]); err != nil || !bytes.Equal(b, stale) {
+			if b, err := os.ReadFile(paths[replaced]); tc.removed && !os.IsNotExist(err) || !tc.removed && (err != nil || !bytes.Equal(b, stale)) {
 				t.Errorf("the %s was written again a third time (%v)", replaced, err)
 			}
 		})
