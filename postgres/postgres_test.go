@@ -105,6 +105,36 @@ func TestCertificatesMigrate(t *testing.T) {
 	o.Check(t, db)
 }
 
+// TestEarlierImportsLogged: see storetest.EarlierImports.
+func TestEarlierImportsLogged(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	open := func(t *testing.T) *sqlstore.DB {
+		db, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	exec := func(q string, args ...any) {
+		if _, err := raw.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storetest.EarlierImports(t, open, func(held, pending, purged string, chain []byte) {
+		exec(`UPDATE certificate_authorities SET certificate = '\x01', certificate_chain = $1, not_before = 1000000, not_after = 2000000 WHERE id IN ($2, $3)`, chain, held, purged)
+		exec(`UPDATE certificate_authorities SET status = 'DELETED', restorable_until = 0 WHERE id = $1`, purged)
+		exec(`DELETE FROM schema_migrations WHERE version = 26`)
+		exec(`DROP INDEX key_uses_imports`)
+	}, func(held string) {
+		exec(`UPDATE certificate_authorities SET certificate = '\x02' WHERE id = $1`, held)
+	})
+}
+
 // oldDatabase gives the database at dsn the first n migrations, as a
 // server of that version left it, and returns a connection to it.
 func oldDatabase(t *testing.T, dsn string, n int) *sql.DB {

@@ -9,10 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
-	"errors"
-	"fmt"
 	"io/fs"
 	"math/big"
 	"path/filepath"
@@ -23,7 +19,6 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
-	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/internal/storetest"
 	"github.com/openpca/openpca/pki"
 	"github.com/openpca/openpca/sqlstore"
@@ -236,85 +231,32 @@ func TestEarlierCAsCompleted(t *testing.T) {
 	}
 }
 
-// TestEarlierImportsLogged opens a database of the version before imports
-// were logged: each CA that held a certificate then gets an IMPORT record
-// of it, the upgrade's, once, as the migration is applied; one without a
-// certificate, or whose log a purge is destroying, gets none. Every log
-// then checks, and a certificate changed since does not.
+// TestEarlierImportsLogged: see storetest.EarlierImports.
 func TestEarlierImportsLogged(t *testing.T) {
-	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "openpca.db")
-	db, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cas [3]*openpca.CA
-	for i := range cas {
-		now := time.Now()
-		cas[i] = &openpca.CA{ID: fmt.Sprintf("ca-%d", i), AccountID: "111122223333", Status: openpca.CertificateAuthorityStatusActive,
-			CreatedAt: now, LastStateChangeAt: now, KeyStore: "software", KeyHandle: []byte{1}, CSR: []byte{2}}
-		cas[i].ARN = openpca.CAARN("us-east-1", cas[i].AccountID, cas[i].ID)
-		if _, err := db.CreateCA(ctx, cas[i], openpca.CSRUse(cas[i], "b", "r"), openpca.IdempotencyToken{Now: now}, 10); err != nil {
-			t.Fatal(err)
-		}
-	}
-	held, pending, purged := cas[0], cas[1], cas[2]
-	db.Close()
-	raw, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{3}})
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`UPDATE certificate_authorities SET certificate = x'01', certificate_chain = ?, not_before = 1000000, not_after = 2000000 WHERE id IN (?, ?)`, []any{chain, held.ID, purged.ID}},
-		{`UPDATE certificate_authorities SET status = 'DELETED', restorable_until = 0 WHERE id = ?`, []any{purged.ID}},
-		{`DELETE FROM schema_migrations WHERE version = 30`, nil},
-		{`DROP INDEX key_uses_imports`, nil},
-	} {
-		if _, err := raw.Exec(q.sql, q.args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	raw.Close()
-	for range 2 { // and once done, again
-		db, err := Open(ctx, path, Options{})
+	open := func(t *testing.T) *sqlstore.DB {
+		db, err := Open(t.Context(), path, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, tc := range []struct {
-			ca          *openpca.CA
-			entry, size int64
-		}{{held, 1, 2}, {pending, -1, 1}, {purged, -1, 1}} {
-			last, err := db.LastImport(ctx, tc.ca.AccountID, tc.ca.ID)
-			if err != nil || last.Entry != tc.entry || last.LogSize != tc.size {
-				t.Fatalf("CA %s: %+v, %v; want entry %d of %d", tc.ca.ID, last, err, tc.entry, tc.size)
-			}
+		return db
+	}
+	exec := func(q string, args ...any) {
+		raw, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
 		}
-		last, _ := db.LastImport(ctx, held.AccountID, held.ID)
-		var r openpca.KeyUseRecord
-		if err := json.Unmarshal(last.Record, &r); err != nil || r.RequestedBy != openpca.UpgradePrincipal || r.NotAfter != "1970-01-01T00:00:02Z" {
-			t.Errorf("the upgrade's record: %s, %v", last.Record, err)
+		defer raw.Close()
+		if _, err := raw.Exec(q, args...); err != nil {
+			t.Fatal(err)
 		}
-		if _, _, err := audit.CheckLogs(ctx, db, ""); err != nil {
-			t.Errorf("the logs after the upgrade: %v", err)
-		}
-		db.Close()
 	}
-	// A certificate changed since, without being logged, is found.
-	raw, _ = sql.Open("sqlite", "file:"+path)
-	if _, err := raw.Exec(`UPDATE certificate_authorities SET certificate = x'02' WHERE id = ?`, held.ID); err != nil {
-		t.Fatal(err)
-	}
-	raw.Close()
-	db, err = Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, _, err := audit.CheckLogs(ctx, db, ""); !errors.Is(err, openpca.ErrLogIntegrity) || !strings.Contains(err.Error(), "entry 1 of the log of CA "+held.ID) {
-		t.Errorf("a certificate changed by hand: %v, want the integrity error of entry 1", err)
-	}
+	storetest.EarlierImports(t, open, func(held, pending, purged string, chain []byte) {
+		exec(`UPDATE certificate_authorities SET certificate = x'01', certificate_chain = ?, not_before = 1000000, not_after = 2000000 WHERE id IN (?, ?)`, chain, held, purged)
+		exec(`UPDATE certificate_authorities SET status = 'DELETED', restorable_until = 0 WHERE id = ?`, purged)
+		exec(`DELETE FROM schema_migrations WHERE version = 30`)
+		exec(`DROP INDEX key_uses_imports`)
+	}, func(held string) {
+		exec(`UPDATE certificate_authorities SET certificate = x'02' WHERE id = ?`, held)
+	})
 }
