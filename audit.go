@@ -88,7 +88,11 @@ func AuditReportKey(caID, id string, format AuditReportResponseFormat) string {
 // AuditEntry is an entry of a CA's key-use log, as an audit report sees
 // it.
 type AuditEntry struct {
-	Seq    int64
+	Seq int64
+	// Kind is the kind the store keeps the entry as, by which queries
+	// find it (a CA's last import, its CRLs): a report checks it is its
+	// record's.
+	Kind   string
 	Record []byte
 	// Hash is Record's as a leaf of the log (RFC 6962), which the store
 	// checked against the one it keeps.

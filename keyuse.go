@@ -3,6 +3,7 @@ package openpca
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -322,7 +323,7 @@ func CheckImported(ca *CA, last *KeyUseRecord, entry, size int64) error {
 	}
 	if last == nil {
 		if len(ca.Certificate) > 0 {
-			return problem(max(size-1, 0), "and those before it import no certificate, yet the CA holds one: its certificate was put in place of none without being logged")
+			return problem(max(size-1, 0), "and those before it import no certificate, yet the CA holds one: its certificate was put in place of none without being logged (by hand, or by a server of a version before imports were logged, in the seconds before it stopped as this version's upgraded the database: import it again)")
 		}
 		return nil
 	}
@@ -338,6 +339,12 @@ func CheckImported(ca *CA, last *KeyUseRecord, entry, size int64) error {
 		return problem(entry, "is the last import of the CA's certificate, but not of the certificate and chain it holds: they were changed without being logged")
 	case want.NotBefore != last.NotBefore || want.NotAfter != last.NotAfter:
 		return problem(entry, "imported a certificate valid from %s to %s, but the CA's row says from %s to %s", last.NotBefore, last.NotAfter, want.NotBefore, want.NotAfter)
+	}
+	// The serial the row shows (DescribeCertificateAuthority's, in
+	// decimal) is the certificate's. One that crypto/x509 cannot read (of
+	// an SM2 key) is held to its certificate by the hash alone.
+	if c, err := x509.ParseCertificate(ca.Certificate); err == nil && c.SerialNumber.String() != ca.Serial {
+		return problem(entry, "imported a certificate of serial %s, but the CA's row says %s", c.SerialNumber, ca.Serial)
 	}
 	return nil
 }

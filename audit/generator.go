@@ -589,6 +589,8 @@ func checkRows(caID, caARN string, e *openpca.AuditEntry, records *recordParser)
 	if e.RecordFromRow { // every issuance logged since the narrow_certificates migration
 		c := e.Certificate
 		switch {
+		case e.Kind != openpca.KeyUseIssue:
+			return storedAs(problem, e.Kind)
 		case e.Revoked != nil:
 			return notRevoking()
 		case !openpca.IsCertificateARN(c.ARN, caARN, c.Serial):
@@ -603,6 +605,9 @@ func checkRows(caID, caARN string, e *openpca.AuditEntry, records *recordParser)
 	if err != nil {
 		return problem("%v", err)
 	}
+	if rec.Kind != e.Kind {
+		return storedAs(problem, e.Kind)
+	}
 	if e.Revoked != nil && rec.Kind != openpca.KeyUseRevoke {
 		return notRevoking()
 	}
@@ -615,6 +620,12 @@ func checkRows(caID, caARN string, e *openpca.AuditEntry, records *recordParser)
 		return checkRevocation(problem, e.Revoked, &rec, at)
 	}
 	return nil
+}
+
+// storedAs is the problem of an entry stored as of kind, which its record
+// is not.
+func storedAs(problem func(format string, args ...any) error, kind string) error {
+	return problem("is stored as an entry of kind %q, which its record is not", kind)
 }
 
 // serverWrites reports whether the record of the issuance of c, made

@@ -25,6 +25,17 @@ type LogStore interface {
 // importPrefix begins every IMPORT record a server writes.
 var importPrefix = []byte(`{"kind":"` + openpca.KeyUseImport + `",`)
 
+// upgradeAfterImport is the problem of import r if the upgrade to a
+// version that logs imports wrote it (openpca.UpgradePrincipal) after
+// entry first imported a certificate (-1: none did), else "": the upgrade
+// logs what a CA holds only if its log imports nothing, and only once.
+func upgradeAfterImport(r *openpca.KeyUseRecord, first int64) string {
+	if first < 0 || r.RequestedBy != openpca.UpgradePrincipal {
+		return ""
+	}
+	return fmt.Sprintf("imports the CA's certificate as the upgrade to a version that logs imports does, after entry %d imported one: no server writes that (the upgrade's migration was made to run again)", first)
+}
+
 // checkLastImport checks the CA of last against its log's last import
 // (openpca.CheckImported), whose record must be an import a server
 // writes, of that CA.
@@ -117,6 +128,7 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 		records  recordParser
 		imported *openpca.KeyUseRecord // the last import
 		importAt int64
+		first    int64 = -1 // the first import
 	)
 	// Each hash an entry completes, as the tree makes them, is the one
 	// stored with it at the same place.
@@ -142,7 +154,16 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 				return err
 			}
 			imported, importAt = new(openpca.KeyUseRecord), e.Seq
-			return decodeRecord(e.Record, imported)
+			if err := decodeRecord(e.Record, imported); err != nil {
+				return err
+			}
+			if problem := upgradeAfterImport(imported, first); problem != "" {
+				return &openpca.LogIntegrityError{CAID: ca.ID, Entry: e.Seq, Problem: problem}
+			}
+			if first < 0 {
+				first = e.Seq
+			}
+			return nil
 		})
 		if err != nil {
 			return 0, err

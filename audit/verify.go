@@ -108,8 +108,8 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	future := 0 // entries dated after the checkpoint
 	crls, imports := 0, 0
 	var (
-		lastImport   openpca.KeyUseRecord
-		lastImportAt int64
+		lastImport                openpca.KeyUseRecord
+		lastImportAt, firstImport int64 = 0, -1
 	)
 	h, err := auditlog.ReadProof(proof, func(h *auditlog.ProofHeader) (int64, error) {
 		v.Header = h
@@ -157,7 +157,12 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		case openpca.KeyUseCRL:
 			crls++
 		case openpca.KeyUseImport:
-			imports++
+			if problem := upgradeAfterImport(&r, firstImport); problem != "" {
+				v.problem("log", 0, "entry %d %s", seq, problem)
+			}
+			if imports++; firstImport < 0 {
+				firstImport = seq
+			}
 			lastImport, lastImportAt = r, seq
 		}
 		return nil
@@ -167,8 +172,10 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		if lastImport.ChainSHA256 != "" {
 			chain = "with a chain of SHA-256 " + lastImport.ChainSHA256
 		}
-		v.Notes = append(v.Notes, fmt.Sprintf("the log imports the CA's certificate %d times; the last import, entry %d, is of the certificate of SHA-256 %s, %s, valid from %s to %s: compare them with those you hold for the CA",
-			imports, lastImportAt, lastImport.CertificateSHA256, chain, lastImport.NotBefore, lastImport.NotAfter))
+		// The proof file's words, which may be anyone's: quoted as a
+		// problem's are.
+		v.Notes = append(v.Notes, Printable(fmt.Sprintf("the log imports the CA's certificate %d times; the last import, entry %d, by %s at %s, is of the certificate of SHA-256 %s, %s, valid from %s to %s: compare them with those you hold for the CA",
+			imports, lastImportAt, lastImport.RequestedBy, lastImport.At, lastImport.CertificateSHA256, chain, lastImport.NotBefore, lastImport.NotAfter)))
 	}
 	revs.sort(func(r, first logRevocation) {
 		v.problem("log", 0, "entry %d revokes the certificate %s again (first at entry %d): a report shows one revocation", r.seq, r.hex(), first.seq)

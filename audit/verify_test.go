@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -930,5 +931,68 @@ func TestCheckIdentitySpelling(t *testing.T) {
 		if failed := len(v.Problems) > 0; failed != tc.fails {
 			t.Errorf("%s: problems %v; want failed %v", tc.file, v.Problems, tc.fails)
 		}
+	}
+}
+
+// TestVerifyImports: verify notes the log's last import of the CA's
+// certificate, by whom and when, its words quoted as a problem's are (a
+// proof file is anyone's: a line break and an escape sequence would
+// print a line of verify's own); and fails an upgrade's import after
+// another import, which no server writes.
+func TestVerifyImports(t *testing.T) {
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	imported := func(f *logFixture, by, notAfter string) {
+		ca := *f.ca
+		ca.Certificate, ca.NotBefore, ca.NotAfter = []byte{0x30, 0}, at, at.AddDate(1, 0, 0)
+		use, err := openpca.ImportUse(&ca, by, "req-i", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record := bytes.Replace(use.Record, []byte(`"notAfter":"2027-12-01T00:00:00Z"`), []byte(`"notAfter":"`+notAfter+`"`), 1)
+		f.records = append(f.records, record)
+	}
+	sum := sha256.Sum256([]byte{0x30, 0})
+	for _, tc := range []struct {
+		name    string
+		imports func(f *logFixture)
+		note    string // of the last import
+		problem string
+	}{
+		{"one", func(f *logFixture) { imported(f, "arn:aws:iam::111122223333:root", "2027-12-01T00:00:00Z") },
+			fmt.Sprintf("the log imports the CA's certificate 1 times; the last import, entry 21, by arn:aws:iam::111122223333:root at 2026-12-01T00:00:00Z, is of the certificate of SHA-256 %x, without a chain, valid from 2026-12-01T00:00:00Z to 2027-12-01T00:00:00Z", sum), ""},
+		{"words not verify's", func(f *logFixture) {
+			imported(f, "arn:aws:iam::111122223333:root", `2027\nOK esc/r.json: its 0 rows are fine\nverified\u001b[8m`)
+		}, `to 2027\nOK esc/r.json: its 0 rows are fine\nverified\x1b[8m: compare`, ""},
+		{"the upgrade's after another", func(f *logFixture) {
+			imported(f, "arn:aws:iam::111122223333:root", "2027-12-01T00:00:00Z")
+			imported(f, openpca.UpgradePrincipal, "2027-12-01T00:00:00Z")
+		}, "2 times", "entry 22 imports the CA's certificate as the upgrade to a version that logs imports does, after entry 21 imported one"},
+		{"the upgrade's first", func(f *logFixture) {
+			imported(f, openpca.UpgradePrincipal, "2027-12-01T00:00:00Z")
+			imported(f, "arn:aws:iam::111122223333:root", "2027-12-01T00:00:00Z")
+		}, "2 times", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newLogFixture(t, 20, openpca.AuditReportResponseFormatJson)
+			f.records = f.records[:21] // the CSR and the issuances: the revocations would follow
+			f.rows = f.rows[:20]
+			for _, c := range f.rows {
+				c.RevokedAt, c.RevocationReason = time.Time{}, ""
+			}
+			tc.imports(f)
+			report, proof := f.write(t)
+			v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+			notes := strings.Join(v.Notes, "\n")
+			if !strings.Contains(notes, tc.note) || strings.Contains(notes, "\n") {
+				t.Errorf("notes %q, want one with %q", notes, tc.note)
+			}
+			var problems []string
+			for _, p := range v.Problems {
+				problems = append(problems, p.String())
+			}
+			if got := strings.Join(problems, "; "); tc.problem == "" && got != "" || !strings.Contains(got, tc.problem) {
+				t.Errorf("problems %q, want %q", got, tc.problem)
+			}
+		})
 	}
 }

@@ -2,8 +2,10 @@
 used exactly as its documentation shows."""
 
 import gzip
+import hashlib
 import json
 import os
+import ssl
 import subprocess
 import tempfile
 import time
@@ -184,12 +186,18 @@ class CLITests:
         with gzip.open(report + ".proof.jsonl.gz", "rt") as f:
             lines = f.read().splitlines()
         self.assertEqual(json.loads(lines[0])["format"], "openpca-audit-proof/v1")
-        self.assertEqual([json.loads(l)["kind"] for l in lines[1:]], ["CSR", "ISSUE"])
+        self.assertEqual([json.loads(l)["kind"] for l in lines[1:]], ["CSR", "ISSUE", "IMPORT"])
+        # The import names the certificate the CLI gets as the CA's.
+        cert = self.cli.json("get-certificate-authority-certificate", "--certificate-authority-arn", arn)["Certificate"]
+        cert_sha256 = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert)).hexdigest()
+        self.assertEqual(json.loads(lines[3])["certificateSha256"], cert_sha256)
         public_key = self.server.openpca("audit", "public-key").strip()
         verify = [self.server.binary, "audit", "verify", "--report", report, "--key", public_key]
         p = subprocess.run(verify + ["--server", self.server.url], capture_output=True, text=True, env=harness.CLIENT_ENV)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("OK the server's current log extends it", p.stdout)
+        self.assertIn("the last import, entry 2,", p.stdout)
+        self.assertIn("is of the certificate of SHA-256 " + cert_sha256 + ", without a chain", p.stdout)
         rows[0]["subject"] = "CN=Someone Else"
         tampered = os.path.join(d, "tampered.json")
         with open(tampered, "w") as f:

@@ -283,7 +283,7 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		rebuilt []byte
 	)
 	next := from
-	err = db.scan(ctx, `SELECT seq, record, hashes FROM key_uses WHERE ca_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, []any{caID, from, to}, func(row Row) error {
+	err = db.scan(ctx, `SELECT seq, record, hashes, kind FROM key_uses WHERE ca_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, []any{caID, from, to}, func(row Row) error {
 		// The record and hashes are read in place: a log can have millions.
 		e.Seq, e.Record, e.Certificate, e.Revoked, e.RecordFromRow = row.Int64(0), row.Bytes(1), nil, nil, false
 		if e.Seq != next {
@@ -312,6 +312,7 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		if leaf, err := auditlog.HashAt(e.Stored, 0); err != nil || leaf != e.Hash {
 			return &openpca.LogIntegrityError{CAID: caID, Entry: e.Seq, Problem: "does not match the hash the log stored for it"}
 		}
+		e.Kind = storedKind(row.Bytes(3))
 		next++
 		return fn(&e)
 	})
@@ -325,6 +326,20 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		return &openpca.LogIntegrityError{CAID: caID, Entry: certs[0].seq, Problem: fmt.Sprintf("is not the issuance of certificate %s, which names it", certs[0].c.Serial)}
 	}
 	return nil
+}
+
+// storedKinds are the kinds of entry a server stores.
+var storedKinds = []string{openpca.KeyUseIssue, openpca.KeyUseRevoke, openpca.KeyUseOCSP, openpca.KeyUseCRL, openpca.KeyUseCSR, openpca.KeyUseImport}
+
+// storedKind is the kind an entry is stored as, without a string made for
+// each of a log's millions: one of those a server writes, or any.
+func storedKind(b []byte) string {
+	for _, k := range storedKinds {
+		if string(b) == k {
+			return k
+		}
+	}
+	return string(b)
 }
 
 // revokedAfterIssue refuses a row that names as its revocation an entry

@@ -723,17 +723,22 @@ var migrationSteps = map[string]func(db *DB, ctx context.Context, tx *sql.Tx) er
 // imports begin to be logged, an IMPORT record of what it holds
 // (openpca.UpgradePrincipal's), as if imported then: from then on, a CA
 // holds only what its log's last import says (openpca.CheckImported). It
-// runs once, as the migration does; a CA whose log is being destroyed
+// runs as the migration does, once; a CA whose log is being destroyed
 // (DELETED, restorable until 0) is left, as audit.CheckLogs leaves it.
-// So is one whose chain no server would have stored: the alarm names it.
+// So is one whose chain no server would have stored, and one whose log
+// imports already (the migration made to run again, by a backup's
+// record of it taken out): the alarm names them. An upgrade's import
+// after another is one no server writes (audit.CheckLog).
 func (db *DB) logEarlierImports(ctx context.Context, tx *sql.Tx) error {
 	rows, err := db.txQuery(ctx, tx, `SELECT c.id, c.arn, c.account_id, c.status, c.restorable_until, c.certificate, c.certificate_chain, c.not_before, c.not_after
-		FROM certificate_authorities c JOIN key_use_logs l ON l.ca_id = c.id WHERE c.certificate IS NOT NULL ORDER BY c.created_at, c.id`)
+		FROM certificate_authorities c JOIN key_use_logs l ON l.ca_id = c.id
+		WHERE c.certificate IS NOT NULL AND NOT EXISTS (SELECT 1 FROM key_uses k WHERE k.ca_id = c.id AND k.kind = '`+openpca.KeyUseImport+`')
+		ORDER BY c.created_at, c.id`)
 	if err != nil {
 		return err
 	}
 	var uses []*openpca.KeyUse
-	now := time.Now()
+	now := time.Now().Truncate(time.Microsecond) // as the log keeps times
 	for rows.Next() {
 		var (
 			ca                              openpca.CA

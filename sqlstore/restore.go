@@ -3,10 +3,13 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/openpca/openpca"
 )
 
 // Summary says what a database holds, and after a restore, what settling
@@ -67,6 +70,11 @@ type Restored struct {
 	// checkpoint that witnesses cosigned: the restore checked them
 	// against themselves alone.
 	Unwitnessed int
+	// UpgradeImports are the ARNs of the CAs that the restore's
+	// migration gave the upgrade's IMPORT entry (openpca.UpgradePrincipal):
+	// a backup of a version before imports were logged, or one whose
+	// record of that migration was taken out.
+	UpgradeImports []string
 	// Active are the ARNs of the CAs active at the backup, disabled
 	// unless KeptStatus.
 	Active     []string
@@ -177,6 +185,24 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 		}
 		if r.Active, err = db.settleActive(ctx, tx, now, how.KeepStatus); err != nil {
 			return err
+		}
+		// Every import logged since the restore began is the upgrade's:
+		// no server runs on the database.
+		rows, err := tx.QueryContext(ctx, db.rewrite(`SELECT c.arn FROM key_uses k JOIN certificate_authorities c ON c.id = k.ca_id
+			WHERE k.kind = '`+openpca.KeyUseImport+`' AND k.at >= ? ORDER BY c.arn`), now.UnixMicro())
+		if err != nil {
+			return fmt.Errorf("listing the upgrade's imports: %w", err)
+		}
+		for rows.Next() {
+			var arn string
+			if err := rows.Scan(&arn); err != nil {
+				rows.Close()
+				return err
+			}
+			r.UpgradeImports = append(r.UpgradeImports, arn)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("listing the upgrade's imports: %w", err)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_use_logs l WHERE size > 0
 			AND NOT EXISTS (SELECT 1 FROM witnessing w WHERE w.ca_id = l.ca_id AND w.note IS NOT NULL)`).Scan(&r.Unwitnessed); err != nil {

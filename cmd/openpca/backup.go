@@ -102,6 +102,12 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if sum.KeysKept > 0 {
 		fmt.Fprintf(stdout, "CAs not deleted at the backup whose keys are in a token or KMS, which servers of the old database share and may sign with: %d. If this database deletes one of them, its purge leaves the key in its store, and logs a WARN line that names it: destroy it by hand once no server of the old database uses it. (If those servers are gone for good, restore with --sole-copy instead.)\n", sum.KeysKept)
 	}
+	if len(sum.UpgradeImports) > 0 {
+		fmt.Fprintln(stdout, "CAs whose certificates the restore logged as the upgrade's imports (openpca:upgrade): the backup is of a version that logged no imports, or was edited to look so. Each such entry vouches for the certificate the backup held, not for how it came there; if the backup is of this version, it was edited: check these CAs' certificates:")
+		for _, ca := range sum.UpgradeImports {
+			fmt.Fprintln(stdout, "  "+ca)
+		}
+	}
 	if sum.Unwitnessed > 0 {
 		fmt.Fprintf(stdout, "CAs whose logs have no checkpoint in the backup that witnesses cosigned: %d. Their logs were checked against themselves alone, which a backup edited by hand, its witnessed checkpoints taken out, passes too. A server with witnesses (--witness) compares each log with theirs at its next round of witnessing (at the latest when the log next grows), and logs an ERROR for one they cosigned more of.\n", sum.Unwitnessed)
 	}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -669,6 +670,71 @@ func TestRestoreKeepsItsRecord(t *testing.T) {
 	}
 }
 
+// copyBackup copies the backup file at path, to be tampered with, and
+// opens the copy.
+func copyBackup(t *testing.T, path string) (string, *sql.DB) {
+	t.Helper()
+	tampered := filepath.Join(t.TempDir(), "tampered.backup")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tampered, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+tampered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tampered, db
+}
+
+// TestRestoreUpgradeRunAgain: a backup whose record of the migration that
+// began logging imports was taken out, its index too, and its CA's
+// certificate changed, is migrated again as it is restored; but the
+// upgrade logs the certificate of no CA whose log imports one already,
+// and the restore is refused. With the import's kind changed as well, so
+// that the upgrade logs the certificate, the kind is found. A CA without
+// a certificate given one so is restored, and the restore names it.
+func TestRestoreUpgradeRunAgain(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Upgraded Root")
+	caID := caARN[strings.LastIndex(caARN, "/")+1:]
+	pendingARN := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Pending Root")
+	pendingID := pendingARN[strings.LastIndex(pendingARN, "/")+1:]
+	backup := filepath.Join(t.TempDir(), "openpca.backup")
+	if out, err := runOpenpca(t, "backup", "--to", backup, "--data-dir", env.Config.DataDir); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		name, edit, want string
+	}{
+		{"kind kept", `UPDATE certificate_authorities SET certificate = x'3000' WHERE id = '` + caID + `'`,
+			"entry 2 of the log of CA " + caID + " is the last import of the CA's certificate, but not of the certificate and chain it holds"},
+		{"kind changed", `UPDATE key_uses SET kind = 'CSR' WHERE kind = 'IMPORT'; UPDATE certificate_authorities SET certificate = x'3000' WHERE id = '` + caID + `'`,
+			`entry 2 of the log of CA ` + caID + ` is stored as an entry of kind "CSR"`},
+		{"a certificate for none", `UPDATE certificate_authorities SET certificate = x'3000' WHERE id = '` + pendingID + `'`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tampered, db := copyBackup(t, backup)
+			for _, q := range []string{`DELETE FROM schema_migrations WHERE version = 30`, `DROP INDEX key_uses_imports`, tc.edit} {
+				if _, err := db.Exec(q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db.Close()
+			out, err := runOpenpca(t, "restore", "--from", tampered, "--data-dir", filepath.Join(t.TempDir(), "restored"), "--master-key-file", filepath.Join(env.Config.DataDir, "master.key"))
+			listed := regexp.MustCompile(`\(openpca:upgrade\)[^\n]*\n((?:  [^\n]*\n)*)`).FindStringSubmatch(out)
+			switch {
+			case tc.want == "" && (err != nil || listed == nil || listed[1] != "  "+pendingARN+"\n"):
+				t.Errorf("restore: %v\n%s\nwant it to name %s alone as given the upgrade's import", err, out, pendingARN)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("restore: %v\n%s\nwant an error with %q", err, out, tc.want)
+			}
+		})
+	}
+}
+
 // TestRestoreNamesBadLogs: a restore refused for logs that do not verify
 // names each CA whose log fails, by ARN, up to ten, and how many more,
 // not the first alone; and the CAs of no account (its row deleted) are
@@ -817,6 +883,12 @@ func TestRestoreChecksLogs(t *testing.T) {
 			"its certificate chain is not PEM as a server stores it"},
 		{"expiry put off", []string{`UPDATE certificate_authorities SET not_after = not_after + 3600000000 WHERE id = ? AND ? IS NULL`}, []any{nil},
 			"imported a certificate valid from"},
+		{"serial changed", []string{`UPDATE certificate_authorities SET serial = '4242' WHERE id = ? AND ? IS NULL`}, []any{nil},
+			"but the CA's row says 4242"},
+		// The kind an entry is stored as, by which the last import is
+		// found, is its record's.
+		{"import stored as a CSR", []string{`UPDATE key_uses SET kind = 'CSR' WHERE ca_id = ? AND seq = ?`}, []any{2},
+			`entry 2 of the log of CA ` + caID + ` is stored as an entry of kind "CSR", which its record is not`},
 		// The edge the next append starts from is not checked, but
 		// forgotten (see below).
 		{"kept edge changed", []string{`UPDATE key_use_logs SET tree_edge = substr(tree_edge, 1, length(tree_edge) - 32) || zeroblob(32) WHERE ca_id = ? AND ? IS NULL`},
@@ -824,18 +896,7 @@ func TestRestoreChecksLogs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tampered := filepath.Join(t.TempDir(), "tampered.backup")
-			data, err := os.ReadFile(backup)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(tampered, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			db, err := sql.Open("sqlite", "file:"+tampered)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tampered, db := copyBackup(t, backup)
 			for i, q := range tt.tamper {
 				res, err := db.Exec(q, caID, tt.args[i])
 				if n, _ := res.RowsAffected(); err != nil || n == 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -569,11 +570,17 @@ func TestReportWitnessedTampered(t *testing.T) {
 // TestReportCACertificateChanged: a report fails, with the integrity
 // alarm, for a CA that holds another certificate than its log last
 // imported: one changed under the server, or the log rewritten so that
-// its import is of another certificate.
+// its import is of another certificate; and for a log whose entries are
+// stored as another kind than their records', by which the last import
+// is found.
 func TestReportCACertificateChanged(t *testing.T) {
 	const want = "is the last import of the CA's certificate, but not of the certificate and chain it holds"
 	for name, tt := range map[string]tampering{
 		"the certificate": {sql: `UPDATE certificate_authorities SET certificate = x'3000' WHERE id = ?1 AND ?2 <> ''`},
+		"the import's kind": {sql: `UPDATE key_uses SET kind = 'CSR' WHERE ca_id = ?1 AND kind = 'IMPORT' AND ?2 <> ''`,
+			want: "and those before it import no certificate, yet the CA holds one"},
+		"an issuance's kind": {sql: `UPDATE key_uses SET kind = 'REVOKE' WHERE ca_id = ?1 AND seq = 3 AND ?2 <> ''`,
+			want: `is stored as an entry of kind "REVOKE", which its record is not`},
 		"the import": {rewrite: func(records [][]byte) [][]byte {
 			for i, r := range recordsOf(t, records) {
 				if r.Kind == openpca.KeyUseImport {
@@ -584,7 +591,7 @@ func TestReportCACertificateChanged(t *testing.T) {
 		}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			tt.format, tt.want = types.AuditReportResponseFormatJson, want
+			tt.format, tt.want = types.AuditReportResponseFormatJson, cmp.Or(tt.want, want)
 			tamperedReport(t, tt)
 		})
 	}

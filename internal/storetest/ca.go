@@ -107,14 +107,26 @@ func testUpdate(t *testing.T, s openpca.Store) {
 	if err := openpca.CheckImported(last.CA, &r, last.Entry, last.LogSize); err != nil {
 		t.Errorf("the stored CA is not its last import: %v", err)
 	}
-	if ca.Version != 2 {
-		t.Errorf("version %d after update, want 2", ca.Version)
+	// A renewal: the last import is the renewal's.
+	ca.Certificate = []byte{9}
+	renewed, err := openpca.ImportUse(ca, "tester", "r2", now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateCA(ctx, ca, renewed); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := s.LastImport(ctx, account, ca.ID); err != nil || last.Entry != 2 || !bytes.Equal(last.Record, renewed.Record) {
+		t.Fatalf("last import after a renewal: %+v, %v; want entry 2, the renewal's", last, err)
+	}
+	if ca.Version != 3 {
+		t.Errorf("version %d after two updates, want 3", ca.Version)
 	}
 	got, err := s.FindCA(ctx, account, ca.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != ca.Status || got.Serial != "01:02" || got.Revocation != nil || len(got.Tags) != 2 || !got.NotAfter.Equal(ca.NotAfter) || got.Version != 2 {
+	if got.Status != ca.Status || got.Serial != "01:02" || got.Revocation != nil || len(got.Tags) != 2 || !got.NotAfter.Equal(ca.NotAfter) || got.Version != 3 {
 		t.Errorf("stored after update: %+v", got)
 	}
 	missing := newCA(account, now())
