@@ -477,12 +477,16 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport, again 
 	// The report checks, as an auditor's verify would, that its rows are
 	// what the log says: the workers that each row is its issuance's and
 	// its revocation the log's (checkRows), the writer that the records
-	// hash to the root it signs. The store checks each record against its
+	// hash to the root it signs, and that no upgrade's import follows
+	// another import. The store checks each record against its
 	// hash, but the checkpoint's root comes from the other hashes it
 	// keeps, and a row's revocation from the certificate's row: changed
 	// under the server, they would make a report that fails to verify,
 	// without an alarm.
-	var tree auditlog.Hasher
+	var (
+		tree    auditlog.Hasher
+		imports importOrder
+	)
 	grp.Go(func() (err error) {
 		defer func() {
 			if err != nil { // the objects' readers must not wait for more
@@ -504,6 +508,11 @@ func (g *Generator) generate(ctx context.Context, r *openpca.AuditReport, again 
 			}
 			for _, leaf := range c.leaves {
 				tree.AddHash(leaf)
+			}
+			for _, i := range c.imports {
+				if problem := imports.add(i.seq, i.requestedBy); problem != "" {
+					return &openpca.LogIntegrityError{CAID: r.CAID, Entry: i.seq, Problem: problem}
+				}
 			}
 			b, err := c.rows.bytes()
 			if err != nil {
@@ -543,14 +552,22 @@ type chunk struct {
 	compressor *auditlog.ProofCompressor
 	proof      []byte // lines, compressed
 	leaves     []tlog.Hash
+	imports    []chunkImport
 	err        error
+}
+
+// chunkImport is an import of a chunk's entries, seen by its entry and by
+// whom.
+type chunkImport struct {
+	seq         int64
+	requestedBy string
 }
 
 // format reads the entries of c, of the log of the CA of caARN, and
 // formats them.
 func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, caARN string, c *chunk) error {
 	c.rows.reset()
-	c.lines, c.leaves = c.lines[:0], c.leaves[:0]
+	c.lines, c.leaves, c.imports = c.lines[:0], c.leaves[:0], c.imports[:0]
 	var records recordParser
 	c.err = g.cfg.Store.AuditEntries(ctx, r.CAID, r.LogSize, c.from, c.to, func(e *openpca.AuditEntry) error {
 		var err error
@@ -563,6 +580,13 @@ func (g *Generator) format(ctx context.Context, r *openpca.AuditReport, caARN st
 		}
 		if e.Certificate != nil {
 			return c.rows.write(e.Certificate)
+		}
+		if e.Kind == openpca.KeyUseImport { // as its record is (checkRows): a few in a log
+			var rec openpca.KeyUseRecord
+			if err := decodeRecord(e.Record, &rec); err != nil {
+				return err
+			}
+			c.imports = append(c.imports, chunkImport{e.Seq, rec.RequestedBy})
 		}
 		return nil
 	})

@@ -25,15 +25,26 @@ type LogStore interface {
 // importPrefix begins every IMPORT record a server writes.
 var importPrefix = []byte(`{"kind":"` + openpca.KeyUseImport + `",`)
 
-// upgradeAfterImport is the problem of import r if the upgrade to a
-// version that logs imports wrote it (openpca.UpgradePrincipal) after
-// entry first imported a certificate (-1: none did), else "": the upgrade
-// logs what a CA holds only if its log imports nothing, and only once.
-func upgradeAfterImport(r *openpca.KeyUseRecord, first int64) string {
-	if first < 0 || r.RequestedBy != openpca.UpgradePrincipal {
+// importOrder follows the imports of a log, in its order, to find an
+// upgrade's import after another: the upgrade to a version that logs
+// imports logs what a CA holds (openpca.UpgradePrincipal) only if its log
+// imports nothing, and only once. Its zero value is ready.
+type importOrder struct {
+	first int64 // the first import's entry, if seen
+	seen  bool
+}
+
+// add follows the import at entry seq, by requestedBy, and returns its
+// problem, or "".
+func (o *importOrder) add(seq int64, requestedBy string) string {
+	if !o.seen {
+		o.first, o.seen = seq, true
 		return ""
 	}
-	return fmt.Sprintf("imports the CA's certificate as the upgrade to a version that logs imports does, after entry %d imported one: no server writes that (the upgrade's migration was made to run again)", first)
+	if requestedBy != openpca.UpgradePrincipal {
+		return ""
+	}
+	return fmt.Sprintf("imports the CA's certificate as the upgrade to a version that logs imports does, after entry %d imported one: no server writes that (the upgrade's migration was made to run again)", o.first)
 }
 
 // checkLastImport checks the CA of last against its log's last import
@@ -128,7 +139,7 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 		records  recordParser
 		imported *openpca.KeyUseRecord // the last import
 		importAt int64
-		first    int64 = -1 // the first import
+		order    importOrder
 	)
 	// Each hash an entry completes, as the tree makes them, is the one
 	// stored with it at the same place.
@@ -157,11 +168,8 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 			if err := decodeRecord(e.Record, imported); err != nil {
 				return err
 			}
-			if problem := upgradeAfterImport(imported, first); problem != "" {
+			if problem := order.add(e.Seq, imported.RequestedBy); problem != "" {
 				return &openpca.LogIntegrityError{CAID: ca.ID, Entry: e.Seq, Problem: problem}
-			}
-			if first < 0 {
-				first = e.Seq
 			}
 			return nil
 		})

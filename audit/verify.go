@@ -108,8 +108,9 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 	future := 0 // entries dated after the checkpoint
 	crls, imports := 0, 0
 	var (
-		lastImport                openpca.KeyUseRecord
-		lastImportAt, firstImport int64 = 0, -1
+		lastImport   openpca.KeyUseRecord
+		lastImportAt int64
+		order        importOrder
 	)
 	h, err := auditlog.ReadProof(proof, func(h *auditlog.ProofHeader) (int64, error) {
 		v.Header = h
@@ -157,12 +158,10 @@ func Verify(report, proof io.ReadSeeker, verifierKey string) *Verification {
 		case openpca.KeyUseCRL:
 			crls++
 		case openpca.KeyUseImport:
-			if problem := upgradeAfterImport(&r, firstImport); problem != "" {
+			if problem := order.add(seq, r.RequestedBy); problem != "" {
 				v.problem("log", 0, "entry %d %s", seq, problem)
 			}
-			if imports++; firstImport < 0 {
-				firstImport = seq
-			}
+			imports++
 			lastImport, lastImportAt = r, seq
 		}
 		return nil

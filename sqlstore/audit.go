@@ -283,7 +283,10 @@ func (db *DB) auditChunk(ctx context.Context, caID string, ca signer, logSize, f
 		rebuilt []byte
 	)
 	next := from
-	err = db.scan(ctx, `SELECT seq, record, hashes, kind FROM key_uses WHERE ca_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, []any{caID, from, to}, func(row Row) error {
+	// A kind that is not text (a blob, in SQLite) reads as none: queries
+	// that find entries by kind compare it as the database does, which
+	// finds a blob equal to no text.
+	err = db.scan(ctx, `SELECT seq, record, hashes, CASE WHEN CAST(kind AS TEXT) = kind THEN kind END FROM key_uses WHERE ca_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, []any{caID, from, to}, func(row Row) error {
 		// The record and hashes are read in place: a log can have millions.
 		e.Seq, e.Record, e.Certificate, e.Revoked, e.RecordFromRow = row.Int64(0), row.Bytes(1), nil, nil, false
 		if e.Seq != next {

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -186,20 +187,26 @@ func (db *DB) SettleRestored(ctx context.Context, crlNumberFloor int64, now time
 		if r.Active, err = db.settleActive(ctx, tx, now, how.KeepStatus); err != nil {
 			return err
 		}
-		// Every import logged since the restore began is the upgrade's:
-		// no server runs on the database.
-		rows, err := tx.QueryContext(ctx, db.rewrite(`SELECT c.arn FROM key_uses k JOIN certificate_authorities c ON c.id = k.ca_id
-			WHERE k.kind = '`+openpca.KeyUseImport+`' AND k.at >= ? ORDER BY c.arn`), now.UnixMicro())
+		// The upgrade's imports dated since the restore began (an
+		// import of a server whose clock ran ahead may be dated so too).
+		rows, err := tx.QueryContext(ctx, db.rewrite(`SELECT c.arn, k.record FROM key_uses k JOIN certificate_authorities c ON c.id = k.ca_id
+			WHERE k.kind = '`+openpca.KeyUseImport+`' AND k.at >= ? ORDER BY c.arn, k.seq`), now.UnixMicro())
 		if err != nil {
 			return fmt.Errorf("listing the upgrade's imports: %w", err)
 		}
 		for rows.Next() {
-			var arn string
-			if err := rows.Scan(&arn); err != nil {
+			var (
+				arn    string
+				record []byte
+				rec    openpca.KeyUseRecord
+			)
+			if err := rows.Scan(&arn, &record); err != nil {
 				rows.Close()
 				return err
 			}
-			r.UpgradeImports = append(r.UpgradeImports, arn)
+			if json.Unmarshal(record, &rec) == nil && rec.RequestedBy == openpca.UpgradePrincipal && !slices.Contains(r.UpgradeImports, arn) {
+				r.UpgradeImports = append(r.UpgradeImports, arn)
+			}
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return fmt.Errorf("listing the upgrade's imports: %w", err)

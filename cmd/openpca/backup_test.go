@@ -708,12 +708,15 @@ func TestRestoreUpgradeRunAgain(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, edit, want string
+		listed           string // the CA the restore says it gave the upgrade's import
 	}{
 		{"kind kept", `UPDATE certificate_authorities SET certificate = x'3000' WHERE id = '` + caID + `'`,
-			"entry 2 of the log of CA " + caID + " is the last import of the CA's certificate, but not of the certificate and chain it holds"},
+			"entry 2 of the log of CA " + caID + " is the last import of the CA's certificate, but not of the certificate and chain it holds", ""},
 		{"kind changed", `UPDATE key_uses SET kind = 'CSR' WHERE kind = 'IMPORT'; UPDATE certificate_authorities SET certificate = x'3000' WHERE id = '` + caID + `'`,
-			`entry 2 of the log of CA ` + caID + ` is stored as an entry of kind "CSR"`},
-		{"a certificate for none", `UPDATE certificate_authorities SET certificate = x'3000' WHERE id = '` + pendingID + `'`, ""},
+			`entry 2 of the log of CA ` + caID + ` is stored as an entry of kind "CSR"`, ""},
+		{"a certificate for none", `UPDATE certificate_authorities SET certificate = x'3000' WHERE id = '` + pendingID + `'`, "", pendingARN},
+		// By a server whose clock ran ahead: the upgrade's alone are listed.
+		{"an import dated ahead", `UPDATE key_uses SET at = at + 3600000000 WHERE kind = 'IMPORT'`, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tampered, db := copyBackup(t, backup)
@@ -726,8 +729,8 @@ func TestRestoreUpgradeRunAgain(t *testing.T) {
 			out, err := runOpenpca(t, "restore", "--from", tampered, "--data-dir", filepath.Join(t.TempDir(), "restored"), "--master-key-file", filepath.Join(env.Config.DataDir, "master.key"))
 			listed := regexp.MustCompile(`\(openpca:upgrade\)[^\n]*\n((?:  [^\n]*\n)*)`).FindStringSubmatch(out)
 			switch {
-			case tc.want == "" && (err != nil || listed == nil || listed[1] != "  "+pendingARN+"\n"):
-				t.Errorf("restore: %v\n%s\nwant it to name %s alone as given the upgrade's import", err, out, pendingARN)
+			case tc.want == "" && (err != nil || tc.listed == "" && listed != nil || tc.listed != "" && (listed == nil || listed[1] != "  "+tc.listed+"\n")):
+				t.Errorf("restore: %v\n%s\nwant it to name %q alone as given the upgrade's import", err, out, tc.listed)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Errorf("restore: %v\n%s\nwant an error with %q", err, out, tc.want)
 			}

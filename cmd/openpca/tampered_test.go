@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -581,6 +582,17 @@ func TestReportCACertificateChanged(t *testing.T) {
 			want: "and those before it import no certificate, yet the CA holds one"},
 		"an issuance's kind": {sql: `UPDATE key_uses SET kind = 'REVOKE' WHERE ca_id = ?1 AND seq = 3 AND ?2 <> ''`,
 			want: `is stored as an entry of kind "REVOKE", which its record is not`},
+		// SQLite finds a blob equal to no text: by kind, queries would not
+		// find the entry.
+		"an issuance's kind a blob": {sql: `UPDATE key_uses SET kind = CAST('ISSUE' AS BLOB) WHERE ca_id = ?1 AND seq = 3 AND ?2 <> ''`,
+			want: `is stored as an entry of kind "", which its record is not`},
+		// The CSR's entry made an import, and the import the upgrade's.
+		"the upgrade's import after another": {rewrite: func(records [][]byte) [][]byte {
+			records[0] = bytes.Clone(records[2])
+			records[2] = regexp.MustCompile(`"requestedBy":"[^"]*"`).ReplaceAll(records[2], []byte(`"requestedBy":"`+openpca.UpgradePrincipal+`"`))
+			return records
+		}, sql: `UPDATE key_uses SET kind = 'IMPORT' WHERE ca_id = ?1 AND seq = 0 AND ?2 <> ''`,
+			want: "imports the CA's certificate as the upgrade to a version that logs imports does, after entry 0 imported one"},
 		"the import": {rewrite: func(records [][]byte) [][]byte {
 			for i, r := range recordsOf(t, records) {
 				if r.Kind == openpca.KeyUseImport {
