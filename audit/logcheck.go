@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,9 +20,6 @@ type LogStore interface {
 	// creation order, after the one after names.
 	ListAllCAs(ctx context.Context, after openpca.CACursor, limit int) ([]*openpca.CA, error)
 }
-
-// importPrefix begins every IMPORT record a server writes.
-var importPrefix = []byte(`{"kind":"` + openpca.KeyUseImport + `",`)
 
 // importOrder follows the imports of a log, in its order, to find an
 // upgrade's import after another: the upgrade to a version that logs
@@ -161,7 +157,7 @@ func CheckLog(ctx context.Context, store LogStore, ca *openpca.CA, verifierKey s
 				return &openpca.LogIntegrityError{CAID: ca.ID, Entry: e.Seq,
 					Problem: "has hashes of the log's tree stored with it that are not the tree's: the proofs that read them would not verify"}
 			}
-			if err := checkRows(ca.ID, ca.ARN, e, &records); err != nil || e.RecordFromRow || !bytes.HasPrefix(e.Record, importPrefix) {
+			if err := checkRows(ca.ID, ca.ARN, e, &records); err != nil || e.Kind != openpca.KeyUseImport { // as its record is
 				return err
 			}
 			imported, importAt = new(openpca.KeyUseRecord), e.Seq

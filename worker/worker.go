@@ -142,6 +142,7 @@ func (p *Pool[J]) do(ctx context.Context, job J, owner string, held time.Time) {
 func (p *Pool[J]) renew(ctx context.Context, cancel context.CancelCauseFunc, job J, owner string, held time.Time) {
 	t := time.NewTicker(p.cfg.Lease / 3)
 	defer t.Stop()
+	var failed error // the last renewal's, if it failed
 	for {
 		giveUp := held.Add(-p.cfg.Lease / 3)
 		timer := time.NewTimer(giveUp.Sub(p.cfg.Now()))
@@ -150,7 +151,7 @@ func (p *Pool[J]) renew(ctx context.Context, cancel context.CancelCauseFunc, job
 			timer.Stop()
 			return
 		case <-timer.C:
-			p.cfg.Logger.Warn("giving up a job whose lease could not be renewed", "job", p.cfg.Name)
+			p.cfg.Logger.Warn("giving up a job whose lease could not be renewed", "job", p.cfg.Name, "error", failed)
 			cancel(ErrLeaseLost)
 			return
 		case <-t.C:
@@ -161,7 +162,7 @@ func (p *Pool[J]) renew(ctx context.Context, cancel context.CancelCauseFunc, job
 			rctx, stop := context.WithTimeout(ctx, min(p.cfg.Lease/3, giveUp.Sub(now)))
 			err := p.queue.Renew(rctx, job, owner, until)
 			stop()
-			switch {
+			switch failed = err; {
 			case err == nil:
 				held = until
 			case errors.Is(err, openpca.ErrConflict):

@@ -162,11 +162,24 @@ func TestWorker(t *testing.T) {
 			}
 		}
 	})
-	for name, renew := range map[string]error{"lease lost": openpca.ErrConflict, "lease runs out unrenewed": errors.New("the store cannot be reached")} {
-		t.Run(name, func(t *testing.T) {
+	// A slow job's claim takes a while, and a renewal that failed is
+	// followed by one that hangs: it stops before the lease the claim
+	// took runs out, a third of a lease before, so that a clock of the
+	// machine's a little slow does not take that third.
+	for _, tc := range []struct {
+		name  string
+		renew error
+		slow  bool
+		lease time.Duration
+	}{
+		{"lease lost", openpca.ErrConflict, false, 30 * time.Millisecond},
+		{"lease runs out unrenewed", errors.New("the store cannot be reached"), false, 30 * time.Millisecond},
+		{"a slow claim, a renewal failed, one that hangs", errors.New("the store cannot be reached"), true, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			q := newQueue()
-			q.renew = renew
-			p := start(q, 30*time.Millisecond)
+			q.renew, q.slow, q.claimTime = tc.renew, tc.slow, tc.lease/4
+			p := start(q, tc.lease)
 			defer p.Close()
 			q.add("one")
 			p.Wake()
@@ -174,30 +187,13 @@ func TestWorker(t *testing.T) {
 			if cause := wait(t, q.ended, "job ended"); !errors.Is(cause, worker.ErrLeaseLost) {
 				t.Errorf("the job's context ended with %v, want ErrLeaseLost", cause)
 			}
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			if end := q.claimed.Add(tc.lease); tc.slow && !q.stopped.Before(end) {
+				t.Errorf("the job stopped %v after its lease ran out", q.stopped.Sub(end))
+			}
 		})
 	}
-	// The job stops before the lease the claim took runs out, though the
-	// claim took a while, and a renewal that failed was followed by one
-	// that hung: a third of a lease before, so that a clock of the
-	// machine's a little slow does not take that third.
-	t.Run("a slow claim, a renewal failed, one that hangs", func(t *testing.T) {
-		const lease = 3 * time.Second
-		q := newQueue()
-		q.renew, q.slow, q.claimTime = errors.New("the store cannot be reached"), true, lease/4
-		p := start(q, lease)
-		defer p.Close()
-		q.add("one")
-		p.Wake()
-		wait(t, q.started, "job started")
-		if cause := wait(t, q.ended, "job ended"); !errors.Is(cause, worker.ErrLeaseLost) {
-			t.Errorf("the job's context ended with %v, want ErrLeaseLost", cause)
-		}
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		if end := q.claimed.Add(lease); !q.stopped.Before(end) {
-			t.Errorf("the job stopped %v after its lease ran out", q.stopped.Sub(end))
-		}
-	})
 	t.Run("close", func(t *testing.T) {
 		q := newQueue()
 		p := start(q, time.Hour)
