@@ -642,20 +642,31 @@ func TestAuditVerifyCRLsOfAClockSetBack(t *testing.T) {
 	caARN := activeCAWithCRLs(t, env)
 	caID := caARN[strings.LastIndex(caARN, "/")+1:]
 	db := env.DB(t)
-	logged := func(n int) {
+	// await waits until query, of the CA, counts at least n.
+	await := func(what, query string, n int) {
 		t.Helper()
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			var crls int
-			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM key_uses WHERE ca_id = ? AND kind = 'CRL'`, caID).Scan(&crls); err != nil {
+			var got int
+			if err := db.QueryRowContext(ctx, query, caID).Scan(&got); err != nil {
 				t.Fatal(err)
 			}
-			if crls >= n {
+			if got >= n {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%d CRLs logged, want %d", crls, n)
+				t.Fatalf("%d %s, want %d", got, what, n)
 			}
 		}
+	}
+	logged := func(n int) {
+		t.Helper()
+		await("CRLs logged", `SELECT count(*) FROM key_uses WHERE ca_id = ? AND kind = 'CRL'`, n)
+	}
+	// written waits for the CRL logged last to be written: a bucket taken
+	// away while it is written fails it, and the next is 30 s away.
+	written := func() {
+		t.Helper()
+		await("CRLs written as wanted", `SELECT count(*) FROM crl_publications WHERE ca_id = ? AND owner IS NULL AND published = wanted AND failures = 0`, 1)
 	}
 	revoke := func() {
 		t.Helper()
@@ -667,16 +678,21 @@ func TestAuditVerifyCRLsOfAClockSetBack(t *testing.T) {
 		}
 	}
 	logged(1)
+	written()
 	setAhead(10 * time.Minute)
 	revoke()
 	logged(2)
+	written()
 	setAhead(0)
 	bucket := filepath.Join(env.Config.DataDir, "s3", "crls")
 	if err := os.Rename(bucket, bucket+".away"); err != nil {
 		t.Fatal(err)
 	}
 	revoke()
-	logged(3) // signed and logged, not written
+	logged(3)
+	// Signed and logged, not written: the bucket comes back once its
+	// write failed.
+	await("failures", `SELECT failures FROM crl_publications WHERE ca_id = ?`, 1)
 	if err := os.Rename(bucket+".away", bucket); err != nil {
 		t.Fatal(err)
 	}
