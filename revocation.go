@@ -97,6 +97,9 @@ type CRLJob struct {
 	// LastThisUpdate is the thisUpdate of the last CRL published; zero if
 	// none was.
 	LastThisUpdate time.Time
+	// LastSigned is the latest thisUpdate of the CRLs in the CA's log,
+	// published or not; zero if it has none.
+	LastSigned time.Time
 	// Failures counts the attempts that failed in a row since the last CRL
 	// was published, by any server.
 	Failures int

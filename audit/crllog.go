@@ -25,16 +25,19 @@ import (
 // after the CA's previous CRL (a CA's CRLs are made one at a time, each
 // read after the last was logged) and not after its own, that expire at
 // or after a time no later than its thisUpdate (later would leave out
-// certificates still valid), and those must be, entry for entry, what
-// the log says. (A server lists a certificate in one more CRL after it
-// expires, which is not checked: the CRL it was listed in last may not
-// have been published, and one expired at thisUpdate needs no listing.)
-// A CA's first CRL is held to the revocations it says it read. Records
+// certificates still valid), nor than the latest thisUpdate of the CA's
+// CRLs before it where that leaves out a revoked certificate that expired
+// between (a certificate stays on the first CRL past its end, RFC 5280
+// 3.3; the latest, not the last, as a server's clock set back dates a CRL
+// before the one it signed earlier; where none expired between, nothing
+// is left out, as of an earlier version's CRLs after it had published
+// none), and those must be, entry for entry, what the log says. A CA's first CRL is held to the revocations it says it read. Records
 // written before they said what they list are counted in a note. It reads
 // the proof file once more; revs are the log's, sorted.
 func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations) {
 	l := newCRLLister(revs)
 	previous := int64(-1) // the CA's previous CRL's entry
+	var latest time.Time  // the latest thisUpdate of its CRLs so far
 	unlisted := 0
 	err := rereadProof(proof, checkpoint, func(seq int64, record []byte, _ *auditlog.Hasher) error {
 		var r openpca.KeyUseRecord
@@ -52,10 +55,13 @@ func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoin
 			}
 			if r.EntriesSHA256 == "" {
 				unlisted++
-			} else if p := l.check(seq, &r, thisUpdate, previous); p != "" {
+			} else if p := l.check(seq, &r, thisUpdate, previous, latest); p != "" {
 				v.problem("log", 0, "entry %d signs CRL %d, %s", seq, r.CRLNumber, p)
 			}
 			previous = seq
+			if thisUpdate.After(latest) {
+				latest = thisUpdate
+			}
 		}
 		return nil
 	})
@@ -116,9 +122,10 @@ func (l *crlLister) issued(seq int64, r *openpca.KeyUseRecord) {
 }
 
 // check checks the record r of a CRL signed at entry seq, whose CA's
-// previous CRL (-1: none) is at entry previous; it returns what is wrong,
-// or "".
-func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Time, previous int64) string {
+// previous CRL (-1: none) is at entry previous, and whose CRLs before
+// were dated latest at the latest (zero: none); it returns what is
+// wrong, or "".
+func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Time, previous int64, latest time.Time) string {
 	expiringFrom, err := time.Parse(time.RFC3339, r.ExpiringFrom)
 	switch {
 	case r.RevocationsBefore == nil || r.Revoked == nil || err != nil:
@@ -127,6 +134,11 @@ func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Ti
 		return fmt.Sprintf("which lists the revocations before entry %d: not after the CA's previous CRL (entry %d), or after its own", *r.RevocationsBefore, previous)
 	case expiringFrom.After(thisUpdate):
 		return fmt.Sprintf("which lists the certificates that expire from %s on: after its thisUpdate, so that it leaves out some still valid", r.ExpiringFrom)
+	case !latest.IsZero() && expiringFrom.After(latest):
+		if serial := l.expiredBetween(*r.RevocationsBefore, latest.Unix(), expiringFrom.Unix()); serial != "" {
+			return fmt.Sprintf("which lists the certificates that expire from %s on: after the CA's CRLs before it (the latest of %s), so that it leaves out certificate %s, revoked, which expired between and is on no CRL past its end",
+				r.ExpiringFrom, latest.Format(time.RFC3339), serial)
+		}
 	}
 	count, sum := l.list(*r.RevocationsBefore, expiringFrom.Unix())
 	if count != *r.Revoked || hex.EncodeToString(sum) != r.EntriesSHA256 {
@@ -160,6 +172,17 @@ func (l *crlLister) list(before int64, expiringFrom int64) (int, []byte) {
 	}
 	l.n, l.expiringFrom = n, expiringFrom
 	return len(l.listed), l.hash.Sum(nil)
+}
+
+// expiredBetween returns the serial of a certificate revoked before entry
+// before that expired at or after from and before to, or "" if none did.
+func (l *crlLister) expiredBetween(before, from, to int64) string {
+	for _, i := range l.bySeq {
+		if r := &l.revs.list[i]; r.seq < before && l.notAfter[i] != notIssued && l.notAfter[i] >= from && l.notAfter[i] < to {
+			return r.hex()
+		}
+	}
+	return ""
 }
 
 // add lists the revocation of index i, if it has an entry.

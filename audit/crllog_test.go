@@ -42,16 +42,22 @@ func TestVerifyCRLRecords(t *testing.T) {
 	}
 	// logged returns the fixture with CRL 1, certificate 2's revocation,
 	// and then records.
-	// early is base with its certificate 0 ending a day before the rest.
-	early := *base
-	early.rows = slices.Clone(base.rows)
-	first0 := *base.rows[0]
-	first0.NotAfter = expiry.AddDate(0, 0, -1)
-	early.rows[0] = &first0
-	early.records = slices.Clone(base.records)
-	if early.records[1] = openpca.IssueUse(base.ca.ARN, &first0).Record; !strings.Contains(string(early.records[1]), first0.Serial) {
-		t.Fatal("entry 1 is not the issuance of certificate 0")
+	// endingEarly is base with its certificate i (issued at entry i+1)
+	// ending at e0, a day before the rest.
+	e0 := expiry.AddDate(0, 0, -1)
+	endingEarly := func(i int) *logFixture {
+		f := *base
+		f.rows = slices.Clone(base.rows)
+		c := *base.rows[i]
+		c.NotAfter = e0
+		f.rows[i] = &c
+		f.records = slices.Clone(base.records)
+		if f.records[i+1] = openpca.IssueUse(base.ca.ARN, &c).Record; !strings.Contains(string(f.records[i+1]), c.Serial) {
+			t.Fatalf("entry %d is not the issuance of certificate %d", i+1, i)
+		}
+		return &f
 	}
+	early := endingEarly(0)
 	loggedOn := func(base *logFixture, records ...func(f *logFixture) []byte) *logFixture {
 		f := *base
 		f.rows = make([]*openpca.Certificate, len(base.rows))
@@ -84,16 +90,35 @@ func TestVerifyCRLRecords(t *testing.T) {
 		{"another order", logged(second2(15, first, 5, 0, 2)), "signs CRL 2, which lists 3 certificates"},
 		{"revocations before the previous CRL", logged(second2(13, first, 0, 5)), "lists the revocations before entry 13: not after the CA's previous CRL (entry 13)"},
 		{"revocations after its own entry", logged(second2(16, first, 0, 5, 2)), "lists the revocations before entry 16"},
-		// The last CRL, which listed the certificates to expire before
-		// this one, may not have been published (a server whose clock is
-		// behind dates it before the last it finished): those expired at
-		// thisUpdate need no listing.
-		{"expiring from its thisUpdate, after the previous CRL's", logged(second2(15, second, 0, 5, 2)), ""},
+		// A certificate that expired between the CRL before and this one
+		// would be on no CRL past its end; where none did, none is left
+		// out (an earlier version's first CRL written, after others were
+		// not).
+		{"expiring from its thisUpdate, none expired since the CRL before", logged(second2(15, second, 0, 5, 2)), ""},
+		{"expiring from its thisUpdate, one expired since the CRL before", loggedOn(early,
+			second2(15, first, 0, 5, 2),
+			func(f *logFixture) []byte { return crl(f, 3, e0.Add(time.Hour), 16, e0.Add(time.Hour), 5, 2) }),
+			"after the CA's CRLs before it (the latest of " + second.Format(time.RFC3339) + "), so that it leaves out certificate " + base.rows[0].Serial},
 		{"expiring from earlier than the CRL before (a clock set back)", logged(
-			func(f *logFixture) []byte { return crl(f, 2, expiry.Add(time.Hour), 15, expiry.Add(time.Second)) },
+			func(f *logFixture) []byte { return crl(f, 2, expiry.Add(time.Hour), 15, first, 0, 5, 2) },
+			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(2*time.Hour), 16, expiry.Add(time.Hour)) },
 			func(f *logFixture) []byte {
-				return crl(f, 3, expiry.Add(-time.Hour), 16, expiry.Add(-time.Hour), 0, 5, 2)
+				return crl(f, 4, expiry.Add(-time.Hour), 17, expiry.Add(-time.Hour), 0, 5, 2)
 			}), ""},
+		// Held to the latest CRL before it, not the last: a clock set
+		// back dated the last before the one signed earlier. Certificate 0
+		// expired between the two, and was listed past its end.
+		{"one revoked after what it lists, expired since the CRL before", loggedOn(endingEarly(2),
+			func(f *logFixture) []byte { return crl(f, 2, e0.Add(time.Hour), 14, e0.Add(time.Hour), 0, 5) }), ""},
+		{"expiring from the latest CRL before it, after the last", loggedOn(early,
+			func(f *logFixture) []byte { return crl(f, 2, e0.Add(time.Hour), 15, first, 0, 5, 2) },
+			func(f *logFixture) []byte { return crl(f, 3, e0.Add(-time.Hour), 16, e0.Add(-time.Hour), 0, 5, 2) },
+			func(f *logFixture) []byte { return crl(f, 4, e0.Add(2*time.Hour), 17, e0.Add(time.Hour), 5, 2) }), ""},
+		{"expiring from after the latest CRL before it", loggedOn(early,
+			func(f *logFixture) []byte { return crl(f, 2, e0.Add(-time.Hour), 15, first, 0, 5, 2) },
+			func(f *logFixture) []byte { return crl(f, 3, e0.Add(-2*time.Hour), 16, e0.Add(-2*time.Hour), 0, 5, 2) },
+			func(f *logFixture) []byte { return crl(f, 4, e0.Add(time.Hour), 17, e0.Add(time.Second), 5, 2) }),
+			"signs CRL 4, which lists the certificates that expire from"},
 		{"expiring from after its own thisUpdate", logged(func(f *logFixture) []byte { return crl(f, 2, first, 15, first.Add(time.Second), 0, 5, 2) }), "after its thisUpdate"},
 		{"ending as the previous CRL began, listed", logged(
 			func(f *logFixture) []byte { return crl(f, 2, expiry, 14, first, 0, 5) },
@@ -110,9 +135,10 @@ func TestVerifyCRLRecords(t *testing.T) {
 			second2(15, first, 0, 5, 2),
 			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(time.Hour), 16, first, 0, 5, 2) },
 			func(f *logFixture) []byte { return crl(f, 4, expiry.Add(2*time.Hour), 17, expiry.Add(time.Second)) }), ""},
-		{"one expired, the others listed to their end", loggedOn(&early,
+		{"one expired, listed on one CRL past its end, the others to theirs", loggedOn(early,
 			second2(15, first, 0, 5, 2),
-			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(time.Hour), 16, expiry, 5, 2) }), ""},
+			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(time.Hour), 16, second, 0, 5, 2) },
+			func(f *logFixture) []byte { return crl(f, 4, expiry.Add(2*time.Hour), 17, expiry, 5, 2) }), ""},
 		{"expired before the previous CRL, listed", logged(
 			second2(15, first, 0, 5, 2),
 			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(time.Hour), 16, first, 0, 5, 2) },

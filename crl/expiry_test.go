@@ -41,58 +41,69 @@ func issueRevoked(t *testing.T, db *sqlstore.DB, ca *openpca.CA, notBefore, notA
 // certificate's validity includes its notAfter second, and its entry stays
 // until it appears on one CRL issued beyond that period. A CRL signed at
 // the very second of notAfter is not beyond it: the next CRL must list the
-// certificate still.
+// certificate still. Nor is a CRL signed and never written, the CA's
+// first: its log lists it, and audit verify holds the next to it.
 func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
-	db, objects, dir := newCRLStores(t, "crls")
-	t0 := time.Now().UTC().Truncate(time.Second)
-	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", t0)
-	notAfter := t0.Add(time.Hour)
-	serial := issueRevoked(t, db, ca, t0, notAfter, t0)
-	clock := t0
-	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
-	publishAt := func(at time.Time) {
-		t.Helper()
-		clock = at
-		if err := db.WantCRL(t.Context(), ca.ID); err != nil {
-			t.Fatal(err)
-		}
-		job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
-		if errors.Is(err, openpca.ErrNotFound) {
-			t.Fatalf("no CRL to claim at %v", at)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.publish(t.Context(), job, "a"); err != nil {
-			t.Fatal(err)
-		}
+	type step struct {
+		after   time.Duration // after notAfter
+		written bool
+		listed  bool
 	}
-	listed := func() bool {
-		der, err := os.ReadFile(filepath.Join(dir, "s3", "crls", Key(ca, ca.CRL())))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := parseCRL(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.ContainsFunc(l, func(s *big.Int) bool { return s.Cmp(serial) == 0 })
-	}
-	publishAt(t0)
-	if !listed() {
-		t.Fatal("the first CRL leaves out the revoked certificate")
-	}
-	publishAt(notAfter) // at the certificate's last valid second
-	if !listed() {
-		t.Fatal("the CRL signed at notAfter leaves out the certificate, still valid then")
-	}
-	publishAt(notAfter.Add(time.Minute)) // the first CRL beyond the validity period
-	if !listed() {
-		t.Error("the first CRL issued after the certificate's validity period leaves it out: it was never on a CRL issued beyond that period")
-	}
-	publishAt(notAfter.Add(2 * time.Minute))
-	if listed() {
-		t.Error("the certificate stays listed on a second CRL past its validity")
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"every CRL written", []step{{-time.Hour, true, true}, {0, true, true}, {time.Minute, true, true}, {2 * time.Minute, true, false}}},
+		{"the first not written", []step{{-time.Hour, false, false}, {time.Minute, true, true}, {2 * time.Minute, true, false}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, objects, dir := newCRLStores(t, "crls")
+			notAfter := time.Now().UTC().Truncate(time.Second).Add(time.Hour)
+			t0 := notAfter.Add(tc.steps[0].after)
+			ca, key, cert := newCRLCA(t, db, "111122223333", "crls", t0)
+			serial := issueRevoked(t, db, ca, t0, notAfter, t0)
+			clock := t0
+			p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+			bucket := filepath.Join(dir, "s3", "crls")
+			for _, s := range tc.steps {
+				clock = notAfter.Add(s.after)
+				if !s.written {
+					if err := os.Rename(bucket, bucket+".away"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := db.WantCRL(t.Context(), ca.ID); err != nil {
+					t.Fatal(err)
+				}
+				job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
+				if errors.Is(err, openpca.ErrNotFound) {
+					t.Fatalf("no CRL to claim at %v", clock)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := p.publish(t.Context(), job, "a"); (err == nil) != s.written {
+					t.Fatalf("the CRL at notAfter%+v: %v", s.after, err)
+				}
+				if !s.written {
+					if err := os.Rename(bucket+".away", bucket); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				der, err := os.ReadFile(filepath.Join(bucket, Key(ca, ca.CRL())))
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := parseCRL(der)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if listed := slices.ContainsFunc(l, func(n *big.Int) bool { return n.Cmp(serial) == 0 }); listed != s.listed {
+					t.Errorf("the CRL at notAfter%+v lists the certificate: %v, want %v", s.after, listed, s.listed)
+				}
+			}
+		})
 	}
 }
 

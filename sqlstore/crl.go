@@ -35,19 +35,20 @@ func (db *DB) wantCRL(ctx context.Context, tx *sql.Tx, ca *openpca.CA) error {
 func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.CRLJob, error) {
 	var job openpca.CRLJob
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		var thisUpdate sql.NullInt64
-		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update, failures
+		var thisUpdate, signed sql.NullInt64
+		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update, failures,
+				(SELECT max(at) FROM key_uses WHERE key_uses.ca_id = crl_publications.ca_id AND kind = 'CRL')
 			FROM crl_publications
 			WHERE (published < wanted OR refresh_at <= ? OR this_update > ?) AND (lease_until IS NULL OR lease_until <= ? OR owner = ? OR owner IS NULL AND lease_until > ?)
 			ORDER BY COALESCE(this_update, 0) LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), now.Add(openpca.ClockSlack).UnixMicro(), now.UnixMicro(), owner, now.Add(openpca.ClockStep).UnixMicro()).
-			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate, &job.Failures)
+			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate, &job.Failures, &signed)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		job.LastThisUpdate = fromMicros(thisUpdate)
+		job.LastThisUpdate, job.LastSigned = fromMicros(thisUpdate), fromMicros(signed)
 		_, err = db.txExec(ctx, tx, `UPDATE crl_publications SET owner = ?, lease_until = ? WHERE ca_id = ?`, owner, now.Add(lease).UnixMicro(), job.CAID)
 		return err
 	})
