@@ -97,9 +97,12 @@ type CRLJob struct {
 	// LastThisUpdate is the thisUpdate of the last CRL published; zero if
 	// none was.
 	LastThisUpdate time.Time
-	// LastSigned is the latest thisUpdate of the CRLs in the CA's log,
+	// FirstSigned is the earliest thisUpdate of the CRLs in the CA's log,
 	// published or not; zero if it has none.
-	LastSigned time.Time
+	FirstSigned time.Time
+	// SignedBefore is the latest thisUpdate of the CRLs in the CA's log,
+	// published or not, at or before the claim's now; zero if none is.
+	SignedBefore time.Time
 	// Failures counts the attempts that failed in a row since the last CRL
 	// was published, by any server.
 	Failures int

@@ -26,18 +26,22 @@ import (
 // read after the last was logged) and not after its own, that expire at
 // or after a time no later than its thisUpdate (later would leave out
 // certificates still valid), nor than the latest thisUpdate of the CA's
-// CRLs before it where that leaves out a revoked certificate that expired
-// between (a certificate stays on the first CRL past its end, RFC 5280
-// 3.3; the latest, not the last, as a server's clock set back dates a CRL
-// before the one it signed earlier; where none expired between, nothing
-// is left out, as of an earlier version's CRLs after it had published
-// none), and those must be, entry for entry, what the log says. A CA's first CRL is held to the revocations it says it read. Records
+// CRLs before it that is not after its own, where that leaves out a
+// revoked certificate that expired between (a certificate stays on the
+// first CRL past its end, RFC 5280 3.3; the latest, not the last, as a
+// server's clock set back dates a CRL before the one it signed earlier;
+// none after its own, or one CRL dated ahead would let those before its
+// date drop what expires; where none expired between, nothing is left
+// out, as of an earlier version's CRLs after it had published none), and
+// those must be, entry for entry, what the log says. Whether a CRL was
+// published is not in the log: a server that signs one it does not
+// publish past a certificate's end may drop it from the next. A CA's first CRL is held to the revocations it says it read. Records
 // written before they said what they list are counted in a note. It reads
 // the proof file once more; revs are the log's, sorted.
 func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations) {
 	l := newCRLLister(revs)
 	previous := int64(-1) // the CA's previous CRL's entry
-	var latest time.Time  // the latest thisUpdate of its CRLs so far
+	var dates []int64     // the thisUpdates of its CRLs so far, sorted
 	unlisted := 0
 	err := rereadProof(proof, checkpoint, func(seq int64, record []byte, _ *auditlog.Hasher) error {
 		var r openpca.KeyUseRecord
@@ -53,14 +57,24 @@ func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoin
 				v.problem("log", 0, "entry %d signs a CRL of thisUpdate %q", seq, r.ThisUpdate)
 				return nil
 			}
+			i, found := slices.BinarySearch(dates, thisUpdate.Unix())
 			if r.EntriesSHA256 == "" {
 				unlisted++
-			} else if p := l.check(seq, &r, thisUpdate, previous, latest); p != "" {
-				v.problem("log", 0, "entry %d signs CRL %d, %s", seq, r.CRLNumber, p)
+			} else {
+				var latest time.Time // of the CRLs before, not after it
+				switch {
+				case found:
+					latest = thisUpdate
+				case i > 0:
+					latest = time.Unix(dates[i-1], 0).UTC()
+				}
+				if p := l.check(seq, &r, thisUpdate, previous, latest); p != "" {
+					v.problem("log", 0, "entry %d signs CRL %d, %s", seq, r.CRLNumber, p)
+				}
 			}
 			previous = seq
-			if thisUpdate.After(latest) {
-				latest = thisUpdate
+			if !found {
+				dates = slices.Insert(dates, i, thisUpdate.Unix())
 			}
 		}
 		return nil
@@ -122,9 +136,9 @@ func (l *crlLister) issued(seq int64, r *openpca.KeyUseRecord) {
 }
 
 // check checks the record r of a CRL signed at entry seq, whose CA's
-// previous CRL (-1: none) is at entry previous, and whose CRLs before
-// were dated latest at the latest (zero: none); it returns what is
-// wrong, or "".
+// previous CRL (-1: none) is at entry previous, and the latest of whose
+// CRLs before, not after thisUpdate, is of latest (zero: none); it
+// returns what is wrong, or "".
 func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Time, previous int64, latest time.Time) string {
 	expiringFrom, err := time.Parse(time.RFC3339, r.ExpiringFrom)
 	switch {
@@ -136,7 +150,7 @@ func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Ti
 		return fmt.Sprintf("which lists the certificates that expire from %s on: after its thisUpdate, so that it leaves out some still valid", r.ExpiringFrom)
 	case !latest.IsZero() && expiringFrom.After(latest):
 		if serial := l.expiredBetween(*r.RevocationsBefore, latest.Unix(), expiringFrom.Unix()); serial != "" {
-			return fmt.Sprintf("which lists the certificates that expire from %s on: after the CA's CRLs before it (the latest of %s), so that it leaves out certificate %s, revoked, which expired between and is on no CRL past its end",
+			return fmt.Sprintf("which lists the certificates that expire from %s on: after the CA's CRLs before it (the latest not after its own of %s), so that it leaves out certificate %s, revoked, which expired between and is on no CRL past its end",
 				r.ExpiringFrom, latest.Format(time.RFC3339), serial)
 		}
 	}
@@ -178,7 +192,11 @@ func (l *crlLister) list(before int64, expiringFrom int64) (int, []byte) {
 // before that expired at or after from and before to, or "" if none did.
 func (l *crlLister) expiredBetween(before, from, to int64) string {
 	for _, i := range l.bySeq {
-		if r := &l.revs.list[i]; r.seq < before && l.notAfter[i] != notIssued && l.notAfter[i] >= from && l.notAfter[i] < to {
+		r := &l.revs.list[i]
+		if r.seq >= before {
+			break
+		}
+		if l.notAfter[i] != notIssued && l.notAfter[i] >= from && l.notAfter[i] < to {
 			return r.hex()
 		}
 	}

@@ -98,7 +98,7 @@ func TestVerifyCRLRecords(t *testing.T) {
 		{"expiring from its thisUpdate, one expired since the CRL before", loggedOn(early,
 			second2(15, first, 0, 5, 2),
 			func(f *logFixture) []byte { return crl(f, 3, e0.Add(time.Hour), 16, e0.Add(time.Hour), 5, 2) }),
-			"after the CA's CRLs before it (the latest of " + second.Format(time.RFC3339) + "), so that it leaves out certificate " + base.rows[0].Serial},
+			"after the CA's CRLs before it (the latest not after its own of " + second.Format(time.RFC3339) + "), so that it leaves out certificate " + base.rows[0].Serial},
 		{"expiring from earlier than the CRL before (a clock set back)", logged(
 			func(f *logFixture) []byte { return crl(f, 2, expiry.Add(time.Hour), 15, first, 0, 5, 2) },
 			func(f *logFixture) []byte { return crl(f, 3, expiry.Add(2*time.Hour), 16, expiry.Add(time.Hour)) },
@@ -114,6 +114,12 @@ func TestVerifyCRLRecords(t *testing.T) {
 			func(f *logFixture) []byte { return crl(f, 2, e0.Add(time.Hour), 15, first, 0, 5, 2) },
 			func(f *logFixture) []byte { return crl(f, 3, e0.Add(-time.Hour), 16, e0.Add(-time.Hour), 0, 5, 2) },
 			func(f *logFixture) []byte { return crl(f, 4, e0.Add(2*time.Hour), 17, e0.Add(time.Hour), 5, 2) }), ""},
+		// One CRL dated ahead does not let those before its date drop
+		// certificates as they expire.
+		{"expiring from its thisUpdate, after a CRL dated ahead", loggedOn(early,
+			func(f *logFixture) []byte { return crl(f, 2, e0.AddDate(0, 0, 20), 15, first, 0, 5, 2) },
+			func(f *logFixture) []byte { return crl(f, 3, e0.Add(time.Hour), 16, e0.Add(time.Hour), 5, 2) }),
+			"signs CRL 3, which lists the certificates that expire from " + e0.Add(time.Hour).Format(time.RFC3339) + " on: after the CA's CRLs before it (the latest not after its own of " + first.Format(time.RFC3339)},
 		{"expiring from after the latest CRL before it", loggedOn(early,
 			func(f *logFixture) []byte { return crl(f, 2, e0.Add(-time.Hour), 15, first, 0, 5, 2) },
 			func(f *logFixture) []byte { return crl(f, 3, e0.Add(-2*time.Hour), 16, e0.Add(-2*time.Hour), 0, 5, 2) },

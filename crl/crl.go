@@ -84,15 +84,21 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 	next := now.AddDate(0, 0, int(cfg.ExpirationInDays))
 	// Listed: what was still valid at the last CRL published (a
 	// certificate stays on the first CRL past its end; its validity
-	// includes its notAfter, RFC 5280 4.1.2.5), or at the latest signed
-	// if none was (each listed what was valid then, and audit verify holds
-	// a CRL to its log's CRLs before it), or at now if that is earlier: a
-	// last CRL dated ahead, by a clock since stepped back or by a server
-	// whose clock runs ahead, would leave out certificates still valid. To
-	// the second, as the CRL's record says it (certificates end on one).
+	// includes its notAfter, RFC 5280 4.1.2.5), or at the first signed if
+	// none was, so that one that expired while none could be written is on
+	// the first written. Of a last CRL dated ahead (by a clock since
+	// stepped back, or by a server whose clock runs ahead), which would
+	// leave out certificates still valid, what was valid at the latest CRL
+	// signed before now, or at now. Audit verify holds a CRL to the latest
+	// of the CA's CRLs before it dated at or before its own, which is none
+	// earlier than any of these. To the second, as the CRL's record says it
+	// (certificates end on one).
 	last := job.LastThisUpdate
 	if last.IsZero() {
-		last = job.LastSigned
+		last = job.FirstSigned
+	}
+	if last.After(now) {
+		last = job.SignedBefore
 	}
 	cutoff := last.Truncate(time.Second)
 	if cutoff.IsZero() || cutoff.After(now) {

@@ -41,8 +41,10 @@ func issueRevoked(t *testing.T, db *sqlstore.DB, ca *openpca.CA, notBefore, notA
 // certificate's validity includes its notAfter second, and its entry stays
 // until it appears on one CRL issued beyond that period. A CRL signed at
 // the very second of notAfter is not beyond it: the next CRL must list the
-// certificate still. Nor is a CRL signed and never written, the CA's
-// first: its log lists it, and audit verify holds the next to it.
+// certificate still. Nor is a CRL signed and never written: until one is,
+// each lists what was valid at the first. Of a last CRL dated ahead (a
+// clock set back), the next lists what was valid at the latest signed
+// before now, to which audit verify holds it.
 func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
 	type step struct {
 		after   time.Duration // after notAfter
@@ -55,6 +57,8 @@ func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
 	}{
 		{"every CRL written", []step{{-time.Hour, true, true}, {0, true, true}, {time.Minute, true, true}, {2 * time.Minute, true, false}}},
 		{"the first not written", []step{{-time.Hour, false, false}, {time.Minute, true, true}, {2 * time.Minute, true, false}}},
+		{"two not written, the second past notAfter", []step{{-time.Hour, false, false}, {time.Minute, false, false}, {2 * time.Minute, true, true}, {3 * time.Minute, true, false}}},
+		{"the last dated ahead", []step{{-2 * time.Hour, true, true}, {24 * time.Hour, true, true}, {time.Minute, true, true}, {2 * time.Minute, true, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db, objects, dir := newCRLStores(t, "crls")

@@ -35,20 +35,21 @@ func (db *DB) wantCRL(ctx context.Context, tx *sql.Tx, ca *openpca.CA) error {
 func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.CRLJob, error) {
 	var job openpca.CRLJob
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		var thisUpdate, signed sql.NullInt64
+		var thisUpdate, first, before sql.NullInt64
 		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update, failures,
-				(SELECT max(at) FROM key_uses WHERE key_uses.ca_id = crl_publications.ca_id AND kind = 'CRL')
+				(SELECT min(at) FROM key_uses WHERE key_uses.ca_id = crl_publications.ca_id AND kind = 'CRL'),
+				(SELECT max(at) FROM key_uses WHERE key_uses.ca_id = crl_publications.ca_id AND kind = 'CRL' AND at <= ?)
 			FROM crl_publications
 			WHERE (published < wanted OR refresh_at <= ? OR this_update > ?) AND (lease_until IS NULL OR lease_until <= ? OR owner = ? OR owner IS NULL AND lease_until > ?)
-			ORDER BY COALESCE(this_update, 0) LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), now.Add(openpca.ClockSlack).UnixMicro(), now.UnixMicro(), owner, now.Add(openpca.ClockStep).UnixMicro()).
-			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate, &job.Failures, &signed)
+			ORDER BY COALESCE(this_update, 0) LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), now.UnixMicro(), now.Add(openpca.ClockSlack).UnixMicro(), now.UnixMicro(), owner, now.Add(openpca.ClockStep).UnixMicro()).
+			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate, &job.Failures, &first, &before)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		job.LastThisUpdate, job.LastSigned = fromMicros(thisUpdate), fromMicros(signed)
+		job.LastThisUpdate, job.FirstSigned, job.SignedBefore = fromMicros(thisUpdate), fromMicros(first), fromMicros(before)
 		_, err = db.txExec(ctx, tx, `UPDATE crl_publications SET owner = ?, lease_until = ? WHERE ca_id = ?`, owner, now.Add(lease).UnixMicro(), job.CAID)
 		return err
 	})

@@ -27,7 +27,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Fatal(err)
 	}
 	job, err := s.ClaimCRL(ctx, "a", t0, lease)
-	if err != nil || job.CAID != ca.ID || job.AccountID != ca.AccountID || job.Number != 0 || !job.LastThisUpdate.IsZero() || !job.LastSigned.IsZero() {
+	if err != nil || job.CAID != ca.ID || job.AccountID != ca.AccountID || job.Number != 0 || !job.LastThisUpdate.IsZero() || !job.FirstSigned.IsZero() || !job.SignedBefore.IsZero() {
 		t.Fatalf("claim after enabling CRLs: %+v, %v", job, err)
 	}
 	if _, err := s.ClaimCRL(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
@@ -109,7 +109,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Fatalf("a claim after a revocation, before the last CRL's pause is over: %v", err)
 	}
 	job, err = s.ClaimCRL(ctx, "b", t0.Add(time.Second), lease)
-	if err != nil || job.Number != 1 || !job.LastThisUpdate.Equal(t0) || !job.LastSigned.Equal(t0) {
+	if err != nil || job.Number != 1 || !job.LastThisUpdate.Equal(t0) || !job.FirstSigned.Equal(t0) || !job.SignedBefore.Equal(t0) {
 		t.Fatalf("claim after a revocation: %+v, %v", job, err)
 	}
 	var revoked []*openpca.RevokedCertificate
@@ -223,19 +223,23 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	}
 	now := t0.Add(time.Hour)
 	job, err = s.ClaimCRL(ctx, "b", now, lease)
-	if err != nil || !job.LastThisUpdate.Equal(ahead) || !job.LastSigned.Equal(t0) {
+	if err != nil || !job.LastThisUpdate.Equal(ahead) || !job.FirstSigned.Equal(t0) || !job.SignedBefore.Equal(t0) {
 		t.Fatalf("the claim of a CA whose last CRL is dated 2 hours ahead: %+v, %v", job, err)
 	}
-	// LastSigned is the latest CRL's of the log, not the last's: a clock
-	// set back dates a CRL before the one signed earlier.
-	if err := s.RecordCRL(ctx, job, "b", openpca.CRLUse(ca, 2, t0.Add(-time.Hour), t0, &openpca.CRLEntries{}, []byte("crl")), active); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ReleaseCRL(ctx, ca.ID, "b", now, false); err != nil {
-		t.Fatal(err)
-	}
-	if job, err = s.ClaimCRL(ctx, "b", now, lease); err != nil || job.Number != 2 || !job.LastSigned.Equal(t0) {
-		t.Fatalf("the claim after a CRL dated earlier than the one before: %+v, %v", job, err)
+	// FirstSigned is the earliest CRL's of the log, and SignedBefore the
+	// latest's at or before the claim: a clock set back dates a CRL before
+	// the one signed earlier, and one ahead after the claim.
+	for i, at := range []time.Time{t0.Add(-time.Hour), now.Add(-time.Minute), now.Add(time.Microsecond)} {
+		if err := s.RecordCRL(ctx, job, "b", openpca.CRLUse(ca, job.Number+1, at, at.Add(time.Hour), &openpca.CRLEntries{}, []byte("crl")), active); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReleaseCRL(ctx, ca.ID, "b", now, false); err != nil {
+			t.Fatal(err)
+		}
+		if job, err = s.ClaimCRL(ctx, "b", now, lease); err != nil || job.Number != int64(i)+2 || !job.FirstSigned.Equal(t0.Add(-time.Hour)) ||
+			!job.SignedBefore.Equal([]time.Time{t0, now.Add(-time.Minute), now.Add(-time.Minute)}[i]) {
+			t.Fatalf("the claim after a CRL dated %v: %+v, %v", at, job, err)
+		}
 	}
 	// A wait set now holds it, dated ahead as it still is: a publication
 	// that fails is retried after its wait, not at once, again and again.
