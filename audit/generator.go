@@ -172,6 +172,9 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 	// the worker for good.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
+	// Its read-backs are timed from before the report shows SUCCESS, not
+	// from whenever this worker runs again after.
+	finished := g.cfg.Now()
 	if err := g.cfg.Store.FinishAuditReport(fctx, r.ID, owner, status, failure); err != nil {
 		log.Error("recording the end of an audit report", "error", err)
 		return
@@ -181,7 +184,7 @@ func (q queue) Do(ctx context.Context, r *openpca.AuditReport, owner string) {
 		return
 	}
 	log.Info("audit report written", "rows", rows, "seconds", g.cfg.Now().Sub(start).Seconds())
-	g.wrote(r, gen)
+	g.wrote(r, gen, finished)
 }
 
 // cleanUp removes from report r's bucket what its generation left

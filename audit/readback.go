@@ -90,9 +90,9 @@ func (g *Generator) startReadBacks(poll time.Duration) {
 
 func (g *Generator) stopReadBacks() { g.readBack.loop.Stop() }
 
-// wrote has report r, as gen wrote it, read back later.
-func (g *Generator) wrote(r *openpca.AuditReport, gen *generation) {
-	w := &written{report: r, gen: gen, Schedule: readback.NewSchedule(g.cfg.Now(), readBacks)}
+// wrote has report r, as gen wrote it, read back later, timed from at.
+func (g *Generator) wrote(r *openpca.AuditReport, gen *generation, at time.Time) {
+	w := &written{report: r, gen: gen, Schedule: readback.NewSchedule(at, readBacks)}
 	g.readBack.mu.Lock()
 	defer g.readBack.mu.Unlock()
 	if g.readBack.written != nil { // nil: a generator without workers
@@ -101,7 +101,8 @@ func (g *Generator) wrote(r *openpca.AuditReport, gen *generation) {
 }
 
 // readBackDue reads back the reports due, and writes again those whose
-// objects are not what this server wrote.
+// objects are not what this server wrote. The read-backs and retries it
+// sets are timed from its start, not from whenever a writing again ends.
 func (g *Generator) readBackDue(ctx context.Context) {
 	now := g.cfg.Now()
 	var due []*written
@@ -160,14 +161,14 @@ func (g *Generator) readBackDue(ctx context.Context) {
 			// first's wait.
 			w.gen, w.rewrites = rewritten, w.rewrites+1
 			if w.Read(false) {
-				w.Times = append(w.Times, g.cfg.Now().Add(readBacks[0]))
+				w.Times = append(w.Times, now.Add(readBacks[0]))
 			}
 		case retried:
 			left := len(w.Times)
 			if over = w.Read(true); over {
 				delete(g.readBack.written, w.report.ID)
 			} else if len(w.Times) == left {
-				w.Times[0] = g.cfg.Now().Add(rewriteRetry)
+				w.Times[0] = now.Add(rewriteRetry)
 			}
 		case w.Read(err != nil):
 			delete(g.readBack.written, w.report.ID)

@@ -143,7 +143,7 @@ func TestLifecycleInHardware(t *testing.T) {
 	for name, use := range hardware(t) {
 		t.Run(name, func(t *testing.T) {
 			env := testenv.Start(t, use(t))
-			bucket := makeLocalBucket(t, env, "hardware")
+			makeLocalBucket(t, env, "hardware")
 			caARN, root := revocationCA(t, env, &types.RevocationConfiguration{
 				CrlConfiguration:  &types.CrlConfiguration{Enabled: aws.Bool(true), S3BucketName: aws.String("hardware")},
 				OcspConfiguration: &types.OcspConfiguration{Enabled: aws.Bool(true)}})
@@ -159,10 +159,12 @@ func TestLifecycleInHardware(t *testing.T) {
 				CertificateSerial: aws.String(cert.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
 				t.Fatal(err)
 			}
-			crlPath := filepath.Join(bucket, "crl", caARN[strings.LastIndex(caARN, "/")+1:]+".crl")
-			crl, _ := waitCRL(t, env, 1, func() ([]byte, error) { return os.ReadFile(crlPath) })
-			if err := crl.CheckSignatureFrom(root); err != nil || len(crl.RevokedCertificateEntries) != 1 {
-				t.Errorf("the CRL: %v, %d entries", err, len(crl.RevokedCertificateEntries))
+			crl, err := x509.ParseRevocationList(crlListing(t, env, "hardware", caARN, cert.SerialNumber))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := crl.CheckSignatureFrom(root); err != nil {
+				t.Errorf("the CRL's signature: %v", err)
 			}
 			req, err := ocsp.CreateRequest(cert, root, nil)
 			if err != nil {
