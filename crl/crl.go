@@ -89,15 +89,17 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 	// the first written. Of a last CRL dated ahead (by a clock since
 	// stepped back, or by a server whose clock runs ahead), which would
 	// leave out certificates still valid, what was valid at the latest CRL
-	// signed before now, or at now. Audit verify holds a CRL to the latest
-	// of the CA's CRLs before it dated at or before its own, which is none
-	// earlier than any of these. To the second, as the CRL's record says it
-	// (certificates end on one).
+	// signed before now, or at now; so too of a last CRL dated after that
+	// latest, which no CRL was (a CA that stopped publishing has its last
+	// dated now). Audit verify holds a CRL to the latest of the CA's CRLs
+	// before it dated at or before its own, which is none earlier than any
+	// of these. To the second, as the CRL's record says it (certificates
+	// end on one).
 	last := job.LastThisUpdate
 	if last.IsZero() {
 		last = job.FirstSigned
 	}
-	if last.After(now) {
+	if last.After(now) || !job.SignedBefore.IsZero() && last.After(job.SignedBefore) {
 		last = job.SignedBefore
 	}
 	cutoff := last.Truncate(time.Second)

@@ -44,21 +44,25 @@ func issueRevoked(t *testing.T, db *sqlstore.DB, ca *openpca.CA, notBefore, notA
 // certificate still. Nor is a CRL signed and never written: until one is,
 // each lists what was valid at the first. Of a last CRL dated ahead (a
 // clock set back), the next lists what was valid at the latest signed
-// before now, to which audit verify holds it.
+// before now, to which audit verify holds it: so too after the CA's CRLs
+// were disabled meanwhile, which dates its last CRL now, the time of none.
 func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
 	type step struct {
 		after   time.Duration // after notAfter
 		written bool
 		listed  bool
+		off     bool // the CA's CRLs disabled for this step, and none signed
 	}
 	for _, tc := range []struct {
 		name  string
 		steps []step
 	}{
-		{"every CRL written", []step{{-time.Hour, true, true}, {0, true, true}, {time.Minute, true, true}, {2 * time.Minute, true, false}}},
-		{"the first not written", []step{{-time.Hour, false, false}, {time.Minute, true, true}, {2 * time.Minute, true, false}}},
-		{"two not written, the second past notAfter", []step{{-time.Hour, false, false}, {time.Minute, false, false}, {2 * time.Minute, true, true}, {3 * time.Minute, true, false}}},
-		{"the last dated ahead", []step{{-2 * time.Hour, true, true}, {24 * time.Hour, true, true}, {time.Minute, true, true}, {2 * time.Minute, true, false}}},
+		{"every CRL written", []step{{-time.Hour, true, true, false}, {0, true, true, false}, {time.Minute, true, true, false}, {2 * time.Minute, true, false, false}}},
+		{"the first not written", []step{{-time.Hour, false, false, false}, {time.Minute, true, true, false}, {2 * time.Minute, true, false, false}}},
+		{"two not written, the second past notAfter", []step{{-time.Hour, false, false, false}, {time.Minute, false, false, false}, {2 * time.Minute, true, true, false}, {3 * time.Minute, true, false, false}}},
+		{"the last dated ahead", []step{{-2 * time.Hour, true, true, false}, {24 * time.Hour, true, true, false}, {time.Minute, true, true, false}, {2 * time.Minute, true, false, false}}},
+		{"the last dated ahead, then CRLs disabled and enabled", []step{{-2 * time.Hour, true, true, false}, {24 * time.Hour, true, true, false},
+			{30 * time.Minute, true, false, true}, {time.Hour, true, true, false}, {2 * time.Hour, true, false, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db, objects, dir := newCRLStores(t, "crls")
@@ -69,8 +73,17 @@ func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
 			clock := t0
 			p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
 			bucket := filepath.Join(dir, "s3", "crls")
+			enable := func(on bool) {
+				ca.Revocation.CrlConfiguration.Enabled = &on
+				if err := db.UpdateCA(t.Context(), ca, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for _, s := range tc.steps {
 				clock = notAfter.Add(s.after)
+				if s.off {
+					enable(false)
+				}
 				if !s.written {
 					if err := os.Rename(bucket, bucket+".away"); err != nil {
 						t.Fatal(err)
@@ -88,6 +101,10 @@ func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
 				}
 				if err := p.publish(t.Context(), job, "a"); (err == nil) != s.written {
 					t.Fatalf("the CRL at notAfter%+v: %v", s.after, err)
+				}
+				if s.off {
+					enable(true)
+					continue
 				}
 				if !s.written {
 					if err := os.Rename(bucket+".away", bucket); err != nil {
