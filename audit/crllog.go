@@ -35,9 +35,12 @@ import (
 // out, as of an earlier version's CRLs after it had published none), and
 // those must be, entry for entry, what the log says. Whether a CRL was
 // published is not in the log: a server that signs one it does not
-// publish past a certificate's end may drop it from the next. A CA's first CRL is held to the revocations it says it read. Records
-// written before they said what they list are counted in a note. It reads
-// the proof file once more; revs are the log's, sorted.
+// publish past a certificate's end may drop it from the next; nor is a
+// revocation a CRL says it left for the next held to be on one (README:
+// an honest server leaves one so in two corners). A CA's first CRL is
+// held to the revocations it says it read. Records written before they
+// said what they list are counted in a note. It reads the proof file once
+// more; revs are the log's, sorted.
 func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations) {
 	l := newCRLLister(revs)
 	previous := int64(-1) // the CA's previous CRL's entry
