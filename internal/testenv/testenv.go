@@ -59,6 +59,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.Database == "" {
+		seedDatabase(t, cfg.DataDir)
+	}
 	e := &Env{Clock: clock, Config: cfg}
 	e.start(t)
 	t.Cleanup(func() { e.Stop(t) })
