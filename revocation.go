@@ -103,6 +103,10 @@ type CRLJob struct {
 	// SignedBefore is the latest thisUpdate of the CRLs in the CA's log,
 	// published or not, at or before the claim's now; zero if none is.
 	SignedBefore time.Time
+	// RevocationsRead is the RevocationsBefore of the CA's last CRL
+	// signed (CRLEntries); -1 if not known: none was, or the last was
+	// signed by a version that did not keep it.
+	RevocationsRead int64
 	// Failures counts the attempts that failed in a row since the last CRL
 	// was published, by any server.
 	Failures int
@@ -151,10 +155,11 @@ type CRLStore interface {
 	RenewCRL(ctx context.Context, caID, owner string, until time.Time) error
 
 	// RecordCRL records that the CA of job signed CRL number job.Number+1,
-	// and appends use to its log, atomically, if owner still holds the job
+	// which read the revocations logged before entry read of its log, and
+	// appends use to its log, atomically, if owner still holds the job
 	// (ErrConflict otherwise) and the CA is in one of statuses (ErrCAState
 	// otherwise). Only then may the CRL be published.
-	RecordCRL(ctx context.Context, job *CRLJob, owner string, use *KeyUse, statuses []CertificateAuthorityStatus) error
+	RecordCRL(ctx context.Context, job *CRLJob, owner string, use *KeyUse, read int64, statuses []CertificateAuthorityStatus) error
 
 	// FinishCRL records that the CRL answering wanted is published (or
 	// that none is needed), and when it must be refreshed (zero: never);
@@ -189,7 +194,13 @@ type CRLStore interface {
 	// RevokedCertificates calls fn for each certificate of the CA that is
 	// revoked and expires after expiresAfter, in order of revocation, of
 	// those revoked in the first before entries of the CA's log: its size
-	// when the read began, which it returns. A CRL's record says so
-	// (CRLEntries), and every revocation logged before is read.
-	RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, fn func(*RevokedCertificate) error) (before int64, err error)
+	// when the read began, which it returns. Those revoked at entry
+	// listedFrom or later (a negative listedFrom: none) are called for
+	// whatever their end: where one ended by expiresAfter, expiresAfter is
+	// moved back to the instant before the second of the earliest such
+	// end, and all that expire after that are called for. It returns the
+	// expiresAfter it used. A
+	// CRL's record says so (CRLEntries), and every revocation logged
+	// before is read.
+	RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, listedFrom int64, fn func(*RevokedCertificate) error) (before int64, used time.Time, err error)
 }

@@ -36,9 +36,10 @@ import (
 // those must be, entry for entry, what the log says. Whether a CRL was
 // published is not in the log: a server that signs one it does not
 // publish past a certificate's end may drop it from the next; nor is a
-// revocation a CRL says it left for the next held to be on one (README:
-// an honest server leaves one so in two corners). A CA's first CRL is
-// held to the revocations it says it read. Records written before they
+// revocation a CRL says it left for the next held to be on one (the
+// server lists each such once, but its records do not say so, and
+// earlier versions left some on none: README). A CA's first CRL is held
+// to the revocations it says it read. Records written before they
 // said what they list are counted in a note. It reads the proof file once
 // more; revs are the log's, sorted.
 func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations) {

@@ -110,6 +110,11 @@ func TestVerifyCRLRecords(t *testing.T) {
 		// expired between the two, and was listed past its end.
 		{"one revoked after what it lists, expired since the CRL before", loggedOn(endingEarly(2),
 			func(f *logFixture) []byte { return crl(f, 2, e0.Add(time.Hour), 14, e0.Add(time.Hour), 0, 5) }), ""},
+		// The server lists a revocation the CRL before did not read once,
+		// from its certificate's end, which may be before that CRL.
+		{"one read late, of a certificate that ended before the CRL before, listed from its end", loggedOn(endingEarly(2),
+			func(f *logFixture) []byte { return crl(f, 2, e0.Add(time.Hour), 14, first, 0, 5) },
+			func(f *logFixture) []byte { return crl(f, 3, e0.Add(2*time.Hour), 16, e0, 0, 5, 2) }), ""},
 		{"expiring from the latest CRL before it, after the last", loggedOn(early,
 			func(f *logFixture) []byte { return crl(f, 2, e0.Add(time.Hour), 15, first, 0, 5, 2) },
 			func(f *logFixture) []byte { return crl(f, 3, e0.Add(-time.Hour), 16, e0.Add(-time.Hour), 0, 5, 2) },

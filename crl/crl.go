@@ -71,7 +71,8 @@ const signTimeout = time.Minute
 // sign signs CRL number job.Number+1 of a CA at now, and returns it, its
 // nextUpdate and what it lists. A revoked certificate is listed until it
 // expires, and in one more CRL after: those that expired after the last
-// CRL are still listed.
+// CRL are still listed, and so is each revocation logged since the last
+// CRL read them, once, whatever its end.
 func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlConfiguration, job *openpca.CRLJob, now time.Time) ([]byte, time.Time, *openpca.CRLEntries, error) {
 	issuer, err := p.cfg.Keys.Certificate(ca)
 	if err != nil {
@@ -110,8 +111,13 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 	var revoked pki.RevokedCertificates
 	// A certificate whose notAfter is the cutoff itself was still valid
 	// then: the store lists those that expire after the instant before
-	// (times are stored to the microsecond).
-	before, err := p.cfg.Store.RevokedCertificates(ctx, ca.ID, cutoff.Add(-time.Microsecond), func(r *openpca.RevokedCertificate) error {
+	// (times are stored to the microsecond). A revocation the last CRL
+	// did not read may be of a certificate that ended before it (one
+	// requested before the end, and committed while the last CRL read):
+	// listed from its end, it is on one CRL past it. A CA's first CRL
+	// lists what is valid, as one whose CRLs were enabled late would
+	// otherwise list every revocation it ever made.
+	before, listedAfter, err := p.cfg.Store.RevokedCertificates(ctx, ca.ID, cutoff.Add(-time.Microsecond), job.RevocationsRead, func(r *openpca.RevokedCertificate) error {
 		serial, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok {
 			return fmt.Errorf("serial %q of %s is not hexadecimal", r.Serial, ca.ARN)
@@ -121,7 +127,7 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 	if err != nil {
 		return nil, time.Time{}, nil, err
 	}
-	entries := &openpca.CRLEntries{RevocationsBefore: before, ExpiringFrom: cutoff, Count: revoked.Len(), SHA256: revoked.SHA256()}
+	entries := &openpca.CRLEntries{RevocationsBefore: before, ExpiringFrom: listedAfter.Add(time.Microsecond), Count: revoked.Len(), SHA256: revoked.SHA256()}
 	if cfg.CrlType == openpca.CrlTypePartitioned && !OmitDistributionPoint(cfg) {
 		idp, err := issuingDistributionPoint(URL(p.cfg.Objects, ca, cfg))
 		if err != nil {

@@ -21,20 +21,33 @@ import (
 // revoked at revokedAt, and returns its serial.
 func issueRevoked(t *testing.T, db *sqlstore.DB, ca *openpca.CA, notBefore, notAfter, revokedAt time.Time) *big.Int {
 	t.Helper()
+	c := issue(t, db, ca, notBefore, notAfter)
+	revoke(t, db, ca, c, revokedAt)
+	serial, _ := new(big.Int).SetString(c.Serial, 16)
+	return serial
+}
+
+// issue records a certificate of ca valid until notAfter.
+func issue(t *testing.T, db *sqlstore.DB, ca *openpca.CA, notBefore, notAfter time.Time) *openpca.Certificate {
+	t.Helper()
 	serial := big.NewInt(time.Now().UnixNano())
 	c := &openpca.Certificate{CAID: ca.ID, AccountID: ca.AccountID, Serial: serial.Text(16), DER: make([]byte, 100),
 		Subject: "CN=x", NotBefore: notBefore, NotAfter: notAfter, IssuedAt: notBefore,
 		TemplateARN: "arn:aws:acm-pca:::template/EndEntityCertificate/V1", RequestedBy: "arn:aws:iam::111122223333:root", RequestID: uuid.NewString()}
 	c.ARN = ca.ARN + "/certificate/" + c.Serial
-	active := []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}
-	if _, err := db.RecordIssuance(t.Context(), &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(ca.ARN, c), Statuses: active}); err != nil {
+	if _, err := db.RecordIssuance(t.Context(), &openpca.Issuance{Certificate: c, Use: openpca.IssueUse(ca.ARN, c), Statuses: []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RecordRevocation(t.Context(), &openpca.Revocation{CAID: ca.ID, Serial: c.Serial, At: revokedAt, Reason: openpca.RevocationReasonKeyCompromise,
-		Use: openpca.RevokeUse(ca.ARN, c, revokedAt, openpca.RevocationReasonKeyCompromise, "tester", "r"), Statuses: active}); err != nil {
+	return c
+}
+
+// revoke records the revocation of c, dated at.
+func revoke(t *testing.T, db *sqlstore.DB, ca *openpca.CA, c *openpca.Certificate, at time.Time) {
+	t.Helper()
+	if err := db.RecordRevocation(t.Context(), &openpca.Revocation{CAID: ca.ID, Serial: c.Serial, At: at, Reason: openpca.RevocationReasonKeyCompromise,
+		Use: openpca.RevokeUse(ca.ARN, c, at, openpca.RevocationReasonKeyCompromise, "tester", "r"), Statuses: []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}}); err != nil {
 		t.Fatal(err)
 	}
-	return serial
 }
 
 // TestRevokedListedOnFirstCRLPastNotAfter: RFC 5280 (3.3, 4.1.2.5): a
@@ -138,4 +151,61 @@ func parseCRL(der []byte) ([]*big.Int, error) {
 		out = append(out, e.SerialNumber)
 	}
 	return out, nil
+}
+
+// TestRevocationReadLateListedOnce: a revocation requested in the last
+// moments of its certificate, and committed after the next CRL read the
+// log, reaches the log after a CRL dated past the certificate's end. The
+// CRL after lists what was valid at that one, and would leave it out: it
+// would be on no CRL. It is listed once, on the first CRL that reads it,
+// and not after. A CA's first CRL lists what is valid: a revocation it
+// reads of a certificate that had ended is not listed.
+func TestRevocationReadLateListedOnce(t *testing.T) {
+	db, objects, dir := newCRLStores(t, "crls")
+	notAfter := time.Now().UTC().Truncate(time.Second).Add(time.Hour)
+	t0 := notAfter.Add(-2 * time.Hour)
+	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", t0)
+	ended := issueRevoked(t, db, ca, t0, notAfter.Add(-time.Hour), notAfter.Add(-90*time.Minute))
+	late := issue(t, db, ca, t0, notAfter)
+	lateSerial, _ := new(big.Int).SetString(late.Serial, 16)
+	clock := t0
+	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+	for i, step := range []struct {
+		after  time.Duration // after notAfter
+		revoke bool          // the late certificate revoked, dated a second before its end, before this CRL
+		listed bool          // the late certificate
+	}{
+		{time.Minute, false, false},
+		{2 * time.Minute, true, true},
+		{3 * time.Minute, false, false},
+	} {
+		clock = notAfter.Add(step.after)
+		if step.revoke {
+			revoke(t, db, ca, late, notAfter.Add(-time.Second))
+		}
+		if err := db.WantCRL(t.Context(), ca.ID); err != nil {
+			t.Fatal(err)
+		}
+		job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
+		if err != nil {
+			t.Fatalf("CRL %d: %v", i+1, err)
+		}
+		if err := p.publish(t.Context(), job, "a"); err != nil {
+			t.Fatalf("CRL %d: %v", i+1, err)
+		}
+		der, err := os.ReadFile(filepath.Join(dir, "s3", "crls", Key(ca, ca.CRL())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := parseCRL(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if listed := slices.ContainsFunc(l, func(n *big.Int) bool { return n.Cmp(lateSerial) == 0 }); listed != step.listed {
+			t.Errorf("CRL %d lists the certificate revoked late: %v, want %v", i+1, listed, step.listed)
+		}
+		if slices.ContainsFunc(l, func(n *big.Int) bool { return n.Cmp(ended) == 0 }) {
+			t.Errorf("CRL %d lists the certificate that ended before the first CRL", i+1)
+		}
+	}
 }

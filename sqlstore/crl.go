@@ -35,14 +35,14 @@ func (db *DB) wantCRL(ctx context.Context, tx *sql.Tx, ca *openpca.CA) error {
 func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease time.Duration) (*openpca.CRLJob, error) {
 	var job openpca.CRLJob
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		var thisUpdate, first, before sql.NullInt64
-		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update, failures,
+		var thisUpdate, first, before, read sql.NullInt64
+		err := db.txQueryRow(ctx, tx, `SELECT ca_id, (SELECT account_id FROM certificate_authorities WHERE id = ca_id), wanted, number, this_update, failures, revocations_read,
 				(SELECT min(at) FROM key_uses WHERE key_uses.ca_id = crl_publications.ca_id AND kind = 'CRL'),
 				(SELECT max(at) FROM key_uses WHERE key_uses.ca_id = crl_publications.ca_id AND kind = 'CRL' AND at <= ?)
 			FROM crl_publications
 			WHERE (published < wanted OR refresh_at <= ? OR this_update > ?) AND (lease_until IS NULL OR lease_until <= ? OR owner = ? OR owner IS NULL AND lease_until > ?)
 			ORDER BY COALESCE(this_update, 0) LIMIT 1{FOR_UPDATE}{SKIP_LOCKED}`, now.UnixMicro(), now.UnixMicro(), now.Add(openpca.ClockSlack).UnixMicro(), now.UnixMicro(), owner, now.Add(openpca.ClockStep).UnixMicro()).
-			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate, &job.Failures, &first, &before)
+			Scan(&job.CAID, &job.AccountID, &job.Wanted, &job.Number, &thisUpdate, &job.Failures, &read, &first, &before)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrNotFound
 		}
@@ -50,6 +50,10 @@ func (db *DB) ClaimCRL(ctx context.Context, owner string, now time.Time, lease t
 			return err
 		}
 		job.LastThisUpdate, job.FirstSigned, job.SignedBefore = fromMicros(thisUpdate), fromMicros(first), fromMicros(before)
+		job.RevocationsRead = -1
+		if read.Valid {
+			job.RevocationsRead = read.Int64
+		}
 		_, err = db.txExec(ctx, tx, `UPDATE crl_publications SET owner = ?, lease_until = ? WHERE ca_id = ?`, owner, now.Add(lease).UnixMicro(), job.CAID)
 		return err
 	})
@@ -66,7 +70,7 @@ func (db *DB) RenewCRL(ctx context.Context, caID, owner string, until time.Time)
 }
 
 // RecordCRL implements openpca.CRLStore.
-func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus) error {
+func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, use *openpca.KeyUse, read int64, statuses []openpca.CertificateAuthorityStatus) error {
 	err := db.retry(ctx, func() error {
 		return db.commits.DoFor(ctx, job.CAID, func(ctx context.Context, tx *sql.Tx) error {
 			// The CA's row, the log's, then the CRL's, as RecordRevocation
@@ -77,8 +81,8 @@ func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, 
 			if err := db.logKeyUse(ctx, tx, use); err != nil {
 				return err
 			}
-			res, err := db.txExec(ctx, tx, `UPDATE crl_publications SET number = ? WHERE ca_id = ? AND owner = ? AND number = ?`,
-				job.Number+1, job.CAID, owner, job.Number)
+			res, err := db.txExec(ctx, tx, `UPDATE crl_publications SET number = ?, revocations_read = ? WHERE ca_id = ? AND owner = ? AND number = ?`,
+				job.Number+1, read, job.CAID, owner, job.Number)
 			return db.held(res, err, "recording a CRL")
 		})
 	})
@@ -153,18 +157,30 @@ func (db *DB) RetryCRLNow(ctx context.Context, caID string) error {
 // from starting over. The log's size is read first: a revocation is
 // committed with its entry and the log's new size, so every one logged
 // before is read, whichever chunk reads it.
-func (db *DB) RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, fn func(*openpca.RevokedCertificate) error) (int64, error) {
+func (db *DB) RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, listedFrom int64, fn func(*openpca.RevokedCertificate) error) (int64, time.Time, error) {
 	before, err := db.LogSize(ctx, caID)
 	if errors.Is(err, openpca.ErrNotFound) {
-		return 0, nil // no log, and so no revocation
+		return 0, expiresAfter, nil // no log, and so no revocation
 	}
 	if err != nil {
-		return 0, err
+		return 0, expiresAfter, err
+	}
+	if listedFrom >= 0 {
+		// On the partial index of revocations, those since listedFrom:
+		// the revocations of one CRL's time.
+		var end sql.NullInt64
+		err := db.queryRow(ctx, `SELECT MIN(not_after) FROM certificates WHERE ca_id = ? AND revoke_seq >= ? AND revoke_seq < ?`, caID, listedFrom, before).Scan(&end)
+		if err != nil {
+			return 0, expiresAfter, db.wrap("reading revoked certificates", err)
+		}
+		if end.Valid && !time.UnixMicro(end.Int64).After(expiresAfter) {
+			expiresAfter = time.UnixMicro(end.Int64).UTC().Truncate(time.Second).Add(-time.Microsecond)
+		}
 	}
 	for after := int64(-1); ; {
 		n, err := db.revokedChunk(ctx, caID, expiresAfter, before, &after, fn)
 		if err != nil || n < readChunk {
-			return before, err
+			return before, expiresAfter, err
 		}
 	}
 }

@@ -27,7 +27,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Fatal(err)
 	}
 	job, err := s.ClaimCRL(ctx, "a", t0, lease)
-	if err != nil || job.CAID != ca.ID || job.AccountID != ca.AccountID || job.Number != 0 || !job.LastThisUpdate.IsZero() || !job.FirstSigned.IsZero() || !job.SignedBefore.IsZero() {
+	if err != nil || job.CAID != ca.ID || job.AccountID != ca.AccountID || job.Number != 0 || !job.LastThisUpdate.IsZero() || !job.FirstSigned.IsZero() || !job.SignedBefore.IsZero() || job.RevocationsRead != -1 {
 		t.Fatalf("claim after enabling CRLs: %+v, %v", job, err)
 	}
 	if _, err := s.ClaimCRL(ctx, "b", t0, lease); !errors.Is(err, openpca.ErrNotFound) {
@@ -44,10 +44,10 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Errorf("an owner renewed a lease it does not hold: %v", err)
 	}
 	use := openpca.CRLUse(ca, 1, t0, t0.AddDate(0, 0, 7), &openpca.CRLEntries{}, []byte("crl"))
-	if err := s.RecordCRL(ctx, job, "b", use, active); !errors.Is(err, openpca.ErrConflict) {
+	if err := s.RecordCRL(ctx, job, "b", use, 1, active); !errors.Is(err, openpca.ErrConflict) {
 		t.Errorf("a CRL recorded by a server that does not hold it: %v", err)
 	}
-	if err := s.RecordCRL(ctx, job, "a", use, active); err != nil {
+	if err := s.RecordCRL(ctx, job, "a", use, 1, active); err != nil {
 		t.Fatal(err)
 	}
 	if kinds := logKinds(t, s, ca); kinds != "[CSR CRL]" {
@@ -109,7 +109,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Fatalf("a claim after a revocation, before the last CRL's pause is over: %v", err)
 	}
 	job, err = s.ClaimCRL(ctx, "b", t0.Add(time.Second), lease)
-	if err != nil || job.Number != 1 || !job.LastThisUpdate.Equal(t0) || !job.FirstSigned.Equal(t0) || !job.SignedBefore.Equal(t0) {
+	if err != nil || job.Number != 1 || !job.LastThisUpdate.Equal(t0) || !job.FirstSigned.Equal(t0) || !job.SignedBefore.Equal(t0) || job.RevocationsRead != 1 {
 		t.Fatalf("claim after a revocation: %+v, %v", job, err)
 	}
 	var revoked []*openpca.RevokedCertificate
@@ -118,13 +118,36 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if before, err := s.RevokedCertificates(ctx, ca.ID, t0, collect); err != nil || len(revoked) != 1 || before != size ||
+	if before, used, err := s.RevokedCertificates(ctx, ca.ID, t0, -1, collect); err != nil || len(revoked) != 1 || before != size || !used.Equal(t0) ||
 		revoked[0].Serial != c.Serial || !revoked[0].RevokedAt.Equal(at) || revoked[0].Reason != openpca.RevocationReasonSuperseded {
-		t.Fatalf("revoked certificates %v before entry %d of %d, %v", revoked, before, size, err)
+		t.Fatalf("revoked certificates %v before entry %d of %d, after %v, %v", revoked, before, size, used, err)
 	}
+	// A certificate that expired by the cutoff is not listed, unless
+	// revoked at an entry from listedFrom on: then the cutoff moves back
+	// to before its end's second, and lists what expires from then.
+	revokedAt := size - 1
+	ended := c.NotAfter.Truncate(time.Second).Add(-time.Microsecond)
+	for _, tc := range []struct {
+		name       string
+		listedFrom int64
+		listed     bool
+		used       time.Time
+	}{
+		{"none listed whatever its end", -1, false, c.NotAfter},
+		{"those revoked from the revocation on", revokedAt, true, ended},
+		{"those revoked from the entry after it", revokedAt + 1, false, c.NotAfter},
+		{"those revoked from the first entry on", 0, true, ended},
+	} {
+		revoked = nil
+		before, used, err := s.RevokedCertificates(ctx, ca.ID, c.NotAfter, tc.listedFrom, collect)
+		if err != nil || before != size || (len(revoked) == 1) != tc.listed || len(revoked) > 1 || !used.Equal(tc.used) {
+			t.Errorf("a certificate expired at the cutoff, %s: listed %v after %v, want listed %v after %v, %v", tc.name, revoked, used, tc.listed, tc.used, err)
+		}
+	}
+	// A certificate still valid at the cutoff leaves it as it is.
 	revoked = nil
-	if _, err := s.RevokedCertificates(ctx, ca.ID, c.NotAfter, collect); err != nil || len(revoked) != 0 {
-		t.Errorf("a certificate expired before the cutoff is listed: %v, %v", revoked, err)
+	if _, used, err := s.RevokedCertificates(ctx, ca.ID, c.NotAfter.Add(-time.Minute), 0, collect); err != nil || len(revoked) != 1 || !used.Equal(c.NotAfter.Add(-time.Minute)) {
+		t.Errorf("a certificate valid at the cutoff, revoked since listedFrom: listed %v after %v, %v", revoked, used, err)
 	}
 
 	// A failure releases the claim until the retry time; then it is
@@ -230,7 +253,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	// latest's at or before the claim: a clock set back dates a CRL before
 	// the one signed earlier, and one ahead after the claim.
 	for i, at := range []time.Time{t0.Add(-time.Hour), now.Add(-time.Minute), now.Add(time.Microsecond)} {
-		if err := s.RecordCRL(ctx, job, "b", openpca.CRLUse(ca, job.Number+1, at, at.Add(time.Hour), &openpca.CRLEntries{}, []byte("crl")), active); err != nil {
+		if err := s.RecordCRL(ctx, job, "b", openpca.CRLUse(ca, job.Number+1, at, at.Add(time.Hour), &openpca.CRLEntries{}, []byte("crl")), 0, active); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.ReleaseCRL(ctx, ca.ID, "b", now, false); err != nil {
@@ -377,7 +400,7 @@ func testLargeCA(t *testing.T, s openpca.Store) {
 		t.Fatal(err)
 	}
 	seen, last := map[string]bool{}, 0
-	listedBefore, err := s.RevokedCertificates(ctx, ca.ID, cutoff, func(r *openpca.RevokedCertificate) error {
+	listedBefore, _, err := s.RevokedCertificates(ctx, ca.ID, cutoff, -1, func(r *openpca.RevokedCertificate) error {
 		if len(seen) == 0 { // read by a later chunk, were it not for the log's size
 			at := now()
 			if err := s.RecordRevocation(ctx, &openpca.Revocation{CAID: ca.ID, Serial: late.Serial, At: at, Reason: openpca.RevocationReasonKeyCompromise,
