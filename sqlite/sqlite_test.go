@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/openpca/openpca"
@@ -203,5 +204,38 @@ func TestSchemaVersions(t *testing.T) {
 	sqlDB(empty).QueryRow(`SELECT COUNT(*) FROM sqlite_schema WHERE name = 'schema_migrations'`).Scan(&n)
 	if n != 0 {
 		t.Error("a command made a schema in a database without one")
+	}
+}
+
+// TestNewDatabaseFileModes: a new database, its write-ahead log and its
+// shared memory are readable by their owner alone, whatever the umask
+// (they hold the CAs' sealed keys); files of an older version, looser,
+// are tightened. The servers of most tests start on a database copied
+// in (internal/testenv), and check it no more.
+func TestNewDatabaseFileModes(t *testing.T) {
+	defer syscall.Umask(syscall.Umask(0))
+	for _, tc := range []struct {
+		name  string
+		loose bool // the files are there, 0644
+	}{
+		{"a new database", false},
+		{"an older version's", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "openpca.db")
+			if tc.loose {
+				open(t, path).Close()
+				if err := os.Chmod(path, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db := open(t, path)
+			defer db.Close()
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+					t.Errorf("%s: %v, %v; want -rw-------", filepath.Base(p), fi.Mode(), err)
+				}
+			}
+		})
 	}
 }

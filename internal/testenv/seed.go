@@ -19,7 +19,9 @@ import (
 // and most tests start a server on a new one. Its bytes are copied into
 // each new data folder, which the server then opens as one of this
 // version, as it would after its first start. The tests of the first
-// start itself (the migrations, sqlite's and app's) open their own.
+// start itself (the migrations, the new files' modes, the refusal of a
+// restore cut short, which the database's absence shows) make their own
+// in sqlite's and app's tests, without Start.
 var migrated = sync.OnceValues(func() ([]byte, error) {
 	dir, err := os.MkdirTemp("", "openpca-schema-")
 	if err != nil {
