@@ -36,13 +36,15 @@ type KeyUseRecord struct {
 	RevocationReason string `json:"revocationReason,omitempty"`
 	// CRLNumber, ThisUpdate and NextUpdate describe a signed CRL;
 	// Revoked is how many certificates it lists, and RevocationsBefore,
-	// ExpiringFrom and EntriesSHA256 which (CRLEntries). Records written
-	// before the three were added have none of them.
+	// RevocationsFrom, ExpiringFrom and EntriesSHA256 which (CRLEntries).
+	// Records written before they were added have none of them, nor, of
+	// those after, RevocationsFrom before it was.
 	CRLNumber         int64  `json:"crlNumber,omitempty"`
 	ThisUpdate        string `json:"thisUpdate,omitempty"`
 	NextUpdate        string `json:"nextUpdate,omitempty"`
 	Revoked           *int   `json:"revokedCertificates,omitempty"`
 	RevocationsBefore *int64 `json:"revocationsBefore,omitempty"`
+	RevocationsFrom   *int64 `json:"revocationsFrom,omitempty"`
 	ExpiringFrom      string `json:"expiringFrom,omitempty"`
 	EntriesSHA256     string `json:"entriesSha256,omitempty"`
 	// CertificateSHA256 and ChainSHA256 are the SHA-256 of the DER of
@@ -128,6 +130,9 @@ func appendRecord(b []byte, r *KeyUseRecord) []byte {
 	}
 	if r.RevocationsBefore != nil {
 		b = strconv.AppendInt(append(b, `,"revocationsBefore":`...), *r.RevocationsBefore, 10)
+	}
+	if r.RevocationsFrom != nil {
+		b = strconv.AppendInt(append(b, `,"revocationsFrom":`...), *r.RevocationsFrom, 10)
 	}
 	for _, m := range []struct{ name, value string }{
 		{`,"expiringFrom":`, r.ExpiringFrom}, {`,"entriesSha256":`, r.EntriesSHA256},
@@ -230,9 +235,13 @@ func RevokeUse(caARN string, c *Certificate, at time.Time, reason RevocationReas
 // they were read) that expire at ExpiringFrom or later, Count of them,
 // whose entries, DER as in the CRL, in the order of the revocations,
 // have the SHA-256 SHA256. With it, a verifier holding the log tells a
-// CRL that left out a logged revocation without the CRL itself.
+// CRL that left out a logged revocation without the CRL itself. If
+// RevocationsFrom is set, no certificate revoked from that entry on
+// expires before ExpiringFrom: the CRL lists those whatever their end,
+// those its CA's last CRL did not read (its RevocationsBefore).
 type CRLEntries struct {
 	RevocationsBefore int64
+	RevocationsFrom   *int64
 	ExpiringFrom      time.Time // to the second
 	Count             int
 	SHA256            [sha256.Size]byte
@@ -244,7 +253,7 @@ func CRLUse(ca *CA, number int64, thisUpdate, nextUpdate time.Time, entries *CRL
 	return newKeyUse(ca.ID, KeyUseRecord{
 		Kind: KeyUseCRL, CertificateAuth: ca.ARN, Account: ca.AccountID, CRLNumber: number,
 		ThisUpdate: thisUpdate.UTC().Format(time.RFC3339), NextUpdate: nextUpdate.UTC().Format(time.RFC3339),
-		Revoked: &entries.Count, RevocationsBefore: &entries.RevocationsBefore,
+		Revoked: &entries.Count, RevocationsBefore: &entries.RevocationsBefore, RevocationsFrom: entries.RevocationsFrom,
 		ExpiringFrom: entries.ExpiringFrom.UTC().Format(time.RFC3339), EntriesSHA256: hex.EncodeToString(entries.SHA256[:]),
 		SignedSHA256: sha256Hex(der),
 	}, thisUpdate, "")

@@ -30,6 +30,7 @@ func FuzzAppendRecord(f *testing.F) {
 		if revoked >= 0 {
 			r.Revoked = &revoked
 			r.RevocationsBefore = &crlNumber
+			r.RevocationsFrom = &crlNumber
 		}
 		want, err := json.Marshal(r)
 		if err != nil {

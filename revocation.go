@@ -103,9 +103,10 @@ type CRLJob struct {
 	// SignedBefore is the latest thisUpdate of the CRLs in the CA's log,
 	// published or not, at or before the claim's now; zero if none is.
 	SignedBefore time.Time
-	// RevocationsRead is the RevocationsBefore of the CA's last CRL
-	// signed (CRLEntries); -1 if not known: none was, or the last was
-	// signed by a version that did not keep it.
+	// RevocationsRead is the RevocationsBefore (CRLEntries) of the last
+	// CRL published; -1 if not known: none was, or the last was
+	// published by a version that did not keep it. One signed since and
+	// not published does not count: what it listed reached no one.
 	RevocationsRead int64
 	// Failures counts the attempts that failed in a row since the last CRL
 	// was published, by any server.
@@ -155,17 +156,18 @@ type CRLStore interface {
 	RenewCRL(ctx context.Context, caID, owner string, until time.Time) error
 
 	// RecordCRL records that the CA of job signed CRL number job.Number+1,
-	// which read the revocations logged before entry read of its log, and
-	// appends use to its log, atomically, if owner still holds the job
+	// and appends use to its log, atomically, if owner still holds the job
 	// (ErrConflict otherwise) and the CA is in one of statuses (ErrCAState
 	// otherwise). Only then may the CRL be published.
-	RecordCRL(ctx context.Context, job *CRLJob, owner string, use *KeyUse, read int64, statuses []CertificateAuthorityStatus) error
+	RecordCRL(ctx context.Context, job *CRLJob, owner string, use *KeyUse, statuses []CertificateAuthorityStatus) error
 
-	// FinishCRL records that the CRL answering wanted is published (or
-	// that none is needed), and when it must be refreshed (zero: never);
-	// it releases owner's hold, and no CRL of the CA is claimed again
-	// before notBefore (zero: at once).
-	FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate, refreshAt, notBefore time.Time) error
+	// FinishCRL records that the CRL answering wanted is published, of
+	// thisUpdate, having read the revocations logged before entry read (or
+	// that none is needed: a negative read keeps the last CRL's, and a
+	// zero thisUpdate its date), and when it must be refreshed (zero:
+	// never); it releases owner's hold, and no CRL of the CA is claimed
+	// again before notBefore (zero: at once).
+	FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate time.Time, read int64, refreshAt, notBefore time.Time) error
 
 	// WantCRL asks for a new CRL of a CA that has had CRLs.
 	WantCRL(ctx context.Context, caID string) error

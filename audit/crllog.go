@@ -36,15 +36,19 @@ import (
 // those must be, entry for entry, what the log says. Whether a CRL was
 // published is not in the log: a server that signs one it does not
 // publish past a certificate's end may drop it from the next; nor is a
-// revocation a CRL says it left for the next held to be on one (the
-// server lists each such once, but its records do not say so, and
-// earlier versions left some on none: README). A CA's first CRL is held
-// to the revocations it says it read. Records written before they
+// revocation a CRL says it left for the next held to be on one, unless
+// the next says it lists those whatever their end (revocationsFrom, no
+// later than what the CRL before read: earlier, from the last published,
+// lists more; once a CA's CRL says it, the later must too): earlier
+// versions left some on none (README). A CA's first CRL is held to the
+// revocations it says it read. Records written before they
 // said what they list are counted in a note. It reads the proof file once
 // more; revs are the log's, sorted.
 func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations) {
 	l := newCRLLister(revs)
 	previous := int64(-1) // the CA's previous CRL's entry
+	read := int64(-1)     // the revocations it read were those before this entry
+	marked := false       // a CRL of the CA said what it lists whatever their end
 	var dates []int64     // the thisUpdates of its CRLs so far, sorted
 	unlisted := 0
 	err := rereadProof(proof, checkpoint, func(seq int64, record []byte, _ *auditlog.Hasher) error {
@@ -72,11 +76,20 @@ func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoin
 				case i > 0:
 					latest = time.Unix(dates[i-1], 0).UTC()
 				}
-				if p := l.check(seq, &r, thisUpdate, previous, latest); p != "" {
+				if p := l.check(seq, &r, thisUpdate, previous, latest, read, marked); p != "" {
 					v.problem("log", 0, "entry %d signs CRL %d, %s", seq, r.CRLNumber, p)
 				}
+				marked = marked || r.RevocationsFrom != nil
 			}
+			// One that does not say what it read read at most what came
+			// before it; one that says it read less than the one before
+			// is a problem above, not what the next is held to.
 			previous = seq
+			if r.RevocationsBefore != nil {
+				read = max(read, *r.RevocationsBefore)
+			} else {
+				read = max(read, seq)
+			}
 			if !found {
 				dates = slices.Insert(dates, i, thisUpdate.Unix())
 			}
@@ -140,10 +153,12 @@ func (l *crlLister) issued(seq int64, r *openpca.KeyUseRecord) {
 }
 
 // check checks the record r of a CRL signed at entry seq, whose CA's
-// previous CRL (-1: none) is at entry previous, and the latest of whose
-// CRLs before, not after thisUpdate, is of latest (zero: none); it
+// previous CRL (-1: none) is at entry previous and read the revocations
+// before entry read, and the latest of whose CRLs before, not after
+// thisUpdate, is of latest (zero: none); marked says whether one of them
+// said from which entry it lists revocations whatever their end. It
 // returns what is wrong, or "".
-func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Time, previous int64, latest time.Time) string {
+func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Time, previous int64, latest time.Time, read int64, marked bool) string {
 	expiringFrom, err := time.Parse(time.RFC3339, r.ExpiringFrom)
 	switch {
 	case r.RevocationsBefore == nil || r.Revoked == nil || err != nil:
@@ -152,7 +167,18 @@ func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Ti
 		return fmt.Sprintf("which lists the revocations before entry %d: not after the CA's previous CRL (entry %d), or after its own", *r.RevocationsBefore, previous)
 	case expiringFrom.After(thisUpdate):
 		return fmt.Sprintf("which lists the certificates that expire from %s on: after its thisUpdate, so that it leaves out some still valid", r.ExpiringFrom)
-	case !latest.IsZero() && expiringFrom.After(latest):
+	case r.RevocationsFrom == nil && marked:
+		return "whose record does not say from which entry it lists revocations whatever their end, after CRLs of the CA that did: one a CRL left unread could be left out of the next, as expired"
+	case r.RevocationsFrom != nil && (*r.RevocationsFrom < 0 || *r.RevocationsFrom > read):
+		return fmt.Sprintf("which lists the revocations from entry %d on whatever their end: not a CRL after another, or after what the CA's previous CRL read (those before entry %d)", *r.RevocationsFrom, read)
+	}
+	if r.RevocationsFrom != nil {
+		if serial := l.endedUnread(read, *r.RevocationsBefore, expiringFrom.Unix()); serial != "" {
+			return fmt.Sprintf("which lists the certificates that expire from %s on, and says it lists whatever their end those revoked from entry %d on: it leaves out certificate %s, revoked after what the CRL before read (those before entry %d), which expired before",
+				r.ExpiringFrom, *r.RevocationsFrom, serial, read)
+		}
+	}
+	if !latest.IsZero() && expiringFrom.After(latest) {
 		if serial := l.expiredBetween(*r.RevocationsBefore, latest.Unix(), expiringFrom.Unix()); serial != "" {
 			return fmt.Sprintf("which lists the certificates that expire from %s on: after the CA's CRLs before it (the latest not after its own of %s), so that it leaves out certificate %s, revoked, which expired between and is on no CRL past its end",
 				r.ExpiringFrom, latest.Format(time.RFC3339), serial)
@@ -190,6 +216,23 @@ func (l *crlLister) list(before int64, expiringFrom int64) (int, []byte) {
 	}
 	l.n, l.expiringFrom = n, expiringFrom
 	return len(l.listed), l.hash.Sum(nil)
+}
+
+// endedUnread returns the serial of a certificate revoked at an entry from
+// from, before before, that expired before to, or "" if none did. A CA's
+// CRLs read the log's revocations in turn: each is read once here.
+func (l *crlLister) endedUnread(from, before, to int64) string {
+	first, _ := slices.BinarySearchFunc(l.bySeq, from, func(i int32, seq int64) int { return cmp.Compare(l.revs.list[i].seq, seq) })
+	for _, i := range l.bySeq[first:] {
+		r := &l.revs.list[i]
+		if r.seq >= before {
+			break
+		}
+		if l.notAfter[i] != notIssued && l.notAfter[i] < to {
+			return r.hex()
+		}
+	}
+	return ""
 }
 
 // expiredBetween returns the serial of a certificate revoked before entry

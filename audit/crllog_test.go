@@ -19,10 +19,11 @@ import (
 // CRL 1 (entry 13) and CRL 2 (entry 15).
 func TestVerifyCRLRecords(t *testing.T) {
 	base := newLogFixture(t, 10, openpca.AuditReportResponseFormatJson)
-	// crl is the record of CRL number signed at thisUpdate, which says it
-	// lists the certificates revoked before entry before that expire from
-	// expiringFrom on, and lists those of rows.
-	crl := func(f *logFixture, number int64, thisUpdate time.Time, before int64, expiringFrom time.Time, rows ...int) []byte {
+	// marked is the record of CRL number signed at thisUpdate, which says
+	// it lists the certificates revoked before entry before that expire
+	// from expiringFrom on, and, if from is not nil, those revoked from
+	// entry from on whatever their end; it lists those of rows.
+	marked := func(f *logFixture, number int64, thisUpdate time.Time, before int64, from *int64, expiringFrom time.Time, rows ...int) []byte {
 		var list pki.RevokedCertificates
 		for _, i := range rows {
 			c := f.rows[i]
@@ -31,8 +32,13 @@ func TestVerifyCRLRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		entries := &openpca.CRLEntries{RevocationsBefore: before, ExpiringFrom: expiringFrom, Count: list.Len(), SHA256: list.SHA256()}
+		entries := &openpca.CRLEntries{RevocationsBefore: before, RevocationsFrom: from, ExpiringFrom: expiringFrom, Count: list.Len(), SHA256: list.SHA256()}
 		return openpca.CRLUse(f.ca, number, thisUpdate, thisUpdate.Add(24*time.Hour), entries, []byte("crl")).Record
+	}
+	// crl is such a record that does not say what it lists whatever the
+	// end, as the versions before revocationsFrom wrote them.
+	crl := func(f *logFixture, number int64, thisUpdate time.Time, before int64, expiringFrom time.Time, rows ...int) []byte {
+		return marked(f, number, thisUpdate, before, nil, expiringFrom, rows...)
 	}
 	first := base.rows[0].IssuedAt.Truncate(time.Second).Add(2 * time.Hour)
 	second := first.Add(time.Hour)
@@ -115,6 +121,27 @@ func TestVerifyCRLRecords(t *testing.T) {
 		{"one read late, of a certificate that ended before the CRL before, listed from its end", loggedOn(endingEarly(2),
 			func(f *logFixture) []byte { return crl(f, 2, e0.Add(time.Hour), 14, first, 0, 5) },
 			func(f *logFixture) []byte { return crl(f, 3, e0.Add(2*time.Hour), 16, e0, 0, 5, 2) }), ""},
+		// One that says it lists those the CRL before did not read whatever
+		// their end is held to it.
+		{"marked, one read late listed from its end", loggedOn(endingEarly(2),
+			func(f *logFixture) []byte { return marked(f, 2, e0.Add(time.Hour), 14, new(int64(13)), first, 0, 5) },
+			func(f *logFixture) []byte { return marked(f, 3, e0.Add(2*time.Hour), 16, new(int64(14)), e0, 0, 5, 2) }), ""},
+		{"marked, one read late left out as expired", loggedOn(endingEarly(2),
+			func(f *logFixture) []byte { return marked(f, 2, e0.Add(time.Hour), 14, new(int64(13)), first, 0, 5) },
+			func(f *logFixture) []byte {
+				return marked(f, 3, e0.Add(2*time.Hour), 16, new(int64(14)), e0.Add(time.Hour), 0, 5)
+			}),
+			"signs CRL 3, which lists the certificates that expire from " + e0.Add(time.Hour).Format(time.RFC3339) + " on, and says it lists whatever their end those revoked from entry 14 on: it leaves out certificate " + base.rows[2].Serial},
+		{"marked from before what the CRL before read (a server of the version before signed it)", loggedOn(endingEarly(2),
+			func(f *logFixture) []byte { return crl(f, 2, e0.Add(time.Hour), 14, first, 0, 5) },
+			func(f *logFixture) []byte { return marked(f, 3, e0.Add(2*time.Hour), 16, new(int64(13)), e0, 0, 5, 2) }), ""},
+		{"marked from after what the CRL before read", logged(
+			func(f *logFixture) []byte { return marked(f, 2, second, 15, new(int64(14)), first, 0, 5, 2) }),
+			"signs CRL 2, which lists the revocations from entry 14 on whatever their end: not a CRL after another, or after what the CA's previous CRL read (those before entry 13)"},
+		{"not marked, after one that was", logged(
+			func(f *logFixture) []byte { return marked(f, 2, second, 15, new(int64(13)), first, 0, 5, 2) },
+			func(f *logFixture) []byte { return crl(f, 3, second.Add(time.Hour), 16, first, 0, 5, 2) }),
+			"signs CRL 3, whose record does not say from which entry it lists revocations whatever their end, after CRLs of the CA that did"},
 		{"expiring from the latest CRL before it, after the last", loggedOn(early,
 			func(f *logFixture) []byte { return crl(f, 2, e0.Add(time.Hour), 15, first, 0, 5, 2) },
 			func(f *logFixture) []byte { return crl(f, 3, e0.Add(-time.Hour), 16, e0.Add(-time.Hour), 0, 5, 2) },
@@ -179,6 +206,15 @@ func TestVerifyCRLRecords(t *testing.T) {
 	report, proof := one.write(t)
 	if v := Verify(bytes.NewReader(report), bytes.NewReader(proof), one.vkey); len(v.Problems) != 1 || !strings.Contains(v.Problems[0].Detail, "signs CRL 1, which lists 1 certificates") {
 		t.Errorf("a log of one CRL, which leaves out a revocation: %v", v.Problems)
+	}
+
+	// A CA's first CRL lists what is valid: it says nothing of those
+	// whatever their end.
+	first1 := *base
+	first1.records = append(first1.records[:len(first1.records):len(first1.records)], marked(&first1, 1, first, 13, new(int64(0)), first, 0, 5))
+	report, proof = first1.write(t)
+	if v := Verify(bytes.NewReader(report), bytes.NewReader(proof), first1.vkey); len(v.Problems) != 1 || !strings.Contains(v.Problems[0].Detail, "signs CRL 1, which lists the revocations from entry 0 on whatever their end: not a CRL after another") {
+		t.Errorf("a first CRL that says it lists some whatever their end: %v", v.Problems)
 	}
 
 	// A record written before records said what their CRL lists is

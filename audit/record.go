@@ -167,6 +167,8 @@ func recordField(r *openpca.KeyUseRecord, key []byte) (bit uint, str *string, in
 		return 18, nil, func(n int64) { v := int(n); r.Revoked = &v }, true
 	case "revocationsBefore":
 		return 19, nil, func(n int64) { r.RevocationsBefore = &n }, true
+	case "revocationsFrom":
+		return 24, nil, func(n int64) { r.RevocationsFrom = &n }, true
 	case "expiringFrom":
 		return 20, &r.ExpiringFrom, nil, true
 	case "entriesSha256":

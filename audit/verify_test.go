@@ -649,6 +649,7 @@ func FuzzParseRecord(f *testing.F) {
 	}
 	f.Add([]byte(`{"kind":"CRL","crlNumber":12,"revokedCertificates":0}`))
 	f.Add([]byte(`{"kind":"CRL","revokedCertificates":1,"revocationsBefore":0,"expiringFrom":"2026-12-07T00:00:00Z","entriesSha256":"ab"}`))
+	f.Add([]byte(`{"kind":"CRL","revokedCertificates":1,"revocationsBefore":7,"revocationsFrom":3,"expiringFrom":"2026-12-07T00:00:00Z","entriesSha256":"ab"}`))
 	f.Add([]byte(`{"kind":"ISSUE","Kind":"OCSP"}`))
 	f.Add([]byte(`{"subject":"CN=a\u0026b"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -128,6 +128,9 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 		return nil, time.Time{}, nil, err
 	}
 	entries := &openpca.CRLEntries{RevocationsBefore: before, ExpiringFrom: listedAfter.Add(time.Microsecond), Count: revoked.Len(), SHA256: revoked.SHA256()}
+	if job.RevocationsRead >= 0 {
+		entries.RevocationsFrom = &job.RevocationsRead
+	}
 	if cfg.CrlType == openpca.CrlTypePartitioned && !OmitDistributionPoint(cfg) {
 		idp, err := issuingDistributionPoint(URL(p.cfg.Objects, ca, cfg))
 		if err != nil {

@@ -1,7 +1,9 @@
 package crl
 
 import (
+	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/big"
@@ -97,32 +99,12 @@ func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
 				if s.off {
 					enable(false)
 				}
-				if !s.written {
-					if err := os.Rename(bucket, bucket+".away"); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := db.WantCRL(t.Context(), ca.ID); err != nil {
-					t.Fatal(err)
-				}
-				job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
-				if errors.Is(err, openpca.ErrNotFound) {
-					t.Fatalf("no CRL to claim at %v", clock)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := p.publish(t.Context(), job, "a"); (err == nil) != s.written {
-					t.Fatalf("the CRL at notAfter%+v: %v", s.after, err)
-				}
+				publishAt(t, db, p, ca.ID, clock, bucket, s.written)
 				if s.off {
 					enable(true)
 					continue
 				}
 				if !s.written {
-					if err := os.Rename(bucket+".away", bucket); err != nil {
-						t.Fatal(err)
-					}
 					continue
 				}
 				der, err := os.ReadFile(filepath.Join(bucket, Key(ca, ca.CRL())))
@@ -141,6 +123,35 @@ func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
 	}
 }
 
+// publishAt asks for a CRL of the CA and publishes it at clock, written
+// to bucket or, if not written, failing as the bucket is away.
+func publishAt(t *testing.T, db *sqlstore.DB, p *Publisher, caID string, clock time.Time, bucket string, written bool) {
+	t.Helper()
+	if !written {
+		if err := os.Rename(bucket, bucket+".away"); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := os.Rename(bucket+".away", bucket); err != nil {
+				t.Fatal(err)
+			}
+		}()
+	}
+	if err := db.WantCRL(t.Context(), caID); err != nil {
+		t.Fatal(err)
+	}
+	job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
+	if errors.Is(err, openpca.ErrNotFound) {
+		t.Fatalf("no CRL to claim at %v", clock)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.publish(t.Context(), job, "a"); (err == nil) != written {
+		t.Fatalf("the CRL at %v: %v", clock, err)
+	}
+}
+
 func parseCRL(der []byte) ([]*big.Int, error) {
 	l, err := x509.ParseRevocationList(der)
 	if err != nil {
@@ -153,59 +164,133 @@ func parseCRL(der []byte) ([]*big.Int, error) {
 	return out, nil
 }
 
+// readingStore is the publisher's store that, once, runs during as soon
+// as a CRL has read the log's size: a revocation committed then is one
+// that CRL does not read, logged before its record.
+type readingStore struct {
+	Store
+	during func()
+}
+
+func (s *readingStore) RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, listedFrom int64, fn func(*openpca.RevokedCertificate) error) (int64, time.Time, error) {
+	before, used, err := s.Store.RevokedCertificates(ctx, caID, expiresAfter, listedFrom, fn)
+	if s.during != nil {
+		s.during()
+		s.during = nil
+	}
+	return before, used, err
+}
+
 // TestRevocationReadLateListedOnce: a revocation requested in the last
 // moments of its certificate, and committed after the next CRL read the
 // log, reaches the log after a CRL dated past the certificate's end. The
 // CRL after lists what was valid at that one, and would leave it out: it
-// would be on no CRL. It is listed once, on the first CRL that reads it,
-// and not after. A CA's first CRL lists what is valid: a revocation it
-// reads of a certificate that had ended is not listed.
+// would be on no CRL. It is listed once, on the first CRL published that
+// reads it (one signed and not written does not count), and not after. A
+// CA's first CRL lists what is valid: a revocation it reads of a
+// certificate that had ended is not listed. The records of those after
+// say so, from what the last CRL published read on; and each record
+// says what its CRL lists.
 func TestRevocationReadLateListedOnce(t *testing.T) {
-	db, objects, dir := newCRLStores(t, "crls")
-	notAfter := time.Now().UTC().Truncate(time.Second).Add(time.Hour)
-	t0 := notAfter.Add(-2 * time.Hour)
-	ca, key, cert := newCRLCA(t, db, "111122223333", "crls", t0)
-	ended := issueRevoked(t, db, ca, t0, notAfter.Add(-time.Hour), notAfter.Add(-90*time.Minute))
-	late := issue(t, db, ca, t0, notAfter)
-	lateSerial, _ := new(big.Int).SetString(late.Serial, 16)
-	clock := t0
-	p := newPublisher(Config{Store: db, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
-	for i, step := range []struct {
-		after  time.Duration // after notAfter
-		revoke bool          // the late certificate revoked, dated a second before its end, before this CRL
-		listed bool          // the late certificate
+	const (
+		none = iota
+		before
+		during // the CRL's read
+	)
+	type step struct {
+		revoke  int // the late certificate's revocation, dated a second before its end
+		written bool
+		listed  bool // the late certificate
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
 	}{
-		{time.Minute, false, false},
-		{2 * time.Minute, true, true},
-		{3 * time.Minute, false, false},
+		{"revoked before a CRL", []step{{none, true, false}, {before, true, true}, {none, true, false}}},
+		{"revoked while a CRL read", []step{{none, true, false}, {during, true, false}, {none, true, true}, {none, true, false}}},
+		{"the CRL that read it not written", []step{{none, true, false}, {before, false, false}, {none, true, true}, {none, true, false}}},
 	} {
-		clock = notAfter.Add(step.after)
-		if step.revoke {
-			revoke(t, db, ca, late, notAfter.Add(-time.Second))
-		}
-		if err := db.WantCRL(t.Context(), ca.ID); err != nil {
-			t.Fatal(err)
-		}
-		job, err := db.ClaimCRL(t.Context(), "a", clock, Lease)
-		if err != nil {
-			t.Fatalf("CRL %d: %v", i+1, err)
-		}
-		if err := p.publish(t.Context(), job, "a"); err != nil {
-			t.Fatalf("CRL %d: %v", i+1, err)
-		}
-		der, err := os.ReadFile(filepath.Join(dir, "s3", "crls", Key(ca, ca.CRL())))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := parseCRL(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if listed := slices.ContainsFunc(l, func(n *big.Int) bool { return n.Cmp(lateSerial) == 0 }); listed != step.listed {
-			t.Errorf("CRL %d lists the certificate revoked late: %v, want %v", i+1, listed, step.listed)
-		}
-		if slices.ContainsFunc(l, func(n *big.Int) bool { return n.Cmp(ended) == 0 }) {
-			t.Errorf("CRL %d lists the certificate that ended before the first CRL", i+1)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			db, objects, dir := newCRLStores(t, "crls")
+			notAfter := time.Now().UTC().Truncate(time.Second).Add(time.Hour)
+			t0 := notAfter.Add(-2 * time.Hour)
+			ca, key, cert := newCRLCA(t, db, "111122223333", "crls", t0)
+			certs := map[string]*openpca.Certificate{}
+			ended := issue(t, db, ca, t0, notAfter.Add(-time.Hour))
+			revoke(t, db, ca, ended, notAfter.Add(-90*time.Minute))
+			late := issue(t, db, ca, t0, notAfter)
+			certs[ended.Serial], certs[late.Serial] = ended, late
+			revokeLate := func() { revoke(t, db, ca, late, notAfter.Add(-time.Second)) }
+			clock := t0
+			store := &readingStore{Store: db}
+			p := newPublisher(Config{Store: store, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+			bucket := filepath.Join(dir, "s3", "crls")
+			var read *int64 // what the last CRL written read
+			for i, step := range tc.steps {
+				clock = notAfter.Add(time.Duration(i+1) * time.Minute)
+				switch step.revoke {
+				case before:
+					revokeLate()
+				case during:
+					store.during = revokeLate
+				}
+				publishAt(t, db, p, ca.ID, clock, bucket, step.written)
+				uses, err := db.CRLKeyUses(t.Context(), ca.ID, clock)
+				var r openpca.KeyUseRecord
+				if err != nil || len(uses) != 1 || json.Unmarshal(uses[0].Record, &r) != nil || r.RevocationsBefore == nil {
+					t.Fatalf("CRL %d's record: %v, %v", i+1, uses, err)
+				}
+				if (r.RevocationsFrom == nil) != (read == nil) || read != nil && *r.RevocationsFrom != *read {
+					entry := func(n *int64) any {
+						if n == nil {
+							return "none"
+						}
+						return *n
+					}
+					t.Errorf("CRL %d's record lists whatever their end those revoked from entry %v on, want %v", i+1, entry(r.RevocationsFrom), entry(read))
+				}
+				if !step.written {
+					continue
+				}
+				read = r.RevocationsBefore
+				der, err := os.ReadFile(filepath.Join(bucket, Key(ca, ca.CRL())))
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := parseCRL(der)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if listed := slices.ContainsFunc(l, func(n *big.Int) bool { return n.Text(16) == late.Serial }); listed != step.listed {
+					t.Errorf("CRL %d lists the certificate revoked late: %v, want %v", i+1, listed, step.listed)
+				}
+				// What the record says it lists: the certificates revoked
+				// before its entry that expire from its date on.
+				expiringFrom, err := time.Parse(time.RFC3339, r.ExpiringFrom)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want []string
+				if err := db.LogRecords(t.Context(), ca.ID, *r.RevocationsBefore, func(record []byte) error {
+					var u openpca.KeyUseRecord
+					if err := json.Unmarshal(record, &u); err != nil {
+						return err
+					}
+					if c := certs[u.Serial]; u.Kind == openpca.KeyUseRevoke && !c.NotAfter.Before(expiringFrom) {
+						want = append(want, c.Serial)
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, n := range l {
+					got = append(got, n.Text(16))
+				}
+				if !slices.Equal(got, want) || *r.Revoked != len(l) {
+					t.Errorf("CRL %d lists %v (its record says %d), want %v: those revoked before entry %d that expire from %s on", i+1, got, *r.Revoked, want, *r.RevocationsBefore, r.ExpiringFrom)
+				}
+			}
+		})
 	}
 }

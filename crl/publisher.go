@@ -302,7 +302,7 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 		if job.LastThisUpdate.After(now) {
 			last = now
 		}
-		return store.FinishCRL(ctx, ca.ID, owner, job.Wanted, last, time.Time{}, time.Time{})
+		return store.FinishCRL(ctx, ca.ID, owner, job.Wanted, last, -1, time.Time{}, time.Time{})
 	}
 	if !now.After(job.LastThisUpdate) {
 		if job.LastThisUpdate.Sub(now) < behindWait {
@@ -329,7 +329,7 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	}
 	revoked := entries.Count
 	use := openpca.CRLUse(ca, job.Number+1, now, next, entries, der)
-	if err := store.RecordCRL(ctx, job, owner, use, entries.RevocationsBefore, openpca.RevocationStatuses); err != nil {
+	if err := store.RecordCRL(ctx, job, owner, use, openpca.RevocationStatuses); err != nil {
 		return fmt.Errorf("recording the CRL's key use: %w", err)
 	}
 	// A server that lost its hold (stalled past its lease) must not write
@@ -358,7 +358,7 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 		notBefore = p.cfg.Now().Add(d)
 		p.accountPaused(job.AccountID, d)
 	}
-	if err := store.FinishCRL(done, ca.ID, owner, job.Wanted, now, now.Add(next.Sub(now)/2), notBefore); err != nil {
+	if err := store.FinishCRL(done, ca.ID, owner, job.Wanted, now, entries.RevocationsBefore, now.Add(next.Sub(now)/2), notBefore); err != nil {
 		p.cfg.Logger.WarnContext(ctx, "a CRL was written after this server lost its hold on it, or could not record it; another is asked for, to be written over it",
 			"ca", ca.ARN, "number", job.Number+1, "error", err)
 		return errors.Join(err, store.WantCRL(done, ca.ID))

@@ -70,7 +70,7 @@ func (db *DB) RenewCRL(ctx context.Context, caID, owner string, until time.Time)
 }
 
 // RecordCRL implements openpca.CRLStore.
-func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, use *openpca.KeyUse, read int64, statuses []openpca.CertificateAuthorityStatus) error {
+func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus) error {
 	err := db.retry(ctx, func() error {
 		return db.commits.DoFor(ctx, job.CAID, func(ctx context.Context, tx *sql.Tx) error {
 			// The CA's row, the log's, then the CRL's, as RecordRevocation
@@ -81,8 +81,8 @@ func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, 
 			if err := db.logKeyUse(ctx, tx, use); err != nil {
 				return err
 			}
-			res, err := db.txExec(ctx, tx, `UPDATE crl_publications SET number = ?, revocations_read = ? WHERE ca_id = ? AND owner = ? AND number = ?`,
-				job.Number+1, read, job.CAID, owner, job.Number)
+			res, err := db.txExec(ctx, tx, `UPDATE crl_publications SET number = ? WHERE ca_id = ? AND owner = ? AND number = ?`,
+				job.Number+1, job.CAID, owner, job.Number)
 			return db.held(res, err, "recording a CRL")
 		})
 	})
@@ -90,11 +90,13 @@ func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, 
 }
 
 // FinishCRL implements openpca.CRLStore.
-func (db *DB) FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate, refreshAt, notBefore time.Time) error {
+func (db *DB) FinishCRL(ctx context.Context, caID, owner string, wanted int64, thisUpdate time.Time, read int64, refreshAt, notBefore time.Time) error {
 	// An unheld row's lease_until is when it may be claimed again, as
 	// ReleaseCRL sets it.
-	res, err := db.exec(ctx, `UPDATE crl_publications SET published = ?, this_update = COALESCE(?, this_update), refresh_at = ?, owner = NULL, lease_until = ?, failures = 0
-		WHERE ca_id = ? AND owner = ?`, wanted, micros(thisUpdate), micros(refreshAt), micros(notBefore), caID, owner)
+	readAt := sql.NullInt64{Int64: read, Valid: read >= 0}
+	res, err := db.exec(ctx, `UPDATE crl_publications SET published = ?, this_update = COALESCE(?, this_update), revocations_read = COALESCE(?, revocations_read),
+		refresh_at = ?, owner = NULL, lease_until = ?, failures = 0
+		WHERE ca_id = ? AND owner = ?`, wanted, micros(thisUpdate), readAt, micros(refreshAt), micros(notBefore), caID, owner)
 	return db.held(res, err, "finishing a CRL")
 }
 

@@ -44,10 +44,10 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Errorf("an owner renewed a lease it does not hold: %v", err)
 	}
 	use := openpca.CRLUse(ca, 1, t0, t0.AddDate(0, 0, 7), &openpca.CRLEntries{}, []byte("crl"))
-	if err := s.RecordCRL(ctx, job, "b", use, 1, active); !errors.Is(err, openpca.ErrConflict) {
+	if err := s.RecordCRL(ctx, job, "b", use, active); !errors.Is(err, openpca.ErrConflict) {
 		t.Errorf("a CRL recorded by a server that does not hold it: %v", err)
 	}
-	if err := s.RecordCRL(ctx, job, "a", use, 1, active); err != nil {
+	if err := s.RecordCRL(ctx, job, "a", use, active); err != nil {
 		t.Fatal(err)
 	}
 	if kinds := logKinds(t, s, ca); kinds != "[CSR CRL]" {
@@ -81,7 +81,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Errorf("the latest CRL before one was published: %v, %v", at, err)
 	}
 	// The next CRL no sooner than a second on.
-	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, t0.Add(time.Hour), t0.Add(time.Second)); err != nil {
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, 1, t0.Add(time.Hour), t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if at, err := s.LatestCRL(ctx, ca.ID); err != nil || !at.Equal(t0) {
@@ -209,7 +209,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Fatalf("the claim after a release that was no failure: %+v, %v", job, err)
 	}
 	failing(1, t0, "after a release that was no failure")
-	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0.Add(2*time.Minute), t0.Add(time.Hour), time.Time{}); err != nil {
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0.Add(2*time.Minute), -1, t0.Add(time.Hour), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	failing(0, t0, "once a CRL was published")
@@ -227,18 +227,19 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	if err := s.RenewCRL(ctx, ca.ID, "a", t0.Add(time.Hour)); !errors.Is(err, openpca.ErrConflict) {
 		t.Errorf("a server renewed a hold another took: %v", err)
 	}
-	if err := s.FinishCRL(ctx, ca.ID, "b", job.Wanted, t0.Add(30*time.Minute), t0.Add(time.Hour), time.Time{}); err != nil {
+	if err := s.FinishCRL(ctx, ca.ID, "b", job.Wanted, t0.Add(30*time.Minute), -1, t0.Add(time.Hour), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
+	// A CRL finished with no read given keeps what the last one read.
 	job, err = s.ClaimCRL(ctx, "a", t0.Add(time.Hour), lease)
-	if err != nil || job.Number != 1 {
+	if err != nil || job.Number != 1 || job.RevocationsRead != 1 {
 		t.Fatalf("refresh: %+v, %v", job, err)
 	}
 	// A CRL dated ahead (a clock since stepped back) wants another, past
 	// openpca.ClockSlack; a wait set by that clock, ending more than
 	// openpca.ClockStep after now, does not hold it.
 	ahead := t0.Add(3 * time.Hour)
-	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, ahead, ahead.Add(time.Hour), ahead.Add(time.Hour)); err != nil {
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, ahead, -1, ahead.Add(time.Hour), ahead.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ClaimCRL(ctx, "b", ahead.Add(-openpca.ClockSlack+time.Second), lease); !errors.Is(err, openpca.ErrNotFound) {
@@ -251,15 +252,16 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	}
 	// FirstSigned is the earliest CRL's of the log, and SignedBefore the
 	// latest's at or before the claim: a clock set back dates a CRL before
-	// the one signed earlier, and one ahead after the claim.
+	// the one signed earlier, and one ahead after the claim. What the last
+	// CRL published read stays: these are signed, not published.
 	for i, at := range []time.Time{t0.Add(-time.Hour), now.Add(-time.Minute), now.Add(time.Microsecond)} {
-		if err := s.RecordCRL(ctx, job, "b", openpca.CRLUse(ca, job.Number+1, at, at.Add(time.Hour), &openpca.CRLEntries{}, []byte("crl")), 0, active); err != nil {
+		if err := s.RecordCRL(ctx, job, "b", openpca.CRLUse(ca, job.Number+1, at, at.Add(time.Hour), &openpca.CRLEntries{}, []byte("crl")), active); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.ReleaseCRL(ctx, ca.ID, "b", now, false); err != nil {
 			t.Fatal(err)
 		}
-		if job, err = s.ClaimCRL(ctx, "b", now, lease); err != nil || job.Number != int64(i)+2 || !job.FirstSigned.Equal(t0.Add(-time.Hour)) ||
+		if job, err = s.ClaimCRL(ctx, "b", now, lease); err != nil || job.Number != int64(i)+2 || job.RevocationsRead != 1 || !job.FirstSigned.Equal(t0.Add(-time.Hour)) ||
 			!job.SignedBefore.Equal([]time.Time{t0, now.Add(-time.Minute), now.Add(-time.Minute)}[i]) {
 			t.Fatalf("the claim after a CRL dated %v: %+v, %v", at, job, err)
 		}
@@ -313,7 +315,7 @@ func testCRLOrder(t *testing.T, s openpca.Store) {
 		if job.CAID == busy.ID {
 			thisUpdate, refresh = t0.Add(time.Minute), t0.Add(time.Minute+12*time.Hour) // 1-day CRLs, published after
 		}
-		if err := s.FinishCRL(ctx, job.CAID, "a", job.Wanted, thisUpdate, refresh, time.Time{}); err != nil {
+		if err := s.FinishCRL(ctx, job.CAID, "a", job.Wanted, thisUpdate, -1, refresh, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -564,7 +566,7 @@ func testCRLWhenItChanges(t *testing.T, s openpca.Store) {
 			return nil
 		}
 		if err == nil {
-			err = s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, t0.AddDate(0, 0, 7), time.Time{})
+			err = s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, -1, t0.AddDate(0, 0, 7), time.Time{})
 		}
 		if err != nil {
 			t.Fatal(err)
