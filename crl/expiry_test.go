@@ -107,14 +107,7 @@ func TestRevokedListedOnFirstCRLPastNotAfter(t *testing.T) {
 				if !s.written {
 					continue
 				}
-				der, err := os.ReadFile(filepath.Join(bucket, Key(ca, ca.CRL())))
-				if err != nil {
-					t.Fatal(err)
-				}
-				l, err := parseCRL(der)
-				if err != nil {
-					t.Fatal(err)
-				}
+				l := writtenCRL(t, bucket, ca)
 				if listed := slices.ContainsFunc(l, func(n *big.Int) bool { return n.Cmp(serial) == 0 }); listed != s.listed {
 					t.Errorf("the CRL at notAfter%+v lists the certificate: %v, want %v", s.after, listed, s.listed)
 				}
@@ -150,6 +143,20 @@ func publishAt(t *testing.T, db *sqlstore.DB, p *Publisher, caID string, clock t
 	if err := p.publish(t.Context(), job, "a"); (err == nil) != written {
 		t.Fatalf("the CRL at %v: %v", clock, err)
 	}
+}
+
+// writtenCRL returns the serials the CA's CRL in bucket lists.
+func writtenCRL(t *testing.T, bucket string, ca *openpca.CA) []*big.Int {
+	t.Helper()
+	der, err := os.ReadFile(filepath.Join(bucket, Key(ca, ca.CRL())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := parseCRL(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 func parseCRL(der []byte) ([]*big.Int, error) {
@@ -253,14 +260,7 @@ func TestRevocationReadLateListedOnce(t *testing.T) {
 					continue
 				}
 				read = r.RevocationsBefore
-				der, err := os.ReadFile(filepath.Join(bucket, Key(ca, ca.CRL())))
-				if err != nil {
-					t.Fatal(err)
-				}
-				l, err := parseCRL(der)
-				if err != nil {
-					t.Fatal(err)
-				}
+				l := writtenCRL(t, bucket, ca)
 				if listed := slices.ContainsFunc(l, func(n *big.Int) bool { return n.Text(16) == late.Serial }); listed != step.listed {
 					t.Errorf("CRL %d lists the certificate revoked late: %v, want %v", i+1, listed, step.listed)
 				}
