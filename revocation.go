@@ -201,8 +201,7 @@ type CRLStore interface {
 	// whatever their end: where one ended by expiresAfter, expiresAfter is
 	// moved back to the instant before the second of the earliest such
 	// end, and all that expire after that are called for. It returns the
-	// expiresAfter it used. A
-	// CRL's record says so (CRLEntries), and every revocation logged
-	// before is read.
+	// expiresAfter it used. A CRL's record says so (CRLEntries), and every
+	// revocation logged before is read.
 	RevokedCertificates(ctx context.Context, caID string, expiresAfter time.Time, listedFrom int64, fn func(*RevokedCertificate) error) (before int64, used time.Time, err error)
 }
