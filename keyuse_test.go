@@ -29,8 +29,9 @@ func FuzzAppendRecord(f *testing.F) {
 			CertificateSHA256: subject, ChainSHA256: at, CertStatus: kind, SignedSHA256: at}
 		if revoked >= 0 {
 			r.Revoked = &revoked
+			from := int64(revoked) // not crlNumber: a member written under the other's name would pass
 			r.RevocationsBefore = &crlNumber
-			r.RevocationsFrom = &crlNumber
+			r.RevocationsFrom = &from
 		}
 		want, err := json.Marshal(r)
 		if err != nil {

@@ -41,14 +41,16 @@ import (
 // later than what the CRL before read: earlier, from the last published,
 // lists more; once a CA's CRL says it, the later must too): earlier
 // versions left some on none (README). A CA's first CRL is held to the
-// revocations it says it read. Records written before they
+// revocations it says it read. Once a CA's CRL says what it lists, a
+// record that does not is a problem. Records written before they
 // said what they list are counted in a note. It reads the proof file once
 // more; revs are the log's, sorted.
 func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoint, revs *revocations) {
 	l := newCRLLister(revs)
 	previous := int64(-1) // the CA's previous CRL's entry
 	read := int64(-1)     // the revocations it read were those before this entry
-	marked := false       // a CRL of the CA said what it lists whatever their end
+	listing := false      // a CRL of the CA said what it lists
+	marked := false       // one said what it lists whatever their end
 	var dates []int64     // the thisUpdates of its CRLs so far, sorted
 	unlisted := 0
 	err := rereadProof(proof, checkpoint, func(seq int64, record []byte, _ *auditlog.Hasher) error {
@@ -66,9 +68,15 @@ func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoin
 				return nil
 			}
 			i, found := slices.BinarySearch(dates, thisUpdate.Unix())
-			if r.EntriesSHA256 == "" {
+			earlier := r.EntriesSHA256 == "" && r.RevocationsBefore == nil && r.ExpiringFrom == "" && r.RevocationsFrom == nil
+			switch {
+			case earlier && !listing:
+				// It read at most what came before it.
 				unlisted++
-			} else {
+				read = max(read, seq)
+			case earlier:
+				v.problem("log", 0, "entry %d signs CRL %d, whose record does not say what the CRL lists, after CRLs of the CA that did: it could leave out any revocation", seq, r.CRLNumber)
+			default:
 				var latest time.Time // of the CRLs before, not after it
 				switch {
 				case found:
@@ -76,20 +84,16 @@ func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoin
 				case i > 0:
 					latest = time.Unix(dates[i-1], 0).UTC()
 				}
+				// What one with a problem says it read is not what the
+				// next is held to.
 				if p := l.check(seq, &r, thisUpdate, previous, latest, read, marked); p != "" {
 					v.problem("log", 0, "entry %d signs CRL %d, %s", seq, r.CRLNumber, p)
+				} else {
+					read = max(read, *r.RevocationsBefore)
 				}
-				marked = marked || r.RevocationsFrom != nil
+				listing, marked = true, marked || r.RevocationsFrom != nil
 			}
-			// One that does not say what it read read at most what came
-			// before it; one that says it read less than the one before
-			// is a problem above, not what the next is held to.
 			previous = seq
-			if r.RevocationsBefore != nil {
-				read = max(read, *r.RevocationsBefore)
-			} else {
-				read = max(read, seq)
-			}
 			if !found {
 				dates = slices.Insert(dates, i, thisUpdate.Unix())
 			}
@@ -113,10 +117,14 @@ type crlLister struct {
 	revs     *revocations
 	bySeq    []int32 // indexes in revs.list, in the log's order
 	notAfter []int64 // by index in revs.list: Unix seconds; notIssued before its issuance is read
-	entries  []byte  // the entries encoded, each at start of its index, of size bytes (0: not yet)
-	start    []int
-	size     []uint8
-	serial   big.Int
+	// ends are the notAfters by place in bySeq, those not issued left at
+	// math.MaxInt64, kept for the earliest of a run of them.
+	ends    minTree
+	place   []int32 // of each index of revs.list in bySeq
+	entries []byte  // the entries encoded, each at start of its index, of size bytes (0: not yet)
+	start   []int
+	size    []uint8
+	serial  big.Int
 	// The list so far: the revocations of the first n of bySeq that
 	// expire from expiringFrom on (listed, in the log's order), the
 	// earliest expiry of those, and their entries hashed.
@@ -130,12 +138,16 @@ const notIssued = math.MinInt64
 
 func newCRLLister(revs *revocations) *crlLister {
 	l := &crlLister{revs: revs, bySeq: make([]int32, len(revs.list)), notAfter: make([]int64, len(revs.list)),
+		ends: newMinTree(len(revs.list)), place: make([]int32, len(revs.list)),
 		start: make([]int, len(revs.list)), size: make([]uint8, len(revs.list)), hash: sha256.New()}
 	for i := range revs.list {
 		l.bySeq[i] = int32(i)
 		l.notAfter[i] = notIssued
 	}
 	slices.SortFunc(l.bySeq, func(a, b int32) int { return cmp.Compare(revs.list[a].seq, revs.list[b].seq) })
+	for p, i := range l.bySeq {
+		l.place[i] = int32(p)
+	}
 	l.restart(math.MinInt64)
 	return l
 }
@@ -149,6 +161,7 @@ func (l *crlLister) issued(seq int64, r *openpca.KeyUseRecord) {
 	}
 	if notAfter, err := time.Parse(time.RFC3339, r.NotAfter); err == nil {
 		l.notAfter[i] = notAfter.Unix()
+		l.ends.set(int(l.place[i]), notAfter.Unix())
 	}
 }
 
@@ -161,7 +174,7 @@ func (l *crlLister) issued(seq int64, r *openpca.KeyUseRecord) {
 func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Time, previous int64, latest time.Time, read int64, marked bool) string {
 	expiringFrom, err := time.Parse(time.RFC3339, r.ExpiringFrom)
 	switch {
-	case r.RevocationsBefore == nil || r.Revoked == nil || err != nil:
+	case r.RevocationsBefore == nil || r.Revoked == nil || r.EntriesSHA256 == "" || err != nil:
 		return "whose record says what the CRL lists in part"
 	case *r.RevocationsBefore > seq || *r.RevocationsBefore <= previous:
 		return fmt.Sprintf("which lists the revocations before entry %d: not after the CA's previous CRL (entry %d), or after its own", *r.RevocationsBefore, previous)
@@ -173,9 +186,9 @@ func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Ti
 		return fmt.Sprintf("which lists the revocations from entry %d on whatever their end: not a CRL after another, or after what the CA's previous CRL read (those before entry %d)", *r.RevocationsFrom, read)
 	}
 	if r.RevocationsFrom != nil {
-		if serial := l.endedUnread(read, *r.RevocationsBefore, expiringFrom.Unix()); serial != "" {
-			return fmt.Sprintf("which lists the certificates that expire from %s on, and says it lists whatever their end those revoked from entry %d on: it leaves out certificate %s, revoked after what the CRL before read (those before entry %d), which expired before",
-				r.ExpiringFrom, *r.RevocationsFrom, serial, read)
+		if serial := l.endedFrom(*r.RevocationsFrom, *r.RevocationsBefore, expiringFrom.Unix()); serial != "" {
+			return fmt.Sprintf("which lists the certificates that expire from %s on, and says it lists whatever their end those revoked from entry %d on: it leaves out certificate %s, revoked since, which expired before",
+				r.ExpiringFrom, *r.RevocationsFrom, serial)
 		}
 	}
 	if !latest.IsZero() && expiringFrom.After(latest) {
@@ -218,21 +231,62 @@ func (l *crlLister) list(before int64, expiringFrom int64) (int, []byte) {
 	return len(l.listed), l.hash.Sum(nil)
 }
 
-// endedUnread returns the serial of a certificate revoked at an entry from
-// from, before before, that expired before to, or "" if none did. A CA's
-// CRLs read the log's revocations in turn: each is read once here.
-func (l *crlLister) endedUnread(from, before, to int64) string {
-	first, _ := slices.BinarySearchFunc(l.bySeq, from, func(i int32, seq int64) int { return cmp.Compare(l.revs.list[i].seq, seq) })
-	for _, i := range l.bySeq[first:] {
-		r := &l.revs.list[i]
-		if r.seq >= before {
-			break
-		}
+// endedFrom returns the serial of a certificate revoked at an entry from
+// from, before before, that expired before to, or "" if none did. The
+// earliest end of the run is found in logarithmic time: a log whose CRLs each
+// say they list all from its first entry costs no more than one whose
+// CRLs say they list those the CRL before did not read.
+func (l *crlLister) endedFrom(from, before, to int64) string {
+	place := func(seq int64) int {
+		p, _ := slices.BinarySearchFunc(l.bySeq, seq, func(i int32, seq int64) int { return cmp.Compare(l.revs.list[i].seq, seq) })
+		return p
+	}
+	lo, hi := place(from), place(before)
+	if l.ends.min(lo, hi) >= to {
+		return ""
+	}
+	for _, i := range l.bySeq[lo:hi] {
 		if l.notAfter[i] != notIssued && l.notAfter[i] < to {
-			return r.hex()
+			return l.revs.list[i].hex()
 		}
 	}
 	return ""
+}
+
+// minTree keeps the least of a run of values, each of which may change:
+// a segment tree, its leaves at [n, 2n).
+type minTree []int64
+
+func newMinTree(n int) minTree {
+	t := make(minTree, 2*n)
+	for i := range t {
+		t[i] = math.MaxInt64
+	}
+	return t
+}
+
+// set sets the value at place p.
+func (t minTree) set(p int, v int64) {
+	p += len(t) / 2
+	for t[p] = v; p > 1; p /= 2 {
+		t[p/2] = min(t[p&^1], t[p|1])
+	}
+}
+
+// min returns the least value at places [lo, hi); math.MaxInt64 if none.
+func (t minTree) min(lo, hi int) int64 {
+	least := int64(math.MaxInt64)
+	for lo, hi = lo+len(t)/2, hi+len(t)/2; lo < hi; lo, hi = lo/2, hi/2 {
+		if lo&1 == 1 {
+			least = min(least, t[lo])
+			lo++
+		}
+		if hi&1 == 1 {
+			hi--
+			least = min(least, t[hi])
+		}
+	}
+	return least
 }
 
 // expiredBetween returns the serial of a certificate revoked before entry

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/big"
 	"slices"
 	"strings"
@@ -135,6 +136,12 @@ func TestVerifyCRLRecords(t *testing.T) {
 		{"marked from before what the CRL before read (a server of the version before signed it)", loggedOn(endingEarly(2),
 			func(f *logFixture) []byte { return crl(f, 2, e0.Add(time.Hour), 14, first, 0, 5) },
 			func(f *logFixture) []byte { return marked(f, 3, e0.Add(2*time.Hour), 16, new(int64(13)), e0, 0, 5, 2) }), ""},
+		{"marked from before what the CRL before read, leaving out one it says it lists", loggedOn(endingEarly(2),
+			func(f *logFixture) []byte { return marked(f, 2, e0.Add(time.Hour), 15, new(int64(13)), first, 0, 5, 2) },
+			func(f *logFixture) []byte {
+				return marked(f, 3, e0.Add(2*time.Hour), 16, new(int64(13)), e0.Add(time.Hour), 0, 5)
+			}),
+			"signs CRL 3, which lists the certificates that expire from " + e0.Add(time.Hour).Format(time.RFC3339) + " on, and says it lists whatever their end those revoked from entry 13 on: it leaves out certificate " + base.rows[2].Serial},
 		{"marked from after what the CRL before read", logged(
 			func(f *logFixture) []byte { return marked(f, 2, second, 15, new(int64(14)), first, 0, 5, 2) }),
 			"signs CRL 2, which lists the revocations from entry 14 on whatever their end: not a CRL after another, or after what the CA's previous CRL read (those before entry 13)"},
@@ -218,24 +225,49 @@ func TestVerifyCRLRecords(t *testing.T) {
 	}
 
 	// A record written before records said what their CRL lists is
-	// noted, and its CRL is the previous one of the next.
-	f := logged(func(f *logFixture) []byte {
-		return openpca.CRLUse(f.ca, 2, second, second, &openpca.CRLEntries{}, nil).Record
-	})
-	var old openpca.KeyUseRecord
-	if err := decodeRecord(f.records[15], &old); err != nil {
-		t.Fatal(err)
+	// noted, and its CRL is the previous one of the next; after one that
+	// said it, it is a problem (else a server could drop back to them,
+	// and its CRLs leave out what they would). One that says it in part
+	// is a problem too.
+	earlier := func(f *logFixture, number int64, thisUpdate time.Time, before *int64) []byte {
+		var r openpca.KeyUseRecord
+		if err := decodeRecord(openpca.CRLUse(f.ca, number, thisUpdate, thisUpdate, &openpca.CRLEntries{}, nil).Record, &r); err != nil {
+			t.Fatal(err)
+		}
+		r.RevocationsBefore, r.ExpiringFrom, r.EntriesSHA256 = before, "", ""
+		return marshalRecord(t, &r)
 	}
-	old.RevocationsBefore, old.ExpiringFrom, old.EntriesSHA256 = nil, "", ""
-	f.records[15] = marshalRecord(t, &old)
-	f.records = append(f.records, crl(f, 3, second.Add(time.Hour), 15, first, 0, 5, 2))
-	report, proof = f.write(t)
-	v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
-	if len(v.Problems) != 1 || !strings.Contains(v.Problems[0].Detail, "signs CRL 3, which lists the revocations before entry 15: not after the CA's previous CRL (entry 15)") ||
-		!slices.ContainsFunc(v.Notes, func(n string) bool {
+	for _, tc := range []struct {
+		name    string
+		records []func(f *logFixture) []byte
+		want    string // in the only problem
+		noted   bool
+	}{
+		{"first, then one that says what it lists", []func(f *logFixture) []byte{
+			func(f *logFixture) []byte { return earlier(f, 1, first, nil) },
+			func(f *logFixture) []byte { return crl(f, 2, second, 13, first, 0, 5) },
+		}, "signs CRL 2, which lists the revocations before entry 13: not after the CA's previous CRL (entry 13)", true},
+		{"after one that says what it lists", []func(f *logFixture) []byte{
+			func(f *logFixture) []byte { return crl(f, 1, first, 13, first, 0, 5) },
+			func(f *logFixture) []byte { return earlier(f, 2, second, nil) },
+		}, "signs CRL 2, whose record does not say what the CRL lists, after CRLs of the CA that did", false},
+		{"in part", []func(f *logFixture) []byte{
+			func(f *logFixture) []byte { return earlier(f, 1, first, new(int64(13))) },
+		}, "signs CRL 1, whose record says what the CRL lists in part", false},
+	} {
+		f := *base
+		f.records = f.records[:len(f.records):len(f.records)]
+		for _, r := range tc.records {
+			f.records = append(f.records, r(&f))
+		}
+		report, proof = f.write(t)
+		v := Verify(bytes.NewReader(report), bytes.NewReader(proof), f.vkey)
+		noted := slices.ContainsFunc(v.Notes, func(n string) bool {
 			return strings.Contains(n, "1 CRLs were signed by a version that did not log what they list")
-		}) {
-		t.Errorf("problems %v, notes %v", v.Problems, v.Notes)
+		})
+		if len(v.Problems) != 1 || !strings.Contains(v.Problems[0].Detail, tc.want) || noted != tc.noted {
+			t.Errorf("a record that does not say what its CRL lists, %s: problems %v, notes %v", tc.name, v.Problems, v.Notes)
+		}
 	}
 }
 
@@ -248,4 +280,31 @@ func marshalRecord(t *testing.T, r *openpca.KeyUseRecord) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestMinTree: the least of each run of places is what a scan finds, as
+// values are set in any order.
+func TestMinTree(t *testing.T) {
+	for n := 1; n <= 9; n++ {
+		tree, values := newMinTree(n), make([]int64, n)
+		for i := range values {
+			values[i] = math.MaxInt64
+		}
+		for step := range 3 * n {
+			p, v := (step*7)%n, int64((step*5)%11)-3
+			tree.set(p, v)
+			values[p] = v
+			for lo := 0; lo <= n; lo++ {
+				for hi := lo; hi <= n; hi++ {
+					want := int64(math.MaxInt64)
+					for _, v := range values[lo:hi] {
+						want = min(want, v)
+					}
+					if got := tree.min(lo, hi); got != want {
+						t.Fatalf("n %d, after %d sets: the least of [%d, %d) is %d, want %d", n, step+1, lo, hi, got, want)
+					}
+				}
+			}
+		}
+	}
 }
