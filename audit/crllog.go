@@ -84,12 +84,14 @@ func (v *Verification) checkCRLs(proof io.Reader, checkpoint *auditlog.Checkpoin
 				case i > 0:
 					latest = time.Unix(dates[i-1], 0).UTC()
 				}
-				// What one with a problem says it read is not what the
-				// next is held to.
 				if p := l.check(seq, &r, thisUpdate, previous, latest, read, marked); p != "" {
 					v.problem("log", 0, "entry %d signs CRL %d, %s", seq, r.CRLNumber, p)
-				} else {
-					read = max(read, *r.RevocationsBefore)
+				}
+				// What it says it read, if that may be so, is what the
+				// next is held to, whatever else is wrong with it: that
+				// is its own problem, not the next's.
+				if b := r.RevocationsBefore; b != nil && *b > previous && *b <= seq {
+					read = max(read, *b)
 				}
 				listing, marked = true, marked || r.RevocationsFrom != nil
 			}
@@ -232,23 +234,17 @@ func (l *crlLister) list(before int64, expiringFrom int64) (int, []byte) {
 }
 
 // endedFrom returns the serial of a certificate revoked at an entry from
-// from, before before, that expired before to, or "" if none did. The
-// earliest end of the run is found in logarithmic time: a log whose CRLs each
-// say they list all from its first entry costs no more than one whose
-// CRLs say they list those the CRL before did not read.
+// from, before before, that expired before to, or "" if none did. It is
+// found in logarithmic time: a log whose CRLs each say they list all from
+// its first entry costs no more than one whose CRLs say they list those
+// the CRL before did not read.
 func (l *crlLister) endedFrom(from, before, to int64) string {
 	place := func(seq int64) int {
 		p, _ := slices.BinarySearchFunc(l.bySeq, seq, func(i int32, seq int64) int { return cmp.Compare(l.revs.list[i].seq, seq) })
 		return p
 	}
-	lo, hi := place(from), place(before)
-	if l.ends.min(lo, hi) >= to {
-		return ""
-	}
-	for _, i := range l.bySeq[lo:hi] {
-		if l.notAfter[i] != notIssued && l.notAfter[i] < to {
-			return l.revs.list[i].hex()
-		}
+	if p := l.ends.firstBelow(place(from), place(before), to); p >= 0 {
+		return l.revs.list[l.bySeq[p]].hex()
 	}
 	return ""
 }
@@ -271,6 +267,22 @@ func (t minTree) set(p int, v int64) {
 	for t[p] = v; p > 1; p /= 2 {
 		t[p/2] = min(t[p&^1], t[p|1])
 	}
+}
+
+// firstBelow returns the first place of [lo, hi) whose value is below v;
+// -1 if none is.
+func (t minTree) firstBelow(lo, hi int, v int64) int {
+	if lo >= hi || t.min(lo, hi) >= v {
+		return -1
+	}
+	for lo+1 < hi { // one of [lo, hi) is below v
+		if mid := lo + (hi-lo)/2; t.min(lo, mid) < v {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return lo
 }
 
 // min returns the least value at places [lo, hi); math.MaxInt64 if none.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -142,6 +143,16 @@ func TestVerifyCRLRecords(t *testing.T) {
 				return marked(f, 3, e0.Add(2*time.Hour), 16, new(int64(13)), e0.Add(time.Hour), 0, 5)
 			}),
 			"signs CRL 3, which lists the certificates that expire from " + e0.Add(time.Hour).Format(time.RFC3339) + " on, and says it lists whatever their end those revoked from entry 13 on: it leaves out certificate " + base.rows[2].Serial},
+		// A CRL's problem is its own: the next, which takes on from what
+		// it read, is not held to what the one before read.
+		{"one that left one out, and the next", logged(
+			func(f *logFixture) []byte { return marked(f, 2, second, 15, new(int64(13)), first, 0, 5) },
+			func(f *logFixture) []byte {
+				return marked(f, 3, second.Add(time.Hour), 16, new(int64(15)), first, 0, 5, 2)
+			},
+			func(f *logFixture) []byte {
+				return marked(f, 4, second.Add(2*time.Hour), 17, new(int64(16)), first, 0, 5, 2)
+			}), "signs CRL 2, which lists 2 certificates"},
 		{"marked from after what the CRL before read", logged(
 			func(f *logFixture) []byte { return marked(f, 2, second, 15, new(int64(14)), first, 0, 5, 2) }),
 			"signs CRL 2, which lists the revocations from entry 14 on whatever their end: not a CRL after another, or after what the CA's previous CRL read (those before entry 13)"},
@@ -282,26 +293,37 @@ func marshalRecord(t *testing.T, r *openpca.KeyUseRecord) []byte {
 	return b
 }
 
-// TestMinTree: the least of each run of places is what a scan finds, as
-// values are set in any order.
+// TestMinTree: the least of each run of places, and the first place of
+// one below a value, are what a scan finds, as values are set in any
+// order.
 func TestMinTree(t *testing.T) {
-	for n := 1; n <= 9; n++ {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n <= 40; n++ {
 		tree, values := newMinTree(n), make([]int64, n)
 		for i := range values {
 			values[i] = math.MaxInt64
 		}
 		for step := range 3 * n {
-			p, v := (step*7)%n, int64((step*5)%11)-3
+			p, v := rnd.IntN(n), rnd.Int64N(12)-3
+			if v == 8 {
+				v = math.MaxInt64
+			}
 			tree.set(p, v)
 			values[p] = v
 			for lo := 0; lo <= n; lo++ {
 				for hi := lo; hi <= n; hi++ {
-					want := int64(math.MaxInt64)
-					for _, v := range values[lo:hi] {
+					want, first := int64(math.MaxInt64), -1
+					for i, v := range values[lo:hi] {
 						want = min(want, v)
+						if first < 0 && v < 2 {
+							first = lo + i
+						}
 					}
 					if got := tree.min(lo, hi); got != want {
 						t.Fatalf("n %d, after %d sets: the least of [%d, %d) is %d, want %d", n, step+1, lo, hi, got, want)
+					}
+					if got := tree.firstBelow(lo, hi, 2); got != first {
+						t.Fatalf("n %d, after %d sets: the first of [%d, %d) below 2 is %d, want %d", n, step+1, lo, hi, got, first)
 					}
 				}
 			}
