@@ -211,7 +211,7 @@ func (l *crlLister) check(seq int64, r *openpca.KeyUseRecord, thisUpdate time.Ti
 // before entry before that expire from expiringFrom on, and the SHA-256
 // of their entries.
 func (l *crlLister) list(before int64, expiringFrom int64) (int, []byte) {
-	n, _ := slices.BinarySearchFunc(l.bySeq, before, func(i int32, seq int64) int { return cmp.Compare(l.revs.list[i].seq, seq) })
+	n := l.placeOf(before)
 	// The list so far is the start of this one if this one has every
 	// revocation it has, and lists every certificate it lists (none
 	// expired) and none it left out. Of one whose certificates expired,
@@ -239,14 +239,17 @@ func (l *crlLister) list(before int64, expiringFrom int64) (int, []byte) {
 // its first entry costs no more than one whose CRLs say they list those
 // the CRL before did not read.
 func (l *crlLister) endedFrom(from, before, to int64) string {
-	place := func(seq int64) int {
-		p, _ := slices.BinarySearchFunc(l.bySeq, seq, func(i int32, seq int64) int { return cmp.Compare(l.revs.list[i].seq, seq) })
-		return p
-	}
-	if p := l.ends.firstBelow(place(from), place(before), to); p >= 0 {
+	if p := l.ends.firstBelow(l.placeOf(from), l.placeOf(before), to); p >= 0 {
 		return l.revs.list[l.bySeq[p]].hex()
 	}
 	return ""
+}
+
+// placeOf returns the place in bySeq of the first revocation logged at
+// entry seq or after.
+func (l *crlLister) placeOf(seq int64) int {
+	p, _ := slices.BinarySearchFunc(l.bySeq, seq, func(i int32, seq int64) int { return cmp.Compare(l.revs.list[i].seq, seq) })
+	return p
 }
 
 // minTree keeps the least of a run of values, each of which may change:
