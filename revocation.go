@@ -104,9 +104,12 @@ type CRLJob struct {
 	// published or not, at or before the claim's now; zero if none is.
 	SignedBefore time.Time
 	// RevocationsRead is the RevocationsBefore (CRLEntries) of the last
-	// CRL published; -1 if not known: none was, or the last was
-	// published by a version that did not keep it. One signed since and
-	// not published does not count: what it listed reached no one.
+	// CRL published, or of the first signed while none was published
+	// (its thisUpdate is FirstSigned, from which the next CRL lists what
+	// is valid); -1 if not known: none was signed, or the last was
+	// published by a version that did not keep it. One signed after the
+	// last published and not published does not count: what it listed
+	// reached no one.
 	RevocationsRead int64
 	// Failures counts the attempts that failed in a row since the last CRL
 	// was published, by any server.
@@ -156,10 +159,13 @@ type CRLStore interface {
 	RenewCRL(ctx context.Context, caID, owner string, until time.Time) error
 
 	// RecordCRL records that the CA of job signed CRL number job.Number+1,
-	// and appends use to its log, atomically, if owner still holds the job
+	// having read the revocations logged before entry read, and appends
+	// use to its log, atomically, if owner still holds the job
 	// (ErrConflict otherwise) and the CA is in one of statuses (ErrCAState
-	// otherwise). Only then may the CRL be published.
-	RecordCRL(ctx context.Context, job *CRLJob, owner string, use *KeyUse, statuses []CertificateAuthorityStatus) error
+	// otherwise). Only then may the CRL be published. While none of the
+	// CA's CRLs was published, what the first signed read is kept as
+	// CRLJob.RevocationsRead.
+	RecordCRL(ctx context.Context, job *CRLJob, owner string, use *KeyUse, read int64, statuses []CertificateAuthorityStatus) error
 
 	// FinishCRL records that the CRL answering wanted is published, of
 	// thisUpdate, having read the revocations logged before entry read (or

@@ -72,7 +72,8 @@ const signTimeout = time.Minute
 // nextUpdate and what it lists. A revoked certificate is listed until it
 // expires, and in one more CRL after: those that expired after the last
 // CRL are still listed, and so is each revocation logged since the last
-// CRL published read them, once, whatever its end.
+// CRL published read them (or the first signed, while none was), once,
+// whatever its end.
 func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlConfiguration, job *openpca.CRLJob, now time.Time) ([]byte, time.Time, *openpca.CRLEntries, error) {
 	issuer, err := p.cfg.Keys.Certificate(ca)
 	if err != nil {
@@ -112,11 +113,12 @@ func (p *Publisher) sign(ctx context.Context, ca *openpca.CA, cfg *openpca.CrlCo
 	// A certificate whose notAfter is the cutoff itself was still valid
 	// then: the store lists those that expire after the instant before
 	// (times are stored to the microsecond). A revocation the last CRL
-	// published did not read may be of a certificate that ended before it
-	// (one requested before the end, and committed while that CRL read):
-	// listed from its end, it is on one CRL past it. A CA's first CRL
-	// lists what is valid, as one whose CRLs were enabled late would
-	// otherwise list every revocation it ever made.
+	// published did not read (or, while none was, the first signed, from
+	// whose date the cutoff then is) may be of a certificate that ended
+	// before it (one requested before the end, and committed while that
+	// CRL read): listed from its end, it is on one CRL past it. A CA's
+	// first CRL lists what is valid, as one whose CRLs were enabled late
+	// would otherwise list every revocation it ever made.
 	before, listedAfter, err := p.cfg.Store.RevokedCertificates(ctx, ca.ID, cutoff.Add(-time.Microsecond), job.RevocationsRead, func(r *openpca.RevokedCertificate) error {
 		serial, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok {

@@ -216,6 +216,11 @@ func TestRevocationReadLateListedOnce(t *testing.T) {
 		{"revoked before a CRL", []step{{none, true, false}, {before, true, true}, {none, true, false}}},
 		{"revoked while a CRL read", []step{{none, true, false}, {during, true, false}, {none, true, true}, {none, true, false}}},
 		{"the CRL that read it not written", []step{{none, true, false}, {before, false, false}, {none, true, true}, {none, true, false}}},
+		// Of a CA none of whose CRLs was written, the next lists what
+		// was valid at the first signed, and what that one did not read.
+		{"revoked while the first CRL read", []step{{during, true, false}, {none, true, true}, {none, true, false}}},
+		{"revoked while the first CRL read, not written", []step{{during, false, false}, {none, true, true}, {none, true, false}}},
+		{"revoked while the first CRL read, the first two not written", []step{{during, false, false}, {none, false, false}, {none, true, true}, {none, true, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db, objects, dir := newCRLStores(t, "crls")
@@ -232,7 +237,8 @@ func TestRevocationReadLateListedOnce(t *testing.T) {
 			store := &readingStore{Store: db}
 			p := newPublisher(Config{Store: store, DefaultAccount: "111122223333", Objects: objects, Keys: caKey{key, cert}, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
 			bucket := filepath.Join(dir, "s3", "crls")
-			var read *int64 // what the last CRL written read
+			var read *int64 // what the last CRL written read, or the first signed while none was
+			written := false
 			for i, step := range tc.steps {
 				clock = notAfter.Add(time.Duration(i+1) * time.Minute)
 				switch step.revoke {
@@ -256,10 +262,13 @@ func TestRevocationReadLateListedOnce(t *testing.T) {
 					}
 					t.Errorf("CRL %d's record lists whatever their end those revoked from entry %v on, want %v", i+1, entry(r.RevocationsFrom), entry(read))
 				}
+				if !written && read == nil || step.written {
+					read = r.RevocationsBefore
+				}
 				if !step.written {
 					continue
 				}
-				read = r.RevocationsBefore
+				written = true
 				l := writtenCRL(t, bucket, ca)
 				if listed := slices.ContainsFunc(l, func(n *big.Int) bool { return n.Text(16) == late.Serial }); listed != step.listed {
 					t.Errorf("CRL %d lists the certificate revoked late: %v, want %v", i+1, listed, step.listed)

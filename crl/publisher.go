@@ -329,7 +329,7 @@ func (p *Publisher) publish(ctx context.Context, job *openpca.CRLJob, owner stri
 	}
 	revoked := entries.Count
 	use := openpca.CRLUse(ca, job.Number+1, now, next, entries, der)
-	if err := store.RecordCRL(ctx, job, owner, use, openpca.RevocationStatuses); err != nil {
+	if err := store.RecordCRL(ctx, job, owner, use, entries.RevocationsBefore, openpca.RevocationStatuses); err != nil {
 		return fmt.Errorf("recording the CRL's key use: %w", err)
 	}
 	// A server that lost its hold (stalled past its lease) must not write

@@ -134,7 +134,7 @@ func stalledWriter(t *testing.T, answered bool) {
 		if err != nil {
 			t.Fatalf("the other server's claim: %v", err)
 		}
-		if err := db.RecordCRL(ctx, other, "b", openpca.CRLUse(ca, other.Number+1, later, later.Add(time.Hour), &openpca.CRLEntries{}, []byte("newer")), []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}); err != nil {
+		if err := db.RecordCRL(ctx, other, "b", openpca.CRLUse(ca, other.Number+1, later, later.Add(time.Hour), &openpca.CRLEntries{}, []byte("newer")), 0, []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive}); err != nil {
 			t.Fatal(err)
 		}
 		if err := objects.Put(ctx, openpca.Object{Bucket: "crls", Key: Key(ca, ca.CRL())}, bytes.NewReader([]byte("newer"))); err != nil {

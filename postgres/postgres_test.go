@@ -575,7 +575,7 @@ func TestCARowsLockInOrder(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return store.RecordCRL(ctx, job, "a", openpca.CRLUse(ca, job.Number+1, time.Now(), time.Now().Add(time.Hour), &openpca.CRLEntries{}, []byte("crl")), []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive})
+		return store.RecordCRL(ctx, job, "a", openpca.CRLUse(ca, job.Number+1, time.Now(), time.Now().Add(time.Hour), &openpca.CRLEntries{}, []byte("crl")), 0, []openpca.CertificateAuthorityStatus{openpca.CertificateAuthorityStatusActive})
 	}
 	// An issuance with the token "T", which another server is sent too.
 	issue := func(ctx context.Context, store *sqlstore.DB, r *openpca.Revocation) error {

@@ -70,7 +70,7 @@ func (db *DB) RenewCRL(ctx context.Context, caID, owner string, until time.Time)
 }
 
 // RecordCRL implements openpca.CRLStore.
-func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, use *openpca.KeyUse, statuses []openpca.CertificateAuthorityStatus) error {
+func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, use *openpca.KeyUse, read int64, statuses []openpca.CertificateAuthorityStatus) error {
 	err := db.retry(ctx, func() error {
 		return db.commits.DoFor(ctx, job.CAID, func(ctx context.Context, tx *sql.Tx) error {
 			// The CA's row, the log's, then the CRL's, as RecordRevocation
@@ -81,8 +81,13 @@ func (db *DB) RecordCRL(ctx context.Context, job *openpca.CRLJob, owner string, 
 			if err := db.logKeyUse(ctx, tx, use); err != nil {
 				return err
 			}
-			res, err := db.txExec(ctx, tx, `UPDATE crl_publications SET number = ? WHERE ca_id = ? AND owner = ? AND number = ?`,
-				job.Number+1, job.CAID, owner, job.Number)
+			// No CRL published has what it read NULL, unless one was
+			// (by a version that did not keep it): then the first signed
+			// keeps its read (CRLJob.RevocationsRead).
+			res, err := db.txExec(ctx, tx, `UPDATE crl_publications SET number = ?,
+					revocations_read = CASE WHEN this_update IS NULL AND revocations_read IS NULL THEN ? ELSE revocations_read END
+				WHERE ca_id = ? AND owner = ? AND number = ?`,
+				job.Number+1, read, job.CAID, owner, job.Number)
 			return db.held(res, err, "recording a CRL")
 		})
 	})

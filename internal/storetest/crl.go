@@ -44,10 +44,10 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 		t.Errorf("an owner renewed a lease it does not hold: %v", err)
 	}
 	use := openpca.CRLUse(ca, 1, t0, t0.AddDate(0, 0, 7), &openpca.CRLEntries{}, []byte("crl"))
-	if err := s.RecordCRL(ctx, job, "b", use, active); !errors.Is(err, openpca.ErrConflict) {
+	if err := s.RecordCRL(ctx, job, "b", use, 1, active); !errors.Is(err, openpca.ErrConflict) {
 		t.Errorf("a CRL recorded by a server that does not hold it: %v", err)
 	}
-	if err := s.RecordCRL(ctx, job, "a", use, active); err != nil {
+	if err := s.RecordCRL(ctx, job, "a", use, 1, active); err != nil {
 		t.Fatal(err)
 	}
 	if kinds := logKinds(t, s, ca); kinds != "[CSR CRL]" {
@@ -255,7 +255,7 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 	// the one signed earlier, and one ahead after the claim. What the last
 	// CRL published read stays: these are signed, not published.
 	for i, at := range []time.Time{t0.Add(-time.Hour), now.Add(-time.Minute), now.Add(time.Microsecond)} {
-		if err := s.RecordCRL(ctx, job, "b", openpca.CRLUse(ca, job.Number+1, at, at.Add(time.Hour), &openpca.CRLEntries{}, []byte("crl")), active); err != nil {
+		if err := s.RecordCRL(ctx, job, "b", openpca.CRLUse(ca, job.Number+1, at, at.Add(time.Hour), &openpca.CRLEntries{}, []byte("crl")), int64(i)+5, active); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.ReleaseCRL(ctx, ca.ID, "b", now, false); err != nil {
@@ -294,6 +294,71 @@ func testCRLPublication(t *testing.T, s openpca.Store) {
 // testCRLOrder: of two CAs that want a CRL, the one whose last CRL is
 // older goes first, though the other, with shorter-lived CRLs, is due for
 // refresh sooner: a CA that keeps revoking does not hold back the others.
+// testCRLReadUnpublished: while none of a CA's CRLs was published, what
+// the first signed read is what the next lists from; once one is, what
+// it read; and after a CRL published by a version that kept no read,
+// none is known until the next published.
+func testCRLReadUnpublished(t *testing.T, s openpca.Store) {
+	t0, lease := now(), time.Minute
+	ca := activeCA(t, s)
+	ca.Revocation = &openpca.RevocationConfiguration{CrlConfiguration: &openpca.CrlConfiguration{Enabled: new(true), S3BucketName: "crls"}}
+	if err := s.UpdateCA(ctx, ca, nil); err != nil {
+		t.Fatal(err)
+	}
+	// signed records CRL job.Number+1, having read the log before entry
+	// read, and gives it up unpublished; claimed returns the next claim.
+	signed := func(job *openpca.CRLJob, read int64) {
+		t.Helper()
+		if err := s.RecordCRL(ctx, job, "a", openpca.CRLUse(ca, job.Number+1, t0, t0.Add(time.Hour), &openpca.CRLEntries{}, []byte("crl")), read, active); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReleaseCRL(ctx, ca.ID, "a", t0, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed := func(step string, read int64) *openpca.CRLJob {
+		t.Helper()
+		job, err := s.ClaimCRL(ctx, "a", t0, lease)
+		if err != nil || job.CAID != ca.ID || job.RevocationsRead != read {
+			t.Fatalf("the claim %s: %+v, %v; want what was read %d", step, job, err, read)
+		}
+		return job
+	}
+	job := claimed("before any CRL", -1)
+	signed(job, 3)
+	signed(claimed("after the first CRL signed, not published", 3), 5)
+	job = claimed("after the second, not published", 3)
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, 7, t0.Add(time.Hour), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WantCRL(ctx, ca.ID); err != nil {
+		t.Fatal(err)
+	}
+	signed(claimed("after one published", 7), 9)
+	job = claimed("after one published, and one signed since", 7)
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, -1, t0.Add(time.Hour), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A CRL published by a version that kept no read (FinishCRL without
+	// one, on a CA with none) leaves none known, signed since or not.
+	earlier := activeCA(t, s)
+	earlier.Revocation = ca.Revocation
+	if err := s.UpdateCA(ctx, earlier, nil); err != nil {
+		t.Fatal(err)
+	}
+	ca = earlier // signed's and claimed's
+	job = claimed("of a CA with none published", -1)
+	if err := s.FinishCRL(ctx, ca.ID, "a", job.Wanted, t0, -1, t0.Add(time.Hour), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WantCRL(ctx, ca.ID); err != nil {
+		t.Fatal(err)
+	}
+	signed(claimed("after a CRL published with no read", -1), 4)
+	claimed("after a CRL published with no read, and one signed since", -1)
+}
+
 func testCRLOrder(t *testing.T, s openpca.Store) {
 	t0, lease := now(), time.Minute
 	enable := func(ca *openpca.CA) {

@@ -53,6 +53,7 @@ func Run(t *testing.T, open Open) {
 		{"SharingAndPermissions", testSharingAndPermissions},
 		{"CRLPublication", testCRLPublication},
 		{"CRLOrder", testCRLOrder},
+		{"CRLReadUnpublished", testCRLReadUnpublished},
 		{"CRLWhenItChanges", testCRLWhenItChanges},
 		{"LargeCA", testLargeCA},
 		{"Witnessing", testWitnessing},
