@@ -49,6 +49,12 @@ type CA struct {
 	// restored the CA since, if it was deleted at the backup), so the
 	// CA's purge leaves the key in its store, for the operator.
 	KeepKey bool
+	// Destruction is the server's signed word (auditlog.KeyDestruction)
+	// that the CA's key in a token or KMS may be destroyed: kept with a
+	// DELETED CA for its purge, and given with a key to destroy
+	// (RecordKeyMade, KeysToDestroy). A key store destroys no key without
+	// it.
+	Destruction []byte
 
 	// Certificate (DER) and CertificateChain (PEM, issuer first) are set by
 	// ImportCertificateAuthorityCertificate.

@@ -156,7 +156,8 @@ type CAStore interface {
 	// KeysToDestroy returns the CAs whose keys are to be destroyed and
 	// are not yet known to be: the CAs purged, and those whose keys were
 	// made (RecordKeyMade) more than KeyMadeGrace before now and never
-	// stored; their ids, ARNs, key stores, key handles and key ids. One
+	// stored; their ids, ARNs, key stores, key handles, key ids and
+	// Destruction (the CA's when it was purged, the record's). One
 	// whose key a stored CA holds (its id, or its key store and handle:
 	// a record written outside the server) has KeepKey set, and its key
 	// is not to be destroyed.
@@ -167,10 +168,11 @@ type CAStore interface {
 	KeyDestroyed(ctx context.Context, caID string) error
 
 	// RecordKeyMade records, at, that a key store made ca's key (or is
-	// about to: KeyNamer), before the CA is stored: a server that stops
-	// in between, or whose request fails and cannot destroy the key then,
-	// leaves no key behind unknown. Recording the CA again updates its
-	// key handle and key id. CreateCA forgets the record; for a CA whose
+	// about to: KeyNamer), with ca.Destruction, before the CA is stored:
+	// a server that stops in between, or whose request fails and cannot
+	// destroy the key then, leaves no key behind unknown. Recording the
+	// CA again updates its key handle, key id and Destruction. CreateCA
+	// forgets the record; for a CA whose
 	// key is not in the software store, CreateCA fails with ErrKeyGivenUp
 	// if the record is gone (KeysToDestroy took it).
 	RecordKeyMade(ctx context.Context, ca *CA, at time.Time) error

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/pki"
 	"github.com/openpca/openpca/policy"
 )
@@ -163,7 +164,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	namer, named := ks.KeyStore.(openpca.KeyNamer)
 	if named {
 		ca.KeyHandle = namer.KeyHandle(ca)
-		if err := s.store.RecordKeyMade(ctx, ca, now); err != nil {
+		if err := s.recordKeyMade(ctx, ca, now); err != nil {
 			return nil, err
 		}
 	}
@@ -213,7 +214,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 			// the key to its record, for a purge.
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keyDestroyWait)
 			defer cancel()
-			s.DestroyKeys(ctx, []*openpca.CA{ca})
+			s.destroyKeys(ctx, []*openpca.CA{ca}, false)
 		}
 	}()
 	keyID, err := pki.SubjectKeyID(key.Public())
@@ -229,7 +230,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if ks.Hardware() {
 		// Whatever the request's end: a key left unrecorded here, that
 		// the destruction below fails to destroy, is found by nothing.
-		if err := s.store.RecordKeyMade(context.WithoutCancel(ctx), ca, now); err != nil {
+		if err := s.recordKeyMade(context.WithoutCancel(ctx), ca, now); err != nil {
 			return nil, err
 		}
 	}
@@ -318,7 +319,7 @@ func (s *Service) madeLate(ctx context.Context, ks KeyStore, ca *openpca.CA, now
 				late.KeyHandle = m.handle
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keyDestroyWait)
 				defer cancel()
-				s.DestroyKeys(dctx, []*openpca.CA{&late})
+				s.destroyKeys(dctx, []*openpca.CA{&late}, false)
 			}
 		}()
 		return m, err
@@ -332,12 +333,24 @@ func (s *Service) madeLate(ctx context.Context, ks KeyStore, ca *openpca.CA, now
 	return m, begun, err
 }
 
+// recordKeyMade records that ca's key was made at now (RecordKeyMade),
+// with the audit key's word that it may be destroyed once KeyMadeGrace
+// has passed (a purge destroys it if no CA holds it then).
+func (s *Service) recordKeyMade(ctx context.Context, ca *openpca.CA, now time.Time) error {
+	made := *ca
+	var err error
+	if made.Destruction, err = s.signDestruction(&made, auditlog.DestructionNeverStored, now.Add(openpca.KeyMadeGrace)); err != nil {
+		return err
+	}
+	return s.store.RecordKeyMade(ctx, &made, now)
+}
+
 // recordMade records handle, of a key ks made for ca, which no CA holds:
 // a purge destroys it.
 func (s *Service) recordMade(ctx context.Context, ks KeyStore, ca *openpca.CA, now time.Time, handle []byte) {
 	made := *ca
 	made.KeyHandle = handle
-	if err := s.store.RecordKeyMade(context.WithoutCancel(ctx), &made, now); err != nil {
+	if err := s.recordKeyMade(context.WithoutCancel(ctx), &made, now); err != nil {
 		s.logger.ErrorContext(ctx, "a key made in its store is recorded nowhere, and no purge will destroy it: destroy it by hand", "ca", ca.ARN, "key_store", ks.Name(), "key", string(handle), "error", err)
 	}
 }

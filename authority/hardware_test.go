@@ -924,7 +924,7 @@ func TestKeyOfCANeverStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = a.Store.RecordKeyMade(ctx, &openpca.CA{ID: id, ARN: arn, KeyStore: kms.Name, KeyHandle: []byte(handle), KeyID: keyID}, env.Clock.Now())
+	err = a.Store.RecordKeyMade(ctx, neverStored(t, a, &openpca.CA{ID: id, ARN: arn, KeyStore: kms.Name, KeyHandle: []byte(handle), KeyID: keyID}, env.Clock.Now()), env.Clock.Now())
 	a.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -966,7 +966,8 @@ func TestTokenKeyRecordedBeforeMade(t *testing.T) {
 	}
 	made, never := uuid.NewString(), uuid.NewString()
 	for _, id := range []string{made, never} {
-		if err := a.Store.RecordKeyMade(ctx, &openpca.CA{ID: id, ARN: openpca.CAARN("us-east-1", app.DefaultAccountID, id), KeyStore: pkcs11.Name, KeyHandle: []byte(id)}, env.Clock.Now()); err != nil {
+		ca := neverStored(t, a, &openpca.CA{ID: id, ARN: openpca.CAARN("us-east-1", app.DefaultAccountID, id), KeyStore: pkcs11.Name, KeyHandle: []byte(id)}, env.Clock.Now())
+		if err := a.Store.RecordKeyMade(ctx, ca, env.Clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1005,6 +1006,22 @@ func TestTokenKeyRecordedBeforeMade(t *testing.T) {
 	if keys, err := token.FindKeyPairs([]byte(kept[strings.LastIndex(kept, "/")+1:]), nil); err != nil || len(keys) != 1 {
 		t.Errorf("the keys of a CA in service: %d, %v", len(keys), err)
 	}
+}
+
+// neverStored returns ca with the word of the audit key of a's database
+// that its key, made at, may be destroyed once KeyMadeGrace has passed, as
+// its server records a key made for a CA it has yet to store.
+func neverStored(t *testing.T, a *app.Admin, ca *openpca.CA, at time.Time) *openpca.CA {
+	t.Helper()
+	signer, vkey, err := auditlog.LoadKey(ctx, a.Store, auditlog.Keys{Sealer: a.Sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.Destruction, err = auditlog.NewLog(a.Store, signer, vkey, nil).SignKeyDestruction(auditlog.KeyDestruction{Reason: auditlog.DestructionNeverStored,
+		CAID: ca.ID, CAARN: ca.ARN, Store: ca.KeyStore, KeyHandle: ca.KeyHandle, KeyID: ca.KeyID, From: at.Add(openpca.KeyMadeGrace)}); err != nil {
+		t.Fatal(err)
+	}
+	return ca
 }
 
 // kmsKeyID is the key identifier of a KMS key, as a CA records it.
@@ -1226,6 +1243,136 @@ func TestRowsChangedByHand(t *testing.T) {
 			env.Restart(t) // the victim's key opened anew
 			if err := issue(env.Client, victim); err != nil {
 				t.Errorf("the victim, after its row was copied and its key named for destruction: %v", err)
+			}
+		})
+	}
+}
+
+// TestKeyDestructionSigned: a purge destroys a CA's key in a token or KMS
+// only on the audit key's word for it, which DeleteCertificateAuthority
+// gives and RestoreCertificateAuthority takes back. Rows written by hand
+// (a CA marked deleted, one restored and then marked deleted, one given
+// another deleted CA's word, a record of a key made for a CA never
+// stored) have the CAs' rows purged, but not their keys destroyed, and
+// the server says so. A CA whose restoration period was cut short by
+// hand is purged, and its key destroyed when its word says.
+func TestKeyDestructionSigned(t *testing.T) {
+	type store struct {
+		use   testenv.Option
+		alive func(handle string) bool // the key is in its store, and not to be destroyed
+	}
+	for name, start := range map[string]func(t *testing.T) store{
+		"pkcs11": func(t *testing.T) store {
+			h := testenv.NewSoftHSM(t)
+			token, err := crypto11.Configure(&crypto11.Config{Path: testenv.SoftHSMModule, TokenLabel: h.Label, Pin: h.PIN})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { token.Close() })
+			return store{h.Use(), func(handle string) bool {
+				keys, err := token.FindKeyPairs([]byte(handle), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(keys) == 1
+			}}
+		},
+		"kms": func(t *testing.T) store {
+			k := testenv.StartKMS(t)
+			return store{k.Use(t), func(handle string) bool {
+				out, err := k.Client().DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: &handle})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return out.KeyMetadata.KeyState == kmstypes.KeyStateEnabled
+			}}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := start(t)
+			var logs testenv.SyncBuffer
+			env := testenv.Start(t, s.use, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+			deleted := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Deleted")
+			byHand, _ := env.NewActiveRoot(t, "Marked deleted by hand")
+			restored := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Restored, then marked deleted by hand")
+			swapped := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Given the word of another")
+			neverStored := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Its row gone, a record of its key made written")
+			cutShort := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Its restoration period cut short by hand")
+			for arn, days := range map[string]int32{deleted: 7, restored: 7, cutShort: 30} {
+				if _, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn, PermanentDeletionTimeInDays: &days}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := env.Client.RestoreCertificateAuthority(ctx, &acmpca.RestoreCertificateAuthorityInput{CertificateAuthorityArn: &restored}); err != nil {
+				t.Fatal(err)
+			}
+			env.Stop(t)
+			db := env.DB(t)
+			handles := map[string]string{}
+			for _, arn := range []string{deleted, byHand, restored, swapped, neverStored, cutShort} {
+				var handle string
+				if err := db.QueryRow(`SELECT key_handle FROM certificate_authorities WHERE arn = ?`, arn).Scan(&handle); err != nil {
+					t.Fatal(err)
+				}
+				handles[arn] = handle
+			}
+			past := env.Clock.Now().Add(-time.Hour).UnixMicro()
+			for _, q := range []string{
+				`UPDATE certificate_authorities SET status_before_deletion = status, status = 'DELETED', restorable_until = ?1, version = version + 1 WHERE arn IN (?2, ?3, ?4)`,
+				`UPDATE certificate_authorities SET restorable_until = ?1, version = version + 1 WHERE arn = ?7`,
+				`UPDATE certificate_authorities SET destruction = (SELECT destruction FROM certificate_authorities WHERE arn = ?5) WHERE arn = ?4`,
+				`INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id, made_at) SELECT id, arn, key_store, key_handle, key_id, ?1 FROM certificate_authorities WHERE arn = ?6`,
+				`DELETE FROM key_uses WHERE ca_id = (SELECT id FROM certificate_authorities WHERE arn = ?6)`,
+				`DELETE FROM key_use_logs WHERE ca_id = (SELECT id FROM certificate_authorities WHERE arn = ?6)`,
+				`DELETE FROM certificate_authorities WHERE arn = ?6`,
+			} {
+				if _, err := db.Exec(q, past, byHand, restored, swapped, deleted, neverStored, cutShort); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			// purged waits for the purge at start to leave the keys to
+			// destroy left.
+			purged := func(left int) {
+				t.Helper()
+				env.Restart(t) // the purge runs at start, and destroys keys in the background
+				for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					var records, cas int
+					if err := db.QueryRow(`SELECT (SELECT count(*) FROM key_destructions), (SELECT count(*) FROM certificate_authorities)`).Scan(&records, &cas); err != nil {
+						t.Fatal(err)
+					}
+					if records == left && cas == 0 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%d CAs and %d keys to destroy left after the purge, want none and %d", cas, records, left)
+					}
+				}
+				env.Stop(t)
+			}
+			env.Clock.Advance(8 * 24 * time.Hour) // past the deleted CA's restoration period
+			purged(1)
+			if s.alive(handles[deleted]) {
+				t.Errorf("the key of %s, deleted, is still in its store", deleted)
+			}
+			if !s.alive(handles[cutShort]) {
+				t.Errorf("the key of %s was destroyed before its restoration period ended", cutShort)
+			}
+			env.Clock.Advance(30 * 24 * time.Hour)
+			purged(0)
+			if s.alive(handles[cutShort]) {
+				t.Errorf("the key of %s is still in its store once its restoration period ended", cutShort)
+			}
+			for _, arn := range []string{byHand, restored, swapped, neverStored} {
+				if !s.alive(handles[arn]) {
+					t.Errorf("the key of %s was destroyed without the audit key's word for it", arn)
+				}
+				said := false
+				for line := range strings.Lines(logs.String()) {
+					said = said || strings.Contains(line, "without the audit key's word") && strings.Contains(line, arn) && strings.Contains(line, handles[arn])
+				}
+				if !said {
+					t.Errorf("the key of %s, kept, is not said so, with its handle", arn)
+				}
 			}
 		})
 	}

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/pki"
 )
 
@@ -915,11 +916,19 @@ func (k *Keys) store(ca *openpca.CA) (KeyStore, error) {
 		Message: fmt.Sprintf("The key of %s is kept in the %s key store, which this server is not configured with.", ca.ARN, ca.KeyStore)}
 }
 
-// DestroyKeys removes the keys of CAs deleted for good from their stores,
-// and records each removed (KeyDestroyed). A key that cannot be removed
-// (its store away) is logged, and stays to be destroyed: the janitor
-// tries it again (KeysToDestroy).
-func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
+// DestroyKeys removes from their stores the keys the store has to
+// destroy (KeysToDestroy): of CAs deleted for good, and made for CAs never
+// stored. A key in a token or KMS goes only on the audit key's signed word
+// for it (CA.Destruction): a record without it, or whose word is of
+// another CA or key, was written outside the server (or by a version
+// before 2026-12), and is forgotten, its key left in its store.
+func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) { s.destroyKeys(ctx, cas, true) }
+
+// destroyKeys removes the keys of cas from their stores, and records
+// each removed (KeyDestroyed); with signed, only those whose Destruction
+// lets them go. A key that cannot be removed (its store away) is logged,
+// and stays to be destroyed: the janitor tries it again (KeysToDestroy).
+func (s *Service) destroyKeys(ctx context.Context, cas []*openpca.CA, signed bool) {
 	for _, ca := range cas {
 		if ctx.Err() != nil {
 			return // the server is stopping; the rest are tried at its next start
@@ -930,17 +939,27 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 				"ca", ca.ARN, "key_store", ca.KeyStore, "key_handle", string(ca.KeyHandle), "key_id", ca.KeyID, "error", err)
 			continue
 		}
-		s.keys.Forget(ca.ID)
 		ks, err := s.keys.store(ca)
-		if err == nil {
-			_, err = inStore(ctx, s.keys, ks, ca, func() (struct{}, error) { return struct{}{}, ks.DestroyKey(ctx, ca) })
-		}
 		// What finds the key, for an operator to remove it by hand: its
 		// id, and the handle unless the store may be the software one,
 		// whose handle is the sealed key itself.
-		handle := ""
-		if ks.KeyStore != nil && ks.Hardware() {
+		hardware, handle := err != nil || ks.Hardware(), ""
+		if hardware {
 			handle = string(ca.KeyHandle)
+		}
+		if signed && hardware {
+			if cerr := s.destructionSigned(ca); errors.Is(cerr, errNotYet) {
+				continue // a purge tries it again
+			} else if cerr != nil {
+				err := s.store.KeyDestroyed(ctx, ca.ID)
+				s.logger.ErrorContext(ctx, "a record asks for a key to be destroyed without the audit key's word for it: it was written outside the server, or by a version before 2026-12; the key is left in its store, and the record forgotten",
+					"ca", ca.ARN, "key_store", ca.KeyStore, "key_handle", handle, "key_id", ca.KeyID, "problem", cerr, "error", err)
+				continue
+			}
+		}
+		s.keys.Forget(ca.ID)
+		if err == nil {
+			_, err = inStore(ctx, s.keys, ks, ca, func() (struct{}, error) { return struct{}{}, ks.DestroyKey(ctx, ca) })
 		}
 		if errors.Is(err, openpca.ErrNotFound) {
 			// Destroyed before (by another server, or a try whose answer
@@ -965,6 +984,45 @@ func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) {
 				"key_handle", handle, "key_id", ca.KeyID, "error", err)
 		}
 	}
+}
+
+// errNotYet says that a key's destruction is signed for a time to come.
+var errNotYet = errors.New("its time has not come")
+
+// destructionSigned checks that ca.Destruction is the audit key's word
+// that ca's key, as ca names it, may be destroyed now; errNotYet if it
+// may later.
+func (s *Service) destructionSigned(ca *openpca.CA) error {
+	if len(ca.Destruction) == 0 {
+		return errors.New("the record has none")
+	}
+	d, err := auditlog.OpenKeyDestruction(ca.Destruction, s.log.VerifierKey())
+	switch {
+	case err != nil:
+		return err
+	case d.CAID != ca.ID || d.CAARN != ca.ARN:
+		return fmt.Errorf("the word is of another CA, %s (%s)", d.CAARN, d.CAID)
+	case d.Store != ca.KeyStore || !bytes.Equal(d.KeyHandle, ca.KeyHandle) || d.KeyID != ca.KeyID:
+		return fmt.Errorf("the word is of another key, %q in the %s store (key id %q)", d.KeyHandle, d.Store, d.KeyID)
+	case s.now().Before(d.From):
+		return errNotYet
+	}
+	return nil
+}
+
+// signDestruction returns the audit key's word that ca's key, in a token
+// or KMS, may be destroyed from from, for reason; nil for a key in
+// software, which goes with the CA's row.
+func (s *Service) signDestruction(ca *openpca.CA, reason string, from time.Time) ([]byte, error) {
+	if !s.keys.hardware(ca) {
+		return nil, nil
+	}
+	signed, err := s.log.SignKeyDestruction(auditlog.KeyDestruction{Reason: reason, CAID: ca.ID, CAARN: ca.ARN, Store: ca.KeyStore,
+		KeyHandle: ca.KeyHandle, KeyID: ca.KeyID, From: from})
+	if _, coded := errors.AsType[*openpca.Error](err); err != nil && !coded {
+		err = &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("The audit key could not sign the destruction of the key of %s; retry later.", ca.ARN), Cause: err}
+	}
+	return signed, err
 }
 
 // keyIdentifier returns the key identifier of a CA's certificate, which

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/pki"
 )
 
@@ -101,7 +102,9 @@ func (s *Service) DeleteCertificateAuthority(ctx context.Context, in *openpca.De
 		ca.RestorableUntil = now.Add(time.Duration(days) * 24 * time.Hour)
 		ca.StatusBeforeDeletion = ca.Status
 		ca.SetStatus(openpca.CertificateAuthorityStatusDeleted, now)
-		return nil
+		var err error
+		ca.Destruction, err = s.signDestruction(ca, auditlog.DestructionDeleted, ca.RestorableUntil)
+		return err
 	})
 	if err == nil {
 		s.keys.Forget(ca.ID)
@@ -122,6 +125,7 @@ func (s *Service) RestoreCertificateAuthority(ctx context.Context, in *openpca.R
 		ca.SetStatus(ca.StatusBeforeDeletion, now)
 		ca.StatusBeforeDeletion = ""
 		ca.RestorableUntil = time.Time{}
+		ca.Destruction = nil
 		return nil
 	})
 	if err == nil {

@@ -20,7 +20,7 @@ import (
 
 const caColumns = `id, account_id, arn, type, status, status_before_deletion, created_at, last_state_change_at,
 	restorable_until, failure_reason, config, revocation, key_storage, usage_mode, key_handle, csr,
-	certificate, certificate_chain, serial, not_before, not_after, tags, version, key_id, policy, key_store, keep_key`
+	certificate, certificate_chain, serial, not_before, not_after, tags, version, key_id, policy, key_store, keep_key, destruction`
 
 // caRow is a CA in the form of its row.
 type caRow struct {
@@ -59,7 +59,7 @@ func scanCA(s rowScanner) (*openpca.CA, error) {
 	)
 	err := s.Scan(&ca.ID, &ca.AccountID, &ca.ARN, &ca.Type, &ca.Status, &ca.StatusBeforeDeletion, &created, &changed,
 		&restorable, &ca.FailureReason, &config, &revocation, &ca.KeyStorageSecurityStandard, &ca.UsageMode, &ca.KeyHandle, &ca.CSR,
-		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version, &ca.KeyID, &ca.Policy, &ca.KeyStore, &ca.KeepKey)
+		&ca.Certificate, &ca.CertificateChain, &ca.Serial, &notBefore, &notAfter, &tags, &ca.Version, &ca.KeyID, &ca.Policy, &ca.KeyStore, &ca.KeepKey, &ca.Destruction)
 	if err != nil {
 		return nil, err
 	}
@@ -127,10 +127,10 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 			return err
 		}
 		if _, err := db.txExec(ctx, tx, `INSERT INTO certificate_authorities (`+caColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ca.ID, ca.AccountID, ca.ARN, ca.Type, ca.Status, ca.StatusBeforeDeletion, micros(ca.CreatedAt), micros(ca.LastStateChangeAt),
 			micros(ca.RestorableUntil), ca.FailureReason, r.config, r.revocation, ca.KeyStorageSecurityStandard, ca.UsageMode, ca.KeyHandle, ca.CSR,
-			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version, ca.KeyID, ca.Policy, ca.KeyStore, ca.KeepKey); err != nil {
+			ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags, ca.Version, ca.KeyID, ca.Policy, ca.KeyStore, ca.KeepKey, ca.Destruction); err != nil {
 			return err
 		}
 		csrUse.Seq = 0
@@ -273,11 +273,11 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA, imported *openpca.Ke
 		res, err := db.txExec(ctx, tx, `UPDATE certificate_authorities SET
 			status = ?, status_before_deletion = ?, last_state_change_at = ?, restorable_until = ?, failure_reason = ?,
 			revocation = ?, certificate = ?, certificate_chain = ?, serial = ?, not_before = ?, not_after = ?, tags = ?,
-			policy = ?, version = version + 1
+			policy = ?, destruction = ?, version = version + 1
 			WHERE id = ? AND version = ?`,
 			ca.Status, ca.StatusBeforeDeletion, micros(ca.LastStateChangeAt), micros(ca.RestorableUntil), ca.FailureReason,
 			r.revocation, ca.Certificate, ca.CertificateChain, ca.Serial, micros(ca.NotBefore), micros(ca.NotAfter), r.tags,
-			ca.Policy, ca.ID, ca.Version)
+			ca.Policy, ca.Destruction, ca.ID, ca.Version)
 		if err != nil {
 			return err
 		}
@@ -482,8 +482,8 @@ func (db *DB) PurgeCAs(ctx context.Context, now time.Time) ([]*openpca.CA, error
 				if ca.KeyStore == softwareStore {
 					handle = []byte{}
 				}
-				if _, err := db.txExec(ctx, tx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id)
-					SELECT ?, ?, ?, ?, ? FROM certificate_authorities WHERE id = ? AND NOT keep_key
+				if _, err := db.txExec(ctx, tx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id, statement)
+					SELECT ?, ?, ?, ?, ?, destruction FROM certificate_authorities WHERE id = ? AND NOT keep_key
 					ON CONFLICT (ca_id) DO NOTHING`, ca.ID, ca.ARN, ca.KeyStore, handle, ca.KeyID, ca.ID); err != nil {
 					return err
 				}
@@ -577,9 +577,9 @@ func (db *DB) deleteInChunks(ctx context.Context, q string, atMost int64, args .
 // id: the record keeps its first time, and a purge that took it meanwhile
 // still destroys the key.
 func (db *DB) RecordKeyMade(ctx context.Context, ca *openpca.CA, at time.Time) error {
-	_, err := db.exec(ctx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id, made_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (ca_id) DO UPDATE SET key_handle = excluded.key_handle, key_id = excluded.key_id`,
-		ca.ID, ca.ARN, ca.KeyStore, ca.KeyHandle, ca.KeyID, at.UnixMicro())
+	_, err := db.exec(ctx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id, made_at, statement) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (ca_id) DO UPDATE SET key_handle = excluded.key_handle, key_id = excluded.key_id, statement = excluded.statement`,
+		ca.ID, ca.ARN, ca.KeyStore, ca.KeyHandle, ca.KeyID, at.UnixMicro(), ca.Destruction)
 	return db.wrap("recording a key made", err)
 }
 
@@ -592,7 +592,7 @@ func (db *DB) KeysToDestroy(ctx context.Context, now time.Time) ([]*openpca.CA, 
 	if _, err := db.exec(ctx, `UPDATE key_destructions SET made_at = NULL WHERE made_at < ?`, now.Add(-openpca.KeyMadeGrace).UnixMicro()); err != nil {
 		return nil, db.wrap("taking the keys of CAs never stored", err)
 	}
-	rows, err := db.query(ctx, `SELECT ca_id, arn, key_store, key_handle, key_id FROM key_destructions
+	rows, err := db.query(ctx, `SELECT ca_id, arn, key_store, key_handle, key_id, statement FROM key_destructions
 		WHERE made_at IS NULL ORDER BY ca_id`)
 	if err != nil {
 		return nil, db.wrap("reading the keys to destroy", err)
@@ -601,7 +601,7 @@ func (db *DB) KeysToDestroy(ctx context.Context, now time.Time) ([]*openpca.CA, 
 	var cas []*openpca.CA
 	for rows.Next() {
 		ca := &openpca.CA{}
-		if err := rows.Scan(&ca.ID, &ca.ARN, &ca.KeyStore, &ca.KeyHandle, &ca.KeyID); err != nil {
+		if err := rows.Scan(&ca.ID, &ca.ARN, &ca.KeyStore, &ca.KeyHandle, &ca.KeyID, &ca.Destruction); err != nil {
 			return nil, db.wrap("reading the keys to destroy", err)
 		}
 		cas = append(cas, ca)

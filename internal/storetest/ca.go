@@ -276,8 +276,12 @@ func testPurge(t *testing.T, s openpca.Store) {
 	}
 	gone.SetStatus(openpca.CertificateAuthorityStatusDeleted, t0)
 	gone.RestorableUntil = t0
+	gone.Destruction = []byte("the word that its key may go")
 	if err := s.UpdateCA(ctx, gone, nil); err != nil {
 		t.Fatal(err)
+	}
+	if got, err := s.FindCA(ctx, account, gone.ID); err != nil || string(got.Destruction) != string(gone.Destruction) {
+		t.Fatalf("the deleted CA's word that its key may go: %+v, %v", got, err)
 	}
 	// A CA deleted for good no longer counts toward the limit.
 	if _, err := createCA(s, newCA(account, t0), openpca.IdempotencyToken{Now: t0}, 2); err != nil {
@@ -325,7 +329,7 @@ func testPurge(t *testing.T, s openpca.Store) {
 	// (A software key is sealed in the CA's row, and not copied.)
 	keys, err := s.KeysToDestroy(ctx, time.Now())
 	if err != nil || len(keys) != 1 || keys[0].ID != gone.ID || keys[0].ARN != gone.ARN || keys[0].KeyStore != gone.KeyStore ||
-		len(keys[0].KeyHandle) != 0 || keys[0].KeyID != gone.KeyID {
+		len(keys[0].KeyHandle) != 0 || keys[0].KeyID != gone.KeyID || string(keys[0].Destruction) != string(gone.Destruction) {
 		t.Fatalf("keys to destroy: %+v, %v; want %s's, without its sealed key", keys, err, gone.ID)
 	}
 	if err := s.KeyDestroyed(ctx, gone.ID); err != nil {
@@ -346,11 +350,15 @@ func testKeysMade(t *testing.T, s openpca.Store) {
 	orphan, held := newCA(account, now), newCA(account, now)
 	for _, ca := range []*openpca.CA{orphan, held} {
 		ca.KeyStore, ca.KeyHandle = "pkcs11", []byte("handle-"+ca.ID)
-		if err := s.RecordKeyMade(ctx, ca, now); err != nil {
+		made := *ca
+		made.Destruction = []byte("the word before it was made")
+		if err := s.RecordKeyMade(ctx, &made, now); err != nil {
 			t.Fatal(err)
 		}
 		ca.KeyID = "kid-" + ca.ID
-		if err := s.RecordKeyMade(ctx, ca, now.Add(openpca.KeyMadeGrace/2)); err != nil {
+		made = *ca
+		made.Destruction = []byte("the word once made")
+		if err := s.RecordKeyMade(ctx, &made, now.Add(openpca.KeyMadeGrace/2)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -362,7 +370,7 @@ func testKeysMade(t *testing.T, s openpca.Store) {
 	}
 	keys, err := s.KeysToDestroy(ctx, now.Add(openpca.KeyMadeGrace+time.Second))
 	if err != nil || len(keys) != 1 || keys[0].ID != orphan.ID || string(keys[0].KeyHandle) != string(orphan.KeyHandle) ||
-		keys[0].KeyStore != "pkcs11" || keys[0].ARN != orphan.ARN || keys[0].KeyID != orphan.KeyID {
+		keys[0].KeyStore != "pkcs11" || keys[0].ARN != orphan.ARN || keys[0].KeyID != orphan.KeyID || string(keys[0].Destruction) != "the word once made" {
 		t.Fatalf("keys to destroy past the grace: %+v, %v; want the key of %s, never stored, alone", keys, err, orphan.ID)
 	}
 	// A creation that comes after: its key is being destroyed, and its
