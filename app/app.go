@@ -285,7 +285,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		logger.ErrorContext(ctx, "integrity alarm: a CA's key-use log does not match its hashes; it was changed under the server",
 			"ca", e.CAID, "entry", e.Entry, "problem", e.Detail())
 	}
-	collectors := []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector(), alarms, keysUnavailable}
+	refused := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "openpca_key_destructions_refused_total",
+		Help: "Keys in a token or KMS that a purge was asked to destroy without the audit key's signed word for it (a CA marked deleted, or a key recorded, in the database by hand; or by a version before 2026-12), and left in their stores: alert on any.",
+	})
+	collectors := []prometheus.Collector{server.CACollector(a.store, a.keyStoreNames(), logger), a.store.Collector(), alarms, keysUnavailable, refused}
 	if a.checkClock(ctx) {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "openpca_database_clock_offset_seconds",
@@ -336,7 +340,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Now: cfg.Now, MaxCAsPerAccount: cfg.MaxCAsPerAccount,
 		Objects: a.objects, Reports: a.reports, CRLs: a.crls, AuditReportInterval: cfg.AuditReportInterval, Log: log,
 		PublicURL: cfg.RevocationURL, OCSPUnknownRate: cfg.OCSPUnknownRate, OCSPUnknownBudget: cfg.OCSPUnknownBudget, OCSPSigners: cfg.OCSPSigners, OCSPStoreSigners: cfg.OCSPStoreSigners, OCSPSignedByCA: cfg.OCSPSignedByCA,
-		Witnessed: latestWitnessed, Alarm: alarm,
+		Witnessed: latestWitnessed, Alarm: alarm, DestructionRefused: refused.Inc,
 	})
 	var local server.LocalObjects
 	if l, ok := a.objects.(*localfs.Store); ok {

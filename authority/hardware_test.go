@@ -1331,8 +1331,8 @@ func TestKeyDestructionSigned(t *testing.T) {
 				}
 			}
 			// purged waits for the purge at start to leave the keys to
-			// destroy left.
-			purged := func(left int) {
+			// destroy left, and refused of them refused in all.
+			purged := func(left, refused int) {
 				t.Helper()
 				env.Restart(t) // the purge runs at start, and destroys keys in the background
 				for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -1347,10 +1347,13 @@ func TestKeyDestructionSigned(t *testing.T) {
 						t.Fatalf("%d CAs and %d keys to destroy left after the purge, want none and %d", cas, records, left)
 					}
 				}
+				if want := "openpca_key_destructions_refused_total " + strconv.Itoa(refused) + "\n"; !strings.Contains(metrics(t, env.URL), want) {
+					t.Errorf("the metrics do not say %q", want)
+				}
 				env.Stop(t)
 			}
 			env.Clock.Advance(8 * 24 * time.Hour) // past the deleted CA's restoration period
-			purged(1)
+			purged(1, 4)
 			if s.alive(handles[deleted]) {
 				t.Errorf("the key of %s, deleted, is still in its store", deleted)
 			}
@@ -1358,7 +1361,7 @@ func TestKeyDestructionSigned(t *testing.T) {
 				t.Errorf("the key of %s was destroyed before its restoration period ended", cutShort)
 			}
 			env.Clock.Advance(30 * 24 * time.Hour)
-			purged(0)
+			purged(0, 0) // counted since the start
 			if s.alive(handles[cutShort]) {
 				t.Errorf("the key of %s is still in its store once its restoration period ended", cutShort)
 			}

@@ -92,6 +92,10 @@ type Config struct {
 	// Alarm, if set, is told of every CA's key-use log found not to
 	// match its hashes.
 	Alarm openpca.IntegrityAlarm
+	// DestructionRefused, if set, is told of every key to destroy that
+	// is left in its store for want of the audit key's word for it (see
+	// DestroyKeys).
+	DestructionRefused func()
 }
 
 // DefaultMaxCAsPerAccount is AWS Private CA's default quota of CAs per
@@ -126,13 +130,14 @@ type Service struct {
 	ocspSignedByCA bool
 	responders     responders
 	// responderFlights are the issuances of OCSP responders under way.
-	responderFlights singleflight.Group
-	ocspUnknown      *rate.Limiter
-	ocspBudgets      ocspBudgets
-	ocspSlots        *ocspSlots
-	policies         *CAPolicies
-	witnessed        func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
-	alarm            openpca.IntegrityAlarm
+	responderFlights   singleflight.Group
+	ocspUnknown        *rate.Limiter
+	ocspBudgets        ocspBudgets
+	ocspSlots          *ocspSlots
+	policies           *CAPolicies
+	witnessed          func(ctx context.Context, caID string) (*openpca.WitnessedCheckpoint, error)
+	alarm              openpca.IntegrityAlarm
+	destructionRefused func()
 	// issued keeps the certificates issued last, by ARN, for
 	// GetCertificate: a certificate never changes once recorded.
 	issued    *lru.Cache[string, *openpca.Certificate]
@@ -152,13 +157,16 @@ func New(cfg Config) *Service {
 		logger: cfg.Logger, ocspFailures: logsample.Logger(cfg.Logger), region: cfg.Region, defaultAccount: cfg.DefaultAccountID,
 		maxCAs:    cfg.MaxCAsPerAccount,
 		witnessed: cfg.Witnessed,
-		alarm:     cfg.Alarm,
-		objects:   cfg.Objects, reports: cfg.Reports, crls: cfg.CRLs, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
+		alarm:     cfg.Alarm, destructionRefused: cfg.DestructionRefused,
+		objects: cfg.Objects, reports: cfg.Reports, crls: cfg.CRLs, reportInterval: cfg.AuditReportInterval, log: cfg.Log,
 		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), ocspSignedByCA: cfg.OCSPSignedByCA,
 		creations: newCreations(), policies: NewCAPolicies(),
 	}
 	if s.reportInterval == 0 {
 		s.reportInterval = DefaultAuditReportInterval
+	}
+	if s.destructionRefused == nil {
+		s.destructionRefused = func() {}
 	}
 	clock := cfg.Now
 	if clock == nil {
