@@ -338,6 +338,10 @@ func sameSchema(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	want, err := schemaOf(ctx, freshDB)
+	if err != nil {
+		return errors.Join(err, fresh.Close())
+	}
+	wantLayout, err := layoutOf(ctx, freshDB)
 	if err := errors.Join(err, fresh.Close()); err != nil {
 		return err
 	}
@@ -349,7 +353,39 @@ func sameSchema(ctx context.Context, db *sql.DB) error {
 	if len(diffs) > 0 {
 		return fmt.Errorf("the backup's schema is not OpenPCA's: it %s", strings.Join(diffs[:min(len(diffs), 5)], "; it "))
 	}
+	// The file's layout is in its header, not its schema, and a copy
+	// keeps it: a page size or vacuum mode of the backup's own would be
+	// every server's on it (a page of 64 KiB read for each row, or each
+	// deletion moving pages).
+	haveLayout, err := layoutOf(ctx, db)
+	if err != nil {
+		return err
+	}
+	if haveLayout != wantLayout {
+		return fmt.Errorf("the backup's file is not laid out as OpenPCA makes one: %s, not %s", haveLayout, wantLayout)
+	}
+	// The operator log's counter (AUTOINCREMENT) is at its last row, as
+	// no row of it is ever removed: one set to its end by hand would
+	// make every operator command's record fail, the log switched off.
+	var off int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_sequence
+		WHERE name <> 'operator_actions' OR seq IS NOT (SELECT MAX(seq) FROM operator_actions)`).Scan(&off); err != nil {
+		return err
+	}
+	if off > 0 {
+		return errors.New("the backup's counter of the operator log (sqlite_sequence) is not at its last entry: it was changed by hand")
+	}
 	return nil
+}
+
+// layoutOf says how the file of db is laid out: its page size and vacuum
+// mode.
+func layoutOf(ctx context.Context, db *sql.DB) (string, error) {
+	var pageSize, autoVacuum int
+	if err := db.QueryRowContext(ctx, `SELECT page_size, auto_vacuum FROM pragma_page_size, pragma_auto_vacuum`).Scan(&pageSize, &autoVacuum); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("pages of %d bytes, auto_vacuum %d", pageSize, autoVacuum), nil
 }
 
 // schemaOf returns the objects of the schema of db, by type and name:

@@ -341,6 +341,10 @@ func TestRestoreRefusesChangedSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Its counter (sqlite_sequence) is then at its last row.
+	if err := db.RecordOperatorAction(ctx, &openpca.OperatorAction{At: time.Now(), User: "u", Host: "h", Command: "accounts create", Detail: "d"}); err != nil {
+		t.Fatal(err)
+	}
 	backup := filepath.Join(dir, "backup.db")
 	if _, err := sqlite.Backup(ctx, filepath.Join(dir, "openpca.db"), backup); err != nil {
 		t.Fatal(err)
@@ -357,6 +361,11 @@ func TestRestoreRefusesChangedSchema(t *testing.T) {
 		{"planner statistics", `ANALYZE`, "holds the table sqlite_stat1"},
 		{"a column added", `ALTER TABLE certificates ADD COLUMN extra TEXT`, "has the table certificates other than"},
 		{"an index dropped", `DROP INDEX audit_reports_by_ca`, "lacks the index audit_reports_by_ca"},
+		{"another page size", `PRAGMA page_size = 65536; VACUUM`, "pages of 65536 bytes"},
+		{"auto-vacuum", `PRAGMA auto_vacuum = FULL; VACUUM`, "auto_vacuum 1"},
+		{"the operator log's counter at its end", `INSERT INTO sqlite_sequence (name, seq) VALUES ('operator_actions', 9223372036854775807)`, "counter of the operator log"},
+		{"the operator log's counter behind", `INSERT INTO operator_actions (at, os_user, host, command, detail) VALUES (1, 'u', 'h', 'c', 'd'), (2, 'u', 'h', 'c', 'd');
+			UPDATE sqlite_sequence SET seq = 1 WHERE name = 'operator_actions'`, "counter of the operator log"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			from := filepath.Join(t.TempDir(), "changed.db")
