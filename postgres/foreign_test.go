@@ -75,6 +75,12 @@ func TestForeign(t *testing.T) {
 			[]string{"privilege UPDATE on operator_actions_seq_seq granted to PUBLIC"}, false},
 		{"CREATE on the schema granted", `GRANT CREATE ON SCHEMA public TO PUBLIC`, []string{"privilege CREATE on schema public granted to PUBLIC"}, false},
 		{"default privileges", `ALTER DEFAULT PRIVILEGES GRANT INSERT ON TABLES TO PUBLIC`, []string{"default privilege INSERT granted to PUBLIC by postgres"}, false},
+		{"the operator log's sequence near its end", `SELECT setval('operator_actions_seq_seq', 9223372036854775000)`,
+			[]string{"the identity sequence of operator_actions at 9223372036854775000, off its last row, 0"}, false},
+		{"the operator log's sequence behind its rows", `INSERT INTO operator_actions (at, os_user, host, command, detail) VALUES (1, 'u', 'h', 'c', 'd'), (2, 'u', 'h', 'c', 'd');
+			SELECT setval('operator_actions_seq_seq', 1)`, []string{"the identity sequence of operator_actions at 1, off its last row, 2"}, false},
+		{"the operator log's sequence past rows rolled back", `INSERT INTO operator_actions (at, os_user, host, command, detail) VALUES (1, 'u', 'h', 'c', 'd');
+			SELECT setval('operator_actions_seq_seq', 1000)`, nil, false},
 		{"reads granted to a role of the operator's", `CREATE ROLE auditor; GRANT SELECT ON ALL TABLES IN SCHEMA public TO auditor;
 			ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO auditor`, nil, false},
 	} {

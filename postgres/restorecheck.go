@@ -118,7 +118,9 @@ func (c *checkConn) close() {
 // database, but tunables (a dump made with --create holds the first; the
 // role may set the second on itself: a search path that puts a schema of
 // the dump's before PostgreSQL's own); prepared transactions, which hold
-// their locks for good; and privileges on its tables, their identity
+// their locks for good; the operator log's identity sequence behind its
+// rows, or far past them (operatorLogSequence); and privileges on its
+// tables, their identity
 // sequences and columns granted to PUBLIC, or to another role than their
 // owner beyond SELECT, CREATE on its schema or on the database granted
 // to another (who could make a schema of the servers' role's name, which
@@ -218,8 +220,43 @@ func Foreign(ctx context.Context, dsn, session string) ([]string, error) {
 		}
 		found = append(found, f)
 	}
-	return found, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if f, err := c.operatorLogSequence(ctx); f != "" || err != nil {
+		found = append(found, f)
+		return found, err
+	}
+	return found, nil
 }
+
+// operatorLogSequence says how the operator log's identity sequence is
+// off its rows, if it is: behind its last row, the next record of an
+// operator's command collides with it; set far past it (toward its end),
+// every record fails; either switches the log off. A server leaves it
+// somewhat past, as a record rolled back keeps the number it took.
+func (c *checkConn) operatorLogSequence(ctx context.Context) (string, error) {
+	table := pgx.Identifier{c.schema, "operator_actions"}.Sanitize()
+	var exists bool
+	if err := c.conn.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil || !exists {
+		return "", err // a dump of a version before the table
+	}
+	var at sql.NullInt64
+	var last int64
+	if err := c.conn.QueryRowContext(ctx, `SELECT (SELECT last_value FROM pg_sequences
+			WHERE format('%I.%I', schemaname, sequencename)::regclass = pg_get_serial_sequence($1, 'seq')::regclass),
+			COALESCE((SELECT max(seq) FROM `+table+`), 0)`, table).Scan(&at, &last); err != nil {
+		return "", err
+	}
+	if at.Int64 < last || at.Int64-last > operatorLogSlack {
+		return fmt.Sprintf("the identity sequence of operator_actions at %d, off its last row, %d", at.Int64, last), nil
+	}
+	return "", nil
+}
+
+// operatorLogSlack is how far past the operator log's last row its
+// sequence may be: far more than records rolled back ever take.
+const operatorLogSlack = 1 << 32
 
 // SchemaDiffs compares OpenPCA's tables in a restored database with those
 // this version's migrations make, up to the migration the database has:
