@@ -11,13 +11,15 @@ import (
 )
 
 // A KeyDestruction is what the audit key signs to let a server destroy a
-// CA's key in a token or KMS: the CA was deleted, and its restoration
-// period ends at From; or the key was made for a CA that may never be
-// stored, and is past its grace at From. A server destroys such a key
-// only on this word, checked against the audit key it holds: the
-// database alone (a CA marked deleted in it, or a record of a key made
-// written into it) would let whoever can write the database have every
-// CA's key destroyed, which no backup brings back.
+// CA's key in a token or KMS, from From until Until: the CA was deleted,
+// and its restoration period ends at From; or the key was made for a CA
+// that may never be stored, and is past its grace at From. A server
+// destroys such a key only on this word, checked against the audit key
+// it holds: the database alone (a CA marked deleted in it, or a record
+// of a key made written into it) would let whoever can write the
+// database have every CA's key destroyed, which no backup brings back.
+// Until bounds how long a word taken from a copy of the database (its
+// CA restored, or stored, since) serves.
 //
 //	openpca key destruction
 //	<Reason>
@@ -27,12 +29,13 @@ import (
 //	<base64 key handle>
 //	<key id, or - while the key is not made>
 //	<From, RFC 3339>
+//	<Until, RFC 3339>
 type KeyDestruction struct {
 	Reason             string // DestructionDeleted or DestructionNeverStored
 	CAID, CAARN, Store string
 	KeyHandle          []byte
 	KeyID              string
-	From               time.Time
+	From, Until        time.Time
 }
 
 // The reasons a key may be destroyed for.
@@ -57,8 +60,11 @@ func (d KeyDestruction) Text() (string, error) {
 			return "", fmt.Errorf("auditlog: a key destruction's field %q is empty or has a line break", f)
 		}
 	}
-	return fmt.Sprintf("%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n", keyDestructionTitle, d.Reason, d.CAID, d.CAARN, d.Store,
-		base64.StdEncoding.EncodeToString(d.KeyHandle), keyID, d.From.UTC().Format(time.RFC3339Nano)), nil
+	if !d.Until.After(d.From) {
+		return "", fmt.Errorf("auditlog: a key destruction's time, from %s until %s, is empty", d.From, d.Until)
+	}
+	return fmt.Sprintf("%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n", keyDestructionTitle, d.Reason, d.CAID, d.CAARN, d.Store,
+		base64.StdEncoding.EncodeToString(d.KeyHandle), keyID, d.From.UTC().Format(time.RFC3339Nano), d.Until.UTC().Format(time.RFC3339Nano)), nil
 }
 
 // SignKeyDestruction signs d with the server's audit key.
@@ -79,8 +85,8 @@ func OpenKeyDestruction(signed []byte, verifierKey string) (KeyDestruction, erro
 		return KeyDestruction{}, err
 	}
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if !strings.HasSuffix(text, "\n") || len(lines) != 8 || lines[0] != keyDestructionTitle {
-		return KeyDestruction{}, errors.New("the key destruction is not one: it has eight lines, the first " + keyDestructionTitle)
+	if !strings.HasSuffix(text, "\n") || len(lines) != 9 || lines[0] != keyDestructionTitle {
+		return KeyDestruction{}, errors.New("the key destruction is not one: it has nine lines, the first " + keyDestructionTitle)
 	}
 	d := KeyDestruction{Reason: lines[1], CAID: lines[2], CAARN: lines[3], Store: lines[4], KeyID: lines[6]}
 	if d.KeyID == "-" {
@@ -89,8 +95,10 @@ func OpenKeyDestruction(signed []byte, verifierKey string) (KeyDestruction, erro
 	if d.KeyHandle, err = base64.StdEncoding.DecodeString(lines[5]); err != nil {
 		return KeyDestruction{}, fmt.Errorf("the key destruction's key handle %q is not base64", lines[5])
 	}
-	if d.From, err = time.Parse(time.RFC3339Nano, lines[7]); err != nil {
-		return KeyDestruction{}, fmt.Errorf("the key destruction's time %q is not RFC 3339", lines[7])
+	for i, t := range []*time.Time{&d.From, &d.Until} {
+		if *t, err = time.Parse(time.RFC3339Nano, lines[7+i]); err != nil {
+			return KeyDestruction{}, fmt.Errorf("the key destruction's time %q is not RFC 3339", lines[7+i])
+		}
 	}
 	if again, err := d.Text(); err != nil || again != text {
 		return KeyDestruction{}, errors.New("the key destruction is not written as a server writes them")

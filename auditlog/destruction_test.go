@@ -28,6 +28,7 @@ func TestKeyDestruction(t *testing.T) {
 	log := auditlog.NewLog(nil, signer, vkey, time.Now)
 	deleted := auditlog.KeyDestruction{Reason: auditlog.DestructionDeleted, CAID: "0194-ca", CAARN: "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/0194-ca",
 		Store: "pkcs11", KeyHandle: []byte{0, 1, '\n', 0xff}, KeyID: "9a0b", From: time.Date(2026, 12, 7, 10, 0, 0, 123456000, time.UTC)}
+	deleted.Until = deleted.From.Add(7 * 24 * time.Hour)
 	made := deleted
 	made.Reason, made.KeyID, made.From = auditlog.DestructionNeverStored, "", deleted.From.Add(time.Hour)
 	for _, d := range []auditlog.KeyDestruction{deleted, made} {
@@ -72,6 +73,7 @@ func TestKeyDestruction(t *testing.T) {
 		{Reason: auditlog.DestructionDeleted, CAARN: "b", Store: "kms"},
 		{Reason: auditlog.DestructionDeleted, CAID: "a", CAARN: "b\nc", Store: "kms"},
 		{Reason: auditlog.DestructionDeleted, CAID: "a", CAARN: "b", Store: "kms", KeyID: "-\n"},
+		{Reason: auditlog.DestructionDeleted, CAID: "a", CAARN: "b", Store: "kms", From: deleted.From, Until: deleted.From},
 	} {
 		if signed, err := log.SignKeyDestruction(bad); err == nil {
 			t.Errorf("signed %+v:\n%s", bad, signed)

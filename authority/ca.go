@@ -335,14 +335,18 @@ func (s *Service) madeLate(ctx context.Context, ks KeyStore, ca *openpca.CA, now
 
 // recordKeyMade records that ca's key was made at now (RecordKeyMade),
 // with the audit key's word that it may be destroyed once KeyMadeGrace
-// has passed (a purge destroys it if no CA holds it then).
+// has passed (a purge destroys it if no CA holds it then). A word the
+// audit key could not sign (kept in a token that is away) fails the
+// call, but the key is recorded all the same, for a purge to name it to
+// the operator rather than destroy it.
 func (s *Service) recordKeyMade(ctx context.Context, ca *openpca.CA, now time.Time) error {
 	made := *ca
-	var err error
-	if made.Destruction, err = s.signDestruction(&made, auditlog.DestructionNeverStored, now.Add(openpca.KeyMadeGrace)); err != nil {
-		return err
+	var signErr error
+	made.Destruction, signErr = s.signDestruction(&made, auditlog.DestructionNeverStored, now.Add(openpca.KeyMadeGrace))
+	if err := s.store.RecordKeyMade(ctx, &made, now); err != nil {
+		return errors.Join(signErr, err)
 	}
-	return s.store.RecordKeyMade(ctx, &made, now)
+	return signErr
 }
 
 // recordMade records handle, of a key ks made for ca, which no CA holds:

@@ -43,3 +43,6 @@ func HoldOCSPKeySlot(s *Service) (release func()) {
 	}
 	return release
 }
+
+// CheckDestruction is checkDestruction, and ErrNotYet its errNotYet.
+var CheckDestruction, ErrNotYet = checkDestruction, errNotYet

@@ -39,6 +39,7 @@ import (
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/audit"
 	"github.com/openpca/openpca/auditlog"
+	"github.com/openpca/openpca/authority"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/pkcs11"
@@ -471,6 +472,21 @@ func TestKMSKeyMadeWithoutAnswer(t *testing.T) {
 	var recorded int
 	if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions WHERE key_handle = ?`, []byte(made)).Scan(&recorded); err != nil || recorded != 1 {
 		t.Fatalf("records of the key made, %s: %d, %v; want 1", made, recorded, err)
+	}
+	// With the audit key's word that it may be destroyed once the grace
+	// has passed, without its CA, as the record names it.
+	var rec openpca.CA
+	var madeAt int64
+	if err := env.DB(t).QueryRow(`SELECT ca_id, arn, key_store, key_handle, key_id, made_at, statement FROM key_destructions WHERE key_handle = ?`, []byte(made)).
+		Scan(&rec.ID, &rec.ARN, &rec.KeyStore, &rec.KeyHandle, &rec.KeyID, &madeAt, &rec.Destruction); err != nil {
+		t.Fatal(err)
+	}
+	from := time.UnixMicro(madeAt).Add(openpca.KeyMadeGrace)
+	if d, err := auditlog.OpenKeyDestruction(rec.Destruction, publicKey(t, env)); err != nil || d.Reason != auditlog.DestructionNeverStored || !d.From.Equal(from) {
+		t.Errorf("the word that the key made may be destroyed: %+v, %v; want one of a CA never stored, from %v", d, err, from)
+	}
+	if err := authority.CheckDestruction(&rec, publicKey(t, env), from); err != nil {
+		t.Errorf("the word that the key made may be destroyed, at its time: %v", err)
 	}
 	faults.set(nil, nil)
 	env.Clock.Advance(openpca.KeyMadeGrace + time.Minute)
@@ -1018,7 +1034,8 @@ func neverStored(t *testing.T, a *app.Admin, ca *openpca.CA, at time.Time) *open
 		t.Fatal(err)
 	}
 	if ca.Destruction, err = auditlog.NewLog(a.Store, signer, vkey, nil).SignKeyDestruction(auditlog.KeyDestruction{Reason: auditlog.DestructionNeverStored,
-		CAID: ca.ID, CAARN: ca.ARN, Store: ca.KeyStore, KeyHandle: ca.KeyHandle, KeyID: ca.KeyID, From: at.Add(openpca.KeyMadeGrace)}); err != nil {
+		CAID: ca.ID, CAARN: ca.ARN, Store: ca.KeyStore, KeyHandle: ca.KeyHandle, KeyID: ca.KeyID, From: at.Add(openpca.KeyMadeGrace),
+		Until: at.Add(openpca.KeyMadeGrace + authority.DestructionWindow)}); err != nil {
 		t.Fatal(err)
 	}
 	return ca
@@ -1360,8 +1377,8 @@ func TestKeyDestructionSigned(t *testing.T) {
 			if !s.alive(handles[cutShort]) {
 				t.Errorf("the key of %s was destroyed before its restoration period ended", cutShort)
 			}
-			env.Clock.Advance(30 * 24 * time.Hour)
-			purged(0, 0) // counted since the start
+			env.Clock.Advance(23 * 24 * time.Hour) // past its restoration period too, within its word's time
+			purged(0, 0)                           // counted since the start
 			if s.alive(handles[cutShort]) {
 				t.Errorf("the key of %s is still in its store once its restoration period ended", cutShort)
 			}
@@ -1378,5 +1395,55 @@ func TestKeyDestructionSigned(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDeletionOfARowNamedForAnother: a CA whose row was given another
+// CA's ARN and KMS key by hand (the other's own row hidden from the
+// purge's look by SQLite's types: its ARN a BLOB, its handle TEXT) is not
+// deleted, and no word is signed that its key, the other's, may be
+// destroyed: the deletion is a ServiceUnavailableException, and the other
+// CA's key stays. A CA whose purge leaves its key (KeepKey, as a restore
+// marks a copy's) is deleted without a word, which a copy beside the
+// servers it was restored from would otherwise hand them.
+func TestDeletionOfARowNamedForAnother(t *testing.T) {
+	k := testenv.StartKMS(t)
+	env := testenv.Start(t, k.Use(t))
+	victim, _ := env.NewActiveRoot(t, "In service")
+	doomed := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Given the ARN and key of the one in service")
+	kept := env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Its key kept by its purge")
+	idOf := func(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
+	db := env.DB(t)
+	var handle, keyID string
+	if err := db.QueryRow(`SELECT CAST(key_handle AS TEXT), key_id FROM certificate_authorities WHERE id = ?`, idOf(victim)).Scan(&handle, &keyID); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE certificate_authorities SET arn = CAST(arn AS BLOB), key_handle = CAST(key_handle AS TEXT), version = version + 1 WHERE id = ?1`,
+		`UPDATE certificate_authorities SET arn = ?3, key_handle = CAST(?4 AS BLOB), key_id = ?5, version = version + 1 WHERE id = ?2`,
+		`UPDATE certificate_authorities SET keep_key = TRUE, version = version + 1 WHERE id = ?6`,
+	} {
+		if _, err := db.Exec(q, idOf(victim), idOf(doomed), victim, handle, keyID, idOf(kept)); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	del := func(arn string) error {
+		_, err := env.Client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &arn, PermanentDeletionTimeInDays: aws.Int32(7)})
+		return err
+	}
+	testenv.WantError(t, del(doomed), "ServiceUnavailableException")
+	if err := del(kept); err != nil {
+		t.Fatal(err)
+	}
+	var words int
+	if err := db.QueryRow(`SELECT count(*) FROM certificate_authorities WHERE destruction IS NOT NULL`).Scan(&words); err != nil || words != 0 {
+		t.Errorf("words that a key may be destroyed: %d, %v; want none", words, err)
+	}
+	env.Clock.Advance(8 * 24 * time.Hour)
+	env.Restart(t) // the purge, at start
+	env.Stop(t)
+	out, err := k.Client().DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: &handle})
+	if err != nil || out.KeyMetadata.KeyState != kmstypes.KeyStateEnabled {
+		t.Errorf("the key of the CA in service: %+v, %v", out, err)
 	}
 }

@@ -990,36 +990,64 @@ func (s *Service) destroyKeys(ctx context.Context, cas []*openpca.CA, signed boo
 // errNotYet says that a key's destruction is signed for a time to come.
 var errNotYet = errors.New("its time has not come")
 
+// DestructionWindow is how long, from the time it names, the audit key's
+// word that a CA's key may be destroyed serves: a purge that cannot
+// reach the key's store for longer leaves the key, as it does a key
+// without a word. The word of a CA deleted, and restored since, serves
+// no longer than this past the end of the restoration period it was
+// given; so too the word of a key made for a CA since stored.
+const DestructionWindow = 7 * 24 * time.Hour
+
 // destructionSigned checks that ca.Destruction is the audit key's word
 // that ca's key, as ca names it, may be destroyed now; errNotYet if it
 // may later.
 func (s *Service) destructionSigned(ca *openpca.CA) error {
+	return checkDestruction(ca, s.log.VerifierKey(), s.now())
+}
+
+// checkDestruction checks that ca.Destruction is a word signed by the key
+// of verifierKey that ca's key, as ca names it, may be destroyed at now;
+// errNotYet if it may later. The word's ARN must be its CA's own, as KMS
+// checks a key's tag against it.
+func checkDestruction(ca *openpca.CA, verifierKey string, now time.Time) error {
 	if len(ca.Destruction) == 0 {
 		return errors.New("the record has none")
 	}
-	d, err := auditlog.OpenKeyDestruction(ca.Destruction, s.log.VerifierKey())
-	switch {
-	case err != nil:
+	d, err := auditlog.OpenKeyDestruction(ca.Destruction, verifierKey)
+	if err != nil {
 		return err
+	}
+	p, err := openpca.ParseCAARN(d.CAARN)
+	switch {
+	case err != nil || p.CAID != d.CAID:
+		return fmt.Errorf("the word names the CA %s by another ARN than its own, %s", d.CAID, d.CAARN)
 	case d.CAID != ca.ID || d.CAARN != ca.ARN:
 		return fmt.Errorf("the word is of another CA, %s (%s)", d.CAARN, d.CAID)
 	case d.Store != ca.KeyStore || !bytes.Equal(d.KeyHandle, ca.KeyHandle) || d.KeyID != ca.KeyID:
 		return fmt.Errorf("the word is of another key, %q in the %s store (key id %q)", d.KeyHandle, d.Store, d.KeyID)
-	case s.now().Before(d.From):
+	case now.Before(d.From):
 		return errNotYet
+	case !now.Before(d.Until):
+		return fmt.Errorf("the word lapsed at %s", d.Until.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
 
 // signDestruction returns the audit key's word that ca's key, in a token
 // or KMS, may be destroyed from from, for reason; nil for a key in
-// software, which goes with the CA's row.
+// software, which goes with the CA's row, and for a CA whose purge
+// leaves its key (KeepKey: a restored copy's, beside servers that share
+// its audit key and may use the key still). A row whose ARN is not its
+// own gets none: the word would name another CA's key.
 func (s *Service) signDestruction(ca *openpca.CA, reason string, from time.Time) ([]byte, error) {
-	if !s.keys.hardware(ca) {
+	if !s.keys.hardware(ca) || ca.KeepKey {
 		return nil, nil
 	}
+	if err := ownRow(ca); err != nil {
+		return nil, err
+	}
 	signed, err := s.log.SignKeyDestruction(auditlog.KeyDestruction{Reason: reason, CAID: ca.ID, CAARN: ca.ARN, Store: ca.KeyStore,
-		KeyHandle: ca.KeyHandle, KeyID: ca.KeyID, From: from})
+		KeyHandle: ca.KeyHandle, KeyID: ca.KeyID, From: from, Until: from.Add(DestructionWindow)})
 	if _, coded := errors.AsType[*openpca.Error](err); err != nil && !coded {
 		err = &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: fmt.Sprintf("The audit key could not sign the destruction of the key of %s; retry later.", ca.ARN), Cause: err}
 	}

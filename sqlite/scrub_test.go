@@ -18,7 +18,9 @@ import (
 // TestSecretsLeaveTheFiles: a CA's sealed key, once resealed with another
 // master key, or purged with its CA, is in neither the database's file
 // nor its write-ahead log, where anyone with a copy of them and the old
-// master key would open it.
+// master key would open it; nor, once forgotten, is the audit key's word
+// that a CA's key may be destroyed, which anyone who can write the
+// database could put back.
 func TestSecretsLeaveTheFiles(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "openpca.db")
@@ -72,6 +74,38 @@ func TestSecretsLeaveTheFiles(t *testing.T) {
 	}
 	if f := left(oldKey); f != "" {
 		t.Errorf("a CA's key, sealed with the old master key, is in %s after the reseal", f)
+	}
+
+	// The audit key's word that a key in a token may be destroyed, once
+	// forgotten: the record's of a key made, as its CA is stored; a
+	// deleted CA's, as it is restored.
+	made := time.Now()
+	inToken := &openpca.CA{ID: uuid.NewString(), AccountID: "111122223333", Status: openpca.CertificateAuthorityStatusActive,
+		CreatedAt: made, LastStateChangeAt: made, NotAfter: made.AddDate(1, 0, 0), KeyStore: "pkcs11", CSR: []byte{2}}
+	inToken.ARN = openpca.CAARN("us-east-1", inToken.AccountID, inToken.ID)
+	inToken.KeyHandle = []byte(inToken.ID)
+	record := *inToken
+	record.Destruction = sealed()
+	if err := db.RecordKeyMade(ctx, &record, made); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateCA(ctx, inToken, openpca.CSRUse(inToken, "b", "r"), openpca.IdempotencyToken{Now: made}, 10); err != nil {
+		t.Fatal(err)
+	}
+	if f := left(record.Destruction); f != "" {
+		t.Errorf("the word that a key made may be destroyed is in %s once its CA is stored", f)
+	}
+	word := sealed()
+	inToken.Status, inToken.StatusBeforeDeletion, inToken.RestorableUntil, inToken.Destruction = openpca.CertificateAuthorityStatusDeleted, openpca.CertificateAuthorityStatusActive, made.Add(time.Hour), word
+	if err := db.UpdateCA(ctx, inToken, nil); err != nil {
+		t.Fatal(err)
+	}
+	inToken.Status, inToken.StatusBeforeDeletion, inToken.RestorableUntil, inToken.Destruction = openpca.CertificateAuthorityStatusActive, "", time.Time{}, nil
+	if err := db.UpdateCA(ctx, inToken, nil); err != nil {
+		t.Fatal(err)
+	}
+	if f := left(word); f != "" {
+		t.Errorf("a deleted CA's word that its key may be destroyed is in %s once it is restored", f)
 	}
 
 	purged, purgedKey := newCA()

@@ -154,6 +154,11 @@ func (db *DB) CreateCA(ctx context.Context, ca *openpca.CA, csrUse *openpca.KeyU
 	if err != nil {
 		return nil, db.wrap("creating CA", err)
 	}
+	if ca.KeyStore != softwareStore && existing == "" {
+		// The record's word that the key may be destroyed goes out of the
+		// files too: taken from them, it would have the key destroyed.
+		db.scrub()
+	}
 	if existing != "" {
 		return db.FindCA(ctx, ca.AccountID, existing)
 	}
@@ -256,14 +261,16 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA, imported *openpca.Ke
 	if err != nil {
 		return err
 	}
+	hadWord := false // the CA's Destruction, which a restoration drops
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		var (
 			oldPolicy, oldStatus                    string
 			oldRevocation, oldCertificate, oldChain []byte
 			oldNotBefore, oldNotAfter               sql.NullInt64
 		)
-		err := db.txQueryRow(ctx, tx, `SELECT policy, status, revocation, certificate, certificate_chain, not_before, not_after FROM certificate_authorities WHERE id = ? AND version = ?{FOR_UPDATE}`, ca.ID, ca.Version).
-			Scan(&oldPolicy, &oldStatus, &oldRevocation, &oldCertificate, &oldChain, &oldNotBefore, &oldNotAfter)
+		err := db.txQueryRow(ctx, tx, `SELECT policy, status, revocation, certificate, certificate_chain, not_before, not_after, destruction IS NOT NULL
+			FROM certificate_authorities WHERE id = ? AND version = ?{FOR_UPDATE}`, ca.ID, ca.Version).
+			Scan(&oldPolicy, &oldStatus, &oldRevocation, &oldCertificate, &oldChain, &oldNotBefore, &oldNotAfter, &hadWord)
 		if errors.Is(err, sql.ErrNoRows) {
 			return openpca.ErrConflict
 		}
@@ -354,6 +361,11 @@ func (db *DB) UpdateCA(ctx context.Context, ca *openpca.CA, imported *openpca.Ke
 	}
 	if err != nil {
 		return db.wrap("updating CA", err)
+	}
+	if hadWord && ca.Destruction == nil {
+		// Out of the files too: taken from them, a restored CA's word
+		// would have its key destroyed.
+		db.scrub()
 	}
 	ca.Version++
 	return nil

@@ -129,6 +129,17 @@ func testUpdate(t *testing.T, s openpca.Store) {
 	if got.Status != ca.Status || got.Serial != "01:02" || got.Revocation != nil || len(got.Tags) != 2 || !got.NotAfter.Equal(ca.NotAfter) || got.Version != 3 {
 		t.Errorf("stored after update: %+v", got)
 	}
+	// A deletion's word that the CA's key may be destroyed is kept, and a
+	// restoration drops it.
+	for _, word := range [][]byte{[]byte("the word that its key may go"), nil} {
+		ca.Destruction = word
+		if err := s.UpdateCA(ctx, ca, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.FindCA(ctx, account, ca.ID); err != nil || !bytes.Equal(got.Destruction, word) {
+			t.Errorf("the CA's word that its key may go, updated to %q: %+v, %v", word, got, err)
+		}
+	}
 	missing := newCA(account, now())
 	if err := s.UpdateCA(ctx, missing, nil); !errors.Is(err, openpca.ErrNotFound) {
 		t.Errorf("updating a missing CA: %v, want ErrNotFound", err)
