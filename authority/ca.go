@@ -164,7 +164,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	namer, named := ks.KeyStore.(openpca.KeyNamer)
 	if named {
 		ca.KeyHandle = namer.KeyHandle(ca)
-		if err := s.recordKeyMade(ctx, ca, now); err != nil {
+		if err := s.recordKeyMade(ctx, ca, now, false); err != nil {
 			return nil, err
 		}
 	}
@@ -230,7 +230,7 @@ func (s *Service) CreateCertificateAuthority(ctx context.Context, in *openpca.Cr
 	if ks.Hardware() {
 		// Whatever the request's end: a key left unrecorded here, that
 		// the destruction below fails to destroy, is found by nothing.
-		if err := s.recordKeyMade(context.WithoutCancel(ctx), ca, now); err != nil {
+		if err := s.recordKeyMade(context.WithoutCancel(ctx), ca, now, true); err != nil {
 			return nil, err
 		}
 	}
@@ -333,17 +333,20 @@ func (s *Service) madeLate(ctx context.Context, ks KeyStore, ca *openpca.CA, now
 	return m, begun, err
 }
 
-// recordKeyMade records that ca's key was made at now (RecordKeyMade),
-// with the audit key's word that it may be destroyed once KeyMadeGrace
-// has passed (a purge destroys it if no CA holds it then). A word the
-// audit key could not sign (kept in a token that is away) fails the
-// call, but the key is recorded all the same, for a purge to name it to
-// the operator rather than destroy it.
-func (s *Service) recordKeyMade(ctx context.Context, ca *openpca.CA, now time.Time) error {
-	made := *ca
+// recordKeyMade records that ca's key was made at now, or is about to be
+// (RecordKeyMade), with the audit key's word that it may be destroyed
+// once KeyMadeGrace has passed (a purge destroys it if no CA holds it
+// then). A word the audit key could not sign (kept in a token that is
+// away) fails the call; a key already made is recorded all the same, for
+// a purge to name it to the operator rather than destroy it.
+func (s *Service) recordKeyMade(ctx context.Context, ca *openpca.CA, now time.Time, made bool) error {
+	record := *ca
 	var signErr error
-	made.Destruction, signErr = s.signDestruction(&made, auditlog.DestructionNeverStored, now.Add(openpca.KeyMadeGrace))
-	if err := s.store.RecordKeyMade(ctx, &made, now); err != nil {
+	record.Destruction, signErr = s.signDestruction(&record, auditlog.DestructionNeverStored, now.Add(openpca.KeyMadeGrace))
+	if signErr != nil && !made {
+		return signErr
+	}
+	if err := s.store.RecordKeyMade(ctx, &record, now); err != nil {
 		return errors.Join(signErr, err)
 	}
 	return signErr
@@ -354,8 +357,8 @@ func (s *Service) recordKeyMade(ctx context.Context, ca *openpca.CA, now time.Ti
 func (s *Service) recordMade(ctx context.Context, ks KeyStore, ca *openpca.CA, now time.Time, handle []byte) {
 	made := *ca
 	made.KeyHandle = handle
-	if err := s.recordKeyMade(context.WithoutCancel(ctx), &made, now); err != nil {
-		s.logger.ErrorContext(ctx, "a key made in its store is recorded nowhere, and no purge will destroy it: destroy it by hand", "ca", ca.ARN, "key_store", ks.Name(), "key", string(handle), "error", err)
+	if err := s.recordKeyMade(context.WithoutCancel(ctx), &made, now, true); err != nil {
+		s.logger.ErrorContext(ctx, "a key made in its store is not recorded with the audit key's word that it may be destroyed, and no purge will destroy it: destroy it by hand", "ca", ca.ARN, "key_store", ks.Name(), "key", string(handle), "error", err)
 	}
 }
 

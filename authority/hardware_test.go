@@ -482,8 +482,9 @@ func TestKMSKeyMadeWithoutAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	from := time.UnixMicro(madeAt).Add(openpca.KeyMadeGrace)
-	if d, err := auditlog.OpenKeyDestruction(rec.Destruction, publicKey(t, env)); err != nil || d.Reason != auditlog.DestructionNeverStored || !d.From.Equal(from) {
-		t.Errorf("the word that the key made may be destroyed: %+v, %v; want one of a CA never stored, from %v", d, err, from)
+	if d, err := auditlog.OpenKeyDestruction(rec.Destruction, publicKey(t, env)); err != nil || d.Reason != auditlog.DestructionNeverStored || !d.From.Equal(from) ||
+		!d.Until.Equal(from.Add(authority.DestructionWindow)) {
+		t.Errorf("the word that the key made may be destroyed: %+v, %v; want one of a CA never stored, from %v for %v", d, err, from, authority.DestructionWindow)
 	}
 	if err := authority.CheckDestruction(&rec, publicKey(t, env), from); err != nil {
 		t.Errorf("the word that the key made may be destroyed, at its time: %v", err)
@@ -993,7 +994,8 @@ func TestTokenKeyRecordedBeforeMade(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { token.Close() })
-	if _, err := token.GenerateECDSAKeyPair([]byte(made), elliptic.P256()); err != nil {
+	// Labelled as the store labels a CA's key.
+	if _, err := token.GenerateECDSAKeyPairWithLabel([]byte(made), []byte("openpca "+openpca.CAARN("us-east-1", app.DefaultAccountID, made)), elliptic.P256()); err != nil {
 		t.Fatal(err)
 	}
 	env.Clock.Advance(openpca.KeyMadeGrace + time.Minute)
@@ -1445,5 +1447,61 @@ func TestDeletionOfARowNamedForAnother(t *testing.T) {
 	out, err := k.Client().DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: &handle})
 	if err != nil || out.KeyMetadata.KeyState != kmstypes.KeyStateEnabled {
 		t.Errorf("the key of the CA in service: %+v, %v", out, err)
+	}
+}
+
+// TestTokenKeyOfARowMovedAndDeleted: a CA in service whose row was moved
+// by hand to another account, and deleted there through the API, has a
+// word signed for its key under that account's ARN; the token's key is
+// labelled with the CA's own ARN, and the purge leaves it.
+func TestTokenKeyOfARowMovedAndDeleted(t *testing.T) {
+	var logs testenv.SyncBuffer
+	env := testenv.Start(t, testenv.NewSoftHSM(t).Use(), func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	const otherAccount = "444455556666"
+	env.NewAccount(t, otherAccount)
+	victim, _ := env.NewActiveRoot(t, "In service")
+	moved := strings.Replace(victim, app.DefaultAccountID, otherAccount, 1)
+	if _, err := env.DB(t).Exec(`UPDATE certificate_authorities SET account_id = ?, arn = ?, status = 'DISABLED', version = version + 1 WHERE arn = ?`, otherAccount, moved, victim); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := env.NewKey(t, otherAccount)
+	if _, err := other.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{CertificateAuthorityArn: &moved, PermanentDeletionTimeInDays: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(8 * 24 * time.Hour)
+	env.Restart(t) // the purge, at start, destroys keys in the background
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(logs.String(), "it is not the key of "+moved); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error of the key left:\n%s", logs.String())
+		}
+	}
+	env.Stop(t)
+	h := env.Config.PKCS11
+	token, err := crypto11.Configure(&crypto11.Config{Path: h.Module, TokenLabel: h.TokenLabel, Pin: h.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer token.Close()
+	if keys, err := token.FindKeyPairs([]byte(victim[strings.LastIndex(victim, "/")+1:]), nil); err != nil || len(keys) != 1 {
+		t.Errorf("the key of the CA in service: %d, %v", len(keys), err)
+	}
+}
+
+// TestAuditTokenAwayAtCreation: with the audit key in the token, a token
+// that hangs as a CA's creation begins fails it
+// (ServiceUnavailableException) before its key is made, and leaves no
+// record of a key made without the audit key's word, which a purge would
+// take for one written by hand.
+func TestAuditTokenAwayAtCreation(t *testing.T) {
+	h := testenv.NewSoftHSM(t)
+	env := testenv.Start(t, h.Use(), func(c *app.Config) { c.AuditKeyStore = pkcs11.Name })
+	release := h.Hang(t)
+	_, err := env.Client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityConfiguration: testenv.Config(types.KeyAlgorithmEcPrime256v1, "Token away"), CertificateAuthorityType: types.CertificateAuthorityTypeRoot})
+	release()
+	testenv.WantError(t, err, "ServiceUnavailableException")
+	var records int
+	if err := env.DB(t).QueryRow(`SELECT count(*) FROM key_destructions`).Scan(&records); err != nil || records != 0 {
+		t.Errorf("records of keys made: %d, %v; want none, as none was made", records, err)
 	}
 }

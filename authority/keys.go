@@ -953,7 +953,7 @@ func (s *Service) destroyKeys(ctx context.Context, cas []*openpca.CA, signed boo
 			} else if cerr != nil {
 				s.destructionRefused()
 				err := s.store.KeyDestroyed(ctx, ca.ID)
-				s.logger.ErrorContext(ctx, "a record asks for a key to be destroyed without the audit key's word for it: it was written outside the server, or by a version before 2026-12; the key is left in its store, and the record forgotten",
+				s.logger.ErrorContext(ctx, "a record asks for a key to be destroyed without the audit key's word for it: it was written outside the server, or by a version before 2026-12, or its word lapsed (the key's store away for a week, or a restore gave the CA its restoration period again) or could not be signed; the key is left in its store, and the record forgotten",
 					"ca", ca.ARN, "key_store", ca.KeyStore, "key_handle", handle, "key_id", ca.KeyID, "problem", cerr, "error", err)
 				continue
 			}

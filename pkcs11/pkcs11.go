@@ -461,10 +461,20 @@ func proves(key crypto11.Signer) error {
 // key or without: a token away shows none to a context logged in before
 // it went. Keys under the id that
 // are not the CA's, or not only the CA's, are left to the operator: the
-// error says so, and the purge tries again.
+// error says so, and the purge tries again. So is a key whose label
+// (GenerateKey's) names the CA by another ARN: a row moved to another
+// account by hand, and deleted there, must not have the key of the CA
+// it was, still in service, destroyed.
 func (s *Store) DestroyKey(_ context.Context, ca *openpca.CA) error {
-	key, _, err := s.find(ca, nil)
+	key, c, err := s.find(ca, nil)
 	if err == nil {
+		label, err := c.GetAttribute(key, crypto11.CkaLabel)
+		if err != nil {
+			return err
+		}
+		if want := "openpca " + ca.ARN; label == nil || string(label.Value) != want {
+			return fmt.Errorf("pkcs11: the token's key under the id %x is not labelled %q: it is not the key of %s, and is left to the operator", ca.KeyHandle, want, ca.ARN)
+		}
 		return key.Delete()
 	}
 	// Not with a PIN the token refused: the purge tries again every
