@@ -919,9 +919,10 @@ func (k *Keys) store(ca *openpca.CA) (KeyStore, error) {
 // DestroyKeys removes from their stores the keys the store has to
 // destroy (KeysToDestroy): of CAs deleted for good, and made for CAs never
 // stored. A key in a token or KMS goes only on the audit key's signed word
-// for it (CA.Destruction): a record without it, or whose word is of
-// another CA or key, was written outside the server (or by a version
-// before 2026-12), and is forgotten, its key left in its store.
+// for it (CA.Destruction), within the word's time: a record without it,
+// or whose word is of another CA or key, was written outside the server
+// (or by a version before 2026-12); it is forgotten, its key left in its
+// store, as it is once its word has lapsed.
 func (s *Service) DestroyKeys(ctx context.Context, cas []*openpca.CA) { s.destroyKeys(ctx, cas, true) }
 
 // destroyKeys removes the keys of cas from their stores, and records
