@@ -68,6 +68,10 @@ type App struct {
 	now       func() time.Time
 	lock      *os.File // the data folder's lock, held while the App runs
 
+	// keysClosed is closed once closeKeys has returned, which Close may
+	// give up waiting for.
+	keysClosed chan struct{}
+
 	service    *authority.Service
 	reports    *audit.Generator
 	crls       *crl.Publisher
@@ -158,7 +162,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		logger.Warn("the data folder can be read by users other than its owner; the files the server makes in it are its owner's alone, but make the folder 0700 (chmod 700)",
 			"path", cfg.DataDir, "mode", fi.Mode().Perm().String())
 	}
-	a := &App{cfg: cfg, logger: logger, now: cfg.Now, superseded: make(chan error, 1)}
+	a := &App{cfg: cfg, logger: logger, now: cfg.Now, superseded: make(chan error, 1), keysClosed: make(chan struct{})}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -970,7 +974,10 @@ const keysCloseWait = 10 * time.Second
 // keysCloseWait, leaving their sessions to the process's end.
 func (a *App) closeKeyStores() error {
 	done := make(chan error, 1)
-	go func() { done <- a.closeKeys() }()
+	go func() {
+		done <- a.closeKeys()
+		close(a.keysClosed)
+	}()
 	select {
 	case err := <-done:
 		return err
@@ -979,6 +986,11 @@ func (a *App) closeKeyStores() error {
 		return nil
 	}
 }
+
+// KeyStoresClosed is closed once Close has closed the key stores, which
+// it gives up waiting for after keysCloseWait: a PKCS#11 module stays
+// loaded, with its configuration, until then.
+func (a *App) KeyStoresClosed() <-chan struct{} { return a.keysClosed }
 
 // Admin is the store and master key of a data folder, opened for an
 // operator's command; a server may be running on the same folder.

@@ -1167,7 +1167,7 @@ func TestHungToken(t *testing.T) {
 	if n := keysUnavailable(t, env, pkcs11.Name); n != 4 {
 		t.Errorf("%d CA keys counted unavailable while the token hung, want 4", n)
 	}
-	stopped := make(chan struct{})
+	stopped, keysClosed := make(chan struct{}), env.KeyStoresClosed()
 	go func() {
 		env.Stop(t)
 		close(stopped)
@@ -1176,9 +1176,12 @@ func TestHungToken(t *testing.T) {
 	case <-stopped:
 	case <-time.After(2 * time.Minute):
 		t.Error("the server does not stop while the token hangs")
-		release()
-		<-stopped
 	}
+	// The token's calls return, and its module is unloaded, before the
+	// next test loads it with a configuration of its own.
+	release()
+	<-stopped
+	<-keysClosed
 }
 
 // TestRowsChangedByHand: an operator who can write the database, and not

@@ -214,6 +214,10 @@ func (e *Env) Restart(t testing.TB) {
 // Service is the running server's service, for tests that look inside it.
 func (e *Env) Service() *authority.Service { return e.app.Service() }
 
+// KeyStoresClosed is closed once the running server's key stores have
+// closed (app.App.KeyStoresClosed), after it stops.
+func (e *Env) KeyStoresClosed() <-chan struct{} { return e.app.KeyStoresClosed() }
+
 // DB opens the server's SQLite database directly, as someone with the
 // data folder in hand would. Beside a running server, a write waits for
 // the server's writer to let go (a busy timeout) rather than fail.
