@@ -587,10 +587,13 @@ func (db *DB) deleteInChunks(ctx context.Context, q string, atMost int64, args .
 // RecordKeyMade implements openpca.CAStore. A key recorded before it was
 // made (openpca.KeyNamer) is recorded again once it exists, with its key
 // id: the record keeps its first time, and a purge that took it meanwhile
-// still destroys the key.
+// still destroys the key. A record again without the word that the key
+// may be destroyed (the audit key could not sign it) leaves the first,
+// whose word names the key as it stands.
 func (db *DB) RecordKeyMade(ctx context.Context, ca *openpca.CA, at time.Time) error {
 	_, err := db.exec(ctx, `INSERT INTO key_destructions (ca_id, arn, key_store, key_handle, key_id, made_at, statement) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (ca_id) DO UPDATE SET key_handle = excluded.key_handle, key_id = excluded.key_id, statement = excluded.statement`,
+		ON CONFLICT (ca_id) DO UPDATE SET key_handle = excluded.key_handle, key_id = excluded.key_id, statement = excluded.statement
+		WHERE excluded.statement IS NOT NULL OR key_destructions.statement IS NULL`,
 		ca.ID, ca.ARN, ca.KeyStore, ca.KeyHandle, ca.KeyID, at.UnixMicro(), ca.Destruction)
 	return db.wrap("recording a key made", err)
 }

@@ -395,6 +395,26 @@ func testKeysMade(t *testing.T, s openpca.Store) {
 	if err := s.KeyDestroyed(ctx, orphan.ID); err != nil {
 		t.Fatal(err)
 	}
+	// Recorded again without its word, a record keeps the first, and
+	// the key id its word names.
+	unsigned := newCA(account, now)
+	unsigned.KeyStore, unsigned.KeyHandle = "pkcs11", []byte("handle-"+unsigned.ID)
+	made := *unsigned
+	made.Destruction = []byte("the word before it was made")
+	if err := s.RecordKeyMade(ctx, &made, now); err != nil {
+		t.Fatal(err)
+	}
+	made.KeyID, made.Destruction = "kid-"+unsigned.ID, nil
+	if err := s.RecordKeyMade(ctx, &made, now); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := s.KeysToDestroy(ctx, now.Add(2*openpca.KeyMadeGrace)); err != nil || len(keys) != 1 || keys[0].ID != unsigned.ID || keys[0].KeyID != "" ||
+		string(keys[0].Destruction) != "the word before it was made" {
+		t.Errorf("keys to destroy, recorded again without a word: %+v, %v; want the first record", keys, err)
+	}
+	if err := s.KeyDestroyed(ctx, unsigned.ID); err != nil {
+		t.Fatal(err)
+	}
 	if keys, err := s.KeysToDestroy(ctx, now.Add(2*openpca.KeyMadeGrace)); err != nil || len(keys) != 0 {
 		t.Errorf("keys to destroy once destroyed: %+v, %v", keys, err)
 	}
