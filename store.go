@@ -171,10 +171,11 @@ type CAStore interface {
 	// about to: KeyNamer), with ca.Destruction, before the CA is stored:
 	// a server that stops in between, or whose request fails and cannot
 	// destroy the key then, leaves no key behind unknown. Recording the
-	// CA again updates its key handle, key id and Destruction. CreateCA
-	// forgets the record; for a CA whose
-	// key is not in the software store, CreateCA fails with ErrKeyGivenUp
-	// if the record is gone (KeysToDestroy took it).
+	// CA again updates its key handle, key id and Destruction, unless it
+	// comes without a Destruction and the first came with one. CreateCA
+	// forgets the record; for a CA whose key is not in the software
+	// store, CreateCA fails with ErrKeyGivenUp if the record is gone
+	// (KeysToDestroy took it).
 	RecordKeyMade(ctx context.Context, ca *CA, at time.Time) error
 }
 
