@@ -91,6 +91,21 @@ func OpenCheckpoint(signed []byte, verifierKey string) (Checkpoint, error) {
 	return ParseCheckpoint(text)
 }
 
+// openStatement checks that signed, what is named, is a note signed by
+// the key of verifierKey whose text is n lines, each ended, the first
+// title, and returns them.
+func openStatement(signed []byte, verifierKey, what, title string, n int) ([]string, error) {
+	text, err := openSigned(signed, verifierKey, what)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if !strings.HasSuffix(text, "\n") || len(lines) != n || lines[0] != title {
+		return nil, fmt.Errorf("%s is not one: it has %d lines, the first %s", what, n, title)
+	}
+	return lines, nil
+}
+
 // openSigned checks that signed, what is named, is a note signed by the key
 // of verifierKey, and returns its text.
 func openSigned(signed []byte, verifierKey, what string) (string, error) {

@@ -80,13 +80,9 @@ func (l *Log) SignKeyDestruction(d KeyDestruction) ([]byte, error) {
 // the key of verifierKey, and parses it. Only the text a server writes
 // (Text) parses.
 func OpenKeyDestruction(signed []byte, verifierKey string) (KeyDestruction, error) {
-	text, err := openSigned(signed, verifierKey, "the key destruction")
+	lines, err := openStatement(signed, verifierKey, "the key destruction", keyDestructionTitle, 9)
 	if err != nil {
 		return KeyDestruction{}, err
-	}
-	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if !strings.HasSuffix(text, "\n") || len(lines) != 9 || lines[0] != keyDestructionTitle {
-		return KeyDestruction{}, errors.New("the key destruction is not one: it has nine lines, the first " + keyDestructionTitle)
 	}
 	d := KeyDestruction{Reason: lines[1], CAID: lines[2], CAARN: lines[3], Store: lines[4], KeyID: lines[6]}
 	if d.KeyID == "-" {
@@ -100,7 +96,7 @@ func OpenKeyDestruction(signed []byte, verifierKey string) (KeyDestruction, erro
 			return KeyDestruction{}, fmt.Errorf("the key destruction's time %q is not RFC 3339", lines[7+i])
 		}
 	}
-	if again, err := d.Text(); err != nil || again != text {
+	if again, err := d.Text(); err != nil || again != strings.Join(lines, "\n")+"\n" {
 		return KeyDestruction{}, errors.New("the key destruction is not written as a server writes them")
 	}
 	return d, nil

@@ -3,7 +3,6 @@ package auditlog
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -59,13 +58,9 @@ func (s ReportStatement) Sign(signer note.Signer) ([]byte, error) {
 // OpenReportStatement checks that signed is a report statement signed by
 // the key of verifierKey, and parses it.
 func OpenReportStatement(signed []byte, verifierKey string) (ReportStatement, error) {
-	text, err := openSigned(signed, verifierKey, "the report statement")
+	lines, err := openStatement(signed, verifierKey, "the report statement", reportStatementTitle, 5)
 	if err != nil {
 		return ReportStatement{}, err
-	}
-	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if !strings.HasSuffix(text, "\n") || len(lines) != 5 || lines[0] != reportStatementTitle {
-		return ReportStatement{}, errors.New("the report statement is not one: it has five lines, the first " + reportStatementTitle)
 	}
 	s := ReportStatement{ID: lines[1], S3Key: lines[2], Format: lines[3]}
 	hash, err := base64.StdEncoding.DecodeString(lines[4])
