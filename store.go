@@ -31,11 +31,12 @@ type Store interface {
 type SealedValue struct {
 	// Kind says what the value is: SealedCAKey (a CA's key in the software
 	// store, ID its ARN, the associated data it is sealed with),
-	// SealedAccessKey (an access key's secret, ID the key's id), or
-	// SealedSetting (a setting, ID its name: whether and how it holds a
-	// sealed value is its owner's to say).
-	Kind, ID string
-	Value    []byte
+	// SealedAccessKey (an access key's secret, ID the key's id, Account
+	// its account, both of which it is bound to), or SealedSetting (a
+	// setting, ID its name: whether and how it holds a sealed value is
+	// its owner's to say).
+	Kind, ID, Account string
+	Value             []byte
 }
 
 // Kinds of SealedValue.

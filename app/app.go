@@ -213,13 +213,17 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return fail(err)
 	}
 	cfg.session = keySession(cfg, keys)
-	a.store, err = openStore(ctx, cfg, sqlstore.AsIs)
+	bind, err := keys.binder(files)
+	if err != nil {
+		return fail(err)
+	}
+	a.store, err = openStore(ctx, cfg, sqlstore.AsIs, bind)
 	migrated := errors.Is(err, sqlstore.ErrNoSchema)
 	if migrated || err == nil && rotationLeft(cfg) {
 		if a.store != nil {
 			a.store.Close()
 		}
-		a.store, err = openStore(ctx, cfg, sqlstore.Migrate)
+		a.store, err = openStore(ctx, cfg, sqlstore.Migrate, bind)
 		migrated = true
 	}
 	if err != nil {
@@ -509,13 +513,14 @@ func (a *App) migrate(ctx context.Context) error {
 }
 
 // openStore opens the store of cfg, doing with a schema of an earlier
-// version what schema says.
-func openStore(ctx context.Context, cfg Config, schema sqlstore.Schema) (*sqlstore.DB, error) {
+// version what schema says, and binding access keys' secrets with bind if
+// it migrates one from before 2026-12.
+func openStore(ctx context.Context, cfg Config, schema sqlstore.Schema, bind sqlstore.Binder) (*sqlstore.DB, error) {
 	switch {
 	case cfg.Database == "":
-		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"), sqlite.Options{Logger: cfg.Logger, Schema: schema})
+		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openpca.db"), sqlite.Options{Logger: cfg.Logger, Schema: schema, Bind: bind})
 	case strings.HasPrefix(cfg.Database, "postgres://"), strings.HasPrefix(cfg.Database, "postgresql://"):
-		return postgres.Open(ctx, cfg.Database, postgres.Options{Schema: schema, Session: cfg.session, Logger: cfg.Logger})
+		return postgres.Open(ctx, cfg.Database, postgres.Options{Schema: schema, Session: cfg.session, Logger: cfg.Logger, Bind: bind})
 	}
 	return nil, fmt.Errorf("--database must be a postgres:// address, or empty for SQLite in the data folder")
 }
@@ -1073,7 +1078,11 @@ func openAdmin(ctx context.Context, cfg Config, folderLocked bool, schema sqlsto
 		return nil, err
 	}
 	cfg.session = keySession(cfg, keys)
-	db, err := openStore(ctx, cfg, schema)
+	bind, err := keys.binder(files)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openStore(ctx, cfg, schema, bind)
 	if err != nil {
 		return nil, err
 	}

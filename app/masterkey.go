@@ -33,6 +33,32 @@ type masterKeys struct {
 
 func (k masterKeys) sealer() (*seal.Sealer, error) { return seal.New(k.current, k.previous...) }
 
+// binder is the store's sqlstore.Binder, for the upgrade that binds
+// access keys' secrets to their accounts: it opens a secret with
+// whichever master key given opens it (an interrupted rotation's two
+// among them) and seals it again with that key (seal.Sealer.Rebind),
+// which the rotation, if any, then settles as it would have.
+func (k masterKeys) binder(files *keyFiles) (sqlstore.Binder, error) {
+	if k.current == nil && rotationLeft(files.cfg) {
+		old, err := files.read(files.cfg.MasterKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		newKey, err := files.read(files.cfg.MasterKeyFile + pendingSuffix)
+		if err != nil {
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		k = masterKeys{current: newKey, previous: append([][]byte{old}, k.previous...)}
+	}
+	sealer, err := k.sealer()
+	if err != nil {
+		return nil, err
+	}
+	return func(accountID, keyID string, sealed []byte) ([]byte, error) {
+		return sealer.Rebind(sealed, auth.UnboundAssociatedData(keyID), auth.AssociatedData(accountID, keyID))
+	}, nil
+}
+
 // readMasterKeys reads the master keys cfg gives, before the database is
 // opened (on PostgreSQL, sessions are named by the master key: keySession):
 // the previous keys, and the master key, nil when a rotation on this
@@ -427,7 +453,11 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 	if shared {
 		cfg.session = postgres.CommandSession("rotate")
 	}
-	store, err := openStore(ctx, cfg, schema)
+	bind, err := keys.binder(files)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg, schema, bind)
 	if err != nil {
 		return err
 	}
@@ -475,7 +505,7 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		case v.Kind == openpca.SealedCAKey:
 			return sealer.Reseal(v.Value, []byte(v.ID))
 		case v.Kind == openpca.SealedAccessKey:
-			return sealer.Reseal(v.Value, auth.AssociatedData(v.ID))
+			return sealer.Reseal(v.Value, auth.AssociatedData(v.Account, v.ID))
 		case v.ID == sqlstore.MasterKeyCheck:
 			return sealer.Reseal(v.Value, []byte(sqlstore.MasterKeyCheck))
 		case v.ID == auditlog.KeySetting:

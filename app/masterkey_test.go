@@ -26,6 +26,7 @@ import (
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/openpca/openpca/app"
+	"github.com/openpca/openpca/auth"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/postgres"
@@ -130,52 +131,96 @@ func TestMasterKeyRotation(t *testing.T) {
 
 // TestInterruptedMasterKeyRotation leaves a rotation as a crash would at
 // each point where it could, and starts the server: it settles on the key
-// the database is sealed with, and loses nothing.
+// the database is sealed with, and loses nothing. So it does when the
+// start also upgrades the database from before 2026-12, whose access
+// keys' secrets it binds to their accounts, each with the key that
+// sealed it.
 func TestInterruptedMasterKeyRotation(t *testing.T) {
-	t.Run("before the database was resealed", func(t *testing.T) {
-		f := newRotationFixture(t)
-		f.env.Stop(t)
-		old := readFile(t, f.master)
-		next, _ := app.NewMasterKey()
-		os.WriteFile(f.master+".new", []byte(next+"\n"), 0o600)
-		f.env.Restart(t)
-		f.works(t)
-		if got := readFile(t, f.master); got != old {
-			t.Error("the master key changed")
+	for _, upgrade := range []bool{false, true} {
+		suffix := ""
+		if upgrade {
+			suffix = ", with an upgrade"
 		}
-		if _, err := os.Stat(f.master + ".new"); !os.IsNotExist(err) {
-			t.Errorf("the new key's file is still there: %v", err)
-		}
-	})
-	for _, settler := range []string{"the server", "an operator's command"} {
-		t.Run("after the database was resealed, before the key file was renamed, settled by "+settler, func(t *testing.T) {
+		t.Run("before the database was resealed"+suffix, func(t *testing.T) {
 			f := newRotationFixture(t)
 			f.env.Stop(t)
 			old := readFile(t, f.master)
-			tlsKey := filepath.Join(f.env.Config.DataDir, "tls", "ca.key.sealed")
-			oldTLSKey := readFile(t, tlsKey)
 			next, _ := app.NewMasterKey()
-			if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err != nil {
-				t.Fatal(err)
-			}
-			// Put the files back as they were before the TLS CA's key was
-			// resealed and the key file renamed.
-			os.Rename(f.master, f.master+".new")
-			os.WriteFile(f.master, []byte(old), 0o600)
-			os.WriteFile(tlsKey, []byte(oldTLSKey), 0o600)
-			if settler != "the server" {
-				a, err := app.OpenAdmin(context.Background(), f.env.Config)
-				if err != nil {
-					t.Fatal(err)
-				}
-				a.Close()
+			os.WriteFile(f.master+".new", []byte(next+"\n"), 0o600)
+			if upgrade {
+				f.unbind(t, old)
 			}
 			f.env.Restart(t)
 			f.works(t)
-			if got := readFile(t, f.master); got != next+"\n" {
-				t.Errorf("the master key file holds %q, want the new key", got)
+			if got := readFile(t, f.master); got != old {
+				t.Error("the master key changed")
+			}
+			if _, err := os.Stat(f.master + ".new"); !os.IsNotExist(err) {
+				t.Errorf("the new key's file is still there: %v", err)
 			}
 		})
+		for _, settler := range []string{"the server", "an operator's command"} {
+			if upgrade && settler != "the server" { // a command upgrades no database
+				continue
+			}
+			t.Run("after the database was resealed, before the key file was renamed, settled by "+settler+suffix, func(t *testing.T) {
+				f := newRotationFixture(t)
+				f.env.Stop(t)
+				old := readFile(t, f.master)
+				tlsKey := filepath.Join(f.env.Config.DataDir, "tls", "ca.key.sealed")
+				oldTLSKey := readFile(t, tlsKey)
+				next, _ := app.NewMasterKey()
+				if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err != nil {
+					t.Fatal(err)
+				}
+				// Put the files back as they were before the TLS CA's key was
+				// resealed and the key file renamed.
+				os.Rename(f.master, f.master+".new")
+				os.WriteFile(f.master, []byte(old), 0o600)
+				os.WriteFile(tlsKey, []byte(oldTLSKey), 0o600)
+				if upgrade {
+					f.unbind(t, next)
+				}
+				if settler != "the server" {
+					a, err := app.OpenAdmin(context.Background(), f.env.Config)
+					if err != nil {
+						t.Fatal(err)
+					}
+					a.Close()
+				}
+				f.env.Restart(t)
+				f.works(t)
+				if got := readFile(t, f.master); got != next+"\n" {
+					t.Errorf("the master key file holds %q, want the new key", got)
+				}
+			})
+		}
+	}
+}
+
+// unbind has the other account's key's secret sealed with key (base64)
+// as versions before 2026-12 sealed it, bound to its id alone, and the
+// database of such a version, without the migration that binds it.
+func (f *rotationFixture) unbind(t *testing.T, key string) {
+	t.Helper()
+	k, err := seal.ParseKey(strings.TrimSpace(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := seal.New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbound, err := sealer.Seal([]byte(f.other.SecretAccessKey), auth.UnboundAssociatedData(f.other.AccessKeyID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := f.env.DB(t)
+	if _, err := db.Exec(`UPDATE access_keys SET sealed_secret = ? WHERE id = ?`, unbound, f.other.AccessKeyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version = 33`); err != nil {
+		t.Fatal(err)
 	}
 }
 

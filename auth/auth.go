@@ -30,8 +30,18 @@ type Keys struct {
 	Sealer openpca.KeySealer
 }
 
-// AssociatedData binds a sealed secret to its key id.
-func AssociatedData(keyID string) []byte { return []byte("access-key:" + keyID) }
+// AssociatedData binds a sealed secret to its key id and its account: a
+// key's row moved to another account, by whoever can write the database
+// but not read the master key, opens no secret there. The account's
+// length comes first, so that no other pair of names gives the same bytes.
+func AssociatedData(accountID, keyID string) []byte {
+	return fmt.Appendf(nil, "access-key/%d:%s:%s", len(accountID), accountID, keyID)
+}
+
+// UnboundAssociatedData is what versions before 2026-12 bound a sealed
+// secret to: its key id alone. Only the upgrade that binds the secrets to
+// their accounts (sqlstore.Binder) opens a secret with it.
+func UnboundAssociatedData(keyID string) []byte { return []byte("access-key:" + keyID) }
 
 // Secret implements sigv4.KeyStore. The key it finds is kept for the
 // request's authenticator, if ctx has a place for it (see found).
@@ -53,13 +63,13 @@ func (k Keys) Secret(ctx context.Context, id string) (string, error) {
 	if !key.RevokedAt.IsZero() {
 		return "", sigv4.ErrUnknownKey
 	}
-	secret, err := k.Sealer.Open(key.SealedSecret, AssociatedData(id))
+	secret, err := k.Sealer.Open(key.SealedSecret, AssociatedData(key.AccountID, id))
 	if err != nil {
 		// Most likely the database was rotated to another master key by
 		// a rotation that did not see this server: its clients retry,
 		// and reach another, rather than take a 500 for a fault of ours.
 		return "", &openpca.Error{Code: openpca.CodeServiceUnavailable, Message: "This server cannot check the request's signature now; retry, for another server.",
-			Cause: fmt.Errorf("%w: access key %s (was the database's master key rotated without this server? restart it with the new key): %w", ErrSecretUnopened, id, err)}
+			Cause: fmt.Errorf("%w: access key %s of account %s (was the database's master key rotated without this server? restart it with the new key; or was the key's row moved to this account by hand?): %w", ErrSecretUnopened, id, key.AccountID, err)}
 	}
 	if f, ok := ctx.Value(foundKey{}).(*found); ok {
 		f.key = key
@@ -203,7 +213,7 @@ func NewAccessKey(sealer openpca.KeySealer, accountID string, now time.Time) (*o
 
 // Seal seals a secret into a key.
 func Seal(sealer openpca.KeySealer, key *openpca.AccessKey, secret string) error {
-	sealed, err := sealer.Seal([]byte(secret), AssociatedData(key.ID))
+	sealed, err := sealer.Seal([]byte(secret), AssociatedData(key.AccountID, key.ID))
 	if err != nil {
 		return err
 	}
@@ -256,7 +266,7 @@ func Bootstrap(ctx context.Context, store openpca.AccountStore, sealer openpca.K
 			// not ready), as it does after a crash; after a clean stop,
 			// SQLite must make its write-ahead log's files again, and
 			// cannot.
-			if cur, err := sealer.Open(old.SealedSecret, AssociatedData(keyID)); err == nil && subtle.ConstantTimeCompare(cur, []byte(secret)) == 1 {
+			if cur, err := sealer.Open(old.SealedSecret, AssociatedData(old.AccountID, keyID)); err == nil && subtle.ConstantTimeCompare(cur, []byte(secret)) == 1 {
 				return old, "", nil
 			}
 			key = old

@@ -318,7 +318,7 @@ func TestSecretUnderAnotherMasterKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, err := other.Seal([]byte("a secret"), auth.AssociatedData(keyID))
+	sealed, err := other.Seal([]byte("a secret"), auth.AssociatedData("555566667777", keyID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,6 +326,88 @@ func TestSecretUnderAnotherMasterKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}, func(o *acmpca.Options) { o.RetryMaxAttempts = 1 })
+	testenv.WantError(t, err, "ServiceUnavailableException")
+}
+
+// TestKeyBoundToItsAccount: an access key's secret is sealed bound to its
+// account: the key's row moved by hand to another account (by whoever can
+// write the database, and holds a key of their own) signs nothing there.
+// The upgrade from a version that bound a secret to its key's id alone
+// binds it to its account too, once: a secret put back as that version
+// sealed it is refused afterwards.
+func TestKeyBoundToItsAccount(t *testing.T) {
+	env := testenv.Start(t)
+	env.CreateCA(t, types.CertificateAuthorityTypeRoot, "Another Account's Root")
+	c, keyID := env.NewAccount(t, "555566667777")
+	db := env.DB(t)
+	list := func() (*acmpca.ListCertificateAuthoritiesOutput, error) {
+		return c.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{}, func(o *acmpca.Options) { o.RetryMaxAttempts = 1 })
+	}
+	move := func(account string) {
+		t.Helper()
+		if _, err := db.Exec(`UPDATE access_keys SET account_id = ? WHERE id = ?`, account, keyID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move(app.DefaultAccountID)
+	out, err := list()
+	testenv.WantError(t, err, "ServiceUnavailableException")
+	if out != nil {
+		t.Errorf("a key moved to another account lists its CAs: %+v", out.CertificateAuthorities)
+	}
+	move("555566667777")
+	if _, err := list(); err != nil {
+		t.Fatalf("the key back in its account: %v", err)
+	}
+
+	// As a version before 2026-12 sealed it, before its upgrade.
+	env.Stop(t)
+	a, err := app.OpenAdmin(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := a.Store.FindAccessKey(ctx, keyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := a.Sealer.Open(key.SealedSecret, auth.AssociatedData(key.AccountID, keyID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbound, err := a.Sealer.Seal(secret, auth.UnboundAssociatedData(keyID))
+	a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE access_keys SET sealed_secret = ? WHERE id = ?`, unbound, keyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version = 33`); err != nil {
+		t.Fatal(err)
+	}
+	restart := func() {
+		t.Helper()
+		env.Restart(t)
+		c = testenv.NewClientWith(env.URL, env.Transport(), keyID, string(secret))
+	}
+	restart()
+	if _, err := list(); err != nil {
+		t.Fatalf("the key, after the upgrade: %v", err)
+	}
+	move(app.DefaultAccountID)
+	_, err = list()
+	testenv.WantError(t, err, "ServiceUnavailableException")
+	move("555566667777")
+	// Put back as the version before sealed it, and only so bound, the
+	// secret is refused: the upgrade does not run again.
+	if _, err := db.Exec(`UPDATE access_keys SET sealed_secret = ? WHERE id = ?`, unbound, keyID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = list()
+	testenv.WantError(t, err, "ServiceUnavailableException")
+	env.Stop(t)
+	restart()
+	_, err = list()
 	testenv.WantError(t, err, "ServiceUnavailableException")
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openpca/openpca/internal/storetest"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/postgres"
 )
@@ -22,7 +23,7 @@ func TestEveryMigrationOnPopulatedDatabase(t *testing.T) {
 			dsn := testenv.NewPostgresDB(t)
 			raw := oldDatabase(t, dsn, n)
 			populatePG(t, raw)
-			db, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+			db, err := postgres.Open(t.Context(), dsn, postgres.Options{Bind: storetest.Unopened})
 			if err != nil {
 				t.Fatalf("migrating a populated database at %d: %v", n, err)
 			}

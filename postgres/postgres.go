@@ -137,6 +137,9 @@ type Options struct {
 	// Schema is what to do with a database of an earlier version
 	// (default: bring it up to date).
 	Schema sqlstore.Schema
+	// Bind binds access keys' secrets to their accounts, as an upgrade
+	// from a version before 2026-12 must (sqlstore.Config.Bind).
+	Bind sqlstore.Binder
 	// Session names the sessions in pg_stat_activity (application_name),
 	// over any name the address gives; by default the address's, or
 	// "openpca".
@@ -243,6 +246,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 		Scan:     scanner{db},
 		MaxBatch: maxBatch,
 		Schema:   opts.Schema,
+		Bind:     opts.Bind,
 		Close:    db.Close,
 	})
 	if err != nil {

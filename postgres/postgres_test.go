@@ -135,6 +135,23 @@ func TestEarlierImportsLogged(t *testing.T) {
 	})
 }
 
+// TestBoundAccessKeys: see storetest.BoundAccessKeys.
+func TestBoundAccessKeys(t *testing.T) {
+	dsn := testenv.NewPostgresDB(t)
+	storetest.BoundAccessKeys(t, func(t *testing.T, bind sqlstore.Binder) (*sqlstore.DB, error) {
+		return postgres.Open(t.Context(), dsn, postgres.Options{Bind: bind})
+	}, func() {
+		raw, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE version = 29`); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // oldDatabase gives the database at dsn the first n migrations, as a
 // server of that version left it, and returns a connection to it.
 func oldDatabase(t *testing.T, dsn string, n int) *sql.DB {

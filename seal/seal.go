@@ -62,12 +62,16 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // Seal encrypts plaintext, authenticating associatedData with it. The result
 // is the version byte, a random nonce and the ciphertext.
 func (s *Sealer) Seal(plaintext, associatedData []byte) ([]byte, error) {
-	out := make([]byte, 1+s.aead.NonceSize(), 1+s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())
+	return sealWith(s.aead, plaintext, associatedData)
+}
+
+func sealWith(aead cipher.AEAD, plaintext, associatedData []byte) ([]byte, error) {
+	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plaintext)+aead.Overhead())
 	out[0] = version
 	if _, err := rand.Read(out[1:]); err != nil {
 		return nil, err
 	}
-	return s.aead.Seal(out, out[1:], plaintext, associatedData), nil
+	return aead.Seal(out, out[1:], plaintext, associatedData), nil
 }
 
 // Open decrypts what Seal returned for the same associated data, with the
@@ -79,16 +83,22 @@ func (s *Sealer) Open(sealed, associatedData []byte) ([]byte, error) {
 
 // open is Open, and tells whether the current master key opened the value.
 func (s *Sealer) open(sealed, associatedData []byte) (plain []byte, current bool, err error) {
+	plain, aead, err := s.openWith(sealed, associatedData)
+	return plain, aead == s.aead, err
+}
+
+// openWith is Open, and returns the key's AEAD that opened the value.
+func (s *Sealer) openWith(sealed, associatedData []byte) ([]byte, cipher.AEAD, error) {
 	n := s.aead.NonceSize()
 	if len(sealed) < 1+n || sealed[0] != version {
-		return nil, false, errors.New("seal: not a sealed value of a known version")
+		return nil, nil, errors.New("seal: not a sealed value of a known version")
 	}
-	for i, aead := range append([]cipher.AEAD{s.aead}, s.previous...) {
+	for _, aead := range append([]cipher.AEAD{s.aead}, s.previous...) {
 		if plain, err := aead.Open(nil, sealed[1:1+n], sealed[1+n:], associatedData); err == nil {
-			return plain, i == 0, nil
+			return plain, aead, nil
 		}
 	}
-	return nil, false, errors.New("seal: cannot open: wrong master key, or the value was altered or belongs to another owner")
+	return nil, nil, errors.New("seal: cannot open: wrong master key, or the value was altered or belongs to another owner")
 }
 
 // Reseal opens a value sealed with the master key or a previous one, and
@@ -99,6 +109,19 @@ func (s *Sealer) Reseal(sealed, associatedData []byte) ([]byte, error) {
 		return sealed, err
 	}
 	return s.Seal(plain, associatedData)
+}
+
+// Rebind opens a value sealed for the associated data from, with the
+// master key or a previous one, and seals it for to with that same key:
+// what the value is bound to changes, and which key seals it does not, so
+// that a rotation under way (whose other servers open only the keys they
+// know) is none the wiser.
+func (s *Sealer) Rebind(sealed, from, to []byte) ([]byte, error) {
+	plain, aead, err := s.openWith(sealed, from)
+	if err != nil {
+		return nil, err
+	}
+	return sealWith(aead, plain, to)
 }
 
 // ParseKey decodes a base64 master key.

@@ -118,6 +118,43 @@ func TestPreviousKeys(t *testing.T) {
 	}
 }
 
+// TestRebind: a value rebound opens for its new associated data only,
+// and with the key that sealed it, the current one or a previous one.
+func TestRebind(t *testing.T) {
+	oldKey, newKey := bytes.Repeat([]byte{1}, KeySize), bytes.Repeat([]byte{2}, KeySize)
+	old, _ := New(oldKey)
+	current, _ := New(newKey)
+	both, err := New(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		sealer *Sealer
+		opener *Sealer // the key that sealed the value, alone
+	}{
+		{"current key", current, current},
+		{"previous key", old, old},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sealed, _ := tc.sealer.Seal([]byte("secret"), []byte("from"))
+			rebound, err := both.Rebind(sealed, []byte("from"), []byte("to"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plain, err := tc.opener.Open(rebound, []byte("to")); err != nil || string(plain) != "secret" {
+				t.Errorf("the rebound value, with the key that sealed it: %q, %v", plain, err)
+			}
+			if _, err := both.Open(rebound, []byte("from")); err == nil {
+				t.Error("the rebound value opens for what it was bound to before")
+			}
+			if _, err := both.Rebind(sealed, []byte("other"), []byte("to")); err == nil {
+				t.Error("a value was rebound from what it was not bound to")
+			}
+		})
+	}
+}
+
 // TestKeyOfAnotherMasterKey: a CA key sealed by a server with a master key
 // this one lacks (a rolling rotation's second step skipped) is a fault of
 // this server's, which clients retry elsewhere (503), not an internal

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/openpca/openpca/internal/storetest"
 )
 
 // TestEveryMigrationOnPopulatedDatabase builds, for every migration N, a
@@ -21,7 +23,7 @@ func TestEveryMigrationOnPopulatedDatabase(t *testing.T) {
 			raw := oldDatabase(t, path, n)
 			counts := populate(t, raw)
 			raw.Close()
-			db, err := Open(t.Context(), path, Options{})
+			db, err := Open(t.Context(), path, Options{Bind: storetest.Unopened})
 			if err != nil {
 				t.Fatalf("migrating a populated database at %d: %v", n, err)
 			}

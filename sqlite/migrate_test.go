@@ -43,7 +43,7 @@ func TestReadOnlyKeysMigrate(t *testing.T) {
 	}
 	raw.Close()
 
-	db, err := Open(ctx, path, Options{})
+	db, err := Open(ctx, path, Options{Bind: storetest.Unopened})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,5 +258,22 @@ func TestEarlierImportsLogged(t *testing.T) {
 		exec(`DROP INDEX key_uses_imports`)
 	}, func(held string) {
 		exec(`UPDATE certificate_authorities SET certificate = x'02' WHERE id = ?`, held)
+	})
+}
+
+// TestBoundAccessKeys: see storetest.BoundAccessKeys.
+func TestBoundAccessKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "openpca.db")
+	storetest.BoundAccessKeys(t, func(t *testing.T, bind sqlstore.Binder) (*sqlstore.DB, error) {
+		return Open(t.Context(), path, Options{Bind: bind})
+	}, func() {
+		raw, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE version = 33`); err != nil {
+			t.Fatal(err)
+		}
 	})
 }

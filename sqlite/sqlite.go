@@ -68,6 +68,9 @@ type Options struct {
 	// Schema is what to do with a database of an earlier version
 	// (default: bring it up to date).
 	Schema sqlstore.Schema
+	// Bind binds access keys' secrets to their accounts, as an upgrade
+	// from a version before 2026-12 must (sqlstore.Config.Bind).
+	Bind sqlstore.Binder
 }
 
 // DefaultMinFreeSpace is the free space on the database's disk below
@@ -220,6 +223,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 		MaxBatch: maxBatch,
 		Ready:    freeSpace(filepath.Dir(path), opts.MinFreeSpace),
 		Schema:   opts.Schema,
+		Bind:     opts.Bind,
 		Check:    stillThere(path, opened),
 		Close: func() error {
 			close(stop)

@@ -194,3 +194,47 @@ func (db *DB) RevokeAccessKey(ctx context.Context, id string, at time.Time) erro
 	}
 	return nil
 }
+
+// bindAccessKeys binds every access key's secret, which versions before
+// 2026-12 sealed bound to the key's id alone, to its account too
+// (Binder): whoever could write the database could move a key of theirs
+// to any account, and sign its requests. It runs as the migration does,
+// once, and takes each key's account as the database has it then. A
+// secret that does not open so (no master key given opens it: no server
+// opened it either; or bound already, the migration made to run again by
+// its record taken out) is left as it is.
+func (db *DB) bindAccessKeys(ctx context.Context, tx *sql.Tx) error {
+	type key struct {
+		id, account string
+		sealed      []byte
+	}
+	var keys []key
+	rows, err := db.txQuery(ctx, tx, `SELECT id, account_id, sealed_secret FROM access_keys`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.id, &k.account, &k.sealed); err != nil {
+			rows.Close()
+			return err
+		}
+		keys = append(keys, k)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	if len(keys) > 0 && db.bind == nil {
+		return errors.New("binding access keys' secrets to their accounts needs the master key, which this command was not given")
+	}
+	for _, k := range keys {
+		bound, err := db.bind(k.account, k.id, k.sealed)
+		if err != nil {
+			continue
+		}
+		if _, err := db.txExec(ctx, tx, `UPDATE access_keys SET sealed_secret = ? WHERE id = ?`, bound, k.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -731,7 +731,8 @@ func (db *DB) completeEarlierCAs(ctx context.Context) error {
 // their transaction, by the name of the migration's file after its
 // number.
 var migrationSteps = map[string]func(db *DB, ctx context.Context, tx *sql.Tx) error{
-	"import_key_uses.sql": (*DB).logEarlierImports,
+	"import_key_uses.sql":  (*DB).logEarlierImports,
+	"bind_access_keys.sql": (*DB).bindAccessKeys,
 }
 
 // logEarlierImports logs, for every CA that holds a certificate when

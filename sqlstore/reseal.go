@@ -122,10 +122,10 @@ func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte,
 		for _, q := range []struct {
 			kind, read, write string
 		}{
-			{openpca.SealedCAKey, `SELECT arn, key_handle FROM certificate_authorities WHERE key_store = 'software'{FOR_UPDATE}`,
+			{openpca.SealedCAKey, `SELECT arn, account_id, key_handle FROM certificate_authorities WHERE key_store = 'software'{FOR_UPDATE}`,
 				`UPDATE certificate_authorities SET key_handle = ?, version = version + 1 WHERE arn = ?`},
-			{openpca.SealedAccessKey, `SELECT id, sealed_secret FROM access_keys{FOR_UPDATE}`, `UPDATE access_keys SET sealed_secret = ? WHERE id = ?`},
-			{openpca.SealedSetting, `SELECT name, value FROM settings WHERE name <> '` + readinessProbe + `'{FOR_UPDATE}`, `UPDATE settings SET value = ? WHERE name = ?`},
+			{openpca.SealedAccessKey, `SELECT id, account_id, sealed_secret FROM access_keys{FOR_UPDATE}`, `UPDATE access_keys SET sealed_secret = ? WHERE id = ?`},
+			{openpca.SealedSetting, `SELECT name, '', value FROM settings WHERE name <> '` + readinessProbe + `'{FOR_UPDATE}`, `UPDATE settings SET value = ? WHERE name = ?`},
 		} {
 			var values []*openpca.SealedValue
 			rows, err := tx.QueryContext(ctx, db.rewrite(q.read))
@@ -134,7 +134,7 @@ func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte,
 			}
 			for rows.Next() {
 				v := &openpca.SealedValue{Kind: q.kind}
-				if err := rows.Scan(&v.ID, &v.Value); err != nil {
+				if err := rows.Scan(&v.ID, &v.Account, &v.Value); err != nil {
 					rows.Close()
 					return err
 				}

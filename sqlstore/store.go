@@ -147,9 +147,19 @@ type Config struct {
 	// file is still the one open, not removed or replaced, when a commit
 	// would go to a file the next start does not open).
 	Check func() error
+	// Bind, if set, rebinds access keys' secrets to their accounts, for
+	// the migration that binds them (bindAccessKeys): an upgrade of a
+	// database holding access keys needs it.
+	Bind Binder
 	// Close closes what Open was given; the DB calls it last.
 	Close func() error
 }
+
+// Binder opens an access key's secret as versions before 2026-12 sealed
+// it, bound to the key's id alone, and seals it again bound to the key's
+// id and account (auth.AssociatedData). It needs the master key, which
+// the store never holds.
+type Binder func(accountID, keyID string, sealed []byte) ([]byte, error)
 
 // DB is the store.
 type DB struct {
@@ -169,6 +179,7 @@ type DB struct {
 	ready     func(context.Context) error
 	check     func() error
 	sealing   string // see SealsWith
+	bind      Binder
 	close     func() error
 }
 
@@ -176,7 +187,7 @@ var _ openpca.Store = (*DB)(nil)
 
 // Open brings the schema up to date and returns the store.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, ready: cfg.Ready, check: cfg.Check, close: cfg.Close,
+	db := &DB{dialect: cfg.Dialect, write: cfg.Write, read: cfg.Read, scanner: cfg.Scan, metrics: cfg.Metrics, ready: cfg.Ready, check: cfg.Check, bind: cfg.Bind, close: cfg.Close,
 		locks: strings.NewReplacer("{FOR_SHARE}", cfg.Dialect.ForShare, "{FOR_UPDATE}", cfg.Dialect.ForUpdate, "{SKIP_LOCKED}", cfg.Dialect.SkipLocked)}
 	// The hot queries are prepared once the schema is up to date (a
 	// migration's steps in Go run unprepared, in its transaction). A
