@@ -135,9 +135,14 @@ func Restore(ctx context.Context, cfg Config, from string, now time.Time, how sq
 		// names, which only the master key shows to be the audit key's.
 		return auditlog.CheckKey(ctx, store, sealer)
 	}
+	bind, err := keys.binder(files)
+	if err != nil {
+		rotation.Close()
+		return nil, sqlstore.Summary{}, fmt.Errorf("nothing was restored: %w", err)
+	}
 	path := filepath.Join(cfg.DataDir, "openpca.db")
 	existed := fileExists(path) // and Restore refuses
-	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, how, check)
+	sum, err := sqlite.Restore(ctx, from, path, now.UnixMilli(), now, how, check, bind)
 	if err != nil {
 		rotation.Close()
 		// Put in place, but not known to be durably: the folder's sync

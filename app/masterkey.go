@@ -54,8 +54,13 @@ func (k masterKeys) binder(files *keyFiles) (sqlstore.Binder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(accountID, keyID string, sealed []byte) ([]byte, error) {
-		return sealer.Rebind(sealed, auth.UnboundAssociatedData(keyID), auth.AssociatedData(accountID, keyID))
+	return func(check []byte) (func(accountID, keyID string, sealed []byte) ([]byte, error), error) {
+		if _, err := sealer.Open(check, []byte(sqlstore.MasterKeyCheck)); check != nil && err != nil {
+			return nil, errors.New("the master key is not the one this database was set up with, and cannot bind its access keys' secrets to their accounts: give the database's master key")
+		}
+		return func(accountID, keyID string, sealed []byte) ([]byte, error) {
+			return sealer.Rebind(sealed, auth.UnboundAssociatedData(keyID), auth.AssociatedData(accountID, keyID))
+		}, nil
 	}, nil
 }
 

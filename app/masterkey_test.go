@@ -351,6 +351,62 @@ func TestRestoreSettlesInterruptedRotation(t *testing.T) {
 	}
 }
 
+// TestUpgradeByCommand: a database of a version before 2026-12 that a
+// restore (of its backup) or a master key rotation brings up to date has
+// its access keys' secrets bound to their accounts, as a server's start
+// would. A rotation given the wrong master key binds nothing, and leaves
+// the upgrade to the start with the right one: recorded done, it would
+// never bind them.
+func TestUpgradeByCommand(t *testing.T) {
+	bound := func(t *testing.T, cfg app.Config, f *rotationFixture) {
+		t.Helper()
+		a, err := app.OpenAdmin(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		key, err := a.Store.FindAccessKey(context.Background(), f.other.AccessKeyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if secret, err := a.Sealer.Open(key.SealedSecret, auth.AssociatedData(key.AccountID, key.ID)); err != nil || string(secret) != f.other.SecretAccessKey {
+			t.Errorf("the key's secret, bound to its account: %q, %v", secret, err)
+		}
+	}
+	t.Run("restore", func(t *testing.T) {
+		f := newRotationFixture(t)
+		f.env.Stop(t)
+		f.unbind(t, readFile(t, f.master))
+		backup := backupOf(t, f.env)
+		cfg := f.env.Config
+		cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), ""
+		os.WriteFile(filepath.Join(cfg.DataDir, "master.key"), []byte(readFile(t, f.master)), 0o600)
+		a, _, err := app.Restore(context.Background(), cfg, backup, time.Now(), sqlstore.Settling{})
+		if err != nil {
+			t.Fatalf("restoring a backup of a version before 2026-12: %v", err)
+		}
+		a.Close()
+		bound(t, cfg, f)
+	})
+	t.Run("rotate", func(t *testing.T) {
+		f := newRotationFixture(t)
+		f.env.Stop(t)
+		f.unbind(t, readFile(t, f.master))
+		next, _ := app.NewMasterKey()
+		wrong := f.env.Config
+		wrong.MasterKey, _ = app.NewMasterKey()
+		if err := app.RotateMasterKey(context.Background(), wrong, next); err == nil || !strings.Contains(err.Error(), "not the one this database was set up with") {
+			t.Errorf("a rotation given the wrong master key: %v", err)
+		}
+		if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err != nil {
+			t.Fatal(err)
+		}
+		bound(t, f.env.Config, f)
+		f.env.Restart(t)
+		f.works(t)
+	})
+}
+
 // TestRestoreFindsTheKeyInTheFolder: a restore without a master key file
 // named takes the folder's own, as every command does.
 func TestRestoreFindsTheKeyInTheFolder(t *testing.T) {

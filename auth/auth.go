@@ -134,14 +134,18 @@ func (a *Authenticator) callerOf(key *openpca.AccessKey) (openpca.Caller, error)
 // revoked one are all ErrSignIn, so that the answer tells an attacker
 // nothing.
 func (a *Authenticator) SignIn(ctx context.Context, keyID, secret string) (openpca.Caller, error) {
-	want, err := a.Verifier.Keys.Secret(ctx, keyID)
-	if errors.Is(err, sigv4.ErrUnknownKey) || err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(secret)) != 1 {
+	caller, want, err := a.Session(ctx, keyID)
+	switch {
+	case errors.Is(err, ErrSignIn):
+		return openpca.Caller{}, ErrSignIn
+	case want == "": // the store failed, or the secret did not open
+		return openpca.Caller{}, err
+	case subtle.ConstantTimeCompare([]byte(want), []byte(secret)) != 1:
+		// Before a policy that no longer reads, which would tell that
+		// the key exists.
 		return openpca.Caller{}, ErrSignIn
 	}
-	if err != nil {
-		return openpca.Caller{}, err
-	}
-	return a.Caller(ctx, keyID)
+	return caller, err
 }
 
 // ErrSignIn refuses a sign-in.
@@ -151,17 +155,25 @@ var ErrSignIn = errors.New("auth: the access key or its secret is wrong")
 // server's master key: a failure with that key alone.
 var ErrSecretUnopened = errors.New("auth: the access key's secret does not open with this server's master key")
 
-// Caller returns the caller of an access key that is still valid, as a
-// request signed with it would have: ErrSignIn once it is revoked.
-func (a *Authenticator) Caller(ctx context.Context, keyID string) (openpca.Caller, error) {
-	key, err := a.Store.FindAccessKey(ctx, keyID)
-	if errors.Is(err, openpca.ErrNotFound) || err == nil && !key.RevokedAt.IsZero() {
-		return openpca.Caller{}, ErrSignIn
+// Session returns the caller of an access key that is still valid, as a
+// request signed with it would have, and its secret, from one read of
+// the key: ErrSignIn once it is revoked. The secret opens only for the
+// key's account (AssociatedData): a key's row moved to another account
+// is a failure (ErrSecretUnopened), not that account's caller.
+func (a *Authenticator) Session(ctx context.Context, keyID string) (openpca.Caller, string, error) {
+	f := &found{}
+	secret, err := a.Verifier.Keys.Secret(context.WithValue(ctx, foundKey{}, f), keyID)
+	if errors.Is(err, sigv4.ErrUnknownKey) {
+		return openpca.Caller{}, "", ErrSignIn
 	}
 	if err != nil {
-		return openpca.Caller{}, err
+		return openpca.Caller{}, "", err
 	}
-	return a.callerOf(key)
+	if f.key == nil || f.key.ID != keyID { // a KeyStore other than Keys
+		return openpca.Caller{}, "", errors.New("auth: the verifier's key store tells no key of a secret")
+	}
+	caller, err := a.callerOf(f.key)
+	return caller, secret, err
 }
 
 // ResolvePolicies parses a key's policies: its own documents, and the

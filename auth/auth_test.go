@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -409,6 +410,28 @@ func TestKeyBoundToItsAccount(t *testing.T) {
 	restart()
 	_, err = list()
 	testenv.WantError(t, err, "ServiceUnavailableException")
+}
+
+// TestAssociatedDataUnambiguous: no two pairs of account and key id, nor
+// a key id as versions before 2026-12 bound it, give the same associated
+// data: a secret opens for one key of one account.
+func TestAssociatedDataUnambiguous(t *testing.T) {
+	seen := map[string]string{}
+	for _, tc := range []struct{ account, key string }{
+		{"111122223333", "OPCAKEY"}, {"111122223333:OPCA", "KEY"}, {"111122223333", "OPCA:KEY"}, {"111122223333", ":OPCAKEY"},
+		{"1", "11122223333:OPCAKEY"}, {"", "111122223333:OPCAKEY"}, {"111122223333", ""},
+	} {
+		ad := string(auth.AssociatedData(tc.account, tc.key))
+		if other, ok := seen[ad]; ok {
+			t.Errorf("account %q, key %q: the associated data of %s", tc.account, tc.key, other)
+		}
+		seen[ad] = fmt.Sprintf("account %q, key %q", tc.account, tc.key)
+	}
+	for _, key := range []string{"OPCAKEY", "12:111122223333:OPCAKEY", "/12:111122223333:OPCAKEY"} {
+		if other, ok := seen[string(auth.UnboundAssociatedData(key))]; ok {
+			t.Errorf("key %q, bound as before 2026-12: the associated data of %s", key, other)
+		}
+	}
 }
 
 // TestFirstStartMakesKeyOnce: without a root key given, the first start

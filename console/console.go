@@ -16,6 +16,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -57,9 +58,9 @@ var staticFiles embed.FS
 type Authenticator interface {
 	// SignIn checks a key's secret and returns its caller.
 	SignIn(ctx context.Context, keyID, secret string) (openpca.Caller, error)
-	// Caller returns the caller of a key that is still valid;
-	// auth.ErrSignIn once it is not.
-	Caller(ctx context.Context, keyID string) (openpca.Caller, error)
+	// Session returns the caller of a key that is still valid, and its
+	// secret, from one read of the key; auth.ErrSignIn once it is not.
+	Session(ctx context.Context, keyID string) (openpca.Caller, string, error)
 }
 
 // AuditLog is what the console shows of the CAs' logs and reports.
@@ -375,7 +376,13 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 			h(w, r, &signedIn{session: s, ctx: r.Context()})
 			return
 		}
-		caller, err := c.cfg.Auth.Caller(r.Context(), s.KeyID)
+		caller, secret, err := c.cfg.Auth.Session(r.Context(), s.KeyID)
+		if secret != "" && !hmac.Equal([]byte(s.CSRF), []byte(sessionMAC(secret, s))) {
+			// Not a session this server made for the key: a row written,
+			// or given another key, by whoever can write the database.
+			c.cfg.Logger.WarnContext(r.Context(), "console: a session's row does not match its access key, as only a change by hand leaves it (or a sign-in by a version before 2026-12); it is ended", "key", s.KeyID)
+			err = auth.ErrSignIn
+		}
 		if errors.Is(err, auth.ErrSignIn) { // the key was revoked since sign-in
 			c.endSession(w, r, s)
 			http.Redirect(w, r, "/console/", http.StatusSeeOther)
@@ -443,6 +450,18 @@ func (c *Console) sessionToken(r *http.Request) (string, bool) {
 func hashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
+}
+
+// sessionMAC is a session's CSRF token: a MAC, under its access key's
+// secret, of the session's hash and key id. Random to anyone who does not
+// hold the cookie or the secret, as a CSRF token must be, it also proves
+// that the server made the session for that key: whoever can write the
+// database, without the master key that seals the secrets, can neither
+// write a session for another's key nor move theirs to it.
+func sessionMAC(secret string, s *openpca.ConsoleSession) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	fmt.Fprintf(m, "openpca console session\x00%s\x00%x", s.KeyID, s.IDHash)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 func randomToken() string {
@@ -533,7 +552,8 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, now := randomToken(), c.cfg.Now().UTC()
-	s := &openpca.ConsoleSession{IDHash: hashToken(token), KeyID: keyID, CSRF: randomToken(), CreatedAt: now, ExpiresAt: now.Add(min(SessionIdle, SessionLife))}
+	s := &openpca.ConsoleSession{IDHash: hashToken(token), KeyID: keyID, CreatedAt: now, ExpiresAt: now.Add(min(SessionIdle, SessionLife))}
+	s.CSRF = sessionMAC(secret, s)
 	if err := c.cfg.Store.CreateConsoleSession(r.Context(), s); err != nil {
 		c.apiError(w, r, err)
 		return

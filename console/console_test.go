@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -707,8 +708,73 @@ func TestConsoleUnreadablePolicy(t *testing.T) {
 	if status != http.StatusForbidden || !strings.Contains(page, "policy variable") {
 		t.Errorf("signing in with it: %d\n%s", status, page)
 	}
+	// With a wrong secret, the answer tells nothing of the key or its
+	// policy.
+	status, page, _ = newBrowser(t, env).do(http.MethodPost, "/console/sign-in", url.Values{"access_key_id": {creds.AccessKeyID}, "secret_access_key": {"wrong" + creds.SecretAccessKey}})
+	if status != http.StatusUnauthorized || strings.Contains(page, "policy") {
+		t.Errorf("signing in with a wrong secret: %d\n%s", status, page)
+	}
 	_, err = client.ListCertificateAuthorities(t.Context(), &acmpca.ListCertificateAuthoritiesInput{})
 	testenv.WantError(t, err, "AccessDeniedException")
+}
+
+// TestConsoleSessionRowsChangedByHand: whoever can write the database,
+// but not read the master key, gets no session of another account: not
+// by moving their key, once signed in, to it; nor their session to its
+// key; nor by writing a session for its key.
+func TestConsoleSessionRowsChangedByHand(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, _ := env.NewActiveRoot(t, "Victim Root")
+	client, key := env.NewAccount(t, "555566667777")
+	db := env.DB(t)
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shows := func(b *browser) bool {
+		t.Helper()
+		status, page := b.get(caPage(caARN))
+		return status == http.StatusOK && strings.Contains(page, "Victim Root")
+	}
+	owner := newBrowser(t, env)
+	owner.signIn(env.Client)
+	if !shows(owner) {
+		t.Fatal("the CA's own account does not see it")
+	}
+
+	b := newBrowser(t, env)
+	b.signIn(client)
+	exec(`UPDATE access_keys SET account_id = ? WHERE id = ?`, app.DefaultAccountID, key)
+	if shows(b) {
+		t.Error("a key moved to another account, once signed in, sees its CA")
+	}
+	exec(`UPDATE access_keys SET account_id = '555566667777' WHERE id = ?`, key)
+	if shows(b) {
+		t.Error("a session went on after its key was moved away and back")
+	}
+
+	b = newBrowser(t, env)
+	b.signIn(client)
+	exec(`UPDATE console_sessions SET key_id = ? WHERE key_id = ?`, testenv.AccessKeyID, key)
+	if shows(b) {
+		t.Error("a session given another account's key sees its CA")
+	}
+
+	token := "a-session-no-server-made"
+	id := sha256.Sum256([]byte(token))
+	now := time.Now()
+	exec(`INSERT INTO console_sessions (id_hash, key_id, csrf, created_at, expires_at) VALUES (?, ?, 'csrf', ?, ?)`,
+		id[:], testenv.AccessKeyID, now.UnixMicro(), now.Add(time.Hour).UnixMicro())
+	forged := newBrowser(t, env)
+	forged.client.Jar.SetCookies(mustURL(env.URL), []*http.Cookie{{Name: "openpca_console", Value: token}})
+	if shows(forged) {
+		t.Error("a session written in the database sees the CA of its key's account")
+	}
+	if !shows(owner) {
+		t.Error("the CA's own account's session ended")
+	}
 }
 
 // TestConsoleShowsInvisibleCharacters: a name with a right-to-left

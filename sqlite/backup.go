@@ -154,12 +154,13 @@ func backupMade(ctx context.Context, db *sql.DB) (string, error) {
 // which must not exist: a restore makes a new data folder, and never
 // replaces a database or mixes a backup with another's write-ahead log.
 //
-// The copy is brought up to this version, checked by check (if not
+// The copy is brought up to this version (its access keys' secrets bound
+// by bind, if it is of a version before 2026-12), checked by check (if not
 // nil), and settled before it is put in place (sqlstore.DB.SettleRestored,
 // which says why): the restored CAs number their next CRLs from
 // crlNumberFloor on, at least, and those active in the backup are
 // disabled, unless how.KeepStatus.
-func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time, how sqlstore.Settling, check func(context.Context, *sqlstore.DB) error) (sqlstore.Summary, error) {
+func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now time.Time, how sqlstore.Settling, check func(context.Context, *sqlstore.DB) error, bind sqlstore.Binder) (sqlstore.Summary, error) {
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		if _, err := os.Lstat(p); err == nil {
 			return sqlstore.Summary{}, fmt.Errorf("%s exists: restore into a data folder that has no database", p)
@@ -206,7 +207,7 @@ func Restore(ctx context.Context, from, path string, crlNumberFloor int64, now t
 	if _, err := Check(ctx, tmp); err != nil {
 		return sqlstore.Summary{}, fmt.Errorf("%s changed while it was restored: %w", from, err)
 	}
-	settled, err := settle(ctx, tmp, crlNumberFloor, now, how, check)
+	settled, err := settle(ctx, tmp, crlNumberFloor, now, how, check, bind)
 	if err != nil {
 		return sqlstore.Summary{}, err
 	}
@@ -275,13 +276,13 @@ func lockPartial(dir string) (*os.File, error) {
 	return lock, nil
 }
 
-// settle brings the restored copy at path up to this version's schema,
-// checks it with check, if any, and settles it
+// settle brings the restored copy at path up to this version's schema
+// (binding its access keys' secrets with bind), checks it with check, if any, and settles it
 // (sqlstore.DB.SettleRestored), before it is put in place: a server never
 // finds a restored database that is not. It stays in rollback mode, as a
 // backup is, so that place checks it as one.
-func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, how sqlstore.Settling, check func(context.Context, *sqlstore.DB) error) (sqlstore.Restored, error) {
-	store, db, err := openCopy(ctx, path)
+func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, how sqlstore.Settling, check func(context.Context, *sqlstore.DB) error, bind sqlstore.Binder) (sqlstore.Restored, error) {
+	store, db, err := openCopy(ctx, path, bind)
 	if err != nil {
 		return sqlstore.Restored{}, err
 	}
@@ -303,7 +304,7 @@ func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Tim
 // openCopy opens the database file at path in rollback mode, as a backup
 // is, and brings its schema up to this version's (making one if it has
 // none).
-func openCopy(ctx context.Context, path string) (*sqlstore.DB, *sql.DB, error) {
+func openCopy(ctx context.Context, path string, bind sqlstore.Binder) (*sqlstore.DB, *sql.DB, error) {
 	db, err := sql.Open("sqlite", sqliteuri.File(path)+"?mode=rwc&_txlock=immediate&_pragma=foreign_keys(ON)&_pragma=synchronous(FULL)")
 	if err != nil {
 		return nil, nil, err
@@ -311,7 +312,7 @@ func openCopy(ctx context.Context, path string) (*sqlstore.DB, *sql.DB, error) {
 	db.SetMaxOpenConns(1)
 	// Long reads (checking the logs) go to SQLite itself, as a server's do.
 	scan := newScanner(path)
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect(), Write: db, Read: db, Scan: scan, MaxBatch: maxBatch,
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect(), Write: db, Read: db, Scan: scan, MaxBatch: maxBatch, Bind: bind,
 		Close: func() error { scan.close(); return db.Close() }})
 	if err != nil {
 		scan.close()
@@ -333,7 +334,7 @@ func sameSchema(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fresh, freshDB, err := openCopy(ctx, filepath.Join(dir, "db"))
+	fresh, freshDB, err := openCopy(ctx, filepath.Join(dir, "db"), nil)
 	if err != nil {
 		return err
 	}

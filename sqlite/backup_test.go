@@ -147,7 +147,7 @@ func TestBackup(t *testing.T) {
 	}
 
 	restored := filepath.Join(t.TempDir(), "openpca.db")
-	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000, time.Now(), sqlstore.Settling{}, nil)
+	restoredSum, err := sqlite.Restore(ctx, to, restored, 1_000_000, time.Now(), sqlstore.Settling{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestBackup(t *testing.T) {
 	// account, which could not enable it again: it is left, and not
 	// listed.
 	expired := filepath.Join(t.TempDir(), "openpca.db")
-	if later, err := sqlite.Restore(ctx, to, expired, 1, time.Now().AddDate(100, 0, 0), sqlstore.Settling{}, nil); err != nil || len(later.Active) != 0 {
+	if later, err := sqlite.Restore(ctx, to, expired, 1, time.Now().AddDate(100, 0, 0), sqlstore.Settling{}, nil, nil); err != nil || len(later.Active) != 0 {
 		t.Errorf("restored after the CA expired: active %q, %v; want none", later.Active, err)
 	}
 	if raw, err := sql.Open("sqlite", "file:"+expired+"?mode=ro"); err != nil {
@@ -181,7 +181,7 @@ func TestBackup(t *testing.T) {
 	if !reflect.DeepEqual(restoredSum, sum) || sum.CAs != 1 || sum.Last.IsZero() {
 		t.Fatalf("restored %+v of a backup of %+v; want the same, with one CA and a last key use", restoredSum, sum)
 	}
-	if _, err := sqlite.Restore(ctx, to, restored, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil); err == nil {
+	if _, err := sqlite.Restore(ctx, to, restored, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil, nil); err == nil {
 		t.Fatal("a restore over a database: no error")
 	}
 	// The CA had no CRLs: should they be enabled, they are numbered past
@@ -298,7 +298,7 @@ func TestBackupRefuses(t *testing.T) {
 				}
 			}
 			target := filepath.Join(t.TempDir(), "openpca.db")
-			_, err := sqlite.Restore(ctx, tc.from, target, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil)
+			_, err := sqlite.Restore(ctx, tc.from, target, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("restore: %v; want an error with %q", err, tc.want)
 			}
@@ -384,7 +384,7 @@ func TestRestoreRefusesChangedSchema(t *testing.T) {
 			ctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
 			target := filepath.Join(t.TempDir(), "openpca.db")
-			_, err = sqlite.Restore(ctx, from, target, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil)
+			_, err = sqlite.Restore(ctx, from, target, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("restore: %v; want an error with %q", err, tc.want)
 			}
@@ -400,14 +400,14 @@ func TestRestoreRefusesChangedSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := filepath.Join(t.TempDir(), "openpca.db")
-	if _, err := sqlite.Restore(ctx, sparse, target, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil); err == nil || !strings.Contains(err.Error(), "pages of") {
+	if _, err := sqlite.Restore(ctx, sparse, target, 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil, nil); err == nil || !strings.Contains(err.Error(), "pages of") {
 		t.Errorf("a backup of a gigabyte more: %v", err)
 	}
 	if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(target), "*")); len(matches) > 0 {
 		t.Errorf("a refused restore left %v", matches)
 	}
 	// The backup as made restores.
-	if _, err := sqlite.Restore(ctx, backup, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil); err != nil {
+	if _, err := sqlite.Restore(ctx, backup, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -507,7 +507,7 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := filepath.Join(t.TempDir(), "openpca.db")
-	sum, err := sqlite.Restore(ctx, to, restored, 1, now, sqlstore.Settling{KeepStatus: true}, nil)
+	sum, err := sqlite.Restore(ctx, to, restored, 1, now, sqlstore.Settling{KeepStatus: true}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +544,7 @@ func TestRestoreKeepsDeletedCAsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range []struct{ from, to string }{{to, sole}, {again, soleOfCopy}} {
-		soleSum, err := sqlite.Restore(ctx, r.from, r.to, 1, now, sqlstore.Settling{KeepStatus: true, SoleCopy: true}, nil)
+		soleSum, err := sqlite.Restore(ctx, r.from, r.to, 1, now, sqlstore.Settling{KeepStatus: true, SoleCopy: true}, nil, nil)
 		if err != nil || soleSum.KeysKept != 0 || !soleSum.SoleCopy || len(soleSum.KeysNotHeld) != 0 {
 			t.Errorf("a restore of %s as the sole copy: %+v, %v", r.from, soleSum, err)
 		}

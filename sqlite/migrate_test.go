@@ -87,7 +87,7 @@ func oldDatabase(t *testing.T, path string, n int) *sql.DB {
 func TestRestoreBeforeKeyStores(t *testing.T) {
 	from := filepath.Join(t.TempDir(), "backup.db")
 	oldDatabase(t, from, 10).Close()
-	sum, err := Restore(t.Context(), from, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil)
+	sum, err := Restore(t.Context(), from, filepath.Join(t.TempDir(), "openpca.db"), 1, time.Now(), sqlstore.Settling{KeepStatus: true}, nil, nil)
 	if err != nil || len(sum.DeletedKept) != 0 {
 		t.Errorf("restoring a backup of the version before key stores: %+v, %v", sum, err)
 	}

@@ -200,9 +200,10 @@ func (db *DB) RevokeAccessKey(ctx context.Context, id string, at time.Time) erro
 // (Binder): whoever could write the database could move a key of theirs
 // to any account, and sign its requests. It runs as the migration does,
 // once, and takes each key's account as the database has it then. A
-// secret that does not open so (no master key given opens it: no server
-// opened it either; or bound already, the migration made to run again by
-// its record taken out) is left as it is.
+// master key that does not open the database's check binds nothing: the
+// migration fails. A secret that does not open so (sealed with no master
+// key given, which no server opened either; or bound already, the
+// migration made to run again by its record taken out) is left as it is.
 func (db *DB) bindAccessKeys(ctx context.Context, tx *sql.Tx) error {
 	type key struct {
 		id, account string
@@ -224,11 +225,22 @@ func (db *DB) bindAccessKeys(ctx context.Context, tx *sql.Tx) error {
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return err
 	}
-	if len(keys) > 0 && db.bind == nil {
+	if len(keys) == 0 {
+		return nil
+	}
+	if db.bind == nil {
 		return errors.New("binding access keys' secrets to their accounts needs the master key, which this command was not given")
 	}
+	var check []byte
+	if err := db.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE name = ?`, MasterKeyCheck).Scan(&check); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	bind, err := db.bind(check)
+	if err != nil {
+		return err
+	}
 	for _, k := range keys {
-		bound, err := db.bind(k.account, k.id, k.sealed)
+		bound, err := bind(k.account, k.id, k.sealed)
 		if err != nil {
 			continue
 		}

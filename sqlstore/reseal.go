@@ -152,7 +152,10 @@ func (db *DB) Reseal(ctx context.Context, fn func(*openpca.SealedValue) ([]byte,
 			for _, v := range values {
 				resealed, err := fn(v)
 				if err != nil {
-					return err
+					// Named, for the operator to look at: a row changed by
+					// hand (an access key moved to another account) stops
+					// every rotation.
+					return fmt.Errorf("%s %s: %w", v.Kind, v.ID, err)
 				}
 				if bytes.Equal(resealed, v.Value) {
 					continue

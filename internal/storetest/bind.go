@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,9 @@ func BoundAccessKeys(t *testing.T, open func(t *testing.T, bind sqlstore.Binder)
 			t.Fatal(err)
 		}
 	}
+	if _, err := db.InitSetting(ctx, sqlstore.MasterKeyCheck, []byte("the check")); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
 	undo()
 	if db, err := open(t, nil); err == nil || !strings.Contains(err.Error(), "master key") {
@@ -50,12 +54,27 @@ func BoundAccessKeys(t *testing.T, open func(t *testing.T, bind sqlstore.Binder)
 		t.Fatalf("an upgrade with access keys and nothing to bind them: %v", err)
 	}
 	calls := 0
-	bind := func(accountID, keyID string, sealed []byte) ([]byte, error) {
-		calls++
-		if string(sealed) != "unbound:"+keyID {
-			return nil, errors.New("does not open")
+	bind := func(check []byte) (func(accountID, keyID string, sealed []byte) ([]byte, error), error) {
+		if string(check) != "the check" {
+			return nil, fmt.Errorf("the check given: %q", check)
 		}
-		return []byte("bound:" + accountID + ":" + keyID), nil
+		return func(accountID, keyID string, sealed []byte) ([]byte, error) {
+			calls++
+			if string(sealed) != "unbound:"+keyID {
+				return nil, errors.New("does not open")
+			}
+			return []byte("bound:" + accountID + ":" + keyID), nil
+		}, nil
+	}
+	// The master key that does not open the check binds nothing.
+	wrongKey := func([]byte) (func(accountID, keyID string, sealed []byte) ([]byte, error), error) {
+		return nil, errors.New("another master key")
+	}
+	if db, err := open(t, wrongKey); err == nil || !strings.Contains(err.Error(), "another master key") {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("an upgrade with a master key that does not open the check: %v", err)
 	}
 	for _, want := range []int{3, 0} { // and once done, again
 		calls = 0
@@ -83,6 +102,6 @@ func BoundAccessKeys(t *testing.T, open func(t *testing.T, bind sqlstore.Binder)
 // Unopened is a Binder that opens no secret, for upgrades of databases
 // whose keys' secrets are not sealed (made up by a test): it leaves them
 // as they are.
-func Unopened(accountID, keyID string, sealed []byte) ([]byte, error) {
-	return nil, errors.New("a made-up secret, sealed with no key")
+func Unopened([]byte) (func(accountID, keyID string, sealed []byte) ([]byte, error), error) {
+	return func(string, string, []byte) ([]byte, error) { return nil, errors.New("a made-up secret, sealed with no key") }, nil
 }
