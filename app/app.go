@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -357,7 +358,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	rates := awsjson.NewAccountRates(cfg.AccountRequestRate)
 	var web http.Handler
 	if signIn, ok := authenticator.(console.Authenticator); ok && !cfg.NoConsole {
-		if web, err = console.New(console.Config{Rates: rates, Service: svc, AuditLog: svc, Certificates: svc, Store: a.store, Objects: a.objects, Auth: signIn, Logger: logger, Now: cfg.Now,
+		sessionKey, err := a.consoleSessionKey(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		if web, err = console.New(console.Config{Rates: rates, Service: svc, AuditLog: svc, Certificates: svc, Store: a.store, Objects: a.objects, Auth: signIn, Logger: logger, Now: cfg.Now, SessionKey: sessionKey,
 			HTTPS: strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"), SearchTime: cfg.ConsoleSearchTime, Proxies: cfg.TrustedProxies, MaxConnections: cfg.MaxConnections}); err != nil {
 			return fail(err)
 		}
@@ -510,6 +515,32 @@ func (a *App) migrate(ctx context.Context) error {
 			"from", from, "to", to)
 	}
 	return err
+}
+
+// consoleSessionKey returns the key of the console's sessions
+// (console.SessionKeySetting), which the first server on the database
+// makes: a random key, sealed with the master key.
+func (a *App) consoleSessionKey(ctx context.Context) ([]byte, error) {
+	// Read first: a start writes nothing it need not (a full disk).
+	sealed, err := a.store.Setting(ctx, console.SessionKeySetting)
+	if err != nil {
+		return nil, err
+	}
+	if sealed == nil {
+		key := make([]byte, 32)
+		rand.Read(key)
+		if sealed, err = a.sealer.Seal(key, []byte(console.SessionKeySetting)); err != nil {
+			return nil, err
+		}
+		if sealed, err = a.store.InitSetting(ctx, console.SessionKeySetting, sealed); err != nil {
+			return nil, err
+		}
+	}
+	key, err := a.sealer.Open(sealed, []byte(console.SessionKeySetting))
+	if err != nil {
+		return nil, fmt.Errorf("the console's session key (setting %s) does not open with the master key: %w", console.SessionKeySetting, err)
+	}
+	return key, nil
 }
 
 // openStore opens the store of cfg, doing with a schema of an earlier

@@ -17,6 +17,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/auth"
+	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/internal/smallfile"
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/postgres"
@@ -513,6 +514,8 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 			return sealer.Reseal(v.Value, auth.AssociatedData(v.Account, v.ID))
 		case v.ID == sqlstore.MasterKeyCheck:
 			return sealer.Reseal(v.Value, []byte(sqlstore.MasterKeyCheck))
+		case v.ID == console.SessionKeySetting:
+			return sealer.Reseal(v.Value, []byte(console.SessionKeySetting))
 		case v.ID == auditlog.KeySetting:
 			return auditlog.ResealKey(v.Value, sealer)
 		case v.ID == sqlstore.RetiredMasterKeys:

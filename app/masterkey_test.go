@@ -407,6 +407,21 @@ func TestUpgradeByCommand(t *testing.T) {
 	})
 }
 
+// TestRotationNamesAMovedKey: an access key's row moved by hand to
+// another account, whose secret then opens for none, fails a master key
+// rotation, which names the key for the operator.
+func TestRotationNamesAMovedKey(t *testing.T) {
+	f := newRotationFixture(t)
+	f.env.Stop(t)
+	if _, err := f.env.DB(t).Exec(`UPDATE access_keys SET account_id = ? WHERE id = ?`, app.DefaultAccountID, f.other.AccessKeyID); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := app.NewMasterKey()
+	if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err == nil || !strings.Contains(err.Error(), f.other.AccessKeyID) {
+		t.Errorf("a rotation with a key moved to another account: %v, want the key named", err)
+	}
+}
+
 // TestRestoreFindsTheKeyInTheFolder: a restore without a master key file
 // named takes the folder's own, as every command does.
 func TestRestoreFindsTheKeyInTheFolder(t *testing.T) {

@@ -119,9 +119,16 @@ type Config struct {
 	// server may not: behind a proxy that ends TLS, cookies are Secure
 	// all the same.
 	HTTPS bool
+	// SessionKey is what sessions are MACed with (SessionKeySetting).
+	SessionKey []byte
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
+
+// SessionKeySetting names the setting that keeps, sealed with the master
+// key, the key of the sessions' MACs (sessionMAC), which every server on
+// the database shares, and a rotation of the master key reseals.
+const SessionKeySetting = "console-session-key"
 
 // DefaultSearchTime is how long a search by text, or the charts, may read.
 const DefaultSearchTime = 5 * time.Second
@@ -210,6 +217,9 @@ type Console struct {
 
 // New returns the console, to be served under /console/.
 func New(cfg Config) (*Console, error) {
+	if len(cfg.SessionKey) < 32 {
+		return nil, errors.New("console: the sessions' key must be 32 bytes or more")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -368,6 +378,14 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 			}
 			return
 		}
+		if !hmac.Equal([]byte(s.CSRF), []byte(c.sessionMAC(s))) {
+			// Not a session this server made for the key: a row written,
+			// or given another key, by whoever can write the database.
+			c.cfg.Logger.WarnContext(r.Context(), "console: a session's row does not match its access key, as only a change by hand leaves it (or a sign-in by a version before 2026-12); it is ended", "key", s.KeyID)
+			c.endSession(w, r, s)
+			http.Redirect(w, r, "/console/", http.StatusSeeOther)
+			return
+		}
 		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
 			c.fail(w, r, http.StatusForbidden, "The form's CSRF token is missing or wrong: reload the page and try again.")
 			return
@@ -376,13 +394,9 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 			h(w, r, &signedIn{session: s, ctx: r.Context()})
 			return
 		}
-		caller, secret, err := c.cfg.Auth.Session(r.Context(), s.KeyID)
-		if secret != "" && !hmac.Equal([]byte(s.CSRF), []byte(sessionMAC(secret, s))) {
-			// Not a session this server made for the key: a row written,
-			// or given another key, by whoever can write the database.
-			c.cfg.Logger.WarnContext(r.Context(), "console: a session's row does not match its access key, as only a change by hand leaves it (or a sign-in by a version before 2026-12); it is ended", "key", s.KeyID)
-			err = auth.ErrSignIn
-		}
+		// Read once, its secret opened for its account: a key moved to
+		// another account is a failure, not that account's caller.
+		caller, _, err := c.cfg.Auth.Session(r.Context(), s.KeyID)
 		if errors.Is(err, auth.ErrSignIn) { // the key was revoked since sign-in
 			c.endSession(w, r, s)
 			http.Redirect(w, r, "/console/", http.StatusSeeOther)
@@ -452,14 +466,16 @@ func hashToken(token string) []byte {
 	return h[:]
 }
 
-// sessionMAC is a session's CSRF token: a MAC, under its access key's
-// secret, of the session's hash and key id. Random to anyone who does not
-// hold the cookie or the secret, as a CSRF token must be, it also proves
-// that the server made the session for that key: whoever can write the
-// database, without the master key that seals the secrets, can neither
-// write a session for another's key nor move theirs to it.
-func sessionMAC(secret string, s *openpca.ConsoleSession) string {
-	m := hmac.New(sha256.New, []byte(secret))
+// sessionMAC is a session's CSRF token: a MAC, under the servers' session
+// key (SessionKeySetting), of the session's hash and key id. Random to
+// anyone without the key, as a CSRF token must be, it also proves that a
+// server made the session for that key: whoever can write the database,
+// without the master key that seals the session key, can neither write a
+// session for another's key nor move theirs to it. Not under the key's
+// secret: the column would let whoever reads the database test guesses
+// of a secret an operator chose.
+func (c *Console) sessionMAC(s *openpca.ConsoleSession) string {
+	m := hmac.New(sha256.New, c.cfg.SessionKey)
 	fmt.Fprintf(m, "openpca console session\x00%s\x00%x", s.KeyID, s.IDHash)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
@@ -553,7 +569,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	token, now := randomToken(), c.cfg.Now().UTC()
 	s := &openpca.ConsoleSession{IDHash: hashToken(token), KeyID: keyID, CreatedAt: now, ExpiresAt: now.Add(min(SessionIdle, SessionLife))}
-	s.CSRF = sessionMAC(secret, s)
+	s.CSRF = c.sessionMAC(s)
 	if err := c.cfg.Store.CreateConsoleSession(r.Context(), s); err != nil {
 		c.apiError(w, r, err)
 		return

@@ -47,7 +47,7 @@ func newSignInConsole(t *testing.T, now *time.Time) (c *signInConsole, keyID, se
 	c = &signInConsole{db: db, sealer: sealer}
 	keyID, secret = c.newKey(t, sealer, *now)
 	c.Console, err = New(Config{Store: db, Auth: &auth.Authenticator{Verifier: &sigv4.Verifier{Keys: auth.Keys{Store: db, Sealer: sealer}}, Store: db},
-		Logger: slog.New(slog.NewTextHandler(&c.logs, nil)), Now: func() time.Time { return *now }})
+		Logger: slog.New(slog.NewTextHandler(&c.logs, nil)), Now: func() time.Time { return *now }, SessionKey: make([]byte, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,5 +103,7 @@ func BoundAccessKeys(t *testing.T, open func(t *testing.T, bind sqlstore.Binder)
 // whose keys' secrets are not sealed (made up by a test): it leaves them
 // as they are.
 func Unopened([]byte) (func(accountID, keyID string, sealed []byte) ([]byte, error), error) {
-	return func(string, string, []byte) ([]byte, error) { return nil, errors.New("a made-up secret, sealed with no key") }, nil
+	return func(string, string, []byte) ([]byte, error) {
+		return nil, errors.New("a made-up secret, sealed with no key")
+	}, nil
 }
