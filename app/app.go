@@ -276,6 +276,13 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// Before any worker starts, which a start refused would leave going.
+	var sessionKey []byte
+	if !cfg.NoConsole {
+		if sessionKey, err = a.consoleSessionKey(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	log := auditlog.NewLog(a.store, auditKey, verifierKey, cfg.Now)
 	keysUnavailable := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "openpca_ca_keys_unavailable_total",
@@ -358,10 +365,6 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	rates := awsjson.NewAccountRates(cfg.AccountRequestRate)
 	var web http.Handler
 	if signIn, ok := authenticator.(console.Authenticator); ok && !cfg.NoConsole {
-		sessionKey, err := a.consoleSessionKey(ctx)
-		if err != nil {
-			return fail(err)
-		}
 		if web, err = console.New(console.Config{Rates: rates, Service: svc, AuditLog: svc, Certificates: svc, Store: a.store, Objects: a.objects, Auth: signIn, Logger: logger, Now: cfg.Now, SessionKey: sessionKey,
 			HTTPS: strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"), SearchTime: cfg.ConsoleSearchTime, Proxies: cfg.TrustedProxies, MaxConnections: cfg.MaxConnections}); err != nil {
 			return fail(err)
@@ -527,9 +530,7 @@ func (a *App) consoleSessionKey(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	if sealed == nil {
-		key := make([]byte, 32)
-		rand.Read(key)
-		if sealed, err = a.sealer.Seal(key, []byte(console.SessionKeySetting)); err != nil {
+		if sealed, err = newSessionKey(a.sealer); err != nil {
 			return nil, err
 		}
 		if sealed, err = a.store.InitSetting(ctx, console.SessionKeySetting, sealed); err != nil {
@@ -538,9 +539,17 @@ func (a *App) consoleSessionKey(ctx context.Context) ([]byte, error) {
 	}
 	key, err := a.sealer.Open(sealed, []byte(console.SessionKeySetting))
 	if err != nil {
-		return nil, fmt.Errorf("the console's session key (setting %s) does not open with the master key: %w", console.SessionKeySetting, err)
+		return nil, fmt.Errorf("the console's session key (setting %s) does not open with the master key: %w (deleting the setting, with every server stopped, is safe: it ends the console's sessions; or start with --no-console)", console.SessionKeySetting, err)
 	}
 	return key, nil
+}
+
+// newSessionKey makes a key for the console's sessions, sealed with the
+// master key of sealer.
+func newSessionKey(sealer *seal.Sealer) ([]byte, error) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	return sealer.Seal(key, []byte(console.SessionKeySetting))
 }
 
 // openStore opens the store of cfg, doing with a schema of an earlier

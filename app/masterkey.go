@@ -515,7 +515,10 @@ func RotateMasterKey(ctx context.Context, cfg Config, newKey string) error {
 		case v.ID == sqlstore.MasterKeyCheck:
 			return sealer.Reseal(v.Value, []byte(sqlstore.MasterKeyCheck))
 		case v.ID == console.SessionKeySetting:
-			return sealer.Reseal(v.Value, []byte(console.SessionKeySetting))
+			// A new key, not the old one resealed: a rotation because the
+			// master key leaked ends the sessions it let be forged, and
+			// their users sign in again.
+			return newSessionKey(sealer)
 		case v.ID == auditlog.KeySetting:
 			return auditlog.ResealKey(v.Value, sealer)
 		case v.ID == sqlstore.RetiredMasterKeys:

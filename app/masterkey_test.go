@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/auth"
+	"github.com/openpca/openpca/console"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/kms"
 	"github.com/openpca/openpca/postgres"
@@ -113,8 +115,31 @@ func TestMasterKeyRotation(t *testing.T) {
 		t.Fatal("rotated the master key under a running server")
 	}
 	f.env.Stop(t)
+	sessionKey := func() []byte {
+		t.Helper()
+		a, err := app.OpenAdmin(context.Background(), f.env.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		sealed, err := a.Store.Setting(context.Background(), console.SessionKeySetting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := a.Sealer.Open(sealed, []byte(console.SessionKeySetting))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key
+	}
+	before := sessionKey()
 	if err := app.RotateMasterKey(context.Background(), f.env.Config, next); err != nil {
 		t.Fatal(err)
+	}
+	// A rotation because the master key leaked ends what it let be
+	// forged: the console's sessions.
+	if bytes.Equal(sessionKey(), before) {
+		t.Error("the console's sessions' key is the same after the rotation")
 	}
 	if got := readFile(t, f.master); got == old || got != next+"\n" {
 		t.Fatalf("the master key file holds %q after the rotation", got)

@@ -381,9 +381,13 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 		if !hmac.Equal([]byte(s.CSRF), []byte(c.sessionMAC(s))) {
 			// Not a session this server made for the key: a row written,
 			// or given another key, by whoever can write the database.
-			c.cfg.Logger.WarnContext(r.Context(), "console: a session's row does not match its access key, as only a change by hand leaves it (or a sign-in by a version before 2026-12); it is ended", "key", s.KeyID)
+			c.cfg.Logger.WarnContext(r.Context(), "console: a session's row does not match its access key, as only a change by hand leaves it (or a sign-in before the sessions' key changed: a master key rotation, a version before 2026-12); it is ended", "key", s.KeyID)
 			c.endSession(w, r, s)
-			http.Redirect(w, r, "/console/", http.StatusSeeOther)
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/console/?ended=1", http.StatusSeeOther)
+			} else {
+				c.fail(w, r, http.StatusUnauthorized, sessionEnded+" What you asked was not done.")
+			}
 			return
 		}
 		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
@@ -467,7 +471,8 @@ func hashToken(token string) []byte {
 }
 
 // sessionMAC is a session's CSRF token: a MAC, under the servers' session
-// key (SessionKeySetting), of the session's hash and key id. Random to
+// key (SessionKeySetting), of the session's hash, key id and start (which
+// bounds its life). Random to
 // anyone without the key, as a CSRF token must be, it also proves that a
 // server made the session for that key: whoever can write the database,
 // without the master key that seals the session key, can neither write a
@@ -476,7 +481,7 @@ func hashToken(token string) []byte {
 // of a secret an operator chose.
 func (c *Console) sessionMAC(s *openpca.ConsoleSession) string {
 	m := hmac.New(sha256.New, c.cfg.SessionKey)
-	fmt.Fprintf(m, "openpca console session\x00%s\x00%x", s.KeyID, s.IDHash)
+	fmt.Fprintf(m, "openpca console session\x00%s\x00%x\x00%d", s.KeyID, s.IDHash, s.CreatedAt.UnixMicro())
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 

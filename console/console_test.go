@@ -759,6 +759,14 @@ func TestConsoleSessionRowsChangedByHand(t *testing.T) {
 		t.Error("a session given another account's key sees its CA")
 	}
 
+	// Given a later start, for a longer life.
+	b = newBrowser(t, env)
+	b.signIn(client)
+	exec(`UPDATE console_sessions SET created_at = created_at + 3600000000 WHERE key_id = ?`, key)
+	if status, _ := b.get("/console/cas"); status != http.StatusSeeOther {
+		t.Errorf("a session given a later start: %d, want 303 to the sign-in page", status)
+	}
+
 	// Written whole, with a CSRF token of its own or with the owner's
 	// session's.
 	var ownerCSRF string
