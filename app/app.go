@@ -278,7 +278,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	// Before any worker starts, which a start refused would leave going.
 	var sessionKey []byte
-	if !cfg.NoConsole {
+	if _, ok := authenticator.(console.Authenticator); ok && !cfg.NoConsole {
 		if sessionKey, err = a.consoleSessionKey(ctx); err != nil {
 			return fail(err)
 		}

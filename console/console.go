@@ -127,7 +127,7 @@ type Config struct {
 
 // SessionKeySetting names the setting that keeps, sealed with the master
 // key, the key of the sessions' MACs (sessionMAC), which every server on
-// the database shares, and a rotation of the master key reseals.
+// the database shares, and a rotation of the master key makes anew.
 const SessionKeySetting = "console-session-key"
 
 // DefaultSearchTime is how long a search by text, or the charts, may read.
@@ -378,14 +378,22 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *signedIn)
 			}
 			return
 		}
-		if !hmac.Equal([]byte(s.CSRF), []byte(c.sessionMAC(s))) {
+		mac := hmac.Equal([]byte(s.CSRF), []byte(c.sessionMAC(s)))
+		if !mac {
 			// Not a session this server made for the key: a row written,
 			// or given another key, by whoever can write the database.
 			c.cfg.Logger.WarnContext(r.Context(), "console: a session's row does not match its access key, as only a change by hand leaves it (or a sign-in before the sessions' key changed: a master key rotation, a version before 2026-12); it is ended", "key", s.KeyID)
+		}
+		// Its start is in the MAC; its end is not, and the store keeps
+		// what its row says (a later end written by hand).
+		if !mac || !c.cfg.Now().Before(s.CreatedAt.Add(SessionLife)) {
 			c.endSession(w, r, s)
-			if r.Method == http.MethodGet {
+			switch {
+			case r.Method == http.MethodGet:
 				http.Redirect(w, r, "/console/?ended=1", http.StatusSeeOther)
-			} else {
+			case kind == leave: // signed out, as asked
+				http.Redirect(w, r, "/console/", http.StatusSeeOther)
+			default:
 				c.fail(w, r, http.StatusUnauthorized, sessionEnded+" What you asked was not done.")
 			}
 			return

@@ -788,6 +788,13 @@ func TestConsoleSessionRowsChangedByHand(t *testing.T) {
 	if !shows(owner) {
 		t.Error("the CA's own account's session ended")
 	}
+
+	// Given a later end, past its life.
+	exec(`UPDATE console_sessions SET expires_at = ? WHERE key_id = ?`, env.Clock.Now().AddDate(1, 0, 0).UnixMicro(), testenv.AccessKeyID)
+	env.Clock.Advance(console.SessionLife + time.Hour)
+	if status, _ := owner.get("/console/cas"); status != http.StatusSeeOther {
+		t.Errorf("a session given a later end, past its life: %d, want 303 to the sign-in page", status)
+	}
 }
 
 // TestConsoleShowsInvisibleCharacters: a name with a right-to-left
