@@ -277,10 +277,10 @@ func lockPartial(dir string) (*os.File, error) {
 }
 
 // settle brings the restored copy at path up to this version's schema
-// (binding its access keys' secrets with bind), checks it with check, if any, and settles it
-// (sqlstore.DB.SettleRestored), before it is put in place: a server never
-// finds a restored database that is not. It stays in rollback mode, as a
-// backup is, so that place checks it as one.
+// (binding its access keys' secrets with bind), checks it with check, if
+// any, and settles it (sqlstore.DB.SettleRestored), before it is put in
+// place: a server never finds a restored database that is not. It stays
+// in rollback mode, as a backup is, so that place checks it as one.
 func settle(ctx context.Context, path string, crlNumberFloor int64, now time.Time, how sqlstore.Settling, check func(context.Context, *sqlstore.DB) error, bind sqlstore.Binder) (sqlstore.Restored, error) {
 	store, db, err := openCopy(ctx, path, bind)
 	if err != nil {
