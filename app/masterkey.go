@@ -55,8 +55,8 @@ func (k masterKeys) binder(files *keyFiles) (sqlstore.Binder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(check []byte) (func(accountID, keyID string, sealed []byte) ([]byte, error), error) {
-		if _, err := sealer.Open(check, []byte(sqlstore.MasterKeyCheck)); check != nil && err != nil {
+	return func(check []byte) (sqlstore.Bind, error) {
+		if _, err := sealer.Open(check, []byte(sqlstore.MasterKeyCheck)); err != nil && check != nil {
 			return nil, errors.New("the master key is not the one this database was set up with, and cannot bind its access keys' secrets to their accounts: give the database's master key")
 		}
 		return func(accountID, keyID string, sealed []byte) ([]byte, error) {

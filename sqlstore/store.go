@@ -157,12 +157,15 @@ type Config struct {
 
 // Binder is given the database's master key check (the MasterKeyCheck
 // setting's value, nil if it has none) and refuses master keys that do
-// not open it, or returns what binds an access key's secret: opens it as
-// versions before 2026-12 sealed it, bound to the key's id alone, and
-// seals it again bound to the key's id and account (auth.AssociatedData).
-// It needs the master key, which the store never holds: given the wrong
-// one, the upgrade would bind no secret and be recorded done.
-type Binder func(check []byte) (func(accountID, keyID string, sealed []byte) ([]byte, error), error)
+// not open it, or returns the Bind of an access key's secret. It needs
+// the master key, which the store never holds: given the wrong one, the
+// upgrade would bind no secret and be recorded done.
+type Binder func(check []byte) (Bind, error)
+
+// Bind opens an access key's secret as versions before 2026-12 sealed it,
+// bound to the key's id alone, and seals it again bound to the key's id
+// and account (auth.AssociatedData).
+type Bind func(accountID, keyID string, sealed []byte) ([]byte, error)
 
 // DB is the store.
 type DB struct {

@@ -54,7 +54,7 @@ func BoundAccessKeys(t *testing.T, open func(t *testing.T, bind sqlstore.Binder)
 		t.Fatalf("an upgrade with access keys and nothing to bind them: %v", err)
 	}
 	calls := 0
-	bind := func(check []byte) (func(accountID, keyID string, sealed []byte) ([]byte, error), error) {
+	bind := func(check []byte) (sqlstore.Bind, error) {
 		if string(check) != "the check" {
 			return nil, fmt.Errorf("the check given: %q", check)
 		}
@@ -67,7 +67,7 @@ func BoundAccessKeys(t *testing.T, open func(t *testing.T, bind sqlstore.Binder)
 		}, nil
 	}
 	// The master key that does not open the check binds nothing.
-	wrongKey := func([]byte) (func(accountID, keyID string, sealed []byte) ([]byte, error), error) {
+	wrongKey := func([]byte) (sqlstore.Bind, error) {
 		return nil, errors.New("another master key")
 	}
 	if db, err := open(t, wrongKey); err == nil || !strings.Contains(err.Error(), "another master key") {
@@ -102,7 +102,7 @@ func BoundAccessKeys(t *testing.T, open func(t *testing.T, bind sqlstore.Binder)
 // Unopened is a Binder that opens no secret, for upgrades of databases
 // whose keys' secrets are not sealed (made up by a test): it leaves them
 // as they are.
-func Unopened([]byte) (func(accountID, keyID string, sealed []byte) ([]byte, error), error) {
+func Unopened([]byte) (sqlstore.Bind, error) {
 	return func(string, string, []byte) ([]byte, error) {
 		return nil, errors.New("a made-up secret, sealed with no key")
 	}, nil
