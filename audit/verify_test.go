@@ -26,6 +26,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/auditlogtest"
+	"github.com/openpca/openpca/internal/race"
 )
 
 // logFixture is a CA's key-use log, and the report and proof file a
@@ -490,9 +491,7 @@ func BenchmarkVerify(b *testing.B) {
 // (Verify runs on one goroutine), made it a fifth of the Go tests' CPU:
 // it runs without (scripts/test runs it so, beside the fuzzing).
 func TestVerifyMemory(t *testing.T) {
-	if raceEnabled {
-		t.Skip("run without the race detector")
-	}
+	race.Skip(t)
 	long := "CN=" + strings.Repeat("a", maxRow-4096)
 	for _, tt := range []struct {
 		name   string

@@ -21,6 +21,7 @@ import (
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/app"
 	"github.com/openpca/openpca/authority"
+	"github.com/openpca/openpca/internal/race"
 	"github.com/openpca/openpca/internal/testenv"
 )
 
@@ -252,6 +253,7 @@ type authzCase struct {
 // each is let through, denied, or does not find the CA, as IAM's rules and
 // the CA's policy say; a request refused changes nothing.
 func TestAuthorizationMatrix(t *testing.T) {
+	race.Skip(t)
 	f := newAuthzFixture(t)
 	env := f.env
 	env.NewAccount(t, accountB)

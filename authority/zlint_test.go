@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/openpca/openpca"
+	"github.com/openpca/openpca/internal/race"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/pki"
 	"github.com/openpca/openpca/template"
@@ -68,6 +69,7 @@ func lintFindings(t *testing.T, template string, results *zlint.ResultSet) []str
 // their OCSP answers and their OCSP responders' certificates. Key encipherment, which AWS's end-entity templates
 // name, is in the certificates of RSA keys alone.
 func TestZlint(t *testing.T) {
+	race.Skip(t)
 	registry, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: lintSources})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openpca/openpca/internal/race"
 )
 
 // subtree is a GeneralSubtree of a given base GeneralName; rest is what
@@ -234,6 +236,7 @@ func TestDirectoryNameConstraintsCheck(t *testing.T) {
 // names with subtrees than its budget holds fails before it compares any,
 // and takes what it compares from the budget.
 func TestDirectoryNameConstraintsBudget(t *testing.T) {
+	race.Skip(t)
 	var excluded, names []asn1.RawValue
 	for i := range 1000 {
 		excluded = append(excluded, subtree(dirName(t, atv(oidC, "US"), atv(oidO, fmt.Sprintf("Blocked %d", i)))))

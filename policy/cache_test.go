@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/openpca/openpca/internal/race"
 )
 
 // heavyPolicy is a CA policy of nearly MaxSize bytes that holds as many
@@ -34,6 +36,7 @@ func heavyPolicy(n int) string {
 // CA before each request of a second account made the server keep about
 // 1 MB per policy, up to a thousand of them: a gigabyte.
 func TestCacheMemoryBounded(t *testing.T) {
+	race.Skip(t)
 	if testing.Short() {
 		t.Skip("parses 80 policies of 80 KB")
 	}

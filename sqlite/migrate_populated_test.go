@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openpca/openpca/internal/race"
 	"github.com/openpca/openpca/internal/storetest"
 )
 
@@ -16,6 +17,7 @@ import (
 // migration after N-1 applies to a database with data in it, and the rows
 // of tables that stay are kept.
 func TestEveryMigrationOnPopulatedDatabase(t *testing.T) {
+	race.Skip(t)
 	names, _ := fs.Glob(migrations, "migrations/*.sql")
 	for n := 1; n < len(names); n++ {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/openpca/openpca/auditlog"
 	"github.com/openpca/openpca/internal/auditlogtest"
+	"github.com/openpca/openpca/internal/race"
 	"github.com/openpca/openpca/internal/testenv"
 	"github.com/openpca/openpca/witness"
 )
@@ -603,6 +604,7 @@ func TestWitnessLogsOfAnEntryBounded(t *testing.T) {
 // each logged again at once, 3,300 lines in a second (a red-team's
 // finding).
 func TestWitnessForkLinesOfManyLogs(t *testing.T) {
+	race.Skip(t)
 	prefix := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/"
 	l := newLog(t, prefix+"0", 1)
 	fork := &logFixture{origin: l.origin, label: ", rewritten", signer: l.signer, vkey: l.vkey}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,12 +18,16 @@ import (
 // Open returns a new, empty store; the test closes it.
 type Open func(t *testing.T) openpca.Store
 
-// Run runs the contract against stores from open.
-func Run(t *testing.T, open Open) {
-	tests := []struct {
-		name string
-		fn   func(*testing.T, openpca.Store)
-	}{
+// contractCase is a case of the store contract.
+type contractCase struct {
+	name string
+	fn   func(*testing.T, openpca.Store)
+}
+
+// Run runs the contract against stores from open: its cases named in only,
+// or all of them if none is.
+func Run(t *testing.T, open Open, only ...string) {
+	tests := []contractCase{
 		{"CreateFind", testCreateFind},
 		{"Isolation", testIsolation},
 		{"List", testList},
@@ -60,7 +65,15 @@ func Run(t *testing.T, open Open) {
 		{"ConsoleSessions", testConsoleSessions},
 		{"ConsoleQueries", testConsoleQueries},
 	}
+	for _, name := range only {
+		if !slices.ContainsFunc(tests, func(c contractCase) bool { return c.name == name }) {
+			t.Fatalf("the store contract has no case %s", name)
+		}
+	}
 	for _, tt := range tests {
+		if len(only) > 0 && !slices.Contains(only, tt.name) {
+			continue
+		}
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
 			t.Cleanup(func() {
