@@ -4,6 +4,7 @@ The binary comes from $OPENPCA_BIN (scripts/test builds it). Each server
 gets a free port on 127.0.0.1 and a temporary data folder.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -125,9 +126,11 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@functools.cache
 def aws_clis():
     """The AWS CLIs every CLI test runs with: v1 from pip and v2 from
-    Debian's awscli package. A missing one is an error, never a skip."""
+    Debian's awscli package. A missing one is an error, never a skip.
+    Checked once a process: the suite's runner imports every module."""
     clis = {
         "v1": [sys.executable, "-m", "awscli"],
         "v2": ["/usr/bin/aws"],
