@@ -62,6 +62,15 @@ type OCSPResponse struct {
 	DER          []byte
 }
 
+// The names of the OCSP error responses (RFC 6960, 4.2.1). An OCSP answer
+// says one of them, or a certificate's status: good, revoked or unknown.
+const (
+	OCSPMalformedRequest = "malformedRequest"
+	OCSPUnauthorized     = "unauthorized"
+	OCSPTryLater         = "tryLater"
+	OCSPInternalError    = "internalError"
+)
+
 // OCSPStore keeps the OCSP response last signed for each certificate,
 // for every server of the store: a status is signed once for all of
 // them, and survives their restarts.

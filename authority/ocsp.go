@@ -197,29 +197,31 @@ func (b *ocspBudgets) spend(caID string, n int, now time.Time, also func() bool)
 // (malformedRequest, unauthorized for a CA it does not serve, or
 // internalError). A request is about one certificate, as RFC 5019's
 // lightweight profile, which AWS follows, says; one about more is
-// malformedRequest (see pki.ErrOCSPRequestMany). A successful
-// response comes with its thisUpdate and nextUpdate, which tell HTTP
-// caches how long it may be kept; an error response with zero times.
-func (s *Service) OCSP(ctx context.Context, request []byte) (resp []byte, thisUpdate, nextUpdate time.Time) {
+// malformedRequest (see pki.ErrOCSPRequestMany). What the response says
+// is in said: the certificate's status (good, revoked or unknown), or the
+// error response's name, as RFC 6960 spells it. A successful response
+// comes with its thisUpdate and nextUpdate, which tell HTTP caches how
+// long it may be kept; an error response with zero times.
+func (s *Service) OCSP(ctx context.Context, request []byte) (resp []byte, said string, thisUpdate, nextUpdate time.Time) {
 	req, err := pki.ParseOCSPRequest(request)
 	if err != nil || !wellFormedSerial(req.SerialNumber) {
-		return ocsp.MalformedRequestErrorResponse, time.Time{}, time.Time{}
+		return ocsp.MalformedRequestErrorResponse, openpca.OCSPMalformedRequest, time.Time{}, time.Time{}
 	}
 	e, err := s.ocspResponse(ctx, req)
 	if errors.Is(err, errOCSPUnauthorized) {
-		return ocsp.UnauthorizedErrorResponse, time.Time{}, time.Time{}
+		return ocsp.UnauthorizedErrorResponse, openpca.OCSPUnauthorized, time.Time{}, time.Time{}
 	}
 	// A key store that cannot sign now is a reason to ask again later.
 	if errors.Is(err, errOCSPTryLater) || openpca.ErrorCode(err) == openpca.CodeServiceUnavailable {
-		return ocsp.TryLaterErrorResponse, time.Time{}, time.Time{}
+		return ocsp.TryLaterErrorResponse, openpca.OCSPTryLater, time.Time{}, time.Time{}
 	}
 	if err != nil {
 		if !openpca.Abandoned(ctx, err) {
 			s.ocspFailures.ErrorContext(ctx, "answering an OCSP request", "error", err)
 		}
-		return ocsp.InternalErrorErrorResponse, time.Time{}, time.Time{}
+		return ocsp.InternalErrorErrorResponse, openpca.OCSPInternalError, time.Time{}, time.Time{}
 	}
-	return e.DER, e.SignedAt, e.SignedAt.Add(ocspValidity)
+	return e.DER, e.Status, e.SignedAt, e.SignedAt.Add(ocspValidity)
 }
 
 // wellFormedSerial reports whether n is a serial number RFC 5280 allows:

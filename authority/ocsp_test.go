@@ -3,15 +3,20 @@ package authority_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/url"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -662,5 +667,57 @@ func testOCSPSigners(t *testing.T, byCA bool) {
 		if time.Now().After(end) {
 			t.Fatal("no responder signs within 30 s of its key's slot given back")
 		}
+	}
+}
+
+// TestOCSPMetrics: /metrics counts OCSP answers, to POST and GET, by what
+// they say, error responses among them, and times them.
+func TestOCSPMetrics(t *testing.T) {
+	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 1 })
+	second := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "revoked.example"}})
+	revoked, _ := e.env.Certificate(t, e.caARN, e.env.Issue(t, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &e.caARN, Csr: second.CSRPEM}))
+	if _, err := e.env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &e.caARN,
+		CertificateSerial: aws.String(revoked.SerialNumber.Text(16)), RevocationReason: types.RevocationReasonKeyCompromise}); err != nil {
+		t.Fatal(err)
+	}
+	other := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "another issuer"}})
+	otherCA, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another issuer"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}, &x509.Certificate{Subject: pkix.Name{CommonName: "another issuer"}}, other.Key.Public(), other.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherRoot, _ := x509.ParseCertificate(otherCA)
+	// GET as well as POST: both go through the responder.
+	get := func(req []byte) []byte {
+		body, err := httpGet(e.env.URL + "/ocsp/" + url.PathEscape(base64.StdEncoding.EncodeToString(req)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	e.ask(t, e.cert.SerialNumber)
+	get(ocspRequest(t, e.root, e.cert.SerialNumber))
+	e.ask(t, revoked.SerialNumber)
+	e.post(t, []byte("not a request"))
+	e.post(t, ocspRequest(t, otherRoot, big.NewInt(7)))
+	// At one a second, two made-up serials in a row: one unknown, then
+	// tryLater.
+	e.ask(t, big.NewInt(0xbad001))
+	e.ask(t, big.NewInt(0xbad002))
+
+	m := metrics(t, e.env.URL)
+	total := 0
+	for said, want := range map[string]int{"good": 2, "revoked": 1, "unknown": 1, "tryLater": 1, "malformedRequest": 1, "unauthorized": 1, "internalError": 0} {
+		got := 0
+		if match := regexp.MustCompile(`(?m)^openpca_ocsp_responses_total\{response="` + said + `"\} (\d+)$`).FindStringSubmatch(m); match != nil {
+			got, _ = strconv.Atoi(match[1])
+		}
+		if got != want {
+			t.Errorf("openpca_ocsp_responses_total{response=%q} = %d, want %d", said, got, want)
+		}
+		total += want
+	}
+	if !strings.Contains(m, fmt.Sprintf("\nopenpca_ocsp_response_duration_seconds_count %d\n", total)) {
+		t.Errorf("the responder's answers timed, want %d:\n%s", total, regexp.MustCompile(`(?m)^openpca_ocsp_response_duration_seconds_(count|sum).*$`).FindAllString(m, -1))
 	}
 }

@@ -17,6 +17,11 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	// OCSP answers, which anyone may ask for: by what they say, and how
+	// long the responder took (the body's read, at its client's pace,
+	// apart).
+	ocspResponses *prometheus.CounterVec
+	ocspLatency   prometheus.Histogram
 }
 
 func newMetrics(r prometheus.Registerer, collectors []prometheus.Collector) *metrics {
@@ -34,8 +39,17 @@ func newMetrics(r prometheus.Registerer, collectors []prometheus.Collector) *met
 			Name: "openpca_requests_in_flight",
 			Help: "API requests being served.",
 		}),
+		ocspResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "openpca_ocsp_responses_total",
+			Help: "OCSP answers by what they say: the certificate's status (good, revoked, unknown) or the error response's name (malformedRequest, unauthorized, tryLater, internalError).",
+		}, []string{"response"}),
+		ocspLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "openpca_ocsp_response_duration_seconds",
+			Help:    "Time the OCSP responder took to answer, its request read.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}),
 	}
-	r.MustRegister(m.requests, m.latency, m.inFlight)
+	r.MustRegister(m.requests, m.latency, m.inFlight, m.ocspResponses, m.ocspLatency)
 	r.MustRegister(collectors...)
 	return m
 }
@@ -50,6 +64,11 @@ func (m *metrics) observe(o awsjson.Outcome) {
 	}
 	m.requests.WithLabelValues(op, code).Inc()
 	m.latency.WithLabelValues(op).Observe(o.Duration.Seconds())
+}
+
+func (m *metrics) ocspAnswered(said string, took time.Duration) {
+	m.ocspResponses.WithLabelValues(said).Inc()
+	m.ocspLatency.Observe(took.Seconds())
 }
 
 // CACounter counts CAs by status and key store.

@@ -19,14 +19,14 @@ import (
 // or for a reader of its pool, would wait.
 type deadlineResponder struct{ deadlines chan time.Duration }
 
-func (d deadlineResponder) OCSP(ctx context.Context, _ []byte) ([]byte, time.Time, time.Time) {
+func (d deadlineResponder) OCSP(ctx context.Context, _ []byte) ([]byte, string, time.Time, time.Time) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		d.deadlines <- -1
 	} else {
 		d.deadlines <- time.Until(dl)
 	}
-	return []byte("answer"), time.Time{}, time.Time{}
+	return []byte("answer"), "internalError", time.Time{}, time.Time{}
 }
 
 // TestOCSPRequestBounded: an OCSP request (unauthenticated) runs within a

@@ -16,15 +16,18 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/clientaddr"
 	"github.com/openpca/openpca/internal/smallbody"
 )
 
 // OCSPResponder answers OCSP requests; *authority.Service implements it.
-// A successful response comes with its thisUpdate and nextUpdate, an
-// error response (tryLater, say) with zero times.
+// Said is what the response says, which the metrics count: the
+// certificate's status (good, revoked, unknown) or the error response's
+// name (openpca.OCSPTryLater, ...). A successful response comes with its
+// thisUpdate and nextUpdate, an error response with zero times.
 type OCSPResponder interface {
-	OCSP(ctx context.Context, request []byte) (resp []byte, thisUpdate, nextUpdate time.Time)
+	OCSP(ctx context.Context, request []byte) (resp []byte, said string, thisUpdate, nextUpdate time.Time)
 }
 
 // LocalObjects opens objects of the embedded object store: regular files
@@ -63,7 +66,9 @@ func (s *Server) ocspHandlers(responder OCSPResponder) (post, get http.HandlerFu
 		// as long as its client waits.
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
-		resp, thisUpdate, nextUpdate := responder.OCSP(ctx, request)
+		start := time.Now()
+		resp, said, thisUpdate, nextUpdate := responder.OCSP(ctx, request)
+		s.counts.ocspAnswered(said, time.Since(start))
 		h := w.Header()
 		h.Set("Content-Type", "application/ocsp-response")
 		if thisUpdate.IsZero() {
@@ -90,6 +95,7 @@ func (s *Server) ocspHandlers(responder OCSPResponder) (post, get http.HandlerFu
 		body, done, err := smallbody.Read(w, r, maxOCSPRequest, budgets, clientaddr.Network(s.proxies.Nearest(r), 24, 48))
 		switch {
 		case errors.Is(err, smallbody.ErrBusy):
+			s.counts.ocspResponses.WithLabelValues(openpca.OCSPTryLater).Inc()
 			w.Header().Set("Content-Type", "application/ocsp-response")
 			w.Header().Set("Cache-Control", "no-store")
 			w.Write(ocsp.TryLaterErrorResponse)

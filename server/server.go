@@ -101,6 +101,8 @@ type Server struct {
 	ocspMaxAge          time.Duration
 	// connections is Config.MaxConnections.
 	connections int
+	// counts are the metrics the server counts itself.
+	counts *metrics
 	// revocation serves what ServeRevocation does.
 	revocation *http.Server
 }
@@ -111,6 +113,7 @@ func New(cfg Config) *Server {
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(registry, cfg.Collectors)
+	s.counts = m
 
 	envelope := awsjson.NewEnvelope(cfg.Authenticator, cfg.Logger, func(r *http.Request, o awsjson.Outcome) {
 		m.observe(o)
