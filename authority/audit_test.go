@@ -293,6 +293,65 @@ func TestAuditReportConcurrentRequests(t *testing.T) {
 	testenv.WantOneWinner(t, errs, "RequestInProgressException")
 }
 
+// TestAuditReportWhileTheCAChanges: a report written while its CA issues,
+// revokes and is tagged succeeds, and lists what was logged before it was
+// asked for. Run under the race detector, it is where a report's worker
+// and the requests that write to its CA meet.
+func TestAuditReportWhileTheCAChanges(t *testing.T) {
+	env := testenv.Start(t)
+	caARN, list := auditFixture(t, env)
+	dir := makeLocalBucket(t, env, "changing")
+	out, err := createReport(env, caARN, "changing", types.AuditReportResponseFormatJson)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 3 {
+				_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
+					Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
+					Csr:      testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprintf("meanwhile-%d-%d.example", i, j)}}).CSRPEM})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		serial := list[1].arn[strings.LastIndex(list[1].arn, "/")+1:]
+		if _, err := env.Client.RevokeCertificate(ctx, &acmpca.RevokeCertificateInput{CertificateAuthorityArn: &caARN,
+			CertificateSerial: &serial, RevocationReason: types.RevocationReasonSuperseded}); err != nil {
+			t.Error(err)
+		}
+		if _, err := env.Client.TagCertificateAuthority(ctx, &acmpca.TagCertificateAuthorityInput{CertificateAuthorityArn: &caARN,
+			Tags: []types.Tag{{Key: aws.String("changed"), Value: aws.String("meanwhile")}}}); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
+	if err := waitReport(t, env, caARN, *out.AuditReportId); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, *out.S3Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatalf("the JSON report does not parse: %v", err)
+	}
+	listed := map[string]bool{}
+	for _, row := range rows {
+		listed[row["certificateArn"]] = true
+	}
+	for _, c := range list {
+		if !listed[c.arn] {
+			t.Errorf("the report does not list %s, issued before it was asked for", c.arn)
+		}
+	}
+}
+
 func noWorkers(c *app.Config) { c.ReportWorkers = 0 }
 
 // TestAuditReportResumesAfterRestart: a report left CREATING when the

@@ -1,10 +1,12 @@
 // Package race tells tests whether the race detector is on.
 //
 // Some tests measure what code allocates, which the race detector
-// changes, or run long computations on one goroutine, where it has
-// nothing to watch and costs five to ten times the CPU. Under
-// `go test -race` they skip themselves (Skip); scripts/test runs them
-// without the race detector, by name, and fails if one does not pass.
+// changes; others run long computations, or long sequences of requests one
+// at a time, where it watches nothing that other tests, run under it, do
+// not make meet, at five to ten times the CPU. Under `go test -race` they
+// skip themselves (Skip); scripts/test runs them without the race
+// detector, each by its package and name, and fails if one does not pass
+// or is not on its list.
 package race
 
 import "testing"
