@@ -10,8 +10,10 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -670,8 +672,10 @@ func testOCSPSigners(t *testing.T, byCA bool) {
 	}
 }
 
-// TestOCSPMetrics: /metrics counts OCSP answers, to POST and GET, by what
-// they say, error responses among them, and times them.
+// TestOCSPMetrics: /metrics counts OCSP answers, to POST, GET and HEAD and
+// those answered 304, by what they say, error responses among them, and
+// times them; one whose client went first is not counted (a client can
+// end its request at will, which fails it).
 func TestOCSPMetrics(t *testing.T) {
 	e := newOCSPEnv(t, func(c *app.Config) { c.OCSPUnknownRate = 1 })
 	second := testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "revoked.example"}})
@@ -687,16 +691,25 @@ func TestOCSPMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherRoot, _ := x509.ParseCertificate(otherCA)
-	// GET as well as POST: both go through the responder.
-	get := func(req []byte) []byte {
-		body, err := httpGet(e.env.URL + "/ocsp/" + url.PathEscape(base64.StdEncoding.EncodeToString(req)))
+	getPath := "/ocsp/" + url.PathEscape(base64.StdEncoding.EncodeToString(ocspRequest(t, e.root, e.cert.SerialNumber)))
+	do := func(method, etag string, want int) string {
+		req, _ := http.NewRequest(method, e.env.URL+getPath, nil)
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return body
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("%s with If-None-Match %q: %d, want %d", method, etag, res.StatusCode, want)
+		}
+		return res.Header.Get("ETag")
 	}
 	e.ask(t, e.cert.SerialNumber)
-	get(ocspRequest(t, e.root, e.cert.SerialNumber))
+	do(http.MethodHead, "", http.StatusOK)
+	do(http.MethodGet, do(http.MethodGet, "", http.StatusOK), http.StatusNotModified)
 	e.ask(t, revoked.SerialNumber)
 	e.post(t, []byte("not a request"))
 	e.post(t, ocspRequest(t, otherRoot, big.NewInt(7)))
@@ -704,18 +717,41 @@ func TestOCSPMetrics(t *testing.T) {
 	// tryLater.
 	e.ask(t, big.NewInt(0xbad001))
 	e.ask(t, big.NewInt(0xbad002))
+	// Clients that end their requests as soon as they are sent: the
+	// server sees them go, and the responder fails those it was still
+	// answering.
+	for range 20 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.env.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /ocsp/%s HTTP/1.1\r\nHost: x\r\n\r\n", url.PathEscape(base64.StdEncoding.EncodeToString(ocspRequest(t, e.root, revoked.SerialNumber))))
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
 
 	m := metrics(t, e.env.URL)
+	want := map[string]int{"good": 4, "revoked": 1, "unknown": 1, "tryLater": 1, "malformedRequest": 1, "unauthorized": 1, "internalError": 0}
 	total := 0
-	for said, want := range map[string]int{"good": 2, "revoked": 1, "unknown": 1, "tryLater": 1, "malformedRequest": 1, "unauthorized": 1, "internalError": 0} {
-		got := 0
-		if match := regexp.MustCompile(`(?m)^openpca_ocsp_responses_total\{response="` + said + `"\} (\d+)$`).FindStringSubmatch(m); match != nil {
-			got, _ = strconv.Atoi(match[1])
+	for _, match := range regexp.MustCompile(`(?m)^openpca_ocsp_responses_total\{response="([^"]*)"\} (\d+)$`).FindAllStringSubmatch(m, -1) {
+		w, known := want[match[1]]
+		got, _ := strconv.Atoi(match[2])
+		switch {
+		case !known:
+			t.Errorf("openpca_ocsp_responses_total{response=%q} = %d: no answer says that", match[1], got)
+		case match[1] == "revoked" && got > w+20:
+			t.Errorf("revoked answers counted: %d, want at most %d", got, w+20)
+		case match[1] != "revoked" && got != w:
+			t.Errorf("openpca_ocsp_responses_total{response=%q} = %d, want %d", match[1], got, w)
 		}
-		if got != want {
-			t.Errorf("openpca_ocsp_responses_total{response=%q} = %d, want %d", said, got, want)
+		delete(want, match[1])
+		total += got
+	}
+	for said, w := range want {
+		if w > 0 {
+			t.Errorf("no openpca_ocsp_responses_total{response=%q}, want %d", said, w)
 		}
-		total += want
 	}
 	if !strings.Contains(m, fmt.Sprintf("\nopenpca_ocsp_response_duration_seconds_count %d\n", total)) {
 		t.Errorf("the responder's answers timed, want %d:\n%s", total, regexp.MustCompile(`(?m)^openpca_ocsp_response_duration_seconds_(count|sum).*$`).FindAllString(m, -1))

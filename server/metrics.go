@@ -19,7 +19,9 @@ type metrics struct {
 	inFlight prometheus.Gauge
 	// OCSP answers, which anyone may ask for: by what they say, and how
 	// long the responder took (the body's read, at its client's pace,
-	// apart).
+	// apart; one refused for want of room for its body is counted, not
+	// timed). Those whose client went first are neither: a client can
+	// end its request at will, and the responder then fails it.
 	ocspResponses *prometheus.CounterVec
 	ocspLatency   prometheus.Histogram
 }
@@ -45,7 +47,7 @@ func newMetrics(r prometheus.Registerer, collectors []prometheus.Collector) *met
 		}, []string{"response"}),
 		ocspLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "openpca_ocsp_response_duration_seconds",
-			Help:    "Time the OCSP responder took to answer, its request read.",
+			Help:    "Time the OCSP responder took to answer, its request read (those refused for want of room for their bodies apart).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}),
 	}
