@@ -305,10 +305,15 @@ func TestAuditReportWhileTheCAChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Writes go on while the report is written (a few dozen at most).
+	creating := func() bool {
+		d, err := env.Client.DescribeCertificateAuthorityAuditReport(ctx, &acmpca.DescribeCertificateAuthorityAuditReportInput{CertificateAuthorityArn: &caARN, AuditReportId: out.AuditReportId})
+		return err == nil && d.AuditReportStatus == types.AuditReportStatusCreating
+	}
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
-			for j := range 3 {
+			for j := 0; j < 3 || j < 10 && creating(); j++ {
 				_, err := env.Client.IssueCertificate(ctx, &acmpca.IssueCertificateInput{CertificateAuthorityArn: &caARN, SigningAlgorithm: types.SigningAlgorithmSha256withecdsa,
 					Validity: &types.Validity{Type: types.ValidityPeriodTypeDays, Value: aws.Int64(1)},
 					Csr:      testenv.NewLeaf(t, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprintf("meanwhile-%d-%d.example", i, j)}}).CSRPEM})

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"slices"
 	"time"
 
@@ -20,8 +21,7 @@ type metrics struct {
 	// OCSP answers, which anyone may ask for: by what they say, and how
 	// long the responder took (the body's read, at its client's pace,
 	// apart; one refused for want of room for its body is counted, not
-	// timed). Those whose client went first are neither: a client can
-	// end its request at will, and the responder then fails it.
+	// timed).
 	ocspResponses *prometheus.CounterVec
 	ocspLatency   prometheus.Histogram
 }
@@ -43,7 +43,7 @@ func newMetrics(r prometheus.Registerer, collectors []prometheus.Collector) *met
 		}),
 		ocspResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "openpca_ocsp_responses_total",
-			Help: "OCSP answers by what they say: the certificate's status (good, revoked, unknown) or the error response's name (malformedRequest, unauthorized, tryLater, internalError).",
+			Help: "OCSP answers by what they say: the certificate's status (good, revoked, unknown) or the error response's name (malformedRequest, unauthorized, tryLater, internalError); abandoned, whatever they say, if their client ended its request first.",
 		}, []string{"response"}),
 		ocspLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "openpca_ocsp_response_duration_seconds",
@@ -68,9 +68,23 @@ func (m *metrics) observe(o awsjson.Outcome) {
 	m.latency.WithLabelValues(op).Observe(o.Duration.Seconds())
 }
 
-func (m *metrics) ocspAnswered(said string, took time.Duration) {
+// ocspAbandoned counts an OCSP answer whose client ended its request
+// first (or half-closed its connection, which net/http cannot tell
+// apart): anyone can end requests at will, which the responder then fails
+// (internalError, on which operators alert), and a stalled store makes
+// clients give up before it answers.
+const ocspAbandoned = "abandoned"
+
+// ocspAnswered counts the answer to r, which said what it says, and times
+// it (took: 0 for one refused before the responder).
+func (m *metrics) ocspAnswered(r *http.Request, said string, took time.Duration) {
+	if r.Context().Err() != nil {
+		said = ocspAbandoned
+	}
 	m.ocspResponses.WithLabelValues(said).Inc()
-	m.ocspLatency.Observe(took.Seconds())
+	if took > 0 {
+		m.ocspLatency.Observe(took.Seconds())
+	}
 }
 
 // CACounter counts CAs by status and key store.

@@ -68,9 +68,7 @@ func (s *Server) ocspHandlers(responder OCSPResponder) (post, get http.HandlerFu
 		defer cancel()
 		start := time.Now()
 		resp, said, thisUpdate, nextUpdate := responder.OCSP(ctx, request)
-		if r.Context().Err() == nil { // a client that went first is not counted
-			s.counts.ocspAnswered(said, time.Since(start))
-		}
+		s.counts.ocspAnswered(r, said, time.Since(start))
 		h := w.Header()
 		h.Set("Content-Type", "application/ocsp-response")
 		if thisUpdate.IsZero() {
@@ -97,9 +95,7 @@ func (s *Server) ocspHandlers(responder OCSPResponder) (post, get http.HandlerFu
 		body, done, err := smallbody.Read(w, r, maxOCSPRequest, budgets, clientaddr.Network(s.proxies.Nearest(r), 24, 48))
 		switch {
 		case errors.Is(err, smallbody.ErrBusy):
-			if r.Context().Err() == nil {
-				s.counts.ocspResponses.WithLabelValues(openpca.OCSPTryLater).Inc()
-			}
+			s.counts.ocspAnswered(r, openpca.OCSPTryLater, 0)
 			w.Header().Set("Content-Type", "application/ocsp-response")
 			w.Header().Set("Cache-Control", "no-store")
 			w.Write(ocsp.TryLaterErrorResponse)

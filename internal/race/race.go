@@ -1,12 +1,12 @@
 // Package race tells tests whether the race detector is on.
 //
 // Some tests measure what code allocates, which the race detector
-// changes; others run long computations, or long sequences of requests one
-// at a time, where it watches nothing that other tests, run under it, do
-// not make meet, at five to ten times the CPU. Under `go test -race` they
-// skip themselves (Skip); scripts/test runs them without the race
-// detector, each by its package and name, and fails if one does not pass
-// or is not on its list.
+// changes. Others run long computations, or long runs of requests one at
+// a time: in them, the race detector costs five to ten times the CPU, and
+// sees no goroutines meet that no test run under it makes meet. Under
+// `go test -race` they skip themselves (Skip); scripts/test runs them
+// without the race detector, each by its package and name, and fails if
+// one does not pass or is not on its list.
 package race
 
 import "testing"
