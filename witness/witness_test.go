@@ -1089,7 +1089,7 @@ func TestWitnessBodyBudget(t *testing.T) {
 	c, _ := startWitness(t, trust(t, "example.com/log", l))
 	host := strings.TrimPrefix(c.URL, "http://")
 	const size = 64 << 10
-	for range 8 {
+	hold := func() net.Conn {
 		conn, err := net.Dial("tcp", host)
 		if err != nil {
 			t.Fatal(err)
@@ -1097,6 +1097,11 @@ func TestWitnessBodyBudget(t *testing.T) {
 		t.Cleanup(func() { conn.Close() })
 		fmt.Fprintf(conn, "POST /add-checkpoint HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", host, size)
 		conn.Write(make([]byte, size-1))
+		return conn
+	}
+	held := make([]net.Conn, 8)
+	for i := range held {
+		held[i] = hold()
 	}
 	post := func(body []byte) int {
 		res, err := http.Post(c.URL+"/add-checkpoint", "", bytes.NewReader(body))
@@ -1115,6 +1120,15 @@ func TestWitnessBodyBudget(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("a large request, while its network held its share of the budget: %d, want 503", code)
+		}
+		// A held request that reached the witness after this one was
+		// refused the room this one had (503): another is held instead.
+		for i, conn := range held {
+			conn.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+			if n, _ := conn.Read(make([]byte, 1)); n > 0 {
+				conn.Close()
+				held[i] = hold()
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
