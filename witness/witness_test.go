@@ -1,6 +1,7 @@
 package witness_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -1089,19 +1090,6 @@ func TestWitnessBodyBudget(t *testing.T) {
 	c, _ := startWitness(t, trust(t, "example.com/log", l))
 	host := strings.TrimPrefix(c.URL, "http://")
 	const size = 64 << 10
-	hold := func() {
-		conn, err := net.Dial("tcp", host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		fmt.Fprintf(conn, "POST /add-checkpoint HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", host, size)
-		conn.Write(make([]byte, size-1))
-	}
-	// Eight fill the network's share (an eighth of 4 MiB).
-	for range 8 {
-		hold()
-	}
 	post := func(body []byte) int {
 		res, err := http.Post(c.URL+"/add-checkpoint", "", bytes.NewReader(body))
 		if err != nil {
@@ -1110,27 +1098,35 @@ func TestWitnessBodyBudget(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode
 	}
-	// The held requests take their room as the witness reads them: until
-	// they all have, a large request is read (and refused as a request).
-	for deadline, spare := time.Now().Add(10*time.Second), 8; ; {
-		code := post(make([]byte, size))
-		if code == http.StatusServiceUnavailable {
-			break
+	// hold sends a request of size bytes but its last, which asks to be
+	// told to send its body (Expect: 100-continue), and returns the first
+	// line of its answer: 100 Continue once the witness took room for it
+	// and began to read it, or, at once, the answer to a request refused
+	// unread (net/http waits for no body it did not ask for).
+	hold := func() string {
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a large request, while its network held its share of the budget: %d, want 503", code)
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "POST /add-checkpoint HTTP/1.1\r\nHost: %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", host, size)
+		conn.Write(make([]byte, size-1))
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil {
+			t.Fatalf("a held request's answer: %v", err)
 		}
-		// A held request that reached the witness while this one held
-		// room was refused it, and is never answered: net/http waits for
-		// the rest of its body before it writes the answer. Another is
-		// held in its place: at most eight more, which with the first
-		// eight hold a quarter of the whole budget, so that without the
-		// share they never fill it.
-		if spare > 0 {
-			hold()
-			spare--
+		return strings.TrimSpace(line)
+	}
+	// Eight, one after another, fill the network's share (an eighth of 4
+	// MiB): no other request is read meanwhile.
+	for i := range 8 {
+		if line := hold(); line != "HTTP/1.1 100 Continue" {
+			t.Fatalf("held request %d of 8, within its network's share: %q, want HTTP/1.1 100 Continue", i+1, line)
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+	if code := post(make([]byte, size)); code != http.StatusServiceUnavailable {
+		t.Fatalf("a large request, while its network held its share of the budget: %d, want 503", code)
 	}
 	if code := post([]byte("old 0\n\n" + string(l.checkpoint(t, 3)))); code != http.StatusOK {
 		t.Errorf("a round's request, while its network held its share of the large budget: %d, want 200", code)
