@@ -68,9 +68,9 @@ func (m *metrics) observe(o awsjson.Outcome) {
 	m.latency.WithLabelValues(op).Observe(o.Duration.Seconds())
 }
 
-// ocspAbandoned counts an OCSP answer whose client ended its request
+// ocspAbandoned is what an OCSP answer whose client ended its request
 // first (or half-closed its connection, which net/http cannot tell
-// apart): anyone can end requests at will, which the responder then fails
+// apart) is counted as: anyone can end requests at will, which the responder then fails
 // (internalError, on which operators alert), and a stalled store makes
 // clients give up before it answers.
 const ocspAbandoned = "abandoned"
