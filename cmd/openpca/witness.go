@@ -19,6 +19,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/openpca/openpca/connlimit"
+	"github.com/openpca/openpca/internal/smallbody"
 	"github.com/openpca/openpca/seal"
 	"github.com/openpca/openpca/witness"
 )
@@ -209,8 +210,13 @@ func serveWitness(ctx context.Context, dir, name, listen string, logs []witness.
 	// 64 KiB at most, within the server's budget of bodies) and so is
 	// their number, so that slow clients take little of it. A server sends
 	// one request a round, so a connection idle for 5 seconds is let go:
-	// idle ones cannot hold the slots for long.
-	srv := &http.Server{Handler: w, MaxHeaderBytes: witnessMaxHeader, ReadHeaderTimeout: 5 * time.Second,
+	// idle ones cannot hold the slots for long. A request refused unread
+	// (too large, past its network's share of the budget, to another
+	// path) is answered at once and its connection ended
+	// (smallbody.Bound): net/http would otherwise read what is left of
+	// its body first, and a body held back kept its connection, and its
+	// answer, until the read timeout.
+	srv := &http.Server{Handler: smallbody.Bound(w), MaxHeaderBytes: witnessMaxHeader, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 5 * time.Second}
 	limited := connlimit.Listen(l, connlimit.Limits{Total: witnessMaxConns, PerNetwork: witnessMaxConnsPerNetwork, Logger: logger})
 	limited.Limit(srv)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -491,6 +493,75 @@ func TestWitnessEnvironment(t *testing.T) {
 	}
 	if strings.Contains(usage.String(), "(env OPENPCA_LISTEN)") {
 		t.Errorf("witness serve -h names the server's variables:\n%s", usage.String())
+	}
+}
+
+// TestWitnessRefusesHeldBodies runs "openpca witness serve" and sends it
+// requests it refuses before reading their bodies, bodies whose bytes
+// never come: each is answered at once, with its connection's end, not
+// after the server's read timeout (15 s) for which net/http would read
+// what is left of a body first, holding the answer and the connection.
+func TestWitnessRefusesHeldBodies(t *testing.T) {
+	_, auditKey, err := note.GenerateKey(rand.Reader, "openpca.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWitness(t, t.TempDir(), nil, "witness.example/held", auditKey)
+	host := strings.TrimPrefix(w.url, "http://")
+	// send sends head, a request whose body is declared but not sent
+	// whole, and returns its connection and what it reads from it.
+	send := func(t *testing.T, head string, body int) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, head+"Host: %s\r\n\r\n", host)
+		conn.Write(make([]byte, body))
+		// Short of the read timeout, and far longer than an answer
+		// takes, and than smallbody.LeaveGrace.
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		return conn, bufio.NewReader(conn)
+	}
+	const large = 64 << 10 // a body the witness reads in its budget of large ones
+	for _, c := range []struct {
+		name, head string
+		sent       int
+		want       int
+	}{
+		{"too large", "POST /add-checkpoint HTTP/1.1\r\nContent-Length: 100000\r\n", 1000, http.StatusRequestEntityTooLarge},
+		{"another path", "POST /checkpoint HTTP/1.1\r\nContent-Length: 1000\r\n", 10, http.StatusNotFound},
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nContent-Length: 1000\r\n", 10, http.StatusNotFound},
+		// Its network's eight held below fill its share of the
+		// budget of large bodies.
+		{"past the share", fmt.Sprintf("POST /add-checkpoint HTTP/1.1\r\nContent-Length: %d\r\n", large), large - 1, http.StatusServiceUnavailable},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // only the last takes room in the budget
+			if c.want == http.StatusServiceUnavailable {
+				// Each asks to be told to send its body: 100 Continue
+				// says the witness took room for it.
+				for i := range 8 {
+					_, r := send(t, fmt.Sprintf("POST /add-checkpoint HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: %d\r\n", large), large-1)
+					if line, err := r.ReadString('\n'); strings.TrimSpace(line) != "HTTP/1.1 100 Continue" {
+						t.Fatalf("held request %d of 8: %q, %v; want HTTP/1.1 100 Continue", i+1, line, err)
+					}
+				}
+			}
+			_, r := send(t, c.head, c.sent)
+			res, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatalf("the answer: %v, want %d at once", err, c.want)
+			}
+			res.Body.Close()
+			if res.StatusCode != c.want || !res.Close {
+				t.Fatalf("the answer: %d (Connection: %q), want %d and the connection's end", res.StatusCode, res.Header.Get("Connection"), c.want)
+			}
+			if n, err := io.Copy(io.Discard, r); err != nil {
+				t.Fatalf("after the answer, %d bytes, then %v; want the connection's end", n, err)
+			}
+		})
 	}
 }
 
