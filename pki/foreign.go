@@ -492,7 +492,6 @@ func CheckCertificateElements(der []byte) error {
 		return err
 	}
 	var alg, issuer, validity, subject, spki cryptobyte.String
-	explicit := func(n int) cbasn1.Tag { return cbasn1.Tag(n).Constructed().ContextSpecific() }
 	if !tbs.SkipOptionalASN1(explicit(0)) || !tbs.SkipASN1(cbasn1.INTEGER) || !tbs.ReadASN1Element(&alg, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
 		!tbs.ReadASN1(&validity, cbasn1.SEQUENCE) || !validity.SkipASN1(validityTag(validity)) || !validity.SkipASN1(validityTag(validity)) || !validity.Empty() ||
 		!tbs.ReadASN1Element(&subject, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {

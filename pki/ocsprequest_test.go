@@ -58,20 +58,24 @@ func FuzzParseOCSPRequest(f *testing.F) {
 }
 
 // paddedExplicitFields reports whether req's version or requestorName
-// holds more than its one element: encoding/asn1, which x/crypto reads
-// with, goes on after the element, not after the field, and reads another
-// requestList than ParseOCSPRequest does.
+// holds more than its one element (paddedExplicit).
 func paddedExplicitFields(req []byte) bool {
 	in := cryptobyte.String(req)
 	var outer, tbs cryptobyte.String
-	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) {
-		return false
-	}
-	for _, n := range []int{0, 1} {
+	return in.ReadASN1(&outer, cbasn1.SEQUENCE) && outer.ReadASN1(&tbs, cbasn1.SEQUENCE) && paddedExplicit(tbs, 0, 1)
+}
+
+// paddedExplicit reports whether any of the EXPLICIT fields numbered
+// fields, which begin the structure whose content is in, holds more than
+// its one element: encoding/asn1, which x/crypto reads with, goes on
+// after the element, not after the field, and reads what follows
+// otherwise than a cryptobyte reader does.
+func paddedExplicit(in cryptobyte.String, fields ...int) bool {
+	for _, n := range fields {
 		var field cryptobyte.String
 		var present bool
 		var tag cbasn1.Tag
-		if !tbs.ReadOptionalASN1(&field, &present, cbasn1.Tag(n).Constructed().ContextSpecific()) {
+		if !in.ReadOptionalASN1(&field, &present, explicit(n)) {
 			return false
 		}
 		if present && (!field.ReadAnyASN1Element(&cryptobyte.String{}, &tag) || !field.Empty()) {
@@ -85,14 +89,7 @@ func paddedExplicitFields(req []byte) bool {
 // CertIDs.
 func ocspRequests(t testing.TB) [][]byte {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Issuer"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, _ := x509.ParseCertificate(der)
+	issuer, _ := ocspIssuer(t, "Issuer")
 	leaf := &x509.Certificate{SerialNumber: new(big.Int).Lsh(big.NewInt(0x7f), 150), RawIssuer: issuer.RawSubject}
 	var out [][]byte
 	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
@@ -105,6 +102,26 @@ func ocspRequests(t testing.TB) [][]byte {
 	return out
 }
 
+// ocspIssuer returns a new CA's certificate, named name, and its key.
+func ocspIssuer(t testing.TB, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issuer, key
+}
+
 // rewrap reads an unsigned request's TBSRequest and builds another
 // request: add may add to the TBSRequest before (its first call, with
 // before true) and after its requestList, and signed adds a signature.
@@ -115,7 +132,6 @@ func rewrap(t testing.TB, req []byte, add func(b *cryptobyte.Builder, before boo
 	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&list, cbasn1.SEQUENCE) {
 		t.Fatal("not a request")
 	}
-	explicit := func(n int) cbasn1.Tag { return cbasn1.Tag(n).Constructed().ContextSpecific() }
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -158,7 +174,6 @@ func twoCertificates(t testing.TB, req []byte) []byte {
 }
 
 func TestParseOCSPRequest(t *testing.T) {
-	explicit := func(n int) cbasn1.Tag { return cbasn1.Tag(n).Constructed().ContextSpecific() }
 	none := func(*cryptobyte.Builder, bool) {}
 	for _, req := range ocspRequests(t) {
 		want, err := ocsp.ParseRequest(req)

@@ -516,6 +516,19 @@ func proveOCSP(answerPath, issuerPath, proofPath, caARN, key string, stdout io.W
 		return fmt.Errorf("%w: the answer's signer is no OCSP responder of the CA's at %s (its certificate is not for OCSP signing, or not valid then)",
 			errVerification, resp.ProducedAt.UTC().Format(time.RFC3339))
 	}
+	// The answer names the CA of the certificate it is about by hashes
+	// of that CA's name and key (its CertID), which the signature's check
+	// does not read: the CA, or its responder, may sign an answer that
+	// names another CA.
+	id, err := pki.OCSPAnswerCertID(resp.TBSResponseData)
+	if err != nil {
+		return fmt.Errorf("%s: %w", answerPath, err)
+	}
+	if nameHash, keyHash, err := pki.OCSPIssuerHashes(issuer, id.HashAlgorithm); err != nil {
+		return err
+	} else if !bytes.Equal(id.IssuerNameHash, nameHash) || !bytes.Equal(id.IssuerKeyHash, keyHash) {
+		return fmt.Errorf("%w: the answer is about a certificate of another CA than that of %s (its CertID's hashes are not of this CA's name and key)", errVerification, issuerPath)
+	}
 	vkey, err := verifierKey(key)
 	if err != nil {
 		return err

@@ -829,6 +829,59 @@ func testAuditProofOCSP(t *testing.T, env *testenv.Env, key string, alg types.Ke
 	}
 }
 
+// TestAuditProofOCSPNamesTheCA: an OCSP answer signed by the CA of
+// --issuer, but about a certificate of another CA, which its CertID names
+// by the hashes of that CA's name and key, is refused; one whose CertID
+// names the CA passes that check, to go on to the proof file's.
+func TestAuditProofOCSPNamesTheCA(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ca returns a CA's certificate named name, of pub's key, signed by
+	// key: the CA's own, or its key's twin under another name.
+	ca := func(name string, pub any) *x509.Certificate {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour),
+			NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	issuer := ca("Issuing CA", key.Public())
+	dir := t.TempDir()
+	issuerPath := fileOf(t, dir, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Raw}))
+	for _, tc := range []struct {
+		name  string
+		about *x509.Certificate // the CA the answer's CertID names
+		ok    bool
+	}{
+		{"the CA", issuer, true},
+		{"another name", ca("Other CA", key.Public()), false},
+		{"another key", ca("Issuing CA", other.Public()), false},
+	} {
+		now := time.Now()
+		der, err := ocsp.CreateResponse(tc.about, issuer, ocsp.Response{Status: ocsp.Good, SerialNumber: big.NewInt(0x1234), ThisUpdate: now, NextUpdate: now.Add(time.Hour)}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer := fileOf(t, dir, "answer.der", der)
+		_, err = runOpenpca(t, "audit", "proof", "--proof", filepath.Join(dir, "none.proof"), "--key", "none", "--issuer", issuerPath, "--ocsp", answer)
+		if refused := errors.Is(err, errVerification) && strings.Contains(err.Error(), "about a certificate of another CA than that of "+issuerPath); refused == tc.ok || err == nil {
+			t.Errorf("an answer that names %s: %v", tc.name, err)
+		}
+	}
+}
+
 // fileOf writes b to the file name in dir, and returns its path.
 func fileOf(t *testing.T, dir, name string, b []byte) string {
 	t.Helper()
