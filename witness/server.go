@@ -85,11 +85,12 @@ type Server struct {
 	// refusals bounds the log lines of refused proofs, which anyone
 	// holding a checkpoint of the log can send.
 	refusals *rate.Limiter
-	// forks bounds, by origin, the log lines of forks, under turn: each
-	// is the log's own evidence, but anyone who saw one can send it
-	// again, and the other logs' must not be drowned by it. It holds when
-	// each origin's last line was; moreForks is the line of the origins
-	// past maxForkOrigins within a minute.
+	// forks bounds, by origin, the log lines of forks (and of states
+	// under two keys), under turn: each is the log's own evidence, but
+	// anyone who saw one can send it again, and the other logs' must not
+	// be drowned by it. It holds when each origin's last line was;
+	// moreForks is the line of the origins past maxForkOrigins within a
+	// minute.
 	forks     map[string]time.Time
 	moreForks rate.Sometimes
 	// maxLogs is maxLogsPerEntry, but in tests; full bounds the log lines
@@ -114,6 +115,9 @@ const maxLogsPerEntry = 10_000
 // maxRequest bounds an add-checkpoint request: an old size, at most 63
 // proof hashes and a checkpoint with a few signatures fit many times over.
 const maxRequest = 64 << 10
+
+// maxProofHashes is the most hashes a consistency proof has (c2sp.org/tlog-witness).
+const maxProofHashes = 63
 
 // The bodies a witness holds at once, past those of a few KiB (a round's
 // request: smallbody.Budgets), are at most bodyBudget bytes, and one waits
@@ -301,14 +305,17 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if !ok {
 		return nil, refuse(http.StatusBadRequest, "the request has no empty line before its checkpoint")
 	}
-	lines := strings.Split(string(head), "\n")
+	// Split no further than the first line past the most a proof has:
+	// a 64 KiB head of one-byte lines, split whole, was 32K strings in
+	// 512 KiB.
+	lines := strings.SplitN(string(head), "\n", 1+maxProofHashes+1)
 	size, ok := strings.CutPrefix(lines[0], "old ")
 	oldSize, err := strconv.ParseInt(size, 10, 64)
 	if !ok || err != nil || oldSize < 0 || size != strconv.FormatInt(oldSize, 10) {
 		return nil, refuse(http.StatusBadRequest, "the request does not start with its old size")
 	}
-	if len(lines)-1 > 63 {
-		return nil, refuse(http.StatusBadRequest, "the consistency proof has more than 63 hashes")
+	if len(lines)-1 > maxProofHashes {
+		return nil, refuse(http.StatusBadRequest, "the consistency proof has more than %d hashes", maxProofHashes)
 	}
 	proof := make(tlog.TreeProof, len(lines)-1)
 	for i, line := range lines[1:] {
@@ -463,8 +470,8 @@ func (s *Server) addCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	return cosigned[len(n.Text)+1:], nil
 }
 
-// forkSeen runs log if the fork lines of origin allow one now. Call it in
-// turn.
+// forkSeen runs log if the fork lines of origin (of a fork, or of states
+// under two keys) allow one now. Call it in turn.
 func (s *Server) forkSeen(origin string, log func()) {
 	now := time.Now()
 	at, ok := s.forks[origin]
@@ -599,8 +606,12 @@ func (s *Server) state(ctx context.Context, tx *sql.Tx, origin string, logs []Lo
 		return nil, refuse(http.StatusForbidden, "the log %q is signed by another key than this checkpoint's: this witness cosigned it under that key first", origin)
 	case others > 0:
 		// Only a witness of an earlier version, which kept a state per
-		// key, can hold two: which is the log's, it cannot tell.
-		s.logger.ErrorContext(ctx, "witness: a log has states under two keys, which an earlier version of the witness kept apart: it is cosigned no more until the operator keeps one", "origin", origin)
+		// key, can hold two: which is the log's, it cannot tell. Anyone
+		// who saw a checkpoint of the log can send it again: the line is
+		// the fork lines' (at most once a minute for the log).
+		s.forkSeen(origin, func() {
+			s.logger.ErrorContext(ctx, "witness: a log has states under two keys, which an earlier version of the witness kept apart: it is cosigned no more until the operator keeps one (logged at most once a minute for the log)", "origin", origin)
+		})
 		return nil, refuse(http.StatusUnprocessableEntity, "this witness has cosigned the log %q under two keys", origin)
 	}
 	return st, nil

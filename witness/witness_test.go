@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -134,6 +135,24 @@ func serveWitnessLogged(t *testing.T, skey, vkey, path string, logger *slog.Logg
 	return &witness.Client{URL: srv.URL, Verifier: v}, s
 }
 
+// refusal is the status of the witness's refusal err; 0 if none.
+func refusal(err error) int {
+	var r *witness.RefusedError
+	if errors.As(err, &r) {
+		return r.Status
+	}
+	return 0
+}
+
+// keyName is the name and hash of l's key, as a witness's state names it.
+func keyName(t testing.TB, l *logFixture) string {
+	v, err := note.NewVerifier(l.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())
+}
+
 func trust(t testing.TB, origin string, l *logFixture) witness.Log {
 	v, err := note.NewVerifier(l.vkey)
 	if err != nil {
@@ -171,13 +190,6 @@ func TestWitness(t *testing.T) {
 	// A fork: the log shows another history of 16 entries.
 	fork := &logFixture{origin: l.origin, label: ", rewritten", signer: l.signer, vkey: l.vkey}
 	fork.grow(t, 16)
-	refusal := func(err error) int {
-		var r *witness.RefusedError
-		if errors.As(err, &r) {
-			return r.Status
-		}
-		return 0
-	}
 	if _, err := c.AddCheckpoint(ctx, 15, fork.proof(t, 15, 16), fork.checkpoint(t, 16)); refusal(err) != http.StatusUnprocessableEntity {
 		t.Errorf("a fork: %v, want 422", err)
 	}
@@ -394,13 +406,6 @@ func TestWitnessOneStatePerOrigin(t *testing.T) {
 	pattern := "openpca/arn:aws:acm-pca:us-east-1:111122223333:*"
 	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a"
 	mine, theirs := newLog(t, origin, 10), newLog(t, origin, 1000)
-	refusal := func(err error) int {
-		var r *witness.RefusedError
-		if errors.As(err, &r) {
-			return r.Status
-		}
-		return 0
-	}
 	t.Run("two entries", func(t *testing.T) {
 		c, _ := startWitness(t, trust(t, pattern, mine), trust(t, pattern, theirs))
 		ctx := t.Context()
@@ -671,10 +676,6 @@ func TestWitnessKeepsEarlierState(t *testing.T) {
 // stands, whichever key it is under.
 func TestWitnessKeepsTheLongerState(t *testing.T) {
 	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a"
-	keyName := func(l *logFixture) string {
-		v, _ := note.NewVerifier(l.vkey)
-		return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())
-	}
 	// One pair of keys for both orders of the states: which key's state
 	// the witness reads first is the same each time.
 	first, second := newLog(t, origin, 0), newLog(t, origin, 0)
@@ -690,7 +691,7 @@ func TestWitnessKeepsTheLongerState(t *testing.T) {
 		rOld, _ := old.tree.Root(sizes[0])
 		rNext, _ := old.tree.Root(sizes[1])
 		_, err = db.Exec(`CREATE TABLE log_states (origin TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (origin, key));
-			INSERT INTO log_states VALUES (?, ?, ?, ?), (?, ?, ?, ?)`, origin, keyName(old), sizes[0], rOld[:], origin, keyName(next), sizes[1], rNext[:])
+			INSERT INTO log_states VALUES (?, ?, ?, ?), (?, ?, ?, ?)`, origin, keyName(t, old), sizes[0], rOld[:], origin, keyName(t, next), sizes[1], rNext[:])
 		db.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -707,6 +708,63 @@ func TestWitnessKeepsTheLongerState(t *testing.T) {
 		if _, err := c.AddCheckpoint(t.Context(), 15, old.proof(t, 15, 16), old.checkpoint(t, 16)); err != nil {
 			t.Errorf("states %v: the log going on from the longer state: %v", sizes, err)
 		}
+	}
+}
+
+// TestWitnessTwoKeysLoggedOnce: a log that a witness of an earlier
+// version kept states of under two keys, of two --log entries, is refused
+// each time it is sent, and logged at most once a minute: anyone who saw a
+// checkpoint of it can send it again (a review's finding: each was an
+// ERROR line, which could crowd the fork lines out of the log).
+func TestWitnessTwoKeysLoggedOnce(t *testing.T) {
+	origin := "openpca/arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/a"
+	one, two := newLog(t, origin, 5), newLog(t, origin, 5)
+	path := filepath.Join(t.TempDir(), "witness.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rOne, _ := one.tree.Root(5)
+	rTwo, _ := two.tree.Root(5)
+	_, err = db.Exec(`CREATE TABLE log_states (origin TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (origin, key));
+		INSERT INTO log_states VALUES (?, ?, 5, ?), (?, ?, 5, ?)`, origin, keyName(t, one), rOne[:], origin, keyName(t, two), rTwo[:])
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	skey, vkey, _ := witness.NewKey("witness.example/w1")
+	var logs testenv.SyncBuffer
+	c, _ := serveWitnessLogged(t, skey, vkey, path, slog.New(slog.NewTextHandler(&logs, nil)), trust(t, origin, one), trust(t, origin, two))
+	for range 20 {
+		if _, err := c.AddCheckpoint(t.Context(), 5, nil, one.checkpoint(t, 5)); refusal(err) != http.StatusUnprocessableEntity {
+			t.Fatalf("a log under two keys: %v, want 422", err)
+		}
+	}
+	if lines := strings.Count(logs.String(), "states under two keys"); lines != 1 {
+		t.Errorf("a log under two keys sent 20 times: %d lines, want one:\n%.2000s", lines, logs.String())
+	}
+}
+
+// TestWitnessProofLinesBounded: a request's lines are split no further
+// than past the most a proof has: a head of 32K one-byte lines, which
+// anyone can send, was split whole into 512 KiB of strings before it was
+// refused (a review's finding).
+func TestWitnessProofLinesBounded(t *testing.T) {
+	l := newLog(t, "example.com/log", 3)
+	_, s := startWitness(t, trust(t, "example.com/log", l))
+	body := []byte("old 0" + strings.Repeat("\na", 32_000) + "\n\n" + string(l.checkpoint(t, 3)))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 20
+	for range n {
+		if err := witness.AddCheckpoint(t.Context(), s, body); refusal(err) != http.StatusBadRequest {
+			t.Fatalf("a proof of 32,000 lines: %v, want 400", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	// The head's string (64 KiB) and 65 strings' room.
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 128<<10 {
+		t.Errorf("a proof of 32,000 lines refused: %d KiB allocated, want at most 128", per>>10)
 	}
 }
 
