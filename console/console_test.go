@@ -926,8 +926,9 @@ func TestConsoleActionLine(t *testing.T) {
 }
 
 // TestSlowForm: a form whose body comes slowly, the sign-in's (which
-// needs no session) included, holds its connection for smallbody.Time,
-// not the server's minute of read timeout.
+// needs no session) included, holds its connection for
+// smallbody.SmallTime, not smallbody.Time nor the server's minute of read
+// timeout.
 func TestSlowForm(t *testing.T) {
 	t.Parallel()
 	env := testenv.Start(t)

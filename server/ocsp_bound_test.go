@@ -1,16 +1,22 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/internal/smallbody"
 	"github.com/openpca/openpca/server"
 )
 
@@ -58,5 +64,70 @@ func TestOCSPRequestBounded(t *testing.T) {
 		if left := <-d.deadlines; left < 0 || left > 2*time.Minute {
 			t.Errorf("%s %s: the responder's context ends in %v (-1: never)", res.Request.Method, res.Request.URL.Path, left)
 		}
+	}
+}
+
+// answerResponder answers every OCSP request with "answer".
+type answerResponder struct{}
+
+func (answerResponder) OCSP(context.Context, []byte) ([]byte, string, time.Time, time.Time) {
+	return []byte("answer"), "malformedRequest", time.Time{}, time.Time{}
+}
+
+// TestOCSPBodiesOfBothListeners: the OCSP responder, served on the API's
+// listener and on --revocation-listen's, each taking MaxConnections, holds
+// the small bodies of as many requests on each, and no more: sized for
+// one listener, its budget went whole to half of both's, and an OCSP
+// request on either was answered tryLater (a red-team's finding).
+func TestOCSPBodiesOfBothListeners(t *testing.T) {
+	const connections = 8
+	srv := server.New(server.Config{OCSP: answerResponder{}, Authenticator: awsjson.StaticAuthenticator{}, MaxConnections: connections,
+		Logger: slog.New(slog.DiscardHandler)})
+	var listeners [2]net.Listener
+	for i := range listeners {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners[i] = l
+	}
+	go srv.Serve(listeners[0], nil)
+	go srv.ServeRevocation(listeners[1], nil)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	// dial connects to listener l from network 127.0.n.0/24: each network
+	// holds an eighth of the budget at most.
+	dial := func(l net.Listener, n int) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n), 1)}}
+		conn, err := d.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		return conn
+	}
+	// Each held request asks to be told to send its body: 100 Continue
+	// says the responder took room for it.
+	held := 0
+	for _, l := range listeners {
+		for range connections {
+			held++
+			conn := dial(l, held)
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", server.PathOCSP, smallbody.SmallBody)
+			conn.Write(make([]byte, smallbody.SmallBody-1))
+			if line, err := bufio.NewReader(conn).ReadString('\n'); strings.TrimSpace(line) != "HTTP/1.1 100 Continue" {
+				t.Fatalf("held request %d of %d: %q, %v; want HTTP/1.1 100 Continue", held, 2*connections, line, err)
+			}
+		}
+	}
+	conn := dial(listeners[1], held+1)
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n0\x00", server.PathOCSP)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	if err != nil || !bytes.Equal(body, ocsp.TryLaterErrorResponse) {
+		t.Errorf("a request past the room of both listeners' connections: %q, %v; want tryLater", body, err)
 	}
 }

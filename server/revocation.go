@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -90,7 +91,10 @@ func (s *Server) ocspHandlers(responder OCSPResponder) (post, get http.HandlerFu
 		}
 		w.Write(resp)
 	}
-	budgets := smallbody.NewBudgets(ocspBodyBudget, s.connections, ocspBodyWait)
+	// The API's listener and --revocation-listen's each take as many
+	// connections: sized for one, the budget of small bodies went whole to
+	// half of both's.
+	budgets := smallbody.NewBudgets(ocspBodyBudget, 2*cmp.Or(s.connections, smallbody.DefaultConnections), ocspBodyWait)
 	post = func(w http.ResponseWriter, r *http.Request) {
 		body, done, err := smallbody.Read(w, r, maxOCSPRequest, budgets, clientaddr.Network(s.proxies.Nearest(r), 24, 48))
 		switch {

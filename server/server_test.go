@@ -452,8 +452,8 @@ func TestBodiesNotRead(t *testing.T) {
 }
 
 // TestSlowOCSPBody: an OCSP request whose body comes slowly holds its
-// connection for smallbody.Time, not the server's minute of read timeout,
-// and is answered as malformed.
+// connection for smallbody.SmallTime, not smallbody.Time nor the server's
+// minute of read timeout, and is answered as malformed.
 func TestSlowOCSPBody(t *testing.T) {
 	t.Parallel()
 	env := testenv.Start(t)

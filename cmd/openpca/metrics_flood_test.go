@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/openpca/openpca/internal/testenv"
 )
 
 // TestMetricsListenerSlowConnections: the listener of --metrics-listen
@@ -43,6 +45,15 @@ func TestMetricsListenerSlowConnections(t *testing.T) {
 		t.Errorf("a request with 100 KiB of headers: %s, want 431", res.Status)
 	}
 	c.Close()
+
+	// A body, which a scraper never sends, declared and held back:
+	// refused at once, the connection ended, as the API's listener does.
+	for _, head := range []string{"POST /metrics HTTP/1.1\r\nContent-Length: 102400", "GET /metrics HTTP/1.1\r\nContent-Length: 1",
+		"POST /elsewhere HTTP/1.1\r\nTransfer-Encoding: chunked"} {
+		if res := testenv.WantBodyLeftUnread(t, metrics, head+"\r\nHost: x\r\n"); res != nil && res.StatusCode != http.StatusBadRequest {
+			t.Errorf("%q, its body held back: %s, want 400", head, res.Status)
+		}
+	}
 
 	// Slow connections.
 	before := srv.peakRSS(t)

@@ -26,6 +26,15 @@ import (
 // give them under 4 s, and 10 s is the headers' own bound.
 const Time = 10 * time.Second
 
+// SmallTime is how long Read gives a body of at most SmallBody bytes,
+// which comes in a packet or two with its headers: the API's pacing's
+// floor. Such a body takes its connection for as long, and connlimit
+// cannot take a connection in a request back for another client: within
+// Time (and LeaveGrace after), a request that declared a body of a byte
+// and sent none held its connection 13 s, and sixteen networks that sent
+// them again as they were answered held all of a server's.
+const SmallTime = 3 * time.Second
+
 // ErrTooLarge is a body of more than the limit.
 var ErrTooLarge = errors.New("the request's body is too large")
 
@@ -55,12 +64,12 @@ func NewBudgets(large int64, connections int, wait time.Duration) *Budgets {
 // default (app.DefaultMaxConnections).
 const DefaultConnections = 4096
 
-// Read reads r's body, of at most limit bytes, within Time, in room it
-// takes from budgets in the share of who, the network it comes from; a
-// body whose declared length is larger is ErrTooLarge before a byte of it
-// is read, and one the budget has no room for ErrBusy. done gives the
-// room back: the body must not be used after. What is left of a body not
-// read whole, Bound leaves.
+// Read reads r's body, of at most limit bytes, within Time (SmallTime for
+// one of at most SmallBody), in room it takes from budgets in the share of
+// who, the network it comes from; a body whose declared length is larger
+// is ErrTooLarge before a byte of it is read, and one the budget has no
+// room for ErrBusy. done gives the room back: the body must not be used
+// after. What is left of a body not read whole, Bound leaves.
 func Read(w http.ResponseWriter, r *http.Request, limit int64, budgets *Budgets, who netip.Prefix) (body []byte, done func(), err error) {
 	n := r.ContentLength
 	switch {
@@ -69,9 +78,9 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64, budgets *Budgets,
 	case n < 0:
 		n = limit
 	}
-	budget := budgets.large
+	budget, wait := budgets.large, Time
 	if n <= SmallBody {
-		budget = budgets.small
+		budget, wait = budgets.small, SmallTime
 	}
 	if !budget.Acquire(r.Context(), who, n) {
 		return nil, nil, ErrBusy
@@ -80,7 +89,7 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64, budgets *Budgets,
 	rc := http.NewResponseController(w)
 	// Not every ResponseWriter can (a test's recorder): then the server's
 	// own read timeout still ends a trickle.
-	_ = rc.SetReadDeadline(time.Now().Add(Time))
+	_ = rc.SetReadDeadline(time.Now().Add(wait))
 	// Of the size the room is for, and one byte more, to see a body
 	// longer than it said: io.ReadAll, and bytes.Buffer, grow their
 	// buffers to twice what they hold.
@@ -134,10 +143,11 @@ const LeaveGrace = 3 * time.Second
 // deadline of its own as it reads it. The answer to a request whose body
 // its handler did not read whole ends the connection, and goes at once;
 // after it, what comes of the body is read for LeaveGrace, then the
-// connection ends. (Of a rest of more than 256 KiB, net/http reads
-// nothing: it ends the connection half a second after the answer, and a
-// client still sending may get a reset instead of the answer, unless it
-// reads as it sends, as Go's does.)
+// connection ends; at once, if a read of it failed (its deadline was out:
+// a client that slow is not waited for twice). (Of a rest of more than
+// 256 KiB, net/http reads nothing: it ends the connection half a second
+// after the answer, and a client still sending may get a reset instead of
+// the answer, unless it reads as it sends, as Go's does.)
 func Bound(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Over HTTP/2, an unread body ends its own stream, and
@@ -164,17 +174,22 @@ func Bound(h http.Handler) http.Handler {
 		defer func() {
 			if !body.whole.Load() {
 				lw.leave() // net/http writes the answer's headers itself
-				_ = rc.SetReadDeadline(time.Now().Add(LeaveGrace))
+				grace := LeaveGrace
+				if body.failed.Load() {
+					grace = 0
+				}
+				_ = rc.SetReadDeadline(time.Now().Add(grace))
 			}
 		}()
 		h.ServeHTTP(lw, r)
 	})
 }
 
-// wholeBody is a request's body that says whether it was read to its end.
+// wholeBody is a request's body that says whether it was read to its
+// end, or a read of it failed.
 type wholeBody struct {
 	io.ReadCloser
-	whole atomic.Bool
+	whole, failed atomic.Bool
 }
 
 // Close leaves the body to the server, which closes it after the answer,
@@ -184,8 +199,11 @@ func (b *wholeBody) Close() error { return nil }
 
 func (b *wholeBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.whole.Store(true)
+	case err != nil:
+		b.failed.Store(true)
 	}
 	return n, err
 }

@@ -92,41 +92,44 @@ func TestBound(t *testing.T) {
 		// time (had net/http read the body first, it would have come
 		// only when a deadline was out).
 		within time.Duration
+		// failed says a read of the body failed: the connection ends at
+		// once after the answer, not once LeaveGrace is out.
+		failed bool
 	}{
 		{"read whole", func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
 			w.Write([]byte("ok"))
-		}, 200 << 10, http.StatusOK, false, 2 * time.Second},
-		{"held back, nothing written", func(w http.ResponseWriter, r *http.Request) {}, 0, http.StatusOK, true, 2 * time.Second},
-		{"held back, refused", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusForbidden) }, 0, http.StatusForbidden, true, 2 * time.Second},
+		}, 200 << 10, http.StatusOK, false, 2 * time.Second, false},
+		{"held back, nothing written", func(w http.ResponseWriter, r *http.Request) {}, 0, http.StatusOK, true, 2 * time.Second, false},
+		{"held back, refused", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusForbidden) }, 0, http.StatusForbidden, true, 2 * time.Second, false},
 		// The deadline leaves the body a second to come whole, on a
 		// loaded machine too: the case is a body in before it.
 		{"sent whole, refused past its deadline", func(w http.ResponseWriter, r *http.Request) {
 			http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Second))
 			time.Sleep(1200 * time.Millisecond) // a wait for room, or a slow key store
 			http.Error(w, "busy", http.StatusServiceUnavailable)
-		}, 200 << 10, http.StatusServiceUnavailable, true, 1200*time.Millisecond + smallbody.LeaveGrace/2},
+		}, 200 << 10, http.StatusServiceUnavailable, true, 1200*time.Millisecond + smallbody.LeaveGrace/2, false},
 		{"sent whole, answered after LeaveGrace", func(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(smallbody.LeaveGrace + 500*time.Millisecond)
 			w.Write(bytes.Repeat([]byte("a"), 1<<20))
-		}, 200 << 10, http.StatusOK, true, smallbody.LeaveGrace + 2*time.Second},
+		}, 200 << 10, http.StatusOK, true, smallbody.LeaveGrace + 2*time.Second, false},
 		{"read in part", func(w http.ResponseWriter, r *http.Request) {
 			r.Body.Read(make([]byte, 10))
 			w.Write([]byte("ok"))
-		}, 0, http.StatusOK, true, 2 * time.Second},
+		}, 0, http.StatusOK, true, 2 * time.Second, false},
 		{"held back, flushed first", func(w http.ResponseWriter, r *http.Request) {
 			http.NewResponseController(w).Flush()
 			w.Write([]byte("ok"))
-		}, 0, http.StatusOK, true, 2 * time.Second},
+		}, 0, http.StatusOK, true, 2 * time.Second, false},
 		{"held back, closed by its handler", func(w http.ResponseWriter, r *http.Request) {
 			r.Body.Close()
 			w.Write([]byte("ok"))
-		}, 0, http.StatusOK, true, 2 * time.Second},
+		}, 0, http.StatusOK, true, 2 * time.Second, false},
 		{"held back, waited for", func(w http.ResponseWriter, r *http.Request) {
 			if _, err := io.Copy(io.Discard, r.Body); err != nil {
 				http.Error(w, "too slow", http.StatusBadRequest)
 			}
-		}, 0, http.StatusBadRequest, true, smallbody.Time + 4*time.Second}, // Time is its bound
+		}, 0, http.StatusBadRequest, true, smallbody.Time + 4*time.Second, true}, // Time is its bound
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -156,9 +159,15 @@ func TestBound(t *testing.T) {
 			if !tc.close {
 				return
 			}
-			conn.SetReadDeadline(start.Add(answered + smallbody.LeaveGrace + 4*time.Second))
+			leaves, want := smallbody.LeaveGrace+4*time.Second, "once LeaveGrace is out"
+			if tc.failed {
+				// Short of LeaveGrace, before which it does not end if
+				// waited for.
+				leaves, want = smallbody.LeaveGrace-time.Second, "at once"
+			}
+			conn.SetReadDeadline(start.Add(answered + leaves))
 			if n, err := io.Copy(io.Discard, br); err != nil || n != 0 {
-				t.Errorf("after the answer: %d bytes, %v after %v; want the connection's end once LeaveGrace is out", n, err, time.Since(start))
+				t.Errorf("after the answer: %d bytes, %v after %v; want the connection's end %s", n, err, time.Since(start), want)
 			}
 		})
 	}
