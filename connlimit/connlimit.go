@@ -86,13 +86,17 @@ type Listener struct {
 	// first since they were accepted, or a next one since its first
 	// bytes came), since when.
 	reading map[*conn]time.Time
+	// awaiting are the connections whose request's handler waits for its
+	// body (AwaitBody), since when.
+	awaiting map[*conn]time.Time
 }
 
 // Listen returns l with lim's bounds.
 func Listen(l net.Listener, lim Limits) *Listener {
 	ll := &Listener{Listener: l, lim: lim, closed: make(chan struct{}), idled: make(chan struct{}, 1),
 		warnRefuse: &rate.Sometimes{Interval: time.Minute}, warnRate: &rate.Sometimes{Interval: time.Minute}, warnFull: &rate.Sometimes{Interval: time.Minute},
-		open: map[netip.Prefix]int{}, opened: map[netip.Prefix]*rate.Limiter{}, idle: map[*conn]time.Time{}, reading: map[*conn]time.Time{}}
+		open: map[netip.Prefix]int{}, opened: map[netip.Prefix]*rate.Limiter{}, idle: map[*conn]time.Time{}, reading: map[*conn]time.Time{},
+		awaiting: map[*conn]time.Time{}}
 	if lim.Total > 0 {
 		ll.slots = make(chan struct{}, lim.Total)
 	}
@@ -139,7 +143,8 @@ const readingGrace = time.Second
 
 // slot takes a slot: a free one, or that of the connection idle the
 // longest, which it evicts, or else of the one reading a request's
-// headers the longest, past readingGrace; or else it waits for one.
+// headers, or awaiting its body, the longest, past readingGrace; or else
+// it waits for one.
 func (l *Listener) slot() error {
 	if l.slots == nil {
 		return nil
@@ -187,8 +192,8 @@ func (l *Listener) slot() error {
 }
 
 // evictable returns the connection idle the longest, evicted, or else the
-// one reading a request's headers the longest, past readingGrace, or nil
-// if none is. A connection that a request reached first is no longer
+// one reading a request's headers the longest, or else awaiting its body
+// (AwaitBody), past readingGrace, cut off; or nil if none is. A connection that a request reached first is no longer
 // idle, and one whose request's handler began no longer reading: its read
 // or its handler and the eviction decide between them (conn.state), so
 // that no request is then cut off.
@@ -199,7 +204,8 @@ func (l *Listener) evictable() *conn {
 		conns    map[*conn]time.Time
 		from, to int32
 		before   time.Time
-	}{{l.idle, idle, evicted, time.Now()}, {l.reading, reading, cut, time.Now().Add(-readingGrace)}} {
+	}{{l.idle, idle, evicted, time.Now()}, {l.reading, reading, cut, time.Now().Add(-readingGrace)},
+		{l.awaiting, awaiting, cut, time.Now().Add(-readingGrace)}} {
 		for {
 			var longest *conn
 			var since time.Time
@@ -258,6 +264,33 @@ func (l *Listener) Limit(srv *http.Server) {
 
 type connKey struct{}
 
+// AwaitBody marks the connection of the request of ctx (of a Listener,
+// under Limit) as waiting for the request's body, until done: past
+// readingGrace, a new connection may take its place, as that of one
+// reading a request's headers, and its reads then fail. A client sends a
+// small body with its headers; one that declared a body and held it back
+// kept its connection in a request, which nothing took back, for as long
+// as its handler waited for it. Call it before a read of the body that
+// may wait, and done once it is read.
+func AwaitBody(ctx context.Context) (done func()) {
+	c, ok := ctx.Value(connKey{}).(*conn)
+	if !ok {
+		return func() {}
+	}
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	if !c.state.CompareAndSwap(handling, awaiting) {
+		return func() {}
+	}
+	c.l.awaiting[c] = time.Now()
+	return func() {
+		c.l.mu.Lock()
+		defer c.l.mu.Unlock()
+		delete(c.l.awaiting, c)
+		c.state.CompareAndSwap(awaiting, handling) // not if cut meanwhile
+	}
+}
+
 // own returns the connection of l that nc is, or wraps (TLS), or nil.
 func (l *Listener) own(nc net.Conn) *conn {
 	for {
@@ -307,6 +340,7 @@ func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
 	default: // hijacked, or closed
 		delete(l.idle, c)
 		delete(l.reading, c)
+		delete(l.awaiting, c)
 	}
 }
 
@@ -403,22 +437,24 @@ type conn struct {
 	network netip.Prefix // the network counted; invalid for none
 	slotted bool         // holds a slot
 	once    sync.Once
-	state   atomic.Int32 // reading, handling, idle, evicted or cut
+	state   atomic.Int32 // reading, handling, awaiting, idle, evicted or cut
 	// deadlines orders setting the read deadline with an eviction, which
 	// pins it in the past.
 	deadlines sync.Mutex
 }
 
 // A connection's states: reading a request's headers; handling the
-// request, from its handler's start (Limit); idle between requests, as
-// http.Server tells; once taken to make room, evicted (while idle) or cut
-// (while reading), when it reads nothing more.
+// request, from its handler's start (Limit); awaiting its body, within
+// that (AwaitBody); idle between requests, as http.Server tells; once
+// taken to make room, evicted (while idle) or cut (while reading, or
+// awaiting), when it reads nothing more.
 const (
 	reading int32 = iota
 	handling
 	idle
 	evicted
 	cut
+	awaiting
 )
 
 // gone reports whether the connection was taken to make room.
@@ -504,6 +540,7 @@ func (c *conn) Close() error {
 		c.l.mu.Lock()
 		delete(c.l.idle, c)
 		delete(c.l.reading, c)
+		delete(c.l.awaiting, c)
 		if c.network.IsValid() {
 			if c.l.open[c.network]--; c.l.open[c.network] == 0 {
 				delete(c.l.open, c.network)

@@ -480,6 +480,53 @@ func TestReadingMakesRoom(t *testing.T) {
 	}
 }
 
+// TestAwaitingBodyMakesRoom: with the listener full of connections whose
+// requests' handlers wait for bodies held back (AwaitBody), past
+// readingGrace a new connection takes the place of the one that waited
+// the longest, whose read of its body fails. Before, such a connection was
+// in a request, which nothing took back.
+func TestAwaitingBodyMakesRoom(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(raw, Limits{Total: 2})
+	// An hour to read, so that only the listener makes room.
+	srv := &http.Server{ReadTimeout: time.Hour, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done := AwaitBody(r.Context())
+		_, err := io.ReadAll(r.Body)
+		done()
+		if err != nil {
+			http.Error(w, "the body did not come", http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, "ok")
+	})}
+	l.Limit(srv)
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	var held [2]net.Conn
+	for i := range held {
+		held[i] = dial(t, raw.Addr().String())
+		io.WriteString(held[i], "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+		time.Sleep(100 * time.Millisecond) // the first waits the longest
+	}
+	time.Sleep(readingGrace + 200*time.Millisecond)
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	res, err := c.Post("http://"+raw.Addr().String(), "text/plain", strings.NewReader("a body"))
+	if err != nil {
+		t.Fatalf("with the listener full of connections awaiting bodies for %v: %v", readingGrace, err)
+	}
+	res.Body.Close()
+	held[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if res, err := http.ReadResponse(bufio.NewReader(held[0]), nil); err != nil || res.StatusCode != http.StatusBadRequest {
+		t.Errorf("the connection that waited the longest: %v, %v; want 400, its body's read cut off", res, err)
+	}
+	if !open(held[1]) {
+		t.Error("the other connection awaiting its body was cut too, or answered")
+	}
+}
+
 // TestOptionsStarIdle: a connection idle after "OPTIONS *", which net/http
 // answers without the server's handler unless told not to, makes room as
 // any idle one: it was left reading, in no list, unevictable, and one

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/openpca/openpca/awsjson"
+	"github.com/openpca/openpca/connlimit"
 	"github.com/openpca/openpca/internal/smallbody"
 	"github.com/openpca/openpca/server"
 )
@@ -129,5 +130,48 @@ func TestOCSPBodiesOfBothListeners(t *testing.T) {
 	body, err := io.ReadAll(res.Body)
 	if err != nil || !bytes.Equal(body, ocsp.TryLaterErrorResponse) {
 		t.Errorf("a request past the room of both listeners' connections: %q, %v; want tryLater", body, err)
+	}
+}
+
+// TestOCSPHeldBodiesMakeRoom: with the listener full of OCSP requests
+// whose bodies are held back, a new client's connection takes the place
+// of one of them (connlimit.AwaitBody) within a second or so, not once
+// the body's time (10 s, for one past 4 KiB) is out: before, a connection
+// in a request was one nothing took back, and a few networks that sent
+// such requests again as they were answered held all of a server's.
+func TestOCSPHeldBodiesMakeRoom(t *testing.T) {
+	const connections = 4
+	srv := server.New(server.Config{OCSP: answerResponder{}, Authenticator: awsjson.StaticAuthenticator{}, MaxConnections: connections,
+		Logger: slog.New(slog.DiscardHandler)})
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := connlimit.Listen(raw, connlimit.Limits{Total: connections})
+	go srv.Serve(l, l.Limit)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	for n := range connections {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n+1), 1)}} // a network's share is one body
+		conn, err := d.Dial("tcp", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", server.PathOCSP, 2*smallbody.SmallBody)
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if line, err := bufio.NewReader(conn).ReadString('\n'); strings.TrimSpace(line) != "HTTP/1.1 100 Continue" {
+			t.Fatalf("held request %d of %d: %q, %v; want HTTP/1.1 100 Continue", n+1, connections, line, err)
+		}
+	}
+	// Short of smallbody.Time, with the eviction's second and more.
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+	res, err := c.Post("http://"+raw.Addr().String()+server.PathOCSP, "application/ocsp-request", bytes.NewReader([]byte{0x30, 0}))
+	if err != nil {
+		t.Fatalf("with the listener full of OCSP requests whose bodies are held back: %v", err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || string(body) != "answer" {
+		t.Errorf("%q, %v; want the responder's answer", body, err)
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/openpca/openpca/connlimit"
 )
 
 // Time is how long a body may take to arrive. Bodies read here are at
@@ -28,11 +30,11 @@ const Time = 10 * time.Second
 
 // SmallTime is how long Read gives a body of at most SmallBody bytes,
 // which comes in a packet or two with its headers: the API's pacing's
-// floor. Such a body takes its connection for as long, and connlimit
-// cannot take a connection in a request back for another client: within
-// Time (and LeaveGrace after), a request that declared a body of a byte
-// and sent none held its connection 13 s, and sixteen networks that sent
-// them again as they were answered held all of a server's.
+// floor. Such a body takes its connection for as long, which connlimit
+// gives another client only once the listener is full: within Time (and
+// LeaveGrace after), a request that declared a body of a byte and sent
+// none held its connection 13 s, and sixteen networks that sent them
+// again as they were answered held all of a server's.
 const SmallTime = 3 * time.Second
 
 // ErrTooLarge is a body of more than the limit.
@@ -92,8 +94,13 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64, budgets *Budgets,
 	_ = rc.SetReadDeadline(time.Now().Add(wait))
 	// Of the size the room is for, and one byte more, to see a body
 	// longer than it said: io.ReadAll, and bytes.Buffer, grow their
-	// buffers to twice what they hold.
-	if body, err = Fill(r.Body, make([]byte, 0, n+1), nil); err != nil {
+	// buffers to twice what they hold. Its connection is one another may
+	// take the place of meanwhile, if the listener is full
+	// (connlimit.AwaitBody).
+	awaited := connlimit.AwaitBody(r.Context())
+	body, err = Fill(r.Body, make([]byte, 0, n+1), nil)
+	awaited()
+	if err != nil {
 		done()
 		return nil, nil, err
 	}
