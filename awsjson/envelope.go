@@ -17,6 +17,7 @@ import (
 
 	"github.com/openpca/openpca"
 	"github.com/openpca/openpca/clientaddr"
+	"github.com/openpca/openpca/connlimit"
 	"github.com/openpca/openpca/internal/logsample"
 	"github.com/openpca/openpca/internal/smallbody"
 )
@@ -295,7 +296,14 @@ func (e *Envelope) readBody(w http.ResponseWriter, r *http.Request, limit int64)
 		}
 		pool.Release(who, n)
 	}
-	if body, err = fill(r.Body, buf[:0:min(cap(buf), int(limit)+1)], limit, pace); err != nil {
+	// Its connection is one another may take the place of meanwhile, if
+	// the listener is full: anyone can name an access key id.
+	awaited := connlimit.AwaitBody(r.Context())
+	body, err = fill(r.Body, buf[:0:min(cap(buf), int(limit)+1)], limit, pace)
+	if !awaited() && err == nil {
+		err = &openpca.Error{Code: openpca.CodeSerialization, Message: "the request body did not arrive in time"}
+	}
+	if err != nil {
 		done()
 		return nil, nil, err
 	}

@@ -4,9 +4,10 @@
 // request slowly: before a request is read whole, nothing tells an
 // attacker's connection from a client's. Connections that wait idle
 // between requests make room for new ones when the listener is full, and
-// so do those that have been reading a request's headers the longest (a
-// client sends them at once): holding the slots takes requests, not
-// silence, nor a byte now and then.
+// so do those that have been reading a request's headers, or awaiting its
+// body (AwaitBody, Leaving), the longest (a client sends them at once):
+// holding the slots takes requests, not silence, nor a byte now and then,
+// nor a body held back.
 package connlimit
 
 import (
@@ -268,27 +269,46 @@ type connKey struct{}
 // under Limit) as waiting for the request's body, until done: past
 // readingGrace, a new connection may take its place, as that of one
 // reading a request's headers, and its reads then fail. A client sends a
-// small body with its headers; one that declared a body and held it back
-// kept its connection in a request, which nothing took back, for as long
-// as its handler waited for it. Call it before a read of the body that
-// may wait, and done once it is read.
-func AwaitBody(ctx context.Context) (done func()) {
+// body at once, after its headers; one that declared a body and held it
+// back kept its connection in a request, which nothing took back, for as
+// long as its handler waited for it. Call it before a read of the body
+// that may wait, and done once it is read: done reports whether the
+// connection is still the request's, not taken meanwhile (its read
+// deadline past, which ends the request's context).
+func AwaitBody(ctx context.Context) (done func() (kept bool)) {
+	c := await(ctx)
+	if c == nil {
+		return func() bool { return true }
+	}
+	return func() bool {
+		c.l.mu.Lock()
+		defer c.l.mu.Unlock()
+		delete(c.l.awaiting, c)
+		return c.state.CompareAndSwap(awaiting, handling) // not if cut meanwhile
+	}
+}
+
+// Leaving marks the connection of the request of ctx, whose handler is
+// done and did not read its body whole, as AwaitBody does until the
+// connection ends: what net/http reads of the rest of the body after the
+// answer (up to smallbody.LeaveGrace, so that a client still sending it
+// gets the answer, not a reset) may then give its place to another.
+func Leaving(ctx context.Context) { await(ctx) }
+
+// await marks the connection of the request of ctx awaiting its body, and
+// returns it; nil if it is no Listener's, or not handling a request.
+func await(ctx context.Context) *conn {
 	c, ok := ctx.Value(connKey{}).(*conn)
 	if !ok {
-		return func() {}
+		return nil
 	}
 	c.l.mu.Lock()
 	defer c.l.mu.Unlock()
 	if !c.state.CompareAndSwap(handling, awaiting) {
-		return func() {}
+		return nil
 	}
 	c.l.awaiting[c] = time.Now()
-	return func() {
-		c.l.mu.Lock()
-		defer c.l.mu.Unlock()
-		delete(c.l.awaiting, c)
-		c.state.CompareAndSwap(awaiting, handling) // not if cut meanwhile
-	}
+	return c
 }
 
 // own returns the connection of l that nc is, or wraps (TLS), or nil.
@@ -321,8 +341,10 @@ func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
 	case http.StateNew: // reading since it was accepted
 	case http.StateIdle:
 		delete(l.reading, c)
-		// Reading still, if a request's answer came without its handler.
-		if c.state.CompareAndSwap(handling, idle) || c.state.CompareAndSwap(reading, idle) {
+		delete(l.awaiting, c)
+		// Reading still, if a request's answer came without its handler;
+		// awaiting, if its body was read whole after its handler (Leaving).
+		if c.state.CompareAndSwap(handling, idle) || c.state.CompareAndSwap(reading, idle) || c.state.CompareAndSwap(awaiting, idle) {
 			l.idle[c] = time.Now()
 			select {
 			case l.idled <- struct{}{}:

@@ -480,23 +480,21 @@ func TestReadingMakesRoom(t *testing.T) {
 	}
 }
 
-// TestAwaitingBodyMakesRoom: with the listener full of connections whose
-// requests' handlers wait for bodies held back (AwaitBody), past
-// readingGrace a new connection takes the place of the one that waited
-// the longest, whose read of its body fails. Before, such a connection was
-// in a request, which nothing took back.
-func TestAwaitingBodyMakesRoom(t *testing.T) {
+// awaitingServer serves, on a listener of total connections, a handler
+// that awaits its request's body (AwaitBody), and answers 400 if it does
+// not come, or its connection was taken meanwhile; it returns its address.
+func awaitingServer(t *testing.T, total int) string {
+	t.Helper()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := Listen(raw, Limits{Total: 2})
+	l := Listen(raw, Limits{Total: total})
 	// An hour to read, so that only the listener makes room.
 	srv := &http.Server{ReadTimeout: time.Hour, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		done := AwaitBody(r.Context())
 		_, err := io.ReadAll(r.Body)
-		done()
-		if err != nil {
+		if !done() || err != nil {
 			http.Error(w, "the body did not come", http.StatusBadRequest)
 			return
 		}
@@ -505,15 +503,25 @@ func TestAwaitingBodyMakesRoom(t *testing.T) {
 	l.Limit(srv)
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
+	return raw.Addr().String()
+}
+
+// TestAwaitingBodyMakesRoom: with the listener full of connections whose
+// requests' handlers wait for bodies held back (AwaitBody), past
+// readingGrace a new connection takes the place of the one that waited
+// the longest, whose read of its body fails. Before, such a connection was
+// in a request, which nothing took back.
+func TestAwaitingBodyMakesRoom(t *testing.T) {
+	addr := awaitingServer(t, 2)
 	var held [2]net.Conn
 	for i := range held {
-		held[i] = dial(t, raw.Addr().String())
+		held[i] = dial(t, addr)
 		io.WriteString(held[i], "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
 		time.Sleep(100 * time.Millisecond) // the first waits the longest
 	}
 	time.Sleep(readingGrace + 200*time.Millisecond)
 	c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
-	res, err := c.Post("http://"+raw.Addr().String(), "text/plain", strings.NewReader("a body"))
+	res, err := c.Post("http://"+addr, "text/plain", strings.NewReader("a body"))
 	if err != nil {
 		t.Fatalf("with the listener full of connections awaiting bodies for %v: %v", readingGrace, err)
 	}
@@ -524,6 +532,37 @@ func TestAwaitingBodyMakesRoom(t *testing.T) {
 	}
 	if !open(held[1]) {
 		t.Error("the other connection awaiting its body was cut too, or answered")
+	}
+}
+
+// TestAwaitingBodyInTime: a connection awaiting its body for less than
+// readingGrace is not taken for a new one, which waits; once answered, it
+// is idle, and taken then.
+func TestAwaitingBodyInTime(t *testing.T) {
+	addr := awaitingServer(t, 1)
+	c := dial(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+	newcomer := make(chan error, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+		res, err := c.Get("http://" + addr)
+		if err == nil {
+			res.Body.Close()
+		}
+		newcomer <- err
+	}()
+	time.Sleep(readingGrace * 6 / 10)
+	io.WriteString(c, "0123456789")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if res, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || res.StatusCode != http.StatusOK {
+		t.Errorf("a body that came within the grace, with a new connection waiting: %v, %v; want 200", res, err)
+	}
+	if err := <-newcomer; err != nil {
+		t.Errorf("the new connection, once the other was idle: %v", err)
+	}
+	if !closedByServer(c) {
+		t.Error("the idle connection was not taken for the new one")
 	}
 }
 

@@ -133,45 +133,64 @@ func TestOCSPBodiesOfBothListeners(t *testing.T) {
 	}
 }
 
-// TestOCSPHeldBodiesMakeRoom: with the listener full of OCSP requests
-// whose bodies are held back, a new client's connection takes the place
-// of one of them (connlimit.AwaitBody) within a second or so, not once
-// the body's time (10 s, for one past 4 KiB) is out: before, a connection
-// in a request was one nothing took back, and a few networks that sent
-// such requests again as they were answered held all of a server's.
-func TestOCSPHeldBodiesMakeRoom(t *testing.T) {
+// TestHeldBodiesMakeRoom: with the listener full of requests whose bodies
+// are held back, a new client's connection takes the place of one of them
+// within a second or so (connlimit.AwaitBody, connlimit.Leaving), not once
+// the body's time is out: 10 s for an OCSP request's of more than 4 KiB, 3 s
+// for an API request's, and smallbody.LeaveGrace, 3 s, for one its handler
+// refused unread. Before, a connection in a request was one nothing took
+// back, and a few networks that sent such requests again as they were
+// answered held all of a server's.
+func TestHeldBodiesMakeRoom(t *testing.T) {
 	const connections = 4
-	srv := server.New(server.Config{OCSP: answerResponder{}, Authenticator: awsjson.StaticAuthenticator{}, MaxConnections: connections,
-		Logger: slog.New(slog.DiscardHandler)})
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := connlimit.Listen(raw, connlimit.Limits{Total: connections})
-	go srv.Serve(l, l.Limit)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	for n := range connections {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n+1), 1)}} // a network's share is one body
-		conn, err := d.Dial("tcp", raw.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", server.PathOCSP, 2*smallbody.SmallBody)
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if line, err := bufio.NewReader(conn).ReadString('\n'); strings.TrimSpace(line) != "HTTP/1.1 100 Continue" {
-			t.Fatalf("held request %d of %d: %q, %v; want HTTP/1.1 100 Continue", n+1, connections, line, err)
-		}
-	}
-	// Short of smallbody.Time, with the eviction's second and more.
-	c := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
-	res, err := c.Post("http://"+raw.Addr().String()+server.PathOCSP, "application/ocsp-request", bytes.NewReader([]byte{0x30, 0}))
-	if err != nil {
-		t.Fatalf("with the listener full of OCSP requests whose bodies are held back: %v", err)
-	}
-	body, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	if err != nil || string(body) != "answer" {
-		t.Errorf("%q, %v; want the responder's answer", body, err)
+	for _, tc := range []struct {
+		name, head string
+		read       bool // the handler reads the body (100 Continue says when)
+	}{
+		{"OCSP", fmt.Sprintf("POST %s HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: %d\r\n", server.PathOCSP, 2*smallbody.SmallBody), true},
+		{"API", "POST / HTTP/1.1\r\nX-Amz-Target: ACMPrivateCA.ListCertificateAuthorities\r\nContent-Type: application/x-amz-json-1.1\r\nExpect: 100-continue\r\nContent-Length: 100\r\n", true},
+		{"refused unread", "POST /nowhere HTTP/1.1\r\nContent-Length: 100\r\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := server.New(server.Config{OCSP: answerResponder{}, Authenticator: awsjson.StaticAuthenticator{}, MaxConnections: connections,
+				Logger: slog.New(slog.DiscardHandler)})
+			raw, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := connlimit.Listen(raw, connlimit.Limits{Total: connections})
+			go srv.Serve(l, l.Limit)
+			t.Cleanup(func() { srv.Shutdown(context.Background()) })
+			for n := range connections {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n+1), 1)}} // a network's share is one body
+				conn, err := d.Dial("tcp", raw.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close() })
+				fmt.Fprintf(conn, "%sHost: x\r\n\r\n", tc.head)
+				conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				line, err := bufio.NewReader(conn).ReadString('\n')
+				if want := "HTTP/1.1 100 Continue"; tc.read && strings.TrimSpace(line) != want {
+					t.Fatalf("held request %d of %d: %q, %v; want %s", n+1, connections, line, err, want)
+				} else if !tc.read && err != nil {
+					t.Fatalf("held request %d of %d: %v, want its answer", n+1, connections, err)
+				}
+			}
+			time.Sleep(time.Second) // connlimit's grace for a connection in a request
+			// Short of what is left of the least of the times above (2 s),
+			// with the grace's last ticks and the eviction's.
+			c := &http.Client{Transport: &http.Transport{}, Timeout: 1500 * time.Millisecond}
+			res, err := c.Post("http://"+raw.Addr().String()+server.PathOCSP, "application/ocsp-request", bytes.NewReader([]byte{0x30, 0}))
+			if err != nil {
+				t.Fatalf("with the listener full of requests whose bodies are held back: %v", err)
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || string(body) != "answer" {
+				t.Errorf("%q, %v; want the responder's answer", body, err)
+			}
+		})
 	}
 }

@@ -2,9 +2,10 @@
 // (an OCSP request, a console form) within a bound of time, and bounds
 // what a body a handler has no use for holds (Bound). The server's read
 // timeout is a minute, and a connection in the middle of a request is
-// never idle, so it cannot be taken for a new client's: a body sent a
-// byte every 20 s held its connection a minute, and sixteen addresses
-// could hold all of the server's connections so.
+// never idle: a body sent a byte every 20 s held its connection a minute,
+// and sixteen addresses could hold all of the server's connections so.
+// While a body is awaited, its connection is one a new client's may take
+// the place of (connlimit.AwaitBody, connlimit.Leaving).
 package smallbody
 
 import (
@@ -39,6 +40,10 @@ const SmallTime = 3 * time.Second
 
 // ErrTooLarge is a body of more than the limit.
 var ErrTooLarge = errors.New("the request's body is too large")
+
+// errTaken is a body read whole as its connection was taken for
+// another's (connlimit.AwaitBody): answered as one that did not come.
+var errTaken = errors.New("the request's connection was taken for another's")
 
 // ErrBusy is a body the budget had no room for.
 var ErrBusy = errors.New("the server is busy with other requests' bodies")
@@ -99,7 +104,9 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64, budgets *Budgets,
 	// (connlimit.AwaitBody).
 	awaited := connlimit.AwaitBody(r.Context())
 	body, err = Fill(r.Body, make([]byte, 0, n+1), nil)
-	awaited()
+	if !awaited() && err == nil {
+		err = errTaken // its request's context ends
+	}
 	if err != nil {
 		done()
 		return nil, nil, err
@@ -186,6 +193,9 @@ func Bound(h http.Handler) http.Handler {
 					grace = 0
 				}
 				_ = rc.SetReadDeadline(time.Now().Add(grace))
+				// What is read of it meanwhile holds the connection no
+				// longer than another needs it.
+				connlimit.Leaving(r.Context())
 			}
 		}()
 		h.ServeHTTP(lw, r)
