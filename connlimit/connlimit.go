@@ -88,7 +88,7 @@ type Listener struct {
 	// bytes came), since when.
 	reading map[*conn]time.Time
 	// awaiting are the connections whose request's handler waits for its
-	// body (AwaitBody), since when.
+	// body (AwaitBody), or refused it unread (Leaving), since when.
 	awaiting map[*conn]time.Time
 }
 
@@ -194,10 +194,11 @@ func (l *Listener) slot() error {
 
 // evictable returns the connection idle the longest, evicted, or else the
 // one reading a request's headers the longest, or else awaiting its body
-// (AwaitBody), past readingGrace, cut off; or nil if none is. A connection that a request reached first is no longer
-// idle, and one whose request's handler began no longer reading: its read
-// or its handler and the eviction decide between them (conn.state), so
-// that no request is then cut off.
+// (AwaitBody, Leaving), past readingGrace, cut off; or nil if none is. A
+// connection that a request reached first is no longer idle, and one
+// whose request's handler began no longer reading: its read or its
+// handler and the eviction decide between them (conn.state), so that no
+// request is then cut off, but in its wait for its body.
 func (l *Listener) evictable() *conn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
