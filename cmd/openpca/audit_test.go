@@ -834,43 +834,21 @@ func testAuditProofOCSP(t *testing.T, env *testenv.Env, key string, alg types.Ke
 // by the hashes of that CA's name and key, is refused; one whose CertID
 // names the CA passes that check, to go on to the proof file's.
 func TestAuditProofOCSPNamesTheCA(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// ca returns a CA's certificate named name, of pub's key, signed by
-	// key: the CA's own, or its key's twin under another name.
-	ca := func(name string, pub any) *x509.Certificate {
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour),
-			NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	issuer := ca("Issuing CA", key.Public())
+	root := testenv.NewExternalRoot(t, "Issuing CA")
+	other := testenv.NewExternalRoot(t, "Issuing CA") // of another key
 	dir := t.TempDir()
-	issuerPath := fileOf(t, dir, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Raw}))
+	issuerPath := fileOf(t, dir, "ca.pem", root.PEM)
 	for _, tc := range []struct {
 		name  string
 		about *x509.Certificate // the CA the answer's CertID names
 		ok    bool
 	}{
-		{"the CA", issuer, true},
-		{"another name", ca("Other CA", key.Public()), false},
-		{"another key", ca("Issuing CA", other.Public()), false},
+		{"the CA", root.Cert, true},
+		{"another name", root.Sign(t, "Other CA", root.Key.Public(), root.Cert.NotAfter).Cert, false},
+		{"another key", other.Cert, false},
 	} {
 		now := time.Now()
-		der, err := ocsp.CreateResponse(tc.about, issuer, ocsp.Response{Status: ocsp.Good, SerialNumber: big.NewInt(0x1234), ThisUpdate: now, NextUpdate: now.Add(time.Hour)}, key)
+		der, err := ocsp.CreateResponse(tc.about, root.Cert, ocsp.Response{Status: ocsp.Good, SerialNumber: big.NewInt(0x1234), ThisUpdate: now, NextUpdate: now.Add(time.Hour)}, root.Key)
 		if err != nil {
 			t.Fatal(err)
 		}
