@@ -7,18 +7,23 @@
 // so do those that have been reading a request's headers, or awaiting its
 // body (AwaitBody, Leaving), the longest (a client sends them at once):
 // holding the slots takes requests, not silence, nor a byte now and then,
-// nor a body held back.
+// nor a body held back. New connections wait for a slot in a queue of the
+// listener's own, not the kernel's, and a network with the fewest open goes
+// first: many networks that queue connections as fast as theirs are taken
+// back keep a client of another network waiting only for the next slot.
 package connlimit
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +37,10 @@ import (
 type Limits struct {
 	// Total is how many connections may be open at once. Past it, a new
 	// connection waits for the one idle the longest, if one is, to be
-	// closed (its next read fails), and otherwise for any to close.
+	// closed (its next read fails), and otherwise for any to close. As
+	// many more may wait (past them, the newest of the network with the
+	// most open is closed), and of those waiting, one of the network with
+	// the fewest open takes the next slot.
 	Total int
 	// PerNetwork is how many of them may come from one network: an IPv4
 	// address, or an IPv6 /64, which one host is often given whole. A
@@ -72,10 +80,13 @@ type Listener struct {
 	slots      chan struct{} // one per open connection; nil without Total
 	closed     chan struct{}
 	closeOnce  sync.Once
+	queuing    sync.Once     // starts acceptQueued, at the first Accept
 	idled      chan struct{} // told when a connection turns idle
+	arrived    chan struct{} // told when a connection is queued
 	warnRefuse *rate.Sometimes
 	warnRate   *rate.Sometimes
 	warnFull   *rate.Sometimes
+	warnAccept *rate.Sometimes
 
 	mu   sync.Mutex
 	open map[netip.Prefix]int // open connections by network
@@ -90,13 +101,20 @@ type Listener struct {
 	// awaiting are the connections whose request's handler waits for its
 	// body (AwaitBody), or refused it unread (Leaving), since when.
 	awaiting map[*conn]time.Time
+	// queued are the connections accepted and counted that wait for a
+	// slot, the longest first.
+	queued []*conn
+	// acceptErr ends Accept once no connection is queued: the error of
+	// the listener's own Accept, which is not tried again.
+	acceptErr error
 }
 
 // Listen returns l with lim's bounds.
 func Listen(l net.Listener, lim Limits) *Listener {
-	ll := &Listener{Listener: l, lim: lim, closed: make(chan struct{}), idled: make(chan struct{}, 1),
+	ll := &Listener{Listener: l, lim: lim, closed: make(chan struct{}), idled: make(chan struct{}, 1), arrived: make(chan struct{}, 1),
 		warnRefuse: &rate.Sometimes{Interval: time.Minute}, warnRate: &rate.Sometimes{Interval: time.Minute}, warnFull: &rate.Sometimes{Interval: time.Minute},
-		open: map[netip.Prefix]int{}, opened: map[netip.Prefix]*rate.Limiter{}, idle: map[*conn]time.Time{}, reading: map[*conn]time.Time{},
+		warnAccept: &rate.Sometimes{Interval: time.Minute},
+		open:       map[netip.Prefix]int{}, opened: map[netip.Prefix]*rate.Limiter{}, idle: map[*conn]time.Time{}, reading: map[*conn]time.Time{},
 		awaiting: map[*conn]time.Time{}}
 	if lim.Total > 0 {
 		ll.slots = make(chan struct{}, lim.Total)
@@ -104,14 +122,74 @@ func Listen(l net.Listener, lim Limits) *Listener {
 	return ll
 }
 
-// Accept waits for a connection from a network under its bound, then for
-// a slot for it: so that an idle connection is evicted only for a
-// connection that is there.
+// Accept waits for a queued connection (acceptQueued), then for a slot,
+// so that an idle connection is evicted only for a connection that is
+// there, and then gives the slot to the queued connection of the network
+// with the fewest open, the longest queued of those.
 func (l *Listener) Accept() (net.Conn, error) {
+	l.queuing.Do(func() { go l.acceptQueued() })
+	for {
+		l.mu.Lock()
+		n, err := len(l.queued), l.acceptErr
+		l.mu.Unlock()
+		if n == 0 {
+			if err != nil {
+				return nil, err
+			}
+			select {
+			case <-l.arrived:
+			case <-l.closed:
+				return nil, net.ErrClosed
+			}
+			continue
+		}
+		if err := l.slot(); err != nil {
+			return nil, err
+		}
+		if c := l.dequeue(); c != nil {
+			return c, nil
+		}
+		l.release() // the listener was closed meanwhile
+	}
+}
+
+// minQueued is how many connections may wait for a slot at least: as many
+// as Total, and this many where Total is none.
+const minQueued = 64
+
+// acceptQueued accepts the connections the kernel queues, as they come,
+// counts each in its network (or closes it, past the network's bounds),
+// and queues it for Accept: in the kernel's queue, a client waited behind
+// every connection queued before it, each slot taken back after
+// readingGrace. It ends with the listener's Accept, whose error then ends
+// Accept once none is queued; one of too many files open, or another that
+// may pass, is waited out, as net/http does.
+func (l *Listener) acceptQueued() {
+	var wait time.Duration
 	for {
 		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
+		var temporary interface{ Temporary() bool }
+		switch {
+		case err == nil:
+			wait = 0
+		case errors.As(err, &temporary) && temporary.Temporary():
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			if l.lim.Logger != nil {
+				l.warnAccept.Do(func() {
+					l.lim.Logger.Warn("accepting a connection failed; trying again (logged at most once a minute)", "error", err, "in", wait)
+				})
+			}
+			select {
+			case <-time.After(wait):
+			case <-l.closed:
+			}
+			continue
+		default:
+			l.mu.Lock()
+			l.acceptErr = err
+			l.mu.Unlock()
+			tell(l.arrived)
+			return
 		}
 		network, ok := l.admit(c.RemoteAddr())
 		if !ok {
@@ -120,16 +198,69 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		cc := &conn{Conn: c, l: l, network: network}
 		cc.state.Store(reading)
-		if err := l.slot(); err != nil {
-			cc.Close()
-			return nil, err
+		if closed := l.enqueue(cc); closed != nil {
+			closed.Close()
 		}
-		cc.slotted = true
-		l.mu.Lock()
-		l.reading[cc] = time.Now()
-		l.mu.Unlock()
-		return cc, nil
+		tell(l.arrived)
 	}
+}
+
+// tell signals ch, which holds one signal, unless it holds one already.
+func tell(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue queues c, and returns the connection it closes for it: c itself
+// if the listener is closed, and past the queue's bound, the newest of
+// the network with the most open, c among them.
+func (l *Listener) enqueue(c *conn) (closed *conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.closed:
+		return c
+	default:
+	}
+	if len(l.queued) < max(l.lim.Total, minQueued) {
+		l.queued = append(l.queued, c)
+		return nil
+	}
+	at := -1
+	closed = c
+	for i, q := range slices.Backward(l.queued) {
+		if l.open[q.network] > l.open[closed.network] {
+			at, closed = i, q
+		}
+	}
+	if at >= 0 {
+		l.queued = append(slices.Delete(l.queued, at, at+1), c)
+	}
+	return closed
+}
+
+// dequeue takes the queued connection of the network with the fewest
+// open, the longest queued of those, and gives it a slot; nil if none is
+// queued.
+func (l *Listener) dequeue() *conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at := -1
+	for i, q := range l.queued {
+		if at < 0 || l.open[q.network] < l.open[l.queued[at].network] {
+			at = i
+		}
+	}
+	if at < 0 {
+		return nil
+	}
+	c := l.queued[at]
+	l.queued = slices.Delete(l.queued, at, at+1)
+	c.slotted = true
+	l.reading[c] = time.Now()
+	return c
 }
 
 // evictionWait is how long a slot is waited for after an eviction before
@@ -347,10 +478,7 @@ func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
 		// awaiting, if its body was read whole after its handler (Leaving).
 		if c.state.CompareAndSwap(handling, idle) || c.state.CompareAndSwap(reading, idle) || c.state.CompareAndSwap(awaiting, idle) {
 			l.idle[c] = time.Now()
-			select {
-			case l.idled <- struct{}{}:
-			default:
-			}
+			tell(l.idled)
 		}
 	case http.StateActive:
 		// A request its server had read ahead (pipelined, or in TLS's
@@ -378,11 +506,12 @@ func (c *conn) handling() bool {
 }
 
 // admit counts a connection from addr in its network, and returns that
-// network (none, invalid, where no bound applies), or false if the network
-// has as many connections open as it may.
+// network (none, invalid, where no bound applies: Total orders queued
+// connections by it), or false if the network has as many connections
+// open as it may.
 func (l *Listener) admit(addr net.Addr) (network netip.Prefix, ok bool) {
 	tcp, isTCP := addr.(*net.TCPAddr)
-	if l.lim.PerNetwork <= 0 && l.lim.RatePerNetwork <= 0 || !isTCP {
+	if l.lim.PerNetwork <= 0 && l.lim.RatePerNetwork <= 0 && l.lim.Total <= 0 || !isTCP {
 		return netip.Prefix{}, true
 	}
 	ip := tcp.AddrPort().Addr().Unmap()
@@ -411,7 +540,7 @@ func (l *Listener) admit(addr net.Addr) (network netip.Prefix, ok bool) {
 		}
 		return netip.Prefix{}, false
 	}
-	if l.lim.PerNetwork <= 0 {
+	if l.lim.PerNetwork <= 0 && l.lim.Total <= 0 {
 		return netip.Prefix{}, true
 	}
 	l.open[network]++
@@ -447,10 +576,19 @@ func (l *Listener) release() {
 	}
 }
 
-// Close closes the listener; connections it accepted stay open.
+// Close closes the listener and the connections queued; those Accept
+// returned stay open.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() { close(l.closed) })
-	return l.Listener.Close()
+	err := l.Listener.Close()
+	l.mu.Lock()
+	queued := l.queued
+	l.queued = nil
+	l.mu.Unlock()
+	for _, c := range queued {
+		c.Close()
+	}
+	return err
 }
 
 // conn gives back its slot and its network's count once closed.

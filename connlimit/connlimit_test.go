@@ -674,3 +674,119 @@ func TestOwnUnwraps(t *testing.T) {
 		}
 	}
 }
+
+// TestFewestFirst: with the listener full, and networks that each keep as
+// many connections open as they may, every one sending part of its
+// headers, and another as soon as one is taken back, a client of a
+// network with none open is served within about readingGrace: its
+// connection takes the next slot, before theirs that queued first. In the
+// kernel's queue it waited for every one ahead of it, 7 s with these
+// numbers (a slot taken back from each after readingGrace).
+func TestFewestFirst(t *testing.T) {
+	const total, perNetwork, networks = 8, 4, 16
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(raw, Limits{Total: total, PerNetwork: perNetwork})
+	// An hour for headers, so that only the listener makes room.
+	srv := &http.Server{ReadHeaderTimeout: time.Hour, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	l.Limit(srv)
+	go srv.Serve(l)
+	addr := raw.Addr().String()
+	stop := make(chan struct{})
+	var attackers sync.WaitGroup
+	t.Cleanup(func() {
+		close(stop)
+		srv.Close()
+		attackers.Wait()
+	})
+	for n := range networks {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(n+1))}}
+		for range perNetwork {
+			attackers.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c, err := d.Dial("tcp", addr)
+					if err != nil {
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					io.WriteString(c, "GET / HTTP/1.1\r\nHo")
+					io.Copy(io.Discard, c) // until the server closes it
+					c.Close()
+					time.Sleep(50 * time.Millisecond)
+				}
+			})
+		}
+	}
+	time.Sleep(2 * readingGrace) // the listener full, and connections queued
+	for i := range 3 {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(i+1))}}
+		c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
+		start := time.Now()
+		res, err := c.Get("http://" + addr)
+		if err != nil {
+			t.Fatalf("client %d, of a network with no connection open: %v", i, err)
+		}
+		res.Body.Close()
+		if took := time.Since(start); took > 3*readingGrace {
+			t.Errorf("client %d, of a network with no connection open, answered in %v; want within about %v", i, took, readingGrace)
+		}
+	}
+}
+
+// TestQueueOrder: a slot goes to the queued connection of the network with
+// the fewest open, the longest queued of those; past the queue's bound, a
+// new connection closes the newest of the network with the most open,
+// itself if its own network has as many.
+func TestQueueOrder(t *testing.T) {
+	l := Listen(nil, Limits{Total: 1})
+	queue := func(ip string) (c, closed *conn) {
+		t.Helper()
+		network, ok := l.admit(&net.TCPAddr{IP: net.ParseIP(ip)})
+		if !ok {
+			t.Fatalf("%s refused", ip)
+		}
+		nc, _ := net.Pipe()
+		c = &conn{Conn: nc, l: l, network: network}
+		if closed = l.enqueue(c); closed != nil {
+			closed.Close()
+		}
+		return c, closed
+	}
+	var want []*conn
+	for _, ip := range []string{"192.0.2.1", "192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.3"} {
+		c, _ := queue(ip)
+		want = append(want, c)
+	}
+	want = []*conn{want[3], want[4], want[5], want[0], want[1], want[2]}
+	for i, w := range want {
+		if got := l.dequeue(); got != w {
+			t.Fatalf("slot %d went to another connection than the one of %v", i, w.network)
+		}
+	}
+	if got := l.dequeue(); got != nil {
+		t.Fatal("a slot went to a connection with none queued")
+	}
+
+	var many []*conn
+	for range minQueued - 1 {
+		c, _ := queue("192.0.2.4")
+		many = append(many, c)
+	}
+	queue("192.0.2.5")
+	if _, closed := queue("192.0.2.6"); closed != many[len(many)-1] {
+		t.Errorf("past the bound, a new network's connection closed %v; want the newest of the network with the most", closed)
+	}
+	if c, closed := queue("192.0.2.4"); closed != c {
+		t.Errorf("past the bound, a connection of the network with the most closed %v; want itself", closed)
+	}
+	if len(l.queued) != minQueued {
+		t.Errorf("%d connections queued; want %d", len(l.queued), minQueued)
+	}
+}
