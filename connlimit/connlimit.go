@@ -37,10 +37,10 @@ import (
 type Limits struct {
 	// Total is how many connections may be open at once. Past it, a new
 	// connection waits for the one idle the longest, if one is, to be
-	// closed (its next read fails), and otherwise for any to close. As
-	// many more may wait (past them, the newest of the network with the
-	// most open is closed), and of those waiting, one of the network with
-	// the fewest open takes the next slot.
+	// closed (its next read fails), and otherwise for any to close. Of
+	// those waiting in the listener's queue (as many as Total, minQueued
+	// at least; see enqueue for what happens past them), one of the
+	// network with the fewest open takes the next slot.
 	Total int
 	// PerNetwork is how many of them may come from one network: an IPv4
 	// address, or an IPv6 /64, which one host is often given whole. A
@@ -83,6 +83,7 @@ type Listener struct {
 	queuing    sync.Once     // starts acceptQueued, at the first Accept
 	idled      chan struct{} // told when a connection turns idle
 	arrived    chan struct{} // told when a connection is queued
+	dequeued   chan struct{} // told when Accept takes a queued connection
 	warnRefuse *rate.Sometimes
 	warnRate   *rate.Sometimes
 	warnFull   *rate.Sometimes
@@ -112,6 +113,7 @@ type Listener struct {
 // Listen returns l with lim's bounds.
 func Listen(l net.Listener, lim Limits) *Listener {
 	ll := &Listener{Listener: l, lim: lim, closed: make(chan struct{}), idled: make(chan struct{}, 1), arrived: make(chan struct{}, 1),
+		dequeued:   make(chan struct{}, 1),
 		warnRefuse: &rate.Sometimes{Interval: time.Minute}, warnRate: &rate.Sometimes{Interval: time.Minute}, warnFull: &rate.Sometimes{Interval: time.Minute},
 		warnAccept: &rate.Sometimes{Interval: time.Minute},
 		open:       map[netip.Prefix]int{}, opened: map[netip.Prefix]*rate.Limiter{}, idle: map[*conn]time.Time{}, reading: map[*conn]time.Time{},
@@ -153,15 +155,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-// minQueued is how many connections may wait for a slot at least: as many
-// as Total, and this many where Total is none.
-const minQueued = 64
-
 // acceptQueued accepts the connections the kernel queues, as they come,
 // counts each in its network (or closes it, past the network's bounds),
-// and queues it for Accept: in the kernel's queue, a client waited behind
-// every connection queued before it, each slot taken back after
-// readingGrace. It ends with the listener's Accept, whose error then ends
+// and queues it for Accept (enqueue): in the kernel's queue alone, a
+// client waited behind every connection queued before it, each slot taken
+// back after readingGrace. It ends with the listener's Accept, whose error then ends
 // Accept once none is queued; one of too many files open, or another that
 // may pass, is waited out, as net/http does.
 func (l *Listener) acceptQueued() {
@@ -198,10 +196,7 @@ func (l *Listener) acceptQueued() {
 		}
 		cc := &conn{Conn: c, l: l, network: network}
 		cc.state.Store(reading)
-		if closed := l.enqueue(cc); closed != nil {
-			closed.Close()
-		}
-		tell(l.arrived)
+		l.enqueue(cc)
 	}
 }
 
@@ -213,32 +208,74 @@ func tell(ch chan struct{}) {
 	}
 }
 
-// enqueue queues c, and returns the connection it closes for it: c itself
-// if the listener is closed, and past the queue's bound, the newest of
-// the network with the most open, c among them.
-func (l *Listener) enqueue(c *conn) (closed *conn) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	select {
-	case <-l.closed:
-		return c
-	default:
-	}
-	if len(l.queued) < max(l.lim.Total, minQueued) {
-		l.queued = append(l.queued, c)
-		return nil
-	}
-	at := -1
-	closed = c
-	for i, q := range slices.Backward(l.queued) {
-		if l.open[q.network] > l.open[closed.network] {
-			at, closed = i, q
+// enqueue queues c once there is room, and tells Accept. Past the queue's
+// bound, c takes the place of the newest queued connection of the network
+// with the most open, if that has more than c's; or else, if c's network
+// has another open, c is closed; or else c waits for Accept to take one,
+// and the connections that come meanwhile wait in the kernel's queue. So
+// networks that keep many connections open keep none of another's waiting
+// behind theirs, and a client's only connection is never closed for those
+// of networks that have no more open (a red-team's finding: closed then,
+// a client's connection failed under many networks that kept one each
+// waiting). If the listener is closed first, it closes c.
+func (l *Listener) enqueue(c *conn) {
+	for {
+		l.mu.Lock()
+		select {
+		case <-l.closed:
+			l.mu.Unlock()
+			c.Close()
+			return
+		default:
+		}
+		if len(l.queued) < max(l.lim.Total, minQueued) {
+			l.queued = append(l.queued, c)
+			l.mu.Unlock()
+			tell(l.arrived)
+			return
+		}
+		own := l.weight(c)
+		at, most := -1, own
+		for i, q := range slices.Backward(l.queued) {
+			if n := l.weight(q); n > most {
+				at, most = i, n
+			}
+		}
+		if at >= 0 {
+			closed := l.queued[at]
+			l.queued = append(slices.Delete(l.queued, at, at+1), c)
+			l.mu.Unlock()
+			closed.Close()
+			tell(l.arrived)
+			return
+		}
+		if own > 1 {
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.dequeued:
+		case <-l.closed:
 		}
 	}
-	if at >= 0 {
-		l.queued = append(slices.Delete(l.queued, at, at+1), c)
+}
+
+// minQueued is how many connections may wait for a slot in a listener's
+// queue at least: as many as Total, and this many where Total is smaller.
+// Each holds a file descriptor; a connection the kernel queues holds its
+// memory all the same, and hides its network.
+const minQueued = 64
+
+// weight is how many connections c's network has open, c among them: one,
+// for a network not counted (a proxy's, whose connections are each a
+// client's).
+func (l *Listener) weight(c *conn) int {
+	if !c.network.IsValid() {
+		return 1
 	}
-	return closed
+	return l.open[c.network]
 }
 
 // dequeue takes the queued connection of the network with the fewest
@@ -249,7 +286,7 @@ func (l *Listener) dequeue() *conn {
 	defer l.mu.Unlock()
 	at := -1
 	for i, q := range l.queued {
-		if at < 0 || l.open[q.network] < l.open[l.queued[at].network] {
+		if at < 0 || l.weight(q) < l.weight(l.queued[at]) {
 			at = i
 		}
 	}
@@ -260,6 +297,7 @@ func (l *Listener) dequeue() *conn {
 	l.queued = slices.Delete(l.queued, at, at+1)
 	c.slotted = true
 	l.reading[c] = time.Now()
+	tell(l.dequeued)
 	return c
 }
 

@@ -741,52 +741,114 @@ func TestFewestFirst(t *testing.T) {
 }
 
 // TestQueueOrder: a slot goes to the queued connection of the network with
-// the fewest open, the longest queued of those; past the queue's bound, a
-// new connection closes the newest of the network with the most open,
-// itself if its own network has as many.
+// the fewest open, the longest queued of those; a connection of an
+// address with no bound (a proxy's) counts as one network's only.
 func TestQueueOrder(t *testing.T) {
-	l := Listen(nil, Limits{Total: 1})
-	queue := func(ip string) (c, closed *conn) {
-		t.Helper()
-		network, ok := l.admit(&net.TCPAddr{IP: net.ParseIP(ip)})
-		if !ok {
-			t.Fatalf("%s refused", ip)
-		}
-		nc, _ := net.Pipe()
-		c = &conn{Conn: nc, l: l, network: network}
-		if closed = l.enqueue(c); closed != nil {
-			closed.Close()
-		}
-		return c, closed
-	}
+	proxy := netip.MustParseAddr("192.0.2.9")
+	l := Listen(nil, Limits{Total: 8, Exempt: func(a netip.Addr) bool { return a == proxy }})
 	var want []*conn
-	for _, ip := range []string{"192.0.2.1", "192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.3"} {
-		c, _ := queue(ip)
-		want = append(want, c)
+	for _, ip := range []string{"192.0.2.1", "192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.3", "192.0.2.9"} {
+		want = append(want, queue(t, l, ip))
 	}
-	want = []*conn{want[3], want[4], want[5], want[0], want[1], want[2]}
+	want = []*conn{want[3], want[6], want[4], want[5], want[0], want[1], want[2]}
 	for i, w := range want {
 		if got := l.dequeue(); got != w {
-			t.Fatalf("slot %d went to another connection than the one of %v", i, w.network)
+			t.Fatalf("slot %d went to another connection than the one of %v", i, w.RemoteAddr())
 		}
 	}
 	if got := l.dequeue(); got != nil {
 		t.Fatal("a slot went to a connection with none queued")
 	}
+}
 
-	var many []*conn
-	for range minQueued - 1 {
-		c, _ := queue("192.0.2.4")
-		many = append(many, c)
+// queue counts a connection from ip in l and queues it, as acceptQueued
+// does, and returns it once queued (or closed).
+func queue(t *testing.T, l *Listener, ip string) *conn {
+	network, ok := l.admit(&net.TCPAddr{IP: net.ParseIP(ip)})
+	if !ok {
+		t.Errorf("%s refused", ip)
 	}
-	queue("192.0.2.5")
-	if _, closed := queue("192.0.2.6"); closed != many[len(many)-1] {
-		t.Errorf("past the bound, a new network's connection closed %v; want the newest of the network with the most", closed)
+	nc, _ := net.Pipe()
+	c := &conn{Conn: addrConn{nc, ip}, l: l, network: network}
+	l.enqueue(c)
+	return c
+}
+
+// addrConn is a connection from addr.
+type addrConn struct {
+	net.Conn
+	addr string
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.ParseIP(c.addr)} }
+
+// TestQueueFull: past the queue's bound, a new connection takes the place
+// of the newest queued of the network with the most open, if that has
+// more open than its own; or else it is closed if its network has another
+// open; or else it waits for a slot to be taken: a client's only
+// connection is never closed for others' that have as few open (a
+// red-team's finding: closed at once, a client's connection failed under
+// many networks that each kept one connection waiting).
+func TestQueueFull(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if c, closed := queue("192.0.2.4"); closed != c {
-		t.Errorf("past the bound, a connection of the network with the most closed %v; want itself", closed)
+	l := Listen(raw, Limits{Total: 4})
+	a := []*conn{queue(t, l, "192.0.2.1"), queue(t, l, "192.0.2.1"), queue(t, l, "192.0.2.1")}
+	others := []*conn{}
+	for i := range minQueued - len(a) {
+		others = append(others, queue(t, l, fmt.Sprintf("198.51.100.%d", i+1)))
 	}
-	if len(l.queued) != minQueued {
-		t.Errorf("%d connections queued; want %d", len(l.queued), minQueued)
+	// 192.0.2.1 has 3 open, then 2: each time the newest is closed.
+	b, c := queue(t, l, "192.0.2.2"), queue(t, l, "192.0.2.3")
+	if !closedConn(a[2]) || !closedConn(a[1]) || closedConn(a[0]) {
+		t.Fatal("a new network's connections did not close the newest of the network with the most open")
+	}
+	// Now every network queued has one open: a new one waits for a slot
+	// to be taken.
+	waiting := make(chan *conn)
+	go func() { waiting <- queue(t, l, "192.0.2.4") }()
+	select {
+	case <-waiting:
+		t.Fatal("a new connection was queued past the bound, or closed another of a network with as few open")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if first := l.dequeue(); first != a[0] {
+		t.Fatal("the slot went to another connection than the longest queued")
+	}
+	d := <-waiting
+	if closedConn(d) || l.queued[len(l.queued)-1] != d {
+		t.Fatal("the waiting connection was not queued once a slot was taken")
+	}
+	// 192.0.2.1's second, with a[0] open: closed at once.
+	go func() { waiting <- queue(t, l, "192.0.2.1") }()
+	select {
+	case c := <-waiting:
+		if !closedConn(c) {
+			t.Fatal("past the queue's bound, a connection of a network with another open, as heavy as any queued, was queued")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("past the queue's bound, a connection of a network with another open, as heavy as any queued, waited")
+	}
+	// Another network's only one waits, until the listener closes, which
+	// closes it and those queued, not a[0].
+	go func() { waiting <- queue(t, l, "192.0.2.5") }()
+	select {
+	case <-waiting:
+		t.Fatal("a network's only connection did not wait for room")
+	case <-time.After(100 * time.Millisecond):
+	}
+	l.Close()
+	for _, c := range append([]*conn{<-waiting, b, c, d}, others...) {
+		if !closedConn(c) {
+			t.Errorf("a connection from %v, queued or waiting, was not closed with its listener", c.RemoteAddr())
+		}
+	}
+	if closedConn(a[0]) {
+		t.Error("a connection Accept took was closed with its listener")
 	}
 }
+
+// closedConn reports whether c, over a net.Pipe, was closed.
+func closedConn(c *conn) bool { return c.Conn.SetReadDeadline(time.Time{}) != nil }
