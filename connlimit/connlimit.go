@@ -8,9 +8,10 @@
 // body (AwaitBody, Leaving), the longest (a client sends them at once):
 // holding the slots takes requests, not silence, nor a byte now and then,
 // nor a body held back. New connections wait for a slot in a queue of the
-// listener's own, not the kernel's, and a network with the fewest open goes
-// first: many networks that queue connections as fast as theirs are taken
-// back keep a client of another network waiting only for the next slot.
+// listener's own, not the kernel's, where those of networks whose
+// connections were cut off lately go last: many networks that hold slots
+// so, each connection made again as soon as it is cut off, keep a client
+// of another network waiting only for the next slot.
 package connlimit
 
 import (
@@ -18,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
 	"log/slog"
 	"maps"
 	"net"
@@ -38,9 +40,9 @@ type Limits struct {
 	// Total is how many connections may be open at once. Past it, a new
 	// connection waits for the one idle the longest, if one is, to be
 	// closed (its next read fails), and otherwise for any to close. Of
-	// those waiting in the listener's queue (as many as Total, minQueued
-	// at least; see enqueue for what happens past them), one of the
-	// network with the fewest open takes the next slot.
+	// those waiting in the listener's queue (see enqueue), one of a
+	// network whose connections were not cut off lately, that holds the
+	// fewest slots, takes the next (see place).
 	Total int
 	// PerNetwork is how many of them may come from one network: an IPv4
 	// address, or an IPv6 /64, which one host is often given whole. A
@@ -91,6 +93,10 @@ type Listener struct {
 
 	mu   sync.Mutex
 	open map[netip.Prefix]int // open connections by network
+	held map[netip.Prefix]int // of those, the ones that hold slots
+	cuts map[netip.Prefix]cutRecord
+	// ahead counts, by network, the queued connections before one (places).
+	ahead map[netip.Prefix]int
 	// opened paces the connections each network opens (RatePerNetwork):
 	// those whose bucket is full again are forgotten, past maxPaced.
 	opened map[netip.Prefix]*rate.Limiter
@@ -116,7 +122,7 @@ func Listen(l net.Listener, lim Limits) *Listener {
 		dequeued:   make(chan struct{}, 1),
 		warnRefuse: &rate.Sometimes{Interval: time.Minute}, warnRate: &rate.Sometimes{Interval: time.Minute}, warnFull: &rate.Sometimes{Interval: time.Minute},
 		warnAccept: &rate.Sometimes{Interval: time.Minute},
-		open:       map[netip.Prefix]int{}, opened: map[netip.Prefix]*rate.Limiter{}, idle: map[*conn]time.Time{}, reading: map[*conn]time.Time{},
+		open:       map[netip.Prefix]int{}, held: map[netip.Prefix]int{}, cuts: map[netip.Prefix]cutRecord{}, ahead: map[netip.Prefix]int{}, opened: map[netip.Prefix]*rate.Limiter{}, idle: map[*conn]time.Time{}, reading: map[*conn]time.Time{},
 		awaiting: map[*conn]time.Time{}}
 	if lim.Total > 0 {
 		ll.slots = make(chan struct{}, lim.Total)
@@ -126,8 +132,7 @@ func Listen(l net.Listener, lim Limits) *Listener {
 
 // Accept waits for a queued connection (acceptQueued), then for a slot,
 // so that an idle connection is evicted only for a connection that is
-// there, and then gives the slot to the queued connection of the network
-// with the fewest open, the longest queued of those.
+// there, and then gives the slot to a queued connection (dequeue).
 func (l *Listener) Accept() (net.Conn, error) {
 	l.queuing.Do(func() { go l.acceptQueued() })
 	for {
@@ -209,15 +214,14 @@ func tell(ch chan struct{}) {
 }
 
 // enqueue queues c once there is room, and tells Accept. Past the queue's
-// bound, c takes the place of the newest queued connection of the network
-// with the most open, if that has more than c's; or else, if c's network
-// has another open, c is closed; or else c waits for Accept to take one,
-// and the connections that come meanwhile wait in the kernel's queue. So
-// networks that keep many connections open keep none of another's waiting
-// behind theirs, and a client's only connection is never closed for those
-// of networks that have no more open (a red-team's finding: closed then,
-// a client's connection failed under many networks that kept one each
-// waiting). If the listener is closed first, it closes c.
+// bound, c takes the place of the queued connection last in place (the
+// newest of those), if that is after c's own; or else, if connections of
+// c's network were cut off lately, c is closed; or else c waits for
+// Accept to take one, and the connections that come meanwhile wait in the
+// kernel's queue. So networks whose connections hold slots without
+// sending their requests keep none of another's waiting behind theirs,
+// and no client whose connections were not cut off has one closed: it
+// waits for its turn. If the listener is closed first, it closes c.
 func (l *Listener) enqueue(c *conn) {
 	for {
 		l.mu.Lock()
@@ -228,17 +232,22 @@ func (l *Listener) enqueue(c *conn) {
 			return
 		default:
 		}
-		if len(l.queued) < max(l.lim.Total, minQueued) {
+		if len(l.queued) < min(max(l.lim.Total, minQueued), maxQueued) {
 			l.queued = append(l.queued, c)
 			l.mu.Unlock()
 			tell(l.arrived)
 			return
 		}
-		own := l.weight(c)
-		at, most := -1, own
-		for i, q := range slices.Backward(l.queued) {
-			if n := l.weight(q); n > most {
-				at, most = i, n
+		own := place{cuts: l.recentCuts(c.network), held: l.heldBy(c)}
+		for _, q := range l.queued {
+			if c.network.IsValid() && q.network == c.network {
+				own.ahead++
+			}
+		}
+		at, last := -1, own
+		for i, p := range l.places() {
+			if p.after(last) || at >= 0 && !last.after(p) {
+				at, last = i, p
 			}
 		}
 		if at >= 0 {
@@ -249,7 +258,7 @@ func (l *Listener) enqueue(c *conn) {
 			tell(l.arrived)
 			return
 		}
-		if own > 1 {
+		if own.cuts > 0 {
 			l.mu.Unlock()
 			c.Close()
 			return
@@ -262,32 +271,105 @@ func (l *Listener) enqueue(c *conn) {
 	}
 }
 
-// minQueued is how many connections may wait for a slot in a listener's
-// queue at least: as many as Total, and this many where Total is smaller.
-// Each holds a file descriptor; a connection the kernel queues holds its
-// memory all the same, and hides its network.
-const minQueued = 64
+// A listener's queue holds as many connections as Total, at least
+// minQueued and at most maxQueued. Each holds a file descriptor (a
+// connection the kernel queues holds its memory all the same, and hides
+// its network), and each choice of one reads them all.
+const (
+	minQueued = 64
+	maxQueued = 1024
+)
 
-// weight is how many connections c's network has open, c among them: one,
-// for a network not counted (a proxy's, whose connections are each a
-// client's).
-func (l *Listener) weight(c *conn) int {
-	if !c.network.IsValid() {
-		return 1
-	}
-	return l.open[c.network]
+// A place is a queued connection's place in the order in which queued
+// connections take slots: how many of its network's were cut off lately
+// (recentCuts), the slots its network holds, and how many of its
+// network's are queued before it, so that networks take turns.
+type place struct{ cuts, held, ahead int }
+
+func (a place) after(b place) bool {
+	return cmp.Or(cmp.Compare(a.cuts, b.cuts), cmp.Compare(a.held, b.held), cmp.Compare(a.ahead, b.ahead)) > 0
 }
 
-// dequeue takes the queued connection of the network with the fewest
-// open, the longest queued of those, and gives it a slot; nil if none is
-// queued.
+// cutRecord is how many of a network's connections were cut off (taken
+// while reading a request's headers or awaiting its body) since first,
+// and when the last was.
+type cutRecord struct {
+	n    int
+	last time.Time
+}
+
+// cutMemory is how long a network's cut connections count against its
+// new ones; maxCutNetworks how many networks' cuts a listener keeps, those
+// older than cutMemory forgotten first.
+const (
+	cutMemory      = time.Minute
+	maxCutNetworks = 4096
+)
+
+// wasCut counts a connection of network cut off. Call it with l.mu held.
+func (l *Listener) wasCut(network netip.Prefix) {
+	if !network.IsValid() {
+		return
+	}
+	now := time.Now()
+	r, ok := l.cuts[network]
+	if !ok && len(l.cuts) >= maxCutNetworks {
+		maps.DeleteFunc(l.cuts, func(_ netip.Prefix, r cutRecord) bool { return now.Sub(r.last) >= cutMemory })
+		if len(l.cuts) >= maxCutNetworks {
+			return
+		}
+	}
+	if now.Sub(r.last) >= cutMemory {
+		r.n = 0
+	}
+	l.cuts[network] = cutRecord{n: r.n + 1, last: now}
+}
+
+// recentCuts is how many of network's connections were cut off, in a run
+// of cuts less than cutMemory apart that has not ended. Call it with l.mu
+// held.
+func (l *Listener) recentCuts(network netip.Prefix) int {
+	if r, ok := l.cuts[network]; ok && time.Since(r.last) < cutMemory {
+		return r.n
+	}
+	return 0
+}
+
+// places yields each queued connection's index and place. Call it with
+// l.mu held.
+func (l *Listener) places() iter.Seq2[int, place] {
+	return func(yield func(int, place) bool) {
+		clear(l.ahead)
+		for i, q := range l.queued {
+			p := place{cuts: l.recentCuts(q.network), held: l.heldBy(q), ahead: l.ahead[q.network]}
+			if q.network.IsValid() {
+				l.ahead[q.network]++
+			}
+			if !yield(i, p) {
+				return
+			}
+		}
+	}
+}
+
+// heldBy is how many slots c's network holds: none for a network not
+// counted (a proxy's, whose connections are each a client's).
+func (l *Listener) heldBy(c *conn) int {
+	if !c.network.IsValid() {
+		return 0
+	}
+	return l.held[c.network]
+}
+
+// dequeue takes the queued connection first in place (the longest queued
+// of those), and gives it a slot; nil if none is queued.
 func (l *Listener) dequeue() *conn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	at := -1
-	for i, q := range l.queued {
-		if at < 0 || l.weight(q) < l.weight(l.queued[at]) {
-			at = i
+	at, first := -1, place{}
+	for i, p := range l.places() {
+		if at < 0 || first.after(p) {
+			at, first = i, p
 		}
 	}
 	if at < 0 {
@@ -296,6 +378,9 @@ func (l *Listener) dequeue() *conn {
 	c := l.queued[at]
 	l.queued = slices.Delete(l.queued, at, at+1)
 	c.slotted = true
+	if c.network.IsValid() {
+		l.held[c.network]++
+	}
 	l.reading[c] = time.Now()
 	tell(l.dequeued)
 	return c
@@ -390,6 +475,9 @@ func (l *Listener) evictable() *conn {
 			}
 			delete(set.conns, longest)
 			if longest.state.CompareAndSwap(set.from, set.to) {
+				if set.to == cut {
+					l.wasCut(longest.network)
+				}
 				return longest
 			}
 		}
@@ -743,6 +831,11 @@ func (c *conn) Close() error {
 		if c.network.IsValid() {
 			if c.l.open[c.network]--; c.l.open[c.network] == 0 {
 				delete(c.l.open, c.network)
+			}
+			if c.slotted {
+				if c.l.held[c.network]--; c.l.held[c.network] == 0 {
+					delete(c.l.held, c.network)
+				}
 			}
 		}
 		c.l.mu.Unlock()

@@ -679,11 +679,52 @@ func TestOwnUnwraps(t *testing.T) {
 // many connections open as they may, every one sending part of its
 // headers, and another as soon as one is taken back, a client of a
 // network with none open is served within about readingGrace: its
-// connection takes the next slot, before theirs that queued first. In the
-// kernel's queue it waited for every one ahead of it, 7 s with these
-// numbers (a slot taken back from each after readingGrace).
+// connections take the next slots, before theirs that queued first. In
+// the kernel's queue it waited for every one ahead of it, 7 s with the
+// first case's numbers (a slot taken back from each after readingGrace);
+// and in the second case, the client's connections past its first were
+// closed while networks that held slots kept as many waiting (a
+// red-team's finding, of the listener's queue before it weighed slots).
 func TestFewestFirst(t *testing.T) {
-	const total, perNetwork, networks = 8, 4, 16
+	for _, tc := range []struct {
+		name                                     string
+		total, perNetwork, networks, keep, conns int
+	}{
+		{"networks of 4 connections", 8, 4, 16, 4, 1},
+		{"networks of 2, a client of 3 at once", 8, 4, 36, 2, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := flooded(t, tc.total, tc.perNetwork, tc.networks, tc.keep)
+			for i := range 3 {
+				d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(i+1))}}
+				var clients sync.WaitGroup
+				for range tc.conns {
+					clients.Go(func() {
+						c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
+						start := time.Now()
+						res, err := c.Get("http://" + addr)
+						if err != nil {
+							t.Errorf("client %d, of a network with none open before: %v", i, err)
+							return
+						}
+						res.Body.Close()
+						if took := time.Since(start); took > 3*readingGrace {
+							t.Errorf("client %d, of a network with none open before, answered in %v; want within about %v", i, took, readingGrace)
+						}
+					})
+				}
+				clients.Wait()
+			}
+		})
+	}
+}
+
+// flooded serves a listener of total connections, perNetwork from one
+// network, and has networks each keep keep open, sending part of their
+// headers and dialling again as each is closed, until the test ends; it
+// returns the listener's address once the listener is full and
+// connections wait.
+func flooded(t *testing.T, total, perNetwork, networks, keep int) string {
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -703,7 +744,7 @@ func TestFewestFirst(t *testing.T) {
 	})
 	for n := range networks {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(n+1))}}
-		for range perNetwork {
+		for range keep {
 			attackers.Go(func() {
 				for {
 					select {
@@ -724,25 +765,14 @@ func TestFewestFirst(t *testing.T) {
 			})
 		}
 	}
-	time.Sleep(2 * readingGrace) // the listener full, and connections queued
-	for i := range 3 {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(i+1))}}
-		c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
-		start := time.Now()
-		res, err := c.Get("http://" + addr)
-		if err != nil {
-			t.Fatalf("client %d, of a network with no connection open: %v", i, err)
-		}
-		res.Body.Close()
-		if took := time.Since(start); took > 3*readingGrace {
-			t.Errorf("client %d, of a network with no connection open, answered in %v; want within about %v", i, took, readingGrace)
-		}
-	}
+	time.Sleep(2 * readingGrace)
+	return addr
 }
 
-// TestQueueOrder: a slot goes to the queued connection of the network with
-// the fewest open, the longest queued of those; a connection of an
-// address with no bound (a proxy's) counts as one network's only.
+// TestQueueOrder: a slot goes to the queued connection of the network that
+// holds the fewest slots, then with the fewest of its network's queued
+// before it, the longest queued of those: networks take turns. A proxy's
+// connections are each a network's of its own.
 func TestQueueOrder(t *testing.T) {
 	proxy := netip.MustParseAddr("192.0.2.9")
 	l := Listen(nil, Limits{Total: 8, Exempt: func(a netip.Addr) bool { return a == proxy }})
@@ -750,8 +780,12 @@ func TestQueueOrder(t *testing.T) {
 	for _, ip := range []string{"192.0.2.1", "192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.3", "192.0.2.9"} {
 		want = append(want, queue(t, l, ip))
 	}
-	want = []*conn{want[3], want[6], want[4], want[5], want[0], want[1], want[2]}
+	// Each network's first, then its second, then its third.
+	want = []*conn{want[0], want[3], want[4], want[6], want[1], want[5], want[2]}
 	for i, w := range want {
+		if err := l.slot(); err != nil {
+			t.Fatal(err)
+		}
 		if got := l.dequeue(); got != w {
 			t.Fatalf("slot %d went to another connection than the one of %v", i, w.RemoteAddr())
 		}
@@ -759,6 +793,24 @@ func TestQueueOrder(t *testing.T) {
 	if got := l.dequeue(); got != nil {
 		t.Fatal("a slot went to a connection with none queued")
 	}
+	for _, c := range want {
+		c.Close()
+	}
+	if len(l.open) != 0 || len(l.held) != 0 {
+		t.Errorf("with every connection closed, networks count %v open, %v holding slots", l.open, l.held)
+	}
+}
+
+// queueListener is a Listener of total connections on 127.0.0.1, whose
+// queue the test fills itself (queue), closed at the test's end.
+func queueListener(t *testing.T, total int) *Listener {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(raw, Limits{Total: total})
+	t.Cleanup(func() { l.Close() })
+	return l
 }
 
 // queue counts a connection from ip in l and queues it, as acceptQueued
@@ -783,71 +835,159 @@ type addrConn struct {
 func (c addrConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.ParseIP(c.addr)} }
 
 // TestQueueFull: past the queue's bound, a new connection takes the place
-// of the newest queued of the network with the most open, if that has
-// more open than its own; or else it is closed if its network has another
-// open; or else it waits for a slot to be taken: a client's only
-// connection is never closed for others' that have as few open (a
-// red-team's finding: closed at once, a client's connection failed under
-// many networks that each kept one connection waiting).
+// of the queued one last in place, if that is after its own: of a network
+// whose connections were cut off lately, or that holds more slots; or else
+// it is closed if its own network's were cut off lately; or else it waits
+// for a slot to be taken. A client whose connections were not cut off has
+// none closed (a red-team's finding: with the queue weighing connections
+// open, a client's connection was closed under many networks that each
+// kept one waiting, and its second one under networks that kept two).
 func TestQueueFull(t *testing.T) {
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := Listen(raw, Limits{Total: 4})
+	l := queueListener(t, 4)
 	a := []*conn{queue(t, l, "192.0.2.1"), queue(t, l, "192.0.2.1"), queue(t, l, "192.0.2.1")}
+	take := func() *conn {
+		t.Helper()
+		if err := l.slot(); err != nil {
+			t.Fatal(err)
+		}
+		return l.dequeue()
+	}
+	if take() != a[0] {
+		t.Fatal("the slot went to another connection than the longest queued")
+	}
 	others := []*conn{}
-	for i := range minQueued - len(a) {
+	for i := range minQueued - 2 {
 		others = append(others, queue(t, l, fmt.Sprintf("198.51.100.%d", i+1)))
 	}
-	// 192.0.2.1 has 3 open, then 2: each time the newest is closed.
+	// 192.0.2.1 holds a slot: its queued connections give their places,
+	// the last first.
 	b, c := queue(t, l, "192.0.2.2"), queue(t, l, "192.0.2.3")
 	if !closedConn(a[2]) || !closedConn(a[1]) || closedConn(a[0]) {
-		t.Fatal("a new network's connections did not close the newest of the network with the most open")
+		t.Fatal("a new network's connections did not take the places of those of a network that holds a slot")
 	}
-	// Now every network queued has one open: a new one waits for a slot
-	// to be taken.
+	// Now every network queued is alike: a new one waits for a slot to
+	// be taken.
 	waiting := make(chan *conn)
 	go func() { waiting <- queue(t, l, "192.0.2.4") }()
 	select {
 	case <-waiting:
-		t.Fatal("a new connection was queued past the bound, or closed another of a network with as few open")
+		t.Fatal("a new connection was queued past the bound, or closed another of a network alike")
 	case <-time.After(100 * time.Millisecond):
 	}
-	if first := l.dequeue(); first != a[0] {
+	if take() != others[0] {
 		t.Fatal("the slot went to another connection than the longest queued")
 	}
 	d := <-waiting
 	if closedConn(d) || l.queued[len(l.queued)-1] != d {
 		t.Fatal("the waiting connection was not queued once a slot was taken")
 	}
-	// 192.0.2.1's second, with a[0] open: closed at once.
-	go func() { waiting <- queue(t, l, "192.0.2.1") }()
+	// A connection of 198.51.100.2 was cut off: its queued one gives its
+	// place, and its next is closed at once.
+	l.mu.Lock()
+	l.wasCut(others[1].network)
+	l.mu.Unlock()
+	e := queue(t, l, "192.0.2.5")
+	if !closedConn(others[1]) || closedConn(e) {
+		t.Fatal("a new network's connection did not take the place of one of a network cut off")
+	}
+	go func() { waiting <- queue(t, l, "198.51.100.2") }()
 	select {
 	case c := <-waiting:
 		if !closedConn(c) {
-			t.Fatal("past the queue's bound, a connection of a network with another open, as heavy as any queued, was queued")
+			t.Fatal("past the queue's bound, a connection of a network cut off was queued")
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("past the queue's bound, a connection of a network with another open, as heavy as any queued, waited")
+		t.Fatal("past the queue's bound, a connection of a network cut off waited")
 	}
-	// Another network's only one waits, until the listener closes, which
-	// closes it and those queued, not a[0].
-	go func() { waiting <- queue(t, l, "192.0.2.5") }()
+	// 192.0.2.1's next, its network holding a slot but not cut off: it
+	// waits, until the listener closes, which closes it and those queued,
+	// not those taken.
+	go func() { waiting <- queue(t, l, "192.0.2.1") }()
 	select {
 	case <-waiting:
-		t.Fatal("a network's only connection did not wait for room")
+		t.Fatal("a connection of a network that holds a slot, not cut off, did not wait for room")
 	case <-time.After(100 * time.Millisecond):
 	}
 	l.Close()
-	for _, c := range append([]*conn{<-waiting, b, c, d}, others...) {
+	for _, c := range append([]*conn{<-waiting, b, c, d, e}, others[2:]...) {
 		if !closedConn(c) {
 			t.Errorf("a connection from %v, queued or waiting, was not closed with its listener", c.RemoteAddr())
 		}
 	}
-	if closedConn(a[0]) {
-		t.Error("a connection Accept took was closed with its listener")
+	if closedConn(a[0]) || closedConn(others[0]) {
+		t.Error("a connection taken from the queue was closed with its listener")
 	}
+}
+
+// TestQueueFullTurns: past the queue's bound, of networks that hold as
+// many slots, the one with the most queued gives its newest's place.
+func TestQueueFullTurns(t *testing.T) {
+	l := queueListener(t, 4)
+	for _, ip := range []string{"192.0.2.1", "192.0.2.2"} {
+		queue(t, l, ip)
+		if err := l.slot(); err != nil {
+			t.Fatal(err)
+		}
+		l.dequeue()
+	}
+	x := []*conn{queue(t, l, "192.0.2.1"), queue(t, l, "192.0.2.1"), queue(t, l, "192.0.2.1")}
+	y := queue(t, l, "192.0.2.2")
+	for i := range minQueued - 4 {
+		queue(t, l, fmt.Sprintf("198.51.100.%d", i+1))
+	}
+	queue(t, l, "192.0.2.3")
+	if !closedConn(x[2]) || closedConn(y) {
+		t.Error("a new connection took the place of another than the newest of the network with the most queued, of those that hold a slot")
+	}
+}
+
+// TestCutsForgotten: a network's cut connections count for cutMemory after
+// the last; past maxCutNetworks networks, those older are forgotten.
+func TestCutsForgotten(t *testing.T) {
+	l := Listen(nil, Limits{Total: 1})
+	n := netip.MustParsePrefix("192.0.2.1/32")
+	l.wasCut(n)
+	l.wasCut(n)
+	if got := l.recentCuts(n); got != 2 {
+		t.Fatalf("%d cuts counted; want 2", got)
+	}
+	l.cuts[n] = cutRecord{n: 2, last: time.Now().Add(-cutMemory)}
+	if got := l.recentCuts(n); got != 0 {
+		t.Errorf("%d cuts counted a minute after the last; want none", got)
+	}
+	l.wasCut(n)
+	if got := l.recentCuts(n); got != 1 {
+		t.Errorf("%d cuts counted of one a minute after the last; want 1", got)
+	}
+	l.cuts[n] = cutRecord{n: 2, last: time.Now().Add(-cutMemory)}
+	for i := range maxCutNetworks - 1 {
+		l.wasCut(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32))
+	}
+	l.wasCut(netip.MustParsePrefix("198.51.100.1/32"))
+	if len(l.cuts) != maxCutNetworks {
+		t.Errorf("%d networks' cuts kept; want %d, the one forgotten whose last was a minute ago", len(l.cuts), maxCutNetworks)
+	}
+	if _, ok := l.cuts[n]; ok {
+		t.Error("a network's cuts a minute old were kept past the bound")
+	}
+}
+
+// TestQueueBound: however large Total, at most maxQueued connections wait
+// in the queue; the next, of a network that holds no slot, waits outside.
+func TestQueueBound(t *testing.T) {
+	l := queueListener(t, 4*maxQueued)
+	for i := range maxQueued {
+		queue(t, l, netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String())
+	}
+	waiting := make(chan *conn)
+	go func() { waiting <- queue(t, l, "192.0.2.1") }()
+	select {
+	case <-waiting:
+		t.Fatalf("a connection past %d queued was queued, or closed another", maxQueued)
+	case <-time.After(100 * time.Millisecond):
+	}
+	l.Close()
+	<-waiting
 }
 
 // closedConn reports whether c, over a net.Pipe, was closed.

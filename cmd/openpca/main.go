@@ -380,7 +380,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, lookupE
 		cfg.TrustedProxies = append(cfg.TrustedProxies, p...)
 		return err
 	})
-	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most connections the API keeps open at once; past it, a new one takes the place of the one idle the longest, or waits, one of the address with the fewest open first (0: no bound)")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most connections the API keeps open at once; past it, a new one takes the place of the one idle the longest, or waits, those of addresses whose connections were cut off lately last (0: no bound)")
 	fs.IntVar(&cfg.MaxConnectionsPerNetwork, "max-connections-per-network", cfg.MaxConnectionsPerNetwork, "most of them from one address (an IPv6 /64), those of --trusted-proxies apart; past it, a new one is closed at once (0: no bound)")
 	fs.Float64Var(&cfg.MaxHandshakeRatePerNetwork, "max-handshake-rate-per-network", cfg.MaxHandshakeRatePerNetwork, "over TLS, most connections a second, each a handshake, one address (an IPv6 /64) opens to the API, in bursts of as many, those of --trusted-proxies apart; past it, a new one is closed at once (0: no bound)")
 	fs.Float64Var(&cfg.AccountRequestRate, "account-request-rate", 0, "most API requests and console pages a second of one account, past which they are ThrottlingException (429 in the console), which clients retry (0: no bound, else 0.001 or more); for a server that several accounts share")
