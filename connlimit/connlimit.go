@@ -92,9 +92,9 @@ type Listener struct {
 	warnAccept *rate.Sometimes
 
 	mu   sync.Mutex
-	open map[netip.Prefix]int // open connections by network
-	held map[netip.Prefix]int // of those, the ones that hold slots
-	cuts map[netip.Prefix]cutRecord
+	open map[netip.Prefix]int       // open connections by network
+	held map[netip.Prefix]int       // of those, the ones that hold slots
+	cuts map[netip.Prefix]cutRecord // connections cut off lately (wasCut)
 	// ahead counts, by network, the queued connections before one (places).
 	ahead map[netip.Prefix]int
 	// opened paces the connections each network opens (RatePerNetwork):
@@ -164,9 +164,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 // counts each in its network (or closes it, past the network's bounds),
 // and queues it for Accept (enqueue): in the kernel's queue alone, a
 // client waited behind every connection queued before it, each slot taken
-// back after readingGrace. It ends with the listener's Accept, whose error then ends
-// Accept once none is queued; one of too many files open, or another that
-// may pass, is waited out, as net/http does.
+// back after readingGrace. It ends with the listener's Accept, whose error
+// then ends Accept once none is queued; one of too many files open, or
+// another that may pass, is waited out, as net/http does.
 func (l *Listener) acceptQueued() {
 	var wait time.Duration
 	for {
@@ -215,13 +215,16 @@ func tell(ch chan struct{}) {
 
 // enqueue queues c once there is room, and tells Accept. Past the queue's
 // bound, c takes the place of the queued connection last in place (the
-// newest of those), if that is after c's own; or else, if connections of
-// c's network were cut off lately, c is closed; or else c waits for
-// Accept to take one, and the connections that come meanwhile wait in the
-// kernel's queue. So networks whose connections hold slots without
-// sending their requests keep none of another's waiting behind theirs,
-// and no client whose connections were not cut off has one closed: it
-// waits for its turn. If the listener is closed first, it closes c.
+// newest of those), if that is of a network whose connections were cut
+// off lately, and after c's own; or else, if c's network's were cut off
+// lately, c is closed; or else c waits for Accept to take one, and the
+// connections that come meanwhile wait in the kernel's queue. So networks
+// whose connections hold slots without sending their requests keep none
+// of another's waiting behind theirs, and a network's connections are
+// closed here only if its own were cut off: otherwise they wait their
+// turn, as in the kernel's queue. (A client that shares its address with
+// such connections shares their lot, as it shares PerNetwork.) If the
+// listener is closed first, it closes c.
 func (l *Listener) enqueue(c *conn) {
 	for {
 		l.mu.Lock()
@@ -246,7 +249,7 @@ func (l *Listener) enqueue(c *conn) {
 		}
 		at, last := -1, own
 		for i, p := range l.places() {
-			if p.after(last) || at >= 0 && !last.after(p) {
+			if p.cuts > 0 && (p.after(last) || at >= 0 && !last.after(p)) {
 				at, last = i, p
 			}
 		}
@@ -300,7 +303,8 @@ type cutRecord struct {
 
 // cutMemory is how long a network's cut connections count against its
 // new ones; maxCutNetworks how many networks' cuts a listener keeps, those
-// older than cutMemory forgotten first.
+// older than cutMemory forgotten first, and then the one cut the longest
+// ago.
 const (
 	cutMemory      = time.Minute
 	maxCutNetworks = 4096
@@ -316,7 +320,15 @@ func (l *Listener) wasCut(network netip.Prefix) {
 	if !ok && len(l.cuts) >= maxCutNetworks {
 		maps.DeleteFunc(l.cuts, func(_ netip.Prefix, r cutRecord) bool { return now.Sub(r.last) >= cutMemory })
 		if len(l.cuts) >= maxCutNetworks {
-			return
+			// Every one cut within the minute: the one cut the
+			// longest ago is forgotten, not this one.
+			oldest := netip.Prefix{}
+			for n, r := range l.cuts {
+				if !oldest.IsValid() || r.last.Before(l.cuts[oldest].last) {
+					oldest = n
+				}
+			}
+			delete(l.cuts, oldest)
 		}
 	}
 	if now.Sub(r.last) >= cutMemory {
