@@ -675,17 +675,16 @@ func TestOwnUnwraps(t *testing.T) {
 	}
 }
 
-// TestFewestFirst: with the listener full, and networks that each keep as
-// many connections open as they may, every one sending part of its
-// headers, and another as soon as one is taken back, a client of a
-// network with none open is served within about readingGrace: its
-// connections take the next slots, before theirs that queued first. In
-// the kernel's queue it waited for every one ahead of it, 7 s with the
-// first case's numbers (a slot taken back from each after readingGrace);
-// and in the second case, the client's connections past its first were
-// closed while networks that held slots kept as many waiting (a
-// red-team's finding, of the listener's queue before it weighed slots).
-func TestFewestFirst(t *testing.T) {
+// TestCutOffLast: with the listener full, and networks that each keep
+// connections open, every one sending part of its headers, and another as
+// soon as one is cut off, a client of another network is served within
+// about readingGrace: its connections take the next slots, before theirs
+// that queued first, whose networks were cut off. In the kernel's queue
+// it waited for every one ahead of it, 7 s with these numbers (a slot
+// taken back from each after readingGrace); and in the second case, with
+// the listener's queue weighing connections open, the client's
+// connections past its first were closed (a red-team's finding).
+func TestCutOffLast(t *testing.T) {
 	for _, tc := range []struct {
 		name                                     string
 		total, perNetwork, networks, keep, conns int
